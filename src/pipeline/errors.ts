@@ -1,0 +1,85 @@
+/**
+ * Stable Warden error codes. Every failure that reaches a caller carries one of these codes;
+ * ingress adapters map them to HTTP status codes and gRPC status codes (see README, "Errors").
+ *
+ * A message must never contain a secret value, a variable value or PII: it names keys, entity
+ * types and locations only.
+ */
+export const ERROR_CODES = {
+  invalid_request: { http: 400, grpc: 'INVALID_ARGUMENT' },
+  unauthenticated: { http: 401, grpc: 'UNAUTHENTICATED' },
+  policy_denied: { http: 403, grpc: 'PERMISSION_DENIED' },
+  model_not_allowed: { http: 403, grpc: 'PERMISSION_DENIED' },
+  policy_error: { http: 500, grpc: 'INTERNAL' },
+  not_found: { http: 404, grpc: 'NOT_FOUND' },
+  template_not_found: { http: 404, grpc: 'NOT_FOUND' },
+  template_retired: { http: 410, grpc: 'FAILED_PRECONDITION' },
+  template_invalid: { http: 500, grpc: 'INTERNAL' },
+  variable_missing: { http: 400, grpc: 'INVALID_ARGUMENT' },
+  variable_invalid: { http: 400, grpc: 'INVALID_ARGUMENT' },
+  payload_too_large: { http: 413, grpc: 'RESOURCE_EXHAUSTED' },
+  secret_unavailable: { http: 503, grpc: 'UNAVAILABLE' },
+  redaction_blocked: { http: 422, grpc: 'FAILED_PRECONDITION' },
+  redaction_failed: { http: 500, grpc: 'INTERNAL' },
+  secret_leak: { http: 422, grpc: 'FAILED_PRECONDITION' },
+  upstream_error: { http: 502, grpc: 'UNAVAILABLE' },
+  upstream_timeout: { http: 504, grpc: 'DEADLINE_EXCEEDED' },
+  audit_unavailable: { http: 503, grpc: 'UNAVAILABLE' },
+  overloaded: { http: 503, grpc: 'UNAVAILABLE' },
+  shutting_down: { http: 503, grpc: 'UNAVAILABLE' },
+  internal: { http: 500, grpc: 'INTERNAL' },
+} as const satisfies Record<string, { http: number; grpc: string }>;
+
+export type ErrorCode = keyof typeof ERROR_CODES;
+
+/** Names the place a problem was found: a file and position, a config key, a request field. */
+export interface ErrorLocation {
+  file?: string;
+  line?: number;
+  column?: number;
+  /** Dotted path of a config key or request field, e.g. `warden.variables.ticket_id`. */
+  path?: string;
+}
+
+export class WardenError extends Error {
+  readonly code: ErrorCode;
+  readonly location: ErrorLocation | undefined;
+  /** Extra, non-sensitive detail for the caller (entity type names, reasons). */
+  readonly details: Record<string, unknown> | undefined;
+
+  constructor(
+    code: ErrorCode,
+    message: string,
+    opts: { location?: ErrorLocation; details?: Record<string, unknown>; cause?: unknown } = {},
+  ) {
+    super(message, opts.cause === undefined ? undefined : { cause: opts.cause });
+    this.name = 'WardenError';
+    this.code = code;
+    this.location = opts.location;
+    this.details = opts.details;
+  }
+
+  get httpStatus(): number {
+    return ERROR_CODES[this.code].http;
+  }
+
+  get grpcStatus(): string {
+    return ERROR_CODES[this.code].grpc;
+  }
+}
+
+export function isWardenError(err: unknown): err is WardenError {
+  return err instanceof WardenError;
+}
+
+/** Formats a location as `file:line:col` or `path`, for messages and logs. */
+export function formatLocation(loc: ErrorLocation | undefined): string {
+  if (!loc) return '';
+  if (loc.file) {
+    let s = loc.file;
+    if (loc.line !== undefined) s += `:${loc.line}`;
+    if (loc.column !== undefined) s += `:${loc.column}`;
+    return s;
+  }
+  return loc.path ?? '';
+}

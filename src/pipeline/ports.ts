@@ -1,0 +1,161 @@
+/**
+ * The small typed interfaces each stage module implements (DESIGN.md, "The contracts").
+ * Implementations live in their stage folder (identity/, policy/, secrets/, templates/,
+ * redact/, providers/, audit/); the pipeline only knows these shapes.
+ */
+import type {
+  ChatMessage,
+  CompletionChunk,
+  CompletionResult,
+  Credentials,
+  PolicyInput,
+  Principal,
+  RedactionDecision,
+  Template,
+  UpstreamRequest,
+} from './types.js';
+
+// ---------------------------------------------------------------------------------------------
+// 1 authenticate
+// ---------------------------------------------------------------------------------------------
+
+export interface Authenticator {
+  readonly method: string;
+  /**
+   * Returns the principal, or `null` when these credentials are not for this method (so the next
+   * method may try). Throws WardenError('unauthenticated') when they are for it but invalid.
+   */
+  authenticate(credentials: Credentials): Promise<Principal | null>;
+}
+
+// ---------------------------------------------------------------------------------------------
+// 2 resolve / 5 render
+// ---------------------------------------------------------------------------------------------
+
+export interface TemplateStore {
+  /** Content hash of the loaded set, shown on /readyz and in metrics. */
+  readonly revision: string;
+  /** Without a version: the highest version. */
+  get(id: string, version?: number): Template | undefined;
+  list(): Template[];
+}
+
+// ---------------------------------------------------------------------------------------------
+// 3 decide
+// ---------------------------------------------------------------------------------------------
+
+export interface PolicyEngine {
+  readonly kind: 'rego' | 'wasm';
+  /** Content hash (or bundle revision) of the loaded policies. */
+  readonly revision: string;
+  /**
+   * Evaluates the configured entrypoint (e.g. `warden/decision`) against `input`.
+   * Returns the JSON value of the entrypoint, or `undefined` when it is undefined.
+   * Throws on evaluation errors (the stage turns them into a deny).
+   */
+  evaluate(input: PolicyInput): unknown;
+}
+
+// ---------------------------------------------------------------------------------------------
+// 4 fetch
+// ---------------------------------------------------------------------------------------------
+
+export interface SecretProvider {
+  /** URI scheme this provider serves: `file`, `env`, `vault`, `k8s`. */
+  readonly scheme: string;
+  /** Resolves one ref. `ttlMs` is the lease: the value may be cached that long. */
+  fetch(ref: URL, signal?: AbortSignal): Promise<{ value: string; ttlMs: number }>;
+}
+
+export interface SecretResolver {
+  /** Resolves exactly these refs (cached within their lease). Throws WardenError('secret_unavailable'). */
+  resolve(refs: readonly string[], signal?: AbortSignal): Promise<Map<string, string>>;
+}
+
+// ---------------------------------------------------------------------------------------------
+// 6 redact / 8 respond
+// ---------------------------------------------------------------------------------------------
+
+export interface RedactionReport {
+  /** Findings by entity type on the way out (prompt) and back (response). */
+  counts: Record<string, number>;
+  responseCounts: Record<string, number>;
+  /** Non-text content parts passed through untouched. */
+  nonTextParts: number;
+  /** Secret values caught by the leak guard (counted, never named). */
+  leaks: number;
+}
+
+/** Redaction state for one request (the tokenize mapping lives here and dies with it). */
+export interface RedactionSession {
+  /**
+   * Redacts every text in the messages (content strings, text parts, tool-call arguments) and,
+   * when given, tool definitions. Throws WardenError('redaction_blocked') naming entity types
+   * for `block` entities and for leaked secret values, WardenError('redaction_failed') when a
+   * detector fails (unless the decision set fail_open).
+   */
+  redactMessages(messages: ChatMessage[]): ChatMessage[];
+  /** Restores tokens (if re-identification is allowed) and redacts PII the model produced. */
+  processCompletion(result: CompletionResult): CompletionResult;
+  /** Streaming counterpart of processCompletion: bounded hold-back, flushed at end. */
+  processStream(chunks: AsyncIterable<CompletionChunk>): AsyncIterable<CompletionChunk>;
+  report(): RedactionReport;
+}
+
+export interface Redactor {
+  /**
+   * @param decision  the policy's redaction decision
+   * @param secrets   exact secret values resolved for this request that must not leave (leak guard)
+   */
+  session(decision: RedactionDecision, secrets: readonly string[]): RedactionSession;
+}
+
+// ---------------------------------------------------------------------------------------------
+// 7 forward
+// ---------------------------------------------------------------------------------------------
+
+export interface ModelProvider {
+  readonly name: string;
+  complete(request: UpstreamRequest): Promise<CompletionResult>;
+  stream(request: UpstreamRequest): AsyncIterable<CompletionChunk>;
+  close(): Promise<void>;
+}
+
+// ---------------------------------------------------------------------------------------------
+// 9 audit
+// ---------------------------------------------------------------------------------------------
+
+export interface AuditRecord {
+  time: string;
+  request_id: string;
+  trace_id: string;
+  span_id: string;
+  decision_id: string | null;
+  principal: { kind: string; subject: string; namespace?: string; service_account?: string } | null;
+  action: string;
+  template: { id: string; version: number; sensitivity: string } | null;
+  approval: string | null;
+  environment: string;
+  policy_revision: string;
+  decision: { allow: boolean; reasons: string[] } | null;
+  secret_refs: string[];
+  redaction: { counts: Record<string, number>; response_counts: Record<string, number>; non_text_parts: number; leaks: number } | null;
+  /** HMAC-SHA256 of the outbound prompt (never the prompt itself). */
+  prompt_hmac: string | null;
+  provider: string | null;
+  model: string | null;
+  usage: { prompt_tokens: number; completion_tokens: number; total_tokens: number } | null;
+  status: 'ok' | 'error';
+  error_code: string | null;
+  latency_ms: number;
+  stream: boolean;
+  seq: number;
+  prev_hash: string;
+  hash: string;
+}
+
+export interface AuditLog {
+  /** Fills seq/prev_hash/hash and writes to every sink. Throws WardenError('audit_unavailable'). */
+  append(record: Omit<AuditRecord, 'seq' | 'prev_hash' | 'hash'>): Promise<AuditRecord>;
+  flush(): Promise<void>;
+}

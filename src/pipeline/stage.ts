@@ -1,0 +1,67 @@
+/**
+ * The filter-chain contract (modelled on Envoy's HTTP filters): each stage sees the request
+ * context, adds what it produces, and may end the request by throwing a WardenError. A stage
+ * never knows which stage ran before or after it; it only reads the context fields it needs
+ * and fails closed when they are missing. `pipeline.ts` is the only place that knows the order.
+ */
+import type { WardenError } from './errors.js';
+import type {
+  ChatMessage,
+  CompletionResult,
+  Decision,
+  PipelineResponse,
+  PolicyInput,
+  Principal,
+  PromptRequest,
+  Template,
+} from './types.js';
+import type { RedactionSession } from './ports.js';
+
+export type StageName =
+  | 'authenticate'
+  | 'resolve'
+  | 'decide'
+  | 'fetch'
+  | 'render'
+  | 'redact'
+  | 'forward'
+  | 'respond'
+  | 'audit';
+
+/** Per-request state. Fields are filled in as stages run; absent means "not produced yet". */
+export interface RequestContext {
+  readonly request: PromptRequest;
+  /** Trace and span ids (hex) for logs and audit; set by the pipeline before any stage runs. */
+  readonly trace: { traceId: string; spanId: string };
+  principal?: Principal;
+  template?: Template;
+  policyInput?: PolicyInput;
+  decision?: Decision;
+  /** Provider name the model routes to (from config `models`). */
+  provider?: string;
+  /** Resolved secret values by ref. In memory only; never logged. */
+  secrets?: Map<string, string>;
+  /** Secret refs whose values the template placed in the prompt on purpose (leak guard exempts them). */
+  secretsInPrompt?: Set<string>;
+  /** The rendered prompt, before redaction. */
+  messages?: ChatMessage[];
+  /** The outbound prompt, after redaction. */
+  outbound?: ChatMessage[];
+  redaction?: RedactionSession;
+  response?: PipelineResponse;
+  /** Usage reported by the upstream, for audit. */
+  usage?: CompletionResult['usage'];
+  /** Per-stage durations in milliseconds, for metrics and audit. */
+  readonly timings: Partial<Record<StageName, number>>;
+  /** Set when the request ended with an error. */
+  error?: WardenError;
+}
+
+export interface Stage {
+  readonly name: StageName;
+  /**
+   * Runs once per request in pipeline order. Throw a WardenError to end the request closed.
+   * For streaming responses, a stage that must see the answer wraps `ctx.response.chunks`.
+   */
+  run(ctx: RequestContext): void | Promise<void>;
+}

@@ -1,0 +1,286 @@
+/**
+ * The canonical types every stage shares. Stages import from here and never from each other
+ * (DESIGN.md, "Layout"). Ingress adapters translate their protocol to a PromptRequest and a
+ * PipelineResponse back; nothing else crosses stage boundaries.
+ */
+
+// ---------------------------------------------------------------------------------------------
+// Messages (OpenAI Chat Completions shape; the Anthropic adapter maps onto it)
+// ---------------------------------------------------------------------------------------------
+
+export type Role = 'system' | 'developer' | 'user' | 'assistant' | 'tool';
+
+export interface TextPart {
+  type: 'text';
+  text: string;
+}
+
+/** Non-text parts (images, audio, files) pass through redaction untouched and are counted in the audit record. */
+export interface OtherPart {
+  type: string;
+  [key: string]: unknown;
+}
+
+export type ContentPart = TextPart | OtherPart;
+
+export interface ToolCall {
+  id: string;
+  type: 'function';
+  function: { name: string; arguments: string };
+}
+
+export interface ChatMessage {
+  role: Role;
+  content: string | ContentPart[] | null;
+  name?: string;
+  tool_calls?: ToolCall[];
+  tool_call_id?: string;
+}
+
+export interface ToolDefinition {
+  type: 'function';
+  function: { name: string; description?: string; parameters?: unknown };
+}
+
+// ---------------------------------------------------------------------------------------------
+// Identity
+// ---------------------------------------------------------------------------------------------
+
+export interface PeerInfo {
+  /** Remote address as seen by the listener (`127.0.0.1`, `::1`, or `unix` for a Unix socket). */
+  address: string;
+  /** True for loopback TCP peers and Unix-domain-socket peers. */
+  local: boolean;
+  transport: 'tcp' | 'unix';
+}
+
+export interface Credentials {
+  /** Bearer token from `Authorization: Bearer ...` (HTTP) or `authorization` metadata (gRPC). */
+  bearer?: string;
+  peer: PeerInfo;
+  /** Peer certificate SPIFFE ID when mTLS is in use. */
+  spiffeId?: string;
+}
+
+export interface Principal {
+  kind: 'kubernetes' | 'spiffe' | 'dev';
+  /** Stable identifier used in logs and audit: `system:serviceaccount:<ns>:<sa>` or the SPIFFE ID. */
+  subject: string;
+  namespace?: string;
+  service_account?: string;
+  pod?: string;
+  spiffe_id?: string;
+  issuer?: string;
+  audiences: string[];
+}
+
+// ---------------------------------------------------------------------------------------------
+// Templates
+// ---------------------------------------------------------------------------------------------
+
+export type Sensitivity = 'public' | 'internal' | 'restricted';
+
+export interface Approval {
+  by: string;
+  ticket: string;
+  at?: string;
+}
+
+export interface VariableSpec {
+  /** `request`: supplied by the caller; `secret`: resolved from `ref` when the decision grants it; `config`: from `value`. */
+  source: 'request' | 'secret' | 'config';
+  type: 'string' | 'number' | 'boolean';
+  required: boolean;
+  pii: boolean;
+  max_length?: number;
+  /** Secret ref URI for `source: secret`. */
+  ref?: string;
+  /** Fixed value for `source: config`. */
+  value?: string;
+  description?: string;
+}
+
+export interface TemplateMessage {
+  role: Role;
+  content: string;
+}
+
+export interface Template {
+  id: string;
+  version: number;
+  owner: string;
+  sensitivity: Sensitivity;
+  description: string;
+  approvals: Approval[];
+  /** ISO-8601 date or date-time after which the template may not run. */
+  retire_after?: string;
+  /** Services allowed to run it, as `namespace/service_account` (`*` wildcards allowed). Empty = any (policy decides). */
+  allowed_services: string[];
+  /** Models the template was written for; the policy may narrow further. */
+  models: string[];
+  variables: Record<string, VariableSpec>;
+  messages: TemplateMessage[];
+  /** Where it was loaded from, for error locations. */
+  source?: { file: string };
+}
+
+// ---------------------------------------------------------------------------------------------
+// The request
+// ---------------------------------------------------------------------------------------------
+
+export type Action = 'prompt.execute' | 'prompt.render' | 'models.list';
+
+export interface PromptRequest {
+  /** Unique per request; also the audit record's request id. */
+  id: string;
+  protocol: 'openai-http' | 'anthropic-http' | 'grpc';
+  action: Action;
+  model: string;
+  /** Governed path: a template reference. Absent = raw (untemplated) prompt. */
+  template?: { id: string; version?: number };
+  /** Request-supplied template variables. Values never reach the policy, logs or audit. */
+  variables: Record<string, string>;
+  /** Raw messages (untemplated path only). */
+  messages?: ChatMessage[];
+  tools?: ToolDefinition[];
+  stream: boolean;
+  max_tokens?: number;
+  /** Other OpenAI parameters passed through unchanged (temperature, top_p, stop, ...). */
+  params: Record<string, unknown>;
+  credentials: Credentials;
+  /** W3C traceparent header from the caller, if any. */
+  traceparent?: string;
+  /** Aborted when the client goes away or the deadline passes. */
+  signal: AbortSignal;
+  receivedAt: number;
+}
+
+// ---------------------------------------------------------------------------------------------
+// Policy
+// ---------------------------------------------------------------------------------------------
+
+/** What Rego sees as `input`. Versioned: `input.version` = POLICY_INPUT_VERSION. */
+export interface PolicyInput {
+  version: number;
+  principal: Principal;
+  action: Action;
+  template: null | {
+    id: string;
+    version: number;
+    owner: string;
+    sensitivity: Sensitivity;
+    approval: Approval | null;
+    approvals: Approval[];
+    retire_after: string | null;
+    retired: boolean;
+    allowed_services: string[];
+    models: string[];
+    /** Secret refs the template's variables reference. */
+    secret_refs: string[];
+  };
+  request: {
+    protocol: PromptRequest['protocol'];
+    provider: string | null;
+    model: string;
+    max_tokens: number | null;
+    stream: boolean;
+    /** Names only, never values. */
+    variables: string[];
+    raw: boolean;
+    tools: number;
+  };
+  environment: { name: string; cluster: string; [key: string]: unknown };
+  time: { now_ns: number; rfc3339: string };
+}
+
+export const POLICY_INPUT_VERSION = 1;
+
+export type RedactionMode = 'mask' | 'hash' | 'tokenize' | 'block' | 'allow';
+
+export interface RedactionDecision {
+  profile: string;
+  /** Entity types to detect; empty = the profile's set. */
+  entities: string[];
+  /** Overrides the profile's default mode for every entity. */
+  mode?: RedactionMode;
+  /** Per-entity modes; win over `mode`. */
+  modes: Record<string, RedactionMode>;
+  /** In tokenize mode, may the caller see the original values restored in the answer? */
+  reidentify: boolean;
+  /** Only the policy may relax fail-closed (never the default). */
+  fail_open: boolean;
+}
+
+export interface Decision {
+  allow: boolean;
+  reasons: string[];
+  /** Secret refs this call may resolve. */
+  secrets: string[];
+  redaction: RedactionDecision;
+  /** Models the caller may use. Empty = none. */
+  models: string[];
+  max_tokens?: number;
+  audit: { log_variables_names: boolean; [key: string]: unknown };
+  /** Decision id (for the audit record). */
+  id: string;
+}
+
+// ---------------------------------------------------------------------------------------------
+// Upstream responses
+// ---------------------------------------------------------------------------------------------
+
+export interface Usage {
+  prompt_tokens: number;
+  completion_tokens: number;
+  total_tokens: number;
+}
+
+export interface CompletionChoice {
+  index: number;
+  message: ChatMessage;
+  finish_reason: string | null;
+}
+
+export interface CompletionResult {
+  id: string;
+  model: string;
+  created: number;
+  choices: CompletionChoice[];
+  usage?: Usage;
+}
+
+export interface ChunkDelta {
+  role?: Role;
+  content?: string | null;
+  tool_calls?: Array<{
+    index: number;
+    id?: string;
+    type?: 'function';
+    function?: { name?: string; arguments?: string };
+  }>;
+}
+
+/** One streamed event, in OpenAI's `chat.completion.chunk` shape. */
+export interface CompletionChunk {
+  id: string;
+  model: string;
+  created: number;
+  choices: Array<{ index: number; delta: ChunkDelta; finish_reason: string | null }>;
+  usage?: Usage | null;
+}
+
+/** What a provider is asked to do: the final, redacted, outbound call. */
+export interface UpstreamRequest {
+  model: string;
+  messages: ChatMessage[];
+  tools?: ToolDefinition[];
+  stream: boolean;
+  max_tokens?: number;
+  params: Record<string, unknown>;
+  signal: AbortSignal;
+}
+
+export type PipelineResponse =
+  | { kind: 'complete'; result: CompletionResult }
+  | { kind: 'stream'; chunks: AsyncIterable<CompletionChunk> }
+  | { kind: 'render'; decision: Decision; messages: ChatMessage[]; model: string; provider: string };

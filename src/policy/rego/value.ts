@@ -1,0 +1,367 @@
+/**
+ * Rego values in JavaScript, chosen so that JSON input and data need no conversion on the hot
+ * path:
+ *
+ *   null, boolean, string  → themselves
+ *   number                 → `number`, or `bigint` for integers outside ±2^53 (no silent precision loss)
+ *   array                  → a JS array (never mutated once built)
+ *   object, string keys    → a plain JS object (prototype Object.prototype or null)
+ *   object, any other key  → `RegoObject` (only when at least one key is not a string)
+ *   set                    → `RegoSet`
+ *
+ * Always read objects through `objectGet` / `objectEntries` / `objectKeys`: a plain object may
+ * carry own keys like `__proto__` or `constructor`, which direct property access gets wrong.
+ * Values are immutable: builtins and the evaluator build new values, never edit old ones.
+ */
+
+export type Value = null | boolean | number | bigint | string | Value[] | PlainObject | RegoObject | RegoSet;
+
+export interface PlainObject {
+  [key: string]: Value;
+}
+
+export type TypeName = 'null' | 'boolean' | 'number' | 'string' | 'array' | 'object' | 'set';
+
+const hasOwn = Object.prototype.hasOwnProperty;
+
+/** An object with at least one non-string key, keyed internally by `keyOf(key)`. */
+export class RegoObject {
+  readonly map = new Map<string, [Value, Value]>();
+
+  static from(entries: Iterable<readonly [Value, Value]>): RegoObject {
+    const o = new RegoObject();
+    for (const [k, v] of entries) o.map.set(keyOf(k), [k, v]);
+    return o;
+  }
+
+  get size(): number {
+    return this.map.size;
+  }
+
+  get(key: Value): Value | undefined {
+    return this.map.get(keyOf(key))?.[1];
+  }
+}
+
+/** A set of values, keyed internally by `keyOf(value)`. */
+export class RegoSet {
+  readonly map = new Map<string, Value>();
+
+  static from(values: Iterable<Value>): RegoSet {
+    const s = new RegoSet();
+    for (const v of values) s.map.set(keyOf(v), v);
+    return s;
+  }
+
+  get size(): number {
+    return this.map.size;
+  }
+
+  has(v: Value): boolean {
+    return this.map.has(keyOf(v));
+  }
+
+  /** Mutates: only while building a new set. */
+  add(v: Value): void {
+    this.map.set(keyOf(v), v);
+  }
+
+  values(): IterableIterator<Value> {
+    return this.map.values();
+  }
+
+  /** Elements in Rego's sort order. */
+  sorted(): Value[] {
+    return [...this.map.values()].sort(compare);
+  }
+}
+
+// ---------------------------------------------------------------------------------------------
+// Type tests
+// ---------------------------------------------------------------------------------------------
+
+export function isPlainObject(v: unknown): v is PlainObject {
+  if (v === null || typeof v !== 'object' || Array.isArray(v)) return false;
+  const proto = Object.getPrototypeOf(v);
+  return proto === Object.prototype || proto === null;
+}
+
+export function isObject(v: Value | undefined): v is PlainObject | RegoObject {
+  return v instanceof RegoObject || isPlainObject(v);
+}
+
+export function isNumber(v: Value | undefined): v is number | bigint {
+  return typeof v === 'number' || typeof v === 'bigint';
+}
+
+export function typeName(v: Value): TypeName {
+  switch (typeof v) {
+    case 'boolean':
+      return 'boolean';
+    case 'number':
+    case 'bigint':
+      return 'number';
+    case 'string':
+      return 'string';
+    default:
+      if (v === null) return 'null';
+      if (Array.isArray(v)) return 'array';
+      if (v instanceof RegoSet) return 'set';
+      return 'object';
+  }
+}
+
+const TYPE_ORDER: Record<TypeName, number> = {
+  null: 0,
+  boolean: 1,
+  number: 2,
+  string: 3,
+  array: 4,
+  object: 5,
+  set: 6,
+};
+
+// ---------------------------------------------------------------------------------------------
+// Numbers
+// ---------------------------------------------------------------------------------------------
+
+/** Integers within ±2^53 are `number`; larger integers stay `bigint`. */
+export function normalizeInt(n: bigint): number | bigint {
+  return n >= -9007199254740991n && n <= 9007199254740991n ? Number(n) : n;
+}
+
+export function compareNumbers(a: number | bigint, b: number | bigint): number {
+  if (typeof a === 'number' && typeof b === 'number') return a < b ? -1 : a > b ? 1 : 0;
+  // Mixed or both bigint: compare exactly where possible.
+  if (typeof a === 'bigint' && typeof b === 'bigint') return a < b ? -1 : a > b ? 1 : 0;
+  const [x, y] = [a, b];
+  if (typeof x === 'number' && !Number.isInteger(x)) {
+    const fx = Math.floor(x);
+    const c = compareNumbers(fx, y);
+    return c === 0 ? 1 : c;
+  }
+  if (typeof y === 'number' && !Number.isInteger(y)) return -compareNumbers(y, x);
+  const bx = typeof x === 'bigint' ? x : BigInt(x);
+  const by = typeof y === 'bigint' ? y : BigInt(y);
+  return bx < by ? -1 : bx > by ? 1 : 0;
+}
+
+// ---------------------------------------------------------------------------------------------
+// Objects
+// ---------------------------------------------------------------------------------------------
+
+export function objectGet(o: PlainObject | RegoObject, key: Value): Value | undefined {
+  if (o instanceof RegoObject) return o.get(key);
+  if (typeof key !== 'string') return undefined;
+  return hasOwn.call(o, key) ? o[key] : undefined;
+}
+
+export function objectSize(o: PlainObject | RegoObject): number {
+  return o instanceof RegoObject ? o.size : Object.keys(o).length;
+}
+
+export function objectKeys(o: PlainObject | RegoObject): Value[] {
+  if (o instanceof RegoObject) return [...o.map.values()].map((e) => e[0]);
+  return Object.keys(o);
+}
+
+export function objectEntries(o: PlainObject | RegoObject): Array<[Value, Value]> {
+  if (o instanceof RegoObject) return [...o.map.values()];
+  return Object.entries(o);
+}
+
+/** Builds an object from entries, choosing the plain representation when every key is a string. */
+export function makeObject(entries: Iterable<readonly [Value, Value]>): PlainObject | RegoObject {
+  const list = [...entries];
+  if (list.every(([k]) => typeof k === 'string')) {
+    const o: PlainObject = {};
+    for (const [k, v] of list) defineKey(o, k as string, v);
+    return o;
+  }
+  return RegoObject.from(list);
+}
+
+/** Sets an own key, safe for `__proto__`. Only while building a new object. */
+export function defineKey(o: PlainObject, key: string, v: Value): void {
+  if (key === '__proto__') Object.defineProperty(o, key, { value: v, enumerable: true, writable: true, configurable: true });
+  else o[key] = v;
+}
+
+// ---------------------------------------------------------------------------------------------
+// Ordering, equality, keys
+// ---------------------------------------------------------------------------------------------
+
+/** Rego's total order (OPA ast.Compare): null < boolean < number < string < array < object < set. */
+export function compare(a: Value, b: Value): number {
+  const ta = typeName(a);
+  const tb = typeName(b);
+  if (ta !== tb) return TYPE_ORDER[ta] - TYPE_ORDER[tb];
+  switch (ta) {
+    case 'null':
+      return 0;
+    case 'boolean':
+      return a === b ? 0 : a ? 1 : -1;
+    case 'number':
+      return compareNumbers(a as number | bigint, b as number | bigint);
+    case 'string':
+      return a! < b! ? -1 : a! > b! ? 1 : 0;
+    case 'array': {
+      const x = a as Value[];
+      const y = b as Value[];
+      const n = Math.min(x.length, y.length);
+      for (let i = 0; i < n; i++) {
+        const c = compare(x[i]!, y[i]!);
+        if (c !== 0) return c;
+      }
+      return x.length - y.length;
+    }
+    case 'object': {
+      const ea = objectEntries(a as PlainObject | RegoObject).sort((p, q) => compare(p[0], q[0]));
+      const eb = objectEntries(b as PlainObject | RegoObject).sort((p, q) => compare(p[0], q[0]));
+      const n = Math.min(ea.length, eb.length);
+      for (let i = 0; i < n; i++) {
+        const ck = compare(ea[i]![0], eb[i]![0]);
+        if (ck !== 0) return ck;
+        const cv = compare(ea[i]![1], eb[i]![1]);
+        if (cv !== 0) return cv;
+      }
+      return ea.length - eb.length;
+    }
+    case 'set': {
+      const x = (a as RegoSet).sorted();
+      const y = (b as RegoSet).sorted();
+      const n = Math.min(x.length, y.length);
+      for (let i = 0; i < n; i++) {
+        const c = compare(x[i]!, y[i]!);
+        if (c !== 0) return c;
+      }
+      return x.length - y.length;
+    }
+  }
+}
+
+export function equal(a: Value, b: Value): boolean {
+  if (a === b) return true;
+  const ta = typeof a;
+  if (ta !== 'object' || typeof b !== 'object' || a === null || b === null) {
+    // number vs bigint of the same integer value
+    if (isNumber(a) && isNumber(b)) return compareNumbers(a, b) === 0;
+    return false;
+  }
+  if (Array.isArray(a)) {
+    if (!Array.isArray(b) || a.length !== b.length) return false;
+    for (let i = 0; i < a.length; i++) if (!equal(a[i]!, b[i]!)) return false;
+    return true;
+  }
+  if (a instanceof RegoSet) {
+    if (!(b instanceof RegoSet) || a.size !== b.size) return false;
+    for (const k of a.map.keys()) if (!b.map.has(k)) return false;
+    return true;
+  }
+  if (b instanceof RegoSet || Array.isArray(b)) return false;
+  const oa = a as PlainObject | RegoObject;
+  const ob = b as PlainObject | RegoObject;
+  if (objectSize(oa) !== objectSize(ob)) return false;
+  for (const [k, v] of objectEntries(oa)) {
+    const w = objectGet(ob, k);
+    if (w === undefined || !equal(v, w)) return false;
+  }
+  return true;
+}
+
+/**
+ * A canonical string for a value, equal for equal values (used as Map keys for sets and
+ * non-string-keyed objects). Numbers are canonicalised so that 1 and 1.0 and 1n share a key.
+ */
+export function keyOf(v: Value): string {
+  switch (typeof v) {
+    case 'string':
+      return 's' + v;
+    case 'number':
+      return 'n' + (Object.is(v, -0) ? '0' : String(v));
+    case 'bigint':
+      return 'n' + v.toString();
+    case 'boolean':
+      return v ? 't' : 'f';
+    default:
+      if (v === null) return 'z';
+      if (Array.isArray(v)) return '[' + v.map(keyOf).join(',') + ']';
+      if (v instanceof RegoSet) return '{' + [...v.map.keys()].sort().join(',') + '}';
+      return (
+        '<' +
+        objectEntries(v)
+          .map(([k, x]) => keyOf(k) + ':' + keyOf(x))
+          .sort()
+          .join(',') +
+        '>'
+      );
+  }
+}
+
+// ---------------------------------------------------------------------------------------------
+// JSON
+// ---------------------------------------------------------------------------------------------
+
+/**
+ * Converts a Rego value to plain JSON (as `opa eval --format json` prints it): sets become
+ * sorted arrays, non-string object keys become their JSON text, bigints become numbers only
+ * when exact (otherwise they stay bigint; use `stringifyJSON` to print them exactly).
+ */
+export function toJSON(v: Value): unknown {
+  if (v === null || typeof v !== 'object') return v;
+  if (Array.isArray(v)) return v.map(toJSON);
+  if (v instanceof RegoSet) return v.sorted().map(toJSON);
+  if (v instanceof RegoObject) {
+    const o: Record<string, unknown> = {};
+    for (const [k, x] of objectEntries(v).sort((p, q) => compare(p[0], q[0]))) {
+      const key = typeof k === 'string' ? k : stringifyJSON(k);
+      Object.defineProperty(o, key, { value: toJSON(x), enumerable: true, writable: true, configurable: true });
+    }
+    return o;
+  }
+  let plainOnly = true;
+  for (const k in v) {
+    const x = v[k]!;
+    if (x !== null && typeof x === 'object') {
+      plainOnly = false;
+      break;
+    }
+  }
+  if (plainOnly) return v;
+  const o: Record<string, unknown> = {};
+  for (const [k, x] of Object.entries(v)) {
+    Object.defineProperty(o, k, { value: toJSON(x), enumerable: true, writable: true, configurable: true });
+  }
+  return o;
+}
+
+/** JSON text with exact bigints and OPA's key order (sorted). */
+export function stringifyJSON(v: Value, indent?: number): string {
+  const sortedPlain = (x: Value): unknown => {
+    if (x === null || typeof x !== 'object') return x;
+    if (Array.isArray(x)) return x.map(sortedPlain);
+    if (x instanceof RegoSet) return x.sorted().map(sortedPlain);
+    const entries = objectEntries(x).sort((p, q) => compare(p[0], q[0]));
+    const o: Record<string, unknown> = {};
+    for (const [k, y] of entries) {
+      const key = typeof k === 'string' ? k : stringifyJSON(k);
+      Object.defineProperty(o, key, { value: sortedPlain(y), enumerable: true, writable: true, configurable: true });
+    }
+    return o;
+  };
+  const marker = '@@bigint@@:';
+  const text = JSON.stringify(
+    sortedPlain(v),
+    (_k, x) => (typeof x === 'bigint' ? marker + x.toString() : x),
+    indent,
+  );
+  return text.replace(/"@@bigint@@:(-?\d+)"/g, '$1');
+}
+
+/**
+ * Accepts parsed JSON (or YAML) as a Rego value. JSON needs no conversion; this only checks
+ * for values JSON cannot hold (undefined, functions, non-finite numbers) and returns the input.
+ */
+export function fromJSON(x: unknown): Value {
+  return x as Value;
+}
