@@ -1,0 +1,16 @@
+/** The pipeline's public door: canonical types, stage ports, errors and the composer. */
+export * from './types.js';
+export type * from './ports.js';
+export type * from './stage.js';
+export * from './errors.js';
+export {
+  createPipeline,
+  STAGE_ORDER,
+  type Pipeline,
+  type PipelineLogger,
+  type PipelineMetrics,
+  type PipelineOptions,
+  type PipelineStages,
+  type RequestOutcome,
+  type RequestStageName,
+} from './pipeline.js';

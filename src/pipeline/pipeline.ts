@@ -1,0 +1,327 @@
+/**
+ * The request pipeline: the one place that knows the stage order (DESIGN.md, "One request, end
+ * to end"). It runs the stages on a RequestContext, times each one, ends the request closed on the
+ * first failure, and writes exactly one audit record per request — for streams, when the stream
+ * ends, fails or the client goes away.
+ */
+import { randomBytes } from 'node:crypto';
+import { performance } from 'node:perf_hooks';
+import { WardenError, isWardenError } from './errors.js';
+import type { RequestContext, Stage, StageName } from './stage.js';
+import type { CompletionChunk, Decision, PipelineResponse, PromptRequest } from './types.js';
+
+/** The stages in the order they run. Ingress adapters never see this list. */
+export const STAGE_ORDER = [
+  'authenticate',
+  'resolve',
+  'decide',
+  'fetch',
+  'render',
+  'redact',
+  'forward',
+  'respond',
+] as const satisfies readonly StageName[];
+
+export type RequestStageName = (typeof STAGE_ORDER)[number];
+
+/** A `prompt.render` dry run stops after this stage: nothing is forwarded. */
+const LAST_RENDER_STAGE: RequestStageName = 'redact';
+
+/** A `models.list` request only needs to know who is asking and what the policy says. */
+const MODELS_LIST_STAGES: readonly RequestStageName[] = ['authenticate', 'decide'];
+
+export type PipelineStages = Record<RequestStageName, Stage>;
+
+/** What the pipeline reports to metrics; the telemetry module's registry implements it. */
+export interface PipelineMetrics {
+  observeStage(stage: StageName, seconds: number): void;
+  observeRequest(outcome: RequestOutcome): void;
+}
+
+export interface RequestOutcome {
+  protocol: PromptRequest['protocol'];
+  action: PromptRequest['action'];
+  /** `ok` or the Warden error code. */
+  code: string;
+  stream: boolean;
+  seconds: number;
+  decision: 'allow' | 'deny' | 'none';
+}
+
+/** The minimal logger surface used here (pino's Logger satisfies it). */
+export interface PipelineLogger {
+  error(obj: object, msg?: string): void;
+  warn(obj: object, msg?: string): void;
+}
+
+export interface PipelineOptions {
+  stages: PipelineStages;
+  /** The audit stage: builds the record from the context and appends it to the audit log. */
+  audit: Stage;
+  /** When true, a failed audit write fails the request (`audit_unavailable`); else it is logged. */
+  auditRequired: boolean;
+  metrics?: PipelineMetrics;
+  logger: PipelineLogger;
+}
+
+export interface Pipeline {
+  /** Runs a `prompt.execute` or `prompt.render` request. Throws WardenError only. */
+  run(request: PromptRequest): Promise<PipelineResponse>;
+  /** Runs a `models.list` request and returns the decision's models. Throws WardenError only. */
+  listModels(request: PromptRequest): Promise<{ models: string[]; decision: Decision }>;
+}
+
+const INTERNAL_MESSAGE = 'internal error';
+
+/**
+ * Any non-Warden error becomes `internal`: its message may carry data we must not leak, so the
+ * caller and the log only learn its type and where it happened.
+ */
+function toWardenError(err: unknown, stage: StageName, logger: PipelineLogger): WardenError {
+  if (isWardenError(err)) return err;
+  const type = err instanceof Error ? err.constructor.name : typeof err;
+  // The stack's first line repeats the message; keep only the frames.
+  const frames =
+    err instanceof Error && typeof err.stack === 'string' ? err.stack.split('\n').slice(1, 8).join('\n') : undefined;
+  logger.error({ stage, error_type: type, frames }, 'unexpected error in pipeline stage');
+  return new WardenError('internal', INTERNAL_MESSAGE, { cause: err });
+}
+
+function newTrace(request: PromptRequest): { traceId: string; spanId: string } {
+  // W3C traceparent: version-traceid-parentid-flags. Reuse the caller's trace id when valid.
+  const tp = request.traceparent;
+  let traceId: string | undefined;
+  if (tp && tp.length >= 55) {
+    const parts = tp.split('-');
+    const candidate = parts[1];
+    if (parts.length >= 4 && candidate && /^[0-9a-f]{32}$/.test(candidate) && candidate !== '0'.repeat(32)) {
+      traceId = candidate;
+    }
+  }
+  const bytes = randomBytes(traceId ? 8 : 24);
+  const hex = bytes.toString('hex');
+  return traceId ? { traceId, spanId: hex } : { traceId: hex.slice(0, 32), spanId: hex.slice(32) };
+}
+
+export function createPipeline(opts: PipelineOptions): Pipeline {
+  const { stages, audit, auditRequired, metrics, logger } = opts;
+  for (const name of STAGE_ORDER) {
+    const stage = stages[name];
+    if (!stage || stage.name !== name) {
+      throw new WardenError('internal', `pipeline stage '${name}' is missing or misnamed`);
+    }
+  }
+  const ordered = STAGE_ORDER.map((name) => stages[name]);
+  const renderStages = ordered.slice(0, STAGE_ORDER.indexOf(LAST_RENDER_STAGE) + 1);
+  const modelStages = MODELS_LIST_STAGES.map((name) => stages[name]);
+
+  async function runStages(ctx: RequestContext, list: readonly Stage[]): Promise<void> {
+    for (const stage of list) {
+      const start = performance.now();
+      try {
+        await stage.run(ctx);
+      } catch (err) {
+        throw toWardenError(err, stage.name, logger);
+      } finally {
+        const ms = performance.now() - start;
+        ctx.timings[stage.name] = ms;
+        metrics?.observeStage(stage.name, ms / 1000);
+      }
+    }
+  }
+
+  /**
+   * Writes the one audit record. Returns the error to surface to the caller (only when the audit
+   * is required), or undefined.
+   */
+  async function writeAudit(ctx: RequestContext): Promise<WardenError | undefined> {
+    const start = performance.now();
+    try {
+      await audit.run(ctx);
+      return undefined;
+    } catch (err) {
+      const code = isWardenError(err) ? err.code : 'internal';
+      logger.error({ request_id: ctx.request.id, code, required: auditRequired }, 'audit record could not be written');
+      if (!auditRequired) return undefined;
+      return isWardenError(err) && err.code === 'audit_unavailable'
+        ? err
+        : new WardenError('audit_unavailable', 'the audit record could not be written', { cause: err });
+    } finally {
+      const ms = performance.now() - start;
+      ctx.timings.audit = ms;
+      metrics?.observeStage('audit', ms / 1000);
+    }
+  }
+
+  function report(ctx: RequestContext, stream: boolean): void {
+    if (!metrics) return;
+    const d = ctx.decision;
+    metrics.observeRequest({
+      protocol: ctx.request.protocol,
+      action: ctx.request.action,
+      code: ctx.error ? ctx.error.code : 'ok',
+      stream,
+      seconds: (performance.timeOrigin + performance.now() - ctx.request.receivedAt) / 1000,
+      decision: d ? (d.allow ? 'allow' : 'deny') : 'none',
+    });
+  }
+
+  async function finish(ctx: RequestContext, stream: boolean): Promise<void> {
+    const auditError = await writeAudit(ctx);
+    if (auditError && !ctx.error) ctx.error = auditError;
+    report(ctx, stream);
+    if (auditError) throw auditError;
+  }
+
+  function newContext(request: PromptRequest): RequestContext {
+    return { request, trace: newTrace(request), timings: {} };
+  }
+
+  async function run(request: PromptRequest): Promise<PipelineResponse> {
+    const ctx = newContext(request);
+    const isRender = request.action === 'prompt.render';
+    try {
+      await runStages(ctx, isRender ? renderStages : ordered);
+      if (isRender) {
+        const decision = ctx.decision;
+        const messages = ctx.outbound;
+        if (!decision || !messages) throw new WardenError('internal', INTERNAL_MESSAGE);
+        ctx.response = {
+          kind: 'render',
+          decision,
+          messages,
+          model: request.model,
+          provider: ctx.provider ?? '',
+        };
+      }
+      const response = ctx.response;
+      if (!response) throw new WardenError('internal', INTERNAL_MESSAGE);
+      if (response.kind === 'stream') {
+        // The audit record is written when the stream settles; the wrapper guarantees exactly once.
+        return { kind: 'stream', chunks: new AuditedStream(ctx, response.chunks, (c) => settleStream(c)) };
+      }
+      if (response.kind === 'complete' && response.result.usage) ctx.usage = response.result.usage;
+    } catch (err) {
+      ctx.error = isWardenError(err) ? err : toWardenError(err, 'respond', logger);
+      await finish(ctx, request.stream);
+      throw ctx.error;
+    }
+    await finish(ctx, false);
+    return ctx.response as PipelineResponse;
+  }
+
+  async function settleStream(ctx: RequestContext): Promise<WardenError | undefined> {
+    const auditError = await writeAudit(ctx);
+    if (auditError && !ctx.error) ctx.error = auditError;
+    report(ctx, true);
+    return auditError;
+  }
+
+  async function listModels(request: PromptRequest): Promise<{ models: string[]; decision: Decision }> {
+    const ctx = newContext(request);
+    try {
+      await runStages(ctx, modelStages);
+      const decision = ctx.decision;
+      if (!decision) throw new WardenError('internal', INTERNAL_MESSAGE);
+      await finish(ctx, false);
+      return { models: decision.allow ? decision.models : [], decision };
+    } catch (err) {
+      if (ctx.error) throw ctx.error; // audit already written and failed
+      ctx.error = isWardenError(err) ? err : toWardenError(err, 'decide', logger);
+      await finish(ctx, false);
+      throw ctx.error;
+    }
+  }
+
+  return { run, listModels };
+}
+
+/**
+ * Wraps the response stream so the audit record is written exactly once: when the stream ends,
+ * when it throws, when the consumer stops early (`return()`, e.g. the client went away), or when
+ * the request is aborted before anyone started reading.
+ */
+class AuditedStream implements AsyncIterableIterator<CompletionChunk> {
+  private inner: AsyncIterator<CompletionChunk> | undefined;
+  private settled: Promise<WardenError | undefined> | undefined;
+  private readonly onAbort: () => void;
+
+  constructor(
+    private readonly ctx: RequestContext,
+    private readonly source: AsyncIterable<CompletionChunk>,
+    private readonly settle: (ctx: RequestContext) => Promise<WardenError | undefined>,
+  ) {
+    const signal = ctx.request.signal;
+    this.onAbort = () => {
+      // Nobody is reading: close the source so the upstream call is released, then audit.
+      if (!this.inner) void this.finish(new WardenError('cancelled', 'the client closed the request'));
+    };
+    if (signal.aborted) queueMicrotask(this.onAbort);
+    else signal.addEventListener('abort', this.onAbort, { once: true });
+  }
+
+  [Symbol.asyncIterator](): this {
+    return this;
+  }
+
+  private finish(error?: WardenError): Promise<WardenError | undefined> {
+    if (!this.settled) {
+      this.ctx.request.signal.removeEventListener('abort', this.onAbort);
+      if (error && !this.ctx.error) this.ctx.error = error;
+      this.settled = this.settle(this.ctx);
+    }
+    return this.settled;
+  }
+
+  async next(): Promise<IteratorResult<CompletionChunk>> {
+    if (this.settled) return { done: true, value: undefined };
+    this.inner ??= this.source[Symbol.asyncIterator]();
+    let step: IteratorResult<CompletionChunk>;
+    try {
+      step = await this.inner.next();
+    } catch (err) {
+      const error = isWardenError(err)
+        ? err
+        : this.ctx.request.signal.aborted
+          ? new WardenError('cancelled', 'the client closed the request')
+          : new WardenError('upstream_error', 'the upstream stream failed', { cause: err });
+      await this.finish(error);
+      throw error;
+    }
+    if (step.done) {
+      const auditError = await this.finish();
+      if (auditError) throw auditError;
+      return step;
+    }
+    const usage = step.value.usage;
+    if (usage) this.ctx.usage = usage;
+    return step;
+  }
+
+  async return(): Promise<IteratorResult<CompletionChunk>> {
+    const inner = this.inner;
+    this.inner = inner ?? emptyIterator;
+    if (inner?.return) {
+      try {
+        await inner.return();
+      } catch {
+        // The source failed while closing; the request is over either way.
+      }
+    }
+    await this.finish(
+      this.ctx.request.signal.aborted
+        ? new WardenError('cancelled', 'the client closed the request')
+        : undefined,
+    );
+    return { done: true, value: undefined };
+  }
+
+  async throw(err?: unknown): Promise<IteratorResult<CompletionChunk>> {
+    await this.return();
+    throw err;
+  }
+}
+
+const emptyIterator: AsyncIterator<CompletionChunk> = {
+  next: () => Promise.resolve({ done: true, value: undefined }),
+};
