@@ -1,0 +1,59 @@
+/** Number built-ins: `abs`, `round`, `ceil`, `floor`, `numbers.range`, `numbers.range_step`. */
+import { normalizeInt, type Value } from '../value.js';
+import type { BuiltinDef } from './types.js';
+import { builtinErr, def, num, operandErr } from './util.js';
+import * as N from './numeric.js';
+
+/** Go's math.Round: half away from zero (JS Math.round rounds -2.5 to -2). */
+export function roundHalfAway(x: number): number {
+  const t = Math.trunc(x);
+  const r = Math.abs(x - t) >= 0.5 ? t + Math.sign(x) : t;
+  return r === 0 ? 0 : r;
+}
+
+function unary(name: string, f: (x: number) => number): BuiltinDef {
+  return def(name, 1, (args) => {
+    const v = num(name, args, 0);
+    if (typeof v === 'bigint') return v;
+    const r = f(v);
+    return r === 0 ? 0 : r;
+  });
+}
+
+/** Integer operand for ranges (bigint allowed, as ranges may start beyond 2^53). */
+function intArg(name: string, args: Value[], i: number): bigint {
+  const v = num(name, args, i);
+  if (!N.isInt(v)) throw operandErr(name, i + 1, 'must be integer number but got floating-point number');
+  return BigInt(v);
+}
+
+/** Ranges are materialised as arrays, so bound their size rather than exhaust memory. */
+const MAX_RANGE = 10_000_000n;
+
+function range(name: string, a: bigint, b: bigint, step: bigint): Value[] {
+  const span = (a > b ? a - b : b - a) / step + 1n;
+  if (span > MAX_RANGE) throw builtinErr(name, `range of ${span} elements exceeds the limit of ${MAX_RANGE}`);
+  const out: Value[] = [];
+  if (a <= b) for (let x = a; x <= b; x += step) out.push(normalizeInt(x));
+  else for (let x = a; x >= b; x -= step) out.push(normalizeInt(x));
+  return out;
+}
+
+export const NUMBERS: BuiltinDef[] = [
+  def('abs', 1, (args) => {
+    const v = num('abs', args, 0);
+    if (typeof v === 'bigint') return normalizeInt(v < 0n ? -v : v);
+    return Math.abs(v);
+  }),
+  unary('round', roundHalfAway),
+  unary('ceil', Math.ceil),
+  unary('floor', Math.floor),
+  def('numbers.range', 2, (args) =>
+    range('numbers.range', intArg('numbers.range', args, 0), intArg('numbers.range', args, 1), 1n),
+  ),
+  def('numbers.range_step', 3, (args) => {
+    const step = intArg('numbers.range_step', args, 2);
+    if (step <= 0n) throw builtinErr('numbers.range_step', 'step must be a positive number above zero');
+    return range('numbers.range_step', intArg('numbers.range_step', args, 0), intArg('numbers.range_step', args, 1), step);
+  }),
+];

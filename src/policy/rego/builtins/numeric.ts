@@ -1,0 +1,84 @@
+/**
+ * Exact arithmetic over Rego numbers: integers stay exact (bigint beyond ±2^53, as OPA's
+ * big-number arithmetic), non-integers use IEEE doubles. Shared by operators and aggregates so
+ * that `sum` agrees with `+`.
+ */
+import { normalizeInt } from '../value.js';
+
+export type Num = number | bigint;
+
+export function isInt(n: Num): boolean {
+  return typeof n === 'bigint' || Number.isInteger(n);
+}
+
+function big(n: Num): bigint {
+  return typeof n === 'bigint' ? n : BigInt(n);
+}
+
+/** -0 is not a Rego number; every result passes through here. */
+function clean(n: number): number {
+  return n === 0 ? 0 : n;
+}
+
+export function add(a: Num, b: Num): Num {
+  if (typeof a === 'number' && typeof b === 'number') {
+    const r = a + b;
+    if (Number.isSafeInteger(r) || !Number.isInteger(a) || !Number.isInteger(b)) return clean(r);
+    return normalizeInt(BigInt(a) + BigInt(b));
+  }
+  if (isInt(a) && isInt(b)) return normalizeInt(big(a) + big(b));
+  return clean(Number(a) + Number(b));
+}
+
+export function sub(a: Num, b: Num): Num {
+  if (typeof a === 'number' && typeof b === 'number') {
+    const r = a - b;
+    if (Number.isSafeInteger(r) || !Number.isInteger(a) || !Number.isInteger(b)) return clean(r);
+    return normalizeInt(BigInt(a) - BigInt(b));
+  }
+  if (isInt(a) && isInt(b)) return normalizeInt(big(a) - big(b));
+  return clean(Number(a) - Number(b));
+}
+
+export function mul(a: Num, b: Num): Num {
+  if (typeof a === 'number' && typeof b === 'number') {
+    const r = a * b;
+    if (Number.isSafeInteger(r) || !Number.isInteger(a) || !Number.isInteger(b)) return clean(r);
+    return normalizeInt(BigInt(a) * BigInt(b));
+  }
+  if (isInt(a) && isInt(b)) return normalizeInt(big(a) * big(b));
+  return clean(Number(a) * Number(b));
+}
+
+export function isZero(n: Num): boolean {
+  return typeof n === 'bigint' ? n === 0n : n === 0;
+}
+
+/** Caller checks for a zero divisor. Integer division is exact only when it divides evenly. */
+export function div(a: Num, b: Num): Num {
+  if (typeof a === 'bigint' || typeof b === 'bigint') {
+    if (isInt(a) && isInt(b)) {
+      const x = big(a);
+      const y = big(b);
+      if (x % y === 0n) return normalizeInt(x / y);
+    }
+    return clean(Number(a) / Number(b));
+  }
+  return clean(a / b);
+}
+
+/** Caller checks both are integers and the divisor is non-zero. Sign follows the dividend. */
+export function rem(a: Num, b: Num): Num {
+  if (typeof a === 'number' && typeof b === 'number' && Number.isSafeInteger(a) && Number.isSafeInteger(b)) {
+    return clean(a % b);
+  }
+  return normalizeInt(big(a) % big(b));
+}
+
+export function neg(a: Num): Num {
+  return typeof a === 'bigint' ? normalizeInt(-a) : clean(-a);
+}
+
+export function isFiniteNum(n: Num): boolean {
+  return typeof n === 'bigint' || Number.isFinite(n);
+}
