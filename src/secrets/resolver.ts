@@ -1,0 +1,120 @@
+/**
+ * SecretResolver: routes each ref to its scheme's provider, caches values within their lease,
+ * and collapses concurrent misses for one ref into a single fetch (single flight), so a burst
+ * of requests after a lease expires costs one read, not hundreds.
+ *
+ * Values live only in this cache and in the returned maps. They are never logged, and errors
+ * name the ref and a reason written by us, never a value or a provider's raw message.
+ */
+import { LRUCache } from 'lru-cache';
+import { WardenError } from '../pipeline/errors.js';
+import type { SecretProvider, SecretResolver } from '../pipeline/ports.js';
+import { SecretFetchError } from './file.js';
+import { parseSecretRef, SecretRefError, type ParsedSecretRef } from './ref.js';
+
+export interface SecretResolverOptions {
+  providers: SecretProvider[];
+  /** Base directory for relative `file:` refs (normally the config file's directory). */
+  baseDir?: string;
+  /** Upper bound on cached values. Default 1000. */
+  maxEntries?: number;
+}
+
+export interface CachingSecretResolver extends SecretResolver {
+  /** Drops every cached value (e.g. on config reload). */
+  clear(): void;
+}
+
+/** Schemes Warden knows but whose provider is not configured in this process. */
+const KNOWN_BUT_UNCONFIGURED_HINT: Record<string, string> = {
+  vault: 'the vault secret store is not configured',
+  k8s: 'the k8s secret store is not configured',
+};
+
+export function createSecretResolver(opts: SecretResolverOptions): CachingSecretResolver {
+  const providers = new Map<string, SecretProvider>();
+  for (const p of opts.providers) providers.set(p.scheme, p);
+  const cache = new LRUCache<string, string>({ max: opts.maxEntries ?? 1000 });
+  const inflight = new Map<string, Promise<string>>();
+  // Refs come from the loaded template set (a finite list), so parsing once per ref is enough.
+  const parsed = new Map<string, ParsedSecretRef>();
+
+  function unavailable(ref: string, reason: string): WardenError {
+    return new WardenError('secret_unavailable', `secret ${ref} is unavailable: ${reason}`, { details: { ref } });
+  }
+
+  function parse(ref: string): ParsedSecretRef {
+    let p = parsed.get(ref);
+    if (p) return p;
+    try {
+      p = parseSecretRef(ref, opts.baseDir === undefined ? {} : { baseDir: opts.baseDir });
+    } catch (err) {
+      if (err instanceof SecretRefError) throw unavailable(ref, `${err.code}: ${err.message.replace(/ \(ref .*\)$/, '')}`);
+      throw err;
+    }
+    if (parsed.size >= 10_000) parsed.clear();
+    parsed.set(ref, p);
+    return p;
+  }
+
+  async function fetchOne(p: ParsedSecretRef): Promise<string> {
+    const provider = providers.get(p.scheme);
+    if (!provider) throw unavailable(p.ref, KNOWN_BUT_UNCONFIGURED_HINT[p.scheme] ?? `no provider for scheme "${p.scheme}"`);
+    let out: { value: string; ttlMs: number };
+    try {
+      out = await provider.fetch(p.url);
+    } catch (err) {
+      // Only our own fetch errors carry a message we know to be value-free.
+      throw unavailable(p.ref, err instanceof SecretFetchError ? err.message : 'provider fetch failed');
+    }
+    if (typeof out?.value !== 'string') throw unavailable(p.ref, 'provider returned no value');
+    if (out.ttlMs > 0) cache.set(p.ref, out.value, { ttl: out.ttlMs });
+    return out.value;
+  }
+
+  function get(ref: string): string | Promise<string> {
+    const hit = cache.get(ref);
+    if (hit !== undefined) return hit;
+    const p = parse(ref);
+    let pending = inflight.get(ref);
+    if (!pending) {
+      pending = fetchOne(p).finally(() => inflight.delete(ref));
+      inflight.set(ref, pending);
+    }
+    return pending;
+  }
+
+  return {
+    async resolve(refs: readonly string[], signal?: AbortSignal): Promise<Map<string, string>> {
+      const out = new Map<string, string>();
+      let waits: Array<Promise<void>> | undefined;
+      for (const ref of refs) {
+        const v = get(ref);
+        if (typeof v === 'string') out.set(ref, v);
+        else (waits ??= []).push(v.then((value) => void out.set(ref, value)));
+      }
+      if (waits) {
+        const all = Promise.all(waits);
+        if (signal) {
+          if (signal.aborted) throw unavailable(refs.join(', '), 'request aborted');
+          // The shared fetch keeps going for other waiters; only this caller stops waiting.
+          await new Promise<void>((resolve, reject) => {
+            const onAbort = () => reject(unavailable(refs.join(', '), 'request aborted'));
+            signal.addEventListener('abort', onAbort, { once: true });
+            all.then(
+              () => (signal.removeEventListener('abort', onAbort), resolve()),
+              (err) => (signal.removeEventListener('abort', onAbort), reject(err)),
+            );
+          });
+        } else {
+          await all;
+        }
+      }
+      return out;
+    },
+    clear() {
+      cache.clear();
+      parsed.clear();
+    },
+  };
+}

@@ -1,0 +1,46 @@
+/**
+ * Stage 4, fetch: resolves exactly the secret refs the request needs (the template's
+ * `source: secret` variables), and only those the policy decision granted. Anything not
+ * granted ends the request closed before any secret is read.
+ */
+import { WardenError } from '../pipeline/errors.js';
+import type { SecretResolver } from '../pipeline/ports.js';
+import type { RequestContext, Stage } from '../pipeline/stage.js';
+import type { Template } from '../pipeline/types.js';
+
+const EMPTY: ReadonlyMap<string, string> = new Map();
+
+/** Secret refs a template's variables reference, in declaration order, without duplicates. */
+export function templateSecretRefs(template: Template): string[] {
+  const refs: string[] = [];
+  for (const spec of Object.values(template.variables)) {
+    if (spec.source === 'secret' && spec.ref && !refs.includes(spec.ref)) refs.push(spec.ref);
+  }
+  return refs;
+}
+
+export function createFetchStage(getResolver: () => SecretResolver): Stage {
+  return {
+    name: 'fetch',
+    async run(ctx: RequestContext) {
+      const needed = ctx.template ? templateSecretRefs(ctx.template) : [];
+      if (needed.length === 0) {
+        ctx.secrets = new Map(EMPTY);
+        return;
+      }
+      const decision = ctx.decision;
+      if (!decision || !decision.allow) {
+        throw new WardenError('policy_denied', 'no policy decision grants secrets for this request', {
+          details: { reasons: ['no decision'] },
+        });
+      }
+      for (const ref of needed) {
+        if (!decision.secrets.includes(ref)) {
+          const reason = `secret not granted: ${ref}`;
+          throw new WardenError('policy_denied', reason, { details: { reasons: [reason] } });
+        }
+      }
+      ctx.secrets = await getResolver().resolve(needed, ctx.request.signal);
+    },
+  };
+}
