@@ -1,0 +1,50 @@
+/**
+ * Listener addresses: `host:port` (IPv6 as `[::1]:8700`). Parsed once at load so the servers get
+ * numbers, not strings to split on every start.
+ */
+import { isIP } from 'node:net';
+
+export interface ListenAddress {
+  host: string;
+  port: number;
+}
+
+/** Parses `host:port`; returns a reason string when it is not a valid address. */
+export function parseListen(text: string): ListenAddress | string {
+  const trimmed = text.trim();
+  let host: string;
+  let portText: string;
+  if (trimmed.startsWith('[')) {
+    const end = trimmed.indexOf(']');
+    if (end < 0 || trimmed[end + 1] !== ':') return 'must be host:port (IPv6 as [addr]:port)';
+    host = trimmed.slice(1, end);
+    portText = trimmed.slice(end + 2);
+    if (isIP(host) !== 6) return 'bracketed host must be an IPv6 address';
+  } else {
+    const colon = trimmed.lastIndexOf(':');
+    if (colon <= 0) return 'must be host:port, e.g. 127.0.0.1:8700';
+    host = trimmed.slice(0, colon);
+    portText = trimmed.slice(colon + 1);
+    if (host.includes(':')) return 'IPv6 hosts must be bracketed, e.g. [::1]:8700';
+    if (isIP(host) === 0 && !/^[A-Za-z0-9]([A-Za-z0-9-]*[A-Za-z0-9])?(\.[A-Za-z0-9]([A-Za-z0-9-]*[A-Za-z0-9])?)*$/.test(host)) {
+      return 'host must be an IP address or a host name';
+    }
+  }
+  if (!/^\d{1,5}$/.test(portText)) return 'port must be a number from 0 to 65535';
+  const port = Number(portText);
+  if (port > 65535) return 'port must be a number from 0 to 65535';
+  return { host, port };
+}
+
+/** Formats an address back to `host:port` (for logs and /readyz). */
+export function formatListen(addr: ListenAddress): string {
+  return isIP(addr.host) === 6 ? `[${addr.host}]:${addr.port}` : `${addr.host}:${addr.port}`;
+}
+
+/** True when only this machine can reach the address. */
+export function isLoopbackHost(host: string): boolean {
+  if (host === 'localhost' || host === '::1') return true;
+  if (isIP(host) === 4) return host.startsWith('127.');
+  // IPv4-mapped loopback, e.g. ::ffff:127.0.0.1
+  return /^::ffff:127\./i.test(host);
+}

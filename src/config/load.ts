@@ -1,0 +1,263 @@
+/**
+ * Reads, validates and normalises a config file. Order: YAML syntax → environment overrides →
+ * schema (defaults, strict keys, cross-checks) → relative paths resolved against the file's
+ * directory. Every problem found is collected into one ConfigError.
+ */
+import { readFileSync } from 'node:fs';
+import { dirname, isAbsolute, resolve } from 'node:path';
+import { LineCounter, parseDocument } from 'yaml';
+import type { z } from 'zod';
+import { ConfigError, type ConfigProblem } from './errors.js';
+import { parseListen } from './listen.js';
+import { formatKeyPath, locate, type KeyPath } from './locate.js';
+import { ConfigSchema, type Config } from './schema.js';
+import { configWarnings } from './warnings.js';
+
+export type Env = Readonly<Record<string, string | undefined>>;
+
+export interface LoadOptions {
+  /** Called once per warning (non-loopback listener, dev identity, ...). */
+  onWarning?: (message: string) => void;
+}
+
+const LISTEN_OVERRIDES = [
+  ['WARDEN_HTTP_LISTEN', 'http'],
+  ['WARDEN_GRPC_LISTEN', 'grpc'],
+  ['WARDEN_ADMIN_LISTEN', 'admin'],
+] as const;
+
+const LOG_LEVELS = ['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'];
+
+/** The configuration with every default applied, as if loaded from an empty file. */
+export function defaultConfig(): Config {
+  return ConfigSchema.parse({});
+}
+
+/** Reads and validates a config file. Throws ConfigError (code `config_invalid`). */
+export function loadConfig(file: string, env: Env = process.env, opts: LoadOptions = {}): Config {
+  let text: string;
+  try {
+    text = readFileSync(file, 'utf8');
+  } catch (err) {
+    const code = (err as NodeJS.ErrnoException).code ?? 'unknown error';
+    throw new ConfigError([{ file, path: '(root)', message: `cannot read the file (${code})` }]);
+  }
+  return parseConfig(text, file, env, opts);
+}
+
+/**
+ * Validates config text. `file` names the source in errors and anchors relative paths.
+ * Environment overrides apply only when `env` is given.
+ */
+export function parseConfig(text: string, file: string, env: Env = {}, opts: LoadOptions = {}): Config {
+  const counter = new LineCounter();
+  const doc = parseDocument(text, { lineCounter: counter, prettyErrors: false, uniqueKeys: true });
+  if (doc.errors.length > 0) {
+    throw new ConfigError(
+      doc.errors.map((e) => {
+        const pos = counter.linePos(e.pos[0]);
+        // Only the first line: later lines of yaml's message quote the source, which may hold a secret.
+        const firstLine = e.message.split('\n')[0] ?? e.message;
+        return { file, line: pos.line, column: pos.col, path: '(root)', message: `YAML syntax: ${firstLine}` };
+      }),
+    );
+  }
+
+  const js: unknown = doc.toJS({ maxAliasCount: 100 });
+  const raw: unknown = js === null || js === undefined ? {} : js;
+  if (typeof raw !== 'object' || Array.isArray(raw)) {
+    throw new ConfigError([{ file, line: 1, column: 1, path: '(root)', message: 'must be a mapping of keys to values' }]);
+  }
+
+  const problems: ConfigProblem[] = [];
+  applyEnvOverrides(raw as Record<string, unknown>, env, problems);
+
+  const result = ConfigSchema.safeParse(raw, { error: describeIssue });
+  if (!result.success) {
+    for (const issue of result.error.issues) {
+      if (issue.code === 'unrecognized_keys') {
+        for (const key of issue.keys) {
+          const path = [...issue.path, key];
+          const pos = locate(doc, counter, path);
+          problems.push({ file, line: pos?.line, column: pos?.column, path: formatKeyPath(path), message: unknownKeyMessage(key, issue) });
+        }
+        continue;
+      }
+      const pos = locate(doc, counter, issue.path);
+      problems.push({ file, line: pos?.line, column: pos?.column, path: formatKeyPath(issue.path), message: issue.message });
+    }
+  }
+  if (problems.length > 0) {
+    problems.sort((a, b) => (a.line ?? Infinity) - (b.line ?? Infinity) || (a.column ?? 0) - (b.column ?? 0));
+    throw new ConfigError(problems);
+  }
+
+  const config = resolvePaths(result.data as Config, dirname(resolve(file)));
+  if (opts.onWarning) for (const w of configWarnings(config)) opts.onWarning(w);
+  return config;
+}
+
+function applyEnvOverrides(raw: Record<string, unknown>, env: Env, problems: ConfigProblem[]): void {
+  const section = (key: string): Record<string, unknown> => {
+    const current = raw[key];
+    if (current !== undefined && (typeof current !== 'object' || current === null || Array.isArray(current))) {
+      return {}; // the schema reports the bad section; the override has nowhere to go
+    }
+    if (current === undefined) raw[key] = {};
+    return raw[key] as Record<string, unknown>;
+  };
+  for (const [name, key] of LISTEN_OVERRIDES) {
+    const value = env[name];
+    if (value === undefined || value === '') continue;
+    const parsed = parseListen(value);
+    if (typeof parsed === 'string') {
+      problems.push({ file: `environment variable ${name}`, path: `listen.${key}`, message: parsed });
+      continue;
+    }
+    section('listen')[key] = value;
+  }
+  const level = env.WARDEN_LOG_LEVEL;
+  if (level !== undefined && level !== '') {
+    if (!LOG_LEVELS.includes(level)) {
+      problems.push({
+        file: 'environment variable WARDEN_LOG_LEVEL',
+        path: 'log.level',
+        message: `must be one of ${LOG_LEVELS.map((l) => `"${l}"`).join(', ')}`,
+      });
+    } else {
+      section('log').level = level;
+    }
+  }
+}
+
+function resolvePaths(config: Config, base: string): Config {
+  const abs = (p: string) => (isAbsolute(p) ? p : resolve(base, p));
+  const k8s = config.identity.kubernetes;
+  return {
+    ...config,
+    listen: {
+      ...config.listen,
+      http_socket: config.listen.http_socket === undefined ? undefined : abs(config.listen.http_socket),
+      grpc_socket: config.listen.grpc_socket === undefined ? undefined : abs(config.listen.grpc_socket),
+    },
+    identity: {
+      ...config.identity,
+      kubernetes: k8s && { ...k8s, jwks_file: k8s.jwks_file === undefined ? undefined : abs(k8s.jwks_file) },
+    },
+    policy: { ...config.policy, paths: config.policy.paths.map(abs) },
+    templates: { ...config.templates, paths: config.templates.paths.map(abs) },
+    audit: {
+      ...config.audit,
+      sinks: config.audit.sinks.map((s) => (s === 'stdout' ? s : { file: abs(s.file) })),
+    },
+  };
+}
+
+// ---------------------------------------------------------------------------------------------
+// Messages. They say what is expected and what kind of thing was found, never the value itself.
+// ---------------------------------------------------------------------------------------------
+
+function kindOf(input: unknown): string {
+  if (input === null) return 'null';
+  if (Array.isArray(input)) return 'a list';
+  if (typeof input === 'object') return 'a mapping';
+  if (typeof input === 'number' && !Number.isInteger(input)) return 'a fractional number';
+  return `a ${typeof input}`;
+}
+
+const EXPECTED: Record<string, string> = {
+  object: 'a mapping',
+  array: 'a list',
+  string: 'a string',
+  number: 'a number',
+  int: 'an integer',
+  boolean: 'true or false',
+  record: 'a mapping',
+};
+
+function describeIssue(issue: z.core.$ZodRawIssue): string | undefined {
+  switch (issue.code) {
+    case 'invalid_type':
+      if (issue.input === undefined) return 'is required';
+      return `must be ${EXPECTED[issue.expected] ?? issue.expected}, got ${kindOf(issue.input)}`;
+    case 'invalid_value':
+      return `must be one of ${issue.values.map((v) => JSON.stringify(v)).join(', ')}`;
+    case 'invalid_union': {
+      const options = (issue as { options?: unknown[] }).options;
+      if (options) return `must be one of ${options.map((v) => JSON.stringify(v)).join(', ')}`;
+      return undefined;
+    }
+    case 'too_small': {
+      const min = Number(issue.minimum);
+      if (issue.origin === 'array') return `must have at least ${min} item${min === 1 ? '' : 's'}`;
+      if (issue.origin === 'string') return min === 1 ? 'must not be empty' : `must be at least ${min} characters`;
+      return issue.inclusive === false ? `must be greater than ${min}` : `must be at least ${min}`;
+    }
+    case 'too_big': {
+      const max = Number(issue.maximum);
+      if (issue.origin === 'array') return `must have at most ${max} items`;
+      if (issue.origin === 'string') return `must be at most ${max} characters`;
+      return issue.inclusive === false ? `must be less than ${max}` : `must be at most ${max}`;
+    }
+    case 'invalid_format':
+      return issue.format === 'regex' ? 'has an invalid format' : `must be a valid ${issue.format}`;
+    case 'invalid_key':
+      return 'has an invalid key';
+    default:
+      return undefined;
+  }
+}
+
+function unknownKeyMessage(key: string, issue: { path: KeyPath }): string {
+  const known = knownKeysAt(issue.path);
+  const suggestion = closest(key, known);
+  return suggestion ? `unknown key (did you mean "${suggestion}"?)` : 'unknown key';
+}
+
+/** The keys the schema accepts at a path, for "did you mean" hints. */
+function knownKeysAt(path: KeyPath): string[] {
+  const defaults = defaultConfig() as unknown as Record<string, unknown>;
+  let node: unknown = defaults;
+  for (const seg of path) {
+    if (node && typeof node === 'object') node = (node as Record<string, unknown>)[String(seg)];
+    else return [];
+  }
+  const extra: Record<string, string[]> = {
+    '': [],
+    listen: ['http_socket', 'grpc_socket'],
+    identity: ['kubernetes', 'spiffe'],
+    'identity.kubernetes': ['issuer', 'audiences', 'jwks_url', 'jwks_file', 'namespaces', 'clock_tolerance_s'],
+    audit: ['hmac_key'],
+  };
+  const here = path.map(String).join('.');
+  const keys = node && typeof node === 'object' && !Array.isArray(node) ? Object.keys(node) : [];
+  if (path.length >= 2 && path[0] === 'providers') keys.push('kind', 'base_url', 'api_key', 'timeouts', 'pool');
+  return [...keys, ...(extra[here] ?? [])];
+}
+
+function closest(word: string, candidates: string[]): string | undefined {
+  let best: string | undefined;
+  let bestDistance = Math.max(2, Math.floor(word.length / 3)) + 1;
+  for (const c of candidates) {
+    const d = editDistance(word.toLowerCase(), c.toLowerCase());
+    if (d < bestDistance) {
+      best = c;
+      bestDistance = d;
+    }
+  }
+  return best;
+}
+
+function editDistance(a: string, b: string): number {
+  const row = Array.from({ length: b.length + 1 }, (_, i) => i);
+  for (let i = 1; i <= a.length; i++) {
+    let prev = row[0]!;
+    row[0] = i;
+    for (let j = 1; j <= b.length; j++) {
+      const tmp = row[j]!;
+      row[j] = Math.min(row[j]! + 1, row[j - 1]! + 1, prev + (a[i - 1] === b[j - 1] ? 0 : 1));
+      prev = tmp;
+    }
+  }
+  return row[b.length]!;
+}

@@ -1,0 +1,57 @@
+/**
+ * Maps a key path (as zod reports it) back to a line and column in the YAML source, using the
+ * node ranges `yaml` keeps and a LineCounter. A path that does not exist in the file (a missing
+ * required key) points at the deepest ancestor that does.
+ */
+import { isMap, isScalar, isSeq, type Document, type LineCounter, type Node } from 'yaml';
+
+export type KeyPath = ReadonlyArray<PropertyKey>;
+
+interface Position {
+  line: number;
+  column: number;
+}
+
+function keyMatches(key: unknown, segment: PropertyKey): boolean {
+  const k = isScalar(key) ? key.value : key;
+  return String(k) === String(segment);
+}
+
+/**
+ * Finds the node for `path`. For a map entry, the key's range is used (that is where a reader
+ * looks); for a sequence item, the item's.
+ */
+export function locate(doc: Document, counter: LineCounter, path: KeyPath): Position | undefined {
+  let node: unknown = doc.contents;
+  let range: [number, number, number] | undefined | null = (doc.contents as Node | null)?.range;
+  for (const segment of path) {
+    if (isMap(node)) {
+      const pair = node.items.find((p) => keyMatches(p.key, segment));
+      if (!pair) break;
+      range = (pair.key as Node | null)?.range ?? range;
+      node = pair.value;
+    } else if (isSeq(node)) {
+      const item = node.items[Number(segment)] as Node | undefined;
+      if (!item) break;
+      range = item.range ?? range;
+      node = item;
+    } else {
+      break;
+    }
+  }
+  if (!range) return undefined;
+  const pos = counter.linePos(range[0]);
+  return { line: pos.line, column: pos.col };
+}
+
+/** Renders a key path as `a.b[0].c`; keys that are not plain words are quoted: `models["gpt-4.1"]`. */
+export function formatKeyPath(path: KeyPath): string {
+  if (path.length === 0) return '(root)';
+  let out = '';
+  for (const seg of path) {
+    if (typeof seg === 'number') out += `[${seg}]`;
+    else if (/^[A-Za-z_][\w-]*$/.test(String(seg))) out += out ? `.${String(seg)}` : String(seg);
+    else out += `[${JSON.stringify(String(seg))}]`;
+  }
+  return out;
+}

@@ -1,0 +1,260 @@
+/**
+ * The configuration schema. Every key has a default that is safe on its own: listeners on
+ * loopback, no identity method (every request is rejected until one is configured), no policy
+ * (every request is denied), audit required (fail closed), the `echo` provider only (nothing
+ * leaves the machine). Objects are strict so that a misspelt key is an error, not a silent no-op;
+ * `redaction` is the one loose object because the redaction module owns its full shape.
+ */
+import { z } from 'zod';
+import { parseListen, type ListenAddress } from './listen.js';
+
+const listenAddress = (fallback: string) =>
+  z
+    .string()
+    .transform((text, ctx): ListenAddress => {
+      const parsed = parseListen(text);
+      if (typeof parsed === 'string') {
+        ctx.issues.push({ code: 'custom', message: parsed, input: text });
+        return z.NEVER;
+      }
+      return parsed;
+    })
+    .default(parseListen(fallback) as ListenAddress);
+
+/**
+ * A secret reference (`env://NAME`, `file:///path`, `vault://...`). A literal value is refused so
+ * that a key pasted into the config file is caught at load, and the message never repeats it.
+ */
+export const secretRef = z
+  .string()
+  .regex(/^[a-z][a-z0-9+.-]*:\/\/\S+$/, {
+    error: 'must be a secret ref URI such as env://NAME or file:///path, not a literal value',
+  });
+
+const nonEmpty = z.string().min(1, { error: 'must not be empty' });
+const positiveInt = z.int().positive();
+
+const ListenSchema = z.strictObject({
+  http: listenAddress('127.0.0.1:8700'),
+  grpc: listenAddress('127.0.0.1:8701'),
+  admin: listenAddress('127.0.0.1:8702'),
+  /** Optional Unix-domain sockets for the app listeners (served in addition to TCP). */
+  http_socket: nonEmpty.optional(),
+  grpc_socket: nonEmpty.optional(),
+});
+
+const EnvironmentSchema = z.strictObject({
+  /** Defaults to `production` so that a policy that relaxes rules for `development` never does so by accident. */
+  name: nonEmpty.default('production'),
+  cluster: nonEmpty.default('unknown'),
+  /** Extra labels merged into the policy input's `environment`. */
+  labels: z.record(z.string(), z.string()).default({}),
+});
+
+const KubernetesIdentitySchema = z
+  .strictObject({
+    issuer: nonEmpty,
+    audiences: z.array(nonEmpty).min(1, { error: 'must list at least one audience' }),
+    jwks_url: z.url({ protocol: /^https?$/, error: 'must be an http(s) URL' }).optional(),
+    jwks_file: nonEmpty.optional(),
+    /** When set, only service accounts in these namespaces are accepted. */
+    namespaces: z.array(nonEmpty).optional(),
+    /** Clock skew tolerated on exp/nbf/iat. */
+    clock_tolerance_s: z.int().min(0).max(300).default(5),
+  })
+  .check((ctx) => {
+    const v = ctx.value;
+    if ((v.jwks_url === undefined) === (v.jwks_file === undefined)) {
+      ctx.issues.push({ code: 'custom', message: 'set exactly one of jwks_url or jwks_file', input: v, path: [] });
+    }
+  });
+
+const DevIdentitySchema = z.strictObject({
+  principal: z
+    .strictObject({
+      namespace: nonEmpty.default('dev'),
+      service_account: nonEmpty.default('local'),
+    })
+    .prefault({}),
+});
+
+const SpiffeIdentitySchema = z.strictObject({
+  trust_domains: z.array(nonEmpty).min(1, { error: 'must list at least one trust domain' }),
+});
+
+const IdentitySchema = z
+  .strictObject({
+    /** Tried in order; an empty list rejects every request. */
+    methods: z.array(z.enum(['kubernetes', 'dev', 'spiffe'])).default([]),
+    kubernetes: KubernetesIdentitySchema.optional(),
+    dev: DevIdentitySchema.optional(),
+    spiffe: SpiffeIdentitySchema.optional(),
+  })
+  .check((ctx) => {
+    const v = ctx.value;
+    const seen = new Set<string>();
+    v.methods.forEach((m, i) => {
+      if (seen.has(m)) ctx.issues.push({ code: 'custom', message: `method "${m}" is listed twice`, input: m, path: ['methods', i] });
+      seen.add(m);
+      if (m === 'kubernetes' && !v.kubernetes) {
+        ctx.issues.push({ code: 'custom', message: 'method "kubernetes" needs an identity.kubernetes section', input: m, path: ['methods', i] });
+      }
+      if (m === 'spiffe' && !v.spiffe) {
+        ctx.issues.push({ code: 'custom', message: 'method "spiffe" needs an identity.spiffe section', input: m, path: ['methods', i] });
+      }
+    });
+  })
+  .transform((v) => ({
+    ...v,
+    // `dev` has a harmless default principal; it only matters when listed in methods.
+    dev: v.dev ?? { principal: { namespace: 'dev', service_account: 'local' } },
+  }));
+
+const PolicySchema = z.strictObject({
+  engine: z.enum(['rego', 'wasm']).default('rego'),
+  /** Directories or files: `.rego` for the rego engine, an OPA wasm bundle `.tar.gz` for wasm. Empty = deny all. */
+  paths: z.array(nonEmpty).default([]),
+  entrypoint: z
+    .string()
+    .regex(/^[A-Za-z_][\w]*(\/[A-Za-z_][\w]*)*$/, { error: 'must be a slash-separated rule path such as warden/decision' })
+    .default('warden/decision'),
+  /** Evaluation budget: a policy that exceeds it is a policy_error (deny), not a hung request. */
+  max_steps: positiveInt.default(100_000),
+  timeout_ms: positiveInt.default(50),
+});
+
+const TemplatesSchema = z.strictObject({
+  paths: z.array(nonEmpty).default([]),
+});
+
+const SecretsSchema = z.strictObject({
+  cache: z
+    .strictObject({
+      max_entries: positiveInt.default(1000),
+    })
+    .prefault({}),
+  /** Lease for refs whose backend does not give one (file://, env://). */
+  default_ttl_ms: z.int().min(0).default(300_000),
+});
+
+const EchoProviderSchema = z.strictObject({ kind: z.literal('echo') });
+
+const OpenAIProviderSchema = z.strictObject({
+  kind: z.literal('openai'),
+  base_url: z.url({ protocol: /^https?$/, error: 'must be an http(s) URL such as https://api.openai.com/v1' }),
+  /** Secret ref resolved by Warden; the application never holds the key. Optional for keyless local upstreams. */
+  api_key: secretRef.optional(),
+  timeouts: z
+    .strictObject({
+      connect_ms: positiveInt.default(5_000),
+      headers_ms: positiveInt.default(60_000),
+      body_ms: positiveInt.default(300_000),
+    })
+    .prefault({}),
+  pool: z
+    .strictObject({
+      connections: positiveInt.max(1024).default(64),
+    })
+    .prefault({}),
+});
+
+export const ProviderSchema = z.discriminatedUnion('kind', [EchoProviderSchema, OpenAIProviderSchema]);
+
+const RedactionSchema = z.looseObject({
+  default_profile: nonEmpty.default('standard'),
+  profiles: z.record(z.string(), z.looseObject({})).optional(),
+  custom: z.array(z.looseObject({})).optional(),
+  allow_lists: z.record(z.string(), z.array(z.string())).optional(),
+  hmac_key: secretRef.optional(),
+  phone_regions: z.array(z.string().regex(/^[A-Z]{2}$/, { error: 'must be a two-letter region code such as US' })).optional(),
+});
+
+const AuditSinkSchema = z.union([
+  z.literal('stdout'),
+  z.strictObject({ file: nonEmpty }),
+], { error: 'must be "stdout" or { file: PATH }' });
+
+const AuditSchema = z.strictObject({
+  sinks: z.array(AuditSinkSchema).default(['stdout']),
+  /** Key for the prompt HMAC in audit records; without it a per-process random key is used. */
+  hmac_key: secretRef.optional(),
+  /** true: a request whose audit record cannot be written fails with audit_unavailable. */
+  required: z.boolean().default(true),
+});
+
+const LimitsSchema = z.strictObject({
+  max_body_bytes: positiveInt.default(1024 * 1024),
+  max_header_bytes: positiveInt.default(16 * 1024),
+  max_variables: positiveInt.default(64),
+  max_variable_length: positiveInt.default(32 * 1024),
+  client_timeout_ms: positiveInt.default(120_000),
+  upstream_timeout_ms: positiveInt.default(300_000),
+  shutdown_grace_ms: z.int().min(0).default(10_000),
+});
+
+const LogSchema = z.strictObject({
+  level: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']).default('info'),
+  format: z.enum(['json', 'text']).default('json'),
+});
+
+const ReloadSchema = z.strictObject({
+  /** Watch template and policy paths; SIGHUP reloads either way. */
+  watch: z.boolean().default(true),
+  debounce_ms: z.int().min(0).default(250),
+});
+
+export const ConfigSchema = z
+  .strictObject({
+    listen: ListenSchema.prefault({}),
+    environment: EnvironmentSchema.prefault({}),
+    identity: IdentitySchema.prefault({}),
+    policy: PolicySchema.prefault({}),
+    templates: TemplatesSchema.prefault({}),
+    secrets: SecretsSchema.prefault({}),
+    providers: z.record(z.string().regex(/^[A-Za-z0-9_.-]+$/, { error: 'provider names use letters, digits, _ . -' }), ProviderSchema)
+      .default({ echo: { kind: 'echo' } }),
+    /** Model name → provider name. */
+    models: z.record(z.string().min(1), nonEmpty).default({ echo: 'echo' }),
+    redaction: RedactionSchema.prefault({}),
+    audit: AuditSchema.prefault({}),
+    limits: LimitsSchema.prefault({}),
+    log: LogSchema.prefault({}),
+    reload: ReloadSchema.prefault({}),
+  })
+  .superRefine(
+    (value, ctx) => {
+      const { models, providers } = value;
+      for (const [model, provider] of Object.entries(models)) {
+        if (typeof provider !== 'string' || Object.hasOwn(providers, provider)) continue;
+        const known = Object.keys(providers).map((p) => `"${p}"`).join(', ') || 'none';
+        ctx.addIssue({
+          code: 'custom',
+          message: `unknown provider "${provider}" (configured providers: ${known})`,
+          input: provider,
+          path: ['models', model],
+        });
+      }
+    },
+    {
+      // Run even when other keys are wrong, so one pass reports every problem; it needs only
+      // `models` and `providers` to be mappings.
+      when: (payload) => {
+        const v = payload.value as { models?: unknown; providers?: unknown } | undefined;
+        const isMap = (x: unknown) => typeof x === 'object' && x !== null && !Array.isArray(x);
+        return isMap(v) && isMap(v?.models) && isMap(v?.providers);
+      },
+    },
+  );
+
+export type Config = z.output<typeof ConfigSchema>;
+/** The file's shape before defaults (what a user may write). */
+export type ConfigInput = z.input<typeof ConfigSchema>;
+export type ProviderConfig = Config['providers'][string];
+export type OpenAIProviderConfig = Extract<ProviderConfig, { kind: 'openai' }>;
+export type EchoProviderConfig = Extract<ProviderConfig, { kind: 'echo' }>;
+export type AuditSinkConfig = Config['audit']['sinks'][number];
+export type IdentityConfig = Config['identity'];
+export type PolicyConfig = Config['policy'];
+export type LimitsConfig = Config['limits'];
+export type LogConfig = Config['log'];
+export type RedactionConfigInput = Config['redaction'];

@@ -1,0 +1,34 @@
+/**
+ * Things a valid config may do that an operator should know about: they are allowed (a pod
+ * network may need them) but never silent.
+ */
+import { formatListen, isLoopbackHost } from './listen.js';
+import type { Config } from './schema.js';
+
+export function configWarnings(config: Config): string[] {
+  const out: string[] = [];
+  for (const name of ['http', 'grpc', 'admin'] as const) {
+    const addr = config.listen[name];
+    if (!isLoopbackHost(addr.host)) {
+      out.push(`listen.${name} ${formatListen(addr)} is not a loopback address: other hosts can reach this listener`);
+    }
+  }
+  const methods = config.identity.methods;
+  if (methods.length === 0) out.push('identity.methods is empty: every request will be rejected as unauthenticated');
+  if (methods.includes('dev')) {
+    const p = config.identity.dev.principal;
+    out.push(
+      `identity method "dev" is enabled: loopback and Unix-socket callers act as ${p.namespace}/${p.service_account} without a token; never use it in production`,
+    );
+  }
+  if (config.policy.paths.length === 0) out.push('policy.paths is empty: every request will be denied');
+  if (!config.audit.required) out.push('audit.required is false: requests proceed when the audit record cannot be written');
+  for (const [name, provider] of Object.entries(config.providers)) {
+    if (provider.kind !== 'openai') continue;
+    const url = new URL(provider.base_url);
+    if (url.protocol === 'http:' && !isLoopbackHost(url.hostname.replace(/^\[|\]$/g, ''))) {
+      out.push(`providers.${name}.base_url uses plain http to a non-loopback host: the API key and prompts travel unencrypted`);
+    }
+  }
+  return out;
+}

@@ -1,0 +1,314 @@
+import { mkdtempSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join, resolve } from 'node:path';
+import { describe, expect, it } from 'vitest';
+import {
+  ConfigError,
+  configWarnings,
+  defaultConfig,
+  loadConfig,
+  parseConfig,
+  parseListen,
+  type ConfigProblem,
+} from '../../src/config/index.js';
+
+function problems(text: string, env: Record<string, string> = {}): ConfigProblem[] {
+  try {
+    parseConfig(text, '/etc/warden/w.yaml', env);
+  } catch (err) {
+    expect(err).toBeInstanceOf(ConfigError);
+    expect((err as ConfigError).code).toBe('config_invalid');
+    return [...(err as ConfigError).problems];
+  }
+  throw new Error('expected a ConfigError');
+}
+
+function lines(text: string, env: Record<string, string> = {}): string[] {
+  try {
+    parseConfig(text, 'w.yaml', env);
+  } catch (err) {
+    expect(err).toBeInstanceOf(ConfigError);
+    return (err as ConfigError).message.split('\n').slice(1).map((l) => l.trim());
+  }
+  throw new Error('expected a ConfigError');
+}
+
+describe('defaults', () => {
+  it('are safe: loopback listeners, no identity, no policy, audit required, echo only', () => {
+    const c = defaultConfig();
+    expect(c.listen.http).toEqual({ host: '127.0.0.1', port: 8700 });
+    expect(c.listen.grpc).toEqual({ host: '127.0.0.1', port: 8701 });
+    expect(c.listen.admin).toEqual({ host: '127.0.0.1', port: 8702 });
+    expect(c.identity.methods).toEqual([]);
+    expect(c.policy).toMatchObject({ engine: 'rego', paths: [], entrypoint: 'warden/decision' });
+    expect(c.audit).toEqual({ sinks: ['stdout'], required: true });
+    expect(c.providers).toEqual({ echo: { kind: 'echo' } });
+    expect(c.models).toEqual({ echo: 'echo' });
+    expect(c.environment.name).toBe('production');
+    expect(c.limits).toEqual({
+      max_body_bytes: 1048576,
+      max_header_bytes: 16384,
+      max_variables: 64,
+      max_variable_length: 32768,
+      client_timeout_ms: 120000,
+      upstream_timeout_ms: 300000,
+      shutdown_grace_ms: 10000,
+    });
+    expect(c.log).toEqual({ level: 'info', format: 'json' });
+  });
+
+  it('an empty file gives the defaults, and warns that nothing is allowed', () => {
+    const c = parseConfig('', 'empty.yaml');
+    expect(c).toEqual(defaultConfig());
+    const w = configWarnings(c);
+    expect(w.some((m) => m.includes('identity.methods is empty'))).toBe(true);
+    expect(w.some((m) => m.includes('policy.paths is empty'))).toBe(true);
+  });
+
+  it('fills nested defaults inside a partly written section', () => {
+    const c = parseConfig('providers:\n  up: { kind: openai, base_url: "http://127.0.0.1:9/v1" }\nmodels: { m: up }\n', 'x.yaml');
+    const up = c.providers.up;
+    expect(up?.kind).toBe('openai');
+    if (up?.kind !== 'openai') throw new Error('unreachable');
+    expect(up.timeouts).toEqual({ connect_ms: 5000, headers_ms: 60000, body_ms: 300000 });
+    expect(up.pool.connections).toBe(64);
+    expect(up.api_key).toBeUndefined();
+  });
+});
+
+describe('the embedded default deploy/local/warden.yaml', () => {
+  it('loads, with paths resolved against its directory', () => {
+    const file = resolve('deploy/local/warden.yaml');
+    const c = loadConfig(file, {});
+    expect(c.identity.methods).toEqual(['dev']);
+    expect(c.policy.paths).toEqual([resolve('policies')]);
+    expect(c.templates.paths).toEqual([resolve('deploy/local/templates')]);
+    expect(c.models).toEqual({ echo: 'echo', 'gpt-4o-mini': 'echo' });
+    expect(c.environment).toMatchObject({ name: 'development', cluster: 'local' });
+  });
+});
+
+describe('relative paths', () => {
+  it('resolve against the config file directory, absolute ones stay', () => {
+    const c = parseConfig(
+      [
+        'listen: { http_socket: run/http.sock }',
+        'policy: { paths: [pol, /abs/pol] }',
+        'templates: { paths: [../t] }',
+        'identity: { methods: [kubernetes], kubernetes: { issuer: https://k, audiences: [warden], jwks_file: keys/jwks.json } }',
+        'audit: { sinks: [stdout, { file: logs/audit.jsonl }] }',
+      ].join('\n'),
+      '/srv/conf/warden.yaml',
+    );
+    expect(c.listen.http_socket).toBe('/srv/conf/run/http.sock');
+    expect(c.policy.paths).toEqual(['/srv/conf/pol', '/abs/pol']);
+    expect(c.templates.paths).toEqual(['/srv/t']);
+    expect(c.identity.kubernetes?.jwks_file).toBe('/srv/conf/keys/jwks.json');
+    expect(c.audit.sinks).toEqual(['stdout', { file: '/srv/conf/logs/audit.jsonl' }]);
+  });
+});
+
+describe('environment overrides', () => {
+  it('replace listeners and log level', () => {
+    const c = parseConfig('listen: { http: 127.0.0.1:1 }\nlog: { level: warn }\n', 'w.yaml', {
+      WARDEN_HTTP_LISTEN: '0.0.0.0:9000',
+      WARDEN_GRPC_LISTEN: '[::1]:9001',
+      WARDEN_ADMIN_LISTEN: 'localhost:9002',
+      WARDEN_LOG_LEVEL: 'debug',
+    });
+    expect(c.listen.http).toEqual({ host: '0.0.0.0', port: 9000 });
+    expect(c.listen.grpc).toEqual({ host: '::1', port: 9001 });
+    expect(c.listen.admin).toEqual({ host: 'localhost', port: 9002 });
+    expect(c.log.level).toBe('debug');
+  });
+
+  it('loadConfig reads process-style env', () => {
+    const dir = mkdtempSync(join(tmpdir(), 'warden-config-'));
+    const file = join(dir, 'w.yaml');
+    writeFileSync(file, 'log: { level: info }\n');
+    expect(loadConfig(file, { WARDEN_LOG_LEVEL: 'error' }).log.level).toBe('error');
+  });
+
+  it('bad override values are errors naming the variable', () => {
+    expect(lines('', { WARDEN_HTTP_LISTEN: 'nope', WARDEN_LOG_LEVEL: 'loud' })).toEqual([
+      'environment variable WARDEN_HTTP_LISTEN: listen.http: must be host:port, e.g. 127.0.0.1:8700',
+      'environment variable WARDEN_LOG_LEVEL: log.level: must be one of "fatal", "error", "warn", "info", "debug", "trace", "silent"',
+    ]);
+  });
+});
+
+describe('errors name file:line:col, key path and what is wrong', () => {
+  it('unknown keys, with a suggestion', () => {
+    expect(lines('listen:\n  http: 127.0.0.1:1\n  admn: 127.0.0.1:2\nlimts: {}\n')).toEqual([
+      'w.yaml:3:3: listen.admn: unknown key (did you mean "admin"?)',
+      'w.yaml:4:1: limts: unknown key (did you mean "limits"?)',
+    ]);
+  });
+
+  it('unknown key without a near match', () => {
+    expect(lines('audit:\n  colour: blue\n')).toEqual(['w.yaml:2:3: audit.colour: unknown key']);
+  });
+
+  it('bad listen addresses', () => {
+    expect(lines('listen:\n  http: 127.0.0.1:99999\n  grpc: "::1:8701"\n  admin: 8702\n')).toEqual([
+      'w.yaml:2:3: listen.http: port must be a number from 0 to 65535',
+      'w.yaml:3:3: listen.grpc: IPv6 hosts must be bracketed, e.g. [::1]:8700',
+      'w.yaml:4:3: listen.admin: must be a string, got a number',
+    ]);
+  });
+
+  it('wrong types and ranges', () => {
+    expect(lines('limits:\n  max_body_bytes: -1\n  max_variables: 1.5\n  client_timeout_ms: "10"\nreload: { watch: yes }\n')).toEqual([
+      'w.yaml:2:3: limits.max_body_bytes: must be greater than 0',
+      'w.yaml:3:3: limits.max_variables: must be an integer, got a fractional number',
+      'w.yaml:4:3: limits.client_timeout_ms: must be a number, got a string',
+      'w.yaml:5:11: reload.watch: must be true or false, got a string',
+    ]);
+  });
+
+  it('enum values', () => {
+    expect(lines('policy:\n  engine: opa\nlog: { level: loud, format: xml }\n')).toEqual([
+      'w.yaml:2:3: policy.engine: must be one of "rego", "wasm"',
+      'w.yaml:3:8: log.level: must be one of "fatal", "error", "warn", "info", "debug", "trace", "silent"',
+      'w.yaml:3:21: log.format: must be one of "json", "text"',
+    ]);
+  });
+
+  it('identity methods need their section; duplicates rejected', () => {
+    expect(lines('identity:\n  methods: [kubernetes, dev, dev, spiffe, ldap]\n')).toEqual([
+      'w.yaml:2:43: identity.methods[4]: must be one of "kubernetes", "dev", "spiffe"',
+    ]);
+    expect(lines('identity:\n  methods:\n    - kubernetes\n    - dev\n    - dev\n    - spiffe\n')).toEqual([
+      'w.yaml:3:7: identity.methods[0]: method "kubernetes" needs an identity.kubernetes section',
+      'w.yaml:5:7: identity.methods[2]: method "dev" is listed twice',
+      'w.yaml:6:7: identity.methods[3]: method "spiffe" needs an identity.spiffe section',
+    ]);
+  });
+
+  it('kubernetes: missing keys point at the section, jwks source exactly one', () => {
+    expect(
+      lines('identity:\n  methods: [kubernetes]\n  kubernetes:\n    audiences: []\n    jwks_url: file:///x\n    jwks_file: k.json\n'),
+    ).toEqual([
+      'w.yaml:3:3: identity.kubernetes.issuer: is required',
+      'w.yaml:4:5: identity.kubernetes.audiences: must list at least one audience',
+      'w.yaml:5:5: identity.kubernetes.jwks_url: must be an http(s) URL',
+    ]);
+    expect(lines('identity:\n  methods: [kubernetes]\n  kubernetes:\n    issuer: https://k\n    audiences: [w]\n')).toEqual([
+      'w.yaml:3:3: identity.kubernetes: set exactly one of jwks_url or jwks_file',
+    ]);
+  });
+
+  it('providers: unknown kind, bad url, literal api key (never echoed)', () => {
+    const canary = 'sk-CANARY-SECRET-9f8e7d';
+    const text = [
+      'providers:',
+      '  echo: { kind: echo }',
+      `  up: { kind: openai, base_url: "ftp://x", api_key: "${canary}" }`,
+      '  odd: { kind: anthropic }',
+      '  flat: echo',
+      'models: { echo: echo }',
+    ].join('\n');
+    const out = lines(text);
+    expect(out).toEqual([
+      'w.yaml:3:23: providers.up.base_url: must be an http(s) URL such as https://api.openai.com/v1',
+      'w.yaml:3:44: providers.up.api_key: must be a secret ref URI such as env://NAME or file:///path, not a literal value',
+      'w.yaml:4:10: providers.odd.kind: must be one of "echo", "openai"',
+      'w.yaml:5:3: providers.flat: must be a mapping, got a string',
+    ]);
+    expect(out.join('\n')).not.toContain('CANARY');
+  });
+
+  it('models pointing at an unknown provider, reported alongside other problems', () => {
+    expect(lines('providers:\n  echo: { kind: echo }\nmodels:\n  gpt-4.1: openai\n  echo: echo\nlog: { level: 3 }\n')).toEqual([
+      'w.yaml:4:3: models["gpt-4.1"]: unknown provider "openai" (configured providers: "echo")',
+      'w.yaml:6:8: log.level: must be one of "fatal", "error", "warn", "info", "debug", "trace", "silent"',
+    ]);
+  });
+
+  it('the default models map needs the echo provider when providers are replaced', () => {
+    expect(lines('providers:\n  up: { kind: openai, base_url: "https://x/v1" }\n')).toEqual([
+      'w.yaml:1:1: models.echo: unknown provider "echo" (configured providers: "up")',
+    ]);
+  });
+
+  it('audit sinks', () => {
+    expect(lines('audit:\n  sinks: [stdout, { fil: x }, 3]\n  required: "no"\n')).toEqual([
+      'w.yaml:2:19: audit.sinks[1]: must be "stdout" or { file: PATH }',
+      'w.yaml:2:31: audit.sinks[2]: must be "stdout" or { file: PATH }',
+      'w.yaml:3:3: audit.required: must be true or false, got a string',
+    ]);
+  });
+
+  it('policy entrypoint format and secrets section', () => {
+    expect(lines('policy: { entrypoint: "data.warden.decision" }\nsecrets: { cache: { max_entries: 0 } }\n')).toEqual([
+      'w.yaml:1:11: policy.entrypoint: must be a slash-separated rule path such as warden/decision',
+      'w.yaml:2:21: secrets.cache.max_entries: must be greater than 0',
+    ]);
+  });
+
+  it('redaction is loose but shape-checked', () => {
+    const c = parseConfig('redaction:\n  default_profile: strict\n  profiles: { strict: { entities: [EMAIL] } }\n  future_knob: 1\n', 'w.yaml');
+    expect(c.redaction).toMatchObject({ default_profile: 'strict', future_knob: 1 });
+    expect(lines('redaction:\n  hmac_key: plainkey\n  phone_regions: [us]\n  profiles: []\n')).toEqual([
+      'w.yaml:2:3: redaction.hmac_key: must be a secret ref URI such as env://NAME or file:///path, not a literal value',
+      'w.yaml:3:19: redaction.phone_regions[0]: must be a two-letter region code such as US',
+      'w.yaml:4:3: redaction.profiles: must be a mapping, got a list',
+    ]);
+  });
+
+  it('YAML syntax errors and duplicate keys', () => {
+    const syntax = problems('listen:\n  http: [\n');
+    expect(syntax[0]).toMatchObject({ file: '/etc/warden/w.yaml', path: '(root)' });
+    expect(syntax[0]?.line).toBeGreaterThanOrEqual(2);
+    expect(syntax[0]?.message).toMatch(/^YAML syntax: /);
+    const dup = problems('log: { level: info }\nlog: { level: warn }\n');
+    expect(dup[0]).toMatchObject({ line: 2, column: 1, path: '(root)' });
+    expect(dup[0]?.message).toMatch(/unique|duplicate/i);
+  });
+
+  it('a document that is not a mapping', () => {
+    expect(lines('- a\n- b\n')).toEqual(['w.yaml:1:1: (root): must be a mapping of keys to values']);
+  });
+
+  it('a missing file', () => {
+    expect(() => loadConfig('/nonexistent/warden.yaml', {})).toThrow(
+      /\/nonexistent\/warden\.yaml: \(root\): cannot read the file \(ENOENT\)/,
+    );
+  });
+});
+
+describe('warnings', () => {
+  it('non-loopback listeners, dev identity, audit not required, plain-http upstream', () => {
+    const warnings: string[] = [];
+    parseConfig(
+      [
+        'listen: { http: 0.0.0.0:8700 }',
+        'identity: { methods: [dev] }',
+        'policy: { paths: [p] }',
+        'audit: { required: false }',
+        'providers: { echo: { kind: echo }, up: { kind: openai, base_url: "http://10.0.0.5/v1" } }',
+      ].join('\n'),
+      'w.yaml',
+      {},
+      { onWarning: (w) => warnings.push(w) },
+    );
+    expect(warnings).toEqual([
+      'listen.http 0.0.0.0:8700 is not a loopback address: other hosts can reach this listener',
+      'identity method "dev" is enabled: loopback and Unix-socket callers act as dev/local without a token; never use it in production',
+      'audit.required is false: requests proceed when the audit record cannot be written',
+      'providers.up.base_url uses plain http to a non-loopback host: the API key and prompts travel unencrypted',
+    ]);
+  });
+});
+
+describe('parseListen', () => {
+  it('accepts IPv4, bracketed IPv6, names; rejects the rest', () => {
+    expect(parseListen('127.0.0.1:0')).toEqual({ host: '127.0.0.1', port: 0 });
+    expect(parseListen('[::1]:80')).toEqual({ host: '::1', port: 80 });
+    expect(parseListen('warden.local:1')).toEqual({ host: 'warden.local', port: 1 });
+    expect(parseListen(':80')).toBe('must be host:port, e.g. 127.0.0.1:8700');
+    expect(parseListen('[zz]:80')).toBe('bracketed host must be an IPv6 address');
+    expect(parseListen('a b:80')).toBe('host must be an IP address or a host name');
+    expect(parseListen('h:http')).toBe('port must be a number from 0 to 65535');
+  });
+});
