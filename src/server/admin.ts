@@ -1,0 +1,70 @@
+/**
+ * Admin listener: `/metrics` (Prometheus text format from the prom-client registry), `/healthz`
+ * (the process is alive), `/readyz` (200 only once policies and templates are loaded; the body
+ * names the active revisions). Kept on its own port so scraping never competes with app traffic
+ * limits and the app port never exposes operational data.
+ */
+import { createServer, type Server } from 'node:http';
+
+/** The prom-client Registry surface we use. */
+export interface MetricsRegistry {
+  readonly contentType: string;
+  metrics(): Promise<string>;
+}
+
+export interface Readiness {
+  ready: boolean;
+  /** Why not ready (e.g. `policies not loaded`), when not. */
+  reason?: string;
+  policy_revision: string | null;
+  template_revision: string | null;
+  draining: boolean;
+}
+
+export interface AdminOptions {
+  registry: MetricsRegistry;
+  readiness: () => Readiness;
+}
+
+export function createAdminServer(opts: AdminOptions): Server {
+  return createServer((req, res) => {
+    req.resume();
+    const url = req.url ?? '/';
+    const q = url.indexOf('?');
+    const path = q === -1 ? url : url.slice(0, q);
+    if (req.method !== 'GET' && req.method !== 'HEAD') {
+      res.writeHead(405, { allow: 'GET, HEAD', 'content-type': 'text/plain' });
+      res.end('method not allowed\n');
+      return;
+    }
+    if (path === '/metrics') {
+      opts.registry.metrics().then(
+        (text) => {
+          res.writeHead(200, { 'content-type': opts.registry.contentType });
+          res.end(req.method === 'HEAD' ? undefined : text);
+        },
+        () => {
+          res.writeHead(500, { 'content-type': 'text/plain' });
+          res.end('metrics collection failed\n');
+        },
+      );
+      return;
+    }
+    if (path === '/healthz') {
+      const body = JSON.stringify({ status: 'ok' });
+      res.writeHead(200, { 'content-type': 'application/json', 'content-length': Buffer.byteLength(body) });
+      res.end(req.method === 'HEAD' ? undefined : body);
+      return;
+    }
+    if (path === '/readyz') {
+      const r = opts.readiness();
+      const ok = r.ready && !r.draining;
+      const body = JSON.stringify({ status: ok ? 'ready' : 'not_ready', ...r });
+      res.writeHead(ok ? 200 : 503, { 'content-type': 'application/json', 'content-length': Buffer.byteLength(body) });
+      res.end(req.method === 'HEAD' ? undefined : body);
+      return;
+    }
+    res.writeHead(404, { 'content-type': 'text/plain' });
+    res.end('not found\n');
+  });
+}

@@ -1,0 +1,449 @@
+/**
+ * gRPC ingress: `warden.v1.PromptGateway` (Render, Complete, StreamComplete) and the standard
+ * `grpc.health.v1.Health`, served with @grpc/grpc-js. Like the HTTP adapter it only translates:
+ * gRPC messages ↔ canonical request/response, Warden codes → gRPC status codes.
+ */
+import { randomUUID } from 'node:crypto';
+import { performance } from 'node:perf_hooks';
+import * as grpc from '@grpc/grpc-js';
+import { WardenError, isWardenError } from '../pipeline/errors.js';
+import type { Pipeline, PipelineLogger } from '../pipeline/pipeline.js';
+import type {
+  Action,
+  ChatMessage,
+  CompletionChunk,
+  CompletionResult,
+  PeerInfo,
+  PipelineResponse,
+  PromptRequest,
+  Role,
+} from '../pipeline/types.js';
+import type { IngressLimits } from './limits.js';
+import { loadProtos, lookupService } from './proto.js';
+import { bearerToken, checkVariables } from './request.js';
+
+// --- wire shapes (as proto-loader decodes them with keepCase + defaults) ------------------------
+
+interface WireToolCall {
+  id: string;
+  type: string;
+  function?: { name: string; arguments: string } | null;
+}
+
+interface WireMessage {
+  role: string;
+  content: string;
+  name: string;
+  tool_call_id: string;
+  tool_calls: WireToolCall[];
+}
+
+export interface WirePromptRequest {
+  model: string;
+  template?: { id: string; version: number } | null;
+  variables: Record<string, string>;
+  messages: WireMessage[];
+  max_tokens: number;
+  temperature?: number;
+  top_p?: number;
+  stop: string[];
+  params_json: string;
+}
+
+const ROLES: ReadonlySet<string> = new Set(['system', 'developer', 'user', 'assistant', 'tool']);
+
+const STATUS: Record<string, grpc.status> = {
+  INVALID_ARGUMENT: grpc.status.INVALID_ARGUMENT,
+  UNAUTHENTICATED: grpc.status.UNAUTHENTICATED,
+  PERMISSION_DENIED: grpc.status.PERMISSION_DENIED,
+  NOT_FOUND: grpc.status.NOT_FOUND,
+  FAILED_PRECONDITION: grpc.status.FAILED_PRECONDITION,
+  RESOURCE_EXHAUSTED: grpc.status.RESOURCE_EXHAUSTED,
+  UNAVAILABLE: grpc.status.UNAVAILABLE,
+  DEADLINE_EXCEEDED: grpc.status.DEADLINE_EXCEEDED,
+  CANCELLED: grpc.status.CANCELLED,
+  INTERNAL: grpc.status.INTERNAL,
+};
+
+/** Warden error → gRPC status object, the stable code in the `warden-code` trailer. */
+export function toGrpcError(err: WardenError): Partial<grpc.StatusObject> {
+  const metadata = new grpc.Metadata();
+  metadata.set('warden-code', err.code);
+  const path = err.location?.path;
+  if (path) metadata.set('warden-param', path);
+  return { code: STATUS[err.grpcStatus] ?? grpc.status.INTERNAL, details: err.message, metadata };
+}
+
+/** `ipv4:127.0.0.1:5000`, `ipv6:[::1]:5000`, `unix:/run/warden.sock` → PeerInfo. */
+export function grpcPeerInfo(peer: string): PeerInfo {
+  if (peer.startsWith('unix:') || peer === '') return { address: 'unix', local: true, transport: 'unix' };
+  let host = peer;
+  if (host.startsWith('ipv4:')) host = host.slice(5, host.lastIndexOf(':'));
+  else if (host.startsWith('ipv6:')) host = host.slice(5).replace(/^\[/, '').replace(/\]:\d+$/, '');
+  else {
+    const colon = host.lastIndexOf(':');
+    if (colon > 0) host = host.slice(0, colon).replace(/^\[|\]$/g, '');
+  }
+  const local = host === '::1' || host.startsWith('127.') || host.startsWith('::ffff:127.');
+  return { address: host, local, transport: 'tcp' };
+}
+
+function invalid(message: string, path: string): WardenError {
+  return new WardenError('invalid_request', message, { location: { path } });
+}
+
+function toMessage(m: WireMessage, i: number): ChatMessage {
+  if (!ROLES.has(m.role)) throw invalid(`field 'messages.${i}.role' has an unsupported value`, `messages.${i}.role`);
+  const out: ChatMessage = { role: m.role as Role, content: m.content };
+  if (m.name) out.name = m.name;
+  if (m.tool_call_id) out.tool_call_id = m.tool_call_id;
+  if (m.tool_calls.length > 0) {
+    out.tool_calls = m.tool_calls.map((t) => ({
+      id: t.id,
+      type: 'function' as const,
+      function: { name: t.function?.name ?? '', arguments: t.function?.arguments ?? '' },
+    }));
+  }
+  return out;
+}
+
+function fromMessage(m: ChatMessage): WireMessage {
+  let content = '';
+  if (typeof m.content === 'string') content = m.content;
+  else if (Array.isArray(m.content)) {
+    content = m.content.map((p) => (p.type === 'text' && typeof p.text === 'string' ? p.text : '')).join('');
+  }
+  return {
+    role: m.role,
+    content,
+    name: m.name ?? '',
+    tool_call_id: m.tool_call_id ?? '',
+    tool_calls: (m.tool_calls ?? []).map((t) => ({ id: t.id, type: t.type, function: t.function })),
+  };
+}
+
+export interface GrpcMeta {
+  id: string;
+  action: Action;
+  stream: boolean;
+  bearer: string | undefined;
+  peer: PeerInfo;
+  traceparent: string | undefined;
+  signal: AbortSignal;
+}
+
+/** gRPC request → canonical PromptRequest (shape and limit checks only). */
+export function fromWireRequest(w: WirePromptRequest, meta: GrpcMeta, limits: IngressLimits): PromptRequest {
+  if (!w.model) throw invalid("field 'model' is required", 'model');
+  const variables: Record<string, string> = Object.create(null) as Record<string, string>;
+  for (const [k, v] of Object.entries(w.variables ?? {})) variables[k] = v;
+  checkVariables(variables, limits);
+
+  const params: Record<string, unknown> = {};
+  if (w.params_json) {
+    let parsed: unknown;
+    try {
+      parsed = JSON.parse(w.params_json);
+    } catch {
+      throw invalid("field 'params_json' is not valid JSON", 'params_json');
+    }
+    if (parsed === null || typeof parsed !== 'object' || Array.isArray(parsed)) {
+      throw invalid("field 'params_json' must be a JSON object", 'params_json');
+    }
+    for (const [k, v] of Object.entries(parsed)) {
+      if (k === 'model' || k === 'messages' || k === 'stream' || k === 'warden') {
+        throw invalid(`field 'params_json.${k}' has its own field`, `params_json.${k}`);
+      }
+      params[k] = v;
+    }
+  }
+  if (w.temperature !== undefined && w.temperature !== null) params.temperature = w.temperature;
+  if (w.top_p !== undefined && w.top_p !== null) params.top_p = w.top_p;
+  if (w.stop.length > 0) params.stop = w.stop;
+
+  const req: PromptRequest = {
+    id: meta.id,
+    protocol: 'grpc',
+    action: meta.action,
+    model: w.model,
+    variables,
+    stream: meta.stream,
+    params,
+    credentials: meta.bearer === undefined ? { peer: meta.peer } : { bearer: meta.bearer, peer: meta.peer },
+    signal: meta.signal,
+    receivedAt: performance.timeOrigin + performance.now(),
+  };
+  if (meta.traceparent) req.traceparent = meta.traceparent;
+  if (w.max_tokens > 0) req.max_tokens = w.max_tokens;
+  const hasTemplate = !!w.template && w.template.id !== '';
+  if (hasTemplate) {
+    const t = w.template as { id: string; version: number };
+    req.template = t.version > 0 ? { id: t.id, version: t.version } : { id: t.id };
+    if (w.messages.length > 0) {
+      throw invalid("field 'messages' must be empty when a template is named: the template supplies the prompt", 'messages');
+    }
+  } else {
+    if (w.messages.length === 0) throw invalid("field 'messages' is required (or name a template)", 'messages');
+    if (Object.keys(variables).length > 0) throw invalid("field 'variables' needs 'template'", 'variables');
+    req.messages = w.messages.map(toMessage);
+  }
+  return req;
+}
+
+function usageOf(u: CompletionResult['usage'] | null | undefined) {
+  return u ? { prompt_tokens: u.prompt_tokens, completion_tokens: u.completion_tokens, total_tokens: u.total_tokens } : null;
+}
+
+function toWireCompletion(r: CompletionResult) {
+  return {
+    id: r.id,
+    model: r.model,
+    created: r.created,
+    choices: r.choices.map((c) => ({ index: c.index, message: fromMessage(c.message), finish_reason: c.finish_reason ?? '' })),
+    usage: usageOf(r.usage),
+  };
+}
+
+function toWireChunk(c: CompletionChunk) {
+  return {
+    id: c.id,
+    model: c.model,
+    created: c.created,
+    choices: c.choices.map((ch) => ({
+      index: ch.index,
+      delta: {
+        role: ch.delta.role ?? '',
+        content: ch.delta.content ?? '',
+        tool_calls: (ch.delta.tool_calls ?? []).map((t) => ({
+          index: t.index,
+          id: t.id ?? '',
+          type: t.type ?? '',
+          function: { name: t.function?.name ?? '', arguments: t.function?.arguments ?? '' },
+        })),
+      },
+      finish_reason: ch.finish_reason ?? '',
+    })),
+    usage: usageOf(c.usage),
+  };
+}
+
+function toWireRender(r: Extract<PipelineResponse, { kind: 'render' }>) {
+  return {
+    decision: {
+      allow: r.decision.allow,
+      reasons: r.decision.reasons,
+      models: r.decision.models,
+      secrets: r.decision.secrets,
+      redaction_profile: r.decision.redaction.profile,
+      max_tokens: r.decision.max_tokens ?? 0,
+      id: r.decision.id,
+    },
+    messages: r.messages.map(fromMessage),
+    model: r.model,
+    provider: r.provider,
+  };
+}
+
+// --- health -------------------------------------------------------------------------------------
+
+export type ServingStatus = 'SERVING' | 'NOT_SERVING';
+
+/** Serving status the Health service reports; the runtime flips it on readiness and shutdown. */
+export class HealthState {
+  private status: ServingStatus = 'NOT_SERVING';
+  private readonly listeners = new Set<(s: ServingStatus) => void>();
+
+  get(): ServingStatus {
+    return this.status;
+  }
+
+  set(status: ServingStatus): void {
+    if (status === this.status) return;
+    this.status = status;
+    for (const l of this.listeners) l(status);
+  }
+
+  subscribe(listener: (s: ServingStatus) => void): () => void {
+    this.listeners.add(listener);
+    return () => this.listeners.delete(listener);
+  }
+}
+
+/** Service names the health service knows: the whole server ('') and the gateway. */
+const HEALTH_SERVICES = new Set(['', 'warden.v1.PromptGateway']);
+
+// --- server -------------------------------------------------------------------------------------
+
+export interface GrpcIngressOptions {
+  pipeline: Pipeline;
+  limits: IngressLimits;
+  logger: PipelineLogger;
+  health: HealthState;
+  draining?: () => boolean;
+}
+
+export interface GrpcIngress {
+  readonly server: grpc.Server;
+  inFlight(): number;
+}
+
+export function createGrpcIngress(opts: GrpcIngressOptions): GrpcIngress {
+  const { pipeline, limits, health } = opts;
+  const root = loadProtos();
+  const gateway = lookupService(root, 'warden.v1.PromptGateway');
+  const healthService = lookupService(root, 'grpc.health.v1.Health');
+  let active = 0;
+
+  const server = new grpc.Server({
+    'grpc.max_receive_message_length': limits.maxBodyBytes,
+    'grpc.max_metadata_size': limits.maxHeaderBytes,
+  });
+
+  type AnyCall = grpc.ServerUnaryCall<WirePromptRequest, unknown> | grpc.ServerWritableStream<WirePromptRequest, unknown>;
+
+  /** Per-call abort: cancelled by the client, deadline passed, or our own request timeout. */
+  function callSignal(call: AnyCall): { signal: AbortSignal; dispose: () => void } {
+    const controller = new AbortController();
+    const timer = setTimeout(
+      () => controller.abort(new WardenError('upstream_timeout', 'the request took longer than its deadline')),
+      limits.requestTimeoutMs,
+    );
+    const onCancel = () => controller.abort(new WardenError('cancelled', 'the client cancelled the call'));
+    call.on('cancelled', onCancel);
+    return {
+      signal: controller.signal,
+      dispose: () => {
+        clearTimeout(timer);
+        call.off('cancelled', onCancel);
+      },
+    };
+  }
+
+  function metaFor(call: AnyCall, action: Action, stream: boolean, signal: AbortSignal): GrpcMeta {
+    const auth = call.metadata.get('authorization')[0];
+    const tp = call.metadata.get('traceparent')[0];
+    return {
+      id: randomUUID(),
+      action,
+      stream,
+      bearer: bearerToken(typeof auth === 'string' ? auth : undefined),
+      peer: grpcPeerInfo(call.getPeer()),
+      traceparent: typeof tp === 'string' ? tp : undefined,
+      signal,
+    };
+  }
+
+  function asWarden(err: unknown): WardenError {
+    return isWardenError(err) ? err : new WardenError('internal', 'internal error');
+  }
+
+  function unary(action: Action) {
+    return (call: grpc.ServerUnaryCall<WirePromptRequest, unknown>, callback: grpc.sendUnaryData<unknown>) => {
+      if (opts.draining?.()) {
+        callback(toGrpcError(new WardenError('shutting_down', 'warden is shutting down; retry on another instance')));
+        return;
+      }
+      active++;
+      const { signal, dispose } = callSignal(call);
+      void (async () => {
+        try {
+          const request = fromWireRequest(call.request, metaFor(call, action, false, signal), limits);
+          const response = await pipeline.run(request);
+          if (action === 'prompt.render' && response.kind === 'render') callback(null, toWireRender(response));
+          else if (response.kind === 'complete') callback(null, toWireCompletion(response.result));
+          else callback(toGrpcError(new WardenError('internal', 'internal error')));
+        } catch (err) {
+          callback(toGrpcError(asWarden(err)));
+        } finally {
+          dispose();
+          active--;
+        }
+      })();
+    };
+  }
+
+  function streamComplete(call: grpc.ServerWritableStream<WirePromptRequest, unknown>): void {
+    if (opts.draining?.()) {
+      call.emit('error', toGrpcError(new WardenError('shutting_down', 'warden is shutting down; retry on another instance')));
+      return;
+    }
+    active++;
+    const { signal, dispose } = callSignal(call);
+    void (async () => {
+      let it: AsyncIterator<CompletionChunk> | undefined;
+      try {
+        const request = fromWireRequest(call.request, metaFor(call, 'prompt.execute', true, signal), limits);
+        const response = await pipeline.run(request);
+        if (response.kind !== 'stream') throw new WardenError('internal', 'internal error');
+        it = response.chunks[Symbol.asyncIterator]();
+        while (true) {
+          if (signal.aborted) break;
+          const step = await it.next();
+          if (step.done) {
+            it = undefined;
+            call.end();
+            return;
+          }
+          if (!call.write(toWireChunk(step.value))) {
+            await new Promise<void>((resolve) => {
+              const done = () => {
+                call.off('drain', done);
+                call.off('cancelled', done);
+                resolve();
+              };
+              call.once('drain', done);
+              call.once('cancelled', done);
+            });
+          }
+        }
+        // Cancelled by the client: stop reading, which aborts the upstream and writes the audit record.
+        await it.return?.();
+        it = undefined;
+      } catch (err) {
+        it = undefined;
+        if (!call.cancelled) call.emit('error', toGrpcError(asWarden(err)));
+      } finally {
+        if (it) await it.return?.();
+        dispose();
+        active--;
+      }
+    })();
+  }
+
+  server.addService(gateway.service, {
+    Render: unary('prompt.render'),
+    Complete: unary('prompt.execute'),
+    StreamComplete: streamComplete,
+  });
+
+  server.addService(healthService.service, {
+    Check(call: grpc.ServerUnaryCall<{ service: string }, unknown>, callback: grpc.sendUnaryData<unknown>) {
+      const name = call.request.service;
+      if (!HEALTH_SERVICES.has(name)) {
+        callback({ code: grpc.status.NOT_FOUND, details: `unknown service '${name}'` });
+        return;
+      }
+      callback(null, { status: health.get() });
+    },
+    Watch(call: grpc.ServerWritableStream<{ service: string }, unknown>) {
+      const known = HEALTH_SERVICES.has(call.request.service);
+      call.write({ status: known ? health.get() : 'SERVICE_UNKNOWN' });
+      if (!known) return; // stays open; the service may appear later (it never does here)
+      const unsubscribe = health.subscribe((s) => call.write({ status: s }));
+      call.on('cancelled', unsubscribe);
+      call.on('close', unsubscribe);
+    },
+  });
+
+  return { server, inFlight: () => active };
+}
+
+/** Binds a grpc-js server to `host:port` or `unix:PATH`; resolves to the bound port (0 for unix). */
+export function bindGrpc(server: grpc.Server, target: string): Promise<number> {
+  return new Promise((resolve, reject) => {
+    server.bindAsync(target, grpc.ServerCredentials.createInsecure(), (err, port) => {
+      if (err) reject(err);
+      else resolve(port);
+    });
+  });
+}

@@ -1,0 +1,326 @@
+/**
+ * OpenAI-compatible HTTP ingress on `node:http` (no framework: two routes do not need one).
+ * It translates the protocol to the canonical request and back; every decision is the
+ * pipeline's. Streams are written as SSE with backpressure, and a client that goes away aborts
+ * the upstream call.
+ */
+import { randomUUID } from 'node:crypto';
+import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
+import { performance } from 'node:perf_hooks';
+import type { Pipeline, PipelineLogger } from '../pipeline/pipeline.js';
+import { WardenError, isWardenError } from '../pipeline/errors.js';
+import type { CompletionChunk, PromptRequest } from '../pipeline/types.js';
+import type { IngressLimits } from './limits.js';
+import { DONE_EVENT, chunkEvent, completionBody, errorBody } from './openai.js';
+import { bearerToken, peerInfo, toPromptRequest } from './request.js';
+
+export interface HttpIngressOptions {
+  pipeline: Pipeline;
+  limits: IngressLimits;
+  logger: PipelineLogger;
+  /** Returns true while the process drains for shutdown: new requests get `shutting_down`. */
+  draining?: () => boolean;
+}
+
+const JSON_HEADERS = { 'content-type': 'application/json' } as const;
+
+const utf8 = new TextDecoder('utf-8', { fatal: true });
+
+function sendJson(res: ServerResponse, status: number, body: string, requestId: string): void {
+  if (res.headersSent) return;
+  res.writeHead(status, {
+    ...JSON_HEADERS,
+    'content-length': Buffer.byteLength(body),
+    'x-request-id': requestId,
+  });
+  res.end(body);
+}
+
+function sendError(res: ServerResponse, err: WardenError, requestId: string): void {
+  sendJson(res, err.httpStatus, JSON.stringify(errorBody(err)), requestId);
+}
+
+/** Reads the body up to the limit; rejects with `payload_too_large` past it. */
+function readBody(req: IncomingMessage, limit: number): Promise<Buffer> {
+  const declared = req.headers['content-length'];
+  if (declared !== undefined && Number(declared) > limit) {
+    return Promise.reject(tooLarge(limit));
+  }
+  return new Promise((resolve, reject) => {
+    const chunks: Buffer[] = [];
+    let size = 0;
+    const onData = (chunk: Buffer) => {
+      size += chunk.length;
+      if (size > limit) {
+        req.off('data', onData);
+        req.resume();
+        reject(tooLarge(limit));
+        return;
+      }
+      chunks.push(chunk);
+    };
+    req.on('data', onData);
+    req.once('end', () => resolve(chunks.length === 1 ? (chunks[0] as Buffer) : Buffer.concat(chunks, size)));
+    req.once('error', () => reject(new WardenError('cancelled', 'the client closed the request')));
+  });
+}
+
+function tooLarge(limit: number): WardenError {
+  return new WardenError('payload_too_large', `request body is larger than ${limit} bytes`, { location: { path: '$' } });
+}
+
+function parseJson(bytes: Buffer): unknown {
+  let text: string;
+  try {
+    text = utf8.decode(bytes);
+  } catch {
+    throw new WardenError('invalid_request', 'request body is not valid UTF-8', { location: { path: '$' } });
+  }
+  try {
+    return JSON.parse(text);
+  } catch (err) {
+    // V8's message names a position (never quotes more than a token); keep only the position.
+    const m = err instanceof Error ? /position (\d+)/.exec(err.message) : null;
+    throw new WardenError('invalid_request', `request body is not valid JSON${m ? ` (at byte ${m[1]})` : ''}`, {
+      location: { path: '$' },
+    });
+  }
+}
+
+function headerValue(req: IncomingMessage, name: string): string | undefined {
+  const v = req.headers[name];
+  return Array.isArray(v) ? v[0] : v;
+}
+
+/** Waits until the socket can take more, or the client is gone. */
+function drained(res: ServerResponse): Promise<void> {
+  return new Promise((resolve) => {
+    const done = () => {
+      res.off('drain', done);
+      res.off('close', done);
+      resolve();
+    };
+    res.once('drain', done);
+    res.once('close', done);
+  });
+}
+
+export interface HttpIngress {
+  readonly server: Server;
+  /** Requests being served right now (for a graceful shutdown). */
+  inFlight(): number;
+  /** Resolves when no request is in flight. */
+  idle(): Promise<void>;
+}
+
+export function createHttpIngress(opts: HttpIngressOptions): HttpIngress {
+  const { pipeline, limits, logger } = opts;
+  let active = 0;
+  let idleWaiters: Array<() => void> = [];
+
+  function onDone(): void {
+    active--;
+    if (active === 0 && idleWaiters.length > 0) {
+      const waiters = idleWaiters;
+      idleWaiters = [];
+      for (const w of waiters) w();
+    }
+  }
+
+  const server = createServer(
+    {
+      maxHeaderSize: limits.maxHeaderBytes,
+      // The app talks to us over loopback with keep-alive; let idle sockets live a little longer
+      // than a typical client pool's idle timeout.
+      keepAliveTimeout: 65_000,
+      requestTimeout: limits.requestTimeoutMs,
+    },
+    (req, res) => {
+      active++;
+      res.once('close', onDone);
+      handle(req, res).catch((err: unknown) => {
+        // handle() maps every error itself; this is a last line of defence.
+        logger.error({ error_type: err instanceof Error ? err.constructor.name : typeof err }, 'http handler failed');
+        if (!res.headersSent) sendError(res, new WardenError('internal', 'internal error'), '');
+        else res.destroy();
+      });
+    },
+  );
+
+  async function handle(req: IncomingMessage, res: ServerResponse): Promise<void> {
+    const requestId = randomUUID();
+    const url = req.url ?? '/';
+    const q = url.indexOf('?');
+    const path = q === -1 ? url : url.slice(0, q);
+
+    if (opts.draining?.()) {
+      res.setHeader('connection', 'close');
+      req.resume();
+      return sendError(res, new WardenError('shutting_down', 'warden is shutting down; retry on another instance'), requestId);
+    }
+
+    if (path === '/v1/chat/completions') {
+      if (req.method !== 'POST') return methodNotAllowed(req, res, requestId, 'POST');
+      return chatCompletions(req, res, requestId);
+    }
+    if (path === '/v1/models') {
+      if (req.method !== 'GET') return methodNotAllowed(req, res, requestId, 'GET');
+      return models(req, res, requestId);
+    }
+    req.resume();
+    sendError(res, new WardenError('not_found', `no route for ${req.method ?? 'GET'} ${path}`, { location: { path } }), requestId);
+  }
+
+  function methodNotAllowed(req: IncomingMessage, res: ServerResponse, requestId: string, allow: string): void {
+    req.resume();
+    res.setHeader('allow', allow);
+    const body = JSON.stringify(
+      errorBody(new WardenError('invalid_request', `method ${req.method ?? ''} is not allowed here; use ${allow}`)),
+    );
+    sendJson(res, 405, body, requestId);
+  }
+
+  /** Per-request abort: client gone, deadline passed. */
+  function requestSignal(res: ServerResponse): { signal: AbortSignal; dispose: () => void } {
+    const controller = new AbortController();
+    const timer = setTimeout(
+      () => controller.abort(new WardenError('upstream_timeout', 'the request took longer than its deadline')),
+      limits.requestTimeoutMs,
+    );
+    const onClose = () => {
+      if (!res.writableFinished) controller.abort(new WardenError('cancelled', 'the client closed the request'));
+    };
+    res.once('close', onClose);
+    return {
+      signal: controller.signal,
+      dispose: () => {
+        clearTimeout(timer);
+        res.off('close', onClose);
+      },
+    };
+  }
+
+  function baseMeta(req: IncomingMessage, requestId: string, signal: AbortSignal) {
+    return {
+      id: requestId,
+      credentials: { bearer: bearerToken(headerValue(req, 'authorization')), peer: peerInfo(req.socket.remoteAddress) },
+      signal,
+      receivedAt: performance.timeOrigin + performance.now(),
+      traceparent: headerValue(req, 'traceparent'),
+    };
+  }
+
+  async function chatCompletions(req: IncomingMessage, res: ServerResponse, requestId: string): Promise<void> {
+    const { signal, dispose } = requestSignal(res);
+    try {
+      const meta = {
+        ...baseMeta(req, requestId, signal),
+        templateHeader: headerValue(req, 'x-warden-template'),
+        variablesHeader: headerValue(req, 'x-warden-variables'),
+      };
+      let request: PromptRequest;
+      try {
+        const body = parseJson(await readBody(req, limits.maxBodyBytes));
+        request = toPromptRequest(body, meta, limits);
+      } catch (err) {
+        if (!isWardenError(err)) throw err;
+        if (err.code === 'payload_too_large') res.setHeader('connection', 'close');
+        return sendError(res, err, requestId);
+      }
+      let response;
+      try {
+        response = await pipeline.run(request);
+      } catch (err) {
+        return sendError(res, isWardenError(err) ? err : new WardenError('internal', 'internal error'), requestId);
+      }
+      if (response.kind === 'complete') {
+        return sendJson(res, 200, completionBody(response.result), requestId);
+      }
+      if (response.kind === 'stream') {
+        return await writeStream(res, response.chunks, requestId, signal);
+      }
+      // A dry run is served by the CLI and gRPC Render, never by this route.
+      sendError(res, new WardenError('internal', 'internal error'), requestId);
+    } finally {
+      dispose();
+    }
+  }
+
+  async function writeStream(
+    res: ServerResponse,
+    chunks: AsyncIterable<CompletionChunk>,
+    requestId: string,
+    signal: AbortSignal,
+  ): Promise<void> {
+    const it = chunks[Symbol.asyncIterator]();
+    // Pull the first chunk before committing to 200: an upstream that is down or refuses the call
+    // still gets a proper HTTP status and error body.
+    let step: IteratorResult<CompletionChunk>;
+    try {
+      step = await it.next();
+    } catch (err) {
+      return sendError(res, isWardenError(err) ? err : new WardenError('upstream_error', 'the upstream stream failed'), requestId);
+    }
+    res.writeHead(200, {
+      'content-type': 'text/event-stream; charset=utf-8',
+      'cache-control': 'no-cache',
+      'x-accel-buffering': 'no',
+      'x-request-id': requestId,
+    });
+    try {
+      while (!step.done) {
+        if (signal.aborted || res.destroyed) break;
+        if (!res.write(chunkEvent(step.value))) await drained(res);
+        step = await it.next();
+      }
+      if (step.done && !res.destroyed) {
+        res.end(DONE_EVENT);
+        return;
+      }
+    } catch (err) {
+      // Mid-stream failure: the status is already sent, so the error travels as an event, and
+      // the missing [DONE] tells the client the answer is incomplete.
+      const wardenErr = isWardenError(err) ? err : new WardenError('upstream_error', 'the upstream stream failed');
+      if (!res.destroyed) res.end(`data: ${JSON.stringify(errorBody(wardenErr))}\n\n`);
+      return;
+    }
+    // The client went away: stop reading (which aborts the upstream call and writes the audit record).
+    await it.return?.();
+    res.destroy();
+  }
+
+  async function models(req: IncomingMessage, res: ServerResponse, requestId: string): Promise<void> {
+    req.resume();
+    const { signal, dispose } = requestSignal(res);
+    try {
+      const request: PromptRequest = {
+        ...baseMeta(req, requestId, signal),
+        protocol: 'openai-http',
+        action: 'models.list',
+        model: '',
+        variables: {},
+        stream: false,
+        params: {},
+      };
+      if (request.traceparent === undefined) delete request.traceparent;
+      try {
+        const { models } = await pipeline.listModels(request);
+        const body = JSON.stringify({
+          object: 'list',
+          data: models.map((id) => ({ id, object: 'model', created: 0, owned_by: 'warden' })),
+        });
+        sendJson(res, 200, body, requestId);
+      } catch (err) {
+        sendError(res, isWardenError(err) ? err : new WardenError('internal', 'internal error'), requestId);
+      }
+    } finally {
+      dispose();
+    }
+  }
+
+  return {
+    server,
+    inFlight: () => active,
+    idle: () => (active === 0 ? Promise.resolve() : new Promise<void>((resolve) => idleWaiters.push(resolve))),
+  };
+}

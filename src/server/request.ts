@@ -1,0 +1,238 @@
+/**
+ * Protocol → canonical request: validates an OpenAI Chat Completions body (plus Warden's
+ * top-level `warden` object) and builds the PromptRequest the pipeline runs on. No policy logic
+ * lives here; it only checks shapes and limits, and every error names the field.
+ */
+import { z } from 'zod';
+import { WardenError } from '../pipeline/errors.js';
+import type { ChatMessage, Credentials, PeerInfo, PromptRequest, ToolDefinition } from '../pipeline/types.js';
+import type { IngressLimits } from './limits.js';
+
+const role = z.enum(['system', 'developer', 'user', 'assistant', 'tool']);
+
+const contentPart = z.looseObject({ type: z.string(), text: z.string().optional() });
+
+const toolCall = z.object({
+  id: z.string(),
+  type: z.literal('function'),
+  function: z.object({ name: z.string(), arguments: z.string() }),
+});
+
+const message = z.object({
+  role,
+  content: z.union([z.string(), z.array(contentPart), z.null()]).optional(),
+  name: z.string().optional(),
+  tool_calls: z.array(toolCall).optional(),
+  tool_call_id: z.string().optional(),
+});
+
+const tool = z.object({
+  type: z.literal('function'),
+  function: z.object({ name: z.string(), description: z.string().optional(), parameters: z.unknown().optional() }),
+});
+
+const variableValue = z.union([z.string(), z.number(), z.boolean()]);
+
+const wardenObject = z.object({
+  template: z.string().min(1).optional(),
+  variables: z.record(z.string(), variableValue).optional(),
+});
+
+const positiveInt = z.number().int().positive();
+
+/** OpenAI's body; unknown keys pass through to the upstream as parameters. */
+const chatBody = z.looseObject({
+  model: z.string().min(1),
+  messages: z.array(message).optional(),
+  stream: z.boolean().nullish(),
+  max_tokens: positiveInt.nullish(),
+  max_completion_tokens: positiveInt.nullish(),
+  tools: z.array(tool).optional(),
+  warden: wardenObject.optional(),
+});
+
+type ChatBody = z.infer<typeof chatBody>;
+
+/** Keys the canonical request carries itself; everything else goes to `params`. */
+const OWN_KEYS = new Set(['model', 'messages', 'stream', 'max_tokens', 'max_completion_tokens', 'tools', 'warden']);
+
+function fieldError(issue: z.core.$ZodIssue): WardenError {
+  const path = issue.path.map(String).join('.');
+  const what =
+    issue.code === 'invalid_type'
+      ? `expected ${issue.expected}`
+      : issue.code === 'invalid_value' || issue.code === 'invalid_union'
+        ? 'has an unsupported value'
+        : issue.code === 'too_small'
+          ? 'is too small or empty'
+          : issue.code === 'unrecognized_keys'
+            ? `has unknown keys ${issue.keys.join(', ')}`
+            : 'is invalid';
+  // zod messages can quote the received value; ours name the field and the expectation only.
+  return new WardenError('invalid_request', path ? `field '${path}' ${what}` : `request body ${what}`, {
+    location: { path: path || '$' },
+  });
+}
+
+/** Parses `support/ticket-summary@2` (or without `@version`: the highest version). */
+export function parseTemplateRef(ref: string, path: string): { id: string; version?: number } {
+  const at = ref.lastIndexOf('@');
+  if (at === -1) return { id: ref };
+  const id = ref.slice(0, at);
+  const v = ref.slice(at + 1);
+  if (!id || !/^[1-9][0-9]{0,8}$/.test(v)) {
+    throw new WardenError('invalid_request', `field '${path}' must look like 'id@version' with a positive integer version`, {
+      location: { path },
+    });
+  }
+  return { id, version: Number(v) };
+}
+
+export interface IngressMeta {
+  id: string;
+  credentials: Credentials;
+  signal: AbortSignal;
+  receivedAt: number;
+  traceparent?: string;
+  /** `x-warden-template` header, if any. */
+  templateHeader?: string;
+  /** `x-warden-variables` header (a JSON object), if any. */
+  variablesHeader?: string;
+}
+
+export function checkVariables(vars: Record<string, string>, limits: IngressLimits): void {
+  const names = Object.keys(vars);
+  if (names.length > limits.maxVariables) {
+    throw new WardenError('invalid_request', `too many template variables (limit ${limits.maxVariables})`, {
+      location: { path: 'warden.variables' },
+    });
+  }
+  for (const name of names) {
+    if ((vars[name] as string).length > limits.maxVariableLength) {
+      throw new WardenError(
+        'variable_invalid',
+        `variable '${name}' is longer than ${limits.maxVariableLength} characters`,
+        { location: { path: `warden.variables.${name}` } },
+      );
+    }
+  }
+}
+
+function variablesFromHeader(raw: string): Record<string, unknown> {
+  let parsed: unknown;
+  try {
+    parsed = JSON.parse(raw);
+  } catch {
+    throw new WardenError('invalid_request', "header 'x-warden-variables' must be a JSON object", {
+      location: { path: 'x-warden-variables' },
+    });
+  }
+  if (parsed === null || typeof parsed !== 'object' || Array.isArray(parsed)) {
+    throw new WardenError('invalid_request', "header 'x-warden-variables' must be a JSON object", {
+      location: { path: 'x-warden-variables' },
+    });
+  }
+  return parsed as Record<string, unknown>;
+}
+
+/** Validates a parsed Chat Completions body and builds the canonical request. */
+export function toPromptRequest(body: unknown, meta: IngressMeta, limits: IngressLimits): PromptRequest {
+  const parsed = chatBody.safeParse(body);
+  if (!parsed.success) throw fieldError(parsed.error.issues[0] as z.core.$ZodIssue);
+  const b: ChatBody = parsed.data;
+
+  let templateRef: string | undefined = b.warden?.template;
+  let templatePath = 'warden.template';
+  if (templateRef === undefined && meta.templateHeader !== undefined) {
+    templateRef = meta.templateHeader.trim();
+    templatePath = 'x-warden-template';
+  }
+  let rawVars: Record<string, unknown> | undefined = b.warden?.variables;
+  if (rawVars === undefined && meta.variablesHeader !== undefined) {
+    const fromHeader = variablesFromHeader(meta.variablesHeader);
+    const check = z.record(z.string(), variableValue).safeParse(fromHeader);
+    if (!check.success) {
+      const issue = check.error.issues[0] as z.core.$ZodIssue;
+      const key = issue.path.map(String).join('.');
+      throw new WardenError('invalid_request', `variable '${key}' in header 'x-warden-variables' must be a string, number or boolean`, {
+        location: { path: `x-warden-variables.${key}` },
+      });
+    }
+    rawVars = check.data;
+  }
+
+  const variables: Record<string, string> = Object.create(null) as Record<string, string>;
+  if (rawVars) {
+    for (const [k, v] of Object.entries(rawVars)) variables[k] = typeof v === 'string' ? v : String(v);
+    checkVariables(variables, limits);
+  }
+
+  const messages = b.messages as ChatMessage[] | undefined;
+  let template: PromptRequest['template'];
+  if (templateRef !== undefined) {
+    if (templateRef === '') {
+      throw new WardenError('invalid_request', `field '${templatePath}' must not be empty`, { location: { path: templatePath } });
+    }
+    template = parseTemplateRef(templateRef, templatePath);
+    if (messages && messages.length > 0) {
+      throw new WardenError('invalid_request', "field 'messages' must be empty when a template is named: the template supplies the prompt", {
+        location: { path: 'messages' },
+      });
+    }
+  } else {
+    if (!messages || messages.length === 0) {
+      throw new WardenError('invalid_request', "field 'messages' is required (or name a template in 'warden.template')", {
+        location: { path: 'messages' },
+      });
+    }
+    if (rawVars && Object.keys(rawVars).length > 0) {
+      throw new WardenError('invalid_request', "field 'warden.variables' needs 'warden.template'", {
+        location: { path: 'warden.variables' },
+      });
+    }
+  }
+
+  const params: Record<string, unknown> = {};
+  for (const key of Object.keys(b)) {
+    if (!OWN_KEYS.has(key)) params[key] = (b as Record<string, unknown>)[key];
+  }
+  for (const m of messages ?? []) if (m.content === undefined) m.content = null;
+
+  const maxTokens = b.max_completion_tokens ?? b.max_tokens ?? undefined;
+  const req: PromptRequest = {
+    id: meta.id,
+    protocol: 'openai-http',
+    action: 'prompt.execute',
+    model: b.model,
+    variables,
+    stream: b.stream === true,
+    params,
+    credentials: meta.credentials,
+    signal: meta.signal,
+    receivedAt: meta.receivedAt,
+  };
+  if (template) req.template = template;
+  if (!template && messages) req.messages = messages;
+  if (b.tools) req.tools = b.tools as ToolDefinition[];
+  if (maxTokens !== undefined) req.max_tokens = maxTokens;
+  if (meta.traceparent) req.traceparent = meta.traceparent;
+  return req;
+}
+
+/** Loopback TCP peers and Unix socket peers are local; anything else is not. */
+export function peerInfo(remoteAddress: string | undefined): PeerInfo {
+  if (remoteAddress === undefined || remoteAddress === '') {
+    // node reports no remote address for Unix domain socket connections.
+    return { address: 'unix', local: true, transport: 'unix' };
+  }
+  const local =
+    remoteAddress === '::1' || remoteAddress.startsWith('127.') || remoteAddress.startsWith('::ffff:127.');
+  return { address: remoteAddress, local, transport: 'tcp' };
+}
+
+/** `Bearer <token>` → token; anything else → undefined. */
+export function bearerToken(header: string | undefined): string | undefined {
+  if (!header) return undefined;
+  const m = /^Bearer[ \t]+(\S+)\s*$/i.exec(header);
+  return m ? m[1] : undefined;
+}
