@@ -1,0 +1,14 @@
+/** Templates: YAML loader and lint, the registry (TemplateStore), strict renderer, resolve and render stages. */
+export { readTemplates, parseTemplateFile, parseTemplateFiles, findTemplateFiles, templatesRevision, formatIssue, TemplateLoadError } from './loader.js';
+export type { TemplateIssue, TemplateFile, LoadedTemplates } from './loader.js';
+export { TemplateRegistry, loadTemplateStore, parseTemplateRef } from './registry.js';
+export { compileTemplate, renderTemplate, checkVariableValue } from './renderer.js';
+export type { CompiledTemplate } from './renderer.js';
+export { parsePlaceholders, VARIABLE_NAME } from './placeholders.js';
+export type { Segment } from './placeholders.js';
+export { findSecretLiteral } from './secret-literals.js';
+export { isRetired, retireInstant } from './retire.js';
+export { TemplateSchema, TEMPLATE_ID } from './schema.js';
+export { createResolveStage, createRenderStage } from './stages.js';
+export { lintTemplates, formatLintResult } from './lint.js';
+export type { TemplateLintResult } from './lint.js';

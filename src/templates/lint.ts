@@ -1,0 +1,27 @@
+/** `warden templates lint`: every problem in every file, without loading anything into a server. */
+import { formatIssue, readTemplates, type TemplateIssue } from './loader.js';
+
+export interface TemplateLintResult {
+  ok: boolean;
+  files: string[];
+  templates: Array<{ id: string; version: number; file: string }>;
+  issues: TemplateIssue[];
+  revision: string;
+}
+
+export async function lintTemplates(paths: readonly string[]): Promise<TemplateLintResult> {
+  const loaded = await readTemplates(paths);
+  return {
+    ok: loaded.issues.length === 0,
+    files: loaded.files.map((f) => f.file),
+    templates: loaded.templates.map((t) => ({ id: t.id, version: t.version, file: t.source?.file ?? '' })),
+    issues: loaded.issues,
+    revision: loaded.revision,
+  };
+}
+
+/** Human-readable lint output, one issue per line (`file:line:col: key: message`). */
+export function formatLintResult(r: TemplateLintResult): string {
+  if (r.ok) return `ok: ${r.templates.length} template(s) in ${r.files.length} file(s), revision ${r.revision.slice(0, 12)}\n`;
+  return `${r.issues.map(formatIssue).join('\n')}\n${r.issues.length} problem(s)\n`;
+}

@@ -1,0 +1,51 @@
+/** TemplateStore: id → versions, loaded once per revision and swapped whole on reload. */
+import type { TemplateStore } from '../pipeline/ports.js';
+import type { Template } from '../pipeline/types.js';
+import { readTemplates, TemplateLoadError } from './loader.js';
+import { compileTemplate } from './renderer.js';
+
+export class TemplateRegistry implements TemplateStore {
+  readonly revision: string;
+  private readonly byId = new Map<string, { latest: Template; versions: Map<number, Template> }>();
+  private readonly all: Template[];
+
+  constructor(templates: readonly Template[], revision: string) {
+    this.revision = revision;
+    this.all = [...templates].sort((a, b) => (a.id === b.id ? a.version - b.version : a.id < b.id ? -1 : 1));
+    for (const t of this.all) {
+      // Compile at load so the hot path only concatenates and a bad template fails the load.
+      compileTemplate(t);
+      let e = this.byId.get(t.id);
+      if (!e) this.byId.set(t.id, (e = { latest: t, versions: new Map() }));
+      e.versions.set(t.version, t);
+      if (t.version > e.latest.version) e.latest = t;
+    }
+  }
+
+  get(id: string, version?: number): Template | undefined {
+    const e = this.byId.get(id);
+    if (!e) return undefined;
+    return version === undefined ? e.latest : e.versions.get(version);
+  }
+
+  list(): Template[] {
+    return this.all.slice();
+  }
+}
+
+/** Loads every template under `paths`; throws TemplateLoadError (every issue, file:line:col) on any problem. */
+export async function loadTemplateStore(paths: readonly string[]): Promise<TemplateRegistry> {
+  const loaded = await readTemplates(paths);
+  if (loaded.issues.length > 0) throw new TemplateLoadError(loaded.issues);
+  return new TemplateRegistry(loaded.templates, loaded.revision);
+}
+
+/** Parses a `template` reference string: `id` or `id@version`. Returns undefined when malformed. */
+export function parseTemplateRef(ref: string): { id: string; version?: number } | undefined {
+  const at = ref.lastIndexOf('@');
+  if (at < 0) return ref === '' ? undefined : { id: ref };
+  const id = ref.slice(0, at);
+  const v = ref.slice(at + 1);
+  if (id === '' || !/^[1-9]\d{0,8}$/.test(v)) return undefined;
+  return { id, version: Number(v) };
+}

@@ -1,0 +1,46 @@
+/**
+ * The template file format (one YAML document per template version). The schema checks shape
+ * and types; loader.ts adds the cross-field rules (placeholders, refs, secret literals) and
+ * turns every problem into a `file:line:col` location.
+ */
+import { z } from 'zod';
+
+const ISO_DATE = /^\d{4}-\d{2}-\d{2}(?:[Tt ]\d{2}:\d{2}(?::\d{2}(?:\.\d+)?)?(?:[Zz]|[+-]\d{2}:\d{2}))?$/;
+const isoDate = z
+  .string()
+  .regex(ISO_DATE, 'expected an ISO-8601 date (2027-06-30) or date-time (2027-06-30T12:00:00Z)')
+  .refine((s) => !Number.isNaN(Date.parse(/^\d{4}-\d{2}-\d{2}$/.test(s) ? `${s}T00:00:00Z` : s)), 'not a valid calendar date');
+
+/** `team/name`: path-like, lower case, no `@` (that separates the version in a reference). */
+export const TEMPLATE_ID = /^[a-z0-9][a-z0-9._-]*(?:\/[a-z0-9][a-z0-9._-]*)*$/;
+
+export const VariableSchema = z.strictObject({
+  source: z.enum(['request', 'secret', 'config']).default('request'),
+  type: z.enum(['string', 'number', 'boolean']).default('string'),
+  required: z.boolean().default(true),
+  pii: z.boolean().default(false),
+  max_length: z.number().int().positive().optional(),
+  ref: z.string().min(1).optional(),
+  value: z.union([z.string(), z.number(), z.boolean()]).optional(),
+  description: z.string().optional(),
+});
+
+export const TemplateSchema = z.strictObject({
+  id: z.string().regex(TEMPLATE_ID, 'expected a lower-case path such as "support/ticket-summary"'),
+  version: z.number().int().min(1),
+  owner: z.string().min(1),
+  sensitivity: z.enum(['public', 'internal', 'restricted']),
+  description: z.string().min(1),
+  approvals: z
+    .array(z.strictObject({ by: z.string().min(1), ticket: z.string().min(1), at: isoDate.optional() }))
+    .default([]),
+  retire_after: isoDate.optional(),
+  allowed_services: z.array(z.string().regex(/^[^/\s]+\/[^/\s]+$/, 'expected "namespace/service_account" (wildcard * allowed)')).default([]),
+  models: z.array(z.string().min(1)).default([]),
+  variables: z.record(z.string().regex(/^[A-Za-z_][A-Za-z0-9_]*$/, 'variable names are identifiers'), VariableSchema).default({}),
+  messages: z
+    .array(z.strictObject({ role: z.enum(['system', 'developer', 'user', 'assistant', 'tool']), content: z.string() }))
+    .min(1),
+});
+
+export type TemplateDocument = z.infer<typeof TemplateSchema>;

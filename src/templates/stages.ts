@@ -1,0 +1,87 @@
+/**
+ * Stage 2 (resolve) and stage 5 (render). The store is read through a function on every request
+ * so that hot reload can swap it without rebuilding the pipeline.
+ */
+import { WardenError } from '../pipeline/errors.js';
+import type { TemplateStore } from '../pipeline/ports.js';
+import type { RequestContext, Stage } from '../pipeline/stage.js';
+import { checkVariableValue, renderTemplate } from './renderer.js';
+import { isRetired } from './retire.js';
+
+export function createResolveStage(getStore: () => TemplateStore, opts: { now?: () => number } = {}): Stage {
+  const now = opts.now ?? Date.now;
+  return {
+    name: 'resolve',
+    run(ctx: RequestContext) {
+      const ref = ctx.request.template;
+      if (!ref) return; // raw (untemplated) request: the policy decides whether that is allowed
+      const label = ref.version === undefined ? ref.id : `${ref.id}@${ref.version}`;
+      const template = getStore().get(ref.id, ref.version);
+      if (!template) {
+        throw new WardenError('template_not_found', `template ${label} not found`, { location: { path: 'warden.template' }, details: { template: label } });
+      }
+      if (isRetired(template, now())) {
+        throw new WardenError('template_retired', `template ${template.id}@${template.version} was retired after ${template.retire_after}`, {
+          location: { path: 'warden.template' },
+          details: { template: `${template.id}@${template.version}`, retire_after: template.retire_after },
+        });
+      }
+      ctx.template = template;
+    },
+  };
+}
+
+export function createRenderStage(): Stage {
+  return {
+    name: 'render',
+    run(ctx: RequestContext) {
+      const template = ctx.template;
+      if (!template) {
+        if (ctx.request.template) throw new WardenError('internal', 'render stage ran before the template was resolved');
+        if (!ctx.request.messages || ctx.request.messages.length === 0) {
+          throw new WardenError('invalid_request', 'request has neither a template nor messages', { location: { path: 'messages' } });
+        }
+        ctx.messages = ctx.request.messages;
+        return;
+      }
+      const supplied = ctx.request.variables;
+      const values: Record<string, string> = {};
+      for (const name in supplied) {
+        const spec = template.variables[name];
+        if (!spec) {
+          throw new WardenError('variable_missing', `variable ${name} is not declared by template ${template.id}@${template.version}`, {
+            location: { path: `warden.variables.${name}` },
+            details: { variable: name },
+          });
+        }
+        if (spec.source !== 'request') {
+          // A caller must never override a config value or a secret.
+          throw new WardenError('variable_invalid', `variable ${name} is not a request variable (source: ${spec.source})`, {
+            location: { path: `warden.variables.${name}` },
+            details: { variable: name },
+          });
+        }
+        values[name] = checkVariableValue(name, spec, supplied[name]);
+      }
+      let inPrompt: Set<string> | undefined;
+      for (const name in template.variables) {
+        const spec = template.variables[name]!;
+        if (spec.source === 'request') {
+          if (values[name] === undefined && !spec.required) values[name] = '';
+        } else if (spec.source === 'config') {
+          values[name] = spec.value ?? '';
+        } else {
+          const ref = spec.ref ?? '';
+          const v = ctx.secrets?.get(ref);
+          if (v === undefined) {
+            throw new WardenError('secret_unavailable', `secret ${ref} was not resolved for variable ${name}`, { details: { ref, variable: name } });
+          }
+          values[name] = v;
+          (inPrompt ??= ctx.secretsInPrompt ?? new Set()).add(ref);
+        }
+      }
+      if (inPrompt) ctx.secretsInPrompt = inPrompt;
+      ctx.messages = renderTemplate(template, values);
+    },
+  };
+}
