@@ -160,13 +160,24 @@ const OpenAIProviderSchema = z.strictObject({
 
 export const ProviderSchema = z.discriminatedUnion('kind', [EchoProviderSchema, OpenAIProviderSchema]);
 
+/**
+ * Snake-case mirror of the redaction module's RedactionConfig (src/redact/types.ts); only the
+ * shape is checked here, the redaction module validates the content (patterns, entity names).
+ */
 const RedactionSchema = z.looseObject({
   default_profile: nonEmpty.default('standard'),
   profiles: z.record(z.string(), z.looseObject({})).optional(),
-  custom: z.array(z.looseObject({})).optional(),
-  allow_lists: z.record(z.string(), z.array(z.string())).optional(),
+  custom_entities: z.array(z.looseObject({})).optional(),
+  allow: z
+    .strictObject({
+      literals: z.array(z.string()).optional(),
+      patterns: z.array(z.string()).optional(),
+    })
+    .optional(),
+  /** Key of the keyed hash used by `hash` mode (a secret ref). */
   hmac_key: secretRef.optional(),
   phone_regions: z.array(z.string().regex(/^[A-Z]{2}$/, { error: 'must be a two-letter region code such as US' })).optional(),
+  max_hold_back: positiveInt.optional(),
 });
 
 const AuditSinkSchema = z.union([

@@ -1,0 +1,21 @@
+/** Telemetry: logger (pino), metrics (prom-client), trace ids (W3C Trace Context). */
+export { createLogger, REDACTED, type Logger, type LoggerConfig, type LogLevel } from './logger.js';
+export {
+  createMetrics,
+  DEFAULT_ENTITY_LABELS,
+  type Metrics,
+  type MetricsOptions,
+  type Protocol,
+  type ReloadKind,
+  type UpstreamOutcome,
+} from './metrics.js';
+export {
+  parseTraceparent,
+  startTrace,
+  formatTraceparent,
+  newTraceId,
+  newSpanId,
+  toSpanContext,
+  type TraceIds,
+  type TraceParent,
+} from './tracing.js';

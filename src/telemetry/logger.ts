@@ -1,0 +1,91 @@
+/**
+ * The process logger (pino). Secrets must never reach a log line, so every path that could carry
+ * one is redacted by pino itself, whatever the caller passes: authorization headers, API keys,
+ * tokens, passwords, secret values. Callers still must not log prompts or variable values; the
+ * redaction here is the safety net, not the policy.
+ */
+import { pino, type DestinationStream, type Logger, type LoggerOptions } from 'pino';
+
+export type { Logger };
+
+export type LogLevel = 'fatal' | 'error' | 'warn' | 'info' | 'debug' | 'trace' | 'silent';
+
+export interface LoggerConfig {
+  level: LogLevel;
+  /** `json` (one object per line, the default) or `text` (human-readable, for a terminal). */
+  format?: 'json' | 'text';
+  /** Fields on every line, e.g. `{ service: 'warden', environment: 'development' }`. */
+  base?: Record<string, unknown>;
+}
+
+/** Keys whose values are secrets wherever they appear (top level, one or two levels deep). */
+const SECRET_KEYS = [
+  'authorization',
+  'Authorization',
+  'proxy-authorization',
+  'cookie',
+  'set-cookie',
+  'x-api-key',
+  'api-key',
+  'api_key',
+  'apiKey',
+  'token',
+  'access_token',
+  'refresh_token',
+  'id_token',
+  'bearer',
+  'password',
+  'secret',
+  'client_secret',
+  'hmac_key',
+];
+
+function redactPaths(): string[] {
+  const paths: string[] = [];
+  for (const key of SECRET_KEYS) {
+    const k = /^[A-Za-z_$][\w$]*$/.test(key) ? key : `["${key}"]`;
+    const sep = k.startsWith('[') ? '' : '.';
+    paths.push(k, `*${sep}${k}`, `*.*${sep}${k}`);
+  }
+  return paths;
+}
+
+export const REDACTED = '[REDACTED]';
+
+/**
+ * @param destination  where lines go (tests pass a collecting stream); stdout by default.
+ */
+export function createLogger(config: LoggerConfig, destination?: DestinationStream): Logger {
+  const options: LoggerOptions = {
+    level: config.level,
+    base: { pid: process.pid, ...config.base },
+    redact: { paths: redactPaths(), censor: REDACTED },
+    timestamp: pino.stdTimeFunctions.isoTime,
+    formatters: { level: (label) => ({ level: label }) },
+  };
+  const out = destination ?? pino.destination({ dest: 1, sync: true });
+  return pino(options, config.format === 'text' ? textStream(out) : out);
+}
+
+const SKIP = new Set(['level', 'time', 'msg', 'pid', 'hostname']);
+
+/** Rewrites pino's JSON lines as `time LEVEL msg key=value ...` for people reading a terminal. */
+function textStream(out: DestinationStream): DestinationStream {
+  return {
+    write(line: string) {
+      let obj: Record<string, unknown>;
+      try {
+        obj = JSON.parse(line) as Record<string, unknown>;
+      } catch {
+        out.write(line);
+        return;
+      }
+      let text = `${String(obj.time ?? '')} ${String(obj.level ?? '').toUpperCase().padEnd(5)} ${String(obj.msg ?? '')}`;
+      for (const [k, v] of Object.entries(obj)) {
+        if (SKIP.has(k)) continue;
+        text += ` ${k}=${typeof v === 'string' ? JSON.stringify(v) : JSON.stringify(v)}`;
+      }
+      out.write(`${text}\n`);
+    },
+  };
+}

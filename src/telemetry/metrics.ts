@@ -1,0 +1,237 @@
+/**
+ * Prometheus metrics, one Registry per Warden instance (tests and embedded uses can run several
+ * in one process). Every label has a bounded value set: protocols and stages are fixed, codes are
+ * Warden error codes, providers come from config, entities from a known list (anything else is
+ * `custom`), so a caller cannot create series at will. Hot-path methods reuse pre-bound label
+ * children instead of hashing label values on every call.
+ */
+import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from 'prom-client';
+import { ERROR_CODES } from '../pipeline/errors.js';
+import type { StageName } from '../pipeline/stage.js';
+import type { PromptRequest } from '../pipeline/types.js';
+
+export type Protocol = PromptRequest['protocol'];
+export type UpstreamOutcome = 'ok' | 'error' | 'timeout' | 'aborted';
+export type ReloadKind = 'templates' | 'policies' | 'config';
+
+/** Entity names redaction may report; the redaction module passes its full list to createMetrics. */
+export const DEFAULT_ENTITY_LABELS: readonly string[] = [
+  'EMAIL_ADDRESS',
+  'PHONE_NUMBER',
+  'CREDIT_CARD',
+  'IBAN_CODE',
+  'US_SSN',
+  'IP_ADDRESS',
+  'PERSON',
+  'LOCATION',
+  'DATE_TIME',
+  'URL',
+  'CRYPTO',
+  'SECRET',
+  'API_KEY',
+  'JWT',
+  'PRIVATE_KEY',
+];
+
+const PROTOCOLS: readonly Protocol[] = ['openai-http', 'anthropic-http', 'grpc'];
+const STAGES: readonly StageName[] = ['authenticate', 'resolve', 'decide', 'fetch', 'render', 'redact', 'forward', 'respond', 'audit'];
+
+export interface MetricsOptions {
+  /** Prefix for the default process metrics (`collectDefaultMetrics`). Default `warden_`. */
+  defaultMetricsPrefix?: string;
+  /** Collect process metrics (CPU, memory, event loop). Default true. */
+  collectDefault?: boolean;
+  /** Entity label values for warden_redactions_total; others are counted as `custom`. */
+  entities?: readonly string[];
+  /** Labels on every metric, e.g. `{ environment: 'production' }`. */
+  defaultLabels?: Record<string, string>;
+}
+
+export interface Metrics {
+  readonly registry: Registry;
+  readonly requests: Counter<'protocol' | 'code'>;
+  readonly requestDuration: Histogram<'protocol'>;
+  readonly stageDuration: Histogram<'stage'>;
+  readonly policyDecisions: Counter<'allow'>;
+  readonly upstreamRequests: Counter<'provider' | 'outcome'>;
+  readonly upstreamDuration: Histogram<'provider'>;
+  readonly activeStreams: Gauge;
+  readonly redactions: Counter<'entity'>;
+  readonly auditRecords: Counter<'outcome'>;
+  readonly reloads: Counter<'kind' | 'outcome'>;
+  readonly activeRevision: Gauge<'kind' | 'revision'>;
+
+  /** PipelineMetrics: one finished request. `code` is `ok` or a Warden error code. */
+  observeRequest(outcome: { protocol: Protocol; code: string; seconds: number; decision?: 'allow' | 'deny' | 'none' }): void;
+  /** PipelineMetrics: one stage's duration. */
+  observeStage(stage: StageName, seconds: number): void;
+  observeDecision(allow: boolean): void;
+  observeUpstream(provider: string, outcome: UpstreamOutcome, seconds: number): void;
+  streamOpened(): void;
+  streamClosed(): void;
+  /** Adds a request's redaction counts (by entity type). */
+  observeRedactions(counts: Readonly<Record<string, number>>): void;
+  observeAudit(outcome: 'ok' | 'error'): void;
+  observeReload(kind: ReloadKind, outcome: 'ok' | 'error'): void;
+  /** Sets the active revision of templates or policies (the previous series is removed). */
+  setActiveRevision(kind: 'templates' | 'policies', revision: string): void;
+  /** The exposition text for /metrics, and its content type. */
+  render(): Promise<string>;
+  readonly contentType: string;
+}
+
+// Request latency includes the upstream; stage latency is Warden's own work, mostly sub-millisecond.
+const REQUEST_BUCKETS = [0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 120];
+const STAGE_BUCKETS = [0.00001, 0.000025, 0.00005, 0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.05, 0.1, 0.5, 1, 5];
+
+export function createMetrics(opts: MetricsOptions = {}): Metrics {
+  const registry = new Registry();
+  if (opts.defaultLabels) registry.setDefaultLabels(opts.defaultLabels);
+  if (opts.collectDefault !== false) {
+    collectDefaultMetrics({ register: registry, prefix: opts.defaultMetricsPrefix ?? 'warden_' });
+  }
+  const registers = [registry];
+
+  const requests = new Counter({
+    name: 'warden_requests_total',
+    help: 'Requests finished, by ingress protocol and outcome code (ok or a Warden error code).',
+    labelNames: ['protocol', 'code'] as const,
+    registers,
+  });
+  const requestDuration = new Histogram({
+    name: 'warden_request_duration_seconds',
+    help: 'Time from request received to response finished (streams: to the last chunk), upstream included.',
+    labelNames: ['protocol'] as const,
+    buckets: REQUEST_BUCKETS,
+    registers,
+  });
+  const stageDuration = new Histogram({
+    name: 'warden_stage_duration_seconds',
+    help: 'Time spent in each pipeline stage.',
+    labelNames: ['stage'] as const,
+    buckets: STAGE_BUCKETS,
+    registers,
+  });
+  const policyDecisions = new Counter({
+    name: 'warden_policy_decisions_total',
+    help: 'Policy decisions, by result.',
+    labelNames: ['allow'] as const,
+    registers,
+  });
+  const upstreamRequests = new Counter({
+    name: 'warden_upstream_requests_total',
+    help: 'Calls to model providers, by provider and outcome (ok, error, timeout, aborted).',
+    labelNames: ['provider', 'outcome'] as const,
+    registers,
+  });
+  const upstreamDuration = new Histogram({
+    name: 'warden_upstream_duration_seconds',
+    help: 'Duration of calls to model providers (streams: to the last chunk).',
+    labelNames: ['provider'] as const,
+    buckets: REQUEST_BUCKETS,
+    registers,
+  });
+  const activeStreams = new Gauge({
+    name: 'warden_active_streams',
+    help: 'Streaming responses currently open.',
+    registers,
+  });
+  const redactions = new Counter({
+    name: 'warden_redactions_total',
+    help: 'PII and secret findings redacted, by entity type (unlisted custom entities as "custom").',
+    labelNames: ['entity'] as const,
+    registers,
+  });
+  const auditRecords = new Counter({
+    name: 'warden_audit_records_total',
+    help: 'Audit records written (ok) or that could not be written (error).',
+    labelNames: ['outcome'] as const,
+    registers,
+  });
+  const reloads = new Counter({
+    name: 'warden_reload_total',
+    help: 'Hot reloads of templates, policies or config, by outcome.',
+    labelNames: ['kind', 'outcome'] as const,
+    registers,
+  });
+  const activeRevision = new Gauge({
+    name: 'warden_active_revision_info',
+    help: 'The revision of templates and policies currently serving (value is always 1).',
+    labelNames: ['kind', 'revision'] as const,
+    registers,
+  });
+
+  // Pre-bound children: the hot path does a Map lookup, not a label hash.
+  const codes = ['ok', ...Object.keys(ERROR_CODES)];
+  const requestChildren = new Map<string, ReturnType<typeof requests.labels>>();
+  const durationChildren = new Map<string, ReturnType<typeof requestDuration.labels>>();
+  for (const protocol of PROTOCOLS) {
+    durationChildren.set(protocol, requestDuration.labels(protocol));
+    for (const code of codes) requestChildren.set(`${protocol}\u0000${code}`, requests.labels(protocol, code));
+  }
+  const stageChildren = new Map(STAGES.map((s) => [s, stageDuration.labels(s)] as const));
+  const allowChild = policyDecisions.labels('true');
+  const denyChild = policyDecisions.labels('false');
+  const entityNames = new Set(opts.entities ?? DEFAULT_ENTITY_LABELS);
+  const revisions = new Map<string, string>();
+
+  const metrics: Metrics = {
+    registry,
+    requests,
+    requestDuration,
+    stageDuration,
+    policyDecisions,
+    upstreamRequests,
+    upstreamDuration,
+    activeStreams,
+    redactions,
+    auditRecords,
+    reloads,
+    activeRevision,
+
+    observeRequest({ protocol, code, seconds }) {
+      const p = PROTOCOLS.includes(protocol) ? protocol : 'openai-http';
+      const child = requestChildren.get(`${p}\u0000${code}`) ?? requestChildren.get(`${p}\u0000internal`)!;
+      child.inc();
+      durationChildren.get(p)!.observe(seconds);
+    },
+    observeStage(stage, seconds) {
+      stageChildren.get(stage)?.observe(seconds);
+    },
+    observeDecision(allow) {
+      (allow ? allowChild : denyChild).inc();
+    },
+    observeUpstream(provider, outcome, seconds) {
+      upstreamRequests.labels(provider, outcome).inc();
+      upstreamDuration.labels(provider).observe(seconds);
+    },
+    streamOpened() {
+      activeStreams.inc();
+    },
+    streamClosed() {
+      activeStreams.dec();
+    },
+    observeRedactions(counts) {
+      for (const entity in counts) {
+        const n = counts[entity]!;
+        if (n > 0) redactions.labels(entityNames.has(entity) ? entity : 'custom').inc(n);
+      }
+    },
+    observeAudit(outcome) {
+      auditRecords.labels(outcome).inc();
+    },
+    observeReload(kind, outcome) {
+      reloads.labels(kind, outcome).inc();
+    },
+    setActiveRevision(kind, revision) {
+      const previous = revisions.get(kind);
+      if (previous === revision) return;
+      if (previous !== undefined) activeRevision.remove(kind, previous);
+      activeRevision.labels(kind, revision).set(1);
+      revisions.set(kind, revision);
+    },
+    render: () => registry.metrics(),
+    contentType: registry.contentType,
+  };
+  return metrics;
+}

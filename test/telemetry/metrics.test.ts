@@ -1,0 +1,81 @@
+import { describe, expect, it } from 'vitest';
+import { createMetrics } from '../../src/telemetry/index.js';
+import type { PipelineMetrics } from '../../src/pipeline/index.js';
+
+function valueOf(text: string, series: string): number | undefined {
+  const line = text.split('\n').find((l) => l.startsWith(`${series} `));
+  return line === undefined ? undefined : Number(line.slice(series.length + 1));
+}
+
+describe('createMetrics', () => {
+  it('each instance has its own registry with process metrics under the prefix', async () => {
+    const a = createMetrics();
+    const b = createMetrics({ defaultMetricsPrefix: 'other_' });
+    a.observeDecision(true);
+    const textA = await a.render();
+    const textB = await b.render();
+    expect(textA).toContain('warden_process_cpu_user_seconds_total');
+    expect(textB).toContain('other_process_cpu_user_seconds_total');
+    expect(valueOf(textA, 'warden_policy_decisions_total{allow="true"}')).toBe(1);
+    expect(valueOf(textB, 'warden_policy_decisions_total{allow="true"}')).toBeUndefined();
+    expect(a.contentType).toMatch(/^text\/plain/);
+  });
+
+  it('satisfies the pipeline metrics port and counts requests by protocol and code', async () => {
+    const m = createMetrics({ collectDefault: false });
+    const port: PipelineMetrics = m;
+    port.observeRequest({ protocol: 'openai-http', action: 'prompt.execute', code: 'ok', stream: false, seconds: 0.002, decision: 'allow' });
+    port.observeRequest({ protocol: 'grpc', action: 'prompt.execute', code: 'policy_denied', stream: false, seconds: 0.001, decision: 'deny' });
+    // An unknown code cannot mint a new series: it is counted as internal.
+    port.observeRequest({ protocol: 'grpc', action: 'prompt.execute', code: 'made-up', stream: false, seconds: 0.001, decision: 'none' });
+    port.observeStage('decide', 0.00002);
+    const text = await m.render();
+    expect(valueOf(text, 'warden_requests_total{protocol="openai-http",code="ok"}')).toBe(1);
+    expect(valueOf(text, 'warden_requests_total{protocol="grpc",code="policy_denied"}')).toBe(1);
+    expect(valueOf(text, 'warden_requests_total{protocol="grpc",code="internal"}')).toBe(1);
+    expect(text).not.toContain('made-up');
+    expect(valueOf(text, 'warden_request_duration_seconds_count{protocol="grpc"}')).toBe(2);
+    expect(valueOf(text, 'warden_stage_duration_seconds_bucket{le="0.000025",stage="decide"}')).toBe(1);
+    expect(valueOf(text, 'warden_stage_duration_seconds_count{stage="decide"}')).toBe(1);
+  });
+
+  it('upstream, streams, audit, reload', async () => {
+    const m = createMetrics({ collectDefault: false });
+    m.observeUpstream('openai', 'ok', 0.1);
+    m.observeUpstream('openai', 'timeout', 5);
+    m.streamOpened();
+    m.streamOpened();
+    m.streamClosed();
+    m.observeAudit('ok');
+    m.observeAudit('error');
+    m.observeReload('templates', 'error');
+    const text = await m.render();
+    expect(valueOf(text, 'warden_upstream_requests_total{provider="openai",outcome="ok"}')).toBe(1);
+    expect(valueOf(text, 'warden_upstream_requests_total{provider="openai",outcome="timeout"}')).toBe(1);
+    expect(valueOf(text, 'warden_upstream_duration_seconds_count{provider="openai"}')).toBe(2);
+    expect(valueOf(text, 'warden_active_streams')).toBe(1);
+    expect(valueOf(text, 'warden_audit_records_total{outcome="error"}')).toBe(1);
+    expect(valueOf(text, 'warden_reload_total{kind="templates",outcome="error"}')).toBe(1);
+  });
+
+  it('redaction entity labels are bounded to known names plus custom', async () => {
+    const m = createMetrics({ collectDefault: false, entities: ['EMAIL_ADDRESS', 'PHONE_NUMBER'] });
+    m.observeRedactions({ EMAIL_ADDRESS: 2, CUSTOMER_ID: 3, 'user-chosen-name-1': 1, PHONE_NUMBER: 0 });
+    const text = await m.render();
+    expect(valueOf(text, 'warden_redactions_total{entity="EMAIL_ADDRESS"}')).toBe(2);
+    expect(valueOf(text, 'warden_redactions_total{entity="custom"}')).toBe(4);
+    expect(text).not.toContain('CUSTOMER_ID');
+    expect(text).not.toContain('PHONE_NUMBER"}');
+  });
+
+  it('active revision keeps exactly one series per kind', async () => {
+    const m = createMetrics({ collectDefault: false });
+    m.setActiveRevision('templates', 'aaa');
+    m.setActiveRevision('policies', 'p1');
+    m.setActiveRevision('templates', 'bbb');
+    const text = await m.render();
+    expect(valueOf(text, 'warden_active_revision_info{kind="templates",revision="bbb"}')).toBe(1);
+    expect(valueOf(text, 'warden_active_revision_info{kind="policies",revision="p1"}')).toBe(1);
+    expect(text).not.toContain('revision="aaa"');
+  });
+});
