@@ -68,7 +68,7 @@ describe('createLogger', () => {
     const log = createLogger({ level: 'info', format: 'text' }, stream);
     log.info({ port: 8700, api_key: CANARY }, 'listening');
     expect(lines).toHaveLength(1);
-    expect(lines[0]).toMatch(/^\S+ INFO  listening .*port=8700/);
+    expect(lines[0]).toMatch(/^\S+ INFO {2}listening .*port=8700/);
     expect(lines[0]).toContain(`api_key="${REDACTED}"`);
     expect(lines[0]).not.toContain(CANARY);
   });
