@@ -4,8 +4,8 @@
  * first failure, and writes exactly one audit record per request — for streams, when the stream
  * ends, fails or the client goes away.
  */
-import { randomBytes } from 'node:crypto';
 import { performance } from 'node:perf_hooks';
+import { startTrace } from '../telemetry/tracing.js';
 import { WardenError, isWardenError } from './errors.js';
 import type { RequestContext, Stage, StageName } from './stage.js';
 import type { CompletionChunk, Decision, PipelineResponse, PromptRequest } from './types.js';
@@ -36,6 +36,10 @@ export type PipelineStages = Record<RequestStageName, Stage>;
 export interface PipelineMetrics {
   observeStage(stage: StageName, seconds: number): void;
   observeRequest(outcome: RequestOutcome): void;
+  observeDecision?(allow: boolean): void;
+  observeRedactions?(counts: Readonly<Record<string, number>>): void;
+  streamOpened?(): void;
+  streamClosed?(): void;
 }
 
 export interface RequestOutcome {
@@ -85,22 +89,6 @@ function toWardenError(err: unknown, stage: StageName, logger: PipelineLogger): 
     err instanceof Error && typeof err.stack === 'string' ? err.stack.split('\n').slice(1, 8).join('\n') : undefined;
   logger.error({ stage, error_type: type, frames }, 'unexpected error in pipeline stage');
   return new WardenError('internal', INTERNAL_MESSAGE, { cause: err });
-}
-
-function newTrace(request: PromptRequest): { traceId: string; spanId: string } {
-  // W3C traceparent: version-traceid-parentid-flags. Reuse the caller's trace id when valid.
-  const tp = request.traceparent;
-  let traceId: string | undefined;
-  if (tp && tp.length >= 55) {
-    const parts = tp.split('-');
-    const candidate = parts[1];
-    if (parts.length >= 4 && candidate && /^[0-9a-f]{32}$/.test(candidate) && candidate !== '0'.repeat(32)) {
-      traceId = candidate;
-    }
-  }
-  const bytes = randomBytes(traceId ? 8 : 24);
-  const hex = bytes.toString('hex');
-  return traceId ? { traceId, spanId: hex } : { traceId: hex.slice(0, 32), spanId: hex.slice(32) };
 }
 
 export function createPipeline(opts: PipelineOptions): Pipeline {
@@ -156,6 +144,12 @@ export function createPipeline(opts: PipelineOptions): Pipeline {
   function report(ctx: RequestContext, stream: boolean): void {
     if (!metrics) return;
     const d = ctx.decision;
+    if (d) metrics.observeDecision?.(d.allow);
+    if (ctx.redaction && metrics.observeRedactions) {
+      const r = ctx.redaction.report();
+      metrics.observeRedactions(r.counts);
+      metrics.observeRedactions(r.responseCounts);
+    }
     metrics.observeRequest({
       protocol: ctx.request.protocol,
       action: ctx.request.action,
@@ -174,7 +168,7 @@ export function createPipeline(opts: PipelineOptions): Pipeline {
   }
 
   function newContext(request: PromptRequest): RequestContext {
-    return { request, trace: newTrace(request), timings: {} };
+    return { request, trace: startTrace(request.traceparent), timings: {} };
   }
 
   async function run(request: PromptRequest): Promise<PipelineResponse> {
@@ -198,6 +192,7 @@ export function createPipeline(opts: PipelineOptions): Pipeline {
       if (!response) throw new WardenError('internal', INTERNAL_MESSAGE);
       if (response.kind === 'stream') {
         // The audit record is written when the stream settles; the wrapper guarantees exactly once.
+        metrics?.streamOpened?.();
         return { kind: 'stream', chunks: new AuditedStream(ctx, response.chunks, (c) => settleStream(c)) };
       }
       if (response.kind === 'complete' && response.result.usage) ctx.usage = response.result.usage;
@@ -211,6 +206,7 @@ export function createPipeline(opts: PipelineOptions): Pipeline {
   }
 
   async function settleStream(ctx: RequestContext): Promise<WardenError | undefined> {
+    metrics?.streamClosed?.();
     const auditError = await writeAudit(ctx);
     if (auditError && !ctx.error) ctx.error = auditError;
     report(ctx, true);
