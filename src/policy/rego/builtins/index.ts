@@ -7,10 +7,28 @@ import type { BuiltinDef } from './types.js';
 import { OPERATORS } from './operators.js';
 import { AGGREGATES } from './aggregates.js';
 import { NUMBERS } from './numbers.js';
+import { STRINGS } from './strings.js';
+import { SPRINTF } from './sprintf.js';
+import { TYPECHECK } from './typecheck.js';
+import { CASTS } from './casts.js';
+import { ARRAYS } from './arrays.js';
+import { OBJECTS } from './objects.js';
+import { SETS } from './sets.js';
 
 export { BuiltinError, type BuiltinContext, type BuiltinDef } from './types.js';
 
-const ALL: BuiltinDef[] = [...OPERATORS, ...AGGREGATES, ...NUMBERS];
+const ALL: BuiltinDef[] = [
+  ...OPERATORS,
+  ...AGGREGATES,
+  ...NUMBERS,
+  ...STRINGS,
+  ...SPRINTF,
+  ...TYPECHECK,
+  ...CASTS,
+  ...ARRAYS,
+  ...OBJECTS,
+  ...SETS,
+];
 
 function table(defs: BuiltinDef[]): ReadonlyMap<string, BuiltinDef> {
   const m = new Map<string, BuiltinDef>();

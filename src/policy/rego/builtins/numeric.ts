@@ -82,3 +82,33 @@ export function neg(a: Num): Num {
 export function isFiniteNum(n: Num): boolean {
   return typeof n === 'bigint' || Number.isFinite(n);
 }
+
+const DECIMAL = /^([+-]?)(\d*)(?:\.(\d*))?(?:[eE]([+-]?\d+))?$/;
+
+/**
+ * Parses decimal number text exactly: integral values beyond ±2^53 become bigint (so `1e30`
+ * and JSON's `123456789012345678901` keep every digit), everything else a double. Returns
+ * undefined for text that is not a decimal number.
+ */
+export function parseNumberText(text: string): Num | undefined {
+  const m = DECIMAL.exec(text);
+  if (!m) return undefined;
+  const [, sign, intDigits = '', fracDigits = '', expText] = m;
+  if (intDigits === '' && fracDigits === '') return undefined;
+  const asFloat = Number(text);
+  if (Number.isSafeInteger(asFloat) || !Number.isFinite(asFloat)) return asFloat === 0 ? 0 : asFloat;
+  const exp = expText ? Number(expText) : 0;
+  // Integral iff every fractional digit (after shifting by the exponent) is zero.
+  const digits = (intDigits + fracDigits).replace(/^0+/, '');
+  const pointShift = exp - fracDigits.length;
+  if (digits === '') return 0;
+  if (pointShift >= 0) {
+    if (pointShift > 4096) return asFloat; // absurd exponents stay floating point (Infinity handled above)
+    return normalizeInt(BigInt(sign + digits + '0'.repeat(pointShift)));
+  }
+  const dropped = digits.slice(Math.max(0, digits.length + pointShift));
+  if (/^0*$/.test(dropped) && digits.length + pointShift > 0) {
+    return normalizeInt(BigInt(sign + digits.slice(0, digits.length + pointShift)));
+  }
+  return asFloat;
+}

@@ -1,0 +1,140 @@
+/**
+ * Object built-ins: `object.get` (key or path), `object.keys`, `object.remove`,
+ * `object.filter`, `object.union`, `object.union_n`, `object.subset`. Results are new
+ * objects; inputs are never edited.
+ */
+import {
+  RegoObject,
+  RegoSet,
+  equal,
+  isObject,
+  keyOf,
+  makeObject,
+  objectEntries,
+  objectGet,
+  objectKeys,
+  type PlainObject,
+  type Value,
+} from '../value.js';
+import type { BuiltinDef } from './types.js';
+import { arr, def, elemErr, obj, typeErr } from './util.js';
+
+type Obj = PlainObject | RegoObject;
+
+/** One step of a path: object key, array index, or set member. */
+function step(v: Value, key: Value): Value | undefined {
+  if (isObject(v)) return objectGet(v, key);
+  if (Array.isArray(v)) {
+    if (typeof key !== 'number' || !Number.isInteger(key) || key < 0 || key >= v.length) return undefined;
+    return v[key];
+  }
+  if (v instanceof RegoSet) return v.has(key) ? key : undefined;
+  return undefined;
+}
+
+function objectGetFn(args: Value[]): Value {
+  const o = obj('object.get', args, 0);
+  const key = args[1]!;
+  const dflt = args[2]!;
+  if (!Array.isArray(key)) return objectGet(o, key) ?? dflt;
+  // An array key is a path; an empty path selects nothing, so the default applies (as OPA).
+  if (key.length === 0) return dflt;
+  let cur: Value | undefined = o;
+  for (const k of key) {
+    cur = step(cur, k);
+    if (cur === undefined) return dflt;
+  }
+  return cur;
+}
+
+/** Keys named by an array, set or object (its keys), as object.remove/filter accept. */
+function keyset(name: string, args: Value[], i: number): Set<string> {
+  const v = args[i]!;
+  let keys: Value[];
+  if (Array.isArray(v)) keys = v;
+  else if (v instanceof RegoSet) keys = [...v.values()];
+  else if (isObject(v)) keys = objectKeys(v);
+  else throw typeErr(name, i + 1, v, 'object', 'set', 'array');
+  return new Set(keys.map(keyOf));
+}
+
+function remove(args: Value[]): Value {
+  const o = obj('object.remove', args, 0);
+  const drop = keyset('object.remove', args, 1);
+  return makeObject(objectEntries(o).filter(([k]) => !drop.has(keyOf(k))));
+}
+
+function filter(args: Value[]): Value {
+  const o = obj('object.filter', args, 0);
+  const keep = keyset('object.filter', args, 1);
+  return makeObject(objectEntries(o).filter(([k]) => keep.has(keyOf(k))));
+}
+
+/** Deep merge: keys of `b` win, except that two objects under one key merge recursively. */
+export function unionObjects(a: Obj, b: Obj): Obj {
+  const merged = new Map<string, [Value, Value]>();
+  for (const [k, v] of objectEntries(a)) merged.set(keyOf(k), [k, v]);
+  for (const [k, v] of objectEntries(b)) {
+    const id = keyOf(k);
+    const prev = merged.get(id);
+    merged.set(id, [k, prev && isObject(prev[1]) && isObject(v) ? unionObjects(prev[1], v) : v]);
+  }
+  return makeObject(merged.values());
+}
+
+function unionN(args: Value[]): Value {
+  const list = arr('object.union_n', args, 0);
+  let acc: Obj = {};
+  for (const x of list) {
+    if (!isObject(x)) throw elemErr('object.union_n', 1, list, x, 'object');
+    acc = unionObjects(acc, x);
+  }
+  return acc;
+}
+
+/** `object.subset(super, sub)`: objects recursively, arrays as contiguous runs, sets as subsets. */
+function isSubset(sup: Value, sub: Value): boolean {
+  if (isObject(sup) && isObject(sub)) {
+    for (const [k, v] of objectEntries(sub)) {
+      const w = objectGet(sup, k);
+      if (w === undefined) return false;
+      if (isObject(w) && isObject(v) ? !isSubset(w, v) : !equal(w, v)) return false;
+    }
+    return true;
+  }
+  if (sup instanceof RegoSet && sub instanceof RegoSet) {
+    for (const k of sub.map.keys()) if (!sup.map.has(k)) return false;
+    return true;
+  }
+  if (Array.isArray(sup) && Array.isArray(sub)) {
+    if (sub.length === 0) return true;
+    for (let i = 0; i + sub.length <= sup.length; i++) {
+      let ok = true;
+      for (let j = 0; j < sub.length && ok; j++) ok = equal(sup[i + j]!, sub[j]!);
+      if (ok) return true;
+    }
+    return false;
+  }
+  if (Array.isArray(sup) && sub instanceof RegoSet) {
+    const have = new Set(sup.map(keyOf));
+    for (const k of sub.map.keys()) if (!have.has(k)) return false;
+    return true;
+  }
+  return equal(sup, sub);
+}
+
+export const OBJECTS: BuiltinDef[] = [
+  def('object.get', 3, objectGetFn),
+  def('object.keys', 1, (args) => RegoSet.from(objectKeys(obj('object.keys', args, 0)))),
+  def('object.remove', 2, remove),
+  def('object.filter', 2, filter),
+  def('object.union', 2, (args) => unionObjects(obj('object.union', args, 0), obj('object.union', args, 1))),
+  def('object.union_n', 1, unionN),
+  def('object.subset', 2, (args) => {
+    const [a, b] = args as [Value, Value];
+    const ok = (v: Value) => isObject(v) || Array.isArray(v) || v instanceof RegoSet;
+    if (!ok(a)) throw typeErr('object.subset', 1, a, 'object', 'set', 'array');
+    if (!ok(b)) throw typeErr('object.subset', 2, b, 'object', 'set', 'array');
+    return isSubset(a, b);
+  }),
+];

@@ -1,0 +1,30 @@
+/** `union` and `intersection` of a set of sets. */
+import { RegoSet, type Value } from '../value.js';
+import type { BuiltinDef } from './types.js';
+import { def, elemErr, set } from './util.js';
+import { setIntersection } from './operators.js';
+
+function setsOf(name: string, args: Value[]): RegoSet[] {
+  const s = set(name, args, 0);
+  const out: RegoSet[] = [];
+  for (const x of s.values()) {
+    if (!(x instanceof RegoSet)) throw elemErr(name, 1, s, x, 'set');
+    out.push(x);
+  }
+  return out;
+}
+
+export const SETS: BuiltinDef[] = [
+  def('union', 1, (args) => {
+    const out = new RegoSet();
+    for (const s of setsOf('union', args)) for (const [k, v] of s.map) out.map.set(k, v);
+    return out;
+  }),
+  def('intersection', 1, (args) => {
+    const sets = setsOf('intersection', args);
+    if (sets.length === 0) return new RegoSet();
+    let acc = sets[0]!;
+    for (let i = 1; i < sets.length; i++) acc = setIntersection(acc, sets[i]!);
+    return acc;
+  }),
+];

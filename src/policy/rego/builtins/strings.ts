@@ -1,0 +1,180 @@
+/**
+ * String built-ins with Go's semantics as OPA has them: indexes and lengths count code points
+ * (Go runes), not UTF-16 units; `trim*` take a cutset of code points; `trim_space` trims
+ * exactly what Go's unicode.IsSpace calls space.
+ */
+import { RegoSet, compare, isObject, normalizeInt, objectEntries, type Value } from '../value.js';
+import type { BuiltinDef } from './types.js';
+import { builtinErr, def, elemErr, int, num, operandErr, str, stringsOf, typeErr } from './util.js';
+
+const runes = (s: string): string[] => Array.from(s);
+
+function concat(args: Value[]): Value {
+  const delim = str('concat', args, 0);
+  const v = args[1]!;
+  if (Array.isArray(v)) return stringsOf('concat', args, 1).join(delim);
+  if (v instanceof RegoSet) {
+    const items = v.sorted();
+    for (const x of items) if (typeof x !== 'string') throw elemErr('concat', 2, v, x, 'string');
+    return items.join(delim);
+  }
+  throw typeErr('concat', 2, v, 'set', 'array');
+}
+
+/** Go strings.Split: an empty separator splits into code points. */
+function split(args: Value[]): Value {
+  const s = str('split', args, 0);
+  const d = str('split', args, 1);
+  return d === '' ? runes(s) : s.split(d);
+}
+
+/** Go strings.ReplaceAll: an empty `old` inserts `new` around every code point. */
+function replaceAll(s: string, old: string, rep: string): string {
+  if (old !== '') return s.split(old).join(rep);
+  return rep + runes(s).join(rep) + (s === '' ? '' : rep);
+}
+
+/** Go strings.NewReplacer with the pattern keys sorted, as OPA builds it: at each position the
+ * first matching key (in sorted order) wins and replacements never overlap. */
+function replaceN(args: Value[]): Value {
+  const patterns = args[0]!;
+  if (!isObject(patterns)) throw typeErr('strings.replace_n', 1, patterns, 'object');
+  const s = str('strings.replace_n', args, 1);
+  const pairs: Array<[string, string]> = [];
+  for (const [k, v] of objectEntries(patterns).sort((a, b) => compare(a[0], b[0]))) {
+    if (typeof k !== 'string') throw operandErr('strings.replace_n', 1, 'must be object with string keys');
+    if (typeof v !== 'string') throw operandErr('strings.replace_n', 1, 'must be object with string values');
+    // An empty key would match everywhere; Go's replacer treats it specially and no policy needs it.
+    if (k !== '') pairs.push([k, v]);
+  }
+  if (pairs.length === 0) return s;
+  let out = '';
+  let last = 0;
+  let i = 0;
+  scan: while (i < s.length) {
+    for (const [k, v] of pairs) {
+      if (s.startsWith(k, i)) {
+        out += s.slice(last, i) + v;
+        i += k.length;
+        last = i;
+        continue scan;
+      }
+    }
+    i++;
+  }
+  return out + s.slice(last);
+}
+
+function cutsetTrimmer(name: string, left: boolean, right: boolean): BuiltinDef {
+  return def(name, 2, (args) => {
+    const s = str(name, args, 0);
+    const cut = new Set(runes(str(name, args, 1)));
+    const r = runes(s);
+    let a = 0;
+    let b = r.length;
+    if (left) while (a < b && cut.has(r[a]!)) a++;
+    if (right) while (b > a && cut.has(r[b - 1]!)) b--;
+    return a === 0 && b === r.length ? s : r.slice(a, b).join('');
+  });
+}
+
+// Go unicode.IsSpace: Latin-1 spaces plus the Unicode White_Space property (no U+FEFF, unlike JS trim).
+const GO_SPACE = '[\\t\\n\\v\\f\\r \\u0085\\u00a0\\u1680\\u2000-\\u200a\\u2028\\u2029\\u202f\\u205f\\u3000]';
+const TRIM_SPACE = new RegExp(`^${GO_SPACE}+|${GO_SPACE}+$`, 'g');
+
+function runeIndex(s: string, utf16Index: number): number {
+  let n = 0;
+  for (let i = 0; i < utf16Index; i++) {
+    const c = s.charCodeAt(i);
+    if (c >= 0xd800 && c <= 0xdbff && i + 1 < utf16Index) i++;
+    n++;
+  }
+  return n;
+}
+
+function substring(args: Value[]): Value {
+  const s = str('substring', args, 0);
+  const start = int('substring', args, 1);
+  const length = int('substring', args, 2);
+  if (start < 0) throw builtinErr('substring', 'negative offset');
+  const r = runes(s);
+  if (start >= r.length) return '';
+  return length < 0 ? r.slice(start).join('') : r.slice(start, Math.min(r.length, start + length)).join('');
+}
+
+/** A string, or an array/set of strings, as a list (for `any_prefix_match`). */
+function stringOrStrings(name: string, args: Value[], i: number): string[] {
+  const v = args[i]!;
+  if (typeof v === 'string') return [v];
+  if (Array.isArray(v) || v instanceof RegoSet) return stringsOf(name, args, i, 'string', 'set', 'array');
+  throw typeErr(name, i + 1, v, 'string', 'set', 'array');
+}
+
+function formatInt(args: Value[]): Value {
+  const n = num('format_int', args, 0);
+  const base = int('format_int', args, 1);
+  if (base !== 2 && base !== 8 && base !== 10 && base !== 16) {
+    throw operandErr('format_int', 2, 'must be one of {2, 8, 10, 16}');
+  }
+  const i = typeof n === 'bigint' ? n : BigInt(Math.trunc(n));
+  return i.toString(base);
+}
+
+export const STRINGS: BuiltinDef[] = [
+  def('concat', 2, concat),
+  def('contains', 2, (a) => str('contains', a, 0).includes(str('contains', a, 1))),
+  def('startswith', 2, (a) => str('startswith', a, 0).startsWith(str('startswith', a, 1))),
+  def('endswith', 2, (a) => str('endswith', a, 0).endsWith(str('endswith', a, 1))),
+  def('lower', 1, (a) => str('lower', a, 0).toLowerCase()),
+  def('upper', 1, (a) => str('upper', a, 0).toUpperCase()),
+  def('split', 2, split),
+  def('replace', 3, (a) => replaceAll(str('replace', a, 0), str('replace', a, 1), str('replace', a, 2))),
+  def('strings.replace_n', 2, replaceN),
+  cutsetTrimmer('trim', true, true),
+  cutsetTrimmer('trim_left', true, false),
+  cutsetTrimmer('trim_right', false, true),
+  def('trim_prefix', 2, (a) => {
+    const s = str('trim_prefix', a, 0);
+    const p = str('trim_prefix', a, 1);
+    return s.startsWith(p) ? s.slice(p.length) : s;
+  }),
+  def('trim_suffix', 2, (a) => {
+    const s = str('trim_suffix', a, 0);
+    const p = str('trim_suffix', a, 1);
+    return p !== '' && s.endsWith(p) ? s.slice(0, s.length - p.length) : s;
+  }),
+  def('trim_space', 1, (a) => str('trim_space', a, 0).replace(TRIM_SPACE, '')),
+  def('format_int', 2, formatInt),
+  def('indexof', 2, (a) => {
+    const s = str('indexof', a, 0);
+    const i = s.indexOf(str('indexof', a, 1));
+    return i < 0 ? -1 : runeIndex(s, i);
+  }),
+  def('indexof_n', 2, (a) => {
+    const s = str('indexof_n', a, 0);
+    const sub = str('indexof_n', a, 1);
+    const out: Value[] = [];
+    if (sub === '') return out;
+    for (let i = s.indexOf(sub); i >= 0; i = s.indexOf(sub, i + 1)) out.push(runeIndex(s, i));
+    return out;
+  }),
+  def('substring', 3, substring),
+  def('strings.any_prefix_match', 2, (a) => {
+    const search = stringOrStrings('strings.any_prefix_match', a, 0);
+    const base = stringOrStrings('strings.any_prefix_match', a, 1);
+    return search.some((s) => base.some((b) => s.startsWith(b)));
+  }),
+  def('strings.any_suffix_match', 2, (a) => {
+    const search = stringOrStrings('strings.any_suffix_match', a, 0);
+    const base = stringOrStrings('strings.any_suffix_match', a, 1);
+    return search.some((s) => base.some((b) => s.endsWith(b)));
+  }),
+  def('strings.reverse', 1, (a) => runes(str('strings.reverse', a, 0)).reverse().join('')),
+  def('strings.count', 2, (a) => {
+    const s = str('strings.count', a, 0);
+    const sub = str('strings.count', a, 1);
+    // Go strings.Count: an empty substring counts code points + 1.
+    if (sub === '') return runes(s).length + 1;
+    return normalizeInt(BigInt(s.split(sub).length - 1));
+  }),
+];

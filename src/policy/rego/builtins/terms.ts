@@ -1,0 +1,70 @@
+/**
+ * Rego term text, as OPA's `ast.Value.String()` prints values: used by `sprintf` for
+ * non-string arguments and in messages. Strings are Go-quoted, objects and sets print in
+ * sorted order, the empty set is `set()`.
+ */
+import { RegoSet, compare, objectEntries, type Value } from '../value.js';
+
+/** Go strconv.Quote: ASCII escapes as Go writes them, printable Unicode kept as is. */
+export function goQuote(s: string): string {
+  let out = '"';
+  for (const ch of s) {
+    const c = ch.codePointAt(0)!;
+    switch (ch) {
+      case '"':
+        out += '\\"';
+        continue;
+      case '\\':
+        out += '\\\\';
+        continue;
+      case '\n':
+        out += '\\n';
+        continue;
+      case '\r':
+        out += '\\r';
+        continue;
+      case '\t':
+        out += '\\t';
+        continue;
+      case '\x07':
+        out += '\\a';
+        continue;
+      case '\b':
+        out += '\\b';
+        continue;
+      case '\f':
+        out += '\\f';
+        continue;
+      case '\v':
+        out += '\\v';
+        continue;
+    }
+    if (c < 0x20 || c === 0x7f) out += '\\x' + c.toString(16).padStart(2, '0');
+    else if (c >= 0xd800 && c <= 0xdfff) out += '\\ufffd';
+    else if ((c >= 0x80 && c < 0xa0) || c === 0xad || c === 0xfeff || (c >= 0x2028 && c <= 0x2029)) {
+      out += c > 0xffff ? '\\U' + c.toString(16).padStart(8, '0') : '\\u' + c.toString(16).padStart(4, '0');
+    } else out += ch;
+  }
+  return out + '"';
+}
+
+export function numberText(n: number | bigint): string {
+  return typeof n === 'bigint' ? n.toString() : String(n);
+}
+
+export function termString(v: Value): string {
+  switch (typeof v) {
+    case 'string':
+      return goQuote(v);
+    case 'number':
+    case 'bigint':
+      return numberText(v);
+    case 'boolean':
+      return v ? 'true' : 'false';
+  }
+  if (v === null) return 'null';
+  if (Array.isArray(v)) return '[' + v.map(termString).join(', ') + ']';
+  if (v instanceof RegoSet) return v.size === 0 ? 'set()' : '{' + v.sorted().map(termString).join(', ') + '}';
+  const entries = objectEntries(v).sort((a, b) => compare(a[0], b[0]));
+  return '{' + entries.map(([k, x]) => termString(k) + ': ' + termString(x)).join(', ') + '}';
+}

@@ -1,0 +1,131 @@
+import { describe, expect, it } from 'vitest';
+import { RegoObject, RegoSet, type Value } from '../../../../src/policy/rego/value.js';
+import { call, callError } from './helpers.js';
+
+const S = (...xs: Value[]) => RegoSet.from(xs);
+
+describe('arrays', () => {
+  it('concat, slice, reverse, flatten', () => {
+    expect(call('array.concat', [1, 2], [3, 4])).toEqual([1, 2, 3, 4]);
+    expect(callError('array.concat', { v1: 'a' }, []).message).toBe('array.concat: operand 1 must be array but got object');
+    expect(callError('array.concat', [], { v1: 'a' }).message).toBe('array.concat: operand 2 must be array but got object');
+    expect(call('array.slice', [1, 2, 3, 4, 5], 1, 3)).toEqual([2, 3]);
+    expect(call('array.slice', [1, 2, 3], -5, 10)).toEqual([1, 2, 3]);
+    expect(call('array.slice', [1, 2, 3], 2, 1)).toEqual([]);
+    const input = [1, 2, 3];
+    expect(call('array.reverse', input)).toEqual([3, 2, 1]);
+    expect(input).toEqual([1, 2, 3]);
+    expect(call('array.flatten', [1, [2, [3, [4]]], []])).toEqual([1, 2, 3, 4]);
+    expect(callError('array.flatten', 42).message).toBe('array.flatten: operand 1 must be array but got number');
+  });
+});
+
+describe('objects', () => {
+  const o = { a: { b: [10, { c: 'deep' }] }, x: 1 };
+
+  it('object.get by key and by path, with defaults', () => {
+    expect(call('object.get', o, 'x', 0)).toBe(1);
+    expect(call('object.get', o, 'missing', 'd')).toBe('d');
+    expect(call('object.get', o, ['a', 'b', 1, 'c'], 'd')).toBe('deep');
+    expect(call('object.get', o, ['a', 'nope'], 'd')).toBe('d');
+    expect(call('object.get', o, [], 'd')).toBe('d');
+    expect(call('object.get', { constructor: 5 }, 'constructor', 0)).toBe(5);
+    expect(call('object.get', {}, 'constructor', 0)).toBe(0);
+    expect(call('object.get', {}, 'toString', 0)).toBe(0);
+  });
+
+  it('object.keys, remove, filter', () => {
+    expect((call('object.keys', { a: 1, b: 2 }) as RegoSet).sorted()).toEqual(['a', 'b']);
+    expect(call('object.remove', { a: 1, b: 2, c: 3 }, ['a', 'c'])).toEqual({ b: 2 });
+    expect(call('object.remove', { a: 1, b: 2 }, S('a'))).toEqual({ b: 2 });
+    expect(call('object.remove', { a: 1, b: 2 }, { b: 'x' })).toEqual({ a: 1 });
+    expect(call('object.filter', { a: 1, b: 2, c: 3 }, ['a', 'c'])).toEqual({ a: 1, c: 3 });
+    const ro = RegoObject.from([[1, 'one'], ['k', 'v']]);
+    expect(call('object.filter', ro, [1])).toEqual(RegoObject.from([[1, 'one']]));
+    expect(call('object.remove', ro, [1])).toEqual({ k: 'v' });
+  });
+
+  it('object.union merges recursively, right side wins', () => {
+    expect(call('object.union', { a: 1, b: { c: 2, d: 3 } }, { b: { d: 4 }, e: 5 })).toEqual({
+      a: 1,
+      b: { c: 2, d: 4 },
+      e: 5,
+    });
+    expect(call('object.union', { a: { b: 1 } }, { a: 2 })).toEqual({ a: 2 });
+    expect(call('object.union_n', [{ a: 1 }, { b: 2 }, { a: 3 }])).toEqual({ a: 3, b: 2 });
+    expect(call('object.union_n', [])).toEqual({});
+    expect(callError('object.union_n', [{}, 1]).message).toBe(
+      'object.union_n: operand 1 must be array of objects but got array containing number',
+    );
+  });
+
+  it('object.subset', () => {
+    expect(call('object.subset', { a: 1, b: { c: 2, d: 3 } }, { b: { c: 2 } })).toBe(true);
+    expect(call('object.subset', [1, 2, 3, 4], [2, 3])).toBe(true);
+    expect(call('object.subset', [1, 2, 3], [3, 2])).toBe(false);
+    expect(call('object.subset', S(1, 2), S(2))).toBe(true);
+  });
+
+  it('never treats a __proto__ key as a prototype', () => {
+    const evil = JSON.parse('{"__proto__": {"polluted": true}, "a": 1}') as Value;
+    const r = call('object.remove', evil, ['a']) as Record<string, Value>;
+    expect(Object.keys(r)).toEqual(['__proto__']);
+    expect(({} as Record<string, unknown>).polluted).toBeUndefined();
+    const u = call('object.union', {}, evil) as Record<string, Value>;
+    expect(Object.prototype.hasOwnProperty.call(u, '__proto__')).toBe(true);
+  });
+});
+
+describe('sets', () => {
+  it('union and intersection of a set of sets', () => {
+    expect((call('union', S(S(1, 2), S(2, 3))) as RegoSet).sorted()).toEqual([1, 2, 3]);
+    expect((call('intersection', S(S(1, 2), S(2, 3))) as RegoSet).sorted()).toEqual([2]);
+    expect((call('intersection', S()) as RegoSet).size).toBe(0);
+    expect(callError('union', S(1)).message).toBe('union: operand 1 must be set of sets but got set containing number');
+  });
+});
+
+describe('types and casts', () => {
+  it('is_* answer true or false', () => {
+    expect(call('is_number', 1n)).toBe(true);
+    expect(call('is_string', 1)).toBe(false);
+    expect(call('is_boolean', false)).toBe(true);
+    expect(call('is_array', [])).toBe(true);
+    expect(call('is_set', S())).toBe(true);
+    expect(call('is_object', RegoObject.from([[1, 1]]))).toBe(true);
+    expect(call('is_object', S())).toBe(false);
+    expect(call('is_null', null)).toBe(true);
+  });
+
+  it('type_name names every type', () => {
+    const cases: Array<[Value, string]> = [
+      [null, 'null'],
+      [true, 'boolean'],
+      [1.5, 'number'],
+      [1n, 'number'],
+      ['s', 'string'],
+      [[], 'array'],
+      [{}, 'object'],
+      [S(), 'set'],
+    ];
+    for (const [v, t] of cases) expect(call('type_name', v)).toBe(t);
+  });
+
+  it('to_number parses exactly and refuses nan and inf', () => {
+    expect(call('to_number', '3')).toBe(3);
+    expect(call('to_number', '-1.5')).toBe(-1.5);
+    expect(call('to_number', '123456789012345678901234567890')).toBe(123456789012345678901234567890n);
+    expect(call('to_number', '1e30')).toBe(10n ** 30n);
+    expect(call('to_number', null)).toBe(0);
+    expect(call('to_number', true)).toBe(1);
+    const e = callError('to_number', 'broken');
+    expect(e.code).toBe('eval_builtin_error');
+    expect(e.message).toContain('invalid syntax');
+    for (const s of ['nan', 'inf', '-inf', 'Infinity', '-NaN', 'iNf']) {
+      expect(callError('to_number', s).code).toBe('eval_type_error');
+    }
+    expect(callError('to_number', []).message).toBe(
+      'to_number: operand 1 must be one of {null, boolean, number, string} but got array',
+    );
+  });
+});

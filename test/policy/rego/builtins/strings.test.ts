@@ -1,0 +1,79 @@
+import { describe, expect, it } from 'vitest';
+import { RegoSet } from '../../../../src/policy/rego/value.js';
+import { call, callError } from './helpers.js';
+
+describe('string built-ins', () => {
+  it('concat joins arrays in order and sets in sorted order', () => {
+    expect(call('concat', '/', ['a', 'b'])).toBe('a/b');
+    expect(call('concat', ',', RegoSet.from(['b', 'a']))).toBe('a,b');
+    expect(callError('concat', ',', 'ab').message).toBe('concat: operand 2 must be one of {set, array} but got string');
+    expect(callError('concat', ',', ['a', 1]).message).toBe(
+      'concat: operand 2 must be array of strings but got array containing number',
+    );
+  });
+
+  it('contains, startswith, endswith, lower, upper', () => {
+    expect(call('contains', 'abc', 'b')).toBe(true);
+    expect(call('startswith', 'abc', 'ab')).toBe(true);
+    expect(call('endswith', 'abc', 'ab')).toBe(false);
+    expect(call('lower', 'AbC')).toBe('abc');
+    expect(call('upper', 'AbC')).toBe('ABC');
+    expect(callError('contains', 1, 'a').message).toBe('contains: operand 1 must be string but got number');
+  });
+
+  it('split and replace follow Go for empty separators', () => {
+    expect(call('split', 'a.b.c', '.')).toEqual(['a', 'b', 'c']);
+    expect(call('split', 'a😀b', '')).toEqual(['a', '😀', 'b']);
+    expect(call('replace', 'aaa', 'a', 'b')).toBe('bbb');
+    expect(call('replace', 'ab', '', '-')).toBe('-a-b-');
+  });
+
+  it('strings.replace_n replaces without overlapping, keys in sorted order', () => {
+    expect(call('strings.replace_n', { '<': '&lt;', '>': '&gt;' }, '<a>')).toBe('&lt;a&gt;');
+    // Keys are tried in sorted order, so "a" wins over "ab" (Go's replacer, argument order).
+    expect(call('strings.replace_n', { ab: 'X', a: 'Y' }, 'aab')).toBe('YYb');
+    expect(call('strings.replace_n', { a: 'b', b: 'a' }, 'ab')).toBe('ba');
+  });
+
+  it('the trim family', () => {
+    expect(call('trim', '  xx hi xx ', ' x')).toBe('hi');
+    expect(call('trim_left', 'xxhix', 'x')).toBe('hix');
+    expect(call('trim_right', 'xxhix', 'x')).toBe('xxhi');
+    expect(call('trim_prefix', 'prefix-body', 'prefix-')).toBe('body');
+    expect(call('trim_suffix', 'body.rego', '.rego')).toBe('body');
+    expect(call('trim_space', '\t hi \n')).toBe('hi');
+    // Go does not count U+FEFF as space; JavaScript's trim does.
+    expect(call('trim_space', '\ufeffhi')).toBe('\ufeffhi');
+  });
+
+  it('indexof, indexof_n and substring count code points', () => {
+    expect(call('indexof', 'héllo', 'l')).toBe(2);
+    expect(call('indexof', '😀x', 'x')).toBe(1);
+    expect(call('indexof', 'abc', 'z')).toBe(-1);
+    expect(call('indexof_n', 'abab', 'b')).toEqual([1, 3]);
+    expect(call('substring', 'héllo', 1, 3)).toBe('éll');
+    expect(call('substring', 'hello', 1, -1)).toBe('ello');
+    expect(call('substring', 'hello', 9, 2)).toBe('');
+    expect(callError('substring', 'hello', -1, 2).message).toBe('substring: negative offset');
+  });
+
+  it('format_int truncates and formats in base 2, 8, 10, 16', () => {
+    expect(call('format_int', 255, 16)).toBe('ff');
+    expect(call('format_int', 5.9, 2)).toBe('101');
+    expect(call('format_int', -8, 8)).toBe('-10');
+    expect(call('format_int', 18446744073709551617n, 10)).toBe('18446744073709551617');
+    expect(callError('format_int', 1, 3).message).toBe('format_int: operand 2 must be one of {2, 8, 10, 16}');
+  });
+
+  it('any_prefix_match / any_suffix_match accept strings, arrays and sets', () => {
+    expect(call('strings.any_prefix_match', 'foo/bar', 'foo')).toBe(true);
+    expect(call('strings.any_prefix_match', ['x', 'foo/bar'], RegoSet.from(['y', 'foo/']))).toBe(true);
+    expect(call('strings.any_prefix_match', 'foo', ['bar'])).toBe(false);
+    expect(call('strings.any_suffix_match', 'a.rego', ['.json', '.rego'])).toBe(true);
+  });
+
+  it('strings.reverse and strings.count', () => {
+    expect(call('strings.reverse', 'ab😀')).toBe('😀ba');
+    expect(call('strings.count', 'cheese', 'e')).toBe(3);
+  });
+});
