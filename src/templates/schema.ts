@@ -9,7 +9,16 @@ const ISO_DATE = /^\d{4}-\d{2}-\d{2}(?:[Tt ]\d{2}:\d{2}(?::\d{2}(?:\.\d+)?)?(?:[
 const isoDate = z
   .string()
   .regex(ISO_DATE, 'expected an ISO-8601 date (2027-06-30) or date-time (2027-06-30T12:00:00Z)')
-  .refine((s) => !Number.isNaN(Date.parse(/^\d{4}-\d{2}-\d{2}$/.test(s) ? `${s}T00:00:00Z` : s)), 'not a valid calendar date');
+  .refine(isCalendarDate, 'not a valid calendar date');
+
+/** Date.parse rolls 2027-02-30 over to March; a governance date must be a real day. */
+function isCalendarDate(s: string): boolean {
+  if (!ISO_DATE.test(s)) return true; // the regex check reports this one
+  const [y, m, d] = s.slice(0, 10).split('-').map(Number) as [number, number, number];
+  const day = new Date(Date.UTC(y, m - 1, d));
+  if (day.getUTCFullYear() !== y || day.getUTCMonth() !== m - 1 || day.getUTCDate() !== d) return false;
+  return s.length === 10 || !Number.isNaN(Date.parse(s));
+}
 
 /** `team/name`: path-like, lower case, no `@` (that separates the version in a reference). */
 export const TEMPLATE_ID = /^[a-z0-9][a-z0-9._-]*(?:\/[a-z0-9][a-z0-9._-]*)*$/;

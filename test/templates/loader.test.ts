@@ -1,0 +1,182 @@
+import { mkdtemp, mkdir, rm, writeFile } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import {
+  formatIssue,
+  lintTemplates,
+  loadTemplateStore,
+  parseTemplateFile,
+  parseTemplateFiles,
+  TemplateLoadError,
+  type TemplateIssue,
+} from '../../src/templates/index.js';
+
+const GOOD = `id: team/hello
+version: 1
+owner: team@example.com
+sensitivity: internal
+description: Say hello.
+variables:
+  name: { type: string, max_length: 10 }
+messages:
+  - role: user
+    content: "Hello {{ name }}"
+`;
+
+function issuesOf(text: string): TemplateIssue[] {
+  return parseTemplateFile('t.yaml', text).issues;
+}
+
+function one(text: string): TemplateIssue {
+  const issues = issuesOf(text);
+  expect(issues, JSON.stringify(issues)).toHaveLength(1);
+  return issues[0]!;
+}
+
+describe('parseTemplateFile', () => {
+  it('parses a valid template with defaults filled in', () => {
+    const r = parseTemplateFile('t.yaml', GOOD);
+    expect(r.issues).toEqual([]);
+    const t = r.templates[0]!.template;
+    expect(t).toMatchObject({ id: 'team/hello', version: 1, approvals: [], allowed_services: [], models: [], source: { file: 't.yaml' } });
+    expect(t.variables.name).toEqual({ source: 'request', type: 'string', required: true, pii: false, max_length: 10 });
+  });
+
+  it('names file:line:col and the key for a wrong type', () => {
+    const i = one(GOOD.replace('version: 1', 'version: "one"'));
+    expect(i).toMatchObject({ file: 't.yaml', line: 2, column: 10, path: 'version' });
+    expect(formatIssue(i)).toMatch(/^t\.yaml:2:10: version: /);
+  });
+
+  it('locates unknown keys at the key itself', () => {
+    const i = one(GOOD.replace('  name: { type: string, max_length: 10 }', '  name: { type: string, maxlen: 10 }'));
+    expect(i).toMatchObject({ line: 7, column: 25, path: 'variables.name.maxlen' });
+    expect(i.message).toBe('unknown key "maxlen"');
+  });
+
+  it('locates a missing required key at its parent', () => {
+    const i = one(GOOD.replace('owner: team@example.com\n', ''));
+    expect(i).toMatchObject({ line: 1, column: 1, path: 'owner' });
+  });
+
+  it('rejects bad enums, versions below 1, bad dates and ids', () => {
+    expect(one(GOOD.replace('internal', 'secret')).path).toBe('sensitivity');
+    expect(one(GOOD.replace('version: 1', 'version: 0')).path).toBe('version');
+    expect(one(GOOD.replace('version: 1', 'version: 1.5')).path).toBe('version');
+    expect(one(`${GOOD}retire_after: 2027-02-30\n`).path).toBe('retire_after');
+    expect(one(`${GOOD}retire_after: next year\n`).path).toBe('retire_after');
+    expect(one(GOOD.replace('team/hello', 'Team/Hello@2')).path).toBe('id');
+  });
+
+  it('reports YAML syntax errors with their position', () => {
+    const i = one('id: x\nversion: [1, 2\nowner: o\n');
+    expect(i.message).toMatch(/^YAML: /);
+    expect(i.line).toBeGreaterThanOrEqual(2);
+  });
+
+  it('requires every placeholder to be declared and every variable to be used', () => {
+    const undeclared = one(GOOD.replace('Hello {{ name }}', 'Hello {{ name }} {{who}}'));
+    expect(undeclared).toMatchObject({ path: 'messages[0].content', line: 10, column: 14 });
+    expect(undeclared.message).toContain('{{who}} is not declared');
+    const unused = one(GOOD.replace('Hello {{ name }}', 'Hello'));
+    expect(unused).toMatchObject({ path: 'variables.name', line: 7 });
+    expect(one(GOOD.replace('Hello {{ name }}', 'Hello {{ name }} {{ bad-name }}')).message).toMatch(/malformed placeholder/);
+    expect(one(GOOD.replace('Hello {{ name }}', 'Hello {{ name }} {{ open')).message).toMatch(/unclosed/);
+  });
+
+  it('checks secret refs are URIs and sources are consistent', () => {
+    const withVar = (spec: string) => GOOD.replace('  name: { type: string, max_length: 10 }', `  name: ${spec}`);
+    expect(one(withVar('{ source: secret }')).message).toMatch(/needs a ref/);
+    expect(one(withVar('{ source: secret, ref: my-api-key }'))).toMatchObject({ path: 'variables.name.ref', message: expect.stringMatching(/must be a URI/) });
+    expect(one(withVar('{ source: secret, ref: "s3://b/k" }')).message).toMatch(/unknown secret ref scheme "s3"/);
+    expect(one(withVar('{ source: secret, ref: "env://1X" }')).message).toMatch(/env:\/\/NAME/);
+    expect(one(withVar('{ source: secret, ref: "vault://kv/app" }')).message).toMatch(/#key/);
+    expect(issuesOf(withVar('{ source: secret, ref: "vault://kv/app#token" }'))).toEqual([]);
+    expect(one(withVar('{ source: config }')).message).toMatch(/needs a value/);
+    expect(one(withVar('{ source: config, type: number, value: "ten" }')).path).toBe('variables.name.value');
+    expect(one(withVar('{ source: request, value: x }')).path).toBe('variables.name.value');
+  });
+
+  it('refuses secret-looking literals without echoing them', () => {
+    const key = 'sk-proj-CANARYabcdefghijklmnop1234567890';
+    const inMessage = one(GOOD.replace('Hello {{ name }}', `Hello {{ name }}, use ${key}`));
+    expect(inMessage.message).toMatch(/literal secret \(OpenAI\/Anthropic-style API key\)/);
+    expect(JSON.stringify(inMessage)).not.toContain(key);
+    const inConfig = one(
+      GOOD.replace('  name: { type: string, max_length: 10 }', '  name: { source: config, value: "AKIAABCDEFGHIJKLMNOP" }'),
+    );
+    expect(inConfig).toMatchObject({ path: 'variables.name.value', message: expect.stringMatching(/AWS access key id/) });
+    expect(one(GOOD.replace('Say hello.', '"password: hunter2hunter2hunter2"')).path).toBe('description');
+  });
+
+  it('requires approvals on restricted templates', () => {
+    expect(one(GOOD.replace('internal', 'restricted')).path).toBe('approvals');
+  });
+
+  it('reads several documents from one file and rejects duplicates across files', () => {
+    const two = `${GOOD}---\n${GOOD.replace('version: 1', 'version: 2')}`;
+    expect(parseTemplateFile('t.yaml', two).templates.map((t) => t.template.version)).toEqual([1, 2]);
+    const r = parseTemplateFiles([
+      { file: 'a.yaml', text: GOOD },
+      { file: 'b.yaml', text: GOOD },
+    ]);
+    expect(r.templates).toHaveLength(1);
+    expect(r.issues).toEqual([expect.objectContaining({ file: 'b.yaml', line: 1, column: 5, message: 'duplicate template team/hello@1 (also defined in a.yaml)' })]);
+  });
+});
+
+describe('loading from disk', () => {
+  let dir: string;
+  beforeAll(async () => {
+    dir = await mkdtemp(join(tmpdir(), 'warden-templates-'));
+    await mkdir(join(dir, 'team', 'nested'), { recursive: true });
+    await writeFile(join(dir, 'team', 'hello.yaml'), GOOD);
+    await writeFile(join(dir, 'team', 'nested', 'hello2.yml'), GOOD.replace('version: 1', 'version: 3'));
+    await writeFile(join(dir, 'team', 'notes.txt'), 'not a template');
+  });
+  afterAll(async () => {
+    await rm(dir, { recursive: true, force: true });
+  });
+
+  it('walks the tree, picks the highest version, and hashes the contents', async () => {
+    const store = await loadTemplateStore([dir]);
+    expect(store.list().map((t) => `${t.id}@${t.version}`)).toEqual(['team/hello@1', 'team/hello@3']);
+    expect(store.get('team/hello')!.version).toBe(3);
+    expect(store.get('team/hello', 1)!.version).toBe(1);
+    expect(store.get('team/hello', 2)).toBeUndefined();
+    expect(store.get('other')).toBeUndefined();
+    expect(store.revision).toMatch(/^[0-9a-f]{64}$/);
+    const again = await loadTemplateStore([dir]);
+    expect(again.revision).toBe(store.revision);
+    await writeFile(join(dir, 'team', 'hello.yaml'), GOOD.replace('Say hello.', 'Say hello!'));
+    expect((await loadTemplateStore([dir])).revision).not.toBe(store.revision);
+  });
+
+  it('throws TemplateLoadError listing every issue; lint reports without throwing', async () => {
+    await writeFile(join(dir, 'team', 'broken.yaml'), GOOD.replace('team/hello', 'team/broken').replace('version: 1', 'version: x'));
+    const err = await loadTemplateStore([dir]).catch((e: unknown) => e);
+    expect(err).toBeInstanceOf(TemplateLoadError);
+    expect((err as TemplateLoadError).code).toBe('template_invalid');
+    expect((err as TemplateLoadError).message).toContain(`${join(dir, 'team', 'broken.yaml')}:2:10: version:`);
+    const lint = await lintTemplates([dir]);
+    expect(lint.ok).toBe(false);
+    expect(lint.issues).toHaveLength(1);
+    expect(lint.templates).toHaveLength(2);
+  });
+
+  it('names a missing path', async () => {
+    await expect(loadTemplateStore([join(dir, 'nope')])).rejects.toMatchObject({ code: 'template_invalid', message: expect.stringContaining('ENOENT') });
+  });
+
+  it('loads the shipped example templates cleanly', async () => {
+    const lint = await lintTemplates(['deploy/local/templates']);
+    expect(lint.issues).toEqual([]);
+    expect(lint.templates.map((t) => `${t.id}@${t.version}`).sort()).toEqual([
+      'billing/refund-review@1',
+      'ops/incident-brief@1',
+      'support/ticket-summary@1',
+      'support/ticket-summary@2',
+    ]);
+  });
+});

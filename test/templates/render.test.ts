@@ -1,0 +1,194 @@
+import { describe, expect, it } from 'vitest';
+import { WardenError } from '../../src/pipeline/errors.js';
+import type { RequestContext } from '../../src/pipeline/stage.js';
+import type { Template } from '../../src/pipeline/types.js';
+import {
+  compileTemplate,
+  createRenderStage,
+  createResolveStage,
+  isRetired,
+  parseTemplateRef,
+  renderTemplate,
+  TemplateRegistry,
+} from '../../src/templates/index.js';
+import { makeContext } from '../stage-context.js';
+
+function tpl(over: Partial<Template> = {}): Template {
+  return {
+    id: 'team/hello',
+    version: 1,
+    owner: 'o',
+    sensitivity: 'internal',
+    description: 'd',
+    approvals: [],
+    allowed_services: [],
+    models: [],
+    variables: {
+      name: { source: 'request', type: 'string', required: true, pii: false, max_length: 12 },
+      count: { source: 'request', type: 'number', required: false, pii: false },
+      vip: { source: 'request', type: 'boolean', required: false, pii: false },
+      tone: { source: 'config', type: 'string', required: true, pii: false, value: 'kind' },
+      code: { source: 'secret', type: 'string', required: true, pii: false, ref: 'file:secrets/code' },
+    },
+    messages: [
+      { role: 'system', content: 'Be {{tone}}. Code {{code}}.' },
+      { role: 'user', content: 'Hi {{name}} <b>&</b> {{count}}/{{vip}}' },
+      { role: 'assistant', content: 'fixed text' },
+    ],
+    ...over,
+  };
+}
+
+async function run(stage: { run(ctx: RequestContext): unknown }, ctx: RequestContext): Promise<WardenError | undefined> {
+  try {
+    await stage.run(ctx);
+    return undefined;
+  } catch (err) {
+    expect(err).toBeInstanceOf(WardenError);
+    return err as WardenError;
+  }
+}
+
+function renderCtx(variables: Record<string, string>, template = tpl()): RequestContext {
+  return makeContext(
+    { template: { id: template.id, version: template.version }, variables },
+    { template, secrets: new Map([['file:secrets/code', 'CANARY-SECRET-9f8e7d']]) },
+  );
+}
+
+describe('renderer', () => {
+  it('compiles once per template object', () => {
+    const t = tpl();
+    expect(compileTemplate(t)).toBe(compileTemplate(t));
+  });
+
+  it('inserts values as data: no re-expansion, no HTML escaping', () => {
+    const t = tpl();
+    const out = renderTemplate(t, { tone: '{{code}}', code: 'C', name: '{{tone}} & <x>', count: '', vip: '' });
+    expect(out).toEqual([
+      { role: 'system', content: 'Be {{code}}. Code C.' },
+      { role: 'user', content: 'Hi {{tone}} & <x> <b>&</b> /' },
+      { role: 'assistant', content: 'fixed text' },
+    ]);
+  });
+
+  it('fails closed on a placeholder without a value', () => {
+    const err = (() => {
+      try {
+        renderTemplate(tpl(), { tone: 't', code: 'c' });
+      } catch (e) {
+        return e as WardenError;
+      }
+    })();
+    expect(err?.code).toBe('variable_missing');
+    expect(err?.message).toContain('name');
+  });
+});
+
+describe('render stage', () => {
+  const stage = createRenderStage();
+
+  it('renders with request, config and granted secret values and records the secret as placed', async () => {
+    const ctx = renderCtx({ name: 'Ada', count: '3', vip: 'true' });
+    expect(await run(stage, ctx)).toBeUndefined();
+    expect(ctx.messages![0]!.content).toBe('Be kind. Code CANARY-SECRET-9f8e7d.');
+    expect(ctx.messages![1]!.content).toBe('Hi Ada <b>&</b> 3/true');
+    expect([...ctx.secretsInPrompt!]).toEqual(['file:secrets/code']);
+  });
+
+  it('treats a caller value containing {{...}} as literal text', async () => {
+    const ctx = renderCtx({ name: '{{code}}' });
+    expect(await run(stage, ctx)).toBeUndefined();
+    expect(ctx.messages![1]!.content).toBe('Hi {{code}} <b>&</b> /');
+    expect(ctx.messages![1]!.content).not.toContain('CANARY');
+  });
+
+  it('rejects missing, undeclared, mistyped and oversize variables, naming the variable not the value', async () => {
+    const cases: Array<[Record<string, string>, string, string]> = [
+      [{}, 'variable_missing', 'name'],
+      [{ name: 'a', extra: 'CANARY-VALUE-1' }, 'variable_missing', 'extra'],
+      [{ name: 'CANARY-VALUE-2-long' }, 'variable_invalid', 'name'],
+      [{ name: 'a', count: 'CANARY-3' }, 'variable_invalid', 'count'],
+      [{ name: 'a', vip: 'yes-CANARY' }, 'variable_invalid', 'vip'],
+      [{ name: 'a', tone: 'CANARY-override' }, 'variable_invalid', 'tone'],
+      [{ name: 'a', code: 'CANARY-override' }, 'variable_invalid', 'code'],
+    ];
+    for (const [vars, code, variable] of cases) {
+      const err = await run(stage, renderCtx(vars));
+      expect(err?.code, JSON.stringify(vars)).toBe(code);
+      expect(err?.details).toEqual({ variable });
+      expect(err?.location).toEqual({ path: `warden.variables.${variable}` });
+      expect(JSON.stringify([err?.message, err?.details])).not.toContain('CANARY');
+    }
+  });
+
+  it('counts max_length in characters, not UTF-16 units', async () => {
+    expect(await run(stage, renderCtx({ name: '😀'.repeat(12) }))).toBeUndefined();
+    expect((await run(stage, renderCtx({ name: '😀'.repeat(13) })))?.code).toBe('variable_invalid');
+  });
+
+  it('fails closed when a secret variable was not resolved', async () => {
+    const ctx = renderCtx({ name: 'a' });
+    ctx.secrets = new Map();
+    const err = await run(stage, ctx);
+    expect(err?.code).toBe('secret_unavailable');
+    expect(ctx.messages).toBeUndefined();
+  });
+
+  it('passes raw messages through for untemplated requests', async () => {
+    const messages = [{ role: 'user' as const, content: 'hi' }];
+    const ctx = makeContext({ messages });
+    await run(stage, ctx);
+    expect(ctx.messages).toBe(messages);
+    expect((await run(stage, makeContext()))?.code).toBe('invalid_request');
+  });
+});
+
+describe('resolve stage and retirement', () => {
+  const now = Date.parse('2026-06-01T00:00:00Z');
+  const store = new TemplateRegistry(
+    [tpl(), tpl({ version: 2, retire_after: '2026-05-31' }), tpl({ id: 'team/old', retire_after: '2026-05-31T23:59:59Z' })],
+    'rev-1',
+  );
+  const stage = createResolveStage(() => store, { now: () => now });
+
+  it('resolves by id and version; untemplated requests pass through', async () => {
+    const ctx = makeContext({ template: { id: 'team/hello', version: 1 } });
+    await run(stage, ctx);
+    expect(ctx.template?.version).toBe(1);
+    const raw = makeContext();
+    await run(stage, raw);
+    expect(raw.template).toBeUndefined();
+  });
+
+  it('reports unknown templates and retired ones', async () => {
+    expect((await run(stage, makeContext({ template: { id: 'team/nope' } })))?.code).toBe('template_not_found');
+    expect((await run(stage, makeContext({ template: { id: 'team/hello', version: 9 } })))?.message).toBe('template team/hello@9 not found');
+    // The highest version is retired: asking without a version gets it, and it is refused.
+    expect((await run(stage, makeContext({ template: { id: 'team/hello' } })))?.code).toBe('template_retired');
+    expect((await run(stage, makeContext({ template: { id: 'team/old' } })))?.code).toBe('template_retired');
+  });
+
+  it('treats a date-only retire_after as the end of that day (UTC)', () => {
+    expect(isRetired({ retire_after: '2026-05-31' }, Date.parse('2026-05-31T23:59:59Z'))).toBe(false);
+    expect(isRetired({ retire_after: '2026-05-31' }, Date.parse('2026-06-01T00:00:00Z'))).toBe(true);
+    expect(isRetired({}, now)).toBe(false);
+    expect(isRetired({ retire_after: 'garbage' }, now)).toBe(true);
+  });
+
+  it('reads the store through the getter, so a reload swaps it', async () => {
+    let current = new TemplateRegistry([], 'empty');
+    const s = createResolveStage(() => current, { now: () => now });
+    expect((await run(s, makeContext({ template: { id: 'team/hello', version: 1 } })))?.code).toBe('template_not_found');
+    current = store;
+    expect(await run(s, makeContext({ template: { id: 'team/hello', version: 1 } }))).toBeUndefined();
+  });
+
+  it('parses template references', () => {
+    expect(parseTemplateRef('support/ticket-summary@2')).toEqual({ id: 'support/ticket-summary', version: 2 });
+    expect(parseTemplateRef('support/ticket-summary')).toEqual({ id: 'support/ticket-summary' });
+    expect(parseTemplateRef('x@0')).toBeUndefined();
+    expect(parseTemplateRef('x@two')).toBeUndefined();
+    expect(parseTemplateRef('@2')).toBeUndefined();
+  });
+});
