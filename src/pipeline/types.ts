@@ -278,6 +278,8 @@ export interface UpstreamRequest {
   max_tokens?: number;
   params: Record<string, unknown>;
   signal: AbortSignal;
+  /** W3C traceparent for the upstream call (Warden's span as the parent), when tracing. */
+  traceparent?: string;
 }
 
 export type PipelineResponse =
