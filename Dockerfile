@@ -1,0 +1,34 @@
+# syntax=docker/dockerfile:1
+# Warden image: build with the full Node 24 image (it carries python3, make and g++ for the re2
+# native addon), run on node:24-slim as a non-root user. Nothing is written outside /tmp at run
+# time, so the container works with readOnlyRootFilesystem: true (mount an emptyDir at /tmp for
+# file audit sinks or Unix sockets).
+
+FROM node:24-bookworm AS build
+WORKDIR /app
+COPY package.json package-lock.json ./
+RUN npm ci --no-audit --no-fund
+COPY tsconfig.json tsconfig.build.json ./
+COPY src ./src
+RUN npm run build \
+ && npm prune --omit=dev --no-audit --no-fund
+
+FROM node:24-bookworm-slim AS runtime
+ENV NODE_ENV=production \
+    # Listeners inside a pod: the app reaches the sidecar on localhost, which in a pod is the pod's
+    # loopback; keep the defaults and override only when a port clashes.
+    WARDEN_LOG_LEVEL=info
+WORKDIR /app
+COPY --from=build --chown=root:root /app/node_modules ./node_modules
+COPY --from=build --chown=root:root /app/dist ./dist
+COPY --chown=root:root package.json ./
+COPY --chown=root:root proto ./proto
+COPY --chown=root:root policies ./policies
+COPY --chown=root:root deploy/local ./deploy/local
+# The image's files belong to root and are read-only for the process; it runs as `node` (uid 1000).
+USER 1000:1000
+EXPOSE 8700 8701 8702
+HEALTHCHECK --interval=10s --timeout=2s --retries=3 \
+  CMD ["node", "-e", "fetch('http://127.0.0.1:8702/healthz').then(r=>process.exit(r.ok?0:1),()=>process.exit(1))"]
+ENTRYPOINT ["node", "dist/src/main.js"]
+CMD ["serve", "--config", "deploy/local/warden.yaml"]

@@ -1,0 +1,47 @@
+/**
+ * Small helpers around `node:util` parseArgs: one place that turns unknown flags and bad values
+ * into a usage error (exit code 2) with a clear message.
+ */
+import { parseArgs, type ParseArgsConfig } from 'node:util';
+
+export class UsageError extends Error {
+  constructor(message: string) {
+    super(message);
+    this.name = 'UsageError';
+  }
+}
+
+export type Options = NonNullable<ParseArgsConfig['options']>;
+
+/** parseArgs in strict mode; its errors become UsageErrors naming the flag. */
+export function parse<T extends Options>(
+  args: string[],
+  options: T,
+  allowPositionals = false,
+): { values: Record<string, string | boolean | string[] | boolean[] | undefined>; positionals: string[] } {
+  try {
+    const { values, positionals } = parseArgs({ args, options, strict: true, allowPositionals });
+    return { values: values as Record<string, string | boolean | string[] | boolean[] | undefined>, positionals };
+  } catch (err) {
+    const code = (err as { code?: string }).code;
+    const msg = err instanceof Error ? err.message : String(err);
+    if (code === 'ERR_PARSE_ARGS_UNKNOWN_OPTION') {
+      const m = /Unknown option '([^']+)'/.exec(msg);
+      throw new UsageError(`unknown option ${m ? m[1] : ''}`.trim());
+    }
+    if (code === 'ERR_PARSE_ARGS_UNEXPECTED_POSITIONAL') {
+      const m = /Unexpected argument '([^']+)'/.exec(msg);
+      throw new UsageError(`unexpected argument ${m ? `'${m[1]}'` : ''}`.trim());
+    }
+    if (code === 'ERR_PARSE_ARGS_INVALID_OPTION_VALUE') {
+      throw new UsageError(msg.split('\n')[0] ?? msg);
+    }
+    throw new UsageError(msg);
+  }
+}
+
+export function requireString(values: Record<string, unknown>, name: string): string {
+  const v = values[name];
+  if (typeof v !== 'string' || v === '') throw new UsageError(`--${name} is required`);
+  return v;
+}

@@ -1,0 +1,140 @@
+/**
+ * `warden render`: the dry run. Runs the real pipeline with action `prompt.render` (which stops
+ * after redaction) and prints the decision and the exact outbound prompt.
+ */
+import { randomUUID } from 'node:crypto';
+import { performance } from 'node:perf_hooks';
+import { loadConfig } from '../config/load.js';
+import { isWardenError, WardenError } from '../pipeline/errors.js';
+import type { Principal, PromptRequest } from '../pipeline/types.js';
+import { createLogger } from '../telemetry/logger.js';
+import { createRuntime } from '../runtime/runtime.js';
+import { parseTemplateRef } from '../server/request.js';
+import { parse, requireString, UsageError } from './args.js';
+import { RENDER_HELP } from './help.js';
+
+export interface CliIO {
+  out: (text: string) => void;
+  err: (text: string) => void;
+}
+
+const OPTIONS = {
+  config: { type: 'string', short: 'c' },
+  template: { type: 'string', short: 't' },
+  var: { type: 'string', multiple: true },
+  model: { type: 'string', short: 'm' },
+  principal: { type: 'string', short: 'p' },
+  json: { type: 'boolean' },
+  help: { type: 'boolean', short: 'h' },
+} as const;
+
+function principalFrom(text: string): Principal {
+  const m = /^([a-z0-9]([-a-z0-9]*[a-z0-9])?)\/([a-z0-9]([-.a-z0-9]*[a-z0-9])?)$/.exec(text);
+  if (!m) throw new UsageError('--principal must be NAMESPACE/SERVICE_ACCOUNT, e.g. support/ticket-bot');
+  const namespace = m[1] as string;
+  const sa = m[3] as string;
+  return {
+    kind: 'kubernetes',
+    subject: `system:serviceaccount:${namespace}:${sa}`,
+    namespace,
+    service_account: sa,
+    audiences: [],
+  };
+}
+
+function variablesFrom(list: string[]): Record<string, string> {
+  const vars: Record<string, string> = Object.create(null) as Record<string, string>;
+  for (const item of list) {
+    const eq = item.indexOf('=');
+    if (eq <= 0) throw new UsageError(`--var must be NAME=VALUE (got a value without '=' or without a name)`);
+    vars[item.slice(0, eq)] = item.slice(eq + 1);
+  }
+  return vars;
+}
+
+export async function runRenderCommand(argv: string[], io: CliIO): Promise<number> {
+  const { values } = parse(argv, OPTIONS);
+  if (values.help) {
+    io.out(RENDER_HELP);
+    return 0;
+  }
+  const configFile = requireString(values, 'config');
+  const templateText = requireString(values, 'template');
+  let template: { id: string; version?: number };
+  try {
+    template = parseTemplateRef(templateText, '--template');
+  } catch {
+    throw new UsageError('--template must be ID or ID@VERSION with a positive integer version');
+  }
+  const variables = variablesFrom((values.var as string[] | undefined) ?? []);
+  const principalOverride = typeof values.principal === 'string' ? principalFrom(values.principal) : undefined;
+
+  const config = loadConfig(configFile, process.env);
+  // Diagnostics go to stderr so stdout carries only the result.
+  const logger = createLogger({ level: 'warn', format: 'text', base: { service: 'warden' } }, { write: (s: string) => io.err(s) });
+  const runtime = await createRuntime(config, { logger, principalOverride, watch: false, auditToStderr: true });
+  try {
+    let model = typeof values.model === 'string' ? values.model : undefined;
+    if (!model) {
+      const t = runtime.live()?.templates.get(template.id, template.version);
+      model = t?.models[0] ?? Object.keys(config.models)[0] ?? '';
+    }
+    const request: PromptRequest = {
+      id: randomUUID(),
+      protocol: 'grpc',
+      action: 'prompt.render',
+      model,
+      template,
+      variables,
+      stream: false,
+      params: {},
+      // The operator runs this on the machine itself: a local peer, like a Unix socket caller.
+      credentials: { peer: { address: 'unix', local: true, transport: 'unix' } },
+      signal: new AbortController().signal,
+      receivedAt: performance.timeOrigin + performance.now(),
+    };
+    let response;
+    try {
+      response = await runtime.pipeline.run(request);
+    } catch (err) {
+      const e = isWardenError(err) ? err : new WardenError('internal', 'internal error');
+      if (values.json) {
+        io.out(`${JSON.stringify({ allowed: false, error: { code: e.code, message: e.message, details: e.details ?? null } }, null, 2)}\n`);
+      } else {
+        io.err(`refused: ${e.code}: ${e.message}\n`);
+        const reasons = (e.details?.reasons as unknown[] | undefined) ?? [];
+        for (const r of reasons) io.err(`  reason: ${String(r)}\n`);
+      }
+      return 1;
+    }
+    if (response.kind !== 'render') throw new WardenError('internal', 'internal error');
+    if (values.json) {
+      io.out(
+        `${JSON.stringify(
+          { allowed: true, decision: response.decision, model: response.model, provider: response.provider, messages: response.messages },
+          null,
+          2,
+        )}\n`,
+      );
+      return 0;
+    }
+    const d = response.decision;
+    io.out('Decision\n');
+    io.out(`  allow:      ${d.allow}\n`);
+    io.out(`  id:         ${d.id}\n`);
+    io.out(`  reasons:    ${d.reasons.length ? d.reasons.join('; ') : '-'}\n`);
+    io.out(`  models:     ${d.models.join(', ') || '-'}\n`);
+    io.out(`  secrets:    ${d.secrets.join(', ') || '-'}\n`);
+    io.out(`  redaction:  profile=${d.redaction.profile}${d.redaction.mode ? ` mode=${d.redaction.mode}` : ''}\n`);
+    if (d.max_tokens !== undefined) io.out(`  max_tokens: ${d.max_tokens}\n`);
+    io.out(`\nUpstream: provider=${response.provider} model=${response.model}\n`);
+    io.out('\nPrompt (exactly as it would be sent):\n');
+    for (const m of response.messages) {
+      const content = typeof m.content === 'string' ? m.content : JSON.stringify(m.content);
+      io.out(`--- ${m.role} ---\n${content}\n`);
+    }
+    return 0;
+  } finally {
+    await runtime.shutdown('render finished');
+  }
+}

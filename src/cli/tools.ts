@@ -1,0 +1,35 @@
+/**
+ * Subcommands owned by other modules, loaded only when used so `warden serve` does not pay for
+ * them: `policy` (policy/cli.ts), `redact` (redact/cli.ts), `audit` (audit/cli.ts).
+ */
+import { AUDIT_HELP } from './help.js';
+import type { CliIO } from './render.js';
+import { UsageError } from './args.js';
+
+type ToolCli = (argv: string[], io: CliIO) => Promise<number> | number;
+
+/** Loads a tool module; a build without it says so instead of crashing. */
+async function loadTool(specifier: string, exportName: string): Promise<ToolCli> {
+  const mod = (await import(specifier)) as Record<string, unknown>;
+  const fn = mod[exportName];
+  if (typeof fn !== 'function') throw new UsageError(`this build has no ${exportName}`);
+  return fn as ToolCli;
+}
+
+export async function runPolicyCommand(argv: string[], io: CliIO): Promise<number> {
+  return (await loadTool('../policy/cli.js', 'runPolicyCli'))(argv, io);
+}
+
+export async function runRedactCommand(argv: string[], io: CliIO): Promise<number> {
+  return (await loadTool('../redact/cli.js', 'runRedactCli'))(argv, io);
+}
+
+export async function runAuditCommand(argv: string[], io: CliIO): Promise<number> {
+  const [sub] = argv;
+  if (sub === undefined || sub === '--help' || sub === '-h') {
+    io.out(AUDIT_HELP);
+    return sub === undefined ? 2 : 0;
+  }
+  if (sub !== 'verify') throw new UsageError(`unknown audit subcommand '${sub}'`);
+  return (await loadTool('../audit/cli.js', 'runAuditCli'))(argv.slice(1), io);
+}

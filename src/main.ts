@@ -1,0 +1,98 @@
+#!/usr/bin/env node
+/**
+ * The `warden` command line: `serve`, `render`, and the tools other modules provide (`policy`,
+ * `redact`, `audit`). Parsing is node:util parseArgs; an unknown flag is a usage error (exit 2).
+ */
+import { readFileSync, realpathSync } from 'node:fs';
+import { fileURLToPath } from 'node:url';
+import { isConfigError } from './config/errors.js';
+import { UsageError } from './cli/args.js';
+import { MAIN_HELP } from './cli/help.js';
+import { runRenderCommand, type CliIO } from './cli/render.js';
+import { runServeCommand } from './cli/serve.js';
+import { runAuditCommand, runPolicyCommand, runRedactCommand } from './cli/tools.js';
+
+function version(): string {
+  for (const rel of ['../package.json', '../../package.json']) {
+    try {
+      const pkg = JSON.parse(readFileSync(fileURLToPath(new URL(rel, import.meta.url)), 'utf8')) as { name?: string; version?: string };
+      if (pkg.name === 'warden' && pkg.version) return pkg.version;
+    } catch {
+      // try the next location (src/ under tsx, dist/src/ when built)
+    }
+  }
+  return 'unknown';
+}
+
+const io: CliIO = {
+  out: (t) => void process.stdout.write(t),
+  err: (t) => void process.stderr.write(t),
+};
+
+export async function main(argv: string[]): Promise<number> {
+  const [command, ...rest] = argv;
+  try {
+    switch (command) {
+      case undefined:
+      case '-h':
+      case '--help':
+      case 'help':
+        io.out(MAIN_HELP);
+        return command === undefined ? 2 : 0;
+      case '-v':
+      case '--version':
+        io.out(`warden ${version()}\n`);
+        return 0;
+      case 'serve':
+        return await runServeCommand(rest, io);
+      case 'render':
+        return await runRenderCommand(rest, io);
+      case 'policy':
+        return await runPolicyCommand(rest, io);
+      case 'redact':
+        return await runRedactCommand(rest, io);
+      case 'audit':
+        return await runAuditCommand(rest, io);
+      default:
+        throw new UsageError(`unknown command '${command}'`);
+    }
+  } catch (err) {
+    if (err instanceof UsageError) {
+      io.err(`warden: ${err.message}\nRun 'warden ${command && !command.startsWith('-') ? `${command} ` : ''}--help' for usage.\n`);
+      return 2;
+    }
+    if (isConfigError(err)) {
+      io.err(`warden: ${err.message}\n`);
+      return 1;
+    }
+    const code = (err as { code?: unknown }).code;
+    const message = err instanceof Error ? err.message : String(err);
+    io.err(`warden: ${typeof code === 'string' ? `${code}: ` : ''}${message}\n`);
+    return 1;
+  }
+}
+
+// Run only when executed (directly, through the npm bin symlink, or under tsx), not when imported.
+function invokedDirectly(): boolean {
+  const script = process.argv[1];
+  if (!script) return false;
+  try {
+    return realpathSync(script) === realpathSync(fileURLToPath(import.meta.url));
+  } catch {
+    return false;
+  }
+}
+
+if (invokedDirectly()) {
+  main(process.argv.slice(2)).then(
+    (code) => {
+      process.exitCode = code;
+      // After `serve` has drained and flushed, nothing we own is left to wait for; an idle pooled
+      // socket or a timer from a library must not keep the process up after SIGTERM.
+      if (process.argv[2] === 'serve') process.exit(code);
+    },
+    () => {
+      process.exit(1);
+    },
+  );
+}

@@ -1,0 +1,280 @@
+/**
+ * The runtime: everything one Warden process runs, built from a Config. It owns the live
+ * policy/template set (swapped atomically on reload), the listeners (HTTP, gRPC, admin, optional
+ * Unix sockets), and the orderly shutdown: stop accepting, let in-flight requests finish within
+ * the grace period, flush the audit log.
+ */
+import type { Server } from 'node:http';
+import type * as grpc from '@grpc/grpc-js';
+import type { Config } from '../config/schema.js';
+import { formatListen } from '../config/listen.js';
+import { createPipeline, type Pipeline } from '../pipeline/pipeline.js';
+import { formatLocation, isWardenError } from '../pipeline/errors.js';
+import type { Principal } from '../pipeline/types.js';
+import { createAdminServer, type Readiness } from '../server/admin.js';
+import { bindGrpc, createGrpcIngress, HealthState, type GrpcIngress } from '../server/grpc.js';
+import { createHttpIngress, type HttpIngress } from '../server/http.js';
+import type { IngressLimits } from '../server/limits.js';
+import { createLogger, type Logger } from '../telemetry/logger.js';
+import { createMetrics, type Metrics } from '../telemetry/metrics.js';
+import { buildComponents, describeLoadError, type Components } from './components.js';
+import { LiveSetHolder, type LiveSet } from './live-set.js';
+import { closeServer, formatAddress, listenTcp, listenUnix } from './listeners.js';
+import { startReloader, type Reloader } from './reload.js';
+
+export interface RuntimeOptions {
+  /** A logger to use instead of one built from `config.log` (tests collect lines with it). */
+  logger?: Logger;
+  /** Dry runs (`warden render --principal ns/sa`): act as this principal instead of authenticating. */
+  principalOverride?: Principal;
+  /** Watch files for changes (default: `config.reload.watch`). */
+  watch?: boolean;
+  /** Dry runs: audit records go to stderr instead of the configured sinks (stdout stays the result). */
+  auditToStderr?: boolean;
+}
+
+export interface BoundAddresses {
+  /** `http://host:port` of the OpenAI-compatible listener. */
+  http: string;
+  /** `host:port` of the gRPC listener. */
+  grpc: string;
+  /** `http://host:port` of the admin listener. */
+  admin: string;
+  httpSocket?: string;
+  grpcSocket?: string;
+}
+
+export interface Runtime {
+  readonly config: Config;
+  readonly logger: Logger;
+  readonly metrics: Metrics;
+  readonly pipeline: Pipeline;
+  /** The live set now serving (undefined before the first successful load). */
+  live(): LiveSet | undefined;
+  /** Binds every listener; resolves with the bound addresses. */
+  start(): Promise<BoundAddresses>;
+  /** Reloads templates and policies; false when the change was rejected (the old set keeps serving). */
+  reload(reason: string): Promise<boolean>;
+  readiness(): Readiness;
+  /** Stops accepting, drains within `limits.shutdown_grace_ms`, flushes audit, closes everything. */
+  shutdown(reason: string): Promise<void>;
+}
+
+export function ingressLimits(config: Config): IngressLimits {
+  return {
+    maxBodyBytes: config.limits.max_body_bytes,
+    maxHeaderBytes: config.limits.max_header_bytes,
+    maxVariables: config.limits.max_variables,
+    maxVariableLength: config.limits.max_variable_length,
+    requestTimeoutMs: config.limits.client_timeout_ms,
+  };
+}
+
+/**
+ * Builds the runtime and loads the first policy/template set. A bad first set is an error (the
+ * process must not start serving nothing); later bad sets are rejected by reload.
+ */
+export async function createRuntime(config: Config, opts: RuntimeOptions = {}): Promise<Runtime> {
+  const logger =
+    opts.logger ??
+    createLogger({ level: config.log.level, format: config.log.format, base: { service: 'warden' } });
+  const metrics = createMetrics({ defaultLabels: { environment: config.environment.name } });
+  const holder = new LiveSetHolder();
+  const health = new HealthState();
+
+  const components: Components = await buildComponents(config, {
+    holder,
+    logger,
+    metrics,
+    principalOverride: opts.principalOverride,
+    auditToStderr: opts.auditToStderr,
+  });
+
+  const pipeline = createPipeline({
+    stages: components.stages,
+    audit: components.audit,
+    auditRequired: config.audit.required,
+    metrics,
+    logger,
+  });
+
+  function activate(set: LiveSet): void {
+    holder.swap(set);
+    metrics.setActiveRevision('policies', set.policy.revision);
+    metrics.setActiveRevision('templates', set.templates.revision);
+  }
+
+  // First load: failures propagate to the caller (serve exits with the error).
+  activate(await components.loadLiveSet());
+  logger.info(
+    {
+      policy_revision: holder.get()?.policy.revision,
+      template_revision: holder.get()?.templates.revision,
+      templates: holder.get()?.templates.list().length,
+    },
+    'policies and templates loaded',
+  );
+
+  async function reload(reason: string): Promise<boolean> {
+    try {
+      const next = await components.loadLiveSet();
+      const prev = holder.get();
+      activate(next);
+      metrics.observeReload('templates', 'ok');
+      metrics.observeReload('policies', 'ok');
+      logger.info(
+        {
+          reason,
+          policy_revision: next.policy.revision,
+          template_revision: next.templates.revision,
+          changed:
+            prev?.policy.revision !== next.policy.revision || prev?.templates.revision !== next.templates.revision,
+        },
+        'reload applied',
+      );
+      return true;
+    } catch (err) {
+      const described = describeLoadError(err);
+      metrics.observeReload(described.kind, 'error');
+      logger.error(
+        {
+          reason,
+          kind: described.kind,
+          problems: described.problems,
+          policy_revision: holder.get()?.policy.revision,
+          template_revision: holder.get()?.templates.revision,
+        },
+        `reload rejected, the last good set keeps serving: ${described.problems[0] ?? 'unknown problem'}`,
+      );
+      return false;
+    }
+  }
+
+  let draining = false;
+  let reloader: Reloader | undefined;
+  let httpIngress: HttpIngress | undefined;
+  let grpcIngress: GrpcIngress | undefined;
+  const httpServers: Server[] = [];
+  let grpcServer: grpc.Server | undefined;
+  let adminServer: Server | undefined;
+  let shutdownPromise: Promise<void> | undefined;
+
+  function readiness(): Readiness {
+    const set = holder.get();
+    return {
+      ready: !!set,
+      ...(set ? {} : { reason: 'policies and templates not loaded' }),
+      policy_revision: set?.policy.revision ?? null,
+      template_revision: set?.templates.revision ?? null,
+      draining,
+    };
+  }
+
+  async function start(): Promise<BoundAddresses> {
+    const limits = ingressLimits(config);
+    httpIngress = createHttpIngress({ pipeline, limits, logger, draining: () => draining });
+    grpcIngress = createGrpcIngress({ pipeline, limits, logger, health, draining: () => draining });
+    adminServer = createAdminServer({ registry: metrics.registry, readiness });
+
+    const httpInfo = await listenTcp(httpIngress.server, config.listen.http);
+    httpServers.push(httpIngress.server);
+    const out: BoundAddresses = { http: `http://${formatAddress(httpInfo)}`, grpc: '', admin: '' };
+    if (config.listen.http_socket) {
+      // A second server object on the same handler: one node server cannot listen twice.
+      const unixIngress = createHttpIngress({ pipeline, limits, logger, draining: () => draining });
+      out.httpSocket = await listenUnix(unixIngress.server, config.listen.http_socket);
+      httpServers.push(unixIngress.server);
+    }
+
+    grpcServer = grpcIngress.server;
+    const g = config.listen.grpc;
+    const grpcPort = await bindGrpc(grpcServer, formatListen(g));
+    out.grpc = formatListen({ host: g.host, port: grpcPort });
+    if (config.listen.grpc_socket) {
+      await import('./listeners.js').then((m) => m.removeStaleSocket(config.listen.grpc_socket as string));
+      await bindGrpc(grpcServer, `unix:${config.listen.grpc_socket}`);
+      out.grpcSocket = config.listen.grpc_socket;
+    }
+
+    const adminInfo = await listenTcp(adminServer, config.listen.admin);
+    out.admin = `http://${formatAddress(adminInfo)}`;
+
+    if (opts.watch ?? config.reload.watch) {
+      reloader = await startReloader({
+        paths: [...config.policy.paths, ...config.templates.paths],
+        debounceMs: config.reload.debounce_ms,
+        reload,
+        onWatchError: (path, code) => logger.warn({ path, code }, 'cannot watch path for changes; SIGHUP still reloads'),
+      });
+    }
+    health.set('SERVING');
+    logger.info({ ...out }, 'warden listening');
+    return out;
+  }
+
+  async function shutdown(reason: string): Promise<void> {
+    shutdownPromise ??= (async () => {
+      draining = true;
+      health.set('NOT_SERVING');
+      reloader?.close();
+      const graceMs = config.limits.shutdown_grace_ms;
+      logger.info({ reason, grace_ms: graceMs, in_flight: (httpIngress?.inFlight() ?? 0) + (grpcIngress?.inFlight() ?? 0) }, 'shutting down');
+
+      // Stop accepting; idle keep-alive connections close now, busy ones after their response.
+      const closing = httpServers.map((s) => {
+        const done = closeServer(s);
+        s.closeIdleConnections();
+        return done;
+      });
+      const grpcDone = grpcServer
+        ? new Promise<void>((resolve) => (grpcServer as grpc.Server).tryShutdown(() => resolve()))
+        : Promise.resolve();
+
+      let timer: NodeJS.Timeout | undefined;
+      const deadline = new Promise<'timeout'>((resolve) => {
+        timer = setTimeout(() => resolve('timeout'), graceMs);
+      });
+      const drained = Promise.all([...closing, grpcDone, httpIngress?.idle()]).then(() => 'drained' as const);
+      const outcome = await Promise.race([drained, deadline]);
+      clearTimeout(timer);
+      if (outcome === 'timeout') {
+        logger.warn({ grace_ms: graceMs }, 'grace period over: closing the remaining connections');
+        for (const s of httpServers) s.closeAllConnections();
+        grpcServer?.forceShutdown();
+      }
+      if (adminServer) {
+        adminServer.closeAllConnections();
+        await closeServer(adminServer);
+      }
+      try {
+        await components.auditLog.flush();
+      } catch {
+        logger.error({}, 'audit log flush failed during shutdown');
+      }
+      await components.close();
+      logger.info({ outcome }, 'shutdown complete');
+    })();
+    return shutdownPromise;
+  }
+
+  return {
+    config,
+    logger,
+    metrics,
+    pipeline,
+    live: () => holder.get(),
+    start,
+    reload: (reason) => reload(reason),
+    readiness,
+    shutdown,
+  };
+}
+
+/** `file:line:col: message` for a load error, without ever echoing file contents. */
+export function locateError(err: unknown): string {
+  if (isWardenError(err)) {
+    const where = formatLocation(err.location);
+    return where ? `${where}: ${err.message}` : err.message;
+  }
+  return err instanceof Error ? err.message : String(err);
+}

@@ -1,0 +1,139 @@
+/**
+ * A small OpenAI-compatible upstream on loopback, speaking the documented Chat Completions HTTP
+ * contract (JSON and SSE). Its behaviour is switched per test: answer, stream slowly, stall,
+ * return garbage. It records what it received and whether the caller aborted.
+ */
+import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
+import type { AddressInfo } from 'node:net';
+
+export type UpstreamMode = 'ok' | 'garbage' | 'slow' | 'error500' | 'stream-slow';
+
+export interface ReceivedCall {
+  headers: IncomingMessage['headers'];
+  body: any;
+}
+
+export interface FakeUpstream {
+  readonly url: string;
+  readonly port: number;
+  mode: UpstreamMode;
+  calls: ReceivedCall[];
+  /** Resolves when the current streaming call sees its client go away. */
+  aborted: Promise<void>;
+  close(): Promise<void>;
+}
+
+function answerText(body: any): string {
+  const msgs = Array.isArray(body?.messages) ? body.messages : [];
+  const last = msgs[msgs.length - 1];
+  return `upstream saw: ${typeof last?.content === 'string' ? last.content : ''}`;
+}
+
+function completion(body: any) {
+  const text = answerText(body);
+  return {
+    id: 'chatcmpl-up-1',
+    object: 'chat.completion',
+    created: 1_700_000_000,
+    model: body?.model ?? 'unknown',
+    choices: [{ index: 0, message: { role: 'assistant', content: text }, logprobs: null, finish_reason: 'stop' }],
+    usage: { prompt_tokens: 11, completion_tokens: 7, total_tokens: 18 },
+  };
+}
+
+function chunk(body: any, delta: object, finish: string | null) {
+  return `data: ${JSON.stringify({
+    id: 'chatcmpl-up-1',
+    object: 'chat.completion.chunk',
+    created: 1_700_000_000,
+    model: body?.model ?? 'unknown',
+    choices: [{ index: 0, delta, finish_reason: finish }],
+  })}\n\n`;
+}
+
+export async function startUpstream(): Promise<FakeUpstream> {
+  let resolveAborted: () => void = () => {};
+  const state: FakeUpstream = {
+    url: '',
+    port: 0,
+    mode: 'ok',
+    calls: [],
+    aborted: new Promise<void>((r) => (resolveAborted = r)),
+    close: async () => {},
+  };
+  const sockets = new Set<import('node:net').Socket>();
+
+  const server: Server = createServer((req, res) => {
+    const parts: Buffer[] = [];
+    req.on('data', (c: Buffer) => parts.push(c));
+    req.on('end', () => {
+      let body: any = null;
+      try {
+        body = JSON.parse(Buffer.concat(parts).toString('utf8'));
+      } catch {
+        body = null;
+      }
+      state.calls.push({ headers: req.headers, body });
+      respond(body, res);
+    });
+  });
+  server.on('connection', (s) => {
+    sockets.add(s);
+    s.on('close', () => sockets.delete(s));
+  });
+
+  function respond(body: any, res: ServerResponse): void {
+    switch (state.mode) {
+      case 'garbage':
+        res.writeHead(200, { 'content-type': 'application/json' });
+        res.end('{"id": "x", "choices": [ this is not json');
+        return;
+      case 'error500':
+        res.writeHead(500, { 'content-type': 'application/json' });
+        res.end(JSON.stringify({ error: { message: 'upstream exploded', type: 'server_error', code: null, param: null } }));
+        return;
+      case 'slow':
+        // Never answers: the caller's timeout must fire.
+        res.on('close', () => resolveAborted());
+        return;
+      case 'stream-slow': {
+        res.writeHead(200, { 'content-type': 'text/event-stream' });
+        res.write(chunk(body, { role: 'assistant', content: '' }, null));
+        let n = 0;
+        const timer = setInterval(() => {
+          n++;
+          res.write(chunk(body, { content: `tick ${n} ` }, null));
+        }, 20);
+        res.on('close', () => {
+          clearInterval(timer);
+          if (!res.writableEnded) resolveAborted();
+        });
+        return;
+      }
+      case 'ok':
+      default:
+        if (body?.stream) {
+          res.writeHead(200, { 'content-type': 'text/event-stream' });
+          res.write(chunk(body, { role: 'assistant', content: '' }, null));
+          for (const word of answerText(body).split(' ')) res.write(chunk(body, { content: `${word} ` }, null));
+          res.write(chunk(body, {}, 'stop'));
+          res.end('data: [DONE]\n\n');
+          return;
+        }
+        res.writeHead(200, { 'content-type': 'application/json' });
+        res.end(JSON.stringify(completion(body)));
+    }
+  }
+
+  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+  const port = (server.address() as AddressInfo).port;
+  return Object.assign(state, {
+    url: `http://127.0.0.1:${port}/v1`,
+    port,
+    close: () =>
+      new Promise<void>((resolve) => {
+        for (const s of sockets) s.destroy();
+        server.close(() => resolve());
+      }),
+  });
+}
