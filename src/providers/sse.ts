@@ -1,0 +1,111 @@
+/**
+ * An incremental parser for Server-Sent Events (the `text/event-stream` format as the HTML
+ * standard defines it): text arrives in arbitrary pieces; complete events come out. Handles
+ * LF / CRLF / CR line ends (a CRLF may be split across pieces), comments (`:` lines), multi-line
+ * `data:` (joined with `\n`), `event:` and `id:` fields, and an optional space after the colon.
+ * An event larger than `maxEventChars` is an error: a stream that never ends a line must not
+ * grow memory without bound.
+ */
+
+export interface SseEvent {
+  /** The `event:` field; undefined for the default `message` type. */
+  event?: string;
+  data: string;
+  id?: string;
+}
+
+export class SseError extends Error {
+  constructor(message: string) {
+    super(message);
+    this.name = 'SseError';
+  }
+}
+
+export class SseParser {
+  private buffer = '';
+  private data: string[] = [];
+  private eventType: string | undefined;
+  private lastId: string | undefined;
+  private size = 0;
+  /** The previous piece ended with CR: a leading LF in the next piece belongs to it. */
+  private pendingCR = false;
+
+  constructor(private readonly maxEventChars = 1 << 20) {}
+
+  /** Feeds a piece of decoded text; returns the events it completed (often none or one). */
+  push(text: string): SseEvent[] {
+    const out: SseEvent[] = [];
+    let start = 0;
+    if (this.pendingCR && text.startsWith('\n')) start = 1;
+    this.pendingCR = false;
+    const len = text.length;
+    for (let i = start; i < len; i++) {
+      const c = text.charCodeAt(i);
+      if (c !== 10 && c !== 13) continue;
+      const line = this.buffer.length > 0 ? this.buffer + text.slice(start, i) : text.slice(start, i);
+      this.buffer = '';
+      this.line(line, out);
+      if (c === 13) {
+        if (i + 1 < len) {
+          if (text.charCodeAt(i + 1) === 10) i++;
+        } else {
+          this.pendingCR = true;
+        }
+      }
+      start = i + 1;
+    }
+    if (start < len) {
+      this.buffer += text.slice(start);
+      if (this.buffer.length + this.size > this.maxEventChars) throw new SseError('event exceeds the size limit');
+    }
+    return out;
+  }
+
+  /**
+   * The stream ended. Per the standard an event not terminated by a blank line is discarded;
+   * returns whether such an incomplete event was pending (a truncated stream).
+   */
+  end(): { truncated: boolean } {
+    const truncated = this.buffer.length > 0 || this.data.length > 0;
+    this.buffer = '';
+    this.data = [];
+    this.size = 0;
+    return { truncated };
+  }
+
+  private line(line: string, out: SseEvent[]): void {
+    if (line.length === 0) {
+      if (this.data.length > 0) {
+        const event: SseEvent = { data: this.data.join('\n') };
+        if (this.eventType !== undefined) event.event = this.eventType;
+        if (this.lastId !== undefined) event.id = this.lastId;
+        out.push(event);
+      }
+      this.data = [];
+      this.eventType = undefined;
+      this.size = 0;
+      return;
+    }
+    if (line.charCodeAt(0) === 58 /* ':' */) return; // comment, e.g. keep-alive `: ping`
+    const colon = line.indexOf(':');
+    const field = colon < 0 ? line : line.slice(0, colon);
+    let value = colon < 0 ? '' : line.slice(colon + 1);
+    if (value.charCodeAt(0) === 32) value = value.slice(1);
+    switch (field) {
+      case 'data':
+        this.size += value.length + 1;
+        if (this.size > this.maxEventChars) throw new SseError('event exceeds the size limit');
+        this.data.push(value);
+        break;
+      case 'event':
+        this.eventType = value;
+        break;
+      case 'id':
+        if (!value.includes('\u0000')) this.lastId = value;
+        break;
+      default:
+        // `retry` and unknown fields do not concern a one-shot client.
+        break;
+    }
+  }
+}

@@ -1,0 +1,156 @@
+/**
+ * Stage 7, forward: sends the outbound (rendered, redacted) prompt to the provider the model
+ * routes to. Token limits are clamped to the decision's `max_tokens` — including the newer
+ * `max_completion_tokens` parameter, so a caller cannot pass around the cap. For streams, the
+ * stage waits for the first chunk: an upstream that is down or answers 4xx/5xx fails the request
+ * with a proper error before any byte of a stream is sent to the client.
+ */
+import { WardenError } from '../pipeline/errors.js';
+import type { ModelProvider } from '../pipeline/ports.js';
+import type { RequestContext, Stage } from '../pipeline/stage.js';
+import type { CompletionChunk, UpstreamRequest } from '../pipeline/types.js';
+import { formatTraceparent } from '../telemetry/tracing.js';
+import type { UpstreamOutcome } from '../telemetry/metrics.js';
+import type { ProviderRegistry } from './registry.js';
+
+export interface ForwardStageOptions {
+  /** Deadline for the whole upstream call (streams: to the last chunk). */
+  upstreamTimeoutMs?: number;
+  /** Upstream metrics (the telemetry Metrics object fits). */
+  metrics?: { observeUpstream(provider: string, outcome: UpstreamOutcome, seconds: number): void };
+}
+
+function clamp(requested: unknown, cap: number | undefined): number | undefined {
+  const asked = typeof requested === 'number' && Number.isFinite(requested) ? requested : undefined;
+  if (cap === undefined) return asked;
+  return asked === undefined ? cap : Math.min(asked, cap);
+}
+
+/**
+ * One deadline per upstream call, tied to the client's signal. Hand-rolled rather than
+ * AbortSignal.any so the listener and timer are released as soon as the call settles.
+ */
+function upstreamSignal(client: AbortSignal, timeoutMs: number | undefined): { signal: AbortSignal; release: () => void } {
+  const controller = new AbortController();
+  const onAbort = () => controller.abort(client.reason);
+  if (client.aborted) controller.abort(client.reason);
+  else client.addEventListener('abort', onAbort, { once: true });
+  const timer =
+    timeoutMs === undefined
+      ? undefined
+      : setTimeout(() => controller.abort(new DOMException('upstream deadline exceeded', 'TimeoutError')), timeoutMs);
+  timer?.unref();
+  return {
+    signal: controller.signal,
+    release: () => {
+      if (timer) clearTimeout(timer);
+      client.removeEventListener('abort', onAbort);
+    },
+  };
+}
+
+function outcomeOf(err: unknown): UpstreamOutcome {
+  const code = err instanceof WardenError ? err.code : 'upstream_error';
+  return code === 'upstream_timeout' ? 'timeout' : code === 'cancelled' ? 'aborted' : 'error';
+}
+
+export function createForwardStage(getProviders: () => ProviderRegistry, opts: ForwardStageOptions = {}): Stage {
+  return {
+    name: 'forward',
+    async run(ctx: RequestContext): Promise<void> {
+      const { request, decision, outbound } = ctx;
+      // Fail closed when an earlier stage did not produce what forwarding needs.
+      if (!decision || !outbound) throw new WardenError('internal', 'internal error');
+      if (!decision.allow) throw new WardenError('policy_denied', 'the request was not allowed by policy');
+
+      const providers = getProviders();
+      const providerName = ctx.provider ?? providers.providerNameFor(request.model);
+      const provider: ModelProvider | undefined = providerName === undefined ? undefined : providers.get(providerName);
+      if (!provider || providerName === undefined) {
+        throw new WardenError('invalid_request', `model ${JSON.stringify(request.model)} is not configured`, {
+          location: { path: 'model' },
+        });
+      }
+      ctx.provider = providerName;
+
+      const params = { ...request.params };
+      if (params.max_completion_tokens !== undefined) {
+        params.max_completion_tokens = clamp(params.max_completion_tokens, decision.max_tokens);
+      }
+      const { signal, release } = upstreamSignal(request.signal, opts.upstreamTimeoutMs);
+      const upstream: UpstreamRequest = {
+        model: request.model,
+        messages: outbound,
+        tools: request.tools,
+        stream: request.stream,
+        max_tokens: clamp(request.max_tokens, decision.max_tokens),
+        params,
+        signal,
+        traceparent: formatTraceparent({
+          traceId: ctx.trace.traceId,
+          spanId: ctx.trace.spanId,
+          sampled: (ctx.trace as { sampled?: boolean }).sampled,
+        }),
+      };
+
+      const started = performance.now();
+      const observe = (outcome: UpstreamOutcome) =>
+        opts.metrics?.observeUpstream(providerName, outcome, (performance.now() - started) / 1000);
+
+      if (!request.stream) {
+        try {
+          const result = await provider.complete(upstream);
+          ctx.response = { kind: 'complete', result };
+          ctx.usage = result.usage;
+          observe('ok');
+        } catch (err) {
+          observe(outcomeOf(err));
+          throw err;
+        } finally {
+          release();
+        }
+        return;
+      }
+
+      const iterator = provider.stream(upstream)[Symbol.asyncIterator]();
+      let first: IteratorResult<CompletionChunk>;
+      try {
+        first = await iterator.next();
+      } catch (err) {
+        release();
+        observe(outcomeOf(err));
+        throw err;
+      }
+      ctx.response = { kind: 'stream', chunks: relay(first, iterator, ctx, release, observe) };
+    },
+  };
+}
+
+/** Replays the first chunk, then the rest; records usage and settles the deadline exactly once. */
+async function* relay(
+  first: IteratorResult<CompletionChunk>,
+  iterator: AsyncIterator<CompletionChunk>,
+  ctx: RequestContext,
+  release: () => void,
+  observe: (outcome: UpstreamOutcome) => void,
+): AsyncGenerator<CompletionChunk> {
+  let outcome: UpstreamOutcome = 'aborted';
+  try {
+    let step = first;
+    while (!step.done) {
+      if (step.value.usage) ctx.usage = step.value.usage;
+      yield step.value;
+      step = await iterator.next();
+    }
+    outcome = 'ok';
+  } catch (err) {
+    outcome = outcomeOf(err);
+    throw err;
+  } finally {
+    // Reached on normal end, on error, and when the consumer stops early (client went away):
+    // closing the provider's iterator closes the upstream request.
+    if (outcome === 'aborted') await iterator.return?.();
+    release();
+    observe(outcome);
+  }
+}
