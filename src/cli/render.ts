@@ -4,6 +4,7 @@
  */
 import { randomUUID } from 'node:crypto';
 import { performance } from 'node:perf_hooks';
+import { dirname, resolve } from 'node:path';
 import { loadConfig } from '../config/load.js';
 import { isWardenError, WardenError } from '../pipeline/errors.js';
 import type { Principal, PromptRequest } from '../pipeline/types.js';
@@ -72,7 +73,7 @@ export async function runRenderCommand(argv: string[], io: CliIO): Promise<numbe
   const config = loadConfig(configFile, process.env);
   // Diagnostics go to stderr so stdout carries only the result.
   const logger = createLogger({ level: 'warn', format: 'text', base: { service: 'warden' } }, { write: (s: string) => io.err(s) });
-  const runtime = await createRuntime(config, { logger, principalOverride, watch: false, auditToStderr: true });
+  const runtime = await createRuntime(config, { logger, principalOverride, watch: false, auditToStderr: true, configDir: dirname(resolve(configFile)) });
   try {
     let model = typeof values.model === 'string' ? values.model : undefined;
     if (!model) {

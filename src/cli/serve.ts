@@ -2,6 +2,7 @@
  * `warden serve`: load the config, build the runtime, bind the listeners, and run until SIGTERM or
  * SIGINT (graceful drain, exit 0). SIGHUP reloads templates and policies.
  */
+import { dirname, resolve } from 'node:path';
 import { loadConfig } from '../config/load.js';
 import { createLogger } from '../telemetry/logger.js';
 import { createRuntime } from '../runtime/runtime.js';
@@ -27,7 +28,7 @@ export async function runServeCommand(argv: string[], io: CliIO): Promise<number
   // Announced loudly: a dev identity or an exposed listener must never be a surprise.
   for (const w of warnings) logger.warn({ config: file }, w);
 
-  const runtime = await createRuntime(config, { logger });
+  const runtime = await createRuntime(config, { logger, configDir: dirname(resolve(file)) });
   await runtime.start();
 
   return await new Promise<number>((resolve) => {

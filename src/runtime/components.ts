@@ -24,6 +24,8 @@ export interface ComponentOptions {
   principalOverride?: Principal | undefined;
   /** Dry runs write audit records to stderr instead of the configured sinks. */
   auditToStderr?: boolean | undefined;
+  /** Base directory for relative `file:` secret refs (the config file's directory). */
+  configDir: string;
 }
 
 export interface Components {
@@ -83,6 +85,7 @@ export async function buildComponents(config: Config, opts: ComponentOptions): P
   const resolver = createSecretResolver({
     providers: [createFileSecretProvider(), createEnvSecretProvider()],
     maxEntries: config.secrets.cache.max_entries,
+    baseDir: opts.configDir,
   });
 
   void dirname;

@@ -29,6 +29,8 @@ export interface RuntimeOptions {
   principalOverride?: Principal;
   /** Watch files for changes (default: `config.reload.watch`). */
   watch?: boolean;
+  /** Directory relative secret refs (`file:secrets/x`) resolve against: the config file's. Default: cwd. */
+  configDir?: string;
   /** Dry runs: audit records go to stderr instead of the configured sinks (stdout stays the result). */
   auditToStderr?: boolean;
 }
@@ -88,6 +90,7 @@ export async function createRuntime(config: Config, opts: RuntimeOptions = {}): 
     metrics,
     principalOverride: opts.principalOverride,
     auditToStderr: opts.auditToStderr,
+    configDir: opts.configDir ?? process.cwd(),
   });
 
   const pipeline = createPipeline({

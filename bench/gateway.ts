@@ -1,0 +1,205 @@
+/**
+ * Gateway benchmark (DESIGN.md, "Performance targets"). In one run, on loopback, against a local
+ * upstream that answers at once:
+ *   (a) the upstream called directly,
+ *   (b) through a bare pass-through proxy (undici),
+ *   (c) through Warden with the full pipeline: dev auth, Rego policy, one cached secret, a 4 KB
+ *       prompt rendered from a template, redaction, audit to a file sink, OpenAI provider.
+ * Reports the latency each adds over direct at a fixed 500 requests/s (p50, p99), the maximum
+ * throughput of each, and the ratios the targets are written in.
+ */
+import { spawn, type ChildProcess } from 'node:child_process';
+import { mkdtempSync, mkdirSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { createInterface } from 'node:readline';
+import { fileURLToPath } from 'node:url';
+import { Pool } from 'undici';
+import { fixedRate, maxThroughput } from './stats.js';
+
+const HERE = fileURLToPath(new URL('.', import.meta.url));
+const REPO = join(HERE, '..');
+
+const RATE = 500;
+const RATE_MS = 4_000;
+const MAX_CONCURRENCY = 32;
+const MAX_COUNT = 30_000;
+const MAX_MS = 4_000;
+const WARMUP = 2_000;
+
+/** ~4 KB of policy prose: the size of a realistic governed system prompt. */
+function fourKbPrompt(): string {
+  const para =
+    'You are the support assistant of Example Corp. Answer in the customer language, stay factual, ' +
+    'never promise refunds, never invent order numbers, and escalate legal threats to a human agent. ';
+  let s = '';
+  while (s.length < 4000) s += para;
+  return s.slice(0, 4000);
+}
+
+const PROMPT = fourKbPrompt();
+const TICKET = 'My order T-4411 arrived broken, please call me back at jane.doe@example.com.';
+
+/** What the app sends to the upstream directly (and through the bare proxy): the same final prompt. */
+function directBody(): string {
+  return JSON.stringify({
+    model: 'gpt-4o-mini',
+    messages: [
+      { role: 'system', content: `${PROMPT}\nEscalation code: ESC-0000` },
+      { role: 'user', content: `Ticket T-4411:\n${TICKET}` },
+    ],
+  });
+}
+
+/** What the app sends to Warden: the template and its variables. */
+function wardenBody(): string {
+  return JSON.stringify({
+    model: 'gpt-4o-mini',
+    warden: { template: 'bench/summary@1', variables: { ticket_id: 'T-4411', customer_message: TICKET } },
+  });
+}
+
+function writeWardenSetup(dir: string, upstreamPort: number): string {
+  mkdirSync(join(dir, 'templates'), { recursive: true });
+  mkdirSync(join(dir, 'secrets'), { recursive: true });
+  writeFileSync(join(dir, 'secrets', 'escalation-code'), 'ESC-7731\n');
+  writeFileSync(join(dir, 'secrets', 'upstream-key'), 'sk-bench-not-a-real-key\n');
+  const indented = PROMPT.replace(/(.{1,100})(\s|$)/g, '      $1\n');
+  writeFileSync(
+    join(dir, 'templates', 'bench.yaml'),
+    `id: bench/summary
+version: 1
+owner: bench@example.com
+sensitivity: internal
+description: Benchmark template with a 4 KB system prompt and one secret.
+approvals:
+  - { by: bench@example.com, ticket: BENCH-1 }
+retire_after: 2099-12-31
+allowed_services: ["dev/*"]
+models: [gpt-4o-mini]
+variables:
+  ticket_id: { type: string, max_length: 32 }
+  customer_message: { type: string, pii: true, max_length: 8000 }
+  escalation_code: { source: secret, ref: "file:secrets/escalation-code" }
+messages:
+  - role: system
+    content: >-
+${indented}      Escalation code: {{escalation_code}}
+  - role: user
+    content: "Ticket {{ticket_id}}:\\n{{customer_message}}"
+`,
+  );
+  const config = join(dir, 'warden.yaml');
+  writeFileSync(
+    config,
+    `listen: { http: 127.0.0.1:0, grpc: 127.0.0.1:0, admin: 127.0.0.1:0 }
+environment: { name: development, cluster: bench }
+identity: { methods: [dev], dev: { principal: { namespace: dev, service_account: local } } }
+policy: { engine: rego, paths: [${JSON.stringify(join(REPO, 'policies'))}], entrypoint: warden/decision }
+templates: { paths: [templates] }
+providers:
+  upstream: { kind: openai, base_url: "http://127.0.0.1:${upstreamPort}/v1", api_key: "file:secrets/upstream-key" }
+models: { gpt-4o-mini: upstream }
+audit: { sinks: [{ file: audit.log }], required: true }
+log: { level: error }
+reload: { watch: false }
+`,
+  );
+  return config;
+}
+
+interface Child {
+  proc: ChildProcess;
+  port: number;
+}
+
+async function startChild(role: string, arg?: string): Promise<Child> {
+  const args = ['--import', 'tsx', join(HERE, 'gateway-server.ts'), role];
+  if (arg) args.push(arg);
+  const proc = spawn(process.execPath, args, { stdio: ['pipe', 'pipe', 'inherit'], cwd: REPO });
+  const lines = createInterface({ input: proc.stdout as NodeJS.ReadableStream });
+  const port = await new Promise<number>((resolve, reject) => {
+    proc.once('exit', (code) => reject(new Error(`${role} exited with code ${String(code)} before listening`)));
+    lines.once('line', (line) => resolve((JSON.parse(line) as { port: number }).port));
+  });
+  return { proc, port };
+}
+
+function stopChild(c: Child): Promise<void> {
+  return new Promise((resolve) => {
+    if (c.proc.exitCode !== null) return resolve();
+    c.proc.once('exit', () => resolve());
+    c.proc.stdin?.end();
+    setTimeout(() => c.proc.kill('SIGKILL'), 3_000).unref();
+  });
+}
+
+function sender(port: number, path: string, body: string): { send: () => Promise<boolean>; close: () => Promise<void> } {
+  const pool = new Pool(`http://127.0.0.1:${port}`, { connections: 64, pipelining: 1 });
+  const headers = { 'content-type': 'application/json', authorization: 'Bearer app-token' };
+  return {
+    send: async () => {
+      const res = await pool.request({ path, method: 'POST', headers, body });
+      await res.body.arrayBuffer();
+      return res.statusCode === 200;
+    },
+    close: () => pool.close(),
+  };
+}
+
+const round = (n: number, d = 3) => Math.round(n * 10 ** d) / 10 ** d;
+
+export async function runGatewayBench(): Promise<Record<string, number>> {
+  const dir = mkdtempSync(join(tmpdir(), 'warden-bench-'));
+  const children: Child[] = [];
+  try {
+    const upstream = await startChild('upstream');
+    children.push(upstream);
+    const proxy = await startChild('proxy', String(upstream.port));
+    children.push(proxy);
+    const warden = await startChild('warden', writeWardenSetup(dir, upstream.port));
+    children.push(warden);
+
+    const targets = {
+      direct: sender(upstream.port, '/v1/chat/completions', directBody()),
+      proxy: sender(proxy.port, '/v1/chat/completions', directBody()),
+      warden: sender(warden.port, '/v1/chat/completions', wardenBody()),
+    };
+    // Fail fast when the setup is wrong rather than measuring errors.
+    for (const [name, t] of Object.entries(targets)) {
+      if (!(await t.send())) throw new Error(`${name}: the first request did not return 200`);
+    }
+    for (const t of Object.values(targets)) await maxThroughput(t.send, 16, WARMUP, 5_000);
+
+    const lat: Record<string, { p50: number; p99: number; errors: number }> = {};
+    for (const [name, t] of Object.entries(targets)) lat[name] = await fixedRate(t.send, RATE, RATE_MS);
+    const tput: Record<string, { rps: number; errors: number }> = {};
+    for (const [name, t] of Object.entries(targets)) tput[name] = await maxThroughput(t.send, MAX_CONCURRENCY, MAX_COUNT, MAX_MS);
+    for (const t of Object.values(targets)) await t.close();
+
+    const d = lat.direct!;
+    const p = lat.proxy!;
+    const w = lat.warden!;
+    const proxyAddedP50 = p.p50 - d.p50;
+    const wardenAddedP50 = w.p50 - d.p50;
+    const proxyAddedP99 = p.p99 - d.p99;
+    const wardenAddedP99 = w.p99 - d.p99;
+    return {
+      'direct.p50_ms': round(d.p50),
+      'direct.p99_ms': round(d.p99),
+      'proxy.added_p50_ms': round(proxyAddedP50),
+      'proxy.added_p99_ms': round(proxyAddedP99),
+      'warden.added_p50_ms': round(wardenAddedP50),
+      'warden.added_p99_ms': round(wardenAddedP99),
+      'warden_over_proxy.overhead_ratio_p50': round(wardenAddedP50 / Math.max(proxyAddedP50, 0.001), 2),
+      'direct.max_rps': Math.round(tput.direct!.rps),
+      'proxy.max_rps': Math.round(tput.proxy!.rps),
+      'warden.max_rps': Math.round(tput.warden!.rps),
+      'warden_over_proxy.throughput_ratio': round(tput.warden!.rps / tput.proxy!.rps, 2),
+      errors: d.errors + p.errors + w.errors + tput.direct!.errors + tput.proxy!.errors + tput.warden!.errors,
+    };
+  } finally {
+    await Promise.all(children.map(stopChild));
+    rmSync(dir, { recursive: true, force: true });
+  }
+}
