@@ -1,0 +1,361 @@
+/**
+ * The compiler: parsed modules → a rule tree whose nodes hold closures ready to evaluate.
+ * Stages, in OPA's order where it matters: merge modules into one tree by package + head ref,
+ * check conflicting rule kinds, resolve names (imports, package rules, built-ins, arity),
+ * reorder bodies for safety and report unsafe variables, detect recursion, then plan.
+ */
+import type { Body, Module, Rule, Term } from '../nodes.js';
+import { parseModule, parseQuery, parseTerm } from '../parser.js';
+import { RegoError } from '../../errors.js';
+import type { Value } from '../../value.js';
+import { DocNode, type RulePlan } from '../../topdown/tree.js';
+import { Planner } from '../../topdown/plan.js';
+import type { IExpr, ITerm } from './ir.js';
+import { Resolver, importTable, type ModuleEnv } from './resolve.js';
+import { analyze, checkBound, reorder } from './safety.js';
+import type { ExprFn } from '../../topdown/tree.js';
+
+export interface CompiledTree {
+  root: DocNode;
+  baseData: Value;
+  planner: Planner;
+  functionArity: Map<string, number>;
+}
+
+interface RuleEntry {
+  rule: Rule;
+  module: Module;
+  env: ModuleEnv;
+  node: DocNode;
+  /** Head terms below the node (object rules). */
+  dyn: Term[];
+}
+
+function staticSplit(pkg: readonly string[], rule: Rule): { path: string[]; dyn: Term[] } {
+  const ref = rule.head.ref;
+  const path = [...pkg, rule.head.name];
+  let i = 1;
+  for (; i < ref.length; i++) {
+    const t = ref[i]!;
+    if (t.type !== 'string') break;
+    path.push(t.value);
+  }
+  return { path, dyn: ref.slice(i) };
+}
+
+function termIsConst(t: ITerm): t is ITerm & { t: 'const' } {
+  return t.t === 'const';
+}
+
+/** Variable names bound by function-argument patterns. */
+function patternVars(ts: readonly ITerm[]): Set<string> {
+  const out = new Set<string>();
+  for (const t of ts) {
+    const i = new Set<string>();
+    analyze(t, true, i, out);
+    for (const v of i) out.add(v);
+  }
+  return out;
+}
+
+export function compileModules(modules: Module[], baseData: Value): CompiledTree {
+  const root = new DocNode([], 'data');
+  const functionArity = new Map<string, number>();
+  const ruleNames = new Map<string, Set<string>>();
+  for (const m of modules) {
+    const key = m.package.path.join('\u0000');
+    let s = ruleNames.get(key);
+    if (!s) ruleNames.set(key, (s = new Set()));
+    for (const r of m.rules) s.add(r.head.name);
+    let n = root;
+    for (const p of m.package.path) n = n.child(p);
+  }
+
+  // Stage 1: the tree, with kinds checked.
+  const entries: RuleEntry[] = [];
+  const envs = new Map<Module, ModuleEnv>();
+  for (const m of modules) {
+    const env: ModuleEnv = {
+      pkg: [...m.package.path],
+      ruleNames: ruleNames.get(m.package.path.join('\u0000'))!,
+      imports: importTable(m.imports),
+      functionArity,
+    };
+    envs.set(m, env);
+    for (const rule of m.rules) {
+      const { path, dyn } = staticSplit(m.package.path, rule);
+      let node = root;
+      for (const p of path) node = node.child(p);
+      const kind = rule.head.kind;
+      if (node.kind !== undefined && node.kind !== kind) {
+        throw new RegoError('rego_type_error', `conflicting rules ${node.name} found`, rule.loc);
+      }
+      node.kind = kind;
+      if (kind === 'function') {
+        const arity = rule.head.args?.length ?? 0;
+        if (node.arity >= 0 && node.arity !== arity) throw new RegoError('rego_type_error', `conflicting rules ${node.name} found`, rule.loc);
+        node.arity = arity;
+        functionArity.set(path.join('.'), arity);
+      }
+      entries.push({ rule, module: m, env, node, dyn });
+    }
+  }
+  checkNesting(root);
+
+  // Stage 2: resolve, reorder, plan.
+  const planner = new Planner(root, baseData);
+  const deps = new Map<DocNode, Set<string>>();
+  for (const e of entries) {
+    const resolver = new Resolver(e.env);
+    planner.reset();
+    const refs = deps.get(e.node) ?? new Set<string>();
+    deps.set(e.node, refs);
+    if (e.rule.default) {
+      const scope = resolver.newScope();
+      const v = resolver.term(e.rule.head.value!, scope);
+      if (!termIsConst(v)) throw new RegoError('rego_type_error', `default rule ${e.node.name} must have a constant value`, e.rule.loc);
+      if (e.node.defaultValue !== undefined) throw new RegoError('rego_type_error', `multiple default rules ${e.node.name} found`, e.rule.loc);
+      e.node.defaultValue = v.v;
+      continue;
+    }
+    const plan = planChain(e, e.rule, resolver, planner, refs);
+    e.node.defs.push(plan);
+  }
+  checkRecursion(root, deps);
+  for (const n of allNodes(root)) n.ready = true;
+  return { root, baseData, planner, functionArity };
+}
+
+function allNodes(n: DocNode, out: DocNode[] = []): DocNode[] {
+  out.push(n);
+  for (const c of n.children.values()) allNodes(c, out);
+  return out;
+}
+
+function checkNesting(n: DocNode): void {
+  if ((n.kind === 'complete' || n.kind === 'function' || n.kind === 'set') && n.children.size > 0) {
+    const kids = [...n.children.values()].map((c) => c.name);
+    throw new RegoError('rego_type_error', `rule ${n.name} conflicts with [${kids.join(' ')}]`);
+  }
+  for (const c of n.children.values()) checkNesting(c);
+}
+
+function planChain(e: RuleEntry, rule: Rule, resolver: Resolver, planner: Planner, refs: Set<string>): RulePlan {
+  const head = rule.head;
+  const scope = resolver.newScope();
+  if (head.args) resolver.declareArgs(scope, head.args);
+  const args = head.args?.map((a) => resolver.term(a, scope));
+  const bodyScope = resolver.newScope(scope);
+  const body = resolver.body(rule.body, bodyScope);
+  const bound = args ? patternVars(args) : new Set<string>();
+  const ordered = reorder(body, bound);
+  const key = head.kind === 'set' && head.key ? resolver.headTerm(head.key, bodyScope) : undefined;
+  const value = head.kind !== 'set' && head.value ? resolver.headTerm(head.value, bodyScope) : undefined;
+  const dyn = e.dyn.map((t) => resolver.headTerm(t, bodyScope));
+  for (const t of [key, value, ...dyn]) if (t) checkBound(t, bound);
+  collectRefs(ordered, [key, value, ...dyn, ...(args ?? [])], refs);
+  const bodyFn: ExprFn = planner.body(ordered);
+  const plan: RulePlan = {
+    frameSize: 0,
+    ...(args ? { args: args.map((a) => planner.term(a)) } : {}),
+    body: bodyFn,
+    ...(key ? { key: planner.term(key) } : {}),
+    ...(dyn.length ? { dyn: dyn.map((d) => planner.term(d)) } : {}),
+    ...(value ? { value: planner.term(value) } : {}),
+    constValue: value !== undefined && value.t === 'const' && dyn.length === 0,
+    ...(rule.else ? { else: planChain(e, rule.else, resolver, planner, refs) } : {}),
+    loc: rule.loc,
+  };
+  (plan as { frameSize: number }).frameSize = Math.max(planner.frameSize, 1);
+  return plan;
+}
+
+// ---------------------------------------------------------------------------------------------
+// Recursion
+// ---------------------------------------------------------------------------------------------
+
+function collectTerm(t: ITerm, out: Set<string>): void {
+  switch (t.t) {
+    case 'data': {
+      const p: string[] = [];
+      for (const x of t.path) {
+        if (x.t === 'const' && typeof x.v === 'string') p.push(x.v);
+        else break;
+      }
+      out.add(p.join('\u0000'));
+      for (const x of t.path) collectTerm(x, out);
+      return;
+    }
+    case 'ref':
+      collectTerm(t.head, out);
+      for (const x of t.path) collectTerm(x, out);
+      return;
+    case 'array':
+    case 'set':
+      for (const x of t.items) collectTerm(x, out);
+      return;
+    case 'object':
+      for (const [k, v] of t.entries) {
+        collectTerm(k, out);
+        collectTerm(v, out);
+      }
+      return;
+    case 'call':
+      if (t.fn.kind === 'user') out.add(t.fn.path.join('\u0000'));
+      for (const x of t.args) collectTerm(x, out);
+      return;
+    case 'member':
+      if (t.key) collectTerm(t.key, out);
+      collectTerm(t.value, out);
+      collectTerm(t.coll, out);
+      return;
+    case 'arraycomp':
+    case 'setcomp':
+      collectTerm(t.term, out);
+      collectRefs(t.body, [], out);
+      return;
+    case 'objectcomp':
+      collectTerm(t.key, out);
+      collectTerm(t.value, out);
+      collectRefs(t.body, [], out);
+      return;
+    default:
+      return;
+  }
+}
+
+function collectRefs(body: IExpr[], extra: Array<ITerm | undefined>, out: Set<string>): void {
+  for (const t of extra) if (t) collectTerm(t, out);
+  for (const e of body) {
+    for (const w of e.with) {
+      collectTerm(w.value, out);
+      if (w.fnValue?.kind === 'user') out.add(w.fnValue.path.join('\u0000'));
+    }
+    switch (e.k) {
+      case 'term':
+        collectTerm(e.term, out);
+        break;
+      case 'unify':
+        collectTerm(e.left, out);
+        collectTerm(e.right, out);
+        break;
+      case 'somein':
+        if (e.key) collectTerm(e.key, out);
+        collectTerm(e.value, out);
+        collectTerm(e.coll, out);
+        break;
+      case 'every':
+        collectTerm(e.domain, out);
+        collectRefs(e.body, [], out);
+        break;
+    }
+  }
+}
+
+/** Rule nodes a static data path reaches: the first rule node on it, or every rule node below. */
+function targets(root: DocNode, key: string): DocNode[] {
+  let n = root;
+  for (const p of key === '' ? [] : key.split('\u0000')) {
+    if (n.kind !== undefined) return [n];
+    const c = n.children.get(p);
+    if (!c) return [];
+    n = c;
+  }
+  return allNodes(n).filter((x) => x.kind !== undefined);
+}
+
+function checkRecursion(root: DocNode, deps: Map<DocNode, Set<string>>): void {
+  const edges = new Map<DocNode, DocNode[]>();
+  for (const [n, keys] of deps) {
+    const out: DocNode[] = [];
+    for (const k of keys) out.push(...targets(root, k));
+    edges.set(n, out);
+  }
+  const state = new Map<DocNode, 1 | 2>();
+  const stack: DocNode[] = [];
+  const visit = (n: DocNode): void => {
+    state.set(n, 1);
+    stack.push(n);
+    for (const m of edges.get(n) ?? []) {
+      const s = state.get(m);
+      if (s === 1) {
+        const cycle = stack.slice(stack.indexOf(m)).map((x) => x.name);
+        throw new RegoError('rego_recursion_error', `rule ${m.name} is recursive: ${[...cycle, m.name].join(' -> ')}`, m.defs[0]?.loc);
+      }
+      if (s === undefined) visit(m);
+    }
+    stack.pop();
+    state.set(n, 2);
+  };
+  for (const n of edges.keys()) if (!state.has(n)) visit(n);
+}
+
+// ---------------------------------------------------------------------------------------------
+// Queries and terms
+// ---------------------------------------------------------------------------------------------
+
+export interface CompiledQuery {
+  body: ExprFn;
+  frameSize: number;
+  /** User variables: name → slot, in order of appearance. */
+  vars: Array<[string, number]>;
+  /** Top-level expressions in source order (for `opa eval` output). */
+  exprs: Array<{ loc: { row: number; col: number }; isTerm: boolean }>;
+  /** Values of the top-level term expressions of the current solution (source order). */
+  captured: Value[];
+}
+
+export function compileQueryBody(tree: CompiledTree, body: Body): CompiledQuery {
+  const env: ModuleEnv = { pkg: [], ruleNames: new Set(), imports: new Map(), functionArity: tree.functionArity };
+  const resolver = new Resolver(env);
+  const scope = resolver.newScope();
+  const ir = resolver.body(body, scope);
+  const srcIdx: number[] = [];
+  body.forEach((e, i) => {
+    if (e.kind !== 'some') srcIdx.push(i);
+  });
+  ir.forEach((e, j) => ((e as { idx?: number }).idx = srcIdx[j]));
+  const ordered = reorder(ir, new Set());
+  const planner = new Planner(tree.root, tree.baseData);
+  const cq: CompiledQuery = { body: () => false, frameSize: 1, vars: [], exprs: [], captured: [] };
+  cq.body = planner.queryBody(ordered, (i, v) => {
+    cq.captured[i] = v;
+  });
+  for (const [name, unique] of scope.names) {
+    if (name.startsWith('$') || name === '_') continue;
+    const slot = planner.slots.get(unique);
+    if (slot !== undefined) cq.vars.push([name, slot]);
+  }
+  cq.frameSize = Math.max(planner.frameSize, 1);
+  cq.exprs = body.map((e) => ({ loc: { row: e.loc.row, col: e.loc.col }, isTerm: e.kind === 'term' && !e.negated }));
+  return cq;
+}
+
+export function compileQueryText(tree: CompiledTree, text: string): CompiledQuery {
+  return compileQueryBody(tree, parseQuery(text, 'query'));
+}
+
+/** A Rego term written as text (the compliance cases' `input_term`) → its value. */
+export function inputTermToValue(text: string): Value {
+  const term = parseTerm(text);
+  const env: ModuleEnv = { pkg: [], ruleNames: new Set(), imports: new Map(), functionArity: new Map() };
+  const resolver = new Resolver(env);
+  const t = resolver.term(term, resolver.newScope());
+  if (t.t !== 'const') throw new RegoError('rego_compile_error', 'input must be a constant term', term.loc);
+  return t.v;
+}
+
+export function parseModules(sources: Array<{ path: string; source: string }>): Module[] {
+  const out: Module[] = [];
+  const errors: RegoError[] = [];
+  for (const s of sources) {
+    try {
+      out.push(parseModule(s.source, s.path));
+    } catch (e) {
+      if (e instanceof RegoError) errors.push(e);
+      else throw e;
+    }
+  }
+  if (errors.length > 0) throw errors[0]!;
+  return out;
+}

@@ -1,0 +1,103 @@
+/**
+ * Loading policies and data from disk as `opa eval -d` / `opa test` do: `*.rego` files are
+ * modules; `*.json`, `*.yaml` and `*.yml` files are data, merged under `data` at the path of
+ * their directory relative to the root they were found under (`root/a/b/data.json` → data.a.b;
+ * a file given directly merges at `data`).
+ */
+import { readdir, readFile, stat } from 'node:fs/promises';
+import { basename, join, relative, sep } from 'node:path';
+import { parse as parseYaml } from 'yaml';
+import { RegoError } from './errors.js';
+
+export interface LoadedFiles {
+  modules: Array<{ path: string; source: string }>;
+  data: Record<string, unknown>;
+}
+
+function isPlain(x: unknown): x is Record<string, unknown> {
+  return x !== null && typeof x === 'object' && !Array.isArray(x);
+}
+
+/** Deep-merges `value` into `into` at `path`; two non-object values at one path conflict. */
+export function mergeData(into: Record<string, unknown>, path: readonly string[], value: unknown, file: string): void {
+  let cur = into;
+  for (const p of path) {
+    const next = Object.prototype.hasOwnProperty.call(cur, p) ? cur[p] : undefined;
+    if (next === undefined) {
+      const o: Record<string, unknown> = {};
+      Object.defineProperty(cur, p, { value: o, enumerable: true, writable: true, configurable: true });
+      cur = o;
+    } else if (isPlain(next)) cur = next;
+    else throw new RegoError('rego_compile_error', `${file}: merge error: data.${path.join('.')} conflicts with existing data`);
+  }
+  if (!isPlain(value)) {
+    if (path.length === 0) throw new RegoError('rego_compile_error', `${file}: data file at the root must hold an object`);
+    const parent = path.slice(0, -1).reduce<Record<string, unknown>>((o, p) => o[p] as Record<string, unknown>, into);
+    const last = path[path.length - 1]!;
+    if (Object.keys(cur).length > 0) throw new RegoError('rego_compile_error', `${file}: merge error: data.${path.join('.')} conflicts with existing data`);
+    parent[last] = value;
+    return;
+  }
+  for (const [k, v] of Object.entries(value)) {
+    const existing = Object.prototype.hasOwnProperty.call(cur, k) ? cur[k] : undefined;
+    if (existing === undefined) Object.defineProperty(cur, k, { value: v, enumerable: true, writable: true, configurable: true });
+    else if (isPlain(existing) && isPlain(v)) mergeData(cur, [k], v, file);
+    else throw new RegoError('rego_compile_error', `${file}: merge error: data.${[...path, k].join('.')} is defined twice`);
+  }
+}
+
+export async function parseDataFile(file: string): Promise<unknown> {
+  const text = await readFile(file, 'utf8');
+  try {
+    if (file.endsWith('.json')) return JSON.parse(text) as unknown;
+    return parseYaml(text) as unknown;
+  } catch (e) {
+    throw new RegoError('rego_parse_error', `${file}: cannot parse data file: ${e instanceof Error ? e.message.split('\n')[0] : String(e)}`);
+  }
+}
+
+const isRego = (f: string): boolean => f.endsWith('.rego');
+const isData = (f: string): boolean => f.endsWith('.json') || f.endsWith('.yaml') || f.endsWith('.yml');
+
+async function walk(dir: string, out: string[]): Promise<void> {
+  for (const ent of (await readdir(dir, { withFileTypes: true })).sort((a, b) => a.name.localeCompare(b.name))) {
+    if (ent.name.startsWith('.')) continue;
+    const p = join(dir, ent.name);
+    if (ent.isDirectory()) await walk(p, out);
+    else if (isRego(ent.name) || isData(ent.name)) out.push(p);
+  }
+}
+
+export async function loadFiles(paths: string[], opts: { excludeTests?: boolean } = {}): Promise<LoadedFiles> {
+  const modules: LoadedFiles['modules'] = [];
+  const data: Record<string, unknown> = {};
+  for (const root of paths) {
+    let st;
+    try {
+      st = await stat(root);
+    } catch {
+      throw new RegoError('rego_compile_error', `${root}: no such file or directory`);
+    }
+    const files: Array<{ file: string; dataPath: string[] }> = [];
+    if (st.isDirectory()) {
+      const found: string[] = [];
+      await walk(root, found);
+      for (const f of found) {
+        const rel = relative(root, f);
+        const dirs = rel.split(sep).slice(0, -1);
+        files.push({ file: f, dataPath: dirs });
+      }
+    } else files.push({ file: root, dataPath: [] });
+    for (const { file, dataPath } of files) {
+      if (isRego(file)) {
+        if (opts.excludeTests && basename(file).endsWith('_test.rego')) continue;
+        modules.push({ path: file, source: await readFile(file, 'utf8') });
+      } else if (isData(file)) {
+        mergeData(data, dataPath, await parseDataFile(file), file);
+      } else {
+        throw new RegoError('rego_compile_error', `${file}: not a .rego, .json or .yaml file`);
+      }
+    }
+  }
+  return { modules, data };
+}

@@ -1,0 +1,257 @@
+/**
+ * Warden's built-in Rego engine: compile `.rego` modules and data once, then evaluate
+ * entrypoints (`data.warden.decision`) or ad-hoc queries against inputs, with OPA's semantics
+ * and a budget (steps, deadline, depth, input size) that turns runaway evaluation into a
+ * `RegoError` instead of a hung or crashed process.
+ */
+import { createHash } from 'node:crypto';
+import type { Location } from './ast/nodes.js';
+import { RegoError } from './errors.js';
+import { compileModules, compileQueryText, parseModules, type CompiledQuery, type CompiledTree } from './ast/compile/index.js';
+import { loadFiles } from './data.js';
+import { Ctx, DEFAULT_DEADLINE_MS, DEFAULT_MAX_DEPTH, DEFAULT_MAX_STEPS, type Budget } from './topdown/context.js';
+import { walkData } from './topdown/eval.js';
+import type { DocNode, Frame, TermPlan } from './topdown/tree.js';
+import { RegoSet, equal, fromJSON, isPlainObject, toJSON, type Value } from './value.js';
+
+export { RegoError } from './errors.js';
+
+export interface RegoSource {
+  path: string;
+  source: string;
+}
+
+export interface EvalOptions {
+  /** Maximum evaluation steps (expressions + iterations); default 1,000,000. */
+  maxSteps?: number;
+  /** Wall-clock budget in milliseconds; default 1000. */
+  deadlineMs?: number;
+  /** `time.now_ns()` for this evaluation; default the current time. */
+  nowNs?: bigint;
+  /** Raise built-in errors instead of treating the call as undefined (OPA's strict mode). */
+  strictBuiltinErrors?: boolean;
+  /** Maximum nesting of rule and function evaluation; default 2000. */
+  maxDepth?: number;
+}
+
+export interface CompiledPolicy {
+  readonly revision: string;
+  evaluate(ref: string, input: unknown, opts?: EvalOptions): unknown;
+  query(query: string, input?: unknown, opts?: EvalOptions): Array<Record<string, unknown>>;
+}
+
+/** One query solution as `opa eval` reports it. */
+export interface QueryResult {
+  expressions: Array<{ value: unknown; text: string; location: { row: number; col: number } }>;
+  bindings: Record<string, unknown>;
+}
+
+/** Inputs larger than this (estimated serialized size) are refused. */
+export const MAX_INPUT_BYTES = 10 * 1024 * 1024;
+
+/** A cheap serialized-size estimate that stops as soon as the cap is passed. */
+function inputTooLarge(v: unknown, cap: number): boolean {
+  let size = 0;
+  const stack: unknown[] = [v];
+  while (stack.length > 0) {
+    const x = stack.pop();
+    if (typeof x === 'string') size += x.length + 2;
+    else if (x === null || typeof x !== 'object') size += 8;
+    else if (Array.isArray(x)) {
+      size += 2 + x.length;
+      for (let i = 0; i < x.length; i++) stack.push(x[i]);
+    } else if (x instanceof RegoSet) {
+      size += 2 + x.size;
+      for (const e of x.values()) stack.push(e);
+    } else {
+      for (const k in x as Record<string, unknown>) {
+        size += k.length + 4;
+        stack.push((x as Record<string, unknown>)[k]);
+      }
+    }
+    if (size > cap) return true;
+  }
+  return false;
+}
+
+function refPath(ref: string): string[] {
+  let s = ref.trim();
+  if (s === 'data') return [];
+  if (s.startsWith('data.')) s = s.slice(5);
+  const parts = s.includes('/') ? s.split('/') : s.split('.');
+  const out = parts.filter((p) => p.length > 0);
+  if (out.length === 0 || out.some((p) => !/^[A-Za-z0-9_-]+$/.test(p))) {
+    throw new RegoError('rego_parse_error', `invalid entrypoint ${JSON.stringify(ref)}: want data.a.b or a/b`);
+  }
+  return out;
+}
+
+function constPlan(v: Value): TermPlan {
+  return { eval: (_c, _f, k) => k(v), match: (_c, _f, x, k) => (equal(x, v) ? k() : false), inSlots: [], constant: v, composite: undefined };
+}
+
+export class RegoPolicy implements CompiledPolicy {
+  readonly revision: string;
+  private readonly entrypoints = new Map<string, { node: DocNode; base: Value | undefined; path: TermPlan[]; start: number }>();
+  private readonly queries = new Map<string, CompiledQuery>();
+
+  constructor(
+    private readonly tree: CompiledTree,
+    revision: string,
+  ) {
+    this.revision = revision;
+  }
+
+  private budget(opts: EvalOptions | undefined): Budget {
+    const nowNs = opts?.nowNs ?? BigInt(Date.now()) * 1_000_000n;
+    return {
+      steps: 0,
+      maxSteps: opts?.maxSteps ?? DEFAULT_MAX_STEPS,
+      deadline: Date.now() + (opts?.deadlineMs ?? DEFAULT_DEADLINE_MS),
+      depth: 0,
+      maxDepth: opts?.maxDepth ?? DEFAULT_MAX_DEPTH,
+      bctx: { nowNs, strict: opts?.strictBuiltinErrors === true, cache: new Map() },
+    };
+  }
+
+  private checkInput(input: unknown): Value | undefined {
+    if (input === undefined) return undefined;
+    if (inputTooLarge(input, MAX_INPUT_BYTES)) {
+      throw new RegoError('eval_budget_exceeded', `evaluation budget exceeded: input larger than ${MAX_INPUT_BYTES} bytes`);
+    }
+    return fromJSON(input);
+  }
+
+  private run<T>(fn: () => T): T {
+    try {
+      return fn();
+    } catch (e) {
+      if (e instanceof RegoError) throw e;
+      if (e instanceof RangeError) throw new RegoError('eval_budget_exceeded', `evaluation budget exceeded: ${e.message}`);
+      throw new RegoError('eval_internal_error', e instanceof Error ? e.message : String(e));
+    }
+  }
+
+  evaluate(ref: string, input: unknown, opts?: EvalOptions): unknown {
+    let ep = this.entrypoints.get(ref);
+    if (!ep) {
+      const path = refPath(ref);
+      let node = this.tree.root;
+      let base: Value | undefined = this.tree.baseData;
+      let i = 0;
+      while (i < path.length && node.kind === undefined) {
+        const child = node.children.get(path[i]!);
+        if (!child) break;
+        node = child;
+        base = isPlainObject(base) ? base[path[i]!] : undefined;
+        i++;
+      }
+      ep = { node, base, path: path.map((p) => constPlan(p)), start: i };
+      if (this.entrypoints.size < 1000) this.entrypoints.set(ref, ep);
+    }
+    const { node, base, path, start } = ep;
+    const c = new Ctx(this.budget(opts), this.checkInput(input), undefined, undefined);
+    let out: Value | undefined;
+    const f: Frame = [];
+    this.run(() =>
+      walkData(c, f, node, base, undefined, path, start, (v) => {
+        out = v;
+        return true;
+      }),
+    );
+    return out === undefined ? undefined : this.run(() => toJSON(out!));
+  }
+
+  private compiled(text: string): CompiledQuery {
+    let q = this.queries.get(text);
+    if (!q) {
+      q = compileQueryText(this.tree, text);
+      if (this.queries.size < 1000) this.queries.set(text, q);
+    }
+    return q;
+  }
+
+  /** Solutions with expression values and bindings, as `opa eval` prints them. */
+  queryResults(text: string, input?: unknown, opts?: EvalOptions): QueryResult[] {
+    const q = this.compiled(text);
+    const c = new Ctx(this.budget(opts), this.checkInput(input), undefined, undefined);
+    const f: Frame = new Array(q.frameSize);
+    const lines = text.split('\n');
+    const out: QueryResult[] = [];
+    const exprTexts = q.exprs.map((e, i) => {
+      const next = q.exprs[i + 1];
+      const line = lines[e.loc.row - 1] ?? '';
+      const end = next && next.loc.row === e.loc.row ? next.loc.col - 1 : line.length;
+      return line.slice(e.loc.col - 1, end).replace(/[;\s]+$/, '');
+    });
+    this.run(() =>
+      q.body(c, f, () => {
+        const bindings: Record<string, unknown> = {};
+        for (const [name, slot] of q.vars) {
+          const v = f[slot];
+          if (v !== undefined) bindings[name] = toJSON(v);
+        }
+        out.push({
+          expressions: q.exprs.map((e, i) => ({
+            value: e.isTerm ? toJSON(q.captured[i] ?? true) : true,
+            text: exprTexts[i]!,
+            location: e.loc,
+          })),
+          bindings,
+        });
+        return false;
+      }),
+    );
+    return out;
+  }
+
+  query(text: string, input?: unknown, opts?: EvalOptions): Array<Record<string, unknown>> {
+    return this.queryResults(text, input, opts).map((r) => r.bindings);
+  }
+
+  /** `test_*` rules (for `warden policy test`), as full data paths. */
+  testRules(): Array<{ name: string; location: Location | undefined }> {
+    const out: Array<{ name: string; location: Location | undefined }> = [];
+    const visit = (n: DocNode): void => {
+      const last = n.path[n.path.length - 1];
+      if (n.kind === 'complete' && last !== undefined && last.startsWith('test_')) out.push({ name: n.name, location: n.defs[0]?.loc });
+      for (const c of n.children.values()) visit(c);
+    };
+    visit(this.tree.root);
+    return out;
+  }
+}
+
+export function compilePolicy(modules: RegoSource[], data?: unknown, opts?: { excludeTests?: boolean }): CompiledPolicy {
+  return compileRegoPolicy(modules, data, opts);
+}
+
+/** Like compilePolicy, returning the concrete class (query results with expressions, test rules). */
+export function compileRegoPolicy(modules: RegoSource[], data?: unknown, opts?: { excludeTests?: boolean }): RegoPolicy {
+  const sources = opts?.excludeTests ? modules.filter((m) => !m.path.endsWith('_test.rego')) : modules;
+  const base = fromJSON(data ?? {});
+  if (!isPlainObject(base)) throw new RegoError('rego_compile_error', 'data must be an object');
+  const parsed = parseModules(sources);
+  let tree: CompiledTree;
+  try {
+    tree = compileModules(parsed, base);
+  } catch (e) {
+    if (e instanceof RangeError) throw new RegoError('rego_compile_error', 'policy too deeply nested to compile');
+    throw e;
+  }
+  const h = createHash('sha256');
+  for (const m of [...sources].sort((a, b) => (a.path < b.path ? -1 : a.path > b.path ? 1 : 0))) {
+    h.update(m.path).update('\0').update(m.source).update('\0');
+  }
+  h.update(JSON.stringify(data ?? {}, (_k, v: unknown) => (typeof v === 'bigint' ? v.toString() : v)));
+  return new RegoPolicy(tree, h.digest('hex'));
+}
+
+export async function loadPolicy(paths: string[], opts?: { excludeTests?: boolean }): Promise<CompiledPolicy> {
+  return loadRegoPolicy(paths, opts);
+}
+
+export async function loadRegoPolicy(paths: string[], opts?: { excludeTests?: boolean }): Promise<RegoPolicy> {
+  const { modules, data } = await loadFiles(paths, opts);
+  return compileRegoPolicy(modules, data, opts);
+}

@@ -1,0 +1,383 @@
+/**
+ * Runtime operations the compiled closures call: value lookup and enumeration, walking `data`
+ * across base documents, rules and `with` overrides, evaluating virtual documents (complete,
+ * partial set, partial object and function rules) with conflict detection as OPA does.
+ */
+import { RegoError } from '../errors.js';
+import {
+  RegoObject,
+  RegoSet,
+  defineKey,
+  equal,
+  isPlainObject,
+  keyOf,
+  makeObject,
+  objectEntries,
+  objectGet,
+  type PlainObject,
+  type Value,
+} from '../value.js';
+import { Ctx, IN_PROGRESS, UNDEF, enter, tick, type OverrideTree } from './context.js';
+import type { DocNode, Frame, RulePlan, TermPlan, VK } from './tree.js';
+
+// ---------------------------------------------------------------------------------------------
+// Values
+// ---------------------------------------------------------------------------------------------
+
+export function lookup(v: Value, key: Value): Value | undefined {
+  if (v === null || typeof v !== 'object') return undefined;
+  if (Array.isArray(v)) {
+    let i: number;
+    if (typeof key === 'number') i = key;
+    else if (typeof key === 'bigint') return undefined;
+    else return undefined;
+    return Number.isInteger(i) && i >= 0 && i < v.length ? v[i] : undefined;
+  }
+  if (v instanceof RegoSet) return v.has(key) ? key : undefined;
+  return objectGet(v as PlainObject | RegoObject, key);
+}
+
+/** Calls `cb(key, value)` for each element; stops when `cb` returns true. */
+export function enumerate(c: Ctx, v: Value, cb: (key: Value, val: Value) => boolean): boolean {
+  if (v === null || typeof v !== 'object') return false;
+  const b = c.budget;
+  if (Array.isArray(v)) {
+    for (let i = 0; i < v.length; i++) {
+      tick(b);
+      if (cb(i, v[i]!)) return true;
+    }
+    return false;
+  }
+  if (v instanceof RegoSet) {
+    for (const x of v.sorted()) {
+      tick(b);
+      if (cb(x, x)) return true;
+    }
+    return false;
+  }
+  if (v instanceof RegoObject) {
+    for (const [k, x] of v.map.values()) {
+      tick(b);
+      if (cb(k, x)) return true;
+    }
+    return false;
+  }
+  for (const k in v) {
+    tick(b);
+    if (cb(k, (v as PlainObject)[k]!)) return true;
+  }
+  return false;
+}
+
+export function allBound(f: Frame, slots: readonly number[]): boolean {
+  for (let i = 0; i < slots.length; i++) if (f[slots[i]!] === undefined) return false;
+  return true;
+}
+
+// ---------------------------------------------------------------------------------------------
+// Ref paths
+// ---------------------------------------------------------------------------------------------
+
+/** Applies path terms `path[i..]` to `v`, enumerating where a term is an unbound variable. */
+export function walkValue(c: Ctx, f: Frame, v: Value, path: readonly TermPlan[], i: number, k: VK): boolean {
+  while (i < path.length) {
+    const p = path[i]!;
+    if (p.constant !== undefined) {
+      const x = lookup(v, p.constant);
+      if (x === undefined) return false;
+      v = x;
+      i++;
+      continue;
+    }
+    const j = i + 1;
+    if (allBound(f, p.inSlots)) {
+      const cur = v;
+      return p.eval(c, f, (key) => {
+        const x = lookup(cur, key);
+        return x === undefined ? false : walkValue(c, f, x, path, j, k);
+      });
+    }
+    return enumerate(c, v, (key, x) => p.match(c, f, key, () => walkValue(c, f, x, path, j, k)));
+  }
+  return k(v);
+}
+
+function overrideChild(ov: OverrideTree | undefined, key: Value): OverrideTree | undefined {
+  return ov && typeof key === 'string' ? ov.children.get(key) : undefined;
+}
+
+/**
+ * Walks `data` from `node` (a tree node, or null below the rule tree) with base document
+ * `base` and overrides `ov` at the same path.
+ */
+export function walkData(
+  c: Ctx,
+  f: Frame,
+  node: DocNode | null,
+  base: Value | undefined,
+  ov: OverrideTree | undefined,
+  path: readonly TermPlan[],
+  i: number,
+  k: VK,
+): boolean {
+  if (node !== null && node.kind !== undefined && node.children.size === 0) {
+    if (node.kind === 'function') return false;
+    let v = ruleValue(c, node);
+    if (ov !== undefined) v = applyOverrides(c, v, null, undefined, ov);
+    return v === undefined ? false : walkValue(c, f, v, path, i, k);
+  }
+  if (i === path.length) {
+    const v = materialize(c, node, base, ov);
+    return v === undefined ? false : k(v);
+  }
+  if (node === null && ov === undefined) return base === undefined ? false : walkValue(c, f, base, path, i, k);
+  const p = path[i]!;
+  const step = (key: Value): boolean => {
+    const ovc = overrideChild(ov, key);
+    if (ovc?.has) return walkValue(c, f, ovc.value!, path, i + 1, k);
+    const child = node !== null && typeof key === 'string' ? (node.children.get(key) ?? null) : null;
+    const baseChild = base === undefined ? undefined : lookup(base, key);
+    if (child === null && ovc === undefined) {
+      if (node !== null && node.kind !== undefined) {
+        // an object rule node with sub-nodes: look the key up in its merged value
+        const v = materialize(c, node, base, ov);
+        const x = v === undefined ? undefined : lookup(v, key);
+        return x === undefined ? false : walkValue(c, f, x, path, i + 1, k);
+      }
+      return baseChild === undefined ? false : walkValue(c, f, baseChild, path, i + 1, k);
+    }
+    return walkData(c, f, child, baseChild, ovc, path, i + 1, k);
+  };
+  if (p.constant !== undefined) return step(p.constant);
+  if (allBound(f, p.inSlots)) return p.eval(c, f, step);
+  // Enumerate the keys of everything at this path.
+  const v = materialize(c, node, base, ov);
+  if (v === undefined) return false;
+  return enumerate(c, v, (key, x) => p.match(c, f, key, () => walkValue(c, f, x, path, i + 1, k)));
+}
+
+/** The full value at a tree node: rule values, sub-packages and base documents merged. */
+export function materialize(c: Ctx, node: DocNode | null, base: Value | undefined, ov: OverrideTree | undefined): Value | undefined {
+  let v: Value | undefined;
+  if (node === null) v = base;
+  else if (node.kind === 'function') v = undefined;
+  else if (node.kind !== undefined && node.children.size === 0) v = ruleValue(c, node);
+  else {
+    const entries: Array<[Value, Value]> = [];
+    const seen = new Set<string>();
+    if (node.kind !== undefined) {
+      const rv = ruleValue(c, node);
+      if (rv !== undefined && rv !== null && typeof rv === 'object' && !Array.isArray(rv) && !(rv instanceof RegoSet)) {
+        for (const [k, x] of objectEntries(rv as PlainObject)) {
+          seen.add(keyOf(k));
+          entries.push([k, x]);
+        }
+      }
+    }
+    if (base !== undefined && base !== null && typeof base === 'object' && !Array.isArray(base) && !(base instanceof RegoSet)) {
+      for (const [k, x] of objectEntries(base as PlainObject)) {
+        if (typeof k === 'string' && node.children.has(k)) continue;
+        if (seen.has(keyOf(k))) continue;
+        entries.push([k, x]);
+      }
+    }
+    for (const [k, child] of node.children) {
+      const cv = materialize(c, child, base === undefined ? undefined : lookup(base, k), overrideChild(ov, k));
+      if (cv !== undefined) entries.push([k, cv]);
+    }
+    v = makeObject(entries);
+    if (ov !== undefined) v = applyOverrides(c, v, null, undefined, ov, true);
+    return v;
+  }
+  if (ov !== undefined) v = applyOverrides(c, v, null, undefined, ov);
+  return v;
+}
+
+/** Patches `with data…` overrides below a value. */
+function applyOverrides(c: Ctx, v: Value | undefined, _node: DocNode | null, _base: Value | undefined, ov: OverrideTree, childrenOnly = false): Value | undefined {
+  if (!childrenOnly && ov.has) return ov.value;
+  if (ov.children.size === 0) return v;
+  const entries: Array<[Value, Value]> = [];
+  const src = v !== undefined && v !== null && typeof v === 'object' && !Array.isArray(v) && !(v instanceof RegoSet) ? (v as PlainObject | RegoObject) : undefined;
+  if (src) for (const [k, x] of objectEntries(src)) if (!(typeof k === 'string' && ov.children.has(k))) entries.push([k, x]);
+  for (const [k, child] of ov.children) {
+    const cur = src ? objectGet(src, k) : undefined;
+    const x = applyOverrides(c, cur, null, undefined, child);
+    if (x !== undefined) entries.push([k, x]);
+  }
+  return makeObject(entries);
+}
+
+// ---------------------------------------------------------------------------------------------
+// Virtual documents
+// ---------------------------------------------------------------------------------------------
+
+function conflict(message: string, node: DocNode, plan?: RulePlan): RegoError {
+  return new RegoError('eval_conflict_error', message.replace('%s', node.name), plan?.loc);
+}
+
+const COMPLETE_CONFLICT = 'complete rules must not produce multiple outputs: rule %s produced conflicting values';
+const FUNCTION_CONFLICT = 'functions must not produce multiple outputs for same inputs: function %s produced conflicting values for the same inputs';
+const OBJECT_CONFLICT = 'object keys must be unique: rule %s produced conflicting values';
+
+/** Runs a definition and its else chain; calls `onValue` for each head value of the first that holds. */
+function runChain(c: Ctx, plan: RulePlan, args: Value[] | undefined, onValue: (f: Frame, p: RulePlan) => boolean): void {
+  for (let p: RulePlan | undefined = plan; p !== undefined; p = p.else) {
+    const f: Frame = new Array(p.frameSize);
+    let found = false;
+    const body = (): boolean =>
+      p!.body(c, f, () => {
+        found = true;
+        return onValue(f, p!);
+      });
+    if (args !== undefined && p.args !== undefined) matchArgs(c, f, p.args, args, 0, body);
+    else body();
+    if (found) return;
+  }
+}
+
+function matchArgs(c: Ctx, f: Frame, pats: readonly TermPlan[], args: Value[], i: number, k: () => boolean): boolean {
+  if (i === pats.length) return k();
+  return pats[i]!.match(c, f, args[i]!, () => matchArgs(c, f, pats, args, i + 1, k));
+}
+
+export function ruleValue(c: Ctx, node: DocNode): Value | undefined {
+  const cached = c.cache.get(node);
+  if (cached !== undefined) {
+    if (cached === UNDEF) return undefined;
+    if (cached === IN_PROGRESS) throw new RegoError('rego_recursion_error', `rule ${node.name} is recursive`);
+    return cached;
+  }
+  c.cache.set(node, IN_PROGRESS);
+  const b = c.budget;
+  enter(b);
+  let v: Value | undefined;
+  try {
+    if (node.kind === 'set') v = evalSet(c, node);
+    else if (node.kind === 'object') v = evalObject(c, node);
+    else v = evalComplete(c, node);
+  } catch (e) {
+    c.cache.delete(node);
+    throw e;
+  } finally {
+    b.depth--;
+  }
+  c.cache.set(node, v === undefined ? UNDEF : v);
+  return v;
+}
+
+function evalComplete(c: Ctx, node: DocNode): Value | undefined {
+  let result: Value | undefined;
+  for (const d of node.defs) {
+    runChain(c, d, undefined, (f, p) =>
+      p.value!.eval(c, f, (v) => {
+        if (result === undefined) result = v;
+        else if (!equal(result, v)) throw conflict(COMPLETE_CONFLICT, node, p);
+        return p.constValue;
+      }),
+    );
+  }
+  return result === undefined ? node.defaultValue : result;
+}
+
+function evalSet(c: Ctx, node: DocNode): Value {
+  const out = new RegoSet();
+  for (const d of node.defs) {
+    runChain(c, d, undefined, (f, p) =>
+      p.key!.eval(c, f, (v) => {
+        out.add(v);
+        return false;
+      }),
+    );
+  }
+  return out;
+}
+
+/** Nested object under construction: keyOf(key) → [key, value or sub-builder]. */
+type Builder = Map<string, [Value, Value | Builder]>;
+
+function insertPath(node: DocNode, p: RulePlan, into: Builder, keys: Value[], v: Value): void {
+  let cur = into;
+  for (let i = 0; i < keys.length; i++) {
+    const key = keys[i]!;
+    const kk = keyOf(key);
+    const last = i === keys.length - 1;
+    const existing = cur.get(kk);
+    if (last) {
+      if (existing === undefined) cur.set(kk, [key, v]);
+      else if (existing[1] instanceof Map || !equal(existing[1], v)) throw conflict(OBJECT_CONFLICT, node, p);
+      return;
+    }
+    if (existing === undefined) {
+      const sub: Builder = new Map();
+      cur.set(kk, [key, sub]);
+      cur = sub;
+    } else if (existing[1] instanceof Map) cur = existing[1];
+    else throw conflict(OBJECT_CONFLICT, node, p);
+  }
+}
+
+function finish(b: Builder): Value {
+  const entries: Array<[Value, Value]> = [];
+  for (const [k, x] of b.values()) entries.push([k, x instanceof Map ? finish(x) : x]);
+  return makeObject(entries);
+}
+
+function evalObject(c: Ctx, node: DocNode): Value {
+  const out: Builder = new Map();
+  for (const d of node.defs) {
+    runChain(c, d, undefined, (f, p) => {
+      const keys: Value[] = [];
+      const evalKeys = (i: number): boolean => {
+        if (i === p.dyn!.length) {
+          return p.value!.eval(c, f, (v) => {
+            insertPath(node, p, out, keys, v);
+            return false;
+          });
+        }
+        return p.dyn![i]!.eval(c, f, (key) => {
+          keys.push(key);
+          const r = evalKeys(i + 1);
+          keys.pop();
+          return r;
+        });
+      };
+      return evalKeys(0);
+    });
+  }
+  return finish(out);
+}
+
+export function callFunction(c: Ctx, node: DocNode, args: Value[]): Value | undefined {
+  const b = c.budget;
+  enter(b);
+  try {
+    let result: Value | undefined;
+    for (const d of node.defs) {
+      runChain(c, d, args, (f, p) =>
+        p.value!.eval(c, f, (v) => {
+          if (result === undefined) result = v;
+          else if (!equal(result, v)) throw conflict(FUNCTION_CONFLICT, node, p);
+          return p.constValue;
+        }),
+      );
+    }
+    return result;
+  } finally {
+    b.depth--;
+  }
+}
+
+// ---------------------------------------------------------------------------------------------
+// Paths into input (`with input.a.b as v`)
+// ---------------------------------------------------------------------------------------------
+
+export function setPath(v: Value | undefined, path: readonly string[], x: Value, i = 0): Value {
+  if (i === path.length) return x;
+  const key = path[i]!;
+  const o: PlainObject = {};
+  if (isPlainObject(v)) for (const k of Object.keys(v)) defineKey(o, k, v[k]!);
+  else if (v instanceof RegoObject) return RegoObject.from([...objectEntries(v).filter(([k]) => k !== key), [key, setPath(v.get(key), path, x, i + 1)]]);
+  defineKey(o, key, setPath(isPlainObject(v) ? objectGet(v, key) : undefined, path, x, i + 1));
+  return o;
+}

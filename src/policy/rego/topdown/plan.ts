@@ -1,0 +1,553 @@
+/**
+ * The planner: turns resolved, reordered IR into closures, once, at compile time. Evaluation
+ * is continuation-passing: a term calls `k` with each of its values, an expression calls `k`
+ * for each way it holds, and a `true` return means "stop" (used for negation, complete rules
+ * with constant values and early exit). Variables live in per-rule frames (arrays indexed by
+ * slot); a binding made while matching is undone when its continuation returns.
+ */
+import { RegoError } from '../errors.js';
+import { BuiltinError, type BuiltinDef } from '../builtins/types.js';
+import {
+  RegoObject,
+  RegoSet,
+  equal,
+  isObject,
+  keyOf,
+  makeObject,
+  objectGet,
+  objectSize,
+  type PlainObject,
+  type Value,
+} from '../value.js';
+import type { FnTarget, IExpr, ITerm, IWith } from '../ast/compile/ir.js';
+import { analyze, displayName } from '../ast/compile/safety.js';
+import type { Location } from '../ast/nodes.js';
+import { Ctx, tick, type Mock, type OverrideTree } from './context.js';
+import { allBound, callFunction, enumerate, lookup, setPath, walkData, walkValue } from './eval.js';
+import type { DocNode, ExprFn, Frame, K, TermPlan, VK } from './tree.js';
+
+function matchByEval(ev: TermPlan['eval']): TermPlan['match'] {
+  return (c, f, x, k) => ev(c, f, (v) => (equal(v, x) ? k() : false));
+}
+
+export function invokeBuiltin(c: Ctx, def: BuiltinDef, args: Value[], loc: Location): Value | undefined {
+  try {
+    return def.fn(args, c.budget.bctx);
+  } catch (e) {
+    if (e instanceof BuiltinError) {
+      if (e.code === 'eval_type_error' || c.budget.bctx.strict) throw new RegoError(e.code, e.message, loc);
+      return undefined;
+    }
+    if (e instanceof RegoError) throw e;
+    if (e instanceof RangeError) throw new RegoError('eval_budget_exceeded', `evaluation budget exceeded: ${def.name}: ${e.message}`, loc);
+    throw new RegoError('eval_internal_error', `${def.name}: ${e instanceof Error ? e.message : String(e)}`, loc);
+  }
+}
+
+/** Evaluates argument terms left to right (each may enumerate), then calls `k` with the values. */
+function evalArgs(c: Ctx, f: Frame, args: readonly TermPlan[], k: (vals: Value[]) => boolean): boolean {
+  const n = args.length;
+  const vals: Value[] = new Array(n);
+  // Fast path: every argument is a constant or a bound variable/simple term with one value.
+  const go = (i: number): boolean => {
+    if (i === n) return k(vals.slice());
+    return args[i]!.eval(c, f, (v) => {
+      vals[i] = v;
+      return go(i + 1);
+    });
+  };
+  return go(0);
+}
+
+export class Planner {
+  slots = new Map<string, number>();
+
+  constructor(
+    private readonly root: DocNode,
+    private readonly baseData: Value,
+  ) {}
+
+  /** Starts a new frame layout (one per rule chain or query). */
+  reset(): void {
+    this.slots = new Map();
+  }
+
+  get frameSize(): number {
+    return this.slots.size;
+  }
+
+  slot(name: string): number {
+    let s = this.slots.get(name);
+    if (s === undefined) {
+      s = this.slots.size;
+      this.slots.set(name, s);
+    }
+    return s;
+  }
+
+  private inSlots(t: ITerm): number[] {
+    const inputs = new Set<string>();
+    analyze(t, false, inputs, new Set());
+    return [...inputs].map((n) => this.slot(n));
+  }
+
+  nodeAt(path: readonly string[]): DocNode | undefined {
+    let n: DocNode | undefined = this.root;
+    for (const p of path) {
+      n = n.children.get(p);
+      if (!n) return undefined;
+    }
+    return n;
+  }
+
+  term(t: ITerm): TermPlan {
+    switch (t.t) {
+      case 'const': {
+        const v = t.v;
+        return { eval: (_c, _f, k) => k(v), match: (_c, _f, x, k) => (equal(x, v) ? k() : false), inSlots: [], constant: v, composite: undefined };
+      }
+      case 'local': {
+        const s = this.slot(t.name);
+        const name = displayName(t.name);
+        const loc = t.loc;
+        return {
+          eval: (_c, f, k) => {
+            const v = f[s];
+            if (v === undefined) throw new RegoError('rego_unsafe_var_error', `var ${name} is unsafe`, loc);
+            return k(v);
+          },
+          match: (_c, f, x, k) => {
+            const cur = f[s];
+            if (cur === undefined) {
+              f[s] = x;
+              const r = k();
+              f[s] = undefined;
+              return r;
+            }
+            return equal(cur, x) ? k() : false;
+          },
+          inSlots: [s],
+          composite: undefined,
+        };
+      }
+      case 'input': {
+        const ev: TermPlan['eval'] = (c, _f, k) => (c.input === undefined ? false : k(c.input));
+        return { eval: ev, match: matchByEval(ev), inSlots: [], composite: undefined };
+      }
+      case 'data':
+        return this.dataRef(t.path.map((p) => this.term(p)), t);
+      case 'ref': {
+        const head = this.term(t.head);
+        const path = t.path.map((p) => this.term(p));
+        const ev: TermPlan['eval'] = (c, f, k) => head.eval(c, f, (hv) => walkValue(c, f, hv, path, 0, k));
+        return { eval: ev, match: matchByEval(ev), inSlots: this.inSlots(t), composite: undefined };
+      }
+      case 'array': {
+        const items = t.items.map((x) => this.term(x));
+        const n = items.length;
+        const ev: TermPlan['eval'] = (c, f, k) => {
+          const out: Value[] = new Array(n);
+          const go = (i: number): boolean =>
+            i === n
+              ? k(out.slice())
+              : items[i]!.eval(c, f, (v) => {
+                  out[i] = v;
+                  return go(i + 1);
+                });
+          return go(0);
+        };
+        const match: TermPlan['match'] = (c, f, x, k) => {
+          if (!Array.isArray(x) || x.length !== n) return false;
+          const go = (i: number): boolean => (i === n ? k() : items[i]!.match(c, f, x[i]!, () => go(i + 1)));
+          return go(0);
+        };
+        return { eval: ev, match, inSlots: this.inSlots(t), composite: 'array', items };
+      }
+      case 'object': {
+        const entries = t.entries.map(([k, v]) => [this.term(k), this.term(v)] as const);
+        const n = entries.length;
+        const ev: TermPlan['eval'] = (c, f, k) => {
+          const out: Array<[Value, Value]> = new Array(n);
+          const go = (i: number): boolean =>
+            i === n
+              ? k(makeObject(out))
+              : entries[i]![0].eval(c, f, (kv) =>
+                  entries[i]![1].eval(c, f, (vv) => {
+                    out[i] = [kv, vv];
+                    return go(i + 1);
+                  }),
+                );
+          return go(0);
+        };
+        const match: TermPlan['match'] = (c, f, x, k) => {
+          if (!isObject(x) || objectSize(x) !== n) return false;
+          const go = (i: number): boolean =>
+            i === n
+              ? k()
+              : entries[i]![0].eval(c, f, (kv) => {
+                  const xv = objectGet(x as PlainObject | RegoObject, kv);
+                  return xv === undefined ? false : entries[i]![1].match(c, f, xv, () => go(i + 1));
+                });
+          return go(0);
+        };
+        return { eval: ev, match, inSlots: this.inSlots(t), composite: 'object', entries };
+      }
+      case 'set': {
+        const items = t.items.map((x) => this.term(x));
+        const n = items.length;
+        const ev: TermPlan['eval'] = (c, f, k) => {
+          const out: Value[] = new Array(n);
+          const go = (i: number): boolean =>
+            i === n
+              ? k(RegoSet.from(out))
+              : items[i]!.eval(c, f, (v) => {
+                  out[i] = v;
+                  return go(i + 1);
+                });
+          return go(0);
+        };
+        return { eval: ev, match: matchByEval(ev), inSlots: this.inSlots(t), composite: undefined };
+      }
+      case 'call': {
+        const ev = this.call(t.fn, t.args.map((a) => this.term(a)), t.loc);
+        return { eval: ev, match: matchByEval(ev), inSlots: this.inSlots(t), composite: undefined };
+      }
+      case 'member': {
+        const key = t.key ? this.term(t.key) : undefined;
+        const value = this.term(t.value);
+        const coll = this.term(t.coll);
+        const ev: TermPlan['eval'] = (c, f, k) =>
+          coll.eval(c, f, (cv) =>
+            value.eval(c, f, (vv) => {
+              if (key) return key.eval(c, f, (kv) => {
+                if (cv instanceof RegoSet) return k(cv.has(kv) && equal(kv, vv));
+                const x = lookup(cv, kv);
+                return k(x !== undefined && !(cv instanceof RegoSet) && equal(x, vv));
+              });
+              return k(memberOf(cv, vv));
+            }),
+          );
+        return { eval: ev, match: matchByEval(ev), inSlots: this.inSlots(t), composite: undefined };
+      }
+      case 'arraycomp': {
+        const body = this.body(t.body);
+        const head = this.term(t.term);
+        const ev: TermPlan['eval'] = (c, f, k) => {
+          const out: Value[] = [];
+          body(c, f, () => head.eval(c, f, (v) => (out.push(v), false)));
+          return k(out);
+        };
+        return { eval: ev, match: matchByEval(ev), inSlots: this.inSlots(t), composite: undefined };
+      }
+      case 'setcomp': {
+        const body = this.body(t.body);
+        const head = this.term(t.term);
+        const ev: TermPlan['eval'] = (c, f, k) => {
+          const out = new RegoSet();
+          body(c, f, () => head.eval(c, f, (v) => (out.add(v), false)));
+          return k(out);
+        };
+        return { eval: ev, match: matchByEval(ev), inSlots: this.inSlots(t), composite: undefined };
+      }
+      case 'objectcomp': {
+        const body = this.body(t.body);
+        const key = this.term(t.key);
+        const value = this.term(t.value);
+        const loc = t.loc;
+        const ev: TermPlan['eval'] = (c, f, k) => {
+          const out = new Map<string, [Value, Value]>();
+          body(c, f, () =>
+            key.eval(c, f, (kv) =>
+              value.eval(c, f, (vv) => {
+                const kk = keyOf(kv);
+                const prev = out.get(kk);
+                if (prev !== undefined && !equal(prev[1], vv)) throw new RegoError('eval_conflict_error', 'object keys must be unique', loc);
+                out.set(kk, [kv, vv]);
+                return false;
+              }),
+            ),
+          );
+          return k(makeObject(out.values()));
+        };
+        return { eval: ev, match: matchByEval(ev), inSlots: this.inSlots(t), composite: undefined };
+      }
+    }
+  }
+
+  private dataRef(path: TermPlan[], t: ITerm): TermPlan {
+    const root = this.root;
+    const rootBase = this.baseData;
+    // Resolve the constant prefix once: evaluation starts at the deepest static tree node.
+    let node = root;
+    let base: Value | undefined = rootBase;
+    let i = 0;
+    while (i < path.length && node.kind === undefined) {
+      const key = path[i]!.constant;
+      if (typeof key !== 'string') break;
+      const child = node.children.get(key);
+      if (!child) break;
+      node = child;
+      base = base === undefined ? undefined : lookup(base, key);
+      i++;
+    }
+    const start = i;
+    const startNode = node;
+    const startBase = base;
+    const ev: TermPlan['eval'] = (c, f, k) =>
+      c.overrides === undefined ? walkData(c, f, startNode, startBase, undefined, path, start, k) : walkData(c, f, root, rootBase, c.overrides, path, 0, k);
+    return { eval: ev, match: matchByEval(ev), inSlots: this.inSlots(t), composite: undefined };
+  }
+
+  private call(fn: FnTarget, args: TermPlan[], loc: Location): TermPlan['eval'] {
+    const n = args.length;
+    const allConst = args.every((a) => a.constant !== undefined);
+    const constArgs = allConst ? args.map((a) => a.constant!) : undefined;
+    if (fn.kind === 'builtin') {
+      const def = fn.def;
+      const name = fn.name;
+      const invoke = (c: Ctx, vals: Value[], k: VK): boolean => {
+        if (c.mocks !== undefined) {
+          const m = c.mocks.get(name);
+          if (m !== undefined) {
+            const r = m.kind === 'value' ? m.value : m.call(c, vals);
+            return r === undefined ? false : k(r);
+          }
+        }
+        const r = invokeBuiltin(c, def, vals, loc);
+        return r === undefined ? false : k(r);
+      };
+      if (constArgs) return (c, _f, k) => invoke(c, constArgs.slice(), k);
+      if (n === 2) {
+        const [a, b] = args as [TermPlan, TermPlan];
+        return (c, f, k) => a.eval(c, f, (x) => b.eval(c, f, (y) => invoke(c, [x, y], k)));
+      }
+      return (c, f, k) => evalArgs(c, f, args, (vals) => invoke(c, vals, k));
+    }
+    const node = this.nodeAt(fn.path);
+    if (!node || node.kind !== 'function') throw new RegoError('rego_type_error', `undefined function ${fn.name}`, loc);
+    if (node.arity !== n) throw new RegoError('rego_type_error', `${fn.name}: arity mismatch: have ${n} arguments, want ${node.arity}`, loc);
+    const name = node.name;
+    return (c, f, k) =>
+      evalArgs(c, f, args, (vals) => {
+        if (c.mocks !== undefined) {
+          const m = c.mocks.get(name);
+          if (m !== undefined) {
+            const r = m.kind === 'value' ? m.value : m.call(c, vals);
+            return r === undefined ? false : k(r);
+          }
+        }
+        const r = callFunction(c, node, vals);
+        return r === undefined ? false : k(r);
+      });
+  }
+
+  /** A function as a `with` replacement value. */
+  private mockFn(fn: FnTarget, loc: Location): (c: Ctx, args: Value[]) => Value | undefined {
+    if (fn.kind === 'builtin') {
+      const def = fn.def;
+      return (c, args) => invokeBuiltin(c, def, args, loc);
+    }
+    const node = this.nodeAt(fn.path);
+    if (!node || node.kind !== 'function') throw new RegoError('rego_type_error', `undefined function ${fn.name}`, loc);
+    return (c, args) => {
+      // A mock may itself be mocked (`with f as g with g as h`): honour the chain.
+      const m = c.mocks?.get(node.name);
+      if (m !== undefined && m.kind === 'fn') return m.call(c, args);
+      return callFunction(c, node, args);
+    };
+  }
+
+  body(exprs: IExpr[]): ExprFn {
+    const fns = exprs.map((e) => this.expr(e));
+    return seq(fns, 0);
+  }
+
+  /** Query bodies: records the value of each top-level term expression in `capture`. */
+  queryBody(exprs: IExpr[], capture: (index: number, v: Value) => void): ExprFn {
+    const fns = exprs.map((e, pos) => {
+      const idx = (e as { idx?: number }).idx ?? pos;
+      if (e.k === 'term' && !e.negated && e.with.length === 0) {
+        const t = this.term(e.term);
+        const fn: ExprFn = (c, f, k) => {
+          tick(c.budget);
+          return t.eval(c, f, (v) => {
+            if (v === false) return false;
+            capture(idx, v);
+            return k();
+          });
+        };
+        return fn;
+      }
+      return this.expr(e);
+    });
+    return seq(fns, 0);
+  }
+
+  expr(e: IExpr): ExprFn {
+    let fn = this.exprCore(e);
+    if (e.negated) {
+      const inner = fn;
+      fn = (c, f, k) => (inner(c, f, () => true) ? false : k());
+    }
+    if (e.with.length > 0) fn = this.withs(e.with, fn);
+    const core = fn;
+    return (c, f, k) => {
+      tick(c.budget);
+      return core(c, f, k);
+    };
+  }
+
+  private exprCore(e: IExpr): ExprFn {
+    switch (e.k) {
+      case 'term': {
+        const t = this.term(e.term);
+        return (c, f, k) => t.eval(c, f, (v) => (v === false ? false : k()));
+      }
+      case 'unify': {
+        const L = this.term(e.left);
+        const R = this.term(e.right);
+        const loc = e.loc;
+        return (c, f, k) => unify(c, f, L, R, k, loc);
+      }
+      case 'somein': {
+        const key = e.key ? this.term(e.key) : undefined;
+        const value = this.term(e.value);
+        const coll = this.term(e.coll);
+        return (c, f, k) =>
+          coll.eval(c, f, (cv) =>
+            enumerate(c, cv, (kv, vv) => (key ? key.match(c, f, kv, () => value.match(c, f, vv, k)) : value.match(c, f, vv, k))),
+          );
+      }
+      case 'every': {
+        const key = e.key ? this.term(e.key) : undefined;
+        const value = this.term(e.value);
+        const domain = this.term(e.domain);
+        const body = this.body(e.body);
+        return (c, f, k) =>
+          domain.eval(c, f, (dv) => {
+            let ok = true;
+            enumerate(c, dv, (kv, vv) => {
+              const holds = key
+                ? key.match(c, f, kv, () => value.match(c, f, vv, () => body(c, f, () => true)))
+                : value.match(c, f, vv, () => body(c, f, () => true));
+              if (!holds) ok = false;
+              return !holds;
+            });
+            return ok ? k() : false;
+          });
+      }
+    }
+  }
+
+  private withs(ws: IWith[], inner: ExprFn): ExprFn {
+    const mods = ws.map((w) => ({
+      target: w.target,
+      value: w.fnValue ? undefined : this.term(w.value),
+      fn: w.fnValue ? this.mockFn(w.fnValue, w.loc) : undefined,
+    }));
+    return (c, f, k) => {
+      const vals: Array<Value | undefined> = [];
+      const go = (i: number): boolean => {
+        if (i === mods.length) return inner(derive(c, mods, vals), f, k);
+        const m = mods[i]!;
+        if (!m.value) {
+          vals[i] = undefined;
+          return go(i + 1);
+        }
+        return m.value.eval(c, f, (v) => {
+          vals[i] = v;
+          return go(i + 1);
+        });
+      };
+      return go(0);
+    };
+  }
+}
+
+function seq(fns: ExprFn[], i: number): ExprFn {
+  if (i === fns.length) return (_c, _f, k) => k();
+  const first = fns[i]!;
+  if (i === fns.length - 1) return first;
+  const rest = seq(fns, i + 1);
+  return (c, f, k) => first(c, f, () => rest(c, f, k));
+}
+
+function memberOf(coll: Value, v: Value): boolean {
+  if (coll instanceof RegoSet) return coll.has(v);
+  if (Array.isArray(coll)) return coll.some((x) => equal(x, v));
+  if (isObject(coll)) {
+    if (coll instanceof RegoObject) {
+      for (const [, x] of coll.map.values()) if (equal(x, v)) return true;
+      return false;
+    }
+    for (const k in coll) if (equal((coll as PlainObject)[k]!, v)) return true;
+  }
+  return false;
+}
+
+function unify(c: Ctx, f: Frame, L: TermPlan, R: TermPlan, k: K, loc: Location): boolean {
+  if (allBound(f, L.inSlots)) return L.eval(c, f, (v) => R.match(c, f, v, k));
+  if (allBound(f, R.inSlots)) return R.eval(c, f, (v) => L.match(c, f, v, k));
+  if (L.composite === 'array' && R.composite === 'array') {
+    const a = L.items!;
+    const b = R.items!;
+    if (a.length !== b.length) return false;
+    const go = (i: number): boolean => (i === a.length ? k() : unify(c, f, a[i]!, b[i]!, () => go(i + 1), loc));
+    return go(0);
+  }
+  if (L.composite === 'object' && R.composite === 'object') {
+    const a = L.entries!;
+    const b = R.entries!;
+    if (a.length !== b.length) return false;
+    const go = (i: number): boolean => {
+      if (i === a.length) return k();
+      const [ka, va] = a[i]!;
+      return ka.eval(c, f, (kv) => {
+        const j = b.findIndex(([kb]) => kb.constant !== undefined && equal(kb.constant, kv));
+        if (j < 0) return false;
+        return unify(c, f, va, b[j]![1], () => go(i + 1), loc);
+      });
+    };
+    return go(0);
+  }
+  throw new RegoError('rego_unsafe_var_error', 'unification of two unbound terms', loc);
+}
+
+type Mod = { target: IWith['target']; value: TermPlan | undefined; fn: ((c: Ctx, args: Value[]) => Value | undefined) | undefined };
+
+function cloneOverrides(t: OverrideTree | undefined): OverrideTree {
+  if (!t) return { has: false, value: undefined, children: new Map() };
+  return { has: t.has, value: t.value, children: new Map(t.children) };
+}
+
+function setOverride(root: OverrideTree, path: readonly string[], v: Value): OverrideTree {
+  const out = cloneOverrides(root);
+  let cur = out;
+  for (const p of path) {
+    const next = cloneOverrides(cur.children.get(p));
+    cur.children.set(p, next);
+    cur = next;
+  }
+  cur.has = true;
+  cur.value = v;
+  cur.children = new Map();
+  return out;
+}
+
+function derive(c: Ctx, mods: Mod[], vals: Array<Value | undefined>): Ctx {
+  let input = c.input;
+  let overrides = c.overrides;
+  let mocks = c.mocks;
+  for (let i = 0; i < mods.length; i++) {
+    const m = mods[i]!;
+    const t = m.target;
+    if (t.kind === 'input') input = setPath(input, t.path, vals[i]!);
+    else if (t.kind === 'data') overrides = setOverride(overrides ?? cloneOverrides(undefined), t.path, vals[i]!);
+    else {
+      mocks = new Map(mocks);
+      const mock: Mock = m.fn ? { kind: 'fn', call: m.fn } : { kind: 'value', value: vals[i]! };
+      mocks.set(t.name, mock);
+    }
+  }
+  return new Ctx(c.budget, input, overrides, mocks);
+}

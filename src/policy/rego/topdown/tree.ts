@@ -1,0 +1,68 @@
+/**
+ * The rule tree: one node per path under `data` that rules define (packages and ref heads),
+ * holding the compiled definitions of the rules at that path. Base documents (JSON/YAML data)
+ * are kept apart and merged with the tree when a ref walks both.
+ */
+import type { Location, RuleKind } from '../ast/nodes.js';
+import type { Value } from '../value.js';
+import type { Ctx } from './context.js';
+
+export type K = () => boolean;
+export type VK = (v: Value) => boolean;
+export type Frame = Array<Value | undefined>;
+/** Evaluates a term, calling `k` with each value; returns true when `k` asked to stop. */
+export type EvalFn = (c: Ctx, f: Frame, k: VK) => boolean;
+/** Unifies a term with a value, binding its unbound variables while `k` runs. */
+export type MatchFn = (c: Ctx, f: Frame, v: Value, k: K) => boolean;
+export type ExprFn = (c: Ctx, f: Frame, k: K) => boolean;
+
+export interface TermPlan {
+  readonly eval: EvalFn;
+  readonly match: MatchFn;
+  /** Slots that must be bound before `eval` may run (else the term is matched as a pattern). */
+  readonly inSlots: readonly number[];
+  /** Set for constants. */
+  readonly constant?: Value;
+  readonly composite: 'array' | 'object' | undefined;
+  readonly items?: readonly TermPlan[];
+  readonly entries?: ReadonlyArray<readonly [TermPlan, TermPlan]>;
+}
+
+export interface RulePlan {
+  readonly frameSize: number;
+  readonly args?: readonly TermPlan[];
+  readonly body: ExprFn;
+  /** `set` rules: the element. */
+  readonly key?: TermPlan;
+  /** `object` rules: the head path below the node (keys of the nested object). */
+  readonly dyn?: readonly TermPlan[];
+  readonly value?: TermPlan;
+  /** The value is a constant, so one solution per definition is enough. */
+  readonly constValue: boolean;
+  readonly else?: RulePlan;
+  readonly loc: Location;
+}
+
+export class DocNode {
+  readonly children = new Map<string, DocNode>();
+  kind: RuleKind | undefined;
+  readonly defs: RulePlan[] = [];
+  defaultValue: Value | undefined;
+  arity = -1;
+  /** Set once plans are attached; false while the compiler is still building. */
+  ready = false;
+
+  constructor(
+    readonly path: readonly string[],
+    readonly name: string,
+  ) {}
+
+  child(key: string): DocNode {
+    let c = this.children.get(key);
+    if (!c) {
+      c = new DocNode([...this.path, key], `${this.name}.${key}`);
+      this.children.set(key, c);
+    }
+    return c;
+  }
+}
