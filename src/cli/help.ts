@@ -54,10 +54,3 @@ Options:
 Exit codes: 0 allowed and rendered, 1 refused (the reason is printed), 2 usage error.
 `;
 
-export const AUDIT_HELP = `Usage: warden audit <subcommand> [options]
-
-Subcommands:
-  verify    Verify an audit log's hash chain
-
-Run 'warden audit verify --help' for its options.
-`;

@@ -2,7 +2,6 @@
  * Subcommands owned by other modules, loaded only when used so `warden serve` does not pay for
  * them: `policy` (policy/cli.ts), `redact` (redact/cli.ts), `audit` (audit/cli.ts).
  */
-import { AUDIT_HELP } from './help.js';
 import type { CliIO } from './render.js';
 import { UsageError } from './args.js';
 
@@ -25,11 +24,6 @@ export async function runRedactCommand(argv: string[], io: CliIO): Promise<numbe
 }
 
 export async function runAuditCommand(argv: string[], io: CliIO): Promise<number> {
-  const [sub] = argv;
-  if (sub === undefined || sub === '--help' || sub === '-h') {
-    io.out(AUDIT_HELP);
-    return sub === undefined ? 2 : 0;
-  }
-  if (sub !== 'verify') throw new UsageError(`unknown audit subcommand '${sub}'`);
-  return (await loadTool('../audit/cli.js', 'runAuditCli'))(argv.slice(1), io);
+  const { runAuditCli } = await import('../audit/cli.js');
+  return runAuditCli(argv, { stdout: { write: io.out }, stderr: { write: io.err } });
 }

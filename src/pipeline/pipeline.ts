@@ -40,6 +40,7 @@ export interface PipelineMetrics {
   observeRedactions?(counts: Readonly<Record<string, number>>): void;
   streamOpened?(): void;
   streamClosed?(): void;
+  observeAudit?(outcome: 'ok' | 'error'): void;
 }
 
 export interface RequestOutcome {
@@ -126,8 +127,10 @@ export function createPipeline(opts: PipelineOptions): Pipeline {
     const start = performance.now();
     try {
       await audit.run(ctx);
+      metrics?.observeAudit?.('ok');
       return undefined;
     } catch (err) {
+      metrics?.observeAudit?.('error');
       const code = isWardenError(err) ? err.code : 'internal';
       logger.error({ request_id: ctx.request.id, code, required: auditRequired }, 'audit record could not be written');
       if (!auditRequired) return undefined;

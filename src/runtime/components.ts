@@ -3,14 +3,16 @@
  * stage. Everything reloadable (policies, templates) is read through the LiveSetHolder's getters,
  * so the stages never need rebuilding.
  */
-import { dirname } from 'node:path';
+import { randomBytes } from 'node:crypto';
 import type { Config } from '../config/schema.js';
+import { createAuditLog, createAuditStage, createFileSink, createStreamSink, type AuditLogHandle, type AuditSink } from '../audit/index.js';
 import { DevAuthenticator, KubernetesTokenAuthenticator, createAuthenticateStage } from '../identity/index.js';
 import { WardenError, formatLocation, isWardenError } from '../pipeline/errors.js';
 import type { PipelineStages } from '../pipeline/pipeline.js';
-import type { Authenticator, AuditLog } from '../pipeline/ports.js';
+import type { Authenticator } from '../pipeline/ports.js';
 import type { RequestContext, Stage } from '../pipeline/stage.js';
 import type { Principal } from '../pipeline/types.js';
+import { createForwardStage, createProviders } from '../providers/index.js';
 import { createEnvSecretProvider, createFetchStage, createFileSecretProvider, createSecretResolver } from '../secrets/index.js';
 import type { Logger } from '../telemetry/logger.js';
 import type { Metrics } from '../telemetry/metrics.js';
@@ -31,7 +33,7 @@ export interface ComponentOptions {
 export interface Components {
   stages: PipelineStages;
   audit: Stage;
-  auditLog: AuditLog;
+  auditLog: AuditLogHandle;
   /** Loads a complete new policy + template set; throws (with file:line) when any part is bad. */
   loadLiveSet(): Promise<LiveSet>;
   /** Releases upstream pools and sinks. */
@@ -88,8 +90,33 @@ export async function buildComponents(config: Config, opts: ComponentOptions): P
     baseDir: opts.configDir,
   });
 
-  void dirname;
-  throw new WardenError('internal', 'runtime integration pending');
+  const resolveOne = async (ref: string): Promise<string> => {
+    const values = await resolver.resolve([ref]);
+    const v = values.get(ref);
+    if (v === undefined) throw new WardenError('secret_unavailable', `secret ${ref} is unavailable`, { details: { ref } });
+    return v;
+  };
+
+  const providers = createProviders(config, { resolveSecret: resolveOne });
+
+  // Audit: the configured sinks (a dry run writes to stderr so stdout stays the result).
+  const sinks: AuditSink[] = opts.auditToStderr
+    ? [createStreamSink({ write: (chunk, cb) => process.stderr.write(chunk, cb) }, 'stderr')]
+    : config.audit.sinks.map((s) =>
+        s === 'stdout' ? createStreamSink({ write: (chunk, cb) => process.stdout.write(chunk, cb) }, 'stdout') : createFileSink(s.file),
+      );
+  const auditLog = createAuditLog({ sinks });
+  // Resume the hash chain now: a broken audit file must stop the start, not the first request.
+  await auditLog.open();
+  // Without a configured key the prompt HMAC is keyed per process: records are still unlinkable
+  // to prompt text, but HMACs cannot be compared across restarts.
+  const hmacKey = config.audit.hmac_key ? await resolveOne(config.audit.hmac_key) : randomBytes(32);
+  const audit = createAuditStage({
+    log: auditLog,
+    hmacKey,
+    environment: config.environment.name,
+    getPolicyRevision: () => holder.get()?.policy.revision ?? 'none',
+  });
 
   return {
     stages: {
@@ -99,16 +126,19 @@ export async function buildComponents(config: Config, opts: ComponentOptions): P
       fetch: createFetchStage(() => resolver),
       render: createRenderStage(),
       redact: undefined as unknown as Stage,
-      forward: undefined as unknown as Stage,
+      forward: createForwardStage(() => providers, { upstreamTimeoutMs: config.limits.upstream_timeout_ms, metrics: opts.metrics }),
       respond: undefined as unknown as Stage,
     },
-    audit: undefined as unknown as Stage,
-    auditLog: undefined as unknown as AuditLog,
+    audit,
+    auditLog,
     loadLiveSet: async () => {
       const templates = await loadTemplateStore(config.templates.paths);
       return { templates, policy: undefined as never, loadedAt: new Date().toISOString() };
     },
-    close: async () => {},
+    close: async () => {
+      await providers.close();
+      await auditLog.close();
+    },
   };
 }
 
