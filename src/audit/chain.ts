@@ -1,0 +1,78 @@
+/**
+ * The hash chain: `hash = sha256(prev_hash + canonical JSON of the record without hash)`.
+ * `seq` and `prev_hash` are inside the hashed content, so deleting, reordering, inserting or
+ * editing any record breaks verification at that record.
+ */
+import { createHash } from 'node:crypto';
+import type { AuditRecord } from '../pipeline/ports.js';
+import { canonicalJson } from './canonical.js';
+
+export const GENESIS_HASH = '0'.repeat(64);
+
+export type AuditRecordBody = Omit<AuditRecord, 'seq' | 'prev_hash' | 'hash'>;
+
+export interface ChainHead {
+  seq: number;
+  hash: string;
+}
+
+export const GENESIS: ChainHead = Object.freeze({ seq: 0, hash: GENESIS_HASH });
+
+export function computeRecordHash(record: Omit<AuditRecord, 'hash'> | Record<string, unknown>): string {
+  const { hash: _ignored, ...rest } = record as Record<string, unknown>;
+  return createHash('sha256')
+    .update(String(rest.prev_hash))
+    .update(canonicalJson(rest))
+    .digest('hex');
+}
+
+/** Links a record body to the chain after `head`. */
+export function linkRecord(body: AuditRecordBody, head: ChainHead): AuditRecord {
+  const unsigned = { ...body, seq: head.seq + 1, prev_hash: head.hash };
+  return { ...unsigned, hash: computeRecordHash(unsigned) };
+}
+
+export type ChainCheck = { ok: true } | { ok: false; seq: number; reason: string };
+
+/** Verifies records one at a time (so a large file can be streamed). */
+export class ChainVerifier {
+  private head: ChainHead;
+  count = 0;
+
+  constructor(start: ChainHead = GENESIS) {
+    this.head = { ...start };
+  }
+
+  get last(): ChainHead {
+    return { ...this.head };
+  }
+
+  push(record: unknown): ChainCheck {
+    const expectedSeq = this.head.seq + 1;
+    if (record === null || typeof record !== 'object' || Array.isArray(record)) {
+      return { ok: false, seq: expectedSeq, reason: 'not a JSON object' };
+    }
+    const r = record as Record<string, unknown>;
+    const seq = typeof r.seq === 'number' ? r.seq : expectedSeq;
+    if (r.seq !== expectedSeq) return { ok: false, seq, reason: `expected seq ${expectedSeq}, found ${JSON.stringify(r.seq)}` };
+    if (r.prev_hash !== this.head.hash) return { ok: false, seq, reason: 'prev_hash does not match the previous record' };
+    if (typeof r.hash !== 'string' || r.hash !== computeRecordHash(r)) return { ok: false, seq, reason: 'hash does not match the record content' };
+    this.head = { seq, hash: r.hash };
+    this.count++;
+    return { ok: true };
+  }
+}
+
+export type ChainVerification =
+  | { ok: true; count: number; head: ChainHead }
+  | { ok: false; count: number; seq: number; index: number; reason: string };
+
+/** Verifies a whole chain from genesis (or `start`). Reports the first broken record's seq. */
+export function verifyChain(records: readonly unknown[], start?: ChainHead): ChainVerification {
+  const v = new ChainVerifier(start);
+  for (let i = 0; i < records.length; i++) {
+    const c = v.push(records[i]);
+    if (!c.ok) return { ok: false, count: v.count, seq: c.seq, index: i, reason: c.reason };
+  }
+  return { ok: true, count: v.count, head: v.last };
+}

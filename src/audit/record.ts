@@ -1,0 +1,91 @@
+/**
+ * Builds the audit record for one request from its context. What goes in is chosen field by
+ * field: names, ids, counts and an HMAC of the outbound prompt. Variable values, secret values,
+ * message text and the token never do.
+ */
+import { createHmac } from 'node:crypto';
+import type { RequestContext } from '../pipeline/stage.js';
+import type { Approval } from '../pipeline/types.js';
+import { canonicalJson } from './canonical.js';
+import type { AuditRecordBody } from './chain.js';
+
+export interface AuditRecordOptions {
+  /** HMAC key for `prompt_hmac` (from config; lets an investigator confirm a prompt without storing it). */
+  hmacKey: string | Buffer;
+  environment: string;
+  policyRevision: string;
+  /** Epoch ms; injectable for tests. */
+  now?: number;
+}
+
+/** The most recent approval (by `at`, else the last listed). */
+export function latestApproval(approvals: readonly Approval[]): Approval | null {
+  let best: Approval | null = null;
+  for (const a of approvals) {
+    if (!best || (a.at ?? '') >= (best.at ?? '')) best = a;
+  }
+  return best;
+}
+
+export function promptHmac(key: string | Buffer, outbound: unknown): string {
+  return createHmac('sha256', key).update(canonicalJson(outbound)).digest('hex');
+}
+
+/**
+ * Latency from `receivedAt`. Ingress may stamp it with `Date.now()` or `performance.now()`; the
+ * two are told apart by magnitude (epoch ms are > 1e12, a process-relative clock is not).
+ */
+function latencyMs(receivedAt: number, nowEpoch: number): number {
+  const end = receivedAt > 1e11 ? nowEpoch : performance.now();
+  return Math.max(0, Math.round((end - receivedAt) * 1000) / 1000);
+}
+
+export function buildAuditRecord(ctx: RequestContext, opts: AuditRecordOptions): AuditRecordBody {
+  const now = opts.now ?? Date.now();
+  const req = ctx.request;
+  const p = ctx.principal;
+  const t = ctx.template;
+  let redaction: AuditRecordBody['redaction'] = null;
+  if (ctx.redaction) {
+    try {
+      const r = ctx.redaction.report();
+      redaction = { counts: { ...r.counts }, response_counts: { ...r.responseCounts }, non_text_parts: r.nonTextParts, leaks: r.leaks };
+    } catch {
+      redaction = null; // a broken redactor must not also lose the audit record
+    }
+  }
+  const approval = ctx.policyInput?.template?.approval ?? (t ? latestApproval(t.approvals) : null);
+  return {
+    time: new Date(now).toISOString(),
+    request_id: req.id,
+    trace_id: ctx.trace.traceId,
+    span_id: ctx.trace.spanId,
+    decision_id: ctx.decision?.id ?? null,
+    principal: p
+      ? {
+          kind: p.kind,
+          subject: p.subject,
+          ...(p.namespace !== undefined ? { namespace: p.namespace } : {}),
+          ...(p.service_account !== undefined ? { service_account: p.service_account } : {}),
+        }
+      : null,
+    action: req.action,
+    template: t ? { id: t.id, version: t.version, sensitivity: t.sensitivity } : null,
+    approval: approval?.ticket ?? null,
+    environment: opts.environment,
+    policy_revision: opts.policyRevision,
+    decision: ctx.decision ? { allow: ctx.decision.allow, reasons: ctx.decision.reasons.slice() } : null,
+    secret_refs: ctx.secrets ? [...ctx.secrets.keys()] : [],
+    redaction,
+    prompt_hmac: ctx.outbound ? promptHmac(opts.hmacKey, ctx.outbound) : null,
+    provider: ctx.provider ?? null,
+    model: req.model || null,
+    usage: ctx.usage
+      ? { prompt_tokens: ctx.usage.prompt_tokens, completion_tokens: ctx.usage.completion_tokens, total_tokens: ctx.usage.total_tokens }
+      : null,
+    status: ctx.error ? 'error' : 'ok',
+    error_code: ctx.error?.code ?? null,
+    latency_ms: latencyMs(req.receivedAt, now),
+    stream: req.stream,
+  };
+}

@@ -1,0 +1,46 @@
+/**
+ * Stage 9, audit: one record per request, written whatever happened before (the pipeline calls
+ * `auditRequest` in `finally`; for streams, after the last chunk). A context is audited once even
+ * if both the stage and the pipeline's `finally` reach it.
+ */
+import type { AuditLog, AuditRecord } from '../pipeline/ports.js';
+import type { RequestContext, Stage } from '../pipeline/stage.js';
+import { buildAuditRecord } from './record.js';
+
+export interface AuditStageOptions {
+  log: AuditLog;
+  hmacKey: string | Buffer;
+  environment: string;
+  /** Read per request: the policy may be hot-reloaded. */
+  getPolicyRevision: () => string;
+  now?: () => number;
+}
+
+export interface AuditStage extends Stage {
+  /** Builds and appends the record for `ctx`. Throws WardenError('audit_unavailable'). */
+  auditRequest(ctx: RequestContext): Promise<AuditRecord | undefined>;
+}
+
+export function createAuditStage(opts: AuditStageOptions): AuditStage {
+  if (opts.hmacKey === undefined || opts.hmacKey.length < 16) throw new Error('audit: hmac key must be at least 16 bytes');
+  const audited = new WeakSet<RequestContext>();
+  const now = opts.now ?? Date.now;
+  async function auditRequest(ctx: RequestContext): Promise<AuditRecord | undefined> {
+    if (audited.has(ctx)) return undefined;
+    audited.add(ctx);
+    const body = buildAuditRecord(ctx, {
+      hmacKey: opts.hmacKey,
+      environment: opts.environment,
+      policyRevision: opts.getPolicyRevision(),
+      now: now(),
+    });
+    return opts.log.append(body);
+  }
+  return {
+    name: 'audit',
+    auditRequest,
+    async run(ctx: RequestContext) {
+      await auditRequest(ctx);
+    },
+  };
+}

@@ -1,0 +1,299 @@
+import { mkdtemp, readFile, rm, writeFile, appendFile } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { PassThrough } from 'node:stream';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import {
+  canonicalJson,
+  computeRecordHash,
+  createAuditLog,
+  createAuditStage,
+  createFileSink,
+  createStreamSink,
+  GENESIS_HASH,
+  promptHmac,
+  readLastLine,
+  runAuditCli,
+  verifyChain,
+  type AuditRecordBody,
+  type AuditSink,
+} from '../../src/audit/index.js';
+import { WardenError } from '../../src/pipeline/errors.js';
+import type { AuditRecord, RedactionSession } from '../../src/pipeline/ports.js';
+import type { Template } from '../../src/pipeline/types.js';
+import { allowDecision, makeContext } from '../stage-context.js';
+
+const HMAC_KEY = 'test-hmac-key-0123456789abcdef';
+const CANARY_VAR = 'CANARY-VARIABLE-3c2b1a';
+const CANARY_SECRET = 'CANARY-SECRET-9f8e7d';
+const CANARY_TOKEN = 'CANARY-TOKEN-eyJhbGciOi';
+
+let dir: string;
+beforeAll(async () => {
+  dir = await mkdtemp(join(tmpdir(), 'warden-audit-'));
+});
+afterAll(async () => {
+  await rm(dir, { recursive: true, force: true });
+});
+
+function body(i: number): AuditRecordBody {
+  return {
+    time: new Date(1_750_000_000_000 + i).toISOString(),
+    request_id: `req-${i}`,
+    trace_id: '0af7651916cd43dd8448eb211c80319c',
+    span_id: 'b7ad6b7169203331',
+    decision_id: null,
+    principal: null,
+    action: 'prompt.execute',
+    template: null,
+    approval: null,
+    environment: 'test',
+    policy_revision: 'rev',
+    decision: null,
+    secret_refs: [],
+    redaction: null,
+    prompt_hmac: null,
+    provider: null,
+    model: 'echo',
+    usage: null,
+    status: 'ok',
+    error_code: null,
+    latency_ms: 1.5,
+    stream: false,
+  };
+}
+
+function collector(): { sink: AuditSink; lines: string[] } {
+  const lines: string[] = [];
+  const out = new PassThrough();
+  out.on('data', (d: Buffer) => lines.push(...d.toString('utf8').split('\n').filter(Boolean)));
+  return { sink: createStreamSink(out, 'test'), lines };
+}
+
+const template: Template = {
+  id: 'ops/incident-brief', version: 1, owner: 'sre', sensitivity: 'restricted', description: 'd',
+  approvals: [{ by: 'a', ticket: 'SEC-1', at: '2026-01-01' }, { by: 'b', ticket: 'SEC-2', at: '2026-03-01' }, { by: 'c', ticket: 'SEC-0', at: '2025-01-01' }],
+  allowed_services: [], models: [],
+  variables: {
+    symptoms: { source: 'request', type: 'string', required: true, pii: true },
+    code: { source: 'secret', type: 'string', required: true, pii: false, ref: 'file:secrets/escalation-code' },
+  },
+  messages: [{ role: 'user', content: '{{symptoms}} {{code}}' }],
+};
+
+describe('canonical JSON and the chain', () => {
+  it('sorts keys and drops undefined members', () => {
+    expect(canonicalJson({ b: 1, a: [1, { d: undefined, c: 'x' }], e: null })).toBe('{"a":[1,{"c":"x"}],"b":1,"e":null}');
+  });
+
+  it('links records from genesis and detects tampering, deletion and reordering', async () => {
+    const { sink, lines } = collector();
+    const log = createAuditLog({ sinks: [sink] });
+    const records: AuditRecord[] = [];
+    for (let i = 0; i < 5; i++) records.push(await log.append(body(i)));
+    expect(records[0]!.prev_hash).toBe(GENESIS_HASH);
+    expect(records.map((r) => r.seq)).toEqual([1, 2, 3, 4, 5]);
+    expect(records[3]!.prev_hash).toBe(records[2]!.hash);
+    expect(lines.map((l) => JSON.parse(l))).toEqual(records);
+    expect(verifyChain(records)).toEqual({ ok: true, count: 5, head: { seq: 5, hash: records[4]!.hash } });
+
+    const tampered = records.map((r) => ({ ...r }));
+    tampered[2] = { ...tampered[2]!, status: 'error' };
+    expect(verifyChain(tampered)).toMatchObject({ ok: false, seq: 3, reason: 'hash does not match the record content' });
+    const rehashed = { ...tampered[2]!, hash: computeRecordHash(tampered[2]!) };
+    expect(verifyChain([...records.slice(0, 2), rehashed, ...records.slice(3)])).toMatchObject({ ok: false, seq: 4, reason: expect.stringMatching(/prev_hash/) });
+    expect(verifyChain([records[0], records[2]])).toMatchObject({ ok: false, seq: 3, reason: 'expected seq 2, found 3' });
+    expect(verifyChain([records[1]])).toMatchObject({ ok: false, seq: 2 });
+  });
+
+  it('keeps one consistent chain under concurrent appends', async () => {
+    const { sink, lines } = collector();
+    const log = createAuditLog({ sinks: [sink] });
+    const all = await Promise.all(Array.from({ length: 200 }, (_, i) => log.append(body(i))));
+    expect(new Set(all.map((r) => r.seq)).size).toBe(200);
+    expect(verifyChain(lines.map((l) => JSON.parse(l))).ok).toBe(true);
+  });
+
+  it('turns a failing sink into audit_unavailable', async () => {
+    const broken: AuditSink = {
+      name: 'broken',
+      write: () => Promise.reject(Object.assign(new Error('disk full'), { code: 'ENOSPC' })),
+      flush: async () => {},
+      close: async () => {},
+    };
+    const log = createAuditLog({ sinks: [collector().sink, broken] });
+    const err = await log.append(body(1)).catch((e: unknown) => e);
+    expect(err).toBeInstanceOf(WardenError);
+    expect((err as WardenError).code).toBe('audit_unavailable');
+    expect((err as WardenError).message).toBe('audit sink broken failed (ENOSPC)');
+  });
+});
+
+describe('file sink', () => {
+  it('appends, fsyncs on flush, and resumes the chain after a restart', async () => {
+    const file = join(dir, 'chain.jsonl');
+    const first = createAuditLog({ sinks: [createFileSink(file)] });
+    for (let i = 0; i < 3; i++) await first.append(body(i));
+    await first.close();
+    const second = createAuditLog({ sinks: [createFileSink(file)] });
+    await second.open();
+    expect(second.head.seq).toBe(3);
+    const r = await second.append(body(3));
+    expect(r.seq).toBe(4);
+    await second.flush();
+    await second.close();
+    const records = (await readFile(file, 'utf8')).trim().split('\n').map((l) => JSON.parse(l));
+    expect(verifyChain(records)).toMatchObject({ ok: true, count: 4 });
+  });
+
+  it('refuses to resume from a torn or forged last line', async () => {
+    const file = join(dir, 'torn.jsonl');
+    const log = createAuditLog({ sinks: [createFileSink(file)] });
+    await log.append(body(0));
+    await log.close();
+    await appendFile(file, '{"seq":2,"hash":"ab');
+    await expect(createAuditLog({ sinks: [createFileSink(file)] }).open()).rejects.toMatchObject({ code: 'audit_unavailable', message: expect.stringMatching(/not valid JSON/) });
+    const forged = join(dir, 'forged.jsonl');
+    await writeFile(forged, `${JSON.stringify({ ...body(0), seq: 9, prev_hash: GENESIS_HASH, hash: 'f'.repeat(64) })}\n`);
+    await expect(createAuditLog({ sinks: [createFileSink(forged)] }).append(body(1))).rejects.toMatchObject({ code: 'audit_unavailable' });
+  });
+
+  it('reads the last line of a file larger than one chunk', async () => {
+    const file = join(dir, 'big.txt');
+    await writeFile(file, `${'x'.repeat(70_000)}\n${'y'.repeat(100_000)}\n\n`);
+    expect(await readLastLine(file)).toBe('y'.repeat(100_000));
+    expect(await readLastLine(join(dir, 'none'))).toBeUndefined();
+  });
+
+  it('reports an unwritable file as audit_unavailable', async () => {
+    const log = createAuditLog({ sinks: [createFileSink(join(dir, 'no-such-dir', 'a.jsonl'))] });
+    await expect(log.append(body(0))).rejects.toMatchObject({ code: 'audit_unavailable', message: expect.stringMatching(/ENOENT/) });
+  });
+});
+
+describe('audit stage', () => {
+  function fullContext() {
+    const redaction: RedactionSession = {
+      redactMessages: (m) => m,
+      processCompletion: (r) => r,
+      processStream: (c) => c,
+      report: () => ({ counts: { EMAIL: 2 }, responseCounts: { PHONE: 1 }, nonTextParts: 0, leaks: 0 }),
+    };
+    const outbound = [{ role: 'user' as const, content: `[EMAIL] ${CANARY_SECRET}` }];
+    return makeContext(
+      {
+        template: { id: template.id, version: 1 },
+        variables: { symptoms: `${CANARY_VAR} alice@example.com` },
+        credentials: { bearer: CANARY_TOKEN, peer: { address: '127.0.0.1', local: true, transport: 'tcp' } },
+        receivedAt: Date.now() - 5,
+      },
+      {
+        principal: { kind: 'kubernetes', subject: 'system:serviceaccount:ops:pager', namespace: 'ops', service_account: 'pager', pod: 'pager-1', issuer: 'https://k8s', audiences: ['warden'] },
+        template,
+        decision: allowDecision({ id: 'dec-42', reasons: ['ops may run incident briefs'], secrets: ['file:secrets/escalation-code'] }),
+        provider: 'echo',
+        secrets: new Map([['file:secrets/escalation-code', CANARY_SECRET]]),
+        secretsInPrompt: new Set(['file:secrets/escalation-code']),
+        messages: [{ role: 'user', content: `${CANARY_VAR} alice@example.com ${CANARY_SECRET}` }],
+        outbound,
+        redaction,
+        usage: { prompt_tokens: 10, completion_tokens: 5, total_tokens: 15 },
+      },
+    );
+  }
+
+  it('records names, ids and counts, never values (canary), with an HMAC of the outbound prompt', async () => {
+    const { sink, lines } = collector();
+    const log = createAuditLog({ sinks: [sink] });
+    const stage = createAuditStage({ log, hmacKey: HMAC_KEY, environment: 'test', getPolicyRevision: () => 'policy-rev-1' });
+    const ctx = fullContext();
+    await stage.run(ctx);
+    await stage.auditRequest(ctx); // the pipeline's finally: no second record
+    expect(lines).toHaveLength(1);
+    const line = lines[0]!;
+    for (const canary of [CANARY_VAR, CANARY_SECRET, CANARY_TOKEN, 'alice@example.com', 'pager-1']) expect(line).not.toContain(canary);
+    const rec = JSON.parse(line) as AuditRecord;
+    expect(rec).toMatchObject({
+      request_id: 'req-1',
+      trace_id: ctx.trace.traceId,
+      decision_id: 'dec-42',
+      principal: { kind: 'kubernetes', subject: 'system:serviceaccount:ops:pager', namespace: 'ops', service_account: 'pager' },
+      action: 'prompt.execute',
+      template: { id: 'ops/incident-brief', version: 1, sensitivity: 'restricted' },
+      approval: 'SEC-2',
+      environment: 'test',
+      policy_revision: 'policy-rev-1',
+      decision: { allow: true, reasons: ['ops may run incident briefs'] },
+      secret_refs: ['file:secrets/escalation-code'],
+      redaction: { counts: { EMAIL: 2 }, response_counts: { PHONE: 1 }, non_text_parts: 0, leaks: 0 },
+      prompt_hmac: promptHmac(HMAC_KEY, ctx.outbound),
+      provider: 'echo',
+      model: 'echo',
+      usage: { prompt_tokens: 10, completion_tokens: 5, total_tokens: 15 },
+      status: 'ok',
+      error_code: null,
+      stream: false,
+      seq: 1,
+    });
+    expect(Object.keys(rec.principal!)).toEqual(['kind', 'subject', 'namespace', 'service_account']);
+    expect(rec.latency_ms).toBeGreaterThanOrEqual(0);
+    expect(rec.prompt_hmac).toMatch(/^[0-9a-f]{64}$/);
+    expect(rec.prompt_hmac).not.toBe(promptHmac('another-key-0123456789', ctx.outbound));
+  });
+
+  it('records failures with their code', async () => {
+    const { sink, lines } = collector();
+    const stage = createAuditStage({ log: createAuditLog({ sinks: [sink] }), hmacKey: HMAC_KEY, environment: 'test', getPolicyRevision: () => 'r' });
+    const ctx = makeContext({}, { error: new WardenError('policy_denied', 'denied') });
+    await stage.auditRequest(ctx);
+    expect(JSON.parse(lines[0]!)).toMatchObject({ status: 'error', error_code: 'policy_denied', principal: null, template: null, prompt_hmac: null });
+  });
+
+  it('refuses a short HMAC key', () => {
+    expect(() => createAuditStage({ log: createAuditLog({ sinks: [collector().sink] }), hmacKey: 'short', environment: 'e', getPolicyRevision: () => 'r' })).toThrow(/hmac key/);
+  });
+});
+
+describe('warden audit verify', () => {
+  function io() {
+    const out: string[] = [];
+    const err: string[] = [];
+    return { io: { stdout: { write: (s: string) => out.push(s) }, stderr: { write: (s: string) => err.push(s) } }, out, err };
+  }
+
+  it('reports an intact chain, then the first tampered record', async () => {
+    const file = join(dir, 'cli.jsonl');
+    const log = createAuditLog({ sinks: [createFileSink(file)] });
+    for (let i = 0; i < 4; i++) await log.append(body(i));
+    await log.close();
+    const ok = io();
+    expect(await runAuditCli(['verify', file], ok.io)).toBe(0);
+    expect(ok.out.join('')).toMatch(/ok .*: 4 record\(s\), chain intact, head seq 4/);
+
+    const lines = (await readFile(file, 'utf8')).split('\n');
+    lines[2] = lines[2]!.replace('"status":"ok"', '"status":"error"');
+    await writeFile(file, lines.join('\n'));
+    const bad = io();
+    expect(await runAuditCli(['verify', file], bad.io)).toBe(1);
+    expect(bad.out.join('')).toBe(`BROKEN ${file}:3: seq 3: hash does not match the record content\n`);
+
+    lines[2] = '{not json';
+    await writeFile(file, lines.join('\n'));
+    const garbage = io();
+    expect(await runAuditCli(['verify', file], garbage.io)).toBe(1);
+    expect(garbage.out.join('')).toMatch(/:3: seq 3: line is not valid JSON/);
+  });
+
+  it('handles usage errors and help', async () => {
+    const a = io();
+    expect(await runAuditCli([], a.io)).toBe(2);
+    const b = io();
+    expect(await runAuditCli(['verify', '--help'], b.io)).toBe(0);
+    expect(b.out.join('')).toMatch(/Usage: warden audit verify FILE/);
+    const c = io();
+    expect(await runAuditCli(['verify', join(dir, 'missing.jsonl')], c.io)).toBe(2);
+    expect(c.err.join('')).toMatch(/ENOENT/);
+    const d = io();
+    expect(await runAuditCli(['frobnicate'], d.io)).toBe(2);
+  });
+});
