@@ -6,7 +6,7 @@
  * `upstream_timeout` carrying the HTTP status only — never the upstream body, which may echo
  * the prompt.
  */
-import { Pool } from 'undici';
+import { Pool, type Dispatcher } from 'undici';
 import { WardenError, isWardenError } from '../pipeline/errors.js';
 import type { ModelProvider } from '../pipeline/ports.js';
 import type { CompletionChunk, CompletionResult, UpstreamRequest } from '../pipeline/types.js';
@@ -27,10 +27,19 @@ export interface OpenAIProviderOptions {
   maxEventBytes?: number;
 }
 
-interface UpstreamResponse {
-  statusCode: number;
-  headers: Record<string, string | string[] | undefined>;
-  body: AsyncIterable<Buffer> & { destroy(err?: Error): unknown; dump?(): Promise<void> };
+type UpstreamResponse = Dispatcher.ResponseData;
+
+/** Reads and drops what is left of a body we will not use (keeps the connection reusable when small). */
+function discard(res: UpstreamResponse): void {
+  res.body.dump({ limit: 64 * 1024 }).catch(() => {
+    // The connection is closed instead; nothing to report.
+  });
+}
+
+/** Closes a body mid-read; the error undici emits for it is expected, not unhandled. */
+function abandon(res: UpstreamResponse): void {
+  res.body.on('error', () => {});
+  res.body.destroy();
 }
 
 const TIMEOUT_CODES = new Set(['UND_ERR_CONNECT_TIMEOUT', 'UND_ERR_HEADERS_TIMEOUT', 'UND_ERR_BODY_TIMEOUT']);
@@ -126,13 +135,13 @@ export function createOpenAIProvider(opts: OpenAIProviderOptions): ModelProvider
     if (request.signal.aborted) throw upstreamFailure(undefined, request.signal, name);
     let res: UpstreamResponse;
     try {
-      res = (await pool.request({ method: 'POST', path, headers, body: bodyFor(request, stream), signal: request.signal })) as UpstreamResponse;
+      res = await pool.request({ method: 'POST', path, headers, body: bodyFor(request, stream), signal: request.signal });
     } catch (err) {
       throw upstreamFailure(err, request.signal, name);
     }
     if (res.statusCode >= 300) {
       // Discard the body unread: it may quote the prompt back.
-      res.body.destroy();
+      discard(res);
       throw new WardenError('upstream_error', `provider ${name} answered HTTP ${res.statusCode}`, {
         details: { provider: name, status: res.statusCode },
       });
@@ -148,10 +157,10 @@ export function createOpenAIProvider(opts: OpenAIProviderOptions): ModelProvider
       const parts: Buffer[] = [];
       let size = 0;
       try {
-        for await (const chunk of res.body) {
+        for await (const chunk of res.body as AsyncIterable<Buffer>) {
           size += chunk.length;
           if (size > maxResponseBytes) {
-            res.body.destroy();
+            abandon(res);
             throw invalid(name, 'a response larger than the limit');
           }
           parts.push(chunk);
@@ -174,7 +183,7 @@ export function createOpenAIProvider(opts: OpenAIProviderOptions): ModelProvider
       const res = await send(request, true);
       const contentType = String(res.headers['content-type'] ?? '');
       if (!contentType.startsWith('text/event-stream')) {
-        res.body.destroy();
+        discard(res);
         throw invalid(name, `content type ${contentType.split(';')[0] || '(none)'} instead of an event stream`);
       }
       const parser = new SseParser(maxEventChars);
@@ -182,7 +191,7 @@ export function createOpenAIProvider(opts: OpenAIProviderOptions): ModelProvider
       let done = false;
       let finished = false;
       try {
-        for await (const buf of res.body) {
+        for await (const buf of res.body as AsyncIterable<Buffer>) {
           // After [DONE], drain what is left (normally nothing) so the keep-alive connection
           // returns to the pool instead of being torn down.
           if (done) continue;
@@ -224,7 +233,7 @@ export function createOpenAIProvider(opts: OpenAIProviderOptions): ModelProvider
       } finally {
         // Consumer stopped early or something failed: close the upstream request (and its socket)
         // now rather than reading an answer nobody will see.
-        if (!done) res.body.destroy();
+        if (!done) abandon(res);
       }
     },
 

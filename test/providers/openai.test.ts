@@ -1,0 +1,300 @@
+import { createServer } from 'node:http';
+import type { AddressInfo } from 'node:net';
+import { afterEach, describe, expect, it } from 'vitest';
+import { createOpenAIProvider } from '../../src/providers/index.js';
+import type { ModelProvider } from '../../src/pipeline/ports.js';
+import type { CompletionChunk, UpstreamRequest } from '../../src/pipeline/index.js';
+import { WardenError } from '../../src/pipeline/index.js';
+import { chunk, completion, sse, sseHead, startUpstream, usageChunk, type FakeUpstream } from './fake-upstream.js';
+
+const KEY = 'sk-CANARY-SECRET-9f8e7d';
+const PROMPT_CANARY = 'CANARY-PROMPT-5a4b3c';
+
+let upstream: FakeUpstream | undefined;
+let provider: ModelProvider | undefined;
+
+afterEach(async () => {
+  await provider?.close();
+  await upstream?.close();
+  provider = undefined;
+  upstream = undefined;
+});
+
+function request(over: Partial<UpstreamRequest> = {}): UpstreamRequest {
+  return {
+    model: 'gpt-4o-mini',
+    messages: [{ role: 'user', content: `summarise ${PROMPT_CANARY}` }],
+    stream: false,
+    params: {},
+    signal: new AbortController().signal,
+    ...over,
+  };
+}
+
+function make(baseUrl: string, timeouts?: { connectMs?: number; headersMs?: number; bodyMs?: number }): ModelProvider {
+  provider = createOpenAIProvider({ name: 'openai', baseUrl, getApiKey: async () => KEY, timeouts, connections: 4 });
+  return provider;
+}
+
+async function collect(iterable: AsyncIterable<CompletionChunk>): Promise<CompletionChunk[]> {
+  const out: CompletionChunk[] = [];
+  for await (const c of iterable) out.push(c);
+  return out;
+}
+
+async function failure(p: Promise<unknown>): Promise<WardenError> {
+  try {
+    await p;
+  } catch (err) {
+    expect(err).toBeInstanceOf(WardenError);
+    const e = err as WardenError;
+    // Never the key, never the prompt, in what a caller or a log could see.
+    const visible = `${e.message} ${JSON.stringify(e.details ?? {})}`;
+    expect(visible).not.toContain('CANARY');
+    return e;
+  }
+  throw new Error('expected a failure');
+}
+
+describe('OpenAI-compatible provider', () => {
+  it('sends the documented request: path, bearer key, JSON body built from the upstream request', async () => {
+    upstream = await startUpstream();
+    const p = make(upstream.baseUrl);
+    const result = await p.complete(
+      request({
+        max_tokens: 50,
+        tools: [{ type: 'function', function: { name: 'lookup', parameters: { type: 'object' } } }],
+        params: { temperature: 0.2, model: 'sneaky-override', stream: true, messages: [] },
+        traceparent: '00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01',
+      }),
+    );
+    const sent = upstream.received[0]!;
+    expect(sent.method).toBe('POST');
+    expect(sent.url).toBe('/v1/chat/completions');
+    expect(sent.headers.authorization).toBe(`Bearer ${KEY}`);
+    expect(sent.headers['content-type']).toBe('application/json');
+    expect(sent.headers.traceparent).toBe('00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01');
+    expect(sent.body).toEqual({
+      model: 'gpt-4o-mini',
+      messages: [{ role: 'user', content: `summarise ${PROMPT_CANARY}` }],
+      stream: false,
+      temperature: 0.2,
+      max_tokens: 50,
+      tools: [{ type: 'function', function: { name: 'lookup', parameters: { type: 'object' } } }],
+    });
+    expect(result).toEqual({
+      id: 'chatcmpl-test',
+      model: 'gpt-4o-mini',
+      created: 1700000000,
+      choices: [{ index: 0, message: { role: 'assistant', content: 'Hello there' }, finish_reason: 'stop' }],
+      usage: { prompt_tokens: 11, completion_tokens: 3, total_tokens: 14 },
+    });
+  });
+
+  it('keeps a base path and query from base_url, and omits Authorization when no key is configured', async () => {
+    upstream = await startUpstream();
+    provider = createOpenAIProvider({ name: 'local', baseUrl: upstream.baseUrl.replace('/v1', '/openai/v1/?api-version=1') });
+    await provider.complete(request());
+    expect(upstream.received[0]!.url).toBe('/openai/v1/chat/completions?api-version=1');
+    expect(upstream.received[0]!.headers.authorization).toBeUndefined();
+  });
+
+  it('streams SSE into chunks, asking for usage', async () => {
+    upstream = await startUpstream();
+    const chunks = await collect(make(upstream.baseUrl).stream(request({ stream: true })));
+    expect(upstream.received[0]!.body).toMatchObject({ stream: true, stream_options: { include_usage: true } });
+    expect(upstream.received[0]!.headers.accept).toBe('text/event-stream');
+    expect(chunks.map((c) => c.choices[0]?.delta.content ?? '').join('')).toBe('Hello there');
+    expect(chunks[3]!.choices[0]!.finish_reason).toBe('stop');
+    expect(chunks[4]).toEqual({ id: 'chatcmpl-test', model: 'gpt-4o-mini', created: 1700000000, choices: [], usage: usageChunk.usage });
+  });
+
+  it('reuses keep-alive connections across requests, streaming or not', async () => {
+    upstream = await startUpstream();
+    const p = make(upstream.baseUrl);
+    for (const kind of ['complete', 'stream', 'complete', 'stream', 'complete', 'complete']) {
+      if (kind === 'complete') await p.complete(request());
+      else await collect(p.stream(request({ stream: true })));
+    }
+    expect(upstream.received).toHaveLength(6);
+    // undici may open a second connection while the first is being released; never one per request.
+    expect(upstream.sockets.length).toBeLessThanOrEqual(2);
+    expect(upstream.sockets.every((s) => !s.isClosed())).toBe(true);
+  });
+
+  it('upstream down (connection refused) is upstream_error', async () => {
+    const server = createServer();
+    await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
+    const { port } = server.address() as AddressInfo;
+    await new Promise<void>((r) => server.close(() => r()));
+    const e = await failure(make(`http://127.0.0.1:${port}/v1`).complete(request()));
+    expect(e.code).toBe('upstream_error');
+    expect(e.details).toMatchObject({ provider: 'openai', reason: 'ECONNREFUSED' });
+  });
+
+  it('slow upstream (no headers within the timeout) is upstream_timeout', async () => {
+    upstream = await startUpstream(() => {
+      /* never answers */
+    });
+    const e = await failure(make(upstream.baseUrl, { headersMs: 150 }).complete(request()));
+    expect(e.code).toBe('upstream_timeout');
+    expect(e.details).toMatchObject({ phase: 'headers' });
+  });
+
+  it('a stream that stalls mid-body is upstream_timeout', async () => {
+    upstream = await startUpstream((_req, res) => {
+      sseHead(res);
+      sse(res, chunk({ role: 'assistant', content: 'Hel' }));
+    });
+    const it = make(upstream.baseUrl, { bodyMs: 150 }).stream(request({ stream: true }))[Symbol.asyncIterator]();
+    expect((await it.next()).value?.choices[0]?.delta.content).toBe('Hel');
+    const e = await failure(it.next());
+    expect(e.code).toBe('upstream_timeout');
+    expect(e.details).toMatchObject({ phase: 'body' });
+  });
+
+  it('HTTP 500 and 401 are upstream_error with the status, never the upstream body', async () => {
+    upstream = await startUpstream((req, res) => {
+      res.writeHead(req.headers['x-case'] === '401' ? 401 : 500, { 'content-type': 'application/json' });
+      // Upstreams sometimes quote the request back in their error: it must not surface.
+      res.end(JSON.stringify({ error: { message: `bad prompt: ${JSON.stringify(req.body)}` } }));
+    });
+    const p = make(upstream.baseUrl);
+    const e500 = await failure(p.complete(request()));
+    expect(e500.code).toBe('upstream_error');
+    expect(e500.details).toMatchObject({ status: 500 });
+    expect(e500.message).toBe('provider openai answered HTTP 500');
+    const e500s = await failure(collect(p.stream(request({ stream: true }))));
+    expect(e500s.details).toMatchObject({ status: 500 });
+    upstream.handle((_req, res) => {
+      res.writeHead(401);
+      res.end(`no such key ${KEY}`);
+    });
+    const e401 = await failure(p.complete(request()));
+    expect(e401.details).toMatchObject({ status: 401 });
+  });
+
+  it('garbage bodies are upstream_error', async () => {
+    const bodies = ['<html>502 Bad Gateway</html>', JSON.stringify({ ok: true }), JSON.stringify({ ...completion('x'), choices: [] }), ''];
+    let i = 0;
+    upstream = await startUpstream((_req, res) => {
+      res.writeHead(200, { 'content-type': 'application/json' });
+      res.end(bodies[i++]);
+    });
+    const p = make(upstream.baseUrl);
+    for (let n = 0; n < bodies.length; n++) {
+      const e = await failure(p.complete(request()));
+      expect(e.code).toBe('upstream_error');
+      expect(e.message).toMatch(/^provider openai returned a body that is not (JSON|a chat completion)$/);
+    }
+  });
+
+  it('garbage streams are upstream_error: wrong content type, bad JSON event, error event, truncated', async () => {
+    const cases: Array<(res: import('node:http').ServerResponse) => void> = [
+      (res) => {
+        res.writeHead(200, { 'content-type': 'application/json' });
+        res.end(JSON.stringify(completion('x')));
+      },
+      (res) => {
+        sseHead(res);
+        sse(res, '{not json');
+        res.end();
+      },
+      (res) => {
+        sseHead(res);
+        sse(res, chunk({ content: 'a' }));
+        sse(res, { error: { message: `overloaded ${PROMPT_CANARY}` } });
+        res.end();
+      },
+      (res) => {
+        sseHead(res);
+        sse(res, chunk({ content: 'a' }));
+        res.end('data: {"id":');
+      },
+      (res) => {
+        sseHead(res);
+        sse(res, chunk({ content: 'a' }));
+        res.end();
+      },
+    ];
+    let i = 0;
+    upstream = await startUpstream((_req, res) => cases[i++]!(res));
+    const p = make(upstream.baseUrl);
+    const messages: string[] = [];
+    for (let n = 0; n < cases.length; n++) {
+      const e = await failure(collect(p.stream(request({ stream: true }))));
+      expect(e.code).toBe('upstream_error');
+      messages.push(e.message);
+    }
+    expect(messages).toEqual([
+      'provider openai returned content type application/json instead of an event stream',
+      'provider openai returned a stream event that is not JSON',
+      'provider openai returned an error in the stream',
+      'provider openai returned a stream that ended early',
+      'provider openai returned a stream that ended early',
+    ]);
+  });
+
+  it('a stream that ends after a finish_reason without [DONE] is complete', async () => {
+    upstream = await startUpstream((_req, res) => {
+      sseHead(res);
+      sse(res, chunk({ content: 'ok' }));
+      sse(res, chunk({}, 'stop'));
+      res.end();
+    });
+    const chunks = await collect(make(upstream.baseUrl).stream(request({ stream: true })));
+    expect(chunks).toHaveLength(2);
+  });
+
+  it('aborting mid-stream cancels and closes the upstream socket', async () => {
+    upstream = await startUpstream((_req, res) => {
+      sseHead(res);
+      sse(res, chunk({ role: 'assistant', content: 'first' }));
+      // ... and then keeps the stream open, as a long generation would
+    });
+    const ac = new AbortController();
+    const it = make(upstream.baseUrl).stream(request({ stream: true, signal: ac.signal }))[Symbol.asyncIterator]();
+    expect((await it.next()).value?.choices[0]?.delta.content).toBe('first');
+    const pending = it.next();
+    ac.abort();
+    const e = await failure(pending);
+    expect(e.code).toBe('cancelled');
+    await upstream.sockets[0]!.closed;
+    expect(upstream.sockets[0]!.isClosed()).toBe(true);
+  });
+
+  it('a consumer that stops reading (return) closes the upstream socket', async () => {
+    upstream = await startUpstream((_req, res) => {
+      sseHead(res);
+      sse(res, chunk({ role: 'assistant', content: 'first' }));
+    });
+    const it = make(upstream.baseUrl).stream(request({ stream: true }))[Symbol.asyncIterator]();
+    await it.next();
+    await it.return?.();
+    await upstream.sockets[0]!.closed;
+    expect(upstream.sockets[0]!.isClosed()).toBe(true);
+  });
+
+  it('an aborted request is not sent', async () => {
+    upstream = await startUpstream();
+    const ac = new AbortController();
+    ac.abort();
+    const e = await failure(make(upstream.baseUrl).complete(request({ signal: ac.signal })));
+    expect(e.code).toBe('cancelled');
+    expect(upstream.received).toHaveLength(0);
+  });
+
+  it('a key that cannot be resolved is secret_unavailable and nothing is sent', async () => {
+    upstream = await startUpstream();
+    provider = createOpenAIProvider({
+      name: 'openai',
+      baseUrl: upstream.baseUrl,
+      getApiKey: async () => {
+        throw new Error(`ENOENT reading ${KEY}`);
+      },
+    });
+    const e = await failure(provider.complete(request()));
+    expect(e.code).toBe('secret_unavailable');
+    expect(upstream.received).toHaveLength(0);
+  });
+});
