@@ -24,6 +24,13 @@ import type { DocNode, Frame, RulePlan, TermPlan, VK } from './tree.js';
 // Values
 // ---------------------------------------------------------------------------------------------
 
+/** Lookup in a base document, where `data.x[2]` finds the key "2" as OPA's store does. */
+export function lookupBase(v: Value, key: Value): Value | undefined {
+  const x = lookup(v, key);
+  if (x !== undefined || (typeof key !== 'number' && typeof key !== 'bigint')) return x;
+  return isPlainObject(v) ? objectGet(v, String(key)) : undefined;
+}
+
 export function lookup(v: Value, key: Value): Value | undefined {
   if (v === null || typeof v !== 'object') return undefined;
   if (Array.isArray(v)) {
@@ -79,11 +86,11 @@ export function allBound(f: Frame, slots: readonly number[]): boolean {
 // ---------------------------------------------------------------------------------------------
 
 /** Applies path terms `path[i..]` to `v`, enumerating where a term is an unbound variable. */
-export function walkValue(c: Ctx, f: Frame, v: Value, path: readonly TermPlan[], i: number, k: VK): boolean {
+export function walkValue(c: Ctx, f: Frame, v: Value, path: readonly TermPlan[], i: number, k: VK, lk: typeof lookup = lookup): boolean {
   while (i < path.length) {
     const p = path[i]!;
     if (p.constant !== undefined) {
-      const x = lookup(v, p.constant);
+      const x = lk(v, p.constant);
       if (x === undefined) return false;
       v = x;
       i++;
@@ -93,11 +100,11 @@ export function walkValue(c: Ctx, f: Frame, v: Value, path: readonly TermPlan[],
     if (allBound(f, p.inSlots)) {
       const cur = v;
       return p.eval(c, f, (key) => {
-        const x = lookup(cur, key);
-        return x === undefined ? false : walkValue(c, f, x, path, j, k);
+        const x = lk(cur, key);
+        return x === undefined ? false : walkValue(c, f, x, path, j, k, lk);
       });
     }
-    return enumerate(c, v, (key, x) => p.match(c, f, key, () => walkValue(c, f, x, path, j, k)));
+    return enumerate(c, v, (key, x) => p.match(c, f, key, () => walkValue(c, f, x, path, j, k, lk)));
   }
   return k(v);
 }
@@ -130,13 +137,13 @@ export function walkData(
     const v = materialize(c, node, base, ov);
     return v === undefined ? false : k(v);
   }
-  if (node === null && ov === undefined) return base === undefined ? false : walkValue(c, f, base, path, i, k);
+  if (node === null && ov === undefined) return base === undefined ? false : walkValue(c, f, base, path, i, k, lookupBase);
   const p = path[i]!;
   const step = (key: Value): boolean => {
     const ovc = overrideChild(ov, key);
     if (ovc?.has) return walkValue(c, f, ovc.value!, path, i + 1, k);
     const child = node !== null && typeof key === 'string' ? (node.children.get(key) ?? null) : null;
-    const baseChild = base === undefined ? undefined : lookup(base, key);
+    const baseChild = base === undefined ? undefined : lookupBase(base, key);
     if (child === null && ovc === undefined) {
       if (node !== null && node.kind !== undefined) {
         // an object rule node with sub-nodes: look the key up in its merged value
@@ -144,7 +151,7 @@ export function walkData(
         const x = v === undefined ? undefined : lookup(v, key);
         return x === undefined ? false : walkValue(c, f, x, path, i + 1, k);
       }
-      return baseChild === undefined ? false : walkValue(c, f, baseChild, path, i + 1, k);
+      return baseChild === undefined ? false : walkValue(c, f, baseChild, path, i + 1, k, lookupBase);
     }
     return walkData(c, f, child, baseChild, ovc, path, i + 1, k);
   };
@@ -176,12 +183,15 @@ export function materialize(c: Ctx, node: DocNode | null, base: Value | undefine
     }
     if (base !== undefined && base !== null && typeof base === 'object' && !Array.isArray(base) && !(base instanceof RegoSet)) {
       for (const [k, x] of objectEntries(base as PlainObject)) {
-        if (typeof k === 'string' && node.children.has(k)) continue;
+        if (typeof k === 'string' && node.children.has(k) && node.children.get(k)!.kind === undefined) continue;
         if (seen.has(keyOf(k))) continue;
+        seen.add(keyOf(k));
         entries.push([k, x]);
       }
     }
     for (const [k, child] of node.children) {
+      // a base document at a rule's path takes precedence, as in OPA's store
+      if (child.kind !== undefined && seen.has(keyOf(k))) continue;
       const cv = materialize(c, child, base === undefined ? undefined : lookup(base, k), overrideChild(ov, k));
       if (cv !== undefined) entries.push([k, cv]);
     }
@@ -362,7 +372,7 @@ export function callFunction(c: Ctx, node: DocNode, args: Value[]): Value | unde
         }),
       );
     }
-    return result;
+    return result === undefined ? node.defaultValue : result;
   } finally {
     b.depth--;
   }

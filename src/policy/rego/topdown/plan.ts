@@ -309,7 +309,7 @@ export class Planner {
         if (c.mocks !== undefined) {
           const m = c.mocks.get(name);
           if (m !== undefined) {
-            const r = m.kind === 'value' ? m.value : m.call(c, vals);
+            const r = m.kind === 'value' ? m.value : m.call(unmocked(c), vals);
             return r === undefined ? false : k(r);
           }
         }
@@ -332,7 +332,7 @@ export class Planner {
         if (c.mocks !== undefined) {
           const m = c.mocks.get(name);
           if (m !== undefined) {
-            const r = m.kind === 'value' ? m.value : m.call(c, vals);
+            const r = m.kind === 'value' ? m.value : m.call(unmocked(c), vals);
             return r === undefined ? false : k(r);
           }
         }
@@ -349,12 +349,7 @@ export class Planner {
     }
     const node = this.nodeAt(fn.path);
     if (!node || node.kind !== 'function') throw new RegoError('rego_type_error', `undefined function ${fn.name}`, loc);
-    return (c, args) => {
-      // A mock may itself be mocked (`with f as g with g as h`): honour the chain.
-      const m = c.mocks?.get(node.name);
-      if (m !== undefined && m.kind === 'fn') return m.call(c, args);
-      return callFunction(c, node, args);
-    };
+    return (c, args) => callFunction(c, node, args);
   }
 
   body(exprs: IExpr[]): ExprFn {
@@ -462,6 +457,11 @@ export class Planner {
       return go(0);
     };
   }
+}
+
+/** A replacement function runs without the mocks in force (it may call the original). */
+function unmocked(c: Ctx): Ctx {
+  return new Ctx(c.budget, c.input, c.overrides, undefined);
 }
 
 function seq(fns: ExprFn[], i: number): ExprFn {

@@ -86,7 +86,8 @@ export function compileModules(modules: Module[], baseData: Value): CompiledTree
       const { path, dyn } = staticSplit(m.package.path, rule);
       let node = root;
       for (const p of path) node = node.child(p);
-      const kind = rule.head.kind;
+      // A ref head with a non-string key (`p[0] := 1`) defines an object, whatever the parser called it.
+      const kind = rule.head.kind === 'complete' && dyn.length > 0 ? 'object' : rule.head.kind;
       if (node.kind !== undefined && node.kind !== kind) {
         throw new RegoError('rego_type_error', `conflicting rules ${node.name} found`, rule.loc);
       }
@@ -180,7 +181,11 @@ function collectTerm(t: ITerm, out: Set<string>): void {
       const p: string[] = [];
       for (const x of t.path) {
         if (x.t === 'const' && typeof x.v === 'string') p.push(x.v);
-        else break;
+        else {
+          // A constant non-string key names no rule (rule paths are strings).
+          if (x.t === 'const') p.push('\u0001');
+          break;
+        }
       }
       out.add(p.join('\u0000'));
       for (const x of t.path) collectTerm(x, out);

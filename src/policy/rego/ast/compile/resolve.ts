@@ -92,7 +92,16 @@ function exprVars(e: Expr, out: Set<string>): void {
     case 'some':
       break;
   }
-  for (const w of e.with) termVars(w.value, out);
+  for (const w of e.with) {
+    // `with count as sum`: a built-in's name is not a variable
+    const v = w.value;
+    if (v.type === 'var' && BUILTINS.has(v.name)) continue;
+    if (v.type === 'ref' && v.head.type === 'var' && v.path.every((p) => p.type === 'string')) {
+      const name = [v.head.name, ...v.path.map((p) => (p as { value: string }).value)].join('.');
+      if (BUILTINS.has(name)) continue;
+    }
+    termVars(v, out);
+  }
 }
 
 export class Resolver {
@@ -114,26 +123,24 @@ export class Resolver {
     return name === 'input' || name === 'data' || this.env.imports.has(name) || this.env.ruleNames.has(name);
   }
 
-  /** Resolves a body in `scope` (declaring its locals there). */
+  /**
+   * Resolves a body in `scope`. As in OPA, variables declared with `:=`, `some` or `some … in`
+   * are declared where they appear (a comprehension before the declaration has its own
+   * variable of that name); other variables are unification variables of the whole body.
+   */
   body(body: Body, scope: Scope): IExpr[] {
-    // Explicit declarations shadow globals and outer locals.
+    const declared = new Set<string>();
     for (const e of body) {
-      if (e.kind === 'some') for (const v of e.vars) scope.declare(v.name);
-      else if (e.kind === 'assign') {
-        const vs = new Set<string>();
-        termVars(e.left, vs);
-        for (const v of vs) if (!scope.names.has(v)) scope.declare(v);
-      } else if (e.kind === 'somein') {
-        const vs = new Set<string>();
-        if (e.key) termVars(e.key, vs);
-        termVars(e.value, vs);
-        for (const v of vs) scope.declare(v);
+      if (e.kind === 'some') for (const v of e.vars) declared.add(v.name);
+      else if (e.kind === 'assign') termVars(e.left, declared);
+      else if (e.kind === 'somein') {
+        if (e.key) termVars(e.key, declared);
+        termVars(e.value, declared);
       }
     }
-    // Implicit locals: names that are neither declared anywhere in scope nor global.
     const used = new Set<string>();
     for (const e of body) exprVars(e, used);
-    for (const v of used) if (scope.lookup(v) === undefined && !this.isGlobal(v)) scope.declare(v);
+    for (const v of used) if (!declared.has(v) && scope.lookup(v) === undefined && !this.isGlobal(v)) scope.declare(v);
     const out: IExpr[] = [];
     for (const e of body) {
       const r = this.expr(e, scope);
@@ -222,19 +229,31 @@ export class Resolver {
     const base = { negated: e.negated, with: this.withs(e.with, scope), loc: e.loc };
     switch (e.kind) {
       case 'some':
+        for (const v of e.vars) scope.declare(v.name);
         return undefined;
-      case 'assign':
-        return { ...base, k: 'unify', left: this.term(e.left, scope), right: this.term(e.right, scope) };
+      case 'assign': {
+        const right = this.term(e.right, scope);
+        const vs = new Set<string>();
+        termVars(e.left, vs);
+        for (const v of vs) scope.declare(v);
+        return { ...base, k: 'unify', left: this.term(e.left, scope), right };
+      }
       case 'unify':
         return { ...base, k: 'unify', left: this.term(e.left, scope), right: this.term(e.right, scope) };
-      case 'somein':
+      case 'somein': {
+        const coll = this.term(e.collection, scope);
+        const vs = new Set<string>();
+        if (e.key) termVars(e.key, vs);
+        termVars(e.value, vs);
+        for (const v of vs) scope.declare(v);
         return {
           ...base,
           k: 'somein',
           ...(e.key ? { key: this.term(e.key, scope) } : {}),
           value: this.term(e.value, scope),
-          coll: this.term(e.collection, scope),
+          coll,
         };
+      }
       case 'every': {
         const inner = this.newScope(scope);
         const vs = new Set<string>();

@@ -231,7 +231,7 @@ export function checkBound(t: ITerm, bound: Names): void {
   const inputs = new Set<string>();
   const outputs = new Set<string>();
   analyze(t, false, inputs, outputs);
-  for (const v of [...inputs, ...outputs]) {
+  for (const v of inputs) {
     if (!bound.has(v)) throw new RegoError('rego_unsafe_var_error', `var ${displayName(v)} is unsafe`, t.loc);
   }
 }

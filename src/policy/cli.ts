@@ -1,0 +1,233 @@
+/**
+ * `warden policy …`: evaluate queries, run policy unit tests and check policies with the
+ * built-in Rego engine, printing what `opa eval --format json` / `opa test` / `opa check` print,
+ * so that platform teams need no `opa` binary. `argv` is what follows `warden policy`.
+ * Errors are one line each (`file:line:col: code: message`), never a stack trace.
+ */
+import { readFile } from 'node:fs/promises';
+import { parse as parseYaml } from 'yaml';
+import { RegoError, loadRegoPolicy, type RegoPolicy } from './rego/index.js';
+import { formatRegoError } from './rego/errors.js';
+
+interface Io {
+  stdout: NodeJS.WritableStream;
+  stderr: NodeJS.WritableStream;
+}
+
+const HELP: Record<string, string> = {
+  main: `Usage: warden policy <command> [options]
+
+Commands:
+  eval   Evaluate a Rego query against policies, data and an input
+  test   Run the test_ rules of Rego policies
+  check  Parse and compile policies, reporting errors
+
+Run 'warden policy <command> --help' for a command's options.
+`,
+  eval: `Usage: warden policy eval -d PATH... [-i INPUT] QUERY
+
+Evaluates QUERY (e.g. data.warden.decision) and prints the result as
+'opa eval --format json' does: {"result":[{"expressions":[…],"bindings":{…}}]},
+or {} when the query is undefined.
+
+Options:
+  -d, --data PATH    a .rego, .json or .yaml file or a directory (repeatable)
+  -i, --input FILE   the input document (JSON or YAML)
+      --strict       raise built-in errors instead of treating them as undefined
+  -h, --help         show this help
+`,
+  test: `Usage: warden policy test PATH... [-v]
+
+Runs every rule whose name starts with test_ in the given files and directories,
+as 'opa test' does. Exits 1 when a test fails or a policy does not compile.
+
+Options:
+  -v, --verbose      print a line per test
+  -h, --help         show this help
+`,
+  check: `Usage: warden policy check PATH...
+
+Parses and compiles the given policies and prints each error as
+file:line:col: code: message. Exits 1 when there is an error.
+
+Options:
+  -h, --help         show this help
+`,
+};
+
+class UsageError extends Error {}
+
+function jsonText(v: unknown, indent = 2): string {
+  const marker = '@@bigint@@:';
+  const text = JSON.stringify(v, (_k, x: unknown) => (typeof x === 'bigint' ? marker + x.toString() : x), indent);
+  return text.replace(/"@@bigint@@:(-?\d+)"/g, '$1');
+}
+
+function errorLine(e: unknown): string {
+  if (e instanceof RegoError) return formatRegoError(e.code, e.message, e.location);
+  if (e instanceof Error) return e.message;
+  return String(e);
+}
+
+async function readInput(file: string): Promise<unknown> {
+  let text: string;
+  try {
+    text = await readFile(file, 'utf8');
+  } catch {
+    throw new UsageError(`${file}: cannot read input file`);
+  }
+  try {
+    return file.endsWith('.yaml') || file.endsWith('.yml') ? parseYaml(text) : JSON.parse(text);
+  } catch (e) {
+    throw new UsageError(`${file}: cannot parse input: ${e instanceof Error ? e.message.split('\n')[0] : String(e)}`);
+  }
+}
+
+async function cmdEval(args: string[], io: Io): Promise<number> {
+  const data: string[] = [];
+  let input: string | undefined;
+  let strict = false;
+  const rest: string[] = [];
+  for (let i = 0; i < args.length; i++) {
+    const a = args[i]!;
+    if (a === '-d' || a === '--data') data.push(need(args, ++i, a));
+    else if (a.startsWith('--data=')) data.push(a.slice(7));
+    else if (a === '-i' || a === '--input') input = need(args, ++i, a);
+    else if (a.startsWith('--input=')) input = a.slice(8);
+    else if (a === '--strict' || a === '--strict-builtin-errors') strict = true;
+    else if (a === '--format' || a === '-f') {
+      const fmt = need(args, ++i, a);
+      if (fmt !== 'json') throw new UsageError(`unsupported format ${fmt}: only json`);
+    } else if (a.startsWith('-') && a !== '-') throw new UsageError(`unknown option ${a}`);
+    else rest.push(a);
+  }
+  if (rest.length !== 1) throw new UsageError('want exactly one QUERY');
+  const policy = await loadRegoPolicy(data);
+  const inputDoc = input === undefined ? undefined : await readInput(input);
+  const results = policy.queryResults(rest[0]!, inputDoc, { strictBuiltinErrors: strict });
+  if (results.length === 0) {
+    io.stdout.write('{}\n');
+    return 0;
+  }
+  const out = results.map((r) => (Object.keys(r.bindings).length > 0 ? r : { expressions: r.expressions }));
+  io.stdout.write(jsonText({ result: out }) + '\n');
+  return 0;
+}
+
+function need(args: string[], i: number, flag: string): string {
+  const v = args[i];
+  if (v === undefined) throw new UsageError(`${flag} needs a value`);
+  return v;
+}
+
+function fmtDuration(ns: bigint): string {
+  const us = Number(ns) / 1000;
+  if (us < 1000) return `${us.toFixed(0)}µs`;
+  return `${(us / 1000).toFixed(1)}ms`;
+}
+
+async function cmdTest(args: string[], io: Io): Promise<number> {
+  let verbose = false;
+  const paths: string[] = [];
+  for (const a of args) {
+    if (a === '-v' || a === '--verbose') verbose = true;
+    else if (a.startsWith('-')) throw new UsageError(`unknown option ${a}`);
+    else paths.push(a);
+  }
+  if (paths.length === 0) throw new UsageError('want at least one PATH');
+  let policy: RegoPolicy;
+  try {
+    policy = await loadRegoPolicy(paths);
+  } catch (e) {
+    io.stderr.write(errorLine(e) + '\n');
+    io.stdout.write('0 passed, 0 failed\n');
+    return 1;
+  }
+  const tests = policy.testRules();
+  type Outcome = { name: string; file: string; status: 'PASS' | 'FAIL' | 'ERROR'; ns: bigint; error?: string };
+  const outcomes: Outcome[] = [];
+  for (const t of tests) {
+    const start = process.hrtime.bigint();
+    let status: Outcome['status'];
+    let error: string | undefined;
+    try {
+      const v = policy.evaluate(t.name, undefined);
+      status = v !== undefined && v !== false ? 'PASS' : 'FAIL';
+    } catch (e) {
+      status = 'ERROR';
+      error = errorLine(e);
+    }
+    outcomes.push({ name: t.name, file: t.location?.file ?? '', status, ns: process.hrtime.bigint() - start, ...(error ? { error } : {}) });
+  }
+  const failed = outcomes.filter((o) => o.status !== 'PASS');
+  const line = '-'.repeat(80);
+  if (failed.length > 0 && !verbose) {
+    io.stdout.write(`FAILURES\n${line}\n`);
+    for (const o of failed) io.stdout.write(`${o.name}: ${o.status}${o.error ? `\n  ${o.error}` : ''}\n`);
+    io.stdout.write(`\nSUMMARY\n${line}\n`);
+  }
+  if (verbose || failed.length > 0) {
+    const byFile = new Map<string, Outcome[]>();
+    for (const o of outcomes) byFile.set(o.file, [...(byFile.get(o.file) ?? []), o]);
+    for (const [file, list] of byFile) {
+      io.stdout.write(`${file}:\n`);
+      for (const o of list) {
+        if (!verbose && o.status === 'PASS') continue;
+        io.stdout.write(`${o.name}: ${o.status} (${fmtDuration(o.ns)})${o.error && verbose ? `\n  ${o.error}` : ''}\n`);
+      }
+    }
+    io.stdout.write(`${line}\n`);
+  }
+  const passed = outcomes.length - failed.length;
+  if (outcomes.length > 0) {
+    if (passed > 0) io.stdout.write(`PASS: ${passed}/${outcomes.length}\n`);
+    const fails = outcomes.filter((o) => o.status === 'FAIL').length;
+    const errs = outcomes.filter((o) => o.status === 'ERROR').length;
+    if (fails > 0) io.stdout.write(`FAIL: ${fails}/${outcomes.length}\n`);
+    if (errs > 0) io.stdout.write(`ERROR: ${errs}/${outcomes.length}\n`);
+  }
+  io.stdout.write(`${passed} passed, ${failed.length} failed\n`);
+  return failed.length > 0 ? 1 : 0;
+}
+
+async function cmdCheck(args: string[], io: Io): Promise<number> {
+  const paths = args.filter((a) => !a.startsWith('-'));
+  const unknown = args.find((a) => a.startsWith('-'));
+  if (unknown) throw new UsageError(`unknown option ${unknown}`);
+  if (paths.length === 0) throw new UsageError('want at least one PATH');
+  try {
+    await loadRegoPolicy(paths);
+  } catch (e) {
+    io.stderr.write(errorLine(e) + '\n');
+    return 1;
+  }
+  return 0;
+}
+
+export async function runPolicyCli(argv: string[], io: Io): Promise<number> {
+  const [cmd, ...args] = argv;
+  if (cmd === undefined || cmd === '-h' || cmd === '--help' || cmd === 'help') {
+    io.stdout.write(HELP.main!);
+    return cmd === undefined ? 2 : 0;
+  }
+  if (!(cmd in HELP) || cmd === 'main') {
+    io.stderr.write(`unknown command ${cmd}\n${HELP.main!}`);
+    return 2;
+  }
+  if (args.includes('-h') || args.includes('--help')) {
+    io.stdout.write(HELP[cmd]!);
+    return 0;
+  }
+  try {
+    if (cmd === 'eval') return await cmdEval(args, io);
+    if (cmd === 'test') return await cmdTest(args, io);
+    return await cmdCheck(args, io);
+  } catch (e) {
+    if (e instanceof UsageError) {
+      io.stderr.write(`${e.message}\n${HELP[cmd]!}`);
+      return 2;
+    }
+    io.stderr.write(errorLine(e) + '\n');
+    return 1;
+  }
+}
