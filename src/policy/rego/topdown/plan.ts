@@ -35,7 +35,8 @@ export function invokeBuiltin(c: Ctx, def: BuiltinDef, args: Value[], loc: Locat
     return def.fn(args, c.budget.bctx);
   } catch (e) {
     if (e instanceof BuiltinError) {
-      if (e.code === 'eval_type_error' || c.budget.bctx.strict) throw new RegoError(e.code, e.message, loc);
+      // As OPA: built-in errors (type errors included) make the call undefined unless strict.
+      if (c.budget.bctx.strict) throw new RegoError(e.code, e.message, loc);
       return undefined;
     }
     if (e instanceof RegoError) throw e;
