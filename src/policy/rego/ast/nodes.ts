@@ -17,7 +17,7 @@
  *   own expression kinds, because the evaluator handles them directly.
  */
 
-/** Where a node starts in its source. `row` and `col` are 1-based; `col` counts UTF-16 units. */
+/** Where a node starts in its source. `row` and `col` are 1-based; `col` counts code points, as OPA does. */
 export interface Location {
   readonly file: string;
   readonly row: number;
@@ -256,7 +256,17 @@ export interface EveryExpr extends ExprBase {
   readonly body: Body;
 }
 
-export type Expr = TermExpr | AssignExpr | UnifyExpr | SomeDeclExpr | SomeInExpr | EveryExpr;
+/**
+ * `not { a; b }`: succeeds when the body has no solution (OPA's newer "not body" syntax, enabled
+ * by `import rego.v2` or `import future.keywords.not`). `negated` is always true, so analyses
+ * that treat negated expressions as non-binding handle it without a special case.
+ */
+export interface NotBodyExpr extends ExprBase {
+  readonly kind: 'notbody';
+  readonly body: Body;
+}
+
+export type Expr = TermExpr | AssignExpr | UnifyExpr | SomeDeclExpr | SomeInExpr | EveryExpr | NotBodyExpr;
 
 export type ExprKind = Expr['kind'];
 
