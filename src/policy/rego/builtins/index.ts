@@ -14,8 +14,24 @@ import { CASTS } from './casts.js';
 import { ARRAYS } from './arrays.js';
 import { OBJECTS } from './objects.js';
 import { SETS } from './sets.js';
+import { REGEX } from './regex.js';
+import { GLOB } from './glob.js';
+import { ENCODING } from './encoding.js';
+import { TIME } from './time.js';
+import { NET } from './net.js';
+import { SEMVER_BUILTINS } from './semver.js';
+import { JWT } from './jwt.js';
+import { CRYPTO } from './crypto.js';
+import { UNITS } from './units.js';
+import { GRAPH } from './graph.js';
 
 export { BuiltinError, type BuiltinContext, type BuiltinDef } from './types.js';
+/** `walk(x, [path, value])` is a relation; the evaluator enumerates these pairs itself. */
+export { walkPairs } from './graph.js';
+/** Rego term text (as OPA prints values), for messages and `print`. */
+export { termString } from './terms.js';
+/** JSON text ↔ values, exact on big integers (for loading input/data files). */
+export { marshalJSON, unmarshalJSON, JSONSyntaxError } from './json.js';
 
 const ALL: BuiltinDef[] = [
   ...OPERATORS,
@@ -28,6 +44,16 @@ const ALL: BuiltinDef[] = [
   ...ARRAYS,
   ...OBJECTS,
   ...SETS,
+  ...REGEX,
+  ...GLOB,
+  ...ENCODING,
+  ...TIME,
+  ...NET,
+  ...SEMVER_BUILTINS,
+  ...JWT,
+  ...CRYPTO,
+  ...UNITS,
+  ...GRAPH,
 ];
 
 function table(defs: BuiltinDef[]): ReadonlyMap<string, BuiltinDef> {

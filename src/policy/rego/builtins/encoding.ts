@@ -1,0 +1,254 @@
+/**
+ * Serialisation built-ins: `json.*`, `yaml.*`, `base64.*`, `base64url.*`, `hex.*`,
+ * `urlquery.*`. Decoders are strict as Go's are (OPA accepts what Go accepts); error
+ * messages never quote the input, which may hold secrets.
+ */
+import YAML from 'yaml';
+import {
+  RegoSet,
+  compare,
+  defineKey,
+  normalizeInt,
+  objectEntries,
+  toJSON,
+  type PlainObject,
+  type Value,
+} from '../value.js';
+import type { BuiltinDef } from './types.js';
+import { builtinErr, def, elemErr, obj, str, typeErr } from './util.js';
+import { JSONSyntaxError, firstLine, marshalJSON, unmarshalJSON } from './json.js';
+
+// ---------------------------------------------------------------------------------------------
+// JSON
+// ---------------------------------------------------------------------------------------------
+
+function jsonUnmarshal(args: Value[]): Value {
+  const s = str('json.unmarshal', args, 0);
+  try {
+    return unmarshalJSON(s);
+  } catch (e) {
+    if (e instanceof JSONSyntaxError) throw builtinErr('json.unmarshal', e.message);
+    throw e;
+  }
+}
+
+function jsonMarshalWithOptions(args: Value[]): Value {
+  const v = args[0]!;
+  const opts = obj('json.marshal_with_options', args, 1);
+  let pretty: boolean | undefined;
+  let indent: string | undefined;
+  let prefix: string | undefined;
+  for (const [k, x] of objectEntries(opts)) {
+    if (k === 'pretty' && typeof x === 'boolean') pretty = x;
+    else if (k === 'indent' && typeof x === 'string') indent = x;
+    else if (k === 'prefix' && typeof x === 'string') prefix = x;
+    else throw builtinErr('json.marshal_with_options', `invalid option ${typeof k === 'string' ? k : '(non-string key)'}`);
+  }
+  // Giving an indent or prefix asks for pretty output unless `pretty: false` says otherwise.
+  const wantPretty = pretty ?? (indent !== undefined || prefix !== undefined);
+  return wantPretty ? marshalJSON(v, indent ?? '\t', prefix ?? '') : marshalJSON(v);
+}
+
+// ---------------------------------------------------------------------------------------------
+// YAML (OPA uses sigs.k8s.io/yaml over go-yaml v2: YAML 1.1 scalars, keys as strings)
+// ---------------------------------------------------------------------------------------------
+
+/** Converts parsed YAML (with bigint integers) to a Rego value. */
+function fromYAML(x: unknown): Value {
+  if (x === null || x === undefined) return null;
+  if (typeof x === 'bigint') return normalizeInt(x);
+  if (typeof x === 'number') return Number.isFinite(x) ? x : (() => {
+    throw new JSONSyntaxError('YAML value is not a finite number');
+  })();
+  if (typeof x === 'string' || typeof x === 'boolean') return x;
+  if (x instanceof Date) return x.toISOString();
+  if (Array.isArray(x)) return x.map(fromYAML);
+  if (x instanceof Map) {
+    const o: PlainObject = {};
+    for (const [k, v] of x) defineKey(o, typeof k === 'string' ? k : String(k), fromYAML(v));
+    return o;
+  }
+  if (typeof x === 'object') {
+    const o: PlainObject = {};
+    for (const [k, v] of Object.entries(x)) defineKey(o, k, fromYAML(v));
+    return o;
+  }
+  throw new JSONSyntaxError('unsupported YAML value');
+}
+
+const YAML_PARSE = { version: '1.1', intAsBigInt: true, maxAliasCount: 100, uniqueKeys: false } as const;
+
+function parseYAML(name: string, text: string): Value {
+  try {
+    const doc = YAML.parseDocument(text, YAML_PARSE);
+    if (doc.errors.length > 0) throw new JSONSyntaxError(firstLine(doc.errors[0]!.message));
+    return fromYAML(doc.toJS({ mapAsMap: true, maxAliasCount: 100 }));
+  } catch (e) {
+    if (e instanceof Error) throw builtinErr(name, firstLine(e.message));
+    throw e;
+  }
+}
+
+/** Plain data with sorted keys (sets become sorted arrays), for the YAML writer. */
+function sortedPlain(v: Value): unknown {
+  if (v === null || typeof v !== 'object') return v;
+  if (Array.isArray(v)) return v.map(sortedPlain);
+  if (v instanceof RegoSet) return v.sorted().map(sortedPlain);
+  const o: Record<string, unknown> = {};
+  for (const [k, x] of objectEntries(v).sort((a, b) => compare(a[0], b[0]))) {
+    const key = typeof k === 'string' ? k : JSON.stringify(toJSON(k));
+    Object.defineProperty(o, key, { value: sortedPlain(x), enumerable: true, writable: true, configurable: true });
+  }
+  return o;
+}
+
+// ---------------------------------------------------------------------------------------------
+// base64 / hex (strict as Go's decoders)
+// ---------------------------------------------------------------------------------------------
+
+const STD = /^[A-Za-z0-9+/]*$/;
+const URL = /^[A-Za-z0-9_-]*$/;
+
+/** Go base64 decoding: padded to a multiple of 4 (StdEncoding ignores \r and \n). */
+function decodeBase64(name: string, s: string, url: boolean): string {
+  const t = url ? s : s.replace(/[\r\n]/g, '');
+  const body = t.replace(/={1,2}$/, '');
+  const padding = t.length - body.length;
+  const ok =
+    t.length % 4 === 0 && (url ? URL : STD).test(body) && padding === (4 - (body.length % 4)) % 4 && body.length % 4 !== 1;
+  if (!ok) throw builtinErr(name, 'illegal base64 data');
+  return Buffer.from(body, url ? 'base64url' : 'base64').toString('utf8');
+}
+
+function isValidStdBase64(s: string): boolean {
+  try {
+    decodeBase64('base64.is_valid', s, false);
+    return true;
+  } catch {
+    return false;
+  }
+}
+
+// ---------------------------------------------------------------------------------------------
+// urlquery (Go net/url QueryEscape / QueryUnescape / Values.Encode)
+// ---------------------------------------------------------------------------------------------
+
+export function queryEscape(s: string): string {
+  let out = '';
+  for (const b of Buffer.from(s, 'utf8')) {
+    const c = String.fromCharCode(b);
+    if (/[A-Za-z0-9\-_.~]/.test(c)) out += c;
+    else if (c === ' ') out += '+';
+    else out += '%' + b.toString(16).toUpperCase().padStart(2, '0');
+  }
+  return out;
+}
+
+function queryUnescape(name: string, s: string): string {
+  const bytes: number[] = [];
+  const raw = Buffer.from(s, 'utf8');
+  for (let i = 0; i < raw.length; i++) {
+    const b = raw[i]!;
+    if (b === 0x25) {
+      const hex = raw.subarray(i + 1, i + 3).toString('latin1');
+      if (!/^[0-9a-fA-F]{2}$/.test(hex)) throw builtinErr(name, 'invalid URL escape');
+      bytes.push(parseInt(hex, 16));
+      i += 2;
+    } else bytes.push(b === 0x2b ? 0x20 : b);
+  }
+  return Buffer.from(bytes).toString('utf8');
+}
+
+function encodeObject(args: Value[]): Value {
+  const o = obj('urlquery.encode_object', args, 0);
+  const parts: string[] = [];
+  const entries = objectEntries(o).sort((a, b) => compare(a[0], b[0]));
+  for (const [k, v] of entries) {
+    if (typeof k !== 'string') throw typeErr('urlquery.encode_object', 1, k, 'string');
+    let values: Value[];
+    if (typeof v === 'string') values = [v];
+    else if (Array.isArray(v)) values = v;
+    else if (v instanceof RegoSet) values = v.sorted();
+    else throw typeErr('urlquery.encode_object', 1, v, 'string', 'array', 'set');
+    for (const x of values) {
+      if (typeof x !== 'string') throw elemErr('urlquery.encode_object', 1, v, x, 'string');
+      parts.push(queryEscape(k) + '=' + queryEscape(x));
+    }
+  }
+  return parts.join('&');
+}
+
+function decodeObject(args: Value[]): Value {
+  const s = str('urlquery.decode_object', args, 0);
+  const groups = new Map<string, string[]>();
+  for (const part of s.split('&')) {
+    if (part === '') continue;
+    if (part.includes(';')) throw builtinErr('urlquery.decode_object', 'invalid semicolon separator in query');
+    const eq = part.indexOf('=');
+    const k = queryUnescape('urlquery.decode_object', eq < 0 ? part : part.slice(0, eq));
+    const v = queryUnescape('urlquery.decode_object', eq < 0 ? '' : part.slice(eq + 1));
+    const list = groups.get(k);
+    if (list) list.push(v);
+    else groups.set(k, [v]);
+  }
+  const o: PlainObject = {};
+  for (const [k, v] of groups) defineKey(o, k, v);
+  return o;
+}
+
+export const ENCODING: BuiltinDef[] = [
+  def('json.marshal', 1, (args) => marshalJSON(args[0]!)),
+  def('json.marshal_with_options', 2, jsonMarshalWithOptions),
+  def('json.unmarshal', 1, jsonUnmarshal),
+  def('json.is_valid', 1, (args) => {
+    if (typeof args[0] !== 'string') return false;
+    try {
+      unmarshalJSON(args[0]);
+      return true;
+    } catch {
+      return false;
+    }
+  }),
+  def('yaml.marshal', 1, (args) =>
+    YAML.stringify(sortedPlain(args[0]!), { version: '1.1', indentSeq: false, lineWidth: 0 }),
+  ),
+  def('yaml.unmarshal', 1, (args) => parseYAML('yaml.unmarshal', str('yaml.unmarshal', args, 0))),
+  def('yaml.is_valid', 1, (args) => {
+    if (typeof args[0] !== 'string') return false;
+    try {
+      parseYAML('yaml.is_valid', args[0]);
+      return true;
+    } catch {
+      return false;
+    }
+  }),
+  def('base64.encode', 1, (a) => Buffer.from(str('base64.encode', a, 0), 'utf8').toString('base64')),
+  def('base64.decode', 1, (a) => decodeBase64('base64.decode', str('base64.decode', a, 0), false)),
+  def('base64.is_valid', 1, (a) => isValidStdBase64(str('base64.is_valid', a, 0))),
+  def('base64url.encode', 1, (a) => {
+    const raw = Buffer.from(str('base64url.encode', a, 0), 'utf8').toString('base64url');
+    return raw + '='.repeat((4 - (raw.length % 4)) % 4);
+  }),
+  def('base64url.encode_no_pad', 1, (a) => Buffer.from(str('base64url.encode_no_pad', a, 0), 'utf8').toString('base64url')),
+  def('base64url.decode', 1, (a) => {
+    let s = str('base64url.decode', a, 0);
+    // RFC 7515 Appendix C: unpadded input is padded before decoding, as OPA does.
+    if (!s.endsWith('=')) {
+      const r = s.length % 4;
+      if (r === 1) throw builtinErr('base64url.decode', 'illegal base64url string');
+      if (r) s += '='.repeat(4 - r);
+    }
+    return decodeBase64('base64url.decode', s, true);
+  }),
+  def('hex.encode', 1, (a) => Buffer.from(str('hex.encode', a, 0), 'utf8').toString('hex')),
+  def('hex.decode', 1, (a) => {
+    const s = str('hex.decode', a, 0);
+    if (s.length % 2 !== 0 || !/^[0-9a-fA-F]*$/.test(s)) throw builtinErr('hex.decode', 'invalid hex string');
+    return Buffer.from(s, 'hex').toString('utf8');
+  }),
+  def('urlquery.encode', 1, (a) => queryEscape(str('urlquery.encode', a, 0))),
+  def('urlquery.decode', 1, (a) => queryUnescape('urlquery.decode', str('urlquery.decode', a, 0))),
+  def('urlquery.encode_object', 1, encodeObject),
+  def('urlquery.decode_object', 1, decodeObject),
+];
+

@@ -1,0 +1,126 @@
+/**
+ * `glob.match(pattern, delimiters, match)` with the semantics of gobwas/glob as OPA uses it:
+ * `*` any run of non-delimiter characters, `**` any run at all, `?` one non-delimiter
+ * character, `[abc]` / `[a-z]` / `[!abc]` classes, `{a,b}` alternatives (which may hold
+ * patterns), `\` escapes. Delimiters `[]` mean `["."]`; `null` means none. The pattern is
+ * compiled to an anchored RE2 expression once and cached.
+ */
+import RE2 from 're2';
+import type { Value } from '../value.js';
+import type { BuiltinDef } from './types.js';
+import { builtinErr, def, elemErr, str, typeErr } from './util.js';
+import { memo } from './patterns.js';
+
+const META = /[\\^$.|?*+()[\]{}]/g;
+const escapeRe = (s: string): string => s.replace(META, '\\$&');
+
+/** Escape one code point for use inside an RE2 character class. */
+const escapeClass = (c: string): string => (/[\\\]^[-]/.test(c) ? '\\' + c : c);
+
+class GlobSyntaxError extends Error {}
+
+/** Compiles a glob to RE2 source (without anchors). */
+export function globToRegex(pattern: string, delimiters: readonly string[]): string {
+  const chars = Array.from(pattern);
+  const notDelim = delimiters.length ? '[^' + delimiters.map(escapeClass).join('') + ']' : '.';
+  let i = 0;
+
+  // Parses until `stop` (one of the given terminators at brace depth of this call) or the end.
+  const parse = (inBraces: boolean): string => {
+    let out = '';
+    while (i < chars.length) {
+      const c = chars[i]!;
+      if (inBraces && (c === ',' || c === '}')) return out;
+      i++;
+      switch (c) {
+        case '\\': {
+          if (i >= chars.length) throw new GlobSyntaxError('unexpected end of input after escape');
+          out += escapeRe(chars[i++]!);
+          break;
+        }
+        case '*':
+          if (chars[i] === '*') {
+            while (chars[i] === '*') i++;
+            out += '.*';
+          } else out += notDelim + '*';
+          break;
+        case '?':
+          out += notDelim;
+          break;
+        case '[': {
+          let negate = false;
+          if (chars[i] === '!') {
+            negate = true;
+            i++;
+          }
+          let cls = '';
+          let closed = false;
+          while (i < chars.length) {
+            const d = chars[i++]!;
+            if (d === ']') {
+              closed = true;
+              break;
+            }
+            if (chars[i] === '-' && i + 1 < chars.length && chars[i + 1] !== ']') {
+              const hi = chars[i + 1]!;
+              if (hi < d) throw new GlobSyntaxError(`invalid range ${d}-${hi}`);
+              cls += escapeClass(d) + '-' + escapeClass(hi);
+              i += 2;
+            } else cls += escapeClass(d);
+          }
+          if (!closed) throw new GlobSyntaxError('unclosed character class');
+          if (cls === '') throw new GlobSyntaxError('empty character class');
+          out += (negate ? '[^' : '[') + cls + ']';
+          break;
+        }
+        case '{': {
+          const alts: string[] = [];
+          for (;;) {
+            alts.push(parse(true));
+            if (i >= chars.length) throw new GlobSyntaxError('unclosed alternatives');
+            const t = chars[i++]!;
+            if (t === '}') break;
+          }
+          out += '(?:' + alts.join('|') + ')';
+          break;
+        }
+        default:
+          out += escapeRe(c);
+      }
+    }
+    return out;
+  };
+  const body = parse(false);
+  if (i < chars.length) throw new GlobSyntaxError(`unexpected ${chars[i]}`);
+  return body;
+}
+
+function delimitersOf(args: Value[]): string[] {
+  const d = args[1]!;
+  if (d === null) return [];
+  if (!Array.isArray(d)) throw typeErr('glob.match', 2, d, 'array', 'null');
+  const out: string[] = [];
+  for (const x of d) {
+    if (typeof x !== 'string') throw elemErr('glob.match', 2, d, x, 'string');
+    out.push(...Array.from(x));
+  }
+  return out.length === 0 ? ['.'] : out;
+}
+
+export const GLOB: BuiltinDef[] = [
+  def('glob.match', 3, (args) => {
+    const pattern = str('glob.match', args, 0);
+    const delims = delimitersOf(args);
+    const subject = str('glob.match', args, 2);
+    const re = memo('g' + delims.join('') + '\u0000' + pattern, () => {
+      try {
+        return new RE2('^(?s:' + globToRegex(pattern, delims) + ')$');
+      } catch (e) {
+        return e instanceof Error ? e : new Error(String(e));
+      }
+    });
+    if (re instanceof Error) throw builtinErr('glob.match', re.message);
+    return re.test(subject);
+  }),
+  def('glob.quote_meta', 1, (args) => str('glob.quote_meta', args, 0).replace(/[*?\\[\]{}]/g, '\\$&')),
+];

@@ -1,0 +1,211 @@
+/**
+ * JSON text ↔ Rego values, exact as OPA (which decodes with UseNumber): integers beyond 2^53
+ * keep every digit as bigint, keys come out sorted, and `<`, `>`, `&`, U+2028, U+2029 are
+ * escaped as Go's json.Marshal escapes them.
+ */
+import { defineKey, stringifyJSON, type PlainObject, type Value } from '../value.js';
+import { parseNumberText } from './numeric.js';
+
+export class JSONSyntaxError extends Error {}
+
+/** Go's encoding/json HTML-safe escaping (these characters only occur inside strings). */
+const GO_ESCAPES: Record<string, string> = {
+  '<': '\\u003c',
+  '>': '\\u003e',
+  '&': '\\u0026',
+  '\u2028': '\\u2028',
+  '\u2029': '\\u2029',
+};
+
+export function marshalJSON(v: Value, indent?: string, prefix = ''): string {
+  let text = stringifyJSON(v);
+  if (indent !== undefined || prefix !== '') {
+    // Re-indent with Go's MarshalIndent shape: prefix before every line after the first.
+    text = stringifyJSONIndented(v, indent ?? '\t');
+    if (prefix) text = text.split('\n').join('\n' + prefix);
+  }
+  return text.replace(/[<>&\u2028\u2029]/g, (c) => GO_ESCAPES[c]!);
+}
+
+function stringifyJSONIndented(v: Value, indent: string): string {
+  // stringifyJSON handles sets, bigints and key order; JSON.parse of its output would lose
+  // bigints, so indent by walking the compact text instead.
+  const compact = stringifyJSON(v);
+  let out = '';
+  let depth = 0;
+  let inStr = false;
+  for (let i = 0; i < compact.length; i++) {
+    const c = compact[i]!;
+    if (inStr) {
+      out += c;
+      if (c === '\\') out += compact[++i]!;
+      else if (c === '"') inStr = false;
+      continue;
+    }
+    switch (c) {
+      case '"':
+        inStr = true;
+        out += c;
+        break;
+      case '{':
+      case '[': {
+        const close = c === '{' ? '}' : ']';
+        if (compact[i + 1] === close) {
+          out += c + close;
+          i++;
+        } else out += c + '\n' + indent.repeat(++depth);
+        break;
+      }
+      case '}':
+      case ']':
+        out += '\n' + indent.repeat(--depth) + c;
+        break;
+      case ',':
+        out += ',\n' + indent.repeat(depth);
+        break;
+      case ':':
+        out += ': ';
+        break;
+      default:
+        out += c;
+    }
+  }
+  return out;
+}
+
+/** Parses JSON; JSON.parse is used unless a long digit run could be a big integer. */
+export function unmarshalJSON(text: string): Value {
+  if (!/\d{16}/.test(text)) {
+    try {
+      return JSON.parse(text) as Value;
+    } catch (e) {
+      throw new JSONSyntaxError(e instanceof Error ? firstLine(e.message) : 'invalid JSON');
+    }
+  }
+  return new ExactParser(text).parseDocument();
+}
+
+export function firstLine(s: string): string {
+  const i = s.indexOf('\n');
+  return i < 0 ? s : s.slice(0, i);
+}
+
+const WS = new Set([' ', '\t', '\n', '\r']);
+const MAX_DEPTH = 10_000;
+
+/** A small recursive-descent JSON parser that keeps big integers exact. */
+class ExactParser {
+  private i = 0;
+  constructor(private readonly s: string) {}
+
+  parseDocument(): Value {
+    const v = this.value(0);
+    this.ws();
+    if (this.i < this.s.length) this.fail('unexpected data after top-level value');
+    return v;
+  }
+
+  private fail(msg: string): never {
+    throw new JSONSyntaxError(`${msg} at offset ${this.i}`);
+  }
+
+  private ws(): void {
+    while (this.i < this.s.length && WS.has(this.s[this.i]!)) this.i++;
+  }
+
+  private value(depth: number): Value {
+    if (depth > MAX_DEPTH) this.fail('nesting too deep');
+    this.ws();
+    const c = this.s[this.i];
+    switch (c) {
+      case '{':
+        return this.object(depth);
+      case '[':
+        return this.array(depth);
+      case '"':
+        return this.string();
+      case 't':
+        return this.literal('true', true);
+      case 'f':
+        return this.literal('false', false);
+      case 'n':
+        return this.literal('null', null);
+      default:
+        return this.number();
+    }
+  }
+
+  private literal(word: string, v: Value): Value {
+    if (!this.s.startsWith(word, this.i)) this.fail('invalid literal');
+    this.i += word.length;
+    return v;
+  }
+
+  private number(): Value {
+    const m = /^-?(?:0|[1-9]\d*)(?:\.\d+)?(?:[eE][+-]?\d+)?/.exec(this.s.slice(this.i, this.i + 4096));
+    if (!m) this.fail('invalid character');
+    this.i += m[0].length;
+    const n = parseNumberText(m[0]);
+    if (n === undefined || (typeof n === 'number' && !Number.isFinite(n))) this.fail('number out of range');
+    return n;
+  }
+
+  private string(): string {
+    const start = this.i;
+    this.i++;
+    for (;;) {
+      const c = this.s.charCodeAt(this.i);
+      if (Number.isNaN(c)) this.fail('unterminated string');
+      if (c === 0x22) break;
+      if (c === 0x5c) this.i++;
+      else if (c < 0x20) this.fail('control character in string');
+      this.i++;
+    }
+    this.i++;
+    try {
+      return JSON.parse(this.s.slice(start, this.i)) as string;
+    } catch {
+      this.i = start;
+      return this.fail('invalid string escape');
+    }
+  }
+
+  private array(depth: number): Value[] {
+    this.i++;
+    const out: Value[] = [];
+    this.ws();
+    if (this.s[this.i] === ']') {
+      this.i++;
+      return out;
+    }
+    for (;;) {
+      out.push(this.value(depth + 1));
+      this.ws();
+      const c = this.s[this.i++];
+      if (c === ']') return out;
+      if (c !== ',') this.fail("expected ',' or ']'");
+    }
+  }
+
+  private object(depth: number): PlainObject {
+    this.i++;
+    const out: PlainObject = {};
+    this.ws();
+    if (this.s[this.i] === '}') {
+      this.i++;
+      return out;
+    }
+    for (;;) {
+      this.ws();
+      if (this.s[this.i] !== '"') this.fail('expected string key');
+      const k = this.string();
+      this.ws();
+      if (this.s[this.i++] !== ':') this.fail("expected ':'");
+      defineKey(out, k, this.value(depth + 1));
+      this.ws();
+      const c = this.s[this.i++];
+      if (c === '}') return out;
+      if (c !== ',') this.fail("expected ',' or '}'");
+    }
+  }
+}
