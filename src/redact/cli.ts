@@ -1,0 +1,180 @@
+/**
+ * `warden redact [--profile P] [--mode M] [--jsonl] [--detect]`
+ *
+ * Reads plain text (or, with --jsonl, one {"text": "..."} object per line) on stdin and writes
+ * the redacted text (or one {"text": "..."} line per input line). With --detect it writes, per
+ * input line, {"findings":[{"entity","start","end","score"}]} with offsets in UTF-16 code units
+ * of the original line. Exit codes: 0 ok, 1 error, 2 usage, 3 some input was blocked.
+ */
+import { createInterface } from 'node:readline';
+import { isWardenError, WardenError } from '../pipeline/errors.js';
+import type { RedactionDecision, RedactionMode } from '../pipeline/types.js';
+import { createRedactor } from './redactor.js';
+import type { RedactionConfig } from './types.js';
+
+export interface RedactCliIo {
+  stdin: NodeJS.ReadableStream;
+  stdout: NodeJS.WritableStream;
+  stderr: NodeJS.WritableStream;
+}
+
+const USAGE = `usage: warden redact [--profile P] [--mode M] [--jsonl] [--detect] [--help]
+
+Redacts PII and secrets from stdin.
+  --profile P   redaction profile (built in: standard, strict; default: the configured default)
+  --mode M      mode for every entity: mask | hash | tokenize | block | allow
+  --jsonl       read one {"text": "..."} object per line, write one {"text": "..."} per line
+  --detect      write {"findings":[{"entity","start","end","score"}]} per input line instead
+                (offsets in UTF-16 code units of the original line)
+  --help        this text
+Exit codes: 0 ok, 1 error, 2 usage error, 3 some input was blocked.
+`;
+
+const MODES: readonly string[] = ['mask', 'hash', 'tokenize', 'block', 'allow'];
+
+interface CliArgs {
+  profile?: string;
+  mode?: RedactionMode;
+  jsonl: boolean;
+  detect: boolean;
+  help: boolean;
+}
+
+function parseArgs(argv: string[]): CliArgs | string {
+  const args: CliArgs = { jsonl: false, detect: false, help: false };
+  for (let i = 0; i < argv.length; i++) {
+    const a = argv[i]!;
+    const eq = a.indexOf('=');
+    const flag = a.startsWith('--') && eq > 0 ? a.slice(0, eq) : a;
+    const inline = a.startsWith('--') && eq > 0 ? a.slice(eq + 1) : undefined;
+    const value = (): string | undefined => inline ?? argv[++i];
+    switch (flag) {
+      case '--profile': {
+        const v = value();
+        if (!v) return '--profile needs a value';
+        args.profile = v;
+        break;
+      }
+      case '--mode': {
+        const v = value();
+        if (!v || !MODES.includes(v)) return `--mode must be one of ${MODES.join(', ')}`;
+        args.mode = v as RedactionMode;
+        break;
+      }
+      case '--jsonl':
+        args.jsonl = true;
+        break;
+      case '--detect':
+        args.detect = true;
+        break;
+      case '--help':
+      case '-h':
+        args.help = true;
+        break;
+      default:
+        return `unknown argument: ${a}`;
+    }
+  }
+  return args;
+}
+
+function write(stream: NodeJS.WritableStream, s: string): Promise<void> {
+  return new Promise((resolve) => {
+    if (stream.write(s)) resolve();
+    else stream.once('drain', () => resolve());
+  });
+}
+
+async function readAll(stream: NodeJS.ReadableStream): Promise<string> {
+  const parts: Buffer[] = [];
+  for await (const c of stream) parts.push(typeof c === 'string' ? Buffer.from(c) : (c as Buffer));
+  return Buffer.concat(parts).toString('utf8');
+}
+
+export async function runRedactCli(argv: string[], io: RedactCliIo, config: RedactionConfig = {}): Promise<number> {
+  const args = parseArgs(argv);
+  if (typeof args === 'string') {
+    await write(io.stderr, `warden redact: ${args}\n\n${USAGE}`);
+    return 2;
+  }
+  if (args.help) {
+    await write(io.stdout, USAGE);
+    return 0;
+  }
+  let blocked = false;
+  try {
+    const redactor = createRedactor(config);
+    const decision: RedactionDecision = {
+      profile: args.profile ?? redactor.defaultProfile,
+      entities: [],
+      modes: {},
+      reidentify: false,
+      fail_open: false,
+      ...(args.mode ? { mode: args.mode } : {}),
+    };
+    const plan = redactor.plan(decision);
+    const detectEntities = new Set(plan.modes.keys());
+
+    const detectLine = (text: string): string => {
+      const res = redactor.scanner.scan(text, { entities: detectEntities, thresholds: plan.thresholds });
+      return JSON.stringify({
+        findings: res.findings.map((f) => ({ entity: f.entity, start: f.start, end: f.end, score: f.score })),
+      });
+    };
+    /** Redacts one input; a blocked input yields null and a message on stderr naming entity types. */
+    const redactOne = async (text: string, where: string): Promise<string | null> => {
+      try {
+        return redactor.session(decision, []).redactText(text);
+      } catch (err) {
+        if (isWardenError(err) && err.code === 'redaction_blocked') {
+          blocked = true;
+          await write(io.stderr, `warden redact: ${where}: ${err.message}\n`);
+          return null;
+        }
+        throw err;
+      }
+    };
+
+    if (!args.jsonl && !args.detect) {
+      const text = await readAll(io.stdin);
+      const out = await redactOne(text, 'stdin');
+      if (out !== null) await write(io.stdout, out);
+      return blocked ? 3 : 0;
+    }
+    const rl = createInterface({ input: io.stdin, crlfDelay: Infinity });
+    let lineNo = 0;
+    for await (const line of rl) {
+      lineNo++;
+      let text = line;
+      if (args.jsonl) {
+        if (line.trim() === '') continue;
+        let obj: unknown;
+        try {
+          obj = JSON.parse(line);
+        } catch {
+          throw new WardenError('invalid_request', `stdin:${lineNo}: not a JSON object`, { location: { file: 'stdin', line: lineNo } });
+        }
+        const t = (obj as { text?: unknown } | null)?.text;
+        if (typeof t !== 'string') {
+          throw new WardenError('invalid_request', `stdin:${lineNo}: expected {"text": "..."}`, { location: { file: 'stdin', line: lineNo } });
+        }
+        text = t;
+      }
+      if (args.detect) {
+        await write(io.stdout, detectLine(text) + '\n');
+        continue;
+      }
+      const out = await redactOne(text, `stdin:${lineNo}`);
+      if (out === null) {
+        await write(io.stdout, JSON.stringify({ error: { code: 'redaction_blocked' } }) + '\n');
+        continue;
+      }
+      await write(io.stdout, JSON.stringify({ text: out }) + '\n');
+    }
+    return blocked ? 3 : 0;
+  } catch (err) {
+    const msg = isWardenError(err) ? `${err.code}: ${err.message}` : 'internal error';
+    await write(io.stderr, `warden redact: ${msg}\n`);
+    return 1;
+  }
+}

@@ -1,0 +1,115 @@
+/**
+ * CREDIT_CARD: digit-group-aligned windows of 12..19 digits that pass Luhn and fall in an issuer
+ * range with a length that issuer uses. A 13-digit millisecond timestamp starts with 1 (until
+ * 2033) and no issuer issues 13-digit numbers outside Visa's 4, so it never qualifies.
+ */
+import type { Detector, Finding } from '../types.js';
+import { chunkDigits, type DigitChunk } from './digit-runs.js';
+import { luhnValid } from './util.js';
+
+interface IssuerRange {
+  lo: number;
+  hi: number;
+  /** Digits of lo/hi compared against the number's prefix. */
+  width: number;
+  lengths: readonly number[];
+}
+
+const R = (lo: number, hi: number, lengths: readonly number[]): IssuerRange => ({
+  lo,
+  hi,
+  width: String(lo).length,
+  lengths,
+});
+
+const L12_19 = [12, 13, 14, 15, 16, 17, 18, 19];
+const L16_19 = [16, 17, 18, 19];
+
+const ISSUERS: readonly IssuerRange[] = [
+  R(4, 4, [13, 16, 19]), // Visa
+  R(51, 55, [16]), // Mastercard
+  R(2221, 2720, [16]), // Mastercard 2-series
+  R(34, 34, [15]), // American Express
+  R(37, 37, [15]),
+  R(300, 305, [14, 15, 16, 17, 18, 19]), // Diners Club
+  R(3095, 3095, [14, 16, 17, 18, 19]),
+  R(36, 36, [14, 15, 16, 17, 18, 19]),
+  R(38, 39, [14, 15, 16, 17, 18, 19]),
+  R(6011, 6011, L16_19), // Discover
+  R(644, 649, L16_19),
+  R(65, 65, L16_19),
+  R(35, 35, L16_19), // JCB (3528-3589; test generators use all of 35xx)
+  R(1800, 1800, [15]), // JCB 15-digit
+  R(2131, 2131, [15]),
+  R(62, 62, L16_19), // UnionPay
+  R(2200, 2204, L16_19), // Mir
+  R(50, 50, L12_19), // Maestro
+  R(56, 58, L12_19),
+  R(6304, 6304, L12_19),
+  R(6390, 6390, L12_19),
+  R(67, 67, L12_19),
+  R(604, 604, [12, 13, 14, 15, 16, 17, 18, 19]), // Maestro UK 0604 (leading zero kept below)
+];
+
+export function issuerMatches(digits: string): boolean {
+  const len = digits.length;
+  if (digits.charCodeAt(0) === 48) {
+    // Only Maestro "0604" starts with a zero.
+    return digits.startsWith('0604') && len >= 12 && len <= 19;
+  }
+  for (const r of ISSUERS) {
+    if (r.lo === 604) continue;
+    const prefix = Number(digits.slice(0, r.width));
+    if (prefix >= r.lo && prefix <= r.hi && r.lengths.includes(len)) return true;
+  }
+  return false;
+}
+
+/** Separators inside one card number are uniform (all spaces, all dashes, or none). */
+function uniformSeparators(ch: DigitChunk, g0: number, g1: number): boolean {
+  let first: string | undefined;
+  for (let g = g0; g < g1; g++) {
+    const s = ch.seps[g]!;
+    if (s.includes('(') || s.includes(')')) return false;
+    const kind = s.includes('\n') ? ' ' : s.trim() === '' ? ' ' : s.trim();
+    if (kind.length > 1) return false;
+    if (first === undefined) first = kind;
+    else if (kind !== first) return false;
+  }
+  return true;
+}
+
+export function detectCardsInChunk(text: string, ch: DigitChunk, out: Finding[]): void {
+  const groups = ch.groupStarts.length;
+  if (ch.plus) return;
+  let g0 = 0;
+  while (g0 < groups) {
+    let found = -1;
+    let digits = 0;
+    let best = '';
+    for (let g1 = g0; g1 < groups; g1++) {
+      digits += ch.groupEnds[g1]! - ch.groupStarts[g1]!;
+      if (digits > 19) break;
+      if (digits < 12) continue;
+      if (g1 === groups - 1 && ch.letterAfter) continue;
+      const d = chunkDigits(text, ch, g0, g1);
+      if (issuerMatches(d) && luhnValid(d) && uniformSeparators(ch, g0, g1)) {
+        found = g1;
+        best = d;
+      }
+    }
+    if (found >= 0) {
+      // Spaced single digits and standard 4-4-4-4 groups read as cards with confidence.
+      out.push({ entity: 'CREDIT_CARD', start: ch.groupStarts[g0]!, end: ch.groupEnds[found]!, score: best.length >= 12 ? 0.9 : 0 });
+      g0 = found + 1;
+    } else g0++;
+  }
+}
+
+export const creditCardDetector: Detector = {
+  name: 'credit-card',
+  entities: ['CREDIT_CARD'],
+  detect(text, ctx, out) {
+    for (const ch of ctx.digitChunks()) detectCardsInChunk(text, ch, out);
+  },
+};

@@ -1,0 +1,139 @@
+/**
+ * One pass that finds "digit chunks": digit groups joined by short separators (spaces, dashes,
+ * dots, parentheses, a line break), with an optional leading `+`. Card, SSN and phone detectors
+ * all read these chunks, so digit groups split by spaces, dashes, dots or line breaks are joined
+ * once, and nothing glued to letters (UUIDs, git SHAs, identifiers, base64) ever starts a chunk.
+ *
+ * Linear: every character is visited a bounded number of times.
+ */
+import { isAlphaCode, isDigitCode, isWordCode } from './util.js';
+
+export interface DigitChunk {
+  /** Span in the scanned text (from the `+` or first digit to the last digit). */
+  start: number;
+  end: number;
+  plus: boolean;
+  /** Start and end offset of each digit group. */
+  groupStarts: number[];
+  groupEnds: number[];
+  /** True when a separator between groups i and i+1 holds a line break. */
+  breakAfter: boolean[];
+  /** The separator characters between groups i and i+1 (for shape checks). */
+  seps: string[];
+  /** Chunk directly followed by a letter (e.g. `x123` phone extension, or an identifier). */
+  letterAfter: boolean;
+}
+
+const MAX_SEP = 3;
+
+function isSepCode(c: number): boolean {
+  // space, tab, CR, LF, '-', '.', '(', ')'
+  return c === 32 || c === 9 || c === 13 || c === 10 || c === 45 || c === 46 || c === 40 || c === 41;
+}
+
+/** Characters that, right before a digit run, mean it is part of something else. */
+function rejectsLeft(text: string, i: number): boolean {
+  if (i === 0) return false;
+  const p = text.charCodeAt(i - 1);
+  if (isWordCode(p)) return true;
+  // '/', '+', '=', '@', '#', '$', '%', '&', '*', '\', '^', '~', '`', '|'
+  if (p === 47 || p === 43 || p === 61 || p === 64 || p === 35 || p === 36 || p === 37 || p === 38) return true;
+  if (p === 42 || p === 92 || p === 94 || p === 126 || p === 96 || p === 124) return true;
+  if (p === 0x20ac || p === 0xa3 || p === 0xa5) return true; // € £ ¥
+  // "a716-4466..." or "v1.2": a dash or dot glued to a word before it.
+  if ((p === 45 || p === 46 || p === 58 || p === 44) && i >= 2 && isWordCode(text.charCodeAt(i - 2))) return true;
+  return false;
+}
+
+export function scanDigitChunks(text: string): DigitChunk[] {
+  const chunks: DigitChunk[] = [];
+  const n = text.length;
+  let i = 0;
+  while (i < n) {
+    const c = text.charCodeAt(i);
+    let start = -1;
+    let plus = false;
+    if (isDigitCode(c)) start = i;
+    else if ((c === 43 || c === 40) && i + 1 < n && isDigitCode(text.charCodeAt(i + 1))) {
+      start = i;
+      plus = c === 43;
+      i++;
+    } else if (c === 43 && i + 2 < n && text.charCodeAt(i + 1) === 40 && isDigitCode(text.charCodeAt(i + 2))) {
+      start = i;
+      plus = true;
+      i += 2;
+    }
+    if (start < 0) {
+      i++;
+      continue;
+    }
+    if (rejectsLeft(text, start)) {
+      // Skip the whole word-ish token so no later digit of it starts a chunk.
+      while (i < n && (isWordCode(text.charCodeAt(i)))) i++;
+      continue;
+    }
+    const groupStarts: number[] = [];
+    const groupEnds: number[] = [];
+    const breakAfter: boolean[] = [];
+    const seps: string[] = [];
+    let j = i;
+    for (;;) {
+      const gs = j;
+      while (j < n && isDigitCode(text.charCodeAt(j))) j++;
+      groupStarts.push(gs);
+      groupEnds.push(j);
+      // Try a separator followed by another digit group.
+      let k = j;
+      let brk = false;
+      while (k < n && k - j < MAX_SEP && isSepCode(text.charCodeAt(k))) {
+        if (text.charCodeAt(k) === 10) {
+          if (brk) break;
+          brk = true;
+        }
+        k++;
+      }
+      if (k > j && k < n && isDigitCode(text.charCodeAt(k))) {
+        const sep = text.slice(j, k);
+        // "3.14" style decimals and thousands: only a separator run, not "," — fine; but a bare
+        // '(' or ')' alone between digits is unusual, keep it (phones: "(0)38").
+        seps.push(sep);
+        breakAfter.push(brk);
+        j = k;
+        continue;
+      }
+      break;
+    }
+    const end = groupEnds[groupEnds.length - 1]!;
+    const after = end < n ? text.charCodeAt(end) : 0;
+    // "1,234" or "3.5%": digit continuation with ',' or a unit glued on.
+    const glued =
+      after === 95 ||
+      after === 64 ||
+      after === 37 ||
+      after === 47 ||
+      ((after === 44 || after === 46 || after === 58) && end + 1 < n && isDigitCode(text.charCodeAt(end + 1)));
+    if (!glued) {
+      chunks.push({
+        start,
+        end,
+        plus,
+        groupStarts,
+        groupEnds,
+        breakAfter,
+        seps,
+        letterAfter: isAlphaCode(after),
+      });
+    }
+    i = end;
+    // Do not restart inside the token that glued on.
+    while (i < n && isWordCode(text.charCodeAt(i))) i++;
+  }
+  return chunks;
+}
+
+/** Digits of groups [g0, g1] of a chunk. */
+export function chunkDigits(text: string, ch: DigitChunk, g0: number, g1: number): string {
+  let s = '';
+  for (let g = g0; g <= g1; g++) s += text.slice(ch.groupStarts[g], ch.groupEnds[g]);
+  return s;
+}

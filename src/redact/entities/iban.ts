@@ -1,0 +1,58 @@
+/**
+ * IBAN_CODE: a country code and two check digits, then exactly the country's length of
+ * alphanumerics (single spaces or dashes allowed between them), then mod 97 must equal 1.
+ */
+import type { Detector } from '../types.js';
+import { isAlphaCode, isDigitCode, isWordCode, mod97 } from './util.js';
+
+/** IBAN length per country (SWIFT IBAN registry). */
+const IBAN_LENGTH: Record<string, number> = {
+  AD: 24, AE: 23, AL: 28, AT: 20, AZ: 28, BA: 20, BE: 16, BG: 22, BH: 22, BI: 27, BR: 29, BY: 28,
+  CH: 21, CR: 22, CY: 28, CZ: 24, DE: 22, DJ: 27, DK: 18, DO: 28, EE: 20, EG: 29, ES: 24, FI: 18,
+  FK: 18, FO: 18, FR: 27, GB: 22, GE: 22, GI: 23, GL: 18, GR: 27, GT: 28, HR: 21, HU: 28, IE: 22,
+  IL: 23, IQ: 23, IS: 26, IT: 27, JO: 30, KW: 30, KZ: 20, LB: 28, LC: 32, LI: 21, LT: 20, LU: 20,
+  LV: 21, LY: 25, MC: 27, MD: 24, ME: 22, MK: 19, MN: 20, MR: 27, MT: 31, MU: 30, NI: 28, NL: 18,
+  NO: 15, OM: 23, PK: 24, PL: 28, PS: 29, PT: 25, QA: 29, RO: 24, RS: 22, RU: 33, SA: 24, SC: 31,
+  SD: 18, SE: 24, SI: 19, SK: 24, SM: 27, SO: 23, ST: 25, SV: 28, TL: 23, TN: 24, TR: 26, UA: 29,
+  VA: 22, VG: 24, XK: 20, YE: 30,
+};
+
+const ANCHOR = /(?<![A-Za-z0-9_])[A-Za-z]{2}\d{2}/g;
+
+export function ibanValid(compact: string): boolean {
+  const upper = compact.toUpperCase();
+  const want = IBAN_LENGTH[upper.slice(0, 2)];
+  if (want === undefined || upper.length !== want) return false;
+  return mod97(upper.slice(4) + upper.slice(0, 4)) === 1;
+}
+
+export const ibanDetector: Detector = {
+  name: 'iban',
+  entities: ['IBAN_CODE'],
+  detect(text, _ctx, out) {
+    ANCHOR.lastIndex = 0;
+    const n = text.length;
+    let m: RegExpExecArray | null;
+    while ((m = ANCHOR.exec(text)) !== null) {
+      const start = m.index;
+      const want = IBAN_LENGTH[m[0].slice(0, 2).toUpperCase()];
+      if (want === undefined) continue;
+      // Collect `want` alphanumerics, allowing one space or dash between them.
+      let compact = '';
+      let i = start;
+      while (i < n && compact.length < want) {
+        const c = text.charCodeAt(i);
+        if (isAlphaCode(c) || isDigitCode(c)) {
+          compact += text[i];
+          i++;
+        } else if ((c === 32 || c === 45) && compact.length >= 4 && i + 1 < n && isWordCode(text.charCodeAt(i + 1))) i++;
+        else break;
+      }
+      if (compact.length !== want) continue;
+      if (i < n && isWordCode(text.charCodeAt(i))) continue;
+      if (!ibanValid(compact)) continue;
+      out.push({ entity: 'IBAN_CODE', start, end: i, score: 0.95 });
+      ANCHOR.lastIndex = i;
+    }
+  },
+};

@@ -1,0 +1,113 @@
+/**
+ * PHONE_NUMBER: digit chunks (one per line) validated with libphonenumber-js. `+`/`00` numbers are
+ * validated as international numbers; others against each configured region in turn. Shapes that
+ * are something else (IPv4, dates, SSNs, ISBNs, decimals) are rejected before the costly check.
+ *
+ * Strict by default: a number must be *valid* (assigned ranges), not merely *possible*
+ * (right length). `phoneValidation: possible` loosens this explicitly.
+ */
+import { parsePhoneNumberFromString, type CountryCode } from 'libphonenumber-js/max';
+import type { Detector, Finding } from '../types.js';
+import type { DigitChunk } from './digit-runs.js';
+import { isbn13Valid, mod11Valid } from './util.js';
+
+export type PhoneValidation = 'valid' | 'possible';
+
+const EXTENSION = /[ \t]?(?:x|ext\.?|extension)[ \t]?\d{1,6}(?![A-Za-z0-9_])/y;
+
+interface Segment {
+  start: number;
+  end: number;
+  g0: number;
+  g1: number;
+}
+
+function looksLikeOtherThing(text: string, ch: DigitChunk, seg: Segment, digits: string): boolean {
+  const lens: number[] = [];
+  const seps: string[] = [];
+  for (let g = seg.g0; g <= seg.g1; g++) {
+    lens.push(ch.groupEnds[g]! - ch.groupStarts[g]!);
+    if (g < seg.g1) seps.push(ch.seps[g]!);
+  }
+  const n = lens.length;
+  if (lens[n - 1]! < 2) return true; // ISBN-10 check digit, versions "1.2.10.1"
+  const allDots = seps.length > 0 && seps.every((s) => s === '.');
+  if (allDots) {
+    if (n < 3) return true; // decimals
+    if (n === 4 && lens.every((l) => l <= 3)) return true; // IPv4
+  }
+  if (n === 3 && lens[0] === 3 && lens[1] === 2 && lens[2] === 4 && seps[0] === seps[1] && seps[0] === '-') return true; // SSN
+  // Dates: 4-2-2 or 2-2-4 with a plausible month and day.
+  if (n === 3 && seps[0] === seps[1] && (seps[0] === '-' || seps[0] === '.')) {
+    const parts = [0, 1, 2].map((k) => Number(text.slice(ch.groupStarts[seg.g0 + k], ch.groupEnds[seg.g0 + k])));
+    if (lens[0] === 4 && lens[1] === 2 && lens[2] === 2 && parts[1]! >= 1 && parts[1]! <= 12 && parts[2]! >= 1 && parts[2]! <= 31) return true;
+    if (lens[0] === 2 && lens[1] === 2 && lens[2] === 4 && parts[0]! <= 31 && parts[1]! <= 31 && parts[2]! >= 1900 && parts[2]! <= 2100) return true;
+  }
+  if (isbn13Valid(digits)) return true;
+  if (digits.length === 10 && mod11Valid(digits) && seps.some((s) => s === '-') && n === 4) return true;
+  return false;
+}
+
+function segmentsOf(ch: DigitChunk): Segment[] {
+  const segs: Segment[] = [];
+  let g0 = 0;
+  const n = ch.groupStarts.length;
+  for (let g = 0; g < n; g++) {
+    if (g === n - 1 || ch.breakAfter[g]) {
+      segs.push({ start: g0 === 0 ? ch.start : ch.groupStarts[g0]!, end: ch.groupEnds[g]!, g0, g1: g });
+      g0 = g + 1;
+    }
+  }
+  return segs;
+}
+
+export function createPhoneDetector(validation: PhoneValidation = 'valid'): Detector {
+  const ok = (p: ReturnType<typeof parsePhoneNumberFromString>): boolean =>
+    p !== undefined && (validation === 'possible' ? p.isPossible() : p.isValid());
+  return {
+    name: 'phone',
+    entities: ['PHONE_NUMBER'],
+    detect(text, ctx, out: Finding[]) {
+      for (const ch of ctx.digitChunks()) {
+        for (const seg of segmentsOf(ch)) {
+          let start = seg.start;
+          if (seg.g0 > 0 && text.charCodeAt(start - 1) === 40) start--; // "(579)" after a line break
+          let digits = '';
+          for (let g = seg.g0; g <= seg.g1; g++) digits += text.slice(ch.groupStarts[g], ch.groupEnds[g]);
+          const intl = (seg.g0 === 0 && ch.plus) || digits.startsWith('00');
+          const nationalLen = intl ? digits.length - (digits.startsWith('00') ? 2 : 0) : digits.length;
+          if (nationalLen < 7 || nationalLen > 15) continue;
+          let end = seg.end;
+          // Extension ("x0135", " ext. 12") only after the chunk's last group.
+          let hasExt = false;
+          if (seg.g1 === ch.groupStarts.length - 1) {
+            EXTENSION.lastIndex = end;
+            const m = EXTENSION.exec(text);
+            if (m) {
+              end += m[0].length;
+              hasExt = true;
+            } else if (ch.letterAfter) continue;
+          }
+          if (looksLikeOtherThing(text, ch, seg, digits)) continue;
+          const formatted = seg.g1 > seg.g0 || text.charCodeAt(start) === 40;
+          const candidate = text.slice(start, seg.end);
+          let valid = false;
+          if (intl) {
+            const e164 = digits.startsWith('00') && !ch.plus ? '+' + candidate.slice(candidate.indexOf('00') + 2) : candidate;
+            valid = ok(parsePhoneNumberFromString(e164));
+          } else {
+            for (const region of ctx.phoneRegions) {
+              if (ok(parsePhoneNumberFromString(candidate, region as CountryCode))) {
+                valid = true;
+                break;
+              }
+            }
+          }
+          if (!valid) continue;
+          const score = intl ? 0.85 : formatted || hasExt ? 0.75 : 0.4;
+          out.push({ entity: 'PHONE_NUMBER', start, end, score });
+        }
+      }
+    },
+  };
+}

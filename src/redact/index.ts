@@ -1,0 +1,21 @@
+/**
+ * redact/: PII redaction and leak guard (DESIGN.md step 6 and 8). The pipeline uses
+ * `createRedactor(config)` and the Redactor / RedactionSession ports.
+ */
+export { createRedactor, WardenRedactor, DEFAULT_PHONE_REGIONS, DEFAULT_MAX_HOLD_BACK, type RedactorOptions } from './redactor.js';
+export { Session } from './session.js';
+export { BUILTIN_PROFILES, GROUPS } from './profiles.js';
+export { BUILTIN_ENTITIES, STRUCTURED_ENTITIES, SECRET_ENTITIES } from './entities/index.js';
+export { LEAK_ENTITY } from './leak-guard.js';
+export { fold, toOriginalSpan } from './normalize.js';
+export { runRedactCli } from './cli.js';
+export type {
+  AllowListConfig,
+  CustomEntityConfig,
+  Detector,
+  EntitySettings,
+  Finding,
+  ProfileConfig,
+  RedactionConfig,
+  ValidatorName,
+} from './types.js';

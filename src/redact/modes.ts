@@ -1,0 +1,99 @@
+/**
+ * What replaces a finding: `mask` → `[EMAIL_ADDRESS]`, `hash` → `<EMAIL_ADDRESS:3fa2c1d0>`
+ * (HMAC-SHA256 under the tenant key, so equal values hash equally across requests),
+ * `tokenize` → `<EMAIL_ADDRESS_1>` (reversible within the request only), `allow` → unchanged.
+ * `block` is decided by the session before any replacement happens.
+ */
+import { createHmac } from 'node:crypto';
+import type { RedactionMode } from '../pipeline/types.js';
+import type { Finding } from './types.js';
+
+/** Per-request token vault: value ↔ placeholder. Dies with the session. */
+export class TokenVault {
+  private readonly byValue = new Map<string, string>();
+  private readonly byToken = new Map<string, string>();
+  private readonly counters = new Map<string, number>();
+
+  tokenFor(entity: string, value: string): string {
+    const key = `${entity}\u0000${value}`;
+    const existing = this.byValue.get(key);
+    if (existing) return existing;
+    const n = (this.counters.get(entity) ?? 0) + 1;
+    this.counters.set(entity, n);
+    const token = `<${entity}_${n}>`;
+    this.byValue.set(key, token);
+    this.byToken.set(token, value);
+    return token;
+  }
+
+  original(token: string): string | undefined {
+    return this.byToken.get(token);
+  }
+
+  get size(): number {
+    return this.byToken.size;
+  }
+}
+
+export function maskOf(entity: string): string {
+  return `[${entity}]`;
+}
+
+export function hashOf(key: Buffer, entity: string, value: string): string {
+  const h = createHmac('sha256', key).update(entity).update('\u0000').update(value).digest('hex');
+  return `<${entity}:${h.slice(0, 8)}>`;
+}
+
+export interface Replacer {
+  /** Replacement text for a finding whose original value is `value`. */
+  replace(entity: string, value: string, mode: RedactionMode): string;
+}
+
+export function createReplacer(vault: TokenVault, hashKey: Buffer | undefined): Replacer {
+  return {
+    replace(entity, value, mode) {
+      switch (mode) {
+        case 'allow':
+          return value;
+        case 'tokenize':
+          return vault.tokenFor(entity, value);
+        case 'hash':
+          // The plan refuses hash mode without a key, so this is unreachable; mask to stay safe.
+          return hashKey ? hashOf(hashKey, entity, value) : maskOf(entity);
+        case 'mask':
+        case 'block':
+        default:
+          return maskOf(entity);
+      }
+    },
+  };
+}
+
+/**
+ * Rebuilds `text` with findings (sorted, non-overlapping) replaced. `between` transforms the text
+ * between findings (placeholder restoration in responses); `counts` is incremented per entity.
+ */
+export function applyFindings(
+  text: string,
+  findings: readonly Finding[],
+  modeOf: (entity: string) => RedactionMode,
+  replacer: Replacer,
+  counts: Record<string, number>,
+  between?: (segment: string) => string,
+): string {
+  if (findings.length === 0) return between ? between(text) : text;
+  const parts: string[] = [];
+  let pos = 0;
+  for (const f of findings) {
+    if (f.start < pos) continue;
+    const seg = text.slice(pos, f.start);
+    parts.push(between ? between(seg) : seg);
+    const mode = modeOf(f.entity);
+    parts.push(replacer.replace(f.entity, text.slice(f.start, f.end), mode));
+    if (mode !== 'allow') counts[f.entity] = (counts[f.entity] ?? 0) + 1;
+    pos = f.end;
+  }
+  const tail = text.slice(pos);
+  parts.push(between ? between(tail) : tail);
+  return parts.join('');
+}

@@ -1,0 +1,118 @@
+/**
+ * Folding for detection: detectors run on a folded copy of the text so that obfuscations do not
+ * walk past them — NFKC (fullwidth letters and digits, ligatures, circled and mathematical digits),
+ * zero-width and other format characters removed, digits of every script mapped to ASCII, exotic
+ * spaces and dashes mapped to ' ' and '-'. (Digit groups split by spaces, dashes, dots or line
+ * breaks are joined by the digit-run scanner, which reads the folded text.)
+ *
+ * Every folded character remembers the original code point it came from, so findings map back to
+ * exact UTF-16 offsets in the original. Pure-ASCII text (the common case) is returned as is with
+ * no map at all: the check is one regex test.
+ */
+
+export interface FoldedText {
+  /** The text detectors see. */
+  readonly text: string;
+  /** Original start offset of each folded UTF-16 unit; null when text === original. */
+  readonly starts: Int32Array | null;
+  /** Original end offset (exclusive) of each folded UTF-16 unit; null when text === original. */
+  readonly ends: Int32Array | null;
+}
+
+const NON_ASCII = /[^\x00-\x7f]/;
+const FORMAT_CHAR = /^[\p{Cf}\u180e\u034f\u115f\u1160\u3164\uffa0]$/u;
+const SPACE_CHAR = /^[\p{Zs}]$/u;
+const DASH_CHAR = /^[\u2010-\u2015\u2212\ufe58\ufe63\uff0d\u2043]$/u;
+const DECIMAL_DIGIT = /^\p{Nd}$/u;
+
+/** Folding of one non-ASCII code point; '' = drop. Cached: the set of code points seen is small. */
+const foldCache = new Map<number, string>();
+
+/** Value of a decimal digit of any script: Unicode keeps each script's 0..9 contiguous. */
+function digitValue(cp: number): number {
+  // Walk back to the first digit of this contiguous run of Nd code points.
+  let zero = cp;
+  while (zero > 0 && DECIMAL_DIGIT.test(String.fromCodePoint(zero - 1)) && cp - zero < 9) zero--;
+  // Runs of more than ten (e.g. mathematical digits) restart every ten.
+  return (cp - zero) % 10;
+}
+
+function foldCodePoint(cp: number): string {
+  const cached = foldCache.get(cp);
+  if (cached !== undefined) return cached;
+  const ch = String.fromCodePoint(cp);
+  let out: string;
+  if (cp === 0x2028 || cp === 0x2029 || cp === 0x85) out = '\n';
+  else if (FORMAT_CHAR.test(ch)) out = '';
+  else if (SPACE_CHAR.test(ch)) out = ' ';
+  else if (DASH_CHAR.test(ch)) out = '-';
+  else if (DECIMAL_DIGIT.test(ch)) {
+    const nfkc = ch.normalize('NFKC');
+    out = nfkc.length === 1 && nfkc >= '0' && nfkc <= '9' ? nfkc : String(digitValue(cp));
+  } else {
+    out = ch.normalize('NFKC');
+  }
+  if (foldCache.size < 65536) foldCache.set(cp, out);
+  return out;
+}
+
+export function fold(original: string): FoldedText {
+  if (!NON_ASCII.test(original)) return { text: original, starts: null, ends: null };
+  const n = original.length;
+  let starts = new Int32Array(n + 16);
+  let ends = new Int32Array(n + 16);
+  let j = 0;
+  const ensure = (extra: number): void => {
+    if (j + extra <= starts.length) return;
+    const cap = Math.max(starts.length * 2, j + extra + 16);
+    const ns = new Int32Array(cap);
+    ns.set(starts.subarray(0, j));
+    starts = ns;
+    const ne = new Int32Array(cap);
+    ne.set(ends.subarray(0, j));
+    ends = ne;
+  };
+  const parts: string[] = [];
+  let runStart = 0; // start of the pending run of ASCII copied verbatim
+  const flushRun = (to: number): void => {
+    if (runStart >= to) return;
+    parts.push(original.slice(runStart, to));
+    ensure(to - runStart);
+    for (let k = runStart; k < to; k++, j++) {
+      starts[j] = k;
+      ends[j] = k + 1;
+    }
+  };
+  for (let i = 0; i < n; ) {
+    if (original.charCodeAt(i) < 0x80) {
+      i++;
+      continue;
+    }
+    flushRun(i);
+    const cp = original.codePointAt(i)!;
+    const width = cp > 0xffff ? 2 : 1;
+    const folded = foldCodePoint(cp);
+    if (folded.length > 0) {
+      parts.push(folded);
+      ensure(folded.length);
+      for (let k = 0; k < folded.length; k++, j++) {
+        starts[j] = i;
+        ends[j] = i + width;
+      }
+    }
+    i += width;
+    runStart = i;
+  }
+  flushRun(n);
+  return { text: parts.join(''), starts: starts.subarray(0, j), ends: ends.subarray(0, j) };
+}
+
+/** Maps a folded span [start, end) back to the original text. */
+export function toOriginalSpan(folded: FoldedText, start: number, end: number): [number, number] {
+  if (!folded.starts || !folded.ends) return [start, end];
+  if (end <= start) {
+    const at = start < folded.starts.length ? folded.starts[start]! : folded.ends.length ? folded.ends[folded.ends.length - 1]! : 0;
+    return [at, at];
+  }
+  return [folded.starts[start]!, folded.ends[end - 1]!];
+}

@@ -1,0 +1,115 @@
+/**
+ * Built-in profiles and the per-request plan: which entities to detect, with which mode and
+ * threshold, resolved from the policy's RedactionDecision over the configured profile.
+ *
+ * Precedence for an entity's mode: decision.modes[entity] > decision.modes[group] >
+ * decision.mode > profile.settings[entity].mode > profile.settings[group].mode > profile.mode > mask.
+ */
+import { WardenError } from '../pipeline/errors.js';
+import type { RedactionDecision, RedactionMode } from '../pipeline/types.js';
+import { SECRET_ENTITIES } from './entities/index.js';
+import type { ProfileConfig } from './types.js';
+
+/** Group names usable wherever an entity type is expected. */
+export const GROUPS: Record<string, readonly string[]> = {
+  SECRETS: SECRET_ENTITIES,
+};
+
+const STANDARD_ENTITIES = ['EMAIL_ADDRESS', 'PHONE_NUMBER', 'CREDIT_CARD', 'US_SSN', 'IBAN_CODE', 'IP_ADDRESS', 'MAC_ADDRESS', 'CRYPTO', 'SECRETS'];
+
+export const BUILTIN_PROFILES: Record<string, ProfileConfig> = {
+  standard: { entities: STANDARD_ENTITIES, mode: 'mask' },
+  strict: {
+    entities: [...STANDARD_ENTITIES, 'DATE_OF_BIRTH', 'URL'],
+    mode: 'mask',
+    settings: { SECRETS: { mode: 'block' } },
+  },
+};
+
+const MODES: readonly string[] = ['mask', 'hash', 'tokenize', 'block', 'allow'];
+
+export interface RedactionPlan {
+  /** Entities to detect (those in `allow` mode are left out: no work for them). */
+  entities: Set<string>;
+  modes: Map<string, RedactionMode>;
+  thresholds: Map<string, number>;
+  failOpen: boolean;
+  reidentify: boolean;
+  usesHash: boolean;
+}
+
+function groupOf(entity: string): string | undefined {
+  for (const [g, members] of Object.entries(GROUPS)) if (members.includes(entity)) return g;
+  return undefined;
+}
+
+export function expandEntities(names: readonly string[], known: ReadonlySet<string>, path: string): string[] {
+  const out: string[] = [];
+  for (const name of names) {
+    const members = GROUPS[name];
+    if (members) out.push(...members);
+    else if (known.has(name)) out.push(name);
+    else {
+      throw new WardenError('redaction_failed', `unknown redaction entity type "${name}" at ${path}`, {
+        location: { path },
+        details: { entity: name },
+      });
+    }
+  }
+  return out;
+}
+
+export function buildPlan(
+  decision: RedactionDecision,
+  profiles: Readonly<Record<string, ProfileConfig>>,
+  defaultProfile: string,
+  known: ReadonlySet<string>,
+): RedactionPlan {
+  const profileName = decision.profile || defaultProfile;
+  const profile = profiles[profileName];
+  if (!profile) {
+    throw new WardenError('redaction_failed', `unknown redaction profile "${profileName}"`, {
+      location: { path: 'decision.redaction.profile' },
+      details: { profile: profileName },
+    });
+  }
+  const names = decision.entities.length > 0 ? decision.entities : profile.entities;
+  const entities = expandEntities(names, known, decision.entities.length > 0 ? 'decision.redaction.entities' : `redaction.profiles.${profileName}.entities`);
+  const modes = new Map<string, RedactionMode>();
+  const thresholds = new Map<string, number>();
+  const plan: RedactionPlan = {
+    entities: new Set(),
+    modes,
+    thresholds,
+    failOpen: decision.fail_open === true,
+    reidentify: decision.reidentify === true,
+    usesHash: false,
+  };
+  for (const e of entities) {
+    const g = groupOf(e);
+    const mode =
+      decision.modes?.[e] ??
+      (g ? decision.modes?.[g] : undefined) ??
+      decision.mode ??
+      profile.settings?.[e]?.mode ??
+      (g ? profile.settings?.[g]?.mode : undefined) ??
+      profile.mode ??
+      'mask';
+    if (!MODES.includes(mode)) {
+      throw new WardenError('redaction_failed', `unknown redaction mode "${String(mode)}" for ${e}`, {
+        location: { path: 'decision.redaction.modes' },
+      });
+    }
+    const threshold = profile.settings?.[e]?.threshold ?? (g ? profile.settings?.[g]?.threshold : undefined);
+    if (threshold !== undefined) thresholds.set(e, threshold);
+    modes.set(e, mode);
+    if (mode !== 'allow') plan.entities.add(e);
+    if (mode === 'hash') plan.usesHash = true;
+  }
+  return plan;
+}
+
+/** Cache key of a decision (decisions repeat across requests; plans are immutable). */
+export function decisionKey(d: RedactionDecision): string {
+  return JSON.stringify([d.profile, d.entities, d.mode ?? null, d.modes ?? {}, d.fail_open === true, d.reidentify === true]);
+}

@@ -1,0 +1,101 @@
+/**
+ * The Redactor: compiled once from configuration (detectors, custom entities on RE2,
+ * allow-lists, profiles), it hands out one Session per request. Plans derived from a decision are
+ * cached: decisions repeat, and a plan is immutable.
+ */
+import { WardenError } from '../pipeline/errors.js';
+import type { Redactor } from '../pipeline/ports.js';
+import type { RedactionDecision } from '../pipeline/types.js';
+import { AllowList } from './allow-list.js';
+import { compileCustomEntity } from './custom.js';
+import { BUILTIN_ENTITIES, builtinDetectors, ENTITY_INFO } from './entities/index.js';
+import type { PhoneValidation } from './entities/phone.js';
+import { BUILTIN_PROFILES, buildPlan, decisionKey, expandEntities, type RedactionPlan } from './profiles.js';
+import { Scanner } from './scanner.js';
+import { Session } from './session.js';
+import type { Detector, EntityInfo, ProfileConfig, RedactionConfig } from './types.js';
+
+export const DEFAULT_PHONE_REGIONS = [
+  'US', 'CA', 'GB', 'IE', 'DE', 'AT', 'CH', 'FR', 'BE', 'NL', 'LU', 'IT', 'ES', 'PT', 'SE', 'NO', 'DK', 'FI',
+  'PL', 'CZ', 'HU', 'AU', 'NZ', 'IN', 'BR', 'MX', 'JP',
+];
+export const DEFAULT_MAX_HOLD_BACK = 8192;
+const PLAN_CACHE_SIZE = 256;
+
+export interface RedactorOptions {
+  /** Extra detectors (tests use this to prove fail-closed behaviour). */
+  detectors?: Detector[];
+  phoneValidation?: PhoneValidation;
+}
+
+export class WardenRedactor implements Redactor {
+  readonly scanner: Scanner;
+  readonly profiles: Readonly<Record<string, ProfileConfig>>;
+  readonly defaultProfile: string;
+  readonly known: ReadonlySet<string>;
+  private readonly hashKey: Buffer | undefined;
+  private readonly maxHoldBack: number;
+  private readonly plans = new Map<string, RedactionPlan>();
+
+  constructor(config: RedactionConfig, opts: RedactorOptions = {}) {
+    const info: Record<string, EntityInfo> = { ...ENTITY_INFO };
+    const detectors: Detector[] = builtinDetectors({ phoneValidation: opts.phoneValidation ?? config.phoneValidation });
+    const known = new Set<string>(BUILTIN_ENTITIES);
+    (config.customEntities ?? []).forEach((c, i) => {
+      const { detector, info: ci } = compileCustomEntity(c, i);
+      detectors.push(detector);
+      info[c.name] = ci;
+      known.add(c.name);
+    });
+    for (const d of opts.detectors ?? []) {
+      detectors.push(d);
+      for (const e of d.entities) known.add(e);
+    }
+    this.known = known;
+    const regions = (config.phoneRegions ?? DEFAULT_PHONE_REGIONS).map((r) => r.toUpperCase());
+    this.scanner = new Scanner(detectors, info, new AllowList(config.allow), regions);
+    this.profiles = { ...BUILTIN_PROFILES, ...(config.profiles ?? {}) };
+    this.defaultProfile = config.defaultProfile ?? 'standard';
+    if (!this.profiles[this.defaultProfile]) {
+      throw new WardenError('invalid_request', `redaction.default_profile "${this.defaultProfile}" is not a profile`, {
+        location: { path: 'redaction.default_profile' },
+      });
+    }
+    // Validate every profile now, so a typo is a startup error and not a refused request.
+    for (const [name, p] of Object.entries(this.profiles)) {
+      expandEntities(p.entities, known, `redaction.profiles.${name}.entities`);
+    }
+    this.hashKey = config.hashKey;
+    this.maxHoldBack = config.maxHoldBack ?? DEFAULT_MAX_HOLD_BACK;
+  }
+
+  plan(decision: RedactionDecision): RedactionPlan {
+    const key = decisionKey(decision);
+    let plan = this.plans.get(key);
+    if (!plan) {
+      plan = buildPlan(decision, this.profiles, this.defaultProfile, this.known);
+      if (plan.usesHash && !this.hashKey) {
+        throw new WardenError('redaction_failed', 'redaction mode "hash" needs redaction.hash_key', {
+          location: { path: 'redaction.hash_key' },
+        });
+      }
+      if (this.plans.size >= PLAN_CACHE_SIZE) this.plans.delete(this.plans.keys().next().value as string);
+      this.plans.set(key, plan);
+    }
+    return plan;
+  }
+
+  session(decision: RedactionDecision, secrets: readonly string[]): Session {
+    return new Session({
+      scanner: this.scanner,
+      plan: this.plan(decision),
+      hashKey: this.hashKey,
+      secrets,
+      maxHoldBack: this.maxHoldBack,
+    });
+  }
+}
+
+export function createRedactor(config: RedactionConfig, opts: RedactorOptions = {}): WardenRedactor {
+  return new WardenRedactor(config, opts);
+}

@@ -1,0 +1,20 @@
+/**
+ * Re-identification: placeholders `<ENTITY_n>` minted by this request's vault are replaced by
+ * their original values in the model's answer, when the decision allows the caller to see them.
+ * Unknown placeholders (never minted here, or minted by another request) are left as they are.
+ * In JSON contexts (tool-call arguments) the original is JSON-string-escaped so the JSON stays valid.
+ */
+import type { TokenVault } from './modes.js';
+
+export const PLACEHOLDER = /<[A-Z][A-Z0-9_]*_\d{1,6}>/g;
+/** Longest placeholder we ever mint (entity names ≤ 64, counter ≤ 6 digits). */
+export const MAX_PLACEHOLDER_LENGTH = 64 + 9;
+
+export function restorePlaceholders(text: string, vault: TokenVault, json: boolean): string {
+  if (vault.size === 0 || text.indexOf('<') < 0) return text;
+  return text.replace(PLACEHOLDER, (token) => {
+    const original = vault.original(token);
+    if (original === undefined) return token;
+    return json ? JSON.stringify(original).slice(1, -1) : original;
+  });
+}

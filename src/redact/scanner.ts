@@ -1,0 +1,158 @@
+/**
+ * The scanner: folds the text, runs the enabled detectors on the folded copy, scores findings
+ * with context words, applies thresholds and allow-lists, resolves overlaps and maps every
+ * finding back to exact UTF-16 offsets of the original text.
+ *
+ * Fail closed: a detector that throws ends the scan with WardenError('redaction_failed') naming
+ * the detector (never the text), unless the caller explicitly allows failing open.
+ */
+import { WardenError } from '../pipeline/errors.js';
+import type { AllowList } from './allow-list.js';
+import { scanDigitChunks, type DigitChunk } from './entities/digit-runs.js';
+import { fold, toOriginalSpan } from './normalize.js';
+import type { DetectContext, Detector, EntityInfo, Finding } from './types.js';
+
+/** How far before a finding context words are looked for (UTF-16 units). */
+export const CONTEXT_WINDOW = 48;
+export const DEFAULT_THRESHOLD = 0.5;
+
+export interface ScanOptions {
+  entities: ReadonlySet<string>;
+  thresholds?: ReadonlyMap<string, number>;
+  failOpen?: boolean;
+  /** Findings that end at or before this offset are context only and not returned. */
+  from?: number;
+}
+
+export interface ScanResult {
+  /** Non-overlapping findings above threshold, sorted by start, in original offsets. */
+  findings: Finding[];
+  /** Every entity type that passed its threshold, including findings lost to an overlap. */
+  seen: Set<string>;
+  /** Detectors that failed (only non-zero when failing open). */
+  failures: number;
+}
+
+function isLetter(c: number): boolean {
+  return (c >= 97 && c <= 122) || (c >= 65 && c <= 90);
+}
+
+/** A context word occurs in `window` (lower case) as a word, not inside another word. */
+function hasWord(window: string, word: string): boolean {
+  let i = window.indexOf(word);
+  while (i >= 0) {
+    const before = i > 0 ? window.charCodeAt(i - 1) : 32;
+    const after = i + word.length < window.length ? window.charCodeAt(i + word.length) : 32;
+    if (!isLetter(before) && !isLetter(after)) return true;
+    i = window.indexOf(word, i + 1);
+  }
+  return false;
+}
+
+export class Scanner {
+  constructor(
+    private readonly detectors: readonly Detector[],
+    private readonly info: Readonly<Record<string, EntityInfo>>,
+    private readonly allow: AllowList,
+    private readonly phoneRegions: readonly string[],
+  ) {}
+
+  scan(text: string, opts: ScanOptions): ScanResult {
+    const seen = new Set<string>();
+    if (text.length === 0) return { findings: [], seen, failures: 0 };
+    const folded = fold(text);
+    const ftext = folded.text;
+    let chunks: DigitChunk[] | null = null;
+    const ctx: DetectContext = {
+      wants: (e) => opts.entities.has(e),
+      phoneRegions: this.phoneRegions,
+      digitChunks: () => (chunks ??= scanDigitChunks(ftext)),
+    };
+    const raw: Finding[] = [];
+    let failures = 0;
+    for (const d of this.detectors) {
+      let wanted = false;
+      for (const e of d.entities) if (opts.entities.has(e)) wanted = true;
+      if (!wanted) continue;
+      try {
+        d.detect(ftext, ctx, raw);
+      } catch {
+        if (!opts.failOpen) {
+          throw new WardenError('redaction_failed', `redaction detector "${d.name}" failed; request refused (fail closed)`, {
+            details: { detector: d.name },
+          });
+        }
+        failures++;
+      }
+    }
+    if (raw.length === 0) return { findings: [], seen, failures };
+    const accepted: Finding[] = [];
+    for (const f of raw) {
+      if (!opts.entities.has(f.entity)) continue;
+      let score = f.score;
+      const info = this.info[f.entity];
+      if (info && (info.context.length > 0 || info.negative)) {
+        const window = ftext.slice(Math.max(0, f.start - CONTEXT_WINDOW), f.start).toLowerCase();
+        for (const w of info.context) {
+          if (hasWord(window, w)) {
+            score += info.contextBoost;
+            break;
+          }
+        }
+        if (info.negative) for (const w of info.negative) if (hasWord(window, w)) score -= 0.4;
+      }
+      score = Math.min(1, Math.max(0, score));
+      const threshold = opts.thresholds?.get(f.entity) ?? DEFAULT_THRESHOLD;
+      if (score < threshold) continue;
+      const [start, end] = toOriginalSpan(folded, f.start, f.end);
+      if (opts.from !== undefined && end <= opts.from) continue;
+      if (!this.allow.empty && this.allow.allows(text.slice(start, end))) continue;
+      seen.add(f.entity);
+      accepted.push({ entity: f.entity, start, end, score: Math.round(score * 100) / 100 });
+    }
+    return { findings: resolveOverlaps(accepted), seen, failures };
+  }
+}
+
+/**
+ * Overlaps: a finding that contains another wins (a URL holding an email is masked whole);
+ * otherwise the higher score wins, then the longer span. Findings are swept in start order and
+ * only clusters of mutually overlapping findings (small) are resolved pairwise, so the cost stays
+ * linear in the number of findings.
+ */
+export function resolveOverlaps(findings: Finding[]): Finding[] {
+  if (findings.length <= 1) return findings;
+  findings.sort((a, b) => a.start - b.start || b.end - a.end);
+  const out: Finding[] = [];
+  let cluster: Finding[] = [];
+  let clusterEnd = -1;
+  const flush = (): void => {
+    if (cluster.length === 1) out.push(cluster[0]!);
+    else if (cluster.length > 1) resolveCluster(cluster, out);
+    cluster = [];
+  };
+  for (const f of findings) {
+    if (f.start >= clusterEnd) {
+      flush();
+      clusterEnd = f.end;
+    } else if (f.end > clusterEnd) clusterEnd = f.end;
+    cluster.push(f);
+  }
+  flush();
+  return out;
+}
+
+function resolveCluster(cluster: Finding[], out: Finding[]): void {
+  const order = cluster.slice().sort((a, b) => b.end - b.start - (a.end - a.start) || b.score - a.score);
+  const kept: Finding[] = [];
+  for (const f of order) {
+    if (!kept.some((k) => k.start <= f.start && f.end <= k.end)) kept.push(f);
+  }
+  kept.sort((a, b) => b.score - a.score || b.end - b.start - (a.end - a.start));
+  const chosen: Finding[] = [];
+  for (const f of kept) {
+    if (!chosen.some((o) => f.start < o.end && o.start < f.end)) chosen.push(f);
+  }
+  chosen.sort((a, b) => a.start - b.start);
+  for (const f of chosen) out.push(f);
+}

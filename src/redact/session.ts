@@ -1,0 +1,257 @@
+/**
+ * One request's redaction: walks every message shape (OpenAI and Anthropic content strings and
+ * part arrays, tool calls, tool definitions), redacts the prompt, refuses it for `block`
+ * entities and leaked secrets, and on the way back restores placeholders and redacts PII the
+ * model produced. The token vault lives here and dies with the request.
+ */
+import { WardenError } from '../pipeline/errors.js';
+import type { RedactionReport, RedactionSession } from '../pipeline/ports.js';
+import type {
+  ChatMessage,
+  CompletionChunk,
+  CompletionResult,
+  ContentPart,
+  RedactionMode,
+  ToolCall,
+  ToolDefinition,
+} from '../pipeline/types.js';
+import { LEAK_ENTITY, LeakGuard } from './leak-guard.js';
+import { applyFindings, createReplacer, TokenVault, type Replacer } from './modes.js';
+import type { RedactionPlan } from './profiles.js';
+import { restorePlaceholders } from './restore.js';
+import { resolveOverlaps, type Scanner } from './scanner.js';
+import { processChunkStream } from './stream.js';
+import type { Finding } from './types.js';
+
+/** Part types whose `text` field is prose to redact. */
+const TEXT_PART_TYPES = new Set(['text', 'input_text', 'output_text']);
+
+export interface SessionOptions {
+  scanner: Scanner;
+  plan: RedactionPlan;
+  hashKey: Buffer | undefined;
+  secrets: readonly string[];
+  maxHoldBack: number;
+}
+
+export class Session implements RedactionSession {
+  private readonly scanner: Scanner;
+  private readonly plan: RedactionPlan;
+  private readonly vault = new TokenVault();
+  private readonly replacer: Replacer;
+  private readonly guard: LeakGuard;
+  private readonly counts: Record<string, number> = {};
+  private readonly responseCounts: Record<string, number> = {};
+  private nonTextParts = 0;
+  private leaks = 0;
+  private failures = 0;
+  private readonly blocked = new Set<string>();
+  private promptLeaks = 0;
+  readonly maxHoldBack: number;
+
+  constructor(opts: SessionOptions) {
+    this.scanner = opts.scanner;
+    this.plan = opts.plan;
+    this.replacer = createReplacer(this.vault, opts.hashKey);
+    this.guard = new LeakGuard(opts.secrets);
+    this.maxHoldBack = opts.maxHoldBack;
+  }
+
+  // ---------------------------------------------------------------- prompt
+
+  redactMessages(messages: ChatMessage[]): ChatMessage[] {
+    const out = messages.map((m) => this.redactMessage(m));
+    this.throwIfRefused();
+    return out;
+  }
+
+  /** Redacts tool definitions (descriptions and every string in the parameter schema). */
+  redactTools(tools: ToolDefinition[]): ToolDefinition[] {
+    const out = tools.map((t) => {
+      const fn: ToolDefinition['function'] = { ...t.function };
+      if (typeof fn.description === 'string') fn.description = this.promptText(fn.description);
+      if (fn.parameters !== undefined) fn.parameters = this.promptJsonValue(fn.parameters);
+      return { ...t, function: fn };
+    });
+    this.throwIfRefused();
+    return out;
+  }
+
+  /** Redacts one plain text as a prompt (used by the CLI); throws like redactMessages. */
+  redactText(text: string): string {
+    const out = this.promptText(text);
+    this.throwIfRefused();
+    return out;
+  }
+
+  private redactMessage(m: ChatMessage): ChatMessage {
+    const copy: ChatMessage = { ...m };
+    if (typeof m.content === 'string') copy.content = this.promptText(m.content);
+    else if (Array.isArray(m.content)) copy.content = m.content.map((p) => this.promptPart(p));
+    if (m.tool_calls) copy.tool_calls = m.tool_calls.map((tc) => this.promptToolCall(tc));
+    return copy;
+  }
+
+  private promptToolCall(tc: ToolCall): ToolCall {
+    return { ...tc, function: { ...tc.function, arguments: this.promptJsonText(tc.function.arguments) } };
+  }
+
+  private promptPart(p: ContentPart): ContentPart {
+    const rec = p as Record<string, unknown>;
+    if (TEXT_PART_TYPES.has(p.type) && typeof rec['text'] === 'string') return { ...p, text: this.promptText(rec['text']) } as ContentPart;
+    if (p.type === 'tool_use' && rec['input'] !== undefined) return { ...p, input: this.promptJsonValue(rec['input']) };
+    if (p.type === 'tool_result') {
+      const c = rec['content'];
+      if (typeof c === 'string') return { ...p, content: this.promptText(c) };
+      if (Array.isArray(c)) return { ...p, content: (c as ContentPart[]).map((q) => this.promptPart(q)) };
+      return p;
+    }
+    this.nonTextParts++;
+    return p;
+  }
+
+  /** JSON in a string (tool-call arguments): redact string values, keep the JSON valid. */
+  private promptJsonText(text: string): string {
+    let parsed: unknown;
+    try {
+      parsed = JSON.parse(text);
+    } catch {
+      return this.promptText(text);
+    }
+    return JSON.stringify(this.promptJsonValue(parsed));
+  }
+
+  private promptJsonValue(v: unknown): unknown {
+    if (typeof v === 'string') return this.promptText(v);
+    if (Array.isArray(v)) return v.map((x) => this.promptJsonValue(x));
+    if (v !== null && typeof v === 'object') {
+      const out: Record<string, unknown> = {};
+      for (const [k, x] of Object.entries(v)) out[k] = this.promptJsonValue(x);
+      return out;
+    }
+    return v;
+  }
+
+  private promptModeOf = (entity: string): RedactionMode => this.plan.modes.get(entity) ?? 'mask';
+
+  private promptText(text: string): string {
+    if (text.length === 0) return text;
+    const res = this.scanner.scan(text, { entities: this.plan.entities, thresholds: this.plan.thresholds, failOpen: this.plan.failOpen });
+    this.failures += res.failures;
+    for (const e of res.seen) if (this.plan.modes.get(e) === 'block') this.blocked.add(e);
+    const out = applyFindings(text, res.findings, this.promptModeOf, this.replacer, this.counts);
+    if (this.guard.active) {
+      const hits: Finding[] = [];
+      const n = this.guard.find(out, hits);
+      if (n > 0) {
+        this.promptLeaks += n;
+        this.leaks += n;
+      }
+    }
+    return out;
+  }
+
+  private throwIfRefused(): void {
+    if (this.promptLeaks > 0) {
+      throw new WardenError('redaction_blocked', 'prompt contains a secret value this request may not send', {
+        details: { reason: 'secret_leak', entities: [LEAK_ENTITY], leaks: this.promptLeaks },
+      });
+    }
+    if (this.blocked.size > 0) {
+      const entities = [...this.blocked].sort();
+      throw new WardenError('redaction_blocked', `prompt contains blocked entity types: ${entities.join(', ')}`, {
+        details: { reason: 'blocked_entities', entities },
+      });
+    }
+  }
+
+  // ---------------------------------------------------------------- response
+
+  /** Response modes: nothing can be refused mid-answer, and new tokens would be meaningless. */
+  private responseModeOf = (entity: string): RedactionMode => {
+    if (entity === LEAK_ENTITY) return 'mask';
+    const m = this.plan.modes.get(entity) ?? 'mask';
+    return m === 'tokenize' || m === 'block' ? 'mask' : m;
+  };
+
+  /** Findings in `text` (model output) that end after `from`, clipped to start at `from`. */
+  outputFindings(text: string, from: number): Finding[] {
+    const res = this.scanner.scan(text, {
+      entities: this.plan.entities,
+      thresholds: this.plan.thresholds,
+      failOpen: this.plan.failOpen,
+      from,
+    });
+    this.failures += res.failures;
+    let findings = res.findings;
+    if (this.guard.active) {
+      const hits: Finding[] = [];
+      if (this.guard.find(text, hits) > 0) {
+        findings = resolveOverlaps(findings.concat(hits.filter((h) => h.end > from)));
+      }
+    }
+    for (const f of findings) if (f.start < from) f.start = from;
+    return findings;
+  }
+
+  /** Replaces findings, restores placeholders between them, and masks any secret that remains. */
+  renderOutput(text: string, findings: readonly Finding[], json: boolean): string {
+    const restore = this.plan.reidentify ? (seg: string): string => restorePlaceholders(seg, this.vault, json) : undefined;
+    const out = applyFindings(text, findings, this.responseModeOf, this.replacer, this.responseCounts, restore);
+    if (!this.guard.active) return out;
+    const hits: Finding[] = [];
+    const n = this.guard.find(out, hits);
+    if (n === 0) return out;
+    this.leaks += n;
+    return applyFindings(out, resolveOverlaps(hits), () => 'mask', this.replacer, this.responseCounts);
+  }
+
+  processOutputText(text: string, json: boolean): string {
+    if (text.length === 0) return text;
+    return this.renderOutput(text, this.outputFindings(text, 0), json);
+  }
+
+  processCompletion(result: CompletionResult): CompletionResult {
+    return {
+      ...result,
+      choices: result.choices.map((c) => {
+        const m = c.message;
+        const msg: ChatMessage = { ...m };
+        if (typeof m.content === 'string') msg.content = this.processOutputText(m.content, false);
+        else if (Array.isArray(m.content)) {
+          msg.content = m.content.map((p) => {
+            const rec = p as Record<string, unknown>;
+            return TEXT_PART_TYPES.has(p.type) && typeof rec['text'] === 'string'
+              ? ({ ...p, text: this.processOutputText(rec['text'], false) } as ContentPart)
+              : p;
+          });
+        }
+        if (m.tool_calls) {
+          msg.tool_calls = m.tool_calls.map((tc) => ({
+            ...tc,
+            function: { ...tc.function, arguments: this.processOutputText(tc.function.arguments, true) },
+          }));
+        }
+        return { ...c, message: msg };
+      }),
+    };
+  }
+
+  processStream(chunks: AsyncIterable<CompletionChunk>): AsyncIterable<CompletionChunk> {
+    return processChunkStream(chunks, this);
+  }
+
+  report(): RedactionReport {
+    return {
+      counts: { ...this.counts },
+      responseCounts: { ...this.responseCounts },
+      nonTextParts: this.nonTextParts,
+      leaks: this.leaks,
+    };
+  }
+
+  /** Detectors that failed while the decision allowed failing open (0 otherwise). */
+  get detectorFailures(): number {
+    return this.failures;
+  }
+}

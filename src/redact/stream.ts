@@ -1,0 +1,212 @@
+/**
+ * Streaming redaction. Each text channel (a choice's content, each of its tool calls'
+ * arguments) keeps a small hold-back: the trailing run of text that could still grow into an
+ * entity or a placeholder (the last whitespace-free run, extended back over digit groups and
+ * month names that a later group could join, and an unterminated private key block). Everything
+ * before it is redacted, restored and emitted at once, so the hold-back is the only delay, and
+ * no entity is ever emitted in two halves. A run longer than `maxHoldBack` is released (redacted
+ * as it stands) so memory per stream stays bounded. Channels flush at finish_reason / stream end.
+ *
+ * Detection of each emitted piece sees the last CONTEXT_TAIL characters already emitted, so
+ * context words and boundaries read the same as on the whole text.
+ */
+import type { ChunkDelta, CompletionChunk } from '../pipeline/types.js';
+import { CONTEXT_WINDOW } from './scanner.js';
+import type { Finding } from './types.js';
+
+export const CONTEXT_TAIL = CONTEXT_WINDOW + 16;
+/** Longest whitespace-separated chain of digit groups held back (IBAN with spaces is 42). */
+const CHAIN_LIMIT = 80;
+
+export interface OutputProcessor {
+  readonly maxHoldBack: number;
+  outputFindings(text: string, from: number): Finding[];
+  renderOutput(text: string, findings: readonly Finding[], json: boolean): string;
+}
+
+function isWs(c: number): boolean {
+  return c === 32 || c === 10 || c === 13 || c === 9;
+}
+
+const MONTHS = /^(?:jan|feb|mar|apr|may|jun|jul|aug|sep|sept|oct|nov|dec)[a-z]*\.?,?$/i;
+const GROUPISH = /^[A-Za-z0-9()+\-.,:/#]{1,12}$/;
+
+/** A run a following group could join into one entity (digit groups, IBAN blocks, dates). */
+function joinable(run: string): boolean {
+  if (MONTHS.test(run)) return true;
+  if (!GROUPISH.test(run)) return false;
+  return /[0-9]/.test(run) || /^[A-Z0-9]{1,4}$/.test(run) || run === '(' || run === '+';
+}
+
+/** Start of the part of `p` that must be held back (p.length = nothing to hold). */
+export function holdStart(p: string): number {
+  const n = p.length;
+  let runStart = n;
+  while (runStart > 0 && !isWs(p.charCodeAt(runStart - 1))) runStart--;
+  if (runStart === n) {
+    // Ends in whitespace: hold only if the run before could be continued by the next group.
+    let j = n;
+    while (j > 0 && isWs(p.charCodeAt(j - 1))) j--;
+    if (j === 0 || n - j > 3) return n;
+    let k = j;
+    while (k > 0 && !isWs(p.charCodeAt(k - 1))) k--;
+    if (!joinable(p.slice(k, j))) return n;
+    runStart = k;
+  } else if (!joinable(p.slice(runStart)) && runStart < n) {
+    // The trailing run itself is held (it may still grow), but nothing before it.
+    return pemStart(p, runStart);
+  }
+  // Extend back over whitespace junctions between joinable runs.
+  for (;;) {
+    if (runStart === 0) break;
+    let j = runStart;
+    while (j > 0 && isWs(p.charCodeAt(j - 1))) j--;
+    if (runStart - j > 3 || j === 0) break;
+    let k = j;
+    while (k > 0 && !isWs(p.charCodeAt(k - 1))) k--;
+    if (!joinable(p.slice(k, j)) || n - k > CHAIN_LIMIT) break;
+    runStart = k;
+  }
+  return pemStart(p, runStart);
+}
+
+/** An unterminated private key block is held from its BEGIN line. */
+function pemStart(p: string, hold: number): number {
+  const begin = p.lastIndexOf('-----BEGIN');
+  if (begin >= 0 && begin < hold && p.indexOf('-----END', begin) < 0) return begin;
+  return hold;
+}
+
+export class StreamChannel {
+  private pending = '';
+  private ctx = '';
+
+  constructor(
+    private readonly proc: OutputProcessor,
+    private readonly json: boolean,
+  ) {}
+
+  push(piece: string): string {
+    if (piece.length === 0) return '';
+    this.pending += piece;
+    return this.emit(false);
+  }
+
+  flush(): string {
+    return this.emit(true);
+  }
+
+  private emit(final: boolean): string {
+    const p = this.pending;
+    if (p.length === 0) return '';
+    let cut: number;
+    if (final) cut = p.length;
+    else if (p.length > this.proc.maxHoldBack) {
+      // Forced release of an over-long run: cut at the last whitespace, or everything.
+      let ws = p.length;
+      while (ws > 0 && !isWs(p.charCodeAt(ws - 1))) ws--;
+      cut = ws > 0 ? ws : p.length;
+    } else cut = holdStart(p);
+    // A lone high surrogate at the cut waits for its pair.
+    if (cut > 0 && cut < p.length) {
+      const c = p.charCodeAt(cut - 1);
+      if (c >= 0xd800 && c <= 0xdbff) cut--;
+    }
+    if (cut === 0) return '';
+    const full = this.ctx + p;
+    const from = this.ctx.length;
+    const findings = this.proc.outputFindings(full, from);
+    if (!final) {
+      // Never cut through a finding, and hold one that touches the end (it may still grow).
+      for (let i = findings.length - 1; i >= 0; i--) {
+        const f = findings[i]!;
+        const fs = f.start - from;
+        const fe = f.end - from;
+        if ((fs < cut && fe > cut) || (fe >= p.length && fs < cut)) cut = Math.max(0, fs);
+      }
+      if (cut === 0) return '';
+    }
+    const inRange = findings.filter((f) => f.end - from <= cut).map((f) => ({ ...f, start: f.start - from, end: f.end - from }));
+    const raw = p.slice(0, cut);
+    const out = this.proc.renderOutput(raw, inRange, this.json);
+    this.ctx = (this.ctx + raw).slice(-CONTEXT_TAIL);
+    this.pending = p.slice(cut);
+    return out;
+  }
+}
+
+type ToolDelta = NonNullable<ChunkDelta['tool_calls']>[number];
+
+export async function* processChunkStream(
+  chunks: AsyncIterable<CompletionChunk>,
+  proc: OutputProcessor,
+): AsyncGenerator<CompletionChunk> {
+  const content = new Map<number, StreamChannel>();
+  const tools = new Map<number, Map<number, StreamChannel>>();
+  let last: CompletionChunk | undefined;
+
+  const contentOf = (i: number): StreamChannel => {
+    let c = content.get(i);
+    if (!c) content.set(i, (c = new StreamChannel(proc, false)));
+    return c;
+  };
+  const toolOf = (i: number, t: number): StreamChannel => {
+    let m = tools.get(i);
+    if (!m) tools.set(i, (m = new Map()));
+    let c = m.get(t);
+    if (!c) m.set(t, (c = new StreamChannel(proc, true)));
+    return c;
+  };
+  /** Flushes a choice's channels into `delta`. */
+  const flushChoice = (i: number, delta: ChunkDelta): boolean => {
+    let any = false;
+    const c = content.get(i);
+    if (c) {
+      const rest = c.flush();
+      if (rest) {
+        delta.content = (typeof delta.content === 'string' ? delta.content : '') + rest;
+        any = true;
+      }
+    }
+    const m = tools.get(i);
+    if (m) {
+      for (const [t, ch] of m) {
+        const rest = ch.flush();
+        if (!rest) continue;
+        any = true;
+        const list: ToolDelta[] = delta.tool_calls ?? (delta.tool_calls = []);
+        const entry = list.find((x) => x.index === t);
+        if (entry) entry.function = { ...entry.function, arguments: (entry.function?.arguments ?? '') + rest };
+        else list.push({ index: t, function: { arguments: rest } });
+      }
+    }
+    return any;
+  };
+
+  for await (const chunk of chunks) {
+    last = chunk;
+    const choices = chunk.choices.map((choice) => {
+      const delta: ChunkDelta = { ...choice.delta };
+      if (typeof delta.content === 'string') delta.content = contentOf(choice.index).push(delta.content);
+      if (delta.tool_calls) {
+        delta.tool_calls = delta.tool_calls.map((tc) => {
+          if (tc.function?.arguments === undefined) return tc;
+          return { ...tc, function: { ...tc.function, arguments: toolOf(choice.index, tc.index).push(tc.function.arguments) } };
+        });
+      }
+      if (choice.finish_reason !== null && choice.finish_reason !== undefined) flushChoice(choice.index, delta);
+      return { ...choice, delta };
+    });
+    yield { ...chunk, choices };
+  }
+  // Stream ended without finish_reason for some choices: flush what they still hold.
+  if (last) {
+    const choices: CompletionChunk['choices'] = [];
+    const indexes = new Set<number>([...content.keys(), ...tools.keys()]);
+    for (const i of indexes) {
+      const delta: ChunkDelta = {};
+      if (flushChoice(i, delta)) choices.push({ index: i, delta, finish_reason: null });
+    }
+    if (choices.length > 0) yield { id: last.id, model: last.model, created: last.created, choices };
+  }
+}

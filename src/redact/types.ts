@@ -1,0 +1,102 @@
+/**
+ * The redactor's own types: configuration (plain TS, mapped from YAML by the config module),
+ * detector contract and findings. Offsets are UTF-16 code units, end exclusive.
+ */
+import type { RedactionMode } from '../pipeline/types.js';
+import type { DigitChunk } from './entities/digit-runs.js';
+
+export type { RedactionMode };
+
+export type ValidatorName = 'luhn' | 'mod97' | 'mod11' | 'verhoeff' | 'none';
+
+export interface EntitySettings {
+  /** Mode used when the decision does not name one. Default `mask`. */
+  mode?: RedactionMode;
+  /** Minimum score (0..1) for a finding to count. Default 0.5. */
+  threshold?: number;
+}
+
+export interface ProfileConfig {
+  /** Entity types (or the group `SECRETS`) this profile detects. */
+  entities: string[];
+  /** Default mode for every entity of the profile. Default `mask`. */
+  mode?: RedactionMode;
+  /** Per-entity mode and threshold. */
+  settings?: Record<string, EntitySettings>;
+}
+
+export interface CustomEntityConfig {
+  /** Entity type name, e.g. `CUSTOMER_ID` (upper snake case). */
+  name: string;
+  /** RE2 syntax; run on the linear-time `re2` engine. Either this or `dictionary` (or both). */
+  pattern?: string;
+  /** RE2 flags besides `g` (e.g. `i`). */
+  flags?: string;
+  /** Check the matched value (digits only for luhn/verhoeff/mod11). */
+  validator?: ValidatorName;
+  /** Words near a match that raise its score. */
+  context?: string[];
+  /** Literal values to find (case-insensitive), e.g. customer ids. */
+  dictionary?: string[];
+  /** Score of a match before context. Default 0.6 (0.85 when validated). */
+  score?: number;
+}
+
+export interface AllowListConfig {
+  /** Exact values (compared case-insensitively) that are never redacted. */
+  literals?: string[];
+  /** RE2 patterns; a finding whose whole text matches one is never redacted. */
+  patterns?: string[];
+}
+
+export interface RedactionConfig {
+  /** Profile used when the decision names none (an unknown name fails closed). Default `standard`. */
+  defaultProfile?: string;
+  /** Extra or overriding profiles (`standard` and `strict` are built in). */
+  profiles?: Record<string, ProfileConfig>;
+  customEntities?: CustomEntityConfig[];
+  allow?: AllowListConfig;
+  /** ISO 3166 regions national phone numbers are validated against. */
+  phoneRegions?: string[];
+  /** Key of the keyed hash (`hash` mode). Resolved by the caller (secret ref). */
+  hashKey?: Buffer;
+  /** `valid` (default): numbers in assigned ranges only; `possible`: right length is enough. */
+  phoneValidation?: 'valid' | 'possible';
+  /** Streaming hold-back cap in UTF-16 units (the longest run held before forced release). */
+  maxHoldBack?: number;
+}
+
+/** A detector's raw result, in offsets of the text it was given (the folded text). */
+export interface Finding {
+  entity: string;
+  start: number;
+  end: number;
+  score: number;
+}
+
+export interface DetectContext {
+  /** Entities the caller wants (detectors may skip work for entities not in the set). */
+  wants(entity: string): boolean;
+  /** Phone regions. */
+  readonly phoneRegions: readonly string[];
+  /** Digit chunks of the text (computed once, shared by the numeric detectors). */
+  digitChunks(): readonly DigitChunk[];
+}
+
+export interface Detector {
+  /** Stable name (used in error messages, never values). */
+  readonly name: string;
+  /** Entity types this detector can emit. */
+  readonly entities: readonly string[];
+  /** Appends findings to `out`. Must be linear in `text.length`. */
+  detect(text: string, ctx: DetectContext, out: Finding[]): void;
+}
+
+/** Entity-level metadata: context words and the default score threshold. */
+export interface EntityInfo {
+  context: readonly string[];
+  /** Score added when a context word is found shortly before the match. */
+  contextBoost: number;
+  /** Words that, found shortly before, lower the score (e.g. `version` before an IP). */
+  negative?: readonly string[];
+}
