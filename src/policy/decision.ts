@@ -1,0 +1,109 @@
+/**
+ * Turns whatever the policy returned into a Decision. Least privilege throughout: only a
+ * well-formed object with `allow === true` allows; a known field of the wrong type denies (a
+ * policy bug must not widen access); a missing field takes the most restrictive default;
+ * unknown fields are ignored.
+ */
+import type { Decision, RedactionDecision, RedactionMode } from '../pipeline/types.js';
+
+const MODES: ReadonlySet<string> = new Set<RedactionMode>(['mask', 'hash', 'tokenize', 'block', 'allow']);
+
+export function defaultRedaction(): RedactionDecision {
+  return { profile: 'standard', entities: [], mode: 'mask', modes: {}, reidentify: false, fail_open: false };
+}
+
+function deny(id: string, reasons: string[]): Decision {
+  return { allow: false, reasons, secrets: [], redaction: defaultRedaction(), models: [], audit: { log_variables_names: false }, id };
+}
+
+function isObject(v: unknown): v is Record<string, unknown> {
+  return v !== null && typeof v === 'object' && !Array.isArray(v);
+}
+
+function stringList(v: unknown): string[] | undefined {
+  if (!Array.isArray(v)) return undefined;
+  for (const x of v) if (typeof x !== 'string') return undefined;
+  return [...new Set(v as string[])];
+}
+
+function positiveInt(v: unknown): number | undefined {
+  if (typeof v === 'bigint') return v > 0n && v <= BigInt(Number.MAX_SAFE_INTEGER) ? Number(v) : undefined;
+  return typeof v === 'number' && Number.isInteger(v) && v > 0 ? v : undefined;
+}
+
+/** Thrown internally for a malformed known field; becomes a deny naming the field. */
+class Malformed extends Error {}
+
+function field<T>(obj: Record<string, unknown>, key: string, parse: (v: unknown) => T | undefined, fallback: T): T {
+  if (!(key in obj) || obj[key] === undefined) return fallback;
+  const out = parse(obj[key]);
+  if (out === undefined) throw new Malformed(key);
+  return out;
+}
+
+function redactionOf(v: unknown): RedactionDecision | undefined {
+  if (!isObject(v)) return undefined;
+  const d = defaultRedaction();
+  const profile = field(v, 'profile', (x) => (typeof x === 'string' && x !== '' ? x : undefined), d.profile);
+  const entities = field(v, 'entities', stringList, d.entities);
+  // Without an explicit mode the profile's own per-entity modes apply, so no default here.
+  const mode = field(v, 'mode', (x) => (typeof x === 'string' && MODES.has(x) ? (x as RedactionMode) : undefined), undefined as RedactionMode | undefined);
+  const modes = field(
+    v,
+    'modes',
+    (x) => {
+      if (!isObject(x)) return undefined;
+      const out: Record<string, RedactionMode> = {};
+      for (const [k, m] of Object.entries(x)) {
+        if (typeof m !== 'string' || !MODES.has(m)) return undefined;
+        out[k] = m as RedactionMode;
+      }
+      return out;
+    },
+    d.modes,
+  );
+  const bool = (x: unknown) => (typeof x === 'boolean' ? x : undefined);
+  const out: RedactionDecision = {
+    profile,
+    entities,
+    modes,
+    reidentify: field(v, 'reidentify', bool, false),
+    fail_open: field(v, 'fail_open', bool, false),
+  };
+  if (mode !== undefined) out.mode = mode;
+  return out;
+}
+
+export function normalizeDecision(raw: unknown, id: string): Decision {
+  if (raw === undefined) return deny(id, ['policy returned no decision (entrypoint undefined)']);
+  if (!isObject(raw)) return deny(id, ['policy decision is not an object']);
+  let reasons: string[];
+  try {
+    reasons = field(raw, 'reasons', stringList, []);
+  } catch {
+    return deny(id, ['policy decision field "reasons" is malformed']);
+  }
+  if (raw.allow !== true) return deny(id, reasons.length > 0 ? reasons : ['denied by policy']);
+  try {
+    const decision: Decision = {
+      allow: true,
+      reasons,
+      secrets: field(raw, 'secrets', stringList, []),
+      redaction: field(raw, 'redaction', redactionOf, defaultRedaction()),
+      models: field(raw, 'models', stringList, []),
+      audit: field(
+        raw,
+        'audit',
+        (x) => (isObject(x) ? { log_variables_names: field(x, 'log_variables_names', (b) => (typeof b === 'boolean' ? b : undefined), false) } : undefined),
+        { log_variables_names: false },
+      ),
+      id,
+    };
+    const maxTokens = field(raw, 'max_tokens', positiveInt, undefined as number | undefined);
+    if (maxTokens !== undefined) decision.max_tokens = maxTokens;
+    return decision;
+  } catch (err) {
+    if (err instanceof Malformed) return deny(id, [`policy decision field "${err.message}" is malformed`]);
+    throw err;
+  }
+}

@@ -1,0 +1,9 @@
+/** Policy: the PolicyEngine port, the built-in Rego engine adapter, policy input, decision normalization and the decide stage. */
+export type { PolicyEngine } from './engine.js';
+export { createRegoPolicyEngine } from './rego-engine.js';
+export type { RegoPolicyEngineOptions } from './rego-engine.js';
+export { buildPolicyInput, mostRecentApproval } from './input.js';
+export type { PolicyEnvironment } from './input.js';
+export { normalizeDecision, defaultRedaction } from './decision.js';
+export { createDecideStage, modelAllowed } from './stage.js';
+export type { DecideStageOptions } from './stage.js';

@@ -1,0 +1,249 @@
+import { mkdtemp, rm, writeFile, mkdir } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { WardenError } from '../../src/pipeline/errors.js';
+import type { PolicyEngine } from '../../src/pipeline/ports.js';
+import type { RequestContext } from '../../src/pipeline/stage.js';
+import { POLICY_INPUT_VERSION, type Template } from '../../src/pipeline/types.js';
+import { buildPolicyInput, createDecideStage, createRegoPolicyEngine, normalizeDecision } from '../../src/policy/index.js';
+import { makeContext } from '../stage-context.js';
+
+const NOW = Date.parse('2026-06-01T12:00:00Z');
+const ENV = { name: 'test', cluster: 'local' };
+
+const template: Template = {
+  id: 'billing/refund-review', version: 1, owner: 'billing', sensitivity: 'restricted', description: 'd',
+  approvals: [{ by: 'a', ticket: 'SEC-1', at: '2026-02-14' }, { by: 'b', ticket: 'SEC-2', at: '2026-04-01' }],
+  retire_after: '2026-05-31',
+  allowed_services: ['dev/local'], models: ['echo'],
+  variables: {
+    reason: { source: 'request', type: 'string', required: true, pii: true },
+    key: { source: 'secret', type: 'string', required: true, pii: false, ref: 'env://REFUND_KEY' },
+    key2: { source: 'secret', type: 'string', required: true, pii: false, ref: 'env://REFUND_KEY' },
+  },
+  messages: [{ role: 'user', content: '{{reason}} {{key}} {{key2}}' }],
+};
+
+function ctxWith(over: Parameters<typeof makeContext>[0] = {}, extra: Partial<RequestContext> = {}): RequestContext {
+  return makeContext(over, {
+    principal: { kind: 'dev', subject: 'system:serviceaccount:dev:local', namespace: 'dev', service_account: 'local', audiences: [] },
+    ...extra,
+  });
+}
+
+describe('buildPolicyInput', () => {
+  it('carries names and metadata, never variable values', () => {
+    const ctx = ctxWith({ variables: { reason: 'CANARY-VALUE-77 card 4111111111111111' }, template: { id: template.id, version: 1 }, max_tokens: 50 }, { template, provider: 'echo' });
+    const input = buildPolicyInput(ctx, ENV, NOW);
+    expect(JSON.stringify(input)).not.toContain('CANARY');
+    expect(input).toEqual({
+      version: POLICY_INPUT_VERSION,
+      principal: { kind: 'dev', subject: 'system:serviceaccount:dev:local', namespace: 'dev', service_account: 'local', audiences: [] },
+      action: 'prompt.execute',
+      template: {
+        id: 'billing/refund-review', version: 1, owner: 'billing', sensitivity: 'restricted',
+        approval: { by: 'b', ticket: 'SEC-2', at: '2026-04-01' },
+        approvals: template.approvals,
+        retire_after: '2026-05-31', retired: true,
+        allowed_services: ['dev/local'], models: ['echo'],
+        secret_refs: ['env://REFUND_KEY'],
+      },
+      request: { protocol: 'openai-http', provider: 'echo', model: 'echo', max_tokens: 50, stream: false, variables: ['reason'], raw: false, tools: 0 },
+      environment: ENV,
+      time: { now_ns: NOW * 1e6, rfc3339: '2026-06-01T12:00:00.000Z' },
+    });
+  });
+
+  it('marks raw requests and refuses to build without a principal', () => {
+    const input = buildPolicyInput(ctxWith(), ENV, NOW);
+    expect(input.template).toBeNull();
+    expect(input.request.raw).toBe(true);
+    expect(() => buildPolicyInput(makeContext(), ENV, NOW)).toThrow(WardenError);
+  });
+});
+
+describe('normalizeDecision', () => {
+  it('denies anything but a well-formed allow', () => {
+    for (const raw of [undefined, null, true, 'allow', [], { allow: 'true' }, { allow: 1 }, {}]) {
+      const d = normalizeDecision(raw, 'id');
+      expect(d.allow, JSON.stringify(raw)).toBe(false);
+      expect(d.secrets).toEqual([]);
+      expect(d.models).toEqual([]);
+      expect(d.reasons.length).toBeGreaterThan(0);
+    }
+    expect(normalizeDecision({ allow: false, reasons: ['not on weekends'] }, 'id').reasons).toEqual(['not on weekends']);
+  });
+
+  it('fills least-privilege defaults and ignores unknown fields', () => {
+    expect(normalizeDecision({ allow: true, surprise: { anything: 1 } }, 'd1')).toEqual({
+      allow: true, reasons: [], secrets: [], models: [], id: 'd1',
+      redaction: { profile: 'standard', entities: [], mode: 'mask', modes: {}, reidentify: false, fail_open: false },
+      audit: { log_variables_names: false },
+    });
+  });
+
+  it('keeps well-formed grants', () => {
+    const d = normalizeDecision(
+      { allow: true, reasons: ['ok'], secrets: ['env://A', 'env://A'], models: ['echo'], max_tokens: 256n,
+        redaction: { profile: 'strict', entities: ['EMAIL'], modes: { EMAIL: 'tokenize' }, reidentify: true, fail_open: true },
+        audit: { log_variables_names: true } },
+      'd2',
+    );
+    expect(d).toMatchObject({ secrets: ['env://A'], models: ['echo'], max_tokens: 256, audit: { log_variables_names: true } });
+    expect(d.redaction).toEqual({ profile: 'strict', entities: ['EMAIL'], modes: { EMAIL: 'tokenize' }, reidentify: true, fail_open: true });
+  });
+
+  it('denies when a known field is malformed instead of guessing', () => {
+    const cases: Array<[Record<string, unknown>, string]> = [
+      [{ secrets: 'env://A' }, 'secrets'],
+      [{ models: [1] }, 'models'],
+      [{ max_tokens: -5 }, 'max_tokens'],
+      [{ max_tokens: 1.5 }, 'max_tokens'],
+      [{ redaction: { mode: 'shred' } }, 'mode'],
+      [{ redaction: { fail_open: 'yes' } }, 'fail_open'],
+      [{ redaction: 'none' }, 'redaction'],
+    ];
+    for (const [extra, fieldName] of cases) {
+      const d = normalizeDecision({ allow: true, ...extra }, 'x');
+      expect(d.allow, JSON.stringify(extra)).toBe(false);
+      expect(d.reasons).toEqual([`policy decision field "${fieldName}" is malformed`]);
+    }
+  });
+});
+
+const POLICY = `package warden
+
+import rego.v1
+
+default decision := {"allow": false, "reasons": ["no rule allowed this request"]}
+
+service := sprintf("%s/%s", [input.principal.namespace, input.principal.service_account])
+
+template_ok if input.template == null
+template_ok if {
+  not input.template.retired
+  some pattern in input.template.allowed_services
+  glob.match(pattern, ["/"], service)
+}
+
+decision := {
+  "allow": true,
+  "reasons": ["dev may run it"],
+  "secrets": secrets,
+  "models": ["echo", "gpt-4o-mini"],
+  "max_tokens": 100,
+  "redaction": {"profile": "standard"},
+} if {
+  input.principal.namespace == "dev"
+  template_ok
+}
+
+secrets := [ref | some ref in input.template.secret_refs] if input.template != null
+secrets := [] if input.template == null
+
+decision := {"allow": false, "reasons": [sprintf("namespace %s may not use Warden", [input.principal.namespace])]} if {
+  input.principal.namespace == "blocked"
+}
+`;
+
+const POLICY_TEST = `package warden_test
+import rego.v1
+test_nothing if { true }
+`;
+
+describe('decide stage with the built-in Rego engine', () => {
+  let dir: string;
+  let engine: PolicyEngine;
+  beforeAll(async () => {
+    dir = await mkdtemp(join(tmpdir(), 'warden-policy-'));
+    await mkdir(join(dir, 'p'));
+    await writeFile(join(dir, 'p', 'decision.rego'), POLICY);
+    // Test files are excluded when loading for serving (this one would otherwise be loaded too).
+    await writeFile(join(dir, 'p', 'decision_test.rego'), POLICY_TEST);
+    engine = await createRegoPolicyEngine({ paths: [join(dir, 'p')], entrypoint: 'warden/decision' });
+  });
+  afterAll(async () => {
+    await rm(dir, { recursive: true, force: true });
+  });
+
+  const stage = () => createDecideStage({ getEngine: () => engine, environment: ENV, now: () => NOW });
+
+  async function run(ctx: RequestContext): Promise<WardenError | undefined> {
+    try {
+      await stage().run(ctx);
+      return undefined;
+    } catch (err) {
+      expect(err).toBeInstanceOf(WardenError);
+      return err as WardenError;
+    }
+  }
+
+  it('allows, grants the template secrets and clamps max_tokens', async () => {
+    expect(engine.kind).toBe('rego');
+    expect(engine.revision).toMatch(/^[0-9a-f]{64}$/);
+    const live = { ...template, retire_after: '2027-01-01' };
+    const ctx = ctxWith({ template: { id: live.id, version: 1 }, max_tokens: 4000 }, { template: live });
+    expect(await run(ctx)).toBeUndefined();
+    expect(ctx.decision).toMatchObject({ allow: true, secrets: ['env://REFUND_KEY'], models: ['echo', 'gpt-4o-mini'], max_tokens: 100 });
+    expect(ctx.decision!.id).toMatch(/^[0-9a-f-]{36}$/);
+    expect(ctx.policyInput?.template?.id).toBe(live.id);
+    expect(ctx.request.max_tokens).toBe(100);
+    const small = ctxWith({ max_tokens: 10 });
+    await run(small);
+    expect(small.request.max_tokens).toBe(10);
+    const unset = ctxWith();
+    await run(unset);
+    expect(unset.request.max_tokens).toBe(100);
+  });
+
+  it('denies with the policy reasons', async () => {
+    const blocked = ctxWith({}, { principal: { kind: 'dev', subject: 's', namespace: 'blocked', service_account: 'x', audiences: [] } });
+    const err = await run(blocked);
+    expect(err).toMatchObject({ code: 'policy_denied', message: 'denied by policy: namespace blocked may not use Warden' });
+    expect(err?.details).toMatchObject({ reasons: ['namespace blocked may not use Warden'] });
+    expect(blocked.decision?.allow).toBe(false);
+    // Retired template (input.template.retired) and an unlisted service fall to the default deny.
+    expect((await run(ctxWith({ template: { id: template.id } }, { template })))?.details).toMatchObject({ reasons: ['no rule allowed this request'] });
+    const other = { ...template, retire_after: '2027-01-01', allowed_services: ['billing/*'] };
+    expect((await run(ctxWith({ template: { id: template.id } }, { template: other })))?.code).toBe('policy_denied');
+  });
+
+  it('refuses a model the decision does not list', async () => {
+    const err = await run(ctxWith({ model: 'gpt-5' }));
+    expect(err).toMatchObject({ code: 'model_not_allowed', details: { model: 'gpt-5', allowed: ['echo', 'gpt-4o-mini'] } });
+    expect(await run(ctxWith({ model: 'gpt-5', action: 'models.list' }))).toBeUndefined();
+  });
+
+  it('turns an evaluation error into policy_error (a deny)', async () => {
+    const conflictDir = join(dir, 'conflict');
+    await mkdir(conflictDir);
+    await writeFile(join(conflictDir, 'c.rego'), 'package warden\nimport rego.v1\ndecision := {"allow": true} if true\ndecision := {"allow": false} if true\n');
+    const broken = await createRegoPolicyEngine({ paths: [conflictDir], entrypoint: 'data.warden.decision' });
+    const ctx = ctxWith();
+    const err = await (async () => createDecideStage({ getEngine: () => broken, environment: ENV, now: () => NOW }).run(ctx))().catch((e: unknown) => e as WardenError);
+    expect(err).toMatchObject({ code: 'policy_error', details: { code: 'eval_conflict_error' } });
+    expect(ctx.decision).toBeUndefined();
+  });
+
+  it('denies when the entrypoint is undefined', async () => {
+    const empty = join(dir, 'empty');
+    await mkdir(empty);
+    await writeFile(join(empty, 'e.rego'), 'package other\nx := 1\n');
+    const e = await createRegoPolicyEngine({ paths: [empty], entrypoint: 'warden/decision' });
+    const err = await (async () => createDecideStage({ getEngine: () => e, environment: ENV }).run(ctxWith()))().catch((x: unknown) => x as WardenError);
+    expect(err).toMatchObject({ code: 'policy_denied', details: { reasons: ['policy returned no decision (entrypoint undefined)'] } });
+  });
+
+  it('reports a policy that does not compile with file:line:col', async () => {
+    const bad = join(dir, 'bad');
+    await mkdir(bad);
+    await writeFile(join(bad, 'b.rego'), 'package warden\n\ndecision := {\n');
+    const err = (await createRegoPolicyEngine({ paths: [bad], entrypoint: 'warden/decision' }).catch((e: unknown) => e)) as WardenError;
+    expect(err).toBeInstanceOf(WardenError);
+    expect(err.code).toBe('policy_error');
+    expect(err.location?.file).toContain('b.rego');
+    expect(err.location?.line).toBeGreaterThanOrEqual(3);
+    await expect(createRegoPolicyEngine({ paths: [bad], entrypoint: 'warden decision' })).rejects.toMatchObject({ location: { path: 'policy.entrypoint' } });
+  });
+});
