@@ -132,17 +132,25 @@ function applyEnvOverrides(raw: Record<string, unknown>, env: Env, problems: Con
 
 function resolvePaths(config: Config, base: string): Config {
   const abs = (p: string) => (isAbsolute(p) ? p : resolve(base, p));
-  const k8s = config.identity.kubernetes;
+  const absOpt = (p: string | undefined) => (p === undefined ? undefined : abs(p));
+  const jwks = <T extends { jwks_file?: string; jwks_ca_file?: string; jwks_bearer_token_file?: string }>(v: T | undefined): T | undefined =>
+    v && {
+      ...v,
+      jwks_file: absOpt(v.jwks_file),
+      jwks_ca_file: absOpt(v.jwks_ca_file),
+      jwks_bearer_token_file: absOpt(v.jwks_bearer_token_file),
+    };
   return {
     ...config,
     listen: {
       ...config.listen,
-      http_socket: config.listen.http_socket === undefined ? undefined : abs(config.listen.http_socket),
-      grpc_socket: config.listen.grpc_socket === undefined ? undefined : abs(config.listen.grpc_socket),
+      http_socket: absOpt(config.listen.http_socket),
+      grpc_socket: absOpt(config.listen.grpc_socket),
     },
     identity: {
       ...config.identity,
-      kubernetes: k8s && { ...k8s, jwks_file: k8s.jwks_file === undefined ? undefined : abs(k8s.jwks_file) },
+      kubernetes: jwks(config.identity.kubernetes),
+      spiffe: jwks(config.identity.spiffe),
     },
     policy: { ...config.policy, paths: config.policy.paths.map(abs) },
     templates: { ...config.templates, paths: config.templates.paths.map(abs) },
@@ -214,6 +222,8 @@ function unknownKeyMessage(key: string, issue: { path: KeyPath }): string {
   return suggestion ? `unknown key (did you mean "${suggestion}"?)` : 'unknown key';
 }
 
+const JWKS_KEYS = ['jwks_url', 'jwks_file', 'jwks_ca_file', 'jwks_bearer_token_file', 'clock_tolerance_s'];
+
 /** The keys the schema accepts at a path, for "did you mean" hints. */
 function knownKeysAt(path: KeyPath): string[] {
   const defaults = defaultConfig() as unknown as Record<string, unknown>;
@@ -226,7 +236,8 @@ function knownKeysAt(path: KeyPath): string[] {
     '': [],
     listen: ['http_socket', 'grpc_socket'],
     identity: ['kubernetes', 'spiffe'],
-    'identity.kubernetes': ['issuer', 'audiences', 'jwks_url', 'jwks_file', 'namespaces', 'clock_tolerance_s'],
+    'identity.kubernetes': ['issuer', 'audiences', 'namespaces', ...JWKS_KEYS],
+    'identity.spiffe': ['trust_domains', 'audiences', 'issuer', ...JWKS_KEYS],
     audit: ['hmac_key'],
   };
   const here = path.map(String).join('.');

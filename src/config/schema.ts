@@ -51,23 +51,42 @@ const EnvironmentSchema = z.strictObject({
   labels: z.record(z.string(), z.string()).default({}),
 });
 
+/** Where signing keys come from; shared by the JWT-based methods. */
+const jwksFields = {
+  jwks_url: z.url({ protocol: /^https?$/, error: 'must be an http(s) URL' }).optional(),
+  jwks_file: nonEmpty.optional(),
+  /** PEM CA bundle for an https jwks_url signed by a private CA (the cluster CA in-cluster). */
+  jwks_ca_file: nonEmpty.optional(),
+  /** File with a bearer token sent to jwks_url (re-read on each fetch: projected tokens rotate). */
+  jwks_bearer_token_file: nonEmpty.optional(),
+  /** Clock skew tolerated on exp/nbf/iat. */
+  clock_tolerance_s: z.int().min(0).max(300).default(5),
+};
+
+/** Exactly one key source; checked even when other keys of the section are wrong (one pass, every problem). */
+const oneJwksSource = [
+  (v: { jwks_url?: string; jwks_file?: string }, ctx: z.RefinementCtx) => {
+    if ((v.jwks_url === undefined) === (v.jwks_file === undefined)) {
+      ctx.addIssue({ code: 'custom', message: 'set exactly one of jwks_url or jwks_file', input: v, path: [] });
+    }
+  },
+  { when: (payload: { value: unknown }) => typeof payload.value === 'object' && payload.value !== null },
+] as const;
+
+const issuerField = z.union([nonEmpty, z.array(nonEmpty).min(1)], {
+  error: (iss) => (iss.input === undefined ? 'is required' : 'must be a string or a list of strings'),
+});
+
 const KubernetesIdentitySchema = z
   .strictObject({
-    issuer: nonEmpty,
+    /** Accepted `iss` value(s) of projected service-account tokens. */
+    issuer: issuerField,
     audiences: z.array(nonEmpty).min(1, { error: 'must list at least one audience' }),
-    jwks_url: z.url({ protocol: /^https?$/, error: 'must be an http(s) URL' }).optional(),
-    jwks_file: nonEmpty.optional(),
     /** When set, only service accounts in these namespaces are accepted. */
     namespaces: z.array(nonEmpty).optional(),
-    /** Clock skew tolerated on exp/nbf/iat. */
-    clock_tolerance_s: z.int().min(0).max(300).default(5),
+    ...jwksFields,
   })
-  .check((ctx) => {
-    const v = ctx.value;
-    if ((v.jwks_url === undefined) === (v.jwks_file === undefined)) {
-      ctx.issues.push({ code: 'custom', message: 'set exactly one of jwks_url or jwks_file', input: v, path: [] });
-    }
-  });
+  .superRefine(...oneJwksSource);
 
 const DevIdentitySchema = z.strictObject({
   principal: z
@@ -78,9 +97,15 @@ const DevIdentitySchema = z.strictObject({
     .prefault({}),
 });
 
-const SpiffeIdentitySchema = z.strictObject({
-  trust_domains: z.array(nonEmpty).min(1, { error: 'must list at least one trust domain' }),
-});
+const SpiffeIdentitySchema = z
+  .strictObject({
+    trust_domains: z.array(nonEmpty).min(1, { error: 'must list at least one trust domain' }),
+    audiences: z.array(nonEmpty).min(1, { error: 'must list at least one audience' }),
+    /** Optional accepted `iss` value(s); JWT-SVIDs need not carry one. */
+    issuer: issuerField.optional(),
+    ...jwksFields,
+  })
+  .superRefine(...oneJwksSource);
 
 const IdentitySchema = z
   .strictObject({

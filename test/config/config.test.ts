@@ -190,11 +190,31 @@ describe('errors name file:line:col, key path and what is wrong', () => {
       lines('identity:\n  methods: [kubernetes]\n  kubernetes:\n    audiences: []\n    jwks_url: file:///x\n    jwks_file: k.json\n'),
     ).toEqual([
       'w.yaml:3:3: identity.kubernetes.issuer: is required',
+      'w.yaml:3:3: identity.kubernetes: set exactly one of jwks_url or jwks_file',
       'w.yaml:4:5: identity.kubernetes.audiences: must list at least one audience',
       'w.yaml:5:5: identity.kubernetes.jwks_url: must be an http(s) URL',
     ]);
     expect(lines('identity:\n  methods: [kubernetes]\n  kubernetes:\n    issuer: https://k\n    audiences: [w]\n')).toEqual([
       'w.yaml:3:3: identity.kubernetes: set exactly one of jwks_url or jwks_file',
+    ]);
+  });
+
+  it('spiffe: trust domains, audiences and one jwks source; jwks paths resolve', () => {
+    expect(lines('identity:\n  methods: [spiffe]\n  spiffe:\n    trust_domains: []\n    issuer: [1]\n')).toEqual([
+      'w.yaml:3:3: identity.spiffe.audiences: is required',
+      'w.yaml:3:3: identity.spiffe: set exactly one of jwks_url or jwks_file',
+      'w.yaml:4:5: identity.spiffe.trust_domains: must list at least one trust domain',
+      'w.yaml:5:5: identity.spiffe.issuer: must be a string or a list of strings',
+    ]);
+    const c = parseConfig(
+      'identity:\n  methods: [spiffe, kubernetes]\n  spiffe: { trust_domains: [prod.example], audiences: [warden], jwks_file: b.json }\n' +
+        '  kubernetes: { issuer: [a, b], audiences: [w], jwks_url: "https://kubernetes.default.svc/openid/v1/jwks", jwks_ca_file: ca.crt, jwks_bearer_token_file: tok }\n',
+      '/c/w.yaml',
+    ).identity;
+    expect(c.spiffe).toEqual({ trust_domains: ['prod.example'], audiences: ['warden'], jwks_file: '/c/b.json', clock_tolerance_s: 5 });
+    expect(c.kubernetes).toMatchObject({ issuer: ['a', 'b'], jwks_ca_file: '/c/ca.crt', jwks_bearer_token_file: '/c/tok' });
+    expect(lines('identity:\n  kubernetes: { issuer: i, audiences: [w], jwks_file: f, jwks_urll: x }\n')).toEqual([
+      'w.yaml:2:58: identity.kubernetes.jwks_urll: unknown key (did you mean "jwks_url"?)',
     ]);
   });
 
