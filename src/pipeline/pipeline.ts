@@ -228,6 +228,8 @@ export function createPipeline(opts: PipelineOptions): Pipeline {
       if (ctx.error) throw ctx.error; // audit already written and failed
       ctx.error = isWardenError(err) ? err : toWardenError(err, 'decide', logger);
       await finish(ctx, false);
+      // A caller the policy refuses may use no model: an empty list, not an error.
+      if (ctx.error.code === 'policy_denied' && ctx.decision) return { models: [], decision: ctx.decision };
       throw ctx.error;
     }
   }

@@ -12,7 +12,10 @@ import type { PipelineStages } from '../pipeline/pipeline.js';
 import type { Authenticator } from '../pipeline/ports.js';
 import type { RequestContext, Stage } from '../pipeline/stage.js';
 import type { Principal } from '../pipeline/types.js';
+import { createDecideStage, createRegoPolicyEngine } from '../policy/index.js';
 import { createForwardStage, createProviders } from '../providers/index.js';
+import { createRedactor, type RedactionConfig } from '../redact/index.js';
+import { createRedactStage, createRespondStage } from '../pipeline/stages/redact.js';
 import { createEnvSecretProvider, createFetchStage, createFileSecretProvider, createSecretResolver } from '../secrets/index.js';
 import type { Logger } from '../telemetry/logger.js';
 import type { Metrics } from '../telemetry/metrics.js';
@@ -118,28 +121,70 @@ export async function buildComponents(config: Config, opts: ComponentOptions): P
     getPolicyRevision: () => holder.get()?.policy.revision ?? 'none',
   });
 
+  const redactionConfig = await toRedactionConfig(config.redaction, resolveOne);
+  const redactor = createRedactor(redactionConfig);
+
+  const resolveTemplate = createResolveStage(holder.templates);
+  // Resolve also routes the model to its provider, so the policy sees `request.provider`.
+  const resolve: Stage = {
+    name: 'resolve',
+    run(ctx: RequestContext) {
+      const provider = providers.providerNameFor(ctx.request.model);
+      if (provider !== undefined) ctx.provider = provider;
+      return resolveTemplate.run(ctx);
+    },
+  };
+
+  const environment = { ...config.environment.labels, name: config.environment.name, cluster: config.environment.cluster };
+
   return {
     stages: {
       authenticate,
-      resolve: createResolveStage(holder.templates),
-      decide: undefined as unknown as Stage,
+      resolve,
+      decide: createDecideStage({ getEngine: holder.policy, environment }),
       fetch: createFetchStage(() => resolver),
       render: createRenderStage(),
-      redact: undefined as unknown as Stage,
+      redact: createRedactStage(() => redactor),
+      respond: createRespondStage(),
       forward: createForwardStage(() => providers, { upstreamTimeoutMs: config.limits.upstream_timeout_ms, metrics: opts.metrics }),
-      respond: undefined as unknown as Stage,
     },
     audit,
     auditLog,
     loadLiveSet: async () => {
-      const templates = await loadTemplateStore(config.templates.paths);
-      return { templates, policy: undefined as never, loadedAt: new Date().toISOString() };
+      // Both load before either is used: a reload swaps a complete set or nothing.
+      const [templates, policy] = await Promise.all([
+        loadTemplateStore(config.templates.paths),
+        createRegoPolicyEngine({
+          paths: config.policy.paths,
+          entrypoint: config.policy.entrypoint,
+          maxSteps: config.policy.max_steps,
+          deadlineMs: config.policy.timeout_ms,
+        }),
+      ]);
+      return { templates, policy, loadedAt: new Date().toISOString() };
     },
     close: async () => {
       await providers.close();
       await auditLog.close();
     },
   };
+}
+
+/** The YAML (snake_case) redaction section → the redaction module's RedactionConfig. */
+async function toRedactionConfig(
+  r: Config['redaction'],
+  resolveSecret: (ref: string) => Promise<string>,
+): Promise<RedactionConfig> {
+  const out: RedactionConfig = { defaultProfile: r.default_profile };
+  if (r.profiles) out.profiles = r.profiles as unknown as NonNullable<RedactionConfig['profiles']>;
+  if (r.custom_entities) out.customEntities = r.custom_entities as unknown as NonNullable<RedactionConfig['customEntities']>;
+  if (r.allow) out.allow = r.allow;
+  if (r.phone_regions) out.phoneRegions = r.phone_regions;
+  if (r.max_hold_back !== undefined) out.maxHoldBack = r.max_hold_back;
+  const validation = (r as Record<string, unknown>).phone_validation;
+  if (validation === 'valid' || validation === 'possible') out.phoneValidation = validation;
+  if (r.hmac_key) out.hashKey = Buffer.from(await resolveSecret(r.hmac_key), 'utf8');
+  return out;
 }
 
 /** What a load failure was about and where, for the reload log line (file:line, never contents). */

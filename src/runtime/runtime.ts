@@ -175,7 +175,8 @@ export async function createRuntime(config: Config, opts: RuntimeOptions = {}): 
 
   async function start(): Promise<BoundAddresses> {
     const limits = ingressLimits(config);
-    httpIngress = createHttpIngress({ pipeline, limits, logger, draining: () => draining });
+    const configuredModels = () => Object.keys(config.models);
+    httpIngress = createHttpIngress({ pipeline, limits, logger, draining: () => draining, configuredModels });
     grpcIngress = createGrpcIngress({ pipeline, limits, logger, health, draining: () => draining });
     adminServer = createAdminServer({ registry: metrics.registry, readiness });
 
@@ -184,7 +185,7 @@ export async function createRuntime(config: Config, opts: RuntimeOptions = {}): 
     const out: BoundAddresses = { http: `http://${formatAddress(httpInfo)}`, grpc: '', admin: '' };
     if (config.listen.http_socket) {
       // A second server object on the same handler: one node server cannot listen twice.
-      const unixIngress = createHttpIngress({ pipeline, limits, logger, draining: () => draining });
+      const unixIngress = createHttpIngress({ pipeline, limits, logger, draining: () => draining, configuredModels });
       out.httpSocket = await listenUnix(unixIngress.server, config.listen.http_socket);
       httpServers.push(unixIngress.server);
     }

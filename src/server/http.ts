@@ -20,6 +20,8 @@ export interface HttpIngressOptions {
   logger: PipelineLogger;
   /** Returns true while the process drains for shutdown: new requests get `shutting_down`. */
   draining?: () => boolean;
+  /** Model names configured for routing; `GET /v1/models` lists the ones the policy allows. */
+  configuredModels: () => readonly string[];
 }
 
 const JSON_HEADERS = { 'content-type': 'application/json' } as const;
@@ -304,7 +306,10 @@ export function createHttpIngress(opts: HttpIngressOptions): HttpIngress {
       };
       if (request.traceparent === undefined) delete request.traceparent;
       try {
-        const { models } = await pipeline.listModels(request);
+        const { models: allowed } = await pipeline.listModels(request);
+        const configured = opts.configuredModels();
+        // `*` in a decision means any configured model; a model nobody routes is not usable.
+        const models = allowed.includes('*') ? configured : configured.filter((m) => allowed.includes(m));
         const body = JSON.stringify({
           object: 'list',
           data: models.map((id) => ({ id, object: 'model', created: 0, owned_by: 'warden' })),

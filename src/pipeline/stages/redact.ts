@@ -1,0 +1,48 @@
+/**
+ * Stage 6 (redact) and stage 8 (respond): thin adapters from the pipeline context to the
+ * Redactor port. The engine (detectors, modes, streaming hold-back, leak guard) lives in
+ * redact/; these stages only decide what it is given and where its output goes.
+ */
+import { WardenError } from '../errors.js';
+import type { Redactor } from '../ports.js';
+import type { RequestContext, Stage } from '../stage.js';
+
+/**
+ * Secret values the leak guard must stop: every secret resolved for this request except those
+ * the template placed in the prompt on purpose (their refs are in `secretsInPrompt`).
+ */
+function guardedSecrets(ctx: RequestContext): string[] {
+  const out: string[] = [];
+  if (!ctx.secrets) return out;
+  for (const [ref, value] of ctx.secrets) if (!ctx.secretsInPrompt?.has(ref)) out.push(value);
+  return out;
+}
+
+export function createRedactStage(getRedactor: () => Redactor): Stage {
+  return {
+    name: 'redact',
+    run(ctx: RequestContext) {
+      const { decision, messages } = ctx;
+      // Fail closed: without a decision and a rendered prompt there is nothing safe to send.
+      if (!decision || !messages) throw new WardenError('internal', 'internal error');
+      const session = getRedactor().session(decision.redaction, guardedSecrets(ctx));
+      ctx.redaction = session;
+      ctx.outbound = session.redactMessages(messages);
+    },
+  };
+}
+
+export function createRespondStage(): Stage {
+  return {
+    name: 'respond',
+    run(ctx: RequestContext) {
+      const { response, redaction } = ctx;
+      if (!response || !redaction) throw new WardenError('internal', 'internal error');
+      if (response.kind === 'complete') {
+        ctx.response = { kind: 'complete', result: redaction.processCompletion(response.result) };
+      } else if (response.kind === 'stream') {
+        ctx.response = { kind: 'stream', chunks: redaction.processStream(response.chunks) };
+      }
+    },
+  };
+}
