@@ -74,6 +74,26 @@ function inputTooLarge(v: unknown, cap: number): boolean {
   return false;
 }
 
+/**
+ * A fresh plain-JSON copy of a result (sets → sorted arrays, non-string keys → JSON text):
+ * callers may mutate what they get without touching values the compiled policy shares.
+ */
+function exportValue(v: Value): unknown {
+  if (v === null || typeof v !== 'object') return v;
+  if (Array.isArray(v)) {
+    const out = new Array<unknown>(v.length);
+    for (let i = 0; i < v.length; i++) out[i] = exportValue(v[i]!);
+    return out;
+  }
+  if (v instanceof RegoSet || !isPlainObject(v)) return toJSON(v);
+  const o: Record<string, unknown> = {};
+  for (const k in v) {
+    if (k === '__proto__') Object.defineProperty(o, k, { value: exportValue(v[k]!), enumerable: true, writable: true, configurable: true });
+    else o[k] = exportValue(v[k]!);
+  }
+  return o;
+}
+
 function refPath(ref: string): string[] {
   let s = ref.trim();
   if (s === 'data') return [];
@@ -159,7 +179,7 @@ export class RegoPolicy implements CompiledPolicy {
         return true;
       }),
     );
-    return out === undefined ? undefined : this.run(() => toJSON(out!));
+    return out === undefined ? undefined : this.run(() => exportValue(out!));
   }
 
   private compiled(text: string): CompiledQuery {

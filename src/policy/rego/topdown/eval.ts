@@ -139,7 +139,25 @@ export function walkData(
   }
   if (node === null && ov === undefined) return base === undefined ? false : walkValue(c, f, base, path, i, k, lookupBase);
   const p = path[i]!;
-  const step = (key: Value): boolean => {
+  if (p.constant !== undefined) return stepData(c, f, node, base, ov, path, i, k, p.constant);
+  if (allBound(f, p.inSlots)) return p.eval(c, f, (key) => stepData(c, f, node, base, ov, path, i, k, key));
+  // Enumerate the keys of everything at this path.
+  const v = materialize(c, node, base, ov);
+  if (v === undefined) return false;
+  return enumerate(c, v, (key, x) => p.match(c, f, key, () => walkValue(c, f, x, path, i + 1, k)));
+}
+
+function stepData(
+  c: Ctx,
+  f: Frame,
+  node: DocNode | null,
+  base: Value | undefined,
+  ov: OverrideTree | undefined,
+  path: readonly TermPlan[],
+  i: number,
+  k: VK,
+  key: Value,
+): boolean {
     const ovc = overrideChild(ov, key);
     if (ovc?.has) return walkValue(c, f, ovc.value!, path, i + 1, k);
     const child = node !== null && typeof key === 'string' ? (node.children.get(key) ?? null) : null;
@@ -154,13 +172,6 @@ export function walkData(
       return baseChild === undefined ? false : walkValue(c, f, baseChild, path, i + 1, k, lookupBase);
     }
     return walkData(c, f, child, baseChild, ovc, path, i + 1, k);
-  };
-  if (p.constant !== undefined) return step(p.constant);
-  if (allBound(f, p.inSlots)) return p.eval(c, f, step);
-  // Enumerate the keys of everything at this path.
-  const v = materialize(c, node, base, ov);
-  if (v === undefined) return false;
-  return enumerate(c, v, (key, x) => p.match(c, f, key, () => walkValue(c, f, x, path, i + 1, k)));
 }
 
 /** The full value at a tree node: rule values, sub-packages and base documents merged. */
@@ -234,16 +245,18 @@ const OBJECT_CONFLICT = 'object keys must be unique: rule %s produced conflictin
 function runChain(c: Ctx, plan: RulePlan, args: Value[] | undefined, onValue: (f: Frame, p: RulePlan) => boolean): void {
   for (let p: RulePlan | undefined = plan; p !== undefined; p = p.else) {
     const f: Frame = new Array(p.frameSize);
-    let found = false;
-    const body = (): boolean =>
-      p!.body(c, f, () => {
-        found = true;
-        return onValue(f, p!);
-      });
-    if (args !== undefined && p.args !== undefined) matchArgs(c, f, p.args, args, 0, body);
-    else body();
-    if (found) return;
+    const state = { found: false };
+    if (args !== undefined && p.args !== undefined) matchArgs(c, f, p.args, args, 0, () => runBody(c, f, p!, state, onValue));
+    else runBody(c, f, p, state, onValue);
+    if (state.found) return;
   }
+}
+
+function runBody(c: Ctx, f: Frame, p: RulePlan, state: { found: boolean }, onValue: (f: Frame, p: RulePlan) => boolean): boolean {
+  return p.body(c, f, () => {
+    state.found = true;
+    return onValue(f, p);
+  });
 }
 
 function matchArgs(c: Ctx, f: Frame, pats: readonly TermPlan[], args: Value[], i: number, k: () => boolean): boolean {
@@ -333,27 +346,25 @@ function finish(b: Builder): Value {
   return makeObject(entries);
 }
 
+function evalKeys(c: Ctx, f: Frame, node: DocNode, p: RulePlan, out: Builder, keys: Value[], i: number): boolean {
+  if (i === p.dyn!.length) {
+    return p.value!.eval(c, f, (v) => {
+      insertPath(node, p, out, keys, v);
+      return false;
+    });
+  }
+  return p.dyn![i]!.eval(c, f, (key) => {
+    keys.push(key);
+    const r = evalKeys(c, f, node, p, out, keys, i + 1);
+    keys.pop();
+    return r;
+  });
+}
+
 function evalObject(c: Ctx, node: DocNode): Value {
   const out: Builder = new Map();
   for (const d of node.defs) {
-    runChain(c, d, undefined, (f, p) => {
-      const keys: Value[] = [];
-      const evalKeys = (i: number): boolean => {
-        if (i === p.dyn!.length) {
-          return p.value!.eval(c, f, (v) => {
-            insertPath(node, p, out, keys, v);
-            return false;
-          });
-        }
-        return p.dyn![i]!.eval(c, f, (key) => {
-          keys.push(key);
-          const r = evalKeys(i + 1);
-          keys.pop();
-          return r;
-        });
-      };
-      return evalKeys(0);
-    });
+    runChain(c, d, undefined, (f, p) => evalKeys(c, f, node, p, out, [], 0));
   }
   return finish(out);
 }

@@ -46,18 +46,42 @@ export function invokeBuiltin(c: Ctx, def: BuiltinDef, args: Value[], loc: Locat
 }
 
 /** Evaluates argument terms left to right (each may enumerate), then calls `k` with the values. */
+// Module-level recursive helpers rather than per-call named closures: cheaper to create.
 function evalArgs(c: Ctx, f: Frame, args: readonly TermPlan[], k: (vals: Value[]) => boolean): boolean {
-  const n = args.length;
-  const vals: Value[] = new Array(n);
-  // Fast path: every argument is a constant or a bound variable/simple term with one value.
-  const go = (i: number): boolean => {
-    if (i === n) return k(vals.slice());
-    return args[i]!.eval(c, f, (v) => {
-      vals[i] = v;
-      return go(i + 1);
-    });
-  };
-  return go(0);
+  return evalItems(c, f, args, new Array(args.length), 0, k);
+}
+
+function evalItems(c: Ctx, f: Frame, items: readonly TermPlan[], out: Value[], i: number, k: (vals: Value[]) => boolean): boolean {
+  if (i === items.length) return k(out.slice());
+  return items[i]!.eval(c, f, (v) => {
+    out[i] = v;
+    return evalItems(c, f, items, out, i + 1, k);
+  });
+}
+
+function matchItems(c: Ctx, f: Frame, items: readonly TermPlan[], x: Value[], i: number, k: K): boolean {
+  if (i === items.length) return k();
+  return items[i]!.match(c, f, x[i]!, () => matchItems(c, f, items, x, i + 1, k));
+}
+
+type Entries = ReadonlyArray<readonly [TermPlan, TermPlan]>;
+
+function evalEntries(c: Ctx, f: Frame, entries: Entries, out: Array<[Value, Value]>, i: number, k: VK): boolean {
+  if (i === entries.length) return k(makeObject(out));
+  return entries[i]![0].eval(c, f, (kv) =>
+    entries[i]![1].eval(c, f, (vv) => {
+      out[i] = [kv, vv];
+      return evalEntries(c, f, entries, out, i + 1, k);
+    }),
+  );
+}
+
+function matchEntries(c: Ctx, f: Frame, entries: Entries, x: PlainObject | RegoObject, i: number, k: K): boolean {
+  if (i === entries.length) return k();
+  return entries[i]![0].eval(c, f, (kv) => {
+    const xv = objectGet(x, kv);
+    return xv === undefined ? false : entries[i]![1].match(c, f, xv, () => matchEntries(c, f, entries, x, i + 1, k));
+  });
 }
 
 export class Planner {
@@ -146,67 +170,21 @@ export class Planner {
       case 'array': {
         const items = t.items.map((x) => this.term(x));
         const n = items.length;
-        const ev: TermPlan['eval'] = (c, f, k) => {
-          const out: Value[] = new Array(n);
-          const go = (i: number): boolean =>
-            i === n
-              ? k(out.slice())
-              : items[i]!.eval(c, f, (v) => {
-                  out[i] = v;
-                  return go(i + 1);
-                });
-          return go(0);
-        };
-        const match: TermPlan['match'] = (c, f, x, k) => {
-          if (!Array.isArray(x) || x.length !== n) return false;
-          const go = (i: number): boolean => (i === n ? k() : items[i]!.match(c, f, x[i]!, () => go(i + 1)));
-          return go(0);
-        };
+        const ev: TermPlan['eval'] = (c, f, k) => evalItems(c, f, items, new Array(n), 0, k);
+        const match: TermPlan['match'] = (c, f, x, k) => (Array.isArray(x) && x.length === n ? matchItems(c, f, items, x, 0, k) : false);
         return { eval: ev, match, inSlots: this.inSlots(t), composite: 'array', items };
       }
       case 'object': {
         const entries = t.entries.map(([k, v]) => [this.term(k), this.term(v)] as const);
         const n = entries.length;
-        const ev: TermPlan['eval'] = (c, f, k) => {
-          const out: Array<[Value, Value]> = new Array(n);
-          const go = (i: number): boolean =>
-            i === n
-              ? k(makeObject(out))
-              : entries[i]![0].eval(c, f, (kv) =>
-                  entries[i]![1].eval(c, f, (vv) => {
-                    out[i] = [kv, vv];
-                    return go(i + 1);
-                  }),
-                );
-          return go(0);
-        };
-        const match: TermPlan['match'] = (c, f, x, k) => {
-          if (!isObject(x) || objectSize(x) !== n) return false;
-          const go = (i: number): boolean =>
-            i === n
-              ? k()
-              : entries[i]![0].eval(c, f, (kv) => {
-                  const xv = objectGet(x as PlainObject | RegoObject, kv);
-                  return xv === undefined ? false : entries[i]![1].match(c, f, xv, () => go(i + 1));
-                });
-          return go(0);
-        };
+        const ev: TermPlan['eval'] = (c, f, k) => evalEntries(c, f, entries, new Array(n), 0, k);
+        const match: TermPlan['match'] = (c, f, x, k) => (isObject(x) && objectSize(x) === n ? matchEntries(c, f, entries, x, 0, k) : false);
         return { eval: ev, match, inSlots: this.inSlots(t), composite: 'object', entries };
       }
       case 'set': {
         const items = t.items.map((x) => this.term(x));
         const n = items.length;
-        const ev: TermPlan['eval'] = (c, f, k) => {
-          const out: Value[] = new Array(n);
-          const go = (i: number): boolean =>
-            i === n
-              ? k(RegoSet.from(out))
-              : items[i]!.eval(c, f, (v) => {
-                  out[i] = v;
-                  return go(i + 1);
-                });
-          return go(0);
-        };
+        const ev: TermPlan['eval'] = (c, f, k) => evalItems(c, f, items, new Array(n), 0, (vals) => k(RegoSet.from(vals)));
         return { eval: ev, match: matchByEval(ev), inSlots: this.inSlots(t), composite: undefined };
       }
       case 'call': {
