@@ -1,0 +1,155 @@
+import { describe, expect, it } from 'vitest';
+import { RegoSet } from '../../../../src/policy/rego/value.js';
+import { call, callError, ctx } from './helpers.js';
+
+const NS = 1_000_000_000n;
+
+describe('time', () => {
+  it('time.now_ns is the query clock', () => {
+    expect(call('time.now_ns')).toBe(ctx.nowNs);
+  });
+
+  it('parses RFC 3339 exactly, with offsets and nanoseconds', () => {
+    expect(call('time.parse_rfc3339_ns', '1970-01-01T00:00:00Z')).toBe(0);
+    expect(call('time.parse_rfc3339_ns', '2017-06-02T19:00:00-07:00')).toBe(1496455200n * NS);
+    expect(call('time.parse_rfc3339_ns', '2023-11-14T22:13:20.123456789Z')).toBe(1700000000n * NS + 123456789n);
+    expect(call('time.parse_rfc3339_ns', '1969-12-31T23:59:59Z')).toBe(-1_000_000_000);
+    expect(callError('time.parse_rfc3339_ns', '2023-02-30T00:00:00Z').code).toBe('eval_builtin_error');
+    expect(callError('time.parse_rfc3339_ns', 'yesterday').code).toBe('eval_builtin_error');
+  });
+
+  it('parses Go layouts', () => {
+    expect(call('time.parse_ns', '2006-01-02', '2017-06-02')).toBe(1496361600n * NS);
+    expect(call('time.parse_ns', 'RFC1123Z', 'Fri, 02 Jun 2017 19:00:00 -0700')).toBe(1496455200n * NS);
+    expect(call('time.parse_ns', 'Jan 2, 2006 at 3:04pm (MST)', 'Jun 2, 2017 at 7:00pm (UTC)')).toBe(1496430000n * NS);
+    expect(call('time.parse_ns', '2006-01-02 15:04:05', '2017-06-02 19:00:00.5')).toBe(1496430000n * NS + 500_000_000n);
+    expect(callError('time.parse_ns', '2006-01-02', '02/06/2017').code).toBe('eval_builtin_error');
+  });
+
+  it('parses Go durations', () => {
+    expect(call('time.parse_duration_ns', '1h30m')).toBe(5_400_000_000_000);
+    expect(call('time.parse_duration_ns', '2562047h')).toBe(9223369200000000000n);
+    expect(callError('time.parse_duration_ns', '2562048h').code).toBe('eval_builtin_error');
+    expect(call('time.parse_duration_ns', '1.5s')).toBe(1_500_000_000);
+    expect(call('time.parse_duration_ns', '-2ms')).toBe(-2_000_000);
+    expect(call('time.parse_duration_ns', '100µs')).toBe(100_000);
+    expect(call('time.parse_duration_ns', '0')).toBe(0);
+    expect(callError('time.parse_duration_ns', '5 minutes').code).toBe('eval_builtin_error');
+    expect(callError('time.parse_duration_ns', '').code).toBe('eval_builtin_error');
+  });
+
+  it('date, clock, weekday in UTC and in a named zone', () => {
+    const t = 1496455200n * NS; // 2017-06-03T02:00:00Z
+    expect(call('time.date', t)).toEqual([2017, 6, 3]);
+    expect(call('time.clock', t)).toEqual([2, 0, 0]);
+    expect(call('time.weekday', t)).toBe('Saturday');
+    expect(call('time.date', [t, 'America/Los_Angeles'])).toEqual([2017, 6, 2]);
+    expect(call('time.clock', [t, 'America/Los_Angeles'])).toEqual([19, 0, 0]);
+    expect(call('time.weekday', [t, 'Asia/Kolkata'])).toBe('Saturday');
+    expect(call('time.clock', [t, 'Asia/Kolkata'])).toEqual([7, 30, 0]);
+    expect(call('time.date', -1)).toEqual([1969, 12, 31]);
+    expect(callError('time.date', [t, 'Mars/Olympus']).code).toBe('eval_builtin_error');
+  });
+
+  it('formats RFC 3339 and Go layouts', () => {
+    const t = 1700000000n * NS + 120_000_000n;
+    expect(call('time.format', t)).toBe('2023-11-14T22:13:20.12Z');
+    expect(call('time.format', [t, 'Europe/Paris'])).toBe('2023-11-14T23:13:20.12+01:00');
+    expect(call('time.format', [t, 'UTC', '2006-01-02 15:04'])).toBe('2023-11-14 22:13');
+    expect(call('time.format', [t, 'UTC', 'Mon Jan _2 3:04PM'])).toBe('Tue Nov 14 10:13PM');
+  });
+
+  it('add_date normalises like Go AddDate', () => {
+    const jan31 = call('time.parse_rfc3339_ns', '2023-01-31T10:00:00Z')!;
+    expect(call('time.format', call('time.add_date', jan31, 0, 1, 0)!)).toBe('2023-03-03T10:00:00Z');
+    expect(call('time.format', call('time.add_date', jan31, 1, 0, -31)!)).toBe('2023-12-31T10:00:00Z');
+  });
+
+  it('diff gives years, months, days, hours, minutes, seconds', () => {
+    const a = call('time.parse_rfc3339_ns', '2020-01-31T10:00:00Z')!;
+    const b = call('time.parse_rfc3339_ns', '2021-03-01T09:30:15Z')!;
+    expect(call('time.diff', a, b)).toEqual([1, 1, 0, 23, 30, 15]);
+    expect(call('time.diff', b, a)).toEqual([1, 1, 0, 23, 30, 15]);
+  });
+});
+
+describe('net', () => {
+  it('cidr_contains for IPs and CIDRs, v4 and v6', () => {
+    expect(call('net.cidr_contains', '10.0.0.0/8', '10.1.2.3')).toBe(true);
+    expect(call('net.cidr_contains', '10.0.0.0/8', '11.0.0.1')).toBe(false);
+    expect(call('net.cidr_contains', '10.0.0.0/8', '10.1.0.0/16')).toBe(true);
+    expect(call('net.cidr_contains', '10.1.0.0/16', '10.0.0.0/8')).toBe(false);
+    expect(call('net.cidr_contains', '2001:db8::/32', '2001:db8:1::1')).toBe(true);
+    expect(call('net.cidr_contains', '2001:db8::/32', '2001:db9::1')).toBe(false);
+    expect(call('net.cidr_contains', '::ffff:0:0/96', '::ffff:10.0.0.1')).toBe(true);
+    expect(call('net.cidr_contains', '0.0.0.0/0', '::1')).toBe(false);
+    expect(call('net.cidr_contains', '0.0.0.0/0', '1.2.3.4')).toBe(true);
+    expect(callError('net.cidr_contains', '10.0.0.0/33', '10.0.0.1').code).toBe('eval_builtin_error');
+    expect(callError('net.cidr_contains', '10.0.0.0/8', 'nope').code).toBe('eval_builtin_error');
+  });
+
+  it('cidr_intersects and cidr_is_valid', () => {
+    expect(call('net.cidr_intersects', '192.168.0.0/16', '192.168.1.0/24')).toBe(true);
+    expect(call('net.cidr_intersects', '192.168.0.0/24', '192.168.1.0/24')).toBe(false);
+    expect(call('net.cidr_intersects', 'fd00::/8', 'fd12::/16')).toBe(true);
+    expect(call('net.cidr_is_valid', '10.0.0.0/8')).toBe(true);
+    expect(call('net.cidr_is_valid', '10.0.0.0')).toBe(false);
+  });
+});
+
+describe('semver', () => {
+  it('validates and compares by SemVer 2.0 precedence', () => {
+    expect(call('semver.is_valid', '1.0.0-alpha.1+build.5')).toBe(true);
+    expect(call('semver.is_valid', 'v1.0.0')).toBe(false);
+    expect(call('semver.is_valid', '1.0')).toBe(false);
+    expect(call('semver.is_valid', 1)).toBe(false);
+    expect(call('semver.compare', '1.0.0', '1.0.1')).toBe(-1);
+    expect(call('semver.compare', '2.0.0', '1.99.99')).toBe(1);
+    expect(call('semver.compare', '1.0.0-alpha', '1.0.0')).toBe(-1);
+    expect(call('semver.compare', '1.0.0-alpha.1', '1.0.0-alpha.beta')).toBe(-1);
+    expect(call('semver.compare', '1.0.0-rc.10', '1.0.0-rc.9')).toBe(1);
+    expect(call('semver.compare', '1.0.0+a', '1.0.0+b')).toBe(0);
+    expect(callError('semver.compare', 'x', '1.0.0').code).toBe('eval_builtin_error');
+  });
+});
+
+describe('units', () => {
+  it('parse_bytes as OPA', () => {
+    expect(call('units.parse_bytes', '1KB')).toBe(1000);
+    expect(call('units.parse_bytes', '1KiB')).toBe(1024);
+    expect(call('units.parse_bytes', '1.5Gi')).toBe(1610612736);
+    expect(call('units.parse_bytes', '100')).toBe(100);
+    expect(call('units.parse_bytes', '20EiB')).toBe(23058430092136939520n);
+    expect(callError('units.parse_bytes', 'foo').code).toBe('eval_builtin_error');
+    expect(callError('units.parse_bytes', '1 KB').code).toBe('eval_builtin_error');
+    expect(callError('units.parse_bytes', '1XB').code).toBe('eval_builtin_error');
+  });
+
+  it('parse distinguishes milli from mega', () => {
+    expect(call('units.parse', '1500m')).toBe(1.5);
+    expect(call('units.parse', '2M')).toBe(2_000_000);
+    expect(call('units.parse', '2Ki')).toBe(2048);
+    expect(call('units.parse', '1e3k')).toBe(1_000_000);
+    expect(call('units.parse', '0.5')).toBe(0.5);
+  });
+});
+
+describe('crypto', () => {
+  it('hashes and HMACs as hex', () => {
+    expect(call('crypto.sha256', 'abc')).toBe('ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad');
+    expect(call('crypto.md5', '')).toBe('d41d8cd98f00b204e9800998ecf8427e');
+    expect(call('crypto.hmac.sha256', 'The quick brown fox jumps over the lazy dog', 'key')).toBe(
+      'f7bc83f430538424b13298e6aa6fb143ef4d59a14946175997479dbc2d1a3cd8',
+    );
+    expect(call('crypto.hmac.equal', 'abc', 'abc')).toBe(true);
+    expect(call('crypto.hmac.equal', 'abc', 'abd')).toBe(false);
+  });
+});
+
+describe('graph', () => {
+  it('graph.reachable follows edges from the initial nodes', () => {
+    const g = { a: ['b'], b: RegoSet.from(['c']), c: [], d: ['a'] };
+    expect((call('graph.reachable', g, ['a']) as RegoSet).sorted()).toEqual(['a', 'b', 'c']);
+    expect((call('graph.reachable', g, RegoSet.from(['z'])) as RegoSet).size).toBe(0);
+  });
+});
