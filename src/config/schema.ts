@@ -34,14 +34,31 @@ export const secretRef = z
 const nonEmpty = z.string().min(1, { error: 'must not be empty' });
 const positiveInt = z.int().positive();
 
-const ListenSchema = z.strictObject({
-  http: listenAddress('127.0.0.1:8700'),
-  grpc: listenAddress('127.0.0.1:8701'),
-  admin: listenAddress('127.0.0.1:8702'),
-  /** Optional Unix-domain sockets for the app listeners (served in addition to TCP). */
-  http_socket: nonEmpty.optional(),
-  grpc_socket: nonEmpty.optional(),
-});
+const ListenSchema = z
+  .strictObject({
+    http: listenAddress('127.0.0.1:8700'),
+    grpc: listenAddress('127.0.0.1:8701'),
+    admin: listenAddress('127.0.0.1:8702'),
+    /** Optional Unix-domain sockets for the app listeners (served in addition to TCP). */
+    http_socket: nonEmpty.optional(),
+    grpc_socket: nonEmpty.optional(),
+  })
+  .check((ctx) => {
+    // Two listeners on one fixed port would fail at bind time with a less helpful message.
+    const v = ctx.value;
+    const seen = new Map<string, string>();
+    for (const name of ['http', 'grpc', 'admin'] as const) {
+      const { host, port } = v[name];
+      if (port === 0) continue;
+      const key = `${host}:${port}`;
+      const other = seen.get(key);
+      if (other) ctx.issues.push({ code: 'custom', message: `uses the same address as listen.${other}`, input: key, path: [name] });
+      else seen.set(key, name);
+    }
+    if (v.http_socket !== undefined && v.http_socket === v.grpc_socket) {
+      ctx.issues.push({ code: 'custom', message: 'uses the same path as listen.http_socket', input: v.grpc_socket, path: ['grpc_socket'] });
+    }
+  });
 
 const EnvironmentSchema = z.strictObject({
   /** Defaults to `production` so that a policy that relaxes rules for `development` never does so by accident. */

@@ -157,6 +157,14 @@ describe('errors name file:line:col, key path and what is wrong', () => {
     ]);
   });
 
+  it('two listeners on one address or socket', () => {
+    expect(lines('listen:\n  http: 127.0.0.1:9000\n  grpc: 127.0.0.1:9000\n  admin: 127.0.0.1:0\n  http_socket: a.sock\n  grpc_socket: a.sock\n')).toEqual([
+      'w.yaml:3:3: listen.grpc: uses the same address as listen.http',
+      'w.yaml:6:3: listen.grpc_socket: uses the same path as listen.http_socket',
+    ]);
+    expect(parseConfig('listen: { http: 127.0.0.1:0, grpc: 127.0.0.1:0, admin: 127.0.0.1:0 }', 'w.yaml').listen.grpc.port).toBe(0);
+  });
+
   it('wrong types and ranges', () => {
     expect(lines('limits:\n  max_body_bytes: -1\n  max_variables: 1.5\n  client_timeout_ms: "10"\nreload: { watch: yes }\n')).toEqual([
       'w.yaml:2:3: limits.max_body_bytes: must be greater than 0',
