@@ -12,3 +12,5 @@ export { TemplateSchema, TEMPLATE_ID } from './schema.js';
 export { createResolveStage, createRenderStage } from './stages.js';
 export { lintTemplates, formatLintResult } from './lint.js';
 export type { TemplateLintResult } from './lint.js';
+export { runTemplatesCli } from './cli.js';
+export type { TemplatesCliIO } from './cli.js';

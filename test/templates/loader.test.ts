@@ -180,3 +180,31 @@ describe('loading from disk', () => {
     ]);
   });
 });
+
+describe('warden templates lint', () => {
+  function io() {
+    const out: string[] = [];
+    const err: string[] = [];
+    return { io: { stdout: { write: (s: string) => out.push(s) }, stderr: { write: (s: string) => err.push(s) } }, out, err };
+  }
+
+  it('exits 0 on the shipped templates and 1 with file:line:col on a bad one', async () => {
+    const { runTemplatesCli } = await import('../../src/templates/index.js');
+    const ok = io();
+    expect(await runTemplatesCli(['lint', 'deploy/local/templates'], ok.io)).toBe(0);
+    expect(ok.out.join('')).toMatch(/^ok: 4 template\(s\) in 3 file\(s\)/);
+    const d = await mkdtemp(join(tmpdir(), 'warden-lint-'));
+    try {
+      await writeFile(join(d, 'bad.yaml'), GOOD.replace('{{ name }}', '{{ nme }}'));
+      const bad = io();
+      expect(await runTemplatesCli(['lint', d], bad.io)).toBe(1);
+      expect(bad.out.join('')).toContain(`${join(d, 'bad.yaml')}:10:14: messages[0].content: placeholder {{nme}} is not declared in variables`);
+      const missing = io();
+      expect(await runTemplatesCli(['lint', join(d, 'nope')], missing.io)).toBe(2);
+      expect(await runTemplatesCli([], io().io)).toBe(2);
+      expect(await runTemplatesCli(['lint', '--help'], io().io)).toBe(0);
+    } finally {
+      await rm(d, { recursive: true, force: true });
+    }
+  });
+});

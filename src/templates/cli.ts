@@ -1,0 +1,43 @@
+/** `warden templates lint PATH...`: checks template files without starting a server. */
+import { formatLintResult, lintTemplates } from './lint.js';
+
+export interface TemplatesCliIO {
+  stdout: { write(s: string): unknown };
+  stderr: { write(s: string): unknown };
+}
+
+const USAGE = `Usage: warden templates lint PATH...
+
+Reads every *.yaml / *.yml template under each PATH (a directory, searched recursively, or a
+file) and checks it: the schema, placeholders against declared variables, secret refs, secret-
+looking literals, approvals on restricted templates, duplicate id@version. Prints one line per
+problem as file:line:col: key: message. Exits 0 when clean, 1 on problems, 2 on usage errors.
+`;
+
+export async function runTemplatesCli(argv: readonly string[], io: TemplatesCliIO): Promise<number> {
+  const [cmd, ...rest] = argv;
+  if (cmd === undefined || cmd === '--help' || cmd === '-h' || cmd === 'help') {
+    io[cmd === undefined ? 'stderr' : 'stdout'].write(USAGE);
+    return cmd === undefined ? 2 : 0;
+  }
+  if (cmd !== 'lint') {
+    io.stderr.write(`unknown templates command "${cmd}"\n\n${USAGE}`);
+    return 2;
+  }
+  if (rest.includes('--help') || rest.includes('-h')) {
+    io.stdout.write(USAGE);
+    return 0;
+  }
+  if (rest.length === 0 || rest.some((a) => a.startsWith('-'))) {
+    io.stderr.write(`templates lint takes one or more PATHs\n\n${USAGE}`);
+    return 2;
+  }
+  try {
+    const result = await lintTemplates(rest);
+    io.stdout.write(formatLintResult(result));
+    return result.ok ? 0 : 1;
+  } catch (err) {
+    io.stderr.write(`${(err as Error).message}\n`);
+    return 2;
+  }
+}
