@@ -83,7 +83,7 @@ function textStream(out: DestinationStream): DestinationStream {
       let text = `${String(obj.time ?? '')} ${String(obj.level ?? '').toUpperCase().padEnd(5)} ${String(obj.msg ?? '')}`;
       for (const [k, v] of Object.entries(obj)) {
         if (SKIP.has(k)) continue;
-        text += ` ${k}=${typeof v === 'string' ? JSON.stringify(v) : JSON.stringify(v)}`;
+        text += ` ${k}=${JSON.stringify(v)}`;
       }
       out.write(`${text}\n`);
     },
