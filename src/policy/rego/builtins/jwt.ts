@@ -118,6 +118,8 @@ function verifier(family: Family, bits: string): BuiltinDef {
   return def(name, 2, (args) => {
     const token = str(name, args, 0);
     const keyText = str(name, args, 1);
+    // A bad key is the policy's mistake and is reported; a bad token just does not verify.
+    const keys = family === 'HS' ? [] : keysFor(name, keyText);
     let jwt: DecodedJWT;
     try {
       jwt = decodeJWT(name, token);
@@ -125,7 +127,7 @@ function verifier(family: Family, bits: string): BuiltinDef {
       return false;
     }
     if (family === 'HS') return verifyHMAC(bits, jwt.signingInput, jwt.signature, keyText);
-    return verifyAsymmetric(family, bits, jwt.signingInput, jwt.signature, keysFor(name, keyText));
+    return verifyAsymmetric(family, bits, jwt.signingInput, jwt.signature, keys);
   });
 }
 

@@ -1,0 +1,120 @@
+import { generateKeyPairSync, type KeyObject } from 'node:crypto';
+import { SignJWT, exportJWK } from 'jose';
+import { beforeAll, describe, expect, it } from 'vitest';
+import { call, callError, ctx } from './helpers.js';
+
+const nowS = Number(ctx.nowNs / 1_000_000_000n);
+
+let rsa: { publicKey: KeyObject; privateKey: KeyObject };
+let otherRsa: { publicKey: KeyObject; privateKey: KeyObject };
+let ec: { publicKey: KeyObject; privateKey: KeyObject };
+let rsaPem: string;
+let ecPem: string;
+let rsaJwks: string;
+
+const sign = (alg: string, key: KeyObject | Uint8Array, claims: Record<string, unknown> = {}) =>
+  new SignJWT({ sub: 'system:serviceaccount:payments:api', ...claims }).setProtectedHeader({ alg, kid: 'k1' }).sign(key);
+
+/** Flips one character of the payload, keeping it valid base64url. */
+function tamper(token: string): string {
+  const [h, p, s] = token.split('.') as [string, string, string];
+  const c = p[5] === 'A' ? 'B' : 'A';
+  return [h, p.slice(0, 5) + c + p.slice(6), s].join('.');
+}
+
+beforeAll(async () => {
+  rsa = generateKeyPairSync('rsa', { modulusLength: 2048 });
+  otherRsa = generateKeyPairSync('rsa', { modulusLength: 2048 });
+  ec = generateKeyPairSync('ec', { namedCurve: 'P-256' });
+  rsaPem = rsa.publicKey.export({ type: 'spki', format: 'pem' }).toString();
+  ecPem = ec.publicKey.export({ type: 'spki', format: 'pem' }).toString();
+  const other = await exportJWK(otherRsa.publicKey);
+  const mine = await exportJWK(rsa.publicKey);
+  rsaJwks = JSON.stringify({ keys: [{ ...other, kid: 'other' }, { ...mine, kid: 'k1' }] });
+});
+
+describe('io.jwt.decode', () => {
+  it('returns header, payload and the signature as hex', async () => {
+    const t = await sign('HS256', Buffer.from('s3cret'), { n: 123456789012345678901234567890 });
+    const [header, payload, sig] = call('io.jwt.decode', t) as [Record<string, unknown>, Record<string, unknown>, string];
+    expect(header).toEqual({ alg: 'HS256', kid: 'k1' });
+    expect(payload.sub).toBe('system:serviceaccount:payments:api');
+    expect(sig).toMatch(/^[0-9a-f]{64}$/);
+  });
+
+  it('rejects malformed tokens', () => {
+    expect(callError('io.jwt.decode', 'a.b').code).toBe('eval_builtin_error');
+    expect(callError('io.jwt.decode', 'eyJ!.e30.').code).toBe('eval_builtin_error');
+    expect(callError('io.jwt.decode', `${Buffer.from('[1]').toString('base64url')}.e30.`).code).toBe('eval_builtin_error');
+  });
+});
+
+describe('io.jwt.verify_*', () => {
+  it('RS256 with a PEM key and a JWKS: valid, tampered, wrong key', async () => {
+    const t = await sign('RS256', rsa.privateKey);
+    expect(call('io.jwt.verify_rs256', t, rsaPem)).toBe(true);
+    expect(call('io.jwt.verify_rs256', t, rsaJwks)).toBe(true);
+    expect(call('io.jwt.verify_rs256', tamper(t), rsaPem)).toBe(false);
+    const wrong = await sign('RS256', otherRsa.privateKey);
+    expect(call('io.jwt.verify_rs256', wrong, rsaPem)).toBe(false);
+    // An RS256 signature is not an RS512 or PS256 one.
+    expect(call('io.jwt.verify_rs512', t, rsaPem)).toBe(false);
+    expect(call('io.jwt.verify_ps256', t, rsaPem)).toBe(false);
+  });
+
+  it('PS256 and ES256', async () => {
+    expect(call('io.jwt.verify_ps256', await sign('PS256', rsa.privateKey), rsaPem)).toBe(true);
+    const e = await sign('ES256', ec.privateKey);
+    expect(call('io.jwt.verify_es256', e, ecPem)).toBe(true);
+    expect(call('io.jwt.verify_es256', tamper(e), ecPem)).toBe(false);
+    expect(call('io.jwt.verify_es256', e, rsaPem)).toBe(false);
+    expect(call('io.jwt.verify_rs256', e, ecPem)).toBe(false);
+  });
+
+  it('HS256 with the right and wrong secret', async () => {
+    const t = await sign('HS256', Buffer.from('s3cret'));
+    expect(call('io.jwt.verify_hs256', t, 's3cret')).toBe(true);
+    expect(call('io.jwt.verify_hs256', t, 'guess')).toBe(false);
+    expect(call('io.jwt.verify_hs256', tamper(t), 's3cret')).toBe(false);
+  });
+
+  it('an unparseable key is an error that does not echo the key', () => {
+    const e = callError('io.jwt.verify_rs256', 'a.b.c', 'CANARY-SECRET-9f8e7d');
+    expect(e.code).toBe('eval_builtin_error');
+    expect(e.message).not.toContain('CANARY-SECRET-9f8e7d');
+  });
+});
+
+describe('io.jwt.decode_verify', () => {
+  it('checks signature, expiry, not-before, issuer and audience', async () => {
+    const good = await sign('RS256', rsa.privateKey, { iss: 'k8s', aud: ['warden'], exp: nowS + 600, nbf: nowS - 60 });
+    const [ok, , payload] = call('io.jwt.decode_verify', good, { cert: rsaPem, iss: 'k8s', aud: 'warden' }) as [
+      boolean,
+      unknown,
+      Record<string, unknown>,
+    ];
+    expect(ok).toBe(true);
+    expect(payload.iss).toBe('k8s');
+
+    const invalid = [false, {}, {}];
+    const expired = await sign('RS256', rsa.privateKey, { exp: nowS - 1 });
+    expect(call('io.jwt.decode_verify', expired, { cert: rsaPem })).toEqual(invalid);
+    const early = await sign('RS256', rsa.privateKey, { nbf: nowS + 600 });
+    expect(call('io.jwt.decode_verify', early, { cert: rsaPem })).toEqual(invalid);
+    expect(call('io.jwt.decode_verify', good, { cert: rsaPem, iss: 'other', aud: 'warden' })).toEqual(invalid);
+    expect(call('io.jwt.decode_verify', good, { cert: rsaPem, aud: 'someone-else' })).toEqual(invalid);
+    // A token with an audience needs the caller to name one.
+    expect(call('io.jwt.decode_verify', good, { cert: rsaPem })).toEqual(invalid);
+    expect(call('io.jwt.decode_verify', tamper(good), { cert: rsaPem, aud: 'warden' })).toEqual(invalid);
+    expect(call('io.jwt.decode_verify', good, { cert: rsaPem, aud: 'warden', alg: 'ES256' })).toEqual(invalid);
+    // Time can be pinned by the caller.
+    expect((call('io.jwt.decode_verify', expired, { cert: rsaPem, time: (nowS - 100) * 1e9 }) as unknown[])[0]).toBe(true);
+  });
+
+  it('HS tokens need the secret, not a certificate', async () => {
+    const t = await sign('HS256', Buffer.from('s3cret'));
+    expect((call('io.jwt.decode_verify', t, { secret: 's3cret' }) as unknown[])[0]).toBe(true);
+    expect((call('io.jwt.decode_verify', t, { cert: rsaPem }) as unknown[])[0]).toBe(false);
+    expect(callError('io.jwt.decode_verify', t, {}).code).toBe('eval_builtin_error');
+  });
+});
