@@ -392,6 +392,8 @@ export class Planner {
             enumerate(c, cv, (kv, vv) => (key ? key.match(c, f, kv, () => value.match(c, f, vv, k)) : value.match(c, f, vv, k))),
           );
       }
+      case 'body':
+        return this.body(e.body);
       case 'every': {
         const key = e.key ? this.term(e.key) : undefined;
         const value = this.term(e.value);

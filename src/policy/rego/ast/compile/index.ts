@@ -253,6 +253,9 @@ function collectRefs(body: IExpr[], extra: Array<ITerm | undefined>, out: Set<st
         collectTerm(e.domain, out);
         collectRefs(e.body, [], out);
         break;
+      case 'body':
+        collectRefs(e.body, [], out);
+        break;
     }
   }
 }

@@ -54,4 +54,6 @@ export type IExpr =
   | (IExprBase & { k: 'term'; term: ITerm })
   | (IExprBase & { k: 'unify'; left: ITerm; right: ITerm })
   | (IExprBase & { k: 'somein'; key?: ITerm; value: ITerm; coll: ITerm })
-  | (IExprBase & { k: 'every'; key?: ITerm; value: ITerm; domain: ITerm; body: IExpr[]; locals: Set<string> });
+  | (IExprBase & { k: 'every'; key?: ITerm; value: ITerm; domain: ITerm; body: IExpr[]; locals: Set<string> })
+  /** `not { … }`: a nested conjunction (always negated). */
+  | (IExprBase & { k: 'body'; body: IExpr[]; locals: Set<string> });

@@ -273,6 +273,11 @@ export class Resolver {
           locals: new Set(inner.names.values()),
         };
       }
+      case 'notbody': {
+        const inner = this.newScope(scope);
+        const body = this.body(e.body, inner);
+        return { ...base, negated: true, k: 'body', body, locals: new Set(inner.names.values()) };
+      }
       case 'term': {
         const t = e.term;
         if (t.type === 'call') {

@@ -123,6 +123,9 @@ function exprNeeds(e: IExpr, all = false): { inputs: Names; outputs: Names; alts
       analyze(e.domain, false, inputs, outputs);
       freeVars(e.body, [], e.locals, inputs);
       break;
+    case 'body':
+      freeVars(e.body, [], e.locals, inputs);
+      break;
   }
   if (e.negated && !all) {
     for (const v of outputs) if (!v.startsWith('$')) inputs.add(v);
@@ -223,6 +226,8 @@ function reorderNested(e: IExpr, bound: Names): IExpr {
       for (const v of e.locals) inner.add(v);
       return { ...e, with: withs, domain: reorderTerm(e.domain, bound), body: reorder(e.body, inner) };
     }
+    case 'body':
+      return { ...e, with: withs, body: reorder(e.body, new Set(bound)) };
   }
 }
 
