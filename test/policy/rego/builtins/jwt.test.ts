@@ -35,7 +35,7 @@ beforeAll(async () => {
 
 describe('io.jwt.decode', () => {
   it('returns header, payload and the signature as hex', async () => {
-    const t = await sign('HS256', Buffer.from('s3cret'), { n: 123456789012345678901234567890 });
+    const t = await sign('HS256', Buffer.from('s3cret'), { n: 1 });
     const [header, payload, sig] = call('io.jwt.decode', t) as [Record<string, unknown>, Record<string, unknown>, string];
     expect(header).toEqual({ alg: 'HS256', kid: 'k1' });
     expect(payload.sub).toBe('system:serviceaccount:payments:api');
