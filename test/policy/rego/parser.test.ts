@@ -241,7 +241,7 @@ describe('expressions', () => {
   });
 
   it('parses with modifiers', () => {
-    expect(bare(q('data.p with input as {"a": 1} with data.q.r as 2 with count as mock'))[0]).toEqual({
+    expect(bare(q('data.p with input as {"a": 1} with data.q.r as 2 with count as mock')[0])).toEqual({
       kind: 'term',
       term: ref(v('data'), s('p')),
       negated: false,
