@@ -1,0 +1,213 @@
+import { describe, expect, it } from 'vitest';
+import { compilePolicy, RegoError } from '../../../src/policy/rego/index.js';
+
+function policy(source: string, data?: unknown) {
+  return compilePolicy([{ path: 'policy.rego', source }], data);
+}
+
+function compileError(source: string): RegoError {
+  try {
+    policy(source);
+  } catch (e) {
+    expect(e).toBeInstanceOf(RegoError);
+    return e as RegoError;
+  }
+  throw new Error('expected a compile error');
+}
+
+describe('Rego evaluation', () => {
+  it('evaluates complete, partial set, partial object rules and functions', () => {
+    const p = policy(`package t
+import rego.v1
+default allow := false
+allow if input.user == "alice"
+roles contains r if some r in input.roles
+limits[k] := v if some k, v in {"a": 1, "b": 2}
+double(x) := x * 2
+d := double(21)
+`);
+    expect(p.evaluate('data.t.allow', { user: 'alice', roles: [] })).toBe(true);
+    expect(p.evaluate('t/allow', { user: 'bob', roles: [] })).toBe(false);
+    expect(p.evaluate('data.t.roles', { roles: ['b', 'a', 'b'] })).toEqual(['a', 'b']);
+    expect(p.evaluate('data.t.limits', {})).toEqual({ a: 1, b: 2 });
+    expect(p.evaluate('data.t.d', {})).toBe(42);
+  });
+
+  it('distinguishes undefined from false', () => {
+    const p = policy(`package t
+import rego.v1
+f := false
+u if input.missing
+`);
+    expect(p.evaluate('data.t.f', {})).toBe(false);
+    expect(p.evaluate('data.t.u', {})).toBeUndefined();
+    expect(p.query('data.t.u', {})).toEqual([]);
+  });
+
+  it('uses else chains and function definitions in order', () => {
+    const p = policy(`package t
+import rego.v1
+level := "high" if input.n > 10
+else := "mid" if input.n > 5
+else := "low"
+sign(x) := -1 if x < 0
+sign(x) := 1 if x > 0
+sign(0) := 0
+`);
+    expect(p.evaluate('data.t.level', { n: 11 })).toBe('high');
+    expect(p.evaluate('data.t.level', { n: 6 })).toBe('mid');
+    expect(p.evaluate('data.t.level', { n: 1 })).toBe('low');
+    expect(p.query('x := data.t.sign(-5); y := data.t.sign(0)')).toEqual([{ x: -1, y: 0 }]);
+  });
+
+  it('enumerates refs with variables, with backtracking', () => {
+    const p = policy(`package t
+import rego.v1
+pairs contains [k, i] if data.groups[k].members[i] == "bob"
+`, { groups: { a: { members: ['alice', 'bob'] }, b: { members: ['bob'] } } });
+    expect(p.evaluate('data.t.pairs', {})).toEqual([['a', 1], ['b', 0]]);
+  });
+
+  it('supports every, comprehensions and negation', () => {
+    const p = policy(`package t
+import rego.v1
+all_small if every x in input.xs { x < 10 }
+squares := [y | some x in input.xs; y := x * x]
+no_admin if not "admin" in input.roles
+`);
+    expect(p.evaluate('data.t.all_small', { xs: [1, 2], roles: [] })).toBe(true);
+    expect(p.evaluate('data.t.all_small', { xs: [1, 20], roles: [] })).toBeUndefined();
+    expect(p.evaluate('data.t.squares', { xs: [2, 3] })).toEqual([4, 9]);
+    expect(p.evaluate('data.t.no_admin', { roles: ['dev'] })).toBe(true);
+    expect(p.evaluate('data.t.no_admin', { roles: ['admin'] })).toBeUndefined();
+  });
+
+  it('applies with to input, data and functions', () => {
+    const p = policy(`package t
+import rego.v1
+is_admin if input.role == "admin"
+limit := data.config.limit
+n := count(input.xs)
+a if is_admin with input as {"role": "admin"}
+b := x if x := limit with data.config.limit as 7
+c := x if x := n with count as 99
+`, { config: { limit: 1 } });
+    expect(p.evaluate('data.t.a', {})).toBe(true);
+    expect(p.evaluate('data.t.b', {})).toBe(7);
+    expect(p.evaluate('data.t.limit', {})).toBe(1);
+    expect(p.evaluate('data.t.c', { xs: [1] })).toBe(99);
+  });
+
+  it('merges base and virtual documents and queries data itself', () => {
+    const p = policy(`package a.b
+import rego.v1
+v := 1
+`, { a: { base: true } });
+    expect(p.evaluate('data.a', {})).toEqual({ b: { v: 1 }, base: true });
+    expect(p.query('x := data')).toEqual([{ x: { a: { b: { v: 1 }, base: true } } }]);
+  });
+
+  it('raises eval_conflict_error for complete rules and functions with two values', () => {
+    const p = policy(`package t
+import rego.v1
+x := 1
+x := 2 if true
+f(_) := 1
+f(_) := 2
+g := f(0)
+`);
+    expect(() => p.evaluate('data.t.x', {})).toThrow(expect.objectContaining({ code: 'eval_conflict_error' }));
+    expect(() => p.evaluate('data.t.g', {})).toThrow(expect.objectContaining({ code: 'eval_conflict_error' }));
+  });
+
+  it('treats built-in errors as undefined unless strict', () => {
+    const p = policy(`package t
+import rego.v1
+q := 1 / input.d
+`);
+    expect(p.evaluate('data.t.q', { d: 0 })).toBeUndefined();
+    expect(() => p.evaluate('data.t.q', { d: 0 }, { strictBuiltinErrors: true })).toThrow(expect.objectContaining({ code: 'eval_builtin_error' }));
+  });
+
+  it('keeps big integers exact', () => {
+    const p = policy(`package t
+import rego.v1
+big := 18446744073709551616 + 1
+`);
+    expect(p.evaluate('data.t.big', {})).toBe(18446744073709551617n);
+  });
+
+  it('returns results the caller may mutate without changing the policy', () => {
+    const p = policy(`package t
+import rego.v1
+d := {"reasons": ["a"]}
+`);
+    const first = p.evaluate('data.t.d', {}) as { reasons: string[] };
+    first.reasons.push('mutated');
+    expect(p.evaluate('data.t.d', {})).toEqual({ reasons: ['a'] });
+  });
+});
+
+describe('Rego compile errors', () => {
+  it('reports unsafe variables with their location', () => {
+    const e = compileError(`package t
+import rego.v1
+p if {
+	x > 1
+}
+`);
+    expect(e.code).toBe('rego_unsafe_var_error');
+    expect(e.message).toContain('var x is unsafe');
+    expect(e.location).toMatchObject({ file: 'policy.rego', row: 4 });
+  });
+
+  it('reports recursion', () => {
+    const e = compileError(`package t
+import rego.v1
+p if q
+q if p
+`);
+    expect(e.code).toBe('rego_recursion_error');
+    expect(e.message).toContain('data.t.p');
+  });
+
+  it('names an unknown built-in and says where it is called', () => {
+    const e = compileError(`package t
+import rego.v1
+p if no_such.builtin(1)
+`);
+    expect(e.code).toBe('rego_type_error');
+    expect(e.message).toContain('undefined function no_such.builtin');
+    expect(e.location).toMatchObject({ file: 'policy.rego', row: 3, col: 6 });
+  });
+
+  it('checks built-in arity', () => {
+    const e = compileError(`package t
+import rego.v1
+p if count(1, 2, 3)
+`);
+    expect(e.code).toBe('rego_type_error');
+    expect(e.message).toContain('count');
+  });
+
+  it('rejects conflicting rule kinds', () => {
+    const e = compileError(`package t
+import rego.v1
+p := 1
+p contains 2
+`);
+    expect(e.code).toBe('rego_type_error');
+    expect(e.message).toContain('data.t.p');
+  });
+
+  it('reports parse errors with file, line and column', () => {
+    try {
+      compilePolicy([{ path: 'bad.rego', source: 'package t\n\np if {\n' }]);
+      throw new Error('expected a parse error');
+    } catch (e) {
+      expect(e).toBeInstanceOf(RegoError);
+      expect((e as RegoError).code).toBe('rego_parse_error');
+      expect((e as RegoError).location?.file).toBe('bad.rego');
+    }
+  });
+});

@@ -1,0 +1,96 @@
+/**
+ * Runaway evaluation must end in a RegoError (which Warden turns into a deny), never in a hung
+ * or crashed process: step budget, deadline, nesting depth, input size, huge collections.
+ */
+import { describe, expect, it } from 'vitest';
+import { compilePolicy, RegoError } from '../../../src/policy/rego/index.js';
+
+function policy(source: string) {
+  return compilePolicy([{ path: 'limits.rego', source }]);
+}
+
+function budgetError(fn: () => unknown): RegoError {
+  try {
+    fn();
+  } catch (e) {
+    expect(e).toBeInstanceOf(RegoError);
+    return e as RegoError;
+  }
+  throw new Error('expected a budget error');
+}
+
+const cross = policy(`package t
+import rego.v1
+# n^3 combinations: far more work than any decision should need
+p := count([1 | some a in input.xs; some b in input.xs; some c in input.xs])
+`);
+
+describe('evaluation limits', () => {
+  it('stops at the step budget', () => {
+    const xs = Array.from({ length: 200 }, (_, i) => i);
+    const e = budgetError(() => cross.evaluate('data.t.p', { xs }, { maxSteps: 10_000 }));
+    expect(e.code).toBe('eval_budget_exceeded');
+    expect(e.message).toContain('10000 steps');
+  });
+
+  it('stops at the deadline', () => {
+    const xs = Array.from({ length: 400 }, (_, i) => i);
+    const e = budgetError(() => cross.evaluate('data.t.p', { xs }, { maxSteps: Number.MAX_SAFE_INTEGER, deadlineMs: 20 }));
+    expect(e.code).toBe('eval_budget_exceeded');
+    expect(e.message).toContain('deadline');
+  });
+
+  it('evaluates within the budget when the work fits', () => {
+    expect(cross.evaluate('data.t.p', { xs: [1, 2, 3] })).toBe(27);
+  });
+
+  it('handles 100k-element arrays without hanging, and refuses them under a small budget', () => {
+    const p = policy(`package t
+import rego.v1
+n := count([x | some x in input.xs; x % 2 == 0])
+`);
+    const xs = Array.from({ length: 100_000 }, (_, i) => i);
+    expect(p.evaluate('data.t.n', { xs }, { maxSteps: 10_000_000, deadlineMs: 30_000 })).toBe(50_000);
+    const e = budgetError(() => p.evaluate('data.t.n', { xs }, { maxSteps: 50_000 }));
+    expect(e.code).toBe('eval_budget_exceeded');
+  });
+
+  it('refuses inputs over 10 MB', () => {
+    const p = policy('package t\nimport rego.v1\nok := true\n');
+    const big = { blob: 'x'.repeat(11 * 1024 * 1024) };
+    const e = budgetError(() => p.evaluate('data.t.ok', big));
+    expect(e.code).toBe('eval_budget_exceeded');
+    expect(e.message).toContain('input larger than');
+    // the message never echoes the input
+    expect(e.message).not.toContain('xxxx');
+  });
+
+  it('survives deeply nested input', () => {
+    const p = policy('package t\nimport rego.v1\nv := input\n');
+    let deep: unknown = 'leaf';
+    for (let i = 0; i < 200_000; i++) deep = [deep];
+    const e = budgetError(() => p.evaluate('data.t.v', deep));
+    expect(e.code).toBe('eval_budget_exceeded');
+  });
+
+  it('limits nesting depth of rule and function evaluation', () => {
+    // Recursion is a compile error in Rego, so nest functions through a chain instead.
+    const lines = ['package t', 'import rego.v1', 'f0(x) := x'];
+    for (let i = 1; i <= 50; i++) lines.push(`f${i}(x) := f${i - 1}(x + 1)`);
+    lines.push('v := f50(0)');
+    const p = policy(lines.join('\n'));
+    expect(p.evaluate('data.t.v', {})).toBe(50);
+    const e = budgetError(() => p.evaluate('data.t.v', {}, { maxDepth: 10 }));
+    expect(e.code).toBe('eval_budget_exceeded');
+    expect(e.message).toContain('nesting');
+  });
+
+  it('puts no secret-looking input values into error messages', () => {
+    const p = policy(`package t
+import rego.v1
+q := 1 / input.d
+`);
+    const e = budgetError(() => p.evaluate('data.t.q', { d: 0, token: 'CANARY-SECRET-9f8e7d' }, { strictBuiltinErrors: true }));
+    expect(String(e)).not.toContain('CANARY-SECRET-9f8e7d');
+  });
+});
