@@ -98,7 +98,7 @@ identity: { methods: [dev], dev: { principal: { namespace: dev, service_account:
 policy: { engine: rego, paths: [${JSON.stringify(join(REPO, 'policies'))}], entrypoint: warden/decision }
 templates: { paths: [templates] }
 providers:
-  upstream: { kind: openai, base_url: "http://127.0.0.1:${upstreamPort}/v1", api_key: "file:secrets/upstream-key" }
+  upstream: { kind: openai, base_url: "http://127.0.0.1:${upstreamPort}/v1", api_key: "file://${join(dir, 'secrets', 'upstream-key')}" }
 models: { gpt-4o-mini: upstream }
 audit: { sinks: [{ file: audit.log }], required: true }
 log: { level: error }

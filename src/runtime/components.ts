@@ -6,7 +6,7 @@
 import { randomBytes } from 'node:crypto';
 import type { Config } from '../config/schema.js';
 import { createAuditLog, createAuditStage, createFileSink, createStreamSink, type AuditLogHandle, type AuditSink } from '../audit/index.js';
-import { DevAuthenticator, KubernetesTokenAuthenticator, createAuthenticateStage } from '../identity/index.js';
+import { DevAuthenticator, KubernetesTokenAuthenticator, SpiffeJwtAuthenticator, createAuthenticateStage } from '../identity/index.js';
 import { WardenError, formatLocation, isWardenError } from '../pipeline/errors.js';
 import type { PipelineStages } from '../pipeline/pipeline.js';
 import type { Authenticator } from '../pipeline/ports.js';
@@ -53,27 +53,54 @@ function fixedPrincipalStage(principal: Principal): Stage {
   };
 }
 
+type JwksConfig = {
+  jwks_url?: string | undefined;
+  jwks_file?: string | undefined;
+  jwks_ca_file?: string | undefined;
+  jwks_bearer_token_file?: string | undefined;
+};
+
+function jwksOptions(c: JwksConfig) {
+  return {
+    ...(c.jwks_url ? { jwksUrl: c.jwks_url } : {}),
+    ...(c.jwks_file ? { jwksFile: c.jwks_file } : {}),
+    ...(c.jwks_ca_file ? { jwksCaFile: c.jwks_ca_file } : {}),
+    ...(c.jwks_bearer_token_file ? { jwksBearerTokenFile: c.jwks_bearer_token_file } : {}),
+  };
+}
+
 function buildAuthenticators(config: Config, logger: Logger): Authenticator[] {
   const out: Authenticator[] = [];
-  for (const method of config.identity.methods) {
+  const id = config.identity;
+  for (const method of id.methods) {
     if (method === 'dev') {
-      out.push(new DevAuthenticator({ principal: config.identity.dev.principal, logger }));
-    } else if (method === 'kubernetes') {
-      const k = config.identity.kubernetes;
-      if (!k) throw new WardenError('internal', 'identity.kubernetes is required for method kubernetes', { location: { path: 'identity.kubernetes' } });
+      out.push(new DevAuthenticator({ principal: id.dev.principal, logger }));
+    } else if (method === 'kubernetes' && id.kubernetes) {
+      const k = id.kubernetes;
       out.push(
         new KubernetesTokenAuthenticator({
           issuer: k.issuer,
           audiences: k.audiences,
-          ...(k.jwks_url ? { jwksUrl: k.jwks_url } : {}),
-          ...(k.jwks_file ? { jwksFile: k.jwks_file } : {}),
+          ...jwksOptions(k),
           ...(k.namespaces ? { allowedNamespaces: k.namespaces } : {}),
           clockToleranceSec: k.clock_tolerance_s,
         }),
       );
+    } else if (method === 'spiffe' && id.spiffe) {
+      const sp = id.spiffe;
+      out.push(
+        new SpiffeJwtAuthenticator({
+          trustDomains: sp.trust_domains,
+          audiences: sp.audiences,
+          ...(sp.issuer ? { issuer: sp.issuer } : {}),
+          ...jwksOptions(sp),
+          clockToleranceSec: sp.clock_tolerance_s,
+        }),
+      );
     } else {
-      throw new WardenError('internal', `identity method "${method}" is not supported by this build`, {
-        location: { path: 'identity.methods' },
+      // The config schema requires the section of every listed method; this is a guard.
+      throw new WardenError('internal', `identity method "${method}" has no identity.${method} section`, {
+        location: { path: `identity.${method}` },
       });
     }
   }

@@ -1,0 +1,134 @@
+/**
+ * Starts a real Warden in-process through the runtime factory, on loopback port 0, with its own
+ * temp directory: config, templates and policies copied from test/e2e/fixtures, file secrets
+ * holding canary values, an audit file sink, and the Kubernetes authenticator checking tokens
+ * signed with a freshly generated key (JWKS file). Logs are collected for canary assertions.
+ */
+import { cpSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { SignJWT, exportJWK, generateKeyPair, type CryptoKey } from 'jose';
+import { loadConfig } from '../../../src/config/load.js';
+import { createRuntime, type BoundAddresses, type Runtime } from '../../../src/runtime/runtime.js';
+import { createLogger } from '../../../src/telemetry/logger.js';
+
+export const FIXTURES = fileURLToPath(new URL('../fixtures/', import.meta.url));
+export const ISSUER = 'https://kubernetes.default.svc.cluster.local';
+
+export const CANARY_SECRET = 'CANARY-SECRET-9f8e7d';
+export const CANARY_API_KEY = 'sk-CANARY-APIKEY-5c4b3a';
+
+export interface Signer {
+  /** A projected service-account token for `namespace/serviceAccount`. */
+  token(namespace: string, serviceAccount: string, opts?: { audience?: string; expiresIn?: string; issuer?: string }): Promise<string>;
+  jwks: object;
+}
+
+export async function createSigner(): Promise<Signer> {
+  const { publicKey, privateKey } = await generateKeyPair('ES256');
+  const jwk = { ...(await exportJWK(publicKey)), kid: 'e2e-key', alg: 'ES256', use: 'sig' };
+  return {
+    jwks: { keys: [jwk] },
+    token: (namespace, serviceAccount, opts = {}) =>
+      new SignJWT({ 'kubernetes.io': { namespace, serviceaccount: { name: serviceAccount, uid: 'u-1' }, pod: { name: `${serviceAccount}-pod-1`, uid: 'p-1' } } })
+        .setProtectedHeader({ alg: 'ES256', kid: 'e2e-key' })
+        .setIssuer(opts.issuer ?? ISSUER)
+        .setAudience(opts.audience ?? 'warden')
+        .setSubject(`system:serviceaccount:${namespace}:${serviceAccount}`)
+        .setIssuedAt()
+        .setExpirationTime(opts.expiresIn ?? '10m')
+        .sign(privateKey as CryptoKey),
+  };
+}
+
+export interface WardenFixture {
+  runtime: Runtime;
+  addresses: BoundAddresses;
+  dir: string;
+  auditFile: string;
+  logs: string[];
+  signer: Signer;
+  /** Audit records written so far (parsed JSON lines). */
+  audit(): Array<Record<string, any>>;
+  close(): Promise<void>;
+}
+
+export interface FixtureOptions {
+  /** Base URL of the OpenAI-compatible upstream (`http://127.0.0.1:PORT/v1`). */
+  upstreamUrl: string;
+  /** Extra YAML appended to the config (e.g. `limits:` overrides). */
+  extraConfig?: string;
+  limits?: string;
+  watch?: boolean;
+  methods?: string;
+  listen?: string;
+}
+
+/** An address nothing listens on: for the "upstream down" cases. */
+export const DOWN_URL = 'http://127.0.0.1:9/v1';
+
+export async function startWarden(opts: FixtureOptions): Promise<WardenFixture> {
+  const dir = mkdtempSync(join(tmpdir(), 'warden-e2e-'));
+  cpSync(join(FIXTURES, 'templates'), join(dir, 'templates'), { recursive: true });
+  cpSync(join(FIXTURES, 'policies'), join(dir, 'policies'), { recursive: true });
+  mkdirSync(join(dir, 'secrets'));
+  writeFileSync(join(dir, 'secrets', 'escalation-code'), `${CANARY_SECRET}\n`);
+  writeFileSync(join(dir, 'secrets', 'upstream-key'), `${CANARY_API_KEY}\n`);
+  const signer = await createSigner();
+  writeFileSync(join(dir, 'jwks.json'), JSON.stringify(signer.jwks));
+  const auditFile = join(dir, 'audit.log');
+  const configFile = join(dir, 'warden.yaml');
+  writeFileSync(
+    configFile,
+    `${opts.listen ?? 'listen: { http: 127.0.0.1:0, grpc: 127.0.0.1:0, admin: 127.0.0.1:0 }'}
+environment: { name: test, cluster: e2e }
+identity:
+  methods: ${opts.methods ?? '[kubernetes]'}
+  kubernetes: { issuer: "${ISSUER}", audiences: [warden], jwks_file: jwks.json }
+policy: { engine: rego, paths: [policies], entrypoint: warden/decision }
+templates: { paths: [templates] }
+providers:
+  upstream:
+    kind: openai
+    base_url: "${opts.upstreamUrl}"
+    api_key: "file://${join(dir, 'secrets', 'upstream-key')}"
+    timeouts: { connect_ms: 1000, headers_ms: 1500, body_ms: 3000 }
+  down: { kind: openai, base_url: "${DOWN_URL}", timeouts: { connect_ms: 500 } }
+  echo: { kind: echo }
+models: { gpt-4o-mini: upstream, echo: echo, down-model: down }
+audit: { sinks: [{ file: audit.log }], required: true }
+${opts.limits ?? 'limits: { max_body_bytes: 65536, max_variables: 8, max_variable_length: 4096, client_timeout_ms: 10000, upstream_timeout_ms: 5000, shutdown_grace_ms: 2000 }'}
+log: { level: debug }
+reload: { watch: ${opts.watch === true ? 'true' : 'false'}, debounce_ms: 50 }
+${opts.extraConfig ?? ''}
+`,
+  );
+  const logs: string[] = [];
+  const logger = createLogger({ level: 'debug' }, { write: (s: string) => void logs.push(s) });
+  const config = loadConfig(configFile, {});
+  const runtime = await createRuntime(config, { logger, configDir: dir });
+  const addresses = await runtime.start();
+  return {
+    runtime,
+    addresses,
+    dir,
+    auditFile,
+    logs,
+    signer,
+    audit: () =>
+      readFileSync(auditFile, 'utf8')
+        .split('\n')
+        .filter((l) => l.trim() !== '')
+        .map((l) => JSON.parse(l) as Record<string, any>),
+    close: async () => {
+      await runtime.shutdown('test finished');
+      rmSync(dir, { recursive: true, force: true });
+    },
+  };
+}
+
+/** Polls until `check` returns true (no timed assertions: the test timeout is the bound). */
+export async function eventually(check: () => boolean | Promise<boolean>, stepMs = 20): Promise<void> {
+  while (!(await check())) await new Promise((r) => setTimeout(r, stepMs));
+}
