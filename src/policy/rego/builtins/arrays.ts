@@ -13,9 +13,11 @@ function slice(args: Value[]): Value {
   return start >= stop ? [] : a.slice(start, stop);
 }
 
-function flatten(a: Value[], out: Value[]): Value[] {
+/** One level only, as OPA: [[1, [2]], 3] → [1, [2], 3]. */
+function flatten(a: Value[]): Value[] {
+  const out: Value[] = [];
   for (const x of a) {
-    if (Array.isArray(x)) flatten(x, out);
+    if (Array.isArray(x)) for (const y of x) out.push(y);
     else out.push(x);
   }
   return out;
@@ -29,5 +31,5 @@ export const ARRAYS: BuiltinDef[] = [
   }),
   def('array.slice', 3, slice),
   def('array.reverse', 1, (args) => [...arr('array.reverse', args, 0)].reverse()),
-  def('array.flatten', 1, (args) => flatten(arr('array.flatten', args, 0), [])),
+  def('array.flatten', 1, (args) => flatten(arr('array.flatten', args, 0))),
 ];

@@ -24,6 +24,7 @@ import { JWT } from './jwt.js';
 import { CRYPTO } from './crypto.js';
 import { UNITS } from './units.js';
 import { GRAPH } from './graph.js';
+import { RUNTIME } from './runtime.js';
 
 export { BuiltinError, type BuiltinContext, type BuiltinDef } from './types.js';
 /** `walk(x, [path, value])` is a relation; the evaluator enumerates these pairs itself. */
@@ -54,6 +55,7 @@ const ALL: BuiltinDef[] = [
   ...CRYPTO,
   ...UNITS,
   ...GRAPH,
+  ...RUNTIME,
 ];
 
 function table(defs: BuiltinDef[]): ReadonlyMap<string, BuiltinDef> {

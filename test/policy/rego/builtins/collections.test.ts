@@ -15,7 +15,8 @@ describe('arrays', () => {
     const input = [1, 2, 3];
     expect(call('array.reverse', input)).toEqual([3, 2, 1]);
     expect(input).toEqual([1, 2, 3]);
-    expect(call('array.flatten', [1, [2, [3, [4]]], []])).toEqual([1, 2, 3, 4]);
+    // One level only, as OPA.
+    expect(call('array.flatten', [1, [2, [3, [4]]], []])).toEqual([1, 2, [3, [4]]]);
     expect(callError('array.flatten', 42).message).toBe('array.flatten: operand 1 must be array but got number');
   });
 });

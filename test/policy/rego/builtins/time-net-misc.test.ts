@@ -153,3 +153,12 @@ describe('graph', () => {
     expect((call('graph.reachable', g, RegoSet.from(['z'])) as RegoSet).size).toBe(0);
   });
 });
+
+describe('runtime', () => {
+  it('opa.runtime reveals nothing and http.send refuses to make calls', () => {
+    expect(call('opa.runtime')).toEqual({});
+    const e = callError('http.send', { method: 'GET', url: 'http://127.0.0.1:1/' });
+    expect(e.code).toBe('eval_builtin_error');
+    expect(e.message).toMatch(/^http\.send: network calls are disabled/);
+  });
+});
