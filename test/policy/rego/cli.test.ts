@@ -1,0 +1,134 @@
+import { mkdtempSync, mkdirSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { PassThrough } from 'node:stream';
+import { beforeAll, describe, expect, it } from 'vitest';
+import { runPolicyCli } from '../../../src/policy/cli.js';
+
+async function run(argv: string[]): Promise<{ code: number; out: string; err: string }> {
+  const stdout = new PassThrough();
+  const stderr = new PassThrough();
+  let out = '';
+  let err = '';
+  stdout.on('data', (d: Buffer) => (out += d.toString()));
+  stderr.on('data', (d: Buffer) => (err += d.toString()));
+  const code = await runPolicyCli(argv, { stdout, stderr });
+  return { code, out, err };
+}
+
+let dir: string;
+
+beforeAll(() => {
+  dir = mkdtempSync(join(tmpdir(), 'warden-policy-cli-'));
+  mkdirSync(join(dir, 'policy', 'limits'), { recursive: true });
+  writeFileSync(
+    join(dir, 'policy', 'authz.rego'),
+    `package authz
+import rego.v1
+default allow := false
+allow if input.user in data.limits.admins
+`,
+  );
+  writeFileSync(join(dir, 'policy', 'limits', 'data.json'), JSON.stringify({ admins: ['alice'] }));
+  writeFileSync(
+    join(dir, 'policy', 'authz_test.rego'),
+    `package authz_test
+import rego.v1
+test_admin if data.authz.allow with input as {"user": "alice"}
+test_other if not data.authz.allow with input as {"user": "bob"}
+`,
+  );
+  writeFileSync(join(dir, 'input.json'), JSON.stringify({ user: 'alice' }));
+  mkdirSync(join(dir, 'failing'));
+  writeFileSync(
+    join(dir, 'failing', 'x_test.rego'),
+    `package x
+import rego.v1
+test_ok if true
+test_bad if 1 == 2
+`,
+  );
+  mkdirSync(join(dir, 'broken'));
+  writeFileSync(join(dir, 'broken', 'b.rego'), 'package b\nimport rego.v1\np if {\n\tx > 1\n}\n');
+});
+
+describe('warden policy eval', () => {
+  it('prints what opa eval --format json prints', async () => {
+    const r = await run(['eval', '-d', join(dir, 'policy'), '-i', join(dir, 'input.json'), 'data.authz.allow']);
+    expect(r.code).toBe(0);
+    expect(JSON.parse(r.out)).toEqual({
+      result: [{ expressions: [{ value: true, text: 'data.authz.allow', location: { row: 1, col: 1 } }] }],
+    });
+  });
+
+  it('includes bindings when the query has variables', async () => {
+    const r = await run(['eval', '-d', join(dir, 'policy'), 'x := data.limits.admins[_]']);
+    expect(r.code).toBe(0);
+    const out = JSON.parse(r.out) as { result: Array<{ bindings: unknown; expressions: unknown[] }> };
+    expect(out.result).toHaveLength(1);
+    expect(out.result[0]!.bindings).toEqual({ x: 'alice' });
+    expect(out.result[0]!.expressions).toEqual([{ value: true, text: 'x := data.limits.admins[_]', location: { row: 1, col: 1 } }]);
+  });
+
+  it('prints {} when the query is undefined', async () => {
+    const r = await run(['eval', '-d', join(dir, 'policy'), 'data.authz.nothing']);
+    expect(r.code).toBe(0);
+    expect(r.out.trim()).toBe('{}');
+  });
+
+  it('reports errors on one line without a stack trace', async () => {
+    const r = await run(['eval', '-d', join(dir, 'broken'), 'data.b.p']);
+    expect(r.code).toBe(1);
+    expect(r.err.trim()).toMatch(/b\.rego:4:\d+: rego_unsafe_var_error: var x is unsafe$/);
+    expect(r.err).not.toContain('    at ');
+  });
+
+  it('explains usage', async () => {
+    const r = await run(['eval', '--help']);
+    expect(r.code).toBe(0);
+    expect(r.out).toContain('Usage: warden policy eval');
+    const bad = await run(['eval', '-d']);
+    expect(bad.code).toBe(2);
+    expect(bad.err).toContain('-d needs a value');
+  });
+});
+
+describe('warden policy test', () => {
+  it('runs test_ rules and passes', async () => {
+    const r = await run(['test', join(dir, 'policy'), '-v']);
+    expect(r.code).toBe(0);
+    expect(r.out).toContain('data.authz_test.test_admin: PASS');
+    expect(r.out).toContain('data.authz_test.test_other: PASS');
+    expect(r.out).toContain('PASS: 2/2');
+    expect(r.out.trim().split('\n').pop()).toBe('2 passed, 0 failed');
+  });
+
+  it('lists failures and exits 1', async () => {
+    const r = await run(['test', join(dir, 'failing')]);
+    expect(r.code).toBe(1);
+    expect(r.out).toContain('data.x.test_bad: FAIL');
+    expect(r.out).not.toContain('data.x.test_ok: PASS');
+    expect(r.out.trim().split('\n').pop()).toBe('1 passed, 1 failed');
+  });
+
+  it('exits 1 on a compile error', async () => {
+    const r = await run(['test', join(dir, 'broken')]);
+    expect(r.code).toBe(1);
+    expect(r.err).toContain('rego_unsafe_var_error');
+  });
+});
+
+describe('warden policy check', () => {
+  it('passes good policies and reports file:line:col for bad ones', async () => {
+    expect((await run(['check', join(dir, 'policy')])).code).toBe(0);
+    const r = await run(['check', join(dir, 'broken')]);
+    expect(r.code).toBe(1);
+    expect(r.err).toMatch(/^.*b\.rego:4:\d+: rego_unsafe_var_error: /);
+  });
+
+  it('says what a missing path is', async () => {
+    const r = await run(['check', join(dir, 'nope')]);
+    expect(r.code).toBe(1);
+    expect(r.err).toContain('no such file or directory');
+  });
+});
