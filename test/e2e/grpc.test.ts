@@ -1,0 +1,159 @@
+/**
+ * End to end over gRPC: a client built from proto/warden/v1/gateway.proto with @grpc/grpc-js and
+ * @grpc/proto-loader, against a real Warden on loopback.
+ */
+import { join } from 'node:path';
+import * as grpc from '@grpc/grpc-js';
+import * as protoLoader from '@grpc/proto-loader';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { startUpstream, type FakeUpstream } from './helpers/upstream.js';
+import { CANARY_SECRET, startWarden, type WardenFixture } from './helpers/warden.js';
+
+const PROTO_DIR = join(import.meta.dirname, '..', '..', 'proto');
+
+let upstream: FakeUpstream;
+let w: WardenFixture;
+let gateway: any;
+let health: any;
+let token: string;
+
+function loadClients(address: string) {
+  const def = protoLoader.loadSync(['warden/v1/gateway.proto', 'grpc/health/v1/health.proto'], {
+    includeDirs: [PROTO_DIR],
+    keepCase: true,
+    longs: Number,
+    enums: String,
+    defaults: true,
+    oneofs: true,
+  });
+  const root = grpc.loadPackageDefinition(def) as any;
+  return {
+    gateway: new root.warden.v1.PromptGateway(address, grpc.credentials.createInsecure()),
+    health: new root.grpc.health.v1.Health(address, grpc.credentials.createInsecure()),
+  };
+}
+
+function meta(bearer: string): grpc.Metadata {
+  const m = new grpc.Metadata();
+  m.set('authorization', `Bearer ${bearer}`);
+  return m;
+}
+
+function unary(method: string, request: object, bearer = token): Promise<any> {
+  return new Promise((resolve, reject) => {
+    gateway[method](request, meta(bearer), (err: grpc.ServiceError | null, res: any) => (err ? reject(err) : resolve(res)));
+  });
+}
+
+const TEMPLATE = { id: 'support/ticket-summary', version: 2 };
+const VARS = { ticket_id: 'T-2002', customer_message: 'Broken screen, email me at sam@example.org' };
+
+beforeAll(async () => {
+  upstream = await startUpstream();
+  w = await startWarden({ upstreamUrl: upstream.url });
+  token = await w.signer.token('support', 'ticket-bot');
+  ({ gateway, health } = loadClients(w.addresses.grpc));
+});
+
+afterAll(async () => {
+  gateway?.close();
+  health?.close();
+  await w?.close();
+  await upstream?.close();
+});
+
+describe('PromptGateway', () => {
+  it('Complete renders, redacts and forwards', async () => {
+    upstream.mode = 'ok';
+    const res = await unary('Complete', { model: 'gpt-4o-mini', template: TEMPLATE, variables: VARS, temperature: 0.2 });
+    expect(res.choices[0].message.role).toBe('assistant');
+    expect(res.choices[0].message.content).toContain('upstream saw: Ticket T-2002:');
+    expect(res.choices[0].message.content).toContain('[EMAIL_ADDRESS]');
+    expect(res.usage.total_tokens).toBe(18);
+    expect(upstream.calls.at(-1)!.body.temperature).toBe(0.2);
+  });
+
+  it('Render returns the decision and the exact outbound prompt without calling upstream', async () => {
+    const before = upstream.calls.length;
+    const res = await unary('Render', { model: 'gpt-4o-mini', template: { id: 'ops/incident-brief', version: 1 }, variables: { service: 'billing-api' } });
+    expect(upstream.calls.length).toBe(before);
+    expect(res.decision.allow).toBe(true);
+    expect(res.decision.secrets).toEqual(['file:secrets/escalation-code']);
+    expect(res.provider).toBe('upstream');
+    expect(res.messages.map((m: any) => m.role)).toEqual(['system', 'user']);
+    // The template places the secret in the prompt: the dry run shows exactly what would be sent.
+    expect(res.messages[0].content).toBe(`Write a short incident brief. Sign it with: ${CANARY_SECRET}`);
+    expect(res.messages[1].content).toBe('Service billing-api is failing.');
+  });
+
+  it('StreamComplete streams chunks to the end', async () => {
+    upstream.mode = 'ok';
+    const call = gateway.StreamComplete({ model: 'gpt-4o-mini', template: TEMPLATE, variables: VARS }, meta(token));
+    let text = '';
+    let last: any;
+    for await (const chunk of call) {
+      text += chunk.choices[0]?.delta.content ?? '';
+      last = chunk;
+    }
+    expect(text).toContain('upstream saw: Ticket T-2002:');
+    expect(last.choices[0].finish_reason).toBe('stop');
+  });
+
+  it('cancelling StreamComplete aborts the upstream call', async () => {
+    upstream.mode = 'stream-slow';
+    const aborted = upstream.aborted;
+    const call = gateway.StreamComplete({ model: 'gpt-4o-mini', template: TEMPLATE, variables: VARS }, meta(token));
+    call.on('error', () => {});
+    await new Promise<void>((resolve) => call.once('data', () => resolve()));
+    call.cancel();
+    await aborted;
+    upstream.mode = 'ok';
+  });
+
+  it('maps Warden codes to gRPC status codes, with the stable code in the trailer', async () => {
+    const cases: Array<[object, string | undefined, grpc.status, string]> = [
+      [{ model: 'gpt-4o-mini', template: TEMPLATE, variables: VARS }, 'not-a-jwt', grpc.status.UNAUTHENTICATED, 'unauthenticated'],
+      [{ model: 'gpt-4o-mini', template: { id: 'support/nope', version: 1 } }, undefined, grpc.status.NOT_FOUND, 'template_not_found'],
+      [{ model: 'gpt-4o-mini', template: TEMPLATE, variables: { ticket_id: 'T-1' } }, undefined, grpc.status.INVALID_ARGUMENT, 'variable_missing'],
+      [{ model: 'gpt-4o-mini', template: { id: 'support/ticket-summary', version: 1 }, variables: { ticket_id: 'T' } }, undefined, grpc.status.FAILED_PRECONDITION, 'template_retired'],
+      [{ model: 'down-model', template: TEMPLATE, variables: VARS }, undefined, grpc.status.UNAVAILABLE, 'upstream_error'],
+      [{ model: 'gpt-4o-mini', messages: [{ role: 'wizard', content: 'x' }] }, undefined, grpc.status.INVALID_ARGUMENT, 'invalid_request'],
+      [{ model: 'gpt-4o-mini', template: TEMPLATE, variables: VARS, params_json: '{not json' }, undefined, grpc.status.INVALID_ARGUMENT, 'invalid_request'],
+    ];
+    for (const [req, bearer, status, code] of cases) {
+      const err = (await unary('Complete', req, bearer ?? token).catch((e: unknown) => e)) as grpc.ServiceError;
+      expect(err.code, code).toBe(status);
+      expect(err.metadata.get('warden-code')[0], code).toBe(code);
+    }
+    const outsider = await w.signer.token('marketing', 'campaign-bot');
+    const denied = (await unary('Complete', { model: 'gpt-4o-mini', template: TEMPLATE, variables: VARS }, outsider).catch((e: unknown) => e)) as grpc.ServiceError;
+    expect(denied.code).toBe(grpc.status.PERMISSION_DENIED);
+    expect(denied.details).toContain('marketing/campaign-bot');
+  });
+
+  it('a message over the size limit is refused', async () => {
+    const err = (await unary('Complete', { model: 'gpt-4o-mini', template: TEMPLATE, variables: { ticket_id: 'T', customer_message: 'x'.repeat(70_000) } }).catch(
+      (e: unknown) => e,
+    )) as grpc.ServiceError;
+    expect(err.code).toBe(grpc.status.RESOURCE_EXHAUSTED);
+  });
+});
+
+describe('grpc.health.v1.Health', () => {
+  it('Check reports SERVING for the server and the gateway, NOT_FOUND for others', async () => {
+    const check = (service: string) =>
+      new Promise<any>((resolve, reject) => health.Check({ service }, (err: any, res: any) => (err ? reject(err) : resolve(res))));
+    expect((await check('')).status).toBe('SERVING');
+    expect((await check('warden.v1.PromptGateway')).status).toBe('SERVING');
+    const err = await check('nope.Service').catch((e: grpc.ServiceError) => e);
+    expect(err.code).toBe(grpc.status.NOT_FOUND);
+  });
+
+  it('Watch sends the current status at once', async () => {
+    const call = health.Watch({ service: '' });
+    const first = await new Promise<any>((resolve) => call.once('data', resolve));
+    expect(first.status).toBe('SERVING');
+    call.on('error', () => {});
+    call.cancel();
+  });
+});
