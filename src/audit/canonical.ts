@@ -3,7 +3,15 @@
  * members dropped (as JSON.stringify does). Two records with the same content hash the same no
  * matter how they were built or re-parsed, which is what makes the chain verifiable from a file.
  */
+// Characters JSON.stringify would escape (controls, quote, backslash, surrogates for lone halves).
+// eslint-disable-next-line no-control-regex -- matching control characters is the point
+const NEEDS_ESCAPE = /[\u0000-\u001f"\\\ud800-\udfff]/;
+
 export function canonicalJson(value: unknown): string {
+  if (typeof value === 'string') {
+    // Fast path for the common case (prompt text without quotes or controls): same output as JSON.stringify.
+    return NEEDS_ESCAPE.test(value) ? JSON.stringify(value) : `"${value}"`;
+  }
   if (value === null || typeof value !== 'object') {
     const s = JSON.stringify(value);
     return s === undefined ? 'null' : s;
@@ -25,7 +33,7 @@ export function canonicalJson(value: unknown): string {
     if (v === undefined || typeof v === 'function') continue;
     if (!first) out += ',';
     first = false;
-    out += `${JSON.stringify(k)}:${canonicalJson(v)}`;
+    out += `${canonicalJson(k)}:${canonicalJson(v)}`;
   }
   return `${out}}`;
 }

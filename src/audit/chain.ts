@@ -3,7 +3,7 @@
  * `seq` and `prev_hash` are inside the hashed content, so deleting, reordering, inserting or
  * editing any record breaks verification at that record.
  */
-import { createHash } from 'node:crypto';
+import { hash as oneShotHash } from 'node:crypto';
 import type { AuditRecord } from '../pipeline/ports.js';
 import { canonicalJson } from './canonical.js';
 
@@ -18,18 +18,19 @@ export interface ChainHead {
 
 export const GENESIS: ChainHead = Object.freeze({ seq: 0, hash: GENESIS_HASH });
 
+/** The record's hash; a `hash` member, if present, is not part of the hashed content. */
 export function computeRecordHash(record: Omit<AuditRecord, 'hash'> | Record<string, unknown>): string {
-  const { hash: _ignored, ...rest } = record as Record<string, unknown>;
-  return createHash('sha256')
-    .update(String(rest.prev_hash))
-    .update(canonicalJson(rest))
-    .digest('hex');
+  const r = record as Record<string, unknown>;
+  const content = 'hash' in r ? { ...r, hash: undefined } : r; // canonicalJson drops undefined members
+  // One-shot hashing: no Hash object per record on the hot path.
+  return oneShotHash('sha256', String(r.prev_hash) + canonicalJson(content), 'hex');
 }
 
 /** Links a record body to the chain after `head`. */
 export function linkRecord(body: AuditRecordBody, head: ChainHead): AuditRecord {
-  const unsigned = { ...body, seq: head.seq + 1, prev_hash: head.hash };
-  return { ...unsigned, hash: computeRecordHash(unsigned) };
+  const record = { ...body, seq: head.seq + 1, prev_hash: head.hash } as AuditRecord;
+  record.hash = computeRecordHash(record);
+  return record;
 }
 
 export type ChainCheck = { ok: true } | { ok: false; seq: number; reason: string };

@@ -3,7 +3,7 @@
  * field: names, ids, counts and an HMAC of the outbound prompt. Variable values, secret values,
  * message text and the token never do.
  */
-import { createHmac } from 'node:crypto';
+import { createHmac, type KeyObject } from 'node:crypto';
 import type { RequestContext } from '../pipeline/stage.js';
 import type { Approval } from '../pipeline/types.js';
 import { canonicalJson } from './canonical.js';
@@ -11,7 +11,7 @@ import type { AuditRecordBody } from './chain.js';
 
 export interface AuditRecordOptions {
   /** HMAC key for `prompt_hmac` (from config; lets an investigator confirm a prompt without storing it). */
-  hmacKey: string | Buffer;
+  hmacKey: string | Buffer | KeyObject;
   environment: string;
   policyRevision: string;
   /** Epoch ms; injectable for tests. */
@@ -27,7 +27,7 @@ export function latestApproval(approvals: readonly Approval[]): Approval | null 
   return best;
 }
 
-export function promptHmac(key: string | Buffer, outbound: unknown): string {
+export function promptHmac(key: string | Buffer | KeyObject, outbound: unknown): string {
   return createHmac('sha256', key).update(canonicalJson(outbound)).digest('hex');
 }
 

@@ -3,6 +3,7 @@
  * `auditRequest` in `finally`; for streams, after the last chunk). A context is audited once even
  * if both the stage and the pipeline's `finally` reach it.
  */
+import { createSecretKey } from 'node:crypto';
 import type { AuditLog, AuditRecord } from '../pipeline/ports.js';
 import type { RequestContext, Stage } from '../pipeline/stage.js';
 import { buildAuditRecord } from './record.js';
@@ -23,13 +24,15 @@ export interface AuditStage extends Stage {
 
 export function createAuditStage(opts: AuditStageOptions): AuditStage {
   if (opts.hmacKey === undefined || opts.hmacKey.length < 16) throw new Error('audit: hmac key must be at least 16 bytes');
+  // Imported once: HMAC with a KeyObject skips re-reading the key on every request.
+  const hmacKey = createSecretKey(typeof opts.hmacKey === 'string' ? Buffer.from(opts.hmacKey, 'utf8') : opts.hmacKey);
   const audited = new WeakSet<RequestContext>();
   const now = opts.now ?? Date.now;
   async function auditRequest(ctx: RequestContext): Promise<AuditRecord | undefined> {
     if (audited.has(ctx)) return undefined;
     audited.add(ctx);
     const body = buildAuditRecord(ctx, {
-      hmacKey: opts.hmacKey,
+      hmacKey,
       environment: opts.environment,
       policyRevision: opts.getPolicyRevision(),
       now: now(),

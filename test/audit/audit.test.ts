@@ -82,6 +82,13 @@ const template: Template = {
 };
 
 describe('canonical JSON and the chain', () => {
+  it('serializes strings exactly as JSON.stringify does', () => {
+    for (const s of ['plain', 'q"uote', 'back\\slash', 'ctl\u0001', 'nl\n', 'emoji 😀', 'lone \ud800', 'é', '\u2028']) {
+      expect(canonicalJson(s)).toBe(JSON.stringify(s));
+      expect(canonicalJson({ [s]: s })).toBe(JSON.stringify({ [s]: s }));
+    }
+  });
+
   it('sorts keys and drops undefined members', () => {
     expect(canonicalJson({ b: 1, a: [1, { d: undefined, c: 'x' }], e: null })).toBe('{"a":[1,{"c":"x"}],"b":1,"e":null}');
   });
