@@ -19,8 +19,9 @@ export interface FoldedText {
   readonly ends: Int32Array | null;
 }
 
-const NON_ASCII = /[^\x00-\x7f]/;
-const FORMAT_CHAR = /^[\p{Cf}\u180e\u034f\u115f\u1160\u3164\uffa0]$/u;
+const NON_ASCII = /[^\u0000-\u007f]/u; // eslint-disable-line no-control-regex
+// Format characters (zero-width space/joiners, BOM, soft hyphen...) and invisible fillers.
+const FORMAT_CHAR = /^(?:\p{Cf}|\u180e|\u034f|\u115f|\u1160|\u3164|\uffa0)$/u;
 const SPACE_CHAR = /^[\p{Zs}]$/u;
 const DASH_CHAR = /^[\u2010-\u2015\u2212\ufe58\ufe63\uff0d\u2043]$/u;
 const DECIMAL_DIGIT = /^\p{Nd}$/u;

@@ -115,7 +115,8 @@ export class Scanner {
 }
 
 /**
- * Overlaps: a finding that contains another wins (a URL holding an email is masked whole);
+ * Overlaps: a container (URL, key block, JWT) wins over what it holds (a URL holding an email is
+ * masked whole);
  * otherwise the higher score wins, then the longer span. Findings are swept in start order and
  * only clusters of mutually overlapping findings (small) are resolved pairwise, so the cost stays
  * linear in the number of findings.
@@ -142,11 +143,14 @@ export function resolveOverlaps(findings: Finding[]): Finding[] {
   return out;
 }
 
+/** Entities that legitimately contain others (a URL holds an email; a key block holds anything). */
+const CONTAINERS = new Set(['URL', 'PRIVATE_KEY', 'JWT']);
+
 function resolveCluster(cluster: Finding[], out: Finding[]): void {
   const order = cluster.slice().sort((a, b) => b.end - b.start - (a.end - a.start) || b.score - a.score);
   const kept: Finding[] = [];
   for (const f of order) {
-    if (!kept.some((k) => k.start <= f.start && f.end <= k.end)) kept.push(f);
+    if (!kept.some((k) => CONTAINERS.has(k.entity) && k.start <= f.start && f.end <= k.end)) kept.push(f);
   }
   kept.sort((a, b) => b.score - a.score || b.end - b.start - (a.end - a.start));
   const chosen: Finding[] = [];

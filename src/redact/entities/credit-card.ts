@@ -79,6 +79,30 @@ function uniformSeparators(ch: DigitChunk, g0: number, g1: number): boolean {
   return true;
 }
 
+/** Kind of a separator: ' ' (spaces), '\n' (a line break), or the punctuation itself. */
+function sepKind(s: string): string {
+  if (s.includes('\n')) return '\n';
+  const t = s.trim();
+  return t === '' ? ' ' : t;
+}
+
+/**
+ * A window may only stop short of the chunk where the separator differs from the ones inside the
+ * window ("Card 4111-1111-1111-1111 2030" but not a 22-digit tracking number in groups of four).
+ */
+function windowBoundaryOk(ch: DigitChunk, g0: number, g1: number): boolean {
+  const inner = g1 > g0 ? sepKind(ch.seps[g0]!) : null;
+  if (g0 > 0) {
+    const k = sepKind(ch.seps[g0 - 1]!);
+    if (k !== '\n' && (inner === null || k === inner)) return false;
+  }
+  if (g1 < ch.groupStarts.length - 1) {
+    const k = sepKind(ch.seps[g1]!);
+    if (k !== '\n' && (inner === null || k === inner)) return false;
+  }
+  return true;
+}
+
 export function detectCardsInChunk(text: string, ch: DigitChunk, out: Finding[]): void {
   const groups = ch.groupStarts.length;
   if (ch.plus) return;
@@ -93,7 +117,7 @@ export function detectCardsInChunk(text: string, ch: DigitChunk, out: Finding[])
       if (digits < 12) continue;
       if (g1 === groups - 1 && ch.letterAfter) continue;
       const d = chunkDigits(text, ch, g0, g1);
-      if (issuerMatches(d) && luhnValid(d) && uniformSeparators(ch, g0, g1)) {
+      if (issuerMatches(d) && luhnValid(d) && uniformSeparators(ch, g0, g1) && windowBoundaryOk(ch, g0, g1)) {
         found = g1;
         best = d;
       }

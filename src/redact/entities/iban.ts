@@ -37,7 +37,7 @@ export const ibanDetector: Detector = {
       const start = m.index;
       const want = IBAN_LENGTH[m[0].slice(0, 2).toUpperCase()];
       if (want === undefined) continue;
-      // Collect `want` alphanumerics, allowing one space or dash between them.
+      // Collect `want` alphanumerics, allowing one space, dash or line break between them.
       let compact = '';
       let i = start;
       while (i < n && compact.length < want) {
@@ -45,7 +45,8 @@ export const ibanDetector: Detector = {
         if (isAlphaCode(c) || isDigitCode(c)) {
           compact += text[i];
           i++;
-        } else if ((c === 32 || c === 45) && compact.length >= 4 && i + 1 < n && isWordCode(text.charCodeAt(i + 1))) i++;
+        } else if ((c === 32 || c === 45 || c === 10) && compact.length >= 4 && i + 1 < n && isWordCode(text.charCodeAt(i + 1))) i++;
+        else if (c === 13 && text.charCodeAt(i + 1) === 10 && compact.length >= 4 && i + 2 < n && isWordCode(text.charCodeAt(i + 2))) i += 2;
         else break;
       }
       if (compact.length !== want) continue;

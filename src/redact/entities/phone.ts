@@ -104,7 +104,12 @@ export function createPhoneDetector(validation: PhoneValidation = 'valid'): Dete
             }
           }
           if (!valid) continue;
-          const score = intl ? 0.85 : formatted || hasExt ? 0.75 : 0.4;
+          // Two bare groups ("638 2229") are as often a house and street number as a phone:
+          // they need a context word, like unformatted digit runs.
+          const groups = seg.g1 - seg.g0 + 1;
+          // A leading trunk prefix ("030 12345678") is phone-like enough on its own.
+          const trunk = digits.charCodeAt(0) === 48;
+          const score = intl ? 0.85 : (formatted && (groups >= 3 || trunk)) || hasExt ? 0.75 : formatted ? 0.45 : 0.4;
           out.push({ entity: 'PHONE_NUMBER', start, end, score });
         }
       }

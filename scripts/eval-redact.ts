@@ -1,0 +1,202 @@
+/**
+ * Redaction evaluation: precision / recall / F1 per entity on
+ *  (a) the structured entities of ../shared/pii-eval/presidio-synth-v2.json (when present), and
+ *  (b) the generated corpus (scripts/gen-redact-corpus.ts, seeded), plus the false-positive rate
+ *      on its look-alike set.
+ *
+ *   npm run eval:redact                      print the report
+ *   npm run eval:redact -- --json            print it as JSON
+ *   npm run eval:redact -- --write-baseline  also write test/redact/eval-baseline.json
+ *
+ * A prediction counts as a true positive when it overlaps an unmatched gold span of the same
+ * entity type; each gold span is matched at most once.
+ */
+import { existsSync, readFileSync, writeFileSync } from 'node:fs';
+import { dirname, resolve } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { parsePhoneNumberFromString, type CountryCode } from 'libphonenumber-js/max';
+import { createRedactor, DEFAULT_PHONE_REGIONS, type WardenRedactor } from '../src/redact/index.js';
+import { generateRedactCorpus } from './gen-redact-corpus.js';
+
+const HERE = dirname(fileURLToPath(import.meta.url));
+export const PRESIDIO_PATH = resolve(HERE, '../../shared/pii-eval/presidio-synth-v2.json');
+export const BASELINE_PATH = resolve(HERE, '../test/redact/eval-baseline.json');
+export const PRESIDIO_ENTITIES = ['CREDIT_CARD', 'PHONE_NUMBER', 'EMAIL_ADDRESS', 'IBAN_CODE', 'US_SSN', 'IP_ADDRESS'];
+
+export interface Score {
+  tp: number;
+  fp: number;
+  fn: number;
+  precision: number;
+  recall: number;
+  f1: number;
+}
+
+interface Span {
+  entity: string;
+  start: number;
+  end: number;
+}
+
+interface Doc {
+  text: string;
+  spans: Span[];
+}
+
+function finish(c: { tp: number; fp: number; fn: number }): Score {
+  const precision = c.tp + c.fp === 0 ? 1 : c.tp / (c.tp + c.fp);
+  const recall = c.tp + c.fn === 0 ? 1 : c.tp / (c.tp + c.fn);
+  const f1 = precision + recall === 0 ? 0 : (2 * precision * recall) / (precision + recall);
+  const r = (x: number): number => Math.round(x * 10000) / 10000;
+  return { tp: c.tp, fp: c.fp, fn: c.fn, precision: r(precision), recall: r(recall), f1: r(f1) };
+}
+
+export function scoreDocs(redactor: WardenRedactor, docs: Doc[], entities: readonly string[]): Record<string, Score> {
+  const wanted = new Set(entities);
+  const all = new Set(redactor.known);
+  const counts = new Map<string, { tp: number; fp: number; fn: number }>();
+  for (const e of entities) counts.set(e, { tp: 0, fp: 0, fn: 0 });
+  for (const doc of docs) {
+    const predicted = redactor.scanner.scan(doc.text, { entities: all }).findings.filter((f) => wanted.has(f.entity));
+    const gold = doc.spans.filter((s) => wanted.has(s.entity));
+    const used = new Array<boolean>(gold.length).fill(false);
+    for (const p of predicted) {
+      const c = counts.get(p.entity)!;
+      let hit = -1;
+      for (let i = 0; i < gold.length; i++) {
+        const s = gold[i]!;
+        if (!used[i] && s.entity === p.entity && p.start < s.end && s.start < p.end) {
+          hit = i;
+          break;
+        }
+      }
+      if (hit >= 0) {
+        used[hit] = true;
+        c.tp++;
+      } else c.fp++;
+    }
+    gold.forEach((s, i) => {
+      if (!used[i]) counts.get(s.entity)!.fn++;
+    });
+  }
+  const out: Record<string, Score> = {};
+  for (const [e, c] of counts) out[e] = finish(c);
+  return out;
+}
+
+export interface PresidioReport {
+  scores: Record<string, Score>;
+  /** Gold phone values a strict (isValid) libphonenumber check rejects in every default region. */
+  phoneStrictRejected: number;
+  phoneTotal: number;
+  /** The same scores with `phoneValidation: possible` (explicitly loosened), for comparison. */
+  phonePossible: Score;
+}
+
+interface PresidioRecord {
+  full_text: string;
+  spans: Array<{ entity_type: string; start_position: number; end_position: number; entity_value: string }>;
+}
+
+export function loadPresidio(path = PRESIDIO_PATH): Doc[] | null {
+  if (!existsSync(path)) return null;
+  const raw = JSON.parse(readFileSync(path, 'utf8')) as PresidioRecord[];
+  return raw.map((r) => ({
+    text: r.full_text,
+    spans: r.spans.map((s) => ({ entity: s.entity_type, start: s.start_position, end: s.end_position })),
+  }));
+}
+
+function strictPhoneValid(value: string): boolean {
+  const v = value.replace(/\s*(?:x|ext\.?)\s*\d+$/i, '');
+  if (/^\s*(?:\+|00)/.test(v)) return parsePhoneNumberFromString(v.replace(/^\s*00/, '+'))?.isValid() === true;
+  return DEFAULT_PHONE_REGIONS.some((r) => parsePhoneNumberFromString(v, r as CountryCode)?.isValid() === true);
+}
+
+export function evalPresidio(path = PRESIDIO_PATH): PresidioReport | null {
+  const docs = loadPresidio(path);
+  if (!docs) return null;
+  const scores = scoreDocs(createRedactor({}), docs, PRESIDIO_ENTITIES);
+  const loose = scoreDocs(createRedactor({ phoneValidation: 'possible' }), docs, ['PHONE_NUMBER']);
+  let phoneTotal = 0;
+  let phoneStrictRejected = 0;
+  for (const d of docs) {
+    for (const s of d.spans) {
+      if (s.entity !== 'PHONE_NUMBER') continue;
+      phoneTotal++;
+      if (!strictPhoneValid(d.text.slice(s.start, s.end))) phoneStrictRejected++;
+    }
+  }
+  return { scores, phoneStrictRejected, phoneTotal, phonePossible: loose['PHONE_NUMBER']! };
+}
+
+export interface CorpusReport {
+  scores: Record<string, Score>;
+  lookalikes: { total: number; withFindings: number; rate: number; byFamily: Record<string, number> };
+}
+
+export function evalCorpus(): CorpusReport {
+  const records = generateRedactCorpus();
+  const redactor = createRedactor({});
+  const entities = [...new Set(records.flatMap((r) => r.spans.map((s) => s.entity)))].sort();
+  const positives = records.filter((r) => r.kind !== 'lookalike');
+  const scores = scoreDocs(redactor, positives, entities);
+  const all = new Set(redactor.known);
+  const byFamily: Record<string, number> = {};
+  let withFindings = 0;
+  const look = records.filter((r) => r.kind === 'lookalike');
+  for (const r of look) {
+    const f = redactor.scanner.scan(r.text, { entities: all }).findings;
+    if (f.length > 0) {
+      withFindings++;
+      byFamily[r.family] = (byFamily[r.family] ?? 0) + 1;
+    }
+  }
+  return {
+    scores,
+    lookalikes: { total: look.length, withFindings, rate: Math.round((withFindings / look.length) * 10000) / 10000, byFamily },
+  };
+}
+
+export interface EvalBaseline {
+  presidio: Record<string, { precision: number; recall: number; f1: number }> | null;
+  corpus: Record<string, { precision: number; recall: number; f1: number }>;
+  lookalikeFalsePositiveRate: number;
+}
+
+export function toBaseline(p: PresidioReport | null, c: CorpusReport): EvalBaseline {
+  const strip = (s: Record<string, Score>): EvalBaseline['corpus'] =>
+    Object.fromEntries(Object.entries(s).map(([k, v]) => [k, { precision: v.precision, recall: v.recall, f1: v.f1 }]));
+  return { presidio: p ? strip(p.scores) : null, corpus: strip(c.scores), lookalikeFalsePositiveRate: c.lookalikes.rate };
+}
+
+function table(scores: Record<string, Score>): string {
+  const rows = Object.entries(scores).map(
+    ([e, s]) => `  ${e.padEnd(22)} P ${s.precision.toFixed(3)}  R ${s.recall.toFixed(3)}  F1 ${s.f1.toFixed(3)}  (tp ${s.tp}, fp ${s.fp}, fn ${s.fn})`,
+  );
+  return rows.join('\n');
+}
+
+const isMain = process.argv[1] !== undefined && resolve(process.argv[1]) === fileURLToPath(import.meta.url);
+if (isMain) {
+  const p = evalPresidio();
+  const c = evalCorpus();
+  if (process.argv.includes('--json')) process.stdout.write(JSON.stringify({ presidio: p, corpus: c }, null, 2) + '\n');
+  else {
+    if (p) {
+      process.stdout.write(`(a) presidio-synth-v2 (structured entities)\n${table(p.scores)}\n`);
+      process.stdout.write(
+        `  phone: ${p.phoneStrictRejected} of ${p.phoneTotal} gold values are rejected by strict validation (isValid) in every default region\n` +
+          `  phone with phoneValidation=possible (opt-in, looser): P ${p.phonePossible.precision.toFixed(3)} R ${p.phonePossible.recall.toFixed(3)} F1 ${p.phonePossible.f1.toFixed(3)}\n`,
+      );
+    } else process.stdout.write(`(a) ${PRESIDIO_PATH} not found: skipped\n`);
+    process.stdout.write(`(b) generated corpus\n${table(c.scores)}\n`);
+    process.stdout.write(
+      `  look-alikes: ${c.lookalikes.withFindings} of ${c.lookalikes.total} with a finding (${(c.lookalikes.rate * 100).toFixed(2)}%) ${JSON.stringify(c.lookalikes.byFamily)}\n`,
+    );
+  }
+  if (process.argv.includes('--write-baseline')) {
+    writeFileSync(BASELINE_PATH, JSON.stringify(toBaseline(p, c), null, 2) + '\n');
+    process.stdout.write(`baseline written to ${BASELINE_PATH}\n`);
+  }
+}
