@@ -23,6 +23,8 @@ function isCalendarDate(s: string): boolean {
 /** `team/name`: path-like, lower case, no `@` (that separates the version in a reference). */
 export const TEMPLATE_ID = /^[a-z0-9][a-z0-9._-]*(?:\/[a-z0-9][a-z0-9._-]*)*$/;
 
+const RESERVED_NAMES: ReadonlySet<string> = new Set([...Object.getOwnPropertyNames(Object.prototype), 'prototype']);
+
 export const VariableSchema = z.strictObject({
   source: z.enum(['request', 'secret', 'config']).default('request'),
   type: z.enum(['string', 'number', 'boolean']).default('string'),
@@ -46,7 +48,15 @@ export const TemplateSchema = z.strictObject({
   retire_after: isoDate.optional(),
   allowed_services: z.array(z.string().regex(/^[^/\s]+\/[^/\s]+$/, 'expected "namespace/service_account" (wildcard * allowed)')).default([]),
   models: z.array(z.string().min(1)).default([]),
-  variables: z.record(z.string().regex(/^[A-Za-z_][A-Za-z0-9_]*$/, 'variable names are identifiers'), VariableSchema).default({}),
+  variables: z
+    .record(
+      z
+        .string()
+        .regex(/^[A-Za-z_][A-Za-z0-9_]*$/, 'variable names are identifiers')
+        .refine((n) => !RESERVED_NAMES.has(n), 'this name is reserved (it is a property of every JavaScript object)'),
+      VariableSchema,
+    )
+    .default({}),
   messages: z
     .array(z.strictObject({ role: z.enum(['system', 'developer', 'user', 'assistant', 'tool']), content: z.string() }))
     .min(1),

@@ -45,9 +45,10 @@ export function createRenderStage(): Stage {
         return;
       }
       const supplied = ctx.request.variables;
-      const values: Record<string, string> = {};
+      // No prototype: a caller-chosen name such as "constructor" can never resolve to anything inherited.
+      const values: Record<string, string> = Object.create(null) as Record<string, string>;
       for (const name in supplied) {
-        const spec = template.variables[name];
+        const spec = Object.hasOwn(template.variables, name) ? template.variables[name] : undefined;
         if (!spec) {
           throw new WardenError('variable_missing', `variable ${name} is not declared by template ${template.id}@${template.version}`, {
             location: { path: `warden.variables.${name}` },

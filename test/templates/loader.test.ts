@@ -110,6 +110,12 @@ describe('parseTemplateFile', () => {
     expect(one(GOOD.replace('Say hello.', '"password: hunter2hunter2hunter2"')).path).toBe('description');
   });
 
+  it('refuses variable names that are Object.prototype properties', () => {
+    const i = one(GOOD.replace('  name: { type: string, max_length: 10 }', '  name: { type: string, max_length: 10 }\n  constructor: { type: string }').replace('Hello {{ name }}', 'Hello {{ name }} {{constructor}}'));
+    expect(i).toMatchObject({ path: 'variables.constructor', line: 8, column: 3 });
+    expect(i.message).toMatch(/reserved/);
+  });
+
   it('requires approvals on restricted templates', () => {
     expect(one(GOOD.replace('internal', 'restricted')).path).toBe('approvals');
   });

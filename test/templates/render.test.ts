@@ -112,6 +112,8 @@ describe('render stage', () => {
       [{ name: 'a', vip: 'yes-CANARY' }, 'variable_invalid', 'vip'],
       [{ name: 'a', tone: 'CANARY-override' }, 'variable_invalid', 'tone'],
       [{ name: 'a', code: 'CANARY-override' }, 'variable_invalid', 'code'],
+      [{ name: 'a', constructor: 'CANARY-proto' }, 'variable_missing', 'constructor'],
+      [JSON.parse('{"name":"a","__proto__":"CANARY-proto"}') as Record<string, string>, 'variable_missing', '__proto__'],
     ];
     for (const [vars, code, variable] of cases) {
       const err = await run(stage, renderCtx(vars));
