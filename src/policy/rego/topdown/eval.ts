@@ -327,6 +327,12 @@ function insertPath(node: DocNode, p: RulePlan, into: Builder, keys: Value[], v:
     const last = i === keys.length - 1;
     const existing = cur.get(kk);
     if (last) {
+      if (p.multi) {
+        if (existing === undefined) cur.set(kk, [key, RegoSet.from([v])]);
+        else if (existing[1] instanceof RegoSet) existing[1].add(v);
+        else throw conflict(OBJECT_CONFLICT, node, p);
+        return;
+      }
       if (existing === undefined) cur.set(kk, [key, v]);
       else if (existing[1] instanceof Map || !equal(existing[1], v)) throw conflict(OBJECT_CONFLICT, node, p);
       return;

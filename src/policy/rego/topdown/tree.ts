@@ -37,6 +37,8 @@ export interface RulePlan {
   /** `object` rules: the head path below the node (keys of the nested object). */
   readonly dyn?: readonly TermPlan[];
   readonly value?: TermPlan;
+  /** A multi-value rule with variables in its ref: the object's leaves are sets of `value`. */
+  readonly multi?: boolean;
   /** The value is a constant, so one solution per definition is enough. */
   readonly constValue: boolean;
   readonly else?: RulePlan;

@@ -87,7 +87,8 @@ export function compileModules(modules: Module[], baseData: Value): CompiledTree
       let node = root;
       for (const p of path) node = node.child(p);
       // A ref head with a non-string key (`p[0] := 1`) defines an object, whatever the parser called it.
-      const kind = rule.head.kind === 'complete' && dyn.length > 0 ? 'object' : rule.head.kind;
+      // So does a multi-value rule with variables in its ref (`a[x] contains y`): an object of sets.
+      const kind = (rule.head.kind === 'complete' || rule.head.kind === 'set') && dyn.length > 0 ? 'object' : rule.head.kind;
       if (node.kind !== undefined && node.kind !== kind) {
         throw new RegoError('rego_type_error', `conflicting rules ${node.name} found`, rule.loc);
       }
@@ -156,13 +157,15 @@ function planChain(e: RuleEntry, rule: Rule, resolver: Resolver, planner: Planne
   for (const t of [key, value, ...dyn]) if (t) checkBound(t, bound);
   collectRefs(ordered, [key, value, ...dyn, ...(args ?? [])], refs);
   const bodyFn: ExprFn = planner.body(ordered);
+  const multi = head.kind === 'set' && dyn.length > 0;
   const plan: RulePlan = {
     frameSize: 0,
     ...(args ? { args: args.map((a) => planner.term(a)) } : {}),
     body: bodyFn,
-    ...(key ? { key: planner.term(key) } : {}),
+    ...(key && !multi ? { key: planner.term(key) } : {}),
     ...(dyn.length ? { dyn: dyn.map((d) => planner.term(d)) } : {}),
     ...(value ? { value: planner.term(value) } : {}),
+    ...(multi && key ? { value: planner.term(key), multi: true } : {}),
     constValue: value !== undefined && value.t === 'const' && dyn.length === 0,
     ...(rule.else ? { else: planChain(e, rule.else, resolver, planner, refs) } : {}),
     loc: rule.loc,
