@@ -6,7 +6,7 @@
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
 import type { AddressInfo } from 'node:net';
 
-export type UpstreamMode = 'ok' | 'garbage' | 'slow' | 'error500' | 'stream-slow';
+export type UpstreamMode = 'ok' | 'garbage' | 'slow' | 'error500' | 'stream-slow' | 'delayed';
 
 export interface ReceivedCall {
   headers: IncomingMessage['headers'];
@@ -91,6 +91,13 @@ export async function startUpstream(): Promise<FakeUpstream> {
       case 'error500':
         res.writeHead(500, { 'content-type': 'application/json' });
         res.end(JSON.stringify({ error: { message: 'upstream exploded', type: 'server_error', code: null, param: null } }));
+        return;
+      case 'delayed':
+        // Answers after a pause: long enough for a test to act while the request is in flight.
+        setTimeout(() => {
+          res.writeHead(200, { 'content-type': 'application/json' });
+          res.end(JSON.stringify(completion(body)));
+        }, 400);
         return;
       case 'slow':
         // Never answers: the caller's timeout must fire.

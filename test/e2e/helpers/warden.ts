@@ -68,7 +68,15 @@ export interface FixtureOptions {
 /** An address nothing listens on: for the "upstream down" cases. */
 export const DOWN_URL = 'http://127.0.0.1:9/v1';
 
-export async function startWarden(opts: FixtureOptions): Promise<WardenFixture> {
+export interface PreparedDir {
+  dir: string;
+  configFile: string;
+  auditFile: string;
+  signer: Signer;
+}
+
+/** Writes a complete Warden setup (config, templates, policies, secrets, JWKS) to a temp dir. */
+export async function prepareWardenDir(opts: FixtureOptions): Promise<PreparedDir> {
   const dir = mkdtempSync(join(tmpdir(), 'warden-e2e-'));
   cpSync(join(FIXTURES, 'templates'), join(dir, 'templates'), { recursive: true });
   cpSync(join(FIXTURES, 'policies'), join(dir, 'policies'), { recursive: true });
@@ -104,6 +112,11 @@ reload: { watch: ${opts.watch === true ? 'true' : 'false'}, debounce_ms: 50 }
 ${opts.extraConfig ?? ''}
 `,
   );
+  return { dir, configFile, auditFile, signer };
+}
+
+export async function startWarden(opts: FixtureOptions): Promise<WardenFixture> {
+  const { dir, configFile, auditFile, signer } = await prepareWardenDir(opts);
   const logs: string[] = [];
   const logger = createLogger({ level: 'debug' }, { write: (s: string) => void logs.push(s) });
   const config = loadConfig(configFile, {});

@@ -1,0 +1,166 @@
+/**
+ * Admin listener: /healthz, /readyz, /metrics — and a real Prometheus (the Debian package) that
+ * scrapes a running Warden until `warden_requests_total` is queryable.
+ */
+import { spawn, type ChildProcess } from 'node:child_process';
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { createServer } from 'node:net';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { startUpstream, type FakeUpstream } from './helpers/upstream.js';
+import { eventually, startWarden, type WardenFixture } from './helpers/warden.js';
+
+let upstream: FakeUpstream;
+let w: WardenFixture;
+
+beforeAll(async () => {
+  upstream = await startUpstream();
+  w = await startWarden({ upstreamUrl: upstream.url });
+});
+
+afterAll(async () => {
+  await w?.close();
+  await upstream?.close();
+});
+
+async function governedCall(token: string): Promise<number> {
+  const res = await fetch(`${w.addresses.http}/v1/chat/completions`, {
+    method: 'POST',
+    headers: { 'content-type': 'application/json', authorization: `Bearer ${token}` },
+    body: JSON.stringify({ model: 'gpt-4o-mini', warden: { template: 'support/ticket-summary@2', variables: { ticket_id: 'T-9', customer_message: 'hi' } } }),
+  });
+  await res.arrayBuffer();
+  return res.status;
+}
+
+/** The value of the first sample of `name` carrying all `labels` (in any order), or NaN. */
+function sample(text: string, name: string, labels: Record<string, string>): number {
+  for (const line of text.split('\n')) {
+    if (!line.startsWith(`${name}{`)) continue;
+    const inside = line.slice(name.length + 1, line.lastIndexOf('}'));
+    if (Object.entries(labels).every(([k, v]) => inside.includes(`${k}="${v}"`))) return Number(line.slice(line.lastIndexOf(' ') + 1));
+  }
+  return NaN;
+}
+
+describe('admin endpoints', () => {
+  it('/healthz and /readyz name the active revisions', async () => {
+    const h = await fetch(`${w.addresses.admin}/healthz`);
+    expect(h.status).toBe(200);
+    const r = await fetch(`${w.addresses.admin}/readyz`);
+    expect(r.status).toBe(200);
+    const body = (await r.json()) as any;
+    expect(body.status).toBe('ready');
+    expect(body.policy_revision).toBe(w.runtime.live()!.policy.revision);
+    expect(body.template_revision).toBe(w.runtime.live()!.templates.revision);
+    expect(body.policy_revision).toMatch(/^[0-9a-f]{16,}$/);
+  });
+
+  it('/metrics exposes request, stage, decision, upstream and revision metrics', async () => {
+    expect(await governedCall(await w.signer.token('support', 'ticket-bot'))).toBe(200);
+    expect(await governedCall(await w.signer.token('marketing', 'campaign-bot'))).toBe(403);
+    const res = await fetch(`${w.addresses.admin}/metrics`);
+    expect(res.headers.get('content-type')).toContain('text/plain');
+    const text = await res.text();
+    expect(sample(text, 'warden_requests_total', { protocol: 'openai-http', code: 'ok' })).toBeGreaterThan(0);
+    expect(sample(text, 'warden_requests_total', { protocol: 'openai-http', code: 'policy_denied' })).toBeGreaterThan(0);
+    for (const stage of ['authenticate', 'resolve', 'decide', 'fetch', 'render', 'redact', 'forward', 'respond', 'audit']) {
+      expect(sample(text, 'warden_stage_duration_seconds_count', { stage }), stage).toBeGreaterThan(0);
+    }
+    expect(sample(text, 'warden_policy_decisions_total', { allow: 'true' })).toBeGreaterThan(0);
+    expect(sample(text, 'warden_policy_decisions_total', { allow: 'false' })).toBeGreaterThan(0);
+    expect(sample(text, 'warden_upstream_requests_total', { provider: 'upstream', outcome: 'ok' })).toBeGreaterThan(0);
+    expect(sample(text, 'warden_audit_records_total', { outcome: 'ok' })).toBeGreaterThan(0);
+    expect(sample(text, 'warden_active_revision_info', { kind: 'policies', revision: w.runtime.live()!.policy.revision })).toBe(1);
+    expect(sample(text, 'warden_active_revision_info', { kind: 'templates', revision: w.runtime.live()!.templates.revision })).toBe(1);
+    expect(text).toContain('warden_process_cpu_seconds_total');
+  });
+
+  it('unknown admin paths are 404', async () => {
+    expect((await fetch(`${w.addresses.admin}/debug`)).status).toBe(404);
+  });
+});
+
+function freePort(): Promise<number> {
+  return new Promise((resolve, reject) => {
+    const s = createServer();
+    s.once('error', reject);
+    s.listen(0, '127.0.0.1', () => {
+      const port = (s.address() as { port: number }).port;
+      s.close(() => resolve(port));
+    });
+  });
+}
+
+describe('a real Prometheus scrapes /metrics', () => {
+  let prom: ChildProcess | undefined;
+  let dir: string | undefined;
+
+  afterAll(async () => {
+    if (prom && prom.exitCode === null) {
+      const exited = new Promise((r) => prom!.once('exit', r));
+      prom.kill('SIGTERM');
+      await exited;
+    }
+    if (dir) rmSync(dir, { recursive: true, force: true });
+  });
+
+  it('sees the target up and can query warden_requests_total', { timeout: 60_000 }, async () => {
+    expect(await governedCall(await w.signer.token('support', 'ticket-bot'))).toBe(200);
+    dir = mkdtempSync(join(tmpdir(), 'warden-prom-'));
+    const adminTarget = new URL(w.addresses.admin).host;
+    writeFileSync(
+      join(dir, 'prometheus.yml'),
+      `global: { scrape_interval: 1s, evaluation_interval: 1s }
+scrape_configs:
+  - job_name: warden
+    static_configs: [{ targets: ["${adminTarget}"] }]
+`,
+    );
+    const port = await freePort();
+    prom = spawn(
+      'prometheus',
+      [
+        `--config.file=${join(dir, 'prometheus.yml')}`,
+        `--storage.tsdb.path=${join(dir, 'data')}`,
+        `--web.listen-address=127.0.0.1:${port}`,
+        '--log.level=warn',
+      ],
+      { stdio: ['ignore', 'ignore', 'pipe'] },
+    );
+    let stderr = '';
+    prom.stderr!.on('data', (d: Buffer) => (stderr += d.toString()));
+    const failed = new Promise<never>((_, reject) =>
+      prom!.once('exit', (code) => reject(new Error(`prometheus exited with ${String(code)}: ${stderr.slice(-500)}`))),
+    );
+    const api = `http://127.0.0.1:${port}/api/v1`;
+    const get = async (path: string): Promise<any> => {
+      try {
+        const r = await fetch(`${api}${path}`);
+        return r.ok ? await r.json() : undefined;
+      } catch {
+        return undefined; // not listening yet
+      }
+    };
+    await Promise.race([
+      failed,
+      eventually(async () => {
+        const t = await get('/targets');
+        return t?.data?.activeTargets?.some((x: any) => x.health === 'up') === true;
+      }, 200),
+    ]);
+    let result: any[] = [];
+    await Promise.race([
+      failed,
+      eventually(async () => {
+        const q = await get(`/query?query=${encodeURIComponent('warden_requests_total{code="ok"}')}`);
+        result = q?.data?.result ?? [];
+        return result.length > 0;
+      }, 200),
+    ]);
+    expect(result[0].metric.__name__).toBe('warden_requests_total');
+    expect(result[0].metric.protocol).toBe('openai-http');
+    expect(Number(result[0].value[1])).toBeGreaterThan(0);
+  });
+});
