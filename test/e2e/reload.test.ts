@@ -1,0 +1,108 @@
+/**
+ * Hot reload: a file change swaps the template/policy set atomically; a bad change is rejected
+ * with a log line naming file and line, and the last good set keeps serving.
+ */
+import { appendFileSync, readFileSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { startUpstream, type FakeUpstream } from './helpers/upstream.js';
+import { eventually, startWarden, type WardenFixture } from './helpers/warden.js';
+
+let upstream: FakeUpstream;
+let w: WardenFixture;
+let token: string;
+
+const V3 = `
+---
+id: support/ticket-summary
+version: 3
+owner: support-platform@example.com
+sensitivity: internal
+description: Third version, added while Warden runs.
+approvals:
+  - { by: dana.lee@example.com, ticket: SEC-2001, at: 2026-05-01 }
+retire_after: 2099-12-31
+allowed_services: ["support/ticket-bot"]
+models: [gpt-4o-mini]
+variables:
+  ticket_id: { type: string, max_length: 32 }
+messages:
+  - role: user
+    content: "Version three for {{ticket_id}}"
+`;
+
+async function call(version: number): Promise<{ status: number; body: any }> {
+  const res = await fetch(`${w.addresses.http}/v1/chat/completions`, {
+    method: 'POST',
+    headers: { 'content-type': 'application/json', authorization: `Bearer ${token}` },
+    body: JSON.stringify({ model: 'gpt-4o-mini', warden: { template: `support/ticket-summary@${version}`, variables: { ticket_id: 'T-5' } } }),
+  });
+  return { status: res.status, body: await res.json() };
+}
+
+async function readyz(): Promise<any> {
+  return (await fetch(`${w.addresses.admin}/readyz`)).json();
+}
+
+beforeAll(async () => {
+  upstream = await startUpstream();
+  w = await startWarden({ upstreamUrl: upstream.url, watch: true });
+  token = await w.signer.token('support', 'ticket-bot');
+});
+
+afterAll(async () => {
+  await w?.close();
+  await upstream?.close();
+});
+
+describe('hot reload', () => {
+  it('a new template version is served after the file changes', async () => {
+    const before = (await readyz()).template_revision;
+    expect((await call(3)).status).toBe(404);
+    appendFileSync(join(w.dir, 'templates', 'support', 'ticket-summary.yaml'), V3);
+    await eventually(async () => (await readyz()).template_revision !== before);
+    const r = await call(3);
+    expect(r.status).toBe(200);
+    expect(r.body.choices[0].message.content).toBe('upstream saw: Version three for T-5');
+    expect(w.logs.some((l) => l.includes('reload applied'))).toBe(true);
+  });
+
+  it('a broken template is rejected with file and line; the last good set keeps serving', async () => {
+    const good = await readyz();
+    const file = join(w.dir, 'templates', 'ops', 'broken.yaml');
+    writeFileSync(file, 'id: ops/broken\nversion: 1\nowner: x@example.com\nsensitivity: secret-ish\nmessages: []\n');
+    await eventually(() => w.logs.some((l) => l.includes('reload rejected') && l.includes('broken.yaml:')));
+    const line = w.logs.find((l) => l.includes('reload rejected'))!;
+    expect(line).toMatch(/broken\.yaml:\d+:\d+/);
+    const now = await readyz();
+    expect(now.template_revision).toBe(good.template_revision);
+    expect(now.status).toBe('ready');
+    expect((await call(3)).status).toBe(200);
+    const metrics = await (await fetch(`${w.addresses.admin}/metrics`)).text();
+    expect(metrics).toMatch(/warden_reload_total\{[^}]*kind="templates"[^}]*outcome="error"[^}]*\} [1-9]/);
+    // Fixing the file (here: removing what broke it) is picked up again.
+    writeFileSync(file, '');
+    await eventually(async () => w.logs.filter((l) => l.includes('reload applied')).length >= 2);
+  });
+
+  it('a broken policy is rejected with file and line; decisions keep coming from the old one', async () => {
+    const good = await readyz();
+    const policy = join(w.dir, 'policies', 'e2e.rego');
+    const original = readFileSync(policy, 'utf8');
+    const rejectedBefore = w.logs.filter((l) => l.includes('reload rejected')).length;
+    writeFileSync(policy, `${original}\nbroken_rule if {\n  input.x ==\n}\n`);
+    await eventually(() => w.logs.filter((l) => l.includes('reload rejected')).length > rejectedBefore);
+    const line = w.logs.filter((l) => l.includes('reload rejected')).at(-1)!;
+    expect(line).toMatch(/e2e\.rego:\d+/);
+    expect((await readyz()).policy_revision).toBe(good.policy_revision);
+    expect((await call(3)).status).toBe(200);
+    writeFileSync(policy, original);
+    await eventually(async () => w.logs.filter((l) => l.includes('reload applied')).length >= 3);
+  });
+
+  it('an explicit reload (what SIGHUP triggers) reports success and keeps the revision when nothing changed', async () => {
+    const before = await readyz();
+    expect(await w.runtime.reload('SIGHUP')).toBe(true);
+    expect((await readyz()).policy_revision).toBe(before.policy_revision);
+  });
+});
