@@ -190,6 +190,28 @@ p if count(1, 2, 3)
     expect(e.message).toContain('count');
   });
 
+  it('rejects a second := of the same variable', () => {
+    const e = compileError(`package t
+import rego.v1
+p if {
+	x := 1
+	x := 2
+}
+`);
+    expect(e.code).toBe('rego_compile_error');
+    expect(e.message).toContain('var x assigned above');
+    expect(e.location).toMatchObject({ row: 5 });
+  });
+
+  it('rejects calls to functions no rule defines', () => {
+    const e = compileError(`package t
+import rego.v1
+p if data.lib.nope(1)
+`);
+    expect(e.code).toBe('rego_type_error');
+    expect(e.message).toContain('undefined function data.lib.nope');
+  });
+
   it('rejects conflicting rule kinds', () => {
     const e = compileError(`package t
 import rego.v1

@@ -25,6 +25,8 @@ export interface ModuleEnv {
 
 class Scope {
   readonly names = new Map<string, string>();
+  /** Names declared with `:=` in this scope (a second `:=` is an error, as in OPA). */
+  readonly assigned = new Set<string>();
   constructor(readonly parent: Scope | undefined, private readonly counter: { n: number }) {}
   lookup(name: string): string | undefined {
     return this.names.get(name) ?? this.parent?.lookup(name);
@@ -235,6 +237,12 @@ export class Resolver {
         const right = this.term(e.right, scope);
         const vs = new Set<string>();
         termVars(e.left, vs);
+        for (const v of vs) {
+          if (v.startsWith('$')) continue;
+          if (v === 'input' || v === 'data') throw new RegoError('rego_compile_error', `variables must not shadow ${v} (use a different variable name)`, e.loc);
+          if (scope.assigned.has(v)) throw new RegoError('rego_compile_error', `var ${v} assigned above`, e.loc);
+          scope.assigned.add(v);
+        }
         for (const v of vs) scope.declare(v);
         return { ...base, k: 'unify', left: this.term(e.left, scope), right };
       }
