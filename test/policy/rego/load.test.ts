@@ -1,0 +1,73 @@
+import { mkdtempSync, mkdirSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { describe, expect, it } from 'vitest';
+import { loadPolicy, RegoError } from '../../../src/policy/rego/index.js';
+
+function tree(files: Record<string, string>): string {
+  const dir = mkdtempSync(join(tmpdir(), 'warden-rego-load-'));
+  for (const [rel, text] of Object.entries(files)) {
+    const p = join(dir, rel);
+    mkdirSync(join(p, '..'), { recursive: true });
+    writeFileSync(p, text);
+  }
+  return dir;
+}
+
+describe('loadPolicy', () => {
+  it('merges data files at their directory path, JSON and YAML', async () => {
+    const dir = tree({
+      'authz.rego': 'package authz\nimport rego.v1\nlimit := data.a.b.limit\nteams := data.teams\n',
+      'a/b/data.json': '{"limit": 5}',
+      'data.yaml': 'teams:\n  - red\n  - blue\n',
+      'a/b/more.yml': 'extra: true\n',
+    });
+    const p = await loadPolicy([dir]);
+    expect(p.evaluate('data.authz.limit', {})).toBe(5);
+    expect(p.evaluate('data.authz.teams', {})).toEqual(['red', 'blue']);
+    expect(p.evaluate('data.a.b', {})).toEqual({ limit: 5, extra: true });
+  });
+
+  it('merges a data file given directly at data', async () => {
+    const dir = tree({ 'x/policy.rego': 'package p\nimport rego.v1\nv := data.k\n', 'x/d/data.json': '{"k": 1}' });
+    const p = await loadPolicy([join(dir, 'x/policy.rego'), join(dir, 'x/d/data.json')]);
+    expect(p.evaluate('data.p.v', {})).toBe(1);
+  });
+
+  it('excludes *_test.rego when asked', async () => {
+    const dir = tree({
+      'p.rego': 'package p\nimport rego.v1\nv := 1\n',
+      'p_test.rego': 'package p\nimport rego.v1\ntest_v if v == 1\n',
+    });
+    expect((await loadPolicy([dir])).evaluate('data.p.test_v', {})).toBe(true);
+    expect((await loadPolicy([dir], { excludeTests: true })).evaluate('data.p.test_v', {})).toBeUndefined();
+  });
+
+  it('changes the revision when sources or data change', async () => {
+    const a = tree({ 'p.rego': 'package p\nimport rego.v1\nv := 1\n', 'data.json': '{"x": 1}' });
+    const b = tree({ 'p.rego': 'package p\nimport rego.v1\nv := 1\n', 'data.json': '{"x": 2}' });
+    const ra = (await loadPolicy([a])).revision;
+    expect(ra).toMatch(/^[0-9a-f]{64}$/);
+    expect((await loadPolicy([a])).revision).toBe(ra);
+    expect((await loadPolicy([b])).revision).not.toBe(ra);
+  });
+
+  it('reports conflicting data and unparsable files with the file name', async () => {
+    const conflict = tree({ 'a/data.json': '{"k": 1}', 'data.json': '{"a": {"k": 2}}' });
+    await expect(loadPolicy([conflict])).rejects.toBeInstanceOf(RegoError);
+    const bad = tree({ 'data.json': '{"k": ' });
+    await expect(loadPolicy([bad])).rejects.toThrow(/data\.json: cannot parse data file/);
+    await expect(loadPolicy([join(bad, 'missing')])).rejects.toThrow(/no such file or directory/);
+  });
+
+  it('reports rego errors with the file path', async () => {
+    const dir = tree({ 'bad.rego': 'package p\nimport rego.v1\nv := count(\n' });
+    try {
+      await loadPolicy([dir]);
+      throw new Error('expected an error');
+    } catch (e) {
+      expect(e).toBeInstanceOf(RegoError);
+      expect((e as RegoError).location?.file).toBe(join(dir, 'bad.rego'));
+    }
+  });
+});
