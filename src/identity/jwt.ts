@@ -31,6 +31,8 @@ export interface VerifyOptions {
   audiences: string[];
   algorithms: string[];
   clockToleranceSec: number;
+  /** The verifier's clock (epoch ms). */
+  nowMs: number;
 }
 
 export async function verifyJwt(method: string, token: string, getKey: JWTVerifyGetKey, o: VerifyOptions): Promise<JWTPayload> {
@@ -41,6 +43,7 @@ export async function verifyJwt(method: string, token: string, getKey: JWTVerify
       algorithms: o.algorithms,
       clockTolerance: o.clockToleranceSec,
       requiredClaims: ['exp'],
+      currentDate: new Date(o.nowMs),
     });
     return payload;
   } catch (err) {

@@ -7,6 +7,7 @@ import type { JWTPayload, JWTVerifyGetKey } from 'jose';
 import type { Authenticator } from '../pipeline/ports.js';
 import type { Credentials, Principal } from '../pipeline/types.js';
 import { createJwksSource, JwksConfigError, type JwksSourceOptions } from './jwks.js';
+import { VerifiedTokenCache } from './token-cache.js';
 import { audiencesOf, DEFAULT_ALGORITHMS, peekClaims, unauthenticated, verifyJwt } from './jwt.js';
 
 export interface KubernetesTokenAuthenticatorOptions extends JwksSourceOptions {
@@ -19,6 +20,10 @@ export interface KubernetesTokenAuthenticatorOptions extends JwksSourceOptions {
   /** Clock skew tolerated on exp/nbf, seconds. Default 10. */
   clockToleranceSec?: number;
   algorithms?: string[];
+  /** How long a verified token is remembered at most (ms; 0 disables). Default 60 s. */
+  verifiedCacheMs?: number;
+  /** Clock for expiry checks (epoch ms); injectable for tests. */
+  now?: () => number;
 }
 
 const LABEL = /^[a-z0-9]([-a-z0-9]*[a-z0-9])?$/;
@@ -33,6 +38,8 @@ export class KubernetesTokenAuthenticator implements Authenticator {
   private readonly namespaces: Set<string> | undefined;
   private readonly algorithms: string[];
   private readonly clockToleranceSec: number;
+  private readonly verified: VerifiedTokenCache | undefined;
+  private readonly now: () => number;
 
   constructor(opts: KubernetesTokenAuthenticatorOptions) {
     this.issuers = Array.isArray(opts.issuer) ? opts.issuer.slice() : [opts.issuer];
@@ -43,11 +50,17 @@ export class KubernetesTokenAuthenticator implements Authenticator {
     this.algorithms = opts.algorithms ?? DEFAULT_ALGORITHMS;
     this.clockToleranceSec = opts.clockToleranceSec ?? 10;
     this.getKey = createJwksSource(opts, 'kubernetes');
+    const cacheMs = opts.verifiedCacheMs ?? 60_000;
+    this.verified = cacheMs > 0 ? new VerifiedTokenCache(cacheMs) : undefined;
+    this.now = opts.now ?? Date.now;
   }
 
   async authenticate(credentials: Credentials): Promise<Principal | null> {
     const token = credentials.bearer;
     if (!token) return null;
+    const now = this.now();
+    const hit = this.verified?.get(token, now);
+    if (hit) return hit;
     const peek = peekClaims(this.method, token);
     // A JWT from another issuer belongs to another method (e.g. SPIFFE): let it try.
     if (!peek || typeof peek.iss !== 'string' || !this.issuers.includes(peek.iss)) return null;
@@ -56,6 +69,7 @@ export class KubernetesTokenAuthenticator implements Authenticator {
       audiences: this.audiences,
       algorithms: this.algorithms,
       clockToleranceSec: this.clockToleranceSec,
+      nowMs: now,
     });
     const { namespace, serviceAccount, pod } = this.serviceAccountOf(payload);
     if (this.namespaces && !this.namespaces.has(namespace)) throw unauthenticated(this.method, `namespace ${namespace} is not allowed`);
@@ -68,6 +82,7 @@ export class KubernetesTokenAuthenticator implements Authenticator {
       audiences: audiencesOf(payload),
     };
     if (pod) principal.pod = pod;
+    this.verified?.set(token, principal, payload.exp as number, this.clockToleranceSec, now);
     return principal;
   }
 

@@ -7,6 +7,7 @@ import type { JWTVerifyGetKey } from 'jose';
 import type { Authenticator } from '../pipeline/ports.js';
 import type { Credentials, Principal } from '../pipeline/types.js';
 import { createJwksSource, JwksConfigError, type JwksSourceOptions } from './jwks.js';
+import { VerifiedTokenCache } from './token-cache.js';
 import { audiencesOf, DEFAULT_ALGORITHMS, peekClaims, unauthenticated, verifyJwt } from './jwt.js';
 
 export interface SpiffeJwtAuthenticatorOptions extends JwksSourceOptions {
@@ -17,6 +18,10 @@ export interface SpiffeJwtAuthenticatorOptions extends JwksSourceOptions {
   issuer?: string | string[];
   clockToleranceSec?: number;
   algorithms?: string[];
+  /** How long a verified token is remembered at most (ms; 0 disables). Default 60 s. */
+  verifiedCacheMs?: number;
+  /** Clock for expiry checks (epoch ms); injectable for tests. */
+  now?: () => number;
 }
 
 const SPIFFE_ID = /^spiffe:\/\/([a-z0-9._-]+)(\/[A-Za-z0-9._~!$&'()*+,;=:@%/-]*)?$/;
@@ -30,6 +35,8 @@ export class SpiffeJwtAuthenticator implements Authenticator {
   private readonly issuers: string[] | undefined;
   private readonly algorithms: string[];
   private readonly clockToleranceSec: number;
+  private readonly verified: VerifiedTokenCache | undefined;
+  private readonly now: () => number;
 
   constructor(opts: SpiffeJwtAuthenticatorOptions) {
     if (!opts.trustDomains?.length) throw new JwksConfigError('spiffe: at least one trust domain is required');
@@ -40,11 +47,17 @@ export class SpiffeJwtAuthenticator implements Authenticator {
     this.algorithms = opts.algorithms ?? DEFAULT_ALGORITHMS.filter((a) => a !== 'EdDSA');
     this.clockToleranceSec = opts.clockToleranceSec ?? 10;
     this.getKey = createJwksSource(opts, 'spiffe');
+    const cacheMs = opts.verifiedCacheMs ?? 60_000;
+    this.verified = cacheMs > 0 ? new VerifiedTokenCache(cacheMs) : undefined;
+    this.now = opts.now ?? Date.now;
   }
 
   async authenticate(credentials: Credentials): Promise<Principal | null> {
     const token = credentials.bearer;
     if (!token) return null;
+    const now = this.now();
+    const hit = this.verified?.get(token, now);
+    if (hit) return hit;
     const peek = peekClaims(this.method, token);
     if (!peek || typeof peek.sub !== 'string' || !peek.sub.startsWith('spiffe://')) return null;
     const payload = await verifyJwt(this.method, token, this.getKey, {
@@ -52,6 +65,7 @@ export class SpiffeJwtAuthenticator implements Authenticator {
       audiences: this.audiences,
       algorithms: this.algorithms,
       clockToleranceSec: this.clockToleranceSec,
+      nowMs: now,
     });
     const m = SPIFFE_ID.exec(String(payload.sub));
     if (!m) throw unauthenticated(this.method, 'sub is not a valid SPIFFE ID');
@@ -63,6 +77,7 @@ export class SpiffeJwtAuthenticator implements Authenticator {
       principal.namespace = k8s[1]!;
       principal.service_account = k8s[2]!;
     }
+    this.verified?.set(token, principal, payload.exp as number, this.clockToleranceSec, now);
     return principal;
   }
 }

@@ -14,6 +14,7 @@ import {
   KubernetesTokenAuthenticator,
   SpiffeJwtAuthenticator,
 } from '../../src/identity/index.js';
+import { VerifiedTokenCache } from '../../src/identity/token-cache.js';
 import { makeContext } from '../stage-context.js';
 
 const ISSUER = 'https://kubernetes.default.svc.cluster.local';
@@ -169,6 +170,41 @@ describe('KubernetesTokenAuthenticator (JWKS URL)', () => {
     expect(await k8s.authenticate(creds(await sign(k8sClaims(), { iss: 'https://evil.example' })))).toBeNull();
     expect(await k8s.authenticate(creds('sk-not-a-jwt'))).toBeNull();
     expect(await k8s.authenticate(creds())).toBeNull();
+  });
+});
+
+describe('verified-token cache', () => {
+  it('skips re-verification for a known token but still honours its expiry', async () => {
+    let clock = Date.now();
+    const k8s = new KubernetesTokenAuthenticator({ issuer: ISSUER, audiences: [AUD], jwksFile: join(dir, 'jwks.json'), clockToleranceSec: 5, now: () => clock });
+    const exp = Math.floor(clock / 1000) + 30;
+    const token = await sign(k8sClaims(), { exp });
+    const first = await k8s.authenticate(creds(token));
+    const second = await k8s.authenticate(creds(token));
+    expect(second).toEqual(first);
+    expect(second).not.toBe(first);
+    clock = (exp + 6) * 1000;
+    expect((await authError(k8s, creds(token))).message).toBe('kubernetes authentication failed: token expired');
+  });
+
+  it('returns copies, and drops an entry once the token expires', () => {
+    const cache = new VerifiedTokenCache(60_000);
+    const p: Principal = { kind: 'dev', subject: 's', audiences: ['a'] };
+    cache.set('tok', p, 1_000, 5, 900_000);
+    const got = cache.get('tok', 1_004_999)!;
+    expect(got).toEqual(p);
+    got.audiences.push('mutated');
+    expect(cache.get('tok', 1_004_999)!.audiences).toEqual(['a']);
+    expect(cache.get('tok', 1_005_001)).toBeUndefined();
+    cache.set('old', p, 1_000, 0, 2_000_000); // already expired: not stored
+    expect(cache.get('old', 0)).toBeUndefined();
+  });
+
+  it('never caches a token that failed', async () => {
+    const k8s = new KubernetesTokenAuthenticator({ issuer: ISSUER, audiences: [AUD], jwksFile: join(dir, 'jwks.json') });
+    const forged = await sign(k8sClaims(), { key: other.privateKey });
+    await authError(k8s, creds(forged));
+    await authError(k8s, creds(forged));
   });
 });
 

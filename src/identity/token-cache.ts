@@ -1,0 +1,47 @@
+/**
+ * Verified-token cache. A pod reuses its projected token for minutes, and an RSA signature check
+ * costs far more than the rest of the pipeline, so a token verified once is remembered (by its
+ * exact text, in memory only) until it expires or for at most `maxAgeMs`, whichever is sooner.
+ * The short upper bound keeps a key removed from the JWKS from being honoured for long.
+ */
+import { LRUCache } from 'lru-cache';
+import type { Principal } from '../pipeline/types.js';
+
+interface Entry {
+  principal: Principal;
+  /** `exp` in epoch ms (tolerance included). */
+  expiresAt: number;
+}
+
+export class VerifiedTokenCache {
+  private readonly cache: LRUCache<string, Entry>;
+
+  constructor(
+    private readonly maxAgeMs = 60_000,
+    max = 2_000,
+  ) {
+    this.cache = new LRUCache<string, Entry>({ max });
+  }
+
+  get(token: string, nowMs: number): Principal | undefined {
+    const e = this.cache.get(token);
+    if (!e) return undefined;
+    if (nowMs > e.expiresAt) {
+      this.cache.delete(token);
+      return undefined;
+    }
+    return { ...e.principal, audiences: e.principal.audiences.slice() };
+  }
+
+  /** Remembers a verified token; `expSec` is its `exp` claim, `toleranceSec` the accepted skew. */
+  set(token: string, principal: Principal, expSec: number, toleranceSec: number, nowMs: number): void {
+    const expiresAt = (expSec + toleranceSec) * 1000;
+    const ttl = Math.min(this.maxAgeMs, expiresAt - nowMs);
+    if (ttl <= 0) return;
+    this.cache.set(token, { principal: { ...principal, audiences: principal.audiences.slice() }, expiresAt }, { ttl });
+  }
+
+  clear(): void {
+    this.cache.clear();
+  }
+}
