@@ -12,6 +12,8 @@
  * Comments are dropped. Rows and columns are 1-based; columns count code points, as OPA does.
  */
 
+import type { Location } from './nodes.js';
+
 export type TokenKind =
   | 'ident'
   | 'number'
@@ -55,6 +57,8 @@ export interface Token {
   readonly raw: boolean;
   readonly row: number;
   readonly col: number;
+  /** `{file, row, col}`, built once here and shared by every node that starts at this token. */
+  readonly loc: Location;
   /** Whitespace or a comment separates this token from the previous one. */
   readonly ws: boolean;
   /** A newline separates this token from the previous one. */
@@ -153,7 +157,7 @@ const SIMPLE: Record<number, TokenKind> = {
   [C.PIPE]: '|',
 };
 
-export function tokenize(src: string): Token[] {
+export function tokenize(src: string, file: string): Token[] {
   const tokens: Token[] = [];
   const n = src.length;
   let i = 0;
@@ -186,7 +190,7 @@ export function tokenize(src: string): Token[] {
   let nl = false;
 
   const push = (kind: TokenKind, text: string, startRow: number, startCol: number, raw = false): void => {
-    tokens.push({ kind, text, raw, row: startRow, col: startCol, ws, nl });
+    tokens.push({ kind, text, raw, row: startRow, col: startCol, loc: { file, row: startRow, col: startCol }, ws, nl });
     ws = false;
     nl = false;
   };
@@ -358,7 +362,8 @@ export function tokenize(src: string): Token[] {
   return finish();
 
   function finish(): Token[] {
-    tokens.push({ kind: 'eof', text: '', raw: false, row, col: colAt(Math.min(i, n)), ws, nl });
+    const col = colAt(Math.min(i, n));
+    tokens.push({ kind: 'eof', text: '', raw: false, row, col, loc: { file, row, col }, ws, nl });
     return tokens;
   }
 

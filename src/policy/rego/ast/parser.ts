@@ -124,7 +124,7 @@ class Parser {
   }
 
   private locOf(t: Token): Location {
-    return { file: this.file, row: t.row, col: t.col };
+    return t.loc;
   }
 
   private loc(): Location {
@@ -403,6 +403,7 @@ class Parser {
 
   private parseElse(head: HeadParts): Rule {
     const loc = this.loc();
+    this.enter(); // else chains nest: each `else` is the previous one's child
     this.pos++;
     let value: Term;
     let assign = false;
@@ -432,6 +433,7 @@ class Parser {
       this.failAt('"if" keyword is required before an else body (Rego v1): write "else := <value> if { ... }"', this.loc());
     }
     const next = this.atKeyword('else') ? this.parseElse(head) : undefined;
+    this.leave();
     return this.makeRule(this.freshHead(head), { key: undefined, value, assign, contains: false }, body, false, loc, next);
   }
 
@@ -1240,7 +1242,7 @@ function run<T>(source: string, file: string, fn: (p: Parser) => T): T {
   if (typeof source !== 'string') throw new RegoError('rego_parse_error', 'policy source must be text', { file, row: 1, col: 1 });
   let p: Parser;
   try {
-    p = new Parser(tokenize(source), file);
+    p = new Parser(tokenize(source, file), file);
     return fn(p);
   } catch (e) {
     if (e instanceof ParseFailure) throw new RegoError('rego_parse_error', e.message, e.loc);
