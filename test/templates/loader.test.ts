@@ -1,4 +1,4 @@
-import { mkdtemp, mkdir, rm, writeFile } from 'node:fs/promises';
+import { mkdtemp, mkdir, rm, symlink, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -169,6 +169,20 @@ describe('loading from disk', () => {
     expect(lint.ok).toBe(false);
     expect(lint.issues).toHaveLength(1);
     expect(lint.templates).toHaveLength(2);
+  });
+
+  it('loads a Kubernetes ConfigMap mount (symlinks into ..data) once', async () => {
+    const mount = await mkdtemp(join(tmpdir(), 'warden-configmap-'));
+    try {
+      await mkdir(join(mount, '..2026_06_01_12_00_00.000000001'));
+      await writeFile(join(mount, '..2026_06_01_12_00_00.000000001', 'hello.yaml'), GOOD);
+      await symlink('..2026_06_01_12_00_00.000000001', join(mount, '..data'));
+      await symlink(join('..data', 'hello.yaml'), join(mount, 'hello.yaml'));
+      const store = await loadTemplateStore([mount]);
+      expect(store.list().map((t) => `${t.id}@${t.version}`)).toEqual(['team/hello@1']);
+    } finally {
+      await rm(mount, { recursive: true, force: true });
+    }
   });
 
   it('names a missing path', async () => {
