@@ -156,6 +156,7 @@ export async function createRuntime(config: Config, opts: RuntimeOptions = {}): 
   let draining = false;
   let reloader: Reloader | undefined;
   let httpIngress: HttpIngress | undefined;
+  const httpIngresses: HttpIngress[] = [];
   let grpcIngress: GrpcIngress | undefined;
   const httpServers: Server[] = [];
   let grpcServer: grpc.Server | undefined;
@@ -182,12 +183,14 @@ export async function createRuntime(config: Config, opts: RuntimeOptions = {}): 
 
     const httpInfo = await listenTcp(httpIngress.server, config.listen.http);
     httpServers.push(httpIngress.server);
+    httpIngresses.push(httpIngress);
     const out: BoundAddresses = { http: `http://${formatAddress(httpInfo)}`, grpc: '', admin: '' };
     if (config.listen.http_socket) {
       // A second server object on the same handler: one node server cannot listen twice.
       const unixIngress = createHttpIngress({ pipeline, limits, logger, draining: () => draining, configuredModels });
       out.httpSocket = await listenUnix(unixIngress.server, config.listen.http_socket);
       httpServers.push(unixIngress.server);
+      httpIngresses.push(unixIngress);
     }
 
     grpcServer = grpcIngress.server;
@@ -238,7 +241,13 @@ export async function createRuntime(config: Config, opts: RuntimeOptions = {}): 
       const deadline = new Promise<'timeout'>((resolve) => {
         timer = setTimeout(() => resolve('timeout'), graceMs);
       });
-      const drained = Promise.all([...closing, grpcDone, httpIngress?.idle()]).then(() => 'drained' as const);
+      const drained = (async () => {
+        await Promise.all([grpcDone, ...httpIngresses.map((i) => i.idle())]);
+        // Every response is out: keep-alive sockets that went idle meanwhile can close now.
+        for (const s of httpServers) s.closeIdleConnections();
+        await Promise.all(closing);
+        return 'drained' as const;
+      })();
       const outcome = await Promise.race([drained, deadline]);
       clearTimeout(timer);
       if (outcome === 'timeout') {

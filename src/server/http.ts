@@ -28,20 +28,6 @@ const JSON_HEADERS = { 'content-type': 'application/json' } as const;
 
 const utf8 = new TextDecoder('utf-8', { fatal: true });
 
-function sendJson(res: ServerResponse, status: number, body: string, requestId: string): void {
-  if (res.headersSent) return;
-  res.writeHead(status, {
-    ...JSON_HEADERS,
-    'content-length': Buffer.byteLength(body),
-    'x-request-id': requestId,
-  });
-  res.end(body);
-}
-
-function sendError(res: ServerResponse, err: WardenError, requestId: string): void {
-  sendJson(res, err.httpStatus, JSON.stringify(errorBody(err)), requestId);
-}
-
 /** Reads the body up to the limit; rejects with `payload_too_large` past it. */
 function readBody(req: IncomingMessage, limit: number): Promise<Buffer> {
   const declared = req.headers['content-length'];
@@ -118,6 +104,23 @@ export interface HttpIngress {
 export function createHttpIngress(opts: HttpIngressOptions): HttpIngress {
   const { pipeline, limits, logger } = opts;
   let active = 0;
+
+  function sendJson(res: ServerResponse, status: number, body: string, requestId: string): void {
+    if (res.headersSent) return;
+    // While draining, tell keep-alive clients not to reuse this connection.
+    if (opts.draining?.()) res.setHeader('connection', 'close');
+    res.writeHead(status, {
+      ...JSON_HEADERS,
+      'content-length': Buffer.byteLength(body),
+      'x-request-id': requestId,
+    });
+    res.end(body);
+  }
+
+  function sendError(res: ServerResponse, err: WardenError, requestId: string): void {
+    sendJson(res, err.httpStatus, JSON.stringify(errorBody(err)), requestId);
+  }
+
   let idleWaiters: Array<() => void> = [];
 
   function onDone(): void {

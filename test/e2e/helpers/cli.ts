@@ -1,0 +1,46 @@
+/** Runs the `warden` CLI as a child process (through tsx, as `npm run` would run the sources). */
+import { spawn, type ChildProcess } from 'node:child_process';
+import { join } from 'node:path';
+import { createInterface } from 'node:readline';
+
+export const REPO = join(import.meta.dirname, '..', '..', '..');
+const MAIN = join(REPO, 'src', 'main.ts');
+
+export function spawnWarden(args: string[], env: NodeJS.ProcessEnv = {}): ChildProcess {
+  return spawn(process.execPath, ['--import', 'tsx', MAIN, ...args], {
+    cwd: REPO,
+    env: { ...process.env, ...env },
+    stdio: ['ignore', 'pipe', 'pipe'],
+  });
+}
+
+export interface CliResult {
+  code: number | null;
+  stdout: string;
+  stderr: string;
+}
+
+export function runWarden(args: string[], env: NodeJS.ProcessEnv = {}): Promise<CliResult> {
+  const child = spawnWarden(args, env);
+  let stdout = '';
+  let stderr = '';
+  child.stdout!.on('data', (d: Buffer) => (stdout += d.toString()));
+  child.stderr!.on('data', (d: Buffer) => (stderr += d.toString()));
+  return new Promise((resolve) => child.once('close', (code) => resolve({ code, stdout, stderr })));
+}
+
+/** Collects a serving child's JSON log lines; resolves the bound addresses once it listens. */
+export function watchServe(child: ChildProcess): { lines: string[]; listening: Promise<{ http: string; grpc: string; admin: string }>; exited: Promise<number | null> } {
+  const lines: string[] = [];
+  const exited = new Promise<number | null>((resolve) => child.once('exit', (code) => resolve(code)));
+  let stderr = '';
+  child.stderr!.on('data', (d: Buffer) => (stderr += d.toString()));
+  const listening = new Promise<{ http: string; grpc: string; admin: string }>((resolve, reject) => {
+    createInterface({ input: child.stdout! }).on('line', (line) => {
+      lines.push(line);
+      if (line.includes('"warden listening"')) resolve(JSON.parse(line) as { http: string; grpc: string; admin: string });
+    });
+    void exited.then((code) => reject(new Error(`warden exited (${String(code)}) before listening: ${stderr.slice(-800)}`)));
+  });
+  return { lines, listening, exited };
+}

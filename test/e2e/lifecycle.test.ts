@@ -1,0 +1,81 @@
+/**
+ * `warden serve` as a real child process: SIGHUP reloads, SIGTERM lets the in-flight request
+ * finish, flushes the audit log and exits 0.
+ */
+import { appendFileSync, readFileSync, rmSync } from 'node:fs';
+import { join } from 'node:path';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { spawnWarden, watchServe } from './helpers/cli.js';
+import { startUpstream, type FakeUpstream } from './helpers/upstream.js';
+import { eventually, prepareWardenDir, type PreparedDir } from './helpers/warden.js';
+
+let upstream: FakeUpstream;
+let prepared: PreparedDir;
+
+beforeAll(async () => {
+  upstream = await startUpstream();
+  prepared = await prepareWardenDir({ upstreamUrl: upstream.url });
+});
+
+afterAll(async () => {
+  await upstream?.close();
+  if (prepared) rmSync(prepared.dir, { recursive: true, force: true });
+});
+
+const V3 = `
+---
+id: support/ticket-summary
+version: 3
+owner: support-platform@example.com
+sensitivity: internal
+description: Added before SIGHUP.
+approvals: [{ by: dana.lee@example.com, ticket: SEC-2002 }]
+retire_after: 2099-12-31
+allowed_services: ["support/ticket-bot"]
+models: [gpt-4o-mini]
+variables:
+  ticket_id: { type: string, max_length: 32 }
+messages:
+  - { role: user, content: "v3 {{ticket_id}}" }
+`;
+
+describe('warden serve lifecycle', () => {
+  it('SIGHUP reloads; SIGTERM finishes the in-flight request, flushes audit and exits 0', { timeout: 60_000 }, async () => {
+    const child = spawnWarden(['serve', '--config', prepared.configFile]);
+    const { lines, listening, exited } = watchServe(child);
+    const addr = await listening;
+    const token = await prepared.signer.token('support', 'ticket-bot');
+    const readyz = async () => (await (await fetch(`${addr.admin}/readyz`)).json()) as any;
+
+    // SIGHUP: the watch is off in this config, so only the signal can pick up the change.
+    const before = (await readyz()).template_revision;
+    appendFileSync(join(prepared.dir, 'templates', 'support', 'ticket-summary.yaml'), V3);
+    child.kill('SIGHUP');
+    await eventually(async () => (await readyz()).template_revision !== before, 50);
+
+    // SIGTERM while a request is in flight upstream.
+    upstream.mode = 'delayed';
+    const callsBefore = upstream.calls.length;
+    const pending = fetch(`${addr.http}/v1/chat/completions`, {
+      method: 'POST',
+      headers: { 'content-type': 'application/json', authorization: `Bearer ${token}` },
+      body: JSON.stringify({ model: 'gpt-4o-mini', warden: { template: 'support/ticket-summary@3', variables: { ticket_id: 'T-77' } } }),
+    });
+    await eventually(() => upstream.calls.length > callsBefore, 5);
+    child.kill('SIGTERM');
+
+    const res = await pending;
+    expect(res.status).toBe(200);
+    const body = (await res.json()) as any;
+    expect(body.choices[0].message.content).toBe('upstream saw: v3 T-77');
+    expect(await exited).toBe(0);
+    expect(lines.some((l) => l.includes('"shutting down"'))).toBe(true);
+    expect(lines.some((l) => l.includes('"shutdown complete"') && l.includes('"drained"'))).toBe(true);
+
+    // The in-flight request's audit record reached the file before exit.
+    const records = readFileSync(prepared.auditFile, 'utf8').trim().split('\n').map((l) => JSON.parse(l) as any);
+    expect(records.at(-1).template).toEqual({ id: 'support/ticket-summary', version: 3, sensitivity: 'internal' });
+    expect(records.at(-1).status).toBe('ok');
+    upstream.mode = 'ok';
+  });
+});
