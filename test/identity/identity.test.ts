@@ -1,5 +1,6 @@
 import { createServer, type Server } from 'node:http';
-import { mkdtemp, rm, writeFile } from 'node:fs/promises';
+import { createServer as createHttpsServer } from 'node:https';
+import { mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import type { AddressInfo } from 'node:net';
@@ -219,6 +220,30 @@ describe('KubernetesTokenAuthenticator (JWKS file, namespace allow-list)', () =>
     expect(() => new KubernetesTokenAuthenticator({ issuer: ISSUER, audiences: [], jwksUrl })).toThrow(/audience/);
     expect(() => new KubernetesTokenAuthenticator({ issuer: ISSUER, audiences: [AUD] })).toThrow(/jwks_url or jwks_file/);
     expect(() => new KubernetesTokenAuthenticator({ issuer: ISSUER, audiences: [AUD], jwksFile: join(dir, 'missing.json') })).toThrow(/ENOENT/);
+  });
+
+  it('fetches the JWKS over https from a server signed by a private CA (the cluster CA)', async () => {
+    const fixtures = join(import.meta.dirname, 'fixtures');
+    const [cert, key] = await Promise.all([readFile(join(fixtures, 'server.crt')), readFile(join(fixtures, 'server.key'))]);
+    let auth: string | undefined;
+    const tls = createHttpsServer({ cert, key }, (req, res) => {
+      auth = req.headers.authorization;
+      res.writeHead(200, { 'content-type': 'application/json' }).end(JSON.stringify({ keys: [rsa.jwk] }));
+    });
+    await new Promise<void>((r) => tls.listen(0, '127.0.0.1', r));
+    try {
+      const url = `https://127.0.0.1:${(tls.address() as AddressInfo).port}/openid/v1/jwks`;
+      const trusted = new KubernetesTokenAuthenticator({
+        issuer: ISSUER, audiences: [AUD], jwksUrl: url, jwksCaFile: join(fixtures, 'ca.crt'), jwksBearerTokenFile: join(dir, 'token'),
+      });
+      expect((await trusted.authenticate(creds(await sign(k8sClaims()))))?.namespace).toBe('payments');
+      expect(auth).toBe(`Bearer ${CLUSTER_TOKEN}`);
+      // Without the CA the server's certificate is not trusted: fail closed.
+      const untrusted = new KubernetesTokenAuthenticator({ issuer: ISSUER, audiences: [AUD], jwksUrl: url });
+      expect((await authError(untrusted, creds(await sign(k8sClaims())))).message).toMatch(/JWKS/);
+    } finally {
+      await new Promise<void>((r) => tls.close(() => r()));
+    }
   });
 
   it('fails closed when the JWKS endpoint is down', async () => {
