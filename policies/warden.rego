@@ -126,7 +126,7 @@ secrets := input.template.secret_refs if allow
 # The sensitivity's models, narrowed to the ones the template was written for (if it says).
 default models := []
 
-models := [m | some m in models_by_sensitivity[sensitivity]; template_allows_model(m)] if allow
+models := [m | some m in models_by_sensitivity[sensitivity]; m in template_models] if allow
 
 # ---------------------------------------------------------------------------------------------
 # Helpers
@@ -147,10 +147,7 @@ approved if {
 	input.template.approval.ticket != ""
 }
 
-template_allows_model(_) if count(object.get(template_or_empty, "models", [])) == 0
-
-template_allows_model(m) if m in input.template.models
-
-default template_or_empty := {}
-
-template_or_empty := input.template if is_object(input.template)
+# A template without a model list (or a raw prompt) does not narrow the sensitivity's list.
+template_models := input.template.models if {
+	count(input.template.models) > 0
+} else := models_by_sensitivity[sensitivity]

@@ -9,7 +9,6 @@ import RE2 from 're2';
 import type { Value } from '../value.js';
 import type { BuiltinDef } from './types.js';
 import { builtinErr, def, elemErr, str, typeErr } from './util.js';
-import { memo } from './patterns.js';
 
 const META = /[\\^$.|?*+()[\]{}]/g;
 const escapeRe = (s: string): string => s.replace(META, '\\$&');
@@ -107,20 +106,84 @@ function delimitersOf(args: Value[]): string[] {
   return out.length === 0 ? ['.'] : out;
 }
 
+/**
+ * A compiled glob. Most policy globs are a literal (`payments/checkout`) or a literal and one
+ * trailing `*` (`billing/*`): those match with string operations, skipping the regex engine.
+ */
+type Matcher =
+  | { kind: 'exact'; text: string }
+  | { kind: 'prefix'; prefix: string; delims: readonly string[] }
+  | { kind: 're'; re: RE2 }
+  | { kind: 'error'; message: string };
+
+const GLOB_META = /[\\*?[\]{}]/;
+const MAX_CACHED = 1000;
+/** Per delimiter set (joined), compiled patterns. Cleared when it grows past MAX_CACHED. */
+const matchers = new Map<string, Map<string, Matcher>>();
+let cachedCount = 0;
+
+function compileGlob(pattern: string, delims: readonly string[]): Matcher {
+  if (!GLOB_META.test(pattern)) return { kind: 'exact', text: pattern };
+  const star = pattern.indexOf('*');
+  if (star === pattern.length - 1 && !GLOB_META.test(pattern.slice(0, -1))) {
+    return { kind: 'prefix', prefix: pattern.slice(0, -1), delims };
+  }
+  try {
+    return { kind: 're', re: new RE2('^(?s:' + globToRegex(pattern, delims) + ')$') };
+  } catch (e) {
+    return { kind: 'error', message: e instanceof Error ? e.message : String(e) };
+  }
+}
+
+function matcherFor(pattern: string, delims: readonly string[]): Matcher {
+  const dkey = delims.join('');
+  let byPattern = matchers.get(dkey);
+  if (byPattern === undefined) {
+    byPattern = new Map();
+    matchers.set(dkey, byPattern);
+  }
+  let m = byPattern.get(pattern);
+  if (m === undefined) {
+    if (cachedCount >= MAX_CACHED) {
+      // Patterns built from input must not grow memory without bound.
+      matchers.clear();
+      cachedCount = 0;
+      byPattern = new Map();
+      matchers.set(dkey, byPattern);
+    }
+    m = compileGlob(pattern, delims);
+    byPattern.set(pattern, m);
+    cachedCount++;
+  }
+  return m;
+}
+
+function globMatch(m: Matcher, subject: string): boolean {
+  switch (m.kind) {
+    case 'exact':
+      return subject === m.text;
+    case 'prefix': {
+      if (!subject.startsWith(m.prefix)) return false;
+      for (let i = m.prefix.length; i < subject.length; i++) if (m.delims.includes(subject[i]!)) return false;
+      return true;
+    }
+    case 're':
+      return m.re.test(subject);
+    case 'error':
+      throw builtinErr('glob.match', m.message);
+  }
+}
+
+/** `[]` means `["."]` and `null` none, as OPA; computed once for the two common literals. */
+const DEFAULT_DELIMS: readonly string[] = ['.'];
+const NO_DELIMS: readonly string[] = [];
+
 export const GLOB: BuiltinDef[] = [
   def('glob.match', 3, (args) => {
     const pattern = str('glob.match', args, 0);
-    const delims = delimitersOf(args);
-    const subject = str('glob.match', args, 2);
-    const re = memo('g' + delims.join('') + '\u0000' + pattern, () => {
-      try {
-        return new RE2('^(?s:' + globToRegex(pattern, delims) + ')$');
-      } catch (e) {
-        return e instanceof Error ? e : new Error(String(e));
-      }
-    });
-    if (re instanceof Error) throw builtinErr('glob.match', re.message);
-    return re.test(subject);
+    const d = args[1]!;
+    const delims = d === null ? NO_DELIMS : Array.isArray(d) && d.length === 0 ? DEFAULT_DELIMS : delimitersOf(args);
+    return globMatch(matcherFor(pattern, delims), str('glob.match', args, 2));
   }),
   def('glob.quote_meta', 1, (args) => str('glob.quote_meta', args, 0).replace(/[*?\\[\]{}]/g, '\\$&')),
 ];

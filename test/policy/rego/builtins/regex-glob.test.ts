@@ -93,6 +93,12 @@ describe('glob.match (gobwas semantics, as OPA)', () => {
     expect(call('glob.quote_meta', '*.github.com')).toBe('\\*.github.com');
   });
 
+  it('keeps working past the compiled-pattern cache bound', () => {
+    for (let i = 0; i < 1500; i++) expect(call('glob.match', `svc-${i}/*`, ['/'], `svc-${i}/api`)).toBe(true);
+    expect(call('glob.match', 'svc-1/*', ['/'], 'svc-2/api')).toBe(false);
+    expect(call('glob.match', '{a,b}/*', ['/'], 'b/x')).toBe(true);
+  });
+
   it('reports malformed patterns and wrong operand types', () => {
     expect(callError('glob.match', '[abc', [], 'a').code).toBe('eval_builtin_error');
     expect(callError('glob.match', '{a,b', [], 'a').code).toBe('eval_builtin_error');
