@@ -227,7 +227,7 @@ class Parser {
     const loc = this.loc();
     this.pos++;
     const t = this.tok();
-    if (t.kind !== 'ident') this.fail('a package name after "package", such as "package authz"');
+    if (t.kind !== 'ident' || t.text === '_') this.fail('a package name after "package", such as "package authz"');
     const head = this.makeVar(t);
     this.pos++;
     const path = this.parsePath(false);
@@ -599,6 +599,7 @@ class Parser {
     const loc = this.loc();
     this.pos++;
     const start = this.pos;
+    const startWc = this.wildcards;
     let failure: ParseFailure | undefined;
     const term = this.attempt(
       () => this.parseInfix(true),
@@ -612,7 +613,7 @@ class Parser {
       return { ...e, with: this.parseWith() };
     }
     if (term && term.type === 'call') this.failAt('expected "x in xs" or "k, v in xs" after "some"', term.loc);
-    this.rewind(start, this.wildcards);
+    this.rewind(start, startWc);
     const vars: VarTerm[] = [];
     for (;;) {
       const t = this.tok();
