@@ -24,12 +24,13 @@ function version(): string {
   return 'unknown';
 }
 
-const io: CliIO = {
+const processIO: CliIO = {
   out: (t) => void process.stdout.write(t),
   err: (t) => void process.stderr.write(t),
 };
 
-export async function main(argv: string[]): Promise<number> {
+/** Runs one command line; returns the exit code. `io` is where output goes (tests capture it). */
+export async function main(argv: string[], io: CliIO = processIO): Promise<number> {
   const [command, ...rest] = argv;
   try {
     switch (command) {

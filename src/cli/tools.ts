@@ -5,22 +5,57 @@
 import type { CliIO } from './render.js';
 import { UsageError } from './args.js';
 
-type ToolCli = (argv: string[], io: CliIO) => Promise<number> | number;
 
-/** Loads a tool module; a build without it says so instead of crashing. */
-async function loadTool(specifier: string, exportName: string): Promise<ToolCli> {
-  const mod = (await import(specifier)) as Record<string, unknown>;
-  const fn = mod[exportName];
-  if (typeof fn !== 'function') throw new UsageError(`this build has no ${exportName}`);
-  return fn as ToolCli;
+/** A writable-stream face over CliIO, for tools that take stdout/stderr streams. */
+function streams(io: CliIO): { stdout: NodeJS.WritableStream; stderr: NodeJS.WritableStream } {
+  const wrap = (write: (t: string) => void) =>
+    ({
+      write: (chunk: string | Uint8Array, ...rest: unknown[]) => {
+        write(typeof chunk === 'string' ? chunk : Buffer.from(chunk).toString('utf8'));
+        const cb = rest.find((r) => typeof r === 'function') as (() => void) | undefined;
+        cb?.();
+        return true;
+      },
+    }) as unknown as NodeJS.WritableStream;
+  return { stdout: wrap(io.out), stderr: wrap(io.err) };
 }
 
 export async function runPolicyCommand(argv: string[], io: CliIO): Promise<number> {
-  return (await loadTool('../policy/cli.js', 'runPolicyCli'))(argv, io);
+  const { runPolicyCli } = await import('../policy/cli.js');
+  return runPolicyCli(argv, streams(io));
 }
 
+/**
+ * `warden redact [--config FILE] ...`: with a config, its `redaction` section (profiles, custom
+ * entities, allow-lists) is used, so the CLI redacts exactly as the sidecar does.
+ */
 export async function runRedactCommand(argv: string[], io: CliIO): Promise<number> {
-  return (await loadTool('../redact/cli.js', 'runRedactCli'))(argv, io);
+  const { runRedactCli } = await import('../redact/cli.js');
+  const rest = argv.slice();
+  let configFile: string | undefined;
+  const at = rest.findIndex((a) => a === '--config' || a === '-c' || a.startsWith('--config='));
+  if (at !== -1) {
+    const arg = rest[at] as string;
+    if (arg.startsWith('--config=')) {
+      configFile = arg.slice('--config='.length);
+      rest.splice(at, 1);
+    } else {
+      configFile = rest[at + 1];
+      if (configFile === undefined) throw new UsageError('--config needs a FILE');
+      rest.splice(at, 2);
+    }
+  }
+  let redaction = {};
+  if (configFile) {
+    const { loadConfig } = await import('../config/load.js');
+    const { redactionConfigFrom, secretResolverFor } = await import('../runtime/components.js');
+    const { dirname, resolve } = await import('node:path');
+    const config = loadConfig(configFile, process.env);
+    const resolver = secretResolverFor(config, dirname(resolve(configFile)));
+    redaction = await redactionConfigFrom(config.redaction, async (ref) => (await resolver.resolve([ref])).get(ref) ?? '');
+  }
+  const s = streams(io);
+  return runRedactCli(rest, { stdin: process.stdin, stdout: s.stdout, stderr: s.stderr }, redaction);
 }
 
 export async function runAuditCommand(argv: string[], io: CliIO): Promise<number> {

@@ -107,6 +107,19 @@ function buildAuthenticators(config: Config, logger: Logger): Authenticator[] {
   return out;
 }
 
+/** The caching secret resolver with the file and env providers; relative refs resolve against `configDir`. */
+export function secretResolverFor(config: Config, configDir: string) {
+  return createSecretResolver({
+    // secrets.default_ttl_ms is the lease for backends that give none (file, env).
+    providers: [
+      createFileSecretProvider({ ttlMs: config.secrets.default_ttl_ms }),
+      createEnvSecretProvider({ ttlMs: config.secrets.default_ttl_ms }),
+    ],
+    maxEntries: config.secrets.cache.max_entries,
+    baseDir: configDir,
+  });
+}
+
 export async function buildComponents(config: Config, opts: ComponentOptions): Promise<Components> {
   const { holder, logger } = opts;
 
@@ -114,11 +127,7 @@ export async function buildComponents(config: Config, opts: ComponentOptions): P
     ? fixedPrincipalStage(opts.principalOverride)
     : createAuthenticateStage(buildAuthenticators(config, logger));
 
-  const resolver = createSecretResolver({
-    providers: [createFileSecretProvider(), createEnvSecretProvider()],
-    maxEntries: config.secrets.cache.max_entries,
-    baseDir: opts.configDir,
-  });
+  const resolver = secretResolverFor(config, opts.configDir);
 
   const resolveOne = async (ref: string): Promise<string> => {
     const values = await resolver.resolve([ref]);
@@ -148,7 +157,7 @@ export async function buildComponents(config: Config, opts: ComponentOptions): P
     getPolicyRevision: () => holder.get()?.policy.revision ?? 'none',
   });
 
-  const redactionConfig = await toRedactionConfig(config.redaction, resolveOne);
+  const redactionConfig = await redactionConfigFrom(config.redaction, resolveOne);
   const redactor = createRedactor(redactionConfig);
 
   const resolveTemplate = createResolveStage(holder.templates);
@@ -198,7 +207,7 @@ export async function buildComponents(config: Config, opts: ComponentOptions): P
 }
 
 /** The YAML (snake_case) redaction section → the redaction module's RedactionConfig. */
-async function toRedactionConfig(
+export async function redactionConfigFrom(
   r: Config['redaction'],
   resolveSecret: (ref: string) => Promise<string>,
 ): Promise<RedactionConfig> {

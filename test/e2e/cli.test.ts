@@ -1,0 +1,134 @@
+/** The `warden` command line, run as a child process: help, version, usage errors, the dry run. */
+import { readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { main } from '../../src/main.js';
+import { runWarden } from './helpers/cli.js';
+import { startUpstream, type FakeUpstream } from './helpers/upstream.js';
+import { CANARY_API_KEY, prepareWardenDir, startWarden, type PreparedDir } from './helpers/warden.js';
+
+/** Runs the CLI in this process (fast), capturing its output. */
+async function cli(args: string[]): Promise<{ code: number; stdout: string; stderr: string }> {
+  let stdout = '';
+  let stderr = '';
+  const code = await main(args, { out: (t) => void (stdout += t), err: (t) => void (stderr += t) });
+  return { code, stdout, stderr };
+}
+
+let upstream: FakeUpstream;
+let prepared: PreparedDir;
+
+beforeAll(async () => {
+  upstream = await startUpstream();
+  prepared = await prepareWardenDir({ upstreamUrl: upstream.url });
+});
+
+afterAll(async () => {
+  await upstream?.close();
+  if (prepared) rmSync(prepared.dir, { recursive: true, force: true });
+});
+
+describe('warden CLI', () => {
+  it('--help and --version', async () => {
+    const help = await cli(['--help']);
+    expect(help.code).toBe(0);
+    expect(help.stdout).toContain('Usage:');
+    for (const cmd of ['serve', 'render', 'policy', 'redact', 'audit']) expect(help.stdout).toContain(cmd);
+    const version = await cli(['--version']);
+    expect(version.code).toBe(0);
+    expect(version.stdout.trim()).toMatch(/^warden \d+\.\d+\.\d+$/);
+  });
+
+  it('every command has --help', async () => {
+    for (const cmd of [['serve'], ['render'], ['policy'], ['redact'], ['audit', 'verify']]) {
+      const r = await cli([...cmd, '--help']);
+      expect(r.code, cmd.join(' ')).toBe(0);
+      expect(r.stdout.toLowerCase(), cmd.join(' ')).toContain('usage');
+    }
+  });
+
+  it('unknown flags and commands are usage errors (exit 2)', async () => {
+    const flag = await cli(['serve', '--config', 'x.yaml', '--bogus']);
+    expect(flag.code).toBe(2);
+    expect(flag.stderr).toContain('unknown option --bogus');
+    const cmd = await cli(['frobnicate']);
+    expect(cmd.code).toBe(2);
+    expect(cmd.stderr).toContain("unknown command 'frobnicate'");
+    const missing = await cli(['render', '--config', prepared.configFile]);
+    expect(missing.code).toBe(2);
+    expect(missing.stderr).toContain('--template is required');
+  });
+
+  it('a bad config file is reported with file, line and key (exit 1)', async () => {
+    const r = await cli(['serve', '--config', join(prepared.dir, 'nope.yaml')]);
+    expect(r.code).toBe(1);
+    expect(r.stderr).toContain('nope.yaml');
+  });
+
+  it('render prints the decision and the exact outbound prompt without calling upstream', async () => {
+    const before = upstream.calls.length;
+    const r = await runWarden([
+      'render',
+      '--config',
+      prepared.configFile,
+      '--template',
+      'support/ticket-summary@2',
+      '--var',
+      'ticket_id=T-3003',
+      '--var',
+      'customer_message=Please call jane.doe@example.com about it',
+      '--principal',
+      'support/ticket-bot',
+      '--json',
+    ]);
+    expect(r.code, r.stderr).toBe(0);
+    const out = JSON.parse(r.stdout) as any;
+    expect(out.allowed).toBe(true);
+    expect(out.decision.allow).toBe(true);
+    expect(out.provider).toBe('upstream');
+    expect(out.model).toBe('gpt-4o-mini');
+    expect(out.messages[1].content).toBe('Ticket T-3003:\nPlease call [EMAIL_ADDRESS] about it');
+    expect(upstream.calls.length).toBe(before);
+    // The audit record of the dry run goes to stderr, never to stdout, and holds no values.
+    expect(r.stderr).toContain('"action":"prompt.render"');
+    expect(r.stderr).not.toContain('jane.doe@example.com');
+    expect(r.stdout + r.stderr).not.toContain(CANARY_API_KEY);
+
+    const text = await runWarden(['render', '-c', prepared.configFile, '-t', 'support/ticket-summary@2', '--var', 'ticket_id=T-1', '--var', 'customer_message=hi', '-p', 'support/ticket-bot']);
+    expect(text.code, text.stderr).toBe(0);
+    expect(text.stdout).toContain('allow:      true');
+    expect(text.stdout).toContain('--- user ---\nTicket T-1:\nhi');
+  });
+
+  it('render reports a refusal with its code and reasons (exit 1)', async () => {
+    const r = await runWarden(['render', '-c', prepared.configFile, '-t', 'support/ticket-summary@2', '--var', 'ticket_id=T', '--var', 'customer_message=x', '-p', 'marketing/campaign-bot']);
+    expect(r.code).toBe(1);
+    expect(r.stderr).toContain('refused: policy_denied');
+    expect(r.stderr).toContain('reason: service marketing/campaign-bot may not run template support/ticket-summary');
+  });
+
+  it('audit verify checks the chain written by Warden and finds tampering', async () => {
+    const w = await startWarden({ upstreamUrl: upstream.url });
+    try {
+      const token = await w.signer.token('support', 'ticket-bot');
+      for (let i = 0; i < 3; i++) {
+        const res = await fetch(`${w.addresses.http}/v1/chat/completions`, {
+          method: 'POST',
+          headers: { 'content-type': 'application/json', authorization: `Bearer ${token}` },
+          body: JSON.stringify({ model: 'gpt-4o-mini', warden: { template: 'support/ticket-summary@2', variables: { ticket_id: `T-${i}`, customer_message: 'x' } } }),
+        });
+        await res.arrayBuffer();
+      }
+      await w.runtime.shutdown('test');
+      const ok = await cli(['audit', 'verify', w.auditFile]);
+      expect(ok.code, ok.stderr).toBe(0);
+      const lines = readFileSync(w.auditFile, 'utf8').trim().split('\n');
+      lines[1] = lines[1]!.replace('"status":"ok"', '"status":"error"');
+      writeFileSync(w.auditFile, `${lines.join('\n')}\n`);
+      const bad = await cli(['audit', 'verify', w.auditFile]);
+      expect(bad.code).toBe(1);
+    } finally {
+      await w.close();
+    }
+  });
+});
