@@ -37,8 +37,8 @@ function objectGetFn(args: Value[]): Value {
   const key = args[1]!;
   const dflt = args[2]!;
   if (!Array.isArray(key)) return objectGet(o, key) ?? dflt;
-  // An array key is a path; an empty path selects nothing, so the default applies (as OPA).
-  if (key.length === 0) return dflt;
+  // An array key is a path; the empty path selects the object itself (as OPA).
+  if (key.length === 0) return o;
   let cur: Value | undefined = o;
   for (const k of key) {
     cur = step(cur, k);

@@ -42,8 +42,8 @@ function replaceN(args: Value[]): Value {
   const s = str('strings.replace_n', args, 1);
   const pairs: Array<[string, string]> = [];
   for (const [k, v] of objectEntries(patterns).sort((a, b) => compare(a[0], b[0]))) {
-    if (typeof k !== 'string') throw operandErr('strings.replace_n', 1, 'must be object with string keys');
-    if (typeof v !== 'string') throw operandErr('strings.replace_n', 1, 'must be object with string values');
+    if (typeof k !== 'string') throw operandErr('strings.replace_n', 1, 'non-string key found in pattern object');
+    if (typeof v !== 'string') throw operandErr('strings.replace_n', 1, 'non-string value found in pattern object');
     // An empty key would match everywhere; Go's replacer treats it specially and no policy needs it.
     if (k !== '') pairs.push([k, v]);
   }
@@ -147,14 +147,16 @@ export const STRINGS: BuiltinDef[] = [
   def('format_int', 2, formatInt),
   def('indexof', 2, (a) => {
     const s = str('indexof', a, 0);
-    const i = s.indexOf(str('indexof', a, 1));
+    const sub = str('indexof', a, 1);
+    if (sub === '') throw builtinErr('indexof', 'empty search character');
+    const i = s.indexOf(sub);
     return i < 0 ? -1 : runeIndex(s, i);
   }),
   def('indexof_n', 2, (a) => {
     const s = str('indexof_n', a, 0);
     const sub = str('indexof_n', a, 1);
+    if (sub === '') throw builtinErr('indexof_n', 'empty search character');
     const out: Value[] = [];
-    if (sub === '') return out;
     for (let i = s.indexOf(sub); i >= 0; i = s.indexOf(sub, i + 1)) out.push(runeIndex(s, i));
     return out;
   }),

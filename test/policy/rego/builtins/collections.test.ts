@@ -29,7 +29,7 @@ describe('objects', () => {
     expect(call('object.get', o, 'missing', 'd')).toBe('d');
     expect(call('object.get', o, ['a', 'b', 1, 'c'], 'd')).toBe('deep');
     expect(call('object.get', o, ['a', 'nope'], 'd')).toBe('d');
-    expect(call('object.get', o, [], 'd')).toBe('d');
+    expect(call('object.get', o, [], 'd')).toBe(o);
     expect(call('object.get', { constructor: 5 }, 'constructor', 0)).toBe(5);
     expect(call('object.get', {}, 'constructor', 0)).toBe(0);
     expect(call('object.get', {}, 'toString', 0)).toBe(0);

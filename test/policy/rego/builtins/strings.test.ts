@@ -51,6 +51,7 @@ describe('string built-ins', () => {
     expect(call('indexof', '😀x', 'x')).toBe(1);
     expect(call('indexof', 'abc', 'z')).toBe(-1);
     expect(call('indexof_n', 'abab', 'b')).toEqual([1, 3]);
+    expect(callError('indexof', 'abc', '').message).toBe('indexof: empty search character');
     expect(call('substring', 'héllo', 1, 3)).toBe('éll');
     expect(call('substring', 'hello', 1, -1)).toBe('ello');
     expect(call('substring', 'hello', 9, 2)).toBe('');
