@@ -8,7 +8,7 @@
  * - Nodes are plain data: never mutated after parsing. The compiler builds its own structures.
  * - Syntactic sugar is removed by the parser where OPA removes it:
  *     `a + b`        → call `plus(a, b)` (every infix operator; see INFIX_BUILTINS)
- *     `-x` (x not a number literal) → call `minus(0, x)`; `-1` is the number literal -1
+ *     `-1` → the number literal -1 (`-x` for a non-literal is a parse error, as in OPA)
  *     `_`            → a var with a unique generated name (`$0`, `$1`, … per module/query) and
  *                      `wildcard: true`
  *     rule without a value (`p if …`, `f(x) if …`) → value `true` (a generated boolean term)
