@@ -6,7 +6,7 @@
  */
 import { normalizeInt, type Value } from '../value.js';
 import type { BuiltinDef } from './types.js';
-import { builtinErr, def, int, num, str, typeErr } from './util.js';
+import { builtinErr, def, int, str, typeErr } from './util.js';
 
 const NS_PER_MS = 1_000_000n;
 const NS_PER_S = 1_000_000_000n;
@@ -138,22 +138,28 @@ function breakDown(name: string, ns: bigint, tz: string): Broken {
   };
 }
 
-/** `x` is ns, or `[ns, tz]` (time.date/clock/weekday/diff), or `[ns, tz, layout]` (time.format). */
+const TZ_TIME = 'either number (ns) or [number (ns), string (tz)]';
+
+/** `x` is ns, or `[ns]`, `[ns, tz]`, `[ns, tz, layout]` (the layout is for time.format). */
 function tzTime(name: string, args: Value[], i: number): { ns: bigint; tz: string; layout?: string } {
   const v = args[i]!;
-  if (typeof v === 'number' || typeof v === 'bigint') return { ns: toNs(v), tz: '' };
-  if (Array.isArray(v) && (v.length === 2 || v.length === 3)) {
-    const [n, tz, layout] = v;
-    if (typeof n !== 'number' && typeof n !== 'bigint') throw typeErr(name, i + 1, n!, 'number');
-    if (typeof tz !== 'string') throw typeErr(name, i + 1, tz!, 'string');
-    if (layout !== undefined && typeof layout !== 'string') throw typeErr(name, i + 1, layout, 'string');
-    return layout === undefined ? { ns: toNs(n), tz } : { ns: toNs(n), tz, layout };
+  if (typeof v === 'number' || typeof v === 'bigint') return { ns: toNs(name, v), tz: '' };
+  if (Array.isArray(v) && v.length > 0) {
+    const [n, tz = '', layout] = v;
+    if (typeof n !== 'number' && typeof n !== 'bigint') throw typeErr(name, 1, n!, 'number');
+    if (typeof tz !== 'string') throw typeErr(name, 1, tz, 'string');
+    if (layout !== undefined && typeof layout !== 'string') throw typeErr(name, 1, layout, 'string');
+    return layout === undefined ? { ns: toNs(name, n), tz } : { ns: toNs(name, n), tz, layout };
   }
-  throw typeErr(name, i + 1, v, 'number', 'array');
+  throw typeErr(name, 1, v, TZ_TIME);
 }
 
-function toNs(n: number | bigint): bigint {
-  return typeof n === 'bigint' ? n : BigInt(Math.trunc(n));
+/** Nanoseconds must be an integer within int64, as OPA's conversion to Go time requires. */
+function toNs(name: string, n: number | bigint): bigint {
+  if (typeof n === 'number' && !Number.isInteger(n)) throw builtinErr(name, 'timestamp too big');
+  const b = BigInt(n);
+  if (b > INT64_MAX || b < INT64_MIN) throw builtinErr(name, 'timestamp too big');
+  return b;
 }
 
 const WEEKDAYS = ['Sunday', 'Monday', 'Tuesday', 'Wednesday', 'Thursday', 'Friday', 'Saturday'];
@@ -473,7 +479,10 @@ export function formatLayout(b: Broken, layout: string): string {
   return out;
 }
 
-/** Go's well-known layout names that OPA's time.format/parse_ns accept by name. */
+/**
+ * The Go layout constants OPA's time.format/parse_ns accept by name. Only these: a name OPA
+ * does not know is a literal layout there, and both engines must decide alike.
+ */
 const NAMED_LAYOUTS: Record<string, string> = {
   ANSIC: 'Mon Jan _2 15:04:05 2006',
   UnixDate: 'Mon Jan _2 15:04:05 MST 2006',
@@ -485,14 +494,6 @@ const NAMED_LAYOUTS: Record<string, string> = {
   RFC1123Z: 'Mon, 02 Jan 2006 15:04:05 -0700',
   RFC3339: '2006-01-02T15:04:05Z07:00',
   RFC3339Nano: '2006-01-02T15:04:05.999999999Z07:00',
-  Kitchen: '3:04PM',
-  Stamp: 'Jan _2 15:04:05',
-  StampMilli: 'Jan _2 15:04:05.000',
-  StampMicro: 'Jan _2 15:04:05.000000',
-  StampNano: 'Jan _2 15:04:05.000000000',
-  DateTime: '2006-01-02 15:04:05',
-  DateOnly: '2006-01-02',
-  TimeOnly: '15:04:05',
 };
 
 // ---------------------------------------------------------------------------------------------
@@ -544,21 +545,29 @@ export function parseDuration(name: string, s: string): bigint {
 // Built-ins
 // ---------------------------------------------------------------------------------------------
 
+/** The instant whose wall clock in `tz` reads the given local seconds (DST-aware, as Go's time.Date). */
+function fromWallClock(name: string, localSecs: bigint, nanos: bigint, tz: string): bigint {
+  // Guess with the offset at the naive instant, then correct once for a DST change in between.
+  let offset = BigInt(zoneOffset(name, tz, Number(localSecs) * 1000));
+  offset = BigInt(zoneOffset(name, tz, Number(localSecs - offset) * 1000));
+  return (localSecs - offset) * NS_PER_S + nanos;
+}
+
 function addDate(args: Value[]): Value {
   const name = 'time.add_date';
-  const ns = toNs(num(name, args, 0));
+  const { ns, tz } = tzTime(name, args, 0);
   const years = int(name, args, 1);
   const months = int(name, args, 2);
   const days = int(name, args, 3);
-  const b = breakDown(name, ns, '');
+  const b = breakDown(name, ns, tz);
   // Go's AddDate normalises overflow (Oct 31 + 1 month = Dec 1), as carrying months and days does.
   let y = b.year + years;
   let mo = b.month + months;
   y += Math.floor((mo - 1) / 12);
   mo = ((((mo - 1) % 12) + 12) % 12) + 1;
   const dayNumber = daysFromCivil(y, mo, 1) + (b.day - 1) + days;
-  const sod = BigInt(b.hour * 3600 + b.minute * 60 + b.second);
-  return checkRange(name, (BigInt(dayNumber) * 86400n + sod) * NS_PER_S + BigInt(b.nanos));
+  const localSecs = BigInt(dayNumber) * 86400n + BigInt(b.hour * 3600 + b.minute * 60 + b.second);
+  return checkRange(name, fromWallClock(name, localSecs, BigInt(b.nanos), tz));
 }
 
 function diff(args: Value[]): Value {

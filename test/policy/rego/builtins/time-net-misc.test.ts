@@ -65,6 +65,22 @@ describe('time', () => {
     expect(call('time.format', call('time.add_date', jan31, 1, 0, -31)!)).toBe('2023-12-31T10:00:00Z');
   });
 
+  it('add_date keeps the wall clock across a DST change in the given zone', () => {
+    const before = call('time.parse_rfc3339_ns', '2023-03-25T12:00:00+01:00')!;
+    const next = call('time.add_date', [before, 'Europe/Paris'], 0, 0, 1)!;
+    expect(call('time.format', [next, 'Europe/Paris'])).toBe('2023-03-26T12:00:00+02:00');
+  });
+
+  it('rejects malformed time operands as OPA does', () => {
+    expect(callError('time.date', 'x').message).toBe(
+      'time.date: operand 1 must be either number (ns) or [number (ns), string (tz)] but got string',
+    );
+    expect(call('time.date', [0])).toEqual([1970, 1, 1]);
+    expect(callError('time.date', 1.5).message).toBe('time.date: timestamp too big');
+    // Only OPA's named layouts are names; anything else is a literal Go layout.
+    expect(callError('time.parse_ns', 'DateOnly', '2023-01-01').code).toBe('eval_builtin_error');
+  });
+
   it('diff gives years, months, days, hours, minutes, seconds', () => {
     const a = call('time.parse_rfc3339_ns', '2020-01-31T10:00:00Z')!;
     const b = call('time.parse_rfc3339_ns', '2021-03-01T09:30:15Z')!;
