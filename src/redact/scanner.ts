@@ -8,7 +8,7 @@
  */
 import { WardenError } from '../pipeline/errors.js';
 import type { AllowList } from './allow-list.js';
-import { scanDigitChunks, type DigitChunk } from './entities/digit-runs.js';
+import { scanDigits, type DigitScan } from './entities/digit-runs.js';
 import { fold, toOriginalSpan } from './normalize.js';
 import type { DetectContext, Detector, EntityInfo, Finding } from './types.js';
 
@@ -62,11 +62,18 @@ export class Scanner {
     if (text.length === 0) return { findings: [], seen, failures: 0 };
     const folded = fold(text);
     const ftext = folded.text;
-    let chunks: DigitChunk[] | null = null;
+    let digits: DigitScan | null = null;
     const ctx: DetectContext = {
       wants: (e) => opts.entities.has(e),
       phoneRegions: this.phoneRegions,
-      digitChunks: () => (chunks ??= scanDigitChunks(ftext)),
+      digitChunks: () => (digits ??= scanDigits(ftext)).chunks,
+      digitScan: () => (digits ??= scanDigits(ftext)),
+      contextBefore: (entity, start) => {
+        const info = this.info[entity];
+        if (!info) return false;
+        const window = ftext.slice(Math.max(0, start - CONTEXT_WINDOW), start).toLowerCase();
+        return info.context.some((w) => hasWord(window, w));
+      },
     };
     const raw: Finding[] = [];
     let failures = 0;

@@ -3,7 +3,7 @@
  * detector contract and findings. Offsets are UTF-16 code units, end exclusive.
  */
 import type { RedactionMode } from '../pipeline/types.js';
-import type { DigitChunk } from './entities/digit-runs.js';
+import type { DigitChunk, DigitScan } from './entities/digit-runs.js';
 
 export type { RedactionMode };
 
@@ -81,6 +81,13 @@ export interface DetectContext {
   readonly phoneRegions: readonly string[];
   /** Digit chunks of the text (computed once, shared by the numeric detectors). */
   digitChunks(): readonly DigitChunk[];
+  /** The digit scan, with IBAN-style letter-prefixed anchors. */
+  digitScan(): DigitScan;
+  /**
+   * True when a context word of `entity` occurs shortly before `start`: detectors use it to skip
+   * costly validation of candidates that could not pass the threshold without context.
+   */
+  contextBefore(entity: string, start: number): boolean;
 }
 
 export interface Detector {

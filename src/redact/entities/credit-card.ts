@@ -105,7 +105,7 @@ function windowBoundaryOk(ch: DigitChunk, g0: number, g1: number): boolean {
 
 export function detectCardsInChunk(text: string, ch: DigitChunk, out: Finding[]): void {
   const groups = ch.groupStarts.length;
-  if (ch.plus) return;
+  if (ch.plus || ch.glued) return;
   let g0 = 0;
   while (g0 < groups) {
     let found = -1;

@@ -7,9 +7,10 @@ import { createHash } from 'node:crypto';
 import { keccak_256 } from '@noble/hashes/sha3';
 import type { Detector } from '../types.js';
 
-const BASE58 = /(?<![\w])[13][1-9A-HJ-NP-Za-km-z]{25,34}(?![\w])/g;
-const BECH32 = /(?<![\w])bc1[02-9ac-hj-np-z]{11,71}(?![\w])/gi;
-const ETH = /(?<![\w])0x[0-9a-fA-F]{40}(?![\w])/g;
+// Sticky: tried only at anchors (a token starting with 1/3 from the digit scan, "bc1", "0x").
+const BASE58 = /(?<![\w])[13][1-9A-HJ-NP-Za-km-z]{25,34}(?![\w])/y;
+const BECH32 = /(?<![\w])bc1[02-9ac-hj-np-z]{11,71}(?![\w])/iy;
+const ETH = /(?<![\w])0x[0-9a-fA-F]{40}(?![\w])/y;
 
 const B58_ALPHABET = '123456789ABCDEFGHJKLMNPQRSTUVWXYZabcdefghijkmnopqrstuvwxyz';
 const B58_INDEX = new Int8Array(128).fill(-1);
@@ -89,26 +90,37 @@ export function eip55Valid(addr: string): boolean {
 export const cryptoDetector: Detector = {
   name: 'crypto',
   entities: ['CRYPTO'],
-  detect(text, _ctx, out) {
+  detect(text, ctx, out) {
     let m: RegExpExecArray | null;
-    BASE58.lastIndex = 0;
-    while ((m = BASE58.exec(text)) !== null) {
-      if (base58checkValid(m[0])) out.push({ entity: 'CRYPTO', start: m.index, end: m.index + m[0].length, score: 0.95 });
+    // Base58 addresses start with 1 or 3 and run into letters: digit chunks with a letter after.
+    for (const ch of ctx.digitChunks()) {
+      if (!ch.letterAfter || ch.plus || ch.groupStarts.length !== 1) continue;
+      const at = ch.groupStarts[0]!;
+      const c = text.charCodeAt(at);
+      if (c !== 49 && c !== 51) continue;
+      BASE58.lastIndex = at;
+      m = BASE58.exec(text);
+      if (m && base58checkValid(m[0])) out.push({ entity: 'CRYPTO', start: m.index, end: m.index + m[0].length, score: 0.95 });
     }
-    if (text.indexOf('c1') >= 0 || text.indexOf('C1') >= 0) {
-      BECH32.lastIndex = 0;
-      while ((m = BECH32.exec(text)) !== null) {
-        if (bech32Valid(m[0])) out.push({ entity: 'CRYPTO', start: m.index, end: m.index + m[0].length, score: 0.95 });
+    for (const prefix of ['bc1', 'BC1']) {
+      let i = text.indexOf(prefix);
+      while (i >= 0) {
+        BECH32.lastIndex = i;
+        m = BECH32.exec(text);
+        if (m && bech32Valid(m[0])) out.push({ entity: 'CRYPTO', start: i, end: i + m[0].length, score: 0.95 });
+        i = text.indexOf(prefix, i + 3);
       }
     }
-    if (text.indexOf('0x') >= 0) {
-      ETH.lastIndex = 0;
-      while ((m = ETH.exec(text)) !== null) {
+    let x = text.indexOf('0x');
+    while (x >= 0) {
+      ETH.lastIndex = x;
+      m = ETH.exec(text);
+      if (m) {
         const hex = m[0].slice(2);
         const mixed = hex !== hex.toLowerCase() && hex !== hex.toUpperCase();
-        if (mixed && !eip55Valid(m[0])) continue;
-        out.push({ entity: 'CRYPTO', start: m.index, end: m.index + m[0].length, score: mixed ? 0.95 : 0.6 });
+        if (!mixed || eip55Valid(m[0])) out.push({ entity: 'CRYPTO', start: x, end: x + 42, score: mixed ? 0.95 : 0.6 });
       }
+      x = text.indexOf('0x', x + 2);
     }
   },
 };

@@ -16,14 +16,37 @@ const DATE_RE = new RegExp(
   'gi',
 );
 
+/**
+ * Prefilter: a date can only become a DATE_OF_BIRTH with one of these words shortly before it, so
+ * dates are only looked for in the window after each (the scanner then adds the context boost).
+ */
+const DOB_CONTEXT = /born|birth|\bdob\b|d\.o\.b|geboren|n[ée]e? le/gi;
+/** Context window of the scanner plus the longest date ("September 30th, 1980"). */
+const REACH = 48 + 24;
+
 export const dateOfBirthDetector: Detector = {
   name: 'date-of-birth',
   entities: ['DATE_OF_BIRTH'],
   detect(text, _ctx, out) {
-    DATE_RE.lastIndex = 0;
-    let m: RegExpExecArray | null;
-    while ((m = DATE_RE.exec(text)) !== null) {
-      out.push({ entity: 'DATE_OF_BIRTH', start: m.index, end: m.index + m[0].length, score: 0.2 });
+    DOB_CONTEXT.lastIndex = 0;
+    let c: RegExpExecArray | null;
+    let scannedTo = 0;
+    while ((c = DOB_CONTEXT.exec(text)) !== null) {
+      const from = Math.max(c.index, scannedTo);
+      const to = Math.min(text.length, c.index + REACH);
+      if (from >= to) continue;
+      // One character before for the look-behind; 24 after so a date is never cut at the edge.
+      const ws = Math.max(0, from - 1);
+      const sub = text.slice(ws, Math.min(text.length, to + 24));
+      DATE_RE.lastIndex = 0;
+      let m: RegExpExecArray | null;
+      while ((m = DATE_RE.exec(sub)) !== null) {
+        const at = ws + m.index;
+        if (at < from) continue;
+        if (at >= to) break;
+        out.push({ entity: 'DATE_OF_BIRTH', start: at, end: at + m[0].length, score: 0.2 });
+      }
+      scannedTo = to;
     }
   },
 };

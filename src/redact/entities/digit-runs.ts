@@ -22,6 +22,8 @@ export interface DigitChunk {
   seps: string[];
   /** Chunk directly followed by a letter (e.g. `x123` phone extension, or an identifier). */
   letterAfter: boolean;
+  /** Followed by ',', '.', ':' and a digit, '_', '@', '%' or '/': part of a larger token. */
+  glued: boolean;
 }
 
 const MAX_SEP = 3;
@@ -36,40 +38,65 @@ function rejectsLeft(text: string, i: number): boolean {
   if (i === 0) return false;
   const p = text.charCodeAt(i - 1);
   if (isWordCode(p)) return true;
-  // '/', '+', '=', '@', '#', '$', '%', '&', '*', '\', '^', '~', '`', '|'
+  // '/', '+', '=', '@', '#', '$', '%', '&', '\', '^' (paths, base64, ids, prices, units).
+  // Markdown ('|' tables, '*' bold, '`' code) is not in the list: PII sits in tables too.
   if (p === 47 || p === 43 || p === 61 || p === 64 || p === 35 || p === 36 || p === 37 || p === 38) return true;
-  if (p === 42 || p === 92 || p === 94 || p === 126 || p === 96 || p === 124) return true;
+  if (p === 92 || p === 94) return true;
   if (p === 0x20ac || p === 0xa3 || p === 0xa5) return true; // € £ ¥
   // "a716-4466..." or "v1.2": a dash or dot glued to a word before it.
   if ((p === 45 || p === 46 || p === 58 || p === 44) && i >= 2 && isWordCode(text.charCodeAt(i - 2))) return true;
   return false;
 }
 
+/** Where a digit run (or a `+`/`(` right before one) may start; the regex engine skips prose fast. */
+const DIGIT_START = /[+(]?\d/g;
+
+export interface DigitScan {
+  chunks: DigitChunk[];
+  /** Offsets of tokens that start with two letters and a digit ("GB82...", IBAN candidates). */
+  letterPrefixed: number[];
+}
+
 export function scanDigitChunks(text: string): DigitChunk[] {
+  return scanDigits(text).chunks;
+}
+
+export function scanDigits(text: string): DigitScan {
   const chunks: DigitChunk[] = [];
+  const letterPrefixed: number[] = [];
   const n = text.length;
   let i = 0;
-  while (i < n) {
+  DIGIT_START.lastIndex = 0;
+  for (;;) {
+    DIGIT_START.lastIndex = i;
+    const m = DIGIT_START.exec(text);
+    if (m === null) break;
+    i = m.index;
     const c = text.charCodeAt(i);
-    let start = -1;
+    let start = i;
     let plus = false;
-    if (isDigitCode(c)) start = i;
-    else if ((c === 43 || c === 40) && i + 1 < n && isDigitCode(text.charCodeAt(i + 1))) {
-      start = i;
+    if (c === 43 || c === 40) {
+      // "+4", "(4": the digit follows; "+(" handled by the next exec position.
       plus = c === 43;
+      if (c === 40 && i > 0 && text.charCodeAt(i - 1) === 43) {
+        start = i - 1;
+        plus = true;
+      }
       i++;
-    } else if (c === 43 && i + 2 < n && text.charCodeAt(i + 1) === 40 && isDigitCode(text.charCodeAt(i + 2))) {
-      start = i;
-      plus = true;
-      i += 2;
-    }
-    if (start < 0) {
-      i++;
-      continue;
     }
     if (rejectsLeft(text, start)) {
+      // Two letters at a token start then digits: an IBAN candidate (kept for the IBAN detector).
+      if (
+        start === i &&
+        start >= 2 &&
+        isAlphaCode(text.charCodeAt(start - 1)) &&
+        isAlphaCode(text.charCodeAt(start - 2)) &&
+        (start === 2 || !isWordCode(text.charCodeAt(start - 3)))
+      ) {
+        letterPrefixed.push(start - 2);
+      }
       // Skip the whole word-ish token so no later digit of it starts a chunk.
-      while (i < n && (isWordCode(text.charCodeAt(i)))) i++;
+      while (i < n && isWordCode(text.charCodeAt(i))) i++;
       continue;
     }
     const groupStarts: number[] = [];
@@ -93,10 +120,7 @@ export function scanDigitChunks(text: string): DigitChunk[] {
         k++;
       }
       if (k > j && k < n && isDigitCode(text.charCodeAt(k))) {
-        const sep = text.slice(j, k);
-        // "3.14" style decimals and thousands: only a separator run, not "," — fine; but a bare
-        // '(' or ')' alone between digits is unusual, keep it (phones: "(0)38").
-        seps.push(sep);
+        seps.push(text.slice(j, k));
         breakAfter.push(brk);
         j = k;
         continue;
@@ -105,30 +129,29 @@ export function scanDigitChunks(text: string): DigitChunk[] {
     }
     const end = groupEnds[groupEnds.length - 1]!;
     const after = end < n ? text.charCodeAt(end) : 0;
-    // "1,234" or "3.5%": digit continuation with ',' or a unit glued on.
+    // "1,234" or "3.5%" or "10.0.0.1:8080": digits glued to more digits or a unit.
     const glued =
       after === 95 ||
       after === 64 ||
       after === 37 ||
       after === 47 ||
       ((after === 44 || after === 46 || after === 58) && end + 1 < n && isDigitCode(text.charCodeAt(end + 1)));
-    if (!glued) {
-      chunks.push({
-        start,
-        end,
-        plus,
-        groupStarts,
-        groupEnds,
-        breakAfter,
-        seps,
-        letterAfter: isAlphaCode(after),
-      });
-    }
+    chunks.push({
+      start,
+      end,
+      plus,
+      groupStarts,
+      groupEnds,
+      breakAfter,
+      seps,
+      letterAfter: isAlphaCode(after),
+      glued,
+    });
     i = end;
     // Do not restart inside the token that glued on.
     while (i < n && isWordCode(text.charCodeAt(i))) i++;
   }
-  return chunks;
+  return { chunks, letterPrefixed };
 }
 
 /** Digits of groups [g0, g1] of a chunk. */

@@ -17,7 +17,6 @@ const IBAN_LENGTH: Record<string, number> = {
   VA: 22, VG: 24, XK: 20, YE: 30,
 };
 
-const ANCHOR = /(?<![A-Za-z0-9_])[A-Za-z]{2}\d{2}/g;
 
 export function ibanValid(compact: string): boolean {
   const upper = compact.toUpperCase();
@@ -29,13 +28,14 @@ export function ibanValid(compact: string): boolean {
 export const ibanDetector: Detector = {
   name: 'iban',
   entities: ['IBAN_CODE'],
-  detect(text, _ctx, out) {
-    ANCHOR.lastIndex = 0;
+  detect(text, ctx, out) {
     const n = text.length;
-    let m: RegExpExecArray | null;
-    while ((m = ANCHOR.exec(text)) !== null) {
-      const start = m.index;
-      const want = IBAN_LENGTH[m[0].slice(0, 2).toUpperCase()];
+    let last = 0;
+    // Candidates come from the shared digit scan: tokens starting with two letters and a digit.
+    for (const start of ctx.digitScan().letterPrefixed) {
+      if (start < last) continue;
+      if (!isDigitCode(text.charCodeAt(start + 3))) continue;
+      const want = IBAN_LENGTH[text.slice(start, start + 2).toUpperCase()];
       if (want === undefined) continue;
       // Collect `want` alphanumerics, allowing one space, dash or line break between them.
       let compact = '';
@@ -53,7 +53,7 @@ export const ibanDetector: Detector = {
       if (i < n && isWordCode(text.charCodeAt(i))) continue;
       if (!ibanValid(compact)) continue;
       out.push({ entity: 'IBAN_CODE', start, end: i, score: 0.95 });
-      ANCHOR.lastIndex = i;
+      last = i;
     }
   },
 };

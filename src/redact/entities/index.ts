@@ -59,6 +59,6 @@ export const ENTITY_INFO: Record<string, EntityInfo> = {
   MAC_ADDRESS: info(['mac', 'ethernet', 'wifi', 'nic', 'hardware']),
   URL: info(['url', 'link', 'website', 'site']),
   CRYPTO: info(['wallet', 'bitcoin', 'btc', 'ethereum', 'eth', 'crypto', 'address']),
-  DATE_OF_BIRTH: info(['born', 'birth', 'dob', 'd.o.b', 'birthday', 'date of birth', 'birthdate', 'geboren', 'né le', 'née le', 'age'], 0.5),
+  DATE_OF_BIRTH: info(['born', 'birth', 'dob', 'd.o.b', 'birthday', 'date of birth', 'birthdate', 'geboren', 'né le', 'née le'], 0.5),
   AWS_SECRET_ACCESS_KEY: info(['aws_secret', 'secret_access_key', 'secret access key', 'aws secret', 'secretaccesskey', 'aws'], 0.4),
 };

@@ -1,36 +1,59 @@
 /**
- * IP_ADDRESS: dotted-quad IPv4 (each octet 0-255, no leading zeros, not a longer dotted run such
- * as a version "1.2.3.4.5") and IPv6 (candidate runs of hex and colons, validated by node:net).
+ * IP_ADDRESS: dotted-quad IPv4 read from the shared digit chunks (four groups joined by single
+ * dots, each octet 0-255 without leading zeros; a port may follow), and IPv6 anchored on ':'
+ * (the surrounding run of hex, ':' and '.' is validated exactly by node:net).
  */
 import { isIPv6 } from 'node:net';
 import type { Detector } from '../types.js';
+import { isHexCode, isWordCode } from './util.js';
 
-const OCTET = '(?:25[0-5]|2[0-4]\\d|1\\d\\d|[1-9]?\\d)';
-const IPV4 = new RegExp(`(?<![\\w.])${OCTET}(?:\\.${OCTET}){3}(?![\\w]|\\.\\d)`, 'g');
-// Hex/colon runs containing "::" or at least two ':'; validated exactly afterwards.
-const IPV6_CANDIDATE = /(?<![\w:.])[0-9A-Fa-f]{0,4}(?::[0-9A-Fa-f]{0,4}){2,7}(?:(?<=:)(?:\d{1,3}\.){3}\d{1,3})?(?![\w:])/g;
+function octetOk(text: string, s: number, e: number): boolean {
+  const len = e - s;
+  if (len < 1 || len > 3) return false;
+  if (len > 1 && text.charCodeAt(s) === 48) return false;
+  return Number(text.slice(s, e)) <= 255;
+}
+
+function isV6Code(c: number): boolean {
+  return isHexCode(c) || c === 58 || c === 46;
+}
 
 export const ipDetector: Detector = {
   name: 'ip',
   entities: ['IP_ADDRESS'],
-  detect(text, _ctx, out) {
-    if (text.indexOf('.') >= 0) {
-      IPV4.lastIndex = 0;
-      let m: RegExpExecArray | null;
-      while ((m = IPV4.exec(text)) !== null) {
-        out.push({ entity: 'IP_ADDRESS', start: m.index, end: m.index + m[0].length, score: 0.85 });
-      }
+  detect(text, ctx, out) {
+    for (const ch of ctx.digitChunks()) {
+      const gs = ch.groupStarts;
+      if (gs.length !== 4 || ch.plus || ch.letterAfter) continue;
+      if (ch.seps[0] !== '.' || ch.seps[1] !== '.' || ch.seps[2] !== '.') continue;
+      let ok = true;
+      for (let g = 0; g < 4 && ok; g++) ok = octetOk(text, gs[g]!, ch.groupEnds[g]!);
+      if (!ok) continue;
+      const end = ch.groupEnds[3]!;
+      // "1.2.3.4.5" is a version or an OID, not an address ('.' then digit marks it glued).
+      if (text.charCodeAt(end) === 46 && end + 1 < text.length && text.charCodeAt(end + 1) >= 48 && text.charCodeAt(end + 1) <= 57) continue;
+      out.push({ entity: 'IP_ADDRESS', start: gs[0]!, end, score: 0.85 });
     }
-    if (text.indexOf(':') >= 0) {
-      IPV6_CANDIDATE.lastIndex = 0;
-      let m: RegExpExecArray | null;
-      while ((m = IPV6_CANDIDATE.exec(text)) !== null) {
-        const s = m[0];
-        if (s.length < 6 || !isIPv6(s)) continue;
-        // "::" alone with short groups is rare prose; require a digit or 3+ groups.
-        if (!/\d/.test(s)) continue;
-        out.push({ entity: 'IP_ADDRESS', start: m.index, end: m.index + s.length, score: 0.85 });
+    let colon = text.indexOf(':');
+    const n = text.length;
+    while (colon >= 0) {
+      let s = colon;
+      while (s > 0 && colon - s < 40 && isV6Code(text.charCodeAt(s - 1))) s--;
+      let e = colon + 1;
+      while (e < n && e - s < 46 && isV6Code(text.charCodeAt(e))) e++;
+      // Trailing '.' or ':' belongs to the sentence.
+      while (e > colon + 1 && (text.charCodeAt(e - 1) === 46 || (text.charCodeAt(e - 1) === 58 && text.charCodeAt(e - 2) !== 58))) e--;
+      const boundaryOk = (s === 0 || !isWordCode(text.charCodeAt(s - 1))) && (e >= n || !isWordCode(text.charCodeAt(e)));
+      if (boundaryOk && e - s >= 6) {
+        const cand = text.slice(s, e);
+        if (isIPv6(cand) && /\d/.test(cand)) {
+          out.push({ entity: 'IP_ADDRESS', start: s, end: e, score: 0.85 });
+          colon = text.indexOf(':', e);
+          continue;
+        }
       }
+      // Skip the rest of this run so each run is validated once.
+      colon = text.indexOf(':', Math.max(colon + 1, e));
     }
   },
 };

@@ -1,22 +1,62 @@
-/** MAC_ADDRESS: six hex pairs joined by ':' or '-' (one kind), or Cisco's three dotted quads. */
-import type { Detector } from '../types.js';
+/**
+ * MAC_ADDRESS: six hex pairs joined by ':' or '-' (one kind), or Cisco's three dotted quads.
+ * Anchored on the separators (found with indexOf) and checked by hand: no regex pass over prose.
+ */
+import type { Detector, Finding } from '../types.js';
+import { isHexCode, isWordCode } from './util.js';
 
-const MAC = /(?<![\w:.-])[0-9A-Fa-f]{2}([:-])[0-9A-Fa-f]{2}(?:\1[0-9A-Fa-f]{2}){4}(?![\w:-]|\.\w)/g;
-const MAC_DOTTED = /(?<![\w.])[0-9A-Fa-f]{4}\.[0-9A-Fa-f]{4}\.[0-9A-Fa-f]{4}(?![\w.])/g;
+function pairAt(text: string, i: number): boolean {
+  return i >= 0 && i + 1 < text.length && isHexCode(text.charCodeAt(i)) && isHexCode(text.charCodeAt(i + 1));
+}
+
+/** `i` = offset of the first separator; the address starts two characters before it. */
+function sixPairs(text: string, i: number, sep: number, out: Finding[]): number {
+  const s = i - 2;
+  if (!pairAt(text, s)) return -1;
+  if (s > 0) {
+    const p = text.charCodeAt(s - 1);
+    if (isWordCode(p) || p === sep || p === 46) return -1;
+  }
+  for (let k = 0; k < 5; k++) {
+    const at = i + k * 3;
+    if (text.charCodeAt(at) !== sep || !pairAt(text, at + 1)) return -1;
+  }
+  const e = s + 17;
+  if (e < text.length) {
+    const c = text.charCodeAt(e);
+    if (isWordCode(c) || c === sep) return -1;
+  }
+  out.push({ entity: 'MAC_ADDRESS', start: s, end: e, score: 0.8 });
+  return e;
+}
+
+const MAC_DOTTED = /(?<![\w.])[0-9A-Fa-f]{4}\.[0-9A-Fa-f]{4}\.[0-9A-Fa-f]{4}(?![\w.])/y;
 
 export const macDetector: Detector = {
   name: 'mac',
   entities: ['MAC_ADDRESS'],
   detect(text, _ctx, out) {
-    for (const re of [MAC, MAC_DOTTED]) {
-      re.lastIndex = 0;
-      let m: RegExpExecArray | null;
-      while ((m = re.exec(text)) !== null) {
-        const s = m[0];
-        // A dotted triple of pure digits is a number, not a MAC.
-        if (re === MAC_DOTTED && !/[A-Fa-f]/.test(s)) continue;
-        out.push({ entity: 'MAC_ADDRESS', start: m.index, end: m.index + s.length, score: 0.8 });
+    for (const sep of [58, 45]) {
+      const ch = String.fromCharCode(sep);
+      let i = text.indexOf(ch);
+      while (i >= 0) {
+        const e = sixPairs(text, i, sep, out);
+        i = text.indexOf(ch, e > 0 ? e : i + 1);
       }
+    }
+    // Cisco style: anchored on '.' between two quads of hex.
+    let d = text.indexOf('.');
+    while (d >= 0) {
+      if (d >= 4 && isHexCode(text.charCodeAt(d - 1)) && text.charCodeAt(d + 5) === 46) {
+        MAC_DOTTED.lastIndex = d - 4;
+        const m = MAC_DOTTED.exec(text);
+        if (m && /[A-Fa-f]/.test(m[0])) {
+          out.push({ entity: 'MAC_ADDRESS', start: m.index, end: m.index + 14, score: 0.8 });
+          d = text.indexOf('.', m.index + 14);
+          continue;
+        }
+      }
+      d = text.indexOf('.', d + 1);
     }
   },
 };

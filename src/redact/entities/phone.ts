@@ -6,10 +6,11 @@
  * Strict by default: a number must be *valid* (assigned ranges), not merely *possible*
  * (right length). `phoneValidation: possible` loosens this explicitly.
  */
-import { parsePhoneNumberFromString, type CountryCode } from 'libphonenumber-js/max';
+import { isValidPhoneNumber, Metadata, parsePhoneNumberFromString, type CountryCode } from 'libphonenumber-js/max';
 import type { Detector, Finding } from '../types.js';
 import type { DigitChunk } from './digit-runs.js';
-import { isbn13Valid, mod11Valid } from './util.js';
+import { issuerMatches } from './credit-card.js';
+import { isbn13Valid, luhnValid, mod11Valid } from './util.js';
 
 export type PhoneValidation = 'valid' | 'possible';
 
@@ -48,6 +49,42 @@ function looksLikeOtherThing(text: string, ch: DigitChunk, seg: Segment, digits:
   return false;
 }
 
+interface RegionPlan {
+  region: CountryCode;
+  nationalPrefix: string | undefined;
+  lengths: readonly number[];
+}
+
+/**
+ * libphonenumber validation costs ~20-40 µs a call, so a region is only asked about a number
+ * whose national significant number has a length that region uses (read from its metadata).
+ */
+const regionPlans = new Map<string, RegionPlan | null>();
+function regionPlan(region: string): RegionPlan | null {
+  let plan = regionPlans.get(region);
+  if (plan === undefined) {
+    try {
+      const m = new Metadata();
+      m.selectNumberingPlan(region as CountryCode);
+      const np = m.numberingPlan!;
+      // nationalPrefix() exists at run time but is missing from the published typings.
+      const prefix = (np as unknown as { nationalPrefix(): string | undefined }).nationalPrefix();
+      plan = { region: region as CountryCode, nationalPrefix: prefix || undefined, lengths: np.possibleLengths() };
+    } catch {
+      plan = null;
+    }
+    regionPlans.set(region, plan);
+  }
+  return plan;
+}
+
+function lengthFits(plan: RegionPlan, digits: string): boolean {
+  const np = plan.nationalPrefix;
+  if (np && digits.startsWith(np) && plan.lengths.includes(digits.length - np.length)) return true;
+  if (digits.charCodeAt(0) === 48 && np !== '0') return false;
+  return plan.lengths.includes(digits.length);
+}
+
 function segmentsOf(ch: DigitChunk): Segment[] {
   const segs: Segment[] = [];
   let g0 = 0;
@@ -68,7 +105,13 @@ export function createPhoneDetector(validation: PhoneValidation = 'valid'): Dete
     name: 'phone',
     entities: ['PHONE_NUMBER'],
     detect(text, ctx, out: Finding[]) {
+      const plans: RegionPlan[] = [];
+      for (const r of ctx.phoneRegions) {
+        const p = regionPlan(r);
+        if (p) plans.push(p);
+      }
       for (const ch of ctx.digitChunks()) {
+        if (ch.glued) continue;
         for (const seg of segmentsOf(ch)) {
           let start = seg.start;
           if (seg.g0 > 0 && text.charCodeAt(start - 1) === 40) start--; // "(579)" after a line break
@@ -89,27 +132,37 @@ export function createPhoneDetector(validation: PhoneValidation = 'valid'): Dete
             } else if (ch.letterAfter) continue;
           }
           if (looksLikeOtherThing(text, ch, seg, digits)) continue;
+          // A card number is the card detector's (and not worth a phone lookup).
+          if (!intl && digits.length >= 12 && issuerMatches(digits) && luhnValid(digits)) continue;
           const formatted = seg.g1 > seg.g0 || text.charCodeAt(start) === 40;
+          // Two bare groups ("638 2229") are as often a house and street number as a phone, and
+          // a bare digit run is as often an id or a timestamp: both need a context word.
+          const groups = seg.g1 - seg.g0 + 1;
+          // A leading trunk prefix ("030 12345678") is phone-like enough on its own.
+          const trunk = digits.charCodeAt(0) === 48;
+          const score = intl ? 0.85 : (formatted && (groups >= 3 || trunk)) || hasExt ? 0.75 : formatted ? 0.45 : 0.4;
+          if (score < 0.5 && !ctx.contextBefore('PHONE_NUMBER', start)) continue;
           const candidate = text.slice(start, seg.end);
           let valid = false;
           if (intl) {
             const e164 = digits.startsWith('00') && !ch.plus ? '+' + candidate.slice(candidate.indexOf('00') + 2) : candidate;
             valid = ok(parsePhoneNumberFromString(e164));
+          } else if (validation === 'valid') {
+            for (const plan of plans) {
+              if (lengthFits(plan, digits) && isValidPhoneNumber(candidate, plan.region)) {
+                valid = true;
+                break;
+              }
+            }
           } else {
-            for (const region of ctx.phoneRegions) {
-              if (ok(parsePhoneNumberFromString(candidate, region as CountryCode))) {
+            for (const plan of plans) {
+              if (ok(parsePhoneNumberFromString(candidate, plan.region))) {
                 valid = true;
                 break;
               }
             }
           }
           if (!valid) continue;
-          // Two bare groups ("638 2229") are as often a house and street number as a phone:
-          // they need a context word, like unformatted digit runs.
-          const groups = seg.g1 - seg.g0 + 1;
-          // A leading trunk prefix ("030 12345678") is phone-like enough on its own.
-          const trunk = digits.charCodeAt(0) === 48;
-          const score = intl ? 0.85 : (formatted && (groups >= 3 || trunk)) || hasExt ? 0.75 : formatted ? 0.45 : 0.4;
           out.push({ entity: 'PHONE_NUMBER', start, end, score });
         }
       }

@@ -39,18 +39,27 @@ const SHAPES: Array<[string, string]> = [
   ['JWT', 'eyJ[A-Za-z0-9_-]{8,4096}\\.eyJ[A-Za-z0-9_-]{8,8192}\\.[A-Za-z0-9_-]{16,1024}'],
 ];
 
-const SHAPED = new RegExp(`(?<![A-Za-z0-9_/+-])(?:${SHAPES.map(([, p]) => `(${p})`).join('|')})(?![A-Za-z0-9_-])`, 'g');
+/** Sticky: tried only where a hint below matched (the hint is the token's first characters). */
+const SHAPED = new RegExp(`(?<![A-Za-z0-9_/+-])(?:${SHAPES.map(([, p]) => `(${p})`).join('|')})(?![A-Za-z0-9_-])`, 'y');
 
-/** Cheap gate: at least one of these substrings must be present for SHAPED to be worth running. */
-const SHAPE_HINTS = /AKIA|ASIA|AGPA|AIDA|AROA|A[BCINPS][A-Z]A|gh[pousr]_|github_pat_|gl[a-z]{2,4}-|xox|hooks\.slack|_live_|_test_|sk-|AIza|npm_|eyJ/;
+/** Prefilter: one pass finds where a shaped secret could start. */
+const SHAPE_HINTS = /A(?:KIA|SIA|BIA|CCA|GPA|IDA|IPA|NPA|NVA|ROA|PKA|SCA|Iza)|gh[pousr]_|github_pat_|gl(?:pat|dt|rt|ptt|ft|soat)-|xox[abposr]-|hooks\.slack|[sr]k_(?:live|test)_|sk-|npm_|eyJ/g;
 
 const KEY_NAMES = 'pass(?:word|wd|phrase)?|pwd|secret(?:[_-]?key)?|client[_-]?secret|api[_-]?key|apikey|access[_-]?key|access[_-]?token|auth[_-]?token|refresh[_-]?token|bearer[_-]?token|token|private[_-]?key|credentials?|aws[_-]?secret[_-]?access[_-]?key';
 // key, optional closing quote, ':' or '=' (or ':='), optional opening quote, then the value.
-const ASSIGNMENT = new RegExp(`(?<![A-Za-z0-9])(?:[A-Za-z0-9]{1,20}[_-])?(${KEY_NAMES})["']?[ \\t]{0,3}(?::=|=>|[:=])[ \\t]{0,3}["']?([^\\s"'\`,;<>\\\\{}()\\[\\]]{6,256})`, 'gi');
-const ASSIGNMENT_HINT = /pass|pwd|secret|key|token|credential/i;
+const ASSIGNMENT = new RegExp(`(?<![A-Za-z0-9])(?:[A-Za-z0-9]{1,20}[_-])?(${KEY_NAMES})["']?[ \\t]{0,3}(?::=|=>|[:=])[ \\t]{0,3}["']?([^\\s"'\`,;<>\\\\{}()\\[\\]]{6,256})`, 'iy');
+/** Prefilter for assignments: the key words; the sticky ASSIGNMENT is tried at their token's start. */
+const ASSIGNMENT_HINT = /pass|pwd|secret|key|token|credential/gi;
+const AWS_HINT = /aws|secret/gi;
 const NOT_A_VALUE = /^(?:null|none|nil|true|false|undefined|redacted|changeme|example|placeholder|your[_-].*|x{4,}|\*+|\$\{.*|%[A-Z_]+%?|process\.env.*|env\.[A-Za-z_].*|os\.environ.*)$/i;
 
 const AWS_SECRET = /(?<![A-Za-z0-9/+=])[A-Za-z0-9/+]{40}(?![A-Za-z0-9/+=])/g;
+/** How far after "aws"/"secret" a key is looked for (the scanner's context window). */
+const CONTEXT_REACH = 48;
+
+function isKeyCode(c: number): boolean {
+  return (c >= 48 && c <= 57) || (c >= 65 && c <= 90) || (c >= 97 && c <= 122) || c === 95 || c === 45;
+}
 
 export interface SecretDetectorOptions {
   /** Minimum Shannon entropy (bits/char) of an assignment's value. Default 3.0. */
@@ -92,42 +101,81 @@ export function createSecretsDetector(opts: SecretDetectorOptions = {}): Detecto
     entities: SECRET_ENTITIES.filter((e) => e !== 'URL_CREDENTIALS'),
     detect(text, ctx, out) {
       let m: RegExpExecArray | null;
-      if (SHAPE_HINTS.test(text)) {
-        SHAPED.lastIndex = 0;
-        while ((m = SHAPED.exec(text)) !== null) {
-          for (let g = 1; g <= SHAPES.length; g++) {
-            if (m[g] !== undefined) {
-              out.push({ entity: SHAPES[g - 1]![0], start: m.index, end: m.index + m[0].length, score: 0.95 });
-              break;
-            }
+      SHAPE_HINTS.lastIndex = 0;
+      let h: RegExpExecArray | null;
+      let lastEnd = 0;
+      while ((h = SHAPE_HINTS.exec(text)) !== null) {
+        if (h.index < lastEnd) continue;
+        SHAPED.lastIndex = h.index;
+        m = SHAPED.exec(text);
+        if (!m) continue;
+        for (let g = 1; g <= SHAPES.length; g++) {
+          if (m[g] !== undefined) {
+            out.push({ entity: SHAPES[g - 1]![0], start: m.index, end: m.index + m[0].length, score: 0.95 });
+            break;
           }
         }
+        lastEnd = m.index + m[0].length;
+        SHAPE_HINTS.lastIndex = lastEnd;
       }
       if (text.indexOf('-----BEGIN ') >= 0) privateKeyBlocks(text, out);
-      if (ASSIGNMENT_HINT.test(text)) {
-        ASSIGNMENT.lastIndex = 0;
-        while ((m = ASSIGNMENT.exec(text)) !== null) {
-          const value = m[2]!;
-          if (NOT_A_VALUE.test(value)) continue;
-          // Values that are themselves placeholders from a previous redaction are not secrets.
-          if (/^[[<][A-Z_]+(?:[_:][0-9a-f]+)?[\]>]$/.test(value)) continue;
-          const h = shannonEntropy(value);
-          if (h < minEntropy) continue;
-          const start = m.index + m[0].length - value.length;
-          const key = m[1]!.toLowerCase();
-          const entity = key.startsWith('aws') ? 'AWS_SECRET_ACCESS_KEY' : 'PASSWORD';
-          out.push({ entity, start, end: start + value.length, score: 0.8 });
+      ASSIGNMENT_HINT.lastIndex = 0;
+      let lastTried = -1;
+      while ((h = ASSIGNMENT_HINT.exec(text)) !== null) {
+        // Back to the start of the key token ("db_password", "AWS_SECRET_ACCESS_KEY").
+        let s = h.index;
+        while (s > 0 && h.index - s < 24 && isKeyCode(text.charCodeAt(s - 1))) s--;
+        if (s <= lastTried) continue;
+        lastTried = s;
+        ASSIGNMENT.lastIndex = s;
+        m = ASSIGNMENT.exec(text);
+        if (!m) {
+          // The key may start later in the token ("my_db_password" → "db_password").
+          for (let k = s + 1; k <= h.index && !m; k++) {
+            const c = text.charCodeAt(k - 1);
+            if (c !== 95 && c !== 45) continue;
+            ASSIGNMENT.lastIndex = k;
+            m = ASSIGNMENT.exec(text);
+          }
+          if (!m) continue;
         }
+        const value = m[2]!;
+        ASSIGNMENT_HINT.lastIndex = m.index + m[0].length;
+        lastTried = m.index + m[0].length;
+        if (NOT_A_VALUE.test(value)) continue;
+        // Values that are themselves placeholders from a previous redaction are not secrets.
+        if (/^[[<][A-Z_]+(?:[_:][0-9a-f]+)?[\]>]$/.test(value)) continue;
+        if (shannonEntropy(value) < minEntropy) continue;
+        const start = m.index + m[0].length - value.length;
+        const key = m[1]!.toLowerCase();
+        const entity = key.startsWith('aws') ? 'AWS_SECRET_ACCESS_KEY' : 'PASSWORD';
+        out.push({ entity, start, end: start + value.length, score: 0.8 });
       }
-      // AWS secret access keys are 40 base64 characters with no prefix: only with context
-      // (the scanner adds the boost); mixed case and a digit or symbol rule out hex digests.
-      if (ctx.wants('AWS_SECRET_ACCESS_KEY') && /aws|secret/i.test(text)) {
-        AWS_SECRET.lastIndex = 0;
-        while ((m = AWS_SECRET.exec(text)) !== null) {
-          const v = m[0];
-          if (!/[a-z]/.test(v) || !/[A-Z]/.test(v) || !/[0-9/+]/.test(v)) continue;
-          if (shannonEntropy(v) < 4) continue;
-          out.push({ entity: 'AWS_SECRET_ACCESS_KEY', start: m.index, end: m.index + v.length, score: 0.3 });
+      // AWS secret access keys are 40 base64 characters with no prefix: only looked for shortly
+      // after "aws"/"secret" (the scanner adds the context boost); mixed case and a digit or
+      // symbol rule out hex digests.
+      if (ctx.wants('AWS_SECRET_ACCESS_KEY')) {
+        AWS_HINT.lastIndex = 0;
+        let scannedTo = 0;
+        while ((h = AWS_HINT.exec(text)) !== null) {
+          const from = Math.max(h.index, scannedTo);
+          const to = Math.min(text.length, h.index + CONTEXT_REACH + 40);
+          if (from >= to) continue;
+          // A bounded window (plus one character each side for the boundary checks).
+          const ws = Math.max(0, from - 1);
+          const we = Math.min(text.length, to + 41);
+          const sub = text.slice(ws, we);
+          AWS_SECRET.lastIndex = 0;
+          while ((m = AWS_SECRET.exec(sub)) !== null) {
+            const v = m[0];
+            const at = ws + m.index;
+            if (at >= to) break;
+            if (ws + m.index + 40 >= we && we < text.length) break; // may continue past the window
+            if (!/[a-z]/.test(v) || !/[A-Z]/.test(v) || !/[0-9/+]/.test(v)) continue;
+            if (shannonEntropy(v) < 4) continue;
+            out.push({ entity: 'AWS_SECRET_ACCESS_KEY', start: at, end: at + 40, score: 0.3 });
+          }
+          scannedTo = to;
         }
       }
     },

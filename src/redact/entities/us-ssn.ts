@@ -19,7 +19,7 @@ export function ssnValid(d: string): boolean {
 }
 
 function detectInChunk(text: string, ch: DigitChunk, out: Finding[]): void {
-  if (ch.plus) return;
+  if (ch.plus || ch.glued) return;
   const n = ch.groupStarts.length;
   const len = (g: number): number => ch.groupEnds[g]! - ch.groupStarts[g]!;
   if (n === 1) {
