@@ -15,7 +15,7 @@ import {
   type Value,
 } from '../value.js';
 import type { BuiltinDef } from './types.js';
-import { builtinErr, def, elemErr, obj, str, typeErr } from './util.js';
+import { builtinErr, def, obj, operandErr, str, typeErr } from './util.js';
 import { JSONSyntaxError, firstLine, marshalJSON, unmarshalJSON } from './json.js';
 
 // ---------------------------------------------------------------------------------------------
@@ -42,7 +42,9 @@ function jsonMarshalWithOptions(args: Value[]): Value {
     if (k === 'pretty' && typeof x === 'boolean') pretty = x;
     else if (k === 'indent' && typeof x === 'string') indent = x;
     else if (k === 'prefix' && typeof x === 'string') prefix = x;
-    else throw builtinErr('json.marshal_with_options', `invalid option ${typeof k === 'string' ? k : '(non-string key)'}`);
+    else if (k === 'pretty' || k === 'indent' || k === 'prefix') {
+      throw operandErr('json.marshal_with_options', 2, `key ${k} has the wrong type`);
+    } else throw operandErr('json.marshal_with_options', 2, `object contained unknown key ${typeof k === 'string' ? k : '(non-string)'}`);
   }
   // Giving an indent or prefix asks for pretty output unless `pretty: false` says otherwise.
   const wantPretty = pretty ?? (indent !== undefined || prefix !== undefined);
@@ -159,6 +161,8 @@ function queryUnescape(name: string, s: string): string {
   return Buffer.from(bytes).toString('utf8');
 }
 
+const ENCODE_OBJECT_VALUES = 'values must be string, array[string], or set[string]';
+
 function encodeObject(args: Value[]): Value {
   const o = obj('urlquery.encode_object', args, 0);
   const parts: string[] = [];
@@ -169,9 +173,9 @@ function encodeObject(args: Value[]): Value {
     if (typeof v === 'string') values = [v];
     else if (Array.isArray(v)) values = v;
     else if (v instanceof RegoSet) values = v.sorted();
-    else throw typeErr('urlquery.encode_object', 1, v, 'string', 'array', 'set');
+    else throw operandErr('urlquery.encode_object', 1, ENCODE_OBJECT_VALUES);
     for (const x of values) {
-      if (typeof x !== 'string') throw elemErr('urlquery.encode_object', 1, v, x, 'string');
+      if (typeof x !== 'string') throw operandErr('urlquery.encode_object', 1, ENCODE_OBJECT_VALUES);
       parts.push(queryEscape(k) + '=' + queryEscape(x));
     }
   }

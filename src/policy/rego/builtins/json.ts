@@ -18,19 +18,15 @@ const GO_ESCAPES: Record<string, string> = {
 };
 
 export function marshalJSON(v: Value, indent?: string, prefix = ''): string {
-  let text = stringifyJSON(v);
-  if (indent !== undefined || prefix !== '') {
-    // Re-indent with Go's MarshalIndent shape: prefix before every line after the first.
-    text = stringifyJSONIndented(v, indent ?? '\t');
-    if (prefix) text = text.split('\n').join('\n' + prefix);
-  }
-  return text.replace(/[<>&\u2028\u2029]/g, (c) => GO_ESCAPES[c]!);
+  const compact = stringifyJSON(v).replace(/[<>&\u2028\u2029]/g, (c) => GO_ESCAPES[c]!);
+  if (indent === undefined && prefix === '') return compact;
+  // Go's MarshalIndent prefixes every line but the first; OPA then prefixes the first too.
+  const text = indentJSON(compact, indent ?? '\t');
+  return prefix ? prefix + text.split('\n').join('\n' + prefix) : text;
 }
 
-function stringifyJSONIndented(v: Value, indent: string): string {
-  // stringifyJSON handles sets, bigints and key order; JSON.parse of its output would lose
-  // bigints, so indent by walking the compact text instead.
-  const compact = stringifyJSON(v);
+/** Re-indents compact JSON text (walking the text keeps bigints exact). */
+function indentJSON(compact: string, indent: string): string {
   let out = '';
   let depth = 0;
   let inStr = false;

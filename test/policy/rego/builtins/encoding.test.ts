@@ -12,6 +12,12 @@ describe('json', () => {
   it('marshal_with_options indents', () => {
     expect(call('json.marshal_with_options', { a: [1] }, { pretty: true, indent: '  ' })).toBe('{\n  "a": [\n    1\n  ]\n}');
     expect(call('json.marshal_with_options', { a: 1 }, { pretty: false, indent: '  ' })).toBe('{"a":1}');
+    // Every line carries the prefix (Go's MarshalIndent, then OPA prefixes the first line too).
+    expect(call('json.marshal_with_options', { a: '<' }, { prefix: '>', indent: ' ' })).toBe('>{\n> "a": "\\u003c"\n>}');
+    expect(call('json.marshal_with_options', { a: [] }, { indent: '\t' })).toBe('{\n\t"a": []\n}');
+    expect(callError('json.marshal_with_options', 1, { colour: true }).message).toBe(
+      'json.marshal_with_options: operand 2 object contained unknown key colour',
+    );
   });
 
   it('unmarshals exactly, keeping big integers', () => {
@@ -91,5 +97,8 @@ describe('urlquery', () => {
     expect(callError('urlquery.decode', '%zz').code).toBe('eval_builtin_error');
     expect(call('urlquery.encode_object', { b: ['2', '1'], a: 'x y', c: RegoSet.from(['z']) })).toBe('a=x+y&b=2&b=1&c=z');
     expect(call('urlquery.decode_object', 'a=1&a=2&b=x+y')).toEqual({ a: ['1', '2'], b: ['x y'] });
+    expect(callError('urlquery.encode_object', { a: 1 }).message).toBe(
+      'urlquery.encode_object: operand 1 values must be string, array[string], or set[string]',
+    );
   });
 });
