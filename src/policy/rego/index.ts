@@ -49,29 +49,38 @@ export interface QueryResult {
 /** Inputs larger than this (estimated serialized size) are refused. */
 export const MAX_INPUT_BYTES = 10 * 1024 * 1024;
 
-/** A cheap serialized-size estimate that stops as soon as the cap is passed. */
-function inputTooLarge(v: unknown, cap: number): boolean {
-  let size = 0;
-  const stack: unknown[] = [v];
-  while (stack.length > 0) {
-    const x = stack.pop();
-    if (typeof x === 'string') size += x.length + 2;
-    else if (x === null || typeof x !== 'object') size += 8;
-    else if (Array.isArray(x)) {
-      size += 2 + x.length;
-      for (let i = 0; i < x.length; i++) stack.push(x[i]);
-    } else if (x instanceof RegoSet) {
-      size += 2 + x.size;
-      for (const e of x.values()) stack.push(e);
-    } else {
-      for (const k in x as Record<string, unknown>) {
-        size += k.length + 4;
-        stack.push((x as Record<string, unknown>)[k]);
-      }
-    }
-    if (size > cap) return true;
+/**
+ * A cheap serialized-size estimate, stopping as soon as the cap is passed. Returns the budget
+ * left (negative when over). Recursion is fine: nesting deep enough to overflow the stack is
+ * reported as too large by the caller.
+ */
+function sizeLeft(x: unknown, left: number): number {
+  if (typeof x === 'string') return left - x.length - 2;
+  if (x === null || typeof x !== 'object') return left - 8;
+  if (Array.isArray(x)) {
+    left -= 2 + x.length;
+    for (let i = 0; i < x.length && left >= 0; i++) left = sizeLeft(x[i], left);
+    return left;
   }
-  return false;
+  if (x instanceof RegoSet) {
+    left -= 2 + x.size;
+    for (const e of x.values()) if ((left = sizeLeft(e, left)) < 0) break;
+    return left;
+  }
+  for (const k in x as Record<string, unknown>) {
+    left = sizeLeft((x as Record<string, unknown>)[k], left - k.length - 4);
+    if (left < 0) break;
+  }
+  return left;
+}
+
+function inputTooLarge(v: unknown, cap: number): boolean {
+  try {
+    return sizeLeft(v, cap) < 0;
+  } catch (e) {
+    if (e instanceof RangeError) return true;
+    throw e;
+  }
 }
 
 /**

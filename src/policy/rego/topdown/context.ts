@@ -6,7 +6,6 @@
 import { RegoError } from '../errors.js';
 import type { BuiltinContext } from '../builtins/types.js';
 import type { Value } from '../value.js';
-import type { DocNode } from './tree.js';
 
 /** `with data.a.b as v` overrides, as a tree walked alongside the data tree. */
 export interface OverrideTree {
@@ -36,8 +35,8 @@ export const UNDEF: unique symbol = Symbol('undefined');
 export const IN_PROGRESS: unique symbol = Symbol('in-progress');
 
 export class Ctx {
-  /** Virtual document values computed in this context (rule node → value). */
-  readonly cache = new Map<DocNode, Value | typeof UNDEF | typeof IN_PROGRESS>();
+  /** Virtual document values computed in this context, indexed by rule node id. */
+  readonly cache: Array<Value | typeof UNDEF | typeof IN_PROGRESS | undefined> = [];
 
   constructor(
     readonly budget: Budget,

@@ -174,6 +174,43 @@ function stepData(
     return walkData(c, f, child, baseChild, ovc, path, i + 1, k);
 }
 
+/** Follows constant keys from `keys[i]` on (the `walkData` of a ref with a constant path). */
+export function dataConst(c: Ctx, node: DocNode | null, base: Value | undefined, ov: OverrideTree | undefined, keys: readonly Value[], i: number): Value | undefined {
+  for (;;) {
+    if (node !== null && node.kind !== undefined && node.children.size === 0) {
+      if (node.kind === 'function') return undefined;
+      let v = ruleValue(c, node);
+      if (ov !== undefined) v = applyOverrides(c, v, null, undefined, ov);
+      return v === undefined ? undefined : lookupPath(v, keys, i, lookup);
+    }
+    if (i === keys.length) return materialize(c, node, base, ov);
+    if (node === null && ov === undefined) return base === undefined ? undefined : lookupPath(base, keys, i, lookupBase);
+    const key = keys[i]!;
+    const ovc = overrideChild(ov, key);
+    if (ovc?.has) return lookupPath(ovc.value!, keys, i + 1, lookup);
+    const child = node !== null && typeof key === 'string' ? (node.children.get(key) ?? null) : null;
+    const baseChild = base === undefined ? undefined : lookupBase(base, key);
+    if (child === null && ovc === undefined) {
+      if (node !== null && node.kind !== undefined) {
+        const v = materialize(c, node, base, ov);
+        const x = v === undefined ? undefined : lookup(v, key);
+        return x === undefined ? undefined : lookupPath(x, keys, i + 1, lookup);
+      }
+      return baseChild === undefined ? undefined : lookupPath(baseChild, keys, i + 1, lookupBase);
+    }
+    node = child;
+    base = baseChild;
+    ov = ovc;
+    i++;
+  }
+}
+
+function lookupPath(v: Value, keys: readonly Value[], i: number, lk: typeof lookup): Value | undefined {
+  let x: Value | undefined = v;
+  for (; i < keys.length && x !== undefined; i++) x = lk(x, keys[i]!);
+  return x;
+}
+
 /** The full value at a tree node: rule values, sub-packages and base documents merged. */
 export function materialize(c: Ctx, node: DocNode | null, base: Value | undefined, ov: OverrideTree | undefined): Value | undefined {
   let v: Value | undefined;
@@ -265,13 +302,14 @@ function matchArgs(c: Ctx, f: Frame, pats: readonly TermPlan[], args: Value[], i
 }
 
 export function ruleValue(c: Ctx, node: DocNode): Value | undefined {
-  const cached = c.cache.get(node);
+  const id = node.id;
+  const cached = c.cache[id];
   if (cached !== undefined) {
     if (cached === UNDEF) return undefined;
     if (cached === IN_PROGRESS) throw new RegoError('rego_recursion_error', `rule ${node.name} is recursive`);
     return cached;
   }
-  c.cache.set(node, IN_PROGRESS);
+  c.cache[id] = IN_PROGRESS;
   const b = c.budget;
   enter(b);
   let v: Value | undefined;
@@ -280,12 +318,12 @@ export function ruleValue(c: Ctx, node: DocNode): Value | undefined {
     else if (node.kind === 'object') v = evalObject(c, node);
     else v = evalComplete(c, node);
   } catch (e) {
-    c.cache.delete(node);
+    c.cache[id] = undefined;
     throw e;
   } finally {
     b.depth--;
   }
-  c.cache.set(node, v === undefined ? UNDEF : v);
+  c.cache[id] = v === undefined ? UNDEF : v;
   return v;
 }
 

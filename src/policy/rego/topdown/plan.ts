@@ -23,8 +23,20 @@ import type { FnTarget, IExpr, ITerm, IWith } from '../ast/compile/ir.js';
 import { analyze, displayName } from '../ast/compile/safety.js';
 import type { Location } from '../ast/nodes.js';
 import { Ctx, tick, type Mock, type OverrideTree } from './context.js';
-import { allBound, callFunction, enumerate, lookup, setPath, walkData, walkValue } from './eval.js';
+import { allBound, callFunction, dataConst, enumerate, lookup, setPath, walkData, walkValue } from './eval.js';
 import type { DocNode, ExprFn, Frame, K, TermPlan, VK } from './tree.js';
+
+type Single = (c: Ctx, f: Frame) => Value | undefined;
+
+function evalKeys(c: Ctx, f: Frame, parts: readonly Single[]): Value[] | undefined {
+  const keys: Value[] = new Array(parts.length);
+  for (let i = 0; i < parts.length; i++) {
+    const k = parts[i]!(c, f);
+    if (k === undefined) return undefined;
+    keys[i] = k;
+  }
+  return keys;
+}
 
 function matchByEval(ev: TermPlan['eval']): TermPlan['match'] {
   return (c, f, x, k) => ev(c, f, (v) => (equal(v, x) ? k() : false));
@@ -125,11 +137,179 @@ export class Planner {
     return n;
   }
 
+  /**
+   * Plans a term. Terms that can have at most one value (constants, bound variables, refs
+   * with constant paths, calls on such terms, comprehensions) also get `single`, a direct
+   * evaluator the hot path uses instead of continuation passing.
+   */
   term(t: ITerm): TermPlan {
+    const plan = this.termCore(t);
+    if (plan.single !== undefined || t.t === 'local' || t.t === 'const') return plan;
+    const single = this.singleOf(t);
+    if (!single) return plan;
+    return { ...plan, single, eval: (c, f, k) => {
+      const v = single(c, f);
+      return v === undefined ? false : k(v);
+    } };
+  }
+
+  private singleOf(t: ITerm): Single | undefined {
     switch (t.t) {
       case 'const': {
         const v = t.v;
-        return { eval: (_c, _f, k) => k(v), match: (_c, _f, x, k) => (equal(x, v) ? k() : false), inSlots: [], constant: v, composite: undefined };
+        return () => v;
+      }
+      case 'local': {
+        const s = this.slot(t.name);
+        return (_c, f) => f[s];
+      }
+      case 'input':
+        return (c) => c.input;
+      case 'data': {
+        const root = this.root;
+        const rootBase = this.baseData;
+        if (t.path.every((p) => p.t === 'const')) {
+          const keys = t.path.map((p) => (p as { v: Value }).v);
+          const { node, base, start } = this.staticPrefix(keys);
+          return (c) => (c.overrides === undefined ? dataConst(c, node, base, undefined, keys, start) : dataConst(c, root, rootBase, c.overrides, keys, 0));
+        }
+        // Keys computed from single-valued terms (`data.x[input.y]`): still one value.
+        const parts = this.singleKeys(t.path);
+        if (!parts) return undefined;
+        const consts: Value[] = [];
+        for (const p of t.path) {
+          if (p.t !== 'const') break;
+          consts.push(p.v);
+        }
+        const { node, base, start } = this.staticPrefix(consts);
+        return (c, f) => {
+          const keys = evalKeys(c, f, parts);
+          if (keys === undefined) return undefined;
+          return c.overrides === undefined ? dataConst(c, node, base, undefined, keys, start) : dataConst(c, root, rootBase, c.overrides, keys, 0);
+        };
+      }
+      case 'ref': {
+        const head = this.singleOf(t.head) ?? this.term(t.head).single;
+        if (!head) return undefined;
+        if (t.path.every((p) => p.t === 'const')) {
+          const keys = t.path.map((p) => (p as { v: Value }).v);
+          const n = keys.length;
+          return (c, f) => {
+            let v = head(c, f);
+            for (let i = 0; i < n && v !== undefined; i++) v = lookup(v, keys[i]!);
+            return v;
+          };
+        }
+        const parts = this.singleKeys(t.path);
+        if (!parts) return undefined;
+        const n = parts.length;
+        return (c, f) => {
+          let v = head(c, f);
+          for (let i = 0; i < n && v !== undefined; i++) {
+            const key = parts[i]!(c, f);
+            v = key === undefined ? undefined : lookup(v, key);
+          }
+          return v;
+        };
+      }
+      case 'array':
+      case 'set': {
+        const items = t.items.map((x) => this.term(x).single);
+        if (!items.every((x) => x !== undefined)) return undefined;
+        const its = items as Single[];
+        const isSet = t.t === 'set';
+        return (c, f) => {
+          const out: Value[] = new Array(its.length);
+          for (let i = 0; i < its.length; i++) {
+            const v = its[i]!(c, f);
+            if (v === undefined) return undefined;
+            out[i] = v;
+          }
+          return isSet ? RegoSet.from(out) : out;
+        };
+      }
+      case 'object': {
+        const entries = t.entries.map(([k, v]) => [this.term(k).single, this.term(v).single] as const);
+        if (!entries.every(([k, v]) => k !== undefined && v !== undefined)) return undefined;
+        const es = entries as unknown as Array<readonly [Single, Single]>;
+        return (c, f) => {
+          const out: Array<[Value, Value]> = new Array(es.length);
+          for (let i = 0; i < es.length; i++) {
+            const k = es[i]![0](c, f);
+            if (k === undefined) return undefined;
+            const v = es[i]![1](c, f);
+            if (v === undefined) return undefined;
+            out[i] = [k, v];
+          }
+          return makeObject(out);
+        };
+      }
+      case 'member': {
+        const key = t.key ? this.term(t.key).single : undefined;
+        const value = this.term(t.value).single;
+        const coll = this.term(t.coll).single;
+        if (!value || !coll || (t.key && !key)) return undefined;
+        return (c, f) => {
+          const cv = coll(c, f);
+          if (cv === undefined) return undefined;
+          const vv = value(c, f);
+          if (vv === undefined) return undefined;
+          if (!key) return memberOf(cv, vv);
+          const kv = key(c, f);
+          if (kv === undefined) return undefined;
+          if (cv instanceof RegoSet) return cv.has(kv) && equal(kv, vv);
+          const x = lookup(cv, kv);
+          return x !== undefined && equal(x, vv);
+        };
+      }
+      default:
+        return undefined;
+    }
+  }
+
+  /**
+   * Single-valued evaluators for ref path terms, or undefined when a term may enumerate
+   * (a variable, which may be unbound, or a pattern).
+   */
+  private singleKeys(path: ITerm[]): Single[] | undefined {
+    const out: Single[] = [];
+    for (const p of path) {
+      if (p.t === 'local' || p.t === 'array' || p.t === 'object') return undefined;
+      const s = this.term(p).single;
+      if (!s) return undefined;
+      out.push(s);
+    }
+    return out;
+  }
+
+  private staticPrefix(keys: readonly Value[]): { node: DocNode; base: Value | undefined; start: number } {
+    let node = this.root;
+    let base: Value | undefined = this.baseData;
+    let i = 0;
+    while (i < keys.length && node.kind === undefined) {
+      const key = keys[i];
+      if (typeof key !== 'string') break;
+      const child = node.children.get(key);
+      if (!child) break;
+      node = child;
+      base = base === undefined ? undefined : lookup(base, key);
+      i++;
+    }
+    return { node, base, start: i };
+  }
+
+  private termCore(t: ITerm): TermPlan {
+    switch (t.t) {
+      case 'const': {
+        const v = t.v;
+        return {
+          eval: (_c, _f, k) => k(v),
+          match: (_c, _f, x, k) => (equal(x, v) ? k() : false),
+          single: () => v,
+          inSlots: [],
+          constant: v,
+          composite: undefined,
+        };
       }
       case 'local': {
         const s = this.slot(t.name);
@@ -151,6 +331,7 @@ export class Planner {
             }
             return equal(cur, x) ? k() : false;
           },
+          single: (_c, f) => f[s],
           inSlots: [s],
           composite: undefined,
         };
@@ -188,8 +369,8 @@ export class Planner {
         return { eval: ev, match: matchByEval(ev), inSlots: this.inSlots(t), composite: undefined };
       }
       case 'call': {
-        const ev = this.call(t.fn, t.args.map((a) => this.term(a)), t.loc);
-        return { eval: ev, match: matchByEval(ev), inSlots: this.inSlots(t), composite: undefined };
+        const { ev, single } = this.call(t.fn, t.args.map((a) => this.term(a)), t.loc);
+        return { eval: ev, match: matchByEval(ev), inSlots: this.inSlots(t), composite: undefined, ...(single ? { single } : {}) };
       }
       case 'member': {
         const key = t.key ? this.term(t.key) : undefined;
@@ -211,29 +392,31 @@ export class Planner {
       case 'arraycomp': {
         const body = this.body(t.body);
         const head = this.term(t.term);
-        const ev: TermPlan['eval'] = (c, f, k) => {
+        const single: Single = (c, f) => {
           const out: Value[] = [];
           body(c, f, () => head.eval(c, f, (v) => (out.push(v), false)));
-          return k(out);
+          return out;
         };
-        return { eval: ev, match: matchByEval(ev), inSlots: this.inSlots(t), composite: undefined };
+        const ev: TermPlan['eval'] = (c, f, k) => k(single(c, f)!);
+        return { eval: ev, match: matchByEval(ev), single, inSlots: this.inSlots(t), composite: undefined };
       }
       case 'setcomp': {
         const body = this.body(t.body);
         const head = this.term(t.term);
-        const ev: TermPlan['eval'] = (c, f, k) => {
+        const single: Single = (c, f) => {
           const out = new RegoSet();
           body(c, f, () => head.eval(c, f, (v) => (out.add(v), false)));
-          return k(out);
+          return out;
         };
-        return { eval: ev, match: matchByEval(ev), inSlots: this.inSlots(t), composite: undefined };
+        const ev: TermPlan['eval'] = (c, f, k) => k(single(c, f)!);
+        return { eval: ev, match: matchByEval(ev), single, inSlots: this.inSlots(t), composite: undefined };
       }
       case 'objectcomp': {
         const body = this.body(t.body);
         const key = this.term(t.key);
         const value = this.term(t.value);
         const loc = t.loc;
-        const ev: TermPlan['eval'] = (c, f, k) => {
+        const single: Single = (c, f) => {
           const out = new Map<string, [Value, Value]>();
           body(c, f, () =>
             key.eval(c, f, (kv) =>
@@ -246,9 +429,10 @@ export class Planner {
               }),
             ),
           );
-          return k(makeObject(out.values()));
+          return makeObject(out.values());
         };
-        return { eval: ev, match: matchByEval(ev), inSlots: this.inSlots(t), composite: undefined };
+        const ev: TermPlan['eval'] = (c, f, k) => k(single(c, f)!);
+        return { eval: ev, match: matchByEval(ev), single, inSlots: this.inSlots(t), composite: undefined };
       }
     }
   }
@@ -257,67 +441,75 @@ export class Planner {
     const root = this.root;
     const rootBase = this.baseData;
     // Resolve the constant prefix once: evaluation starts at the deepest static tree node.
-    let node = root;
-    let base: Value | undefined = rootBase;
-    let i = 0;
-    while (i < path.length && node.kind === undefined) {
-      const key = path[i]!.constant;
-      if (typeof key !== 'string') break;
-      const child = node.children.get(key);
-      if (!child) break;
-      node = child;
-      base = base === undefined ? undefined : lookup(base, key);
-      i++;
+    const consts: Value[] = [];
+    for (const p of path) {
+      if (p.constant === undefined) break;
+      consts.push(p.constant);
     }
-    const start = i;
-    const startNode = node;
-    const startBase = base;
+    const { node: startNode, base: startBase, start } = this.staticPrefix(consts);
     const ev: TermPlan['eval'] = (c, f, k) =>
       c.overrides === undefined ? walkData(c, f, startNode, startBase, undefined, path, start, k) : walkData(c, f, root, rootBase, c.overrides, path, 0, k);
     return { eval: ev, match: matchByEval(ev), inSlots: this.inSlots(t), composite: undefined };
   }
 
-  private call(fn: FnTarget, args: TermPlan[], loc: Location): TermPlan['eval'] {
+  private call(fn: FnTarget, args: TermPlan[], loc: Location): { ev: TermPlan['eval']; single?: Single } {
     const n = args.length;
     const allConst = args.every((a) => a.constant !== undefined);
     const constArgs = allConst ? args.map((a) => a.constant!) : undefined;
+    const singles = args.every((a) => a.single !== undefined) ? args.map((a) => a.single!) : undefined;
+    const argValues = (c: Ctx, f: Frame): Value[] | undefined => {
+      const vals: Value[] = new Array(n);
+      for (let i = 0; i < n; i++) {
+        const v = singles![i]!(c, f);
+        if (v === undefined) return undefined;
+        vals[i] = v;
+      }
+      return vals;
+    };
+    const withSingle = (ev: TermPlan['eval'], apply: (c: Ctx, vals: Value[]) => Value | undefined) => {
+      if (!singles) return { ev };
+      const single: Single = (c, f) => {
+        const vals = argValues(c, f);
+        return vals === undefined ? undefined : apply(c, vals);
+      };
+      return { ev, single };
+    };
     if (fn.kind === 'builtin') {
       const def = fn.def;
       const name = fn.name;
-      const invoke = (c: Ctx, vals: Value[], k: VK): boolean => {
+      const apply = (c: Ctx, vals: Value[]): Value | undefined => {
         if (c.mocks !== undefined) {
           const m = c.mocks.get(name);
-          if (m !== undefined) {
-            const r = m.kind === 'value' ? m.value : m.call(unmocked(c), vals);
-            return r === undefined ? false : k(r);
-          }
+          if (m !== undefined) return m.kind === 'value' ? m.value : m.call(unmocked(c), vals);
         }
-        const r = invokeBuiltin(c, def, vals, loc);
+        return invokeBuiltin(c, def, vals, loc);
+      };
+      const invoke = (c: Ctx, vals: Value[], k: VK): boolean => {
+        const r = apply(c, vals);
         return r === undefined ? false : k(r);
       };
-      if (constArgs) return (c, _f, k) => invoke(c, constArgs.slice(), k);
-      if (n === 2) {
-        const [a, b] = args as [TermPlan, TermPlan];
-        return (c, f, k) => a.eval(c, f, (x) => b.eval(c, f, (y) => invoke(c, [x, y], k)));
-      }
-      return (c, f, k) => evalArgs(c, f, args, (vals) => invoke(c, vals, k));
+      if (constArgs) return withSingle((c, _f, k) => invoke(c, constArgs.slice(), k), apply);
+      return withSingle((c, f, k) => evalArgs(c, f, args, (vals) => invoke(c, vals, k)), apply);
     }
     const node = this.nodeAt(fn.path);
     if (!node || node.kind !== 'function') throw new RegoError('rego_type_error', `undefined function ${fn.name}`, loc);
     if (node.arity !== n) throw new RegoError('rego_type_error', `${fn.name}: arity mismatch: have ${n} arguments, want ${node.arity}`, loc);
     const name = node.name;
-    return (c, f, k) =>
-      evalArgs(c, f, args, (vals) => {
-        if (c.mocks !== undefined) {
-          const m = c.mocks.get(name);
-          if (m !== undefined) {
-            const r = m.kind === 'value' ? m.value : m.call(unmocked(c), vals);
-            return r === undefined ? false : k(r);
-          }
-        }
-        const r = callFunction(c, node, vals);
-        return r === undefined ? false : k(r);
-      });
+    const apply = (c: Ctx, vals: Value[]): Value | undefined => {
+      if (c.mocks !== undefined) {
+        const m = c.mocks.get(name);
+        if (m !== undefined) return m.kind === 'value' ? m.value : m.call(unmocked(c), vals);
+      }
+      return callFunction(c, node, vals);
+    };
+    return withSingle(
+      (c, f, k) =>
+        evalArgs(c, f, args, (vals) => {
+          const r = apply(c, vals);
+          return r === undefined ? false : k(r);
+        }),
+      apply,
+    );
   }
 
   /** A function as a `with` replacement value. */
@@ -375,6 +567,13 @@ export class Planner {
     switch (e.k) {
       case 'term': {
         const t = this.term(e.term);
+        const single = t.single;
+        if (single) {
+          return (c, f, k) => {
+            const v = single(c, f);
+            return v === undefined || v === false ? false : k();
+          };
+        }
         return (c, f, k) => t.eval(c, f, (v) => (v === false ? false : k()));
       }
       case 'unify': {
@@ -467,8 +666,20 @@ function memberOf(coll: Value, v: Value): boolean {
 }
 
 function unify(c: Ctx, f: Frame, L: TermPlan, R: TermPlan, k: K, loc: Location): boolean {
-  if (allBound(f, L.inSlots)) return L.eval(c, f, (v) => R.match(c, f, v, k));
-  if (allBound(f, R.inSlots)) return R.eval(c, f, (v) => L.match(c, f, v, k));
+  if (allBound(f, L.inSlots)) {
+    if (L.single !== undefined) {
+      const v = L.single(c, f);
+      return v === undefined ? false : R.match(c, f, v, k);
+    }
+    return L.eval(c, f, (v) => R.match(c, f, v, k));
+  }
+  if (allBound(f, R.inSlots)) {
+    if (R.single !== undefined) {
+      const v = R.single(c, f);
+      return v === undefined ? false : L.match(c, f, v, k);
+    }
+    return R.eval(c, f, (v) => L.match(c, f, v, k));
+  }
   if (L.composite === 'array' && R.composite === 'array') {
     const a = L.items!;
     const b = R.items!;

@@ -19,6 +19,8 @@ export type ExprFn = (c: Ctx, f: Frame, k: K) => boolean;
 export interface TermPlan {
   readonly eval: EvalFn;
   readonly match: MatchFn;
+  /** For terms with at most one value: that value (undefined when undefined), without `k`. */
+  readonly single?: (c: Ctx, f: Frame) => Value | undefined;
   /** Slots that must be bound before `eval` may run (else the term is matched as a pattern). */
   readonly inSlots: readonly number[];
   /** Set for constants. */
@@ -46,6 +48,8 @@ export interface RulePlan {
 }
 
 export class DocNode {
+  /** Index of this node's value in a query's rule-value cache (dense per compiled tree). */
+  id = 0;
   readonly children = new Map<string, DocNode>();
   kind: RuleKind | undefined;
   readonly defs: RulePlan[] = [];

@@ -124,7 +124,10 @@ export function compileModules(modules: Module[], baseData: Value): CompiledTree
     e.node.defs.push(plan);
   }
   checkRecursion(root, deps);
-  for (const n of allNodes(root)) n.ready = true;
+  allNodes(root).forEach((n, i) => {
+    n.id = i;
+    n.ready = true;
+  });
   return { root, baseData, planner, functionArity };
 }
 
