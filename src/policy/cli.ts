@@ -6,7 +6,9 @@
  */
 import { readFile } from 'node:fs/promises';
 import { parse as parseYaml } from 'yaml';
-import { RegoError, loadRegoPolicy, type RegoPolicy } from './rego/index.js';
+import { RegoError, compileRegoPolicy, loadRegoPolicy, type RegoPolicy } from './rego/index.js';
+import { parseModule } from './rego/ast/parser.js';
+import { loadFiles } from './rego/data.js';
 import { formatRegoError } from './rego/errors.js';
 
 interface Io {
@@ -195,13 +197,32 @@ async function cmdCheck(args: string[], io: Io): Promise<number> {
   const unknown = args.find((a) => a.startsWith('-'));
   if (unknown) throw new UsageError(`unknown option ${unknown}`);
   if (paths.length === 0) throw new UsageError('want at least one PATH');
+  // Parse every file on its own first, so that each file's syntax error is reported, as
+  // `opa check` does; then compile the whole set.
+  let loaded;
   try {
-    await loadRegoPolicy(paths);
+    loaded = await loadFiles(paths);
   } catch (e) {
     io.stderr.write(errorLine(e) + '\n');
     return 1;
   }
-  return 0;
+  const errors: string[] = [];
+  for (const m of loaded.modules) {
+    try {
+      parseModule(m.source, m.path);
+    } catch (e) {
+      errors.push(errorLine(e));
+    }
+  }
+  if (errors.length === 0) {
+    try {
+      compileRegoPolicy(loaded.modules, loaded.data);
+    } catch (e) {
+      errors.push(errorLine(e));
+    }
+  }
+  for (const line of errors) io.stderr.write(line + '\n');
+  return errors.length > 0 ? 1 : 0;
 }
 
 export async function runPolicyCli(argv: string[], io: Io): Promise<number> {

@@ -126,6 +126,18 @@ describe('warden policy check', () => {
     expect(r.err).toMatch(/^.*b\.rego:4:\d+: rego_unsafe_var_error: /);
   });
 
+  it('reports the syntax error of every file', async () => {
+    const two = mkdtempSync(join(tmpdir(), 'warden-policy-cli-two-'));
+    writeFileSync(join(two, 'a.rego'), 'package a\np if {\n');
+    writeFileSync(join(two, 'b.rego'), 'package b\nq := [1,\n');
+    const r = await run(['check', two]);
+    expect(r.code).toBe(1);
+    const lines = r.err.trim().split('\n');
+    expect(lines).toHaveLength(2);
+    expect(lines[0]).toMatch(/a\.rego:\d+:\d+: rego_parse_error: /);
+    expect(lines[1]).toMatch(/b\.rego:\d+:\d+: rego_parse_error: /);
+  });
+
   it('says what a missing path is', async () => {
     const r = await run(['check', join(dir, 'nope')]);
     expect(r.code).toBe(1);
