@@ -178,7 +178,14 @@ export async function createRuntime(config: Config, opts: RuntimeOptions = {}): 
     const limits = ingressLimits(config);
     const configuredModels = () => Object.keys(config.models);
     httpIngress = createHttpIngress({ pipeline, limits, logger, draining: () => draining, configuredModels });
-    grpcIngress = createGrpcIngress({ pipeline, limits, logger, health, draining: () => draining });
+    grpcIngress = createGrpcIngress({
+      pipeline,
+      limits,
+      logger,
+      health,
+      draining: () => draining,
+      unixListener: config.listen.grpc_socket !== undefined,
+    });
     adminServer = createAdminServer({ registry: metrics.registry, readiness });
 
     const httpInfo = await listenTcp(httpIngress.server, config.listen.http);

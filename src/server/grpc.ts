@@ -74,16 +74,19 @@ export function toGrpcError(err: WardenError): Partial<grpc.StatusObject> {
   return { code: STATUS[err.grpcStatus] ?? grpc.status.INTERNAL, details: err.message, metadata };
 }
 
-/** `ipv4:127.0.0.1:5000`, `ipv6:[::1]:5000`, `unix:/run/warden.sock` → PeerInfo. */
-export function grpcPeerInfo(peer: string): PeerInfo {
-  if (peer.startsWith('unix:') || peer === '') return { address: 'unix', local: true, transport: 'unix' };
-  let host = peer;
-  if (host.startsWith('ipv4:')) host = host.slice(5, host.lastIndexOf(':'));
-  else if (host.startsWith('ipv6:')) host = host.slice(5).replace(/^\[/, '').replace(/\]:\d+$/, '');
-  else {
-    const colon = host.lastIndexOf(':');
-    if (colon > 0) host = host.slice(0, colon).replace(/^\[|\]$/g, '');
+/**
+ * grpc-js reports the peer as `host:port` (`127.0.0.1:5000`, `::1:5000`, no brackets) and as
+ * `unknown` when the socket has no remote address, which only a Unix-socket connection lacks.
+ * `unknown` counts as a Unix peer only when this server listens on a Unix socket at all.
+ */
+export function grpcPeerInfo(peer: string, unixListener: boolean): PeerInfo {
+  if (peer === 'unknown' || peer === '' || peer.startsWith('unix:')) {
+    return unixListener ? { address: 'unix', local: true, transport: 'unix' } : { address: 'unknown', local: false, transport: 'tcp' };
   }
+  let host = peer.replace(/^ipv[46]:/, '');
+  const colon = host.lastIndexOf(':');
+  if (colon > 0 && /^\d+$/.test(host.slice(colon + 1))) host = host.slice(0, colon);
+  host = host.replace(/^\[|\]$/g, '');
   const local = host === '::1' || host.startsWith('127.') || host.startsWith('::ffff:127.');
   return { address: host, local, transport: 'tcp' };
 }
@@ -280,6 +283,8 @@ export interface GrpcIngressOptions {
   logger: PipelineLogger;
   health: HealthState;
   draining?: () => boolean;
+  /** True when the server is also bound to a Unix domain socket. */
+  unixListener?: boolean;
 }
 
 export interface GrpcIngress {
@@ -327,7 +332,7 @@ export function createGrpcIngress(opts: GrpcIngressOptions): GrpcIngress {
       action,
       stream,
       bearer: bearerToken(typeof auth === 'string' ? auth : undefined),
-      peer: grpcPeerInfo(call.getPeer()),
+      peer: grpcPeerInfo(call.getPeer(), opts.unixListener === true),
       traceparent: typeof tp === 'string' ? tp : undefined,
       signal,
     };

@@ -1,0 +1,79 @@
+/**
+ * Unix domain socket listeners (HTTP and gRPC) with the `dev` identity, which accepts only local
+ * peers; and the header-size limit enforced by the HTTP parser.
+ */
+import { request as httpRequest } from 'node:http';
+import { join } from 'node:path';
+import * as grpc from '@grpc/grpc-js';
+import * as protoLoader from '@grpc/proto-loader';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { startUpstream, type FakeUpstream } from './helpers/upstream.js';
+import { startWarden, type WardenFixture } from './helpers/warden.js';
+
+let upstream: FakeUpstream;
+let w: WardenFixture;
+
+function overSocket(socketPath: string, body: string): Promise<{ status: number; json: any }> {
+  return new Promise((resolve, reject) => {
+    const req = httpRequest({ socketPath, path: '/v1/chat/completions', method: 'POST', headers: { 'content-type': 'application/json' } }, (res) => {
+      let text = '';
+      res.on('data', (d: Buffer) => (text += d.toString()));
+      res.on('end', () => resolve({ status: res.statusCode ?? 0, json: JSON.parse(text) }));
+    });
+    req.on('error', reject);
+    req.end(body);
+  });
+}
+
+beforeAll(async () => {
+  upstream = await startUpstream();
+  // The socket paths go in the fixture's temp dir; `dev` acts as support/ticket-bot for local peers.
+  w = await startWarden({
+    upstreamUrl: upstream.url,
+    methods: '[kubernetes, dev]\n  dev: { principal: { namespace: support, service_account: ticket-bot } }',
+    listen: 'listen: { http: 127.0.0.1:0, grpc: 127.0.0.1:0, admin: 127.0.0.1:0, http_socket: warden-http.sock, grpc_socket: warden-grpc.sock }',
+    limits: 'limits: { max_header_bytes: 4096, shutdown_grace_ms: 1000 }',
+  });
+});
+
+afterAll(async () => {
+  await w?.close();
+  await upstream?.close();
+});
+
+const BODY = JSON.stringify({ model: 'gpt-4o-mini', warden: { template: 'support/ticket-summary@2', variables: { ticket_id: 'T-88', customer_message: 'hello' } } });
+
+describe('Unix domain sockets', () => {
+  it('serves HTTP on the socket; the caller is a local peer, so dev identity applies', async () => {
+    expect(w.addresses.httpSocket).toBe(join(w.dir, 'warden-http.sock'));
+    const r = await overSocket(w.addresses.httpSocket!, BODY);
+    expect(r.status).toBe(200);
+    expect(r.json.choices[0].message.content).toBe('upstream saw: Ticket T-88:\nhello');
+    const rec = w.audit().at(-1)!;
+    expect(rec.principal).toEqual({ kind: 'dev', subject: 'system:serviceaccount:support:ticket-bot', namespace: 'support', service_account: 'ticket-bot' });
+  });
+
+  it('serves gRPC on the socket', async () => {
+    const def = protoLoader.loadSync('warden/v1/gateway.proto', { includeDirs: [join(import.meta.dirname, '..', '..', 'proto')], keepCase: true, defaults: true, longs: Number });
+    const root = grpc.loadPackageDefinition(def) as any;
+    const client = new root.warden.v1.PromptGateway(`unix:${w.addresses.grpcSocket}`, grpc.credentials.createInsecure());
+    try {
+      const res = await new Promise<any>((resolve, reject) =>
+        client.Complete(
+          { model: 'gpt-4o-mini', template: { id: 'support/ticket-summary', version: 2 }, variables: { ticket_id: 'T-89', customer_message: 'hi' } },
+          (err: unknown, out: unknown) => (err ? reject(err) : resolve(out)),
+        ),
+      );
+      expect(res.choices[0].message.content).toBe('upstream saw: Ticket T-89:\nhi');
+    } finally {
+      client.close();
+    }
+  });
+});
+
+describe('header size limit', () => {
+  it('a header block over limits.max_header_bytes is refused with 431', async () => {
+    const res = await fetch(`${w.addresses.http}/v1/models`, { headers: { 'x-padding': 'p'.repeat(8000) } });
+    expect(res.status).toBe(431);
+  });
+});
