@@ -6,14 +6,15 @@
  */
 import { X509Certificate, constants, createHmac, createPublicKey, timingSafeEqual, verify, type KeyObject } from 'node:crypto';
 import { LRUCache } from 'lru-cache';
-import { isPlainObject, objectEntries, objectGet, type PlainObject, type Value } from '../value.js';
+import { isNumber, isPlainObject, objectEntries, objectGet, type PlainObject, type Value } from '../value.js';
 import type { BuiltinContext, BuiltinDef } from './types.js';
 import { builtinErr, def, obj, str } from './util.js';
 import { unmarshalJSON } from './json.js';
 
-interface DecodedJWT {
+/** One level of a compact JWS: header parsed, payload still text. */
+interface RawJWT {
   header: PlainObject;
-  payload: PlainObject;
+  payloadText: string;
   signature: Buffer;
   signingInput: string;
 }
@@ -25,30 +26,41 @@ function b64(name: string, part: string, what: string): Buffer {
   return Buffer.from(part, 'base64url');
 }
 
-function jsonPart(name: string, part: string, what: string): PlainObject {
+function jsonObject(name: string, text: string, what: string): PlainObject {
   let v: Value;
   try {
-    v = unmarshalJSON(b64(name, part, what).toString('utf8'));
-  } catch (e) {
-    if (e instanceof Error && e.name === 'BuiltinError') throw e;
+    v = unmarshalJSON(text);
+  } catch {
     throw builtinErr(name, `JWT ${what} is not valid JSON`);
   }
   if (!isPlainObject(v)) throw builtinErr(name, `JWT ${what} is not a JSON object`);
   return v;
 }
 
-export function decodeJWT(name: string, token: string): DecodedJWT {
+/** The three sections; only the signature is decoded (verify_* never read header or payload, as OPA). */
+function splitJWT(name: string, token: string): { h: string; p: string; signature: Buffer; signingInput: string } {
+  if (!token.includes('.')) throw builtinErr(name, 'encoded JWT had no period separators');
   const parts = token.split('.');
-  if (parts.length !== 3) throw builtinErr(name, 'encoded JWT had no period separators or too many');
+  if (parts.length !== 3) throw builtinErr(name, `encoded JWT must have 3 sections, found ${parts.length}`);
   const [h, p, s] = parts as [string, string, string];
-  const header = jsonPart(name, h, 'header');
-  let payload: PlainObject;
-  // A nested JWT (cty: JWT) carries another token as its payload; OPA decodes through it.
-  if (objectGet(header, 'cty') === 'JWT') {
-    const inner = b64(name, p, 'payload').toString('utf8');
-    payload = decodeJWT(name, inner).payload;
-  } else payload = jsonPart(name, p, 'payload');
-  return { header, payload, signature: b64(name, s, 'signature'), signingInput: `${h}.${p}` };
+  return { h, p, signature: b64(name, s, 'signature'), signingInput: `${h}.${p}` };
+}
+
+function decodeJWTOnce(name: string, token: string): RawJWT {
+  const { h, p, signature, signingInput } = splitJWT(name, token);
+  const header = jsonObject(name, b64(name, h, 'header').toString('utf8'), 'header');
+  if (objectGet(header, 'enc') !== undefined) throw builtinErr(name, 'JWT is a JWE object, which is not supported');
+  return { header, payloadText: b64(name, p, 'payload').toString('utf8'), signature, signingInput };
+}
+
+/** Decodes without verifying; a nested JWT (cty: JWT) is decoded through to its payload. */
+export function decodeJWT(name: string, token: string): RawJWT & { payload: PlainObject } {
+  const jwt = decodeJWTOnce(name, token);
+  const cty = objectGet(jwt.header, 'cty');
+  if (typeof cty === 'string' && cty.toUpperCase() === 'JWT') {
+    return { ...jwt, payload: decodeJWT(name, jwt.payloadText).payload };
+  }
+  return { ...jwt, payload: jsonObject(name, jwt.payloadText, 'payload') };
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -118,14 +130,9 @@ function verifier(family: Family, bits: string): BuiltinDef {
   return def(name, 2, (args) => {
     const token = str(name, args, 0);
     const keyText = str(name, args, 1);
-    // A bad key is the policy's mistake and is reported; a bad token just does not verify.
+    // A malformed token or key is an error (as OPA), a wrong signature just does not verify.
+    const jwt = splitJWT(name, token);
     const keys = family === 'HS' ? [] : keysFor(name, keyText);
-    let jwt: DecodedJWT;
-    try {
-      jwt = decodeJWT(name, token);
-    } catch {
-      return false;
-    }
     if (family === 'HS') return verifyHMAC(bits, jwt.signingInput, jwt.signature, keyText);
     return verifyAsymmetric(family, bits, jwt.signingInput, jwt.signature, keys);
   });
@@ -139,63 +146,92 @@ const ALG = /^(RS|PS|ES|HS)(256|384|512)$/;
 
 function decodeVerify(args: Value[], ctx: BuiltinContext): Value {
   const name = 'io.jwt.decode_verify';
-  const token = str(name, args, 0);
+  let token = str(name, args, 0);
   const c = obj(name, args, 1);
-  let cert: string | undefined;
-  let secret: string | undefined;
-  let alg: string | undefined;
-  let iss: string | undefined;
-  let aud: string | undefined;
-  let time: bigint = ctx.nowNs;
+  let keys: KeyObject[] | undefined;
+  let secret = '';
+  let alg = '';
+  let iss = '';
+  let aud = '';
+  let time = Number(ctx.nowNs);
   for (const [k, v] of objectEntries(c)) {
-    if (k === 'cert' && typeof v === 'string') cert = v;
-    else if (k === 'secret' && typeof v === 'string') secret = v;
-    else if (k === 'alg' && typeof v === 'string') alg = v;
-    else if (k === 'iss' && typeof v === 'string') iss = v;
-    else if (k === 'aud' && typeof v === 'string') aud = v;
-    else if (k === 'time' && (typeof v === 'number' || typeof v === 'bigint')) time = typeof v === 'bigint' ? v : BigInt(Math.trunc(v));
-    else throw builtinErr(name, `unknown or ill-typed constraint ${typeof k === 'string' ? k : '(non-string key)'}`);
+    const want = (t: string) => builtinErr(name, `${String(k)} constraint: must be ${t}`);
+    switch (k) {
+      case 'cert':
+        if (typeof v !== 'string') throw want('a string');
+        keys = keysFor(name, v);
+        break;
+      case 'secret':
+      case 'alg':
+      case 'iss':
+      case 'aud':
+        if (typeof v !== 'string') throw want('a string');
+        if (k === 'secret') secret = v;
+        else if (k === 'alg') alg = v;
+        else if (k === 'iss') iss = v;
+        else aud = v;
+        break;
+      case 'time':
+        if (typeof v !== 'number' && typeof v !== 'bigint') throw builtinErr(name, 'token time constraint: must be a number');
+        if (v < 0) throw builtinErr(name, 'token time constraint: must not be negative');
+        time = Number(v);
+        break;
+      default:
+        throw builtinErr(name, `unknown token validation constraint: ${typeof k === 'string' ? k : '(non-string)'}`);
+    }
   }
-  if ((cert === undefined) === (secret === undefined)) throw builtinErr(name, 'constraints must name exactly one of cert or secret');
-  const invalid: Value = [false, {}, {}];
-  let jwt: DecodedJWT;
-  try {
-    jwt = decodeJWT(name, token);
-  } catch {
-    return invalid;
+  if (keys !== undefined && secret !== '') throw builtinErr(name, 'duplicate key constraints');
+  if (keys === undefined && secret === '') throw builtinErr(name, 'no key constraint');
+
+  const unverified: Value = [false, {}, {}];
+  let jwt: RawJWT;
+  // A nested token (cty: JWT) is verified at every level, as OPA does.
+  for (;;) {
+    jwt = decodeJWTOnce(name, token);
+    const headerAlg = objectGet(jwt.header, 'alg');
+    if (typeof headerAlg !== 'string' || headerAlg === '' || !critUnderstood(jwt.header)) return unverified;
+    if (alg !== '' && alg !== headerAlg) return unverified;
+    const m = ALG.exec(headerAlg);
+    if (!m) throw builtinErr(name, `unknown JWS algorithm: ${headerAlg}`);
+    const family = m[1] as Family;
+    // Asymmetric keys verify only asymmetric algorithms and a secret only HMAC (no alg confusion).
+    const ok =
+      keys !== undefined
+        ? family !== 'HS' && verifyAsymmetric(family, m[2]!, jwt.signingInput, jwt.signature, keys)
+        : family === 'HS' && verifyHMAC(m[2]!, jwt.signingInput, jwt.signature, secret);
+    if (!ok) return unverified;
+    const cty = objectGet(jwt.header, 'cty');
+    if (typeof cty === 'string' && cty.toUpperCase() === 'JWT') {
+      token = jwt.payloadText;
+      continue;
+    }
+    break;
   }
-  const headerAlg = objectGet(jwt.header, 'alg');
-  if (typeof headerAlg !== 'string') return invalid;
-  if (alg !== undefined && alg !== headerAlg) return invalid;
-  const m = ALG.exec(headerAlg);
-  if (!m) return invalid;
-  const family = m[1] as Family;
-  const ok =
-    secret !== undefined
-      ? family === 'HS' && verifyHMAC(m[2]!, jwt.signingInput, jwt.signature, secret)
-      : family !== 'HS' && verifyAsymmetric(family, m[2]!, jwt.signingInput, jwt.signature, keysFor(name, cert!));
-  if (!ok) return invalid;
-  // Registered claims: exp and nbf in seconds (may be fractional), compared with ns time.
-  const nowS = Number(time) / 1e9;
-  const exp = objectGet(jwt.payload, 'exp');
-  if (exp !== undefined) {
-    if (typeof exp !== 'number' && typeof exp !== 'bigint') return invalid;
-    if (nowS >= Number(exp)) return invalid;
-  }
-  const nbf = objectGet(jwt.payload, 'nbf');
-  if (nbf !== undefined) {
-    if (typeof nbf !== 'number' && typeof nbf !== 'bigint') return invalid;
-    if (nowS < Number(nbf)) return invalid;
-  }
-  if (iss !== undefined && objectGet(jwt.payload, 'iss') !== iss) return invalid;
-  const tokAud = objectGet(jwt.payload, 'aud');
+  const payload = jsonObject(name, jwt.payloadText, 'payload');
+  // Registered claims. iss is checked only when the token carries one, as OPA does.
+  const tokIss = objectGet(payload, 'iss');
+  if (iss !== '' && tokIss !== undefined && tokIss !== iss) return unverified;
+  const tokAud = objectGet(payload, 'aud');
   if (tokAud !== undefined) {
-    // A token meant for an audience is only valid for a caller that says which audience it is.
-    if (aud === undefined) return invalid;
+    // A token meant for an audience is valid only for a caller that names that audience.
     const list = Array.isArray(tokAud) ? tokAud : [tokAud];
-    if (!list.includes(aud)) return invalid;
-  } else if (aud !== undefined) return invalid;
-  return [true, jwt.header, jwt.payload];
+    if (aud === '' || !list.includes(aud)) return unverified;
+  } else if (aud !== '') return unverified;
+  const nowS = time / 1e9;
+  const exp = objectGet(payload, 'exp');
+  if (exp !== undefined && (!isNumber(exp) || nowS >= Number(exp))) return unverified;
+  const nbf = objectGet(payload, 'nbf');
+  if (nbf !== undefined && (!isNumber(nbf) || nowS < Number(nbf))) return unverified;
+  return [true, jwt.header, payload];
+}
+
+/** RFC 7515 4.1.11: a critical header parameter we do not understand invalidates the token. */
+function critUnderstood(header: PlainObject): boolean {
+  const crit = objectGet(header, 'crit');
+  if (crit === undefined) return true;
+  if (!Array.isArray(crit) || crit.length === 0) return false;
+  const known = new Set(['alg', 'kid', 'typ', 'cty', 'crit']);
+  return crit.every((c) => typeof c !== 'string' || known.has(c) || objectGet(header, c) === undefined);
 }
 
 const verifiers: BuiltinDef[] = [];

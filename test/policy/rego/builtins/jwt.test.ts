@@ -78,10 +78,20 @@ describe('io.jwt.verify_*', () => {
     expect(call('io.jwt.verify_hs256', tamper(t), 's3cret')).toBe(false);
   });
 
-  it('an unparseable key is an error that does not echo the key', () => {
-    const e = callError('io.jwt.verify_rs256', 'a.b.c', 'CANARY-SECRET-9f8e7d');
+  it('an unparseable key is an error that does not echo the key', async () => {
+    const t = await sign('RS256', rsa.privateKey);
+    const e = callError('io.jwt.verify_rs256', t, 'CANARY-SECRET-9f8e7d');
     expect(e.code).toBe('eval_builtin_error');
     expect(e.message).not.toContain('CANARY-SECRET-9f8e7d');
+  });
+
+  it('a malformed token is an error, as in OPA', () => {
+    expect(callError('io.jwt.verify_hs256', 'no-dots', 'k').message).toBe(
+      'io.jwt.verify_hs256: encoded JWT had no period separators',
+    );
+    expect(callError('io.jwt.verify_rs256', 'a.b', rsaPem).message).toBe(
+      'io.jwt.verify_rs256: encoded JWT must have 3 sections, found 2',
+    );
   });
 });
 
@@ -107,6 +117,15 @@ describe('io.jwt.decode_verify', () => {
     expect(call('io.jwt.decode_verify', good, { cert: rsaPem })).toEqual(invalid);
     expect(call('io.jwt.decode_verify', tamper(good), { cert: rsaPem, aud: 'warden' })).toEqual(invalid);
     expect(call('io.jwt.decode_verify', good, { cert: rsaPem, aud: 'warden', alg: 'ES256' })).toEqual(invalid);
+    // iss is only compared when the token carries one (OPA's rule).
+    const noIss = await sign('RS256', rsa.privateKey, {});
+    expect((call('io.jwt.decode_verify', noIss, { cert: rsaPem, iss: 'k8s' }) as unknown[])[0]).toBe(true);
+    expect(callError('io.jwt.decode_verify', noIss, { cert: rsaPem, colour: 'blue' }).message).toBe(
+      'io.jwt.decode_verify: unknown token validation constraint: colour',
+    );
+    expect(callError('io.jwt.decode_verify', noIss, { cert: rsaPem, secret: 'x' }).message).toBe(
+      'io.jwt.decode_verify: duplicate key constraints',
+    );
     // Time can be pinned by the caller.
     expect((call('io.jwt.decode_verify', expired, { cert: rsaPem, time: (nowS - 100) * 1e9 }) as unknown[])[0]).toBe(true);
   });
@@ -115,6 +134,6 @@ describe('io.jwt.decode_verify', () => {
     const t = await sign('HS256', Buffer.from('s3cret'));
     expect((call('io.jwt.decode_verify', t, { secret: 's3cret' }) as unknown[])[0]).toBe(true);
     expect((call('io.jwt.decode_verify', t, { cert: rsaPem }) as unknown[])[0]).toBe(false);
-    expect(callError('io.jwt.decode_verify', t, {}).code).toBe('eval_builtin_error');
+    expect(callError('io.jwt.decode_verify', t, {}).message).toBe('io.jwt.decode_verify: no key constraint');
   });
 });
