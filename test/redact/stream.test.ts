@@ -1,0 +1,183 @@
+import { describe, expect, it } from 'vitest';
+import { createRedactor } from '../../src/redact/index.js';
+import type { CompletionChunk, CompletionResult } from '../../src/pipeline/types.js';
+import { collect, decision, decodeSse, fromArray, joinChunks, openAiSse } from './helpers.js';
+
+const redactor = createRedactor({});
+
+/** A session whose vault holds tokens for Alice's email and phone. */
+function tokenizedSession(reidentify = true) {
+  const s = redactor.session(decision({ mode: 'tokenize', reidentify }), []);
+  const [m] = s.redactMessages([{ role: 'user', content: 'Write to alice.smith@example.com or call +1 415-555-2671.' }]);
+  expect(m!.content).toBe('Write to <EMAIL_ADDRESS_1> or call <PHONE_NUMBER_1>.');
+  return s;
+}
+
+const CONTENT =
+  'Hi <EMAIL_ADDRESS_1> 😀! I called <PHONE_NUMBER_1>; café 東京. ' +
+  'Also bob@corp.io paid with 4111 1111 1111 1111 and token ghp_aB3dE5gH7jK9mN1pQ3sT5vW7yZ9bC1dE3fG5 ' +
+  'then IBAN DE89 3704 0044 0532 0130 00 — done <EMAIL_ADDRESS_1>';
+const ARGS = '{"to":"<EMAIL_ADDRESS_1>","note":"ring 415-555-2671 or mail carol@corp.io","emoji":"😀"}';
+
+function whole(s: ReturnType<typeof tokenizedSession>, content: string, args?: string): { content: string; args: string } {
+  const result: CompletionResult = {
+    id: 'x',
+    model: 'gpt-4o-mini',
+    created: 1,
+    choices: [
+      {
+        index: 0,
+        finish_reason: 'stop',
+        message: {
+          role: 'assistant',
+          content,
+          ...(args !== undefined ? { tool_calls: [{ id: 'call_1', type: 'function' as const, function: { name: 'send', arguments: args } }] } : {}),
+        },
+      },
+    ],
+  };
+  const out = s.processCompletion(result).choices[0]!.message;
+  return { content: out.content as string, args: out.tool_calls?.[0]?.function.arguments ?? '' };
+}
+
+function chunk(content: string | undefined, args?: string, finish: string | null = null): CompletionChunk {
+  return {
+    id: 'c',
+    model: 'gpt-4o-mini',
+    created: 1,
+    choices: [
+      {
+        index: 0,
+        delta: {
+          ...(content !== undefined ? { content } : {}),
+          ...(args !== undefined ? { tool_calls: [{ index: 0, function: { arguments: args } }] } : {}),
+        },
+        finish_reason: finish,
+      },
+    ],
+  };
+}
+
+describe('streaming re-identification and output redaction', () => {
+  it('the non-streamed result restores placeholders and redacts model-produced PII', () => {
+    const s = tokenizedSession();
+    const w = whole(s, CONTENT, ARGS);
+    expect(w.content).toContain('Hi alice.smith@example.com 😀! I called +1 415-555-2671;');
+    expect(w.content).toContain('[EMAIL_ADDRESS] paid with [CREDIT_CARD] and token [GITHUB_TOKEN]');
+    expect(w.content).toContain('IBAN [IBAN_CODE]');
+    expect(w.content).not.toContain('bob@corp.io');
+    expect(JSON.parse(w.args)).toEqual({ to: 'alice.smith@example.com', note: 'ring [PHONE_NUMBER] or mail [EMAIL_ADDRESS]', emoji: '😀' });
+  });
+
+  it('splitting the content at every UTF-16 index (inside placeholders and surrogate pairs) gives the same output', async () => {
+    const s = tokenizedSession();
+    const expected = whole(s, CONTENT, ARGS);
+    for (let i = 1; i < CONTENT.length; i++) {
+      const j = Math.min(ARGS.length - 1, i);
+      const chunks = [chunk(CONTENT.slice(0, i)), chunk(CONTENT.slice(i)), chunk(undefined, ARGS.slice(0, j)), chunk(undefined, ARGS.slice(j), 'stop')];
+      const got = joinChunks(await collect(s.processStream(fromArray(chunks))));
+      expect(got.content, `split at ${i}`).toBe(expected.content);
+      expect(got.args, `args split at ${j}`).toBe(expected.args);
+    }
+  });
+
+  it('token-sized pieces of every size 1..9 give the same output', async () => {
+    const s = tokenizedSession();
+    const expected = whole(s, CONTENT, ARGS);
+    for (let size = 1; size <= 9; size++) {
+      const pieces: CompletionChunk[] = [];
+      for (let i = 0; i < CONTENT.length; i += size) pieces.push(chunk(CONTENT.slice(i, i + size)));
+      for (let i = 0; i < ARGS.length; i += size) pieces.push(chunk(undefined, ARGS.slice(i, i + size)));
+      pieces.push(chunk(undefined, undefined, 'stop'));
+      const got = joinChunks(await collect(s.processStream(fromArray(pieces))));
+      expect(got.content, `size ${size}`).toBe(expected.content);
+      expect(got.args, `size ${size}`).toBe(expected.args);
+    }
+  });
+
+  it('real OpenAI SSE bytes split at every byte boundary decode and redact to the non-streamed result', async () => {
+    const s = tokenizedSession();
+    const content = 'Hi <EMAIL_ADDRESS_1> 😀 café, mail bob@corp.io or <PHONE_NUMBER_1>';
+    const args = '{"to":"<EMAIL_ADDRESS_1>","n":"東京 415-555-2671"}';
+    const pieces = content.match(/[\s\S]{1,4}/gu)!;
+    const argPieces = args.match(/[\s\S]{1,5}/gu)!;
+    const bytes = openAiSse(pieces, { toolArgs: argPieces });
+    const expected = whole(s, content, args);
+    expect(expected.content).toBe('Hi alice.smith@example.com 😀 café, mail [EMAIL_ADDRESS] or +1 415-555-2671');
+    for (let k = 1; k < bytes.length; k += 1) {
+      const parts = [bytes.subarray(0, k), bytes.subarray(k)];
+      const got = joinChunks(await collect(s.processStream(decodeSse(parts))));
+      if (got.content !== expected.content || got.args !== expected.args) {
+        expect({ k, ...got }).toEqual({ k, ...expected });
+      }
+    }
+  });
+
+  it('no entity is ever emitted in two halves: no emitted delta holds a prefix of a PII value', async () => {
+    const s = redactor.session(decision(), []);
+    const text = 'Contact me: dave.jones@example.org or 4111 1111 1111 1111 thanks';
+    const pieces = text.split('').map((c) => chunk(c));
+    pieces.push(chunk(undefined, undefined, 'stop'));
+    const out = await collect(s.processStream(fromArray(pieces)));
+    const deltas = out.map((c) => c.choices[0]?.delta.content ?? '');
+    const joined = deltas.join('');
+    expect(joined).toBe('Contact me: [EMAIL_ADDRESS] or [CREDIT_CARD] thanks');
+    for (const d of deltas) {
+      expect(d).not.toMatch(/dave|jones|example\.org|4111/);
+    }
+  });
+
+  it('only the hold-back delays output: prose is emitted before the stream ends', async () => {
+    const s = redactor.session(decision(), []);
+    const words = 'The quick brown fox jumps over the lazy dog and keeps running far away'.split(' ');
+    const pieces = words.map((w, i) => chunk((i ? ' ' : '') + w));
+    let emittedBeforeEnd = '';
+    let n = 0;
+    for await (const c of s.processStream(fromArray(pieces))) {
+      n++;
+      if (n < pieces.length) emittedBeforeEnd += c.choices[0]?.delta.content ?? '';
+    }
+    // Everything but the trailing (still growing) word went out while the stream was open.
+    expect(emittedBeforeEnd).toBe('The quick brown fox jumps over the lazy dog and keeps running ');
+  });
+
+  it('flushes held text at stream end even without finish_reason', async () => {
+    const s = redactor.session(decision(), []);
+    const out = joinChunks(await collect(s.processStream(fromArray([chunk('mail erin@corp.io'), chunk(' now: 415-555')]))));
+    expect(out.content).toBe('mail [EMAIL_ADDRESS] now: 415-555');
+  });
+
+  it('keeps placeholders when the decision forbids re-identification', async () => {
+    const s = tokenizedSession(false);
+    const out = joinChunks(await collect(s.processStream(fromArray([chunk('Dear <EMAIL_'), chunk('ADDRESS_1>,', undefined, 'stop')]))));
+    expect(out.content).toBe('Dear <EMAIL_ADDRESS_1>,');
+  });
+
+  it('bounds the hold-back: an endless token is released in pieces', async () => {
+    const r = createRedactor({ maxHoldBack: 256 });
+    const s = r.session(decision(), []);
+    const pieces = Array.from({ length: 100 }, () => chunk('x'.repeat(10)));
+    let before = 0;
+    let n = 0;
+    for await (const c of s.processStream(fromArray(pieces))) {
+      n++;
+      if (n < pieces.length) before += (c.choices[0]?.delta.content ?? '').length;
+    }
+    expect(before).toBeGreaterThan(500);
+  });
+
+  it('redacts per choice index independently', async () => {
+    const s = redactor.session(decision(), []);
+    const mk = (index: number, content: string, finish: string | null = null): CompletionChunk => ({
+      id: 'c',
+      model: 'm',
+      created: 1,
+      choices: [{ index, delta: { content }, finish_reason: finish }],
+    });
+    const out = await collect(s.processStream(fromArray([mk(0, 'a: frank@ex'), mk(1, 'b: grace@ex'), mk(0, 'ample.com', 'stop'), mk(1, 'ample.com', 'stop')])));
+    const by = new Map<number, string>();
+    for (const c of out) for (const ch of c.choices) by.set(ch.index, (by.get(ch.index) ?? '') + (ch.delta.content ?? ''));
+    expect(by.get(0)).toBe('a: [EMAIL_ADDRESS]');
+    expect(by.get(1)).toBe('b: [EMAIL_ADDRESS]');
+  });
+});
