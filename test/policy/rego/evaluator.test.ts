@@ -148,6 +148,27 @@ d := {"reasons": ["a"]}
   });
 });
 
+describe('rule indexing', () => {
+  const lines = ['package idx', 'import rego.v1'];
+  for (let i = 0; i < 50; i++) lines.push(`deny contains "model ${i}" if { input.model == "m${i}"; input.ns != "x" }`);
+  lines.push('deny contains "always" if input.ns == "y"');
+  lines.push('deny contains "number" if 7 == input.model');
+  lines.push('tagged := t if t := deny with input as {"model": "m3", "ns": "z"}');
+  const p = compilePolicy([{ path: 'idx.rego', source: lines.join('\n') }]);
+
+  it('gives the same answers as evaluating every rule', () => {
+    expect(p.evaluate('data.idx.deny', { model: 'm7', ns: 'y' })).toEqual(['always', 'model 7']);
+    expect(p.evaluate('data.idx.deny', { model: 'm7', ns: 'x' })).toEqual([]);
+    expect(p.evaluate('data.idx.deny', { model: 7, ns: 'q' })).toEqual(['number']);
+    expect(p.evaluate('data.idx.deny', { ns: 'y' })).toEqual(['always']);
+    expect(p.evaluate('data.idx.deny', {})).toEqual([]);
+  });
+
+  it('reads the input in force, including one set by with', () => {
+    expect(p.evaluate('data.idx.tagged', { model: 'm9', ns: 'q' })).toEqual(['model 3']);
+  });
+});
+
 describe('Rego compile errors', () => {
   it('reports unsafe variables with their location', () => {
     const e = compileError(`package t

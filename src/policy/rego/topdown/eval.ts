@@ -301,6 +301,20 @@ function matchArgs(c: Ctx, f: Frame, pats: readonly TermPlan[], args: Value[], i
   return pats[i]!.match(c, f, args[i]!, () => matchArgs(c, f, pats, args, i + 1, k));
 }
 
+const NO_DEFS: RulePlan[] = [];
+
+/** The definitions that can hold for this query: all, or the index's candidates. */
+function candidates(c: Ctx, node: DocNode): readonly RulePlan[] {
+  const ix = node.index;
+  if (ix === undefined) return node.defs;
+  let v: Value | undefined = c.input;
+  for (let i = 0; i < ix.path.length && v !== undefined; i++) v = lookup(v, ix.path[i]!);
+  const hit = v === undefined ? NO_DEFS : (ix.byValue.get(keyOf(v)) ?? NO_DEFS);
+  if (ix.rest.length === 0) return hit;
+  if (hit.length === 0) return ix.rest;
+  return [...hit, ...ix.rest];
+}
+
 export function ruleValue(c: Ctx, node: DocNode): Value | undefined {
   const id = node.id;
   const cached = c.cache[id];
@@ -329,7 +343,7 @@ export function ruleValue(c: Ctx, node: DocNode): Value | undefined {
 
 function evalComplete(c: Ctx, node: DocNode): Value | undefined {
   let result: Value | undefined;
-  for (const d of node.defs) {
+  for (const d of candidates(c, node)) {
     runChain(c, d, undefined, (f, p) =>
       p.value!.eval(c, f, (v) => {
         if (result === undefined) result = v;
@@ -343,7 +357,7 @@ function evalComplete(c: Ctx, node: DocNode): Value | undefined {
 
 function evalSet(c: Ctx, node: DocNode): Value {
   const out = new RegoSet();
-  for (const d of node.defs) {
+  for (const d of candidates(c, node)) {
     runChain(c, d, undefined, (f, p) =>
       p.key!.eval(c, f, (v) => {
         out.add(v);
@@ -407,7 +421,7 @@ function evalKeys(c: Ctx, f: Frame, node: DocNode, p: RulePlan, out: Builder, ke
 
 function evalObject(c: Ctx, node: DocNode): Value {
   const out: Builder = new Map();
-  for (const d of node.defs) {
+  for (const d of candidates(c, node)) {
     runChain(c, d, undefined, (f, p) => evalKeys(c, f, node, p, out, [], 0));
   }
   return finish(out);

@@ -44,7 +44,19 @@ export interface RulePlan {
   /** The value is a constant, so one solution per definition is enough. */
   readonly constValue: boolean;
   readonly else?: RulePlan;
+  /** A condition every solution needs: `input.<path> == value` (used for rule indexing). */
+  readonly guard?: { readonly path: readonly string[]; readonly value: Value };
   readonly loc: Location;
+}
+
+/**
+ * Rule index of a node with many definitions: the definitions guarded by an equality on one
+ * input path, by the guard's value (keyOf), and the others. Only candidates are evaluated.
+ */
+export interface RuleIndex {
+  readonly path: readonly string[];
+  readonly byValue: Map<string, RulePlan[]>;
+  readonly rest: RulePlan[];
 }
 
 export class DocNode {
@@ -54,6 +66,7 @@ export class DocNode {
   kind: RuleKind | undefined;
   readonly defs: RulePlan[] = [];
   defaultValue: Value | undefined;
+  index: RuleIndex | undefined;
   arity = -1;
   /** Set once plans are attached; false while the compiler is still building. */
   ready = false;

@@ -7,7 +7,7 @@
 import type { Body, Module, Rule, Term } from '../nodes.js';
 import { parseModule, parseQuery, parseTerm } from '../parser.js';
 import { RegoError } from '../../errors.js';
-import type { Value } from '../../value.js';
+import { keyOf, type Value } from '../../value.js';
 import { DocNode, type RulePlan } from '../../topdown/tree.js';
 import { Planner } from '../../topdown/plan.js';
 import type { IExpr, ITerm } from './ir.js';
@@ -124,11 +124,66 @@ export function compileModules(modules: Module[], baseData: Value): CompiledTree
     e.node.defs.push(plan);
   }
   checkRecursion(root, deps);
+  for (const n of allNodes(root)) buildIndex(n);
   allNodes(root).forEach((n, i) => {
     n.id = i;
     n.ready = true;
   });
   return { root, baseData, planner, functionArity };
+}
+
+/** Rule indexing pays off only for nodes with many definitions. */
+const INDEX_MIN_DEFS = 8;
+
+function inputConstPath(t: ITerm): string[] | undefined {
+  if (t.t !== 'ref' || t.head.t !== 'input') return undefined;
+  const out: string[] = [];
+  for (const p of t.path) {
+    if (p.t !== 'const' || typeof p.v !== 'string') return undefined;
+    out.push(p.v);
+  }
+  return out;
+}
+
+function isScalar(v: Value): boolean {
+  return v === null || typeof v !== 'object';
+}
+
+/** The first top-level `input.a.b == const` (or `=`) of a body: a condition every solution needs. */
+function guardOf(body: IExpr[]): { guard: { path: string[]; value: Value } } | Record<string, never> {
+  for (const e of body) {
+    if (e.negated || e.with.length > 0) continue;
+    let l: ITerm | undefined;
+    let r: ITerm | undefined;
+    if (e.k === 'unify') [l, r] = [e.left, e.right];
+    else if (e.k === 'term' && e.term.t === 'call' && e.term.fn.kind === 'builtin' && e.term.fn.name === 'equal') [l, r] = e.term.args as [ITerm, ITerm];
+    if (!l || !r) continue;
+    for (const [a, b] of [[l, r], [r, l]] as const) {
+      const path = inputConstPath(a);
+      if (path && b.t === 'const' && isScalar(b.v)) return { guard: { path, value: b.v } };
+    }
+  }
+  return {};
+}
+
+function buildIndex(n: DocNode): void {
+  if (n.defs.length < INDEX_MIN_DEFS || n.kind === 'function') return;
+  const counts = new Map<string, number>();
+  for (const d of n.defs) if (d.guard) counts.set(d.guard.path.join('\u0000'), (counts.get(d.guard.path.join('\u0000')) ?? 0) + 1);
+  let best: string | undefined;
+  for (const [k, c] of counts) if (best === undefined || c > counts.get(best)!) best = k;
+  if (best === undefined || counts.get(best)! < INDEX_MIN_DEFS / 2) return;
+  const byValue = new Map<string, RulePlan[]>();
+  const rest: RulePlan[] = [];
+  for (const d of n.defs) {
+    if (d.guard && d.guard.path.join('\u0000') === best) {
+      const k = keyOf(d.guard.value);
+      const list = byValue.get(k);
+      if (list) list.push(d);
+      else byValue.set(k, [d]);
+    } else rest.push(d);
+  }
+  n.index = { path: best === '' ? [] : best.split('\u0000'), byValue, rest };
 }
 
 function allNodes(n: DocNode, out: DocNode[] = []): DocNode[] {
@@ -171,6 +226,7 @@ function planChain(e: RuleEntry, rule: Rule, resolver: Resolver, planner: Planne
     ...(multi && key ? { value: planner.term(key), multi: true } : {}),
     constValue: value !== undefined && value.t === 'const' && dyn.length === 0,
     ...(rule.else ? { else: planChain(e, rule.else, resolver, planner, refs) } : {}),
+    ...(rule.else || head.args ? {} : guardOf(ordered)),
     loc: rule.loc,
   };
   (plan as { frameSize: number }).frameSize = Math.max(planner.frameSize, 1);
