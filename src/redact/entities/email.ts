@@ -15,6 +15,20 @@ function isDomainCode(c: number): boolean {
   return isAlphaCode(c) || isDigitCode(c) || c === 45 || c === 46 || c > 0x7f;
 }
 
+/** `user:pass@host` inside `scheme://...` is URL userinfo (URL_CREDENTIALS), not an email. */
+function inUrlAuthority(text: string, s: number): boolean {
+  let k = s;
+  while (k > 0 && s - k < 256) {
+    const c = text.charCodeAt(k - 1);
+    if (c === 32 || c === 10 || c === 9 || c === 13) return false;
+    if (c === 47 && k >= 3 && text.charCodeAt(k - 2) === 47 && text.charCodeAt(k - 3) === 58) return true;
+    // Past a path, query or fragment delimiter we are not in the authority any more.
+    if (c === 47 || c === 63 || c === 35 || c === 61 || c === 38) return false;
+    k--;
+  }
+  return false;
+}
+
 export const emailDetector: Detector = {
   name: 'email',
   entities: ['EMAIL_ADDRESS'],
@@ -37,7 +51,7 @@ export const emailDetector: Detector = {
         const tld = dot > 0 ? domain.slice(dot + 1) : '';
         let tldOk = tld.length >= 2 && tld.length <= 24;
         for (let k = 0; tldOk && k < tld.length; k++) tldOk = isAlphaCode(tld.charCodeAt(k)) || tld.charCodeAt(k) > 0x7f;
-        if (tldOk && !domain.includes('..') && text.charCodeAt(at - 1) !== 46) {
+        if (tldOk && !domain.includes('..') && text.charCodeAt(at - 1) !== 46 && !inUrlAuthority(text, s)) {
           out.push({ entity: 'EMAIL_ADDRESS', start: s, end: e, score: 0.95 });
           lastEnd = e;
         }

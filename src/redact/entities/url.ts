@@ -50,7 +50,7 @@ export const urlDetector: Detector = {
         const colon = url.indexOf(':', authStart);
         // user:password@ is a credential; a bare user@ (git@, mailto-ish) is not.
         if (colon > authStart && colon < at && at - colon > 1) {
-          out.push({ entity: 'URL_CREDENTIALS', start: start + authStart, end: start + at, score: 0.95 });
+          out.push({ entity: 'URL_CREDENTIALS', start: start + authStart, end: start + at, score: 0.98 });
         }
       }
     }
