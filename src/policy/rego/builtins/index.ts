@@ -25,6 +25,9 @@ import { CRYPTO } from './crypto.js';
 import { UNITS } from './units.js';
 import { GRAPH } from './graph.js';
 import { RUNTIME } from './runtime.js';
+import { JSON_PATHS } from './jsonpaths.js';
+import { BITS } from './bits.js';
+import { RANDOM } from './random.js';
 
 export { BuiltinError, type BuiltinContext, type BuiltinDef } from './types.js';
 /** `walk(x, [path, value])` is a relation; the evaluator enumerates these pairs itself. */
@@ -56,6 +59,9 @@ const ALL: BuiltinDef[] = [
   ...UNITS,
   ...GRAPH,
   ...RUNTIME,
+  ...JSON_PATHS,
+  ...BITS,
+  ...RANDOM,
 ];
 
 function table(defs: BuiltinDef[]): ReadonlyMap<string, BuiltinDef> {

@@ -130,3 +130,46 @@ describe('types and casts', () => {
     );
   });
 });
+
+describe('json.filter / json.remove', () => {
+  const doc = { a: { b: 1, c: [10, 20, 30], d: 'x' }, e: 2, 'f/g': 3 };
+
+  it('filter keeps only the named paths', () => {
+    expect(call('json.filter', doc, ['a/b', 'e'])).toEqual({ a: { b: 1 }, e: 2 });
+    expect(call('json.filter', doc, RegoSet.from(['a/c/1', 'f~1g']))).toEqual({ a: { c: [20] }, 'f/g': 3 });
+    expect(call('json.filter', doc, [['a', 'd']])).toEqual({ a: { d: 'x' } });
+    expect(call('json.filter', doc, ['a', 'a/b'])).toEqual({ a: doc.a });
+  });
+
+  it('remove drops the named paths and closes up arrays', () => {
+    expect(call('json.remove', doc, ['a/c', 'e', 'f~1g'])).toEqual({ a: { b: 1, d: 'x' } });
+    expect(call('json.remove', doc, ['/a/c/0'])).toEqual({ a: { b: 1, c: [20, 30], d: 'x' }, e: 2, 'f/g': 3 });
+    expect(callError('json.remove', doc, 'a').message).toBe('json.remove: operand 2 must be one of {set, array} but got string');
+  });
+});
+
+describe('bits', () => {
+  it('bitwise operations on integers of any size', () => {
+    expect(call('bits.or', 12, 10)).toBe(14);
+    expect(call('bits.and', 12, 10)).toBe(8);
+    expect(call('bits.xor', 12, 10)).toBe(6);
+    expect(call('bits.negate', 5)).toBe(-6);
+    expect(call('bits.lsh', 1, 64)).toBe(18446744073709551616n);
+    expect(call('bits.rsh', 18446744073709551616n, 63)).toBe(2);
+    expect(callError('bits.lsh', 1, 1e9).code).toBe('eval_builtin_error');
+  });
+});
+
+describe('rand.intn / uuid.rfc4122', () => {
+  it('are random but stable within one query for the same arguments', () => {
+    const a = call('rand.intn', 'seed', 1_000_000);
+    expect(call('rand.intn', 'seed', 1_000_000)).toBe(a);
+    expect(a).toBeGreaterThanOrEqual(0);
+    expect(a).toBeLessThan(1_000_000);
+    expect(call('rand.intn', 'x', 0)).toBe(0);
+    const u = call('uuid.rfc4122', 'k') as string;
+    expect(u).toMatch(/^[0-9a-f]{8}-[0-9a-f]{4}-4[0-9a-f]{3}-[89ab][0-9a-f]{3}-[0-9a-f]{12}$/);
+    expect(call('uuid.rfc4122', 'k')).toBe(u);
+    expect(call('uuid.rfc4122', 'other')).not.toBe(u);
+  });
+});

@@ -1,0 +1,138 @@
+/**
+ * `json.filter` and `json.remove`: keep or drop the parts of an object named by paths, written
+ * either as `/`-separated JSON pointers (`"a/b/0"`, with `~1` for `/` and `~0` for `~`) or as
+ * arrays of segments. Array elements are addressed by their index ("0" or 0).
+ */
+import { RegoSet, isObject, keyOf, makeObject, objectEntries, objectGet, type PlainObject, type RegoObject, type Value } from '../value.js';
+import type { BuiltinDef } from './types.js';
+import { def, obj, operandErr, typeErr } from './util.js';
+
+/** A path tree: a leaf (null) selects the whole value below it. */
+type Tree = Map<string, { key: Value; sub: Tree | null }>;
+
+function pathsOf(name: string, args: Value[]): Value[][] {
+  const v = args[1]!;
+  const items = Array.isArray(v) ? v : v instanceof RegoSet ? v.sorted() : undefined;
+  if (!items) throw typeErr(name, 2, v, 'set', 'array');
+  return items.map((p) => {
+    if (typeof p === 'string') {
+      if (p === '') return [];
+      return p
+        .replace(/^\/+/, '')
+        .split('/')
+        .map((s) => s.replace(/~1/g, '/').replace(/~0/g, '~'));
+    }
+    if (Array.isArray(p)) return p;
+    throw operandErr(name, 2, 'must be one of {set, array} containing string paths or array of path segments');
+  });
+}
+
+function treeOf(paths: Value[][]): Tree | null {
+  const root: Tree = new Map();
+  for (const path of paths) {
+    // The empty path names nothing (OPA skips it).
+    if (path.length === 0) continue;
+    let node = root;
+    for (let i = 0; i < path.length; i++) {
+      const id = keyOf(path[i]!);
+      const last = i === path.length - 1;
+      const child = node.get(id);
+      if (last) {
+        node.set(id, { key: path[i]!, sub: null });
+        break;
+      }
+      if (child && child.sub === null) break; // an ancestor is already selected whole
+      if (!child) {
+        const sub: Tree = new Map();
+        node.set(id, { key: path[i]!, sub });
+        node = sub;
+      } else node = child.sub!;
+    }
+  }
+  return root;
+}
+
+/** The tree entry for an array index, addressed as "1" or 1. */
+function indexEntry(t: Tree, i: number) {
+  return t.get(keyOf(String(i))) ?? t.get(keyOf(i));
+}
+
+function filterValue(v: Value, t: Tree | null): Value | undefined {
+  if (t === null) return v;
+  if (isObject(v)) {
+    const out: Array<[Value, Value]> = [];
+    for (const { key, sub } of t.values()) {
+      const x = objectGet(v, key);
+      if (x === undefined) continue;
+      const y = filterValue(x, sub);
+      if (y !== undefined) out.push([key, y]);
+    }
+    return makeObject(out);
+  }
+  if (Array.isArray(v)) {
+    const out: Value[] = [];
+    for (let i = 0; i < v.length; i++) {
+      const e = indexEntry(t, i);
+      if (!e) continue;
+      const y = filterValue(v[i]!, e.sub);
+      if (y !== undefined) out.push(y);
+    }
+    return out;
+  }
+  if (v instanceof RegoSet) {
+    const out = new RegoSet();
+    for (const m of v.values()) {
+      const e = t.get(keyOf(m));
+      if (!e) continue;
+      const y = filterValue(m, e.sub);
+      if (y !== undefined) out.add(y);
+    }
+    return out;
+  }
+  return v;
+}
+
+function removeValue(v: Value, t: Tree | null | undefined): Value | undefined {
+  if (t === undefined) return v;
+  if (t === null) return undefined;
+  if (isObject(v)) {
+    const out: Array<[Value, Value]> = [];
+    for (const [k, x] of objectEntries(v)) {
+      const e = t.get(keyOf(k));
+      const y = removeValue(x, e ? e.sub : undefined);
+      if (y !== undefined) out.push([k, y]);
+    }
+    return makeObject(out);
+  }
+  if (Array.isArray(v)) {
+    // Removed elements close up, as in JSON Patch.
+    const out: Value[] = [];
+    for (let i = 0; i < v.length; i++) {
+      const e = indexEntry(t, i);
+      const y = removeValue(v[i]!, e ? e.sub : undefined);
+      if (y !== undefined) out.push(y);
+    }
+    return out;
+  }
+  if (v instanceof RegoSet) {
+    const out = new RegoSet();
+    for (const m of v.values()) {
+      const e = t.get(keyOf(m));
+      const y = removeValue(m, e ? e.sub : undefined);
+      if (y !== undefined) out.add(y);
+    }
+    return out;
+  }
+  return v;
+}
+
+export const JSON_PATHS: BuiltinDef[] = [
+  def('json.filter', 2, (args) => {
+    const o = obj('json.filter', args, 0) as PlainObject | RegoObject;
+    return filterValue(o, treeOf(pathsOf('json.filter', args)));
+  }),
+  def('json.remove', 2, (args) => {
+    const o = obj('json.remove', args, 0) as PlainObject | RegoObject;
+    return removeValue(o, treeOf(pathsOf('json.remove', args)));
+  }),
+];
