@@ -37,7 +37,11 @@ export class LeakGuard {
       if (enc !== s) set.add(enc);
       const formEnc = enc.replace(/%20/g, '+');
       if (formEnc !== enc) set.add(formEnc);
-      for (const core of base64Cores(Buffer.from(s, 'utf8'))) {
+      // The value's own encoding, whole (padding included), wins over the stable cores below.
+      const whole = Buffer.from(s, 'utf8');
+      set.add(whole.toString('base64'));
+      set.add(whole.toString('base64url'));
+      for (const core of base64Cores(whole)) {
         set.add(core);
         set.add(core.replace(/\+/g, '-').replace(/\//g, '_'));
       }

@@ -1,0 +1,253 @@
+import { createHmac } from 'node:crypto';
+import { describe, expect, it } from 'vitest';
+import { isWardenError, WardenError } from '../../src/pipeline/errors.js';
+import type { ChatMessage, ToolDefinition } from '../../src/pipeline/types.js';
+import { createRedactor } from '../../src/redact/index.js';
+import { fold, toOriginalSpan } from '../../src/redact/normalize.js';
+import type { Detector } from '../../src/redact/types.js';
+import { decision } from './helpers.js';
+
+const CANARY = 'CANARY-SECRET-9f8e7d';
+
+function thrown(f: () => unknown): WardenError {
+  try {
+    f();
+  } catch (err) {
+    if (isWardenError(err)) return err;
+    throw err;
+  }
+  throw new Error('expected a WardenError');
+}
+
+describe('normalisation', () => {
+  it('folds fullwidth, zero-width, Arabic-Indic and mathematical digits with an exact offset map', () => {
+    const text = 'a４\u200b٣𝟕-b';
+    const f = fold(text);
+    expect(f.text).toBe('a437-b');
+    // '7' came from the astral 𝟕 (two UTF-16 units at 4..6).
+    expect(toOriginalSpan(f, 3, 4)).toEqual([4, 6]);
+    // "437" spans the fullwidth 4 through 𝟕, skipping nothing outside.
+    expect(toOriginalSpan(f, 1, 4)).toEqual([1, 6]);
+  });
+  it('leaves ASCII text untouched and unmapped', () => {
+    const f = fold('plain ascii 123');
+    expect(f.starts).toBeNull();
+    expect(f.text).toBe('plain ascii 123');
+  });
+});
+
+describe('modes', () => {
+  const r = createRedactor({ hashKey: Buffer.from('tenant-key-0123456789') });
+  const msg: ChatMessage[] = [{ role: 'user', content: 'mail ann@example.com and ann@example.com, then bo@example.com' }];
+
+  it('mask', () => {
+    const out = r.session(decision({ mode: 'mask' }), []).redactMessages(msg);
+    expect(out[0]!.content).toBe('mail [EMAIL_ADDRESS] and [EMAIL_ADDRESS], then [EMAIL_ADDRESS]');
+  });
+
+  it('hash is a keyed HMAC, stable across requests', () => {
+    const a = r.session(decision({ mode: 'hash' }), []).redactMessages(msg)[0]!.content as string;
+    const b = r.session(decision({ mode: 'hash' }), []).redactMessages(msg)[0]!.content as string;
+    expect(a).toBe(b);
+    const h = createHmac('sha256', Buffer.from('tenant-key-0123456789')).update('EMAIL_ADDRESS').update('\u0000').update('ann@example.com').digest('hex').slice(0, 8);
+    expect(a.startsWith(`mail <EMAIL_ADDRESS:${h}> and <EMAIL_ADDRESS:${h}>, then <EMAIL_ADDRESS:`)).toBe(true);
+    const other = createRedactor({ hashKey: Buffer.from('another-tenant') }).session(decision({ mode: 'hash' }), []).redactMessages(msg)[0]!.content;
+    expect(other).not.toBe(a);
+  });
+
+  it('hash without a key fails closed', () => {
+    const e = thrown(() => createRedactor({}).session(decision({ mode: 'hash' }), []));
+    expect(e.code).toBe('redaction_failed');
+  });
+
+  it('tokenize is reversible within the request only', () => {
+    const s = r.session(decision({ mode: 'tokenize' }), []);
+    expect(s.redactMessages(msg)[0]!.content).toBe('mail <EMAIL_ADDRESS_1> and <EMAIL_ADDRESS_1>, then <EMAIL_ADDRESS_2>');
+    const back = s.processCompletion({ id: 'x', model: 'm', created: 0, choices: [{ index: 0, finish_reason: 'stop', message: { role: 'assistant', content: 'Dear <EMAIL_ADDRESS_2>, cc <EMAIL_ADDRESS_1> <EMAIL_ADDRESS_9>' } }] });
+    expect(back.choices[0]!.message.content).toBe('Dear bo@example.com, cc ann@example.com <EMAIL_ADDRESS_9>');
+    // Another request's session knows nothing of these tokens.
+    const other = r.session(decision({ mode: 'tokenize' }), []);
+    const back2 = other.processCompletion({ id: 'x', model: 'm', created: 0, choices: [{ index: 0, finish_reason: 'stop', message: { role: 'assistant', content: '<EMAIL_ADDRESS_1>' } }] });
+    expect(back2.choices[0]!.message.content).toBe('<EMAIL_ADDRESS_1>');
+  });
+
+  it('block refuses the request naming entity types, never values', () => {
+    const e = thrown(() => r.session(decision({ modes: { EMAIL_ADDRESS: 'block' } }), []).redactMessages([{ role: 'user', content: `ssn 536-90-4399 mail ${CANARY}@example.com` }]));
+    expect(e.code).toBe('redaction_blocked');
+    expect(e.details?.['entities']).toEqual(['EMAIL_ADDRESS']);
+    expect(e.message).not.toContain(CANARY);
+    expect(JSON.stringify(e.details)).not.toContain(CANARY);
+  });
+
+  it('allow leaves the entity alone; per-entity modes win over the global mode', () => {
+    const out = r.session(decision({ mode: 'mask', modes: { EMAIL_ADDRESS: 'allow' } }), []).redactMessages([{ role: 'user', content: 'ann@example.com 536-90-4399' }]);
+    expect(out[0]!.content).toBe('ann@example.com [US_SSN]');
+  });
+
+  it('the strict profile blocks secrets and redacts dates of birth and URLs', () => {
+    const s = r.session(decision({ profile: 'strict' }), []);
+    expect(s.redactMessages([{ role: 'user', content: 'born 1984-03-12, see https://a.example.com/x' }])[0]!.content).toBe('born [DATE_OF_BIRTH], see [URL]');
+    const e = thrown(() => r.session(decision({ profile: 'strict' }), []).redactMessages([{ role: 'user', content: 'key AKIAIOSFODNN7EXAMPLE' }]));
+    expect(e.code).toBe('redaction_blocked');
+    expect(e.details?.['entities']).toEqual(['AWS_ACCESS_KEY_ID']);
+    // The standard profile masks it instead.
+    expect(r.session(decision(), []).redactMessages([{ role: 'user', content: 'key AKIAIOSFODNN7EXAMPLE' }])[0]!.content).toBe('key [AWS_ACCESS_KEY_ID]');
+  });
+
+  it('an unknown profile or entity fails closed', () => {
+    expect(thrown(() => r.session(decision({ profile: 'nope' }), [])).code).toBe('redaction_failed');
+    expect(thrown(() => r.session(decision({ entities: ['PERSONALITY'] }), [])).code).toBe('redaction_failed');
+  });
+});
+
+describe('message shapes', () => {
+  const r = createRedactor({});
+
+  it('redacts content strings, OpenAI and Anthropic part arrays, tool calls and tool results; counts non-text parts', () => {
+    const s = r.session(decision(), []);
+    const messages: ChatMessage[] = [
+      { role: 'system', content: 'Support mail is help@corp.example.com' },
+      {
+        role: 'user',
+        content: [
+          { type: 'text', text: 'my card 4111 1111 1111 1111' },
+          { type: 'image_url', image_url: { url: 'data:image/png;base64,AAAA' } },
+          { type: 'tool_result', tool_use_id: 't1', content: [{ type: 'text', text: 'phone (415) 555-2671' }] },
+          { type: 'tool_use', id: 't2', name: 'lookup', input: { email: 'x@corp.example.com', n: 3 } },
+          { type: 'input_audio', input_audio: { data: 'AAAA', format: 'wav' } },
+        ],
+      },
+      {
+        role: 'assistant',
+        content: null,
+        tool_calls: [{ id: 'c1', type: 'function', function: { name: 'send', arguments: '{"to":"zed@corp.example.com","body":"hi \\"there\\"","n":[1,"536-90-4399"]}' } }],
+      },
+      { role: 'tool', tool_call_id: 'c1', content: 'sent to zed@corp.example.com' },
+    ];
+    const out = s.redactMessages(messages);
+    expect(out[0]!.content).toBe('Support mail is [EMAIL_ADDRESS]');
+    const parts = out[1]!.content as Array<Record<string, unknown>>;
+    expect(parts[0]).toEqual({ type: 'text', text: 'my card [CREDIT_CARD]' });
+    expect(parts[1]).toBe((messages[1]!.content as unknown[])[1]); // untouched, same object
+    expect(parts[2]).toEqual({ type: 'tool_result', tool_use_id: 't1', content: [{ type: 'text', text: 'phone [PHONE_NUMBER]' }] });
+    expect(parts[3]).toEqual({ type: 'tool_use', id: 't2', name: 'lookup', input: { email: '[EMAIL_ADDRESS]', n: 3 } });
+    const args = out[2]!.tool_calls![0]!.function.arguments;
+    expect(JSON.parse(args)).toEqual({ to: '[EMAIL_ADDRESS]', body: 'hi "there"', n: [1, '[US_SSN]'] });
+    expect(out[3]!.content).toBe('sent to [EMAIL_ADDRESS]');
+    const rep = s.report();
+    expect(rep.nonTextParts).toBe(2);
+    expect(rep.counts).toEqual({ EMAIL_ADDRESS: 4, CREDIT_CARD: 1, PHONE_NUMBER: 1, US_SSN: 1 });
+    // The input is not mutated.
+    expect(messages[0]!.content).toBe('Support mail is help@corp.example.com');
+  });
+
+  it('tool-call arguments that are not JSON are redacted as text', () => {
+    const out = r.session(decision(), []).redactMessages([{ role: 'assistant', content: null, tool_calls: [{ id: 'c', type: 'function', function: { name: 'f', arguments: 'to: a@corp.example.com' } }] }]);
+    expect(out[0]!.tool_calls![0]!.function.arguments).toBe('to: [EMAIL_ADDRESS]');
+  });
+
+  it('redacts tool definitions', () => {
+    const s = r.session(decision(), []);
+    const tools: ToolDefinition[] = [{ type: 'function', function: { name: 'escalate', description: 'Escalate to oncall@corp.example.com', parameters: { type: 'object', properties: { to: { type: 'string', description: 'e.g. (415) 555-2671' } } } } }];
+    const out = s.redactTools(tools);
+    expect(out[0]!.function.description).toBe('Escalate to [EMAIL_ADDRESS]');
+    expect(out[0]!.function.parameters).toEqual({ type: 'object', properties: { to: { type: 'string', description: 'e.g. [PHONE_NUMBER]' } } });
+  });
+});
+
+describe('fail closed', () => {
+  const broken: Detector = {
+    name: 'broken',
+    entities: ['BROKEN_THING'],
+    detect() {
+      throw new Error(`boom ${CANARY}`);
+    },
+  };
+  const r = createRedactor({ profiles: { withBroken: { entities: ['EMAIL_ADDRESS', 'BROKEN_THING'] } } }, { detectors: [broken] });
+
+  it('a detector error refuses the request without leaking text', () => {
+    const e = thrown(() => r.session(decision({ profile: 'withBroken' }), []).redactMessages([{ role: 'user', content: `hello ${CANARY}` }]));
+    expect(e.code).toBe('redaction_failed');
+    expect(e.message).toContain('broken');
+    expect(e.message).not.toContain(CANARY);
+    expect(e.cause).toBeUndefined();
+  });
+
+  it('fails closed on the response side too', () => {
+    const s = r.session(decision({ profile: 'withBroken' }), []);
+    expect(thrown(() => s.processCompletion({ id: 'x', model: 'm', created: 0, choices: [{ index: 0, finish_reason: 'stop', message: { role: 'assistant', content: 'hi' } }] })).code).toBe('redaction_failed');
+  });
+
+  it('only the decision may fail open, and then other detectors still run', () => {
+    const s = r.session(decision({ profile: 'withBroken', fail_open: true }), []);
+    expect(s.redactMessages([{ role: 'user', content: 'mail a@corp.example.com' }])[0]!.content).toBe('mail [EMAIL_ADDRESS]');
+    expect(s.detectorFailures).toBe(1);
+  });
+});
+
+describe('leak guard', () => {
+  const r = createRedactor({});
+  const forms = {
+    raw: CANARY,
+    base64: Buffer.from(CANARY).toString('base64'),
+    base64InBlob: Buffer.from(`xy${CANARY}zz`).toString('base64'),
+    base64url: Buffer.from(`?${CANARY}>>`).toString('base64url'),
+    urlEncoded: encodeURIComponent(`${CANARY} &x`),
+  };
+  const secret = `${CANARY} &x`;
+
+  for (const [name, form] of Object.entries(forms)) {
+    it(`refuses a prompt holding the secret (${name}) without naming it`, () => {
+      const e = thrown(() => r.session(decision(), [secret, CANARY]).redactMessages([{ role: 'user', content: `data: ${form} end` }]));
+      expect(e.code).toBe('redaction_blocked');
+      expect(e.details?.['reason']).toBe('secret_leak');
+      expect(e.message).not.toContain(CANARY);
+      expect(JSON.stringify(e.details)).not.toContain(CANARY);
+    });
+  }
+
+  it('masks the secret in responses (plain and restored) and counts it', () => {
+    const s = r.session(decision({ mode: 'tokenize' }), [CANARY]);
+    const out = s.processCompletion({ id: 'x', model: 'm', created: 0, choices: [{ index: 0, finish_reason: 'stop', message: { role: 'assistant', content: `the key is ${CANARY} or ${Buffer.from(CANARY).toString('base64')}` } }] });
+    expect(out.choices[0]!.message.content).toBe('the key is [SECRET_VALUE] or [SECRET_VALUE]');
+    expect(s.report().leaks).toBe(2);
+  });
+
+  it('ignores values too short to search for safely', () => {
+    const s = r.session(decision(), ['abc']);
+    expect(s.redactMessages([{ role: 'user', content: 'abc abc' }])[0]!.content).toBe('abc abc');
+  });
+});
+
+describe('custom entities and allow-lists', () => {
+  it('runs user patterns on RE2 with validators, context and dictionaries', () => {
+    const r = createRedactor({
+      customEntities: [
+        { name: 'EMPLOYEE_ID', pattern: 'EMP-\\d{6}', context: ['employee'] },
+        { name: 'LOYALTY_CARD', pattern: '\\b\\d{4} \\d{4} \\d{4}\\b', validator: 'luhn' },
+        { name: 'CUSTOMER', dictionary: ['Acme Corp', 'Globex'] },
+      ],
+      profiles: { custom: { entities: ['EMPLOYEE_ID', 'LOYALTY_CARD', 'CUSTOMER'] } },
+    });
+    const out = r.session(decision({ profile: 'custom' }), []).redactMessages([{ role: 'user', content: 'EMP-123456 of acme corp has loyalty 4242 4242 4242 and 1234 5678 9012; Globexia' }]);
+    expect(out[0]!.content).toBe('[EMPLOYEE_ID] of [CUSTOMER] has loyalty [LOYALTY_CARD] and 1234 5678 9012; Globexia');
+  });
+
+  it('rejects invalid RE2 patterns (no backreferences) with a key path', () => {
+    const e = thrown(() => createRedactor({ customEntities: [{ name: 'BAD', pattern: '(a+)+\\1' }] }));
+    expect(e.code).toBe('invalid_request');
+    expect(e.location?.path).toBe('redaction.custom_entities[0].pattern');
+  });
+
+  it('a catastrophic pattern still runs in linear time on RE2', () => {
+    const r = createRedactor({ customEntities: [{ name: 'EVIL', pattern: '(a+)+$' }], profiles: { evil: { entities: ['EVIL'] } } });
+    const text = 'a'.repeat(50_000) + 'b';
+    expect(r.session(decision({ profile: 'evil' }), []).redactMessages([{ role: 'user', content: text }])[0]!.content).toBe(text);
+  });
+
+  it('allow-lists skip known non-PII (literals and patterns)', () => {
+    const r = createRedactor({ allow: { literals: ['Support@Corp.example.com'], patterns: ['.*@noreply\\.example\\.com'] } });
+    const out = r.session(decision(), []).redactMessages([{ role: 'user', content: 'support@corp.example.com bot@noreply.example.com eve@corp.example.com' }]);
+    expect(out[0]!.content).toBe('support@corp.example.com bot@noreply.example.com [EMAIL_ADDRESS]');
+  });
+});
