@@ -4,9 +4,11 @@
  * so that platform teams need no `opa` binary. `argv` is what follows `warden policy`.
  * Errors are one line each (`file:line:col: code: message`), never a stack trace.
  */
+import { randomBytes } from 'node:crypto';
 import { readFile } from 'node:fs/promises';
 import { parse as parseYaml } from 'yaml';
-import { RegoError, compileRegoPolicy, loadRegoPolicy, type RegoPolicy } from './rego/index.js';
+import { RegoError, compileRegoPolicy, loadRegoPolicy, type QueryResult, type RegoPolicy } from './rego/index.js';
+import { stringifyJSON, type Value } from './rego/value.js';
 import { parseModule } from './rego/ast/parser.js';
 import { loadFiles } from './rego/data.js';
 import { formatRegoError } from './rego/errors.js';
@@ -59,10 +61,29 @@ Options:
 
 class UsageError extends Error {}
 
-function jsonText(v: unknown, indent = 2): string {
-  const marker = '@@bigint@@:';
-  const text = JSON.stringify(v, (_k, x: unknown) => (typeof x === 'bigint' ? marker + x.toString() : x), indent);
-  return text.replace(/"@@bigint@@:(-?\d+)"/g, '$1');
+/**
+ * `opa eval --format json` text: the result wrapper in OPA's field order, Rego values with
+ * sorted keys and exact big integers (stringifyJSON), indented by two spaces.
+ */
+function evalJson(results: QueryResult[]): string {
+  const nonce = randomBytes(6).toString('hex');
+  const values: Value[] = [];
+  const hold = (v: unknown): string => {
+    values.push(v as Value);
+    return `${nonce}:${values.length - 1}`;
+  };
+  const wrapper = {
+    result: results.map((r) => ({
+      expressions: r.expressions.map((e) => ({ value: hold(e.value), text: e.text, location: e.location })),
+      ...(Object.keys(r.bindings).length > 0 ? { bindings: hold(r.bindings) } : {}),
+    })),
+  };
+  const text = JSON.stringify(wrapper, null, 2);
+  const re = new RegExp(`^( *)(.*)"${nonce}:(\\d+)"`, 'gm');
+  return text.replace(re, (_m, lead: string, before: string, idx: string) => {
+    const json = stringifyJSON(values[Number(idx)]!, 2).split('\n').join('\n' + lead);
+    return lead + before + json;
+  });
 }
 
 function errorLine(e: unknown): string {
@@ -111,8 +132,7 @@ async function cmdEval(args: string[], io: Io): Promise<number> {
     io.stdout.write('{}\n');
     return 0;
   }
-  const out = results.map((r) => (Object.keys(r.bindings).length > 0 ? r : { expressions: r.expressions }));
-  io.stdout.write(jsonText({ result: out }) + '\n');
+  io.stdout.write(evalJson(results) + '\n');
   return 0;
 }
 

@@ -335,27 +335,52 @@ export function toJSON(v: Value): unknown {
   return o;
 }
 
-/** JSON text with exact bigints and OPA's key order (sorted). */
+/**
+ * JSON text with exact bigints and OPA's key order (sorted), formatted as JSON.stringify
+ * formats (compact, or indented by `indent` spaces). Written out by hand rather than through a
+ * replacer marker so that no string value can be mistaken for a number.
+ */
 export function stringifyJSON(v: Value, indent?: number): string {
-  const sortedPlain = (x: Value): unknown => {
-    if (x === null || typeof x !== 'object') return x;
-    if (Array.isArray(x)) return x.map(sortedPlain);
-    if (x instanceof RegoSet) return x.sorted().map(sortedPlain);
-    const entries = objectEntries(x).sort((p, q) => compare(p[0], q[0]));
-    const o: Record<string, unknown> = {};
-    for (const [k, y] of entries) {
-      const key = typeof k === 'string' ? k : stringifyJSON(k);
-      Object.defineProperty(o, key, { value: sortedPlain(y), enumerable: true, writable: true, configurable: true });
+  const pad = indent && indent > 0 ? ' '.repeat(Math.min(indent, 10)) : '';
+  const out: string[] = [];
+  const write = (x: Value, depth: number): void => {
+    if (x === null) out.push('null');
+    else if (typeof x === 'boolean') out.push(x ? 'true' : 'false');
+    else if (typeof x === 'number') out.push(Number.isFinite(x) ? JSON.stringify(x) : 'null');
+    else if (typeof x === 'bigint') out.push(x.toString());
+    else if (typeof x === 'string') out.push(JSON.stringify(x));
+    else {
+      let items: Array<[string | undefined, Value]>;
+      let open: string;
+      let close: string;
+      if (Array.isArray(x) || x instanceof RegoSet) {
+        items = (Array.isArray(x) ? x : x.sorted()).map((e) => [undefined, e]);
+        open = '[';
+        close = ']';
+      } else {
+        items = objectEntries(x)
+          .sort((p, q) => compare(p[0], q[0]))
+          .map(([k, e]) => [typeof k === 'string' ? k : stringifyJSON(k), e]);
+        open = '{';
+        close = '}';
+      }
+      if (items.length === 0) {
+        out.push(open + close);
+        return;
+      }
+      out.push(open);
+      const inner = pad ? '\n' + pad.repeat(depth + 1) : '';
+      items.forEach(([k, e], i) => {
+        if (i > 0) out.push(',');
+        out.push(inner);
+        if (k !== undefined) out.push(JSON.stringify(k) + (pad ? ': ' : ':'));
+        write(e, depth + 1);
+      });
+      out.push(pad ? '\n' + pad.repeat(depth) + close : close);
     }
-    return o;
   };
-  const marker = '@@bigint@@:';
-  const text = JSON.stringify(
-    sortedPlain(v),
-    (_k, x) => (typeof x === 'bigint' ? marker + x.toString() : x),
-    indent,
-  );
-  return text.replace(/"@@bigint@@:(-?\d+)"/g, '$1');
+  write(v, 0);
+  return out.join('');
 }
 
 /**

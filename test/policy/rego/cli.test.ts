@@ -70,6 +70,38 @@ describe('warden policy eval', () => {
     expect(out.result[0]!.expressions).toEqual([{ value: true, text: 'x := data.limits.admins[_]', location: { row: 1, col: 1 } }]);
   });
 
+  it('prints values with sorted keys and exact big integers, in OPA layout', async () => {
+    const r = await run(['eval', '-d', join(dir, 'policy'), '{"b": 18446744073709551617, "a": {1, 2}}']);
+    expect(r.code).toBe(0);
+    expect(r.out).toBe(
+      [
+        '{',
+        '  "result": [',
+        '    {',
+        '      "expressions": [',
+        '        {',
+        '          "value": {',
+        '            "a": [',
+        '              1,',
+        '              2',
+        '            ],',
+        '            "b": 18446744073709551617',
+        '          },',
+        '          "text": "{\\"b\\": 18446744073709551617, \\"a\\": {1, 2}}",',
+        '          "location": {',
+        '            "row": 1,',
+        '            "col": 1',
+        '          }',
+        '        }',
+        '      ]',
+        '    }',
+        '  ]',
+        '}',
+        '',
+      ].join('\n'),
+    );
+  });
+
   it('prints {} when the query is undefined', async () => {
     const r = await run(['eval', '-d', join(dir, 'policy'), 'data.authz.nothing']);
     expect(r.code).toBe(0);
