@@ -52,14 +52,14 @@ function directBody(): string {
 }
 
 /** What the app sends to Warden: the template and its variables. */
-function wardenBody(): string {
+export function wardenBody(): string {
   return JSON.stringify({
     model: 'gpt-4o-mini',
     warden: { template: 'bench/summary@1', variables: { ticket_id: 'T-4411', customer_message: TICKET } },
   });
 }
 
-function writeWardenSetup(dir: string, upstreamPort: number): string {
+export function writeWardenSetup(dir: string, upstreamPort: number): string {
   mkdirSync(join(dir, 'templates'), { recursive: true });
   mkdirSync(join(dir, 'secrets'), { recursive: true });
   writeFileSync(join(dir, 'secrets', 'escalation-code'), 'ESC-7731\n');
@@ -113,8 +113,8 @@ interface Child {
   port: number;
 }
 
-async function startChild(role: string, arg?: string): Promise<Child> {
-  const args = ['--import', 'tsx', join(HERE, 'gateway-server.ts'), role];
+export async function startChild(role: string, arg?: string, nodeFlags: string[] = []): Promise<Child> {
+  const args = [...nodeFlags, '--import', 'tsx', join(HERE, 'gateway-server.ts'), role];
   if (arg) args.push(arg);
   const proc = spawn(process.execPath, args, { stdio: ['pipe', 'pipe', 'inherit'], cwd: REPO });
   const lines = createInterface({ input: proc.stdout as NodeJS.ReadableStream });
@@ -125,7 +125,7 @@ async function startChild(role: string, arg?: string): Promise<Child> {
   return { proc, port };
 }
 
-function stopChild(c: Child): Promise<void> {
+export function stopChild(c: Child): Promise<void> {
   return new Promise((resolve) => {
     if (c.proc.exitCode !== null) return resolve();
     c.proc.once('exit', () => resolve());
@@ -134,7 +134,7 @@ function stopChild(c: Child): Promise<void> {
   });
 }
 
-function sender(port: number, path: string, body: string): { send: () => Promise<boolean>; close: () => Promise<void> } {
+export function sender(port: number, path: string, body: string): { send: () => Promise<boolean>; close: () => Promise<void> } {
   const pool = new Pool(`http://127.0.0.1:${port}`, { connections: 64, pipelining: 1 });
   const headers = { 'content-type': 'application/json', authorization: 'Bearer app-token' };
   return {

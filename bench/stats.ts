@@ -30,7 +30,9 @@ export async function fixedRate(send: () => Promise<boolean>, rps: number, durat
     const due = start + i * interval;
     const wait = due - performance.now();
     if (wait > 1) await new Promise((r) => setTimeout(r, wait));
-    const sentAt = due;
+    // Ahead of schedule: measure from the actual send. Behind: from when it was due, so time spent
+    // queued behind slow responses counts (no coordinated omission).
+    const sentAt = Math.min(due, performance.now());
     pending.push(
       send().then(
         (ok) => {
