@@ -197,6 +197,8 @@ export class Session implements RedactionSession {
   /** Replaces findings, restores placeholders between them, and masks any secret that remains. */
   renderOutput(text: string, findings: readonly Finding[], json: boolean): string {
     const restore = this.plan.reidentify ? (seg: string): string => restorePlaceholders(seg, this.vault, json) : undefined;
+    // Counted here (once per emitted piece), not where found: streaming looks at held text twice.
+    for (const f of findings) if (f.entity === LEAK_ENTITY) this.leaks++;
     const out = applyFindings(text, findings, this.responseModeOf, this.replacer, this.responseCounts, restore);
     if (!this.guard.active) return out;
     const hits: Finding[] = [];
