@@ -79,6 +79,11 @@ sensitivity := s if {
 
 reasons contains "unknown action" if not input.action in known_actions
 
+# Warden versions its input; this policy was written for version 1 and refuses to guess at others.
+reasons contains sprintf("unsupported policy input version %v", [object.get(input, "version", "none")]) if {
+	not input.version == 1
+}
+
 reasons contains "unknown template sensitivity" if {
 	input.template.sensitivity
 	not models_by_sensitivity[input.template.sensitivity]

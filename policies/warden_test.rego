@@ -74,6 +74,7 @@ test_allows_a_listed_service_with_a_current_template if {
 test_denies_an_empty_input if {
 	d := warden.decision with input as {}
 	not d.allow
+	"unsupported policy input version none" in d.reasons
 	d.secrets == []
 	d.models == []
 }
@@ -82,6 +83,12 @@ test_denies_an_unknown_action if {
 	d := warden.decision with input as object.union(base, {"action": "files.delete"})
 	not d.allow
 	"unknown action" in d.reasons
+}
+
+test_denies_an_unknown_input_version if {
+	d := warden.decision with input as object.union(base, {"version": 2})
+	not d.allow
+	"unsupported policy input version 2" in d.reasons
 }
 
 test_denies_a_principal_without_a_subject if {

@@ -148,7 +148,13 @@ describe('default policy decisions', () => {
   it('denies an empty input without failing', () => {
     const raw = policy.evaluate('data.warden.decision', {}) as { allow: boolean; reasons: string[] };
     expect(raw.allow).toBe(false);
-    expect(raw.reasons).toEqual(['unknown action']);
+    expect(raw.reasons).toEqual(['unknown action', 'unsupported policy input version none']);
+  });
+
+  it('refuses an input version it was not written for', () => {
+    const d = decide({ ...input({}), version: 2 });
+    expect(d.allow).toBe(false);
+    expect(d.reasons).toEqual(['unsupported policy input version 2']);
   });
 
   it('gives models and redaction by sensitivity', () => {
