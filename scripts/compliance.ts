@@ -4,7 +4,7 @@
  * `.compliance-summary.json` at the repository root. Exits 0 (saying so) when the shared folder
  * is absent, e.g. in a checkout outside the usual layout.
  */
-import { writeFileSync } from 'node:fs';
+import { existsSync, readFileSync, writeFileSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
 import { DEFAULT_CASES_DIR, runCompliance } from './compliance-lib.js';
 
@@ -27,3 +27,12 @@ process.stdout.write(`\nTOTAL ${summary.passed} passed, ${summary.failed} failed
 const out = fileURLToPath(new URL('../.compliance-summary.json', import.meta.url));
 writeFileSync(out, JSON.stringify(summary, null, 2) + '\n');
 process.stdout.write(`summary written to ${out}\n`);
+// Fail only on a regression below the committed baseline (the vitest gate uses the same number).
+const baselineFile = fileURLToPath(new URL('../test/policy/rego/compliance-baseline.json', import.meta.url));
+if (existsSync(baselineFile)) {
+  const baseline = JSON.parse(readFileSync(baselineFile, 'utf8')) as { passed: number };
+  if (summary.passed < baseline.passed) {
+    process.stdout.write(`REGRESSION: ${summary.passed} passed, below the baseline of ${baseline.passed}\n`);
+    process.exitCode = 1;
+  }
+}
