@@ -33,7 +33,7 @@ export { BuiltinError, type BuiltinContext, type BuiltinDef } from './types.js';
 /** `walk(x, [path, value])` is a relation; the evaluator enumerates these pairs itself. */
 export { walkPairs } from './graph.js';
 /** Rego term text (as OPA prints values), for messages and `print`. */
-export { termString } from './terms.js';
+export { printLine, termString } from './terms.js';
 /** JSON text ↔ values, exact on big integers (for loading input/data files). */
 export { marshalJSON, unmarshalJSON, JSONSyntaxError } from './json.js';
 

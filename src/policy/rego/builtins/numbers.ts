@@ -53,7 +53,7 @@ export const NUMBERS: BuiltinDef[] = [
   ),
   def('numbers.range_step', 3, (args) => {
     const step = intArg('numbers.range_step', args, 2);
-    if (step <= 0n) throw builtinErr('numbers.range_step', 'step must be a positive number above zero');
+    if (step <= 0n) throw builtinErr('numbers.range_step', 'step must be a positive integer');
     return range('numbers.range_step', intArg('numbers.range_step', args, 0), intArg('numbers.range_step', args, 1), step);
   }),
 ];

@@ -68,3 +68,11 @@ export function termString(v: Value): string {
   const entries = objectEntries(v).sort((a, b) => compare(a[0], b[0]));
   return '{' + entries.map(([k, x]) => termString(k) + ': ' + termString(x)).join(', ') + '}';
 }
+
+/**
+ * The line `print(a, b, ...)` writes, as OPA: strings as they are, other values as Rego terms,
+ * an undefined argument as `<undefined>`, separated by spaces. For the evaluator's `print`.
+ */
+export function printLine(args: ReadonlyArray<Value | undefined>): string {
+  return args.map((a) => (a === undefined ? '<undefined>' : typeof a === 'string' ? a : termString(a))).join(' ');
+}

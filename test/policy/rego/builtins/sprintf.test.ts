@@ -54,3 +54,10 @@ describe('sprintf (Go fmt as OPA calls it)', () => {
     expect(() => call('sprintf', '%v', 'x')).toThrow('sprintf: operand 2 must be array but got string');
   });
 });
+
+describe('printLine (what print() writes)', () => {
+  it('writes strings raw, other values as terms, undefined as <undefined>', async () => {
+    const { printLine } = await import('../../../../src/policy/rego/builtins/index.js');
+    expect(printLine(['x is', 1, RegoSet.from(['a']), undefined, { k: 'v' }])).toBe('x is 1 {"a"} <undefined> {"k": "v"}');
+  });
+});
