@@ -1,0 +1,82 @@
+import { spawn } from 'node:child_process';
+import { fileURLToPath } from 'node:url';
+import { PassThrough } from 'node:stream';
+import { describe, expect, it } from 'vitest';
+import { runRedactCli } from '../../src/redact/cli.js';
+
+async function run(argv: string[], input: string): Promise<{ code: number; out: string; err: string }> {
+  const stdin = new PassThrough();
+  const stdout = new PassThrough();
+  const stderr = new PassThrough();
+  let out = '';
+  let err = '';
+  stdout.on('data', (d: Buffer) => (out += d.toString('utf8')));
+  stderr.on('data', (d: Buffer) => (err += d.toString('utf8')));
+  stdin.end(input);
+  const code = await runRedactCli(argv, { stdin, stdout, stderr });
+  return { code, out, err };
+}
+
+describe('warden redact CLI', () => {
+  it('redacts plain text from stdin, byte for byte elsewhere', async () => {
+    const r = await run([], 'Hi, mail ann@example.com\nor call (415) 555-2671.\n');
+    expect(r).toEqual({ code: 0, out: 'Hi, mail [EMAIL_ADDRESS]\nor call [PHONE_NUMBER].\n', err: '' });
+  });
+
+  it('--jsonl reads and writes one {"text"} object per line; --mode applies to every entity', async () => {
+    const r = await run(['--jsonl', '--mode', 'tokenize'], '{"text":"a ann@example.com"}\n\n{"text":"b 536-90-4399"}\n');
+    expect(r.code).toBe(0);
+    expect(r.out.trim().split('\n').map((l) => JSON.parse(l))).toEqual([{ text: 'a <EMAIL_ADDRESS_1>' }, { text: 'b <US_SSN_1>' }]);
+  });
+
+  it('--detect prints findings per line with UTF-16 offsets of the original', async () => {
+    const line = '😀 ＪＯＨＮ＠ＥＸＡＭＰＬＥ．ＣＯＭ x';
+    const r = await run(['--detect'], `${line}\nnothing here\n`);
+    const [a, b] = r.out.trim().split('\n').map((l) => JSON.parse(l));
+    expect(a.findings).toHaveLength(1);
+    expect(a.findings[0].entity).toBe('EMAIL_ADDRESS');
+    expect(line.slice(a.findings[0].start, a.findings[0].end)).toBe('ＪＯＨＮ＠ＥＸＡＭＰＬＥ．ＣＯＭ');
+    expect(a.findings[0].start).toBe(3);
+    expect(typeof a.findings[0].score).toBe('number');
+    expect(b).toEqual({ findings: [] });
+  });
+
+  it('--detect --jsonl with --profile strict', async () => {
+    const r = await run(['--detect', '--jsonl', '--profile', 'strict'], JSON.stringify({ text: 'born 1984-03-12' }) + '\n');
+    expect(JSON.parse(r.out).findings.map((f: { entity: string }) => f.entity)).toEqual(['DATE_OF_BIRTH']);
+  });
+
+  it('block mode exits 3 and names entity types only', async () => {
+    const r = await run(['--jsonl', '--mode', 'block'], '{"text":"CANARY-SECRET-9f8e7d@example.com"}\n{"text":"clean"}\n');
+    expect(r.code).toBe(3);
+    expect(r.out.trim().split('\n').map((l) => JSON.parse(l))).toEqual([{ error: { code: 'redaction_blocked' } }, { text: 'clean' }]);
+    expect(r.err).toContain('EMAIL_ADDRESS');
+    expect(r.err + r.out).not.toContain('CANARY-SECRET-9f8e7d');
+  });
+
+  it('usage errors exit 2; --help exits 0; bad JSON lines name the line', async () => {
+    expect((await run(['--mode', 'nope'], '')).code).toBe(2);
+    expect((await run(['--frobnicate'], '')).err).toContain('unknown argument');
+    const help = await run(['--help'], '');
+    expect(help.code).toBe(0);
+    expect(help.out).toContain('--detect');
+    const bad = await run(['--jsonl'], 'not json\n');
+    expect(bad.code).toBe(1);
+    expect(bad.err).toContain('stdin:1');
+    expect((await run(['--profile', 'unknown'], 'x')).code).toBe(1);
+  });
+
+  it('runs as a child process through npx tsx, reading stdin', async () => {
+    const entry = fileURLToPath(new URL('./cli-entry.ts', import.meta.url));
+    const child = spawn('npx', ['tsx', entry, '--jsonl'], { stdio: ['pipe', 'pipe', 'pipe'] });
+    let out = '';
+    let err = '';
+    child.stdout.on('data', (d: Buffer) => (out += d.toString('utf8')));
+    child.stderr.on('data', (d: Buffer) => (err += d.toString('utf8')));
+    child.stdin.end('{"text":"card 4111 1111 1111 1111, ip 10.1.2.3"}\n');
+    const code = await new Promise<number | null>((resolve) => child.on('close', resolve));
+    expect(err).toBe('');
+    expect(code).toBe(0);
+    expect(JSON.parse(out)).toEqual({ text: 'card [CREDIT_CARD], ip [IP_ADDRESS]' });
+  });
+});
