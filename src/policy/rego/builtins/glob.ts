@@ -101,7 +101,10 @@ function delimitersOf(args: Value[]): string[] {
   const out: string[] = [];
   for (const x of d) {
     if (typeof x !== 'string') throw elemErr('glob.match', 2, d, x, 'string');
-    out.push(...Array.from(x));
+    const cps = Array.from(x);
+    // Each delimiter is one character, as OPA requires.
+    if (cps.length !== 1) throw elemErr('glob.match', 2, d, x, 'rune');
+    out.push(cps[0]!);
   }
   return out.length === 0 ? ['.'] : out;
 }

@@ -1,7 +1,7 @@
 /** Number built-ins: `abs`, `round`, `ceil`, `floor`, `numbers.range`, `numbers.range_step`. */
 import { normalizeInt, type Value } from '../value.js';
 import type { BuiltinDef } from './types.js';
-import { builtinErr, def, num, operandErr } from './util.js';
+import { builtinErr, def, num, operandErr, typeErr } from './util.js';
 import * as N from './numeric.js';
 
 /** Go's math.Round: half away from zero (JS Math.round rounds -2.5 to -2). */
@@ -22,7 +22,8 @@ function unary(name: string, f: (x: number) => number): BuiltinDef {
 
 /** Integer operand for ranges (bigint allowed, as ranges may start beyond 2^53). */
 function intArg(name: string, args: Value[], i: number): bigint {
-  const v = num(name, args, i);
+  const v = args[i]!;
+  if (typeof v !== 'number' && typeof v !== 'bigint') throw typeErr(name, i + 1, v, 'integer');
   if (!N.isInt(v)) throw operandErr(name, i + 1, 'must be integer number but got floating-point number');
   return BigInt(v);
 }

@@ -101,5 +101,6 @@ describe('number built-ins', () => {
       'numbers.range: operand 1 must be integer number but got floating-point number',
     );
     expect(callError('numbers.range', 0, 1e12).code).toBe('eval_builtin_error');
+    expect(callError('numbers.range', 'a', 1).message).toBe('numbers.range: operand 1 must be integer but got string');
   });
 });

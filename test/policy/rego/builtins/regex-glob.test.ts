@@ -103,5 +103,6 @@ describe('glob.match (gobwas semantics, as OPA)', () => {
     expect(callError('glob.match', '[abc', [], 'a').code).toBe('eval_builtin_error');
     expect(callError('glob.match', '{a,b', [], 'a').code).toBe('eval_builtin_error');
     expect(callError('glob.match', '*', 'x', 'a').message).toBe('glob.match: operand 2 must be one of {array, null} but got string');
+    expect(callError('glob.match', '*', ['::'], 'a').message).toBe('glob.match: operand 2 must be array of runes but got array containing string');
   });
 });
