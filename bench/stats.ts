@@ -20,6 +20,17 @@ export interface LatencyResult {
  * measured from the scheduled send time.
  */
 export async function fixedRate(send: () => Promise<boolean>, rps: number, durationMs: number): Promise<LatencyResult> {
+  const raw = await fixedRateRaw(send, rps, durationMs);
+  return summarize(raw.latencies, raw.errors);
+}
+
+export function summarize(latencies: number[], errors: number): LatencyResult {
+  latencies.sort((a, b) => a - b);
+  return { p50: percentile(latencies, 50), p99: percentile(latencies, 99), errors, count: latencies.length };
+}
+
+/** The latencies (ms) of one fixed-rate run, unsorted, and the error count. */
+export async function fixedRateRaw(send: () => Promise<boolean>, rps: number, durationMs: number): Promise<{ latencies: number[]; errors: number }> {
   const interval = 1000 / rps;
   const total = Math.floor((durationMs / 1000) * rps);
   const latencies: number[] = [];
@@ -46,8 +57,7 @@ export async function fixedRate(send: () => Promise<boolean>, rps: number, durat
     );
   }
   await Promise.all(pending);
-  latencies.sort((a, b) => a - b);
-  return { p50: percentile(latencies, 50), p99: percentile(latencies, 99), errors, count: latencies.length };
+  return { latencies, errors };
 }
 
 /** Closed-loop maximum throughput: `concurrency` requests in flight until `count` or `maxMs`. */
