@@ -1,10 +1,10 @@
 /**
  * CIDR built-ins (`net.cidr_contains`, `net.cidr_intersects`, `net.cidr_is_valid`) over IPv4
- * and IPv6 with exact bigint prefix math. Addresses are parsed strictly; an IPv4 address never
- * matches an IPv6 network (as Go's net.IPNet.Contains).
+ * and IPv6 with exact bigint prefix math, following Go's net.IPNet.Contains: an IPv4 address
+ * (or an IPv4-mapped IPv6 one) never matches an IPv6 network, and vice versa.
  */
 import { isIPv4, isIPv6 } from 'node:net';
-import type { Value } from '../value.js';
+import { RegoSet, type Value } from '../value.js';
 import type { BuiltinDef } from './types.js';
 import { builtinErr, def, str } from './util.js';
 
@@ -57,13 +57,53 @@ function mask(prefix: number, width: number): bigint {
   return prefix === 0 ? 0n : (all << BigInt(width - prefix)) & all;
 }
 
+const MAX_EXPAND = 65536n;
+
+/** Go's net.IP.String(): dotted IPv4, or RFC 5952 IPv6 (longest zero run as ::, v4-mapped as ::ffff:a.b.c.d). */
+function formatIP(v: bigint, width: 32 | 128): string {
+  const v4 = (x: bigint) => [24n, 16n, 8n, 0n].map((s) => String((x >> s) & 0xffn)).join('.');
+  if (width === 32) return v4(v);
+  if (v >> 32n === 0xffffn) return '::ffff:' + v4(v & 0xffffffffn);
+  const groups = Array.from({ length: 8 }, (_, i) => Number((v >> BigInt((7 - i) * 16)) & 0xffffn));
+  let best = -1;
+  let bestLen = 1;
+  for (let i = 0; i < 8; ) {
+    if (groups[i] !== 0) {
+      i++;
+      continue;
+    }
+    let j = i;
+    while (j < 8 && groups[j] === 0) j++;
+    if (j - i > bestLen) {
+      best = i;
+      bestLen = j - i;
+    }
+    i = j;
+  }
+  const hex = groups.map((g) => g.toString(16));
+  if (best < 0) return hex.join(':');
+  return hex.slice(0, best).join(':') + '::' + hex.slice(best + bestLen).join(':');
+}
+
 function cidrArg(name: string, args: Value[], i: number): Net {
   const n = parseCIDR(str(name, args, i));
   if (!n) throw builtinErr(name, `operand ${i + 1} is not a valid CIDR`);
   return n;
 }
 
-function contains(a: Net, b: Net): boolean {
+/**
+ * Go converts an IPv4-mapped IPv6 address (::ffff:a.b.c.d) to IPv4 before testing whether a
+ * network contains it, so the candidate side of a check does the same.
+ */
+function asCandidate(n: Net): Net {
+  if (n.width === 128 && n.prefix >= 96 && n.bits >> 32n === 0xffffn) {
+    return { bits: n.bits & 0xffffffffn, prefix: n.prefix - 96, width: 32 };
+  }
+  return n;
+}
+
+function contains(a: Net, candidate: Net): boolean {
+  const b = asCandidate(candidate);
   return a.width === b.width && b.prefix >= a.prefix && (b.bits & mask(a.prefix, a.width)) === a.bits;
 }
 
@@ -80,7 +120,17 @@ export const NET: BuiltinDef[] = [
   def('net.cidr_intersects', 2, (args) => {
     const a = cidrArg('net.cidr_intersects', args, 0);
     const b = cidrArg('net.cidr_intersects', args, 1);
-    return contains(a, b) || contains(b, a);
+    // Overlap: either network holds the other's first address (Go's rule).
+    return contains(a, { ...b, prefix: b.width }) || contains(b, { ...a, prefix: a.width });
+  }),
+  def('net.cidr_expand', 1, (args) => {
+    const n = cidrArg('net.cidr_expand', args, 0);
+    const count = 1n << BigInt(n.width - n.prefix);
+    // A /8 is 16 million strings: refuse rather than exhaust memory.
+    if (count > MAX_EXPAND) throw builtinErr('net.cidr_expand', `CIDR holds ${count} addresses, more than the limit of ${MAX_EXPAND}`);
+    const out = new RegoSet();
+    for (let i = 0n; i < count; i++) out.add(formatIP(n.bits + i, n.width));
+    return out;
   }),
   def('net.cidr_is_valid', 1, (args) => typeof args[0] === 'string' && parseCIDR(args[0]) !== undefined),
 ];

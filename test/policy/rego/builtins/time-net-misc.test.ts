@@ -97,7 +97,9 @@ describe('net', () => {
     expect(call('net.cidr_contains', '10.1.0.0/16', '10.0.0.0/8')).toBe(false);
     expect(call('net.cidr_contains', '2001:db8::/32', '2001:db8:1::1')).toBe(true);
     expect(call('net.cidr_contains', '2001:db8::/32', '2001:db9::1')).toBe(false);
-    expect(call('net.cidr_contains', '::ffff:0:0/96', '::ffff:10.0.0.1')).toBe(true);
+    // Go tests an IPv4-mapped address as IPv4: an IPv4 network holds it, an IPv6 one does not.
+    expect(call('net.cidr_contains', '10.0.0.0/8', '::ffff:10.0.0.1')).toBe(true);
+    expect(call('net.cidr_contains', '::ffff:0:0/96', '::ffff:10.0.0.1')).toBe(false);
     expect(call('net.cidr_contains', '0.0.0.0/0', '::1')).toBe(false);
     expect(call('net.cidr_contains', '0.0.0.0/0', '1.2.3.4')).toBe(true);
     expect(callError('net.cidr_contains', '10.0.0.0/33', '10.0.0.1').code).toBe('eval_builtin_error');
@@ -109,6 +111,14 @@ describe('net', () => {
     expect(call('net.cidr_intersects', '192.168.0.0/24', '192.168.1.0/24')).toBe(false);
     expect(call('net.cidr_intersects', 'fd00::/8', 'fd12::/16')).toBe(true);
     expect(call('net.cidr_is_valid', '10.0.0.0/8')).toBe(true);
+    expect((call('net.cidr_expand', '192.168.0.0/30') as RegoSet).sorted()).toEqual([
+      '192.168.0.0',
+      '192.168.0.1',
+      '192.168.0.2',
+      '192.168.0.3',
+    ]);
+    expect((call('net.cidr_expand', '2001:db8::/127') as RegoSet).sorted()).toEqual(['2001:db8::', '2001:db8::1']);
+    expect(callError('net.cidr_expand', '10.0.0.0/8').code).toBe('eval_builtin_error');
     expect(call('net.cidr_is_valid', '10.0.0.0')).toBe(false);
   });
 });
