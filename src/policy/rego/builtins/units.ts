@@ -1,6 +1,7 @@
 /**
  * `units.parse_bytes` ("10KB", "1.5GiB" → bytes, an integer) and `units.parse` ("1500m" →
- * 1.5, "2Ki" → 2048), exact on large values as OPA's big.Float arithmetic.
+ * 1.5, "2Ki" → 2048), following OPA's parsing (quotes dropped, no spaces, scientific
+ * notation in the amount) and exact on large values.
  */
 import { normalizeInt, type Value } from '../value.js';
 import type { BuiltinDef } from './types.js';
@@ -12,7 +13,6 @@ const pow = (b: bigint, e: number) => b ** BigInt(e);
 
 const BYTE_UNITS: Record<string, bigint> = {
   '': 1n,
-  b: 1n,
   k: K, kb: K, ki: KI, kib: KI,
   m: pow(K, 2), mb: pow(K, 2), mi: pow(KI, 2), mib: pow(KI, 2),
   g: pow(K, 3), gb: pow(K, 3), gi: pow(KI, 3), gib: pow(KI, 3),
@@ -21,72 +21,84 @@ const BYTE_UNITS: Record<string, bigint> = {
   e: pow(K, 6), eb: pow(K, 6), ei: pow(KI, 6), eib: pow(KI, 6),
 };
 
+/** units.parse: the first letter keeps its case (m is milli, M mega), the rest is lowered. */
+const SI_UNITS: Record<string, [bigint, bigint]> = {
+  '': [1n, 1n],
+  m: [1n, 1000n],
+  k: [K, 1n], K: [K, 1n], ki: [KI, 1n], Ki: [KI, 1n],
+  M: [pow(K, 2), 1n], mi: [pow(KI, 2), 1n], Mi: [pow(KI, 2), 1n],
+  g: [pow(K, 3), 1n], G: [pow(K, 3), 1n], gi: [pow(KI, 3), 1n], Gi: [pow(KI, 3), 1n],
+  t: [pow(K, 4), 1n], T: [pow(K, 4), 1n], ti: [pow(KI, 4), 1n], Ti: [pow(KI, 4), 1n],
+  p: [pow(K, 5), 1n], P: [pow(K, 5), 1n], pi: [pow(KI, 5), 1n], Pi: [pow(KI, 5), 1n],
+  e: [pow(K, 6), 1n], E: [pow(K, 6), 1n], ei: [pow(KI, 6), 1n], Ei: [pow(KI, 6), 1n],
+};
+
+const MAX_EXPONENT_DIGITS = 6;
+
+/** Splits "1.5e3Ki" into amount "1.5e3" and unit "Ki" as OPA does (an `e` followed by a digit or sign is an exponent). */
+function splitAmount(name: string, s: string): [string, string] {
+  for (let i = 0; i < s.length; i++) {
+    const c = s[i]!;
+    const digitish = (c >= '0' && c <= '9') || c === '.' || c === '+' || c === '-';
+    if (digitish) continue;
+    if (c === 'e' || c === 'E') {
+      const next = s[i + 1];
+      if (next === undefined || !((next >= '0' && next <= '9') || next === '+' || next === '-')) return [s.slice(0, i), s.slice(i)];
+      if (next === '+' || next === '-') i++;
+      const digits = /^\d*/.exec(s.slice(i + 1))![0];
+      if (digits.length > MAX_EXPONENT_DIGITS) throw builtinErr(name, 'exponent too large');
+      continue;
+    }
+    return [s.slice(0, i), s.slice(i)];
+  }
+  return [s, ''];
+}
+
 /** A decimal as an exact fraction num / 10^scale. */
 function decimal(text: string): { num: bigint; scale: number } | undefined {
-  const m = /^(\d*)(?:\.(\d*))?(?:[eE]([+-]?\d{1,4}))?$/.exec(text);
-  if (!m || (m[1] === '' && !m[2])) return undefined;
-  const frac = m[2] ?? '';
-  const exp = Number(m[3] ?? 0);
-  let num = BigInt((m[1] || '0') + frac);
+  const m = /^([+-]?)(\d*)(?:\.(\d*))?(?:[eE]([+-]?\d{1,6}))?$/.exec(text);
+  if (!m || (m[2] === '' && !m[3])) return undefined;
+  const frac = m[3] ?? '';
+  const exp = Number(m[4] ?? 0);
+  let num = BigInt(m[1] + ((m[2] || '0') + frac));
   let scale = frac.length - exp;
   if (scale < 0) {
+    if (-scale > 4096) return undefined;
     num *= 10n ** BigInt(-scale);
     scale = 0;
   }
   return { num, scale };
 }
 
-/** Exact value as an integer when it is one, else a double. */
-function toValue(num: bigint, scale: number, truncate: boolean): Value {
-  const den = 10n ** BigInt(scale);
-  if (truncate || num % den === 0n) return normalizeInt(num / den);
-  return Number(num) / Number(den);
-}
-
 function parseBytes(args: Value[]): Value {
   const name = 'units.parse_bytes';
-  const s = str(name, args, 0).replace(/^["\s]+|["\s]+$/g, '').toLowerCase();
+  const s = str(name, args, 0).toLowerCase().replace(/"/g, '');
   if (s.includes(' ')) throw builtinErr(name, 'spaces not allowed in resource strings');
-  const m = /^([\d.]*)(.*)$/.exec(s)!;
-  if (m[1] === '') throw builtinErr(name, 'no byte amount provided');
-  const unit = BYTE_UNITS[m[2]!];
-  if (unit === undefined) throw builtinErr(name, 'byte unit not recognized');
-  const d = decimal(m[1]!);
+  const [amount, unit] = splitAmount(name, s);
+  if (amount === '') throw builtinErr(name, 'no byte amount provided');
+  const mul = BYTE_UNITS[unit];
+  if (mul === undefined) throw builtinErr(name, `byte unit ${unit} not recognized`);
+  const d = decimal(amount);
   if (!d) throw builtinErr(name, 'could not parse byte amount to a number');
-  return toValue(d.num * unit, d.scale, true);
+  // Truncated to whole bytes, as OPA does.
+  return normalizeInt((d.num * mul) / 10n ** BigInt(d.scale));
 }
 
 function parseUnits(args: Value[]): Value {
   const name = 'units.parse';
-  const s = str(name, args, 0).replace(/^["\s]+|["\s]+$/g, '');
+  const s = str(name, args, 0).replace(/"/g, '');
   if (s.includes(' ')) throw builtinErr(name, 'spaces not allowed in resource strings');
-  const m = /^([\d.]*(?:[eE][+-]?\d+)?)(.*)$/.exec(s)!;
-  if (m[1] === '') throw builtinErr(name, 'no amount provided');
-  const unit = m[2]!;
-  // "m" (milli) and "M" (mega) differ only by case; every other unit ignores case.
-  let mul: bigint;
-  let div = 1n;
-  if (unit === 'm') {
-    mul = 1n;
-    div = 1000n;
-  } else if (unit === 'M') mul = pow(K, 2);
-  else {
-    const u = unit.toLowerCase();
-    const table: Record<string, bigint> = {
-      '': 1n, k: K, ki: KI, mi: pow(KI, 2), g: pow(K, 3), gi: pow(KI, 3), t: pow(K, 4), ti: pow(KI, 4),
-      p: pow(K, 5), pi: pow(KI, 5), e: pow(K, 6), ei: pow(KI, 6),
-    };
-    const x = table[u];
-    if (x === undefined) throw builtinErr(name, 'unit not recognized');
-    mul = x;
-  }
-  const d = decimal(m[1]!);
+  const [amount, rawUnit] = splitAmount(name, s);
+  if (amount === '') throw builtinErr(name, 'no amount provided');
+  const unit = rawUnit.length > 1 ? rawUnit[0] + rawUnit.slice(1).toLowerCase() : rawUnit;
+  const factor = SI_UNITS[unit];
+  if (factor === undefined) throw builtinErr(name, `unit ${unit} not recognized`);
+  const d = decimal(amount);
   if (!d) throw builtinErr(name, 'could not parse amount to a number');
-  const num = d.num * mul;
-  const den = 10n ** BigInt(d.scale) * div;
+  const num = d.num * factor[0];
+  const den = 10n ** BigInt(d.scale) * factor[1];
   if (num % den === 0n) return normalizeInt(num / den);
   return Number(num) / Number(den);
 }
 
 export const UNITS: BuiltinDef[] = [def('units.parse_bytes', 1, parseBytes), def('units.parse', 1, parseUnits)];
-
