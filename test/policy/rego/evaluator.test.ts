@@ -224,6 +224,19 @@ p if {
     expect(e.location).toMatchObject({ row: 5 });
   });
 
+  it('rejects a use of a variable before its := declaration', () => {
+    const e = compileError(`package t
+import rego.v1
+p if {
+	y > 1
+	y := 2
+}
+`);
+    expect(e.code).toBe('rego_compile_error');
+    expect(e.message).toContain('var y referenced above');
+    expect(e.location).toMatchObject({ row: 4, col: 2 });
+  });
+
   it('rejects calls to functions no rule defines', () => {
     const e = compileError(`package t
 import rego.v1

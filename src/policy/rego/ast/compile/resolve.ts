@@ -108,6 +108,8 @@ function exprVars(e: Expr, out: Set<string>): void {
 
 export class Resolver {
   private readonly counter = { n: 0 };
+  /** Per enclosing body: names a later `:=` / `some` declares (using them earlier is an error). */
+  private readonly pending: Array<Set<string>> = [];
   constructor(private readonly env: ModuleEnv) {}
 
   newScope(parent?: Scope): Scope {
@@ -142,11 +144,19 @@ export class Resolver {
     }
     const used = new Set<string>();
     for (const e of body) exprVars(e, used);
-    for (const v of used) if (!declared.has(v) && scope.lookup(v) === undefined && !this.isGlobal(v)) scope.declare(v);
+    for (const v of used) {
+      if (declared.has(v) || scope.lookup(v) !== undefined || this.isGlobal(v)) continue;
+      scope.declare(v);
+    }
     const out: IExpr[] = [];
-    for (const e of body) {
-      const r = this.expr(e, scope);
-      if (r) out.push(r);
+    this.pending.push(declared);
+    try {
+      for (const e of body) {
+        const r = this.expr(e, scope);
+        if (r) out.push(r);
+      }
+    } finally {
+      this.pending.pop();
     }
     return out;
   }
@@ -231,7 +241,10 @@ export class Resolver {
     const base = { negated: e.negated, with: this.withs(e.with, scope), loc: e.loc };
     switch (e.kind) {
       case 'some':
-        for (const v of e.vars) scope.declare(v.name);
+        for (const v of e.vars) {
+          this.pending[this.pending.length - 1]?.delete(v.name);
+          scope.declare(v.name);
+        }
         return undefined;
       case 'assign': {
         const right = this.term(e.right, scope);
@@ -243,7 +256,10 @@ export class Resolver {
           if (scope.assigned.has(v)) throw new RegoError('rego_compile_error', `var ${v} assigned above`, e.loc);
           scope.assigned.add(v);
         }
-        for (const v of vs) scope.declare(v);
+        for (const v of vs) {
+          this.pending[this.pending.length - 1]?.delete(v);
+          scope.declare(v);
+        }
         return { ...base, k: 'unify', left: this.term(e.left, scope), right };
       }
       case 'unify':
@@ -253,7 +269,10 @@ export class Resolver {
         const vs = new Set<string>();
         if (e.key) termVars(e.key, vs);
         termVars(e.value, vs);
-        for (const v of vs) scope.declare(v);
+        for (const v of vs) {
+          this.pending[this.pending.length - 1]?.delete(v);
+          scope.declare(v);
+        }
         return {
           ...base,
           k: 'somein',
@@ -415,7 +434,12 @@ export class Resolver {
     if (this.env.ruleNames.has(t.name)) {
       return { t: 'data', path: [...this.env.pkg, t.name].map((s) => ({ t: 'const', v: s, loc: t.loc }) as ITerm), loc: t.loc };
     }
-    // Unknown at this point: a fresh local (safety reports it if nothing binds it).
+    // Unknown at this point: a fresh local (safety reports it if nothing binds it) — unless a
+    // later `:=` or `some` declares it, which OPA reports here.
+    // (In a comprehension, such a name is the comprehension's own variable, as in OPA.)
+    if (!t.wildcard && this.pending[this.pending.length - 1]?.has(t.name)) {
+      throw new RegoError('rego_compile_error', `var ${t.name} referenced above`, t.loc);
+    }
     return { t: 'local', name: scope.declare(t.name), wildcard: t.wildcard === true, loc: t.loc };
   }
 }
