@@ -268,10 +268,15 @@ export async function createRuntime(config: Config, opts: RuntimeOptions = {}): 
       }
       try {
         await components.auditLog.flush();
-      } catch {
-        logger.error({}, 'audit log flush failed during shutdown');
+      } catch (err) {
+        logger.error({ code: (err as { code?: unknown }).code ?? 'error' }, 'audit log flush failed during shutdown');
       }
-      await components.close();
+      try {
+        await components.close();
+      } catch (err) {
+        // Exit anyway: a sink that cannot close must not keep a terminating process alive.
+        logger.error({ code: (err as { code?: unknown }).code ?? 'error' }, 'closing providers or audit sinks failed during shutdown');
+      }
       logger.info({ outcome }, 'shutdown complete');
     })();
     return shutdownPromise;

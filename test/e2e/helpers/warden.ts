@@ -63,6 +63,8 @@ export interface FixtureOptions {
   watch?: boolean;
   methods?: string;
   listen?: string;
+  /** Replaces the `audit:` line (default: a file sink in the temp dir, required). */
+  audit?: string;
 }
 
 /** An address nothing listens on: for the "upstream down" cases. */
@@ -105,7 +107,7 @@ providers:
   down: { kind: openai, base_url: "${DOWN_URL}", timeouts: { connect_ms: 500 } }
   echo: { kind: echo }
 models: { gpt-4o-mini: upstream, echo: echo, down-model: down }
-audit: { sinks: [{ file: audit.log }], required: true }
+${opts.audit ?? 'audit: { sinks: [{ file: audit.log }], required: true }'}
 ${opts.limits ?? 'limits: { max_body_bytes: 65536, max_variables: 8, max_variable_length: 4096, client_timeout_ms: 10000, upstream_timeout_ms: 5000, shutdown_grace_ms: 2000 }'}
 log: { level: debug }
 reload: { watch: ${opts.watch === true ? 'true' : 'false'}, debounce_ms: 50 }
