@@ -189,6 +189,7 @@ describe('graph', () => {
 describe('runtime', () => {
   it('opa.runtime reveals nothing and http.send refuses to make calls', () => {
     expect(call('opa.runtime')).toEqual({});
+    expect(call('trace', 'note')).toBe(true);
     const e = callError('http.send', { method: 'GET', url: 'http://127.0.0.1:1/' });
     expect(e.code).toBe('eval_builtin_error');
     expect(e.message).toMatch(/^http\.send: network calls are disabled/);
