@@ -1,5 +1,5 @@
 /**
- * Compiled-pattern cache shared by `regex.*` and `glob.match`. Patterns compile with RE2 (the
+ * Compiled-pattern cache for `regex.*`. Patterns compile with RE2 (the
  * syntax OPA's Go regexp accepts, and linear-time, so no pattern can hang a request). The cache
  * is bounded: policies that build patterns from input cannot grow memory without limit.
  */
@@ -47,19 +47,6 @@ export function isValidRegex(source: string): boolean {
   }
   return !(c instanceof Error);
 }
-
-/** Memoises any derived compilation (e.g. glob → regex source) under its own key space. */
-export function memo(key: string, make: () => Compiled): RE2 | Error {
-  let c = cache.get(key);
-  if (c === undefined) {
-    c = make();
-    cache.set(key, c);
-  }
-  if (!(c instanceof Error)) c.lastIndex = 0;
-  return c;
-}
-
-export { compileRaw };
 
 export interface Match {
   index: number;
