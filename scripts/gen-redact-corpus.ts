@@ -378,6 +378,21 @@ function place(template: string, value: string): { text: string; start: number; 
   return { text: template.slice(0, i) + value + template.slice(i + 2), start: i, end: i + value.length };
 }
 
+/**
+ * `count` distinct sentences, each holding one valid value of a structured entity or secret in
+ * context (for the benchmark's mixed text: distinct values, so no cache could flatter it).
+ */
+export function piiSentences(count: number, seed = 7): string[] {
+  const g = new Gen(prng(seed));
+  const entities = Object.keys(VALUES).filter((e) => e !== 'PRIVATE_KEY');
+  const out: string[] = [];
+  for (let i = 0; i < count; i++) {
+    const entity = entities[i % entities.length]!;
+    out.push(place(g.pick(CONTEXT[entity]!), VALUES[entity]!(g)).text);
+  }
+  return out;
+}
+
 export interface CorpusOptions {
   seed?: number;
   /** Valid samples per entity. */

@@ -53,6 +53,17 @@ interface RegionPlan {
   region: CountryCode;
   nationalPrefix: string | undefined;
   lengths: readonly number[];
+  /** The region's whole national number pattern, compiled once (libphonenumber compiles per call). */
+  general: RegExp;
+  /** National prefix as parsed (e.g. `0|180020` for GB), anchored. */
+  prefix: RegExp | null;
+}
+
+/** Metadata accessors that exist at run time but are missing from the published typings. */
+interface PlanInternals {
+  nationalPrefix(): string | undefined;
+  nationalPrefixForParsing(): string | undefined;
+  nationalNumberPattern(): string;
 }
 
 /**
@@ -67,9 +78,16 @@ function regionPlan(region: string): RegionPlan | null {
       const m = new Metadata();
       m.selectNumberingPlan(region as CountryCode);
       const np = m.numberingPlan!;
-      // nationalPrefix() exists at run time but is missing from the published typings.
-      const prefix = (np as unknown as { nationalPrefix(): string | undefined }).nationalPrefix();
-      plan = { region: region as CountryCode, nationalPrefix: prefix || undefined, lengths: np.possibleLengths() };
+      const internals = np as unknown as PlanInternals;
+      const prefix = internals.nationalPrefix();
+      const forParsing = internals.nationalPrefixForParsing();
+      plan = {
+        region: region as CountryCode,
+        nationalPrefix: prefix || undefined,
+        lengths: np.possibleLengths(),
+        general: new RegExp(`^(?:${internals.nationalNumberPattern()})$`),
+        prefix: forParsing ? new RegExp(`^(?:${forParsing})`) : null,
+      };
     } catch {
       plan = null;
     }
@@ -78,11 +96,21 @@ function regionPlan(region: string): RegionPlan | null {
   return plan;
 }
 
-function lengthFits(plan: RegionPlan, digits: string): boolean {
-  const np = plan.nationalPrefix;
-  if (np && digits.startsWith(np) && plan.lengths.includes(digits.length - np.length)) return true;
-  if (digits.charCodeAt(0) === 48 && np !== '0') return false;
-  return plan.lengths.includes(digits.length);
+/**
+ * Cheap necessary condition for validity in a region: the national significant number (with or
+ * without a national prefix) has a length the region uses and matches its national number
+ * pattern. Only then is libphonenumber asked, and its answer is the one that counts.
+ */
+function mayBeValid(plan: RegionPlan, digits: string): boolean {
+  if (plan.lengths.includes(digits.length) && plan.general.test(digits)) return true;
+  if (plan.prefix) {
+    const m = plan.prefix.exec(digits);
+    if (m && m[0].length > 0) {
+      const nsn = digits.slice(m[0].length);
+      if (plan.lengths.includes(nsn.length) && plan.general.test(nsn)) return true;
+    }
+  }
+  return false;
 }
 
 function segmentsOf(ch: DigitChunk): Segment[] {
@@ -146,10 +174,10 @@ export function createPhoneDetector(validation: PhoneValidation = 'valid'): Dete
           let valid = false;
           if (intl) {
             const e164 = digits.startsWith('00') && !ch.plus ? '+' + candidate.slice(candidate.indexOf('00') + 2) : candidate;
-            valid = ok(parsePhoneNumberFromString(e164));
+            valid = validation === 'valid' ? isValidPhoneNumber(e164) : ok(parsePhoneNumberFromString(e164));
           } else if (validation === 'valid') {
             for (const plan of plans) {
-              if (lengthFits(plan, digits) && isValidPhoneNumber(candidate, plan.region)) {
+              if (mayBeValid(plan, digits) && isValidPhoneNumber(candidate, plan.region)) {
                 valid = true;
                 break;
               }

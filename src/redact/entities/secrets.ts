@@ -48,8 +48,8 @@ const SHAPE_HINTS = /A(?:KIA|SIA|BIA|CCA|GPA|IDA|IPA|NPA|NVA|ROA|PKA|SCA|Iza)|gh
 const KEY_NAMES = 'pass(?:word|wd|phrase)?|pwd|secret(?:[_-]?key)?|client[_-]?secret|api[_-]?key|apikey|access[_-]?key|access[_-]?token|auth[_-]?token|refresh[_-]?token|bearer[_-]?token|token|private[_-]?key|credentials?|aws[_-]?secret[_-]?access[_-]?key';
 // key, optional closing quote, ':' or '=' (or ':='), optional opening quote, then the value.
 const ASSIGNMENT = new RegExp(`(?<![A-Za-z0-9])(?:[A-Za-z0-9]{1,20}[_-])?(${KEY_NAMES})["']?[ \\t]{0,3}(?::=|=>|[:=])[ \\t]{0,3}["']?([^\\s"'\`,;<>\\\\{}()\\[\\]]{6,256})`, 'iy');
-/** Prefilter for assignments: the key words; the sticky ASSIGNMENT is tried at their token's start. */
-const ASSIGNMENT_HINT = /pass|pwd|secret|key|token|credential/gi;
+/** Prefilter for assignments: a key token ending right before ':' or '=' (quotes, spaces allowed). */
+const KEY_SUFFIX = /(?:pass|passwd|password|passphrase|pwd|secret|key|token|credentials?)$/i;
 const AWS_HINT = /aws|secret/gi;
 const NOT_A_VALUE = /^(?:null|none|nil|true|false|undefined|redacted|changeme|example|placeholder|your[_-].*|x{4,}|\*+|\$\{.*|%[A-Z_]+%?|process\.env.*|env\.[A-Za-z_].*|os\.environ.*)$/i;
 
@@ -100,7 +100,7 @@ export function createSecretsDetector(opts: SecretDetectorOptions = {}): Detecto
     name: 'secrets',
     entities: SECRET_ENTITIES.filter((e) => e !== 'URL_CREDENTIALS'),
     detect(text, ctx, out) {
-      let m: RegExpExecArray | null;
+      let m: RegExpExecArray | null = null;
       SHAPE_HINTS.lastIndex = 0;
       let h: RegExpExecArray | null;
       let lastEnd = 0;
@@ -119,37 +119,46 @@ export function createSecretsDetector(opts: SecretDetectorOptions = {}): Detecto
         SHAPE_HINTS.lastIndex = lastEnd;
       }
       if (text.indexOf('-----BEGIN ') >= 0) privateKeyBlocks(text, out);
-      ASSIGNMENT_HINT.lastIndex = 0;
-      let lastTried = -1;
-      while ((h = ASSIGNMENT_HINT.exec(text)) !== null) {
-        // Back to the start of the key token ("db_password", "AWS_SECRET_ACCESS_KEY").
-        let s = h.index;
-        while (s > 0 && h.index - s < 24 && isKeyCode(text.charCodeAt(s - 1))) s--;
-        if (s <= lastTried) continue;
-        lastTried = s;
-        ASSIGNMENT.lastIndex = s;
-        m = ASSIGNMENT.exec(text);
-        if (!m) {
-          // The key may start later in the token ("my_db_password" → "db_password").
-          for (let k = s + 1; k <= h.index && !m; k++) {
-            const c = text.charCodeAt(k - 1);
-            if (c !== 95 && c !== 45) continue;
-            ASSIGNMENT.lastIndex = k;
-            m = ASSIGNMENT.exec(text);
+      let lastEnd2 = 0;
+      for (const op of [61, 58]) {
+        let i = text.indexOf(op === 61 ? '=' : ':');
+        while (i >= 0) {
+          const next = text.indexOf(op === 61 ? '=' : ':', i + 1);
+          // Walk back over spaces and a closing quote to the end of the key token.
+          let e = i;
+          while (e > 0 && i - e < 4 && (text.charCodeAt(e - 1) === 32 || text.charCodeAt(e - 1) === 9)) e--;
+          if (e > 0 && (text.charCodeAt(e - 1) === 34 || text.charCodeAt(e - 1) === 39)) e--;
+          let s = e;
+          while (s > 0 && e - s < 48 && isKeyCode(text.charCodeAt(s - 1))) s--;
+          if (s < e && s >= lastEnd2 && KEY_SUFFIX.test(text.slice(s, e))) {
+            // Try the token start, then each '_'/'-' inside it ("my_db_password" → "db_password").
+            m = null;
+            for (let k = s; k < e && !m; k++) {
+              if (k > s) {
+                const c = text.charCodeAt(k - 1);
+                if (c !== 95 && c !== 45) continue;
+              }
+              ASSIGNMENT.lastIndex = k;
+              m = ASSIGNMENT.exec(text);
+            }
+            if (m) {
+              const value = m[2]!;
+              lastEnd2 = m.index + m[0].length;
+              const plausible =
+                !NOT_A_VALUE.test(value) &&
+                // Values that are themselves placeholders from a previous redaction are not secrets.
+                !/^[[<][A-Z_]+(?:[_:][0-9a-f]+)?[\]>]$/.test(value) &&
+                shannonEntropy(value) >= minEntropy;
+              if (plausible) {
+                const start = m.index + m[0].length - value.length;
+                const entity = m[1]!.toLowerCase().startsWith('aws') ? 'AWS_SECRET_ACCESS_KEY' : 'PASSWORD';
+                out.push({ entity, start, end: start + value.length, score: 0.8 });
+              }
+              m = null;
+            }
           }
-          if (!m) continue;
+          i = next;
         }
-        const value = m[2]!;
-        ASSIGNMENT_HINT.lastIndex = m.index + m[0].length;
-        lastTried = m.index + m[0].length;
-        if (NOT_A_VALUE.test(value)) continue;
-        // Values that are themselves placeholders from a previous redaction are not secrets.
-        if (/^[[<][A-Z_]+(?:[_:][0-9a-f]+)?[\]>]$/.test(value)) continue;
-        if (shannonEntropy(value) < minEntropy) continue;
-        const start = m.index + m[0].length - value.length;
-        const key = m[1]!.toLowerCase();
-        const entity = key.startsWith('aws') ? 'AWS_SECRET_ACCESS_KEY' : 'PASSWORD';
-        out.push({ entity, start, end: start + value.length, score: 0.8 });
       }
       // AWS secret access keys are 40 base64 characters with no prefix: only looked for shortly
       // after "aws"/"secret" (the scanner adds the context boost); mixed case and a digit or

@@ -4,7 +4,35 @@
  */
 import type { Detector } from '../types.js';
 
-const URL_RE = /(?<![\w])(?:(?:https?|ftp|sftp|wss?|postgres(?:ql)?|mysql|mongodb(?:\+srv)?|redis|amqps?|smtp|ldap):\/\/|www\.)[^\s<>"'`\\]+/gi;
+// Sticky: tried only at the start of the scheme before each "://" (or at each "www.").
+const URL_RE = /(?<![\w])(?:(?:https?|ftp|sftp|wss?|postgres(?:ql)?|mysql|mongodb(?:\+srv)?|redis|amqps?|smtp|ldap):\/\/|www\.)[^\s<>"'`\\]+/iy;
+
+/** Start offsets where a URL may begin: the scheme before each "://", and each "www.". */
+function urlStarts(text: string, wantWww: boolean): number[] {
+  const starts: number[] = [];
+  let i = text.indexOf('://');
+  while (i >= 0) {
+    let s = i;
+    while (s > 0 && i - s < 16) {
+      const c = text.charCodeAt(s - 1);
+      if ((c >= 97 && c <= 122) || (c >= 65 && c <= 90) || c === 43) s--;
+      else break;
+    }
+    if (s < i) starts.push(s);
+    i = text.indexOf('://', i + 3);
+  }
+  if (wantWww) {
+    for (const w of ['www.', 'WWW.']) {
+      let j = text.indexOf(w);
+      while (j >= 0) {
+        starts.push(j);
+        j = text.indexOf(w, j + 4);
+      }
+    }
+    starts.sort((a, b) => a - b);
+  }
+  return starts;
+}
 
 function trimTrailing(s: string): number {
   let e = s.length;
@@ -24,9 +52,14 @@ export const urlDetector: Detector = {
   detect(text, ctx, out) {
     const wantUrl = ctx.wants('URL');
     if (text.indexOf('://') < 0 && (!wantUrl || text.indexOf('www.') < 0)) return;
-    URL_RE.lastIndex = 0;
     let m: RegExpExecArray | null;
-    while ((m = URL_RE.exec(text)) !== null) {
+    let covered = 0;
+    for (const from of urlStarts(text, wantUrl)) {
+      if (from < covered) continue;
+      URL_RE.lastIndex = from;
+      m = URL_RE.exec(text);
+      if (!m) continue;
+      covered = from + m[0].length;
       const raw = m[0];
       const len = trimTrailing(raw);
       if (len < 8) continue;

@@ -21,16 +21,18 @@ export function ssnValid(d: string): boolean {
 function detectInChunk(text: string, ch: DigitChunk, out: Finding[]): void {
   if (ch.plus || ch.glued) return;
   const n = ch.groupStarts.length;
-  const len = (g: number): number => ch.groupEnds[g]! - ch.groupStarts[g]!;
+  if (n !== 1 && n !== 3) return;
+  const gs = ch.groupStarts;
+  const ge = ch.groupEnds;
   if (n === 1) {
-    if (len(0) === 9 && !ch.letterAfter) {
+    if (ge[0]! - gs[0]! === 9 && !ch.letterAfter) {
       const d = text.slice(ch.groupStarts[0], ch.groupEnds[0]);
       if (ssnValid(d)) out.push({ entity: 'US_SSN', start: ch.groupStarts[0]!, end: ch.groupEnds[0]!, score: 0.3 });
     }
     return;
   }
   // A 3-2-4 window must be the whole chunk, or the chunk would be something longer (a phone, an id).
-  if (n !== 3 || len(0) !== 3 || len(1) !== 2 || len(2) !== 4 || ch.letterAfter) return;
+  if (ge[0]! - gs[0]! !== 3 || ge[1]! - gs[1]! !== 2 || ge[2]! - gs[2]! !== 4 || ch.letterAfter) return;
   const s1 = ch.seps[0]!;
   const s2 = ch.seps[1]!;
   if (s1 !== s2 || s1.length !== 1) return;
