@@ -127,7 +127,13 @@ export async function startChild(role: string, arg?: string, nodeFlags: string[]
   const lines = createInterface({ input: proc.stdout as NodeJS.ReadableStream });
   const port = await new Promise<number>((resolve, reject) => {
     proc.once('exit', (code) => reject(new Error(`${role} exited with code ${String(code)} before listening`)));
-    lines.once('line', (line) => resolve((JSON.parse(line) as { port: number }).port));
+    // Node flags such as --trace-gc also write to stdout: wait for the ready line itself.
+    const onLine = (line: string) => {
+      if (!line.startsWith('{"port":')) return;
+      lines.off('line', onLine);
+      resolve((JSON.parse(line) as { port: number }).port);
+    };
+    lines.on('line', onLine);
   });
   return { proc, port };
 }

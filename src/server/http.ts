@@ -47,9 +47,17 @@ function readBody(req: IncomingMessage, limit: number): Promise<Buffer> {
       }
       chunks.push(chunk);
     };
+    let ended = false;
     req.on('data', onData);
-    req.once('end', () => resolve(chunks.length === 1 ? (chunks[0] as Buffer) : Buffer.concat(chunks, size)));
-    req.once('error', () => reject(new WardenError('cancelled', 'the client closed the request')));
+    req.once('end', () => {
+      ended = true;
+      resolve(chunks.length === 1 ? (chunks[0] as Buffer) : Buffer.concat(chunks, size));
+    });
+    const gone = () => {
+      if (!ended) reject(new WardenError('cancelled', 'the client closed the request'));
+    };
+    req.once('error', gone);
+    req.once('close', gone);
   });
 }
 
