@@ -279,20 +279,20 @@ const FUNCTION_CONFLICT = 'functions must not produce multiple outputs for same 
 const OBJECT_CONFLICT = 'object keys must be unique: rule %s produced conflicting values';
 
 /** Runs a definition and its else chain; calls `onValue` for each head value of the first that holds. */
-function runChain(c: Ctx, plan: RulePlan, args: Value[] | undefined, onValue: (f: Frame, p: RulePlan) => boolean): void {
+function runChain(c: Ctx, plan: RulePlan, args: Value[] | undefined, sink: Sink): void {
   for (let p: RulePlan | undefined = plan; p !== undefined; p = p.else) {
     const f: Frame = new Array(p.frameSize);
     const state = { found: false };
-    if (args !== undefined && p.args !== undefined) matchArgs(c, f, p.args, args, 0, () => runBody(c, f, p!, state, onValue));
-    else runBody(c, f, p, state, onValue);
+    if (args !== undefined && p.args !== undefined) matchArgs(c, f, p.args, args, 0, () => runBody(c, f, p!, state, sink));
+    else runBody(c, f, p, state, sink);
     if (state.found) return;
   }
 }
 
-function runBody(c: Ctx, f: Frame, p: RulePlan, state: { found: boolean }, onValue: (f: Frame, p: RulePlan) => boolean): boolean {
+function runBody(c: Ctx, f: Frame, p: RulePlan, state: { found: boolean }, sink: Sink): boolean {
   return p.body(c, f, () => {
     state.found = true;
-    return onValue(f, p);
+    return sink.onValue(f, p);
   });
 }
 
@@ -341,31 +341,70 @@ export function ruleValue(c: Ctx, node: DocNode): Value | undefined {
   return v;
 }
 
-function evalComplete(c: Ctx, node: DocNode): Value | undefined {
-  let result: Value | undefined;
-  for (const d of candidates(c, node)) {
-    runChain(c, d, undefined, (f, p) =>
-      p.value!.eval(c, f, (v) => {
-        if (result === undefined) result = v;
-        else if (!equal(result, v)) throw conflict(COMPLETE_CONFLICT, node, p);
-        return p.constValue;
-      }),
-    );
+/**
+ * Where a rule's solutions go. Sinks are classes, not per-call closures: evaluation creates one
+ * object per rule evaluation and no function objects.
+ */
+interface Sink {
+  onValue(f: Frame, p: RulePlan): boolean;
+}
+
+/** Head values of single-value rules (complete rules, functions): one value, or a conflict. */
+class ValueSink implements Sink {
+  result: Value | undefined = undefined;
+  constructor(
+    private readonly c: Ctx,
+    private readonly node: DocNode,
+    private readonly message: string,
+  ) {}
+
+  take(v: Value, p: RulePlan): void {
+    if (this.result === undefined) this.result = v;
+    else if (!equal(this.result, v)) throw conflict(this.message, this.node, p);
   }
-  return result === undefined ? node.defaultValue : result;
+
+  onValue(f: Frame, p: RulePlan): boolean {
+    const val = p.value!;
+    if (val.single !== undefined) {
+      const v = val.single(this.c, f);
+      if (v !== undefined) this.take(v, p);
+      return p.constValue;
+    }
+    return val.eval(this.c, f, (v) => {
+      this.take(v, p);
+      return p.constValue;
+    });
+  }
+}
+
+class SetSink implements Sink {
+  readonly out = new RegoSet();
+  constructor(private readonly c: Ctx) {}
+
+  onValue(f: Frame, p: RulePlan): boolean {
+    const key = p.key!;
+    if (key.single === undefined) {
+      return key.eval(this.c, f, (v) => {
+        this.out.add(v);
+        return false;
+      });
+    }
+    const v = key.single(this.c, f);
+    if (v !== undefined) this.out.add(v);
+    return false;
+  }
+}
+
+function evalComplete(c: Ctx, node: DocNode): Value | undefined {
+  const sink = new ValueSink(c, node, COMPLETE_CONFLICT);
+  for (const d of candidates(c, node)) runChain(c, d, undefined, sink);
+  return sink.result === undefined ? node.defaultValue : sink.result;
 }
 
 function evalSet(c: Ctx, node: DocNode): Value {
-  const out = new RegoSet();
-  for (const d of candidates(c, node)) {
-    runChain(c, d, undefined, (f, p) =>
-      p.key!.eval(c, f, (v) => {
-        out.add(v);
-        return false;
-      }),
-    );
-  }
-  return out;
+  const sink = new SetSink(c);
+  for (const d of candidates(c, node)) runChain(c, d, undefined, sink);
+  return sink.out;
 }
 
 /** Nested object under construction: keyOf(key) → [key, value or sub-builder]. */
@@ -419,10 +458,22 @@ function evalKeys(c: Ctx, f: Frame, node: DocNode, p: RulePlan, out: Builder, ke
   });
 }
 
+class ObjectSink implements Sink {
+  constructor(
+    private readonly c: Ctx,
+    private readonly node: DocNode,
+    private readonly out: Builder,
+  ) {}
+
+  onValue(f: Frame, p: RulePlan): boolean {
+    return evalKeys(this.c, f, this.node, p, this.out, [], 0);
+  }
+}
+
 function evalObject(c: Ctx, node: DocNode): Value {
   const out: Builder = new Map();
   for (const d of candidates(c, node)) {
-    runChain(c, d, undefined, (f, p) => evalKeys(c, f, node, p, out, [], 0));
+    runChain(c, d, undefined, new ObjectSink(c, node, out));
   }
   return finish(out);
 }
@@ -431,17 +482,9 @@ export function callFunction(c: Ctx, node: DocNode, args: Value[]): Value | unde
   const b = c.budget;
   enter(b);
   try {
-    let result: Value | undefined;
-    for (const d of node.defs) {
-      runChain(c, d, args, (f, p) =>
-        p.value!.eval(c, f, (v) => {
-          if (result === undefined) result = v;
-          else if (!equal(result, v)) throw conflict(FUNCTION_CONFLICT, node, p);
-          return p.constValue;
-        }),
-      );
-    }
-    return result === undefined ? node.defaultValue : result;
+    const sink = new ValueSink(c, node, FUNCTION_CONFLICT);
+    for (const d of node.defs) runChain(c, d, args, sink);
+    return sink.result === undefined ? node.defaultValue : sink.result;
   } finally {
     b.depth--;
   }

@@ -556,13 +556,10 @@ export class Planner {
       fn = (c, f, k) => (inner(c, f, () => true) ? false : k());
     }
     if (e.with.length > 0) fn = this.withs(e.with, fn);
-    const core = fn;
-    return (c, f, k) => {
-      tick(c.budget);
-      return core(c, f, k);
-    };
+    return fn;
   }
 
+  /** Every expression counts one step of the budget (`tick`) before it runs. */
   private exprCore(e: IExpr): ExprFn {
     switch (e.k) {
       case 'term': {
@@ -570,36 +567,51 @@ export class Planner {
         const single = t.single;
         if (single) {
           return (c, f, k) => {
+            tick(c.budget);
             const v = single(c, f);
             return v === undefined || v === false ? false : k();
           };
         }
-        return (c, f, k) => t.eval(c, f, (v) => (v === false ? false : k()));
+        return (c, f, k) => {
+          tick(c.budget);
+          return t.eval(c, f, (v) => (v === false ? false : k()));
+        };
       }
       case 'unify': {
         const L = this.term(e.left);
         const R = this.term(e.right);
         const loc = e.loc;
-        return (c, f, k) => unify(c, f, L, R, k, loc);
+        return (c, f, k) => {
+          tick(c.budget);
+          return unify(c, f, L, R, k, loc);
+        };
       }
       case 'somein': {
         const key = e.key ? this.term(e.key) : undefined;
         const value = this.term(e.value);
         const coll = this.term(e.coll);
-        return (c, f, k) =>
-          coll.eval(c, f, (cv) =>
+        return (c, f, k) => {
+          tick(c.budget);
+          return coll.eval(c, f, (cv) =>
             enumerate(c, cv, (kv, vv) => (key ? key.match(c, f, kv, () => value.match(c, f, vv, k)) : value.match(c, f, vv, k))),
           );
+        };
       }
-      case 'body':
-        return this.body(e.body);
+      case 'body': {
+        const body = this.body(e.body);
+        return (c, f, k) => {
+          tick(c.budget);
+          return body(c, f, k);
+        };
+      }
       case 'every': {
         const key = e.key ? this.term(e.key) : undefined;
         const value = this.term(e.value);
         const domain = this.term(e.domain);
         const body = this.body(e.body);
-        return (c, f, k) =>
-          domain.eval(c, f, (dv) => {
+        return (c, f, k) => {
+          tick(c.budget);
+          return domain.eval(c, f, (dv) => {
             let ok = true;
             enumerate(c, dv, (kv, vv) => {
               const holds = key
@@ -610,6 +622,7 @@ export class Planner {
             });
             return ok ? k() : false;
           });
+        };
       }
     }
   }
