@@ -29,7 +29,7 @@ function intArg(name: string, args: Value[], i: number): bigint {
 }
 
 /** Ranges are materialised as arrays, so bound their size rather than exhaust memory. */
-const MAX_RANGE = 10_000_000n;
+const MAX_RANGE = 1_000_000n;
 
 function range(name: string, a: bigint, b: bigint, step: bigint): Value[] {
   const span = (a > b ? a - b : b - a) / step + 1n;

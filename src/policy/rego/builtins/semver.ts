@@ -11,7 +11,11 @@ interface Version {
   pre: string[];
 }
 
+/** Longer strings are not versions; the cap also keeps the regex's work small on hostile input. */
+const MAX_VERSION_LENGTH = 256;
+
 function parse(s: string): Version | undefined {
+  if (s.length > MAX_VERSION_LENGTH) return undefined;
   const m = SEMVER.exec(s);
   if (!m) return undefined;
   return { core: [BigInt(m[1]!), BigInt(m[2]!), BigInt(m[3]!)], pre: m[4] ? m[4].split('.') : [] };

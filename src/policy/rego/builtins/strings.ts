@@ -78,9 +78,31 @@ function cutsetTrimmer(name: string, left: boolean, right: boolean): BuiltinDef 
   });
 }
 
-// Go unicode.IsSpace: Latin-1 spaces plus the Unicode White_Space property (no U+FEFF, unlike JS trim).
-const GO_SPACE = '[\\t\\n\\v\\f\\r \\u0085\\u00a0\\u1680\\u2000-\\u200a\\u2028\\u2029\\u202f\\u205f\\u3000]';
-const TRIM_SPACE = new RegExp(`^${GO_SPACE}+|${GO_SPACE}+$`, 'g');
+/** Go unicode.IsSpace: Latin-1 spaces plus the Unicode White_Space property (no U+FEFF, unlike JS trim). */
+function isGoSpace(c: number): boolean {
+  return (
+    (c >= 0x09 && c <= 0x0d) ||
+    c === 0x20 ||
+    c === 0x85 ||
+    c === 0xa0 ||
+    c === 0x1680 ||
+    (c >= 0x2000 && c <= 0x200a) ||
+    c === 0x2028 ||
+    c === 0x2029 ||
+    c === 0x202f ||
+    c === 0x205f ||
+    c === 0x3000
+  );
+}
+
+/** A loop, not a regex: `\s+$` rescans from every space and is quadratic on long inner runs. */
+function trimSpace(s: string): string {
+  let a = 0;
+  let b = s.length;
+  while (a < b && isGoSpace(s.charCodeAt(a))) a++;
+  while (b > a && isGoSpace(s.charCodeAt(b - 1))) b--;
+  return a === 0 && b === s.length ? s : s.slice(a, b);
+}
 
 function runeIndex(s: string, utf16Index: number): number {
   let n = 0;
@@ -143,7 +165,7 @@ export const STRINGS: BuiltinDef[] = [
     const p = str('trim_suffix', a, 1);
     return p !== '' && s.endsWith(p) ? s.slice(0, s.length - p.length) : s;
   }),
-  def('trim_space', 1, (a) => str('trim_space', a, 0).replace(TRIM_SPACE, '')),
+  def('trim_space', 1, (a) => trimSpace(str('trim_space', a, 0))),
   def('format_int', 2, formatInt),
   def('indexof', 2, (a) => {
     const s = str('indexof', a, 0);
@@ -157,7 +179,14 @@ export const STRINGS: BuiltinDef[] = [
     const sub = str('indexof_n', a, 1);
     if (sub === '') throw builtinErr('indexof_n', 'empty search character');
     const out: Value[] = [];
-    for (let i = s.indexOf(sub); i >= 0; i = s.indexOf(sub, i + 1)) out.push(runeIndex(s, i));
+    // Rune offsets counted incrementally: one pass over the string, however many matches.
+    let runes = 0;
+    let at = 0;
+    for (let i = s.indexOf(sub); i >= 0; i = s.indexOf(sub, i + 1)) {
+      runes += runeIndex(s.slice(at, i), i - at);
+      at = i;
+      out.push(runes);
+    }
     return out;
   }),
   def('substring', 3, substring),

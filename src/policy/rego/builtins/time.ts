@@ -269,7 +269,11 @@ function layoutErr(name: string, what: string): never {
   throw builtinErr(name, `cannot parse value as layout element ${what}`);
 }
 
+/** Layouts and times are short; refusing long ones keeps the layout scanner's work bounded. */
+const MAX_LAYOUT_LENGTH = 1024;
+
 export function parseLayout(name: string, layout: string, value: string): bigint {
+  if (layout.length > MAX_LAYOUT_LENGTH || value.length > MAX_LAYOUT_LENGTH) throw builtinErr(name, 'layout or value too long');
   let y = 1;
   let mo = 1;
   let d = 1;
@@ -635,6 +639,7 @@ export const TIME: BuiltinDef[] = [
   def('time.format', 1, (a) => {
     const { ns, tz, layout } = tzTime('time.format', a, 0);
     const b = breakDown('time.format', ns, tz);
+    if (layout !== undefined && layout.length > MAX_LAYOUT_LENGTH) throw builtinErr('time.format', 'layout too long');
     return layout === undefined ? formatRFC3339Nano(b) : formatLayout(b, NAMED_LAYOUTS[layout] ?? layout);
   }),
   def('time.add_date', 4, addDate),

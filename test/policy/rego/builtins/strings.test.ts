@@ -73,6 +73,15 @@ describe('string built-ins', () => {
     expect(call('strings.any_suffix_match', 'a.rego', ['.json', '.rego'])).toBe(true);
   });
 
+  it('stays linear on long inputs (no quadratic scans)', () => {
+    const many = call('indexof_n', 'é' + 'a'.repeat(200_000), 'a') as number[];
+    expect(many.length).toBe(200_000);
+    expect(many[0]).toBe(1);
+    expect(many[199_999]).toBe(200_000);
+    const spaced = 'a' + ' '.repeat(200_000) + 'b';
+    expect(call('trim_space', `  ${spaced}\t`)).toBe(spaced);
+  });
+
   it('strings.reverse and strings.count', () => {
     expect(call('strings.reverse', 'ab😀')).toBe('😀ba');
     expect(call('strings.count', 'cheese', 'e')).toBe(3);

@@ -129,6 +129,7 @@ describe('semver', () => {
     expect(call('semver.is_valid', 'v1.0.0')).toBe(false);
     expect(call('semver.is_valid', '1.0')).toBe(false);
     expect(call('semver.is_valid', 1)).toBe(false);
+    expect(call('semver.is_valid', '1.0.0-' + '1'.repeat(100_000) + '!')).toBe(false);
     expect(call('semver.compare', '1.0.0', '1.0.1')).toBe(-1);
     expect(call('semver.compare', '2.0.0', '1.99.99')).toBe(1);
     expect(call('semver.compare', '1.0.0-alpha', '1.0.0')).toBe(-1);
