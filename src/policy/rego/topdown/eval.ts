@@ -130,7 +130,7 @@ export function walkData(
   if (node !== null && node.kind !== undefined && node.children.size === 0) {
     if (node.kind === 'function') return false;
     let v = ruleValue(c, node);
-    if (ov !== undefined) v = applyOverrides(c, v, null, undefined, ov);
+    if (ov !== undefined) v = applyOverrides(v, ov);
     return v === undefined ? false : walkValue(c, f, v, path, i, k);
   }
   if (i === path.length) {
@@ -180,7 +180,7 @@ export function dataConst(c: Ctx, node: DocNode | null, base: Value | undefined,
     if (node !== null && node.kind !== undefined && node.children.size === 0) {
       if (node.kind === 'function') return undefined;
       let v = ruleValue(c, node);
-      if (ov !== undefined) v = applyOverrides(c, v, null, undefined, ov);
+      if (ov !== undefined) v = applyOverrides(v, ov);
       return v === undefined ? undefined : lookupPath(v, keys, i, lookup);
     }
     if (i === keys.length) return materialize(c, node, base, ov);
@@ -244,15 +244,15 @@ export function materialize(c: Ctx, node: DocNode | null, base: Value | undefine
       if (cv !== undefined) entries.push([k, cv]);
     }
     v = makeObject(entries);
-    if (ov !== undefined) v = applyOverrides(c, v, null, undefined, ov, true);
+    if (ov !== undefined) v = applyOverrides(v, ov, true);
     return v;
   }
-  if (ov !== undefined) v = applyOverrides(c, v, null, undefined, ov);
+  if (ov !== undefined) v = applyOverrides(v, ov);
   return v;
 }
 
 /** Patches `with data…` overrides below a value. */
-function applyOverrides(c: Ctx, v: Value | undefined, _node: DocNode | null, _base: Value | undefined, ov: OverrideTree, childrenOnly = false): Value | undefined {
+function applyOverrides(v: Value | undefined, ov: OverrideTree, childrenOnly = false): Value | undefined {
   if (!childrenOnly && ov.has) return ov.value;
   if (ov.children.size === 0) return v;
   const entries: Array<[Value, Value]> = [];
@@ -260,7 +260,7 @@ function applyOverrides(c: Ctx, v: Value | undefined, _node: DocNode | null, _ba
   if (src) for (const [k, x] of objectEntries(src)) if (!(typeof k === 'string' && ov.children.has(k))) entries.push([k, x]);
   for (const [k, child] of ov.children) {
     const cur = src ? objectGet(src, k) : undefined;
-    const x = applyOverrides(c, cur, null, undefined, child);
+    const x = applyOverrides(cur, child);
     if (x !== undefined) entries.push([k, x]);
   }
   return makeObject(entries);

@@ -68,8 +68,6 @@ export class DocNode {
   defaultValue: Value | undefined;
   index: RuleIndex | undefined;
   arity = -1;
-  /** Set once plans are attached; false while the compiler is still building. */
-  ready = false;
 
   constructor(
     readonly path: readonly string[],

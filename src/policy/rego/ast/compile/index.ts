@@ -127,7 +127,6 @@ export function compileModules(modules: Module[], baseData: Value): CompiledTree
   for (const n of allNodes(root)) buildIndex(n);
   allNodes(root).forEach((n, i) => {
     n.id = i;
-    n.ready = true;
   });
   return { root, baseData, planner, functionArity };
 }
