@@ -12,6 +12,7 @@ import type {
   Principal,
   RedactionDecision,
   Template,
+  ToolDefinition,
   UpstreamRequest,
 } from './types.js';
 
@@ -95,6 +96,11 @@ export interface RedactionSession {
    * detector fails (unless the decision set fail_open).
    */
   redactMessages(messages: ChatMessage[]): ChatMessage[];
+  /**
+   * Redacts tool definitions (descriptions and every string of the parameter schema); throws
+   * like redactMessages. Optional so other implementations may omit it.
+   */
+  redactTools?(tools: ToolDefinition[]): ToolDefinition[];
   /** Restores tokens (if re-identification is allowed) and redacts PII the model produced. */
   processCompletion(result: CompletionResult): CompletionResult;
   /** Streaming counterpart of processCompletion: bounded hold-back, flushed at end. */
