@@ -117,6 +117,13 @@ f(_) := 2
 g := f(0)
 `);
     expect(() => p.evaluate('data.t.x', {})).toThrow(expect.objectContaining({ code: 'eval_conflict_error' }));
+    try {
+      p.evaluate('data.t.x', {});
+    } catch (e) {
+      // the message names the rule; the location is the definition that disagreed
+      expect((e as RegoError).message).toContain('rule data.t.x produced conflicting values');
+      expect((e as RegoError).location).toMatchObject({ file: 'policy.rego', row: 4 });
+    }
     expect(() => p.evaluate('data.t.g', {})).toThrow(expect.objectContaining({ code: 'eval_conflict_error' }));
   });
 
@@ -127,6 +134,12 @@ q := 1 / input.d
 `);
     expect(p.evaluate('data.t.q', { d: 0 })).toBeUndefined();
     expect(() => p.evaluate('data.t.q', { d: 0 }, { strictBuiltinErrors: true })).toThrow(expect.objectContaining({ code: 'eval_builtin_error' }));
+    try {
+      p.evaluate('data.t.q', { d: 0 }, { strictBuiltinErrors: true });
+    } catch (e) {
+      expect((e as RegoError).message).toBe('div: divide by zero');
+      expect((e as RegoError).location).toMatchObject({ file: 'policy.rego', row: 3 });
+    }
   });
 
   it('keeps big integers exact', () => {
