@@ -150,10 +150,24 @@ function fmtG(x: number, prec: number, sharp: boolean): string {
   return neg + body;
 }
 
-/** Fixed notation without JS's switch to exponent form at 1e21. */
+/**
+ * Fixed notation as Go writes it: no switch to exponent form at 1e21, and an exact tie rounds
+ * to even (Go: 0.125 → "0.12", 2.5 → "2"), where JS's toFixed rounds half up.
+ */
 function toFixedGo(x: number, prec: number): string {
   const a = Math.abs(x);
-  if (a < 1e21) return x.toFixed(prec);
+  if (a < 1e21) {
+    const rounded = x.toFixed(prec);
+    if (prec >= 100) return rounded;
+    // 100 fraction digits show a double's exact expansion far enough to see a true tie.
+    const [intPart, frac = ''] = a.toFixed(100).split('.') as [string, string?];
+    const tail = frac.slice(prec);
+    if (!/^50*$/.test(tail)) return rounded;
+    const kept = intPart + (prec > 0 ? '.' + frac.slice(0, prec) : '');
+    const lastDigit = Number(kept[kept.length - 1]);
+    if (lastDigit % 2 === 1) return rounded; // odd: rounding up (away from zero) reaches even
+    return (x < 0 || Object.is(x, -0) ? '-' : '') + kept;
+  }
   const int = BigInt(a).toString();
   return (x < 0 ? '-' : '') + int + (prec > 0 ? '.' + '0'.repeat(prec) : '');
 }

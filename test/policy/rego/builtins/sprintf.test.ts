@@ -21,6 +21,10 @@ describe('sprintf (Go fmt as OPA calls it)', () => {
     expect(f('%v', 0.00001)).toBe('1e-05');
     expect(f('%e', 1234.5678)).toBe('1.234568e+03');
     expect(f('%.3g', 3.14159)).toBe('3.14');
+    // Exact ties round to even, as Go's strconv does.
+    expect(f('%.2f|%.0f|%.0f|%.0f|%.1f', 0.125, 2.5, 3.5, -0.5, 0.25)).toBe('0.12|2|4|-0|0.2');
+    expect(f('%.2f', 1.005)).toBe('1.00'); // 1.005 is really 1.00499999999999989...
+    expect(f('%.2f', 2.675)).toBe('2.67');
   });
 
   it('formats strings, quoting as Go does', () => {
