@@ -123,7 +123,7 @@ interface Child {
 export async function startChild(role: string, arg?: string, nodeFlags: string[] = []): Promise<Child> {
   const args = [...nodeFlags, '--import', 'tsx', join(HERE, 'gateway-server.ts'), role];
   if (arg) args.push(arg);
-  const proc = spawn(process.execPath, args, { stdio: ['pipe', 'pipe', 'inherit'], cwd: REPO });
+  const proc = spawn(process.execPath, args, { stdio: ['pipe', 'pipe', 'inherit', 'ipc'], cwd: REPO });
   const lines = createInterface({ input: proc.stdout as NodeJS.ReadableStream });
   const port = await new Promise<number>((resolve, reject) => {
     proc.once('exit', (code) => reject(new Error(`${role} exited with code ${String(code)} before listening`)));
@@ -136,6 +136,16 @@ export async function startChild(role: string, arg?: string, nodeFlags: string[]
     lines.on('line', onLine);
   });
   return { proc, port };
+}
+
+function cpuMicros(c: Child): Promise<number> {
+  return new Promise((resolve) => {
+    c.proc.once('message', (m) => {
+      const u = m as NodeJS.CpuUsage;
+      resolve(u.user + u.system);
+    });
+    c.proc.send('cpu');
+  });
 }
 
 export function stopChild(c: Child): Promise<void> {
@@ -186,7 +196,9 @@ export async function runGatewayBench(): Promise<Record<string, number>> {
 
     const names = Object.keys(targets) as Array<keyof typeof targets>;
     const raw = Object.fromEntries(names.map((n) => [n, { latencies: [] as number[], errors: 0 }]));
-    const done = Object.fromEntries(names.map((n) => [n, { count: 0, seconds: 0, errors: 0 }]));
+    const done = Object.fromEntries(names.map((n) => [n, { count: 0, seconds: 0, errors: 0, cpuUs: 0 }]));
+    // The server process whose CPU each target costs (direct: the upstream itself).
+    const serverOf = { direct: upstream, proxy, warden };
     for (let i = 0; i < SLICES; i++) {
       for (const name of names) {
         const r = await fixedRateRaw(targets[name].send, RATE, RATE_SLICE_MS);
@@ -194,9 +206,11 @@ export async function runGatewayBench(): Promise<Record<string, number>> {
         raw[name]!.errors += r.errors;
       }
       for (const name of names) {
+        const cpu0 = await cpuMicros(serverOf[name]);
         const t0 = performance.now();
         const r = await maxThroughput(targets[name].send, MAX_CONCURRENCY, MAX_SLICE_COUNT, MAX_SLICE_MS);
         done[name]!.seconds += (performance.now() - t0) / 1000;
+        done[name]!.cpuUs += (await cpuMicros(serverOf[name])) - cpu0;
         done[name]!.count += r.count;
         done[name]!.errors += r.errors;
       }
@@ -224,6 +238,11 @@ export async function runGatewayBench(): Promise<Record<string, number>> {
       'proxy.max_rps': Math.round(tput.proxy!.rps),
       'warden.max_rps': Math.round(tput.warden!.rps),
       'warden_over_proxy.throughput_ratio': round(tput.warden!.rps / tput.proxy!.rps, 2),
+      // CPU of the serving process per request (µs): what each hop costs, independent of how
+      // much CPU the shared host leaves us.
+      'proxy.cpu_us_per_request': Math.round(done.proxy!.cpuUs / done.proxy!.count),
+      'warden.cpu_us_per_request': Math.round(done.warden!.cpuUs / done.warden!.count),
+      'upstream.cpu_us_per_request': Math.round(done.direct!.cpuUs / done.direct!.count),
       errors: d.errors + p.errors + w.errors + tput.direct!.errors + tput.proxy!.errors + tput.warden!.errors,
     };
   } finally {
