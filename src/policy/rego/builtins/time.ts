@@ -182,7 +182,7 @@ const MONTHS = [
 // RFC 3339
 // ---------------------------------------------------------------------------------------------
 
-const RFC3339 = /^(\d{4})-(\d{2})-(\d{2})[Tt](\d{2}):(\d{2}):(\d{2})(?:\.(\d{1,9}))?(?:([Zz])|([+-])(\d{2}):(\d{2}))$/;
+const RFC3339 = /^(\d{4})-(\d{2})-(\d{2})T(\d{2}):(\d{2}):(\d{2})(?:\.(\d+))?(?:(Z)|([+-])(\d{2}):(\d{2}))$/;
 
 export function parseRFC3339(name: string, s: string): bigint {
   const m = RFC3339.exec(s);
@@ -191,7 +191,7 @@ export function parseRFC3339(name: string, s: string): bigint {
   if (mo < 1 || mo > 12 || d < 1 || d > daysIn(y, mo) || h > 23 || mi > 59 || sec > 59) {
     throw builtinErr(name, 'RFC 3339 date-time field out of range');
   }
-  const frac = BigInt((m[7] ?? '').padEnd(9, '0') || '0');
+  const frac = BigInt((m[7] ?? '').slice(0, 9).padEnd(9, '0'));
   let offset = 0;
   if (!m[8]) {
     const oh = Number(m[10]);

@@ -16,6 +16,8 @@ describe('time', () => {
     expect(call('time.parse_rfc3339_ns', '1969-12-31T23:59:59Z')).toBe(-1_000_000_000);
     expect(callError('time.parse_rfc3339_ns', '2023-02-30T00:00:00Z').code).toBe('eval_builtin_error');
     expect(callError('time.parse_rfc3339_ns', 'yesterday').code).toBe('eval_builtin_error');
+    expect(callError('time.parse_rfc3339_ns', '2023-11-14t22:13:20z').code).toBe('eval_builtin_error');
+    expect(call('time.parse_rfc3339_ns', '1970-01-01T00:00:00.0000000019Z')).toBe(1);
   });
 
   it('parses Go layouts', () => {
