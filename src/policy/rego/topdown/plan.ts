@@ -633,22 +633,7 @@ export class Planner {
       value: w.fnValue ? undefined : this.term(w.value),
       fn: w.fnValue ? this.mockFn(w.fnValue, w.loc) : undefined,
     }));
-    return (c, f, k) => {
-      const vals: Array<Value | undefined> = [];
-      const go = (i: number): boolean => {
-        if (i === mods.length) return inner(derive(c, mods, vals), f, k);
-        const m = mods[i]!;
-        if (!m.value) {
-          vals[i] = undefined;
-          return go(i + 1);
-        }
-        return m.value.eval(c, f, (v) => {
-          vals[i] = v;
-          return go(i + 1);
-        });
-      };
-      return go(0);
-    };
+    return (c, f, k) => withValues(c, f, k, mods, [], 0, inner);
   }
 }
 
@@ -716,6 +701,20 @@ function unify(c: Ctx, f: Frame, L: TermPlan, R: TermPlan, k: K, loc: Location):
     return go(0);
   }
   throw new RegoError('rego_unsafe_var_error', 'unification of two unbound terms', loc);
+}
+
+/** Evaluates the `with` values (each may enumerate), then runs the expression in a derived context. */
+function withValues(c: Ctx, f: Frame, k: K, mods: Mod[], vals: Array<Value | undefined>, i: number, inner: ExprFn): boolean {
+  if (i === mods.length) return inner(derive(c, mods, vals), f, k);
+  const m = mods[i]!;
+  if (!m.value) {
+    vals[i] = undefined;
+    return withValues(c, f, k, mods, vals, i + 1, inner);
+  }
+  return m.value.eval(c, f, (v) => {
+    vals[i] = v;
+    return withValues(c, f, k, mods, vals, i + 1, inner);
+  });
 }
 
 type Mod = { target: IWith['target']; value: TermPlan | undefined; fn: ((c: Ctx, args: Value[]) => Value | undefined) | undefined };
