@@ -139,7 +139,7 @@ function compileGlob(pattern: string, delims: readonly string[]): Matcher {
 }
 
 function matcherFor(pattern: string, delims: readonly string[]): Matcher {
-  const dkey = delims.join('');
+  const dkey = delims.length === 1 ? delims[0]! : delims.join('');
   let byPattern = matchers.get(dkey);
   if (byPattern === undefined) {
     byPattern = new Map();
@@ -181,11 +181,29 @@ function globMatch(m: Matcher, subject: string): boolean {
 const DEFAULT_DELIMS: readonly string[] = ['.'];
 const NO_DELIMS: readonly string[] = [];
 
+/** The common one-delimiter case (`["/"]`, `["."]`) without allocating per call. */
+const singles = new Map<string, readonly string[]>();
+function singleDelim(c: string): readonly string[] {
+  let a = singles.get(c);
+  if (a === undefined) {
+    a = [c];
+    if (singles.size < 256) singles.set(c, a);
+  }
+  return a;
+}
+
 export const GLOB: BuiltinDef[] = [
   def('glob.match', 3, (args) => {
     const pattern = str('glob.match', args, 0);
     const d = args[1]!;
-    const delims = d === null ? NO_DELIMS : Array.isArray(d) && d.length === 0 ? DEFAULT_DELIMS : delimitersOf(args);
+    const delims =
+      d === null
+        ? NO_DELIMS
+        : Array.isArray(d) && d.length === 0
+          ? DEFAULT_DELIMS
+          : Array.isArray(d) && d.length === 1 && typeof d[0] === 'string' && d[0].length === 1
+            ? singleDelim(d[0])
+            : delimitersOf(args);
     return globMatch(matcherFor(pattern, delims), str('glob.match', args, 2));
   }),
   def('glob.quote_meta', 1, (args) => str('glob.quote_meta', args, 0).replace(/[*?\\[\]{}]/g, '\\$&')),
