@@ -201,6 +201,7 @@ export function createPipeline(opts: PipelineOptions): Pipeline {
       if (response.kind === 'complete' && response.result.usage) ctx.usage = response.result.usage;
     } catch (err) {
       ctx.error = isWardenError(err) ? err : toWardenError(err, 'respond', logger);
+      if (ctx.response?.kind === 'stream') releaseStream(ctx.response.chunks);
       await finish(ctx, request.stream);
       throw ctx.error;
     }
@@ -321,6 +322,19 @@ class AuditedStream implements AsyncIterableIterator<CompletionChunk> {
     await this.return();
     throw err;
   }
+}
+
+/**
+ * A stage failed after the upstream stream was opened: close it so the upstream call ends now.
+ * A generator that never started skips its `finally` on `return()`, so take one step first (the
+ * forward stage has already buffered the first chunk, so this does no I/O) and then return.
+ */
+function releaseStream(chunks: AsyncIterable<CompletionChunk>): void {
+  const it = chunks[Symbol.asyncIterator]();
+  it.next().then(
+    () => it.return?.(),
+    () => undefined,
+  ).catch(() => undefined);
 }
 
 const emptyIterator: AsyncIterator<CompletionChunk> = {
