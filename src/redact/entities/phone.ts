@@ -3,13 +3,15 @@
  * validated as international numbers; others against each configured region in turn. Shapes that
  * are something else (IPv4, dates, SSNs, ISBNs, decimals) are rejected before the costly check.
  *
- * Strict by default: a number must be *valid* (assigned ranges), not merely *possible*
- * (right length). `phoneValidation: possible` loosens this explicitly.
+ * Strict by default: a number must be *valid* (assigned ranges, from libphonenumber's metadata
+ * compiled once: phone-metadata.ts), not merely *possible* (right length).
+ * `phoneValidation: possible` loosens this explicitly (and asks libphonenumber-js itself).
  */
-import { isValidPhoneNumber, Metadata, parsePhoneNumberFromString, type CountryCode } from 'libphonenumber-js/max';
+import { parsePhoneNumberFromString, type CountryCode } from 'libphonenumber-js/max';
 import type { Detector, Finding } from '../types.js';
 import type { DigitChunk } from './digit-runs.js';
 import { issuerMatches } from './credit-card.js';
+import { compileRegion, validInternational, validNational, type CompiledRegion } from './phone-metadata.js';
 import { isbn13Valid, luhnValid, mod11Valid } from './util.js';
 
 export type PhoneValidation = 'valid' | 'possible';
@@ -49,70 +51,6 @@ function looksLikeOtherThing(text: string, ch: DigitChunk, seg: Segment, digits:
   return false;
 }
 
-interface RegionPlan {
-  region: CountryCode;
-  nationalPrefix: string | undefined;
-  lengths: readonly number[];
-  /** The region's whole national number pattern, compiled once (libphonenumber compiles per call). */
-  general: RegExp;
-  /** National prefix as parsed (e.g. `0|180020` for GB), anchored. */
-  prefix: RegExp | null;
-}
-
-/** Metadata accessors that exist at run time but are missing from the published typings. */
-interface PlanInternals {
-  nationalPrefix(): string | undefined;
-  nationalPrefixForParsing(): string | undefined;
-  nationalNumberPattern(): string;
-}
-
-/**
- * libphonenumber validation costs ~20-40 µs a call, so a region is only asked about a number
- * whose national significant number has a length that region uses (read from its metadata).
- */
-const regionPlans = new Map<string, RegionPlan | null>();
-function regionPlan(region: string): RegionPlan | null {
-  let plan = regionPlans.get(region);
-  if (plan === undefined) {
-    try {
-      const m = new Metadata();
-      m.selectNumberingPlan(region as CountryCode);
-      const np = m.numberingPlan!;
-      const internals = np as unknown as PlanInternals;
-      const prefix = internals.nationalPrefix();
-      const forParsing = internals.nationalPrefixForParsing();
-      plan = {
-        region: region as CountryCode,
-        nationalPrefix: prefix || undefined,
-        lengths: np.possibleLengths(),
-        general: new RegExp(`^(?:${internals.nationalNumberPattern()})$`),
-        prefix: forParsing ? new RegExp(`^(?:${forParsing})`) : null,
-      };
-    } catch {
-      plan = null;
-    }
-    regionPlans.set(region, plan);
-  }
-  return plan;
-}
-
-/**
- * Cheap necessary condition for validity in a region: the national significant number (with or
- * without a national prefix) has a length the region uses and matches its national number
- * pattern. Only then is libphonenumber asked, and its answer is the one that counts.
- */
-function mayBeValid(plan: RegionPlan, digits: string): boolean {
-  if (plan.lengths.includes(digits.length) && plan.general.test(digits)) return true;
-  if (plan.prefix) {
-    const m = plan.prefix.exec(digits);
-    if (m && m[0].length > 0) {
-      const nsn = digits.slice(m[0].length);
-      if (plan.lengths.includes(nsn.length) && plan.general.test(nsn)) return true;
-    }
-  }
-  return false;
-}
-
 function segmentsOf(ch: DigitChunk): Segment[] {
   const segs: Segment[] = [];
   let g0 = 0;
@@ -133,9 +71,9 @@ export function createPhoneDetector(validation: PhoneValidation = 'valid'): Dete
     name: 'phone',
     entities: ['PHONE_NUMBER'],
     detect(text, ctx, out: Finding[]) {
-      const plans: RegionPlan[] = [];
+      const plans: CompiledRegion[] = [];
       for (const r of ctx.phoneRegions) {
-        const p = regionPlan(r);
+        const p = compileRegion(r);
         if (p) plans.push(p);
       }
       for (const ch of ctx.digitChunks()) {
@@ -173,18 +111,21 @@ export function createPhoneDetector(validation: PhoneValidation = 'valid'): Dete
           const candidate = text.slice(start, seg.end);
           let valid = false;
           if (intl) {
-            const e164 = digits.startsWith('00') && !ch.plus ? '+' + candidate.slice(candidate.indexOf('00') + 2) : candidate;
-            valid = validation === 'valid' ? isValidPhoneNumber(e164) : ok(parsePhoneNumberFromString(e164));
+            if (validation === 'valid') valid = validInternational(digits.startsWith('00') ? digits.slice(2) : digits);
+            else {
+              const e164 = digits.startsWith('00') && !ch.plus ? '+' + candidate.slice(candidate.indexOf('00') + 2) : candidate;
+              valid = ok(parsePhoneNumberFromString(e164));
+            }
           } else if (validation === 'valid') {
             for (const plan of plans) {
-              if (mayBeValid(plan, digits) && isValidPhoneNumber(candidate, plan.region)) {
+              if (validNational(plan, digits)) {
                 valid = true;
                 break;
               }
             }
           } else {
             for (const plan of plans) {
-              if (ok(parsePhoneNumberFromString(candidate, plan.region))) {
+              if (ok(parsePhoneNumberFromString(candidate, plan.region as CountryCode))) {
                 valid = true;
                 break;
               }
