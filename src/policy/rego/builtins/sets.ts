@@ -1,14 +1,15 @@
 /** `union` and `intersection` of a set of sets. */
 import { RegoSet, type Value } from '../value.js';
 import type { BuiltinDef } from './types.js';
-import { def, elemErr, set } from './util.js';
+import { def, set, typeErr } from './util.js';
 import { setIntersection } from './operators.js';
 
 function setsOf(name: string, args: Value[]): RegoSet[] {
   const s = set(name, args, 0);
   const out: RegoSet[] = [];
   for (const x of s.values()) {
-    if (!(x instanceof RegoSet)) throw elemErr(name, 1, s, x, 'set');
+    // OPA reports a non-set member as the operand itself being of the wrong type.
+    if (!(x instanceof RegoSet)) throw typeErr(name, 1, x, 'set');
     out.push(x);
   }
   return out;

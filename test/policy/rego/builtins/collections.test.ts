@@ -82,7 +82,7 @@ describe('sets', () => {
     expect((call('union', S(S(1, 2), S(2, 3))) as RegoSet).sorted()).toEqual([1, 2, 3]);
     expect((call('intersection', S(S(1, 2), S(2, 3))) as RegoSet).sorted()).toEqual([2]);
     expect((call('intersection', S()) as RegoSet).size).toBe(0);
-    expect(callError('union', S(1)).message).toBe('union: operand 1 must be set of sets but got set containing number');
+    expect(callError('union', S(1)).message).toBe('union: operand 1 must be set but got number');
   });
 });
 
