@@ -15,7 +15,8 @@ function toNumber(args: Value[]): Value {
     if (bare === 'inf' || bare === 'infinity' || bare === 'nan') throw typeErr('to_number', 1, v, 'valid number string');
     const n = parseNumberText(v);
     if (n === undefined || (typeof n === 'number' && !Number.isFinite(n))) {
-      throw builtinErr('to_number', `strconv.ParseFloat: parsing ${JSON.stringify(v)}: invalid syntax`);
+      // OPA quotes the string here; Warden does not repeat operand values in errors.
+      throw builtinErr('to_number', 'strconv.ParseFloat: parsing the operand: invalid syntax');
     }
     return n;
   }

@@ -122,6 +122,7 @@ describe('types and casts', () => {
     const e = callError('to_number', 'broken');
     expect(e.code).toBe('eval_builtin_error');
     expect(e.message).toContain('invalid syntax');
+    expect(callError('to_number', 'CANARY-SECRET-9f8e7d').message).not.toContain('CANARY');
     for (const s of ['nan', 'inf', '-inf', 'Infinity', '-NaN', 'iNf']) {
       expect(callError('to_number', s).code).toBe('eval_type_error');
     }
