@@ -50,7 +50,8 @@ export function compareVersions(a: Version, b: Version): number {
 function versionArg(args: Value[], i: number): Version {
   const s = str('semver.compare', args, i);
   const v = parse(s);
-  if (!v) throw builtinErr('semver.compare', `operand ${i + 1}: string ${JSON.stringify(s)} is not a valid SemVer`);
+  // OPA quotes the string; Warden does not repeat operand values in errors.
+  if (!v) throw builtinErr('semver.compare', `operand ${i + 1}: string is not a valid SemVer`);
   return v;
 }
 

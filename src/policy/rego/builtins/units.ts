@@ -1,7 +1,8 @@
 /**
  * `units.parse_bytes` ("10KB", "1.5GiB" → bytes, an integer) and `units.parse` ("1500m" →
  * 1.5, "2Ki" → 2048), following OPA's parsing (quotes dropped, no spaces, scientific
- * notation in the amount) and exact on large values.
+ * notation in the amount) and exact on large values. Unlike OPA, errors do not repeat the unit:
+ * operands may come from input, and Warden keeps input values out of error messages.
  */
 import { normalizeInt, type Value } from '../value.js';
 import type { BuiltinDef } from './types.js';
@@ -77,7 +78,7 @@ function parseBytes(args: Value[]): Value {
   const [amount, unit] = splitAmount(name, s);
   if (amount === '') throw builtinErr(name, 'no byte amount provided');
   const mul = BYTE_UNITS[unit];
-  if (mul === undefined) throw builtinErr(name, `byte unit ${unit} not recognized`);
+  if (mul === undefined) throw builtinErr(name, 'byte unit not recognized');
   const d = decimal(amount);
   if (!d) throw builtinErr(name, 'could not parse byte amount to a number');
   // Truncated to whole bytes, as OPA does.
@@ -92,7 +93,7 @@ function parseUnits(args: Value[]): Value {
   if (amount === '') throw builtinErr(name, 'no amount provided');
   const unit = rawUnit.length > 1 ? rawUnit[0] + rawUnit.slice(1).toLowerCase() : rawUnit;
   const factor = SI_UNITS[unit];
-  if (factor === undefined) throw builtinErr(name, `unit ${unit} not recognized`);
+  if (factor === undefined) throw builtinErr(name, 'unit not recognized');
   const d = decimal(amount);
   if (!d) throw builtinErr(name, 'could not parse amount to a number');
   const num = d.num * factor[0];
