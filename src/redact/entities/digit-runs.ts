@@ -27,6 +27,11 @@ export interface DigitChunk {
 }
 
 const MAX_SEP = 3;
+/** More groups than any entity has; longer runs are cut (and so linear). */
+const MAX_GROUPS = 64;
+const scratchStarts: number[] = new Array<number>(MAX_GROUPS).fill(0);
+const scratchEnds: number[] = new Array<number>(MAX_GROUPS).fill(0);
+const scratchBreak: boolean[] = new Array<boolean>(MAX_GROUPS).fill(false);
 
 function isSepCode(c: number): boolean {
   // space, tab, CR, LF, '-', '.', '(', ')'
@@ -99,16 +104,17 @@ export function scanDigits(text: string): DigitScan {
       while (i < n && isWordCode(text.charCodeAt(i))) i++;
       continue;
     }
-    const groupStarts: number[] = [];
-    const groupEnds: number[] = [];
-    const breakAfter: boolean[] = [];
-    const seps: string[] = [];
+    // Group bounds go to scratch arrays first: most digit runs in prose ("42", "2024") can be no
+    // entity, and materialising a chunk for each would only feed the garbage collector.
+    let groups = 0;
+    let digits = 0;
     let j = i;
     for (;;) {
       const gs = j;
       while (j < n && isDigitCode(text.charCodeAt(j))) j++;
-      groupStarts.push(gs);
-      groupEnds.push(j);
+      scratchStarts[groups] = gs;
+      scratchEnds[groups] = j;
+      digits += j - gs;
       // Try a separator followed by another digit group.
       let k = j;
       let brk = false;
@@ -119,34 +125,35 @@ export function scanDigits(text: string): DigitScan {
         }
         k++;
       }
-      if (k > j && k < n && isDigitCode(text.charCodeAt(k))) {
-        seps.push(text.slice(j, k));
-        breakAfter.push(brk);
+      scratchBreak[groups] = brk;
+      groups++;
+      if (k > j && k < n && isDigitCode(text.charCodeAt(k)) && groups < MAX_GROUPS) {
         j = k;
         continue;
       }
       break;
     }
-    const end = groupEnds[groupEnds.length - 1]!;
+    const end = scratchEnds[groups - 1]!;
     const after = end < n ? text.charCodeAt(end) : 0;
-    // "1,234" or "3.5%" or "10.0.0.1:8080": digits glued to more digits or a unit.
-    const glued =
-      after === 95 ||
-      after === 64 ||
-      after === 37 ||
-      after === 47 ||
-      ((after === 44 || after === 46 || after === 58) && end + 1 < n && isDigitCode(text.charCodeAt(end + 1)));
-    chunks.push({
-      start,
-      end,
-      plus,
-      groupStarts,
-      groupEnds,
-      breakAfter,
-      seps,
-      letterAfter: isAlphaCode(after),
-      glued,
-    });
+    const letterAfter = isAlphaCode(after);
+    const first = text.charCodeAt(scratchStarts[0]!);
+    // Worth a chunk: 7+ digits (phones, cards, SSNs), four groups (IPv4), or a 1/3 glued to
+    // letters (a Bitcoin address).
+    if (digits >= 7 || groups === 4 || (letterAfter && groups === 1 && (first === 49 || first === 51))) {
+      const groupStarts = scratchStarts.slice(0, groups);
+      const groupEnds = scratchEnds.slice(0, groups);
+      const breakAfter = scratchBreak.slice(0, groups - 1);
+      const seps: string[] = [];
+      for (let g = 0; g + 1 < groups; g++) seps.push(text.slice(groupEnds[g], groupStarts[g + 1]));
+      // "1,234" or "3.5%" or "10.0.0.1:8080": digits glued to more digits or a unit.
+      const glued =
+        after === 95 ||
+        after === 64 ||
+        after === 37 ||
+        after === 47 ||
+        ((after === 44 || after === 46 || after === 58) && end + 1 < n && isDigitCode(text.charCodeAt(end + 1)));
+      chunks.push({ start, end, plus, groupStarts, groupEnds, breakAfter, seps, letterAfter, glued });
+    }
     i = end;
     // Do not restart inside the token that glued on.
     while (i < n && isWordCode(text.charCodeAt(i))) i++;
