@@ -177,7 +177,8 @@ export async function createRuntime(config: Config, opts: RuntimeOptions = {}): 
   async function start(): Promise<BoundAddresses> {
     const limits = ingressLimits(config);
     const configuredModels = () => Object.keys(config.models);
-    httpIngress = createHttpIngress({ pipeline, limits, logger, draining: () => draining, configuredModels });
+    const onRejected = (code: string, seconds: number) => metrics.observeRequest({ protocol: 'openai-http', code, seconds });
+    httpIngress = createHttpIngress({ pipeline, limits, logger, draining: () => draining, configuredModels, onRejected });
     grpcIngress = createGrpcIngress({
       pipeline,
       limits,
@@ -185,6 +186,7 @@ export async function createRuntime(config: Config, opts: RuntimeOptions = {}): 
       health,
       draining: () => draining,
       unixListener: config.listen.grpc_socket !== undefined,
+      onRejected: (code, seconds) => metrics.observeRequest({ protocol: 'grpc', code, seconds }),
     });
     adminServer = createAdminServer({ registry: metrics.registry, readiness });
 
@@ -194,7 +196,7 @@ export async function createRuntime(config: Config, opts: RuntimeOptions = {}): 
     const out: BoundAddresses = { http: `http://${formatAddress(httpInfo)}`, grpc: '', admin: '' };
     if (config.listen.http_socket) {
       // A second server object on the same handler: one node server cannot listen twice.
-      const unixIngress = createHttpIngress({ pipeline, limits, logger, draining: () => draining, configuredModels });
+      const unixIngress = createHttpIngress({ pipeline, limits, logger, draining: () => draining, configuredModels, onRejected });
       out.httpSocket = await listenUnix(unixIngress.server, config.listen.http_socket);
       httpServers.push(unixIngress.server);
       httpIngresses.push(unixIngress);

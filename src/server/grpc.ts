@@ -285,6 +285,8 @@ export interface GrpcIngressOptions {
   draining?: () => boolean;
   /** True when the server is also bound to a Unix domain socket. */
   unixListener?: boolean;
+  /** Counts calls refused before they became a PromptRequest (they never reach the pipeline). */
+  onRejected?: (code: string, seconds: number) => void;
 }
 
 export interface GrpcIngress {
@@ -338,6 +340,17 @@ export function createGrpcIngress(opts: GrpcIngressOptions): GrpcIngress {
     };
   }
 
+  /** Translates the wire request; a refusal here is counted, since the pipeline never sees it. */
+  function translate(call: AnyCall, action: Action, stream: boolean, signal: AbortSignal): PromptRequest {
+    const started = performance.now();
+    try {
+      return fromWireRequest(call.request, metaFor(call, action, stream, signal), limits);
+    } catch (err) {
+      if (isWardenError(err)) opts.onRejected?.(err.code, (performance.now() - started) / 1000);
+      throw err;
+    }
+  }
+
   function asWarden(err: unknown): WardenError {
     return isWardenError(err) ? err : new WardenError('internal', 'internal error');
   }
@@ -352,7 +365,7 @@ export function createGrpcIngress(opts: GrpcIngressOptions): GrpcIngress {
       const { signal, dispose } = callSignal(call);
       void (async () => {
         try {
-          const request = fromWireRequest(call.request, metaFor(call, action, false, signal), limits);
+          const request = translate(call, action, false, signal);
           const response = await pipeline.run(request);
           if (action === 'prompt.render' && response.kind === 'render') callback(null, toWireRender(response));
           else if (response.kind === 'complete') callback(null, toWireCompletion(response.result));
@@ -377,7 +390,7 @@ export function createGrpcIngress(opts: GrpcIngressOptions): GrpcIngress {
     void (async () => {
       let it: AsyncIterator<CompletionChunk> | undefined;
       try {
-        const request = fromWireRequest(call.request, metaFor(call, 'prompt.execute', true, signal), limits);
+        const request = translate(call, 'prompt.execute', true, signal);
         const response = await pipeline.run(request);
         if (response.kind !== 'stream') throw new WardenError('internal', 'internal error');
         it = response.chunks[Symbol.asyncIterator]();

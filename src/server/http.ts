@@ -22,6 +22,11 @@ export interface HttpIngressOptions {
   draining?: () => boolean;
   /** Model names configured for routing; `GET /v1/models` lists the ones the policy allows. */
   configuredModels: () => readonly string[];
+  /**
+   * Counts requests refused before they became a PromptRequest (bad JSON, too large, wrong
+   * types): they never reach the pipeline, so its metrics would not see them.
+   */
+  onRejected?: (code: string, seconds: number) => void;
 }
 
 const JSON_HEADERS = { 'content-type': 'application/json' } as const;
@@ -238,6 +243,7 @@ export function createHttpIngress(opts: HttpIngressOptions): HttpIngress {
       } catch (err) {
         if (!isWardenError(err)) throw err;
         if (err.code === 'payload_too_large') res.setHeader('connection', 'close');
+        opts.onRejected?.(err.code, (performance.timeOrigin + performance.now() - meta.receivedAt) / 1000);
         return sendError(res, err, requestId);
       }
       let response;

@@ -60,11 +60,15 @@ describe('admin endpoints', () => {
   it('/metrics exposes request, stage, decision, upstream and revision metrics', async () => {
     expect(await governedCall(await w.signer.token('support', 'ticket-bot'))).toBe(200);
     expect(await governedCall(await w.signer.token('marketing', 'campaign-bot'))).toBe(403);
+    // Refused before it became a request (not JSON): counted all the same.
+    const bad = await fetch(`${w.addresses.http}/v1/chat/completions`, { method: 'POST', body: '{oops' });
+    expect(bad.status).toBe(400);
     const res = await fetch(`${w.addresses.admin}/metrics`);
     expect(res.headers.get('content-type')).toContain('text/plain');
     const text = await res.text();
     expect(sample(text, 'warden_requests_total', { protocol: 'openai-http', code: 'ok' })).toBeGreaterThan(0);
     expect(sample(text, 'warden_requests_total', { protocol: 'openai-http', code: 'policy_denied' })).toBeGreaterThan(0);
+    expect(sample(text, 'warden_requests_total', { protocol: 'openai-http', code: 'invalid_request' })).toBeGreaterThan(0);
     for (const stage of ['authenticate', 'resolve', 'decide', 'fetch', 'render', 'redact', 'forward', 'respond', 'audit']) {
       expect(sample(text, 'warden_stage_duration_seconds_count', { stage }), stage).toBeGreaterThan(0);
     }
