@@ -44,7 +44,7 @@ function jsonMarshalWithOptions(args: Value[]): Value {
     else if (k === 'prefix' && typeof x === 'string') prefix = x;
     else if (k === 'pretty' || k === 'indent' || k === 'prefix') {
       throw operandErr('json.marshal_with_options', 2, `key ${k} has the wrong type`);
-    } else throw operandErr('json.marshal_with_options', 2, `object contained unknown key ${typeof k === 'string' ? k : '(non-string)'}`);
+    } else throw operandErr('json.marshal_with_options', 2, 'object contained an unknown key (want pretty, indent, prefix)');
   }
   // Giving an indent or prefix asks for pretty output unless `pretty: false` says otherwise.
   const wantPretty = pretty ?? (indent !== undefined || prefix !== undefined);

@@ -75,7 +75,9 @@ export function unmarshalJSON(text: string): Value {
     try {
       return JSON.parse(text) as Value;
     } catch (e) {
-      throw new JSONSyntaxError(e instanceof Error ? firstLine(e.message) : 'invalid JSON');
+      // V8's message quotes the text around the error, which may be a secret: keep only where.
+      const at = e instanceof Error ? /position (\d+)/.exec(e.message) : null;
+      throw new JSONSyntaxError(at ? `invalid JSON at offset ${at[1]}` : 'invalid JSON');
     }
   }
   return new ExactParser(text).parseDocument();

@@ -155,7 +155,7 @@ function decodeVerify(args: Value[], ctx: BuiltinContext): Value {
   let aud = '';
   let time = Number(ctx.nowNs);
   for (const [k, v] of objectEntries(c)) {
-    const want = (t: string) => builtinErr(name, `${String(k)} constraint: must be ${t}`);
+    const want = (t: string) => builtinErr(name, `${k as string} constraint: must be ${t}`);
     switch (k) {
       case 'cert':
         if (typeof v !== 'string') throw want('a string');
@@ -177,7 +177,7 @@ function decodeVerify(args: Value[], ctx: BuiltinContext): Value {
         time = Number(v);
         break;
       default:
-        throw builtinErr(name, `unknown token validation constraint: ${typeof k === 'string' ? k : '(non-string)'}`);
+        throw builtinErr(name, 'unknown token validation constraint (want cert, secret, alg, iss, aud, time)');
     }
   }
   if (keys !== undefined && secret !== '') throw builtinErr(name, 'duplicate key constraints');

@@ -16,7 +16,7 @@ describe('json', () => {
     expect(call('json.marshal_with_options', { a: '<' }, { prefix: '>', indent: ' ' })).toBe('>{\n> "a": "\\u003c"\n>}');
     expect(call('json.marshal_with_options', { a: [] }, { indent: '\t' })).toBe('{\n\t"a": []\n}');
     expect(callError('json.marshal_with_options', 1, { colour: true }).message).toBe(
-      'json.marshal_with_options: operand 2 object contained unknown key colour',
+      'json.marshal_with_options: operand 2 object contained an unknown key (want pretty, indent, prefix)',
     );
   });
 

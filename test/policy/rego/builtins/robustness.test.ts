@@ -88,4 +88,27 @@ describe('built-in robustness', () => {
     }
     expect(JSON.stringify(operands.map((v) => (v instanceof RegoSet ? v.sorted() : v)))).toBe(before);
   });
+
+  it('never repeats an operand value in an error message', () => {
+    const canary = 'CANARY-SECRET-9f8e7d';
+    const carriers: Value[] = [canary, [canary], { [canary]: canary }, RegoSet.from([canary]), `1${canary}`, `${canary}.${canary}.${canary}`];
+    const fillers: Value[][] = [['x', 'y', 'z', 'w'], [{}, {}, {}, {}], [1, 1, 1, 1]];
+    const leaks: string[] = [];
+    for (const def of BUILTINS.values()) {
+      for (let pos = 0; pos < def.arity; pos++) {
+        for (const carrier of carriers) {
+          for (const fill of fillers) {
+            const args = fill.slice(0, def.arity);
+            args[pos] = carrier;
+            try {
+              def.fn(args, ctx);
+            } catch (e) {
+              if (e instanceof Error && e.message.includes('CANARY')) leaks.push(`${def.name}: ${e.message}`);
+            }
+          }
+        }
+      }
+    }
+    expect(leaks).toEqual([]);
+  });
 });
