@@ -45,7 +45,9 @@ function groupOf(entity: string): string | undefined {
 
 export function expandEntities(names: readonly string[], known: ReadonlySet<string>, path: string): string[] {
   const out: string[] = [];
-  for (const name of names) {
+  for (const raw of names) {
+    // Policies may write entity names in any case ("email_address").
+    const name = raw.toUpperCase();
     const members = GROUPS[name];
     if (members) out.push(...members);
     else if (known.has(name)) out.push(name);
@@ -85,11 +87,13 @@ export function buildPlan(
     reidentify: decision.reidentify === true,
     usesHash: false,
   };
+  const decisionModes: Record<string, RedactionMode> = {};
+  for (const [k, v] of Object.entries(decision.modes ?? {})) decisionModes[k.toUpperCase()] = v;
   for (const e of entities) {
     const g = groupOf(e);
     const mode =
-      decision.modes?.[e] ??
-      (g ? decision.modes?.[g] : undefined) ??
+      decisionModes[e] ??
+      (g ? decisionModes[g] : undefined) ??
       decision.mode ??
       profile.settings?.[e]?.mode ??
       (g ? profile.settings?.[g]?.mode : undefined) ??

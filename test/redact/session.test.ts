@@ -251,3 +251,12 @@ describe('custom entities and allow-lists', () => {
     expect(out[0]!.content).toBe('support@corp.example.com bot@noreply.example.com [EMAIL_ADDRESS]');
   });
 });
+
+describe('decisions from policies', () => {
+  it('entity names and mode keys are case-insensitive; groups expand', () => {
+    const r = createRedactor({});
+    const s = r.session(decision({ entities: ['email_address', 'secrets'], modes: { Email_Address: 'tokenize' } }), []);
+    const out = s.redactMessages([{ role: 'user', content: 'a@corp.example.com 536-90-4399 AKIAIOSFODNN7EXAMPLE' }]);
+    expect(out[0]!.content).toBe('<EMAIL_ADDRESS_1> 536-90-4399 [AWS_ACCESS_KEY_ID]');
+  });
+});
