@@ -80,14 +80,24 @@ function fromYAML(x: unknown): Value {
 
 const YAML_PARSE = { version: '1.1', intAsBigInt: true, maxAliasCount: 100, uniqueKeys: false } as const;
 
+/**
+ * The YAML library's message without any document text: position messages are fixed text, and
+ * anything else is cut at its first `: ` (after which the library may quote the document).
+ */
+function yamlMessage(e: Error): string {
+  const line = firstLine(e.message);
+  if (/ at line \d+, column \d+:?$/.test(line)) return line.replace(/:$/, '');
+  const cut = line.indexOf(': ');
+  return cut < 0 ? line : line.slice(0, cut);
+}
+
 function parseYAML(name: string, text: string): Value {
   try {
     const doc = YAML.parseDocument(text, YAML_PARSE);
-    if (doc.errors.length > 0) throw new JSONSyntaxError(firstLine(doc.errors[0]!.message));
+    if (doc.errors.length > 0) throw doc.errors[0]!;
     return fromYAML(doc.toJS({ mapAsMap: true, maxAliasCount: 100 }));
   } catch (e) {
-    if (e instanceof Error) throw builtinErr(name, firstLine(e.message));
-    throw e;
+    throw builtinErr(name, e instanceof Error ? yamlMessage(e) : 'invalid YAML');
   }
 }
 

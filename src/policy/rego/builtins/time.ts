@@ -92,7 +92,7 @@ function zoneOffset(name: string, tz: string, ms: number): number {
   try {
     f = zoneFormatter(tz === 'Local' ? Intl.DateTimeFormat().resolvedOptions().timeZone : tz);
   } catch {
-    throw builtinErr(name, `unknown time zone ${tz}`);
+    throw builtinErr(name, "unknown time zone (want an IANA name such as Europe/Paris, UTC or Local)");
   }
   const parts: Record<string, string> = {};
   for (const p of f.formatToParts(new Date(ms))) parts[p.type] = p.value;

@@ -64,8 +64,12 @@ describe('yaml', () => {
   });
 
   it('never quotes the input in an error message', () => {
-    const e = callError('yaml.unmarshal', 'token: CANARY-SECRET-9f8e7d\n  bad: [');
-    expect(e.message).not.toContain('CANARY-SECRET-9f8e7d');
+    for (const doc of ['token: CANARY-SECRET-9f8e7d\n  bad: [', 'a: *CANARY-SECRET-9f8e7d', '"CANARY-SECRET-9f8e7d', '{CANARY-SECRET-9f8e7d']) {
+      const e = callError('yaml.unmarshal', doc);
+      expect(e.code).toBe('eval_builtin_error');
+      expect(e.message).not.toContain('CANARY');
+    }
+    expect(callError('time.date', [0, 'CANARY-SECRET-9f8e7d']).message).not.toContain('CANARY');
     const j = callError('json.unmarshal', '{"token": "CANARY-SECRET-9f8e7d"');
     expect(j.message).not.toContain('CANARY-SECRET-9f8e7d');
   });
