@@ -63,7 +63,21 @@ export class WardenRedactor implements Redactor {
     }
     // Validate every profile now, so a typo is a startup error and not a refused request.
     for (const [name, p] of Object.entries(this.profiles)) {
-      expandEntities(p.entities, known, `redaction.profiles.${name}.entities`);
+      const path = `redaction.profiles.${name}`;
+      if (!Array.isArray(p.entities)) {
+        throw new WardenError('invalid_request', `${path}.entities must be a list of entity types`, { location: { path: `${path}.entities` } });
+      }
+      try {
+        expandEntities(p.entities, known, `${path}.entities`);
+      } catch (err) {
+        throw new WardenError('invalid_request', (err as Error).message, { location: { path: `${path}.entities` } });
+      }
+      const modes = [p.mode, ...Object.values(p.settings ?? {}).map((x) => x.mode)];
+      for (const m of modes) {
+        if (m !== undefined && !['mask', 'hash', 'tokenize', 'block', 'allow'].includes(m)) {
+          throw new WardenError('invalid_request', `${path}: unknown mode "${String(m)}"`, { location: { path } });
+        }
+      }
     }
     this.hashKey = config.hashKey;
     this.maxHoldBack = config.maxHoldBack ?? DEFAULT_MAX_HOLD_BACK;

@@ -260,3 +260,14 @@ describe('decisions from policies', () => {
     expect(out[0]!.content).toBe('<EMAIL_ADDRESS_1> 536-90-4399 [AWS_ACCESS_KEY_ID]');
   });
 });
+
+describe('configuration errors are startup errors with a key path', () => {
+  it('unknown entity or mode in a profile', () => {
+    const a = thrown(() => createRedactor({ profiles: { p: { entities: ['EMAIL_ADRESS'] } } }));
+    expect(a.code).toBe('invalid_request');
+    expect(a.location?.path).toBe('redaction.profiles.p.entities');
+    const b = thrown(() => createRedactor({ profiles: { p: { entities: ['EMAIL_ADDRESS'], mode: 'shred' as never } } }));
+    expect(b.location?.path).toBe('redaction.profiles.p');
+    expect(thrown(() => createRedactor({ defaultProfile: 'missing' })).location?.path).toBe('redaction.default_profile');
+  });
+});
