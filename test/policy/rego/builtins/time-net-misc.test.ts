@@ -186,6 +186,16 @@ describe('graph', () => {
     const g = { a: ['b'], b: RegoSet.from(['c']), c: [], d: ['a'] };
     expect((call('graph.reachable', g, ['a']) as RegoSet).sorted()).toEqual(['a', 'b', 'c']);
     expect((call('graph.reachable', g, RegoSet.from(['z'])) as RegoSet).size).toBe(0);
+    expect(callError('graph.reachable', g, 1).message).toBe('graph.reachable: operand 2 must be {array, set} but got number');
+  });
+
+  it('graph.reachable_paths lists paths to leaves, stopping at cycles', () => {
+    const g = { a: ['b', 'c'], b: ['d'], c: ['a'], d: [] };
+    expect((call('graph.reachable_paths', g, ['a']) as RegoSet).sorted()).toEqual([
+      ['a', 'b', 'd'],
+      ['a', 'c'],
+    ]);
+    expect((call('graph.reachable_paths', { x: ['y'] }, ['x']) as RegoSet).sorted()).toEqual([['x']]);
   });
 });
 
