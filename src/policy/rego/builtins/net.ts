@@ -4,7 +4,7 @@
  * (or an IPv4-mapped IPv6 one) never matches an IPv6 network, and vice versa.
  */
 import { isIPv4, isIPv6 } from 'node:net';
-import { RegoSet, type Value } from '../value.js';
+import { RegoSet, isObject, objectEntries, type Value } from '../value.js';
 import type { BuiltinDef } from './types.js';
 import { builtinErr, def, str } from './util.js';
 
@@ -107,7 +107,112 @@ function contains(a: Net, candidate: Net): boolean {
   return a.width === b.width && b.prefix >= a.prefix && (b.bits & mask(a.prefix, a.width)) === a.bits;
 }
 
+/** The text Go's IPNet.String() gives a parsed network: its (masked) address and prefix. */
+function cidrText(bits: bigint, prefix: number, width: 32 | 128): string {
+  return `${formatIP(bits, width)}/${prefix}`;
+}
+
+/** [first, last] address ranges to the fewest CIDRs covering exactly them. */
+function rangeToCIDRs(first: bigint, last: bigint, width: 32 | 128): string[] {
+  const out: string[] = [];
+  let cur = first;
+  while (cur <= last) {
+    // The largest aligned block starting at `cur` that does not pass `last`.
+    let size = 0;
+    while (size < width && (cur & ((1n << BigInt(size + 1)) - 1n)) === 0n && cur + (1n << BigInt(size + 1)) - 1n <= last) size++;
+    out.push(cidrText(cur, width - size, width));
+    cur += 1n << BigInt(size);
+  }
+  return out;
+}
+
+interface Block {
+  first: bigint;
+  last: bigint;
+  width: 32 | 128;
+  /** Set while the block is an input network not merged with another: printed as given. */
+  text: string | undefined;
+}
+
+/** An address without a prefix gets Go's classful default mask, as OPA's net.cidr_merge does. */
+function mergeBlock(name: string, x: Value): Block {
+  if (typeof x !== 'string') throw builtinErr(name, 'element must be string');
+  const ip = parseIP(x);
+  if (ip) {
+    if (ip[1] === 128) throw builtinErr(name, 'IPv6 invalid: needs prefix length');
+    const top = Number(ip[0] >> 24n);
+    const prefix = top < 128 ? 8 : top < 192 ? 16 : top < 224 ? 24 : -1;
+    if (prefix < 0) throw builtinErr(name, 'IPv4 address has no default mask (give a prefix length)');
+    const first = ip[0] & mask(prefix, 32);
+    return { first, last: first | (~mask(prefix, 32) & 0xffffffffn), width: 32, text: `${x}/${prefix}` };
+  }
+  const n = parseCIDR(x);
+  if (!n) throw builtinErr(name, 'element is not a valid IP address or CIDR');
+  const all = (1n << BigInt(n.width)) - 1n;
+  return { first: n.bits, last: n.bits | (~mask(n.prefix, n.width) & all), width: n.width, text: cidrText(n.bits, n.prefix, n.width) };
+}
+
+function cidrMerge(args: Value[]): Value {
+  const name = 'net.cidr_merge';
+  const v = args[0]!;
+  const items = Array.isArray(v) ? v : v instanceof RegoSet ? v.sorted() : undefined;
+  if (!items) throw builtinErr(name, 'operand must be an array');
+  const out = new RegoSet();
+  for (const width of [32, 128] as const) {
+    const blocks = items.map((x) => mergeBlock(name, x)).filter((b) => b.width === width);
+    blocks.sort((a, b) => (a.last !== b.last ? (a.last < b.last ? -1 : 1) : a.first < b.first ? -1 : a.first > b.first ? 1 : 0));
+    // From the end, fold each block into its predecessor when they touch or overlap.
+    for (let i = blocks.length - 1; i > 0; i--) {
+      const cur = blocks[i]!;
+      const prev = blocks[i - 1]!;
+      if (cur.first - 1n <= prev.last) {
+        blocks[i - 1] = { first: prev.first < cur.first ? prev.first : cur.first, last: cur.last, width, text: undefined };
+        blocks.splice(i, 1);
+      }
+    }
+    for (const b of blocks) {
+      if (b.text !== undefined) out.add(b.text);
+      else for (const c of rangeToCIDRs(b.first, b.last, width)) out.add(c);
+    }
+  }
+  return out;
+}
+
+/** Entries of a cidr_contains_matches operand: [cidr text, the index reported for it]. */
+function matchEntries(name: string, pos: number, v: Value): Array<[string, Value]> {
+  const cidrOf = (x: Value): string => {
+    const c = typeof x === 'string' ? x : Array.isArray(x) && x.length > 0 ? x[0] : undefined;
+    if (typeof c !== 'string') throw builtinErr(name, `operand ${pos}: element must be string or non-empty array`);
+    return c;
+  };
+  if (typeof v === 'string') return [[v, v]];
+  if (Array.isArray(v)) return v.map((x, i) => [cidrOf(x), i]);
+  if (v instanceof RegoSet) return v.sorted().map((x) => [cidrOf(x), x]);
+  if (isObject(v)) return objectEntries(v).map(([k, x]) => [cidrOf(x), k]);
+  return [];
+}
+
+/** net.cidr_contains on two strings (CIDR, then address or CIDR). */
+function containsText(name: string, a: string, b: string): boolean {
+  const net = parseCIDR(a);
+  if (!net) throw builtinErr(name, 'not a valid CIDR');
+  const ip = parseIP(b);
+  if (ip) return contains(net, { bits: ip[0], prefix: ip[1], width: ip[1] });
+  const other = parseCIDR(b);
+  if (!other) throw builtinErr(name, 'not a valid textual representation of an IP address or CIDR');
+  return contains(net, other);
+}
+
 export const NET: BuiltinDef[] = [
+  def('net.cidr_merge', 1, cidrMerge),
+  def('net.cidr_contains_matches', 2, (args) => {
+    const name = 'net.cidr_contains_matches';
+    const out = new RegoSet();
+    for (const [c1, i1] of matchEntries(name, 1, args[0]!)) {
+      for (const [c2, i2] of matchEntries(name, 2, args[1]!)) if (containsText(name, c1, c2)) out.add([i1, i2]);
+    }
+    return out;
+  }),
   def('net.cidr_contains', 2, (args) => {
     const net = cidrArg('net.cidr_contains', args, 0);
     const x = str('net.cidr_contains', args, 1);

@@ -121,6 +121,28 @@ describe('net', () => {
     ]);
     expect((call('net.cidr_expand', '2001:db8::/127') as RegoSet).sorted()).toEqual(['2001:db8::', '2001:db8::1']);
     expect(callError('net.cidr_expand', '10.0.0.0/8').code).toBe('eval_builtin_error');
+  });
+
+  it('cidr_merge merges adjacent, contained and duplicate networks', () => {
+    const m = (...xs: string[]) => (call('net.cidr_merge', xs) as RegoSet).sorted();
+    expect(m('192.0.128.0/24', '192.0.129.0/24')).toEqual(['192.0.128.0/23']);
+    expect(m('10.0.0.0/8', '10.1.0.0/16', '10.0.0.0/8')).toEqual(['10.0.0.0/8']);
+    expect(m('10.0.0.0/24', '10.0.2.0/24')).toEqual(['10.0.0.0/24', '10.0.2.0/24']);
+    expect(m('10.0.0.0/24', '10.0.1.0/24', '10.0.2.0/24')).toEqual(['10.0.0.0/23', '10.0.2.0/24']);
+    expect(m('2001:db8::/33', '2001:db8:8000::/33', '10.0.0.1/32')).toEqual(['10.0.0.1/32', '2001:db8::/32']);
+    expect(callError('net.cidr_merge', ['2001:db8::1']).code).toBe('eval_builtin_error');
+  });
+
+  it('cidr_contains_matches reports which entries contain which', () => {
+    const r = call(
+      'net.cidr_contains_matches',
+      RegoSet.from([['1.1.1.0/24', 'foo'], '1.1.2.0/24']),
+      { x: '1.1.1.128', y: ['1.1.254.1', 'bar'] },
+    ) as RegoSet;
+    expect(r.sorted()).toEqual([[['1.1.1.0/24', 'foo'], 'x']]);
+    expect((call('net.cidr_contains_matches', ['10.0.0.0/8', '192.168.0.0/16'], '10.1.2.3') as RegoSet).sorted()).toEqual([
+      [0, '10.1.2.3'],
+    ]);
     expect(call('net.cidr_is_valid', '10.0.0.0')).toBe(false);
   });
 });
