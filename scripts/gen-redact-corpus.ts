@@ -254,6 +254,9 @@ const VALUES: Record<string, ValueGen> = {
     const b64 = (o: unknown): string => Buffer.from(JSON.stringify(o)).toString('base64url');
     return `${b64({ alg: 'HS256', typ: 'JWT' })}.${b64({ sub: g.digits(8), name: 'x', iat: g.int(1.6e9, 1.8e9) })}.${g.bytes(32).toString('base64url')}`;
   },
+  PASSWORD: (g) => g.chars(ALNUM + '!#%&*?@^~', 10) + g.chars('0123456789', 2) + g.chars('!#%&*?', 1),
+  AWS_SECRET_ACCESS_KEY: (g) => g.chars(UPPER, 4) + g.chars('abcdefghijklmnopqrstuvwxyz', 4) + g.chars('0123456789/+', 4) + g.chars(ALNUM + '/+', 28),
+  URL_CREDENTIALS: (g) => `${g.pick(['admin', 'svc_app', 'deploy'])}:${g.chars(ALNUM, 12)}`,
   PRIVATE_KEY: (g) => {
     const body = g.bytes(180).toString('base64').match(/.{1,64}/g)!.join('\n');
     return `-----BEGIN ${g.pick(['RSA ', 'EC ', ''])}PRIVATE KEY-----\n${body}\n-----END PRIVATE KEY-----`;
@@ -282,11 +285,14 @@ const CONTEXT: Record<string, string[]> = {
   NPM_TOKEN: ['//registry.npmjs.org/:_authToken={}', 'npm token {}'],
   JWT: ['Authorization: Bearer {}', 'session token {}'],
   PRIVATE_KEY: ['Here is the key:\n{}\nkeep it safe', '{}'],
+  PASSWORD: ['db_password: {}', 'password={}', 'export API_KEY="{}"', 'client_secret => {}'],
+  AWS_SECRET_ACCESS_KEY: ['aws_secret_access_key = {}', 'AWS secret key {} (rotate!)'],
+  URL_CREDENTIALS: ['DATABASE_URL=postgres://{}@db.internal:5432/app', 'clone https://{}@git.example.com/repo.git', 'amqp via amqps://{}@mq.example.com'],
 };
 
 /** Entities with a context-free sentence too (detectable without context words). */
 const NEUTRAL = ['The value {} was in the ticket.', 'Note: {} — see above.', '({})'];
-const NEEDS_CONTEXT = new Set(['DATE_OF_BIRTH']);
+const NEEDS_CONTEXT = new Set(['DATE_OF_BIRTH', 'PASSWORD', 'AWS_SECRET_ACCESS_KEY', 'URL_CREDENTIALS']);
 
 // ----------------------------------------------------------------------------- obfuscations
 
