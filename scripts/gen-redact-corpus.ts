@@ -367,6 +367,12 @@ const LOOKALIKES: Record<string, ValueGen> = {
     const d = String(g.int(1, 28)).padStart(2, '0');
     return g.pick([`${y}-${m}-${d}`, `${d}/${m}/${y}`, `${y}-${m}-${d}T${g.int(10, 23)}:${g.int(10, 59)}:00Z`, `${d}.${m}.${y}`, `March ${g.int(1, 28)}, ${y}`]);
   },
+  ean_barcode: (g) => {
+    const body = g.pick(['40', '41', '42', '43', '50', '76', '87']) + g.digits(10);
+    let sum = 0;
+    for (let i = 0; i < 12; i++) sum += Number(body[i]) * (i % 2 === 0 ? 1 : 3);
+    return `${g.pick(['EAN', 'barcode', 'GTIN', 'EAN-13'])} ${body}${(10 - (sum % 10)) % 10}`;
+  },
   hex_colour: (g) => g.pick([`#${g.chars(HEX, 6)}`, `#${g.chars(HEX, 3).toUpperCase()}`, `#${g.digits(6)}`]),
   base64_blob: (g) => g.bytes(g.int(24, 96)).toString('base64'),
 };

@@ -15,6 +15,8 @@ import type { DetectContext, Detector, EntityInfo, Finding } from './types.js';
 /** How far before a finding context words are looked for (UTF-16 units). */
 export const CONTEXT_WINDOW = 48;
 export const DEFAULT_THRESHOLD = 0.5;
+/** A negative context word ("version" before an IP, "EAN" before a card) takes this off. */
+const NEGATIVE_PENALTY = 0.45;
 
 export interface ScanOptions {
   entities: ReadonlySet<string>;
@@ -106,7 +108,14 @@ export class Scanner {
             break;
           }
         }
-        if (info.negative) for (const w of info.negative) if (hasWord(window, w)) score -= 0.4;
+        if (info.negative) {
+          for (const w of info.negative) {
+            if (hasWord(window, w)) {
+              score -= NEGATIVE_PENALTY;
+              break;
+            }
+          }
+        }
       }
       score = Math.min(1, Math.max(0, score));
       const threshold = opts.thresholds?.get(f.entity) ?? DEFAULT_THRESHOLD;

@@ -99,6 +99,7 @@ describe('look-alikes never match', () => {
     'price $1,299.99, € 4.500,00, USD 12,345,678.00, £19.99, 1 299 kr',
     'dates 2024-01-15, 15/01/2024, 2024-01-15T10:30:00Z, 15.01.2024, January 15, 2024',
     'colours #a3b2c1 #FFF #123456',
+    'EAN 4111111111116 and barcode 4012888888881',
     'blob dGhpcyBpcyBhIGJhc2U2NCBibG9iIHdpdGggMTIzNDU2Nzg5MDEyMzQ1Ng==',
     'time 12:30:45 and ratio 3:2 and std::vector<int>',
     '@channel and user@localhost and a@b and https://example.com (URL is strict-only)',

@@ -52,7 +52,7 @@ const info = (context: string[], contextBoost = 0.35, negative?: string[]): Enti
 export const ENTITY_INFO: Record<string, EntityInfo> = {
   EMAIL_ADDRESS: info(['email', 'e-mail', 'mail', 'contact']),
   PHONE_NUMBER: info(['phone', 'telephone', 'tel', 'mobile', 'cell', 'call', 'fax', 'desk', 'office', 'whatsapp', 'sms', 'text me', 'reach me', 'contact', 'landline']),
-  CREDIT_CARD: info(['card', 'credit', 'debit', 'visa', 'mastercard', 'amex', 'payment', 'cc']),
+  CREDIT_CARD: info(['card', 'credit', 'debit', 'visa', 'mastercard', 'amex', 'payment', 'cc'], 0.35, ['ean', 'gtin', 'barcode', 'upc', 'sku', 'isbn', 'tracking', 'order']),
   US_SSN: info(['ssn', 'social security', 'social-security', 'ss#', 'ss #', 'taxpayer'], 0.4),
   IBAN_CODE: info(['iban', 'bank', 'account', 'transfer']),
   IP_ADDRESS: info(['ip', 'address', 'host', 'server', 'client'], 0.1, ['version', 'release', 'build', 'v.']),
