@@ -26,6 +26,7 @@ import { UNITS } from './units.js';
 import { GRAPH } from './graph.js';
 import { RUNTIME } from './runtime.js';
 import { JSON_PATHS } from './jsonpaths.js';
+import { JSON_PATCH } from './jsonpatch.js';
 import { BITS } from './bits.js';
 import { RANDOM } from './random.js';
 
@@ -60,6 +61,7 @@ const ALL: BuiltinDef[] = [
   ...GRAPH,
   ...RUNTIME,
   ...JSON_PATHS,
+  ...JSON_PATCH,
   ...BITS,
   ...RANDOM,
 ];

@@ -174,3 +174,31 @@ describe('rand.intn / uuid.rfc4122', () => {
     expect(call('uuid.rfc4122', 'other')).not.toBe(u);
   });
 });
+
+describe('json.patch', () => {
+  const doc = { a: { b: [1, 2] }, c: 'x' };
+
+  it('applies RFC 6902 operations without editing the document', () => {
+    const ops = [
+      { op: 'add', path: '/a/b/1', value: 9 },
+      { op: 'add', path: '/a/b/-', value: 3 },
+      { op: 'replace', path: '/c', value: 'y' },
+      { op: 'copy', from: '/c', path: '/d' },
+      { op: 'move', from: '/d', path: '/e' },
+      { op: 'remove', path: ['a', 'b', 0] },
+      { op: 'test', path: '/e', value: 'y' },
+    ];
+    expect(call('json.patch', doc, ops)).toEqual({ a: { b: [9, 2, 3] }, c: 'y', e: 'y' });
+    expect(doc).toEqual({ a: { b: [1, 2] }, c: 'x' });
+    expect(call('json.patch', doc, [{ op: 'add', path: '', value: 1 }])).toBe(1);
+    expect(call('json.patch', doc, [{ op: 'add', path: '/a~1b', value: 1 }])).toEqual({ ...doc, 'a/b': 1 });
+  });
+
+  it('is undefined when an operation cannot apply', () => {
+    expect(call('json.patch', doc, [{ op: 'test', path: '/c', value: 'nope' }])).toBeUndefined();
+    expect(call('json.patch', doc, [{ op: 'remove', path: '/missing' }])).toBeUndefined();
+    expect(call('json.patch', doc, [{ op: 'add', path: '/a/b/7', value: 1 }])).toBeUndefined();
+    expect(call('json.patch', doc, [{ op: 'frobnicate', path: '/c' }])).toBeUndefined();
+    expect(callError('json.patch', doc, 'x').message).toBe('json.patch: operand 2 must be array but got string');
+  });
+});
