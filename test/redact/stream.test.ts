@@ -181,3 +181,29 @@ describe('streaming re-identification and output redaction', () => {
     expect(by.get(1)).toBe('b: [EMAIL_ADDRESS]');
   });
 });
+
+describe('streaming: leak guard and fail closed', () => {
+  it('a secret streamed one character at a time never leaves, in any delta', async () => {
+    const canary = 'CANARY-SECRET-9f8e7d';
+    const s = redactor.session(decision(), [canary]);
+    const text = `the value is ${canary}, and base64 ${Buffer.from(canary).toString('base64')} ok`;
+    const out = await collect(s.processStream(fromArray([...text].map((c) => chunk(c)))));
+    const deltas = out.map((c) => c.choices[0]?.delta.content ?? '');
+    expect(deltas.join('')).toBe('the value is [SECRET_VALUE], and base64 [SECRET_VALUE] ok');
+    for (const d of deltas) expect(d).not.toContain('CANARY');
+    expect(s.report().leaks).toBe(2);
+  });
+
+  it('block and tokenize entities are masked in answers (a stream cannot be refused half-way)', async () => {
+    const s = redactor.session(decision({ modes: { EMAIL_ADDRESS: 'block', US_SSN: 'tokenize' } }), []);
+    const out = joinChunks(await collect(s.processStream(fromArray([chunk('a@corp.example.com 536-90-4399', undefined, 'stop')]))));
+    expect(out.content).toBe('[EMAIL_ADDRESS] [US_SSN]');
+  });
+
+  it('a detector failure mid-stream ends the stream with redaction_failed', async () => {
+    const broken = { name: 'broken', entities: ['BROKEN_THING'], detect: () => { throw new Error('boom'); } };
+    const r = createRedactor({ profiles: { b: { entities: ['BROKEN_THING'] } } }, { detectors: [broken] });
+    const s = r.session(decision({ profile: 'b' }), []);
+    await expect(collect(s.processStream(fromArray([chunk('hello world')])))).rejects.toMatchObject({ code: 'redaction_failed' });
+  });
+});
