@@ -1,7 +1,7 @@
 #!/usr/bin/env node
 /**
  * The `warden` command line: `serve`, `render`, and the tools other modules provide (`policy`,
- * `redact`, `audit`). Parsing is node:util parseArgs; an unknown flag is a usage error (exit 2).
+ * `redact`, `audit`, `templates`). Parsing is node:util parseArgs; an unknown flag is a usage error (exit 2).
  */
 import { readFileSync, realpathSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
@@ -10,7 +10,7 @@ import { UsageError } from './cli/args.js';
 import { MAIN_HELP } from './cli/help.js';
 import { runRenderCommand, type CliIO } from './cli/render.js';
 import { runServeCommand } from './cli/serve.js';
-import { runAuditCommand, runPolicyCommand, runRedactCommand } from './cli/tools.js';
+import { runAuditCommand, runPolicyCommand, runRedactCommand, runTemplatesCommand } from './cli/tools.js';
 
 function version(): string {
   for (const rel of ['../package.json', '../../package.json']) {
@@ -54,6 +54,8 @@ export async function main(argv: string[], io: CliIO = processIO): Promise<numbe
         return await runRedactCommand(rest, io);
       case 'audit':
         return await runAuditCommand(rest, io);
+      case 'templates':
+        return await runTemplatesCommand(rest, io);
       default:
         throw new UsageError(`unknown command '${command}'`);
     }

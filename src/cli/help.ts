@@ -11,6 +11,7 @@ Commands:
   policy    Policy tools (test, eval, check, ...)
   redact    Redact PII from text (the redaction engine on the command line)
   audit     Audit log tools (verify the hash chain)
+  templates Template tools (lint PATH...: check template files without a server)
 
 Options:
   -h, --help       Show help (also: warden <command> --help)

@@ -1,6 +1,7 @@
 /**
  * Subcommands owned by other modules, loaded only when used so `warden serve` does not pay for
- * them: `policy` (policy/cli.ts), `redact` (redact/cli.ts), `audit` (audit/cli.ts).
+ * them: `policy` (policy/cli.ts), `redact` (redact/cli.ts), `audit` (audit/cli.ts),
+ * `templates` (templates/cli.ts).
  */
 import type { CliIO } from './render.js';
 import { UsageError } from './args.js';
@@ -61,4 +62,10 @@ export async function runRedactCommand(argv: string[], io: CliIO): Promise<numbe
 export async function runAuditCommand(argv: string[], io: CliIO): Promise<number> {
   const { runAuditCli } = await import('../audit/cli.js');
   return runAuditCli(argv, { stdout: { write: io.out }, stderr: { write: io.err } });
+}
+
+/** `warden templates lint PATH...`: the template linter, no server and no config needed. */
+export async function runTemplatesCommand(argv: string[], io: CliIO): Promise<number> {
+  const { runTemplatesCli } = await import('../templates/cli.js');
+  return runTemplatesCli(argv, { stdout: { write: io.out }, stderr: { write: io.err } });
 }

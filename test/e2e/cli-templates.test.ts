@@ -1,0 +1,105 @@
+/** `warden templates lint PATH...` through the real CLI entry: exit codes and file:line:col output. */
+import { mkdtempSync, mkdirSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { main } from '../../src/main.js';
+import { REPO, runWarden } from './helpers/cli.js';
+
+async function cli(args: string[]): Promise<{ code: number; stdout: string; stderr: string }> {
+  let stdout = '';
+  let stderr = '';
+  const code = await main(args, { out: (t) => void (stdout += t), err: (t) => void (stderr += t) });
+  return { code, stdout, stderr };
+}
+
+const GOOD = `id: demo/hello
+version: 1
+owner: team@example.com
+sensitivity: internal
+description: A clean template.
+retire_after: 2099-12-31
+models: [echo]
+variables:
+  name: { type: string, max_length: 32 }
+messages:
+  - role: user
+    content: "Hello {{name}}"
+`;
+
+// Line 12 col 27 is the undeclared placeholder; the linter must point at it.
+const BAD = `id: demo/broken
+version: 1
+owner: team@example.com
+sensitivity: internal
+description: Uses a variable it never declares.
+retire_after: 2099-12-31
+models: [echo]
+variables:
+  name: { type: string, max_length: 32 }
+messages:
+  - role: user
+    content: "Hello {{name}} {{undeclared_thing}}"
+`;
+
+let dir: string;
+beforeAll(() => {
+  dir = mkdtempSync(join(tmpdir(), 'warden-tlint-'));
+  mkdirSync(join(dir, 'good'));
+  mkdirSync(join(dir, 'bad'));
+  writeFileSync(join(dir, 'good', 'hello.yaml'), GOOD);
+  writeFileSync(join(dir, 'bad', 'broken.yaml'), BAD);
+});
+afterAll(() => rmSync(dir, { recursive: true, force: true }));
+
+describe('warden templates', () => {
+  it('is listed in the main help and has its own --help', async () => {
+    const main = await cli(['--help']);
+    expect(main.stdout).toMatch(/^\s+templates\s/m);
+    for (const args of [['templates', '--help'], ['templates', 'lint', '--help']]) {
+      const r = await cli(args);
+      expect(r.code, args.join(' ')).toBe(0);
+      expect(r.stdout).toContain('Usage: warden templates lint PATH...');
+    }
+  });
+
+  it('clean templates exit 0 with a summary', async () => {
+    const r = await cli(['templates', 'lint', join(dir, 'good')]);
+    expect(r.stderr).toBe('');
+    expect(r.code).toBe(0);
+    expect(r.stdout).toMatch(/^ok: 1 template\(s\) in 1 file\(s\)/);
+  });
+
+  it('the shipped default templates lint clean', async () => {
+    const r = await cli(['templates', 'lint', join(REPO, 'deploy', 'local', 'templates')]);
+    expect(r.stdout + r.stderr).toMatch(/^ok: /);
+    expect(r.code).toBe(0);
+  });
+
+  it('a problem exits 1 and is reported as file:line:col (child process, as a user runs it)', async () => {
+    const file = join(dir, 'bad', 'broken.yaml');
+    const r = await runWarden(['templates', 'lint', join(dir, 'good'), join(dir, 'bad')]);
+    expect(r.code).toBe(1);
+    const line = r.stdout.split('\n').find((l) => l.startsWith(`${file}:`));
+    expect(line, r.stdout).toBeDefined();
+    expect(line).toMatch(new RegExp(`^${file.replace(/[.*+?^${}()|[\]\\]/g, '\\$&')}:12:\\d+: .*undeclared_thing`));
+    expect(r.stdout).toMatch(/\b1 problem\(s\)/);
+  });
+
+  it('usage errors exit 2: no PATH, unknown subcommand, unknown flag, missing path', async () => {
+    const none = await cli(['templates', 'lint']);
+    expect(none.code).toBe(2);
+    expect(none.stderr).toContain('templates lint takes one or more PATHs');
+    const sub = await cli(['templates', 'publish']);
+    expect(sub.code).toBe(2);
+    expect(sub.stderr).toContain('unknown templates command "publish"');
+    const flag = await cli(['templates', 'lint', '--fix', dir]);
+    expect(flag.code).toBe(2);
+    const bare = await cli(['templates']);
+    expect(bare.code).toBe(2);
+    expect(bare.stderr).toContain('Usage: warden templates lint');
+    const missing = await cli(['templates', 'lint', join(dir, 'does-not-exist')]);
+    expect(missing.code).not.toBe(0);
+    expect(missing.stdout + missing.stderr).toContain('does-not-exist');
+  });
+});
