@@ -4,7 +4,7 @@
  */
 import type { Value } from '../value.js';
 import type { BuiltinDef } from './types.js';
-import { def, int, str } from './util.js';
+import { builtinErr, def, int, str } from './util.js';
 import { compileRegex, findAll, isValidRegex, type Match } from './patterns.js';
 
 /** Go's regexp.Split(s, -1). */
@@ -79,7 +79,47 @@ function replace(args: Value[]): Value {
   return out + s.slice(last);
 }
 
+/**
+ * `regex.template_match(template, value, start, end)`: the template is literal text with regex
+ * parts between the delimiters (`urn:foo:{.*}`); the whole value must match.
+ */
+function templateMatch(args: Value[]): Value {
+  const name = 'regex.template_match';
+  const template = str(name, args, 0);
+  const value = str(name, args, 1);
+  const start = str(name, args, 2);
+  const end = str(name, args, 3);
+  if (start.length !== 1) throw builtinErr(name, `start delimiter has to be exactly one character long but is ${start.length} long`);
+  if (end.length !== 1) throw builtinErr(name, `end delimiter has to be exactly one character long but is ${end.length} long`);
+  let source = '^';
+  let depth = 0;
+  let part = '';
+  for (const c of template) {
+    if (c === start) {
+      if (depth === 0) {
+        source += part.replace(/[\\^$.|?*+()[\]{}]/g, '\\$&');
+        part = '';
+      } else part += c;
+      depth++;
+    } else if (c === end && depth > 0) {
+      depth--;
+      if (depth === 0) {
+        source += '(?:' + part + ')';
+        part = '';
+      } else part += c;
+    } else part += c;
+  }
+  if (depth !== 0) throw builtinErr(name, 'unbalanced braces in the template');
+  source += part.replace(/[\\^$.|?*+()[\]{}]/g, '\\$&') + '$';
+  const re = compileRegex(name, source);
+  re.lastIndex = 0;
+  const ok = re.test(value);
+  re.lastIndex = 0;
+  return ok;
+}
+
 export const REGEX: BuiltinDef[] = [
+  def('regex.template_match', 4, templateMatch),
   def('regex.match', 2, (args) => {
     const re = compileRegex('regex.match', str('regex.match', args, 0));
     const s = str('regex.match', args, 1);

@@ -179,7 +179,7 @@ describe('json.patch', () => {
   const doc = { a: { b: [1, 2] }, c: 'x' };
 
   it('applies RFC 6902 operations without editing the document', () => {
-    const ops = [
+    const ops: Value[] = [
       { op: 'add', path: '/a/b/1', value: 9 },
       { op: 'add', path: '/a/b/-', value: 3 },
       { op: 'replace', path: '/c', value: 'y' },

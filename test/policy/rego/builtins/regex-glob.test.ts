@@ -56,6 +56,15 @@ describe('regex (RE2 syntax, as Go regexp)', () => {
     expect(call('regex.replace', 'ab', '(a)', '$1x')).toBe('b');
   });
 
+  it('regex.template_match matches literal text with regex parts', () => {
+    expect(call('regex.template_match', 'urn:foo:{.*}', 'urn:foo:bar:baz', '{', '}')).toBe(true);
+    expect(call('regex.template_match', 'urn:foo.bar.com:{.*}', 'urn:foo.bar.com:x', '{', '}')).toBe(true);
+    expect(call('regex.template_match', 'urn:foo.bar.com:{.*}', 'urn:fooXbar.com:x', '{', '}')).toBe(false);
+    expect(call('regex.template_match', 'urn:foo:<[0-9]{2}>', 'urn:foo:42', '<', '>')).toBe(true);
+    expect(call('regex.template_match', 'urn:foo:<[0-9]{2}>', 'urn:foo:421', '<', '>')).toBe(false);
+    expect(callError('regex.template_match', 'urn:{.*', 'urn:x', '{', '}').code).toBe('eval_builtin_error');
+  });
+
   it('counts UTF-16 correctly around astral characters', () => {
     expect(call('regex.find_n', '.', 'a😀b', -1)).toEqual(['a', '😀', 'b']);
   });
