@@ -38,8 +38,20 @@ function joinable(run: string): boolean {
   return /[0-9]/.test(run) || /^[A-Z0-9]{1,4}$/.test(run) || run === '(' || run === '+';
 }
 
+const MONTH_NAMES = ['january', 'february', 'march', 'april', 'may', 'june', 'july', 'august', 'september', 'october', 'november', 'december'];
+
+/** The still-growing last run may become a month name ("Ma" → "March"). */
+function monthPrefix(run: string): boolean {
+  const r = run.toLowerCase();
+  return r.length <= 9 && MONTH_NAMES.some((m) => m.startsWith(r));
+}
+
 /** Start of the part of `p` that must be held back (p.length = nothing to hold). */
 export function holdStart(p: string): number {
+  return pemStart(p, chainStart(p));
+}
+
+function chainStart(p: string): number {
   const n = p.length;
   let runStart = n;
   while (runStart > 0 && !isWs(p.charCodeAt(runStart - 1))) runStart--;
@@ -52,9 +64,11 @@ export function holdStart(p: string): number {
     while (k > 0 && !isWs(p.charCodeAt(k - 1))) k--;
     if (!joinable(p.slice(k, j))) return n;
     runStart = k;
-  } else if (!joinable(p.slice(runStart)) && runStart < n) {
-    // The trailing run itself is held (it may still grow), but nothing before it.
-    return pemStart(p, runStart);
+  } else {
+    const last = p.slice(runStart);
+    // The trailing run itself is always held (it may still grow); what comes before only when
+    // the run is, or may become, a group that joins it ("12 Ma|rch 1980").
+    if (!joinable(last) && !monthPrefix(last)) return runStart;
   }
   // Extend back over whitespace junctions between joinable runs.
   for (;;) {
@@ -67,7 +81,7 @@ export function holdStart(p: string): number {
     if (!joinable(p.slice(k, j)) || n - k > CHAIN_LIMIT) break;
     runStart = k;
   }
-  return pemStart(p, runStart);
+  return runStart;
 }
 
 /** An unterminated private key block is held from its BEGIN line. */

@@ -207,3 +207,21 @@ describe('streaming: leak guard and fail closed', () => {
     await expect(collect(s.processStream(fromArray([chunk('hello world')])))).rejects.toMatchObject({ code: 'redaction_failed' });
   });
 });
+
+describe('streaming: multi-word entities', () => {
+  it('dates of birth with month names, spaced phones and PEM blocks survive any split (strict profile)', async () => {
+    const s = redactor.session(decision({ profile: 'strict', modes: { SECRETS: 'mask' } }), []);
+    const text =
+      'She was born on 12 March 1980 in Zurich; call +41 44 668 18 00 or 030 12345678.\n' +
+      '-----BEGIN EC PRIVATE KEY-----\nMHcCAQEEIBkg4LVWM9nuwNSk3yByxZpYRTBnVJk5nmLWWW9pAohhoAoGCCqGSM49\nAwEHoUQDQgAE\n-----END EC PRIVATE KEY-----\nDone, see https://example.com/x.';
+    const expected = whole(s as ReturnType<typeof tokenizedSession>, text).content;
+    expect(expected).toBe('She was born on [DATE_OF_BIRTH] in Zurich; call [PHONE_NUMBER] or [PHONE_NUMBER].\n[PRIVATE_KEY]\nDone, see [URL].');
+    for (const size of [1, 2, 3, 5, 8, 13]) {
+      const pieces: CompletionChunk[] = [];
+      for (let i = 0; i < text.length; i += size) pieces.push(chunk(text.slice(i, i + size)));
+      const out = await collect(s.processStream(fromArray(pieces)));
+      expect(joinChunks(out).content, `size ${size}`).toBe(expected);
+      for (const c of out) expect(c.choices[0]?.delta.content ?? '').not.toMatch(/MHcCAQ|1980|668 18/);
+    }
+  });
+});
