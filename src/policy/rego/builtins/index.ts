@@ -27,6 +27,7 @@ import { GRAPH } from './graph.js';
 import { RUNTIME } from './runtime.js';
 import { JSON_PATHS } from './jsonpaths.js';
 import { JSON_PATCH } from './jsonpatch.js';
+import { TEMPLATE } from './template.js';
 import { BITS } from './bits.js';
 import { RANDOM } from './random.js';
 
@@ -62,6 +63,7 @@ const ALL: BuiltinDef[] = [
   ...RUNTIME,
   ...JSON_PATHS,
   ...JSON_PATCH,
+  ...TEMPLATE,
   ...BITS,
   ...RANDOM,
 ];

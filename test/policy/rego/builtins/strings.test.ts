@@ -82,6 +82,17 @@ describe('string built-ins', () => {
     expect(call('trim_space', `  ${spaced}\t`)).toBe(spaced);
   });
 
+  it('strings.render_template fills {{.field}} actions and refuses the rest', () => {
+    const vars = { user: { name: 'ana' }, n: 1000000, tags: ['a', 'b'], m: { b: 2, a: 1 } };
+    expect(call('strings.render_template', 'hi {{.user.name}} ({{ .n }}) {{.tags}} {{.m}}', vars)).toBe('hi ana (1000000) [a b] map[a:1 b:2]');
+    expect(call('strings.render_template', 'a  {{- .n -}}  b{{/* note */}}', vars)).toBe('a1000000b');
+    expect(callError('strings.render_template', '{{.missing}}', vars).message).toBe(
+      'strings.render_template: template: map has no entry for key "missing"',
+    );
+    expect(callError('strings.render_template', '{{range .tags}}x{{end}}', vars).code).toBe('eval_builtin_error');
+    expect(callError('strings.render_template', '{{.n', vars).code).toBe('eval_builtin_error');
+  });
+
   it('strings.reverse and strings.count', () => {
     expect(call('strings.reverse', 'ab😀')).toBe('😀ba');
     expect(call('strings.count', 'cheese', 'e')).toBe(3);
