@@ -6,7 +6,7 @@
  */
 import { readFileSync } from 'node:fs';
 import { readFile } from 'node:fs/promises';
-import { createLocalJWKSet, createRemoteJWKSet, customFetch, type FetchImplementation, type JSONWebKeySet, type JWTVerifyGetKey } from 'jose';
+import { createLocalJWKSet, createRemoteJWKSet, customFetch, type FetchImplementation, type JSONWebKeySet, type JWK, type JWTVerifyGetKey } from 'jose';
 import { Agent, fetch as undiciFetch } from 'undici';
 
 export interface JwksSourceOptions {
@@ -24,6 +24,11 @@ export interface JwksSourceOptions {
   jwksCacheMaxAgeMs?: number;
   /** Fetch timeout (ms). Default 5 s. */
   jwksTimeoutMs?: number;
+  /**
+   * Rewrites the key set before jose sees it (file and URL alike): a SPIFFE bundle marks its
+   * JWT-SVID keys `use: "jwt-svid"`, which jose would otherwise skip as not `sig`.
+   */
+  mapKeys?: (keys: JWK[]) => JWK[];
 }
 
 export class JwksConfigError extends Error {
@@ -43,7 +48,7 @@ export function createJwksSource(opts: JwksSourceOptions, what: string): JWTVeri
       throw new JwksConfigError(`${what}: cannot read JWKS file ${opts.jwksFile} (${(err as NodeJS.ErrnoException).code ?? (err as Error).message})`);
     }
     if (!jwks || !Array.isArray(jwks.keys)) throw new JwksConfigError(`${what}: JWKS file ${opts.jwksFile} has no "keys" array`);
-    return createLocalJWKSet(jwks);
+    return createLocalJWKSet(opts.mapKeys ? { keys: opts.mapKeys(jwks.keys) } : jwks);
   }
   if (!opts.jwksUrl) throw new JwksConfigError(`${what}: jwks_url or jwks_file is required`);
   let url: URL;
@@ -60,7 +65,8 @@ export function createJwksSource(opts: JwksSourceOptions, what: string): JWTVeri
     cooldownDuration: 30_000,
   };
   if (opts.jwksHeaders) remote.headers = { ...opts.jwksHeaders };
-  if (opts.jwksBearerTokenFile || opts.jwksCaFile) {
+  if (opts.jwksBearerTokenFile || opts.jwksCaFile || opts.mapKeys) {
+    const mapKeys = opts.mapKeys;
     const dispatcher = opts.jwksCaFile ? new Agent({ connect: { ca: readFileSync(opts.jwksCaFile, 'utf8') } }) : undefined;
     const tokenFile = opts.jwksBearerTokenFile;
     const fetchImpl: FetchImplementation = async (href, init) => {
@@ -74,7 +80,11 @@ export function createJwksSource(opts: JwksSourceOptions, what: string): JWTVeri
         headers,
         ...(dispatcher ? { dispatcher } : {}),
       });
-      return res as unknown as Response;
+      if (!mapKeys || !res.ok) return res as unknown as Response;
+      // jose validates the body shape itself; only a well-formed key list is rewritten.
+      const body = (await res.json()) as { keys?: unknown };
+      const out = Array.isArray(body?.keys) ? { ...body, keys: mapKeys(body.keys as JWK[]) } : body;
+      return new Response(JSON.stringify(out), { status: res.status, headers: { 'content-type': 'application/json' } });
     };
     remote[customFetch] = fetchImpl;
   }

@@ -3,7 +3,7 @@
  * against the trust domain's JWKS bundle. A `/ns/<ns>/sa/<sa>` path (the SPIRE Kubernetes
  * convention) also fills namespace and service account so the same policies apply.
  */
-import type { JWTVerifyGetKey } from 'jose';
+import type { JWK, JWTVerifyGetKey } from 'jose';
 import type { Authenticator } from '../pipeline/ports.js';
 import type { Credentials, Principal } from '../pipeline/types.js';
 import { createJwksSource, JwksConfigError, type JwksSourceOptions } from './jwks.js';
@@ -22,6 +22,20 @@ export interface SpiffeJwtAuthenticatorOptions extends JwksSourceOptions {
   verifiedCacheMs?: number;
   /** Clock for expiry checks (epoch ms); injectable for tests. */
   now?: () => number;
+}
+
+/**
+ * A SPIFFE trust bundle is a JWKS whose keys say what they authenticate: `jwt-svid` keys verify
+ * JWT-SVIDs, `x509-svid` keys are CA certificates and must never verify a JWT. jose only accepts
+ * `use: "sig"` (or none), so JWT-SVID keys are presented as signing keys and the rest dropped.
+ */
+export function jwtSvidKeys(keys: JWK[]): JWK[] {
+  const out: JWK[] = [];
+  for (const k of keys) {
+    if (k.use === undefined || k.use === 'sig') out.push(k);
+    else if (k.use === 'jwt-svid') out.push({ ...k, use: 'sig' });
+  }
+  return out;
 }
 
 const SPIFFE_ID = /^spiffe:\/\/([a-z0-9._-]+)(\/[A-Za-z0-9._~!$&'()*+,;=:@%/-]*)?$/;
@@ -46,7 +60,7 @@ export class SpiffeJwtAuthenticator implements Authenticator {
     this.issuers = opts.issuer === undefined ? undefined : Array.isArray(opts.issuer) ? opts.issuer.slice() : [opts.issuer];
     this.algorithms = opts.algorithms ?? DEFAULT_ALGORITHMS.filter((a) => a !== 'EdDSA');
     this.clockToleranceSec = opts.clockToleranceSec ?? 10;
-    this.getKey = createJwksSource(opts, 'spiffe');
+    this.getKey = createJwksSource({ ...opts, mapKeys: jwtSvidKeys }, 'spiffe');
     const cacheMs = opts.verifiedCacheMs ?? 60_000;
     this.verified = cacheMs > 0 ? new VerifiedTokenCache(cacheMs) : undefined;
     this.now = opts.now ?? Date.now;
