@@ -229,7 +229,7 @@ type Token = { lit: string } | { std: string };
 
 /** Splits a Go layout into literal text and reference-time elements, longest match first. */
 const STD_TOKENS = [
-  'January', 'Monday', '2006', '-07:00:00', 'Z07:00:00', '-0700', 'Z0700', '-07:00', 'Z07:00', '-07', 'Z07',
+  'January', 'Monday', '2006', '-07:00:00', 'Z07:00:00', '-070000', 'Z070000', '-0700', 'Z0700', '-07:00', 'Z07:00', '-07', 'Z07',
   'Jan', 'Mon', 'MST', '002', '__2', '_2', '01', '02', '03', '04', '05', '06', '15', 'PM', 'pm',
   '1', '2', '3', '4', '5',
 ];
@@ -477,7 +477,11 @@ export function formatLayout(b: Broken, layout: string): string {
           }
         } else if (t.startsWith('Z') && b.offset === 0) out += 'Z';
         else if (t === '-07' || t === 'Z07') out += formatOffset(b.offset, false, false).slice(0, 3);
-        else out += formatOffset(b.offset, false, t.includes(':'));
+        else {
+          const colon = t.includes(':');
+          out += formatOffset(b.offset, false, colon);
+          if (t.endsWith('07:00:00') || t.endsWith('070000')) out += (colon ? ':' : '') + pad(Math.abs(b.offset) % 60, 2);
+        }
     }
   }
   return out;

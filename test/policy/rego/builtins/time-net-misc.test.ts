@@ -59,6 +59,8 @@ describe('time', () => {
     expect(call('time.format', [t, 'Europe/Paris'])).toBe('2023-11-14T23:13:20.12+01:00');
     expect(call('time.format', [t, 'UTC', '2006-01-02 15:04'])).toBe('2023-11-14 22:13');
     expect(call('time.format', [t, 'UTC', 'Mon Jan _2 3:04PM'])).toBe('Tue Nov 14 10:13PM');
+    expect(call('time.format', [t, 'Asia/Kolkata', '15:04 -07:00:00'])).toBe('03:43 +05:30:00');
+    expect(call('time.parse_ns', '2006-01-02 15:04:05 -070000', '2023-11-14 23:13:20 +010000')).toBe(1700000000n * NS);
   });
 
   it('add_date normalises like Go AddDate', () => {
