@@ -11,6 +11,7 @@
  * context words and boundaries read the same as on the whole text.
  */
 import type { ChunkDelta, CompletionChunk } from '../pipeline/types.js';
+import { fold } from './normalize.js';
 import { CONTEXT_WINDOW } from './scanner.js';
 import type { Finding } from './types.js';
 
@@ -29,10 +30,15 @@ function isWs(c: number): boolean {
 }
 
 const MONTHS = /^(?:jan|feb|mar|apr|may|jun|jul|aug|sep|sept|oct|nov|dec)[a-z]*\.?,?$/i;
-const GROUPISH = /^[A-Za-z0-9()+\-.,:/#]{1,12}$/;
+const GROUPISH = /^[A-Za-z0-9()+\-.,:/#]{1,24}$/;
 
-/** A run a following group could join into one entity (digit groups, IBAN blocks, dates). */
-function joinable(run: string): boolean {
+/**
+ * A run a following group could join into one entity (digit groups, IBAN blocks, dates). Judged
+ * on the folded run, as the detectors see it (fullwidth digits, zero-width joiners inside).
+ */
+function joinable(raw: string): boolean {
+  const run = fold(raw).text;
+  if (run.length === 0) return raw.length > 0; // only invisible characters: keep them together
   if (MONTHS.test(run)) return true;
   if (!GROUPISH.test(run)) return false;
   return /[0-9]/.test(run) || /^[A-Z0-9]{1,4}$/.test(run) || run === '(' || run === '+';
@@ -42,7 +48,7 @@ const MONTH_NAMES = ['january', 'february', 'march', 'april', 'may', 'june', 'ju
 
 /** The still-growing last run may become a month name ("Ma" → "March"). */
 function monthPrefix(run: string): boolean {
-  const r = run.toLowerCase();
+  const r = fold(run).text.toLowerCase();
   return r.length <= 9 && MONTH_NAMES.some((m) => m.startsWith(r));
 }
 

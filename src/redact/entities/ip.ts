@@ -24,15 +24,24 @@ export const ipDetector: Detector = {
   detect(text, ctx, out) {
     for (const ch of ctx.digitChunks()) {
       const gs = ch.groupStarts;
-      if (gs.length !== 4 || ch.plus || ch.letterAfter) continue;
-      if (ch.seps[0] !== '.' || ch.seps[1] !== '.' || ch.seps[2] !== '.') continue;
-      let ok = true;
-      for (let g = 0; g < 4 && ok; g++) ok = octetOk(text, gs[g]!, ch.groupEnds[g]!);
-      if (!ok) continue;
-      const end = ch.groupEnds[3]!;
-      // "1.2.3.4.5" is a version or an OID, not an address ('.' then digit marks it glued).
-      if (text.charCodeAt(end) === 46 && end + 1 < text.length && text.charCodeAt(end + 1) >= 48 && text.charCodeAt(end + 1) <= 57) continue;
-      out.push({ entity: 'IP_ADDRESS', start: gs[0]!, end, score: 0.85 });
+      const ng = gs.length;
+      if (ng < 4 || ch.plus) continue;
+      // Any four groups joined by single dots, not part of a longer dotted run ("1.2.3.4.5").
+      for (let g = 0; g + 3 < ng; g++) {
+        if (ch.seps[g] !== '.' || ch.seps[g + 1] !== '.' || ch.seps[g + 2] !== '.') continue;
+        if (g > 0 && ch.seps[g - 1]!.includes('.')) continue;
+        const last = g + 3;
+        if (last < ng - 1 && ch.seps[last]!.includes('.')) continue;
+        if (last === ng - 1 && ch.letterAfter) continue;
+        let ok = true;
+        for (let k = g; k <= last && ok; k++) ok = octetOk(text, gs[k]!, ch.groupEnds[k]!);
+        if (!ok) continue;
+        const end = ch.groupEnds[last]!;
+        // ".5" after the last group (a version or OID) marks it as something else.
+        if (text.charCodeAt(end) === 46 && end + 1 < text.length && text.charCodeAt(end + 1) >= 48 && text.charCodeAt(end + 1) <= 57) continue;
+        out.push({ entity: 'IP_ADDRESS', start: gs[g]!, end, score: 0.85 });
+        g = last;
+      }
     }
     let colon = text.indexOf(':');
     const n = text.length;

@@ -120,10 +120,14 @@ export function createSecretsDetector(opts: SecretDetectorOptions = {}): Detecto
       }
       if (text.indexOf('-----BEGIN ') >= 0) privateKeyBlocks(text, out);
       let lastEnd2 = 0;
-      for (const op of [61, 58]) {
-        let i = text.indexOf(op === 61 ? '=' : ':');
-        while (i >= 0) {
-          const next = text.indexOf(op === 61 ? '=' : ':', i + 1);
+      // '=' and ':' operators in text order (two indexOf cursors merged).
+      let eq = text.indexOf('=');
+      let colon = text.indexOf(':');
+      {
+        while (eq >= 0 || colon >= 0) {
+          const i = colon < 0 || (eq >= 0 && eq < colon) ? eq : colon;
+          if (i === eq) eq = text.indexOf('=', eq + 1);
+          else colon = text.indexOf(':', colon + 1);
           // Walk back over spaces and a closing quote to the end of the key token.
           let e = i;
           while (e > 0 && i - e < 4 && (text.charCodeAt(e - 1) === 32 || text.charCodeAt(e - 1) === 9)) e--;
@@ -157,7 +161,6 @@ export function createSecretsDetector(opts: SecretDetectorOptions = {}): Detecto
               m = null;
             }
           }
-          i = next;
         }
       }
       // AWS secret access keys are 40 base64 characters with no prefix: only looked for shortly
