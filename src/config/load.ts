@@ -7,6 +7,7 @@ import { readFileSync } from 'node:fs';
 import { dirname, isAbsolute, resolve } from 'node:path';
 import { LineCounter, parseDocument } from 'yaml';
 import type { z } from 'zod';
+import { parseSecretRef } from '../secrets/index.js';
 import { ConfigError, type ConfigProblem } from './errors.js';
 import { parseListen } from './listen.js';
 import { formatKeyPath, locate, type KeyPath } from './locate.js';
@@ -25,6 +26,8 @@ const LISTEN_OVERRIDES = [
   ['WARDEN_GRPC_LISTEN', 'grpc'],
   ['WARDEN_ADMIN_LISTEN', 'admin'],
 ] as const;
+
+const RELATIVE_FILE_REF = /^file:(?!\/\/)/i;
 
 const LOG_LEVELS = ['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'];
 
@@ -132,6 +135,13 @@ function applyEnvOverrides(raw: Record<string, unknown>, env: Env, problems: Con
 
 function resolvePaths(config: Config, base: string): Config {
   const abs = (p: string) => (isAbsolute(p) ? p : resolve(base, p));
+  // `file:relative/path` refs mean "next to this config file", wherever Warden was started from.
+  const absRef = (ref: string | undefined) =>
+    ref !== undefined && RELATIVE_FILE_REF.test(ref) ? parseSecretRef(ref, { baseDir: base }).url.href : ref;
+  const providers: Config['providers'] = {};
+  for (const [name, p] of Object.entries(config.providers)) {
+    providers[name] = p.kind === 'openai' && p.api_key !== undefined ? { ...p, api_key: absRef(p.api_key) } : p;
+  }
   const absOpt = (p: string | undefined) => (p === undefined ? undefined : abs(p));
   const jwks = <T extends { jwks_file?: string; jwks_ca_file?: string; jwks_bearer_token_file?: string }>(v: T | undefined): T | undefined =>
     v && {
@@ -154,9 +164,12 @@ function resolvePaths(config: Config, base: string): Config {
     },
     policy: { ...config.policy, paths: config.policy.paths.map(abs) },
     templates: { ...config.templates, paths: config.templates.paths.map(abs) },
+    providers,
+    redaction: config.redaction.hmac_key === undefined ? config.redaction : { ...config.redaction, hmac_key: absRef(config.redaction.hmac_key) },
     audit: {
       ...config.audit,
       sinks: config.audit.sinks.map((s) => (s === 'stdout' ? s : { file: abs(s.file) })),
+      ...(config.audit.hmac_key === undefined ? {} : { hmac_key: absRef(config.audit.hmac_key) }),
     },
   };
 }

@@ -6,6 +6,7 @@
  * `redaction` is the one loose object because the redaction module owns its full shape.
  */
 import { z } from 'zod';
+import { SECRET_SCHEMES, SecretRefError, parseSecretRef } from '../secrets/index.js';
 import { parseListen, type ListenAddress } from './listen.js';
 
 const listenAddress = (fallback: string) =>
@@ -22,14 +23,32 @@ const listenAddress = (fallback: string) =>
     .default(parseListen(fallback) as ListenAddress);
 
 /**
- * A secret reference (`env://NAME`, `file:///path`, `vault://...`). A literal value is refused so
- * that a key pasted into the config file is caught at load, and the message never repeats it.
+ * A secret reference, in the one grammar the secrets module parses (`env://NAME`,
+ * `file:///abs/path`, `file:relative/path` — relative to the config file's directory —,
+ * `vault://…`, `k8s://…`). A literal value is refused so that a key pasted into the config file
+ * is caught at load, and no message ever repeats the value.
  */
-export const secretRef = z
-  .string()
-  .regex(/^[a-z][a-z0-9+.-]*:\/\/\S+$/, {
-    error: 'must be a secret ref URI such as env://NAME or file:///path, not a literal value',
-  });
+export const secretRef = z.string().check((ctx) => {
+  try {
+    parseSecretRef(ctx.value);
+  } catch (err) {
+    ctx.issues.push({ code: 'custom', message: secretRefProblem(err), input: ctx.value });
+  }
+});
+
+function secretRefProblem(err: unknown): string {
+  if (!(err instanceof SecretRefError)) return 'is not a valid secret ref';
+  switch (err.code) {
+    case 'ref_empty':
+    case 'ref_not_uri':
+      return 'must be a secret ref such as env://NAME, file:relative/path or file:///abs/path, not a literal value';
+    case 'ref_unknown_scheme':
+      // The "scheme" of a pasted literal (`sk-live:...`) could be part of the secret: not repeated.
+      return `must use a secret ref scheme: ${SECRET_SCHEMES.join(', ')}`;
+    default:
+      return `is not a valid secret ref: ${err.reason}`;
+  }
+}
 
 const nonEmpty = z.string().min(1, { error: 'must not be empty' });
 const positiveInt = z.int().positive();

@@ -27,11 +27,14 @@ export type SecretRefErrorCode =
 export class SecretRefError extends Error {
   readonly code: SecretRefErrorCode;
   readonly ref: string;
+  /** What is wrong, without the ref itself: for places that must not repeat a value that may be a pasted secret. */
+  readonly reason: string;
   constructor(code: SecretRefErrorCode, ref: string, message: string) {
     super(`${message} (ref ${JSON.stringify(ref)})`);
     this.name = 'SecretRefError';
     this.code = code;
     this.ref = ref;
+    this.reason = message;
   }
 }
 

@@ -239,7 +239,7 @@ describe('errors name file:line:col, key path and what is wrong', () => {
     const out = lines(text);
     expect(out).toEqual([
       'w.yaml:3:23: providers.up.base_url: must be an http(s) URL such as https://api.openai.com/v1',
-      'w.yaml:3:44: providers.up.api_key: must be a secret ref URI such as env://NAME or file:///path, not a literal value',
+      'w.yaml:3:44: providers.up.api_key: must be a secret ref such as env://NAME, file:relative/path or file:///abs/path, not a literal value',
       'w.yaml:4:10: providers.odd.kind: must be one of "echo", "openai"',
       'w.yaml:5:3: providers.flat: must be a mapping, got a string',
     ]);
@@ -278,7 +278,7 @@ describe('errors name file:line:col, key path and what is wrong', () => {
     const c = parseConfig('redaction:\n  default_profile: strict\n  profiles: { strict: { entities: [EMAIL] } }\n  future_knob: 1\n', 'w.yaml');
     expect(c.redaction).toMatchObject({ default_profile: 'strict', future_knob: 1 });
     expect(lines('redaction:\n  hmac_key: plainkey\n  phone_regions: [us]\n  profiles: []\n')).toEqual([
-      'w.yaml:2:3: redaction.hmac_key: must be a secret ref URI such as env://NAME or file:///path, not a literal value',
+      'w.yaml:2:3: redaction.hmac_key: must be a secret ref such as env://NAME, file:relative/path or file:///abs/path, not a literal value',
       'w.yaml:3:19: redaction.phone_regions[0]: must be a two-letter region code such as US',
       'w.yaml:4:3: redaction.profiles: must be a mapping, got a list',
     ]);
