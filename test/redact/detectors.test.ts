@@ -157,6 +157,21 @@ describe('every detector finishes on 100 KB of adversarial input', () => {
   }
 });
 
+describe('numbers next to other numbers', () => {
+  const cases: Array<[string, Array<[string, string]>]> = [
+    ['Call 415-555-2671 2 times', [['PHONE_NUMBER', '415-555-2671']]],
+    ['my numbers: 415-555-2671 415-555-2672', [['PHONE_NUMBER', '415-555-2671'], ['PHONE_NUMBER', '415-555-2672']]],
+    ['card 4111 1111 1111 1111 123', [['CREDIT_CARD', '4111 1111 1111 1111']]],
+    ['USPS 9400 1000 0000 0000 0000 00', []],
+    ['(208.49.175.127) (5242-7869-0498-5745)', [['IP_ADDRESS', '208.49.175.127'], ['CREDIT_CARD', '5242-7869-0498-5745']]],
+  ];
+  for (const [text, want] of cases) {
+    it(text, () => {
+      expect(found(text, NO_URL)).toEqual(want);
+    });
+  }
+});
+
 describe('overlaps', () => {
   it('an email in a URL query is still an email when URL is not redacted', () => {
     expect(found('see https://x.example.com/?contact=john@corp.example.com now', NO_URL)).toEqual([['EMAIL_ADDRESS', 'john@corp.example.com']]);

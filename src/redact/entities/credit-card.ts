@@ -92,13 +92,16 @@ function sepKind(s: string): string {
  */
 function windowBoundaryOk(ch: DigitChunk, g0: number, g1: number): boolean {
   const inner = g1 > g0 ? sepKind(ch.seps[g0]!) : null;
+  const len = (g: number): number => ch.groupEnds[g]! - ch.groupStarts[g]!;
+  // The same separator is a boundary only next to a group that is not a card-style block of
+  // four ("4111 1111 1111 1111 123" with a CVV), so long runs of 4-digit blocks stay whole.
   if (g0 > 0) {
     const k = sepKind(ch.seps[g0 - 1]!);
-    if (k !== '\n' && (inner === null || k === inner)) return false;
+    if (k !== '\n' && (inner === null || k === inner) && len(g0 - 1) === 4) return false;
   }
   if (g1 < ch.groupStarts.length - 1) {
     const k = sepKind(ch.seps[g1]!);
-    if (k !== '\n' && (inner === null || k === inner)) return false;
+    if (k !== '\n' && (inner === null || k === inner) && len(g1 + 1) === 4) return false;
   }
   return true;
 }

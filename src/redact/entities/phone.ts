@@ -10,6 +10,9 @@
 import { parsePhoneNumberFromString, type CountryCode } from 'libphonenumber-js/max';
 import type { Detector, Finding } from '../types.js';
 import type { DigitChunk } from './digit-runs.js';
+
+/** Longest run of groups searched for numbers inside (bounds the window search). */
+const MAX_WINDOW_GROUPS = 12;
 import { issuerMatches } from './credit-card.js';
 import { compileRegion, validInternational, validNational, type CompiledRegion } from './phone-metadata.js';
 import { isbn13Valid, luhnValid, mod11Valid } from './util.js';
@@ -76,63 +79,95 @@ export function createPhoneDetector(validation: PhoneValidation = 'valid'): Dete
         const p = compileRegion(r);
         if (p) plans.push(p);
       }
+      /** The phone finding for groups [g0, g1] of `ch`, or null. */
+      const tryWindow = (ch: DigitChunk, g0: number, g1: number): Finding | null => {
+        const seg: Segment = { start: g0 === 0 ? ch.start : ch.groupStarts[g0]!, end: ch.groupEnds[g1]!, g0, g1 };
+        let start = seg.start;
+        if (g0 > 0 && text.charCodeAt(start - 1) === 40) start--; // "(579)" after a separator
+        let digits = '';
+        for (let g = g0; g <= g1; g++) digits += text.slice(ch.groupStarts[g], ch.groupEnds[g]);
+        const intl = (g0 === 0 && ch.plus) || digits.startsWith('00');
+        const nationalLen = intl ? digits.length - (digits.startsWith('00') ? 2 : 0) : digits.length;
+        if (nationalLen < 7 || nationalLen > 15) return null;
+        let end = seg.end;
+        // Extension ("x0135", " ext. 12") only after the chunk's last group.
+        let hasExt = false;
+        if (g1 === ch.groupStarts.length - 1) {
+          EXTENSION.lastIndex = end;
+          const m = EXTENSION.exec(text);
+          if (m) {
+            end += m[0].length;
+            hasExt = true;
+          } else if (ch.letterAfter) return null;
+        }
+        if (looksLikeOtherThing(text, ch, seg, digits)) return null;
+        // A card number is the card detector's (and not worth a phone lookup).
+        if (!intl && digits.length >= 12 && issuerMatches(digits) && luhnValid(digits)) return null;
+        const formatted = g1 > g0 || text.charCodeAt(start) === 40;
+        // Two bare groups ("638 2229") are as often a house and street number as a phone, and
+        // a bare digit run is as often an id or a timestamp: both need a context word.
+        const groups = g1 - g0 + 1;
+        // A leading trunk prefix ("030 12345678") is phone-like enough on its own.
+        const trunk = digits.charCodeAt(0) === 48;
+        const score = intl ? 0.85 : (formatted && (groups >= 3 || trunk)) || hasExt ? 0.75 : formatted ? 0.45 : 0.4;
+        if (score < 0.5 && !ctx.contextBefore('PHONE_NUMBER', start)) return null;
+        const candidate = text.slice(start, seg.end);
+        let valid = false;
+        if (intl) {
+          if (validation === 'valid') valid = validInternational(digits.startsWith('00') ? digits.slice(2) : digits);
+          else {
+            const e164 = digits.startsWith('00') && !(g0 === 0 && ch.plus) ? '+' + candidate.slice(candidate.indexOf('00') + 2) : candidate;
+            valid = ok(parsePhoneNumberFromString(e164));
+          }
+        } else if (validation === 'valid') {
+          for (const plan of plans) {
+            if (validNational(plan, digits)) {
+              valid = true;
+              break;
+            }
+          }
+        } else {
+          for (const plan of plans) {
+            if (ok(parsePhoneNumberFromString(candidate, plan.region as CountryCode))) {
+              valid = true;
+              break;
+            }
+          }
+        }
+        return valid ? { entity: 'PHONE_NUMBER', start, end, score } : null;
+      };
       for (const ch of ctx.digitChunks()) {
         if (ch.glued) continue;
         for (const seg of segmentsOf(ch)) {
-          let start = seg.start;
-          if (seg.g0 > 0 && text.charCodeAt(start - 1) === 40) start--; // "(579)" after a line break
-          let digits = '';
-          for (let g = seg.g0; g <= seg.g1; g++) digits += text.slice(ch.groupStarts[g], ch.groupEnds[g]);
-          const intl = (seg.g0 === 0 && ch.plus) || digits.startsWith('00');
-          const nationalLen = intl ? digits.length - (digits.startsWith('00') ? 2 : 0) : digits.length;
-          if (nationalLen < 7 || nationalLen > 15) continue;
-          let end = seg.end;
-          // Extension ("x0135", " ext. 12") only after the chunk's last group.
-          let hasExt = false;
-          if (seg.g1 === ch.groupStarts.length - 1) {
-            EXTENSION.lastIndex = end;
-            const m = EXTENSION.exec(text);
-            if (m) {
-              end += m[0].length;
-              hasExt = true;
-            } else if (ch.letterAfter) continue;
+          const whole = tryWindow(ch, seg.g0, seg.g1);
+          if (whole) {
+            out.push(whole);
+            continue;
           }
-          if (looksLikeOtherThing(text, ch, seg, digits)) continue;
-          // A card number is the card detector's (and not worth a phone lookup).
-          if (!intl && digits.length >= 12 && issuerMatches(digits) && luhnValid(digits)) continue;
-          const formatted = seg.g1 > seg.g0 || text.charCodeAt(start) === 40;
-          // Two bare groups ("638 2229") are as often a house and street number as a phone, and
-          // a bare digit run is as often an id or a timestamp: both need a context word.
-          const groups = seg.g1 - seg.g0 + 1;
-          // A leading trunk prefix ("030 12345678") is phone-like enough on its own.
-          const trunk = digits.charCodeAt(0) === 48;
-          const score = intl ? 0.85 : (formatted && (groups >= 3 || trunk)) || hasExt ? 0.75 : formatted ? 0.45 : 0.4;
-          if (score < 0.5 && !ctx.contextBefore('PHONE_NUMBER', start)) continue;
-          const candidate = text.slice(start, seg.end);
-          let valid = false;
-          if (intl) {
-            if (validation === 'valid') valid = validInternational(digits.startsWith('00') ? digits.slice(2) : digits);
-            else {
-              const e164 = digits.startsWith('00') && !ch.plus ? '+' + candidate.slice(candidate.indexOf('00') + 2) : candidate;
-              valid = ok(parsePhoneNumberFromString(e164));
+          // Not one number: look for numbers inside, cut only where a space separates groups
+          // ("call 415-555-2671 2 times", two numbers on one line). A '-' or '.' joined group
+          // never loses its neighbour.
+          if (seg.g1 - seg.g0 > MAX_WINDOW_GROUPS) continue;
+          // Runs of 4-digit blocks are cards, tracking and account numbers, not phone lists.
+          let blocks = 0;
+          for (let g = seg.g0; g <= seg.g1; g++) if (ch.groupEnds[g]! - ch.groupStarts[g]! === 4) blocks++;
+          if (blocks >= 4) continue;
+          const cut = (g: number): boolean => /[ \t]/.test(ch.seps[g]!);
+          for (let g0 = seg.g0; g0 <= seg.g1; g0++) {
+            if (g0 > seg.g0 && !cut(g0 - 1)) continue;
+            let found: Finding | null = null;
+            let at = -1;
+            for (let g1 = seg.g1; g1 >= g0 && !found; g1--) {
+              if (g1 < seg.g1 && !cut(g1)) continue;
+              if (g0 === seg.g0 && g1 === seg.g1) continue;
+              found = tryWindow(ch, g0, g1);
+              at = g1;
             }
-          } else if (validation === 'valid') {
-            for (const plan of plans) {
-              if (validNational(plan, digits)) {
-                valid = true;
-                break;
-              }
-            }
-          } else {
-            for (const plan of plans) {
-              if (ok(parsePhoneNumberFromString(candidate, plan.region as CountryCode))) {
-                valid = true;
-                break;
-              }
+            if (found) {
+              out.push(found);
+              g0 = at;
             }
           }
-          if (!valid) continue;
-          out.push({ entity: 'PHONE_NUMBER', start, end, score });
         }
       }
     },
