@@ -74,6 +74,13 @@ export interface Pipeline {
   run(request: PromptRequest): Promise<PipelineResponse>;
   /** Runs a `models.list` request and returns the decision's models. Throws WardenError only. */
   listModels(request: PromptRequest): Promise<{ models: string[]; decision: Decision }>;
+  /**
+   * Writes the audit record of a request the ingress refused before it could be read (bad JSON,
+   * too large, invalid UTF-8, wrong types): no stage ran, so the record has no principal, only the
+   * request id, trace, protocol, action and the error code. `request` carries no body content.
+   * Never throws: the caller is already answering with `error`.
+   */
+  auditRejected(request: PromptRequest, error: WardenError): Promise<void>;
 }
 
 const INTERNAL_MESSAGE = 'internal error';
@@ -235,7 +242,14 @@ export function createPipeline(opts: PipelineOptions): Pipeline {
     }
   }
 
-  return { run, listModels };
+  async function auditRejected(request: PromptRequest, error: WardenError): Promise<void> {
+    const ctx = newContext(request);
+    ctx.error = error;
+    // A failed write is logged and counted by writeAudit; the caller already gets `error`.
+    await writeAudit(ctx);
+  }
+
+  return { run, listModels, auditRejected };
 }
 
 /**

@@ -20,7 +20,7 @@ import type {
 } from '../pipeline/types.js';
 import type { IngressLimits } from './limits.js';
 import { loadProtos, lookupService } from './proto.js';
-import { bearerToken, checkVariables } from './request.js';
+import { bearerToken, checkVariables, rejectedRequest } from './request.js';
 
 // --- wire shapes (as proto-loader decodes them with keepCase + defaults) ------------------------
 
@@ -340,13 +340,21 @@ export function createGrpcIngress(opts: GrpcIngressOptions): GrpcIngress {
     };
   }
 
-  /** Translates the wire request; a refusal here is counted, since the pipeline never sees it. */
-  function translate(call: AnyCall, action: Action, stream: boolean, signal: AbortSignal): PromptRequest {
+  /**
+   * Translates the wire request; a refusal here is counted and audited (no principal, no body
+   * content), since the pipeline never sees it.
+   */
+  async function translate(call: AnyCall, action: Action, stream: boolean, signal: AbortSignal): Promise<PromptRequest> {
     const started = performance.now();
+    const meta = metaFor(call, action, stream, signal);
     try {
-      return fromWireRequest(call.request, metaFor(call, action, stream, signal), limits);
+      return fromWireRequest(call.request, meta, limits);
     } catch (err) {
-      if (isWardenError(err)) opts.onRejected?.(err.code, (performance.now() - started) / 1000);
+      if (isWardenError(err)) {
+        opts.onRejected?.(err.code, (performance.now() - started) / 1000);
+        const receivedAt = performance.timeOrigin + started;
+        await pipeline.auditRejected(rejectedRequest({ ...meta, receivedAt }, 'grpc', action, stream), err);
+      }
       throw err;
     }
   }
@@ -365,7 +373,7 @@ export function createGrpcIngress(opts: GrpcIngressOptions): GrpcIngress {
       const { signal, dispose } = callSignal(call);
       void (async () => {
         try {
-          const request = translate(call, action, false, signal);
+          const request = await translate(call, action, false, signal);
           const response = await pipeline.run(request);
           if (action === 'prompt.render' && response.kind === 'render') callback(null, toWireRender(response));
           else if (response.kind === 'complete') callback(null, toWireCompletion(response.result));
@@ -390,7 +398,7 @@ export function createGrpcIngress(opts: GrpcIngressOptions): GrpcIngress {
     void (async () => {
       let it: AsyncIterator<CompletionChunk> | undefined;
       try {
-        const request = translate(call, 'prompt.execute', true, signal);
+        const request = await translate(call, 'prompt.execute', true, signal);
         const response = await pipeline.run(request);
         if (response.kind !== 'stream') throw new WardenError('internal', 'internal error');
         it = response.chunks[Symbol.asyncIterator]();

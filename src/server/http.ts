@@ -12,7 +12,7 @@ import { WardenError, isWardenError } from '../pipeline/errors.js';
 import type { CompletionChunk, PromptRequest } from '../pipeline/types.js';
 import type { IngressLimits } from './limits.js';
 import { DONE_EVENT, chunkEvent, completionBody, errorBody } from './openai.js';
-import { bearerToken, peerInfo, toPromptRequest } from './request.js';
+import { bearerToken, peerInfo, rejectedRequest, toPromptRequest } from './request.js';
 
 export interface HttpIngressOptions {
   pipeline: Pipeline;
@@ -244,6 +244,8 @@ export function createHttpIngress(opts: HttpIngressOptions): HttpIngress {
         if (!isWardenError(err)) throw err;
         if (err.code === 'payload_too_large') res.setHeader('connection', 'close');
         opts.onRejected?.(err.code, (performance.timeOrigin + performance.now() - meta.receivedAt) / 1000);
+        // Every request leaves one audit record, this one too: ids and the code, nothing of the body.
+        await pipeline.auditRejected(rejectedRequest({ ...meta, peer: meta.credentials.peer }, 'openai-http'), err);
         return sendError(res, err, requestId);
       }
       let response;

@@ -219,6 +219,33 @@ export function toPromptRequest(body: unknown, meta: IngressMeta, limits: Ingres
   return req;
 }
 
+/**
+ * The canonical request for a call refused before its body could be read, for its audit record:
+ * ids, trace and protocol only. The bearer token is dropped (nothing authenticates it) and nothing
+ * of the body is kept, so no prompt text or variable can reach the record.
+ */
+export function rejectedRequest(
+  meta: { id: string; signal: AbortSignal; receivedAt: number; traceparent?: string | undefined; peer: PeerInfo },
+  protocol: PromptRequest['protocol'],
+  action: PromptRequest['action'] = 'prompt.execute',
+  stream = false,
+): PromptRequest {
+  const req: PromptRequest = {
+    id: meta.id,
+    protocol,
+    action,
+    model: '',
+    variables: {},
+    stream,
+    params: {},
+    credentials: { peer: meta.peer },
+    signal: meta.signal,
+    receivedAt: meta.receivedAt,
+  };
+  if (meta.traceparent) req.traceparent = meta.traceparent;
+  return req;
+}
+
 /** Loopback TCP peers and Unix socket peers are local; anything else is not. */
 export function peerInfo(remoteAddress: string | undefined): PeerInfo {
   if (remoteAddress === undefined || remoteAddress === '') {

@@ -1,0 +1,117 @@
+/**
+ * Requests refused before they could be read (malformed JSON, oversize body, invalid UTF-8, wrong
+ * types; a gRPC call missing its model) still leave exactly one trace-linked audit record saying
+ * why — no principal, status error, the error code — and nothing of the body reaches it.
+ */
+import { join } from 'node:path';
+import * as grpc from '@grpc/grpc-js';
+import * as protoLoader from '@grpc/proto-loader';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { verifyChain } from '../../src/audit/index.js';
+import { DOWN_URL, eventually, startWarden, type WardenFixture } from './helpers/warden.js';
+
+const CANARY = 'CANARY-SECRET-9f8e7d';
+const TRACE_ID = '4bf92f3577b34da6a3ce929d0e0e4736';
+const TRACEPARENT = `00-${TRACE_ID}-00f067aa0ba902b7-01`;
+
+let w: WardenFixture;
+let token: string;
+
+beforeAll(async () => {
+  w = await startWarden({ upstreamUrl: DOWN_URL });
+  token = await w.signer.token('support', 'ticket-bot');
+});
+
+afterAll(async () => {
+  await w?.close();
+});
+
+async function post(body: Buffer | string): Promise<{ status: number; code: string; requestId: string }> {
+  const res = await fetch(`${w.addresses.http}/v1/chat/completions`, {
+    method: 'POST',
+    headers: { 'content-type': 'application/json', authorization: `Bearer ${token}`, traceparent: TRACEPARENT },
+    body,
+  });
+  const json = (await res.json()) as { error: { code: string } };
+  return { status: res.status, code: json.error.code, requestId: res.headers.get('x-request-id') ?? '' };
+}
+
+function recordFor(requestId: string): Record<string, any> {
+  const matches = w.audit().filter((r) => r.request_id === requestId);
+  expect(matches, requestId).toHaveLength(1);
+  return matches[0]!;
+}
+
+describe('audit records for requests refused before parsing', () => {
+  const cases: Array<[string, () => Buffer | string, number, string]> = [
+    ['malformed JSON', () => `{"model": "gpt-4o-mini", "messages": [{"role": "user", "content": "${CANARY}"`, 400, 'invalid_request'],
+    ['invalid UTF-8', () => Buffer.concat([Buffer.from(`{"model":"gpt-4o-mini","messages":[{"role":"user","content":"${CANARY} `), Buffer.from([0xc3, 0x28]), Buffer.from('"}]}')]), 400, 'invalid_request'],
+    ['wrong types', () => JSON.stringify({ model: 7, messages: [{ role: 'user', content: CANARY }] }), 400, 'invalid_request'],
+    ['oversize body', () => JSON.stringify({ model: 'gpt-4o-mini', messages: [{ role: 'user', content: `${CANARY} ${'x'.repeat(70_000)}` }] }), 413, 'payload_too_large'],
+  ];
+
+  for (const [name, body, status, code] of cases) {
+    it(`${name}: ${status} ${code}, one record with principal null and the code`, async () => {
+      const r = await post(body());
+      expect(r.status).toBe(status);
+      expect(r.code).toBe(code);
+      expect(r.requestId).not.toBe('');
+      const rec = recordFor(r.requestId);
+      expect(rec).toMatchObject({
+        principal: null,
+        status: 'error',
+        error_code: code,
+        action: 'prompt.execute',
+        trace_id: TRACE_ID,
+        template: null,
+        decision: null,
+        prompt_hmac: null,
+        model: null,
+        environment: 'test',
+      });
+    });
+  }
+
+  it('the records keep the hash chain intact and hold nothing of the bodies or the token', async () => {
+    const records = w.audit();
+    expect(records.length).toBeGreaterThanOrEqual(4);
+    const text = JSON.stringify(records);
+    expect(text).not.toContain(CANARY);
+    expect(text).not.toContain(token);
+    expect(text).not.toContain('xxxxxxxx');
+    expect(verifyChain(records).ok).toBe(true);
+    // Nor do the logs.
+    expect(w.logs.join('\n')).not.toContain(CANARY);
+  });
+
+  it('gRPC: a call refused by the translation (no model) is audited the same way', async () => {
+    const def = protoLoader.loadSync(['warden/v1/gateway.proto'], {
+      includeDirs: [join(import.meta.dirname, '..', '..', 'proto')],
+      keepCase: true,
+      longs: Number,
+      enums: String,
+      defaults: true,
+      oneofs: true,
+    });
+    const root = grpc.loadPackageDefinition(def) as any;
+    const gateway = new root.warden.v1.PromptGateway(w.addresses.grpc, grpc.credentials.createInsecure());
+    try {
+      const md = new grpc.Metadata();
+      md.set('authorization', `Bearer ${token}`);
+      md.set('traceparent', TRACEPARENT);
+      const before = w.audit().length;
+      const err = await new Promise<grpc.ServiceError>((resolve, reject) =>
+        gateway.Complete({ template: { id: 'support/ticket-summary', version: 2 }, variables: { ticket_id: CANARY } }, md, (e: grpc.ServiceError | null) =>
+          e ? resolve(e) : reject(new Error('expected an error')),
+        ),
+      );
+      expect(err.code).toBe(grpc.status.INVALID_ARGUMENT);
+      await eventually(() => w.audit().length > before);
+      const rec = w.audit().at(-1)!;
+      expect(rec).toMatchObject({ principal: null, status: 'error', error_code: 'invalid_request', trace_id: TRACE_ID, action: 'prompt.execute' });
+      expect(JSON.stringify(rec)).not.toContain(CANARY);
+    } finally {
+      gateway.close();
+    }
+  });
+});
