@@ -32,6 +32,12 @@ export interface EvalOptions {
   strictBuiltinErrors?: boolean;
   /** Maximum nesting of rule and function evaluation; default 2000. */
   maxDepth?: number;
+  /**
+   * Receives each line `print(…)` writes. Default: none, and then `print` evaluates nothing and
+   * writes nothing — the sidecar never prints policy data (it may hold secrets or PII) to stdout.
+   * The CLI passes one for `warden policy eval` (stderr) and `warden policy test` (the report).
+   */
+  print?: (line: string) => void;
 }
 
 export interface CompiledPolicy {
@@ -140,6 +146,7 @@ export class RegoPolicy implements CompiledPolicy {
       depth: 0,
       maxDepth: opts?.maxDepth ?? DEFAULT_MAX_DEPTH,
       bctx: { nowNs, strict: opts?.strictBuiltinErrors === true, cache: new Map() },
+      print: opts?.print,
     };
   }
 

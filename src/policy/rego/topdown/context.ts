@@ -29,6 +29,8 @@ export interface Budget {
   depth: number;
   readonly maxDepth: number;
   readonly bctx: BuiltinContext;
+  /** Where `print(…)` lines go; undefined: print evaluates nothing and writes nothing. */
+  readonly print: ((line: string) => void) | undefined;
 }
 
 export const UNDEF: unique symbol = Symbol('undefined');

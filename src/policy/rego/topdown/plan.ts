@@ -7,6 +7,7 @@
  */
 import { RegoError } from '../errors.js';
 import { BuiltinError, type BuiltinDef } from '../builtins/types.js';
+import { printLine, walkPairs } from '../builtins/index.js';
 import {
   RegoObject,
   RegoSet,
@@ -453,6 +454,7 @@ export class Planner {
   }
 
   private call(fn: FnTarget, args: TermPlan[], loc: Location): { ev: TermPlan['eval']; single?: Single } {
+    if (fn.kind === 'relation') return { ev: relation(fn.name, args) };
     const n = args.length;
     const allConst = args.every((a) => a.constant !== undefined);
     const constArgs = allConst ? args.map((a) => a.constant!) : undefined;
@@ -518,6 +520,9 @@ export class Planner {
       const def = fn.def;
       return (c, args) => invokeBuiltin(c, def, args, loc);
     }
+    if (fn.kind === 'relation') {
+      throw new RegoError('rego_compile_error', `with keyword replacement must not be the relation ${fn.name}`, loc);
+    }
     const node = this.nodeAt(fn.path);
     if (!node || node.kind !== 'function') throw new RegoError('rego_type_error', `undefined function ${fn.name}`, loc);
     return (c, args) => callFunction(c, node, args);
@@ -581,9 +586,19 @@ export class Planner {
         const L = this.term(e.left);
         const R = this.term(e.right);
         const loc = e.loc;
-        return (c, f, k) => {
+        const generic: ExprFn = (c, f, k) => {
           tick(c.budget);
           return unify(c, f, L, R, k, loc);
+        };
+        return this.walkAt(e.left, e.right) ?? this.walkAt(e.right, e.left) ?? generic;
+      }
+      case 'print': {
+        const args = e.args.map((a) => this.term(a));
+        return (c, f, k) => {
+          tick(c.budget);
+          const hook = c.budget.print;
+          if (hook !== undefined) printCross(c, f, args, hook);
+          return k();
         };
       }
       case 'somein': {
@@ -627,6 +642,41 @@ export class Planner {
     }
   }
 
+  /**
+   * `walk(x, [path, value])` where `path` is known when the expression runs (a constant or a
+   * bound variable): one lookup along the path instead of enumerating every pair of `x`.
+   * Falls back to `generic` (full enumeration) when the path is not bound or `walk` is mocked.
+   */
+  private walkAt(call: ITerm, pattern: ITerm): ExprFn | undefined {
+    if (call.t !== 'call' || call.fn.kind !== 'relation' || call.fn.name !== 'walk') return undefined;
+    let pathT: ITerm;
+    let valueT: ITerm;
+    if (pattern.t === 'array' && pattern.items.length === 2) [pathT, valueT] = pattern.items as [ITerm, ITerm];
+    else if (pattern.t === 'const' && Array.isArray(pattern.v) && pattern.v.length === 2) {
+      pathT = { t: 'const', v: pattern.v[0]!, loc: pattern.loc };
+      valueT = { t: 'const', v: pattern.v[1]!, loc: pattern.loc };
+    } else return undefined;
+    const X = this.term(call.args[0]!);
+    const P = this.term(pathT);
+    const V = this.term(valueT);
+    const C = this.term(call);
+    const R = this.term(pattern);
+    const pathOf = P.single;
+    if (pathOf === undefined) return undefined;
+    const loc = call.loc;
+    return (c, f, k) => {
+      tick(c.budget);
+      if (!allBound(f, P.inSlots) || (c.mocks !== undefined && c.mocks.has('walk'))) return unify(c, f, C, R, k, loc);
+      const p = pathOf(c, f);
+      if (!Array.isArray(p)) return false;
+      return X.eval(c, f, (x) => {
+        let v: Value | undefined = x;
+        for (let i = 0; i < p.length && v !== undefined; i++) v = lookup(v, p[i]!);
+        return v === undefined ? false : V.match(c, f, v, k);
+      });
+    };
+  }
+
   private withs(ws: IWith[], inner: ExprFn): ExprFn {
     const mods = ws.map((w) => ({
       target: w.target,
@@ -635,6 +685,58 @@ export class Planner {
     }));
     return (c, f, k) => withValues(c, f, k, mods, [], 0, inner);
   }
+}
+
+/**
+ * A relation call: each result in turn (`walk(x)` → every [path, value] pair of x, root first).
+ * A `with walk as …` replacement yields its single result instead.
+ */
+function relation(name: 'walk', args: readonly TermPlan[]): TermPlan['eval'] {
+  const arg = args[0]!;
+  return (c, f, k) =>
+    arg.eval(c, f, (x) => {
+      if (c.mocks !== undefined) {
+        const m = c.mocks.get(name);
+        if (m !== undefined) {
+          const r = m.kind === 'value' ? m.value : m.call(unmocked(c), [x]);
+          return r === undefined ? false : k(r);
+        }
+      }
+      const pairs = walkPairs(x);
+      const b = c.budget;
+      for (let i = 0; i < pairs.length; i++) {
+        tick(b);
+        if (k(pairs[i]!)) return true;
+      }
+      return false;
+    });
+}
+
+/** `print`: each operand's values as a set (empty: `<undefined>`), a line per combination. */
+function printCross(c: Ctx, f: Frame, args: readonly TermPlan[], hook: (line: string) => void): void {
+  const values: Value[][] = args.map((a) => {
+    const s = new RegoSet();
+    a.eval(c, f, (v) => (s.add(v), false));
+    return s.sorted();
+  });
+  const line: Array<Value | undefined> = new Array(args.length);
+  const go = (i: number): void => {
+    if (i === values.length) {
+      hook(printLine(line));
+      return;
+    }
+    const vs = values[i]!;
+    if (vs.length === 0) {
+      line[i] = undefined;
+      go(i + 1);
+      return;
+    }
+    for (const v of vs) {
+      line[i] = v;
+      go(i + 1);
+    }
+  };
+  go(0);
 }
 
 /** A replacement function runs without the mocks in force (it may call the original). */

@@ -317,6 +317,9 @@ function collectRefs(body: IExpr[], extra: Array<ITerm | undefined>, out: Set<st
       case 'body':
         collectRefs(e.body, [], out);
         break;
+      case 'print':
+        for (const a of e.args) collectTerm(a, out);
+        break;
     }
   }
 }

@@ -25,10 +25,22 @@ export type ITerm =
   | { t: 'setcomp'; term: ITerm; body: IExpr[]; locals: Set<string>; loc: Location }
   | { t: 'objectcomp'; key: ITerm; value: ITerm; body: IExpr[]; locals: Set<string>; loc: Location };
 
-/** What a call calls: a built-in by name, or a user function at a data path. */
+/**
+ * What a call calls: a built-in by name, a user function at a data path, or a relation — a
+ * built-in with many results (`walk`), which the evaluator enumerates like a generator.
+ */
 export type FnTarget =
   | { kind: 'builtin'; name: string; def: BuiltinDef }
-  | { kind: 'user'; path: string[]; name: string };
+  | { kind: 'user'; path: string[]; name: string }
+  | { kind: 'relation'; name: RelationName };
+
+/** Relations: built-ins that yield many results, by name → number of arguments (not the output). */
+export const RELATIONS = { walk: 1 } as const;
+export type RelationName = keyof typeof RELATIONS;
+
+export function isRelation(name: string): name is RelationName {
+  return Object.prototype.hasOwnProperty.call(RELATIONS, name);
+}
 
 /** A `with` target: input (with a path below it), a data path, or a function/built-in to mock. */
 export type WithTarget =
@@ -55,5 +67,10 @@ export type IExpr =
   | (IExprBase & { k: 'unify'; left: ITerm; right: ITerm })
   | (IExprBase & { k: 'somein'; key?: ITerm; value: ITerm; coll: ITerm })
   | (IExprBase & { k: 'every'; key?: ITerm; value: ITerm; domain: ITerm; body: IExpr[]; locals: Set<string> })
+  /**
+   * `print(a, b, …)`: always holds; with a print hook, writes a line per combination of the
+   * operands' values (an undefined operand prints `<undefined>`), as OPA.
+   */
+  | (IExprBase & { k: 'print'; args: ITerm[] })
   /** `not { … }`: a nested conjunction (always negated). */
   | (IExprBase & { k: 'body'; body: IExpr[]; locals: Set<string> });

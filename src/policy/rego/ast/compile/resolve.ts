@@ -9,7 +9,12 @@ import type { Body, Expr, Import, Location, Module, Term, VarTerm, WithModifier 
 import { RegoError } from '../../errors.js';
 import { BUILTINS } from '../../builtins/index.js';
 import { RegoSet, makeObject, type Value } from '../../value.js';
-import type { FnTarget, IExpr, ITerm, IWith } from './ir.js';
+import { RELATIONS, isRelation, type FnTarget, type IExpr, type ITerm, type IWith } from './ir.js';
+
+/** A built-in or relation name (`count`, `walk`): a `with` target or replacement, not a variable. */
+function isBuiltinName(name: string): boolean {
+  return BUILTINS.has(name) || isRelation(name);
+}
 
 /** Module-level names: what a bare name means before locals are considered. */
 export interface ModuleEnv {
@@ -97,10 +102,10 @@ function exprVars(e: Expr, out: Set<string>): void {
   for (const w of e.with) {
     // `with count as sum`: a built-in's name is not a variable
     const v = w.value;
-    if (v.type === 'var' && BUILTINS.has(v.name)) continue;
+    if (v.type === 'var' && isBuiltinName(v.name)) continue;
     if (v.type === 'ref' && v.head.type === 'var' && v.path.every((p) => p.type === 'string')) {
       const name = [v.head.name, ...v.path.map((p) => (p as { value: string }).value)].join('.');
-      if (BUILTINS.has(name)) continue;
+      if (isBuiltinName(name)) continue;
     }
     termVars(v, out);
   }
@@ -213,7 +218,7 @@ export class Resolver {
       target = this.env.functionArity.has(key) ? { kind: 'fn', name: 'data.' + key } : { kind: 'data', path: abs.path };
     } else {
       const name = parts.join('.');
-      if (!BUILTINS.has(name)) throw new RegoError('rego_compile_error', `with keyword target must reference existing input, data, or a function: ${name}`, w.loc);
+      if (!isBuiltinName(name)) throw new RegoError('rego_compile_error', `with keyword target must reference existing input, data, or a function: ${name}`, w.loc);
       target = { kind: 'fn', name };
     }
     const res: IWith = { target, value: { t: 'const', v: null, loc: w.loc }, loc: w.loc };
@@ -307,6 +312,9 @@ export class Resolver {
       }
       case 'term': {
         const t = e.term;
+        if (t.type === 'call' && this.isPrint(t.op, t.opPath, scope)) {
+          return { ...base, k: 'print', args: t.args.map((a) => this.term(a, scope)) };
+        }
         if (t.type === 'call') {
           const fn = this.fnTarget(t.op, t.opPath, t.loc, scope);
           const arity = this.arityOf(fn);
@@ -321,7 +329,14 @@ export class Resolver {
   }
 
   private arityOf(fn: FnTarget): number | undefined {
-    return fn.kind === 'builtin' ? fn.def.arity : this.env.functionArity.get(fn.path.join('.'));
+    if (fn.kind === 'builtin') return fn.def.arity;
+    if (fn.kind === 'relation') return RELATIONS[fn.name];
+    return this.env.functionArity.get(fn.path.join('.'));
+  }
+
+  /** `print(…)`, unless a package function of that name shadows the built-in. */
+  private isPrint(op: string, opPath: readonly string[], scope: Scope): boolean {
+    return op === 'print' && opPath.length === 1 && this.absolute([...opPath], scope) === undefined;
   }
 
   private fnTarget(op: string, opPath: readonly string[], loc: Location, scope: Scope): FnTarget {
@@ -331,10 +346,12 @@ export class Resolver {
       if (!this.env.functionArity.has(key) && opPath[0] !== 'data' && BUILTINS.has(op)) {
         return { kind: 'builtin', name: op, def: BUILTINS.get(op)! };
       }
+      if (!this.env.functionArity.has(key) && opPath[0] !== 'data' && isRelation(op)) return { kind: 'relation', name: op };
       if (!this.env.functionArity.has(key)) throw new RegoError('rego_type_error', `undefined function data.${key}`, loc);
       return { kind: 'user', path: abs.path, name: 'data.' + key };
     }
     const def = BUILTINS.get(op);
+    if (!def && isRelation(op)) return { kind: 'relation', name: op };
     if (!def) throw new RegoError('rego_type_error', `undefined function ${op}`, loc);
     return { kind: 'builtin', name: op, def };
   }
@@ -388,6 +405,8 @@ export class Resolver {
         return { t: 'object', entries, loc };
       }
       case 'call': {
+        // print has no value to use (OPA: a statement only)
+        if (this.isPrint(t.op, t.opPath, scope)) throw new RegoError('rego_type_error', 'print: used as a value: print can only be a statement of its own', loc);
         const fn = this.fnTarget(t.op, t.opPath, t.loc, scope);
         const arity = this.arityOf(fn);
         if (arity !== undefined && t.args.length !== arity) {

@@ -126,6 +126,12 @@ function exprNeeds(e: IExpr, all = false): { inputs: Names; outputs: Names; alts
     case 'body':
       freeVars(e.body, [], e.locals, inputs);
       break;
+    case 'print':
+      // Each operand is evaluated on its own (OPA rewrites it to a set comprehension): a ref key
+      // it leaves unbound is enumerated inside the operand and binds nothing for the body.
+      for (const a of e.args) analyze(a, false, inputs, outputs);
+      if (!all) outputs.clear();
+      break;
   }
   if (e.negated && !all) {
     for (const v of outputs) if (!v.startsWith('$')) inputs.add(v);
@@ -228,6 +234,8 @@ function reorderNested(e: IExpr, bound: Names): IExpr {
     }
     case 'body':
       return { ...e, with: withs, body: reorder(e.body, new Set(bound)) };
+    case 'print':
+      return { ...e, with: withs, args: e.args.map((a) => reorderTerm(a, bound)) };
   }
 }
 
