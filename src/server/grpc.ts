@@ -12,11 +12,13 @@ import type {
   Action,
   ChatMessage,
   CompletionChunk,
+  ContentPart,
   CompletionResult,
   PeerInfo,
   PipelineResponse,
   PromptRequest,
   Role,
+  ToolDefinition,
 } from '../pipeline/types.js';
 import type { IngressLimits } from './limits.js';
 import { loadProtos, lookupService } from './proto.js';
@@ -30,12 +32,24 @@ interface WireToolCall {
   function?: { name: string; arguments: string } | null;
 }
 
+interface WirePart {
+  type: string;
+  text: string;
+  json: string;
+}
+
 interface WireMessage {
   role: string;
   content: string;
   name: string;
   tool_call_id: string;
   tool_calls: WireToolCall[];
+  parts: WirePart[];
+}
+
+interface WireTool {
+  type: string;
+  function?: { name: string; description: string; parameters_json: string } | null;
 }
 
 export interface WirePromptRequest {
@@ -48,6 +62,7 @@ export interface WirePromptRequest {
   top_p?: number;
   stop: string[];
   params_json: string;
+  tools: WireTool[];
 }
 
 const ROLES: ReadonlySet<string> = new Set(['system', 'developer', 'user', 'assistant', 'tool']);
@@ -95,9 +110,51 @@ function invalid(message: string, path: string): WardenError {
   return new WardenError('invalid_request', message, { location: { path } });
 }
 
+/** A JSON text that must hold an object; the error names the field, never the text. */
+function jsonObject(text: string, path: string): Record<string, unknown> {
+  let parsed: unknown;
+  try {
+    parsed = JSON.parse(text);
+  } catch {
+    throw invalid(`field '${path}' is not valid JSON`, path);
+  }
+  if (parsed === null || typeof parsed !== 'object' || Array.isArray(parsed)) throw invalid(`field '${path}' must be a JSON object`, path);
+  return parsed as Record<string, unknown>;
+}
+
+function toPart(p: WirePart, path: string): ContentPart {
+  if (!p.type) throw invalid(`field '${path}.type' is required`, `${path}.type`);
+  if (p.type === 'text') {
+    if (p.json) throw invalid(`field '${path}.json' is not used by a text part`, `${path}.json`);
+    return { type: 'text', text: p.text };
+  }
+  if (p.text) throw invalid(`field '${path}.text' is only for text parts; put the part in 'json'`, `${path}.text`);
+  if (!p.json) throw invalid(`field '${path}.json' is required for a non-text part`, `${path}.json`);
+  const obj = jsonObject(p.json, `${path}.json`);
+  if (obj.type !== undefined && obj.type !== p.type) throw invalid(`field '${path}.json' has a "type" other than '${path}.type'`, `${path}.json`);
+  return { ...obj, type: p.type };
+}
+
+function toTool(t: WireTool, i: number): ToolDefinition {
+  const path = `tools.${i}`;
+  if (t.type !== 'function') throw invalid(`field '${path}.type' must be "function"`, `${path}.type`);
+  if (!t.function?.name) throw invalid(`field '${path}.function.name' is required`, `${path}.function.name`);
+  const fn: ToolDefinition['function'] = { name: t.function.name };
+  if (t.function.description) fn.description = t.function.description;
+  if (t.function.parameters_json) fn.parameters = jsonObject(t.function.parameters_json, `${path}.function.parameters_json`);
+  return { type: 'function', function: fn };
+}
+
 function toMessage(m: WireMessage, i: number): ChatMessage {
   if (!ROLES.has(m.role)) throw invalid(`field 'messages.${i}.role' has an unsupported value`, `messages.${i}.role`);
-  const out: ChatMessage = { role: m.role as Role, content: m.content };
+  let content: ChatMessage['content'] = m.content;
+  if (m.parts.length > 0) {
+    if (m.content) throw invalid(`field 'messages.${i}.content' must be empty when 'parts' is set`, `messages.${i}.content`);
+    content = m.parts.map((p, j) => toPart(p, `messages.${i}.parts.${j}`));
+  } else if (m.content === '' && m.tool_calls.length > 0) {
+    content = null; // an assistant turn that only calls tools, as OpenAI writes it
+  }
+  const out: ChatMessage = { role: m.role as Role, content };
   if (m.name) out.name = m.name;
   if (m.tool_call_id) out.tool_call_id = m.tool_call_id;
   if (m.tool_calls.length > 0) {
@@ -110,18 +167,20 @@ function toMessage(m: WireMessage, i: number): ChatMessage {
   return out;
 }
 
+function fromPart(p: ContentPart): WirePart {
+  if (p.type === 'text' && typeof p.text === 'string') return { type: 'text', text: p.text, json: '' };
+  return { type: p.type, text: '', json: JSON.stringify(p) };
+}
+
 function fromMessage(m: ChatMessage): WireMessage {
-  let content = '';
-  if (typeof m.content === 'string') content = m.content;
-  else if (Array.isArray(m.content)) {
-    content = m.content.map((p) => (p.type === 'text' && typeof p.text === 'string' ? p.text : '')).join('');
-  }
+  const multi = Array.isArray(m.content);
   return {
     role: m.role,
-    content,
+    content: typeof m.content === 'string' ? m.content : '',
     name: m.name ?? '',
     tool_call_id: m.tool_call_id ?? '',
     tool_calls: (m.tool_calls ?? []).map((t) => ({ id: t.id, type: t.type, function: t.function })),
+    parts: multi ? (m.content as ContentPart[]).map(fromPart) : [],
   };
 }
 
@@ -154,7 +213,7 @@ export function fromWireRequest(w: WirePromptRequest, meta: GrpcMeta, limits: In
       throw invalid("field 'params_json' must be a JSON object", 'params_json');
     }
     for (const [k, v] of Object.entries(parsed)) {
-      if (k === 'model' || k === 'messages' || k === 'stream' || k === 'warden') {
+      if (k === 'model' || k === 'messages' || k === 'stream' || k === 'warden' || k === 'tools') {
         throw invalid(`field 'params_json.${k}' has its own field`, `params_json.${k}`);
       }
       params[k] = v;
@@ -178,6 +237,7 @@ export function fromWireRequest(w: WirePromptRequest, meta: GrpcMeta, limits: In
   };
   if (meta.traceparent) req.traceparent = meta.traceparent;
   if (w.max_tokens > 0) req.max_tokens = w.max_tokens;
+  if (w.tools.length > 0) req.tools = w.tools.map(toTool);
   const hasTemplate = !!w.template && w.template.id !== '';
   if (hasTemplate) {
     const t = w.template as { id: string; version: number };

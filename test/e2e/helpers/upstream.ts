@@ -6,7 +6,7 @@
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
 import type { AddressInfo } from 'node:net';
 
-export type UpstreamMode = 'ok' | 'garbage' | 'slow' | 'error500' | 'stream-slow' | 'delayed';
+export type UpstreamMode = 'ok' | 'garbage' | 'slow' | 'error500' | 'stream-slow' | 'delayed' | 'tool-call';
 
 export interface ReceivedCall {
   headers: IncomingMessage['headers'];
@@ -115,6 +115,25 @@ export async function startUpstream(): Promise<FakeUpstream> {
           clearInterval(timer);
           if (!res.writableEnded) resolveAborted();
         });
+        return;
+      }
+      case 'tool-call': {
+        // The model calls the first tool it was offered (OpenAI's documented tool-call shape).
+        const name = body?.tools?.[0]?.function?.name ?? 'none';
+        const call = { id: 'call_up_1', type: 'function', function: { name, arguments: '{"city":"Paris"}' } };
+        if (body?.stream) {
+          res.writeHead(200, { 'content-type': 'text/event-stream' });
+          res.write(chunk(body, { role: 'assistant', content: null, tool_calls: [{ index: 0, ...call, function: { name, arguments: '' } }] }, null));
+          res.write(chunk(body, { tool_calls: [{ index: 0, function: { arguments: '{"city":' } }] }, null));
+          res.write(chunk(body, { tool_calls: [{ index: 0, function: { arguments: '"Paris"}' } }] }, null));
+          res.write(chunk(body, {}, 'tool_calls'));
+          res.end('data: [DONE]\n\n');
+          return;
+        }
+        const answer = completion(body);
+        answer.choices = [{ index: 0, message: { role: 'assistant', content: null, tool_calls: [call] } as any, logprobs: null, finish_reason: 'tool_calls' }];
+        res.writeHead(200, { 'content-type': 'application/json' });
+        res.end(JSON.stringify(answer));
         return;
       }
       case 'ok':

@@ -1,0 +1,167 @@
+/**
+ * gRPC parity with the HTTP API: tool definitions, multi-part content (text parts redacted, opaque
+ * parts passed through as their JSON), and tool calls in answers, unary and streamed — through a
+ * client generated from the proto, a real Warden and a loopback OpenAI-contract upstream.
+ */
+import { join } from 'node:path';
+import * as grpc from '@grpc/grpc-js';
+import * as protoLoader from '@grpc/proto-loader';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { startUpstream, type FakeUpstream } from './helpers/upstream.js';
+import { startWarden, type WardenFixture } from './helpers/warden.js';
+
+let upstream: FakeUpstream;
+let w: WardenFixture;
+let gateway: any;
+let token: string;
+
+const WEATHER_TOOL = {
+  type: 'function',
+  function: {
+    name: 'get_weather',
+    description: 'Current weather for a city',
+    parameters_json: JSON.stringify({ type: 'object', properties: { city: { type: 'string' } }, required: ['city'] }),
+  },
+};
+
+const IMAGE_PART = { type: 'image_url', image_url: { url: 'https://example.com/cat.png', detail: 'low' } };
+
+function metadata(): grpc.Metadata {
+  const m = new grpc.Metadata();
+  m.set('authorization', `Bearer ${token}`);
+  return m;
+}
+
+function complete(request: object): Promise<any> {
+  return new Promise((resolve, reject) => gateway.Complete(request, metadata(), (err: grpc.ServiceError | null, res: any) => (err ? reject(err) : resolve(res))));
+}
+
+function streamAll(request: object): Promise<any[]> {
+  return new Promise((resolve, reject) => {
+    const out: any[] = [];
+    const call = gateway.StreamComplete(request, metadata());
+    call.on('data', (c: any) => out.push(c));
+    call.on('error', reject);
+    call.on('end', () => resolve(out));
+  });
+}
+
+beforeAll(async () => {
+  upstream = await startUpstream();
+  w = await startWarden({ upstreamUrl: upstream.url });
+  token = await w.signer.token('labs', 'raw-bot'); // the fixture policy allows raw prompts for labs/raw-bot
+  const def = protoLoader.loadSync(['warden/v1/gateway.proto'], {
+    includeDirs: [join(import.meta.dirname, '..', '..', 'proto')],
+    keepCase: true,
+    longs: Number,
+    enums: String,
+    defaults: true,
+    oneofs: true,
+  });
+  const root = grpc.loadPackageDefinition(def) as any;
+  gateway = new root.warden.v1.PromptGateway(w.addresses.grpc, grpc.credentials.createInsecure());
+});
+
+afterAll(async () => {
+  gateway?.close();
+  await w?.close();
+  await upstream?.close();
+});
+
+describe('gRPC tools, multi-part content and tool calls', () => {
+  it('Complete: tools and parts reach the upstream in OpenAI shape; the tool call comes back', async () => {
+    upstream.mode = 'tool-call';
+    const res = await complete({
+      model: 'gpt-4o-mini',
+      messages: [
+        {
+          role: 'user',
+          parts: [
+            { type: 'text', text: 'What is the weather where this photo was taken? Mail jane.doe@example.com' },
+            { type: 'image_url', json: JSON.stringify(IMAGE_PART) },
+          ],
+        },
+      ],
+      tools: [WEATHER_TOOL],
+      params_json: JSON.stringify({ tool_choice: 'auto' }),
+    });
+    const sent = upstream.calls.at(-1)!.body;
+    expect(sent.tools).toEqual([
+      {
+        type: 'function',
+        function: {
+          name: 'get_weather',
+          description: 'Current weather for a city',
+          parameters: { type: 'object', properties: { city: { type: 'string' } }, required: ['city'] },
+        },
+      },
+    ]);
+    expect(sent.tool_choice).toBe('auto');
+    const content = sent.messages[0].content;
+    expect(Array.isArray(content)).toBe(true);
+    expect(content[0].type).toBe('text');
+    expect(content[0].text).toContain('What is the weather');
+    expect(content[0].text).not.toContain('jane.doe@example.com'); // text parts are redacted
+    expect(content[1]).toEqual(IMAGE_PART); // opaque parts pass through exactly
+
+    const choice = res.choices[0];
+    expect(choice.finish_reason).toBe('tool_calls');
+    expect(choice.message.role).toBe('assistant');
+    expect(choice.message.content).toBe('');
+    expect(choice.message.tool_calls).toEqual([{ id: 'call_up_1', type: 'function', function: { name: 'get_weather', arguments: '{"city":"Paris"}' } }]);
+  });
+
+  it('StreamComplete: tool-call deltas arrive in order and assemble to the call', async () => {
+    upstream.mode = 'tool-call';
+    const chunks = await streamAll({ model: 'gpt-4o-mini', messages: [{ role: 'user', content: 'Weather in Paris?' }], tools: [WEATHER_TOOL] });
+    expect(upstream.calls.at(-1)!.body.tools[0].function.name).toBe('get_weather');
+    const deltas = chunks.flatMap((c) => c.choices.flatMap((ch: any) => ch.delta.tool_calls));
+    expect(deltas[0]).toMatchObject({ index: 0, id: 'call_up_1', type: 'function', function: { name: 'get_weather' } });
+    expect(deltas.map((d: any) => d.function.arguments).join('')).toBe('{"city":"Paris"}');
+    expect(chunks.at(-1)!.choices[0].finish_reason).toBe('tool_calls');
+  });
+
+  it('a tool-call turn and the tool result are forwarded as OpenAI writes them', async () => {
+    upstream.mode = 'ok';
+    const res = await complete({
+      model: 'gpt-4o-mini',
+      messages: [
+        { role: 'user', content: 'Weather in Paris?' },
+        { role: 'assistant', tool_calls: [{ id: 'call_1', type: 'function', function: { name: 'get_weather', arguments: '{"city":"Paris"}' } }] },
+        { role: 'tool', tool_call_id: 'call_1', content: '18 C and sunny' },
+      ],
+      tools: [WEATHER_TOOL],
+    });
+    const sent = upstream.calls.at(-1)!.body.messages;
+    expect(sent[1]).toMatchObject({ role: 'assistant', content: null, tool_calls: [{ id: 'call_1', type: 'function', function: { name: 'get_weather', arguments: '{"city":"Paris"}' } }] });
+    expect(sent[2]).toMatchObject({ role: 'tool', tool_call_id: 'call_1', content: '18 C and sunny' });
+    expect(res.choices[0].message.content).toContain('upstream saw: 18 C and sunny');
+  });
+
+  it('bad tools and parts are INVALID_ARGUMENT naming the field, before anything goes upstream', async () => {
+    const before = upstream.calls.length;
+    const bad: Array<[object, string]> = [
+      [{ messages: [{ role: 'user', parts: [{ type: 'image_url', json: '{not json' }] }] }, 'messages.0.parts.0.json'],
+      [{ messages: [{ role: 'user', parts: [{ type: 'image_url', json: '[1,2]' }] }] }, 'messages.0.parts.0.json'],
+      [{ messages: [{ role: 'user', parts: [{ type: 'image_url', json: '{"type":"input_audio"}' }] }] }, 'messages.0.parts.0.json'],
+      [{ messages: [{ role: 'user', parts: [{ type: 'image_url' }] }] }, 'messages.0.parts.0.json'],
+      [{ messages: [{ role: 'user', parts: [{ text: 'no type' }] }] }, 'messages.0.parts.0.type'],
+      [{ messages: [{ role: 'user', content: 'both', parts: [{ type: 'text', text: 'x' }] }] }, 'messages.0.content'],
+      [{ messages: [{ role: 'user', content: 'hi' }], tools: [{ type: 'retrieval', function: { name: 'x' } }] }, 'tools.0.type'],
+      [{ messages: [{ role: 'user', content: 'hi' }], tools: [{ type: 'function', function: { name: '' } }] }, 'tools.0.function.name'],
+      [{ messages: [{ role: 'user', content: 'hi' }], tools: [{ type: 'function', function: { name: 'f', parameters_json: 'nope' } }] }, 'tools.0.function.parameters_json'],
+      [{ messages: [{ role: 'user', content: 'hi' }], params_json: '{"tools": []}' }, 'params_json.tools'],
+    ];
+    for (const [request, param] of bad) {
+      const err = await complete({ model: 'gpt-4o-mini', ...request }).then(
+        () => undefined,
+        (e: grpc.ServiceError) => e,
+      );
+      expect(err, param).toBeDefined();
+      expect(err!.code, param).toBe(grpc.status.INVALID_ARGUMENT);
+      expect(err!.metadata.get('warden-code')[0], param).toBe('invalid_request');
+      expect(err!.metadata.get('warden-param')[0], param).toBe(param);
+    }
+    expect(upstream.calls.length).toBe(before);
+  });
+});
