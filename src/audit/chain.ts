@@ -5,7 +5,7 @@
  */
 import { hash as oneShotHash } from 'node:crypto';
 import type { AuditRecord } from '../pipeline/ports.js';
-import { canonicalJson } from './canonical.js';
+import { canonicalJson, canonicalJsonMerged } from './canonical.js';
 
 export const GENESIS_HASH = '0'.repeat(64);
 
@@ -28,9 +28,25 @@ export function computeRecordHash(record: Omit<AuditRecord, 'hash'> | Record<str
 
 /** Links a record body to the chain after `head`. */
 export function linkRecord(body: AuditRecordBody, head: ChainHead): AuditRecord {
-  const record = { ...body, seq: head.seq + 1, prev_hash: head.hash } as AuditRecord;
-  record.hash = computeRecordHash(record);
-  return record;
+  return linkRecordLine(body, head).record;
+}
+
+/**
+ * Links a record and also returns its JSON line, exactly `JSON.stringify(record)`, built from one
+ * stringification of the body plus the three chain members (which come last in the record).
+ */
+export function linkRecordLine(body: AuditRecordBody, head: ChainHead): { record: AuditRecord; line: string } {
+  const seq = head.seq + 1;
+  const prev = head.hash;
+  const b = body as unknown as Record<string, unknown>;
+  const hash = oneShotHash('sha256', prev + canonicalJsonMerged(b, { seq, prev_hash: prev }), 'hex');
+  const record = { ...body, seq, prev_hash: prev, hash } as AuditRecord;
+  const bodyJson = 'seq' in b || 'prev_hash' in b || 'hash' in b ? '{}' : JSON.stringify(body);
+  const line =
+    bodyJson.length > 2
+      ? `${bodyJson.slice(0, -1)},"seq":${seq},"prev_hash":${JSON.stringify(prev)},"hash":"${hash}"}`
+      : JSON.stringify(record);
+  return { record, line };
 }
 
 export type ChainCheck = { ok: true } | { ok: false; seq: number; reason: string };

@@ -6,7 +6,7 @@
  */
 import { WardenError } from '../pipeline/errors.js';
 import type { AuditLog, AuditRecord } from '../pipeline/ports.js';
-import { computeRecordHash, GENESIS, linkRecord, type AuditRecordBody, type ChainHead } from './chain.js';
+import { computeRecordHash, GENESIS, linkRecordLine, type AuditRecordBody, type ChainHead } from './chain.js';
 import type { AuditSink } from './sinks.js';
 
 export interface AuditLogOptions {
@@ -70,9 +70,8 @@ export function createAuditLog(opts: AuditLogOptions): AuditLogHandle {
   }
 
   function linkAndWrite(body: AuditRecordBody): Promise<AuditRecord> {
-    const record = linkRecord(body, head);
+    const { record, line } = linkRecordLine(body, head);
     head = { seq: record.seq, hash: record.hash };
-    const line = JSON.stringify(record);
     const writes = sinks.map((s) => s.write(line).catch((err: unknown) => Promise.reject(sinkError(s, err))));
     return Promise.all(writes).then(() => record);
   }
