@@ -32,7 +32,7 @@ Run 'warden policy <command> --help' for a command's options.
 
 Evaluates QUERY (e.g. data.warden.decision) and prints the result as
 'opa eval --format json' does: {"result":[{"expressions":[…],"bindings":{…}}]},
-or {} when the query is undefined.
+or {} when the query is undefined. Lines from print() go to stderr.
 
 Options:
   -d, --data PATH    a .rego, .json or .yaml file or a directory (repeatable)
@@ -44,6 +44,8 @@ Options:
 
 Runs every rule whose name starts with test_ in the given files and directories,
 as 'opa test' does. Exits 1 when a test fails or a policy does not compile.
+What a test print()s is shown, indented, under its result line (failing tests,
+or every test with -v).
 
 Options:
   -v, --verbose      print a line per test
@@ -127,7 +129,9 @@ async function cmdEval(args: string[], io: Io): Promise<number> {
   if (rest.length !== 1) throw new UsageError('want exactly one QUERY');
   const policy = await loadRegoPolicy(data);
   const inputDoc = input === undefined ? undefined : await readInput(input);
-  const results = policy.queryResults(rest[0]!, inputDoc, { strictBuiltinErrors: strict });
+  // print(…) lines go to stderr as opa eval writes them, keeping stdout the JSON result.
+  const print = (line: string): void => void io.stderr.write(line + '\n');
+  const results = policy.queryResults(rest[0]!, inputDoc, { strictBuiltinErrors: strict, print });
   if (results.length === 0) {
     io.stdout.write('{}\n');
     return 0;
@@ -166,20 +170,22 @@ async function cmdTest(args: string[], io: Io): Promise<number> {
     return 1;
   }
   const tests = policy.testRules();
-  type Outcome = { name: string; file: string; status: 'PASS' | 'FAIL' | 'ERROR'; ns: bigint; error?: string };
+  type Outcome = { name: string; file: string; status: 'PASS' | 'FAIL' | 'ERROR'; ns: bigint; error?: string; output: string[] };
   const outcomes: Outcome[] = [];
   for (const t of tests) {
     const start = process.hrtime.bigint();
     let status: Outcome['status'];
     let error: string | undefined;
+    // What the test print()s is shown with its result (failing tests, or all with -v), as opa test.
+    const output: string[] = [];
     try {
-      const v = policy.evaluate(t.name, undefined);
+      const v = policy.evaluate(t.name, undefined, { print: (line) => output.push(line) });
       status = v !== undefined && v !== false ? 'PASS' : 'FAIL';
     } catch (e) {
       status = 'ERROR';
       error = errorLine(e);
     }
-    outcomes.push({ name: t.name, file: t.location?.file ?? '', status, ns: process.hrtime.bigint() - start, ...(error ? { error } : {}) });
+    outcomes.push({ name: t.name, file: t.location?.file ?? '', status, ns: process.hrtime.bigint() - start, ...(error ? { error } : {}), output });
   }
   const failed = outcomes.filter((o) => o.status !== 'PASS');
   const line = '-'.repeat(80);
@@ -196,6 +202,8 @@ async function cmdTest(args: string[], io: Io): Promise<number> {
       for (const o of list) {
         if (!verbose && o.status === 'PASS') continue;
         io.stdout.write(`${o.name}: ${o.status} (${fmtDuration(o.ns)})${o.error && verbose ? `\n  ${o.error}` : ''}\n`);
+        const printed = o.output.join('\n').trim();
+        if (printed !== '') io.stdout.write(`\n${printed.replace(/^/gm, '  ')}\n\n`);
       }
     }
     io.stdout.write(`${line}\n`);
