@@ -15,9 +15,16 @@ export interface BuiltinContext {
 }
 
 /**
- * Errors a built-in raises. `code` follows OPA: `eval_type_error` for operand type errors
- * (always raised), `eval_builtin_error` for other failures (raised only in strict mode or
- * where OPA always raises; otherwise the expression is undefined).
+ * Errors a built-in raises. `code` follows OPA: `eval_type_error` for operand type errors,
+ * `eval_builtin_error` for other failures. What happens to them is the evaluator's rule
+ * (topdown/plan.ts `invokeBuiltin`), the same for both codes, as in OPA's topdown:
+ *  - by default the call is undefined (so the expression fails and evaluation goes on, e.g.
+ *    `count(1)` or `to_number("x")` make their rule undefined, and a default value applies);
+ *  - in strict mode (`EvalOptions.strictBuiltinErrors`, `warden policy eval --strict`) the
+ *    error is raised as a RegoError with this code and the call's location.
+ * Only errors that are not BuiltinErrors are raised in both modes: a RegoError a built-in
+ * throws on purpose, a RangeError (reported as `eval_budget_exceeded`), anything else
+ * (`eval_internal_error`). Messages must never include operand values (they may be secrets).
  */
 export class BuiltinError extends Error {
   constructor(
