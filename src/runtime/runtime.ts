@@ -177,7 +177,8 @@ export async function createRuntime(config: Config, opts: RuntimeOptions = {}): 
   async function start(): Promise<BoundAddresses> {
     const limits = ingressLimits(config);
     const configuredModels = () => Object.keys(config.models);
-    const onRejected = (code: string, seconds: number) => metrics.observeRequest({ protocol: 'openai-http', code, seconds });
+    const onRejected = (code: string, seconds: number, protocol: 'openai-http' | 'anthropic-http' = 'openai-http') =>
+      metrics.observeRequest({ protocol, code, seconds });
     httpIngress = createHttpIngress({ pipeline, limits, logger, draining: () => draining, configuredModels, onRejected });
     grpcIngress = createGrpcIngress({
       pipeline,

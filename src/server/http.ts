@@ -1,5 +1,6 @@
 /**
- * OpenAI-compatible HTTP ingress on `node:http` (no framework: two routes do not need one).
+ * OpenAI-compatible (and Anthropic-compatible: `/v1/messages`) HTTP ingress on `node:http` (no
+ * framework: three routes do not need one).
  * It translates the protocol to the canonical request and back; every decision is the
  * pipeline's. Streams are written as SSE with backpressure, and a client that goes away aborts
  * the upstream call.
@@ -11,6 +12,7 @@ import type { Pipeline, PipelineLogger } from '../pipeline/pipeline.js';
 import { WardenError, isWardenError } from '../pipeline/errors.js';
 import type { CompletionChunk, PromptRequest } from '../pipeline/types.js';
 import type { IngressLimits } from './limits.js';
+import { AnthropicStreamEncoder, anthropicErrorBody, anthropicErrorEvent, anthropicMessageBody, anthropicToChatBody } from './anthropic.js';
 import { DONE_EVENT, chunkEvent, completionBody, errorBody } from './openai.js';
 import { bearerToken, peerInfo, rejectedRequest, toPromptRequest } from './request.js';
 
@@ -26,7 +28,7 @@ export interface HttpIngressOptions {
    * Counts requests refused before they became a PromptRequest (bad JSON, too large, wrong
    * types): they never reach the pipeline, so its metrics would not see them.
    */
-  onRejected?: (code: string, seconds: number) => void;
+  onRejected?: (code: string, seconds: number, protocol?: 'openai-http' | 'anthropic-http') => void;
 }
 
 const JSON_HEADERS = { 'content-type': 'application/json' } as const;
@@ -181,6 +183,10 @@ export function createHttpIngress(opts: HttpIngressOptions): HttpIngress {
       if (req.method !== 'POST') return methodNotAllowed(req, res, requestId, 'POST');
       return chatCompletions(req, res, requestId);
     }
+    if (path === '/v1/messages') {
+      if (req.method !== 'POST') return methodNotAllowed(req, res, requestId, 'POST');
+      return anthropicMessages(req, res, requestId);
+    }
     if (path === '/v1/models') {
       if (req.method !== 'GET') return methodNotAllowed(req, res, requestId, 'GET');
       return models(req, res, requestId);
@@ -262,6 +268,73 @@ export function createHttpIngress(opts: HttpIngressOptions): HttpIngress {
       }
       // A dry run is served by the CLI and gRPC Render, never by this route.
       sendError(res, new WardenError('internal', 'internal error'), requestId);
+    } finally {
+      dispose();
+    }
+  }
+
+  /**
+   * Anthropic Messages API: the body is translated (server/anthropic.ts), then runs the same
+   * pipeline. The Anthropic SDKs send their key as `x-api-key`; it carries the workload token.
+   */
+  async function anthropicMessages(req: IncomingMessage, res: ServerResponse, requestId: string): Promise<void> {
+    const { signal, dispose } = requestSignal(res);
+    const fail = (err: WardenError) =>
+      sendJson(res, err.httpStatus, JSON.stringify(anthropicErrorBody(err)), requestId);
+    try {
+      const base = baseMeta(req, requestId, signal);
+      if (base.credentials.bearer === undefined) {
+        const apiKey = headerValue(req, 'x-api-key');
+        if (apiKey) base.credentials.bearer = apiKey.trim();
+      }
+      const meta = { ...base, templateHeader: headerValue(req, 'x-warden-template'), variablesHeader: headerValue(req, 'x-warden-variables') };
+      let request: PromptRequest;
+      try {
+        const body = parseJson(await readBody(req, limits.maxBodyBytes));
+        request = toPromptRequest(anthropicToChatBody(body), meta, limits);
+        request.protocol = 'anthropic-http';
+      } catch (err) {
+        if (!isWardenError(err)) throw err;
+        if (err.code === 'payload_too_large') res.setHeader('connection', 'close');
+        opts.onRejected?.(err.code, (performance.timeOrigin + performance.now() - meta.receivedAt) / 1000, 'anthropic-http');
+        await pipeline.auditRejected(rejectedRequest({ ...meta, peer: meta.credentials.peer }, 'anthropic-http'), err);
+        return fail(err);
+      }
+      let response;
+      try {
+        response = await pipeline.run(request);
+      } catch (err) {
+        return fail(isWardenError(err) ? err : new WardenError('internal', 'internal error'));
+      }
+      if (response.kind === 'complete') return sendJson(res, 200, anthropicMessageBody(response.result), requestId);
+      if (response.kind !== 'stream') return fail(new WardenError('internal', 'internal error'));
+      const it = response.chunks[Symbol.asyncIterator]();
+      let step: IteratorResult<CompletionChunk>;
+      try {
+        step = await it.next();
+      } catch (err) {
+        return fail(isWardenError(err) ? err : new WardenError('upstream_error', 'the upstream stream failed'));
+      }
+      res.writeHead(200, { 'content-type': 'text/event-stream; charset=utf-8', 'cache-control': 'no-cache', 'x-accel-buffering': 'no', 'x-request-id': requestId });
+      const encoder = new AnthropicStreamEncoder();
+      let model = request.model;
+      try {
+        while (!step.done) {
+          if (signal.aborted || res.destroyed) break;
+          model = step.value.model || model;
+          const events = encoder.encode(step.value);
+          if (events !== '' && !res.write(events)) await drained(res);
+          step = await it.next();
+        }
+        if (step.done && !res.destroyed) return void res.end(encoder.finish(requestId, model));
+      } catch (err) {
+        // Mid-stream failure: an `error` event, and no message_stop, tells the client it is incomplete.
+        const wardenErr = isWardenError(err) ? err : new WardenError('upstream_error', 'the upstream stream failed');
+        if (!res.destroyed) res.end(anthropicErrorEvent(wardenErr));
+        return;
+      }
+      await it.return?.();
+      res.destroy();
     } finally {
       dispose();
     }

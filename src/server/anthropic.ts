@@ -1,0 +1,379 @@
+/**
+ * Anthropic Messages API (`POST /v1/messages`) ↔ the canonical request and response. The body is
+ * translated into the OpenAI Chat Completions shape the canonical types use, then checked by the
+ * same `toPromptRequest` as the OpenAI route (one place for the `warden` object, template header
+ * and variable limits). Answers go back as an Anthropic `message` or as its SSE event sequence
+ * (`message_start`, `content_block_start/delta/stop`, `message_delta`, `message_stop`).
+ *
+ * What maps to what:
+ *   system (string | text blocks)        → a leading system message
+ *   text block                           → text part
+ *   image block (base64 | url source)    → OpenAI `image_url` part (data: URL for base64)
+ *   assistant tool_use block             → assistant `tool_calls[]` (input as JSON arguments)
+ *   user tool_result block               → a `tool` message with `tool_call_id`, before the rest
+ *   tools[] {name, description, input_schema} → function tools
+ *   tool_choice auto|any|tool|none       → auto|required|{function}|none
+ *   stop_sequences → stop; metadata.user_id → user; max_tokens (required), temperature, top_p, top_k
+ * Anything else is refused with `invalid_request` naming the field, rather than silently dropped.
+ */
+import { ERROR_CODES, WardenError } from '../pipeline/errors.js';
+import type { CompletionChunk, CompletionResult, ContentPart, ToolCall } from '../pipeline/types.js';
+
+function invalid(message: string, path: string): WardenError {
+  return new WardenError('invalid_request', message, { location: { path } });
+}
+
+const isObject = (v: unknown): v is Record<string, unknown> => typeof v === 'object' && v !== null && !Array.isArray(v);
+
+/** Body keys this adapter understands (Anthropic's documented ones it can map, plus `warden`). */
+const KNOWN_KEYS = new Set([
+  'model',
+  'messages',
+  'system',
+  'max_tokens',
+  'stream',
+  'temperature',
+  'top_p',
+  'top_k',
+  'stop_sequences',
+  'tools',
+  'tool_choice',
+  'metadata',
+  'warden',
+]);
+
+function textOf(v: unknown, path: string): string {
+  if (typeof v !== 'string') throw invalid(`field '${path}' must be a string`, path);
+  return v;
+}
+
+function imagePart(block: Record<string, unknown>, path: string): ContentPart {
+  const source = block.source;
+  if (!isObject(source)) throw invalid(`field '${path}.source' must be an object`, `${path}.source`);
+  if (source.type === 'base64') {
+    const media = textOf(source.media_type, `${path}.source.media_type`);
+    const data = textOf(source.data, `${path}.source.data`);
+    return { type: 'image_url', image_url: { url: `data:${media};base64,${data}` } };
+  }
+  if (source.type === 'url') return { type: 'image_url', image_url: { url: textOf(source.url, `${path}.source.url`) } };
+  throw invalid(`field '${path}.source.type' must be "base64" or "url"`, `${path}.source.type`);
+}
+
+/** A tool_result's content (string or text/image blocks) → a tool message's content. */
+function toolResultContent(v: unknown, path: string): string | ContentPart[] {
+  if (v === undefined) return '';
+  if (typeof v === 'string') return v;
+  if (!Array.isArray(v)) throw invalid(`field '${path}' must be a string or a list of content blocks`, path);
+  return v.map((b, i) => {
+    const p = `${path}.${i}`;
+    if (!isObject(b)) throw invalid(`field '${p}' must be an object`, p);
+    if (b.type === 'text') return { type: 'text', text: textOf(b.text, `${p}.text`) };
+    if (b.type === 'image') return imagePart(b, p);
+    throw invalid(`field '${p}.type' is not a supported content block type`, `${p}.type`);
+  });
+}
+
+type OpenAIMessage = Record<string, unknown>;
+
+function translateMessage(m: unknown, i: number, out: OpenAIMessage[]): void {
+  const path = `messages.${i}`;
+  if (!isObject(m)) throw invalid(`field '${path}' must be an object`, path);
+  const role = m.role;
+  if (role !== 'user' && role !== 'assistant') throw invalid(`field '${path}.role' must be "user" or "assistant"`, `${path}.role`);
+  const content = m.content;
+  if (typeof content === 'string') {
+    out.push({ role, content });
+    return;
+  }
+  if (!Array.isArray(content)) throw invalid(`field '${path}.content' must be a string or a list of content blocks`, `${path}.content`);
+  const parts: ContentPart[] = [];
+  const toolCalls: ToolCall[] = [];
+  content.forEach((b, j) => {
+    const p = `${path}.content.${j}`;
+    if (!isObject(b)) throw invalid(`field '${p}' must be an object`, p);
+    switch (b.type) {
+      case 'text':
+        parts.push({ type: 'text', text: textOf(b.text, `${p}.text`) });
+        return;
+      case 'image':
+        if (role !== 'user') throw invalid(`field '${p}' is an image block, which only user messages may carry`, p);
+        parts.push(imagePart(b, p));
+        return;
+      case 'tool_use': {
+        if (role !== 'assistant') throw invalid(`field '${p}' is a tool_use block, which only assistant messages may carry`, p);
+        if (!isObject(b.input)) throw invalid(`field '${p}.input' must be an object`, `${p}.input`);
+        toolCalls.push({
+          id: textOf(b.id, `${p}.id`),
+          type: 'function',
+          function: { name: textOf(b.name, `${p}.name`), arguments: JSON.stringify(b.input) },
+        });
+        return;
+      }
+      case 'tool_result':
+        if (role !== 'user') throw invalid(`field '${p}' is a tool_result block, which only user messages may carry`, p);
+        // OpenAI wants each tool answer as its own message right after the assistant's calls.
+        out.push({ role: 'tool', tool_call_id: textOf(b.tool_use_id, `${p}.tool_use_id`), content: toolResultContent(b.content, `${p}.content`) });
+        return;
+      default:
+        throw invalid(`field '${p}.type' is not a supported content block type`, `${p}.type`);
+    }
+  });
+  if (role === 'assistant') {
+    const text = parts.map((x) => (x as { text: string }).text).join('');
+    const msg: OpenAIMessage = { role, content: parts.length > 0 ? text : null };
+    if (toolCalls.length > 0) msg.tool_calls = toolCalls;
+    if (parts.length > 0 || toolCalls.length > 0) out.push(msg);
+    return;
+  }
+  if (parts.length > 0) out.push({ role, content: parts.every((x) => x.type === 'text') && parts.length === 1 ? (parts[0] as { text: string }).text : parts });
+}
+
+function translateTools(v: unknown): unknown[] {
+  if (!Array.isArray(v)) throw invalid("field 'tools' must be a list", 'tools');
+  return v.map((t, i) => {
+    const p = `tools.${i}`;
+    if (!isObject(t)) throw invalid(`field '${p}' must be an object`, p);
+    // Server tools (web_search, bash, ...) carry a `type`; they run at Anthropic, not upstream here.
+    if (t.type !== undefined && t.type !== 'custom') throw invalid(`field '${p}.type' is not supported (only client tools with input_schema)`, `${p}.type`);
+    if (!isObject(t.input_schema)) throw invalid(`field '${p}.input_schema' must be an object`, `${p}.input_schema`);
+    const fn: Record<string, unknown> = { name: textOf(t.name, `${p}.name`), parameters: t.input_schema };
+    if (t.description !== undefined) fn.description = textOf(t.description, `${p}.description`);
+    return { type: 'function', function: fn };
+  });
+}
+
+function translateToolChoice(v: unknown): unknown {
+  if (!isObject(v)) throw invalid("field 'tool_choice' must be an object", 'tool_choice');
+  switch (v.type) {
+    case 'auto':
+      return 'auto';
+    case 'any':
+      return 'required';
+    case 'none':
+      return 'none';
+    case 'tool':
+      return { type: 'function', function: { name: textOf(v.name, 'tool_choice.name') } };
+    default:
+      throw invalid("field 'tool_choice.type' must be one of \"auto\", \"any\", \"tool\", \"none\"", 'tool_choice.type');
+  }
+}
+
+/** Anthropic Messages body → an OpenAI Chat Completions body for `toPromptRequest`. */
+export function anthropicToChatBody(body: unknown): Record<string, unknown> {
+  if (!isObject(body)) throw invalid('request body must be a JSON object', '$');
+  for (const key of Object.keys(body)) {
+    if (!KNOWN_KEYS.has(key)) throw invalid(`field '${key}' is not supported by Warden's Anthropic-compatible API`, key);
+  }
+  const maxTokens = body.max_tokens;
+  if (typeof maxTokens !== 'number' || !Number.isInteger(maxTokens) || maxTokens < 1) {
+    throw invalid("field 'max_tokens' is required and must be a positive integer", 'max_tokens');
+  }
+  const out: Record<string, unknown> = { model: body.model, max_tokens: maxTokens };
+  const messages: OpenAIMessage[] = [];
+  if (body.system !== undefined) {
+    const sys = body.system;
+    if (typeof sys === 'string') messages.push({ role: 'system', content: sys });
+    else if (Array.isArray(sys)) {
+      const texts = sys.map((b, i) => {
+        if (!isObject(b) || b.type !== 'text') throw invalid(`field 'system.${i}' must be a text block`, `system.${i}`);
+        return textOf(b.text, `system.${i}.text`);
+      });
+      messages.push({ role: 'system', content: texts.join('\n\n') });
+    } else throw invalid("field 'system' must be a string or a list of text blocks", 'system');
+  }
+  if (body.messages !== undefined) {
+    if (!Array.isArray(body.messages)) throw invalid("field 'messages' must be a list", 'messages');
+    body.messages.forEach((m, i) => translateMessage(m, i, messages));
+  }
+  // With a template (governed path) the template supplies the whole prompt: `toPromptRequest`
+  // refuses any message, a system prompt included, rather than dropping it silently.
+  out.messages = messages;
+  if (body.stream !== undefined) out.stream = body.stream;
+  if (body.temperature !== undefined) out.temperature = body.temperature;
+  if (body.top_p !== undefined) out.top_p = body.top_p;
+  if (body.top_k !== undefined) out.top_k = body.top_k;
+  if (body.stop_sequences !== undefined) {
+    if (!Array.isArray(body.stop_sequences) || body.stop_sequences.some((s) => typeof s !== 'string')) {
+      throw invalid("field 'stop_sequences' must be a list of strings", 'stop_sequences');
+    }
+    out.stop = body.stop_sequences;
+  }
+  if (body.tools !== undefined) out.tools = translateTools(body.tools);
+  if (body.tool_choice !== undefined) out.tool_choice = translateToolChoice(body.tool_choice);
+  if (body.metadata !== undefined) {
+    if (!isObject(body.metadata)) throw invalid("field 'metadata' must be an object", 'metadata');
+    if (body.metadata.user_id !== undefined && body.metadata.user_id !== null) out.user = textOf(body.metadata.user_id, 'metadata.user_id');
+  }
+  if (body.warden !== undefined) out.warden = body.warden;
+  return out;
+}
+
+// --- responses ----------------------------------------------------------------------------------
+
+const STOP_REASONS: Record<string, string> = {
+  stop: 'end_turn',
+  length: 'max_tokens',
+  tool_calls: 'tool_use',
+  function_call: 'tool_use',
+  content_filter: 'refusal',
+};
+
+function stopReason(finish: string | null | undefined): string | null {
+  if (finish === null || finish === undefined) return null;
+  return STOP_REASONS[finish] ?? 'end_turn';
+}
+
+function messageId(id: string): string {
+  return id.startsWith('msg_') ? id : `msg_${id}`;
+}
+
+/** Tool arguments are JSON text in OpenAI's shape; Anthropic's `input` is the object itself. */
+function toolInput(args: string): unknown {
+  try {
+    const parsed: unknown = JSON.parse(args === '' ? '{}' : args);
+    return isObject(parsed) ? parsed : {};
+  } catch {
+    return {};
+  }
+}
+
+export function anthropicMessageBody(result: CompletionResult): string {
+  const choice = result.choices[0];
+  const content: unknown[] = [];
+  const msg = choice?.message;
+  if (msg) {
+    const text = typeof msg.content === 'string' ? msg.content : Array.isArray(msg.content) ? msg.content.map((p) => (p.type === 'text' && typeof p.text === 'string' ? p.text : '')).join('') : '';
+    if (text !== '' || !msg.tool_calls?.length) content.push({ type: 'text', text });
+    for (const t of msg.tool_calls ?? []) content.push({ type: 'tool_use', id: t.id, name: t.function.name, input: toolInput(t.function.arguments) });
+  }
+  return JSON.stringify({
+    id: messageId(result.id),
+    type: 'message',
+    role: 'assistant',
+    model: result.model,
+    content,
+    stop_reason: stopReason(choice?.finish_reason),
+    stop_sequence: null,
+    usage: { input_tokens: result.usage?.prompt_tokens ?? 0, output_tokens: result.usage?.completion_tokens ?? 0 },
+  });
+}
+
+/** Anthropic's error `type` by HTTP status, so its SDKs raise the matching exception class. */
+function anthropicErrorType(status: number): string {
+  switch (status) {
+    case 400:
+    case 410:
+    case 422:
+      return 'invalid_request_error';
+    case 401:
+      return 'authentication_error';
+    case 403:
+      return 'permission_error';
+    case 404:
+      return 'not_found_error';
+    case 413:
+      return 'request_too_large';
+    case 429:
+      return 'rate_limit_error';
+    case 503:
+      return 'overloaded_error';
+    default:
+      return status >= 500 ? 'api_error' : 'invalid_request_error';
+  }
+}
+
+/** `{type: "error", error: {type, message}}` plus Warden's stable `code` and the field (`param`). */
+export function anthropicErrorBody(err: WardenError): Record<string, unknown> {
+  const error: Record<string, unknown> = { type: anthropicErrorType(ERROR_CODES[err.code].http), message: err.message, code: err.code };
+  if (err.location?.path) error.param = err.location.path;
+  return { type: 'error', error };
+}
+
+function sse(event: string, data: object): string {
+  return `event: ${event}\ndata: ${JSON.stringify(data)}\n\n`;
+}
+
+export function anthropicErrorEvent(err: WardenError): string {
+  return sse('error', anthropicErrorBody(err));
+}
+
+/**
+ * OpenAI-shaped chunks → Anthropic stream events. One content block is open at a time: text
+ * deltas go to a text block, each new tool call opens a tool_use block whose argument pieces are
+ * `input_json_delta`s. `finish()` closes the open block and ends the message.
+ */
+export class AnthropicStreamEncoder {
+  private started = false;
+  private index = -1;
+  private open: 'text' | 'tool' | undefined;
+  private toolIndex = -1;
+  private stop: string | null = null;
+  private outputTokens = 0;
+
+  /** The events for one chunk (possibly empty). */
+  encode(chunk: CompletionChunk): string {
+    let out = '';
+    if (!this.started) {
+      this.started = true;
+      out += sse('message_start', {
+        type: 'message_start',
+        message: {
+          id: messageId(chunk.id),
+          type: 'message',
+          role: 'assistant',
+          model: chunk.model,
+          content: [],
+          stop_reason: null,
+          stop_sequence: null,
+          usage: { input_tokens: chunk.usage?.prompt_tokens ?? 0, output_tokens: 0 },
+        },
+      });
+    }
+    if (chunk.usage) this.outputTokens = chunk.usage.completion_tokens;
+    const choice = chunk.choices[0];
+    if (!choice) return out;
+    const d = choice.delta;
+    if (typeof d.content === 'string' && d.content !== '') {
+      if (this.open !== 'text') {
+        out += this.closeBlock();
+        this.index++;
+        this.open = 'text';
+        out += sse('content_block_start', { type: 'content_block_start', index: this.index, content_block: { type: 'text', text: '' } });
+      }
+      out += sse('content_block_delta', { type: 'content_block_delta', index: this.index, delta: { type: 'text_delta', text: d.content } });
+    }
+    for (const t of d.tool_calls ?? []) {
+      if (this.open !== 'tool' || t.index !== this.toolIndex) {
+        out += this.closeBlock();
+        this.index++;
+        this.open = 'tool';
+        this.toolIndex = t.index;
+        out += sse('content_block_start', {
+          type: 'content_block_start',
+          index: this.index,
+          content_block: { type: 'tool_use', id: t.id ?? '', name: t.function?.name ?? '', input: {} },
+        });
+      }
+      const piece = t.function?.arguments;
+      if (piece) out += sse('content_block_delta', { type: 'content_block_delta', index: this.index, delta: { type: 'input_json_delta', partial_json: piece } });
+    }
+    if (choice.finish_reason) this.stop = stopReason(choice.finish_reason);
+    return out;
+  }
+
+  private closeBlock(): string {
+    if (this.open === undefined) return '';
+    this.open = undefined;
+    return sse('content_block_stop', { type: 'content_block_stop', index: this.index });
+  }
+
+  /** The closing events: the open block's stop, `message_delta` (stop reason, usage), `message_stop`. */
+  finish(fallbackId: string, model: string): string {
+    let out = '';
+    if (!this.started) out += this.encode({ id: fallbackId, model, created: 0, choices: [] });
+    out += this.closeBlock();
+    out += sse('message_delta', { type: 'message_delta', delta: { stop_reason: this.stop ?? 'end_turn', stop_sequence: null }, usage: { output_tokens: this.outputTokens } });
+    out += sse('message_stop', { type: 'message_stop' });
+    return out;
+  }
+}

@@ -1,0 +1,215 @@
+/**
+ * Anthropic-compatible ingress end to end: plain HTTP requests shaped as Anthropic's Messages API
+ * documents them (`POST /v1/messages`, `x-api-key`, `anthropic-version`), through a real Warden,
+ * to a loopback OpenAI-contract upstream. Checks what the upstream receives (the canonical mapping)
+ * and that answers come back as Anthropic messages and as its SSE event sequence.
+ */
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { startUpstream, type FakeUpstream } from './helpers/upstream.js';
+import { startWarden, type WardenFixture } from './helpers/warden.js';
+
+let upstream: FakeUpstream;
+let w: WardenFixture;
+let rawToken: string;
+let botToken: string;
+
+const WEATHER_TOOL = {
+  name: 'get_weather',
+  description: 'Current weather for a city',
+  input_schema: { type: 'object', properties: { city: { type: 'string' } }, required: ['city'] },
+};
+
+async function messages(body: unknown, opts: { token?: string | null; headers?: Record<string, string> } = {}) {
+  const token = opts.token === undefined ? rawToken : opts.token;
+  const res = await fetch(`${w.addresses.http}/v1/messages`, {
+    method: 'POST',
+    headers: {
+      'content-type': 'application/json',
+      'anthropic-version': '2023-06-01',
+      ...(token ? { 'x-api-key': token } : {}),
+      ...opts.headers,
+    },
+    body: JSON.stringify(body),
+  });
+  return { status: res.status, contentType: res.headers.get('content-type') ?? '', text: await res.text() };
+}
+
+function events(text: string): Array<{ event: string; data: any }> {
+  return text
+    .split('\n\n')
+    .filter((block) => block.trim() !== '')
+    .map((block) => {
+      const event = /^event: (.+)$/m.exec(block)?.[1] ?? '';
+      const data = JSON.parse(/^data: (.+)$/m.exec(block)?.[1] ?? 'null');
+      return { event, data };
+    });
+}
+
+beforeAll(async () => {
+  upstream = await startUpstream();
+  w = await startWarden({ upstreamUrl: upstream.url });
+  rawToken = await w.signer.token('labs', 'raw-bot'); // raw prompts are allowed for labs/raw-bot
+  botToken = await w.signer.token('support', 'ticket-bot');
+});
+
+afterAll(async () => {
+  await w?.close();
+  await upstream?.close();
+});
+
+describe('POST /v1/messages', () => {
+  it('maps system, content blocks, tools and parameters onto the upstream call; answers a message', async () => {
+    upstream.mode = 'ok';
+    const r = await messages({
+      model: 'gpt-4o-mini',
+      max_tokens: 256,
+      system: [{ type: 'text', text: 'You are terse.' }, { type: 'text', text: 'Answer in French.' }],
+      messages: [
+        {
+          role: 'user',
+          content: [
+            { type: 'image', source: { type: 'base64', media_type: 'image/png', data: 'iVBORw0KGgo=' } },
+            { type: 'text', text: 'What is this? Reply to jane.doe@example.com' },
+          ],
+        },
+      ],
+      tools: [WEATHER_TOOL],
+      tool_choice: { type: 'any' },
+      stop_sequences: ['END'],
+      temperature: 0.3,
+      metadata: { user_id: 'user-42' },
+    });
+    expect(r.status, r.text).toBe(200);
+    const sent = upstream.calls.at(-1)!.body;
+    expect(sent.model).toBe('gpt-4o-mini');
+    expect(sent.max_tokens).toBe(256);
+    expect(sent.messages[0]).toEqual({ role: 'system', content: 'You are terse.\n\nAnswer in French.' });
+    expect(sent.messages[1].role).toBe('user');
+    expect(sent.messages[1].content[0]).toEqual({ type: 'image_url', image_url: { url: 'data:image/png;base64,iVBORw0KGgo=' } });
+    expect(sent.messages[1].content[1].type).toBe('text');
+    expect(sent.messages[1].content[1].text).not.toContain('jane.doe@example.com'); // redacted like any prompt
+    expect(sent.tools).toEqual([{ type: 'function', function: { name: 'get_weather', description: 'Current weather for a city', parameters: WEATHER_TOOL.input_schema } }]);
+    expect(sent.tool_choice).toBe('required');
+    expect(sent.stop).toEqual(['END']);
+    expect(sent.temperature).toBe(0.3);
+    expect(sent.user).toBe('user-42');
+
+    const msg = JSON.parse(r.text);
+    expect(msg).toMatchObject({ type: 'message', role: 'assistant', model: 'gpt-4o-mini', stop_reason: 'end_turn', stop_sequence: null, usage: { input_tokens: 11, output_tokens: 7 } });
+    expect(msg.id).toMatch(/^msg_/);
+    expect(msg.content).toHaveLength(1);
+    expect(msg.content[0].type).toBe('text');
+    expect(msg.content[0].text).toContain('upstream saw:');
+  });
+
+  it('a tool call comes back as a tool_use block with stop_reason tool_use', async () => {
+    upstream.mode = 'tool-call';
+    const r = await messages({ model: 'gpt-4o-mini', max_tokens: 64, messages: [{ role: 'user', content: 'Weather in Paris?' }], tools: [WEATHER_TOOL] });
+    expect(r.status, r.text).toBe(200);
+    const msg = JSON.parse(r.text);
+    expect(msg.stop_reason).toBe('tool_use');
+    expect(msg.content).toEqual([{ type: 'tool_use', id: 'call_up_1', name: 'get_weather', input: { city: 'Paris' } }]);
+  });
+
+  it('tool_use and tool_result turns become OpenAI tool_calls and tool messages', async () => {
+    upstream.mode = 'ok';
+    const r = await messages({
+      model: 'gpt-4o-mini',
+      max_tokens: 64,
+      tools: [WEATHER_TOOL],
+      tool_choice: { type: 'tool', name: 'get_weather' },
+      messages: [
+        { role: 'user', content: 'Weather in Paris?' },
+        { role: 'assistant', content: [{ type: 'text', text: 'Let me check.' }, { type: 'tool_use', id: 'toolu_1', name: 'get_weather', input: { city: 'Paris' } }] },
+        { role: 'user', content: [{ type: 'tool_result', tool_use_id: 'toolu_1', content: '18 C and sunny' }, { type: 'text', text: 'And tomorrow?' }] },
+      ],
+    });
+    expect(r.status, r.text).toBe(200);
+    const sent = upstream.calls.at(-1)!.body;
+    expect(sent.tool_choice).toEqual({ type: 'function', function: { name: 'get_weather' } });
+    expect(sent.messages[1]).toMatchObject({
+      role: 'assistant',
+      content: 'Let me check.',
+      tool_calls: [{ id: 'toolu_1', type: 'function', function: { name: 'get_weather', arguments: '{"city":"Paris"}' } }],
+    });
+    expect(sent.messages[2]).toMatchObject({ role: 'tool', tool_call_id: 'toolu_1', content: '18 C and sunny' });
+    expect(sent.messages[3]).toMatchObject({ role: 'user', content: 'And tomorrow?' });
+  });
+
+  it('stream: message_start, text block start/deltas/stop, message_delta, message_stop', async () => {
+    upstream.mode = 'ok';
+    const r = await messages({ model: 'gpt-4o-mini', max_tokens: 64, stream: true, messages: [{ role: 'user', content: 'Say hello' }] });
+    expect(r.status).toBe(200);
+    expect(r.contentType).toContain('text/event-stream');
+    const ev = events(r.text);
+    for (const e of ev) expect(e.data.type).toBe(e.event); // the SSE name and the JSON type agree
+    const names = ev.map((e) => e.event);
+    expect(names[0]).toBe('message_start');
+    expect(names[1]).toBe('content_block_start');
+    expect(names.slice(-3)).toEqual(['content_block_stop', 'message_delta', 'message_stop']);
+    expect(names.slice(2, -3).every((n) => n === 'content_block_delta')).toBe(true);
+    expect(ev[0]!.data.message).toMatchObject({ type: 'message', role: 'assistant', content: [], stop_reason: null });
+    expect(ev[1]!.data).toEqual({ type: 'content_block_start', index: 0, content_block: { type: 'text', text: '' } });
+    const text = ev.filter((e) => e.event === 'content_block_delta').map((e) => e.data.delta.text).join('');
+    expect(text.trim()).toBe('upstream saw: Say hello');
+    expect(ev.at(-2)!.data.delta).toEqual({ stop_reason: 'end_turn', stop_sequence: null });
+  });
+
+  it('stream: a tool call is a tool_use block with input_json_delta pieces', async () => {
+    upstream.mode = 'tool-call';
+    const r = await messages({ model: 'gpt-4o-mini', max_tokens: 64, stream: true, tools: [WEATHER_TOOL], messages: [{ role: 'user', content: 'Weather?' }] });
+    expect(r.status).toBe(200);
+    const ev = events(r.text);
+    const start = ev.find((e) => e.event === 'content_block_start')!;
+    expect(start.data.content_block).toEqual({ type: 'tool_use', id: 'call_up_1', name: 'get_weather', input: {} });
+    const json = ev.filter((e) => e.event === 'content_block_delta').map((e) => {
+      expect(e.data.delta.type).toBe('input_json_delta');
+      return e.data.delta.partial_json;
+    });
+    expect(JSON.parse(json.join(''))).toEqual({ city: 'Paris' });
+    expect(ev.at(-2)!.data.delta.stop_reason).toBe('tool_use');
+    expect(ev.at(-1)!.event).toBe('message_stop');
+  });
+
+  it('the governed path: a template named in the warden object, the token in x-api-key', async () => {
+    upstream.mode = 'ok';
+    const r = await messages(
+      { model: 'gpt-4o-mini', max_tokens: 128, messages: [], warden: { template: 'support/ticket-summary@2', variables: { ticket_id: 'T-55', customer_message: 'Broken.' } } },
+      { token: botToken },
+    );
+    expect(r.status, r.text).toBe(200);
+    expect(JSON.parse(r.text).content[0].text).toContain('upstream saw: Ticket T-55:');
+    const rec = w.audit().at(-1)!;
+    expect(rec).toMatchObject({ status: 'ok', template: { id: 'support/ticket-summary', version: 2 }, principal: { namespace: 'support', service_account: 'ticket-bot' } });
+  });
+
+  it('errors use Anthropic\'s error shape with the Warden code and the field', async () => {
+    const before = upstream.calls.length;
+    const cases: Array<[unknown, string | null, number, string, string, string | undefined]> = [
+      [{ model: 'gpt-4o-mini', messages: [{ role: 'user', content: 'hi' }] }, rawToken, 400, 'invalid_request_error', 'invalid_request', 'max_tokens'],
+      [{ model: 'gpt-4o-mini', max_tokens: 5, messages: [{ role: 'system', content: 'hi' }] }, rawToken, 400, 'invalid_request_error', 'invalid_request', 'messages.0.role'],
+      [{ model: 'gpt-4o-mini', max_tokens: 5, messages: [{ role: 'user', content: [{ type: 'document', source: {} }] }] }, rawToken, 400, 'invalid_request_error', 'invalid_request', 'messages.0.content.0.type'],
+      [{ model: 'gpt-4o-mini', max_tokens: 5, thinking: { type: 'enabled' }, messages: [{ role: 'user', content: 'hi' }] }, rawToken, 400, 'invalid_request_error', 'invalid_request', 'thinking'],
+      [{ model: 'gpt-4o-mini', max_tokens: 5, tools: [{ type: 'web_search_20250305', name: 'web_search' }], messages: [{ role: 'user', content: 'hi' }] }, rawToken, 400, 'invalid_request_error', 'invalid_request', 'tools.0.type'],
+      [{ model: 'gpt-4o-mini', max_tokens: 5, messages: [{ role: 'user', content: 'hi' }] }, null, 401, 'authentication_error', 'unauthenticated', undefined],
+      [{ model: 'gpt-4o-mini', max_tokens: 5, messages: [{ role: 'user', content: 'hi' }] }, botToken, 403, 'permission_error', 'policy_denied', undefined],
+    ];
+    for (const [body, token, status, type, code, param] of cases) {
+      const r = await messages(body, { token });
+      expect(r.status, r.text).toBe(status);
+      const err = JSON.parse(r.text);
+      expect(err.type).toBe('error');
+      expect(err.error.type, r.text).toBe(type);
+      expect(err.error.code).toBe(code);
+      expect(typeof err.error.message).toBe('string');
+      if (param) expect(err.error.param).toBe(param);
+    }
+    // Malformed JSON is audited like on the OpenAI route.
+    const res = await fetch(`${w.addresses.http}/v1/messages`, { method: 'POST', headers: { 'x-api-key': rawToken, 'content-type': 'application/json' }, body: '{"model":' });
+    expect(res.status).toBe(400);
+    expect(((await res.json()) as any).error.code).toBe('invalid_request');
+    const rid = res.headers.get('x-request-id');
+    expect(w.audit().filter((x) => x.request_id === rid)).toHaveLength(1);
+    expect(upstream.calls.length).toBe(before);
+  });
+});
