@@ -4,9 +4,10 @@
  * to a loopback OpenAI-contract upstream. Checks what the upstream receives (the canonical mapping)
  * and that answers come back as Anthropic messages and as its SSE event sequence.
  */
+import { request as httpRequest } from 'node:http';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { startUpstream, type FakeUpstream } from './helpers/upstream.js';
-import { startWarden, type WardenFixture } from './helpers/warden.js';
+import { eventually, startWarden, type WardenFixture } from './helpers/warden.js';
 
 let upstream: FakeUpstream;
 let w: WardenFixture;
@@ -169,6 +170,30 @@ describe('POST /v1/messages', () => {
     expect(JSON.parse(json.join(''))).toEqual({ city: 'Paris' });
     expect(ev.at(-2)!.data.delta.stop_reason).toBe('tool_use');
     expect(ev.at(-1)!.event).toBe('message_stop');
+  });
+
+  it('stream: a client that hangs up mid-stream aborts the upstream call and is audited as cancelled', async () => {
+    upstream.mode = 'stream-slow';
+    const aborted = upstream.aborted;
+    const firstEvent = await new Promise<string>((resolve, reject) => {
+      const req = httpRequest(
+        `${w.addresses.http}/v1/messages`,
+        { method: 'POST', headers: { 'content-type': 'application/json', 'anthropic-version': '2023-06-01', 'x-api-key': rawToken } },
+        (res) => {
+          expect(res.statusCode).toBe(200);
+          res.once('data', (d: Buffer) => {
+            req.destroy();
+            resolve(d.toString());
+          });
+        },
+      );
+      req.on('error', () => {});
+      req.once('error', reject);
+      req.end(JSON.stringify({ model: 'gpt-4o-mini', max_tokens: 64, stream: true, messages: [{ role: 'user', content: 'Count forever' }] }));
+    });
+    expect(firstEvent.startsWith('event: message_start\n')).toBe(true);
+    await aborted;
+    await eventually(() => w.audit().some((r) => r.stream === true && r.error_code === 'cancelled'));
   });
 
   it('the governed path: a template named in the warden object, the token in x-api-key', async () => {
