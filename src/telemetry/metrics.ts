@@ -5,7 +5,8 @@
  * `custom`), so a caller cannot create series at will. Hot-path methods reuse pre-bound label
  * children instead of hashing label values on every call.
  */
-import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from 'prom-client';
+import { Counter, Gauge, Registry, collectDefaultMetrics } from 'prom-client';
+import { FastCounter, FastHistogram } from './fast-series.js';
 import { ERROR_CODES } from '../pipeline/errors.js';
 import type { StageName } from '../pipeline/stage.js';
 import type { PromptRequest } from '../pipeline/types.js';
@@ -49,15 +50,15 @@ export interface MetricsOptions {
 
 export interface Metrics {
   readonly registry: Registry;
-  readonly requests: Counter<'protocol' | 'code'>;
-  readonly requestDuration: Histogram<'protocol'>;
-  readonly stageDuration: Histogram<'stage'>;
-  readonly policyDecisions: Counter<'allow'>;
-  readonly upstreamRequests: Counter<'provider' | 'outcome'>;
-  readonly upstreamDuration: Histogram<'provider'>;
+  readonly requests: FastCounter<'protocol' | 'code'>;
+  readonly requestDuration: FastHistogram<'protocol'>;
+  readonly stageDuration: FastHistogram<'stage'>;
+  readonly policyDecisions: FastCounter<'allow'>;
+  readonly upstreamRequests: FastCounter<'provider' | 'outcome'>;
+  readonly upstreamDuration: FastHistogram<'provider'>;
   readonly activeStreams: Gauge;
-  readonly redactions: Counter<'entity'>;
-  readonly auditRecords: Counter<'outcome'>;
+  readonly redactions: FastCounter<'entity'>;
+  readonly auditRecords: FastCounter<'outcome'>;
   readonly reloads: Counter<'kind' | 'outcome'>;
   readonly activeRevision: Gauge<'kind' | 'revision'>;
 
@@ -92,39 +93,39 @@ export function createMetrics(opts: MetricsOptions = {}): Metrics {
   }
   const registers = [registry];
 
-  const requests = new Counter({
+  const requests = new FastCounter({
     name: 'warden_requests_total',
     help: 'Requests finished, by ingress protocol and outcome code (ok or a Warden error code).',
     labelNames: ['protocol', 'code'] as const,
     registers,
   });
-  const requestDuration = new Histogram({
+  const requestDuration = new FastHistogram({
     name: 'warden_request_duration_seconds',
     help: 'Time from request received to response finished (streams: to the last chunk), upstream included.',
     labelNames: ['protocol'] as const,
     buckets: REQUEST_BUCKETS,
     registers,
   });
-  const stageDuration = new Histogram({
+  const stageDuration = new FastHistogram({
     name: 'warden_stage_duration_seconds',
     help: 'Time spent in each pipeline stage.',
     labelNames: ['stage'] as const,
     buckets: STAGE_BUCKETS,
     registers,
   });
-  const policyDecisions = new Counter({
+  const policyDecisions = new FastCounter({
     name: 'warden_policy_decisions_total',
     help: 'Policy decisions, by result.',
     labelNames: ['allow'] as const,
     registers,
   });
-  const upstreamRequests = new Counter({
+  const upstreamRequests = new FastCounter({
     name: 'warden_upstream_requests_total',
     help: 'Calls to model providers, by provider and outcome (ok, error, timeout, aborted).',
     labelNames: ['provider', 'outcome'] as const,
     registers,
   });
-  const upstreamDuration = new Histogram({
+  const upstreamDuration = new FastHistogram({
     name: 'warden_upstream_duration_seconds',
     help: 'Duration of calls to model providers (streams: to the last chunk).',
     labelNames: ['provider'] as const,
@@ -136,13 +137,13 @@ export function createMetrics(opts: MetricsOptions = {}): Metrics {
     help: 'Streaming responses currently open.',
     registers,
   });
-  const redactions = new Counter({
+  const redactions = new FastCounter({
     name: 'warden_redactions_total',
     help: 'PII and secret findings redacted, by entity type (unlisted custom entities as "custom").',
     labelNames: ['entity'] as const,
     registers,
   });
-  const auditRecords = new Counter({
+  const auditRecords = new FastCounter({
     name: 'warden_audit_records_total',
     help: 'Audit records written (ok) or that could not be written (error).',
     labelNames: ['outcome'] as const,
@@ -163,15 +164,20 @@ export function createMetrics(opts: MetricsOptions = {}): Metrics {
 
   // Pre-bound children: the hot path does a Map lookup, not a label hash.
   const codes = ['ok', ...Object.keys(ERROR_CODES)];
-  const requestChildren = new Map<string, ReturnType<typeof requests.labels>>();
-  const durationChildren = new Map<string, ReturnType<typeof requestDuration.labels>>();
+  // Every series the hot path touches is resolved here, once.
+  const requestChildren = new Map<string, ReturnType<typeof requests.series>>();
+  const durationChildren = new Map<string, ReturnType<typeof requestDuration.series>>();
   for (const protocol of PROTOCOLS) {
-    durationChildren.set(protocol, requestDuration.labels(protocol));
-    for (const code of codes) requestChildren.set(`${protocol}\u0000${code}`, requests.labels(protocol, code));
+    durationChildren.set(protocol, requestDuration.series(protocol));
+    for (const code of codes) requestChildren.set(`${protocol}\u0000${code}`, requests.series(protocol, code));
   }
-  const stageChildren = new Map(STAGES.map((s) => [s, stageDuration.labels(s)] as const));
-  const allowChild = policyDecisions.labels('true');
-  const denyChild = policyDecisions.labels('false');
+  const stageChildren = new Map(STAGES.map((s) => [s, stageDuration.series(s)] as const));
+  const allowChild = policyDecisions.series('true');
+  const denyChild = policyDecisions.series('false');
+  const auditOk = auditRecords.series('ok');
+  const auditError = auditRecords.series('error');
+  // Provider names come from config (bounded); their series are made on first use and kept.
+  const upstreamChildren = new Map<string, { count: ReturnType<typeof upstreamRequests.series>; duration: ReturnType<typeof upstreamDuration.series> }>();
   const entityNames = new Set(opts.entities ?? DEFAULT_ENTITY_LABELS);
   const revisions = new Map<string, string>();
 
@@ -202,8 +208,14 @@ export function createMetrics(opts: MetricsOptions = {}): Metrics {
       (allow ? allowChild : denyChild).inc();
     },
     observeUpstream(provider, outcome, seconds) {
-      upstreamRequests.labels(provider, outcome).inc();
-      upstreamDuration.labels(provider).observe(seconds);
+      const key = `${provider}\u0000${outcome}`;
+      let c = upstreamChildren.get(key);
+      if (!c) {
+        c = { count: upstreamRequests.series(provider, outcome), duration: upstreamDuration.series(provider) };
+        upstreamChildren.set(key, c);
+      }
+      c.count.inc();
+      c.duration.observe(seconds);
     },
     streamOpened() {
       activeStreams.inc();
@@ -214,11 +226,11 @@ export function createMetrics(opts: MetricsOptions = {}): Metrics {
     observeRedactions(counts) {
       for (const entity in counts) {
         const n = counts[entity]!;
-        if (n > 0) redactions.labels(entityNames.has(entity) ? entity : 'custom').inc(n);
+        if (n > 0) redactions.series(entityNames.has(entity) ? entity : 'custom').inc(n);
       }
     },
     observeAudit(outcome) {
-      auditRecords.labels(outcome).inc();
+      (outcome === 'ok' ? auditOk : auditError).inc();
     },
     observeReload(kind, outcome) {
       reloads.labels(kind, outcome).inc();
