@@ -3,7 +3,9 @@
  * path:
  *
  *   null, boolean, string  → themselves
- *   number                 → `number`, or `bigint` for integers outside ±2^53 (no silent precision loss)
+ *   number                 → `number`, or `bigint` for integers outside ±2^53 (no silent precision loss),
+ *                            or, rarely, `RegoDecimal` (decimal.ts): a policy literal whose digits
+ *                            a double cannot hold, compared exactly (built-ins never see one)
  *   array                  → a JS array (never mutated once built)
  *   object, string keys    → a plain JS object (prototype Object.prototype or null)
  *   object, any other key  → `RegoObject` (only when at least one key is not a string)
@@ -14,7 +16,11 @@
  * Values are immutable: builtins and the evaluator build new values, never edit old ones.
  */
 
-export type Value = null | boolean | number | bigint | string | Value[] | PlainObject | RegoObject | RegoSet;
+import { RegoDecimal } from './decimal.js';
+
+export { RegoDecimal } from './decimal.js';
+
+export type Value = null | boolean | number | bigint | string | Value[] | PlainObject | RegoObject | RegoSet | RegoDecimal;
 
 export interface PlainObject {
   [key: string]: Value;
@@ -107,6 +113,7 @@ export function typeName(v: Value): TypeName {
       if (v === null) return 'null';
       if (Array.isArray(v)) return 'array';
       if (v instanceof RegoSet) return 'set';
+      if (v instanceof RegoDecimal) return 'number';
       return 'object';
   }
 }
@@ -202,6 +209,8 @@ export function compare(a: Value, b: Value): number {
     case 'boolean':
       return a === b ? 0 : a ? 1 : -1;
     case 'number':
+      if (a instanceof RegoDecimal) return a.compareTo(b as number | bigint | RegoDecimal);
+      if (b instanceof RegoDecimal) return -b.compareTo(a as number | bigint);
       return compareNumbers(a as number | bigint, b as number | bigint);
     case 'string':
       return a! < b! ? -1 : a! > b! ? 1 : 0;
@@ -259,6 +268,8 @@ export function equal(a: Value, b: Value): boolean {
     return true;
   }
   if (b instanceof RegoSet || Array.isArray(b)) return false;
+  // A decimal never equals a number (it would have been kept as that number: decimal.ts).
+  if (a instanceof RegoDecimal || b instanceof RegoDecimal) return a instanceof RegoDecimal && b instanceof RegoDecimal && a.key === b.key;
   const oa = a as PlainObject | RegoObject;
   const ob = b as PlainObject | RegoObject;
   if (objectSize(oa) !== objectSize(ob)) return false;
@@ -287,6 +298,7 @@ export function keyOf(v: Value): string {
       if (v === null) return 'z';
       if (Array.isArray(v)) return '[' + v.map(keyOf).join(',') + ']';
       if (v instanceof RegoSet) return '{' + [...v.map.keys()].sort().join(',') + '}';
+      if (v instanceof RegoDecimal) return 'n~' + v.key;
       return (
         '<' +
         objectEntries(v)
@@ -311,6 +323,7 @@ export function toJSON(v: Value): unknown {
   if (v === null || typeof v !== 'object') return v;
   if (Array.isArray(v)) return v.map(toJSON);
   if (v instanceof RegoSet) return v.sorted().map(toJSON);
+  if (v instanceof RegoDecimal) return v.num;
   if (v instanceof RegoObject) {
     const o: Record<string, unknown> = {};
     for (const [k, x] of objectEntries(v).sort((p, q) => compare(p[0], q[0]))) {
@@ -349,6 +362,7 @@ export function stringifyJSON(v: Value, indent?: number): string {
     else if (typeof x === 'number') out.push(Number.isFinite(x) ? JSON.stringify(x) : 'null');
     else if (typeof x === 'bigint') out.push(x.toString());
     else if (typeof x === 'string') out.push(JSON.stringify(x));
+    else if (x instanceof RegoDecimal) out.push(x.toString());
     else {
       let items: Array<[string | undefined, Value]>;
       let open: string;

@@ -5,6 +5,7 @@
  */
 import YAML from 'yaml';
 import {
+  RegoDecimal,
   RegoSet,
   compare,
   defineKey,
@@ -106,6 +107,7 @@ function sortedPlain(v: Value): unknown {
   if (v === null || typeof v !== 'object') return v;
   if (Array.isArray(v)) return v.map(sortedPlain);
   if (v instanceof RegoSet) return v.sorted().map(sortedPlain);
+  if (v instanceof RegoDecimal) return v.num;
   const o: Record<string, unknown> = {};
   for (const [k, x] of objectEntries(v).sort((a, b) => compare(a[0], b[0]))) {
     const key = typeof k === 'string' ? k : JSON.stringify(toJSON(k));

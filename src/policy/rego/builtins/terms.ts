@@ -3,7 +3,7 @@
  * non-string arguments and in messages. Strings are Go-quoted, objects and sets print in
  * sorted order, the empty set is `set()`.
  */
-import { RegoSet, compare, objectEntries, type Value } from '../value.js';
+import { RegoDecimal, RegoSet, compare, objectEntries, type Value } from '../value.js';
 
 /** Go strconv.Quote: ASCII escapes as Go writes them, printable Unicode kept as is. */
 export function goQuote(s: string): string {
@@ -65,6 +65,7 @@ export function termString(v: Value): string {
   if (v === null) return 'null';
   if (Array.isArray(v)) return '[' + v.map(termString).join(', ') + ']';
   if (v instanceof RegoSet) return v.size === 0 ? 'set()' : '{' + v.sorted().map(termString).join(', ') + '}';
+  if (v instanceof RegoDecimal) return v.toString();
   const entries = objectEntries(v).sort((a, b) => compare(a[0], b[0]));
   return '{' + entries.map(([k, x]) => termString(k) + ': ' + termString(x)).join(', ') + '}';
 }

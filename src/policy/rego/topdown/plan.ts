@@ -9,6 +9,7 @@ import { RegoError } from '../errors.js';
 import { BuiltinError, type BuiltinDef } from '../builtins/types.js';
 import { printLine, walkPairs } from '../builtins/index.js';
 import {
+  RegoDecimal,
   RegoObject,
   RegoSet,
   equal,
@@ -16,6 +17,7 @@ import {
   keyOf,
   makeObject,
   objectGet,
+  objectEntries,
   objectSize,
   type PlainObject,
   type Value,
@@ -43,8 +45,41 @@ function matchByEval(ev: TermPlan['eval']): TermPlan['match'] {
   return (c, f, x, k) => ev(c, f, (v) => (equal(v, x) ? k() : false));
 }
 
-export function invokeBuiltin(c: Ctx, def: BuiltinDef, args: Value[], loc: Location): Value | undefined {
+/**
+ * Built-ins that only compare or count (through value.ts `compare`/`equal`/sizes), so they get
+ * exact decimals as they are; every other built-in gets doubles (toDoubles).
+ */
+const EXACT_BUILTINS = new Set(['equal', 'neq', 'lt', 'lte', 'gt', 'gte', 'count', 'max', 'min', 'sort']);
+
+/** Values with every exact decimal (decimal.ts) replaced by its nearest double; `v` itself if none. */
+export function toDoubles(v: Value): Value {
+  if (v === null || typeof v !== 'object') return v;
+  if (v instanceof RegoDecimal) return v.num;
+  if (Array.isArray(v)) {
+    let out: Value[] | undefined;
+    for (let i = 0; i < v.length; i++) {
+      const x = toDoubles(v[i]!);
+      if (x !== v[i] && out === undefined) out = v.slice(0, i);
+      if (out !== undefined) out.push(x);
+    }
+    return out ?? v;
+  }
+  let changed = false;
+  const entries: Array<[Value, Value]> = [];
+  const items = v instanceof RegoSet ? [...v.values()].map((x) => [x, x] as [Value, Value]) : objectEntries(v);
+  for (const [k, x] of items) {
+    const k2 = toDoubles(k);
+    const x2 = toDoubles(x);
+    if (k2 !== k || x2 !== x) changed = true;
+    entries.push([k2, x2]);
+  }
+  if (!changed) return v;
+  return v instanceof RegoSet ? RegoSet.from(entries.map((e) => e[0])) : makeObject(entries);
+}
+
+export function invokeBuiltin(c: Ctx, def: BuiltinDef, args: Value[], loc: Location, decimals = false): Value | undefined {
   try {
+    if (decimals && !EXACT_BUILTINS.has(def.name)) args = args.map(toDoubles);
     return def.fn(args, c.budget.bctx);
   } catch (e) {
     if (e instanceof BuiltinError) {
@@ -103,6 +138,8 @@ export class Planner {
   constructor(
     private readonly root: DocNode,
     private readonly baseData: Value,
+    /** Read at evaluation (complete by then): whether built-in arguments need toDoubles. */
+    private readonly numbers: { decimals: boolean } = { decimals: false },
   ) {}
 
   /** Starts a new frame layout (one per rule chain or query). */
@@ -479,12 +516,13 @@ export class Planner {
     if (fn.kind === 'builtin') {
       const def = fn.def;
       const name = fn.name;
+      const numbers = this.numbers;
       const apply = (c: Ctx, vals: Value[]): Value | undefined => {
         if (c.mocks !== undefined) {
           const m = c.mocks.get(name);
           if (m !== undefined) return m.kind === 'value' ? m.value : m.call(unmocked(c), vals);
         }
-        return invokeBuiltin(c, def, vals, loc);
+        return invokeBuiltin(c, def, vals, loc, numbers.decimals);
       };
       const invoke = (c: Ctx, vals: Value[], k: VK): boolean => {
         const r = apply(c, vals);
@@ -518,7 +556,8 @@ export class Planner {
   private mockFn(fn: FnTarget, loc: Location): (c: Ctx, args: Value[]) => Value | undefined {
     if (fn.kind === 'builtin') {
       const def = fn.def;
-      return (c, args) => invokeBuiltin(c, def, args, loc);
+      const numbers = this.numbers;
+      return (c, args) => invokeBuiltin(c, def, args, loc, numbers.decimals);
     }
     if (fn.kind === 'relation') {
       throw new RegoError('rego_compile_error', `with keyword replacement must not be the relation ${fn.name}`, loc);

@@ -9,7 +9,7 @@ import { parseModule, parseQuery, parseTerm } from '../parser.js';
 import { RegoError } from '../../errors.js';
 import { keyOf, type Value } from '../../value.js';
 import { DocNode, type RulePlan } from '../../topdown/tree.js';
-import { Planner } from '../../topdown/plan.js';
+import { Planner, toDoubles } from '../../topdown/plan.js';
 import type { IExpr, ITerm } from './ir.js';
 import { Resolver, importTable, type ModuleEnv } from './resolve.js';
 import { analyze, checkBound, reorder } from './safety.js';
@@ -20,6 +20,8 @@ export interface CompiledTree {
   baseData: Value;
   planner: Planner;
   functionArity: Map<string, number>;
+  /** Whether any literal is an exact decimal (then built-ins get doubles: decimal.ts). */
+  numbers: { decimals: boolean };
 }
 
 interface RuleEntry {
@@ -61,6 +63,7 @@ function patternVars(ts: readonly ITerm[]): Set<string> {
 export function compileModules(modules: Module[], baseData: Value): CompiledTree {
   const root = new DocNode([], 'data');
   const functionArity = new Map<string, number>();
+  const numbers = { decimals: false };
   const ruleNames = new Map<string, Set<string>>();
   for (const m of modules) {
     const key = m.package.path.join('\u0000');
@@ -80,6 +83,7 @@ export function compileModules(modules: Module[], baseData: Value): CompiledTree
       ruleNames: ruleNames.get(m.package.path.join('\u0000'))!,
       imports: importTable(m.imports),
       functionArity,
+      numbers,
     };
     envs.set(m, env);
     for (const rule of m.rules) {
@@ -105,7 +109,7 @@ export function compileModules(modules: Module[], baseData: Value): CompiledTree
   checkNesting(root);
 
   // Stage 2: resolve, reorder, plan.
-  const planner = new Planner(root, baseData);
+  const planner = new Planner(root, baseData, numbers);
   const deps = new Map<DocNode, Set<string>>();
   for (const e of entries) {
     const resolver = new Resolver(e.env);
@@ -128,7 +132,7 @@ export function compileModules(modules: Module[], baseData: Value): CompiledTree
   allNodes(root).forEach((n, i) => {
     n.id = i;
   });
-  return { root, baseData, planner, functionArity };
+  return { root, baseData, planner, functionArity, numbers };
 }
 
 /** Rule indexing pays off only for nodes with many definitions. */
@@ -378,7 +382,7 @@ export interface CompiledQuery {
 }
 
 export function compileQueryBody(tree: CompiledTree, body: Body): CompiledQuery {
-  const env: ModuleEnv = { pkg: [], ruleNames: new Set(), imports: new Map(), functionArity: tree.functionArity };
+  const env: ModuleEnv = { pkg: [], ruleNames: new Set(), imports: new Map(), functionArity: tree.functionArity, numbers: tree.numbers };
   const resolver = new Resolver(env);
   const scope = resolver.newScope();
   const ir = resolver.body(body, scope);
@@ -388,7 +392,7 @@ export function compileQueryBody(tree: CompiledTree, body: Body): CompiledQuery 
   });
   ir.forEach((e, j) => ((e as { idx?: number }).idx = srcIdx[j]));
   const ordered = reorder(ir, new Set());
-  const planner = new Planner(tree.root, tree.baseData);
+  const planner = new Planner(tree.root, tree.baseData, tree.numbers);
   const cq: CompiledQuery = { body: () => false, frameSize: 1, vars: [], exprs: [], captured: [] };
   cq.body = planner.queryBody(ordered, (i, v) => {
     cq.captured[i] = v;
@@ -414,7 +418,8 @@ export function inputTermToValue(text: string): Value {
   const resolver = new Resolver(env);
   const t = resolver.term(term, resolver.newScope());
   if (t.t !== 'const') throw new RegoError('rego_compile_error', 'input must be a constant term', term.loc);
-  return t.v;
+  // Input is plain data: exact decimals (decimal.ts) live only in policy literals.
+  return toDoubles(t.v);
 }
 
 export function parseModules(sources: Array<{ path: string; source: string }>): Module[] {

@@ -8,7 +8,7 @@
 import type { Body, Expr, Import, Location, Module, Term, VarTerm, WithModifier } from '../nodes.js';
 import { RegoError } from '../../errors.js';
 import { BUILTINS } from '../../builtins/index.js';
-import { RegoSet, makeObject, type Value } from '../../value.js';
+import { RegoDecimal, RegoSet, makeObject, type Value } from '../../value.js';
 import { RELATIONS, isRelation, type FnTarget, type IExpr, type ITerm, type IWith } from './ir.js';
 
 /** A built-in or relation name (`count`, `walk`): a `with` target or replacement, not a variable. */
@@ -26,6 +26,8 @@ export interface ModuleEnv {
   imports: Map<string, { root: 'data' | 'input'; path: Term[] }>;
   /** Absolute function path (dot-joined, without `data.`) → arity. */
   functionArity: Map<string, number>;
+  /** Set when a literal needs an exact decimal (shared with the planner: see decimal.ts). */
+  numbers?: { decimals: boolean };
 }
 
 class Scope {
@@ -361,8 +363,18 @@ export class Resolver {
     switch (t.type) {
       case 'null':
         return { t: 'const', v: null, loc };
+      case 'number': {
+        // A literal a double cannot hold exactly (more digits, underflow) keeps its exact value.
+        if (typeof t.value === 'number' && /[.eE]/.test(t.raw)) {
+          const d = RegoDecimal.fromLiteral(t.raw);
+          if (d !== undefined) {
+            if (this.env.numbers) this.env.numbers.decimals = true;
+            return { t: 'const', v: d, loc };
+          }
+        }
+        return { t: 'const', v: t.value, loc };
+      }
       case 'boolean':
-      case 'number':
       case 'string':
         return { t: 'const', v: t.value, loc };
       case 'var':
