@@ -31,7 +31,7 @@ export interface HttpIngressOptions {
   onRejected?: (code: string, seconds: number, protocol?: 'openai-http' | 'anthropic-http') => void;
 }
 
-const JSON_HEADERS = { 'content-type': 'application/json' } as const;
+const JSON_CONTENT_TYPE = 'application/json';
 
 const utf8 = new TextDecoder('utf-8', { fatal: true });
 
@@ -124,11 +124,15 @@ export function createHttpIngress(opts: HttpIngressOptions): HttpIngress {
     if (res.headersSent) return;
     // While draining, tell keep-alive clients not to reuse this connection.
     if (opts.draining?.()) res.setHeader('connection', 'close');
-    res.writeHead(status, {
-      ...JSON_HEADERS,
-      'content-length': Buffer.byteLength(body),
-      'x-request-id': requestId,
-    });
+    // A flat header array: node writes it as is, with no header object to build and walk.
+    res.writeHead(status, [
+      'content-type',
+      JSON_CONTENT_TYPE,
+      'content-length',
+      String(Buffer.byteLength(body)),
+      'x-request-id',
+      requestId,
+    ]);
     res.end(body);
   }
 

@@ -135,11 +135,50 @@ function variablesFromHeader(raw: string): Record<string, unknown> {
   return parsed as Record<string, unknown>;
 }
 
+function isPlainObject(v: unknown): v is Record<string, unknown> {
+  return v !== null && typeof v === 'object' && !Array.isArray(v);
+}
+
+/**
+ * True when `body` is the governed-call shape (a model, a `warden` object with a template and
+ * scalar variables, optionally `stream`, any pass-through parameters) and is valid by the
+ * `chatBody` schema. The schema would return it unchanged, so the hot path skips zod's walk
+ * (the most expensive part of ingress); anything else (messages, tools, token limits, every
+ * invalid body) goes through the schema and gets its precise error.
+ */
+function isSimpleTemplateBody(body: unknown): body is ChatBody {
+  if (!isPlainObject(body)) return false;
+  if (typeof body.model !== 'string' || body.model === '') return false;
+  if (body.messages !== undefined || body.tools !== undefined) return false;
+  if (body.max_tokens !== undefined || body.max_completion_tokens !== undefined) return false;
+  const stream = body.stream;
+  if (stream !== undefined && stream !== null && typeof stream !== 'boolean') return false;
+  const w = body.warden;
+  if (w === undefined) return true;
+  if (!isPlainObject(w)) return false;
+  for (const k in w) if (k !== 'template' && k !== 'variables') return false;
+  if (w.template !== undefined && (typeof w.template !== 'string' || w.template === '')) return false;
+  const vars = w.variables;
+  if (vars === undefined) return true;
+  if (!isPlainObject(vars)) return false;
+  for (const k of Object.keys(vars)) {
+    if (k === '__proto__') return false;
+    const t = typeof vars[k];
+    if (t !== 'string' && t !== 'number' && t !== 'boolean') return false;
+  }
+  return true;
+}
+
 /** Validates a parsed Chat Completions body and builds the canonical request. */
 export function toPromptRequest(body: unknown, meta: IngressMeta, limits: IngressLimits): PromptRequest {
-  const parsed = chatBody.safeParse(body);
-  if (!parsed.success) throw fieldError(parsed.error.issues[0] as z.core.$ZodIssue);
-  const b: ChatBody = parsed.data;
+  let b: ChatBody;
+  if (isSimpleTemplateBody(body)) {
+    b = body;
+  } else {
+    const parsed = chatBody.safeParse(body);
+    if (!parsed.success) throw fieldError(parsed.error.issues[0] as z.core.$ZodIssue);
+    b = parsed.data;
+  }
 
   let templateRef: string | undefined = b.warden?.template;
   let templatePath = 'warden.template';
