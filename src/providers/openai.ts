@@ -11,7 +11,7 @@ import { WardenError, isWardenError } from '../pipeline/errors.js';
 import type { ModelProvider } from '../pipeline/ports.js';
 import type { CompletionChunk, CompletionResult, UpstreamRequest } from '../pipeline/types.js';
 import { SseError, SseParser } from './sse.js';
-import { ChunkSchema, CompletionSchema } from './validate.js';
+import { ChunkSchema, CompletionSchema, parseSimpleCompletion } from './validate.js';
 
 export interface OpenAIProviderOptions {
   name: string;
@@ -154,26 +154,41 @@ export function createOpenAIProvider(opts: OpenAIProviderOptions): ModelProvider
 
     async complete(request: UpstreamRequest): Promise<CompletionResult> {
       const res = await send(request, false);
-      const parts: Buffer[] = [];
-      let size = 0;
-      try {
-        for await (const chunk of res.body as AsyncIterable<Buffer>) {
-          size += chunk.length;
-          if (size > maxResponseBytes) {
-            abandon(res);
-            throw invalid(name, 'a response larger than the limit');
-          }
-          parts.push(chunk);
+      let bytes: Buffer;
+      const declared = Number(res.headers['content-length']);
+      if (declared >= 0 && declared <= maxResponseBytes) {
+        // The size is known and within the limit (undici fails a body longer than it declared):
+        // read it in one go, without an async iterator over the stream.
+        try {
+          bytes = Buffer.from(await res.body.arrayBuffer());
+        } catch (err) {
+          throw upstreamFailure(err, request.signal, name);
         }
-      } catch (err) {
-        throw upstreamFailure(err, request.signal, name);
+      } else {
+        const parts: Buffer[] = [];
+        let size = 0;
+        try {
+          for await (const chunk of res.body as AsyncIterable<Buffer>) {
+            size += chunk.length;
+            if (size > maxResponseBytes) {
+              abandon(res);
+              throw invalid(name, 'a response larger than the limit');
+            }
+            parts.push(chunk);
+          }
+        } catch (err) {
+          throw upstreamFailure(err, request.signal, name);
+        }
+        bytes = Buffer.concat(parts, size);
       }
       let json: unknown;
       try {
-        json = JSON.parse(Buffer.concat(parts, size).toString('utf8'));
+        json = JSON.parse(bytes.toString('utf8'));
       } catch {
         throw invalid(name, 'a body that is not JSON');
       }
+      const simple = parseSimpleCompletion(json);
+      if (simple) return simple as CompletionResult;
       const parsed = CompletionSchema.safeParse(json);
       if (!parsed.success) throw invalid(name, 'a body that is not a chat completion');
       return parsed.data as CompletionResult;

@@ -72,3 +72,52 @@ export const ChunkSchema = z.object({
   ),
   usage: UsageSchema.nullish(),
 });
+
+type Completion = z.infer<typeof CompletionSchema>;
+
+const ROLES: ReadonlySet<unknown> = new Set(Role.options);
+
+function isRecord(v: unknown): v is Record<string, unknown> {
+  return v !== null && typeof v === 'object' && !Array.isArray(v);
+}
+
+function isCount(v: unknown): v is number {
+  return Number.isSafeInteger(v) && (v as number) >= 0;
+}
+
+/**
+ * The common non-streamed completion (text answers, no tool calls, no content parts), checked and
+ * copied by hand: the same result `CompletionSchema.parse` gives (unknown fields dropped,
+ * `content` and `usage` normalised), without zod's generic walk on every request. Returns
+ * undefined for anything else; the caller then runs the schema, which has the final word.
+ */
+export function parseSimpleCompletion(json: unknown): Completion | undefined {
+  if (!isRecord(json)) return undefined;
+  const { id, model, created, choices, usage } = json;
+  if (typeof id !== 'string' || typeof model !== 'string' || typeof created !== 'number' || !Number.isFinite(created)) return undefined;
+  if (!Array.isArray(choices) || choices.length === 0) return undefined;
+  const outChoices: Completion['choices'] = [];
+  for (const c of choices as unknown[]) {
+    if (!isRecord(c) || !isCount(c.index)) return undefined;
+    const m = c.message;
+    if (!isRecord(m) || !ROLES.has(m.role) || m.tool_calls !== undefined) return undefined;
+    const content = m.content;
+    if (content !== undefined && content !== null && typeof content !== 'string') return undefined;
+    const finish = c.finish_reason;
+    if (finish !== null && typeof finish !== 'string') return undefined;
+    outChoices.push({
+      index: c.index,
+      message: { role: m.role as Completion['choices'][number]['message']['role'], content: content ?? null },
+      finish_reason: finish,
+    });
+  }
+  let outUsage: Completion['usage'];
+  if (usage !== undefined && usage !== null) {
+    if (!isRecord(usage) || !isCount(usage.prompt_tokens) || !isCount(usage.completion_tokens) || !isCount(usage.total_tokens)) return undefined;
+    outUsage = { prompt_tokens: usage.prompt_tokens, completion_tokens: usage.completion_tokens, total_tokens: usage.total_tokens };
+  }
+  const out = { id, model, created, choices: outChoices } as Completion;
+  // As zod: a `usage` member absent from the input is absent from the output.
+  if ('usage' in json) out.usage = outUsage;
+  return out;
+}
