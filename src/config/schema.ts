@@ -172,8 +172,18 @@ const IdentitySchema = z
   }));
 
 const PolicySchema = z.strictObject({
-  engine: z.enum(['rego', 'wasm']).default('rego'),
-  /** Directories or files: `.rego` for the rego engine, an OPA wasm bundle `.tar.gz` for wasm. Empty = deny all. */
+  /**
+   * `rego` is the built-in engine. `wasm` (OPA bundles built with `opa build -t wasm`) is the
+   * planned production engine; until it ships, asking for it is a config error rather than a
+   * silent fall-back to another engine.
+   */
+  engine: z
+    .enum(['rego', 'wasm'])
+    .default('rego')
+    .refine((e) => e === 'rego', {
+      error: 'the wasm engine is not available in this build yet; use engine: rego (the built-in Rego engine)',
+    }),
+  /** Directories or files with `.rego` modules and JSON/YAML data. Empty = deny all. */
   paths: z.array(nonEmpty).default([]),
   entrypoint: z
     .string()

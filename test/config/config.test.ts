@@ -182,6 +182,12 @@ describe('errors name file:line:col, key path and what is wrong', () => {
     ]);
   });
 
+  it('the wasm engine is refused until it ships, not silently replaced', () => {
+    expect(lines('policy:\n  engine: wasm\n')).toEqual([
+      'w.yaml:2:3: policy.engine: the wasm engine is not available in this build yet; use engine: rego (the built-in Rego engine)',
+    ]);
+  });
+
   it('identity methods need their section; duplicates rejected', () => {
     expect(lines('identity:\n  methods: [kubernetes, dev, dev, spiffe, ldap]\n')).toEqual([
       'w.yaml:2:43: identity.methods[4]: must be one of "kubernetes", "dev", "spiffe"',
