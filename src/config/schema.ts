@@ -235,7 +235,7 @@ export const ProviderSchema = z.discriminatedUnion('kind', [EchoProviderSchema, 
  * Snake-case mirror of the redaction module's RedactionConfig (src/redact/types.ts); only the
  * shape is checked here, the redaction module validates the content (patterns, entity names).
  */
-const RedactionSchema = z.looseObject({
+const RedactionSchema = z.strictObject({
   default_profile: nonEmpty.default('standard'),
   profiles: z.record(z.string(), z.looseObject({})).optional(),
   custom_entities: z.array(z.looseObject({})).optional(),
@@ -249,6 +249,8 @@ const RedactionSchema = z.looseObject({
   hmac_key: secretRef.optional(),
   phone_regions: z.array(z.string().regex(/^[A-Z]{2}$/, { error: 'must be a two-letter region code such as US' })).optional(),
   max_hold_back: positiveInt.optional(),
+  /** `valid` (default): numbers in assigned ranges only; `possible`: any number of a plausible length. */
+  phone_validation: z.enum(['valid', 'possible']).optional(),
 });
 
 const AuditSinkSchema = z.union([

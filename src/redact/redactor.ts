@@ -89,8 +89,8 @@ export class WardenRedactor implements Redactor {
     if (!plan) {
       plan = buildPlan(decision, this.profiles, this.defaultProfile, this.known);
       if (plan.usesHash && !this.hashKey) {
-        throw new WardenError('redaction_failed', 'redaction mode "hash" needs redaction.hash_key', {
-          location: { path: 'redaction.hash_key' },
+        throw new WardenError('redaction_failed', 'redaction mode "hash" needs redaction.hmac_key', {
+          location: { path: 'redaction.hmac_key' },
         });
       }
       if (this.plans.size >= PLAN_CACHE_SIZE) this.plans.delete(this.plans.keys().next().value as string);

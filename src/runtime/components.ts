@@ -217,8 +217,7 @@ export async function redactionConfigFrom(
   if (r.allow) out.allow = r.allow;
   if (r.phone_regions) out.phoneRegions = r.phone_regions;
   if (r.max_hold_back !== undefined) out.maxHoldBack = r.max_hold_back;
-  const validation = (r as Record<string, unknown>).phone_validation;
-  if (validation === 'valid' || validation === 'possible') out.phoneValidation = validation;
+  if (r.phone_validation) out.phoneValidation = r.phone_validation;
   if (r.hmac_key) out.hashKey = Buffer.from(await resolveSecret(r.hmac_key), 'utf8');
   return out;
 }

@@ -280,13 +280,14 @@ describe('errors name file:line:col, key path and what is wrong', () => {
     ]);
   });
 
-  it('redaction is loose but shape-checked', () => {
-    const c = parseConfig('redaction:\n  default_profile: strict\n  profiles: { strict: { entities: [EMAIL] } }\n  future_knob: 1\n', 'w.yaml');
-    expect(c.redaction).toMatchObject({ default_profile: 'strict', future_knob: 1 });
-    expect(lines('redaction:\n  hmac_key: plainkey\n  phone_regions: [us]\n  profiles: []\n')).toEqual([
+  it('redaction is shape-checked; a mistyped key is refused, not ignored', () => {
+    const c = parseConfig('redaction:\n  default_profile: strict\n  profiles: { strict: { entities: [EMAIL] } }\n  phone_validation: possible\n', 'w.yaml');
+    expect(c.redaction).toMatchObject({ default_profile: 'strict', phone_validation: 'possible' });
+    expect(lines('redaction:\n  hmac_key: plainkey\n  phone_regions: [us]\n  profiles: []\n  phone_validaton: possible\n')).toEqual([
       'w.yaml:2:3: redaction.hmac_key: must be a secret ref such as env://NAME, file:relative/path or file:///abs/path, not a literal value',
       'w.yaml:3:19: redaction.phone_regions[0]: must be a two-letter region code such as US',
       'w.yaml:4:3: redaction.profiles: must be a mapping, got a list',
+      'w.yaml:5:3: redaction.phone_validaton: unknown key',
     ]);
   });
 
