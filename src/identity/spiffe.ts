@@ -3,25 +3,18 @@
  * against the trust domain's JWKS bundle. A `/ns/<ns>/sa/<sa>` path (the SPIRE Kubernetes
  * convention) also fills namespace and service account so the same policies apply.
  */
-import type { JWK, JWTVerifyGetKey } from 'jose';
+import type { JWK, JWTPayload } from 'jose';
 import type { Authenticator } from '../pipeline/ports.js';
 import type { Credentials, Principal } from '../pipeline/types.js';
-import { createJwksSource, JwksConfigError, type JwksSourceOptions } from './jwks.js';
-import { VerifiedTokenCache } from './token-cache.js';
-import { audiencesOf, DEFAULT_ALGORITHMS, peekClaims, unauthenticated, verifyJwt } from './jwt.js';
+import { BearerJwtVerifier, type BearerJwtOptions } from './bearer-jwt.js';
+import { JwksConfigError } from './jwks.js';
+import { audiencesOf, DEFAULT_ALGORITHMS, unauthenticated } from './jwt.js';
 
-export interface SpiffeJwtAuthenticatorOptions extends JwksSourceOptions {
+export interface SpiffeJwtAuthenticatorOptions extends BearerJwtOptions {
   /** Accepted trust domains, e.g. `prod.example.com`. */
   trustDomains: string[];
-  audiences: string[];
   /** Optional accepted `iss` values (JWT-SVIDs need not carry one). */
   issuer?: string | string[];
-  clockToleranceSec?: number;
-  algorithms?: string[];
-  /** How long a verified token is remembered at most (ms; 0 disables). Default 60 s. */
-  verifiedCacheMs?: number;
-  /** Clock for expiry checks (epoch ms); injectable for tests. */
-  now?: () => number;
 }
 
 /**
@@ -43,44 +36,9 @@ const K8S_PATH = /^\/ns\/([a-z0-9-]+)\/sa\/([a-z0-9.-]+)$/;
 
 export class SpiffeJwtAuthenticator implements Authenticator {
   readonly method = 'spiffe';
-  private readonly getKey: JWTVerifyGetKey;
+  private readonly verifier: BearerJwtVerifier;
   private readonly trustDomains: Set<string>;
-  private readonly audiences: string[];
-  private readonly issuers: string[] | undefined;
-  private readonly algorithms: string[];
-  private readonly clockToleranceSec: number;
-  private readonly verified: VerifiedTokenCache | undefined;
-  private readonly now: () => number;
-
-  constructor(opts: SpiffeJwtAuthenticatorOptions) {
-    if (!opts.trustDomains?.length) throw new JwksConfigError('spiffe: at least one trust domain is required');
-    if (!opts.audiences?.length) throw new JwksConfigError('spiffe: at least one audience is required');
-    this.trustDomains = new Set(opts.trustDomains);
-    this.audiences = opts.audiences.slice();
-    this.issuers = opts.issuer === undefined ? undefined : Array.isArray(opts.issuer) ? opts.issuer.slice() : [opts.issuer];
-    this.algorithms = opts.algorithms ?? DEFAULT_ALGORITHMS.filter((a) => a !== 'EdDSA');
-    this.clockToleranceSec = opts.clockToleranceSec ?? 10;
-    this.getKey = createJwksSource({ ...opts, mapKeys: jwtSvidKeys }, 'spiffe');
-    const cacheMs = opts.verifiedCacheMs ?? 60_000;
-    this.verified = cacheMs > 0 ? new VerifiedTokenCache(cacheMs) : undefined;
-    this.now = opts.now ?? Date.now;
-  }
-
-  async authenticate(credentials: Credentials): Promise<Principal | null> {
-    const token = credentials.bearer;
-    if (!token) return null;
-    const now = this.now();
-    const hit = this.verified?.get(token, now);
-    if (hit) return hit;
-    const peek = peekClaims(this.method, token);
-    if (!peek || typeof peek.sub !== 'string' || !peek.sub.startsWith('spiffe://')) return null;
-    const payload = await verifyJwt(this.method, token, this.getKey, {
-      ...(this.issuers ? { issuer: this.issuers } : {}),
-      audiences: this.audiences,
-      algorithms: this.algorithms,
-      clockToleranceSec: this.clockToleranceSec,
-      nowMs: now,
-    });
+  private readonly toPrincipal = (payload: JWTPayload): Principal => {
     const m = SPIFFE_ID.exec(String(payload.sub));
     if (!m) throw unauthenticated(this.method, 'sub is not a valid SPIFFE ID');
     if (!this.trustDomains.has(m[1]!)) throw unauthenticated(this.method, `trust domain ${m[1]} is not accepted`);
@@ -91,7 +49,26 @@ export class SpiffeJwtAuthenticator implements Authenticator {
       principal.namespace = k8s[1]!;
       principal.service_account = k8s[2]!;
     }
-    this.verified?.set(token, principal, payload.exp as number, this.clockToleranceSec, now);
     return principal;
+  };
+
+  constructor(opts: SpiffeJwtAuthenticatorOptions) {
+    if (!opts.trustDomains?.length) throw new JwksConfigError('spiffe: at least one trust domain is required');
+    this.trustDomains = new Set(opts.trustDomains);
+    this.verifier = new BearerJwtVerifier(opts, {
+      method: this.method,
+      ...(opts.issuer === undefined ? {} : { issuers: Array.isArray(opts.issuer) ? opts.issuer.slice() : [opts.issuer] }),
+      defaultAlgorithms: DEFAULT_ALGORITHMS.filter((a) => a !== 'EdDSA'),
+      mapKeys: jwtSvidKeys,
+    });
   }
+
+  authenticate(credentials: Credentials): Promise<Principal | null> {
+    return this.verifier.authenticate(credentials.bearer, claimsSpiffeId, this.toPrincipal);
+  }
+}
+
+/** Only a token whose subject is a SPIFFE ID is a JWT-SVID; anything else is left to other methods. */
+function claimsSpiffeId(peek: JWTPayload): boolean {
+  return typeof peek.sub === 'string' && peek.sub.startsWith('spiffe://');
 }

@@ -1,0 +1,89 @@
+/**
+ * The bearer-JWT flow both token authenticators share: answer from the verified-token cache,
+ * peek at the unverified claims to decide whether the token is meant for this method (so another
+ * method may try it), verify it against the JWKS, map the claims to a principal and remember it.
+ * The methods differ only in which tokens they claim and how claims become a principal.
+ */
+import type { JWTPayload, JWTVerifyGetKey } from 'jose';
+import type { Principal } from '../pipeline/types.js';
+import { createJwksSource, JwksConfigError, type JwksSourceOptions } from './jwks.js';
+import { VerifiedTokenCache } from './token-cache.js';
+import { peekClaims, verifyJwt } from './jwt.js';
+
+/** Options every bearer-JWT authenticator accepts. */
+export interface BearerJwtOptions extends JwksSourceOptions {
+  /** Accepted audiences. At least one: tokens minted for other audiences must not work here. */
+  audiences: string[];
+  /** Clock skew tolerated on exp/nbf, seconds. Default 10. */
+  clockToleranceSec?: number;
+  algorithms?: string[];
+  /** How long a verified token is remembered at most (ms; 0 disables). Default 60 s. */
+  verifiedCacheMs?: number;
+  /** Clock for expiry checks (epoch ms); injectable for tests. */
+  now?: () => number;
+}
+
+export interface BearerJwtMethod {
+  /** The method name used in errors (`kubernetes`, `spiffe`). */
+  method: string;
+  /** Accepted `iss` values; absent = any issuer. */
+  issuers?: string[];
+  /** Algorithms accepted when the options name none. */
+  defaultAlgorithms: string[];
+  /** Rewrites the JWKS before jose sees it (see JwksSourceOptions.mapKeys). */
+  mapKeys?: JwksSourceOptions['mapKeys'];
+}
+
+export class BearerJwtVerifier {
+  private readonly method: string;
+  private readonly getKey: JWTVerifyGetKey;
+  private readonly issuers: string[] | undefined;
+  private readonly audiences: string[];
+  private readonly algorithms: string[];
+  private readonly clockToleranceSec: number;
+  private readonly verified: VerifiedTokenCache | undefined;
+  private readonly now: () => number;
+
+  constructor(opts: BearerJwtOptions, m: BearerJwtMethod) {
+    if (!opts.audiences?.length) {
+      throw new JwksConfigError(`${m.method}: at least one audience is required (tokens for other audiences must not work here)`);
+    }
+    this.method = m.method;
+    this.issuers = m.issuers;
+    this.audiences = opts.audiences.slice();
+    this.algorithms = opts.algorithms ?? m.defaultAlgorithms;
+    this.clockToleranceSec = opts.clockToleranceSec ?? 10;
+    this.getKey = createJwksSource(m.mapKeys ? { ...opts, mapKeys: m.mapKeys } : opts, m.method);
+    const cacheMs = opts.verifiedCacheMs ?? 60_000;
+    this.verified = cacheMs > 0 ? new VerifiedTokenCache(cacheMs) : undefined;
+    this.now = opts.now ?? Date.now;
+  }
+
+  /**
+   * The principal for `token`, or null when the token is not meant for this method (`claims`
+   * says no on its unverified claims). A token that is ours but fails a check throws
+   * `unauthenticated`; so may `toPrincipal`.
+   */
+  async authenticate(
+    token: string | undefined,
+    claims: (unverified: JWTPayload) => boolean,
+    toPrincipal: (payload: JWTPayload) => Principal,
+  ): Promise<Principal | null> {
+    if (!token) return null;
+    const now = this.now();
+    const hit = this.verified?.get(token, now);
+    if (hit) return hit;
+    const peek = peekClaims(this.method, token);
+    if (!peek || !claims(peek)) return null;
+    const payload = await verifyJwt(this.method, token, this.getKey, {
+      ...(this.issuers ? { issuer: this.issuers } : {}),
+      audiences: this.audiences,
+      algorithms: this.algorithms,
+      clockToleranceSec: this.clockToleranceSec,
+      nowMs: now,
+    });
+    const principal = toPrincipal(payload);
+    this.verified?.set(token, principal, payload.exp as number, this.clockToleranceSec, now);
+    return principal;
+  }
+}
