@@ -22,7 +22,12 @@ const HERE = fileURLToPath(new URL('.', import.meta.url));
 const REPO = join(HERE, '..');
 
 const RATE = 500;
-const MAX_CONCURRENCY = 32;
+/**
+ * Requests in flight (one connection each) while measuring maximum throughput. Bounded and small:
+ * on a 2-core host the load generator shares the CPU with the server under test and the
+ * upstream, and more connections only make the generator and the kernel eat the server's share.
+ */
+const MAX_CONCURRENCY = 8;
 /**
  * The targets are measured in interleaved slices (direct, proxy, Warden, direct, ...) rather than
  * one after the other, so a burst of load from elsewhere on the machine hits all three alike and
@@ -157,8 +162,13 @@ export function stopChild(c: Child): Promise<void> {
   });
 }
 
-export function sender(port: number, path: string, body: string): { send: () => Promise<boolean>; close: () => Promise<void> } {
-  const pool = new Pool(`http://127.0.0.1:${port}`, { connections: 64, pipelining: 1 });
+export function sender(
+  port: number,
+  path: string,
+  body: string,
+  connections = 64,
+): { send: () => Promise<boolean>; close: () => Promise<void> } {
+  const pool = new Pool(`http://127.0.0.1:${port}`, { connections, pipelining: 1 });
   const headers = { 'content-type': 'application/json', authorization: 'Bearer app-token' };
   return {
     send: async () => {
@@ -188,27 +198,36 @@ export async function runGatewayBench(): Promise<Record<string, number>> {
       proxy: sender(proxy.port, '/v1/chat/completions', directBody()),
       warden: sender(warden.port, '/v1/chat/completions', wardenBody()),
     };
+    // Closed-loop load uses its own pools with exactly MAX_CONCURRENCY connections.
+    const saturate = {
+      direct: sender(upstream.port, '/v1/chat/completions', directBody(), MAX_CONCURRENCY),
+      proxy: sender(proxy.port, '/v1/chat/completions', directBody(), MAX_CONCURRENCY),
+      warden: sender(warden.port, '/v1/chat/completions', wardenBody(), MAX_CONCURRENCY),
+    };
     // Fail fast when the setup is wrong rather than measuring errors.
     for (const [name, t] of Object.entries(targets)) {
       if (!(await t.send())) throw new Error(`${name}: the first request did not return 200`);
     }
-    for (const t of Object.values(targets)) await maxThroughput(t.send, 16, WARMUP, 5_000);
+    for (const t of Object.values(saturate)) await maxThroughput(t.send, MAX_CONCURRENCY, WARMUP, 5_000);
 
     const names = Object.keys(targets) as Array<keyof typeof targets>;
-    const raw = Object.fromEntries(names.map((n) => [n, { latencies: [] as number[], errors: 0 }]));
+    const raw = Object.fromEntries(names.map((n) => [n, { latencies: [] as number[], errors: 0, count: 0, cpuUs: 0 }]));
     const done = Object.fromEntries(names.map((n) => [n, { count: 0, seconds: 0, errors: 0, cpuUs: 0 }]));
     // The server process whose CPU each target costs (direct: the upstream itself).
     const serverOf = { direct: upstream, proxy, warden };
     for (let i = 0; i < SLICES; i++) {
       for (const name of names) {
+        const cpu0 = await cpuMicros(serverOf[name]);
         const r = await fixedRateRaw(targets[name].send, RATE, RATE_SLICE_MS);
+        raw[name]!.cpuUs += (await cpuMicros(serverOf[name])) - cpu0;
+        raw[name]!.count += r.latencies.length + r.errors;
         raw[name]!.latencies.push(...r.latencies);
         raw[name]!.errors += r.errors;
       }
       for (const name of names) {
         const cpu0 = await cpuMicros(serverOf[name]);
         const t0 = performance.now();
-        const r = await maxThroughput(targets[name].send, MAX_CONCURRENCY, MAX_SLICE_COUNT, MAX_SLICE_MS);
+        const r = await maxThroughput(saturate[name].send, MAX_CONCURRENCY, MAX_SLICE_COUNT, MAX_SLICE_MS);
         done[name]!.seconds += (performance.now() - t0) / 1000;
         done[name]!.cpuUs += (await cpuMicros(serverOf[name])) - cpu0;
         done[name]!.count += r.count;
@@ -217,7 +236,7 @@ export async function runGatewayBench(): Promise<Record<string, number>> {
     }
     const lat = Object.fromEntries(names.map((n) => [n, summarize(raw[n]!.latencies, raw[n]!.errors)]));
     const tput = Object.fromEntries(names.map((n) => [n, { rps: done[n]!.count / done[n]!.seconds, errors: done[n]!.errors }]));
-    for (const t of Object.values(targets)) await t.close();
+    for (const t of [...Object.values(targets), ...Object.values(saturate)]) await t.close();
 
     const d = lat.direct!;
     const p = lat.proxy!;
@@ -226,6 +245,8 @@ export async function runGatewayBench(): Promise<Record<string, number>> {
     const wardenAddedP50 = w.p50 - d.p50;
     const proxyAddedP99 = p.p99 - d.p99;
     const wardenAddedP99 = w.p99 - d.p99;
+    const proxyCpu = done.proxy!.cpuUs / done.proxy!.count;
+    const wardenCpu = done.warden!.cpuUs / done.warden!.count;
     return {
       'direct.p50_ms': round(d.p50),
       'direct.p99_ms': round(d.p99),
@@ -240,9 +261,21 @@ export async function runGatewayBench(): Promise<Record<string, number>> {
       'warden_over_proxy.throughput_ratio': round(tput.warden!.rps / tput.proxy!.rps, 2),
       // CPU of the serving process per request (µs): what each hop costs, independent of how
       // much CPU the shared host leaves us.
-      'proxy.cpu_us_per_request': Math.round(done.proxy!.cpuUs / done.proxy!.count),
-      'warden.cpu_us_per_request': Math.round(done.warden!.cpuUs / done.warden!.count),
+      'warden_over_proxy.overhead_ratio_p99': round(wardenAddedP99 / Math.max(proxyAddedP99, 0.001), 2),
+      // CPU of the serving process per request (µs), from its process.cpuUsage(): what each hop
+      // costs, independent of how much CPU the shared host leaves us. At saturation (closed loop)
+      // and at the fixed 500 requests/s of the latency figures.
+      'proxy.cpu_us_per_request': Math.round(proxyCpu),
+      'warden.cpu_us_per_request': Math.round(wardenCpu),
       'upstream.cpu_us_per_request': Math.round(done.direct!.cpuUs / done.direct!.count),
+      'proxy.cpu_us_per_request_at_500rps': Math.round(raw.proxy!.cpuUs / raw.proxy!.count),
+      'warden.cpu_us_per_request_at_500rps': Math.round(raw.warden!.cpuUs / raw.warden!.count),
+      'warden_over_proxy.cpu_ratio': round(wardenCpu / proxyCpu, 2),
+      // What one core could serve if the process had it to itself: 1 s / CPU per request. The
+      // measured max_rps above depends on how the 2 shared cores are split with the generator.
+      'proxy.cpu_capacity_rps_per_core': Math.round(1e6 / proxyCpu),
+      'warden.cpu_capacity_rps_per_core': Math.round(1e6 / wardenCpu),
+      'warden_over_proxy.cpu_capacity_ratio': round(proxyCpu / wardenCpu, 2),
       errors: d.errors + p.errors + w.errors + tput.direct!.errors + tput.proxy!.errors + tput.warden!.errors,
     };
   } finally {

@@ -1,0 +1,73 @@
+/**
+ * Focused harness for Warden's per-request CPU: runs the bench's full pipeline in this process
+ * (no HTTP ingress, no load generator here; the upstream is its own process) and prints CPU µs per
+ * request, one request at a time, and the median time of each stage (as the pipeline reports it
+ * to metrics). Run it under `node --cpu-prof` to see where the pipeline's own time goes without
+ * the noise of the ingress socket and the load generator.
+ *   npx tsx bench/micro-pipeline.ts [requests]
+ */
+import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { dirname, join } from 'node:path';
+import { performance } from 'node:perf_hooks';
+import { loadConfig } from '../src/config/load.js';
+import { createRuntime } from '../src/runtime/runtime.js';
+import { toPromptRequest } from '../src/server/request.js';
+import { createLogger } from '../src/telemetry/logger.js';
+import { startChild, stopChild, wardenBody, writeWardenSetup } from './gateway.js';
+
+const count = Number(process.argv[2] ?? 20_000);
+const dir = mkdtempSync(join(tmpdir(), 'warden-micro-'));
+const upstream = await startChild('upstream');
+try {
+  const file = writeWardenSetup(dir, upstream.port);
+  const config = loadConfig(file, {});
+  const runtime = await createRuntime(config, { logger: createLogger({ level: 'error' }), watch: false, configDir: dirname(file) });
+  const { ingressLimits } = await import('../src/runtime/runtime.js');
+  const limits = ingressLimits(config);
+  const bodyText = wardenBody();
+  const signal = new AbortController().signal;
+  let n = 0;
+  async function one(): Promise<void> {
+    const body = JSON.parse(bodyText) as unknown;
+    const req = toPromptRequest(
+      body,
+      { id: `r${n++}`, credentials: { bearer: 'app-token', peer: { address: '127.0.0.1', local: true, transport: 'tcp' } }, signal, receivedAt: performance.timeOrigin + performance.now() },
+      limits,
+    );
+    const res = await runtime.pipeline.run(req);
+    if (res.kind !== 'complete') throw new Error('expected a complete response');
+  }
+  // Per-stage wall time (one request at a time, so for every stage but forward this is CPU):
+  // the pipeline reports each stage's duration to metrics; listen in on that call.
+  const stageSamples = new Map<string, number[]>();
+  const observeStage = runtime.metrics.observeStage.bind(runtime.metrics);
+  let recording = false;
+  runtime.metrics.observeStage = (stage, seconds) => {
+    if (recording) {
+      let list = stageSamples.get(stage);
+      if (!list) stageSamples.set(stage, (list = []));
+      list.push(seconds * 1e6);
+    }
+    observeStage(stage, seconds);
+  };
+  for (let i = 0; i < 3000; i++) await one();
+  recording = true;
+  const cpu0 = process.cpuUsage();
+  const t0 = performance.now();
+  for (let i = 0; i < count; i++) await one();
+  const cpu = process.cpuUsage(cpu0);
+  const ms = performance.now() - t0;
+  process.stdout.write(
+    `${count} requests: ${((cpu.user + cpu.system) / count).toFixed(1)} CPU µs/request (user ${(cpu.user / count).toFixed(1)}, sys ${(cpu.system / count).toFixed(1)}), ${(1000 * ms / count).toFixed(1)} wall µs/request\n`,
+  );
+  const median = (xs: number[]) => xs.sort((a, b) => a - b)[Math.floor(xs.length / 2)] as number;
+  const parts = [...stageSamples].map(([stage, xs]) => `${stage} ${median(xs).toFixed(1)}`);
+  process.stdout.write(`median µs per stage: ${parts.join(', ')}\n`);
+} finally {
+  // SHOW_AUDIT=1 prints the last audit line (to check what the audit stage serialises).
+  if (process.env.SHOW_AUDIT) process.stdout.write(`${readFileSync(join(dir, 'audit.log'), 'utf8').split('\n').at(-2) ?? ''}\n`);
+  await stopChild(upstream);
+  rmSync(dir, { recursive: true, force: true });
+}
+process.exit(0);
