@@ -13,6 +13,10 @@ import { dirname, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { keccak_256 } from '@noble/hashes/sha3';
 import { parsePhoneNumberFromString, type CountryCode } from 'libphonenumber-js/max';
+// The detectors' own alphabets and checksums: generated addresses are valid by the same definition.
+import { B58_ALPHABET, BECH32_CHARSET, bech32Polymod } from '../src/redact/entities/crypto.js';
+import { mod97 } from '../src/redact/entities/util.js';
+import { mulberry32 } from './lib/prng.js';
 
 export interface CorpusSpan {
   entity: string;
@@ -27,18 +31,6 @@ export interface CorpusRecord {
   family: string;
   text: string;
   spans: CorpusSpan[];
-}
-
-/** mulberry32: small, fast, good enough for test data, and the same everywhere. */
-function prng(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
 }
 
 class Gen {
@@ -85,21 +77,11 @@ function luhnComplete(partial: string): string {
   return partial + String((10 - (sum % 10)) % 10);
 }
 
-function mod97(s: string): number {
-  let r = 0;
-  for (const ch of s) {
-    const c = ch.charCodeAt(0);
-    r = c >= 65 ? (r * 100 + (c - 55)) % 97 : (r * 10 + (c - 48)) % 97;
-  }
-  return r;
-}
-
-const B58 = '123456789ABCDEFGHJKLMNPQRSTUVWXYZabcdefghijkmnopqrstuvwxyz';
 function base58(buf: Buffer): string {
   let n = BigInt('0x' + (buf.toString('hex') || '0'));
   let s = '';
   while (n > 0n) {
-    s = B58[Number(n % 58n)] + s;
+    s = B58_ALPHABET[Number(n % 58n)] + s;
     n /= 58n;
   }
   for (const b of buf) {
@@ -109,17 +91,6 @@ function base58(buf: Buffer): string {
   return s;
 }
 
-const BECH = 'qpzry9x8gf2tvdw0s3jn54khce6mua7l';
-function polymod(values: number[]): number {
-  const GEN = [0x3b6a57b2, 0x26508e6d, 0x1ea119fa, 0x3d4233dd, 0x2a1462b3];
-  let chk = 1;
-  for (const v of values) {
-    const top = chk >>> 25;
-    chk = ((chk & 0x1ffffff) << 5) ^ v;
-    for (let i = 0; i < 5; i++) if ((top >>> i) & 1) chk ^= GEN[i]!;
-  }
-  return chk >>> 0;
-}
 function bech32Address(g: Gen): string {
   const hrp = 'bc';
   const data = [0];
@@ -136,9 +107,9 @@ function bech32Address(g: Gen): string {
   }
   if (bits > 0) data.push((acc << (5 - bits)) & 31);
   const exp = [...hrp].map((c) => c.charCodeAt(0) >> 5).concat([0], [...hrp].map((c) => c.charCodeAt(0) & 31));
-  const pm = polymod(exp.concat(data, [0, 0, 0, 0, 0, 0])) ^ 1;
+  const pm = bech32Polymod(exp.concat(data, [0, 0, 0, 0, 0, 0])) ^ 1;
   const checksum = [0, 1, 2, 3, 4, 5].map((i) => (pm >> (5 * (5 - i))) & 31);
-  return hrp + '1' + data.concat(checksum).map((v) => BECH[v]).join('');
+  return hrp + '1' + data.concat(checksum).map((v) => BECH32_CHARSET[v]).join('');
 }
 
 function ethAddress(g: Gen): string {
@@ -395,7 +366,7 @@ function place(template: string, value: string): { text: string; start: number; 
  * context (for the benchmark's mixed text: distinct values, so no cache could flatter it).
  */
 export function piiSentences(count: number, seed = 7): string[] {
-  const g = new Gen(prng(seed));
+  const g = new Gen(mulberry32(seed));
   const entities = Object.keys(VALUES).filter((e) => e !== 'PRIVATE_KEY');
   const out: string[] = [];
   for (let i = 0; i < count; i++) {
@@ -414,7 +385,7 @@ export interface CorpusOptions {
 }
 
 export function generateRedactCorpus(opts: CorpusOptions = {}): CorpusRecord[] {
-  const g = new Gen(prng(opts.seed ?? 20261125));
+  const g = new Gen(mulberry32(opts.seed ?? 20261125));
   const perEntity = opts.perEntity ?? 60;
   const perLookalike = opts.perLookalike ?? 80;
   const out: CorpusRecord[] = [];

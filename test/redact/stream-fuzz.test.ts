@@ -7,18 +7,8 @@ import { describe, expect, it } from 'vitest';
 import type { CompletionChunk } from '../../src/pipeline/types.js';
 import { BUILTIN_ENTITIES, createRedactor } from '../../src/redact/index.js';
 import { generateRedactCorpus } from '../../scripts/gen-redact-corpus.js';
+import { mulberry32 } from '../../scripts/lib/prng.js';
 import { collect, decision, fromArray, joinChunks } from './helpers.js';
-
-function prng(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
 
 const chunk = (content: string): CompletionChunk => ({ id: 'c', model: 'm', created: 1, choices: [{ index: 0, delta: { content }, finish_reason: null }] });
 
@@ -28,7 +18,7 @@ describe('streamed output equals non-streamed output for random texts and cuts',
   const joiners = [' ', '\n', ' and ', ', ', '\n\n', ' — '];
 
   it('300 random texts, random piece sizes', async () => {
-    const rnd = prng(424242);
+    const rnd = mulberry32(424242);
     const failures: string[] = [];
     for (let iter = 0; iter < 300; iter++) {
       const parts: string[] = [];

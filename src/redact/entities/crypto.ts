@@ -12,7 +12,8 @@ const BASE58 = /(?<![\w])[13][1-9A-HJ-NP-Za-km-z]{25,34}(?![\w])/y;
 const BECH32 = /(?<![\w])bc1[02-9ac-hj-np-z]{11,71}(?![\w])/iy;
 const ETH = /(?<![\w])0x[0-9a-fA-F]{40}(?![\w])/y;
 
-const B58_ALPHABET = '123456789ABCDEFGHJKLMNPQRSTUVWXYZabcdefghijkmnopqrstuvwxyz';
+/** Bitcoin's base58 alphabet (no 0, O, I, l). */
+export const B58_ALPHABET = '123456789ABCDEFGHJKLMNPQRSTUVWXYZabcdefghijkmnopqrstuvwxyz';
 const B58_INDEX = new Int8Array(128).fill(-1);
 for (let i = 0; i < B58_ALPHABET.length; i++) B58_INDEX[B58_ALPHABET.charCodeAt(i)] = i;
 
@@ -42,8 +43,10 @@ export function base58checkValid(s: string): boolean {
   return sum.subarray(0, 4).equals(raw.subarray(21));
 }
 
-const BECH32_CHARSET = 'qpzry9x8gf2tvdw0s3jn54khce6mua7l';
-function bech32Polymod(values: number[]): number {
+/** BIP-173 data characters, index = 5-bit value. */
+export const BECH32_CHARSET = 'qpzry9x8gf2tvdw0s3jn54khce6mua7l';
+/** The BIP-173 checksum polymod over 5-bit values (1 for bech32, 0x2bc830a3 for bech32m). */
+export function bech32Polymod(values: number[]): number {
   const GEN = [0x3b6a57b2, 0x26508e6d, 0x1ea119fa, 0x3d4233dd, 0x2a1462b3];
   let chk = 1;
   for (const v of values) {
