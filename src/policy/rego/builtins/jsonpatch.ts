@@ -18,6 +18,7 @@ import {
   type Value,
 } from '../value.js';
 import type { BuiltinDef } from './types.js';
+import { pathSegments } from './json-pointer.js';
 import { arr, def } from './util.js';
 
 class PatchFailed extends Error {}
@@ -26,15 +27,7 @@ const fail = (): never => {
 };
 
 function pathOf(p: Value | undefined): Value[] {
-  if (typeof p === 'string') {
-    if (p === '') return [];
-    return p
-      .replace(/^\/+/, '')
-      .split('/')
-      .map((s) => s.replace(/~1/g, '/').replace(/~0/g, '~'));
-  }
-  if (Array.isArray(p)) return p;
-  return fail();
+  return pathSegments(p) ?? fail();
 }
 
 /** An array index from a segment ("2" or 2), within [0, max]. */

@@ -5,24 +5,23 @@
  */
 import { RegoSet, isObject, keyOf, makeObject, objectEntries, objectGet, type PlainObject, type RegoObject, type Value } from '../value.js';
 import type { BuiltinDef } from './types.js';
+import { pathSegments } from './json-pointer.js';
 import { def, obj, operandErr, typeErr } from './util.js';
 
 /** A path tree: a leaf (null) selects the whole value below it. */
-type Tree = Map<string, { key: Value; sub: Tree | null }>;
+type Tree = Map<string, TreeEntry>;
+interface TreeEntry {
+  key: Value;
+  sub: Tree | null;
+}
 
 function pathsOf(name: string, args: Value[]): Value[][] {
   const v = args[1]!;
   const items = Array.isArray(v) ? v : v instanceof RegoSet ? v.sorted() : undefined;
   if (!items) throw typeErr(name, 2, v, 'set', 'array');
   return items.map((p) => {
-    if (typeof p === 'string') {
-      if (p === '') return [];
-      return p
-        .replace(/^\/+/, '')
-        .split('/')
-        .map((s) => s.replace(/~1/g, '/').replace(/~0/g, '~'));
-    }
-    if (Array.isArray(p)) return p;
+    const path = pathSegments(p);
+    if (path) return path;
     throw operandErr(name, 2, 'must be one of {set, array} containing string paths or array of path segments');
   });
 }
@@ -53,8 +52,29 @@ function treeOf(paths: Value[][]): Tree | null {
 }
 
 /** The tree entry for an array index, addressed as "1" or 1. */
-function indexEntry(t: Tree, i: number) {
+function indexEntry(t: Tree, i: number): TreeEntry | undefined {
   return t.get(keyOf(String(i))) ?? t.get(keyOf(i));
+}
+
+/**
+ * Rebuilds an array or set from what `f` makes of each element given its tree entry (array
+ * elements by index, set members by value); an undefined result drops the element.
+ */
+function mapElements(v: Value[] | RegoSet, t: Tree, f: (elem: Value, e: TreeEntry | undefined) => Value | undefined): Value {
+  if (Array.isArray(v)) {
+    const out: Value[] = [];
+    for (let i = 0; i < v.length; i++) {
+      const y = f(v[i]!, indexEntry(t, i));
+      if (y !== undefined) out.push(y);
+    }
+    return out;
+  }
+  const out = new RegoSet();
+  for (const m of v.values()) {
+    const y = f(m, t.get(keyOf(m)));
+    if (y !== undefined) out.add(y);
+  }
+  return out;
 }
 
 function filterValue(v: Value, t: Tree | null): Value | undefined {
@@ -69,26 +89,7 @@ function filterValue(v: Value, t: Tree | null): Value | undefined {
     }
     return makeObject(out);
   }
-  if (Array.isArray(v)) {
-    const out: Value[] = [];
-    for (let i = 0; i < v.length; i++) {
-      const e = indexEntry(t, i);
-      if (!e) continue;
-      const y = filterValue(v[i]!, e.sub);
-      if (y !== undefined) out.push(y);
-    }
-    return out;
-  }
-  if (v instanceof RegoSet) {
-    const out = new RegoSet();
-    for (const m of v.values()) {
-      const e = t.get(keyOf(m));
-      if (!e) continue;
-      const y = filterValue(m, e.sub);
-      if (y !== undefined) out.add(y);
-    }
-    return out;
-  }
+  if (Array.isArray(v) || v instanceof RegoSet) return mapElements(v, t, (x, e) => (e ? filterValue(x, e.sub) : undefined));
   return v;
 }
 
@@ -104,25 +105,8 @@ function removeValue(v: Value, t: Tree | null | undefined): Value | undefined {
     }
     return makeObject(out);
   }
-  if (Array.isArray(v)) {
-    // Removed elements close up, as in JSON Patch.
-    const out: Value[] = [];
-    for (let i = 0; i < v.length; i++) {
-      const e = indexEntry(t, i);
-      const y = removeValue(v[i]!, e ? e.sub : undefined);
-      if (y !== undefined) out.push(y);
-    }
-    return out;
-  }
-  if (v instanceof RegoSet) {
-    const out = new RegoSet();
-    for (const m of v.values()) {
-      const e = t.get(keyOf(m));
-      const y = removeValue(m, e ? e.sub : undefined);
-      if (y !== undefined) out.add(y);
-    }
-    return out;
-  }
+  // Removed array elements close up, as in JSON Patch.
+  if (Array.isArray(v) || v instanceof RegoSet) return mapElements(v, t, (x, e) => removeValue(x, e ? e.sub : undefined));
   return v;
 }
 
