@@ -1,10 +1,7 @@
 import { describe, expect, it } from 'vitest';
-import { compilePolicy, compileRegoPolicy } from '../../../src/policy/rego/index.js';
+import { compileRegoPolicy } from '../../../src/policy/rego/index.js';
 import { RegoDecimal, compare, equal, keyOf, stringifyJSON } from '../../../src/policy/rego/value.js';
-
-function policy(source: string) {
-  return compilePolicy([{ path: 'policy.rego', source }]);
-}
+import { policy } from './helpers.js';
 
 describe('exact decimal literals (beyond double precision)', () => {
   it('are made only for literals a double cannot hold', () => {

@@ -1,19 +1,6 @@
 import { describe, expect, it } from 'vitest';
 import { compilePolicy, RegoError } from '../../../src/policy/rego/index.js';
-
-function policy(source: string, data?: unknown) {
-  return compilePolicy([{ path: 'policy.rego', source }], data);
-}
-
-function compileError(source: string): RegoError {
-  try {
-    policy(source);
-  } catch (e) {
-    expect(e).toBeInstanceOf(RegoError);
-    return e as RegoError;
-  }
-  throw new Error('expected a compile error');
-}
+import { compileError, policy } from './helpers.js';
 
 describe('Rego evaluation', () => {
   it('evaluates complete, partial set, partial object rules and functions', () => {

@@ -1,19 +1,6 @@
 import { afterEach, describe, expect, it, vi } from 'vitest';
-import { compilePolicy, RegoError } from '../../../src/policy/rego/index.js';
-
-function policy(source: string, data?: unknown) {
-  return compilePolicy([{ path: 'policy.rego', source }], data);
-}
-
-function compileError(source: string): RegoError {
-  try {
-    policy(source);
-  } catch (e) {
-    expect(e).toBeInstanceOf(RegoError);
-    return e as RegoError;
-  }
-  throw new Error('expected a compile error');
-}
+import { RegoError } from '../../../src/policy/rego/index.js';
+import { compileError, policy } from './helpers.js';
 
 const DOC = {
   name: 'svc',
