@@ -8,8 +8,8 @@
  * Reports the latency each adds over direct at a fixed 500 requests/s (p50, p99), the maximum
  * throughput of each, and the ratios the targets are written in.
  */
-import { spawn, type ChildProcess } from 'node:child_process';
-import { mkdtempSync, mkdirSync, rmSync, writeFileSync } from 'node:fs';
+import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
+import { existsSync, mkdtempSync, mkdirSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { createInterface } from 'node:readline';
@@ -125,8 +125,29 @@ interface Child {
   port: number;
 }
 
-export async function startChild(role: string, arg?: string, nodeFlags: string[] = []): Promise<Child> {
-  const args = [...nodeFlags, '--import', 'tsx', join(HERE, 'gateway-server.ts'), role];
+/** Where the bench compiles Warden (under dist/, which git and eslint ignore). */
+const BUILD_DIR = join(REPO, 'dist', 'bench');
+
+/**
+ * Compiles src/ with the build config into dist/bench, as `npm run build` does for dist/.
+ * Type errors elsewhere in a shared working tree do not stop tsc from emitting, so success is
+ * judged by the output. Returns the build directory, or undefined when there is no usable build.
+ */
+export function buildWarden(): string | undefined {
+  const tsc = join(REPO, 'node_modules', 'typescript', 'bin', 'tsc');
+  rmSync(BUILD_DIR, { recursive: true, force: true });
+  spawnSync(process.execPath, [tsc, '-p', join(REPO, 'tsconfig.build.json'), '--outDir', BUILD_DIR, '--rootDir', REPO], { cwd: REPO, stdio: 'ignore' });
+  if (!existsSync(join(BUILD_DIR, 'src', 'runtime', 'runtime.js'))) return undefined;
+  // The server finds proto/ relative to its own files, as in dist/.
+  symlinkSync(join(REPO, 'proto'), join(BUILD_DIR, 'proto'));
+  return BUILD_DIR;
+}
+
+export async function startChild(role: string, arg?: string, nodeFlags: string[] = [], build?: string): Promise<Child> {
+  const args =
+    role === 'warden' && build
+      ? [...nodeFlags, join(HERE, 'warden-server.mjs'), build]
+      : [...nodeFlags, '--import', 'tsx', join(HERE, 'gateway-server.ts'), role];
   if (arg) args.push(arg);
   const proc = spawn(process.execPath, args, { stdio: ['pipe', 'pipe', 'inherit', 'ipc'], cwd: REPO });
   const lines = createInterface({ input: proc.stdout as NodeJS.ReadableStream });
@@ -190,7 +211,9 @@ export async function runGatewayBench(): Promise<Record<string, number>> {
     children.push(upstream);
     const proxy = await startChild('proxy', String(upstream.port));
     children.push(proxy);
-    const warden = await startChild('warden', writeWardenSetup(dir, upstream.port));
+    // Warden runs from the compiled build when it can (as in production); else through tsx.
+    const build = buildWarden();
+    const warden = await startChild('warden', writeWardenSetup(dir, upstream.port), [], build);
     children.push(warden);
 
     const targets = {
@@ -276,6 +299,7 @@ export async function runGatewayBench(): Promise<Record<string, number>> {
       'proxy.cpu_capacity_rps_per_core': Math.round(1e6 / proxyCpu),
       'warden.cpu_capacity_rps_per_core': Math.round(1e6 / wardenCpu),
       'warden_over_proxy.cpu_capacity_ratio': round(proxyCpu / wardenCpu, 2),
+      'warden.compiled': build ? 1 : 0,
       errors: d.errors + p.errors + w.errors + tput.direct!.errors + tput.proxy!.errors + tput.warden!.errors,
     };
   } finally {
