@@ -3,11 +3,10 @@
  * types; a gRPC call missing its model) still leave exactly one trace-linked audit record saying
  * why — no principal, status error, the error code — and nothing of the body reaches it.
  */
-import { join } from 'node:path';
 import * as grpc from '@grpc/grpc-js';
-import * as protoLoader from '@grpc/proto-loader';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { verifyChain } from '../../src/audit/index.js';
+import { bearerMetadata, gatewayClient } from './helpers/grpc.js';
 import { DOWN_URL, eventually, startWarden, type WardenFixture } from './helpers/warden.js';
 
 const CANARY = 'CANARY-SECRET-9f8e7d';
@@ -85,20 +84,9 @@ describe('audit records for requests refused before parsing', () => {
   });
 
   it('gRPC: a call refused by the translation (no model) is audited the same way', async () => {
-    const def = protoLoader.loadSync(['warden/v1/gateway.proto'], {
-      includeDirs: [join(import.meta.dirname, '..', '..', 'proto')],
-      keepCase: true,
-      longs: Number,
-      enums: String,
-      defaults: true,
-      oneofs: true,
-    });
-    const root = grpc.loadPackageDefinition(def) as any;
-    const gateway = new root.warden.v1.PromptGateway(w.addresses.grpc, grpc.credentials.createInsecure());
+    const gateway = gatewayClient(w.addresses.grpc);
     try {
-      const md = new grpc.Metadata();
-      md.set('authorization', `Bearer ${token}`);
-      md.set('traceparent', TRACEPARENT);
+      const md = bearerMetadata(token, { traceparent: TRACEPARENT });
       const before = w.audit().length;
       const err = await new Promise<grpc.ServiceError>((resolve, reject) =>
         gateway.Complete({ template: { id: 'support/ticket-summary', version: 2 }, variables: { ticket_id: CANARY } }, md, (e: grpc.ServiceError | null) =>

@@ -3,10 +3,9 @@
  * parts passed through as their JSON), and tool calls in answers, unary and streamed — through a
  * client generated from the proto, a real Warden and a loopback OpenAI-contract upstream.
  */
-import { join } from 'node:path';
 import * as grpc from '@grpc/grpc-js';
-import * as protoLoader from '@grpc/proto-loader';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { bearerMetadata, gatewayClient, unaryCall } from './helpers/grpc.js';
 import { startUpstream, type FakeUpstream } from './helpers/upstream.js';
 import { startWarden, type WardenFixture } from './helpers/warden.js';
 
@@ -27,13 +26,11 @@ const WEATHER_TOOL = {
 const IMAGE_PART = { type: 'image_url', image_url: { url: 'https://example.com/cat.png', detail: 'low' } };
 
 function metadata(): grpc.Metadata {
-  const m = new grpc.Metadata();
-  m.set('authorization', `Bearer ${token}`);
-  return m;
+  return bearerMetadata(token);
 }
 
 function complete(request: object): Promise<any> {
-  return new Promise((resolve, reject) => gateway.Complete(request, metadata(), (err: grpc.ServiceError | null, res: any) => (err ? reject(err) : resolve(res))));
+  return unaryCall(gateway, 'Complete', request, metadata());
 }
 
 function streamAll(request: object): Promise<any[]> {
@@ -50,16 +47,7 @@ beforeAll(async () => {
   upstream = await startUpstream();
   w = await startWarden({ upstreamUrl: upstream.url });
   token = await w.signer.token('labs', 'raw-bot'); // the fixture policy allows raw prompts for labs/raw-bot
-  const def = protoLoader.loadSync(['warden/v1/gateway.proto'], {
-    includeDirs: [join(import.meta.dirname, '..', '..', 'proto')],
-    keepCase: true,
-    longs: Number,
-    enums: String,
-    defaults: true,
-    oneofs: true,
-  });
-  const root = grpc.loadPackageDefinition(def) as any;
-  gateway = new root.warden.v1.PromptGateway(w.addresses.grpc, grpc.credentials.createInsecure());
+  gateway = gatewayClient(w.addresses.grpc);
 });
 
 afterAll(async () => {

@@ -2,14 +2,11 @@
  * End to end over gRPC: a client built from proto/warden/v1/gateway.proto with @grpc/grpc-js and
  * @grpc/proto-loader, against a real Warden on loopback.
  */
-import { join } from 'node:path';
 import * as grpc from '@grpc/grpc-js';
-import * as protoLoader from '@grpc/proto-loader';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { bearerMetadata, gatewayClient, healthClient, unaryCall } from './helpers/grpc.js';
 import { startUpstream, type FakeUpstream } from './helpers/upstream.js';
 import { CANARY_SECRET, startWarden, type WardenFixture } from './helpers/warden.js';
-
-const PROTO_DIR = join(import.meta.dirname, '..', '..', 'proto');
 
 let upstream: FakeUpstream;
 let w: WardenFixture;
@@ -17,32 +14,12 @@ let gateway: any;
 let health: any;
 let token: string;
 
-function loadClients(address: string) {
-  const def = protoLoader.loadSync(['warden/v1/gateway.proto', 'grpc/health/v1/health.proto'], {
-    includeDirs: [PROTO_DIR],
-    keepCase: true,
-    longs: Number,
-    enums: String,
-    defaults: true,
-    oneofs: true,
-  });
-  const root = grpc.loadPackageDefinition(def) as any;
-  return {
-    gateway: new root.warden.v1.PromptGateway(address, grpc.credentials.createInsecure()),
-    health: new root.grpc.health.v1.Health(address, grpc.credentials.createInsecure()),
-  };
-}
-
 function meta(bearer: string): grpc.Metadata {
-  const m = new grpc.Metadata();
-  m.set('authorization', `Bearer ${bearer}`);
-  return m;
+  return bearerMetadata(bearer);
 }
 
 function unary(method: string, request: object, bearer = token): Promise<any> {
-  return new Promise((resolve, reject) => {
-    gateway[method](request, meta(bearer), (err: grpc.ServiceError | null, res: any) => (err ? reject(err) : resolve(res)));
-  });
+  return unaryCall(gateway, method, request, meta(bearer));
 }
 
 const TEMPLATE = { id: 'support/ticket-summary', version: 2 };
@@ -52,7 +29,8 @@ beforeAll(async () => {
   upstream = await startUpstream();
   w = await startWarden({ upstreamUrl: upstream.url });
   token = await w.signer.token('support', 'ticket-bot');
-  ({ gateway, health } = loadClients(w.addresses.grpc));
+  gateway = gatewayClient(w.addresses.grpc);
+  health = healthClient(w.addresses.grpc);
 });
 
 afterAll(async () => {

@@ -1,4 +1,7 @@
-/** Runs the `warden` CLI as a child process (through tsx, as `npm run` would run the sources). */
+/**
+ * Runs the `warden` CLI: as a child process (through tsx, as `npm run` would run the sources) where
+ * signals, exit codes and real stdio matter, or in this process (fast) for help and usage checks.
+ */
 import { spawn, type ChildProcess } from 'node:child_process';
 import { join } from 'node:path';
 import { createInterface } from 'node:readline';
@@ -27,6 +30,18 @@ export function runWarden(args: string[], env: NodeJS.ProcessEnv = {}): Promise<
   child.stdout!.on('data', (d: Buffer) => (stdout += d.toString()));
   child.stderr!.on('data', (d: Buffer) => (stderr += d.toString()));
   return new Promise((resolve) => child.once('close', (code) => resolve({ code, stdout, stderr })));
+}
+
+/**
+ * Runs the CLI entry in this process, capturing what it writes. Loaded on first use so that tests
+ * which only spawn children do not import the whole server.
+ */
+export async function runMain(args: string[]): Promise<{ code: number; stdout: string; stderr: string }> {
+  const { main } = await import('../../../src/main.js');
+  let stdout = '';
+  let stderr = '';
+  const code = await main(args, { out: (t) => void (stdout += t), err: (t) => void (stderr += t) });
+  return { code, stdout, stderr };
 }
 
 /** Collects a serving child's JSON log lines; resolves the bound addresses once it listens. */
