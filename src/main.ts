@@ -8,7 +8,8 @@ import { fileURLToPath } from 'node:url';
 import { isConfigError } from './config/errors.js';
 import { UsageError } from './cli/args.js';
 import { MAIN_HELP } from './cli/help.js';
-import { runRenderCommand, type CliIO } from './cli/render.js';
+import type { CliIO } from './cli/io.js';
+import { runRenderCommand } from './cli/render.js';
 import { runServeCommand } from './cli/serve.js';
 import { runAuditCommand, runPolicyCommand, runRedactCommand, runTemplatesCommand } from './cli/tools.js';
 

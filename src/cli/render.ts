@@ -13,11 +13,7 @@ import { createRuntime } from '../runtime/runtime.js';
 import { parseTemplateRef } from '../server/request.js';
 import { parse, requireString, UsageError } from './args.js';
 import { RENDER_HELP } from './help.js';
-
-export interface CliIO {
-  out: (text: string) => void;
-  err: (text: string) => void;
-}
+import type { CliIO } from './io.js';
 
 const OPTIONS = {
   config: { type: 'string', short: 'c' },

@@ -8,7 +8,7 @@ import { createLogger } from '../telemetry/logger.js';
 import { createRuntime } from '../runtime/runtime.js';
 import { parse, requireString } from './args.js';
 import { SERVE_HELP } from './help.js';
-import type { CliIO } from './render.js';
+import type { CliIO } from './io.js';
 
 const OPTIONS = {
   config: { type: 'string', short: 'c' },

@@ -3,9 +3,8 @@
  * them: `policy` (policy/cli.ts), `redact` (redact/cli.ts), `audit` (audit/cli.ts),
  * `templates` (templates/cli.ts).
  */
-import type { CliIO } from './render.js';
+import type { CliIO } from './io.js';
 import { UsageError } from './args.js';
-
 
 /** A writable-stream face over CliIO, for tools that take stdout/stderr streams. */
 function streams(io: CliIO): { stdout: NodeJS.WritableStream; stderr: NodeJS.WritableStream } {
