@@ -6,6 +6,7 @@
 import { symlinkSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { postChat } from './helpers/http.js';
 import { startUpstream, type FakeUpstream } from './helpers/upstream.js';
 import { startWarden, type WardenFixture } from './helpers/warden.js';
 
@@ -21,14 +22,10 @@ afterAll(async () => {
 
 async function governed(w: WardenFixture, stream = false) {
   const token = await w.signer.token('support', 'ticket-bot');
-  const res = await fetch(`${w.addresses.http}/v1/chat/completions`, {
-    method: 'POST',
-    headers: { 'content-type': 'application/json', authorization: `Bearer ${token}` },
-    body: JSON.stringify({
-      model: 'gpt-4o-mini',
-      stream,
-      warden: { template: 'support/ticket-summary@2', variables: { ticket_id: 'T-1', customer_message: 'hello' } },
-    }),
+  const res = await postChat(w.addresses.http, token, {
+    model: 'gpt-4o-mini',
+    stream,
+    warden: { template: 'support/ticket-summary@2', variables: { ticket_id: 'T-1', customer_message: 'hello' } },
   });
   return { status: res.status, text: await res.text() };
 }

@@ -7,6 +7,7 @@ import * as grpc from '@grpc/grpc-js';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { verifyChain } from '../../src/audit/index.js';
 import { bearerMetadata, gatewayClient } from './helpers/grpc.js';
+import { postChat } from './helpers/http.js';
 import { DOWN_URL, eventually, startWarden, type WardenFixture } from './helpers/warden.js';
 
 const CANARY = 'CANARY-SECRET-9f8e7d';
@@ -26,11 +27,7 @@ afterAll(async () => {
 });
 
 async function post(body: Buffer | string): Promise<{ status: number; code: string; requestId: string }> {
-  const res = await fetch(`${w.addresses.http}/v1/chat/completions`, {
-    method: 'POST',
-    headers: { 'content-type': 'application/json', authorization: `Bearer ${token}`, traceparent: TRACEPARENT },
-    body,
-  });
+  const res = await postChat(w.addresses.http, token, body, { traceparent: TRACEPARENT });
   const json = (await res.json()) as { error: { code: string } };
   return { status: res.status, code: json.error.code, requestId: res.headers.get('x-request-id') ?? '' };
 }

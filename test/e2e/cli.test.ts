@@ -3,6 +3,7 @@ import { readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { runMain as cli, runWarden } from './helpers/cli.js';
+import { postChat } from './helpers/http.js';
 import { startUpstream, type FakeUpstream } from './helpers/upstream.js';
 import { CANARY_API_KEY, prepareWardenDir, startWarden, type PreparedDir } from './helpers/warden.js';
 
@@ -103,10 +104,9 @@ describe('warden CLI', () => {
     try {
       const token = await w.signer.token('support', 'ticket-bot');
       for (let i = 0; i < 3; i++) {
-        const res = await fetch(`${w.addresses.http}/v1/chat/completions`, {
-          method: 'POST',
-          headers: { 'content-type': 'application/json', authorization: `Bearer ${token}` },
-          body: JSON.stringify({ model: 'gpt-4o-mini', warden: { template: 'support/ticket-summary@2', variables: { ticket_id: `T-${i}`, customer_message: 'x' } } }),
+        const res = await postChat(w.addresses.http, token, {
+          model: 'gpt-4o-mini',
+          warden: { template: 'support/ticket-summary@2', variables: { ticket_id: `T-${i}`, customer_message: 'x' } },
         });
         await res.arrayBuffer();
       }

@@ -11,6 +11,7 @@ import { loadConfig } from '../../src/config/load.js';
 import { isConfigError } from '../../src/config/errors.js';
 import { createRuntime, type BoundAddresses, type Runtime } from '../../src/runtime/runtime.js';
 import { createLogger } from '../../src/telemetry/logger.js';
+import { postChat } from './helpers/http.js';
 import { startUpstream, type FakeUpstream } from './helpers/upstream.js';
 import { CANARY_API_KEY, prepareWardenDir, type PreparedDir } from './helpers/warden.js';
 
@@ -59,10 +60,9 @@ describe('relative file: secret refs in the config', () => {
   it('the relative API key ref is resolved and injected upstream (the process cwd is elsewhere)', async () => {
     expect(process.cwd()).not.toBe(prepared.dir);
     const token = await prepared.signer.token('support', 'ticket-bot');
-    const res = await fetch(`${addresses.http}/v1/chat/completions`, {
-      method: 'POST',
-      headers: { 'content-type': 'application/json', authorization: `Bearer ${token}` },
-      body: JSON.stringify({ model: 'gpt-4o-mini', warden: { template: 'support/ticket-summary@2', variables: { ticket_id: 'T-9', customer_message: 'hi' } } }),
+    const res = await postChat(addresses.http, token, {
+      model: 'gpt-4o-mini',
+      warden: { template: 'support/ticket-summary@2', variables: { ticket_id: 'T-9', customer_message: 'hi' } },
     });
     expect(res.status, await res.clone().text()).toBe(200);
     expect(upstream.calls.at(-1)?.headers.authorization).toBe(`Bearer ${CANARY_API_KEY}`);

@@ -6,6 +6,7 @@ import { request as httpRequest } from 'node:http';
 import OpenAI from 'openai';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { verifyChain } from '../../src/audit/index.js';
+import { postChat } from './helpers/http.js';
 import { startUpstream, type FakeUpstream } from './helpers/upstream.js';
 import { CANARY_API_KEY, CANARY_SECRET, eventually, startWarden, type WardenFixture } from './helpers/warden.js';
 
@@ -20,11 +21,7 @@ function client(token: string): OpenAI {
 }
 
 async function post(body: string | Buffer, headers: Record<string, string> = {}) {
-  const res = await fetch(`${w.addresses.http}/v1/chat/completions`, {
-    method: 'POST',
-    headers: { 'content-type': 'application/json', authorization: `Bearer ${botToken}`, ...headers },
-    body,
-  });
+  const res = await postChat(w.addresses.http, botToken, body, headers);
   const text = await res.text();
   return { status: res.status, text, json: JSON.parse(text) as any };
 }
@@ -93,11 +90,7 @@ describe('governed path with the openai SDK', () => {
     expect(text).toContain('[EMAIL_ADDRESS]');
     expect(finish).toBe('stop');
 
-    const raw = await fetch(`${w.addresses.http}/v1/chat/completions`, {
-      method: 'POST',
-      headers: { 'content-type': 'application/json', authorization: `Bearer ${botToken}` },
-      body: governed({ stream: true }),
-    });
+    const raw = await postChat(w.addresses.http, botToken, governed({ stream: true }));
     expect(raw.headers.get('content-type')).toContain('text/event-stream');
     const body = await raw.text();
     expect(body.startsWith('data: {')).toBe(true);
@@ -291,11 +284,7 @@ describe('audit and canaries', () => {
   it('writes exactly one chained audit record per request', async () => {
     upstream.mode = 'ok';
     const before = w.audit().length;
-    const reqId = await fetch(`${w.addresses.http}/v1/chat/completions`, {
-      method: 'POST',
-      headers: { 'content-type': 'application/json', authorization: `Bearer ${botToken}` },
-      body: governed(),
-    }).then((r) => r.headers.get('x-request-id'));
+    const reqId = await postChat(w.addresses.http, botToken, governed()).then((r) => r.headers.get('x-request-id'));
     await eventually(() => w.audit().length > before);
     const records = w.audit();
     expect(records.filter((r) => r.request_id === reqId)).toHaveLength(1);

@@ -13,6 +13,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { loadConfig } from '../../src/config/load.js';
 import { createRuntime, type BoundAddresses, type Runtime } from '../../src/runtime/runtime.js';
 import { createLogger } from '../../src/telemetry/logger.js';
+import { postChat } from './helpers/http.js';
 import { DOWN_URL, prepareWardenDir, type PreparedDir } from './helpers/warden.js';
 
 const TRUST_DOMAIN = 'prod.example.org';
@@ -37,13 +38,9 @@ async function svid(spiffeId: string, opts: { audience?: string; key?: CryptoKey
 }
 
 async function chat(token: string) {
-  const res = await fetch(`${addresses.http}/v1/chat/completions`, {
-    method: 'POST',
-    headers: { 'content-type': 'application/json', authorization: `Bearer ${token}` },
-    body: JSON.stringify({
-      model: 'echo',
-      warden: { template: 'support/ticket-summary@2', variables: { ticket_id: 'T-77', customer_message: 'It broke.' } },
-    }),
+  const res = await postChat(addresses.http, token, {
+    model: 'echo',
+    warden: { template: 'support/ticket-summary@2', variables: { ticket_id: 'T-77', customer_message: 'It broke.' } },
   });
   return { status: res.status, json: (await res.json()) as any };
 }

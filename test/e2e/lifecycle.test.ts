@@ -6,6 +6,7 @@ import { appendFileSync, readFileSync, rmSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { spawnWarden, watchServe } from './helpers/cli.js';
+import { postChat } from './helpers/http.js';
 import { startUpstream, type FakeUpstream } from './helpers/upstream.js';
 import { eventually, prepareWardenDir, type PreparedDir } from './helpers/warden.js';
 
@@ -56,11 +57,7 @@ describe('warden serve lifecycle', () => {
     // SIGTERM while a request is in flight upstream.
     upstream.mode = 'delayed';
     const callsBefore = upstream.calls.length;
-    const pending = fetch(`${addr.http}/v1/chat/completions`, {
-      method: 'POST',
-      headers: { 'content-type': 'application/json', authorization: `Bearer ${token}` },
-      body: JSON.stringify({ model: 'gpt-4o-mini', warden: { template: 'support/ticket-summary@3', variables: { ticket_id: 'T-77' } } }),
-    });
+    const pending = postChat(addr.http, token, { model: 'gpt-4o-mini', warden: { template: 'support/ticket-summary@3', variables: { ticket_id: 'T-77' } } });
     await eventually(() => upstream.calls.length > callsBefore, 5);
     child.kill('SIGTERM');
 

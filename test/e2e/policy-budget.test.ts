@@ -9,6 +9,7 @@ import { afterAll, describe, expect, it } from 'vitest';
 import { loadConfig } from '../../src/config/load.js';
 import { createRuntime, type BoundAddresses, type Runtime } from '../../src/runtime/runtime.js';
 import { createLogger } from '../../src/telemetry/logger.js';
+import { postChat } from './helpers/http.js';
 import { startUpstream, type FakeUpstream } from './helpers/upstream.js';
 import { prepareWardenDir, type PreparedDir } from './helpers/warden.js';
 
@@ -60,11 +61,7 @@ async function startWithBudget(budget: string): Promise<Instance> {
 
 async function call(inst: Instance, model: string) {
   const token = await inst.prepared.signer.token('labs', 'raw-bot');
-  const res = await fetch(`${inst.addresses.http}/v1/chat/completions`, {
-    method: 'POST',
-    headers: { 'content-type': 'application/json', authorization: `Bearer ${token}` },
-    body: JSON.stringify({ model, messages: [{ role: 'user', content: 'hello' }] }),
-  });
+  const res = await postChat(inst.addresses.http, token, { model, messages: [{ role: 'user', content: 'hello' }] });
   return { status: res.status, json: (await res.json()) as any };
 }
 

@@ -5,6 +5,7 @@
 import { appendFileSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { postChat } from './helpers/http.js';
 import { startUpstream, type FakeUpstream } from './helpers/upstream.js';
 import { eventually, startWarden, type WardenFixture } from './helpers/warden.js';
 
@@ -32,11 +33,7 @@ messages:
 `;
 
 async function call(version: number): Promise<{ status: number; body: any }> {
-  const res = await fetch(`${w.addresses.http}/v1/chat/completions`, {
-    method: 'POST',
-    headers: { 'content-type': 'application/json', authorization: `Bearer ${token}` },
-    body: JSON.stringify({ model: 'gpt-4o-mini', warden: { template: `support/ticket-summary@${version}`, variables: { ticket_id: 'T-5' } } }),
-  });
+  const res = await postChat(w.addresses.http, token, { model: 'gpt-4o-mini', warden: { template: `support/ticket-summary@${version}`, variables: { ticket_id: 'T-5' } } });
   return { status: res.status, body: await res.json() };
 }
 

@@ -4,9 +4,8 @@
  */
 import { request as httpRequest } from 'node:http';
 import { join } from 'node:path';
-import * as grpc from '@grpc/grpc-js';
-import * as protoLoader from '@grpc/proto-loader';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { gatewayClient, unaryCall } from './helpers/grpc.js';
 import { startUpstream, type FakeUpstream } from './helpers/upstream.js';
 import { startWarden, type WardenFixture } from './helpers/warden.js';
 
@@ -54,16 +53,14 @@ describe('Unix domain sockets', () => {
   });
 
   it('serves gRPC on the socket', async () => {
-    const def = protoLoader.loadSync('warden/v1/gateway.proto', { includeDirs: [join(import.meta.dirname, '..', '..', 'proto')], keepCase: true, defaults: true, longs: Number });
-    const root = grpc.loadPackageDefinition(def) as any;
-    const client = new root.warden.v1.PromptGateway(`unix:${w.addresses.grpcSocket}`, grpc.credentials.createInsecure());
+    const client = gatewayClient(`unix:${w.addresses.grpcSocket}`);
     try {
-      const res = await new Promise<any>((resolve, reject) =>
-        client.Complete(
-          { model: 'gpt-4o-mini', template: { id: 'support/ticket-summary', version: 2 }, variables: { ticket_id: 'T-89', customer_message: 'hi' } },
-          (err: unknown, out: unknown) => (err ? reject(err) : resolve(out)),
-        ),
-      );
+      // No metadata: the dev identity accepts the local peer on the socket.
+      const res = await unaryCall(client, 'Complete', {
+        model: 'gpt-4o-mini',
+        template: { id: 'support/ticket-summary', version: 2 },
+        variables: { ticket_id: 'T-89', customer_message: 'hi' },
+      });
       expect(res.choices[0].message.content).toBe('upstream saw: Ticket T-89:\nhi');
     } finally {
       client.close();

@@ -43,6 +43,6 @@ export function bearerMetadata(token: string, extra: Record<string, string> = {}
 }
 
 /** Calls a unary method and resolves with its response (rejects with the ServiceError). */
-export function unaryCall(client: any, method: string, request: object, metadata: grpc.Metadata): Promise<any> {
+export function unaryCall(client: any, method: string, request: object, metadata = new grpc.Metadata()): Promise<any> {
   return new Promise((resolve, reject) => client[method](request, metadata, (err: grpc.ServiceError | null, res: any) => (err ? reject(err) : resolve(res))));
 }
