@@ -7,8 +7,6 @@
 import type { TokenVault } from './modes.js';
 
 export const PLACEHOLDER = /<[A-Z][A-Z0-9_]*_\d{1,6}>/g;
-/** Longest placeholder we ever mint (entity names ≤ 64, counter ≤ 6 digits). */
-export const MAX_PLACEHOLDER_LENGTH = 64 + 9;
 
 export function restorePlaceholders(text: string, vault: TokenVault, json: boolean): string {
   if (vault.size === 0 || text.indexOf('<') < 0) return text;
