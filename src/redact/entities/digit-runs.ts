@@ -62,10 +62,6 @@ export interface DigitScan {
   letterPrefixed: number[];
 }
 
-export function scanDigitChunks(text: string): DigitChunk[] {
-  return scanDigits(text).chunks;
-}
-
 export function scanDigits(text: string): DigitScan {
   const chunks: DigitChunk[] = [];
   const letterPrefixed: number[] = [];
