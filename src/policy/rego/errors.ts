@@ -48,10 +48,6 @@ export class RegoError extends Error {
   }
 }
 
-export function isRegoError(err: unknown): err is RegoError {
-  return err instanceof RegoError;
-}
-
 export function formatLocation(loc: Location | undefined): string {
   return loc ? `${loc.file}:${loc.row}:${loc.col}` : '';
 }
