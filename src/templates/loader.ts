@@ -4,7 +4,7 @@
  */
 import { createHash } from 'node:crypto';
 import { readdir, readFile, stat } from 'node:fs/promises';
-import { join, relative } from 'node:path';
+import { join } from 'node:path';
 import { isMap, isPair, isScalar, LineCounter, parseAllDocuments, type Document, type Node } from 'yaml';
 import { WardenError } from '../pipeline/errors.js';
 import type { Template, VariableSpec } from '../pipeline/types.js';
@@ -301,10 +301,4 @@ function toTemplate(d: TemplateDocument, file: string): Template {
   };
   if (d.retire_after !== undefined) t.retire_after = d.retire_after;
   return t;
-}
-
-/** For `warden templates lint`: paths relative to cwd read better in a terminal. */
-export function displayPath(file: string): string {
-  const r = relative(process.cwd(), file);
-  return r.startsWith('..') ? file : r;
 }
