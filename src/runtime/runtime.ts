@@ -9,7 +9,6 @@ import type * as grpc from '@grpc/grpc-js';
 import type { Config } from '../config/schema.js';
 import { formatListen } from '../config/listen.js';
 import { createPipeline, type Pipeline } from '../pipeline/pipeline.js';
-import { formatLocation, isWardenError } from '../pipeline/errors.js';
 import type { Principal } from '../pipeline/types.js';
 import { createAdminServer, type Readiness } from '../server/admin.js';
 import { bindGrpc, createGrpcIngress, HealthState, type GrpcIngress } from '../server/grpc.js';
@@ -296,13 +295,4 @@ export async function createRuntime(config: Config, opts: RuntimeOptions = {}): 
     readiness,
     shutdown,
   };
-}
-
-/** `file:line:col: message` for a load error, without ever echoing file contents. */
-export function locateError(err: unknown): string {
-  if (isWardenError(err)) {
-    const where = formatLocation(err.location);
-    return where ? `${where}: ${err.message}` : err.message;
-  }
-  return err instanceof Error ? err.message : String(err);
 }
