@@ -1,10 +1,12 @@
 /** `warden audit verify FILE`: streams a JSON-lines audit file and checks the hash chain. */
 import { createReadStream } from 'node:fs';
 import { createInterface } from 'node:readline';
-import { subcommandArgs, type ToolIO } from '../cli/subcommand.js';
 import { ChainVerifier } from './chain.js';
 
-export type CliIO = ToolIO;
+export interface CliIO {
+  stdout: { write(s: string): unknown };
+  stderr: { write(s: string): unknown };
+}
 
 const USAGE = `Usage: warden audit verify FILE
 
@@ -15,8 +17,19 @@ first broken record (its seq and line are printed), 2 on usage or read errors.
 `;
 
 export async function runAuditCli(argv: readonly string[], io: CliIO): Promise<number> {
-  const rest = subcommandArgs(argv, io, 'audit', 'verify', USAGE);
-  if (typeof rest === 'number') return rest;
+  const [cmd, ...rest] = argv;
+  if (cmd === undefined || cmd === '--help' || cmd === '-h' || cmd === 'help') {
+    io[cmd === undefined ? 'stderr' : 'stdout'].write(USAGE);
+    return cmd === undefined ? 2 : 0;
+  }
+  if (cmd !== 'verify') {
+    io.stderr.write(`unknown audit command "${cmd}"\n\n${USAGE}`);
+    return 2;
+  }
+  if (rest.includes('--help') || rest.includes('-h')) {
+    io.stdout.write(USAGE);
+    return 0;
+  }
   if (rest.length !== 1) {
     io.stderr.write(`audit verify takes exactly one FILE\n\n${USAGE}`);
     return 2;

@@ -1,8 +1,10 @@
 /** `warden templates lint PATH...`: checks template files without starting a server. */
-import { subcommandArgs, type ToolIO } from '../cli/subcommand.js';
 import { formatLintResult, lintTemplates } from './lint.js';
 
-export type TemplatesCliIO = ToolIO;
+export interface TemplatesCliIO {
+  stdout: { write(s: string): unknown };
+  stderr: { write(s: string): unknown };
+}
 
 const USAGE = `Usage: warden templates lint PATH...
 
@@ -13,8 +15,19 @@ problem as file:line:col: key: message. Exits 0 when clean, 1 on problems, 2 on 
 `;
 
 export async function runTemplatesCli(argv: readonly string[], io: TemplatesCliIO): Promise<number> {
-  const rest = subcommandArgs(argv, io, 'templates', 'lint', USAGE);
-  if (typeof rest === 'number') return rest;
+  const [cmd, ...rest] = argv;
+  if (cmd === undefined || cmd === '--help' || cmd === '-h' || cmd === 'help') {
+    io[cmd === undefined ? 'stderr' : 'stdout'].write(USAGE);
+    return cmd === undefined ? 2 : 0;
+  }
+  if (cmd !== 'lint') {
+    io.stderr.write(`unknown templates command "${cmd}"\n\n${USAGE}`);
+    return 2;
+  }
+  if (rest.includes('--help') || rest.includes('-h')) {
+    io.stdout.write(USAGE);
+    return 0;
+  }
   if (rest.length === 0 || rest.some((a) => a.startsWith('-'))) {
     io.stderr.write(`templates lint takes one or more PATHs\n\n${USAGE}`);
     return 2;
