@@ -7,7 +7,7 @@ import { mkdirSync, mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { sender, startChild, stopChild, wardenBody, writeWardenSetup } from './gateway.js';
+import { buildWarden, sender, startChild, stopChild, wardenBody, writeWardenSetup } from './gateway.js';
 import { maxThroughput } from './stats.js';
 
 const out = fileURLToPath(new URL('./results/', import.meta.url));
@@ -15,7 +15,8 @@ mkdirSync(out, { recursive: true });
 const count = Number(process.argv[2] ?? 20_000);
 const dir = mkdtempSync(join(tmpdir(), 'warden-profile-'));
 const upstream = await startChild('upstream');
-const warden = await startChild('warden', writeWardenSetup(dir, upstream.port), ['--cpu-prof', `--cpu-prof-dir=${out}`]);
+// Profile the compiled build, as the benchmark measures it (function names survive tsc).
+const warden = await startChild('warden', writeWardenSetup(dir, upstream.port), ['--cpu-prof', `--cpu-prof-dir=${out}`], buildWarden());
 const t = sender(warden.port, '/v1/chat/completions', wardenBody());
 const r = await maxThroughput(t.send, 32, count, 60_000);
 process.stdout.write(`${Math.round(r.rps)} requests/s, ${r.errors} errors; profile written to ${out}\n`);

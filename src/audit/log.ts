@@ -72,6 +72,14 @@ export function createAuditLog(opts: AuditLogOptions): AuditLogHandle {
   function linkAndWrite(body: AuditRecordBody): Promise<AuditRecord> {
     const { record, line } = linkRecordLine(body, head);
     head = { seq: record.seq, hash: record.hash };
+    if (sinks.length === 1) {
+      // The usual single sink: one promise reaction instead of a map, an all and a then.
+      const sink = sinks[0]!;
+      return sink.write(line).then(
+        () => record,
+        (err: unknown) => Promise.reject(sinkError(sink, err)),
+      );
+    }
     const writes = sinks.map((s) => s.write(line).catch((err: unknown) => Promise.reject(sinkError(s, err))));
     return Promise.all(writes).then(() => record);
   }

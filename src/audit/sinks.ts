@@ -5,6 +5,8 @@
 import { createWriteStream, fsync, writeSync, type WriteStream } from 'node:fs';
 import { open } from 'node:fs/promises';
 
+const RESOLVED: Promise<void> = Promise.resolve();
+
 export interface AuditSink {
   readonly name: string;
   /** Writes one line (no trailing newline; the sink adds it). Resolves once handed to the OS. */
@@ -49,7 +51,6 @@ export function createFileSink(path: string): AuditSink {
   let stream: WriteStream | undefined;
   let fd: number | undefined;
   let opened: Promise<void> | undefined;
-  let last: Promise<void> = Promise.resolve();
   let failed: Error | undefined;
 
   function ensureOpen(): Promise<void> {
@@ -71,33 +72,38 @@ export function createFileSink(path: string): AuditSink {
     return opened;
   }
 
+  /**
+   * A synchronous append of one short line to the page cache costs microseconds; going through
+   * the stream's thread-pool round trip cost about a millisecond per request under load, and the
+   * request waits for it (fail closed). Order is the call order either way.
+   */
+  function append(line: string): Promise<void> {
+    if (failed) return Promise.reject(failed);
+    try {
+      writeSync(fd!, `${line}\n`);
+    } catch (err) {
+      failed = err as Error;
+      return Promise.reject(err);
+    }
+    return RESOLVED;
+  }
+
   return {
     name: `file:${path}`,
-    async write(line: string) {
-      await ensureOpen();
-      if (failed) throw failed;
-      // A synchronous append of one short line to the page cache costs microseconds; going
-      // through the stream's thread-pool round trip cost about a millisecond per request under
-      // load, and the request waits for it (fail closed). Order is the call order either way.
-      try {
-        writeSync(fd!, `${line}\n`);
-      } catch (err) {
-        failed = err as Error;
-        throw err;
-      }
-      last = Promise.resolve();
-      return last;
+    write(line: string) {
+      // Once open (every request but the first), write at once: no async function, no await.
+      if (fd !== undefined) return append(line);
+      return ensureOpen().then(() => append(line));
     },
     async flush() {
       if (!opened) return;
+      // Writes are synchronous once open, so everything written is already with the OS.
       await opened;
-      await last;
       await new Promise<void>((resolve, reject) => fsync(fd!, (err) => (err ? reject(err) : resolve())));
     },
     async close() {
       if (!opened) return;
       await opened.catch(() => undefined);
-      await last.catch(() => undefined);
       await new Promise<void>((resolve) => (stream ? stream.end(() => resolve()) : resolve()));
     },
     async lastLine() {
