@@ -1,5 +1,5 @@
 /** Policy: the PolicyEngine port, the built-in Rego engine adapter, policy input, decision normalization and the decide stage. */
-export type { PolicyEngine } from './engine.js';
+export type { PolicyEngine } from '../pipeline/ports.js';
 export { createRegoPolicyEngine } from './rego-engine.js';
 export type { RegoPolicyEngineOptions } from './rego-engine.js';
 export { buildPolicyInput, mostRecentApproval } from './input.js';
