@@ -40,6 +40,14 @@ function latencyMs(receivedAt: number, nowEpoch: number): number {
   return Math.max(0, Math.round((end - receivedAt) * 1000) / 1000);
 }
 
+/** Who asked: kind and subject, plus namespace and service account when the principal has them. */
+function principalOf(p: NonNullable<RequestContext['principal']>): NonNullable<AuditRecordBody['principal']> {
+  const out: NonNullable<AuditRecordBody['principal']> = { kind: p.kind, subject: p.subject };
+  if (p.namespace !== undefined) out.namespace = p.namespace;
+  if (p.service_account !== undefined) out.service_account = p.service_account;
+  return out;
+}
+
 export function buildAuditRecord(ctx: RequestContext, opts: AuditRecordOptions): AuditRecordBody {
   const now = opts.now ?? Date.now();
   const req = ctx.request;
@@ -61,14 +69,7 @@ export function buildAuditRecord(ctx: RequestContext, opts: AuditRecordOptions):
     trace_id: ctx.trace.traceId,
     span_id: ctx.trace.spanId,
     decision_id: ctx.decision?.id ?? null,
-    principal: p
-      ? {
-          kind: p.kind,
-          subject: p.subject,
-          ...(p.namespace !== undefined ? { namespace: p.namespace } : {}),
-          ...(p.service_account !== undefined ? { service_account: p.service_account } : {}),
-        }
-      : null,
+    principal: p ? principalOf(p) : null,
     action: req.action,
     template: t ? { id: t.id, version: t.version, sensitivity: t.sensitivity } : null,
     approval: approval?.ticket ?? null,
