@@ -93,6 +93,20 @@ export interface PresidioReport {
   /** Gold phone values a strict (isValid) libphonenumber check rejects in every default region. */
   phoneStrictRejected: number;
   phoneTotal: number;
+  /**
+   * Gold phone values the default finds only through its context rule (a possible, not valid,
+   * number after a phone word): found by the default, missed by `phoneValidation: valid-only`.
+   */
+  phoneContextRecovered: number;
+  /**
+   * Strictly rejected gold values found without the context rule all the same: a window inside
+   * them is valid on its own ("+41 (0)96 471 07 95": "096 471 07 95" is a valid French number).
+   */
+  phoneStrictRejectedFoundWithoutRule: number;
+  /** Strictly rejected gold values the default still misses (no phone word before them, or not possible). */
+  phoneStrictRejectedMissed: number;
+  /** Phone scores with `phoneValidation: valid-only` (no context rule), for comparison. */
+  phoneValidOnly: Score;
   /** The same scores with `phoneValidation: possible` (explicitly loosened), for comparison. */
   phonePossible: Score;
 }
@@ -117,21 +131,55 @@ function strictPhoneValid(value: string): boolean {
   return DEFAULT_PHONE_REGIONS.some((r) => parsePhoneNumberFromString(v, r as CountryCode)?.isValid() === true);
 }
 
+/** For every gold phone span (in document order): does a phone finding of `redactor` overlap it? */
+function phoneGoldFound(redactor: WardenRedactor, docs: Doc[]): boolean[] {
+  const found: boolean[] = [];
+  const phone = new Set(['PHONE_NUMBER']);
+  for (const d of docs) {
+    const gold = d.spans.filter((s) => s.entity === 'PHONE_NUMBER');
+    if (gold.length === 0) continue;
+    const predicted = redactor.scanner.scan(d.text, { entities: phone }).findings;
+    for (const s of gold) found.push(predicted.some((p) => p.entity === 'PHONE_NUMBER' && p.start < s.end && s.start < p.end));
+  }
+  return found;
+}
+
 export function evalPresidio(path = PRESIDIO_PATH): PresidioReport | null {
   const docs = loadPresidio(path);
   if (!docs) return null;
-  const scores = scoreDocs(createRedactor({}), docs, PRESIDIO_ENTITIES);
+  const byDefault = createRedactor({});
+  const validOnly = createRedactor({}, { phoneValidation: 'valid-only' });
+  const scores = scoreDocs(byDefault, docs, PRESIDIO_ENTITIES);
   const loose = scoreDocs(createRedactor({ phoneValidation: 'possible' }), docs, ['PHONE_NUMBER']);
+  const strictOnly = scoreDocs(validOnly, docs, ['PHONE_NUMBER']);
+  const foundByDefault = phoneGoldFound(byDefault, docs);
+  const foundValidOnly = phoneGoldFound(validOnly, docs);
   let phoneTotal = 0;
   let phoneStrictRejected = 0;
+  let phoneStrictRejectedMissed = 0;
+  let phoneStrictRejectedFoundWithoutRule = 0;
   for (const d of docs) {
     for (const s of d.spans) {
       if (s.entity !== 'PHONE_NUMBER') continue;
-      phoneTotal++;
-      if (!strictPhoneValid(d.text.slice(s.start, s.end))) phoneStrictRejected++;
+      const i = phoneTotal++;
+      if (!strictPhoneValid(d.text.slice(s.start, s.end))) {
+        phoneStrictRejected++;
+        if (!foundByDefault[i]) phoneStrictRejectedMissed++;
+        if (foundValidOnly[i]) phoneStrictRejectedFoundWithoutRule++;
+      }
     }
   }
-  return { scores, phoneStrictRejected, phoneTotal, phonePossible: loose['PHONE_NUMBER']! };
+  const phoneContextRecovered = foundByDefault.filter((f, i) => f && !foundValidOnly[i]).length;
+  return {
+    scores,
+    phoneStrictRejected,
+    phoneTotal,
+    phoneContextRecovered,
+    phoneStrictRejectedMissed,
+    phoneStrictRejectedFoundWithoutRule,
+    phoneValidOnly: strictOnly['PHONE_NUMBER']!,
+    phonePossible: loose['PHONE_NUMBER']!,
+  };
 }
 
 export interface CorpusReport {
@@ -193,7 +241,10 @@ if (isMain) {
     if (p) {
       process.stdout.write(`(a) presidio-synth-v2 (structured entities)\n${table(p.scores)}\n`);
       process.stdout.write(
-        `  phone: ${p.phoneStrictRejected} of ${p.phoneTotal} gold values are rejected by strict validation (isValid) in every default region\n` +
+        `  phone: ${p.phoneStrictRejected} of ${p.phoneTotal} gold values are rejected by strict validation (isValid) in every default region; ` +
+          `${p.phoneStrictRejectedFoundWithoutRule} of them are found without the context rule (a valid number inside them), ` +
+          `the context rule (possible number after a phone word) recovers ${p.phoneContextRecovered}, ${p.phoneStrictRejectedMissed} stay missed\n` +
+          `  phone with phoneValidation=valid-only (no context rule): P ${p.phoneValidOnly.precision.toFixed(3)} R ${p.phoneValidOnly.recall.toFixed(3)} F1 ${p.phoneValidOnly.f1.toFixed(3)}\n` +
           `  phone with phoneValidation=possible (opt-in, looser): P ${p.phonePossible.precision.toFixed(3)} R ${p.phonePossible.recall.toFixed(3)} F1 ${p.phonePossible.f1.toFixed(3)}\n`,
       );
     } else process.stdout.write(`(a) ${PRESIDIO_PATH} not found: skipped\n`);

@@ -25,6 +25,10 @@ const PLAN_CACHE_SIZE = 256;
 export interface RedactorOptions {
   /** Extra detectors (tests use this to prove fail-closed behaviour). */
   detectors?: Detector[];
+  /**
+   * Overrides `config.phoneValidation`; also takes `valid-only` (valid numbers only, without the
+   * context rule for possible numbers), which the evaluation uses to count what that rule recovers.
+   */
   phoneValidation?: PhoneValidation;
 }
 

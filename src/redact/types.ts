@@ -60,7 +60,11 @@ export interface RedactionConfig {
   phoneRegions?: string[];
   /** Key of the keyed hash (`hash` mode). Resolved by the caller (secret ref). */
   hashKey?: Buffer;
-  /** `valid` (default): numbers in assigned ranges only; `possible`: right length is enough. */
+  /**
+   * `valid` (default): numbers in assigned ranges; a number that is only possible (right length
+   * for a configured region) counts only after a phone context word, with a lower score.
+   * `possible`: right length is enough, context or not (looser, opt-in).
+   */
   phoneValidation?: 'valid' | 'possible';
   /** Streaming hold-back cap in UTF-16 units (the longest run held before forced release). */
   maxHoldBack?: number;

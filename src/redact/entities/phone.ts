@@ -3,9 +3,19 @@
  * validated as international numbers; others against each configured region in turn. Shapes that
  * are something else (IPv4, dates, SSNs, ISBNs, decimals) are rejected before the costly check.
  *
- * Strict by default: a number must be *valid* (assigned ranges, from libphonenumber's metadata
- * compiled once: phone-metadata.ts), not merely *possible* (right length).
- * `phoneValidation: possible` loosens this explicitly (and asks libphonenumber-js itself).
+ * Validation modes (`PhoneValidation`):
+ * - `valid` (default): a *valid* number (assigned ranges, from libphonenumber's metadata compiled
+ *   once: phone-metadata.ts) is a phone number with or without a context word. A number that is
+ *   only *possible* (right length for a configured region, unassigned range: Faker's `+1-984-182-…`,
+ *   the UK drama range `07700 9…`) counts only with a phone context word shortly before it
+ *   (`phone`, `call`, `fax`, …), and scores lower (POSSIBLE_SCORE) than any valid number: the way
+ *   Presidio's phone recognizer pairs a weak pattern with context.
+ * - `valid-only`: valid numbers only, no context fallback (the strictest setting).
+ * - `possible`: any possible number, context or not (explicitly looser, opt-in).
+ *
+ * In every mode a number right after an identifier word ("reference", "order", "invoice",
+ * "ticket", …) is that identifier, not a phone, even with a phone word further back ("call
+ * reference 2024-0117-33").
  */
 import { parsePhoneNumberFromString, type CountryCode } from 'libphonenumber-js/max';
 import type { Detector, Finding } from '../types.js';
@@ -17,7 +27,61 @@ import { issuerMatches } from './credit-card.js';
 import { compileRegion, validInternational, validNational, type CompiledRegion } from './phone-metadata.js';
 import { isbn13Valid, luhnValid, mod11Valid } from './util.js';
 
-export type PhoneValidation = 'valid' | 'possible';
+export type PhoneValidation = 'valid' | 'valid-only' | 'possible';
+
+/**
+ * Base score of a number that is possible but not valid. Only ever emitted with a context word
+ * before it, so the scanner adds the phone context boost (0.35): 0.65 in the end, under every
+ * valid number with context (≥ 0.75) and above the default threshold (0.5).
+ */
+export const POSSIBLE_SCORE = 0.3;
+
+/**
+ * Words that name what the number right after them is ("order 2024-0117-33", "ref: 55512345"):
+ * an identifier, not a phone. Only the one word directly before the number counts (with `:`,
+ * `#`, `no.` between), so "call me about the order at 555-0134" is not affected.
+ */
+const IDENTIFIER_WORDS = new Set([
+  'reference', 'ref', 'order', 'invoice', 'ticket', 'case', 'tracking', 'serial', 'isbn', 'ean', 'gtin', 'upc',
+  'barcode', 'sku', 'version', 'build', 'release', 'id', 'po', 'receipt', 'transaction', 'confirmation',
+  'booking', 'policy', 'claim', 'account', 'acct', 'item', 'part', 'model', 'batch', 'lot', 'shipment', 'parcel',
+  'issue', 'pr', 'commit', 'job', 'run', 'page', 'room', 'flight',
+]);
+/** Words between an identifier word and its value ("order no. 1234567", "case number: 1234567"). */
+const NUMBER_WORDS = new Set(['no', 'nr', 'num', 'number']);
+
+function isAsciiLetter(c: number): boolean {
+  return (c >= 97 && c <= 122) || (c >= 65 && c <= 90);
+}
+
+function isTokenChar(c: number): boolean {
+  return isAsciiLetter(c) || (c >= 48 && c <= 57) || c === 45;
+}
+
+/**
+ * Is the token directly before `start` (past spaces, `:`, `#`, `-`, `.`, and a "no."/"number")
+ * an identifier word? A token's leading letters count ("EAN-13" is "ean").
+ */
+function afterIdentifierWord(text: string, start: number): boolean {
+  let i = start - 1;
+  // Bounded look-back: a few separators and one token, twice at most.
+  const floor = Math.max(0, start - 48);
+  const previousWord = (): string => {
+    while (i >= floor) {
+      const c = text.charCodeAt(i);
+      if (c === 32 || c === 9 || c === 58 || c === 35 || c === 45 || c === 46) i--; // ' ', tab, ':', '#', '-', '.'
+      else break;
+    }
+    const end = i + 1;
+    while (i >= floor && isTokenChar(text.charCodeAt(i))) i--;
+    let letters = i + 1;
+    while (letters < end && isAsciiLetter(text.charCodeAt(letters))) letters++;
+    return text.slice(i + 1, letters).toLowerCase();
+  };
+  let w = previousWord();
+  if (NUMBER_WORDS.has(w)) w = previousWord();
+  return IDENTIFIER_WORDS.has(w);
+}
 
 const EXTENSION = /[ \t]?(?:x|ext\.?|extension)[ \t]?\d{1,6}(?![A-Za-z0-9_])/y;
 
@@ -68,8 +132,6 @@ function segmentsOf(ch: DigitChunk): Segment[] {
 }
 
 export function createPhoneDetector(validation: PhoneValidation = 'valid'): Detector {
-  const ok = (p: ReturnType<typeof parsePhoneNumberFromString>): boolean =>
-    p !== undefined && (validation === 'possible' ? p.isPossible() : p.isValid());
   return {
     name: 'phone',
     entities: ['PHONE_NUMBER'],
@@ -79,8 +141,25 @@ export function createPhoneDetector(validation: PhoneValidation = 'valid'): Dete
         const p = compileRegion(r);
         if (p) plans.push(p);
       }
-      /** The phone finding for groups [g0, g1] of `ch`, or null. */
-      const tryWindow = (ch: DigitChunk, g0: number, g1: number): Finding | null => {
+      /** Right length (libphonenumber `isPossible`) for a configured region; `anyCountry` for `+` numbers in `possible` mode. */
+      const possible = (candidate: string, e164: string | null, anyCountry: boolean): boolean => {
+        if (e164 !== null) {
+          const p = parsePhoneNumberFromString(e164);
+          if (!p || !p.isPossible()) return false;
+          if (anyCountry) return true;
+          for (const plan of plans) if (plan.callingCode === p.countryCallingCode) return true;
+          return false;
+        }
+        for (const plan of plans) {
+          if (parsePhoneNumberFromString(candidate, plan.region as CountryCode)?.isPossible()) return true;
+        }
+        return false;
+      };
+      /**
+       * The phone finding for groups [g0, g1] of `ch`, or null. `fallback`: the context-rule pass
+       * (a possible number after a phone word), run only where the first pass found nothing.
+       */
+      const tryWindow = (ch: DigitChunk, g0: number, g1: number, fallback: boolean): Finding | null => {
         const seg: Segment = { start: g0 === 0 ? ch.start : ch.groupStarts[g0]!, end: ch.groupEnds[g1]!, g0, g1 };
         let start = seg.start;
         if (g0 > 0 && text.charCodeAt(start - 1) === 40) start--; // "(579)" after a separator
@@ -101,6 +180,7 @@ export function createPhoneDetector(validation: PhoneValidation = 'valid'): Dete
           } else if (ch.letterAfter) return null;
         }
         if (looksLikeOtherThing(text, ch, seg, digits)) return null;
+        if (afterIdentifierWord(text, start)) return null;
         // A card number is the card detector's (and not worth a phone lookup).
         if (!intl && digits.length >= 12 && issuerMatches(digits) && luhnValid(digits)) return null;
         const formatted = g1 > g0 || text.charCodeAt(start) === 40;
@@ -112,23 +192,19 @@ export function createPhoneDetector(validation: PhoneValidation = 'valid'): Dete
         const score = intl ? 0.85 : (formatted && (groups >= 3 || trunk)) || hasExt ? 0.75 : formatted ? 0.45 : 0.4;
         if (score < 0.5 && !ctx.contextBefore('PHONE_NUMBER', start)) return null;
         const candidate = text.slice(start, seg.end);
+        const e164 = !intl ? null : digits.startsWith('00') && !(g0 === 0 && ch.plus) ? '+' + candidate.slice(candidate.indexOf('00') + 2) : candidate;
+        if (fallback) {
+          // The first pass found this window not valid. The libphonenumber-js parse only runs
+          // for the few candidates with a phone word before them.
+          if (!ctx.contextBefore('PHONE_NUMBER', start)) return null;
+          return possible(candidate, e164, false) ? { entity: 'PHONE_NUMBER', start, end, score: POSSIBLE_SCORE } : null;
+        }
+        if (validation === 'possible') return possible(candidate, e164, true) ? { entity: 'PHONE_NUMBER', start, end, score } : null;
         let valid = false;
-        if (intl) {
-          if (validation === 'valid') valid = validInternational(digits.startsWith('00') ? digits.slice(2) : digits);
-          else {
-            const e164 = digits.startsWith('00') && !(g0 === 0 && ch.plus) ? '+' + candidate.slice(candidate.indexOf('00') + 2) : candidate;
-            valid = ok(parsePhoneNumberFromString(e164));
-          }
-        } else if (validation === 'valid') {
+        if (intl) valid = validInternational(digits.startsWith('00') ? digits.slice(2) : digits);
+        else {
           for (const plan of plans) {
             if (validNational(plan, digits)) {
-              valid = true;
-              break;
-            }
-          }
-        } else {
-          for (const plan of plans) {
-            if (ok(parsePhoneNumberFromString(candidate, plan.region as CountryCode))) {
               valid = true;
               break;
             }
@@ -136,38 +212,47 @@ export function createPhoneDetector(validation: PhoneValidation = 'valid'): Dete
         }
         return valid ? { entity: 'PHONE_NUMBER', start, end, score } : null;
       };
+      /** Pushes the numbers found in one segment (whole, else windows inside); how many. */
+      const scanSegment = (ch: DigitChunk, seg: Segment, fallback: boolean): number => {
+        const whole = tryWindow(ch, seg.g0, seg.g1, fallback);
+        if (whole) {
+          out.push(whole);
+          return 1;
+        }
+        // Not one number: look for numbers inside, cut only where a space separates groups
+        // ("call 415-555-2671 2 times", two numbers on one line). A '-' or '.' joined group
+        // never loses its neighbour.
+        if (seg.g1 - seg.g0 > MAX_WINDOW_GROUPS) return 0;
+        // Runs of 4-digit blocks are cards, tracking and account numbers, not phone lists.
+        let blocks = 0;
+        for (let g = seg.g0; g <= seg.g1; g++) if (ch.groupEnds[g]! - ch.groupStarts[g]! === 4) blocks++;
+        if (blocks >= 4) return 0;
+        const cut = (g: number): boolean => /[ \t]/.test(ch.seps[g]!);
+        let n = 0;
+        for (let g0 = seg.g0; g0 <= seg.g1; g0++) {
+          if (g0 > seg.g0 && !cut(g0 - 1)) continue;
+          let found: Finding | null = null;
+          let at = -1;
+          for (let g1 = seg.g1; g1 >= g0 && !found; g1--) {
+            if (g1 < seg.g1 && !cut(g1)) continue;
+            if (g0 === seg.g0 && g1 === seg.g1) continue;
+            found = tryWindow(ch, g0, g1, fallback);
+            at = g1;
+          }
+          if (found) {
+            out.push(found);
+            n++;
+            g0 = at;
+          }
+        }
+        return n;
+      };
       for (const ch of ctx.digitChunks()) {
         if (ch.glued) continue;
         for (const seg of segmentsOf(ch)) {
-          const whole = tryWindow(ch, seg.g0, seg.g1);
-          if (whole) {
-            out.push(whole);
-            continue;
-          }
-          // Not one number: look for numbers inside, cut only where a space separates groups
-          // ("call 415-555-2671 2 times", two numbers on one line). A '-' or '.' joined group
-          // never loses its neighbour.
-          if (seg.g1 - seg.g0 > MAX_WINDOW_GROUPS) continue;
-          // Runs of 4-digit blocks are cards, tracking and account numbers, not phone lists.
-          let blocks = 0;
-          for (let g = seg.g0; g <= seg.g1; g++) if (ch.groupEnds[g]! - ch.groupStarts[g]! === 4) blocks++;
-          if (blocks >= 4) continue;
-          const cut = (g: number): boolean => /[ \t]/.test(ch.seps[g]!);
-          for (let g0 = seg.g0; g0 <= seg.g1; g0++) {
-            if (g0 > seg.g0 && !cut(g0 - 1)) continue;
-            let found: Finding | null = null;
-            let at = -1;
-            for (let g1 = seg.g1; g1 >= g0 && !found; g1--) {
-              if (g1 < seg.g1 && !cut(g1)) continue;
-              if (g0 === seg.g0 && g1 === seg.g1) continue;
-              found = tryWindow(ch, g0, g1);
-              at = g1;
-            }
-            if (found) {
-              out.push(found);
-              g0 = at;
-            }
-          }
+          // Valid numbers first, exactly as without the context rule; the rule only adds a
+          // finding where no valid number was found in the segment.
+          if (scanSegment(ch, seg, false) === 0 && validation === 'valid') scanSegment(ch, seg, true);
         }
       }
     },
