@@ -185,6 +185,12 @@ export function evalPresidio(path = PRESIDIO_PATH): PresidioReport | null {
 export interface CorpusReport {
   scores: Record<string, Score>;
   lookalikes: { total: number; withFindings: number; rate: number; byFamily: Record<string, number> };
+  /**
+   * The phone context rule's own samples: possible-only numbers after a phone word (found by the
+   * default; by `valid-only` for comparison) and look-alikes after a phone word and an identifier
+   * word (part of `lookalikes` too).
+   */
+  phoneContext: { possibleTotal: number; possibleFound: number; possibleFoundValidOnly: number; lookalikeTotal: number; lookalikeWithFindings: number };
 }
 
 export function evalCorpus(): CorpusReport {
@@ -207,8 +213,25 @@ export function evalCorpus(): CorpusReport {
       byFamily[r.family] = (byFamily[r.family] ?? 0) + 1;
     }
   }
+  const phone = new Set(['PHONE_NUMBER']);
+  const validOnly = createRedactor({}, { phoneValidation: 'valid-only' });
+  const possibleSamples = positives.filter((r) => r.context === 'phone');
+  const foundBy = (red: WardenRedactor): number =>
+    possibleSamples.filter((r) => {
+      const s = r.spans[0]!;
+      return red.scanner.scan(r.text, { entities: phone }).findings.some((f) => f.start < s.end && s.start < f.end);
+    }).length;
+  const phoneLook = look.filter((r) => r.context === 'phone');
+  const phoneContext = {
+    possibleTotal: possibleSamples.length,
+    possibleFound: foundBy(redactor),
+    possibleFoundValidOnly: foundBy(validOnly),
+    lookalikeTotal: phoneLook.length,
+    lookalikeWithFindings: phoneLook.filter((r) => redactor.scanner.scan(r.text, { entities: all }).findings.length > 0).length,
+  };
   return {
     scores,
+    phoneContext,
     lookalikes: { total: look.length, withFindings, rate: Math.round((withFindings / look.length) * 10000) / 10000, byFamily },
   };
 }
@@ -251,6 +274,11 @@ if (isMain) {
     process.stdout.write(`(b) generated corpus\n${table(c.scores)}\n`);
     process.stdout.write(
       `  look-alikes: ${c.lookalikes.withFindings} of ${c.lookalikes.total} with a finding (${(c.lookalikes.rate * 100).toFixed(2)}%) ${JSON.stringify(c.lookalikes.byFamily)}\n`,
+    );
+    const pc = c.phoneContext;
+    process.stdout.write(
+      `  phone context rule: ${pc.possibleFound} of ${pc.possibleTotal} possible-only numbers after a phone word found (valid-only: ${pc.possibleFoundValidOnly}); ` +
+        `${pc.lookalikeWithFindings} of ${pc.lookalikeTotal} look-alikes after a phone word and an identifier word with a finding\n`,
     );
   }
   if (process.argv.includes('--write-baseline')) {

@@ -31,6 +31,8 @@ export interface CorpusRecord {
   family: string;
   text: string;
   spans: CorpusSpan[];
+  /** `phone`: a sample of the phone context rule (a phone word before the value). */
+  context?: 'phone';
 }
 
 class Gen {
@@ -234,6 +236,25 @@ const VALUES: Record<string, ValueGen> = {
   },
 };
 
+/**
+ * A phone number that is possible (right length) but not valid (unassigned range) in its region,
+ * like Faker's `+1-984-182-…`: counted only after a phone context word.
+ */
+function possibleOnlyPhone(g: Gen): string {
+  for (;;) {
+    const region = g.pick(['US', 'GB', 'DE', 'FR', 'AU', 'CH', 'NL'] as CountryCode[]);
+    const len = { US: 10, GB: 10, DE: 11, FR: 9, AU: 9, CH: 9, NL: 9 }[region as string]!;
+    const nsn = String(g.int(1, 9)) + g.digits(len - 1);
+    const p = parsePhoneNumberFromString(nsn, region);
+    if (!p || p.isValid() || !p.isPossible()) continue;
+    // An invalid number has no format of its own: international, grouped 3-3-rest by dashes
+    // as Faker writes them (with spaces a window inside could be valid in another region, and
+    // the sample would not need the context rule).
+    const rest = String(p.nationalNumber);
+    return `+${p.countryCallingCode}-${rest.slice(0, 3)}-${rest.slice(3, 6)}-${rest.slice(6)}`;
+  }
+}
+
 const CONTEXT: Record<string, string[]> = {
   EMAIL_ADDRESS: ['Please email {} with the report.', 'Contact: {}', 'Send it to {} by Friday.', 'cc {} on the thread'],
   PHONE_NUMBER: ['Call me at {} after 5pm.', 'Phone: {}', 'my mobile is {}', 'Reach the desk on {} please.'],
@@ -356,6 +377,19 @@ const LOOKALIKE_SENTENCES = [
   'Value: {}',
 ];
 
+/**
+ * Look-alikes next to a phone word, but named by the identifier word right before them: the
+ * phone context rule must not turn them into phone numbers ("Call reference 2024-0117-33").
+ */
+const LOOKALIKE_PHONE_CONTEXT_SENTENCES = [
+  'Call reference {} for details.',
+  'Please call about order {} today.',
+  'Phone ticket {} was closed.',
+  'Contact support with invoice {}.',
+  'mobile build {} passed.',
+  'Mobile app version {} released.',
+];
+
 function place(template: string, value: string): { text: string; start: number; end: number } {
   const i = template.indexOf('{}');
   return { text: template.slice(0, i) + value + template.slice(i + 2), start: i, end: i + value.length };
@@ -382,6 +416,8 @@ export interface CorpusOptions {
   perEntity?: number;
   /** Look-alike samples per family. */
   perLookalike?: number;
+  /** Extra look-alike samples per family next to a phone word (and a possible-only phone count). */
+  perPhoneContext?: number;
 }
 
 export function generateRedactCorpus(opts: CorpusOptions = {}): CorpusRecord[] {
@@ -408,6 +444,21 @@ export function generateRedactCorpus(opts: CorpusOptions = {}): CorpusRecord[] {
     for (let i = 0; i < perLookalike; i++) {
       const p = place(g.pick(LOOKALIKE_SENTENCES), gen(g));
       out.push({ kind: 'lookalike', family, text: p.text, spans: [] });
+    }
+  }
+  // The phone context rule, from a stream of its own so the samples above stay as they were:
+  // possible-only numbers after a phone word must be found, look-alikes after a phone word and
+  // an identifier word must not.
+  const gc = new Gen(mulberry32((opts.seed ?? 20261125) + 1));
+  const perPhoneContext = opts.perPhoneContext ?? 20;
+  for (let i = 0; i < perPhoneContext * 2; i++) {
+    const p = place(gc.pick(CONTEXT.PHONE_NUMBER!), possibleOnlyPhone(gc));
+    out.push({ kind: 'valid', family: 'PHONE_NUMBER', context: 'phone', text: p.text, spans: [{ entity: 'PHONE_NUMBER', start: p.start, end: p.end }] });
+  }
+  for (const [family, gen] of Object.entries(LOOKALIKES)) {
+    for (let i = 0; i < perPhoneContext; i++) {
+      const p = place(gc.pick(LOOKALIKE_PHONE_CONTEXT_SENTENCES), gen(gc));
+      out.push({ kind: 'lookalike', family, context: 'phone', text: p.text, spans: [] });
     }
   }
   return out;
