@@ -98,9 +98,9 @@ export interface RedactionSession {
   redactMessages(messages: ChatMessage[]): ChatMessage[];
   /**
    * Redacts tool definitions (descriptions and every string of the parameter schema); throws
-   * like redactMessages. Optional so other implementations may omit it.
+   * like redactMessages.
    */
-  redactTools?(tools: ToolDefinition[]): ToolDefinition[];
+  redactTools(tools: ToolDefinition[]): ToolDefinition[];
   /** Restores tokens (if re-identification is allowed) and redacts PII the model produced. */
   processCompletion(result: CompletionResult): CompletionResult;
   /** Streaming counterpart of processCompletion: bounded hold-back, flushed at end. */

@@ -14,6 +14,7 @@ import type {
   Principal,
   PromptRequest,
   Template,
+  ToolDefinition,
 } from './types.js';
 import type { RedactionSession } from './ports.js';
 
@@ -47,6 +48,8 @@ export interface RequestContext {
   messages?: ChatMessage[];
   /** The outbound prompt, after redaction. */
   outbound?: ChatMessage[];
+  /** The request's tool definitions, after redaction (absent when the request has none). */
+  outboundTools?: ToolDefinition[];
   redaction?: RedactionSession;
   response?: PipelineResponse;
   /** Usage reported by the upstream, for audit. */

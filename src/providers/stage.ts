@@ -61,6 +61,8 @@ export function createForwardStage(getProviders: () => ProviderRegistry, opts: F
       const { request, decision, outbound } = ctx;
       // Fail closed when an earlier stage did not produce what forwarding needs.
       if (!decision || !outbound) throw new WardenError('internal', 'internal error');
+      // Tools go upstream only in their redacted form.
+      if (request.tools?.length && !ctx.outboundTools) throw new WardenError('internal', 'internal error');
       if (!decision.allow) throw new WardenError('policy_denied', 'the request was not allowed by policy');
 
       const providers = getProviders();
@@ -81,7 +83,7 @@ export function createForwardStage(getProviders: () => ProviderRegistry, opts: F
       const upstream: UpstreamRequest = {
         model: request.model,
         messages: outbound,
-        tools: request.tools,
+        tools: ctx.outboundTools,
         stream: request.stream,
         max_tokens: clamp(request.max_tokens, decision.max_tokens),
         params,

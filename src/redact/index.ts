@@ -9,6 +9,7 @@ export { BUILTIN_ENTITIES, STRUCTURED_ENTITIES, SECRET_ENTITIES } from './entiti
 export { LEAK_ENTITY } from './leak-guard.js';
 export { fold, toOriginalSpan } from './normalize.js';
 export { runRedactCli } from './cli.js';
+export { createRedactStage, createRespondStage } from './stage.js';
 export type {
   AllowListConfig,
   CustomEntityConfig,

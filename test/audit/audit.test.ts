@@ -182,6 +182,7 @@ describe('audit stage', () => {
   function fullContext() {
     const redaction: RedactionSession = {
       redactMessages: (m) => m,
+      redactTools: (t) => t,
       processCompletion: (r) => r,
       processStream: (c) => c,
       report: () => ({ counts: { EMAIL: 2 }, responseCounts: { PHONE: 1 }, nonTextParts: 0, leaks: 0 }),

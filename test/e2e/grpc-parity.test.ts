@@ -99,6 +99,28 @@ describe('gRPC tools, multi-part content and tool calls', () => {
     expect(choice.message.tool_calls).toEqual([{ id: 'call_up_1', type: 'function', function: { name: 'get_weather', arguments: '{"city":"Paris"}' } }]);
   });
 
+  it('tool definitions are redacted before they leave: description and schema strings', async () => {
+    upstream.mode = 'ok';
+    const leakyTool = {
+      type: 'function',
+      function: {
+        name: 'escalate',
+        description: 'Escalate to the on-call lead at oncall.lead@example.com',
+        parameters_json: JSON.stringify({
+          type: 'object',
+          properties: { note: { type: 'string', description: 'Or call +1 415 555 0132 after hours' } },
+        }),
+      },
+    };
+    await complete({ model: 'gpt-4o-mini', messages: [{ role: 'user', content: 'Escalate ticket T-9' }], tools: [leakyTool] });
+    const sent = upstream.calls.at(-1)!.body.tools[0].function;
+    expect(sent.name).toBe('escalate');
+    expect(sent.description).not.toContain('oncall.lead@example.com');
+    expect(sent.description).toContain('[EMAIL_ADDRESS]');
+    expect(JSON.stringify(sent.parameters)).not.toContain('415 555 0132');
+    expect(sent.parameters.properties.note.type).toBe('string'); // the schema stays a valid schema
+  });
+
   it('StreamComplete: tool-call deltas arrive in order and assemble to the call', async () => {
     upstream.mode = 'tool-call';
     const chunks = await streamAll({ model: 'gpt-4o-mini', messages: [{ role: 'user', content: 'Weather in Paris?' }], tools: [WEATHER_TOOL] });

@@ -1,11 +1,11 @@
 /**
  * Stage 6 (redact) and stage 8 (respond): thin adapters from the pipeline context to the
- * Redactor port. The engine (detectors, modes, streaming hold-back, leak guard) lives in
- * redact/; these stages only decide what it is given and where its output goes.
+ * Redactor port. The engine (detectors, modes, streaming hold-back, leak guard) lives in the
+ * rest of this folder; these stages only decide what it is given and where its output goes.
  */
-import { WardenError } from '../errors.js';
-import type { Redactor } from '../ports.js';
-import type { RequestContext, Stage } from '../stage.js';
+import { WardenError } from '../pipeline/errors.js';
+import type { Redactor } from '../pipeline/ports.js';
+import type { RequestContext, Stage } from '../pipeline/stage.js';
 
 /**
  * Secret values the leak guard must stop: every secret resolved for this request except those
@@ -28,6 +28,9 @@ export function createRedactStage(getRedactor: () => Redactor): Stage {
       const session = getRedactor().session(decision.redaction, guardedSecrets(ctx));
       ctx.redaction = session;
       ctx.outbound = session.redactMessages(messages);
+      // Tool definitions leave the pod too: their descriptions and schemas are redacted the same way.
+      const tools = ctx.request.tools;
+      if (tools && tools.length > 0) ctx.outboundTools = session.redactTools(tools);
     },
   };
 }
