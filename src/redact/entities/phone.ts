@@ -156,6 +156,12 @@ export function createPhoneDetector(validation: PhoneValidation = 'valid'): Dete
         return false;
       };
       /**
+       * Set when a window of the segment being scanned passed every shape check and was
+       * validated: only then can the context-rule pass find anything there (it applies the same
+       * checks), so segments of dates, versions, short numbers skip it at no cost.
+       */
+      let reachedValidation = false;
+      /**
        * The phone finding for groups [g0, g1] of `ch`, or null. `fallback`: the context-rule pass
        * (a possible number after a phone word), run only where the first pass found nothing.
        */
@@ -191,6 +197,7 @@ export function createPhoneDetector(validation: PhoneValidation = 'valid'): Dete
         const trunk = digits.charCodeAt(0) === 48;
         const score = intl ? 0.85 : (formatted && (groups >= 3 || trunk)) || hasExt ? 0.75 : formatted ? 0.45 : 0.4;
         if (score < 0.5 && !ctx.contextBefore('PHONE_NUMBER', start)) return null;
+        if (!fallback) reachedValidation = true;
         const candidate = text.slice(start, seg.end);
         const e164 = !intl ? null : digits.startsWith('00') && !(g0 === 0 && ch.plus) ? '+' + candidate.slice(candidate.indexOf('00') + 2) : candidate;
         if (fallback) {
@@ -252,7 +259,8 @@ export function createPhoneDetector(validation: PhoneValidation = 'valid'): Dete
         for (const seg of segmentsOf(ch)) {
           // Valid numbers first, exactly as without the context rule; the rule only adds a
           // finding where no valid number was found in the segment.
-          if (scanSegment(ch, seg, false) === 0 && validation === 'valid') scanSegment(ch, seg, true);
+          reachedValidation = false;
+          if (scanSegment(ch, seg, false) === 0 && validation === 'valid' && reachedValidation) scanSegment(ch, seg, true);
         }
       }
     },
