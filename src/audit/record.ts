@@ -4,6 +4,7 @@
  * message text and the token never do.
  */
 import { createHmac, type KeyObject } from 'node:crypto';
+import { outboundJson } from '../pipeline/canonical-json.js';
 import type { RequestContext } from '../pipeline/stage.js';
 import type { Approval } from '../pipeline/types.js';
 import { canonicalJson } from './canonical.js';
@@ -78,7 +79,8 @@ export function buildAuditRecord(ctx: RequestContext, opts: AuditRecordOptions):
     decision: ctx.decision ? { allow: ctx.decision.allow, reasons: ctx.decision.reasons.slice() } : null,
     secret_refs: ctx.secrets ? [...ctx.secrets.keys()] : [],
     redaction,
-    prompt_hmac: ctx.outbound ? promptHmac(opts.hmacKey, ctx.outbound) : null,
+    // The text the forward stage sent (memoised on the context), not a second serialisation.
+    prompt_hmac: ctx.outbound ? createHmac('sha256', opts.hmacKey).update(outboundJson(ctx)!).digest('hex') : null,
     provider: ctx.provider ?? null,
     model: req.model || null,
     usage: ctx.usage

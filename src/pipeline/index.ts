@@ -3,6 +3,7 @@ export * from './types.js';
 export type * from './ports.js';
 export type * from './stage.js';
 export * from './errors.js';
+export { canonicalJson, outboundJson } from './canonical-json.js';
 export {
   createPipeline,
   STAGE_ORDER,

@@ -48,6 +48,11 @@ export interface RequestContext {
   messages?: ChatMessage[];
   /** The outbound prompt, after redaction. */
   outbound?: ChatMessage[];
+  /**
+   * Canonical JSON of `outbound` (the array in `of`), memoised by `outboundJson()` in
+   * canonical-json.ts: the forward stage sends this text and the audit stage HMACs the same text.
+   */
+  outboundJson?: { of: ChatMessage[]; json: string };
   /** The request's tool definitions, after redaction (absent when the request has none). */
   outboundTools?: ToolDefinition[];
   redaction?: RedactionSession;

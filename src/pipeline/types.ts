@@ -273,6 +273,11 @@ export interface CompletionChunk {
 export interface UpstreamRequest {
   model: string;
   messages: ChatMessage[];
+  /**
+   * `messages` already serialised as canonical JSON, when the caller has it: a provider may send
+   * this text as the `messages` member instead of serialising the prompt again.
+   */
+  messagesJson?: string;
   tools?: ToolDefinition[];
   stream: boolean;
   max_tokens?: number;

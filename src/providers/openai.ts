@@ -122,12 +122,18 @@ export function createOpenAIProvider(opts: OpenAIProviderOptions): ModelProvider
 
   function bodyFor(request: UpstreamRequest, stream: boolean): string {
     // Passthrough parameters first, so they can never override what Warden decided.
-    const body: Record<string, unknown> = { ...request.params, model: request.model, messages: request.messages, stream };
+    const messagesJson = request.messagesJson;
+    const body: Record<string, unknown> = { ...request.params, model: request.model, stream };
+    if (messagesJson === undefined) body.messages = request.messages;
     if (request.tools && request.tools.length > 0) body.tools = request.tools;
     if (request.max_tokens !== undefined) body.max_tokens = request.max_tokens;
     if (stream) body.stream_options = { include_usage: true };
-    else delete body.stream_options;
-    return JSON.stringify(body);
+    else if (body.stream_options !== undefined) body.stream_options = undefined;
+    if (messagesJson === undefined) return JSON.stringify(body);
+    // The prompt is already serialised (the same text the audit HMACs): splice it in as the last
+    // member rather than stringify 4 KB of prompt a second time. `body` always has `model`.
+    const rest = JSON.stringify(body);
+    return `${rest.slice(0, -1)},"messages":${messagesJson}}`;
   }
 
   async function send(request: UpstreamRequest, stream: boolean): Promise<UpstreamResponse> {

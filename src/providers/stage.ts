@@ -5,6 +5,7 @@
  * stage waits for the first chunk: an upstream that is down or answers 4xx/5xx fails the request
  * with a proper error before any byte of a stream is sent to the client.
  */
+import { outboundJson } from '../pipeline/canonical-json.js';
 import { WardenError } from '../pipeline/errors.js';
 import type { ModelProvider } from '../pipeline/ports.js';
 import type { RequestContext, Stage } from '../pipeline/stage.js';
@@ -83,6 +84,8 @@ export function createForwardStage(getProviders: () => ProviderRegistry, opts: F
       const upstream: UpstreamRequest = {
         model: request.model,
         messages: outbound,
+        // Serialised once: the audit stage HMACs this same text.
+        messagesJson: outboundJson(ctx),
         tools: ctx.outboundTools,
         stream: request.stream,
         max_tokens: clamp(request.max_tokens, decision.max_tokens),

@@ -1,0 +1,142 @@
+/**
+ * Canonical JSON for hashing: object keys sorted by code unit, no whitespace, `undefined`
+ * members dropped (as JSON.stringify does). Two records with the same content hash the same no
+ * matter how they were built or re-parsed, which is what makes the chain verifiable from a file.
+ *
+ * Hot path (every request hashes its record and its outbound prompt): instead of building the
+ * text piece by piece in JavaScript, copy the value with sorted keys and let the native
+ * JSON.stringify write it once. The output is the same as the reference walk below.
+ *
+ * It lives with the pipeline contracts because two stages need the same text of the outbound
+ * prompt: forward sends it upstream, audit HMACs it. `outboundJson` serialises it once per request.
+ */
+import type { RequestContext } from './stage.js';
+
+/**
+ * Canonical JSON of `ctx.outbound`, computed once per request and kept on the context (a 4 KB
+ * prompt costs ~10 µs to serialise on Node 20). The memo is tied to the array it was made from,
+ * so a stage that replaces `ctx.outbound` gets fresh text.
+ */
+export function outboundJson(ctx: RequestContext): string | undefined {
+  const outbound = ctx.outbound;
+  if (!outbound) return undefined;
+  const memo = ctx.outboundJson;
+  if (memo && memo.of === outbound) return memo.json;
+  const json = canonicalJson(outbound);
+  ctx.outboundJson = { of: outbound, json };
+  return json;
+}
+
+/** Canonical JSON of `value` (`null` for a value JSON cannot represent at top level). */
+export function canonicalJson(value: unknown): string {
+  const sorted = sortedCopy(value);
+  if (sorted === INDEX_KEYS) return referenceCanonicalJson(value);
+  return sorted === undefined ? 'null' : JSON.stringify(sorted);
+}
+
+/**
+ * Canonical JSON of `{ ...base, ...extra }` without building that merged object first (a spread
+ * of a record-sized object costs more than the whole canonical walk).
+ */
+export function canonicalJsonMerged(base: Record<string, unknown>, extra: Record<string, unknown>): string {
+  const extraKeys = Object.keys(extra);
+  for (const k of extraKeys) {
+    if (Object.prototype.hasOwnProperty.call(base, k)) return canonicalJson({ ...base, ...extra });
+  }
+  const keys = Object.keys(base).concat(extraKeys).sort();
+  const out: Record<string, unknown> = {};
+  for (const k of keys) {
+    if ((k.length > 0 && isDigit(k.charCodeAt(0))) || k === '__proto__') return referenceCanonicalJson({ ...base, ...extra });
+    const v = sortedCopy(Object.prototype.hasOwnProperty.call(extra, k) ? extra[k] : base[k]);
+    if (v === INDEX_KEYS) return referenceCanonicalJson({ ...base, ...extra });
+    if (v !== undefined) out[k] = v;
+  }
+  return JSON.stringify(out);
+}
+
+/** Returned by `sortedCopy` for keys a rebuilt object cannot keep in order (integer-like, `__proto__`). */
+const INDEX_KEYS = Symbol('index-keys');
+
+/** A first character that makes V8 enumerate a key before others (array-index keys). */
+function isDigit(c: number): boolean {
+  return c >= 48 && c <= 57;
+}
+
+/**
+ * Returns a structure JSON.stringify writes canonically: objects rebuilt with their keys
+ * inserted in sorted order (V8 enumerates string keys in insertion order), functions and symbols
+ * made explicit, `toJSON` never consulted (the walk reads own enumerable properties only).
+ * Returns undefined where canonical JSON drops a member.
+ */
+function sortedCopy(value: unknown): unknown {
+  switch (typeof value) {
+    case 'string':
+    case 'number':
+    case 'boolean':
+      return value;
+    case 'undefined':
+    case 'function':
+      return undefined;
+    case 'symbol':
+      return null;
+    case 'bigint':
+      return value; // JSON.stringify throws on BigInt, as the reference walk does
+    default:
+      break;
+  }
+  if (value === null) return null;
+  if (Array.isArray(value)) {
+    const out = new Array<unknown>(value.length);
+    for (let i = 0; i < value.length; i++) {
+      const v = sortedCopy(value[i]);
+      if (v === INDEX_KEYS) return INDEX_KEYS;
+      out[i] = v === undefined ? null : v;
+    }
+    return out;
+  }
+  const obj = value as Record<string, unknown>;
+  const keys = Object.keys(obj).sort();
+  for (const k of keys) {
+    // Integer-like keys would be enumerated first by any object we build: write this one by hand.
+    if ((k.length > 0 && isDigit(k.charCodeAt(0))) || k === '__proto__') return INDEX_KEYS;
+  }
+  const out: Record<string, unknown> = {};
+  for (const k of keys) {
+    const v = sortedCopy(obj[k]);
+    if (v === INDEX_KEYS) return INDEX_KEYS;
+    if (v !== undefined) out[k] = v;
+  }
+  return out;
+}
+
+/**
+ * The reference walk (text built piece by piece). Used where V8 would enumerate keys out of
+ * sorted order in any object we build (integer-like keys such as "10" before "9").
+ */
+export function referenceCanonicalJson(value: unknown): string {
+  if (typeof value === 'string') return JSON.stringify(value);
+  if (value === null || typeof value !== 'object') {
+    const s = JSON.stringify(value);
+    return s === undefined ? 'null' : s;
+  }
+  if (Array.isArray(value)) {
+    let out = '[';
+    for (let i = 0; i < value.length; i++) {
+      if (i > 0) out += ',';
+      out += referenceCanonicalJson(value[i]);
+    }
+    return `${out}]`;
+  }
+  const obj = value as Record<string, unknown>;
+  const keys = Object.keys(obj).sort();
+  let out = '{';
+  let first = true;
+  for (const k of keys) {
+    const v = obj[k];
+    if (v === undefined || typeof v === 'function') continue;
+    if (!first) out += ',';
+    first = false;
+    out += `${JSON.stringify(k)}:${referenceCanonicalJson(v)}`;
+  }
+  return `${out}}`;
+}
