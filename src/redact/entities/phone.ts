@@ -47,6 +47,9 @@ const IDENTIFIER_WORDS = new Set([
   'booking', 'policy', 'claim', 'account', 'acct', 'item', 'part', 'model', 'batch', 'lot', 'shipment', 'parcel',
   'issue', 'pr', 'commit', 'job', 'run', 'page', 'room', 'flight',
 ]);
+let longest = 0;
+for (const w of IDENTIFIER_WORDS) longest = Math.max(longest, w.length);
+const LONGEST_IDENTIFIER = longest;
 /** Words between an identifier word and its value ("order no. 1234567", "case number: 1234567"). */
 const NUMBER_WORDS = new Set(['no', 'nr', 'num', 'number']);
 
@@ -76,7 +79,8 @@ function afterIdentifierWord(text: string, start: number): boolean {
     while (i >= floor && isTokenChar(text.charCodeAt(i))) i--;
     let letters = i + 1;
     while (letters < end && isAsciiLetter(text.charCodeAt(letters))) letters++;
-    return text.slice(i + 1, letters).toLowerCase();
+    // No identifier word is longer than LONGEST_IDENTIFIER: skip the copy for longer words.
+    return letters - (i + 1) > LONGEST_IDENTIFIER ? '' : text.slice(i + 1, letters).toLowerCase();
   };
   let w = previousWord();
   if (NUMBER_WORDS.has(w)) w = previousWord();
@@ -90,6 +94,11 @@ interface Segment {
   end: number;
   g0: number;
   g1: number;
+}
+
+/** An international candidate as libphonenumber-js parses it: `00` becomes `+`. */
+function e164(candidate: string, digits: string, plus: boolean): string {
+  return digits.startsWith('00') && !plus ? '+' + candidate.slice(candidate.indexOf('00') + 2) : candidate;
 }
 
 function looksLikeOtherThing(text: string, ch: DigitChunk, seg: Segment, digits: string): boolean {
@@ -186,7 +195,6 @@ export function createPhoneDetector(validation: PhoneValidation = 'valid'): Dete
           } else if (ch.letterAfter) return null;
         }
         if (looksLikeOtherThing(text, ch, seg, digits)) return null;
-        if (afterIdentifierWord(text, start)) return null;
         // A card number is the card detector's (and not worth a phone lookup).
         if (!intl && digits.length >= 12 && issuerMatches(digits) && luhnValid(digits)) return null;
         const formatted = g1 > g0 || text.charCodeAt(start) === 40;
@@ -197,16 +205,17 @@ export function createPhoneDetector(validation: PhoneValidation = 'valid'): Dete
         const trunk = digits.charCodeAt(0) === 48;
         const score = intl ? 0.85 : (formatted && (groups >= 3 || trunk)) || hasExt ? 0.75 : formatted ? 0.45 : 0.4;
         if (score < 0.5 && !ctx.contextBefore('PHONE_NUMBER', start)) return null;
+        // Last of the shape checks: it reads the word before, and most windows never get here.
+        if (afterIdentifierWord(text, start)) return null;
         if (!fallback) reachedValidation = true;
         const candidate = text.slice(start, seg.end);
-        const e164 = !intl ? null : digits.startsWith('00') && !(g0 === 0 && ch.plus) ? '+' + candidate.slice(candidate.indexOf('00') + 2) : candidate;
         if (fallback) {
           // The first pass found this window not valid. The libphonenumber-js parse only runs
           // for the few candidates with a phone word before them.
           if (!ctx.contextBefore('PHONE_NUMBER', start)) return null;
-          return possible(candidate, e164, false) ? { entity: 'PHONE_NUMBER', start, end, score: POSSIBLE_SCORE } : null;
+          return possible(candidate, intl ? e164(candidate, digits, g0 === 0 && ch.plus) : null, false) ? { entity: 'PHONE_NUMBER', start, end, score: POSSIBLE_SCORE } : null;
         }
-        if (validation === 'possible') return possible(candidate, e164, true) ? { entity: 'PHONE_NUMBER', start, end, score } : null;
+        if (validation === 'possible') return possible(candidate, intl ? e164(candidate, digits, g0 === 0 && ch.plus) : null, true) ? { entity: 'PHONE_NUMBER', start, end, score } : null;
         let valid = false;
         if (intl) valid = validInternational(digits.startsWith('00') ? digits.slice(2) : digits);
         else {
