@@ -14,15 +14,10 @@ export interface PolicyEnvironment {
 
 const DATE_ONLY = /^\d{4}-\d{2}-\d{2}$/;
 
-/**
- * Same rule as the templates stage (a date-only `retire_after` lasts through that day, UTC;
- * unparseable counts as retired). Duplicated on purpose: stages do not import each other.
+/*
+ * The retirement rule is the templates stage's (a date-only `retire_after` lasts through that
+ * day, UTC; unparseable counts as retired), duplicated on purpose: stages do not import each other.
  */
-function retired(retireAfter: string | undefined, nowMs: number): boolean {
-  if (retireAfter === undefined) return false;
-  const t = DATE_ONLY.test(retireAfter) ? Date.parse(`${retireAfter}T00:00:00Z`) + 86_399_999 : Date.parse(retireAfter);
-  return Number.isNaN(t) || nowMs > t;
-}
 
 /** The most recent approval (by `at`, else the last listed). */
 export function mostRecentApproval(approvals: readonly Approval[]): Approval | null {
@@ -42,13 +37,43 @@ function principalInput(p: Principal): Principal {
   return out;
 }
 
-function templateInput(t: Template, nowMs: number): NonNullable<PolicyInput['template']> {
+type TemplateInput = NonNullable<PolicyInput['template']>;
+
+/**
+ * A template's part of the input depends only on the template (immutable once loaded; a reload
+ * brings new objects) and on whether it is retired yet, so it is built once per template and
+ * state, frozen, and shared by every request: no per-request copies of its lists.
+ */
+interface TemplateInputs {
+  retireAt: number;
+  live: TemplateInput;
+  retired: TemplateInput;
+}
+
+const templateInputs = new WeakMap<Template, TemplateInputs>();
+
+/** Epoch ms after which the template counts as retired (Infinity: never; -Infinity: unparseable). */
+function retireInstant(retireAfter: string | undefined): number {
+  if (retireAfter === undefined) return Infinity;
+  const t = DATE_ONLY.test(retireAfter) ? Date.parse(`${retireAfter}T00:00:00Z`) + 86_399_999 : Date.parse(retireAfter);
+  return Number.isNaN(t) ? -Infinity : t;
+}
+
+function deepFreeze<T>(v: T): T {
+  if (v !== null && typeof v === 'object' && !Object.isFrozen(v)) {
+    Object.freeze(v);
+    for (const k of Object.keys(v)) deepFreeze((v as Record<string, unknown>)[k]);
+  }
+  return v;
+}
+
+function buildTemplateInput(t: Template, isRetired: boolean): TemplateInput {
   const secretRefs: string[] = [];
   for (const name in t.variables) {
     const v = t.variables[name]!;
     if (v.source === 'secret' && v.ref && !secretRefs.includes(v.ref)) secretRefs.push(v.ref);
   }
-  return {
+  return deepFreeze({
     id: t.id,
     version: t.version,
     owner: t.owner,
@@ -56,11 +81,20 @@ function templateInput(t: Template, nowMs: number): NonNullable<PolicyInput['tem
     approval: mostRecentApproval(t.approvals),
     approvals: t.approvals.map((a) => ({ ...a })),
     retire_after: t.retire_after ?? null,
-    retired: retired(t.retire_after, nowMs),
+    retired: isRetired,
     allowed_services: t.allowed_services.slice(),
     models: t.models.slice(),
     secret_refs: secretRefs,
-  };
+  });
+}
+
+function templateInput(t: Template, nowMs: number): TemplateInput {
+  let cached = templateInputs.get(t);
+  if (!cached) {
+    cached = { retireAt: retireInstant(t.retire_after), live: buildTemplateInput(t, false), retired: buildTemplateInput(t, true) };
+    templateInputs.set(t, cached);
+  }
+  return nowMs > cached.retireAt ? cached.retired : cached.live;
 }
 
 export function buildPolicyInput(ctx: RequestContext, environment: PolicyEnvironment, nowMs: number): PolicyInput {
