@@ -5,6 +5,7 @@
  *   upstream            an OpenAI-compatible upstream that answers at once
  *   proxy <port>        a bare pass-through proxy to the upstream (undici Pool, keep-alive)
  *   warden <config>     Warden itself, built from the config file
+ *   stream-upstream     an upstream that streams SSE chunks (bench/streaming-upstream.ts)
  *
  * Prints one JSON line `{"port": N}` when listening, then runs until stdin closes.
  */
@@ -84,6 +85,10 @@ if (role === 'upstream') {
   const runtime = await createRuntime(config, { logger, watch: false, configDir: dirname(file) });
   const addresses = await runtime.start();
   ready(Number(new URL(addresses.http).port));
+} else if (role === 'stream-upstream') {
+  // The streaming benchmark's SSE upstream (bench/streaming.ts).
+  const { startStreamingUpstream } = await import('./streaming-upstream.js');
+  startStreamingUpstream(ready);
 } else {
   process.stderr.write(`unknown role ${String(role)}\n`);
   process.exit(2);

@@ -53,7 +53,7 @@ const PROMPT = fourKbPrompt();
 const TICKET = 'My order T-4411 arrived broken, please call me back at jane.doe@example.com.';
 
 /** What the app sends to the upstream directly (and through the bare proxy): the same final prompt. */
-function directBody(): string {
+export function directBody(): string {
   return JSON.stringify({
     model: 'gpt-4o-mini',
     messages: [

@@ -4,14 +4,19 @@
  * a naming helper, which makes closure-heavy code measurably slower than the build.
  *   node bench/warden-server.mjs <build dir> <config file>
  * Prints one JSON line `{"port": N}` when listening, answers `cpu` IPC messages with
- * process.cpuUsage(), and exits when stdin closes (same protocol as gateway-server.ts).
+ * process.cpuUsage() (`mem` with process.memoryUsage()), and exits when stdin closes (same protocol as gateway-server.ts).
  */
 /* global process, URL */
 import { dirname, join } from 'node:path';
 import { pathToFileURL } from 'node:url';
 
 const [build, file] = process.argv.slice(2);
-process.on('message', () => process.send?.(process.cpuUsage()));
+// `mem` (streaming bench): a full GC when run with --expose-gc, then process.memoryUsage().
+process.on('message', (m) => {
+  if (m !== 'mem') return process.send?.(process.cpuUsage());
+  globalThis.gc?.();
+  process.send?.(process.memoryUsage());
+});
 process.stdin.resume();
 process.stdin.on('end', () => process.exit(0));
 
