@@ -10,6 +10,7 @@
  *   POST /control/mode/midword    the same, but the first event ends inside a word
  *   POST /control/mode/hold       send the first event, then wait for release
  *   POST /control/release         let every held stream finish (answers how many it released)
+ * A request without `stream: true` gets the same content as one `chat.completion`, at once.
  */
 import { createServer, type ServerResponse } from 'node:http';
 import type { AddressInfo } from 'node:net';
@@ -49,6 +50,14 @@ function chunk(delta: Record<string, string>, finish: string | null = null): str
 }
 
 const EVENT_TEXT = Array.from({ length: EVENTS }, (_, i) => chunk({ content: contentEvent(i) }));
+const COMPLETION = JSON.stringify({
+  id: 'chatcmpl-stream-bench',
+  object: 'chat.completion',
+  created: 1_700_000_000,
+  model: 'gpt-4o-mini',
+  choices: [{ index: 0, message: { role: 'assistant', content: expectedContent() }, logprobs: null, finish_reason: 'stop' }],
+  usage: { prompt_tokens: 1000, completion_tokens: EVENTS + 5, total_tokens: 1005 + EVENTS },
+});
 const FINISH = `${chunk({}, 'stop')}data: [DONE]\n\n`;
 
 export function startStreamingUpstream(ready: (port: number) => void): void {
@@ -72,8 +81,8 @@ export function startStreamingUpstream(ready: (port: number) => void): void {
 
   const server = createServer((req, res) => {
     const url = req.url ?? '/';
-    req.resume();
     if (url.startsWith('/control/')) {
+      req.resume();
       req.on('end', () => {
         if (url === '/control/release') {
           const n = held.size;
@@ -92,7 +101,17 @@ export function startStreamingUpstream(ready: (port: number) => void): void {
       });
       return;
     }
+    let body = '';
+    req.setEncoding('utf8');
+    req.on('data', (c: string) => (body += c));
     req.on('end', () => {
+      if (!/"stream"\s*:\s*true/.test(body)) {
+        // Without `stream: true`: the same content as one chat.completion, at once, so the bench
+        // can tell the pipeline's cost from the streaming path's.
+        res.writeHead(200, { 'content-type': 'application/json' });
+        res.end(COMPLETION);
+        return;
+      }
       res.writeHead(200, { 'content-type': 'text/event-stream', 'cache-control': 'no-cache' });
       const current = mode;
       if (current === 'midword') {

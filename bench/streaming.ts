@@ -38,6 +38,8 @@ type Child = Awaited<ReturnType<typeof startChild>>;
 const TTFT_PAIRS = 300;
 const MIDWORD_PAIRS = 80;
 const WARMUP_PAIRS = 40;
+/** Pairs of the same requests without `stream: true`, at the same pace, for comparison. */
+const COMPLETE_PAIRS = 150;
 /**
  * One pair started every PACE_MS: each stream lasts EVENTS × EVERY_MS (~250 ms), so about five
  * earlier streams per target are still running when the next one starts. Waiting for each
@@ -108,6 +110,29 @@ function openStream(pool: Pool, body: string): { first: Promise<number>; done: P
   return { first, done };
 }
 
+/**
+ * The same request without `stream: true`: `first` settles with the time to the whole answer,
+ * the figure the pipeline's own cost is read from (as in the gateway benchmark).
+ */
+function oneShot(pool: Pool, body: string): { first: Promise<number>; done: Promise<StreamResult> } {
+  const t0 = performance.now();
+  const done = (async () => {
+    const out: StreamResult = { status: 0, ttftMs: NaN, first: '', content: '', done: false };
+    try {
+      const res = await pool.request({ path: PATH, method: 'POST', headers: HEADERS, body, signal: AbortSignal.timeout(STREAM_TIMEOUT_MS) });
+      out.status = res.statusCode;
+      const json = (await res.body.json()) as { choices?: Array<{ message?: { content?: string } }> };
+      out.ttftMs = performance.now() - t0;
+      out.content = out.first = json.choices?.[0]?.message?.content ?? '';
+      out.done = true;
+    } catch (err) {
+      out.error = err instanceof Error ? err.message : String(err);
+    }
+    return out;
+  })();
+  return { first: done.then((r) => r.ttftMs), done };
+}
+
 function complete(r: StreamResult): boolean {
   return r.status === 200 && r.done && r.content === EXPECTED && r.error === undefined;
 }
@@ -129,7 +154,12 @@ interface TtftRun {
 }
 
 /** Interleaved pairs, alternating which target goes first; every stream is checked at the end. */
-async function ttftRun(direct: { pool: Pool; body: string }, warden: { pool: Pool; body: string }, pairs: number): Promise<TtftRun> {
+async function ttftRun(
+  direct: { pool: Pool; body: string },
+  warden: { pool: Pool; body: string },
+  pairs: number,
+  open = openStream,
+): Promise<TtftRun> {
   const run: TtftRun = { direct: [], warden: [], firstDirect: '', firstWarden: '', streams: 0, incomplete: 0 };
   const all: Array<{ name: 'direct' | 'warden'; measured: boolean; done: Promise<StreamResult> }> = [];
   const targets = [
@@ -140,7 +170,7 @@ async function ttftRun(direct: { pool: Pool; body: string }, warden: { pool: Poo
     const start = performance.now();
     const order = i % 2 === 0 ? targets : [targets[1]!, targets[0]!];
     for (const { t, into, name } of order) {
-      const s = openStream(t.pool, t.body);
+      const s = open(t.pool, t.body);
       all.push({ name, measured: i >= WARMUP_PAIRS, done: s.done });
       const ms = await s.first;
       if (i >= WARMUP_PAIRS && Number.isFinite(ms)) into.push(ms);
@@ -266,6 +296,12 @@ export async function runStreamingBench(): Promise<Record<string, number>> {
     await control(upstream, 'mode/midword');
     const midword = await ttftRun(direct, through, MIDWORD_PAIRS);
     await control(upstream, 'mode/paced');
+    const whole = await ttftRun(
+      { pool: direct.pool, body: directBody() },
+      { pool: through.pool, body: wardenBody() },
+      COMPLETE_PAIRS,
+      oneShot,
+    );
     await Promise.all(pools.map((p) => p.close()));
     pools.length = 0;
     await stopChild(warden);
@@ -288,6 +324,10 @@ export async function runStreamingBench(): Promise<Record<string, number>> {
       ttft_added_midword_p50_ms: round(p(midword.warden, 50) - p(midword.direct, 50)),
       ttft_added_midword_p99_ms: round(p(midword.warden, 99) - p(midword.direct, 99)),
       'ttft.first_delta_chars_warden_midword': midword.firstWarden.length,
+      // The same requests without streaming, same pace: latency Warden adds to a whole answer.
+      // TTFT added minus this is what the streaming path itself costs before the first byte.
+      'nonstream.added_p50_ms': round(p(whole.warden, 50) - p(whole.direct, 50)),
+      'nonstream.added_p99_ms': round(p(whole.warden, 99) - p(whole.direct, 99)),
     };
     for (const m of memory) {
       out[`memory_per_stream_kb_n${m.n}`] = round(m.rssPerStreamKb, 1);
@@ -296,7 +336,7 @@ export async function runStreamingBench(): Promise<Record<string, number>> {
       out[`memory.streams_completed_n${m.n}`] = m.completed;
     }
     out.incomplete_streams =
-      ttft.incomplete + midword.incomplete + memory.reduce((s, m) => s + (m.n - m.opened) + (m.n - m.completed), 0);
+      ttft.incomplete + midword.incomplete + whole.incomplete + memory.reduce((s, m) => s + (m.n - m.opened) + (m.n - m.completed), 0);
     out['warden.compiled'] = build ? 1 : 0;
     process.stdout.write(
       `streaming: upstream sends ${EVENTS} events ${EVERY_MS} ms apart; first content delta seen ` +
