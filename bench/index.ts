@@ -1,5 +1,5 @@
 /**
- * `npm run bench`: the gateway benchmark, then the policy and redaction benchmarks when their
+ * `npm run bench`: the gateway benchmark, then the policy, redaction and streaming benchmarks when their
  * modules are present. Prints one table and writes bench/results/latest.json.
  */
 import { existsSync, mkdirSync, writeFileSync } from 'node:fs';
@@ -25,6 +25,7 @@ async function main(): Promise<void> {
     ['gateway', runGatewayBench],
     ['policy', await optional('policy', 'runPolicyBench')],
     ['redact', await optional('redact', 'runRedactBench')],
+    ['streaming', await optional('streaming', 'runStreamingBench')],
   ];
   for (const [name, run] of suites) {
     if (!run) {
