@@ -38,6 +38,11 @@ export interface EvalOptions {
    * The CLI passes one for `warden policy eval` (stderr) and `warden policy test` (the report).
    */
   print?: (line: string) => void;
+  /**
+   * The caller vouches that `input` is bounded (the sidecar builds it from metadata its own
+   * ingress limits already bound): skip the MAX_INPUT_BYTES walk over it. Default false.
+   */
+  inputBounded?: boolean;
 }
 
 export interface CompiledPolicy {
@@ -150,9 +155,9 @@ export class RegoPolicy implements CompiledPolicy {
     };
   }
 
-  private checkInput(input: unknown): Value | undefined {
+  private checkInput(input: unknown, bounded?: boolean): Value | undefined {
     if (input === undefined) return undefined;
-    if (inputTooLarge(input, MAX_INPUT_BYTES)) {
+    if (bounded !== true && inputTooLarge(input, MAX_INPUT_BYTES)) {
       throw new RegoError('eval_budget_exceeded', `evaluation budget exceeded: input larger than ${MAX_INPUT_BYTES} bytes`);
     }
     return fromJSON(input);
@@ -186,7 +191,7 @@ export class RegoPolicy implements CompiledPolicy {
       if (this.entrypoints.size < 1000) this.entrypoints.set(ref, ep);
     }
     const { node, base, path, start } = ep;
-    const c = new Ctx(this.budget(opts), this.checkInput(input), undefined, undefined);
+    const c = new Ctx(this.budget(opts), this.checkInput(input, opts?.inputBounded), undefined, undefined);
     let out: Value | undefined;
     const f: Frame = [];
     this.run(() =>
