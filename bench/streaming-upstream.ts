@@ -9,6 +9,7 @@
  *   POST /control/mode/paced      stream as above (default)
  *   POST /control/mode/midword    the same, but the first event ends inside a word
  *   POST /control/mode/hold       send the first event, then wait for release
+ *   POST /control/mode/burst      send every event at once (warm-up)
  *   POST /control/release         let every held stream finish (answers how many it released)
  * A request without `stream: true` gets the same content as one `chat.completion`, at once.
  */
@@ -37,7 +38,7 @@ export function expectedContent(): string {
   return s;
 }
 
-type Mode = 'paced' | 'midword' | 'hold';
+type Mode = 'paced' | 'midword' | 'hold' | 'burst';
 
 function chunk(delta: Record<string, string>, finish: string | null = null): string {
   return `data: ${JSON.stringify({
@@ -91,7 +92,7 @@ export function startStreamingUpstream(ready: (port: number) => void): void {
           res.end(JSON.stringify({ released: n }));
           return;
         }
-        const m = /^\/control\/mode\/(paced|midword|hold)$/.exec(url);
+        const m = /^\/control\/mode\/(paced|midword|hold|burst)$/.exec(url);
         if (!m) {
           res.writeHead(404).end();
           return;
@@ -125,6 +126,10 @@ export function startStreamingUpstream(ready: (port: number) => void): void {
         return;
       }
       res.write(chunk({ role: 'assistant', content: FIRST_WORDS }));
+      if (current === 'burst') {
+        rest(res, false, 0);
+        return;
+      }
       if (current === 'hold') {
         const go = () => rest(res, false, 0);
         held.add(go);

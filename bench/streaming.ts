@@ -18,7 +18,7 @@
  *    (after a full GC) before and with the streams open, divided by N; then the streams are
  *    released and every one is checked to have finished with the whole content and `[DONE]`.
  *
- * Bounded: fixed stream counts, a timeout on every stream, about 40 s in all.
+ * Bounded: fixed stream counts, a timeout on every stream, about 50 s in all.
  *   npx tsx bench/streaming.ts
  */
 import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
@@ -29,7 +29,7 @@ import { fileURLToPath } from 'node:url';
 import { Pool, request } from 'undici';
 import { SseParser } from '../src/providers/sse.js';
 import { buildWarden, directBody, startChild, stopChild, wardenBody, writeWardenSetup } from './gateway.js';
-import { percentile } from './stats.js';
+import { maxThroughput, percentile } from './stats.js';
 import { EVENTS, EVERY_MS, expectedContent } from './streaming-upstream.js';
 
 type Child = Awaited<ReturnType<typeof startChild>>;
@@ -38,6 +38,8 @@ type Child = Awaited<ReturnType<typeof startChild>>;
 const TTFT_PAIRS = 300;
 const MIDWORD_PAIRS = 80;
 const WARMUP_PAIRS = 40;
+const WARMUP_STREAMS = 1_000;
+const WARMUP_CONCURRENCY = 8;
 /** Pairs of the same requests without `stream: true`, at the same pace, for comparison. */
 const COMPLETE_PAIRS = 150;
 /**
@@ -270,6 +272,22 @@ function withLargePool(config: string): string {
   return config;
 }
 
+/**
+ * A sidecar that has served for a while has its hot paths compiled by V8: before measuring,
+ * WARMUP_STREAMS streams whose events all come at once and as many plain requests go through
+ * each target, WARMUP_CONCURRENCY at a time (about a second or two).
+ */
+async function warmUp(upstream: Child, targets: Array<{ pool: Pool; body: string }>): Promise<void> {
+  await control(upstream, 'mode/burst');
+  for (const t of targets) {
+    const plain = JSON.stringify({ ...(JSON.parse(t.body) as object), stream: false });
+    const streams = await maxThroughput(async () => complete(await openStream(t.pool, t.body).done), WARMUP_CONCURRENCY, WARMUP_STREAMS, 10_000);
+    const whole = await maxThroughput(async () => complete(await oneShot(t.pool, plain).done), WARMUP_CONCURRENCY, WARMUP_STREAMS, 10_000);
+    if (streams.errors + whole.errors > 0) throw new Error(`streaming bench: ${streams.errors + whole.errors} warm-up requests failed`);
+  }
+  await control(upstream, 'mode/paced');
+}
+
 const round = (n: number, d = 3) => Math.round(n * 10 ** d) / 10 ** d;
 
 export async function runStreamingBench(): Promise<Record<string, number>> {
@@ -292,6 +310,7 @@ export async function runStreamingBench(): Promise<Record<string, number>> {
       if (!complete(r)) throw new Error(`streaming bench: the first ${name} stream did not complete (status ${r.status}, ${r.error ?? 'bad content'})`);
     }
 
+    await warmUp(upstream, [direct, through]);
     const ttft = await ttftRun(direct, through, TTFT_PAIRS);
     await control(upstream, 'mode/midword');
     const midword = await ttftRun(direct, through, MIDWORD_PAIRS);
