@@ -115,7 +115,9 @@ export function createPipeline(opts: PipelineOptions): Pipeline {
     for (const stage of list) {
       const start = performance.now();
       try {
-        await stage.run(ctx);
+        // Most stages are synchronous: awaiting their undefined would still cost a microtask hop.
+        const running = stage.run(ctx);
+        if (running !== undefined) await running;
       } catch (err) {
         throw toWardenError(err, stage.name, logger);
       } finally {
