@@ -22,8 +22,13 @@ function isObject(v: unknown): v is Record<string, unknown> {
 
 function stringList(v: unknown): string[] | undefined {
   if (!Array.isArray(v)) return undefined;
-  for (const x of v) if (typeof x !== 'string') return undefined;
-  return [...new Set(v as string[])];
+  // A fresh array without duplicates (lists are short: a linear check beats building a Set).
+  const out: string[] = [];
+  for (const x of v) {
+    if (typeof x !== 'string') return undefined;
+    if (!out.includes(x)) out.push(x);
+  }
+  return out;
 }
 
 function positiveInt(v: unknown): number | undefined {
@@ -41,28 +46,30 @@ function field<T>(obj: Record<string, unknown>, key: string, parse: (v: unknown)
   return out;
 }
 
+// Field parsers live at module level: one set of functions, not fresh closures per decision.
+const bool = (x: unknown): boolean | undefined => (typeof x === 'boolean' ? x : undefined);
+const profileName = (x: unknown): string | undefined => (typeof x === 'string' && x !== '' ? x : undefined);
+const modeOf = (x: unknown): RedactionMode | undefined => (typeof x === 'string' && MODES.has(x) ? (x as RedactionMode) : undefined);
+
+function modesOf(x: unknown): Record<string, RedactionMode> | undefined {
+  if (!isObject(x)) return undefined;
+  const out: Record<string, RedactionMode> = {};
+  for (const k in x) {
+    if (!Object.prototype.hasOwnProperty.call(x, k)) continue;
+    const m = x[k];
+    if (typeof m !== 'string' || !MODES.has(m)) return undefined;
+    out[k] = m as RedactionMode;
+  }
+  return out;
+}
+
 function redactionOf(v: unknown): RedactionDecision | undefined {
   if (!isObject(v)) return undefined;
-  const d = defaultRedaction();
-  const profile = field(v, 'profile', (x) => (typeof x === 'string' && x !== '' ? x : undefined), d.profile);
-  const entities = field(v, 'entities', stringList, d.entities);
+  const profile = field(v, 'profile', profileName, 'standard');
+  const entities = field(v, 'entities', stringList, [] as string[]);
   // Without an explicit mode the profile's own per-entity modes apply, so no default here.
-  const mode = field(v, 'mode', (x) => (typeof x === 'string' && MODES.has(x) ? (x as RedactionMode) : undefined), undefined as RedactionMode | undefined);
-  const modes = field(
-    v,
-    'modes',
-    (x) => {
-      if (!isObject(x)) return undefined;
-      const out: Record<string, RedactionMode> = {};
-      for (const [k, m] of Object.entries(x)) {
-        if (typeof m !== 'string' || !MODES.has(m)) return undefined;
-        out[k] = m as RedactionMode;
-      }
-      return out;
-    },
-    d.modes,
-  );
-  const bool = (x: unknown) => (typeof x === 'boolean' ? x : undefined);
+  const mode = field(v, 'mode', modeOf, undefined as RedactionMode | undefined);
+  const modes = field(v, 'modes', modesOf, {} as Record<string, RedactionMode>);
   const out: RedactionDecision = {
     profile,
     entities,
@@ -72,6 +79,10 @@ function redactionOf(v: unknown): RedactionDecision | undefined {
   };
   if (mode !== undefined) out.mode = mode;
   return out;
+}
+
+function auditOf(x: unknown): Decision['audit'] | undefined {
+  return isObject(x) ? { log_variables_names: field(x, 'log_variables_names', bool, false) } : undefined;
 }
 
 export function normalizeDecision(raw: unknown, id: string): Decision {
@@ -91,12 +102,7 @@ export function normalizeDecision(raw: unknown, id: string): Decision {
       secrets: field(raw, 'secrets', stringList, []),
       redaction: field(raw, 'redaction', redactionOf, defaultRedaction()),
       models: field(raw, 'models', stringList, []),
-      audit: field(
-        raw,
-        'audit',
-        (x) => (isObject(x) ? { log_variables_names: field(x, 'log_variables_names', (b) => (typeof b === 'boolean' ? b : undefined), false) } : undefined),
-        { log_variables_names: false },
-      ),
+      audit: field(raw, 'audit', auditOf, { log_variables_names: false }),
       id,
     };
     const maxTokens = field(raw, 'max_tokens', positiveInt, undefined as number | undefined);
