@@ -88,6 +88,25 @@ function layoutFor(baseKeys: readonly string[], extraKeys: readonly string[]): L
   return lastLayout;
 }
 
+/**
+ * Sorts a fresh key list in place by code unit, as `Array.prototype.sort()` orders strings. The
+ * objects on the hot path have a handful of keys: an insertion sort allocates nothing, where the
+ * built-in sort copies into a work array on every call (a sixth of the audit's allocation).
+ */
+function sortKeys(keys: string[]): string[] {
+  if (keys.length > 16) return keys.sort();
+  for (let i = 1; i < keys.length; i++) {
+    const k = keys[i]!;
+    let j = i - 1;
+    while (j >= 0 && keys[j]! > k) {
+      keys[j + 1] = keys[j]!;
+      j--;
+    }
+    keys[j + 1] = k;
+  }
+  return keys;
+}
+
 /** Returned by `sortedCopy` for keys a rebuilt object cannot keep in order (integer-like, `__proto__`). */
 const INDEX_KEYS = Symbol('index-keys');
 
@@ -129,7 +148,7 @@ function sortedCopy(value: unknown): unknown {
     return out;
   }
   const obj = value as Record<string, unknown>;
-  const keys = Object.keys(obj).sort();
+  const keys = sortKeys(Object.keys(obj));
   for (const k of keys) {
     // Integer-like keys would be enumerated first by any object we build: write this one by hand.
     if ((k.length > 0 && isDigit(k.charCodeAt(0))) || k === '__proto__') return INDEX_KEYS;
