@@ -4,6 +4,7 @@
  */
 export { createRedactor, WardenRedactor, DEFAULT_PHONE_REGIONS, DEFAULT_MAX_HOLD_BACK, type RedactorOptions } from './redactor.js';
 export { Session } from './session.js';
+export { FindingsCache, type FindingsCacheOptions, type FindingsCacheStats } from './findings-cache.js';
 export { BUILTIN_PROFILES, GROUPS } from './profiles.js';
 export { BUILTIN_ENTITIES, STRUCTURED_ENTITIES, SECRET_ENTITIES } from './entities/index.js';
 export { LEAK_ENTITY } from './leak-guard.js';

@@ -36,6 +36,12 @@ export interface RedactionPlan {
   failOpen: boolean;
   reidentify: boolean;
   usesHash: boolean;
+  /**
+   * Canonical form of what the scan depends on in this plan (entities and thresholds; the
+   * Redactor's detectors, allow-list and regions are fixed for its lifetime): part of the
+   * findings cache key, so plans that detect differently never share findings.
+   */
+  scanConfig: string;
 }
 
 function groupOf(entity: string): string | undefined {
@@ -86,6 +92,7 @@ export function buildPlan(
     failOpen: decision.fail_open === true,
     reidentify: decision.reidentify === true,
     usesHash: false,
+    scanConfig: '',
   };
   const decisionModes: Record<string, RedactionMode> = {};
   for (const [k, v] of Object.entries(decision.modes ?? {})) decisionModes[k.toUpperCase()] = v;
@@ -110,6 +117,8 @@ export function buildPlan(
     if (mode !== 'allow') plan.entities.add(e);
     if (mode === 'hash') plan.usesHash = true;
   }
+  const thresholdList = [...thresholds].filter(([e]) => plan.entities.has(e)).sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0));
+  plan.scanConfig = JSON.stringify([[...plan.entities].sort(), thresholdList]);
   return plan;
 }
 

@@ -8,6 +8,7 @@ import type { Redactor } from '../pipeline/ports.js';
 import type { RedactionDecision } from '../pipeline/types.js';
 import { AllowList } from './allow-list.js';
 import { compileCustomEntity } from './custom.js';
+import { FindingsCache, type FindingsCacheOptions } from './findings-cache.js';
 import { BUILTIN_ENTITIES, builtinDetectors, ENTITY_INFO } from './entities/index.js';
 import type { PhoneValidation } from './entities/phone.js';
 import { BUILTIN_PROFILES, buildPlan, decisionKey, expandEntities, type RedactionPlan } from './profiles.js';
@@ -30,6 +31,8 @@ export interface RedactorOptions {
    * context rule for possible numbers), which the evaluation uses to count what that rule recovers.
    */
   phoneValidation?: PhoneValidation;
+  /** Bounds of the prompt findings cache, or `false` to scan every text every time. */
+  findingsCache?: FindingsCacheOptions | false;
 }
 
 export class WardenRedactor implements Redactor {
@@ -40,6 +43,8 @@ export class WardenRedactor implements Redactor {
   private readonly hashKey: Buffer | undefined;
   private readonly maxHoldBack: number;
   private readonly plans = new Map<string, RedactionPlan>();
+  /** Prompt findings by digest; dies with this Redactor (a config reload builds a new one). */
+  readonly findingsCache: FindingsCache | undefined;
 
   constructor(config: RedactionConfig, opts: RedactorOptions = {}) {
     const info: Record<string, EntityInfo> = { ...ENTITY_INFO };
@@ -83,6 +88,7 @@ export class WardenRedactor implements Redactor {
         }
       }
     }
+    this.findingsCache = opts.findingsCache === false ? undefined : new FindingsCache(this.scanner, opts.findingsCache);
     this.hashKey = config.hashKey;
     this.maxHoldBack = config.maxHoldBack ?? DEFAULT_MAX_HOLD_BACK;
   }
@@ -110,6 +116,7 @@ export class WardenRedactor implements Redactor {
       hashKey: this.hashKey,
       secrets,
       maxHoldBack: this.maxHoldBack,
+      findingsCache: this.findingsCache,
     });
   }
 }

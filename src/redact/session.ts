@@ -15,6 +15,7 @@ import type {
   ToolCall,
   ToolDefinition,
 } from '../pipeline/types.js';
+import type { FindingsCache } from './findings-cache.js';
 import { LEAK_ENTITY, LeakGuard } from './leak-guard.js';
 import { applyFindings, createReplacer, TokenVault, type Replacer } from './modes.js';
 import type { RedactionPlan } from './profiles.js';
@@ -32,11 +33,14 @@ export interface SessionOptions {
   hashKey: Buffer | undefined;
   secrets: readonly string[];
   maxHoldBack: number;
+  /** Prompt findings shared across requests (see findings-cache.ts); absent: scan every time. */
+  findingsCache?: FindingsCache | undefined;
 }
 
 export class Session implements RedactionSession {
   private readonly scanner: Scanner;
   private readonly plan: RedactionPlan;
+  private readonly findingsCache: FindingsCache | undefined;
   private readonly vault = new TokenVault();
   private readonly replacer: Replacer;
   private readonly guard: LeakGuard;
@@ -52,6 +56,7 @@ export class Session implements RedactionSession {
   constructor(opts: SessionOptions) {
     this.scanner = opts.scanner;
     this.plan = opts.plan;
+    this.findingsCache = opts.findingsCache;
     this.replacer = createReplacer(this.vault, opts.hashKey);
     this.guard = new LeakGuard(opts.secrets);
     this.maxHoldBack = opts.maxHoldBack;
@@ -136,7 +141,9 @@ export class Session implements RedactionSession {
 
   private promptText(text: string): string {
     if (text.length === 0) return text;
-    const res = this.scanner.scan(text, { entities: this.plan.entities, thresholds: this.plan.thresholds, failOpen: this.plan.failOpen });
+    const res = this.findingsCache
+      ? this.findingsCache.scanPrompt(text, this.plan)
+      : this.scanner.scan(text, { entities: this.plan.entities, thresholds: this.plan.thresholds, failOpen: this.plan.failOpen });
     this.failures += res.failures;
     for (const e of res.seen) if (this.plan.modes.get(e) === 'block') this.blocked.add(e);
     const out = applyFindings(text, res.findings, this.promptModeOf, this.replacer, this.counts);

@@ -1,0 +1,106 @@
+/**
+ * Findings cache: templates make most of a prompt (the fixed system message) identical on every
+ * request, and scanning it again each time is the bulk of the redact stage. A prompt scan is a
+ * pure function of the text and the static detector configuration (the Redactor's detectors,
+ * entity info, allow-list and phone regions, plus the plan's entities and thresholds), so its
+ * findings can be reused.
+ *
+ * What is kept: findings (offsets, entity type, score) and the entity types seen, under a SHA-256
+ * digest of the plan's scan configuration and the text. Never the text: no prompt or PII outlives
+ * its request in memory. What is not cached: failed scans (a detector error must fail closed
+ * every time, and a fail-open scan that lost a detector is incomplete), short texts (the digest
+ * would cost as much as the scan), output scans (streamed, clipped, and mostly fresh). Modes,
+ * token numbering, block decisions and the leak guard are applied per request by the session,
+ * after the cache. One cache per Redactor: a config reload builds a new Redactor, and the cache
+ * dies with the old one.
+ */
+import { createHash } from 'node:crypto';
+import { LRUCache } from 'lru-cache';
+import type { RedactionPlan } from './profiles.js';
+import type { Scanner } from './scanner.js';
+import type { Finding } from './types.js';
+
+/** Below this many UTF-16 units the scan is cheap enough that hashing would not pay (measured:
+ * at 512 units SHA-256 costs ~1.4 µs, the scan ~4 µs). */
+export const DEFAULT_MIN_CACHED_CHARS = 512;
+export const DEFAULT_MAX_CACHED_TEXTS = 2048;
+/** Bound on the findings held in total (each entry weighs 1 + its findings). */
+export const DEFAULT_MAX_CACHED_FINDINGS = 65_536;
+
+export interface FindingsCacheOptions {
+  minChars?: number;
+  maxEntries?: number;
+  maxFindings?: number;
+}
+
+/** A prompt scan as the session consumes it; cached ones are frozen and shared across requests. */
+export interface PromptScan {
+  findings: readonly Finding[];
+  seen: Iterable<string>;
+  failures: number;
+}
+
+interface CachedScan extends PromptScan {
+  findings: readonly Readonly<Finding>[];
+  seen: readonly string[];
+}
+
+/** String.prototype.isWellFormed: in Node 20+, typed only in lib ES2024 (this build uses ES2023). */
+type WellFormedCheck = string & { isWellFormed(): boolean };
+
+export interface FindingsCacheStats {
+  hits: number;
+  misses: number;
+  entries: number;
+}
+
+export class FindingsCache {
+  private readonly lru: LRUCache<string, CachedScan>;
+  private readonly minChars: number;
+  private hits = 0;
+  private misses = 0;
+
+  constructor(
+    private readonly scanner: Scanner,
+    opts: FindingsCacheOptions = {},
+  ) {
+    this.minChars = opts.minChars ?? DEFAULT_MIN_CACHED_CHARS;
+    this.lru = new LRUCache<string, CachedScan>({
+      max: opts.maxEntries ?? DEFAULT_MAX_CACHED_TEXTS,
+      maxSize: opts.maxFindings ?? DEFAULT_MAX_CACHED_FINDINGS,
+      sizeCalculation: (v) => 1 + v.findings.length,
+    });
+  }
+
+  /** Scans a prompt text for `plan`, or returns the findings of an earlier identical scan. */
+  scanPrompt(text: string, plan: RedactionPlan): PromptScan {
+    if (text.length < this.minChars) return this.scan(text, plan);
+    // UTF-8 is injective only on well-formed text (it folds lone surrogates into U+FFFD, so two
+    // different texts would share a key): those rare texts hash their UTF-16 code units instead,
+    // under another tag. UTF-8 halves the bytes hashed for the usual ASCII-heavy prompt.
+    const hash = createHash('sha256').update(plan.scanConfig);
+    if ((text as WellFormedCheck).isWellFormed()) hash.update('\u0000u8\u0000').update(text, 'utf8');
+    else hash.update('\u0000u16\u0000').update(text, 'utf16le');
+    const key = hash.digest('base64');
+    const cached = this.lru.get(key);
+    if (cached) {
+      this.hits++;
+      return cached;
+    }
+    this.misses++;
+    const res = this.scan(text, plan); // throws (fail closed) before anything is stored
+    if (res.failures > 0) return res;
+    const findings = res.findings.map((f) => Object.freeze({ entity: f.entity, start: f.start, end: f.end, score: f.score }));
+    const entry: CachedScan = Object.freeze({ findings: Object.freeze(findings), seen: Object.freeze([...res.seen]), failures: 0 });
+    this.lru.set(key, entry);
+    return entry;
+  }
+
+  stats(): FindingsCacheStats {
+    return { hits: this.hits, misses: this.misses, entries: this.lru.size };
+  }
+
+  private scan(text: string, plan: RedactionPlan): PromptScan {
+    return this.scanner.scan(text, { entities: plan.entities, thresholds: plan.thresholds, failOpen: plan.failOpen });
+  }
+}
