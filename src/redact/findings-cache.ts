@@ -17,13 +17,13 @@
 import { createHash } from 'node:crypto';
 import { LRUCache } from 'lru-cache';
 import type { RedactionPlan } from './profiles.js';
-import type { Scanner } from './scanner.js';
+import type { Scanner, ScanResult } from './scanner.js';
 import type { Finding } from './types.js';
 
 /** Below this many UTF-16 units the scan is cheap enough that hashing would not pay (measured:
  * at 512 units SHA-256 costs ~1.4 µs, the scan ~4 µs). */
 export const DEFAULT_MIN_CACHED_CHARS = 512;
-export const DEFAULT_MAX_CACHED_TEXTS = 2048;
+export const DEFAULT_MAX_CACHED_TEXTS = 1024;
 /** Bound on the findings held in total (each entry weighs 1 + its findings). */
 export const DEFAULT_MAX_CACHED_FINDINGS = 65_536;
 
@@ -42,7 +42,7 @@ export interface PromptScan {
 
 interface CachedScan extends PromptScan {
   findings: readonly Readonly<Finding>[];
-  seen: readonly string[];
+  seen: ReadonlySet<string>;
 }
 
 /** String.prototype.isWellFormed: in Node 20+, typed only in lib ES2024 (this build uses ES2023). */
@@ -90,8 +90,10 @@ export class FindingsCache {
     this.misses++;
     const res = this.scan(text, plan); // throws (fail closed) before anything is stored
     if (res.failures > 0) return res;
-    const findings = res.findings.map((f) => Object.freeze({ entity: f.entity, start: f.start, end: f.end, score: f.score }));
-    const entry: CachedScan = Object.freeze({ findings: Object.freeze(findings), seen: Object.freeze([...res.seen]), failures: 0 });
+    // Kept as the scan made them, not copied or frozen (frozen objects take another hidden class
+    // in the session's loops): the types say readonly, and the prompt path only reads them
+    // (outputFindings, which clips findings in place, never comes here).
+    const entry: CachedScan = { findings: res.findings, seen: res.seen, failures: 0 };
     this.lru.set(key, entry);
     return entry;
   }
@@ -100,7 +102,7 @@ export class FindingsCache {
     return { hits: this.hits, misses: this.misses, entries: this.lru.size };
   }
 
-  private scan(text: string, plan: RedactionPlan): PromptScan {
+  private scan(text: string, plan: RedactionPlan): ScanResult {
     return this.scanner.scan(text, { entities: plan.entities, thresholds: plan.thresholds, failOpen: plan.failOpen });
   }
 }
