@@ -6,7 +6,8 @@
  * findings can be reused.
  *
  * What is kept: findings (offsets, entity type, score) and the entity types seen, under a SHA-256
- * digest of the plan's scan configuration and the text. Never the text: no prompt or PII outlives
+ * digest of the plan's scan configuration and the text, from the second time a digest is seen
+ * (the first time only the digest is kept), so the third identical request skips the scan. Never the text: no prompt or PII outlives
  * its request in memory. What is not cached: failed scans (a detector error must fail closed
  * every time, and a fail-open scan that lost a detector is incomplete), short texts (the digest
  * would cost as much as the scan), output scans (streamed, clipped, and mostly fresh). Modes,
@@ -48,6 +49,9 @@ interface CachedScan extends PromptScan {
 /** String.prototype.isWellFormed: in Node 20+, typed only in lib ES2024 (this build uses ES2023). */
 type WellFormedCheck = string & { isWellFormed(): boolean };
 
+/** Marks a digest seen once, whose findings are not kept yet. */
+const SEEN_ONCE = Symbol('seen once');
+
 export interface FindingsCacheStats {
   hits: number;
   misses: number;
@@ -55,7 +59,7 @@ export interface FindingsCacheStats {
 }
 
 export class FindingsCache {
-  private readonly lru: LRUCache<string, CachedScan>;
+  private readonly lru: LRUCache<string, CachedScan | typeof SEEN_ONCE>;
   private readonly minChars: number;
   private hits = 0;
   private misses = 0;
@@ -65,10 +69,10 @@ export class FindingsCache {
     opts: FindingsCacheOptions = {},
   ) {
     this.minChars = opts.minChars ?? DEFAULT_MIN_CACHED_CHARS;
-    this.lru = new LRUCache<string, CachedScan>({
+    this.lru = new LRUCache<string, CachedScan | typeof SEEN_ONCE>({
       max: opts.maxEntries ?? DEFAULT_MAX_CACHED_TEXTS,
       maxSize: opts.maxFindings ?? DEFAULT_MAX_CACHED_FINDINGS,
-      sizeCalculation: (v) => 1 + v.findings.length,
+      sizeCalculation: (v) => (v === SEEN_ONCE ? 1 : 1 + v.findings.length),
     });
   }
 
@@ -83,13 +87,19 @@ export class FindingsCache {
     else hash.update('\u0000u16\u0000').update(text, 'utf16le');
     const key = hash.digest('base64');
     const cached = this.lru.get(key);
-    if (cached) {
+    if (cached !== undefined && cached !== SEEN_ONCE) {
       this.hits++;
       return cached;
     }
     this.misses++;
     const res = this.scan(text, plan); // throws (fail closed) before anything is stored
     if (res.failures > 0) return res;
+    // Admission on second sight: most long texts (user messages, documents) never come back, and
+    // keeping their findings would only churn the heap. The first time, only the digest is kept.
+    if (cached === undefined) {
+      this.lru.set(key, SEEN_ONCE);
+      return res;
+    }
     // Kept as the scan made them, not copied or frozen (frozen objects take another hidden class
     // in the session's loops): the types say readonly, and the prompt path only reads them
     // (outputFindings, which clips findings in place, never comes here).

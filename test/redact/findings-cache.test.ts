@@ -72,15 +72,16 @@ describe('findings cache', () => {
     for (const d of decisions) {
       for (const msgs of requests) {
         const want = JSON.stringify(outcome(uncached, d, msgs));
-        // Twice: the first fills the cache, the second is served from it.
-        for (let pass = 0; pass < 2; pass++) {
+        // Three times: the first remembers the digest, the second keeps the findings, the third
+        // is served from the cache.
+        for (let pass = 0; pass < 3; pass++) {
           expect(JSON.stringify(outcome(cached, d, msgs))).toBe(want);
           expect(JSON.stringify(outcome(cachedAll, d, msgs))).toBe(want);
           compared++;
         }
       }
     }
-    expect(compared).toBe(decisions.length * requests.length * 2);
+    expect(compared).toBe(decisions.length * requests.length * 3);
     // The comparison is worth something only if the cache actually served findings.
     expect(cached.findingsCache!.stats().hits).toBeGreaterThan(requests.length);
     expect(cachedAll.findingsCache!.stats().hits).toBeGreaterThan(requests.length * 3);
@@ -92,11 +93,13 @@ describe('findings cache', () => {
       { role: 'system', content: `${SYSTEM}\nInternal note: the deploy token is ${CANARY}.` },
       { role: 'user', content: 'Hello' },
     ];
-    // Request 1 may see that value (no secret guarded): it passes, and fills the cache.
-    const first = outcome(r, decision(), prompt, ['other-secret-value']) as { out?: ChatMessage[] };
-    expect(first.out?.[0]?.content).toContain(CANARY);
-    expect(r.findingsCache!.stats().entries).toBe(1);
-    // Request 2: same system prompt, but this request's secret is the canary: refused.
+    // Requests 1 and 2 may see that value (no secret guarded): they pass, and fill the cache.
+    for (let i = 0; i < 2; i++) {
+      const first = outcome(r, decision(), prompt, ['other-secret-value']) as { out?: ChatMessage[] };
+      expect(first.out?.[0]?.content).toContain(CANARY);
+    }
+    expect(r.findingsCache!.stats()).toEqual({ hits: 0, misses: 2, entries: 1 });
+    // Request 3: same system prompt, served from the cache, but its secret is the canary: refused.
     const second = outcome(r, decision(), prompt, [CANARY]) as { code?: string; message?: string; details?: unknown };
     expect(r.findingsCache!.stats().hits).toBe(1);
     expect(second.code).toBe('redaction_blocked');
@@ -127,6 +130,7 @@ describe('findings cache', () => {
       decision({ entities: ['URL'] }),
       decision({ modes: { EMAIL_ADDRESS: 'allow' } }),
     ];
+    for (const d of ds) outcome(r, d, msgs); // first sight of each (plan, text): digest only
     const outs = ds.map((d) => JSON.stringify(outcome(r, d, msgs)));
     for (const [i, d] of ds.entries()) expect(outs[i]).toBe(JSON.stringify(outcome(plain, d, msgs)));
     // The plans really differ (else this test proves nothing): URL only under strict, the
@@ -137,11 +141,11 @@ describe('findings cache', () => {
     expect(outs[2]).toContain('020 7946 0018');
     expect(outs[5]).toContain('ops@example.com');
     expect(outs[0]).not.toContain('ops@example.com');
-    // Same profile again: served from the cache, not rescanned.
+    // Once more each: every plan is served its own findings from the cache, still identical.
     const before = r.findingsCache!.stats();
-    expect(before.entries).toBe(ds.length);
-    outcome(r, ds[1]!, msgs);
-    expect(r.findingsCache!.stats().hits).toBe(before.hits + 1);
+    expect(before).toEqual({ hits: 0, misses: 2 * ds.length, entries: ds.length });
+    for (const [i, d] of ds.entries()) expect(JSON.stringify(outcome(r, d, msgs))).toBe(outs[i]);
+    expect(r.findingsCache!.stats().hits).toBe(ds.length);
   });
 
   it('never caches a failed scan: fail closed every time, fail open rescans', () => {
@@ -166,18 +170,22 @@ describe('findings cache', () => {
     expect(open.failures).toBe(1);
     expect(r.findingsCache!.stats().entries).toBe(0);
     broken = false;
-    const ok = outcome(r, decision({ profile: 'withFlaky' }), msgs) as { out: ChatMessage[] };
-    expect(ok.out[0]!.content).toContain('a [FLAKY] word');
-    expect(r.findingsCache!.stats().entries).toBe(1);
+    for (let i = 0; i < 3; i++) {
+      const ok = outcome(r, decision({ profile: 'withFlaky' }), msgs) as { out: ChatMessage[] };
+      expect(ok.out[0]!.content).toContain('a [FLAKY] word');
+    }
+    expect(r.findingsCache!.stats()).toEqual({ hits: 1, misses: 5, entries: 1 });
   });
 
   it('keeps digests and findings only, within its bounds', () => {
     const r = createRedactor({}, { findingsCache: { maxEntries: 3 } });
     for (let i = 0; i < 6; i++) {
-      outcome(r, decision(), [{ role: 'system', content: `${SYSTEM} ${i} mail ${CANARY.toLowerCase()}${i}@example.com` }]);
+      const msgs: ChatMessage[] = [{ role: 'system', content: `${SYSTEM} ${i} mail ${CANARY.toLowerCase()}${i}@example.com` }];
+      outcome(r, decision(), msgs);
+      outcome(r, decision(), msgs);
     }
     const stats = r.findingsCache!.stats();
-    expect(stats.misses).toBe(6);
+    expect(stats.misses).toBe(12);
     expect(stats.entries).toBe(3);
     const dump = cacheDump(r);
     expect(dump).toContain('EMAIL_ADDRESS');
