@@ -2,7 +2,7 @@
 #
 # Warden evaluates `data.warden.decision` with the call's metadata as `input` (principal,
 # action, template, request, environment, time — never prompt text or variable values; see
-# docs/policy-reference.md) and enforces what comes back. Anything the decision does not
+# README.md, "Policy reference") and enforces what comes back. Anything the decision does not
 # grant is denied, so the rules below list reasons to deny and grants to give, nothing else.
 #
 # Copy this file as the starting point for your own policy. Change the tables first; most

@@ -283,6 +283,6 @@ describe('hostile input', () => {
     }
     const m = parseModule(parts.join('\n'), 'big.rego');
     expect(m.rules.length).toBeGreaterThan(10_000);
-    // Speed is measured by the benchmark, not asserted here; see docs/rego.md.
+    // Speed is measured by the benchmark, not asserted here; see README.md, "Rego in Warden's built-in engine".
   });
 });
