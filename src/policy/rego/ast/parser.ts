@@ -924,20 +924,29 @@ class Parser {
     }
     if (t.kind === '|' && maybeComprehension) {
       this.pos++;
-      const comp = this.attempt(
-        () => {
-          const body = this.parseBody(']');
-          this.pos++;
-          return body;
-        },
-        (f) => {
-          if (this.toks[f.pos]!.kind !== ',') throw f;
-        },
-      );
+      const comp = this.attemptComprehensionBody(']');
       if (comp) return { type: 'arraycomp', term: head, body: comp, loc };
     }
     this.rewind(save, saveWc);
     return { type: 'array', items: this.parseTermList(']'), loc };
+  }
+
+  /**
+   * After `[head |` or `{head |`: the comprehension body up to `close`, or undefined (rewound by
+   * the caller) when the text was a collection whose element is an `|` expression — which OPA
+   * tells apart by a failure at a `,`.
+   */
+  private attemptComprehensionBody(close: ']' | '}'): Body | undefined {
+    return this.attempt(
+      () => {
+        const body = this.parseBody(close);
+        this.pos++;
+        return body;
+      },
+      (f) => {
+        if (this.toks[f.pos]!.kind !== ',') throw f;
+      },
+    );
   }
 
   private parseSetOrObject(): Term {
@@ -981,16 +990,7 @@ class Parser {
     // '|'
     if (maybeComprehension) {
       this.pos++;
-      const comp = this.attempt(
-        () => {
-          const body = this.parseBody('}');
-          this.pos++;
-          return body;
-        },
-        (f) => {
-          if (this.toks[f.pos]!.kind !== ',') throw f;
-        },
-      );
+      const comp = this.attemptComprehensionBody('}');
       if (comp) return { type: 'setcomp', term: head, body: comp, loc };
     }
     this.rewind(save, saveWc);
