@@ -125,8 +125,11 @@ interface Child {
   port: number;
 }
 
-/** Where the bench compiles Warden (under dist/, which git and eslint ignore). */
-const BUILD_DIR = join(REPO, 'dist', 'bench');
+/**
+ * Where the bench compiles Warden (under dist/, which git and eslint ignore): one directory per
+ * benchmark process, so two benchmarks run at once never delete each other's build.
+ */
+const BUILD_DIR = join(REPO, 'dist', 'bench', String(process.pid));
 
 /**
  * Compiles src/ with the build config into dist/bench, as `npm run build` does for dist/.
@@ -138,6 +141,7 @@ export function buildWarden(): string | undefined {
   rmSync(BUILD_DIR, { recursive: true, force: true });
   spawnSync(process.execPath, [tsc, '-p', join(REPO, 'tsconfig.build.json'), '--outDir', BUILD_DIR, '--rootDir', REPO], { cwd: REPO, stdio: 'ignore' });
   if (!existsSync(join(BUILD_DIR, 'src', 'runtime', 'runtime.js'))) return undefined;
+  process.once('exit', () => rmSync(BUILD_DIR, { recursive: true, force: true }));
   // The server finds proto/ relative to its own files, as in dist/.
   symlinkSync(join(REPO, 'proto'), join(BUILD_DIR, 'proto'));
   return BUILD_DIR;

@@ -10,11 +10,18 @@ import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
 import { performance } from 'node:perf_hooks';
-import { loadConfig } from '../src/config/load.js';
-import { createRuntime } from '../src/runtime/runtime.js';
-import { toPromptRequest } from '../src/server/request.js';
-import { createLogger } from '../src/telemetry/logger.js';
-import { startChild, stopChild, wardenBody, writeWardenSetup } from './gateway.js';
+import { pathToFileURL } from 'node:url';
+import { buildWarden, startChild, stopChild, wardenBody, writeWardenSetup } from './gateway.js';
+
+// Like the gateway benchmark, run the compiled build (tsx's transform slows closure-heavy code);
+// NO_BUILD=1 runs the sources through tsx instead.
+const build = process.env.NO_BUILD ? undefined : buildWarden();
+const load = (rel: string): Promise<any> => import(build ? pathToFileURL(join(build, 'src', rel)).href : `../src/${rel}`);
+/* eslint-disable @typescript-eslint/no-unsafe-assignment, @typescript-eslint/no-unsafe-call, @typescript-eslint/no-unsafe-member-access, @typescript-eslint/no-explicit-any */
+const { loadConfig } = await load('config/load.js');
+const { createRuntime, ingressLimits } = await load('runtime/runtime.js');
+const { toPromptRequest } = await load('server/request.js');
+const { createLogger } = await load('telemetry/logger.js');
 
 const count = Number(process.argv[2] ?? 20_000);
 const dir = mkdtempSync(join(tmpdir(), 'warden-micro-'));
@@ -23,7 +30,6 @@ try {
   const file = writeWardenSetup(dir, upstream.port);
   const config = loadConfig(file, {});
   const runtime = await createRuntime(config, { logger: createLogger({ level: 'error' }), watch: false, configDir: dirname(file) });
-  const { ingressLimits } = await import('../src/runtime/runtime.js');
   const limits = ingressLimits(config);
   const bodyText = wardenBody();
   const signal = new AbortController().signal;
@@ -43,7 +49,7 @@ try {
   const stageSamples = new Map<string, number[]>();
   const observeStage = runtime.metrics.observeStage.bind(runtime.metrics);
   let recording = false;
-  runtime.metrics.observeStage = (stage, seconds) => {
+  runtime.metrics.observeStage = (stage: string, seconds: number) => {
     if (recording) {
       let list = stageSamples.get(stage);
       if (!list) stageSamples.set(stage, (list = []));
