@@ -6,6 +6,7 @@
 import { hash as oneShotHash } from 'node:crypto';
 import type { AuditRecord } from '../pipeline/ports.js';
 import { canonicalJson, canonicalJsonMerged } from './canonical.js';
+import { canonicalRecordText } from './record-text.js';
 
 export const GENESIS_HASH = '0'.repeat(64);
 
@@ -32,21 +33,23 @@ export function linkRecord(body: AuditRecordBody, head: ChainHead): AuditRecord 
 }
 
 /**
- * Links a record and also returns its JSON line, exactly `JSON.stringify(record)`, built from one
- * stringification of the body plus the three chain members (which come last in the record).
+ * Links a record and also returns its JSON line. The line is the record's canonical text (the
+ * hashed content, members sorted) with `hash` appended as the last member, so one serialisation
+ * serves both the hash and the write; `JSON.parse(line)` equals the record.
  */
 export function linkRecordLine(body: AuditRecordBody, head: ChainHead): { record: AuditRecord; line: string } {
   const seq = head.seq + 1;
   const prev = head.hash;
   const b = body as unknown as Record<string, unknown>;
-  const hash = oneShotHash('sha256', prev + canonicalJsonMerged(b, { seq, prev_hash: prev }), 'hex');
-  const record = recordOf(b, seq, prev, hash);
-  const bodyJson = 'seq' in b || 'prev_hash' in b || 'hash' in b ? '{}' : JSON.stringify(body);
-  const line =
-    bodyJson.length > 2
-      ? `${bodyJson.slice(0, -1)},"seq":${seq},"prev_hash":${JSON.stringify(prev)},"hash":"${hash}"}`
-      : JSON.stringify(record);
-  return { record, line };
+  const text = canonicalRecordText(body, seq, prev);
+  if (text === undefined) {
+    // Not the documented shape: the generic walk, and the line from the record itself.
+    const hash = oneShotHash('sha256', prev + canonicalJsonMerged(b, { seq, prev_hash: prev }), 'hex');
+    const record = recordOf(b, seq, prev, hash);
+    return { record, line: JSON.stringify(record) };
+  }
+  const hash = oneShotHash('sha256', prev + text, 'hex');
+  return { record: recordOf(b, seq, prev, hash), line: `${text.slice(0, -1)},"hash":"${hash}"}` };
 }
 
 /**

@@ -33,11 +33,13 @@ export function promptHmac(key: string | Buffer | KeyObject, outbound: unknown):
 }
 
 /**
- * Latency from `receivedAt`. Ingress may stamp it with `Date.now()` or `performance.now()`; the
- * two are told apart by magnitude (epoch ms are > 1e12, a process-relative clock is not).
+ * Latency from `receivedAt`, which ingress stamps as `performance.timeOrigin + performance.now()`
+ * (epoch-sized, on the monotonic clock). The end is read from the same clock: `Date.now()` drifts
+ * from it by milliseconds, enough to turn a sub-millisecond request into 0. A process-relative
+ * stamp (plain `performance.now()`, < 1e11) is compared with `performance.now()`.
  */
-function latencyMs(receivedAt: number, nowEpoch: number): number {
-  const end = receivedAt > 1e11 ? nowEpoch : performance.now();
+function latencyMs(receivedAt: number): number {
+  const end = receivedAt > 1e11 ? performance.timeOrigin + performance.now() : performance.now();
   return Math.max(0, Math.round((end - receivedAt) * 1000) / 1000);
 }
 
@@ -88,7 +90,7 @@ export function buildAuditRecord(ctx: RequestContext, opts: AuditRecordOptions):
       : null,
     status: ctx.error ? 'error' : 'ok',
     error_code: ctx.error?.code ?? null,
-    latency_ms: latencyMs(req.receivedAt, now),
+    latency_ms: latencyMs(req.receivedAt),
     stream: req.stream,
   };
 }

@@ -172,6 +172,27 @@ describe('file sink', () => {
     expect(await readLastLine(join(dir, 'none'))).toBeUndefined();
   });
 
+  it('writes the lines appended in one turn together, in chain order, before any of them resolves', async () => {
+    const file = join(dir, 'batch.jsonl');
+    const log = createAuditLog({ sinks: [createFileSink(file)] });
+    await log.append(body(0));
+    // 50 appends in the same turn share one write; each resolves only once its line is in the file.
+    const appended = await Promise.all(Array.from({ length: 50 }, (_, i) => log.append(body(i + 1)).then(async (r) => ({ r, text: await readFile(file, 'utf8') }))));
+    for (const { r, text } of appended) expect(text).toContain(`"hash":"${r.hash}"`);
+    const records = (await readFile(file, 'utf8')).trim().split('\n').map((l) => JSON.parse(l) as AuditRecord);
+    expect(records.map((r) => r.seq)).toEqual(Array.from({ length: 51 }, (_, i) => i + 1));
+    expect(verifyChain(records)).toMatchObject({ ok: true, count: 51 });
+    await log.close();
+  });
+
+  it('fails every request of a batch the device refuses, and every later one', async () => {
+    // /dev/full opens for append and fails each write with ENOSPC: a real full disk.
+    const log = createAuditLog({ sinks: [createFileSink('/dev/full')] });
+    const batch = await Promise.allSettled([log.append(body(0)), log.append(body(1)), log.append(body(2))]);
+    for (const r of batch) expect(r).toMatchObject({ status: 'rejected', reason: { code: 'audit_unavailable', message: expect.stringMatching(/ENOSPC/) } });
+    await expect(log.append(body(3))).rejects.toMatchObject({ code: 'audit_unavailable' });
+  });
+
   it('reports an unwritable file as audit_unavailable', async () => {
     const log = createAuditLog({ sinks: [createFileSink(join(dir, 'no-such-dir', 'a.jsonl'))] });
     await expect(log.append(body(0))).rejects.toMatchObject({ code: 'audit_unavailable', message: expect.stringMatching(/ENOENT/) });
@@ -193,7 +214,8 @@ describe('audit stage', () => {
         template: { id: template.id, version: 1 },
         variables: { symptoms: `${CANARY_VAR} alice@example.com` },
         credentials: { bearer: CANARY_TOKEN, peer: { address: '127.0.0.1', local: true, transport: 'tcp' } },
-        receivedAt: Date.now() - 5,
+        // Ingress stamps the monotonic clock (epoch-sized): five milliseconds ago.
+        receivedAt: performance.timeOrigin + performance.now() - 5,
       },
       {
         principal: { kind: 'kubernetes', subject: 'system:serviceaccount:ops:pager', namespace: 'ops', service_account: 'pager', pod: 'pager-1', issuer: 'https://k8s', audiences: ['warden'] },
@@ -243,8 +265,11 @@ describe('audit stage', () => {
       stream: false,
       seq: 1,
     });
-    expect(Object.keys(rec.principal!)).toEqual(['kind', 'subject', 'namespace', 'service_account']);
-    expect(rec.latency_ms).toBeGreaterThanOrEqual(0);
+    // Only the documented principal fields (the line writes them in canonical, sorted order).
+    expect(Object.keys(rec.principal!).sort()).toEqual(['kind', 'namespace', 'service_account', 'subject']);
+    // Measured on the clock ingress stamped with (Date.now() drifts from it by milliseconds).
+    expect(rec.latency_ms).toBeGreaterThanOrEqual(5);
+    expect(rec.latency_ms).toBeLessThan(5_000);
     expect(rec.prompt_hmac).toMatch(/^[0-9a-f]{64}$/);
     expect(rec.prompt_hmac).not.toBe(promptHmac('another-key-0123456789', ctx.outbound));
   });

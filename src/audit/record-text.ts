@@ -1,0 +1,132 @@
+/**
+ * The canonical JSON of one audit record (its body plus `seq` and `prev_hash`), written by hand
+ * for the record's known shape: the members in sorted order, straight into one string.
+ *
+ * Why: every request hashes its record, and the generic canonical walk (sorted copies of every
+ * nested object, then JSON.stringify) was the largest single cost of the audit stage. This writer
+ * produces exactly the same text (test/audit/record-text.test.ts compares it with the reference
+ * walk on generated records), so verification, the README's formula and existing files are
+ * unchanged. Anything that does not have the documented shape (an extra member, an undefined
+ * value, a wrong type) returns undefined, and the caller falls back to the generic walk.
+ */
+import type { AuditRecordBody } from './chain.js';
+
+const str = JSON.stringify;
+
+/** Members of a record body; the writer refuses any other. */
+const BODY_KEYS = new Set([
+  'action', 'approval', 'decision', 'decision_id', 'environment', 'error_code', 'latency_ms', 'model', 'policy_revision',
+  'principal', 'prompt_hmac', 'provider', 'redaction', 'request_id', 'secret_refs', 'span_id', 'status', 'stream', 'template',
+  'time', 'trace_id', 'usage',
+]);
+
+/** Thrown inside the writer when a value is not of the documented shape; never escapes. */
+const NOT_CANONICAL = new Error('not the documented audit record shape');
+
+function s(v: unknown): string {
+  if (typeof v !== 'string') throw NOT_CANONICAL;
+  return str(v);
+}
+
+function sOrNull(v: unknown): string {
+  return v === null ? 'null' : s(v);
+}
+
+function n(v: unknown): string {
+  // Finite numbers print the same with String() as with JSON.stringify (-0 included).
+  if (typeof v !== 'number' || !Number.isFinite(v)) throw NOT_CANONICAL;
+  return String(v);
+}
+
+function b(v: unknown): string {
+  if (typeof v !== 'boolean') throw NOT_CANONICAL;
+  return v ? 'true' : 'false';
+}
+
+function strings(v: unknown): string {
+  if (!Array.isArray(v)) throw NOT_CANONICAL;
+  let out = '[';
+  for (let i = 0; i < v.length; i++) out += (i === 0 ? '' : ',') + s(v[i]);
+  return `${out}]`;
+}
+
+/** A map of counts (entity → number), keys sorted as canonical JSON sorts them. */
+function counts(v: unknown): string {
+  if (v === null || typeof v !== 'object' || Array.isArray(v)) throw NOT_CANONICAL;
+  const keys = Object.keys(v).sort();
+  let out = '{';
+  for (let i = 0; i < keys.length; i++) {
+    const k = keys[i]!;
+    out += `${i === 0 ? '' : ','}${str(k)}:${n((v as Record<string, unknown>)[k])}`;
+  }
+  return `${out}}`;
+}
+
+/** Checks that `v` is a plain object whose own keys are all in `allowed` (optional ones may be absent). */
+function shaped(v: unknown, allowed: readonly string[]): Record<string, unknown> {
+  if (v === null || typeof v !== 'object' || Array.isArray(v)) throw NOT_CANONICAL;
+  for (const k in v) if (!allowed.includes(k)) throw NOT_CANONICAL;
+  return v as Record<string, unknown>;
+}
+
+function principal(v: unknown): string {
+  if (v === null) return 'null';
+  const p = shaped(v, ['kind', 'namespace', 'service_account', 'subject']);
+  let out = `{"kind":${s(p.kind)}`;
+  if (p.namespace !== undefined) out += `,"namespace":${s(p.namespace)}`;
+  if (p.service_account !== undefined) out += `,"service_account":${s(p.service_account)}`;
+  return `${out},"subject":${s(p.subject)}}`;
+}
+
+function decision(v: unknown): string {
+  if (v === null) return 'null';
+  const d = shaped(v, ['allow', 'reasons']);
+  return `{"allow":${b(d.allow)},"reasons":${strings(d.reasons)}}`;
+}
+
+function redaction(v: unknown): string {
+  if (v === null) return 'null';
+  const r = shaped(v, ['counts', 'leaks', 'non_text_parts', 'response_counts']);
+  return `{"counts":${counts(r.counts)},"leaks":${n(r.leaks)},"non_text_parts":${n(r.non_text_parts)},"response_counts":${counts(r.response_counts)}}`;
+}
+
+function template(v: unknown): string {
+  if (v === null) return 'null';
+  const t = shaped(v, ['id', 'sensitivity', 'version']);
+  return `{"id":${s(t.id)},"sensitivity":${s(t.sensitivity)},"version":${n(t.version)}}`;
+}
+
+function usage(v: unknown): string {
+  if (v === null) return 'null';
+  const u = shaped(v, ['completion_tokens', 'prompt_tokens', 'total_tokens']);
+  return `{"completion_tokens":${n(u.completion_tokens)},"prompt_tokens":${n(u.prompt_tokens)},"total_tokens":${n(u.total_tokens)}}`;
+}
+
+/**
+ * Canonical JSON of `{ ...body, seq, prev_hash }`, or undefined when the body is not of the
+ * documented shape (the caller then uses the generic walk, which handles anything).
+ */
+export function canonicalRecordText(body: AuditRecordBody, seq: number, prevHash: string): string | undefined {
+  const r = body as unknown as Record<string, unknown>;
+  let members = 0;
+  for (const k in r) {
+    if (!BODY_KEYS.has(k)) return undefined;
+    members++;
+  }
+  if (members !== BODY_KEYS.size) return undefined;
+  try {
+    return (
+      `{"action":${s(r.action)},"approval":${sOrNull(r.approval)},"decision":${decision(r.decision)}` +
+      `,"decision_id":${sOrNull(r.decision_id)},"environment":${s(r.environment)},"error_code":${sOrNull(r.error_code)}` +
+      `,"latency_ms":${n(r.latency_ms)},"model":${sOrNull(r.model)},"policy_revision":${s(r.policy_revision)}` +
+      `,"prev_hash":${s(prevHash)},"principal":${principal(r.principal)},"prompt_hmac":${sOrNull(r.prompt_hmac)}` +
+      `,"provider":${sOrNull(r.provider)},"redaction":${redaction(r.redaction)},"request_id":${s(r.request_id)}` +
+      `,"secret_refs":${strings(r.secret_refs)},"seq":${n(seq)},"span_id":${s(r.span_id)},"status":${s(r.status)}` +
+      `,"stream":${b(r.stream)},"template":${template(r.template)},"time":${s(r.time)},"trace_id":${s(r.trace_id)}` +
+      `,"usage":${usage(r.usage)}}`
+    );
+  } catch (err) {
+    if (err === NOT_CANONICAL) return undefined;
+    throw err;
+  }
+}

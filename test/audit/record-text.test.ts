@@ -1,0 +1,102 @@
+/**
+ * The hand-written record writer (src/audit/record-text.ts) must produce exactly the reference
+ * canonical JSON, or step aside: a record it gets wrong would hash differently from what
+ * `warden audit verify` recomputes, and the chain would look tampered.
+ */
+import { describe, expect, it } from 'vitest';
+import { mulberry32 } from '../../scripts/lib/prng.js';
+import { computeRecordHash, GENESIS, linkRecordLine, verifyChain, type AuditRecordBody } from '../../src/audit/chain.js';
+import { referenceCanonicalJson } from '../../src/audit/canonical.js';
+import { canonicalRecordText } from '../../src/audit/record-text.js';
+
+const TRICKY = ['', 'plain', 'q"uote', 'back\\slash', 'ctl\u0001\u001f', 'nl\n\t', 'emoji 😀', 'lone \ud800', 'é', '\u2028\u2029', '</script>'];
+
+function generator(seed: number) {
+  const rnd = mulberry32(seed);
+  const pick = <T,>(xs: readonly T[]): T => xs[Math.floor(rnd() * xs.length)]!;
+  const text = () => (rnd() < 0.5 ? pick(TRICKY) : Math.floor(rnd() * 1e9).toString(36));
+  const nullable = <T,>(f: () => T): T | null => (rnd() < 0.25 ? null : f());
+  const num = () => pick([0, 1, -1, 0.5, 1e21, 1.5e-7, 123456789, Math.floor(rnd() * 1000)]);
+  const counts = () => {
+    const out: Record<string, number> = {};
+    const n = Math.floor(rnd() * 5);
+    // Integer-like and mixed keys: canonical JSON sorts them by code unit, not numerically.
+    for (let i = 0; i < n; i++) out[pick(['EMAIL_ADDRESS', 'PHONE_NUMBER', '10', '9', 'a', 'B', text()])] = num();
+    return out;
+  };
+  return (): AuditRecordBody => {
+    const principal: NonNullable<AuditRecordBody['principal']> = { kind: text(), subject: text() };
+    if (rnd() < 0.7) principal.namespace = text();
+    if (rnd() < 0.7) principal.service_account = text();
+    return {
+      time: text(),
+      request_id: text(),
+      trace_id: text(),
+      span_id: text(),
+      decision_id: nullable(text),
+      principal: rnd() < 0.2 ? null : principal,
+      action: text(),
+      template: nullable(() => ({ id: text(), version: num(), sensitivity: text() })),
+      approval: nullable(text),
+      environment: text(),
+      policy_revision: text(),
+      decision: nullable(() => ({ allow: rnd() < 0.5, reasons: Array.from({ length: Math.floor(rnd() * 3) }, text) })),
+      secret_refs: Array.from({ length: Math.floor(rnd() * 3) }, text),
+      redaction: nullable(() => ({ counts: counts(), response_counts: counts(), non_text_parts: num(), leaks: num() })),
+      prompt_hmac: nullable(text),
+      provider: nullable(text),
+      model: nullable(text),
+      usage: nullable(() => ({ prompt_tokens: num(), completion_tokens: num(), total_tokens: num() })),
+      status: pick(['ok', 'error'] as const),
+      error_code: nullable(text),
+      latency_ms: num(),
+      stream: rnd() < 0.5,
+    };
+  };
+}
+
+describe('canonical record text', () => {
+  it('equals the reference canonical JSON on 2,000 generated records', () => {
+    const next = generator(7);
+    for (let i = 0; i < 2000; i++) {
+      const body = next();
+      const prev = i % 2 ? GENESIS.hash : 'ab'.repeat(32);
+      expect(canonicalRecordText(body, i + 1, prev)).toBe(referenceCanonicalJson({ ...body, seq: i + 1, prev_hash: prev }));
+    }
+  });
+
+  it('steps aside for anything but the documented shape', () => {
+    const base = generator(11)();
+    const cases: Array<Record<string, unknown>> = [
+      { ...base, extra: 1 },
+      { ...base, model: undefined },
+      { ...base, latency_ms: Number.NaN },
+      { ...base, stream: 'yes' },
+      { ...base, principal: { kind: 'k', subject: 's', token: 'x' } },
+      { ...base, template: { id: 'x', version: '1', sensitivity: 's' } },
+      { ...base, redaction: { counts: { A: '1' }, response_counts: {}, non_text_parts: 0, leaks: 0 } },
+      { ...base, secret_refs: [1] },
+    ];
+    const { time: _dropped, ...missing } = base;
+    cases.push(missing);
+    for (const c of cases) expect(canonicalRecordText(c as unknown as AuditRecordBody, 1, GENESIS.hash)).toBeUndefined();
+  });
+
+  it('links lines that parse to the record and verify, on both the fast and the generic path', () => {
+    const next = generator(13);
+    let head = GENESIS;
+    const records: unknown[] = [];
+    for (let i = 0; i < 200; i++) {
+      const body = next();
+      // Every fifth body carries an extra member, which the writer refuses: the generic walk links it.
+      if (i % 5 === 0) (body as unknown as Record<string, unknown>).note = `n${i}`;
+      const { record, line } = linkRecordLine(body, head);
+      const parsed = JSON.parse(line) as Record<string, unknown>;
+      expect(parsed).toEqual(record);
+      expect(parsed.hash).toBe(computeRecordHash(parsed));
+      records.push(parsed);
+      head = { seq: record.seq, hash: record.hash };
+    }
+    expect(verifyChain(records)).toMatchObject({ ok: true, count: 200 });
+  });
+});
