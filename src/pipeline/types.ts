@@ -150,8 +150,14 @@ export interface PromptRequest {
   credentials: Credentials;
   /** W3C traceparent header from the caller, if any. */
   traceparent?: string;
-  /** Aborted when the client goes away or the deadline passes. */
+  /** Aborted when the client goes away or a deadline passes. */
   signal: AbortSignal;
+  /**
+   * Aborts `signal` with `reason`, when the ingress offers it (it owns the controller). A stage
+   * ends the request early this way (the forward stage's upstream deadline) instead of deriving a
+   * second signal: one AbortController per request is the whole cost of cancellation.
+   */
+  cancel?: (reason: unknown) => void;
   receivedAt: number;
 }
 

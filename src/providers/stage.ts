@@ -9,7 +9,7 @@ import { outboundJson } from '../pipeline/canonical-json.js';
 import { WardenError } from '../pipeline/errors.js';
 import type { ModelProvider } from '../pipeline/ports.js';
 import type { RequestContext, Stage } from '../pipeline/stage.js';
-import type { CompletionChunk, UpstreamRequest } from '../pipeline/types.js';
+import type { CompletionChunk, PromptRequest, UpstreamRequest } from '../pipeline/types.js';
 import { formatTraceparent } from '../telemetry/tracing.js';
 import type { UpstreamOutcome } from '../telemetry/metrics.js';
 import type { ProviderRegistry } from './registry.js';
@@ -27,19 +27,30 @@ function clamp(requested: unknown, cap: number | undefined): number | undefined 
   return asked === undefined ? cap : Math.min(asked, cap);
 }
 
+const deadlineExceeded = () => new DOMException('upstream deadline exceeded', 'TimeoutError');
+
 /**
- * One deadline per upstream call, tied to the client's signal. Hand-rolled rather than
- * AbortSignal.any so the listener and timer are released as soon as the call settles.
+ * One deadline per upstream call, tied to the client's signal. When the ingress lets stages
+ * cancel the request (`request.cancel`), the deadline aborts the request's own signal: no second
+ * AbortController and no listener between the two (AbortSignals are costly to create and to
+ * listen to, and this runs on every request). Otherwise a signal of its own follows the client's,
+ * hand-rolled rather than AbortSignal.any so the listener and timer are released as soon as the
+ * call settles.
  */
-function upstreamSignal(client: AbortSignal, timeoutMs: number | undefined): { signal: AbortSignal; release: () => void } {
+function upstreamSignal(request: PromptRequest, timeoutMs: number | undefined): { signal: AbortSignal; release: () => void } {
+  const client = request.signal;
+  const cancel = request.cancel;
+  if (cancel) {
+    if (timeoutMs === undefined) return { signal: client, release: noop };
+    const timer = setTimeout(() => cancel(deadlineExceeded()), timeoutMs);
+    timer.unref();
+    return { signal: client, release: () => clearTimeout(timer) };
+  }
   const controller = new AbortController();
   const onAbort = () => controller.abort(client.reason);
   if (client.aborted) controller.abort(client.reason);
   else client.addEventListener('abort', onAbort, { once: true });
-  const timer =
-    timeoutMs === undefined
-      ? undefined
-      : setTimeout(() => controller.abort(new DOMException('upstream deadline exceeded', 'TimeoutError')), timeoutMs);
+  const timer = timeoutMs === undefined ? undefined : setTimeout(() => controller.abort(deadlineExceeded()), timeoutMs);
   timer?.unref();
   return {
     signal: controller.signal,
@@ -49,6 +60,8 @@ function upstreamSignal(client: AbortSignal, timeoutMs: number | undefined): { s
     },
   };
 }
+
+function noop(): void {}
 
 function outcomeOf(err: unknown): UpstreamOutcome {
   const code = err instanceof WardenError ? err.code : 'upstream_error';
@@ -80,7 +93,7 @@ export function createForwardStage(getProviders: () => ProviderRegistry, opts: F
       if (params.max_completion_tokens !== undefined) {
         params.max_completion_tokens = clamp(params.max_completion_tokens, decision.max_tokens);
       }
-      const { signal, release } = upstreamSignal(request.signal, opts.upstreamTimeoutMs);
+      const { signal, release } = upstreamSignal(request, opts.upstreamTimeoutMs);
       const upstream: UpstreamRequest = {
         model: request.model,
         messages: outbound,

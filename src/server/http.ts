@@ -208,42 +208,42 @@ export function createHttpIngress(opts: HttpIngressOptions): HttpIngress {
     sendJson(res, 405, body, requestId);
   }
 
-  /** Per-request abort: client gone, deadline passed. */
-  function requestSignal(res: ServerResponse): { signal: AbortSignal; dispose: () => void } {
+  /**
+   * Per-request abort: the client went away, or a stage ended the request (`cancel`: the
+   * forward stage's upstream deadline). The time a client may take to send its request is
+   * node's `requestTimeout` (above); the upstream call has its own deadline. One controller per
+   * request: AbortSignals are costly to create and to listen to.
+   */
+  function requestSignal(res: ServerResponse): { signal: AbortSignal; cancel: (reason: unknown) => void; dispose: () => void } {
     const controller = new AbortController();
-    const timer = setTimeout(
-      () => controller.abort(new WardenError('upstream_timeout', 'the request took longer than its deadline')),
-      limits.requestTimeoutMs,
-    );
     const onClose = () => {
       if (!res.writableFinished) controller.abort(new WardenError('cancelled', 'the client closed the request'));
     };
     res.once('close', onClose);
     return {
       signal: controller.signal,
-      dispose: () => {
-        clearTimeout(timer);
-        res.off('close', onClose);
-      },
+      cancel: (reason: unknown) => controller.abort(reason),
+      dispose: () => res.off('close', onClose),
     };
   }
 
-  function baseMeta(req: IncomingMessage, requestId: string, signal: AbortSignal): IngressMeta {
+  function baseMeta(req: IncomingMessage, requestId: string, signal: AbortSignal, cancel: (reason: unknown) => void): IngressMeta {
     return {
       id: requestId,
       credentials: { bearer: bearerToken(headerValue(req, 'authorization')), peer: peerInfo(req.socket.remoteAddress) },
       signal,
+      cancel,
       receivedAt: performance.timeOrigin + performance.now(),
       traceparent: headerValue(req, 'traceparent'),
     };
   }
 
   async function chatCompletions(req: IncomingMessage, res: ServerResponse, requestId: string): Promise<void> {
-    const { signal, dispose } = requestSignal(res);
+    const { signal, cancel, dispose } = requestSignal(res);
     try {
       // Members added to the object baseMeta built, not spread into a new one: a spread followed
       // by more members takes V8's slow copy (~1.5 us here).
-      const meta: IngressMeta = baseMeta(req, requestId, signal);
+      const meta: IngressMeta = baseMeta(req, requestId, signal, cancel);
       meta.templateHeader = headerValue(req, 'x-warden-template');
       meta.variablesHeader = headerValue(req, 'x-warden-variables');
       let request: PromptRequest;
@@ -268,7 +268,7 @@ export function createHttpIngress(opts: HttpIngressOptions): HttpIngress {
         return sendJson(res, 200, completionBody(response.result), requestId);
       }
       if (response.kind === 'stream') {
-        return await writeStream(res, response.chunks, requestId, signal);
+        return await writeStream(res, response.chunks, requestId);
       }
       // A dry run is served by the CLI and gRPC Render, never by this route.
       sendError(res, new WardenError('internal', 'internal error'), requestId);
@@ -282,11 +282,11 @@ export function createHttpIngress(opts: HttpIngressOptions): HttpIngress {
    * pipeline. The Anthropic SDKs send their key as `x-api-key`; it carries the workload token.
    */
   async function anthropicMessages(req: IncomingMessage, res: ServerResponse, requestId: string): Promise<void> {
-    const { signal, dispose } = requestSignal(res);
+    const { signal, cancel, dispose } = requestSignal(res);
     const fail = (err: WardenError) =>
       sendJson(res, err.httpStatus, JSON.stringify(anthropicErrorBody(err)), requestId);
     try {
-      const base = baseMeta(req, requestId, signal);
+      const base = baseMeta(req, requestId, signal, cancel);
       if (base.credentials.bearer === undefined) {
         const apiKey = headerValue(req, 'x-api-key');
         if (apiKey) base.credentials.bearer = apiKey.trim();
@@ -324,7 +324,9 @@ export function createHttpIngress(opts: HttpIngressOptions): HttpIngress {
       let model = request.model;
       try {
         while (!step.done) {
-          if (signal.aborted || res.destroyed) break;
+          // The client is gone. (An aborted signal alone may be the upstream deadline: the
+          // upstream read then fails, and the client gets the error event below.)
+          if (res.destroyed) break;
           model = step.value.model || model;
           const events = encoder.encode(step.value);
           if (events !== '' && !res.write(events)) await drained(res);
@@ -348,7 +350,6 @@ export function createHttpIngress(opts: HttpIngressOptions): HttpIngress {
     res: ServerResponse,
     chunks: AsyncIterable<CompletionChunk>,
     requestId: string,
-    signal: AbortSignal,
   ): Promise<void> {
     const it = chunks[Symbol.asyncIterator]();
     // Pull the first chunk before committing to 200: an upstream that is down or refuses the call
@@ -367,7 +368,9 @@ export function createHttpIngress(opts: HttpIngressOptions): HttpIngress {
     });
     try {
       while (!step.done) {
-        if (signal.aborted || res.destroyed) break;
+        // The client is gone. (An aborted signal alone may be the upstream deadline: the upstream
+        // read then fails, and the client gets the error event below.)
+        if (res.destroyed) break;
         if (!res.write(chunkEvent(step.value))) await drained(res);
         step = await it.next();
       }
@@ -389,10 +392,10 @@ export function createHttpIngress(opts: HttpIngressOptions): HttpIngress {
 
   async function models(req: IncomingMessage, res: ServerResponse, requestId: string): Promise<void> {
     req.resume();
-    const { signal, dispose } = requestSignal(res);
+    const { signal, cancel, dispose } = requestSignal(res);
     try {
       const request: PromptRequest = {
-        ...baseMeta(req, requestId, signal),
+        ...baseMeta(req, requestId, signal, cancel),
         protocol: 'openai-http',
         action: 'models.list',
         model: '',

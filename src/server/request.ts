@@ -92,6 +92,8 @@ export interface IngressMeta {
   id: string;
   credentials: Credentials;
   signal: AbortSignal;
+  /** Aborts `signal` (see PromptRequest.cancel). */
+  cancel?: (reason: unknown) => void;
   receivedAt: number;
   traceparent?: string;
   /** `x-warden-template` header, if any. */
@@ -250,6 +252,7 @@ export function toPromptRequest(body: unknown, meta: IngressMeta, limits: Ingres
     signal: meta.signal,
     receivedAt: meta.receivedAt,
   };
+  if (meta.cancel) req.cancel = meta.cancel;
   if (template) req.template = template;
   if (!template && messages) req.messages = messages;
   if (b.tools) req.tools = b.tools as ToolDefinition[];

@@ -280,6 +280,50 @@ describe('upstream failures', () => {
   });
 });
 
+describe('the upstream deadline (limits.upstream_timeout_ms)', () => {
+  // A Warden of its own with a short deadline. The client's own deadline
+  // (client_timeout_ms, 10 s here) only bounds sending the request, so it never cuts these.
+  let short: WardenFixture;
+  let shortUpstream: FakeUpstream;
+  let token: string;
+  beforeAll(async () => {
+    shortUpstream = await startUpstream();
+    short = await startWarden({
+      upstreamUrl: shortUpstream.url,
+      limits: 'limits: { client_timeout_ms: 10000, upstream_timeout_ms: 300, shutdown_grace_ms: 2000 }',
+    });
+    token = await short.signer.token('support', 'ticket-bot');
+  });
+  afterAll(async () => {
+    await short?.close();
+    await shortUpstream?.close();
+  });
+
+  it('ends a call the upstream never answers with 504 upstream_timeout and closes the upstream request', async () => {
+    shortUpstream.mode = 'slow';
+    const aborted = shortUpstream.aborted;
+    const res = await postChat(short.addresses.http, token, governed());
+    expect(res.status).toBe(504);
+    expect(((await res.json()) as any).error.code).toBe('upstream_timeout');
+    await aborted;
+    await eventually(() => short.audit().some((r) => r.stream === false && r.error_code === 'upstream_timeout'));
+  });
+
+  it('ends a stream that outlives it with an upstream_timeout error event (no [DONE]), not a reset', async () => {
+    shortUpstream.mode = 'stream-slow';
+    const aborted = shortUpstream.aborted;
+    const res = await postChat(short.addresses.http, token, governed({ stream: true }));
+    expect(res.status).toBe(200);
+    const text = await res.text();
+    // Some of the answer streamed before the deadline, then the error event ended it.
+    expect(text).toContain('"content":"tick');
+    expect(text).toContain('"code":"upstream_timeout"');
+    expect(text).not.toContain('[DONE]');
+    await aborted;
+    await eventually(() => short.audit().some((r) => r.stream === true && r.error_code === 'upstream_timeout'));
+  });
+});
+
 describe('audit and canaries', () => {
   it('writes exactly one chained audit record per request', async () => {
     upstream.mode = 'ok';

@@ -185,6 +185,31 @@ describe('forward stage', () => {
     expect(e.code).toBe('upstream_timeout');
   });
 
+  it('with request.cancel, the deadline aborts the request signal itself and the upstream socket closes', async () => {
+    upstream = await startUpstream(() => {
+      /* never answers */
+    });
+    const ac = new AbortController();
+    const stage = createForwardStage(() => registry(upstream!.baseUrl), { upstreamTimeoutMs: 100 });
+    const e = await rejects(stage.run(context({ cancel: (reason) => ac.abort(reason) }, decision(), ac.signal)));
+    expect(e.code).toBe('upstream_timeout');
+    expect(ac.signal.aborted).toBe(true);
+    expect((ac.signal.reason as Error).name).toBe('TimeoutError');
+    await upstream.sockets[0]!.closed;
+  });
+
+  it('with request.cancel, a call that settles in time leaves the request signal alone', async () => {
+    upstream = await startUpstream();
+    const ac = new AbortController();
+    const stage = createForwardStage(() => registry(upstream!.baseUrl), { upstreamTimeoutMs: 100 });
+    const ctx = context({ cancel: (reason) => ac.abort(reason) }, decision(), ac.signal);
+    await stage.run(ctx);
+    expect(ctx.response?.kind).toBe('complete');
+    // The deadline was cleared when the call settled: it never fires afterwards.
+    await new Promise((r) => setTimeout(r, 200));
+    expect(ac.signal.aborted).toBe(false);
+  });
+
   it('fails closed: denied decision, missing decision or prompt, unconfigured model — nothing is sent', async () => {
     upstream = await startUpstream();
     const stage = createForwardStage(() => registry(upstream!.baseUrl));
