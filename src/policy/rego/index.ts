@@ -8,6 +8,7 @@ import { createHash } from 'node:crypto';
 import type { Location } from './ast/nodes.js';
 import { RegoError } from './errors.js';
 import { compileModules, compileQueryText, parseModules, type CompiledQuery, type CompiledTree } from './ast/compile/index.js';
+import { analyzeInputDeps, type InputDeps } from './ast/compile/input-deps.js';
 import { loadFiles } from './data.js';
 import { Ctx, DEFAULT_DEADLINE_MS, DEFAULT_MAX_DEPTH, DEFAULT_MAX_STEPS, type Budget } from './topdown/context.js';
 import { walkData } from './topdown/eval.js';
@@ -15,6 +16,7 @@ import type { DocNode, Frame, TermPlan } from './topdown/tree.js';
 import { RegoSet, equal, fromJSON, isPlainObject, toJSON, type Value } from './value.js';
 
 export { RegoError } from './errors.js';
+export { formatInputPath, type InputDeps } from './ast/compile/input-deps.js';
 
 export interface RegoSource {
   path: string;
@@ -49,6 +51,11 @@ export interface CompiledPolicy {
   readonly revision: string;
   evaluate(ref: string, input: unknown, opts?: EvalOptions): unknown;
   query(query: string, input?: unknown, opts?: EvalOptions): Array<Record<string, unknown>>;
+  /**
+   * The input paths the policy can read and whether its results depend on anything but them
+   * (see ast/compile/input-deps.ts): what a decision cache may key on. Computed once.
+   */
+  inputDeps(): InputDeps;
 }
 
 /** One query solution as `opa eval` reports it. */
@@ -134,6 +141,7 @@ export class RegoPolicy implements CompiledPolicy {
   readonly revision: string;
   private readonly entrypoints = new Map<string, { node: DocNode; base: Value | undefined; path: TermPlan[]; start: number }>();
   private readonly queries = new Map<string, CompiledQuery>();
+  private deps: InputDeps | undefined;
 
   constructor(
     private readonly tree: CompiledTree,
@@ -248,6 +256,11 @@ export class RegoPolicy implements CompiledPolicy {
 
   query(text: string, input?: unknown, opts?: EvalOptions): Array<Record<string, unknown>> {
     return this.queryResults(text, input, opts).map((r) => r.bindings);
+  }
+
+  inputDeps(): InputDeps {
+    this.deps ??= analyzeInputDeps(this.tree.rules);
+    return this.deps;
   }
 
   /** `test_*` rules (for `warden policy test`), as full data paths. */

@@ -4,7 +4,7 @@
  * check conflicting rule kinds, resolve names (imports, package rules, built-ins, arity),
  * reorder bodies for safety and report unsafe variables, detect recursion, then plan.
  */
-import type { Body, Module, Rule, Term } from '../nodes.js';
+import type { Body, Location, Module, Rule, Term } from '../nodes.js';
 import { parseModule, parseQuery, parseTerm } from '../parser.js';
 import { RegoError } from '../../errors.js';
 import { keyOf, type Value } from '../../value.js';
@@ -22,6 +22,20 @@ export interface CompiledTree {
   functionArity: Map<string, number>;
   /** Whether any literal is an exact decimal (then built-ins get doubles: decimal.ts). */
   numbers: { decimals: boolean };
+  /**
+   * Every rule definition (each `else` link too) in resolved form, as planned: what static
+   * analyses such as input-deps.ts read, so they see exactly what evaluates.
+   */
+  rules: ResolvedRule[];
+}
+
+/** One rule definition after name resolution: its head terms and its (reordered) body. */
+export interface ResolvedRule {
+  /** The rule's location (its head). */
+  loc: Location;
+  /** Head key, value, ref terms below the node, and function argument patterns. */
+  head: ITerm[];
+  body: IExpr[];
 }
 
 interface RuleEntry {
@@ -111,6 +125,7 @@ export function compileModules(modules: Module[], baseData: Value): CompiledTree
   // Stage 2: resolve, reorder, plan.
   const planner = new Planner(root, baseData, numbers);
   const deps = new Map<DocNode, Set<string>>();
+  const rules: ResolvedRule[] = [];
   for (const e of entries) {
     const resolver = new Resolver(e.env);
     planner.reset();
@@ -124,7 +139,7 @@ export function compileModules(modules: Module[], baseData: Value): CompiledTree
       e.node.defaultValue = v.v;
       continue;
     }
-    const plan = planChain(e, e.rule, resolver, planner, refs);
+    const plan = planChain(e, e.rule, resolver, planner, refs, rules);
     e.node.defs.push(plan);
   }
   checkRecursion(root, deps);
@@ -132,7 +147,7 @@ export function compileModules(modules: Module[], baseData: Value): CompiledTree
   allNodes(root).forEach((n, i) => {
     n.id = i;
   });
-  return { root, baseData, planner, functionArity, numbers };
+  return { root, baseData, planner, functionArity, numbers, rules };
 }
 
 /** Rule indexing pays off only for nodes with many definitions. */
@@ -203,7 +218,7 @@ function checkNesting(n: DocNode): void {
   for (const c of n.children.values()) checkNesting(c);
 }
 
-function planChain(e: RuleEntry, rule: Rule, resolver: Resolver, planner: Planner, refs: Set<string>): RulePlan {
+function planChain(e: RuleEntry, rule: Rule, resolver: Resolver, planner: Planner, refs: Set<string>, rules: ResolvedRule[]): RulePlan {
   const head = rule.head;
   const scope = resolver.newScope();
   if (head.args) resolver.declareArgs(scope, head.args);
@@ -216,7 +231,9 @@ function planChain(e: RuleEntry, rule: Rule, resolver: Resolver, planner: Planne
   const value = head.kind !== 'set' && head.value ? resolver.headTerm(head.value, bodyScope) : undefined;
   const dyn = e.dyn.map((t) => resolver.headTerm(t, bodyScope));
   for (const t of [key, value, ...dyn]) if (t) checkBound(t, bound);
-  collectRefs(ordered, [key, value, ...dyn, ...(args ?? [])], refs);
+  const headTerms = [key, value, ...dyn, ...(args ?? [])].filter((t): t is ITerm => t !== undefined);
+  collectRefs(ordered, headTerms, refs);
+  rules.push({ loc: rule.loc, head: headTerms, body: ordered });
   const bodyFn: ExprFn = planner.body(ordered);
   const multi = head.kind === 'set' && dyn.length > 0;
   const plan: RulePlan = {
@@ -228,7 +245,7 @@ function planChain(e: RuleEntry, rule: Rule, resolver: Resolver, planner: Planne
     ...(value ? { value: planner.term(value) } : {}),
     ...(multi && key ? { value: planner.term(key), multi: true } : {}),
     constValue: value !== undefined && value.t === 'const' && dyn.length === 0,
-    ...(rule.else ? { else: planChain(e, rule.else, resolver, planner, refs) } : {}),
+    ...(rule.else ? { else: planChain(e, rule.else, resolver, planner, refs, rules) } : {}),
     ...(rule.else || head.args ? {} : guardOf(ordered)),
     loc: rule.loc,
   };
