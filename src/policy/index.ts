@@ -1,7 +1,8 @@
-/** Policy: the PolicyEngine port, the built-in Rego engine adapter, policy input, decision normalization and the decide stage. */
+/** Policy: the PolicyEngine port, the built-in Rego engine adapter (with its decision cache), policy input, decision normalization and the decide stage. */
 export type { PolicyEngine } from '../pipeline/ports.js';
 export { createRegoPolicyEngine } from './rego-engine.js';
-export type { RegoPolicyEngineOptions } from './rego-engine.js';
+export type { RegoPolicyEngineOptions, RegoPolicyEngine, DecisionCacheStatus } from './rego-engine.js';
+export type { DecisionCacheOutcome } from './decision-cache.js';
 export { buildPolicyInput, mostRecentApproval } from './input.js';
 export type { PolicyEnvironment } from './input.js';
 export { normalizeDecision, defaultRedaction } from './decision.js';

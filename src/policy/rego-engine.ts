@@ -1,11 +1,13 @@
 /**
  * The built-in Rego engine behind the PolicyEngine port: `.rego` files (tests excluded) compiled
- * once per load; each request evaluates the configured entrypoint.
+ * once per load; each request evaluates the configured entrypoint — or takes the result from the
+ * decision cache (decision-cache.ts) when the policy's analysis allows one.
  */
 import { WardenError } from '../pipeline/errors.js';
 import type { PolicyEngine } from '../pipeline/ports.js';
 import type { PolicyInput } from '../pipeline/types.js';
 import { loadPolicy, RegoError, type EvalOptions } from './rego/index.js';
+import { DecisionCache, type DecisionCacheOutcome } from './decision-cache.js';
 
 export interface RegoPolicyEngineOptions {
   /** Files or directories of `.rego` (and `data.json`/`.yaml`) files. */
@@ -15,11 +17,33 @@ export interface RegoPolicyEngineOptions {
   /** Per-evaluation budget (steps, deadline) — a runaway policy becomes `policy_error`, not a hang. */
   maxSteps?: number;
   deadlineMs?: number;
+  /** Default: on, 10,000 entries. */
+  decisionCache?: { enabled: boolean; maxEntries: number };
+  /** Told, per evaluation, whether the cache answered (`hit`), missed, or was not used (`off`). */
+  onDecisionCache?: (outcome: DecisionCacheOutcome) => void;
 }
+
+/** Whether this engine caches decisions, and if not, why (for the load log and `policy check`). */
+export interface DecisionCacheStatus {
+  enabled: boolean;
+  /** Set iff not enabled. */
+  reason?: string;
+  /** The input paths the key is made of (when enabled). */
+  paths: string[][];
+  maxEntries: number;
+}
+
+export interface RegoPolicyEngine extends PolicyEngine {
+  readonly decisionCache: DecisionCacheStatus;
+}
+
+export const DEFAULT_DECISION_CACHE = { enabled: true, maxEntries: 10_000 } as const;
+
+const noOutcome = (_o: DecisionCacheOutcome): void => undefined;
 
 const ENTRYPOINT = /^(?:data\.)?[A-Za-z_][A-Za-z0-9_]*(?:[./][A-Za-z_][A-Za-z0-9_]*)*$/;
 
-export async function createRegoPolicyEngine(opts: RegoPolicyEngineOptions): Promise<PolicyEngine> {
+export async function createRegoPolicyEngine(opts: RegoPolicyEngineOptions): Promise<RegoPolicyEngine> {
   if (!ENTRYPOINT.test(opts.entrypoint)) {
     throw new WardenError('policy_error', `invalid policy entrypoint "${opts.entrypoint}" (want warden/decision or data.warden.decision)`, {
       location: { path: 'policy.entrypoint' },
@@ -50,13 +74,31 @@ export async function createRegoPolicyEngine(opts: RegoPolicyEngineOptions): Pro
   if (opts.deadlineMs !== undefined) options.deadlineMs = opts.deadlineMs;
   const compiled = policy;
   const entrypoint = opts.entrypoint;
+  const evaluate = (input: unknown): unknown => {
+    // time.now_ns() inside the policy agrees with input.time. (A policy that calls it is never
+    // cached: the analysis counts the clock as nondeterministic.)
+    options.nowNs = BigInt(Math.trunc((input as PolicyInput).time.now_ns / 1_000_000)) * 1_000_000n;
+    return compiled.evaluate(entrypoint, input, options);
+  };
+  const { enabled, maxEntries } = opts.decisionCache ?? DEFAULT_DECISION_CACHE;
+  const deps = compiled.inputDeps();
+  const status: DecisionCacheStatus = !enabled
+    ? { enabled: false, reason: 'disabled in the configuration (policy.decision_cache.enabled: false)', paths: [], maxEntries }
+    : deps.cacheable
+      ? { enabled: true, paths: deps.paths, maxEntries }
+      : { enabled: false, reason: deps.reason ?? 'the policy analysis gave no reason', paths: [], maxEntries };
+  const cache = status.enabled ? new DecisionCache(status.paths, maxEntries) : undefined;
+  const outcome = opts.onDecisionCache ?? noOutcome;
   return {
     kind: 'rego',
     revision: compiled.revision,
+    decisionCache: status,
     evaluate(input: PolicyInput): unknown {
-      // time.now_ns() inside the policy agrees with input.time.
-      options.nowNs = BigInt(Math.trunc(input.time.now_ns / 1_000_000)) * 1_000_000n;
-      return compiled.evaluate(entrypoint, input, options);
+      if (cache === undefined) {
+        outcome('off');
+        return evaluate(input);
+      }
+      return cache.evaluate(input, evaluate, outcome);
     },
   };
 }
