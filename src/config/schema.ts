@@ -192,6 +192,21 @@ const PolicySchema = z.strictObject({
   /** Evaluation budget: a policy that exceeds it is a policy_error (deny), not a hung request. */
   max_steps: positiveInt.default(100_000),
   timeout_ms: positiveInt.default(50),
+  /**
+   * Reuse a decision for inputs that agree on every field the policy reads. Applies only when
+   * the policy's analysis proves that safe (README, "Decision cache"); `enabled: false` turns it
+   * off regardless.
+   */
+  decision_cache: z
+    .strictObject({
+      enabled: z.boolean().default(true),
+      max_entries: z
+        .int()
+        .min(1, { error: 'must be at least 1 (use enabled: false to turn the cache off)' })
+        .max(1_000_000, { error: 'must be at most 1000000 (each entry holds a decision)' })
+        .default(10_000),
+    })
+    .prefault({}),
 });
 
 const TemplatesSchema = z.strictObject({

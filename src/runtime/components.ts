@@ -12,7 +12,7 @@ import type { PipelineStages } from '../pipeline/pipeline.js';
 import type { Authenticator } from '../pipeline/ports.js';
 import type { RequestContext, Stage } from '../pipeline/stage.js';
 import type { Principal } from '../pipeline/types.js';
-import { createDecideStage, createRegoPolicyEngine } from '../policy/index.js';
+import { createDecideStage, createRegoPolicyEngine, type DecisionCacheStatus } from '../policy/index.js';
 import { createForwardStage, createProviders } from '../providers/index.js';
 import { createRedactStage, createRedactor, createRespondStage, type RedactionConfig } from '../redact/index.js';
 import { createEnvSecretProvider, createFetchStage, createFileSecretProvider, createSecretResolver } from '../secrets/index.js';
@@ -194,8 +194,11 @@ export async function buildComponents(config: Config, opts: ComponentOptions): P
           entrypoint: config.policy.entrypoint,
           maxSteps: config.policy.max_steps,
           deadlineMs: config.policy.timeout_ms,
+          decisionCache: { enabled: config.policy.decision_cache.enabled, maxEntries: config.policy.decision_cache.max_entries },
+          onDecisionCache: (result) => opts.metrics.observePolicyCache(result),
         }),
       ]);
+      logDecisionCache(opts.logger, policy.decisionCache);
       return { templates, policy, loadedAt: new Date().toISOString() };
     },
     close: async () => {
@@ -203,6 +206,22 @@ export async function buildComponents(config: Config, opts: ComponentOptions): P
       await auditLog.close();
     },
   };
+}
+
+/**
+ * Once per policy load: whether decisions are cached and, if not, why (the reason names a rule
+ * location and a construct, never input or data values), so a policy change that turns the
+ * cache off is visible in the log.
+ */
+function logDecisionCache(logger: Logger, status: DecisionCacheStatus): void {
+  if (status.enabled) {
+    logger.info(
+      { decision_cache: true, max_entries: status.maxEntries, input_paths: status.paths.map((p) => p.join('.')) },
+      `policy decision cache on: keyed on ${status.paths.length} input path(s)`,
+    );
+  } else {
+    logger.info({ decision_cache: false, reason: status.reason }, `policy decision cache off: ${status.reason ?? 'no reason given'}`);
+  }
 }
 
 /** The YAML (snake_case) redaction section → the redaction module's RedactionConfig. */

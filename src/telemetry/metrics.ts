@@ -54,6 +54,7 @@ export interface Metrics {
   readonly requestDuration: FastHistogram<'protocol'>;
   readonly stageDuration: FastHistogram<'stage'>;
   readonly policyDecisions: FastCounter<'allow'>;
+  readonly policyCache: FastCounter<'result'>;
   readonly upstreamRequests: FastCounter<'provider' | 'outcome'>;
   readonly upstreamDuration: FastHistogram<'provider'>;
   readonly activeStreams: Gauge;
@@ -67,6 +68,8 @@ export interface Metrics {
   /** PipelineMetrics: one stage's duration. */
   observeStage(stage: StageName, seconds: number): void;
   observeDecision(allow: boolean): void;
+  /** One policy evaluation: answered by the decision cache (`hit`), evaluated and kept (`miss`), or evaluated without it (`off`). */
+  observePolicyCache(result: 'hit' | 'miss' | 'off'): void;
   observeUpstream(provider: string, outcome: UpstreamOutcome, seconds: number): void;
   streamOpened(): void;
   streamClosed(): void;
@@ -117,6 +120,12 @@ export function createMetrics(opts: MetricsOptions = {}): Metrics {
     name: 'warden_policy_decisions_total',
     help: 'Policy decisions, by result.',
     labelNames: ['allow'] as const,
+    registers,
+  });
+  const policyCache = new FastCounter({
+    name: 'warden_policy_cache_total',
+    help: 'Policy evaluations by decision cache result: hit, miss (evaluated and kept), off (cache not used for this policy or input).',
+    labelNames: ['result'] as const,
     registers,
   });
   const upstreamRequests = new FastCounter({
@@ -174,6 +183,7 @@ export function createMetrics(opts: MetricsOptions = {}): Metrics {
   const stageChildren = new Map(STAGES.map((s) => [s, stageDuration.series(s)] as const));
   const allowChild = policyDecisions.series('true');
   const denyChild = policyDecisions.series('false');
+  const cacheChildren = { hit: policyCache.series('hit'), miss: policyCache.series('miss'), off: policyCache.series('off') };
   const auditOk = auditRecords.series('ok');
   const auditError = auditRecords.series('error');
   // Provider names come from config (bounded); their series are made on first use and kept.
@@ -187,6 +197,7 @@ export function createMetrics(opts: MetricsOptions = {}): Metrics {
     requestDuration,
     stageDuration,
     policyDecisions,
+    policyCache,
     upstreamRequests,
     upstreamDuration,
     activeStreams,
@@ -206,6 +217,9 @@ export function createMetrics(opts: MetricsOptions = {}): Metrics {
     },
     observeDecision(allow) {
       (allow ? allowChild : denyChild).inc();
+    },
+    observePolicyCache(result) {
+      cacheChildren[result].inc();
     },
     observeUpstream(provider, outcome, seconds) {
       const key = `${provider}\u0000${outcome}`;
