@@ -80,7 +80,7 @@ sensitivity := s if {
 reasons contains "unknown action" if not input.action in known_actions
 
 # Warden versions its input; this policy was written for version 1 and refuses to guess at others.
-reasons contains sprintf("unsupported policy input version %v", [object.get(input, "version", "none")]) if {
+reasons contains sprintf("unsupported policy input version %v", [input_version]) if {
 	not input.version == 1
 }
 
@@ -136,6 +136,13 @@ models := [m | some m in models_by_sensitivity[sensitivity]; m in template_model
 # ---------------------------------------------------------------------------------------------
 # Helpers
 # ---------------------------------------------------------------------------------------------
+
+# The input's version as given (null included), or "none" without one. Read as `input.version`
+# rather than `object.get(input, ...)`, which reads the whole input and so turns Warden's
+# decision cache off (README, "Decision cache").
+default input_version := "none"
+
+input_version := input.version
 
 # `namespace/service_account`; undefined (so never allowed) for principals without both.
 principal_service := concat("/", [input.principal.namespace, input.principal.service_account])

@@ -91,6 +91,12 @@ test_denies_an_unknown_input_version if {
 	"unsupported policy input version 2" in d.reasons
 }
 
+test_denies_a_null_input_version if {
+	d := warden.decision with input as object.union(base, {"version": null})
+	not d.allow
+	"unsupported policy input version null" in d.reasons
+}
+
 test_denies_a_principal_without_a_subject if {
 	d := warden.decision with input as object.remove(base, ["principal"])
 	not d.allow
