@@ -7,7 +7,7 @@
 import { randomBytes } from 'node:crypto';
 import { readFile } from 'node:fs/promises';
 import { parse as parseYaml } from 'yaml';
-import { RegoError, compileRegoPolicy, loadRegoPolicy, type QueryResult, type RegoPolicy } from './rego/index.js';
+import { RegoError, compileRegoPolicy, formatInputPath, loadRegoPolicy, type InputDeps, type QueryResult, type RegoPolicy } from './rego/index.js';
 import { stringifyJSON, type Value } from './rego/value.js';
 import { parseModule } from './rego/ast/parser.js';
 import { loadFiles } from './rego/data.js';
@@ -54,7 +54,9 @@ Options:
   check: `Usage: warden policy check PATH...
 
 Parses and compiles the given policies and prints each error as
-file:line:col: code: message. Exits 1 when there is an error.
+file:line:col: code: message. Exits 1 when there is an error. Otherwise
+prints whether Warden's decision cache applies to them (the files
+without _test.rego) and, if not, which rule construct prevents it.
 
 Options:
   -h, --help         show this help
@@ -250,7 +252,15 @@ async function cmdCheck(args: string[], io: Io): Promise<number> {
     }
   }
   for (const line of errors) io.stderr.write(line + '\n');
-  return errors.length > 0 ? 1 : 0;
+  if (errors.length > 0) return 1;
+  // The sidecar loads the same files without tests: say whether it can cache their decisions.
+  io.stdout.write(decisionCacheLine(compileRegoPolicy(loaded.modules, loaded.data, { excludeTests: true }).inputDeps()) + '\n');
+  return 0;
+}
+
+function decisionCacheLine(deps: InputDeps): string {
+  if (!deps.cacheable) return `decision cache: does not apply: ${deps.reason ?? 'no reason given'}`;
+  return `decision cache: applies, keyed on ${deps.paths.length === 0 ? 'nothing in the input' : deps.paths.map(formatInputPath).join(', ')}`;
 }
 
 export async function runPolicyCli(argv: string[], io: Io): Promise<number> {
