@@ -5,8 +5,10 @@
  * to metrics). Run it under `node --cpu-prof` to see where the pipeline's own time goes without
  * the noise of the ingress socket and the load generator.
  *   npx tsx bench/micro-pipeline.ts [requests]
+ *   ALLOC_PROFILE=/tmp/a.heapprofile npx tsx bench/micro-pipeline.ts   (what each request allocates)
  */
-import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { Session } from 'node:inspector';
 import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
 import { performance } from 'node:perf_hooks';
@@ -17,7 +19,6 @@ import { buildWarden, startChild, stopChild, wardenBody, writeWardenSetup } from
 // NO_BUILD=1 runs the sources through tsx instead.
 const build = process.env.NO_BUILD ? undefined : buildWarden();
 const load = (rel: string): Promise<any> => import(build ? pathToFileURL(join(build, 'src', rel)).href : `../src/${rel}`);
-/* eslint-disable @typescript-eslint/no-unsafe-assignment, @typescript-eslint/no-unsafe-call, @typescript-eslint/no-unsafe-member-access, @typescript-eslint/no-explicit-any */
 const { loadConfig } = await load('config/load.js');
 const { createRuntime, ingressLimits } = await load('runtime/runtime.js');
 const { toPromptRequest } = await load('server/request.js');
@@ -59,11 +60,32 @@ try {
   };
   for (let i = 0; i < 3000; i++) await one();
   recording = true;
+  // ALLOC_PROFILE=file.heapprofile samples what the measured requests allocate (collected objects
+  // included) for Chrome DevTools' memory tab, and prints the bytes allocated per request.
+  const allocProfile = process.env.ALLOC_PROFILE;
+  const inspector = allocProfile ? new Session() : undefined;
+  const post = (method: string, params?: object): Promise<any> =>
+    new Promise((resolve, reject) => inspector!.post(method, params, (err, res) => (err ? reject(err) : resolve(res))));
+  if (inspector) {
+    inspector.connect();
+    await post('HeapProfiler.startSampling', { samplingInterval: 512, includeObjectsCollectedByMajorGC: true, includeObjectsCollectedByMinorGC: true });
+  }
   const cpu0 = process.cpuUsage();
   const t0 = performance.now();
   for (let i = 0; i < count; i++) await one();
   const cpu = process.cpuUsage(cpu0);
   const ms = performance.now() - t0;
+  if (inspector) {
+    const { profile } = await post('HeapProfiler.stopSampling');
+    writeFileSync(allocProfile!, JSON.stringify(profile));
+    let bytes = 0;
+    const walk = (n: { selfSize: number; children: unknown[] }) => {
+      bytes += n.selfSize;
+      for (const c of n.children) walk(c as typeof n);
+    };
+    walk(profile.head);
+    process.stdout.write(`allocated ~${(bytes / count / 1024).toFixed(1)} KB per request (sampled); profile in ${allocProfile}\n`);
+  }
   process.stdout.write(
     `${count} requests: ${((cpu.user + cpu.system) / count).toFixed(1)} CPU µs/request (user ${(cpu.user / count).toFixed(1)}, sys ${(cpu.system / count).toFixed(1)}), ${(1000 * ms / count).toFixed(1)} wall µs/request\n`,
   );

@@ -1,7 +1,7 @@
 /**
  * Profiles Warden's hot path: runs the gateway benchmark's Warden under `node --cpu-prof` with
  * closed-loop load, and leaves the .cpuprofile in bench/results/ (open it in Chrome DevTools).
- *   npx tsx bench/profile-gateway.ts [requests]
+ *   npx tsx bench/profile-gateway.ts [requests] [concurrency]
  */
 import { mkdirSync, mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
@@ -18,7 +18,7 @@ const upstream = await startChild('upstream');
 // Profile the compiled build, as the benchmark measures it (function names survive tsc).
 const warden = await startChild('warden', writeWardenSetup(dir, upstream.port), ['--cpu-prof', `--cpu-prof-dir=${out}`], buildWarden());
 const t = sender(warden.port, '/v1/chat/completions', wardenBody());
-const r = await maxThroughput(t.send, 32, count, 60_000);
+const r = await maxThroughput(t.send, Number(process.argv[3] ?? 8), count, 60_000);
 process.stdout.write(`${Math.round(r.rps)} requests/s, ${r.errors} errors; profile written to ${out}\n`);
 await t.close();
 await stopChild(warden);

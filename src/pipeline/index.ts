@@ -3,6 +3,7 @@ export * from './types.js';
 export type * from './ports.js';
 export type * from './stage.js';
 export * from './errors.js';
+export { onAbort, RequestSignal, type CancelSignal } from './cancel.js';
 export { canonicalJson, outboundJson } from './canonical-json.js';
 export {
   createPipeline,

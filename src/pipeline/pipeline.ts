@@ -6,6 +6,7 @@
  */
 import { performance } from 'node:perf_hooks';
 import { startTrace } from '../telemetry/tracing.js';
+import { onAbort } from './cancel.js';
 import { WardenError, isWardenError } from './errors.js';
 import type { RequestContext, Stage, StageName } from './stage.js';
 import type { CompletionChunk, Decision, PipelineResponse, PromptRequest } from './types.js';
@@ -263,6 +264,7 @@ class AuditedStream implements AsyncIterableIterator<CompletionChunk> {
   private inner: AsyncIterator<CompletionChunk> | undefined;
   private settled: Promise<WardenError | undefined> | undefined;
   private readonly onAbort: () => void;
+  private stopListening: () => void = () => {};
 
   constructor(
     private readonly ctx: RequestContext,
@@ -275,7 +277,7 @@ class AuditedStream implements AsyncIterableIterator<CompletionChunk> {
       if (!this.inner) void this.finish(new WardenError('cancelled', 'the client closed the request'));
     };
     if (signal.aborted) queueMicrotask(this.onAbort);
-    else signal.addEventListener('abort', this.onAbort, { once: true });
+    else this.stopListening = onAbort(signal, this.onAbort);
   }
 
   [Symbol.asyncIterator](): this {
@@ -284,7 +286,7 @@ class AuditedStream implements AsyncIterableIterator<CompletionChunk> {
 
   private finish(error?: WardenError): Promise<WardenError | undefined> {
     if (!this.settled) {
-      this.ctx.request.signal.removeEventListener('abort', this.onAbort);
+      this.stopListening();
       if (error && !this.ctx.error) this.ctx.error = error;
       this.settled = this.settle(this.ctx);
     }

@@ -3,6 +3,7 @@
  * Implementations live in their stage folder (identity/, policy/, secrets/, templates/,
  * redact/, providers/, audit/); the pipeline only knows these shapes.
  */
+import type { CancelSignal } from './cancel.js';
 import type {
   ChatMessage,
   CompletionChunk,
@@ -70,7 +71,7 @@ export interface SecretProvider {
 
 export interface SecretResolver {
   /** Resolves exactly these refs (cached within their lease). Throws WardenError('secret_unavailable'). */
-  resolve(refs: readonly string[], signal?: AbortSignal): Promise<Map<string, string>>;
+  resolve(refs: readonly string[], signal?: CancelSignal): Promise<Map<string, string>>;
 }
 
 // ---------------------------------------------------------------------------------------------

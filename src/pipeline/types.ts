@@ -3,6 +3,7 @@
  * (DESIGN.md, "Layout"). Ingress adapters translate their protocol to a PromptRequest and a
  * PipelineResponse back; nothing else crosses stage boundaries.
  */
+import type { CancelSignal } from './cancel.js';
 
 // ---------------------------------------------------------------------------------------------
 // Messages (OpenAI Chat Completions shape; the Anthropic adapter maps onto it)
@@ -150,8 +151,8 @@ export interface PromptRequest {
   credentials: Credentials;
   /** W3C traceparent header from the caller, if any. */
   traceparent?: string;
-  /** Aborted when the client goes away or a deadline passes. */
-  signal: AbortSignal;
+  /** Aborted when the client goes away or a deadline passes (see pipeline/cancel.ts). */
+  signal: CancelSignal;
   /**
    * Aborts `signal` with `reason`, when the ingress offers it (it owns the controller). A stage
    * ends the request early this way (the forward stage's upstream deadline) instead of deriving a
@@ -288,7 +289,7 @@ export interface UpstreamRequest {
   stream: boolean;
   max_tokens?: number;
   params: Record<string, unknown>;
-  signal: AbortSignal;
+  signal: CancelSignal;
   /** W3C traceparent for the upstream call (Warden's span as the parent), when tracing. */
   traceparent?: string;
 }

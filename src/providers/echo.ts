@@ -4,6 +4,7 @@
  * network and no keys. The answer is the prompt as `role: content` lines; token usage is the
  * usual rough estimate of one token per four characters.
  */
+import type { CancelSignal } from '../pipeline/cancel.js';
 import { WardenError } from '../pipeline/errors.js';
 import type { ModelProvider } from '../pipeline/ports.js';
 import type { ChatMessage, CompletionChunk, CompletionResult, UpstreamRequest, Usage } from '../pipeline/types.js';
@@ -51,7 +52,7 @@ function pieces(text: string): string[] {
   return out;
 }
 
-function checkAborted(signal: AbortSignal): void {
+function checkAborted(signal: CancelSignal): void {
   if (signal.aborted) throw new WardenError('cancelled', 'the request was cancelled');
 }
 

@@ -7,6 +7,7 @@
  * the prompt.
  */
 import { Pool, type Dispatcher } from 'undici';
+import type { CancelSignal } from '../pipeline/cancel.js';
 import { WardenError, isWardenError } from '../pipeline/errors.js';
 import type { ModelProvider } from '../pipeline/ports.js';
 import type { CompletionChunk, CompletionResult, UpstreamRequest } from '../pipeline/types.js';
@@ -49,7 +50,7 @@ const UNREACHABLE_CODES = new Set(['ECONNREFUSED', 'ENOTFOUND', 'EAI_AGAIN', 'EH
  * Turns whatever the call failed with into a WardenError. The signal decides first: a client
  * abort is `cancelled`, a deadline is `upstream_timeout`, whatever error undici surfaced for it.
  */
-export function upstreamFailure(err: unknown, signal: AbortSignal, provider: string): WardenError {
+export function upstreamFailure(err: unknown, signal: CancelSignal, provider: string): WardenError {
   if (signal.aborted) {
     const reason: unknown = signal.reason;
     if (isWardenError(reason)) return reason;

@@ -5,6 +5,7 @@
  * stage waits for the first chunk: an upstream that is down or answers 4xx/5xx fails the request
  * with a proper error before any byte of a stream is sent to the client.
  */
+import { onAbort, RequestSignal, type CancelSignal } from '../pipeline/cancel.js';
 import { outboundJson } from '../pipeline/canonical-json.js';
 import { WardenError } from '../pipeline/errors.js';
 import type { ModelProvider } from '../pipeline/ports.js';
@@ -37,7 +38,7 @@ const deadlineExceeded = () => new DOMException('upstream deadline exceeded', 'T
  * hand-rolled rather than AbortSignal.any so the listener and timer are released as soon as the
  * call settles.
  */
-function upstreamSignal(request: PromptRequest, timeoutMs: number | undefined): { signal: AbortSignal; release: () => void } {
+function upstreamSignal(request: PromptRequest, timeoutMs: number | undefined): { signal: CancelSignal; release: () => void } {
   const client = request.signal;
   const cancel = request.cancel;
   if (cancel) {
@@ -46,17 +47,17 @@ function upstreamSignal(request: PromptRequest, timeoutMs: number | undefined): 
     timer.unref();
     return { signal: client, release: () => clearTimeout(timer) };
   }
-  const controller = new AbortController();
-  const onAbort = () => controller.abort(client.reason);
-  if (client.aborted) controller.abort(client.reason);
-  else client.addEventListener('abort', onAbort, { once: true });
-  const timer = timeoutMs === undefined ? undefined : setTimeout(() => controller.abort(deadlineExceeded()), timeoutMs);
+  const own = new RequestSignal();
+  let stop = noop;
+  if (client.aborted) own.abort(client.reason);
+  else stop = onAbort(client, () => own.abort(client.reason));
+  const timer = timeoutMs === undefined ? undefined : setTimeout(() => own.abort(deadlineExceeded()), timeoutMs);
   timer?.unref();
   return {
-    signal: controller.signal,
+    signal: own,
     release: () => {
       if (timer) clearTimeout(timer);
-      client.removeEventListener('abort', onAbort);
+      stop();
     },
   };
 }

@@ -7,6 +7,7 @@
  * name the ref and a reason written by us, never a value or a provider's raw message.
  */
 import { LRUCache } from 'lru-cache';
+import { onAbort, type CancelSignal } from '../pipeline/cancel.js';
 import { WardenError } from '../pipeline/errors.js';
 import type { SecretProvider, SecretResolver } from '../pipeline/ports.js';
 import { SecretFetchError } from './file.js';
@@ -85,7 +86,7 @@ export function createSecretResolver(opts: SecretResolverOptions): CachingSecret
   }
 
   return {
-    async resolve(refs: readonly string[], signal?: AbortSignal): Promise<Map<string, string>> {
+    async resolve(refs: readonly string[], signal?: CancelSignal): Promise<Map<string, string>> {
       const out = new Map<string, string>();
       let waits: Array<Promise<void>> | undefined;
       for (const ref of refs) {
@@ -99,11 +100,10 @@ export function createSecretResolver(opts: SecretResolverOptions): CachingSecret
           if (signal.aborted) throw unavailable(refs.join(', '), 'request aborted');
           // The shared fetch keeps going for other waiters; only this caller stops waiting.
           await new Promise<void>((resolve, reject) => {
-            const onAbort = () => reject(unavailable(refs.join(', '), 'request aborted'));
-            signal.addEventListener('abort', onAbort, { once: true });
+            const stop = onAbort(signal, () => reject(unavailable(refs.join(', '), 'request aborted')));
             all.then(
-              () => (signal.removeEventListener('abort', onAbort), resolve()),
-              (err) => (signal.removeEventListener('abort', onAbort), reject(err)),
+              () => (stop(), resolve()),
+              (err) => (stop(), reject(err)),
             );
           });
         } else {

@@ -9,6 +9,7 @@ import { randomUUID } from 'node:crypto';
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
 import { performance } from 'node:perf_hooks';
 import type { Pipeline, PipelineLogger } from '../pipeline/pipeline.js';
+import { RequestSignal, type CancelSignal } from '../pipeline/cancel.js';
 import { WardenError, isWardenError } from '../pipeline/errors.js';
 import type { CompletionChunk, PromptRequest } from '../pipeline/types.js';
 import type { IngressLimits } from './limits.js';
@@ -214,20 +215,21 @@ export function createHttpIngress(opts: HttpIngressOptions): HttpIngress {
    * node's `requestTimeout` (above); the upstream call has its own deadline. One controller per
    * request: AbortSignals are costly to create and to listen to.
    */
-  function requestSignal(res: ServerResponse): { signal: AbortSignal; cancel: (reason: unknown) => void; dispose: () => void } {
-    const controller = new AbortController();
+  function requestSignal(res: ServerResponse): { signal: RequestSignal; cancel: (reason: unknown) => void; dispose: () => void } {
+    // An emitter, not an AbortController: see pipeline/cancel.ts for what that saves.
+    const signal = new RequestSignal();
     const onClose = () => {
-      if (!res.writableFinished) controller.abort(new WardenError('cancelled', 'the client closed the request'));
+      if (!res.writableFinished) signal.abort(new WardenError('cancelled', 'the client closed the request'));
     };
     res.once('close', onClose);
     return {
-      signal: controller.signal,
-      cancel: (reason: unknown) => controller.abort(reason),
+      signal,
+      cancel: (reason: unknown) => signal.abort(reason),
       dispose: () => res.off('close', onClose),
     };
   }
 
-  function baseMeta(req: IncomingMessage, requestId: string, signal: AbortSignal, cancel: (reason: unknown) => void): IngressMeta {
+  function baseMeta(req: IncomingMessage, requestId: string, signal: CancelSignal, cancel: (reason: unknown) => void): IngressMeta {
     return {
       id: requestId,
       credentials: { bearer: bearerToken(headerValue(req, 'authorization')), peer: peerInfo(req.socket.remoteAddress) },

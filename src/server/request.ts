@@ -4,6 +4,7 @@
  * lives here; it only checks shapes and limits, and every error names the field.
  */
 import { z } from 'zod';
+import type { CancelSignal } from '../pipeline/cancel.js';
 import { WardenError } from '../pipeline/errors.js';
 import type { ChatMessage, Credentials, PeerInfo, PromptRequest, ToolDefinition } from '../pipeline/types.js';
 import type { IngressLimits } from './limits.js';
@@ -91,7 +92,7 @@ export function parseTemplateRef(ref: string, path: string): { id: string; versi
 export interface IngressMeta {
   id: string;
   credentials: Credentials;
-  signal: AbortSignal;
+  signal: CancelSignal;
   /** Aborts `signal` (see PromptRequest.cancel). */
   cancel?: (reason: unknown) => void;
   receivedAt: number;
@@ -267,7 +268,7 @@ export function toPromptRequest(body: unknown, meta: IngressMeta, limits: Ingres
  * of the body is kept, so no prompt text or variable can reach the record.
  */
 export function rejectedRequest(
-  meta: { id: string; signal: AbortSignal; receivedAt: number; traceparent?: string | undefined; peer: PeerInfo },
+  meta: { id: string; signal: CancelSignal; receivedAt: number; traceparent?: string | undefined; peer: PeerInfo },
   protocol: PromptRequest['protocol'],
   action: PromptRequest['action'] = 'prompt.execute',
   stream = false,
