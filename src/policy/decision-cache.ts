@@ -46,7 +46,8 @@ export class DecisionCache {
   /**
    * The cached result for this input, else `evaluate(input)` — kept only when it returns (an
    * error, a budget overrun included, propagates and is never cached). `outcome` is told what
-   * happened: `off` when the input cannot be keyed (then nothing is looked up or kept).
+   * happened before evaluating: `hit`, `miss` (a failed evaluation counts as one), or `off` when
+   * the input cannot be keyed (then nothing is looked up or kept).
    */
   evaluate(input: unknown, evaluate: (input: unknown) => unknown, outcome: (o: DecisionCacheOutcome) => void): unknown {
     const key = this.keyer.key(input);
@@ -59,9 +60,9 @@ export class DecisionCache {
       outcome('hit');
       return hit.raw;
     }
+    outcome('miss');
     const raw = deepFreeze(evaluate(input));
     this.entries.set(key, { raw });
-    outcome('miss');
     return raw;
   }
 }

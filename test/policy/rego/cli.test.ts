@@ -163,4 +163,25 @@ describe('warden policy check', () => {
     expect(r.code).toBe(1);
     expect(r.err).toContain('no such file or directory');
   });
+
+  it('says whether the decision cache applies and on which input paths (tests excluded, as the sidecar loads them)', async () => {
+    const r = await run(['check', join(dir, 'policy')]);
+    expect(r.code).toBe(0);
+    expect(r.err).toBe('');
+    expect(r.out).toBe('decision cache: applies, keyed on input.user\n');
+  });
+
+  it('says why the decision cache does not apply, with the location', async () => {
+    const clock = mkdtempSync(join(tmpdir(), 'warden-policy-cli-clock-'));
+    writeFileSync(join(clock, 'c.rego'), 'package c\nimport rego.v1\nfresh if time.now_ns() - input.at < 1000\n');
+    const r = await run(['check', clock]);
+    expect(r.code).toBe(0);
+    expect(r.out).toBe(`decision cache: does not apply: calls time.now_ns at ${join(clock, 'c.rego')}:3:10\n`);
+  });
+
+  it('prints nothing about the cache when there are errors', async () => {
+    const r = await run(['check', join(dir, 'broken')]);
+    expect(r.code).toBe(1);
+    expect(r.out).toBe('');
+  });
 });
