@@ -5,8 +5,8 @@
  * entity info, allow-list and phone regions, plus the plan's entities and thresholds), so its
  * findings can be reused.
  *
- * What is kept: findings (offsets, entity type, score) and the entity types seen, under a SHA-256
- * digest of the plan's scan configuration and the text, from the second time a digest is seen
+ * What is kept: findings (offsets, entity type, score) and the entity types seen, under the key
+ * (plan's scan configuration, SHA-256 digest of the text), from the second time a key is seen
  * (the first time only the digest is kept), so the third identical request skips the scan. Never the text: no prompt or PII outlives
  * its request in memory. What is not cached: failed scans (a detector error must fail closed
  * every time, and a fail-open scan that lost a detector is incomplete), short texts (the digest
@@ -15,7 +15,7 @@
  * after the cache. One cache per Redactor: a config reload builds a new Redactor, and the cache
  * dies with the old one.
  */
-import { createHash } from 'node:crypto';
+import { hash } from 'node:crypto';
 import { LRUCache } from 'lru-cache';
 import type { RedactionPlan } from './profiles.js';
 import type { Scanner, ScanResult } from './scanner.js';
@@ -25,6 +25,8 @@ import type { Finding } from './types.js';
  * at 512 units SHA-256 costs ~1.4 µs, the scan ~4 µs). */
 export const DEFAULT_MIN_CACHED_CHARS = 512;
 export const DEFAULT_MAX_CACHED_TEXTS = 1024;
+/** Distinct scan configurations tagged before the cache starts over (see configTag). */
+const MAX_SCAN_CONFIGS = 256;
 /** Bound on the findings held in total (each entry weighs 1 + its findings). */
 export const DEFAULT_MAX_CACHED_FINDINGS = 65_536;
 
@@ -37,7 +39,7 @@ export interface FindingsCacheOptions {
 /** A prompt scan as the session consumes it; cached ones are frozen and shared across requests. */
 export interface PromptScan {
   findings: readonly Finding[];
-  seen: Iterable<string>;
+  seen: ReadonlySet<string>;
   failures: number;
 }
 
@@ -48,6 +50,18 @@ interface CachedScan extends PromptScan {
 
 /** String.prototype.isWellFormed: in Node 20+, typed only in lib ES2024 (this build uses ES2023). */
 type WellFormedCheck = string & { isWellFormed(): boolean };
+
+/**
+ * SHA-256 of the text, in one call (crypto.hash: no Hash object, no stream machinery, which cost
+ * more than the digest itself for a 4 KB prompt). UTF-8 is injective only on well-formed text (it
+ * folds lone surrogates into U+FFFD, so two different texts would share a digest): those rare
+ * texts hash their UTF-16 code units instead, under another tag. UTF-8 halves the bytes hashed for
+ * the usual ASCII-heavy prompt, and isWellFormed is constant time on V8's one-byte strings.
+ */
+function textDigest(text: string): string {
+  if ((text as WellFormedCheck).isWellFormed()) return `u8:${hash('sha256', text, 'base64')}`;
+  return `u16:${hash('sha256', Buffer.from(text, 'utf16le'), 'base64')}`;
+}
 
 /** Marks a digest seen once, whose findings are not kept yet. */
 const SEEN_ONCE = Symbol('seen once');
@@ -61,6 +75,7 @@ export interface FindingsCacheStats {
 export class FindingsCache {
   private readonly lru: LRUCache<string, CachedScan | typeof SEEN_ONCE>;
   private readonly minChars: number;
+  private readonly configTags = new Map<string, string>();
   private hits = 0;
   private misses = 0;
 
@@ -79,13 +94,7 @@ export class FindingsCache {
   /** Scans a prompt text for `plan`, or returns the findings of an earlier identical scan. */
   scanPrompt(text: string, plan: RedactionPlan): PromptScan {
     if (text.length < this.minChars) return this.scan(text, plan);
-    // UTF-8 is injective only on well-formed text (it folds lone surrogates into U+FFFD, so two
-    // different texts would share a key): those rare texts hash their UTF-16 code units instead,
-    // under another tag. UTF-8 halves the bytes hashed for the usual ASCII-heavy prompt.
-    const hash = createHash('sha256').update(plan.scanConfig);
-    if ((text as WellFormedCheck).isWellFormed()) hash.update('\u0000u8\u0000').update(text, 'utf8');
-    else hash.update('\u0000u16\u0000').update(text, 'utf16le');
-    const key = hash.digest('base64');
+    const key = this.configTag(plan.scanConfig) + textDigest(text);
     const cached = this.lru.get(key);
     if (cached !== undefined && cached !== SEEN_ONCE) {
       this.hits++;
@@ -106,6 +115,26 @@ export class FindingsCache {
     const entry: CachedScan = { findings: res.findings, seen: res.seen, failures: 0 };
     this.lru.set(key, entry);
     return entry;
+  }
+
+  /**
+   * A short tag per distinct scan configuration, in front of the text digest: plans that detect
+   * differently never share a key, and the configuration (a few hundred characters) is neither
+   * hashed again nor part of every key. Decisions rarely differ in what they detect; should a
+   * policy produce more than MAX_SCAN_CONFIGS of them, the cache starts over (tags are never
+   * reused for another configuration while entries under them remain).
+   */
+  private configTag(scanConfig: string): string {
+    let tag = this.configTags.get(scanConfig);
+    if (tag === undefined) {
+      if (this.configTags.size >= MAX_SCAN_CONFIGS) {
+        this.configTags.clear();
+        this.lru.clear();
+      }
+      tag = `${this.configTags.size}:`;
+      this.configTags.set(scanConfig, tag);
+    }
+    return tag;
   }
 
   stats(): FindingsCacheStats {
