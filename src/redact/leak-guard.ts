@@ -50,6 +50,14 @@ export class LeakGuard {
     this.needles = [...set].sort((a, b) => b.length - a.length);
   }
 
+  /**
+   * The guard for `secrets`: requests with no secret to guard (most) share one inactive guard
+   * instead of building an empty one each (a guard never changes once built).
+   */
+  static for(secrets: readonly string[]): LeakGuard {
+    return secrets.length === 0 ? NO_SECRETS : new LeakGuard(secrets);
+  }
+
   get active(): boolean {
     return this.needles.length > 0;
   }
@@ -68,3 +76,5 @@ export class LeakGuard {
     return n;
   }
 }
+
+const NO_SECRETS = new LeakGuard([]);

@@ -8,30 +8,36 @@ import { createHmac } from 'node:crypto';
 import type { RedactionMode } from '../pipeline/types.js';
 import type { Finding } from './types.js';
 
-/** Per-request token vault: value ↔ placeholder. Dies with the session. */
+/**
+ * Per-request token vault: value ↔ placeholder. Dies with the session. Its maps are made on the
+ * first token: most requests mint none, and every request has a vault.
+ */
 export class TokenVault {
-  private readonly byValue = new Map<string, string>();
-  private readonly byToken = new Map<string, string>();
-  private readonly counters = new Map<string, number>();
+  private byValue: Map<string, string> | null = null;
+  private byToken: Map<string, string> | null = null;
+  private counters: Map<string, number> | null = null;
 
   tokenFor(entity: string, value: string): string {
+    const byValue = (this.byValue ??= new Map());
+    const byToken = (this.byToken ??= new Map());
+    const counters = (this.counters ??= new Map());
     const key = `${entity}\u0000${value}`;
-    const existing = this.byValue.get(key);
+    const existing = byValue.get(key);
     if (existing) return existing;
-    const n = (this.counters.get(entity) ?? 0) + 1;
-    this.counters.set(entity, n);
+    const n = (counters.get(entity) ?? 0) + 1;
+    counters.set(entity, n);
     const token = `<${entity}_${n}>`;
-    this.byValue.set(key, token);
-    this.byToken.set(token, value);
+    byValue.set(key, token);
+    byToken.set(token, value);
     return token;
   }
 
   original(token: string): string | undefined {
-    return this.byToken.get(token);
+    return this.byToken?.get(token);
   }
 
   get size(): number {
-    return this.byToken.size;
+    return this.byToken?.size ?? 0;
   }
 }
 

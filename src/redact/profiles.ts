@@ -126,3 +126,49 @@ export function buildPlan(
 export function decisionKey(d: RedactionDecision): string {
   return JSON.stringify([d.profile, d.entities, d.mode ?? null, d.modes ?? {}, d.fail_open === true, d.reidentify === true]);
 }
+
+/** What a plan depends on in a decision, copied (the caller's decision may change later). */
+export interface DecisionSnapshot {
+  readonly profile: string;
+  readonly entities: readonly string[];
+  readonly mode: RedactionMode | null;
+  readonly modeKeys: readonly string[];
+  readonly modeValues: readonly RedactionMode[];
+  readonly failOpen: boolean;
+  readonly reidentify: boolean;
+}
+
+export function snapshotOf(d: RedactionDecision): DecisionSnapshot {
+  const modes = d.modes ?? {};
+  return {
+    profile: d.profile,
+    entities: d.entities.slice(),
+    mode: d.mode ?? null,
+    modeKeys: Object.keys(modes),
+    modeValues: Object.values(modes),
+    failOpen: d.fail_open === true,
+    reidentify: d.reidentify === true,
+  };
+}
+
+/**
+ * Does `d` decide what `s` decided, field for field (modes in the same order, as buildPlan reads
+ * them)? Stricter than equal decisionKeys, never looser, so a match may reuse the snapshot's plan.
+ * Allocates nothing: the redactor compares each request's decision with the last one planned,
+ * which is cheaper than building the key when, as usual, decisions repeat.
+ */
+export function sameDecision(d: RedactionDecision, s: DecisionSnapshot): boolean {
+  if (d.profile !== s.profile || (d.mode ?? null) !== s.mode) return false;
+  if ((d.fail_open === true) !== s.failOpen || (d.reidentify === true) !== s.reidentify) return false;
+  const entities = d.entities;
+  if (entities.length !== s.entities.length) return false;
+  for (let i = 0; i < entities.length; i++) if (entities[i] !== s.entities[i]) return false;
+  const modes = d.modes ?? {};
+  let i = 0;
+  for (const k in modes) {
+    if (!Object.hasOwn(modes, k)) continue;
+    if (i >= s.modeKeys.length || k !== s.modeKeys[i] || modes[k] !== s.modeValues[i]) return false;
+    i++;
+  }
+  return i === s.modeKeys.length;
+}

@@ -11,7 +11,7 @@ import { compileCustomEntity } from './custom.js';
 import { FindingsCache, type FindingsCacheOptions } from './findings-cache.js';
 import { BUILTIN_ENTITIES, builtinDetectors, ENTITY_INFO } from './entities/index.js';
 import type { PhoneValidation } from './entities/phone.js';
-import { BUILTIN_PROFILES, buildPlan, decisionKey, expandEntities, type RedactionPlan } from './profiles.js';
+import { BUILTIN_PROFILES, buildPlan, decisionKey, expandEntities, sameDecision, snapshotOf, type DecisionSnapshot, type RedactionPlan } from './profiles.js';
 import { Scanner } from './scanner.js';
 import { Session } from './session.js';
 import type { Detector, EntityInfo, ProfileConfig, RedactionConfig } from './types.js';
@@ -43,6 +43,8 @@ export class WardenRedactor implements Redactor {
   private readonly hashKey: Buffer | undefined;
   private readonly maxHoldBack: number;
   private readonly plans = new Map<string, RedactionPlan>();
+  /** The last decision planned (a copy) and its plan: most requests repeat it. */
+  private last: { decision: DecisionSnapshot; plan: RedactionPlan } | null = null;
   /** Prompt findings by digest; dies with this Redactor (a config reload builds a new one). */
   readonly findingsCache: FindingsCache | undefined;
 
@@ -94,6 +96,8 @@ export class WardenRedactor implements Redactor {
   }
 
   plan(decision: RedactionDecision): RedactionPlan {
+    const last = this.last;
+    if (last !== null && sameDecision(decision, last.decision)) return last.plan;
     const key = decisionKey(decision);
     let plan = this.plans.get(key);
     if (!plan) {
@@ -106,6 +110,7 @@ export class WardenRedactor implements Redactor {
       if (this.plans.size >= PLAN_CACHE_SIZE) this.plans.delete(this.plans.keys().next().value as string);
       this.plans.set(key, plan);
     }
+    this.last = { decision: snapshotOf(decision), plan };
     return plan;
   }
 

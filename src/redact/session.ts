@@ -49,7 +49,8 @@ export class Session implements RedactionSession {
   private nonTextParts = 0;
   private leaks = 0;
   private failures = 0;
-  private readonly blocked = new Set<string>();
+  /** Entity types found in the prompt whose mode is `block` (made on the first). */
+  private blocked: Set<string> | null = null;
   private promptLeaks = 0;
   readonly maxHoldBack: number;
 
@@ -58,7 +59,7 @@ export class Session implements RedactionSession {
     this.plan = opts.plan;
     this.findingsCache = opts.findingsCache;
     this.replacer = createReplacer(this.vault, opts.hashKey);
-    this.guard = new LeakGuard(opts.secrets);
+    this.guard = LeakGuard.for(opts.secrets);
     this.maxHoldBack = opts.maxHoldBack;
   }
 
@@ -145,7 +146,9 @@ export class Session implements RedactionSession {
       ? this.findingsCache.scanPrompt(text, this.plan)
       : this.scanner.scan(text, { entities: this.plan.entities, thresholds: this.plan.thresholds, failOpen: this.plan.failOpen });
     this.failures += res.failures;
-    for (const e of res.seen) if (this.plan.modes.get(e) === 'block') this.blocked.add(e);
+    if (res.seen.size > 0) {
+      for (const e of res.seen) if (this.plan.modes.get(e) === 'block') (this.blocked ??= new Set()).add(e);
+    }
     const out = applyFindings(text, res.findings, this.promptModeOf, this.replacer, this.counts);
     if (this.guard.active) {
       const hits: Finding[] = [];
@@ -164,7 +167,7 @@ export class Session implements RedactionSession {
         details: { reason: 'secret_leak', entities: [LEAK_ENTITY], leaks: this.promptLeaks },
       });
     }
-    if (this.blocked.size > 0) {
+    if (this.blocked !== null) {
       const entities = [...this.blocked].sort();
       throw new WardenError('redaction_blocked', `prompt contains blocked entity types: ${entities.join(', ')}`, {
         details: { reason: 'blocked_entities', entities },
@@ -203,7 +206,12 @@ export class Session implements RedactionSession {
 
   /** Replaces findings, restores placeholders between them, and masks any secret that remains. */
   renderOutput(text: string, findings: readonly Finding[], json: boolean): string {
-    const restore = this.plan.reidentify ? (seg: string): string => restorePlaceholders(seg, this.vault, json) : undefined;
+    // Placeholders are restored only where one can be: this request minted tokens and the text
+    // holds a '<' (every placeholder starts with one).
+    const restore =
+      this.plan.reidentify && this.vault.size > 0 && text.indexOf('<') >= 0
+        ? (seg: string): string => restorePlaceholders(seg, this.vault, json)
+        : undefined;
     // Counted here (once per emitted piece), not where found: streaming looks at held text twice.
     for (const f of findings) if (f.entity === LEAK_ENTITY) this.leaks++;
     const out = applyFindings(text, findings, this.responseModeOf, this.replacer, this.responseCounts, restore);
