@@ -22,9 +22,33 @@ export function outboundJson(ctx: RequestContext): string | undefined {
   if (!outbound) return undefined;
   const memo = ctx.outboundJson;
   if (memo && memo.of === outbound) return memo.json;
-  const json = canonicalJson(outbound);
+  const json = (ctx.contentJson && plainMessagesJson(outbound, ctx.contentJson)) ?? canonicalJson(outbound);
   ctx.outboundJson = { of: outbound, json };
   return json;
+}
+
+/**
+ * Canonical JSON of messages that are all `{ role, content }` with string content, reusing the
+ * JSON literals the render stage made (`ctx.contentJson`) for contents redaction left as they
+ * were. `content` sorts before `role`, so the text is what canonicalJson writes. Undefined for
+ * any other shape (the generic walk handles it).
+ */
+function plainMessagesJson(messages: readonly unknown[], literals: ReadonlyMap<string, string>): string | undefined {
+  let out = '[';
+  for (let i = 0; i < messages.length; i++) {
+    const m = messages[i] as Record<string, unknown>;
+    const content = m.content;
+    const role = m.role;
+    if (typeof content !== 'string' || typeof role !== 'string') return undefined;
+    let keys = 0;
+    for (const k in m) {
+      if (k !== 'role' && k !== 'content') return undefined;
+      keys++;
+    }
+    if (keys !== 2) return undefined;
+    out += `${i === 0 ? '' : ','}{"content":${literals.get(content) ?? JSON.stringify(content)},"role":${JSON.stringify(role)}}`;
+  }
+  return `${out}]`;
 }
 
 /** Canonical JSON of `value` (`null` for a value JSON cannot represent at top level). */

@@ -46,6 +46,12 @@ export interface RequestContext {
   secretsInPrompt?: Set<string>;
   /** The rendered prompt, before redaction. */
   messages?: ChatMessage[];
+  /**
+   * JSON string literals of rendered message contents, by content: the render stage builds them
+   * from template text escaped once at load, so `outboundJson()` need not escape a long fixed
+   * prompt again on every request. Dies with the request.
+   */
+  contentJson?: Map<string, string>;
   /** The outbound prompt, after redaction. */
   outbound?: ChatMessage[];
   /**

@@ -12,6 +12,12 @@ interface CompiledMessage {
   /** Set when the content has no placeholders: rendering reuses the string as is. */
   fixed?: string;
   segments: Segment[];
+  /**
+   * The fixed text segments escaped for a JSON string (no quotes), in the same order as the
+   * string segments of `segments`: escaped once here, so that a request's JSON literal of the
+   * content is a concatenation (see `renderTemplate`'s `json`).
+   */
+  escaped: string[];
 }
 
 export interface CompiledTemplate {
@@ -37,11 +43,29 @@ export function compileTemplate(template: Template): CompiledTemplate {
       }
     }
     const only = p.segments.length === 0 ? '' : p.segments.length === 1 && typeof p.segments[0] === 'string' ? p.segments[0] : undefined;
-    return only === undefined ? { role: m.role, segments: p.segments } : { role: m.role, fixed: only, segments: p.segments };
+    const escaped = p.segments.filter((seg): seg is string => typeof seg === 'string').map(escapeJson);
+    return only === undefined ? { role: m.role, segments: p.segments, escaped } : { role: m.role, fixed: only, segments: p.segments, escaped };
   });
   c = { template, messages };
   compiled.set(template, c);
   return c;
+}
+
+/** The inside of JSON.stringify(s): the text escaped for a JSON string, without the quotes. */
+function escapeJson(s: string): string {
+  const q = JSON.stringify(s);
+  return q.slice(1, -1);
+}
+
+/**
+ * True when joining `left` and `right` splits a surrogate pair: escaped apart, each half would be
+ * written as a lone `\udXXX`, where the joined text keeps the pair. Such a join gets no literal.
+ */
+function splitsPair(left: string, right: string): boolean {
+  if (left.length === 0 || right.length === 0) return false;
+  const hi = left.charCodeAt(left.length - 1);
+  const lo = right.charCodeAt(0);
+  return hi >= 0xd800 && hi <= 0xdbff && lo >= 0xdc00 && lo <= 0xdfff;
 }
 
 const NUMBER = /^-?(?:0|[1-9]\d*)(?:\.\d+)?(?:[eE][+-]?\d+)?$/;
@@ -83,19 +107,31 @@ export function checkVariableValue(name: string, spec: VariableSpec, value: unkn
  * Renders with the given final values (every placeholder must have one). `values` holds strings
  * already checked by the caller; a placeholder without a value is `variable_missing`.
  */
-export function renderTemplate(template: Template, values: Readonly<Record<string, string>>): ChatMessage[] {
+/**
+ * Renders the template's messages with `values`. With `json`, also records each rendered
+ * content's JSON string literal (exactly `JSON.stringify(content)`), built from the fixed text
+ * escaped at compile time plus the escaped values.
+ */
+export function renderTemplate(template: Template, values: Readonly<Record<string, string>>, json?: Map<string, string>): ChatMessage[] {
   const c = compileTemplate(template);
   const out: ChatMessage[] = new Array(c.messages.length);
   for (let i = 0; i < c.messages.length; i++) {
     const m = c.messages[i]!;
     if (m.fixed !== undefined) {
       out[i] = { role: m.role, content: m.fixed };
+      if (json) json.set(m.fixed, `"${m.escaped[0] ?? ''}"`);
       continue;
     }
     let content = '';
+    let literal: string | undefined = json ? '' : undefined;
+    let fixedIndex = 0;
     for (const seg of m.segments) {
-      if (typeof seg === 'string') content += seg;
-      else {
+      let piece: string;
+      let escaped: string | undefined;
+      if (typeof seg === 'string') {
+        piece = seg;
+        escaped = m.escaped[fixedIndex++];
+      } else {
         const v = values[seg.variable];
         if (v === undefined) {
           throw new WardenError('variable_missing', `variable ${seg.variable} is required by template ${template.id}@${template.version}`, {
@@ -103,10 +139,16 @@ export function renderTemplate(template: Template, values: Readonly<Record<strin
             details: { variable: seg.variable },
           });
         }
-        content += v;
+        piece = v;
       }
+      if (literal !== undefined) {
+        if (splitsPair(content, piece)) literal = undefined;
+        else literal += escaped ?? escapeJson(piece);
+      }
+      content += piece;
     }
     out[i] = { role: m.role, content };
+    if (json && literal !== undefined) json.set(content, `"${literal}"`);
   }
   return out;
 }

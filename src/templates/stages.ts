@@ -82,7 +82,9 @@ export function createRenderStage(): Stage {
         }
       }
       if (inPrompt) ctx.secretsInPrompt = inPrompt;
-      ctx.messages = renderTemplate(template, values);
+      const json = new Map<string, string>();
+      ctx.messages = renderTemplate(template, values, json);
+      ctx.contentJson = json;
     },
   };
 }

@@ -1,0 +1,70 @@
+/**
+ * The render stage's JSON literals (ctx.contentJson) stand in for JSON.stringify of the rendered
+ * contents when the outbound prompt is serialised: a literal that differs would send (and HMAC)
+ * a different prompt than the one rendered. They are compared with the real thing here.
+ */
+import { describe, expect, it } from 'vitest';
+import { mulberry32 } from '../../scripts/lib/prng.js';
+import { canonicalJson, outboundJson } from '../../src/pipeline/canonical-json.js';
+import type { RequestContext } from '../../src/pipeline/stage.js';
+import type { ChatMessage, Template } from '../../src/pipeline/types.js';
+import { renderTemplate } from '../../src/templates/renderer.js';
+
+const PIECES = ['plain text', '"quoted"', 'back\\slash', 'tab\tnl\nret\r', 'ctl\u0001\u001f', 'é ü', '😀', '\ud83d', '\ude00', '\u2028', '</script>', '{{x}}', ''];
+
+function template(contents: string[]): Template {
+  return {
+    id: 't/json', version: 1, owner: 'o', sensitivity: 'internal', description: 'd', approvals: [], allowed_services: [], models: [],
+    variables: { a: { source: 'request', type: 'string', required: false, pii: false }, b: { source: 'request', type: 'string', required: false, pii: false } },
+    messages: contents.map((content, i) => ({ role: i === 0 ? 'system' : 'user', content })),
+  };
+}
+
+function context(messages: ChatMessage[], outbound: ChatMessage[], contentJson: Map<string, string>): RequestContext {
+  return { request: {} as RequestContext['request'], trace: { traceId: 't', spanId: 's' }, timings: {}, messages, outbound, contentJson };
+}
+
+describe('rendered JSON literals', () => {
+  it('equal JSON.stringify of every rendered content, for 3,000 generated templates and values', () => {
+    const rnd = mulberry32(21);
+    let compared = 0;
+    const pick = () => PIECES[Math.floor(rnd() * PIECES.length)]!;
+    // Template text never holds a literal `{{x}}` (that would be a placeholder); values may.
+    const fixed = () => pick().replace('{{x}}', '{x}');
+    for (let n = 0; n < 3000; n++) {
+      const text = () => `${fixed()}${fixed()}`;
+      const value = () => `${pick()}${pick()}`;
+      const contents = [`${text()}{{a}}${text()}`, rnd() < 0.5 ? text() : `{{a}}${fixed()}{{b}}`];
+      const json = new Map<string, string>();
+      const out = renderTemplate(template(contents), { a: value(), b: value() }, json);
+      for (const m of out) {
+        const literal = json.get(m.content as string);
+        // A surrogate pair split between template text and a value gets no literal at all.
+        if (literal !== undefined) {
+          expect(literal).toBe(JSON.stringify(m.content));
+          compared++;
+        }
+      }
+    }
+    // Only the rare split pairs go without a literal.
+    expect(compared).toBeGreaterThan(5500);
+  });
+
+  it('leaves out a content whose surrogate pair is split between the template and a value', () => {
+    const json = new Map<string, string>();
+    const [m] = renderTemplate(template(['x \ud83d{{a}}']), { a: '\ude00 y' }, json);
+    expect(m!.content).toBe('x 😀 y');
+    expect(json.has('x 😀 y')).toBe(false);
+  });
+
+  it('make outboundJson write exactly the canonical JSON, whether redaction changed a message or not', () => {
+    const json = new Map<string, string>();
+    const messages = renderTemplate(template(['Fixed "policy"\n\ttext {{a}}', '{{b}} \u2028 done']), { a: 'val\\ue', b: 'mail jane@example.com' }, json);
+    // Redaction left the first message alone and rewrote the second.
+    const outbound: ChatMessage[] = [messages[0]!, { role: 'user', content: 'mail <EMAIL_ADDRESS_1> \u2028 done' }];
+    expect(outboundJson(context(messages, outbound, json))).toBe(canonicalJson(outbound));
+    // Any other message shape takes the generic walk, with the same result.
+    const named: ChatMessage[] = [{ ...messages[0]!, name: 'n' } as ChatMessage, outbound[1]!];
+    expect(outboundJson(context(messages, named, json))).toBe(canonicalJson(named));
+  });
+});
