@@ -11,6 +11,7 @@
  * prompt: forward sends it upstream, audit HMACs it. `outboundJson` serialises it once per request.
  */
 import type { RequestContext } from './stage.js';
+import type { ChatMessage } from './types.js';
 
 /**
  * Canonical JSON of `ctx.outbound`, computed once per request and kept on the context (a 4 KB
@@ -22,18 +23,23 @@ export function outboundJson(ctx: RequestContext): string | undefined {
   if (!outbound) return undefined;
   const memo = ctx.outboundJson;
   if (memo && memo.of === outbound) return memo.json;
-  const json = (ctx.contentJson && plainMessagesJson(outbound, ctx.contentJson)) ?? canonicalJson(outbound);
+  const literals = ctx.contentJson;
+  const json = (literals && ctx.messages && plainMessagesJson(outbound, ctx.messages, literals)) ?? canonicalJson(outbound);
   ctx.outboundJson = { of: outbound, json };
   return json;
 }
 
 /**
  * Canonical JSON of messages that are all `{ role, content }` with string content, reusing the
- * JSON literals the render stage made (`ctx.contentJson`) for contents redaction left as they
- * were. `content` sorts before `role`, so the text is what canonicalJson writes. Undefined for
- * any other shape (the generic walk handles it).
+ * JSON literals the render stage made (`ctx.contentJson`, by index into the rendered `rendered`)
+ * for contents redaction left as they were. `content` sorts before `role`, so the text is what
+ * canonicalJson writes. Undefined for any other shape (the generic walk handles it).
  */
-function plainMessagesJson(messages: readonly unknown[], literals: ReadonlyMap<string, string>): string | undefined {
+function plainMessagesJson(
+  messages: readonly unknown[],
+  rendered: readonly ChatMessage[],
+  literals: ReadonlyArray<string | undefined>,
+): string | undefined {
   let out = '[';
   for (let i = 0; i < messages.length; i++) {
     const m = messages[i] as Record<string, unknown>;
@@ -46,7 +52,9 @@ function plainMessagesJson(messages: readonly unknown[], literals: ReadonlyMap<s
       keys++;
     }
     if (keys !== 2) return undefined;
-    out += `${i === 0 ? '' : ','}{"content":${literals.get(content) ?? JSON.stringify(content)},"role":${JSON.stringify(role)}}`;
+    // Unchanged by redaction: usually the very same string, so the comparison is a pointer check.
+    const literal = messages.length === rendered.length && rendered[i]?.content === content ? literals[i] : undefined;
+    out += `${i === 0 ? '' : ','}{"content":${literal ?? JSON.stringify(content)},"role":${JSON.stringify(role)}}`;
   }
   return `${out}]`;
 }

@@ -47,11 +47,12 @@ export interface RequestContext {
   /** The rendered prompt, before redaction. */
   messages?: ChatMessage[];
   /**
-   * JSON string literals of rendered message contents, by content: the render stage builds them
-   * from template text escaped once at load, so `outboundJson()` need not escape a long fixed
-   * prompt again on every request. Dies with the request.
+   * JSON string literals of the rendered contents, one per entry of `messages` (undefined where
+   * there is none): the render stage builds them from template text escaped once at load, so
+   * `outboundJson()` need not escape a long fixed prompt again for each request whose redaction
+   * left that message alone. Dies with the request.
    */
-  contentJson?: Map<string, string>;
+  contentJson?: Array<string | undefined>;
   /** The outbound prompt, after redaction. */
   outbound?: ChatMessage[];
   /**

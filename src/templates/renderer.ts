@@ -108,18 +108,18 @@ export function checkVariableValue(name: string, spec: VariableSpec, value: unkn
  * already checked by the caller; a placeholder without a value is `variable_missing`.
  */
 /**
- * Renders the template's messages with `values`. With `json`, also records each rendered
- * content's JSON string literal (exactly `JSON.stringify(content)`), built from the fixed text
- * escaped at compile time plus the escaped values.
+ * Renders the template's messages with `values`. With `json`, also stores at each message's
+ * index its content's JSON string literal (exactly `JSON.stringify(content)`), built from the
+ * fixed text escaped at compile time plus the escaped values; undefined where it cannot be.
  */
-export function renderTemplate(template: Template, values: Readonly<Record<string, string>>, json?: Map<string, string>): ChatMessage[] {
+export function renderTemplate(template: Template, values: Readonly<Record<string, string>>, json?: Array<string | undefined>): ChatMessage[] {
   const c = compileTemplate(template);
   const out: ChatMessage[] = new Array(c.messages.length);
   for (let i = 0; i < c.messages.length; i++) {
     const m = c.messages[i]!;
     if (m.fixed !== undefined) {
       out[i] = { role: m.role, content: m.fixed };
-      if (json) json.set(m.fixed, `"${m.escaped[0] ?? ''}"`);
+      if (json) json[i] = `"${m.escaped[0] ?? ''}"`;
       continue;
     }
     let content = '';
@@ -148,7 +148,7 @@ export function renderTemplate(template: Template, values: Readonly<Record<strin
       content += piece;
     }
     out[i] = { role: m.role, content };
-    if (json && literal !== undefined) json.set(content, `"${literal}"`);
+    if (json) json[i] = literal === undefined ? undefined : `"${literal}"`;
   }
   return out;
 }

@@ -82,7 +82,7 @@ export function createRenderStage(): Stage {
         }
       }
       if (inPrompt) ctx.secretsInPrompt = inPrompt;
-      const json = new Map<string, string>();
+      const json: Array<string | undefined> = [];
       ctx.messages = renderTemplate(template, values, json);
       ctx.contentJson = json;
     },

@@ -20,7 +20,7 @@ function template(contents: string[]): Template {
   };
 }
 
-function context(messages: ChatMessage[], outbound: ChatMessage[], contentJson: Map<string, string>): RequestContext {
+function context(messages: ChatMessage[], outbound: ChatMessage[], contentJson: Array<string | undefined>): RequestContext {
   return { request: {} as RequestContext['request'], trace: { traceId: 't', spanId: 's' }, timings: {}, messages, outbound, contentJson };
 }
 
@@ -35,10 +35,11 @@ describe('rendered JSON literals', () => {
       const text = () => `${fixed()}${fixed()}`;
       const value = () => `${pick()}${pick()}`;
       const contents = [`${text()}{{a}}${text()}`, rnd() < 0.5 ? text() : `{{a}}${fixed()}{{b}}`];
-      const json = new Map<string, string>();
+      const json: Array<string | undefined> = [];
       const out = renderTemplate(template(contents), { a: value(), b: value() }, json);
-      for (const m of out) {
-        const literal = json.get(m.content as string);
+      expect(json).toHaveLength(out.length);
+      for (const [i, m] of out.entries()) {
+        const literal = json[i];
         // A surrogate pair split between template text and a value gets no literal at all.
         if (literal !== undefined) {
           expect(literal).toBe(JSON.stringify(m.content));
@@ -51,14 +52,14 @@ describe('rendered JSON literals', () => {
   });
 
   it('leaves out a content whose surrogate pair is split between the template and a value', () => {
-    const json = new Map<string, string>();
+    const json: Array<string | undefined> = [];
     const [m] = renderTemplate(template(['x \ud83d{{a}}']), { a: '\ude00 y' }, json);
     expect(m!.content).toBe('x 😀 y');
-    expect(json.has('x 😀 y')).toBe(false);
+    expect(json).toEqual([undefined]);
   });
 
   it('make outboundJson write exactly the canonical JSON, whether redaction changed a message or not', () => {
-    const json = new Map<string, string>();
+    const json: Array<string | undefined> = [];
     const messages = renderTemplate(template(['Fixed "policy"\n\ttext {{a}}', '{{b}} \u2028 done']), { a: 'val\\ue', b: 'mail jane@example.com' }, json);
     // Redaction left the first message alone and rewrote the second.
     const outbound: ChatMessage[] = [messages[0]!, { role: 'user', content: 'mail <EMAIL_ADDRESS_1> \u2028 done' }];
