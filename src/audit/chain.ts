@@ -41,13 +41,8 @@ export function linkRecordLine(body: AuditRecordBody, head: ChainHead): { record
   const seq = head.seq + 1;
   const prev = head.hash;
   const b = body as unknown as Record<string, unknown>;
-  const text = canonicalRecordText(body, seq, prev);
-  if (text === undefined) {
-    // Not the documented shape: the generic walk, and the line from the record itself.
-    const hash = oneShotHash('sha256', prev + canonicalJsonMerged(b, { seq, prev_hash: prev }), 'hex');
-    const record = recordOf(b, seq, prev, hash);
-    return { record, line: JSON.stringify(record) };
-  }
+  // Not the documented shape: the generic walk writes the same canonical text, only slower.
+  const text = canonicalRecordText(body, seq, prev) ?? canonicalJsonMerged(b, { seq, prev_hash: prev });
   const hash = oneShotHash('sha256', prev + text, 'hex');
   return { record: recordOf(b, seq, prev, hash), line: `${text.slice(0, -1)},"hash":"${hash}"}` };
 }

@@ -93,6 +93,9 @@ describe('canonical record text', () => {
       const { record, line } = linkRecordLine(body, head);
       const parsed = JSON.parse(line) as Record<string, unknown>;
       expect(parsed).toEqual(record);
+      // The line is the hashed canonical text plus the hash as its last member (README).
+      const hashed = `${line.slice(0, -`,"hash":"${record.hash}"}`.length)}}`;
+      expect(hashed).toBe(referenceCanonicalJson({ ...parsed, hash: undefined }));
       expect(parsed.hash).toBe(computeRecordHash(parsed));
       records.push(parsed);
       head = { seq: record.seq, hash: record.hash };
