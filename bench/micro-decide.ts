@@ -1,13 +1,16 @@
 /**
  * Micro-benchmark of the decide stage's parts on the bench's request (default policy, the bench
  * template): building the policy input, the engine's evaluation, normalising the decision, and the
- * whole stage. Median ns per call of each part, so a change to one can be judged on its own.
+ * whole stage — each with the decision cache off (every call evaluates the policy), on and hit
+ * (the same policy-relevant input again, as most requests of a workload are), and on but missed
+ * (a new principal every call: evaluation plus the key, freezing and keeping the result).
+ * Median CPU ns per call (process.cpuUsage over 21 rounds), so a change to one part can be judged
+ * on its own.
  *   npx tsx bench/micro-decide.ts [iterations]
  */
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
-import { performance } from 'node:perf_hooks';
 import { randomUUID } from 'node:crypto';
 import { loadConfig } from '../src/config/load.js';
 import { createRuntime, ingressLimits } from '../src/runtime/runtime.js';
@@ -16,6 +19,7 @@ import { createLogger } from '../src/telemetry/logger.js';
 import { buildPolicyInput } from '../src/policy/input.js';
 import { normalizeDecision } from '../src/policy/decision.js';
 import { createDecideStage } from '../src/policy/stage.js';
+import { createRegoPolicyEngine, type RegoPolicyEngine } from '../src/policy/rego-engine.js';
 import type { RequestContext } from '../src/pipeline/stage.js';
 import { wardenBody, writeWardenSetup } from './gateway.js';
 
@@ -42,8 +46,25 @@ try {
     principal: { kind: 'dev', subject: 'system:serviceaccount:dev:local', namespace: 'dev', service_account: 'local', audiences: [] },
   });
   const input = buildPolicyInput(ctx(), environment, Date.now());
-  const raw = live.policy.evaluate(input);
-  const stage = createDecideStage({ getEngine: () => live.policy, environment });
+  const cached = live.policy;
+  const uncached = await createRegoPolicyEngine({
+    paths: config.policy.paths,
+    entrypoint: config.policy.entrypoint,
+    maxSteps: config.policy.max_steps,
+    deadlineMs: config.policy.timeout_ms,
+    decisionCache: { enabled: false, maxEntries: 1 },
+  });
+  const raw = uncached.evaluate(input);
+  const stageCached = createDecideStage({ getEngine: () => cached, environment });
+  const stageUncached = createDecideStage({ getEngine: () => uncached, environment });
+  // A cache miss every call: a principal the cache has not seen (the LRU keeps 10,000).
+  let n = 0;
+  const missCtx = (): RequestContext => {
+    const c = ctx();
+    const sa = `sa-${n++}`;
+    c.principal = { kind: 'dev', subject: `system:serviceaccount:dev:${sa}`, namespace: 'dev', service_account: sa, audiences: [] };
+    return c;
+  };
 
   function measure(name: string, fn: () => unknown): void {
     const rounds = 21;
@@ -51,18 +72,24 @@ try {
     const xs: number[] = [];
     for (let i = 0; i < per; i++) fn();
     for (let r = 0; r < rounds; r++) {
-      const t0 = performance.now();
+      const t0 = process.cpuUsage();
       for (let i = 0; i < per; i++) fn();
-      xs.push(((performance.now() - t0) * 1e6) / per);
+      const t = process.cpuUsage(t0);
+      xs.push(((t.user + t.system) * 1e3) / per);
     }
     xs.sort((a, b) => a - b);
-    process.stdout.write(`${name.padEnd(28)} ${xs[Math.floor(rounds / 2)]!.toFixed(0).padStart(7)} ns\n`);
+    process.stdout.write(`${name.padEnd(34)} ${xs[Math.floor(rounds / 2)]!.toFixed(0).padStart(7)} ns\n`);
   }
+  process.stdout.write(`decision cache: ${(cached as RegoPolicyEngine).decisionCache.enabled ? 'on' : `off (${(cached as RegoPolicyEngine).decisionCache.reason})`}\n`);
   measure('buildPolicyInput', () => buildPolicyInput(ctx(), environment, Date.now()));
-  measure('engine.evaluate', () => live.policy.evaluate(input));
+  measure('engine.evaluate, cache off', () => uncached.evaluate(input));
+  measure('engine.evaluate, cache hit', () => cached.evaluate(input));
   measure('normalizeDecision', () => normalizeDecision(raw, 'id'));
   measure('randomUUID', () => randomUUID());
-  measure('decide stage (all)', () => stage.run(ctx()));
+  measure('decide stage (all), cache off', () => stageUncached.run(ctx()));
+  measure('decide stage (all), cache hit', () => stageCached.run(ctx()));
+  measure('decide stage (all), cache miss', () => stageCached.run(missCtx()));
+  measure('decide stage, new principal, off', () => stageUncached.run(missCtx()));
   await runtime.shutdown('done');
 } finally {
   rmSync(dir, { recursive: true, force: true });

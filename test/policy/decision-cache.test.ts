@@ -131,8 +131,8 @@ describe('decision cache on the default policy', () => {
     }
     const count = (o: DecisionCacheOutcome) => cached.outcomes.filter((x) => x === o).length;
     // The pools repeat: most calls are answered from the cache, and every call was counted.
-    expect(count('hit')).toBeGreaterThan(1000);
-    expect(count('miss')).toBeGreaterThan(50);
+    expect(count('hit')).toBeGreaterThan(400);
+    expect(count('miss')).toBeGreaterThan(500);
     expect(count('hit') + count('miss')).toBe(3000);
     expect(plain.outcomes.every((o) => o === 'off')).toBe(true);
   });
@@ -141,6 +141,8 @@ describe('decision cache on the default policy', () => {
     const { evaluate, outcomes } = await engine([POLICIES]);
     const base = () => randomInput(rng(1), 0);
     const first = base();
+    // Kept from the second sight of a key on.
+    evaluate(first);
     evaluate(first);
     // Unread: request id-like fields, time, variable names, model, cluster.
     const unread = base();
@@ -148,7 +150,7 @@ describe('decision cache on the default policy', () => {
     (unread.time as Record<string, unknown>).now_ns = 1;
     (unread.environment as Record<string, unknown>).cluster = 'elsewhere';
     evaluate(unread);
-    expect(outcomes).toEqual(['miss', 'hit']);
+    expect(outcomes).toEqual(['miss', 'miss', 'hit']);
     // Read: each one on its own misses.
     const changes: Array<(i: Record<string, unknown>) => void> = [
       (i) => (i.action = 'prompt.render'),
@@ -187,9 +189,14 @@ describe('decision cache on the default policy', () => {
     input.principal = { kind: 'kubernetes', subject: 'system:serviceaccount:dev:local', namespace: 'dev', service_account: 'local', audiences: [] };
     input.action = 'prompt.execute';
     input.version = 1;
+    const first = evaluate(input) as Record<string, unknown>;
     const raw1 = evaluate(input) as Record<string, unknown>;
     const raw2 = evaluate(input) as Record<string, unknown>;
-    expect(outcomes).toEqual(['miss', 'hit']);
+    expect(outcomes).toEqual(['miss', 'miss', 'hit']);
+    // A first sight is not kept: that caller got its own copy. The second is kept and shared.
+    expect(first).not.toBe(raw1);
+    expect(first).toEqual(raw1);
+    expect(Object.isFrozen(first)).toBe(false);
     expect(raw2).toBe(raw1);
     expect(raw1.allow).toBe(true);
     const frozenAll = (v: unknown): boolean =>
@@ -212,7 +219,7 @@ describe('decision cache on the default policy', () => {
     d1.redaction.profile = 'none';
     d1.secrets.length = 0;
     const d3 = normalizeDecision(evaluate(input), 'id-3');
-    expect(outcomes).toEqual(['miss', 'hit', 'hit']);
+    expect(outcomes).toEqual(['miss', 'miss', 'hit', 'hit']);
     expect(d3.models).toEqual(d2.models);
     expect(d3.models).not.toContain('evil');
     expect(d3.redaction).toEqual(d2.redaction);
@@ -224,9 +231,10 @@ describe('decision cache on the default policy', () => {
     const a = await engine([POLICIES]);
     a.evaluate(input);
     a.evaluate(input);
+    a.evaluate(input);
     const b = await engine([POLICIES]);
     b.evaluate(input);
-    expect(a.outcomes).toEqual(['miss', 'hit']);
+    expect(a.outcomes).toEqual(['miss', 'miss', 'hit']);
     expect(b.outcomes).toEqual(['miss']);
   });
 
@@ -268,7 +276,8 @@ describe('decision cache on other policies', () => {
     const good = { a: 1, b: 1, time: TIME };
     expect(evaluate(good)).toBe(1);
     expect(evaluate(good)).toBe(1);
-    expect(outcomes).toEqual(['miss', 'miss', 'miss', 'hit']);
+    expect(evaluate(good)).toBe(1);
+    expect(outcomes).toEqual(['miss', 'miss', 'miss', 'miss', 'hit']);
   });
 
   it('never keeps a budget failure', async () => {
@@ -277,11 +286,24 @@ describe('decision cache on other policies', () => {
     const big = { list: Array.from({ length: 1000 }, (_, i) => i), time: TIME };
     expect(() => evaluate(big)).toThrow(/budget/);
     expect(() => evaluate(big)).toThrow(/budget/);
-    expect(outcomes).toEqual(['miss', 'miss']);
+    expect(() => evaluate(big)).toThrow(/budget/);
+    expect(outcomes).toEqual(['miss', 'miss', 'miss']);
     const small = { list: [1, 2, 0], time: TIME };
     expect(evaluate(small)).toBe(2);
     expect(evaluate(small)).toBe(2);
-    expect(outcomes.slice(2)).toEqual(['miss', 'hit']);
+    expect(evaluate(small)).toBe(2);
+    expect(outcomes.slice(3)).toEqual(['miss', 'miss', 'hit']);
+  });
+
+  it('keeps nothing from an input seen only once', async () => {
+    const dir = policyDir('package warden\nimport rego.v1\ndecision := {"t": input.time.now_ns}\n');
+    const { evaluate, outcomes } = await engine([dir]);
+    for (let n = 0; n < 100; n++) {
+      const r = evaluate({ time: { now_ns: n } }) as Record<string, unknown>;
+      expect(r).toEqual({ t: n });
+      expect(Object.isFrozen(r)).toBe(false);
+    }
+    expect(outcomes.every((o) => o === 'miss')).toBe(true);
   });
 
   it('keeps an undefined result (the entrypoint is undefined for that input)', async () => {
@@ -289,8 +311,9 @@ describe('decision cache on other policies', () => {
     const { evaluate, outcomes } = await engine([dir]);
     expect(evaluate({ a: 2, time: TIME })).toBeUndefined();
     expect(evaluate({ a: 2, time: TIME })).toBeUndefined();
+    expect(evaluate({ a: 2, time: TIME })).toBeUndefined();
     expect(evaluate({ a: 1, time: TIME })).toEqual({ allow: true });
-    expect(outcomes).toEqual(['miss', 'hit', 'miss']);
+    expect(outcomes).toEqual(['miss', 'miss', 'hit', 'miss']);
   });
 
   it('does not cache an input it cannot key exactly (NaN, undefined members, class instances)', async () => {
@@ -307,8 +330,9 @@ describe('decision cache on other policies', () => {
   it('holds at most max_entries decisions, dropping the least recently used', async () => {
     const dir = policyDir('package warden\nimport rego.v1\ndecision := input.n\n');
     const { evaluate, outcomes } = await engine([dir], { decisionCache: { enabled: true, maxEntries: 2 } });
-    for (const n of [1, 2, 1, 3, 2, 1]) evaluate({ n, time: TIME });
-    // 1 miss, 2 miss, 1 hit, 3 miss (drops 2), 2 miss (drops 1), 1 miss.
-    expect(outcomes).toEqual(['miss', 'miss', 'hit', 'miss', 'miss', 'miss']);
+    for (const n of [1, 1, 2, 2, 1, 3, 3, 2, 1, 2]) expect(evaluate({ n, time: TIME })).toBe(n);
+    // 1 and 2 kept on their second sight; 1 hits; 3 kept (drops 2, the least recently used);
+    // 2 again: kept (drops 1); 1 again: a miss, kept (drops 3); 2 hits.
+    expect(outcomes).toEqual(['miss', 'miss', 'miss', 'miss', 'hit', 'miss', 'miss', 'miss', 'miss', 'hit']);
   });
 });
