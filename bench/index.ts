@@ -1,7 +1,9 @@
 /**
  * `npm run bench`: the gateway, policy, redaction and streaming benchmarks in one run. Prints one
  * table of figures, then the DESIGN.md targets next to what this run measured, and writes
- * bench/results/latest.json.
+ * bench/results/latest.json (a full run only).
+ *   npm run bench                  every suite
+ *   npm run bench -- gateway       only the named suites (gateway, policy, redact, streaming)
  */
 import { mkdirSync, writeFileSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
@@ -39,7 +41,11 @@ const TARGETS: Array<{ figure: string; bound: number; want: 'max' | 'min'; what:
 async function main(): Promise<void> {
   const started = Date.now();
   const results: Record<string, Figures> = {};
+  const only = process.argv.slice(2);
+  const unknown = only.filter((n) => !SUITES.some(([name]) => name === n));
+  if (unknown.length > 0) throw new Error(`unknown suite ${unknown.join(', ')}; the suites are ${SUITES.map(([n]) => n).join(', ')}`);
   for (const [name, run] of SUITES) {
+    if (only.length > 0 && !only.includes(name)) continue;
     process.stdout.write(`${name}: running...\n`);
     results[name] = await run();
   }
@@ -61,6 +67,7 @@ async function main(): Promise<void> {
     process.stdout.write(`  ${t.what.padEnd(40)} ${bound.padEnd(8)} ${String(value ?? '-').padEnd(10)} ${met}\n`);
   }
 
+  if (only.length > 0) return; // a partial run does not replace the full record
   const out = join(HERE, 'results');
   mkdirSync(out, { recursive: true });
   const record = {
