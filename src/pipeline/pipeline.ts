@@ -113,8 +113,9 @@ export function createPipeline(opts: PipelineOptions): Pipeline {
   const modelStages = MODELS_LIST_STAGES.map((name) => stages[name]);
 
   async function runStages(ctx: RequestContext, list: readonly Stage[]): Promise<void> {
+    // One clock read per stage boundary: a stage's end is the next one's start.
+    let start = performance.now();
     for (const stage of list) {
-      const start = performance.now();
       try {
         // Most stages are synchronous: awaiting their undefined would still cost a microtask hop.
         const running = stage.run(ctx);
@@ -122,7 +123,9 @@ export function createPipeline(opts: PipelineOptions): Pipeline {
       } catch (err) {
         throw toWardenError(err, stage.name, logger);
       } finally {
-        const ms = performance.now() - start;
+        const end = performance.now();
+        const ms = end - start;
+        start = end;
         ctx.timings[stage.name] = ms;
         metrics?.observeStage(stage.name, ms / 1000);
       }
