@@ -14,14 +14,21 @@ import { InputKeyer } from './input-key.js';
 
 export type DecisionCacheOutcome = 'hit' | 'miss' | 'off';
 
-/** Freezes a plain JSON-like value in place, all the way down; returns it. */
-export function deepFreeze<T>(v: T): T {
-  if (v !== null && typeof v === 'object' && !Object.isFrozen(v)) {
-    Object.freeze(v);
-    if (Array.isArray(v)) for (const x of v) deepFreeze(x);
-    else for (const k of Object.keys(v)) deepFreeze((v as Record<string, unknown>)[k]);
+/**
+ * A deeply frozen copy of a result. A copy, not the result frozen in place: the engine's export
+ * may hand back objects it shares (a set's plain members can be the input's own objects), and
+ * freezing those would reach into the caller's input.
+ */
+export function frozenCopy(v: unknown): unknown {
+  if (v === null || typeof v !== 'object') return v;
+  if (Array.isArray(v)) return Object.freeze(v.map(frozenCopy));
+  const o: Record<string, unknown> = {};
+  for (const k of Object.keys(v)) {
+    const x = frozenCopy((v as Record<string, unknown>)[k]);
+    if (k === '__proto__') Object.defineProperty(o, k, { value: x, enumerable: true });
+    else o[k] = x;
   }
-  return v;
+  return Object.freeze(o);
 }
 
 /** lru-cache's get() allocates an options object when given none: share one (it only sets `status: undefined` on it). */
@@ -85,7 +92,7 @@ export class DecisionCache {
     outcome('miss');
     // First sight: evaluate and keep nothing (the result is this caller's own copy).
     if (this.firstSight(key)) return evaluate(input);
-    const raw = deepFreeze(evaluate(input));
+    const raw = frozenCopy(evaluate(input));
     this.entries.set(key, { raw });
     return raw;
   }

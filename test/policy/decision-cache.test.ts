@@ -295,6 +295,24 @@ describe('decision cache on other policies', () => {
     expect(outcomes.slice(3)).toEqual(['miss', 'miss', 'hit']);
   });
 
+  it('never freezes or keeps the caller\'s own objects, even when the result holds them', async () => {
+    // Members of a set the policy builds from input come out of the engine as the input's objects.
+    const dir = policyDir('package warden\nimport rego.v1\ndecision := {x | some x in input.items}\n');
+    const { evaluate, outcomes } = await engine([dir]);
+    const mk = () => ({ items: [{ a: 1 }, { a: 2 }], time: TIME });
+    const first = mk();
+    const second = mk();
+    evaluate(first);
+    const kept = evaluate(second) as Array<{ a: number }>;
+    expect(outcomes).toEqual(['miss', 'miss']);
+    for (const input of [first, second]) for (const item of input.items) expect(Object.isFrozen(item)).toBe(false);
+    second.items[0]!.a = 99;
+    const hit = evaluate(mk()) as Array<{ a: number }>;
+    expect(outcomes.at(-1)).toBe('hit');
+    expect(hit).toBe(kept);
+    expect(hit).toEqual([{ a: 1 }, { a: 2 }]);
+  });
+
   it('keeps nothing from an input seen only once', async () => {
     const dir = policyDir('package warden\nimport rego.v1\ndecision := {"t": input.time.now_ns}\n');
     const { evaluate, outcomes } = await engine([dir]);
