@@ -8,8 +8,9 @@
  */
 import { WardenError } from '../pipeline/errors.js';
 import type { AllowList } from './allow-list.js';
-import { scanDigits, type DigitScan } from './entities/digit-runs.js';
-import { fold, toOriginalSpan } from './normalize.js';
+import { scanDigits, type DigitChunk, type DigitScan } from './entities/digit-runs.js';
+import { fold, toOriginalSpan, type FoldedText } from './normalize.js';
+import { textTraits, type TextTraits } from './prefilter.js';
 import type { DetectContext, Detector, EntityInfo, Finding } from './types.js';
 
 /** How far before a finding context words are looked for (UTF-16 units). */
@@ -24,13 +25,18 @@ export interface ScanOptions {
   failOpen?: boolean;
   /** Findings that end at or before this offset are context only and not returned. */
   from?: number;
+  /**
+   * `false` calls every wanted detector, skipping none on the prefilter (prefilter.ts); the
+   * tests use it to show the prefilter never changes a result.
+   */
+  prefilter?: boolean;
 }
 
 export interface ScanResult {
   /** Non-overlapping findings above threshold, sorted by start, in original offsets. */
   findings: Finding[];
   /** Every entity type that passed its threshold, including findings lost to an overlap. */
-  seen: Set<string>;
+  seen: ReadonlySet<string>;
   /** Detectors that failed (only non-zero when failing open). */
   failures: number;
 }
@@ -51,6 +57,44 @@ function hasWord(window: string, word: string): boolean {
   return false;
 }
 
+/**
+ * What detectors see of one scan. A class rather than an object of closures: one allocation per
+ * scan, and the digit scan is computed once, on first use, for every numeric detector.
+ */
+class ScanContext implements DetectContext {
+  private digits: DigitScan | null = null;
+
+  constructor(
+    private readonly text: string,
+    private readonly entities: ReadonlySet<string>,
+    private readonly info: Readonly<Record<string, EntityInfo>>,
+    readonly phoneRegions: readonly string[],
+    readonly traits: TextTraits | null,
+  ) {}
+
+  wants(entity: string): boolean {
+    return this.entities.has(entity);
+  }
+
+  digitChunks(): readonly DigitChunk[] {
+    return (this.digits ??= scanDigits(this.text)).chunks;
+  }
+
+  digitScan(): DigitScan {
+    return (this.digits ??= scanDigits(this.text));
+  }
+
+  contextBefore(entity: string, start: number): boolean {
+    const info = this.info[entity];
+    if (!info) return false;
+    const window = this.text.slice(Math.max(0, start - CONTEXT_WINDOW), start).toLowerCase();
+    return info.context.some((w) => hasWord(window, w));
+  }
+}
+
+/** A scan that found nothing shares this (callers only read `seen`). */
+const NOTHING_SEEN: ReadonlySet<string> = new Set<string>();
+
 export class Scanner {
   constructor(
     private readonly detectors: readonly Detector[],
@@ -60,29 +104,23 @@ export class Scanner {
   ) {}
 
   scan(text: string, opts: ScanOptions): ScanResult {
-    const seen = new Set<string>();
-    if (text.length === 0) return { findings: [], seen, failures: 0 };
-    const folded = fold(text);
+    if (text.length === 0) return { findings: [], seen: NOTHING_SEEN, failures: 0 };
+    // Traits describe the folded text, which is what detectors read. ASCII folds to itself, and
+    // the traits pass tells whether the text is ASCII: only other texts are folded (and their
+    // traits taken again).
+    let traits = opts.prefilter === false ? null : textTraits(text);
+    let folded: FoldedText;
+    if (traits === null || traits.nonAscii) {
+      folded = fold(text);
+      if (traits !== null) traits = textTraits(folded.text);
+    } else folded = { text, starts: null, ends: null };
     const ftext = folded.text;
-    let digits: DigitScan | null = null;
-    const ctx: DetectContext = {
-      wants: (e) => opts.entities.has(e),
-      phoneRegions: this.phoneRegions,
-      digitChunks: () => (digits ??= scanDigits(ftext)).chunks,
-      digitScan: () => (digits ??= scanDigits(ftext)),
-      contextBefore: (entity, start) => {
-        const info = this.info[entity];
-        if (!info) return false;
-        const window = ftext.slice(Math.max(0, start - CONTEXT_WINDOW), start).toLowerCase();
-        return info.context.some((w) => hasWord(window, w));
-      },
-    };
+    const ctx = new ScanContext(ftext, opts.entities, this.info, this.phoneRegions, traits);
     const raw: Finding[] = [];
     let failures = 0;
     for (const d of this.detectors) {
-      let wanted = false;
-      for (const e of d.entities) if (opts.entities.has(e)) wanted = true;
-      if (!wanted) continue;
+      if (!wantsAny(opts.entities, d.entities)) continue;
+      if (traits !== null && d.mayMatch !== undefined && !d.mayMatch(traits)) continue;
       try {
         d.detect(ftext, ctx, raw);
       } catch {
@@ -94,7 +132,8 @@ export class Scanner {
         failures++;
       }
     }
-    if (raw.length === 0) return { findings: [], seen, failures };
+    if (raw.length === 0) return { findings: [], seen: NOTHING_SEEN, failures };
+    const seen = new Set<string>();
     const accepted: Finding[] = [];
     for (const f of raw) {
       if (!opts.entities.has(f.entity)) continue;
@@ -128,6 +167,11 @@ export class Scanner {
     }
     return { findings: resolveOverlaps(accepted), seen, failures };
   }
+}
+
+function wantsAny(wanted: ReadonlySet<string>, entities: readonly string[]): boolean {
+  for (const e of entities) if (wanted.has(e)) return true;
+  return false;
 }
 
 /**

@@ -4,6 +4,7 @@
  */
 import type { RedactionMode } from '../pipeline/types.js';
 import type { DigitChunk, DigitScan } from './entities/digit-runs.js';
+import type { TextTraits } from './prefilter.js';
 
 export type { RedactionMode };
 
@@ -92,6 +93,12 @@ export interface DetectContext {
    * costly validation of candidates that could not pass the threshold without context.
    */
   contextBefore(entity: string, start: number): boolean;
+  /**
+   * The prefilter's traits of the text (prefilter.ts), absent or null when the prefilter is off: a
+   * detector made of independent parts may skip a part whose condition fails, as the scanner
+   * skips whole detectors.
+   */
+  readonly traits?: TextTraits | null;
 }
 
 export interface Detector {
@@ -101,6 +108,12 @@ export interface Detector {
   readonly entities: readonly string[];
   /** Appends findings to `out`. Must be linear in `text.length`. */
   detect(text: string, ctx: DetectContext, out: Finding[]): void;
+  /**
+   * Prefilter (prefilter.ts): false only when `detect` cannot find anything in a text with these
+   * traits, a condition every finding implies (never a guess), so the scanner may skip the call.
+   * Absent: always called (custom entities, injected detectors).
+   */
+  mayMatch?(traits: TextTraits): boolean;
 }
 
 /** Entity-level metadata: context words and the default score threshold. */

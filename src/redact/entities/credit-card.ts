@@ -134,6 +134,8 @@ export function detectCardsInChunk(text: string, ch: DigitChunk, out: Finding[])
 export const creditCardDetector: Detector = {
   name: 'credit-card',
   entities: ['CREDIT_CARD'],
+  // A card is a window of 12 to 19 digits of one digit chunk.
+  mayMatch: (t) => t.chunkDigits >= 12,
   detect(text, ctx, out) {
     for (const ch of ctx.digitChunks()) detectCardsInChunk(text, ch, out);
   },

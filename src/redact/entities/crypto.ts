@@ -93,6 +93,9 @@ export function eip55Valid(addr: string): boolean {
 export const cryptoDetector: Detector = {
   name: 'crypto',
   entities: ['CRYPTO'],
+  // Base58 addresses start with 1 or 3, bech32 with "bc1", Ethereum with "0x" (all hold a digit),
+  // and all are one token of 14 or more characters ("bc1" and 11).
+  mayMatch: (t) => t.digits > 0 && t.longestRun >= 14,
   detect(text, ctx, out) {
     let m: RegExpExecArray | null;
     // Base58 addresses start with 1 or 3 and run into letters: digit chunks with a letter after.

@@ -27,6 +27,8 @@ const REACH = 48 + 24;
 export const dateOfBirthDetector: Detector = {
   name: 'date-of-birth',
   entities: ['DATE_OF_BIRTH'],
+  // Every date form holds at least four digits (the shortest: "1.2.84").
+  mayMatch: (t) => t.digits >= 4,
   detect(text, _ctx, out) {
     DOB_CONTEXT.lastIndex = 0;
     let c: RegExpExecArray | null;

@@ -32,6 +32,8 @@ function inUrlAuthority(text: string, s: number): boolean {
 export const emailDetector: Detector = {
   name: 'email',
   entities: ['EMAIL_ADDRESS'],
+  // Every finding is anchored on an '@'.
+  mayMatch: (t) => t.at > 0,
   detect(text, _ctx, out) {
     let at = text.indexOf('@');
     let lastEnd = 0;

@@ -28,6 +28,8 @@ export function ibanValid(compact: string): boolean {
 export const ibanDetector: Detector = {
   name: 'iban',
   entities: ['IBAN_CODE'],
+  // Candidates are the digit scan's letter-prefixed tokens: two letters starting a word, a digit.
+  mayMatch: (t) => t.ibanStarts > 0,
   detect(text, ctx, out) {
     const n = text.length;
     let last = 0;

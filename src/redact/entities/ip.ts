@@ -21,6 +21,9 @@ function isV6Code(c: number): boolean {
 export const ipDetector: Detector = {
   name: 'ip',
   entities: ['IP_ADDRESS'],
+  // IPv4: four groups joined by three dots between digits. IPv6: every textual form has at least
+  // two ':' ("::" compresses), and the candidate must hold a digit.
+  mayMatch: (t) => t.digitDots >= 3 || (t.colons >= 2 && t.digits > 0),
   detect(text, ctx, out) {
     for (const ch of ctx.digitChunks()) {
       const gs = ch.groupStarts;

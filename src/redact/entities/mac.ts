@@ -35,6 +35,8 @@ const MAC_DOTTED = /(?<![\w.])[0-9A-Fa-f]{4}\.[0-9A-Fa-f]{4}\.[0-9A-Fa-f]{4}(?![
 export const macDetector: Detector = {
   name: 'mac',
   entities: ['MAC_ADDRESS'],
+  // Six pairs joined by five ':' or five '-', or three quads joined by two '.' five apart.
+  mayMatch: (t) => t.colons >= 5 || t.dashes >= 5 || t.quadDots > 0,
   detect(text, _ctx, out) {
     for (const sep of [58, 45]) {
       const ch = String.fromCharCode(sep);

@@ -144,6 +144,8 @@ export function createPhoneDetector(validation: PhoneValidation = 'valid'): Dete
   return {
     name: 'phone',
     entities: ['PHONE_NUMBER'],
+    // A window of one digit chunk holds at least 7 national digits (tryWindow's nationalLen).
+    mayMatch: (t) => t.chunkDigits >= 7,
     detect(text, ctx, out: Finding[]) {
       const plans: CompiledRegion[] = [];
       for (const r of ctx.phoneRegions) {

@@ -6,6 +6,7 @@
  * start with distinct literals and use only bounded or single character-class quantifiers, so it
  * is linear); the capture group that matched names the entity.
  */
+import type { TextTraits } from '../prefilter.js';
 import type { Detector, Finding } from '../types.js';
 import { shannonEntropy } from './util.js';
 
@@ -61,6 +62,17 @@ function isKeyCode(c: number): boolean {
   return (c >= 48 && c <= 57) || (c >= 65 && c <= 90) || (c >= 97 && c <= 122) || c === 95 || c === 45;
 }
 
+// The prefilter's conditions of each part of the detector (see prefilter.ts).
+/** Every shaped token is a run of 15 or more [A-Za-z0-9_+/-] (the shortest: "xoxb-" and 10 more;
+ * a Slack webhook's path and a JWT's last segment are such runs too). */
+const mayShape = (t: TextTraits): boolean => t.longestRun >= 15;
+/** A key block starts with "-----BEGIN ". */
+const mayKeyBlock = (t: TextTraits): boolean => t.dashes >= 5;
+/** An assignment is a key name, then a ':' or '=' operator (':=' and '=>' included). */
+const mayAssign = (t: TextTraits): boolean => t.keyAssignments > 0;
+/** An AWS secret access key is 40 of [A-Za-z0-9/+]. */
+const mayAwsSecret = (t: TextTraits): boolean => t.longestRun >= 40;
+
 export interface SecretDetectorOptions {
   /** Minimum Shannon entropy (bits/char) of an assignment's value. Default 3.0. */
   minEntropy?: number;
@@ -99,24 +111,30 @@ export function createSecretsDetector(opts: SecretDetectorOptions = {}): Detecto
   return {
     name: 'secrets',
     entities: SECRET_ENTITIES.filter((e) => e !== 'URL_CREDENTIALS'),
+    mayMatch: (t) => mayShape(t) || mayKeyBlock(t) || mayAssign(t) || mayAwsSecret(t),
     detect(text, ctx, out) {
+      // The regex passes run only where their prefilter condition holds (always, without traits);
+      // the other parts start from an indexOf that finds nothing when theirs fails.
+      const t = ctx.traits;
       let m: RegExpExecArray | null = null;
-      SHAPE_HINTS.lastIndex = 0;
       let h: RegExpExecArray | null;
-      let lastEnd = 0;
-      while ((h = SHAPE_HINTS.exec(text)) !== null) {
-        if (h.index < lastEnd) continue;
-        SHAPED.lastIndex = h.index;
-        m = SHAPED.exec(text);
-        if (!m) continue;
-        for (let g = 1; g <= SHAPES.length; g++) {
-          if (m[g] !== undefined) {
-            out.push({ entity: SHAPES[g - 1]![0], start: m.index, end: m.index + m[0].length, score: 0.95 });
-            break;
+      if (!t || mayShape(t)) {
+        let lastEnd = 0;
+        SHAPE_HINTS.lastIndex = 0;
+        while ((h = SHAPE_HINTS.exec(text)) !== null) {
+          if (h.index < lastEnd) continue;
+          SHAPED.lastIndex = h.index;
+          m = SHAPED.exec(text);
+          if (!m) continue;
+          for (let g = 1; g <= SHAPES.length; g++) {
+            if (m[g] !== undefined) {
+              out.push({ entity: SHAPES[g - 1]![0], start: m.index, end: m.index + m[0].length, score: 0.95 });
+              break;
+            }
           }
+          lastEnd = m.index + m[0].length;
+          SHAPE_HINTS.lastIndex = lastEnd;
         }
-        lastEnd = m.index + m[0].length;
-        SHAPE_HINTS.lastIndex = lastEnd;
       }
       if (text.indexOf('-----BEGIN ') >= 0) privateKeyBlocks(text, out);
       let lastEnd2 = 0;
@@ -166,7 +184,7 @@ export function createSecretsDetector(opts: SecretDetectorOptions = {}): Detecto
       // AWS secret access keys are 40 base64 characters with no prefix: only looked for shortly
       // after "aws"/"secret" (the scanner adds the context boost); mixed case and a digit or
       // symbol rule out hex digests.
-      if (ctx.wants('AWS_SECRET_ACCESS_KEY')) {
+      if (ctx.wants('AWS_SECRET_ACCESS_KEY') && (!t || mayAwsSecret(t))) {
         AWS_HINT.lastIndex = 0;
         let scannedTo = 0;
         while ((h = AWS_HINT.exec(text)) !== null) {

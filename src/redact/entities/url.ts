@@ -49,6 +49,8 @@ function trimTrailing(s: string): number {
 export const urlDetector: Detector = {
   name: 'url',
   entities: ['URL', 'URL_CREDENTIALS'],
+  // Every URL starts at a "://" or a "www.".
+  mayMatch: (t) => t.urlStarts > 0,
   detect(text, ctx, out) {
     const wantUrl = ctx.wants('URL');
     if (text.indexOf('://') < 0 && (!wantUrl || text.indexOf('www.') < 0)) return;

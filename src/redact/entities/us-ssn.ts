@@ -45,6 +45,8 @@ function detectInChunk(text: string, ch: DigitChunk, out: Finding[]): void {
 export const usSsnDetector: Detector = {
   name: 'us-ssn',
   entities: ['US_SSN'],
+  // Both shapes (3-2-4 and a run of 9) are one digit chunk of nine digits.
+  mayMatch: (t) => t.chunkDigits >= 9,
   detect(text, ctx, out) {
     for (const ch of ctx.digitChunks()) detectInChunk(text, ch, out);
   },
