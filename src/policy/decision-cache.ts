@@ -47,8 +47,20 @@ export class DecisionCache {
    */
   private readonly seen: Int32Array;
   private readonly keyer: InputKeyer;
+  /**
+   * Lookups and hits in the current window, and calls left to pass by. A workload whose inputs
+   * hardly repeat (under 1 in 20 lookups hits) pays for keys and gains nothing, so after such a
+   * window the cache stands aside for `pause` calls (counted `off`), then looks again.
+   */
+  private lookups = 0;
+  private hits = 0;
+  private bypass = 0;
+  private readonly window: number;
+  private readonly pause: number;
 
-  constructor(paths: readonly (readonly string[])[], maxEntries: number) {
+  constructor(paths: readonly (readonly string[])[], maxEntries: number, tuning: { window?: number; pause?: number } = {}) {
+    this.window = tuning.window ?? 4096;
+    this.pause = tuning.pause ?? 16 * this.window;
     this.entries = new LRUCache<string, { readonly raw: unknown }>({ max: maxEntries });
     this.seen = new Int32Array(2 ** Math.ceil(Math.log2(Math.max(1024, 2 * maxEntries))));
     // Keys name strings by their number in the keyer's table; when the table starts over, so
@@ -75,16 +87,27 @@ export class DecisionCache {
   /**
    * The cached result for this input, else `evaluate(input)` — kept from the second time its
    * key is seen, and only when it returns (an error, a budget overrun included, propagates and
-   * is never cached). `outcome` is told what happened, before evaluating: `hit`, `miss` (a failed evaluation counts as one), or `off` when
-   * the input cannot be keyed (then nothing is looked up or kept).
+   * is never cached). `outcome` is told what happened, before evaluating: `hit`, `miss` (a
+   * failed evaluation counts as one), or `off` when the input cannot be keyed or the cache stands
+   * aside (then nothing is looked up or kept).
    */
   evaluate(input: unknown, evaluate: (input: unknown) => unknown, outcome: (o: DecisionCacheOutcome) => void): unknown {
+    if (this.bypass > 0) {
+      this.bypass--;
+      outcome('off');
+      return evaluate(input);
+    }
     const key = this.keyer.key(input);
     if (key === undefined) {
       outcome('off');
       return evaluate(input);
     }
     const hit = this.entries.get(key, GET_OPTIONS);
+    if (hit !== undefined) this.hits++;
+    if (++this.lookups === this.window) {
+      if (this.hits * 20 < this.window) this.bypass = this.pause;
+      this.lookups = this.hits = 0;
+    }
     if (hit !== undefined) {
       outcome('hit');
       return hit.raw;

@@ -10,7 +10,7 @@ import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { describe, expect, it } from 'vitest';
 import { normalizeDecision } from '../../src/policy/decision.js';
-import type { DecisionCacheOutcome } from '../../src/policy/decision-cache.js';
+import { DecisionCache, type DecisionCacheOutcome } from '../../src/policy/decision-cache.js';
 import { createRegoPolicyEngine, type RegoPolicyEngineOptions } from '../../src/policy/rego-engine.js';
 import type { PolicyInput } from '../../src/pipeline/types.js';
 
@@ -352,5 +352,26 @@ describe('decision cache on other policies', () => {
     // 1 and 2 kept on their second sight; 1 hits; 3 kept (drops 2, the least recently used);
     // 2 again: kept (drops 1); 1 again: a miss, kept (drops 3); 2 hits.
     expect(outcomes).toEqual(['miss', 'miss', 'miss', 'miss', 'hit', 'miss', 'miss', 'miss', 'miss', 'hit']);
+  });
+});
+
+describe('DecisionCache standing aside', () => {
+  const evaluateN = (cache: DecisionCache, inputs: unknown[]) => {
+    const outcomes: DecisionCacheOutcome[] = [];
+    for (const i of inputs) expect(cache.evaluate(i, (x) => (x as { n: number }).n * 2, (o) => outcomes.push(o))).toBe((i as { n: number }).n * 2);
+    return outcomes;
+  };
+
+  it('stands aside after a window with almost no hits, then looks again', () => {
+    const cache = new DecisionCache([['n']], 100, { window: 10, pause: 5 });
+    const unique = Array.from({ length: 16 }, (_, n) => ({ n }));
+    expect(evaluateN(cache, unique)).toEqual([...Array<string>(10).fill('miss'), ...Array<string>(5).fill('off'), 'miss']);
+  });
+
+  it('never stands aside for a workload that repeats', () => {
+    const cache = new DecisionCache([['n']], 100, { window: 10, pause: 5 });
+    const outcomes = evaluateN(cache, Array.from({ length: 100 }, (_, i) => ({ n: i % 3 })));
+    expect(outcomes).not.toContain('off');
+    expect(outcomes.filter((o) => o === 'hit')).toHaveLength(94);
   });
 });
