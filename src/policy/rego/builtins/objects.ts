@@ -36,7 +36,11 @@ function objectGetFn(args: Value[]): Value {
   const o = obj('object.get', args, 0);
   const key = args[1]!;
   const dflt = args[2]!;
-  if (!Array.isArray(key)) return objectGet(o, key) ?? dflt;
+  if (!Array.isArray(key)) {
+    // A member whose value is null is present: OPA returns the null, not the default.
+    const v = objectGet(o, key);
+    return v === undefined ? dflt : v;
+  }
   // An array key is a path; the empty path selects the object itself (as OPA).
   if (key.length === 0) return o;
   let cur: Value | undefined = o;

@@ -33,6 +33,9 @@ describe('objects', () => {
     expect(call('object.get', { constructor: 5 }, 'constructor', 0)).toBe(5);
     expect(call('object.get', {}, 'constructor', 0)).toBe(0);
     expect(call('object.get', {}, 'toString', 0)).toBe(0);
+    // A null member is present (OPA returns it, not the default), by key and by path.
+    expect(call('object.get', { v: null }, 'v', 'd')).toBe(null);
+    expect(call('object.get', { a: { v: null } }, ['a', 'v'], 'd')).toBe(null);
   });
 
   it('object.keys, remove, filter', () => {
