@@ -112,7 +112,12 @@ function exportValue(v: Value): unknown {
     for (let i = 0; i < v.length; i++) out[i] = exportValue(v[i]!);
     return out;
   }
-  if (v instanceof RegoSet || !isPlainObject(v)) return toJSON(v);
+  // Sets and non-string-keyed objects become JSON first; copying that result too keeps the
+  // promise of a fresh value (toJSON hands back plain members, such as input objects, as they are).
+  if (v instanceof RegoSet || !isPlainObject(v)) {
+    const j = toJSON(v);
+    return j === v ? j : exportValue(j as Value);
+  }
   const o: Record<string, unknown> = {};
   for (const k in v) {
     if (k === '__proto__') Object.defineProperty(o, k, { value: exportValue(v[k]!), enumerable: true, writable: true, configurable: true });

@@ -146,6 +146,18 @@ d := {"reasons": ["a"]}
     first.reasons.push('mutated');
     expect(p.evaluate('data.t.d', {})).toEqual({ reasons: ['a'] });
   });
+
+  it('returns objects held in a set as copies, never the input objects themselves', () => {
+    const p = policy(`package t
+import rego.v1
+s contains x if some x in input.items
+`);
+    const input = { items: [{ name: 'a' }, { name: 'b' }] };
+    const out = p.evaluate('data.t.s', input) as Array<{ name: string }>;
+    expect(out).toEqual([{ name: 'a' }, { name: 'b' }]);
+    out[0]!.name = 'changed';
+    expect(input.items[0]!.name).toBe('a');
+  });
 });
 
 describe('rule indexing', () => {
