@@ -142,6 +142,6 @@ export class FindingsCache {
   }
 
   private scan(text: string, plan: RedactionPlan): ScanResult {
-    return this.scanner.scan(text, { entities: plan.entities, thresholds: plan.thresholds, failOpen: plan.failOpen });
+    return this.scanner.scan(text, plan.scan);
   }
 }

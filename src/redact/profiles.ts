@@ -8,6 +8,7 @@
 import { WardenError } from '../pipeline/errors.js';
 import type { RedactionDecision, RedactionMode } from '../pipeline/types.js';
 import { SECRET_ENTITIES } from './entities/index.js';
+import type { ScanOptions } from './scanner.js';
 import type { ProfileConfig } from './types.js';
 
 /** Group names usable wherever an entity type is expected. */
@@ -36,12 +37,19 @@ export interface RedactionPlan {
   failOpen: boolean;
   reidentify: boolean;
   usesHash: boolean;
+  /** Some detected entity is in `block` mode (otherwise no prompt is refused for what it holds). */
+  usesBlock: boolean;
   /**
    * Canonical form of what the scan depends on in this plan (entities and thresholds; the
    * Redactor's detectors, allow-list and regions are fixed for its lifetime): part of the
    * findings cache key, so plans that detect differently never share findings.
    */
   scanConfig: string;
+  /**
+   * The options of every scan for this plan (one object, not one per scan); the Redactor that
+   * made the plan adds the detectors it needs (ScanOptions.detectors).
+   */
+  scan: ScanOptions;
 }
 
 function groupOf(entity: string): string | undefined {
@@ -92,7 +100,9 @@ export function buildPlan(
     failOpen: decision.fail_open === true,
     reidentify: decision.reidentify === true,
     usesHash: false,
+    usesBlock: false,
     scanConfig: '',
+    scan: { entities: new Set() },
   };
   const decisionModes: Record<string, RedactionMode> = {};
   for (const [k, v] of Object.entries(decision.modes ?? {})) decisionModes[k.toUpperCase()] = v;
@@ -116,9 +126,11 @@ export function buildPlan(
     modes.set(e, mode);
     if (mode !== 'allow') plan.entities.add(e);
     if (mode === 'hash') plan.usesHash = true;
+    if (mode === 'block') plan.usesBlock = true;
   }
   const thresholdList = [...thresholds].filter(([e]) => plan.entities.has(e)).sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0));
   plan.scanConfig = JSON.stringify([[...plan.entities].sort(), thresholdList]);
+  plan.scan = { entities: plan.entities, thresholds, failOpen: plan.failOpen };
   return plan;
 }
 

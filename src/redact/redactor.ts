@@ -102,6 +102,7 @@ export class WardenRedactor implements Redactor {
     let plan = this.plans.get(key);
     if (!plan) {
       plan = buildPlan(decision, this.profiles, this.defaultProfile, this.known);
+      plan.scan = { ...plan.scan, detectors: this.scanner.detectorsFor(plan.entities) };
       if (plan.usesHash && !this.hashKey) {
         throw new WardenError('redaction_failed', 'redaction mode "hash" needs redaction.hmac_key', {
           location: { path: 'redaction.hmac_key' },

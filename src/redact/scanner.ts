@@ -30,6 +30,11 @@ export interface ScanOptions {
    * tests use it to show the prefilter never changes a result.
    */
   prefilter?: boolean;
+  /**
+   * The detectors that emit one of `entities`, as `detectorsFor(entities)` of this scanner
+   * returned them: plans look them up once instead of at every scan. Absent: looked up here.
+   */
+  detectors?: readonly Detector[];
 }
 
 export interface ScanResult {
@@ -103,6 +108,11 @@ export class Scanner {
     private readonly phoneRegions: readonly string[],
   ) {}
 
+  /** The detectors that emit at least one of `entities`, in scan order. */
+  detectorsFor(entities: ReadonlySet<string>): readonly Detector[] {
+    return this.detectors.filter((d) => wantsAny(entities, d.entities));
+  }
+
   scan(text: string, opts: ScanOptions): ScanResult {
     if (text.length === 0) return { findings: [], seen: NOTHING_SEEN, failures: 0 };
     // Traits describe the folded text, which is what detectors read. ASCII folds to itself, and
@@ -118,8 +128,8 @@ export class Scanner {
     const ctx = new ScanContext(ftext, opts.entities, this.info, this.phoneRegions, traits);
     const raw: Finding[] = [];
     let failures = 0;
-    for (const d of this.detectors) {
-      if (!wantsAny(opts.entities, d.entities)) continue;
+    const detectors = opts.detectors ?? this.detectorsFor(opts.entities);
+    for (const d of detectors) {
       if (traits !== null && d.mayMatch !== undefined && !d.mayMatch(traits)) continue;
       try {
         d.detect(ftext, ctx, raw);

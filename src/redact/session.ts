@@ -144,9 +144,9 @@ export class Session implements RedactionSession {
     if (text.length === 0) return text;
     const res = this.findingsCache
       ? this.findingsCache.scanPrompt(text, this.plan)
-      : this.scanner.scan(text, { entities: this.plan.entities, thresholds: this.plan.thresholds, failOpen: this.plan.failOpen });
+      : this.scanner.scan(text, this.plan.scan);
     this.failures += res.failures;
-    if (res.seen.size > 0) {
+    if (this.plan.usesBlock && res.seen.size > 0) {
       for (const e of res.seen) if (this.plan.modes.get(e) === 'block') (this.blocked ??= new Set()).add(e);
     }
     const out = applyFindings(text, res.findings, this.promptModeOf, this.replacer, this.counts);
@@ -186,12 +186,8 @@ export class Session implements RedactionSession {
 
   /** Findings in `text` (model output) that end after `from`, clipped to start at `from`. */
   outputFindings(text: string, from: number): Finding[] {
-    const res = this.scanner.scan(text, {
-      entities: this.plan.entities,
-      thresholds: this.plan.thresholds,
-      failOpen: this.plan.failOpen,
-      from,
-    });
+    // From 0 every finding counts (none ends at or before 0): the plan's options as they are.
+    const res = this.scanner.scan(text, from === 0 ? this.plan.scan : { ...this.plan.scan, from });
     this.failures += res.failures;
     let findings = res.findings;
     if (this.guard.active) {

@@ -12,14 +12,21 @@ import { decision } from './helpers.js';
 
 const KNOWN = new Set(BUILTIN_ENTITIES);
 
-/** The plan as built from scratch (no cache of any kind), in comparable form. */
-function freshPlan(d: RedactionDecision): unknown {
-  const p = buildPlan(d, BUILTIN_PROFILES, 'standard', KNOWN);
-  return { ...p, entities: [...p.entities].sort(), modes: [...p.modes].sort(), thresholds: [...p.thresholds].sort() };
+/**
+ * A plan in comparable form. Its scan options are the plan's own entities, thresholds and
+ * fail-open flag (plus, from a Redactor, the detectors that emit them).
+ */
+function comparable(p: ReturnType<typeof buildPlan>): unknown {
+  const { scan, ...rest } = p;
+  expect(scan.entities).toBe(p.entities);
+  expect(scan.thresholds).toBe(p.thresholds);
+  expect(scan.failOpen).toBe(p.failOpen);
+  return { ...rest, entities: [...p.entities].sort(), modes: [...p.modes].sort(), thresholds: [...p.thresholds].sort() };
 }
 
-function comparable(p: ReturnType<typeof buildPlan>): unknown {
-  return { ...p, entities: [...p.entities].sort(), modes: [...p.modes].sort(), thresholds: [...p.thresholds].sort() };
+/** The plan as built from scratch (no cache of any kind), in comparable form. */
+function freshPlan(d: RedactionDecision): unknown {
+  return comparable(buildPlan(d, BUILTIN_PROFILES, 'standard', KNOWN));
 }
 
 describe('plan of a repeated decision', () => {
@@ -27,6 +34,14 @@ describe('plan of a repeated decision', () => {
     const r = createRedactor({});
     const a = r.plan(decision({ mode: 'tokenize' }));
     expect(r.plan(decision({ mode: 'tokenize' }))).toBe(a);
+  });
+
+  it('carries the detectors of its entities, in the scanner order', () => {
+    const r = createRedactor({});
+    const names = (p: ReturnType<typeof r.plan>): string[] => (p.scan.detectors ?? []).map((d) => d.name);
+    expect(names(r.plan(decision({ entities: ['EMAIL_ADDRESS', 'GITHUB_TOKEN'] })))).toEqual(['email', 'secrets']);
+    expect(names(r.plan(decision({ entities: ['URL_CREDENTIALS'] })))).toEqual(['url']);
+    expect(names(r.plan(decision({ entities: ['EMAIL_ADDRESS'], modes: { EMAIL_ADDRESS: 'allow' } })))).toEqual([]);
   });
 
   it('plans anew when any field differs, in sequence, each as built from scratch', () => {
