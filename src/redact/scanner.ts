@@ -10,7 +10,7 @@ import { WardenError } from '../pipeline/errors.js';
 import type { AllowList } from './allow-list.js';
 import { scanDigits, type DigitChunk, type DigitScan } from './entities/digit-runs.js';
 import { fold, toOriginalSpan, type FoldedText } from './normalize.js';
-import { textTraits, type TextTraits } from './prefilter.js';
+import { PREFILTER_MAX_CHARS, textTraits, type TextTraits } from './prefilter.js';
 import type { DetectContext, Detector, EntityInfo, Finding } from './types.js';
 
 /** How far before a finding context words are looked for (UTF-16 units). */
@@ -117,8 +117,8 @@ export class Scanner {
     if (text.length === 0) return { findings: [], seen: NOTHING_SEEN, failures: 0 };
     // Traits describe the folded text, which is what detectors read. ASCII folds to itself, and
     // the traits pass tells whether the text is ASCII: only other texts are folded (and their
-    // traits taken again).
-    let traits = opts.prefilter === false ? null : textTraits(text);
+    // traits taken again). Long texts are not prefiltered (see PREFILTER_MAX_CHARS).
+    let traits = opts.prefilter === false || text.length > PREFILTER_MAX_CHARS ? null : textTraits(text);
     let folded: FoldedText;
     if (traits === null || traits.nonAscii) {
       folded = fold(text);

@@ -12,7 +12,7 @@ import { BECH32_CHARSET, bech32Polymod } from '../../src/redact/entities/crypto.
 import { scanDigits } from '../../src/redact/entities/digit-runs.js';
 import { builtinDetectors } from '../../src/redact/entities/index.js';
 import { fold } from '../../src/redact/normalize.js';
-import { textTraits, type TextTraits } from '../../src/redact/prefilter.js';
+import { PREFILTER_MAX_CHARS, textTraits, type TextTraits } from '../../src/redact/prefilter.js';
 import { DEFAULT_PHONE_REGIONS } from '../../src/redact/redactor.js';
 import type { DetectContext, Detector, Finding } from '../../src/redact/types.js';
 import { generateRedactCorpus } from '../../scripts/gen-redact-corpus.js';
@@ -150,6 +150,9 @@ describe('textTraits', () => {
     expect(textTraits('my password = x, ratio 3:2')).toMatchObject({ keyAssignments: 1, colons: 1 });
     expect(textTraits('a_b+c/d-efgh ij')).toMatchObject({ longestRun: 12, dashes: 1 });
     expect(textTraits('４ é')).toMatchObject({ nonAscii: true, digits: 0 });
+    // The characters next to the letters in ASCII ('@', '[', '`', '{') are not letters.
+    expect(textTraits('ab@Z[z`A{yx')).toMatchObject({ at: 1, longestRun: 2 });
+    expect(textTraits('AZaz09_+/-')).toMatchObject({ longestRun: 10, digits: 2, dashes: 1 });
   });
 });
 
@@ -243,7 +246,14 @@ describe('prefilter on random texts around the thresholds', () => {
     for (const d of detectors) expect(tally.get(d.name)!.found, d.name).toBeGreaterThan(0);
   });
 
-  it('never changes a scan', () => {
+  it('never changes a scan, short or past the length prefiltered', () => {
+    expect(texts.slice(0, 30).join(' ').length).toBeGreaterThan(PREFILTER_MAX_CHARS + 16);
+    // Random texts joined into ones around PREFILTER_MAX_CHARS, prefiltered or not by length.
+    for (let i = 0; i + 30 < texts.length && i < 1500; i += 30) {
+      const long = texts.slice(i, i + 30).join(' ').slice(0, PREFILTER_MAX_CHARS - 15 + (i % 31));
+      const [on, off] = scanBothWays(long);
+      expect(on, JSON.stringify(long)).toEqual(off);
+    }
     for (const text of texts) {
       for (const entities of [ALL, NO_URL]) {
         const [on, off] = scanBothWays(text, undefined, entities);
