@@ -40,7 +40,7 @@ const MAX_SLICE_MS = 600;
 const WARMUP = 2_000;
 
 /** ~4 KB of policy prose: the size of a realistic governed system prompt. */
-function fourKbPrompt(): string {
+export function fourKbPrompt(): string {
   const para =
     'You are the support assistant of Example Corp. Answer in the customer language, stay factual, ' +
     'never promise refunds, never invent order numbers, and escalate legal threats to a human agent. ';
@@ -50,7 +50,7 @@ function fourKbPrompt(): string {
 }
 
 const PROMPT = fourKbPrompt();
-const TICKET = 'My order T-4411 arrived broken, please call me back at jane.doe@example.com.';
+export const TICKET = 'My order T-4411 arrived broken, please call me back at jane.doe@example.com.';
 
 /** What the app sends to the upstream directly (and through the bare proxy): the same final prompt. */
 export function directBody(): string {

@@ -17,19 +17,14 @@ import { performance } from 'node:perf_hooks';
 import { pathToFileURL } from 'node:url';
 import type { ChatMessage, CompletionResult, RedactionDecision } from '../src/pipeline/types.js';
 import type * as RedactModule from '../src/redact/index.js';
-import { buildWarden } from './gateway.js';
+import { buildWarden, fourKbPrompt, TICKET } from './gateway.js';
 
 const build = process.env.NO_BUILD ? undefined : buildWarden();
 const redact = (await import(build ? pathToFileURL(join(build, 'src', 'redact', 'index.js')).href : '../src/redact/index.js')) as typeof RedactModule;
 
-/** The bench's system prompt: ~4 KB of policy prose, then the secret the template places there. */
+/** The bench's system prompt: the gateway bench's ~4 KB of policy prose, then the secret the template places there. */
 function systemPrompt(): string {
-  const para =
-    'You are the support assistant of Example Corp. Answer in the customer language, stay factual, ' +
-    'never promise refunds, never invent order numbers, and escalate legal threats to a human agent. ';
-  let s = '';
-  while (s.length < 4000) s += para;
-  return `${s.slice(0, 4000)}\nEscalation code: ESC-7731`;
+  return `${fourKbPrompt()}\nEscalation code: ESC-7731`;
 }
 
 /**
@@ -37,7 +32,7 @@ function systemPrompt(): string {
  * (appending segments): a fresh string every time, as the findings cache and detectors see it.
  */
 const SYSTEM_SEGMENTS = systemPrompt().match(/[^\n]{1,100}\n?/g)!;
-const USER_SEGMENTS = ['Ticket ', 'T-4411', ':\n', 'My order T-4411 arrived broken, please call me back at jane.doe@example.com.'];
+const USER_SEGMENTS = ['Ticket ', 'T-4411', ':\n', TICKET];
 function render(segments: readonly string[]): string {
   let s = '';
   for (const seg of segments) s += seg;
