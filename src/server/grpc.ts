@@ -6,6 +6,7 @@
 import { randomUUID } from 'node:crypto';
 import { performance } from 'node:perf_hooks';
 import * as grpc from '@grpc/grpc-js';
+import { RequestSignal, type CancelSignal } from '../pipeline/cancel.js';
 import { WardenError, isWardenError } from '../pipeline/errors.js';
 import type { Pipeline, PipelineLogger } from '../pipeline/pipeline.js';
 import type {
@@ -191,7 +192,9 @@ export interface GrpcMeta {
   bearer: string | undefined;
   peer: PeerInfo;
   traceparent: string | undefined;
-  signal: AbortSignal;
+  signal: CancelSignal;
+  /** Aborts `signal` (see PromptRequest.cancel). */
+  cancel?: (reason: unknown) => void;
 }
 
 /** gRPC request → canonical PromptRequest (shape and limit checks only). */
@@ -235,6 +238,7 @@ export function fromWireRequest(w: WirePromptRequest, meta: GrpcMeta, limits: In
     signal: meta.signal,
     receivedAt: performance.timeOrigin + performance.now(),
   };
+  if (meta.cancel) req.cancel = meta.cancel;
   if (meta.traceparent) req.traceparent = meta.traceparent;
   if (w.max_tokens > 0) req.max_tokens = w.max_tokens;
   if (w.tools.length > 0) req.tools = w.tools.map(toTool);
@@ -368,25 +372,24 @@ export function createGrpcIngress(opts: GrpcIngressOptions): GrpcIngress {
 
   type AnyCall = grpc.ServerUnaryCall<WirePromptRequest, unknown> | grpc.ServerWritableStream<WirePromptRequest, unknown>;
 
-  /** Per-call abort: cancelled by the client, deadline passed, or our own request timeout. */
-  function callSignal(call: AnyCall): { signal: AbortSignal; dispose: () => void } {
-    const controller = new AbortController();
-    const timer = setTimeout(
-      () => controller.abort(new WardenError('upstream_timeout', 'the request took longer than its deadline')),
-      limits.requestTimeoutMs,
-    );
-    const onCancel = () => controller.abort(new WardenError('cancelled', 'the client cancelled the call'));
+  /**
+   * Per-call abort: cancelled by the client (which includes the client's own gRPC deadline), or
+   * ended by a stage (`cancel`: the forward stage's upstream deadline). As over HTTP, the whole
+   * call is not cut at client_timeout_ms: grpc-js has received the request before we see it, and
+   * the upstream call has its own deadline.
+   */
+  function callSignal(call: AnyCall): { signal: RequestSignal; cancel: (reason: unknown) => void; dispose: () => void } {
+    const signal = new RequestSignal();
+    const onCancel = () => signal.abort(new WardenError('cancelled', 'the client cancelled the call'));
     call.on('cancelled', onCancel);
     return {
-      signal: controller.signal,
-      dispose: () => {
-        clearTimeout(timer);
-        call.off('cancelled', onCancel);
-      },
+      signal,
+      cancel: (reason: unknown) => signal.abort(reason),
+      dispose: () => call.off('cancelled', onCancel),
     };
   }
 
-  function metaFor(call: AnyCall, action: Action, stream: boolean, signal: AbortSignal): GrpcMeta {
+  function metaFor(call: AnyCall, action: Action, stream: boolean, signal: CancelSignal, cancel: (reason: unknown) => void): GrpcMeta {
     const auth = call.metadata.get('authorization')[0];
     const tp = call.metadata.get('traceparent')[0];
     return {
@@ -397,6 +400,7 @@ export function createGrpcIngress(opts: GrpcIngressOptions): GrpcIngress {
       peer: grpcPeerInfo(call.getPeer(), opts.unixListener === true),
       traceparent: typeof tp === 'string' ? tp : undefined,
       signal,
+      cancel,
     };
   }
 
@@ -404,9 +408,9 @@ export function createGrpcIngress(opts: GrpcIngressOptions): GrpcIngress {
    * Translates the wire request; a refusal here is counted and audited (no principal, no body
    * content), since the pipeline never sees it.
    */
-  async function translate(call: AnyCall, action: Action, stream: boolean, signal: AbortSignal): Promise<PromptRequest> {
+  async function translate(call: AnyCall, action: Action, stream: boolean, signal: CancelSignal, cancel: (reason: unknown) => void): Promise<PromptRequest> {
     const started = performance.now();
-    const meta = metaFor(call, action, stream, signal);
+    const meta = metaFor(call, action, stream, signal, cancel);
     try {
       return fromWireRequest(call.request, meta, limits);
     } catch (err) {
@@ -430,10 +434,10 @@ export function createGrpcIngress(opts: GrpcIngressOptions): GrpcIngress {
         return;
       }
       active++;
-      const { signal, dispose } = callSignal(call);
+      const { signal, cancel, dispose } = callSignal(call);
       void (async () => {
         try {
-          const request = await translate(call, action, false, signal);
+          const request = await translate(call, action, false, signal, cancel);
           const response = await pipeline.run(request);
           if (action === 'prompt.render' && response.kind === 'render') callback(null, toWireRender(response));
           else if (response.kind === 'complete') callback(null, toWireCompletion(response.result));
@@ -454,16 +458,18 @@ export function createGrpcIngress(opts: GrpcIngressOptions): GrpcIngress {
       return;
     }
     active++;
-    const { signal, dispose } = callSignal(call);
+    const { signal, cancel, dispose } = callSignal(call);
     void (async () => {
       let it: AsyncIterator<CompletionChunk> | undefined;
       try {
-        const request = await translate(call, 'prompt.execute', true, signal);
+        const request = await translate(call, 'prompt.execute', true, signal, cancel);
         const response = await pipeline.run(request);
         if (response.kind !== 'stream') throw new WardenError('internal', 'internal error');
         it = response.chunks[Symbol.asyncIterator]();
         while (true) {
-          if (signal.aborted) break;
+          // The client is gone. (An aborted signal alone may be the upstream deadline: the upstream
+          // read then fails, and the client gets its status below.)
+          if (call.cancelled) break;
           const step = await it.next();
           if (step.done) {
             it = undefined;

@@ -135,3 +135,47 @@ describe('grpc.health.v1.Health', () => {
     call.cancel();
   });
 });
+
+describe('the upstream deadline over gRPC (limits.upstream_timeout_ms)', () => {
+  // A Warden of its own with a short upstream deadline; client_timeout_ms (10 s) never cuts a call.
+  let shortUpstream: FakeUpstream;
+  let short: WardenFixture;
+  let client: any;
+  let bot: string;
+  beforeAll(async () => {
+    shortUpstream = await startUpstream();
+    short = await startWarden({
+      upstreamUrl: shortUpstream.url,
+      limits: 'limits: { client_timeout_ms: 10000, upstream_timeout_ms: 300, shutdown_grace_ms: 2000 }',
+    });
+    bot = await short.signer.token('support', 'ticket-bot');
+    client = gatewayClient(short.addresses.grpc);
+  });
+  afterAll(async () => {
+    client?.close();
+    await short?.close();
+    await shortUpstream?.close();
+  });
+
+  it('Complete past the deadline is DEADLINE_EXCEEDED with warden-code upstream_timeout', async () => {
+    shortUpstream.mode = 'slow';
+    const err = (await unaryCall(client, 'Complete', { model: 'gpt-4o-mini', template: TEMPLATE, variables: VARS }, bearerMetadata(bot)).catch(
+      (e: unknown) => e,
+    )) as grpc.ServiceError;
+    expect(err.code).toBe(grpc.status.DEADLINE_EXCEEDED);
+    expect(err.metadata.get('warden-code')[0]).toBe('upstream_timeout');
+  });
+
+  it('a stream that outlives the deadline ends with DEADLINE_EXCEEDED after the chunks sent so far', async () => {
+    shortUpstream.mode = 'stream-slow';
+    const aborted = shortUpstream.aborted;
+    const call = client.StreamComplete({ model: 'gpt-4o-mini', template: TEMPLATE, variables: VARS }, bearerMetadata(bot));
+    let chunks = 0;
+    call.on('data', () => chunks++);
+    const err = await new Promise<grpc.ServiceError>((resolve) => call.once('error', resolve));
+    expect(chunks).toBeGreaterThan(0);
+    expect(err.code).toBe(grpc.status.DEADLINE_EXCEEDED);
+    expect(err.metadata.get('warden-code')[0]).toBe('upstream_timeout');
+    await aborted;
+  });
+});
