@@ -41,8 +41,9 @@ export function linkRecordLine(body: AuditRecordBody, head: ChainHead): { record
   const seq = head.seq + 1;
   const prev = head.hash;
   const b = body as unknown as Record<string, unknown>;
-  // Not the documented shape: the generic walk writes the same canonical text, only slower.
-  const text = canonicalRecordText(body, seq, prev) ?? canonicalJsonMerged(b, { seq, prev_hash: prev });
+  // Not the documented shape: the generic walk writes the same canonical text, only slower. A
+  // stray `hash` member in the body is dropped (undefined), never hashed: `hash` is added below.
+  const text = canonicalRecordText(body, seq, prev) ?? canonicalJsonMerged(b, { seq, prev_hash: prev, hash: undefined });
   const hash = oneShotHash('sha256', prev + text, 'hex');
   return { record: recordOf(b, seq, prev, hash), line: `${text.slice(0, -1)},"hash":"${hash}"}` };
 }

@@ -88,8 +88,10 @@ describe('canonical record text', () => {
     const records: unknown[] = [];
     for (let i = 0; i < 200; i++) {
       const body = next();
-      // Every fifth body carries an extra member, which the writer refuses: the generic walk links it.
+      // Every fifth body carries an extra member, which the writer refuses: the generic walk links
+      // it; every tenth also carries stray chain members, which linking replaces.
       if (i % 5 === 0) (body as unknown as Record<string, unknown>).note = `n${i}`;
+      if (i % 10 === 0) Object.assign(body, { seq: -1, prev_hash: 'stray', hash: 'stray' });
       const { record, line } = linkRecordLine(body, head);
       const parsed = JSON.parse(line) as Record<string, unknown>;
       expect(parsed).toEqual(record);
