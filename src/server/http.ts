@@ -212,11 +212,10 @@ export function createHttpIngress(opts: HttpIngressOptions): HttpIngress {
   /**
    * Per-request abort: the client went away, or a stage ended the request (`cancel`: the
    * forward stage's upstream deadline). The time a client may take to send its request is
-   * node's `requestTimeout` (above); the upstream call has its own deadline. One controller per
-   * request: AbortSignals are costly to create and to listen to.
+   * node's `requestTimeout` (above); the upstream call has its own deadline. The signal is an
+   * emitter, not an AbortController: see pipeline/cancel.ts for what that saves.
    */
   function requestSignal(res: ServerResponse): { signal: RequestSignal; cancel: (reason: unknown) => void; dispose: () => void } {
-    // An emitter, not an AbortController: see pipeline/cancel.ts for what that saves.
     const signal = new RequestSignal();
     const onClose = () => {
       if (!res.writableFinished) signal.abort(new WardenError('cancelled', 'the client closed the request'));

@@ -8,7 +8,7 @@ export interface IngressLimits {
   maxVariables: number;
   /** Longest variable value, in characters (a template may declare a shorter one). */
   maxVariableLength: number;
-  /** Whole-request deadline, in milliseconds (client side: from first byte to last byte sent). */
+  /** How long a client may take to send its request, in milliseconds (node's `requestTimeout`). */
   requestTimeoutMs: number;
 }
 
