@@ -6,8 +6,8 @@
  *
  * What is kept is the engine's raw result, deeply frozen: every caller gets the same object, and
  * none can change what the next one gets (a result not kept is the caller's own fresh copy). The
- * decide stage normalises it per request (normalizeDecision builds a fresh Decision and never
- * hands out parts of its argument), so each request still gets its own Decision and decision id.
+ * decide stage normalises a kept result once (normalizeDecision remembers the frozen normal form
+ * of each frozen result) and gives each request its own Decision object and decision id.
  */
 import { LRUCache } from 'lru-cache';
 import { InputKeyer } from './input-key.js';

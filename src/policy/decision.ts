@@ -85,7 +85,47 @@ function auditOf(x: unknown): Decision['audit'] | undefined {
   return isObject(x) ? { log_variables_names: field(x, 'log_variables_names', bool, false) } : undefined;
 }
 
+/**
+ * Normalised forms of the frozen results the decision cache shares between requests, without
+ * their `id`. A cache hit returns the same frozen raw object every time, so its validation is done
+ * once; each request still gets a Decision object of its own carrying its own id. The shared parts
+ * (reasons, secrets, redaction, models, audit) are frozen: a stage that tried to change one would
+ * throw (and so fail closed) instead of changing the next request's decision. Weak keys: an entry
+ * dies with the cached result it was made from.
+ */
+const sharedNormalized = new WeakMap<object, Decision>();
+
+function deepFreeze<T>(v: T): T {
+  if (v !== null && typeof v === 'object' && !Object.isFrozen(v)) {
+    for (const k of Object.keys(v)) deepFreeze((v as Record<string, unknown>)[k]);
+    Object.freeze(v);
+  }
+  return v;
+}
+
+/** A fresh Decision with the shared, frozen parts of `d` and its own `id`. */
+function withId(d: Decision, id: string): Decision {
+  const out: Decision = { allow: d.allow, reasons: d.reasons, secrets: d.secrets, redaction: d.redaction, models: d.models, audit: d.audit, id };
+  if (d.max_tokens !== undefined) out.max_tokens = d.max_tokens;
+  return out;
+}
+
+/**
+ * The request's Decision from what the policy returned. A frozen result (the decision cache's
+ * shared copy) is validated once and its normal form reused; any other is validated each time.
+ */
 export function normalizeDecision(raw: unknown, id: string): Decision {
+  if (raw === null || typeof raw !== 'object' || !Object.isFrozen(raw)) return normalizeFresh(raw, id);
+  let shared = sharedNormalized.get(raw);
+  if (!shared) {
+    shared = normalizeFresh(raw, '');
+    for (const k of ['reasons', 'secrets', 'redaction', 'models', 'audit'] as const) deepFreeze(shared[k]);
+    sharedNormalized.set(raw, shared);
+  }
+  return withId(shared, id);
+}
+
+function normalizeFresh(raw: unknown, id: string): Decision {
   if (raw === undefined) return deny(id, ['policy returned no decision (entrypoint undefined)']);
   if (!isObject(raw)) return deny(id, ['policy decision is not an object']);
   let reasons: string[];

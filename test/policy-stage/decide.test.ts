@@ -7,6 +7,7 @@ import type { PolicyEngine } from '../../src/pipeline/ports.js';
 import type { RequestContext } from '../../src/pipeline/stage.js';
 import { POLICY_INPUT_VERSION, type Template } from '../../src/pipeline/types.js';
 import { buildPolicyInput, createDecideStage, createRegoPolicyEngine, normalizeDecision } from '../../src/policy/index.js';
+import { frozenCopy } from '../../src/policy/decision-cache.js';
 import { makeContext } from '../stage-context.js';
 
 const NOW = Date.parse('2026-06-01T12:00:00Z');
@@ -109,6 +110,36 @@ describe('normalizeDecision', () => {
       expect(d.allow, JSON.stringify(extra)).toBe(false);
       expect(d.reasons).toEqual([`policy decision field "${fieldName}" is malformed`]);
     }
+  });
+
+  it('normalises a frozen (cached) result once, gives each request its own id, and shares only frozen parts', () => {
+    const raw = frozenCopy({
+      allow: true,
+      reasons: ['ok'],
+      secrets: ['env://A'],
+      models: ['echo'],
+      max_tokens: 64,
+      redaction: { profile: 'strict', entities: ['EMAIL_ADDRESS'], modes: { EMAIL_ADDRESS: 'hash' } },
+    });
+    const a = normalizeDecision(raw, 'id-a');
+    const b = normalizeDecision(raw, 'id-b');
+    // The same result a fresh normalisation of an unfrozen copy gives, each with its own id.
+    expect(a).toEqual(normalizeDecision(JSON.parse(JSON.stringify(raw)), 'id-a'));
+    expect(b.id).toBe('id-b');
+    expect(a).not.toBe(b);
+    // Shared parts cannot be changed by one request for the next: the write throws.
+    expect(Object.isFrozen(a.secrets) && Object.isFrozen(a.redaction.modes)).toBe(true);
+    expect(() => a.secrets.push('env://B')).toThrow(TypeError);
+    expect(() => {
+      a.redaction.profile = 'none';
+    }).toThrow(TypeError);
+    expect(normalizeDecision(raw, 'id-c').secrets).toEqual(['env://A']);
+    // A malformed frozen result is still a deny naming the field.
+    const bad = normalizeDecision(frozenCopy({ allow: true, models: [1] }), 'id-d');
+    expect(bad.allow).toBe(false);
+    expect(bad.reasons).toEqual(['policy decision field "models" is malformed']);
+    // An unfrozen result is the caller's own: nothing in it is frozen.
+    expect(Object.isFrozen(normalizeDecision({ allow: true, secrets: ['env://A'] }, 'id-e').secrets)).toBe(false);
   });
 });
 

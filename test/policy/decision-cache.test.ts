@@ -210,14 +210,20 @@ describe('decision cache on the default policy', () => {
     const d1 = normalizeDecision(raw1, 'id-1');
     const d2 = normalizeDecision(raw2, 'id-2');
     expect(d1.id).not.toBe(d2.id);
+    expect(d1).not.toBe(d2);
     for (const k of ['reasons', 'secrets', 'models', 'redaction', 'audit'] as const) {
-      expect(d1[k]).not.toBe(d2[k]);
+      // Normalised once per cached result: requests share its parts, which are frozen copies,
+      // never the raw result's own objects.
       expect(d1[k]).not.toBe(raw1[k]);
+      expect(frozenAll(d1[k])).toBe(true);
     }
-    expect(d1.redaction.entities).not.toBe(d2.redaction.entities);
-    d1.models.push('evil');
-    d1.redaction.profile = 'none';
-    d1.secrets.length = 0;
+    expect(() => d1.models.push('evil')).toThrow(TypeError);
+    expect(() => {
+      d1.redaction.profile = 'none';
+    }).toThrow(TypeError);
+    expect(() => {
+      d1.secrets.length = 0;
+    }).toThrow(TypeError);
     const d3 = normalizeDecision(evaluate(input), 'id-3');
     expect(outcomes).toEqual(['miss', 'miss', 'hit', 'hit']);
     expect(d3.models).toEqual(d2.models);
