@@ -33,6 +33,22 @@ export function promptHmac(key: string | Buffer | KeyObject, outbound: unknown):
 }
 
 /**
+ * The HMAC of the text the forward stage sent (`outboundJson`, memoised on the context), or null
+ * when nothing was rendered. Made at most once per request: the audit stage's `prepare` computes
+ * it while the upstream call is in flight, and the record reuses it when it was made from this
+ * very text.
+ */
+export function outboundHmac(ctx: RequestContext, key: string | Buffer | KeyObject): string | null {
+  const json = outboundJson(ctx);
+  if (json === undefined) return null;
+  const memo = ctx.promptHmac;
+  if (memo && memo.of === json) return memo.hex;
+  const hex = createHmac('sha256', key).update(json).digest('hex');
+  ctx.promptHmac = { of: json, hex };
+  return hex;
+}
+
+/**
  * Latency from `receivedAt`, which ingress stamps as `performance.timeOrigin + performance.now()`
  * (epoch-sized, on the monotonic clock). The end is read from the same clock: `Date.now()` drifts
  * from it by milliseconds, enough to turn a sub-millisecond request into 0. A process-relative
@@ -82,7 +98,7 @@ export function buildAuditRecord(ctx: RequestContext, opts: AuditRecordOptions):
     secret_refs: ctx.secrets ? [...ctx.secrets.keys()] : [],
     redaction,
     // The text the forward stage sent (memoised on the context), not a second serialisation.
-    prompt_hmac: ctx.outbound ? createHmac('sha256', opts.hmacKey).update(outboundJson(ctx)!).digest('hex') : null,
+    prompt_hmac: outboundHmac(ctx, opts.hmacKey),
     provider: ctx.provider ?? null,
     model: req.model || null,
     usage: ctx.usage

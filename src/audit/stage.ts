@@ -6,7 +6,7 @@
 import { createSecretKey } from 'node:crypto';
 import type { AuditLog, AuditRecord } from '../pipeline/ports.js';
 import type { RequestContext, Stage } from '../pipeline/stage.js';
-import { buildAuditRecord } from './record.js';
+import { buildAuditRecord, outboundHmac } from './record.js';
 
 export interface AuditStageOptions {
   log: AuditLog;
@@ -28,22 +28,32 @@ export function createAuditStage(opts: AuditStageOptions): AuditStage {
   const hmacKey = createSecretKey(typeof opts.hmacKey === 'string' ? Buffer.from(opts.hmacKey, 'utf8') : opts.hmacKey);
   const audited = new WeakSet<RequestContext>();
   const now = opts.now ?? Date.now;
-  async function auditRequest(ctx: RequestContext): Promise<AuditRecord | undefined> {
-    if (audited.has(ctx)) return undefined;
+  // Not async: the append's own promise goes back to the caller, without another promise around it.
+  function auditRequest(ctx: RequestContext): Promise<AuditRecord | undefined> {
+    if (audited.has(ctx)) return Promise.resolve(undefined);
     audited.add(ctx);
-    const body = buildAuditRecord(ctx, {
-      hmacKey,
-      environment: opts.environment,
-      policyRevision: opts.getPolicyRevision(),
-      now: now(),
-    });
+    let body;
+    try {
+      body = buildAuditRecord(ctx, {
+        hmacKey,
+        environment: opts.environment,
+        policyRevision: opts.getPolicyRevision(),
+        now: now(),
+      });
+    } catch (err) {
+      return Promise.reject(err);
+    }
     return opts.log.append(body);
   }
   return {
     name: 'audit',
     auditRequest,
-    async run(ctx: RequestContext) {
-      await auditRequest(ctx);
+    run(ctx: RequestContext) {
+      return auditRequest(ctx) as Promise<unknown> as Promise<void>;
+    },
+    prepare(ctx: RequestContext) {
+      // The prompt's HMAC, while the upstream call is in flight (the pipeline calls this then).
+      if (!audited.has(ctx)) outboundHmac(ctx, hmacKey);
     },
   };
 }

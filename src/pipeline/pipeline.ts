@@ -112,6 +112,9 @@ export function createPipeline(opts: PipelineOptions): Pipeline {
   const renderStages = ordered.slice(0, STAGE_ORDER.indexOf(LAST_RENDER_STAGE) + 1);
   const modelStages = MODELS_LIST_STAGES.map((name) => stages[name]);
 
+  const forward = stages.forward;
+  const prepareAudit = audit.prepare?.bind(audit);
+
   async function runStages(ctx: RequestContext, list: readonly Stage[]): Promise<void> {
     // One clock read per stage boundary: a stage's end is the next one's start.
     let start = performance.now();
@@ -119,7 +122,13 @@ export function createPipeline(opts: PipelineOptions): Pipeline {
       try {
         // Most stages are synchronous: awaiting their undefined would still cost a microtask hop.
         const running = stage.run(ctx);
-        if (running !== undefined) await running;
+        if (running !== undefined) {
+          // The forward stage has sent the prompt upstream and waits for the answer: the audit
+          // stage's own work on the prompt (its HMAC) is done now, while this process would
+          // otherwise be idle, instead of after the answer, where the caller waits for it.
+          if (stage === forward && prepareAudit) prepareEarly(prepareAudit, ctx);
+          await running;
+        }
       } catch (err) {
         throw toWardenError(err, stage.name, logger);
       } finally {
@@ -129,6 +138,15 @@ export function createPipeline(opts: PipelineOptions): Pipeline {
         ctx.timings[stage.name] = ms;
         metrics?.observeStage(stage.name, ms / 1000);
       }
+    }
+  }
+
+  /** `prepare` must not throw; if one does anyway, `run` still does the work itself. */
+  function prepareEarly(prepare: (ctx: RequestContext) => void, ctx: RequestContext): void {
+    try {
+      prepare(ctx);
+    } catch (err) {
+      logger.warn({ stage: 'audit', error_type: err instanceof Error ? err.constructor.name : typeof err }, 'audit prepare failed; the record is built without it');
     }
   }
 

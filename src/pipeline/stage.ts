@@ -60,6 +60,11 @@ export interface RequestContext {
    * canonical-json.ts: the forward stage sends this text and the audit stage HMACs the same text.
    */
   outboundJson?: { of: ChatMessage[]; json: string };
+  /**
+   * The audit stage's HMAC of `outboundJson` (`of`: the text it was made from), computed by its
+   * `prepare` while the upstream call is in flight. Never the prompt itself.
+   */
+  promptHmac?: { of: string; hex: string };
   /** The request's tool definitions, after redaction (absent when the request has none). */
   outboundTools?: ToolDefinition[];
   redaction?: RedactionSession;
@@ -79,4 +84,11 @@ export interface Stage {
    * For streaming responses, a stage that must see the answer wraps `ctx.response.chunks`.
    */
   run(ctx: RequestContext): void | Promise<void>;
+  /**
+   * Optional work done ahead of `run`, off the request's critical path: the pipeline calls it
+   * while the forward stage waits for the upstream (the outbound prompt is final by then, and the
+   * process would otherwise sit idle). It may only memoise what `run` would compute anyway, on the
+   * context; `run` must give the same result without it. It must not throw.
+   */
+  prepare?(ctx: RequestContext): void;
 }

@@ -274,6 +274,30 @@ describe('audit stage', () => {
     expect(rec.prompt_hmac).not.toBe(promptHmac('another-key-0123456789', ctx.outbound));
   });
 
+  it('prepare computes the prompt HMAC early, and the record uses it only for the same outbound text', async () => {
+    const { sink, lines } = collector();
+    const stage = createAuditStage({ log: createAuditLog({ sinks: [sink] }), hmacKey: HMAC_KEY, environment: 'test', getPolicyRevision: () => 'r' });
+    // Prepared, then recorded: the record carries the HMAC prepare made.
+    const ctx = fullContext();
+    stage.prepare!(ctx);
+    expect(ctx.promptHmac?.hex).toBe(promptHmac(HMAC_KEY, ctx.outbound));
+    expect(ctx.promptHmac?.hex).not.toContain(CANARY_VAR);
+    await stage.run(ctx);
+    // A stage replaced the outbound prompt after prepare: the record HMACs what was finally sent.
+    const changed = fullContext();
+    stage.prepare!(changed);
+    changed.outbound = [{ role: 'user', content: 'something else' }];
+    await stage.run(changed);
+    expect(lines.map((l) => (JSON.parse(l) as AuditRecord).prompt_hmac)).toEqual([
+      promptHmac(HMAC_KEY, ctx.outbound),
+      promptHmac(HMAC_KEY, changed.outbound),
+    ]);
+    // Nothing rendered: prepare does nothing and the record says null.
+    const bare = makeContext({});
+    stage.prepare!(bare);
+    expect(bare.promptHmac).toBeUndefined();
+  });
+
   it('records failures with their code', async () => {
     const { sink, lines } = collector();
     const stage = createAuditStage({ log: createAuditLog({ sinks: [sink] }), hmacKey: HMAC_KEY, environment: 'test', getPolicyRevision: () => 'r' });
