@@ -1,6 +1,7 @@
 /** Providers: upstream adapters (echo, OpenAI-compatible), SSE parsing, routing, the forward stage. */
 export { createEchoProvider, renderPrompt } from './echo.js';
-export { createOpenAIProvider, upstreamFailure, type OpenAIProviderOptions } from './openai.js';
+export { createOpenAIProvider, type OpenAIProviderOptions } from './openai.js';
+export { upstreamFailure } from './failure.js';
 export { SseParser, SseError, type SseEvent } from './sse.js';
 export { createProviders, createProvider, ProviderRegistry, type ProviderDeps } from './registry.js';
 export { createForwardStage, type ForwardStageOptions } from './stage.js';

@@ -5,21 +5,30 @@
  * headers and body timeouts bound every phase. Upstream failures become `upstream_error` /
  * `upstream_timeout` carrying the HTTP status only — never the upstream body, which may echo
  * the prompt.
+ *
+ * Non-streamed calls go through `pool.dispatch` with a handler of our own (collect.ts) rather than
+ * `pool.request`: the per-call stream machinery of the latter is most of what a small JSON answer
+ * costs. Streams keep `pool.request`, whose body stream the SSE loop reads.
  */
 import { Pool, type Dispatcher } from 'undici';
-import type { CancelSignal } from '../pipeline/cancel.js';
 import { WardenError, isWardenError } from '../pipeline/errors.js';
 import type { ModelProvider } from '../pipeline/ports.js';
 import type { CompletionChunk, CompletionResult, UpstreamRequest } from '../pipeline/types.js';
-import { SseError, SseParser } from './sse.js';
+import { BodyCollector } from './collect.js';
+import { upstreamFailure } from './failure.js';
+import { SseParser } from './sse.js';
 import { ChunkSchema, CompletionSchema, parseSimpleCompletion } from './validate.js';
 
 export interface OpenAIProviderOptions {
   name: string;
   /** E.g. `https://api.openai.com/v1`; `/chat/completions` is appended. */
   baseUrl: string;
-  /** Resolves the API key for each call (the caller caches it within its lease). Absent: no Authorization header. */
-  getApiKey?: () => Promise<string>;
+  /**
+   * Resolves the API key for each call (the caller caches it within its lease). A cached key should
+   * come back as the string itself, not a promise: the call then goes out synchronously (see
+   * `complete`). Absent: no Authorization header.
+   */
+  getApiKey?: () => string | Promise<string>;
   timeouts?: { connectMs?: number; headersMs?: number; bodyMs?: number };
   connections?: number;
   /** Largest non-streaming response body accepted. Default 16 MiB. */
@@ -43,41 +52,9 @@ function abandon(res: UpstreamResponse): void {
   res.body.destroy();
 }
 
-const TIMEOUT_CODES = new Set(['UND_ERR_CONNECT_TIMEOUT', 'UND_ERR_HEADERS_TIMEOUT', 'UND_ERR_BODY_TIMEOUT']);
-const UNREACHABLE_CODES = new Set(['ECONNREFUSED', 'ENOTFOUND', 'EAI_AGAIN', 'EHOSTUNREACH', 'ENETUNREACH', 'ECONNRESET', 'EPIPE', 'UND_ERR_SOCKET', 'UND_ERR_CLOSED']);
-
-/**
- * Turns whatever the call failed with into a WardenError. The signal decides first: a client
- * abort is `cancelled`, a deadline is `upstream_timeout`, whatever error undici surfaced for it.
- */
-export function upstreamFailure(err: unknown, signal: CancelSignal, provider: string): WardenError {
-  if (signal.aborted) {
-    const reason: unknown = signal.reason;
-    if (isWardenError(reason)) return reason;
-    if (reason instanceof Error && reason.name === 'TimeoutError') {
-      return new WardenError('upstream_timeout', `provider ${provider} did not answer in time`, { details: { provider } });
-    }
-    return new WardenError('cancelled', 'the request was cancelled', { details: { provider } });
-  }
-  if (isWardenError(err)) return err;
-  const code = (err as { code?: unknown } | null)?.code;
-  if (typeof code === 'string' && TIMEOUT_CODES.has(code)) {
-    const phase = code === 'UND_ERR_CONNECT_TIMEOUT' ? 'connect' : code === 'UND_ERR_HEADERS_TIMEOUT' ? 'headers' : 'body';
-    return new WardenError('upstream_timeout', `provider ${provider} timed out (${phase})`, {
-      details: { provider, phase },
-      cause: err,
-    });
-  }
-  if (typeof code === 'string' && UNREACHABLE_CODES.has(code)) {
-    return new WardenError('upstream_error', `provider ${provider} is unreachable (${code})`, {
-      details: { provider, reason: code },
-      cause: err,
-    });
-  }
-  if (err instanceof SseError) {
-    return new WardenError('upstream_error', `provider ${provider} sent an invalid stream`, { details: { provider }, cause: err });
-  }
-  return new WardenError('upstream_error', `provider ${provider} request failed`, { details: { provider }, cause: err });
+function hasOwnKeys(o: object): boolean {
+  for (const _ in o) return true;
+  return false;
 }
 
 function invalid(provider: string, what: string): WardenError {
@@ -98,33 +75,59 @@ export function createOpenAIProvider(opts: OpenAIProviderOptions): ModelProvider
     keepAliveTimeout: 10_000,
   });
 
-  async function headersFor(request: UpstreamRequest, stream: boolean): Promise<Record<string, string>> {
-    const headers: Record<string, string> = {
-      'content-type': 'application/json',
-      accept: stream ? 'text/event-stream' : 'application/json',
-      'user-agent': 'warden',
-    };
-    if (request.traceparent) headers.traceparent = request.traceparent;
-    if (opts.getApiKey) {
-      let key: string;
-      try {
-        key = await opts.getApiKey();
-      } catch (err) {
-        if (isWardenError(err)) throw err;
-        throw new WardenError('secret_unavailable', `the API key of provider ${name} could not be resolved`, {
-          details: { provider: name },
-          cause: err,
-        });
+  // The Authorization value, rebuilt only when the key changes (a rotated secret).
+  let lastKey: string | undefined;
+  let lastAuthorization = '';
+
+  function keyFailure(err: unknown): WardenError {
+    if (isWardenError(err)) return err;
+    return new WardenError('secret_unavailable', `the API key of provider ${name} could not be resolved`, {
+      details: { provider: name },
+      cause: err,
+    });
+  }
+
+  /** The API key: the string itself when the caller has it cached, else a promise of it; undefined when none is configured. */
+  function apiKey(): string | Promise<string> | undefined {
+    if (!opts.getApiKey) return undefined;
+    let key: string | Promise<string>;
+    try {
+      key = opts.getApiKey();
+    } catch (err) {
+      return Promise.reject(keyFailure(err));
+    }
+    if (typeof key === 'string') return key;
+    return key.then(undefined, (err: unknown) => {
+      throw keyFailure(err);
+    });
+  }
+
+  /** Request headers as undici's flat [name, value, ...] list (no per-call Object.keys over an object). */
+  function headersFor(request: UpstreamRequest, stream: boolean, key: string | undefined): string[] {
+    const headers = ['content-type', 'application/json', 'accept', stream ? 'text/event-stream' : 'application/json', 'user-agent', 'warden'];
+    if (request.traceparent) headers.push('traceparent', request.traceparent);
+    if (key !== undefined) {
+      if (key !== lastKey) {
+        lastAuthorization = `Bearer ${key}`;
+        lastKey = key;
       }
-      headers.authorization = `Bearer ${key}`;
+      headers.push('authorization', lastAuthorization);
     }
     return headers;
   }
 
   function bodyFor(request: UpstreamRequest, stream: boolean): string {
+    const { messagesJson, params } = request;
+    if (messagesJson !== undefined && !hasOwnKeys(params) && !(request.tools && request.tools.length > 0)) {
+      // The common request (no passthrough parameters, no tools), written directly: the same text
+      // as the general path below, without building and copying an object first.
+      let head = `{"model":${JSON.stringify(request.model)},"stream":${stream}`;
+      if (request.max_tokens !== undefined) head += `,"max_tokens":${JSON.stringify(request.max_tokens)}`;
+      if (stream) head += ',"stream_options":{"include_usage":true}';
+      return `${head},"messages":${messagesJson}}`;
+    }
     // Passthrough parameters first, so they can never override what Warden decided.
-    const messagesJson = request.messagesJson;
-    const body: Record<string, unknown> = { ...request.params, model: request.model, stream };
+    const body: Record<string, unknown> = { ...params, model: request.model, stream };
     if (messagesJson === undefined) body.messages = request.messages;
     if (request.tools && request.tools.length > 0) body.tools = request.tools;
     if (request.max_tokens !== undefined) body.max_tokens = request.max_tokens;
@@ -137,8 +140,39 @@ export function createOpenAIProvider(opts: OpenAIProviderOptions): ModelProvider
     return `${rest.slice(0, -1)},"messages":${messagesJson}}`;
   }
 
+  /** A whole response body → the checked completion; throws `upstream_error` for anything else. */
+  function decodeCompletion(bytes: Buffer): CompletionResult {
+    let json: unknown;
+    try {
+      json = JSON.parse(bytes.toString('utf8'));
+    } catch {
+      throw invalid(name, 'a body that is not JSON');
+    }
+    const simple = parseSimpleCompletion(json);
+    if (simple) return simple as CompletionResult;
+    const parsed = CompletionSchema.safeParse(json);
+    if (!parsed.success) throw invalid(name, 'a body that is not a chat completion');
+    return parsed.data as CompletionResult;
+  }
+
+  /** Sends a non-streamed call now (synchronously) and returns the promise of its result. */
+  function startCompletion(request: UpstreamRequest, key: string | undefined): Promise<CompletionResult> {
+    const { signal } = request;
+    if (signal.aborted) return Promise.reject(upstreamFailure(undefined, signal, name));
+    try {
+      const call = new BodyCollector(name, signal, maxResponseBytes, decodeCompletion);
+      // With a connected idle socket, undici writes the request before dispatch() returns;
+      // otherwise it waits in the pool's queue. Either way the result comes through `call`.
+      pool.dispatch({ method: 'POST', path, headers: headersFor(request, false, key), body: bodyFor(request, false) }, call);
+      return call.promise;
+    } catch (err) {
+      return Promise.reject(err);
+    }
+  }
+
   async function send(request: UpstreamRequest, stream: boolean): Promise<UpstreamResponse> {
-    const headers = await headersFor(request, stream);
+    const pending = apiKey();
+    const headers = headersFor(request, stream, typeof pending === 'object' ? await pending : pending);
     if (request.signal.aborted) throw upstreamFailure(undefined, request.signal, name);
     let res: UpstreamResponse;
     try {
@@ -159,46 +193,19 @@ export function createOpenAIProvider(opts: OpenAIProviderOptions): ModelProvider
   return {
     name,
 
-    async complete(request: UpstreamRequest): Promise<CompletionResult> {
-      const res = await send(request, false);
-      let bytes: Buffer;
-      const declared = Number(res.headers['content-length']);
-      if (declared >= 0 && declared <= maxResponseBytes) {
-        // The size is known and within the limit (undici fails a body longer than it declared):
-        // read it in one go, without an async iterator over the stream.
-        try {
-          bytes = Buffer.from(await res.body.arrayBuffer());
-        } catch (err) {
-          throw upstreamFailure(err, request.signal, name);
-        }
-      } else {
-        const parts: Buffer[] = [];
-        let size = 0;
-        try {
-          for await (const chunk of res.body as AsyncIterable<Buffer>) {
-            size += chunk.length;
-            if (size > maxResponseBytes) {
-              abandon(res);
-              throw invalid(name, 'a response larger than the limit');
-            }
-            parts.push(chunk);
-          }
-        } catch (err) {
-          throw upstreamFailure(err, request.signal, name);
-        }
-        bytes = Buffer.concat(parts, size);
-      }
-      let json: unknown;
-      try {
-        json = JSON.parse(bytes.toString('utf8'));
-      } catch {
-        throw invalid(name, 'a body that is not JSON');
-      }
-      const simple = parseSimpleCompletion(json);
-      if (simple) return simple as CompletionResult;
-      const parsed = CompletionSchema.safeParse(json);
-      if (!parsed.success) throw invalid(name, 'a body that is not a chat completion');
-      return parsed.data as CompletionResult;
+    /**
+     * Not an async function, on purpose: when the key is cached (the usual case) the call is
+     * dispatched to undici before this returns, so `forward.run()` returns with the request already
+     * queued on a connection, and the pipeline's audit work done after it (the prompt HMAC) overlaps
+     * the upstream's processing instead of delaying the send. An awaited key would put that work
+     * before the dispatch. Note: on a reused keep-alive socket undici 7 writes the bytes in the
+     * next check phase, not inside dispatch() (its idle-socket validation, GHSA-35p6-xmwp-9g52),
+     * so "dispatched" here means queued, not yet on the wire.
+     */
+    complete(request: UpstreamRequest): Promise<CompletionResult> {
+      const key = apiKey();
+      if (typeof key === 'object') return key.then((k) => startCompletion(request, k));
+      return startCompletion(request, key);
     },
 
     async *stream(request: UpstreamRequest): AsyncIterable<CompletionChunk> {

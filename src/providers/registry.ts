@@ -9,8 +9,12 @@ import { createEchoProvider } from './echo.js';
 import { createOpenAIProvider } from './openai.js';
 
 export interface ProviderDeps {
-  /** Resolves a secret ref (e.g. `env://OPENAI_API_KEY`) to its value; cached by the caller within its lease. */
-  resolveSecret: (ref: string) => Promise<string>;
+  /**
+   * Resolves a secret ref (e.g. `env://OPENAI_API_KEY`) to its value; cached by the caller within its
+   * lease. Returning a cached value as a plain string (not a promise) lets a provider send its call
+   * synchronously (see the OpenAI provider's `complete`).
+   */
+  resolveSecret: (ref: string) => string | Promise<string>;
 }
 
 /** Provider name → provider, plus model routing. */

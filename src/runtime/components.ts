@@ -135,7 +135,8 @@ export async function buildComponents(config: Config, opts: ComponentOptions): P
     return v;
   };
 
-  const providers = createProviders(config, { resolveSecret: resolveOne });
+  // A cached API key comes back synchronously, so a provider can write its call before forward.run() returns.
+  const providers = createProviders(config, { resolveSecret: (ref) => resolver.resolveOne(ref) });
 
   // Audit: the configured sinks (a dry run writes to stderr so stdout stays the result).
   const sinks: AuditSink[] = opts.auditToStderr

@@ -22,6 +22,13 @@ export interface SecretResolverOptions {
 }
 
 export interface CachingSecretResolver extends SecretResolver {
+  /**
+   * Resolves one ref: the value itself when it is cached within its lease, else a promise of it
+   * (the same single-flight fetch as `resolve`). The synchronous answer lets a hot caller (the
+   * provider's API key) reach its next step without a microtask hop; the lease is the same one
+   * `resolve` honours, because both read the same cache entry.
+   */
+  resolveOne(ref: string): string | Promise<string>;
   /** Drops every cached value (e.g. on config reload). */
   clear(): void;
 }
@@ -111,6 +118,14 @@ export function createSecretResolver(opts: SecretResolverOptions): CachingSecret
         }
       }
       return out;
+    },
+    resolveOne(ref: string): string | Promise<string> {
+      try {
+        return get(ref);
+      } catch (err) {
+        // A bad ref fails the same way as through `resolve`: a rejected promise, never a throw.
+        return Promise.reject(err);
+      }
     },
     clear() {
       cache.clear();

@@ -1,0 +1,129 @@
+/**
+ * One non-streamed upstream call, as an undici dispatch handler: collects the response body into
+ * memory (up to a limit) and settles one promise with the decoded result.
+ *
+ * Why not `pool.request()` + `body.arrayBuffer()`: that path builds, per call, a RequestHandler
+ * (an AsyncResource), a BodyReadable stream with its listeners and nextTicks, and an abort
+ * listener inside undici; a whole response here is one or two chunks, and all we need is the
+ * bytes. The handler below is the only object undici calls back.
+ *
+ * Failures are mapped by `upstreamFailure` (the request's signal decides first: `cancelled` or
+ * `upstream_timeout`), and a non-2xx answer fails with its status only: its body, which may quote
+ * the prompt back, is counted and dropped, never kept or surfaced.
+ */
+import { errors, type Dispatcher } from 'undici';
+import { onAbort, type CancelSignal } from '../pipeline/cancel.js';
+import { WardenError } from '../pipeline/errors.js';
+import { upstreamFailure } from './failure.js';
+
+/** A non-2xx body this small is read and dropped so its keep-alive connection is reused; a larger one closes it. */
+export const DISCARD_LIMIT = 64 * 1024;
+
+type Controller = Dispatcher.DispatchController;
+
+export class BodyCollector<T> implements Dispatcher.DispatchHandler {
+  /** Settles once: with `decode(body)`, or with a WardenError. */
+  readonly promise: Promise<T>;
+  private resolve!: (value: T) => void;
+  private reject!: (err: WardenError) => void;
+  private settled = false;
+  /** Set once undici starts the request on a connection; until then it may wait in the pool's queue. */
+  private controller: Controller | undefined;
+  private parts: Buffer[] = [];
+  private size = 0;
+  /** The answer was not 2xx: the call has failed, the rest of the body is only counted. */
+  private discarding = false;
+  private readonly stopListening: () => void;
+
+  constructor(
+    private readonly provider: string,
+    private readonly signal: CancelSignal,
+    private readonly maxBytes: number,
+    private readonly decode: (body: Buffer) => T,
+  ) {
+    this.promise = new Promise<T>((resolve, reject) => {
+      this.resolve = resolve;
+      this.reject = reject;
+    });
+    // The caller checked `signal.aborted` before dispatching.
+    this.stopListening = onAbort(signal, this.onAbort);
+  }
+
+  /** Client gone or upstream deadline: fail now (even while still queued) and close the request. */
+  private readonly onAbort = (): void => {
+    this.fail(upstreamFailure(undefined, this.signal, this.provider));
+    this.controller?.abort(new errors.RequestAbortedError());
+  };
+
+  private fail(err: WardenError): void {
+    if (this.settled) return;
+    this.settled = true;
+    this.parts = [];
+    this.stopListening();
+    this.reject(err);
+  }
+
+  private tooLarge(controller: Controller): void {
+    this.fail(new WardenError('upstream_error', `provider ${this.provider} returned a response larger than the limit`, { details: { provider: this.provider } }));
+    controller.abort(new errors.RequestAbortedError());
+  }
+
+  onRequestStart(controller: Controller): void {
+    this.controller = controller;
+    // Cancelled while waiting for a connection: never send it.
+    if (this.settled) controller.abort(new errors.RequestAbortedError());
+  }
+
+  onResponseStart(controller: Controller, statusCode: number, headers: Record<string, string | string[] | undefined>): void {
+    if (statusCode < 200 || this.settled) return; // 1xx: the real answer follows.
+    const declared = Number(headers['content-length']);
+    if (statusCode >= 300) {
+      this.discarding = true;
+      this.fail(
+        new WardenError('upstream_error', `provider ${this.provider} answered HTTP ${statusCode}`, {
+          details: { provider: this.provider, status: statusCode },
+        }),
+      );
+      if (declared > DISCARD_LIMIT) controller.abort(new errors.RequestAbortedError());
+      return;
+    }
+    // undici fails a body longer than it declared, so a declared size over the limit can be refused now.
+    if (declared > this.maxBytes) this.tooLarge(controller);
+  }
+
+  onResponseData(controller: Controller, chunk: Buffer): void {
+    this.size += chunk.length;
+    if (this.discarding) {
+      if (this.size > DISCARD_LIMIT) controller.abort(new errors.RequestAbortedError());
+      return;
+    }
+    if (this.settled) return;
+    if (this.size > this.maxBytes) {
+      this.tooLarge(controller);
+      return;
+    }
+    this.parts.push(chunk);
+  }
+
+  onResponseEnd(): void {
+    if (this.settled) return;
+    this.settled = true;
+    this.stopListening();
+    const { parts } = this;
+    this.parts = [];
+    // Usually one chunk: no copy then.
+    const body = parts.length === 1 ? parts[0]! : Buffer.concat(parts, this.size);
+    let value: T;
+    try {
+      value = this.decode(body);
+    } catch (err) {
+      this.reject(upstreamFailure(err, this.signal, this.provider));
+      return;
+    }
+    this.resolve(value);
+  }
+
+  onResponseError(_controller: Controller | undefined, err: Error): void {
+    this.fail(upstreamFailure(err, this.signal, this.provider));
+  }
+}
