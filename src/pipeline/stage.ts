@@ -53,6 +53,14 @@ export interface RequestContext {
    * left that message alone. Dies with the request.
    */
   contentJson?: Array<string | undefined>;
+  /**
+   * What produced each entry of `messages` when a template rendered it: `text` is the content as
+   * rendered, `key()` names its producer exactly (compiled template, message index, salted digest
+   * of the inserted values) and never holds text or values (templates/provenance.ts). The redact
+   * stage's findings cache keys on it instead of hashing a long text, only for a text equal to
+   * `text`. Dies with the request.
+   */
+  renderProvenance?: ReadonlyArray<{ readonly text: string; key(): string } | undefined>;
   /** The outbound prompt, after redaction. */
   outbound?: ChatMessage[];
   /**

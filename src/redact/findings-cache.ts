@@ -6,14 +6,22 @@
  * findings can be reused.
  *
  * What is kept: findings (offsets, entity type, score) and the entity types seen, under the key
- * (plan's scan configuration, SHA-256 digest of the text), from the second time a key is seen
- * (the first time only the digest is kept), so the third identical request skips the scan. Never the text: no prompt or PII outlives
- * its request in memory. What is not cached: failed scans (a detector error must fail closed
- * every time, and a fail-open scan that lost a detector is incomplete), short texts (the digest
- * would cost as much as the scan), output scans (streamed, clipped, and mostly fresh). Modes,
+ * (plan's scan configuration, the text's name: see below), from the second time a key is seen (the
+ * first time only the key is kept), so the third identical request skips the scan. Never the
+ * text: no prompt or PII outlives its request in memory. What is not cached: failed scans (a
+ * detector error must fail closed every time, and a fail-open scan that lost a detector is
+ * incomplete), short texts (the digest would cost as much as the scan), output scans (streamed,
+ * clipped, and mostly fresh). Modes,
  * token numbering, block decisions and the leak guard are applied per request by the session,
  * after the cache. One cache per Redactor: a config reload builds a new Redactor, and the cache
  * dies with the old one.
+ *
+ * The text's name: a text the template renderer produced carries its render provenance key
+ * (templates/provenance.ts: compiled template uid, message index, salted digest of the inserted
+ * values), which determines the text exactly and costs a hash of the few inserted values instead
+ * of the whole text; it is used only when the text to scan is exactly the rendered one. Any other
+ * text (raw messages, parts, tool text, a message changed after render) is named by the SHA-256
+ * of its text. The two kinds of name sit under different prefixes and never meet.
  */
 import { hash } from 'node:crypto';
 import { LRUCache } from 'lru-cache';
@@ -63,6 +71,15 @@ function textDigest(text: string): string {
   return `u16:${hash('sha256', Buffer.from(text, 'utf16le'), 'base64')}`;
 }
 
+/**
+ * What produced a text, as the render stage records it (RequestContext.renderProvenance): `key()`
+ * names exactly one text, `text`, and holds neither text nor values.
+ */
+export interface TextProvenance {
+  readonly text: string;
+  key(): string;
+}
+
 /** Marks a digest seen once, whose findings are not kept yet. */
 const SEEN_ONCE = Symbol('seen once');
 
@@ -91,10 +108,16 @@ export class FindingsCache {
     });
   }
 
-  /** Scans a prompt text for `plan`, or returns the findings of an earlier identical scan. */
-  scanPrompt(text: string, plan: RedactionPlan): PromptScan {
+  /**
+   * Scans a prompt text for `plan`, or returns the findings of an earlier identical scan.
+   * `provenance`, when it vouches for this very text, names it instead of its digest.
+   */
+  scanPrompt(text: string, plan: RedactionPlan, provenance?: TextProvenance): PromptScan {
     if (text.length < this.minChars) return this.scan(text, plan);
-    const key = this.configTag(plan.scanConfig) + textDigest(text);
+    // The provenance key names `provenance.text` only: any other text (changed after render, or
+    // the record of another message) falls back to the digest of what is actually scanned.
+    const name = provenance !== undefined && provenance.text === text ? `r:${provenance.key()}` : textDigest(text);
+    const key = this.configTag(plan.scanConfig) + name;
     const cached = this.lru.get(key);
     if (cached !== undefined && cached !== SEEN_ONCE) {
       this.hits++;

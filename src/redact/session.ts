@@ -15,7 +15,7 @@ import type {
   ToolCall,
   ToolDefinition,
 } from '../pipeline/types.js';
-import type { FindingsCache } from './findings-cache.js';
+import type { FindingsCache, TextProvenance } from './findings-cache.js';
 import { LEAK_ENTITY, LeakGuard } from './leak-guard.js';
 import { applyFindings, createReplacer, TokenVault, type Replacer } from './modes.js';
 import type { RedactionPlan } from './profiles.js';
@@ -65,8 +65,13 @@ export class Session implements RedactionSession {
 
   // ---------------------------------------------------------------- prompt
 
-  redactMessages(messages: ChatMessage[]): ChatMessage[] {
-    const out = messages.map((m) => this.redactMessage(m));
+  /**
+   * `provenance` (the render stage's, by message index) lets the findings cache name a rendered
+   * content string by what produced it instead of hashing it; the cache checks that the content is
+   * still the rendered text. Parts and tool calls never use it.
+   */
+  redactMessages(messages: ChatMessage[], provenance?: ReadonlyArray<TextProvenance | undefined>): ChatMessage[] {
+    const out = messages.map((m, i) => this.redactMessage(m, provenance?.[i]));
     this.throwIfRefused();
     return out;
   }
@@ -90,9 +95,9 @@ export class Session implements RedactionSession {
     return out;
   }
 
-  private redactMessage(m: ChatMessage): ChatMessage {
+  private redactMessage(m: ChatMessage, provenance: TextProvenance | undefined): ChatMessage {
     const copy: ChatMessage = { ...m };
-    if (typeof m.content === 'string') copy.content = this.promptText(m.content);
+    if (typeof m.content === 'string') copy.content = this.promptText(m.content, provenance);
     else if (Array.isArray(m.content)) copy.content = m.content.map((p) => this.promptPart(p));
     if (m.tool_calls) copy.tool_calls = m.tool_calls.map((tc) => this.promptToolCall(tc));
     return copy;
@@ -140,10 +145,10 @@ export class Session implements RedactionSession {
 
   private promptModeOf = (entity: string): RedactionMode => this.plan.modes.get(entity) ?? 'mask';
 
-  private promptText(text: string): string {
+  private promptText(text: string, provenance?: TextProvenance): string {
     if (text.length === 0) return text;
     const res = this.findingsCache
-      ? this.findingsCache.scanPrompt(text, this.plan)
+      ? this.findingsCache.scanPrompt(text, this.plan, provenance)
       : this.scanner.scan(text, this.plan.scan);
     this.failures += res.failures;
     if (this.plan.usesBlock && res.seen.size > 0) {

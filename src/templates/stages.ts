@@ -5,6 +5,7 @@
 import { WardenError } from '../pipeline/errors.js';
 import type { TemplateStore } from '../pipeline/ports.js';
 import type { RequestContext, Stage } from '../pipeline/stage.js';
+import type { RenderedText } from './provenance.js';
 import { checkVariableValue, renderTemplate } from './renderer.js';
 import { isRetired } from './retire.js';
 
@@ -83,8 +84,10 @@ export function createRenderStage(): Stage {
       }
       if (inPrompt) ctx.secretsInPrompt = inPrompt;
       const json: Array<string | undefined> = [];
-      ctx.messages = renderTemplate(template, values, json);
+      const provenance: RenderedText[] = [];
+      ctx.messages = renderTemplate(template, values, json, provenance);
       ctx.contentJson = json;
+      ctx.renderProvenance = provenance;
     },
   };
 }
