@@ -6,17 +6,18 @@
  * `upstream_timeout` carrying the HTTP status only — never the upstream body, which may echo
  * the prompt.
  *
- * Non-streamed calls go through `pool.dispatch` with a handler of our own (collect.ts) rather than
- * `pool.request`: the per-call stream machinery of the latter is most of what a small JSON answer
- * costs. Streams keep `pool.request`, whose body stream the SSE loop reads.
+ * Calls go through `pool.dispatch` with handlers of our own (collect.ts for a whole JSON answer,
+ * sse-call.ts for a stream) rather than `pool.request`: the per-call stream machinery of the
+ * latter (a BodyReadable and its async iterator) is most of what a small answer or an SSE event
+ * costs.
  */
-import { Pool, type Dispatcher } from 'undici';
+import { Pool } from 'undici';
 import { WardenError, isWardenError } from '../pipeline/errors.js';
 import type { ModelProvider } from '../pipeline/ports.js';
 import type { CompletionChunk, CompletionResult, UpstreamRequest } from '../pipeline/types.js';
 import { BodyCollector } from './collect.js';
 import { upstreamFailure } from './failure.js';
-import { SseParser } from './sse.js';
+import { SseCall } from './sse-call.js';
 import { ChunkSchema, CompletionSchema, parseSimpleCompletion } from './validate.js';
 
 export interface OpenAIProviderOptions {
@@ -35,21 +36,6 @@ export interface OpenAIProviderOptions {
   maxResponseBytes?: number;
   /** Largest single SSE event accepted. Default 1 MiB. */
   maxEventBytes?: number;
-}
-
-type UpstreamResponse = Dispatcher.ResponseData;
-
-/** Reads and drops what is left of a body we will not use (keeps the connection reusable when small). */
-function discard(res: UpstreamResponse): void {
-  res.body.dump({ limit: 64 * 1024 }).catch(() => {
-    // The connection is closed instead; nothing to report.
-  });
-}
-
-/** Closes a body mid-read; the error undici emits for it is expected, not unhandled. */
-function abandon(res: UpstreamResponse): void {
-  res.body.on('error', () => {});
-  res.body.destroy();
 }
 
 function hasOwnKeys(o: object): boolean {
@@ -170,24 +156,30 @@ export function createOpenAIProvider(opts: OpenAIProviderOptions): ModelProvider
     }
   }
 
-  async function send(request: UpstreamRequest, stream: boolean): Promise<UpstreamResponse> {
-    const pending = apiKey();
-    const headers = headersFor(request, stream, typeof pending === 'object' ? await pending : pending);
-    if (request.signal.aborted) throw upstreamFailure(undefined, request.signal, name);
-    let res: UpstreamResponse;
+  /** One event's data → the checked chunk; throws `upstream_error` for anything else. */
+  function decodeChunk(data: string): CompletionChunk {
+    let json: unknown;
     try {
-      res = await pool.request({ method: 'POST', path, headers, body: bodyFor(request, stream), signal: request.signal });
+      json = JSON.parse(data);
+    } catch {
+      throw invalid(name, 'a stream event that is not JSON');
+    }
+    const parsed = ChunkSchema.safeParse(json);
+    if (!parsed.success) {
+      const isError = typeof json === 'object' && json !== null && 'error' in json;
+      throw invalid(name, isError ? 'an error in the stream' : 'a stream event that is not a chat completion chunk');
+    }
+    return parsed.data as CompletionChunk;
+  }
+
+  /** Sends a streamed call with `call` as its handler (the key is known by now). */
+  function startStream(request: UpstreamRequest, key: string | undefined, call: SseCall): void {
+    if (call.over) return;
+    try {
+      pool.dispatch({ method: 'POST', path, headers: headersFor(request, true, key), body: bodyFor(request, true) }, call);
     } catch (err) {
-      throw upstreamFailure(err, request.signal, name);
+      call.fail(upstreamFailure(err, request.signal, name));
     }
-    if (res.statusCode >= 300) {
-      // Discard the body unread: it may quote the prompt back.
-      discard(res);
-      throw new WardenError('upstream_error', `provider ${name} answered HTTP ${res.statusCode}`, {
-        details: { provider: name, status: res.statusCode },
-      });
-    }
-    return res;
   }
 
   return {
@@ -208,62 +200,19 @@ export function createOpenAIProvider(opts: OpenAIProviderOptions): ModelProvider
       return startCompletion(request, key);
     },
 
-    async *stream(request: UpstreamRequest): AsyncIterable<CompletionChunk> {
-      const res = await send(request, true);
-      const contentType = String(res.headers['content-type'] ?? '');
-      if (!contentType.startsWith('text/event-stream')) {
-        discard(res);
-        throw invalid(name, `content type ${contentType.split(';')[0] || '(none)'} instead of an event stream`);
-      }
-      const parser = new SseParser(maxEventChars);
-      const decoder = new TextDecoder('utf-8');
-      let done = false;
-      let finished = false;
-      try {
-        for await (const buf of res.body as AsyncIterable<Buffer>) {
-          // After [DONE], drain what is left (normally nothing) so the keep-alive connection
-          // returns to the pool instead of being torn down.
-          if (done) continue;
-          let events;
-          try {
-            events = parser.push(decoder.decode(buf, { stream: true }));
-          } catch (err) {
-            throw upstreamFailure(err, request.signal, name);
-          }
-          for (const event of events) {
-            if (event.data === '[DONE]') {
-              done = true;
-              break;
-            }
-            let json: unknown;
-            try {
-              json = JSON.parse(event.data);
-            } catch {
-              throw invalid(name, 'a stream event that is not JSON');
-            }
-            const parsed = ChunkSchema.safeParse(json);
-            if (!parsed.success) {
-              const isError = typeof json === 'object' && json !== null && 'error' in json;
-              throw invalid(name, isError ? 'an error in the stream' : 'a stream event that is not a chat completion chunk');
-            }
-            const chunk = parsed.data as CompletionChunk;
-            if (chunk.choices.some((c) => c.finish_reason !== null)) finished = true;
-            yield chunk;
-          }
-        }
-        if (!done) {
-          // Some compatible servers omit [DONE]; a stream that reached a finish_reason is whole.
-          const { truncated } = parser.end();
-          if (truncated || !finished) throw invalid(name, 'a stream that ended early');
-          done = true;
-        }
-      } catch (err) {
-        throw upstreamFailure(err, request.signal, name);
-      } finally {
-        // Consumer stopped early or something failed: close the upstream request (and its socket)
-        // now rather than reading an answer nobody will see.
-        if (!done) abandon(res);
-      }
+    /** The request goes out on the first `next()` (as a generator's body would start), with the same synchronous key path as `complete`. */
+    stream(request: UpstreamRequest): AsyncIterable<CompletionChunk> {
+      return new SseCall({
+        provider: name,
+        signal: request.signal,
+        maxEventChars,
+        decode: decodeChunk,
+        start(call) {
+          const key = apiKey();
+          if (typeof key === 'object') key.then((k) => startStream(request, k, call), (err: WardenError) => call.fail(err));
+          else startStream(request, key, call);
+        },
+      });
     },
 
     async close() {

@@ -1,0 +1,252 @@
+/**
+ * One streamed upstream call, as an undici dispatch handler that is also the async iterator the
+ * forward stage reads: SSE bytes in (undici's callbacks), checked chunks out (`next()`).
+ *
+ * Why not `pool.request()` and `for await` over its body: every SSE event then goes through a
+ * BodyReadable (push, read, the stream's async iterator and its promises) before our parser sees
+ * it. Here undici hands each piece of the body straight to the parser, and parsed chunks wait in
+ * a small queue for the consumer. When the consumer falls behind by HIGH_WATER chunks, undici is
+ * asked to stop reading the socket (backpressure) until the queue is drained.
+ *
+ * Ends: `[DONE]` ends the iteration at once (what is left of the body is read and dropped so the
+ * keep-alive connection goes back to the pool); a body that ends after a finish_reason without
+ * `[DONE]` is whole; anything else is `upstream_error`. A consumer that stops early (`return()`),
+ * a client abort or a deadline (the request's signal) closes the upstream request. Errors are
+ * delivered after the chunks parsed before them, as a generator would.
+ */
+import { errors, type Dispatcher } from 'undici';
+import { onAbort, type CancelSignal } from '../pipeline/cancel.js';
+import { WardenError } from '../pipeline/errors.js';
+import type { CompletionChunk } from '../pipeline/types.js';
+import { DISCARD_LIMIT } from './collect.js';
+import { upstreamFailure } from './failure.js';
+import { SseParser } from './sse.js';
+
+/** Parsed chunks the consumer may fall behind by before undici stops reading the socket. */
+const HIGH_WATER = 64;
+
+type Controller = Dispatcher.DispatchController;
+
+export interface SseCallOptions {
+  provider: string;
+  signal: CancelSignal;
+  maxEventChars: number;
+  /** One event's data → a checked chunk; throws a WardenError for anything else. */
+  decode: (data: string) => CompletionChunk;
+  /** Sends the request (dispatching this call as its handler); called on the first `next()`. */
+  start: (call: SseCall) => void;
+}
+
+export class SseCall implements Dispatcher.DispatchHandler, AsyncIterableIterator<CompletionChunk> {
+  private readonly opts: SseCallOptions;
+  private readonly parser: SseParser;
+  private readonly decoder = new TextDecoder('utf-8');
+  private controller: Controller | undefined;
+  private queue: CompletionChunk[] = [];
+  private head = 0;
+  private paused = false;
+  private started = false;
+  /** No more chunks will be queued: [DONE], a whole body, a failure, or the consumer left. */
+  private ended = false;
+  /** The consumer has seen the end (or left): `next()` only answers done. */
+  private closed = false;
+  private error: WardenError | undefined;
+  /** A finish_reason was seen: a body ending without [DONE] is then whole. */
+  private finished = false;
+  /** The answer was not a stream (status or content type): the rest is only counted. */
+  private discarding = false;
+  private discarded = 0;
+  private waiter: { resolve: (r: IteratorResult<CompletionChunk>) => void; reject: (err: WardenError) => void } | undefined;
+  private stopListening: () => void = noop;
+
+  constructor(opts: SseCallOptions) {
+    this.opts = opts;
+    this.parser = new SseParser(opts.maxEventChars);
+  }
+
+  [Symbol.asyncIterator](): this {
+    return this;
+  }
+
+  next(): Promise<IteratorResult<CompletionChunk>> {
+    if (!this.started) this.begin();
+    if (this.head < this.queue.length) return Promise.resolve({ value: this.take(), done: false });
+    if (this.ended || this.closed) return this.finish();
+    if (this.waiter) return Promise.reject(new WardenError('internal', 'internal error'));
+    return new Promise((resolve, reject) => {
+      this.waiter = { resolve, reject };
+    });
+  }
+
+  /** The consumer stops early: close the upstream request now rather than read an answer nobody will see. */
+  return(): Promise<IteratorResult<CompletionChunk>> {
+    this.closed = true;
+    this.queue = [];
+    this.head = 0;
+    if (!this.ended) {
+      this.ended = true;
+      this.stopListening();
+      this.controller?.abort(new errors.RequestAbortedError());
+    }
+    return Promise.resolve({ value: undefined, done: true });
+  }
+
+  /** True once no more chunks can come (e.g. cancelled while the key was being fetched: nothing to send). */
+  get over(): boolean {
+    return this.ended;
+  }
+
+  /** Fails the call (once); the error reaches the consumer after the chunks queued before it. */
+  fail(err: WardenError): void {
+    if (this.ended) return;
+    this.ended = true;
+    this.error = err;
+    this.stopListening();
+    this.wake();
+  }
+
+  private begin(): void {
+    this.started = true;
+    const { signal } = this.opts;
+    if (signal.aborted) {
+      this.fail(upstreamFailure(undefined, signal, this.opts.provider));
+      return;
+    }
+    this.stopListening = onAbort(signal, this.onAbort);
+    this.opts.start(this);
+  }
+
+  private readonly onAbort = (): void => {
+    if (this.ended) return;
+    this.fail(upstreamFailure(undefined, this.opts.signal, this.opts.provider));
+    this.controller?.abort(new errors.RequestAbortedError());
+  };
+
+  /** Fails on a broken stream and closes the request (the connection cannot be reused mid-body). */
+  private broken(controller: Controller, err: WardenError): void {
+    this.fail(err);
+    controller.abort(new errors.RequestAbortedError());
+  }
+
+  private take(): CompletionChunk {
+    const value = this.queue[this.head++]!;
+    if (this.head === this.queue.length) {
+      this.queue = [];
+      this.head = 0;
+      if (this.paused) {
+        this.paused = false;
+        this.controller?.resume();
+      }
+    }
+    return value;
+  }
+
+  private finish(): Promise<IteratorResult<CompletionChunk>> {
+    this.closed = true;
+    const err = this.error;
+    if (err) {
+      this.error = undefined;
+      return Promise.reject(err);
+    }
+    return Promise.resolve({ value: undefined, done: true });
+  }
+
+  /** Hands the consumer waiting in `next()` its chunk, or the end. */
+  private wake(): void {
+    const waiter = this.waiter;
+    if (!waiter) return;
+    if (this.head < this.queue.length) {
+      this.waiter = undefined;
+      waiter.resolve({ value: this.take(), done: false });
+    } else if (this.ended) {
+      this.waiter = undefined;
+      this.finish().then(waiter.resolve, waiter.reject);
+    }
+  }
+
+  onRequestStart(controller: Controller): void {
+    this.controller = controller;
+    // Cancelled (or abandoned) while waiting for a connection: never send it.
+    if (this.ended) controller.abort(new errors.RequestAbortedError());
+  }
+
+  onResponseStart(controller: Controller, statusCode: number, headers: Record<string, string | string[] | undefined>): void {
+    if (statusCode < 200 || this.ended) return; // 1xx: the real answer follows.
+    const { provider } = this.opts;
+    let err: WardenError | undefined;
+    if (statusCode >= 300) {
+      // Never the body: it may quote the prompt back.
+      err = new WardenError('upstream_error', `provider ${provider} answered HTTP ${statusCode}`, { details: { provider, status: statusCode } });
+    } else {
+      const contentType = String(headers['content-type'] ?? '');
+      if (!contentType.startsWith('text/event-stream')) {
+        err = new WardenError('upstream_error', `provider ${provider} returned content type ${contentType.split(';')[0] || '(none)'} instead of an event stream`, {
+          details: { provider },
+        });
+      }
+    }
+    if (!err) return;
+    this.discarding = true;
+    this.fail(err);
+    if (Number(headers['content-length']) > DISCARD_LIMIT) controller.abort(new errors.RequestAbortedError());
+  }
+
+  onResponseData(controller: Controller, bytes: Buffer): void {
+    if (this.discarding) {
+      this.discarded += bytes.length;
+      if (this.discarded > DISCARD_LIMIT) controller.abort(new errors.RequestAbortedError());
+      return;
+    }
+    // After [DONE]: drop the rest (normally nothing) so the connection returns to the pool.
+    if (this.ended) return;
+    const { provider, signal, decode } = this.opts;
+    let events;
+    try {
+      events = this.parser.push(this.decoder.decode(bytes, { stream: true }));
+    } catch (err) {
+      this.broken(controller, upstreamFailure(err, signal, provider));
+      return;
+    }
+    for (const event of events) {
+      if (event.data === '[DONE]') {
+        this.ended = true;
+        this.stopListening();
+        break;
+      }
+      let chunk: CompletionChunk;
+      try {
+        chunk = decode(event.data);
+      } catch (err) {
+        this.broken(controller, upstreamFailure(err, signal, provider));
+        return;
+      }
+      if (chunk.choices.some((c) => c.finish_reason !== null)) this.finished = true;
+      this.queue.push(chunk);
+    }
+    this.wake();
+    if (!this.paused && !this.ended && this.queue.length - this.head >= HIGH_WATER) {
+      this.paused = true;
+      controller.pause();
+    }
+  }
+
+  onResponseEnd(): void {
+    if (this.ended) return;
+    // Some compatible servers omit [DONE]; a stream that reached a finish_reason is whole.
+    const { truncated } = this.parser.end();
+    if (truncated || !this.finished) {
+      const { provider } = this.opts;
+      this.fail(new WardenError('upstream_error', `provider ${provider} returned a stream that ended early`, { details: { provider } }));
+      return;
+    }
+    this.ended = true;
+    this.stopListening();
+    this.wake();
+  }
+
+  onResponseError(_controller: Controller | undefined, err: Error): void {
+    this.fail(upstreamFailure(err, this.opts.signal, this.opts.provider));
+  }
+}
+
+function noop(): void {}

@@ -1,0 +1,159 @@
+/**
+ * The streamed call path (pool.dispatch + SseCall): byte boundaries, backpressure, [DONE],
+ * non-stream answers, cancellation before and while queued.
+ */
+import { afterEach, describe, expect, it } from 'vitest';
+import type { ModelProvider } from '../../src/pipeline/ports.js';
+import { WardenError, type CompletionChunk, type UpstreamRequest } from '../../src/pipeline/index.js';
+import { createOpenAIProvider, type OpenAIProviderOptions } from '../../src/providers/index.js';
+import { chunk, sse, sseHead, startUpstream, type FakeUpstream } from './fake-upstream.js';
+
+const KEY = 'sk-CANARY-SECRET-9f8e7d';
+
+let upstream: FakeUpstream | undefined;
+let provider: ModelProvider | undefined;
+
+afterEach(async () => {
+  await provider?.close();
+  await upstream?.close();
+  provider = undefined;
+  upstream = undefined;
+});
+
+function request(over: Partial<UpstreamRequest> = {}): UpstreamRequest {
+  return {
+    model: 'gpt-4o-mini',
+    messages: [{ role: 'user', content: 'hello' }],
+    stream: true,
+    params: {},
+    signal: new AbortController().signal,
+    ...over,
+  };
+}
+
+function make(baseUrl: string, over: Partial<OpenAIProviderOptions> = {}): ModelProvider {
+  provider = createOpenAIProvider({ name: 'openai', baseUrl, getApiKey: () => KEY, connections: 4, ...over });
+  return provider;
+}
+
+async function collect(iterable: AsyncIterable<CompletionChunk>, slow = false): Promise<CompletionChunk[]> {
+  const out: CompletionChunk[] = [];
+  for await (const c of iterable) {
+    out.push(c);
+    if (slow) await new Promise((r) => setImmediate(r));
+  }
+  return out;
+}
+
+async function failure(p: Promise<unknown>): Promise<WardenError> {
+  try {
+    await p;
+  } catch (err) {
+    expect(err).toBeInstanceOf(WardenError);
+    const e = err as WardenError;
+    expect(`${e.message} ${JSON.stringify(e.details ?? {})}`).not.toContain('CANARY');
+    return e;
+  }
+  throw new Error('expected a failure');
+}
+
+const text = (chunks: CompletionChunk[]) => chunks.map((c) => c.choices[0]?.delta.content ?? '').join('');
+
+describe('OpenAI provider, streamed calls', () => {
+  it('reassembles events and multi-byte characters split at any byte', async () => {
+    const content = 'héllo wörld — 你好 🙂';
+    const body = Buffer.from(`data: ${JSON.stringify(chunk({ role: 'assistant', content }))}\r\n\r\ndata: ${JSON.stringify(chunk({}, 'stop'))}\n\ndata: [DONE]\n\n`);
+    upstream = await startUpstream((_req, res) => {
+      sseHead(res);
+      let i = 0;
+      // One byte at a time, each its own write: every boundary, inside characters and CRLFs too.
+      const next = () => {
+        if (i >= body.length) return void res.end();
+        res.write(body.subarray(i, ++i));
+        setImmediate(next);
+      };
+      next();
+    });
+    const chunks = await collect(make(upstream.baseUrl).stream(request()));
+    expect(text(chunks)).toBe(content);
+    expect(chunks.at(-1)!.choices[0]!.finish_reason).toBe('stop');
+  });
+
+  it('a slow consumer gets every event in order (the socket is paused and resumed)', async () => {
+    const n = 600;
+    upstream = await startUpstream((_req, res) => {
+      sseHead(res);
+      let all = '';
+      for (let i = 0; i < n; i++) all += `data: ${JSON.stringify(chunk({ content: `${i},` }))}\n\n`;
+      all += `data: ${JSON.stringify(chunk({}, 'stop'))}\n\ndata: [DONE]\n\n`;
+      res.end(all);
+    });
+    const chunks = await collect(make(upstream.baseUrl).stream(request()), true);
+    expect(chunks).toHaveLength(n + 1);
+    expect(text(chunks)).toBe(Array.from({ length: n }, (_, i) => `${i},`).join(''));
+  });
+
+  it('[DONE] ends the stream even before the body ends, and the connection is reused', async () => {
+    let release!: () => void;
+    upstream = await startUpstream((_req, res) => {
+      sseHead(res);
+      sse(res, chunk({ content: 'only' }));
+      sse(res, '[DONE]');
+      release = () => res.end();
+    });
+    const p = make(upstream.baseUrl, { connections: 1 });
+    const chunks = await collect(p.stream(request()));
+    expect(text(chunks)).toBe('only');
+    release();
+    upstream.handle((_req, res) => {
+      sseHead(res);
+      sse(res, chunk({ content: 'again' }, 'stop'));
+      res.end();
+    });
+    expect(text(await collect(p.stream(request())))).toBe('again');
+    expect(upstream.sockets).toHaveLength(1);
+  });
+
+  it('an error answer with a large body fails with its status and closes the connection', async () => {
+    upstream = await startUpstream((req, res) => {
+      res.writeHead(429, { 'content-type': 'application/json' });
+      res.end(JSON.stringify({ error: `${JSON.stringify(req.body)} ${'z'.repeat(1024 * 1024)}` }));
+    });
+    const e = await failure(collect(make(upstream.baseUrl).stream(request())));
+    expect(e.details).toEqual({ provider: 'openai', status: 429 });
+    await upstream.sockets[0]!.closed;
+    expect(upstream.sockets[0]!.isClosed()).toBe(true);
+  });
+
+  it('an aborted request is not sent; one aborted while queued fails at once and is not sent either', async () => {
+    upstream = await startUpstream();
+    const ac = new AbortController();
+    ac.abort();
+    const p = make(upstream.baseUrl, { connections: 1 });
+    expect((await failure(collect(p.stream(request({ signal: ac.signal }))))).code).toBe('cancelled');
+    expect(upstream.received).toHaveLength(0);
+
+    let finish: (() => void) | undefined;
+    upstream.handle((_req, res) => {
+      sseHead(res);
+      sse(res, chunk({ content: 'first' }, 'stop'));
+      finish = () => res.end();
+    });
+    const first = p.stream(request())[Symbol.asyncIterator]();
+    expect(text([(await first.next()).value as CompletionChunk])).toBe('first');
+    const later = new AbortController();
+    const queued = collect(p.stream(request({ signal: later.signal })));
+    later.abort();
+    expect((await failure(queued)).code).toBe('cancelled');
+    finish!();
+    expect((await first.next()).done).toBe(true);
+    expect(upstream.received).toHaveLength(1);
+  });
+
+  it('a key that must be fetched (a promise) still streams, with the key', async () => {
+    upstream = await startUpstream();
+    const chunks = await collect(make(upstream.baseUrl, { getApiKey: async () => KEY }).stream(request()));
+    expect(text(chunks)).toBe('Hello there');
+    expect(upstream.received[0]!.headers.authorization).toBe(`Bearer ${KEY}`);
+  });
+});
