@@ -26,7 +26,7 @@ export interface OpenAIProviderOptions {
   baseUrl: string;
   /**
    * Resolves the API key for each call (the caller caches it within its lease). A cached key should
-   * come back as the string itself, not a promise: the call then goes out synchronously (see
+   * come back as the string itself, not a promise: the call is then dispatched synchronously (see
    * `complete`). Absent: no Authorization header.
    */
   getApiKey?: () => string | Promise<string>;
@@ -61,10 +61,6 @@ export function createOpenAIProvider(opts: OpenAIProviderOptions): ModelProvider
     keepAliveTimeout: 10_000,
   });
 
-  // The Authorization value, rebuilt only when the key changes (a rotated secret).
-  let lastKey: string | undefined;
-  let lastAuthorization = '';
-
   function keyFailure(err: unknown): WardenError {
     if (isWardenError(err)) return err;
     return new WardenError('secret_unavailable', `the API key of provider ${name} could not be resolved`, {
@@ -92,13 +88,8 @@ export function createOpenAIProvider(opts: OpenAIProviderOptions): ModelProvider
   function headersFor(request: UpstreamRequest, stream: boolean, key: string | undefined): string[] {
     const headers = ['content-type', 'application/json', 'accept', stream ? 'text/event-stream' : 'application/json', 'user-agent', 'warden'];
     if (request.traceparent) headers.push('traceparent', request.traceparent);
-    if (key !== undefined) {
-      if (key !== lastKey) {
-        lastAuthorization = `Bearer ${key}`;
-        lastKey = key;
-      }
-      headers.push('authorization', lastAuthorization);
-    }
+    // Built per call, not memoised: the key must not outlive its lease in the secret cache.
+    if (key !== undefined) headers.push('authorization', `Bearer ${key}`);
     return headers;
   }
 
