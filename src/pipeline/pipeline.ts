@@ -123,10 +123,11 @@ export function createPipeline(opts: PipelineOptions): Pipeline {
         // Most stages are synchronous: awaiting their undefined would still cost a microtask hop.
         const running = stage.run(ctx);
         if (running !== undefined) {
-          // The forward stage has sent the prompt upstream and waits for the answer: the audit
-          // stage's own work on the prompt (its HMAC) is done now, while this process would
-          // otherwise be idle, instead of after the answer, where the caller waits for it.
-          if (stage === forward && prepareAudit) prepareEarly(prepareAudit, ctx);
+          // The forward stage has handed the prompt to the upstream client and waits for the
+          // answer: the audit stage's own work on the prompt (its HMAC) is done in that wait,
+          // while this process would otherwise be idle, instead of after the answer, where the
+          // caller waits for it.
+          if (stage === forward && prepareAudit) prepareSoon(ctx);
           await running;
         }
       } catch (err) {
@@ -141,12 +142,29 @@ export function createPipeline(opts: PipelineOptions): Pipeline {
     }
   }
 
-  /** `prepare` must not throw; if one does anyway, `run` still does the work itself. */
-  function prepareEarly(prepare: (ctx: RequestContext) => void, ctx: RequestContext): void {
-    try {
-      prepare(ctx);
-    } catch (err) {
-      logger.warn({ stage: 'audit', error_type: err instanceof Error ? err.constructor.name : typeof err }, 'audit prepare failed; the record is built without it');
+  /**
+   * Contexts waiting for the audit stage's `prepare`, run in the check phase of this event-loop
+   * turn: undici writes a request on a reused keep-alive connection from a setImmediate of its own
+   * (it first lets pending bytes on the idle socket be read), queued while forward ran, so an
+   * immediate queued now runs after the request has left. Done at once, the work would delay the
+   * write instead of overlapping the upstream. One immediate serves every request of the turn.
+   */
+  let preparing: RequestContext[] = [];
+
+  function prepareSoon(ctx: RequestContext): void {
+    if (preparing.push(ctx) === 1) setImmediate(runPrepares);
+  }
+
+  function runPrepares(): void {
+    const list = preparing;
+    preparing = [];
+    for (const ctx of list) {
+      // `prepare` must not throw; if one does anyway, the audit's `run` does the work itself.
+      try {
+        prepareAudit!(ctx);
+      } catch (err) {
+        logger.warn({ stage: 'audit', error_type: err instanceof Error ? err.constructor.name : typeof err }, 'audit prepare failed; the record is built without it');
+      }
     }
   }
 

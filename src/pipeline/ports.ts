@@ -72,6 +72,11 @@ export interface SecretProvider {
 export interface SecretResolver {
   /** Resolves exactly these refs (cached within their lease). Throws WardenError('secret_unavailable'). */
   resolve(refs: readonly string[], signal?: CancelSignal): Promise<Map<string, string>>;
+  /**
+   * The same values, synchronously, when every ref is cached within its lease; else undefined
+   * (then call `resolve`). Lets the fetch stage skip a promise on the usual all-cached request.
+   */
+  peek?(refs: readonly string[]): Map<string, string> | undefined;
 }
 
 // ---------------------------------------------------------------------------------------------

@@ -119,6 +119,16 @@ export function createSecretResolver(opts: SecretResolverOptions): CachingSecret
       }
       return out;
     },
+    peek(refs: readonly string[]): Map<string, string> | undefined {
+      const out = new Map<string, string>();
+      for (const ref of refs) {
+        // The same cache read as `resolve`: a value past its lease is a miss here too.
+        const hit = cache.get(ref);
+        if (hit === undefined) return undefined;
+        out.set(ref, hit);
+      }
+      return out;
+    },
     resolveOne(ref: string): string | Promise<string> {
       try {
         return get(ref);

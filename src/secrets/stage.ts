@@ -22,7 +22,7 @@ export function templateSecretRefs(template: Template): string[] {
 export function createFetchStage(getResolver: () => SecretResolver): Stage {
   return {
     name: 'fetch',
-    async run(ctx: RequestContext) {
+    run(ctx: RequestContext): void | Promise<void> {
       const needed = ctx.template ? templateSecretRefs(ctx.template) : [];
       if (needed.length === 0) {
         ctx.secrets = new Map(EMPTY);
@@ -40,7 +40,16 @@ export function createFetchStage(getResolver: () => SecretResolver): Stage {
           throw new WardenError('policy_denied', reason, { details: { reasons: [reason] } });
         }
       }
-      ctx.secrets = await getResolver().resolve(needed, ctx.request.signal);
+      // Usually every value is cached: no promise, and the pipeline moves on without a hop.
+      const resolver = getResolver();
+      const cached = resolver.peek?.(needed);
+      if (cached) {
+        ctx.secrets = cached;
+        return;
+      }
+      return resolver.resolve(needed, ctx.request.signal).then((values) => {
+        ctx.secrets = values;
+      });
     },
   };
 }

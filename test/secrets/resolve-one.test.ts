@@ -3,7 +3,9 @@
  */
 import { describe, expect, it } from 'vitest';
 import type { SecretProvider } from '../../src/pipeline/ports.js';
-import { createSecretResolver } from '../../src/secrets/index.js';
+import type { Template } from '../../src/pipeline/types.js';
+import { createFetchStage, createSecretResolver } from '../../src/secrets/index.js';
+import { allowDecision, makeContext } from '../stage-context.js';
 
 function counting(ttlMs: number): { provider: SecretProvider; calls: () => number } {
   let calls = 0;
@@ -64,5 +66,40 @@ describe('SecretResolver.resolveOne', () => {
     expect(bad).toBeInstanceOf(Promise);
     await expect(bad).rejects.toMatchObject({ code: 'secret_unavailable' });
     await expect(r.resolveOne('env://KEY')).rejects.toMatchObject({ code: 'secret_unavailable' });
+  });
+});
+
+describe('SecretResolver.peek and the fetch stage', () => {
+  it('peek gives every value only when all are cached within their lease', async () => {
+    const { provider, calls } = counting(40);
+    const r = createSecretResolver({ providers: [provider] });
+    expect(r.peek(['env://A'])).toBeUndefined();
+    await r.resolve(['env://A']);
+    expect(r.peek(['env://A'])).toEqual(new Map([['env://A', 'v1-A']]));
+    // One ref not cached yet: no partial answer.
+    expect(r.peek(['env://A', 'env://B'])).toBeUndefined();
+    await new Promise((resolve) => setTimeout(resolve, 90));
+    expect(r.peek(['env://A'])).toBeUndefined();
+    expect(calls()).toBe(1);
+  });
+
+  it('the fetch stage answers synchronously from cached values and asynchronously otherwise, with the same values', async () => {
+    const { provider } = counting(60_000);
+    const r = createSecretResolver({ providers: [provider] });
+    const stage = createFetchStage(() => r);
+    const template = { variables: { code: { source: 'secret', ref: 'env://CODE' } } } as unknown as Template;
+    const ctx = () => makeContext({}, { template, decision: allowDecision({ secrets: ['env://CODE'] }) });
+    const cold = ctx();
+    const pending = stage.run(cold);
+    expect(pending).toBeInstanceOf(Promise);
+    await pending;
+    const warm = ctx();
+    expect(stage.run(warm)).toBeUndefined();
+    expect(warm.secrets).toEqual(cold.secrets);
+    expect(warm.secrets?.get('env://CODE')).toBe('v1-CODE');
+    // Not granted: refused before any value is read, cached or not.
+    const denied = makeContext({}, { template, decision: allowDecision({ secrets: [] }) });
+    expect(() => stage.run(denied)).toThrow(expect.objectContaining({ code: 'policy_denied' }));
+    expect(denied.secrets).toBeUndefined();
   });
 });
