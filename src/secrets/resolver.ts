@@ -22,6 +22,7 @@ export interface SecretResolverOptions {
 }
 
 export interface CachingSecretResolver extends SecretResolver {
+  peek(refs: readonly string[]): Map<string, string> | undefined;
   /**
    * Resolves one ref: the value itself when it is cached within its lease, else a promise of it
    * (the same single-flight fetch as `resolve`). The synchronous answer lets a hot caller (the
