@@ -6,7 +6,7 @@
 import { hash as oneShotHash } from 'node:crypto';
 import type { AuditRecord } from '../pipeline/ports.js';
 import { canonicalJson, canonicalJsonMerged } from './canonical.js';
-import { canonicalRecordText } from './record-text.js';
+import { canonicalRecordText, type StaticRecordText } from './record-text.js';
 
 export const GENESIS_HASH = '0'.repeat(64);
 
@@ -37,13 +37,13 @@ export function linkRecord(body: AuditRecordBody, head: ChainHead): AuditRecord 
  * hashed content, members sorted) with `hash` appended as the last member, so one serialisation
  * serves both the hash and the write; `JSON.parse(line)` equals the record.
  */
-export function linkRecordLine(body: AuditRecordBody, head: ChainHead): { record: AuditRecord; line: string } {
+export function linkRecordLine(body: AuditRecordBody, head: ChainHead, pieces?: StaticRecordText): { record: AuditRecord; line: string } {
   const seq = head.seq + 1;
   const prev = head.hash;
   const b = body as unknown as Record<string, unknown>;
   // Not the documented shape: the generic walk writes the same canonical text, only slower. A
   // stray `hash` member in the body is dropped (undefined), never hashed: `hash` is added below.
-  const text = canonicalRecordText(body, seq, prev) ?? canonicalJsonMerged(b, { seq, prev_hash: prev, hash: undefined });
+  const text = canonicalRecordText(body, seq, prev, pieces) ?? canonicalJsonMerged(b, { seq, prev_hash: prev, hash: undefined });
   const hash = oneShotHash('sha256', prev + text, 'hex');
   return { record: recordOf(b, seq, prev, hash), line: `${text.slice(0, -1)},"hash":"${hash}"}` };
 }

@@ -7,6 +7,7 @@
 import { WardenError } from '../pipeline/errors.js';
 import type { AuditLog, AuditRecord } from '../pipeline/ports.js';
 import { computeRecordHash, GENESIS, linkRecordLine, type AuditRecordBody, type ChainHead } from './chain.js';
+import type { StaticRecordText } from './record-text.js';
 import type { AuditSink } from './sinks.js';
 
 export interface AuditLogOptions {
@@ -69,8 +70,8 @@ export function createAuditLog(opts: AuditLogOptions): AuditLogHandle {
     return opening;
   }
 
-  function linkAndWrite(body: AuditRecordBody): Promise<AuditRecord> {
-    const { record, line } = linkRecordLine(body, head);
+  function linkAndWrite(body: AuditRecordBody, pieces?: StaticRecordText): Promise<AuditRecord> {
+    const { record, line } = linkRecordLine(body, head, pieces);
     head = { seq: record.seq, hash: record.hash };
     if (sinks.length === 1) {
       // The usual single sink: one promise reaction instead of a map, an all and a then.
@@ -89,11 +90,12 @@ export function createAuditLog(opts: AuditLogOptions): AuditLogHandle {
       return { ...head };
     },
     open,
-    append(body: AuditRecordBody): Promise<AuditRecord> {
-      if (ready) return linkAndWrite(body);
+    append(body: AuditRecordBody, pieces?: readonly string[]): Promise<AuditRecord> {
+      const fixed = pieces?.length === 8 ? (pieces as StaticRecordText) : undefined;
+      if (ready) return linkAndWrite(body, fixed);
       // Before the chain is resumed, appends wait; promise reactions run in FIFO order, so they
       // still link in the order they were made.
-      return open().then(() => linkAndWrite(body));
+      return open().then(() => linkAndWrite(body, fixed));
     },
     async flush() {
       for (const s of sinks) {

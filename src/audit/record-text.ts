@@ -110,30 +110,81 @@ function usage(v: unknown): string {
 }
 
 /**
- * Canonical JSON of `{ ...body, seq, prev_hash }`, or undefined when the body is not of the
- * documented shape (the caller then uses the generic walk, which handles anything).
+ * A record's canonical text cut around the members known only when the request ends (`error_code`,
+ * `latency_ms`, `prev_hash`, `redaction`, `seq`, `status`, `time`, `usage`): eight fixed pieces,
+ * the text between those members, in order. The audit stage writes them while the upstream call is
+ * in flight (its `prepare`), so that after the answer only the short dynamic members are written.
  */
-export function canonicalRecordText(body: AuditRecordBody, seq: number, prevHash: string): string | undefined {
-  const r = body as unknown as Record<string, unknown>;
+export type StaticRecordText = readonly [string, string, string, string, string, string, string, string];
+
+/** True when `body` has exactly the documented members (values are checked as they are written). */
+function documentedMembers(r: Record<string, unknown>): boolean {
   let members = 0;
   for (const k in r) {
-    if (!BODY_KEYS.has(k)) return undefined;
+    if (!BODY_KEYS.has(k)) return false;
     members++;
   }
-  if (members !== BODY_KEYS.size) return undefined;
+  return members === BODY_KEYS.size;
+}
+
+/** The members the fixed pieces are written from: all but the outcome (and seq, prev_hash). */
+export type FinalRecordMembers = Omit<AuditRecordBody, 'time' | 'redaction' | 'usage' | 'status' | 'error_code' | 'latency_ms'>;
+
+/**
+ * The fixed pieces of a record's canonical text, from its final members (a whole body will do),
+ * or undefined when one is not of the documented shape. Members are checked as they are written;
+ * whether the body has exactly the documented members is checked when it is linked.
+ */
+export function staticRecordText(members: FinalRecordMembers): StaticRecordText | undefined {
+  const r = members as unknown as Record<string, unknown>;
+  try {
+    return [
+      `{"action":${s(r.action)},"approval":${sOrNull(r.approval)},"decision":${decision(r.decision)}` +
+        `,"decision_id":${sOrNull(r.decision_id)},"environment":${s(r.environment)},"error_code":`,
+      ',"latency_ms":',
+      `,"model":${sOrNull(r.model)},"policy_revision":${s(r.policy_revision)},"prev_hash":`,
+      `,"principal":${principal(r.principal)},"prompt_hmac":${sOrNull(r.prompt_hmac)},"provider":${sOrNull(r.provider)},"redaction":`,
+      `,"request_id":${s(r.request_id)},"secret_refs":${strings(r.secret_refs)},"seq":`,
+      `,"span_id":${s(r.span_id)},"status":`,
+      `,"stream":${b(r.stream)},"template":${template(r.template)},"time":`,
+      `,"trace_id":${s(r.trace_id)},"usage":`,
+    ];
+  } catch (err) {
+    if (err === NOT_CANONICAL) return undefined;
+    throw err;
+  }
+}
+
+/**
+ * The canonical text from the fixed pieces and the body's dynamic members, or undefined when a
+ * dynamic member is not of the documented shape. The caller vouches that `pieces` were made from
+ * this body's static members.
+ */
+export function recordTextFrom(pieces: StaticRecordText, body: AuditRecordBody, seq: number, prevHash: string): string | undefined {
+  const r = body as unknown as Record<string, unknown>;
   try {
     return (
-      `{"action":${s(r.action)},"approval":${sOrNull(r.approval)},"decision":${decision(r.decision)}` +
-      `,"decision_id":${sOrNull(r.decision_id)},"environment":${s(r.environment)},"error_code":${sOrNull(r.error_code)}` +
-      `,"latency_ms":${n(r.latency_ms)},"model":${sOrNull(r.model)},"policy_revision":${s(r.policy_revision)}` +
-      `,"prev_hash":${s(prevHash)},"principal":${principal(r.principal)},"prompt_hmac":${sOrNull(r.prompt_hmac)}` +
-      `,"provider":${sOrNull(r.provider)},"redaction":${redaction(r.redaction)},"request_id":${s(r.request_id)}` +
-      `,"secret_refs":${strings(r.secret_refs)},"seq":${n(seq)},"span_id":${s(r.span_id)},"status":${s(r.status)}` +
-      `,"stream":${b(r.stream)},"template":${template(r.template)},"time":${s(r.time)},"trace_id":${s(r.trace_id)}` +
-      `,"usage":${usage(r.usage)}}`
+      `${pieces[0]}${sOrNull(r.error_code)}${pieces[1]}${n(r.latency_ms)}${pieces[2]}${s(prevHash)}` +
+      `${pieces[3]}${redaction(r.redaction)}${pieces[4]}${n(seq)}${pieces[5]}${s(r.status)}` +
+      `${pieces[6]}${s(r.time)}${pieces[7]}${usage(r.usage)}}`
     );
   } catch (err) {
     if (err === NOT_CANONICAL) return undefined;
     throw err;
   }
+}
+
+/**
+ * Canonical JSON of `{ ...body, seq, prev_hash }`, or undefined when the body is not of the
+ * documented shape (the caller then uses the generic walk, which handles anything). `pieces`, when
+ * given, are the body's fixed pieces written earlier (the caller vouches that they were made from
+ * this body's final members); the body's members are checked all the same.
+ */
+export function canonicalRecordText(body: AuditRecordBody, seq: number, prevHash: string, pieces?: StaticRecordText): string | undefined {
+  if (pieces !== undefined) {
+    return documentedMembers(body as unknown as Record<string, unknown>) ? recordTextFrom(pieces, body, seq, prevHash) : undefined;
+  }
+  if (!documentedMembers(body as unknown as Record<string, unknown>)) return undefined;
+  const fixed = staticRecordText(body);
+  return fixed && recordTextFrom(fixed, body, seq, prevHash);
 }

@@ -9,6 +9,7 @@ import type { RequestContext } from '../pipeline/stage.js';
 import type { Approval } from '../pipeline/types.js';
 import { canonicalJson } from './canonical.js';
 import type { AuditRecordBody } from './chain.js';
+import { staticRecordText, type FinalRecordMembers, type StaticRecordText } from './record-text.js';
 
 export interface AuditRecordOptions {
   /** HMAC key for `prompt_hmac` (from config; lets an investigator confirm a prompt without storing it). */
@@ -67,23 +68,34 @@ function principalOf(p: NonNullable<RequestContext['principal']>): NonNullable<A
   return out;
 }
 
-export function buildAuditRecord(ctx: RequestContext, opts: AuditRecordOptions): AuditRecordBody {
-  const now = opts.now ?? Date.now();
+/** The redaction counts, or null (also when the redactor fails: that must not lose the record too). */
+function redactionOf(ctx: RequestContext): AuditRecordBody['redaction'] {
+  if (!ctx.redaction) return null;
+  try {
+    const r = ctx.redaction.report();
+    return { counts: { ...r.counts }, response_counts: { ...r.responseCounts }, non_text_parts: r.nonTextParts, leaks: r.leaks };
+  } catch {
+    return null;
+  }
+}
+
+function usageOf(ctx: RequestContext): AuditRecordBody['usage'] {
+  const u = ctx.usage;
+  return u ? { prompt_tokens: u.prompt_tokens, completion_tokens: u.completion_tokens, total_tokens: u.total_tokens } : null;
+}
+
+/**
+ * The members the rest of a request cannot change once its prompt has gone upstream: who, what,
+ * which decision and secrets, the prompt HMAC, the provider and the policy revision.
+ */
+type FinalMembers = FinalRecordMembers;
+
+function finalMembers(ctx: RequestContext, opts: AuditRecordOptions): FinalMembers {
   const req = ctx.request;
   const p = ctx.principal;
   const t = ctx.template;
-  let redaction: AuditRecordBody['redaction'] = null;
-  if (ctx.redaction) {
-    try {
-      const r = ctx.redaction.report();
-      redaction = { counts: { ...r.counts }, response_counts: { ...r.responseCounts }, non_text_parts: r.nonTextParts, leaks: r.leaks };
-    } catch {
-      redaction = null; // a broken redactor must not also lose the audit record
-    }
-  }
   const approval = ctx.policyInput?.template?.approval ?? (t ? latestApproval(t.approvals) : null);
   return {
-    time: new Date(now).toISOString(),
     request_id: req.id,
     trace_id: ctx.trace.traceId,
     span_id: ctx.trace.spanId,
@@ -96,17 +108,76 @@ export function buildAuditRecord(ctx: RequestContext, opts: AuditRecordOptions):
     policy_revision: opts.policyRevision,
     decision: ctx.decision ? { allow: ctx.decision.allow, reasons: ctx.decision.reasons.slice() } : null,
     secret_refs: ctx.secrets ? [...ctx.secrets.keys()] : [],
-    redaction,
     // The text the forward stage sent (memoised on the context), not a second serialisation.
     prompt_hmac: outboundHmac(ctx, opts.hmacKey),
     provider: ctx.provider ?? null,
     model: req.model || null,
-    usage: ctx.usage
-      ? { prompt_tokens: ctx.usage.prompt_tokens, completion_tokens: ctx.usage.completion_tokens, total_tokens: ctx.usage.total_tokens }
-      : null,
-    status: ctx.error ? 'error' : 'ok',
-    error_code: ctx.error?.code ?? null,
-    latency_ms: latencyMs(req.receivedAt),
     stream: req.stream,
   };
+}
+
+/**
+ * The record body from its final members and the outcome as it is now. One object literal, so
+ * every record has the same shape (a copy-then-patch would cost V8 a slow object per record).
+ */
+function recordBody(m: FinalMembers, ctx: RequestContext, now: number): AuditRecordBody {
+  return {
+    time: new Date(now).toISOString(),
+    request_id: m.request_id,
+    trace_id: m.trace_id,
+    span_id: m.span_id,
+    decision_id: m.decision_id,
+    principal: m.principal,
+    action: m.action,
+    template: m.template,
+    approval: m.approval,
+    environment: m.environment,
+    policy_revision: m.policy_revision,
+    decision: m.decision,
+    secret_refs: m.secret_refs,
+    redaction: redactionOf(ctx),
+    prompt_hmac: m.prompt_hmac,
+    provider: m.provider,
+    model: m.model,
+    usage: usageOf(ctx),
+    status: ctx.error ? 'error' : 'ok',
+    error_code: ctx.error?.code ?? null,
+    latency_ms: latencyMs(ctx.request.receivedAt),
+    stream: m.stream,
+  };
+}
+
+export function buildAuditRecord(ctx: RequestContext, opts: AuditRecordOptions): AuditRecordBody {
+  return recordBody(finalMembers(ctx, opts), ctx, opts.now ?? Date.now());
+}
+
+/**
+ * A record drafted while the upstream call is in flight: its final members, already written as
+ * the fixed pieces of its canonical text (record-text.ts). After the answer, `finishAuditRecord`
+ * adds the outcome (time, latency, status, error code, redaction counts, usage), and linking adds
+ * seq and prev_hash between the pieces.
+ */
+export interface AuditDraft {
+  readonly members: FinalMembers;
+  readonly pieces: StaticRecordText;
+  /** The outbound text its prompt HMAC was made from. */
+  readonly outbound: string | undefined;
+}
+
+/** The draft of `ctx`'s record, or undefined when it is not of the documented shape. */
+export function draftAuditRecord(ctx: RequestContext, opts: AuditRecordOptions): AuditDraft | undefined {
+  const members = finalMembers(ctx, opts);
+  const pieces = staticRecordText(members);
+  return pieces && { members, pieces, outbound: outboundJson(ctx) };
+}
+
+/**
+ * The record body and its text pieces: the draft's final members with the outcome as it is now.
+ * Undefined when the outbound prompt is no longer the one the draft's HMAC covers (then build the
+ * record anew).
+ */
+export function finishAuditRecord(draft: AuditDraft, ctx: RequestContext, now: number): AuditRecordBody | undefined {
+  // Normally the very same string: a pointer comparison.
+  if (outboundJson(ctx) !== draft.outbound) return undefined;
+  return recordBody(draft.members, ctx, now);
 }

@@ -6,7 +6,7 @@
 import { createSecretKey } from 'node:crypto';
 import type { AuditLog, AuditRecord } from '../pipeline/ports.js';
 import type { RequestContext, Stage } from '../pipeline/stage.js';
-import { buildAuditRecord, outboundHmac } from './record.js';
+import { buildAuditRecord, draftAuditRecord, finishAuditRecord, type AuditDraft } from './record.js';
 
 export interface AuditStageOptions {
   log: AuditLog;
@@ -26,24 +26,29 @@ export function createAuditStage(opts: AuditStageOptions): AuditStage {
   if (opts.hmacKey === undefined || opts.hmacKey.length < 16) throw new Error('audit: hmac key must be at least 16 bytes');
   // Imported once: HMAC with a KeyObject skips re-reading the key on every request.
   const hmacKey = createSecretKey(typeof opts.hmacKey === 'string' ? Buffer.from(opts.hmacKey, 'utf8') : opts.hmacKey);
-  const audited = new WeakSet<RequestContext>();
+  /**
+   * Per request: its draft (made by `prepare`), or DONE once its record was appended (a context is
+   * audited once even if both the stage and the pipeline's `finally` reach it).
+   */
+  const records = new WeakMap<RequestContext, AuditDraft | typeof DONE>();
   const now = opts.now ?? Date.now;
+  const recordOptions = (at: number) => ({ hmacKey, environment: opts.environment, policyRevision: opts.getPolicyRevision(), now: at });
   // Not async: the append's own promise goes back to the caller, without another promise around it.
   function auditRequest(ctx: RequestContext): Promise<AuditRecord | undefined> {
-    if (audited.has(ctx)) return Promise.resolve(undefined);
-    audited.add(ctx);
+    const draft = records.get(ctx);
+    if (draft === DONE) return Promise.resolve(undefined);
+    records.set(ctx, DONE);
     let body;
+    let pieces;
     try {
-      body = buildAuditRecord(ctx, {
-        hmacKey,
-        environment: opts.environment,
-        policyRevision: opts.getPolicyRevision(),
-        now: now(),
-      });
+      const at = now();
+      body = draft ? finishAuditRecord(draft, ctx, at) : undefined;
+      if (body) pieces = draft!.pieces;
+      else body = buildAuditRecord(ctx, recordOptions(at));
     } catch (err) {
       return Promise.reject(err);
     }
-    return opts.log.append(body);
+    return opts.log.append(body, pieces);
   }
   return {
     name: 'audit',
@@ -52,8 +57,13 @@ export function createAuditStage(opts: AuditStageOptions): AuditStage {
       return auditRequest(ctx) as Promise<unknown> as Promise<void>;
     },
     prepare(ctx: RequestContext) {
-      // The prompt's HMAC, while the upstream call is in flight (the pipeline calls this then).
-      if (!audited.has(ctx)) outboundHmac(ctx, hmacKey);
+      // The pipeline calls this while the upstream call is in flight: the prompt's HMAC and every
+      // member that cannot change any more are written now, not after the answer.
+      if (records.has(ctx)) return;
+      const draft = draftAuditRecord(ctx, recordOptions(now()));
+      if (draft) records.set(ctx, draft);
     },
   };
 }
+
+const DONE = Symbol('audited');

@@ -167,7 +167,11 @@ export interface AuditRecord {
 }
 
 export interface AuditLog {
-  /** Fills seq/prev_hash/hash and writes to every sink. Throws WardenError('audit_unavailable'). */
-  append(record: Omit<AuditRecord, 'seq' | 'prev_hash' | 'hash'>): Promise<AuditRecord>;
+  /**
+   * Fills seq/prev_hash/hash and writes to every sink. Throws WardenError('audit_unavailable').
+   * `pieces`: the record's canonical text already written around its outcome members (the audit
+   * stage drafts them while the upstream call is in flight); optional, the log writes it otherwise.
+   */
+  append(record: Omit<AuditRecord, 'seq' | 'prev_hash' | 'hash'>, pieces?: readonly string[]): Promise<AuditRecord>;
   flush(): Promise<void>;
 }

@@ -95,8 +95,9 @@ export interface Stage {
   /**
    * Optional work done ahead of `run`, off the request's critical path: the pipeline calls it
    * while the forward stage waits for the upstream (the outbound prompt is final by then, and the
-   * process would otherwise sit idle). It may only memoise what `run` would compute anyway, on the
-   * context; `run` must give the same result without it. It must not throw.
+   * process would otherwise sit idle). It may only prepare what `run` would compute anyway from
+   * context fields no later stage changes (the audit stage drafts its record: everything but the
+   * outcome), and `run` must give the same result without it. It must not throw.
    */
   prepare?(ctx: RequestContext): void;
 }

@@ -298,6 +298,39 @@ describe('audit stage', () => {
     expect(bare.promptHmac).toBeUndefined();
   });
 
+  it('a record drafted by prepare is the record built without it, with the outcome as it is at the end', async () => {
+    const drafted = collector();
+    const plain = collector();
+    const at = Date.parse('2026-06-01T12:00:00Z');
+    const make = (sink: ReturnType<typeof collector>['sink']) =>
+      createAuditStage({ log: createAuditLog({ sinks: [sink] }), hmacKey: HMAC_KEY, environment: 'test', getPolicyRevision: () => 'rev-1', now: () => at });
+    const withDraft = make(drafted.sink);
+    const without = make(plain.sink);
+    for (const outcome of ['ok', 'error'] as const) {
+      const a = fullContext();
+      const b = fullContext();
+      withDraft.prepare!(a);
+      // What the rest of the request decides after the draft: the outcome and the usage.
+      for (const ctx of [a, b]) {
+        ctx.usage = { prompt_tokens: 7, completion_tokens: 3, total_tokens: 10 };
+        if (outcome === 'error') ctx.error = new WardenError('upstream_timeout', 'slow');
+      }
+      await withDraft.run(a);
+      await without.run(b);
+    }
+    const strip = (line: string) => {
+      const r = JSON.parse(line) as Record<string, unknown>;
+      // Latency is read at the moment each record is finished (and so the hashes differ);
+      // every other member must match.
+      return { ...r, latency_ms: 0, hash: '', prev_hash: '' };
+    };
+    expect(drafted.lines.map(strip)).toEqual(plain.lines.map(strip));
+    expect(JSON.parse(drafted.lines[1]!)).toMatchObject({ status: 'error', error_code: 'upstream_timeout', usage: { total_tokens: 10 }, seq: 2 });
+    // Each drafted line is the canonical text of its record plus its hash: the chain verifies.
+    const records = drafted.lines.map((l) => JSON.parse(l) as AuditRecord);
+    expect(verifyChain(records)).toMatchObject({ ok: true, count: 2 });
+  });
+
   it('records failures with their code', async () => {
     const { sink, lines } = collector();
     const stage = createAuditStage({ log: createAuditLog({ sinks: [sink] }), hmacKey: HMAC_KEY, environment: 'test', getPolicyRevision: () => 'r' });

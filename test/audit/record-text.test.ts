@@ -7,7 +7,7 @@ import { describe, expect, it } from 'vitest';
 import { mulberry32 } from '../../scripts/lib/prng.js';
 import { computeRecordHash, GENESIS, linkRecordLine, verifyChain, type AuditRecordBody } from '../../src/audit/chain.js';
 import { referenceCanonicalJson } from '../../src/audit/canonical.js';
-import { canonicalRecordText } from '../../src/audit/record-text.js';
+import { canonicalRecordText, recordTextFrom, staticRecordText } from '../../src/audit/record-text.js';
 
 const TRICKY = ['', 'plain', 'q"uote', 'back\\slash', 'ctl\u0001\u001f', 'nl\n\t', 'emoji 😀', 'lone \ud800', 'é', '\u2028\u2029', '</script>'];
 
@@ -80,6 +80,36 @@ describe('canonical record text', () => {
     const { time: _dropped, ...missing } = base;
     cases.push(missing);
     for (const c of cases) expect(canonicalRecordText(c as unknown as AuditRecordBody, 1, GENESIS.hash)).toBeUndefined();
+  });
+
+  it('fixed pieces written early plus the dynamic members written later equal the reference, on 2,000 pairs', () => {
+    const next = generator(17);
+    const DYNAMIC = ['error_code', 'latency_ms', 'redaction', 'status', 'time', 'usage'] as const;
+    for (let i = 0; i < 2000; i++) {
+      // `early` gives the static members; `late` has those and its own dynamic members.
+      const early = next();
+      const other = next();
+      const late = { ...early } as Record<string, unknown>;
+      for (const k of DYNAMIC) late[k] = (other as unknown as Record<string, unknown>)[k];
+      const pieces = staticRecordText(early);
+      expect(pieces).toBeDefined();
+      const prev = i % 2 ? GENESIS.hash : 'cd'.repeat(32);
+      const expected = referenceCanonicalJson({ ...late, seq: i + 1, prev_hash: prev });
+      expect(recordTextFrom(pieces!, late as unknown as AuditRecordBody, i + 1, prev)).toBe(expected);
+      // Given its pieces, the linker writes the same text, and so a verifiable line.
+      expect(canonicalRecordText(late as unknown as AuditRecordBody, i + 1, prev, pieces)).toBe(expected);
+    }
+  });
+
+  it('a body given pieces but with a member too many, or a dynamic member of the wrong shape, falls back', () => {
+    const body = generator(19)();
+    const pieces = staticRecordText(body)!;
+    const extra = { ...body, extra: 1 } as Record<string, unknown>;
+    expect(canonicalRecordText(extra as unknown as AuditRecordBody, 1, GENESIS.hash, pieces)).toBeUndefined();
+    const badLatency = { ...body, latency_ms: Number.NaN };
+    expect(recordTextFrom(pieces, badLatency, 1, GENESIS.hash)).toBeUndefined();
+    const badUsage = { ...body, usage: { prompt_tokens: 1, completion_tokens: 2, total_tokens: 3, cost: 9 } };
+    expect(recordTextFrom(pieces, badUsage as unknown as AuditRecordBody, 1, GENESIS.hash)).toBeUndefined();
   });
 
   it('links lines that parse to the record and verify, on both the fast and the generic path', () => {
