@@ -111,9 +111,10 @@ function usage(v: unknown): string {
 
 /**
  * A record's canonical text cut around the members known only when the request ends (`error_code`,
- * `latency_ms`, `prev_hash`, `redaction`, `seq`, `status`, `time`, `usage`): eight fixed pieces,
- * the text between those members, in order. The audit stage writes them while the upstream call is
- * in flight (its `prepare`), so that after the answer only the short dynamic members are written.
+ * `latency_ms`, `redaction`, `status`, `time`, `usage`) or when it is linked (`prev_hash`, `seq`):
+ * eight fixed pieces, the text between those members, in order. The audit stage writes them while
+ * the upstream call is in flight (its `prepare`), so after the answer only the short dynamic
+ * members are written.
  */
 export type StaticRecordText = readonly [string, string, string, string, string, string, string, string];
 
@@ -181,10 +182,7 @@ export function recordTextFrom(pieces: StaticRecordText, body: AuditRecordBody, 
  * this body's final members); the body's members are checked all the same.
  */
 export function canonicalRecordText(body: AuditRecordBody, seq: number, prevHash: string, pieces?: StaticRecordText): string | undefined {
-  if (pieces !== undefined) {
-    return documentedMembers(body as unknown as Record<string, unknown>) ? recordTextFrom(pieces, body, seq, prevHash) : undefined;
-  }
   if (!documentedMembers(body as unknown as Record<string, unknown>)) return undefined;
-  const fixed = staticRecordText(body);
+  const fixed = pieces ?? staticRecordText(body);
   return fixed && recordTextFrom(fixed, body, seq, prevHash);
 }

@@ -88,9 +88,7 @@ function usageOf(ctx: RequestContext): AuditRecordBody['usage'] {
  * The members the rest of a request cannot change once its prompt has gone upstream: who, what,
  * which decision and secrets, the prompt HMAC, the provider and the policy revision.
  */
-type FinalMembers = FinalRecordMembers;
-
-function finalMembers(ctx: RequestContext, opts: AuditRecordOptions): FinalMembers {
+function finalMembers(ctx: RequestContext, opts: AuditRecordOptions): FinalRecordMembers {
   const req = ctx.request;
   const p = ctx.principal;
   const t = ctx.template;
@@ -120,7 +118,7 @@ function finalMembers(ctx: RequestContext, opts: AuditRecordOptions): FinalMembe
  * The record body from its final members and the outcome as it is now. One object literal, so
  * every record has the same shape (a copy-then-patch would cost V8 a slow object per record).
  */
-function recordBody(m: FinalMembers, ctx: RequestContext, now: number): AuditRecordBody {
+function recordBody(m: FinalRecordMembers, ctx: RequestContext, now: number): AuditRecordBody {
   return {
     time: new Date(now).toISOString(),
     request_id: m.request_id,
@@ -158,7 +156,7 @@ export function buildAuditRecord(ctx: RequestContext, opts: AuditRecordOptions):
  * seq and prev_hash between the pieces.
  */
 export interface AuditDraft {
-  readonly members: FinalMembers;
+  readonly members: FinalRecordMembers;
   readonly pieces: StaticRecordText;
   /** The outbound text its prompt HMAC was made from. */
   readonly outbound: string | undefined;

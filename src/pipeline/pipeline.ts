@@ -124,9 +124,9 @@ export function createPipeline(opts: PipelineOptions): Pipeline {
         const running = stage.run(ctx);
         if (running !== undefined) {
           // The forward stage has handed the prompt to the upstream client and waits for the
-          // answer: the audit stage's own work on the prompt (its HMAC) is done in that wait,
-          // while this process would otherwise be idle, instead of after the answer, where the
-          // caller waits for it.
+          // answer: the audit stage drafts its record (the prompt HMAC and every member the rest
+          // of the request cannot change) in that wait, while this process would otherwise be
+          // idle, instead of after the answer, where the caller waits for it.
           if (stage === forward && prepareAudit) prepareSoon(ctx);
           await running;
         }

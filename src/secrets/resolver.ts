@@ -22,6 +22,7 @@ export interface SecretResolverOptions {
 }
 
 export interface CachingSecretResolver extends SecretResolver {
+  /** Every value when all `refs` are cached within their lease, else undefined (see SecretResolver). */
   peek(refs: readonly string[]): Map<string, string> | undefined;
   /**
    * Resolves one ref: the value itself when it is cached within its lease, else a promise of it
