@@ -13,6 +13,7 @@ import type {
   Principal,
   RedactionDecision,
   Template,
+  TextProvenance,
   ToolDefinition,
   UpstreamRequest,
 } from './types.js';
@@ -99,9 +100,12 @@ export interface RedactionSession {
    * Redacts every text in the messages (content strings, text parts, tool-call arguments) and,
    * when given, tool definitions. Throws WardenError('redaction_blocked') naming entity types
    * for `block` entities and for leaked secret values, WardenError('redaction_failed') when a
-   * detector fails (unless the decision set fail_open).
+   * detector fails (unless the decision set fail_open). `provenance` (the render stage's
+   * `ctx.renderProvenance`, by message index) may name a rendered content by what produced it, so
+   * a cache of findings need not hash its text; it applies only to a content still equal to its
+   * `text`.
    */
-  redactMessages(messages: ChatMessage[]): ChatMessage[];
+  redactMessages(messages: ChatMessage[], provenance?: ReadonlyArray<TextProvenance | undefined>): ChatMessage[];
   /**
    * Redacts tool definitions (descriptions and every string of the parameter schema); throws
    * like redactMessages.

@@ -14,6 +14,7 @@ import type {
   Principal,
   PromptRequest,
   Template,
+  TextProvenance,
   ToolDefinition,
 } from './types.js';
 import type { RedactionSession } from './ports.js';
@@ -54,13 +55,11 @@ export interface RequestContext {
    */
   contentJson?: Array<string | undefined>;
   /**
-   * What produced each entry of `messages` when a template rendered it: `text` is the content as
-   * rendered, `key()` names its producer exactly (compiled template, message index, salted digest
-   * of the inserted values) and never holds text or values (templates/provenance.ts). The redact
-   * stage's findings cache keys on it instead of hashing a long text, only for a text equal to
-   * `text`. Dies with the request.
+   * What produced each entry of `messages` when a template rendered it (TextProvenance). The
+   * redact stage's findings cache keys on it instead of hashing a long text, only for a text equal
+   * to its `text`. Dies with the request.
    */
-  renderProvenance?: ReadonlyArray<{ readonly text: string; key(): string } | undefined>;
+  renderProvenance?: ReadonlyArray<TextProvenance | undefined>;
   /** The outbound prompt, after redaction. */
   outbound?: ChatMessage[];
   /**

@@ -38,6 +38,17 @@ export interface ChatMessage {
   tool_call_id?: string;
 }
 
+/**
+ * What produced one rendered message content (templates/provenance.ts): `text` is the content as
+ * rendered; `key()` names its producer exactly (compiled template, message index, salted digest
+ * of the inserted values) and holds neither text nor values. Valid only for a content equal to
+ * `text`.
+ */
+export interface TextProvenance {
+  readonly text: string;
+  key(): string;
+}
+
 export interface ToolDefinition {
   type: 'function';
   function: { name: string; description?: string; parameters?: unknown };

@@ -25,6 +25,7 @@
  */
 import { hash } from 'node:crypto';
 import { LRUCache } from 'lru-cache';
+import type { TextProvenance } from '../pipeline/types.js';
 import type { RedactionPlan } from './profiles.js';
 import type { Scanner, ScanResult } from './scanner.js';
 import type { Finding } from './types.js';
@@ -71,14 +72,6 @@ function textDigest(text: string): string {
   return `u16:${hash('sha256', Buffer.from(text, 'utf16le'), 'base64')}`;
 }
 
-/**
- * What produced a text, as the render stage records it (RequestContext.renderProvenance): `key()`
- * names exactly one text, `text`, and holds neither text nor values.
- */
-export interface TextProvenance {
-  readonly text: string;
-  key(): string;
-}
 
 /** Marks a digest seen once, whose findings are not kept yet. */
 const SEEN_ONCE = Symbol('seen once');

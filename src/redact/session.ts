@@ -12,10 +12,11 @@ import type {
   CompletionResult,
   ContentPart,
   RedactionMode,
+  TextProvenance,
   ToolCall,
   ToolDefinition,
 } from '../pipeline/types.js';
-import type { FindingsCache, TextProvenance } from './findings-cache.js';
+import type { FindingsCache } from './findings-cache.js';
 import { LEAK_ENTITY, LeakGuard } from './leak-guard.js';
 import { applyFindings, createReplacer, TokenVault, type Replacer } from './modes.js';
 import type { RedactionPlan } from './profiles.js';

@@ -6,7 +6,6 @@
 import { WardenError } from '../pipeline/errors.js';
 import type { Redactor } from '../pipeline/ports.js';
 import type { RequestContext, Stage } from '../pipeline/stage.js';
-import { Session } from './session.js';
 
 /**
  * Secret values the leak guard must stop: every secret resolved for this request except those
@@ -28,8 +27,7 @@ export function createRedactStage(getRedactor: () => Redactor): Stage {
       if (!decision || !messages) throw new WardenError('internal', 'internal error');
       const session = getRedactor().session(decision.redaction, guardedSecrets(ctx));
       ctx.redaction = session;
-      // Our own sessions take the render provenance (findings cache keys); any other Redactor gets the port's call.
-      ctx.outbound = session instanceof Session ? session.redactMessages(messages, ctx.renderProvenance) : session.redactMessages(messages);
+      ctx.outbound = session.redactMessages(messages, ctx.renderProvenance);
       // Tool definitions leave the pod too: their descriptions and schemas are redacted the same way.
       const tools = ctx.request.tools;
       if (tools && tools.length > 0) ctx.outboundTools = session.redactTools(tools);

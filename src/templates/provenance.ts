@@ -23,6 +23,7 @@
  * request context and dies with the request; only the key may outlive it, in the findings cache.
  */
 import { hash, randomBytes } from 'node:crypto';
+import type { TextProvenance } from '../pipeline/types.js';
 
 /** Tells this module's compiled templates from those of another copy of it in the same process. */
 const INSTANCE = randomBytes(6).toString('base64url');
@@ -62,7 +63,7 @@ export function valuesDigest(values: readonly string[]): string {
  * producer (computed on first use: most messages are too short for the findings cache to ask).
  * A consumer must use the key only for a text equal to `text`.
  */
-export class RenderedText {
+export class RenderedText implements TextProvenance {
   private memo: string | undefined;
 
   constructor(
