@@ -93,7 +93,7 @@ export function createOpenAIProvider(opts: OpenAIProviderOptions): ModelProvider
     return headers;
   }
 
-  function bodyFor(request: UpstreamRequest, stream: boolean): string {
+  function bodyFor(request: UpstreamRequest, stream: boolean): string | Buffer {
     const { messagesJson, params } = request;
     if (messagesJson !== undefined && !hasOwnKeys(params) && !(request.tools && request.tools.length > 0)) {
       // The common request (no passthrough parameters, no tools), written directly: the same text
@@ -101,7 +101,7 @@ export function createOpenAIProvider(opts: OpenAIProviderOptions): ModelProvider
       let head = `{"model":${JSON.stringify(request.model)},"stream":${stream}`;
       if (request.max_tokens !== undefined) head += `,"max_tokens":${JSON.stringify(request.max_tokens)}`;
       if (stream) head += ',"stream_options":{"include_usage":true}';
-      return `${head},"messages":${messagesJson}}`;
+      return utf8Body(`${head},"messages":`, messagesJson, '}');
     }
     // Passthrough parameters first, so they can never override what Warden decided.
     const body: Record<string, unknown> = { ...params, model: request.model, stream };
@@ -115,6 +115,21 @@ export function createOpenAIProvider(opts: OpenAIProviderOptions): ModelProvider
     // member rather than stringify 4 KB of prompt a second time. `body` always has `model`.
     const rest = JSON.stringify(body);
     return `${rest.slice(0, -1)},"messages":${messagesJson}}`;
+  }
+
+  /**
+   * The request body's UTF-8 bytes, written piece by piece into one buffer. Handed a string,
+   * undici would first copy the joined text into a flat string and then encode that into a
+   * buffer; the prompt (several KB) is encoded once here instead, straight from its own text.
+   */
+  function utf8Body(head: string, prompt: string, tail: string): Buffer {
+    const headBytes = Buffer.byteLength(head);
+    const promptBytes = Buffer.byteLength(prompt);
+    const out = Buffer.allocUnsafe(headBytes + promptBytes + Buffer.byteLength(tail));
+    out.write(head, 0);
+    out.write(prompt, headBytes);
+    out.write(tail, headBytes + promptBytes);
+    return out;
   }
 
   /** A whole response body → the checked completion; throws `upstream_error` for anything else. */
