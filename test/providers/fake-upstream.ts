@@ -5,6 +5,24 @@
  */
 import { createServer, type IncomingMessage, type ServerResponse } from 'node:http';
 import type { AddressInfo, Socket } from 'node:net';
+import type { UpstreamRequest } from '../../src/pipeline/index.js';
+
+/** The API key the provider tests configure: a canary that must never reach an error or a log. */
+export const TEST_API_KEY = 'sk-CANARY-SECRET-9f8e7d';
+/** Prompt text that must never come back in an error. */
+export const PROMPT_CANARY = 'CANARY-PROMPT-5a4b3c';
+
+/** An upstream request as the forward stage builds one (non-streamed); `over` replaces members. */
+export function upstreamRequest(over: Partial<UpstreamRequest> = {}): UpstreamRequest {
+  return {
+    model: 'gpt-4o-mini',
+    messages: [{ role: 'user', content: `summarise ${PROMPT_CANARY}` }],
+    stream: false,
+    params: {},
+    signal: new AbortController().signal,
+    ...over,
+  };
+}
 
 export interface ReceivedRequest {
   method: string;

@@ -6,12 +6,11 @@ import { subscribe, unsubscribe } from 'node:diagnostics_channel';
 import { afterEach, describe, expect, it } from 'vitest';
 import { RequestSignal } from '../../src/pipeline/cancel.js';
 import type { ModelProvider } from '../../src/pipeline/ports.js';
-import { WardenError, type UpstreamRequest } from '../../src/pipeline/index.js';
+import { WardenError } from '../../src/pipeline/index.js';
 import { createOpenAIProvider, type OpenAIProviderOptions } from '../../src/providers/index.js';
-import { completion, startUpstream, type FakeUpstream } from './fake-upstream.js';
+import { completion, startUpstream, TEST_API_KEY, upstreamRequest, type FakeUpstream } from './fake-upstream.js';
 
-const KEY = 'sk-CANARY-SECRET-9f8e7d';
-const PROMPT_CANARY = 'CANARY-PROMPT-5a4b3c';
+const KEY = TEST_API_KEY;
 
 let upstream: FakeUpstream | undefined;
 let provider: ModelProvider | undefined;
@@ -23,16 +22,7 @@ afterEach(async () => {
   upstream = undefined;
 });
 
-function request(over: Partial<UpstreamRequest> = {}): UpstreamRequest {
-  return {
-    model: 'gpt-4o-mini',
-    messages: [{ role: 'user', content: `summarise ${PROMPT_CANARY}` }],
-    stream: false,
-    params: {},
-    signal: new AbortController().signal,
-    ...over,
-  };
-}
+const request = upstreamRequest;
 
 function make(baseUrl: string, over: Partial<OpenAIProviderOptions> = {}): ModelProvider {
   provider = createOpenAIProvider({ name: 'openai', baseUrl, getApiKey: () => KEY, connections: 4, ...over });

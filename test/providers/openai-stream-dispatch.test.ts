@@ -6,9 +6,9 @@ import { afterEach, describe, expect, it } from 'vitest';
 import type { ModelProvider } from '../../src/pipeline/ports.js';
 import { WardenError, type CompletionChunk, type UpstreamRequest } from '../../src/pipeline/index.js';
 import { createOpenAIProvider, type OpenAIProviderOptions } from '../../src/providers/index.js';
-import { chunk, sse, sseHead, startUpstream, type FakeUpstream } from './fake-upstream.js';
+import { chunk, sse, sseHead, startUpstream, TEST_API_KEY, upstreamRequest, type FakeUpstream } from './fake-upstream.js';
 
-const KEY = 'sk-CANARY-SECRET-9f8e7d';
+const KEY = TEST_API_KEY;
 
 let upstream: FakeUpstream | undefined;
 let provider: ModelProvider | undefined;
@@ -21,14 +21,7 @@ afterEach(async () => {
 });
 
 function request(over: Partial<UpstreamRequest> = {}): UpstreamRequest {
-  return {
-    model: 'gpt-4o-mini',
-    messages: [{ role: 'user', content: 'hello' }],
-    stream: true,
-    params: {},
-    signal: new AbortController().signal,
-    ...over,
-  };
+  return upstreamRequest({ messages: [{ role: 'user', content: 'hello' }], stream: true, ...over });
 }
 
 function make(baseUrl: string, over: Partial<OpenAIProviderOptions> = {}): ModelProvider {

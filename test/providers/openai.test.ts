@@ -3,12 +3,11 @@ import type { AddressInfo } from 'node:net';
 import { afterEach, describe, expect, it } from 'vitest';
 import { createOpenAIProvider } from '../../src/providers/index.js';
 import type { ModelProvider } from '../../src/pipeline/ports.js';
-import type { CompletionChunk, UpstreamRequest } from '../../src/pipeline/index.js';
+import type { CompletionChunk } from '../../src/pipeline/index.js';
 import { WardenError } from '../../src/pipeline/index.js';
-import { chunk, completion, sse, sseHead, startUpstream, usageChunk, type FakeUpstream } from './fake-upstream.js';
+import { chunk, completion, PROMPT_CANARY, sse, sseHead, startUpstream, TEST_API_KEY, upstreamRequest, usageChunk, type FakeUpstream } from './fake-upstream.js';
 
-const KEY = 'sk-CANARY-SECRET-9f8e7d';
-const PROMPT_CANARY = 'CANARY-PROMPT-5a4b3c';
+const KEY = TEST_API_KEY;
 
 let upstream: FakeUpstream | undefined;
 let provider: ModelProvider | undefined;
@@ -20,16 +19,7 @@ afterEach(async () => {
   upstream = undefined;
 });
 
-function request(over: Partial<UpstreamRequest> = {}): UpstreamRequest {
-  return {
-    model: 'gpt-4o-mini',
-    messages: [{ role: 'user', content: `summarise ${PROMPT_CANARY}` }],
-    stream: false,
-    params: {},
-    signal: new AbortController().signal,
-    ...over,
-  };
-}
+const request = upstreamRequest;
 
 function make(baseUrl: string, timeouts?: { connectMs?: number; headersMs?: number; bodyMs?: number }): ModelProvider {
   provider = createOpenAIProvider({ name: 'openai', baseUrl, getApiKey: async () => KEY, timeouts, connections: 4 });
