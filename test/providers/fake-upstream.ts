@@ -5,12 +5,28 @@
  */
 import { createServer, type IncomingMessage, type ServerResponse } from 'node:http';
 import type { AddressInfo, Socket } from 'node:net';
-import type { UpstreamRequest } from '../../src/pipeline/index.js';
+import { expect } from 'vitest';
+import { WardenError, type UpstreamRequest } from '../../src/pipeline/index.js';
 
 /** The API key the provider tests configure: a canary that must never reach an error or a log. */
 export const TEST_API_KEY = 'sk-CANARY-SECRET-9f8e7d';
 /** Prompt text that must never come back in an error. */
 export const PROMPT_CANARY = 'CANARY-PROMPT-5a4b3c';
+
+/** Awaits `p`, which must fail with a WardenError whose message and details carry no canary. */
+export async function failure(p: Promise<unknown>): Promise<WardenError> {
+  try {
+    await p;
+  } catch (err) {
+    expect(err).toBeInstanceOf(WardenError);
+    const e = err as WardenError;
+    // Never the key, never the prompt, in what a caller or a log could see.
+    const visible = `${e.message} ${JSON.stringify(e.details ?? {})}`;
+    expect(visible).not.toContain('CANARY');
+    return e;
+  }
+  throw new Error('expected a failure');
+}
 
 /** An upstream request as the forward stage builds one (non-streamed); `over` replaces members. */
 export function upstreamRequest(over: Partial<UpstreamRequest> = {}): UpstreamRequest {

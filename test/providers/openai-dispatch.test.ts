@@ -6,9 +6,8 @@ import { subscribe, unsubscribe } from 'node:diagnostics_channel';
 import { afterEach, describe, expect, it } from 'vitest';
 import { RequestSignal } from '../../src/pipeline/cancel.js';
 import type { ModelProvider } from '../../src/pipeline/ports.js';
-import { WardenError } from '../../src/pipeline/index.js';
 import { createOpenAIProvider, type OpenAIProviderOptions } from '../../src/providers/index.js';
-import { completion, startUpstream, TEST_API_KEY, upstreamRequest, type FakeUpstream } from './fake-upstream.js';
+import { completion, failure, startUpstream, TEST_API_KEY, upstreamRequest, type FakeUpstream } from './fake-upstream.js';
 
 const KEY = TEST_API_KEY;
 
@@ -27,19 +26,6 @@ const request = upstreamRequest;
 function make(baseUrl: string, over: Partial<OpenAIProviderOptions> = {}): ModelProvider {
   provider = createOpenAIProvider({ name: 'openai', baseUrl, getApiKey: () => KEY, connections: 4, ...over });
   return provider;
-}
-
-async function failure(p: Promise<unknown>): Promise<WardenError> {
-  try {
-    await p;
-  } catch (err) {
-    expect(err).toBeInstanceOf(WardenError);
-    const e = err as WardenError;
-    const visible = `${e.message} ${JSON.stringify(e.details ?? {})}`;
-    expect(visible).not.toContain('CANARY');
-    return e;
-  }
-  throw new Error('expected a failure');
 }
 
 /** Resolves once the fake upstream has received `n` requests. */

@@ -4,9 +4,9 @@
  */
 import { afterEach, describe, expect, it } from 'vitest';
 import type { ModelProvider } from '../../src/pipeline/ports.js';
-import { WardenError, type CompletionChunk, type UpstreamRequest } from '../../src/pipeline/index.js';
+import type { CompletionChunk, UpstreamRequest } from '../../src/pipeline/index.js';
 import { createOpenAIProvider, type OpenAIProviderOptions } from '../../src/providers/index.js';
-import { chunk, sse, sseHead, startUpstream, TEST_API_KEY, upstreamRequest, type FakeUpstream } from './fake-upstream.js';
+import { chunk, failure, sse, sseHead, startUpstream, TEST_API_KEY, upstreamRequest, type FakeUpstream } from './fake-upstream.js';
 
 const KEY = TEST_API_KEY;
 
@@ -36,18 +36,6 @@ async function collect(iterable: AsyncIterable<CompletionChunk>, slow = false): 
     if (slow) await new Promise((r) => setImmediate(r));
   }
   return out;
-}
-
-async function failure(p: Promise<unknown>): Promise<WardenError> {
-  try {
-    await p;
-  } catch (err) {
-    expect(err).toBeInstanceOf(WardenError);
-    const e = err as WardenError;
-    expect(`${e.message} ${JSON.stringify(e.details ?? {})}`).not.toContain('CANARY');
-    return e;
-  }
-  throw new Error('expected a failure');
 }
 
 const text = (chunks: CompletionChunk[]) => chunks.map((c) => c.choices[0]?.delta.content ?? '').join('');

@@ -4,8 +4,7 @@ import { afterEach, describe, expect, it } from 'vitest';
 import { createOpenAIProvider } from '../../src/providers/index.js';
 import type { ModelProvider } from '../../src/pipeline/ports.js';
 import type { CompletionChunk } from '../../src/pipeline/index.js';
-import { WardenError } from '../../src/pipeline/index.js';
-import { chunk, completion, PROMPT_CANARY, sse, sseHead, startUpstream, TEST_API_KEY, upstreamRequest, usageChunk, type FakeUpstream } from './fake-upstream.js';
+import { chunk, completion, failure, PROMPT_CANARY, sse, sseHead, startUpstream, TEST_API_KEY, upstreamRequest, usageChunk, type FakeUpstream } from './fake-upstream.js';
 
 const KEY = TEST_API_KEY;
 
@@ -30,20 +29,6 @@ async function collect(iterable: AsyncIterable<CompletionChunk>): Promise<Comple
   const out: CompletionChunk[] = [];
   for await (const c of iterable) out.push(c);
   return out;
-}
-
-async function failure(p: Promise<unknown>): Promise<WardenError> {
-  try {
-    await p;
-  } catch (err) {
-    expect(err).toBeInstanceOf(WardenError);
-    const e = err as WardenError;
-    // Never the key, never the prompt, in what a caller or a log could see.
-    const visible = `${e.message} ${JSON.stringify(e.details ?? {})}`;
-    expect(visible).not.toContain('CANARY');
-    return e;
-  }
-  throw new Error('expected a failure');
 }
 
 describe('OpenAI-compatible provider', () => {
