@@ -194,11 +194,11 @@ export function createOpenAIProvider(opts: OpenAIProviderOptions): ModelProvider
     /**
      * Not an async function, on purpose: when the key is cached (the usual case) the call is
      * dispatched to undici before this returns, so `forward.run()` returns with the request already
-     * queued on a connection, and the pipeline's audit work done after it (the prompt HMAC) overlaps
-     * the upstream's processing instead of delaying the send. An awaited key would put that work
-     * before the dispatch. Note: on a reused keep-alive socket undici 7 writes the bytes in the
-     * next check phase, not inside dispatch() (its idle-socket validation, GHSA-35p6-xmwp-9g52),
-     * so "dispatched" here means queued, not yet on the wire.
+     * queued on a connection. On a reused keep-alive socket undici 7 writes the bytes from a
+     * setImmediate (its idle-socket validation, GHSA-35p6-xmwp-9g52), so "dispatched" means
+     * queued; the pipeline queues the audit stage's draft behind that immediate, so the draft
+     * overlaps the upstream's processing instead of delaying the send. An awaited key would queue
+     * the request after the draft.
      */
     complete(request: UpstreamRequest): Promise<CompletionResult> {
       const key = apiKey();
