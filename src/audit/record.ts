@@ -34,19 +34,13 @@ export function promptHmac(key: string | Buffer | KeyObject, outbound: unknown):
 }
 
 /**
- * The HMAC of the text the forward stage sent (`outboundJson`, memoised on the context), or null
- * when nothing was rendered. Made at most once per request: the audit stage's `prepare` computes
- * it while the upstream call is in flight, and the record reuses it when it was made from this
- * very text.
+ * The HMAC of the text the forward stage sent (`outboundJson`, memoised on the context: not a
+ * second serialisation), or null when nothing was rendered. For a forwarded request it is made
+ * once, by the draft the audit stage's `prepare` writes while the upstream call is in flight.
  */
-export function outboundHmac(ctx: RequestContext, key: string | Buffer | KeyObject): string | null {
+function outboundHmac(ctx: RequestContext, key: string | Buffer | KeyObject): string | null {
   const json = outboundJson(ctx);
-  if (json === undefined) return null;
-  const memo = ctx.promptHmac;
-  if (memo && memo.of === json) return memo.hex;
-  const hex = createHmac('sha256', key).update(json).digest('hex');
-  ctx.promptHmac = { of: json, hex };
-  return hex;
+  return json === undefined ? null : createHmac('sha256', key).update(json).digest('hex');
 }
 
 /**
@@ -106,7 +100,6 @@ function finalMembers(ctx: RequestContext, opts: AuditRecordOptions): FinalRecor
     policy_revision: opts.policyRevision,
     decision: ctx.decision ? { allow: ctx.decision.allow, reasons: ctx.decision.reasons.slice() } : null,
     secret_refs: ctx.secrets ? [...ctx.secrets.keys()] : [],
-    // The text the forward stage sent (memoised on the context), not a second serialisation.
     prompt_hmac: outboundHmac(ctx, opts.hmacKey),
     provider: ctx.provider ?? null,
     model: req.model || null,

@@ -67,11 +67,6 @@ export interface RequestContext {
    * canonical-json.ts: the forward stage sends this text and the audit stage HMACs the same text.
    */
   outboundJson?: { of: ChatMessage[]; json: string };
-  /**
-   * The audit stage's HMAC of `outboundJson` (`of`: the text it was made from), computed by its
-   * `prepare` while the upstream call is in flight. Never the prompt itself.
-   */
-  promptHmac?: { of: string; hex: string };
   /** The request's tool definitions, after redaction (absent when the request has none). */
   outboundTools?: ToolDefinition[];
   redaction?: RedactionSession;

@@ -274,28 +274,32 @@ describe('audit stage', () => {
     expect(rec.prompt_hmac).not.toBe(promptHmac('another-key-0123456789', ctx.outbound));
   });
 
-  it('prepare computes the prompt HMAC early, and the record uses it only for the same outbound text', async () => {
+  it('a prepared record HMACs the outbound text prepare saw; a replaced outbound prompt is HMACed anew', async () => {
     const { sink, lines } = collector();
     const stage = createAuditStage({ log: createAuditLog({ sinks: [sink] }), hmacKey: HMAC_KEY, environment: 'test', getPolicyRevision: () => 'r' });
-    // Prepared, then recorded: the record carries the HMAC prepare made.
+    // Prepared, then recorded: the record carries the HMAC prepare made. (The serialised outbound
+    // text is memoised per array, so an edit inside the same array after prepare is not seen: the
+    // HMAC in the record is the one of the text as it was at prepare time.)
     const ctx = fullContext();
+    const atPrepare = promptHmac(HMAC_KEY, ctx.outbound);
     stage.prepare!(ctx);
-    expect(ctx.promptHmac?.hex).toBe(promptHmac(HMAC_KEY, ctx.outbound));
-    expect(ctx.promptHmac?.hex).not.toContain(CANARY_VAR);
+    ctx.outbound![0]!.content = 'edited in place after prepare';
     await stage.run(ctx);
+    expect(lines[0]).not.toContain(CANARY_VAR);
     // A stage replaced the outbound prompt after prepare: the record HMACs what was finally sent.
     const changed = fullContext();
     stage.prepare!(changed);
     changed.outbound = [{ role: 'user', content: 'something else' }];
     await stage.run(changed);
-    expect(lines.map((l) => (JSON.parse(l) as AuditRecord).prompt_hmac)).toEqual([
-      promptHmac(HMAC_KEY, ctx.outbound),
-      promptHmac(HMAC_KEY, changed.outbound),
-    ]);
-    // Nothing rendered: prepare does nothing and the record says null.
+    // Nothing rendered: the record says null, prepared or not.
     const bare = makeContext({});
     stage.prepare!(bare);
-    expect(bare.promptHmac).toBeUndefined();
+    await stage.run(bare);
+    expect(lines.map((l) => (JSON.parse(l) as AuditRecord).prompt_hmac)).toEqual([
+      atPrepare,
+      promptHmac(HMAC_KEY, changed.outbound),
+      null,
+    ]);
   });
 
   it('a record drafted by prepare is the record built without it, with the outcome as it is at the end', async () => {
