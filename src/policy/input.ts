@@ -2,6 +2,7 @@
  * The policy input (DESIGN.md, "Policy input"; versioned by POLICY_INPUT_VERSION). Built from
  * names and metadata only: variable *names*, never values; the principal without its token.
  */
+import { isoTime } from '../pipeline/clock.js';
 import { WardenError } from '../pipeline/errors.js';
 import type { RequestContext } from '../pipeline/stage.js';
 import { POLICY_INPUT_VERSION, type Approval, type PolicyInput, type Principal, type Template } from '../pipeline/types.js';
@@ -116,6 +117,6 @@ export function buildPolicyInput(ctx: RequestContext, environment: PolicyEnviron
       tools: req.tools?.length ?? 0,
     },
     environment: { ...environment },
-    time: { now_ns: nowMs * 1_000_000, rfc3339: new Date(nowMs).toISOString() },
+    time: { now_ns: nowMs * 1_000_000, rfc3339: isoTime(nowMs) },
   };
 }
