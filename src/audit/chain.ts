@@ -44,8 +44,12 @@ export function linkRecordLine(body: AuditRecordBody, head: ChainHead, pieces?: 
   // Not the documented shape: the generic walk writes the same canonical text, only slower. A
   // stray `hash` member in the body is dropped (undefined), never hashed: `hash` is added below.
   const text = canonicalRecordText(body, seq, prev, pieces) ?? canonicalJsonMerged(b, { seq, prev_hash: prev, hash: undefined });
+  // The slice comes first: it flattens the text (a rope of dozens of pieces) in place, once. The
+  // hash of `prev + text` would otherwise copy the rope out without flattening it, and the slice
+  // after it walk the whole rope a second time (~2 µs per record in a microbenchmark).
+  const open = text.slice(0, -1);
   const hash = oneShotHash('sha256', prev + text, 'hex');
-  return { record: recordOf(b, seq, prev, hash), line: `${text.slice(0, -1)},"hash":"${hash}"}` };
+  return { record: recordOf(b, seq, prev, hash), line: `${open},"hash":"${hash}"}` };
 }
 
 /**
