@@ -4,16 +4,20 @@
  * message text and the token never do.
  */
 import { createHmac, type KeyObject } from 'node:crypto';
-import { outboundJson } from '../pipeline/canonical-json.js';
+import { outboundJson, outboundText } from '../pipeline/canonical-json.js';
+import { isoTime } from '../pipeline/clock.js';
 import type { RequestContext } from '../pipeline/stage.js';
 import type { Approval } from '../pipeline/types.js';
 import { canonicalJson } from './canonical.js';
+import type { PromptHmac } from './prompt-hmac.js';
 import type { AuditRecordBody } from './chain.js';
 import { staticRecordText, type FinalRecordMembers, type StaticRecordText } from './record-text.js';
 
 export interface AuditRecordOptions {
   /** HMAC key for `prompt_hmac` (from config; lets an investigator confirm a prompt without storing it). */
   hmacKey: string | Buffer | KeyObject;
+  /** The same key's prompt HMAC with prefix states kept across requests (the audit stage's). */
+  promptHmac?: PromptHmac;
   environment: string;
   policyRevision: string;
   /** Epoch ms; injectable for tests. */
@@ -38,9 +42,10 @@ export function promptHmac(key: string | Buffer | KeyObject, outbound: unknown):
  * second serialisation), or null when nothing was rendered. For a forwarded request it is made
  * once, by the draft the audit stage's `prepare` writes while the upstream call is in flight.
  */
-function outboundHmac(ctx: RequestContext, key: string | Buffer | KeyObject): string | null {
-  const json = outboundJson(ctx);
-  return json === undefined ? null : createHmac('sha256', key).update(json).digest('hex');
+function outboundHmac(ctx: RequestContext, opts: AuditRecordOptions): string | null {
+  const text = outboundText(ctx);
+  if (text === undefined) return null;
+  return opts.promptHmac ? opts.promptHmac.digest(text.json, text.prefix) : createHmac('sha256', opts.hmacKey).update(text.json).digest('hex');
 }
 
 /**
@@ -100,7 +105,7 @@ function finalMembers(ctx: RequestContext, opts: AuditRecordOptions): FinalRecor
     policy_revision: opts.policyRevision,
     decision: ctx.decision ? { allow: ctx.decision.allow, reasons: ctx.decision.reasons.slice() } : null,
     secret_refs: ctx.secrets ? [...ctx.secrets.keys()] : [],
-    prompt_hmac: outboundHmac(ctx, opts.hmacKey),
+    prompt_hmac: outboundHmac(ctx, opts),
     provider: ctx.provider ?? null,
     model: req.model || null,
     stream: req.stream,
@@ -113,7 +118,7 @@ function finalMembers(ctx: RequestContext, opts: AuditRecordOptions): FinalRecor
  */
 function recordBody(m: FinalRecordMembers, ctx: RequestContext, now: number): AuditRecordBody {
   return {
-    time: new Date(now).toISOString(),
+    time: isoTime(now),
     request_id: m.request_id,
     trace_id: m.trace_id,
     span_id: m.span_id,

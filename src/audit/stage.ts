@@ -6,6 +6,7 @@
 import { createSecretKey } from 'node:crypto';
 import type { AuditLog, AuditRecord } from '../pipeline/ports.js';
 import type { RequestContext, Stage } from '../pipeline/stage.js';
+import { PromptHmac } from './prompt-hmac.js';
 import { buildAuditRecord, draftAuditRecord, finishAuditRecord, type AuditDraft } from './record.js';
 
 export interface AuditStageOptions {
@@ -32,7 +33,8 @@ export function createAuditStage(opts: AuditStageOptions): AuditStage {
    */
   const records = new WeakMap<RequestContext, AuditDraft | typeof DONE>();
   const now = opts.now ?? Date.now;
-  const recordOptions = (at: number) => ({ hmacKey, environment: opts.environment, policyRevision: opts.getPolicyRevision(), now: at });
+  const promptHmac = new PromptHmac(hmacKey);
+  const recordOptions = (at: number) => ({ hmacKey, promptHmac, environment: opts.environment, policyRevision: opts.getPolicyRevision(), now: at });
   // Not async: the append's own promise goes back to the caller, without another promise around it.
   function auditRequest(ctx: RequestContext): Promise<AuditRecord | undefined> {
     const draft = records.get(ctx);

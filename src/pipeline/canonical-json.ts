@@ -11,7 +11,7 @@
  * prompt: forward sends it upstream, audit HMACs it. `outboundJson` serialises it once per request.
  */
 import type { RequestContext } from './stage.js';
-import type { ChatMessage } from './types.js';
+import type { ChatMessage, TextProvenance } from './types.js';
 
 /**
  * Canonical JSON of `ctx.outbound`, computed once per request and kept on the context (a 4 KB
@@ -19,14 +19,39 @@ import type { ChatMessage } from './types.js';
  * so a stage that replaces `ctx.outbound` gets fresh text.
  */
 export function outboundJson(ctx: RequestContext): string | undefined {
+  return outboundText(ctx)?.json;
+}
+
+/**
+ * A prefix of the outbound JSON and the key that names exactly that text: the canonical JSON of
+ * the first message, `[{"content":…,"role":…}`, named by its render provenance key (which
+ * determines the content, and the compiled template fixes the role). Consumers that hash the
+ * outbound text may keep work done on a named prefix across requests (audit/prompt-hmac.ts).
+ */
+export interface NamedPrefix {
+  readonly key: string;
+  /** Length in UTF-16 code units. */
+  readonly length: number;
+}
+
+/** The memo `outboundJson` keeps on the context: the text, and its named prefix when it has one. */
+export interface OutboundText {
+  readonly of: ChatMessage[];
+  readonly json: string;
+  readonly prefix?: NamedPrefix;
+}
+
+/** `outboundJson` with the named prefix of the text, when the first message has one. */
+export function outboundText(ctx: RequestContext): OutboundText | undefined {
   const outbound = ctx.outbound;
   if (!outbound) return undefined;
   const memo = ctx.outboundJson;
-  if (memo && memo.of === outbound) return memo.json;
+  if (memo && memo.of === outbound) return memo;
   const literals = ctx.contentJson;
-  const json = (literals && ctx.messages && plainMessagesJson(outbound, ctx.messages, literals)) ?? canonicalJson(outbound);
-  ctx.outboundJson = { of: outbound, json };
-  return json;
+  const plain = literals && ctx.messages ? plainMessagesJson(outbound, ctx.messages, literals, ctx.renderProvenance) : undefined;
+  const text: OutboundText = plain ? { of: outbound, json: plain.json, prefix: plain.prefix } : { of: outbound, json: canonicalJson(outbound) };
+  ctx.outboundJson = text;
+  return text;
 }
 
 /**
@@ -39,8 +64,10 @@ function plainMessagesJson(
   messages: readonly unknown[],
   rendered: readonly ChatMessage[],
   literals: ReadonlyArray<string | undefined>,
-): string | undefined {
+  provenance: ReadonlyArray<TextProvenance | undefined> | undefined,
+): { json: string; prefix?: NamedPrefix } | undefined {
   let out = '[';
+  let prefix: NamedPrefix | undefined;
   for (let i = 0; i < messages.length; i++) {
     const m = messages[i] as Record<string, unknown>;
     const content = m.content;
@@ -55,9 +82,18 @@ function plainMessagesJson(
     // Unchanged by redaction: usually the very same string, so the comparison is a pointer check.
     const literal = messages.length === rendered.length && rendered[i]?.content === content ? literals[i] : undefined;
     out += `${i === 0 ? '' : ','}{"content":${literal ?? JSON.stringify(content)},"role":${JSON.stringify(role)}}`;
+    // The first message as rendered, and long enough to be worth naming: its text is a function
+    // of its provenance key (content) and its role, so the two together name it.
+    if (i === 0 && literal !== undefined && out.length >= MIN_NAMED_PREFIX) {
+      const source = provenance?.[0];
+      if (source !== undefined && source.text === content) prefix = { key: `${source.key()}\u0000${role}`, length: out.length };
+    }
   }
-  return `${out}]`;
+  return { json: `${out}]`, prefix };
 }
+
+/** Shorter first messages are not named: the key would cost about what it saves. */
+const MIN_NAMED_PREFIX = 512;
 
 /** Canonical JSON of `value` (`null` for a value JSON cannot represent at top level). */
 export function canonicalJson(value: unknown): string {

@@ -4,6 +4,7 @@
  * never knows which stage ran before or after it; it only reads the context fields it needs
  * and fails closed when they are missing. `pipeline.ts` is the only place that knows the order.
  */
+import type { OutboundText } from './canonical-json.js';
 import type { WardenError } from './errors.js';
 import type {
   ChatMessage,
@@ -65,8 +66,9 @@ export interface RequestContext {
   /**
    * Canonical JSON of `outbound` (the array in `of`), memoised by `outboundJson()` in
    * canonical-json.ts: the forward stage sends this text and the audit stage HMACs the same text.
+   * It may name a prefix of the text (the first message) for work kept across requests.
    */
-  outboundJson?: { of: ChatMessage[]; json: string };
+  outboundJson?: OutboundText;
   /** The request's tool definitions, after redaction (absent when the request has none). */
   outboundTools?: ToolDefinition[];
   redaction?: RedactionSession;

@@ -1,3 +1,4 @@
+import { createHmac } from 'node:crypto';
 import { mkdtemp, readFile, rm, writeFile, appendFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -18,9 +19,12 @@ import {
   type AuditRecordBody,
   type AuditSink,
 } from '../../src/audit/index.js';
+import { outboundText } from '../../src/pipeline/canonical-json.js';
 import { WardenError } from '../../src/pipeline/errors.js';
 import type { AuditRecord, RedactionSession } from '../../src/pipeline/ports.js';
 import type { Template } from '../../src/pipeline/types.js';
+import type { RenderedText } from '../../src/templates/provenance.js';
+import { renderTemplate } from '../../src/templates/renderer.js';
 import { allowDecision, makeContext } from '../stage-context.js';
 
 const HMAC_KEY = 'test-hmac-key-0123456789abcdef';
@@ -300,6 +304,36 @@ describe('audit stage', () => {
       promptHmac(HMAC_KEY, changed.outbound),
       null,
     ]);
+  });
+
+  it('HMACs a repeated templated prompt as HMAC-SHA256 of the text sent, whether its prefix state is kept yet or not', async () => {
+    const { sink, lines } = collector();
+    const stage = createAuditStage({ log: createAuditLog({ sinks: [sink] }), hmacKey: HMAC_KEY, environment: 'test', getPolicyRevision: () => 'r' });
+    const tpl: Template = {
+      id: 't/long', version: 1, owner: 'o', sensitivity: 'internal', description: 'd', approvals: [], allowed_services: [], models: [],
+      variables: {
+        code: { source: 'secret', type: 'string', required: true, pii: false },
+        msg: { source: 'request', type: 'string', required: true, pii: false },
+      },
+      messages: [
+        { role: 'system', content: `${'Answer briefly and never promise refunds. '.repeat(30)}Code: {{code}}` },
+        { role: 'user', content: '{{msg}}' },
+      ],
+    };
+    const expected: string[] = [];
+    for (let i = 0; i < 5; i++) {
+      const json: Array<string | undefined> = [];
+      const provenance: RenderedText[] = [];
+      const messages = renderTemplate(tpl, { code: CANARY_SECRET, msg: `question ${i}` }, json, provenance);
+      const ctx = makeContext({}, { messages, outbound: messages.slice(), contentJson: json, renderProvenance: provenance });
+      expect(outboundText(ctx)!.prefix).toBeDefined();
+      if (i % 2 === 0) stage.prepare!(ctx);
+      await stage.run(ctx);
+      expected.push(createHmac('sha256', HMAC_KEY).update(canonicalJson(messages)).digest('hex'));
+    }
+    expect(lines.map((l) => (JSON.parse(l) as AuditRecord).prompt_hmac)).toEqual(expected);
+    expect(new Set(expected).size).toBe(5);
+    for (const line of lines) expect(line).not.toContain(CANARY_SECRET);
   });
 
   it('a record drafted by prepare is the record built without it, with the outcome as it is at the end', async () => {

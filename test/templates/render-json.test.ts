@@ -5,10 +5,11 @@
  */
 import { describe, expect, it } from 'vitest';
 import { mulberry32 } from '../../scripts/lib/prng.js';
-import { canonicalJson, outboundJson } from '../../src/pipeline/canonical-json.js';
+import { canonicalJson, outboundJson, outboundText } from '../../src/pipeline/canonical-json.js';
 import type { RequestContext } from '../../src/pipeline/stage.js';
 import type { ChatMessage, Template } from '../../src/pipeline/types.js';
 import { renderTemplate } from '../../src/templates/renderer.js';
+import type { RenderedText } from '../../src/templates/provenance.js';
 
 const PIECES = ['plain text', '"quoted"', 'back\\slash', 'tab\tnl\nret\r', 'ctl\u0001\u001f', 'é ü', '😀', '\ud83d', '\ude00', '\u2028', '</script>', '{{x}}', ''];
 
@@ -67,5 +68,49 @@ describe('rendered JSON literals', () => {
     // Any other message shape takes the generic walk, with the same result.
     const named: ChatMessage[] = [{ ...messages[0]!, name: 'n' } as ChatMessage, outbound[1]!];
     expect(outboundJson(context(messages, named, json))).toBe(canonicalJson(named));
+  });
+
+  it('names the first message as a prefix of the outbound JSON only when it is the rendered text, with its role', () => {
+    const long = `Policy: ${'be factual and kind. '.repeat(40)}code {{a}}`;
+    const tpl = template([long, '{{b}}']);
+    const render = (a: string, t: Template = tpl) => {
+      const json: Array<string | undefined> = [];
+      const provenance: RenderedText[] = [];
+      const messages = renderTemplate(t, { a, b: 'user text' }, json, provenance);
+      return { messages, json, provenance };
+    };
+    const withProvenance = (r: ReturnType<typeof render>, outbound: ChatMessage[]) => ({
+      ...context(r.messages, outbound, r.json),
+      renderProvenance: r.provenance,
+    });
+    const r1 = render('ESC-1');
+    const t1 = outboundText(withProvenance(r1, r1.messages.slice()))!;
+    expect(t1.json).toBe(canonicalJson(r1.messages));
+    // The prefix is exactly the first message's canonical JSON, as the array's opening.
+    expect(t1.prefix).toBeDefined();
+    expect(t1.json.slice(0, t1.prefix!.length)).toBe(canonicalJson([r1.messages[0]]).slice(0, -1));
+    // The same values in the same compiled template name the same prefix; another value, another
+    // compile (a reload) or another role name another one.
+    const again = render('ESC-1');
+    expect(outboundText(withProvenance(again, again.messages.slice()))!.prefix).toEqual(t1.prefix);
+    const otherValue = render('ESC-2');
+    expect(outboundText(withProvenance(otherValue, otherValue.messages.slice()))!.prefix!.key).not.toBe(t1.prefix!.key);
+    const reloaded = render('ESC-1', template([long, '{{b}}']));
+    expect(outboundText(withProvenance(reloaded, reloaded.messages.slice()))!.prefix!.key).not.toBe(t1.prefix!.key);
+    const asUser: ChatMessage[] = [{ role: 'user', content: r1.messages[0]!.content }, r1.messages[1]!];
+    const roleChanged = outboundText(withProvenance(r1, asUser))!;
+    expect(roleChanged.json).toBe(canonicalJson(asUser));
+    expect(roleChanged.prefix!.key).not.toBe(t1.prefix!.key);
+    // Redaction rewrote the first message: no name, the text is still canonical.
+    const redacted: ChatMessage[] = [{ role: 'system', content: 'Policy: <REDACTED>' + 'x'.repeat(600) }, r1.messages[1]!];
+    const t2 = outboundText(withProvenance(r1, redacted))!;
+    expect(t2.json).toBe(canonicalJson(redacted));
+    expect(t2.prefix).toBeUndefined();
+    // A short first message is not named; nor is anything without render provenance.
+    expect(outboundText(context(r1.messages, r1.messages.slice(), r1.json))!.prefix).toBeUndefined();
+    const tiny: Array<string | undefined> = [];
+    const tinyProv: RenderedText[] = [];
+    const tinyMessages = renderTemplate(template(['short {{a}}', '{{b}}']), { a: 'v', b: 'w' }, tiny, tinyProv);
+    expect(outboundText({ ...context(tinyMessages, tinyMessages.slice(), tiny), renderProvenance: tinyProv })!.prefix).toBeUndefined();
   });
 });
