@@ -16,7 +16,7 @@
  * What is kept: hash states, never text (a state cannot be turned back into its input). A state is
  * kept from the second time its key is seen, as the findings cache admits entries, so prefixes
  * that never come back (a system message with a request variable in it) churn nothing. The states
- * belong to one key: a new key (config reload) means a new PromptHmac.
+ * belong to one key: the audit stage makes one PromptHmac for its key, and they die together.
  */
 import { createHash, createHmac, hash, type Hash, type KeyObject } from 'node:crypto';
 import { LRUCache } from 'lru-cache';

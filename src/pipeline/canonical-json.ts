@@ -25,8 +25,8 @@ export function outboundJson(ctx: RequestContext): string | undefined {
 /**
  * A prefix of the outbound JSON and the key that names exactly that text: the canonical JSON of
  * the first message, `[{"content":…,"role":…}`, named by its render provenance key (which
- * determines the content, and the compiled template fixes the role). Consumers that hash the
- * outbound text may keep work done on a named prefix across requests (audit/prompt-hmac.ts).
+ * determines the content) and its role. Consumers that hash the outbound text may keep work done
+ * on a named prefix across requests (audit/prompt-hmac.ts).
  */
 export interface NamedPrefix {
   readonly key: string;
