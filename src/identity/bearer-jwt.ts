@@ -7,6 +7,7 @@
 import type { JWTPayload, JWTVerifyGetKey } from 'jose';
 import type { Principal } from '../pipeline/types.js';
 import { createJwksSource, JwksConfigError, type JwksSourceOptions } from './jwks.js';
+import { frozenPrincipal } from './frozen.js';
 import { VerifiedTokenCache } from './token-cache.js';
 import { peekClaims, verifyJwt } from './jwt.js';
 
@@ -64,17 +65,23 @@ export class BearerJwtVerifier {
    * says no on its unverified claims). A token that is ours but fails a check throws
    * `unauthenticated`; so may `toPrincipal`.
    */
-  async authenticate(
+  authenticate(
     token: string | undefined,
     claims: (unverified: JWTPayload) => boolean,
     toPrincipal: (payload: JWTPayload) => Principal,
-  ): Promise<Principal | null> {
+  ): Principal | null | Promise<Principal | null> {
     if (!token) return null;
     const now = this.now();
+    // A token verified before (the usual case: a pod reuses its token for minutes) is answered
+    // at once, without a promise.
     const hit = this.verified?.get(token, now);
     if (hit) return hit;
     const peek = peekClaims(this.method, token);
     if (!peek || !claims(peek)) return null;
+    return this.verify(token, toPrincipal, now);
+  }
+
+  private async verify(token: string, toPrincipal: (payload: JWTPayload) => Principal, now: number): Promise<Principal> {
     const payload = await verifyJwt(this.method, token, this.getKey, {
       ...(this.issuers ? { issuer: this.issuers } : {}),
       audiences: this.audiences,
@@ -82,7 +89,7 @@ export class BearerJwtVerifier {
       clockToleranceSec: this.clockToleranceSec,
       nowMs: now,
     });
-    const principal = toPrincipal(payload);
+    const principal = frozenPrincipal(toPrincipal(payload));
     this.verified?.set(token, principal, payload.exp as number, this.clockToleranceSec, now);
     return principal;
   }

@@ -6,6 +6,7 @@
 import { WardenError } from '../pipeline/errors.js';
 import type { Authenticator } from '../pipeline/ports.js';
 import type { Credentials, Principal } from '../pipeline/types.js';
+import { frozenPrincipal } from './frozen.js';
 
 /** The one logger method this module needs (pino's signature), so it does not depend on telemetry. */
 export interface WarnLogger {
@@ -24,27 +25,27 @@ export class DevAuthenticator implements Authenticator {
   constructor(opts: DevAuthenticatorOptions) {
     const { namespace, service_account, pod } = opts.principal;
     if (!namespace || !service_account) throw new Error('dev: principal.namespace and principal.service_account are required');
-    this.principal = Object.freeze({
+    this.principal = frozenPrincipal({
       kind: 'dev',
       subject: `system:serviceaccount:${namespace}:${service_account}`,
       namespace,
       service_account,
       ...(pod ? { pod } : {}),
       audiences: [],
-    }) as Principal;
+    });
     opts.logger?.warn(
       { auth_method: 'dev', principal: this.principal.subject },
       'DEV AUTHENTICATION ENABLED: every local caller is treated as this principal; never use it in production',
     );
   }
 
-  async authenticate(credentials: Credentials): Promise<Principal | null> {
+  authenticate(credentials: Credentials): Principal | null {
     // A bearer token (the OpenAI client always sends one) is ignored: dev mode trusts the peer, not tokens.
     if (!credentials.peer.local) {
       throw new WardenError('unauthenticated', 'dev authentication is accepted only from loopback or Unix-socket peers', {
         details: { method: 'dev' },
       });
     }
-    return { ...this.principal, audiences: [] };
+    return this.principal;
   }
 }

@@ -52,7 +52,7 @@ export class KubernetesTokenAuthenticator implements Authenticator {
     this.verifier = new BearerJwtVerifier(opts, { method: this.method, issuers: this.issuers, defaultAlgorithms: DEFAULT_ALGORITHMS });
   }
 
-  authenticate(credentials: Credentials): Promise<Principal | null> {
+  authenticate(credentials: Credentials): Principal | null | Promise<Principal | null> {
     return this.verifier.authenticate(credentials.bearer, this.claims, this.toPrincipal);
   }
 

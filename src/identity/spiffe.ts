@@ -63,7 +63,7 @@ export class SpiffeJwtAuthenticator implements Authenticator {
     });
   }
 
-  authenticate(credentials: Credentials): Promise<Principal | null> {
+  authenticate(credentials: Credentials): Principal | null | Promise<Principal | null> {
     return this.verifier.authenticate(credentials.bearer, claimsSpiffeId, this.toPrincipal);
   }
 }

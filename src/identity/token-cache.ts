@@ -6,6 +6,7 @@
  */
 import { LRUCache } from 'lru-cache';
 import type { Principal } from '../pipeline/types.js';
+import { frozenPrincipal } from './frozen.js';
 
 interface Entry {
   principal: Principal;
@@ -30,7 +31,7 @@ export class VerifiedTokenCache {
       this.cache.delete(token);
       return undefined;
     }
-    return { ...e.principal, audiences: e.principal.audiences.slice() };
+    return e.principal;
   }
 
   /** Remembers a verified token; `expSec` is its `exp` claim, `toleranceSec` the accepted skew. */
@@ -38,7 +39,7 @@ export class VerifiedTokenCache {
     const expiresAt = (expSec + toleranceSec) * 1000;
     const ttl = Math.min(this.maxAgeMs, expiresAt - nowMs);
     if (ttl <= 0) return;
-    this.cache.set(token, { principal: { ...principal, audiences: principal.audiences.slice() }, expiresAt }, { ttl });
+    this.cache.set(token, { principal: frozenPrincipal(principal), expiresAt }, { ttl });
   }
 
   clear(): void {

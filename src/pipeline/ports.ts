@@ -27,8 +27,11 @@ export interface Authenticator {
   /**
    * Returns the principal, or `null` when these credentials are not for this method (so the next
    * method may try). Throws WardenError('unauthenticated') when they are for it but invalid.
+   * A method that can answer at once (a token it verified before, a peer it trusts) answers
+   * synchronously, so the stage needs no promise; one that must verify returns a promise. The
+   * principal is frozen (deeply) and may be shared between requests: stages only read it.
    */
-  authenticate(credentials: Credentials): Promise<Principal | null>;
+  authenticate(credentials: Credentials): Principal | null | Promise<Principal | null>;
 }
 
 // ---------------------------------------------------------------------------------------------

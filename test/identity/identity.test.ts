@@ -97,7 +97,10 @@ function creds(bearer?: string, local = true): Credentials {
 }
 
 async function authError(a: Authenticator, c: Credentials): Promise<WardenError> {
-  const err = await a.authenticate(c).then(
+  // A method may throw at once or reject later: both count.
+  const err = await Promise.resolve()
+    .then(() => a.authenticate(c))
+    .then(
     () => undefined,
     (e: unknown) => e,
   );
@@ -181,20 +184,24 @@ describe('verified-token cache', () => {
     const exp = Math.floor(clock / 1000) + 30;
     const token = await sign(k8sClaims(), { exp });
     const first = await k8s.authenticate(creds(token));
-    const second = await k8s.authenticate(creds(token));
+    // The second time the cache answers at once, without a promise, with the same frozen principal.
+    const second = k8s.authenticate(creds(token));
+    expect(second).not.toBeInstanceOf(Promise);
     expect(second).toEqual(first);
-    expect(second).not.toBe(first);
+    expect(Object.isFrozen(second) && Object.isFrozen((second as Principal).audiences)).toBe(true);
     clock = (exp + 6) * 1000;
     expect((await authError(k8s, creds(token))).message).toBe('kubernetes authentication failed: token expired');
   });
 
-  it('returns copies, and drops an entry once the token expires', () => {
+  it('keeps a frozen copy that no caller can change, and drops an entry once the token expires', () => {
     const cache = new VerifiedTokenCache(60_000);
     const p: Principal = { kind: 'dev', subject: 's', audiences: ['a'] };
     cache.set('tok', p, 1_000, 5, 900_000);
+    p.audiences.push('changed by the caller after set');
     const got = cache.get('tok', 1_004_999)!;
-    expect(got).toEqual(p);
-    got.audiences.push('mutated');
+    expect(got).toEqual({ kind: 'dev', subject: 's', audiences: ['a'] });
+    expect(() => got.audiences.push('mutated')).toThrow(TypeError);
+    expect(() => Object.assign(got, { subject: 'someone else' })).toThrow(TypeError);
     expect(cache.get('tok', 1_004_999)!.audiences).toEqual(['a']);
     expect(cache.get('tok', 1_005_001)).toBeUndefined();
     cache.set('old', p, 1_000, 0, 2_000_000); // already expired: not stored
@@ -296,16 +303,26 @@ describe('authenticate stage', () => {
     await stage.run(apiKey);
     expect(apiKey.principal?.kind).toBe('dev');
 
+    // Methods that answer at once leave the stage synchronous: no promise for the pipeline to await.
+    const again = makeContext({ credentials: withToken.request.credentials });
+    expect(stage.run(again)).toBeUndefined();
+    expect(again.principal).toBe(withToken.principal);
+    const devOnly = makeContext({ credentials: creds('sk-local-test') });
+    expect(createAuthenticateStage([dev]).run(devOnly)).toBeUndefined();
+    expect(devOnly.principal).toBe(apiKey.principal);
+
     // A token for this method that fails does not fall through to dev.
     const expired = makeContext({ credentials: creds(await sign(k8sClaims(), { exp: now() - 600 })) });
-    await expect(Promise.resolve(stage.run(expired))).rejects.toMatchObject({ code: 'unauthenticated' });
+    await expect(Promise.resolve().then(() => stage.run(expired))).rejects.toMatchObject({ code: 'unauthenticated' });
     expect(expired.principal).toBeUndefined();
 
     const k8sOnly = createAuthenticateStage([k8s]);
     const noCreds = makeContext({ credentials: creds() });
-    await expect(Promise.resolve(k8sOnly.run(noCreds))).rejects.toMatchObject({ code: 'unauthenticated', message: 'no credentials for any configured method (kubernetes)' });
+    await expect(Promise.resolve().then(() => k8sOnly.run(noCreds))).rejects.toMatchObject({ code: 'unauthenticated', message: 'no credentials for any configured method (kubernetes)' });
     const token = await sign(k8sClaims(), { iss: 'https://elsewhere' });
-    const err = await Promise.resolve(k8sOnly.run(makeContext({ credentials: creds(token) }))).catch((e: unknown) => e as WardenError);
+    const err = await Promise.resolve()
+      .then(() => k8sOnly.run(makeContext({ credentials: creds(token) })))
+      .catch((e: unknown) => e as WardenError);
     expect(err).toMatchObject({ code: 'unauthenticated', message: 'bearer token not accepted by any configured method (kubernetes)' });
     expect(JSON.stringify(err)).not.toContain(token);
   });
