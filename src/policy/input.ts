@@ -27,7 +27,19 @@ export function mostRecentApproval(approvals: readonly Approval[]): Approval | n
   return best ? { ...best } : null;
 }
 
+/**
+ * Frozen principals (what the authenticators return: one object per caller, shared by its
+ * requests) → their frozen part of the input, built once. The key is the principal object, whose
+ * fields cannot change, so the entry can never be stale.
+ */
+const principalInputs = new WeakMap<Principal, Principal>();
+
 function principalInput(p: Principal): Principal {
+  const shared = Object.isFrozen(p) && Object.isFrozen(p.audiences);
+  if (shared) {
+    const known = principalInputs.get(p);
+    if (known) return known;
+  }
   // A fresh object with only the documented fields: nothing else an authenticator attached leaks in.
   const out: Principal = { kind: p.kind, subject: p.subject, audiences: p.audiences.slice() };
   if (p.namespace !== undefined) out.namespace = p.namespace;
@@ -35,7 +47,20 @@ function principalInput(p: Principal): Principal {
   if (p.pod !== undefined) out.pod = p.pod;
   if (p.spiffe_id !== undefined) out.spiffe_id = p.spiffe_id;
   if (p.issuer !== undefined) out.issuer = p.issuer;
+  if (shared) principalInputs.set(p, deepFreeze(out));
   return out;
+}
+
+/** The environment part of the input: a frozen copy per configured environment object. */
+const environmentInputs = new WeakMap<PolicyEnvironment, PolicyEnvironment>();
+
+function environmentInput(e: PolicyEnvironment): PolicyEnvironment {
+  let copy = environmentInputs.get(e);
+  if (copy === undefined) {
+    copy = deepFreeze(structuredClone(e));
+    environmentInputs.set(e, copy);
+  }
+  return copy;
 }
 
 type TemplateInput = NonNullable<PolicyInput['template']>;
@@ -116,7 +141,7 @@ export function buildPolicyInput(ctx: RequestContext, environment: PolicyEnviron
       raw: req.template === undefined,
       tools: req.tools?.length ?? 0,
     },
-    environment: { ...environment },
+    environment: environmentInput(environment),
     time: { now_ns: nowMs * 1_000_000, rfc3339: isoTime(nowMs) },
   };
 }

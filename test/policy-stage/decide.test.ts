@@ -56,6 +56,25 @@ describe('buildPolicyInput', () => {
     });
   });
 
+  it('shares the principal part of a frozen principal and the environment, and copies a mutable principal', () => {
+    const frozen = Object.freeze({ kind: 'dev' as const, subject: 's', namespace: 'dev', service_account: 'local', audiences: Object.freeze(['a']) as string[], extra: 'not documented' });
+    const a = buildPolicyInput(ctxWith({}, { principal: frozen }), ENV, NOW);
+    const b = buildPolicyInput(ctxWith({}, { principal: frozen }), ENV, NOW);
+    expect(a.principal).toBe(b.principal);
+    expect(a.principal).toEqual({ kind: 'dev', subject: 's', namespace: 'dev', service_account: 'local', audiences: ['a'] });
+    expect(Object.isFrozen(a.principal) && Object.isFrozen(a.principal.audiences)).toBe(true);
+    expect(a.environment).toBe(b.environment);
+    expect(a.environment).toEqual(ENV);
+    expect(Object.isFrozen(a.environment)).toBe(true);
+    // A principal that is not frozen could change: each input gets its own copy of what it is now.
+    const mutable = { kind: 'dev' as const, subject: 's', namespace: 'dev', service_account: 'local', audiences: ['a'] };
+    const c = buildPolicyInput(ctxWith({}, { principal: mutable }), ENV, NOW);
+    mutable.namespace = 'other';
+    const d = buildPolicyInput(ctxWith({}, { principal: mutable }), ENV, NOW);
+    expect(c.principal).not.toBe(d.principal);
+    expect([c.principal.namespace, d.principal.namespace]).toEqual(['dev', 'other']);
+  });
+
   it('marks raw requests and refuses to build without a principal', () => {
     const input = buildPolicyInput(ctxWith(), ENV, NOW);
     expect(input.template).toBeNull();
