@@ -10,11 +10,19 @@ import type { Template } from '../pipeline/types.js';
 
 const EMPTY: ReadonlyMap<string, string> = new Map();
 
+/** Per template object (immutable once loaded; a reload brings new objects): its secret refs. */
+const refsOf = new WeakMap<Template, readonly string[]>();
+
 /** Secret refs a template's variables reference, in declaration order, without duplicates. */
-export function templateSecretRefs(template: Template): string[] {
-  const refs: string[] = [];
-  for (const spec of Object.values(template.variables)) {
-    if (spec.source === 'secret' && spec.ref && !refs.includes(spec.ref)) refs.push(spec.ref);
+export function templateSecretRefs(template: Template): readonly string[] {
+  let refs = refsOf.get(template);
+  if (refs === undefined) {
+    const list: string[] = [];
+    for (const spec of Object.values(template.variables)) {
+      if (spec.source === 'secret' && spec.ref && !list.includes(spec.ref)) list.push(spec.ref);
+    }
+    refs = Object.freeze(list);
+    refsOf.set(template, refs);
   }
   return refs;
 }
