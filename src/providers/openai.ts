@@ -15,6 +15,7 @@ import { Pool } from 'undici';
 import { WardenError, isWardenError } from '../pipeline/errors.js';
 import type { ModelProvider } from '../pipeline/ports.js';
 import type { CompletionChunk, CompletionResult, UpstreamRequest } from '../pipeline/types.js';
+import { bodyBuffer } from './body-slab.js';
 import { BodyCollector } from './collect.js';
 import { upstreamFailure } from './failure.js';
 import { SseCall } from './sse-call.js';
@@ -125,7 +126,7 @@ export function createOpenAIProvider(opts: OpenAIProviderOptions): ModelProvider
   function utf8Body(head: string, prompt: string, tail: string): Buffer {
     const headBytes = Buffer.byteLength(head);
     const promptBytes = Buffer.byteLength(prompt);
-    const out = Buffer.allocUnsafe(headBytes + promptBytes + Buffer.byteLength(tail));
+    const out = bodyBuffer(headBytes + promptBytes + Buffer.byteLength(tail));
     out.write(head, 0);
     out.write(prompt, headBytes);
     out.write(tail, headBytes + promptBytes);
