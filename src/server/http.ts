@@ -163,16 +163,25 @@ export function createHttpIngress(opts: HttpIngressOptions): HttpIngress {
     (req, res) => {
       active++;
       res.once('close', onDone);
-      handle(req, res).catch((err: unknown) => {
-        // handle() maps every error itself; this is a last line of defence.
+      // handle() maps every error itself; this is a last line of defence.
+      const failed = (err: unknown) => {
         logger.error({ error_type: err instanceof Error ? err.constructor.name : typeof err }, 'http handler failed');
         if (!res.headersSent) sendError(res, new WardenError('internal', 'internal error'), '');
         else res.destroy();
-      });
+      };
+      try {
+        handle(req, res)?.catch(failed);
+      } catch (err) {
+        failed(err);
+      }
     },
   );
 
-  async function handle(req: IncomingMessage, res: ServerResponse): Promise<void> {
+  /**
+   * Routes one request. Not an async function: it hands back the route's own promise (an async
+   * function returning a promise would wrap it in another, for three more microtask turns).
+   */
+  function handle(req: IncomingMessage, res: ServerResponse): Promise<void> | void {
     const requestId = randomUUID();
     const url = req.url ?? '/';
     const q = url.indexOf('?');
