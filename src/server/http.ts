@@ -15,6 +15,7 @@ import type { CompletionChunk, PromptRequest } from '../pipeline/types.js';
 import type { IngressLimits } from './limits.js';
 import { AnthropicStreamEncoder, anthropicErrorBody, anthropicErrorEvent, anthropicMessageBody, anthropicToChatBody } from './anthropic.js';
 import { DONE_EVENT, chunkEvent, completionBody, errorBody } from './openai.js';
+import { ingressHeaders, type IngressHeaders } from './headers.js';
 import { bearerToken, peerInfo, rejectedRequest, toPromptRequest, type IngressMeta } from './request.js';
 
 export interface HttpIngressOptions {
@@ -37,8 +38,7 @@ const JSON_CONTENT_TYPE = 'application/json';
 const utf8 = new TextDecoder('utf-8', { fatal: true });
 
 /** Reads the body up to the limit; rejects with `payload_too_large` past it. */
-function readBody(req: IncomingMessage, limit: number): Promise<Buffer> {
-  const declared = req.headers['content-length'];
+function readBody(req: IncomingMessage, limit: number, declared: string | undefined): Promise<Buffer> {
   if (declared !== undefined && Number(declared) > limit) {
     return Promise.reject(tooLarge(limit));
   }
@@ -89,11 +89,6 @@ function parseJson(bytes: Buffer): unknown {
       location: { path: '$' },
     });
   }
-}
-
-function headerValue(req: IncomingMessage, name: string): string | undefined {
-  const v = req.headers[name];
-  return Array.isArray(v) ? v[0] : v;
 }
 
 /** Waits until the socket can take more, or the client is gone. */
@@ -237,14 +232,14 @@ export function createHttpIngress(opts: HttpIngressOptions): HttpIngress {
     };
   }
 
-  function baseMeta(req: IncomingMessage, requestId: string, signal: CancelSignal, cancel: (reason: unknown) => void): IngressMeta {
+  function baseMeta(req: IncomingMessage, headers: IngressHeaders, requestId: string, signal: CancelSignal, cancel: (reason: unknown) => void): IngressMeta {
     return {
       id: requestId,
-      credentials: { bearer: bearerToken(headerValue(req, 'authorization')), peer: peerInfo(req.socket.remoteAddress) },
+      credentials: { bearer: bearerToken(headers.authorization), peer: peerInfo(req.socket.remoteAddress) },
       signal,
       cancel,
       receivedAt: performance.timeOrigin + performance.now(),
-      traceparent: headerValue(req, 'traceparent'),
+      traceparent: headers.traceparent,
     };
   }
 
@@ -253,12 +248,13 @@ export function createHttpIngress(opts: HttpIngressOptions): HttpIngress {
     try {
       // Members added to the object baseMeta built, not spread into a new one: a spread followed
       // by more members takes V8's slow copy (~1.5 us here).
-      const meta: IngressMeta = baseMeta(req, requestId, signal, cancel);
-      meta.templateHeader = headerValue(req, 'x-warden-template');
-      meta.variablesHeader = headerValue(req, 'x-warden-variables');
+      const headers = ingressHeaders(req.rawHeaders);
+      const meta: IngressMeta = baseMeta(req, headers, requestId, signal, cancel);
+      meta.templateHeader = headers.template;
+      meta.variablesHeader = headers.variables;
       let request: PromptRequest;
       try {
-        const body = parseJson(await readBody(req, limits.maxBodyBytes));
+        const body = parseJson(await readBody(req, limits.maxBodyBytes, headers.contentLength));
         request = toPromptRequest(body, meta, limits);
       } catch (err) {
         if (!isWardenError(err)) throw err;
@@ -296,15 +292,16 @@ export function createHttpIngress(opts: HttpIngressOptions): HttpIngress {
     const fail = (err: WardenError) =>
       sendJson(res, err.httpStatus, JSON.stringify(anthropicErrorBody(err)), requestId);
     try {
-      const base = baseMeta(req, requestId, signal, cancel);
+      const headers = ingressHeaders(req.rawHeaders);
+      const base = baseMeta(req, headers, requestId, signal, cancel);
       if (base.credentials.bearer === undefined) {
-        const apiKey = headerValue(req, 'x-api-key');
+        const apiKey = headers.apiKey;
         if (apiKey) base.credentials.bearer = apiKey.trim();
       }
-      const meta = { ...base, templateHeader: headerValue(req, 'x-warden-template'), variablesHeader: headerValue(req, 'x-warden-variables') };
+      const meta = { ...base, templateHeader: headers.template, variablesHeader: headers.variables };
       let request: PromptRequest;
       try {
-        const body = parseJson(await readBody(req, limits.maxBodyBytes));
+        const body = parseJson(await readBody(req, limits.maxBodyBytes, headers.contentLength));
         request = toPromptRequest(anthropicToChatBody(body), meta, limits);
         request.protocol = 'anthropic-http';
       } catch (err) {
@@ -405,7 +402,7 @@ export function createHttpIngress(opts: HttpIngressOptions): HttpIngress {
     const { signal, cancel, dispose } = requestSignal(res);
     try {
       const request: PromptRequest = {
-        ...baseMeta(req, requestId, signal, cancel),
+        ...baseMeta(req, ingressHeaders(req.rawHeaders), requestId, signal, cancel),
         protocol: 'openai-http',
         action: 'models.list',
         model: '',

@@ -1,0 +1,54 @@
+/**
+ * The few request headers the HTTP ingress reads, found in `req.rawHeaders` in one pass. Reading
+ * `req.headers` makes node build a dictionary of every header the client sent (an SDK sends a
+ * dozen `x-stainless-*` ones) with a keyed store per header, on every request, for the five or six
+ * Warden looks at.
+ *
+ * Values are what `req.headers` would give: for `authorization` and `content-length` the first
+ * occurrence wins (node drops their duplicates), any other header's duplicates are joined with
+ * ", " (node's rule for headers it has no special rule for).
+ */
+export interface IngressHeaders {
+  authorization?: string;
+  contentLength?: string;
+  traceparent?: string;
+  /** `x-warden-template` */
+  template?: string;
+  /** `x-warden-variables` */
+  variables?: string;
+  /** `x-api-key` (Anthropic SDKs send their key there) */
+  apiKey?: string;
+}
+
+function joined(previous: string | undefined, value: string): string {
+  return previous === undefined ? value : `${previous}, ${value}`;
+}
+
+export function ingressHeaders(raw: readonly string[]): IngressHeaders {
+  const out: IngressHeaders = {};
+  for (let i = 0; i + 1 < raw.length; i += 2) {
+    const name = raw[i]!;
+    // Only names of the right length are lower-cased and compared.
+    switch (name.length) {
+      case 13:
+        if (out.authorization === undefined && name.toLowerCase() === 'authorization') out.authorization = raw[i + 1]!;
+        break;
+      case 14:
+        if (out.contentLength === undefined && name.toLowerCase() === 'content-length') out.contentLength = raw[i + 1]!;
+        break;
+      case 11:
+        if (name.toLowerCase() === 'traceparent') out.traceparent = joined(out.traceparent, raw[i + 1]!);
+        break;
+      case 17:
+        if (name.toLowerCase() === 'x-warden-template') out.template = joined(out.template, raw[i + 1]!);
+        break;
+      case 18:
+        if (name.toLowerCase() === 'x-warden-variables') out.variables = joined(out.variables, raw[i + 1]!);
+        break;
+      case 9:
+        if (name.toLowerCase() === 'x-api-key') out.apiKey = joined(out.apiKey, raw[i + 1]!);
+        break;
+    }
+  }
+  return out;
+}
