@@ -1,4 +1,5 @@
 import { createHmac } from 'node:crypto';
+import { readFileSync } from 'node:fs';
 import { mkdtemp, readFile, rm, writeFile, appendFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -187,6 +188,23 @@ describe('file sink', () => {
     expect(records.map((r) => r.seq)).toEqual(Array.from({ length: 51 }, (_, i) => i + 1));
     expect(verifyChain(records)).toMatchObject({ ok: true, count: 51 });
     await log.close();
+  });
+
+  it('writes a line at once, before append returns, when the sink has been idle', async () => {
+    const file = join(dir, 'idle.jsonl');
+    const sink = createFileSink(file);
+    await sink.write('{"n":0}'); // opens the file
+    for (let i = 1; i <= 3; i++) {
+      await new Promise((resolve) => setTimeout(resolve, 5));
+      const written = sink.write(`{"n":${i}}`);
+      // Already in the file: no wait for the end of the turn.
+      expect(readFileSync(file, 'utf8').endsWith(`{"n":${i}}\n`)).toBe(true);
+      await written;
+    }
+    // Lines that come together still go out in call order.
+    await Promise.all([sink.write('{"n":4}'), sink.write('{"n":5}'), sink.write('{"n":6}')]);
+    expect(readFileSync(file, 'utf8')).toBe([0, 1, 2, 3, 4, 5, 6].map((n) => `{"n":${n}}\n`).join(''));
+    await sink.close();
   });
 
   it('fails every request of a batch the device refuses, and every later one', async () => {
