@@ -136,8 +136,8 @@ export function createPipeline(opts: PipelineOptions): Pipeline {
         const end = performance.now();
         const ms = end - start;
         start = end;
+        // Observed with the request's other metrics once the response is out (reportSoon).
         ctx.timings[stage.name] = ms;
-        metrics?.observeStage(stage.name, ms / 1000);
       }
     }
   }
@@ -187,14 +187,44 @@ export function createPipeline(opts: PipelineOptions): Pipeline {
         ? err
         : new WardenError('audit_unavailable', 'the audit record could not be written', { cause: err });
     } finally {
-      const ms = performance.now() - start;
-      ctx.timings.audit = ms;
-      metrics?.observeStage('audit', ms / 1000);
+      ctx.timings.audit = performance.now() - start;
     }
   }
 
-  function report(ctx: RequestContext, stream: boolean): void {
+  /**
+   * Requests whose metrics are still to be observed: stage durations (`ctx.timings`), decision,
+   * redactions and the request itself. They are observed in the check phase of the turn in
+   * which the request finished, after its response went out, one immediate for the whole turn:
+   * a dozen observations from cold caches are a few microseconds the caller need not wait for.
+   * `stream` undefined: only the stage durations (a request refused before it was read).
+   */
+  let reports: Array<{ ctx: RequestContext; stream: boolean | undefined; seconds: number }> = [];
+
+  function reportSoon(ctx: RequestContext, stream: boolean | undefined): void {
     if (!metrics) return;
+    // The request's duration ends now, not when the metrics are written.
+    const seconds = (performance.timeOrigin + performance.now() - ctx.request.receivedAt) / 1000;
+    if (reports.push({ ctx, stream, seconds }) === 1) setImmediate(flushReports);
+  }
+
+  function flushReports(): void {
+    const list = reports;
+    reports = [];
+    for (const r of list) {
+      try {
+        report(r.ctx, r.stream, r.seconds);
+      } catch (err) {
+        // Metrics must never take the process down; the request itself is already answered.
+        logger.warn({ error_type: err instanceof Error ? err.constructor.name : typeof err }, 'request metrics could not be recorded');
+      }
+    }
+  }
+
+  function report(ctx: RequestContext, stream: boolean | undefined, seconds: number): void {
+    if (!metrics) return;
+    const timings = ctx.timings;
+    for (const name in timings) metrics.observeStage(name as StageName, timings[name as StageName]! / 1000);
+    if (stream === undefined) return;
     const d = ctx.decision;
     if (d) metrics.observeDecision?.(d.allow);
     if (ctx.redaction && metrics.observeRedactions) {
@@ -207,7 +237,7 @@ export function createPipeline(opts: PipelineOptions): Pipeline {
       action: ctx.request.action,
       code: ctx.error ? ctx.error.code : 'ok',
       stream,
-      seconds: (performance.timeOrigin + performance.now() - ctx.request.receivedAt) / 1000,
+      seconds,
       decision: d ? (d.allow ? 'allow' : 'deny') : 'none',
     });
   }
@@ -215,7 +245,7 @@ export function createPipeline(opts: PipelineOptions): Pipeline {
   async function finish(ctx: RequestContext, stream: boolean): Promise<void> {
     const auditError = await writeAudit(ctx);
     if (auditError && !ctx.error) ctx.error = auditError;
-    report(ctx, stream);
+    reportSoon(ctx, stream);
     if (auditError) throw auditError;
   }
 
@@ -262,7 +292,7 @@ export function createPipeline(opts: PipelineOptions): Pipeline {
     metrics?.streamClosed?.();
     const auditError = await writeAudit(ctx);
     if (auditError && !ctx.error) ctx.error = auditError;
-    report(ctx, true);
+    reportSoon(ctx, true);
     return auditError;
   }
 
@@ -289,6 +319,7 @@ export function createPipeline(opts: PipelineOptions): Pipeline {
     ctx.error = error;
     // A failed write is logged and counted by writeAudit; the caller already gets `error`.
     await writeAudit(ctx);
+    reportSoon(ctx, undefined);
   }
 
   return { run, listModels, auditRejected };
