@@ -6,8 +6,9 @@
 import { describe, expect, it } from 'vitest';
 import { WardenError } from '../../src/pipeline/errors.js';
 import { createPipeline, type PipelineMetrics, type PipelineStages, type RequestOutcome } from '../../src/pipeline/pipeline.js';
-import type { RequestContext, Stage, StageName } from '../../src/pipeline/stage.js';
-import { allowDecision, makeRequest } from '../stage-context.js';
+import type { Stage, StageName } from '../../src/pipeline/stage.js';
+import { makeRequest } from '../stage-context.js';
+import { fakeStages } from './fake-stages.js';
 
 function harness(throwing?: StageName) {
   const stageSeen: string[] = [];
@@ -18,29 +19,18 @@ function harness(throwing?: StageName) {
     observeRequest: (o) => void requests.push(o),
     observeDecision: (allow) => void decisions.push(allow),
   };
-  const sync = (name: StageName, run: (ctx: RequestContext) => void = () => {}): Stage => ({
-    name,
-    run(ctx) {
-      if (name === throwing) throw new WardenError('policy_denied', 'no');
-      run(ctx);
-    },
-  });
-  const stages: PipelineStages = {
-    authenticate: sync('authenticate'),
-    resolve: sync('resolve'),
-    decide: sync('decide', (ctx) => (ctx.decision = allowDecision())),
-    fetch: sync('fetch'),
-    render: sync('render', (ctx) => (ctx.messages = [{ role: 'user', content: 'hi' }])),
-    redact: sync('redact', (ctx) => (ctx.outbound = ctx.messages)),
-    forward: {
+  const stages: PipelineStages = fakeStages(
+    {
       name: 'forward',
       async run(ctx) {
         await new Promise((resolve) => setTimeout(resolve, 20));
         ctx.response = { kind: 'complete', result: { id: 'x', model: 'echo', created: 0, choices: [] } as never };
       },
     },
-    respond: sync('respond'),
-  };
+    (name) => {
+      if (name === throwing) throw new WardenError('policy_denied', 'no');
+    },
+  );
   const audit: Stage = { name: 'audit', run: () => undefined };
   const pipeline = createPipeline({ stages, audit, auditRequired: true, metrics, logger: { error: () => {}, warn: () => {} } });
   return { pipeline, stageSeen, requests, decisions };

@@ -5,28 +5,16 @@
  */
 import { describe, expect, it } from 'vitest';
 import { createPipeline, type PipelineStages } from '../../src/pipeline/pipeline.js';
-import type { RequestContext, Stage, StageName } from '../../src/pipeline/stage.js';
-import { allowDecision, makeRequest } from '../stage-context.js';
+import type { Stage } from '../../src/pipeline/stage.js';
+import { makeRequest } from '../stage-context.js';
+import { fakeStages } from './fake-stages.js';
 
 function harness(prepareThrows = false) {
   const events: string[] = [];
   const warnings: object[] = [];
   let answer: () => void = () => {};
-  const sync = (name: StageName, run: (ctx: RequestContext) => void = () => {}): Stage => ({
-    name,
-    run(ctx) {
-      events.push(name);
-      run(ctx);
-    },
-  });
-  const stages: PipelineStages = {
-    authenticate: sync('authenticate'),
-    resolve: sync('resolve'),
-    decide: sync('decide', (ctx) => (ctx.decision = allowDecision())),
-    fetch: sync('fetch'),
-    render: sync('render', (ctx) => (ctx.messages = [{ role: 'user', content: 'hi' }])),
-    redact: sync('redact', (ctx) => (ctx.outbound = ctx.messages)),
-    forward: {
+  const stages: PipelineStages = fakeStages(
+    {
       name: 'forward',
       run(ctx) {
         events.push('forward sent');
@@ -39,8 +27,8 @@ function harness(prepareThrows = false) {
         });
       },
     },
-    respond: sync('respond'),
-  };
+    (name) => void events.push(name),
+  );
   const audit: Stage = {
     name: 'audit',
     run() {
