@@ -169,16 +169,19 @@ export function createPipeline(opts: PipelineOptions): Pipeline {
   }
 
   /**
-   * Writes the one audit record. Returns the error to surface to the caller (only when the audit
-   * is required), or undefined.
+   * Writes the one audit record. Resolves with the error to surface to the caller (only when the
+   * audit is required), or undefined; never rejects. Not async: one `then` on the audit's own
+   * promise, instead of an async function's promise and an await's.
    */
-  async function writeAudit(ctx: RequestContext): Promise<WardenError | undefined> {
+  function writeAudit(ctx: RequestContext): Promise<WardenError | undefined> {
     const start = performance.now();
-    try {
-      await audit.run(ctx);
+    const written = (): undefined => {
+      ctx.timings.audit = performance.now() - start;
       metrics?.observeAudit?.('ok');
       return undefined;
-    } catch (err) {
+    };
+    const failed = (err: unknown): WardenError | undefined => {
+      ctx.timings.audit = performance.now() - start;
       metrics?.observeAudit?.('error');
       const code = isWardenError(err) ? err.code : 'internal';
       logger.error({ request_id: ctx.request.id, code, required: auditRequired }, 'audit record could not be written');
@@ -186,9 +189,14 @@ export function createPipeline(opts: PipelineOptions): Pipeline {
       return isWardenError(err) && err.code === 'audit_unavailable'
         ? err
         : new WardenError('audit_unavailable', 'the audit record could not be written', { cause: err });
-    } finally {
-      ctx.timings.audit = performance.now() - start;
+    };
+    let running: void | Promise<void>;
+    try {
+      running = audit.run(ctx);
+    } catch (err) {
+      return Promise.resolve(failed(err));
     }
+    return Promise.resolve(running).then(written, failed);
   }
 
   /**
@@ -242,11 +250,13 @@ export function createPipeline(opts: PipelineOptions): Pipeline {
     });
   }
 
-  async function finish(ctx: RequestContext, stream: boolean): Promise<void> {
-    const auditError = await writeAudit(ctx);
-    if (auditError && !ctx.error) ctx.error = auditError;
-    reportSoon(ctx, stream);
-    if (auditError) throw auditError;
+  /** Audits the request and schedules its metrics; rejects with the audit's error when it must. */
+  function finish(ctx: RequestContext, stream: boolean): Promise<void> {
+    return writeAudit(ctx).then((auditError) => {
+      if (auditError && !ctx.error) ctx.error = auditError;
+      reportSoon(ctx, stream);
+      if (auditError) throw auditError;
+    });
   }
 
   function newContext(request: PromptRequest): RequestContext {

@@ -10,7 +10,7 @@ import { outboundJson } from '../pipeline/canonical-json.js';
 import { WardenError } from '../pipeline/errors.js';
 import type { ModelProvider } from '../pipeline/ports.js';
 import type { RequestContext, Stage } from '../pipeline/stage.js';
-import type { CompletionChunk, PromptRequest, UpstreamRequest } from '../pipeline/types.js';
+import type { CompletionChunk, CompletionResult, PromptRequest, UpstreamRequest } from '../pipeline/types.js';
 import { formatTraceparent } from '../telemetry/tracing.js';
 import type { UpstreamOutcome } from '../telemetry/metrics.js';
 import type { ProviderRegistry } from './registry.js';
@@ -72,77 +72,103 @@ function outcomeOf(err: unknown): UpstreamOutcome {
 export function createForwardStage(getProviders: () => ProviderRegistry, opts: ForwardStageOptions = {}): Stage {
   return {
     name: 'forward',
-    async run(ctx: RequestContext): Promise<void> {
-      const { request, decision, outbound } = ctx;
-      // Fail closed when an earlier stage did not produce what forwarding needs.
-      if (!decision || !outbound) throw new WardenError('internal', 'internal error');
-      // Tools go upstream only in their redacted form.
-      if (request.tools?.length && !ctx.outboundTools) throw new WardenError('internal', 'internal error');
-      if (!decision.allow) throw new WardenError('policy_denied', 'the request was not allowed by policy');
-
-      const providers = getProviders();
-      const providerName = ctx.provider ?? providers.providerNameFor(request.model);
-      const provider: ModelProvider | undefined = providerName === undefined ? undefined : providers.get(providerName);
-      if (!provider || providerName === undefined) {
-        throw new WardenError('invalid_request', `model ${JSON.stringify(request.model)} is not configured`, {
-          location: { path: 'model' },
-        });
-      }
-      ctx.provider = providerName;
-
-      const params = { ...request.params };
-      if (params.max_completion_tokens !== undefined) {
-        params.max_completion_tokens = clamp(params.max_completion_tokens, decision.max_tokens);
-      }
-      const { signal, release } = upstreamSignal(request, opts.upstreamTimeoutMs);
-      const upstream: UpstreamRequest = {
-        model: request.model,
-        messages: outbound,
-        // Serialised once: the audit stage HMACs this same text.
-        messagesJson: outboundJson(ctx),
-        tools: ctx.outboundTools,
-        stream: request.stream,
-        max_tokens: clamp(request.max_tokens, decision.max_tokens),
-        params,
-        signal,
-        traceparent: formatTraceparent({
-          traceId: ctx.trace.traceId,
-          spanId: ctx.trace.spanId,
-          sampled: (ctx.trace as { sampled?: boolean }).sampled,
-        }),
-      };
-
-      const started = performance.now();
-      const observe = (outcome: UpstreamOutcome) =>
-        opts.metrics?.observeUpstream(providerName, outcome, (performance.now() - started) / 1000);
-
-      if (!request.stream) {
-        try {
-          const result = await provider.complete(upstream);
-          ctx.response = { kind: 'complete', result };
-          ctx.usage = result.usage;
-          observe('ok');
-        } catch (err) {
-          observe(outcomeOf(err));
-          throw err;
-        } finally {
-          release();
-        }
-        return;
-      }
-
-      const iterator = provider.stream(upstream)[Symbol.asyncIterator]();
-      let first: IteratorResult<CompletionChunk>;
+    // Not async: a non-streamed call is one `then` on the provider's promise (an async function
+    // would add its own promise and an await's); streams continue in `firstChunk`. A refusal
+    // before anything is sent still comes back as a rejected promise, as from an async function.
+    run(ctx: RequestContext): Promise<void> {
       try {
-        first = await iterator.next();
+        return forward(ctx);
       } catch (err) {
-        release();
-        observe(outcomeOf(err));
-        throw err;
+        return Promise.reject(err);
       }
-      ctx.response = { kind: 'stream', chunks: relay(first, iterator, ctx, release, observe) };
     },
   };
+
+  function forward(ctx: RequestContext): Promise<void> {
+    const { request, decision, outbound } = ctx;
+    // Fail closed when an earlier stage did not produce what forwarding needs.
+    if (!decision || !outbound) throw new WardenError('internal', 'internal error');
+    // Tools go upstream only in their redacted form.
+    if (request.tools?.length && !ctx.outboundTools) throw new WardenError('internal', 'internal error');
+    if (!decision.allow) throw new WardenError('policy_denied', 'the request was not allowed by policy');
+
+    const providers = getProviders();
+    const providerName = ctx.provider ?? providers.providerNameFor(request.model);
+    const provider: ModelProvider | undefined = providerName === undefined ? undefined : providers.get(providerName);
+    if (!provider || providerName === undefined) {
+      throw new WardenError('invalid_request', `model ${JSON.stringify(request.model)} is not configured`, {
+        location: { path: 'model' },
+      });
+    }
+    ctx.provider = providerName;
+
+    const params = { ...request.params };
+    if (params.max_completion_tokens !== undefined) {
+      params.max_completion_tokens = clamp(params.max_completion_tokens, decision.max_tokens);
+    }
+    const { signal, release } = upstreamSignal(request, opts.upstreamTimeoutMs);
+    const upstream: UpstreamRequest = {
+      model: request.model,
+      messages: outbound,
+      // Serialised once: the audit stage HMACs this same text.
+      messagesJson: outboundJson(ctx),
+      tools: ctx.outboundTools,
+      stream: request.stream,
+      max_tokens: clamp(request.max_tokens, decision.max_tokens),
+      params,
+      signal,
+      traceparent: formatTraceparent({
+        traceId: ctx.trace.traceId,
+        spanId: ctx.trace.spanId,
+        sampled: (ctx.trace as { sampled?: boolean }).sampled,
+      }),
+    };
+
+    const started = performance.now();
+    const observe = (outcome: UpstreamOutcome) =>
+      opts.metrics?.observeUpstream(providerName, outcome, (performance.now() - started) / 1000);
+
+    const failed = (err: unknown): Promise<never> => {
+      release();
+      observe(outcomeOf(err));
+      return Promise.reject(err);
+    };
+    if (!request.stream) {
+      let answer: Promise<CompletionResult>;
+      try {
+        answer = provider.complete(upstream);
+      } catch (err) {
+        return failed(err);
+      }
+      return answer.then((result) => {
+        release();
+        ctx.response = { kind: 'complete', result };
+        ctx.usage = result.usage;
+        observe('ok');
+      }, failed);
+    }
+    return firstChunk(ctx, provider, upstream, release, observe, failed);
+  }
+}
+
+/** Starts a stream and waits for its first chunk, so a failing upstream fails the request before any byte is sent. */
+async function firstChunk(
+  ctx: RequestContext,
+  provider: ModelProvider,
+  upstream: UpstreamRequest,
+  release: () => void,
+  observe: (outcome: UpstreamOutcome) => void,
+  failed: (err: unknown) => Promise<never>,
+): Promise<void> {
+  let iterator: AsyncIterator<CompletionChunk>;
+  let first: IteratorResult<CompletionChunk>;
+  try {
+    iterator = provider.stream(upstream)[Symbol.asyncIterator]();
+    first = await iterator.next();
+  } catch (err) {
+    return failed(err);
+  }
+  ctx.response = { kind: 'stream', chunks: relay(first, iterator, ctx, release, observe) };
 }
 
 /** Replays the first chunk, then the rest; records usage and settles the deadline exactly once. */
