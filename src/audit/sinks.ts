@@ -76,12 +76,11 @@ export function createFileSink(path: string): AuditSink {
 
   /**
    * Lines wait here (unless the sink was idle: see lastLineAt) for the end of the current
-   * event-loop turn, then go to the file in one
-   * synchronous write: under load several requests finish in the same turn, and one write call
-   * for all of them costs what one call for a single line did. A synchronous append to the page
-   * cache costs microseconds; going through the stream's thread-pool round trip cost about a
-   * millisecond per request under load, and each request waits for its line (fail closed).
-   * Order is the call order.
+   * event-loop turn, then go to the file in one synchronous write: under load several requests
+   * finish in the same turn, and one write call for all of them costs what one call for a single
+   * line did. A synchronous append to the page cache costs microseconds; going through the
+   * stream's thread-pool round trip cost about a millisecond per request under load, and each
+   * request waits for its line (fail closed). Order is the call order.
    */
   let pending: string[] = [];
   let batch: Promise<void> | undefined;
