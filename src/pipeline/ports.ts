@@ -81,6 +81,13 @@ export interface SecretResolver {
    * (then call `resolve`). Lets the fetch stage skip a promise on the usual all-cached request.
    */
   peek?(refs: readonly string[]): Map<string, string> | undefined;
+  /**
+   * Names of the cached values of `refs`, by ref, when every ref is cached within its lease (as
+   * for `peek`); else undefined. A name stands for one cached value and is never reused in the
+   * process: a refetch gets a new name, even for the same value. Lets a consumer name a text made
+   * from these values (render provenance) without hashing the values.
+   */
+  stamps?(refs: readonly string[]): Map<string, string> | undefined;
 }
 
 // ---------------------------------------------------------------------------------------------

@@ -44,6 +44,12 @@ export interface RequestContext {
   provider?: string;
   /** Resolved secret values by ref. In memory only; never logged. */
   secrets?: Map<string, string>;
+  /**
+   * Names of the values in `secrets`, by ref, when the resolver gave them (SecretResolver.stamps):
+   * the render stage names a message made only of fixed text, config and these values without
+   * hashing the values.
+   */
+  secretStamps?: ReadonlyMap<string, string>;
   /** Secret refs whose values the template placed in the prompt on purpose (leak guard exempts them). */
   secretsInPrompt?: Set<string>;
   /** The rendered prompt, before redaction. */

@@ -6,6 +6,7 @@
  * Values live only in this cache and in the returned maps. They are never logged, and errors
  * name the ref and a reason written by us, never a value or a provider's raw message.
  */
+import { randomBytes } from 'node:crypto';
 import { LRUCache } from 'lru-cache';
 import { onAbort, type CancelSignal } from '../pipeline/cancel.js';
 import { WardenError } from '../pipeline/errors.js';
@@ -35,6 +36,11 @@ export interface CachingSecretResolver extends SecretResolver {
   clear(): void;
 }
 
+/** Tells this module's stamps from those of another copy of it in the same process. */
+const INSTANCE = randomBytes(6).toString('base64url');
+/** Stamps handed out so far, by every resolver of this module: a stamp is never reused. */
+let stamped = 0;
+
 /** Schemes Warden knows but whose provider is not configured in this process. */
 const KNOWN_BUT_UNCONFIGURED_HINT: Record<string, string> = {
   vault: 'the vault secret store is not configured',
@@ -45,6 +51,12 @@ export function createSecretResolver(opts: SecretResolverOptions): CachingSecret
   const providers = new Map<string, SecretProvider>();
   for (const p of opts.providers) providers.set(p.scheme, p);
   const cache = new LRUCache<string, string>({ max: opts.maxEntries ?? 1000 });
+  /**
+   * The stamp of each ref's cached value (see SecretResolver.stamps), set with the value. A stamp
+   * outliving its value (evicted, expired) is never read: `stamps` answers only for refs the
+   * cache still holds, and a value cached again gets a new stamp.
+   */
+  const stampOf = new Map<string, string>();
   const inflight = new Map<string, Promise<string>>();
   // Refs come from the loaded template set (a finite list), so parsing once per ref is enough.
   const parsed = new Map<string, ParsedSecretRef>();
@@ -78,7 +90,10 @@ export function createSecretResolver(opts: SecretResolverOptions): CachingSecret
       throw unavailable(p.ref, err instanceof SecretFetchError ? err.message : 'provider fetch failed');
     }
     if (typeof out?.value !== 'string') throw unavailable(p.ref, 'provider returned no value');
-    if (out.ttlMs > 0) cache.set(p.ref, out.value, { ttl: out.ttlMs });
+    if (out.ttlMs > 0) {
+      cache.set(p.ref, out.value, { ttl: out.ttlMs });
+      stampOf.set(p.ref, `${INSTANCE}.${(stamped++).toString(36)}`);
+    }
     return out.value;
   }
 
@@ -128,6 +143,15 @@ export function createSecretResolver(opts: SecretResolverOptions): CachingSecret
         const hit = cache.get(ref);
         if (hit === undefined) return undefined;
         out.set(ref, hit);
+      }
+      return out;
+    },
+    stamps(refs: readonly string[]): Map<string, string> | undefined {
+      const out = new Map<string, string>();
+      for (const ref of refs) {
+        const stamp = stampOf.get(ref);
+        if (stamp === undefined || !cache.has(ref)) return undefined;
+        out.set(ref, stamp);
       }
       return out;
     },

@@ -53,6 +53,9 @@ export function createFetchStage(getResolver: () => SecretResolver): Stage {
       const cached = resolver.peek?.(needed);
       if (cached) {
         ctx.secrets = cached;
+        // Names of these very values, for render provenance (no stamps: the values get hashed).
+        const stamps = resolver.stamps?.(needed);
+        if (stamps) ctx.secretStamps = stamps;
         return;
       }
       return resolver.resolve(needed, ctx.request.signal).then((values) => {

@@ -17,6 +17,15 @@
  * folds lone surrogates into U+FFFD, which would let two different values collide); SHA-256 is
  * collision resistant, so a caller who controls a value cannot craft another list with its key.
  *
+ * Stamps instead of a digest: when every value inserted into a message has a stamp (a name that
+ * stands for exactly that value, given by the caller), the key is
+ *   (uid of the compiled template, message index, the stamps in segment order)
+ * and no hash is computed. The render stage stamps config values (fixed for a template object,
+ * hence for its compile) and cached secret values (the secret resolver names each cached value
+ * once and never reuses a name; a refetch gets a new one). A templated system prompt made of fixed
+ * text, config and secrets is then named without hashing anything: the digest, the first crypto
+ * call of a request, cost ~2 µs in the loaded gateway, more from cold caches.
+ *
  * Why it never holds text: the key carries a uid, an index and a digest; the values are hashed,
  * behind a random per-process salt so that a short value (an 8-character secret) cannot be
  * recovered from a key by hashing guesses. The record itself (text and values) lives on the
@@ -72,9 +81,19 @@ export class RenderedText implements TextProvenance {
     private readonly source: string,
     /** The values inserted, in segment order (the strings themselves: immutable). */
     private readonly inserted: readonly string[],
+    /**
+     * A stamp per inserted value, in the same order, when every value has one (renderTemplate's
+     * `stamps`): each stands for exactly one value, so they name the values without a hash.
+     */
+    private readonly stamps?: readonly string[],
   ) {}
 
   key(): string {
-    return (this.memo ??= `${this.source}:${valuesDigest(this.inserted)}`);
+    if (this.memo === undefined) {
+      // `s:` and the digest's `u8:`/`u16:` (or '' for no values) never meet: the two kinds of
+      // name cannot collide. Stamps hold no comma (secrets/resolver.ts, the render stage).
+      this.memo = this.stamps ? `${this.source}:s:${this.stamps.join(',')}` : `${this.source}:${valuesDigest(this.inserted)}`;
+    }
+    return this.memo;
   }
 }

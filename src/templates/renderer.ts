@@ -129,12 +129,16 @@ export function checkVariableValue(name: string, spec: VariableSpec, value: unkn
  * index its content's JSON string literal (exactly `JSON.stringify(content)`), built from the
  * fixed text escaped at compile time plus the escaped values; undefined where it cannot be.
  * With `provenance`, stores at each index what produced the content (see provenance.ts).
+ * `stamps` names some variables' values (name → stamp): a stamp must stand for exactly one value
+ * for as long as this compiled template lives. A message whose every inserted value has a stamp is
+ * named by its stamps instead of a digest of its values.
  */
 export function renderTemplate(
   template: Template,
   values: Readonly<Record<string, string>>,
   json?: Array<string | undefined>,
   provenance?: RenderedText[],
+  stamps?: Readonly<Record<string, string>>,
 ): ChatMessage[] {
   const c = compileTemplate(template);
   const out: ChatMessage[] = new Array(c.messages.length);
@@ -147,6 +151,8 @@ export function renderTemplate(
       continue;
     }
     const inserted: string[] | undefined = provenance ? [] : undefined;
+    // The stamps of the inserted values, while every one has a stamp.
+    let named: string[] | undefined = provenance && stamps ? [] : undefined;
     let content = '';
     let literal: string | undefined = json ? '' : undefined;
     let fixedIndex = 0;
@@ -166,6 +172,11 @@ export function renderTemplate(
         }
         piece = v;
         inserted?.push(v);
+        if (named) {
+          const stamp = stamps![seg.variable];
+          if (stamp === undefined) named = undefined;
+          else named.push(stamp);
+        }
       }
       if (literal !== undefined) {
         if (splitsPair(content, piece)) literal = undefined;
@@ -175,7 +186,7 @@ export function renderTemplate(
     }
     out[i] = { role: m.role, content };
     if (json) json[i] = literal === undefined ? undefined : `"${literal}"`;
-    if (provenance) provenance[i] = new RenderedText(content, m.source, inserted!);
+    if (provenance) provenance[i] = new RenderedText(content, m.source, inserted!, named);
   }
   return out;
 }

@@ -66,12 +66,16 @@ export function createRenderStage(): Stage {
         values[name] = checkVariableValue(name, spec, supplied[name]);
       }
       let inPrompt: Set<string> | undefined;
+      // Names of the values that are not the caller's (see renderTemplate): a config value is fixed
+      // for the template object, a cached secret value has the resolver's stamp.
+      let stamps: Record<string, string> | undefined;
       for (const name in template.variables) {
         const spec = template.variables[name]!;
         if (spec.source === 'request') {
           if (values[name] === undefined && !spec.required) values[name] = '';
         } else if (spec.source === 'config') {
           values[name] = spec.value ?? '';
+          (stamps ??= Object.create(null) as Record<string, string>)[name] = 'config';
         } else {
           const ref = spec.ref ?? '';
           const v = ctx.secrets?.get(ref);
@@ -80,12 +84,14 @@ export function createRenderStage(): Stage {
           }
           values[name] = v;
           (inPrompt ??= ctx.secretsInPrompt ?? new Set()).add(ref);
+          const stamp = ctx.secretStamps?.get(ref);
+          if (stamp !== undefined) (stamps ??= Object.create(null) as Record<string, string>)[name] = stamp;
         }
       }
       if (inPrompt) ctx.secretsInPrompt = inPrompt;
       const json: Array<string | undefined> = [];
       const provenance: RenderedText[] = [];
-      ctx.messages = renderTemplate(template, values, json, provenance);
+      ctx.messages = renderTemplate(template, values, json, provenance, stamps);
       ctx.contentJson = json;
       ctx.renderProvenance = provenance;
     },

@@ -125,9 +125,9 @@ function generateCase(rand: () => number, n: number): Case {
   return { template, values, others };
 }
 
-function render(c: Case, values = c.values): { msgs: ChatMessage[]; prov: RenderedText[] } {
+function render(c: Case, values = c.values, stamps?: Record<string, string>): { msgs: ChatMessage[]; prov: RenderedText[] } {
   const prov: RenderedText[] = [];
-  const msgs = renderTemplate(c.template, values, undefined, prov);
+  const msgs = renderTemplate(c.template, values, undefined, prov, stamps);
   return { msgs, prov };
 }
 
@@ -158,6 +158,40 @@ const DECISIONS: RedactionDecision[] = [
 ];
 
 describe('findings cache keyed by render provenance', () => {
+  it('returns exactly what the uncached path returns when values are named by stamps, as cached secrets are', () => {
+    // As the secret resolver does: a value gets a stamp when it is (re)fetched, and a stamp is
+    // never reused; a value fetched again gets a new stamp even when it did not change.
+    const rand = mulberry32(20261127);
+    const stampOf = new Map<string, string>();
+    let next = 0;
+    const stamp = (name: string, value: string): string => {
+      const k = `${name}\u0000${value}`;
+      if (!stampOf.has(k) || rand() < 0.2) stampOf.set(k, `t.${(next++).toString(36)}`);
+      return stampOf.get(k)!;
+    };
+    const uncached = createRedactor({ hashKey: HASH_KEY }, { findingsCache: false });
+    const cached = createRedactor({ hashKey: HASH_KEY }, { findingsCache: { minChars: 1, maxEntries: 100_000 } });
+    const CASES = 60;
+    let compared = 0;
+    for (let n = 0; n < CASES; n++) {
+      const c = generateCase(rand, 1000 + n);
+      const valueSets = [c.values, ...c.others];
+      for (const d of [DECISIONS[0]!, DECISIONS[2]!]) {
+        for (let pass = 0; pass < 3; pass++) {
+          for (const values of valueSets) {
+            const stamps = Object.fromEntries(Object.entries(values).map(([name, value]) => [name, stamp(name, value)]));
+            const r = render(c, values, stamps);
+            expect(r.prov.every((p) => p.key().includes(':s:'))).toBe(true);
+            expect(outcome(cached, d, r.msgs, r.prov)).toBe(outcome(uncached, d, render(c, values).msgs));
+            compared++;
+          }
+        }
+      }
+    }
+    expect(compared).toBe(CASES * 2 * 3 * 4);
+    expect(cached.findingsCache!.stats().hits).toBeGreaterThan(CASES * 2);
+  });
+
   it('returns exactly what the uncached path returns, on generated templates and values', () => {
     const rand = mulberry32(20261126);
     const uncached = createRedactor({ hashKey: HASH_KEY }, { findingsCache: false });

@@ -83,6 +83,30 @@ describe('SecretResolver.peek and the fetch stage', () => {
     expect(calls()).toBe(1);
   });
 
+  it('stamps name each cached value once: the same while cached, a new one after a refetch, none in another resolver', async () => {
+    const { provider } = counting(40);
+    const r = createSecretResolver({ providers: [provider] });
+    expect(r.stamps!(['env://A'])).toBeUndefined();
+    await r.resolve(['env://A', 'env://B']);
+    const first = r.stamps!(['env://A', 'env://B'])!;
+    expect([...first.keys()]).toEqual(['env://A', 'env://B']);
+    expect(first.get('env://A')).not.toBe(first.get('env://B'));
+    expect(r.stamps!(['env://A'])).toEqual(new Map([['env://A', first.get('env://A')]]));
+    // Past the lease: no stamp (as peek gives no value); fetched again: a new stamp.
+    await new Promise((resolve) => setTimeout(resolve, 90));
+    expect(r.stamps!(['env://A'])).toBeUndefined();
+    await r.resolve(['env://A']);
+    const again = r.stamps!(['env://A'])!.get('env://A');
+    expect(again).toBeDefined();
+    expect(again).not.toBe(first.get('env://A'));
+    // Another resolver (a config reload) never hands out a stamp already used.
+    const other = createSecretResolver({ providers: [counting(60_000).provider] });
+    await other.resolve(['env://A']);
+    const seen = new Set([first.get('env://A'), first.get('env://B'), again]);
+    expect(seen.has(other.stamps!(['env://A'])!.get('env://A'))).toBe(false);
+    for (const stamp of seen) expect(stamp).not.toContain(',');
+  });
+
   it('the fetch stage answers synchronously from cached values and asynchronously otherwise, with the same values', async () => {
     const { provider } = counting(60_000);
     const r = createSecretResolver({ providers: [provider] });
@@ -97,6 +121,9 @@ describe('SecretResolver.peek and the fetch stage', () => {
     expect(stage.run(warm)).toBeUndefined();
     expect(warm.secrets).toEqual(cold.secrets);
     expect(warm.secrets?.get('env://CODE')).toBe('v1-CODE');
+    // The values' stamps come with them when they come from the cache.
+    expect(cold.secretStamps).toBeUndefined();
+    expect(warm.secretStamps).toEqual(r.stamps!(['env://CODE']));
     // Not granted: refused before any value is read, cached or not.
     const denied = makeContext({}, { template, decision: allowDecision({ secrets: [] }) });
     expect(() => stage.run(denied)).toThrow(expect.objectContaining({ code: 'policy_denied' }));

@@ -200,6 +200,44 @@ describe('render stage provenance', () => {
     expect(JSON.stringify(prov.map((p) => p!.key()))).not.toContain(CANARY);
   });
 
+  it('names a message of fixed text, config and stamped secrets by the stamps, and any other by its values', async () => {
+    const t = tpl(
+      [
+        { role: 'system', content: 'Policy for {{team}}. Code: {{code}}' },
+        { role: 'user', content: '{{a}} / {{code}}' },
+      ],
+      {
+        variables: {
+          a: { source: 'request', type: 'string', required: false, pii: true },
+          team: { source: 'config', type: 'string', required: true, pii: false, value: 'billing' },
+          code: { source: 'secret', type: 'string', required: true, pii: false, ref: 'env://CODE' },
+        },
+      },
+    );
+    const run = async (value: string, stamp: string | undefined, a = 'hi') => {
+      const ctx: RequestContext = makeContext(
+        { template: { id: t.id, version: 1 }, variables: { a } },
+        { template: t, secrets: new Map([['env://CODE', value]]), ...(stamp ? { secretStamps: new Map([['env://CODE', stamp]]) } : {}) },
+      );
+      await stage.run(ctx);
+      return ctx.renderProvenance!.map((p) => p!.key());
+    };
+    const [sys1, user1] = await run(CANARY, 'inst.1');
+    // The system message holds no request value: named by stamps, no hash, no value in the key.
+    expect(sys1).toMatch(/:s:config,inst\.1$/);
+    expect(sys1).not.toContain(CANARY);
+    // The same stamp names the same text; a new stamp (the secret fetched again) a new name, even
+    // for the same value; without a stamp, the values are hashed.
+    expect((await run(CANARY, 'inst.1'))[0]).toBe(sys1);
+    expect((await run(CANARY, 'inst.2'))[0]).not.toBe(sys1);
+    const hashed = (await run(CANARY, undefined))[0]!;
+    expect(hashed).not.toContain(':s:');
+    expect(hashed).not.toBe(sys1);
+    // A message with a request value is named by a digest of its values, stamps or not.
+    expect(user1).not.toContain(':s:');
+    expect((await run(CANARY, 'inst.1', 'other'))[1]).not.toBe(user1);
+  });
+
   it('records nothing for raw messages', async () => {
     const ctx = makeContext({ messages: [{ role: 'user', content: 'raw' }] });
     await stage.run(ctx);
