@@ -20,11 +20,9 @@
  */
 import { createHash, createHmac, hash, type Hash, type KeyObject } from 'node:crypto';
 import { LRUCache } from 'lru-cache';
-import type { NamedPrefix } from '../pipeline/canonical-json.js';
+import { MIN_NAMED_PREFIX, type NamedPrefix } from '../pipeline/canonical-json.js';
 
 const BLOCK = 64; // SHA-256's block size in bytes
-/** Below this many UTF-16 units the copy would save less than the cache lookup costs. */
-export const MIN_PREFIX_CHARS = 512;
 const SEEN_ONCE = Symbol('seen once');
 
 export interface PromptHmacOptions {
@@ -54,7 +52,7 @@ export class PromptHmac {
 
   /** Hex HMAC-SHA256 of `text`'s UTF-8 bytes; `prefix`, when given, names `text`'s first units. */
   digest(text: string, prefix?: NamedPrefix): string {
-    if (prefix === undefined || prefix.length < MIN_PREFIX_CHARS || prefix.length > text.length) {
+    if (prefix === undefined || prefix.length < MIN_NAMED_PREFIX || prefix.length > text.length) {
       return createHmac('sha256', this.key).update(text).digest('hex');
     }
     // A prefix ending between the halves of a surrogate pair would encode each half alone.

@@ -93,7 +93,7 @@ function plainMessagesJson(
 }
 
 /** Shorter first messages are not named: the key would cost about what it saves. */
-const MIN_NAMED_PREFIX = 512;
+export const MIN_NAMED_PREFIX = 512;
 
 /** Canonical JSON of `value` (`null` for a value JSON cannot represent at top level). */
 export function canonicalJson(value: unknown): string {

@@ -5,7 +5,8 @@
 import { createHmac, createSecretKey, randomBytes } from 'node:crypto';
 import { describe, expect, it } from 'vitest';
 import { mulberry32 } from '../../scripts/lib/prng.js';
-import { MIN_PREFIX_CHARS, PromptHmac } from '../../src/audit/prompt-hmac.js';
+import { PromptHmac } from '../../src/audit/prompt-hmac.js';
+import { MIN_NAMED_PREFIX } from '../../src/pipeline/canonical-json.js';
 
 const PIECES = ['policy text ', '"quoted" ', 'é ü ', '😀', '\\n', 'ESC-7731', '\u2028', 'x'.repeat(97)];
 
@@ -30,7 +31,7 @@ describe('PromptHmac', () => {
       const expected = (s: string) => createHmac('sha256', key).update(s).digest('hex');
       let checked = 0;
       for (let p = 0; p < 12; p++) {
-        const prefix = `[{"content":"${text(rnd, MIN_PREFIX_CHARS + Math.floor(rnd() * 3000))}","role":"system"}`;
+        const prefix = `[{"content":"${text(rnd, MIN_NAMED_PREFIX + Math.floor(rnd() * 3000))}","role":"system"}`;
         const named = { key: `prefix-${p}`, length: prefix.length };
         for (let r = 0; r < 4; r++) {
           const full = `${prefix},{"content":"${text(rnd, Math.floor(rnd() * 300))}","role":"user"}]`;
@@ -62,12 +63,12 @@ describe('PromptHmac', () => {
     const hmac = new PromptHmac(key);
     const expected = (s: string) => createHmac('sha256', key).update(s).digest('hex');
     const short = `${'s'.repeat(100)} rest`;
-    const split = `${'a'.repeat(MIN_PREFIX_CHARS)}😀 after`;
+    const split = `${'a'.repeat(MIN_NAMED_PREFIX)}😀 after`;
     for (let i = 0; i < 3; i++) {
       expect(hmac.digest(short, { key: 'short', length: 100 })).toBe(expected(short));
       expect(hmac.digest('tiny', { key: 'long', length: 5000 })).toBe(expected('tiny'));
       // The prefix ends after the high surrogate: apart, each half would encode as U+FFFD.
-      expect(hmac.digest(split, { key: 'split', length: MIN_PREFIX_CHARS + 1 })).toBe(expected(split));
+      expect(hmac.digest(split, { key: 'split', length: MIN_NAMED_PREFIX + 1 })).toBe(expected(split));
       expect(hmac.digest(split)).toBe(expected(split));
     }
   });
