@@ -149,24 +149,14 @@ export function createPipeline(opts: PipelineOptions): Pipeline {
    * immediate queued now runs after the request has left. Done at once, the work would delay the
    * write instead of overlapping the upstream. One immediate serves every request of the turn.
    */
-  let preparing: RequestContext[] = [];
-
-  function prepareSoon(ctx: RequestContext): void {
-    if (preparing.push(ctx) === 1) setImmediate(runPrepares);
-  }
-
-  function runPrepares(): void {
-    const list = preparing;
-    preparing = [];
-    for (const ctx of list) {
-      // `prepare` must not throw; if one does anyway, the audit's `run` does the work itself.
-      try {
-        prepareAudit!(ctx);
-      } catch (err) {
-        logger.warn({ stage: 'audit', error_type: err instanceof Error ? err.constructor.name : typeof err }, 'audit prepare failed; the record is built without it');
-      }
+  const prepareSoon = inCheckPhase((ctx: RequestContext) => {
+    // `prepare` must not throw; if one does anyway, the audit's `run` does the work itself.
+    try {
+      prepareAudit!(ctx);
+    } catch (err) {
+      logger.warn({ stage: 'audit', error_type: err instanceof Error ? err.constructor.name : typeof err }, 'audit prepare failed; the record is built without it');
     }
-  }
+  });
 
   /**
    * Writes the one audit record. Resolves with the error to surface to the caller (only when the
@@ -206,26 +196,19 @@ export function createPipeline(opts: PipelineOptions): Pipeline {
    * a dozen observations from cold caches are a few microseconds the caller need not wait for.
    * `stream` undefined: only the stage durations (a request refused before it was read).
    */
-  let reports: Array<{ ctx: RequestContext; stream: boolean | undefined; seconds: number }> = [];
+  const queueReport = inCheckPhase((r: { ctx: RequestContext; stream: boolean | undefined; seconds: number }) => {
+    try {
+      report(r.ctx, r.stream, r.seconds);
+    } catch (err) {
+      // Metrics must never take the process down; the request itself is already answered.
+      logger.warn({ error_type: err instanceof Error ? err.constructor.name : typeof err }, 'request metrics could not be recorded');
+    }
+  });
 
   function reportSoon(ctx: RequestContext, stream: boolean | undefined): void {
     if (!metrics) return;
     // The request's duration ends now, not when the metrics are written.
-    const seconds = (performance.timeOrigin + performance.now() - ctx.request.receivedAt) / 1000;
-    if (reports.push({ ctx, stream, seconds }) === 1) setImmediate(flushReports);
-  }
-
-  function flushReports(): void {
-    const list = reports;
-    reports = [];
-    for (const r of list) {
-      try {
-        report(r.ctx, r.stream, r.seconds);
-      } catch (err) {
-        // Metrics must never take the process down; the request itself is already answered.
-        logger.warn({ error_type: err instanceof Error ? err.constructor.name : typeof err }, 'request metrics could not be recorded');
-      }
-    }
+    queueReport({ ctx, stream, seconds: (performance.timeOrigin + performance.now() - ctx.request.receivedAt) / 1000 });
   }
 
   function report(ctx: RequestContext, stream: boolean | undefined, seconds: number): void {
@@ -438,3 +421,19 @@ function releaseStream(chunks: AsyncIterable<CompletionChunk>): void {
 const emptyIterator: AsyncIterator<CompletionChunk> = {
   next: () => Promise.resolve({ done: true, value: undefined }),
 };
+
+/**
+ * Work queued during this event-loop turn, done in its check phase: `run` is called for each item
+ * in queue order, and one setImmediate serves the whole turn however many items it queued.
+ */
+function inCheckPhase<T>(run: (item: T) => void): (item: T) => void {
+  let queue: T[] = [];
+  const flush = () => {
+    const list = queue;
+    queue = [];
+    for (const item of list) run(item);
+  };
+  return (item) => {
+    if (queue.push(item) === 1) setImmediate(flush);
+  };
+}
