@@ -5,7 +5,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import type { AddressInfo } from 'node:net';
 import { exportJWK, generateKeyPair, SignJWT, UnsecuredJWT, type CryptoKey, type JWK, type JWTPayload } from 'jose';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
 import { WardenError } from '../../src/pipeline/errors.js';
 import type { Authenticator } from '../../src/pipeline/ports.js';
 import type { Credentials, Principal } from '../../src/pipeline/types.js';
@@ -206,6 +206,23 @@ describe('verified-token cache', () => {
     expect(cache.get('tok', 1_005_001)).toBeUndefined();
     cache.set('old', p, 1_000, 0, 2_000_000); // already expired: not stored
     expect(cache.get('old', 0)).toBeUndefined();
+  });
+
+  it('reads a cached token without arming a timer (no 1 ms clock-forgetting timer per request)', async () => {
+    const cache = new VerifiedTokenCache(60_000);
+    const p: Principal = { kind: 'dev', subject: 's', audiences: ['a'] };
+    const now = Date.now();
+    cache.set('tok', p, Math.floor(now / 1000) + 600, 5, now);
+    for (let i = 0; i < 3; i++) {
+      await new Promise((resolve) => setTimeout(resolve, 2));
+      const armed = vi.spyOn(globalThis, 'setTimeout');
+      try {
+        expect(cache.get('tok', Date.now())?.subject).toBe('s');
+        expect(armed).not.toHaveBeenCalled();
+      } finally {
+        armed.mockRestore();
+      }
+    }
   });
 
   it('never caches a token that failed', async () => {

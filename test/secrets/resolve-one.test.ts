@@ -1,7 +1,7 @@
 /**
  * `resolveOne`: the synchronous answer for a cached value, with the same lease as `resolve`.
  */
-import { describe, expect, it } from 'vitest';
+import { describe, expect, it, vi } from 'vitest';
 import type { SecretProvider } from '../../src/pipeline/ports.js';
 import type { Template } from '../../src/pipeline/types.js';
 import { createFetchStage, createSecretResolver } from '../../src/secrets/index.js';
@@ -46,6 +46,26 @@ describe('SecretResolver.resolveOne', () => {
     expect(renewed).toBeInstanceOf(Promise);
     expect(await renewed).toBe('v2-KEY');
     expect(calls()).toBe(2);
+  });
+
+  it('arms no timer when it reads a cached value (the lease check reads the clock instead)', async () => {
+    const { provider } = counting(60_000);
+    const r = createSecretResolver({ providers: [provider] });
+    await r.resolveOne('env://KEY');
+    // Each read at least a millisecond after the last: with lru-cache's default ttlResolution
+    // (1 ms) each of them would arm a 1 ms timer, and wake the event loop once more per request.
+    for (let i = 0; i < 3; i++) {
+      await new Promise((resolve) => setTimeout(resolve, 2));
+      const armed = vi.spyOn(globalThis, 'setTimeout');
+      try {
+        expect(r.resolveOne('env://KEY')).toBe('v1-KEY');
+        expect(r.peek(['env://KEY'])?.get('env://KEY')).toBe('v1-KEY');
+        expect(r.stamps?.(['env://KEY'])?.size).toBe(1);
+        expect(armed).not.toHaveBeenCalled();
+      } finally {
+        armed.mockRestore();
+      }
+    }
   });
 
   it('never caches a value with a zero lease, and forgets everything on clear()', async () => {
