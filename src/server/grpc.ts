@@ -21,6 +21,7 @@ import type {
   Role,
   ToolDefinition,
 } from '../pipeline/types.js';
+import { OversizeMessage, receiveCeiling, withMessageLimit } from './grpc-size.js';
 import type { IngressLimits } from './limits.js';
 import { loadProtos, lookupService } from './proto.js';
 import { bearerToken, checkVariables, rejectedRequest } from './request.js';
@@ -366,7 +367,9 @@ export function createGrpcIngress(opts: GrpcIngressOptions): GrpcIngress {
   let active = 0;
 
   const server = new grpc.Server({
-    'grpc.max_receive_message_length': limits.maxBodyBytes,
+    // A ceiling above the limit: messages between the two are refused by Warden, counted and
+    // audited (grpc-size.ts); past it grpc-js refuses them alone.
+    'grpc.max_receive_message_length': receiveCeiling(limits.maxBodyBytes),
     'grpc.max_metadata_size': limits.maxHeaderBytes,
   });
 
@@ -412,7 +415,13 @@ export function createGrpcIngress(opts: GrpcIngressOptions): GrpcIngress {
     const started = performance.now();
     const meta = metaFor(call, action, stream, signal, cancel);
     try {
-      return fromWireRequest(call.request, meta, limits);
+      const wire = call.request as WirePromptRequest | OversizeMessage;
+      if (wire instanceof OversizeMessage) {
+        throw new WardenError('payload_too_large', `request message of ${wire.bytes} bytes is larger than ${limits.maxBodyBytes} bytes`, {
+          location: { path: '$' },
+        });
+      }
+      return fromWireRequest(wire, meta, limits);
     } catch (err) {
       if (isWardenError(err)) {
         opts.onRejected?.(err.code, (performance.now() - started) / 1000);
@@ -502,7 +511,7 @@ export function createGrpcIngress(opts: GrpcIngressOptions): GrpcIngress {
     })();
   }
 
-  server.addService(gateway.service, {
+  server.addService(withMessageLimit(gateway.service, limits.maxBodyBytes), {
     Render: unary('prompt.render'),
     Complete: unary('prompt.execute'),
     StreamComplete: streamComplete,

@@ -80,6 +80,49 @@ describe('audit records for requests refused before parsing', () => {
     expect(w.logs.join('\n')).not.toContain(CANARY);
   });
 
+  it('gRPC: a message over max_body_bytes is refused by Warden, counted and audited; past the ceiling grpc-js refuses it', async () => {
+    const gateway = gatewayClient(w.addresses.grpc);
+    const metric = async () => {
+      const text = await (await fetch(`${w.addresses.admin}/metrics`)).text();
+      const line = text.split('\n').find((l) => l.startsWith('warden_requests_total{') && l.includes('protocol="grpc"') && l.includes('code="payload_too_large"'));
+      return line ? Number(line.slice(line.lastIndexOf(' ') + 1)) : 0;
+    };
+    const complete = (message: string) =>
+      new Promise<grpc.ServiceError>((resolve, reject) =>
+        gateway.Complete(
+          { model: 'gpt-4o-mini', template: { id: 'support/ticket-summary', version: 2 }, variables: { ticket_id: 'T-1', customer_message: message } },
+          bearerMetadata(token, { traceparent: TRACEPARENT }),
+          (e: grpc.ServiceError | null) => (e ? resolve(e) : reject(new Error('expected an error'))),
+        ),
+      );
+    try {
+      // The fixture's max_body_bytes is 65,536; grpc-js delivers up to four times that (grpc-size.ts).
+      const counted = await metric();
+      const before = w.audit().length;
+      const over = await complete(`${CANARY} ${'x'.repeat(100_000)}`);
+      expect(over.code).toBe(grpc.status.RESOURCE_EXHAUSTED);
+      expect(over.metadata.get('warden-code')[0]).toBe('payload_too_large');
+      expect(over.details).toMatch(/^request message of \d+ bytes is larger than 65536 bytes$/);
+      await eventually(() => w.audit().length > before);
+      const rec = w.audit().at(-1)!;
+      expect(rec).toMatchObject({ principal: null, status: 'error', error_code: 'payload_too_large', trace_id: TRACE_ID, action: 'prompt.execute' });
+      expect(JSON.stringify(rec)).not.toContain(CANARY);
+      expect(await metric()).toBe(counted + 1);
+
+      // Past the ceiling: refused inside grpc-js, before Warden sees it (not audited), and the
+      // server goes on serving.
+      const audited = w.audit().length;
+      const huge = await complete('y'.repeat(300_000));
+      expect(huge.code).toBe(grpc.status.RESOURCE_EXHAUSTED);
+      expect(huge.metadata.get('warden-code')).toEqual([]);
+      const after = await complete(`${'z'.repeat(70_000)}`);
+      expect(after.metadata.get('warden-code')[0]).toBe('payload_too_large');
+      await eventually(() => w.audit().length === audited + 1);
+    } finally {
+      gateway.close();
+    }
+  });
+
   it('gRPC: a call refused by the translation (no model) is audited the same way', async () => {
     const gateway = gatewayClient(w.addresses.grpc);
     try {
