@@ -1,6 +1,6 @@
 /** Builds a real RequestContext for stage tests (the same shape the pipeline builds). */
 import type { RequestContext } from '../src/pipeline/stage.js';
-import type { Decision, PromptRequest } from '../src/pipeline/types.js';
+import type { Decision, PromptRequest, Template } from '../src/pipeline/types.js';
 
 export function makeRequest(over: Partial<PromptRequest> = {}): PromptRequest {
   return {
@@ -36,6 +36,26 @@ export function allowDecision(over: Partial<Decision> = {}): Decision {
     models: ['echo'],
     audit: { log_variables_names: true },
     id: 'dec-1',
+    ...over,
+  };
+}
+
+/**
+ * A template for render, redact and audit tests: the governance members (owner, approvals, ...)
+ * filled with neutral values, the rest from `over`. Tests of the governance members themselves
+ * load real template files.
+ */
+export function makeTemplate(over: Partial<Template> & Pick<Template, 'messages'>): Template {
+  return {
+    id: 'test/template',
+    version: 1,
+    owner: 'o',
+    sensitivity: 'internal',
+    description: 'd',
+    approvals: [],
+    allowed_services: [],
+    models: [],
+    variables: {},
     ...over,
   };
 }

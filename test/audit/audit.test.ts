@@ -26,7 +26,7 @@ import type { AuditRecord, RedactionSession } from '../../src/pipeline/ports.js'
 import type { Template } from '../../src/pipeline/types.js';
 import type { RenderedText } from '../../src/templates/provenance.js';
 import { renderTemplate } from '../../src/templates/renderer.js';
-import { allowDecision, makeContext } from '../stage-context.js';
+import { allowDecision, makeContext, makeTemplate } from '../stage-context.js';
 
 const HMAC_KEY = 'test-hmac-key-0123456789abcdef';
 const CANARY_VAR = 'CANARY-VARIABLE-3c2b1a';
@@ -327,8 +327,8 @@ describe('audit stage', () => {
   it('HMACs a repeated templated prompt as HMAC-SHA256 of the text sent, whether its prefix state is kept yet or not', async () => {
     const { sink, lines } = collector();
     const stage = createAuditStage({ log: createAuditLog({ sinks: [sink] }), hmacKey: HMAC_KEY, environment: 'test', getPolicyRevision: () => 'r' });
-    const tpl: Template = {
-      id: 't/long', version: 1, owner: 'o', sensitivity: 'internal', description: 'd', approvals: [], allowed_services: [], models: [],
+    const tpl = makeTemplate({
+      id: 't/long',
       variables: {
         code: { source: 'secret', type: 'string', required: true, pii: false },
         msg: { source: 'request', type: 'string', required: true, pii: false },
@@ -337,7 +337,7 @@ describe('audit stage', () => {
         { role: 'system', content: `${'Answer briefly and never promise refunds. '.repeat(30)}Code: {{code}}` },
         { role: 'user', content: '{{msg}}' },
       ],
-    };
+    });
     const expected: string[] = [];
     for (let i = 0; i < 5; i++) {
       const json: Array<string | undefined> = [];

@@ -16,7 +16,7 @@ import type { RenderedText } from '../../src/templates/provenance.js';
 import { createRenderStage, renderTemplate } from '../../src/templates/index.js';
 import { generateRedactCorpus } from '../../scripts/gen-redact-corpus.js';
 import { mulberry32 } from '../../scripts/lib/prng.js';
-import { allowDecision, makeContext } from '../stage-context.js';
+import { allowDecision, makeContext, makeTemplate } from '../stage-context.js';
 import { decision } from './helpers.js';
 
 const CANARY = 'CANARY-SECRET-9f8e7d';
@@ -90,21 +90,14 @@ function generateCase(rand: () => number, n: number): Case {
     }
     return content;
   };
-  const template: Template = {
+  const template = makeTemplate({
     id: `gen/t${n}`,
-    version: 1,
-    owner: 'o',
-    sensitivity: 'internal',
-    description: 'generated',
-    approvals: [],
-    allowed_services: [],
-    models: [],
     variables,
     messages: [
       { role: 'system', content: message(true) },
       { role: 'user', content: message(rand() < 0.5) },
     ],
-  };
+  });
   const others: Array<Record<string, string>> = [];
   for (let k = 0; k < 3; k++) {
     const o: Record<string, string> = { ...values };
@@ -133,18 +126,11 @@ function render(c: Case, values = c.values, stamps?: Record<string, string>): { 
 
 function oneVariableCase(id: string, who: string): Case {
   return {
-    template: {
+    template: makeTemplate({
       id,
-      version: 1,
-      owner: 'o',
-      sensitivity: 'internal',
-      description: 'd',
-      approvals: [],
-      allowed_services: [],
-      models: [],
       variables: { who: { source: 'request', type: 'string', required: false, pii: true } },
       messages: [{ role: 'system', content: `${FILLER.repeat(6)}Contact: {{who}}.` }],
-    },
+    }),
     values: { who },
     others: [],
   };
@@ -301,15 +287,8 @@ describe('findings cache keyed by render provenance', () => {
   it('is used by the redact stage after the render stage, and keeps no value in the cache', async () => {
     const r = createRedactor({});
     const plain = createRedactor({}, { findingsCache: false });
-    const template: Template = {
+    const template = makeTemplate({
       id: 'gen/stage',
-      version: 1,
-      owner: 'o',
-      sensitivity: 'internal',
-      description: 'd',
-      approvals: [],
-      allowed_services: [],
-      models: [],
       variables: {
         code: { source: 'secret', type: 'string', required: true, pii: false, ref: 'file:secrets/code' },
         mail: { source: 'request', type: 'string', required: true, pii: true },
@@ -318,7 +297,7 @@ describe('findings cache keyed by render provenance', () => {
         { role: 'system', content: `${FILLER.repeat(6)}Escalation code: {{code}}. Reply to {{mail}}.` },
         { role: 'user', content: 'Ticket for {{mail}}' },
       ],
-    };
+    });
     const renderStage = createRenderStage();
     const redactStage = createRedactStage(() => r);
     const plainStage = createRedactStage(() => plain);

@@ -14,7 +14,7 @@ import {
   parseSecretRef,
   SecretRefError,
 } from '../../src/secrets/index.js';
-import { allowDecision, makeContext } from '../stage-context.js';
+import { allowDecision, makeContext, makeTemplate } from '../stage-context.js';
 
 const CANARY = 'CANARY-SECRET-9f8e7d';
 let dir: string;
@@ -152,10 +152,7 @@ describe('providers and resolver', () => {
 function templateWith(refs: string[]): Template {
   const variables: Template['variables'] = { q: { source: 'request', type: 'string', required: true, pii: false } };
   refs.forEach((ref, i) => (variables[`s${i}`] = { source: 'secret', type: 'string', required: true, pii: false, ref }));
-  return {
-    id: 't', version: 1, owner: 'o', sensitivity: 'internal', description: 'd', approvals: [],
-    allowed_services: [], models: [], variables, messages: [{ role: 'user', content: '{{q}}' }],
-  };
+  return makeTemplate({ id: 't', variables, messages: [{ role: 'user', content: '{{q}}' }] });
 }
 
 describe('fetch stage', () => {

@@ -9,27 +9,20 @@ import type { RequestContext } from '../../src/pipeline/stage.js';
 import type { Template } from '../../src/pipeline/types.js';
 import { encodeValues, RenderedText, valuesDigest } from '../../src/templates/provenance.js';
 import { createRenderStage, parseTemplateFiles, renderTemplate, TemplateRegistry } from '../../src/templates/index.js';
-import { makeContext } from '../stage-context.js';
+import { makeContext, makeTemplate } from '../stage-context.js';
 
 const CANARY = 'CANARY-SECRET-9f8e7d';
 
 function tpl(messages: Template['messages'], over: Partial<Template> = {}): Template {
-  return {
+  return makeTemplate({
     id: 'team/prov',
-    version: 1,
-    owner: 'o',
-    sensitivity: 'internal',
-    description: 'd',
-    approvals: [],
-    allowed_services: [],
-    models: [],
     variables: {
       a: { source: 'request', type: 'string', required: false, pii: true },
       b: { source: 'request', type: 'string', required: false, pii: true },
     },
     messages,
     ...over,
-  };
+  });
 }
 
 /** Values chosen to collide under a naive encoding (joined, comma-separated, UTF-8, ...). */

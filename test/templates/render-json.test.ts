@@ -10,15 +10,16 @@ import type { RequestContext } from '../../src/pipeline/stage.js';
 import type { ChatMessage, Template } from '../../src/pipeline/types.js';
 import { renderTemplate } from '../../src/templates/renderer.js';
 import type { RenderedText } from '../../src/templates/provenance.js';
+import { makeTemplate } from '../stage-context.js';
 
 const PIECES = ['plain text', '"quoted"', 'back\\slash', 'tab\tnl\nret\r', 'ctl\u0001\u001f', 'é ü', '😀', '\ud83d', '\ude00', '\u2028', '</script>', '{{x}}', ''];
 
 function template(contents: string[]): Template {
-  return {
-    id: 't/json', version: 1, owner: 'o', sensitivity: 'internal', description: 'd', approvals: [], allowed_services: [], models: [],
+  return makeTemplate({
+    id: 't/json',
     variables: { a: { source: 'request', type: 'string', required: false, pii: false }, b: { source: 'request', type: 'string', required: false, pii: false } },
     messages: contents.map((content, i) => ({ role: i === 0 ? 'system' : 'user', content })),
-  };
+  });
 }
 
 function context(messages: ChatMessage[], outbound: ChatMessage[], contentJson: Array<string | undefined>): RequestContext {

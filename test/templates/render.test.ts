@@ -11,18 +11,11 @@ import {
   renderTemplate,
   TemplateRegistry,
 } from '../../src/templates/index.js';
-import { makeContext } from '../stage-context.js';
+import { makeContext, makeTemplate } from '../stage-context.js';
 
 function tpl(over: Partial<Template> = {}): Template {
-  return {
+  return makeTemplate({
     id: 'team/hello',
-    version: 1,
-    owner: 'o',
-    sensitivity: 'internal',
-    description: 'd',
-    approvals: [],
-    allowed_services: [],
-    models: [],
     variables: {
       name: { source: 'request', type: 'string', required: true, pii: false, max_length: 12 },
       count: { source: 'request', type: 'number', required: false, pii: false },
@@ -36,7 +29,7 @@ function tpl(over: Partial<Template> = {}): Template {
       { role: 'assistant', content: 'fixed text' },
     ],
     ...over,
-  };
+  });
 }
 
 async function run(stage: { run(ctx: RequestContext): unknown }, ctx: RequestContext): Promise<WardenError | undefined> {
