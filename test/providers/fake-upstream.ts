@@ -5,7 +5,7 @@
  */
 import { createServer, type IncomingMessage, type ServerResponse } from 'node:http';
 import type { AddressInfo, Socket } from 'node:net';
-import { expect } from 'vitest';
+import { afterEach, expect } from 'vitest';
 import { WardenError, type UpstreamRequest } from '../../src/pipeline/index.js';
 
 /** The API key the provider tests configure: a canary that must never reach an error or a log. */
@@ -155,4 +155,20 @@ export async function startUpstream(handler: Handler = openAIHandler): Promise<F
         server.close(() => resolve());
       }),
   };
+}
+
+/**
+ * After each test of the calling file, closes what `open()` lists, in that order (a provider or
+ * registry before the upstream it talks to). A test that opens nothing new leaves the variables
+ * pointing at the last test's resources: each is closed once, never twice.
+ */
+export function closeAfterEach(open: () => ReadonlyArray<{ close(): Promise<unknown> } | undefined>): void {
+  const closed = new WeakSet<object>();
+  afterEach(async () => {
+    for (const resource of open()) {
+      if (!resource || closed.has(resource)) continue;
+      closed.add(resource);
+      await resource.close();
+    }
+  });
 }

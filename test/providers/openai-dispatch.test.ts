@@ -3,23 +3,18 @@
  * bodies, queued requests, and the synchronous send when the API key is cached.
  */
 import { subscribe, unsubscribe } from 'node:diagnostics_channel';
-import { afterEach, describe, expect, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
 import { RequestSignal } from '../../src/pipeline/cancel.js';
 import type { ModelProvider } from '../../src/pipeline/ports.js';
 import { createOpenAIProvider, type OpenAIProviderOptions } from '../../src/providers/index.js';
-import { completion, failure, startUpstream, TEST_API_KEY, upstreamRequest, type FakeUpstream } from './fake-upstream.js';
+import { closeAfterEach, completion, failure, startUpstream, TEST_API_KEY, upstreamRequest, type FakeUpstream } from './fake-upstream.js';
 
 const KEY = TEST_API_KEY;
 
 let upstream: FakeUpstream | undefined;
 let provider: ModelProvider | undefined;
 
-afterEach(async () => {
-  await provider?.close();
-  await upstream?.close();
-  provider = undefined;
-  upstream = undefined;
-});
+closeAfterEach(() => [provider, upstream]);
 
 const request = upstreamRequest;
 

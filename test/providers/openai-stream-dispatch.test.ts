@@ -2,23 +2,18 @@
  * The streamed call path (pool.dispatch + SseCall): byte boundaries, backpressure, [DONE],
  * non-stream answers, cancellation before and while queued.
  */
-import { afterEach, describe, expect, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
 import type { ModelProvider } from '../../src/pipeline/ports.js';
 import type { CompletionChunk, UpstreamRequest } from '../../src/pipeline/index.js';
 import { createOpenAIProvider, type OpenAIProviderOptions } from '../../src/providers/index.js';
-import { chunk, failure, sse, sseHead, startUpstream, TEST_API_KEY, upstreamRequest, type FakeUpstream } from './fake-upstream.js';
+import { chunk, closeAfterEach, failure, sse, sseHead, startUpstream, TEST_API_KEY, upstreamRequest, type FakeUpstream } from './fake-upstream.js';
 
 const KEY = TEST_API_KEY;
 
 let upstream: FakeUpstream | undefined;
 let provider: ModelProvider | undefined;
 
-afterEach(async () => {
-  await provider?.close();
-  await upstream?.close();
-  provider = undefined;
-  upstream = undefined;
-});
+closeAfterEach(() => [provider, upstream]);
 
 function request(over: Partial<UpstreamRequest> = {}): UpstreamRequest {
   return upstreamRequest({ messages: [{ role: 'user', content: 'hello' }], stream: true, ...over });

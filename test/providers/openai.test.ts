@@ -1,22 +1,17 @@
 import { createServer } from 'node:http';
 import type { AddressInfo } from 'node:net';
-import { afterEach, describe, expect, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
 import { createOpenAIProvider } from '../../src/providers/index.js';
 import type { ModelProvider } from '../../src/pipeline/ports.js';
 import type { CompletionChunk } from '../../src/pipeline/index.js';
-import { chunk, completion, failure, PROMPT_CANARY, sse, sseHead, startUpstream, TEST_API_KEY, upstreamRequest, usageChunk, type FakeUpstream } from './fake-upstream.js';
+import { chunk, closeAfterEach, completion, failure, PROMPT_CANARY, sse, sseHead, startUpstream, TEST_API_KEY, upstreamRequest, usageChunk, type FakeUpstream } from './fake-upstream.js';
 
 const KEY = TEST_API_KEY;
 
 let upstream: FakeUpstream | undefined;
 let provider: ModelProvider | undefined;
 
-afterEach(async () => {
-  await provider?.close();
-  await upstream?.close();
-  provider = undefined;
-  upstream = undefined;
-});
+closeAfterEach(() => [provider, upstream]);
 
 const request = upstreamRequest;
 

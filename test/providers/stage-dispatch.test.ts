@@ -3,7 +3,7 @@
  * `forward.run()` returns, so the pipeline's work after it overlaps the upstream's.
  */
 import { subscribe, unsubscribe } from 'node:diagnostics_channel';
-import { afterEach, describe, expect, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
 import { parseConfig } from '../../src/config/index.js';
 import { RequestSignal } from '../../src/pipeline/cancel.js';
 import type { Decision, PromptRequest } from '../../src/pipeline/index.js';
@@ -11,19 +11,14 @@ import type { RequestContext } from '../../src/pipeline/stage.js';
 import { createForwardStage, createProviders, type ProviderRegistry } from '../../src/providers/index.js';
 import { createSecretResolver } from '../../src/secrets/index.js';
 import { startTrace } from '../../src/telemetry/index.js';
-import { startUpstream, type FakeUpstream } from './fake-upstream.js';
+import { closeAfterEach, startUpstream, type FakeUpstream } from './fake-upstream.js';
 
 const KEY = 'sk-CANARY-SECRET-9f8e7d';
 
 let upstream: FakeUpstream | undefined;
 let providers: ProviderRegistry | undefined;
 
-afterEach(async () => {
-  await providers?.close();
-  await upstream?.close();
-  providers = undefined;
-  upstream = undefined;
-});
+closeAfterEach(() => [providers, upstream]);
 
 const decision: Decision = {
   allow: true,

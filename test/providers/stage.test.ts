@@ -1,22 +1,17 @@
-import { afterEach, describe, expect, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
 import { parseConfig } from '../../src/config/index.js';
 import { createForwardStage, createProviders, type ProviderRegistry } from '../../src/providers/index.js';
 import type { RequestContext } from '../../src/pipeline/stage.js';
 import { WardenError, type CompletionChunk, type Decision, type PromptRequest } from '../../src/pipeline/index.js';
 import { createMetrics, startTrace } from '../../src/telemetry/index.js';
-import { chunk, sse, sseHead, startUpstream, type FakeUpstream } from './fake-upstream.js';
+import { chunk, closeAfterEach, sse, sseHead, startUpstream, type FakeUpstream } from './fake-upstream.js';
 
 const KEY = 'sk-CANARY-SECRET-9f8e7d';
 
 let upstream: FakeUpstream | undefined;
 let providers: ProviderRegistry | undefined;
 
-afterEach(async () => {
-  await providers?.close();
-  await upstream?.close();
-  providers = undefined;
-  upstream = undefined;
-});
+closeAfterEach(() => [providers, upstream]);
 
 function registry(baseUrl: string): ProviderRegistry {
   const config = parseConfig(
