@@ -6,11 +6,11 @@ import { subscribe, unsubscribe } from 'node:diagnostics_channel';
 import { describe, expect, it } from 'vitest';
 import { parseConfig } from '../../src/config/index.js';
 import { RequestSignal } from '../../src/pipeline/cancel.js';
-import type { Decision, PromptRequest } from '../../src/pipeline/index.js';
 import type { RequestContext } from '../../src/pipeline/stage.js';
 import { createForwardStage, createProviders, type ProviderRegistry } from '../../src/providers/index.js';
 import { createSecretResolver } from '../../src/secrets/index.js';
 import { startTrace } from '../../src/telemetry/index.js';
+import { allowDecision, makeRequest } from '../stage-context.js';
 import { closeAfterEach, startUpstream, type FakeUpstream } from './fake-upstream.js';
 
 const KEY = 'sk-CANARY-SECRET-9f8e7d';
@@ -20,31 +20,11 @@ let providers: ProviderRegistry | undefined;
 
 closeAfterEach(() => [providers, upstream]);
 
-const decision: Decision = {
-  allow: true,
-  reasons: [],
-  secrets: [],
-  redaction: { profile: 'standard', entities: [], modes: {}, reidentify: false, fail_open: false },
-  models: ['gpt-4o-mini'],
-  audit: { log_variables_names: false },
-  id: 'd-1',
-};
+const decision = allowDecision({ models: ['gpt-4o-mini'], audit: { log_variables_names: false }, id: 'd-1' });
 
 function context(): RequestContext {
   const signal = new RequestSignal();
-  const request: PromptRequest = {
-    id: 'r-1',
-    protocol: 'openai-http',
-    action: 'prompt.execute',
-    model: 'gpt-4o-mini',
-    variables: {},
-    stream: false,
-    params: {},
-    credentials: { peer: { address: '127.0.0.1', local: true, transport: 'tcp' } },
-    signal,
-    cancel: (reason) => signal.abort(reason),
-    receivedAt: Date.now(),
-  };
+  const request = makeRequest({ id: 'r-1', model: 'gpt-4o-mini', signal, cancel: (reason) => signal.abort(reason) });
   return { request, trace: startTrace(), timings: {}, decision, outbound: [{ role: 'user', content: 'outbound prompt' }] };
 }
 

@@ -4,6 +4,7 @@ import { createForwardStage, createProviders, type ProviderRegistry } from '../.
 import type { RequestContext } from '../../src/pipeline/stage.js';
 import { WardenError, type CompletionChunk, type Decision, type PromptRequest } from '../../src/pipeline/index.js';
 import { createMetrics, startTrace } from '../../src/telemetry/index.js';
+import { allowDecision, makeRequest } from '../stage-context.js';
 import { chunk, closeAfterEach, sse, sseHead, startUpstream, type FakeUpstream } from './fake-upstream.js';
 
 const KEY = 'sk-CANARY-SECRET-9f8e7d';
@@ -35,32 +36,11 @@ function registry(baseUrl: string): ProviderRegistry {
 }
 
 function decision(over: Partial<Decision> = {}): Decision {
-  return {
-    allow: true,
-    reasons: [],
-    secrets: [],
-    redaction: { profile: 'standard', entities: [], modes: {}, reidentify: false, fail_open: false },
-    models: ['gpt-4o-mini', 'echo', 'local'],
-    audit: { log_variables_names: false },
-    id: 'd-1',
-    ...over,
-  };
+  return allowDecision({ models: ['gpt-4o-mini', 'echo', 'local'], audit: { log_variables_names: false }, id: 'd-1', ...over });
 }
 
 function context(over: Partial<PromptRequest> = {}, d: Decision = decision(), signal = new AbortController().signal): RequestContext {
-  const request: PromptRequest = {
-    id: 'r-1',
-    protocol: 'openai-http',
-    action: 'prompt.execute',
-    model: 'gpt-4o-mini',
-    variables: {},
-    stream: false,
-    params: {},
-    credentials: { peer: { address: '127.0.0.1', local: true, transport: 'tcp' } },
-    signal,
-    receivedAt: Date.now(),
-    ...over,
-  };
+  const request = makeRequest({ id: 'r-1', model: 'gpt-4o-mini', signal, ...over });
   return {
     request,
     trace: startTrace('00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01'),
