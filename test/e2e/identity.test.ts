@@ -8,11 +8,13 @@ import { readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { createServer, type Server } from 'node:https';
 import type { AddressInfo } from 'node:net';
 import { join } from 'node:path';
-import { SignJWT, exportJWK, generateKeyPair, type CryptoKey } from 'jose';
+import type { KeyObject } from 'node:crypto';
+import { SignJWT } from 'jose';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { loadConfig } from '../../src/config/load.js';
 import { createRuntime, type BoundAddresses, type Runtime } from '../../src/runtime/runtime.js';
 import { createLogger } from '../../src/telemetry/logger.js';
+import { publicJwk, testKeyPair } from '../keys.js';
 import { postChat } from './helpers/http.js';
 import { DOWN_URL, prepareWardenDir, type PreparedDir } from './helpers/warden.js';
 
@@ -24,10 +26,10 @@ let jwksServer: Server;
 let jwksRequests: Array<{ path: string; authorization: string | undefined }>;
 let runtime: Runtime;
 let addresses: BoundAddresses;
-let spiffeKey: CryptoKey;
-let rogueKey: CryptoKey;
+let spiffeKey: KeyObject;
+let rogueKey: KeyObject;
 
-async function svid(spiffeId: string, opts: { audience?: string; key?: CryptoKey } = {}): Promise<string> {
+async function svid(spiffeId: string, opts: { audience?: string; key?: KeyObject } = {}): Promise<string> {
   return new SignJWT({})
     .setProtectedHeader({ alg: 'ES256', kid: 'spire-1', typ: 'JWT' })
     .setSubject(spiffeId)
@@ -67,10 +69,10 @@ beforeAll(async () => {
   execFileSync('openssl', ['x509', '-req', '-in', ca('server.csr'), '-CA', ca('ca.pem'), '-CAkey', ca('ca.key'), '-CAcreateserial',
     '-days', '1', '-extfile', ca('san.ext'), '-out', ca('server.pem')], { stdio: 'ignore' });
 
-  const spiffePair = await generateKeyPair('ES256');
-  spiffeKey = spiffePair.privateKey as CryptoKey;
-  rogueKey = (await generateKeyPair('ES256')).privateKey as CryptoKey;
-  const spiffeBundle = { keys: [{ ...(await exportJWK(spiffePair.publicKey)), kid: 'spire-1', alg: 'ES256', use: 'jwt-svid' }] };
+  const spiffePair = testKeyPair('ec');
+  spiffeKey = spiffePair.privateKey;
+  rogueKey = testKeyPair('ec').privateKey;
+  const spiffeBundle = { keys: [await publicJwk(spiffePair, { kid: 'spire-1', alg: 'ES256', use: 'jwt-svid' })] };
   const k8sJwks = JSON.parse(readFileSync(join(dir, 'jwks.json'), 'utf8')) as object;
 
   jwksRequests = [];

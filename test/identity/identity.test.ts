@@ -4,7 +4,8 @@ import { mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import type { AddressInfo } from 'node:net';
-import { exportJWK, generateKeyPair, SignJWT, UnsecuredJWT, type CryptoKey, type JWK, type JWTPayload } from 'jose';
+import type { KeyObject } from 'node:crypto';
+import { SignJWT, UnsecuredJWT, type JWK, type JWTPayload } from 'jose';
 import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
 import { WardenError } from '../../src/pipeline/errors.js';
 import type { Authenticator } from '../../src/pipeline/ports.js';
@@ -16,25 +17,25 @@ import {
   SpiffeJwtAuthenticator,
 } from '../../src/identity/index.js';
 import { VerifiedTokenCache } from '../../src/identity/token-cache.js';
+import { publicJwk, testKeyPair } from '../keys.js';
 import { makeContext } from '../stage-context.js';
 
 const ISSUER = 'https://kubernetes.default.svc.cluster.local';
 const AUD = 'warden';
 const CLUSTER_TOKEN = 'CANARY-SECRET-cluster-reader-token';
 
-let rsa: { privateKey: CryptoKey; jwk: JWK };
-let ec: { privateKey: CryptoKey; jwk: JWK };
-let other: { privateKey: CryptoKey };
+let rsa: { privateKey: KeyObject; jwk: JWK };
+let ec: { privateKey: KeyObject; jwk: JWK };
+let other: { privateKey: KeyObject };
 let server: Server;
 let jwksUrl: string;
 let jwksHits = 0;
 let lastAuthorization: string | undefined;
 let dir: string;
 
-async function keyPair(alg: string, kid: string) {
-  const { privateKey, publicKey } = await generateKeyPair(alg, { extractable: true });
-  const jwk = { ...(await exportJWK(publicKey)), kid, alg, use: 'sig' };
-  return { privateKey, jwk };
+async function keyPair(alg: 'RS256' | 'ES256', kid: string) {
+  const pair = testKeyPair(alg === 'RS256' ? 'rsa' : 'ec');
+  return { privateKey: pair.privateKey, jwk: await publicJwk(pair, { kid, alg, use: 'sig' }) };
 }
 
 beforeAll(async () => {
@@ -77,7 +78,7 @@ function k8sClaims(ns = 'payments', sa = 'checkout'): JWTPayload {
 
 async function sign(
   payload: JWTPayload,
-  opts: { key?: CryptoKey; alg?: string; kid?: string; iss?: string; aud?: string | string[]; exp?: number; nbf?: number } = {},
+  opts: { key?: KeyObject; alg?: string; kid?: string; iss?: string; aud?: string | string[]; exp?: number; nbf?: number } = {},
 ): Promise<string> {
   const jwt = new SignJWT(payload)
     .setProtectedHeader({ alg: opts.alg ?? 'RS256', kid: opts.kid ?? 'rsa-1' })

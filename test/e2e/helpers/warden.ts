@@ -8,7 +8,8 @@ import { cpSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } f
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { SignJWT, exportJWK, generateKeyPair, type CryptoKey } from 'jose';
+import { SignJWT } from 'jose';
+import { publicJwk, testKeyPair } from '../../keys.js';
 import { loadConfig } from '../../../src/config/load.js';
 import { createRuntime, type BoundAddresses, type Runtime } from '../../../src/runtime/runtime.js';
 import { createLogger } from '../../../src/telemetry/logger.js';
@@ -26,8 +27,8 @@ export interface Signer {
 }
 
 export async function createSigner(): Promise<Signer> {
-  const { publicKey, privateKey } = await generateKeyPair('ES256');
-  const jwk = { ...(await exportJWK(publicKey)), kid: 'e2e-key', alg: 'ES256', use: 'sig' };
+  const pair = testKeyPair('ec');
+  const jwk = await publicJwk(pair, { kid: 'e2e-key', alg: 'ES256', use: 'sig' });
   return {
     jwks: { keys: [jwk] },
     token: (namespace, serviceAccount, opts = {}) =>
@@ -38,7 +39,7 @@ export async function createSigner(): Promise<Signer> {
         .setSubject(`system:serviceaccount:${namespace}:${serviceAccount}`)
         .setIssuedAt()
         .setExpirationTime(opts.expiresIn ?? '10m')
-        .sign(privateKey as CryptoKey),
+        .sign(pair.privateKey),
   };
 }
 

@@ -1,6 +1,7 @@
-import { generateKeyPairSync, type KeyObject } from 'node:crypto';
+import type { KeyObject } from 'node:crypto';
 import { SignJWT, exportJWK } from 'jose';
 import { beforeAll, describe, expect, it } from 'vitest';
+import { testKeyPair } from '../../../keys.js';
 import { call, callError, ctx } from './helpers.js';
 
 const nowS = Number(ctx.nowNs / 1_000_000_000n);
@@ -23,9 +24,9 @@ function tamper(token: string): string {
 }
 
 beforeAll(async () => {
-  rsa = generateKeyPairSync('rsa', { modulusLength: 2048 });
-  otherRsa = generateKeyPairSync('rsa', { modulusLength: 2048 });
-  ec = generateKeyPairSync('ec', { namedCurve: 'P-256' });
+  rsa = testKeyPair('rsa');
+  otherRsa = testKeyPair('rsa');
+  ec = testKeyPair('ec');
   rsaPem = rsa.publicKey.export({ type: 'spki', format: 'pem' }).toString();
   ecPem = ec.publicKey.export({ type: 'spki', format: 'pem' }).toString();
   const other = await exportJWK(otherRsa.publicKey);
