@@ -6,6 +6,7 @@
  * `redaction` is the one loose object because the redaction module owns its full shape.
  */
 import { z } from 'zod';
+import { DEFAULT_MAX_JSON_DEPTH, MAX_JSON_DEPTH_CEILING } from '../pipeline/json-depth.js';
 import { SECRET_SCHEMES, SecretRefError, parseSecretRef } from '../secrets/index.js';
 import { parseListen, type ListenAddress } from './listen.js';
 
@@ -286,6 +287,7 @@ const LimitsSchema = z.strictObject({
   max_header_bytes: positiveInt.default(16 * 1024),
   max_variables: positiveInt.default(64),
   max_variable_length: positiveInt.default(32 * 1024),
+  max_json_depth: positiveInt.max(MAX_JSON_DEPTH_CEILING).default(DEFAULT_MAX_JSON_DEPTH),
   client_timeout_ms: positiveInt.default(120_000),
   upstream_timeout_ms: positiveInt.default(300_000),
   shutdown_grace_ms: z.int().min(0).default(10_000),

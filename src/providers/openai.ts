@@ -13,6 +13,7 @@
  */
 import { Pool } from 'undici';
 import { WardenError, isWardenError } from '../pipeline/errors.js';
+import { DEFAULT_MAX_JSON_DEPTH, tooDeepAt } from '../pipeline/json-depth.js';
 import type { ModelProvider } from '../pipeline/ports.js';
 import type { CompletionChunk, CompletionResult, UpstreamRequest } from '../pipeline/types.js';
 import { bodyBuffer } from './body-slab.js';
@@ -143,6 +144,10 @@ export function createOpenAIProvider(opts: OpenAIProviderOptions): ModelProvider
     }
     const simple = parseSimpleCompletion(json);
     if (simple) return simple as CompletionResult;
+    // The simple shape above holds scalars only; here content parts pass through as they came,
+    // and one nested beyond reason would overflow the stack where the answer is redacted and
+    // written out (a 500 `internal` instead of the upstream's fault).
+    if (tooDeepAt(json, DEFAULT_MAX_JSON_DEPTH)) throw invalid(name, `a body nested deeper than ${DEFAULT_MAX_JSON_DEPTH} levels`);
     const parsed = CompletionSchema.safeParse(json);
     if (!parsed.success) throw invalid(name, 'a body that is not a chat completion');
     return parsed.data as CompletionResult;

@@ -67,6 +67,7 @@ export function ingressLimits(config: Config): IngressLimits {
     maxHeaderBytes: config.limits.max_header_bytes,
     maxVariables: config.limits.max_variables,
     maxVariableLength: config.limits.max_variable_length,
+    maxJsonDepth: config.limits.max_json_depth,
     requestTimeoutMs: config.limits.client_timeout_ms,
   };
 }

@@ -8,6 +8,7 @@ import { performance } from 'node:perf_hooks';
 import * as grpc from '@grpc/grpc-js';
 import { RequestSignal, type CancelSignal } from '../pipeline/cancel.js';
 import { WardenError, isWardenError } from '../pipeline/errors.js';
+import { checkJsonDepth } from '../pipeline/json-depth.js';
 import type { Pipeline, PipelineLogger } from '../pipeline/pipeline.js';
 import type {
   Action,
@@ -112,8 +113,11 @@ function invalid(message: string, path: string): WardenError {
   return new WardenError('invalid_request', message, { location: { path } });
 }
 
-/** A JSON text that must hold an object; the error names the field, never the text. */
-function jsonObject(text: string, path: string): Record<string, unknown> {
+/**
+ * A JSON text that must hold an object nested at most `maxDepth` deep (the field's own top is
+ * level 1); the error names the field, never the text.
+ */
+function jsonObject(text: string, path: string, maxDepth: number): Record<string, unknown> {
   let parsed: unknown;
   try {
     parsed = JSON.parse(text);
@@ -121,10 +125,11 @@ function jsonObject(text: string, path: string): Record<string, unknown> {
     throw invalid(`field '${path}' is not valid JSON`, path);
   }
   if (parsed === null || typeof parsed !== 'object' || Array.isArray(parsed)) throw invalid(`field '${path}' must be a JSON object`, path);
+  checkJsonDepth(parsed, maxDepth, path);
   return parsed as Record<string, unknown>;
 }
 
-function toPart(p: WirePart, path: string): ContentPart {
+function toPart(p: WirePart, path: string, maxDepth: number): ContentPart {
   if (!p.type) throw invalid(`field '${path}.type' is required`, `${path}.type`);
   if (p.type === 'text') {
     if (p.json) throw invalid(`field '${path}.json' is not used by a text part`, `${path}.json`);
@@ -132,27 +137,27 @@ function toPart(p: WirePart, path: string): ContentPart {
   }
   if (p.text) throw invalid(`field '${path}.text' is only for text parts; put the part in 'json'`, `${path}.text`);
   if (!p.json) throw invalid(`field '${path}.json' is required for a non-text part`, `${path}.json`);
-  const obj = jsonObject(p.json, `${path}.json`);
+  const obj = jsonObject(p.json, `${path}.json`, maxDepth);
   if (obj.type !== undefined && obj.type !== p.type) throw invalid(`field '${path}.json' has a "type" other than '${path}.type'`, `${path}.json`);
   return { ...obj, type: p.type };
 }
 
-function toTool(t: WireTool, i: number): ToolDefinition {
+function toTool(t: WireTool, i: number, maxDepth: number): ToolDefinition {
   const path = `tools.${i}`;
   if (t.type !== 'function') throw invalid(`field '${path}.type' must be "function"`, `${path}.type`);
   if (!t.function?.name) throw invalid(`field '${path}.function.name' is required`, `${path}.function.name`);
   const fn: ToolDefinition['function'] = { name: t.function.name };
   if (t.function.description) fn.description = t.function.description;
-  if (t.function.parameters_json) fn.parameters = jsonObject(t.function.parameters_json, `${path}.function.parameters_json`);
+  if (t.function.parameters_json) fn.parameters = jsonObject(t.function.parameters_json, `${path}.function.parameters_json`, maxDepth);
   return { type: 'function', function: fn };
 }
 
-function toMessage(m: WireMessage, i: number): ChatMessage {
+function toMessage(m: WireMessage, i: number, maxDepth: number): ChatMessage {
   if (!ROLES.has(m.role)) throw invalid(`field 'messages.${i}.role' has an unsupported value`, `messages.${i}.role`);
   let content: ChatMessage['content'] = m.content;
   if (m.parts.length > 0) {
     if (m.content) throw invalid(`field 'messages.${i}.content' must be empty when 'parts' is set`, `messages.${i}.content`);
-    content = m.parts.map((p, j) => toPart(p, `messages.${i}.parts.${j}`));
+    content = m.parts.map((p, j) => toPart(p, `messages.${i}.parts.${j}`, maxDepth));
   } else if (m.content === '' && m.tool_calls.length > 0) {
     content = null; // an assistant turn that only calls tools, as OpenAI writes it
   }
@@ -207,15 +212,7 @@ export function fromWireRequest(w: WirePromptRequest, meta: GrpcMeta, limits: In
 
   const params: Record<string, unknown> = {};
   if (w.params_json) {
-    let parsed: unknown;
-    try {
-      parsed = JSON.parse(w.params_json);
-    } catch {
-      throw invalid("field 'params_json' is not valid JSON", 'params_json');
-    }
-    if (parsed === null || typeof parsed !== 'object' || Array.isArray(parsed)) {
-      throw invalid("field 'params_json' must be a JSON object", 'params_json');
-    }
+    const parsed = jsonObject(w.params_json, 'params_json', limits.maxJsonDepth);
     for (const [k, v] of Object.entries(parsed)) {
       if (k === 'model' || k === 'messages' || k === 'stream' || k === 'warden' || k === 'tools') {
         throw invalid(`field 'params_json.${k}' has its own field`, `params_json.${k}`);
@@ -242,7 +239,7 @@ export function fromWireRequest(w: WirePromptRequest, meta: GrpcMeta, limits: In
   if (meta.cancel) req.cancel = meta.cancel;
   if (meta.traceparent) req.traceparent = meta.traceparent;
   if (w.max_tokens > 0) req.max_tokens = w.max_tokens;
-  if (w.tools.length > 0) req.tools = w.tools.map(toTool);
+  if (w.tools.length > 0) req.tools = w.tools.map((t, i) => toTool(t, i, limits.maxJsonDepth));
   const hasTemplate = !!w.template && w.template.id !== '';
   if (hasTemplate) {
     const t = w.template as { id: string; version: number };
@@ -253,7 +250,7 @@ export function fromWireRequest(w: WirePromptRequest, meta: GrpcMeta, limits: In
   } else {
     if (w.messages.length === 0) throw invalid("field 'messages' is required (or name a template)", 'messages');
     if (Object.keys(variables).length > 0) throw invalid("field 'variables' needs 'template'", 'variables');
-    req.messages = w.messages.map(toMessage);
+    req.messages = w.messages.map((m, i) => toMessage(m, i, limits.maxJsonDepth));
   }
   return req;
 }

@@ -11,6 +11,7 @@ import { performance } from 'node:perf_hooks';
 import type { Pipeline, PipelineLogger } from '../pipeline/pipeline.js';
 import { RequestSignal, type CancelSignal } from '../pipeline/cancel.js';
 import { WardenError, isWardenError } from '../pipeline/errors.js';
+import { checkJsonDepth } from '../pipeline/json-depth.js';
 import type { CompletionChunk, PromptRequest } from '../pipeline/types.js';
 import type { IngressLimits } from './limits.js';
 import { AnthropicStreamEncoder, anthropicErrorBody, anthropicErrorEvent, anthropicMessageBody, anthropicToChatBody } from './anthropic.js';
@@ -73,15 +74,17 @@ function tooLarge(limit: number): WardenError {
   return new WardenError('payload_too_large', `request body is larger than ${limit} bytes`, { location: { path: '$' } });
 }
 
-function parseJson(bytes: Buffer): unknown {
+/** The body as JSON, refused when it is not UTF-8, not JSON, or nested deeper than `maxDepth`. */
+function parseJson(bytes: Buffer, maxDepth: number): unknown {
   let text: string;
   try {
     text = utf8.decode(bytes);
   } catch {
     throw new WardenError('invalid_request', 'request body is not valid UTF-8', { location: { path: '$' } });
   }
+  let body: unknown;
   try {
-    return JSON.parse(text);
+    body = JSON.parse(text);
   } catch (err) {
     // V8's message names a position (never quotes more than a token); keep only the position.
     const m = err instanceof Error ? /position (\d+)/.exec(err.message) : null;
@@ -89,6 +92,8 @@ function parseJson(bytes: Buffer): unknown {
       location: { path: '$' },
     });
   }
+  checkJsonDepth(body, maxDepth);
+  return body;
 }
 
 /** Waits until the socket can take more, or the client is gone. */
@@ -254,7 +259,7 @@ export function createHttpIngress(opts: HttpIngressOptions): HttpIngress {
       meta.variablesHeader = headers.variables;
       let request: PromptRequest;
       try {
-        const body = parseJson(await readBody(req, limits.maxBodyBytes, headers.contentLength));
+        const body = parseJson(await readBody(req, limits.maxBodyBytes, headers.contentLength), limits.maxJsonDepth);
         request = toPromptRequest(body, meta, limits);
       } catch (err) {
         if (!isWardenError(err)) throw err;
@@ -301,7 +306,7 @@ export function createHttpIngress(opts: HttpIngressOptions): HttpIngress {
       const meta = { ...base, templateHeader: headers.template, variablesHeader: headers.variables };
       let request: PromptRequest;
       try {
-        const body = parseJson(await readBody(req, limits.maxBodyBytes, headers.contentLength));
+        const body = parseJson(await readBody(req, limits.maxBodyBytes, headers.contentLength), limits.maxJsonDepth);
         request = toPromptRequest(anthropicToChatBody(body), meta, limits);
         request.protocol = 'anthropic-http';
       } catch (err) {

@@ -1,3 +1,5 @@
+import { DEFAULT_MAX_JSON_DEPTH } from '../pipeline/json-depth.js';
+
 /** Ingress limits, filled from the config's `limits` section by the runtime. */
 export interface IngressLimits {
   /** Largest accepted request body, in bytes (413 `payload_too_large` above it). */
@@ -8,6 +10,8 @@ export interface IngressLimits {
   maxVariables: number;
   /** Longest variable value, in characters (a template may declare a shorter one). */
   maxVariableLength: number;
+  /** Deepest nesting of objects and arrays in a request's JSON (see json-depth.ts). */
+  maxJsonDepth: number;
   /** How long a client may take to send its request, in milliseconds (node's `requestTimeout`). */
   requestTimeoutMs: number;
 }
@@ -17,5 +21,6 @@ export const DEFAULT_LIMITS: IngressLimits = {
   maxHeaderBytes: 16 * 1024,
   maxVariables: 64,
   maxVariableLength: 32 * 1024,
+  maxJsonDepth: DEFAULT_MAX_JSON_DEPTH,
   requestTimeoutMs: 120_000,
 };

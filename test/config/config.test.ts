@@ -50,6 +50,7 @@ describe('defaults', () => {
       max_header_bytes: 16384,
       max_variables: 64,
       max_variable_length: 32768,
+      max_json_depth: 64,
       client_timeout_ms: 120000,
       upstream_timeout_ms: 300000,
       shutdown_grace_ms: 10000,
@@ -172,6 +173,11 @@ describe('errors name file:line:col, key path and what is wrong', () => {
       'w.yaml:4:3: limits.client_timeout_ms: must be a number, got a string',
       'w.yaml:5:11: reload.watch: must be true or false, got a string',
     ]);
+  });
+
+  it('max_json_depth is bounded: a limit deeper than the ceiling would let a body overflow the stack', () => {
+    expect(lines('limits:\n  max_json_depth: 1001\n')).toEqual(['w.yaml:2:3: limits.max_json_depth: must be at most 1000']);
+    expect(parseConfig('limits: { max_json_depth: 1000 }\n', 'w.yaml').limits.max_json_depth).toBe(1000);
   });
 
   it('enum values', () => {

@@ -216,6 +216,7 @@ describe('POST /v1/messages', () => {
       [{ model: 'gpt-4o-mini', max_tokens: 5, messages: [{ role: 'user', content: [{ type: 'document', source: {} }] }] }, rawToken, 400, 'invalid_request_error', 'invalid_request', 'messages.0.content.0.type'],
       [{ model: 'gpt-4o-mini', max_tokens: 5, thinking: { type: 'enabled' }, messages: [{ role: 'user', content: 'hi' }] }, rawToken, 400, 'invalid_request_error', 'invalid_request', 'thinking'],
       [{ model: 'gpt-4o-mini', max_tokens: 5, tools: [{ type: 'web_search_20250305', name: 'web_search' }], messages: [{ role: 'user', content: 'hi' }] }, rawToken, 400, 'invalid_request_error', 'invalid_request', 'tools.0.type'],
+      [{ model: 'gpt-4o-mini', max_tokens: 5, tools: [{ name: 'f', input_schema: JSON.parse(`${'{"a":'.repeat(3000)}1${'}'.repeat(3000)}`) }], messages: [{ role: 'user', content: 'hi' }] }, rawToken, 400, 'invalid_request_error', 'invalid_request', 'tools.0.input_schema.a.a.a'],
       [{ model: 'gpt-4o-mini', max_tokens: 5, messages: [{ role: 'user', content: 'hi' }] }, null, 401, 'authentication_error', 'unauthenticated', undefined],
       [{ model: 'gpt-4o-mini', max_tokens: 5, messages: [{ role: 'user', content: 'hi' }] }, botToken, 403, 'permission_error', 'policy_denied', undefined],
     ];

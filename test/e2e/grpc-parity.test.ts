@@ -150,6 +150,7 @@ describe('gRPC tools, multi-part content and tool calls', () => {
 
   it('bad tools and parts are INVALID_ARGUMENT naming the field, before anything goes upstream', async () => {
     const before = upstream.calls.length;
+    const deep = (levels: number) => `${'{"a":'.repeat(levels)}1${'}'.repeat(levels)}`;
     const bad: Array<[object, string]> = [
       [{ messages: [{ role: 'user', parts: [{ type: 'image_url', json: '{not json' }] }] }, 'messages.0.parts.0.json'],
       [{ messages: [{ role: 'user', parts: [{ type: 'image_url', json: '[1,2]' }] }] }, 'messages.0.parts.0.json'],
@@ -161,6 +162,10 @@ describe('gRPC tools, multi-part content and tool calls', () => {
       [{ messages: [{ role: 'user', content: 'hi' }], tools: [{ type: 'function', function: { name: '' } }] }, 'tools.0.function.name'],
       [{ messages: [{ role: 'user', content: 'hi' }], tools: [{ type: 'function', function: { name: 'f', parameters_json: 'nope' } }] }, 'tools.0.function.parameters_json'],
       [{ messages: [{ role: 'user', content: 'hi' }], params_json: '{"tools": []}' }, 'params_json.tools'],
+      // JSON fields nested deeper than limits.max_json_depth (64; each field counts from its own top).
+      [{ messages: [{ role: 'user', content: 'hi' }], tools: [{ type: 'function', function: { name: 'f', parameters_json: deep(5000) } }] }, 'tools.0.function.parameters_json.a.a.a.a.a.a'],
+      [{ messages: [{ role: 'user', content: 'hi' }], params_json: `{"seed":${deep(64)}}` }, 'params_json.seed.a.a.a.a.a'],
+      [{ messages: [{ role: 'user', parts: [{ type: 'image_url', json: `{"x":${deep(5000)}}` }] }] }, 'messages.0.parts.0.json.x.a.a.a.a.a'],
     ];
     for (const [request, param] of bad) {
       const err = await complete({ model: 'gpt-4o-mini', ...request }).then(

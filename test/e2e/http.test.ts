@@ -164,6 +164,29 @@ describe('bad input is refused with a stable code and the field named', () => {
     expect(r.json.error.message).toContain('UTF-8');
   });
 
+  it('JSON nested deeper than limits.max_json_depth, wherever it sits', async () => {
+    const deep = (levels: number, key = 'a') => `${`{"${key}":`.repeat(levels)}1${'}'.repeat(levels)}`;
+    const rawTools = `{"model":"gpt-4o-mini","messages":[{"role":"user","content":"hi"}],"tools":[{"type":"function","function":{"name":"f","parameters":${deep(5000)}}}]}`;
+    // A caller the policy lets send raw messages and tools: before the limit, its tool schema
+    // overflowed the stack in the redact stage (500 internal).
+    const labs = await w.signer.token('labs', 'raw-bot');
+    const tools = await post(rawTools, { authorization: `Bearer ${labs}` });
+    expect(tools.status).toBe(400);
+    expect(tools.json.error.code).toBe('invalid_request');
+    expect(tools.json.error.param).toBe('tools.0.function.parameters.a.a');
+    expect(tools.json.error.message).toContain('nested deeper than 64 levels');
+    // A pass-through parameter on the governed path, and a content part.
+    const meta = await post(governed({ metadata: JSON.parse(deep(100, 'k')) }));
+    expect([meta.status, meta.json.error.param]).toEqual([400, 'metadata.k.k.k.k.k']);
+    const part = await post(`{"model":"gpt-4o-mini","messages":[{"role":"user","content":[{"type":"input_x","x":${deep(5000)}}]}]}`);
+    expect([part.status, part.json.error.param]).toEqual([400, 'messages.0.content.0.x.a']);
+    // Arrays count as levels too; the body's own top is level 1.
+    const arrays = await post(`{"model":"gpt-4o-mini","seed":${'['.repeat(64)}${']'.repeat(64)}}`);
+    expect(arrays.status).toBe(400);
+    const within = await post(governed({ logit_bias: JSON.parse(`${'['.repeat(62)}${']'.repeat(62)}`) }));
+    expect(within.status).toBe(200);
+  });
+
   it('oversize body', async () => {
     const r = await post(governed({}, { ticket_id: 'T-1', customer_message: 'x'.repeat(70_000) }));
     expect(r.status).toBe(413);
@@ -231,6 +254,35 @@ describe('bad input is refused with a stable code and the field named', () => {
   });
 });
 
+describe('limits.max_json_depth at its ceiling', () => {
+  it('a request nested 1000 levels deep runs through every stage and reaches the upstream intact', async () => {
+    const deepW = await startWarden({
+      upstreamUrl: upstream.url,
+      limits: 'limits: { max_body_bytes: 65536, max_json_depth: 1000 }',
+    });
+    try {
+      upstream.mode = 'ok';
+      const labs = await deepW.signer.token('labs', 'raw-bot');
+      // The tool schema: body 1, tools 2, tool 3, function 4, parameters 5, then two levels per
+      // nested property, down to level 999. `metadata` holds 999 objects: levels 2 to 1000.
+      const schema = `${'{"type":"object","properties":{"p":'.repeat(497)}{"type":"string"}${'}}'.repeat(497)}`;
+      const body = `{"model":"gpt-4o-mini","messages":[{"role":"user","content":"hi"}],"tools":[{"type":"function","function":{"name":"f","parameters":${schema}}}],"metadata":${'{"m":'.repeat(999)}1${'}'.repeat(999)}}`;
+      const before = upstream.calls.length;
+      const ok = await postChat(deepW.addresses.http, labs, body);
+      expect(ok.status).toBe(200);
+      const sent = upstream.calls[before]!.body;
+      expect(JSON.stringify(sent.tools[0].function.parameters)).toBe(schema);
+      expect(JSON.stringify(sent.metadata)).toBe(`${'{"m":'.repeat(999)}1${'}'.repeat(999)}`);
+      // One level more is refused at the door.
+      const over = await postChat(deepW.addresses.http, labs, body.replace('"metadata":', '"metadata":{"m":').replace(/\}$/, '}}'));
+      expect(over.status).toBe(400);
+      expect(((await over.json()) as any).error.param).toBe('metadata.m.m.m.m.m');
+    } finally {
+      await deepW.close();
+    }
+  });
+});
+
 describe('upstream failures', () => {
   it('upstream down: 502 upstream_error', async () => {
     const r = await post(governed({ model: 'down-model' }));
@@ -245,6 +297,14 @@ describe('upstream failures', () => {
     const r = await post(governed());
     expect(r.status).toBe(504);
     expect(r.json.error.code).toBe('upstream_timeout');
+  });
+
+  it('an upstream answer nested thousands deep: 502 upstream_error, not a crash', async () => {
+    upstream.mode = 'deep-part';
+    const r = await post(governed());
+    expect(r.status).toBe(502);
+    expect(r.json.error.code).toBe('upstream_error');
+    expect(r.json.error.message).toContain('nested deeper than 64 levels');
   });
 
   it('upstream garbage: 502 upstream_error', async () => {

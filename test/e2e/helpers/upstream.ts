@@ -6,7 +6,7 @@
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
 import type { AddressInfo } from 'node:net';
 
-export type UpstreamMode = 'ok' | 'garbage' | 'slow' | 'error500' | 'stream-slow' | 'delayed' | 'tool-call';
+export type UpstreamMode = 'ok' | 'garbage' | 'slow' | 'error500' | 'stream-slow' | 'delayed' | 'tool-call' | 'deep-part';
 
 export interface ReceivedCall {
   headers: IncomingMessage['headers'];
@@ -88,6 +88,15 @@ export async function startUpstream(): Promise<FakeUpstream> {
         res.writeHead(200, { 'content-type': 'application/json' });
         res.end('{"id": "x", "choices": [ this is not json');
         return;
+      case 'deep-part': {
+        // Valid JSON and a valid completion shape, with a content part nested 5,000 levels deep.
+        const answer = completion(body);
+        const deep = `${'{"x":'.repeat(5000)}1${'}'.repeat(5000)}`;
+        const text = JSON.stringify(answer).replace(`"content":${JSON.stringify(answerText(body))}`, `"content":[{"type":"output_x","x":${deep}}]`);
+        res.writeHead(200, { 'content-type': 'application/json' });
+        res.end(text);
+        return;
+      }
       case 'error500':
         res.writeHead(500, { 'content-type': 'application/json' });
         res.end(JSON.stringify({ error: { message: 'upstream exploded', type: 'server_error', code: null, param: null } }));

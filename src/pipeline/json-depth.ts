@@ -1,0 +1,90 @@
+/**
+ * A nesting limit for JSON that comes from outside: request bodies and the JSON fields of gRPC
+ * messages (checked by the ingress adapters), and upstream answers (by the providers).
+ * `JSON.parse` takes any depth (V8's parser does not recurse), but Warden's own walks of a request
+ * do: the redaction of tool schemas and content parts, the policy input, canonical JSON, and
+ * `JSON.stringify` of the body that goes upstream or back to the caller. A body nested some
+ * thousands of levels deep fits easily in `max_body_bytes` and would overflow the stack in the
+ * middle of the pipeline: a 500 `internal` for what is the sender's mistake. So the depth is
+ * checked once, right after parsing, and refused there with the field named; every later walk
+ * may then recurse freely.
+ */
+import { WardenError } from './errors.js';
+
+export const DEFAULT_MAX_JSON_DEPTH = 64;
+/**
+ * The highest `limits.max_json_depth` the config accepts: deep enough for any real tool schema,
+ * and far below what Warden's recursive walks can take (an end-to-end test runs a request this
+ * deep through the whole pipeline).
+ */
+export const MAX_JSON_DEPTH_CEILING = 1000;
+
+/** A path segment that is shown in an error: an index or a plain identifier. */
+const SHOWN_KEY = /^[A-Za-z_][A-Za-z0-9_-]{0,63}$/;
+/** Segments of the path an error shows at most: enough to find the field. */
+const SHOWN_SEGMENTS = 6;
+
+/**
+ * The path to the first object or array nested deeper than `max` levels (the value itself is
+ * level 1), or undefined when there is none. Recursion is bounded by `max`.
+ */
+export function tooDeepAt(value: unknown, max: number): Array<string | number> | undefined {
+  if (value === null || typeof value !== 'object') return undefined;
+  const reversed = walk(value, 1, max);
+  return reversed?.reverse();
+}
+
+function walk(v: object, depth: number, max: number): Array<string | number> | undefined {
+  if (depth > max) return [];
+  if (Array.isArray(v)) {
+    for (let i = 0; i < v.length; i++) {
+      const e: unknown = v[i];
+      if (e === null || typeof e !== 'object') continue;
+      const path = walk(e, depth + 1, max);
+      if (path) {
+        path.push(i);
+        return path;
+      }
+    }
+    return undefined;
+  }
+  const o = v as Record<string, unknown>;
+  for (const k in o) {
+    const e = o[k];
+    if (e === null || typeof e !== 'object') continue;
+    const path = walk(e, depth + 1, max);
+    if (path) {
+      path.push(k);
+      return path;
+    }
+  }
+  return undefined;
+}
+
+/**
+ * The path as an error shows it: up to the first key that is not an index or a plain
+ * identifier (member names are the caller's data and could be anything, a canary or an e-mail
+ * address included), and at most SHOWN_SEGMENTS segments.
+ */
+function shownPath(root: string, path: ReadonlyArray<string | number>): string {
+  const parts = root === '' ? [] : [root];
+  for (const seg of path.slice(0, SHOWN_SEGMENTS)) {
+    if (typeof seg === 'string' && !SHOWN_KEY.test(seg)) break;
+    parts.push(String(seg));
+  }
+  return parts.length === 0 ? '$' : parts.join('.');
+}
+
+/**
+ * Throws `invalid_request` when `value` (parsed JSON found at `root`, '' for a whole body) nests
+ * deeper than `max` levels. The location names the field the too-deep value sits in.
+ */
+export function checkJsonDepth(value: unknown, max: number, root = ''): void {
+  const at = tooDeepAt(value, max);
+  if (!at) return;
+  const path = shownPath(root, at);
+  const what = root === '' && path === '$' ? 'request body' : `field '${path}'`;
+  throw new WardenError('invalid_request', `${what} is nested deeper than ${max} levels (limits.max_json_depth)`, {
+    location: { path },
+  });
+}

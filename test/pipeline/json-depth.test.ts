@@ -1,0 +1,76 @@
+import { describe, expect, it } from 'vitest';
+import { WardenError } from '../../src/pipeline/errors.js';
+import { checkJsonDepth, tooDeepAt } from '../../src/pipeline/json-depth.js';
+
+/** `{"a":{"a":…1…}}` with `levels` objects, built as text and parsed as a body would be. */
+function nestedObjects(levels: number, key = 'a'): unknown {
+  return JSON.parse(`${`{"${key}":`.repeat(levels)}1${'}'.repeat(levels)}`);
+}
+
+function refusal(value: unknown, max: number, root?: string): WardenError {
+  try {
+    checkJsonDepth(value, max, root);
+  } catch (err) {
+    expect(err).toBeInstanceOf(WardenError);
+    return err as WardenError;
+  }
+  throw new Error('expected a refusal');
+}
+
+describe('tooDeepAt', () => {
+  it('counts the value itself as level 1, objects and arrays alike; scalars have no depth', () => {
+    expect(tooDeepAt(nestedObjects(3), 3)).toBeUndefined();
+    expect(tooDeepAt(nestedObjects(4), 3)).toEqual(['a', 'a', 'a']);
+    expect(tooDeepAt([[[1]]], 3)).toBeUndefined();
+    expect(tooDeepAt([[[[1]]]], 3)).toEqual([0, 0, 0]);
+    expect(tooDeepAt('x'.repeat(10), 1)).toBeUndefined();
+    expect(tooDeepAt(null, 1)).toBeUndefined();
+    expect(tooDeepAt({}, 1)).toBeUndefined();
+    expect(tooDeepAt({ a: {} }, 1)).toEqual(['a']);
+  });
+
+  it('finds the first too-deep branch among shallow siblings', () => {
+    const body = { model: 'm', tools: [{ ok: { x: 1 } }, { function: { parameters: nestedObjects(5, 'p') } }] };
+    // body 1, tools 2, tool 3, function 4, parameters 5, then p, p, …
+    expect(tooDeepAt(body, 6)).toEqual(['tools', 1, 'function', 'parameters', 'p', 'p']);
+    expect(tooDeepAt(body, 9)).toBeUndefined();
+  });
+
+  it('stops at the limit on a body far deeper than the stack could walk', () => {
+    const deep = nestedObjects(200_000);
+    const path = tooDeepAt(deep, 64);
+    expect(path).toHaveLength(64);
+    const arrays = JSON.parse(`${'['.repeat(500_000)}${']'.repeat(500_000)}`) as unknown;
+    expect(tooDeepAt(arrays, 1000)).toHaveLength(1000);
+  });
+});
+
+describe('checkJsonDepth', () => {
+  it('passes a body within the limit', () => {
+    expect(() => checkJsonDepth(nestedObjects(64), 64)).not.toThrow();
+  });
+
+  it('refuses with invalid_request, naming the field the value sits in and the config key', () => {
+    const err = refusal({ tools: [{ function: { parameters: nestedObjects(100) } }] }, 64);
+    expect(err.code).toBe('invalid_request');
+    // At most six segments of the path are shown: enough to find the field.
+    expect(err.location?.path).toBe('tools.0.function.parameters.a.a');
+    expect(err.message).toBe("field 'tools.0.function.parameters.a.a' is nested deeper than 64 levels (limits.max_json_depth)");
+  });
+
+  it('prefixes the root (a gRPC JSON field)', () => {
+    const err = refusal(nestedObjects(10, 'seed'), 4, 'params_json');
+    expect(err.location?.path).toBe('params_json.seed.seed.seed.seed');
+  });
+
+  it('never shows a member name that is not a plain identifier: it is the caller’s data', () => {
+    const canary = 'jane.CANARY@example.com';
+    const err = refusal({ metadata: { [canary]: nestedObjects(10) } }, 4);
+    expect(err.location?.path).toBe('metadata');
+    expect(err.message).not.toContain('CANARY');
+    const top = refusal({ [canary]: nestedObjects(10) }, 4);
+    expect(top.location?.path).toBe('$');
+    expect(top.message).toBe('request body is nested deeper than 4 levels (limits.max_json_depth)');
+    expect(JSON.stringify(top)).not.toContain('CANARY');
+  });
+});
