@@ -8,6 +8,7 @@ import { performance } from 'node:perf_hooks';
 import * as grpc from '@grpc/grpc-js';
 import { RequestSignal, type CancelSignal } from '../pipeline/cancel.js';
 import { WardenError, isWardenError } from '../pipeline/errors.js';
+import { MAX_MODEL_LENGTH, isTemplateId } from '../pipeline/identifiers.js';
 import { checkJsonDepth } from '../pipeline/json-depth.js';
 import type { Pipeline, PipelineLogger } from '../pipeline/pipeline.js';
 import type {
@@ -206,9 +207,10 @@ export interface GrpcMeta {
 /** gRPC request → canonical PromptRequest (shape and limit checks only). */
 export function fromWireRequest(w: WirePromptRequest, meta: GrpcMeta, limits: IngressLimits): PromptRequest {
   if (!w.model) throw invalid("field 'model' is required", 'model');
+  if (w.model.length > MAX_MODEL_LENGTH) throw invalid(`field 'model' is longer than ${MAX_MODEL_LENGTH} characters`, 'model');
   const variables: Record<string, string> = Object.create(null) as Record<string, string>;
   for (const [k, v] of Object.entries(w.variables ?? {})) variables[k] = v;
-  checkVariables(variables, limits);
+  checkVariables(variables, limits, 'variables');
 
   const params: Record<string, unknown> = {};
   if (w.params_json) {
@@ -243,6 +245,7 @@ export function fromWireRequest(w: WirePromptRequest, meta: GrpcMeta, limits: In
   const hasTemplate = !!w.template && w.template.id !== '';
   if (hasTemplate) {
     const t = w.template as { id: string; version: number };
+    if (!isTemplateId(t.id)) throw invalid("field 'template.id' must name a template id: a lower-case path such as 'support/ticket-summary'", 'template.id');
     req.template = t.version > 0 ? { id: t.id, version: t.version } : { id: t.id };
     if (w.messages.length > 0) {
       throw invalid("field 'messages' must be empty when a template is named: the template supplies the prompt", 'messages');

@@ -6,6 +6,7 @@
 import { z } from 'zod';
 import type { CancelSignal } from '../pipeline/cancel.js';
 import { WardenError } from '../pipeline/errors.js';
+import { MAX_MODEL_LENGTH, VARIABLE_NAME, isTemplateId } from '../pipeline/identifiers.js';
 import type { ChatMessage, Credentials, PeerInfo, PromptRequest, ToolDefinition } from '../pipeline/types.js';
 import type { IngressLimits } from './limits.js';
 
@@ -43,7 +44,7 @@ const positiveInt = z.number().int().positive();
 
 /** OpenAI's body; unknown keys pass through to the upstream as parameters. */
 const chatBody = z.looseObject({
-  model: z.string().min(1),
+  model: z.string().min(1).max(MAX_MODEL_LENGTH),
   messages: z.array(message).optional(),
   stream: z.boolean().nullish(),
   max_tokens: positiveInt.nullish(),
@@ -66,6 +67,8 @@ function fieldError(issue: z.core.$ZodIssue): WardenError {
         ? 'has an unsupported value'
         : issue.code === 'too_small'
           ? 'is too small or empty'
+          : issue.code === 'too_big'
+            ? 'is too long or too large'
           : issue.code === 'unrecognized_keys'
             ? `has unknown keys ${issue.keys.join(', ')}`
             : 'is invalid';
@@ -78,7 +81,10 @@ function fieldError(issue: z.core.$ZodIssue): WardenError {
 /** Parses `support/ticket-summary@2` (or without `@version`: the highest version). */
 export function parseTemplateRef(ref: string, path: string): { id: string; version?: number } {
   const at = ref.lastIndexOf('@');
-  if (at === -1) return { id: ref };
+  if (at === -1) {
+    checkTemplateId(ref, path);
+    return { id: ref };
+  }
   const id = ref.slice(0, at);
   const v = ref.slice(at + 1);
   if (!id || !/^[1-9][0-9]{0,8}$/.test(v)) {
@@ -86,6 +92,7 @@ export function parseTemplateRef(ref: string, path: string): { id: string; versi
       location: { path },
     });
   }
+  checkTemplateId(id, path);
   return { id, version: Number(v) };
 }
 
@@ -103,19 +110,42 @@ export interface IngressMeta {
   variablesHeader?: string;
 }
 
-export function checkVariables(vars: Record<string, string>, limits: IngressLimits): void {
+/** A template id a request names: the shape templates are held to, or a refusal that does not repeat it. */
+function checkTemplateId(id: string, path: string): void {
+  if (isTemplateId(id)) return;
+  throw new WardenError('invalid_request', `field '${path}' must name a template id: a lower-case path such as 'support/ticket-summary'`, {
+    location: { path },
+  });
+}
+
+/**
+ * Variable names are identifiers (templates can declare no others). Any other name is refused
+ * here without being repeated: it is the caller's data, and names reach errors and the policy.
+ */
+export function checkVariableNames(vars: Record<string, unknown>, path = 'warden.variables'): void {
+  for (const name in vars) {
+    if (!VARIABLE_NAME.test(name)) {
+      throw new WardenError('invalid_request', `field '${path}' has a name that is not an identifier (letters, digits and _, at most 128 characters)`, {
+        location: { path },
+      });
+    }
+  }
+}
+
+export function checkVariables(vars: Record<string, string>, limits: IngressLimits, path = 'warden.variables'): void {
   const names = Object.keys(vars);
   if (names.length > limits.maxVariables) {
     throw new WardenError('invalid_request', `too many template variables (limit ${limits.maxVariables})`, {
-      location: { path: 'warden.variables' },
+      location: { path },
     });
   }
+  checkVariableNames(vars, path);
   for (const name of names) {
     if ((vars[name] as string).length > limits.maxVariableLength) {
       throw new WardenError(
         'variable_invalid',
         `variable '${name}' is longer than ${limits.maxVariableLength} characters`,
-        { location: { path: `warden.variables.${name}` } },
+        { location: { path: `${path}.${name}` } },
       );
     }
   }
@@ -151,7 +181,7 @@ function isPlainObject(v: unknown): v is Record<string, unknown> {
  */
 function isSimpleTemplateBody(body: unknown): body is ChatBody {
   if (!isPlainObject(body)) return false;
-  if (typeof body.model !== 'string' || body.model === '') return false;
+  if (typeof body.model !== 'string' || body.model === '' || body.model.length > MAX_MODEL_LENGTH) return false;
   if (body.messages !== undefined || body.tools !== undefined) return false;
   if (body.max_tokens !== undefined || body.max_completion_tokens !== undefined) return false;
   const stream = body.stream;
@@ -192,6 +222,7 @@ export function toPromptRequest(body: unknown, meta: IngressMeta, limits: Ingres
   let rawVars: Record<string, unknown> | undefined = b.warden?.variables;
   if (rawVars === undefined && meta.variablesHeader !== undefined) {
     const fromHeader = variablesFromHeader(meta.variablesHeader);
+    checkVariableNames(fromHeader, 'x-warden-variables');
     const check = z.record(z.string(), variableValue).safeParse(fromHeader);
     if (!check.success) {
       const issue = check.error.issues[0] as z.core.$ZodIssue;

@@ -4,6 +4,7 @@
  * turns every problem into a `file:line:col` location.
  */
 import { z } from 'zod';
+import { MAX_TEMPLATE_ID_LENGTH, TEMPLATE_ID, VARIABLE_NAME } from '../pipeline/identifiers.js';
 
 const ISO_DATE = /^\d{4}-\d{2}-\d{2}(?:[Tt ]\d{2}:\d{2}(?::\d{2}(?:\.\d+)?)?(?:[Zz]|[+-]\d{2}:\d{2}))?$/;
 const isoDate = z
@@ -20,8 +21,7 @@ function isCalendarDate(s: string): boolean {
   return s.length === 10 || !Number.isNaN(Date.parse(s));
 }
 
-/** `team/name`: path-like, lower case, no `@` (that separates the version in a reference). */
-export const TEMPLATE_ID = /^[a-z0-9][a-z0-9._-]*(?:\/[a-z0-9][a-z0-9._-]*)*$/;
+export { TEMPLATE_ID } from '../pipeline/identifiers.js';
 
 const RESERVED_NAMES: ReadonlySet<string> = new Set([...Object.getOwnPropertyNames(Object.prototype), 'prototype']);
 
@@ -37,7 +37,10 @@ export const VariableSchema = z.strictObject({
 });
 
 export const TemplateSchema = z.strictObject({
-  id: z.string().regex(TEMPLATE_ID, 'expected a lower-case path such as "support/ticket-summary"'),
+  id: z
+    .string()
+    .max(MAX_TEMPLATE_ID_LENGTH)
+    .regex(TEMPLATE_ID, 'expected a lower-case path such as "support/ticket-summary"'),
   version: z.number().int().min(1),
   owner: z.string().min(1),
   sensitivity: z.enum(['public', 'internal', 'restricted']),
@@ -52,7 +55,7 @@ export const TemplateSchema = z.strictObject({
     .record(
       z
         .string()
-        .regex(/^[A-Za-z_][A-Za-z0-9_]*$/, 'variable names are identifiers')
+        .regex(VARIABLE_NAME, 'variable names are identifiers (letters, digits and _, at most 128 characters)')
         .refine((n) => !RESERVED_NAMES.has(n), 'this name is reserved (it is a property of every JavaScript object)'),
       VariableSchema,
     )

@@ -109,6 +109,22 @@ describe('PromptGateway', () => {
     expect(denied.details).toContain('marketing/campaign-bot');
   });
 
+  it('a template id, variable or model name no template could have is INVALID_ARGUMENT, not repeated', async () => {
+    const canary = 'jane.CANARY-NAME@example.com';
+    const cases: Array<[object, string]> = [
+      [{ model: 'gpt-4o-mini', template: { id: canary, version: 1 }, variables: VARS }, 'template.id'],
+      [{ model: 'gpt-4o-mini', template: TEMPLATE, variables: { ...VARS, [canary]: 'x' } }, 'variables'],
+      [{ model: `${canary}${'m'.repeat(256)}`, template: TEMPLATE, variables: VARS }, 'model'],
+    ];
+    for (const [req, param] of cases) {
+      const err = (await unary('Complete', req).catch((e: unknown) => e)) as grpc.ServiceError;
+      expect(err.code, param).toBe(grpc.status.INVALID_ARGUMENT);
+      expect(err.metadata.get('warden-code')[0], param).toBe('invalid_request');
+      expect(err.metadata.get('warden-param')[0], param).toBe(param);
+      expect(err.details).not.toContain('CANARY');
+    }
+  });
+
   it('a message over the size limit is refused', async () => {
     const err = (await unary('Complete', { model: 'gpt-4o-mini', template: TEMPLATE, variables: { ticket_id: 'T', customer_message: 'x'.repeat(70_000) } }).catch(
       (e: unknown) => e,

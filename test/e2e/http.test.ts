@@ -187,6 +187,29 @@ describe('bad input is refused with a stable code and the field named', () => {
     expect(within.status).toBe(200);
   });
 
+  it('a template, variable or model name no template could have is refused without being repeated', async () => {
+    const canary = 'jane.CANARY-NAME@example.com';
+    const cases: Array<[string, Record<string, string>, number, string]> = [
+      [governed({}, { ...TICKET, [canary]: 'x' }), {}, 400, 'warden.variables'],
+      [JSON.stringify({ model: 'gpt-4o-mini', warden: { template: 'support/ticket-summary@2' } }), { 'x-warden-variables': JSON.stringify({ [canary]: {} }) }, 400, 'x-warden-variables'],
+      [JSON.stringify({ model: 'gpt-4o-mini', warden: { template: `${canary}@1`, variables: {} } }), {}, 400, 'warden.template'],
+      [JSON.stringify({ model: 'gpt-4o-mini' }), { 'x-warden-template': canary }, 400, 'x-warden-template'],
+      [governed({ model: `${canary}-${'m'.repeat(256)}` }), {}, 400, 'model'],
+    ];
+    const before = w.audit().length;
+    for (const [body, headers, status, param] of cases) {
+      const r = await post(body, headers);
+      expect([r.status, r.json.error.code, r.json.error.param], r.text).toEqual([status, 'invalid_request', param]);
+      expect(r.text).not.toContain('CANARY');
+    }
+    await eventually(() => w.audit().length >= before + cases.length);
+    expect(JSON.stringify(w.audit().slice(before))).not.toContain('CANARY');
+    expect(w.logs.join('\n')).not.toContain('CANARY');
+    // An identifier that names no declared variable is still named back: it helps, and it is no one's data.
+    const undeclared = await post(governed({}, { ...TICKET, tone: 'dry' }));
+    expect([undeclared.status, undeclared.json.error.param]).toEqual([400, 'warden.variables.tone']);
+  });
+
   it('oversize body', async () => {
     const r = await post(governed({}, { ticket_id: 'T-1', customer_message: 'x'.repeat(70_000) }));
     expect(r.status).toBe(413);

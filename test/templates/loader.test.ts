@@ -67,6 +67,14 @@ describe('parseTemplateFile', () => {
     expect(one(`${GOOD}retire_after: 2027-02-30\n`).path).toBe('retire_after');
     expect(one(`${GOOD}retire_after: next year\n`).path).toBe('retire_after');
     expect(one(GOOD.replace('team/hello', 'Team/Hello@2')).path).toBe('id');
+    // Ids and variable names are bounded as requests are (pipeline/identifiers.ts): a template
+    // no request could name is refused when it is loaded.
+    expect(one(GOOD.replace('team/hello', `team/${'h'.repeat(200)}`)).path).toBe('id');
+    const long = 'n'.repeat(129);
+    const i = one(GOOD.replace('  name: {', `  ${long}: {`).replace('{{ name }}', `{{ ${long} }}`));
+    expect(i).toMatchObject({ path: `variables.${long}`, line: 7 });
+    expect(i.message).toContain('at most 128 characters');
+    expect(issuesOf(GOOD.replace('  name: {', `  ${'n'.repeat(128)}: {`).replace('{{ name }}', `{{ ${'n'.repeat(128)} }}`))).toEqual([]);
   });
 
   it('reports YAML syntax errors with their position', () => {
