@@ -10,15 +10,15 @@ import { luhnValid } from './util.js';
 interface IssuerRange {
   lo: number;
   hi: number;
-  /** Digits of lo/hi compared against the number's prefix. */
-  width: number;
+  /** lo/hi compare against the number's first four digits divided by this (10^(4 - width)). */
+  div: number;
   lengths: readonly number[];
 }
 
 const R = (lo: number, hi: number, lengths: readonly number[]): IssuerRange => ({
   lo,
   hi,
-  width: String(lo).length,
+  div: 10 ** (4 - String(lo).length),
   lengths,
 });
 
@@ -48,21 +48,43 @@ const ISSUERS: readonly IssuerRange[] = [
   R(6304, 6304, L12_19),
   R(6390, 6390, L12_19),
   R(67, 67, L12_19),
-  R(604, 604, [12, 13, 14, 15, 16, 17, 18, 19]), // Maestro UK 0604 (leading zero kept below)
 ];
+
+/** Maestro UK "0604", the only issuer prefix with a leading zero: 12 to 19 digits. */
+const MAESTRO_UK = 604;
+const ALL_CARD_LENGTHS = L12_19.reduce((m, n) => m | (1 << n), 0);
+
+/**
+ * The card lengths some issuer uses for numbers starting with these four digits (as an integer:
+ * "0604" is 604), as a bit mask (bit n: n digits). Found once per window start, so a long run of
+ * digit groups costs a few comparisons per window, not a string and a parse per issuer.
+ */
+export function issuerLengths(first4: number): number {
+  if (first4 < 1000) return first4 === MAESTRO_UK ? ALL_CARD_LENGTHS : 0;
+  let mask = 0;
+  for (const r of ISSUERS) {
+    const prefix = Math.floor(first4 / r.div);
+    if (prefix >= r.lo && prefix <= r.hi) for (const n of r.lengths) mask |= 1 << n;
+  }
+  return mask;
+}
 
 export function issuerMatches(digits: string): boolean {
   const len = digits.length;
-  if (digits.charCodeAt(0) === 48) {
-    // Only Maestro "0604" starts with a zero.
-    return digits.startsWith('0604') && len >= 12 && len <= 19;
+  if (len < 12 || len > 19) return false;
+  let first4 = 0;
+  for (let i = 0; i < 4; i++) first4 = first4 * 10 + (digits.charCodeAt(i) - 48);
+  return ((issuerLengths(first4) >> len) & 1) === 1;
+}
+
+/** The first four digits of the chunk from group g0 on, as an integer (see issuerLengths). */
+function firstFourDigits(text: string, ch: DigitChunk, g0: number): number {
+  let value = 0;
+  let n = 0;
+  for (let g = g0; g < ch.groupStarts.length && n < 4; g++) {
+    for (let i = ch.groupStarts[g]!; i < ch.groupEnds[g]! && n < 4; i++, n++) value = value * 10 + (text.charCodeAt(i) - 48);
   }
-  for (const r of ISSUERS) {
-    if (r.lo === 604) continue;
-    const prefix = Number(digits.slice(0, r.width));
-    if (prefix >= r.lo && prefix <= r.hi && r.lengths.includes(len)) return true;
-  }
-  return false;
+  return value;
 }
 
 /** Separators inside one card number are uniform (all spaces, all dashes, or none). */
@@ -113,13 +135,15 @@ export function detectCardsInChunk(text: string, ch: DigitChunk, out: Finding[])
   while (g0 < groups) {
     let found = -1;
     let digits = 0;
-    for (let g1 = g0; g1 < groups; g1++) {
+    // Which lengths an issuer allows depends on the first digits only: known before any window.
+    const lengths = issuerLengths(firstFourDigits(text, ch, g0));
+    for (let g1 = g0; g1 < groups && lengths !== 0; g1++) {
       digits += ch.groupEnds[g1]! - ch.groupStarts[g1]!;
       if (digits > 19) break;
-      if (digits < 12) continue;
+      if (digits < 12 || ((lengths >> digits) & 1) === 0) continue;
       if (g1 === groups - 1 && ch.letterAfter) continue;
       const d = chunkDigits(text, ch, g0, g1);
-      if (issuerMatches(d) && luhnValid(d) && uniformSeparators(ch, g0, g1) && windowBoundaryOk(ch, g0, g1)) {
+      if (luhnValid(d) && uniformSeparators(ch, g0, g1) && windowBoundaryOk(ch, g0, g1)) {
         found = g1;
       }
     }
