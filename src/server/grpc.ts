@@ -25,7 +25,8 @@ import type {
 } from '../pipeline/types.js';
 import { OversizeMessage, receiveCeiling, withMessageLimit } from './grpc-size.js';
 import type { IngressLimits } from './limits.js';
-import { loadProtos, lookupService } from './proto.js';
+import { InvalidUtf8Message, withUtf8Check } from './grpc-utf8.js';
+import { loadProtos, lookupService, protoDefinition } from './proto.js';
 import { bearerToken, checkVariables, rejectedRequest } from './request.js';
 
 // --- wire shapes (as proto-loader decodes them with keepCase + defaults) ------------------------
@@ -415,11 +416,14 @@ export function createGrpcIngress(opts: GrpcIngressOptions): GrpcIngress {
     const started = performance.now();
     const meta = metaFor(call, action, stream, signal, cancel);
     try {
-      const wire = call.request as WirePromptRequest | OversizeMessage;
+      const wire = call.request as WirePromptRequest | OversizeMessage | InvalidUtf8Message;
       if (wire instanceof OversizeMessage) {
         throw new WardenError('payload_too_large', `request message of ${wire.bytes} bytes is larger than ${limits.maxBodyBytes} bytes`, {
           location: { path: '$' },
         });
+      }
+      if (wire instanceof InvalidUtf8Message) {
+        throw new WardenError('invalid_request', `field '${wire.path}' is not valid UTF-8`, { location: { path: wire.path } });
       }
       return fromWireRequest(wire, meta, limits);
     } catch (err) {
@@ -511,7 +515,8 @@ export function createGrpcIngress(opts: GrpcIngressOptions): GrpcIngress {
     })();
   }
 
-  server.addService(withMessageLimit(gateway.service, limits.maxBodyBytes), {
+  // The size limit is checked first (outermost), then the strings' UTF-8, then the message decoded.
+  server.addService(withMessageLimit(withUtf8Check(gateway.service, protoDefinition()), limits.maxBodyBytes), {
     Render: unary('prompt.render'),
     Complete: unary('prompt.execute'),
     StreamComplete: streamComplete,

@@ -27,15 +27,18 @@ export const LOADER_OPTIONS: protoLoader.Options = {
   oneofs: true,
 };
 
+let definition: protoLoader.PackageDefinition | undefined;
 let cached: grpc.GrpcObject | undefined;
+
+/** The protos' message and service definitions, descriptors included. */
+export function protoDefinition(): protoLoader.PackageDefinition {
+  definition ??= protoLoader.loadSync([GATEWAY_PROTO, HEALTH_PROTO], { ...LOADER_OPTIONS, includeDirs: [protoDir()] });
+  return definition;
+}
 
 /** The loaded package tree: `warden.v1.PromptGateway`, `grpc.health.v1.Health`. */
 export function loadProtos(): grpc.GrpcObject {
-  if (!cached) {
-    const dir = protoDir();
-    const def = protoLoader.loadSync([GATEWAY_PROTO, HEALTH_PROTO], { ...LOADER_OPTIONS, includeDirs: [dir] });
-    cached = grpc.loadPackageDefinition(def);
-  }
+  cached ??= grpc.loadPackageDefinition(protoDefinition());
   return cached;
 }
 

@@ -1,11 +1,14 @@
 /**
  * Requests refused before they could be read (malformed JSON, oversize body, invalid UTF-8, wrong
- * types; a gRPC call missing its model) still leave exactly one trace-linked audit record saying
+ * types; a gRPC call missing its model or with a string that is not UTF-8) still leave exactly one trace-linked audit record saying
  * why — no principal, status error, the error code — and nothing of the body reaches it.
  */
+import { join } from 'node:path';
 import * as grpc from '@grpc/grpc-js';
+import * as protoLoader from '@grpc/proto-loader';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { verifyChain } from '../../src/audit/index.js';
+import { REPO } from './helpers/cli.js';
 import { bearerMetadata, gatewayClient } from './helpers/grpc.js';
 import { postChat } from './helpers/http.js';
 import { DOWN_URL, eventually, startWarden, type WardenFixture } from './helpers/warden.js';
@@ -120,6 +123,42 @@ describe('audit records for requests refused before parsing', () => {
       await eventually(() => w.audit().length === audited + 1);
     } finally {
       gateway.close();
+    }
+  });
+
+  it('gRPC: a string field that is not UTF-8 is refused (as over HTTP), not decoded into U+FFFD', async () => {
+    // A client that sends raw bytes: the message is encoded as any client would, then the
+    // customer message's bytes are made invalid UTF-8 (protobufjs would decode them to U+FFFD).
+    const def = protoLoader.loadSync('warden/v1/gateway.proto', { includeDirs: [join(REPO, 'proto')], keepCase: true });
+    const method = (def['warden.v1.PromptGateway'] as protoLoader.ServiceDefinition).Complete!;
+    const bytes = Buffer.from(
+      method.requestSerialize({ model: 'gpt-4o-mini', template: { id: 'support/ticket-summary', version: 2 }, variables: { ticket_id: 'T-1', customer_message: `${CANARY} ZZZZ` } }),
+    );
+    bytes.set([0xff, 0xfe, 0xc3, 0x28], bytes.indexOf('ZZZZ'));
+    const identity = (b: Buffer) => b;
+    const Raw = grpc.makeGenericClientConstructor(
+      { Complete: { path: method.path, requestStream: false, responseStream: false, requestSerialize: identity, requestDeserialize: identity, responseSerialize: identity, responseDeserialize: identity } },
+      'RawGateway',
+    );
+    const client = new Raw(w.addresses.grpc, grpc.credentials.createInsecure()) as unknown as {
+      Complete(b: Buffer, md: grpc.Metadata, cb: (e: grpc.ServiceError | null) => void): void;
+      close(): void;
+    };
+    try {
+      const before = w.audit().length;
+      const err = await new Promise<grpc.ServiceError>((resolve, reject) =>
+        client.Complete(bytes, bearerMetadata(token, { traceparent: TRACEPARENT }), (e) => (e ? resolve(e) : reject(new Error('expected an error')))),
+      );
+      expect(err.code).toBe(grpc.status.INVALID_ARGUMENT);
+      expect(err.metadata.get('warden-code')[0]).toBe('invalid_request');
+      expect(err.metadata.get('warden-param')[0]).toBe('variables');
+      expect(err.details).toBe("field 'variables' is not valid UTF-8");
+      await eventually(() => w.audit().length > before);
+      const rec = w.audit().at(-1)!;
+      expect(rec).toMatchObject({ principal: null, status: 'error', error_code: 'invalid_request', trace_id: TRACE_ID });
+      expect(JSON.stringify(rec)).not.toContain(CANARY);
+    } finally {
+      client.close();
     }
   });
 

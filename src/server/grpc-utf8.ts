@@ -1,0 +1,169 @@
+/**
+ * UTF-8 in gRPC requests. A proto3 `string` field must hold valid UTF-8, but the decoder behind
+ * @grpc/proto-loader (protobufjs) does not check: it turns invalid bytes into U+FFFD, so a
+ * request that the HTTP ingress refuses (`request body is not valid UTF-8`) would pass over gRPC
+ * with its text silently changed. The gateway's request deserializers therefore walk the wire
+ * bytes first, guided by the message descriptors, and check each string field's bytes; a message
+ * with an invalid one arrives as an `InvalidUtf8Message` that the handler refuses as
+ * `invalid_request`, through the same counted and audited path as any other refused request.
+ */
+import { isUtf8 } from 'node:buffer';
+import type * as grpc from '@grpc/grpc-js';
+import type * as protoLoader from '@grpc/proto-loader';
+
+/** What a gateway handler receives instead of the request when a string field is not UTF-8. */
+export class InvalidUtf8Message {
+  /** `path`: the field, as `messages.0.parts.1.text` (map entries: the map field's name). */
+  constructor(readonly path: string) {}
+}
+
+interface FieldShape {
+  name: string;
+  repeated: boolean;
+  string: boolean;
+  /** For message fields: the nested message's shape (resolved lazily: types may refer to themselves). */
+  message?: () => MessageShape | undefined;
+}
+
+interface MessageShape {
+  fields: Map<number, FieldShape>;
+  /** A map entry: its key and value are reported as the map field itself. */
+  mapEntry: boolean;
+}
+
+/** The parts of a DescriptorProto (as proto-loader hands them out) that the walk reads. */
+interface Descriptor {
+  name: string;
+  field: Array<{ name: string; number: number; type: string; typeName: string; label: string }>;
+  nestedType: Descriptor[];
+  options?: { mapEntry?: boolean } | null;
+}
+
+/** Shapes of a package definition's messages, built once per message type. */
+function shapeResolver(definition: protoLoader.PackageDefinition): (fullName: string) => MessageShape | undefined {
+  const shapes = new Map<string, MessageShape | undefined>();
+
+  function build(fullName: string, d: Descriptor): MessageShape {
+    const shape: MessageShape = { fields: new Map(), mapEntry: d.options?.mapEntry === true };
+    shapes.set(fullName, shape);
+    const pkg = fullName.slice(0, fullName.lastIndexOf('.'));
+    for (const f of d.field) {
+      const field: FieldShape = { name: f.name, repeated: f.label === 'LABEL_REPEATED', string: f.type === 'TYPE_STRING' };
+      if (f.type === 'TYPE_MESSAGE') {
+        const nested = d.nestedType.find((n) => n.name === f.typeName);
+        const target = nested ? `${fullName}.${nested.name}` : f.typeName.startsWith('.') ? f.typeName.slice(1) : `${pkg}.${f.typeName}`;
+        field.message = () => (nested ? (shapes.get(target) ?? build(target, nested)) : resolve(target));
+      }
+      shape.fields.set(f.number, field);
+    }
+    return shape;
+  }
+
+  function resolve(fullName: string): MessageShape | undefined {
+    if (shapes.has(fullName)) return shapes.get(fullName);
+    const entry = definition[fullName] as { type?: unknown } | undefined;
+    const d = entry?.type as Descriptor | undefined;
+    if (!d) {
+      shapes.set(fullName, undefined);
+      return undefined;
+    }
+    return build(fullName, d);
+  }
+
+  return resolve;
+}
+
+/** Deeper nesting than this is left to the decoder (Warden's protos nest a few levels). */
+const MAX_NESTING = 32;
+
+/**
+ * The path of the first string field in `buf[start, end)` whose bytes are not UTF-8, or
+ * undefined. Malformed wire data ends the walk without a verdict: the decoder reports it.
+ */
+function firstInvalid(buf: Buffer, start: number, end: number, shape: MessageShape, path: string, depth: number): string | undefined {
+  if (depth > MAX_NESTING) return undefined;
+  let counts: Map<number, number> | undefined;
+  let i = start;
+  while (i < end) {
+    let tag = 0;
+    let shift = 0;
+    let b: number;
+    do {
+      if (i >= end || shift > 28) return undefined;
+      b = buf[i++]!;
+      tag += (b & 0x7f) * 2 ** shift;
+      shift += 7;
+    } while (b & 0x80);
+    const wireType = tag & 7;
+    const number = Math.floor(tag / 8);
+    if (wireType === 0) {
+      while (i < end && buf[i++]! & 0x80);
+    } else if (wireType === 1) {
+      i += 8;
+    } else if (wireType === 5) {
+      i += 4;
+    } else if (wireType === 2) {
+      let len = 0;
+      shift = 0;
+      do {
+        if (i >= end || shift > 28) return undefined;
+        b = buf[i++]!;
+        len += (b & 0x7f) * 2 ** shift;
+        shift += 7;
+      } while (b & 0x80);
+      const s = i;
+      i += len;
+      if (i > end) return undefined;
+      const field = shape.fields.get(number);
+      if (!field) continue;
+      let at = path;
+      if (!shape.mapEntry) {
+        at = path === '' ? field.name : `${path}.${field.name}`;
+        if (field.repeated) {
+          counts ??= new Map();
+          const n = counts.get(number) ?? 0;
+          counts.set(number, n + 1);
+          at = `${at}.${n}`;
+        }
+      }
+      if (field.string) {
+        if (!isUtf8(buf.subarray(s, i))) return at;
+      } else if (field.message) {
+        const nested = field.message();
+        if (nested) {
+          // A map field's entries are reported as the map itself: their keys are the caller's data.
+          const inner = firstInvalid(buf, s, i, nested, nested.mapEntry ? at.slice(0, at.lastIndexOf('.')) : at, depth + 1);
+          if (inner !== undefined) return inner;
+        }
+      }
+    } else {
+      return undefined; // groups (not in proto3) or garbage
+    }
+  }
+  return undefined;
+}
+
+/**
+ * `service` with each method's request deserializer checking the request's string fields first:
+ * a message with one that is not UTF-8 is not decoded and arrives as an `InvalidUtf8Message`.
+ */
+export function withUtf8Check(service: grpc.ServiceDefinition, definition: protoLoader.PackageDefinition): grpc.ServiceDefinition {
+  const resolve = shapeResolver(definition);
+  const out: Record<string, grpc.MethodDefinition<unknown, unknown>> = {};
+  for (const [name, method] of Object.entries(service)) {
+    const decode = method.requestDeserialize;
+    const typeName = (method as unknown as { requestType?: { type?: { name?: string } } }).requestType?.type?.name;
+    // '/warden.v1.PromptGateway/Complete' → the package 'warden.v1'.
+    const pkg = method.path.slice(1, method.path.indexOf('/', 1)).split('.').slice(0, -1).join('.');
+    const shape = typeName ? resolve(`${pkg}.${typeName}`) : undefined;
+    if (!shape) throw new Error(`gRPC method ${name}: request type not found in the proto definitions`);
+    out[name] = {
+      ...method,
+      requestDeserialize: (bytes: Buffer) => {
+        const invalid = firstInvalid(bytes, 0, bytes.length, shape, '', 0);
+        return invalid === undefined ? decode(bytes) : new InvalidUtf8Message(invalid);
+      },
+    };
+  }
+  return out as grpc.ServiceDefinition;
+}

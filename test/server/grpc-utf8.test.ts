@@ -1,0 +1,81 @@
+/**
+ * The gRPC UTF-8 check against the real gateway proto: messages are encoded by proto-loader's own
+ * serializer, then one string's bytes are replaced by invalid UTF-8 in place.
+ */
+import * as grpc from '@grpc/grpc-js';
+import { describe, expect, it } from 'vitest';
+import { InvalidUtf8Message, withUtf8Check } from '../../src/server/grpc-utf8.js';
+import { loadProtos, lookupService, protoDefinition } from '../../src/server/proto.js';
+
+const service = lookupService(loadProtos(), 'warden.v1.PromptGateway').service;
+const checked = withUtf8Check(service, protoDefinition());
+const complete = checked.Complete!;
+const encode = (request: object): Buffer => service.Complete!.requestSerialize(request);
+
+/** Encodes `request`, then overwrites the 4-byte marker `ZZZZ` with bytes that are not UTF-8. */
+function corrupt(request: object): Buffer {
+  const bytes = Buffer.from(encode(request));
+  const at = bytes.indexOf('ZZZZ');
+  expect(at).toBeGreaterThanOrEqual(0);
+  bytes.set([0xff, 0xfe, 0xc3, 0x28], at);
+  return bytes;
+}
+
+const BASE = { model: 'gpt-4o-mini', temperature: 0.7310585786300049, max_tokens: 300_000 };
+
+describe('withUtf8Check', () => {
+  it('names the field of the first string that is not UTF-8, wherever it sits', () => {
+    const cases: Array<[object, string]> = [
+      [{ ...BASE, model: 'ZZZZ' }, 'model'],
+      [{ ...BASE, params_json: '{"user":"ZZZZ"}' }, 'params_json'],
+      [{ ...BASE, stop: ['a', 'b', 'ZZZZ'] }, 'stop.2'],
+      [{ ...BASE, template: { id: 'support/ZZZZ', version: 2 } }, 'template.id'],
+      // A map's entries are reported as the map: their keys are the caller's data.
+      [{ ...BASE, variables: { ticket: 'T-1', message: 'hello ZZZZ' } }, 'variables'],
+      [{ ...BASE, variables: { ZZZZ: 'x' } }, 'variables'],
+      [{ ...BASE, messages: [{ role: 'user', content: 'fine' }, { role: 'user', content: 'ZZZZ' }] }, 'messages.1.content'],
+      [{ ...BASE, messages: [{ role: 'user', parts: [{ type: 'text', text: 'ok' }, { type: 'text', text: 'x ZZZZ' }] }] }, 'messages.0.parts.1.text'],
+      [{ ...BASE, messages: [{ role: 'assistant', tool_calls: [{ id: 'c1', type: 'function', function: { name: 'f', arguments: '{"a":"ZZZZ"}' } }] }] }, 'messages.0.tool_calls.0.function.arguments'],
+      [{ ...BASE, tools: [{ type: 'function', function: { name: 'f', description: 'looks ZZZZ up' } }] }, 'tools.0.function.description'],
+    ];
+    for (const [request, path] of cases) {
+      const out = complete.requestDeserialize(corrupt(request));
+      expect(out, path).toBeInstanceOf(InvalidUtf8Message);
+      expect((out as InvalidUtf8Message).path).toBe(path);
+    }
+  });
+
+  it('decodes valid messages as before: non-ASCII text, a literal U+FFFD, numbers whose bytes are not text', () => {
+    const request = {
+      ...BASE,
+      variables: { name: 'Zoë 😀 \uFFFD' },
+      messages: [],
+      stop: ['—', '終'],
+      template: { id: 'support/ticket-summary', version: 2 },
+    };
+    const bytes = encode(request);
+    const out = complete.requestDeserialize(bytes);
+    expect(out).toEqual(service.Complete!.requestDeserialize(bytes));
+    expect((out as any).variables).toEqual({ name: 'Zoë 😀 \uFFFD' });
+  });
+
+  it('leaves malformed wire data to the decoder, which refuses it', () => {
+    const bytes = encode({ ...BASE, model: 'truncated here' });
+    const truncated = bytes.subarray(0, bytes.length - 3);
+    expect(() => complete.requestDeserialize(truncated)).toThrow();
+  });
+
+  it('checks every method of the service and keeps the rest of its definition', () => {
+    for (const name of ['Render', 'Complete', 'StreamComplete']) {
+      const m = checked[name]!;
+      expect(m.path).toBe(service[name]!.path);
+      expect(m.responseSerialize).toBe(service[name]!.responseSerialize);
+      expect(m.requestDeserialize(corrupt({ model: 'ZZZZ' }))).toBeInstanceOf(InvalidUtf8Message);
+    }
+  });
+
+  it('refuses a service whose request type it cannot find', () => {
+    const bogus = { X: { ...service.Complete!, requestType: { type: { name: 'NoSuchMessage' } } } } as unknown as grpc.ServiceDefinition;
+    expect(() => withUtf8Check(bogus, protoDefinition())).toThrow(/request type not found/);
+  });
+});
