@@ -121,6 +121,11 @@ export interface RedactionSession {
    * like redactMessages.
    */
   redactTools(tools: ToolDefinition[]): ToolDefinition[];
+  /**
+   * Redacts every string in the pass-through parameters (`user`, `metadata`, `prediction`,
+   * legacy `functions`, ...): they leave the pod too. Throws like redactMessages.
+   */
+  redactParams(params: Readonly<Record<string, unknown>>): Record<string, unknown>;
   /** Restores tokens (if re-identification is allowed) and redacts PII the model produced. */
   processCompletion(result: CompletionResult): CompletionResult;
   /** Streaming counterpart of processCompletion: bounded hold-back, flushed at end. */

@@ -77,6 +77,8 @@ export interface RequestContext {
   outboundJson?: OutboundText;
   /** The request's tool definitions, after redaction (absent when the request has none). */
   outboundTools?: ToolDefinition[];
+  /** The request's pass-through parameters, after redaction (absent when it has none). */
+  outboundParams?: Record<string, unknown>;
   redaction?: RedactionSession;
   response?: PipelineResponse;
   /** Usage reported by the upstream, for audit. */

@@ -88,8 +88,9 @@ export function createForwardStage(getProviders: () => ProviderRegistry, opts: F
     const { request, decision, outbound } = ctx;
     // Fail closed when an earlier stage did not produce what forwarding needs.
     if (!decision || !outbound) throw new WardenError('internal', 'internal error');
-    // Tools go upstream only in their redacted form.
+    // Tools and pass-through parameters go upstream only in their redacted form.
     if (request.tools?.length && !ctx.outboundTools) throw new WardenError('internal', 'internal error');
+    if (!ctx.outboundParams && Object.keys(request.params).length > 0) throw new WardenError('internal', 'internal error');
     if (!decision.allow) throw new WardenError('policy_denied', 'the request was not allowed by policy');
 
     const providers = getProviders();
@@ -102,7 +103,7 @@ export function createForwardStage(getProviders: () => ProviderRegistry, opts: F
     }
     ctx.provider = providerName;
 
-    const params = { ...request.params };
+    const params = { ...ctx.outboundParams };
     if (params.max_completion_tokens !== undefined) {
       params.max_completion_tokens = clamp(params.max_completion_tokens, decision.max_tokens);
     }

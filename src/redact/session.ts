@@ -89,6 +89,13 @@ export class Session implements RedactionSession {
     return out;
   }
 
+  /** Redacts every string value in the pass-through parameters (member names stay). */
+  redactParams(params: Readonly<Record<string, unknown>>): Record<string, unknown> {
+    const out = this.promptJsonValue(params) as Record<string, unknown>;
+    this.throwIfRefused();
+    return out;
+  }
+
   /** Redacts one plain text as a prompt (used by the CLI); throws like redactMessages. */
   redactText(text: string): string {
     const out = this.promptText(text);
@@ -137,9 +144,8 @@ export class Session implements RedactionSession {
     if (typeof v === 'string') return this.promptText(v);
     if (Array.isArray(v)) return v.map((x) => this.promptJsonValue(x));
     if (v !== null && typeof v === 'object') {
-      const out: Record<string, unknown> = {};
-      for (const [k, x] of Object.entries(v)) out[k] = this.promptJsonValue(x);
-      return out;
+      // fromEntries defines members: a "__proto__" member stays a member, as JSON.parse made it.
+      return Object.fromEntries(Object.entries(v).map(([k, x]) => [k, this.promptJsonValue(x)]));
     }
     return v;
   }

@@ -31,6 +31,9 @@ export function createRedactStage(getRedactor: () => Redactor): Stage {
       // Tool definitions leave the pod too: their descriptions and schemas are redacted the same way.
       const tools = ctx.request.tools;
       if (tools && tools.length > 0) ctx.outboundTools = session.redactTools(tools);
+      // So do the pass-through parameters: `user`, `metadata` or `prediction` can carry PII.
+      const params = ctx.request.params;
+      if (Object.keys(params).length > 0) ctx.outboundParams = session.redactParams(params);
     },
   };
 }

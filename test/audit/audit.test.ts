@@ -226,6 +226,7 @@ describe('audit stage', () => {
     const redaction: RedactionSession = {
       redactMessages: (m) => m,
       redactTools: (t) => t,
+      redactParams: (p) => ({ ...p }),
       processCompletion: (r) => r,
       processStream: (c) => c,
       report: () => ({ counts: { EMAIL: 2 }, responseCounts: { PHONE: 1 }, nonTextParts: 0, leaks: 0 }),

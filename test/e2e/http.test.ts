@@ -127,6 +127,32 @@ describe('governed path with the openai SDK', () => {
     expect(ok.choices[0]?.message.content).toBe('upstream saw: hello raw');
   });
 
+  it('pass-through parameters leave the pod redacted, like the prompt', async () => {
+    upstream.mode = 'ok';
+    const before = upstream.calls.length;
+    const audited = w.audit().length;
+    const r = await post(
+      governed({
+        user: 'jane.doe@example.com',
+        metadata: { callback: 'call (415) 555-2671' },
+        prediction: { type: 'content', content: 'Reply to jane.doe@example.com' },
+        seed: 7,
+      }),
+    );
+    expect(r.status, r.text).toBe(200);
+    const sent = upstream.calls[before]!.body;
+    expect(sent.seed).toBe(7);
+    expect(sent.prediction.type).toBe('content');
+    const text = JSON.stringify(sent);
+    expect(text).not.toContain('jane.doe@example.com');
+    expect(text).not.toContain('555-2671');
+    expect(sent.user).not.toBe('jane.doe@example.com');
+    // Counted with the prompt's redactions in the audit record: the ticket's e-mail, then `user`'s
+    // and `prediction`'s, and the phone number in `metadata`.
+    await eventually(() => w.audit().length > audited);
+    expect(w.audit().at(-1)!.redaction.counts).toMatchObject({ EMAIL_ADDRESS: 3, PHONE_NUMBER: 1 });
+  });
+
   it('a variable value is data: {{...}} is never expanded', async () => {
     upstream.mode = 'ok';
     const before = upstream.calls.length;

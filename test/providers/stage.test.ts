@@ -41,13 +41,16 @@ function decision(over: Partial<Decision> = {}): Decision {
 
 function context(over: Partial<PromptRequest> = {}, d: Decision = decision(), signal = new AbortController().signal): RequestContext {
   const request = makeRequest({ id: 'r-1', model: 'gpt-4o-mini', signal, ...over });
-  return {
+  const ctx: RequestContext = {
     request,
     trace: startTrace('00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01'),
     timings: {},
     decision: d,
     outbound: [{ role: 'user', content: 'outbound prompt' }],
   };
+  // As the redact stage leaves it: a redacted copy of the parameters whenever there are any.
+  if (Object.keys(request.params).length > 0) ctx.outboundParams = { ...request.params };
+  return ctx;
 }
 
 async function rejects(p: Promise<unknown> | void): Promise<WardenError> {
@@ -84,6 +87,21 @@ describe('forward stage', () => {
     expect(ctx.usage).toEqual({ prompt_tokens: 11, completion_tokens: 3, total_tokens: 14 });
     const text = await metrics.render();
     expect(text).toContain('warden_upstream_requests_total{provider="openai",outcome="ok"} 1');
+  });
+
+  it('sends the redacted parameters, and fails closed when the request has parameters but no redacted copy', async () => {
+    upstream = await startUpstream();
+    const stage = createForwardStage(() => registry(upstream!.baseUrl));
+    const ctx = context({ params: { user: 'jane.doe@example.com', seed: 7 } });
+    ctx.outboundParams = { user: '<EMAIL_ADDRESS_1>', seed: 7 };
+    await stage.run(ctx);
+    expect(upstream.received[0]!.body).toMatchObject({ user: '<EMAIL_ADDRESS_1>', seed: 7 });
+    expect(JSON.stringify(upstream.received[0]!.body)).not.toContain('jane.doe');
+
+    const unredacted = context({ params: { user: 'jane.doe@example.com' } });
+    delete unredacted.outboundParams;
+    expect((await rejects(stage.run(unredacted))).code).toBe('internal');
+    expect(upstream.received).toHaveLength(1);
   });
 
   it('uses the decision cap when the caller asks for no limit, and the smaller of the two otherwise', async () => {

@@ -155,6 +155,49 @@ describe('message shapes', () => {
   });
 });
 
+describe('pass-through parameters', () => {
+  const r = createRedactor({});
+
+  it('every string is redacted, wherever it sits; numbers, booleans, names and the input stay', () => {
+    const params = {
+      user: 'jane.doe@example.com',
+      metadata: { note: 'call (415) 555-2671', tier: 'gold' },
+      prediction: { type: 'content', content: 'card 4111 1111 1111 1111' },
+      functions: [{ name: 'mail', description: 'writes to ops@corp.example.com', parameters: { type: 'object' } }],
+      seed: 7,
+      logprobs: true,
+      stop: ['\n\n', 'END'],
+    };
+    const s = r.session(decision(), []);
+    const out = s.redactParams(params);
+    expect(out).toEqual({
+      user: '[EMAIL_ADDRESS]',
+      metadata: { note: 'call [PHONE_NUMBER]', tier: 'gold' },
+      prediction: { type: 'content', content: 'card [CREDIT_CARD]' },
+      functions: [{ name: 'mail', description: 'writes to [EMAIL_ADDRESS]', parameters: { type: 'object' } }],
+      seed: 7,
+      logprobs: true,
+      stop: ['\n\n', 'END'],
+    });
+    expect(params.user).toBe('jane.doe@example.com');
+    expect(s.report().counts).toEqual({ EMAIL_ADDRESS: 2, PHONE_NUMBER: 1, CREDIT_CARD: 1 });
+  });
+
+  it('a "__proto__" member stays a member (as JSON.parse made it), not the copy\'s prototype', () => {
+    const params = JSON.parse('{"__proto__": {"n": 1}, "x": "a"}') as Record<string, unknown>;
+    const out = r.session(decision(), []).redactParams(params);
+    expect(Object.getPrototypeOf(out)).toBe(Object.prototype);
+    expect(JSON.stringify(out)).toBe('{"__proto__":{"n":1},"x":"a"}');
+  });
+
+  it('a secret value in a parameter refuses the request, as in the prompt', () => {
+    const e = thrown(() => r.session(decision(), [CANARY]).redactParams({ metadata: { k: `x ${CANARY}` } }));
+    expect(e.code).toBe('redaction_blocked');
+    expect(e.details?.['reason']).toBe('secret_leak');
+    expect(e.message).not.toContain(CANARY);
+  });
+});
+
 describe('fail closed', () => {
   const broken: Detector = {
     name: 'broken',
