@@ -30,6 +30,8 @@ const processIO: CliIO = {
   err: (t) => void process.stderr.write(t),
 };
 
+const COMMANDS = new Set(['serve', 'render', 'policy', 'redact', 'audit', 'templates']);
+
 /** Runs one command line; returns the exit code. `io` is where output goes (tests capture it). */
 export async function main(argv: string[], io: CliIO = processIO): Promise<number> {
   const [command, ...rest] = argv;
@@ -62,7 +64,8 @@ export async function main(argv: string[], io: CliIO = processIO): Promise<numbe
     }
   } catch (err) {
     if (err instanceof UsageError) {
-      io.err(`warden: ${err.message}\nRun 'warden ${command && !command.startsWith('-') ? `${command} ` : ''}--help' for usage.\n`);
+      // Help for the command when there is one; an unknown command gets the overall help.
+      io.err(`warden: ${err.message}\nRun 'warden ${command !== undefined && COMMANDS.has(command) ? `${command} ` : ''}--help' for usage.\n`);
       return 2;
     }
     if (isConfigError(err)) {

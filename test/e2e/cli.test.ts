@@ -46,6 +46,8 @@ describe('warden CLI', () => {
     const cmd = await cli(['frobnicate']);
     expect(cmd.code).toBe(2);
     expect(cmd.stderr).toContain("unknown command 'frobnicate'");
+    expect(cmd.stderr).toContain("Run 'warden --help' for usage.");
+    expect(flag.stderr).toContain("Run 'warden serve --help' for usage.");
     const missing = await cli(['render', '--config', prepared.configFile]);
     expect(missing.code).toBe(2);
     expect(missing.stderr).toContain('--template is required');
