@@ -7,6 +7,7 @@
 import { readdir, readFile, stat } from 'node:fs/promises';
 import { basename, join, relative, sep } from 'node:path';
 import { parse as parseYaml } from 'yaml';
+import { MAX_JSON_DEPTH_CEILING, tooDeepAt } from '../../pipeline/json-depth.js';
 import { RegoError } from './errors.js';
 
 export interface LoadedFiles {
@@ -48,12 +49,17 @@ export function mergeData(into: Record<string, unknown>, path: readonly string[]
 
 export async function parseDataFile(file: string): Promise<unknown> {
   const text = await readFile(file, 'utf8');
+  let data: unknown;
   try {
-    if (file.endsWith('.json')) return JSON.parse(text) as unknown;
-    return parseYaml(text) as unknown;
+    data = file.endsWith('.json') ? (JSON.parse(text) as unknown) : (parseYaml(text) as unknown);
   } catch (e) {
     throw new RegoError('rego_parse_error', `${file}: cannot parse data file: ${e instanceof Error ? e.message.split('\n')[0] : String(e)}`);
   }
+  // Data is walked recursively when it is merged and evaluated: refused here, with its file.
+  if (tooDeepAt(data, MAX_JSON_DEPTH_CEILING)) {
+    throw new RegoError('rego_parse_error', `${file}: data nested deeper than ${MAX_JSON_DEPTH_CEILING} levels`);
+  }
+  return data;
 }
 
 const isRego = (f: string): boolean => f.endsWith('.rego');

@@ -7,6 +7,7 @@
 import { createHash } from 'node:crypto';
 import type { Location } from './ast/nodes.js';
 import { RegoError } from './errors.js';
+import { MAX_JSON_DEPTH_CEILING, tooDeepAt } from '../../pipeline/json-depth.js';
 import { compileModules, compileQueryText, parseModules, type CompiledQuery, type CompiledTree } from './ast/compile/index.js';
 import { analyzeInputDeps, type InputDeps } from './ast/compile/input-deps.js';
 import { loadFiles } from './data.js';
@@ -68,9 +69,14 @@ export interface QueryResult {
 export const MAX_INPUT_BYTES = 10 * 1024 * 1024;
 
 /**
+ * Inputs and data nested deeper than this are refused: evaluation walks them recursively. The
+ * same ceiling as the ingress's `limits.max_json_depth`, so any request Warden serves fits.
+ */
+export const MAX_INPUT_DEPTH = MAX_JSON_DEPTH_CEILING;
+
+/**
  * A cheap serialized-size estimate, stopping as soon as the cap is passed. Returns the budget
- * left (negative when over). Recursion is fine: nesting deep enough to overflow the stack is
- * reported as too large by the caller.
+ * left (negative when over). Recursion is fine: the depth was checked first.
  */
 function sizeLeft(x: unknown, left: number): number {
   if (typeof x === 'string') return left - x.length - 2;
@@ -92,14 +98,6 @@ function sizeLeft(x: unknown, left: number): number {
   return left;
 }
 
-function inputTooLarge(v: unknown, cap: number): boolean {
-  try {
-    return sizeLeft(v, cap) < 0;
-  } catch (e) {
-    if (e instanceof RangeError) return true;
-    throw e;
-  }
-}
 
 /**
  * A fresh plain-JSON copy of a result (sets → sorted arrays, non-string keys → JSON text):
@@ -170,8 +168,13 @@ export class RegoPolicy implements CompiledPolicy {
 
   private checkInput(input: unknown, bounded?: boolean): Value | undefined {
     if (input === undefined) return undefined;
-    if (bounded !== true && inputTooLarge(input, MAX_INPUT_BYTES)) {
-      throw new RegoError('eval_budget_exceeded', `evaluation budget exceeded: input larger than ${MAX_INPUT_BYTES} bytes`);
+    if (bounded !== true) {
+      if (tooDeepAt(input, MAX_INPUT_DEPTH)) {
+        throw new RegoError('eval_budget_exceeded', `evaluation budget exceeded: input nested deeper than ${MAX_INPUT_DEPTH} levels`);
+      }
+      if (sizeLeft(input, MAX_INPUT_BYTES) < 0) {
+        throw new RegoError('eval_budget_exceeded', `evaluation budget exceeded: input larger than ${MAX_INPUT_BYTES} bytes`);
+      }
     }
     return fromJSON(input);
   }

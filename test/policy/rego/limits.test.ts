@@ -71,6 +71,11 @@ n := count([x | some x in input.xs; x % 2 == 0])
     for (let i = 0; i < 200_000; i++) deep = [deep];
     const e = budgetError(() => p.evaluate('data.t.v', deep));
     expect(e.code).toBe('eval_budget_exceeded');
+    // Named for what it is: a small input that is deep, not a large one.
+    expect(e.message).toBe('evaluation budget exceeded: input nested deeper than 1000 levels');
+    let fits: unknown = 'leaf';
+    for (let i = 0; i < 999; i++) fits = [fits];
+    expect(p.evaluate('data.t.v', fits)).toEqual(fits);
   });
 
   it('limits nesting depth of rule and function evaluation', () => {

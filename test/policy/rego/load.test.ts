@@ -57,6 +57,8 @@ describe('loadPolicy', () => {
     await expect(loadPolicy([conflict])).rejects.toBeInstanceOf(RegoError);
     const bad = tree({ 'data.json': '{"k": ' });
     await expect(loadPolicy([bad])).rejects.toThrow(/data\.json: cannot parse data file/);
+    const deep = tree({ 'data.json': `${'{"k":'.repeat(5000)}1${'}'.repeat(5000)}` });
+    await expect(loadPolicy([deep])).rejects.toThrow(/data\.json: data nested deeper than 1000 levels$/);
     await expect(loadPolicy([join(bad, 'missing')])).rejects.toThrow(/no such file or directory/);
   });
 
