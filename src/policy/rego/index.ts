@@ -98,7 +98,6 @@ function sizeLeft(x: unknown, left: number): number {
   return left;
 }
 
-
 /**
  * A fresh plain-JSON copy of a result (sets → sorted arrays, non-string keys → JSON text):
  * callers may mutate what they get without touching values the compiled policy shares.
