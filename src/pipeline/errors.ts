@@ -23,6 +23,10 @@ export const ERROR_CODES = {
   redaction_failed: { http: 500, grpc: 'INTERNAL' },
   secret_leak: { http: 422, grpc: 'FAILED_PRECONDITION' },
   upstream_error: { http: 502, grpc: 'UNAVAILABLE' },
+  /** The provider refused the request as invalid (HTTP 400, 413, 422): sending it again will not help. */
+  upstream_rejected: { http: 400, grpc: 'INVALID_ARGUMENT' },
+  /** The provider is rate-limiting Warden's key (HTTP 429); `details.retry_after_s` when it said when. */
+  upstream_rate_limited: { http: 429, grpc: 'RESOURCE_EXHAUSTED' },
   upstream_timeout: { http: 504, grpc: 'DEADLINE_EXCEEDED' },
   audit_unavailable: { http: 503, grpc: 'UNAVAILABLE' },
   overloaded: { http: 503, grpc: 'UNAVAILABLE' },

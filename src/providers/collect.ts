@@ -14,7 +14,7 @@
 import { errors, type Dispatcher } from 'undici';
 import { onAbort, type CancelSignal } from '../pipeline/cancel.js';
 import { WardenError } from '../pipeline/errors.js';
-import { upstreamFailure } from './failure.js';
+import { upstreamFailure, upstreamStatusFailure } from './failure.js';
 
 /** A non-2xx body this small is read and dropped so its keep-alive connection is reused; a larger one closes it. */
 export const DISCARD_LIMIT = 64 * 1024;
@@ -79,11 +79,7 @@ export class BodyCollector<T> implements Dispatcher.DispatchHandler {
     const declared = Number(headers['content-length']);
     if (statusCode >= 300) {
       this.discarding = true;
-      this.fail(
-        new WardenError('upstream_error', `provider ${this.provider} answered HTTP ${statusCode}`, {
-          details: { provider: this.provider, status: statusCode },
-        }),
-      );
+      this.fail(upstreamStatusFailure(this.provider, statusCode, headers));
       if (declared > DISCARD_LIMIT) controller.abort(new errors.RequestAbortedError());
       return;
     }

@@ -7,6 +7,46 @@ import type { CancelSignal } from '../pipeline/cancel.js';
 import { WardenError, isWardenError } from '../pipeline/errors.js';
 import { SseError } from './sse.js';
 
+/** Upstream statuses that mean the request itself was refused: a client should not retry it. */
+const REJECTED_STATUSES = new Set([400, 413, 422]);
+/** An HTTP date as RFC 9110 says to send it: `Sun, 06 Nov 1994 08:49:37 GMT`. */
+const IMF_FIXDATE = /^[A-Z][a-z]{2}, \d{2} [A-Z][a-z]{2} \d{4} \d{2}:\d{2}:\d{2} GMT$/;
+/** The longest Retry-After passed on to the caller, in seconds. */
+const MAX_RETRY_AFTER_S = 86_400;
+
+/**
+ * Retry-After (delta-seconds or an HTTP date) as whole seconds from now, or undefined when absent
+ * or unreadable.
+ */
+export function retryAfterSeconds(value: string | string[] | undefined, now = Date.now()): number | undefined {
+  const v = (Array.isArray(value) ? value[0] : value)?.trim();
+  if (!v) return undefined;
+  let seconds: number;
+  if (/^\d+$/.test(v)) seconds = Number(v);
+  else if (IMF_FIXDATE.test(v)) seconds = Math.ceil((Date.parse(v) - now) / 1000);
+  else return undefined; // Date.parse alone would read "-5" or "1.5" as dates
+  if (Number.isNaN(seconds)) return undefined;
+  return Math.min(Math.max(seconds, 0), MAX_RETRY_AFTER_S);
+}
+
+/**
+ * A non-2xx answer as a WardenError, from its status and headers only (never the body: it may
+ * quote the prompt back). A refused request and rate limiting keep their meaning for the caller,
+ * whose SDK then knows whether and when to retry; anything else is `upstream_error`.
+ */
+export function upstreamStatusFailure(provider: string, status: number, headers: Record<string, string | string[] | undefined>): WardenError {
+  if (status === 429) {
+    const details: Record<string, unknown> = { provider, status };
+    const retryAfter = retryAfterSeconds(headers['retry-after']);
+    if (retryAfter !== undefined) details.retry_after_s = retryAfter;
+    return new WardenError('upstream_rate_limited', `provider ${provider} is rate limiting requests (HTTP 429)`, { details });
+  }
+  if (REJECTED_STATUSES.has(status)) {
+    return new WardenError('upstream_rejected', `provider ${provider} refused the request (HTTP ${status})`, { details: { provider, status } });
+  }
+  return new WardenError('upstream_error', `provider ${provider} answered HTTP ${status}`, { details: { provider, status } });
+}
+
 const TIMEOUT_CODES = new Set(['UND_ERR_CONNECT_TIMEOUT', 'UND_ERR_HEADERS_TIMEOUT', 'UND_ERR_BODY_TIMEOUT']);
 const UNREACHABLE_CODES = new Set(['ECONNREFUSED', 'ENOTFOUND', 'EAI_AGAIN', 'EHOSTUNREACH', 'ENETUNREACH', 'ECONNRESET', 'EPIPE', 'UND_ERR_SOCKET', 'UND_ERR_CLOSED']);
 

@@ -19,7 +19,7 @@ import { onAbort, type CancelSignal } from '../pipeline/cancel.js';
 import { WardenError } from '../pipeline/errors.js';
 import type { CompletionChunk } from '../pipeline/types.js';
 import { DISCARD_LIMIT } from './collect.js';
-import { upstreamFailure } from './failure.js';
+import { upstreamFailure, upstreamStatusFailure } from './failure.js';
 import { SseParser } from './sse.js';
 
 /** Parsed chunks the consumer may fall behind by before undici stops reading the socket. */
@@ -176,7 +176,7 @@ export class SseCall implements Dispatcher.DispatchHandler, AsyncIterableIterato
     let err: WardenError | undefined;
     if (statusCode >= 300) {
       // Never the body: it may quote the prompt back.
-      err = new WardenError('upstream_error', `provider ${provider} answered HTTP ${statusCode}`, { details: { provider, status: statusCode } });
+      err = upstreamStatusFailure(provider, statusCode, headers);
     } else {
       const contentType = String(headers['content-type'] ?? '');
       if (!contentType.startsWith('text/event-stream')) {

@@ -91,6 +91,8 @@ export function toGrpcError(err: WardenError): Partial<grpc.StatusObject> {
   metadata.set('warden-code', err.code);
   const path = err.location?.path;
   if (path) metadata.set('warden-param', path);
+  const retryAfter = err.details?.['retry_after_s'];
+  if (typeof retryAfter === 'number') metadata.set('retry-after', String(retryAfter));
   return { code: STATUS[err.grpcStatus] ?? grpc.status.INTERNAL, details: err.message, metadata };
 }
 

@@ -137,8 +137,15 @@ export function createHttpIngress(opts: HttpIngressOptions): HttpIngress {
     res.end(body);
   }
 
+  /** An error in the protocol's shape; a rate limit passes the upstream's Retry-After on. */
+  function sendErrorBody(res: ServerResponse, err: WardenError, body: object, requestId: string): void {
+    const retryAfter = err.details?.['retry_after_s'];
+    if (typeof retryAfter === 'number' && !res.headersSent) res.setHeader('retry-after', String(retryAfter));
+    sendJson(res, err.httpStatus, JSON.stringify(body), requestId);
+  }
+
   function sendError(res: ServerResponse, err: WardenError, requestId: string): void {
-    sendJson(res, err.httpStatus, JSON.stringify(errorBody(err)), requestId);
+    sendErrorBody(res, err, errorBody(err), requestId);
   }
 
   let idleWaiters: Array<() => void> = [];
@@ -294,8 +301,7 @@ export function createHttpIngress(opts: HttpIngressOptions): HttpIngress {
    */
   async function anthropicMessages(req: IncomingMessage, res: ServerResponse, requestId: string): Promise<void> {
     const { signal, cancel, dispose } = requestSignal(res);
-    const fail = (err: WardenError) =>
-      sendJson(res, err.httpStatus, JSON.stringify(anthropicErrorBody(err)), requestId);
+    const fail = (err: WardenError) => sendErrorBody(res, err, anthropicErrorBody(err), requestId);
     try {
       const headers = ingressHeaders(req.rawHeaders);
       const base = baseMeta(req, headers, requestId, signal, cancel);

@@ -18,6 +18,8 @@ function errorType(code: ErrorCode): string {
       return 'authentication_error';
     case 403:
       return 'permission_error';
+    case 429:
+      return 'rate_limit_error';
     case 499:
       return 'cancelled';
     default:

@@ -125,6 +125,20 @@ describe('PromptGateway', () => {
     }
   });
 
+  it('an upstream rate limit is RESOURCE_EXHAUSTED with its retry-after; a refused request INVALID_ARGUMENT', async () => {
+    upstream.mode = 'rate-limited';
+    const limited = (await unary('Complete', { model: 'gpt-4o-mini', template: TEMPLATE, variables: VARS }).catch((e: unknown) => e)) as grpc.ServiceError;
+    expect(limited.code).toBe(grpc.status.RESOURCE_EXHAUSTED);
+    expect(limited.metadata.get('warden-code')[0]).toBe('upstream_rate_limited');
+    expect(limited.metadata.get('retry-after')[0]).toBe('3');
+    upstream.mode = 'bad-request';
+    const refused = (await unary('Complete', { model: 'gpt-4o-mini', template: TEMPLATE, variables: VARS }).catch((e: unknown) => e)) as grpc.ServiceError;
+    expect(refused.code).toBe(grpc.status.INVALID_ARGUMENT);
+    expect(refused.metadata.get('warden-code')[0]).toBe('upstream_rejected');
+    expect(refused.details).not.toContain('context too long');
+    upstream.mode = 'ok';
+  });
+
   it('a message over the size limit is refused', async () => {
     const err = (await unary('Complete', { model: 'gpt-4o-mini', template: TEMPLATE, variables: { ticket_id: 'T', customer_message: 'x'.repeat(70_000) } }).catch(
       (e: unknown) => e,

@@ -356,6 +356,28 @@ describe('upstream failures', () => {
     expect(r.json.error.message).toContain('nested deeper than 64 levels');
   });
 
+  it('the upstream refusing the request or rate limiting reaches the SDK as what it is, so it retries only the latter', async () => {
+    upstream.mode = 'rate-limited';
+    const limited = await client(botToken)
+      .chat.completions.create({ model: 'gpt-4o-mini', messages: [], warden: { template: 'support/ticket-summary@2', variables: TICKET } } as any)
+      .catch((e: unknown) => e);
+    expect(limited).toBeInstanceOf(OpenAI.RateLimitError);
+    expect((limited as any).status).toBe(429);
+    expect((limited as any).code).toBe('upstream_rate_limited');
+    expect((limited as any).headers.get('retry-after')).toBe('3');
+
+    upstream.mode = 'bad-request';
+    const refused = await client(botToken)
+      .chat.completions.create({ model: 'gpt-4o-mini', messages: [], warden: { template: 'support/ticket-summary@2', variables: TICKET } } as any)
+      .catch((e: unknown) => e);
+    expect(refused).toBeInstanceOf(OpenAI.BadRequestError);
+    expect((refused as any).code).toBe('upstream_rejected');
+    // The upstream's message quoted the prompt: it is not passed on.
+    expect(JSON.stringify((refused as any).error)).not.toContain('jane.doe');
+    expect((refused as any).message).not.toContain('context too long');
+    upstream.mode = 'ok';
+  });
+
   it('upstream garbage: 502 upstream_error', async () => {
     upstream.mode = 'garbage';
     const r = await post(governed());

@@ -7,6 +7,7 @@ import { describe, expect, it } from 'vitest';
 import { RequestSignal } from '../../src/pipeline/cancel.js';
 import type { ModelProvider } from '../../src/pipeline/ports.js';
 import { createOpenAIProvider, type OpenAIProviderOptions } from '../../src/providers/index.js';
+import { retryAfterSeconds } from '../../src/providers/failure.js';
 import { closeAfterEach, completion, failure, startUpstream, TEST_API_KEY, upstreamRequest, type FakeUpstream } from './fake-upstream.js';
 
 const KEY = TEST_API_KEY;
@@ -147,6 +148,50 @@ describe('OpenAI provider, non-streamed calls', () => {
     expect(upstream.sockets[0]!.isClosed()).toBe(true);
   });
 
+  it('a refused request and rate limiting keep their meaning, streamed or not; the body never surfaces', async () => {
+    const answers: Array<[number, Record<string, string>]> = [
+      [400, {}],
+      [413, {}],
+      [422, {}],
+      [429, { 'retry-after': '17' }],
+      [429, {}],
+      [404, {}],
+      [500, {}],
+    ];
+    let next = 0;
+    upstream = await startUpstream((req, res) => {
+      const [status, headers] = answers[next % answers.length]!;
+      res.writeHead(status, { 'content-type': 'application/json', ...headers });
+      res.end(JSON.stringify({ error: { message: `you sent ${JSON.stringify(req.body)}`, code: 'context_length_exceeded' } }));
+    });
+    const p = make(upstream.baseUrl);
+    const want = [
+      ['upstream_rejected', { provider: 'openai', status: 400 }],
+      ['upstream_rejected', { provider: 'openai', status: 413 }],
+      ['upstream_rejected', { provider: 'openai', status: 422 }],
+      ['upstream_rate_limited', { provider: 'openai', status: 429, retry_after_s: 17 }],
+      ['upstream_rate_limited', { provider: 'openai', status: 429 }],
+      ['upstream_error', { provider: 'openai', status: 404 }],
+      ['upstream_error', { provider: 'openai', status: 500 }],
+    ];
+    for (const stream of [false, true]) {
+      for (let i = 0; i < answers.length; i++) {
+        next = i;
+        const call = stream ? p.stream(request({ stream: true })) : p.complete(request());
+        const e = await failure(
+          stream
+            ? (async () => {
+                for await (const _ of call as AsyncIterable<unknown>);
+              })()
+            : (call as Promise<unknown>),
+        );
+        expect([e.code, e.details], `${stream ? 'stream' : 'complete'} ${answers[i]![0]}`).toEqual(want[i]);
+        expect(JSON.stringify(e)).not.toContain('CANARY');
+        expect(e.message).not.toContain('you sent');
+      }
+    }
+  });
+
   it('skips an informational (1xx) answer and reads the final one', async () => {
     upstream = await startUpstream((_req, res) => {
       res.writeEarlyHints({ link: '</x>; rel=preload' });
@@ -201,5 +246,18 @@ describe('OpenAI provider, non-streamed calls', () => {
     const [direct, general] = upstream.received;
     expect(direct!.body).toEqual({ model: 'gpt-4o-mini', stream: false, max_tokens: 64, messages: [{ role: 'user', content: 'hi "there"' }] });
     expect(general!.body).toEqual({ ...direct!.body, temperature: 0.5 });
+  });
+});
+
+describe('retryAfterSeconds', () => {
+  it('reads delta-seconds and HTTP dates, bounded to a day; anything else is absent', () => {
+    const now = Date.parse('2026-11-26T04:00:00Z');
+    expect(retryAfterSeconds('30', now)).toBe(30);
+    expect(retryAfterSeconds(' 0 ', now)).toBe(0);
+    expect(retryAfterSeconds('Thu, 26 Nov 2026 04:01:30 GMT', now)).toBe(90);
+    expect(retryAfterSeconds('Thu, 26 Nov 2026 03:00:00 GMT', now)).toBe(0);
+    expect(retryAfterSeconds('999999999', now)).toBe(86_400);
+    expect(retryAfterSeconds(['5', '7'], now)).toBe(5);
+    for (const bad of [undefined, '', 'soon', '-5', '1.5']) expect(retryAfterSeconds(bad, now), String(bad)).toBeUndefined();
   });
 });

@@ -6,7 +6,7 @@
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
 import type { AddressInfo } from 'node:net';
 
-export type UpstreamMode = 'ok' | 'garbage' | 'slow' | 'error500' | 'stream-slow' | 'delayed' | 'tool-call' | 'deep-part';
+export type UpstreamMode = 'ok' | 'garbage' | 'slow' | 'error500' | 'stream-slow' | 'delayed' | 'tool-call' | 'deep-part' | 'rate-limited' | 'bad-request';
 
 export interface ReceivedCall {
   headers: IncomingMessage['headers'];
@@ -97,6 +97,15 @@ export async function startUpstream(): Promise<FakeUpstream> {
         res.end(text);
         return;
       }
+      case 'rate-limited':
+        res.writeHead(429, { 'content-type': 'application/json', 'retry-after': '3' });
+        res.end(JSON.stringify({ error: { message: 'Rate limit reached', type: 'requests', code: 'rate_limit_exceeded', param: null } }));
+        return;
+      case 'bad-request':
+        // As OpenAI words it, quoting what it was sent: none of it may reach the caller.
+        res.writeHead(400, { 'content-type': 'application/json' });
+        res.end(JSON.stringify({ error: { message: `context too long: ${JSON.stringify(body)}`, type: 'invalid_request_error', code: 'context_length_exceeded', param: 'messages' } }));
+        return;
       case 'error500':
         res.writeHead(500, { 'content-type': 'application/json' });
         res.end(JSON.stringify({ error: { message: 'upstream exploded', type: 'server_error', code: null, param: null } }));
