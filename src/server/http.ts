@@ -11,6 +11,7 @@ import { performance } from 'node:perf_hooks';
 import type { Pipeline, PipelineLogger } from '../pipeline/pipeline.js';
 import { RequestSignal, type CancelSignal } from '../pipeline/cancel.js';
 import { WardenError, isWardenError } from '../pipeline/errors.js';
+import { MAX_MODEL_LENGTH } from '../pipeline/identifiers.js';
 import { checkJsonDepth } from '../pipeline/json-depth.js';
 import type { CompletionChunk, PromptRequest } from '../pipeline/types.js';
 import type { IngressLimits } from './limits.js';
@@ -35,6 +36,8 @@ export interface HttpIngressOptions {
 }
 
 const JSON_CONTENT_TYPE = 'application/json';
+/** `GET /v1/models/{id}` */
+const MODEL_PATH = '/v1/models/';
 
 const utf8 = new TextDecoder('utf-8', { fatal: true });
 
@@ -211,6 +214,10 @@ export function createHttpIngress(opts: HttpIngressOptions): HttpIngress {
     if (path === '/v1/models') {
       if (req.method !== 'GET') return methodNotAllowed(req, res, requestId, 'GET');
       return models(req, res, requestId);
+    }
+    if (path.startsWith(MODEL_PATH)) {
+      if (req.method !== 'GET') return methodNotAllowed(req, res, requestId, 'GET');
+      return models(req, res, requestId, path.slice(MODEL_PATH.length));
     }
     req.resume();
     sendError(res, new WardenError('not_found', `no route for ${req.method ?? 'GET'} ${path}`, { location: { path } }), requestId);
@@ -408,8 +415,24 @@ export function createHttpIngress(opts: HttpIngressOptions): HttpIngress {
     res.destroy();
   }
 
-  async function models(req: IncomingMessage, res: ServerResponse, requestId: string): Promise<void> {
+  /**
+   * `GET /v1/models`: the models this caller may use. With `id` (`GET /v1/models/{id}`, OpenAI's
+   * "retrieve model", URL-encoded as the SDKs send it): that model, or 404 when the caller may not
+   * use it (whether it exists or not, as OpenAI answers).
+   */
+  async function models(req: IncomingMessage, res: ServerResponse, requestId: string, id?: string): Promise<void> {
     req.resume();
+    let wanted: string | undefined;
+    if (id !== undefined) {
+      try {
+        wanted = decodeURIComponent(id);
+      } catch {
+        wanted = '';
+      }
+      if (wanted === '' || wanted.length > MAX_MODEL_LENGTH) {
+        return sendError(res, new WardenError('invalid_request', `the model id in the path must be 1 to ${MAX_MODEL_LENGTH} characters, URL-encoded`, { location: { path: 'model' } }), requestId);
+      }
+    }
     const { signal, cancel, dispose } = requestSignal(res);
     try {
       const request: PromptRequest = {
@@ -427,11 +450,14 @@ export function createHttpIngress(opts: HttpIngressOptions): HttpIngress {
         const configured = opts.configuredModels();
         // `*` in a decision means any configured model; a model nobody routes is not usable.
         const models = allowed.includes('*') ? configured : configured.filter((m) => allowed.includes(m));
-        const body = JSON.stringify({
-          object: 'list',
-          data: models.map((id) => ({ id, object: 'model', created: 0, owned_by: 'warden' })),
-        });
-        sendJson(res, 200, body, requestId);
+        const model = (m: string) => ({ id: m, object: 'model', created: 0, owned_by: 'warden' });
+        if (wanted === undefined) {
+          sendJson(res, 200, JSON.stringify({ object: 'list', data: models.map(model) }), requestId);
+        } else if (models.includes(wanted)) {
+          sendJson(res, 200, JSON.stringify(model(wanted)), requestId);
+        } else {
+          sendError(res, new WardenError('not_found', `model ${wanted} does not exist or this caller may not use it`, { location: { path: 'model' } }), requestId);
+        }
       } catch (err) {
         sendError(res, isWardenError(err) ? err : new WardenError('internal', 'internal error'), requestId);
       }

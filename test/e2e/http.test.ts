@@ -115,6 +115,23 @@ describe('governed path with the openai SDK', () => {
     expect(none.data).toEqual([]);
   });
 
+  it('retrieves one model the caller may use; any other is 404, as OpenAI answers', async () => {
+    const model = await client(botToken).models.retrieve('gpt-4o-mini');
+    expect(model).toMatchObject({ id: 'gpt-4o-mini', object: 'model', owned_by: 'warden' });
+    // Configured (down-model) but not allowed for this caller, and not configured at all.
+    for (const id of ['down-model', 'gpt-9', 'a/b c']) {
+      const err = await client(botToken).models.retrieve(id).catch((e: unknown) => e);
+      expect(err, id).toBeInstanceOf(OpenAI.NotFoundError);
+      expect((err as any).code).toBe('not_found');
+    }
+    const outsider = await w.signer.token('marketing', 'campaign-bot');
+    expect(await client(outsider).models.retrieve('gpt-4o-mini').catch((e: unknown) => e)).toBeInstanceOf(OpenAI.NotFoundError);
+    const bad = await fetch(`${w.addresses.http}/v1/models/%E0%A4%A`, { headers: { authorization: `Bearer ${botToken}` } });
+    expect(bad.status).toBe(400);
+    const post = await fetch(`${w.addresses.http}/v1/models/echo`, { method: 'POST', headers: { authorization: `Bearer ${botToken}` } });
+    expect(post.status).toBe(405);
+  });
+
   it('serves raw messages only where the policy allows them', async () => {
     upstream.mode = 'ok';
     const raw = { model: 'gpt-4o-mini', messages: [{ role: 'user' as const, content: 'hello raw' }] };
