@@ -262,6 +262,11 @@ export function createHttpIngress(opts: HttpIngressOptions): HttpIngress {
     };
   }
 
+  function wantsUsage(request: PromptRequest): boolean {
+    const options = request.params['stream_options'];
+    return typeof options === 'object' && options !== null && (options as { include_usage?: unknown }).include_usage === true;
+  }
+
   async function chatCompletions(req: IncomingMessage, res: ServerResponse, requestId: string): Promise<void> {
     const { signal, cancel, dispose } = requestSignal(res);
     try {
@@ -293,7 +298,7 @@ export function createHttpIngress(opts: HttpIngressOptions): HttpIngress {
         return sendJson(res, 200, completionBody(response.result), requestId);
       }
       if (response.kind === 'stream') {
-        return await writeStream(res, response.chunks, requestId);
+        return await writeStream(res, response.chunks, requestId, wantsUsage(request));
       }
       // A dry run is served by the CLI and gRPC Render, never by this route.
       sendError(res, new WardenError('internal', 'internal error'), requestId);
@@ -371,10 +376,16 @@ export function createHttpIngress(opts: HttpIngressOptions): HttpIngress {
     }
   }
 
+  /**
+   * Warden always asks the upstream for usage (the audit record needs it), but like OpenAI it
+   * passes usage on only to a caller that asked (`stream_options.include_usage`): the usage
+   * chunk has no choices, and client code reading `choices[0]` of every chunk would fail on it.
+   */
   async function writeStream(
     res: ServerResponse,
     chunks: AsyncIterable<CompletionChunk>,
     requestId: string,
+    includeUsage: boolean,
   ): Promise<void> {
     const it = chunks[Symbol.asyncIterator]();
     // Pull the first chunk before committing to 200: an upstream that is down or refuses the call
@@ -396,7 +407,8 @@ export function createHttpIngress(opts: HttpIngressOptions): HttpIngress {
         // The client is gone. (An aborted signal alone may be the upstream deadline: the upstream
         // read then fails, and the client gets the error event below.)
         if (res.destroyed) break;
-        if (!res.write(chunkEvent(step.value))) await drained(res);
+        const chunk = step.value;
+        if ((includeUsage || chunk.choices.length > 0) && !res.write(chunkEvent(chunk, includeUsage))) await drained(res);
         step = await it.next();
       }
       if (step.done && !res.destroyed) {

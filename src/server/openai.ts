@@ -64,7 +64,8 @@ export function completionBody(result: CompletionResult): string {
   });
 }
 
-export function chunkEvent(chunk: CompletionChunk): string {
+/** One chunk as an SSE event; `usage` only for a caller that asked for it (see writeStream). */
+export function chunkEvent(chunk: CompletionChunk, withUsage = true): string {
   const out: Record<string, unknown> = {
     id: chunk.id,
     object: 'chat.completion.chunk',
@@ -72,7 +73,7 @@ export function chunkEvent(chunk: CompletionChunk): string {
     model: chunk.model,
     choices: chunk.choices,
   };
-  if (chunk.usage !== undefined) out.usage = chunk.usage;
+  if (withUsage && chunk.usage !== undefined) out.usage = chunk.usage;
   return `data: ${JSON.stringify(out)}\n\n`;
 }
 

@@ -97,6 +97,31 @@ describe('governed path with the openai SDK', () => {
     expect(body.endsWith('data: [DONE]\n\n')).toBe(true);
   });
 
+  it('streams usage only to a caller that asked for it (stream_options.include_usage), as OpenAI does', async () => {
+    const events = async (extra: Record<string, unknown>) => {
+      const r = await postChat(w.addresses.http, botToken, governed({ model: 'echo', stream: true, ...extra }));
+      const body = await r.text();
+      return body
+        .split('\n\n')
+        .filter((e) => e.startsWith('data: {'))
+        .map((e) => JSON.parse(e.slice(6)) as { choices: unknown[]; usage?: { total_tokens: number } });
+    };
+    const audited = w.audit().length;
+    const plain = await events({});
+    expect(plain.length).toBeGreaterThan(1);
+    // Every chunk has a choice and none carries usage: code reading choices[0] never fails.
+    expect(plain.every((c) => c.choices.length > 0 && c.usage === undefined)).toBe(true);
+    const withUsage = await events({ stream_options: { include_usage: true } });
+    expect(withUsage.length).toBe(plain.length + 1);
+    const last = withUsage.at(-1)!;
+    expect(last.choices).toEqual([]);
+    expect(last.usage!.total_tokens).toBeGreaterThan(0);
+    // Warden asked the upstream for usage either way: both audit records have it.
+    await eventually(() => w.audit().length >= audited + 2);
+    const records = w.audit().slice(audited);
+    expect(records.map((rec) => rec.usage?.total_tokens)).toEqual([last.usage!.total_tokens, last.usage!.total_tokens]);
+  });
+
   it('accepts the template in the x-warden-template header', async () => {
     upstream.mode = 'ok';
     const answer = await client(botToken).chat.completions.create(
