@@ -36,6 +36,8 @@ export interface ChatMessage {
   name?: string;
   tool_calls?: ToolCall[];
   tool_call_id?: string;
+  /** An answer's refusal text (OpenAI: the model declined, e.g. a structured output); answers only. */
+  refusal?: string;
 }
 
 /**
@@ -270,6 +272,8 @@ export interface CompletionResult {
 export interface ChunkDelta {
   role?: Role;
   content?: string | null;
+  /** A piece of the answer's refusal text (see ChatMessage.refusal). */
+  refusal?: string | null;
   tool_calls?: Array<{
     index: number;
     id?: string;

@@ -22,11 +22,15 @@ const ToolCallSchema = z.object({
 
 const ContentSchema = z.union([z.string(), z.null(), z.array(z.looseObject({ type: z.string() }))]);
 
-const MessageSchema = z.object({
-  role: Role,
-  content: ContentSchema.optional().transform((c) => c ?? null),
-  tool_calls: z.array(ToolCallSchema).optional(),
-});
+const MessageSchema = z
+  .object({
+    role: Role,
+    content: ContentSchema.optional().transform((c) => c ?? null),
+    tool_calls: z.array(ToolCallSchema).optional(),
+    // OpenAI sends `refusal: null` on every message; only a refusal text is kept.
+    refusal: z.string().nullish(),
+  })
+  .transform(({ refusal, ...m }) => (typeof refusal === 'string' ? { ...m, refusal } : m));
 
 export const CompletionSchema = z.object({
   id: z.string(),
@@ -47,6 +51,7 @@ export const CompletionSchema = z.object({
 const DeltaSchema = z.object({
   role: Role.optional(),
   content: z.string().nullish(),
+  refusal: z.string().nullish(),
   tool_calls: z
     .array(
       z.object({
@@ -101,6 +106,8 @@ export function parseSimpleCompletion(json: unknown): Completion | undefined {
     if (!isRecord(c) || !isCount(c.index)) return undefined;
     const m = c.message;
     if (!isRecord(m) || !ROLES.has(m.role) || m.tool_calls !== undefined) return undefined;
+    // A refusal text goes through the schema (the common `refusal: null` is dropped, as there).
+    if (m.refusal !== undefined && m.refusal !== null) return undefined;
     const content = m.content;
     if (content !== undefined && content !== null && typeof content !== 'string') return undefined;
     const finish = c.finish_reason;

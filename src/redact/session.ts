@@ -251,6 +251,7 @@ export class Session implements RedactionSession {
               : p;
           });
         }
+        if (typeof m.refusal === 'string') msg.refusal = this.processOutputText(m.refusal, false);
         if (m.tool_calls) {
           msg.tool_calls = m.tool_calls.map((tc) => ({
             ...tc,

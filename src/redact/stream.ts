@@ -1,5 +1,5 @@
 /**
- * Streaming redaction. Each text channel (a choice's content, each of its tool calls'
+ * Streaming redaction. Each text channel (a choice's content, its refusal, each of its tool calls'
  * arguments) keeps a small hold-back: the trailing run of text that could still grow into an
  * entity or a placeholder (the last whitespace-free run, extended back over digit groups and
  * month names that a later group could join, and an unterminated private key block). Everything
@@ -162,12 +162,13 @@ export async function* processChunkStream(
   proc: OutputProcessor,
 ): AsyncGenerator<CompletionChunk> {
   const content = new Map<number, StreamChannel>();
+  const refusals = new Map<number, StreamChannel>();
   const tools = new Map<number, Map<number, StreamChannel>>();
   let last: CompletionChunk | undefined;
 
-  const contentOf = (i: number): StreamChannel => {
-    let c = content.get(i);
-    if (!c) content.set(i, (c = new StreamChannel(proc, false)));
+  const textOf = (channels: Map<number, StreamChannel>, i: number): StreamChannel => {
+    let c = channels.get(i);
+    if (!c) channels.set(i, (c = new StreamChannel(proc, false)));
     return c;
   };
   const toolOf = (i: number, t: number): StreamChannel => {
@@ -185,6 +186,14 @@ export async function* processChunkStream(
       const rest = c.flush();
       if (rest) {
         delta.content = (typeof delta.content === 'string' ? delta.content : '') + rest;
+        any = true;
+      }
+    }
+    const r = refusals.get(i);
+    if (r) {
+      const rest = r.flush();
+      if (rest) {
+        delta.refusal = (typeof delta.refusal === 'string' ? delta.refusal : '') + rest;
         any = true;
       }
     }
@@ -207,7 +216,8 @@ export async function* processChunkStream(
     last = chunk;
     const choices = chunk.choices.map((choice) => {
       const delta: ChunkDelta = { ...choice.delta };
-      if (typeof delta.content === 'string') delta.content = contentOf(choice.index).push(delta.content);
+      if (typeof delta.content === 'string') delta.content = textOf(content, choice.index).push(delta.content);
+      if (typeof delta.refusal === 'string') delta.refusal = textOf(refusals, choice.index).push(delta.refusal);
       if (delta.tool_calls) {
         delta.tool_calls = delta.tool_calls.map((tc) => {
           if (tc.function?.arguments === undefined) return tc;
@@ -222,7 +232,7 @@ export async function* processChunkStream(
   // Stream ended without finish_reason for some choices: flush what they still hold.
   if (last) {
     const choices: CompletionChunk['choices'] = [];
-    const indexes = new Set<number>([...content.keys(), ...tools.keys()]);
+    const indexes = new Set<number>([...content.keys(), ...refusals.keys(), ...tools.keys()]);
     for (const i of indexes) {
       const delta: ChunkDelta = {};
       if (flushChoice(i, delta)) choices.push({ index: i, delta, finish_reason: null });

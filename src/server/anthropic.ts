@@ -242,7 +242,9 @@ export function anthropicMessageBody(result: CompletionResult): string {
   const content: unknown[] = [];
   const msg = choice?.message;
   if (msg) {
-    const text = typeof msg.content === 'string' ? msg.content : Array.isArray(msg.content) ? msg.content.map((p) => (p.type === 'text' && typeof p.text === 'string' ? p.text : '')).join('') : '';
+    const said = typeof msg.content === 'string' ? msg.content : Array.isArray(msg.content) ? msg.content.map((p) => (p.type === 'text' && typeof p.text === 'string' ? p.text : '')).join('') : '';
+    // A refusal is Anthropic's text with stop_reason `refusal`.
+    const text = said === '' && msg.refusal !== undefined ? msg.refusal : said;
     if (text !== '' || !msg.tool_calls?.length) content.push({ type: 'text', text });
     for (const t of msg.tool_calls ?? []) content.push({ type: 'tool_use', id: t.id, name: t.function.name, input: toolInput(t.function.arguments) });
   }
@@ -252,7 +254,7 @@ export function anthropicMessageBody(result: CompletionResult): string {
     role: 'assistant',
     model: result.model,
     content,
-    stop_reason: stopReason(choice?.finish_reason),
+    stop_reason: msg?.refusal !== undefined ? 'refusal' : stopReason(choice?.finish_reason),
     stop_sequence: null,
     usage: { input_tokens: result.usage?.prompt_tokens ?? 0, output_tokens: result.usage?.completion_tokens ?? 0 },
   });
@@ -308,6 +310,7 @@ export class AnthropicStreamEncoder {
   private open: 'text' | 'tool' | undefined;
   private toolIndex = -1;
   private stop: string | null = null;
+  private refused = false;
   private outputTokens = 0;
 
   /** The events for one chunk (possibly empty). */
@@ -333,14 +336,17 @@ export class AnthropicStreamEncoder {
     const choice = chunk.choices[0];
     if (!choice) return out;
     const d = choice.delta;
-    if (typeof d.content === 'string' && d.content !== '') {
+    // A refusal streams as text, and the message stops with `refusal`.
+    if (typeof d.refusal === 'string' && d.refusal !== '') this.refused = true;
+    const text = typeof d.content === 'string' && d.content !== '' ? d.content : typeof d.refusal === 'string' ? d.refusal : '';
+    if (text !== '') {
       if (this.open !== 'text') {
         out += this.closeBlock();
         this.index++;
         this.open = 'text';
         out += sse('content_block_start', { type: 'content_block_start', index: this.index, content_block: { type: 'text', text: '' } });
       }
-      out += sse('content_block_delta', { type: 'content_block_delta', index: this.index, delta: { type: 'text_delta', text: d.content } });
+      out += sse('content_block_delta', { type: 'content_block_delta', index: this.index, delta: { type: 'text_delta', text } });
     }
     for (const t of d.tool_calls ?? []) {
       if (this.open !== 'tool' || t.index !== this.toolIndex) {
@@ -357,7 +363,7 @@ export class AnthropicStreamEncoder {
       const piece = t.function?.arguments;
       if (piece) out += sse('content_block_delta', { type: 'content_block_delta', index: this.index, delta: { type: 'input_json_delta', partial_json: piece } });
     }
-    if (choice.finish_reason) this.stop = stopReason(choice.finish_reason);
+    if (choice.finish_reason) this.stop = this.refused ? 'refusal' : stopReason(choice.finish_reason);
     return out;
   }
 

@@ -50,6 +50,8 @@ interface WireMessage {
   tool_call_id: string;
   tool_calls: WireToolCall[];
   parts: WirePart[];
+  /** Answers only (a request's is ignored). */
+  refusal?: string;
 }
 
 interface WireTool {
@@ -192,6 +194,7 @@ function fromMessage(m: ChatMessage): WireMessage {
     tool_call_id: m.tool_call_id ?? '',
     tool_calls: (m.tool_calls ?? []).map((t) => ({ id: t.id, type: t.type, function: t.function })),
     parts: multi ? (m.content as ContentPart[]).map(fromPart) : [],
+    refusal: m.refusal ?? '',
   };
 }
 
@@ -285,6 +288,7 @@ function toWireChunk(c: CompletionChunk) {
       delta: {
         role: ch.delta.role ?? '',
         content: ch.delta.content ?? '',
+        refusal: ch.delta.refusal ?? '',
         tool_calls: (ch.delta.tool_calls ?? []).map((t) => ({
           index: t.index,
           id: t.id ?? '',

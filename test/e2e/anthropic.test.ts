@@ -156,6 +156,22 @@ describe('POST /v1/messages', () => {
     expect(ev.at(-2)!.data.delta).toEqual({ stop_reason: 'end_turn', stop_sequence: null });
   });
 
+  it("a model's refusal is text with stop_reason refusal, redacted, streamed or not", async () => {
+    upstream.mode = 'refusal';
+    const body = { model: 'gpt-4o-mini', max_tokens: 64, messages: [{ role: 'user', content: 'hi' }] };
+    const r = await messages(body);
+    expect(r.status, r.text).toBe(200);
+    const message = JSON.parse(r.text);
+    expect(message.content).toEqual([{ type: 'text', text: "I can't write to [EMAIL_ADDRESS] about that." }]);
+    expect(message.stop_reason).toBe('refusal');
+    const s = await messages({ ...body, stream: true });
+    const ev = events(s.text);
+    const text = ev.filter((e) => e.event === 'content_block_delta').map((e) => e.data.delta.text).join('');
+    expect(text).toBe("I can't write to [EMAIL_ADDRESS] about that.");
+    expect(ev.at(-2)!.data.delta.stop_reason).toBe('refusal');
+    upstream.mode = 'ok';
+  });
+
   it('stream: a tool call is a tool_use block with input_json_delta pieces', async () => {
     upstream.mode = 'tool-call';
     const r = await messages({ model: 'gpt-4o-mini', max_tokens: 64, stream: true, tools: [WEATHER_TOOL], messages: [{ role: 'user', content: 'Weather?' }] });

@@ -57,6 +57,18 @@ afterAll(async () => {
 });
 
 describe('gRPC tools, multi-part content and tool calls', () => {
+  it("a model's refusal comes back in `refusal`, redacted, from Complete and StreamComplete", async () => {
+    upstream.mode = 'refusal';
+    const request = { model: 'gpt-4o-mini', messages: [{ role: 'user', content: 'hi' }] };
+    const res = await complete(request);
+    expect(res.choices[0].message.content).toBe('');
+    expect(res.choices[0].message.refusal).toBe("I can't write to [EMAIL_ADDRESS] about that.");
+    const chunks = await streamAll(request);
+    const refusal = chunks.map((c) => c.choices[0]?.delta.refusal ?? '').join('');
+    expect(refusal).toBe("I can't write to [EMAIL_ADDRESS] about that.");
+    upstream.mode = 'ok';
+  });
+
   it('Complete: tools and parts reach the upstream in OpenAI shape; the tool call comes back', async () => {
     upstream.mode = 'tool-call';
     const res = await complete({

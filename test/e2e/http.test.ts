@@ -122,6 +122,24 @@ describe('governed path with the openai SDK', () => {
     expect(records.map((rec) => rec.usage?.total_tokens)).toEqual([last.usage!.total_tokens, last.usage!.total_tokens]);
   });
 
+  it("a model's refusal reaches the caller in `refusal`, redacted, streamed or not", async () => {
+    upstream.mode = 'refusal';
+    const body = { model: 'gpt-4o-mini', messages: [], warden: { template: 'support/ticket-summary@2', variables: TICKET } } as any;
+    const answer = await client(botToken).chat.completions.create(body);
+    expect(answer.choices[0]!.message.content).toBeNull();
+    expect(answer.choices[0]!.message.refusal).toBe("I can't write to [EMAIL_ADDRESS] about that.");
+
+    const stream = await client(botToken).chat.completions.create({ ...body, stream: true });
+    let refusal = '';
+    for await (const c of stream as unknown as AsyncIterable<OpenAI.Chat.Completions.ChatCompletionChunk>) {
+      const piece = c.choices[0]?.delta.refusal ?? '';
+      expect(piece).not.toContain('jane');
+      refusal += piece;
+    }
+    expect(refusal).toBe("I can't write to [EMAIL_ADDRESS] about that.");
+    upstream.mode = 'ok';
+  });
+
   it('accepts the template in the x-warden-template header', async () => {
     upstream.mode = 'ok';
     const answer = await client(botToken).chat.completions.create(

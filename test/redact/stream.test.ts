@@ -127,6 +127,25 @@ describe('streaming re-identification and output redaction', () => {
     }
   });
 
+  it('a refusal is redacted like content: whole, and streamed in pieces without a half entity', async () => {
+    const s = redactor.session(decision(), []);
+    const refusal = "I can't share dave.jones@example.org's card 4111 1111 1111 1111.";
+    const whole = s.processCompletion({
+      id: 'c',
+      model: 'gpt-4o-mini',
+      created: 1,
+      choices: [{ index: 0, message: { role: 'assistant', content: null, refusal }, finish_reason: 'stop' }],
+    });
+    expect(whole.choices[0]!.message.refusal).toBe("I can't share [EMAIL_ADDRESS]'s card [CREDIT_CARD].");
+
+    const pieces: CompletionChunk[] = refusal.split('').map((c) => ({ id: 'c', model: 'm', created: 1, choices: [{ index: 0, delta: { refusal: c }, finish_reason: null }] }));
+    pieces.push(chunk(undefined, undefined, 'stop'));
+    const out = await collect(redactor.session(decision(), []).processStream(fromArray(pieces)));
+    const deltas = out.map((c) => c.choices[0]?.delta.refusal ?? '');
+    expect(deltas.join('')).toBe("I can't share [EMAIL_ADDRESS]'s card [CREDIT_CARD].");
+    for (const d of deltas) expect(d).not.toMatch(/dave|jones|example\.org|4111/);
+  });
+
   it('only the hold-back delays output: prose is emitted before the stream ends', async () => {
     const s = redactor.session(decision(), []);
     const words = 'The quick brown fox jumps over the lazy dog and keeps running far away'.split(' ');

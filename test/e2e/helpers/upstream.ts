@@ -6,7 +6,7 @@
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
 import type { AddressInfo } from 'node:net';
 
-export type UpstreamMode = 'ok' | 'garbage' | 'slow' | 'error500' | 'stream-slow' | 'delayed' | 'tool-call' | 'deep-part' | 'rate-limited' | 'bad-request';
+export type UpstreamMode = 'ok' | 'garbage' | 'slow' | 'error500' | 'stream-slow' | 'delayed' | 'tool-call' | 'deep-part' | 'rate-limited' | 'bad-request' | 'refusal';
 
 export interface ReceivedCall {
   headers: IncomingMessage['headers'];
@@ -95,6 +95,23 @@ export async function startUpstream(): Promise<FakeUpstream> {
         const text = JSON.stringify(answer).replace(`"content":${JSON.stringify(answerText(body))}`, `"content":[{"type":"output_x","x":${deep}}]`);
         res.writeHead(200, { 'content-type': 'application/json' });
         res.end(text);
+        return;
+      }
+      case 'refusal': {
+        // A structured-output refusal, as OpenAI sends it: content null, the text in `refusal`.
+        const text = "I can't write to jane.doe@example.com about that.";
+        if (body?.stream) {
+          res.writeHead(200, { 'content-type': 'text/event-stream' });
+          res.write(chunk(body, { role: 'assistant', content: null, refusal: '' }, null));
+          for (const piece of text.match(/.{1,5}/g)!) res.write(chunk(body, { refusal: piece }, null));
+          res.write(chunk(body, {}, 'stop'));
+          res.end('data: [DONE]\n\n');
+          return;
+        }
+        const answer = completion(body);
+        answer.choices = [{ index: 0, message: { role: 'assistant', content: null, refusal: text } as any, logprobs: null, finish_reason: 'stop' }];
+        res.writeHead(200, { 'content-type': 'application/json' });
+        res.end(JSON.stringify(answer));
         return;
       }
       case 'rate-limited':
