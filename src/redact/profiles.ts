@@ -82,7 +82,8 @@ export function buildPlan(
   known: ReadonlySet<string>,
 ): RedactionPlan {
   const profileName = decision.profile || defaultProfile;
-  const profile = profiles[profileName];
+  // Own members only: a profile named "constructor" must not find Object's.
+  const profile = Object.hasOwn(profiles, profileName) ? profiles[profileName] : undefined;
   if (!profile) {
     throw new WardenError('redaction_failed', `unknown redaction profile "${profileName}"`, {
       location: { path: 'decision.redaction.profile' },

@@ -67,7 +67,7 @@ export class WardenRedactor implements Redactor {
     this.scanner = new Scanner(detectors, info, new AllowList(config.allow), regions);
     this.profiles = { ...BUILTIN_PROFILES, ...(config.profiles ?? {}) };
     this.defaultProfile = config.defaultProfile ?? 'standard';
-    if (!this.profiles[this.defaultProfile]) {
+    if (!Object.hasOwn(this.profiles, this.defaultProfile)) {
       throw new WardenError('invalid_request', `redaction.default_profile "${this.defaultProfile}" is not a profile`, {
         location: { path: 'redaction.default_profile' },
       });

@@ -198,6 +198,19 @@ describe('pass-through parameters', () => {
   });
 });
 
+describe('a redaction profile the config does not have', () => {
+  it('fails closed with redaction_failed naming it, also for names every object has', () => {
+    const r = createRedactor({});
+    for (const profile of ['nope', 'constructor', '__proto__', 'toString']) {
+      const e = thrown(() => r.session(decision({ profile }), []));
+      expect(e.code, profile).toBe('redaction_failed');
+      expect(e.message).toBe(`unknown redaction profile "${profile}"`);
+    }
+    // And as the configured default, a startup error.
+    expect(() => createRedactor({ defaultProfile: 'constructor' })).toThrow('redaction.default_profile "constructor" is not a profile');
+  });
+});
+
 describe('fail closed', () => {
   const broken: Detector = {
     name: 'broken',
