@@ -220,7 +220,8 @@ const STOP_REASONS: Record<string, string> = {
 
 function stopReason(finish: string | null | undefined): string | null {
   if (finish === null || finish === undefined) return null;
-  return STOP_REASONS[finish] ?? 'end_turn';
+  // Own members only: the upstream's finish_reason is its text, and "constructor" is not a reason.
+  return Object.hasOwn(STOP_REASONS, finish) ? STOP_REASONS[finish]! : 'end_turn';
 }
 
 function messageId(id: string): string {
