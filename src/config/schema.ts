@@ -288,6 +288,7 @@ const LimitsSchema = z.strictObject({
   max_variables: positiveInt.default(64),
   max_variable_length: positiveInt.default(32 * 1024),
   max_json_depth: positiveInt.max(MAX_JSON_DEPTH_CEILING).default(DEFAULT_MAX_JSON_DEPTH),
+  max_in_flight: positiveInt.max(1_000_000).default(1024),
   client_timeout_ms: positiveInt.default(120_000),
   upstream_timeout_ms: positiveInt.default(300_000),
   shutdown_grace_ms: z.int().min(0).default(10_000),

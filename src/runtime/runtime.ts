@@ -12,6 +12,7 @@ import { createPipeline, type Pipeline } from '../pipeline/pipeline.js';
 import type { Principal } from '../pipeline/types.js';
 import { createAdminServer, type Readiness } from '../server/admin.js';
 import { bindGrpc, createGrpcIngress, HealthState, type GrpcIngress } from '../server/grpc.js';
+import { Admission } from '../server/admission.js';
 import { createHttpIngress, type HttpIngress } from '../server/http.js';
 import type { IngressLimits } from '../server/limits.js';
 import { createLogger, type Logger } from '../telemetry/logger.js';
@@ -68,6 +69,7 @@ export function ingressLimits(config: Config): IngressLimits {
     maxVariables: config.limits.max_variables,
     maxVariableLength: config.limits.max_variable_length,
     maxJsonDepth: config.limits.max_json_depth,
+    maxInFlight: config.limits.max_in_flight,
     requestTimeoutMs: config.limits.client_timeout_ms,
   };
 }
@@ -179,11 +181,14 @@ export async function createRuntime(config: Config, opts: RuntimeOptions = {}): 
     const configuredModels = () => Object.keys(config.models);
     const onRejected = (code: string, seconds: number, protocol: 'openai-http' | 'anthropic-http' = 'openai-http') =>
       metrics.observeRequest({ protocol, code, seconds });
-    httpIngress = createHttpIngress({ pipeline, limits, logger, draining: () => draining, configuredModels, onRejected });
+    // One gate for every app listener: the limit is on the process, not per protocol.
+    const admission = new Admission(limits.maxInFlight);
+    httpIngress = createHttpIngress({ pipeline, limits, logger, draining: () => draining, configuredModels, onRejected, admission });
     grpcIngress = createGrpcIngress({
       pipeline,
       limits,
       logger,
+      admission,
       health,
       draining: () => draining,
       unixListener: config.listen.grpc_socket !== undefined,
@@ -197,7 +202,7 @@ export async function createRuntime(config: Config, opts: RuntimeOptions = {}): 
     const out: BoundAddresses = { http: `http://${formatAddress(httpInfo)}`, grpc: '', admin: '' };
     if (config.listen.http_socket) {
       // A second server object on the same handler: one node server cannot listen twice.
-      const unixIngress = createHttpIngress({ pipeline, limits, logger, draining: () => draining, configuredModels, onRejected });
+      const unixIngress = createHttpIngress({ pipeline, limits, logger, draining: () => draining, configuredModels, onRejected, admission });
       out.httpSocket = await listenUnix(unixIngress.server, config.listen.http_socket);
       httpServers.push(unixIngress.server);
       httpIngresses.push(unixIngress);

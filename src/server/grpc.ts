@@ -23,6 +23,7 @@ import type {
   Role,
   ToolDefinition,
 } from '../pipeline/types.js';
+import { Admission, OVERLOADED_RETRY_AFTER_S } from './admission.js';
 import { OversizeMessage, receiveCeiling, withMessageLimit } from './grpc-size.js';
 import type { IngressLimits } from './limits.js';
 import { InvalidUtf8Message, withUtf8Check } from './grpc-utf8.js';
@@ -359,6 +360,8 @@ export interface GrpcIngressOptions {
   unixListener?: boolean;
   /** Counts calls refused before they became a PromptRequest (they never reach the pipeline). */
   onRejected?: (code: string, seconds: number) => void;
+  /** The in-flight limit, shared with the other app listeners (default: this server's own). */
+  admission?: Admission;
 }
 
 export interface GrpcIngress {
@@ -368,6 +371,7 @@ export interface GrpcIngress {
 
 export function createGrpcIngress(opts: GrpcIngressOptions): GrpcIngress {
   const { pipeline, limits, health } = opts;
+  const admission = opts.admission ?? new Admission(limits.maxInFlight);
   const root = loadProtos();
   const gateway = lookupService(root, 'warden.v1.PromptGateway');
   const healthService = lookupService(root, 'grpc.health.v1.Health');
@@ -418,10 +422,15 @@ export function createGrpcIngress(opts: GrpcIngressOptions): GrpcIngress {
    * Translates the wire request; a refusal here is counted and audited (no principal, no body
    * content), since the pipeline never sees it.
    */
-  async function translate(call: AnyCall, action: Action, stream: boolean, signal: CancelSignal, cancel: (reason: unknown) => void): Promise<PromptRequest> {
+  async function translate(call: AnyCall, action: Action, stream: boolean, signal: CancelSignal, cancel: (reason: unknown) => void, admitted: boolean): Promise<PromptRequest> {
     const started = performance.now();
     const meta = metaFor(call, action, stream, signal, cancel);
     try {
+      if (!admitted) {
+        throw new WardenError('overloaded', `warden is serving its limit of ${admission.max} requests; retry shortly`, {
+          details: { retry_after_s: OVERLOADED_RETRY_AFTER_S },
+        });
+      }
       const wire = call.request as WirePromptRequest | OversizeMessage | InvalidUtf8Message;
       if (wire instanceof OversizeMessage) {
         throw new WardenError('payload_too_large', `request message of ${wire.bytes} bytes is larger than ${limits.maxBodyBytes} bytes`, {
@@ -453,10 +462,11 @@ export function createGrpcIngress(opts: GrpcIngressOptions): GrpcIngress {
         return;
       }
       active++;
+      const admitted = admission.tryEnter();
       const { signal, cancel, dispose } = callSignal(call);
       void (async () => {
         try {
-          const request = await translate(call, action, false, signal, cancel);
+          const request = await translate(call, action, false, signal, cancel, admitted);
           const response = await pipeline.run(request);
           if (action === 'prompt.render' && response.kind === 'render') callback(null, toWireRender(response));
           else if (response.kind === 'complete') callback(null, toWireCompletion(response.result));
@@ -465,6 +475,7 @@ export function createGrpcIngress(opts: GrpcIngressOptions): GrpcIngress {
           callback(toGrpcError(asWarden(err)));
         } finally {
           dispose();
+          if (admitted) admission.leave();
           active--;
         }
       })();
@@ -477,11 +488,12 @@ export function createGrpcIngress(opts: GrpcIngressOptions): GrpcIngress {
       return;
     }
     active++;
+    const admitted = admission.tryEnter();
     const { signal, cancel, dispose } = callSignal(call);
     void (async () => {
       let it: AsyncIterator<CompletionChunk> | undefined;
       try {
-        const request = await translate(call, 'prompt.execute', true, signal, cancel);
+        const request = await translate(call, 'prompt.execute', true, signal, cancel, admitted);
         const response = await pipeline.run(request);
         if (response.kind !== 'stream') throw new WardenError('internal', 'internal error');
         it = response.chunks[Symbol.asyncIterator]();
@@ -516,6 +528,7 @@ export function createGrpcIngress(opts: GrpcIngressOptions): GrpcIngress {
       } finally {
         if (it) await it.return?.();
         dispose();
+        if (admitted) admission.leave();
         active--;
       }
     })();

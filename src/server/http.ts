@@ -17,6 +17,7 @@ import type { CompletionChunk, PromptRequest } from '../pipeline/types.js';
 import type { IngressLimits } from './limits.js';
 import { AnthropicStreamEncoder, anthropicErrorBody, anthropicErrorEvent, anthropicMessageBody, anthropicToChatBody } from './anthropic.js';
 import { DONE_EVENT, chunkEvent, completionBody, errorBody } from './openai.js';
+import { Admission, OVERLOADED_RETRY_AFTER_S } from './admission.js';
 import { ingressHeaders, type IngressHeaders } from './headers.js';
 import { bearerToken, peerInfo, rejectedRequest, toPromptRequest, type IngressMeta } from './request.js';
 
@@ -33,6 +34,8 @@ export interface HttpIngressOptions {
    * types): they never reach the pipeline, so its metrics would not see them.
    */
   onRejected?: (code: string, seconds: number, protocol?: 'openai-http' | 'anthropic-http') => void;
+  /** The in-flight limit, shared with the other app listeners (default: this server's own). */
+  admission?: Admission;
 }
 
 const JSON_CONTENT_TYPE = 'application/json';
@@ -122,6 +125,7 @@ export interface HttpIngress {
 
 export function createHttpIngress(opts: HttpIngressOptions): HttpIngress {
   const { pipeline, limits, logger } = opts;
+  const admission = opts.admission ?? new Admission(limits.maxInFlight);
   let active = 0;
 
   function sendJson(res: ServerResponse, status: number, body: string, requestId: string): void {
@@ -202,6 +206,8 @@ export function createHttpIngress(opts: HttpIngressOptions): HttpIngress {
       req.resume();
       return sendError(res, new WardenError('shutting_down', 'warden is shutting down; retry on another instance'), requestId);
     }
+    if (!admission.tryEnter()) return refuseOverloaded(req, res, requestId, path);
+    res.once('close', () => admission.leave());
 
     if (path === '/v1/chat/completions') {
       if (req.method !== 'POST') return methodNotAllowed(req, res, requestId, 'POST');
@@ -221,6 +227,27 @@ export function createHttpIngress(opts: HttpIngressOptions): HttpIngress {
     }
     req.resume();
     sendError(res, new WardenError('not_found', `no route for ${req.method ?? 'GET'} ${path}`, { location: { path } }), requestId);
+  }
+
+  /**
+   * At the in-flight limit: refused at once, told to retry in a second, counted and audited like
+   * any request refused before it was read (ids and the code only).
+   */
+  function refuseOverloaded(req: IncomingMessage, res: ServerResponse, requestId: string, path: string): Promise<void> {
+    req.resume();
+    const receivedAt = performance.timeOrigin + performance.now();
+    const err = new WardenError('overloaded', `warden is serving its limit of ${admission.max} requests; retry shortly`, {
+      details: { retry_after_s: OVERLOADED_RETRY_AFTER_S },
+    });
+    const anthropic = path === '/v1/messages';
+    const protocol = anthropic ? 'anthropic-http' : 'openai-http';
+    const action = path === '/v1/models' || path.startsWith(MODEL_PATH) ? 'models.list' : 'prompt.execute';
+    opts.onRejected?.(err.code, 0, protocol);
+    const headers = ingressHeaders(req.rawHeaders);
+    const meta = { id: requestId, signal: new RequestSignal(), receivedAt, traceparent: headers.traceparent, peer: peerInfo(req.socket.remoteAddress) };
+    return pipeline
+      .auditRejected(rejectedRequest(meta, protocol, action), err)
+      .then(() => sendErrorBody(res, err, anthropic ? anthropicErrorBody(err) : errorBody(err), requestId));
   }
 
   function methodNotAllowed(req: IncomingMessage, res: ServerResponse, requestId: string, allow: string): void {

@@ -12,6 +12,8 @@ export interface IngressLimits {
   maxVariableLength: number;
   /** Deepest nesting of objects and arrays in a request's JSON (see json-depth.ts). */
   maxJsonDepth: number;
+  /** Requests served at once across the app listeners; more are refused `overloaded`. */
+  maxInFlight: number;
   /** How long a client may take to send its request, in milliseconds (node's `requestTimeout`). */
   requestTimeoutMs: number;
 }
@@ -22,5 +24,6 @@ export const DEFAULT_LIMITS: IngressLimits = {
   maxVariables: 64,
   maxVariableLength: 32 * 1024,
   maxJsonDepth: DEFAULT_MAX_JSON_DEPTH,
+  maxInFlight: 1024,
   requestTimeoutMs: 120_000,
 };

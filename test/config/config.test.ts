@@ -51,6 +51,7 @@ describe('defaults', () => {
       max_variables: 64,
       max_variable_length: 32768,
       max_json_depth: 64,
+      max_in_flight: 1024,
       client_timeout_ms: 120000,
       upstream_timeout_ms: 300000,
       shutdown_grace_ms: 10000,
