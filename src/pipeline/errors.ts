@@ -21,7 +21,6 @@ export const ERROR_CODES = {
   secret_unavailable: { http: 503, grpc: 'UNAVAILABLE' },
   redaction_blocked: { http: 422, grpc: 'FAILED_PRECONDITION' },
   redaction_failed: { http: 500, grpc: 'INTERNAL' },
-  secret_leak: { http: 422, grpc: 'FAILED_PRECONDITION' },
   upstream_error: { http: 502, grpc: 'UNAVAILABLE' },
   /** The provider refused the request as invalid (HTTP 400, 413, 422): sending it again will not help. */
   upstream_rejected: { http: 400, grpc: 'INVALID_ARGUMENT' },
