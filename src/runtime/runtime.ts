@@ -183,6 +183,7 @@ export async function createRuntime(config: Config, opts: RuntimeOptions = {}): 
       metrics.observeRequest({ protocol, code, seconds });
     // One gate for every app listener: the limit is on the process, not per protocol.
     const admission = new Admission(limits.maxInFlight);
+    metrics.trackInFlight(() => admission.inFlight, admission.max);
     httpIngress = createHttpIngress({ pipeline, limits, logger, draining: () => draining, configuredModels, onRejected, admission });
     grpcIngress = createGrpcIngress({
       pipeline,

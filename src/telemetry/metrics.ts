@@ -79,6 +79,11 @@ export interface Metrics {
   observeReload(kind: ReloadKind, outcome: 'ok' | 'error'): void;
   /** Sets the active revision of templates or policies (the previous series is removed). */
   setActiveRevision(kind: 'templates' | 'policies', revision: string): void;
+  /**
+   * Exposes the requests in flight and their limit (`limits.max_in_flight`), read when scraped:
+   * nothing on the request path.
+   */
+  trackInFlight(read: () => number, limit: number): void;
   /** The exposition text for /metrics, and its content type. */
   render(): Promise<string>;
   readonly contentType: string;
@@ -144,6 +149,20 @@ export function createMetrics(opts: MetricsOptions = {}): Metrics {
   const activeStreams = new Gauge({
     name: 'warden_active_streams',
     help: 'Streaming responses currently open.',
+    registers,
+  });
+  let readInFlight: (() => number) | undefined;
+  new Gauge({
+    name: 'warden_requests_in_flight',
+    help: 'Requests being served now, across the app listeners (limits.max_in_flight caps them).',
+    registers,
+    collect() {
+      this.set(readInFlight?.() ?? 0);
+    },
+  });
+  const inFlightLimit = new Gauge({
+    name: 'warden_requests_in_flight_limit',
+    help: 'limits.max_in_flight: requests past it are refused with overloaded.',
     registers,
   });
   const redactions = new FastCounter({
@@ -255,6 +274,10 @@ export function createMetrics(opts: MetricsOptions = {}): Metrics {
       if (previous !== undefined) activeRevision.remove(kind, previous);
       activeRevision.labels(kind, revision).set(1);
       revisions.set(kind, revision);
+    },
+    trackInFlight(read, limit) {
+      readInFlight = read;
+      inFlightLimit.set(limit);
     },
     render: () => registry.metrics(),
     contentType: registry.contentType,

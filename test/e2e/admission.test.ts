@@ -49,6 +49,11 @@ describe('limits.max_in_flight', () => {
     const first = postChat(w.addresses.http, token, BODY);
     await eventually(() => upstream.calls.length > before);
 
+    // SREs see it: the gauge counts the held request against the limit.
+    const scraped = await (await fetch(`${w.addresses.admin}/metrics`)).text();
+    expect(scraped).toMatch(/^warden_requests_in_flight(\{[^}]*\})? 1$/m);
+    expect(scraped).toMatch(/^warden_requests_in_flight_limit(\{[^}]*\})? 1$/m);
+
     const second = await postChat(w.addresses.http, token, BODY);
     expect(second.status).toBe(503);
     expect(second.headers.get('retry-after')).toBe('1');
@@ -88,6 +93,7 @@ describe('limits.max_in_flight', () => {
     expect(third.status).toBe(200);
 
     expect(await overloadedCount()).toBe(counted + 3);
+    expect(await (await fetch(`${w.addresses.admin}/metrics`)).text()).toMatch(/^warden_requests_in_flight(\{[^}]*\})? 0$/m);
     await eventually(() => w.audit().length >= audited + 5);
     const refused = w.audit().slice(audited).filter((r) => r.error_code === 'overloaded');
     expect(refused).toHaveLength(3);
