@@ -36,25 +36,14 @@ export function tooDeepAt(value: unknown, max: number): Array<string | number> |
 
 function walk(v: object, depth: number, max: number): Array<string | number> | undefined {
   if (depth > max) return [];
-  if (Array.isArray(v)) {
-    for (let i = 0; i < v.length; i++) {
-      const e: unknown = v[i];
-      if (e === null || typeof e !== 'object') continue;
-      const path = walk(e, depth + 1, max);
-      if (path) {
-        path.push(i);
-        return path;
-      }
-    }
-    return undefined;
-  }
-  const o = v as Record<string, unknown>;
-  for (const k in o) {
-    const e = o[k];
+  const array = Array.isArray(v);
+  // for-in visits an array's indices too (as strings), in order.
+  for (const k in v) {
+    const e: unknown = (v as Record<string, unknown>)[k];
     if (e === null || typeof e !== 'object') continue;
     const path = walk(e, depth + 1, max);
     if (path) {
-      path.push(k);
+      path.push(array ? Number(k) : k);
       return path;
     }
   }

@@ -178,25 +178,19 @@ export async function* processChunkStream(
     if (!c) m.set(t, (c = new StreamChannel(proc, true)));
     return c;
   };
+  /** Flushes a text channel into `delta[key]`; true when it held something. */
+  const flushText = (channel: StreamChannel | undefined, delta: ChunkDelta, key: 'content' | 'refusal'): boolean => {
+    const rest = channel?.flush();
+    if (!rest) return false;
+    const current = delta[key];
+    delta[key] = (typeof current === 'string' ? current : '') + rest;
+    return true;
+  };
   /** Flushes a choice's channels into `delta`. */
   const flushChoice = (i: number, delta: ChunkDelta): boolean => {
-    let any = false;
-    const c = content.get(i);
-    if (c) {
-      const rest = c.flush();
-      if (rest) {
-        delta.content = (typeof delta.content === 'string' ? delta.content : '') + rest;
-        any = true;
-      }
-    }
-    const r = refusals.get(i);
-    if (r) {
-      const rest = r.flush();
-      if (rest) {
-        delta.refusal = (typeof delta.refusal === 'string' ? delta.refusal : '') + rest;
-        any = true;
-      }
-    }
+    // Both flushed, whatever the first gave (no short circuit).
+    let any = flushText(content.get(i), delta, 'content');
+    any = flushText(refusals.get(i), delta, 'refusal') || any;
     const m = tools.get(i);
     if (m) {
       for (const [t, ch] of m) {

@@ -76,6 +76,24 @@ function shapeResolver(definition: protoLoader.PackageDefinition): (fullName: st
 /** Deeper nesting than this is left to the decoder (Warden's protos nest a few levels). */
 const MAX_NESTING = 32;
 
+/** Where `readVarint` stopped (the index after the varint it read). */
+let varintEnd = 0;
+
+/** The varint at `buf[i]` (at most 35 bits), or -1 when it runs past `end`; sets `varintEnd`. */
+function readVarint(buf: Buffer, i: number, end: number): number {
+  let value = 0;
+  let shift = 0;
+  let b: number;
+  do {
+    if (i >= end || shift > 28) return -1;
+    b = buf[i++]!;
+    value += (b & 0x7f) * 2 ** shift;
+    shift += 7;
+  } while (b & 0x80);
+  varintEnd = i;
+  return value;
+}
+
 /**
  * The path of the first string field in `buf[start, end)` whose bytes are not UTF-8, or
  * undefined. Malformed wire data ends the walk without a verdict: the decoder reports it.
@@ -85,15 +103,9 @@ function firstInvalid(buf: Buffer, start: number, end: number, shape: MessageSha
   let counts: Map<number, number> | undefined;
   let i = start;
   while (i < end) {
-    let tag = 0;
-    let shift = 0;
-    let b: number;
-    do {
-      if (i >= end || shift > 28) return undefined;
-      b = buf[i++]!;
-      tag += (b & 0x7f) * 2 ** shift;
-      shift += 7;
-    } while (b & 0x80);
+    const tag = readVarint(buf, i, end);
+    if (tag < 0) return undefined;
+    i = varintEnd;
     const wireType = tag & 7;
     const number = Math.floor(tag / 8);
     if (wireType === 0) {
@@ -103,16 +115,10 @@ function firstInvalid(buf: Buffer, start: number, end: number, shape: MessageSha
     } else if (wireType === 5) {
       i += 4;
     } else if (wireType === 2) {
-      let len = 0;
-      shift = 0;
-      do {
-        if (i >= end || shift > 28) return undefined;
-        b = buf[i++]!;
-        len += (b & 0x7f) * 2 ** shift;
-        shift += 7;
-      } while (b & 0x80);
-      const s = i;
-      i += len;
+      const len = readVarint(buf, i, end);
+      if (len < 0) return undefined;
+      const s = varintEnd;
+      i = s + len;
       if (i > end) return undefined;
       const field = shape.fields.get(number);
       if (!field) continue;
