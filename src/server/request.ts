@@ -151,10 +151,29 @@ export function checkVariables(vars: Record<string, string>, limits: IngressLimi
   }
 }
 
+const utf8 = new TextDecoder('utf-8', { fatal: true });
+
+/**
+ * A header value as text. Node hands header bytes over as latin-1, one character per byte, so
+ * UTF-8 text (what curl and most clients send) would arrive as mojibake ("ZoÃ«"): bytes that
+ * are valid UTF-8 are read as UTF-8, anything else as the latin-1 it was sent as (Python's
+ * requests encodes "Zoë" so). ASCII, JSON's \u escapes included, is the same either way.
+ */
+export function headerText(raw: string): string {
+  let ascii = true;
+  for (let i = 0; i < raw.length && ascii; i++) ascii = raw.charCodeAt(i) < 0x80;
+  if (ascii) return raw;
+  try {
+    return utf8.decode(Buffer.from(raw, 'latin1'));
+  } catch {
+    return raw;
+  }
+}
+
 function variablesFromHeader(raw: string): Record<string, unknown> {
   let parsed: unknown;
   try {
-    parsed = JSON.parse(raw);
+    parsed = JSON.parse(headerText(raw));
   } catch {
     throw new WardenError('invalid_request', "header 'x-warden-variables' must be a JSON object", {
       location: { path: 'x-warden-variables' },

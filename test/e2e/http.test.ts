@@ -140,6 +140,24 @@ describe('governed path with the openai SDK', () => {
     upstream.mode = 'ok';
   });
 
+  it('reads x-warden-variables as UTF-8 (curl, fetch of encoded bytes) or latin-1 (what it is when not UTF-8)', async () => {
+    const sendWith = async (headerValue: string) => {
+      const r = await postChat(w.addresses.http, botToken, JSON.stringify({ model: 'echo', messages: [] }), {
+        'x-warden-template': 'support/ticket-summary@2',
+        'x-warden-variables': headerValue,
+      });
+      const json = (await r.json()) as any;
+      return json.choices[0].message.content as string;
+    };
+    const text = 'Zoë says héllo 日本';
+    const vars = (message: string) => JSON.stringify({ ticket_id: 'T-1', customer_message: message });
+    // A header value is bytes: fetch sends each char as one byte, so pass the UTF-8 bytes as chars.
+    expect(await sendWith(Buffer.from(vars(text), 'utf8').toString('latin1'))).toContain(text);
+    expect(await sendWith(vars('Zoë'))).toContain('Zoë'); // latin-1 bytes, not valid UTF-8
+    // JSON's \u escapes are plain ASCII: the same either way.
+    expect(await sendWith('{"ticket_id":"T-1","customer_message":"\\u65e5\\u672c"}')).toContain('日本');
+  });
+
   it('accepts the template in the x-warden-template header', async () => {
     upstream.mode = 'ok';
     const answer = await client(botToken).chat.completions.create(
