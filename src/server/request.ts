@@ -159,7 +159,7 @@ const utf8 = new TextDecoder('utf-8', { fatal: true });
  * are valid UTF-8 are read as UTF-8, anything else as the latin-1 it was sent as (Python's
  * requests encodes "Zoë" so). ASCII, JSON's \u escapes included, is the same either way.
  */
-export function headerText(raw: string): string {
+function headerText(raw: string): string {
   let ascii = true;
   for (let i = 0; i < raw.length && ascii; i++) ascii = raw.charCodeAt(i) < 0x80;
   if (ascii) return raw;
