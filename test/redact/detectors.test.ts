@@ -157,6 +157,17 @@ describe('every detector finishes on 100 KB of adversarial input', () => {
   }
 });
 
+describe('digit chunks', () => {
+  it('a 1 or 3 glued to letters makes a chunk only in a token as long as a Base58 address', () => {
+    expect(scanDigits('1st place at 3pm, 1SSN 3ABC').chunks).toEqual([]);
+    const address = '1BoatSLRHtKNngkdXEeobR76b53LETtpyT';
+    for (const text of [`wallet ${address}`, `(${address})`]) {
+      expect(scanDigits(text).chunks.map((c) => text.slice(c.groupStarts[0], c.groupEnds[0]))).toEqual(['1']);
+      expect(found(text)).toEqual([['CRYPTO', address]]);
+    }
+  });
+});
+
 describe('numbers next to other numbers', () => {
   const cases: Array<[string, Array<[string, string]>]> = [
     ['Call 415-555-2671 2 times', [['PHONE_NUMBER', '415-555-2671']]],

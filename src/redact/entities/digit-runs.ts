@@ -53,6 +53,22 @@ function rejectsLeft(text: string, i: number): boolean {
   return false;
 }
 
+/** A Base58 address is one `\w` token of 26 to 35 characters (crypto.ts). */
+const BASE58_MIN = 26;
+const BASE58_MAX = 35;
+
+/**
+ * Whether the token at `start` has a Base58 address's length. A short one ("1st", "3pm", the
+ * "1" of "1SSN") makes no chunk: in text full of such tokens, a chunk each was most of the scan's
+ * garbage.
+ */
+function base58Sized(text: string, start: number): boolean {
+  let e = start;
+  const limit = Math.min(text.length, start + BASE58_MAX + 1);
+  while (e < limit && isWordCode(text.charCodeAt(e))) e++;
+  return e - start >= BASE58_MIN && e - start <= BASE58_MAX;
+}
+
 /** Where a digit run (or a `+`/`(` right before one) may start; the regex engine skips prose fast. */
 const DIGIT_START = /[+(]?\d/g;
 
@@ -134,8 +150,8 @@ export function scanDigits(text: string): DigitScan {
     const letterAfter = isAlphaCode(after);
     const first = text.charCodeAt(scratchStarts[0]!);
     // Worth a chunk: 7+ digits (phones, cards, SSNs), four groups (IPv4), or a 1/3 glued to
-    // letters (a Bitcoin address).
-    if (digits >= 7 || groups === 4 || (letterAfter && groups === 1 && (first === 49 || first === 51))) {
+    // letters in a token as long as a Bitcoin address.
+    if (digits >= 7 || groups === 4 || (letterAfter && groups === 1 && (first === 49 || first === 51) && base58Sized(text, scratchStarts[0]!))) {
       const groupStarts = scratchStarts.slice(0, groups);
       const groupEnds = scratchEnds.slice(0, groups);
       const breakAfter = scratchBreak.slice(0, groups - 1);
