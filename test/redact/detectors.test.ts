@@ -157,6 +157,19 @@ describe('every detector finishes on 100 KB of adversarial input', () => {
   }
 });
 
+describe('IPv6 in runs of hex and colons', () => {
+  it('an address is found next to others, but not inside a run longer than any address', () => {
+    expect(found('from fe80::1 and 2001:db8::8a2e:370:7334 today')).toEqual([
+      ['IP_ADDRESS', 'fe80::1'],
+      ['IP_ADDRESS', '2001:db8::8a2e:370:7334'],
+    ]);
+    // 60 characters of one token: no address can be that long, so no piece of it is one.
+    const run = `${'ab12:'.repeat(10)}fe80::1`;
+    expect(found(`x ${run} y`)).toEqual([]);
+    expect(found(`${'fe80::'.repeat(2000)} then fe80::2`)).toEqual([['IP_ADDRESS', 'fe80::2']]);
+  });
+});
+
 describe('digit chunks', () => {
   it('a 1 or 3 glued to letters makes a chunk only in a token as long as a Base58 address', () => {
     expect(scanDigits('1st place at 3pm, 1SSN 3ABC').chunks).toEqual([]);

@@ -14,6 +14,9 @@ function octetOk(text: string, s: number, e: number): boolean {
   return Number(text.slice(s, e)) <= 255;
 }
 
+/** The longest textual IPv6 address: eight groups of four and seven colons, or an IPv4 tail. */
+const MAX_V6_TEXT = 45;
+
 function isV6Code(c: number): boolean {
   return isHexCode(c) || c === 58 || c === 46;
 }
@@ -64,8 +67,15 @@ export const ipDetector: Detector = {
           continue;
         }
       }
-      // Skip the rest of this run so each run is validated once.
-      colon = text.indexOf(':', Math.max(colon + 1, e));
+      // Skip the rest of this run so each run is validated once. A run of hex, ':' and '.' longer
+      // than any address (45 characters) is skipped to its end: windows inside it would each
+      // re-read ~46 characters for an address that cannot be there (an endless `fe80::fe80::…`
+      // cost ~100 ns per character).
+      let runEnd = e;
+      while (runEnd < n && isV6Code(text.charCodeAt(runEnd))) runEnd++;
+      let runStart = s;
+      while (runStart > 0 && isV6Code(text.charCodeAt(runStart - 1))) runStart--;
+      colon = text.indexOf(':', runEnd - runStart > MAX_V6_TEXT ? runEnd : Math.max(colon + 1, e));
     }
   },
 };
