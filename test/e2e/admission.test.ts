@@ -6,6 +6,7 @@
  */
 import * as grpc from '@grpc/grpc-js';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { verifyChain } from '../../src/audit/index.js';
 import { bearerMetadata, gatewayClient } from './helpers/grpc.js';
 import { postChat } from './helpers/http.js';
 import { startUpstream, type FakeUpstream } from './helpers/upstream.js';
@@ -111,6 +112,8 @@ describe('limits.max_in_flight', () => {
     expect(refused.every((r) => r.principal === null)).toBe(true);
     expect(await overloadedCount()).toBe(counted + refused.length);
     expect(records.filter((r) => r.error_code === 'cancelled')).toHaveLength(1);
+    // Refusals written while another request was in flight still chain in order.
+    expect(verifyChain(w.audit())).toMatchObject({ ok: true });
     expect(await (await fetch(`${w.addresses.admin}/metrics`)).text()).toMatch(/^warden_requests_in_flight(\{[^}]*\})? 0$/m);
   });
 
