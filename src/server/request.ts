@@ -3,6 +3,7 @@
  * top-level `warden` object) and builds the PromptRequest the pipeline runs on. No policy logic
  * lives here; it only checks shapes and limits, and every error names the field.
  */
+import { isUtf8 } from 'node:buffer';
 import { z } from 'zod';
 import type { CancelSignal } from '../pipeline/cancel.js';
 import { WardenError } from '../pipeline/errors.js';
@@ -151,8 +152,6 @@ export function checkVariables(vars: Record<string, string>, limits: IngressLimi
   }
 }
 
-const utf8 = new TextDecoder('utf-8', { fatal: true });
-
 /**
  * A header value as text. Node hands header bytes over as latin-1, one character per byte, so
  * UTF-8 text (what curl and most clients send) would arrive as mojibake ("ZoÃ«"): bytes that
@@ -163,11 +162,8 @@ function headerText(raw: string): string {
   let ascii = true;
   for (let i = 0; i < raw.length && ascii; i++) ascii = raw.charCodeAt(i) < 0x80;
   if (ascii) return raw;
-  try {
-    return utf8.decode(Buffer.from(raw, 'latin1'));
-  } catch {
-    return raw;
-  }
+  const bytes = Buffer.from(raw, 'latin1');
+  return isUtf8(bytes) ? bytes.toString('utf8') : raw;
 }
 
 function variablesFromHeader(raw: string): Record<string, unknown> {
