@@ -31,14 +31,37 @@ function isWs(c: number): boolean {
 
 const MONTHS = /^(?:jan|feb|mar|apr|may|jun|jul|aug|sep|sept|oct|nov|dec)[a-z]*\.?,?$/i;
 const GROUPISH = /^[A-Za-z0-9()+\-.,:/#]{1,24}$/;
+/**
+ * A folded run's trailing group: the characters GROUPISH allows, back from the run's end. What
+ * comes before it is an opening quote, bracket or markup (`"4111`, `{"card":"4111`, `*DE89`),
+ * which does not stop the group from joining the next one. Scanned by hand: a regex anchored at
+ * the end would retry from every start of a long run.
+ */
+function groupTail(run: string): string {
+  let i = run.length;
+  while (i > 0 && groupChar(run.charCodeAt(i - 1))) i--;
+  return run.slice(i);
+}
+
+/** The characters of GROUPISH. */
+function groupChar(c: number): boolean {
+  return (
+    (c >= 48 && c <= 57) || // 0-9
+    ((c | 32) >= 97 && (c | 32) <= 122) || // A-Z a-z
+    c === 40 || c === 41 || c === 43 || c === 45 || c === 46 || c === 44 || c === 58 || c === 47 || c === 35 // ( ) + - . , : / #
+  );
+}
 
 /**
  * A run a following group could join into one entity (digit groups, IBAN blocks, dates). Judged
- * on the folded run, as the detectors see it (fullwidth digits, zero-width joiners inside).
+ * on the folded run, as the detectors see it (fullwidth digits, zero-width joiners inside), from
+ * its trailing group on.
  */
 function joinable(raw: string): boolean {
-  const run = fold(raw).text;
-  if (run.length === 0) return raw.length > 0; // only invisible characters: keep them together
+  const folded = fold(raw).text;
+  if (folded.length === 0) return raw.length > 0; // only invisible characters: keep them together
+  const run = groupTail(folded);
+  if (run.length === 0) return false;
   if (MONTHS.test(run)) return true;
   if (!GROUPISH.test(run)) return false;
   return /[0-9]/.test(run) || /^[A-Z0-9]{1,4}$/.test(run) || run === '(' || run === '+';
@@ -48,8 +71,8 @@ const MONTH_NAMES = ['january', 'february', 'march', 'april', 'may', 'june', 'ju
 
 /** The still-growing last run may become a month name ("Ma" → "March"). */
 function monthPrefix(run: string): boolean {
-  const r = fold(run).text.toLowerCase();
-  return r.length <= 9 && MONTH_NAMES.some((m) => m.startsWith(r));
+  const r = groupTail(fold(run).text).toLowerCase();
+  return r.length > 0 && r.length <= 9 && MONTH_NAMES.some((m) => m.startsWith(r));
 }
 
 /** Start of the part of `p` that must be held back (p.length = nothing to hold). */

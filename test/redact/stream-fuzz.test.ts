@@ -16,14 +16,19 @@ describe('streamed output equals non-streamed output for random texts and cuts',
   const corpus = generateRedactCorpus({ perEntity: 12, perLookalike: 10 });
   const redactor = createRedactor({});
   const joiners = [' ', '\n', ' and ', ', ', '\n\n', ' — '];
+  const wrappers: Array<[string, string]> = [['', ''], ['', ''], ['', ''], ['"', '"'], ["'", "'"], ['[', ']'], ['*', '*'], ['`', '`'], ['{"v":"', '"}']];
 
-  it('300 random texts, random piece sizes', async () => {
+  it('300 random texts, some quoted or bracketed, random piece sizes', async () => {
     const rnd = mulberry32(424242);
     const failures: string[] = [];
     for (let iter = 0; iter < 300; iter++) {
       const parts: string[] = [];
       const count = 2 + Math.floor(rnd() * 5);
-      for (let k = 0; k < count; k++) parts.push(corpus[Math.floor(rnd() * corpus.length)]!.text);
+      for (let k = 0; k < count; k++) {
+        // Half of them quoted, bracketed or as a JSON value, as models write them.
+        const [open, close] = wrappers[Math.floor(rnd() * wrappers.length)]!;
+        parts.push(`${open}${corpus[Math.floor(rnd() * corpus.length)]!.text}${close}`);
+      }
       let text = '';
       for (const p of parts) text += (text ? joiners[Math.floor(rnd() * joiners.length)] : '') + p;
       const s = redactor.session(decision({ entities: [...BUILTIN_ENTITIES] }), []);

@@ -244,3 +244,27 @@ describe('streaming: multi-word entities', () => {
     }
   });
 });
+
+describe('streaming: entities after a quote, bracket or markup', () => {
+  // A JSON tool argument's value always follows a quote: `{"card":"4111` must hold back like
+  // `4111` does, or the first group leaves before the rest of the number arrives.
+  const TEXTS = [
+    '{"card":"4111 1111 1111 1111","phone":"+1 415 555 0132"}',
+    'He said "4111 1111 1111 1111" and \'+44 20 7946 0958\' ok',
+    'IBAN [DE89 3704 0044 0532 0130 00] or *4111 1111 1111 1111* or <4111 1111 1111 1111>',
+    'call `(415) 555 0132` or "(415) 555 0132" now',
+  ];
+  for (const text of TEXTS) {
+    it(`every two-piece split of ${JSON.stringify(text.slice(0, 24))}… equals the whole, as content and as tool arguments`, async () => {
+      const s = redactor.session(decision(), []);
+      const expected = whole(s as ReturnType<typeof tokenizedSession>, text, text);
+      expect(expected.content).not.toMatch(/4111|415|DE89|7946/);
+      for (let i = 1; i < text.length; i++) {
+        const chunks = [chunk(text.slice(0, i)), chunk(text.slice(i)), chunk(undefined, text.slice(0, i)), chunk(undefined, text.slice(i), 'stop')];
+        const out = await collect(s.processStream(fromArray(chunks)));
+        const got = joinChunks(out);
+        if (got.content !== expected.content || got.args !== expected.args) expect({ i, ...got }).toEqual({ i, ...expected });
+      }
+    });
+  }
+});
