@@ -128,8 +128,11 @@ export interface RedactionSession {
   redactParams(params: Readonly<Record<string, unknown>>): Record<string, unknown>;
   /** Restores tokens (if re-identification is allowed) and redacts PII the model produced. */
   processCompletion(result: CompletionResult): CompletionResult;
-  /** Streaming counterpart of processCompletion: bounded hold-back, flushed at end. */
-  processStream(chunks: AsyncIterable<CompletionChunk>): AsyncIterable<CompletionChunk>;
+  /**
+   * Streaming counterpart of processCompletion: bounded hold-back, flushed at end (`sequential`:
+   * also when the answer moves on to its next part; see PromptRequest.sequentialStream).
+   */
+  processStream(chunks: AsyncIterable<CompletionChunk>, sequential?: boolean): AsyncIterable<CompletionChunk>;
   report(): RedactionReport;
 }
 

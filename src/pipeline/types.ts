@@ -158,6 +158,12 @@ export interface PromptRequest {
   messages?: ChatMessage[];
   tools?: ToolDefinition[];
   stream: boolean;
+  /**
+   * The caller's stream format carries the answer one block at a time (Anthropic's content
+   * blocks): streamed redaction then releases a text or tool call's held-back tail when the
+   * answer moves on to the next one, not at the end (see redact/stream.ts).
+   */
+  sequentialStream?: boolean;
   max_tokens?: number;
   /** Other OpenAI parameters passed through unchanged (temperature, top_p, stop, ...). */
   params: Record<string, unknown>;
@@ -302,6 +308,12 @@ export interface UpstreamRequest {
   messagesJson?: string;
   tools?: ToolDefinition[];
   stream: boolean;
+  /**
+   * The caller's stream format carries the answer one block at a time (Anthropic's content
+   * blocks): streamed redaction then releases a text or tool call's held-back tail when the
+   * answer moves on to the next one, not at the end (see redact/stream.ts).
+   */
+  sequentialStream?: boolean;
   max_tokens?: number;
   params: Record<string, unknown>;
   signal: CancelSignal;

@@ -263,8 +263,8 @@ export class Session implements RedactionSession {
     };
   }
 
-  processStream(chunks: AsyncIterable<CompletionChunk>): AsyncIterable<CompletionChunk> {
-    return processChunkStream(chunks, this);
+  processStream(chunks: AsyncIterable<CompletionChunk>, sequential = false): AsyncIterable<CompletionChunk> {
+    return processChunkStream(chunks, this, sequential);
   }
 
   report(): RedactionReport {

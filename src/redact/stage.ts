@@ -47,7 +47,7 @@ export function createRespondStage(): Stage {
       if (response.kind === 'complete') {
         ctx.response = { kind: 'complete', result: redaction.processCompletion(response.result) };
       } else if (response.kind === 'stream') {
-        ctx.response = { kind: 'stream', chunks: redaction.processStream(response.chunks) };
+        ctx.response = { kind: 'stream', chunks: redaction.processStream(response.chunks, ctx.request.sequentialStream === true) };
       }
     },
   };

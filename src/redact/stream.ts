@@ -180,13 +180,26 @@ export class StreamChannel {
 
 type ToolDelta = NonNullable<ChunkDelta['tool_calls']>[number];
 
+/** A choice's text channels: the key a `sequential` stream compares to see that it moved on. */
+type ChannelKey = 'content' | 'refusal' | number;
+
+/**
+ * @param sequential  The caller's format carries one block at a time (Anthropic's content
+ *   blocks): when a choice moves on to another channel (from its text to a tool call, from one
+ *   tool call to the next), the channel it left is flushed there, before the new one's first
+ *   piece, instead of at finish_reason. Upstreams stream an answer's parts one after another; one
+ *   that goes back to a part it left gets that part redacted piece by piece from then on.
+ */
 export async function* processChunkStream(
   chunks: AsyncIterable<CompletionChunk>,
   proc: OutputProcessor,
+  sequential = false,
 ): AsyncGenerator<CompletionChunk> {
   const content = new Map<number, StreamChannel>();
   const refusals = new Map<number, StreamChannel>();
   const tools = new Map<number, Map<number, StreamChannel>>();
+  /** Sequential streams: the channel each choice last wrote to. */
+  const current = new Map<number, ChannelKey>();
   let last: CompletionChunk | undefined;
 
   const textOf = (channels: Map<number, StreamChannel>, i: number): StreamChannel => {
@@ -200,6 +213,13 @@ export async function* processChunkStream(
     let c = m.get(t);
     if (!c) m.set(t, (c = new StreamChannel(proc, true)));
     return c;
+  };
+  /** Appends tool call `t`'s text to `delta` (to its entry, or a new one at the end). */
+  const appendTool = (delta: ChunkDelta, t: number, text: string): void => {
+    const list: ToolDelta[] = delta.tool_calls ?? (delta.tool_calls = []);
+    const entry = list.find((x) => x.index === t);
+    if (entry) entry.function = { ...entry.function, arguments: (entry.function?.arguments ?? '') + text };
+    else list.push({ index: t, function: { arguments: text } });
   };
   /** Flushes a text channel into `delta[key]`; true when it held something. */
   const flushText = (channel: StreamChannel | undefined, delta: ChunkDelta, key: 'content' | 'refusal'): boolean => {
@@ -220,10 +240,7 @@ export async function* processChunkStream(
         const rest = ch.flush();
         if (!rest) continue;
         any = true;
-        const list: ToolDelta[] = delta.tool_calls ?? (delta.tool_calls = []);
-        const entry = list.find((x) => x.index === t);
-        if (entry) entry.function = { ...entry.function, arguments: (entry.function?.arguments ?? '') + rest };
-        else list.push({ index: t, function: { arguments: rest } });
+        appendTool(delta, t, rest);
       }
     }
     return any;
@@ -231,6 +248,10 @@ export async function* processChunkStream(
 
   for await (const chunk of chunks) {
     last = chunk;
+    if (sequential) {
+      yield* sequentialChunks(chunk);
+      continue;
+    }
     const choices = chunk.choices.map((choice) => {
       const delta: ChunkDelta = { ...choice.delta };
       if (typeof delta.content === 'string') delta.content = textOf(content, choice.index).push(delta.content);
@@ -256,4 +277,81 @@ export async function* processChunkStream(
     }
     if (choices.length > 0) yield { id: last.id, model: last.model, created: last.created, choices };
   }
+
+  /**
+   * A chunk of a sequential stream, as one or more chunks: a delta holds its text before its tool
+   * calls, so when the channel a choice left must come out after text this chunk brings (a tool
+   * call's tail, then text), the text goes in a chunk of its own after it.
+   */
+  function* sequentialChunks(chunk: CompletionChunk): Generator<CompletionChunk> {
+    const perChoice = chunk.choices.map((choice) => {
+      const i = choice.index;
+      const deltas: ChunkDelta[] = [{ ...choice.delta, content: undefined, refusal: undefined, tool_calls: undefined }];
+      let delta = deltas[0]!;
+      const addText = (key: 'content' | 'refusal', text: string): void => {
+        // Text after tool calls, or the other kind of text, starts a new delta (an empty piece
+        // only marks the channel, in the first delta).
+        const other = key === 'content' ? 'refusal' : 'content';
+        const apart = delta.tool_calls !== undefined || delta[other] !== undefined;
+        if (text === '' && (apart || delta !== deltas[0])) return;
+        if (apart) deltas.push((delta = {}));
+        delta[key] = (delta[key] ?? '') + text;
+      };
+      const leave = (next: ChannelKey): void => {
+        const was = current.get(i);
+        current.set(i, next);
+        if (was === undefined || was === next) return;
+        const channel = was === 'content' ? content.get(i) : was === 'refusal' ? refusals.get(i) : tools.get(i)?.get(was);
+        const rest = channel?.flush();
+        if (!rest) return;
+        if (typeof was === 'number') appendTool(delta, was, rest);
+        else addText(was, rest);
+      };
+      const d = choice.delta;
+      if (typeof d.content === 'string') {
+        leave('content');
+        addText('content', textOf(content, i).push(d.content));
+      }
+      if (typeof d.refusal === 'string') {
+        leave('refusal');
+        addText('refusal', textOf(refusals, i).push(d.refusal));
+      }
+      for (const tc of d.tool_calls ?? []) {
+        leave(tc.index);
+        const list: ToolDelta[] = delta.tool_calls ?? (delta.tool_calls = []);
+        if (tc.function?.arguments === undefined) list.push(tc);
+        else list.push({ ...tc, function: { ...tc.function, arguments: toolOf(i, tc.index).push(tc.function.arguments) } });
+      }
+      if (choice.finish_reason !== null && choice.finish_reason !== undefined) {
+        const tail: ChunkDelta = {};
+        if (flushChoice(i, tail)) {
+          if (typeof tail.content === 'string') addText('content', tail.content);
+          if (typeof tail.refusal === 'string') addText('refusal', tail.refusal);
+          for (const tc of tail.tool_calls ?? []) appendTool(delta, tc.index, tc.function?.arguments ?? '');
+        }
+      }
+      return { choice, deltas };
+    });
+    const count = Math.max(1, ...perChoice.map((c) => c.deltas.length));
+    for (let k = 0; k < count; k++) {
+      const final = k === count - 1;
+      const choices: CompletionChunk['choices'] = [];
+      for (const { choice, deltas } of perChoice) {
+        const delta = deltas[k];
+        if (delta === undefined) continue;
+        // finish_reason (and the choice's other members) go with its last delta.
+        const done = k === deltas.length - 1;
+        choices.push(done ? { ...choice, delta: withoutUndefined(delta) } : { index: choice.index, delta: withoutUndefined(delta), finish_reason: null });
+      }
+      // The chunk's other members (usage) go with the last piece.
+      yield final ? { ...chunk, choices } : { id: chunk.id, model: chunk.model, created: chunk.created, choices };
+    }
+  }
+}
+
+/** The delta without members left undefined while it was built. */
+function withoutUndefined(delta: ChunkDelta): ChunkDelta {
+  const out: Record<string, unknown> = {};
+  for (const [k, v] of Object.entries(delta)) if (v !== undefined) out[k] = v;
+  return out as ChunkDelta;
 }

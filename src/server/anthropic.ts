@@ -310,9 +310,13 @@ export class AnthropicStreamEncoder {
   private index = -1;
   private open: 'text' | 'tool' | undefined;
   private toolIndex = -1;
+  /** Tool calls whose block has been opened (a block cannot be reopened once closed). */
+  private readonly toolsSeen = new Set<number>();
   private stop: string | null = null;
   private refused = false;
   private outputTokens = 0;
+  /** From the usage chunk, which comes last: reported in message_delta. */
+  private inputTokens: number | undefined;
 
   /** The events for one chunk (possibly empty). */
   encode(chunk: CompletionChunk): string {
@@ -333,7 +337,10 @@ export class AnthropicStreamEncoder {
         },
       });
     }
-    if (chunk.usage) this.outputTokens = chunk.usage.completion_tokens;
+    if (chunk.usage) {
+      this.outputTokens = chunk.usage.completion_tokens;
+      this.inputTokens = chunk.usage.prompt_tokens;
+    }
     const choice = chunk.choices[0];
     if (!choice) return out;
     const d = choice.delta;
@@ -351,6 +358,12 @@ export class AnthropicStreamEncoder {
     }
     for (const t of d.tool_calls ?? []) {
       if (this.open !== 'tool' || t.index !== this.toolIndex) {
+        // The request streams sequentially (redaction releases each part's tail before the next
+        // part starts), so only an upstream that goes back to an earlier tool call gets here.
+        if (this.toolsSeen.has(t.index)) {
+          throw new WardenError('upstream_error', 'the upstream went back to an earlier tool call, which an Anthropic stream cannot carry');
+        }
+        this.toolsSeen.add(t.index);
         out += this.closeBlock();
         this.index++;
         this.open = 'tool';
@@ -368,6 +381,11 @@ export class AnthropicStreamEncoder {
     return out;
   }
 
+  /** message_delta's usage: cumulative, with the input tokens once the upstream reported them. */
+  private usage(): { output_tokens: number; input_tokens?: number } {
+    return this.inputTokens === undefined ? { output_tokens: this.outputTokens } : { input_tokens: this.inputTokens, output_tokens: this.outputTokens };
+  }
+
   private closeBlock(): string {
     if (this.open === undefined) return '';
     this.open = undefined;
@@ -379,7 +397,7 @@ export class AnthropicStreamEncoder {
     let out = '';
     if (!this.started) out += this.encode({ id: fallbackId, model, created: 0, choices: [] });
     out += this.closeBlock();
-    out += sse('message_delta', { type: 'message_delta', delta: { stop_reason: this.stop ?? 'end_turn', stop_sequence: null }, usage: { output_tokens: this.outputTokens } });
+    out += sse('message_delta', { type: 'message_delta', delta: { stop_reason: this.stop ?? 'end_turn', stop_sequence: null }, usage: this.usage() });
     out += sse('message_stop', { type: 'message_stop' });
     return out;
   }

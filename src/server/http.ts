@@ -354,6 +354,8 @@ export function createHttpIngress(opts: HttpIngressOptions): HttpIngress {
         const body = parseJson(await readBody(req, limits.maxBodyBytes, headers.contentLength), limits.maxJsonDepth);
         request = toPromptRequest(anthropicToChatBody(body), meta, limits);
         request.protocol = 'anthropic-http';
+        // Anthropic's stream has one content block open at a time.
+        request.sequentialStream = true;
       } catch (err) {
         if (!isWardenError(err)) throw err;
         if (err.code === 'payload_too_large') res.setHeader('connection', 'close');

@@ -188,6 +188,41 @@ describe('POST /v1/messages', () => {
     expect(ev.at(-1)!.event).toBe('message_stop');
   });
 
+  it('stream: text then two tool calls are three blocks in order, each whole and redacted, with the usage', async () => {
+    upstream.mode = 'text-then-tools';
+    const r = await messages({ model: 'gpt-4o-mini', max_tokens: 64, stream: true, tools: [WEATHER_TOOL], messages: [{ role: 'user', content: 'Look it up' }] });
+    expect(r.status).toBe(200);
+    expect(r.text).not.toContain('4111');
+    const ev = events(r.text);
+    // One block open at a time: start, its deltas, stop; then the next.
+    const blocks: Array<{ block: any; pieces: string[] }> = [];
+    let open: number | undefined;
+    for (const e of ev) {
+      if (e.event === 'content_block_start') {
+        expect(open).toBeUndefined();
+        expect(e.data.index).toBe(blocks.length);
+        open = e.data.index;
+        blocks.push({ block: e.data.content_block, pieces: [] });
+      } else if (e.event === 'content_block_delta') {
+        expect(e.data.index).toBe(open);
+        blocks[open!]!.pieces.push(e.data.delta.text ?? e.data.delta.partial_json);
+      } else if (e.event === 'content_block_stop') {
+        expect(e.data.index).toBe(open);
+        open = undefined;
+      }
+    }
+    expect(blocks.map((b) => b.block)).toEqual([
+      { type: 'text', text: '' },
+      { type: 'tool_use', id: 'call_a', name: 'lookup', input: {} },
+      { type: 'tool_use', id: 'call_b', name: 'other', input: {} },
+    ]);
+    expect(blocks[0]!.pieces.join('')).toBe('Checking "[CREDIT_CARD]" now');
+    expect(JSON.parse(blocks[1]!.pieces.join(''))).toEqual({ card: '[CREDIT_CARD]' });
+    expect(JSON.parse(blocks[2]!.pieces.join(''))).toEqual({ q: 'hello' });
+    expect(ev.at(-2)!.data).toMatchObject({ delta: { stop_reason: 'tool_use' }, usage: { input_tokens: 11, output_tokens: 7 } });
+    upstream.mode = 'ok';
+  });
+
   it('stream: a client that hangs up mid-stream aborts the upstream call and is audited as cancelled', async () => {
     upstream.mode = 'stream-slow';
     const aborted = upstream.aborted;

@@ -268,3 +268,46 @@ describe('streaming: entities after a quote, bracket or markup', () => {
     });
   }
 });
+
+describe('streaming: sequential (one block at a time, as Anthropic streams)', () => {
+  /** Which channel each non-empty piece of output belongs to, in order. */
+  function order(chunks: CompletionChunk[]): string[] {
+    const seen: string[] = [];
+    for (const c of chunks) {
+      const d = c.choices[0]?.delta;
+      if (!d) continue;
+      if (d.content) seen.push('text');
+      for (const t of d.tool_calls ?? []) if (t.function?.arguments) seen.push(`tool${t.index}`);
+    }
+    return seen.filter((x, i) => x !== seen[i - 1]);
+  }
+  const tool = (t: number, args: string, finish: string | null = null): CompletionChunk => ({
+    id: 'c',
+    model: 'm',
+    created: 1,
+    choices: [{ index: 0, delta: { tool_calls: [{ index: t, function: { arguments: args } }] }, finish_reason: finish }],
+  });
+  const TEXT = 'Checking "4111 1111 1111 1111" now';
+  const A0 = '{"card":"4111 1111 1111 1111"}';
+  const A1 = '{"phone":"+1 415 555 0132"}';
+
+  it('every split: each part comes out whole and redacted, and a part never resumes after the next began', async () => {
+    for (let i = 1; i < A0.length; i++) {
+      const s = redactor.session(decision(), []);
+      const j = Math.min(i, TEXT.length - 1);
+      const k = Math.min(i, A1.length - 1);
+      const input = [chunk(TEXT.slice(0, j)), chunk(TEXT.slice(j)), tool(0, A0.slice(0, i)), tool(0, A0.slice(i)), tool(1, A1.slice(0, k)), tool(1, A1.slice(k), 'tool_calls')];
+      const out = await collect(s.processStream(fromArray(input), true));
+      expect(order(out), `split at ${i}`).toEqual(['text', 'tool0', 'tool1']);
+      const byTool = ['', ''];
+      let text = '';
+      for (const c of out) {
+        text += c.choices[0]?.delta.content ?? '';
+        for (const t of c.choices[0]?.delta.tool_calls ?? []) byTool[t.index] += t.function?.arguments ?? '';
+      }
+      expect(text).toBe('Checking "[CREDIT_CARD]" now');
+      expect(byTool).toEqual(['{"card":"[CREDIT_CARD]"}', '{"phone":"[PHONE_NUMBER]"}']);
+      expect(out.at(-1)!.choices[0]!.finish_reason).toBe('tool_calls');
+    }
+  });
+});

@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { anthropicMessageBody } from '../../src/server/anthropic.js';
+import { AnthropicStreamEncoder, anthropicMessageBody } from '../../src/server/anthropic.js';
 
 describe('anthropicMessageBody', () => {
   const answer = (finish: string) =>
@@ -11,5 +11,21 @@ describe('anthropicMessageBody', () => {
     expect(answer('length').stop_reason).toBe('max_tokens');
     expect(answer('content_filter').stop_reason).toBe('refusal');
     for (const finish of ['whatever', 'constructor', 'toString', '__proto__']) expect(answer(finish).stop_reason, finish).toBe('end_turn');
+  });
+});
+
+describe('AnthropicStreamEncoder', () => {
+  const chunk = (tool: number, args: string, extra: object = {}) => ({
+    id: 'c',
+    model: 'm',
+    created: 1,
+    choices: [{ index: 0, delta: { tool_calls: [{ index: tool, function: { arguments: args }, ...extra }] }, finish_reason: null }],
+  });
+
+  it('refuses an upstream that goes back to a tool call whose block it closed, instead of a nameless block', () => {
+    const enc = new AnthropicStreamEncoder();
+    expect(enc.encode(chunk(0, '{"a":', { id: 'call_a', function: { name: 'a', arguments: '{"a":' } }))).toContain('"name":"a"');
+    expect(enc.encode(chunk(1, '{}', { id: 'call_b', function: { name: 'b', arguments: '{}' } }))).toContain('"name":"b"');
+    expect(() => enc.encode(chunk(0, '1}'))).toThrow(expect.objectContaining({ code: 'upstream_error' }));
   });
 });

@@ -6,7 +6,7 @@
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
 import type { AddressInfo } from 'node:net';
 
-export type UpstreamMode = 'ok' | 'garbage' | 'slow' | 'error500' | 'stream-slow' | 'delayed' | 'tool-call' | 'deep-part' | 'rate-limited' | 'bad-request' | 'refusal';
+export type UpstreamMode = 'ok' | 'garbage' | 'slow' | 'error500' | 'stream-slow' | 'delayed' | 'tool-call' | 'deep-part' | 'rate-limited' | 'bad-request' | 'refusal' | 'text-then-tools';
 
 export interface ReceivedCall {
   headers: IncomingMessage['headers'];
@@ -169,6 +169,23 @@ export async function startUpstream(): Promise<FakeUpstream> {
         answer.choices = [{ index: 0, message: { role: 'assistant', content: null, tool_calls: [call] } as any, logprobs: null, finish_reason: 'tool_calls' }];
         res.writeHead(200, { 'content-type': 'application/json' });
         res.end(JSON.stringify(answer));
+        return;
+      }
+      case 'text-then-tools': {
+        // Text, then two tool calls, one after another, as models stream them; a card number
+        // is cut after its first group in the text and in the first call's arguments.
+        res.writeHead(200, { 'content-type': 'text/event-stream' });
+        res.write(chunk(body, { role: 'assistant', content: 'Checking "4111' }, null));
+        res.write(chunk(body, { content: ' 1111 1111 1111" now' }, null));
+        res.write(chunk(body, { tool_calls: [{ index: 0, id: 'call_a', type: 'function', function: { name: 'lookup', arguments: '' } }] }, null));
+        res.write(chunk(body, { tool_calls: [{ index: 0, function: { arguments: '{"card":"4111' } }] }, null));
+        res.write(chunk(body, { tool_calls: [{ index: 0, function: { arguments: ' 1111 1111 1111"}' } }] }, null));
+        res.write(chunk(body, { tool_calls: [{ index: 1, id: 'call_b', type: 'function', function: { name: 'other', arguments: '{"q":' } }] }, null));
+        res.write(chunk(body, { tool_calls: [{ index: 1, function: { arguments: '"hello"}' } }] }, null));
+        res.write(chunk(body, {}, 'tool_calls'));
+        const usage = { prompt_tokens: 11, completion_tokens: 7, total_tokens: 18 };
+        res.write(`data: ${JSON.stringify({ id: 'chatcmpl-up-1', object: 'chat.completion.chunk', created: 1_700_000_000, model: body?.model, choices: [], usage })}\n\n`);
+        res.end('data: [DONE]\n\n');
         return;
       }
       case 'ok':
