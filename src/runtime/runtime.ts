@@ -203,7 +203,7 @@ export async function createRuntime(config: Config, opts: RuntimeOptions = {}): 
     const out: BoundAddresses = { http: `http://${formatAddress(httpInfo)}`, grpc: '', admin: '' };
     if (config.listen.http_socket) {
       // A second server object on the same handler: one node server cannot listen twice.
-      const unixIngress = createHttpIngress({ pipeline, limits, logger, draining: () => draining, configuredModels, onRejected, admission });
+      const unixIngress = createHttpIngress({ pipeline, limits, logger, draining: () => draining, configuredModels, onRejected, admission, unixListener: true });
       out.httpSocket = await listenUnix(unixIngress.server, config.listen.http_socket);
       httpServers.push(unixIngress.server);
       httpIngresses.push(unixIngress);

@@ -36,6 +36,8 @@ export interface HttpIngressOptions {
   onRejected?: (code: string, seconds: number, protocol?: 'openai-http' | 'anthropic-http') => void;
   /** The in-flight limit, shared with the other app listeners (default: this server's own). */
   admission?: Admission;
+  /** This server listens on a Unix socket: its peers are local (see peerInfo). */
+  unixListener?: boolean;
 }
 
 const JSON_CONTENT_TYPE = 'application/json';
@@ -126,6 +128,7 @@ export interface HttpIngress {
 export function createHttpIngress(opts: HttpIngressOptions): HttpIngress {
   const { pipeline, limits, logger } = opts;
   const admission = opts.admission ?? new Admission(limits.maxInFlight);
+  const unixListener = opts.unixListener === true;
   let active = 0;
 
   function sendJson(res: ServerResponse, status: number, body: string, requestId: string): void {
@@ -244,7 +247,7 @@ export function createHttpIngress(opts: HttpIngressOptions): HttpIngress {
     const action = path === '/v1/models' || path.startsWith(MODEL_PATH) ? 'models.list' : 'prompt.execute';
     opts.onRejected?.(err.code, 0, protocol);
     const headers = ingressHeaders(req.rawHeaders);
-    const meta = { id: requestId, signal: new RequestSignal(), receivedAt, traceparent: headers.traceparent, peer: peerInfo(req.socket.remoteAddress) };
+    const meta = { id: requestId, signal: new RequestSignal(), receivedAt, traceparent: headers.traceparent, peer: peerInfo(req.socket.remoteAddress, unixListener) };
     return pipeline
       .auditRejected(rejectedRequest(meta, protocol, action), err)
       .then(() => sendErrorBody(res, err, anthropic ? anthropicErrorBody(err) : errorBody(err), requestId));
@@ -281,7 +284,7 @@ export function createHttpIngress(opts: HttpIngressOptions): HttpIngress {
   function baseMeta(req: IncomingMessage, headers: IngressHeaders, requestId: string, signal: CancelSignal, cancel: (reason: unknown) => void): IngressMeta {
     return {
       id: requestId,
-      credentials: { bearer: bearerToken(headers.authorization), peer: peerInfo(req.socket.remoteAddress) },
+      credentials: { bearer: bearerToken(headers.authorization), peer: peerInfo(req.socket.remoteAddress, unixListener) },
       signal,
       cancel,
       receivedAt: performance.timeOrigin + performance.now(),

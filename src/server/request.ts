@@ -335,12 +335,14 @@ export function rejectedRequest(
   return req;
 }
 
-/** Loopback TCP peers and Unix socket peers are local; anything else is not. */
-export function peerInfo(remoteAddress: string | undefined): PeerInfo {
-  if (remoteAddress === undefined || remoteAddress === '') {
-    // node reports no remote address for Unix domain socket connections.
-    return { address: 'unix', local: true, transport: 'unix' };
-  }
+/**
+ * Loopback TCP peers and Unix socket peers are local; anything else is not. Which listener the
+ * connection came in on decides Unix, not a missing address: node reports no remote address for
+ * Unix socket peers, but also for a TCP peer whose connection was reset before it was read.
+ */
+export function peerInfo(remoteAddress: string | undefined, unixListener: boolean): PeerInfo {
+  if (unixListener) return { address: 'unix', local: true, transport: 'unix' };
+  if (remoteAddress === undefined || remoteAddress === '') return { address: 'unknown', local: false, transport: 'tcp' };
   const local =
     remoteAddress === '::1' || remoteAddress.startsWith('127.') || remoteAddress.startsWith('::ffff:127.');
   return { address: remoteAddress, local, transport: 'tcp' };

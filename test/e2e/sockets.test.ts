@@ -3,11 +3,12 @@
  * peers; and the header-size limit enforced by the HTTP parser.
  */
 import { request as httpRequest } from 'node:http';
+import { connect } from 'node:net';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { gatewayClient, unaryCall } from './helpers/grpc.js';
 import { startUpstream, type FakeUpstream } from './helpers/upstream.js';
-import { startWarden, type WardenFixture } from './helpers/warden.js';
+import { eventually, startWarden, type WardenFixture } from './helpers/warden.js';
 
 let upstream: FakeUpstream;
 let w: WardenFixture;
@@ -50,6 +51,28 @@ describe('Unix domain sockets', () => {
     expect(r.json.choices[0].message.content).toBe('upstream saw: Ticket T-88:\nhello');
     const rec = w.audit().at(-1)!;
     expect(rec.principal).toEqual({ kind: 'dev', subject: 'system:serviceaccount:support:ticket-bot', namespace: 'support', service_account: 'ticket-bot' });
+  });
+
+  it('a TCP peer whose connection is reset before its request is read is not taken for a Unix socket peer', async () => {
+    // Node reports no remote address for such a socket, as for a Unix peer; the dev identity must
+    // not accept it (from a remote host, that was a way in).
+    const before = w.audit().length;
+    const url = new URL(w.addresses.http);
+    const raw = `POST /v1/chat/completions HTTP/1.1\r\nhost: x\r\ncontent-type: application/json\r\ncontent-length: ${Buffer.byteLength(BODY)}\r\n\r\n${BODY}`;
+    for (let i = 0; i < 5; i++) {
+      await new Promise<void>((resolve) => {
+        const s = connect({ host: '127.0.0.1', port: Number(url.port) }, () => s.write(raw, () => (s.resetAndDestroy(), resolve())));
+        s.on('error', () => resolve());
+      });
+    }
+    await eventually(() => w.audit().length >= before + 5);
+    // A loopback peer the server still saw before the reset may pass as local (and is then
+    // cancelled); one it saw only after is refused, never taken for the Unix socket.
+    const records = w.audit().slice(before);
+    const refused = records.filter((r) => r.error_code === 'unauthenticated');
+    expect(refused.length).toBeGreaterThan(0);
+    for (const r of refused) expect(r.principal).toBeNull();
+    for (const r of records) expect(['unauthenticated', 'cancelled']).toContain(r.error_code);
   });
 
   it('serves gRPC on the socket', async () => {

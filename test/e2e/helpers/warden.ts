@@ -4,7 +4,7 @@
  * holding canary values, an audit file sink, and the Kubernetes authenticator checking tokens
  * signed with a freshly generated key (JWKS file). Logs are collected for canary assertions.
  */
-import { cpSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { cpSync, existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -132,8 +132,9 @@ export async function startWarden(opts: FixtureOptions): Promise<WardenFixture> 
     auditFile,
     logs,
     signer,
+    // No file yet (no request audited so far): no records.
     audit: () =>
-      readFileSync(auditFile, 'utf8')
+      (existsSync(auditFile) ? readFileSync(auditFile, 'utf8') : '')
         .split('\n')
         .filter((l) => l.trim() !== '')
         .map((l) => JSON.parse(l) as Record<string, any>),
