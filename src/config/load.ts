@@ -160,7 +160,12 @@ function resolvePaths(config: Config, base: string): Config {
     identity: {
       ...config.identity,
       kubernetes: jwks(config.identity.kubernetes),
-      spiffe: jwks(config.identity.spiffe),
+      spiffe: config.identity.spiffe && {
+        ...jwks(config.identity.spiffe)!,
+        ...(config.identity.spiffe.bundles && {
+          bundles: Object.fromEntries(Object.entries(config.identity.spiffe.bundles).map(([domain, b]) => [domain, jwks(b)!])),
+        }),
+      },
     },
     policy: { ...config.policy, paths: config.policy.paths.map(abs) },
     templates: { ...config.templates, paths: config.templates.paths.map(abs) },
@@ -222,8 +227,11 @@ function describeIssue(issue: z.core.$ZodRawIssue): string | undefined {
     }
     case 'invalid_format':
       return issue.format === 'regex' ? 'has an invalid format' : `must be a valid ${issue.format}`;
-    case 'invalid_key':
-      return 'has an invalid key';
+    case 'invalid_key': {
+      // A mapping key that fails its own schema (e.g. a trust domain name): say what it must be.
+      const inner = (issue as { issues?: Array<{ message?: string }> }).issues?.[0]?.message;
+      return inner ? `is not a valid key: it ${inner}` : 'has an invalid key';
+    }
     default:
       return undefined;
   }
@@ -250,7 +258,7 @@ function knownKeysAt(path: KeyPath): string[] {
     listen: ['http_socket', 'grpc_socket'],
     identity: ['kubernetes', 'spiffe'],
     'identity.kubernetes': ['issuer', 'audiences', 'namespaces', ...JWKS_KEYS],
-    'identity.spiffe': ['trust_domains', 'audiences', 'issuer', ...JWKS_KEYS],
+    'identity.spiffe': ['trust_domains', 'bundles', 'audiences', 'issuer', ...JWKS_KEYS],
     audit: ['hmac_key'],
   };
   const here = path.map(String).join('.');

@@ -134,15 +134,51 @@ const DevIdentitySchema = z.strictObject({
     .prefault({}),
 });
 
+const trustDomain = z.string().regex(/^[a-z0-9._-]{1,255}$/, { error: 'must be a trust domain name (lower-case letters, digits, ".", "-", "_")' });
+
+/** One trust domain's key set (its SPIFFE bundle). */
+const SpiffeBundleSchema = z
+  .strictObject({
+    jwks_url: jwksFields.jwks_url,
+    jwks_file: jwksFields.jwks_file,
+    jwks_ca_file: jwksFields.jwks_ca_file,
+    jwks_bearer_token_file: jwksFields.jwks_bearer_token_file,
+  })
+  .superRefine(...oneJwksSource);
+
 const SpiffeIdentitySchema = z
   .strictObject({
-    trust_domains: z.array(nonEmpty).min(1, { error: 'must list at least one trust domain' }),
+    /** The trust domain the section's own key set verifies (one: see below). */
+    trust_domains: z.array(trustDomain).min(1, { error: 'must list at least one trust domain' }).optional(),
+    /** Trust domains, each with its own key set. */
+    bundles: z.record(trustDomain, SpiffeBundleSchema).optional(),
     audiences: z.array(nonEmpty).min(1, { error: 'must list at least one audience' }),
     /** Optional accepted `iss` value(s); JWT-SVIDs need not carry one. */
     issuer: issuerField.optional(),
     ...jwksFields,
   })
-  .superRefine(...oneJwksSource);
+  .superRefine((v, ctx) => {
+    const sectionKeys = v.jwks_url !== undefined || v.jwks_file !== undefined || v.jwks_ca_file !== undefined || v.jwks_bearer_token_file !== undefined;
+    if (v.bundles !== undefined) {
+      if (typeof v.bundles === 'object' && v.bundles !== null && Object.keys(v.bundles).length === 0) ctx.addIssue({ code: 'custom', message: 'must name at least one trust domain', input: v.bundles, path: ['bundles'] });
+      if (v.trust_domains !== undefined) {
+        ctx.addIssue({ code: 'custom', message: 'set trust_domains (with the section\'s key set) or bundles, not both', input: v.trust_domains, path: ['trust_domains'] });
+      }
+      if (sectionKeys) ctx.addIssue({ code: 'custom', message: 'with bundles, each trust domain\'s key set goes under its bundle', input: v, path: [] });
+      return;
+    }
+    oneJwksSource[0](v, ctx);
+    if (v.trust_domains === undefined) ctx.addIssue({ code: 'custom', message: 'is required (or bundles: a key set per trust domain)', input: v, path: ['trust_domains'] });
+    else if (Array.isArray(v.trust_domains) && v.trust_domains.length > 1) {
+      ctx.addIssue({
+        code: 'custom',
+        message: 'one key set cannot serve several trust domains (any of them could sign for the others): give each its own under identity.spiffe.bundles',
+        input: v.trust_domains,
+        path: ['trust_domains'],
+      });
+    }
+    // Run even when other keys are wrong (one pass, every problem), as oneJwksSource does.
+  }, oneJwksSource[1]);
 
 const IdentitySchema = z
   .strictObject({

@@ -9,7 +9,7 @@ import type { Principal } from '../pipeline/types.js';
 import { createJwksSource, JwksConfigError, type JwksSourceOptions } from './jwks.js';
 import { frozenPrincipal } from './frozen.js';
 import { VerifiedTokenCache } from './token-cache.js';
-import { peekClaims, verifyJwt } from './jwt.js';
+import { guardKeySource, peekClaims, verifyJwt } from './jwt.js';
 
 /** Options every bearer-JWT authenticator accepts. */
 export interface BearerJwtOptions extends JwksSourceOptions {
@@ -22,7 +22,12 @@ export interface BearerJwtOptions extends JwksSourceOptions {
   verifiedCacheMs?: number;
   /** Clock for expiry checks (epoch ms); injectable for tests. */
   now?: () => number;
+  /** Where a key source failure is reported (no token data; at most one line per 10 s). */
+  logger?: { warn(obj: object, msg?: string): void };
 }
+
+/** At most one "key set unavailable" line per method in this many ms: an outage fails every request. */
+const KEY_SET_LOG_INTERVAL_MS = 10_000;
 
 export interface BearerJwtMethod {
   /** The method name used in errors (`kubernetes`, `spiffe`). */
@@ -44,6 +49,7 @@ export class BearerJwtVerifier {
   private readonly clockToleranceSec: number;
   private readonly verified: VerifiedTokenCache | undefined;
   private readonly now: () => number;
+  private readonly onKeySetUnavailable: ((reason: string) => void) | undefined;
 
   constructor(opts: BearerJwtOptions, m: BearerJwtMethod) {
     if (!opts.audiences?.length) {
@@ -54,7 +60,17 @@ export class BearerJwtVerifier {
     this.audiences = opts.audiences.slice();
     this.algorithms = opts.algorithms ?? m.defaultAlgorithms;
     this.clockToleranceSec = opts.clockToleranceSec ?? 10;
-    this.getKey = createJwksSource(m.mapKeys ? { ...opts, mapKeys: m.mapKeys } : opts, m.method);
+    this.getKey = guardKeySource(createJwksSource(m.mapKeys ? { ...opts, mapKeys: m.mapKeys } : opts, m.method));
+    const logger = opts.logger;
+    let lastLogged = Number.NEGATIVE_INFINITY;
+    this.onKeySetUnavailable = logger
+      ? (reason) => {
+          const at = Date.now();
+          if (at - lastLogged < KEY_SET_LOG_INTERVAL_MS) return;
+          lastLogged = at;
+          logger.warn({ method: m.method, reason }, 'identity key set unavailable: tokens cannot be verified');
+        }
+      : undefined;
     const cacheMs = opts.verifiedCacheMs ?? 60_000;
     this.verified = cacheMs > 0 ? new VerifiedTokenCache(cacheMs) : undefined;
     this.now = opts.now ?? Date.now;
@@ -88,6 +104,7 @@ export class BearerJwtVerifier {
       algorithms: this.algorithms,
       clockToleranceSec: this.clockToleranceSec,
       nowMs: now,
+      ...(this.onKeySetUnavailable ? { onKeySetUnavailable: this.onKeySetUnavailable } : {}),
     });
     const principal = frozenPrincipal(toPrincipal(payload));
     this.verified?.set(token, principal, payload.exp as number, this.clockToleranceSec, now);

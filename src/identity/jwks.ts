@@ -38,17 +38,48 @@ export class JwksConfigError extends Error {
   }
 }
 
+/** JWK members that only private or symmetric keys have: a key set must never hold them. */
+const PRIVATE_MEMBERS = ['d', 'p', 'q', 'dp', 'dq', 'qi', 'k'];
+
+/** Why a key set is unusable, or undefined: no keys, or secret key material in it. */
+function keySetProblem(keys: JWK[]): string | undefined {
+  if (keys.length === 0) return 'has no keys';
+  for (const k of keys) {
+    if (typeof k !== 'object' || k === null) return 'holds a key that is not a JSON object';
+    if (PRIVATE_MEMBERS.some((m) => m in k)) return 'holds private or symmetric key material; it must hold public keys only';
+  }
+  return undefined;
+}
+
+/** Reads a file named by a config key, failing with the key and the error code (never the contents). */
+function readConfigFile(what: string, key: string, path: string): string {
+  try {
+    return readFileSync(path, 'utf8');
+  } catch (err) {
+    throw new JwksConfigError(`${what}: cannot read ${key} ${path} (${(err as NodeJS.ErrnoException).code ?? 'unreadable'})`);
+  }
+}
+
 export function createJwksSource(opts: JwksSourceOptions, what: string): JWTVerifyGetKey {
   if (opts.jwksUrl && opts.jwksFile) throw new JwksConfigError(`${what}: set jwks_url or jwks_file, not both`);
   if (opts.jwksFile) {
+    const text = readConfigFile(what, 'jwks_file', opts.jwksFile);
     let jwks: JSONWebKeySet;
     try {
-      jwks = JSON.parse(readFileSync(opts.jwksFile, 'utf8')) as JSONWebKeySet;
-    } catch (err) {
-      throw new JwksConfigError(`${what}: cannot read JWKS file ${opts.jwksFile} (${(err as NodeJS.ErrnoException).code ?? (err as Error).message})`);
+      jwks = JSON.parse(text) as JSONWebKeySet;
+    } catch {
+      // Not the parser's message: it quotes the file, which may be a token or a key by mistake.
+      throw new JwksConfigError(`${what}: jwks_file ${opts.jwksFile} is not valid JSON`);
     }
-    if (!jwks || !Array.isArray(jwks.keys)) throw new JwksConfigError(`${what}: JWKS file ${opts.jwksFile} has no "keys" array`);
-    return createLocalJWKSet(opts.mapKeys ? { keys: opts.mapKeys(jwks.keys) } : jwks);
+    if (!jwks || !Array.isArray(jwks.keys)) throw new JwksConfigError(`${what}: jwks_file ${opts.jwksFile} has no "keys" array`);
+    const keys = opts.mapKeys ? opts.mapKeys(jwks.keys) : jwks.keys;
+    const problem = keySetProblem(keys);
+    if (problem) throw new JwksConfigError(`${what}: jwks_file ${opts.jwksFile} ${problem}`);
+    try {
+      return createLocalJWKSet({ keys });
+    } catch {
+      throw new JwksConfigError(`${what}: jwks_file ${opts.jwksFile} is not a valid JSON Web Key Set`);
+    }
   }
   if (!opts.jwksUrl) throw new JwksConfigError(`${what}: jwks_url or jwks_file is required`);
   let url: URL;
@@ -58,6 +89,12 @@ export function createJwksSource(opts: JwksSourceOptions, what: string): JWTVeri
     throw new JwksConfigError(`${what}: jwks_url is not a URL`);
   }
   if (url.protocol !== 'https:' && url.protocol !== 'http:') throw new JwksConfigError(`${what}: jwks_url must be http(s)`);
+  const ca = opts.jwksCaFile === undefined ? undefined : readConfigFile(what, 'jwks_ca_file', opts.jwksCaFile);
+  if (ca !== undefined && !ca.includes('-----BEGIN CERTIFICATE-----')) {
+    throw new JwksConfigError(`${what}: jwks_ca_file ${opts.jwksCaFile} holds no PEM certificate`);
+  }
+  // Re-read on every fetch (projected tokens rotate), but it must be there from the start.
+  if (opts.jwksBearerTokenFile !== undefined) readConfigFile(what, 'jwks_bearer_token_file', opts.jwksBearerTokenFile);
 
   const remote: Parameters<typeof createRemoteJWKSet>[1] = {
     cacheMaxAge: opts.jwksCacheMaxAgeMs ?? 600_000,
@@ -67,7 +104,7 @@ export function createJwksSource(opts: JwksSourceOptions, what: string): JWTVeri
   if (opts.jwksHeaders) remote.headers = { ...opts.jwksHeaders };
   if (opts.jwksBearerTokenFile || opts.jwksCaFile || opts.mapKeys) {
     const mapKeys = opts.mapKeys;
-    const dispatcher = opts.jwksCaFile ? new Agent({ connect: { ca: readFileSync(opts.jwksCaFile, 'utf8') } }) : undefined;
+    const dispatcher = ca !== undefined ? new Agent({ connect: { ca } }) : undefined;
     const tokenFile = opts.jwksBearerTokenFile;
     const fetchImpl: FetchImplementation = async (href, init) => {
       const headers: Record<string, string> = {};

@@ -26,6 +26,43 @@ export function peekClaims(method: string, token: string): JWTPayload | null {
   }
 }
 
+/**
+ * The key source failed (fetch, file, key import): the token was never checked. Kept apart from
+ * token failures so the caller is told `JWKS unavailable` and the operator gets a log line.
+ */
+export class KeySetUnavailable extends Error {
+  constructor(readonly reason: string) {
+    super(`key set unavailable: ${reason}`);
+    this.name = 'KeySetUnavailable';
+  }
+}
+
+/** What went wrong with the key source, in words of our own (never a token or key). */
+function keySourceReason(err: unknown): string {
+  const code = (err as { code?: unknown }).code;
+  if (code === 'ERR_JWKS_TIMEOUT') return 'fetch timed out';
+  if (code === 'ERR_JWKS_INVALID') return 'not a valid JSON Web Key Set';
+  if (code === 'ERR_JOSE_GENERIC') return 'unexpected HTTP response (not 200 with a key set)';
+  if (typeof code === 'string' && /^E[A-Z]+$/.test(code)) return `file or network error ${code}`;
+  if (err instanceof TypeError) return 'unreachable';
+  return 'a key could not be used';
+}
+
+/** Failures that are about the token, not the key source: jose must see them unchanged. */
+const TOKEN_KEY_ERRORS = new Set(['ERR_JWKS_NO_MATCHING_KEY', 'ERR_JWKS_MULTIPLE_MATCHING_KEYS', 'ERR_JOSE_ALG_NOT_ALLOWED', 'ERR_JWS_INVALID', 'ERR_JWT_INVALID']);
+
+/** `getKey` with its own failures (fetch, file, key import) turned into KeySetUnavailable. */
+export function guardKeySource(getKey: JWTVerifyGetKey): JWTVerifyGetKey {
+  return async (header, token) => {
+    try {
+      return await getKey(header, token);
+    } catch (err) {
+      if (TOKEN_KEY_ERRORS.has((err as { code?: string }).code ?? '')) throw err;
+      throw new KeySetUnavailable(keySourceReason(err));
+    }
+  };
+}
+
 export interface VerifyOptions {
   issuer?: string[];
   audiences: string[];
@@ -33,6 +70,8 @@ export interface VerifyOptions {
   clockToleranceSec: number;
   /** The verifier's clock (epoch ms). */
   nowMs: number;
+  /** Told why, when the key source failed (see guardKeySource). */
+  onKeySetUnavailable?: (reason: string) => void;
 }
 
 export async function verifyJwt(method: string, token: string, getKey: JWTVerifyGetKey, o: VerifyOptions): Promise<JWTPayload> {
@@ -45,8 +84,18 @@ export async function verifyJwt(method: string, token: string, getKey: JWTVerify
       requiredClaims: ['exp'],
       currentDate: new Date(o.nowMs),
     });
+    // jose checks `iat` only against a maximum age; a token issued in the future is refused here,
+    // as Kubernetes' own validator does.
+    if (typeof payload.iat === 'number' && payload.iat > o.nowMs / 1000 + o.clockToleranceSec) {
+      throw unauthenticated(method, 'token issued in the future');
+    }
     return payload;
   } catch (err) {
+    if (err instanceof WardenError) throw err;
+    if (err instanceof KeySetUnavailable) {
+      o.onKeySetUnavailable?.(err.reason);
+      throw unauthenticated(method, 'JWKS unavailable');
+    }
     throw unauthenticated(method, describeJoseError(err));
   }
 }
@@ -58,6 +107,7 @@ function describeJoseError(err: unknown): string {
     case 'ERR_JWT_EXPIRED':
       return 'token expired';
     case 'ERR_JWT_CLAIM_VALIDATION_FAILED':
+      if ((err as { reason?: string }).reason === 'invalid') return `token claim "${claim ?? 'unknown'}" is malformed`;
       if (claim === 'nbf') return 'token not yet valid';
       if (claim === 'aud') return 'token audience not accepted';
       if (claim === 'iss') return 'token issuer not accepted';
@@ -65,7 +115,7 @@ function describeJoseError(err: unknown): string {
     case 'ERR_JWS_SIGNATURE_VERIFICATION_FAILED':
       return 'signature verification failed';
     case 'ERR_JWKS_NO_MATCHING_KEY':
-      return 'no matching key in the JWKS (unknown kid)';
+      return 'no matching key in the JWKS (unknown kid, or not for the token\'s algorithm)';
     case 'ERR_JWKS_MULTIPLE_MATCHING_KEYS':
       return 'several JWKS keys match the token and none verified it';
     case 'ERR_JOSE_ALG_NOT_ALLOWED':

@@ -1,18 +1,24 @@
 /**
  * SPIFFE JWT-SVIDs: `sub` is the workload's SPIFFE ID (`spiffe://trust-domain/path`), verified
- * against the trust domain's JWKS bundle. A `/ns/<ns>/sa/<sa>` path (the SPIRE Kubernetes
+ * against that trust domain's JWKS bundle only (each accepted domain has its own). A `/ns/<ns>/sa/<sa>` path (the SPIRE Kubernetes
  * convention) also fills namespace and service account so the same policies apply.
  */
 import type { JWK, JWTPayload } from 'jose';
 import type { Authenticator } from '../pipeline/ports.js';
 import type { Credentials, Principal } from '../pipeline/types.js';
-import { BearerJwtVerifier, type BearerJwtOptions } from './bearer-jwt.js';
-import { JwksConfigError } from './jwks.js';
-import { audiencesOf, DEFAULT_ALGORITHMS, unauthenticated } from './jwt.js';
+import { BearerJwtVerifier, type BearerJwtMethod, type BearerJwtOptions } from './bearer-jwt.js';
+import { JwksConfigError, type JwksSourceOptions } from './jwks.js';
+import { audiencesOf, DEFAULT_ALGORITHMS, peekClaims, unauthenticated } from './jwt.js';
 
 export interface SpiffeJwtAuthenticatorOptions extends BearerJwtOptions {
-  /** Accepted trust domains, e.g. `prod.example.com`. */
-  trustDomains: string[];
+  /**
+   * The trust domain verified with the options' own key set (`jwksUrl` / `jwksFile`), e.g.
+   * `prod.example.com`. One at most: a key set serving several domains would let any of them
+   * sign for the others.
+   */
+  trustDomains?: string[];
+  /** Trust domains, each verified only with its own key set (its SPIFFE bundle). */
+  bundles?: Record<string, JwksSourceOptions>;
   /** Optional accepted `iss` values (JWT-SVIDs need not carry one). */
   issuer?: string | string[];
 }
@@ -31,40 +37,90 @@ export function jwtSvidKeys(keys: JWK[]): JWK[] {
   return out;
 }
 
-const SPIFFE_ID = /^spiffe:\/\/([a-z0-9._-]+)(\/[A-Za-z0-9._~!$&'()*+,;=:@%/-]*)?$/;
+/**
+ * A SPIFFE ID as the spec allows it: a lower-case trust domain, then path segments of letters,
+ * digits, `.`, `-` and `_` (no empty, `.` or `..` segment, no percent-encoding, no trailing `/`).
+ */
+const SPIFFE_ID = /^spiffe:\/\/([a-z0-9._-]+)((?:\/[A-Za-z0-9._-]+)*)$/;
+const DOT_SEGMENT = /\/\.\.?(?:\/|$)/;
+const MAX_SPIFFE_ID = 2048;
 const K8S_PATH = /^\/ns\/([a-z0-9-]+)\/sa\/([a-z0-9.-]+)$/;
+
+/** The trust domain of a well-formed SPIFFE ID, or undefined. */
+function trustDomainOf(id: string): string | undefined {
+  if (id.length > MAX_SPIFFE_ID) return undefined;
+  const m = SPIFFE_ID.exec(id);
+  return m && !DOT_SEGMENT.test(m[2]!) ? m[1] : undefined;
+}
 
 export class SpiffeJwtAuthenticator implements Authenticator {
   readonly method = 'spiffe';
-  private readonly verifier: BearerJwtVerifier;
-  private readonly trustDomains: Set<string>;
-  private readonly toPrincipal = (payload: JWTPayload): Principal => {
-    const m = SPIFFE_ID.exec(String(payload.sub));
-    if (!m) throw unauthenticated(this.method, 'sub is not a valid SPIFFE ID');
-    if (!this.trustDomains.has(m[1]!)) throw unauthenticated(this.method, `trust domain ${m[1]} is not accepted`);
-    const principal: Principal = { kind: 'spiffe', subject: m[0], spiffe_id: m[0], audiences: audiencesOf(payload) };
+  /** One verifier per trust domain, each with that domain's key set only. */
+  private readonly verifiers = new Map<string, BearerJwtVerifier>();
+  private readonly principals = new Map<string, (payload: JWTPayload) => Principal>();
+  /** The only trust domain, when there is one: its tokens need no peek before the cache. */
+  private readonly single: { verifier: BearerJwtVerifier; toPrincipal: (payload: JWTPayload) => Principal } | undefined;
+
+  constructor(opts: SpiffeJwtAuthenticatorOptions) {
+    const bundles = Object.entries(opts.bundles ?? {});
+    const shared = opts.trustDomains ?? [];
+    if (shared.length + bundles.length === 0) throw new JwksConfigError('spiffe: at least one trust domain is required');
+    if (shared.length > 1) {
+      throw new JwksConfigError('spiffe: one key set cannot serve several trust domains (any of them could sign for the others); give each its own bundle');
+    }
+    const method: BearerJwtMethod = {
+      method: this.method,
+      ...(opts.issuer === undefined ? {} : { issuers: Array.isArray(opts.issuer) ? opts.issuer.slice() : [opts.issuer] }),
+      defaultAlgorithms: DEFAULT_ALGORITHMS.filter((a) => a !== 'EdDSA'),
+      mapKeys: jwtSvidKeys,
+    };
+    const common: BearerJwtOptions = {
+      audiences: opts.audiences,
+      ...(opts.clockToleranceSec === undefined ? {} : { clockToleranceSec: opts.clockToleranceSec }),
+      ...(opts.algorithms === undefined ? {} : { algorithms: opts.algorithms }),
+      ...(opts.verifiedCacheMs === undefined ? {} : { verifiedCacheMs: opts.verifiedCacheMs }),
+      ...(opts.now === undefined ? {} : { now: opts.now }),
+      ...(opts.logger === undefined ? {} : { logger: opts.logger }),
+    };
+    const add = (domain: string, keys: JwksSourceOptions): void => {
+      if (this.verifiers.has(domain)) throw new JwksConfigError(`spiffe: trust domain ${domain} is listed twice`);
+      this.verifiers.set(domain, new BearerJwtVerifier({ ...keys, ...common }, method));
+      this.principals.set(domain, (payload) => this.toPrincipal(domain, payload));
+    };
+    if (shared.length === 1) add(shared[0]!, opts);
+    for (const [domain, keys] of bundles) add(domain, keys);
+    const [only] = this.verifiers.keys();
+    this.single = this.verifiers.size === 1 ? { verifier: this.verifiers.get(only!)!, toPrincipal: this.principals.get(only!)! } : undefined;
+  }
+
+  authenticate(credentials: Credentials): Principal | null | Promise<Principal | null> {
+    if (this.single) return this.single.verifier.authenticate(credentials.bearer, claimsSpiffeId, this.single.toPrincipal);
+    // Several trust domains: the token's (unverified) SPIFFE ID picks the one key set that may
+    // verify it; the verified ID is checked against that domain again.
+    const token = credentials.bearer;
+    if (!token) return null;
+    const peek = peekClaims(this.method, token);
+    if (!peek || !claimsSpiffeId(peek)) return null;
+    const domain = trustDomainOf(peek.sub as string);
+    if (domain === undefined) throw unauthenticated(this.method, 'sub is not a valid SPIFFE ID');
+    const verifier = this.verifiers.get(domain);
+    if (!verifier) throw unauthenticated(this.method, `trust domain ${domain} is not accepted`);
+    return verifier.authenticate(token, claimsSpiffeId, this.principals.get(domain)!);
+  }
+
+  private toPrincipal(domain: string, payload: JWTPayload): Principal {
+    const id = String(payload.sub);
+    const td = trustDomainOf(id);
+    if (td === undefined) throw unauthenticated(this.method, 'sub is not a valid SPIFFE ID');
+    if (td !== domain) throw unauthenticated(this.method, `trust domain ${td} is not accepted`);
+    const principal: Principal = { kind: 'spiffe', subject: id, spiffe_id: id, audiences: audiencesOf(payload) };
     if (typeof payload.iss === 'string') principal.issuer = payload.iss;
-    const k8s = m[2] ? K8S_PATH.exec(m[2]) : null;
+    const k8s = K8S_PATH.exec(id.slice('spiffe://'.length + td.length));
     if (k8s) {
       principal.namespace = k8s[1]!;
       principal.service_account = k8s[2]!;
     }
     return principal;
-  };
-
-  constructor(opts: SpiffeJwtAuthenticatorOptions) {
-    if (!opts.trustDomains?.length) throw new JwksConfigError('spiffe: at least one trust domain is required');
-    this.trustDomains = new Set(opts.trustDomains);
-    this.verifier = new BearerJwtVerifier(opts, {
-      method: this.method,
-      ...(opts.issuer === undefined ? {} : { issuers: Array.isArray(opts.issuer) ? opts.issuer.slice() : [opts.issuer] }),
-      defaultAlgorithms: DEFAULT_ALGORITHMS.filter((a) => a !== 'EdDSA'),
-      mapKeys: jwtSvidKeys,
-    });
-  }
-
-  authenticate(credentials: Credentials): Principal | null | Promise<Principal | null> {
-    return this.verifier.authenticate(credentials.bearer, claimsSpiffeId, this.toPrincipal);
   }
 }
 

@@ -83,17 +83,20 @@ function buildAuthenticators(config: Config, logger: Logger): Authenticator[] {
           ...jwksOptions(k),
           ...(k.namespaces ? { allowedNamespaces: k.namespaces } : {}),
           clockToleranceSec: k.clock_tolerance_s,
+          logger,
         }),
       );
     } else if (method === 'spiffe' && id.spiffe) {
       const sp = id.spiffe;
       out.push(
         new SpiffeJwtAuthenticator({
-          trustDomains: sp.trust_domains,
+          ...(sp.trust_domains ? { trustDomains: sp.trust_domains } : {}),
+          ...(sp.bundles ? { bundles: Object.fromEntries(Object.entries(sp.bundles).map(([domain, b]) => [domain, jwksOptions(b)])) } : {}),
           audiences: sp.audiences,
           ...(sp.issuer ? { issuer: sp.issuer } : {}),
           ...jwksOptions(sp),
           clockToleranceSec: sp.clock_tolerance_s,
+          logger,
         }),
       );
     } else {

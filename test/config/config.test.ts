@@ -239,6 +239,20 @@ describe('errors name file:line:col, key path and what is wrong', () => {
     ]);
   });
 
+  it('spiffe: several trust domains need a bundle each; bundle paths resolve', () => {
+    expect(lines('identity:\n  spiffe: { trust_domains: [a.example, b.example], audiences: [w], jwks_file: b.json }\n')).toEqual([
+      'w.yaml:2:13: identity.spiffe.trust_domains: one key set cannot serve several trust domains (any of them could sign for the others): give each its own under identity.spiffe.bundles',
+    ]);
+    expect(lines('identity:\n  spiffe:\n    audiences: [w]\n    trust_domains: [a.example]\n    jwks_file: x.json\n    bundles: { "B.example": { jwks_file: b.json }, c.example: {} }\n')).toEqual([
+      'w.yaml:2:3: identity.spiffe: with bundles, each trust domain\'s key set goes under its bundle',
+      'w.yaml:4:5: identity.spiffe.trust_domains: set trust_domains (with the section\'s key set) or bundles, not both',
+      'w.yaml:6:16: identity.spiffe.bundles["B.example"]: is not a valid key: it must be a trust domain name (lower-case letters, digits, ".", "-", "_")',
+      'w.yaml:6:52: identity.spiffe.bundles["c.example"]: set exactly one of jwks_url or jwks_file',
+    ]);
+    const c = parseConfig('identity:\n  spiffe:\n    audiences: [w]\n    bundles: { a.example: { jwks_file: a.json }, b.example: { jwks_url: "https://b/keys", jwks_ca_file: ca.pem } }\n', '/c/w.yaml').identity;
+    expect(c.spiffe?.bundles).toEqual({ 'a.example': { jwks_file: '/c/a.json' }, 'b.example': { jwks_url: 'https://b/keys', jwks_ca_file: '/c/ca.pem' } });
+  });
+
   it('providers: unknown kind, bad url, literal api key (never echoed)', () => {
     const canary = 'sk-CANARY-SECRET-9f8e7d';
     const text = [

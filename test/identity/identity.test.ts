@@ -277,6 +277,63 @@ describe('KubernetesTokenAuthenticator (JWKS file, namespace allow-list)', () =>
   });
 });
 
+describe('key sources that fail', () => {
+  it('a key set endpoint answering 500 is "JWKS unavailable", logged once per interval without token data', async () => {
+    const failing = createServer((_req, res) => res.writeHead(500).end('boom'));
+    await new Promise<void>((r) => failing.listen(0, '127.0.0.1', r));
+    try {
+      const warnings: Array<[object, string | undefined]> = [];
+      const k8s = new KubernetesTokenAuthenticator({
+        issuer: ISSUER,
+        audiences: [AUD],
+        jwksUrl: `http://127.0.0.1:${(failing.address() as AddressInfo).port}/keys`,
+        logger: { warn: (o, m) => warnings.push([o, m]) },
+      });
+      const token = await sign(k8sClaims());
+      expect((await authError(k8s, creds(token))).message).toBe('kubernetes authentication failed: JWKS unavailable');
+      expect((await authError(k8s, creds(await sign(k8sClaims('other'))))).message).toMatch(/JWKS unavailable/);
+      expect(warnings).toEqual([[{ method: 'kubernetes', reason: 'unexpected HTTP response (not 200 with a key set)' }, 'identity key set unavailable: tokens cannot be verified']]);
+      expect(JSON.stringify(warnings)).not.toContain(token.slice(0, 20));
+    } finally {
+      await new Promise<void>((r) => failing.close(() => r()));
+    }
+  });
+
+  it('refuses at start a key file that is not JSON (without quoting it), empty, or holding private keys', async () => {
+    const make = (file: string) => () => new KubernetesTokenAuthenticator({ issuer: ISSUER, audiences: [AUD], jwksFile: join(dir, file) });
+    await writeFile(join(dir, 'not-json'), 'CANARY-SECRET-7f3a\n');
+    expect(make('not-json')).toThrow(/jwks_file .*not-json is not valid JSON$/);
+    try {
+      make('not-json')();
+    } catch (err) {
+      expect((err as Error).message).not.toContain('CANARY');
+    }
+    await writeFile(join(dir, 'empty.json'), '{"keys":[]}');
+    expect(make('empty.json')).toThrow(/has no keys/);
+    await writeFile(join(dir, 'private.json'), JSON.stringify({ keys: [{ ...rsa.jwk, d: 'AQAB' }] }));
+    expect(make('private.json')).toThrow(/private or symmetric key material/);
+    await writeFile(join(dir, 'junk.json'), '{"keys":[1,"x",{"kty":"RSA"}]}');
+    expect(make('junk.json')).toThrow(/junk\.json holds a key that is not a JSON object/);
+    expect(make('missing.json')).toThrow(/cannot read jwks_file .*missing\.json \(ENOENT\)/);
+  });
+
+  it('refuses at start a CA file that is missing or not PEM, and a missing token file', async () => {
+    const make = (o: object) => () => new KubernetesTokenAuthenticator({ issuer: ISSUER, audiences: [AUD], jwksUrl, ...o });
+    expect(make({ jwksCaFile: join(dir, 'no-ca.pem') })).toThrow(/cannot read jwks_ca_file .*no-ca\.pem \(ENOENT\)$/);
+    expect(make({ jwksCaFile: join(dir, 'token') })).toThrow(/jwks_ca_file .* holds no PEM certificate/);
+    expect(make({ jwksBearerTokenFile: join(dir, 'no-token') })).toThrow(/cannot read jwks_bearer_token_file/);
+  });
+
+  it('refuses a token issued in the future, and says which claim is malformed', async () => {
+    const k8s = new KubernetesTokenAuthenticator({ issuer: ISSUER, audiences: [AUD], jwksUrl, clockToleranceSec: 5 });
+    const issuedAt = (iat: number) =>
+      new SignJWT(k8sClaims()).setProtectedHeader({ alg: 'RS256', kid: 'rsa-1' }).setIssuer(ISSUER).setAudience(AUD).setIssuedAt(iat).setExpirationTime(now() + 7200).sign(rsa.privateKey);
+    expect((await authError(k8s, creds(await issuedAt(now() + 3600)))).message).toMatch(/token issued in the future/);
+    expect(await k8s.authenticate(creds(await issuedAt(now() + 3)))).not.toBeNull(); // within the tolerance
+    expect((await authError(k8s, creds(await sign({ ...k8sClaims(), nbf: 'x' as unknown as number })))).message).toMatch(/claim "nbf" is malformed/);
+  });
+});
+
 describe('SpiffeJwtAuthenticator', () => {
   it('accepts a JWT-SVID from an accepted trust domain and maps the k8s path', async () => {
     const s = new SpiffeJwtAuthenticator({ trustDomains: ['prod.example.com'], audiences: [AUD], jwksUrl });
@@ -291,6 +348,41 @@ describe('SpiffeJwtAuthenticator', () => {
     const foreign = await sign({ sub: 'spiffe://evil.example.com/ns/payments/sa/checkout' });
     expect((await authError(s, creds(foreign))).message).toMatch(/trust domain evil\.example\.com is not accepted/);
     expect(await s.authenticate(creds(await sign(k8sClaims())))).toBeNull();
+  });
+});
+
+describe('SpiffeJwtAuthenticator: several trust domains', () => {
+  it("verifies each domain's SVIDs with that domain's bundle only: a partner's key cannot sign for prod", async () => {
+    await writeFile(join(dir, 'prod-bundle.json'), JSON.stringify({ keys: [rsa.jwk] }));
+    await writeFile(join(dir, 'partner-bundle.json'), JSON.stringify({ keys: [{ ...ec.jwk, use: 'jwt-svid' }] }));
+    const s = new SpiffeJwtAuthenticator({
+      audiences: [AUD],
+      bundles: { 'prod.example': { jwksFile: join(dir, 'prod-bundle.json') }, 'partner.example': { jwksFile: join(dir, 'partner-bundle.json') } },
+    });
+    const prodId = 'spiffe://prod.example/ns/payments/sa/checkout';
+    expect(await s.authenticate(creds(await sign({ sub: prodId })))).toMatchObject({ spiffe_id: prodId, namespace: 'payments' });
+    const partnerId = 'spiffe://partner.example/ns/labs/sa/bot';
+    expect(await s.authenticate(creds(await sign({ sub: partnerId }, { key: ec.privateKey, alg: 'ES256', kid: 'ec-1' })))).toMatchObject({ spiffe_id: partnerId });
+    // The partner's key, claiming to be prod: prod's bundle does not hold it.
+    const forged = await sign({ sub: prodId }, { key: ec.privateKey, alg: 'ES256', kid: 'ec-1' });
+    expect((await authError(s, creds(forged))).message).toMatch(/no matching key/);
+    const evil = await sign({ sub: 'spiffe://evil.example/ns/a/sa/b' });
+    expect((await authError(s, creds(evil))).message).toMatch(/trust domain evil\.example is not accepted/);
+    expect(await s.authenticate(creds(await sign(k8sClaims())))).toBeNull();
+  });
+
+  it('refuses one key set for several trust domains', () => {
+    expect(() => new SpiffeJwtAuthenticator({ trustDomains: ['prod.example', 'partner.example'], audiences: [AUD], jwksUrl })).toThrow(
+      /one key set cannot serve several trust domains/,
+    );
+  });
+
+  it('refuses SPIFFE IDs the spec forbids: dot segments, empty segments, a trailing slash, percent-encoding', async () => {
+    const s = new SpiffeJwtAuthenticator({ trustDomains: ['prod.example'], audiences: [AUD], jwksUrl });
+    for (const id of ['spiffe://prod.example/ns/../sa/x', 'spiffe://prod.example/ns/./sa', 'spiffe://prod.example/ns//sa/x', 'spiffe://prod.example/ns/a/', 'spiffe://prod.example/', 'spiffe://prod.example/ns/%41']) {
+      expect((await authError(s, creds(await sign({ sub: id })))).message, id).toMatch(/not a valid SPIFFE ID/);
+    }
+    expect(await s.authenticate(creds(await sign({ sub: 'spiffe://prod.example' })))).toMatchObject({ spiffe_id: 'spiffe://prod.example' });
   });
 });
 
