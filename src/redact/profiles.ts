@@ -106,7 +106,17 @@ export function buildPlan(
     scan: { entities: new Set() },
   };
   const decisionModes: Record<string, RedactionMode> = {};
-  for (const [k, v] of Object.entries(decision.modes ?? {})) decisionModes[k.toUpperCase()] = v;
+  for (const [k, v] of Object.entries(decision.modes ?? {})) {
+    const name = k.toUpperCase();
+    // A mistyped key ("SECRET" for "SECRETS") must not quietly drop the mode the policy asked for.
+    if (!Object.hasOwn(GROUPS, name) && !known.has(name)) {
+      throw new WardenError('redaction_failed', `unknown redaction entity type "${name}" at decision.redaction.modes`, {
+        location: { path: 'decision.redaction.modes' },
+        details: { entity: name },
+      });
+    }
+    decisionModes[name] = v;
+  }
   for (const e of entities) {
     const g = groupOf(e);
     const mode =

@@ -98,6 +98,16 @@ describe('modes', () => {
     expect(thrown(() => r.session(decision({ profile: 'nope' }), [])).code).toBe('redaction_failed');
     expect(thrown(() => r.session(decision({ entities: ['PERSONALITY'] }), [])).code).toBe('redaction_failed');
   });
+
+  it('an unknown key in modes fails closed instead of dropping the mode asked for (a typo must not weaken it)', () => {
+    const e = thrown(() => r.session(decision({ modes: { SECRET: 'block' } }), []));
+    expect(e.code).toBe('redaction_failed');
+    expect(e.message).toBe('unknown redaction entity type "SECRET" at decision.redaction.modes');
+    for (const key of ['constructor', '__proto__x', 'toString']) expect(thrown(() => r.session(decision({ modes: { [key]: 'mask' } }), [])).code, key).toBe('redaction_failed');
+    // Group and entity names, in any case, still work.
+    const s = r.session(decision({ modes: { secrets: 'block', email_address: 'hash' } }), []);
+    expect(thrown(() => s.redactMessages([{ role: 'user', content: 'ghp_aB3dE5gH7jK9mN1pQ3sT5vW7yZ9bC1dE3fG5' }])).code).toBe('redaction_blocked');
+  });
 });
 
 describe('message shapes', () => {
