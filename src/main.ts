@@ -6,6 +6,7 @@
 import { readFileSync, realpathSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
 import { isConfigError } from './config/errors.js';
+import { formatLocation, isWardenError } from './pipeline/errors.js';
 import { UsageError } from './cli/args.js';
 import { MAIN_HELP } from './cli/help.js';
 import type { CliIO } from './cli/io.js';
@@ -74,7 +75,9 @@ export async function main(argv: string[], io: CliIO = processIO): Promise<numbe
     }
     const code = (err as { code?: unknown }).code;
     const message = err instanceof Error ? err.message : String(err);
-    io.err(`warden: ${typeof code === 'string' ? `${code}: ` : ''}${message}\n`);
+    // Where it is (a policy file's line and column, a config key), as `warden policy check` says it.
+    const where = isWardenError(err) ? formatLocation(err.location) : '';
+    io.err(`warden: ${where ? `${where}: ` : ''}${typeof code === 'string' ? `${code}: ` : ''}${message}\n`);
     return 1;
   }
 }

@@ -96,18 +96,39 @@ function errorLine(e: unknown): string {
   return String(e);
 }
 
+/**
+ * A bad input document is an error (exit 1), not a usage mistake; its message gives where the
+ * document breaks, never its text (it may hold secrets).
+ */
 async function readInput(file: string): Promise<unknown> {
   let text: string;
   try {
     text = await readFile(file, 'utf8');
-  } catch {
-    throw new UsageError(`${file}: cannot read input file`);
-  }
-  try {
-    return file.endsWith('.yaml') || file.endsWith('.yml') ? parseYaml(text) : JSON.parse(text);
   } catch (e) {
-    throw new UsageError(`${file}: cannot parse input: ${e instanceof Error ? e.message.split('\n')[0] : String(e)}`);
+    throw new Error(`${file}: cannot read input file (${(e as NodeJS.ErrnoException).code ?? 'unreadable'})`);
   }
+  const yaml = file.endsWith('.yaml') || file.endsWith('.yml');
+  try {
+    return yaml ? parseYaml(text) : JSON.parse(text);
+  } catch (e) {
+    const at = yaml ? yamlErrorAt(e) : jsonErrorAt(e, text);
+    throw new Error(`${file}${at ? `:${at.line}:${at.col}` : ''}: cannot parse input: not valid ${yaml ? 'YAML' : 'JSON'}`);
+  }
+}
+
+/** Line and column of a JSON.parse error, from the offset its message gives (V8: "position N"). */
+function jsonErrorAt(e: unknown, text: string): { line: number; col: number } | undefined {
+  const m = e instanceof Error ? /position (\d+)/.exec(e.message) : null;
+  const offset = m ? Number(m[1]) : e instanceof SyntaxError && /end of (JSON )?input/i.test(e.message) ? text.length : undefined;
+  if (offset === undefined) return undefined;
+  const before = text.slice(0, offset);
+  const line = before.split('\n').length;
+  return { line, col: offset - before.lastIndexOf('\n') };
+}
+
+function yamlErrorAt(e: unknown): { line: number; col: number } | undefined {
+  const pos = (e as { linePos?: Array<{ line: number; col: number }> }).linePos?.[0];
+  return pos ? { line: pos.line, col: pos.col } : undefined;
 }
 
 async function cmdEval(args: string[], io: Io): Promise<number> {

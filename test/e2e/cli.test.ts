@@ -59,6 +59,18 @@ describe('warden CLI', () => {
     expect(r.stderr).toContain('nope.yaml');
   });
 
+  it('a policy that does not parse stops serve with its file, line and column (exit 1)', async () => {
+    const broken = await prepareWardenDir({ upstreamUrl: upstream.url });
+    try {
+      writeFileSync(join(broken.dir, 'policies', 'broken.rego'), 'package warden\nimport rego.v1\nx := {"a": 1\n');
+      const r = await cli(['serve', '--config', broken.configFile]);
+      expect(r.code).toBe(1);
+      expect(r.stderr).toContain(`warden: ${join(broken.dir, 'policies', 'broken.rego')}:4:1: policy_error: rego_parse_error:`);
+    } finally {
+      rmSync(broken.dir, { recursive: true, force: true });
+    }
+  });
+
   it('render prints the decision and the exact outbound prompt without calling upstream', async () => {
     const before = upstream.calls.length;
     const r = await runWarden([

@@ -103,6 +103,22 @@ describe('warden policy eval', () => {
     expect(r.err).not.toContain('    at ');
   });
 
+  it('an input file that is missing or does not parse is an error (exit 1), located, never quoted', async () => {
+    writeFileSync(join(dir, 'bad.yaml'), 'a: [1\nb: CANARY-SECRET-7f3a\n');
+    writeFileSync(join(dir, 'short.json'), '{"token": "CANARY-SECRET-7f3a", ');
+    const yaml = await run(['eval', '-i', join(dir, 'bad.yaml'), 'input']);
+    expect(yaml.code).toBe(1);
+    expect(yaml.err.trim()).toBe(`${join(dir, 'bad.yaml')}:2:1: cannot parse input: not valid YAML`);
+    const json = await run(['eval', '-i', join(dir, 'short.json'), 'input']);
+    expect(json.code).toBe(1);
+    expect(json.err.trim()).toBe(`${join(dir, 'short.json')}:1:33: cannot parse input: not valid JSON`);
+    const missing = await run(['eval', '-i', join(dir, 'nope.json'), 'input']);
+    expect(missing.code).toBe(1);
+    expect(missing.err.trim()).toBe(`${join(dir, 'nope.json')}: cannot read input file (ENOENT)`);
+    expect(yaml.err + json.err).not.toContain('CANARY');
+    expect(yaml.err + json.err + missing.err).not.toContain('Usage:');
+  });
+
   it('explains usage', async () => {
     const r = await run(['eval', '--help']);
     expect(r.code).toBe(0);
