@@ -139,9 +139,12 @@ export interface RedactionSession {
 export interface Redactor {
   /**
    * @param decision  the policy's redaction decision
-   * @param secrets   exact secret values resolved for this request that must not leave (leak guard)
+   * @param secrets   exact secret values resolved for this request that must not leave in the
+   *   prompt (leak guard: the request is refused)
+   * @param answerSecrets  secret values masked wherever they appear in the answer (default:
+   *   `secrets`); includes those the template placed in the prompt on purpose
    */
-  session(decision: RedactionDecision, secrets: readonly string[]): RedactionSession;
+  session(decision: RedactionDecision, secrets: readonly string[], answerSecrets?: readonly string[]): RedactionSession;
 }
 
 // ---------------------------------------------------------------------------------------------

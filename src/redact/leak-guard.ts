@@ -51,11 +51,20 @@ export class LeakGuard {
   }
 
   /**
-   * The guard for `secrets`: requests with no secret to guard (most) share one inactive guard
-   * instead of building an empty one each (a guard never changes once built).
+   * The guard for `secrets`: requests with no secret to guard (most) share one inactive guard,
+   * and requests granted the same secrets share theirs (a guard never changes once built; its
+   * encodings cost microseconds per request otherwise). The cache holds values the secret
+   * resolver's cache holds too, and forgets the oldest past GUARD_CACHE_SIZE.
    */
   static for(secrets: readonly string[]): LeakGuard {
-    return secrets.length === 0 ? NO_SECRETS : new LeakGuard(secrets);
+    if (secrets.length === 0) return NO_SECRETS;
+    const key = secrets.length === 1 ? secrets[0]! : secrets.join('\u0000');
+    let guard = guards.get(key);
+    if (guard === undefined) {
+      if (guards.size >= GUARD_CACHE_SIZE) guards.delete(guards.keys().next().value as string);
+      guards.set(key, (guard = new LeakGuard(secrets)));
+    }
+    return guard;
   }
 
   get active(): boolean {
@@ -78,3 +87,5 @@ export class LeakGuard {
 }
 
 const NO_SECRETS = new LeakGuard([]);
+const GUARD_CACHE_SIZE = 64;
+const guards = new Map<string, LeakGuard>();

@@ -115,12 +115,13 @@ export class WardenRedactor implements Redactor {
     return plan;
   }
 
-  session(decision: RedactionDecision, secrets: readonly string[]): Session {
+  session(decision: RedactionDecision, secrets: readonly string[], answerSecrets: readonly string[] = secrets): Session {
     return new Session({
       scanner: this.scanner,
       plan: this.plan(decision),
       hashKey: this.hashKey,
       secrets,
+      answerSecrets,
       maxHoldBack: this.maxHoldBack,
       findingsCache: this.findingsCache,
     });

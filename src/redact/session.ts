@@ -32,7 +32,10 @@ export interface SessionOptions {
   scanner: Scanner;
   plan: RedactionPlan;
   hashKey: Buffer | undefined;
+  /** Refused in the prompt. */
   secrets: readonly string[];
+  /** Masked in the answer (default: `secrets`). */
+  answerSecrets?: readonly string[];
   maxHoldBack: number;
   /** Prompt findings shared across requests (see findings-cache.ts); absent: scan every time. */
   findingsCache?: FindingsCache | undefined;
@@ -44,7 +47,10 @@ export class Session implements RedactionSession {
   private readonly findingsCache: FindingsCache | undefined;
   private readonly vault = new TokenVault();
   private readonly replacer: Replacer;
+  /** The prompt's leak guard (refuses the request). */
   private readonly guard: LeakGuard;
+  /** The answer's (masks): also the secrets the template placed in the prompt on purpose. */
+  private readonly answerGuard: LeakGuard;
   private readonly counts: Record<string, number> = {};
   private readonly responseCounts: Record<string, number> = {};
   private nonTextParts = 0;
@@ -61,6 +67,7 @@ export class Session implements RedactionSession {
     this.findingsCache = opts.findingsCache;
     this.replacer = createReplacer(this.vault, opts.hashKey);
     this.guard = LeakGuard.for(opts.secrets);
+    this.answerGuard = opts.answerSecrets === undefined || opts.answerSecrets === opts.secrets ? this.guard : LeakGuard.for(opts.answerSecrets);
     this.maxHoldBack = opts.maxHoldBack;
   }
 
@@ -202,9 +209,9 @@ export class Session implements RedactionSession {
     const res = this.scanner.scan(text, from === 0 ? this.plan.scan : { ...this.plan.scan, from });
     this.failures += res.failures;
     let findings = res.findings;
-    if (this.guard.active) {
+    if (this.answerGuard.active) {
       const hits: Finding[] = [];
-      if (this.guard.find(text, hits) > 0) {
+      if (this.answerGuard.find(text, hits) > 0) {
         findings = resolveOverlaps(findings.concat(hits.filter((h) => h.end > from)));
       }
     }
@@ -223,9 +230,9 @@ export class Session implements RedactionSession {
     // Counted here (once per emitted piece), not where found: streaming looks at held text twice.
     for (const f of findings) if (f.entity === LEAK_ENTITY) this.leaks++;
     const out = applyFindings(text, findings, this.responseModeOf, this.replacer, this.responseCounts, restore);
-    if (!this.guard.active) return out;
+    if (!this.answerGuard.active) return out;
     const hits: Finding[] = [];
-    const n = this.guard.find(out, hits);
+    const n = this.answerGuard.find(out, hits);
     if (n === 0) return out;
     this.leaks += n;
     return applyFindings(out, resolveOverlaps(hits), () => 'mask', this.replacer, this.responseCounts);

@@ -7,15 +7,22 @@ import { WardenError } from '../pipeline/errors.js';
 import type { Redactor } from '../pipeline/ports.js';
 import type { RequestContext, Stage } from '../pipeline/stage.js';
 
+const NONE: readonly string[] = [];
+
 /**
- * Secret values the leak guard must stop: every secret resolved for this request except those
- * the template placed in the prompt on purpose (their refs are in `secretsInPrompt`).
+ * Secret values the leak guard must stop in the prompt: every secret resolved for this request
+ * except those the template placed in the prompt on purpose (their refs are in
+ * `secretsInPrompt`). In the answer it masks them all: the model may repeat what it was given,
+ * and the calling app never holds the secrets Warden fetched for it.
  */
-function guardedSecrets(ctx: RequestContext): string[] {
-  const out: string[] = [];
-  if (!ctx.secrets) return out;
-  for (const [ref, value] of ctx.secrets) if (!ctx.secretsInPrompt?.has(ref)) out.push(value);
-  return out;
+function guardedSecrets(ctx: RequestContext): { prompt: readonly string[]; answer: readonly string[] } {
+  if (!ctx.secrets || ctx.secrets.size === 0) return { prompt: NONE, answer: NONE };
+  const all = [...ctx.secrets.values()];
+  const placed = ctx.secretsInPrompt;
+  if (!placed || placed.size === 0) return { prompt: all, answer: all };
+  const prompt: string[] = [];
+  for (const [ref, value] of ctx.secrets) if (!placed.has(ref)) prompt.push(value);
+  return { prompt, answer: all };
 }
 
 export function createRedactStage(getRedactor: () => Redactor): Stage {
@@ -25,7 +32,8 @@ export function createRedactStage(getRedactor: () => Redactor): Stage {
       const { decision, messages } = ctx;
       // Fail closed: without a decision and a rendered prompt there is nothing safe to send.
       if (!decision || !messages) throw new WardenError('internal', 'internal error');
-      const session = getRedactor().session(decision.redaction, guardedSecrets(ctx));
+      const secrets = guardedSecrets(ctx);
+      const session = getRedactor().session(decision.redaction, secrets.prompt, secrets.answer);
       ctx.redaction = session;
       ctx.outbound = session.redactMessages(messages, ctx.renderProvenance);
       // Tool definitions leave the pod too: their descriptions and schemas are redacted the same way.

@@ -9,6 +9,7 @@ import type { PolicyEngine, TemplateStore } from '../../src/pipeline/ports.js';
 import type { RequestContext, Stage } from '../../src/pipeline/stage.js';
 import type { PromptRequest } from '../../src/pipeline/types.js';
 import { createDecideStage, createRegoPolicyEngine } from '../../src/policy/index.js';
+import { createRedactor, createRedactStage, createRespondStage } from '../../src/redact/index.js';
 import { createFetchStage, createFileSecretProvider, createSecretResolver } from '../../src/secrets/index.js';
 import { createRenderStage, createResolveStage, loadTemplateStore } from '../../src/templates/index.js';
 import { makeContext } from '../stage-context.js';
@@ -78,6 +79,30 @@ describe('example templates under the default policy', () => {
     expect(ctx.decision?.secrets).toEqual(['file:secrets/escalation-code']);
     expect(ctx.messages![0]!.content).toMatch(/Escalation code: ESC-DEV-0000-local"\.$/);
     expect([...ctx.secretsInPrompt!]).toEqual(['file:secrets/escalation-code']);
+  });
+
+  it('the secret the brief places in the prompt goes upstream, but is masked in the answer, whole or streamed', async () => {
+    const { ctx, error } = await run({ template: { id: 'ops/incident-brief', version: 1 }, variables: { service: 'checkout', symptoms: '5xx on /pay' } });
+    expect(error).toBeUndefined();
+    const redact = createRedactStage(() => createRedactor({}));
+    await redact.run(ctx);
+    expect(ctx.outbound![0]!.content).toContain('ESC-DEV-0000-local'); // placed on purpose: it is sent
+    // A model that repeats its prompt hands the code back: the caller never gets it.
+    const answer = `Brief done. Escalation code: ESC-DEV-0000-local (${Buffer.from('ESC-DEV-0000-local').toString('base64')})`;
+    ctx.response = { kind: 'complete', result: { id: 'c', model: 'm', created: 1, choices: [{ index: 0, finish_reason: 'stop', message: { role: 'assistant', content: answer } }] } };
+    const respond = createRespondStage();
+    await respond.run(ctx);
+    expect(ctx.response.kind === 'complete' && ctx.response.result.choices[0]!.message.content).toBe('Brief done. Escalation code: [SECRET_VALUE] ([SECRET_VALUE])');
+    const pieces = answer.match(/.{1,3}/g)!.map((content) => ({ id: 'c', model: 'm', created: 1, choices: [{ index: 0, delta: { content }, finish_reason: null }] }));
+    async function* chunks() {
+      yield* pieces;
+    }
+    ctx.response = { kind: 'stream', chunks: chunks() };
+    await respond.run(ctx);
+    let streamed = '';
+    if (ctx.response.kind === 'stream') for await (const c of ctx.response.chunks) streamed += c.choices[0]?.delta.content ?? '';
+    expect(streamed).toBe('Brief done. Escalation code: [SECRET_VALUE] ([SECRET_VALUE])');
+    expect(ctx.redaction!.report().leaks).toBeGreaterThanOrEqual(2);
   });
 
   it('denies a model the template sensitivity does not allow', async () => {

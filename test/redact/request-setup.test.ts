@@ -7,6 +7,7 @@ import { describe, expect, it } from 'vitest';
 import { isWardenError } from '../../src/pipeline/errors.js';
 import type { ChatMessage, RedactionDecision } from '../../src/pipeline/types.js';
 import { BUILTIN_ENTITIES, createRedactor } from '../../src/redact/index.js';
+import { LeakGuard } from '../../src/redact/leak-guard.js';
 import { buildPlan, BUILTIN_PROFILES } from '../../src/redact/profiles.js';
 import { decision } from './helpers.js';
 
@@ -117,6 +118,17 @@ describe('sessions', () => {
     }
     expect(code).toBe('redaction_blocked');
     expect(r.session(decision(), []).redactMessages(msgs)[0]!.content).toBe('the password is hunter2-very-secret');
+  });
+
+  it('share the guard of the same secrets, and never one of other secrets', () => {
+    expect(LeakGuard.for(['hunter2-very-secret'])).toBe(LeakGuard.for(['hunter2-very-secret']));
+    expect(LeakGuard.for(['a-secret-one', 'b-secret-two'])).toBe(LeakGuard.for(['a-secret-one', 'b-secret-two']));
+    const other = LeakGuard.for(['hunter3-very-secret']);
+    expect(other).not.toBe(LeakGuard.for(['hunter2-very-secret']));
+    expect(other.find('hunter2-very-secret', [])).toBe(0);
+    expect(other.find('hunter3-very-secret', [])).toBe(1);
+    // Past the cache's bound the oldest are built again, never mixed up.
+    for (let i = 0; i < 200; i++) expect(LeakGuard.for([`secret-number-${i}`]).find(`x secret-number-${i} y`, [])).toBe(1);
   });
 
   it('leave answers without a placeholder as they are, and restore only minted ones', () => {
