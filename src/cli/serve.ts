@@ -32,19 +32,38 @@ export async function runServeCommand(argv: string[], io: CliIO): Promise<number
   await runtime.start();
 
   return await new Promise<number>((resolve) => {
+    let stopping = false;
+    // The handlers stay installed through the drain: without them a second signal (an impatient
+    // second Ctrl-C, a SIGHUP from a config sync) would take Node's default action and kill the
+    // process mid-drain, cutting in-flight streams and their audit records. The shutdown
+    // deadline (limits.shutdown_grace_ms) bounds the drain; SIGKILL remains for the impatient.
     const stop = (signal: NodeJS.Signals) => {
-      process.off('SIGTERM', stop);
-      process.off('SIGINT', stop);
-      process.off('SIGHUP', hup);
+      if (stopping) {
+        logger.warn({ signal }, 'already shutting down; the drain continues');
+        return;
+      }
+      stopping = true;
       runtime.shutdown(signal).then(
-        () => resolve(0),
+        () => finish(0),
         (err: unknown) => {
           logger.error({ error_type: err instanceof Error ? err.constructor.name : typeof err }, 'shutdown failed');
-          resolve(1);
+          finish(1);
         },
       );
     };
-    const hup = () => void runtime.reload('SIGHUP');
+    const hup = () => {
+      if (stopping) {
+        logger.warn({ signal: 'SIGHUP' }, 'reload skipped: shutting down');
+        return;
+      }
+      void runtime.reload('SIGHUP');
+    };
+    const finish = (code: number) => {
+      process.off('SIGTERM', stop);
+      process.off('SIGINT', stop);
+      process.off('SIGHUP', hup);
+      resolve(code);
+    };
     process.on('SIGTERM', stop);
     process.on('SIGINT', stop);
     process.on('SIGHUP', hup);

@@ -75,4 +75,28 @@ describe('warden serve lifecycle', () => {
     expect(records.at(-1).status).toBe('ok');
     upstream.mode = 'ok';
   });
+
+  it('a second SIGTERM, a SIGINT or a SIGHUP during the drain neither kills the process nor cuts the request', { timeout: 60_000 }, async () => {
+    const child = spawnWarden(['serve', '--config', prepared.configFile]);
+    const { lines, listening, exited } = watchServe(child);
+    const addr = await listening;
+    const token = await prepared.signer.token('support', 'ticket-bot');
+    upstream.mode = 'delayed';
+    const callsBefore = upstream.calls.length;
+    const pending = postChat(addr.http, token, { model: 'gpt-4o-mini', warden: { template: 'support/ticket-summary@2', variables: { ticket_id: 'T-78', customer_message: 'hi' } } });
+    await eventually(() => upstream.calls.length > callsBefore, 5);
+    child.kill('SIGTERM');
+    await eventually(() => lines.some((l) => l.includes('"shutting down"')), 5);
+    child.kill('SIGHUP');
+    child.kill('SIGTERM');
+    child.kill('SIGINT');
+    const res = await pending;
+    expect(res.status).toBe(200);
+    expect(await exited).toBe(0);
+    expect(lines.some((l) => l.includes('already shutting down'))).toBe(true);
+    expect(lines.some((l) => l.includes('reload skipped: shutting down'))).toBe(true);
+    const records = readFileSync(prepared.auditFile, 'utf8').trim().split('\n').map((l) => JSON.parse(l) as any);
+    expect(records.at(-1)).toMatchObject({ status: 'ok', template: { id: 'support/ticket-summary', version: 2 } });
+    upstream.mode = 'ok';
+  });
 });
