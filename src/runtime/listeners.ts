@@ -18,18 +18,35 @@ export function listenTcp(server: Server, addr: ListenAddress): Promise<AddressI
   });
 }
 
-/** Removes a stale socket file left by a previous process (only if it is a socket). */
-export async function removeStaleSocket(path: string): Promise<void> {
-  try {
-    const st = await lstat(path);
-    if (st.isSocket()) await unlink(path);
-  } catch {
-    // Absent: nothing to remove.
+/**
+ * The longest Unix socket path, in bytes: `sun_path` is 108 bytes on Linux, NUL included. A
+ * longer path is silently cut by the kernel, so the socket would appear under another name.
+ */
+export const MAX_SOCKET_PATH_BYTES = 107;
+
+/**
+ * Makes `path` ready for a Unix socket listener (`key` names its config key in errors): refuses a
+ * path too long to bind as written, and removes a stale socket left by a previous process —
+ * only a socket: a regular file or a directory there is an error, not something to delete.
+ */
+export async function prepareSocketPath(path: string, key: string): Promise<void> {
+  if (Buffer.byteLength(path) > MAX_SOCKET_PATH_BYTES) {
+    throw new Error(`${key}: ${path} is ${Buffer.byteLength(path)} bytes long; a Unix socket path can have at most ${MAX_SOCKET_PATH_BYTES}`);
   }
+  let st;
+  try {
+    st = await lstat(path);
+  } catch {
+    return; // Absent: nothing to remove.
+  }
+  if (!st.isSocket()) {
+    throw new Error(`${key}: ${path} exists and is not a socket but ${st.isDirectory() ? 'a directory' : 'a file'}; remove it or choose another path`);
+  }
+  await unlink(path);
 }
 
-export async function listenUnix(server: Server, path: string): Promise<string> {
-  await removeStaleSocket(path);
+export async function listenUnix(server: Server, path: string, key: string): Promise<string> {
+  await prepareSocketPath(path, key);
   await new Promise<void>((resolve, reject) => {
     const onError = (err: Error) => reject(err);
     server.once('error', onError);

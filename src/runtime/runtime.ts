@@ -19,7 +19,7 @@ import { createLogger, type Logger } from '../telemetry/logger.js';
 import { createMetrics, type Metrics } from '../telemetry/metrics.js';
 import { buildComponents, describeLoadError, type Components } from './components.js';
 import { LiveSetHolder, type LiveSet } from './live-set.js';
-import { closeServer, formatAddress, listenTcp, listenUnix } from './listeners.js';
+import { closeServer, formatAddress, listenTcp, listenUnix, prepareSocketPath } from './listeners.js';
 import { startReloader, type Reloader } from './reload.js';
 
 export interface RuntimeOptions {
@@ -204,7 +204,7 @@ export async function createRuntime(config: Config, opts: RuntimeOptions = {}): 
     if (config.listen.http_socket) {
       // A second server object on the same handler: one node server cannot listen twice.
       const unixIngress = createHttpIngress({ pipeline, limits, logger, draining: () => draining, configuredModels, onRejected, admission, unixListener: true });
-      out.httpSocket = await listenUnix(unixIngress.server, config.listen.http_socket);
+      out.httpSocket = await listenUnix(unixIngress.server, config.listen.http_socket, 'listen.http_socket');
       httpServers.push(unixIngress.server);
       httpIngresses.push(unixIngress);
     }
@@ -214,7 +214,7 @@ export async function createRuntime(config: Config, opts: RuntimeOptions = {}): 
     const grpcPort = await bindGrpc(grpcServer, formatListen(g));
     out.grpc = formatListen({ host: g.host, port: grpcPort });
     if (config.listen.grpc_socket) {
-      await import('./listeners.js').then((m) => m.removeStaleSocket(config.listen.grpc_socket as string));
+      await prepareSocketPath(config.listen.grpc_socket, 'listen.grpc_socket');
       await bindGrpc(grpcServer, `unix:${config.listen.grpc_socket}`);
       out.grpcSocket = config.listen.grpc_socket;
     }

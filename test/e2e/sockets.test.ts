@@ -91,6 +91,18 @@ describe('Unix domain sockets', () => {
   });
 });
 
+describe('socket paths that cannot work', () => {
+  it('a path longer than a Unix socket address holds, or one held by a directory, stops the start naming the key', async () => {
+    const long = `${'s'.repeat(120)}.sock`;
+    await expect(
+      startWarden({ upstreamUrl: upstream.url, listen: `listen: { http: 127.0.0.1:0, grpc: 127.0.0.1:0, admin: 127.0.0.1:0, http_socket: ${long} }` }),
+    ).rejects.toThrow(/^listen\.http_socket: .* bytes long; a Unix socket path can have at most 107$/);
+    await expect(
+      startWarden({ upstreamUrl: upstream.url, listen: 'listen: { http: 127.0.0.1:0, grpc: 127.0.0.1:0, admin: 127.0.0.1:0, grpc_socket: templates }' }),
+    ).rejects.toThrow(/^listen\.grpc_socket: .*templates exists and is not a socket but a directory/);
+  });
+});
+
 describe('header size limit', () => {
   it('a header block over limits.max_header_bytes is refused with 431', async () => {
     const res = await fetch(`${w.addresses.http}/v1/models`, { headers: { 'x-padding': 'p'.repeat(8000) } });
