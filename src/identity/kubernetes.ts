@@ -62,7 +62,11 @@ export class KubernetesTokenAuthenticator implements Authenticator {
     let namespace: unknown;
     let serviceAccount: unknown;
     let pod: unknown;
-    if (k8s && typeof k8s === 'object') {
+    // Present but not an object (or an array): malformed, not a reason to fall back to `sub`.
+    if (k8s !== undefined && (k8s === null || typeof k8s !== 'object' || Array.isArray(k8s))) {
+      throw unauthenticated(this.method, 'token kubernetes.io claim is not an object');
+    }
+    if (k8s) {
       namespace = k8s.namespace;
       serviceAccount = k8s.serviceaccount?.name;
       pod = k8s.pod?.name;

@@ -169,6 +169,11 @@ describe('KubernetesTokenAuthenticator (JWKS URL)', () => {
     const mixed = { ...k8sClaims('payments', 'checkout'), sub: 'system:serviceaccount:kube-system:admin' };
     expect((await authError(k8s, creds(await sign(mixed)))).message).toMatch(/disagree/);
     expect((await authError(k8s, creds(await sign(k8sClaims('Bad_NS'))))).message).toMatch(/namespace claim is invalid/);
+    // A malformed kubernetes.io claim is refused, not passed over for the legacy sub.
+    for (const bad of ['payments', ['payments'], null]) {
+      const token = await sign({ 'kubernetes.io': bad, sub: 'system:serviceaccount:payments:checkout' });
+      expect((await authError(k8s, creds(token))).message).toMatch(/kubernetes\.io claim is not an object/);
+    }
   });
 
   it('leaves other issuers and non-JWT bearers to other methods', async () => {
