@@ -112,12 +112,14 @@ function buildAuthenticators(config: Config, logger: Logger): Authenticator[] {
 /** The caching secret resolver with the file and env providers; relative refs resolve against `configDir`. */
 export function secretResolverFor(config: Config, configDir: string) {
   return createSecretResolver({
-    // secrets.default_ttl_ms is the lease for backends that give none (file, env).
+    // secrets.default_ttl_ms, when set, is the lease for backends that give none (file, env);
+    // unset, each provider keeps its own default (files 30 s, environment 10 min).
     providers: [
-      createFileSecretProvider({ ttlMs: config.secrets.default_ttl_ms }),
-      createEnvSecretProvider({ ttlMs: config.secrets.default_ttl_ms }),
+      createFileSecretProvider(config.secrets.default_ttl_ms === undefined ? {} : { ttlMs: config.secrets.default_ttl_ms }),
+      createEnvSecretProvider(config.secrets.default_ttl_ms === undefined ? {} : { ttlMs: config.secrets.default_ttl_ms }),
     ],
     maxEntries: config.secrets.cache.max_entries,
+    fetchTimeoutMs: config.secrets.fetch_timeout_ms,
     baseDir: configDir,
   });
 }
