@@ -205,6 +205,19 @@ describe('errors name file:line:col, key path and what is wrong', () => {
     expect(ok.secrets.default_ttl_ms).toBe(0);
   });
 
+  it('more than 100 aliases is ordinary YAML; an alias bomb is config_invalid with a location', () => {
+    const labels = Array.from({ length: 150 }, (_, i) => `    l${i}: *v`).join('\n');
+    const ok = parseConfig(`environment:\n  name: &v staging\n  labels:\n${labels}\n`, 'w.yaml');
+    expect(ok.environment.labels.l149).toBe('staging');
+    const levels = ['x-a: &a [x, x, x, x, x, x, x, x, x, x]'];
+    for (const [prev, next] of [['a', 'b'], ['b', 'c'], ['c', 'd'], ['d', 'e'], ['e', 'f'], ['f', 'g']]) {
+      levels.push(`x-${next}: &${next} [${Array(10).fill(`*${prev}`).join(', ')}]`);
+    }
+    expect(lines(levels.join('\n'))).toEqual([
+      'w.yaml:2:10: (root): YAML: aliases expand too much (more than 1000 alias expansions); write the repeated values out, or use fewer nested anchors',
+    ]);
+  });
+
   it('max_json_depth is bounded: a limit deeper than the ceiling would let a body overflow the stack', () => {
     expect(lines('limits:\n  max_json_depth: 1001\n')).toEqual(['w.yaml:2:3: limits.max_json_depth: must be at most 1000']);
     expect(parseConfig('limits: { max_json_depth: 1000 }\n', 'w.yaml').limits.max_json_depth).toBe(1000);
