@@ -5,7 +5,7 @@
  */
 import { readFileSync } from 'node:fs';
 import { dirname, isAbsolute, resolve } from 'node:path';
-import { LineCounter, parseDocument } from 'yaml';
+import { isAlias, LineCounter, parseDocument, visit, type Document } from 'yaml';
 import type { z } from 'zod';
 import { parseSecretRef } from '../secrets/index.js';
 import { ConfigError, type ConfigProblem } from './errors.js';
@@ -28,6 +28,24 @@ const LISTEN_OVERRIDES = [
 ] as const;
 
 const RELATIVE_FILE_REF = /^file:(?!\/\/)/i;
+
+/**
+ * Most alias expansions the file may make (the yaml library's `maxAliasCount`, which weighs each
+ * use of an anchor by the aliases nested in it): room for DRY YAML, none for an alias bomb.
+ */
+const MAX_ALIAS_COUNT = 1000;
+
+/** Offset of the document's first alias (`*name`), where an alias-count problem starts. */
+function firstAliasOffset(doc: Document): number {
+  let offset = 0;
+  visit(doc, {
+    Alias(_key, node) {
+      if (isAlias(node) && node.range) offset = node.range[0];
+      return visit.BREAK;
+    },
+  });
+  return offset;
+}
 
 const LOG_LEVELS = ['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'];
 
@@ -66,7 +84,23 @@ export function parseConfig(text: string, file: string, env: Env = {}, opts: Loa
     );
   }
 
-  const js: unknown = doc.toJS({ maxAliasCount: 100 });
+  let js: unknown;
+  try {
+    js = doc.toJS({ maxAliasCount: MAX_ALIAS_COUNT });
+  } catch (err) {
+    // The yaml library throws (a ReferenceError, with no position) when aliases expand too much.
+    if (!(err instanceof ReferenceError)) throw err;
+    const pos = counter.linePos(firstAliasOffset(doc));
+    throw new ConfigError([
+      {
+        file,
+        line: pos.line,
+        column: pos.col,
+        path: '(root)',
+        message: `YAML: aliases expand too much (more than ${MAX_ALIAS_COUNT} alias expansions); write the repeated values out, or use fewer nested anchors`,
+      },
+    ]);
+  }
   const raw: unknown = js === null || js === undefined ? {} : js;
   if (typeof raw !== 'object' || Array.isArray(raw)) {
     throw new ConfigError([{ file, line: 1, column: 1, path: '(root)', message: 'must be a mapping of keys to values' }]);

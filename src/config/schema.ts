@@ -54,6 +54,15 @@ function secretRefProblem(err: unknown): string {
 const nonEmpty = z.string().min(1, { error: 'must not be empty' });
 const positiveInt = z.int().positive();
 
+/**
+ * Largest duration Node's timers take (2^31-1 ms, about 24.8 days). A larger value is not "a long
+ * time": setTimeout turns it into 1 ms, so every upstream call would time out at once.
+ */
+export const MAX_DURATION_MS = 2 ** 31 - 1;
+const durationMessage = { error: `must be at most ${MAX_DURATION_MS} ms (about 24.8 days, the longest timer Node.js supports)` };
+/** A duration in ms, at least `min` (1 unless a 0 is meaningful) and at most MAX_DURATION_MS. */
+const durationMs = (min: 0 | 1 = 1) => (min === 0 ? z.int().min(0) : z.int().positive()).max(MAX_DURATION_MS, durationMessage);
+
 const ListenSchema = z
   .strictObject({
     http: listenAddress('127.0.0.1:8700'),
@@ -228,7 +237,7 @@ const PolicySchema = z.strictObject({
     .default('warden/decision'),
   /** Evaluation budget: a policy that exceeds it is a policy_error (deny), not a hung request. */
   max_steps: positiveInt.default(100_000),
-  timeout_ms: positiveInt.default(50),
+  timeout_ms: durationMs().default(50),
   /**
    * Reuse a decision for inputs that agree on every field the policy reads. Applies only when
    * the policy's analysis proves that safe (README, "Decision cache"); `enabled: false` turns it
@@ -256,8 +265,14 @@ const SecretsSchema = z.strictObject({
       max_entries: positiveInt.default(1000),
     })
     .prefault({}),
-  /** Lease for refs whose backend does not give one (file://, env://). */
-  default_ttl_ms: z.int().min(0).default(300_000),
+  /**
+   * Lease for refs whose backend does not give one (file://, env://). Unset: 30 s for files
+   * (mounted secrets rotate in place), 10 min for environment variables (fixed for the process).
+   * 0 turns caching off.
+   */
+  default_ttl_ms: durationMs(0).optional(),
+  /** Deadline for one secret fetch; past it the fetch is secret_unavailable. */
+  fetch_timeout_ms: durationMs().default(5_000),
 });
 
 const EchoProviderSchema = z.strictObject({ kind: z.literal('echo') });
@@ -269,9 +284,9 @@ const OpenAIProviderSchema = z.strictObject({
   api_key: secretRef.optional(),
   timeouts: z
     .strictObject({
-      connect_ms: positiveInt.default(5_000),
-      headers_ms: positiveInt.default(60_000),
-      body_ms: positiveInt.default(300_000),
+      connect_ms: durationMs().default(5_000),
+      headers_ms: durationMs().default(60_000),
+      body_ms: durationMs().default(300_000),
     })
     .prefault({}),
   pool: z
@@ -325,9 +340,9 @@ const LimitsSchema = z.strictObject({
   max_variable_length: positiveInt.default(32 * 1024),
   max_json_depth: positiveInt.max(MAX_JSON_DEPTH_CEILING).default(DEFAULT_MAX_JSON_DEPTH),
   max_in_flight: positiveInt.max(1_000_000).default(1024),
-  client_timeout_ms: positiveInt.default(120_000),
-  upstream_timeout_ms: positiveInt.default(300_000),
-  shutdown_grace_ms: z.int().min(0).default(10_000),
+  client_timeout_ms: durationMs().default(120_000),
+  upstream_timeout_ms: durationMs().default(300_000),
+  shutdown_grace_ms: durationMs(0).default(10_000),
 });
 
 const LogSchema = z.strictObject({
@@ -338,7 +353,9 @@ const LogSchema = z.strictObject({
 const ReloadSchema = z.strictObject({
   /** Watch template and policy paths; SIGHUP reloads either way. */
   watch: z.boolean().default(true),
-  debounce_ms: z.int().min(0).default(250),
+  debounce_ms: durationMs(0).default(250),
+  /** Deadline for one reload (and the first load): past it the reload is rejected, the last good set keeps serving. */
+  timeout_ms: durationMs().default(30_000),
 });
 
 export const ConfigSchema = z

@@ -18,7 +18,7 @@ import { createRedactStage, createRedactor, createRespondStage, type RedactionCo
 import { createEnvSecretProvider, createFetchStage, createFileSecretProvider, createSecretResolver } from '../secrets/index.js';
 import type { Logger } from '../telemetry/logger.js';
 import type { Metrics } from '../telemetry/metrics.js';
-import { TemplateLoadError, createRenderStage, createResolveStage, formatIssue, loadTemplateStore } from '../templates/index.js';
+import { TemplateLoadError, createRenderStage, createResolveStage, formatIssue, formatWarning, loadTemplateStore } from '../templates/index.js';
 import type { LiveSet, LiveSetHolder } from './live-set.js';
 
 export interface ComponentOptions {
@@ -112,12 +112,14 @@ function buildAuthenticators(config: Config, logger: Logger): Authenticator[] {
 /** The caching secret resolver with the file and env providers; relative refs resolve against `configDir`. */
 export function secretResolverFor(config: Config, configDir: string) {
   return createSecretResolver({
-    // secrets.default_ttl_ms is the lease for backends that give none (file, env).
+    // secrets.default_ttl_ms, when set, is the lease for backends that give none (file, env);
+    // unset, each provider keeps its own default (files 30 s, environment 10 min).
     providers: [
-      createFileSecretProvider({ ttlMs: config.secrets.default_ttl_ms }),
-      createEnvSecretProvider({ ttlMs: config.secrets.default_ttl_ms }),
+      createFileSecretProvider(config.secrets.default_ttl_ms === undefined ? {} : { ttlMs: config.secrets.default_ttl_ms }),
+      createEnvSecretProvider(config.secrets.default_ttl_ms === undefined ? {} : { ttlMs: config.secrets.default_ttl_ms }),
     ],
     maxEntries: config.secrets.cache.max_entries,
+    fetchTimeoutMs: config.secrets.fetch_timeout_ms,
     baseDir: configDir,
   });
 }
@@ -190,18 +192,50 @@ export async function buildComponents(config: Config, opts: ComponentOptions): P
     audit,
     auditLog,
     loadLiveSet: async () => {
-      // Both load before either is used: a reload swaps a complete set or nothing.
-      const [templates, policy] = await Promise.all([
-        loadTemplateStore(config.templates.paths),
-        createRegoPolicyEngine({
-          paths: config.policy.paths,
-          entrypoint: config.policy.entrypoint,
-          maxSteps: config.policy.max_steps,
-          deadlineMs: config.policy.timeout_ms,
-          decisionCache: { enabled: config.policy.decision_cache.enabled, maxEntries: config.policy.decision_cache.max_entries },
-          onDecisionCache: (result) => opts.metrics.observePolicyCache(result),
-        }),
-      ]);
+      // Both load before either is used: a reload swaps a complete set or nothing. Each part's
+      // failure says which part it was (the reload metric and log line are per kind), and the
+      // whole load has a deadline: a load that never ends would hold every later reload.
+      const pending = new Set<LoadKind>(['templates', 'policies']);
+      const part = <T>(kind: LoadKind, p: Promise<T>): Promise<T> =>
+        p.then(
+          (v) => (pending.delete(kind), v),
+          (err: unknown) => {
+            pending.delete(kind);
+            throw err instanceof TemplateLoadError || isWardenError(err) ? err : new LoadFailure(kind, err);
+          },
+        );
+      let timer: NodeJS.Timeout | undefined;
+      const deadline = new Promise<never>((_, reject) => {
+        timer = setTimeout(() => {
+          const kind: LoadKind = pending.has('templates') ? 'templates' : 'policies';
+          reject(new LoadFailure(kind, `${kind} did not load within ${config.reload.timeout_ms} ms (reload.timeout_ms)`));
+        }, config.reload.timeout_ms);
+        timer.unref();
+      });
+      let templates: Awaited<ReturnType<typeof loadTemplateStore>>;
+      let policy: Awaited<ReturnType<typeof createRegoPolicyEngine>>;
+      try {
+        [templates, policy] = await Promise.race([
+          Promise.all([
+            part('templates', loadTemplateStore(config.templates.paths)),
+            part(
+              'policies',
+              createRegoPolicyEngine({
+                paths: config.policy.paths,
+                entrypoint: config.policy.entrypoint,
+                maxSteps: config.policy.max_steps,
+                deadlineMs: config.policy.timeout_ms,
+                decisionCache: { enabled: config.policy.decision_cache.enabled, maxEntries: config.policy.decision_cache.max_entries },
+                onDecisionCache: (result) => opts.metrics.observePolicyCache(result),
+              }),
+            ),
+          ]),
+          deadline,
+        ]);
+      } finally {
+        clearTimeout(timer);
+      }
+      for (const w of templates.warnings) opts.logger.warn({ file: w.file, problem: w.message }, `templates: ${formatWarning(w)}`);
       logDecisionCache(opts.logger, policy.decisionCache);
       return { templates, policy, loadedAt: new Date().toISOString() };
     },
@@ -244,8 +278,21 @@ export async function redactionConfigFrom(
   return out;
 }
 
+type LoadKind = 'templates' | 'policies';
+
+/** A load that failed without a Warden error (or ran out of time), tagged with the part it was. */
+export class LoadFailure extends Error {
+  readonly kind: LoadKind;
+  constructor(kind: LoadKind, cause: unknown) {
+    super(typeof cause === 'string' ? cause : `${kind} failed to load: ${cause instanceof Error ? cause.message : String(cause)}`, { cause });
+    this.name = 'LoadFailure';
+    this.kind = kind;
+  }
+}
+
 /** What a load failure was about and where, for the reload log line (file:line, never contents). */
-export function describeLoadError(err: unknown): { kind: 'templates' | 'policies'; problems: string[] } {
+export function describeLoadError(err: unknown): { kind: LoadKind; problems: string[] } {
+  if (err instanceof LoadFailure) return { kind: err.kind, problems: [err.message] };
   if (err instanceof TemplateLoadError) {
     return { kind: 'templates', problems: err.issues.map(formatIssue) };
   }

@@ -9,9 +9,12 @@ export interface EnvSecretProviderOptions {
   ttlMs?: number;
 }
 
+/** Default lease of an env secret: the environment does not change under a running process. */
+export const ENV_SECRET_TTL_MS = 600_000;
+
 export function createEnvSecretProvider(opts: EnvSecretProviderOptions = {}): SecretProvider {
   const env = opts.env ?? process.env;
-  const ttlMs = opts.ttlMs ?? 600_000;
+  const ttlMs = opts.ttlMs ?? ENV_SECRET_TTL_MS;
   return {
     scheme: 'env',
     async fetch(ref: URL) {

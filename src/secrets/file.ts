@@ -1,8 +1,14 @@
 /**
  * `file:` secret provider: reads a file (e.g. a mounted Kubernetes Secret or a local dev secret).
  * The lease is short by default because mounted secrets rotate in place.
+ *
+ * A secret is a small regular file. The file is opened without blocking (a FIFO would otherwise
+ * hold the open, and a threadpool thread, until a writer shows up), checked with fstat (anything
+ * but a regular file is refused: `/dev/zero`, a FIFO, a socket), and read through the handle up
+ * to `maxBytes + 1` bytes at most, so a huge or endless file costs at most that much memory.
  */
-import { readFile } from 'node:fs/promises';
+import { constants } from 'node:fs';
+import { open } from 'node:fs/promises';
 import { fileURLToPath } from 'node:url';
 import type { SecretProvider } from '../pipeline/ports.js';
 
@@ -27,23 +33,74 @@ export function trimOneTrailingNewline(s: string): string {
   return s;
 }
 
+/** Default lease of a file secret: a rotated (mounted) secret is picked up within 30 s. */
+export const FILE_SECRET_TTL_MS = 30_000;
+
+// O_NONBLOCK: opening a FIFO for reading returns at once instead of waiting for a writer.
+// O_NOCTTY: a terminal device never becomes the controlling terminal. Both are no-ops for regular files.
+const OPEN_FLAGS = constants.O_RDONLY | (constants.O_NONBLOCK ?? 0) | (constants.O_NOCTTY ?? 0);
+
 export function createFileSecretProvider(opts: FileSecretProviderOptions = {}): SecretProvider {
-  const ttlMs = opts.ttlMs ?? 30_000;
+  const ttlMs = opts.ttlMs ?? FILE_SECRET_TTL_MS;
   const maxBytes = opts.maxBytes ?? 64 * 1024;
+  const utf8 = new TextDecoder('utf-8', { fatal: true });
   return {
     scheme: 'file',
     async fetch(ref: URL, signal?: AbortSignal) {
       const path = fileURLToPath(ref);
-      let buf: Buffer;
+      // Every message names the path's errno or a reason of ours only: never file content.
+      const ioError = (err: unknown) => new SecretFetchError(`cannot read secret file (${(err as NodeJS.ErrnoException).code ?? 'read error'})`);
+      let fh;
       try {
-        buf = await readFile(path, signal ? { signal } : {});
+        fh = await open(path, OPEN_FLAGS);
       } catch (err) {
-        const code = (err as NodeJS.ErrnoException).code ?? 'read error';
-        // The error names the path and errno only: never file content.
-        throw new SecretFetchError(`cannot read secret file (${code})`);
+        throw ioError(err);
       }
-      if (buf.length > maxBytes) throw new SecretFetchError(`secret file is larger than ${maxBytes} bytes`);
-      return { value: trimOneTrailingNewline(buf.toString('utf8')), ttlMs };
+      let buf: Buffer;
+      let length = 0;
+      try {
+        let st;
+        try {
+          st = await fh.stat();
+        } catch (err) {
+          throw ioError(err);
+        }
+        if (!st.isFile()) throw new SecretFetchError('secret path is not a regular file');
+        if (st.size > maxBytes) throw new SecretFetchError(`secret file is larger than ${maxBytes} bytes`);
+        // One byte more than allowed: a file that grew since fstat is caught without reading it all.
+        buf = Buffer.alloc(Math.min(st.size, maxBytes) + 1);
+        for (;;) {
+          if (signal?.aborted) throw new SecretFetchError('read aborted');
+          let n: number;
+          try {
+            ({ bytesRead: n } = await fh.read(buf, length, buf.length - length, null));
+          } catch (err) {
+            throw ioError(err);
+          }
+          if (n === 0) break;
+          length += n;
+          if (length === buf.length) {
+            if (length > maxBytes) throw new SecretFetchError(`secret file is larger than ${maxBytes} bytes`);
+            // The file grew since fstat but is still within the limit: make room and go on.
+            const next = Buffer.alloc(Math.min(buf.length * 2, maxBytes + 1));
+            buf.copy(next, 0, 0, length);
+            buf = next;
+          }
+        }
+      } finally {
+        await fh.close().catch(() => undefined);
+      }
+      let text: string;
+      try {
+        text = utf8.decode(buf.subarray(0, length));
+      } catch {
+        // Silently replacing bad bytes with U+FFFD would hand upstream a different credential.
+        throw new SecretFetchError('secret file is not valid UTF-8');
+      }
+      const value = trimOneTrailingNewline(text);
+      // An empty key would go upstream as a bare "Bearer": refuse it, as env:// refuses an empty variable.
+      if (value === '') throw new SecretFetchError('secret file is empty');
+      return { value, ttlMs };
     },
   };
 }

@@ -1,10 +1,10 @@
 /** Secrets: ref parsing, providers (file, env), the caching resolver and the fetch stage. */
 export { parseSecretRef, secretRefScheme, SecretRefError, SECRET_SCHEMES } from './ref.js';
 export type { ParsedSecretRef, SecretScheme, SecretRefErrorCode } from './ref.js';
-export { createFileSecretProvider, SecretFetchError, trimOneTrailingNewline } from './file.js';
+export { createFileSecretProvider, FILE_SECRET_TTL_MS, SecretFetchError, trimOneTrailingNewline } from './file.js';
 export type { FileSecretProviderOptions } from './file.js';
-export { createEnvSecretProvider } from './env.js';
+export { createEnvSecretProvider, ENV_SECRET_TTL_MS } from './env.js';
 export type { EnvSecretProviderOptions } from './env.js';
-export { createSecretResolver } from './resolver.js';
+export { createSecretResolver, DEFAULT_SECRET_FAILURE_TTL_MS, DEFAULT_SECRET_FETCH_TIMEOUT_MS } from './resolver.js';
 export type { CachingSecretResolver, SecretResolverOptions } from './resolver.js';
 export { createFetchStage, templateSecretRefs } from './stage.js';

@@ -20,7 +20,21 @@ export interface SecretResolverOptions {
   baseDir?: string;
   /** Upper bound on cached values. Default 1000. */
   maxEntries?: number;
+  /**
+   * Deadline for one provider fetch (ms). Past it the fetch ends as `secret_unavailable` for every
+   * waiter, so a stuck backend never holds a request (or the single-flight entry) for good.
+   * Default 5000.
+   */
+  fetchTimeoutMs?: number;
+  /**
+   * How long a failed fetch is remembered (ms): requests for that ref within it fail at once with
+   * the same reason instead of reading again. Default 1000; 0 turns it off.
+   */
+  failureTtlMs?: number;
 }
+
+export const DEFAULT_SECRET_FETCH_TIMEOUT_MS = 5_000;
+export const DEFAULT_SECRET_FAILURE_TTL_MS = 1_000;
 
 export interface CachingSecretResolver extends SecretResolver {
   /** Every value when all `refs` are cached within their lease, else undefined (see SecretResolver). */
@@ -62,6 +76,10 @@ export function createSecretResolver(opts: SecretResolverOptions): CachingSecret
    */
   const stampOf = new Map<string, string>();
   const inflight = new Map<string, Promise<string>>();
+  /** Recent failures by ref: the error and when it stops being reused. */
+  const failed = new Map<string, { error: WardenError; until: number }>();
+  const fetchTimeoutMs = opts.fetchTimeoutMs ?? DEFAULT_SECRET_FETCH_TIMEOUT_MS;
+  const failureTtlMs = opts.failureTtlMs ?? DEFAULT_SECRET_FAILURE_TTL_MS;
   // Refs come from the loaded template set (a finite list), so parsing once per ref is enough.
   const parsed = new Map<string, ParsedSecretRef>();
 
@@ -87,11 +105,23 @@ export function createSecretResolver(opts: SecretResolverOptions): CachingSecret
     const provider = providers.get(p.scheme);
     if (!provider) throw unavailable(p.ref, KNOWN_BUT_UNCONFIGURED_HINT[p.scheme] ?? `no provider for scheme "${p.scheme}"`);
     let out: { value: string; ttlMs: number };
+    const controller = new AbortController();
+    let timer: NodeJS.Timeout | undefined;
     try {
-      out = await provider.fetch(p.url);
+      const deadline = new Promise<never>((_, reject) => {
+        timer = setTimeout(() => {
+          controller.abort();
+          reject(unavailable(p.ref, `fetch timed out after ${fetchTimeoutMs} ms`));
+        }, fetchTimeoutMs);
+        timer.unref();
+      });
+      out = await Promise.race([provider.fetch(p.url, controller.signal), deadline]);
     } catch (err) {
+      if (err instanceof WardenError) throw err;
       // Only our own fetch errors carry a message we know to be value-free.
       throw unavailable(p.ref, err instanceof SecretFetchError ? err.message : 'provider fetch failed');
+    } finally {
+      clearTimeout(timer);
     }
     if (typeof out?.value !== 'string') throw unavailable(p.ref, 'provider returned no value');
     if (out.ttlMs > 0) {
@@ -101,13 +131,31 @@ export function createSecretResolver(opts: SecretResolverOptions): CachingSecret
     return out.value;
   }
 
+  function remember(ref: string, err: unknown): never {
+    if (failureTtlMs > 0 && err instanceof WardenError) {
+      if (failed.size >= 10_000) failed.clear();
+      failed.set(ref, { error: err, until: performance.now() + failureTtlMs });
+    }
+    throw err;
+  }
+
   function get(ref: string): string | Promise<string> {
     const hit = cache.get(ref);
     if (hit !== undefined) return hit;
     const p = parse(ref);
     let pending = inflight.get(ref);
     if (!pending) {
-      pending = fetchOne(p).finally(() => inflight.delete(ref));
+      const recent = failed.get(ref);
+      if (recent !== undefined) {
+        if (performance.now() < recent.until) return Promise.reject(recent.error);
+        failed.delete(ref);
+      }
+      pending = fetchOne(p)
+        .then(
+          (value) => (failed.delete(ref), value),
+          (err: unknown) => remember(ref, err),
+        )
+        .finally(() => inflight.delete(ref));
       inflight.set(ref, pending);
     }
     return pending;
@@ -170,6 +218,7 @@ export function createSecretResolver(opts: SecretResolverOptions): CachingSecret
     clear() {
       cache.clear();
       parsed.clear();
+      failed.clear();
     },
   };
 }

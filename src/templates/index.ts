@@ -1,6 +1,17 @@
 /** Templates: YAML loader and lint, the registry (TemplateStore), strict renderer, resolve and render stages. */
-export { readTemplates, parseTemplateFile, parseTemplateFiles, findTemplateFiles, templatesRevision, formatIssue, TemplateLoadError } from './loader.js';
-export type { TemplateIssue, TemplateFile, LoadedTemplates } from './loader.js';
+export {
+  readTemplates,
+  parseTemplateFile,
+  parseTemplateFiles,
+  findTemplateFiles,
+  scanTemplateFiles,
+  templatesRevision,
+  formatIssue,
+  formatWarning,
+  TemplateLoadError,
+  MAX_YAML_ALIAS_COUNT,
+} from './loader.js';
+export type { TemplateIssue, TemplateWarning, TemplateFile, LoadedTemplates } from './loader.js';
 export { TemplateRegistry, loadTemplateStore, parseTemplateRef } from './registry.js';
 export { compileTemplate, renderTemplate, checkVariableValue } from './renderer.js';
 export type { CompiledTemplate } from './renderer.js';

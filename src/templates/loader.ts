@@ -3,11 +3,15 @@
  * with `file:line:col` and the key path, so a bad change can be fixed from the error alone.
  */
 import { createHash } from 'node:crypto';
-import { readdir, readFile, stat } from 'node:fs/promises';
+import { constants, type Stats } from 'node:fs';
+import { open, readdir, realpath, stat } from 'node:fs/promises';
 import { join } from 'node:path';
-import { isMap, isPair, isScalar, LineCounter, parseAllDocuments, type Document, type Node } from 'yaml';
+import { isAlias, isMap, isPair, isScalar, LineCounter, parseAllDocuments, visit, type Document, type Node } from 'yaml';
 import { WardenError } from '../pipeline/errors.js';
 import type { Template, VariableSpec } from '../pipeline/types.js';
+// The one ref grammar (the resolver parses refs with it at request time): a ref that passes here
+// cannot fail there for its syntax.
+import { parseSecretRef, SecretRefError } from '../secrets/index.js';
 import { parsePlaceholders } from './placeholders.js';
 import { TemplateSchema, type TemplateDocument } from './schema.js';
 import { findSecretLiteral } from './secret-literals.js';
@@ -38,6 +42,16 @@ export class TemplateLoadError extends WardenError {
   }
 }
 
+/** Something skipped while reading (not an error: the load goes on), e.g. a FIFO named `*.yaml`. */
+export interface TemplateWarning {
+  file: string;
+  message: string;
+}
+
+export function formatWarning(w: TemplateWarning): string {
+  return `${w.file}: ${w.message}`;
+}
+
 export interface TemplateFile {
   /** Path as given/discovered (used in messages). */
   file: string;
@@ -48,47 +62,136 @@ export interface LoadedTemplates {
   templates: Template[];
   files: TemplateFile[];
   issues: TemplateIssue[];
+  /** Files and directories skipped on the way (logged by the caller; they do not fail the load). */
+  warnings: TemplateWarning[];
   /** sha256 over the files' paths and contents. */
   revision: string;
 }
 
-const SECRET_SCHEMES = ['file', 'env', 'vault', 'k8s'];
+/**
+ * Most alias expansions one YAML document may make (the yaml library's `maxAliasCount`, which
+ * weighs each use of an anchor by the aliases nested inside it). Generous for DRY documents
+ * (an anchor used a few hundred times), small enough that an alias bomb (nested anchors, each
+ * used many times) is refused after a few levels.
+ */
+export const MAX_YAML_ALIAS_COUNT = 1000;
 
-/** Lists `*.yaml|*.yml` files under each path (a directory, recursively, or a single file), sorted. */
-export async function findTemplateFiles(paths: readonly string[]): Promise<string[]> {
+const YAML_NAME = /\.ya?ml$/i;
+
+/**
+ * Lists `*.yaml|*.yml` files under each path (a directory, recursively, or a single file), sorted,
+ * with what was skipped. Symlinks are followed, to directories too: a Kubernetes ConfigMap whose
+ * items have paths in a sub-directory is mounted as `sub -> ..data/sub`. A directory already on
+ * the way down (a symlink loop) is skipped with a warning. Dot-entries are skipped (editor swap
+ * files, the `..data` and timestamped directories of a ConfigMap mount, which the symlinks above
+ * lead into). Anything that is not a regular file (a FIFO, a socket, a device) is skipped with a
+ * warning: reading one could block the load for good.
+ */
+export async function scanTemplateFiles(paths: readonly string[]): Promise<{ files: string[]; warnings: TemplateWarning[] }> {
   const out: string[] = [];
-  async function walk(p: string): Promise<void> {
-    const s = await stat(p);
-    if (s.isDirectory()) {
-      const entries = await readdir(p, { withFileTypes: true });
-      for (const e of entries) {
-        if (e.name.startsWith('.')) continue; // editor swap files, ..data symlink dirs of mounted ConfigMaps
-        const child = join(p, e.name);
-        if (e.isDirectory()) await walk(child);
-        else if (/\.ya?ml$/i.test(e.name)) out.push(child);
+  const warnings: TemplateWarning[] = [];
+  const notRegular = (file: string, st: Stats) => warnings.push({ file, message: `skipped: not a regular file (${kindOf(st)})` });
+  async function walkDir(dir: string, ancestors: ReadonlySet<string>): Promise<void> {
+    const real = await realpath(dir);
+    if (ancestors.has(real)) {
+      warnings.push({ file: dir, message: 'skipped: symlink loop (this directory contains itself)' });
+      return;
+    }
+    const below = new Set(ancestors).add(real);
+    const entries = await readdir(dir, { withFileTypes: true });
+    entries.sort((a, b) => (a.name < b.name ? -1 : a.name > b.name ? 1 : 0));
+    for (const e of entries) {
+      if (e.name.startsWith('.')) continue;
+      const child = join(dir, e.name);
+      if (e.isDirectory()) {
+        await walkDir(child, below);
+        continue;
       }
-    } else {
-      out.push(p);
+      const yaml = YAML_NAME.test(e.name);
+      if (e.isFile()) {
+        if (yaml) out.push(child);
+        continue;
+      }
+      if (!e.isSymbolicLink() && !yaml) continue;
+      let st: Stats;
+      try {
+        st = await stat(child); // follows a symlink
+      } catch (err) {
+        warnings.push({ file: child, message: `skipped: cannot read (${(err as NodeJS.ErrnoException).code ?? 'error'})` });
+        continue;
+      }
+      if (st.isDirectory()) await walkDir(child, below);
+      else if (!yaml) continue;
+      else if (st.isFile()) out.push(child);
+      else notRegular(child, st);
     }
   }
   for (const p of paths) {
     try {
-      await walk(p);
+      const st = await stat(p);
+      if (st.isDirectory()) {
+        const before = out.length;
+        await walkDir(p, new Set());
+        if (out.length === before) warnings.push({ file: p, message: 'no *.yaml or *.yml template files found' });
+      } else if (st.isFile()) out.push(p);
+      else notRegular(p, st);
     } catch (err) {
       throw new WardenError('template_invalid', `cannot read templates path ${p} (${(err as NodeJS.ErrnoException).code ?? 'error'})`, {
         location: { file: p },
       });
     }
   }
-  return [...new Set(out)].sort();
+  return { files: [...new Set(out)].sort(), warnings };
+}
+
+/** Lists `*.yaml|*.yml` files under each path, sorted (see scanTemplateFiles). */
+export async function findTemplateFiles(paths: readonly string[]): Promise<string[]> {
+  return (await scanTemplateFiles(paths)).files;
+}
+
+function kindOf(st: Stats): string {
+  if (st.isFIFO()) return 'a FIFO';
+  if (st.isSocket()) return 'a socket';
+  if (st.isCharacterDevice() || st.isBlockDevice()) return 'a device';
+  if (st.isDirectory()) return 'a directory';
+  return 'not a file';
+}
+
+// Non-blocking open: a FIFO that appeared after the scan is refused at fstat instead of blocking
+// the open (and a threadpool thread) until some writer comes along.
+const OPEN_FLAGS = constants.O_RDONLY | (constants.O_NONBLOCK ?? 0) | (constants.O_NOCTTY ?? 0);
+
+/** Reads one template file, or undefined (with a warning) when it is not a regular file. */
+async function readTemplateText(file: string, warnings: TemplateWarning[]): Promise<string | undefined> {
+  const fh = await open(file, OPEN_FLAGS);
+  try {
+    const st = await fh.stat();
+    if (!st.isFile()) {
+      warnings.push({ file, message: `skipped: not a regular file (${kindOf(st)})` });
+      return undefined;
+    }
+    return await fh.readFile('utf8');
+  } finally {
+    await fh.close().catch(() => undefined);
+  }
 }
 
 /** Reads and validates every template under `paths`. Never throws for bad content: see `issues`. */
 export async function readTemplates(paths: readonly string[]): Promise<LoadedTemplates> {
-  const names = await findTemplateFiles(paths);
+  const { files: names, warnings } = await scanTemplateFiles(paths);
   const files: TemplateFile[] = [];
-  for (const file of names) files.push({ file, text: await readFile(file, 'utf8') });
-  return parseTemplateFiles(files);
+  for (const file of names) {
+    let text: string | undefined;
+    try {
+      text = await readTemplateText(file, warnings);
+    } catch (err) {
+      throw new WardenError('template_invalid', `cannot read template file ${file} (${(err as NodeJS.ErrnoException).code ?? 'error'})`, {
+        location: { file },
+      });
+    }
+    if (text !== undefined) files.push({ file, text });
+  }
+  return { ...parseTemplateFiles(files), warnings };
 }
 
 /**
@@ -121,7 +224,7 @@ export function parseTemplateFiles(files: readonly TemplateFile[]): LoadedTempla
       templates.push(template);
     }
   }
-  return { templates, files: [...files], issues, revision: templatesRevision(files) };
+  return { templates, files: [...files], issues, warnings: [], revision: templatesRevision(files) };
 }
 
 interface Pos {
@@ -152,7 +255,7 @@ export function parseTemplateFile(file: string, text: string): { templates: Arra
       }
       continue;
     }
-    const r = validateDocument(file, doc, at);
+    const r = validateDocument(file, doc, at, text);
     issues.push(...r.issues);
     if (r.template) templates.push({ template: r.template, idPos: posOf(doc, ['id'], at) });
   }
@@ -187,6 +290,7 @@ function validateDocument(
   file: string,
   doc: Document,
   at: (o: number) => Pos,
+  text: string,
 ): { template?: Template; issues: TemplateIssue[] } {
   const issues: TemplateIssue[] = [];
   const issue = (path: readonly PathKey[], message: string, key?: string) => {
@@ -194,11 +298,23 @@ function validateDocument(
     issues.push({ file, ...posOf(doc, path, at, key), path: joinPath(full), message });
   };
 
-  const raw: unknown = doc.toJS({ maxAliasCount: 50 });
+  let raw: unknown;
+  try {
+    raw = doc.toJS({ maxAliasCount: MAX_YAML_ALIAS_COUNT });
+  } catch (err) {
+    // The yaml library throws (a ReferenceError, with no position) when aliases expand too much.
+    if (!(err instanceof ReferenceError)) throw err;
+    issues.push({ file, ...firstAliasPos(doc, at), path: '', message: `YAML: aliases expand too much (more than ${MAX_YAML_ALIAS_COUNT} alias expansions in this document); write the repeated values out, or use fewer nested anchors` });
+    return { issues };
+  }
   if (!isMap(doc.contents)) {
     issue([], 'a template document must be a mapping');
     return { issues };
   }
+  // A `__proto__` key is an own key of yaml's output, but the schema's output object would take
+  // it as its prototype and drop it: a variable so named would vanish without a word.
+  for (const path of protoKeys(raw, [])) issue(path.slice(0, -1), 'the key "__proto__" is not allowed (it is a property of every JavaScript object)', '__proto__');
+  if (issues.length > 0) return { issues };
   const parsed = TemplateSchema.safeParse(raw);
   if (!parsed.success) {
     for (const zi of parsed.error.issues) {
@@ -214,9 +330,77 @@ function validateDocument(
     return { issues };
   }
   const d: TemplateDocument = parsed.data;
+  checkVersionLiteral(doc, text, issue);
   checkSemantics(d, issue);
   if (issues.length > 0) return { issues };
   return { template: toTemplate(d, file), issues };
+}
+
+/** Paths of every `__proto__` key in yaml's output. */
+function protoKeys(value: unknown, path: PathKey[], seen = new Set<unknown>()): PathKey[][] {
+  if (typeof value !== 'object' || value === null || seen.has(value)) return [];
+  seen.add(value);
+  const out: PathKey[][] = [];
+  if (Array.isArray(value)) value.forEach((v, i) => out.push(...protoKeys(v, [...path, i], seen)));
+  else {
+    for (const [k, v] of Object.entries(value)) {
+      if (k === '__proto__') out.push([...path, k]);
+      out.push(...protoKeys(v, [...path, k], seen));
+    }
+  }
+  return out;
+}
+
+/** Position of the document's first alias (`*name`): where an alias-count problem starts. */
+function firstAliasPos(doc: Document, at: (o: number) => Pos): Pos {
+  let offset: number | undefined;
+  visit(doc, {
+    Alias(_key, node) {
+      if (isAlias(node) && node.range) offset = node.range[0];
+      return visit.BREAK;
+    },
+  });
+  return offset === undefined ? posOf(doc, [], at) : at(offset);
+}
+
+/**
+ * `version` written as a plain decimal integer: YAML also reads `1.0` as 1 and `0x10` as 16, and
+ * a reviewer reading `version: 0x10` would not expect to call `@16`.
+ */
+function checkVersionLiteral(doc: Document, text: string, issue: (path: readonly PathKey[], message: string) => void): void {
+  const node = doc.get('version', true) as Node | undefined;
+  if (!isScalar(node) || !node.range) return;
+  const source = text.slice(node.range[0], node.range[1]).trim();
+  if (!/^[1-9][0-9]*$/.test(source)) issue(['version'], 'must be written as a plain integer such as 2');
+}
+
+/** Hints for a secret-looking literal, by the field it was found in. */
+function literalHint(path: readonly PathKey[]): string {
+  if (path[0] === 'messages') return '; reference it with a source: secret variable instead';
+  if (path[0] === 'variables' && path[2] === 'value') return '; use source: secret with a ref';
+  return '';
+}
+
+/** Every string in the document (keys and values), with its path: secrets are written nowhere. */
+function checkSecretLiterals(value: unknown, path: PathKey[], issue: (path: readonly PathKey[], message: string) => void, seen: Set<unknown>): void {
+  if (typeof value === 'string') {
+    const kind = findSecretLiteral(value);
+    if (kind) issue(path, `looks like a literal secret (${kind})${literalHint(path)}`);
+    return;
+  }
+  if (typeof value !== 'object' || value === null) return;
+  // An alias gives the same object (or string) many places; scanning it once is enough.
+  if (seen.has(value)) return;
+  seen.add(value);
+  if (Array.isArray(value)) {
+    value.forEach((v, i) => checkSecretLiterals(v, [...path, i], issue, seen));
+    return;
+  }
+  for (const [k, v] of Object.entries(value)) {
+    const kind = findSecretLiteral(k);
+    if (kind) issue(path, `a key looks like a literal secret (${kind})`);
+    checkSecretLiterals(v, [...path, k], issue, seen);
+  }
 }
 
 function checkSemantics(d: TemplateDocument, issue: (path: readonly PathKey[], message: string, key?: string) => void): void {
@@ -227,10 +411,9 @@ function checkSemantics(d: TemplateDocument, issue: (path: readonly PathKey[], m
     for (const prob of p.problems) issue(['messages', i, 'content'], prob.message);
     for (const name of p.variables) {
       used.add(name);
-      if (!(name in d.variables)) issue(['messages', i, 'content'], `placeholder {{${name}}} is not declared in variables`);
+      // Own keys only: `{{constructor}}` is not declared just because every object has one.
+      if (!Object.hasOwn(d.variables, name)) issue(['messages', i, 'content'], `placeholder {{${name}}} is not declared in variables`);
     }
-    const kind = findSecretLiteral(m.content);
-    if (kind) issue(['messages', i, 'content'], `looks like a literal secret (${kind}); reference it with a source: secret variable instead`);
   });
   for (const [name, v] of Object.entries(d.variables)) {
     const at = ['variables', name];
@@ -243,8 +426,6 @@ function checkSemantics(d: TemplateDocument, issue: (path: readonly PathKey[], m
       if (v.value === undefined) issue(at, 'a source: config variable needs a value');
       else {
         if (typeof v.value !== (v.type === 'string' ? 'string' : v.type)) issue([...at, 'value'], `value must be a ${v.type}`);
-        const kind = typeof v.value === 'string' ? findSecretLiteral(v.value) : undefined;
-        if (kind) issue([...at, 'value'], `looks like a literal secret (${kind}); use source: secret with a ref`);
       }
       if (v.ref !== undefined) issue([...at, 'ref'], 'only source: secret variables take a ref');
     } else {
@@ -252,32 +433,40 @@ function checkSemantics(d: TemplateDocument, issue: (path: readonly PathKey[], m
       if (v.value !== undefined) issue([...at, 'value'], 'only source: config variables take a value');
     }
     if (v.max_length !== undefined && v.source !== 'request') issue([...at, 'max_length'], 'max_length applies to source: request variables only');
-    if (v.description) {
-      const kind = findSecretLiteral(v.description);
-      if (kind) issue([...at, 'description'], `looks like a literal secret (${kind})`);
-    }
   }
-  const kind = findSecretLiteral(d.description);
-  if (kind) issue(['description'], `looks like a literal secret (${kind})`);
+  // README: "no secret-looking literal anywhere in the template". The approval ticket, owner,
+  // models and allowed services included: the ticket is copied into every audit record.
+  checkSecretLiterals(d, [], issue, new Set());
   if (d.sensitivity === 'restricted' && d.approvals.length === 0) {
     issue(['approvals'], 'a restricted template needs at least one approval (by, ticket)');
   }
 }
 
-/** A light structural check: full parsing happens in the secrets stage, which owns ref syntax. */
+/** The resolver's own parser: a ref that loads is a ref the fetch stage can parse. */
 function checkRef(ref: string, report: (msg: string) => void): void {
-  const m = /^([a-zA-Z][a-zA-Z0-9+.-]*):(.*)$/.exec(ref);
-  if (!m) return report('secret ref must be a URI such as file:secrets/key, env://NAME, vault://mount/path#key, k8s://ns/name#key');
-  const scheme = m[1]!.toLowerCase();
-  const rest = m[2]!;
-  if (!SECRET_SCHEMES.includes(scheme)) return report(`unknown secret ref scheme "${scheme}" (expected ${SECRET_SCHEMES.join(', ')})`);
-  if (scheme === 'file' && (rest === '' || rest === '//' || /^\/\/[^/]/.test(rest))) return report('file ref must be file:///absolute/path or file:relative/path');
-  if (scheme === 'env' && !/^\/\/[A-Za-z_][A-Za-z0-9_]*$/.test(rest)) return report('env ref must be env://NAME');
-  if ((scheme === 'vault' || scheme === 'k8s') && !/^\/\/[^/#]+\/[^#]+#.+$/.test(rest)) return report(`${scheme} ref must be ${scheme}://…/…#key`);
+  try {
+    parseSecretRef(ref);
+  } catch (err) {
+    // `reason` never repeats the ref: a pasted literal must not reach a log line.
+    report(err instanceof SecretRefError ? refProblem(err) : 'is not a valid secret ref');
+  }
+}
+
+function refProblem(err: SecretRefError): string {
+  switch (err.code) {
+    case 'ref_empty':
+    case 'ref_not_uri':
+      return 'secret ref must be a URI such as file:secrets/key, env://NAME, vault://mount/path#key, k8s://ns/name#key';
+    case 'ref_unknown_scheme':
+      return 'unknown secret ref scheme (expected file, env, vault or k8s)';
+    default:
+      return err.reason;
+  }
 }
 
 function toTemplate(d: TemplateDocument, file: string): Template {
-  const variables: Record<string, VariableSpec> = {};
+  // No prototype: a lookup by a placeholder name never finds an inherited property.
+  const variables = Object.create(null) as Record<string, VariableSpec>;
   for (const [name, v] of Object.entries(d.variables)) {
     const spec: VariableSpec = { source: v.source, type: v.type, required: v.required, pii: v.pii };
     if (v.max_length !== undefined) spec.max_length = v.max_length;

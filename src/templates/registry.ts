@@ -1,16 +1,19 @@
 /** TemplateStore: id → versions, loaded once per revision and swapped whole on reload. */
 import type { TemplateStore } from '../pipeline/ports.js';
 import type { Template } from '../pipeline/types.js';
-import { readTemplates, TemplateLoadError } from './loader.js';
+import { readTemplates, TemplateLoadError, type TemplateWarning } from './loader.js';
 import { compileTemplate } from './renderer.js';
 
 export class TemplateRegistry implements TemplateStore {
   readonly revision: string;
+  /** What the load skipped (non-regular files, symlink loops, an empty directory): for the log. */
+  readonly warnings: readonly TemplateWarning[];
   private readonly byId = new Map<string, { latest: Template; versions: Map<number, Template> }>();
   private readonly all: Template[];
 
-  constructor(templates: readonly Template[], revision: string) {
+  constructor(templates: readonly Template[], revision: string, warnings: readonly TemplateWarning[] = []) {
     this.revision = revision;
+    this.warnings = warnings;
     this.all = [...templates].sort((a, b) => (a.id === b.id ? a.version - b.version : a.id < b.id ? -1 : 1));
     for (const t of this.all) {
       // Compile at load so the hot path only concatenates and a bad template fails the load.
@@ -37,7 +40,7 @@ export class TemplateRegistry implements TemplateStore {
 export async function loadTemplateStore(paths: readonly string[]): Promise<TemplateRegistry> {
   const loaded = await readTemplates(paths);
   if (loaded.issues.length > 0) throw new TemplateLoadError(loaded.issues);
-  return new TemplateRegistry(loaded.templates, loaded.revision);
+  return new TemplateRegistry(loaded.templates, loaded.revision, loaded.warnings);
 }
 
 /** Parses a `template` reference string: `id` or `id@version`. Returns undefined when malformed. */

@@ -47,7 +47,8 @@ export function compileTemplate(template: Template): CompiledTemplate {
       throw new WardenError('template_invalid', `template ${template.id}@${template.version}: ${p.problems[0]!.message}`, { location: where });
     }
     for (const name of p.variables) {
-      if (!(name in template.variables)) {
+      // Own keys only: `{{constructor}}` is not declared just because every object has one.
+      if (!Object.hasOwn(template.variables, name)) {
         throw new WardenError('template_invalid', `template ${template.id}@${template.version}: placeholder {{${name}}} is not declared`, { location: where });
       }
     }

@@ -23,6 +23,9 @@ function isCalendarDate(s: string): boolean {
 
 export { TEMPLATE_ID } from '../pipeline/identifiers.js';
 
+/** A string with something in it besides white space (an approval by " " approves nothing). */
+const notBlank = z.string().min(1).regex(/\S/, 'must not be blank');
+
 const RESERVED_NAMES: ReadonlySet<string> = new Set([...Object.getOwnPropertyNames(Object.prototype), 'prototype']);
 
 export const VariableSchema = z.strictObject({
@@ -42,11 +45,11 @@ export const TemplateSchema = z.strictObject({
     .max(MAX_TEMPLATE_ID_LENGTH)
     .regex(TEMPLATE_ID, 'expected a lower-case path such as "support/ticket-summary"'),
   version: z.number().int().min(1),
-  owner: z.string().min(1),
+  owner: notBlank,
   sensitivity: z.enum(['public', 'internal', 'restricted']),
-  description: z.string().min(1),
+  description: notBlank,
   approvals: z
-    .array(z.strictObject({ by: z.string().min(1), ticket: z.string().min(1), at: isoDate.optional() }))
+    .array(z.strictObject({ by: notBlank, ticket: notBlank, at: isoDate.optional() }))
     .default([]),
   retire_after: isoDate.optional(),
   allowed_services: z.array(z.string().regex(/^[^/\s]+\/[^/\s]+$/, 'expected "namespace/service_account" (wildcard * allowed)')).default([]),

@@ -176,6 +176,48 @@ describe('errors name file:line:col, key path and what is wrong', () => {
     ]);
   });
 
+  it('every duration in ms is at most 2^31-1: a larger one would become a 1 ms timer', () => {
+    const max = 'must be at most 2147483647 ms (about 24.8 days, the longest timer Node.js supports)';
+    const text = [
+      'policy: { timeout_ms: 3000000000 }',
+      'secrets: { default_ttl_ms: 99999999999999, fetch_timeout_ms: 3000000000 }',
+      'providers:',
+      '  echo: { kind: echo }',
+      '  up: { kind: openai, base_url: "https://x.example/v1", timeouts: { connect_ms: 3000000000, headers_ms: 3000000000, body_ms: 3000000000 } }',
+      'limits: { client_timeout_ms: 3000000000, upstream_timeout_ms: 3000000000, shutdown_grace_ms: 3000000000 }',
+      'reload: { debounce_ms: 1e12, timeout_ms: 3000000000 }',
+    ].join('\n');
+    expect(problems(text).map((p) => `${p.path}: ${p.message}`)).toEqual([
+      `policy.timeout_ms: ${max}`,
+      `secrets.default_ttl_ms: ${max}`,
+      `secrets.fetch_timeout_ms: ${max}`,
+      `providers.up.timeouts.connect_ms: ${max}`,
+      `providers.up.timeouts.headers_ms: ${max}`,
+      `providers.up.timeouts.body_ms: ${max}`,
+      `limits.client_timeout_ms: ${max}`,
+      `limits.upstream_timeout_ms: ${max}`,
+      `limits.shutdown_grace_ms: ${max}`,
+      `reload.debounce_ms: ${max}`,
+      `reload.timeout_ms: ${max}`,
+    ]);
+    const ok = parseConfig('limits: { upstream_timeout_ms: 2147483647 }\nsecrets: { default_ttl_ms: 0 }\n', 'w.yaml');
+    expect(ok.limits.upstream_timeout_ms).toBe(2147483647);
+    expect(ok.secrets.default_ttl_ms).toBe(0);
+  });
+
+  it('more than 100 aliases is ordinary YAML; an alias bomb is config_invalid with a location', () => {
+    const labels = Array.from({ length: 150 }, (_, i) => `    l${i}: *v`).join('\n');
+    const ok = parseConfig(`environment:\n  name: &v staging\n  labels:\n${labels}\n`, 'w.yaml');
+    expect(ok.environment.labels.l149).toBe('staging');
+    const levels = ['x-a: &a [x, x, x, x, x, x, x, x, x, x]'];
+    for (const [prev, next] of [['a', 'b'], ['b', 'c'], ['c', 'd'], ['d', 'e'], ['e', 'f'], ['f', 'g']]) {
+      levels.push(`x-${next}: &${next} [${Array(10).fill(`*${prev}`).join(', ')}]`);
+    }
+    expect(lines(levels.join('\n'))).toEqual([
+      'w.yaml:2:10: (root): YAML: aliases expand too much (more than 1000 alias expansions); write the repeated values out, or use fewer nested anchors',
+    ]);
+  });
+
   it('max_json_depth is bounded: a limit deeper than the ceiling would let a body overflow the stack', () => {
     expect(lines('limits:\n  max_json_depth: 1001\n')).toEqual(['w.yaml:2:3: limits.max_json_depth: must be at most 1000']);
     expect(parseConfig('limits: { max_json_depth: 1000 }\n', 'w.yaml').limits.max_json_depth).toBe(1000);

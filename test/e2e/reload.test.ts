@@ -97,6 +97,26 @@ describe('hot reload', () => {
     await eventually(async () => w.logs.filter((l) => l.includes('reload applied')).length >= 3);
   });
 
+  it('many aliases load; an alias bomb is rejected as a templates problem with file and line', async () => {
+    const applied = w.logs.filter((l) => l.includes('reload applied')).length;
+    const dry = join(w.dir, 'templates', 'ops', 'dry.yaml');
+    writeFileSync(
+      dry,
+      `id: ops/dry\nversion: 1\nowner: &o ops@example.com\nsensitivity: internal\ndescription: d\nmodels: [${Array(60).fill('*o').join(', ')}]\nmessages:\n  - { role: user, content: hi }\n`,
+    );
+    await eventually(() => w.logs.filter((l) => l.includes('reload applied')).length > applied);
+    const rejected = w.logs.filter((l) => l.includes('reload rejected')).length;
+    const levels = ['x: &a [x, x, x, x, x, x, x, x, x, x]'];
+    for (const [prev, next] of [['a', 'b'], ['b', 'c'], ['c', 'd'], ['d', 'e'], ['e', 'f']]) levels.push(`${next}: &${next} [${Array(10).fill(`*${prev}`).join(', ')}]`);
+    writeFileSync(dry, `${levels.join('\n')}\nid: ops/dry\n`);
+    await eventually(() => w.logs.filter((l) => l.includes('reload rejected')).length > rejected);
+    const line = w.logs.filter((l) => l.includes('reload rejected')).at(-1)!;
+    expect(line).toMatch(/dry\.yaml:2:\d+: YAML: aliases expand too much/);
+    expect(line).toContain('"kind":"templates"');
+    writeFileSync(dry, '');
+    await eventually(() => w.logs.filter((l) => l.includes('reload applied')).length > applied + 1);
+  });
+
   it('an explicit reload (what SIGHUP triggers) reports success and keeps the revision when nothing changed', async () => {
     const before = await readyz();
     expect(await w.runtime.reload('SIGHUP')).toBe(true);

@@ -1,3 +1,4 @@
+import { execFileSync } from 'node:child_process';
 import { mkdtemp, mkdir, rm, symlink, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -9,8 +10,11 @@ import {
   parseTemplateFile,
   parseTemplateFiles,
   TemplateLoadError,
+  compileTemplate,
+  readTemplates,
   type TemplateIssue,
 } from '../../src/templates/index.js';
+import { makeTemplate } from '../stage-context.js';
 
 const GOOD = `id: team/hello
 version: 1
@@ -97,7 +101,8 @@ describe('parseTemplateFile', () => {
     const withVar = (spec: string) => GOOD.replace('  name: { type: string, max_length: 10 }', `  name: ${spec}`);
     expect(one(withVar('{ source: secret }')).message).toMatch(/needs a ref/);
     expect(one(withVar('{ source: secret, ref: my-api-key }'))).toMatchObject({ path: 'variables.name.ref', message: expect.stringMatching(/must be a URI/) });
-    expect(one(withVar('{ source: secret, ref: "s3://b/k" }')).message).toMatch(/unknown secret ref scheme "s3"/);
+    // The scheme is not repeated: a pasted literal (`sk-live:...`) could be a secret.
+    expect(one(withVar('{ source: secret, ref: "s3://b/k" }')).message).toBe('unknown secret ref scheme (expected file, env, vault or k8s)');
     expect(one(withVar('{ source: secret, ref: "env://1X" }')).message).toMatch(/env:\/\/NAME/);
     expect(one(withVar('{ source: secret, ref: "vault://kv/app" }')).message).toMatch(/#key/);
     expect(issuesOf(withVar('{ source: secret, ref: "vault://kv/app#token" }'))).toEqual([]);
@@ -234,5 +239,137 @@ describe('warden templates lint', () => {
     } finally {
       await rm(d, { recursive: true, force: true });
     }
+  });
+});
+
+describe('probe findings', () => {
+  const withVar = (spec: string, content = 'Hello {{ name }}') =>
+    GOOD.replace('  name: { type: string, max_length: 10 }', `  name: ${spec}`).replace('Hello {{ name }}', content);
+
+  it('more than 50 aliases is ordinary YAML; an alias bomb is a located issue, not a bare throw', () => {
+    const dry = GOOD.replace('owner: team@example.com', 'owner: &o team@example.com') + `models: [${Array(200).fill('*o').join(', ')}]\n`;
+    expect(issuesOf(dry)).toEqual([]);
+    const levels = ['a: &a [x, x, x, x, x, x, x, x, x, x]'];
+    for (const [prev, next] of [['a', 'b'], ['b', 'c'], ['c', 'd'], ['d', 'e'], ['e', 'f'], ['f', 'g'], ['g', 'h']]) {
+      levels.push(`${next}: &${next} [${Array(10).fill(`*${prev}`).join(', ')}]`);
+    }
+    const bomb = `${levels.join('\n')}\n${GOOD}`;
+    const t0 = performance.now();
+    const i = one(bomb);
+    expect(performance.now() - t0).toBeLessThan(2000);
+    expect(i).toMatchObject({ file: 't.yaml', line: 2, column: 8 });
+    expect(i.message).toMatch(/^YAML: aliases expand too much/);
+  });
+
+  it('placeholders named after Object.prototype properties are undeclared, at load and at compile', () => {
+    for (const name of ['constructor', 'toString', '__proto__', 'hasOwnProperty']) {
+      const i = one(GOOD.replace('Hello {{ name }}', `Hello {{ name }} {{${name}}}`));
+      expect(i).toMatchObject({ path: 'messages[0].content', message: `placeholder {{${name}}} is not declared in variables` });
+    }
+    const t = makeTemplate({ id: 't', variables: {}, messages: [{ role: 'user', content: '{{constructor}}' }] });
+    expect(() => compileTemplate(t)).toThrow(expect.objectContaining({ code: 'template_invalid' }));
+  });
+
+  it('a variable named __proto__ is refused, not silently dropped', () => {
+    const i = one(withVar('{ type: string }\n  __proto__: { type: string }', 'Hello {{ name }}'));
+    expect(i).toMatchObject({ path: 'variables.__proto__', line: 8, column: 3 });
+  });
+
+  it('secret refs are checked at load with the resolver\'s parser', () => {
+    for (const ref of ['file:/etc/hostname', 'k8s://NS/Name#k', 'vault://m/p?x=1#k', 'file:x#frag', 'file:%zz', 'file://host/x']) {
+      const i = one(withVar(`{ source: secret, ref: "${ref}" }`));
+      expect(i.path, ref).toBe('variables.name.ref');
+      expect(i.message).not.toContain(ref);
+    }
+    for (const ref of ['file:secrets/key', 'file:///run/secrets/key', 'env://KEY', 'vault://kv/app#token', 'k8s://ns/name#key']) {
+      expect(issuesOf(withVar(`{ source: secret, ref: "${ref}" }`)), ref).toEqual([]);
+    }
+  });
+
+  it('a secret-looking literal is refused in every field, the approval ticket included', () => {
+    const gh = 'ghp_abcdefghijklmnopqrstuvwxyz0123456789';
+    const sk = 'sk-proj-abcdefghijklmnopqrstuvwxyz0123456789ABCD';
+    const cases: Array<[string, string]> = [
+      [GOOD.replace('owner: team@example.com', `owner: "${sk}"`), 'owner'],
+      [`${GOOD}approvals: [{ by: a@example.com, ticket: "${gh}" }]\n`, 'approvals[0].ticket'],
+      [`${GOOD}approvals: [{ by: "${gh}", ticket: SEC-1 }]\n`, 'approvals[0].by'],
+      [`${GOOD}models: ["${sk}"]\n`, 'models[0]'],
+      [`${GOOD}allowed_services: ["${gh}/x"]\n`, 'allowed_services[0]'],
+      [withVar(`{ type: string, description: "${gh}" }`), 'variables.name.description'],
+    ];
+    for (const [text, path] of cases) {
+      const i = one(text);
+      expect(i.path).toBe(path);
+      expect(i.message).toMatch(/looks like a literal secret/);
+      expect(JSON.stringify(i)).not.toContain(gh);
+      expect(JSON.stringify(i)).not.toContain(sk);
+    }
+  });
+
+  it('version is a plain integer: 1.0 and 0x10 are refused', () => {
+    expect(one(GOOD.replace('version: 1', 'version: 1.0'))).toMatchObject({ path: 'version', line: 2, column: 10 });
+    expect(one(GOOD.replace('version: 1', 'version: 0x10')).message).toBe('must be written as a plain integer such as 2');
+    expect(issuesOf(GOOD.replace('version: 1', 'version: 12'))).toEqual([]);
+  });
+
+  it('a restricted template with blank approval fields is refused', () => {
+    const text = `${GOOD.replace('internal', 'restricted')}approvals: [{ by: " ", ticket: "  " }]\n`;
+    expect(issuesOf(text).map((i) => `${i.path}: ${i.message}`)).toEqual(['approvals[0].by: must not be blank', 'approvals[0].ticket: must not be blank']);
+  });
+});
+
+describe('probe findings on disk', () => {
+  let dir: string;
+  beforeAll(async () => {
+    dir = await mkdtemp(join(tmpdir(), 'warden-templates-probe-'));
+  });
+  afterAll(async () => {
+    await rm(dir, { recursive: true, force: true });
+  });
+
+  it('follows a symlinked sub-directory (a ConfigMap with items[].path in a sub-directory)', async () => {
+    const mount = join(dir, 'cm');
+    await mkdir(join(mount, '..2026_06_01.1', 'support'), { recursive: true });
+    await writeFile(join(mount, '..2026_06_01.1', 'support', 'hello.yaml'), GOOD);
+    await symlink('..2026_06_01.1', join(mount, '..data'));
+    await symlink(join('..data', 'support'), join(mount, 'support'));
+    const store = await loadTemplateStore([mount]);
+    expect(store.list().map((t) => `${t.id}@${t.version}`)).toEqual(['team/hello@1']);
+    expect(store.list()[0]!.source?.file).toBe(join(mount, 'support', 'hello.yaml'));
+    expect(store.warnings).toEqual([]);
+  });
+
+  it('a symlink loop is skipped with a warning, not walked forever', async () => {
+    const loop = join(dir, 'loop');
+    await mkdir(join(loop, 'a'), { recursive: true });
+    await writeFile(join(loop, 'a', 'hello.yaml'), GOOD);
+    await symlink('..', join(loop, 'a', 'up'));
+    const r = await readTemplates([loop]);
+    expect(r.templates).toHaveLength(1);
+    expect(r.warnings).toEqual([{ file: join(loop, 'a', 'up'), message: 'skipped: symlink loop (this directory contains itself)' }]);
+  });
+
+  it('a FIFO named *.yaml is skipped with a warning instead of blocking the load', async () => {
+    const d = join(dir, 'fifo');
+    await mkdir(d);
+    await writeFile(join(d, 'hello.yaml'), GOOD);
+    execFileSync('mkfifo', [join(d, 'stuck.yaml')]);
+    const r = await Promise.race([
+      readTemplates([d]),
+      new Promise<never>((_, reject) => setTimeout(() => reject(new Error('the load blocked on the FIFO')), 3000).unref()),
+    ]);
+    expect(r.issues).toEqual([]);
+    expect(r.templates).toHaveLength(1);
+    expect(r.warnings).toEqual([{ file: join(d, 'stuck.yaml'), message: 'skipped: not a regular file (a FIFO)' }]);
+    const lint = await lintTemplates([d]);
+    expect(lint.ok).toBe(true);
+  });
+
+  it('an empty templates directory loads with a warning', async () => {
+    const d = join(dir, 'empty');
+    await mkdir(d);
+    const store = await loadTemplateStore([d]);
+    expect(store.list()).toEqual([]);
+    expect(store.warnings).toEqual([{ file: d, message: 'no *.yaml or *.yml template files found' }]);
   });
 });
