@@ -20,7 +20,7 @@ import { createMetrics, type Metrics } from '../telemetry/metrics.js';
 import { buildComponents, describeLoadError, type Components } from './components.js';
 import { LiveSetHolder, type LiveSet } from './live-set.js';
 import { closeServer, formatAddress, listenTcp, listenUnix, prepareSocketPath } from './listeners.js';
-import { startReloader, type Reloader } from './reload.js';
+import { createReloadQueue, startReloader, type Reloader } from './reload.js';
 
 export interface RuntimeOptions {
   /** A logger to use instead of one built from `config.log` (tests collect lines with it). */
@@ -155,6 +155,8 @@ export async function createRuntime(config: Config, opts: RuntimeOptions = {}): 
     }
   }
 
+  /** Every reload (file watch and SIGHUP alike) runs through this queue: one at a time, the last change wins. */
+  const reloads = createReloadQueue(reload);
   let draining = false;
   let reloader: Reloader | undefined;
   let httpIngress: HttpIngress | undefined;
@@ -227,7 +229,9 @@ export async function createRuntime(config: Config, opts: RuntimeOptions = {}): 
         paths: [...config.policy.paths, ...config.templates.paths],
         debounceMs: config.reload.debounce_ms,
         reload,
+        queue: reloads,
         onWatchError: (path, code) => logger.warn({ path, code }, 'cannot watch path for changes; SIGHUP still reloads'),
+        onRewatch: (path) => logger.info({ path }, 'watching path again'),
       });
     }
     health.set('SERVING');
@@ -240,6 +244,7 @@ export async function createRuntime(config: Config, opts: RuntimeOptions = {}): 
       draining = true;
       health.set('NOT_SERVING');
       reloader?.close();
+      reloads.close();
       const graceMs = config.limits.shutdown_grace_ms;
       logger.info({ reason, grace_ms: graceMs, in_flight: (httpIngress?.inFlight() ?? 0) + (grpcIngress?.inFlight() ?? 0) }, 'shutting down');
 
@@ -298,7 +303,7 @@ export async function createRuntime(config: Config, opts: RuntimeOptions = {}): 
     pipeline,
     live: () => holder.get(),
     start,
-    reload: (reason) => reload(reason),
+    reload: (reason) => reloads.reloadNow(reason),
     readiness,
     shutdown,
   };
