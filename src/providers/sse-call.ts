@@ -179,7 +179,8 @@ export class SseCall implements Dispatcher.DispatchHandler, AsyncIterableIterato
       err = upstreamStatusFailure(provider, statusCode, headers);
     } else {
       const contentType = String(headers['content-type'] ?? '');
-      if (!contentType.startsWith('text/event-stream')) {
+      // Media types are case-insensitive (RFC 9110 §8.3.1): `Text/Event-Stream` is a stream too.
+      if (!contentType.trimStart().toLowerCase().startsWith('text/event-stream')) {
         err = new WardenError('upstream_error', `provider ${provider} returned content type ${contentType.split(';')[0] || '(none)'} instead of an event stream`, {
           details: { provider },
         });

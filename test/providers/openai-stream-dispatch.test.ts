@@ -133,3 +133,15 @@ describe('OpenAI provider, streamed calls', () => {
     expect(upstream.received[0]!.headers.authorization).toBe(`Bearer ${KEY}`);
   });
 });
+
+describe('OpenAI provider, streamed calls: what the upstream sends', () => {
+  it('takes the content type case-insensitively (media types are, RFC 9110 §8.3.1)', async () => {
+    upstream = await startUpstream((_req, res) => {
+      res.writeHead(200, { 'content-type': 'Text/Event-Stream; Charset=UTF-8' });
+      sse(res, chunk({ content: 'cased' }, 'stop'));
+      sse(res, '[DONE]');
+      res.end();
+    });
+    expect(text(await collect(make(upstream.baseUrl).stream(request())))).toBe('cased');
+  });
+});
