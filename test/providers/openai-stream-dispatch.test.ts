@@ -6,7 +6,7 @@ import { describe, expect, it } from 'vitest';
 import type { ModelProvider } from '../../src/pipeline/ports.js';
 import type { CompletionChunk, UpstreamRequest } from '../../src/pipeline/index.js';
 import { createOpenAIProvider, type OpenAIProviderOptions } from '../../src/providers/index.js';
-import { chunk, closeAfterEach, failure, sse, sseHead, startUpstream, TEST_API_KEY, upstreamRequest, type FakeUpstream } from './fake-upstream.js';
+import { chunk, closeAfterEach, failure, openAIHandler, sse, sseHead, startUpstream, TEST_API_KEY, upstreamRequest, type FakeUpstream } from './fake-upstream.js';
 
 const KEY = TEST_API_KEY;
 
@@ -143,5 +143,73 @@ describe('OpenAI provider, streamed calls: what the upstream sends', () => {
       res.end();
     });
     expect(text(await collect(make(upstream.baseUrl).stream(request())))).toBe('cased');
+  });
+});
+
+/** `p`, or a rejection after `ms`: a pool held forever must fail the test, not hang it. */
+function within<T>(p: Promise<T>, ms: number, what: string): Promise<T> {
+  let timer: NodeJS.Timeout | undefined;
+  const timeout = new Promise<never>((_, reject) => (timer = setTimeout(() => reject(new Error(`${what}: no answer within ${ms} ms`)), ms)));
+  return Promise.race([p, timeout]).finally(() => clearTimeout(timer));
+}
+
+/** Writes `piece` every `ms` until the client goes away; the response never ends by itself. */
+function trickle(res: import('node:http').ServerResponse, piece: string, ms: number): void {
+  const timer = setInterval(() => res.write(piece), ms);
+  res.on('close', () => clearInterval(timer));
+}
+
+describe('OpenAI provider, streamed calls: an upstream that keeps the body open', () => {
+  it('after [DONE], the rest of the body is drained within bounds, else the connection is closed (the pool is not pinned)', async () => {
+    upstream = await startUpstream((_req, res) => {
+      sseHead(res);
+      sse(res, chunk({ content: 'done' }, 'stop'));
+      sse(res, '[DONE]');
+      // Never ends: keeps sending events after [DONE].
+      trickle(res, `data: ${JSON.stringify(chunk({ content: 'more' }))}\n\n`, 50);
+    });
+    const p = make(upstream.baseUrl, { connections: 1 });
+    expect(text(await collect(p.stream(request())))).toBe('done');
+    upstream.handle(openAIHandler);
+    // The only pooled connection must come free for the next call.
+    expect(text(await within(collect(p.stream(request())), 5_000, 'second call'))).toBe('Hello there');
+    await upstream.sockets[0]!.closed;
+    expect(upstream.sockets).toHaveLength(2);
+  });
+
+  it('after [DONE], a body that keeps sending bytes fast is closed at the byte bound', async () => {
+    upstream = await startUpstream((_req, res) => {
+      sseHead(res);
+      sse(res, chunk({ content: 'done' }, 'stop'));
+      sse(res, '[DONE]');
+      trickle(res, `: ${'x'.repeat(16 * 1024)}\n`, 1);
+    });
+    const p = make(upstream.baseUrl, { connections: 1 });
+    const started = Date.now();
+    expect(text(await collect(p.stream(request())))).toBe('done');
+    await within(upstream.sockets[0]!.closed, 5_000, 'socket close');
+    expect(Date.now() - started).toBeLessThan(900);
+  });
+
+  it('a streamed call answered 200 text/html a byte at a time fails at once and frees its connection within bounds', async () => {
+    upstream = await startUpstream((_req, res) => {
+      res.writeHead(200, { 'content-type': 'text/html' });
+      trickle(res, '<', 100);
+    });
+    const p = make(upstream.baseUrl, { connections: 1 });
+    expect((await failure(collect(p.stream(request())))).code).toBe('upstream_error');
+    upstream.handle(openAIHandler);
+    expect(text(await within(collect(p.stream(request())), 5_000, 'second call'))).toBe('Hello there');
+  });
+
+  it('a non-streamed call answered 500 a byte at a time frees its connection within bounds', async () => {
+    upstream = await startUpstream((_req, res) => {
+      res.writeHead(500, { 'content-type': 'application/json' });
+      trickle(res, '{', 100);
+    });
+    const p = make(upstream.baseUrl, { connections: 1 });
+    expect((await failure(p.complete(upstreamRequest()))).code).toBe('upstream_error');
+    upstream.handle(openAIHandler);
+    expect((await within(p.complete(upstreamRequest()), 5_000, 'second call')).choices[0]!.message.content).toBe('Hello there');
   });
 });
