@@ -22,6 +22,7 @@ import type { CompletionChunk } from '../pipeline/types.js';
 import { Drain } from './drain.js';
 import { upstreamFailure, upstreamStatusFailure } from './failure.js';
 import { SseParser } from './sse.js';
+import { StreamCheck } from './validate.js';
 
 /** Parsed chunks the consumer may fall behind by before undici stops reading the socket. */
 const HIGH_WATER = 64;
@@ -54,6 +55,8 @@ export class SseCall implements Dispatcher.DispatchHandler, AsyncIterableIterato
   private error: WardenError | undefined;
   /** A finish_reason was seen: a body ending without [DONE] is then whole. */
   private finished = false;
+  /** What must hold across chunks: bounded choices and tool calls, nothing after a finish_reason, an answer before [DONE]. */
+  private readonly check = new StreamCheck();
   /**
    * The rest of the body is only counted, within bounds (drain.ts): after `[DONE]`, or when the
    * answer was not a stream (status or content type).
@@ -211,8 +214,13 @@ export class SseCall implements Dispatcher.DispatchHandler, AsyncIterableIterato
     }
     for (const event of events) {
       if (event.data === '[DONE]') {
-        this.ended = true;
-        this.stopListening();
+        if (this.check.answered) {
+          this.ended = true;
+          this.stopListening();
+        } else {
+          // [DONE] alone is no answer, not an empty one.
+          this.fail(new WardenError('upstream_error', `provider ${provider} returned a stream with no answer`, { details: { provider } }));
+        }
         // Nothing more will be queued: read (and drop) the rest at once, even if the consumer is behind.
         if (this.paused) {
           this.paused = false;
@@ -226,6 +234,11 @@ export class SseCall implements Dispatcher.DispatchHandler, AsyncIterableIterato
         chunk = decode(event.data);
       } catch (err) {
         this.broken(controller, upstreamFailure(err, signal, provider));
+        return;
+      }
+      const wrong = this.check.check(chunk);
+      if (wrong !== undefined) {
+        this.broken(controller, new WardenError('upstream_error', `provider ${provider} returned ${wrong}`, { details: { provider } }));
         return;
       }
       if (chunk.choices.some((c) => c.finish_reason !== null)) this.finished = true;

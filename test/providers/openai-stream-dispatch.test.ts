@@ -6,7 +6,8 @@ import { describe, expect, it } from 'vitest';
 import type { ModelProvider } from '../../src/pipeline/ports.js';
 import type { CompletionChunk, UpstreamRequest } from '../../src/pipeline/index.js';
 import { createOpenAIProvider, type OpenAIProviderOptions } from '../../src/providers/index.js';
-import { chunk, closeAfterEach, failure, openAIHandler, sse, sseHead, startUpstream, TEST_API_KEY, upstreamRequest, type FakeUpstream } from './fake-upstream.js';
+import { chunk, closeAfterEach, failure, openAIHandler, sse, sseHead, startUpstream, TEST_API_KEY, upstreamRequest, usageChunk, type FakeUpstream } from './fake-upstream.js';
+import { MAX_STREAM_CHOICES, MAX_STREAM_TOOL_CALLS } from '../../src/providers/validate.js';
 
 const KEY = TEST_API_KEY;
 
@@ -211,5 +212,82 @@ describe('OpenAI provider, streamed calls: an upstream that keeps the body open'
     expect((await failure(p.complete(upstreamRequest()))).code).toBe('upstream_error');
     upstream.handle(openAIHandler);
     expect((await within(p.complete(upstreamRequest()), 5_000, 'second call')).choices[0]!.message.content).toBe('Hello there');
+  });
+});
+
+describe('OpenAI provider, streamed calls: what must hold across chunks', () => {
+  /** An upstream that streams `events` (chunks or raw data strings), then [DONE]. */
+  async function streaming(events: unknown[]): Promise<FakeUpstream> {
+    return startUpstream((_req, res) => {
+      sseHead(res);
+      for (const e of events) sse(res, e);
+      sse(res, '[DONE]');
+      res.end();
+    });
+  }
+  const withChoices = (choices: unknown[]) => ({ ...chunk({}), choices });
+
+  it('a stream of only [DONE] is upstream_error, not an empty answer', async () => {
+    upstream = await streaming([]);
+    const e = await failure(collect(make(upstream.baseUrl).stream(request())));
+    expect(e.code).toBe('upstream_error');
+    expect(e.message).toContain('no answer');
+  });
+
+  it('[DONE] after only a usage chunk (no choice) is upstream_error too', async () => {
+    upstream = await streaming([usageChunk]);
+    expect((await failure(collect(make(upstream.baseUrl).stream(request())))).code).toBe('upstream_error');
+  });
+
+  it('a stream with more choices than MAX_STREAM_CHOICES is upstream_error (memory per stream stays bounded)', async () => {
+    const events = Array.from({ length: MAX_STREAM_CHOICES + 1 }, (_, i) => withChoices([{ index: i * 1000, delta: { content: 'x' }, finish_reason: null }]));
+    upstream = await streaming(events);
+    const e = await failure(collect(make(upstream.baseUrl).stream(request())));
+    expect(e.code).toBe('upstream_error');
+    expect(e.message).toContain(`more than ${MAX_STREAM_CHOICES} choices`);
+  });
+
+  it('a stream with more tool calls than MAX_STREAM_TOOL_CALLS is upstream_error; MAX_STREAM_CHOICES choices and their repeats pass', async () => {
+    const calls = Array.from({ length: MAX_STREAM_TOOL_CALLS + 1 }, (_, t) => chunk({ tool_calls: [{ index: t, function: { arguments: '{}' } }] }));
+    upstream = await streaming(calls);
+    const e = await failure(collect(make(upstream.baseUrl).stream(request())));
+    expect(e.message).toContain(`more than ${MAX_STREAM_TOOL_CALLS} tool calls`);
+
+    const many = Array.from({ length: MAX_STREAM_CHOICES }, (_, i) => withChoices([{ index: i, delta: { content: 'a' }, finish_reason: null }]));
+    const again = Array.from({ length: MAX_STREAM_CHOICES }, (_, i) => withChoices([{ index: i, delta: { content: 'b' }, finish_reason: 'stop' }]));
+    upstream.handle((_req, res) => {
+      sseHead(res);
+      for (const e of [...many, ...calls.slice(0, MAX_STREAM_TOOL_CALLS), ...calls.slice(0, 3), ...again]) sse(res, e);
+      sse(res, '[DONE]');
+      res.end();
+    });
+    expect(await collect(provider!.stream(request()))).toHaveLength(2 * MAX_STREAM_CHOICES + MAX_STREAM_TOOL_CALLS + 3);
+  });
+
+  it("content for a choice after its finish_reason is upstream_error (its held-back tail was already released); a role or an empty piece passes", async () => {
+    upstream = await streaming([chunk({ content: 'mail jane.doe@' }, 'stop'), chunk({ content: 'example.com now' })]);
+    const e = await failure(collect(make(upstream.baseUrl).stream(request())));
+    expect(e.message).toContain('after its finish_reason');
+
+    for (const late of [{ tool_calls: [{ index: 0, function: { arguments: '{}' } }] }, { refusal: 'no' }]) {
+      upstream.handle((_req, res) => {
+        sseHead(res);
+        sse(res, chunk({ content: 'hi' }, 'stop'));
+        sse(res, chunk(late));
+        res.end();
+      });
+      expect((await failure(collect(provider!.stream(request())))).message).toContain('after its finish_reason');
+    }
+
+    upstream.handle((_req, res) => {
+      sseHead(res);
+      sse(res, chunk({ content: 'hi' }, 'stop'));
+      sse(res, chunk({ role: 'assistant', content: '' }, 'stop'));
+      sse(res, withChoices([{ index: 1, delta: { content: 'other choice' }, finish_reason: 'stop' }]));
+      sse(res, usageChunk);
+      sse(res, '[DONE]');
+      res.end();
+    });
+    expect(await collect(provider!.stream(request()))).toHaveLength(4);
   });
 });
