@@ -9,10 +9,17 @@ import type { CompletionChunk } from '../pipeline/types.js';
 
 const Role = z.enum(['system', 'developer', 'user', 'assistant', 'tool']);
 
+/**
+ * Indexes and token counts are `uint32` on the gRPC wire (gateway.proto): a larger number would
+ * arrive there silently wrapped (a tool call 2^40 as call 0), so it is refused for every ingress.
+ */
+export const UINT32_MAX = 0xffff_ffff;
+const Count = z.int().nonnegative().max(UINT32_MAX);
+
 const UsageSchema = z.object({
-  prompt_tokens: z.int().nonnegative(),
-  completion_tokens: z.int().nonnegative(),
-  total_tokens: z.int().nonnegative(),
+  prompt_tokens: Count,
+  completion_tokens: Count,
+  total_tokens: Count,
 });
 
 const ToolCallSchema = z.object({
@@ -40,7 +47,7 @@ export const CompletionSchema = z.object({
   choices: z
     .array(
       z.object({
-        index: z.int().nonnegative(),
+        index: Count,
         message: MessageSchema,
         finish_reason: z.string().nullable(),
       }),
@@ -56,7 +63,7 @@ const DeltaSchema = z.object({
   tool_calls: z
     .array(
       z.object({
-        index: z.int().nonnegative(),
+        index: Count,
         id: z.string().optional(),
         type: z.literal('function').optional(),
         function: z.object({ name: z.string().optional(), arguments: z.string().optional() }).optional(),
@@ -71,7 +78,7 @@ export const ChunkSchema = z.object({
   created: z.number(),
   choices: z.array(
     z.object({
-      index: z.int().nonnegative(),
+      index: Count,
       delta: DeltaSchema,
       finish_reason: z.string().nullish().transform((f) => f ?? null),
     }),
@@ -88,7 +95,7 @@ function isRecord(v: unknown): v is Record<string, unknown> {
 }
 
 function isCount(v: unknown): v is number {
-  return Number.isSafeInteger(v) && (v as number) >= 0;
+  return Number.isInteger(v) && (v as number) >= 0 && (v as number) <= UINT32_MAX;
 }
 
 /**

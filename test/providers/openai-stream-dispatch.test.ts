@@ -6,7 +6,7 @@ import { describe, expect, it } from 'vitest';
 import type { ModelProvider } from '../../src/pipeline/ports.js';
 import type { CompletionChunk, UpstreamRequest } from '../../src/pipeline/index.js';
 import { createOpenAIProvider, type OpenAIProviderOptions } from '../../src/providers/index.js';
-import { chunk, closeAfterEach, failure, openAIHandler, sse, sseHead, startUpstream, TEST_API_KEY, upstreamRequest, usageChunk, type FakeUpstream } from './fake-upstream.js';
+import { chunk, closeAfterEach, completion, failure, openAIHandler, sse, sseHead, startUpstream, TEST_API_KEY, upstreamRequest, usageChunk, type FakeUpstream } from './fake-upstream.js';
 import { MAX_STREAM_CHOICES, MAX_STREAM_TOOL_CALLS } from '../../src/providers/validate.js';
 
 const KEY = TEST_API_KEY;
@@ -289,5 +289,51 @@ describe('OpenAI provider, streamed calls: what must hold across chunks', () => 
       res.end();
     });
     expect(await collect(provider!.stream(request()))).toHaveLength(4);
+  });
+});
+
+describe('OpenAI provider: numbers beyond the gRPC wire types (uint32)', () => {
+  const BIG = 2 ** 32;
+  it('a streamed choice index, tool-call index or token count above 2^32-1 is upstream_error; 2^32-1 passes', async () => {
+    const bad = [
+      { ...chunk({ content: 'x' }, 'stop'), choices: [{ index: BIG + 1, delta: { content: 'x' }, finish_reason: 'stop' }] },
+      chunk({ tool_calls: [{ index: 2 ** 40, function: { arguments: '{}' } }] }, 'stop'),
+      { ...usageChunk, usage: { prompt_tokens: 2 ** 40, completion_tokens: 1, total_tokens: 2 ** 40 + 1 } },
+    ];
+    let event: unknown;
+    upstream = await startUpstream((_req, res) => {
+      sseHead(res);
+      sse(res, chunk({ content: 'ok' }, 'stop'));
+      sse(res, event);
+      sse(res, '[DONE]');
+      res.end();
+    });
+    const p = make(upstream.baseUrl);
+    for (const e of bad) {
+      event = e;
+      expect((await failure(collect(p.stream(request())))).code).toBe('upstream_error');
+    }
+    event = { ...usageChunk, usage: { prompt_tokens: BIG - 1, completion_tokens: 0, total_tokens: BIG - 1 } };
+    expect((await collect(p.stream(request()))).at(-1)!.usage!.total_tokens).toBe(BIG - 1);
+  });
+
+  it('a non-streamed choice index or token count above 2^32-1 is upstream_error', async () => {
+    let answer: Record<string, any> = {};
+    upstream = await startUpstream((_req, res) => {
+      res.writeHead(200, { 'content-type': 'application/json' });
+      res.end(JSON.stringify(answer));
+    });
+    const p = make(upstream.baseUrl);
+    const ok = completion('fine');
+    for (const bad of [
+      { ...ok, usage: { prompt_tokens: 2 ** 40, completion_tokens: 3, total_tokens: 2 ** 40 + 3 } },
+      { ...ok, choices: [{ ...ok.choices[0]!, index: BIG }] },
+      { ...ok, choices: [{ ...ok.choices[0]!, message: { role: 'assistant', content: null, tool_calls: [{ id: 'c', type: 'function', function: { name: 'f', arguments: '{}' } }] }, index: BIG }] },
+    ]) {
+      answer = bad;
+      expect((await failure(p.complete(upstreamRequest()))).code).toBe('upstream_error');
+    }
+    answer = { ...ok, usage: { prompt_tokens: BIG - 1, completion_tokens: 0, total_tokens: BIG - 1 } };
+    expect((await p.complete(upstreamRequest())).usage!.total_tokens).toBe(BIG - 1);
   });
 });
