@@ -14,10 +14,10 @@
 import { errors, type Dispatcher } from 'undici';
 import { onAbort, type CancelSignal } from '../pipeline/cancel.js';
 import { WardenError } from '../pipeline/errors.js';
+import { Drain } from './drain.js';
 import { upstreamFailure, upstreamStatusFailure } from './failure.js';
 
-/** A non-2xx body this small is read and dropped so its keep-alive connection is reused; a larger one closes it. */
-export const DISCARD_LIMIT = 64 * 1024;
+export { DISCARD_LIMIT } from './drain.js';
 
 type Controller = Dispatcher.DispatchController;
 
@@ -31,8 +31,8 @@ export class BodyCollector<T> implements Dispatcher.DispatchHandler {
   private controller: Controller | undefined;
   private parts: Buffer[] = [];
   private size = 0;
-  /** The answer was not 2xx: the call has failed, the rest of the body is only counted. */
-  private discarding = false;
+  /** The answer was not 2xx: the call has failed, the rest of the body is only counted (within bounds). */
+  private readonly drain = new Drain();
   private readonly stopListening: () => void;
 
   constructor(
@@ -78,9 +78,8 @@ export class BodyCollector<T> implements Dispatcher.DispatchHandler {
     if (statusCode < 200 || this.settled) return; // 1xx: the real answer follows.
     const declared = Number(headers['content-length']);
     if (statusCode >= 300) {
-      this.discarding = true;
       this.fail(upstreamStatusFailure(this.provider, statusCode, headers));
-      if (declared > DISCARD_LIMIT) controller.abort(new errors.RequestAbortedError());
+      this.drain.start(controller, declared);
       return;
     }
     // undici fails a body longer than it declared, so a declared size over the limit can be refused now.
@@ -88,11 +87,11 @@ export class BodyCollector<T> implements Dispatcher.DispatchHandler {
   }
 
   onResponseData(controller: Controller, chunk: Buffer): void {
-    this.size += chunk.length;
-    if (this.discarding) {
-      if (this.size > DISCARD_LIMIT) controller.abort(new errors.RequestAbortedError());
+    if (this.drain.draining) {
+      this.drain.take(controller, chunk.length);
       return;
     }
+    this.size += chunk.length;
     if (this.settled) return;
     if (this.size > this.maxBytes) {
       this.tooLarge(controller);
@@ -102,6 +101,7 @@ export class BodyCollector<T> implements Dispatcher.DispatchHandler {
   }
 
   onResponseEnd(): void {
+    this.drain.stop();
     if (this.settled) return;
     this.settled = true;
     this.stopListening();
@@ -120,6 +120,7 @@ export class BodyCollector<T> implements Dispatcher.DispatchHandler {
   }
 
   onResponseError(_controller: Controller | undefined, err: Error): void {
+    this.drain.stop();
     this.fail(upstreamFailure(err, this.signal, this.provider));
   }
 }

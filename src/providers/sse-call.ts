@@ -9,7 +9,8 @@
  * asked to stop reading the socket (backpressure) until the queue is drained.
  *
  * Ends: `[DONE]` ends the iteration at once (what is left of the body is read and dropped so the
- * keep-alive connection goes back to the pool); a body that ends after a finish_reason without
+ * keep-alive connection goes back to the pool, within the bounds of drain.ts, else the request is
+ * closed); a body that ends after a finish_reason without
  * `[DONE]` is whole; anything else is `upstream_error`. A consumer that stops early (`return()`),
  * a client abort or a deadline (the request's signal) closes the upstream request. Errors are
  * delivered after the chunks parsed before them, as a generator would.
@@ -18,9 +19,10 @@ import { errors, type Dispatcher } from 'undici';
 import { onAbort, type CancelSignal } from '../pipeline/cancel.js';
 import { WardenError } from '../pipeline/errors.js';
 import type { CompletionChunk } from '../pipeline/types.js';
-import { DISCARD_LIMIT } from './collect.js';
+import { Drain } from './drain.js';
 import { upstreamFailure, upstreamStatusFailure } from './failure.js';
 import { SseParser } from './sse.js';
+import { StreamCheck } from './validate.js';
 
 /** Parsed chunks the consumer may fall behind by before undici stops reading the socket. */
 const HIGH_WATER = 64;
@@ -53,9 +55,13 @@ export class SseCall implements Dispatcher.DispatchHandler, AsyncIterableIterato
   private error: WardenError | undefined;
   /** A finish_reason was seen: a body ending without [DONE] is then whole. */
   private finished = false;
-  /** The answer was not a stream (status or content type): the rest is only counted. */
-  private discarding = false;
-  private discarded = 0;
+  /** What must hold across chunks: bounded choices and tool calls, nothing after a finish_reason, an answer before [DONE]. */
+  private readonly check = new StreamCheck();
+  /**
+   * The rest of the body is only counted, within bounds (drain.ts): after `[DONE]`, or when the
+   * answer was not a stream (status or content type).
+   */
+  private readonly drain = new Drain();
   private waiter: { resolve: (r: IteratorResult<CompletionChunk>) => void; reject: (err: WardenError) => void } | undefined;
   private stopListening: () => void = noop;
 
@@ -179,25 +185,24 @@ export class SseCall implements Dispatcher.DispatchHandler, AsyncIterableIterato
       err = upstreamStatusFailure(provider, statusCode, headers);
     } else {
       const contentType = String(headers['content-type'] ?? '');
-      if (!contentType.startsWith('text/event-stream')) {
+      // Media types are case-insensitive (RFC 9110 §8.3.1): `Text/Event-Stream` is a stream too.
+      if (!contentType.trimStart().toLowerCase().startsWith('text/event-stream')) {
         err = new WardenError('upstream_error', `provider ${provider} returned content type ${contentType.split(';')[0] || '(none)'} instead of an event stream`, {
           details: { provider },
         });
       }
     }
     if (!err) return;
-    this.discarding = true;
     this.fail(err);
-    if (Number(headers['content-length']) > DISCARD_LIMIT) controller.abort(new errors.RequestAbortedError());
+    this.drain.start(controller, headers['content-length']);
   }
 
   onResponseData(controller: Controller, bytes: Buffer): void {
-    if (this.discarding) {
-      this.discarded += bytes.length;
-      if (this.discarded > DISCARD_LIMIT) controller.abort(new errors.RequestAbortedError());
+    // After [DONE] or a failed answer: drop the rest (normally nothing) so the connection returns to the pool.
+    if (this.drain.draining) {
+      this.drain.take(controller, bytes.length);
       return;
     }
-    // After [DONE]: drop the rest (normally nothing) so the connection returns to the pool.
     if (this.ended) return;
     const { provider, signal, decode } = this.opts;
     let events;
@@ -209,8 +214,19 @@ export class SseCall implements Dispatcher.DispatchHandler, AsyncIterableIterato
     }
     for (const event of events) {
       if (event.data === '[DONE]') {
-        this.ended = true;
-        this.stopListening();
+        if (this.check.answered) {
+          this.ended = true;
+          this.stopListening();
+        } else {
+          // [DONE] alone is no answer, not an empty one.
+          this.fail(new WardenError('upstream_error', `provider ${provider} returned a stream with no answer`, { details: { provider } }));
+        }
+        // Nothing more will be queued: read (and drop) the rest at once, even if the consumer is behind.
+        if (this.paused) {
+          this.paused = false;
+          controller.resume();
+        }
+        this.drain.start(controller);
         break;
       }
       let chunk: CompletionChunk;
@@ -218,6 +234,11 @@ export class SseCall implements Dispatcher.DispatchHandler, AsyncIterableIterato
         chunk = decode(event.data);
       } catch (err) {
         this.broken(controller, upstreamFailure(err, signal, provider));
+        return;
+      }
+      const wrong = this.check.check(chunk);
+      if (wrong !== undefined) {
+        this.broken(controller, new WardenError('upstream_error', `provider ${provider} returned ${wrong}`, { details: { provider } }));
         return;
       }
       if (chunk.choices.some((c) => c.finish_reason !== null)) this.finished = true;
@@ -231,6 +252,7 @@ export class SseCall implements Dispatcher.DispatchHandler, AsyncIterableIterato
   }
 
   onResponseEnd(): void {
+    this.drain.stop();
     if (this.ended) return;
     // Some compatible servers omit [DONE]; a stream that reached a finish_reason is whole.
     const { truncated } = this.parser.end();
@@ -245,6 +267,7 @@ export class SseCall implements Dispatcher.DispatchHandler, AsyncIterableIterato
   }
 
   onResponseError(_controller: Controller | undefined, err: Error): void {
+    this.drain.stop();
     this.fail(upstreamFailure(err, this.opts.signal, this.opts.provider));
   }
 }

@@ -5,13 +5,21 @@
  * declare ever flow on.
  */
 import { z } from 'zod';
+import type { CompletionChunk } from '../pipeline/types.js';
 
 const Role = z.enum(['system', 'developer', 'user', 'assistant', 'tool']);
 
+/**
+ * Indexes and token counts are `uint32` on the gRPC wire (gateway.proto): a larger number would
+ * arrive there silently wrapped (a tool call 2^40 as call 0), so it is refused for every ingress.
+ */
+export const UINT32_MAX = 0xffff_ffff;
+const Count = z.int().nonnegative().max(UINT32_MAX);
+
 const UsageSchema = z.object({
-  prompt_tokens: z.int().nonnegative(),
-  completion_tokens: z.int().nonnegative(),
-  total_tokens: z.int().nonnegative(),
+  prompt_tokens: Count,
+  completion_tokens: Count,
+  total_tokens: Count,
 });
 
 const ToolCallSchema = z.object({
@@ -39,7 +47,7 @@ export const CompletionSchema = z.object({
   choices: z
     .array(
       z.object({
-        index: z.int().nonnegative(),
+        index: Count,
         message: MessageSchema,
         finish_reason: z.string().nullable(),
       }),
@@ -55,7 +63,7 @@ const DeltaSchema = z.object({
   tool_calls: z
     .array(
       z.object({
-        index: z.int().nonnegative(),
+        index: Count,
         id: z.string().optional(),
         type: z.literal('function').optional(),
         function: z.object({ name: z.string().optional(), arguments: z.string().optional() }).optional(),
@@ -70,7 +78,7 @@ export const ChunkSchema = z.object({
   created: z.number(),
   choices: z.array(
     z.object({
-      index: z.int().nonnegative(),
+      index: Count,
       delta: DeltaSchema,
       finish_reason: z.string().nullish().transform((f) => f ?? null),
     }),
@@ -87,7 +95,7 @@ function isRecord(v: unknown): v is Record<string, unknown> {
 }
 
 function isCount(v: unknown): v is number {
-  return Number.isSafeInteger(v) && (v as number) >= 0;
+  return Number.isInteger(v) && (v as number) >= 0 && (v as number) <= UINT32_MAX;
 }
 
 /**
@@ -127,4 +135,55 @@ export function parseSimpleCompletion(json: unknown): Completion | undefined {
   // As zod: a `usage` member absent from the input is absent from the output.
   if ('usage' in json) out.usage = outUsage;
   return out;
+}
+
+/** Most distinct choices one stream may carry (OpenAI's `n` is at most 128). */
+export const MAX_STREAM_CHOICES = 128;
+/** Most distinct tool calls one stream may carry, all its choices together. */
+export const MAX_STREAM_TOOL_CALLS = 256;
+
+/**
+ * What a stream must hold across its chunks, which no one chunk's schema can say. Each choice and
+ * each tool call gets a text channel downstream (redaction holds back a little of each), so their
+ * number is bounded: a stream of ever new indexes would otherwise grow memory without end. And a
+ * choice is over at its finish_reason: its held-back text is released there, so text arriving
+ * for it afterwards would be redacted apart from that tail (half an entity on each side) — such a
+ * stream is refused rather than guessed at. A repeated finish_reason, a role or an empty piece
+ * carries nothing and passes.
+ */
+export class StreamCheck {
+  private readonly choices = new Set<number>();
+  private readonly finished = new Set<number>();
+  /** Tool-call indexes seen, per choice. */
+  private readonly tools = new Map<number, Set<number>>();
+  private toolCount = 0;
+  /** A chunk with a choice was seen: `[DONE]` before one is a stream with no answer. */
+  answered = false;
+
+  /** Checks the next chunk; returns what is wrong with the stream (for `upstream_error`), or undefined. */
+  check(chunk: CompletionChunk): string | undefined {
+    for (const c of chunk.choices) {
+      this.answered = true;
+      const i = c.index;
+      if (!this.choices.has(i)) {
+        if (this.choices.size >= MAX_STREAM_CHOICES) return `a stream with more than ${MAX_STREAM_CHOICES} choices`;
+        this.choices.add(i);
+      }
+      const d = c.delta;
+      const calls = d.tool_calls ?? [];
+      if (this.finished.has(i) && (!!d.content || !!d.refusal || calls.length > 0)) return 'a stream with content after its finish_reason';
+      if (calls.length > 0) {
+        let seen = this.tools.get(i);
+        if (!seen) this.tools.set(i, (seen = new Set()));
+        for (const t of calls) {
+          if (seen.has(t.index)) continue;
+          if (this.toolCount >= MAX_STREAM_TOOL_CALLS) return `a stream with more than ${MAX_STREAM_TOOL_CALLS} tool calls`;
+          seen.add(t.index);
+          this.toolCount++;
+        }
+      }
+      if (c.finish_reason !== null) this.finished.add(i);
+    }
+    return undefined;
+  }
 }

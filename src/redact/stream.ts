@@ -123,6 +123,13 @@ function pemStart(p: string, hold: number): number {
 export class StreamChannel {
   private pending = '';
   private ctx = '';
+  /**
+   * Start of `pending`'s trailing whitespace-free run: just after its last whitespace, 0 when it
+   * holds none. Kept up to date from each new piece alone, so a long run without whitespace
+   * (compact JSON tool arguments, base64) costs O(piece) per push instead of a rescan and a fold
+   * of the whole held run (quadratic in the run's length).
+   */
+  private runStart = 0;
 
   constructor(
     private readonly proc: OutputProcessor,
@@ -131,7 +138,14 @@ export class StreamChannel {
 
   push(piece: string): string {
     if (piece.length === 0) return '';
+    const base = this.pending.length;
     this.pending += piece;
+    for (let i = piece.length; i > 0; i--) {
+      if (isWs(piece.charCodeAt(i - 1))) {
+        this.runStart = base + i;
+        break;
+      }
+    }
     return this.emit(false);
   }
 
@@ -146,9 +160,11 @@ export class StreamChannel {
     if (final) cut = p.length;
     else if (p.length > this.proc.maxHoldBack) {
       // Forced release of an over-long run: cut at the last whitespace, or everything.
-      let ws = p.length;
-      while (ws > 0 && !isWs(p.charCodeAt(ws - 1))) ws--;
-      cut = ws > 0 ? ws : p.length;
+      cut = this.runStart > 0 ? this.runStart : p.length;
+    } else if (this.runStart === 0) {
+      // One whitespace-free run: it may still grow, so all of it is held (what holdStart says of
+      // such a text, without its scan and fold of the whole run on every piece).
+      return '';
     } else cut = holdStart(p);
     // A lone high surrogate at the cut waits for its pair.
     if (cut > 0 && cut < p.length) {
@@ -174,6 +190,7 @@ export class StreamChannel {
     const out = this.proc.renderOutput(raw, inRange, this.json);
     this.ctx = (this.ctx + raw).slice(-CONTEXT_TAIL);
     this.pending = p.slice(cut);
+    this.runStart = Math.max(0, this.runStart - cut);
     return out;
   }
 }

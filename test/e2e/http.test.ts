@@ -463,6 +463,19 @@ describe('upstream failures', () => {
     expect(r.json.error.code).toBe('upstream_error');
   });
 
+  it('text for a choice after its finish_reason ends the stream with upstream_error; the rest of the entity never goes out', async () => {
+    upstream.mode = 'after-finish';
+    const audited = w.audit().length;
+    const r = await postChat(w.addresses.http, botToken, governed({ stream: true }));
+    const body = await r.text();
+    upstream.mode = 'ok';
+    expect(body).not.toContain('example.com');
+    expect(body).not.toContain('[DONE]');
+    const last = JSON.parse(body.trim().split('\n\n').at(-1)!.slice(6));
+    expect(last.error.code).toBe('upstream_error');
+    await eventually(() => w.audit().slice(audited).some((rec) => rec.error_code === 'upstream_error'));
+  });
+
   it('a client that disconnects mid-stream aborts the upstream call and is audited as cancelled', async () => {
     upstream.mode = 'stream-slow';
     const aborted = upstream.aborted;

@@ -6,7 +6,8 @@ import { describe, expect, it } from 'vitest';
 import type { ModelProvider } from '../../src/pipeline/ports.js';
 import type { CompletionChunk, UpstreamRequest } from '../../src/pipeline/index.js';
 import { createOpenAIProvider, type OpenAIProviderOptions } from '../../src/providers/index.js';
-import { chunk, closeAfterEach, failure, sse, sseHead, startUpstream, TEST_API_KEY, upstreamRequest, type FakeUpstream } from './fake-upstream.js';
+import { chunk, closeAfterEach, completion, failure, openAIHandler, sse, sseHead, startUpstream, TEST_API_KEY, upstreamRequest, usageChunk, type FakeUpstream } from './fake-upstream.js';
+import { MAX_STREAM_CHOICES, MAX_STREAM_TOOL_CALLS } from '../../src/providers/validate.js';
 
 const KEY = TEST_API_KEY;
 
@@ -131,5 +132,208 @@ describe('OpenAI provider, streamed calls', () => {
     const chunks = await collect(make(upstream.baseUrl, { getApiKey: async () => KEY }).stream(request()));
     expect(text(chunks)).toBe('Hello there');
     expect(upstream.received[0]!.headers.authorization).toBe(`Bearer ${KEY}`);
+  });
+});
+
+describe('OpenAI provider, streamed calls: what the upstream sends', () => {
+  it('takes the content type case-insensitively (media types are, RFC 9110 §8.3.1)', async () => {
+    upstream = await startUpstream((_req, res) => {
+      res.writeHead(200, { 'content-type': 'Text/Event-Stream; Charset=UTF-8' });
+      sse(res, chunk({ content: 'cased' }, 'stop'));
+      sse(res, '[DONE]');
+      res.end();
+    });
+    expect(text(await collect(make(upstream.baseUrl).stream(request())))).toBe('cased');
+  });
+});
+
+/** `p`, or a rejection after `ms`: a pool held forever must fail the test, not hang it. */
+function within<T>(p: Promise<T>, ms: number, what: string): Promise<T> {
+  let timer: NodeJS.Timeout | undefined;
+  const timeout = new Promise<never>((_, reject) => (timer = setTimeout(() => reject(new Error(`${what}: no answer within ${ms} ms`)), ms)));
+  return Promise.race([p, timeout]).finally(() => clearTimeout(timer));
+}
+
+/** Writes `piece` every `ms` until the client goes away; the response never ends by itself. */
+function trickle(res: import('node:http').ServerResponse, piece: string, ms: number): void {
+  const timer = setInterval(() => res.write(piece), ms);
+  res.on('close', () => clearInterval(timer));
+}
+
+describe('OpenAI provider, streamed calls: an upstream that keeps the body open', () => {
+  it('after [DONE], the rest of the body is drained within bounds, else the connection is closed (the pool is not pinned)', async () => {
+    upstream = await startUpstream((_req, res) => {
+      sseHead(res);
+      sse(res, chunk({ content: 'done' }, 'stop'));
+      sse(res, '[DONE]');
+      // Never ends: keeps sending events after [DONE].
+      trickle(res, `data: ${JSON.stringify(chunk({ content: 'more' }))}\n\n`, 50);
+    });
+    const p = make(upstream.baseUrl, { connections: 1 });
+    expect(text(await collect(p.stream(request())))).toBe('done');
+    upstream.handle(openAIHandler);
+    // The only pooled connection must come free for the next call.
+    expect(text(await within(collect(p.stream(request())), 5_000, 'second call'))).toBe('Hello there');
+    await upstream.sockets[0]!.closed;
+    expect(upstream.sockets).toHaveLength(2);
+  });
+
+  it('after [DONE], a body that keeps sending bytes fast is closed at the byte bound', async () => {
+    upstream = await startUpstream((_req, res) => {
+      sseHead(res);
+      sse(res, chunk({ content: 'done' }, 'stop'));
+      sse(res, '[DONE]');
+      trickle(res, `: ${'x'.repeat(16 * 1024)}\n`, 1);
+    });
+    const p = make(upstream.baseUrl, { connections: 1 });
+    const started = Date.now();
+    expect(text(await collect(p.stream(request())))).toBe('done');
+    await within(upstream.sockets[0]!.closed, 5_000, 'socket close');
+    expect(Date.now() - started).toBeLessThan(900);
+  });
+
+  it('a streamed call answered 200 text/html a byte at a time fails at once and frees its connection within bounds', async () => {
+    upstream = await startUpstream((_req, res) => {
+      res.writeHead(200, { 'content-type': 'text/html' });
+      trickle(res, '<', 100);
+    });
+    const p = make(upstream.baseUrl, { connections: 1 });
+    expect((await failure(collect(p.stream(request())))).code).toBe('upstream_error');
+    upstream.handle(openAIHandler);
+    expect(text(await within(collect(p.stream(request())), 5_000, 'second call'))).toBe('Hello there');
+  });
+
+  it('a non-streamed call answered 500 a byte at a time frees its connection within bounds', async () => {
+    upstream = await startUpstream((_req, res) => {
+      res.writeHead(500, { 'content-type': 'application/json' });
+      trickle(res, '{', 100);
+    });
+    const p = make(upstream.baseUrl, { connections: 1 });
+    expect((await failure(p.complete(upstreamRequest()))).code).toBe('upstream_error');
+    upstream.handle(openAIHandler);
+    expect((await within(p.complete(upstreamRequest()), 5_000, 'second call')).choices[0]!.message.content).toBe('Hello there');
+  });
+});
+
+describe('OpenAI provider, streamed calls: what must hold across chunks', () => {
+  /** An upstream that streams `events` (chunks or raw data strings), then [DONE]. */
+  async function streaming(events: unknown[]): Promise<FakeUpstream> {
+    return startUpstream((_req, res) => {
+      sseHead(res);
+      for (const e of events) sse(res, e);
+      sse(res, '[DONE]');
+      res.end();
+    });
+  }
+  const withChoices = (choices: unknown[]) => ({ ...chunk({}), choices });
+
+  it('a stream of only [DONE] is upstream_error, not an empty answer', async () => {
+    upstream = await streaming([]);
+    const e = await failure(collect(make(upstream.baseUrl).stream(request())));
+    expect(e.code).toBe('upstream_error');
+    expect(e.message).toContain('no answer');
+  });
+
+  it('[DONE] after only a usage chunk (no choice) is upstream_error too', async () => {
+    upstream = await streaming([usageChunk]);
+    expect((await failure(collect(make(upstream.baseUrl).stream(request())))).code).toBe('upstream_error');
+  });
+
+  it('a stream with more choices than MAX_STREAM_CHOICES is upstream_error (memory per stream stays bounded)', async () => {
+    const events = Array.from({ length: MAX_STREAM_CHOICES + 1 }, (_, i) => withChoices([{ index: i * 1000, delta: { content: 'x' }, finish_reason: null }]));
+    upstream = await streaming(events);
+    const e = await failure(collect(make(upstream.baseUrl).stream(request())));
+    expect(e.code).toBe('upstream_error');
+    expect(e.message).toContain(`more than ${MAX_STREAM_CHOICES} choices`);
+  });
+
+  it('a stream with more tool calls than MAX_STREAM_TOOL_CALLS is upstream_error; MAX_STREAM_CHOICES choices and their repeats pass', async () => {
+    const calls = Array.from({ length: MAX_STREAM_TOOL_CALLS + 1 }, (_, t) => chunk({ tool_calls: [{ index: t, function: { arguments: '{}' } }] }));
+    upstream = await streaming(calls);
+    const e = await failure(collect(make(upstream.baseUrl).stream(request())));
+    expect(e.message).toContain(`more than ${MAX_STREAM_TOOL_CALLS} tool calls`);
+
+    const many = Array.from({ length: MAX_STREAM_CHOICES }, (_, i) => withChoices([{ index: i, delta: { content: 'a' }, finish_reason: null }]));
+    const again = Array.from({ length: MAX_STREAM_CHOICES }, (_, i) => withChoices([{ index: i, delta: { content: 'b' }, finish_reason: 'stop' }]));
+    upstream.handle((_req, res) => {
+      sseHead(res);
+      for (const e of [...many, ...calls.slice(0, MAX_STREAM_TOOL_CALLS), ...calls.slice(0, 3), ...again]) sse(res, e);
+      sse(res, '[DONE]');
+      res.end();
+    });
+    expect(await collect(provider!.stream(request()))).toHaveLength(2 * MAX_STREAM_CHOICES + MAX_STREAM_TOOL_CALLS + 3);
+  });
+
+  it("content for a choice after its finish_reason is upstream_error (its held-back tail was already released); a role or an empty piece passes", async () => {
+    upstream = await streaming([chunk({ content: 'mail jane.doe@' }, 'stop'), chunk({ content: 'example.com now' })]);
+    const e = await failure(collect(make(upstream.baseUrl).stream(request())));
+    expect(e.message).toContain('after its finish_reason');
+
+    for (const late of [{ tool_calls: [{ index: 0, function: { arguments: '{}' } }] }, { refusal: 'no' }]) {
+      upstream.handle((_req, res) => {
+        sseHead(res);
+        sse(res, chunk({ content: 'hi' }, 'stop'));
+        sse(res, chunk(late));
+        res.end();
+      });
+      expect((await failure(collect(provider!.stream(request())))).message).toContain('after its finish_reason');
+    }
+
+    upstream.handle((_req, res) => {
+      sseHead(res);
+      sse(res, chunk({ content: 'hi' }, 'stop'));
+      sse(res, chunk({ role: 'assistant', content: '' }, 'stop'));
+      sse(res, withChoices([{ index: 1, delta: { content: 'other choice' }, finish_reason: 'stop' }]));
+      sse(res, usageChunk);
+      sse(res, '[DONE]');
+      res.end();
+    });
+    expect(await collect(provider!.stream(request()))).toHaveLength(4);
+  });
+});
+
+describe('OpenAI provider: numbers beyond the gRPC wire types (uint32)', () => {
+  const BIG = 2 ** 32;
+  it('a streamed choice index, tool-call index or token count above 2^32-1 is upstream_error; 2^32-1 passes', async () => {
+    const bad = [
+      { ...chunk({ content: 'x' }, 'stop'), choices: [{ index: BIG + 1, delta: { content: 'x' }, finish_reason: 'stop' }] },
+      chunk({ tool_calls: [{ index: 2 ** 40, function: { arguments: '{}' } }] }, 'stop'),
+      { ...usageChunk, usage: { prompt_tokens: 2 ** 40, completion_tokens: 1, total_tokens: 2 ** 40 + 1 } },
+    ];
+    let event: unknown;
+    upstream = await startUpstream((_req, res) => {
+      sseHead(res);
+      sse(res, chunk({ content: 'ok' }, 'stop'));
+      sse(res, event);
+      sse(res, '[DONE]');
+      res.end();
+    });
+    const p = make(upstream.baseUrl);
+    for (const e of bad) {
+      event = e;
+      expect((await failure(collect(p.stream(request())))).code).toBe('upstream_error');
+    }
+    event = { ...usageChunk, usage: { prompt_tokens: BIG - 1, completion_tokens: 0, total_tokens: BIG - 1 } };
+    expect((await collect(p.stream(request()))).at(-1)!.usage!.total_tokens).toBe(BIG - 1);
+  });
+
+  it('a non-streamed choice index or token count above 2^32-1 is upstream_error', async () => {
+    let answer: Record<string, any> = {};
+    upstream = await startUpstream((_req, res) => {
+      res.writeHead(200, { 'content-type': 'application/json' });
+      res.end(JSON.stringify(answer));
+    });
+    const p = make(upstream.baseUrl);
+    const ok = completion('fine');
+    for (const bad of [
+      { ...ok, usage: { prompt_tokens: 2 ** 40, completion_tokens: 3, total_tokens: 2 ** 40 + 3 } },
+      { ...ok, choices: [{ ...ok.choices[0]!, index: BIG }] },
+      { ...ok, choices: [{ ...ok.choices[0]!, message: { role: 'assistant', content: null, tool_calls: [{ id: 'c', type: 'function', function: { name: 'f', arguments: '{}' } }] }, index: BIG }] },
+    ]) {
+      answer = bad;
+      expect((await failure(p.complete(upstreamRequest()))).code).toBe('upstream_error');
+    }
+    answer = { ...ok, usage: { prompt_tokens: BIG - 1, completion_tokens: 0, total_tokens: BIG - 1 } };
+    expect((await p.complete(upstreamRequest())).usage!.total_tokens).toBe(BIG - 1);
   });
 });

@@ -311,3 +311,21 @@ describe('streaming: sequential (one block at a time, as Anthropic streams)', ()
     }
   });
 });
+
+describe('streaming: cost of a long whitespace-free run', () => {
+  it('compact JSON in 3-character pieces costs O(piece) per push, not a rescan of the held run', async () => {
+    // A hold-back large enough that the whole run stays held: before, every push rescanned and
+    // folded all of it (quadratic: several seconds here); now only the new piece is looked at.
+    const big = createRedactor({ maxHoldBack: 1 << 20 });
+    const text = JSON.stringify(Object.fromEntries(Array.from({ length: 6000 }, (_, i) => [`k${i}`, `v${i}xxxxxxxx`]))).slice(0, 96_000);
+    const chunks: CompletionChunk[] = [];
+    for (let i = 0; i < text.length; i += 3) chunks.push(chunk(undefined, text.slice(i, i + 3)));
+    chunks.push(chunk(undefined, undefined, 'stop'));
+    const s = big.session(decision(), []);
+    const started = performance.now();
+    const out = joinChunks(await collect(s.processStream(fromArray(chunks))));
+    const elapsed = performance.now() - started;
+    expect(out.args).toBe(big.session(decision(), []).processOutputText(text, true));
+    expect(elapsed).toBeLessThan(2_000);
+  });
+});

@@ -6,7 +6,7 @@
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
 import type { AddressInfo } from 'node:net';
 
-export type UpstreamMode = 'ok' | 'garbage' | 'slow' | 'error500' | 'stream-slow' | 'delayed' | 'tool-call' | 'deep-part' | 'rate-limited' | 'bad-request' | 'refusal' | 'text-then-tools';
+export type UpstreamMode = 'ok' | 'garbage' | 'slow' | 'error500' | 'stream-slow' | 'delayed' | 'tool-call' | 'deep-part' | 'rate-limited' | 'bad-request' | 'refusal' | 'text-then-tools' | 'after-finish';
 
 export interface ReceivedCall {
   headers: IncomingMessage['headers'];
@@ -185,6 +185,14 @@ export async function startUpstream(): Promise<FakeUpstream> {
         res.write(chunk(body, {}, 'tool_calls'));
         const usage = { prompt_tokens: 11, completion_tokens: 7, total_tokens: 18 };
         res.write(`data: ${JSON.stringify({ id: 'chatcmpl-up-1', object: 'chat.completion.chunk', created: 1_700_000_000, model: body?.model, choices: [], usage })}\n\n`);
+        res.end('data: [DONE]\n\n');
+        return;
+      }
+      case 'after-finish': {
+        // Misbehaving: the choice finishes with an email cut after its `@`, then goes on.
+        res.writeHead(200, { 'content-type': 'text/event-stream' });
+        res.write(chunk(body, { role: 'assistant', content: 'mail jane.doe@' }, 'stop'));
+        res.write(chunk(body, { content: 'example.com now' }, null));
         res.end('data: [DONE]\n\n');
         return;
       }
