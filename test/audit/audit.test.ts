@@ -137,7 +137,9 @@ describe('canonical JSON and the chain', () => {
     const err = await log.append(body(1)).catch((e: unknown) => e);
     expect(err).toBeInstanceOf(WardenError);
     expect((err as WardenError).code).toBe('audit_unavailable');
-    expect((err as WardenError).message).toBe('audit sink broken failed (ENOSPC)');
+    // The caller learns the code, never the sink's name (a file sink's is a path on this host).
+    expect((err as WardenError).message).toBe('the audit log is unavailable (ENOSPC)');
+    expect((err as WardenError).details).toBeUndefined();
   });
 });
 
