@@ -368,8 +368,12 @@ export function createFileSink(path: string, opts: FileSinkOptions = {}): AuditS
     },
     identity() {
       if (fd === undefined) return undefined;
-      const s = fstatSync(fd);
-      return `${s.dev}:${s.ino}`;
+      try {
+        const s = fstatSync(fd);
+        return `${s.dev}:${s.ino}`;
+      } catch {
+        return undefined;
+      }
     },
     write(line: string) {
       // Opened at start (createAuditLog's open); a sink used on its own opens on its first line.
