@@ -44,6 +44,7 @@ export interface LineWritable {
   write(chunk: string, cb: (err?: Error | null) => void): boolean;
   /** When present, the sink listens for 'error' (an EPIPE on stdout must not crash the process). */
   on?(event: 'error', listener: (err: Error) => void): unknown;
+  off?(event: 'error', listener: (err: Error) => void): unknown;
 }
 
 /** A line this long after the previous one is written at once (see createFileSink). */
@@ -95,6 +96,8 @@ export function createStreamSink(out: LineWritable, name = 'stdout', logger?: Si
     },
     async close() {
       await last.catch(() => undefined);
+      // process.stdout outlives the sink: leave no listener behind (runtimes made one after another).
+      out.off?.('error', fail);
     },
   };
 }

@@ -9,7 +9,8 @@ import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { createAuditLog, createFileSink, readLastLine, runAuditCli, type AuditRecordBody } from '../../src/audit/index.js';
+import { Writable } from 'node:stream';
+import { createAuditLog, createFileSink, createStreamSink, readLastLine, runAuditCli, type AuditRecordBody } from '../../src/audit/index.js';
 
 const REPO = join(import.meta.dirname, '..', '..');
 
@@ -200,6 +201,25 @@ console.log(JSON.stringify({ results, availableAfterFailure, refused, availableA
       expect(lines.map((l) => l.request_id)).toEqual([`req-${ok + 1}-${'x'.repeat(200)}`, 'after']);
     },
   );
+});
+
+describe('stream sink failure', () => {
+  it('a stream that fails (EPIPE) fails the sink, with no unhandled error event; close leaves no listener', async () => {
+    const out = new Writable({
+      write(_chunk, _enc, cb) {
+        cb(Object.assign(new Error('write EPIPE'), { code: 'EPIPE' }));
+      },
+    });
+    const sink = createStreamSink(out, 'stdout');
+    const log = createAuditLog({ sinks: [sink] });
+    await expect(log.append(body(1))).rejects.toMatchObject({ code: 'audit_unavailable', message: 'the audit log is unavailable (EPIPE)' });
+    await new Promise((r) => setImmediate(r)); // the stream's 'error' event comes after the callback
+    expect(log.available()).toBe(false);
+    await expect(log.append(body(2))).rejects.toMatchObject({ code: 'audit_unavailable' });
+    expect(out.listenerCount('error')).toBe(1);
+    await log.close();
+    expect(out.listenerCount('error')).toBe(0);
+  });
 });
 
 describe('resuming from the last line', () => {
