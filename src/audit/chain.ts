@@ -125,29 +125,80 @@ function sameKeys(a: readonly string[], b: readonly string[]): boolean {
 
 export type ChainCheck = { ok: true } | { ok: false; seq: number; reason: string };
 
+/**
+ * Where a verification starts: genesis (seq 0, 64 zeros), the head a previous segment ended at,
+ * or, for a member left out, whatever the first record says (`--continue`: a segment of a rotated
+ * file is checked on its own; the caller compares its first link with the previous segment's head).
+ */
+export interface ChainStart {
+  seq?: number | undefined;
+  hash?: string | undefined;
+}
+
+const HASH_RE = /^[0-9a-f]{64}$/;
+
+/** The text a record's line must be, byte for byte: its canonical JSON with `hash` appended last. */
+export function canonicalRecordLine(record: Record<string, unknown>): string {
+  const text = canonicalJson({ ...record, hash: undefined });
+  return `${text.slice(0, -1)},"hash":${JSON.stringify(record.hash)}}`;
+}
+
 /** Verifies records one at a time (so a large file can be streamed). */
 export class ChainVerifier {
   private head: ChainHead;
+  private open: { seq: boolean; hash: boolean };
+  /** The link the first record was checked against (genesis, the given start, or its own). */
+  first: ChainHead | undefined;
   count = 0;
 
-  constructor(start: ChainHead = GENESIS) {
-    this.head = { ...start };
+  constructor(start: ChainStart = GENESIS) {
+    this.head = { seq: start.seq ?? 0, hash: start.hash ?? GENESIS_HASH };
+    this.open = { seq: start.seq === undefined, hash: start.hash === undefined };
   }
 
   get last(): ChainHead {
     return { ...this.head };
   }
 
+  /** Checks a record given as its line: the record, and that the line is its canonical text. */
+  pushLine(line: string): ChainCheck {
+    let record: unknown;
+    try {
+      record = JSON.parse(line);
+    } catch {
+      return { ok: false, seq: this.head.seq + 1, reason: 'line is not valid JSON' };
+    }
+    return this.check(record, line);
+  }
+
   push(record: unknown): ChainCheck {
-    const expectedSeq = this.head.seq + 1;
+    return this.check(record, undefined);
+  }
+
+  private check(record: unknown, line: string | undefined): ChainCheck {
     if (record === null || typeof record !== 'object' || Array.isArray(record)) {
-      return { ok: false, seq: expectedSeq, reason: 'not a JSON object' };
+      return { ok: false, seq: this.head.seq + 1, reason: 'not a JSON object' };
     }
     const r = record as Record<string, unknown>;
+    if (this.count === 0) {
+      // An unanchored start takes the first record's own link (it must at least be well formed).
+      if (this.open.seq && typeof r.seq === 'number' && Number.isSafeInteger(r.seq) && r.seq >= 1) this.head.seq = r.seq - 1;
+      if (this.open.hash && typeof r.prev_hash === 'string' && HASH_RE.test(r.prev_hash)) this.head.hash = r.prev_hash;
+    }
+    const expectedSeq = this.head.seq + 1;
     const seq = typeof r.seq === 'number' ? r.seq : expectedSeq;
     if (r.seq !== expectedSeq) return { ok: false, seq, reason: `expected seq ${expectedSeq}, found ${JSON.stringify(r.seq)}` };
     if (r.prev_hash !== this.head.hash) return { ok: false, seq, reason: 'prev_hash does not match the previous record' };
-    if (typeof r.hash !== 'string' || r.hash !== computeRecordHash(r)) return { ok: false, seq, reason: 'hash does not match the record content' };
+    const text = canonicalJson({ ...r, hash: undefined });
+    if (typeof r.hash !== 'string' || r.hash !== oneShotHash('sha256', String(r.prev_hash) + text, 'hex')) {
+      return { ok: false, seq, reason: 'hash does not match the record content' };
+    }
+    // The same record can be written as other text (duplicate members — a parser keeps one of them —,
+    // other spacing or member order): only the canonical text is what Warden wrote and hashed.
+    if (line !== undefined && line !== `${text.slice(0, -1)},"hash":"${r.hash}"}`) {
+      return { ok: false, seq, reason: 'line is not the canonical text of its record (rewritten: duplicate members, spacing or member order)' };
+    }
+    if (this.count === 0) this.first = { seq: this.head.seq, hash: this.head.hash };
     this.head = { seq, hash: r.hash };
     this.count++;
     return { ok: true };

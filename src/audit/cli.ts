@@ -1,20 +1,39 @@
 /** `warden audit verify FILE`: streams a JSON-lines audit file and checks the hash chain. */
 import { createReadStream } from 'node:fs';
-import { createInterface } from 'node:readline';
-import { ChainVerifier } from './chain.js';
+import { ChainVerifier, GENESIS_HASH, type ChainStart } from './chain.js';
+import { MAX_AUDIT_LINE_BYTES } from './sinks.js';
 
 export interface CliIO {
   stdout: { write(s: string): unknown };
   stderr: { write(s: string): unknown };
 }
 
-const USAGE = `Usage: warden audit verify FILE
+const USAGE = `Usage: warden audit verify [--from-hash HASH [--from-seq N] | --continue] FILE
 
 Checks the hash chain of a JSON-lines audit file written by Warden's file sink:
 every record's seq follows the previous one, its prev_hash is the previous record's
-hash, and its hash matches its content. Exits 0 when the chain is intact, 1 at the
-first broken record (its seq and line are printed), 2 on usage or read errors.
+hash, its hash matches its content, and its line is exactly the canonical text
+Warden wrote (a line rewritten with duplicate members or other spacing is broken).
+Exits 0 when the chain is intact, 1 at the first broken record (its seq and line
+are printed), 2 on usage or read errors.
+
+A file that does not start the chain (a rotated segment) is verified from where the
+previous one ended:
+  --from-hash HASH   the first record's prev_hash must be HASH (the head hash printed
+                     for the previous segment)
+  --from-seq N       ... and its seq must be N + 1 (the previous head seq)
+  --continue         take the first record's own seq and prev_hash as the start (print
+                     them, compare them with the previous segment's head yourself)
 `;
+
+const HASH_RE = /^[0-9a-f]{64}$/;
+const LF = 0x0a;
+const CR = 0x0d;
+
+function usageError(io: CliIO, message: string): number {
+  io.stderr.write(`audit verify: ${message}\n\n${USAGE}`);
+  return 2;
+}
 
 export async function runAuditCli(argv: readonly string[], io: CliIO): Promise<number> {
   const [cmd, ...rest] = argv;
@@ -30,38 +49,123 @@ export async function runAuditCli(argv: readonly string[], io: CliIO): Promise<n
     io.stdout.write(USAGE);
     return 0;
   }
-  if (rest.length !== 1) {
-    io.stderr.write(`audit verify takes exactly one FILE\n\n${USAGE}`);
-    return 2;
-  }
-  const file = rest[0]!;
-  const verifier = new ChainVerifier();
-  let lineNo = 0;
-  try {
-    const rl = createInterface({ input: createReadStream(file, { encoding: 'utf8' }), crlfDelay: Infinity });
-    for await (const line of rl) {
-      lineNo++;
-      if (line.trim() === '') continue;
-      let rec: unknown;
-      try {
-        rec = JSON.parse(line);
-      } catch {
-        io.stdout.write(`BROKEN ${file}:${lineNo}: seq ${verifier.last.seq + 1}: line is not valid JSON\n`);
-        rl.close();
-        return 1;
+  const files: string[] = [];
+  let fromHash: string | undefined;
+  let fromSeq: number | undefined;
+  let cont = false;
+  for (let i = 0; i < rest.length; i++) {
+    const a = rest[i]!;
+    if (a === '--') {
+      files.push(...rest.slice(i + 1));
+      break;
+    }
+    if (a === '--from-hash' || a === '--from-seq') {
+      const v = rest[++i];
+      if (v === undefined) return usageError(io, `${a} needs a value`);
+      if (a === '--from-hash') {
+        if (!HASH_RE.test(v)) return usageError(io, '--from-hash takes a hash: 64 lowercase hex digits');
+        fromHash = v;
+      } else {
+        if (!/^\d+$/.test(v) || !Number.isSafeInteger(Number(v))) return usageError(io, '--from-seq takes a whole number');
+        fromSeq = Number(v);
       }
-      const c = verifier.push(rec);
-      if (!c.ok) {
-        io.stdout.write(`BROKEN ${file}:${lineNo}: seq ${c.seq}: ${c.reason}\n`);
-        rl.close();
-        return 1;
+      continue;
+    }
+    if (a === '--continue') {
+      cont = true;
+      continue;
+    }
+    if (a.startsWith('-') && a !== '-') return usageError(io, `unknown option ${a}`);
+    files.push(a);
+  }
+  if (files.length !== 1) return usageError(io, 'takes exactly one FILE');
+  if (cont && (fromHash !== undefined || fromSeq !== undefined)) return usageError(io, '--continue and --from-hash/--from-seq exclude each other');
+  if (fromSeq !== undefined && fromHash === undefined) return usageError(io, '--from-seq needs --from-hash');
+  const file = files[0]!;
+  const start: ChainStart = cont ? {} : fromHash !== undefined ? { hash: fromHash, seq: fromSeq } : { seq: 0, hash: GENESIS_HASH };
+  const verifier = new ChainVerifier(start);
+  const decoder = new TextDecoder('utf-8', { fatal: true, ignoreBOM: true });
+
+  let lineNo = 0;
+  let broken: string | undefined;
+  /** The current line's bytes so far (a line may span chunks). */
+  let parts: Buffer[] = [];
+  let partLen = 0;
+  /** The previous terminator was a CR and nothing came since: an LF now ends no new line (CRLF). */
+  let afterCR = false;
+
+  const endLine = (): boolean => {
+    lineNo++;
+    const bytes = parts.length === 1 ? parts[0]! : Buffer.concat(parts, partLen);
+    parts = [];
+    partLen = 0;
+    let line: string;
+    try {
+      line = decoder.decode(bytes);
+    } catch {
+      broken = `BROKEN ${file}:${lineNo}: seq ${verifier.last.seq + 1}: line is not valid UTF-8`;
+      return false;
+    }
+    if (line.trim() === '') return true;
+    const c = verifier.pushLine(line);
+    if (!c.ok) {
+      broken = `BROKEN ${file}:${lineNo}: seq ${c.seq}: ${c.reason}`;
+      return false;
+    }
+    return true;
+  };
+  const addBytes = (b: Buffer): boolean => {
+    if (b.length === 0) return true;
+    afterCR = false;
+    partLen += b.length;
+    if (partLen > MAX_AUDIT_LINE_BYTES) {
+      broken = `BROKEN ${file}:${lineNo + 1}: seq ${verifier.last.seq + 1}: line is longer than ${MAX_AUDIT_LINE_BYTES} bytes (no record is)`;
+      return false;
+    }
+    parts.push(b);
+    return true;
+  };
+
+  const input = createReadStream(file);
+  try {
+    outer: for await (const chunk of input as AsyncIterable<Buffer>) {
+      let pos = 0;
+      let nextLF = -2;
+      let nextCR = -2;
+      while (pos < chunk.length) {
+        // Cached: each search runs once per terminator found, not once per line over the whole chunk.
+        if (nextLF !== -1 && nextLF < pos) nextLF = chunk.indexOf(LF, pos);
+        if (nextCR !== -1 && nextCR < pos) nextCR = chunk.indexOf(CR, pos);
+        const end = nextLF === -1 ? nextCR : nextCR === -1 ? nextLF : Math.min(nextLF, nextCR);
+        if (end === -1) {
+          if (!addBytes(chunk.subarray(pos))) break outer;
+          break;
+        }
+        if (!addBytes(chunk.subarray(pos, end))) break outer;
+        const isCR = chunk[end] === CR;
+        if (!isCR && afterCR && partLen === 0) {
+          afterCR = false; // the LF of a CRLF
+        } else {
+          if (!endLine()) break outer;
+          afterCR = isCR;
+        }
+        pos = end + 1;
       }
     }
+    if (broken === undefined && partLen > 0) endLine();
   } catch (err) {
     io.stderr.write(`cannot read ${file} (${(err as NodeJS.ErrnoException).code ?? 'error'})\n`);
     return 2;
+  } finally {
+    input.destroy();
+  }
+  if (broken !== undefined) {
+    io.stdout.write(`${broken}\n`);
+    return 1;
   }
   const head = verifier.last;
-  io.stdout.write(`ok ${file}: ${verifier.count} record(s), chain intact, head seq ${head.seq} hash ${head.hash}\n`);
+  const first = verifier.first;
+  const from = first && (first.seq !== 0 || first.hash !== GENESIS_HASH) ? ` from seq ${first.seq + 1} (prev_hash ${first.hash})` : '';
+  io.stdout.write(`ok ${file}: ${verifier.count} record(s), chain intact${from}, head seq ${head.seq} hash ${head.hash}\n`);
   return 0;
 }

@@ -12,30 +12,87 @@ import type { AuditSink } from './sinks.js';
 
 export interface AuditLogOptions {
   sinks: AuditSink[];
+  /** Where a failed write is reported with the sink's name (a file path the caller must not see). */
+  logger?: { error(obj: object, msg?: string): void };
 }
 
 export interface AuditLogHandle extends AuditLog {
-  /** Resumes the chain from existing sinks. Called by `append` on first use; call it at startup to fail early. */
+  /**
+   * Opens every sink for writing and resumes the chain from existing sinks. Called by `append` on
+   * first use; call it at startup so that a sink that cannot be written stops the start.
+   */
   open(): Promise<void>;
+  /**
+   * False while a sink is failed: the log links no record then, and a request must not be
+   * forwarded (nothing may go upstream unaudited). Cheap: a flag per sink. It turns true again
+   * once the sinks recover (a file sink retries once a second, and on `reopen`).
+   */
+  available(): boolean;
+  /**
+   * Reopens every file sink's path (log rotation: call it on SIGHUP after the file was renamed).
+   * The chain continues in the new file. Rejects when a path cannot be opened; that sink is then
+   * failed (requests are refused, `/readyz` is 503) until it can be.
+   */
+  reopen(): Promise<void>;
   /** The last linked record's seq and hash. */
   readonly head: ChainHead;
   /** Flushes and closes every sink (on shutdown). */
   close(): Promise<void>;
 }
 
-function sinkError(sink: AuditSink, err: unknown): WardenError {
-  const code = (err as NodeJS.ErrnoException)?.code;
-  return new WardenError('audit_unavailable', `audit sink ${sink.name} failed${code ? ` (${code})` : ''}`, { details: { sink: sink.name } });
+/**
+ * What the caller is told: the code only. The sink's name may be a file path on this host, which
+ * is the operator's business (it goes to the log), not the caller's.
+ */
+function unavailable(err: unknown): WardenError {
+  const code = ((err instanceof WardenError ? err.cause : err) as NodeJS.ErrnoException | undefined)?.code;
+  return new WardenError('audit_unavailable', `the audit log is unavailable${typeof code === 'string' ? ` (${code})` : ''}`, { cause: err });
 }
 
 export function createAuditLog(opts: AuditLogOptions): AuditLogHandle {
   const sinks = opts.sinks.slice();
   if (sinks.length === 0) throw new Error('audit: at least one sink is required');
+  const names = new Set<string>();
+  for (const s of sinks) {
+    if (names.has(s.name)) throw new WardenError('audit_unavailable', `audit sink ${s.name} is listed twice: every record would be written twice`);
+    names.add(s.name);
+  }
+  const sinkError = (sink: AuditSink, err: unknown): WardenError => {
+    opts.logger?.error({ sink: sink.name, code: (err as NodeJS.ErrnoException | undefined)?.code ?? 'error' }, `audit sink ${sink.name}: the record could not be written`);
+    return unavailable(err);
+  };
+  const first = sinks[0]!;
+  const single = sinks.length === 1;
+  /** The first failed sink's error, or undefined: one flag read per sink. */
+  function failing(): Error | undefined {
+    if (single) return first.failure;
+    for (const s of sinks) if (s.failure) return s.failure;
+    return undefined;
+  }
   let head: ChainHead = GENESIS;
   let opening: Promise<void> | undefined;
   let ready = false;
 
   async function resume(): Promise<void> {
+    // Open for writing first: a file that cannot be appended to must stop the start, not fail the
+    // first request after its prompt went upstream. The error names the file (it is for the operator).
+    const files = new Map<string, string>();
+    for (const s of sinks) {
+      try {
+        s.open?.();
+      } catch (err) {
+        const location = (err as { location?: unknown }).location;
+        throw new WardenError('audit_unavailable', (err as Error).message, {
+          cause: err,
+          ...(typeof location === 'string' ? { location: { path: location } } : {}),
+        });
+      }
+      const id = s.identity?.();
+      if (id === undefined) continue;
+      const other = files.get(id);
+      if (other !== undefined) throw new WardenError('audit_unavailable', `audit sinks ${other} and ${s.name} are the same file: every record would be written twice`);
+      files.set(id, s.name);
+    }
     let best: ChainHead | undefined;
     for (const s of sinks) {
       if (!s.lastLine) continue;
@@ -43,7 +100,14 @@ export function createAuditLog(opts: AuditLogOptions): AuditLogHandle {
       try {
         line = await s.lastLine();
       } catch (err) {
-        throw sinkError(s, err);
+        const code = (err as NodeJS.ErrnoException | undefined)?.code;
+        throw new WardenError(
+          'audit_unavailable',
+          code === 'ELINETOOLONG'
+            ? `audit sink ${s.name}: ${(err as Error).message}; cannot resume the hash chain (run "warden audit verify")`
+            : `audit sink ${s.name}: cannot read its last line (${code ?? 'error'})`,
+          { cause: err },
+        );
       }
       if (line === undefined) continue;
       let rec: Record<string, unknown>;
@@ -71,6 +135,9 @@ export function createAuditLog(opts: AuditLogOptions): AuditLogHandle {
   }
 
   function linkAndWrite(body: AuditRecordBody, pieces?: StaticRecordText): Promise<AuditRecord> {
+    // A failed sink: link nothing (the chain stays whole in every sink) until it recovers.
+    const broken = failing();
+    if (broken) return Promise.reject(unavailable(broken));
     const { record, line } = linkRecordLine(body, head, pieces);
     head = { seq: record.seq, hash: record.hash };
     if (sinks.length === 1) {
@@ -90,12 +157,29 @@ export function createAuditLog(opts: AuditLogOptions): AuditLogHandle {
       return { ...head };
     },
     open,
+    available() {
+      return failing() === undefined;
+    },
+    async reopen() {
+      let firstError: unknown;
+      for (const s of sinks) {
+        try {
+          s.reopen?.();
+        } catch (err) {
+          firstError ??= err;
+        }
+      }
+      if (firstError !== undefined) throw new WardenError('audit_unavailable', (firstError as Error).message, { cause: firstError });
+    },
     append(body: AuditRecordBody, pieces?: readonly string[]): Promise<AuditRecord> {
       const fixed = pieces?.length === 8 ? (pieces as StaticRecordText) : undefined;
       if (ready) return linkAndWrite(body, fixed);
       // Before the chain is resumed, appends wait; promise reactions run in FIFO order, so they
-      // still link in the order they were made.
-      return open().then(() => linkAndWrite(body, fixed));
+      // still link in the order they were made. An open that fails tells the caller no path.
+      return open().then(
+        () => linkAndWrite(body, fixed),
+        (err: unknown) => Promise.reject(unavailable(err)),
+      );
     },
     async flush() {
       for (const s of sinks) {
@@ -107,16 +191,20 @@ export function createAuditLog(opts: AuditLogOptions): AuditLogHandle {
       }
     },
     async close() {
-      let first: unknown;
+      let firstError: unknown;
       for (const s of sinks) {
         try {
           await s.flush();
+        } catch (err) {
+          firstError ??= sinkError(s, err);
+        }
+        try {
           await s.close();
         } catch (err) {
-          first ??= sinkError(s, err);
+          firstError ??= sinkError(s, err);
         }
       }
-      if (first) throw first;
+      if (firstError) throw firstError;
     },
   };
 }

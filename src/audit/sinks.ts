@@ -1,8 +1,13 @@
 /**
  * Where audit lines go. A sink receives whole lines in chain order; the log awaits each write so a
  * failing sink fails the request (`audit_unavailable`) instead of silently dropping its record.
+ *
+ * A sink that failed says so (`failure`): the log then links no new record and the runtime refuses
+ * requests before anything goes upstream, until the sink recovers. A file sink recovers by itself
+ * (it retries in the background) and on `reopen()`; a stream sink (stdout) whose reader is gone
+ * does not.
  */
-import { createWriteStream, fsync, writeSync, type WriteStream } from 'node:fs';
+import { closeSync, fstat, fstatSync, fsync, fsyncSync, ftruncateSync, openSync, statSync, writeSync } from 'node:fs';
 import { open } from 'node:fs/promises';
 
 export interface AuditSink {
@@ -14,25 +19,75 @@ export interface AuditSink {
   close(): Promise<void>;
   /** The last complete line already in the sink, for resuming the chain after a restart. */
   lastLine?(): Promise<string | undefined>;
+  /** Opens the sink for writing now (at start), so a sink that cannot be written stops the start. Throws. */
+  open?(): void;
+  /**
+   * Closes the file and opens its path again (after a rotation; the runtime calls it on SIGHUP).
+   * Throws when the path cannot be opened; the sink is then failed until it can be.
+   */
+  reopen?(): void;
+  /** Undefined while the sink works; the error that broke it while it does not (writes are refused). */
+  readonly failure?: Error | undefined;
+  /** The file underneath (`dev:ino`), once open: two sinks on one file would write every record twice. */
+  identity?(): string | undefined;
+}
+
+/** Where a sink reports what happened to it (pino's Logger satisfies it). */
+export interface SinkLogger {
+  error(obj: object, msg?: string): void;
+  warn(obj: object, msg?: string): void;
+  info(obj: object, msg?: string): void;
 }
 
 /** Minimal writable the stream sink needs (process.stdout, a pino destination, a socket). */
 export interface LineWritable {
   write(chunk: string, cb: (err?: Error | null) => void): boolean;
+  /** When present, the sink listens for 'error' (an EPIPE on stdout must not crash the process). */
+  on?(event: 'error', listener: (err: Error) => void): unknown;
+  off?(event: 'error', listener: (err: Error) => void): unknown;
 }
 
 /** A line this long after the previous one is written at once (see createFileSink). */
 const IDLE_MS = 1;
 const WRITTEN = Promise.resolve();
 
-/** JSON lines to a writable stream (stdout by default in config). Writes keep call order. */
-export function createStreamSink(out: LineWritable, name = 'stdout'): AuditSink {
+function codeOf(err: unknown): string {
+  const code = (err as NodeJS.ErrnoException | undefined)?.code;
+  return typeof code === 'string' ? code : 'error';
+}
+
+/**
+ * JSON lines to a writable stream (stdout by default in config). Writes keep call order. Once the
+ * stream fails (its reader went away: EPIPE), every later write is refused at once.
+ */
+export function createStreamSink(out: LineWritable, name = 'stdout', logger?: SinkLogger): AuditSink {
   let last: Promise<void> = Promise.resolve();
+  let failure: Error | undefined;
+  const fail = (err: Error): void => {
+    if (failure) return;
+    failure = err;
+    logger?.error({ sink: name, code: codeOf(err) }, `audit sink ${name} failed; requests are refused (audit_unavailable) until Warden is restarted`);
+  };
+  // Without a listener, an EPIPE on stdout is an uncaught 'error' event: the process would crash.
+  out.on?.('error', fail);
   return {
     name,
+    get failure() {
+      return failure;
+    },
     write(line: string) {
+      if (failure) return Promise.reject(failure);
       last = new Promise<void>((resolve, reject) => {
-        out.write(`${line}\n`, (err) => (err ? reject(err) : resolve()));
+        try {
+          out.write(`${line}\n`, (err) => {
+            if (!err) return resolve();
+            fail(err);
+            reject(err);
+          });
+        } catch (err) {
+          fail(err as Error);
+          reject(err as Error);
+        }
       });
       return last;
     },
@@ -41,37 +96,190 @@ export function createStreamSink(out: LineWritable, name = 'stdout'): AuditSink 
     },
     async close() {
       await last.catch(() => undefined);
+      // process.stdout outlives the sink: leave no listener behind (runtimes made one after another).
+      out.off?.('error', fail);
     },
   };
 }
 
-/**
- * Appends JSON lines to a file (mode 0600). One WriteStream keeps writes in order without a
- * queue of our own; `flush` waits for them and fsyncs.
- */
-export function createFileSink(path: string): AuditSink {
-  let stream: WriteStream | undefined;
-  let fd: number | undefined;
-  let opened: Promise<void> | undefined;
-  let failed: Error | undefined;
+export interface FileSinkOptions {
+  logger?: SinkLogger;
+  /** Names the sink in start-up errors (e.g. `audit.sinks[1].file`). */
+  location?: string;
+  /**
+   * How often (ms) the sink looks, off the request path, whether its path still names the open file
+   * (a rotation renamed it, someone deleted it: then it reopens the path), and retries a failed sink.
+   */
+  checkMs?: number;
+}
 
-  function ensureOpen(): Promise<void> {
-    if (!opened) {
-      opened = new Promise<void>((resolve, reject) => {
-        const s = createWriteStream(path, { flags: 'a', mode: 0o600 });
-        s.once('open', (d) => {
-          fd = d;
-          resolve();
-        });
-        s.once('error', (err) => {
-          failed = err;
-          reject(err);
-        });
-        s.on('error', (err) => (failed = err));
-        stream = s;
-      });
+/** An error that says what went wrong with the file without quoting more than its path. */
+function openError(path: string, err: unknown, location?: string): Error {
+  const code = codeOf(err);
+  const hint =
+    code === 'ENOENT' ? ' (its directory does not exist)'
+    : code === 'EACCES' || code === 'EPERM' ? ' (permission denied, or the file is immutable)'
+    : code === 'EISDIR' ? ' (it is a directory)'
+    : code === 'EROFS' ? ' (read-only file system)'
+    : '';
+  return Object.assign(new Error(`cannot open the audit file ${path} for appending: ${code}${hint}`, { cause: err }), { code, location });
+}
+
+/**
+ * Appends JSON lines to a file (mode 0600) with synchronous writes to one file descriptor;
+ * `flush` fsyncs.
+ *
+ * Failure: a write that fails (a full disk, an immutable file, an I/O error) is taken back — the
+ * bytes of a short write are truncated away, so no record is ever torn — and the lines it carried
+ * are kept: the sink is failed, refuses every write, and once a second (a retry) it reopens its
+ * path and writes the kept lines first. When that works it is healthy again and the chain goes on
+ * where it stopped. The lines kept are only those of the failed write: the log links no new record
+ * while a sink is failed.
+ *
+ * Rotation: once a second the sink compares the open file with what its path names now; when the
+ * file was renamed or deleted it reopens the path (a new file continues the chain). `reopen()` does
+ * the same at once (SIGHUP).
+ */
+export function createFileSink(path: string, opts: FileSinkOptions = {}): AuditSink {
+  const logger = opts.logger;
+  const checkMs = opts.checkMs ?? 1000;
+  const name = `file:${path}`;
+  let fd: number | undefined;
+  let failure: Error | undefined;
+  /** The lines of the write that failed, written first when the sink recovers. */
+  let backlog = '';
+  let timer: NodeJS.Timeout | undefined;
+  let closed = false;
+
+  function openFd(): number {
+    try {
+      return openSync(path, 'a', 0o600);
+    } catch (err) {
+      throw openError(path, err, opts.location);
     }
-    return opened;
+  }
+
+  function startChecks(): void {
+    if (timer || closed) return;
+    timer = setInterval(check, checkMs);
+    timer.unref();
+  }
+
+  function ensureOpen(): void {
+    if (fd !== undefined) return;
+    fd = openFd();
+    startChecks();
+  }
+
+  /** Opens the path again, then closes the previous file (fsynced first: its lines stay durable). */
+  function reopenFd(): void {
+    const next = openFd();
+    const prev = fd;
+    fd = next;
+    if (prev !== undefined) {
+      try {
+        fsyncSync(prev);
+      } catch {
+        // A file that can no longer be synced (EIO) is being replaced anyway.
+      }
+      try {
+        closeSync(prev);
+      } catch {
+        // Already gone.
+      }
+    }
+    startChecks();
+  }
+
+  function fail(err: unknown, lines: string): void {
+    backlog += lines;
+    const wasHealthy = failure === undefined;
+    failure = err instanceof Error ? err : new Error(String(err));
+    if (wasHealthy) {
+      logger?.error(
+        { sink: name, code: codeOf(err) },
+        `audit sink ${name} failed (${codeOf(err)}); requests are refused (audit_unavailable) until it recovers`,
+      );
+    }
+  }
+
+  /** Writes the lines of a failed write and clears the failure; false (still failed) when that fails. */
+  function recover(reason: string): boolean {
+    try {
+      reopenFd();
+      if (backlog !== '') writeAll(fd!, backlog);
+    } catch (err) {
+      failure = err instanceof Error ? err : new Error(String(err));
+      return false;
+    }
+    const kept = backlog !== '';
+    backlog = '';
+    failure = undefined;
+    logger?.warn({ sink: name, reason, wrote_kept_lines: kept }, `audit sink ${name} recovered; requests are served again`);
+    return true;
+  }
+
+  /** The background check: retry a failed sink; reopen a file that was renamed or deleted. */
+  function check(): void {
+    if (closed) return;
+    if (failure) {
+      recover('retry');
+      return;
+    }
+    if (fd === undefined) return;
+    const current = fd;
+    fstat(current, (err, open) => {
+      if (closed || failure || fd !== current) return;
+      if (err) return;
+      let now: { dev: number; ino: number } | undefined;
+      try {
+        now = statSync(path);
+      } catch {
+        now = undefined;
+      }
+      if (now && now.dev === open.dev && now.ino === open.ino) return;
+      if (batch) return; // lines waiting for this turn's write go to the file they were meant for; next check
+      logger?.warn({ sink: name, replaced: now !== undefined }, `audit file ${path} was ${now ? 'replaced' : 'deleted'}; reopening the path`);
+      try {
+        reopenFd();
+      } catch (e) {
+        fail(e, '');
+      }
+    });
+  }
+
+  /**
+   * Writes all of `text` or nothing: a short write (disk nearly full) is finished from a buffer,
+   * and when a later write fails the bytes already written are truncated away, so no record is ever
+   * torn.
+   */
+  function writeAll(to: number, text: string): void {
+    let written = 0;
+    try {
+      written = writeSync(to, text);
+      const size = Buffer.byteLength(text);
+      if (written < size) {
+        const rest = Buffer.from(text);
+        while (written < size) {
+          const n = writeSync(to, rest, written, size - written);
+          if (n === 0) throw Object.assign(new Error('no space left to write the audit record'), { code: 'ENOSPC' });
+          written += n;
+        }
+      }
+    } catch (err) {
+      if (written > 0) untear(to, written);
+      throw err;
+    }
+  }
+
+  function untear(to: number, bytes: number): void {
+    try {
+      // O_APPEND and no other writer: the last `bytes` bytes of the file are the ones just written.
+      const { size } = fstatSync(to);
+      ftruncateSync(to, Math.max(0, size - bytes));
+    } catch (err) {
+      logger?.error({ sink: name, code: codeOf(err), bytes }, `audit sink ${name}: a partly written line could not be truncated away`);
+    }
   }
 
   /**
@@ -93,43 +301,41 @@ export function createFileSink(path: string): AuditSink {
    */
   let lastLineAt = Number.NEGATIVE_INFINITY;
 
-  function writeAll(text: string): void {
-    const size = Buffer.byteLength(text);
-    const written = writeSync(fd!, text);
-    // A short write (disk nearly full) is finished from a buffer, so no record is ever torn.
-    if (written < size) {
-      const rest = Buffer.from(text).subarray(written);
-      let off = 0;
-      while (off < rest.length) off += writeSync(fd!, rest, off, rest.length - off);
-    }
-  }
-
   function flushPending(): void {
     const lines = pending;
     const done = settle!;
     pending = [];
     batch = undefined;
     settle = undefined;
-    if (failed) return done.reject(failed);
+    const text = lines.length === 1 ? lines[0]! : lines.join('');
+    if (failure) {
+      fail(failure, text);
+      return done.reject(failure);
+    }
     try {
-      writeAll(lines.length === 1 ? lines[0]! : lines.join(''));
+      writeAll(fd!, text);
     } catch (err) {
-      failed = err as Error;
+      fail(err, text);
       return done.reject(err);
     }
     done.resolve();
   }
 
   function append(line: string): Promise<void> {
-    if (failed) return Promise.reject(failed);
+    if (failure) {
+      // The log links nothing while a sink is failed; a line that comes anyway keeps its place.
+      fail(failure, `${line}\n`);
+      return Promise.reject(failure);
+    }
     const now = performance.now();
     const idle = now - lastLineAt > IDLE_MS;
     lastLineAt = now;
     if (idle && !batch) {
+      const text = `${line}\n`;
       try {
-        writeAll(`${line}\n`);
+        writeAll(fd!, text);
       } catch (err) {
-        failed = err as Error;
+        fail(err, text);
         return Promise.reject(err);
       }
       return WRITTEN;
@@ -143,24 +349,65 @@ export function createFileSink(path: string): AuditSink {
   }
 
   return {
-    name: `file:${path}`,
+    name,
+    get failure() {
+      return failure;
+    },
+    open() {
+      ensureOpen();
+    },
+    reopen() {
+      if (closed) throw new Error(`audit sink ${name} is closed`);
+      if (failure) {
+        if (!recover('reopen')) throw failure;
+        return;
+      }
+      try {
+        reopenFd();
+      } catch (err) {
+        fail(err, '');
+        throw err;
+      }
+    },
+    identity() {
+      if (fd === undefined) return undefined;
+      try {
+        const s = fstatSync(fd);
+        return `${s.dev}:${s.ino}`;
+      } catch {
+        return undefined;
+      }
+    },
     write(line: string) {
-      // Once open (every request but the first), queue at once: no async function, no await.
-      if (fd !== undefined) return append(line);
-      return ensureOpen().then(() => append(line));
+      // Opened at start (createAuditLog's open); a sink used on its own opens on its first line.
+      if (fd === undefined && !failure) {
+        try {
+          ensureOpen();
+        } catch (err) {
+          fail(err, '');
+          return Promise.reject(failure!);
+        }
+      }
+      return append(line);
     },
     async flush() {
-      if (!opened) return;
-      await opened;
       // Lines still waiting for the end of this turn go out first.
       if (batch) await batch.catch(() => undefined);
-      await new Promise<void>((resolve, reject) => fsync(fd!, (err) => (err ? reject(err) : resolve())));
+      if (failure && !recover('flush')) throw failure;
+      const target = fd;
+      if (target === undefined) return;
+      await new Promise<void>((resolve, reject) => fsync(target, (err) => (err ? reject(err) : resolve())));
     },
     async close() {
-      if (!opened) return;
-      await opened.catch(() => undefined);
       if (batch) await batch.catch(() => undefined);
-      await new Promise<void>((resolve) => (stream ? stream.end(() => resolve()) : resolve()));
+      closed = true;
+      if (timer) clearInterval(timer);
+      timer = undefined;
+      if (fd !== undefined) {
+        const target = fd;
+        fd = undefined;
+        closeSync(target);
+      }
     },
     async lastLine() {
       return readLastLine(path);
@@ -168,8 +415,17 @@ export function createFileSink(path: string): AuditSink {
   };
 }
 
-/** Reads the last non-empty line of a file from its end, in chunks (audit files grow large). */
-export async function readLastLine(path: string): Promise<string | undefined> {
+/** The longest line `readLastLine` and `warden audit verify` accept (a record is a few KB). */
+export const MAX_AUDIT_LINE_BYTES = 16 * 1024 * 1024;
+
+const NL = 0x0a;
+
+/**
+ * Reads the last non-empty line of a file from its end, in chunks (audit files grow large). Linear
+ * in the line's length: chunks are kept as they are read and joined and decoded once; a line
+ * longer than `maxBytes` is an error (a crash can leave a long tail without a newline).
+ */
+export async function readLastLine(path: string, maxBytes = MAX_AUDIT_LINE_BYTES): Promise<string | undefined> {
   let fh;
   try {
     fh = await open(path, 'r');
@@ -179,21 +435,34 @@ export async function readLastLine(path: string): Promise<string | undefined> {
   }
   try {
     const { size } = await fh.stat();
-    let end = size;
-    let tail = Buffer.alloc(0);
     const CHUNK = 64 * 1024;
+    const chunks: Buffer[] = [];
+    let lineBytes = 0;
+    let end = size;
+    let skipping = true; // trailing newlines, before the line's last byte was seen
     while (end > 0) {
       const start = Math.max(0, end - CHUNK);
       const buf = Buffer.alloc(end - start);
-      await fh.read(buf, 0, buf.length, start);
-      tail = Buffer.concat([buf, tail]);
+      const { bytesRead } = await fh.read(buf, 0, buf.length, start);
+      let hi = bytesRead; // exclusive end of the line's bytes within buf
+      if (skipping) {
+        while (hi > 0 && buf[hi - 1] === NL) hi--;
+        if (hi === 0) {
+          end = start;
+          continue;
+        }
+        skipping = false;
+      }
+      const nl = buf.lastIndexOf(NL, hi - 1);
+      const piece = buf.subarray(nl + 1, hi);
+      lineBytes += piece.length;
+      if (lineBytes > maxBytes) throw Object.assign(new Error(`the last line is longer than ${maxBytes} bytes`), { code: 'ELINETOOLONG' });
+      chunks.push(piece);
+      if (nl >= 0) break;
       end = start;
-      const text = tail.toString('utf8').replace(/\n+$/, '');
-      const nl = text.lastIndexOf('\n');
-      if (nl >= 0) return text.slice(nl + 1);
-      if (end === 0) return text === '' ? undefined : text;
     }
-    return undefined;
+    if (chunks.length === 0) return undefined;
+    return Buffer.concat(chunks.reverse(), lineBytes).toString('utf8');
   } finally {
     await fh.close();
   }

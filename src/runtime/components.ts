@@ -4,6 +4,7 @@
  * so the stages never need rebuilding.
  */
 import { randomBytes } from 'node:crypto';
+import { resolve as resolvePath } from 'node:path';
 import type { Config } from '../config/schema.js';
 import { createAuditLog, createAuditStage, createFileSink, createStreamSink, type AuditLogHandle, type AuditSink } from '../audit/index.js';
 import { DevAuthenticator, KubernetesTokenAuthenticator, SpiffeJwtAuthenticator, createAuthenticateStage } from '../identity/index.js';
@@ -143,14 +144,15 @@ export async function buildComponents(config: Config, opts: ComponentOptions): P
   // A cached API key comes back synchronously, so a provider can write its call before forward.run() returns.
   const providers = createProviders(config, { resolveSecret: (ref) => resolver.resolveOne(ref) });
 
-  // Audit: the configured sinks (a dry run writes to stderr so stdout stays the result).
+  // Audit: the configured sinks (a dry run writes to stderr so stdout stays the result). The stream
+  // sinks listen for 'error' on the process stream: an EPIPE (the reader went away) fails the
+  // sink (audit_unavailable) instead of crashing the process.
   const sinks: AuditSink[] = opts.auditToStderr
-    ? [createStreamSink({ write: (chunk, cb) => process.stderr.write(chunk, cb) }, 'stderr')]
-    : config.audit.sinks.map((s) =>
-        s === 'stdout' ? createStreamSink({ write: (chunk, cb) => process.stdout.write(chunk, cb) }, 'stdout') : createFileSink(s.file),
-      );
-  const auditLog = createAuditLog({ sinks });
-  // Resume the hash chain now: a broken audit file must stop the start, not the first request.
+    ? [createStreamSink(process.stderr, 'stderr', logger)]
+    : auditSinks(config, logger);
+  const auditLog = createAuditLog({ sinks, logger });
+  // Open the sinks and resume the hash chain now: a broken audit file must stop the start, not
+  // the first request.
   await auditLog.open();
   // Without a configured key the prompt HMAC is keyed per process: records are still unlinkable
   // to prompt text, but HMACs cannot be compared across restarts.
@@ -187,7 +189,11 @@ export async function buildComponents(config: Config, opts: ComponentOptions): P
       render: createRenderStage(),
       redact: createRedactStage(() => redactor),
       respond: createRespondStage(),
-      forward: createForwardStage(() => providers, { upstreamTimeoutMs: config.limits.upstream_timeout_ms, metrics: opts.metrics }),
+      forward: auditGuarded(
+        createForwardStage(() => providers, { upstreamTimeoutMs: config.limits.upstream_timeout_ms, metrics: opts.metrics }),
+        auditLog,
+        config.audit.required,
+      ),
     },
     audit,
     auditLog,
@@ -242,6 +248,43 @@ export async function buildComponents(config: Config, opts: ComponentOptions): P
     close: async () => {
       await providers.close();
       await auditLog.close();
+    },
+  };
+}
+
+/**
+ * The configured sinks. Two entries naming one file (`a.log` and `./a.log`, resolved against the
+ * config file already) would write every record twice and break the chain: refused here; the log
+ * also refuses two sinks on one file by device and inode once they are open (links).
+ */
+function auditSinks(config: Config, logger: Logger): AuditSink[] {
+  const seen = new Map<string, number>();
+  return config.audit.sinks.map((s, i) => {
+    const key = s === 'stdout' ? 'stdout' : resolvePath(s.file);
+    const before = seen.get(key);
+    if (before !== undefined) {
+      throw new WardenError('audit_unavailable', `names the same ${s === 'stdout' ? 'stream' : 'file'} as audit.sinks[${before}]: every record would be written twice`, {
+        location: { path: `audit.sinks[${i}]` },
+      });
+    }
+    seen.set(key, i);
+    return s === 'stdout'
+      ? createStreamSink(process.stdout, 'stdout', logger)
+      : createFileSink(key, { logger, location: `audit.sinks[${i}].file` });
+  });
+}
+
+/**
+ * With a required audit, nothing may go upstream while the audit log cannot be written (a failed
+ * sink links no record): the forward stage refuses first. One flag read per request.
+ */
+function auditGuarded(forward: Stage, auditLog: AuditLogHandle, required: boolean): Stage {
+  if (!required) return forward;
+  return {
+    name: forward.name,
+    run(ctx: RequestContext) {
+      if (!auditLog.available()) throw new WardenError('audit_unavailable', 'the audit log is unavailable');
+      return forward.run(ctx);
     },
   };
 }

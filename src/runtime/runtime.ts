@@ -58,6 +58,13 @@ export interface Runtime {
   /** Reloads templates and policies; false when the change was rejected (the old set keeps serving). */
   reload(reason: string): Promise<boolean>;
   readiness(): Readiness;
+  /**
+   * Reopens the audit file sinks' paths (log rotation; `warden serve` calls it on SIGHUP). Resolves
+   * true when every sink is open again; false (logged) when a path cannot be opened: that sink is
+   * then failed, requests are refused with `audit_unavailable` and `/readyz` is 503 until it can.
+   * Never rejects.
+   */
+  reopenAudit(reason: string): Promise<boolean>;
   /** Stops accepting, drains within `limits.shutdown_grace_ms`, flushes audit, closes everything. */
   shutdown(reason: string): Promise<void>;
 }
@@ -169,13 +176,38 @@ export async function createRuntime(config: Config, opts: RuntimeOptions = {}): 
 
   function readiness(): Readiness {
     const set = holder.get();
+    // A required audit log that cannot be written refuses every request: not ready. (A sink that
+    // is optional — audit.required false — only loses records; the requests are served.)
+    const audit = components.auditLog.available() ? 'ok' : 'unavailable';
+    const reason = draining
+      ? 'draining'
+      : !set
+        ? 'policies and templates not loaded'
+        : audit !== 'ok' && config.audit.required
+          ? 'audit log unavailable'
+          : undefined;
     return {
-      ready: !!set,
-      ...(set ? {} : { reason: 'policies and templates not loaded' }),
+      ready: reason === undefined,
+      ...(reason === undefined ? {} : { reason }),
       policy_revision: set?.policy.revision ?? null,
       template_revision: set?.templates.revision ?? null,
+      audit,
       draining,
     };
+  }
+
+  async function reopenAudit(reason: string): Promise<boolean> {
+    try {
+      await components.auditLog.reopen();
+      logger.info({ reason }, 'audit sinks reopened');
+      return true;
+    } catch (err) {
+      logger.error(
+        { reason, code: (err as { code?: unknown }).code ?? 'error', problem: err instanceof Error ? err.message : String(err) },
+        'audit sink could not be reopened; requests are refused (audit_unavailable) until it can be',
+      );
+      return false;
+    }
   }
 
   async function start(): Promise<BoundAddresses> {
@@ -305,6 +337,7 @@ export async function createRuntime(config: Config, opts: RuntimeOptions = {}): 
     start,
     reload: (reason) => reloads.reloadNow(reason),
     readiness,
+    reopenAudit,
     shutdown,
   };
 }

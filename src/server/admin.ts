@@ -1,7 +1,7 @@
 /**
  * Admin listener: `/metrics` (Prometheus text format from the prom-client registry), `/healthz`
- * (the process is alive), `/readyz` (200 only once policies and templates are loaded; the body
- * names the active revisions). Kept on its own port so scraping never competes with app traffic
+ * (the process is alive), `/readyz` (200 only once policies and templates are loaded, the audit
+ * log can be written and the process is not draining; the body names the active revisions). Kept on its own port so scraping never competes with app traffic
  * limits and the app port never exposes operational data.
  */
 import { createServer, type Server } from 'node:http';
@@ -13,11 +13,14 @@ export interface MetricsRegistry {
 }
 
 export interface Readiness {
+  /** Whether requests are served now: false while draining too. */
   ready: boolean;
-  /** Why not ready (e.g. `policies not loaded`), when not. */
+  /** Why not ready (`draining`, `policies and templates not loaded`, `audit log unavailable`), when not. */
   reason?: string;
   policy_revision: string | null;
   template_revision: string | null;
+  /** `unavailable` while an audit sink is failed (then, with a required audit, not ready). */
+  audit?: 'ok' | 'unavailable';
   draining: boolean;
 }
 
@@ -59,7 +62,8 @@ export function createAdminServer(opts: AdminOptions): Server {
     if (path === '/readyz') {
       const r = opts.readiness();
       const ok = r.ready && !r.draining;
-      const body = JSON.stringify({ status: ok ? 'ready' : 'not_ready', ...r });
+      // One answer: a draining process is not ready, whatever else holds.
+      const body = JSON.stringify({ status: ok ? 'ready' : 'not_ready', ...r, ready: ok, ...(ok || r.reason ? {} : { reason: 'draining' }) });
       res.writeHead(ok ? 200 : 503, { 'content-type': 'application/json', 'content-length': Buffer.byteLength(body) });
       res.end(req.method === 'HEAD' ? undefined : body);
       return;

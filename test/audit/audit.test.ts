@@ -137,7 +137,9 @@ describe('canonical JSON and the chain', () => {
     const err = await log.append(body(1)).catch((e: unknown) => e);
     expect(err).toBeInstanceOf(WardenError);
     expect((err as WardenError).code).toBe('audit_unavailable');
-    expect((err as WardenError).message).toBe('audit sink broken failed (ENOSPC)');
+    // The caller learns the code, never the sink's name (a file sink's is a path on this host).
+    expect((err as WardenError).message).toBe('the audit log is unavailable (ENOSPC)');
+    expect((err as WardenError).details).toBeUndefined();
   });
 });
 
@@ -436,11 +438,16 @@ describe('warden audit verify', () => {
     expect(await runAuditCli([], a.io)).toBe(2);
     const b = io();
     expect(await runAuditCli(['verify', '--help'], b.io)).toBe(0);
-    expect(b.out.join('')).toMatch(/Usage: warden audit verify FILE/);
+    expect(b.out.join('')).toMatch(/Usage: warden audit verify .*FILE/);
     const c = io();
     expect(await runAuditCli(['verify', join(dir, 'missing.jsonl')], c.io)).toBe(2);
     expect(c.err.join('')).toMatch(/ENOENT/);
     const d = io();
     expect(await runAuditCli(['frobnicate'], d.io)).toBe(2);
+    // An unknown option is a usage error, not a file name.
+    const e = io();
+    expect(await runAuditCli(['verify', '--bogus'], e.io)).toBe(2);
+    expect(e.err.join('')).toMatch(/^audit verify: unknown option --bogus\n/);
+    expect(e.err.join('')).not.toMatch(/cannot read/);
   });
 });

@@ -4,10 +4,11 @@
  */
 import { spawn, type ChildProcess } from 'node:child_process';
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
-import { createServer } from 'node:net';
+import { createServer, type AddressInfo } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { createAdminServer } from '../../src/server/admin.js';
 import { postChat } from './helpers/http.js';
 import { startUpstream, type FakeUpstream } from './helpers/upstream.js';
 import { eventually, startWarden, type WardenFixture } from './helpers/warden.js';
@@ -55,6 +56,27 @@ describe('admin endpoints', () => {
     expect(body.policy_revision).toBe(w.runtime.live()!.policy.revision);
     expect(body.template_revision).toBe(w.runtime.live()!.templates.revision);
     expect(body.policy_revision).toMatch(/^[0-9a-f]{16,}$/);
+    expect(body.audit).toBe('ok');
+  });
+
+  it('/readyz while draining: 503 and a body that agrees (ready false, reason draining)', async () => {
+    // The runtime's own answer while draining, and an admin server fed a readiness that only says draining.
+    const server = createAdminServer({
+      registry: { contentType: 'text/plain', metrics: async () => '' },
+      readiness: () => ({ ready: true, policy_revision: 'p', template_revision: 't', draining: true }),
+    });
+    await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+    try {
+      const r = await fetch(`http://127.0.0.1:${(server.address() as AddressInfo).port}/readyz`);
+      expect(r.status).toBe(503);
+      expect(await r.json()).toMatchObject({ status: 'not_ready', ready: false, reason: 'draining', draining: true });
+    } finally {
+      await new Promise((resolve) => server.close(resolve));
+    }
+    const other = await startWarden({ upstreamUrl: upstream.url });
+    const closing = other.close();
+    expect(other.runtime.readiness()).toMatchObject({ ready: false, reason: 'draining', draining: true });
+    await closing;
   });
 
   it('/metrics exposes request, stage, decision, upstream and revision metrics', async () => {

@@ -1,14 +1,22 @@
 /**
  * An audit sink that cannot be written (a file sink whose path turns out to be /dev/full, where
- * every write fails with ENOSPC): with `audit.required` the request fails closed with `audit_unavailable`; without it
- * the request is served and the failure is logged.
+ * every write fails with ENOSPC; stdout whose reader went away): with `audit.required` the request
+ * fails closed with `audit_unavailable`, and once the sink is known to be broken nothing more goes
+ * upstream and `/readyz` is 503 until it recovers; without it the request is served and the
+ * failure is logged. Also: a sink that cannot be opened stops the start; rotation.
  */
-import { symlinkSync } from 'node:fs';
+import { existsSync, mkdtempSync, readFileSync, renameSync, rmSync, symlinkSync, unlinkSync } from 'node:fs';
+import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { runAuditCli } from '../../src/audit/index.js';
+import { loadConfig } from '../../src/config/load.js';
+import { createRuntime } from '../../src/runtime/runtime.js';
+import { createLogger } from '../../src/telemetry/logger.js';
+import { spawnWarden, watchServe } from './helpers/cli.js';
 import { postChat } from './helpers/http.js';
 import { startUpstream, type FakeUpstream } from './helpers/upstream.js';
-import { startWarden, type WardenFixture } from './helpers/warden.js';
+import { eventually, prepareWardenDir, startWarden, type WardenFixture } from './helpers/warden.js';
 
 let upstream: FakeUpstream;
 
@@ -31,44 +39,158 @@ async function governed(w: WardenFixture, stream = false) {
 }
 
 /**
- * The sink's file does not exist at start (so the chain resumes from nothing) and is opened at the
- * first write; pointing its path at /dev/full before that makes every write fail.
+ * The sink's path is a symlink to /dev/full, made before the start: it opens for appending (so the
+ * start succeeds), and every write fails with ENOSPC, like a full disk.
  */
-async function wardenWithFullDisk(required: boolean): Promise<WardenFixture> {
-  const w = await startWarden({ upstreamUrl: upstream.url, audit: `audit: { sinks: [{ file: full.log }], required: ${String(required)} }` });
-  symlinkSync('/dev/full', join(w.dir, 'full.log'));
-  return w;
+async function wardenWithFullDisk(required: boolean): Promise<{ w: WardenFixture; link: string; linkDir: string }> {
+  const linkDir = mkdtempSync(join(tmpdir(), 'warden-full-'));
+  const link = join(linkDir, 'full.log');
+  symlinkSync('/dev/full', link);
+  const w = await startWarden({ upstreamUrl: upstream.url, audit: `audit: { sinks: [{ file: "${link}" }], required: ${String(required)} }` });
+  return { w, link, linkDir };
+}
+
+async function readyz(w: WardenFixture): Promise<{ status: number; body: any }> {
+  const r = await fetch(`${w.addresses.admin}/readyz`);
+  return { status: r.status, body: await r.json() };
+}
+
+async function verify(...args: string[]): Promise<{ code: number; out: string }> {
+  let out = '';
+  const code = await runAuditCli(['verify', ...args], { stdout: { write: (s: string) => (out += s) }, stderr: { write: (s: string) => (out += s) } });
+  return { code, out };
 }
 
 describe('audit sink failure', () => {
-  it('audit.required: the request fails closed with audit_unavailable', async () => {
-    const w = await wardenWithFullDisk(true);
+  it('audit.required: fails closed; once the sink is known broken nothing goes upstream, /readyz is 503; it recovers', { timeout: 20_000 }, async () => {
+    const { w, link, linkDir } = await wardenWithFullDisk(true);
     try {
-      const r = await governed(w);
-      expect(r.status).toBe(503);
-      expect(JSON.parse(r.text).error.code).toBe('audit_unavailable');
-      expect(r.text).not.toContain('upstream saw');
-      // A stream cannot take back what it already sent: it ends with an error event, no [DONE].
+      expect((await readyz(w)).status).toBe(200);
+      // The first write fails (nothing could know before): a stream cannot take back what it
+      // already sent, it ends with an error event, no [DONE].
       const s = await governed(w, true);
       expect(s.status).toBe(200);
       expect(s.text).toContain('"code":"audit_unavailable"');
       expect(s.text).not.toContain('[DONE]');
+      // Now the sink is known to be broken: refused before forward, and not ready.
+      const calls = upstream.calls.length;
+      const r = await governed(w);
+      expect(r.status).toBe(503);
+      expect(JSON.parse(r.text).error.code).toBe('audit_unavailable');
+      expect(upstream.calls.length).toBe(calls);
+      // The caller is not told where the audit file is; the log is.
+      expect(r.text).not.toContain(linkDir);
+      expect(s.text).not.toContain(linkDir);
+      expect(w.logs.some((l) => l.includes(link) && l.includes('ENOSPC'))).toBe(true);
+      const notReady = await readyz(w);
+      expect(notReady).toMatchObject({ status: 503, body: { ready: false, reason: 'audit log unavailable', audit: 'unavailable' } });
       const metrics = await (await fetch(`${w.addresses.admin}/metrics`)).text();
       expect(metrics).toMatch(/warden_requests_total\{[^}]*code="audit_unavailable"[^}]*\} [1-9]/);
+
+      // The cause goes away (the path is a regular file again): the sink reopens it by itself,
+      // writes the record of the failed write first, and serves again.
+      unlinkSync(link);
+      await eventually(async () => (await readyz(w)).status === 200, 50);
+      const ok = await governed(w);
+      expect(ok.status).toBe(200);
+      const records = readFileSync(link, 'utf8').trim().split('\n').map((l) => JSON.parse(l) as { seq: number; stream: boolean });
+      expect(records.map((x) => [x.seq, x.stream])).toEqual([[1, true], [2, false]]);
+      expect((await verify(link)).code).toBe(0);
     } finally {
       await w.close();
+      rmSync(linkDir, { recursive: true, force: true });
     }
   });
 
   it('audit.required false: the request is served and the failure is logged', async () => {
-    const w = await wardenWithFullDisk(false);
+    const { w, linkDir } = await wardenWithFullDisk(false);
     try {
       const r = await governed(w);
       expect(r.status).toBe(200);
       expect(JSON.parse(r.text).choices[0].message.content).toContain('upstream saw');
       expect(w.logs.some((l) => l.includes('audit record could not be written') && l.includes('"required":false'))).toBe(true);
+      // Still served (the audit is optional), and ready says so.
+      expect((await governed(w)).status).toBe(200);
+      expect(await readyz(w)).toMatchObject({ status: 200, body: { ready: true, audit: 'unavailable' } });
     } finally {
       await w.close();
+      rmSync(linkDir, { recursive: true, force: true });
+    }
+  });
+
+  it('a file sink that cannot be opened stops the start, naming the key and the cause', async () => {
+    const p = await prepareWardenDir({ upstreamUrl: upstream.url, audit: 'audit: { sinks: [stdout, { file: no-such-dir/audit.log }] }' });
+    try {
+      const config = loadConfig(p.configFile, {});
+      await expect(createRuntime(config, { logger: createLogger({ level: 'error' }), configDir: p.dir, watch: false })).rejects.toMatchObject({
+        code: 'audit_unavailable',
+        location: { path: 'audit.sinks[1].file' },
+        message: expect.stringMatching(/cannot open the audit file .*no-such-dir\/audit\.log for appending: ENOENT/),
+      });
+    } finally {
+      rmSync(p.dir, { recursive: true, force: true });
+    }
+  });
+
+  it('two sinks naming one file are refused', async () => {
+    const p = await prepareWardenDir({ upstreamUrl: upstream.url, audit: 'audit: { sinks: [{ file: r7.log }, { file: ./r7.log }] }' });
+    try {
+      const config = loadConfig(p.configFile, {});
+      await expect(createRuntime(config, { logger: createLogger({ level: 'error' }), configDir: p.dir, watch: false })).rejects.toMatchObject({
+        location: { path: 'audit.sinks[1]' },
+        message: expect.stringMatching(/same file as audit.sinks\[0\]/),
+      });
+    } finally {
+      rmSync(p.dir, { recursive: true, force: true });
+    }
+  });
+
+  it('rotation: after a rename, reopenAudit (SIGHUP) continues the chain in a new file', async () => {
+    const w = await startWarden({ upstreamUrl: upstream.url });
+    try {
+      expect((await governed(w)).status).toBe(200);
+      renameSync(w.auditFile, `${w.auditFile}.1`);
+      expect(await w.runtime.reopenAudit('SIGHUP')).toBe(true);
+      expect(existsSync(w.auditFile)).toBe(true);
+      expect((await governed(w)).status).toBe(200);
+      const first = await verify(`${w.auditFile}.1`);
+      expect(first.code).toBe(0);
+      const [, seq, hash] = /head seq (\d+) hash ([0-9a-f]{64})/.exec(first.out)!;
+      expect(await verify('--from-hash', hash!, '--from-seq', seq!, w.auditFile)).toMatchObject({ code: 0, out: expect.stringMatching(/1 record\(s\)/) });
+      // A directory that is gone: reopen fails, the sink is failed, requests are refused.
+      rmSync(w.dir, { recursive: true, force: true });
+      expect(await w.runtime.reopenAudit('SIGHUP')).toBe(false);
+      expect((await readyz(w)).status).toBe(503);
+      expect(w.logs.some((l) => l.includes('audit sink could not be reopened'))).toBe(true);
+    } finally {
+      await w.close();
+    }
+  });
+
+  it('stdout whose reader went away (EPIPE): audit_unavailable, no crash, nothing more upstream', { timeout: 30_000 }, async () => {
+    const p = await prepareWardenDir({ upstreamUrl: upstream.url, audit: 'audit: { sinks: [stdout], required: true }' });
+    const child = spawnWarden(['serve', '--config', p.configFile]);
+    try {
+      const { listening, exited } = watchServe(child);
+      const addr = await listening;
+      child.stdout!.destroy(); // the reader goes away
+      const token = await p.signer.token('support', 'ticket-bot');
+      const body = { model: 'gpt-4o-mini', warden: { template: 'support/ticket-summary@2', variables: { ticket_id: 'T-1', customer_message: 'hello' } } };
+      const first = await postChat(addr.http, token, body);
+      expect(first.status).toBe(503);
+      expect(((await first.json()) as any).error.code).toBe('audit_unavailable');
+      const calls = upstream.calls.length;
+      const second = await postChat(addr.http, token, body);
+      expect(second.status).toBe(503);
+      await second.arrayBuffer();
+      expect(upstream.calls.length).toBe(calls);
+      expect((await fetch(`${addr.admin}/readyz`)).status).toBe(503);
+      expect(child.exitCode).toBeNull();
+      child.kill('SIGTERM');
+      expect(await exited).toBe(0);
+    } finally {
+      child.kill('SIGKILL');
+      rmSync(p.dir, { recursive: true, force: true });
     }
   });
 });

@@ -1,0 +1,97 @@
+/**
+ * `warden audit verify`: a line must be the exact canonical text of its record, a rotated segment
+ * is verified from the head the previous one ended at, and a huge line is a clear error.
+ */
+import { readFileSync, writeFileSync } from 'node:fs';
+import { mkdtemp, rm } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { createAuditLog, createFileSink, runAuditCli, type AuditRecordBody } from '../../src/audit/index.js';
+
+let dir: string;
+beforeAll(async () => {
+  dir = await mkdtemp(join(tmpdir(), 'warden-audit-verify-'));
+});
+afterAll(async () => {
+  await rm(dir, { recursive: true, force: true });
+});
+
+function body(i: number): AuditRecordBody {
+  return {
+    time: new Date(1_750_000_000_000 + i).toISOString(),
+    request_id: `req-${i}`,
+    trace_id: '0af7651916cd43dd8448eb211c80319c',
+    span_id: 'b7ad6b7169203331',
+    decision_id: null,
+    principal: null,
+    action: 'prompt.execute',
+    template: null,
+    approval: null,
+    environment: 'test',
+    policy_revision: 'rev',
+    decision: null,
+    secret_refs: [],
+    redaction: null,
+    prompt_hmac: null,
+    provider: null,
+    model: 'echo',
+    usage: null,
+    status: 'ok',
+    error_code: null,
+    latency_ms: 1.5,
+    stream: false,
+  };
+}
+
+async function verify(...args: string[]): Promise<{ code: number; out: string; err: string }> {
+  let out = '';
+  let err = '';
+  const code = await runAuditCli(['verify', ...args], { stdout: { write: (s: string) => (out += s) }, stderr: { write: (s: string) => (err += s) } });
+  return { code, out, err };
+}
+
+describe('warden audit verify: the exact text, segments, long lines', () => {
+  async function chain(name: string, n: number): Promise<{ file: string; lines: string[] }> {
+    const file = join(dir, name);
+    const log = createAuditLog({ sinks: [createFileSink(file)] });
+    for (let i = 0; i < n; i++) await log.append(body(i));
+    await log.close();
+    return { file, lines: readFileSync(file, 'utf8').trimEnd().split('\n') };
+  }
+
+  it('refuses a line rewritten with duplicate members (a parser keeps the last) or other spacing', async () => {
+    const { file, lines } = await chain('dup.jsonl', 4);
+    expect((await verify(file)).code).toBe(0);
+    const forged = [...lines];
+    forged[2] = `{"status":"error","error_code":"policy_denied",${lines[2]!.slice(1)}`;
+    writeFileSync(file, `${forged.join('\n')}\n`);
+    expect(await verify(file)).toMatchObject({ code: 1, out: expect.stringMatching(/:3: seq 3: line is not the canonical text of its record/) });
+    const spaced = [...lines];
+    spaced[1] = JSON.stringify(JSON.parse(lines[1]!), null, 1).replace(/\n/g, ' ');
+    writeFileSync(file, `${spaced.join('\n')}\n`);
+    expect(await verify(file)).toMatchObject({ code: 1, out: expect.stringMatching(/:2: seq 2: line is not the canonical text/) });
+    // CRLF line ends are still read as line ends.
+    writeFileSync(file, `${lines.join('\r\n')}\r\n`);
+    expect((await verify(file)).code).toBe(0);
+  });
+
+  it('checks a segment from a given head, and refuses one that does not link to it', async () => {
+    const { file, lines } = await chain('seg.jsonl', 5);
+    const { out } = await verify(file);
+    const first = JSON.parse(lines[2]!) as { prev_hash: string };
+    const seg = join(dir, 'seg-tail.jsonl');
+    writeFileSync(seg, `${lines.slice(2).join('\n')}\n`);
+    expect((await verify('--from-hash', first.prev_hash, '--from-seq', '2', seg)).out).toBe(`ok ${seg}: 3 record(s), chain intact from seq 3 (prev_hash ${first.prev_hash}), ${out.slice(out.indexOf('head seq'))}`);
+    expect(await verify('--from-hash', 'a'.repeat(64), seg)).toMatchObject({ code: 1, out: expect.stringMatching(/seq 3: prev_hash does not match/) });
+    expect(await verify('--from-hash', first.prev_hash, '--from-seq', '3', seg)).toMatchObject({ code: 1, out: expect.stringMatching(/expected seq 4, found 3/) });
+    expect(await verify('--from-hash', 'nothex', seg)).toMatchObject({ code: 2 });
+    expect(await verify('--from-seq', '2', seg)).toMatchObject({ code: 2 });
+  });
+
+  it('a line over 16 MiB is a broken record with its line number, not a crash', async () => {
+    const { file, lines } = await chain('huge.jsonl', 2);
+    writeFileSync(file, `${lines.join('\n')}\n${'x'.repeat(17 * 1024 * 1024)}`);
+    expect(await verify(file)).toMatchObject({ code: 1, out: `BROKEN ${file}:3: seq 3: line is longer than 16777216 bytes (no record is)\n` });
+  });
+});
