@@ -1,6 +1,6 @@
 /**
  * `warden serve`: load the config, build the runtime, bind the listeners, and run until SIGTERM or
- * SIGINT (graceful drain, exit 0). SIGHUP reloads templates and policies.
+ * SIGINT (graceful drain, exit 0). SIGHUP reloads templates and policies and reopens audit files.
  */
 import { dirname, resolve } from 'node:path';
 import { loadConfig } from '../config/load.js';
@@ -57,6 +57,9 @@ export async function runServeCommand(argv: string[], io: CliIO): Promise<number
         return;
       }
       void runtime.reload('SIGHUP');
+      // After a rotation (logrotate renames the file, then sends SIGHUP) the next record goes to
+      // a new file at the path, continuing the chain.
+      void runtime.reopenAudit('SIGHUP');
     };
     const finish = (code: number) => {
       process.off('SIGTERM', stop);

@@ -2,7 +2,7 @@
  * `warden serve` as a real child process: SIGHUP reloads, SIGTERM lets the in-flight request
  * finish, flushes the audit log and exits 0.
  */
-import { appendFileSync, readFileSync, rmSync } from 'node:fs';
+import { appendFileSync, existsSync, readFileSync, renameSync, rmSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { spawnWarden, watchServe } from './helpers/cli.js';
@@ -74,6 +74,27 @@ describe('warden serve lifecycle', () => {
     expect(records.at(-1).template).toEqual({ id: 'support/ticket-summary', version: 3, sensitivity: 'internal' });
     expect(records.at(-1).status).toBe('ok');
     upstream.mode = 'ok';
+  });
+
+  it('SIGHUP after a rotation (the file renamed away) writes the next record to a new file at the path, continuing the chain', { timeout: 60_000 }, async () => {
+    const child = spawnWarden(['serve', '--config', prepared.configFile]);
+    const { lines, listening, exited } = watchServe(child);
+    const addr = await listening;
+    const token = await prepared.signer.token('support', 'ticket-bot');
+    const body = { model: 'gpt-4o-mini', warden: { template: 'support/ticket-summary@2', variables: { ticket_id: 'T-79', customer_message: 'hi' } } };
+    expect((await postChat(addr.http, token, body)).status).toBe(200);
+    const rotated = `${prepared.auditFile}.1`;
+    renameSync(prepared.auditFile, rotated);
+    child.kill('SIGHUP');
+    await eventually(() => lines.some((l) => l.includes('"audit sinks reopened"') && l.includes('"SIGHUP"')), 5);
+    expect(existsSync(prepared.auditFile)).toBe(true);
+    expect((await postChat(addr.http, token, body)).status).toBe(200);
+    child.kill('SIGTERM');
+    expect(await exited).toBe(0);
+    const last = JSON.parse(readFileSync(rotated, 'utf8').trim().split('\n').at(-1)!) as any;
+    const next = JSON.parse(readFileSync(prepared.auditFile, 'utf8').trim().split('\n')[0]!) as any;
+    expect(next.seq).toBe(last.seq + 1);
+    expect(next.prev_hash).toBe(last.hash);
   });
 
   it('a second SIGTERM, a SIGINT or a SIGHUP during the drain neither kills the process nor cuts the request', { timeout: 60_000 }, async () => {
