@@ -73,8 +73,12 @@ export interface PipelineOptions {
 export interface Pipeline {
   /** Runs a `prompt.execute` or `prompt.render` request. Throws WardenError only. */
   run(request: PromptRequest): Promise<PipelineResponse>;
-  /** Runs a `models.list` request and returns the decision's models. Throws WardenError only. */
-  listModels(request: PromptRequest): Promise<{ models: string[]; decision: Decision }>;
+  /**
+   * Runs a `models.list` request and returns the decision's models. `check` may refuse the answer
+   * (a `GET /v1/models/{id}` for a model the caller may not use): its error is the request's
+   * outcome, audited and thrown. Throws WardenError only.
+   */
+  listModels(request: PromptRequest, check?: (models: readonly string[]) => WardenError | undefined): Promise<{ models: string[]; decision: Decision }>;
   /**
    * Writes the audit record of a request the ingress refused before it could be read (bad JSON,
    * too large, invalid UTF-8, wrong types): no stage ran, so the record has no principal, only the
@@ -289,20 +293,32 @@ export function createPipeline(opts: PipelineOptions): Pipeline {
     return auditError;
   }
 
-  async function listModels(request: PromptRequest): Promise<{ models: string[]; decision: Decision }> {
+  async function listModels(request: PromptRequest, check?: (models: readonly string[]) => WardenError | undefined): Promise<{ models: string[]; decision: Decision }> {
     const ctx = newContext(request);
     try {
       await runStages(ctx, modelStages);
       const decision = ctx.decision;
       if (!decision) throw new WardenError('internal', INTERNAL_MESSAGE);
+      const models = decision.allow ? decision.models : [];
+      const refused = check?.(models);
+      if (refused) {
+        ctx.error = refused;
+        await finish(ctx, false);
+        throw refused;
+      }
       await finish(ctx, false);
-      return { models: decision.allow ? decision.models : [], decision };
+      return { models, decision };
     } catch (err) {
       if (ctx.error) throw ctx.error; // audit already written and failed
       ctx.error = isWardenError(err) ? err : toWardenError(err, 'decide', logger);
       await finish(ctx, false);
-      // A caller the policy refuses may use no model: an empty list, not an error.
-      if (ctx.error.code === 'policy_denied' && ctx.decision) return { models: [], decision: ctx.decision };
+      // A caller the policy refuses may use no model: an empty list, not an error (and no model
+      // asked for by name; the record already says policy_denied).
+      if (ctx.error.code === 'policy_denied' && ctx.decision) {
+        const refused = check?.([]);
+        if (refused) throw refused;
+        return { models: [], decision: ctx.decision };
+      }
       throw ctx.error;
     }
   }

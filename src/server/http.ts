@@ -489,19 +489,24 @@ export function createHttpIngress(opts: HttpIngressOptions): HttpIngress {
         params: {},
       };
       if (request.traceparent === undefined) delete request.traceparent;
-      try {
-        const { models: allowed } = await pipeline.listModels(request);
+      // `*` in a decision means any configured model; a model nobody routes is not usable.
+      const usable = (allowed: readonly string[]): readonly string[] => {
         const configured = opts.configuredModels();
-        // `*` in a decision means any configured model; a model nobody routes is not usable.
-        const models = allowed.includes('*') ? configured : configured.filter((m) => allowed.includes(m));
+        return allowed.includes('*') ? configured : configured.filter((m) => allowed.includes(m));
+      };
+      // One model asked for: one the caller may not use is the request's outcome (audited), not ok.
+      const check =
+        wanted === undefined
+          ? undefined
+          : (allowed: readonly string[]) =>
+              usable(allowed).includes(wanted)
+                ? undefined
+                : new WardenError('not_found', `model ${wanted} does not exist or this caller may not use it`, { location: { path: 'model' } });
+      try {
+        const { models: allowed } = await pipeline.listModels(request, check);
         const model = (m: string) => ({ id: m, object: 'model', created: 0, owned_by: 'warden' });
-        if (wanted === undefined) {
-          sendJson(res, 200, JSON.stringify({ object: 'list', data: models.map(model) }), requestId);
-        } else if (models.includes(wanted)) {
-          sendJson(res, 200, JSON.stringify(model(wanted)), requestId);
-        } else {
-          sendError(res, new WardenError('not_found', `model ${wanted} does not exist or this caller may not use it`, { location: { path: 'model' } }), requestId);
-        }
+        if (wanted === undefined) sendJson(res, 200, JSON.stringify({ object: 'list', data: usable(allowed).map(model) }), requestId);
+        else sendJson(res, 200, JSON.stringify(model(wanted)), requestId);
       } catch (err) {
         sendError(res, isWardenError(err) ? err : new WardenError('internal', 'internal error'), requestId);
       }

@@ -184,9 +184,12 @@ describe('governed path with the openai SDK', () => {
       const err = await client(botToken).models.retrieve(id).catch((e: unknown) => e);
       expect(err, id).toBeInstanceOf(OpenAI.NotFoundError);
       expect((err as any).code).toBe('not_found');
+      // The audit record (written before the answer) says what the caller got.
+      expect(w.audit().at(-1)!.error_code, id).toBe('not_found');
     }
     const outsider = await w.signer.token('marketing', 'campaign-bot');
     expect(await client(outsider).models.retrieve('gpt-4o-mini').catch((e: unknown) => e)).toBeInstanceOf(OpenAI.NotFoundError);
+    expect(w.audit().at(-1)!.error_code).toBe('policy_denied');
     const bad = await fetch(`${w.addresses.http}/v1/models/%E0%A4%A`, { headers: { authorization: `Bearer ${botToken}` } });
     expect(bad.status).toBe(400);
     const post = await fetch(`${w.addresses.http}/v1/models/echo`, { method: 'POST', headers: { authorization: `Bearer ${botToken}` } });
