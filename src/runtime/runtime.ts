@@ -305,8 +305,8 @@ export async function createRuntime(config: Config, opts: RuntimeOptions = {}): 
       clearTimeout(timer);
       if (outcome === 'timeout') {
         logger.warn({ grace_ms: graceMs }, 'grace period over: closing the remaining connections');
-        for (const s of httpServers) s.closeAllConnections();
-        grpcServer?.forceShutdown();
+        for (const i of httpIngresses) i.closeAll();
+        grpcIngress?.forceShutdown();
       }
       if (adminServer) {
         adminServer.closeAllConnections();

@@ -28,7 +28,7 @@ import { OversizeMessage, receiveCeiling, withMessageLimit } from './grpc-size.j
 import type { IngressLimits } from './limits.js';
 import { InvalidUtf8Message, withUtf8Check } from './grpc-utf8.js';
 import { loadProtos, lookupService, protoDefinition } from './proto.js';
-import { bearerToken, checkVariables, rejectedRequest } from './request.js';
+import { bearerToken, checkVariables, cutByShutdown, rejectedRequest } from './request.js';
 
 // --- wire shapes (as proto-loader decodes them with keepCase + defaults) ------------------------
 
@@ -367,6 +367,8 @@ export interface GrpcIngressOptions {
 export interface GrpcIngress {
   readonly server: grpc.Server;
   inFlight(): number;
+  /** The shutdown deadline passed: ends every call; those still running end as `shutting_down`. */
+  forceShutdown(): void;
 }
 
 export function createGrpcIngress(opts: GrpcIngressOptions): GrpcIngress {
@@ -376,6 +378,8 @@ export function createGrpcIngress(opts: GrpcIngressOptions): GrpcIngress {
   const gateway = lookupService(root, 'warden.v1.PromptGateway');
   const healthService = lookupService(root, 'grpc.health.v1.Health');
   let active = 0;
+  /** Set when the shutdown deadline ends the calls (see forceShutdown). */
+  let cut = false;
 
   const server = new grpc.Server({
     // A ceiling above the limit: messages between the two are refused by Warden, counted and
@@ -394,7 +398,7 @@ export function createGrpcIngress(opts: GrpcIngressOptions): GrpcIngress {
    */
   function callSignal(call: AnyCall): { signal: RequestSignal; cancel: (reason: unknown) => void; dispose: () => void } {
     const signal = new RequestSignal();
-    const onCancel = () => signal.abort(new WardenError('cancelled', 'the client cancelled the call'));
+    const onCancel = () => signal.abort(cut ? cutByShutdown() : new WardenError('cancelled', 'the client cancelled the call'));
     call.on('cancelled', onCancel);
     return {
       signal,
@@ -560,7 +564,14 @@ export function createGrpcIngress(opts: GrpcIngressOptions): GrpcIngress {
     },
   });
 
-  return { server, inFlight: () => active };
+  return {
+    server,
+    inFlight: () => active,
+    forceShutdown() {
+      cut = true;
+      server.forceShutdown();
+    },
+  };
 }
 
 /** Binds a grpc-js server to `host:port` or `unix:PATH`; resolves to the bound port (0 for unix). */

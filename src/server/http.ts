@@ -19,7 +19,7 @@ import { AnthropicStreamEncoder, anthropicErrorBody, anthropicErrorEvent, anthro
 import { DONE_EVENT, chunkEvent, completionBody, errorBody } from './openai.js';
 import { Admission, OVERLOADED_RETRY_AFTER_S } from './admission.js';
 import { ingressHeaders, type IngressHeaders } from './headers.js';
-import { bearerToken, peerInfo, rejectedRequest, toPromptRequest, type IngressMeta } from './request.js';
+import { bearerToken, cutByShutdown, peerInfo, rejectedRequest, toPromptRequest, type IngressMeta } from './request.js';
 
 export interface HttpIngressOptions {
   pipeline: Pipeline;
@@ -123,6 +123,11 @@ export interface HttpIngress {
   inFlight(): number;
   /** Resolves when no request is in flight. */
   idle(): Promise<void>;
+  /**
+   * The shutdown deadline passed: closes every connection; requests still running end as
+   * `shutting_down`, not `cancelled` (the client did not go away, Warden stopped).
+   */
+  closeAll(): void;
 }
 
 export function createHttpIngress(opts: HttpIngressOptions): HttpIngress {
@@ -130,6 +135,8 @@ export function createHttpIngress(opts: HttpIngressOptions): HttpIngress {
   const admission = opts.admission ?? new Admission(limits.maxInFlight);
   const unixListener = opts.unixListener === true;
   let active = 0;
+  /** Set when the shutdown deadline closes the connections (see closeAll). */
+  let cut = false;
 
   function sendJson(res: ServerResponse, status: number, body: string, requestId: string): void {
     if (res.headersSent) return;
@@ -271,7 +278,7 @@ export function createHttpIngress(opts: HttpIngressOptions): HttpIngress {
   function requestSignal(res: ServerResponse): { signal: RequestSignal; cancel: (reason: unknown) => void; dispose: () => void } {
     const signal = new RequestSignal();
     const onClose = () => {
-      if (!res.writableFinished) signal.abort(new WardenError('cancelled', 'the client closed the request'));
+      if (!res.writableFinished) signal.abort(cut ? cutByShutdown() : new WardenError('cancelled', 'the client closed the request'));
     };
     res.once('close', onClose);
     return {
@@ -519,5 +526,9 @@ export function createHttpIngress(opts: HttpIngressOptions): HttpIngress {
     server,
     inFlight: () => active,
     idle: () => (active === 0 ? Promise.resolve() : new Promise<void>((resolve) => idleWaiters.push(resolve))),
+    closeAll() {
+      cut = true;
+      server.closeAllConnections();
+    },
   };
 }

@@ -348,6 +348,11 @@ export function peerInfo(remoteAddress: string | undefined, unixListener: boolea
   return { address: remoteAddress, local, transport: 'tcp' };
 }
 
+/** Why a request still running when the shutdown deadline ended its connection or call ended. */
+export function cutByShutdown(): WardenError {
+  return new WardenError('shutting_down', 'warden stopped: the shutdown deadline passed before the request finished');
+}
+
 /** `Bearer <token>` → token; anything else → undefined. */
 export function bearerToken(header: string | undefined): string | undefined {
   if (!header) return undefined;

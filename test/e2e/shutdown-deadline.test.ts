@@ -1,0 +1,56 @@
+/**
+ * The shutdown deadline (limits.shutdown_grace_ms) ends streams that are still running: their
+ * audit records say `shutting_down` (Warden stopped), not `cancelled` (which means the client
+ * went away), over HTTP and gRPC alike.
+ */
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { bearerMetadata, gatewayClient } from './helpers/grpc.js';
+import { startUpstream, type FakeUpstream } from './helpers/upstream.js';
+import { eventually, startWarden, type WardenFixture } from './helpers/warden.js';
+
+let upstream: FakeUpstream;
+let w: WardenFixture;
+
+beforeAll(async () => {
+  upstream = await startUpstream();
+  upstream.mode = 'stream-slow';
+  w = await startWarden({ upstreamUrl: upstream.url, limits: 'limits: { client_timeout_ms: 10000, upstream_timeout_ms: 60000, shutdown_grace_ms: 300 }' });
+});
+
+afterAll(async () => {
+  await w?.close();
+  await upstream?.close();
+});
+
+describe('the shutdown deadline', () => {
+  it('ends running streams as shutting_down, over HTTP and gRPC', { timeout: 20_000 }, async () => {
+    const token = await w.signer.token('support', 'ticket-bot');
+    const body = { model: 'gpt-4o-mini', stream: true, warden: { template: 'support/ticket-summary@2', variables: { ticket_id: 'T-9', customer_message: 'hi' } } };
+    const http = await fetch(`${w.addresses.http}/v1/chat/completions`, {
+      method: 'POST',
+      headers: { 'content-type': 'application/json', authorization: `Bearer ${token}` },
+      body: JSON.stringify(body),
+    });
+    expect(http.status).toBe(200);
+    const reading = http.text().catch(() => 'cut');
+    const client = gatewayClient(w.addresses.grpc);
+    const call = client.StreamComplete(
+      { model: 'gpt-4o-mini', template: { id: 'support/ticket-summary', version: 2 }, variables: { ticket_id: 'T-9', customer_message: 'hi' } },
+      bearerMetadata(token),
+    );
+    let grpcChunks = 0;
+    call.on('data', () => grpcChunks++);
+    const grpcEnded = new Promise<void>((resolve) => {
+      call.on('error', () => resolve());
+      call.on('end', () => resolve());
+    });
+    await eventually(() => grpcChunks > 2, 10);
+    const before = w.audit().length;
+    await w.runtime.shutdown('test');
+    await reading;
+    await grpcEnded;
+    client.close();
+    const records = w.audit().slice(before);
+    expect(records.filter((r) => r.stream === true).map((r) => r.error_code).sort()).toEqual(['shutting_down', 'shutting_down']);
+  });
+});
