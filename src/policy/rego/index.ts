@@ -11,6 +11,7 @@ import { MAX_JSON_DEPTH_CEILING, tooDeepAt } from '../../pipeline/json-depth.js'
 import { compileModules, compileQueryText, parseModules, type CompiledQuery, type CompiledTree } from './ast/compile/index.js';
 import { analyzeInputDeps, type InputDeps } from './ast/compile/input-deps.js';
 import { loadFiles } from './data.js';
+import { metered, work } from './meter.js';
 import { Ctx, DEFAULT_DEADLINE_MS, DEFAULT_MAX_DEPTH, DEFAULT_MAX_STEPS, type Budget } from './topdown/context.js';
 import { walkData } from './topdown/eval.js';
 import type { DocNode, Frame, TermPlan } from './topdown/tree.js';
@@ -106,6 +107,8 @@ function exportValue(v: Value): unknown {
   if (v === null || typeof v !== 'object') return v;
   if (Array.isArray(v)) {
     const out = new Array<unknown>(v.length);
+    // Metered: a result may hold one large value many times over, and each copy is made.
+    work(v.length);
     for (let i = 0; i < v.length; i++) out[i] = exportValue(v[i]!);
     return out;
   }
@@ -178,9 +181,10 @@ export class RegoPolicy implements CompiledPolicy {
     return fromJSON(input);
   }
 
-  private run<T>(fn: () => T): T {
+  /** Runs with the budget's deadline on the work meter (meter.ts), RangeErrors as budget errors. */
+  private run<T>(b: Budget, fn: () => T): T {
     try {
-      return fn();
+      return metered(b.deadline, fn);
     } catch (e) {
       if (e instanceof RegoError) throw e;
       if (e instanceof RangeError) throw new RegoError('eval_budget_exceeded', `evaluation budget exceeded: ${e.message}`);
@@ -206,16 +210,17 @@ export class RegoPolicy implements CompiledPolicy {
       if (this.entrypoints.size < 1000) this.entrypoints.set(ref, ep);
     }
     const { node, base, path, start } = ep;
-    const c = new Ctx(this.budget(opts), this.checkInput(input, opts?.inputBounded), undefined, undefined);
+    const b = this.budget(opts);
+    const c = new Ctx(b, this.checkInput(input, opts?.inputBounded), undefined, undefined);
     let out: Value | undefined;
     const f: Frame = [];
-    this.run(() =>
+    this.run(b, () =>
       walkData(c, f, node, base, undefined, path, start, (v) => {
         out = v;
         return true;
       }),
     );
-    return out === undefined ? undefined : this.run(() => exportValue(out!));
+    return out === undefined ? undefined : this.run(b, () => exportValue(out!));
   }
 
   private compiled(text: string): CompiledQuery {
@@ -230,7 +235,8 @@ export class RegoPolicy implements CompiledPolicy {
   /** Solutions with expression values and bindings, as `opa eval` prints them. */
   queryResults(text: string, input?: unknown, opts?: EvalOptions): QueryResult[] {
     const q = this.compiled(text);
-    const c = new Ctx(this.budget(opts), this.checkInput(input), undefined, undefined);
+    const b = this.budget(opts);
+    const c = new Ctx(b, this.checkInput(input), undefined, undefined);
     const f: Frame = new Array(q.frameSize);
     const lines = text.split('\n');
     const out: QueryResult[] = [];
@@ -240,7 +246,7 @@ export class RegoPolicy implements CompiledPolicy {
       const end = next && next.loc.row === e.loc.row ? next.loc.col - 1 : line.length;
       return line.slice(e.loc.col - 1, end).replace(/[;\s]+$/, '');
     });
-    this.run(() =>
+    this.run(b, () =>
       q.body(c, f, () => {
         const bindings: Record<string, unknown> = {};
         for (const [name, slot] of q.vars) {

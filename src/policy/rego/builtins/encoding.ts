@@ -17,6 +17,7 @@ import {
 } from '../value.js';
 import type { BuiltinDef } from './types.js';
 import { builtinErr, def, obj, operandErr, str, typeErr } from './util.js';
+import { MAX_RESULT_STRING, checkStringSize, work } from '../meter.js';
 import { JSONSyntaxError, firstLine, marshalJSON, unmarshalJSON } from './json.js';
 
 // ---------------------------------------------------------------------------------------------
@@ -102,16 +103,23 @@ function parseYAML(name: string, text: string): Value {
   }
 }
 
-/** Plain data with sorted keys (sets become sorted arrays), for the YAML writer. */
-function sortedPlain(v: Value): unknown {
+/**
+ * Plain data with sorted keys (sets become sorted arrays), for the YAML writer. A copy per
+ * occurrence: `size` tracks a lower bound of the YAML text (strings, plus two per value) so that
+ * a value holding one large value many times over stops at the size cap, not in memory.
+ */
+function sortedPlain(v: Value, size: { n: number } = { n: 0 }): unknown {
+  work(1);
+  if ((size.n += typeof v === 'string' ? v.length + 2 : 2) > MAX_RESULT_STRING) checkStringSize(size.n, 'yaml.marshal');
   if (v === null || typeof v !== 'object') return v;
-  if (Array.isArray(v)) return v.map(sortedPlain);
-  if (v instanceof RegoSet) return v.sorted().map(sortedPlain);
+  if (Array.isArray(v)) return v.map((x) => sortedPlain(x, size));
+  if (v instanceof RegoSet) return v.sorted().map((x) => sortedPlain(x, size));
   if (v instanceof RegoDecimal) return v.num;
   const o: Record<string, unknown> = {};
   for (const [k, x] of objectEntries(v).sort((a, b) => compare(a[0], b[0]))) {
     const key = typeof k === 'string' ? k : JSON.stringify(toJSON(k));
-    Object.defineProperty(o, key, { value: sortedPlain(x), enumerable: true, writable: true, configurable: true });
+    size.n += key.length;
+    Object.defineProperty(o, key, { value: sortedPlain(x, size), enumerable: true, writable: true, configurable: true });
   }
   return o;
 }

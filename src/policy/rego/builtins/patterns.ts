@@ -6,6 +6,7 @@
 import RE2 from 're2';
 import { LRUCache } from 'lru-cache';
 import { builtinErr } from './util.js';
+import { MAX_RESULT_ELEMENTS, checkElements, work } from '../meter.js';
 
 const MAX_PATTERNS = 1000;
 /** RE2 would accept much larger programs; a policy never needs them and they cost memory. */
@@ -75,6 +76,8 @@ export function findAll(re: RE2, s: string, n: number): Match[] {
       if (m.index === prevEnd) continue;
     }
     out.push({ index: m.index, end, groups: [...m] as Array<string | undefined>, named: m.groups });
+    work(m.length);
+    if (out.length > MAX_RESULT_ELEMENTS) checkElements(out.length, 'regex matches');
     prevEnd = end;
     if (n > 0 && out.length >= n) break;
   }

@@ -6,17 +6,29 @@
 import { RegoSet, compare, isObject, normalizeInt, objectEntries, type Value } from '../value.js';
 import type { BuiltinDef } from './types.js';
 import { builtinErr, def, elemErr, int, num, operandErr, str, stringsOf, typeErr } from './util.js';
+import { runeCount } from './aggregates.js';
+import { MAX_RESULT_ELEMENTS, MAX_RESULT_STRING, checkElements, checkStringSize, work } from '../meter.js';
+
 
 const runes = (s: string): string[] => Array.from(s);
+
+/** Joins, sized first: the result's length is known before it is built. */
+function join(name: string, items: readonly string[], delim: string): string {
+  let n = delim.length * Math.max(0, items.length - 1);
+  for (const x of items) n += x.length;
+  checkStringSize(n, name);
+  work(items.length + (n >>> 5));
+  return items.join(delim);
+}
 
 function concat(args: Value[]): Value {
   const delim = str('concat', args, 0);
   const v = args[1]!;
-  if (Array.isArray(v)) return stringsOf('concat', args, 1).join(delim);
+  if (Array.isArray(v)) return join('concat', stringsOf('concat', args, 1), delim);
   if (v instanceof RegoSet) {
     const items = v.sorted();
     for (const x of items) if (typeof x !== 'string') throw elemErr('concat', 2, v, x, 'string');
-    return items.join(delim);
+    return join('concat', items as string[], delim);
   }
   throw typeErr('concat', 2, v, 'set', 'array');
 }
@@ -25,11 +37,28 @@ function concat(args: Value[]): Value {
 function split(args: Value[]): Value {
   const s = str('split', args, 0);
   const d = str('split', args, 1);
+  work(s.length >>> 4);
+  // Counted before building (one string per piece) when the pieces could be too many.
+  if (s.length >= MAX_RESULT_ELEMENTS) checkElements(d === '' ? runeCount(s) : occurrences(s, d) + 1, 'split');
   return d === '' ? runes(s) : s.split(d);
+}
+
+/** Non-overlapping occurrences of a non-empty `sub` in `s`, as split and ReplaceAll count them. */
+function occurrences(s: string, sub: string): number {
+  let n = 0;
+  for (let i = s.indexOf(sub); i >= 0; i = s.indexOf(sub, i + sub.length)) n++;
+  return n;
 }
 
 /** Go strings.ReplaceAll: an empty `old` inserts `new` around every code point. */
 function replaceAll(s: string, old: string, rep: string): string {
+  // Sized first: an empty or short `old` multiplies the replacement (replace(s, "", s) is quadratic).
+  work(s.length >>> 4);
+  if (rep.length > old.length) {
+    const n = old === '' ? runeCount(s) + 1 : occurrences(s, old);
+    checkStringSize(s.length + n * (rep.length - old.length), 'replace');
+    work((n * rep.length) >>> 5);
+  }
   if (old !== '') return s.split(old).join(rep);
   return rep + runes(s).join(rep) + (s === '' ? '' : rep);
 }
@@ -52,9 +81,11 @@ function replaceN(args: Value[]): Value {
   let last = 0;
   let i = 0;
   scan: while (i < s.length) {
+    work(pairs.length);
     for (const [k, v] of pairs) {
       if (s.startsWith(k, i)) {
         out += s.slice(last, i) + v;
+        if (out.length > MAX_RESULT_STRING) checkStringSize(out.length, 'strings.replace_n');
         i += k.length;
         last = i;
         continue scan;
