@@ -83,12 +83,19 @@ function fromYAML(x: unknown): Value {
 const YAML_PARSE = { version: '1.1', intAsBigInt: true, maxAliasCount: 100, uniqueKeys: false } as const;
 
 /**
- * The YAML library's message without any document text: position messages are fixed text, and
- * anything else is cut at its first `: ` (after which the library may quote the document).
+ * The YAML library's error without any document text. Its messages quote the document freely
+ * (`Block scalar header includes extra characters: |<text> at line 1, column 5`), so a parse
+ * error is reported by its code and position only (`unexpected token at line 1, column 5`);
+ * any other message is cut at its first `: ` (after which the library may quote the document).
  */
 function yamlMessage(e: Error): string {
+  const { code, linePos } = e as Error & { code?: unknown; linePos?: Array<{ line: number; col: number }> };
+  if (typeof code === 'string' && /^[A-Z_]+$/.test(code)) {
+    const what = code.toLowerCase().replace(/_/g, ' ');
+    const at = linePos?.[0];
+    return at ? `${what} at line ${at.line}, column ${at.col}` : what;
+  }
   const line = firstLine(e.message);
-  if (/ at line \d+, column \d+:?$/.test(line)) return line.replace(/:$/, '');
   const cut = line.indexOf(': ');
   return cut < 0 ? line : line.slice(0, cut);
 }

@@ -34,9 +34,20 @@ export function compileRegex(name: string, source: string, prefix = 'error parsi
     c = compileRaw(source);
     cache.set(key, c);
   }
-  if (c instanceof Error) throw builtinErr(name, prefix + c.message);
+  if (c instanceof Error) throw builtinErr(name, prefix + reason(c));
   c.lastIndex = 0;
   return c;
+}
+
+/**
+ * RE2's reason without the pattern: its messages are `reason` or `reason: fragment`, and the
+ * fragment is the pattern's text (which may come from input and hold a secret). No RE2 reason
+ * itself contains ": ".
+ */
+function reason(e: Error): string {
+  const first = e.message.split('\n', 1)[0]!;
+  const cut = first.indexOf(': ');
+  return cut < 0 ? first : first.slice(0, cut);
 }
 
 export function isValidRegex(source: string): boolean {
