@@ -303,7 +303,9 @@ export function compileRegoPolicy(modules: RegoSource[], data?: unknown, opts?: 
   try {
     tree = compileModules(parsed, base);
   } catch (e) {
-    if (e instanceof RangeError) throw new RegoError('rego_compile_error', 'policy too deeply nested to compile');
+    // The parser bounds nesting, operator chains and body length well below this; a smaller
+    // JS stack than Node's default could still end here.
+    if (e instanceof RangeError) throw new RegoError('rego_compile_error', 'policy too large to compile: the JS stack ran out (nesting, operator chains or long bodies)');
     throw e;
   }
   const h = createHash('sha256');
