@@ -289,19 +289,33 @@ export class RegoPolicy implements CompiledPolicy {
   }
 }
 
-export function compilePolicy(modules: RegoSource[], data?: unknown, opts?: { excludeTests?: boolean }): CompiledPolicy {
-  return compileRegoPolicy(modules, data, opts);
+export interface CompileOptions {
+  /** Leave out `*_test.rego` modules (the sidecar does). */
+  excludeTests?: boolean;
+  /**
+   * Refuse a rule at a path the data already holds a value at (`rego_compile_error: conflicting
+   * rule for data path a/b found`), as OPA's compiler does when it compiles against a store
+   * (`opa check`/`eval` with data files, bundles). Default: on for compileRegoPolicy and the
+   * loaders, off for compilePolicy, which compiles modules and data as given, as OPA's compiler
+   * does without a store (and OPA's compliance cases expect: base data then wins on reads of
+   * the parent document).
+   */
+  dataConflicts?: boolean;
 }
 
-/** Like compilePolicy, returning the concrete class (query results with expressions, test rules). */
-export function compileRegoPolicy(modules: RegoSource[], data?: unknown, opts?: { excludeTests?: boolean }): RegoPolicy {
+export function compilePolicy(modules: RegoSource[], data?: unknown, opts?: CompileOptions): CompiledPolicy {
+  return compileRegoPolicy(modules, data, { ...opts, dataConflicts: opts?.dataConflicts ?? false });
+}
+
+/** Like compilePolicy, returning the concrete class (query results with expressions, test rules); checks data conflicts by default. */
+export function compileRegoPolicy(modules: RegoSource[], data?: unknown, opts?: CompileOptions): RegoPolicy {
   const sources = opts?.excludeTests ? modules.filter((m) => !m.path.endsWith('_test.rego')) : modules;
   const base = fromJSON(data ?? {});
   if (!isPlainObject(base)) throw new RegoError('rego_compile_error', 'data must be an object');
   const parsed = parseModules(sources);
   let tree: CompiledTree;
   try {
-    tree = compileModules(parsed, base);
+    tree = compileModules(parsed, base, { dataConflicts: opts?.dataConflicts ?? true });
   } catch (e) {
     // The parser bounds nesting, operator chains and body length well below this; a smaller
     // JS stack than Node's default could still end here.
@@ -316,11 +330,12 @@ export function compileRegoPolicy(modules: RegoSource[], data?: unknown, opts?: 
   return new RegoPolicy(tree, h.digest('hex'));
 }
 
-export async function loadPolicy(paths: string[], opts?: { excludeTests?: boolean }): Promise<CompiledPolicy> {
+/** Loads `.rego` and data files (data conflicts are checked, as `opa check` does with data files). */
+export async function loadPolicy(paths: string[], opts?: CompileOptions): Promise<CompiledPolicy> {
   return loadRegoPolicy(paths, opts);
 }
 
-export async function loadRegoPolicy(paths: string[], opts?: { excludeTests?: boolean }): Promise<RegoPolicy> {
+export async function loadRegoPolicy(paths: string[], opts?: CompileOptions): Promise<RegoPolicy> {
   const { modules, data } = await loadFiles(paths, opts);
   return compileRegoPolicy(modules, data, opts);
 }
