@@ -101,7 +101,7 @@ function checkResult(name: string, r: Value): void {
  * regex: this runs right after a stack overflow, where compiling a regex can overflow again.
  */
 function exhaustion(message: string): boolean {
-  return message.includes('call stack') || message.includes('Invalid string length') || message.includes('Invalid array length') || message.includes('Invalid typed array length') || message.includes('BigInt') || message.includes('allocation failed');
+  return message.includes('call stack') || message.includes('Invalid string length') || message.includes('Invalid array length') || message.includes('Invalid typed array length') || message.includes('Maximum BigInt') || message.includes('allocation failed');
 }
 
 export function invokeBuiltin(c: Ctx, def: BuiltinDef, args: Value[], loc: Location, decimals = false): Value | undefined {
