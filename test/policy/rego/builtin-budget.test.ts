@@ -108,6 +108,21 @@ describe('built-in calls are metered', () => {
     }
   });
 
+  it('meters built-ins that try every pair of two lists (strings.any_prefix_match, object.subset, net.cidr_contains_matches)', () => {
+    const input = {
+      a: Array.from({ length: 30_000 }, (_, i) => `p${i}`),
+      b: Array.from({ length: 30_000 }, (_, i) => `zz${i}`),
+      ones: new Array<number>(1_000_000).fill(1),
+      run: [...new Array<number>(5_000).fill(1), 9],
+    };
+    for (const call of ['strings.any_prefix_match(input.a, input.b)', 'strings.any_suffix_match(input.a, input.b)', 'object.subset(input.ones, input.run)']) {
+      const { e, ms } = fails(`x := ${call}`, SIDECAR, input);
+      expect(e.code, call).toBe('eval_budget_exceeded');
+      expect(ms, call).toBeLessThan(WELL_PAST_DEADLINE_MS);
+    }
+    expect(value('x := [strings.any_prefix_match(["ab", "cd"], ["c"]), object.subset([1, 2, 3], [2, 3])]')).toEqual([true, true]);
+  });
+
   it('enumerates walk lazily: the first pairs come before the rest are built', () => {
     // 10^9 pairs: building them all first (as before) exhausts memory.
     const big = new Array<number>(1_000_000).fill(0);

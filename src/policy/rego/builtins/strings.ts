@@ -224,12 +224,13 @@ export const STRINGS: BuiltinDef[] = [
   def('strings.any_prefix_match', 2, (a) => {
     const search = stringOrStrings('strings.any_prefix_match', a, 0);
     const base = stringOrStrings('strings.any_prefix_match', a, 1);
-    return search.some((s) => base.some((b) => s.startsWith(b)));
+    // Every pair may be tried: metered.
+    return search.some((s) => (work(base.length), base.some((b) => s.startsWith(b))));
   }),
   def('strings.any_suffix_match', 2, (a) => {
     const search = stringOrStrings('strings.any_suffix_match', a, 0);
     const base = stringOrStrings('strings.any_suffix_match', a, 1);
-    return search.some((s) => base.some((b) => s.endsWith(b)));
+    return search.some((s) => (work(base.length), base.some((b) => s.endsWith(b))));
   }),
   def('strings.reverse', 1, (a) => runes(str('strings.reverse', a, 0)).reverse().join('')),
   def('strings.count', 2, (a) => {
