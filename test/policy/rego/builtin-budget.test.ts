@@ -123,6 +123,14 @@ describe('built-in calls are metered', () => {
     expect(value('x := [strings.any_prefix_match(["ab", "cd"], ["c"]), object.subset([1, 2, 3], [2, 3])]')).toEqual([true, true]);
   });
 
+  it('trims and takes substrings by scanning, with code points as before', () => {
+    expect(value('x := [trim("xxhixx", "x"), trim_left("😀😀a😀", "😀"), trim_right("a😀😀", "😀"), substring("abcdef", 2, 3), substring("a😀bc", 1, 2), substring("abc", 5, 1), substring("abc", 1, -1), strings.count("a😀c", "")]')).toEqual(
+      ['hi', 'a😀', 'a', 'cde', '😀b', '', 'bc', 4],
+    );
+    const p = policy('package t\nimport rego.v1\nx := [count(trim(input.s, "a")), substring(input.s, 5, 3)]\n');
+    expect(p.evaluate('data.t.x', { s: `aa${'b'.repeat(5_000_000)}aa` }, SIDECAR)).toEqual([5_000_000, 'bbb']);
+  });
+
   it('enumerates walk lazily: the first pairs come before the rest are built', () => {
     // 10^9 pairs: building them all first (as before) exhausts memory.
     const big = new Array<number>(1_000_000).fill(0);

@@ -10,7 +10,14 @@ import { runeCount } from './aggregates.js';
 import { MAX_RESULT_ELEMENTS, MAX_RESULT_STRING, checkElements, checkStringSize, work } from '../meter.js';
 
 
-const runes = (s: string): string[] => Array.from(s);
+/** Code points as strings: an array as long as the string, so charged (and avoided where a scan does). */
+const runes = (s: string): string[] => {
+  work(s.length >>> 3);
+  return Array.from(s);
+};
+
+/** Whether `s` has a surrogate (else code points are UTF-16 units and plain slicing is exact). */
+const HAS_SURROGATE = /[\uD800-\uDFFF]/;
 
 /** Joins, sized first: the result's length is known before it is built. */
 function join(name: string, items: readonly string[], delim: string): string {
@@ -52,6 +59,7 @@ function occurrences(s: string, sub: string): number {
 
 /** Go strings.ReplaceAll: an empty `old` inserts `new` around every code point. */
 function replaceAll(s: string, old: string, rep: string): string {
+  if (old === '' && rep === '') return s;
   // Sized first: an empty or short `old` multiplies the replacement (replace(s, "", s) is quadratic).
   work(s.length >>> 4);
   if (rep.length > old.length) {
@@ -100,12 +108,26 @@ function cutsetTrimmer(name: string, left: boolean, right: boolean): BuiltinDef 
   return def(name, 2, (args) => {
     const s = str(name, args, 0);
     const cut = new Set(runes(str(name, args, 1)));
-    const r = runes(s);
+    // Scans by code point from the ends (no array as long as the string).
     let a = 0;
-    let b = r.length;
-    if (left) while (a < b && cut.has(r[a]!)) a++;
-    if (right) while (b > a && cut.has(r[b - 1]!)) b--;
-    return a === 0 && b === r.length ? s : r.slice(a, b).join('');
+    let b = s.length;
+    if (left) {
+      while (a < b) {
+        const ch = String.fromCodePoint(s.codePointAt(a)!);
+        if (!cut.has(ch)) break;
+        a += ch.length;
+      }
+    }
+    if (right) {
+      while (b > a) {
+        const lo = s.charCodeAt(b - 1);
+        const pair = lo >= 0xdc00 && lo <= 0xdfff && b - 2 >= a && s.charCodeAt(b - 2) >= 0xd800 && s.charCodeAt(b - 2) <= 0xdbff;
+        const ch = s.slice(pair ? b - 2 : b - 1, b);
+        if (!cut.has(ch)) break;
+        b -= ch.length;
+      }
+    }
+    return a === 0 && b === s.length ? s : s.slice(a, b);
   });
 }
 
@@ -150,6 +172,10 @@ function substring(args: Value[]): Value {
   const start = int('substring', args, 1);
   const length = int('substring', args, 2);
   if (start < 0) throw builtinErr('substring', 'negative offset');
+  if (!HAS_SURROGATE.test(s)) {
+    if (start >= s.length) return '';
+    return length < 0 ? s.slice(start) : s.slice(start, start + length);
+  }
   const r = runes(s);
   if (start >= r.length) return '';
   return length < 0 ? r.slice(start).join('') : r.slice(start, Math.min(r.length, start + length)).join('');
@@ -237,7 +263,7 @@ export const STRINGS: BuiltinDef[] = [
     const s = str('strings.count', a, 0);
     const sub = str('strings.count', a, 1);
     // Go strings.Count: an empty substring counts code points + 1.
-    if (sub === '') return runes(s).length + 1;
+    if (sub === '') return runeCount(s) + 1;
     return normalizeInt(BigInt(s.split(sub).length - 1));
   }),
 ];
