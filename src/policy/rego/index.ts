@@ -214,13 +214,14 @@ export class RegoPolicy implements CompiledPolicy {
     const c = new Ctx(b, this.checkInput(input, opts?.inputBounded), undefined, undefined);
     let out: Value | undefined;
     const f: Frame = [];
-    this.run(b, () =>
+    // One metered run for evaluation and export (the export is metered too).
+    return this.run(b, () => {
       walkData(c, f, node, base, undefined, path, start, (v) => {
         out = v;
         return true;
-      }),
-    );
-    return out === undefined ? undefined : this.run(b, () => exportValue(out!));
+      });
+      return out === undefined ? undefined : exportValue(out);
+    });
   }
 
   private compiled(text: string): CompiledQuery {
