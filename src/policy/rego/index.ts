@@ -11,6 +11,7 @@ import { MAX_JSON_DEPTH_CEILING, tooDeepAt } from '../../pipeline/json-depth.js'
 import { compileModules, compileQueryText, parseModules, type CompiledQuery, type CompiledTree } from './ast/compile/index.js';
 import { analyzeInputDeps, type InputDeps } from './ast/compile/input-deps.js';
 import { loadFiles } from './data.js';
+import { metered, work } from './meter.js';
 import { Ctx, DEFAULT_DEADLINE_MS, DEFAULT_MAX_DEPTH, DEFAULT_MAX_STEPS, type Budget } from './topdown/context.js';
 import { walkData } from './topdown/eval.js';
 import type { DocNode, Frame, TermPlan } from './topdown/tree.js';
@@ -106,6 +107,8 @@ function exportValue(v: Value): unknown {
   if (v === null || typeof v !== 'object') return v;
   if (Array.isArray(v)) {
     const out = new Array<unknown>(v.length);
+    // Metered: a result may hold one large value many times over, and each copy is made.
+    work(v.length);
     for (let i = 0; i < v.length; i++) out[i] = exportValue(v[i]!);
     return out;
   }
@@ -178,9 +181,10 @@ export class RegoPolicy implements CompiledPolicy {
     return fromJSON(input);
   }
 
-  private run<T>(fn: () => T): T {
+  /** Runs with the budget's deadline on the work meter (meter.ts), RangeErrors as budget errors. */
+  private run<T>(b: Budget, fn: () => T): T {
     try {
-      return fn();
+      return metered(b.deadline, fn);
     } catch (e) {
       if (e instanceof RegoError) throw e;
       if (e instanceof RangeError) throw new RegoError('eval_budget_exceeded', `evaluation budget exceeded: ${e.message}`);
@@ -206,16 +210,18 @@ export class RegoPolicy implements CompiledPolicy {
       if (this.entrypoints.size < 1000) this.entrypoints.set(ref, ep);
     }
     const { node, base, path, start } = ep;
-    const c = new Ctx(this.budget(opts), this.checkInput(input, opts?.inputBounded), undefined, undefined);
+    const b = this.budget(opts);
+    const c = new Ctx(b, this.checkInput(input, opts?.inputBounded), undefined, undefined);
     let out: Value | undefined;
     const f: Frame = [];
-    this.run(() =>
+    // One metered run for evaluation and export (the export is metered too).
+    return this.run(b, () => {
       walkData(c, f, node, base, undefined, path, start, (v) => {
         out = v;
         return true;
-      }),
-    );
-    return out === undefined ? undefined : this.run(() => exportValue(out!));
+      });
+      return out === undefined ? undefined : exportValue(out);
+    });
   }
 
   private compiled(text: string): CompiledQuery {
@@ -230,7 +236,8 @@ export class RegoPolicy implements CompiledPolicy {
   /** Solutions with expression values and bindings, as `opa eval` prints them. */
   queryResults(text: string, input?: unknown, opts?: EvalOptions): QueryResult[] {
     const q = this.compiled(text);
-    const c = new Ctx(this.budget(opts), this.checkInput(input), undefined, undefined);
+    const b = this.budget(opts);
+    const c = new Ctx(b, this.checkInput(input), undefined, undefined);
     const f: Frame = new Array(q.frameSize);
     const lines = text.split('\n');
     const out: QueryResult[] = [];
@@ -240,7 +247,7 @@ export class RegoPolicy implements CompiledPolicy {
       const end = next && next.loc.row === e.loc.row ? next.loc.col - 1 : line.length;
       return line.slice(e.loc.col - 1, end).replace(/[;\s]+$/, '');
     });
-    this.run(() =>
+    this.run(b, () =>
       q.body(c, f, () => {
         const bindings: Record<string, unknown> = {};
         for (const [name, slot] of q.vars) {
@@ -283,21 +290,37 @@ export class RegoPolicy implements CompiledPolicy {
   }
 }
 
-export function compilePolicy(modules: RegoSource[], data?: unknown, opts?: { excludeTests?: boolean }): CompiledPolicy {
-  return compileRegoPolicy(modules, data, opts);
+export interface CompileOptions {
+  /** Leave out `*_test.rego` modules (the sidecar does). */
+  excludeTests?: boolean;
+  /**
+   * Refuse a rule at a path the data already holds a value at (`rego_compile_error: conflicting
+   * rule for data path a/b found`), as OPA's compiler does when it compiles against a store
+   * (`opa check`/`eval` with data files, bundles). Default: on for compileRegoPolicy and the
+   * loaders, off for compilePolicy, which compiles modules and data as given, as OPA's compiler
+   * does without a store (and OPA's compliance cases expect: base data then wins on reads of
+   * the parent document).
+   */
+  dataConflicts?: boolean;
 }
 
-/** Like compilePolicy, returning the concrete class (query results with expressions, test rules). */
-export function compileRegoPolicy(modules: RegoSource[], data?: unknown, opts?: { excludeTests?: boolean }): RegoPolicy {
+export function compilePolicy(modules: RegoSource[], data?: unknown, opts?: CompileOptions): CompiledPolicy {
+  return compileRegoPolicy(modules, data, { ...opts, dataConflicts: opts?.dataConflicts ?? false });
+}
+
+/** Like compilePolicy, returning the concrete class (query results with expressions, test rules); checks data conflicts by default. */
+export function compileRegoPolicy(modules: RegoSource[], data?: unknown, opts?: CompileOptions): RegoPolicy {
   const sources = opts?.excludeTests ? modules.filter((m) => !m.path.endsWith('_test.rego')) : modules;
   const base = fromJSON(data ?? {});
   if (!isPlainObject(base)) throw new RegoError('rego_compile_error', 'data must be an object');
   const parsed = parseModules(sources);
   let tree: CompiledTree;
   try {
-    tree = compileModules(parsed, base);
+    tree = compileModules(parsed, base, { dataConflicts: opts?.dataConflicts ?? true });
   } catch (e) {
-    if (e instanceof RangeError) throw new RegoError('rego_compile_error', 'policy too deeply nested to compile');
+    // The parser bounds nesting, operator chains and body length well below this; a smaller
+    // JS stack than Node's default could still end here.
+    if (e instanceof RangeError) throw new RegoError('rego_compile_error', 'policy too large to compile: the JS stack ran out (nesting, operator chains or long bodies)');
     throw e;
   }
   const h = createHash('sha256');
@@ -308,11 +331,12 @@ export function compileRegoPolicy(modules: RegoSource[], data?: unknown, opts?: 
   return new RegoPolicy(tree, h.digest('hex'));
 }
 
-export async function loadPolicy(paths: string[], opts?: { excludeTests?: boolean }): Promise<CompiledPolicy> {
+/** Loads `.rego` and data files (data conflicts are checked, as `opa check` does with data files). */
+export async function loadPolicy(paths: string[], opts?: CompileOptions): Promise<CompiledPolicy> {
   return loadRegoPolicy(paths, opts);
 }
 
-export async function loadRegoPolicy(paths: string[], opts?: { excludeTests?: boolean }): Promise<RegoPolicy> {
+export async function loadRegoPolicy(paths: string[], opts?: CompileOptions): Promise<RegoPolicy> {
   const { modules, data } = await loadFiles(paths, opts);
   return compileRegoPolicy(modules, data, opts);
 }

@@ -17,6 +17,7 @@
  */
 
 import { RegoDecimal } from './decimal.js';
+import { MAX_RESULT_STRING, checkStringSize, work } from './meter.js';
 
 export { RegoDecimal } from './decimal.js';
 
@@ -55,7 +56,10 @@ export class RegoSet {
 
   static from(values: Iterable<Value>): RegoSet {
     const s = new RegoSet();
-    for (const v of values) s.map.set(keyOf(v), v);
+    for (const v of values) {
+      work(1);
+      s.map.set(keyOf(v), v);
+    }
     return s;
   }
 
@@ -78,7 +82,8 @@ export class RegoSet {
 
   /** Elements in Rego's sort order. */
   sorted(): Value[] {
-    return [...this.map.values()].sort(compare);
+    work(this.map.size);
+    return [...this.map.values()].sort(this.map.size > 64 ? meteredCompare : compare);
   }
 }
 
@@ -142,6 +147,10 @@ export function compareNumbers(a: number | bigint, b: number | bigint): number {
   // Mixed or both bigint: compare exactly where possible.
   if (typeof a === 'bigint' && typeof b === 'bigint') return a < b ? -1 : a > b ? 1 : 0;
   const [x, y] = [a, b];
+  // Not Rego numbers (built-ins and decoders reject them), but never recurse on one: ±Infinity
+  // and NaN are not integers and their floor is themselves.
+  if (typeof x === 'number' && !Number.isFinite(x)) return x > 0 ? 1 : -1;
+  if (typeof y === 'number' && !Number.isFinite(y)) return y > 0 ? -1 : 1;
   if (typeof x === 'number' && !Number.isInteger(x)) {
     const fx = Math.floor(x);
     const c = compareNumbers(fx, y);
@@ -173,13 +182,15 @@ export function objectKeys(o: PlainObject | RegoObject): Value[] {
 }
 
 export function objectEntries(o: PlainObject | RegoObject): Array<[Value, Value]> {
-  if (o instanceof RegoObject) return [...o.map.values()];
-  return Object.entries(o);
+  const entries = o instanceof RegoObject ? [...o.map.values()] : Object.entries(o);
+  work(entries.length);
+  return entries;
 }
 
 /** Builds an object from entries, choosing the plain representation when every key is a string. */
 export function makeObject(entries: Iterable<readonly [Value, Value]>): PlainObject | RegoObject {
   const list = [...entries];
+  work(list.length);
   if (list.every(([k]) => typeof k === 'string')) {
     const o: PlainObject = {};
     for (const [k, v] of list) defineKey(o, k as string, v);
@@ -200,6 +211,8 @@ export function defineKey(o: PlainObject, key: string, v: Value): void {
 
 /** Rego's total order (OPA ast.Compare): null < boolean < number < string < array < object < set. */
 export function compare(a: Value, b: Value): number {
+  // Identity first: a value holding the same large value many times compares in O(1) per copy.
+  if (a === b) return 0;
   const ta = typeName(a);
   const tb = typeName(b);
   if (ta !== tb) return TYPE_ORDER[ta] - TYPE_ORDER[tb];
@@ -219,6 +232,7 @@ export function compare(a: Value, b: Value): number {
       const y = b as Value[];
       const n = Math.min(x.length, y.length);
       for (let i = 0; i < n; i++) {
+        work(1);
         const c = compare(x[i]!, y[i]!);
         if (c !== 0) return c;
       }
@@ -228,6 +242,7 @@ export function compare(a: Value, b: Value): number {
       const ea = objectEntries(a as PlainObject | RegoObject).sort((p, q) => compare(p[0], q[0]));
       const eb = objectEntries(b as PlainObject | RegoObject).sort((p, q) => compare(p[0], q[0]));
       const n = Math.min(ea.length, eb.length);
+      work(ea.length + eb.length);
       for (let i = 0; i < n; i++) {
         const ck = compare(ea[i]![0], eb[i]![0]);
         if (ck !== 0) return ck;
@@ -249,6 +264,11 @@ export function compare(a: Value, b: Value): number {
   }
 }
 
+function meteredCompare(a: Value, b: Value): number {
+  work(1);
+  return compare(a, b);
+}
+
 export function equal(a: Value, b: Value): boolean {
   if (a === b) return true;
   const ta = typeof a;
@@ -259,11 +279,15 @@ export function equal(a: Value, b: Value): boolean {
   }
   if (Array.isArray(a)) {
     if (!Array.isArray(b) || a.length !== b.length) return false;
-    for (let i = 0; i < a.length; i++) if (!equal(a[i]!, b[i]!)) return false;
+    for (let i = 0; i < a.length; i++) {
+      work(1);
+      if (!equal(a[i]!, b[i]!)) return false;
+    }
     return true;
   }
   if (a instanceof RegoSet) {
     if (!(b instanceof RegoSet) || a.size !== b.size) return false;
+    work(a.size);
     for (const k of a.map.keys()) if (!b.map.has(k)) return false;
     return true;
   }
@@ -273,7 +297,9 @@ export function equal(a: Value, b: Value): boolean {
   const oa = a as PlainObject | RegoObject;
   const ob = b as PlainObject | RegoObject;
   if (objectSize(oa) !== objectSize(ob)) return false;
-  for (const [k, v] of objectEntries(oa)) {
+  const entries = objectEntries(oa);
+  work(entries.length);
+  for (const [k, v] of entries) {
     const w = objectGet(ob, k);
     if (w === undefined || !equal(v, w)) return false;
   }
@@ -296,18 +322,48 @@ export function keyOf(v: Value): string {
       return v ? 't' : 'f';
     default:
       if (v === null) return 'z';
-      if (Array.isArray(v)) return '[' + v.map(keyOf).join(',') + ']';
-      if (v instanceof RegoSet) return '{' + [...v.map.keys()].sort().join(',') + '}';
+      if (Array.isArray(v)) return arrayKey(v);
+      if (v instanceof RegoSet) {
+        work(v.size);
+        return keyText('{' + [...v.map.keys()].sort().join(',') + '}');
+      }
       if (v instanceof RegoDecimal) return 'n~' + v.key;
-      return (
-        '<' +
-        objectEntries(v)
-          .map(([k, x]) => keyOf(k) + ':' + keyOf(x))
-          .sort()
-          .join(',') +
-        '>'
-      );
+      return objectKey(v);
   }
+}
+
+function arrayKey(v: Value[]): string {
+  const parts: string[] = new Array(v.length);
+  let length = 2;
+  for (let i = 0; i < v.length; i++) {
+    // Charged per element as it goes, so that the clock is read during one large key too.
+    work(1);
+    const p = keyOf(v[i]!);
+    // Capped as it grows: an array may hold one large value many times over.
+    if ((length += p.length + 1) > MAX_RESULT_STRING) checkStringSize(length, 'value key');
+    parts[i] = p;
+  }
+  return keyText('[' + parts.join(',') + ']');
+}
+
+function objectKey(v: PlainObject | RegoObject): string {
+  const entries = objectEntries(v);
+  const parts: string[] = new Array(entries.length);
+  let length = 2;
+  for (let i = 0; i < entries.length; i++) {
+    work(1);
+    const p = keyOf(entries[i]![0]) + ':' + keyOf(entries[i]![1]);
+    if ((length += p.length + 1) > MAX_RESULT_STRING) checkStringSize(length, 'value key');
+    parts[i] = p;
+  }
+  return keyText('<' + parts.sort().join(',') + '>');
+}
+
+/** Composite keys are charged by length too (copying them is the work), and capped. */
+function keyText(k: string): string {
+  work(k.length >>> 5);
+  if (k.length > MAX_RESULT_STRING) checkStringSize(k.length, 'value key');
+  return k;
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -321,7 +377,10 @@ export function keyOf(v: Value): string {
  */
 export function toJSON(v: Value): unknown {
   if (v === null || typeof v !== 'object') return v;
-  if (Array.isArray(v)) return v.map(toJSON);
+  if (Array.isArray(v)) {
+    work(v.length);
+    return v.map(toJSON);
+  }
   if (v instanceof RegoSet) return v.sorted().map(toJSON);
   if (v instanceof RegoDecimal) return v.num;
   if (v instanceof RegoObject) {
@@ -333,6 +392,7 @@ export function toJSON(v: Value): unknown {
     return o;
   }
   let plainOnly = true;
+  work(1);
   for (const k in v) {
     const x = v[k]!;
     if (x !== null && typeof x === 'object') {
@@ -356,41 +416,45 @@ export function toJSON(v: Value): unknown {
 export function stringifyJSON(v: Value, indent?: number): string {
   const pad = indent && indent > 0 ? ' '.repeat(Math.min(indent, 10)) : '';
   const out: string[] = [];
+  // The text is capped as it grows (a value may hold one large value many times over).
+  let length = 0;
+  const push = (t: string): void => {
+    out.push(t);
+    length += t.length;
+    work(1 + (t.length >>> 5));
+    if (length > MAX_RESULT_STRING) checkStringSize(length, 'JSON text');
+  };
   const write = (x: Value, depth: number): void => {
-    if (x === null) out.push('null');
-    else if (typeof x === 'boolean') out.push(x ? 'true' : 'false');
-    else if (typeof x === 'number') out.push(Number.isFinite(x) ? JSON.stringify(x) : 'null');
-    else if (typeof x === 'bigint') out.push(x.toString());
-    else if (typeof x === 'string') out.push(JSON.stringify(x));
-    else if (x instanceof RegoDecimal) out.push(x.toString());
+    if (x === null) push('null');
+    else if (typeof x === 'boolean') push(x ? 'true' : 'false');
+    else if (typeof x === 'number') push(Number.isFinite(x) ? JSON.stringify(x) : 'null');
+    else if (typeof x === 'bigint') push(x.toString());
+    else if (typeof x === 'string') push(JSON.stringify(x));
+    else if (x instanceof RegoDecimal) push(x.toString());
     else {
-      let items: Array<[string | undefined, Value]>;
-      let open: string;
-      let close: string;
-      if (Array.isArray(x) || x instanceof RegoSet) {
-        items = (Array.isArray(x) ? x : x.sorted()).map((e) => [undefined, e]);
-        open = '[';
-        close = ']';
-      } else {
-        items = objectEntries(x)
-          .sort((p, q) => compare(p[0], q[0]))
-          .map(([k, e]) => [typeof k === 'string' ? k : stringifyJSON(k), e]);
-        open = '{';
-        close = '}';
-      }
-      if (items.length === 0) {
-        out.push(open + close);
+      // Elements are read in place (no per-element copy ahead of the charged writes).
+      const isList = Array.isArray(x) || x instanceof RegoSet;
+      const values: Value[] = Array.isArray(x) ? x : x instanceof RegoSet ? x.sorted() : [];
+      const entries = isList ? undefined : objectEntries(x as PlainObject | RegoObject).sort((p, q) => compare(p[0], q[0]));
+      const n = entries === undefined ? values.length : entries.length;
+      const [open, close] = isList ? ['[', ']'] : ['{', '}'];
+      if (n === 0) {
+        push(open + close);
         return;
       }
-      out.push(open);
+      push(open);
       const inner = pad ? '\n' + pad.repeat(depth + 1) : '';
-      items.forEach(([k, e], i) => {
-        if (i > 0) out.push(',');
-        out.push(inner);
-        if (k !== undefined) out.push(JSON.stringify(k) + (pad ? ': ' : ':'));
-        write(e, depth + 1);
-      });
-      out.push(pad ? '\n' + pad.repeat(depth) + close : close);
+      for (let i = 0; i < n; i++) {
+        if (i > 0) push(',');
+        if (inner) push(inner);
+        if (entries === undefined) write(values[i]!, depth + 1);
+        else {
+          const [k, e] = entries[i]!;
+          push(JSON.stringify(typeof k === 'string' ? k : stringifyJSON(k)) + (pad ? ': ' : ':'));
+          write(e, depth + 1);
+        }
+      }
+      push(pad ? '\n' + pad.repeat(depth) + close : close);
     }
   };
   write(v, 0);

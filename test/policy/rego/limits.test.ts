@@ -98,4 +98,42 @@ q := 1 / input.d
     const e = budgetError(() => p.evaluate('data.t.q', { d: 0, token: 'CANARY-SECRET-9f8e7d' }, { strictBuiltinErrors: true }));
     expect(String(e)).not.toContain('CANARY-SECRET-9f8e7d');
   });
+
+  it('refuses long operator chains with a located parse error instead of a stack overflow', () => {
+    const chain = (n: number) => `package t\nimport rego.v1\nx := 1${' + 1'.repeat(n)}\n`;
+    expect(policy(chain(900)).evaluate('data.t.x', {})).toBe(901);
+    let e: RegoError | undefined;
+    try {
+      policy(chain(2000));
+    } catch (err) {
+      e = err as RegoError;
+    }
+    expect(e).toBeInstanceOf(RegoError);
+    expect(e!.code).toBe('rego_parse_error');
+    expect(e!.message).toContain('expression too long');
+    expect(e!.location).toMatchObject({ file: 'limits.rego', row: 3 });
+  });
+
+  it('refuses bodies of more than 1000 expressions at compile time, so check and evaluation agree', () => {
+    const body = (n: number) =>
+      `package t\nimport rego.v1\nx if {\n${Array.from({ length: n }, (_, i) => `input.a${i} == ${i}`).join('\n')}\n}\n`;
+    const input = Object.fromEntries(Array.from({ length: 1000 }, (_, i) => [`a${i}`, i]));
+    // The longest body accepted evaluates, even from a deep stack.
+    const ok = policy(body(1000));
+    const deep = (n: number): unknown => (n === 0 ? ok.evaluate('data.t.x', input) : deep(n - 1));
+    expect(deep(500)).toBe(true);
+    for (const n of [1001, 3000, 10_000]) {
+      let e: RegoError | undefined;
+      try {
+        policy(body(n));
+      } catch (err) {
+        e = err as RegoError;
+      }
+      expect(e).toBeInstanceOf(RegoError);
+      expect(e!.code).toBe('rego_parse_error');
+      expect(e!.message).toContain('more than 1000 expressions');
+      // At the first expression past the limit.
+      expect(e!.location).toMatchObject({ file: 'limits.rego', row: 1004, col: 1 });
+    }
+  });
 });

@@ -72,4 +72,37 @@ describe('loadPolicy', () => {
       expect((e as RegoError).location?.file).toBe(join(dir, 'bad.rego'));
     }
   });
+
+  it('refuses a rule at a path a data file already holds, naming the path at the rule (as OPA compiling against a store)', async () => {
+    const dir = tree({
+      'p.rego': 'package warden\nimport rego.v1\n\ndecision := {"allow": false}\n',
+      'data.json': '{"warden": {"decision": {"allow": true, "models": ["*"]}, "other": 1}}',
+    });
+    let e: unknown;
+    try {
+      await loadPolicy([dir]);
+    } catch (err) {
+      e = err;
+    }
+    expect(e).toBeInstanceOf(RegoError);
+    expect((e as RegoError).code).toBe('rego_compile_error');
+    expect((e as RegoError).message).toBe('conflicting rule for data path warden/decision found');
+    expect((e as RegoError).location).toMatchObject({ file: join(dir, 'p.rego'), row: 4, col: 1 });
+    // Partial set rules and ref heads too; data beside the rule (not at its path) is fine.
+    const sets = tree({ 'p.rego': 'package warden\nimport rego.v1\ndecision contains "x"\n', 'data.json': '{"warden": {"decision": ["y"]}}' });
+    await expect(loadPolicy([sets])).rejects.toThrow('conflicting rule for data path warden/decision found');
+    const beside = tree({ 'p.rego': 'package warden\nimport rego.v1\nd := data.warden.other\n', 'data.json': '{"warden": {"other": 1}}' });
+    expect((await loadPolicy([beside])).evaluate('data.warden.d', {})).toBe(1);
+  });
+
+  it('reports the conflict from policy check with file:line:col', async () => {
+    const { runCli } = await import('./helpers.js');
+    const dir = tree({
+      'p.rego': 'package warden\nimport rego.v1\ndecision := {"allow": false}\n',
+      'data.json': '{"warden": {"decision": {"allow": true}}}',
+    });
+    const r = await runCli(['check', dir]);
+    expect(r.code).toBe(1);
+    expect(r.err).toContain(`${join(dir, 'p.rego')}:3:1: rego_compile_error: conflicting rule for data path warden/decision found`);
+  });
 });

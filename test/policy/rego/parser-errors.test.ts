@@ -8,6 +8,17 @@ import { MAX_DEPTH, parseModule, parseQuery, parseTerm } from '../../../src/poli
 import { RegoError } from '../../../src/policy/rego/errors.js';
 
 /** The error a module raises, as `file:row:col: code: message`. */
+/** The RegoError `fn` throws (fails the test when it does not). */
+function parseErr(fn: () => unknown): RegoError {
+  try {
+    fn();
+  } catch (e) {
+    expect(e).toBeInstanceOf(RegoError);
+    return e as RegoError;
+  }
+  throw new Error('expected a parse error');
+}
+
 function moduleError(source: string, file = 'policy.rego'): string {
   try {
     parseModule(source, file);
@@ -209,11 +220,18 @@ describe('hostile input', () => {
     expect(() => parseModule(src, 'x.rego')).toThrow(/nesting too deep/);
   });
 
-  it('parses long flat chains without recursion limits', () => {
-    const sum = parseTerm(Array(50_000).fill('1').join(' + '));
+  it('parses long flat chains up to the limits the compiler and evaluator can take, and refuses longer ones with a located error', () => {
+    // An operator chain is a tree as deep as it is long, and a body's length is evaluation stack
+    // depth (continuation-passing): both are bounded at parse time, not by a stack overflow later.
+    const sum = parseTerm(Array(990).fill('1').join(' + '));
     expect(sum).toMatchObject({ type: 'call', op: 'plus' });
-    const body = parseQuery(Array(20_000).fill('x == 1').join('\n'));
-    expect(body).toHaveLength(20_000);
+    expect(parseQuery(Array(1000).fill('x == 1').join('\n'))).toHaveLength(1000);
+    const long = parseErr(() => parseTerm(Array(50_000).fill('1').join(' + ')));
+    expect(long.message).toMatch(/^expression too long: /);
+    expect(long.location?.row).toBe(1);
+    const body = parseErr(() => parseQuery(Array(20_000).fill('x == 1').join('\n')));
+    expect(body.message).toMatch(/^body too long: more than 1000 expressions/);
+    expect(body.location?.row).toBe(1001);
   });
 
   it('keeps backtracking linear on ambiguous nested braces', () => {

@@ -49,6 +49,13 @@ import { pathElementToString, refToString, termToString } from './print.js';
 /** Deepest nesting of terms and bodies accepted (arrays in arrays, calls in calls, …). */
 export const MAX_DEPTH = 1000;
 
+/**
+ * Most expressions in one body. Evaluation is continuation-passing: each expression of a body
+ * runs inside the previous one's continuation, so a body's length is stack depth, as nesting
+ * is. A longer body used to pass `check` and then overflow the stack on every evaluation.
+ */
+export const MAX_BODY_EXPRESSIONS = 1000;
+
 /** Largest decimal exponent accepted in a number literal (OPA rejects larger as "number too big"). */
 const MAX_EXPONENT = 30000;
 
@@ -523,6 +530,14 @@ class Parser {
       this.fail(end === 'eof' ? 'an expression' : `an expression (a body may not be empty)`);
     }
     for (;;) {
+      if (body.length === MAX_BODY_EXPRESSIONS) {
+        throw new ParseFailure(
+          `body too long: more than ${MAX_BODY_EXPRESSIONS} expressions (split it into helper rules)`,
+          this.pos,
+          this.locOf(this.toks[this.pos]!),
+          true,
+        );
+      }
       body.push(this.parseLiteral());
       const t = this.tok();
       if (t.kind === ';') {
@@ -693,14 +708,22 @@ class Parser {
       const name = INFIX_BUILTINS[symbol];
       operands.push({ type: 'call', op: name, opPath: [name], args: [left, right], infix: symbol, loc: left.loc } satisfies CallTerm);
     };
+    // Each operator nests the expression tree one level (`1 + 1 + 1` is `(1 + 1) + 1`), and the
+    // compiler and evaluator recurse over that tree: a chain counts toward MAX_DEPTH as nesting does.
+    const depth = this.depth;
     while (prec !== undefined) {
       const opTok = this.toks[this.pos]!;
+      // >=: the operand parsed next takes one more level.
+      if (++this.depth >= MAX_DEPTH) {
+        throw new ParseFailure(`expression too long: more than ${MAX_DEPTH} levels of operators and nested terms`, this.pos, this.locOf(opTok), true);
+      }
       this.pos++;
       while (ops.length && BINARY_PREC[ops[ops.length - 1]!.kind]! >= prec) reduce();
       ops.push(opTok);
       operands.push(this.parseTerm());
       prec = BINARY_PREC[this.tok().kind];
     }
+    this.depth = depth;
     while (ops.length) reduce();
     return operands[0]!;
   }

@@ -3,6 +3,7 @@ import { RegoSet, compare, isObject, objectSize, type Value } from '../value.js'
 import type { BuiltinDef } from './types.js';
 import { builtinErr, collection, def, elemErr, typeErr } from './util.js';
 import * as N from './numeric.js';
+import { work } from '../meter.js';
 
 /** Code points, not UTF-16 units, as OPA counts runes. */
 export function runeCount(s: string): number {
@@ -16,6 +17,12 @@ export function runeCount(s: string): number {
     n++;
   }
   return n;
+}
+
+/** `compare` charging a unit per comparison: sorting a million elements takes many of them. */
+function meteredCompare(a: Value, b: Value): number {
+  work(1);
+  return compare(a, b);
 }
 
 function count(args: Value[]): Value {
@@ -33,6 +40,8 @@ function fold(name: string, start: N.Num, op: (a: N.Num, b: N.Num) => N.Num): Bu
     let acc = start;
     for (const x of items) {
       if (typeof x !== 'number' && typeof x !== 'bigint') throw elemErr(name, 1, args[0]!, x, 'number');
+      // Big integers cost in proportion to their size (bounded by numeric.ts MAX_INT_BITS).
+      work(typeof x === 'bigint' || typeof acc === 'bigint' ? 64 : 1);
       acc = op(acc, x);
     }
     if (!N.isFiniteNum(acc)) throw builtinErr(name, 'arithmetic result is not a finite number');
@@ -59,7 +68,7 @@ export const AGGREGATES: BuiltinDef[] = [
   def('sort', 1, (args) => {
     const v = args[0]!;
     if (v instanceof RegoSet) return v.sorted();
-    if (Array.isArray(v)) return [...v].sort(compare);
+    if (Array.isArray(v)) return [...v].sort(meteredCompare);
     throw typeErr('sort', 1, v, 'set', 'array');
   }),
 ];

@@ -17,6 +17,7 @@ import {
 } from '../value.js';
 import type { BuiltinDef } from './types.js';
 import { builtinErr, def, obj, operandErr, str, typeErr } from './util.js';
+import { MAX_RESULT_STRING, checkStringSize, work } from '../meter.js';
 import { JSONSyntaxError, firstLine, marshalJSON, unmarshalJSON } from './json.js';
 
 // ---------------------------------------------------------------------------------------------
@@ -82,12 +83,19 @@ function fromYAML(x: unknown): Value {
 const YAML_PARSE = { version: '1.1', intAsBigInt: true, maxAliasCount: 100, uniqueKeys: false } as const;
 
 /**
- * The YAML library's message without any document text: position messages are fixed text, and
- * anything else is cut at its first `: ` (after which the library may quote the document).
+ * The YAML library's error without any document text. Its messages quote the document freely
+ * (`Block scalar header includes extra characters: |<text> at line 1, column 5`), so a parse
+ * error is reported by its code and position only (`unexpected token at line 1, column 5`);
+ * any other message is cut at its first `: ` (after which the library may quote the document).
  */
 function yamlMessage(e: Error): string {
+  const { code, linePos } = e as Error & { code?: unknown; linePos?: Array<{ line: number; col: number }> };
+  if (typeof code === 'string' && /^[A-Z_]+$/.test(code)) {
+    const what = code.toLowerCase().replace(/_/g, ' ');
+    const at = linePos?.[0];
+    return at ? `${what} at line ${at.line}, column ${at.col}` : what;
+  }
   const line = firstLine(e.message);
-  if (/ at line \d+, column \d+:?$/.test(line)) return line.replace(/:$/, '');
   const cut = line.indexOf(': ');
   return cut < 0 ? line : line.slice(0, cut);
 }
@@ -102,16 +110,23 @@ function parseYAML(name: string, text: string): Value {
   }
 }
 
-/** Plain data with sorted keys (sets become sorted arrays), for the YAML writer. */
-function sortedPlain(v: Value): unknown {
+/**
+ * Plain data with sorted keys (sets become sorted arrays), for the YAML writer. A copy per
+ * occurrence: `size` tracks a lower bound of the YAML text (strings, plus two per value) so that
+ * a value holding one large value many times over stops at the size cap, not in memory.
+ */
+function sortedPlain(v: Value, size: { n: number } = { n: 0 }): unknown {
+  work(1);
+  if ((size.n += typeof v === 'string' ? v.length + 2 : 2) > MAX_RESULT_STRING) checkStringSize(size.n, 'yaml.marshal');
   if (v === null || typeof v !== 'object') return v;
-  if (Array.isArray(v)) return v.map(sortedPlain);
-  if (v instanceof RegoSet) return v.sorted().map(sortedPlain);
+  if (Array.isArray(v)) return v.map((x) => sortedPlain(x, size));
+  if (v instanceof RegoSet) return v.sorted().map((x) => sortedPlain(x, size));
   if (v instanceof RegoDecimal) return v.num;
   const o: Record<string, unknown> = {};
   for (const [k, x] of objectEntries(v).sort((a, b) => compare(a[0], b[0]))) {
     const key = typeof k === 'string' ? k : JSON.stringify(toJSON(k));
-    Object.defineProperty(o, key, { value: sortedPlain(x), enumerable: true, writable: true, configurable: true });
+    size.n += key.length;
+    Object.defineProperty(o, key, { value: sortedPlain(x, size), enumerable: true, writable: true, configurable: true });
   }
   return o;
 }

@@ -6,18 +6,55 @@
 import { RegoSet, isObject, keyOf, objectEntries, objectGet, type Value } from '../value.js';
 import type { BuiltinDef } from './types.js';
 import { builtinErr, def, obj, typeErr } from './util.js';
+import { work } from '../meter.js';
 
-/** Every [path, value] pair of `x`, root first (pre-order, as OPA's walk). */
-export function walkPairs(x: Value): Array<[Value[], Value]> {
-  const out: Array<[Value[], Value]> = [];
-  const visit = (path: Value[], v: Value): void => {
-    out.push([path, v]);
-    if (Array.isArray(v)) v.forEach((e, i) => visit([...path, i], e));
-    else if (v instanceof RegoSet) for (const e of v.sorted()) visit([...path, e], e);
-    else if (isObject(v)) for (const [k, e] of objectEntries(v)) visit([...path, k], e);
-  };
-  visit([], x);
-  return out;
+/** A composite being walked: its path, its children's keys (undefined: array indexes) and values. */
+interface WalkFrame {
+  path: Value[];
+  keys: Value[] | undefined;
+  values: Value[];
+  next: number;
+}
+
+function walkFrame(path: Value[], v: Value): WalkFrame | undefined {
+  if (Array.isArray(v)) return v.length === 0 ? undefined : { path, keys: undefined, values: v, next: 0 };
+  if (v instanceof RegoSet) {
+    const s = v.sorted();
+    return s.length === 0 ? undefined : { path, keys: s, values: s, next: 0 };
+  }
+  if (isObject(v)) {
+    const entries = objectEntries(v);
+    return entries.length === 0 ? undefined : { path, keys: entries.map((e) => e[0]), values: entries.map((e) => e[1]), next: 0 };
+  }
+  return undefined;
+}
+
+/**
+ * Every [path, value] pair of `x`, root first (pre-order, as OPA's walk), one at a time: the
+ * caller counts a step per pair and may stop early, so nothing is built ahead of it (a value
+ * holding the same large value many times over has far more pairs than memory could hold).
+ * Each path is built from its parent's when its pair is reached.
+ */
+export function* walkPairs(x: Value): Generator<[Value[], Value], void, undefined> {
+  yield [[], x];
+  const stack: WalkFrame[] = [];
+  const root = walkFrame([], x);
+  if (root !== undefined) stack.push(root);
+  while (stack.length > 0) {
+    const f = stack[stack.length - 1]!;
+    if (f.next >= f.values.length) {
+      stack.pop();
+      continue;
+    }
+    const i = f.next++;
+    const v = f.values[i]!;
+    const path = f.path.slice();
+    path.push(f.keys === undefined ? i : f.keys[i]!);
+    work(path.length);
+    yield [path, v];
+    const child = walkFrame(path, v);
+    if (child !== undefined) stack.push(child);
+  }
 }
 
 function neighbours(v: Value | undefined): Value[] {

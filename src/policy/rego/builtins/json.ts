@@ -5,6 +5,7 @@
  */
 import { defineKey, stringifyJSON, type PlainObject, type Value } from '../value.js';
 import { parseNumberText } from './numeric.js';
+import { MAX_RESULT_STRING, checkStringSize, work } from '../meter.js';
 
 export class JSONSyntaxError extends Error {}
 
@@ -22,7 +23,14 @@ export function marshalJSON(v: Value, indent?: string, prefix = ''): string {
   if (indent === undefined && prefix === '') return compact;
   // Go's MarshalIndent prefixes every line but the first; OPA then prefixes the first too.
   const text = indentJSON(compact, indent ?? '\t');
+  if (prefix) checkStringSize(text.length + prefix.length * (occurrences(text, '\n') + 1), 'json.marshal_with_options');
   return prefix ? prefix + text.split('\n').join('\n' + prefix) : text;
+}
+
+/** Indented text grows by depth × indent per line: charged and capped line by line. */
+function grown(out: string, added: number): void {
+  work(1 + (added >>> 5));
+  if (out.length > MAX_RESULT_STRING) checkStringSize(out.length, 'json.marshal_with_options');
 }
 
 /** Re-indents compact JSON text (walking the text keeps bigints exact). */
@@ -50,14 +58,17 @@ function indentJSON(compact: string, indent: string): string {
           out += c + close;
           i++;
         } else out += c + '\n' + indent.repeat(++depth);
+        grown(out, depth * indent.length);
         break;
       }
       case '}':
       case ']':
         out += '\n' + indent.repeat(--depth) + c;
+        grown(out, depth * indent.length);
         break;
       case ',':
         out += ',\n' + indent.repeat(depth);
+        grown(out, depth * indent.length);
         break;
       case ':':
         out += ': ';
@@ -71,7 +82,10 @@ function indentJSON(compact: string, indent: string): string {
 
 /** Parses JSON; JSON.parse is used unless a long digit run could be a big integer. */
 export function unmarshalJSON(text: string): Value {
-  if (!/\d{16}/.test(text)) {
+  work(text.length >>> 4);
+  // JSON.parse turns a long digit run into an inexact double and a large exponent (1e400) into
+  // Infinity, which is not a Rego number: such text takes the exact parser (bigint, or an error).
+  if (!/\d{16}|[eE][+-]?\d{3}/.test(text)) {
     try {
       return JSON.parse(text) as Value;
     } catch (e) {
@@ -81,6 +95,12 @@ export function unmarshalJSON(text: string): Value {
     }
   }
   return new ExactParser(text).parseDocument();
+}
+
+function occurrences(s: string, c: string): number {
+  let n = 0;
+  for (let i = s.indexOf(c); i >= 0; i = s.indexOf(c, i + 1)) n++;
+  return n;
 }
 
 export function firstLine(s: string): string {

@@ -20,6 +20,7 @@ import {
 import type { BuiltinDef } from './types.js';
 import { pathSegments } from './json-pointer.js';
 import { arr, def } from './util.js';
+import { work } from '../meter.js';
 
 class PatchFailed extends Error {}
 const fail = (): never => {
@@ -74,6 +75,7 @@ function update(doc: Value, path: Value[], edit: (parent: Value, last: Value) =>
   }
   if (Array.isArray(doc)) {
     const i = index(seg, doc.length - 1);
+    work(doc.length >>> 3);
     const out = doc.slice();
     out[i] = update(doc[i]!, rest, edit);
     return out;
@@ -87,6 +89,7 @@ function add(doc: Value, path: Value[], v: Value): Value {
     if (isObject(parent)) return withKey(parent, last, v);
     if (Array.isArray(parent)) {
       const i = last === '-' ? parent.length : index(last, parent.length);
+      work(parent.length >>> 3);
       return [...parent.slice(0, i), v, ...parent.slice(i)];
     }
     if (parent instanceof RegoSet) {

@@ -7,6 +7,7 @@ import { isIPv4, isIPv6 } from 'node:net';
 import { RegoSet, isObject, objectEntries, type Value } from '../value.js';
 import type { BuiltinDef } from './types.js';
 import { builtinErr, def, str } from './util.js';
+import { MAX_RESULT_ELEMENTS, checkElements, work } from '../meter.js';
 
 interface Net {
   bits: bigint; // network address (host bits cleared)
@@ -208,8 +209,13 @@ export const NET: BuiltinDef[] = [
   def('net.cidr_contains_matches', 2, (args) => {
     const name = 'net.cidr_contains_matches';
     const out = new RegoSet();
-    for (const [c1, i1] of matchEntries(name, 1, args[0]!)) {
-      for (const [c2, i2] of matchEntries(name, 2, args[1]!)) if (containsText(name, c1, c2)) out.add([i1, i2]);
+    const outer = matchEntries(name, 1, args[0]!);
+    const inner = matchEntries(name, 2, args[1]!);
+    // Every pair is tried: metered, and the result capped as it grows.
+    for (const [c1, i1] of outer) {
+      work(inner.length);
+      for (const [c2, i2] of inner) if (containsText(name, c1, c2)) out.add([i1, i2]);
+      if (out.size > MAX_RESULT_ELEMENTS) checkElements(out.size, name);
     }
     return out;
   }),

@@ -3,6 +3,7 @@ import { normalizeInt, type Value } from '../value.js';
 import type { BuiltinDef } from './types.js';
 import { builtinErr, def, num, operandErr, typeErr } from './util.js';
 import * as N from './numeric.js';
+import { work } from '../meter.js';
 
 /** Go's math.Round: half away from zero (JS Math.round rounds -2.5 to -2). */
 export function roundHalfAway(x: number): number {
@@ -30,11 +31,21 @@ function intArg(name: string, args: Value[], i: number): bigint {
 
 /** Ranges are materialised as arrays, so bound their size rather than exhaust memory. */
 const MAX_RANGE = 1_000_000n;
+const SAFE = BigInt(Number.MAX_SAFE_INTEGER);
 
 function range(name: string, a: bigint, b: bigint, step: bigint): Value[] {
   const span = (a > b ? a - b : b - a) / step + 1n;
   if (span > MAX_RANGE) throw builtinErr(name, `range of ${span} elements exceeds the limit of ${MAX_RANGE}`);
+  work(Number(span));
   const out: Value[] = [];
+  const safe = (x: bigint) => x >= -SAFE && x <= SAFE;
+  if (safe(a) && safe(b)) {
+    // Plain numbers when every element is one (bigint steps are many times slower).
+    const [x0, x1, d] = [Number(a), Number(b), Number(step)];
+    if (x0 <= x1) for (let x = x0; x <= x1; x += d) out.push(x);
+    else for (let x = x0; x >= x1; x -= d) out.push(x);
+    return out;
+  }
   if (a <= b) for (let x = a; x <= b; x += step) out.push(normalizeInt(x));
   else for (let x = a; x >= b; x -= step) out.push(normalizeInt(x));
   return out;

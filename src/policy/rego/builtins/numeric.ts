@@ -4,6 +4,7 @@
  * that `sum` agrees with `+`.
  */
 import { normalizeInt } from '../value.js';
+import { budgetExceeded } from '../meter.js';
 
 export type Num = number | bigint;
 
@@ -40,13 +41,27 @@ export function sub(a: Num, b: Num): Num {
   return clean(Number(a) - Number(b));
 }
 
+/**
+ * Integer products may not exceed 2^65536 in magnitude (MAX_INT_BITS): repeated multiplication
+ * (`product(numbers.range(1, 100000))`) otherwise grows without bound, and each step costs more
+ * than the last. OPA has no such cap; no policy needs numbers with more than 19,728 digits.
+ */
+export const MAX_INT_BITS = 65536;
+const MAX_INT = 1n << BigInt(MAX_INT_BITS);
+
+function bigProduct(a: bigint, b: bigint): Num {
+  const r = a * b;
+  if (r > MAX_INT || r < -MAX_INT) throw budgetExceeded(`integer product beyond 2^${MAX_INT_BITS}`);
+  return normalizeInt(r);
+}
+
 export function mul(a: Num, b: Num): Num {
   if (typeof a === 'number' && typeof b === 'number') {
     const r = a * b;
     if (Number.isSafeInteger(r) || !Number.isInteger(a) || !Number.isInteger(b)) return clean(r);
-    return normalizeInt(BigInt(a) * BigInt(b));
+    return bigProduct(BigInt(a), BigInt(b));
   }
-  if (isInt(a) && isInt(b)) return normalizeInt(big(a) * big(b));
+  if (isInt(a) && isInt(b)) return bigProduct(big(a), big(b));
   return clean(Number(a) * Number(b));
 }
 
@@ -96,7 +111,9 @@ export function parseNumberText(text: string): Num | undefined {
   const [, sign, intDigits = '', fracDigits = '', expText] = m;
   if (intDigits === '' && fracDigits === '') return undefined;
   const asFloat = Number(text);
-  if (Number.isSafeInteger(asFloat) || !Number.isFinite(asFloat)) return asFloat === 0 ? 0 : asFloat;
+  if (Number.isSafeInteger(asFloat)) return asFloat === 0 ? 0 : asFloat;
+  // Beyond the doubles (1e400) an integral value is still exact, as the literal 1e400 is; what
+  // is not integral and overflows stays Infinity, which callers reject.
   const exp = expText ? Number(expText) : 0;
   // Integral iff every fractional digit (after shifting by the exponent) is zero.
   const digits = (intDigits + fracDigits).replace(/^0+/, '');

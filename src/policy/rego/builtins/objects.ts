@@ -18,6 +18,7 @@ import {
 } from '../value.js';
 import type { BuiltinDef } from './types.js';
 import { arr, def, elemErr, obj, typeErr } from './util.js';
+import { work } from '../meter.js';
 
 type Obj = PlainObject | RegoObject;
 
@@ -113,6 +114,8 @@ function isSubset(sup: Value, sub: Value): boolean {
   if (Array.isArray(sup) && Array.isArray(sub)) {
     if (sub.length === 0) return true;
     for (let i = 0; i + sub.length <= sup.length; i++) {
+      // Up to sub.length comparisons per position: metered.
+      work(sub.length);
       let ok = true;
       for (let j = 0; j < sub.length && ok; j++) ok = equal(sup[i + j]!, sub[j]!);
       if (ok) return true;

@@ -6,6 +6,7 @@
 import RE2 from 're2';
 import { LRUCache } from 'lru-cache';
 import { builtinErr } from './util.js';
+import { MAX_RESULT_ELEMENTS, checkElements, work } from '../meter.js';
 
 const MAX_PATTERNS = 1000;
 /** RE2 would accept much larger programs; a policy never needs them and they cost memory. */
@@ -33,9 +34,20 @@ export function compileRegex(name: string, source: string, prefix = 'error parsi
     c = compileRaw(source);
     cache.set(key, c);
   }
-  if (c instanceof Error) throw builtinErr(name, prefix + c.message);
+  if (c instanceof Error) throw builtinErr(name, prefix + reason(c));
   c.lastIndex = 0;
   return c;
+}
+
+/**
+ * RE2's reason without the pattern: its messages are `reason` or `reason: fragment`, and the
+ * fragment is the pattern's text (which may come from input and hold a secret). No RE2 reason
+ * itself contains ": ".
+ */
+function reason(e: Error): string {
+  const first = e.message.split('\n', 1)[0]!;
+  const cut = first.indexOf(': ');
+  return cut < 0 ? first : first.slice(0, cut);
 }
 
 export function isValidRegex(source: string): boolean {
@@ -75,6 +87,8 @@ export function findAll(re: RE2, s: string, n: number): Match[] {
       if (m.index === prevEnd) continue;
     }
     out.push({ index: m.index, end, groups: [...m] as Array<string | undefined>, named: m.groups });
+    work(m.length);
+    if (out.length > MAX_RESULT_ELEMENTS) checkElements(out.length, 'regex matches');
     prevEnd = end;
     if (n > 0 && out.length >= n) break;
   }

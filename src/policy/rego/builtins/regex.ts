@@ -5,6 +5,7 @@
 import type { Value } from '../value.js';
 import type { BuiltinDef } from './types.js';
 import { builtinErr, def, int, str } from './util.js';
+import { MAX_RESULT_STRING, checkStringSize, work } from '../meter.js';
 import { compileRegex, findAll, isValidRegex, type Match } from './patterns.js';
 
 /** Go's regexp.Split(s, -1). */
@@ -74,6 +75,8 @@ function replace(args: Value[]): Value {
   let last = 0;
   for (const m of findAll(re, s, -1)) {
     out += s.slice(last, m.index) + expand(template, m);
+    work(1 + (template.length >>> 5));
+    if (out.length > MAX_RESULT_STRING) checkStringSize(out.length, 'regex.replace');
     last = m.end;
   }
   return out + s.slice(last);

@@ -2,6 +2,7 @@
 import { RegoSet, type Value } from '../value.js';
 import type { BuiltinDef } from './types.js';
 import { def, set, typeErr } from './util.js';
+import { MAX_RESULT_ELEMENTS, checkElements, work } from '../meter.js';
 import { setIntersection } from './operators.js';
 
 function setsOf(name: string, args: Value[]): RegoSet[] {
@@ -18,14 +19,21 @@ function setsOf(name: string, args: Value[]): RegoSet[] {
 export const SETS: BuiltinDef[] = [
   def('union', 1, (args) => {
     const out = new RegoSet();
-    for (const s of setsOf('union', args)) for (const [k, v] of s.map) out.map.set(k, v);
+    for (const s of setsOf('union', args)) {
+      work(s.size);
+      for (const [k, v] of s.map) out.map.set(k, v);
+      if (out.size > MAX_RESULT_ELEMENTS) checkElements(out.size, 'union');
+    }
     return out;
   }),
   def('intersection', 1, (args) => {
     const sets = setsOf('intersection', args);
     if (sets.length === 0) return new RegoSet();
     let acc = sets[0]!;
-    for (let i = 1; i < sets.length; i++) acc = setIntersection(acc, sets[i]!);
+    for (let i = 1; i < sets.length; i++) {
+      work(acc.size);
+      acc = setIntersection(acc, sets[i]!);
+    }
     return acc;
   }),
 ];

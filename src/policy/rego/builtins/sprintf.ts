@@ -9,6 +9,7 @@ import type { Value } from '../value.js';
 import type { BuiltinDef } from './types.js';
 import { arr, def, str } from './util.js';
 import { goQuote, termString } from './terms.js';
+import { MAX_RESULT_STRING, checkStringSize } from '../meter.js';
 
 type GoArg =
   | { t: 'int'; v: bigint } // Go int (int64)
@@ -249,7 +250,13 @@ function formatOne(a: GoArg, verb: string, f: Spec): string {
 }
 
 export function goSprintf(format: string, values: readonly Value[]): string {
-  const args = values.map(toGoArg);
+  // Each argument is printed at most once, so bounding their text bounds the result.
+  let total = format.length;
+  const args = values.map((v) => {
+    const a = toGoArg(v);
+    if (a.t === 'string' && (total += a.v.length) > MAX_RESULT_STRING) checkStringSize(total, 'sprintf');
+    return a;
+  });
   let out = '';
   let argi = 0;
   let i = 0;

@@ -6,17 +6,36 @@
 import { RegoSet, compare, isObject, normalizeInt, objectEntries, type Value } from '../value.js';
 import type { BuiltinDef } from './types.js';
 import { builtinErr, def, elemErr, int, num, operandErr, str, stringsOf, typeErr } from './util.js';
+import { runeCount } from './aggregates.js';
+import { MAX_RESULT_ELEMENTS, MAX_RESULT_STRING, checkElements, checkStringSize, work } from '../meter.js';
 
-const runes = (s: string): string[] => Array.from(s);
+
+/** Code points as strings: an array as long as the string, so charged (and avoided where a scan does). */
+const runes = (s: string): string[] => {
+  work(s.length >>> 3);
+  return Array.from(s);
+};
+
+/** Whether `s` has a surrogate (else code points are UTF-16 units and plain slicing is exact). */
+const HAS_SURROGATE = /[\uD800-\uDFFF]/;
+
+/** Joins, sized first: the result's length is known before it is built. */
+function join(name: string, items: readonly string[], delim: string): string {
+  let n = delim.length * Math.max(0, items.length - 1);
+  for (const x of items) n += x.length;
+  checkStringSize(n, name);
+  work(items.length + (n >>> 5));
+  return items.join(delim);
+}
 
 function concat(args: Value[]): Value {
   const delim = str('concat', args, 0);
   const v = args[1]!;
-  if (Array.isArray(v)) return stringsOf('concat', args, 1).join(delim);
+  if (Array.isArray(v)) return join('concat', stringsOf('concat', args, 1), delim);
   if (v instanceof RegoSet) {
     const items = v.sorted();
     for (const x of items) if (typeof x !== 'string') throw elemErr('concat', 2, v, x, 'string');
-    return items.join(delim);
+    return join('concat', items as string[], delim);
   }
   throw typeErr('concat', 2, v, 'set', 'array');
 }
@@ -25,11 +44,29 @@ function concat(args: Value[]): Value {
 function split(args: Value[]): Value {
   const s = str('split', args, 0);
   const d = str('split', args, 1);
+  work(s.length >>> 4);
+  // Counted before building (one string per piece) when the pieces could be too many.
+  if (s.length >= MAX_RESULT_ELEMENTS) checkElements(d === '' ? runeCount(s) : occurrences(s, d) + 1, 'split');
   return d === '' ? runes(s) : s.split(d);
+}
+
+/** Non-overlapping occurrences of a non-empty `sub` in `s`, as split and ReplaceAll count them. */
+function occurrences(s: string, sub: string): number {
+  let n = 0;
+  for (let i = s.indexOf(sub); i >= 0; i = s.indexOf(sub, i + sub.length)) n++;
+  return n;
 }
 
 /** Go strings.ReplaceAll: an empty `old` inserts `new` around every code point. */
 function replaceAll(s: string, old: string, rep: string): string {
+  if (old === '' && rep === '') return s;
+  // Sized first: an empty or short `old` multiplies the replacement (replace(s, "", s) is quadratic).
+  work(s.length >>> 4);
+  if (rep.length > old.length) {
+    const n = old === '' ? runeCount(s) + 1 : occurrences(s, old);
+    checkStringSize(s.length + n * (rep.length - old.length), 'replace');
+    work((n * rep.length) >>> 5);
+  }
   if (old !== '') return s.split(old).join(rep);
   return rep + runes(s).join(rep) + (s === '' ? '' : rep);
 }
@@ -52,9 +89,11 @@ function replaceN(args: Value[]): Value {
   let last = 0;
   let i = 0;
   scan: while (i < s.length) {
+    work(pairs.length);
     for (const [k, v] of pairs) {
       if (s.startsWith(k, i)) {
         out += s.slice(last, i) + v;
+        if (out.length > MAX_RESULT_STRING) checkStringSize(out.length, 'strings.replace_n');
         i += k.length;
         last = i;
         continue scan;
@@ -69,12 +108,26 @@ function cutsetTrimmer(name: string, left: boolean, right: boolean): BuiltinDef 
   return def(name, 2, (args) => {
     const s = str(name, args, 0);
     const cut = new Set(runes(str(name, args, 1)));
-    const r = runes(s);
+    // Scans by code point from the ends (no array as long as the string).
     let a = 0;
-    let b = r.length;
-    if (left) while (a < b && cut.has(r[a]!)) a++;
-    if (right) while (b > a && cut.has(r[b - 1]!)) b--;
-    return a === 0 && b === r.length ? s : r.slice(a, b).join('');
+    let b = s.length;
+    if (left) {
+      while (a < b) {
+        const ch = String.fromCodePoint(s.codePointAt(a)!);
+        if (!cut.has(ch)) break;
+        a += ch.length;
+      }
+    }
+    if (right) {
+      while (b > a) {
+        const lo = s.charCodeAt(b - 1);
+        const pair = lo >= 0xdc00 && lo <= 0xdfff && b - 2 >= a && s.charCodeAt(b - 2) >= 0xd800 && s.charCodeAt(b - 2) <= 0xdbff;
+        const ch = s.slice(pair ? b - 2 : b - 1, b);
+        if (!cut.has(ch)) break;
+        b -= ch.length;
+      }
+    }
+    return a === 0 && b === s.length ? s : s.slice(a, b);
   });
 }
 
@@ -119,6 +172,10 @@ function substring(args: Value[]): Value {
   const start = int('substring', args, 1);
   const length = int('substring', args, 2);
   if (start < 0) throw builtinErr('substring', 'negative offset');
+  if (!HAS_SURROGATE.test(s)) {
+    if (start >= s.length) return '';
+    return length < 0 ? s.slice(start) : s.slice(start, start + length);
+  }
   const r = runes(s);
   if (start >= r.length) return '';
   return length < 0 ? r.slice(start).join('') : r.slice(start, Math.min(r.length, start + length)).join('');
@@ -193,19 +250,20 @@ export const STRINGS: BuiltinDef[] = [
   def('strings.any_prefix_match', 2, (a) => {
     const search = stringOrStrings('strings.any_prefix_match', a, 0);
     const base = stringOrStrings('strings.any_prefix_match', a, 1);
-    return search.some((s) => base.some((b) => s.startsWith(b)));
+    // Every pair may be tried: metered.
+    return search.some((s) => (work(base.length), base.some((b) => s.startsWith(b))));
   }),
   def('strings.any_suffix_match', 2, (a) => {
     const search = stringOrStrings('strings.any_suffix_match', a, 0);
     const base = stringOrStrings('strings.any_suffix_match', a, 1);
-    return search.some((s) => base.some((b) => s.endsWith(b)));
+    return search.some((s) => (work(base.length), base.some((b) => s.endsWith(b))));
   }),
   def('strings.reverse', 1, (a) => runes(str('strings.reverse', a, 0)).reverse().join('')),
   def('strings.count', 2, (a) => {
     const s = str('strings.count', a, 0);
     const sub = str('strings.count', a, 1);
     // Go strings.Count: an empty substring counts code points + 1.
-    if (sub === '') return runes(s).length + 1;
+    if (sub === '') return runeCount(s) + 1;
     return normalizeInt(BigInt(s.split(sub).length - 1));
   }),
 ];

@@ -8,6 +8,7 @@ import { RegoDecimal, RegoSet, compare, isObject, objectEntries, objectGet, type
 import type { BuiltinDef } from './types.js';
 import { builtinErr, def, obj, str } from './util.js';
 import { numberText } from './terms.js';
+import { MAX_RESULT_STRING, checkStringSize, work } from '../meter.js';
 
 /** Go's %v of the value after OPA's JSON round trip (numbers keep their JSON text, objects are maps). */
 function goValue(v: Value | undefined): string {
@@ -15,7 +16,10 @@ function goValue(v: Value | undefined): string {
   if (typeof v === 'string') return v;
   if (typeof v === 'boolean') return v ? 'true' : 'false';
   if (typeof v === 'number' || typeof v === 'bigint') return numberText(v);
-  if (Array.isArray(v)) return '[' + v.map(goValue).join(' ') + ']';
+  if (Array.isArray(v)) {
+    work(v.length);
+    return '[' + v.map(goValue).join(' ') + ']';
+  }
   if (v instanceof RegoSet) return '[' + v.sorted().map(goValue).join(' ') + ']';
   if (v instanceof RegoDecimal) return numberText(v.num);
   const entries = objectEntries(v).sort((a, b) => compare(a[0], b[0]));
@@ -62,6 +66,7 @@ function render(name: string, template: string, vars: Value): string {
     } else {
       throw builtinErr(name, 'template: only {{.field}} actions are supported by Warden');
     }
+    if (out.length > MAX_RESULT_STRING) checkStringSize(out.length, name);
     i = close + 2;
     if (trimAfter) while (i < template.length && /\s/.test(template[i]!)) i++;
   }

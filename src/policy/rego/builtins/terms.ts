@@ -4,6 +4,7 @@
  * sorted order, the empty set is `set()`.
  */
 import { RegoDecimal, RegoSet, compare, objectEntries, type Value } from '../value.js';
+import { MAX_RESULT_STRING, checkStringSize, work } from '../meter.js';
 
 /** Go strconv.Quote: ASCII escapes as Go writes them, printable Unicode kept as is. */
 export function goQuote(s: string): string {
@@ -63,11 +64,54 @@ export function termString(v: Value): string {
       return v ? 'true' : 'false';
   }
   if (v === null) return 'null';
-  if (Array.isArray(v)) return '[' + v.map(termString).join(', ') + ']';
-  if (v instanceof RegoSet) return v.size === 0 ? 'set()' : '{' + v.sorted().map(termString).join(', ') + '}';
   if (v instanceof RegoDecimal) return v.toString();
+  const out: string[] = [];
+  writeTerm(v, out, { length: 0 });
+  return out.join('');
+}
+
+/**
+ * Composite values, written part by part: metered and capped as the text grows, since a value
+ * may hold one large value many times over (its text is far larger than its memory).
+ */
+function writeTerm(v: Value, out: string[], n: { length: number }): void {
+  const push = (t: string): void => {
+    out.push(t);
+    work(1 + (t.length >>> 5));
+    if ((n.length += t.length) > MAX_RESULT_STRING) checkStringSize(n.length, 'term text');
+  };
+  if (v === null || typeof v !== 'object' || v instanceof RegoDecimal) {
+    push(termString(v));
+    return;
+  }
+  if (Array.isArray(v)) {
+    push('[');
+    for (let i = 0; i < v.length; i++) {
+      if (i > 0) push(', ');
+      writeTerm(v[i]!, out, n);
+    }
+    push(']');
+    return;
+  }
+  if (v instanceof RegoSet) {
+    if (v.size === 0) return push('set()');
+    push('{');
+    v.sorted().forEach((x, i) => {
+      if (i > 0) push(', ');
+      writeTerm(x, out, n);
+    });
+    push('}');
+    return;
+  }
   const entries = objectEntries(v).sort((a, b) => compare(a[0], b[0]));
-  return '{' + entries.map(([k, x]) => termString(k) + ': ' + termString(x)).join(', ') + '}';
+  push('{');
+  entries.forEach(([k, x], i) => {
+    if (i > 0) push(', ');
+    writeTerm(k, out, n);
+    push(': ');
+    writeTerm(x, out, n);
+  });
+  push('}');
 }
 
 /**

@@ -23,8 +23,11 @@ export interface BuiltinContext {
  *  - in strict mode (`EvalOptions.strictBuiltinErrors`, `warden policy eval --strict`) the
  *    error is raised as a RegoError with this code and the call's location.
  * Only errors that are not BuiltinErrors are raised in both modes: a RegoError a built-in
- * throws on purpose, a RangeError (reported as `eval_budget_exceeded`), anything else
- * (`eval_internal_error`). Messages must never include operand values (they may be secrets).
+ * throws on purpose (the work meter's `eval_budget_exceeded`, meter.ts), a RangeError that
+ * means exhaustion (stack, string or array length: `eval_budget_exceeded`), anything else
+ * (`eval_internal_error`); other RangeErrors count as built-in errors. Built-ins that traverse
+ * or build values in proportion to their size charge `work()` as they go and respect the
+ * result caps (meter.ts). Messages must never include operand values (they may be secrets).
  */
 export class BuiltinError extends Error {
   constructor(

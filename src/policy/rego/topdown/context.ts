@@ -3,7 +3,7 @@
  * document cache, and the budget (steps, deadline, nesting depth) every evaluation carries so
  * that no policy or input can hang or crash the process.
  */
-import { RegoError } from '../errors.js';
+import { budgetExceeded } from '../meter.js';
 import type { BuiltinContext } from '../builtins/types.js';
 import type { Value } from '../value.js';
 
@@ -48,9 +48,7 @@ export class Ctx {
   ) {}
 }
 
-export function budgetExceeded(what: string): RegoError {
-  return new RegoError('eval_budget_exceeded', `evaluation budget exceeded: ${what}`);
-}
+export { budgetExceeded };
 
 /** Counts one evaluation step; checks the clock every 1024 steps. */
 export function tick(b: Budget): void {

@@ -26,6 +26,7 @@ import type { FnTarget, IExpr, ITerm, IWith } from '../ast/compile/ir.js';
 import { analyze, displayName } from '../ast/compile/safety.js';
 import type { Location } from '../ast/nodes.js';
 import { Ctx, tick, type Mock, type OverrideTree } from './context.js';
+import { MAX_RESULT_ELEMENTS, MAX_RESULT_STRING, checkElements, checkStringSize } from '../meter.js';
 import { allBound, callFunction, dataConst, enumerate, lookup, setPath, walkData, walkValue } from './eval.js';
 import type { DocNode, ExprFn, Frame, K, TermPlan, VK } from './tree.js';
 
@@ -77,18 +78,58 @@ export function toDoubles(v: Value): Value {
   return v instanceof RegoSet ? RegoSet.from(entries.map((e) => e[0])) : makeObject(entries);
 }
 
+/**
+ * A built-in's result must fit the size caps (meter.ts): a call may not build a value larger
+ * than MAX_RESULT_ELEMENTS / MAX_RESULT_STRING, so repeated doubling (`array.concat(a, a)`)
+ * stops at the first oversized result. Constant time: plain objects are not counted (the
+ * built-ins that build them are bounded by their operands or check as they build).
+ */
+function checkResult(name: string, r: Value): void {
+  if (typeof r === 'string') {
+    if (r.length > MAX_RESULT_STRING) checkStringSize(r.length, name);
+  } else if (typeof r === 'object' && r !== null) {
+    if (Array.isArray(r)) {
+      if (r.length > MAX_RESULT_ELEMENTS) checkElements(r.length, name);
+    } else if (r instanceof RegoSet || r instanceof RegoObject) {
+      if (r.size > MAX_RESULT_ELEMENTS) checkElements(r.size, name);
+    }
+  }
+}
+
+/**
+ * RangeError messages that mean a resource ran out (V8's wording). Plain string tests, no
+ * regex: this runs right after a stack overflow, where compiling a regex can overflow again.
+ */
+function exhaustion(message: string): boolean {
+  return message.includes('call stack') || message.includes('Invalid string length') || message.includes('Invalid array length') || message.includes('Invalid typed array length') || message.includes('Maximum BigInt') || message.includes('allocation failed');
+}
+
 export function invokeBuiltin(c: Ctx, def: BuiltinDef, args: Value[], loc: Location, decimals = false): Value | undefined {
   try {
     if (decimals && !EXACT_BUILTINS.has(def.name)) args = args.map(toDoubles);
-    return def.fn(args, c.budget.bctx);
+    const r = def.fn(args, c.budget.bctx);
+    if (r !== undefined) checkResult(def.name, r);
+    return r;
   } catch (e) {
     if (e instanceof BuiltinError) {
       // As OPA: built-in errors (type errors included) make the call undefined unless strict.
       if (c.budget.bctx.strict) throw new RegoError(e.code, e.message, loc);
       return undefined;
     }
-    if (e instanceof RegoError) throw e;
-    if (e instanceof RangeError) throw new RegoError('eval_budget_exceeded', `evaluation budget exceeded: ${def.name}: ${e.message}`, loc);
+    // Budget errors from the work meter carry no location: give them the call's.
+    if (e instanceof RegoError) {
+      if (e.location !== undefined) throw e;
+      const named = e.code !== 'eval_budget_exceeded' || e.message.includes(def.name) ? e.message : `${e.message} (in ${def.name})`;
+      throw new RegoError(e.code, named, loc);
+    }
+    if (e instanceof RangeError) {
+      // Only exhaustion is a budget matter (stack, string, array or bigint too large); any
+      // other RangeError is an operand the built-in did not anticipate, handled as a built-in
+      // error. Its message may quote the operand, so it is not repeated.
+      if (exhaustion(e.message)) throw new RegoError('eval_budget_exceeded', `evaluation budget exceeded: ${def.name}: ${e.message}`, loc);
+      if (c.budget.bctx.strict) throw new RegoError('eval_builtin_error', `${def.name}: invalid operand`, loc);
+      return undefined;
+    }
     throw new RegoError('eval_internal_error', `${def.name}: ${e instanceof Error ? e.message : String(e)}`, loc);
   }
 }
@@ -741,11 +782,10 @@ function relation(name: 'walk', args: readonly TermPlan[]): TermPlan['eval'] {
           return r === undefined ? false : k(r);
         }
       }
-      const pairs = walkPairs(x);
       const b = c.budget;
-      for (let i = 0; i < pairs.length; i++) {
+      for (const pair of walkPairs(x)) {
         tick(b);
-        if (k(pairs[i]!)) return true;
+        if (k(pair)) return true;
       }
       return false;
     });

@@ -7,7 +7,7 @@
 import type { Body, Location, Module, Rule, Term } from '../nodes.js';
 import { parseModule, parseQuery, parseTerm } from '../parser.js';
 import { RegoError } from '../../errors.js';
-import { keyOf, type Value } from '../../value.js';
+import { isPlainObject, keyOf, type Value } from '../../value.js';
 import { DocNode, type RulePlan } from '../../topdown/tree.js';
 import { Planner, toDoubles } from '../../topdown/plan.js';
 import type { IExpr, ITerm } from './ir.js';
@@ -74,7 +74,18 @@ function patternVars(ts: readonly ITerm[]): Set<string> {
   return out;
 }
 
-export function compileModules(modules: Module[], baseData: Value): CompiledTree {
+/** Whether the base data holds a value at `path` (through objects only, as OPA's store reads). */
+function baseHas(base: Value, path: readonly string[]): boolean {
+  let cur: Value | undefined = base;
+  for (const p of path) {
+    if (!isPlainObject(cur) || !Object.prototype.hasOwnProperty.call(cur, p)) return false;
+    cur = cur[p];
+  }
+  return true;
+}
+
+export function compileModules(modules: Module[], baseData: Value, opts?: { dataConflicts?: boolean }): CompiledTree {
+  const dataConflicts = opts?.dataConflicts ?? true;
   const root = new DocNode([], 'data');
   const functionArity = new Map<string, number>();
   const numbers = { decimals: false };
@@ -109,6 +120,11 @@ export function compileModules(modules: Module[], baseData: Value): CompiledTree
       const kind = (rule.head.kind === 'complete' || rule.head.kind === 'set') && dyn.length > 0 ? 'object' : rule.head.kind;
       if (node.kind !== undefined && node.kind !== kind) {
         throw new RegoError('rego_type_error', `conflicting rules ${node.name} found`, rule.loc);
+      }
+      // As OPA's compiler (checkDocumentConflicts): a rule may not define a path the base data
+      // (data files) already holds a value at. Otherwise `data.a.b` and `data.a` then `.b` disagree.
+      if (dataConflicts && node.kind === undefined && baseHas(baseData, path)) {
+        throw new RegoError('rego_compile_error', `conflicting rule for data path ${path.join('/')} found`, rule.loc);
       }
       node.kind = kind;
       if (kind === 'function') {

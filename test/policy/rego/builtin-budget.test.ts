@@ -1,0 +1,179 @@
+/**
+ * One built-in call is one evaluation step, but its work and its result can be as large as its
+ * operands allow: the work meter (meter.ts) keeps it inside the deadline, and the size caps keep
+ * any one result (and any serialization) bounded, so that runaway work ends as
+ * `eval_budget_exceeded` instead of a blocked event loop or an out-of-memory crash.
+ */
+import { describe, expect, it } from 'vitest';
+import { RegoError, type EvalOptions } from '../../../src/policy/rego/index.js';
+import { walkPairs } from '../../../src/policy/rego/builtins/index.js';
+import { MAX_RESULT_ELEMENTS, MAX_RESULT_STRING } from '../../../src/policy/rego/meter.js';
+import { policy } from './helpers.js';
+
+/** The sidecar's budget (config defaults: 100,000 steps, 50 ms). */
+const SIDECAR: EvalOptions = { maxSteps: 100_000, deadlineMs: 50, inputBounded: true };
+
+/** Evaluates `data.t.x` of `body`; returns the error and how long evaluation took. */
+function fails(body: string, opts: EvalOptions = SIDECAR, input: unknown = {}): { e: RegoError; ms: number } {
+  const p = policy(`package t\nimport rego.v1\n${body}\n`);
+  const t0 = performance.now();
+  try {
+    p.evaluate('data.t.x', input, opts);
+  } catch (e) {
+    expect(e).toBeInstanceOf(RegoError);
+    return { e: e as RegoError, ms: performance.now() - t0 };
+  }
+  throw new Error(`expected an evaluation error: ${body}`);
+}
+
+function value(body: string, opts?: EvalOptions): unknown {
+  return policy(`package t\nimport rego.v1\n${body}\n`).evaluate('data.t.x', {}, opts);
+}
+
+/** For the size caps, which hold whatever the deadline. */
+const LONG: EvalOptions = { ...SIDECAR, deadlineMs: 60_000 };
+
+/** Generous: a loaded CI machine is slow, but a second is far from the seconds these ran before. */
+const WELL_PAST_DEADLINE_MS = 1_000;
+
+describe('built-in calls are metered', () => {
+  it('caps integer products (product, *) at 2^65536 instead of running for seconds', () => {
+    const { e, ms } = fails('x := product(numbers.range(1, 100000))');
+    expect(e.code).toBe('eval_budget_exceeded');
+    expect(e.location?.row).toBe(3);
+    expect(ms).toBeLessThan(WELL_PAST_DEADLINE_MS);
+    expect(fails('x := product(numbers.range(1, 100000))', LONG).e.message).toContain('2^65536');
+    expect(fails('x := 1e20000 * 1e20000').e.message).toContain('2^65536');
+    // Below the cap products stay exact.
+    expect(value('x := product(numbers.range(1, 30)) == 265252859812191058636308480000000')).toBe(true);
+    expect(value('x := count(format_int(product(numbers.range(1, 2000)), 10))')).toBe(5736);
+  });
+
+  it('stops doubling arrays at the result size cap (array.concat, array.flatten)', () => {
+    const doubling = ['a0 := numbers.range(1, 1000000)', ...Array.from({ length: 10 }, (_, i) => `a${i + 1} := array.concat(a${i}, a${i})`)];
+    const doubled = `x := count(a10) if {\n${doubling.join('\n')}\n}`;
+    const { e, ms } = fails(doubled);
+    expect(e.code).toBe('eval_budget_exceeded');
+    expect(ms).toBeLessThan(WELL_PAST_DEADLINE_MS);
+    expect(fails(doubled, LONG).e.message).toContain(`more than ${MAX_RESULT_ELEMENTS} elements`);
+    // flatten is sized before it builds: 1000 copies of a 1M array is 10^9 elements.
+    const flat = fails('big := numbers.range(1, 1000000)\nx := count(array.flatten([big | some _ in numbers.range(1, 1000)]))', LONG);
+    expect(flat.e.message).toContain('array.flatten');
+    expect(value('x := array.concat([1, 2], [3])')).toEqual([1, 2, 3]);
+  });
+
+  it('sizes replace, concat and strings.replace_n before building super-linear results', () => {
+    const chained = 'x := count(s3) if {\ns0 := "aaaaaaaaaa"\ns1 := replace(s0, "", s0)\ns2 := replace(s1, "", s1)\ns3 := replace(s2, "", s2)\n}';
+    const chain = fails(chained);
+    expect(chain.e.code).toBe('eval_budget_exceeded');
+    expect(chain.ms).toBeLessThan(WELL_PAST_DEADLINE_MS);
+    expect(fails(chained, LONG).e.message).toContain(`more than ${MAX_RESULT_STRING} characters`);
+    // s: about 2.7 million characters, in one step.
+    const s = 's := json.marshal(numbers.range(1, 400000))';
+    const joined = fails(`${s}\nx := count(concat(s, [s | some _ in numbers.range(1, 10)]))`, LONG);
+    expect(joined.e.message).toContain('concat');
+    const n = fails(`${s}\nx := count(strings.replace_n({",": s}, s))`, LONG);
+    expect(n.e.message).toContain('strings.replace_n');
+    expect(value('x := [replace("a.b.c", ".", "--"), replace("ab", "", "-"), strings.replace_n({"a": "xyz"}, "banana")]')).toEqual([
+      'a--b--c',
+      '-a-b-',
+      'bxyznxyznxyz',
+    ]);
+  });
+
+  it('meters serializers over a value holding one large value many times (json, yaml, sprintf, print text)', () => {
+    const shared = 'big := numbers.range(1, 1000000)\nmany := [big | some _ in numbers.range(1, 1000)]';
+    for (const call of ['json.marshal(many)', 'json.marshal_with_options(many, {"indent": "  "})', 'yaml.marshal(many)', 'sprintf("%v", [many])']) {
+      const { e, ms } = fails(`${shared}\nx := count(${call})`);
+      expect(e.code, call).toBe('eval_budget_exceeded');
+      expect(ms, call).toBeLessThan(WELL_PAST_DEADLINE_MS);
+    }
+    // Under a long deadline the size cap ends it, not memory.
+    const { e } = fails(`${shared}\nx := count(json.marshal(many))`, LONG);
+    expect(e.message).toContain(`more than ${MAX_RESULT_STRING} characters`);
+  });
+
+  it('meters keys, comparisons and results built from shared values', () => {
+    const shared = 'big := numbers.range(1, 1000000)';
+    const cases = [
+      `x := count({[big, i] | some i in numbers.range(1, 1000)})`,
+      // Two equal (not identical) large arrays, compared 1000 times over.
+      `b1 := array.concat(big, [0])\nb2 := array.concat(big, [0])\nx := [b1 | some _ in numbers.range(1, 1000)] == [b2 | some _ in numbers.range(1, 1000)]`,
+      `x := [big | some _ in numbers.range(1, 1000)]`,
+    ];
+    for (const c of cases) {
+      const { e, ms } = fails(`${shared}\n${c}`);
+      expect(e.code, c).toBe('eval_budget_exceeded');
+      expect(ms, c).toBeLessThan(WELL_PAST_DEADLINE_MS);
+    }
+  });
+
+  it('meters built-ins that try every pair of two lists (strings.any_prefix_match, object.subset, net.cidr_contains_matches)', () => {
+    const input = {
+      a: Array.from({ length: 30_000 }, (_, i) => `p${i}`),
+      b: Array.from({ length: 30_000 }, (_, i) => `zz${i}`),
+      ones: new Array<number>(1_000_000).fill(1),
+      run: [...new Array<number>(5_000).fill(1), 9],
+    };
+    for (const call of ['strings.any_prefix_match(input.a, input.b)', 'strings.any_suffix_match(input.a, input.b)', 'object.subset(input.ones, input.run)']) {
+      const { e, ms } = fails(`x := ${call}`, SIDECAR, input);
+      expect(e.code, call).toBe('eval_budget_exceeded');
+      expect(ms, call).toBeLessThan(WELL_PAST_DEADLINE_MS);
+    }
+    expect(value('x := [strings.any_prefix_match(["ab", "cd"], ["c"]), object.subset([1, 2, 3], [2, 3])]')).toEqual([true, true]);
+  });
+
+  it('trims and takes substrings by scanning, with code points as before', () => {
+    expect(value('x := [trim("xxhixx", "x"), trim_left("😀😀a😀", "😀"), trim_right("a😀😀", "😀"), substring("abcdef", 2, 3), substring("a😀bc", 1, 2), substring("abc", 5, 1), substring("abc", 1, -1), strings.count("a😀c", "")]')).toEqual(
+      ['hi', 'a😀', 'a', 'cde', '😀b', '', 'bc', 4],
+    );
+    const p = policy('package t\nimport rego.v1\nx := [count(trim(input.s, "a")), substring(input.s, 5, 3)]\n');
+    expect(p.evaluate('data.t.x', { s: `aa${'b'.repeat(5_000_000)}aa` }, SIDECAR)).toEqual([5_000_000, 'bbb']);
+  });
+
+  it('enumerates walk lazily: the first pairs come before the rest are built', () => {
+    // 10^9 pairs: building them all first (as before) exhausts memory.
+    const big = new Array<number>(1_000_000).fill(0);
+    const many = new Array<number[]>(1000).fill(big);
+    const it = walkPairs(many);
+    expect(it.next().value).toEqual([[], many]);
+    expect(it.next().value).toEqual([[0], big]);
+    expect(it.next().value).toEqual([[0, 0], 0]);
+    const p = policy(`package t
+import rego.v1
+big := numbers.range(1, 1000000)
+x if {
+  walk([big | some _ in numbers.range(1, 1000)], [p, _])
+  p == [0, 5]
+}
+`);
+    expect(p.evaluate('data.t.x', {}, SIDECAR)).toBe(true);
+    // Each pair counts a step, so a full walk of it ends at the step budget.
+    const { e } = fails('big := numbers.range(1, 1000000)\nx := count([p | walk([big | some _ in numbers.range(1, 1000)], [p, _])])');
+    expect(e.code).toBe('eval_budget_exceeded');
+  });
+
+  it('keeps json.unmarshal numbers exact and finite (1e400 is an integer, 1e99999 an error)', () => {
+    expect(value('x := [json.unmarshal("1e400") == 1e400, json.unmarshal("1e400") > 1e300, json.unmarshal("[1e400]")[0] == 1e400]')).toEqual([true, true, true]);
+    expect(value('x := count({json.unmarshal("1e400"), json.unmarshal("2e400")})')).toBe(2);
+    expect(value('x := json.unmarshal("1e99999")')).toBeUndefined();
+    const { e } = fails('x := json.unmarshal("1e99999")', { strictBuiltinErrors: true });
+    expect(e.code).toBe('eval_builtin_error');
+    expect(e.message).toContain('number out of range');
+  });
+});
+
+describe('numbers that are not Rego numbers', () => {
+  it('never recurse in comparison (±Infinity against a big integer)', async () => {
+    const { compare } = await import('../../../src/policy/rego/value.js');
+    expect(compare(Infinity, 10n ** 400n)).toBe(1);
+    expect(compare(10n ** 400n, Infinity)).toBe(-1);
+    expect(compare(-Infinity, -(10n ** 400n))).toBe(-1);
+  });
+
+  it('a built-in RangeError that is not exhaustion is a built-in error, not a budget error', () => {
+    // Infinity can only come from a caller's JS input; format_int's BigInt() then throws a RangeError.
+    const p = policy('package t\nimport rego.v1\nx := format_int(input.n, 10)\n');
+    expect(p.evaluate('data.t.x', { n: Infinity })).toBeUndefined();
+  });
+});
