@@ -17,7 +17,6 @@ import {
   readLastLine,
   runAuditCli,
   verifyChain,
-  type AuditRecordBody,
   type AuditSink,
 } from '../../src/audit/index.js';
 import { outboundText } from '../../src/pipeline/canonical-json.js';
@@ -27,6 +26,7 @@ import type { Template } from '../../src/pipeline/types.js';
 import type { RenderedText } from '../../src/templates/provenance.js';
 import { renderTemplate } from '../../src/templates/renderer.js';
 import { allowDecision, makeContext, makeTemplate } from '../stage-context.js';
+import { body } from './helpers.js';
 
 const HMAC_KEY = 'test-hmac-key-0123456789abcdef';
 const CANARY_VAR = 'CANARY-VARIABLE-3c2b1a';
@@ -40,33 +40,6 @@ beforeAll(async () => {
 afterAll(async () => {
   await rm(dir, { recursive: true, force: true });
 });
-
-function body(i: number): AuditRecordBody {
-  return {
-    time: new Date(1_750_000_000_000 + i).toISOString(),
-    request_id: `req-${i}`,
-    trace_id: '0af7651916cd43dd8448eb211c80319c',
-    span_id: 'b7ad6b7169203331',
-    decision_id: null,
-    principal: null,
-    action: 'prompt.execute',
-    template: null,
-    approval: null,
-    environment: 'test',
-    policy_revision: 'rev',
-    decision: null,
-    secret_refs: [],
-    redaction: null,
-    prompt_hmac: null,
-    provider: null,
-    model: 'echo',
-    usage: null,
-    status: 'ok',
-    error_code: null,
-    latency_ms: 1.5,
-    stream: false,
-  };
-}
 
 function collector(): { sink: AuditSink; lines: string[] } {
   const lines: string[] = [];

@@ -10,7 +10,8 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { Writable } from 'node:stream';
-import { createAuditLog, createFileSink, createStreamSink, readLastLine, runAuditCli, type AuditRecordBody } from '../../src/audit/index.js';
+import { createAuditLog, createFileSink, createStreamSink, readLastLine } from '../../src/audit/index.js';
+import { body, verify } from './helpers.js';
 
 const REPO = join(import.meta.dirname, '..', '..');
 
@@ -21,40 +22,6 @@ beforeAll(async () => {
 afterAll(async () => {
   await rm(dir, { recursive: true, force: true });
 });
-
-function body(i: number): AuditRecordBody {
-  return {
-    time: new Date(1_750_000_000_000 + i).toISOString(),
-    request_id: `req-${i}`,
-    trace_id: '0af7651916cd43dd8448eb211c80319c',
-    span_id: 'b7ad6b7169203331',
-    decision_id: null,
-    principal: null,
-    action: 'prompt.execute',
-    template: null,
-    approval: null,
-    environment: 'test',
-    policy_revision: 'rev',
-    decision: null,
-    secret_refs: [],
-    redaction: null,
-    prompt_hmac: null,
-    provider: null,
-    model: 'echo',
-    usage: null,
-    status: 'ok',
-    error_code: null,
-    latency_ms: 1.5,
-    stream: false,
-  };
-}
-
-async function verify(...args: string[]): Promise<{ code: number; out: string; err: string }> {
-  let out = '';
-  let err = '';
-  const code = await runAuditCli(['verify', ...args], { stdout: { write: (s: string) => (out += s) }, stderr: { write: (s: string) => (err += s) } });
-  return { code, out, err };
-}
 
 const headOf = (out: string) => /head seq (\d+) hash ([0-9a-f]{64})/.exec(out)!.slice(1) as [string, string];
 const until = async (check: () => boolean) => {
