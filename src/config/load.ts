@@ -6,6 +6,7 @@
 import { readFileSync } from 'node:fs';
 import { dirname, isAbsolute, resolve } from 'node:path';
 import { isAlias, LineCounter, parseDocument, visit, type Document } from 'yaml';
+import { MAX_YAML_DEPTH, yamlTooDeep } from '../pipeline/yaml-depth.js';
 import type { z } from 'zod';
 import { parseSecretRef } from '../secrets/index.js';
 import { ConfigError, type ConfigProblem } from './errors.js';
@@ -71,6 +72,8 @@ export function loadConfig(file: string, env: Env = process.env, opts: LoadOptio
  * Environment overrides apply only when `env` is given.
  */
 export function parseConfig(text: string, file: string, env: Env = {}, opts: LoadOptions = {}): Config {
+  // The YAML parser cannot survive a few thousand levels (see pipeline/yaml-depth.ts).
+  if (yamlTooDeep(text)) throw new ConfigError([{ file, path: '(root)', message: `nested deeper than ${MAX_YAML_DEPTH} levels` }]);
   const counter = new LineCounter();
   const doc = parseDocument(text, { lineCounter: counter, prettyErrors: false, uniqueKeys: true });
   if (doc.errors.length > 0) {

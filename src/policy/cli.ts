@@ -7,6 +7,7 @@
 import { randomBytes } from 'node:crypto';
 import { readFile } from 'node:fs/promises';
 import { parse as parseYaml } from 'yaml';
+import { MAX_YAML_DEPTH, yamlTooDeep } from '../pipeline/yaml-depth.js';
 import { RegoError, compileRegoPolicy, formatInputPath, loadRegoPolicy, type InputDeps, type QueryResult, type RegoPolicy } from './rego/index.js';
 import { stringifyJSON, type Value } from './rego/value.js';
 import { parseModule } from './rego/ast/parser.js';
@@ -108,6 +109,7 @@ async function readInput(file: string): Promise<unknown> {
     throw new Error(`${file}: cannot read input file (${(e as NodeJS.ErrnoException).code ?? 'unreadable'})`);
   }
   const yaml = file.endsWith('.yaml') || file.endsWith('.yml');
+  if (yaml && yamlTooDeep(text)) throw new Error(`${file}: cannot parse input: nested deeper than ${MAX_YAML_DEPTH} levels`);
   try {
     return yaml ? parseYaml(text) : JSON.parse(text);
   } catch (e) {

@@ -7,6 +7,7 @@ import { constants, type Stats } from 'node:fs';
 import { open, readdir, realpath, stat } from 'node:fs/promises';
 import { join } from 'node:path';
 import { isAlias, isMap, isPair, isScalar, LineCounter, parseAllDocuments, visit, type Document, type Node } from 'yaml';
+import { MAX_YAML_DEPTH, yamlTooDeep } from '../pipeline/yaml-depth.js';
 import { WardenError } from '../pipeline/errors.js';
 import type { Template, VariableSpec } from '../pipeline/types.js';
 // The one ref grammar (the resolver parses refs with it at request time): a ref that passes here
@@ -234,6 +235,8 @@ interface Pos {
 
 /** Parses one file (one or more YAML documents, one template each). */
 export function parseTemplateFile(file: string, text: string): { templates: Array<{ template: Template; idPos: Pos }>; issues: TemplateIssue[] } {
+  // The YAML parser cannot survive a few thousand levels (see pipeline/yaml-depth.ts).
+  if (yamlTooDeep(text)) return { templates: [], issues: [{ file, line: 1, column: 1, path: '', message: `nested deeper than ${MAX_YAML_DEPTH} levels` }] };
   const lineCounter = new LineCounter();
   const docs = parseAllDocuments(text, { lineCounter, prettyErrors: true, uniqueKeys: true });
   const issues: TemplateIssue[] = [];

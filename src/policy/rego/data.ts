@@ -8,6 +8,7 @@ import { readdir, readFile, stat } from 'node:fs/promises';
 import { basename, join, relative, sep } from 'node:path';
 import { parse as parseYaml } from 'yaml';
 import { MAX_JSON_DEPTH_CEILING, tooDeepAt } from '../../pipeline/json-depth.js';
+import { MAX_YAML_DEPTH, yamlTooDeep } from '../../pipeline/yaml-depth.js';
 import { RegoError } from './errors.js';
 
 export interface LoadedFiles {
@@ -49,11 +50,17 @@ export function mergeData(into: Record<string, unknown>, path: readonly string[]
 
 export async function parseDataFile(file: string): Promise<unknown> {
   const text = await readFile(file, 'utf8');
+  const json = file.endsWith('.json');
+  // The YAML parser cannot survive a few thousand levels (see pipeline/yaml-depth.ts).
+  if (!json && yamlTooDeep(text)) throw new RegoError('rego_parse_error', `${file}: data nested deeper than ${MAX_YAML_DEPTH} levels`);
   let data: unknown;
   try {
-    data = file.endsWith('.json') ? (JSON.parse(text) as unknown) : (parseYaml(text) as unknown);
+    data = json ? (JSON.parse(text) as unknown) : (parseYaml(text) as unknown);
   } catch (e) {
-    throw new RegoError('rego_parse_error', `${file}: cannot parse data file: ${e instanceof Error ? e.message.split('\n')[0] : String(e)}`);
+    // Where, never what: the parsers' messages quote the text, which may hold a secret.
+    const pos = (e as { linePos?: Array<{ line: number; col: number }> }).linePos?.[0];
+    const what = json ? 'not valid JSON' : `not valid YAML${pos ? ` (line ${pos.line}, column ${pos.col})` : ''}`;
+    throw new RegoError('rego_parse_error', `${file}: cannot parse data file: ${what}`);
   }
   // Data is walked recursively when it is merged and evaluated: refused here, with its file.
   if (tooDeepAt(data, MAX_JSON_DEPTH_CEILING)) {

@@ -65,3 +65,30 @@ export function metered<T>(until: number, fn: () => T): T {
     deadline = prev;
   }
 }
+
+/**
+ * A RangeError message that means a resource ran out (stack, string, array or BigInt size; V8's
+ * wording), not a bad operand. Plain string tests, no regex: this runs right after a stack
+ * overflow, where compiling a regex can overflow again.
+ */
+export function exhaustion(message: string): boolean {
+  return (
+    message.includes('call stack') ||
+    message.includes('Invalid string length') ||
+    message.includes('Invalid array length') ||
+    message.includes('Invalid typed array length') ||
+    message.includes('Maximum BigInt') ||
+    message.includes('allocation failed')
+  );
+}
+
+/**
+ * For built-ins that answer `false` or undefined on a failure of their own (`json.is_valid`,
+ * `yaml.unmarshal`, ...): errors that are not about the operand — the budget ran out, resources
+ * were exhausted — are rethrown, so that they end the evaluation instead of becoming an answer
+ * (a decision cached as if the document were merely invalid).
+ */
+export function rethrowFatal(e: unknown): void {
+  if (e instanceof RegoError) throw e;
+  if (e instanceof RangeError && exhaustion(e.message)) throw e;
+}

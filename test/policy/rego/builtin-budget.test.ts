@@ -177,3 +177,30 @@ describe('numbers that are not Rego numbers', () => {
     expect(p.evaluate('data.t.x', { n: Infinity })).toBeUndefined();
   });
 });
+
+describe('built-ins that answer false or undefined on a bad document still end on exhaustion', () => {
+  // Found with the decision cache on: a policy `blocked := yaml.unmarshal(data.blocklist)` allowed
+  // everyone once the blocklist nested a thousand levels deep (the parser's stack overflow passed
+  // for an invalid document), and the cache kept that allow.
+  const deep = JSON.stringify('['.repeat(5000) + ']'.repeat(5000));
+  for (const call of [`yaml.unmarshal(${deep})`, `yaml.is_valid(${deep})`]) {
+    it(`${call.slice(0, 16)}… of a 5000-deep document ends the evaluation (not undefined, not false)`, () => {
+      const { e } = fails(`x := ${call}`);
+      expect(e.code).toBe('eval_budget_exceeded');
+      expect(e.message).toMatch(/nested more than 256 levels/);
+    });
+  }
+
+  it('a shallow invalid document is still just invalid', () => {
+    expect(value('x := [yaml.is_valid("a: [1"), json.is_valid("{"), base64.is_valid("!!")]')).toEqual([false, false, false]);
+    expect(value(`x := yaml.unmarshal(${JSON.stringify('['.repeat(100) + ']'.repeat(100))})`)).toBeDefined();
+  });
+
+  it('json.is_valid whose metering finds the deadline passed ends the evaluation instead of answering false', () => {
+    // A million-number range takes milliseconds in a handful of steps (no step reads the clock);
+    // json.is_valid then charges its document, reads the clock and finds the deadline passed.
+    const doc = JSON.stringify(JSON.stringify(Array.from({ length: 50_000 }, (_, i) => i)));
+    const { e } = fails(`x := json.is_valid(${doc}) if {\n  r := numbers.range(1, 1000000)\n  count(r) > 0\n}`, { maxSteps: 1e9, deadlineMs: 1 });
+    expect(e.code).toBe('eval_budget_exceeded');
+  });
+});

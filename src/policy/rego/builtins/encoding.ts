@@ -17,7 +17,8 @@ import {
 } from '../value.js';
 import type { BuiltinDef } from './types.js';
 import { builtinErr, def, obj, operandErr, str, typeErr } from './util.js';
-import { MAX_RESULT_STRING, checkStringSize, work } from '../meter.js';
+import { MAX_RESULT_STRING, budgetExceeded, checkStringSize, rethrowFatal, work } from '../meter.js';
+import { MAX_YAML_DEPTH, yamlTooDeep } from '../../../pipeline/yaml-depth.js';
 import { JSONSyntaxError, firstLine, marshalJSON, unmarshalJSON } from './json.js';
 
 // ---------------------------------------------------------------------------------------------
@@ -101,11 +102,24 @@ function yamlMessage(e: Error): string {
 }
 
 function parseYAML(name: string, text: string): Value {
+  // Too deep for the parser to survive (see pipeline/yaml-depth.ts): the evaluation ends, as any
+  // exhausted budget does, instead of the document passing for merely invalid.
+  if (yamlTooDeep(text)) throw budgetExceeded(`${name}: document nested more than ${MAX_YAML_DEPTH} levels`);
+  let doc;
   try {
-    const doc = YAML.parseDocument(text, YAML_PARSE);
-    if (doc.errors.length > 0) throw doc.errors[0]!;
+    doc = YAML.parseDocument(text, YAML_PARSE);
+  } catch (e) {
+    rethrowFatal(e);
+    throw builtinErr(name, e instanceof Error ? yamlMessage(e) : 'invalid YAML');
+  }
+  const failed = doc.errors[0];
+  // The parser reports its own stack overflow as a document error (code RESOURCE_EXHAUSTION).
+  if (failed?.code === 'RESOURCE_EXHAUSTION') throw budgetExceeded(`${name}: document too large or too deep to parse`);
+  if (failed) throw builtinErr(name, yamlMessage(failed));
+  try {
     return fromYAML(doc.toJS({ mapAsMap: true, maxAliasCount: 100 }));
   } catch (e) {
+    rethrowFatal(e);
     throw builtinErr(name, e instanceof Error ? yamlMessage(e) : 'invalid YAML');
   }
 }
@@ -153,7 +167,8 @@ function isValidStdBase64(s: string): boolean {
   try {
     decodeBase64('base64.is_valid', s, false);
     return true;
-  } catch {
+  } catch (e) {
+    rethrowFatal(e);
     return false;
   }
 }
@@ -236,7 +251,8 @@ export const ENCODING: BuiltinDef[] = [
     try {
       unmarshalJSON(args[0]);
       return true;
-    } catch {
+    } catch (e) {
+      rethrowFatal(e);
       return false;
     }
   }),
@@ -249,7 +265,8 @@ export const ENCODING: BuiltinDef[] = [
     try {
       parseYAML('yaml.is_valid', args[0]);
       return true;
-    } catch {
+    } catch (e) {
+      rethrowFatal(e);
       return false;
     }
   }),

@@ -26,7 +26,7 @@ import type { FnTarget, IExpr, ITerm, IWith } from '../ast/compile/ir.js';
 import { analyze, displayName } from '../ast/compile/safety.js';
 import type { Location } from '../ast/nodes.js';
 import { Ctx, tick, type Mock, type OverrideTree } from './context.js';
-import { MAX_RESULT_ELEMENTS, MAX_RESULT_STRING, checkElements, checkStringSize } from '../meter.js';
+import { MAX_RESULT_ELEMENTS, MAX_RESULT_STRING, checkElements, checkStringSize, exhaustion } from '../meter.js';
 import { allBound, callFunction, dataConst, enumerate, lookup, setPath, walkData, walkValue } from './eval.js';
 import type { DocNode, ExprFn, Frame, K, TermPlan, VK } from './tree.js';
 
@@ -94,14 +94,6 @@ function checkResult(name: string, r: Value): void {
       if (r.size > MAX_RESULT_ELEMENTS) checkElements(r.size, name);
     }
   }
-}
-
-/**
- * RangeError messages that mean a resource ran out (V8's wording). Plain string tests, no
- * regex: this runs right after a stack overflow, where compiling a regex can overflow again.
- */
-function exhaustion(message: string): boolean {
-  return message.includes('call stack') || message.includes('Invalid string length') || message.includes('Invalid array length') || message.includes('Invalid typed array length') || message.includes('Maximum BigInt') || message.includes('allocation failed');
 }
 
 export function invokeBuiltin(c: Ctx, def: BuiltinDef, args: Value[], loc: Location, decimals = false): Value | undefined {
