@@ -93,8 +93,13 @@ const EnvironmentSchema = z.strictObject({
   /** Defaults to `production` so that a policy that relaxes rules for `development` never does so by accident. */
   name: nonEmpty.default('production'),
   cluster: nonEmpty.default('unknown'),
-  /** Extra labels merged into the policy input's `environment`. */
-  labels: z.record(z.string(), z.string()).default({}),
+  /** Extra labels merged into the policy input's `environment` (beside name and cluster, never over them). */
+  labels: z
+    .record(
+      z.string().refine((k) => k !== 'name' && k !== 'cluster', { error: 'is reserved: input.environment.name and .cluster come from environment.name and environment.cluster' }),
+      z.string(),
+    )
+    .default({}),
 });
 
 /** Where signing keys come from; shared by the JWT-based methods. */

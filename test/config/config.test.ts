@@ -205,6 +205,13 @@ describe('errors name file:line:col, key path and what is wrong', () => {
     expect(ok.secrets.default_ttl_ms).toBe(0);
   });
 
+  it('an environment label may not be named name or cluster (they would be dropped silently)', () => {
+    expect(lines('environment:\n  labels: { region: eu, name: prod, cluster: c }\n')).toEqual([
+      'w.yaml:2:25: environment.labels.name: is not a valid key: it is reserved: input.environment.name and .cluster come from environment.name and environment.cluster',
+      'w.yaml:2:37: environment.labels.cluster: is not a valid key: it is reserved: input.environment.name and .cluster come from environment.name and environment.cluster',
+    ]);
+  });
+
   it('more than 100 aliases is ordinary YAML; an alias bomb is config_invalid with a location', () => {
     const labels = Array.from({ length: 150 }, (_, i) => `    l${i}: *v`).join('\n');
     const ok = parseConfig(`environment:\n  name: &v staging\n  labels:\n${labels}\n`, 'w.yaml');

@@ -247,6 +247,18 @@ describe('decide stage with the built-in Rego engine', () => {
     expect(unset.request.max_tokens).toBe(100);
   });
 
+  it('time.now_ns() equals input.time.now_ns, whatever the millisecond (above 2^53 the input is a rounded double)', async () => {
+    const clockDir = join(dir, 'clock');
+    await mkdir(clockDir);
+    await writeFile(join(clockDir, 'c.rego'), 'package warden\nimport rego.v1\ndecision := {"allow": input.time.now_ns == time.now_ns(), "models": ["*"]}\n');
+    const clock = await createRegoPolicyEngine({ paths: [clockDir], entrypoint: 'warden/decision' });
+    for (const ms of [NOW, NOW + 1, 1_780_000_000_001, 1_780_000_000_007]) {
+      const ctx = ctxWith();
+      await createDecideStage({ getEngine: () => clock, environment: ENV, now: () => ms }).run(ctx);
+      expect(ctx.decision?.allow, String(ms)).toBe(true);
+    }
+  });
+
   it('denies with the policy reasons', async () => {
     const blocked = ctxWith({}, { principal: { kind: 'dev', subject: 's', namespace: 'blocked', service_account: 'x', audiences: [] } });
     const err = await run(blocked);
