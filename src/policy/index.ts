@@ -7,4 +7,5 @@ export { buildPolicyInput, mostRecentApproval } from './input.js';
 export type { PolicyEnvironment } from './input.js';
 export { normalizeDecision, defaultRedaction } from './decision.js';
 export { createDecideStage, modelAllowed } from './stage.js';
+export { formatInputPath } from './rego/index.js';
 export type { DecideStageOptions } from './stage.js';

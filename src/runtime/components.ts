@@ -13,7 +13,7 @@ import type { PipelineStages } from '../pipeline/pipeline.js';
 import type { Authenticator } from '../pipeline/ports.js';
 import type { RequestContext, Stage } from '../pipeline/stage.js';
 import type { Principal } from '../pipeline/types.js';
-import { createDecideStage, createRegoPolicyEngine, type DecisionCacheStatus } from '../policy/index.js';
+import { createDecideStage, createRegoPolicyEngine, formatInputPath, type DecisionCacheStatus } from '../policy/index.js';
 import { createForwardStage, createProviders } from '../providers/index.js';
 import { createRedactStage, createRedactor, createRespondStage, type RedactionConfig } from '../redact/index.js';
 import { createEnvSecretProvider, createFetchStage, createFileSecretProvider, createSecretResolver } from '../secrets/index.js';
@@ -297,7 +297,7 @@ function auditGuarded(forward: Stage, auditLog: AuditLogHandle, required: boolea
 function logDecisionCache(logger: Logger, status: DecisionCacheStatus): void {
   if (status.enabled) {
     logger.info(
-      { decision_cache: true, max_entries: status.maxEntries, input_paths: status.paths.map((p) => p.join('.')) },
+      { decision_cache: true, max_entries: status.maxEntries, input_paths: status.paths.map(formatInputPath) },
       `policy decision cache on: keyed on ${status.paths.length} input path(s)`,
     );
   } else {

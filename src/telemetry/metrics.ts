@@ -68,7 +68,7 @@ export interface Metrics {
   /** PipelineMetrics: one stage's duration. */
   observeStage(stage: StageName, seconds: number): void;
   observeDecision(allow: boolean): void;
-  /** One policy evaluation: answered by the decision cache (`hit`), evaluated and kept (`miss`), or evaluated without it (`off`). */
+  /** One policy evaluation: answered by the decision cache (`hit`), evaluated (`miss`: kept once the same input is seen again), or evaluated without it (`off`). */
   observePolicyCache(result: 'hit' | 'miss' | 'off'): void;
   observeUpstream(provider: string, outcome: UpstreamOutcome, seconds: number): void;
   streamOpened(): void;
@@ -129,7 +129,7 @@ export function createMetrics(opts: MetricsOptions = {}): Metrics {
   });
   const policyCache = new FastCounter({
     name: 'warden_policy_cache_total',
-    help: 'Policy evaluations by decision cache result: hit, miss (evaluated and kept), off (cache not used for this policy or input).',
+    help: 'Policy evaluations by decision cache result: hit, miss (evaluated; kept once the same input is seen again), off (cache not used for this policy or input).',
     labelNames: ['result'] as const,
     registers,
   });

@@ -146,6 +146,8 @@ reload: { watch: false }
       const logged = () => lines.filter((l) => typeof l.msg === 'string' && l.msg.startsWith('policy decision cache'));
       expect(logged()).toHaveLength(1);
       expect(logged()[0]).toMatchObject({ level: 'info', decision_cache: true, max_entries: 10_000, msg: 'policy decision cache on: keyed on 7 input path(s)' });
+      // Paths as Rego writes them, so input["a.b"] and input.a.b cannot look alike.
+      for (const p of logged()[0]!.input_paths as string[]) expect(p).toMatch(/^input(\.[A-Za-z_][A-Za-z0-9_]*|\["[^"]*"\])+$/);
       const first = runtime.live()!.policy;
       first.evaluate(input());
       first.evaluate(input());
