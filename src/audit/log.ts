@@ -135,10 +135,18 @@ export function createAuditLog(opts: AuditLogOptions): AuditLogHandle {
   }
 
   function linkAndWrite(body: AuditRecordBody, pieces?: StaticRecordText): Promise<AuditRecord> {
-    // A failed sink: link nothing (the chain stays whole in every sink) until it recovers.
     const broken = failing();
-    if (broken) return Promise.reject(unavailable(broken));
     const { record, line } = linkRecordLine(body, head, pieces);
+    if (broken) {
+      // A failed sink refuses new requests before forward, but a request already in flight when
+      // it broke has sent its prompt: its record is linked and kept by the failed sink, written
+      // first when it recovers; the caller still gets audit_unavailable. A record no failed sink
+      // can keep any more is not linked, so the chain stays whole in every sink.
+      for (const s of sinks) if (s.failure && !s.canKeep?.(line.length + 1)) return Promise.reject(unavailable(broken));
+      head = { seq: record.seq, hash: record.hash };
+      for (const s of sinks) s.write(line).catch(() => undefined);
+      return Promise.reject(unavailable(broken));
+    }
     head = { seq: record.seq, hash: record.hash };
     if (sinks.length === 1) {
       // The usual single sink: one promise reaction instead of a map, an all and a then.

@@ -28,6 +28,12 @@ export interface AuditSink {
   reopen?(): void;
   /** Undefined while the sink works; the error that broke it while it does not (writes are refused). */
   readonly failure?: Error | undefined;
+  /**
+   * While failed: whether a line of `bytes` more can still be kept, to be written first when the
+   * sink recovers (the record of a request that went upstream before the sink broke must not be
+   * lost). Absent: the sink keeps nothing.
+   */
+  canKeep?(bytes: number): boolean;
   /** The file underneath (`dev:ino`), once open: two sinks on one file would write every record twice. */
   identity?(): string | undefined;
 }
@@ -46,6 +52,12 @@ export interface LineWritable {
   on?(event: 'error', listener: (err: Error) => void): unknown;
   off?(event: 'error', listener: (err: Error) => void): unknown;
 }
+
+/**
+ * Most text a failed file sink keeps for its recovery: records of requests already in flight when
+ * it broke (new requests are refused before forward). Past it, records are refused unlinked.
+ */
+export const MAX_KEPT_BYTES = 4 * 1024 * 1024;
 
 /** A line this long after the previous one is written at once (see createFileSink). */
 const IDLE_MS = 1;
@@ -323,7 +335,8 @@ export function createFileSink(path: string, opts: FileSinkOptions = {}): AuditS
 
   function append(line: string): Promise<void> {
     if (failure) {
-      // The log links nothing while a sink is failed; a line that comes anyway keeps its place.
+      // A record linked while the sink is failed (its request was already in flight, see
+      // createAuditLog) keeps its place, to be written first when the sink recovers.
       fail(failure, `${line}\n`);
       return Promise.reject(failure);
     }
@@ -378,7 +391,12 @@ export function createFileSink(path: string, opts: FileSinkOptions = {}): AuditS
         return undefined;
       }
     },
+    canKeep(bytes: number) {
+      return !closed && backlog.length + bytes < MAX_KEPT_BYTES;
+    },
     write(line: string) {
+      // After close, nothing is written (or reopened): the line could never be fsynced.
+      if (closed) return Promise.reject(new Error(`audit sink ${name} is closed`));
       // Opened at start (createAuditLog's open); a sink used on its own opens on its first line.
       if (fd === undefined && !failure) {
         try {
@@ -399,8 +417,10 @@ export function createFileSink(path: string, opts: FileSinkOptions = {}): AuditS
       await new Promise<void>((resolve, reject) => fsync(target, (err) => (err ? reject(err) : resolve())));
     },
     async close() {
-      if (batch) await batch.catch(() => undefined);
+      // Closed first: a line that comes while the pending batch is written is refused, not
+      // written to a file reopened after the close.
       closed = true;
+      if (batch) await batch.catch(() => undefined);
       if (timer) clearInterval(timer);
       timer = undefined;
       if (fd !== undefined) {

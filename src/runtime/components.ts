@@ -153,10 +153,17 @@ export async function buildComponents(config: Config, opts: ComponentOptions): P
   const auditLog = createAuditLog({ sinks, logger });
   // Open the sinks and resume the hash chain now: a broken audit file must stop the start, not
   // the first request.
-  await auditLog.open();
   // Without a configured key the prompt HMAC is keyed per process: records are still unlinkable
   // to prompt text, but HMACs cannot be compared across restarts.
-  const hmacKey = config.audit.hmac_key ? await resolveOne(config.audit.hmac_key) : randomBytes(32);
+  let hmacKey: string | Buffer;
+  try {
+    await auditLog.open();
+    hmacKey = config.audit.hmac_key ? await resolveOne(config.audit.hmac_key) : randomBytes(32);
+  } catch (err) {
+    // What was opened (files, their check timers) must not outlive a start that failed.
+    await auditLog.close().catch(() => undefined);
+    throw err;
+  }
   const audit = createAuditStage({
     log: auditLog,
     hmacKey,
@@ -246,8 +253,13 @@ export async function buildComponents(config: Config, opts: ComponentOptions): P
       return { templates, policy, loadedAt: new Date().toISOString() };
     },
     close: async () => {
-      await providers.close();
-      await auditLog.close();
+      // The audit log closes even when a provider pool fails to: its fd and check timer must not
+      // outlive the runtime.
+      try {
+        await providers.close();
+      } finally {
+        await auditLog.close();
+      }
     },
   };
 }

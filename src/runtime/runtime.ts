@@ -116,8 +116,14 @@ export async function createRuntime(config: Config, opts: RuntimeOptions = {}): 
     metrics.setActiveRevision('templates', set.templates.revision);
   }
 
-  // First load: failures propagate to the caller (serve exits with the error).
-  activate(await components.loadLiveSet());
+  // First load: failures propagate to the caller (serve exits with the error), after what was
+  // built is closed (the audit file, its check timer, the provider pools).
+  try {
+    activate(await components.loadLiveSet());
+  } catch (err) {
+    await components.close().catch(() => undefined);
+    throw err;
+  }
   logger.info(
     {
       policy_revision: holder.get()?.policy.revision,

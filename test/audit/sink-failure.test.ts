@@ -48,7 +48,7 @@ describe('file sink failure and recovery', () => {
     expect(() => createAuditLog({ sinks: [createFileSink(a), createFileSink(a)] })).toThrow(/listed twice/);
   });
 
-  it('a deleted directory fails the sink (no record is linked, available() is false) until it is back; the chain goes on', async () => {
+  it('a deleted directory fails the sink (available() is false) until it is back; a record that comes meanwhile is kept and written first; the chain goes on', async () => {
     const sub = join(dir, 'gone');
     mkdirSync(sub);
     const file = join(sub, 'audit.jsonl');
@@ -61,19 +61,32 @@ describe('file sink failure and recovery', () => {
     rmSync(sub, { recursive: true });
     // The background check sees the file is gone, cannot reopen the path (no directory): failed.
     await until(() => !log.available());
+    // A request already in flight when the sink broke: its caller is refused, its record kept.
     await expect(log.append(body(3))).rejects.toMatchObject({ code: 'audit_unavailable', message: 'the audit log is unavailable (ENOENT)' });
-    expect(log.head.seq).toBe(2); // nothing linked while failed
+    expect(log.head.seq).toBe(3);
     mkdirSync(sub);
     await until(() => log.available());
     const r = await log.append(body(4));
-    expect(r.seq).toBe(3);
+    expect(r.seq).toBe(4);
     await log.close();
-    // The new file starts after the lost one's head and verifies as a segment.
+    // The new file starts after the lost one's head (with the kept record) and verifies as a segment.
     const seg = await verify('--from-hash', hash, '--from-seq', seq, file);
     expect(seg).toMatchObject({ code: 0 });
-    expect(seg.out).toMatch(/1 record\(s\), chain intact from seq 3 \(prev_hash [0-9a-f]{64}\), head seq 3/);
+    expect(seg.out).toMatch(/2 record\(s\), chain intact from seq 3 \(prev_hash [0-9a-f]{64}\), head seq 4/);
+    expect(readFileSync(file, 'utf8').trim().split('\n').map((l) => JSON.parse(l).request_id)).toEqual(['req-3', 'req-4']);
     expect((await verify(file)).code).toBe(1); // not from genesis
     expect((await verify('--continue', file)).code).toBe(0);
+  });
+
+  it('a closed sink refuses lines instead of reopening its path (a line written after close would never be fsynced)', async () => {
+    const file = join(dir, 'closed.jsonl');
+    const sink = createFileSink(file);
+    await sink.write('{"a":1}');
+    const closing = sink.close();
+    await expect(sink.write('{"a":2}')).rejects.toThrow(/is closed/);
+    await closing;
+    await expect(sink.write('{"a":3}')).rejects.toThrow(/is closed/);
+    expect(readFileSync(file, 'utf8')).toBe('{"a":1}\n');
   });
 
   it('follows a rotation: a renamed file is noticed in the background, and reopen() switches at once', async () => {
@@ -161,11 +174,12 @@ console.log(JSON.stringify({ results, availableAfterFailure, refused, availableA
       expect(first.out).toMatch(new RegExp(`${ok} record\\(s\\), chain intact`));
       const [seq, hash] = headOf(first.out);
       // The new file: the record of the failed write first (its request got audit_unavailable,
-      // but its prompt had gone upstream), then the next one.
+      // but its prompt had gone upstream), then the one that came while the sink was failed
+      // (refused, but kept), then the next one.
       const second = await verify('--from-hash', hash, '--from-seq', seq, file);
-      expect(second).toMatchObject({ code: 0, out: expect.stringMatching(/2 record\(s\)/) });
+      expect(second).toMatchObject({ code: 0, out: expect.stringMatching(/3 record\(s\)/) });
       const lines = readFileSync(file, 'utf8').trim().split('\n').map((l) => JSON.parse(l) as { request_id: string });
-      expect(lines.map((l) => l.request_id)).toEqual([`req-${ok + 1}-${'x'.repeat(200)}`, 'after']);
+      expect(lines.map((l) => l.request_id)).toEqual([`req-${ok + 1}-${'x'.repeat(200)}`, 'req-0', 'after']);
     },
   );
 });

@@ -88,13 +88,18 @@ describe('audit sink failure', () => {
       expect(metrics).toMatch(/warden_requests_total\{[^}]*code="audit_unavailable"[^}]*\} [1-9]/);
 
       // The cause goes away (the path is a regular file again): the sink reopens it by itself,
-      // writes the record of the failed write first, and serves again.
+      // writes the records kept meanwhile first (the failed write's, then the refused request's),
+      // and serves again.
       unlinkSync(link);
       await eventually(async () => (await readyz(w)).status === 200, 50);
       const ok = await governed(w);
       expect(ok.status).toBe(200);
-      const records = readFileSync(link, 'utf8').trim().split('\n').map((l) => JSON.parse(l) as { seq: number; stream: boolean });
-      expect(records.map((x) => [x.seq, x.stream])).toEqual([[1, true], [2, false]]);
+      const records = readFileSync(link, 'utf8').trim().split('\n').map((l) => JSON.parse(l) as { seq: number; stream: boolean; error_code: string | null });
+      expect(records.map((x) => [x.seq, x.stream, x.error_code])).toEqual([
+        [1, true, null], // written as the request ended (the audit's own failure came after)
+        [2, false, 'audit_unavailable'], // refused before forward
+        [3, false, null],
+      ]);
       expect((await verify(link)).code).toBe(0);
     } finally {
       await w.close();
