@@ -398,6 +398,21 @@ class AuditedStream implements AsyncIterableIterator<CompletionChunk> {
   }
 
   async return(): Promise<IteratorResult<CompletionChunk>> {
+    await this.close(this.ctx.request.signal.aborted ? new WardenError('cancelled', 'the client closed the request') : undefined);
+    return { done: true, value: undefined };
+  }
+
+  /**
+   * The consumer failed (e.g. the ingress could not encode a chunk in its protocol): the source
+   * is closed and `err` is the request's outcome in its audit record.
+   */
+  async throw(err?: unknown): Promise<IteratorResult<CompletionChunk>> {
+    await this.close(isWardenError(err) ? err : new WardenError('internal', INTERNAL_MESSAGE));
+    throw err;
+  }
+
+  /** Closes the source (releasing the upstream call), then audits with `error` as the outcome. */
+  private async close(error: WardenError | undefined): Promise<void> {
     const inner = this.inner;
     this.inner = inner ?? emptyIterator;
     if (inner?.return) {
@@ -407,17 +422,7 @@ class AuditedStream implements AsyncIterableIterator<CompletionChunk> {
         // The source failed while closing; the request is over either way.
       }
     }
-    await this.finish(
-      this.ctx.request.signal.aborted
-        ? new WardenError('cancelled', 'the client closed the request')
-        : undefined,
-    );
-    return { done: true, value: undefined };
-  }
-
-  async throw(err?: unknown): Promise<IteratorResult<CompletionChunk>> {
-    await this.return();
-    throw err;
+    await this.finish(error);
   }
 }
 

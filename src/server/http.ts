@@ -405,6 +405,10 @@ export function createHttpIngress(opts: HttpIngressOptions): HttpIngress {
       } catch (err) {
         // Mid-stream failure: an `error` event, and no message_stop, tells the client it is incomplete.
         const wardenErr = isWardenError(err) ? err : new WardenError('upstream_error', 'the upstream stream failed');
+        // A failure of the encoder (not of the stream) leaves the stream open: close it, so the
+        // upstream call is released and the audit record carries the failure. (After a failure
+        // of the stream itself this does nothing more: it is already closed and audited.)
+        await it.throw?.(wardenErr).catch(() => undefined);
         if (!res.destroyed) res.end(anthropicErrorEvent(wardenErr));
         return;
       }

@@ -223,6 +223,19 @@ describe('POST /v1/messages', () => {
     upstream.mode = 'ok';
   });
 
+  it('stream: an upstream going back to a tool call it left ends in an error event, audited, its call closed', async () => {
+    upstream.mode = 'tools-revisit';
+    const aborted = upstream.aborted;
+    const r = await messages({ model: 'gpt-4o-mini', max_tokens: 64, stream: true, tools: [WEATHER_TOOL], messages: [{ role: 'user', content: 'x' }] });
+    expect(r.status).toBe(200);
+    const ev = events(r.text);
+    expect(ev.at(-1)).toMatchObject({ event: 'error', data: { error: { code: 'upstream_error' } } });
+    expect(ev.some((e) => e.event === 'message_stop')).toBe(false);
+    await aborted; // the upstream call was closed, not left open
+    await eventually(() => w.audit().at(-1)?.error_code === 'upstream_error');
+    upstream.mode = 'ok';
+  });
+
   it('stream: a client that hangs up mid-stream aborts the upstream call and is audited as cancelled', async () => {
     upstream.mode = 'stream-slow';
     const aborted = upstream.aborted;

@@ -6,7 +6,7 @@
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
 import type { AddressInfo } from 'node:net';
 
-export type UpstreamMode = 'ok' | 'garbage' | 'slow' | 'error500' | 'stream-slow' | 'delayed' | 'tool-call' | 'deep-part' | 'rate-limited' | 'bad-request' | 'refusal' | 'text-then-tools' | 'after-finish';
+export type UpstreamMode = 'ok' | 'garbage' | 'slow' | 'error500' | 'stream-slow' | 'delayed' | 'tool-call' | 'deep-part' | 'rate-limited' | 'bad-request' | 'refusal' | 'text-then-tools' | 'after-finish' | 'tools-revisit';
 
 export interface ReceivedCall {
   headers: IncomingMessage['headers'];
@@ -18,7 +18,7 @@ export interface FakeUpstream {
   readonly port: number;
   mode: UpstreamMode;
   calls: ReceivedCall[];
-  /** Resolves when the current streaming call sees its client go away. */
+  /** Resolves when a streaming call sees its client go away (take it before the call: it is re-armed after). */
   aborted: Promise<void>;
   close(): Promise<void>;
 }
@@ -53,14 +53,23 @@ function chunk(body: any, delta: object, finish: string | null) {
 
 export async function startUpstream(): Promise<FakeUpstream> {
   let resolveAborted: () => void = () => {};
+  // Re-armed once resolved: a test takes `aborted` before its call and waits for that call's.
+  const arm = (): Promise<void> =>
+    new Promise<void>((r) => {
+      resolveAborted = () => {
+        state.aborted = arm();
+        r();
+      };
+    });
   const state: FakeUpstream = {
     url: '',
     port: 0,
     mode: 'ok',
     calls: [],
-    aborted: new Promise<void>((r) => (resolveAborted = r)),
+    aborted: Promise.resolve(),
     close: async () => {},
   };
+  state.aborted = arm();
   const sockets = new Set<import('node:net').Socket>();
 
   const server: Server = createServer((req, res) => {
@@ -194,6 +203,18 @@ export async function startUpstream(): Promise<FakeUpstream> {
         res.write(chunk(body, { role: 'assistant', content: 'mail jane.doe@' }, 'stop'));
         res.write(chunk(body, { content: 'example.com now' }, null));
         res.end('data: [DONE]\n\n');
+        return;
+      }
+      case 'tools-revisit': {
+        // A misbehaving upstream: goes back to tool call 0 after call 1 began.
+        res.writeHead(200, { 'content-type': 'text/event-stream' });
+        res.write(chunk(body, { role: 'assistant', content: null, tool_calls: [{ index: 0, id: 'call_a', type: 'function', function: { name: 'a', arguments: '{"x":' } }] }, null));
+        res.write(chunk(body, { tool_calls: [{ index: 1, id: 'call_b', type: 'function', function: { name: 'b', arguments: '{}' } }] }, null));
+        res.write(chunk(body, { tool_calls: [{ index: 0, function: { arguments: '1}' } }] }, null));
+        // Then it stalls: only a closed connection ends this call.
+        res.on('close', () => {
+          if (!res.writableEnded) resolveAborted();
+        });
         return;
       }
       case 'ok':
