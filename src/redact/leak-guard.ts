@@ -58,7 +58,9 @@ export class LeakGuard {
    */
   static for(secrets: readonly string[]): LeakGuard {
     if (secrets.length === 0) return NO_SECRETS;
-    const key = secrets.length === 1 ? secrets[0]! : secrets.join('\u0000');
+    // Length-prefixed: no list of secrets can spell another's key ("A\0B" alone vs A and B).
+    let key = '';
+    for (const v of secrets) key += `${v.length}:${v}`;
     let guard = guards.get(key);
     if (guard === undefined) {
       if (guards.size >= GUARD_CACHE_SIZE) guards.delete(guards.keys().next().value as string);

@@ -203,9 +203,11 @@ type ChannelKey = 'content' | 'refusal' | number;
 /**
  * @param sequential  The caller's format carries one block at a time (Anthropic's content
  *   blocks): when a choice moves on to another channel (from its text to a tool call, from one
- *   tool call to the next), the channel it left is flushed there, before the new one's first
- *   piece, instead of at finish_reason. Upstreams stream an answer's parts one after another; one
- *   that goes back to a part it left gets that part redacted piece by piece from then on.
+ *   tool call to the next) with a non-empty piece, the channel it left is flushed there, before
+ *   the new one's first piece, instead of at finish_reason. Upstreams stream an answer's parts
+ *   one after another. Text that resumes after a tool call is a new block, redacted on its own:
+ *   an entity the model split across the tool call is not joined up again (its first part left
+ *   with the block before).
  */
 export async function* processChunkStream(
   chunks: AsyncIterable<CompletionChunk>,
@@ -325,12 +327,14 @@ export async function* processChunkStream(
         else addText(was, rest);
       };
       const d = choice.delta;
+      // Only text moves the answer on: some upstreams send `content: ""` with every tool call
+      // piece, which must not release the tool call's held-back tail each time.
       if (typeof d.content === 'string') {
-        leave('content');
+        if (d.content !== '') leave('content');
         addText('content', textOf(content, i).push(d.content));
       }
       if (typeof d.refusal === 'string') {
-        leave('refusal');
+        if (d.refusal !== '') leave('refusal');
         addText('refusal', textOf(refusals, i).push(d.refusal));
       }
       for (const tc of d.tool_calls ?? []) {

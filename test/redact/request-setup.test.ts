@@ -127,6 +127,11 @@ describe('sessions', () => {
     expect(other).not.toBe(LeakGuard.for(['hunter2-very-secret']));
     expect(other.find('hunter2-very-secret', [])).toBe(0);
     expect(other.find('hunter3-very-secret', [])).toBe(1);
+    // No list of secrets shares the key of another: one secret holding a NUL is not two secrets.
+    const joined = LeakGuard.for(['secretAAAA\u0000secretBBBB']);
+    const pair = LeakGuard.for(['secretAAAA', 'secretBBBB']);
+    expect(pair).not.toBe(joined);
+    expect(pair.find('only secretAAAA here', [])).toBe(1);
     // Past the cache's bound the oldest are built again, never mixed up.
     for (let i = 0; i < 200; i++) expect(LeakGuard.for([`secret-number-${i}`]).find(`x secret-number-${i} y`, [])).toBe(1);
   });

@@ -270,6 +270,20 @@ describe('streaming: entities after a quote, bracket or markup', () => {
 });
 
 describe('streaming: sequential (one block at a time, as Anthropic streams)', () => {
+  it('an empty text piece beside tool call pieces (some upstreams send content: "" with each) does not release the call\'s tail', async () => {
+    const s = redactor.session(decision(), []);
+    const with_ = (delta: object, finish: string | null = null): CompletionChunk => ({ id: 'c', model: 'm', created: 1, choices: [{ index: 0, delta, finish_reason: finish }] });
+    const input = [
+      with_({ role: 'assistant', content: '' }),
+      with_({ content: '', tool_calls: [{ index: 0, id: 'a', type: 'function', function: { name: 'f', arguments: '' } }] }),
+      with_({ content: '', tool_calls: [{ index: 0, function: { arguments: '{"card":"4111 1111' } }] }),
+      with_({ content: '', refusal: '', tool_calls: [{ index: 0, function: { arguments: ' 1111 1111"}' } }] }),
+      with_({}, 'tool_calls'),
+    ];
+    const out = joinChunks(await collect(s.processStream(fromArray(input), true)));
+    expect(out).toEqual({ content: '', args: '{"card":"[CREDIT_CARD]"}' });
+  });
+
   /** Which channel each non-empty piece of output belongs to, in order. */
   function order(chunks: CompletionChunk[]): string[] {
     const seen: string[] = [];
