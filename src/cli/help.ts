@@ -7,7 +7,7 @@ Usage:
 
 Commands:
   serve     Run the sidecar (HTTP, gRPC and admin listeners)
-  render    Dry run: print the decision and the exact prompt that would go upstream
+  render    Dry run: print the decision and the prompt that would go upstream (secrets masked)
   policy    Policy tools (test, eval, check, ...)
   redact    Redact PII from text (the redaction engine on the command line)
   audit     Audit log tools (verify the hash chain)
@@ -39,8 +39,8 @@ Environment overrides:
 export const RENDER_HELP = `Usage: warden render --config FILE --template ID@VERSION [--var NAME=VALUE ...] [options]
 
 Dry run: authenticates as a principal, asks the policy, resolves the granted secrets, renders
-the template and redacts it, then prints the decision and the exact prompt that would be sent
-upstream. Nothing is sent upstream.
+the template and redacts it, then prints the decision and the prompt that would be sent
+upstream, with secret values masked as [SECRET_VALUE]. Nothing is sent upstream.
 
 Options:
   -c, --config FILE          The YAML config file (required)

@@ -1,6 +1,7 @@
 /**
  * `warden render`: the dry run. Runs the real pipeline with action `prompt.render` (which stops
- * after redaction) and prints the decision and the exact outbound prompt.
+ * after redaction) and prints the decision and the outbound prompt, secret values masked (the
+ * pipeline's dry run never hands its caller a secret).
  */
 import { randomUUID } from 'node:crypto';
 import { performance } from 'node:perf_hooks';

@@ -257,12 +257,13 @@ export function createPipeline(opts: PipelineOptions): Pipeline {
       await runStages(ctx, isRender ? renderStages : ordered);
       if (isRender) {
         const decision = ctx.decision;
-        const messages = ctx.outbound;
-        if (!decision || !messages) throw new WardenError('internal', INTERNAL_MESSAGE);
+        const outbound = ctx.outbound;
+        if (!decision || !outbound || !ctx.redaction) throw new WardenError('internal', INTERNAL_MESSAGE);
         ctx.response = {
           kind: 'render',
           decision,
-          messages,
+          // What would be sent, except the secret values: the dry run answers the calling app.
+          messages: ctx.redaction.maskSecretsForCaller(outbound),
           model: request.model,
           provider: ctx.provider ?? '',
         };

@@ -126,6 +126,8 @@ export interface RedactionSession {
    * legacy `functions`, ...): they leave the pod too. Throws like redactMessages.
    */
   redactParams(params: Readonly<Record<string, unknown>>): Record<string, unknown>;
+  /** The outbound messages for a dry run's caller: secret values masked (see Session). */
+  maskSecretsForCaller(messages: readonly ChatMessage[]): ChatMessage[];
   /** Restores tokens (if re-identification is allowed) and redacts PII the model produced. */
   processCompletion(result: CompletionResult): CompletionResult;
   /**

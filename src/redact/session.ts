@@ -238,6 +238,27 @@ export class Session implements RedactionSession {
     return applyFindings(out, resolveOverlaps(hits), () => 'mask', this.replacer, this.responseCounts);
   }
 
+  /**
+   * The outbound messages as a dry run shows them to its caller: secret values (placed by the
+   * template on purpose, so still in the prompt) masked as [SECRET_VALUE]. The caller is the app,
+   * which never holds the secrets Warden fetches for it. Not counted as leaks.
+   */
+  maskSecretsForCaller(messages: readonly ChatMessage[]): ChatMessage[] {
+    if (!this.answerGuard.active) return messages.slice();
+    const mask = (text: string): string => {
+      const hits: Finding[] = [];
+      if (this.answerGuard.find(text, hits) === 0) return text;
+      return applyFindings(text, resolveOverlaps(hits), () => 'mask', this.replacer, {});
+    };
+    return messages.map((m) => {
+      if (typeof m.content === 'string') return { ...m, content: mask(m.content) };
+      if (Array.isArray(m.content)) {
+        return { ...m, content: m.content.map((p) => (p.type === 'text' && typeof p.text === 'string' ? { ...p, text: mask(p.text) } : p)) };
+      }
+      return m;
+    });
+  }
+
   processOutputText(text: string, json: boolean): string {
     if (text.length === 0) return text;
     return this.renderOutput(text, this.outputFindings(text, 0), json);

@@ -202,6 +202,7 @@ describe('audit stage', () => {
       redactMessages: (m) => m,
       redactTools: (t) => t,
       redactParams: (p) => ({ ...p }),
+      maskSecretsForCaller: (m) => m.slice(),
       processCompletion: (r) => r,
       processStream: (c) => c,
       report: () => ({ counts: { EMAIL: 2 }, responseCounts: { PHONE: 1 }, nonTextParts: 0, leaks: 0 }),

@@ -51,7 +51,7 @@ describe('PromptGateway', () => {
     expect(upstream.calls.at(-1)!.body.temperature).toBe(0.2);
   });
 
-  it('Render returns the decision and the exact outbound prompt without calling upstream', async () => {
+  it('Render returns the decision and the outbound prompt, secret values masked, without calling upstream', async () => {
     const before = upstream.calls.length;
     const res = await unary('Render', { model: 'gpt-4o-mini', template: { id: 'ops/incident-brief', version: 1 }, variables: { service: 'billing-api' } });
     expect(upstream.calls.length).toBe(before);
@@ -59,8 +59,10 @@ describe('PromptGateway', () => {
     expect(res.decision.secrets).toEqual(['file:secrets/escalation-code']);
     expect(res.provider).toBe('upstream');
     expect(res.messages.map((m: any) => m.role)).toEqual(['system', 'user']);
-    // The template places the secret in the prompt: the dry run shows exactly what would be sent.
-    expect(res.messages[0].content).toBe(`Write a short incident brief. Sign it with: ${CANARY_SECRET}`);
+    // The template places the secret in the prompt; the dry run shows what would be sent, but
+    // its caller is the app, which never holds the secrets Warden fetches for it.
+    expect(res.messages[0].content).toBe('Write a short incident brief. Sign it with: [SECRET_VALUE]');
+    expect(JSON.stringify(res)).not.toContain(CANARY_SECRET);
     expect(res.messages[1].content).toBe('Service billing-api is failing.');
   });
 
