@@ -5,7 +5,10 @@
  */
 import type { PipelineStages } from '../../src/pipeline/pipeline.js';
 import type { RequestContext, Stage, StageName } from '../../src/pipeline/stage.js';
+import { createRedactor } from '../../src/redact/index.js';
 import { allowDecision } from '../stage-context.js';
+
+const redactor = createRedactor({});
 
 export function fakeStages(forward: Stage, onRun: (name: StageName, ctx: RequestContext) => void = () => {}): PipelineStages {
   const sync = (name: StageName, run: (ctx: RequestContext) => void = () => {}): Stage => ({
@@ -21,7 +24,10 @@ export function fakeStages(forward: Stage, onRun: (name: StageName, ctx: Request
     decide: sync('decide', (ctx) => (ctx.decision = allowDecision())),
     fetch: sync('fetch'),
     render: sync('render', (ctx) => (ctx.messages = [{ role: 'user', content: 'hi' }])),
-    redact: sync('redact', (ctx) => (ctx.outbound = ctx.messages)),
+    redact: sync('redact', (ctx) => {
+      ctx.outbound = ctx.messages;
+      ctx.redaction = redactor.session(ctx.decision!.redaction, []);
+    }),
     forward,
     respond: sync('respond'),
   };
