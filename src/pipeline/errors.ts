@@ -30,6 +30,8 @@ export const ERROR_CODES = {
   audit_unavailable: { http: 503, grpc: 'UNAVAILABLE' },
   overloaded: { http: 503, grpc: 'UNAVAILABLE' },
   shutting_down: { http: 503, grpc: 'UNAVAILABLE' },
+  /** The client did not send its whole request within `limits.client_timeout_ms`. */
+  request_timeout: { http: 408, grpc: 'DEADLINE_EXCEEDED' },
   /** The client went away (or cancelled the call) before the answer was complete; 499 as in nginx. */
   cancelled: { http: 499, grpc: 'CANCELLED' },
   internal: { http: 500, grpc: 'INTERNAL' },

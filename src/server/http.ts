@@ -46,8 +46,13 @@ const MODEL_PATH = '/v1/models/';
 
 const utf8 = new TextDecoder('utf-8', { fatal: true });
 
-/** Reads the body up to the limit; rejects with `payload_too_large` past it. */
-function readBody(req: IncomingMessage, limit: number, declared: string | undefined): Promise<Buffer> {
+/**
+ * Reads the body up to the limit; rejects with `payload_too_large` past it, and with
+ * `request_timeout` when it has not all arrived `timeoutMs` after the request began (`startedAt`,
+ * epoch ms): a client trickling its body must not hold a slot for Node's coarse check (every
+ * 30 s) to find it, nor get a bare 408 the audit record calls `cancelled`.
+ */
+function readBody(req: IncomingMessage, limit: number, declared: string | undefined, startedAt: number, timeoutMs: number): Promise<Buffer> {
   if (declared !== undefined && Number(declared) > limit) {
     return Promise.reject(tooLarge(limit));
   }
@@ -59,6 +64,7 @@ function readBody(req: IncomingMessage, limit: number, declared: string | undefi
       if (size > limit) {
         req.off('data', onData);
         req.resume();
+        clearTimeout(timer);
         reject(tooLarge(limit));
         return;
       }
@@ -68,13 +74,24 @@ function readBody(req: IncomingMessage, limit: number, declared: string | undefi
     req.on('data', onData);
     req.once('end', () => {
       ended = true;
+      clearTimeout(timer);
       resolve(chunks.length === 1 ? (chunks[0] as Buffer) : Buffer.concat(chunks, size));
     });
     const gone = () => {
+      clearTimeout(timer);
       if (!ended) reject(new WardenError('cancelled', 'the client closed the request'));
     };
     req.once('error', gone);
     req.once('close', gone);
+    const timer = setTimeout(
+      () => {
+        if (ended) return;
+        req.off('data', onData);
+        req.resume();
+        reject(new WardenError('request_timeout', `the request body did not arrive within ${timeoutMs} ms`, { location: { path: '$' } }));
+      },
+      Math.max(0, startedAt + timeoutMs - (performance.timeOrigin + performance.now())),
+    );
   });
 }
 
@@ -182,7 +199,10 @@ export function createHttpIngress(opts: HttpIngressOptions): HttpIngress {
       // The app talks to us over loopback with keep-alive; let idle sockets live a little longer
       // than a typical client pool's idle timeout.
       keepAliveTimeout: 65_000,
-      requestTimeout: limits.requestTimeoutMs,
+      // readBody answers a late body with `request_timeout` itself; Node's own limit (a bare 408,
+      // checked every connectionsCheckingInterval) is the backstop, for headers that never end.
+      requestTimeout: limits.requestTimeoutMs + 1_000,
+      connectionsCheckingInterval: 1_000,
     },
     (req, res) => {
       active++;
@@ -315,11 +335,11 @@ export function createHttpIngress(opts: HttpIngressOptions): HttpIngress {
       meta.variablesHeader = headers.variables;
       let request: PromptRequest;
       try {
-        const body = parseJson(await readBody(req, limits.maxBodyBytes, headers.contentLength), limits.maxJsonDepth);
+        const body = parseJson(await readBody(req, limits.maxBodyBytes, headers.contentLength, meta.receivedAt, limits.requestTimeoutMs), limits.maxJsonDepth);
         request = toPromptRequest(body, meta, limits);
       } catch (err) {
         if (!isWardenError(err)) throw err;
-        if (err.code === 'payload_too_large') res.setHeader('connection', 'close');
+        if (err.code === 'payload_too_large' || err.code === 'request_timeout') res.setHeader('connection', 'close');
         opts.onRejected?.(err.code, (performance.timeOrigin + performance.now() - meta.receivedAt) / 1000);
         // Every request leaves one audit record, this one too: ids and the code, nothing of the body.
         await pipeline.auditRejected(rejectedRequest({ ...meta, peer: meta.credentials.peer }, 'openai-http'), err);
@@ -361,14 +381,14 @@ export function createHttpIngress(opts: HttpIngressOptions): HttpIngress {
       const meta = { ...base, templateHeader: headers.template, variablesHeader: headers.variables };
       let request: PromptRequest;
       try {
-        const body = parseJson(await readBody(req, limits.maxBodyBytes, headers.contentLength), limits.maxJsonDepth);
+        const body = parseJson(await readBody(req, limits.maxBodyBytes, headers.contentLength, meta.receivedAt, limits.requestTimeoutMs), limits.maxJsonDepth);
         request = toPromptRequest(anthropicToChatBody(body), meta, limits);
         request.protocol = 'anthropic-http';
         // Anthropic's stream has one content block open at a time.
         request.sequentialStream = true;
       } catch (err) {
         if (!isWardenError(err)) throw err;
-        if (err.code === 'payload_too_large') res.setHeader('connection', 'close');
+        if (err.code === 'payload_too_large' || err.code === 'request_timeout') res.setHeader('connection', 'close');
         opts.onRejected?.(err.code, (performance.timeOrigin + performance.now() - meta.receivedAt) / 1000, 'anthropic-http');
         await pipeline.auditRejected(rejectedRequest({ ...meta, peer: meta.credentials.peer }, 'anthropic-http'), err);
         return fail(err);

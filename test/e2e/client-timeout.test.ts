@@ -1,0 +1,47 @@
+/**
+ * `limits.client_timeout_ms` bounds how long a client may take to send its request: a body that
+ * trickles in past it is answered 408 `request_timeout` in Warden's error shape (with the request
+ * id), the connection is closed, and the audit record says `request_timeout`, not `cancelled`.
+ */
+import { connect } from 'node:net';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { startUpstream, type FakeUpstream } from './helpers/upstream.js';
+import { eventually, startWarden, type WardenFixture } from './helpers/warden.js';
+
+let upstream: FakeUpstream;
+let w: WardenFixture;
+
+beforeAll(async () => {
+  upstream = await startUpstream();
+  w = await startWarden({ upstreamUrl: upstream.url, limits: 'limits: { client_timeout_ms: 500, upstream_timeout_ms: 5000, shutdown_grace_ms: 1000 }' });
+});
+
+afterAll(async () => {
+  await w?.close();
+  await upstream?.close();
+});
+
+describe('client_timeout_ms', () => {
+  it('a body that has not all arrived in time gets 408 request_timeout, audited as such', async () => {
+    const token = await w.signer.token('support', 'ticket-bot');
+    const url = new URL(w.addresses.http);
+    const started = Date.now();
+    const answer = await new Promise<string>((resolve, reject) => {
+      const s = connect({ host: url.hostname, port: Number(url.port) }, () => {
+        s.write(`POST /v1/chat/completions HTTP/1.1\r\nhost: x\r\nauthorization: Bearer ${token}\r\ncontent-type: application/json\r\ncontent-length: 100\r\n\r\n{"model":`);
+        // ...and nothing more: the rest of the body never comes.
+      });
+      let text = '';
+      s.on('data', (d: Buffer) => (text += d.toString()));
+      s.on('close', () => resolve(text));
+      s.on('error', reject);
+    });
+    const elapsed = Date.now() - started;
+    expect(elapsed).toBeLessThan(5_000); // not Node's 30 s check
+    expect(answer).toMatch(/^HTTP\/1\.1 408 /);
+    expect(answer).toMatch(/x-request-id: [0-9a-f-]{36}/);
+    expect(answer).toContain('"code":"request_timeout"');
+    await eventually(() => w.audit().at(-1)?.error_code === 'request_timeout');
+    expect(upstream.calls).toHaveLength(0);
+  });
+});
