@@ -426,10 +426,19 @@ export function createGrpcIngress(opts: GrpcIngressOptions): GrpcIngress {
    * Translates the wire request; a refusal here is counted and audited (no principal, no body
    * content), since the pipeline never sees it.
    */
-  async function translate(call: AnyCall, action: Action, stream: boolean, signal: CancelSignal, cancel: (reason: unknown) => void, admitted: boolean): Promise<PromptRequest> {
+  async function translate(
+    call: AnyCall,
+    action: Action,
+    stream: boolean,
+    signal: CancelSignal,
+    cancel: (reason: unknown) => void,
+    admitted: boolean,
+    draining: boolean,
+  ): Promise<PromptRequest> {
     const started = performance.now();
     const meta = metaFor(call, action, stream, signal, cancel);
     try {
+      if (draining) throw new WardenError('shutting_down', 'warden is shutting down; retry on another instance');
       if (!admitted) {
         throw new WardenError('overloaded', `warden is serving its limit of ${admission.max} requests; retry shortly`, {
           details: { retry_after_s: OVERLOADED_RETRY_AFTER_S },
@@ -461,16 +470,14 @@ export function createGrpcIngress(opts: GrpcIngressOptions): GrpcIngress {
 
   function unary(action: Action) {
     return (call: grpc.ServerUnaryCall<WirePromptRequest, unknown>, callback: grpc.sendUnaryData<unknown>) => {
-      if (opts.draining?.()) {
-        callback(toGrpcError(new WardenError('shutting_down', 'warden is shutting down; retry on another instance')));
-        return;
-      }
+      // Refused while draining or past the in-flight limit, in translate (counted and audited).
+      const draining = opts.draining?.() === true;
       active++;
-      const admitted = admission.tryEnter();
+      const admitted = !draining && admission.tryEnter();
       const { signal, cancel, dispose } = callSignal(call);
       void (async () => {
         try {
-          const request = await translate(call, action, false, signal, cancel, admitted);
+          const request = await translate(call, action, false, signal, cancel, admitted, draining);
           const response = await pipeline.run(request);
           if (action === 'prompt.render' && response.kind === 'render') callback(null, toWireRender(response));
           else if (response.kind === 'complete') callback(null, toWireCompletion(response.result));
@@ -487,17 +494,14 @@ export function createGrpcIngress(opts: GrpcIngressOptions): GrpcIngress {
   }
 
   function streamComplete(call: grpc.ServerWritableStream<WirePromptRequest, unknown>): void {
-    if (opts.draining?.()) {
-      call.emit('error', toGrpcError(new WardenError('shutting_down', 'warden is shutting down; retry on another instance')));
-      return;
-    }
+    const draining = opts.draining?.() === true;
     active++;
-    const admitted = admission.tryEnter();
+    const admitted = !draining && admission.tryEnter();
     const { signal, cancel, dispose } = callSignal(call);
     void (async () => {
       let it: AsyncIterator<CompletionChunk> | undefined;
       try {
-        const request = await translate(call, 'prompt.execute', true, signal, cancel, admitted);
+        const request = await translate(call, 'prompt.execute', true, signal, cancel, admitted, draining);
         const response = await pipeline.run(request);
         if (response.kind !== 'stream') throw new WardenError('internal', 'internal error');
         it = response.chunks[Symbol.asyncIterator]();

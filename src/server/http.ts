@@ -233,10 +233,14 @@ export function createHttpIngress(opts: HttpIngressOptions): HttpIngress {
 
     if (opts.draining?.()) {
       res.setHeader('connection', 'close');
-      req.resume();
-      return sendError(res, new WardenError('shutting_down', 'warden is shutting down; retry on another instance'), requestId);
+      return refuseAtDoor(req, res, requestId, path, new WardenError('shutting_down', 'warden is shutting down; retry on another instance'));
     }
-    if (!admission.tryEnter()) return refuseOverloaded(req, res, requestId, path);
+    if (!admission.tryEnter()) {
+      const err = new WardenError('overloaded', `warden is serving its limit of ${admission.max} requests; retry shortly`, {
+        details: { retry_after_s: OVERLOADED_RETRY_AFTER_S },
+      });
+      return refuseAtDoor(req, res, requestId, path, err);
+    }
     res.once('close', () => admission.leave());
 
     if (path === '/v1/chat/completions') {
@@ -260,15 +264,13 @@ export function createHttpIngress(opts: HttpIngressOptions): HttpIngress {
   }
 
   /**
-   * At the in-flight limit: refused at once, told to retry in a second, counted and audited like
-   * any request refused before it was read (ids and the code only).
+   * Refused before it is read — at the in-flight limit (`overloaded`, told to retry in a second)
+   * or while draining (`shutting_down`): answered at once, counted and audited like any request
+   * refused before it was read (ids and the code only).
    */
-  function refuseOverloaded(req: IncomingMessage, res: ServerResponse, requestId: string, path: string): Promise<void> {
+  function refuseAtDoor(req: IncomingMessage, res: ServerResponse, requestId: string, path: string, err: WardenError): Promise<void> {
     req.resume();
     const receivedAt = performance.timeOrigin + performance.now();
-    const err = new WardenError('overloaded', `warden is serving its limit of ${admission.max} requests; retry shortly`, {
-      details: { retry_after_s: OVERLOADED_RETRY_AFTER_S },
-    });
     const anthropic = path === '/v1/messages';
     const protocol = anthropic ? 'anthropic-http' : 'openai-http';
     const action = path === '/v1/models' || path.startsWith(MODEL_PATH) ? 'models.list' : 'prompt.execute';

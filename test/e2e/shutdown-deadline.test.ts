@@ -3,6 +3,7 @@
  * audit records say `shutting_down` (Warden stopped), not `cancelled` (which means the client
  * went away), over HTTP and gRPC alike.
  */
+import { connect } from 'node:net';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { bearerMetadata, gatewayClient } from './helpers/grpc.js';
 import { startUpstream, type FakeUpstream } from './helpers/upstream.js';
@@ -45,12 +46,26 @@ describe('the shutdown deadline', () => {
       call.on('end', () => resolve());
     });
     await eventually(() => grpcChunks > 2, 10);
+    // A request whose headers are still arriving when the drain begins: refused, and audited.
+    const url = new URL(w.addresses.http);
+    const late = connect({ host: url.hostname, port: Number(url.port) });
+    await new Promise<void>((resolve) => late.once('connect', () => resolve()));
+    late.write('POST /v1/chat/completions HTTP/1.1\r\nhost: x\r\n');
+    let lateAnswer = '';
+    late.on('data', (d: Buffer) => (lateAnswer += d.toString()));
+    const lateClosed = new Promise<void>((resolve) => late.once('close', () => resolve()));
     const before = w.audit().length;
-    await w.runtime.shutdown('test');
+    const stopping = w.runtime.shutdown('test');
+    late.write(`authorization: Bearer ${token}\r\ncontent-type: application/json\r\ncontent-length: 2\r\n\r\n{}`);
+    await lateClosed;
+    expect(lateAnswer).toMatch(/^HTTP\/1\.1 503 /);
+    expect(lateAnswer).toContain('"code":"shutting_down"');
+    await stopping;
     await reading;
     await grpcEnded;
     client.close();
     const records = w.audit().slice(before);
     expect(records.filter((r) => r.stream === true).map((r) => r.error_code).sort()).toEqual(['shutting_down', 'shutting_down']);
+    expect(records.filter((r) => r.stream !== true).map((r) => r.error_code)).toEqual(['shutting_down']);
   });
 });
