@@ -123,7 +123,19 @@ function checkTemplateId(id: string, path: string): void {
  * Variable names are identifiers (templates can declare no others). Any other name is refused
  * here without being repeated: it is the caller's data, and names reach errors and the policy.
  */
+/**
+ * `__proto__` as a member of parsed JSON is an own key; copied into an object (as the schema
+ * does) it sets the prototype instead, and the variable vanishes unchecked. No template may
+ * declare it either, so it is refused by name.
+ */
+function refuseProtoKey(vars: unknown, path: string): void {
+  if (vars !== null && typeof vars === 'object' && Object.hasOwn(vars, '__proto__')) {
+    throw new WardenError('invalid_request', `field '${path}' has a variable named __proto__, which no template can declare`, { location: { path } });
+  }
+}
+
 export function checkVariableNames(vars: Record<string, unknown>, path = 'warden.variables'): void {
+  refuseProtoKey(vars, path);
   for (const name in vars) {
     if (!VARIABLE_NAME.test(name)) {
       throw new WardenError('invalid_request', `field '${path}' has a name that is not an identifier (letters, digits and _, at most 128 characters)`, {
@@ -219,6 +231,7 @@ function isSimpleTemplateBody(body: unknown): body is ChatBody {
 
 /** Validates a parsed Chat Completions body and builds the canonical request. */
 export function toPromptRequest(body: unknown, meta: IngressMeta, limits: IngressLimits): PromptRequest {
+  if (body !== null && typeof body === 'object') refuseProtoKey((body as { warden?: { variables?: unknown } }).warden?.variables, 'warden.variables');
   let b: ChatBody;
   if (isSimpleTemplateBody(body)) {
     b = body;

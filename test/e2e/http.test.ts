@@ -317,6 +317,16 @@ describe('bad input is refused with a stable code and the field named', () => {
     expect([undeclared.status, undeclared.json.error.param]).toEqual([400, 'warden.variables.tone']);
   });
 
+  it('a variable named __proto__ is refused, in the body and in the header (parsed into an object it vanished unchecked)', async () => {
+    const body = `{"model":"gpt-4o-mini","warden":{"template":"support/ticket-summary@2","variables":{"ticket_id":"T","customer_message":"m","__proto__":{"a":1}}}}`;
+    const inBody = await post(body);
+    expect([inBody.status, inBody.json.error.code, inBody.json.error.param]).toEqual([400, 'invalid_request', 'warden.variables']);
+    const inHeader = await post(JSON.stringify({ model: 'gpt-4o-mini', warden: { template: 'support/ticket-summary@2' } }), {
+      'x-warden-variables': '{"ticket_id":"T","customer_message":"m","__proto__":"x"}',
+    });
+    expect([inHeader.status, inHeader.json.error.param]).toEqual([400, 'x-warden-variables']);
+  });
+
   it('oversize body', async () => {
     const r = await post(governed({}, { ticket_id: 'T-1', customer_message: 'x'.repeat(70_000) }));
     expect(r.status).toBe(413);
