@@ -158,11 +158,17 @@ function translateToolChoice(v: unknown): unknown {
   }
 }
 
+/** What an Anthropic parameter name looks like (`max_tokens`, `stop_sequences`, `thinking`). */
+const PARAM_NAME = /^[A-Za-z_][A-Za-z0-9_]{0,63}$/;
+
 /** Anthropic Messages body → an OpenAI Chat Completions body for `toPromptRequest`. */
 export function anthropicToChatBody(body: unknown): Record<string, unknown> {
   if (!isObject(body)) throw invalid('request body must be a JSON object', '$');
   for (const key of Object.keys(body)) {
-    if (!KNOWN_KEYS.has(key)) throw invalid(`field '${key}' is not supported by Warden's Anthropic-compatible API`, key);
+    if (KNOWN_KEYS.has(key)) continue;
+    // Named back only when it looks like a parameter name: a key is the caller's text.
+    if (PARAM_NAME.test(key)) throw invalid(`field '${key}' is not supported by Warden's Anthropic-compatible API`, key);
+    throw invalid("the body has a field that is not an Anthropic parameter name (letters, digits and _, at most 64 characters)", '$');
   }
   const maxTokens = body.max_tokens;
   if (typeof maxTokens !== 'number' || !Number.isInteger(maxTokens) || maxTokens < 1) {
@@ -244,8 +250,9 @@ export function anthropicMessageBody(result: CompletionResult): string {
   const msg = choice?.message;
   if (msg) {
     const said = typeof msg.content === 'string' ? msg.content : Array.isArray(msg.content) ? msg.content.map((p) => (p.type === 'text' && typeof p.text === 'string' ? p.text : '')).join('') : '';
-    // A refusal is Anthropic's text with stop_reason `refusal`.
-    const text = said === '' && msg.refusal !== undefined ? msg.refusal : said;
+    // A refusal is Anthropic's text with stop_reason `refusal`: after whatever text came before
+    // it, as the streamed answer puts both in its text block.
+    const text = msg.refusal !== undefined ? said + msg.refusal : said;
     if (text !== '' || !msg.tool_calls?.length) content.push({ type: 'text', text });
     for (const t of msg.tool_calls ?? []) content.push({ type: 'tool_use', id: t.id, name: t.function.name, input: toolInput(t.function.arguments) });
   }

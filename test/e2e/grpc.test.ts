@@ -157,6 +157,9 @@ describe('grpc.health.v1.Health', () => {
     expect((await check('warden.v1.PromptGateway')).status).toBe('SERVING');
     const err = await check('nope.Service').catch((e: grpc.ServiceError) => e);
     expect(err.code).toBe(grpc.status.NOT_FOUND);
+    // The caller's name is not repeated back.
+    const canary = await check(`CANARY-${'x'.repeat(5000)}`).catch((e: grpc.ServiceError) => e);
+    expect([canary.code, canary.details]).toEqual([grpc.status.NOT_FOUND, 'unknown service']);
   });
 
   it('Watch sends the current status at once', async () => {

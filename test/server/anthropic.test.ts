@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { AnthropicStreamEncoder, anthropicMessageBody } from '../../src/server/anthropic.js';
+import { AnthropicStreamEncoder, anthropicMessageBody, anthropicToChatBody } from '../../src/server/anthropic.js';
 
 describe('anthropicMessageBody', () => {
   const answer = (finish: string) =>
@@ -11,6 +11,32 @@ describe('anthropicMessageBody', () => {
     expect(answer('length').stop_reason).toBe('max_tokens');
     expect(answer('content_filter').stop_reason).toBe('refusal');
     for (const finish of ['whatever', 'constructor', 'toString', '__proto__']) expect(answer(finish).stop_reason, finish).toBe('end_turn');
+  });
+});
+
+describe('the non-streamed answer with a refusal', () => {
+  it('keeps the text before the refusal and the refusal, as the streamed answer does', () => {
+    const body = JSON.parse(
+      anthropicMessageBody({ id: 'c', model: 'm', created: 1, choices: [{ index: 0, message: { role: 'assistant', content: 'Part one. ', refusal: 'I cannot go on.' }, finish_reason: 'stop' }] }),
+    ) as { content: unknown; stop_reason: string };
+    expect(body.content).toEqual([{ type: 'text', text: 'Part one. I cannot go on.' }]);
+    expect(body.stop_reason).toBe('refusal');
+  });
+});
+
+describe('anthropicToChatBody', () => {
+  it('names an unknown parameter back only when it looks like one (a key is the caller\'s text)', () => {
+    const base = { model: 'm', max_tokens: 5, messages: [] };
+    expect(() => anthropicToChatBody({ ...base, thinking: {} })).toThrow(expect.objectContaining({ message: expect.stringContaining("field 'thinking'"), location: { path: 'thinking' } }));
+    const canary = `jane.CANARY@example.com ${'x'.repeat(2000)}`;
+    let message = '';
+    try {
+      anthropicToChatBody({ ...base, [canary]: 1 });
+    } catch (err) {
+      message = JSON.stringify(err) + String((err as Error).message);
+    }
+    expect(message).toContain('not an Anthropic parameter name');
+    expect(message).not.toContain('CANARY');
   });
 });
 
