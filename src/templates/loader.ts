@@ -92,12 +92,18 @@ export async function scanTemplateFiles(paths: readonly string[]): Promise<{ fil
   const out: string[] = [];
   const warnings: TemplateWarning[] = [];
   const notRegular = (file: string, st: Stats) => warnings.push({ file, message: `skipped: not a regular file (${kindOf(st)})` });
+  /** Real directories already read: each is read once, however many links lead to it. */
+  const read = new Set<string>();
   async function walkDir(dir: string, ancestors: ReadonlySet<string>): Promise<void> {
     const real = await realpath(dir);
     if (ancestors.has(real)) {
       warnings.push({ file: dir, message: 'skipped: symlink loop (this directory contains itself)' });
       return;
     }
+    // Reached again through another link: already read (links in a chain would otherwise make the
+    // walk exponential).
+    if (read.has(real)) return;
+    read.add(real);
     const below = new Set(ancestors).add(real);
     const entries = await readdir(dir, { withFileTypes: true });
     entries.sort((a, b) => (a.name < b.name ? -1 : a.name > b.name ? 1 : 0));

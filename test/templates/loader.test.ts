@@ -349,6 +349,21 @@ describe('probe findings on disk', () => {
     expect(r.warnings).toEqual([{ file: join(loop, 'a', 'up'), message: 'skipped: symlink loop (this directory contains itself)' }]);
   });
 
+  it('a chain of links to links (no loop) is read once per directory, not once per path', async () => {
+    const chain = join(dir, 'chain');
+    await mkdir(join(chain, 'l0'), { recursive: true });
+    await writeFile(join(chain, 'l0', 'hello.yaml'), GOOD);
+    // l(i) holds two links to l(i-1): 2^20 paths lead to l0 from l20.
+    for (let i = 1; i <= 20; i++) {
+      await mkdir(join(chain, `l${i}`));
+      await symlink(join('..', `l${i - 1}`), join(chain, `l${i}`, 'a'));
+      await symlink(join('..', `l${i - 1}`), join(chain, `l${i}`, 'b'));
+    }
+    const r = await readTemplates([join(chain, 'l20')]);
+    expect(r.issues).toEqual([]);
+    expect(r.templates).toHaveLength(1);
+  });
+
   it('a FIFO named *.yaml is skipped with a warning instead of blocking the load', async () => {
     const d = join(dir, 'fifo');
     await mkdir(d);

@@ -4,7 +4,7 @@
  * their directory relative to the root they were found under (`root/a/b/data.json` → data.a.b;
  * a file given directly merges at `data`).
  */
-import { readdir, readFile, stat } from 'node:fs/promises';
+import { readdir, readFile, realpath, stat } from 'node:fs/promises';
 import { basename, join, relative, sep } from 'node:path';
 import { parse as parseYaml } from 'yaml';
 import { MAX_JSON_DEPTH_CEILING, tooDeepAt } from '../../pipeline/json-depth.js';
@@ -72,12 +72,41 @@ export async function parseDataFile(file: string): Promise<unknown> {
 const isRego = (f: string): boolean => f.endsWith('.rego');
 const isData = (f: string): boolean => f.endsWith('.json') || f.endsWith('.yaml') || f.endsWith('.yml');
 
-async function walk(dir: string, out: string[]): Promise<void> {
+/**
+ * The policy and data files under `dir`. Symlinks are followed, directories too: a Kubernetes
+ * ConfigMap mounts an item in a sub-directory as `sub -> ..data/sub`, and skipping it would drop
+ * its rules (its deny rules too) without a word. Each real directory is read once (a link loop or
+ * two links to one directory cost nothing more). Dot-entries are skipped (the ConfigMap's own
+ * `..data`). A policy or data file that is not a regular file (a FIFO would block the load for
+ * good) fails the load: leaving it out could drop a rule.
+ */
+async function walk(dir: string, out: string[], seen: Set<string>): Promise<void> {
+  const real = await realpath(dir);
+  if (seen.has(real)) return;
+  seen.add(real);
   for (const ent of (await readdir(dir, { withFileTypes: true })).sort((a, b) => a.name.localeCompare(b.name))) {
     if (ent.name.startsWith('.')) continue;
     const p = join(dir, ent.name);
-    if (ent.isDirectory()) await walk(p, out);
-    else if (isRego(ent.name) || isData(ent.name)) out.push(p);
+    if (ent.isDirectory()) {
+      await walk(p, out, seen);
+      continue;
+    }
+    const wanted = isRego(ent.name) || isData(ent.name);
+    if (ent.isFile()) {
+      if (wanted) out.push(p);
+      continue;
+    }
+    if (!ent.isSymbolicLink() && !wanted) continue;
+    let st;
+    try {
+      st = await stat(p); // follows a symlink
+    } catch (err) {
+      throw new RegoError('rego_compile_error', `${p}: cannot read (${(err as NodeJS.ErrnoException).code ?? 'error'})`);
+    }
+    if (st.isDirectory()) await walk(p, out, seen);
+    else if (!wanted) continue;
+    else if (st.isFile()) out.push(p);
+    else throw new RegoError('rego_compile_error', `${p}: not a regular file`);
   }
 }
 
@@ -94,13 +123,14 @@ export async function loadFiles(paths: string[], opts: { excludeTests?: boolean 
     const files: Array<{ file: string; dataPath: string[] }> = [];
     if (st.isDirectory()) {
       const found: string[] = [];
-      await walk(root, found);
+      await walk(root, found, new Set());
       for (const f of found) {
         const rel = relative(root, f);
         const dirs = rel.split(sep).slice(0, -1);
         files.push({ file: f, dataPath: dirs });
       }
-    } else files.push({ file: root, dataPath: [] });
+    } else if (st.isFile()) files.push({ file: root, dataPath: [] });
+    else throw new RegoError('rego_compile_error', `${root}: not a regular file`);
     for (const { file, dataPath } of files) {
       if (isRego(file)) {
         if (opts.excludeTests && basename(file).endsWith('_test.rego')) continue;

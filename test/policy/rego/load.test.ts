@@ -1,4 +1,5 @@
-import { mkdtempSync, mkdirSync, writeFileSync } from 'node:fs';
+import { execFileSync } from 'node:child_process';
+import { mkdtempSync, mkdirSync, symlinkSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
@@ -32,6 +33,30 @@ describe('loadPolicy', () => {
     const dir = tree({ 'x/policy.rego': 'package p\nimport rego.v1\nv := data.k\n', 'x/d/data.json': '{"k": 1}' });
     const p = await loadPolicy([join(dir, 'x/policy.rego'), join(dir, 'x/d/data.json')]);
     expect(p.evaluate('data.p.v', {})).toBe(1);
+  });
+
+  it('follows symlinked directories (a ConfigMap item in a sub-directory) and files; reads a directory reached twice once', async () => {
+    // What Kubernetes mounts: ..data/ holds the files, `deny -> ..data/deny` and `p.rego -> ..data/p.rego`.
+    const dir = tree({
+      '..data/p.rego': 'package warden\nimport rego.v1\ndefault allow := true\nallow := false if data.deny[input.name]\n',
+      '..data/deny/names.json': '{"evil": true}',
+    });
+    symlinkSync('..data/p.rego', join(dir, 'p.rego'));
+    symlinkSync('..data/deny', join(dir, 'deny'));
+    const p = await loadPolicy([dir]);
+    expect(p.evaluate('data.warden.allow', { name: 'evil' })).toBe(false); // the linked directory's data is read
+    expect(p.evaluate('data.warden.allow', { name: 'good' })).toBe(true);
+    // A loop, and two links to one directory: no error, no endless walk.
+    symlinkSync('.', join(dir, 'deny', 'self'));
+    symlinkSync('..data/deny', join(dir, 'again'));
+    await expect(loadPolicy([dir])).resolves.toBeDefined();
+  });
+
+  it('refuses a policy or data file that is not a regular file (a FIFO would block the load for good)', async () => {
+    const dir = tree({ 'p.rego': 'package warden\n' });
+    execFileSync('mkfifo', [join(dir, 'stuck.rego')]);
+    await expect(loadPolicy([dir])).rejects.toThrow(/stuck\.rego: not a regular file/);
+    await expect(loadPolicy([join(dir, 'stuck.rego')])).rejects.toThrow(/not a regular file/);
   });
 
   it('excludes *_test.rego when asked', async () => {
