@@ -45,8 +45,11 @@ export async function runRedactCommand(argv: string[], io: CliIO): Promise<numbe
       rest.splice(at, 2);
     }
   }
+  // An empty FILE (`--config=`, `--config ""`) is a mistake, not "no config": the built-in
+  // defaults would redact differently from the sidecar without a word.
+  if (configFile === '') throw new UsageError('--config needs a FILE');
   let redaction = {};
-  if (configFile) {
+  if (configFile !== undefined) {
     const { loadConfig } = await import('../config/load.js');
     const { redactionConfigFrom, secretResolverFor } = await import('../runtime/components.js');
     const { dirname, resolve } = await import('node:path');

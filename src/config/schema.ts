@@ -307,10 +307,32 @@ export const ProviderSchema = z.discriminatedUnion('kind', [EchoProviderSchema, 
  * Snake-case mirror of the redaction module's RedactionConfig (src/redact/types.ts); only the
  * shape is checked here, the redaction module validates the content (patterns, entity names).
  */
+const redactionMode = z.enum(['mask', 'hash', 'tokenize', 'block', 'allow']);
+/** A detector score: 0..1 (a threshold of 85 would let every finding through). */
+const score = z.number().min(0, { error: 'must be between 0 and 1' }).max(1, { error: 'must be between 0 and 1' });
+
+/** One profile: what it detects and how. Strict: a mistyped key must not quietly change nothing. */
+const RedactionProfileSchema = z.strictObject({
+  entities: z.array(nonEmpty),
+  mode: redactionMode.optional(),
+  settings: z.record(z.string(), z.strictObject({ mode: redactionMode.optional(), threshold: score.optional() })).optional(),
+});
+
+/** A custom entity (RE2 pattern and/or dictionary); the redactor checks the pattern itself. */
+const CustomEntitySchema = z.strictObject({
+  name: z.string().regex(/^[A-Z][A-Z0-9_]{0,63}$/, { error: 'must be an upper-case entity name such as CUSTOMER_ID' }),
+  pattern: nonEmpty.optional(),
+  flags: z.string().regex(/^[imsu]*$/, { error: 'may hold only the RE2 flags i, m, s, u' }).optional(),
+  validator: z.enum(['luhn', 'mod97', 'mod11', 'verhoeff', 'none']).optional(),
+  context: z.array(nonEmpty).optional(),
+  dictionary: z.array(nonEmpty).optional(),
+  score: score.optional(),
+});
+
 const RedactionSchema = z.strictObject({
   default_profile: nonEmpty.default('standard'),
-  profiles: z.record(z.string(), z.looseObject({})).optional(),
-  custom_entities: z.array(z.looseObject({})).optional(),
+  profiles: z.record(z.string(), RedactionProfileSchema).optional(),
+  custom_entities: z.array(CustomEntitySchema).optional(),
   allow: z
     .strictObject({
       literals: z.array(z.string()).optional(),

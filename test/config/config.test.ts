@@ -350,6 +350,22 @@ describe('errors name file:line:col, key path and what is wrong', () => {
     ]);
   });
 
+  it('redaction profiles and custom entities are shape-checked: a threshold of 85 or a mistyped key is refused', () => {
+    expect(
+      lines(
+        'redaction:\n  profiles:\n    p:\n      entities: [EMAIL_ADDRESS]\n      settings: { EMAIL_ADDRESS: { threshold: 85 }, PHONE_NUMBER: { treshold: 0.4 } }\n      modee: mask\n' +
+          '  custom_entities:\n    - { name: customer_id, pattern: "C-\\\\d+", flags: gx, score: high }\n',
+      ),
+    ).toEqual([
+      'w.yaml:5:36: redaction.profiles.p.settings.EMAIL_ADDRESS.threshold: must be between 0 and 1',
+      'w.yaml:5:69: redaction.profiles.p.settings.PHONE_NUMBER.treshold: unknown key',
+      'w.yaml:6:7: redaction.profiles.p.modee: unknown key',
+      'w.yaml:8:9: redaction.custom_entities[0].name: must be an upper-case entity name such as CUSTOMER_ID',
+      'w.yaml:8:47: redaction.custom_entities[0].flags: may hold only the RE2 flags i, m, s, u',
+      'w.yaml:8:58: redaction.custom_entities[0].score: must be a number, got a string',
+    ]);
+  });
+
   it('redaction is shape-checked; a mistyped key is refused, not ignored', () => {
     const c = parseConfig('redaction:\n  default_profile: strict\n  profiles: { strict: { entities: [EMAIL] } }\n  phone_validation: possible\n', 'w.yaml');
     expect(c.redaction).toMatchObject({ default_profile: 'strict', phone_validation: 'possible' });

@@ -48,6 +48,12 @@ describe('warden CLI', () => {
     expect(cmd.stderr).toContain("unknown command 'frobnicate'");
     expect(cmd.stderr).toContain("Run 'warden --help' for usage.");
     expect(flag.stderr).toContain("Run 'warden serve --help' for usage.");
+    // An empty config FILE is a mistake, not "no config".
+    for (const args of [['redact', '--config='], ['redact', '--config', '']]) {
+      const empty = await cli(args);
+      expect(empty.code, args.join(' ')).toBe(2);
+      expect(empty.stderr).toContain('--config needs a FILE');
+    }
     const missing = await cli(['render', '--config', prepared.configFile]);
     expect(missing.code).toBe(2);
     expect(missing.stderr).toContain('--template is required');
