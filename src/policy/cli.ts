@@ -292,7 +292,8 @@ export async function runPolicyCli(argv: string[], io: Io): Promise<number> {
     io.stdout.write(HELP.main!);
     return cmd === undefined ? 2 : 0;
   }
-  if (!(cmd in HELP) || cmd === 'main') {
+  // Own members only: `warden policy toString` is an unknown command, not Object's.
+  if (!Object.hasOwn(HELP, cmd) || cmd === 'main') {
     io.stderr.write(`unknown command ${cmd}\n${HELP.main!}`);
     return 2;
   }

@@ -1,5 +1,5 @@
 /**
- * `warden redact [--profile P] [--mode M] [--jsonl] [--detect]`
+ * `warden redact [--config FILE] [--profile P] [--mode M] [--jsonl] [--detect]`
  *
  * Reads plain text (or, with --jsonl, one {"text": "..."} object per line) on stdin and writes
  * the redacted text (or one {"text": "..."} line per input line). With --detect it writes, per
@@ -18,9 +18,11 @@ export interface RedactCliIo {
   stderr: NodeJS.WritableStream;
 }
 
-const USAGE = `usage: warden redact [--profile P] [--mode M] [--jsonl] [--detect] [--help]
+const USAGE = `usage: warden redact [--config FILE] [--profile P] [--mode M] [--jsonl] [--detect] [--help]
 
 Redacts PII and secrets from stdin.
+  --config FILE a Warden config file: its redaction section (profiles, custom entities,
+                allow-lists) is used, so the text is redacted exactly as the sidecar does
   --profile P   redaction profile (built in: standard, strict; default: the configured default)
   --mode M      mode for every entity: mask | hash | tokenize | block | allow
   --jsonl       read one {"text": "..."} object per line, write one {"text": "..."} per line

@@ -1,4 +1,5 @@
 /** The `warden` command line, run as a child process: help, version, usage errors, the dry run. */
+import { spawn } from 'node:child_process';
 import { readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -57,6 +58,19 @@ describe('warden CLI', () => {
     const missing = await cli(['render', '--config', prepared.configFile]);
     expect(missing.code).toBe(2);
     expect(missing.stderr).toContain('--template is required');
+  });
+
+  it('a reader that goes away (| head) ends the output quietly, without a stack trace', { timeout: 30_000 }, async () => {
+    const child = spawn(process.execPath, ['--import', 'tsx', join(import.meta.dirname, '..', '..', 'src', 'main.ts'), 'redact'], { cwd: join(import.meta.dirname, '..', '..') });
+    let stderr = '';
+    child.stderr.on('data', (d: Buffer) => (stderr += d.toString()));
+    // Read one piece of the answer, then stop reading: the next writes hit EPIPE.
+    child.stdout.once('data', () => child.stdout.destroy());
+    child.stdin.write('mail a@b.com\n'.repeat(200_000));
+    child.stdin.end();
+    const code = await new Promise<number | null>((resolve) => child.once('close', resolve));
+    expect(stderr).not.toMatch(/\n\s+at /);
+    expect(code).toBe(0);
   });
 
   it('a bad config file is reported with file, line and key (exit 1)', async () => {

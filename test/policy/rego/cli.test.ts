@@ -126,6 +126,11 @@ describe('warden policy eval', () => {
     const bad = await run(['eval', '-d']);
     expect(bad.code).toBe(2);
     expect(bad.err).toContain('-d needs a value');
+    // Names every object has are unknown commands too.
+    for (const cmd of ['toString', 'constructor', '__proto__', 'hasOwnProperty']) {
+      const odd = await run([cmd]);
+      expect([odd.code, odd.err.split('\n')[0]], cmd).toEqual([2, `unknown command ${cmd}`]);
+    }
   });
 });
 
