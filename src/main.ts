@@ -94,13 +94,16 @@ function invokedDirectly(): boolean {
 }
 
 if (invokedDirectly()) {
-  // A reader that went away (`warden redact ... | head`) is the end of the output, not a crash
-  // with a stack trace.
-  for (const stream of [process.stdout, process.stderr]) {
-    stream.on('error', (err: NodeJS.ErrnoException) => {
-      if (err.code === 'EPIPE') process.exit(process.exitCode ?? 0);
-      throw err;
-    });
+  // For the tools, a reader that went away (`warden redact ... | head`) is the end of the output,
+  // not a crash with a stack trace. (`serve` handles its own: stdout may be its audit sink, whose
+  // failure is audit_unavailable, not an exit.)
+  if (process.argv[2] !== 'serve') {
+    for (const stream of [process.stdout, process.stderr]) {
+      stream.on('error', (err: NodeJS.ErrnoException) => {
+        if (err.code === 'EPIPE') process.exit(process.exitCode ?? 0);
+        throw err;
+      });
+    }
   }
   main(process.argv.slice(2)).then(
     (code) => {
