@@ -126,7 +126,7 @@ export async function runRenderCommand(argv: string[], io: CliIO): Promise<numbe
     io.out(`  redaction:  profile=${d.redaction.profile}${d.redaction.mode ? ` mode=${d.redaction.mode}` : ''}\n`);
     if (d.max_tokens !== undefined) io.out(`  max_tokens: ${d.max_tokens}\n`);
     io.out(`\nUpstream: provider=${response.provider} model=${response.model}\n`);
-    io.out('\nPrompt (exactly as it would be sent):\n');
+    io.out('\nPrompt (as it would be sent; secret values masked):\n');
     for (const m of response.messages) {
       const content = typeof m.content === 'string' ? m.content : JSON.stringify(m.content);
       io.out(`--- ${m.role} ---\n${content}\n`);
