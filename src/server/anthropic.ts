@@ -371,6 +371,11 @@ export class AnthropicStreamEncoder {
           throw new WardenError('upstream_error', 'the upstream went back to an earlier tool call, which an Anthropic stream cannot carry');
         }
         this.toolsSeen.add(t.index);
+        // A tool_use block needs both (an SDK cannot route a call without them); OpenAI sends
+        // them in a call's first piece.
+        if (!t.id || !t.function?.name) {
+          throw new WardenError('upstream_error', 'the upstream began a tool call without an id or a name');
+        }
         out += this.closeBlock();
         this.index++;
         this.open = 'tool';
@@ -378,7 +383,7 @@ export class AnthropicStreamEncoder {
         out += sse('content_block_start', {
           type: 'content_block_start',
           index: this.index,
-          content_block: { type: 'tool_use', id: t.id ?? '', name: t.function?.name ?? '', input: {} },
+          content_block: { type: 'tool_use', id: t.id, name: t.function.name, input: {} },
         });
       }
       const piece = t.function?.arguments;

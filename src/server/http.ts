@@ -41,6 +41,8 @@ export interface HttpIngressOptions {
 }
 
 const JSON_CONTENT_TYPE = 'application/json';
+/** What a route looks like: short, plain characters (anything else is not named back). */
+const ROUTE_LIKE = /^\/[A-Za-z0-9/_.-]{0,100}$/;
 /** `GET /v1/models/{id}` */
 const MODEL_PATH = '/v1/models/';
 
@@ -244,23 +246,25 @@ export function createHttpIngress(opts: HttpIngressOptions): HttpIngress {
     res.once('close', () => admission.leave());
 
     if (path === '/v1/chat/completions') {
-      if (req.method !== 'POST') return methodNotAllowed(req, res, requestId, 'POST');
+      if (req.method !== 'POST') return methodNotAllowed(req, res, requestId, path, 'POST');
       return chatCompletions(req, res, requestId);
     }
     if (path === '/v1/messages') {
-      if (req.method !== 'POST') return methodNotAllowed(req, res, requestId, 'POST');
+      if (req.method !== 'POST') return methodNotAllowed(req, res, requestId, path, 'POST');
       return anthropicMessages(req, res, requestId);
     }
     if (path === '/v1/models') {
-      if (req.method !== 'GET') return methodNotAllowed(req, res, requestId, 'GET');
+      if (req.method !== 'GET') return methodNotAllowed(req, res, requestId, path, 'GET');
       return models(req, res, requestId);
     }
     if (path.startsWith(MODEL_PATH)) {
-      if (req.method !== 'GET') return methodNotAllowed(req, res, requestId, 'GET');
+      if (req.method !== 'GET') return methodNotAllowed(req, res, requestId, path, 'GET');
       return models(req, res, requestId, path.slice(MODEL_PATH.length));
     }
-    req.resume();
-    sendError(res, new WardenError('not_found', `no route for ${req.method ?? 'GET'} ${path}`, { location: { path } }), requestId);
+    // The path is the caller's text: named back only when it looks like a route.
+    const shown = ROUTE_LIKE.test(path) ? path : 'this path';
+    const err = new WardenError('not_found', `no route for ${req.method ?? 'GET'} ${shown}`, ROUTE_LIKE.test(path) ? { location: { path } } : {});
+    return recordRefusal(req, requestId, path, err).then(() => sendError(res, err, requestId));
   }
 
   /**
@@ -269,26 +273,31 @@ export function createHttpIngress(opts: HttpIngressOptions): HttpIngress {
    * refused before it was read (ids and the code only).
    */
   function refuseAtDoor(req: IncomingMessage, res: ServerResponse, requestId: string, path: string, err: WardenError): Promise<void> {
+    const anthropic = path === '/v1/messages';
+    return recordRefusal(req, requestId, path, err).then(() => sendErrorBody(res, err, anthropic ? anthropicErrorBody(err) : errorBody(err), requestId));
+  }
+
+  /**
+   * Counts and audits a request refused before a PromptRequest was made of it (ids and the code
+   * only): every request to the app listener leaves one record, a wrong route or method too.
+   */
+  function recordRefusal(req: IncomingMessage, requestId: string, path: string, err: WardenError): Promise<void> {
     req.resume();
     const receivedAt = performance.timeOrigin + performance.now();
-    const anthropic = path === '/v1/messages';
-    const protocol = anthropic ? 'anthropic-http' : 'openai-http';
+    const protocol = path === '/v1/messages' ? 'anthropic-http' : 'openai-http';
     const action = path === '/v1/models' || path.startsWith(MODEL_PATH) ? 'models.list' : 'prompt.execute';
     opts.onRejected?.(err.code, 0, protocol);
     const headers = ingressHeaders(req.rawHeaders);
     const meta = { id: requestId, signal: new RequestSignal(), receivedAt, traceparent: headers.traceparent, peer: peerInfo(req.socket.remoteAddress, unixListener) };
-    return pipeline
-      .auditRejected(rejectedRequest(meta, protocol, action), err)
-      .then(() => sendErrorBody(res, err, anthropic ? anthropicErrorBody(err) : errorBody(err), requestId));
+    return pipeline.auditRejected(rejectedRequest(meta, protocol, action), err);
   }
 
-  function methodNotAllowed(req: IncomingMessage, res: ServerResponse, requestId: string, allow: string): void {
-    req.resume();
-    res.setHeader('allow', allow);
-    const body = JSON.stringify(
-      errorBody(new WardenError('invalid_request', `method ${req.method ?? ''} is not allowed here; use ${allow}`)),
-    );
-    sendJson(res, 405, body, requestId);
+  function methodNotAllowed(req: IncomingMessage, res: ServerResponse, requestId: string, path: string, allow: string): Promise<void> {
+    const err = new WardenError('invalid_request', `method ${req.method ?? ''} is not allowed here; use ${allow}`);
+    return recordRefusal(req, requestId, path, err).then(() => {
+      res.setHeader('allow', allow);
+      sendJson(res, 405, JSON.stringify(errorBody(err)), requestId);
+    });
   }
 
   /**
@@ -507,7 +516,8 @@ export function createHttpIngress(opts: HttpIngressOptions): HttpIngress {
         wanted = '';
       }
       if (wanted === '' || wanted.length > MAX_MODEL_LENGTH) {
-        return sendError(res, new WardenError('invalid_request', `the model id in the path must be 1 to ${MAX_MODEL_LENGTH} characters, URL-encoded`, { location: { path: 'model' } }), requestId);
+        const err = new WardenError('invalid_request', `the model id in the path must be 1 to ${MAX_MODEL_LENGTH} characters, URL-encoded`, { location: { path: 'model' } });
+        return recordRefusal(req, requestId, MODEL_PATH, err).then(() => sendError(res, err, requestId));
       }
     }
     const { signal, cancel, dispose } = requestSignal(res);

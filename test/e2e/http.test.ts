@@ -386,11 +386,23 @@ describe('bad input is refused with a stable code and the field named', () => {
     expect(r.json.error.code).toBe('model_not_allowed');
   });
 
-  it('unknown route and wrong method', async () => {
+  it('unknown route, wrong method and a bad model id: answered, and audited like any request', async () => {
+    const before = w.audit().length;
     const r = await fetch(`${w.addresses.http}/v1/embeddings`, { method: 'POST', body: '{}' });
     expect(r.status).toBe(404);
+    expect(((await r.json()) as any).error.message).toBe('no route for POST /v1/embeddings');
     const m = await fetch(`${w.addresses.http}/v1/chat/completions`);
     expect(m.status).toBe(405);
+    expect(m.headers.get('allow')).toBe('POST');
+    const bad = await fetch(`${w.addresses.http}/v1/models/%ZZ`, { headers: { authorization: `Bearer ${botToken}` } });
+    expect(bad.status).toBe(400);
+    // A path that is the caller's text (here: an e-mail address) is not named back.
+    const odd = await fetch(`${w.addresses.http}/jane.doe@example.com?x=1`);
+    expect(odd.status).toBe(404);
+    expect(await odd.text()).not.toContain('jane.doe');
+    await eventually(() => w.audit().length >= before + 4);
+    expect(w.audit().slice(before).map((x) => x.error_code)).toEqual(['not_found', 'invalid_request', 'invalid_request', 'not_found']);
+    expect(JSON.stringify(w.audit().slice(before))).not.toContain('jane.doe');
   });
 });
 

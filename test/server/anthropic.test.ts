@@ -54,4 +54,9 @@ describe('AnthropicStreamEncoder', () => {
     expect(enc.encode(chunk(1, '{}', { id: 'call_b', function: { name: 'b', arguments: '{}' } }))).toContain('"name":"b"');
     expect(() => enc.encode(chunk(0, '1}'))).toThrow(expect.objectContaining({ code: 'upstream_error' }));
   });
+
+  it('refuses a tool call whose first piece has no id or name, instead of a nameless block', () => {
+    expect(() => new AnthropicStreamEncoder().encode(chunk(0, '{}'))).toThrow(expect.objectContaining({ code: 'upstream_error' }));
+    expect(() => new AnthropicStreamEncoder().encode(chunk(0, '{}', { id: 'call_a' }))).toThrow(expect.objectContaining({ code: 'upstream_error' }));
+  });
 });
