@@ -305,7 +305,9 @@ export async function* processChunkStream(
   function* sequentialChunks(chunk: CompletionChunk): Generator<CompletionChunk> {
     const perChoice = chunk.choices.map((choice) => {
       const i = choice.index;
-      const deltas: ChunkDelta[] = [{ ...choice.delta, content: undefined, refusal: undefined, tool_calls: undefined }];
+      // The delta's other members (role) stay; its text and tool calls are rebuilt below.
+      const { content: _content, refusal: _refusal, tool_calls: _tools, ...rest } = choice.delta;
+      const deltas: ChunkDelta[] = [rest];
       let delta = deltas[0]!;
       const addText = (key: 'content' | 'refusal', text: string): void => {
         // Text after tool calls, or the other kind of text, starts a new delta (an empty piece
@@ -362,17 +364,10 @@ export async function* processChunkStream(
         if (delta === undefined) continue;
         // finish_reason (and the choice's other members) go with its last delta.
         const done = k === deltas.length - 1;
-        choices.push(done ? { ...choice, delta: withoutUndefined(delta) } : { index: choice.index, delta: withoutUndefined(delta), finish_reason: null });
+        choices.push(done ? { ...choice, delta } : { index: choice.index, delta, finish_reason: null });
       }
       // The chunk's other members (usage) go with the last piece.
       yield final ? { ...chunk, choices } : { id: chunk.id, model: chunk.model, created: chunk.created, choices };
     }
   }
-}
-
-/** The delta without members left undefined while it was built. */
-function withoutUndefined(delta: ChunkDelta): ChunkDelta {
-  const out: Record<string, unknown> = {};
-  for (const [k, v] of Object.entries(delta)) if (v !== undefined) out[k] = v;
-  return out as ChunkDelta;
 }
