@@ -6,7 +6,7 @@
  */
 import type { JWTPayload, JWTVerifyGetKey } from 'jose';
 import type { Principal } from '../pipeline/types.js';
-import { createJwksSource, JwksConfigError, type JwksSourceOptions } from './jwks.js';
+import { createJwksSource, JwksConfigError, type JwksSource, type JwksSourceOptions } from './jwks.js';
 import { frozenPrincipal } from './frozen.js';
 import { VerifiedTokenCache } from './token-cache.js';
 import { guardKeySource, peekClaims, verifyJwt } from './jwt.js';
@@ -42,6 +42,7 @@ export interface BearerJwtMethod {
 
 export class BearerJwtVerifier {
   private readonly method: string;
+  private readonly keys: JwksSource;
   private readonly getKey: JWTVerifyGetKey;
   private readonly issuers: string[] | undefined;
   private readonly audiences: string[];
@@ -60,7 +61,8 @@ export class BearerJwtVerifier {
     this.audiences = opts.audiences.slice();
     this.algorithms = opts.algorithms ?? m.defaultAlgorithms;
     this.clockToleranceSec = opts.clockToleranceSec ?? 10;
-    this.getKey = guardKeySource(createJwksSource(m.mapKeys ? { ...opts, mapKeys: m.mapKeys } : opts, m.method));
+    this.keys = createJwksSource(m.mapKeys ? { ...opts, mapKeys: m.mapKeys } : opts, m.method);
+    this.getKey = guardKeySource(this.keys.getKey);
     const logger = opts.logger;
     let lastLogged = Number.NEGATIVE_INFINITY;
     this.onKeySetUnavailable = logger
@@ -104,6 +106,7 @@ export class BearerJwtVerifier {
       algorithms: this.algorithms,
       clockToleranceSec: this.clockToleranceSec,
       nowMs: now,
+      refetchAfterUnusableKey: (kid) => this.keys.refetchAfterUnusableKey(kid),
       ...(this.onKeySetUnavailable ? { onKeySetUnavailable: this.onKeySetUnavailable } : {}),
     });
     const principal = frozenPrincipal(toPrincipal(payload));

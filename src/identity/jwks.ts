@@ -1,6 +1,7 @@
 /**
  * Where verification keys come from: a JWKS URL (fetched by jose, cached, refetched on an
- * unknown `kid` after a cooldown) or a JWKS file read once at start. The Kubernetes API serves
+ * unknown `kid` or a key that cannot be used, at most once per cooldown) or a JWKS file read
+ * once at start. The Kubernetes API serves
  * its keys at `/openid/v1/jwks`; reaching it from a pod needs the pod's own token and the
  * cluster CA, hence the optional bearer-token file and CA file.
  */
@@ -31,6 +32,20 @@ export interface JwksSourceOptions {
   mapKeys?: (keys: JWK[]) => JWK[];
 }
 
+/** A key source: the key lookup jose verifies with, and a way to fetch the key set again. */
+export interface JwksSource {
+  getKey: JWTVerifyGetKey;
+  /**
+   * Called when the key a token names (by `kid`) was found but could not be used: malformed, not
+   * importable, too weak. Resolves true when a new key set was fetched, so verifying once more is
+   * worth it; always false for a key file.
+   */
+  refetchAfterUnusableKey(kid: string | undefined): Promise<boolean>;
+}
+
+/** The least time between two fetches of a JWKS URL caused by an unknown or unusable key. */
+const JWKS_COOLDOWN_MS = 30_000;
+
 export class JwksConfigError extends Error {
   constructor(message: string) {
     super(message);
@@ -60,7 +75,7 @@ function readConfigFile(what: string, key: string, path: string): string {
   }
 }
 
-export function createJwksSource(opts: JwksSourceOptions, what: string): JWTVerifyGetKey {
+export function createJwksSource(opts: JwksSourceOptions, what: string): JwksSource {
   if (opts.jwksUrl && opts.jwksFile) throw new JwksConfigError(`${what}: set jwks_url or jwks_file, not both`);
   if (opts.jwksFile) {
     const text = readConfigFile(what, 'jwks_file', opts.jwksFile);
@@ -76,7 +91,7 @@ export function createJwksSource(opts: JwksSourceOptions, what: string): JWTVeri
     const problem = keySetProblem(keys);
     if (problem) throw new JwksConfigError(`${what}: jwks_file ${opts.jwksFile} ${problem}`);
     try {
-      return createLocalJWKSet({ keys });
+      return { getKey: createLocalJWKSet({ keys }), refetchAfterUnusableKey: () => Promise.resolve(false) };
     } catch {
       throw new JwksConfigError(`${what}: jwks_file ${opts.jwksFile} is not a valid JSON Web Key Set`);
     }
@@ -99,7 +114,7 @@ export function createJwksSource(opts: JwksSourceOptions, what: string): JWTVeri
   const remote: Parameters<typeof createRemoteJWKSet>[1] = {
     cacheMaxAge: opts.jwksCacheMaxAgeMs ?? 600_000,
     timeoutDuration: opts.jwksTimeoutMs ?? 5_000,
-    cooldownDuration: 30_000,
+    cooldownDuration: JWKS_COOLDOWN_MS,
   };
   if (opts.jwksHeaders) remote.headers = { ...opts.jwksHeaders };
   if (opts.jwksBearerTokenFile || opts.jwksCaFile || opts.mapKeys) {
@@ -125,5 +140,44 @@ export function createJwksSource(opts: JwksSourceOptions, what: string): JWTVeri
     };
     remote[customFetch] = fetchImpl;
   }
-  return createRemoteJWKSet(url, remote);
+  return refetchingOnUnusableKey(createRemoteJWKSet(url, remote));
+}
+
+/**
+ * jose refetches a JWKS URL only for an unknown `kid`: a key set that served one malformed key
+ * would be trusted, and the key refused, until the cache age ends (10 min). Here a key that is
+ * in the current set but cannot be used makes the set be fetched again, once per cooldown
+ * counted from the last fetch or try (a failed fetch too), so a bad issuer cannot make Warden
+ * hammer its endpoint.
+ */
+function refetchingOnUnusableKey(remote: ReturnType<typeof createRemoteJWKSet>): JwksSource {
+  let lastTry = Number.NEGATIVE_INFINITY;
+  let pending: Promise<boolean> | undefined;
+  const refetch = async (): Promise<boolean> => {
+    try {
+      await remote.reload();
+      return true;
+    } catch {
+      return false; // the caller keeps its own error: the key it had could not be used
+    } finally {
+      pending = undefined;
+    }
+  };
+  return {
+    getKey: remote,
+    refetchAfterUnusableKey(kid) {
+      if (pending) return pending; // requests failing together share one fetch
+      // Only when the failure was the key's: a set that could not be fetched is jose's to retry.
+      if (!remote.fresh || !holdsKey(remote.jwks()?.keys, kid)) return Promise.resolve(false);
+      if (remote.coolingDown || Date.now() - lastTry < JWKS_COOLDOWN_MS) return Promise.resolve(false);
+      lastTry = Date.now();
+      return (pending = refetch());
+    },
+  };
+}
+
+/** Whether a key set has the key a token names (any key, for a token without `kid`). */
+function holdsKey(keys: JWK[] | undefined, kid: string | undefined): boolean {
+  if (!keys) return false;
+  return kid === undefined ? keys.length > 0 : keys.some((k) => k.kid === kid);
 }

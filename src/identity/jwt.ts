@@ -4,7 +4,7 @@
  * with messages we write ourselves: the token, its claims and jose's error objects (which carry
  * the payload) never reach a message, a log line or an error cause.
  */
-import { decodeJwt, jwtVerify, type JWTPayload, type JWTVerifyGetKey } from 'jose';
+import { decodeJwt, decodeProtectedHeader, jwtVerify, type JWTPayload, type JWTVerifyGetKey } from 'jose';
 import { WardenError } from '../pipeline/errors.js';
 
 export const DEFAULT_ALGORITHMS = ['RS256', 'RS384', 'RS512', 'PS256', 'PS384', 'PS512', 'ES256', 'ES384', 'ES512', 'EdDSA'];
@@ -72,31 +72,65 @@ export interface VerifyOptions {
   nowMs: number;
   /** Told why, when the key source failed (see guardKeySource). */
   onKeySetUnavailable?: (reason: string) => void;
+  /** Asked to fetch the key set again when the token's key could not be used (see JwksSource). */
+  refetchAfterUnusableKey?: (kid: string | undefined) => Promise<boolean>;
 }
 
 export async function verifyJwt(method: string, token: string, getKey: JWTVerifyGetKey, o: VerifyOptions): Promise<JWTPayload> {
+  let failure: unknown;
   try {
-    const { payload } = await jwtVerify(token, getKey, {
+    return await verifyOnce(method, token, getKey, o);
+  } catch (err) {
+    failure = err;
+  }
+  // The key set may have been fixed since it was fetched: once, when the source agrees to refetch.
+  if (failure instanceof KeySetUnavailable && o.refetchAfterUnusableKey && (await o.refetchAfterUnusableKey(kidOf(token)))) {
+    try {
+      return await verifyOnce(method, token, getKey, o);
+    } catch (err) {
+      failure = err;
+    }
+  }
+  if (failure instanceof WardenError) throw failure;
+  if (failure instanceof KeySetUnavailable) {
+    o.onKeySetUnavailable?.(failure.reason);
+    throw unauthenticated(method, 'JWKS unavailable');
+  }
+  throw unauthenticated(method, describeJoseError(failure));
+}
+
+async function verifyOnce(method: string, token: string, getKey: JWTVerifyGetKey, o: VerifyOptions): Promise<JWTPayload> {
+  let payload: JWTPayload;
+  try {
+    ({ payload } = await jwtVerify(token, getKey, {
       ...(o.issuer ? { issuer: o.issuer } : {}),
       audience: o.audiences,
       algorithms: o.algorithms,
       clockTolerance: o.clockToleranceSec,
       requiredClaims: ['exp'],
       currentDate: new Date(o.nowMs),
-    });
-    // jose checks `iat` only against a maximum age; a token issued in the future is refused here,
-    // as Kubernetes' own validator does.
-    if (typeof payload.iat === 'number' && payload.iat > o.nowMs / 1000 + o.clockToleranceSec) {
-      throw unauthenticated(method, 'token issued in the future');
-    }
-    return payload;
+    }));
   } catch (err) {
-    if (err instanceof WardenError) throw err;
-    if (err instanceof KeySetUnavailable) {
-      o.onKeySetUnavailable?.(err.reason);
-      throw unauthenticated(method, 'JWKS unavailable');
-    }
-    throw unauthenticated(method, describeJoseError(err));
+    // Key lookup failures arrive as KeySetUnavailable (guardKeySource); a TypeError jose throws
+    // itself is about the key it was given (e.g. an RSA modulus under 2048 bits): the key set's
+    // fault, not the token's.
+    throw err instanceof TypeError ? new KeySetUnavailable('a key could not be used') : err;
+  }
+  // jose checks `iat` only against a maximum age; a token issued in the future is refused here,
+  // as Kubernetes' own validator does.
+  if (typeof payload.iat === 'number' && payload.iat > o.nowMs / 1000 + o.clockToleranceSec) {
+    throw unauthenticated(method, 'token issued in the future');
+  }
+  return payload;
+}
+
+/** The token's `kid`; jose parsed the header before asking for a key, so it is well-formed here. */
+function kidOf(token: string): string | undefined {
+  try {
+    const kid = decodeProtectedHeader(token).kid;
+    return typeof kid === 'string' ? kid : undefined;
+  } catch {
+    return undefined;
   }
 }
 

@@ -339,6 +339,114 @@ describe('key sources that fail', () => {
   });
 });
 
+describe('a key set that served an unusable key', () => {
+  // A key server whose answer the test changes; it counts its fetches.
+  async function mutableJwks(): Promise<{ url: string; serve(keys: JWK[], status?: number): void; hits(): number; close(): Promise<void> }> {
+    let keys: JWK[] = [];
+    let status = 200;
+    let hits = 0;
+    const srv = createServer((_req, res) => {
+      hits++;
+      res.writeHead(status, { 'content-type': 'application/jwk-set+json' }).end(JSON.stringify({ keys }));
+    });
+    await new Promise<void>((r) => srv.listen(0, '127.0.0.1', r));
+    return {
+      url: `http://127.0.0.1:${(srv.address() as AddressInfo).port}/keys`,
+      serve: (k, st = 200) => {
+        keys = k;
+        status = st;
+      },
+      hits: () => hits,
+      close: () => new Promise<void>((r) => srv.close(() => r())),
+    };
+  }
+
+  // Only Date is faked (jose's cache and cooldown read Date.now); sockets and timeouts stay real.
+  beforeAll(() => vi.useFakeTimers({ toFake: ['Date'] }));
+  afterAll(() => vi.useRealTimers());
+
+  const unusable: Array<[string, () => JWK]> = [
+    ['cannot be imported (no exponent)', () => ({ ...rsa.jwk, e: undefined } as unknown as JWK)],
+    ['imports but is unusable (a 24-bit modulus)', () => ({ ...rsa.jwk, n: 'AAAA' })],
+  ];
+  for (const [what, badKey] of unusable) {
+    it(`refetches, at most once per cooldown, when the token's key ${what}, and accepts once a good key is served`, async () => {
+      const jwks = await mutableJwks();
+      try {
+        vi.setSystemTime(new Date('2030-01-01T00:00:00Z'));
+        const warnings: object[] = [];
+        const k8s = new KubernetesTokenAuthenticator({ issuer: ISSUER, audiences: [AUD], jwksUrl: jwks.url, logger: { warn: (o) => warnings.push(o) } });
+        const token = await sign(k8sClaims());
+        jwks.serve([badKey()]);
+        expect((await authError(k8s, creds(token))).message).toBe('kubernetes authentication failed: JWKS unavailable');
+        expect(jwks.hits()).toBe(1);
+        expect(warnings).toEqual([{ method: 'kubernetes', reason: 'a key could not be used' }]);
+
+        // Within the cooldown nothing is fetched, however often a token is presented.
+        vi.setSystemTime(new Date('2030-01-01T00:00:20Z'));
+        for (let i = 0; i < 3; i++) await authError(k8s, creds(token));
+        expect(jwks.hits()).toBe(1);
+
+        // After it, one refetch; the endpoint still serves the bad key: refused, and the next
+        // tries within the new cooldown fetch nothing.
+        vi.setSystemTime(new Date('2030-01-01T00:00:31Z'));
+        await authError(k8s, creds(token));
+        expect(jwks.hits()).toBe(2);
+        vi.setSystemTime(new Date('2030-01-01T00:00:45Z'));
+        await authError(k8s, creds(token));
+        expect(jwks.hits()).toBe(2);
+
+        // The issuer fixes its key set: the first request after the cooldown is accepted.
+        jwks.serve([rsa.jwk]);
+        vi.setSystemTime(new Date('2030-01-01T00:01:02Z'));
+        expect(await k8s.authenticate(creds(token))).toMatchObject({ kind: 'kubernetes', namespace: 'payments' });
+        expect(jwks.hits()).toBe(3);
+      } finally {
+        await jwks.close();
+      }
+    });
+  }
+
+  it('a SPIFFE bundle recovers the same way, and a refetch that fails waits out the cooldown too', async () => {
+    const jwks = await mutableJwks();
+    try {
+      vi.setSystemTime(new Date('2030-01-01T00:00:00Z'));
+      const s = new SpiffeJwtAuthenticator({ trustDomains: ['prod.example'], audiences: [AUD], jwksUrl: jwks.url });
+      const token = await sign({ sub: 'spiffe://prod.example/ns/payments/sa/checkout' });
+      jwks.serve([{ ...rsa.jwk, use: 'jwt-svid', e: undefined } as unknown as JWK]);
+      await authError(s, creds(token));
+      expect(jwks.hits()).toBe(1);
+      // The refetch finds the endpoint failing: refused, and not tried again for 30 s although
+      // the last key set that was had is older than that.
+      jwks.serve([], 500);
+      vi.setSystemTime(new Date('2030-01-01T00:00:31Z'));
+      await authError(s, creds(token));
+      expect(jwks.hits()).toBe(2);
+      jwks.serve([{ ...rsa.jwk, use: 'jwt-svid' }]);
+      vi.setSystemTime(new Date('2030-01-01T00:00:50Z'));
+      await authError(s, creds(token));
+      expect(jwks.hits()).toBe(2);
+      vi.setSystemTime(new Date('2030-01-01T00:01:02Z'));
+      expect(await s.authenticate(creds(token))).toMatchObject({ spiffe_id: 'spiffe://prod.example/ns/payments/sa/checkout' });
+      expect(jwks.hits()).toBe(3);
+    } finally {
+      await jwks.close();
+    }
+  });
+
+  it('an endpoint that fails from the start is not fetched twice per request', async () => {
+    const jwks = await mutableJwks();
+    try {
+      jwks.serve([], 500);
+      const k8s = new KubernetesTokenAuthenticator({ issuer: ISSUER, audiences: [AUD], jwksUrl: jwks.url });
+      await authError(k8s, creds(await sign(k8sClaims())));
+      expect(jwks.hits()).toBe(1);
+    } finally {
+      await jwks.close();
+    }
+  });
+});
+
 describe('SpiffeJwtAuthenticator', () => {
   it('accepts a JWT-SVID from an accepted trust domain and maps the k8s path', async () => {
     const s = new SpiffeJwtAuthenticator({ trustDomains: ['prod.example.com'], audiences: [AUD], jwksUrl });
