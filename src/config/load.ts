@@ -7,6 +7,7 @@ import { readFileSync } from 'node:fs';
 import { dirname, isAbsolute, resolve } from 'node:path';
 import { isAlias, LineCounter, parseDocument, visit, type Document } from 'yaml';
 import { MAX_YAML_DEPTH, yamlTooDeep } from '../pipeline/yaml-depth.js';
+import { YAML_TAG_OPTIONS, yamlTagProblems } from '../pipeline/yaml-tags.js';
 import type { z } from 'zod';
 import { parseSecretRef } from '../secrets/index.js';
 import { ConfigError, type ConfigProblem } from './errors.js';
@@ -75,7 +76,7 @@ export function parseConfig(text: string, file: string, env: Env = {}, opts: Loa
   // The YAML parser cannot survive a few thousand levels (see pipeline/yaml-depth.ts).
   if (yamlTooDeep(text)) throw new ConfigError([{ file, path: '(root)', message: `nested deeper than ${MAX_YAML_DEPTH} levels` }]);
   const counter = new LineCounter();
-  const doc = parseDocument(text, { lineCounter: counter, prettyErrors: false, uniqueKeys: true });
+  const doc = parseDocument(text, { ...YAML_TAG_OPTIONS, lineCounter: counter, prettyErrors: false, uniqueKeys: true });
   if (doc.errors.length > 0) {
     throw new ConfigError(
       doc.errors.map((e) => {
@@ -83,6 +84,16 @@ export function parseConfig(text: string, file: string, env: Env = {}, opts: Loa
         // Only the first line: later lines of yaml's message quote the source, which may hold a secret.
         const firstLine = e.message.split('\n')[0] ?? e.message;
         return { file, line: pos.line, column: pos.col, path: '(root)', message: `YAML syntax: ${firstLine}` };
+      }),
+    );
+  }
+  // A tag Warden does not implement (`!vault`, `!include`) would otherwise be dropped silently.
+  const tagProblems = yamlTagProblems(doc);
+  if (tagProblems.length > 0) {
+    throw new ConfigError(
+      tagProblems.map((p) => {
+        const pos = counter.linePos(p.offset);
+        return { file, line: pos.line, column: pos.col, path: '(root)', message: p.message };
       }),
     );
   }

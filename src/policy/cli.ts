@@ -6,8 +6,8 @@
  */
 import { randomBytes } from 'node:crypto';
 import { readFile } from 'node:fs/promises';
-import { parse as parseYaml } from 'yaml';
 import { MAX_YAML_DEPTH, yamlTooDeep } from '../pipeline/yaml-depth.js';
+import { parseYamlValue, YamlTagError } from '../pipeline/yaml-tags.js';
 import { RegoError, compileRegoPolicy, formatInputPath, loadRegoPolicy, type InputDeps, type QueryResult, type RegoPolicy } from './rego/index.js';
 import { stringifyJSON, type Value } from './rego/value.js';
 import { parseModule } from './rego/ast/parser.js';
@@ -111,8 +111,9 @@ async function readInput(file: string): Promise<unknown> {
   const yaml = file.endsWith('.yaml') || file.endsWith('.yml');
   if (yaml && yamlTooDeep(text)) throw new Error(`${file}: cannot parse input: nested deeper than ${MAX_YAML_DEPTH} levels`);
   try {
-    return yaml ? parseYaml(text) : JSON.parse(text);
+    return yaml ? parseYamlValue(text) : JSON.parse(text);
   } catch (e) {
+    if (e instanceof YamlTagError) throw new Error(`${file}:${e.line}:${e.col}: cannot parse input: ${e.message}`);
     const at = yaml ? yamlErrorAt(e) : jsonErrorAt(e, text);
     throw new Error(`${file}${at ? `:${at.line}:${at.col}` : ''}: cannot parse input: not valid ${yaml ? 'YAML' : 'JSON'}`);
   }

@@ -8,6 +8,7 @@ import { open, readdir, realpath, stat } from 'node:fs/promises';
 import { join } from 'node:path';
 import { isAlias, isMap, isPair, isScalar, LineCounter, parseAllDocuments, visit, type Document, type Node } from 'yaml';
 import { MAX_YAML_DEPTH, yamlTooDeep } from '../pipeline/yaml-depth.js';
+import { YAML_TAG_OPTIONS, yamlTagProblems } from '../pipeline/yaml-tags.js';
 import { WardenError } from '../pipeline/errors.js';
 import type { Template, VariableSpec } from '../pipeline/types.js';
 // The one ref grammar (the resolver parses refs with it at request time): a ref that passes here
@@ -244,7 +245,7 @@ export function parseTemplateFile(file: string, text: string): { templates: Arra
   // The YAML parser cannot survive a few thousand levels (see pipeline/yaml-depth.ts).
   if (yamlTooDeep(text)) return { templates: [], issues: [{ file, line: 1, column: 1, path: '', message: `nested deeper than ${MAX_YAML_DEPTH} levels` }] };
   const lineCounter = new LineCounter();
-  const docs = parseAllDocuments(text, { lineCounter, prettyErrors: true, uniqueKeys: true });
+  const docs = parseAllDocuments(text, { ...YAML_TAG_OPTIONS, lineCounter, prettyErrors: true, uniqueKeys: true });
   const issues: TemplateIssue[] = [];
   const templates: Array<{ template: Template; idPos: Pos }> = [];
   const list = Array.isArray(docs) ? docs : [];
@@ -262,6 +263,12 @@ export function parseTemplateFile(file: string, text: string): { templates: Arra
         const lp = e.linePos?.[0];
         issues.push({ file, line: lp?.line ?? 1, column: lp?.col ?? 1, path: '', message: `YAML: ${e.message.split('\n')[0]}` });
       }
+      continue;
+    }
+    // A tag Warden does not implement (`!include`, `!vault`) would otherwise be dropped silently.
+    const tagProblems = yamlTagProblems(doc);
+    if (tagProblems.length > 0) {
+      for (const p of tagProblems) issues.push({ file, ...at(p.offset), path: '', message: p.message });
       continue;
     }
     const r = validateDocument(file, doc, at, text);

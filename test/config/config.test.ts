@@ -387,6 +387,20 @@ describe('errors name file:line:col, key path and what is wrong', () => {
     expect(dup[0]?.message).toMatch(/unique|duplicate/i);
   });
 
+  it('a YAML tag Warden does not implement is refused where it is written, not read as a plain value', () => {
+    // An operator who writes `!vault` expects a lookup; reading the path as a literal would be wrong.
+    expect(lines('environment:\n  name: !vault secret/env\n  labels: { team: !include team.yaml, blob: !!binary aGk= }\n')).toEqual([
+      'w.yaml:2:9: (root): unknown YAML tag !vault',
+      'w.yaml:3:19: (root): unknown YAML tag !include',
+      'w.yaml:3:45: (root): unknown YAML tag !!binary',
+    ]);
+    expect(lines('log: !Ref Logging\n')).toEqual(['w.yaml:1:6: (root): unknown YAML tag !Ref']);
+    // The YAML 1.2 core tags still mean what they say.
+    const ok = parseConfig('environment: !!map\n  name: !!str staging\n  labels: { n: !!str 1 }\n', 'w.yaml');
+    expect(ok.environment.name).toBe('staging');
+    expect(ok.environment.labels.n).toBe('1');
+  });
+
   it('a document that is not a mapping', () => {
     expect(lines('- a\n- b\n')).toEqual(['w.yaml:1:1: (root): must be a mapping of keys to values']);
   });

@@ -117,6 +117,34 @@ describe('hot reload', () => {
     await eventually(() => w.logs.filter((l) => l.includes('reload applied')).length > applied + 1);
   });
 
+  it('a template or policy data file with an unknown YAML tag is rejected, naming the tag; the last good set keeps serving', async () => {
+    const good = await readyz();
+    const rejected = () => w.logs.filter((l) => l.includes('reload rejected'));
+    const before = rejected().length;
+    const file = join(w.dir, 'templates', 'ops', 'tagged.yaml');
+    // Read without the tag, this would be a valid template whose description is a file name.
+    writeFileSync(
+      file,
+      'id: ops/tagged\nversion: 1\nowner: ops@example.com\nsensitivity: internal\ndescription: !include brief.md\nmodels: [gpt-4o-mini]\nmessages:\n  - { role: user, content: hi }\n',
+    );
+    await eventually(() => rejected().length > before);
+    expect(rejected().at(-1)).toMatch(/tagged\.yaml:5:14: unknown YAML tag !include/);
+    expect((await readyz()).template_revision).toBe(good.template_revision);
+    expect((await call(3)).status).toBe(200);
+    writeFileSync(file, '');
+
+    const data = join(w.dir, 'policies', 'limits.yaml');
+    writeFileSync(data, 'limits:\n  max_tokens: !vault limits/max\n');
+    await eventually(() => rejected().length > before + 1);
+    const line = rejected().at(-1)!;
+    expect(line).toMatch(/limits\.yaml: cannot parse data file: unknown YAML tag !vault \(line 2, column 15\)/);
+    expect(line).toContain('"kind":"policies"');
+    expect((await readyz()).policy_revision).toBe(good.policy_revision);
+    expect((await call(3)).status).toBe(200);
+    writeFileSync(data, 'limits:\n  max_tokens: 100\n');
+    await eventually(async () => (await readyz()).policy_revision !== good.policy_revision);
+  });
+
   it('an explicit reload (what SIGHUP triggers) reports success and keeps the revision when nothing changed', async () => {
     const before = await readyz();
     expect(await w.runtime.reload('SIGHUP')).toBe(true);

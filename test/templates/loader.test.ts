@@ -87,6 +87,17 @@ describe('parseTemplateFile', () => {
     expect(i.line).toBeGreaterThanOrEqual(2);
   });
 
+  it('refuses a YAML tag Warden does not implement, with its position, instead of reading the plain value', () => {
+    const i = one(GOOD.replace('description: Say hello.', 'description: !include hello.md'));
+    expect(i).toMatchObject({ file: 't.yaml', line: 5, column: 14, message: 'unknown YAML tag !include' });
+    const two = issuesOf(GOOD.replace('owner: team@example.com', 'owner: !vault owners/team').replace('"Hello {{ name }}"', '!!binary SGVsbG8='));
+    expect(two.map((x) => `${x.line}:${x.column}: ${x.message}`)).toEqual(['3:8: unknown YAML tag !vault', '10:14: unknown YAML tag !!binary']);
+    // Only the tagged document of a file is refused; core tags are fine.
+    const r = parseTemplateFile('t.yaml', `${GOOD.replace('version: 1', 'version: !!int 1')}---\n${GOOD.replace('version: 1', 'version: 2').replace('Say hello.', '!Sub hello')}`);
+    expect(r.templates.map((t) => t.template.version)).toEqual([1]);
+    expect(r.issues.map((x) => `${x.line}:${x.column}: ${x.message}`)).toEqual(['16:14: unknown YAML tag !Sub']);
+  });
+
   it('requires every placeholder to be declared and every variable to be used', () => {
     const undeclared = one(GOOD.replace('Hello {{ name }}', 'Hello {{ name }} {{who}}'));
     expect(undeclared).toMatchObject({ path: 'messages[0].content', line: 10, column: 14 });

@@ -6,9 +6,9 @@
  */
 import { readdir, readFile, realpath, stat } from 'node:fs/promises';
 import { basename, join, relative, sep } from 'node:path';
-import { parse as parseYaml } from 'yaml';
 import { MAX_JSON_DEPTH_CEILING, tooDeepAt } from '../../pipeline/json-depth.js';
 import { MAX_YAML_DEPTH, yamlTooDeep } from '../../pipeline/yaml-depth.js';
+import { parseYamlValue, YamlTagError } from '../../pipeline/yaml-tags.js';
 import { RegoError } from './errors.js';
 
 export interface LoadedFiles {
@@ -55,8 +55,9 @@ export async function parseDataFile(file: string): Promise<unknown> {
   if (!json && yamlTooDeep(text)) throw new RegoError('rego_parse_error', `${file}: data nested deeper than ${MAX_YAML_DEPTH} levels`);
   let data: unknown;
   try {
-    data = json ? (JSON.parse(text) as unknown) : (parseYaml(text) as unknown);
+    data = json ? (JSON.parse(text) as unknown) : parseYamlValue(text);
   } catch (e) {
+    if (e instanceof YamlTagError) throw new RegoError('rego_parse_error', `${file}: cannot parse data file: ${e.message} (line ${e.line}, column ${e.col})`);
     // Where, never what: the parsers' messages quote the text, which may hold a secret.
     const pos = (e as { linePos?: Array<{ line: number; col: number }> }).linePos?.[0];
     const what = json ? 'not valid JSON' : `not valid YAML${pos ? ` (line ${pos.line}, column ${pos.col})` : ''}`;

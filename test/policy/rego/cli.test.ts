@@ -115,6 +115,11 @@ describe('warden policy eval', () => {
     const missing = await run(['eval', '-i', join(dir, 'nope.json'), 'input']);
     expect(missing.code).toBe(1);
     expect(missing.err.trim()).toBe(`${join(dir, 'nope.json')}: cannot read input file (ENOENT)`);
+    writeFileSync(join(dir, 'tagged.yaml'), 'user: alice\ntoken: !vault CANARY-SECRET-7f3a\n');
+    const tagged = await run(['eval', '-i', join(dir, 'tagged.yaml'), 'input']);
+    expect(tagged.code).toBe(1);
+    expect(tagged.err.trim()).toBe(`${join(dir, 'tagged.yaml')}:2:8: cannot parse input: unknown YAML tag !vault`);
+    expect(tagged.err + tagged.out).not.toContain('CANARY');
     expect(yaml.err + json.err).not.toContain('CANARY');
     expect(yaml.err + json.err + missing.err).not.toContain('Usage:');
   });

@@ -87,6 +87,15 @@ describe('loadPolicy', () => {
     await expect(loadPolicy([join(bad, 'missing')])).rejects.toThrow(/no such file or directory/);
   });
 
+  it('refuses a data file with a YAML tag Warden does not implement, naming the tag and where it is', async () => {
+    const dir = tree({ 'p.rego': 'package p\nimport rego.v1\nv := data.limits\n', 'data.yaml': 'limits:\n  max: !vault limits/max\n' });
+    await expect(loadPolicy([dir])).rejects.toThrow(new RegExp(`${join(dir, 'data.yaml')}: cannot parse data file: unknown YAML tag !vault \\(line 2, column 8\\)$`));
+    const binary = tree({ 'p.rego': 'package p\n', 'd.yml': 'k: !!binary aGk=\n' });
+    await expect(loadPolicy([binary])).rejects.toThrow(/d\.yml: cannot parse data file: unknown YAML tag !!binary \(line 1, column 4\)$/);
+    const core = tree({ 'p.rego': 'package p\nimport rego.v1\nv := data.k\n', 'data.yaml': 'k: !!str 10\n' });
+    expect((await loadPolicy([core])).evaluate('data.p.v', {})).toBe('10');
+  });
+
   it('reports rego errors with the file path', async () => {
     const dir = tree({ 'bad.rego': 'package p\nimport rego.v1\nv := count(\n' });
     try {

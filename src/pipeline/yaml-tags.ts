@@ -1,0 +1,84 @@
+/**
+ * YAML tags Warden accepts: the YAML 1.2 core ones (`!!str`, `!!int`, `!!float`, `!!bool`,
+ * `!!null`, `!!map`, `!!seq`) and the non-specific `!`. The `yaml` library drops any other tag
+ * with only a warning and keeps the plain value, so `api_key: !vault secret/x` would read as the
+ * string `secret/x`: an operator who thinks a tag does something must be told it does not.
+ * YAML 1.1's types (`!!binary`, `!!set`, `!!timestamp`, …) are refused too: the library would
+ * otherwise hand back a Buffer, a Set or a Date where Warden expects plain data. Every YAML text
+ * Warden reads as its own input (config, templates, policy data, `warden policy` input) is
+ * checked; `yaml.unmarshal` in Rego is not, as OPA's YAML library ignores unknown tags.
+ */
+import { isNode, LineCounter, parseDocument, visit, type Document } from 'yaml';
+
+/**
+ * Parse options for every such text: explicit YAML 1.1 tags stay unresolved (so they are
+ * reported like any unknown tag) instead of being turned into Buffers, Sets and Dates.
+ */
+export const YAML_TAG_OPTIONS = { resolveKnownTags: false } as const;
+
+const YAML_ORG = 'tag:yaml.org,2002:';
+const CORE_TAGS = new Set(['str', 'int', 'float', 'bool', 'null', 'map', 'seq'].map((t) => YAML_ORG + t));
+/** Tags longer than this are shortened in messages: a message names the tag, it need not quote a page. */
+const MAX_TAG_SHOWN = 64;
+
+export interface YamlTagProblem {
+  /** Where the tag (or, under `%YAML 1.1`, the value it tags) begins: an offset into the text. */
+  offset: number;
+  message: string;
+}
+
+/** The problems with a parsed document's tags, in text order (none: every tag is a core one). */
+export function yamlTagProblems(doc: Document): YamlTagProblem[] {
+  const problems: YamlTagProblem[] = [];
+  for (const w of doc.warnings) {
+    if (w.code !== 'TAG_RESOLVE_FAILED' && w.code !== 'BAD_COLLECTION_TYPE') continue;
+    // Only the first line: with prettyErrors, later lines quote the source, which may hold a secret.
+    const first = w.message.split('\n')[0]!;
+    const tag = /^Unresolved tag: (\S+)/.exec(first)?.[1];
+    const message = tag === undefined ? `YAML: ${first}` : CORE_TAGS.has(tag) ? `YAML tag ${shown(tag)} does not fit its value` : `unknown YAML tag ${shown(tag)}`;
+    problems.push({ offset: w.pos[0], message });
+  }
+  // Under a `%YAML 1.1` directive the library's YAML 1.1 schema resolves its types without a
+  // warning: they are found on the nodes instead.
+  if (doc.schema.name !== 'core') {
+    visit(doc, (_key, node) => {
+      if (!isNode(node) || node.tag === undefined || !node.tag.startsWith(YAML_ORG) || CORE_TAGS.has(node.tag)) return;
+      problems.push({ offset: node.range?.[0] ?? 0, message: `unknown YAML tag ${shown(node.tag)}` });
+    });
+  }
+  return problems.sort((a, b) => a.offset - b.offset);
+}
+
+/** A tag as it is written: `!!binary`, `!vault`, or a global tag in verbatim form. */
+function shown(tag: string): string {
+  const text = tag.startsWith(YAML_ORG) ? `!!${tag.slice(YAML_ORG.length)}` : tag.startsWith('!') ? tag : `!<${tag}>`;
+  return text.length > MAX_TAG_SHOWN ? `${text.slice(0, MAX_TAG_SHOWN)}…` : text;
+}
+
+/** A document with a tag Warden does not implement; the message names the tag, never the value. */
+export class YamlTagError extends Error {
+  constructor(
+    message: string,
+    readonly line: number,
+    readonly col: number,
+  ) {
+    super(message);
+    this.name = 'YamlTagError';
+  }
+}
+
+/**
+ * What `yaml.parse` returns for one document, with tags checked: a syntax error is the library's
+ * (a YAMLParseError with `linePos`), a tag problem a YamlTagError at the tag.
+ */
+export function parseYamlValue(text: string): unknown {
+  const lineCounter = new LineCounter();
+  const doc = parseDocument(text, { ...YAML_TAG_OPTIONS, lineCounter });
+  if (doc.errors.length > 0) throw doc.errors[0];
+  const [problem] = yamlTagProblems(doc);
+  if (problem) {
+    const { line, col } = lineCounter.linePos(problem.offset);
+    throw new YamlTagError(problem.message, line, col);
+  }
+  return doc.toJS();
+}
