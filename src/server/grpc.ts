@@ -89,14 +89,22 @@ const STATUS: Record<string, grpc.status> = {
   INTERNAL: grpc.status.INTERNAL,
 };
 
-/** Warden error → gRPC status object, the stable code in the `warden-code` trailer. */
+/**
+ * Warden error → gRPC status object, the stable code in the `warden-code` trailer. A wait to
+ * retry after (`overloaded`, an upstream's rate limit) goes in two trailers: `retry-after` in
+ * seconds for people and HTTP-minded code, and `grpc-retry-pushback-ms` in milliseconds, which
+ * gRPC clients with a retry policy obey (gRFC A6 "pushback") instead of retrying at once.
+ */
 export function toGrpcError(err: WardenError): Partial<grpc.StatusObject> {
   const metadata = new grpc.Metadata();
   metadata.set('warden-code', err.code);
   const path = err.location?.path;
   if (path) metadata.set('warden-param', path);
   const retryAfter = err.details?.['retry_after_s'];
-  if (typeof retryAfter === 'number') metadata.set('retry-after', String(retryAfter));
+  if (typeof retryAfter === 'number') {
+    metadata.set('retry-after', String(retryAfter));
+    metadata.set('grpc-retry-pushback-ms', String(Math.round(retryAfter * 1000)));
+  }
   return { code: STATUS[err.grpcStatus] ?? grpc.status.INTERNAL, details: err.message, metadata };
 }
 
