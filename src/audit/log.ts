@@ -29,6 +29,11 @@ export interface AuditLogHandle extends AuditLog {
    */
   available(): boolean;
   /**
+   * Calls `listener` with the new `available()` each time it changes (a sink broke or recovered):
+   * gRPC health follows it, as `/readyz` does.
+   */
+  onAvailabilityChange(listener: (available: boolean) => void): void;
+  /**
    * Reopens every file sink's path (log rotation: call it on SIGHUP after the file was renamed).
    * The chain continues in the new file. Rejects when a path cannot be opened; that sink is then
    * failed (requests are refused, `/readyz` is 503) until it can be.
@@ -69,6 +74,17 @@ export function createAuditLog(opts: AuditLogOptions): AuditLogHandle {
     for (const s of sinks) if (s.failure) return s.failure;
     return undefined;
   }
+
+  const availabilityListeners: Array<(available: boolean) => void> = [];
+  let wasAvailable = failing() === undefined;
+  /** A sink broke or recovered: the log as a whole may have changed (two sinks may overlap). */
+  function sinkChanged(): void {
+    const available = failing() === undefined;
+    if (available === wasAvailable) return;
+    wasAvailable = available;
+    for (const listener of availabilityListeners) listener(available);
+  }
+  for (const s of sinks) s.onFailureChange?.(sinkChanged);
   let head: ChainHead = GENESIS;
   let opening: Promise<void> | undefined;
   let ready = false;
@@ -167,6 +183,9 @@ export function createAuditLog(opts: AuditLogOptions): AuditLogHandle {
     open,
     available() {
       return failing() === undefined;
+    },
+    onAvailabilityChange(listener: (available: boolean) => void) {
+      availabilityListeners.push(listener);
     },
     async reopen() {
       let firstError: unknown;

@@ -29,6 +29,12 @@ export interface AuditSink {
   /** Undefined while the sink works; the error that broke it while it does not (writes are refused). */
   readonly failure?: Error | undefined;
   /**
+   * Calls `listener` each time `failure` is set or cleared (the sink broke or recovered), so that
+   * what reports readiness by push (gRPC health `Watch`) hears of it without polling. Absent: the
+   * sink cannot fail.
+   */
+  onFailureChange?(listener: () => void): void;
+  /**
    * While failed: whether a line of `bytes` more can still be kept, to be written first when the
    * sink recovers (the record of a request that went upstream before the sink broke must not be
    * lost). Absent: the sink keeps nothing.
@@ -63,6 +69,17 @@ export const MAX_KEPT_BYTES = 4 * 1024 * 1024;
 const IDLE_MS = 1;
 const WRITTEN = Promise.resolve();
 
+/** Tells each listener that a sink broke or recovered. */
+function notify(listeners: readonly (() => void)[]): void {
+  for (const listener of listeners) {
+    try {
+      listener();
+    } catch {
+      // A listener's own failure must not break the sink's error handling, which called it.
+    }
+  }
+}
+
 function codeOf(err: unknown): string {
   const code = (err as NodeJS.ErrnoException | undefined)?.code;
   return typeof code === 'string' ? code : 'error';
@@ -75,10 +92,12 @@ function codeOf(err: unknown): string {
 export function createStreamSink(out: LineWritable, name = 'stdout', logger?: SinkLogger): AuditSink {
   let last: Promise<void> = Promise.resolve();
   let failure: Error | undefined;
+  const listeners: Array<() => void> = [];
   const fail = (err: Error): void => {
     if (failure) return;
     failure = err;
     logger?.error({ sink: name, code: codeOf(err) }, `audit sink ${name} failed; requests are refused (audit_unavailable) until Warden is restarted`);
+    notify(listeners);
   };
   // Without a listener, an EPIPE on stdout is an uncaught 'error' event: the process would crash.
   out.on?.('error', fail);
@@ -86,6 +105,9 @@ export function createStreamSink(out: LineWritable, name = 'stdout', logger?: Si
     name,
     get failure() {
       return failure;
+    },
+    onFailureChange(listener: () => void) {
+      listeners.push(listener);
     },
     write(line: string) {
       if (failure) return Promise.reject(failure);
@@ -162,6 +184,7 @@ export function createFileSink(path: string, opts: FileSinkOptions = {}): AuditS
   let backlog = '';
   let timer: NodeJS.Timeout | undefined;
   let closed = false;
+  const listeners: Array<() => void> = [];
 
   function openFd(): number {
     try {
@@ -212,6 +235,7 @@ export function createFileSink(path: string, opts: FileSinkOptions = {}): AuditS
         { sink: name, code: codeOf(err) },
         `audit sink ${name} failed (${codeOf(err)}); requests are refused (audit_unavailable) until it recovers`,
       );
+      notify(listeners);
     }
   }
 
@@ -228,6 +252,7 @@ export function createFileSink(path: string, opts: FileSinkOptions = {}): AuditS
     backlog = '';
     failure = undefined;
     logger?.warn({ sink: name, reason, wrote_kept_lines: kept }, `audit sink ${name} recovered; requests are served again`);
+    notify(listeners);
     return true;
   }
 
@@ -365,6 +390,9 @@ export function createFileSink(path: string, opts: FileSinkOptions = {}): AuditS
     name,
     get failure() {
       return failure;
+    },
+    onFailureChange(listener: () => void) {
+      listeners.push(listener);
     },
     open() {
       ensureOpen();

@@ -139,11 +139,33 @@ const KubernetesIdentitySchema = z
   })
   .superRefine(...oneJwksSource);
 
+const DNS1123_LABEL = /^[a-z0-9](?:[-a-z0-9]*[a-z0-9])?$/;
+
+/** A string held to one of Kubernetes' name rules; empty is "must not be empty", as elsewhere. */
+function kubernetesName(valid: (name: string) => boolean, message: string) {
+  return z.string().check((ctx) => {
+    if (ctx.value === '') ctx.issues.push({ code: 'custom', message: 'must not be empty', input: ctx.value });
+    else if (!valid(ctx.value)) ctx.issues.push({ code: 'custom', message, input: ctx.value });
+  });
+}
+
+/**
+ * The dev principal stands in for a real workload, so it is held to the names Kubernetes allows
+ * (a namespace is a DNS-1123 label, a service account a DNS-1123 subdomain): a policy written
+ * against it then also fits the cluster, and no ':' or '/' can make its subject
+ * (`system:serviceaccount:<ns>:<sa>`) or `ns/sa` read as another principal.
+ */
 const DevIdentitySchema = z.strictObject({
   principal: z
     .strictObject({
-      namespace: nonEmpty.default('dev'),
-      service_account: nonEmpty.default('local'),
+      namespace: kubernetesName(
+        (n) => n.length <= 63 && DNS1123_LABEL.test(n),
+        "must be a Kubernetes namespace name (a DNS-1123 label): at most 63 lower-case letters, digits and '-', starting and ending with a letter or digit",
+      ).default('dev'),
+      service_account: kubernetesName(
+        (n) => n.length <= 253 && n.split('.').every((label) => DNS1123_LABEL.test(label)),
+        "must be a Kubernetes service account name (a DNS-1123 subdomain): at most 253 characters, labels of lower-case letters, digits and '-' separated by '.', each starting and ending with a letter or digit",
+      ).default('local'),
     })
     .prefault({}),
 });

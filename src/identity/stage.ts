@@ -1,4 +1,8 @@
-/** Stage 1, authenticate: the configured methods in order; the first that claims the credentials decides. */
+/**
+ * Stage 1, authenticate: the configured methods in order; the first that claims the credentials
+ * decides. Credentials that were sent but cannot be read are refused before any method looks: read
+ * as "none", they would fall through to `dev`, which accepts every local caller without a token.
+ */
 import { WardenError } from '../pipeline/errors.js';
 import type { Authenticator } from '../pipeline/ports.js';
 import type { RequestContext, Stage } from '../pipeline/stage.js';
@@ -34,6 +38,7 @@ export function createAuthenticateStage(authenticators: readonly Authenticator[]
     // Not async: a method that answers at once (dev, a token verified before) costs no promise.
     run(ctx: RequestContext): void | Promise<void> {
       const credentials = ctx.request.credentials;
+      if (credentials.malformed !== undefined) throw new WardenError('unauthenticated', credentials.malformed);
       for (let i = 0; i < authenticators.length; i++) {
         const answer = authenticators[i]!.authenticate(credentials);
         if (isPromise(answer)) return rest(ctx, answer, i);

@@ -74,6 +74,12 @@ export interface Credentials {
   peer: PeerInfo;
   /** Peer certificate SPIFFE ID when mTLS is in use. */
   spiffeId?: string;
+  /**
+   * Why the credentials the caller sent cannot be used (an Authorization header that is not
+   * `Bearer <token>`, one sent twice, ...): the authenticate stage refuses with it before any
+   * method looks. A fixed sentence, never the value. Unset when there was nothing to read.
+   */
+  malformed?: string;
 }
 
 export interface Principal {

@@ -202,6 +202,19 @@ export async function createRuntime(config: Config, opts: RuntimeOptions = {}): 
     };
   }
 
+  /** Set once every listener is bound: gRPC health may say SERVING from then on. */
+  let listening = false;
+
+  /**
+   * gRPC health says what `/readyz` says. `/readyz` asks on each request; health `Watch` streams
+   * must be told, so this runs on each change: start, shutdown, and the audit log breaking or
+   * recovering (which it pushes).
+   */
+  function followReadiness(): void {
+    health.set(listening && readiness().ready ? 'SERVING' : 'NOT_SERVING');
+  }
+  components.auditLog.onAvailabilityChange(followReadiness);
+
   async function reopenAudit(reason: string): Promise<boolean> {
     try {
       await components.auditLog.reopen();
@@ -272,7 +285,8 @@ export async function createRuntime(config: Config, opts: RuntimeOptions = {}): 
         onRewatch: (path) => logger.info({ path }, 'watching path again'),
       });
     }
-    health.set('SERVING');
+    listening = true;
+    followReadiness();
     logger.info({ ...out }, 'warden listening');
     return out;
   }
@@ -280,7 +294,7 @@ export async function createRuntime(config: Config, opts: RuntimeOptions = {}): 
   async function shutdown(reason: string): Promise<void> {
     shutdownPromise ??= (async () => {
       draining = true;
-      health.set('NOT_SERVING');
+      followReadiness();
       reloader?.close();
       reloads.close();
       const graceMs = config.limits.shutdown_grace_ms;

@@ -17,6 +17,7 @@ import type {
   CompletionChunk,
   ContentPart,
   CompletionResult,
+  Credentials,
   PeerInfo,
   PipelineResponse,
   PromptRequest,
@@ -28,7 +29,7 @@ import { OversizeMessage, receiveCeiling, withMessageLimit } from './grpc-size.j
 import type { IngressLimits } from './limits.js';
 import { InvalidUtf8Message, withUtf8Check } from './grpc-utf8.js';
 import { loadProtos, lookupService, protoDefinition } from './proto.js';
-import { bearerToken, checkVariables, cutByShutdown, rejectedRequest } from './request.js';
+import { authorizationCredentials, checkVariables, cutByShutdown, rejectedRequest } from './request.js';
 
 // --- wire shapes (as proto-loader decodes them with keepCase + defaults) ------------------------
 
@@ -88,14 +89,22 @@ const STATUS: Record<string, grpc.status> = {
   INTERNAL: grpc.status.INTERNAL,
 };
 
-/** Warden error → gRPC status object, the stable code in the `warden-code` trailer. */
+/**
+ * Warden error → gRPC status object, the stable code in the `warden-code` trailer. A wait to
+ * retry after (`overloaded`, an upstream's rate limit) goes in two trailers: `retry-after` in
+ * seconds for people and HTTP-minded code, and `grpc-retry-pushback-ms` in milliseconds, which
+ * gRPC clients with a retry policy obey (gRFC A6 "pushback") instead of retrying at once.
+ */
 export function toGrpcError(err: WardenError): Partial<grpc.StatusObject> {
   const metadata = new grpc.Metadata();
   metadata.set('warden-code', err.code);
   const path = err.location?.path;
   if (path) metadata.set('warden-param', path);
   const retryAfter = err.details?.['retry_after_s'];
-  if (typeof retryAfter === 'number') metadata.set('retry-after', String(retryAfter));
+  if (typeof retryAfter === 'number') {
+    metadata.set('retry-after', String(retryAfter));
+    metadata.set('grpc-retry-pushback-ms', String(Math.round(retryAfter * 1000)));
+  }
   return { code: STATUS[err.grpcStatus] ?? grpc.status.INTERNAL, details: err.message, metadata };
 }
 
@@ -114,6 +123,17 @@ export function grpcPeerInfo(peer: string, unixListener: boolean): PeerInfo {
   host = host.replace(/^\[|\]$/g, '');
   const local = host === '::1' || host.startsWith('127.') || host.startsWith('::ffff:127.');
   return { address: host, local, transport: 'tcp' };
+}
+
+/**
+ * The `authorization` metadata's credentials. Node's HTTP/2 layer keeps only the first of two
+ * `authorization` header fields (and grpc-js clients refuse to send two), so a repeated one is
+ * refused here should it ever arrive.
+ */
+export function grpcCredentials(metadata: grpc.Metadata, peer: PeerInfo): Credentials {
+  const values = metadata.get('authorization');
+  const first = values[0];
+  return authorizationCredentials(first === undefined ? undefined : String(first), values.length > 1, peer, 'grpc');
 }
 
 function invalid(message: string, path: string): WardenError {
@@ -203,7 +223,8 @@ export interface GrpcMeta {
   id: string;
   action: Action;
   stream: boolean;
-  bearer: string | undefined;
+  /** From the `authorization` metadata (see authorizationCredentials); its `peer` is `peer`. */
+  credentials: Credentials;
   peer: PeerInfo;
   traceparent: string | undefined;
   signal: CancelSignal;
@@ -241,7 +262,7 @@ export function fromWireRequest(w: WirePromptRequest, meta: GrpcMeta, limits: In
     variables,
     stream: meta.stream,
     params,
-    credentials: meta.bearer === undefined ? { peer: meta.peer } : { bearer: meta.bearer, peer: meta.peer },
+    credentials: meta.credentials,
     signal: meta.signal,
     receivedAt: performance.timeOrigin + performance.now(),
   };
@@ -408,14 +429,14 @@ export function createGrpcIngress(opts: GrpcIngressOptions): GrpcIngress {
   }
 
   function metaFor(call: AnyCall, action: Action, stream: boolean, signal: CancelSignal, cancel: (reason: unknown) => void): GrpcMeta {
-    const auth = call.metadata.get('authorization')[0];
     const tp = call.metadata.get('traceparent')[0];
+    const peer = grpcPeerInfo(call.getPeer(), opts.unixListener === true);
     return {
       id: randomUUID(),
       action,
       stream,
-      bearer: bearerToken(typeof auth === 'string' ? auth : undefined),
-      peer: grpcPeerInfo(call.getPeer(), opts.unixListener === true),
+      credentials: grpcCredentials(call.metadata, peer),
+      peer,
       traceparent: typeof tp === 'string' ? tp : undefined,
       signal,
       cancel,

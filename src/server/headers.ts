@@ -6,7 +6,9 @@
  *
  * Values are what `req.headers` would give: for `authorization` and `content-length` the first
  * occurrence wins (node drops their duplicates), any other header's duplicates are joined with
- * ", " (node's rule for headers it has no special rule for).
+ * ", " (node's rule for headers it has no special rule for). A credential header sent more than
+ * once is also marked (`authorizationRepeated`, `apiKeyRepeated`): which of two tokens the caller
+ * meant is not for Warden to guess, and the values alone would hide it.
  */
 export interface IngressHeaders {
   authorization?: string;
@@ -18,6 +20,10 @@ export interface IngressHeaders {
   variables?: string;
   /** `x-api-key` (Anthropic SDKs send their key there) */
   apiKey?: string;
+  /** `authorization` came more than once. */
+  authorizationRepeated?: true;
+  /** `x-api-key` came more than once. */
+  apiKeyRepeated?: true;
 }
 
 function joined(previous: string | undefined, value: string): string {
@@ -31,7 +37,9 @@ export function ingressHeaders(raw: readonly string[]): IngressHeaders {
     // Only names of the right length are lower-cased and compared.
     switch (name.length) {
       case 13:
-        if (out.authorization === undefined && name.toLowerCase() === 'authorization') out.authorization = raw[i + 1]!;
+        if (name.toLowerCase() !== 'authorization') break;
+        if (out.authorization === undefined) out.authorization = raw[i + 1]!;
+        else out.authorizationRepeated = true;
         break;
       case 14:
         if (out.contentLength === undefined && name.toLowerCase() === 'content-length') out.contentLength = raw[i + 1]!;
@@ -46,7 +54,9 @@ export function ingressHeaders(raw: readonly string[]): IngressHeaders {
         if (name.toLowerCase() === 'x-warden-variables') out.variables = joined(out.variables, raw[i + 1]!);
         break;
       case 9:
-        if (name.toLowerCase() === 'x-api-key') out.apiKey = joined(out.apiKey, raw[i + 1]!);
+        if (name.toLowerCase() !== 'x-api-key') break;
+        if (out.apiKey !== undefined) out.apiKeyRepeated = true;
+        out.apiKey = joined(out.apiKey, raw[i + 1]!);
         break;
     }
   }

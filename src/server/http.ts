@@ -19,7 +19,7 @@ import { AnthropicStreamEncoder, anthropicErrorBody, anthropicErrorEvent, anthro
 import { DONE_EVENT, chunkEvent, completionBody, errorBody } from './openai.js';
 import { Admission, OVERLOADED_RETRY_AFTER_S } from './admission.js';
 import { ingressHeaders, type IngressHeaders } from './headers.js';
-import { bearerToken, cutByShutdown, peerInfo, rejectedRequest, toPromptRequest, type IngressMeta } from './request.js';
+import { authorizationCredentials, cutByShutdown, peerInfo, rejectedRequest, toPromptRequest, withApiKey, type IngressMeta } from './request.js';
 
 export interface HttpIngressOptions {
   pipeline: Pipeline;
@@ -322,7 +322,7 @@ export function createHttpIngress(opts: HttpIngressOptions): HttpIngress {
   function baseMeta(req: IncomingMessage, headers: IngressHeaders, requestId: string, signal: CancelSignal, cancel: (reason: unknown) => void): IngressMeta {
     return {
       id: requestId,
-      credentials: { bearer: bearerToken(headers.authorization), peer: peerInfo(req.socket.remoteAddress, unixListener) },
+      credentials: authorizationCredentials(headers.authorization, headers.authorizationRepeated === true, peerInfo(req.socket.remoteAddress, unixListener), 'http'),
       signal,
       cancel,
       receivedAt: performance.timeOrigin + performance.now(),
@@ -385,10 +385,7 @@ export function createHttpIngress(opts: HttpIngressOptions): HttpIngress {
     try {
       const headers = ingressHeaders(req.rawHeaders);
       const base = baseMeta(req, headers, requestId, signal, cancel);
-      if (base.credentials.bearer === undefined) {
-        const apiKey = headers.apiKey;
-        if (apiKey) base.credentials.bearer = apiKey.trim();
-      }
+      base.credentials = withApiKey(base.credentials, headers.apiKey, headers.apiKeyRepeated === true);
       const meta = { ...base, templateHeader: headers.template, variablesHeader: headers.variables };
       let request: PromptRequest;
       try {

@@ -372,3 +372,43 @@ export function bearerToken(header: string | undefined): string | undefined {
   const m = /^Bearer[ \t]+(\S+)\s*$/i.exec(header);
   return m ? m[1] : undefined;
 }
+
+/**
+ * The credentials an Authorization header (HTTP) or `authorization` metadata entry (gRPC) gives:
+ * none when it is absent, its bearer token, or — when it is there but is not `Bearer <token>`, or
+ * came more than once — why it cannot be used (`malformed`; the authenticate stage refuses it).
+ * Never "none" for something sent: `dev` takes a local caller without credentials as its
+ * principal, so a mistyped header would quietly become dev. The reasons name the header, never
+ * its value.
+ */
+export function authorizationCredentials(
+  value: string | undefined,
+  repeated: boolean,
+  peer: PeerInfo,
+  where: 'http' | 'grpc',
+): Credentials {
+  if (value === undefined) return { peer };
+  if (repeated) return { peer, malformed: where === 'http' ? 'more than one Authorization header' : 'more than one authorization metadata value' };
+  const bearer = bearerToken(value);
+  if (bearer === undefined) {
+    return { peer, malformed: where === 'http' ? 'the Authorization header is not a Bearer token' : 'the authorization metadata is not a Bearer token' };
+  }
+  return { bearer, peer };
+}
+
+/**
+ * `/v1/messages` also takes the token as `x-api-key` (the Anthropic SDKs' `apiKey`). Both headers
+ * are read: a bad one is refused whatever the other holds, and two different tokens are
+ * ambiguous (the same token in both is what an SDK given both sends).
+ */
+export function withApiKey(credentials: Credentials, apiKey: string | undefined, repeated: boolean): Credentials {
+  if (apiKey === undefined || credentials.malformed !== undefined) return credentials;
+  const { peer } = credentials;
+  if (repeated) return { peer, malformed: 'more than one x-api-key header' };
+  const key = apiKey.trim();
+  if (!/^\S+$/.test(key)) return { peer, malformed: 'the x-api-key header is not a single token' };
+  if (credentials.bearer !== undefined && credentials.bearer !== key) {
+    return { peer, malformed: 'the Authorization and x-api-key headers carry different tokens' };
+  }
+  return { bearer: key, peer };
+}

@@ -53,6 +53,8 @@ describe('file sink failure and recovery', () => {
     mkdirSync(sub);
     const file = join(sub, 'audit.jsonl');
     const log = createAuditLog({ sinks: [createFileSink(file, { checkMs: 20 })] });
+    const changes: boolean[] = [];
+    log.onAvailabilityChange((available) => changes.push(available));
     await log.open();
     await log.append(body(1));
     await log.append(body(2));
@@ -66,6 +68,8 @@ describe('file sink failure and recovery', () => {
     expect(log.head.seq).toBe(3);
     mkdirSync(sub);
     await until(() => log.available());
+    // Told once when it broke (the kept record's write changed nothing) and once when it recovered.
+    expect(changes).toEqual([false, true]);
     const r = await log.append(body(4));
     expect(r.seq).toBe(4);
     await log.close();
@@ -193,10 +197,14 @@ describe('stream sink failure', () => {
     });
     const sink = createStreamSink(out, 'stdout');
     const log = createAuditLog({ sinks: [sink] });
+    const changes: boolean[] = [];
+    log.onAvailabilityChange((available) => changes.push(available));
     await expect(log.append(body(1))).rejects.toMatchObject({ code: 'audit_unavailable', message: 'the audit log is unavailable (EPIPE)' });
     await new Promise((r) => setImmediate(r)); // the stream's 'error' event comes after the callback
     expect(log.available()).toBe(false);
     await expect(log.append(body(2))).rejects.toMatchObject({ code: 'audit_unavailable' });
+    // Failed by the write's callback and again by the 'error' event: one change.
+    expect(changes).toEqual([false]);
     expect(out.listenerCount('error')).toBe(1);
     await log.close();
     expect(out.listenerCount('error')).toBe(0);

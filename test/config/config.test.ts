@@ -288,6 +288,30 @@ describe('errors name file:line:col, key path and what is wrong', () => {
     ]);
   });
 
+  it('dev: the principal is a Kubernetes namespace (DNS-1123 label) and service account (DNS-1123 subdomain)', () => {
+    const dev = (ns: string, sa: string) => `identity:\n  methods: [dev]\n  dev: { principal: { namespace: "${ns}", service_account: "${sa}" } }\n`;
+    expect(parseConfig(dev('team-a', 'ticket-bot.v2'), 'w.yaml').identity.dev.principal).toEqual({ namespace: 'team-a', service_account: 'ticket-bot.v2' });
+    expect(parseConfig(dev('n'.repeat(63), `${'s'.repeat(63)}.${'s'.repeat(63)}.${'s'.repeat(63)}.${'s'.repeat(61)}`), 'w.yaml').identity.dev.principal.namespace).toHaveLength(63);
+    const ns = "must be a Kubernetes namespace name (a DNS-1123 label): at most 63 lower-case letters, digits and '-', starting and ending with a letter or digit";
+    const sa =
+      "must be a Kubernetes service account name (a DNS-1123 subdomain): at most 253 characters, labels of lower-case letters, digits and '-' separated by '.', each starting and ending with a letter or digit";
+    const cases: Array<[string, string, string[]]> = [
+      ['Team', 'bot', [`identity.dev.principal.namespace: ${ns}`]],
+      ['team.a', 'bot', [`identity.dev.principal.namespace: ${ns}`]],
+      ['-team', 'bot', [`identity.dev.principal.namespace: ${ns}`]],
+      ['n'.repeat(64), 'bot', [`identity.dev.principal.namespace: ${ns}`]],
+      ['team', 'bot_1', [`identity.dev.principal.service_account: ${sa}`]],
+      ['team', 'bot.', [`identity.dev.principal.service_account: ${sa}`]],
+      ['team', 'a..b', [`identity.dev.principal.service_account: ${sa}`]],
+      ['team', 's'.repeat(254), [`identity.dev.principal.service_account: ${sa}`]],
+      ['team:x', 'bot/y', [`identity.dev.principal.namespace: ${ns}`, `identity.dev.principal.service_account: ${sa}`]],
+      ['', '', ['identity.dev.principal.namespace: must not be empty', 'identity.dev.principal.service_account: must not be empty']],
+    ];
+    for (const [n, s, expected] of cases) {
+      expect(problems(dev(n, s)).map((p) => `${p.path}: ${p.message}`), `${n} / ${s}`).toEqual(expected);
+    }
+  });
+
   it('spiffe: several trust domains need a bundle each; bundle paths resolve', () => {
     expect(lines('identity:\n  spiffe: { trust_domains: [a.example, b.example], audiences: [w], jwks_file: b.json }\n')).toEqual([
       'w.yaml:2:13: identity.spiffe.trust_domains: one key set cannot serve several trust domains (any of them could sign for the others): give each its own under identity.spiffe.bundles',

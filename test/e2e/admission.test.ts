@@ -91,6 +91,8 @@ describe('limits.max_in_flight', () => {
       expect(err.code).toBe(grpc.status.UNAVAILABLE);
       expect(err.metadata.get('warden-code')[0]).toBe('overloaded');
       expect(err.metadata.get('retry-after')[0]).toBe('1');
+      // The same wait in the trailer gRPC clients' retry machinery reads (gRFC A6 pushback).
+      expect(err.metadata.get('grpc-retry-pushback-ms')).toEqual(['1000']);
     } finally {
       gateway.close();
     }

@@ -14,6 +14,7 @@ import { loadConfig } from '../../src/config/load.js';
 import { createRuntime } from '../../src/runtime/runtime.js';
 import { createLogger } from '../../src/telemetry/logger.js';
 import { spawnWarden, watchServe } from './helpers/cli.js';
+import { healthClient } from './helpers/grpc.js';
 import { postChat } from './helpers/http.js';
 import { startUpstream, type FakeUpstream } from './helpers/upstream.js';
 import { eventually, prepareWardenDir, startWarden, type WardenFixture } from './helpers/warden.js';
@@ -53,6 +54,16 @@ async function wardenWithFullDisk(required: boolean): Promise<{ w: WardenFixture
 async function readyz(w: WardenFixture): Promise<{ status: number; body: any }> {
   const r = await fetch(`${w.addresses.admin}/readyz`);
   return { status: r.status, body: await r.json() };
+}
+
+/** `grpc.health.v1.Health/Check` for `service`, over a client of its own. */
+async function healthStatus(w: WardenFixture, service = ''): Promise<string> {
+  const health = healthClient(w.addresses.grpc);
+  try {
+    return await new Promise<string>((resolve, reject) => health.Check({ service }, (err: Error | null, res: { status: string }) => (err ? reject(err) : resolve(res.status))));
+  } finally {
+    health.close();
+  }
 }
 
 async function verify(...args: string[]): Promise<{ code: number; out: string }> {
@@ -107,6 +118,40 @@ describe('audit sink failure', () => {
     }
   });
 
+  it('gRPC health follows: NOT_SERVING while the sink is broken, SERVING once it recovers; Watch is told both', { timeout: 20_000 }, async () => {
+    const { w, link, linkDir } = await wardenWithFullDisk(true);
+    const health = healthClient(w.addresses.grpc);
+    const watch = health.Watch({ service: '' });
+    try {
+      const seen: string[] = [];
+      watch.on('data', (m: { status: string }) => seen.push(m.status));
+      watch.on('error', () => {});
+      await eventually(() => seen.length === 1);
+      expect(seen).toEqual(['SERVING']);
+      expect(await healthStatus(w)).toBe('SERVING');
+
+      // The first write fails: the sink is broken, /readyz says so, and so does gRPC health.
+      await governed(w);
+      expect((await readyz(w)).status).toBe(503);
+      expect(await healthStatus(w)).toBe('NOT_SERVING');
+      expect(await healthStatus(w, 'warden.v1.PromptGateway')).toBe('NOT_SERVING');
+      await eventually(() => seen.length === 2);
+      expect(seen).toEqual(['SERVING', 'NOT_SERVING']);
+
+      // The cause goes away: the sink recovers by itself, and health says SERVING again.
+      unlinkSync(link);
+      await eventually(() => seen.length === 3, 50);
+      expect(seen).toEqual(['SERVING', 'NOT_SERVING', 'SERVING']);
+      expect(await healthStatus(w)).toBe('SERVING');
+      expect((await readyz(w)).status).toBe(200);
+    } finally {
+      watch.cancel();
+      health.close();
+      await w.close();
+      rmSync(linkDir, { recursive: true, force: true });
+    }
+  });
+
   it('audit.required false: the request is served and the failure is logged', async () => {
     const { w, linkDir } = await wardenWithFullDisk(false);
     try {
@@ -117,6 +162,8 @@ describe('audit sink failure', () => {
       // Still served (the audit is optional), and ready says so.
       expect((await governed(w)).status).toBe(200);
       expect(await readyz(w)).toMatchObject({ status: 200, body: { ready: true, audit: 'unavailable' } });
+      // Ready, so gRPC health says SERVING too.
+      expect(await healthStatus(w)).toBe('SERVING');
     } finally {
       await w.close();
       rmSync(linkDir, { recursive: true, force: true });
@@ -166,6 +213,7 @@ describe('audit sink failure', () => {
       rmSync(w.dir, { recursive: true, force: true });
       expect(await w.runtime.reopenAudit('SIGHUP')).toBe(false);
       expect((await readyz(w)).status).toBe(503);
+      expect(await healthStatus(w)).toBe('NOT_SERVING');
       expect(w.logs.some((l) => l.includes('audit sink could not be reopened'))).toBe(true);
     } finally {
       await w.close();

@@ -133,10 +133,13 @@ describe('PromptGateway', () => {
     expect(limited.code).toBe(grpc.status.RESOURCE_EXHAUSTED);
     expect(limited.metadata.get('warden-code')[0]).toBe('upstream_rate_limited');
     expect(limited.metadata.get('retry-after')[0]).toBe('3');
+    expect(limited.metadata.get('grpc-retry-pushback-ms')).toEqual(['3000']);
     upstream.mode = 'bad-request';
     const refused = (await unary('Complete', { model: 'gpt-4o-mini', template: TEMPLATE, variables: VARS }).catch((e: unknown) => e)) as grpc.ServiceError;
     expect(refused.code).toBe(grpc.status.INVALID_ARGUMENT);
     expect(refused.metadata.get('warden-code')[0]).toBe('upstream_rejected');
+    // No wait was asked for: no pushback (the client's own backoff applies).
+    expect(refused.metadata.get('grpc-retry-pushback-ms')).toEqual([]);
     expect(refused.details).not.toContain('context too long');
     upstream.mode = 'ok';
   });

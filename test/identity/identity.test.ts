@@ -550,3 +550,19 @@ describe('authenticate stage', () => {
     expect(JSON.stringify(err)).not.toContain(token);
   });
 });
+
+describe('authenticate stage: credentials sent but unreadable', () => {
+  it('a malformed or repeated credential is refused with its reason before any method, dev included, sees it', () => {
+    const k8s = new KubernetesTokenAuthenticator({ issuer: ISSUER, audiences: [AUD], jwksUrl });
+    const dev = new DevAuthenticator({ principal: { namespace: 'dev', service_account: 'local' } });
+    const stage = createAuthenticateStage([k8s, dev]);
+    const ctx = makeContext({ credentials: { ...creds(), malformed: 'the Authorization header is not a Bearer token' } });
+    // Thrown at once (no method was asked, so no promise to wait for).
+    expect(() => stage.run(ctx)).toThrow(expect.objectContaining({ code: 'unauthenticated', message: 'the Authorization header is not a Bearer token' }));
+    expect(ctx.principal).toBeUndefined();
+    // The same caller without credentials is dev: the refusal above is not the peer's doing.
+    const none = makeContext({ credentials: creds() });
+    stage.run(none);
+    expect(none.principal?.kind).toBe('dev');
+  });
+});

@@ -67,4 +67,12 @@ describe('ingressHeaders', () => {
     const got = ingressHeaders((await send(['Authorization: Bearer first', 'Authorization: Bearer second', 'x-warden-template: a@1', 'X-Warden-Template: b@2'])).rawHeaders);
     expect(got).toMatchObject({ authorization: 'Bearer first', template: 'a@1, b@2', contentLength: '2' });
   });
+
+  it('marks a credential header sent more than once, which the value alone would hide', async () => {
+    const twice = ingressHeaders((await send(['Authorization: Bearer a', 'authorization: Bearer a', 'x-api-key: k', 'X-API-KEY: k'])).rawHeaders);
+    expect(twice).toMatchObject({ authorization: 'Bearer a', authorizationRepeated: true, apiKey: 'k, k', apiKeyRepeated: true });
+    const once = ingressHeaders((await send(['Authorization: Bearer a', 'x-api-key: k', 'traceparent: one', 'traceparent: two'])).rawHeaders);
+    expect(once.authorizationRepeated).toBeUndefined();
+    expect(once.apiKeyRepeated).toBeUndefined();
+  });
 });
