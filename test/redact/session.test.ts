@@ -337,3 +337,37 @@ describe('configuration errors are startup errors with a key path', () => {
     expect(thrown(() => createRedactor({ defaultProfile: 'missing' })).location?.path).toBe('redaction.default_profile');
   });
 });
+
+describe('profile and custom-entity checks at startup', () => {
+  it('a settings key that is not one of the profile\'s entities (typo, or not listed) is refused with its key path', () => {
+    const typo = thrown(() => createRedactor({ profiles: { p: { entities: ['EMAIL_ADDRESS', 'PHONE_NUMBER'], settings: { EMAIL_ADRESS: { mode: 'block' } } } } }));
+    expect(typo.code).toBe('invalid_request');
+    expect(typo.location?.path).toBe('redaction.profiles.p.settings.EMAIL_ADRESS');
+    const absent = thrown(() => createRedactor({ profiles: { p: { entities: ['EMAIL_ADDRESS'], settings: { PHONE_NUMBER: { mode: 'block' } } } } }));
+    expect(absent.location?.path).toBe('redaction.profiles.p.settings.PHONE_NUMBER');
+    // Entities of a listed group, and the group itself, are fine (as the built-in strict profile does).
+    expect(() => createRedactor({ profiles: { p: { entities: ['EMAIL_ADDRESS', 'SECRETS'], settings: { SECRETS: { mode: 'block' }, GITHUB_TOKEN: { threshold: 0.9 } } } } })).not.toThrow();
+  });
+
+  it('a custom entity may not take the name of a built-in entity, a group, the leak guard or another custom entity', () => {
+    for (const [entities, path] of [
+      [[{ name: 'PHONE_NUMBER', pattern: 'x\\d+' }], 'redaction.custom_entities[0].name'],
+      [[{ name: 'SECRETS', pattern: 'x\\d+' }], 'redaction.custom_entities[0].name'],
+      [[{ name: 'SECRET_VALUE', pattern: 'x\\d+' }], 'redaction.custom_entities[0].name'],
+      [[{ name: 'CUSTOMER_ID', pattern: 'c\\d+' }, { name: 'CUSTOMER_ID', pattern: 'k\\d+' }], 'redaction.custom_entities[1].name'],
+    ] as const) {
+      const e = thrown(() => createRedactor({ customEntities: entities as never }));
+      expect(e.code, entities.at(-1)!.name).toBe('invalid_request');
+      expect(e.location?.path).toBe(path);
+    }
+  });
+
+  it('an allow pattern that matches the empty string or any value is refused (it would turn redaction off)', () => {
+    for (const p of ['.*', 'a|', '(?:x)?', '.+', '[\\s\\S]+', '\\S+']) {
+      const e = thrown(() => createRedactor({ allow: { patterns: ['.*@noreply\\.example\\.com', p] } }));
+      expect(e.code, p).toBe('invalid_request');
+      expect(e.location?.path).toBe('redaction.allow.patterns[1]');
+    }
+    expect(() => createRedactor({ allow: { patterns: ['.*@noreply\\.example\\.com', '4242 ?4242 ?4242 ?4242'] } })).not.toThrow();
+  });
+});
