@@ -338,6 +338,93 @@ describe('configuration errors are startup errors with a key path', () => {
   });
 });
 
+describe('numbers in tool-call arguments (prompt side)', () => {
+  const r = createRedactor({});
+  const call = (args: string): ChatMessage => ({ role: 'assistant', content: null, tool_calls: [{ id: 'c1', type: 'function', function: { name: 'f', arguments: args } }] });
+  const argsOut = (s: ReturnType<typeof r.session>, args: string): string => s.redactMessages([call(args)])[0]!.tool_calls![0]!.function.arguments;
+
+  it('redacts a JSON number holding PII, as the answer side does, and keeps the JSON valid', () => {
+    const s = r.session(decision(), []);
+    const out = argsOut(s, '{"card": 4111111111111111, "ssn": 536221234, "n": 3, "mail": "x@corp.example.com"}');
+    expect(out).toBe('{"card": "[CREDIT_CARD]", "ssn": "[US_SSN]", "n": 3, "mail": "[EMAIL_ADDRESS]"}');
+    expect(JSON.parse(out)).toEqual({ card: '[CREDIT_CARD]', ssn: '[US_SSN]', n: 3, mail: '[EMAIL_ADDRESS]' });
+    expect(s.report().counts).toEqual({ CREDIT_CARD: 1, US_SSN: 1, EMAIL_ADDRESS: 1 });
+  });
+
+  it('leaves arguments without findings byte for byte (no precision loss, escapes and spacing kept)', () => {
+    const args = '{ "big": 12345678901234567890, "f": 1.10, "e": 1E+2, "s": "caf\\u00e9 \\/ ok", "a": [ -0, 2 ] }';
+    expect(argsOut(r.session(decision(), []), args)).toBe(args);
+    // Only the value with a finding changes; its neighbours keep their exact text.
+    expect(argsOut(r.session(decision(), []), '{"big": 12345678901234567890, "to": "a@corp.example.com", "f": 1.10}')).toBe(
+      '{"big": 12345678901234567890, "to": "[EMAIL_ADDRESS]", "f": 1.10}',
+    );
+  });
+
+  it('tokenizes a number and restores it (as a JSON string) in the answer', () => {
+    const s = r.session(decision({ mode: 'tokenize' }), []);
+    expect(argsOut(s, '{"card":4111111111111111}')).toBe('{"card":"<CREDIT_CARD_1>"}');
+    const back = s.processCompletion({ id: 'x', model: 'm', created: 0, choices: [{ index: 0, finish_reason: 'stop', message: { role: 'assistant', content: 'card <CREDIT_CARD_1>' } }] });
+    expect(back.choices[0]!.message.content).toBe('card 4111111111111111');
+  });
+
+  it('a number in a block-mode entity refuses the request', () => {
+    const e = thrown(() => r.session(decision({ modes: { CREDIT_CARD: 'block' } }), []).redactMessages([call('{"card":4111111111111111}')]));
+    expect(e.code).toBe('redaction_blocked');
+    expect(e.details?.['entities']).toEqual(['CREDIT_CARD']);
+  });
+
+  it('Anthropic tool_use input: numbers are redacted too', () => {
+    const s = r.session(decision(), []);
+    const out = s.redactMessages([{ role: 'assistant', content: [{ type: 'tool_use', id: 't1', name: 'f', input: { card: 4111111111111111, n: 3, deep: [{ ssn: 536221234 }] } }] }]);
+    expect((out[0]!.content as Array<Record<string, unknown>>)[0]!['input']).toEqual({ card: '[CREDIT_CARD]', n: 3, deep: [{ ssn: '[US_SSN]' }] });
+  });
+});
+
+describe('message name and tool call ids', () => {
+  const r = createRedactor({});
+
+  it('a message name is redacted; tokenize and hash fall back to the mask (a name may not hold < or >)', () => {
+    const msgs: ChatMessage[] = [{ role: 'user', name: 'bob@example.org', content: 'hi' }];
+    expect(r.session(decision(), []).redactMessages(msgs)[0]!.name).toBe('[EMAIL_ADDRESS]');
+    const hashing = createRedactor({ hashKey: Buffer.from('k-0123456789') });
+    for (const mode of ['tokenize', 'hash'] as const) {
+      expect(hashing.session(decision({ mode }), []).redactMessages(msgs)[0]!.name, mode).toBe('[EMAIL_ADDRESS]');
+    }
+    expect(r.session(decision({ modes: { EMAIL_ADDRESS: 'allow' } }), []).redactMessages(msgs)[0]!.name).toBe('bob@example.org');
+    expect(thrown(() => r.session(decision({ modes: { EMAIL_ADDRESS: 'block' } }), []).redactMessages(msgs)).code).toBe('redaction_blocked');
+  });
+
+  it('a secret value in a name refuses the request like in content', () => {
+    const e = thrown(() => r.session(decision(), [CANARY]).redactMessages([{ role: 'user', name: `n-${CANARY}`, content: 'hi' }]));
+    expect(e.details?.['reason']).toBe('secret_leak');
+  });
+
+  it('PII in a tool call id refuses the request without naming the value (an id cannot be rewritten: its pair must match)', () => {
+    const id = 'call_bob@example.org';
+    for (const msgs of [
+      [{ role: 'assistant', content: null, tool_calls: [{ id, type: 'function', function: { name: 'f', arguments: '{}' } }] }],
+      [{ role: 'tool', tool_call_id: id, content: 'ok' }],
+    ] as ChatMessage[][]) {
+      const e = thrown(() => r.session(decision(), []).redactMessages(msgs));
+      expect(e.code).toBe('redaction_blocked');
+      expect(e.details).toEqual({ reason: 'pii_in_id', entities: ['EMAIL_ADDRESS'] });
+      expect(e.message).not.toContain('bob');
+    }
+    // Ordinary ids pass unchanged.
+    const ok = r.session(decision(), []).redactMessages([{ role: 'tool', tool_call_id: 'call_Dj3kf9Yx2b4155552671', content: 'ok' }]);
+    expect(ok[0]!.tool_call_id).toBe('call_Dj3kf9Yx2b4155552671');
+  });
+});
+
+describe('non-text parts', () => {
+  it('a file part\'s filename is redacted; its data and id stay', () => {
+    const s = createRedactor({}).session(decision(), []);
+    const out = s.redactMessages([{ role: 'user', content: [{ type: 'file', file: { filename: 'cv (bob@example.org).pdf', file_data: 'data:application/pdf;base64,AAAA', file_id: 'file-1' } }] }]);
+    expect((out[0]!.content as Array<Record<string, unknown>>)[0]).toEqual({ type: 'file', file: { filename: 'cv ([EMAIL_ADDRESS]).pdf', file_data: 'data:application/pdf;base64,AAAA', file_id: 'file-1' } });
+    expect(s.report().nonTextParts).toBe(1);
+  });
+});
+
 describe('profile and custom-entity checks at startup', () => {
   it('a settings key that is not one of the profile\'s entities (typo, or not listed) is refused with its key path', () => {
     const typo = thrown(() => createRedactor({ profiles: { p: { entities: ['EMAIL_ADDRESS', 'PHONE_NUMBER'], settings: { EMAIL_ADRESS: { mode: 'block' } } } } }));
