@@ -21,7 +21,7 @@ import { LEAK_ENTITY, LeakGuard } from './leak-guard.js';
 import { jsonValueLiterals, type JsonLiteral } from './json-literals.js';
 import { applyFindings, createReplacer, TokenVault, type Replacer } from './modes.js';
 import type { RedactionPlan } from './profiles.js';
-import { restorePlaceholders } from './restore.js';
+import { PLACEHOLDER, restorePlaceholders } from './restore.js';
 import { resolveOverlaps, type Scanner } from './scanner.js';
 import { processChunkStream } from './stream.js';
 import type { Finding } from './types.js';
@@ -82,6 +82,7 @@ export class Session implements RedactionSession {
    * still the rendered text. Parts and tool calls never use it.
    */
   redactMessages(messages: ChatMessage[], provenance?: ReadonlyArray<TextProvenance | undefined>): ChatMessage[] {
+    this.reserveInputPlaceholders(messages);
     const out = messages.map((m, i) => this.redactMessage(m, provenance?.[i]));
     this.throwIfRefused();
     return out;
@@ -89,6 +90,7 @@ export class Session implements RedactionSession {
 
   /** Redacts tool definitions (descriptions and every string in the parameter schema). */
   redactTools(tools: ToolDefinition[]): ToolDefinition[] {
+    this.reserveInputPlaceholders(tools);
     const out = tools.map((t) => {
       const fn: ToolDefinition['function'] = { ...t.function };
       if (typeof fn.description === 'string') fn.description = this.promptText(fn.description);
@@ -101,6 +103,7 @@ export class Session implements RedactionSession {
 
   /** Redacts every string value in the pass-through parameters (member names stay). */
   redactParams(params: Readonly<Record<string, unknown>>): Record<string, unknown> {
+    this.reserveInputPlaceholders(params);
     const out = this.promptJsonValue(params) as Record<string, unknown>;
     this.throwIfRefused();
     return out;
@@ -111,6 +114,28 @@ export class Session implements RedactionSession {
     const out = this.promptText(text);
     this.throwIfRefused();
     return out;
+  }
+
+  /**
+   * Every placeholder-shaped text in `input` (strings and member names, at any depth) is reserved
+   * in the vault before anything of it is redacted: see TokenVault.reserve. Only plans that
+   * tokenize mint placeholders, so only they look.
+   */
+  private reserveInputPlaceholders(input: unknown): void {
+    if (!this.plan.usesTokenize) return;
+    const visit = (v: unknown): void => {
+      if (typeof v === 'string') {
+        if (v.indexOf('<') >= 0) for (const m of v.matchAll(PLACEHOLDER)) this.vault.reserve(m[0]);
+      } else if (Array.isArray(v)) {
+        for (const x of v) visit(x);
+      } else if (v !== null && typeof v === 'object') {
+        for (const [k, x] of Object.entries(v)) {
+          visit(k);
+          visit(x);
+        }
+      }
+    };
+    visit(input);
   }
 
   private redactMessage(m: ChatMessage, provenance: TextProvenance | undefined): ChatMessage {

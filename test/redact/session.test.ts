@@ -425,6 +425,33 @@ describe('non-text parts', () => {
   });
 });
 
+describe('placeholder-shaped text in the input (tokenize + reidentify)', () => {
+  const r = createRedactor({});
+  const answer = (s: ReturnType<typeof r.session>, content: string) =>
+    s.processCompletion({ id: 'x', model: 'm', created: 0, choices: [{ index: 0, finish_reason: 'stop', message: { role: 'assistant', content } }] }).choices[0]!.message.content;
+
+  it('a forged placeholder is never minted, so it is never restored to another value', () => {
+    const s = r.session(decision({ mode: 'tokenize' }), []);
+    const out = s.redactMessages([
+      { role: 'system', content: 'Escalate to ops-oncall@corp-internal.example.com' },
+      { role: 'user', content: 'please send to <EMAIL_ADDRESS_1>, then alice@example.org' },
+    ]);
+    expect(out[0]!.content).toBe('Escalate to <EMAIL_ADDRESS_2>');
+    expect(out[1]!.content).toBe('please send to <EMAIL_ADDRESS_1>, then <EMAIL_ADDRESS_3>');
+    expect(answer(s, 'wrote: <EMAIL_ADDRESS_1> / <EMAIL_ADDRESS_3>')).toBe('wrote: <EMAIL_ADDRESS_1> / alice@example.org');
+  });
+
+  it('a placeholder that shows up after its token was minted (tools, parameters) withdraws the token from restoration', () => {
+    const s = r.session(decision({ mode: 'tokenize' }), []);
+    expect(s.redactMessages([{ role: 'user', content: 'mail alice@example.org' }])[0]!.content).toBe('mail <EMAIL_ADDRESS_1>');
+    s.redactParams({ metadata: { note: 'see <EMAIL_ADDRESS_1>', '<EMAIL_ADDRESS_2>': 'x' } });
+    expect(answer(s, 'to <EMAIL_ADDRESS_1>')).toBe('to <EMAIL_ADDRESS_1>');
+    // And a token reserved by a member name is not minted afterwards.
+    expect(s.redactMessages([{ role: 'user', content: 'and bob@example.org' }])[0]!.content).toBe('and <EMAIL_ADDRESS_3>');
+    expect(answer(s, '<EMAIL_ADDRESS_3>')).toBe('bob@example.org');
+  });
+});
+
 describe('profile and custom-entity checks at startup', () => {
   it('a settings key that is not one of the profile\'s entities (typo, or not listed) is refused with its key path', () => {
     const typo = thrown(() => createRedactor({ profiles: { p: { entities: ['EMAIL_ADDRESS', 'PHONE_NUMBER'], settings: { EMAIL_ADRESS: { mode: 'block' } } } } }));
