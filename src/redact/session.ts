@@ -184,6 +184,8 @@ export class Session implements RedactionSession {
   private promptPart(p: ContentPart): ContentPart {
     const rec = p as Record<string, unknown>;
     if (TEXT_PART_TYPES.has(p.type) && typeof rec['text'] === 'string') return { ...p, text: this.promptText(rec['text']) } as ContentPart;
+    // An assistant turn's refusal part (OpenAI) is the model's text, sent back as history.
+    if (p.type === 'refusal' && typeof rec['refusal'] === 'string') return { ...p, refusal: this.promptText(rec['refusal']) };
     if (p.type === 'tool_use' && rec['input'] !== undefined) return { ...p, input: this.promptJsonObject(rec['input']) };
     if (p.type === 'tool_result') {
       const c = rec['content'];

@@ -425,6 +425,13 @@ describe('non-text parts', () => {
   });
 });
 
+describe('refusal parts', () => {
+  it('an assistant refusal part sent back as history is redacted like text', () => {
+    const out = createRedactor({}).session(decision(), []).redactMessages([{ role: 'assistant', content: [{ type: 'refusal', refusal: 'I will not mail bob@example.org' }] }]);
+    expect((out[0]!.content as Array<Record<string, unknown>>)[0]).toEqual({ type: 'refusal', refusal: 'I will not mail [EMAIL_ADDRESS]' });
+  });
+});
+
 describe('placeholder-shaped text in the input (tokenize + reidentify)', () => {
   const r = createRedactor({});
   const answer = (s: ReturnType<typeof r.session>, content: string) =>
