@@ -30,5 +30,12 @@ export function configWarnings(config: Config): string[] {
       out.push(`providers.${name}.base_url uses plain http to a non-loopback host: the API key and prompts travel unencrypted`);
     }
   }
+  for (const [name, profile] of Object.entries(config.redaction.profiles ?? {})) {
+    // Valid (a policy may want a profile that sends prompts as they are), but it turns off the
+    // secret detectors too, which no one should do by accident.
+    if (profile.entities.length === 0) {
+      out.push(`redaction.profiles.${name}.entities is empty: prompts and answers under this profile are not redacted, secrets included`);
+    }
+  }
   return out;
 }

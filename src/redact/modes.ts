@@ -16,6 +16,8 @@ export class TokenVault {
   private byValue: Map<string, string> | null = null;
   private byToken: Map<string, string> | null = null;
   private counters: Map<string, number> | null = null;
+  /** Placeholder-shaped text the request's own input holds: never minted, never restored. */
+  private reserved: Set<string> | null = null;
 
   tokenFor(entity: string, value: string): string {
     const byValue = (this.byValue ??= new Map());
@@ -24,12 +26,26 @@ export class TokenVault {
     const key = `${entity}\u0000${value}`;
     const existing = byValue.get(key);
     if (existing) return existing;
-    const n = (counters.get(entity) ?? 0) + 1;
+    let n = counters.get(entity) ?? 0;
+    let token: string;
+    // Skip numbers the input already uses: a literal `<EMAIL_ADDRESS_1>` the caller typed must
+    // never come back as the value Warden minted that token for.
+    do token = `<${entity}_${++n}>`;
+    while (this.reserved?.has(token));
     counters.set(entity, n);
-    const token = `<${entity}_${n}>`;
     byValue.set(key, token);
     byToken.set(token, value);
     return token;
+  }
+
+  /**
+   * `token` occurs in the request's input as text. It is not minted from now on, and if it was
+   * minted already (the input came in a later call: tools, parameters) it is no longer restored:
+   * in the answer it could stand for either, so it stays as it is.
+   */
+  reserve(token: string): void {
+    (this.reserved ??= new Set()).add(token);
+    this.byToken?.delete(token);
   }
 
   original(token: string): string | undefined {

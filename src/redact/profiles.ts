@@ -39,6 +39,8 @@ export interface RedactionPlan {
   usesHash: boolean;
   /** Some detected entity is in `block` mode (otherwise no prompt is refused for what it holds). */
   usesBlock: boolean;
+  /** Some detected entity is in `tokenize` mode (otherwise no placeholder is ever minted). */
+  usesTokenize: boolean;
   /**
    * Canonical form of what the scan depends on in this plan (entities and thresholds; the
    * Redactor's detectors, allow-list and regions are fixed for its lifetime): part of the
@@ -102,6 +104,7 @@ export function buildPlan(
     reidentify: decision.reidentify === true,
     usesHash: false,
     usesBlock: false,
+    usesTokenize: false,
     scanConfig: '',
     scan: { entities: new Set() },
   };
@@ -138,6 +141,7 @@ export function buildPlan(
     if (mode !== 'allow') plan.entities.add(e);
     if (mode === 'hash') plan.usesHash = true;
     if (mode === 'block') plan.usesBlock = true;
+    if (mode === 'tokenize') plan.usesTokenize = true;
   }
   const thresholdList = [...thresholds].filter(([e]) => plan.entities.has(e)).sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0));
   plan.scanConfig = JSON.stringify([[...plan.entities].sort(), thresholdList]);

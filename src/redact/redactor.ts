@@ -11,7 +11,8 @@ import { compileCustomEntity } from './custom.js';
 import { FindingsCache, type FindingsCacheOptions } from './findings-cache.js';
 import { BUILTIN_ENTITIES, builtinDetectors, ENTITY_INFO } from './entities/index.js';
 import type { PhoneValidation } from './entities/phone.js';
-import { BUILTIN_PROFILES, buildPlan, decisionKey, expandEntities, sameDecision, snapshotOf, type DecisionSnapshot, type RedactionPlan } from './profiles.js';
+import { LEAK_ENTITY } from './leak-guard.js';
+import { BUILTIN_PROFILES, buildPlan, decisionKey, expandEntities, GROUPS, sameDecision, snapshotOf, type DecisionSnapshot, type RedactionPlan } from './profiles.js';
 import { Scanner } from './scanner.js';
 import { Session } from './session.js';
 import type { Detector, EntityInfo, ProfileConfig, RedactionConfig } from './types.js';
@@ -53,6 +54,7 @@ export class WardenRedactor implements Redactor {
     const detectors: Detector[] = builtinDetectors({ phoneValidation: opts.phoneValidation ?? config.phoneValidation });
     const known = new Set<string>(BUILTIN_ENTITIES);
     (config.customEntities ?? []).forEach((c, i) => {
+      checkCustomName(c.name, i, known);
       const { detector, info: ci } = compileCustomEntity(c, i);
       detectors.push(detector);
       info[c.name] = ci;
@@ -78,11 +80,13 @@ export class WardenRedactor implements Redactor {
       if (!Array.isArray(p.entities)) {
         throw new WardenError('invalid_request', `${path}.entities must be a list of entity types`, { location: { path: `${path}.entities` } });
       }
+      let entities: string[];
       try {
-        expandEntities(p.entities, known, `${path}.entities`);
+        entities = expandEntities(p.entities, known, `${path}.entities`);
       } catch (err) {
         throw new WardenError('invalid_request', (err as Error).message, { location: { path: `${path}.entities` } });
       }
+      checkSettingsKeys(p, entities, path);
       const modes = [p.mode, ...Object.values(p.settings ?? {}).map((x) => x.mode)];
       for (const m of modes) {
         if (m !== undefined && !['mask', 'hash', 'tokenize', 'block', 'allow'].includes(m)) {
@@ -124,6 +128,42 @@ export class WardenRedactor implements Redactor {
       answerSecrets,
       maxHoldBack: this.maxHoldBack,
       findingsCache: this.findingsCache,
+    });
+  }
+}
+
+/**
+ * A custom entity's name must be its own: one named like a built-in entity would replace that
+ * entity's context words, one named like a group could never be selected (the group wins), and
+ * `SECRET_VALUE` is what the leak guard reports.
+ */
+function checkCustomName(name: string, index: number, known: ReadonlySet<string>): void {
+  const path = `redaction.custom_entities[${index}].name`;
+  const clash = Object.hasOwn(GROUPS, name)
+    ? 'a group'
+    : name === LEAK_ENTITY
+      ? "the leak guard's entity"
+      : BUILTIN_ENTITIES.includes(name)
+        ? 'a built-in entity'
+        : known.has(name)
+          ? 'an earlier custom entity'
+          : null;
+  if (clash !== null) {
+    throw new WardenError('invalid_request', `${path} "${name}" is already the name of ${clash}`, { location: { path } });
+  }
+}
+
+/**
+ * Settings apply by exact key to the profile's entities (or a group of them): any other key, a
+ * typo such as `EMAIL_ADRESS` or an entity the profile does not list, would be silently ignored,
+ * and with it the mode or threshold it asked for.
+ */
+function checkSettingsKeys(p: ProfileConfig, entities: readonly string[], path: string): void {
+  for (const key of Object.keys(p.settings ?? {})) {
+    const members = Object.hasOwn(GROUPS, key) ? GROUPS[key]! : [key];
+    if (members.some((e) => entities.includes(e))) continue;
+    throw new WardenError('invalid_request', `${path}.settings.${key} is not one of the profile's entities (or a group of them)`, {
+      location: { path: `${path}.settings.${key}` },
     });
   }
 }

@@ -16,11 +16,12 @@ import type {
   ToolCall,
   ToolDefinition,
 } from '../pipeline/types.js';
-import type { FindingsCache } from './findings-cache.js';
+import type { FindingsCache, PromptScan } from './findings-cache.js';
 import { LEAK_ENTITY, LeakGuard } from './leak-guard.js';
+import { jsonValueLiterals, type JsonLiteral } from './json-literals.js';
 import { applyFindings, createReplacer, TokenVault, type Replacer } from './modes.js';
 import type { RedactionPlan } from './profiles.js';
-import { restorePlaceholders } from './restore.js';
+import { PLACEHOLDER, restorePlaceholders } from './restore.js';
 import { resolveOverlaps, type Scanner } from './scanner.js';
 import { processChunkStream } from './stream.js';
 import type { Finding } from './types.js';
@@ -58,6 +59,8 @@ export class Session implements RedactionSession {
   private failures = 0;
   /** Entity types found in the prompt whose mode is `block` (made on the first). */
   private blocked: Set<string> | null = null;
+  /** Entity types found in tool call ids (made on the first): see checkId. */
+  private inIds: Set<string> | null = null;
   private promptLeaks = 0;
   readonly maxHoldBack: number;
 
@@ -79,6 +82,7 @@ export class Session implements RedactionSession {
    * still the rendered text. Parts and tool calls never use it.
    */
   redactMessages(messages: ChatMessage[], provenance?: ReadonlyArray<TextProvenance | undefined>): ChatMessage[] {
+    this.reserveInputPlaceholders(messages);
     const out = messages.map((m, i) => this.redactMessage(m, provenance?.[i]));
     this.throwIfRefused();
     return out;
@@ -86,6 +90,7 @@ export class Session implements RedactionSession {
 
   /** Redacts tool definitions (descriptions and every string in the parameter schema). */
   redactTools(tools: ToolDefinition[]): ToolDefinition[] {
+    this.reserveInputPlaceholders(tools);
     const out = tools.map((t) => {
       const fn: ToolDefinition['function'] = { ...t.function };
       if (typeof fn.description === 'string') fn.description = this.promptText(fn.description);
@@ -98,6 +103,7 @@ export class Session implements RedactionSession {
 
   /** Redacts every string value in the pass-through parameters (member names stay). */
   redactParams(params: Readonly<Record<string, unknown>>): Record<string, unknown> {
+    this.reserveInputPlaceholders(params);
     const out = this.promptJsonValue(params) as Record<string, unknown>;
     this.throwIfRefused();
     return out;
@@ -110,22 +116,77 @@ export class Session implements RedactionSession {
     return out;
   }
 
+  /**
+   * Every placeholder-shaped text in `input` (strings and member names, at any depth) is reserved
+   * in the vault before anything of it is redacted: see TokenVault.reserve. Only plans that
+   * tokenize mint placeholders, so only they look.
+   */
+  private reserveInputPlaceholders(input: unknown): void {
+    if (!this.plan.usesTokenize) return;
+    const visit = (v: unknown): void => {
+      if (typeof v === 'string') {
+        if (v.indexOf('<') >= 0) for (const m of v.matchAll(PLACEHOLDER)) this.vault.reserve(m[0]);
+      } else if (Array.isArray(v)) {
+        for (const x of v) visit(x);
+      } else if (v !== null && typeof v === 'object') {
+        for (const [k, x] of Object.entries(v)) {
+          visit(k);
+          visit(x);
+        }
+      }
+    };
+    visit(input);
+  }
+
   private redactMessage(m: ChatMessage, provenance: TextProvenance | undefined): ChatMessage {
     const copy: ChatMessage = { ...m };
     if (typeof m.content === 'string') copy.content = this.promptText(m.content, provenance);
     else if (Array.isArray(m.content)) copy.content = m.content.map((p) => this.promptPart(p));
+    if (typeof m.name === 'string') copy.name = this.promptName(m.name);
+    if (typeof m.tool_call_id === 'string') this.checkId(m.tool_call_id);
     if (m.tool_calls) copy.tool_calls = m.tool_calls.map((tc) => this.promptToolCall(tc));
     return copy;
   }
 
   private promptToolCall(tc: ToolCall): ToolCall {
+    this.checkId(tc.id);
     return { ...tc, function: { ...tc.function, arguments: this.promptJsonText(tc.function.arguments) } };
+  }
+
+  /**
+   * A participant name is redacted like text, except that placeholders with `<` and `>` (tokenize,
+   * hash) become the mask: OpenAI refuses those characters in a name, and a name is a label, not
+   * something the answer needs restored.
+   */
+  private promptName(name: string): string {
+    if (name.length === 0) return name;
+    const res = this.scanPrompt(name);
+    return this.applyPrompt(name, res.findings, res.seen, this.nameModeOf);
+  }
+
+  private nameModeOf = (entity: string): RedactionMode => {
+    const m = this.promptModeOf(entity);
+    return m === 'tokenize' || m === 'hash' ? 'mask' : m;
+  };
+
+  /**
+   * Tool call ids (`tool_calls[].id`, `tool_call_id`) pair a call with its result, so they are not
+   * rewritten (two ids masked alike would pair wrongly). An id the provider made never holds PII,
+   * so one that does refuses the request (checked in throwIfRefused), as does a secret value.
+   */
+  private checkId(id: string): void {
+    if (id.length === 0) return;
+    const res = this.scanPrompt(id);
+    for (const f of res.findings) (this.inIds ??= new Set()).add(f.entity);
+    this.guardPrompt(id);
   }
 
   private promptPart(p: ContentPart): ContentPart {
     const rec = p as Record<string, unknown>;
     if (TEXT_PART_TYPES.has(p.type) && typeof rec['text'] === 'string') return { ...p, text: this.promptText(rec['text']) } as ContentPart;
-    if (p.type === 'tool_use' && rec['input'] !== undefined) return { ...p, input: this.promptJsonValue(rec['input']) };
+    // An assistant turn's refusal part (OpenAI) is the model's text, sent back as history.
+    if (p.type === 'refusal' && typeof rec['refusal'] === 'string') return { ...p, refusal: this.promptText(rec['refusal']) };
+    if (p.type === 'tool_use' && rec['input'] !== undefined) return { ...p, input: this.promptJsonObject(rec['input']) };
     if (p.type === 'tool_result') {
       const c = rec['content'];
       if (typeof c === 'string') return { ...p, content: this.promptText(c) };
@@ -133,18 +194,70 @@ export class Session implements RedactionSession {
       return p;
     }
     this.nonTextParts++;
+    // A file's name is text the caller chose (`cv-jane.doe@example.com.pdf`); its data and id are not.
+    const file = rec['file'];
+    if (p.type === 'file' && file !== null && typeof file === 'object' && typeof (file as Record<string, unknown>)['filename'] === 'string') {
+      const f = file as Record<string, unknown>;
+      return { ...p, file: { ...f, filename: this.promptText(f['filename'] as string) } };
+    }
     return p;
   }
 
-  /** JSON in a string (tool-call arguments): redact string values, keep the JSON valid. */
+  /**
+   * JSON in a string (tool-call arguments), redacted in place: each string value is decoded and
+   * redacted on its own; numbers are found as the answer side finds them, by scanning the JSON
+   * text (so `"ssn": 536221234` has its context word), and one holding a finding becomes a JSON
+   * string of its redaction (`"[US_SSN]"`), so the JSON stays valid. Literals without a finding
+   * are kept byte for byte: re-serialising would round numbers JavaScript cannot hold exactly.
+   */
   private promptJsonText(text: string): string {
-    let parsed: unknown;
     try {
-      parsed = JSON.parse(text);
+      JSON.parse(text);
     } catch {
       return this.promptText(text);
     }
-    return JSON.stringify(this.promptJsonValue(parsed));
+    const literals = jsonValueLiterals(text);
+    const numbers = literals.some((l) => l.kind === 'number') ? this.scanPrompt(text).findings : [];
+    const parts: string[] = [];
+    let pos = 0;
+    for (const lit of literals) {
+      const raw = text.slice(lit.start, lit.end);
+      const out = lit.kind === 'string' ? this.promptJsonString(raw) : this.promptJsonNumber(raw, lit, numbers);
+      if (out === raw) continue;
+      parts.push(text.slice(pos, lit.start), out);
+      pos = lit.end;
+    }
+    if (pos === 0) return text;
+    parts.push(text.slice(pos));
+    return parts.join('');
+  }
+
+  private promptJsonString(raw: string): string {
+    const value = JSON.parse(raw) as string;
+    const out = this.promptText(value);
+    return out === value ? raw : JSON.stringify(out);
+  }
+
+  /** `findings`: of the whole JSON text; those over this number are clipped to it. */
+  private promptJsonNumber(raw: string, lit: JsonLiteral, findings: readonly Finding[]): string {
+    const inside: Finding[] = [];
+    const seen = new Set<string>();
+    for (const f of findings) {
+      if (f.end <= lit.start || f.start >= lit.end) continue;
+      // New objects: the findings may be the findings cache's, shared across requests.
+      inside.push({ ...f, start: Math.max(f.start, lit.start) - lit.start, end: Math.min(f.end, lit.end) - lit.start });
+      seen.add(f.entity);
+    }
+    const out = this.applyPrompt(raw, inside, seen, this.promptModeOf);
+    return out === raw ? raw : JSON.stringify(out);
+  }
+
+  /** A JSON value given as an object (Anthropic `tool_use.input`): redacted as its JSON text is. */
+  private promptJsonObject(v: unknown): unknown {
+    const text = JSON.stringify(v);
+    if (text === undefined) return v;
+    const out = this.promptJsonText(text);
+    return out === text ? v : JSON.parse(out);
   }
 
   private promptJsonValue(v: unknown): unknown {
@@ -161,23 +274,36 @@ export class Session implements RedactionSession {
 
   private promptText(text: string, provenance?: TextProvenance): string {
     if (text.length === 0) return text;
+    const res = this.scanPrompt(text, provenance);
+    return this.applyPrompt(text, res.findings, res.seen, this.promptModeOf);
+  }
+
+  private scanPrompt(text: string, provenance?: TextProvenance): PromptScan {
     const res = this.findingsCache
       ? this.findingsCache.scanPrompt(text, this.plan, provenance)
       : this.scanner.scan(text, this.plan.scan);
     this.failures += res.failures;
-    if (this.plan.usesBlock && res.seen.size > 0) {
-      for (const e of res.seen) if (this.plan.modes.get(e) === 'block') (this.blocked ??= new Set()).add(e);
+    return res;
+  }
+
+  /** Notes `block` entities among `seen`, replaces `findings`, and runs the leak guard on the result. */
+  private applyPrompt(text: string, findings: readonly Finding[], seen: ReadonlySet<string>, modeOf: (entity: string) => RedactionMode): string {
+    if (this.plan.usesBlock && seen.size > 0) {
+      for (const e of seen) if (this.plan.modes.get(e) === 'block') (this.blocked ??= new Set()).add(e);
     }
-    const out = applyFindings(text, res.findings, this.promptModeOf, this.replacer, this.counts);
-    if (this.guard.active) {
-      const hits: Finding[] = [];
-      const n = this.guard.find(out, hits);
-      if (n > 0) {
-        this.promptLeaks += n;
-        this.leaks += n;
-      }
-    }
+    const out = applyFindings(text, findings, modeOf, this.replacer, this.counts);
+    this.guardPrompt(out);
     return out;
+  }
+
+  private guardPrompt(text: string): void {
+    if (!this.guard.active) return;
+    const hits: Finding[] = [];
+    const n = this.guard.find(text, hits);
+    if (n > 0) {
+      this.promptLeaks += n;
+      this.leaks += n;
+    }
   }
 
   private throwIfRefused(): void {
@@ -190,6 +316,12 @@ export class Session implements RedactionSession {
       const entities = [...this.blocked].sort();
       throw new WardenError('redaction_blocked', `prompt contains blocked entity types: ${entities.join(', ')}`, {
         details: { reason: 'blocked_entities', entities },
+      });
+    }
+    if (this.inIds !== null) {
+      const entities = [...this.inIds].sort();
+      throw new WardenError('redaction_blocked', `a tool call id holds ${entities.join(', ')}; ids are passed on unchanged, so the request is refused`, {
+        details: { reason: 'pii_in_id', entities },
       });
     }
   }

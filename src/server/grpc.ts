@@ -28,6 +28,7 @@ import { Admission, OVERLOADED_RETRY_AFTER_S } from './admission.js';
 import { OversizeMessage, receiveCeiling, withMessageLimit } from './grpc-size.js';
 import type { IngressLimits } from './limits.js';
 import { InvalidUtf8Message, withUtf8Check } from './grpc-utf8.js';
+import { checkContentPart } from './parts.js';
 import { loadProtos, lookupService, protoDefinition } from './proto.js';
 import { authorizationCredentials, checkVariables, cutByShutdown, rejectedRequest } from './request.js';
 
@@ -166,7 +167,9 @@ function toPart(p: WirePart, path: string, maxDepth: number): ContentPart {
   if (!p.json) throw invalid(`field '${path}.json' is required for a non-text part`, `${path}.json`);
   const obj = jsonObject(p.json, `${path}.json`, maxDepth);
   if (obj.type !== undefined && obj.type !== p.type) throw invalid(`field '${path}.json' has a "type" other than '${path}.type'`, `${path}.json`);
-  return { ...obj, type: p.type };
+  const part = { ...obj, type: p.type };
+  checkContentPart(part, `${path}.json`);
+  return part;
 }
 
 function toTool(t: WireTool, i: number, maxDepth: number): ToolDefinition {

@@ -10,6 +10,7 @@ import { WardenError } from '../pipeline/errors.js';
 import { MAX_MODEL_LENGTH, VARIABLE_NAME, isTemplateId } from '../pipeline/identifiers.js';
 import type { ChatMessage, Credentials, PeerInfo, PromptRequest, ToolDefinition } from '../pipeline/types.js';
 import type { IngressLimits } from './limits.js';
+import { checkContentPart } from './parts.js';
 
 const role = z.enum(['system', 'developer', 'user', 'assistant', 'tool']);
 
@@ -298,6 +299,9 @@ export function toPromptRequest(body: unknown, meta: IngressMeta, limits: Ingres
     if (!OWN_KEYS.has(key)) params[key] = (b as Record<string, unknown>)[key];
   }
   for (const m of messages ?? []) if (m.content === undefined) m.content = null;
+  messages?.forEach((m, i) => {
+    if (Array.isArray(m.content)) m.content.forEach((p, j) => checkContentPart(p as Record<string, unknown>, `messages.${i}.content.${j}`));
+  });
 
   const maxTokens = b.max_completion_tokens ?? b.max_tokens ?? undefined;
   const req: PromptRequest = {

@@ -458,6 +458,20 @@ describe('warnings', () => {
       'providers.up.base_url uses plain http to a non-loopback host: the API key and prompts travel unencrypted',
     ]);
   });
+
+  it('a redaction profile with no entities (an emptied built-in one included): prompts under it go out unredacted', () => {
+    const warnings: string[] = [];
+    parseConfig(
+      'identity: { methods: [kubernetes], kubernetes: { issuer: "https://k", audiences: [w], jwks_file: j.json } }\npolicy: { paths: [p] }\nredaction: { profiles: { standard: { entities: [] }, open: { entities: [] }, ok: { entities: [EMAIL_ADDRESS] } } }',
+      'w.yaml',
+      {},
+      { onWarning: (w) => warnings.push(w) },
+    );
+    expect(warnings).toEqual([
+      'redaction.profiles.standard.entities is empty: prompts and answers under this profile are not redacted, secrets included',
+      'redaction.profiles.open.entities is empty: prompts and answers under this profile are not redacted, secrets included',
+    ]);
+  });
 });
 
 describe('parseListen', () => {

@@ -59,6 +59,24 @@ afterAll(async () => {
 });
 
 describe('POST /v1/messages', () => {
+  it('numbers in a tool_use input are redacted on the way out, as strings are', async () => {
+    upstream.mode = 'ok';
+    const before = upstream.calls.length;
+    const r = await messages({
+      model: 'gpt-4o-mini',
+      max_tokens: 64,
+      messages: [
+        { role: 'user', content: 'hi' },
+        { role: 'assistant', content: [{ type: 'tool_use', id: 'toolu_1', name: 'pay', input: { card: 4111111111111111, ssn: 536221234, n: 3 } }] },
+        { role: 'user', content: [{ type: 'tool_result', tool_use_id: 'toolu_1', content: 'paid' }] },
+      ],
+    });
+    expect(r.status, r.text).toBe(200);
+    const sent = upstream.calls[before]!.body.messages;
+    expect(JSON.parse(sent[1].tool_calls[0].function.arguments)).toEqual({ card: '[CREDIT_CARD]', ssn: '[US_SSN]', n: 3 });
+    expect(JSON.stringify(sent)).not.toContain('4111111111111111');
+  });
+
   it('maps system, content blocks, tools and parameters onto the upstream call; answers a message', async () => {
     upstream.mode = 'ok';
     const r = await messages({

@@ -169,6 +169,10 @@ describe('gRPC tools, multi-part content and tool calls', () => {
       [{ messages: [{ role: 'user', parts: [{ type: 'image_url', json: '{"type":"input_audio"}' }] }] }, 'messages.0.parts.0.json'],
       [{ messages: [{ role: 'user', parts: [{ type: 'image_url' }] }] }, 'messages.0.parts.0.json'],
       [{ messages: [{ role: 'user', parts: [{ text: 'no type' }] }] }, 'messages.0.parts.0.type'],
+      // Members OpenAI does not document would pass redaction untouched: refused, naming the member.
+      [{ messages: [{ role: 'user', parts: [{ type: 'image_url', json: '{"image_url":{"url":"https://e.example/a.png"},"text":"card 4111 1111 1111 1111"}' }] }] }, 'messages.0.parts.0.json.text'],
+      [{ messages: [{ role: 'user', parts: [{ type: 'image_url', json: '{"image_url":{"url":"https://e.example/a.png","detail":"bob@example.org"}}' }] }] }, 'messages.0.parts.0.json.image_url.detail'],
+      [{ messages: [{ role: 'user', parts: [{ type: 'input_audio', json: '{"input_audio":{"data":"AAAA","format":"wav","transcript":"x"}}' }] }] }, 'messages.0.parts.0.json.input_audio.transcript'],
       [{ messages: [{ role: 'user', content: 'both', parts: [{ type: 'text', text: 'x' }] }] }, 'messages.0.content'],
       [{ messages: [{ role: 'user', content: 'hi' }], tools: [{ type: 'retrieval', function: { name: 'x' } }] }, 'tools.0.type'],
       [{ messages: [{ role: 'user', content: 'hi' }], tools: [{ type: 'function', function: { name: '' } }] }, 'tools.0.function.name'],

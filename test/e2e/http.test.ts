@@ -406,6 +406,75 @@ describe('bad input is refused with a stable code and the field named', () => {
   });
 });
 
+describe('what a raw prompt carries besides content is redacted or refused', () => {
+  const raw = async (messages: unknown[]) => {
+    const labs = await w.signer.token('labs', 'raw-bot');
+    return post(JSON.stringify({ model: 'gpt-4o-mini', messages }), { authorization: `Bearer ${labs}` });
+  };
+
+  it('unknown members of known parts, or a detail outside auto|low|high, are refused naming the field', async () => {
+    const before = upstream.calls.length;
+    const image = { url: 'https://img.example/a.png' };
+    const cases: Array<[unknown, string]> = [
+      [{ type: 'image_url', image_url: image, text: 'card 4111 1111 1111 1111' }, 'messages.0.content.1.text'],
+      [{ type: 'image_url', image_url: { ...image, detail: 'bob@example.org' } }, 'messages.0.content.1.image_url.detail'],
+      [{ type: 'image_url', image_url: { ...image, alt: 'bob@example.org' } }, 'messages.0.content.1.image_url.alt'],
+      [{ type: 'input_audio', input_audio: { data: 'AAAA', format: 'wav', transcript: 'my ssn is 536-22-1234' } }, 'messages.0.content.1.input_audio.transcript'],
+      [{ type: 'file', file: { filename: 'a.pdf', file_data: 'data:application/pdf;base64,AAAA', note: 'x' } }, 'messages.0.content.1.file.note'],
+      [{ type: 'text', text: 'hi', extra: 'card 4111 1111 1111 1111' }, 'messages.0.content.1.extra'],
+      [{ type: 'image_url' }, 'messages.0.content.1.image_url'],
+    ];
+    for (const [part, param] of cases) {
+      const r = await raw([{ role: 'user', content: [{ type: 'text', text: 'look' }, part] }]);
+      expect(r.status, param).toBe(400);
+      expect(r.json.error.code, param).toBe('invalid_request');
+      expect(r.json.error.param).toBe(param);
+      expect(r.text).not.toContain('bob@example.org');
+      expect(r.text).not.toContain('4111');
+    }
+    expect(upstream.calls.length).toBe(before);
+  });
+
+  it('the documented members pass; a file name, a message name and numbers in tool-call arguments go out redacted', async () => {
+    upstream.mode = 'ok';
+    const before = upstream.calls.length;
+    const r = await raw([
+      {
+        role: 'user',
+        name: 'bob@example.org',
+        content: [
+          { type: 'text', text: 'look' },
+          { type: 'image_url', image_url: { url: 'https://img.example/a.png', detail: 'low' } },
+          { type: 'input_audio', input_audio: { data: 'AAAA', format: 'mp3' } },
+          { type: 'file', file: { filename: 'cv (bob@example.org).pdf', file_data: 'data:application/pdf;base64,AAAA' } },
+        ],
+      },
+      { role: 'assistant', content: null, tool_calls: [{ id: 'call_1', type: 'function', function: { name: 'f', arguments: '{"card": 4111111111111111, "big": 12345678901234567890}' } }] },
+      { role: 'tool', tool_call_id: 'call_1', content: 'done' },
+    ]);
+    expect(r.status, r.text).toBe(200);
+    const sent = upstream.calls[before]!.body.messages;
+    expect(sent[0].name).toBe('[EMAIL_ADDRESS]');
+    expect(sent[0].content[1]).toEqual({ type: 'image_url', image_url: { url: 'https://img.example/a.png', detail: 'low' } });
+    expect(sent[0].content[3].file.filename).toBe('cv ([EMAIL_ADDRESS]).pdf');
+    expect(sent[1].tool_calls[0].function.arguments).toBe('{"card": "[CREDIT_CARD]", "big": 12345678901234567890}');
+    expect(JSON.stringify(sent)).not.toContain('bob@example.org');
+  });
+
+  it('PII in a tool call id refuses the request (redaction_blocked), naming the entity type only', async () => {
+    const before = upstream.calls.length;
+    const r = await raw([
+      { role: 'user', content: 'hi' },
+      { role: 'assistant', content: null, tool_calls: [{ id: 'call_bob@example.org', type: 'function', function: { name: 'f', arguments: '{}' } }] },
+      { role: 'tool', tool_call_id: 'call_bob@example.org', content: 'done' },
+    ]);
+    expect(r.status).toBe(422);
+    expect(r.json.error.code).toBe('redaction_blocked');
+    expect(r.text).not.toContain('bob@example.org');
+    expect(upstream.calls.length).toBe(before);
+  });
+});
+
 describe('limits.max_json_depth at its ceiling', () => {
   it('a request nested 1000 levels deep runs through every stage and reaches the upstream intact', async () => {
     const deepW = await startWarden({

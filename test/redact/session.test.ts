@@ -337,3 +337,158 @@ describe('configuration errors are startup errors with a key path', () => {
     expect(thrown(() => createRedactor({ defaultProfile: 'missing' })).location?.path).toBe('redaction.default_profile');
   });
 });
+
+describe('numbers in tool-call arguments (prompt side)', () => {
+  const r = createRedactor({});
+  const call = (args: string): ChatMessage => ({ role: 'assistant', content: null, tool_calls: [{ id: 'c1', type: 'function', function: { name: 'f', arguments: args } }] });
+  const argsOut = (s: ReturnType<typeof r.session>, args: string): string => s.redactMessages([call(args)])[0]!.tool_calls![0]!.function.arguments;
+
+  it('redacts a JSON number holding PII, as the answer side does, and keeps the JSON valid', () => {
+    const s = r.session(decision(), []);
+    const out = argsOut(s, '{"card": 4111111111111111, "ssn": 536221234, "n": 3, "mail": "x@corp.example.com"}');
+    expect(out).toBe('{"card": "[CREDIT_CARD]", "ssn": "[US_SSN]", "n": 3, "mail": "[EMAIL_ADDRESS]"}');
+    expect(JSON.parse(out)).toEqual({ card: '[CREDIT_CARD]', ssn: '[US_SSN]', n: 3, mail: '[EMAIL_ADDRESS]' });
+    expect(s.report().counts).toEqual({ CREDIT_CARD: 1, US_SSN: 1, EMAIL_ADDRESS: 1 });
+  });
+
+  it('leaves arguments without findings byte for byte (no precision loss, escapes and spacing kept)', () => {
+    const args = '{ "big": 12345678901234567890, "f": 1.10, "e": 1E+2, "s": "caf\\u00e9 \\/ ok", "a": [ -0, 2 ] }';
+    expect(argsOut(r.session(decision(), []), args)).toBe(args);
+    // Only the value with a finding changes; its neighbours keep their exact text.
+    expect(argsOut(r.session(decision(), []), '{"big": 12345678901234567890, "to": "a@corp.example.com", "f": 1.10}')).toBe(
+      '{"big": 12345678901234567890, "to": "[EMAIL_ADDRESS]", "f": 1.10}',
+    );
+  });
+
+  it('tokenizes a number and restores it (as a JSON string) in the answer', () => {
+    const s = r.session(decision({ mode: 'tokenize' }), []);
+    expect(argsOut(s, '{"card":4111111111111111}')).toBe('{"card":"<CREDIT_CARD_1>"}');
+    const back = s.processCompletion({ id: 'x', model: 'm', created: 0, choices: [{ index: 0, finish_reason: 'stop', message: { role: 'assistant', content: 'card <CREDIT_CARD_1>' } }] });
+    expect(back.choices[0]!.message.content).toBe('card 4111111111111111');
+  });
+
+  it('a number in a block-mode entity refuses the request', () => {
+    const e = thrown(() => r.session(decision({ modes: { CREDIT_CARD: 'block' } }), []).redactMessages([call('{"card":4111111111111111}')]));
+    expect(e.code).toBe('redaction_blocked');
+    expect(e.details?.['entities']).toEqual(['CREDIT_CARD']);
+  });
+
+  it('Anthropic tool_use input: numbers are redacted too', () => {
+    const s = r.session(decision(), []);
+    const out = s.redactMessages([{ role: 'assistant', content: [{ type: 'tool_use', id: 't1', name: 'f', input: { card: 4111111111111111, n: 3, deep: [{ ssn: 536221234 }] } }] }]);
+    expect((out[0]!.content as Array<Record<string, unknown>>)[0]!['input']).toEqual({ card: '[CREDIT_CARD]', n: 3, deep: [{ ssn: '[US_SSN]' }] });
+  });
+});
+
+describe('message name and tool call ids', () => {
+  const r = createRedactor({});
+
+  it('a message name is redacted; tokenize and hash fall back to the mask (a name may not hold < or >)', () => {
+    const msgs: ChatMessage[] = [{ role: 'user', name: 'bob@example.org', content: 'hi' }];
+    expect(r.session(decision(), []).redactMessages(msgs)[0]!.name).toBe('[EMAIL_ADDRESS]');
+    const hashing = createRedactor({ hashKey: Buffer.from('k-0123456789') });
+    for (const mode of ['tokenize', 'hash'] as const) {
+      expect(hashing.session(decision({ mode }), []).redactMessages(msgs)[0]!.name, mode).toBe('[EMAIL_ADDRESS]');
+    }
+    expect(r.session(decision({ modes: { EMAIL_ADDRESS: 'allow' } }), []).redactMessages(msgs)[0]!.name).toBe('bob@example.org');
+    expect(thrown(() => r.session(decision({ modes: { EMAIL_ADDRESS: 'block' } }), []).redactMessages(msgs)).code).toBe('redaction_blocked');
+  });
+
+  it('a secret value in a name refuses the request like in content', () => {
+    const e = thrown(() => r.session(decision(), [CANARY]).redactMessages([{ role: 'user', name: `n-${CANARY}`, content: 'hi' }]));
+    expect(e.details?.['reason']).toBe('secret_leak');
+  });
+
+  it('PII in a tool call id refuses the request without naming the value (an id cannot be rewritten: its pair must match)', () => {
+    const id = 'call_bob@example.org';
+    for (const msgs of [
+      [{ role: 'assistant', content: null, tool_calls: [{ id, type: 'function', function: { name: 'f', arguments: '{}' } }] }],
+      [{ role: 'tool', tool_call_id: id, content: 'ok' }],
+    ] as ChatMessage[][]) {
+      const e = thrown(() => r.session(decision(), []).redactMessages(msgs));
+      expect(e.code).toBe('redaction_blocked');
+      expect(e.details).toEqual({ reason: 'pii_in_id', entities: ['EMAIL_ADDRESS'] });
+      expect(e.message).not.toContain('bob');
+    }
+    // Ordinary ids pass unchanged.
+    const ok = r.session(decision(), []).redactMessages([{ role: 'tool', tool_call_id: 'call_Dj3kf9Yx2b4155552671', content: 'ok' }]);
+    expect(ok[0]!.tool_call_id).toBe('call_Dj3kf9Yx2b4155552671');
+  });
+});
+
+describe('non-text parts', () => {
+  it('a file part\'s filename is redacted; its data and id stay', () => {
+    const s = createRedactor({}).session(decision(), []);
+    const out = s.redactMessages([{ role: 'user', content: [{ type: 'file', file: { filename: 'cv (bob@example.org).pdf', file_data: 'data:application/pdf;base64,AAAA', file_id: 'file-1' } }] }]);
+    expect((out[0]!.content as Array<Record<string, unknown>>)[0]).toEqual({ type: 'file', file: { filename: 'cv ([EMAIL_ADDRESS]).pdf', file_data: 'data:application/pdf;base64,AAAA', file_id: 'file-1' } });
+    expect(s.report().nonTextParts).toBe(1);
+  });
+});
+
+describe('refusal parts', () => {
+  it('an assistant refusal part sent back as history is redacted like text', () => {
+    const out = createRedactor({}).session(decision(), []).redactMessages([{ role: 'assistant', content: [{ type: 'refusal', refusal: 'I will not mail bob@example.org' }] }]);
+    expect((out[0]!.content as Array<Record<string, unknown>>)[0]).toEqual({ type: 'refusal', refusal: 'I will not mail [EMAIL_ADDRESS]' });
+  });
+});
+
+describe('placeholder-shaped text in the input (tokenize + reidentify)', () => {
+  const r = createRedactor({});
+  const answer = (s: ReturnType<typeof r.session>, content: string) =>
+    s.processCompletion({ id: 'x', model: 'm', created: 0, choices: [{ index: 0, finish_reason: 'stop', message: { role: 'assistant', content } }] }).choices[0]!.message.content;
+
+  it('a forged placeholder is never minted, so it is never restored to another value', () => {
+    const s = r.session(decision({ mode: 'tokenize' }), []);
+    const out = s.redactMessages([
+      { role: 'system', content: 'Escalate to ops-oncall@corp-internal.example.com' },
+      { role: 'user', content: 'please send to <EMAIL_ADDRESS_1>, then alice@example.org' },
+    ]);
+    expect(out[0]!.content).toBe('Escalate to <EMAIL_ADDRESS_2>');
+    expect(out[1]!.content).toBe('please send to <EMAIL_ADDRESS_1>, then <EMAIL_ADDRESS_3>');
+    expect(answer(s, 'wrote: <EMAIL_ADDRESS_1> / <EMAIL_ADDRESS_3>')).toBe('wrote: <EMAIL_ADDRESS_1> / alice@example.org');
+  });
+
+  it('a placeholder that shows up after its token was minted (tools, parameters) withdraws the token from restoration', () => {
+    const s = r.session(decision({ mode: 'tokenize' }), []);
+    expect(s.redactMessages([{ role: 'user', content: 'mail alice@example.org' }])[0]!.content).toBe('mail <EMAIL_ADDRESS_1>');
+    s.redactParams({ metadata: { note: 'see <EMAIL_ADDRESS_1>', '<EMAIL_ADDRESS_2>': 'x' } });
+    expect(answer(s, 'to <EMAIL_ADDRESS_1>')).toBe('to <EMAIL_ADDRESS_1>');
+    // And a token reserved by a member name is not minted afterwards.
+    expect(s.redactMessages([{ role: 'user', content: 'and bob@example.org' }])[0]!.content).toBe('and <EMAIL_ADDRESS_3>');
+    expect(answer(s, '<EMAIL_ADDRESS_3>')).toBe('bob@example.org');
+  });
+});
+
+describe('profile and custom-entity checks at startup', () => {
+  it('a settings key that is not one of the profile\'s entities (typo, or not listed) is refused with its key path', () => {
+    const typo = thrown(() => createRedactor({ profiles: { p: { entities: ['EMAIL_ADDRESS', 'PHONE_NUMBER'], settings: { EMAIL_ADRESS: { mode: 'block' } } } } }));
+    expect(typo.code).toBe('invalid_request');
+    expect(typo.location?.path).toBe('redaction.profiles.p.settings.EMAIL_ADRESS');
+    const absent = thrown(() => createRedactor({ profiles: { p: { entities: ['EMAIL_ADDRESS'], settings: { PHONE_NUMBER: { mode: 'block' } } } } }));
+    expect(absent.location?.path).toBe('redaction.profiles.p.settings.PHONE_NUMBER');
+    // Entities of a listed group, and the group itself, are fine (as the built-in strict profile does).
+    expect(() => createRedactor({ profiles: { p: { entities: ['EMAIL_ADDRESS', 'SECRETS'], settings: { SECRETS: { mode: 'block' }, GITHUB_TOKEN: { threshold: 0.9 } } } } })).not.toThrow();
+  });
+
+  it('a custom entity may not take the name of a built-in entity, a group, the leak guard or another custom entity', () => {
+    for (const [entities, path] of [
+      [[{ name: 'PHONE_NUMBER', pattern: 'x\\d+' }], 'redaction.custom_entities[0].name'],
+      [[{ name: 'SECRETS', pattern: 'x\\d+' }], 'redaction.custom_entities[0].name'],
+      [[{ name: 'SECRET_VALUE', pattern: 'x\\d+' }], 'redaction.custom_entities[0].name'],
+      [[{ name: 'CUSTOMER_ID', pattern: 'c\\d+' }, { name: 'CUSTOMER_ID', pattern: 'k\\d+' }], 'redaction.custom_entities[1].name'],
+    ] as const) {
+      const e = thrown(() => createRedactor({ customEntities: entities as never }));
+      expect(e.code, entities.at(-1)!.name).toBe('invalid_request');
+      expect(e.location?.path).toBe(path);
+    }
+  });
+
+  it('an allow pattern that matches the empty string or any value is refused (it would turn redaction off)', () => {
+    for (const p of ['.*', 'a|', '(?:x)?', '.+', '[\\s\\S]+', '\\S+']) {
+      const e = thrown(() => createRedactor({ allow: { patterns: ['.*@noreply\\.example\\.com', p] } }));
+      expect(e.code, p).toBe('invalid_request');
+      expect(e.location?.path).toBe('redaction.allow.patterns[1]');
+    }
+    expect(() => createRedactor({ allow: { patterns: ['.*@noreply\\.example\\.com', '4242 ?4242 ?4242 ?4242'] } })).not.toThrow();
+  });
+});

@@ -1,0 +1,81 @@
+/**
+ * Members of the content part types OpenAI documents. Redaction reads a part's text where it
+ * knows to look (a text part's `text`, a file's `filename`) and passes the rest on untouched, so
+ * a member it does not know (a `text` on an image part, an `input_audio.transcript`, a free-form
+ * `image_url.detail`) would carry any text past it. Known part types are therefore held to their
+ * documented members; unknown types are left to the provider, as before.
+ */
+import { WardenError } from '../pipeline/errors.js';
+
+/** A string member: any string, or one of a list. */
+type Member = 'string' | readonly string[];
+
+/** An object member and its own members. */
+interface ObjectMember {
+  object: Record<string, Member>;
+  required: readonly string[];
+}
+
+interface PartShape {
+  /** Members besides `type`; `required` ones must be present. */
+  members: Record<string, Member | ObjectMember>;
+  required: readonly string[];
+}
+
+const TEXT: PartShape = { members: { text: 'string' }, required: [] };
+
+const PART_SHAPES: Record<string, PartShape> = {
+  text: TEXT,
+  input_text: TEXT,
+  output_text: TEXT,
+  refusal: { members: { refusal: 'string' }, required: ['refusal'] },
+  image_url: { members: { image_url: { object: { url: 'string', detail: ['auto', 'low', 'high'] }, required: ['url'] } }, required: ['image_url'] },
+  input_audio: { members: { input_audio: { object: { data: 'string', format: ['wav', 'mp3'] }, required: ['data', 'format'] } }, required: ['input_audio'] },
+  file: { members: { file: { object: { file_data: 'string', file_id: 'string', filename: 'string' }, required: [] } }, required: ['file'] },
+};
+
+function invalid(message: string, path: string): WardenError {
+  return new WardenError('invalid_request', message, { location: { path } });
+}
+
+const isObject = (v: unknown): v is Record<string, unknown> => typeof v === 'object' && v !== null && !Array.isArray(v);
+
+/** Values are never quoted back: a refused member may hold exactly what redaction is for. */
+function checkValue(v: unknown, shape: Member, path: string): void {
+  if (typeof v !== 'string') throw invalid(`field '${path}' must be a string`, path);
+  if (shape !== 'string' && !shape.includes(v)) throw invalid(`field '${path}' must be one of ${shape.join(', ')}`, path);
+}
+
+function checkMembers(obj: Record<string, unknown>, members: Record<string, unknown>, required: readonly string[], path: string, what: string): void {
+  for (const key of Object.keys(obj)) {
+    if (!Object.hasOwn(members, key)) throw invalid(`field '${path}.${key}' is not a member of ${what}`, `${path}.${key}`);
+  }
+  for (const key of required) {
+    if (obj[key] === undefined) throw invalid(`field '${path}.${key}' is required in ${what}`, `${path}.${key}`);
+  }
+}
+
+/**
+ * Refuses a member of a known part type that OpenAI does not document, with `invalid_request`
+ * naming it (`<base>.image_url.detail`). `base` is the part's own path.
+ */
+export function checkContentPart(part: Record<string, unknown>, base: string): void {
+  const type = part['type'];
+  if (typeof type !== 'string' || !Object.hasOwn(PART_SHAPES, type)) return;
+  const shape = PART_SHAPES[type]!;
+  const what = `a ${type} part`;
+  const prefix = (k: string): string => `${base}.${k}`;
+  checkMembers(part, { ...shape.members, type: 'string' }, shape.required, base, what);
+  for (const [key, member] of Object.entries(shape.members)) {
+    const v = part[key];
+    if (v === undefined) continue;
+    if (typeof member === 'string' || Array.isArray(member)) {
+      checkValue(v, member as Member, prefix(key));
+      continue;
+    }
+    const nested = member as ObjectMember;
+    if (!isObject(v)) throw invalid(`field '${prefix(key)}' must be an object`, prefix(key));
+    checkMembers(v, nested.object, nested.required, prefix(key), `${what}'s ${key}`);
+    for (const [k, m] of Object.entries(nested.object)) if (v[k] !== undefined) checkValue(v[k], m, `${prefix(key)}.${k}`);
+  }
+}
