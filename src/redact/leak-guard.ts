@@ -1,9 +1,17 @@
 /**
  * Leak guard: the exact secret values resolved for a request, and their base64 (standard and
- * URL-safe, at every byte alignment inside a longer blob) and URL-encoded forms, are found in
- * text by plain substring search. In a prompt they refuse the request; in a response they are
- * masked. Values shorter than MIN_SECRET_LENGTH are ignored: they would match ordinary text.
+ * URL-safe, at every byte alignment inside a longer blob) and URL-encoded forms, are searched in
+ * text. In a prompt they refuse the request; in a response they are masked. Values shorter than
+ * MIN_SECRET_LENGTH are ignored: they would match ordinary text.
+ *
+ * The search reads the text the PII detectors read (normalize.ts: zero-width and other format
+ * characters dropped, fullwidth and other compatibility forms folded, exotic spaces and dashes
+ * made ASCII), and in JSON (tool-call arguments) with its string escapes decoded: what the
+ * caller reads back once it renders or parses the text. A hit masks the original span, so the
+ * invisible characters or escapes inside it go with it. Pure-ASCII text without a backslash is
+ * searched as it is (folding it would change nothing).
  */
+import { fold, toOriginalSpan, type FoldedText } from './normalize.js';
 import type { Finding } from './types.js';
 
 export const MIN_SECRET_LENGTH = 6;
@@ -46,8 +54,15 @@ export class LeakGuard {
         set.add(core.replace(/\+/g, '-').replace(/\//g, '_'));
       }
     }
+    // Searched as the text is (folded): a needle is its folded form. Folding can shorten a value
+    // (invisible characters in it): one that ends up too short would match ordinary text.
+    const folded = new Set<string>();
+    for (const needle of set) {
+      const f = fold(needle).text;
+      if (f.length >= MIN_SECRET_LENGTH) folded.add(f);
+    }
     // Longest first, so a value wins over its own shorter encodings at the same place.
-    this.needles = [...set].sort((a, b) => b.length - a.length);
+    this.needles = [...folded].sort((a, b) => b.length - a.length);
   }
 
   /**
@@ -73,19 +88,94 @@ export class LeakGuard {
     return this.needles.length > 0;
   }
 
-  /** Appends a finding per occurrence (original offsets; the guard reads the text unfolded). */
-  find(text: string, out: Finding[]): number {
+  /**
+   * Appends a finding per occurrence, in original offsets. `json`: the text is JSON (tool-call
+   * arguments), searched with its string escapes decoded (`\u0043ANARY` is `CANARY` to the
+   * caller's JSON parser). `folded`: the text's fold as the scanner made it, if it scanned it.
+   */
+  find(text: string, out: Finding[], json = false, folded?: FoldedText): number {
+    if (this.needles.length === 0) return 0;
+    const view = folded !== undefined && !(json && text.indexOf('\\') >= 0) ? folded : searchedText(text, json);
+    const t = view.text;
     let n = 0;
     for (const needle of this.needles) {
-      let i = text.indexOf(needle);
+      let i = t.indexOf(needle);
       while (i >= 0) {
-        out.push({ entity: LEAK_ENTITY, start: i, end: i + needle.length, score: 1 });
+        const [start, end] = toOriginalSpan(view, i, i + needle.length);
+        out.push({ entity: LEAK_ENTITY, start, end, score: 1 });
         n++;
-        i = text.indexOf(needle, i + needle.length);
+        i = t.indexOf(needle, i + needle.length);
       }
     }
     return n;
   }
+}
+
+/** The text the guard searches: folded, and in JSON with its string escapes decoded first. */
+function searchedText(text: string, json: boolean): FoldedText {
+  if (!json || text.indexOf('\\') < 0) return fold(text);
+  const decoded = decodeJsonEscapes(text);
+  const folded = fold(decoded.text);
+  if (!folded.starts || !folded.ends) return decoded;
+  // Both maps composed: a searched unit's span in the decoded text, then in the original.
+  const starts = new Int32Array(folded.starts.length);
+  const ends = new Int32Array(folded.ends.length);
+  for (let k = 0; k < starts.length; k++) {
+    starts[k] = decoded.starts![folded.starts[k]!]!;
+    ends[k] = decoded.ends![folded.ends[k]! - 1]!;
+  }
+  return { text: folded.text, starts, ends };
+}
+
+const SIMPLE_ESCAPES: Readonly<Record<string, string>> = { '"': '"', '\\': '\\', '/': '/', b: '\b', f: '\f', n: '\n', r: '\r', t: '\t' };
+const HEX4 = /^[0-9a-fA-F]{4}$/;
+
+/**
+ * JSON string escapes decoded wherever they are (a streamed piece of JSON is not parseable on its
+ * own; outside strings valid JSON has no backslash), with each decoded unit's original span. An
+ * invalid or cut escape stays as it is.
+ */
+export function decodeJsonEscapes(text: string): FoldedText {
+  const n = text.length;
+  const starts = new Int32Array(n);
+  const ends = new Int32Array(n);
+  const parts: string[] = [];
+  let j = 0;
+  let run = 0; // start of the pending run copied as it is
+  const copyRun = (to: number): void => {
+    if (run >= to) return;
+    parts.push(text.slice(run, to));
+    for (let k = run; k < to; k++, j++) {
+      starts[j] = k;
+      ends[j] = k + 1;
+    }
+  };
+  for (let i = 0; i < n; ) {
+    if (text.charCodeAt(i) !== 92 || i + 1 >= n) {
+      i++;
+      continue;
+    }
+    const e = text[i + 1]!;
+    let decoded = SIMPLE_ESCAPES[e];
+    let width = 2;
+    if (decoded === undefined && e === 'u' && HEX4.test(text.slice(i + 2, i + 6))) {
+      decoded = String.fromCharCode(parseInt(text.slice(i + 2, i + 6), 16));
+      width = 6;
+    }
+    if (decoded === undefined) {
+      i += 2; // not an escape: both units stay (the second is not a backslash to pair again)
+      continue;
+    }
+    copyRun(i);
+    parts.push(decoded);
+    starts[j] = i;
+    ends[j] = i + width;
+    j++;
+    i += width;
+    run = i;
+  }
+  copyRun(n);
+  return { text: parts.join(''), starts: starts.subarray(0, j), ends: ends.subarray(0, j) };
 }
 
 const NO_SECRETS = new LeakGuard([]);

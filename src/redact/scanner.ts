@@ -44,6 +44,11 @@ export interface ScanResult {
   seen: ReadonlySet<string>;
   /** Detectors that failed (only non-zero when failing open). */
   failures: number;
+  /**
+   * The folded text the detectors read, with its offset map (no map: the text was read as it
+   * is), so the leak guard can search the same text without folding it again.
+   */
+  folded?: FoldedText;
 }
 
 function isLetter(c: number): boolean {
@@ -142,7 +147,7 @@ export class Scanner {
         failures++;
       }
     }
-    if (raw.length === 0) return { findings: [], seen: NOTHING_SEEN, failures };
+    if (raw.length === 0) return { findings: [], seen: NOTHING_SEEN, failures, folded };
     const seen = new Set<string>();
     const accepted: Finding[] = [];
     for (const f of raw) {
@@ -175,7 +180,7 @@ export class Scanner {
       seen.add(f.entity);
       accepted.push({ entity: f.entity, start, end, score: Math.round(score * 100) / 100 });
     }
-    return { findings: resolveOverlaps(accepted), seen, failures };
+    return { findings: resolveOverlaps(accepted), seen, failures, folded };
   }
 }
 

@@ -335,15 +335,18 @@ export class Session implements RedactionSession {
     return m === 'tokenize' || m === 'block' ? 'mask' : m;
   };
 
-  /** Findings in `text` (model output) that end after `from`, clipped to start at `from`. */
-  outputFindings(text: string, from: number): Finding[] {
+  /**
+   * Findings in `text` (model output) that end after `from`, clipped to start at `from`. `json`:
+   * tool-call arguments, where the leak guard also reads through JSON string escapes.
+   */
+  outputFindings(text: string, from: number, json = false): Finding[] {
     // From 0 every finding counts (none ends at or before 0): the plan's options as they are.
     const res = this.scanner.scan(text, from === 0 ? this.plan.scan : { ...this.plan.scan, from });
     this.failures += res.failures;
     let findings = res.findings;
     if (this.answerGuard.active) {
       const hits: Finding[] = [];
-      if (this.answerGuard.find(text, hits) > 0) {
+      if (this.answerGuard.find(text, hits, json, res.folded) > 0) {
         findings = resolveOverlaps(findings.concat(hits.filter((h) => h.end > from)));
       }
     }
@@ -362,9 +365,11 @@ export class Session implements RedactionSession {
     // Counted here (once per emitted piece), not where found: streaming looks at held text twice.
     for (const f of findings) if (f.entity === LEAK_ENTITY) this.leaks++;
     const out = applyFindings(text, findings, this.responseModeOf, this.replacer, this.responseCounts, restore);
-    if (!this.answerGuard.active) return out;
+    // `findings` hold every secret of `text` already; only a restored value can bring a new one
+    // (a tokenized secret, or one that completes a secret with the text around it).
+    if (!this.answerGuard.active || restore === undefined) return out;
     const hits: Finding[] = [];
-    const n = this.answerGuard.find(out, hits);
+    const n = this.answerGuard.find(out, hits, json);
     if (n === 0) return out;
     this.leaks += n;
     return applyFindings(out, resolveOverlaps(hits), () => 'mask', this.replacer, this.responseCounts);
@@ -393,7 +398,7 @@ export class Session implements RedactionSession {
 
   processOutputText(text: string, json: boolean): string {
     if (text.length === 0) return text;
-    return this.renderOutput(text, this.outputFindings(text, 0), json);
+    return this.renderOutput(text, this.outputFindings(text, 0, json), json);
   }
 
   processCompletion(result: CompletionResult): CompletionResult {

@@ -21,7 +21,7 @@ const CHAIN_LIMIT = 80;
 
 export interface OutputProcessor {
   readonly maxHoldBack: number;
-  outputFindings(text: string, from: number): Finding[];
+  outputFindings(text: string, from: number, json: boolean): Finding[];
   renderOutput(text: string, findings: readonly Finding[], json: boolean): string;
 }
 
@@ -174,7 +174,7 @@ export class StreamChannel {
     if (cut === 0) return '';
     const full = this.ctx + p;
     const from = this.ctx.length;
-    const findings = this.proc.outputFindings(full, from);
+    const findings = this.proc.outputFindings(full, from, this.json);
     if (!final) {
       // Never cut through a finding, and hold one that touches the end (it may still grow).
       for (let i = findings.length - 1; i >= 0; i--) {
