@@ -35,6 +35,8 @@ function base64Cores(value: Buffer): string[] {
 
 export class LeakGuard {
   private readonly needles: string[];
+  /** Length of the longest needle: how far back a value that is still arriving can begin. */
+  private readonly longest: number;
 
   constructor(secrets: readonly string[]) {
     const set = new Set<string>();
@@ -63,6 +65,7 @@ export class LeakGuard {
     }
     // Longest first, so a value wins over its own shorter encodings at the same place.
     this.needles = [...folded].sort((a, b) => b.length - a.length);
+    this.longest = this.needles.length > 0 ? this.needles[0]!.length : 0;
   }
 
   /**
@@ -109,6 +112,58 @@ export class LeakGuard {
     }
     return n;
   }
+
+  /**
+   * Start of the longest tail of `text` that could be the beginning of a guarded value (in the
+   * text the guard searches); text.length when there is none. The streaming hold-back keeps that
+   * tail until the next piece shows whether the value goes on, so a value is never released in
+   * part, whatever it holds (spaces, line breaks). Only the last `longest - 1` searched units can
+   * begin a value, so the cost is bounded by the secrets' lengths: the window read is widened
+   * only while invisible characters make its searched text shorter than that.
+   */
+  heldFrom(text: string, json = false): number {
+    if (this.needles.length === 0 || text.length === 0) return text.length;
+    // An escape cut at the end ("\u00") decodes to nothing yet: it is held, and what comes
+    // before it is judged.
+    const end = json ? partialEscapeStart(text) : text.length;
+    // A few more units than needed: a window that begins inside an escape or a surrogate pair
+    // reads its first units wrong, and those must not be part of any candidate tail.
+    const need = this.longest - 1 + 8;
+    let width = Math.min(end, 2 * need);
+    for (;;) {
+      const from = end - width;
+      const view = searchedText(text.slice(from, end), json);
+      if (view.text.length >= need || from === 0) {
+        const at = this.prefixStart(view.text);
+        if (at === view.text.length) return end;
+        return from + (view.starts ? view.starts[at]! : at);
+      }
+      width = Math.min(end, 2 * width);
+    }
+  }
+
+  /** Start of the longest tail of `t` that is a proper beginning of a needle (t.length: none). */
+  private prefixStart(t: string): number {
+    let best = t.length;
+    for (const needle of this.needles) {
+      const first = needle[0]!;
+      let i = t.indexOf(first, Math.max(0, t.length - needle.length + 1));
+      while (i >= 0 && i < best) {
+        if (continuesInto(t, i, needle)) {
+          best = i;
+          break;
+        }
+        i = t.indexOf(first, i + 1);
+      }
+    }
+    return best;
+  }
+}
+
+/** `t` from `i` to its end is the beginning of `needle`. */
+function continuesInto(t: string, i: number, needle: string): boolean {
+  for (let k = i; k < t.length; k++) if (t.charCodeAt(k) !== needle.charCodeAt(k - i)) return false;
+  return true;
 }
 
 /** The text the guard searches: folded, and in JSON with its string escapes decoded first. */
@@ -176,6 +231,22 @@ export function decodeJsonEscapes(text: string): FoldedText {
   }
   copyRun(n);
   return { text: parts.join(''), starts: starts.subarray(0, j), ends: ends.subarray(0, j) };
+}
+
+/** Start of an escape cut at the end of `text` (a backslash the escape's rest has not followed), else text.length. */
+function partialEscapeStart(text: string): number {
+  const n = text.length;
+  for (let i = n - 1; i >= 0 && i >= n - 6; i--) {
+    if (text.charCodeAt(i) !== 92) continue;
+    let k = i;
+    while (k > 0 && text.charCodeAt(k - 1) === 92) k--;
+    // In a run of backslashes, pairs from its start are escaped backslashes: the one at i begins
+    // an escape when an even number of them come before it.
+    if ((i - k) % 2 !== 0) continue;
+    const width = text.charCodeAt(i + 1) === 117 ? 6 : 2; // \uXXXX or \x
+    return i + width > n ? i : n;
+  }
+  return n;
 }
 
 const NO_SECRETS = new LeakGuard([]);

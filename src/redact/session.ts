@@ -354,6 +354,10 @@ export class Session implements RedactionSession {
     return findings;
   }
 
+  secretHoldStart(text: string, json: boolean): number {
+    return this.answerGuard.heldFrom(text, json);
+  }
+
   /** Replaces findings, restores placeholders between them, and masks any secret that remains. */
   renderOutput(text: string, findings: readonly Finding[], json: boolean): string {
     // Placeholders are restored only where one can be: this request minted tokens and the text

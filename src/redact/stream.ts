@@ -2,9 +2,10 @@
  * Streaming redaction. Each text channel (a choice's content, its refusal, each of its tool calls'
  * arguments) keeps a small hold-back: the trailing run of text that could still grow into an
  * entity or a placeholder (the last whitespace-free run, extended back over digit groups and
- * month names that a later group could join, and an unterminated private key block). Everything
- * before it is redacted, restored and emitted at once, so the hold-back is the only delay, and
- * no entity is ever emitted in two halves. A run longer than `maxHoldBack` is released (redacted
+ * month names that a later group could join, an unterminated private key block, and any tail
+ * that could begin a guarded secret value, spaces and all). Everything before it is redacted,
+ * restored and emitted at once, so the hold-back is the only delay, and no entity is ever
+ * emitted in two halves. A run longer than `maxHoldBack` is released (redacted
  * as it stands) so memory per stream stays bounded. Channels flush at finish_reason / stream end.
  *
  * Detection of each emitted piece sees the last CONTEXT_TAIL characters already emitted, so
@@ -23,6 +24,12 @@ export interface OutputProcessor {
   readonly maxHoldBack: number;
   outputFindings(text: string, from: number, json: boolean): Finding[];
   renderOutput(text: string, findings: readonly Finding[], json: boolean): string;
+  /**
+   * Start of the tail of `text` that may be the beginning of a guarded secret value (text.length:
+   * none). Held back like a growing entity: a secret may hold spaces or line breaks, so the
+   * whitespace rules alone would release its first words before the guard could see it whole.
+   */
+  secretHoldStart(text: string, json: boolean): number;
 }
 
 function isWs(c: number): boolean {
@@ -165,7 +172,7 @@ export class StreamChannel {
       // One whitespace-free run: it may still grow, so all of it is held (what holdStart says of
       // such a text, without its scan and fold of the whole run on every piece).
       return '';
-    } else cut = holdStart(p);
+    } else cut = Math.min(holdStart(p), this.proc.secretHoldStart(p, this.json));
     // A lone high surrogate at the cut waits for its pair.
     if (cut > 0 && cut < p.length) {
       const c = p.charCodeAt(cut - 1);

@@ -1,6 +1,6 @@
 /**
- * The answer-side leak guard against what a caller can still read back: secrets hidden by
- * invisible characters, fullwidth forms or JSON escapes. Every case compares the streamed output
+ * The answer-side leak guard against what a caller can still read back: secrets with whitespace
+ * streamed in pieces, and secrets hidden by invisible characters, fullwidth forms or JSON escapes. Every case compares the streamed output
  * with the non-streamed one and checks that no emitted piece holds a part of the canary.
  */
 import { describe, expect, it } from 'vitest';
@@ -11,6 +11,7 @@ import type { Session } from '../../src/redact/session.js';
 import { collect, decision, fromArray } from './helpers.js';
 
 const CANARY = 'CANARY-SECRET-7f3a';
+const PHRASE = `open sesame ${CANARY}`;
 
 const redactor = createRedactor({});
 
@@ -68,6 +69,65 @@ function thrown(f: () => unknown): WardenError {
   throw new Error('expected a WardenError');
 }
 
+describe('streaming: a guarded secret with whitespace', () => {
+  const TEXTS = [
+    `The passphrase is ${PHRASE} ok`,
+    `${PHRASE}`,
+    `say "${PHRASE}", twice: ${PHRASE}.`,
+    // A prefix of the secret that does not go on is released as it is, not masked.
+    'open sesame street is open, open sesame CANARY-SECRET is not the whole value',
+  ];
+  for (const asArgs of [false, true]) {
+    for (const text of TEXTS) {
+      it(`${asArgs ? 'tool arguments' : 'content'} ${JSON.stringify(text.slice(0, 30))}…: every split and piece size 1..13 equals the whole answer`, async () => {
+        const expected = whole(redactor.session(decision(), [PHRASE]), text, asArgs);
+        expect(expected).not.toContain('sesame CANARY-SECRET-7f3a');
+        const failures: string[] = [];
+        for (const { how, pieces } of cuts(text, 13)) {
+          const deltas = await streamed(redactor.session(decision(), [PHRASE]), pieces, asArgs);
+          if (deltas.join('') !== expected) failures.push(`${how}: ${JSON.stringify(deltas.join(''))}`);
+        }
+        expect(failures.slice(0, 3)).toEqual([]);
+      });
+    }
+  }
+
+  it('the secret is masked whole: no delta holds any word of it, and the leak is counted once', async () => {
+    for (let size = 1; size <= 13; size++) {
+      const s = redactor.session(decision(), [PHRASE]);
+      const deltas = await streamed(s, bySize(`The passphrase is ${PHRASE} ok`, size), false);
+      expect(deltas.join(''), `size ${size}`).toBe('The passphrase is [SECRET_VALUE] ok');
+      for (const d of deltas) expect(d, `size ${size}`).not.toMatch(/sesame|CANARY/);
+      expect(s.report().leaks).toBe(1);
+    }
+  });
+
+  it('a multi-line credential is held whole too', async () => {
+    const secret = 'user=svc-batch\npass=Tr0ub4dor&3 horse';
+    const text = `Here:\n${secret}\nend`;
+    const expected = whole(redactor.session(decision(), [secret]), text, false);
+    expect(expected).toBe('Here:\n[SECRET_VALUE]\nend');
+    for (const { how, pieces } of cuts(text, 9)) {
+      const deltas = await streamed(redactor.session(decision(), [secret]), pieces, false);
+      expect(deltas.join(''), how).toBe(expected);
+      for (const d of deltas) expect(d, how).not.toMatch(/svc-batch|Tr0ub4dor/);
+    }
+  });
+
+  it('without a guarded secret, prose is still released word by word', async () => {
+    const s = redactor.session(decision(), [PHRASE]);
+    const pieces = 'We open the door and go'.split(/(?<= )/);
+    const chunks = pieces.map(contentChunk);
+    let before = '';
+    let n = 0;
+    for await (const c of s.processStream(fromArray(chunks))) {
+      if (++n < chunks.length) before += c.choices[0]?.delta.content ?? '';
+    }
+    // "open " could start the secret until "the" arrives; then it goes out.
+    expect(before).toBe('We open the door and ');
+  });
+});
+
 describe('leak guard: obfuscated and escaped secrets', () => {
   const FORMS: Record<string, string> = {
     'a zero-width space inside': 'CANARY\u200b-SECRET-7f3a',
@@ -98,10 +158,12 @@ describe('leak guard: obfuscated and escaped secrets', () => {
   const ESCAPED: Record<string, [string, string]> = {
     'a \\u escape': ['{"x":"\\u0043ANARY-SECRET-7f3a"}', '{"x":"[SECRET_VALUE]"}'],
     'every character \\u-escaped': [`{"x":"${[...CANARY].map((c) => `\\u${c.charCodeAt(0).toString(16).padStart(4, '0')}`).join('')}"}`, '{"x":"[SECRET_VALUE]"}'],
+    'an escaped quote inside the secret': ['{"x":"pass \\"quoted\\" word!"}', '{"x":"[SECRET_VALUE]"}'],
+    'the phrase with an escaped line break before it': [`{"x":"line\\n${PHRASE.replace(' ', '\\u0020')}"}`, '{"x":"line\\n[SECRET_VALUE]"}'],
   };
   for (const [name, [args, expected]] of Object.entries(ESCAPED)) {
     it(`tool-call arguments with ${name} decode to the secret: masked whole and streamed`, async () => {
-      const secrets = [CANARY];
+      const secrets = [CANARY, PHRASE, 'pass "quoted" word!'];
       const s = redactor.session(decision(), secrets);
       const out = whole(s, args, true);
       expect(out).toBe(expected);
