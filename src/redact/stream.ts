@@ -5,8 +5,10 @@
  * month names that a later group could join, an unterminated private key block, and any tail
  * that could begin a guarded secret value, spaces and all). Everything before it is redacted,
  * restored and emitted at once, so the hold-back is the only delay, and no entity is ever
- * emitted in two halves. A run longer than `maxHoldBack` is released (redacted
- * as it stands) so memory per stream stays bounded. Channels flush at finish_reason / stream end.
+ * emitted in two halves. A hold-back longer than `maxHoldBack` is released but for its last
+ * RELEASE_KEEP units, never through a finding or a possible secret; past twice the cap it goes
+ * whole (redacted as it stands), so memory per stream stays bounded. Channels flush at
+ * finish_reason / stream end.
  *
  * Detection of each emitted piece sees the last CONTEXT_TAIL characters already emitted, so
  * context words and boundaries read the same as on the whole text.
@@ -19,6 +21,13 @@ import type { Finding } from './types.js';
 export const CONTEXT_TAIL = CONTEXT_WINDOW + 16;
 /** Longest whitespace-separated chain of digit groups held back (IBAN with spaces is 42). */
 const CHAIN_LIMIT = 80;
+/**
+ * A forced release (the hold-back reached `maxHoldBack`) keeps this many trailing units (at most
+ * half the cap): a value there may still be arriving, and one that began before arrives whole
+ * within them, so the scan of what is released sees it and the cut moves before it. Longer than
+ * any e-mail address, card, IBAN, phone or token a detector finds in unbroken text.
+ */
+const RELEASE_KEEP = 1024;
 
 export interface OutputProcessor {
   readonly maxHoldBack: number;
@@ -160,15 +169,28 @@ export class StreamChannel {
     return this.emit(true);
   }
 
+  /**
+   * Where an over-long hold-back is cut: at its last whitespace, but never in its last
+   * RELEASE_KEEP units, nor after the start of a possible secret value. emit() then moves the cut
+   * before any finding that crosses it, so nothing is released in part.
+   */
+  private releaseCut(p: string): number {
+    const keep = Math.min(RELEASE_KEEP, this.proc.maxHoldBack >> 1);
+    const cut = Math.min(this.runStart > 0 ? this.runStart : p.length, p.length - keep);
+    return Math.min(cut, this.proc.secretHoldStart(p, this.json));
+  }
+
   private emit(final: boolean): string {
     const p = this.pending;
     if (p.length === 0) return '';
+    const forced = !final && p.length > this.proc.maxHoldBack;
+    // Past twice the cap nothing waits any more (one value as long as the cap, a secret longer
+    // than it): all of it goes, redacted as it stands, so memory per channel stays bounded.
+    const overflow = forced && p.length >= 2 * this.proc.maxHoldBack;
     let cut: number;
     if (final) cut = p.length;
-    else if (p.length > this.proc.maxHoldBack) {
-      // Forced release of an over-long run: cut at the last whitespace, or everything.
-      cut = this.runStart > 0 ? this.runStart : p.length;
-    } else if (this.runStart === 0) {
+    else if (forced) cut = this.releaseCut(p);
+    else if (this.runStart === 0) {
       // One whitespace-free run: it may still grow, so all of it is held (what holdStart says of
       // such a text, without its scan and fold of the whole run on every piece).
       return '';
@@ -178,7 +200,10 @@ export class StreamChannel {
       const c = p.charCodeAt(cut - 1);
       if (c >= 0xd800 && c <= 0xdbff) cut--;
     }
-    if (cut === 0) return '';
+    if (cut === 0) {
+      if (!overflow) return '';
+      cut = p.length;
+    }
     const full = this.ctx + p;
     const from = this.ctx.length;
     const findings = this.proc.outputFindings(full, from, this.json);
@@ -190,7 +215,10 @@ export class StreamChannel {
         const fe = f.end - from;
         if ((fs < cut && fe > cut) || (fe >= p.length && fs < cut)) cut = Math.max(0, fs);
       }
-      if (cut === 0) return '';
+      if (cut === 0) {
+        if (!overflow) return '';
+        cut = p.length;
+      }
     }
     const inRange = findings.filter((f) => f.end - from <= cut).map((f) => ({ ...f, start: f.start - from, end: f.end - from }));
     const raw = p.slice(0, cut);

@@ -1,6 +1,7 @@
 /**
  * The answer-side leak guard against what a caller can still read back: secrets with whitespace
- * streamed in pieces, and secrets hidden by invisible characters, fullwidth forms or JSON escapes. Every case compares the streamed output
+ * streamed in pieces, values crossing the `max_hold_back` release, and secrets hidden by
+ * invisible characters, fullwidth forms or JSON escapes. Every case compares the streamed output
  * with the non-streamed one and checks that no emitted piece holds a part of the canary.
  */
 import { describe, expect, it } from 'vitest';
@@ -125,6 +126,57 @@ describe('streaming: a guarded secret with whitespace', () => {
     }
     // "open " could start the secret until "the" arrives; then it goes out.
     expect(before).toBe('We open the door and ');
+  });
+});
+
+describe('streaming: a value crossing the max_hold_back release', () => {
+  const CAP = 512;
+  const capped = createRedactor({ maxHoldBack: CAP });
+  const VALUES = { secret: CANARY, card: '4111111111111111', email: 'bob@example.org', phrase: PHRASE };
+  // A whitespace-free answer (minified JSON) with the value placed at every offset around the cap.
+  const head = '{"k":"';
+  const mid = '","v":"';
+  for (const [name, value] of Object.entries(VALUES)) {
+    it(`${name}: at every offset around the cap and the release after it, pieces of 1, 7 and 64, streamed equals whole`, async () => {
+      const failures: string[] = [];
+      for (let at = CAP - 280; at <= CAP + 300; at++) {
+        const padLength = at - head.length - mid.length;
+        const text = `${head}${'y,'.repeat(padLength >> 1)}${padLength & 1 ? 'y' : ''}${mid}${value}"}`;
+        const expected = whole(capped.session(decision(), [CANARY, PHRASE]), text, false);
+        expect(expected).not.toContain(value);
+        for (const size of [1, 7, 64]) {
+          const deltas = await streamed(capped.session(decision(), [CANARY, PHRASE]), bySize(text, size), false);
+          if (deltas.join('') !== expected) failures.push(`at ${at}, size ${size}: ${JSON.stringify(deltas.join('').slice(-60))}`);
+        }
+      }
+      expect(failures.slice(0, 3)).toEqual([]);
+    });
+  }
+
+  it('memory stays bounded: an endless run is still released while it streams', async () => {
+    const s = capped.session(decision(), [CANARY]);
+    const pieces = Array.from({ length: 400 }, () => 'x,'.repeat(5));
+    const chunks = pieces.map(contentChunk);
+    let before = 0;
+    let n = 0;
+    for await (const c of s.processStream(fromArray(chunks))) {
+      if (++n < chunks.length) before += (c.choices[0]?.delta.content ?? '').length;
+    }
+    // Never more than twice the cap (plus a piece) is held.
+    expect(before).toBeGreaterThanOrEqual(4000 - 2 * CAP - 10);
+  });
+
+  it('memory stays bounded when one finding grows past the cap (an endless URL): it goes at twice the cap', async () => {
+    const s = capped.session(decision({ profile: 'strict' }), [CANARY]);
+    const chunks = ['see https://example.com/', ...Array.from({ length: 400 }, () => 'abcdefghij')].map(contentChunk);
+    let before = 0;
+    let n = 0;
+    for await (const c of s.processStream(fromArray(chunks))) {
+      if (++n < chunks.length) before += (c.choices[0]?.delta.content ?? '').length;
+    }
+    // Held whole up to twice the cap, then released (masked as far as it came) while the
+    // stream goes on; before, all of it waited for the end.
+    expect(before).toBeGreaterThan(1000);
   });
 });
 
