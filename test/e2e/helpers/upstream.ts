@@ -6,7 +6,14 @@
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
 import type { AddressInfo } from 'node:net';
 
-export type UpstreamMode = 'ok' | 'garbage' | 'slow' | 'error500' | 'stream-slow' | 'delayed' | 'tool-call' | 'deep-part' | 'rate-limited' | 'bad-request' | 'refusal' | 'text-then-tools' | 'after-finish' | 'tools-revisit';
+export type UpstreamMode = 'ok' | 'garbage' | 'slow' | 'error500' | 'stream-slow' | 'delayed' | 'tool-call' | 'deep-part' | 'rate-limited' | 'bad-request' | 'refusal' | 'text-then-tools' | 'after-finish' | 'tools-revisit' | 'scripted';
+
+/** The `scripted` mode's answer: this text, as content or as one tool call's arguments, streamed in pieces of `piece` units. */
+export interface ScriptedAnswer {
+  text: string;
+  toolArgs?: boolean;
+  piece?: number;
+}
 
 export interface ReceivedCall {
   headers: IncomingMessage['headers'];
@@ -17,6 +24,8 @@ export interface FakeUpstream {
   readonly url: string;
   readonly port: number;
   mode: UpstreamMode;
+  /** What the `scripted` mode answers. */
+  script: ScriptedAnswer;
   calls: ReceivedCall[];
   /** Resolves when a streaming call sees its client go away (take it before the call: it is re-armed after). */
   aborted: Promise<void>;
@@ -65,6 +74,7 @@ export async function startUpstream(): Promise<FakeUpstream> {
     url: '',
     port: 0,
     mode: 'ok',
+    script: { text: '' },
     calls: [],
     aborted: Promise.resolve(),
     close: async () => {},
@@ -215,6 +225,26 @@ export async function startUpstream(): Promise<FakeUpstream> {
         res.on('close', () => {
           if (!res.writableEnded) resolveAborted();
         });
+        return;
+      }
+      case 'scripted': {
+        const { text, toolArgs = false, piece = 4 } = state.script;
+        const call = { id: 'call_up_1', type: 'function', function: { name: 'f', arguments: text } };
+        if (body?.stream) {
+          res.writeHead(200, { 'content-type': 'text/event-stream' });
+          res.write(chunk(body, toolArgs ? { role: 'assistant', content: null, tool_calls: [{ index: 0, ...call, function: { name: 'f', arguments: '' } }] } : { role: 'assistant', content: '' }, null));
+          for (let i = 0; i < text.length; i += piece) {
+            const part = text.slice(i, i + piece);
+            res.write(chunk(body, toolArgs ? { tool_calls: [{ index: 0, function: { arguments: part } }] } : { content: part }, null));
+          }
+          res.write(chunk(body, {}, toolArgs ? 'tool_calls' : 'stop'));
+          res.end('data: [DONE]\n\n');
+          return;
+        }
+        const answer = completion(body);
+        answer.choices = [{ index: 0, message: (toolArgs ? { role: 'assistant', content: null, tool_calls: [call] } : { role: 'assistant', content: text }) as any, logprobs: null, finish_reason: toolArgs ? 'tool_calls' : 'stop' }];
+        res.writeHead(200, { 'content-type': 'application/json' });
+        res.end(JSON.stringify(answer));
         return;
       }
       case 'ok':

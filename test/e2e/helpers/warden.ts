@@ -6,7 +6,7 @@
  */
 import { cpSync, existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
-import { join } from 'node:path';
+import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { SignJWT } from 'jose';
 import { publicJwk, testKeyPair } from '../../keys.js';
@@ -66,6 +66,8 @@ export interface FixtureOptions {
   listen?: string;
   /** Replaces the `audit:` line (default: a file sink in the temp dir, required). */
   audit?: string;
+  /** Extra files (templates, secrets) written under the temp dir, by relative path. */
+  files?: Record<string, string>;
 }
 
 /** An address nothing listens on: for the "upstream down" cases. */
@@ -86,6 +88,10 @@ export async function prepareWardenDir(opts: FixtureOptions): Promise<PreparedDi
   mkdirSync(join(dir, 'secrets'));
   writeFileSync(join(dir, 'secrets', 'escalation-code'), `${CANARY_SECRET}\n`);
   writeFileSync(join(dir, 'secrets', 'upstream-key'), `${CANARY_API_KEY}\n`);
+  for (const [path, text] of Object.entries(opts.files ?? {})) {
+    mkdirSync(dirname(join(dir, path)), { recursive: true });
+    writeFileSync(join(dir, path), text);
+  }
   const signer = await createSigner();
   writeFileSync(join(dir, 'jwks.json'), JSON.stringify(signer.jwks));
   const auditFile = join(dir, 'audit.log');
