@@ -3,34 +3,142 @@
  * config schema, its pod runs Warden non-root on a read-only root filesystem, and the Dockerfile
  * keeps the properties the docs promise.
  */
-import { readFileSync } from 'node:fs';
+import { cpSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { parseAllDocuments } from 'yaml';
-import { describe, expect, it } from 'vitest';
-import { parseConfig } from '../../src/config/load.js';
+import { afterAll, describe, expect, it } from 'vitest';
+import { loadConfig, parseConfig } from '../../src/config/load.js';
+import { createRuntime } from '../../src/runtime/runtime.js';
+import { createLogger } from '../../src/telemetry/logger.js';
 import { REPO } from './helpers/cli.js';
+import { createSigner } from './helpers/warden.js';
+
+/**
+ * Parsed as Kubernetes parses it: kubectl reads YAML 1.1, where `0440` is octal. (YAML 1.2 would
+ * read it as decimal 440, i.e. mode 0670: the file mode a reader sees must be the one applied.)
+ */
+function manifest(): any[] {
+  const text = readFileSync(join(REPO, 'deploy', 'kubernetes', 'sidecar.yaml'), 'utf8');
+  return parseAllDocuments(text, { version: '1.1' }).map((d) => {
+    expect(d.errors).toEqual([]);
+    return d.toJS() as any;
+  });
+}
+
+/**
+ * Whether a process can read a file the kubelet projected into a volume. Secret, ConfigMap and
+ * projected files are owned by root; with the pod's `fsGroup` they belong to that group, and the
+ * container's processes have `fsGroup` as a supplementary group.
+ */
+function readableBy(mode: number, proc: { uid: number; gids: number[] }, fileGid: number): boolean {
+  if (proc.uid === 0) return true;
+  if (proc.gids.includes(fileGid) && (mode & 0o040) !== 0) return true;
+  return (mode & 0o004) !== 0;
+}
 
 describe('deploy/kubernetes/sidecar.yaml', () => {
-  const docs = parseAllDocuments(readFileSync(join(REPO, 'deploy', 'kubernetes', 'sidecar.yaml'), 'utf8')).map((d) => d.toJS() as any);
+  const docs = manifest();
+  const cm = docs.find((d) => d.kind === 'ConfigMap' && d.metadata.name === 'warden-config');
+  const embedded: string = cm.data['warden.yaml'];
+  const spec = docs.find((d) => d.kind === 'Deployment').spec.template.spec;
+  const warden = spec.initContainers.find((c: any) => c.name === 'warden');
+  const volume = (name: string) => spec.volumes.find((v: any) => v.name === name);
+  const mountOf = (container: any, name: string) => container.volumeMounts.find((m: any) => m.name === name);
+  const config = parseConfig(embedded, 'sidecar.yaml#warden.yaml');
 
   it('embeds a config that passes validation', () => {
-    const cm = docs.find((d) => d.kind === 'ConfigMap' && d.metadata.name === 'warden-config');
-    const config = parseConfig(cm.data['warden.yaml'], 'sidecar.yaml#warden.yaml');
     expect(config.identity.methods).toEqual(['kubernetes']);
     expect(config.identity.kubernetes?.audiences).toEqual(['warden']);
     expect(config.audit.required).toBe(true);
   });
 
-  it('runs Warden as a native sidecar, non-root, read-only root filesystem, token audience warden', () => {
-    const deploy = docs.find((d) => d.kind === 'Deployment');
-    const spec = deploy.spec.template.spec;
-    const warden = spec.initContainers.find((c: any) => c.name === 'warden');
+  it('runs Warden as a native sidecar, non-root, read-only root filesystem, no capabilities', () => {
     expect(warden.restartPolicy).toBe('Always');
+    expect(spec.securityContext.runAsNonRoot).toBe(true);
+    expect(warden.securityContext.runAsUser).toBe(1000);
     expect(warden.securityContext.readOnlyRootFilesystem).toBe(true);
-    expect(warden.securityContext.runAsUser).not.toBe(0);
-    expect(warden.readinessProbe.httpGet.path).toBe('/readyz');
-    const token = spec.volumes.find((v: any) => v.name === 'warden-token');
-    expect(token.projected.sources[0].serviceAccountToken.audience).toBe('warden');
+    expect(warden.securityContext.allowPrivilegeEscalation).toBe(false);
+    expect(warden.securityContext.capabilities.drop).toEqual(['ALL']);
+    // The Dockerfile's user: the image and the manifest must agree on who Warden is.
+    expect(readFileSync(join(REPO, 'Dockerfile'), 'utf8')).toMatch(/^USER 1000:1000$/m);
+  });
+
+  it('lets the Warden user, and only it, read the provider key Secret', () => {
+    const secret = volume('warden-secrets').secret;
+    const mode: number = secret.defaultMode ?? 0o644;
+    const fsGroup: number | undefined = spec.securityContext.fsGroup;
+    // Without fsGroup the kubelet leaves the files root:root.
+    const fileGid = fsGroup ?? 0;
+    const user = warden.securityContext.runAsUser ?? spec.securityContext.runAsUser;
+    const group = warden.securityContext.runAsGroup ?? spec.securityContext.runAsGroup;
+    const wardenProc = { uid: user, gids: [group, ...(fsGroup === undefined ? [] : [fsGroup])] };
+    expect(readableBy(mode, wardenProc, fileGid), `mode ${mode.toString(8)}, fsGroup ${String(fsGroup)}`).toBe(true);
+    // Anyone else (another uid, not in the group) cannot.
+    expect(readableBy(mode, { uid: 4242, gids: [4242] }, fileGid)).toBe(false);
+    // The config names the key by the path the Secret is mounted at.
+    const mount = mountOf(warden, 'warden-secrets').mountPath as string;
+    expect((config.providers.openai as { api_key?: string }).api_key).toMatch(new RegExp(`^file://${mount}/[^/]+$`));
+    // The app container never mounts the keys.
+    const app = spec.containers.find((c: any) => c.name === 'app');
+    expect(mountOf(app, 'warden-secrets')).toBeUndefined();
+  });
+
+  it('probes the admin port, which listens beyond loopback, on the paths it serves', () => {
+    const port = warden.ports.find((p: any) => p.name === 'admin').containerPort;
+    expect(config.listen.admin).toEqual({ host: '0.0.0.0', port });
+    expect(warden.startupProbe.httpGet).toEqual({ path: '/readyz', port: 'admin' });
+    expect(warden.readinessProbe.httpGet).toEqual({ path: '/readyz', port: 'admin' });
+    expect(warden.livenessProbe.httpGet).toEqual({ path: '/healthz', port: 'admin' });
+    // The app and Prometheus annotations agree with the config.
+    const annotations = docs.find((d) => d.kind === 'Deployment').spec.template.metadata.annotations;
+    expect(annotations['prometheus.io/port']).toBe(String(port));
+  });
+
+  it('gives the app a token for the audience and key set the config checks', () => {
+    const token = volume('warden-token').projected.sources[0].serviceAccountToken;
+    expect(config.identity.kubernetes?.audiences).toContain(token.audience);
+    const app = spec.containers.find((c: any) => c.name === 'app');
+    const tokenFile = `${mountOf(app, 'warden-token').mountPath}/${token.path}`;
+    expect(app.env.find((e: any) => e.name === 'WARDEN_TOKEN_FILE')?.value).toBe(tokenFile);
+    const http = config.listen.http as unknown as { host: string; port: number };
+    expect(app.env.find((e: any) => e.name === 'OPENAI_BASE_URL')?.value).toBe(`http://${http.host}:${http.port}/v1`);
+    const jwksMount = mountOf(warden, 'warden-jwks').mountPath as string;
+    expect(config.identity.kubernetes?.jwks_file?.startsWith(`${jwksMount}/`)).toBe(true);
+    // Every mount of the config's paths exists, read-only.
+    const mounts = new Map<string, any>(warden.volumeMounts.map((m: any) => [m.mountPath, m]));
+    for (const p of [...config.policy.paths, ...config.templates.paths]) expect(mounts.get(p)?.readOnly, p).toBe(true);
+    expect(warden.args).toEqual(['serve', '--config', `${mountOf(warden, 'warden-config').mountPath}/warden.yaml`]);
+  });
+
+  describe('the embedded config, with /etc/warden moved to a temp dir, serves its probes', () => {
+    const dir = mkdtempSync(join(tmpdir(), 'warden-k8s-'));
+    afterAll(() => rmSync(dir, { recursive: true, force: true }));
+
+    it('loads with Warden own loader and answers /healthz and /readyz on the admin port', async () => {
+      const signer = await createSigner();
+      mkdirSync(join(dir, 'jwks'));
+      mkdirSync(join(dir, 'secrets'));
+      writeFileSync(join(dir, 'jwks', 'jwks.json'), JSON.stringify(signer.jwks));
+      writeFileSync(join(dir, 'secrets', 'openai-api-key'), 'sk-test-not-a-key\n');
+      cpSync(join(REPO, 'policies'), join(dir, 'policies'), { recursive: true });
+      cpSync(join(REPO, 'deploy', 'local', 'templates'), join(dir, 'templates'), { recursive: true });
+      // Cluster-only: the mount root, and fixed ports (port 0 here, so tests never collide).
+      const text = embedded.replaceAll('/etc/warden', dir).replace(/(http|grpc|admin): [0-9.]+:\d+/g, '$1: 127.0.0.1:0');
+      const file = join(dir, 'warden.yaml');
+      writeFileSync(file, text);
+      const loaded = loadConfig(file, {});
+      const runtime = await createRuntime(loaded, { logger: createLogger({ level: 'error' }, { write: () => undefined }), configDir: dir });
+      try {
+        const addresses = await runtime.start();
+        for (const probe of [warden.startupProbe, warden.readinessProbe, warden.livenessProbe]) {
+          const res = await fetch(`${addresses.admin}${probe.httpGet.path as string}`);
+          expect(res.status, probe.httpGet.path).toBe(200);
+        }
+      } finally {
+        await runtime.shutdown('test finished');
+      }
+    });
   });
 });
 
