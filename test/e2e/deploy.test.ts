@@ -3,7 +3,8 @@
  * config schema, its pod runs Warden non-root on a read-only root filesystem, and the Dockerfile
  * keeps the properties the docs promise.
  */
-import { cpSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { execFileSync } from 'node:child_process';
+import { cpSync, existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { parseAllDocuments } from 'yaml';
@@ -149,5 +150,60 @@ describe('Dockerfile', () => {
     expect(text).toMatch(/^FROM node:24[^\s]*-slim AS runtime$/m);
     expect(text).toMatch(/^USER 1000:1000$/m);
     expect(text).toMatch(/^ENTRYPOINT \["node", "dist\/src\/main\.js"\]$/m);
+  });
+
+  it("prunes re2's build leftovers in the build stage, and re2 still loads and matches after it", () => {
+    const build = text.slice(text.indexOf(' AS build'), text.indexOf(' AS runtime'));
+    expect(build).toMatch(/npm prune --omit=dev[^\n]*\\\n\s*&& sh scripts\/prune-native-build\.sh$/m);
+    // The script run on a copy of the installed re2, as the build stage runs it on its own.
+    const dir = mkdtempSync(join(tmpdir(), 'warden-prune-'));
+    try {
+      cpSync(join(REPO, 'node_modules', 're2'), join(dir, 'node_modules', 're2'), { recursive: true });
+      execFileSync('sh', [join(REPO, 'scripts', 'prune-native-build.sh')], { cwd: dir });
+      const left = readdirSync(join(dir, 'node_modules', 're2', 'build', 'Release'));
+      expect(left).toEqual(['re2.node']);
+      expect(existsSync(join(dir, 'node_modules', 're2', 'vendor'))).toBe(false);
+      const out = execFileSync(process.execPath, ['-e', "const RE2 = require('re2'); process.stdout.write(String(new RE2('a+b').test('xaaab')))"], { cwd: dir, encoding: 'utf8' });
+      expect(out).toBe('true');
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
+  });
+});
+
+describe('README examples against the embedded default', () => {
+  const readme = readFileSync(join(REPO, 'README.md'), 'utf8');
+  const embedded = loadConfig(join(REPO, 'deploy', 'local', 'warden.yaml'), {});
+
+  it('runs the image so that the dev-only default can be called from the host', () => {
+    // The image's command serves the embedded default, which trusts only loopback dev callers.
+    expect(readFileSync(join(REPO, 'Dockerfile'), 'utf8')).toMatch(/^CMD \["serve", "--config", "deploy\/local\/warden\.yaml"\]$/m);
+    expect(embedded.identity.methods).toEqual(['dev']);
+    const run = /^docker run .*$/m.exec(readme)?.[0] ?? '';
+    // A published port delivers connections from the Docker bridge, which dev refuses (401).
+    expect(run).not.toMatch(/\s-p\s/);
+    expect(run).toContain('--network host');
+  });
+
+  it("shows the retired template's answer as Warden gives it", async () => {
+    const shown = /^# (\{"error":.*"code":"template_retired".*\})$/m.exec(readme)?.[1];
+    const config = loadConfig(join(REPO, 'deploy', 'local', 'warden.yaml'), {
+      WARDEN_HTTP_LISTEN: '127.0.0.1:0',
+      WARDEN_GRPC_LISTEN: '127.0.0.1:0',
+      WARDEN_ADMIN_LISTEN: '127.0.0.1:0',
+    });
+    const runtime = await createRuntime(config, { logger: createLogger({ level: 'error' }, { write: () => undefined }), configDir: join(REPO, 'deploy', 'local') });
+    try {
+      const { http } = await runtime.start();
+      const res = await fetch(`${http}/v1/chat/completions`, {
+        method: 'POST',
+        headers: { 'content-type': 'application/json' },
+        body: JSON.stringify({ model: 'echo', warden: { template: 'support/ticket-summary@1', variables: {} } }),
+      });
+      expect(res.status).toBe(410);
+      expect(JSON.parse(shown ?? 'null')).toEqual(await res.json());
+    } finally {
+      await runtime.shutdown('test finished');
+    }
   });
 });
