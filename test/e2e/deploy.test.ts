@@ -13,7 +13,8 @@ import { loadConfig, parseConfig } from '../../src/config/load.js';
 import { createRuntime } from '../../src/runtime/runtime.js';
 import { createLogger } from '../../src/telemetry/logger.js';
 import { REPO } from './helpers/cli.js';
-import { createSigner } from './helpers/warden.js';
+import OpenAI from 'openai';
+import { createSigner, DOWN_URL, startWarden } from './helpers/warden.js';
 
 /**
  * Parsed as Kubernetes parses it: kubectl reads YAML 1.1, where `0440` is octal. (YAML 1.2 would
@@ -204,6 +205,53 @@ describe('README examples against the embedded default', () => {
       expect(JSON.parse(shown ?? 'null')).toEqual(await res.json());
     } finally {
       await runtime.shutdown('test finished');
+    }
+  });
+});
+
+describe('deploy/local', () => {
+  it("the example templates' comments point at files that exist", () => {
+    const dir = join(REPO, 'deploy', 'local', 'templates');
+    const files = readdirSync(dir, { recursive: true, encoding: 'utf8' }).filter((f) => f.endsWith('.yaml'));
+    expect(files.length).toBeGreaterThan(0);
+    for (const f of files) {
+      const comments = readFileSync(join(dir, f), 'utf8').split('\n').filter((l) => l.trimStart().startsWith('#'));
+      // Repository paths named in a comment: deploy/..., policies/..., src/...
+      for (const path of comments.join('\n').match(/\b(?:deploy|policies|src)\/[\w./-]*\w/g) ?? []) {
+        expect(existsSync(join(REPO, path)), `${f} names ${path}`).toBe(true);
+      }
+    }
+  });
+});
+
+describe("the Kubernetes example app's client", () => {
+  it('reads the projected token file for every request (apiKey as a function), so a rotated token is used at once', async () => {
+    const w = await startWarden({ upstreamUrl: DOWN_URL });
+    try {
+      const tokenFile = join(w.dir, 'token');
+      writeFileSync(tokenFile, `${await w.signer.token('support', 'ticket-bot')}\n`);
+      // As README's Kubernetes section shows it: the SDK itself reads no WARDEN_TOKEN_FILE.
+      const client = new OpenAI({
+        baseURL: `${w.addresses.http}/v1`,
+        apiKey: async () => readFileSync(tokenFile, 'utf8').trim(),
+        maxRetries: 0,
+      });
+      const ask = () =>
+        client.chat.completions.create({
+          model: 'echo',
+          messages: [],
+          // @ts-expect-error Warden's extension of the request body
+          warden: { template: 'support/ticket-summary@2', variables: { ticket_id: 'T-1', customer_message: 'hi' } },
+        });
+      expect((await ask()).choices[0]?.message.content).toContain('Ticket T-1');
+      // The kubelet rotates the file; the next request carries the new token (here one for a
+      // service account the policy refuses, so the change is visible).
+      writeFileSync(tokenFile, `${await w.signer.token('marketing', 'campaign-bot')}\n`);
+      const refused = await ask().catch((e: unknown) => e);
+      expect(refused).toBeInstanceOf(OpenAI.PermissionDeniedError);
+      expect(w.audit().at(-1)).toMatchObject({ error_code: 'policy_denied' });
+    } finally {
+      await w.close();
     }
   });
 });
