@@ -77,6 +77,12 @@ export async function runRenderCommand(argv: string[], io: CliIO): Promise<numbe
   const principalOverride = typeof values.principal === 'string' ? principalFrom(values.principal) : undefined;
 
   const config = loadConfig(configFile, process.env);
+  // The dry run carries no token: without --principal only the dev method can authenticate it.
+  if (!principalOverride && !config.identity.methods.includes('dev')) {
+    throw new UsageError(
+      `--principal NAMESPACE/SERVICE_ACCOUNT is required: the config has no dev identity (identity.methods: ${config.identity.methods.join(', ') || 'none'})`,
+    );
+  }
   // Diagnostics go to stderr so stdout carries only the result.
   const logger = createLogger({ level: 'warn', format: 'text', base: { service: 'warden' } }, { write: (s: string) => io.err(s) });
   const runtime = await createRuntime(config, { logger, principalOverride, watch: false, auditToStderr: true, configDir: dirname(resolve(configFile)) });

@@ -126,6 +126,13 @@ describe('warden CLI', () => {
     expect(text.stdout).toContain('--- user ---\nTicket T-1:\nhi');
   });
 
+  it('render on a config without the dev method asks for --principal (usage error) instead of failing authentication', async () => {
+    const r = await cli(['render', '-c', prepared.configFile, '-t', 'support/ticket-summary@2', '--var', 'ticket_id=T', '--var', 'customer_message=x']);
+    expect(r.code).toBe(2);
+    expect(r.stderr).toContain('--principal NAMESPACE/SERVICE_ACCOUNT is required: the config has no dev identity (identity.methods: kubernetes)');
+    expect(r.stdout).toBe('');
+  });
+
   it('render reports a refusal with its code and reasons (exit 1)', async () => {
     const r = await runWarden(['render', '-c', prepared.configFile, '-t', 'support/ticket-summary@2', '--var', 'ticket_id=T', '--var', 'customer_message=x', '-p', 'marketing/campaign-bot']);
     expect(r.code).toBe(1);
