@@ -10,8 +10,12 @@ COPY package.json package-lock.json ./
 RUN npm ci --no-audit --no-fund
 COPY tsconfig.json tsconfig.build.json ./
 COPY src ./src
+COPY scripts/prune-native-build.sh ./scripts/
+# The dev dependencies go, and so do re2's compile leftovers (object files, C++ sources): only
+# its re2.node binary is loaded at run time.
 RUN npm run build \
- && npm prune --omit=dev --no-audit --no-fund
+ && npm prune --omit=dev --no-audit --no-fund \
+ && sh scripts/prune-native-build.sh
 
 FROM node:24-bookworm-slim AS runtime
 ENV NODE_ENV=production \

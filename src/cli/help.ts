@@ -46,9 +46,10 @@ Options:
   -c, --config FILE          The YAML config file (required)
   -t, --template ID@VERSION  The template (without @VERSION: the highest version)
       --var NAME=VALUE       A template variable (repeatable)
-  -m, --model MODEL          The model to ask for (default: the template's first model)
+  -m, --model MODEL          The model to ask for (default: the template's first model the config routes)
   -p, --principal NS/SA      Act as this Kubernetes service account
-                             (default: the config's dev principal)
+                             (default: the config's dev principal; required
+                             when the config has no dev method)
       --json                 Print one JSON object instead of text
   -h, --help                 Show this help
 

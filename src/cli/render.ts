@@ -50,6 +50,15 @@ function variablesFrom(list: string[]): Record<string, string> {
   return vars;
 }
 
+/**
+ * The model a dry run asks for when none is given: the template's first model that the config
+ * routes (a model it does not route would only be refused), else the template's first (refused
+ * with the reason, as the call would be), else the config's first.
+ */
+function defaultModel(templateModels: readonly string[], configured: readonly string[]): string {
+  return templateModels.find((m) => configured.includes(m)) ?? templateModels[0] ?? configured[0] ?? '';
+}
+
 export async function runRenderCommand(argv: string[], io: CliIO): Promise<number> {
   const { values } = parse(argv, OPTIONS);
   if (values.help) {
@@ -68,15 +77,18 @@ export async function runRenderCommand(argv: string[], io: CliIO): Promise<numbe
   const principalOverride = typeof values.principal === 'string' ? principalFrom(values.principal) : undefined;
 
   const config = loadConfig(configFile, process.env);
+  // The dry run carries no token: without --principal only the dev method can authenticate it.
+  if (!principalOverride && !config.identity.methods.includes('dev')) {
+    throw new UsageError(
+      `--principal NAMESPACE/SERVICE_ACCOUNT is required: the config has no dev identity (identity.methods: ${config.identity.methods.join(', ') || 'none'})`,
+    );
+  }
   // Diagnostics go to stderr so stdout carries only the result.
   const logger = createLogger({ level: 'warn', format: 'text', base: { service: 'warden' } }, { write: (s: string) => io.err(s) });
   const runtime = await createRuntime(config, { logger, principalOverride, watch: false, auditToStderr: true, configDir: dirname(resolve(configFile)) });
   try {
     let model = typeof values.model === 'string' ? values.model : undefined;
-    if (!model) {
-      const t = runtime.live()?.templates.get(template.id, template.version);
-      model = t?.models[0] ?? Object.keys(config.models)[0] ?? '';
-    }
+    model ||= defaultModel(runtime.live()?.templates.get(template.id, template.version)?.models ?? [], Object.keys(config.models));
     const request: PromptRequest = {
       id: randomUUID(),
       protocol: 'grpc',

@@ -5,7 +5,7 @@
 import { dirname, resolve } from 'node:path';
 import { loadConfig } from '../config/load.js';
 import { createLogger } from '../telemetry/logger.js';
-import { createRuntime } from '../runtime/runtime.js';
+import { createRuntime, type Runtime } from '../runtime/runtime.js';
 import { parse, requireString } from './args.js';
 import { SERVE_HELP } from './help.js';
 import type { CliIO } from './io.js';
@@ -25,50 +25,103 @@ export async function runServeCommand(argv: string[], io: CliIO): Promise<number
   const warnings: string[] = [];
   const config = loadConfig(file, process.env, { onWarning: (w) => warnings.push(w) });
   const logger = createLogger({ level: config.log.level, format: config.log.format, base: { service: 'warden' } });
+  // Installed before anything is loaded or bound: a signal during the start (a config sync's
+  // SIGHUP, a rollout's SIGTERM) would otherwise take Node's default action and kill the process.
+  const signals = handleSignals(logger);
   // Announced loudly: a dev identity or an exposed listener must never be a surprise.
   for (const w of warnings) logger.warn({ config: file }, w);
 
-  const runtime = await createRuntime(config, { logger, configDir: dirname(resolve(file)) });
-  await runtime.start();
+  let runtime: Runtime;
+  try {
+    runtime = await createRuntime(config, { logger, configDir: dirname(resolve(file)) });
+    await runtime.start();
+  } catch (err) {
+    signals.release();
+    throw err;
+  }
+  return signals.serving(runtime);
+}
 
-  return await new Promise<number>((resolve) => {
-    let stopping = false;
-    // The handlers stay installed through the drain: without them a second signal (an impatient
-    // second Ctrl-C, a SIGHUP from a config sync) would take Node's default action and kill the
-    // process mid-drain, cutting in-flight streams and their audit records. The shutdown
-    // deadline (limits.shutdown_grace_ms) bounds the drain; SIGKILL remains for the impatient.
-    const stop = (signal: NodeJS.Signals) => {
-      if (stopping) {
-        logger.warn({ signal }, 'already shutting down; the drain continues');
-        return;
-      }
-      stopping = true;
-      runtime.shutdown(signal).then(
-        () => finish(0),
-        (err: unknown) => {
-          logger.error({ error_type: err instanceof Error ? err.constructor.name : typeof err }, 'shutdown failed');
-          finish(1);
-        },
-      );
-    };
-    const hup = () => {
-      if (stopping) {
-        logger.warn({ signal: 'SIGHUP' }, 'reload skipped: shutting down');
-        return;
-      }
-      void runtime.reload('SIGHUP');
-      // After a rotation (logrotate renames the file, then sends SIGHUP) the next record goes to
-      // a new file at the path, continuing the chain.
-      void runtime.reopenAudit('SIGHUP');
-    };
-    const finish = (code: number) => {
-      process.off('SIGTERM', stop);
-      process.off('SIGINT', stop);
-      process.off('SIGHUP', hup);
-      resolve(code);
-    };
-    process.on('SIGTERM', stop);
-    process.on('SIGINT', stop);
-    process.on('SIGHUP', hup);
-  });
+type Logger = ReturnType<typeof createLogger>;
+
+/**
+ * The signal handling of `serve`, from before the start to the end of the drain. During the start
+ * a SIGHUP is remembered and its reload done once started (the files may have changed after they
+ * were read), and SIGTERM/SIGINT stop the server as soon as it has started (a start cannot be cut
+ * halfway: its listeners and audit sinks would be left open), with the usual drain and exit 0.
+ */
+function handleSignals(logger: Logger): { serving(runtime: Runtime): Promise<number>; release(): void } {
+  let runtime: Runtime | undefined;
+  let stopping = false;
+  let stopAfterStart: NodeJS.Signals | undefined;
+  let reloadAfterStart = false;
+  let exit: (code: number) => void = () => {};
+  const exited = new Promise<number>((r) => (exit = r));
+
+  // The handlers stay installed through the drain: without them a second signal (an impatient
+  // second Ctrl-C, a SIGHUP from a config sync) would take Node's default action and kill the
+  // process mid-drain, cutting in-flight streams and their audit records. The shutdown
+  // deadline (limits.shutdown_grace_ms) bounds the drain; SIGKILL remains for the impatient.
+  const shutdown = (r: Runtime, signal: NodeJS.Signals) => {
+    stopping = true;
+    r.shutdown(signal).then(
+      () => finish(0),
+      (err: unknown) => {
+        logger.error({ error_type: err instanceof Error ? err.constructor.name : typeof err }, 'shutdown failed');
+        finish(1);
+      },
+    );
+  };
+  const reload = (r: Runtime) => {
+    void r.reload('SIGHUP');
+    // After a rotation (logrotate renames the file, then sends SIGHUP) the next record goes to
+    // a new file at the path, continuing the chain.
+    void r.reopenAudit('SIGHUP');
+  };
+  const stop = (signal: NodeJS.Signals) => {
+    if (stopping || stopAfterStart) {
+      logger.warn({ signal }, 'already shutting down; the drain continues');
+      return;
+    }
+    if (!runtime) {
+      stopAfterStart = signal;
+      logger.info({ signal }, 'shutdown requested during the start; stopping once started');
+      return;
+    }
+    shutdown(runtime, signal);
+  };
+  const hup = () => {
+    if (stopping || stopAfterStart) {
+      logger.warn({ signal: 'SIGHUP' }, 'reload skipped: shutting down');
+      return;
+    }
+    if (!runtime) {
+      reloadAfterStart = true;
+      logger.info({ signal: 'SIGHUP' }, 'reload requested during the start; done once started');
+      return;
+    }
+    reload(runtime);
+  };
+  const release = () => {
+    process.off('SIGTERM', stop);
+    process.off('SIGINT', stop);
+    process.off('SIGHUP', hup);
+  };
+  const finish = (code: number) => {
+    release();
+    exit(code);
+  };
+  process.on('SIGTERM', stop);
+  process.on('SIGINT', stop);
+  process.on('SIGHUP', hup);
+
+  return {
+    release,
+    serving(started: Runtime): Promise<number> {
+      runtime = started;
+      if (stopAfterStart) shutdown(started, stopAfterStart);
+      else if (reloadAfterStart) reload(started);
+      return exited;
+    },
+  };
 }

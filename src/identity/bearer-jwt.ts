@@ -22,7 +22,7 @@ export interface BearerJwtOptions extends JwksSourceOptions {
   verifiedCacheMs?: number;
   /** Clock for expiry checks (epoch ms); injectable for tests. */
   now?: () => number;
-  /** Where a key source failure is reported (no token data; at most one line per 10 s). */
+  /** Where a key source failure is reported (no token data; at most one line per 10 s), and a changed JWKS file that cannot be used. */
   logger?: { warn(obj: object, msg?: string): void };
 }
 

@@ -1,19 +1,20 @@
 /**
  * Where verification keys come from: a JWKS URL (fetched by jose, cached, refetched on an
- * unknown `kid` or a key that cannot be used, at most once per cooldown) or a JWKS file read
- * once at start. The Kubernetes API serves
+ * unknown `kid` or a key that cannot be used, at most once per cooldown) or a JWKS file (read at
+ * start, and read again when an unknown `kid` or an unusable key finds it changed: a ConfigMap
+ * update or a rotated SPIFFE bundle). The Kubernetes API serves
  * its keys at `/openid/v1/jwks`; reaching it from a pod needs the pod's own token and the
  * cluster CA, hence the optional bearer-token file and CA file.
  */
-import { readFileSync } from 'node:fs';
-import { readFile } from 'node:fs/promises';
+import { readFileSync, statSync, type Stats } from 'node:fs';
+import { readFile, stat } from 'node:fs/promises';
 import { createLocalJWKSet, createRemoteJWKSet, customFetch, type FetchImplementation, type JSONWebKeySet, type JWK, type JWTVerifyGetKey } from 'jose';
 import { Agent, fetch as undiciFetch } from 'undici';
 
 export interface JwksSourceOptions {
   /** JWKS URL, e.g. `https://kubernetes.default.svc/openid/v1/jwks`. */
   jwksUrl?: string;
-  /** JWKS file (a JSON Web Key Set), read once. */
+  /** JWKS file (a JSON Web Key Set); read again when a token's key is unknown or unusable and the file changed. */
   jwksFile?: string;
   /** Extra request headers for the JWKS URL. */
   jwksHeaders?: Record<string, string>;
@@ -30,6 +31,8 @@ export interface JwksSourceOptions {
    * JWT-SVID keys `use: "jwt-svid"`, which jose would otherwise skip as not `sig`.
    */
   mapKeys?: (keys: JWK[]) => JWK[];
+  /** Where a changed JWKS file that cannot be used is reported (its name, never its content). */
+  logger?: { warn(obj: object, msg?: string): void };
 }
 
 /** A key source: the key lookup jose verifies with, and a way to fetch the key set again. */
@@ -37,14 +40,20 @@ export interface JwksSource {
   getKey: JWTVerifyGetKey;
   /**
    * Called when the key a token names (by `kid`) was found but could not be used: malformed, not
-   * importable, too weak. Resolves true when a new key set was fetched, so verifying once more is
-   * worth it; always false for a key file.
+   * importable, too weak. Resolves true when a new key set was fetched (or a changed key file
+   * read), so verifying once more is worth it.
    */
   refetchAfterUnusableKey(kid: string | undefined): Promise<boolean>;
 }
 
 /** The least time between two fetches of a JWKS URL caused by an unknown or unusable key. */
 const JWKS_COOLDOWN_MS = 30_000;
+
+/**
+ * The least time between two looks at a JWKS file caused by an unknown or unusable key: a stat is
+ * cheap, but a flood of tokens with a made-up `kid` must not become a flood of file system calls.
+ */
+const JWKS_FILE_COOLDOWN_MS = 5_000;
 
 export class JwksConfigError extends Error {
   constructor(message: string) {
@@ -75,27 +84,102 @@ function readConfigFile(what: string, key: string, path: string): string {
   }
 }
 
-export function createJwksSource(opts: JwksSourceOptions, what: string): JwksSource {
-  if (opts.jwksUrl && opts.jwksFile) throw new JwksConfigError(`${what}: set jwks_url or jwks_file, not both`);
-  if (opts.jwksFile) {
-    const text = readConfigFile(what, 'jwks_file', opts.jwksFile);
-    let jwks: JSONWebKeySet;
+/** The key lookup for a JWKS file's text; throws JwksConfigError naming the file (never quoting it). */
+function keyFileSet(what: string, file: string, text: string, mapKeys: JwksSourceOptions['mapKeys']): JWTVerifyGetKey {
+  let jwks: JSONWebKeySet;
+  try {
+    jwks = JSON.parse(text) as JSONWebKeySet;
+  } catch {
+    // Not the parser's message: it quotes the file, which may be a token or a key by mistake.
+    throw new JwksConfigError(`${what}: jwks_file ${file} is not valid JSON`);
+  }
+  if (!jwks || !Array.isArray(jwks.keys)) throw new JwksConfigError(`${what}: jwks_file ${file} has no "keys" array`);
+  const keys = mapKeys ? mapKeys(jwks.keys) : jwks.keys;
+  const problem = keySetProblem(keys);
+  if (problem) throw new JwksConfigError(`${what}: jwks_file ${file} ${problem}`);
+  try {
+    return createLocalJWKSet({ keys });
+  } catch {
+    throw new JwksConfigError(`${what}: jwks_file ${file} is not a valid JSON Web Key Set`);
+  }
+}
+
+/**
+ * Which file a path holds now, following symlinks: a ConfigMap update swaps the `..data` link to a
+ * new directory (new inode), an in-place edit changes mtime or size.
+ */
+function fileIdentity(st: Stats): string {
+  return `${st.dev}:${st.ino}:${st.mtimeMs}:${st.size}`;
+}
+
+/** The identity of a file that could not be looked at (reported once until it can be again). */
+const UNREADABLE = 'unreadable';
+
+/**
+ * A JWKS file's keys, following the file: when a token's `kid` is unknown (or its key unusable)
+ * the file is looked at again, at most once per cooldown, and read again if it is another file
+ * than the one read. A new file that cannot be used is reported once and the keys read before stay
+ * in use: a bad update must not refuse every token, and a restart would not do better.
+ */
+function fileKeySource(opts: JwksSourceOptions & { jwksFile: string }, what: string): JwksSource {
+  const file = opts.jwksFile;
+  // The identity is taken before the read: a change in between only means one more read later.
+  let identity: string | undefined;
+  try {
+    identity = fileIdentity(statSync(file));
+  } catch {
+    identity = undefined; // readConfigFile reports it
+  }
+  let current = keyFileSet(what, file, readConfigFile(what, 'jwks_file', file), opts.mapKeys);
+  let lastLook = Number.NEGATIVE_INFINITY;
+  let pending: Promise<boolean> | undefined;
+
+  /** Resolves true when a new key set was read from the file. */
+  async function readIfChanged(): Promise<boolean> {
+    let text: string;
     try {
-      jwks = JSON.parse(text) as JSONWebKeySet;
-    } catch {
-      // Not the parser's message: it quotes the file, which may be a token or a key by mistake.
-      throw new JwksConfigError(`${what}: jwks_file ${opts.jwksFile} is not valid JSON`);
+      const now = fileIdentity(await stat(file));
+      if (now === identity) return false;
+      identity = now; // a bad file is reported once, not at every look
+      text = await readFile(file, 'utf8');
+    } catch (err) {
+      if (identity === UNREADABLE) return false;
+      identity = UNREADABLE;
+      opts.logger?.warn({ method: what, file, code: (err as NodeJS.ErrnoException).code ?? 'error' }, 'jwks_file cannot be read; the keys read before stay in use');
+      return false;
     }
-    if (!jwks || !Array.isArray(jwks.keys)) throw new JwksConfigError(`${what}: jwks_file ${opts.jwksFile} has no "keys" array`);
-    const keys = opts.mapKeys ? opts.mapKeys(jwks.keys) : jwks.keys;
-    const problem = keySetProblem(keys);
-    if (problem) throw new JwksConfigError(`${what}: jwks_file ${opts.jwksFile} ${problem}`);
     try {
-      return { getKey: createLocalJWKSet({ keys }), refetchAfterUnusableKey: () => Promise.resolve(false) };
-    } catch {
-      throw new JwksConfigError(`${what}: jwks_file ${opts.jwksFile} is not a valid JSON Web Key Set`);
+      current = keyFileSet(what, file, text, opts.mapKeys);
+      return true;
+    } catch (err) {
+      opts.logger?.warn({ method: what, file, problem: (err as Error).message }, 'jwks_file changed but cannot be used; the keys read before stay in use');
+      return false;
     }
   }
+
+  const lookAgain = (): Promise<boolean> => {
+    if (pending) return pending; // requests failing together share one look
+    if (Date.now() - lastLook < JWKS_FILE_COOLDOWN_MS) return Promise.resolve(false);
+    lastLook = Date.now();
+    return (pending = readIfChanged().finally(() => (pending = undefined)));
+  };
+
+  return {
+    getKey: async (header, token) => {
+      try {
+        return await current(header, token);
+      } catch (err) {
+        if ((err as { code?: unknown }).code !== 'ERR_JWKS_NO_MATCHING_KEY' || !(await lookAgain())) throw err;
+        return current(header, token);
+      }
+    },
+    refetchAfterUnusableKey: () => lookAgain(),
+  };
+}
+
+export function createJwksSource(opts: JwksSourceOptions, what: string): JwksSource {
+  if (opts.jwksUrl && opts.jwksFile) throw new JwksConfigError(`${what}: set jwks_url or jwks_file, not both`);
+  if (opts.jwksFile) return fileKeySource({ ...opts, jwksFile: opts.jwksFile }, what);
   if (!opts.jwksUrl) throw new JwksConfigError(`${what}: jwks_url or jwks_file is required`);
   let url: URL;
   try {

@@ -4,4 +4,4 @@ export { createOpenAIProvider, type OpenAIProviderOptions } from './openai.js';
 export { upstreamFailure } from './failure.js';
 export { SseParser, SseError, type SseEvent } from './sse.js';
 export { createProviders, createProvider, ProviderRegistry, type ProviderDeps } from './registry.js';
-export { createForwardStage, type ForwardStageOptions } from './stage.js';
+export { createForwardStage, modelNotConfigured, type ForwardStageOptions } from './stage.js';

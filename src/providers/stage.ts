@@ -69,6 +69,13 @@ function outcomeOf(err: unknown): UpstreamOutcome {
   return code === 'upstream_timeout' ? 'timeout' : code === 'cancelled' ? 'aborted' : 'error';
 }
 
+/** The refusal of a model the `models` config does not route to a provider. */
+export function modelNotConfigured(model: string): WardenError {
+  return new WardenError('invalid_request', `model ${JSON.stringify(model)} is not configured`, {
+    location: { path: 'model' },
+  });
+}
+
 export function createForwardStage(getProviders: () => ProviderRegistry, opts: ForwardStageOptions = {}): Stage {
   return {
     name: 'forward',
@@ -96,11 +103,8 @@ export function createForwardStage(getProviders: () => ProviderRegistry, opts: F
     const providers = getProviders();
     const providerName = ctx.provider ?? providers.providerNameFor(request.model);
     const provider: ModelProvider | undefined = providerName === undefined ? undefined : providers.get(providerName);
-    if (!provider || providerName === undefined) {
-      throw new WardenError('invalid_request', `model ${JSON.stringify(request.model)} is not configured`, {
-        location: { path: 'model' },
-      });
-    }
+    // Already refused after the decision (modelNotConfigured); kept so forward never guesses.
+    if (!provider || providerName === undefined) throw modelNotConfigured(request.model);
     ctx.provider = providerName;
 
     const params = { ...ctx.outboundParams };

@@ -14,7 +14,7 @@ import type { Authenticator } from '../pipeline/ports.js';
 import type { RequestContext, Stage } from '../pipeline/stage.js';
 import type { Principal } from '../pipeline/types.js';
 import { createDecideStage, createRegoPolicyEngine, formatInputPath, type DecisionCacheStatus } from '../policy/index.js';
-import { createForwardStage, createProviders } from '../providers/index.js';
+import { createForwardStage, createProviders, modelNotConfigured } from '../providers/index.js';
 import { createRedactStage, createRedactor, createRespondStage, type RedactionConfig } from '../redact/index.js';
 import { createEnvSecretProvider, createFetchStage, createFileSecretProvider, createSecretResolver } from '../secrets/index.js';
 import type { Logger } from '../telemetry/logger.js';
@@ -110,6 +110,28 @@ function buildAuthenticators(config: Config, logger: Logger): Authenticator[] {
   return out;
 }
 
+/**
+ * The decide stage, then the refusal of a model the config does not route (resolve found no
+ * provider for it). Here rather than in forward so the dry run (`prompt.render`, which stops
+ * before forward) refuses it exactly as the call would; after the decision so a caller the policy
+ * refuses learns nothing about which models are configured; before fetch so no secret is fetched
+ * for a call that cannot go anywhere.
+ */
+function refusingUnroutedModel(decide: Stage): Stage {
+  const check = (ctx: RequestContext): void => {
+    if (ctx.request.action !== 'models.list' && ctx.provider === undefined) throw modelNotConfigured(ctx.request.model);
+  };
+  return {
+    name: decide.name,
+    run(ctx: RequestContext) {
+      const running = decide.run(ctx);
+      // The built-in engine decides synchronously: no promise (and no microtask hop) for it.
+      if (running === undefined) return check(ctx);
+      return running.then(() => check(ctx));
+    },
+  };
+}
+
 /** The caching secret resolver with the file and env providers; relative refs resolve against `configDir`. */
 export function secretResolverFor(config: Config, configDir: string) {
   return createSecretResolver({
@@ -191,7 +213,7 @@ export async function buildComponents(config: Config, opts: ComponentOptions): P
     stages: {
       authenticate,
       resolve,
-      decide: createDecideStage({ getEngine: holder.policy, environment }),
+      decide: refusingUnroutedModel(createDecideStage({ getEngine: holder.policy, environment })),
       fetch: createFetchStage(() => resolver),
       render: createRenderStage(),
       redact: createRedactStage(() => redactor),

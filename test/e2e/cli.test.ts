@@ -126,11 +126,37 @@ describe('warden CLI', () => {
     expect(text.stdout).toContain('--- user ---\nTicket T-1:\nhi');
   });
 
+  it('render on a config without the dev method asks for --principal (usage error) instead of failing authentication', async () => {
+    const r = await cli(['render', '-c', prepared.configFile, '-t', 'support/ticket-summary@2', '--var', 'ticket_id=T', '--var', 'customer_message=x']);
+    expect(r.code).toBe(2);
+    expect(r.stderr).toContain('--principal NAMESPACE/SERVICE_ACCOUNT is required: the config has no dev identity (identity.methods: kubernetes)');
+    expect(r.stdout).toBe('');
+  });
+
   it('render reports a refusal with its code and reasons (exit 1)', async () => {
     const r = await runWarden(['render', '-c', prepared.configFile, '-t', 'support/ticket-summary@2', '--var', 'ticket_id=T', '--var', 'customer_message=x', '-p', 'marketing/campaign-bot']);
     expect(r.code).toBe(1);
     expect(r.stderr).toContain('refused: policy_denied');
     expect(r.stderr).toContain('reason: service marketing/campaign-bot may not run template support/ticket-summary');
+  });
+
+  it('render refuses a model the config does not route, as the call itself would, and defaults to a routed one', async () => {
+    // The policy allows gpt-4o-mini and echo; this config routes only echo.
+    const unrouted = await prepareWardenDir({ upstreamUrl: upstream.url, models: 'models: { echo: echo, down-model: down }' });
+    try {
+      const args = ['render', '-c', unrouted.configFile, '-t', 'support/ticket-summary@2', '--var', 'ticket_id=T-1', '--var', 'customer_message=hi', '-p', 'support/ticket-bot'];
+      const refused = await runWarden([...args, '--model', 'gpt-4o-mini']);
+      expect(refused.code, refused.stdout).toBe(1);
+      expect(refused.stderr).toContain('refused: invalid_request: model "gpt-4o-mini" is not configured');
+      expect(refused.stdout).not.toContain('allow:');
+      // The template lists gpt-4o-mini first; the default is the first model the config routes.
+      const chosen = await runWarden([...args, '--json']);
+      expect(chosen.code, chosen.stderr).toBe(0);
+      const out = JSON.parse(chosen.stdout) as any;
+      expect(out).toMatchObject({ allowed: true, model: 'echo', provider: 'echo' });
+    } finally {
+      rmSync(unrouted.dir, { recursive: true, force: true });
+    }
   });
 
   it('audit verify checks the chain written by Warden and finds tampering', async () => {

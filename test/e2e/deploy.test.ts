@@ -3,34 +3,144 @@
  * config schema, its pod runs Warden non-root on a read-only root filesystem, and the Dockerfile
  * keeps the properties the docs promise.
  */
-import { readFileSync } from 'node:fs';
+import { execFileSync } from 'node:child_process';
+import { cpSync, existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { parseAllDocuments } from 'yaml';
-import { describe, expect, it } from 'vitest';
-import { parseConfig } from '../../src/config/load.js';
+import { afterAll, describe, expect, it } from 'vitest';
+import { loadConfig, parseConfig } from '../../src/config/load.js';
+import { createRuntime } from '../../src/runtime/runtime.js';
+import { createLogger } from '../../src/telemetry/logger.js';
 import { REPO } from './helpers/cli.js';
+import OpenAI from 'openai';
+import { createSigner, DOWN_URL, startWarden } from './helpers/warden.js';
+
+/**
+ * Parsed as Kubernetes parses it: kubectl reads YAML 1.1, where `0440` is octal. (YAML 1.2 would
+ * read it as decimal 440, i.e. mode 0670: the file mode a reader sees must be the one applied.)
+ */
+function manifest(): any[] {
+  const text = readFileSync(join(REPO, 'deploy', 'kubernetes', 'sidecar.yaml'), 'utf8');
+  return parseAllDocuments(text, { version: '1.1' }).map((d) => {
+    expect(d.errors).toEqual([]);
+    return d.toJS() as any;
+  });
+}
+
+/**
+ * Whether a process can read a file the kubelet projected into a volume. Secret, ConfigMap and
+ * projected files are owned by root; with the pod's `fsGroup` they belong to that group, and the
+ * container's processes have `fsGroup` as a supplementary group.
+ */
+function readableBy(mode: number, proc: { uid: number; gids: number[] }, fileGid: number): boolean {
+  if (proc.uid === 0) return true;
+  if (proc.gids.includes(fileGid) && (mode & 0o040) !== 0) return true;
+  return (mode & 0o004) !== 0;
+}
 
 describe('deploy/kubernetes/sidecar.yaml', () => {
-  const docs = parseAllDocuments(readFileSync(join(REPO, 'deploy', 'kubernetes', 'sidecar.yaml'), 'utf8')).map((d) => d.toJS() as any);
+  const docs = manifest();
+  const cm = docs.find((d) => d.kind === 'ConfigMap' && d.metadata.name === 'warden-config');
+  const embedded: string = cm.data['warden.yaml'];
+  const spec = docs.find((d) => d.kind === 'Deployment').spec.template.spec;
+  const warden = spec.initContainers.find((c: any) => c.name === 'warden');
+  const volume = (name: string) => spec.volumes.find((v: any) => v.name === name);
+  const mountOf = (container: any, name: string) => container.volumeMounts.find((m: any) => m.name === name);
+  const config = parseConfig(embedded, 'sidecar.yaml#warden.yaml');
 
   it('embeds a config that passes validation', () => {
-    const cm = docs.find((d) => d.kind === 'ConfigMap' && d.metadata.name === 'warden-config');
-    const config = parseConfig(cm.data['warden.yaml'], 'sidecar.yaml#warden.yaml');
     expect(config.identity.methods).toEqual(['kubernetes']);
     expect(config.identity.kubernetes?.audiences).toEqual(['warden']);
     expect(config.audit.required).toBe(true);
   });
 
-  it('runs Warden as a native sidecar, non-root, read-only root filesystem, token audience warden', () => {
-    const deploy = docs.find((d) => d.kind === 'Deployment');
-    const spec = deploy.spec.template.spec;
-    const warden = spec.initContainers.find((c: any) => c.name === 'warden');
+  it('runs Warden as a native sidecar, non-root, read-only root filesystem, no capabilities', () => {
     expect(warden.restartPolicy).toBe('Always');
+    expect(spec.securityContext.runAsNonRoot).toBe(true);
+    expect(warden.securityContext.runAsUser).toBe(1000);
     expect(warden.securityContext.readOnlyRootFilesystem).toBe(true);
-    expect(warden.securityContext.runAsUser).not.toBe(0);
-    expect(warden.readinessProbe.httpGet.path).toBe('/readyz');
-    const token = spec.volumes.find((v: any) => v.name === 'warden-token');
-    expect(token.projected.sources[0].serviceAccountToken.audience).toBe('warden');
+    expect(warden.securityContext.allowPrivilegeEscalation).toBe(false);
+    expect(warden.securityContext.capabilities.drop).toEqual(['ALL']);
+    // The Dockerfile's user: the image and the manifest must agree on who Warden is.
+    expect(readFileSync(join(REPO, 'Dockerfile'), 'utf8')).toMatch(/^USER 1000:1000$/m);
+  });
+
+  it('lets the Warden user, and only it, read the provider key Secret', () => {
+    const secret = volume('warden-secrets').secret;
+    const mode: number = secret.defaultMode ?? 0o644;
+    const fsGroup: number | undefined = spec.securityContext.fsGroup;
+    // Without fsGroup the kubelet leaves the files root:root.
+    const fileGid = fsGroup ?? 0;
+    const user = warden.securityContext.runAsUser ?? spec.securityContext.runAsUser;
+    const group = warden.securityContext.runAsGroup ?? spec.securityContext.runAsGroup;
+    const wardenProc = { uid: user, gids: [group, ...(fsGroup === undefined ? [] : [fsGroup])] };
+    expect(readableBy(mode, wardenProc, fileGid), `mode ${mode.toString(8)}, fsGroup ${String(fsGroup)}`).toBe(true);
+    // Anyone else (another uid, not in the group) cannot.
+    expect(readableBy(mode, { uid: 4242, gids: [4242] }, fileGid)).toBe(false);
+    // The config names the key by the path the Secret is mounted at.
+    const mount = mountOf(warden, 'warden-secrets').mountPath as string;
+    expect((config.providers.openai as { api_key?: string }).api_key).toMatch(new RegExp(`^file://${mount}/[^/]+$`));
+    // The app container never mounts the keys.
+    const app = spec.containers.find((c: any) => c.name === 'app');
+    expect(mountOf(app, 'warden-secrets')).toBeUndefined();
+  });
+
+  it('probes the admin port, which listens beyond loopback, on the paths it serves', () => {
+    const port = warden.ports.find((p: any) => p.name === 'admin').containerPort;
+    expect(config.listen.admin).toEqual({ host: '0.0.0.0', port });
+    expect(warden.startupProbe.httpGet).toEqual({ path: '/readyz', port: 'admin' });
+    expect(warden.readinessProbe.httpGet).toEqual({ path: '/readyz', port: 'admin' });
+    expect(warden.livenessProbe.httpGet).toEqual({ path: '/healthz', port: 'admin' });
+    // The app and Prometheus annotations agree with the config.
+    const annotations = docs.find((d) => d.kind === 'Deployment').spec.template.metadata.annotations;
+    expect(annotations['prometheus.io/port']).toBe(String(port));
+  });
+
+  it('gives the app a token for the audience and key set the config checks', () => {
+    const token = volume('warden-token').projected.sources[0].serviceAccountToken;
+    expect(config.identity.kubernetes?.audiences).toContain(token.audience);
+    const app = spec.containers.find((c: any) => c.name === 'app');
+    const tokenFile = `${mountOf(app, 'warden-token').mountPath}/${token.path}`;
+    expect(app.env.find((e: any) => e.name === 'WARDEN_TOKEN_FILE')?.value).toBe(tokenFile);
+    const http = config.listen.http as unknown as { host: string; port: number };
+    expect(app.env.find((e: any) => e.name === 'OPENAI_BASE_URL')?.value).toBe(`http://${http.host}:${http.port}/v1`);
+    const jwksMount = mountOf(warden, 'warden-jwks').mountPath as string;
+    expect(config.identity.kubernetes?.jwks_file?.startsWith(`${jwksMount}/`)).toBe(true);
+    // Every mount of the config's paths exists, read-only.
+    const mounts = new Map<string, any>(warden.volumeMounts.map((m: any) => [m.mountPath, m]));
+    for (const p of [...config.policy.paths, ...config.templates.paths]) expect(mounts.get(p)?.readOnly, p).toBe(true);
+    expect(warden.args).toEqual(['serve', '--config', `${mountOf(warden, 'warden-config').mountPath}/warden.yaml`]);
+  });
+
+  describe('the embedded config, with /etc/warden moved to a temp dir, serves its probes', () => {
+    const dir = mkdtempSync(join(tmpdir(), 'warden-k8s-'));
+    afterAll(() => rmSync(dir, { recursive: true, force: true }));
+
+    it('loads with Warden own loader and answers /healthz and /readyz on the admin port', async () => {
+      const signer = await createSigner();
+      mkdirSync(join(dir, 'jwks'));
+      mkdirSync(join(dir, 'secrets'));
+      writeFileSync(join(dir, 'jwks', 'jwks.json'), JSON.stringify(signer.jwks));
+      writeFileSync(join(dir, 'secrets', 'openai-api-key'), 'sk-test-not-a-key\n');
+      cpSync(join(REPO, 'policies'), join(dir, 'policies'), { recursive: true });
+      cpSync(join(REPO, 'deploy', 'local', 'templates'), join(dir, 'templates'), { recursive: true });
+      // Cluster-only: the mount root, and fixed ports (port 0 here, so tests never collide).
+      const text = embedded.replaceAll('/etc/warden', dir).replace(/(http|grpc|admin): [0-9.]+:\d+/g, '$1: 127.0.0.1:0');
+      const file = join(dir, 'warden.yaml');
+      writeFileSync(file, text);
+      const loaded = loadConfig(file, {});
+      const runtime = await createRuntime(loaded, { logger: createLogger({ level: 'error' }, { write: () => undefined }), configDir: dir });
+      try {
+        const addresses = await runtime.start();
+        for (const probe of [warden.startupProbe, warden.readinessProbe, warden.livenessProbe]) {
+          const res = await fetch(`${addresses.admin}${probe.httpGet.path as string}`);
+          expect(res.status, probe.httpGet.path).toBe(200);
+        }
+      } finally {
+        await runtime.shutdown('test finished');
+      }
+    });
   });
 });
 
@@ -41,5 +151,107 @@ describe('Dockerfile', () => {
     expect(text).toMatch(/^FROM node:24[^\s]*-slim AS runtime$/m);
     expect(text).toMatch(/^USER 1000:1000$/m);
     expect(text).toMatch(/^ENTRYPOINT \["node", "dist\/src\/main\.js"\]$/m);
+  });
+
+  it("prunes re2's build leftovers in the build stage, and re2 still loads and matches after it", () => {
+    const build = text.slice(text.indexOf(' AS build'), text.indexOf(' AS runtime'));
+    expect(build).toMatch(/npm prune --omit=dev[^\n]*\\\n\s*&& sh scripts\/prune-native-build\.sh$/m);
+    // The script run on a copy of the installed re2, as the build stage runs it on its own.
+    const dir = mkdtempSync(join(tmpdir(), 'warden-prune-'));
+    try {
+      cpSync(join(REPO, 'node_modules', 're2'), join(dir, 'node_modules', 're2'), { recursive: true });
+      execFileSync('sh', [join(REPO, 'scripts', 'prune-native-build.sh')], { cwd: dir });
+      const left = readdirSync(join(dir, 'node_modules', 're2', 'build', 'Release'));
+      expect(left).toEqual(['re2.node']);
+      expect(existsSync(join(dir, 'node_modules', 're2', 'vendor'))).toBe(false);
+      const out = execFileSync(process.execPath, ['-e', "const RE2 = require('re2'); process.stdout.write(String(new RE2('a+b').test('xaaab')))"], { cwd: dir, encoding: 'utf8' });
+      expect(out).toBe('true');
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
+  });
+});
+
+describe('README examples against the embedded default', () => {
+  const readme = readFileSync(join(REPO, 'README.md'), 'utf8');
+  const embedded = loadConfig(join(REPO, 'deploy', 'local', 'warden.yaml'), {});
+
+  it('runs the image so that the dev-only default can be called from the host', () => {
+    // The image's command serves the embedded default, which trusts only loopback dev callers.
+    expect(readFileSync(join(REPO, 'Dockerfile'), 'utf8')).toMatch(/^CMD \["serve", "--config", "deploy\/local\/warden\.yaml"\]$/m);
+    expect(embedded.identity.methods).toEqual(['dev']);
+    const run = /^docker run .*$/m.exec(readme)?.[0] ?? '';
+    // A published port delivers connections from the Docker bridge, which dev refuses (401).
+    expect(run).not.toMatch(/\s-p\s/);
+    expect(run).toContain('--network host');
+  });
+
+  it("shows the retired template's answer as Warden gives it", async () => {
+    const shown = /^# (\{"error":.*"code":"template_retired".*\})$/m.exec(readme)?.[1];
+    const config = loadConfig(join(REPO, 'deploy', 'local', 'warden.yaml'), {
+      WARDEN_HTTP_LISTEN: '127.0.0.1:0',
+      WARDEN_GRPC_LISTEN: '127.0.0.1:0',
+      WARDEN_ADMIN_LISTEN: '127.0.0.1:0',
+    });
+    const runtime = await createRuntime(config, { logger: createLogger({ level: 'error' }, { write: () => undefined }), configDir: join(REPO, 'deploy', 'local') });
+    try {
+      const { http } = await runtime.start();
+      const res = await fetch(`${http}/v1/chat/completions`, {
+        method: 'POST',
+        headers: { 'content-type': 'application/json' },
+        body: JSON.stringify({ model: 'echo', warden: { template: 'support/ticket-summary@1', variables: {} } }),
+      });
+      expect(res.status).toBe(410);
+      expect(JSON.parse(shown ?? 'null')).toEqual(await res.json());
+    } finally {
+      await runtime.shutdown('test finished');
+    }
+  });
+});
+
+describe('deploy/local', () => {
+  it("the example templates' comments point at files that exist", () => {
+    const dir = join(REPO, 'deploy', 'local', 'templates');
+    const files = readdirSync(dir, { recursive: true, encoding: 'utf8' }).filter((f) => f.endsWith('.yaml'));
+    expect(files.length).toBeGreaterThan(0);
+    for (const f of files) {
+      const comments = readFileSync(join(dir, f), 'utf8').split('\n').filter((l) => l.trimStart().startsWith('#'));
+      // Repository paths named in a comment: deploy/..., policies/..., src/...
+      for (const path of comments.join('\n').match(/\b(?:deploy|policies|src)\/[\w./-]*\w/g) ?? []) {
+        expect(existsSync(join(REPO, path)), `${f} names ${path}`).toBe(true);
+      }
+    }
+  });
+});
+
+describe("the Kubernetes example app's client", () => {
+  it('reads the projected token file for every request (apiKey as a function), so a rotated token is used at once', async () => {
+    const w = await startWarden({ upstreamUrl: DOWN_URL });
+    try {
+      const tokenFile = join(w.dir, 'token');
+      writeFileSync(tokenFile, `${await w.signer.token('support', 'ticket-bot')}\n`);
+      // As README's Kubernetes section shows it: the SDK itself reads no WARDEN_TOKEN_FILE.
+      const client = new OpenAI({
+        baseURL: `${w.addresses.http}/v1`,
+        apiKey: async () => readFileSync(tokenFile, 'utf8').trim(),
+        maxRetries: 0,
+      });
+      const ask = () =>
+        client.chat.completions.create({
+          model: 'echo',
+          messages: [],
+          // @ts-expect-error Warden's extension of the request body
+          warden: { template: 'support/ticket-summary@2', variables: { ticket_id: 'T-1', customer_message: 'hi' } },
+        });
+      expect((await ask()).choices[0]?.message.content).toContain('Ticket T-1');
+      // The kubelet rotates the file; the next request carries the new token (here one for a
+      // service account the policy refuses, so the change is visible).
+      writeFileSync(tokenFile, `${await w.signer.token('marketing', 'campaign-bot')}\n`);
+      const refused = await ask().catch((e: unknown) => e);
+      expect(refused).toBeInstanceOf(OpenAI.PermissionDeniedError);
+      expect(w.audit().at(-1)).toMatchObject({ error_code: 'policy_denied' });
+    } finally {
+      await w.close();
+    }
   });
 });

@@ -66,6 +66,24 @@ describe('PromptGateway', () => {
     expect(res.messages[1].content).toBe('Service billing-api is failing.');
   });
 
+  it('Render refuses a model the config does not route with the error Complete gives', async () => {
+    // The policy allows echo; this Warden does not route it.
+    const unrouted = await startWarden({ upstreamUrl: upstream.url, models: 'models: { gpt-4o-mini: upstream, down-model: down }' });
+    const client = gatewayClient(unrouted.addresses.grpc);
+    try {
+      const bearer = await unrouted.signer.token('support', 'ticket-bot');
+      const request = { model: 'echo', template: TEMPLATE, variables: VARS };
+      const complete = await unaryCall(client, 'Complete', request, meta(bearer)).catch((e: unknown) => e);
+      const render = await unaryCall(client, 'Render', request, meta(bearer)).catch((e: unknown) => e);
+      expect(complete).toMatchObject({ code: grpc.status.INVALID_ARGUMENT, details: 'model "echo" is not configured' });
+      expect(render).toMatchObject({ code: grpc.status.INVALID_ARGUMENT, details: 'model "echo" is not configured' });
+      expect(unrouted.audit().at(-1)).toMatchObject({ action: 'prompt.render', error_code: 'invalid_request' });
+    } finally {
+      client.close();
+      await unrouted.close();
+    }
+  });
+
   it('StreamComplete streams chunks to the end', async () => {
     upstream.mode = 'ok';
     const call = gateway.StreamComplete({ model: 'gpt-4o-mini', template: TEMPLATE, variables: VARS }, meta(token));

@@ -97,6 +97,54 @@ describe('warden serve lifecycle', () => {
     expect(next.prev_hash).toBe(last.hash);
   });
 
+  describe('a signal during the start', () => {
+    let devDir: PreparedDir;
+    // The dev method makes serve log a config warning before it loads anything: the test's cue
+    // that the start is under way.
+    beforeAll(async () => {
+      devDir = await prepareWardenDir({ upstreamUrl: upstream.url, methods: '[kubernetes, dev]' });
+    });
+    afterAll(() => rmSync(devDir.dir, { recursive: true, force: true }));
+
+    function startingServe() {
+      const child = spawnWarden(['serve', '--config', devDir.configFile]);
+      const serve = watchServe(child);
+      serve.listening.catch(() => undefined); // a test that stops it early never sees it listen
+      const warned = new Promise<void>((resolve) => {
+        const check = setInterval(() => {
+          if (serve.lines.some((l) => l.includes('identity method \\"dev\\" is enabled'))) {
+            clearInterval(check);
+            resolve();
+          }
+        }, 1);
+        void serve.exited.then(() => clearInterval(check));
+      });
+      return { child, ...serve, warned };
+    }
+
+    it('SIGHUP is logged and done once started, instead of killing the process', { timeout: 60_000 }, async () => {
+      const { child, lines, listening, exited, warned } = startingServe();
+      await warned;
+      child.kill('SIGHUP');
+      const addr = await listening;
+      expect((await fetch(`${addr.admin}/readyz`)).status).toBe(200);
+      await eventually(() => lines.some((l) => l.includes('"reload requested during the start; done once started"')), 5);
+      // The reload it asked for ran once started (it reopens the audit sinks too).
+      await eventually(() => lines.some((l) => l.includes('"audit sinks reopened"') && l.includes('"SIGHUP"')), 5);
+      child.kill('SIGTERM');
+      expect(await exited).toBe(0);
+    });
+
+    it('SIGTERM stops it cleanly (exit 0) once the start is done', { timeout: 60_000 }, async () => {
+      const { child, lines, exited, warned } = startingServe();
+      await warned;
+      child.kill('SIGTERM');
+      expect(await exited).toBe(0);
+      expect(lines.some((l) => l.includes('"shutdown requested during the start; stopping once started"'))).toBe(true);
+      expect(lines.some((l) => l.includes('"shutdown complete"'))).toBe(true);
+    });
+  });
+
   it('a second SIGTERM, a SIGINT or a SIGHUP during the drain neither kills the process nor cuts the request', { timeout: 60_000 }, async () => {
     const child = spawnWarden(['serve', '--config', prepared.configFile]);
     const { lines, listening, exited } = watchServe(child);

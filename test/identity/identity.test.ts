@@ -1,6 +1,6 @@
 import { createServer, type Server } from 'node:http';
 import { createServer as createHttpsServer } from 'node:https';
-import { mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
+import { mkdir, mkdtemp, readFile, rename, rm, symlink, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import type { AddressInfo } from 'node:net';
@@ -444,6 +444,75 @@ describe('a key set that served an unusable key', () => {
     } finally {
       await jwks.close();
     }
+  });
+});
+
+describe('a JWKS file that rotates', () => {
+  /**
+   * A ConfigMap volume as the kubelet writes it: the file is `jwks.json -> ..data/jwks.json`, and an
+   * update writes a new timestamped directory, then renames a new `..data` link over the old one.
+   */
+  async function configMapDir(): Promise<{ file: string; update(text: string): Promise<void> }> {
+    const root = await mkdtemp(join(tmpdir(), 'warden-jwks-cm-'));
+    let n = 0;
+    const update = async (text: string) => {
+      const version = `..2030_01_01_00_00_0${++n}`;
+      await mkdir(join(root, version));
+      await writeFile(join(root, version, 'jwks.json'), text);
+      await symlink(version, join(root, '..data_tmp'));
+      await rename(join(root, '..data_tmp'), join(root, '..data'));
+    };
+    return { file: join(root, 'jwks.json'), update };
+  }
+
+  beforeAll(() => vi.useFakeTimers({ toFake: ['Date'] }));
+  afterAll(() => vi.useRealTimers());
+
+  it('follows a ConfigMap update on a new kid (checked at most once per cooldown); an invalid update keeps the keys it had', async () => {
+    const cm = await configMapDir();
+    await cm.update(JSON.stringify({ keys: [rsa.jwk] }));
+    await symlink('..data/jwks.json', cm.file);
+    const next = await keyPair('ES256', 'rotated-2');
+    const warnings: object[] = [];
+    vi.setSystemTime(new Date('2030-01-01T00:00:00Z'));
+    const k8s = new KubernetesTokenAuthenticator({ issuer: ISSUER, audiences: [AUD], jwksFile: cm.file, logger: { warn: (o) => warnings.push(o) } });
+    const signNew = () => sign(k8sClaims(), { key: next.privateKey, alg: 'ES256', kid: 'rotated-2' });
+
+    // Before the rotation the new key is unknown.
+    expect((await authError(k8s, creds(await signNew()))).message).toContain('no matching key');
+
+    // The platform team publishes both keys; within the cooldown of that check the file is not
+    // looked at again, after it the new key is accepted, and the old one still is.
+    await cm.update(JSON.stringify({ keys: [rsa.jwk, next.jwk] }));
+    vi.setSystemTime(new Date('2030-01-01T00:00:01Z'));
+    await authError(k8s, creds(await signNew()));
+    vi.setSystemTime(new Date('2030-01-01T00:00:10Z'));
+    expect(await k8s.authenticate(creds(await signNew()))).toMatchObject({ kind: 'kubernetes', namespace: 'payments' });
+    expect(await k8s.authenticate(creds(await sign(k8sClaims('payments', 'old-key'))))).toMatchObject({ service_account: 'old-key' });
+    expect(warnings).toEqual([]);
+
+    // A broken update (here: not JSON, holding a canary) is reported once, naming the file and
+    // never its content; the keys read before stay in use.
+    const third = await keyPair('ES256', 'rotated-3');
+    await cm.update(`{"keys": [${JSON.stringify(third.jwk)}], CANARY-SECRET-jwks-content`);
+    vi.setSystemTime(new Date('2030-01-01T00:00:20Z'));
+    await authError(k8s, creds(await sign(k8sClaims(), { key: third.privateKey, alg: 'ES256', kid: 'rotated-3' })));
+    vi.setSystemTime(new Date('2030-01-01T00:00:30Z'));
+    await authError(k8s, creds(await sign(k8sClaims(), { key: third.privateKey, alg: 'ES256', kid: 'rotated-3' })));
+    expect(warnings).toHaveLength(1);
+    expect(warnings[0]).toMatchObject({ method: 'kubernetes', file: cm.file });
+    expect(JSON.stringify(warnings)).not.toContain('CANARY');
+    expect(await k8s.authenticate(creds(await sign(k8sClaims('payments', 'still-old'))))).toMatchObject({ service_account: 'still-old' });
+    expect(await k8s.authenticate(creds(await sign(k8sClaims('payments', 'still-new'), { key: next.privateKey, alg: 'ES256', kid: 'rotated-2' })))).toMatchObject({
+      service_account: 'still-new',
+    });
+
+    // Fixed: the next check after the cooldown picks it up.
+    await cm.update(JSON.stringify({ keys: [next.jwk, third.jwk] }));
+    vi.setSystemTime(new Date('2030-01-01T00:00:40Z'));
+    expect(await k8s.authenticate(creds(await sign(k8sClaims('payments', 'third'), { key: third.privateKey, alg: 'ES256', kid: 'rotated-3' })))).toMatchObject({
+      service_account: 'third',
+    });
   });
 });
 

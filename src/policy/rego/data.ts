@@ -12,7 +12,8 @@ import { parseYamlValue, YamlTagError } from '../../pipeline/yaml-tags.js';
 import { RegoError } from './errors.js';
 
 export interface LoadedFiles {
-  modules: Array<{ path: string; source: string }>;
+  /** `revisionName`: the root's index in `paths` and the file's path under it (see RegoSource). */
+  modules: Array<{ path: string; source: string; revisionName: string }>;
   data: Record<string, unknown>;
 }
 
@@ -114,7 +115,7 @@ async function walk(dir: string, out: string[], seen: Set<string>): Promise<void
 export async function loadFiles(paths: string[], opts: { excludeTests?: boolean } = {}): Promise<LoadedFiles> {
   const modules: LoadedFiles['modules'] = [];
   const data: Record<string, unknown> = {};
-  for (const root of paths) {
+  for (const [index, root] of paths.entries()) {
     let st;
     try {
       st = await stat(root);
@@ -135,7 +136,9 @@ export async function loadFiles(paths: string[], opts: { excludeTests?: boolean 
     for (const { file, dataPath } of files) {
       if (isRego(file)) {
         if (opts.excludeTests && basename(file).endsWith('_test.rego')) continue;
-        modules.push({ path: file, source: await readFile(file, 'utf8') });
+        // '/'-separated, and the name alone for a file given as a root: the same on every mount.
+        const under = file === root ? basename(file) : relative(root, file).split(sep).join('/');
+        modules.push({ path: file, source: await readFile(file, 'utf8'), revisionName: `${index}:${under}` });
       } else if (isData(file)) {
         mergeData(data, dataPath, await parseDataFile(file), file);
       } else {

@@ -23,6 +23,12 @@ export { formatInputPath, type InputDeps } from './ast/compile/input-deps.js';
 export interface RegoSource {
   path: string;
   source: string;
+  /**
+   * The name the policy revision hashes instead of `path`: the file's place under its configured
+   * root, so identical policies mounted elsewhere (a checkout, the image, a ConfigMap) have one
+   * revision. Absent for sources that are not files under a root.
+   */
+  revisionName?: string;
 }
 
 export interface EvalOptions {
@@ -324,8 +330,9 @@ export function compileRegoPolicy(modules: RegoSource[], data?: unknown, opts?: 
     throw e;
   }
   const h = createHash('sha256');
-  for (const m of [...sources].sort((a, b) => (a.path < b.path ? -1 : a.path > b.path ? 1 : 0))) {
-    h.update(m.path).update('\0').update(m.source).update('\0');
+  const named = sources.map((m) => ({ name: m.revisionName ?? m.path, source: m.source }));
+  for (const m of named.sort((a, b) => (a.name < b.name ? -1 : a.name > b.name ? 1 : 0))) {
+    h.update(m.name).update('\0').update(m.source).update('\0');
   }
   h.update(JSON.stringify(data ?? {}, (_k, v: unknown) => (typeof v === 'bigint' ? v.toString() : v)));
   return new RegoPolicy(tree, h.digest('hex'));

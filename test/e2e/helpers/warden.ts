@@ -68,6 +68,8 @@ export interface FixtureOptions {
   audit?: string;
   /** Extra files (templates, secrets) written under the temp dir, by relative path. */
   files?: Record<string, string>;
+  /** Replaces the `models:` line (default: gpt-4o-mini, echo and down-model, each routed). */
+  models?: string;
 }
 
 /** An address nothing listens on: for the "upstream down" cases. */
@@ -113,7 +115,7 @@ providers:
     timeouts: { connect_ms: 1000, headers_ms: 1500, body_ms: 3000 }
   down: { kind: openai, base_url: "${DOWN_URL}", timeouts: { connect_ms: 500 } }
   echo: { kind: echo }
-models: { gpt-4o-mini: upstream, echo: echo, down-model: down }
+${opts.models ?? 'models: { gpt-4o-mini: upstream, echo: echo, down-model: down }'}
 ${opts.audit ?? 'audit: { sinks: [{ file: audit.log }], required: true }'}
 ${opts.limits ?? 'limits: { max_body_bytes: 65536, max_variables: 8, max_variable_length: 4096, client_timeout_ms: 10000, upstream_timeout_ms: 5000, shutdown_grace_ms: 2000 }'}
 log: { level: debug }

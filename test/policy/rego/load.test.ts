@@ -77,6 +77,19 @@ describe('loadPolicy', () => {
     expect((await loadPolicy([b])).revision).not.toBe(ra);
   });
 
+  it('gives identical policies the same revision wherever they are mounted', async () => {
+    const files = { 'p.rego': 'package p\nimport rego.v1\nv := 1\n', 'sub/q.rego': 'package q\nimport rego.v1\nw := 2\n', 'data.json': '{"x": 1}' };
+    const checkout = tree(files);
+    const mounted = tree(files);
+    const revision = (await loadPolicy([checkout])).revision;
+    expect((await loadPolicy([mounted])).revision).toBe(revision);
+    // A file given directly counts by its name, too.
+    expect((await loadPolicy([join(checkout, 'p.rego')])).revision).toBe((await loadPolicy([join(mounted, 'p.rego')])).revision);
+    // Where a file sits under its root still counts: the same text under another name is another set.
+    const moved = tree({ 'p.rego': files['p.rego'], 'other/q.rego': files['sub/q.rego'], 'data.json': files['data.json'] });
+    expect((await loadPolicy([moved])).revision).not.toBe(revision);
+  });
+
   it('reports conflicting data and unparsable files with the file name', async () => {
     const conflict = tree({ 'a/data.json': '{"k": 1}', 'data.json': '{"a": {"k": 2}}' });
     await expect(loadPolicy([conflict])).rejects.toBeInstanceOf(RegoError);
