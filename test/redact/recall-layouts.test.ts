@@ -1,7 +1,8 @@
 /**
  * Recall in the layouts numbers come in outside prose: lists (one per line, or several on one
- * line). Each recall case sits next to the false positives the old, stricter rules were there
- * to prevent, which must stay out.
+ * line), CSV rows, `key:value` logs, `tel:` URIs and labels glued with a dash. Each recall case
+ * sits next to the false positives the old, stricter rules were there to prevent, which must
+ * stay out.
  */
 import { describe, expect, it } from 'vitest';
 import { BUILTIN_ENTITIES, createRedactor } from '../../src/redact/index.js';
@@ -53,4 +54,67 @@ describe('lists of SSNs: each one is found', () => {
       expect(found(text).filter(([e]) => e === 'US_SSN')).toEqual([]);
     });
   }
+});
+
+describe('numbers after a field separator or a label', () => {
+  const cases: Array<[string, Array<[string, string]>]> = [
+    [
+      'alice,4111111111111111,536-22-1234,+14155552671',
+      [['CREDIT_CARD', '4111111111111111'], ['US_SSN', '536-22-1234'], ['PHONE_NUMBER', '+14155552671']],
+    ],
+    ['alice,4111111111111111', [['CREDIT_CARD', '4111111111111111']]],
+    ['4111111111111111,100', [['CREDIT_CARD', '4111111111111111']]],
+    ['4111111111111111,12,2027', [['CREDIT_CARD', '4111111111111111']]],
+    ['100,4111111111111111,536-22-1234', [['CREDIT_CARD', '4111111111111111'], ['US_SSN', '536-22-1234']]],
+    ['card:4111111111111111', [['CREDIT_CARD', '4111111111111111']]],
+    ['card_number:5555555555554444', [['CREDIT_CARD', '5555555555554444']]],
+    ['SSN:536-22-1234', [['US_SSN', '536-22-1234']]],
+    ['Phone:+14155552671', [['PHONE_NUMBER', '+14155552671']]],
+    ['<a href="tel:+14155552671">call</a>', [['PHONE_NUMBER', '+14155552671']]],
+    ['Host:192.168.10.20', [['IP_ADDRESS', '192.168.10.20']]],
+    ['allow 10.0.0.1,192.168.1.1', [['IP_ADDRESS', '10.0.0.1'], ['IP_ADDRESS', '192.168.1.1']]],
+    ['X-Forwarded-For: 203.0.113.7,198.51.100.2', [['IP_ADDRESS', '203.0.113.7'], ['IP_ADDRESS', '198.51.100.2']]],
+    ['ip:2001:db8::8a2e:370:7334', [['IP_ADDRESS', '2001:db8::8a2e:370:7334']]],
+    ['id:2001:db8::1', [['IP_ADDRESS', '2001:db8::1']]],
+    ['alice,06 30 51 03 21,100', [['PHONE_NUMBER', '06 30 51 03 21']]],
+    ['card-4111 1111 1111 1111', [['CREDIT_CARD', '4111 1111 1111 1111']]],
+    ['SSN-536-22-1234', [['US_SSN', '536-22-1234']]],
+  ];
+  for (const [text, want] of cases) {
+    it(JSON.stringify(text), () => {
+      expect(found(text)).toEqual(want);
+    });
+  }
+
+  it('a CSV export is masked field by field', () => {
+    const csv = 'name,card,ssn,phone\nalice,4111111111111111,536-22-1234,+14155552671\nbob,5555555555554444,536-22-1235,+14155552672';
+    expect(masked(csv)).toBe(
+      'name,card,ssn,phone\nalice,[CREDIT_CARD],[US_SSN],[PHONE_NUMBER]\nbob,[CREDIT_CARD],[US_SSN],[PHONE_NUMBER]',
+    );
+  });
+
+  // What the old rules were for: digits glued by ',', '.', ':' or '-' that are one number
+  // (thousands, decimals, times, versions) or an identifier (a prefix glued with a dash).
+  const oneNumberOrId = [
+    'totals 1,234,567 and 12,345,678,901 and 123,456,789,012,345,678',
+    'prices USD 12,345,678.00, € 4.500,00, 1.234.567,89 EUR and 4.111.111.111.111,11',
+    'amounts 1234567,89 and 0,75 and 3,5% and 1 234 567,89 € and 12 345 678,90',
+    // A thousands group then a long fraction: its digits after the dot pass Luhn as a Maestro card.
+    'ratio 1,234.567890123456',
+    'times 10:30:45 and 2024-01-15T10:30:00Z and 4111111111111111:30',
+    'ids ORD-4111111111111111, INV-5555555555554444, case-536-22-1234, PROJ-4155552671',
+    'uuid 550e8400-e29b-41d4-a716-446655440000 and sha256:e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855',
+    'versions v1.2.3, rc.1, build.20240115.1234567, node:20.18.1',
+    'coordinates 52.520008,13.404954 and 48.856613,2.352222',
+    'groups 1:2:3:4:5:6:7:8:9 and Error:dead::beef',
+  ];
+  for (const text of oneNumberOrId) {
+    it(`no finding: ${JSON.stringify(text.slice(0, 60))}`, () => {
+      expect(found(text)).toEqual([]);
+    });
+  }
+
+  it('an IPv4 tail inside an IPv6 address stays one finding', () => {
+    expect(found('from ::ffff:192.168.10.20 today')).toEqual([['IP_ADDRESS', '::ffff:192.168.10.20']]);
+  });
 });
