@@ -118,3 +118,13 @@ describe('numbers after a field separator or a label', () => {
     expect(found('from ::ffff:192.168.10.20 today')).toEqual([['IP_ADDRESS', '::ffff:192.168.10.20']]);
   });
 });
+
+describe('a compact card next to a year', () => {
+  it('card 4111111111111111 2026', () => {
+    expect(found('card 4111111111111111 2026')).toEqual([['CREDIT_CARD', '4111111111111111']]);
+  });
+  it('runs of 4-digit blocks stay whole (no card inside a tracking number)', () => {
+    expect(found('USPS 9400 1000 0000 0000 0000 00')).toEqual([]);
+    expect(found('ref 4111 1111 1111 1111 1111')).toEqual([]);
+  });
+});
