@@ -1,11 +1,12 @@
 /**
  * Recall in the layouts numbers come in outside prose: lists (one per line, or several on one
- * line), CSV rows, `key:value` logs, `tel:` URIs and labels glued with a dash. Each recall case
- * sits next to the false positives the old, stricter rules were there to prevent, which must
- * stay out.
+ * line), CSV rows, `key:value` logs, `tel:` URIs and labels glued with a dash; and the Unicode
+ * that hides digits or dots from the detectors. Each recall case sits next to the false
+ * positives the old, stricter rules were there to prevent, which must stay out.
  */
 import { describe, expect, it } from 'vitest';
 import { BUILTIN_ENTITIES, createRedactor } from '../../src/redact/index.js';
+import { fold } from '../../src/redact/normalize.js';
 import { decision } from './helpers.js';
 
 const redactor = createRedactor({});
@@ -126,5 +127,36 @@ describe('a compact card next to a year', () => {
   it('runs of 4-digit blocks stay whole (no card inside a tracking number)', () => {
     expect(found('USPS 9400 1000 0000 0000 0000 00')).toEqual([]);
     expect(found('ref 4111 1111 1111 1111 1111')).toEqual([]);
+  });
+});
+
+describe('Unicode that hides digits or dots', () => {
+  const cases: Array<[string, string]> = [
+    ['CREDIT_CARD', '4\ufe0f111 1111 1111 1111'],
+    ['CREDIT_CARD', '4\u{e0100}111 1111 1111 1111'],
+    ['CREDIT_CARD', '4\u0301111 1111 1111 1111'],
+    ['CREDIT_CARD', '4\u0301\u0302\u20e3111 1111 1111 1111'],
+    ['CREDIT_CARD', '4111\u28001111\u28001111\u28001111'],
+    ['US_SSN', '5\ufe0e36-22-1234'],
+    ['EMAIL_ADDRESS', 'alice.smith@example\u3002org'],
+    ['EMAIL_ADDRESS', 'alice.smith@example\uff61org'],
+    ['EMAIL_ADDRESS', 'alice.smith@mail\u3002example\uff0eorg'],
+  ];
+  for (const [entity, value] of cases) {
+    it(`${entity}: ${JSON.stringify(value)}`, () => {
+      const text = `Here: ${value} (ok)`;
+      const f = redactor.scanner.scan(text, { entities: STANDARD }).findings;
+      expect(f.map((x) => [x.entity, text.slice(x.start, x.end)])).toEqual([[entity, value]]);
+    });
+  }
+
+  it('combining marks are dropped only after digits: letters keep their accents', () => {
+    expect(fold('caf\u0065\u0301 4\u0301 x\u0301').text).toBe('caf\u0065\u0301 4 x\u0301');
+    expect(fold('re\u0301sume\u0301 na\u0303o').text).toBe('re\u0301sume\u0301 na\u0303o');
+  });
+
+  it('an ideographic full stop ends a sentence, not an address', () => {
+    expect(found('mail alice@example\u3002')).toEqual([]);
+    expect(found('\u7535\u8bdd\u3002alice@example\u3002org\u3002')).toEqual([['EMAIL_ADDRESS', 'alice@example\u3002org']]);
   });
 });
