@@ -1,8 +1,8 @@
 /**
  * Folding for detection: detectors run on a folded copy of the text so that obfuscations do not
  * walk past them — NFKC (fullwidth letters and digits, ligatures, circled and mathematical digits),
- * zero-width and other format characters removed, digits of every script mapped to ASCII, exotic
- * spaces and dashes mapped to ' ' and '-'. (Digit groups split by spaces, dashes, dots or line
+ * zero-width, format and other default-ignorable characters removed (and combining marks after a
+ * digit), digits of every script mapped to ASCII, exotic spaces and dashes mapped to ' ' and '-'. (Digit groups split by spaces, dashes, dots or line
  * breaks are joined by the digit-run scanner, which reads the folded text.)
  *
  * Every folded character remembers the original code point it came from, so findings map back to
@@ -20,9 +20,15 @@ export interface FoldedText {
 }
 
 const NON_ASCII = /[^\u0000-\u007f]/u; // eslint-disable-line no-control-regex
-// Format characters (zero-width space/joiners, BOM, soft hyphen...) and invisible fillers.
-const FORMAT_CHAR = /^(?:\p{Cf}|\u180e|\u034f|\u115f|\u1160|\u3164|\uffa0)$/u;
-const SPACE_CHAR = /^[\p{Zs}]$/u;
+// Format characters (zero-width space/joiners, BOM, soft hyphen...) and every other default-
+// ignorable code point (variation selectors, the combining grapheme joiner, Hangul fillers...):
+// what Unicode says renders as nothing when not supported, so it can sit inside a number unseen.
+const FORMAT_CHAR = /^[\p{Cf}\p{Default_Ignorable_Code_Point}]$/u;
+// U+2800 (Braille pattern blank) renders as a space without being one.
+const SPACE_CHAR = /^[\p{Zs}\u2800]$/u;
+// Combining marks (a non-spacing accent, an enclosing keycap) are dropped after a digit only:
+// "4\u0301" is a 4, while the accent of a letter ("e\u0301") is part of the word.
+const COMBINING_MARK = /^[\p{Mn}\p{Me}]$/u;
 const DASH_CHAR = /^[\u2010-\u2015\u2212\ufe58\ufe63\uff0d\u2043]$/u;
 const DECIMAL_DIGIT = /^\p{Nd}$/u;
 
@@ -57,6 +63,10 @@ function foldCodePoint(cp: number): string {
   return out;
 }
 
+function isAsciiDigit(c: number): boolean {
+  return c >= 48 && c <= 57;
+}
+
 export function fold(original: string): FoldedText {
   if (!NON_ASCII.test(original)) return { text: original, starts: null, ends: null };
   const n = original.length;
@@ -75,8 +85,10 @@ export function fold(original: string): FoldedText {
   };
   const parts: string[] = [];
   let runStart = 0; // start of the pending run of ASCII copied verbatim
+  let afterDigit = false; // the last character written to the folded text is a digit
   const flushRun = (to: number): void => {
     if (runStart >= to) return;
+    afterDigit = isAsciiDigit(original.charCodeAt(to - 1));
     parts.push(original.slice(runStart, to));
     ensure(to - runStart);
     for (let k = runStart; k < to; k++, j++) {
@@ -92,8 +104,9 @@ export function fold(original: string): FoldedText {
     flushRun(i);
     const cp = original.codePointAt(i)!;
     const width = cp > 0xffff ? 2 : 1;
-    const folded = foldCodePoint(cp);
+    const folded = afterDigit && COMBINING_MARK.test(String.fromCodePoint(cp)) ? '' : foldCodePoint(cp);
     if (folded.length > 0) {
+      afterDigit = isAsciiDigit(folded.charCodeAt(folded.length - 1));
       parts.push(folded);
       ensure(folded.length);
       for (let k = 0; k < folded.length; k++, j++) {

@@ -116,15 +116,12 @@ function windowBoundaryOk(ch: DigitChunk, g0: number, g1: number): boolean {
   const inner = g1 > g0 ? sepKind(ch.seps[g0]!) : null;
   const len = (g: number): number => ch.groupEnds[g]! - ch.groupStarts[g]!;
   // The same separator is a boundary only next to a group that is not a card-style block of
-  // four ("4111 1111 1111 1111 123" with a CVV), so long runs of 4-digit blocks stay whole.
-  if (g0 > 0) {
-    const k = sepKind(ch.seps[g0 - 1]!);
-    if (k !== '\n' && (inner === null || k === inner) && len(g0 - 1) === 4) return false;
-  }
-  if (g1 < ch.groupStarts.length - 1) {
-    const k = sepKind(ch.seps[g1]!);
-    if (k !== '\n' && (inner === null || k === inner) && len(g1 + 1) === 4) return false;
-  }
+  // four ("4111 1111 1111 1111 123" with a CVV), so long runs of 4-digit blocks stay whole. A
+  // compact window (one group) is no such run: a space or a line break ends it even before a
+  // block of four ("4111111111111111 2026", a year); a dash or a dot does not.
+  const joins = (k: string): boolean => k !== '\n' && (inner === null ? k !== ' ' : k === inner);
+  if (g0 > 0 && joins(sepKind(ch.seps[g0 - 1]!)) && len(g0 - 1) === 4) return false;
+  if (g1 < ch.groupStarts.length - 1 && joins(sepKind(ch.seps[g1]!)) && len(g1 + 1) === 4) return false;
   return true;
 }
 

@@ -22,7 +22,10 @@ export interface DigitChunk {
   seps: string[];
   /** Chunk directly followed by a letter (e.g. `x123` phone extension, or an identifier). */
   letterAfter: boolean;
-  /** Followed by ',', '.', ':' and a digit, '_', '@', '%' or '/': part of a larger token. */
+  /**
+   * Followed by '.' or ':' and a digit, a thousands or decimal comma (',' and a digit after a
+   * group of at most three), '_', '@', '%' or '/': part of a larger token.
+   */
   glued: boolean;
 }
 
@@ -38,6 +41,62 @@ function isSepCode(c: number): boolean {
   return c === 32 || c === 9 || c === 13 || c === 10 || c === 45 || c === 46 || c === 40 || c === 41;
 }
 
+/**
+ * Words that name the number glued to them with a dash ("card-4111 1111 1111 1111",
+ * "SSN-536-22-1234"): a label, not an identifier's prefix like "ORD-" or "INV-".
+ */
+const DASH_LABELS = new Set(['card', 'cc', 'visa', 'amex', 'mastercard', 'ssn', 'tel', 'phone', 'mobile', 'cell', 'fax', 'ip']);
+/** Longest word in DASH_LABELS: longer words are not read. */
+const DASH_LABEL_MAX = 10;
+
+/** The letters that end at `end` (exclusive) form a whole word that is a dash label. */
+function dashLabelBefore(text: string, end: number): boolean {
+  let s = end;
+  while (s > 0 && end - s <= DASH_LABEL_MAX && isAlphaCode(text.charCodeAt(s - 1))) s--;
+  if (s === end || end - s > DASH_LABEL_MAX || (s > 0 && isWordCode(text.charCodeAt(s - 1)))) return false;
+  return DASH_LABELS.has(text.slice(s, end).toLowerCase());
+}
+
+/** Digits in a row from `from` going by `step` (+1 or -1), counted up to `max`. */
+function digitsInRow(text: string, from: number, step: number, max: number): number {
+  let n = 0;
+  for (let k = from; n < max && k >= 0 && k < text.length && isDigitCode(text.charCodeAt(k)); k += step) n++;
+  return n;
+}
+
+/**
+ * The comma at `comma`, between digits, separates thousands ("1,234,567", "12,345.67"): at most
+ * three digits before it and exactly three after, which do not go on as the head of a longer
+ * number ("100,415-555-2671" is a CSV row, "10.0.0.1,192.168.1.1" a list of addresses). A
+ * 16-digit card before a comma, or one after it, is a field of a row ("4111111111111111,100",
+ * "1,4111111111111111"), not a part of a number.
+ */
+function thousandsComma(text: string, comma: number): boolean {
+  if (digitsInRow(text, comma - 1, -1, 4) > 3 || digitsInRow(text, comma + 1, 1, 4) !== 3) return false;
+  let k = comma + 4;
+  const n = text.length;
+  if (k + 1 >= n || !isSepCode(text.charCodeAt(k)) || !isDigitCode(text.charCodeAt(k + 1))) return true;
+  if (text.charCodeAt(k) !== 46) return false;
+  // A decimal fraction may follow ("1,234.56"), a second dot may not ("1,192.168.1.1").
+  k++;
+  while (k < n && isDigitCode(text.charCodeAt(k))) k++;
+  return !(k + 1 < n && text.charCodeAt(k) === 46 && isDigitCode(text.charCodeAt(k + 1)));
+}
+
+/**
+ * The `groups` digit groups in the scratch arrays are one number written in thousands: 1 to 3
+ * digits, then groups of exactly 3 after single spaces or dots ("1 234 567", "1.234.567").
+ */
+function thousandsShaped(text: string, groups: number): boolean {
+  if (scratchEnds[0]! - scratchStarts[0]! > 3) return false;
+  for (let g = 1; g < groups; g++) {
+    if (scratchEnds[g]! - scratchStarts[g]! !== 3 || scratchStarts[g]! - scratchEnds[g - 1]! !== 1) return false;
+    const sep = text.charCodeAt(scratchEnds[g - 1]!);
+    if (sep !== 32 && sep !== 46) return false;
+  }
+  return true;
+}
+
 /** Characters that, right before a digit run, mean it is part of something else. */
 function rejectsLeft(text: string, i: number): boolean {
   if (i === 0) return false;
@@ -48,8 +107,19 @@ function rejectsLeft(text: string, i: number): boolean {
   if (p === 47 || p === 43 || p === 61 || p === 64 || p === 35 || p === 36 || p === 37 || p === 38) return true;
   if (p === 92 || p === 94) return true;
   if (p === 0x20ac || p === 0xa3 || p === 0xa5) return true; // € £ ¥
-  // "a716-4466..." or "v1.2": a dash or dot glued to a word before it.
-  if ((p === 45 || p === 46 || p === 58 || p === 44) && i >= 2 && isWordCode(text.charCodeAt(i - 2))) return true;
+  if (i < 2) return false;
+  const q = text.charCodeAt(i - 2);
+  if (!isWordCode(q)) return false;
+  // Punctuation glued to a word or a number on its left. A dot is inside one token ("v1.2",
+  // "rc.1", "build.2024"); so is a dash ("a716-4466", "ORD-2024"), unless the word names the
+  // number ("card-4111 ..."). A colon after digits is a time or a port ("12:30", ":8080"), after
+  // a word a key ("card:4111", "SSN:536-22-1234", "tel:+1..."). A comma after digits is a
+  // thousands separator only where the digits look like one number; otherwise, like a comma
+  // after a word, it separates the fields of a CSV row.
+  if (p === 46) return true;
+  if (p === 45) return isDigitCode(q) || q === 95 || !dashLabelBefore(text, i - 1);
+  if (p === 58) return isDigitCode(q);
+  if (p === 44) return isDigitCode(q) && thousandsComma(text, i - 1);
   return false;
 }
 
@@ -157,13 +227,17 @@ export function scanDigits(text: string): DigitScan {
       const breakAfter = scratchBreak.slice(0, groups - 1);
       const seps: string[] = [];
       for (let g = 0; g + 1 < groups; g++) seps.push(text.slice(groupEnds[g], groupStarts[g + 1]));
-      // "1,234" or "3.5%" or "10.0.0.1:8080": digits glued to more digits or a unit.
+      // "3.5%" or "10.0.0.1:8080" or "1 234 567,89": digits glued to more digits or a unit. A
+      // comma glues only to a number written in thousands (a decimal comma or more thousands
+      // follow); after other digits ("4111111111111111,100", "06 30 51 03 21,100") it ends a field.
+      const digitAfter = end + 1 < n && isDigitCode(text.charCodeAt(end + 1));
       const glued =
         after === 95 ||
         after === 64 ||
         after === 37 ||
         after === 47 ||
-        ((after === 44 || after === 46 || after === 58) && end + 1 < n && isDigitCode(text.charCodeAt(end + 1)));
+        ((after === 46 || after === 58) && digitAfter) ||
+        (after === 44 && digitAfter && !plus && thousandsShaped(text, groups));
       chunks.push({ start, end, plus, groupStarts, groupEnds, breakAfter, seps, letterAfter, glued });
     }
     i = end;

@@ -21,6 +21,21 @@ function isV6Code(c: number): boolean {
   return isHexCode(c) || c === 58 || c === 46;
 }
 
+/**
+ * Where an address starting at `s` really starts: past a key and its colon ("ip:2001:db8::1",
+ * "host:fe80::1", "id:2001:db8::1"), that is a single ':' after a word holding a letter no hex
+ * group has. A run of hex groups ("abcd:2001:db8::1") is left whole.
+ */
+function pastKey(text: string, s: number): number {
+  const c = text.indexOf(':', s);
+  if (c < 0 || text.charCodeAt(c + 1) === 58) return s;
+  let w = c;
+  while (w > 0 && c - w <= 40 && isWordCode(text.charCodeAt(w - 1))) w--;
+  if (w === c) return c === s ? c + 1 : s; // a colon after a non-word ("(:" or a line start) is not a key's
+  for (let k = w; k < c; k++) if (!isHexCode(text.charCodeAt(k))) return c + 1;
+  return s;
+}
+
 export const ipDetector: Detector = {
   name: 'ip',
   entities: ['IP_ADDRESS'],
@@ -54,6 +69,7 @@ export const ipDetector: Detector = {
     while (colon >= 0) {
       let s = colon;
       while (s > 0 && colon - s < 40 && isV6Code(text.charCodeAt(s - 1))) s--;
+      s = pastKey(text, s);
       let e = colon + 1;
       while (e < n && e - s < 46 && isV6Code(text.charCodeAt(e))) e++;
       // Trailing '.' or ':' belongs to the sentence.

@@ -1,0 +1,162 @@
+/**
+ * Recall in the layouts numbers come in outside prose: lists (one per line, or several on one
+ * line), CSV rows, `key:value` logs, `tel:` URIs and labels glued with a dash; and the Unicode
+ * that hides digits or dots from the detectors. Each recall case sits next to the false
+ * positives the old, stricter rules were there to prevent, which must stay out.
+ */
+import { describe, expect, it } from 'vitest';
+import { BUILTIN_ENTITIES, createRedactor } from '../../src/redact/index.js';
+import { fold } from '../../src/redact/normalize.js';
+import { decision } from './helpers.js';
+
+const redactor = createRedactor({});
+/** The standard set (URL, a container that would win over what it holds, is strict-only). */
+const STANDARD = new Set(BUILTIN_ENTITIES.filter((e) => e !== 'URL'));
+
+function found(text: string): Array<[string, string]> {
+  return redactor.scanner.scan(text, { entities: STANDARD }).findings.map((f) => [f.entity, text.slice(f.start, f.end)]);
+}
+
+function masked(text: string): string {
+  return redactor.session(decision({ mode: 'mask' }), []).redactText(text);
+}
+
+describe('lists of SSNs: each one is found', () => {
+  const cases: Array<[string, string[]]> = [
+    ['536-22-1234\n536-22-1235\n536-22-1236', ['536-22-1234', '536-22-1235', '536-22-1236']],
+    ['ssns 536-22-1234 536-22-1235', ['536-22-1234', '536-22-1235']],
+    ['ssns: 536-22-1234, 536-22-1235', ['536-22-1234', '536-22-1235']],
+    ['536-22-1234\t536-22-1235', ['536-22-1234', '536-22-1235']],
+    ['SSN 536 22 1234\n536 22 1235', ['536 22 1234', '536 22 1235']],
+    ['ssn 536-22-1234 2020', ['536-22-1234']],
+    ['(536-22-1234) (536-22-1235)', ['536-22-1234', '536-22-1235']],
+  ];
+  for (const [text, want] of cases) {
+    it(JSON.stringify(text), () => {
+      expect(found(text)).toEqual(want.map((v) => ['US_SSN', v]));
+    });
+  }
+
+  it('an SSN after a card in a tab-separated row', () => {
+    expect(found('x\t4111111111111111\t536-22-1234')).toEqual([
+      ['CREDIT_CARD', '4111111111111111'],
+      ['US_SSN', '536-22-1234'],
+    ]);
+  });
+
+  it('the list is masked whole', () => {
+    expect(masked('536-22-1234\n536-22-1235\n536-22-1236')).toBe('[US_SSN]\n[US_SSN]\n[US_SSN]');
+  });
+
+  // A 3-2-4 run glued to more digits by its own separator is part of a longer number.
+  const longer = ['ref 1-536-22-1234', 'ref 536-22-1234-5', 'ref 12 536 22 1234', 'ref 536 22 1234 5678', 'ref 536.22.1234.1'];
+  for (const text of longer) {
+    it(`not an SSN inside a longer number: ${JSON.stringify(text)}`, () => {
+      expect(found(text).filter(([e]) => e === 'US_SSN')).toEqual([]);
+    });
+  }
+});
+
+describe('numbers after a field separator or a label', () => {
+  const cases: Array<[string, Array<[string, string]>]> = [
+    [
+      'alice,4111111111111111,536-22-1234,+14155552671',
+      [['CREDIT_CARD', '4111111111111111'], ['US_SSN', '536-22-1234'], ['PHONE_NUMBER', '+14155552671']],
+    ],
+    ['alice,4111111111111111', [['CREDIT_CARD', '4111111111111111']]],
+    ['4111111111111111,100', [['CREDIT_CARD', '4111111111111111']]],
+    ['4111111111111111,12,2027', [['CREDIT_CARD', '4111111111111111']]],
+    ['100,4111111111111111,536-22-1234', [['CREDIT_CARD', '4111111111111111'], ['US_SSN', '536-22-1234']]],
+    ['card:4111111111111111', [['CREDIT_CARD', '4111111111111111']]],
+    ['card_number:5555555555554444', [['CREDIT_CARD', '5555555555554444']]],
+    ['SSN:536-22-1234', [['US_SSN', '536-22-1234']]],
+    ['Phone:+14155552671', [['PHONE_NUMBER', '+14155552671']]],
+    ['<a href="tel:+14155552671">call</a>', [['PHONE_NUMBER', '+14155552671']]],
+    ['Host:192.168.10.20', [['IP_ADDRESS', '192.168.10.20']]],
+    ['allow 10.0.0.1,192.168.1.1', [['IP_ADDRESS', '10.0.0.1'], ['IP_ADDRESS', '192.168.1.1']]],
+    ['X-Forwarded-For: 203.0.113.7,198.51.100.2', [['IP_ADDRESS', '203.0.113.7'], ['IP_ADDRESS', '198.51.100.2']]],
+    ['ip:2001:db8::8a2e:370:7334', [['IP_ADDRESS', '2001:db8::8a2e:370:7334']]],
+    ['id:2001:db8::1', [['IP_ADDRESS', '2001:db8::1']]],
+    ['alice,06 30 51 03 21,100', [['PHONE_NUMBER', '06 30 51 03 21']]],
+    ['card-4111 1111 1111 1111', [['CREDIT_CARD', '4111 1111 1111 1111']]],
+    ['SSN-536-22-1234', [['US_SSN', '536-22-1234']]],
+  ];
+  for (const [text, want] of cases) {
+    it(JSON.stringify(text), () => {
+      expect(found(text)).toEqual(want);
+    });
+  }
+
+  it('a CSV export is masked field by field', () => {
+    const csv = 'name,card,ssn,phone\nalice,4111111111111111,536-22-1234,+14155552671\nbob,5555555555554444,536-22-1235,+14155552672';
+    expect(masked(csv)).toBe(
+      'name,card,ssn,phone\nalice,[CREDIT_CARD],[US_SSN],[PHONE_NUMBER]\nbob,[CREDIT_CARD],[US_SSN],[PHONE_NUMBER]',
+    );
+  });
+
+  // What the old rules were for: digits glued by ',', '.', ':' or '-' that are one number
+  // (thousands, decimals, times, versions) or an identifier (a prefix glued with a dash).
+  const oneNumberOrId = [
+    'totals 1,234,567 and 12,345,678,901 and 123,456,789,012,345,678',
+    'prices USD 12,345,678.00, € 4.500,00, 1.234.567,89 EUR and 4.111.111.111.111,11',
+    'amounts 1234567,89 and 0,75 and 3,5% and 1 234 567,89 € and 12 345 678,90',
+    // A thousands group then a long fraction: its digits after the dot pass Luhn as a Maestro card.
+    'ratio 1,234.567890123456',
+    'times 10:30:45 and 2024-01-15T10:30:00Z and 4111111111111111:30',
+    'ids ORD-4111111111111111, INV-5555555555554444, case-536-22-1234, PROJ-4155552671',
+    'uuid 550e8400-e29b-41d4-a716-446655440000 and sha256:e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855',
+    'versions v1.2.3, rc.1, build.20240115.1234567, node:20.18.1',
+    'coordinates 52.520008,13.404954 and 48.856613,2.352222',
+    'groups 1:2:3:4:5:6:7:8:9 and Error:dead::beef',
+  ];
+  for (const text of oneNumberOrId) {
+    it(`no finding: ${JSON.stringify(text.slice(0, 60))}`, () => {
+      expect(found(text)).toEqual([]);
+    });
+  }
+
+  it('an IPv4 tail inside an IPv6 address stays one finding', () => {
+    expect(found('from ::ffff:192.168.10.20 today')).toEqual([['IP_ADDRESS', '::ffff:192.168.10.20']]);
+  });
+});
+
+describe('a compact card next to a year', () => {
+  it('card 4111111111111111 2026', () => {
+    expect(found('card 4111111111111111 2026')).toEqual([['CREDIT_CARD', '4111111111111111']]);
+  });
+  it('runs of 4-digit blocks stay whole (no card inside a tracking number)', () => {
+    expect(found('USPS 9400 1000 0000 0000 0000 00')).toEqual([]);
+    expect(found('ref 4111 1111 1111 1111 1111')).toEqual([]);
+  });
+});
+
+describe('Unicode that hides digits or dots', () => {
+  const cases: Array<[string, string]> = [
+    ['CREDIT_CARD', '4\ufe0f111 1111 1111 1111'],
+    ['CREDIT_CARD', '4\u{e0100}111 1111 1111 1111'],
+    ['CREDIT_CARD', '4\u0301111 1111 1111 1111'],
+    ['CREDIT_CARD', '4\u0301\u0302\u20e3111 1111 1111 1111'],
+    ['CREDIT_CARD', '4111\u28001111\u28001111\u28001111'],
+    ['US_SSN', '5\ufe0e36-22-1234'],
+    ['EMAIL_ADDRESS', 'alice.smith@example\u3002org'],
+    ['EMAIL_ADDRESS', 'alice.smith@example\uff61org'],
+    ['EMAIL_ADDRESS', 'alice.smith@mail\u3002example\uff0eorg'],
+  ];
+  for (const [entity, value] of cases) {
+    it(`${entity}: ${JSON.stringify(value)}`, () => {
+      const text = `Here: ${value} (ok)`;
+      const f = redactor.scanner.scan(text, { entities: STANDARD }).findings;
+      expect(f.map((x) => [x.entity, text.slice(x.start, x.end)])).toEqual([[entity, value]]);
+    });
+  }
+
+  it('combining marks are dropped only after digits: letters keep their accents', () => {
+    expect(fold('caf\u0065\u0301 4\u0301 x\u0301').text).toBe('caf\u0065\u0301 4 x\u0301');
+    expect(fold('re\u0301sume\u0301 na\u0303o').text).toBe('re\u0301sume\u0301 na\u0303o');
+  });
+
+  it('an ideographic full stop ends a sentence, not an address', () => {
+    expect(found('mail alice@example\u3002')).toEqual([]);
+    expect(found('\u7535\u8bdd\u3002alice@example\u3002org\u3002')).toEqual([['EMAIL_ADDRESS', 'alice@example\u3002org']]);
+  });
+});
