@@ -33,7 +33,9 @@ Run 'warden policy <command> --help' for a command's options.
 
 Evaluates QUERY (e.g. data.warden.decision) and prints the result as
 'opa eval --format json' does: {"result":[{"expressions":[…],"bindings":{…}}]},
-or {} when the query is undefined. Lines from print() go to stderr.
+or {} when the query is undefined. A query of one expression that does not
+iterate reports its value even when it is false (data.warden.allow, 1 == 2);
+1 = 2 is undefined. Lines from print() go to stderr.
 
 Options:
   -d, --data PATH    a .rego, .json or .yaml file or a directory (repeatable)

@@ -96,6 +96,37 @@ describe('warden policy eval', () => {
     expect(r.out.trim()).toBe('{}');
   });
 
+  // OPA's rego package captures the value of a single-expression query without iteration, so a
+  // rule or document whose value is false (or null) is defined and printed; only a condition that
+  // fails (`1 = 2`), or a false value in a query of several expressions or with iteration, is
+  // undefined (OPA's rewriteQueryToCaptureValue).
+  it('prints false and null values of a single-expression query, as opa eval does', async () => {
+    const values = mkdtempSync(join(tmpdir(), 'warden-policy-cli-false-'));
+    writeFileSync(join(values, 'w.rego'), 'package w\nimport rego.v1\ndefault allow := false\nok := true\n');
+    writeFileSync(join(values, 'data.json'), JSON.stringify({ flag: false, none: null, list: [true, false, null] }));
+    const valueOf = async (query: string): Promise<unknown[] | 'undefined'> => {
+      const r = await run(['eval', '-d', values, query]);
+      expect(r.code, `${query}: ${r.err}`).toBe(0);
+      const out = JSON.parse(r.out) as { result?: Array<{ expressions: Array<{ value: unknown; text: string }> }> };
+      if (out.result === undefined) return 'undefined';
+      for (const res of out.result) expect(res.expressions.map((e) => e.text)).toEqual(query.split('; '));
+      return out.result.map((res) => (res.expressions.length === 1 ? res.expressions[0]!.value : res.expressions.map((e) => e.value)));
+    };
+    expect(await valueOf('data.w.allow')).toEqual([false]);
+    expect(await valueOf('data.flag')).toEqual([false]);
+    expect(await valueOf('data.none')).toEqual([null]);
+    expect(await valueOf('false')).toEqual([false]);
+    expect(await valueOf('1 == 2')).toEqual([false]);
+    expect(await valueOf('data.w.allow with input as {"x": 1}')).toEqual([false]);
+    // Conditions that fail, and false values where OPA checks the captured value.
+    expect(await valueOf('1 = 2')).toBe('undefined');
+    expect(await valueOf('not data.w.ok')).toBe('undefined');
+    expect(await valueOf('data.w.ok; data.w.allow')).toBe('undefined');
+    expect(await valueOf('data.w.ok; data.none')).toEqual([[true, null]]);
+    expect(await valueOf('data.list[_]')).toEqual([true, null]);
+    expect(await valueOf('data.w.nothing')).toBe('undefined');
+  });
+
   it('reports errors on one line without a stack trace', async () => {
     const r = await run(['eval', '-d', join(dir, 'broken'), 'data.b.p']);
     expect(r.code).toBe(1);
