@@ -1,5 +1,6 @@
 /** `warden audit verify FILE`: streams a JSON-lines audit file and checks the hash chain. */
 import { createReadStream } from 'node:fs';
+import { repeatedOption } from '../cli/args.js';
 import { ChainVerifier, GENESIS_HASH, type ChainStart } from './chain.js';
 import { MAX_AUDIT_LINE_BYTES } from './sinks.js';
 
@@ -62,6 +63,7 @@ export async function runAuditCli(argv: readonly string[], io: CliIO): Promise<n
     if (a === '--from-hash' || a === '--from-seq') {
       const v = rest[++i];
       if (v === undefined) return usageError(io, `${a} needs a value`);
+      if ((a === '--from-hash' ? fromHash : fromSeq) !== undefined) return usageError(io, repeatedOption(a));
       if (a === '--from-hash') {
         if (!HASH_RE.test(v)) return usageError(io, '--from-hash takes a hash: 64 lowercase hex digits');
         fromHash = v;

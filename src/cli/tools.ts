@@ -4,7 +4,7 @@
  * `templates` (templates/cli.ts).
  */
 import type { CliIO } from './io.js';
-import { UsageError } from './args.js';
+import { repeatedOption, UsageError } from './args.js';
 
 /** A writable-stream face over CliIO, for tools that take stdout/stderr streams. */
 function streams(io: CliIO): { stdout: NodeJS.WritableStream; stderr: NodeJS.WritableStream } {
@@ -44,6 +44,7 @@ export async function runRedactCommand(argv: string[], io: CliIO): Promise<numbe
       if (configFile === undefined) throw new UsageError('--config needs a FILE');
       rest.splice(at, 2);
     }
+    if (rest.some((a) => a === '--config' || a === '-c' || a.startsWith('--config='))) throw new UsageError(repeatedOption('--config'));
   }
   // An empty FILE (`--config=`, `--config ""`) is a mistake, not "no config": the built-in
   // defaults would redact differently from the sidecar without a word.

@@ -6,6 +6,7 @@
  */
 import { randomBytes } from 'node:crypto';
 import { readFile } from 'node:fs/promises';
+import { repeatedOption } from '../cli/args.js';
 import { MAX_YAML_DEPTH, yamlTooDeep } from '../pipeline/yaml-depth.js';
 import { parseYamlValue, YamlTagError } from '../pipeline/yaml-tags.js';
 import { RegoError, compileRegoPolicy, formatInputPath, loadRegoPolicy, type InputDeps, type QueryResult, type RegoPolicy } from './rego/index.js';
@@ -139,21 +140,28 @@ function yamlErrorAt(e: unknown): { line: number; col: number } | undefined {
 async function cmdEval(args: string[], io: Io): Promise<number> {
   const data: string[] = [];
   let input: string | undefined;
+  let format: string | undefined;
   let strict = false;
   const rest: string[] = [];
+  // -d is repeatable (as in opa); -i and -f take one value: a second one is a mistake to report,
+  // not a value to prefer.
+  const once = (current: string | undefined, flag: string, value: string): string => {
+    if (current !== undefined) throw new UsageError(repeatedOption(flag));
+    return value;
+  };
   for (let i = 0; i < args.length; i++) {
     const a = args[i]!;
     if (a === '-d' || a === '--data') data.push(need(args, ++i, a));
     else if (a.startsWith('--data=')) data.push(a.slice(7));
-    else if (a === '-i' || a === '--input') input = need(args, ++i, a);
-    else if (a.startsWith('--input=')) input = a.slice(8);
+    else if (a === '-i' || a === '--input') input = once(input, '--input', need(args, ++i, a));
+    else if (a.startsWith('--input=')) input = once(input, '--input', a.slice(8));
     else if (a === '--strict' || a === '--strict-builtin-errors') strict = true;
-    else if (a === '--format' || a === '-f') {
-      const fmt = need(args, ++i, a);
-      if (fmt !== 'json') throw new UsageError(`unsupported format ${fmt}: only json`);
-    } else if (a.startsWith('-') && a !== '-') throw new UsageError(`unknown option ${a}`);
+    else if (a === '--format' || a === '-f') format = once(format, '--format', need(args, ++i, a));
+    else if (a.startsWith('--format=')) format = once(format, '--format', a.slice(9));
+    else if (a.startsWith('-') && a !== '-') throw new UsageError(`unknown option ${a}`);
     else rest.push(a);
   }
+  if (format !== undefined && format !== 'json') throw new UsageError(`unsupported format ${format}: only json`);
   if (rest.length !== 1) throw new UsageError('want exactly one QUERY');
   const policy = await loadRegoPolicy(data);
   const inputDoc = input === undefined ? undefined : await readInput(input);

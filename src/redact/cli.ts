@@ -7,6 +7,7 @@
  * of the original line. Exit codes: 0 ok, 1 error, 2 usage, 3 some input was blocked.
  */
 import { createInterface } from 'node:readline';
+import { repeatedOption } from '../cli/args.js';
 import { isWardenError, WardenError } from '../pipeline/errors.js';
 import type { RedactionDecision, RedactionMode } from '../pipeline/types.js';
 import { createRedactor } from './redactor.js';
@@ -52,12 +53,14 @@ function parseArgs(argv: string[]): CliArgs | string {
     const value = (): string | undefined => inline ?? argv[++i];
     switch (flag) {
       case '--profile': {
+        if (args.profile !== undefined) return repeatedOption('--profile');
         const v = value();
         if (!v) return '--profile needs a value';
         args.profile = v;
         break;
       }
       case '--mode': {
+        if (args.mode !== undefined) return repeatedOption('--mode');
         const v = value();
         if (!v || !MODES.includes(v)) return `--mode must be one of ${MODES.join(', ')}`;
         args.mode = v as RedactionMode;

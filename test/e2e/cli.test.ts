@@ -60,6 +60,35 @@ describe('warden CLI', () => {
     expect(missing.stderr).toContain('--template is required');
   });
 
+  it('a single-valued option given twice is a usage error naming it (exit 2); repeatable ones stay repeatable', async () => {
+    const cases: Array<{ args: string[]; option: string; help: string }> = [
+      { args: ['serve', '--config', 'a.yaml', '--config', 'b.yaml'], option: '--config', help: "Run 'warden serve --help' for usage." },
+      { args: ['serve', '-c', 'a.yaml', '--config=b.yaml'], option: '--config', help: "Run 'warden serve --help' for usage." },
+      { args: ['render', '-c', 'a.yaml', '-t', 'x@1', '-t', 'y@1'], option: '--template', help: "Run 'warden render --help' for usage." },
+      { args: ['policy', 'eval', '-i', 'a.json', '--input', 'b.json', 'input'], option: '--input', help: 'Usage: warden policy eval' },
+      { args: ['policy', 'eval', '-f', 'json', '--format=json', 'input'], option: '--format', help: 'Usage: warden policy eval' },
+      { args: ['redact', '--profile', 'standard', '--profile', 'strict'], option: '--profile', help: 'usage: warden redact' },
+      { args: ['redact', '--mode', 'mask', '--mode=hash'], option: '--mode', help: 'usage: warden redact' },
+      { args: ['redact', '--config', 'a.yaml', '-c', 'b.yaml'], option: '--config', help: "Run 'warden redact --help' for usage." },
+      { args: ['audit', 'verify', '--from-hash', '0'.repeat(64), '--from-hash', '1'.repeat(64), 'f.jsonl'], option: '--from-hash', help: 'Usage: warden audit verify' },
+      { args: ['audit', 'verify', '--from-hash', '0'.repeat(64), '--from-seq', '1', '--from-seq', '2', 'f.jsonl'], option: '--from-seq', help: 'Usage: warden audit verify' },
+    ];
+    for (const c of cases) {
+      const r = await cli(c.args);
+      expect(r.code, c.args.join(' ')).toBe(2);
+      expect(r.stderr, c.args.join(' ')).toContain(`${c.option} is given more than once`);
+      expect(r.stderr, c.args.join(' ')).toContain(c.help);
+    }
+    // Documented as repeatable: several -d/--data (as opa), several --var.
+    writeFileSync(join(prepared.dir, 'one.json'), '{"one": 1}');
+    writeFileSync(join(prepared.dir, 'two.json'), '{"two": 2}');
+    const data = await cli(['policy', 'eval', '-d', join(prepared.dir, 'one.json'), '--data', join(prepared.dir, 'two.json'), 'data.one + data.two']);
+    expect(data.code, data.stderr).toBe(0);
+    expect(JSON.parse(data.stdout).result[0].expressions[0].value).toBe(3);
+    const vars = await cli(['render', '-c', join(prepared.dir, 'nope.yaml'), '-t', 'x@1', '--var', 'a=1', '--var', 'b=2']);
+    expect(vars.stderr).not.toContain('more than once');
+  });
+
   it('a reader that goes away (| head) ends the output quietly, without a stack trace', { timeout: 30_000 }, async () => {
     const child = spawn(process.execPath, ['--import', 'tsx', join(import.meta.dirname, '..', '..', 'src', 'main.ts'), 'redact'], { cwd: join(import.meta.dirname, '..', '..') });
     let stderr = '';
