@@ -1,8 +1,8 @@
 /** `warden audit verify FILE`: streams a JSON-lines audit file and checks the hash chain. */
-import { createReadStream } from 'node:fs';
 import { repeatedOption } from '../cli/args.js';
 import { ChainVerifier, GENESIS_HASH, type ChainStart } from './chain.js';
 import { MAX_AUDIT_LINE_BYTES } from './sinks.js';
+import { openRegularFile, readFailure } from '../pipeline/regular-file.js';
 
 export interface CliIO {
   stdout: { write(s: string): unknown };
@@ -128,7 +128,15 @@ export async function runAuditCli(argv: readonly string[], io: CliIO): Promise<n
     return true;
   };
 
-  const input = createReadStream(file);
+  // A regular file only: a FIFO would make verify wait for a writer for good.
+  let fh;
+  try {
+    fh = await openRegularFile(file);
+  } catch (err) {
+    io.stderr.write(`cannot read ${file} (${readFailure(err)})\n`);
+    return 2;
+  }
+  const input = fh.createReadStream();
   try {
     outer: for await (const chunk of input as AsyncIterable<Buffer>) {
       let pos = 0;

@@ -5,10 +5,10 @@
  * Errors are one line each (`file:line:col: code: message`), never a stack trace.
  */
 import { randomBytes } from 'node:crypto';
-import { readFile } from 'node:fs/promises';
 import { repeatedOption } from '../cli/args.js';
 import { MAX_YAML_DEPTH, yamlTooDeep } from '../pipeline/yaml-depth.js';
 import { parseYamlValue, YamlTagError } from '../pipeline/yaml-tags.js';
+import { readFailure, readRegularFile } from '../pipeline/regular-file.js';
 import { RegoError, compileRegoPolicy, formatInputPath, loadRegoPolicy, type InputDeps, type QueryResult, type RegoPolicy } from './rego/index.js';
 import { stringifyJSON, type Value } from './rego/value.js';
 import { parseModule } from './rego/ast/parser.js';
@@ -107,9 +107,10 @@ function errorLine(e: unknown): string {
 async function readInput(file: string): Promise<unknown> {
   let text: string;
   try {
-    text = await readFile(file, 'utf8');
+    // A regular file only: a FIFO would make eval wait for a writer for good.
+    text = await readRegularFile(file);
   } catch (e) {
-    throw new Error(`${file}: cannot read input file (${(e as NodeJS.ErrnoException).code ?? 'unreadable'})`);
+    throw new Error(`${file}: cannot read input file (${readFailure(e)})`);
   }
   const yaml = file.endsWith('.yaml') || file.endsWith('.yml');
   if (yaml && yamlTooDeep(text)) throw new Error(`${file}: cannot parse input: nested deeper than ${MAX_YAML_DEPTH} levels`);

@@ -1,4 +1,6 @@
 /** `warden templates lint PATH...`: checks template files without starting a server. */
+import { stat } from 'node:fs/promises';
+import { notRegular } from '../pipeline/regular-file.js';
 import { formatLintResult, lintTemplates } from './lint.js';
 
 export interface TemplatesCliIO {
@@ -31,6 +33,16 @@ export async function runTemplatesCli(argv: readonly string[], io: TemplatesCliI
   if (rest.length === 0 || rest.some((a) => a.startsWith('-'))) {
     io.stderr.write(`templates lint takes one or more PATHs\n\n${USAGE}`);
     return 2;
+  }
+  // A PATH named on the command line that is neither a directory nor a regular file (a FIFO) is
+  // refused like a missing one: the loader would only skip it with a warning and report "ok" for
+  // a file that was never checked. (Inside a directory such entries stay warnings, as in serve.)
+  for (const path of rest) {
+    const st = await stat(path).catch(() => undefined);
+    if (st && !st.isDirectory() && !st.isFile()) {
+      io.stderr.write(`cannot read templates path ${path} (${notRegular(st).reason})\n`);
+      return 2;
+    }
   }
   try {
     const result = await lintTemplates(rest);

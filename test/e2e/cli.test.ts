@@ -1,9 +1,9 @@
 /** The `warden` command line, run as a child process: help, version, usage errors, the dry run. */
-import { spawn } from 'node:child_process';
+import { execFileSync, spawn } from 'node:child_process';
 import { readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { runMain as cli, runWarden } from './helpers/cli.js';
+import { runMain as cli, runWarden, spawnWarden, type CliResult } from './helpers/cli.js';
 import { postChat } from './helpers/http.js';
 import { startUpstream, type FakeUpstream } from './helpers/upstream.js';
 import { CANARY_API_KEY, prepareWardenDir, startWarden, type PreparedDir } from './helpers/warden.js';
@@ -87,6 +87,36 @@ describe('warden CLI', () => {
     expect(JSON.parse(data.stdout).result[0].expressions[0].value).toBe(3);
     const vars = await cli(['render', '-c', join(prepared.dir, 'nope.yaml'), '-t', 'x@1', '--var', 'a=1', '--var', 'b=2']);
     expect(vars.stderr).not.toContain('more than once');
+  });
+
+  it('a FIFO given where a file is read is refused at once, not waited on for a writer', { timeout: 60_000 }, async () => {
+    const fifo = join(prepared.dir, 'stuck.fifo');
+    execFileSync('mkfifo', [fifo]);
+    /** Runs the CLI as a child; a child still waiting after 8 s is killed (code null). */
+    const within = async (args: string[]): Promise<CliResult> => {
+      const child = spawnWarden(args);
+      let stdout = '';
+      let stderr = '';
+      child.stdout!.on('data', (d: Buffer) => (stdout += d.toString()));
+      child.stderr!.on('data', (d: Buffer) => (stderr += d.toString()));
+      const timer = setTimeout(() => child.kill('SIGKILL'), 8000);
+      const code = await new Promise<number | null>((resolve) => child.once('close', resolve));
+      clearTimeout(timer);
+      return { code, stdout, stderr };
+    };
+    const cases: Array<{ args: string[]; code: number; message: string }> = [
+      { args: ['audit', 'verify', fifo], code: 2, message: `cannot read ${fifo} (not a regular file: a FIFO)` },
+      { args: ['policy', 'eval', '-i', fifo, 'input'], code: 1, message: `${fifo}: cannot read input file (not a regular file: a FIFO)` },
+      { args: ['templates', 'lint', fifo], code: 2, message: `cannot read templates path ${fifo} (not a regular file: a FIFO)` },
+      { args: ['render', '--config', fifo, '-t', 'x@1'], code: 1, message: `${fifo}: (root): cannot read the file (not a regular file: a FIFO)` },
+      { args: ['redact', '--config', fifo], code: 1, message: `${fifo}: (root): cannot read the file (not a regular file: a FIFO)` },
+    ];
+    const results = await Promise.all(cases.map((c) => within(c.args)));
+    cases.forEach((c, i) => {
+      const r = results[i]!;
+      expect(r.code, `${c.args.join(' ')}: ${r.stderr}`).toBe(c.code);
+      expect(r.stderr, c.args.join(' ')).toContain(c.message);
+    });
   });
 
   it('a reader that goes away (| head) ends the output quietly, without a stack trace', { timeout: 30_000 }, async () => {
