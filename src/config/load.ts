@@ -8,6 +8,7 @@ import { isAlias, LineCounter, parseDocument, visit, type Document } from 'yaml'
 import { MAX_YAML_DEPTH, yamlTooDeep } from '../pipeline/yaml-depth.js';
 import { YAML_TAG_OPTIONS, yamlTagProblems } from '../pipeline/yaml-tags.js';
 import { readFailure, readRegularFileSync } from '../pipeline/regular-file.js';
+import { addDuplicateKeyErrors, NO_LIBRARY_UNIQUE_KEYS } from '../pipeline/yaml-unique-keys.js';
 import type { z } from 'zod';
 import { parseSecretRef } from '../secrets/index.js';
 import { ConfigError, type ConfigProblem } from './errors.js';
@@ -76,7 +77,8 @@ export function parseConfig(text: string, file: string, env: Env = {}, opts: Loa
   // The YAML parser cannot survive a few thousand levels (see pipeline/yaml-depth.ts).
   if (yamlTooDeep(text)) throw new ConfigError([{ file, path: '(root)', message: `nested deeper than ${MAX_YAML_DEPTH} levels` }]);
   const counter = new LineCounter();
-  const doc = parseDocument(text, { ...YAML_TAG_OPTIONS, lineCounter: counter, prettyErrors: false, uniqueKeys: true });
+  const doc = parseDocument(text, { ...YAML_TAG_OPTIONS, lineCounter: counter, prettyErrors: false, ...NO_LIBRARY_UNIQUE_KEYS });
+  addDuplicateKeyErrors(doc);
   if (doc.errors.length > 0) {
     throw new ConfigError(
       doc.errors.map((e) => {

@@ -143,6 +143,11 @@ describe('warden policy eval', () => {
     const json = await run(['eval', '-i', join(dir, 'short.json'), 'input']);
     expect(json.code).toBe(1);
     expect(json.err.trim()).toBe(`${join(dir, 'short.json')}:1:33: cannot parse input: not valid JSON`);
+    writeFileSync(join(dir, 'dup.yaml'), 'a: 1\nb:\n  c: CANARY-SECRET-7f3a\n  c: 2\n');
+    const dup = await run(['eval', '-i', join(dir, 'dup.yaml'), 'input']);
+    expect(dup.code).toBe(1);
+    expect(dup.err.trim()).toBe(`${join(dir, 'dup.yaml')}:4:3: cannot parse input: not valid YAML`);
+    expect(dup.err).not.toContain('CANARY');
     const missing = await run(['eval', '-i', join(dir, 'nope.json'), 'input']);
     expect(missing.code).toBe(1);
     expect(missing.err.trim()).toBe(`${join(dir, 'nope.json')}: cannot read input file (ENOENT)`);

@@ -59,6 +59,14 @@ describe('loadPolicy', () => {
     await expect(loadPolicy([join(dir, 'stuck.rego')])).rejects.toThrow(/not a regular file/);
   });
 
+  it('reads a YAML data file with 50 000 keys in one mapping, and refuses a duplicate key with its line', async () => {
+    const many = Array.from({ length: 50_000 }, (_, i) => `  k${i}: ${i}\n`).join('');
+    const dir = tree({ 'p.rego': 'package p\nimport rego.v1\nn := count(data.big)\n', 'data.yaml': `big:\n${many}` });
+    expect((await loadPolicy([dir])).evaluate('data.p.n', {})).toBe(50_000);
+    const dup = tree({ 'data.yaml': `big:\n${many}  k3: 1\n` });
+    await expect(loadPolicy([dup])).rejects.toThrow(`${join(dup, 'data.yaml')}: cannot parse data file: not valid YAML (line 50002, column 3)`);
+  });
+
   it('excludes *_test.rego when asked', async () => {
     const dir = tree({
       'p.rego': 'package p\nimport rego.v1\nv := 1\n',
