@@ -29,6 +29,7 @@ function version(): string {
 const processIO: CliIO = {
   out: (t) => void process.stdout.write(t),
   err: (t) => void process.stderr.write(t),
+  streams: { stdout: process.stdout, stderr: process.stderr },
 };
 
 const COMMANDS = new Set(['serve', 'render', 'policy', 'redact', 'audit', 'templates']);

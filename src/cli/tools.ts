@@ -6,8 +6,12 @@
 import type { CliIO } from './io.js';
 import { repeatedOption, UsageError } from './args.js';
 
-/** A writable-stream face over CliIO, for tools that take stdout/stderr streams. */
+/**
+ * The process's streams when the CLI runs for real (their back-pressure reaches the tool), else a
+ * writable-stream face over CliIO (a test's capture, which is never full).
+ */
 function streams(io: CliIO): { stdout: NodeJS.WritableStream; stderr: NodeJS.WritableStream } {
+  if (io.streams) return io.streams;
   const wrap = (write: (t: string) => void) =>
     ({
       write: (chunk: string | Uint8Array, ...rest: unknown[]) => {

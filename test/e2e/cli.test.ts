@@ -3,7 +3,7 @@ import { execFileSync, spawn } from 'node:child_process';
 import { readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { runMain as cli, runWarden, spawnWarden, type CliResult } from './helpers/cli.js';
+import { REPO, runMain as cli, runWarden, spawnWarden, type CliResult } from './helpers/cli.js';
 import { postChat } from './helpers/http.js';
 import { startUpstream, type FakeUpstream } from './helpers/upstream.js';
 import { CANARY_API_KEY, prepareWardenDir, startWarden, type PreparedDir } from './helpers/warden.js';
@@ -89,17 +89,17 @@ describe('warden CLI', () => {
     expect(vars.stderr).not.toContain('more than once');
   });
 
-  it('a FIFO given where a file is read is refused at once, not waited on for a writer', { timeout: 60_000 }, async () => {
+  it('a FIFO given where a file is read is refused at once, not waited on for a writer', { timeout: 90_000 }, async () => {
     const fifo = join(prepared.dir, 'stuck.fifo');
     execFileSync('mkfifo', [fifo]);
-    /** Runs the CLI as a child; a child still waiting after 8 s is killed (code null). */
+    /** Runs the CLI as a child; a child still waiting after 30 s is killed (code null). */
     const within = async (args: string[]): Promise<CliResult> => {
       const child = spawnWarden(args);
       let stdout = '';
       let stderr = '';
       child.stdout!.on('data', (d: Buffer) => (stdout += d.toString()));
       child.stderr!.on('data', (d: Buffer) => (stderr += d.toString()));
-      const timer = setTimeout(() => child.kill('SIGKILL'), 8000);
+      const timer = setTimeout(() => child.kill('SIGKILL'), 30_000);
       const code = await new Promise<number | null>((resolve) => child.once('close', resolve));
       clearTimeout(timer);
       return { code, stdout, stderr };
@@ -117,6 +117,62 @@ describe('warden CLI', () => {
       expect(r.code, `${c.args.join(' ')}: ${r.stderr}`).toBe(c.code);
       expect(r.stderr, c.args.join(' ')).toContain(c.message);
     });
+  });
+
+  it('redact --jsonl streams: it stops reading stdin while its stdout reader does not keep up, and keeps order', { timeout: 120_000 }, async () => {
+    const child = spawn(process.execPath, ['--import', 'tsx', join(REPO, 'src', 'main.ts'), 'redact', '--jsonl'], { cwd: REPO });
+    child.stdin.on('error', () => undefined);
+    const line = (i: number) => `${JSON.stringify({ text: `${i} ${'x'.repeat(1000)} mail a${i}@b.com` })}\n`;
+    child.stdout.setEncoding('utf8');
+    let rest = '';
+    const out: string[] = [];
+    const collect = (d: string) => {
+      const parts = (rest + d).split('\n');
+      rest = parts.pop()!;
+      out.push(...parts);
+    };
+    // Once the child is up and answering (its first line is back), stop reading its stdout: with
+    // back-pressure it fills its stdout pipe, stops reading stdin, and our writes stop draining.
+    // Without it, it reads (and holds) everything.
+    child.stdin.write(line(0));
+    await new Promise<void>((resolve) =>
+      child.stdout.once('data', (d: string) => {
+        collect(d);
+        child.stdout.pause();
+        resolve();
+      }),
+    );
+    const total = 40_000; // ~41 MB of input
+    let sent = 1;
+    let accepted = true;
+    while (sent < total) {
+      if (!accepted) {
+        const drained = await new Promise<boolean>((resolve) => {
+          const timer = setTimeout(() => resolve(false), 3000);
+          child.stdin.once('drain', () => {
+            clearTimeout(timer);
+            resolve(true);
+          });
+        });
+        if (!drained) break;
+      }
+      accepted = child.stdin.write(line(sent));
+      sent++;
+    }
+    // Stalled well before the end: the child holds a bounded amount, not the whole input.
+    expect(sent).toBeLessThan(total / 4);
+    // Now read everything: every line arrives, in order.
+    child.stdout.on('data', collect);
+    child.stdout.resume();
+    for (let i = sent; i < sent + 100; i++) {
+      if (!child.stdin.write(line(i))) await new Promise((resolve) => child.stdin.once('drain', resolve));
+    }
+    child.stdin.end();
+    const code = await new Promise<number | null>((resolve) => child.once('close', resolve));
+    expect(code).toBe(0);
+    expect(out).toHaveLength(sent + 100);
+    expect(out.map((l) => Number((JSON.parse(l) as { text: string }).text.split(' ')[0]))).toEqual(Array.from({ length: sent + 100 }, (_, i) => i));
+    expect(out[5]).toBe(JSON.stringify({ text: `5 ${'x'.repeat(1000)} mail [EMAIL_ADDRESS]` }));
   });
 
   it('a reader that goes away (| head) ends the output quietly, without a stack trace', { timeout: 30_000 }, async () => {
