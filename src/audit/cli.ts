@@ -1,5 +1,5 @@
 /** `warden audit verify FILE`: streams a JSON-lines audit file and checks the hash chain. */
-import { repeatedOption } from '../cli/args.js';
+import { repeatedOption, usageText } from '../cli/args.js';
 import { ChainVerifier, GENESIS_HASH, type ChainStart } from './chain.js';
 import { MAX_AUDIT_LINE_BYTES } from './sinks.js';
 import { openRegularFile, readFailure } from '../pipeline/regular-file.js';
@@ -32,7 +32,13 @@ const LF = 0x0a;
 const CR = 0x0d;
 
 function usageError(io: CliIO, message: string): number {
-  io.stderr.write(`audit verify: ${message}\n\n${USAGE}`);
+  io.stderr.write(usageText(message, 'audit verify'));
+  return 2;
+}
+
+/** A file that cannot be read: `file: file_unreadable: message` (exit 2, as README says). */
+function readError(io: CliIO, file: string, reason: string): number {
+  io.stderr.write(`${file}: file_unreadable: cannot read the file (${reason})\n`);
   return 2;
 }
 
@@ -43,7 +49,7 @@ export async function runAuditCli(argv: readonly string[], io: CliIO): Promise<n
     return cmd === undefined ? 2 : 0;
   }
   if (cmd !== 'verify') {
-    io.stderr.write(`unknown audit command "${cmd}"\n\n${USAGE}`);
+    io.stderr.write(usageText(`unknown command '${cmd}'`, 'audit'));
     return 2;
   }
   if (rest.includes('--help') || rest.includes('-h')) {
@@ -133,8 +139,7 @@ export async function runAuditCli(argv: readonly string[], io: CliIO): Promise<n
   try {
     fh = await openRegularFile(file);
   } catch (err) {
-    io.stderr.write(`cannot read ${file} (${readFailure(err)})\n`);
-    return 2;
+    return readError(io, file, readFailure(err));
   }
   const input = fh.createReadStream();
   try {
@@ -164,8 +169,7 @@ export async function runAuditCli(argv: readonly string[], io: CliIO): Promise<n
     }
     if (broken === undefined && partLen > 0) endLine();
   } catch (err) {
-    io.stderr.write(`cannot read ${file} (${(err as NodeJS.ErrnoException).code ?? 'error'})\n`);
-    return 2;
+    return readError(io, file, readFailure(err));
   } finally {
     input.destroy();
   }

@@ -58,6 +58,14 @@ function refuseRepeats(tokens: ReadonlyArray<{ kind: string; name?: string }>, o
   }
 }
 
+/**
+ * The one form of a usage error, in every command (README, "Running"): what is wrong, then where
+ * the help is. `command` is what follows `warden` (`policy eval`); none for the top level.
+ */
+export function usageText(message: string, command?: string): string {
+  return `warden: ${message}\nRun 'warden ${command ? `${command} ` : ''}--help' for usage.\n`;
+}
+
 /** The one wording for a single-valued option given twice, shared by every command's parser. */
 export function repeatedOption(flag: string): string {
   return `${flag} is given more than once (it takes one value)`;

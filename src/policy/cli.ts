@@ -5,14 +5,14 @@
  * Errors are one line each (`file:line:col: code: message`), never a stack trace.
  */
 import { randomBytes } from 'node:crypto';
-import { repeatedOption } from '../cli/args.js';
+import { repeatedOption, usageText } from '../cli/args.js';
 import { MAX_YAML_DEPTH, yamlTooDeep } from '../pipeline/yaml-depth.js';
 import { parseYamlValue, YamlTagError } from '../pipeline/yaml-tags.js';
 import { readFailure, readRegularFile } from '../pipeline/regular-file.js';
 import { RegoError, compileRegoPolicy, formatInputPath, loadRegoPolicy, type InputDeps, type QueryResult, type RegoPolicy } from './rego/index.js';
 import { stringifyJSON, type Value } from './rego/value.js';
 import { parseModule } from './rego/ast/parser.js';
-import { loadFiles } from './rego/data.js';
+import { jsonErrorAt, loadFiles, yamlErrorAt } from './rego/data.js';
 import { formatRegoError } from './rego/errors.js';
 
 interface Io {
@@ -101,6 +101,16 @@ function errorLine(e: unknown): string {
 }
 
 /**
+ * An input document that cannot be read (`file_unreadable`) or parsed (`input_invalid`), as
+ * `file[:line:col]: code: message`.
+ */
+class InputError extends Error {
+  constructor(file: string, at: { line: number; col: number } | undefined, message: string, code = 'input_invalid') {
+    super(`${file}${at ? `:${at.line}:${at.col}` : ''}: ${code}: ${message}`);
+  }
+}
+
+/**
  * A bad input document is an error (exit 1), not a usage mistake; its message gives where the
  * document breaks, never its text (it may hold secrets).
  */
@@ -110,32 +120,16 @@ async function readInput(file: string): Promise<unknown> {
     // A regular file only: a FIFO would make eval wait for a writer for good.
     text = await readRegularFile(file);
   } catch (e) {
-    throw new Error(`${file}: cannot read input file (${readFailure(e)})`);
+    throw new InputError(file, undefined, `cannot read input file (${readFailure(e)})`, 'file_unreadable');
   }
   const yaml = file.endsWith('.yaml') || file.endsWith('.yml');
-  if (yaml && yamlTooDeep(text)) throw new Error(`${file}: cannot parse input: nested deeper than ${MAX_YAML_DEPTH} levels`);
+  if (yaml && yamlTooDeep(text)) throw new InputError(file, undefined, `cannot parse input: nested deeper than ${MAX_YAML_DEPTH} levels`);
   try {
     return yaml ? parseYamlValue(text) : JSON.parse(text);
   } catch (e) {
-    if (e instanceof YamlTagError) throw new Error(`${file}:${e.line}:${e.col}: cannot parse input: ${e.message}`);
-    const at = yaml ? yamlErrorAt(e) : jsonErrorAt(e, text);
-    throw new Error(`${file}${at ? `:${at.line}:${at.col}` : ''}: cannot parse input: not valid ${yaml ? 'YAML' : 'JSON'}`);
+    if (e instanceof YamlTagError) throw new InputError(file, { line: e.line, col: e.col }, `cannot parse input: ${e.message}`);
+    throw new InputError(file, yaml ? yamlErrorAt(e) : jsonErrorAt(e, text), `cannot parse input: not valid ${yaml ? 'YAML' : 'JSON'}`);
   }
-}
-
-/** Line and column of a JSON.parse error, from the offset its message gives (V8: "position N"). */
-function jsonErrorAt(e: unknown, text: string): { line: number; col: number } | undefined {
-  const m = e instanceof Error ? /position (\d+)/.exec(e.message) : null;
-  const offset = m ? Number(m[1]) : e instanceof SyntaxError && /end of (JSON )?input/i.test(e.message) ? text.length : undefined;
-  if (offset === undefined) return undefined;
-  const before = text.slice(0, offset);
-  const line = before.split('\n').length;
-  return { line, col: offset - before.lastIndexOf('\n') };
-}
-
-function yamlErrorAt(e: unknown): { line: number; col: number } | undefined {
-  const pos = (e as { linePos?: Array<{ line: number; col: number }> }).linePos?.[0];
-  return pos ? { line: pos.line, col: pos.col } : undefined;
 }
 
 async function cmdEval(args: string[], io: Io): Promise<number> {
@@ -306,7 +300,7 @@ export async function runPolicyCli(argv: string[], io: Io): Promise<number> {
   }
   // Own members only: `warden policy toString` is an unknown command, not Object's.
   if (!Object.hasOwn(HELP, cmd) || cmd === 'main') {
-    io.stderr.write(`unknown command ${cmd}\n${HELP.main!}`);
+    io.stderr.write(usageText(`unknown command '${cmd}'`, 'policy'));
     return 2;
   }
   if (args.includes('-h') || args.includes('--help')) {
@@ -319,7 +313,7 @@ export async function runPolicyCli(argv: string[], io: Io): Promise<number> {
     return await cmdCheck(args, io);
   } catch (e) {
     if (e instanceof UsageError) {
-      io.stderr.write(`${e.message}\n${HELP[cmd]!}`);
+      io.stderr.write(usageText(e.message, `policy ${cmd}`));
       return 2;
     }
     io.stderr.write(errorLine(e) + '\n');

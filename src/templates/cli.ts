@@ -1,5 +1,7 @@
 /** `warden templates lint PATH...`: checks template files without starting a server. */
 import { stat } from 'node:fs/promises';
+import { usageText } from '../cli/args.js';
+import { formatLocation, isWardenError } from '../pipeline/errors.js';
 import { notRegular } from '../pipeline/regular-file.js';
 import { formatLintResult, lintTemplates } from './lint.js';
 
@@ -23,15 +25,16 @@ export async function runTemplatesCli(argv: readonly string[], io: TemplatesCliI
     return cmd === undefined ? 2 : 0;
   }
   if (cmd !== 'lint') {
-    io.stderr.write(`unknown templates command "${cmd}"\n\n${USAGE}`);
+    io.stderr.write(usageText(`unknown command '${cmd}'`, 'templates'));
     return 2;
   }
   if (rest.includes('--help') || rest.includes('-h')) {
     io.stdout.write(USAGE);
     return 0;
   }
-  if (rest.length === 0 || rest.some((a) => a.startsWith('-'))) {
-    io.stderr.write(`templates lint takes one or more PATHs\n\n${USAGE}`);
+  const option = rest.find((a) => a.startsWith('-'));
+  if (option !== undefined || rest.length === 0) {
+    io.stderr.write(usageText(option !== undefined ? `unknown option ${option}` : 'want at least one PATH', 'templates lint'));
     return 2;
   }
   // A PATH named on the command line that is neither a directory nor a regular file (a FIFO) is
@@ -40,7 +43,7 @@ export async function runTemplatesCli(argv: readonly string[], io: TemplatesCliI
   for (const path of rest) {
     const st = await stat(path).catch(() => undefined);
     if (st && !st.isDirectory() && !st.isFile()) {
-      io.stderr.write(`cannot read templates path ${path} (${notRegular(st).reason})\n`);
+      io.stderr.write(`${path}: template_invalid: cannot read templates path (${notRegular(st).reason})\n`);
       return 2;
     }
   }
@@ -49,7 +52,10 @@ export async function runTemplatesCli(argv: readonly string[], io: TemplatesCliI
     io.stdout.write(formatLintResult(result));
     return result.ok ? 0 : 1;
   } catch (err) {
-    io.stderr.write(`${(err as Error).message}\n`);
+    // `path: code: message`, as every file error of the CLI.
+    const where = isWardenError(err) ? formatLocation(err.location) : '';
+    const code = isWardenError(err) ? err.code : 'internal';
+    io.stderr.write(`${where || 'warden'}: ${code}: ${(err as Error).message}\n`);
     return 2;
   }
 }

@@ -145,7 +145,7 @@ export async function scanTemplateFiles(paths: readonly string[]): Promise<{ fil
       } else if (st.isFile()) out.push(p);
       else notRegular(p, st);
     } catch (err) {
-      throw new WardenError('template_invalid', `cannot read templates path ${p} (${(err as NodeJS.ErrnoException).code ?? 'error'})`, {
+      throw new WardenError('template_invalid', `cannot read templates path (${(err as NodeJS.ErrnoException).code ?? 'error'})`, {
         location: { file: p },
       });
     }
@@ -194,7 +194,7 @@ export async function readTemplates(paths: readonly string[]): Promise<LoadedTem
     try {
       text = await readTemplateText(file, warnings);
     } catch (err) {
-      throw new WardenError('template_invalid', `cannot read template file ${file} (${(err as NodeJS.ErrnoException).code ?? 'error'})`, {
+      throw new WardenError('template_invalid', `cannot read template file (${(err as NodeJS.ErrnoException).code ?? 'error'})`, {
         location: { file },
       });
     }

@@ -8,6 +8,17 @@ import { postChat } from './helpers/http.js';
 import { startUpstream, type FakeUpstream } from './helpers/upstream.js';
 import { CANARY_API_KEY, prepareWardenDir, startWarden, type PreparedDir } from './helpers/warden.js';
 
+/** Runs the CLI as a child with `input` on its stdin. */
+function runWardenWithInput(args: string[], input: string): Promise<CliResult> {
+  const child = spawn(process.execPath, ['--import', 'tsx', join(REPO, 'src', 'main.ts'), ...args], { cwd: REPO });
+  let stdout = '';
+  let stderr = '';
+  child.stdout.on('data', (d: Buffer) => (stdout += d.toString()));
+  child.stderr.on('data', (d: Buffer) => (stderr += d.toString()));
+  child.stdin.end(input);
+  return new Promise((resolve) => child.once('close', (code) => resolve({ code, stdout, stderr })));
+}
+
 let upstream: FakeUpstream;
 let prepared: PreparedDir;
 
@@ -60,18 +71,55 @@ describe('warden CLI', () => {
     expect(missing.stderr).toContain('--template is required');
   });
 
+  // README, "Running": a usage error is `warden: MESSAGE` and where help is, in every command;
+  // an error about a file is `file:line:col: code: message`, or `file: code: message` when no
+  // position applies.
+  it('usage errors have one form in every command', async () => {
+    const cases: Array<{ args: string[]; message: string; help: string }> = [
+      { args: ['render', '--bogus'], message: 'unknown option --bogus', help: 'render' },
+      { args: ['policy', 'eval', '--bogus'], message: 'unknown option --bogus', help: 'policy eval' },
+      { args: ['policy', 'check'], message: 'want at least one PATH', help: 'policy check' },
+      { args: ['policy', 'frobnicate'], message: "unknown command 'frobnicate'", help: 'policy' },
+      { args: ['redact', '--bogus'], message: 'unknown option --bogus', help: 'redact' },
+      { args: ['redact', '--mode', 'nope'], message: '--mode must be one of mask, hash, tokenize, block, allow', help: 'redact' },
+      { args: ['audit', 'verify', '--bogus'], message: 'unknown option --bogus', help: 'audit verify' },
+      { args: ['audit', 'frobnicate'], message: "unknown command 'frobnicate'", help: 'audit' },
+      { args: ['templates', 'lint'], message: 'want at least one PATH', help: 'templates lint' },
+      { args: ['templates', 'lint', '--fix', 'x'], message: 'unknown option --fix', help: 'templates lint' },
+      { args: ['templates', 'publish'], message: "unknown command 'publish'", help: 'templates' },
+    ];
+    for (const c of cases) {
+      const r = await cli(c.args);
+      expect([r.code, r.stderr], c.args.join(' ')).toEqual([2, `warden: ${c.message}\nRun 'warden ${c.help} --help' for usage.\n`]);
+    }
+  });
+
+  it('errors about a file name it first, then the code', async () => {
+    const missing = join(prepared.dir, 'missing');
+    const audit = await cli(['audit', 'verify', missing]);
+    expect([audit.code, audit.stderr]).toEqual([2, `${missing}: file_unreadable: cannot read the file (ENOENT)\n`]);
+    const lint = await cli(['templates', 'lint', missing]);
+    expect([lint.code, lint.stderr]).toEqual([2, `${missing}: template_invalid: cannot read templates path (ENOENT)\n`]);
+    const input = await cli(['policy', 'eval', '-i', missing, 'input']);
+    expect([input.code, input.stderr]).toEqual([1, `${missing}: file_unreadable: cannot read input file (ENOENT)\n`]);
+    const redact = await runWardenWithInput(['redact', '--jsonl'], '{"text": "ok"}\nnot json\n');
+    expect([redact.code, redact.stderr]).toEqual([1, 'stdin:2: invalid_request: not a JSON object\n']);
+    const blocked = await runWardenWithInput(['redact', '--mode', 'block'], 'mail a@b.com\n');
+    expect([blocked.code, blocked.stderr]).toEqual([3, 'stdin: redaction_blocked: prompt contains blocked entity types: EMAIL_ADDRESS\n']);
+  });
+
   it('a single-valued option given twice is a usage error naming it (exit 2); repeatable ones stay repeatable', async () => {
     const cases: Array<{ args: string[]; option: string; help: string }> = [
       { args: ['serve', '--config', 'a.yaml', '--config', 'b.yaml'], option: '--config', help: "Run 'warden serve --help' for usage." },
       { args: ['serve', '-c', 'a.yaml', '--config=b.yaml'], option: '--config', help: "Run 'warden serve --help' for usage." },
       { args: ['render', '-c', 'a.yaml', '-t', 'x@1', '-t', 'y@1'], option: '--template', help: "Run 'warden render --help' for usage." },
-      { args: ['policy', 'eval', '-i', 'a.json', '--input', 'b.json', 'input'], option: '--input', help: 'Usage: warden policy eval' },
-      { args: ['policy', 'eval', '-f', 'json', '--format=json', 'input'], option: '--format', help: 'Usage: warden policy eval' },
-      { args: ['redact', '--profile', 'standard', '--profile', 'strict'], option: '--profile', help: 'usage: warden redact' },
-      { args: ['redact', '--mode', 'mask', '--mode=hash'], option: '--mode', help: 'usage: warden redact' },
+      { args: ['policy', 'eval', '-i', 'a.json', '--input', 'b.json', 'input'], option: '--input', help: "Run 'warden policy eval --help' for usage." },
+      { args: ['policy', 'eval', '-f', 'json', '--format=json', 'input'], option: '--format', help: "Run 'warden policy eval --help' for usage." },
+      { args: ['redact', '--profile', 'standard', '--profile', 'strict'], option: '--profile', help: "Run 'warden redact --help' for usage." },
+      { args: ['redact', '--mode', 'mask', '--mode=hash'], option: '--mode', help: "Run 'warden redact --help' for usage." },
       { args: ['redact', '--config', 'a.yaml', '-c', 'b.yaml'], option: '--config', help: "Run 'warden redact --help' for usage." },
-      { args: ['audit', 'verify', '--from-hash', '0'.repeat(64), '--from-hash', '1'.repeat(64), 'f.jsonl'], option: '--from-hash', help: 'Usage: warden audit verify' },
-      { args: ['audit', 'verify', '--from-hash', '0'.repeat(64), '--from-seq', '1', '--from-seq', '2', 'f.jsonl'], option: '--from-seq', help: 'Usage: warden audit verify' },
+      { args: ['audit', 'verify', '--from-hash', '0'.repeat(64), '--from-hash', '1'.repeat(64), 'f.jsonl'], option: '--from-hash', help: "Run 'warden audit verify --help' for usage." },
+      { args: ['audit', 'verify', '--from-hash', '0'.repeat(64), '--from-seq', '1', '--from-seq', '2', 'f.jsonl'], option: '--from-seq', help: "Run 'warden audit verify --help' for usage." },
     ];
     for (const c of cases) {
       const r = await cli(c.args);
@@ -105,9 +153,9 @@ describe('warden CLI', () => {
       return { code, stdout, stderr };
     };
     const cases: Array<{ args: string[]; code: number; message: string }> = [
-      { args: ['audit', 'verify', fifo], code: 2, message: `cannot read ${fifo} (not a regular file: a FIFO)` },
-      { args: ['policy', 'eval', '-i', fifo, 'input'], code: 1, message: `${fifo}: cannot read input file (not a regular file: a FIFO)` },
-      { args: ['templates', 'lint', fifo], code: 2, message: `cannot read templates path ${fifo} (not a regular file: a FIFO)` },
+      { args: ['audit', 'verify', fifo], code: 2, message: `${fifo}: file_unreadable: cannot read the file (not a regular file: a FIFO)` },
+      { args: ['policy', 'eval', '-i', fifo, 'input'], code: 1, message: `${fifo}: file_unreadable: cannot read input file (not a regular file: a FIFO)` },
+      { args: ['templates', 'lint', fifo], code: 2, message: `${fifo}: template_invalid: cannot read templates path (not a regular file: a FIFO)` },
       { args: ['render', '--config', fifo, '-t', 'x@1'], code: 1, message: `${fifo}: (root): cannot read the file (not a regular file: a FIFO)` },
       { args: ['redact', '--config', fifo], code: 1, message: `${fifo}: (root): cannot read the file (not a regular file: a FIFO)` },
     ];
