@@ -7,7 +7,7 @@ import { readFileSync, realpathSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
 import { isConfigError } from './config/errors.js';
 import { formatLocation, isWardenError } from './pipeline/errors.js';
-import { UsageError } from './cli/args.js';
+import { UsageError, usageText } from './cli/args.js';
 import { MAIN_HELP } from './cli/help.js';
 import type { CliIO } from './cli/io.js';
 import { runRenderCommand } from './cli/render.js';
@@ -29,6 +29,7 @@ function version(): string {
 const processIO: CliIO = {
   out: (t) => void process.stdout.write(t),
   err: (t) => void process.stderr.write(t),
+  streams: { stdout: process.stdout, stderr: process.stderr },
 };
 
 const COMMANDS = new Set(['serve', 'render', 'policy', 'redact', 'audit', 'templates']);
@@ -66,7 +67,7 @@ export async function main(argv: string[], io: CliIO = processIO): Promise<numbe
   } catch (err) {
     if (err instanceof UsageError) {
       // Help for the command when there is one; an unknown command gets the overall help.
-      io.err(`warden: ${err.message}\nRun 'warden ${command !== undefined && COMMANDS.has(command) ? `${command} ` : ''}--help' for usage.\n`);
+      io.err(usageText(err.message, command !== undefined && COMMANDS.has(command) ? command : undefined));
       return 2;
     }
     if (isConfigError(err)) {

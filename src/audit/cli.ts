@@ -1,7 +1,8 @@
 /** `warden audit verify FILE`: streams a JSON-lines audit file and checks the hash chain. */
-import { createReadStream } from 'node:fs';
+import { repeatedOption, usageText } from '../cli/args.js';
 import { ChainVerifier, GENESIS_HASH, type ChainStart } from './chain.js';
 import { MAX_AUDIT_LINE_BYTES } from './sinks.js';
+import { openRegularFile, readFailure } from '../pipeline/regular-file.js';
 
 export interface CliIO {
   stdout: { write(s: string): unknown };
@@ -31,7 +32,13 @@ const LF = 0x0a;
 const CR = 0x0d;
 
 function usageError(io: CliIO, message: string): number {
-  io.stderr.write(`audit verify: ${message}\n\n${USAGE}`);
+  io.stderr.write(usageText(message, 'audit verify'));
+  return 2;
+}
+
+/** A file that cannot be read: `file: file_unreadable: message` (exit 2, as README says). */
+function readError(io: CliIO, file: string, reason: string): number {
+  io.stderr.write(`${file}: file_unreadable: cannot read the file (${reason})\n`);
   return 2;
 }
 
@@ -42,7 +49,7 @@ export async function runAuditCli(argv: readonly string[], io: CliIO): Promise<n
     return cmd === undefined ? 2 : 0;
   }
   if (cmd !== 'verify') {
-    io.stderr.write(`unknown audit command "${cmd}"\n\n${USAGE}`);
+    io.stderr.write(usageText(`unknown command '${cmd}'`, 'audit'));
     return 2;
   }
   if (rest.includes('--help') || rest.includes('-h')) {
@@ -62,6 +69,7 @@ export async function runAuditCli(argv: readonly string[], io: CliIO): Promise<n
     if (a === '--from-hash' || a === '--from-seq') {
       const v = rest[++i];
       if (v === undefined) return usageError(io, `${a} needs a value`);
+      if ((a === '--from-hash' ? fromHash : fromSeq) !== undefined) return usageError(io, repeatedOption(a));
       if (a === '--from-hash') {
         if (!HASH_RE.test(v)) return usageError(io, '--from-hash takes a hash: 64 lowercase hex digits');
         fromHash = v;
@@ -126,7 +134,14 @@ export async function runAuditCli(argv: readonly string[], io: CliIO): Promise<n
     return true;
   };
 
-  const input = createReadStream(file);
+  // A regular file only: a FIFO would make verify wait for a writer for good.
+  let fh;
+  try {
+    fh = await openRegularFile(file);
+  } catch (err) {
+    return readError(io, file, readFailure(err));
+  }
+  const input = fh.createReadStream();
   try {
     outer: for await (const chunk of input as AsyncIterable<Buffer>) {
       let pos = 0;
@@ -154,8 +169,7 @@ export async function runAuditCli(argv: readonly string[], io: CliIO): Promise<n
     }
     if (broken === undefined && partLen > 0) endLine();
   } catch (err) {
-    io.stderr.write(`cannot read ${file} (${(err as NodeJS.ErrnoException).code ?? 'error'})\n`);
-    return 2;
+    return readError(io, file, readFailure(err));
   } finally {
     input.destroy();
   }

@@ -20,9 +20,11 @@ export function parse<T extends Options>(
   allowPositionals = false,
 ): { values: Record<string, string | boolean | string[] | boolean[] | undefined>; positionals: string[] } {
   try {
-    const { values, positionals } = parseArgs({ args, options, strict: true, allowPositionals });
+    const { values, positionals, tokens } = parseArgs({ args, options, strict: true, allowPositionals, tokens: true });
+    refuseRepeats(tokens, options);
     return { values: values as Record<string, string | boolean | string[] | boolean[] | undefined>, positionals };
   } catch (err) {
+    if (err instanceof UsageError) throw err;
     const code = (err as { code?: string }).code;
     const msg = err instanceof Error ? err.message : String(err);
     if (code === 'ERR_PARSE_ARGS_UNKNOWN_OPTION') {
@@ -38,6 +40,35 @@ export function parse<T extends Options>(
     }
     throw new UsageError(msg);
   }
+}
+
+/**
+ * parseArgs keeps the last of a repeated option; an operator who gives `--config` twice by
+ * mistake would run with one of them without a word. A string option without `multiple` may be
+ * given once (a repeated boolean flag means the same thing twice and is left alone).
+ */
+function refuseRepeats(tokens: ReadonlyArray<{ kind: string; name?: string }>, options: Options): void {
+  const seen = new Set<string>();
+  for (const t of tokens) {
+    if (t.kind !== 'option' || t.name === undefined) continue;
+    const o = options[t.name];
+    if (o?.type !== 'string' || o.multiple === true) continue;
+    if (seen.has(t.name)) throw new UsageError(repeatedOption(`--${t.name}`));
+    seen.add(t.name);
+  }
+}
+
+/**
+ * The one form of a usage error, in every command (README, "Running"): what is wrong, then where
+ * the help is. `command` is what follows `warden` (`policy eval`); none for the top level.
+ */
+export function usageText(message: string, command?: string): string {
+  return `warden: ${message}\nRun 'warden ${command ? `${command} ` : ''}--help' for usage.\n`;
+}
+
+/** The one wording for a single-valued option given twice, shared by every command's parser. */
+export function repeatedOption(flag: string): string {
+  return `${flag} is given more than once (it takes one value)`;
 }
 
 export function requireString(values: Record<string, unknown>, name: string): string {

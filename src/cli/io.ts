@@ -2,4 +2,10 @@
 export interface CliIO {
   out: (text: string) => void;
   err: (text: string) => void;
+  /**
+   * The streams behind `out`/`err` when there are real ones (the process's). A tool that streams
+   * (`redact --jsonl`) writes to them so that it waits for a slow reader ('drain') instead of
+   * queueing its whole output in memory; `out`/`err` cannot say "full".
+   */
+  streams?: { stdout: NodeJS.WritableStream; stderr: NodeJS.WritableStream };
 }

@@ -4,10 +4,14 @@
  * `templates` (templates/cli.ts).
  */
 import type { CliIO } from './io.js';
-import { UsageError } from './args.js';
+import { repeatedOption, UsageError } from './args.js';
 
-/** A writable-stream face over CliIO, for tools that take stdout/stderr streams. */
+/**
+ * The process's streams when the CLI runs for real (their back-pressure reaches the tool), else a
+ * writable-stream face over CliIO (a test's capture, which is never full).
+ */
 function streams(io: CliIO): { stdout: NodeJS.WritableStream; stderr: NodeJS.WritableStream } {
+  if (io.streams) return io.streams;
   const wrap = (write: (t: string) => void) =>
     ({
       write: (chunk: string | Uint8Array, ...rest: unknown[]) => {
@@ -44,6 +48,7 @@ export async function runRedactCommand(argv: string[], io: CliIO): Promise<numbe
       if (configFile === undefined) throw new UsageError('--config needs a FILE');
       rest.splice(at, 2);
     }
+    if (rest.some((a) => a === '--config' || a === '-c' || a.startsWith('--config='))) throw new UsageError(repeatedOption('--config'));
   }
   // An empty FILE (`--config=`, `--config ""`) is a mistake, not "no config": the built-in
   // defaults would redact differently from the sidecar without a word.

@@ -3,11 +3,12 @@
  * schema (defaults, strict keys, cross-checks) → relative paths resolved against the file's
  * directory. Every problem found is collected into one ConfigError.
  */
-import { readFileSync } from 'node:fs';
 import { dirname, isAbsolute, resolve } from 'node:path';
 import { isAlias, LineCounter, parseDocument, visit, type Document } from 'yaml';
 import { MAX_YAML_DEPTH, yamlTooDeep } from '../pipeline/yaml-depth.js';
 import { YAML_TAG_OPTIONS, yamlTagProblems } from '../pipeline/yaml-tags.js';
+import { readFailure, readRegularFileSync } from '../pipeline/regular-file.js';
+import { addDuplicateKeyErrors, NO_LIBRARY_UNIQUE_KEYS } from '../pipeline/yaml-unique-keys.js';
 import type { z } from 'zod';
 import { parseSecretRef } from '../secrets/index.js';
 import { ConfigError, type ConfigProblem } from './errors.js';
@@ -60,10 +61,10 @@ export function defaultConfig(): Config {
 export function loadConfig(file: string, env: Env = process.env, opts: LoadOptions = {}): Config {
   let text: string;
   try {
-    text = readFileSync(file, 'utf8');
+    // A regular file only: `--config` naming a FIFO would wait for a writer for good.
+    text = readRegularFileSync(file);
   } catch (err) {
-    const code = (err as NodeJS.ErrnoException).code ?? 'unknown error';
-    throw new ConfigError([{ file, path: '(root)', message: `cannot read the file (${code})` }]);
+    throw new ConfigError([{ file, path: '(root)', message: `cannot read the file (${readFailure(err)})` }]);
   }
   return parseConfig(text, file, env, opts);
 }
@@ -76,7 +77,8 @@ export function parseConfig(text: string, file: string, env: Env = {}, opts: Loa
   // The YAML parser cannot survive a few thousand levels (see pipeline/yaml-depth.ts).
   if (yamlTooDeep(text)) throw new ConfigError([{ file, path: '(root)', message: `nested deeper than ${MAX_YAML_DEPTH} levels` }]);
   const counter = new LineCounter();
-  const doc = parseDocument(text, { ...YAML_TAG_OPTIONS, lineCounter: counter, prettyErrors: false, uniqueKeys: true });
+  const doc = parseDocument(text, { ...YAML_TAG_OPTIONS, lineCounter: counter, prettyErrors: false, ...NO_LIBRARY_UNIQUE_KEYS });
+  addDuplicateKeyErrors(doc);
   if (doc.errors.length > 0) {
     throw new ConfigError(
       doc.errors.map((e) => {

@@ -9,6 +9,7 @@
  * checked; `yaml.unmarshal` in Rego is not, as OPA's YAML library ignores unknown tags.
  */
 import { isNode, LineCounter, parseDocument, visit, type Document } from 'yaml';
+import { addDuplicateKeyErrors, NO_LIBRARY_UNIQUE_KEYS } from './yaml-unique-keys.js';
 
 /**
  * Parse options for every such text: explicit YAML 1.1 tags stay unresolved (so they are
@@ -69,11 +70,13 @@ export class YamlTagError extends Error {
 
 /**
  * What `yaml.parse` returns for one document, with tags checked: a syntax error is the library's
- * (a YAMLParseError with `linePos`), a tag problem a YamlTagError at the tag.
+ * (a YAMLParseError with `linePos`; a duplicate key too, found in one pass: yaml-unique-keys.ts),
+ * a tag problem a YamlTagError at the tag.
  */
 export function parseYamlValue(text: string): unknown {
   const lineCounter = new LineCounter();
-  const doc = parseDocument(text, { ...YAML_TAG_OPTIONS, lineCounter });
+  const doc = parseDocument(text, { ...YAML_TAG_OPTIONS, ...NO_LIBRARY_UNIQUE_KEYS, lineCounter });
+  addDuplicateKeyErrors(doc, lineCounter);
   if (doc.errors.length > 0) throw doc.errors[0];
   const [problem] = yamlTagProblems(doc);
   if (problem) {

@@ -5,13 +5,14 @@
  * Errors are one line each (`file:line:col: code: message`), never a stack trace.
  */
 import { randomBytes } from 'node:crypto';
-import { readFile } from 'node:fs/promises';
+import { repeatedOption, usageText } from '../cli/args.js';
 import { MAX_YAML_DEPTH, yamlTooDeep } from '../pipeline/yaml-depth.js';
 import { parseYamlValue, YamlTagError } from '../pipeline/yaml-tags.js';
+import { readFailure, readRegularFile } from '../pipeline/regular-file.js';
 import { RegoError, compileRegoPolicy, formatInputPath, loadRegoPolicy, type InputDeps, type QueryResult, type RegoPolicy } from './rego/index.js';
 import { stringifyJSON, type Value } from './rego/value.js';
 import { parseModule } from './rego/ast/parser.js';
-import { loadFiles } from './rego/data.js';
+import { jsonErrorAt, loadFiles, yamlErrorAt } from './rego/data.js';
 import { formatRegoError } from './rego/errors.js';
 
 interface Io {
@@ -33,7 +34,9 @@ Run 'warden policy <command> --help' for a command's options.
 
 Evaluates QUERY (e.g. data.warden.decision) and prints the result as
 'opa eval --format json' does: {"result":[{"expressions":[…],"bindings":{…}}]},
-or {} when the query is undefined. Lines from print() go to stderr.
+or {} when the query is undefined. A query of one expression that does not
+iterate reports its value even when it is false (data.warden.allow, 1 == 2);
+1 = 2 is undefined. Lines from print() go to stderr.
 
 Options:
   -d, --data PATH    a .rego, .json or .yaml file or a directory (repeatable)
@@ -98,60 +101,62 @@ function errorLine(e: unknown): string {
 }
 
 /**
+ * An input document that cannot be read (`file_unreadable`) or parsed (`input_invalid`), as
+ * `file[:line:col]: code: message`.
+ */
+class InputError extends Error {
+  constructor(file: string, at: { line: number; col: number } | undefined, message: string, code = 'input_invalid') {
+    super(`${file}${at ? `:${at.line}:${at.col}` : ''}: ${code}: ${message}`);
+  }
+}
+
+/**
  * A bad input document is an error (exit 1), not a usage mistake; its message gives where the
  * document breaks, never its text (it may hold secrets).
  */
 async function readInput(file: string): Promise<unknown> {
   let text: string;
   try {
-    text = await readFile(file, 'utf8');
+    // A regular file only: a FIFO would make eval wait for a writer for good.
+    text = await readRegularFile(file);
   } catch (e) {
-    throw new Error(`${file}: cannot read input file (${(e as NodeJS.ErrnoException).code ?? 'unreadable'})`);
+    throw new InputError(file, undefined, `cannot read input file (${readFailure(e)})`, 'file_unreadable');
   }
   const yaml = file.endsWith('.yaml') || file.endsWith('.yml');
-  if (yaml && yamlTooDeep(text)) throw new Error(`${file}: cannot parse input: nested deeper than ${MAX_YAML_DEPTH} levels`);
+  if (yaml && yamlTooDeep(text)) throw new InputError(file, undefined, `cannot parse input: nested deeper than ${MAX_YAML_DEPTH} levels`);
   try {
     return yaml ? parseYamlValue(text) : JSON.parse(text);
   } catch (e) {
-    if (e instanceof YamlTagError) throw new Error(`${file}:${e.line}:${e.col}: cannot parse input: ${e.message}`);
-    const at = yaml ? yamlErrorAt(e) : jsonErrorAt(e, text);
-    throw new Error(`${file}${at ? `:${at.line}:${at.col}` : ''}: cannot parse input: not valid ${yaml ? 'YAML' : 'JSON'}`);
+    if (e instanceof YamlTagError) throw new InputError(file, { line: e.line, col: e.col }, `cannot parse input: ${e.message}`);
+    throw new InputError(file, yaml ? yamlErrorAt(e) : jsonErrorAt(e, text), `cannot parse input: not valid ${yaml ? 'YAML' : 'JSON'}`);
   }
-}
-
-/** Line and column of a JSON.parse error, from the offset its message gives (V8: "position N"). */
-function jsonErrorAt(e: unknown, text: string): { line: number; col: number } | undefined {
-  const m = e instanceof Error ? /position (\d+)/.exec(e.message) : null;
-  const offset = m ? Number(m[1]) : e instanceof SyntaxError && /end of (JSON )?input/i.test(e.message) ? text.length : undefined;
-  if (offset === undefined) return undefined;
-  const before = text.slice(0, offset);
-  const line = before.split('\n').length;
-  return { line, col: offset - before.lastIndexOf('\n') };
-}
-
-function yamlErrorAt(e: unknown): { line: number; col: number } | undefined {
-  const pos = (e as { linePos?: Array<{ line: number; col: number }> }).linePos?.[0];
-  return pos ? { line: pos.line, col: pos.col } : undefined;
 }
 
 async function cmdEval(args: string[], io: Io): Promise<number> {
   const data: string[] = [];
   let input: string | undefined;
+  let format: string | undefined;
   let strict = false;
   const rest: string[] = [];
+  // -d is repeatable (as in opa); -i and -f take one value: a second one is a mistake to report,
+  // not a value to prefer.
+  const once = (current: string | undefined, flag: string, value: string): string => {
+    if (current !== undefined) throw new UsageError(repeatedOption(flag));
+    return value;
+  };
   for (let i = 0; i < args.length; i++) {
     const a = args[i]!;
     if (a === '-d' || a === '--data') data.push(need(args, ++i, a));
     else if (a.startsWith('--data=')) data.push(a.slice(7));
-    else if (a === '-i' || a === '--input') input = need(args, ++i, a);
-    else if (a.startsWith('--input=')) input = a.slice(8);
+    else if (a === '-i' || a === '--input') input = once(input, '--input', need(args, ++i, a));
+    else if (a.startsWith('--input=')) input = once(input, '--input', a.slice(8));
     else if (a === '--strict' || a === '--strict-builtin-errors') strict = true;
-    else if (a === '--format' || a === '-f') {
-      const fmt = need(args, ++i, a);
-      if (fmt !== 'json') throw new UsageError(`unsupported format ${fmt}: only json`);
-    } else if (a.startsWith('-') && a !== '-') throw new UsageError(`unknown option ${a}`);
+    else if (a === '--format' || a === '-f') format = once(format, '--format', need(args, ++i, a));
+    else if (a.startsWith('--format=')) format = once(format, '--format', a.slice(9));
+    else if (a.startsWith('-') && a !== '-') throw new UsageError(`unknown option ${a}`);
     else rest.push(a);
   }
+  if (format !== undefined && format !== 'json') throw new UsageError(`unsupported format ${format}: only json`);
   if (rest.length !== 1) throw new UsageError('want exactly one QUERY');
   const policy = await loadRegoPolicy(data);
   const inputDoc = input === undefined ? undefined : await readInput(input);
@@ -295,7 +300,7 @@ export async function runPolicyCli(argv: string[], io: Io): Promise<number> {
   }
   // Own members only: `warden policy toString` is an unknown command, not Object's.
   if (!Object.hasOwn(HELP, cmd) || cmd === 'main') {
-    io.stderr.write(`unknown command ${cmd}\n${HELP.main!}`);
+    io.stderr.write(usageText(`unknown command '${cmd}'`, 'policy'));
     return 2;
   }
   if (args.includes('-h') || args.includes('--help')) {
@@ -308,7 +313,7 @@ export async function runPolicyCli(argv: string[], io: Io): Promise<number> {
     return await cmdCheck(args, io);
   } catch (e) {
     if (e instanceof UsageError) {
-      io.stderr.write(`${e.message}\n${HELP[cmd]!}`);
+      io.stderr.write(usageText(e.message, `policy ${cmd}`));
       return 2;
     }
     io.stderr.write(errorLine(e) + '\n');

@@ -56,7 +56,7 @@ export async function createRegoPolicyEngine(opts: RegoPolicyEngineOptions): Pro
     if (err instanceof RegoError) {
       const loc = err.location;
       throw new WardenError('policy_error', `${err.code}: ${err.message}`, {
-        ...(loc ? { location: { file: loc.file, line: loc.row, column: loc.col } } : { location: { path: 'policy.paths' } }),
+        ...(loc ? { location: loc.row > 0 ? { file: loc.file, line: loc.row, column: loc.col } : { file: loc.file } } : { location: { path: 'policy.paths' } }),
         details: { code: err.code },
       });
     }

@@ -7,7 +7,8 @@
  * of the original line. Exit codes: 0 ok, 1 error, 2 usage, 3 some input was blocked.
  */
 import { createInterface } from 'node:readline';
-import { isWardenError, WardenError } from '../pipeline/errors.js';
+import { repeatedOption, usageText } from '../cli/args.js';
+import { formatLocation, isWardenError, WardenError } from '../pipeline/errors.js';
 import type { RedactionDecision, RedactionMode } from '../pipeline/types.js';
 import { createRedactor } from './redactor.js';
 import type { RedactionConfig } from './types.js';
@@ -52,12 +53,14 @@ function parseArgs(argv: string[]): CliArgs | string {
     const value = (): string | undefined => inline ?? argv[++i];
     switch (flag) {
       case '--profile': {
+        if (args.profile !== undefined) return repeatedOption('--profile');
         const v = value();
         if (!v) return '--profile needs a value';
         args.profile = v;
         break;
       }
       case '--mode': {
+        if (args.mode !== undefined) return repeatedOption('--mode');
         const v = value();
         if (!v || !MODES.includes(v)) return `--mode must be one of ${MODES.join(', ')}`;
         args.mode = v as RedactionMode;
@@ -74,7 +77,7 @@ function parseArgs(argv: string[]): CliArgs | string {
         args.help = true;
         break;
       default:
-        return `unknown argument: ${a}`;
+        return a.startsWith('-') ? `unknown option ${flag}` : `unexpected argument '${a}'`;
     }
   }
   return args;
@@ -96,7 +99,7 @@ async function readAll(stream: NodeJS.ReadableStream): Promise<string> {
 export async function runRedactCli(argv: string[], io: RedactCliIo, config: RedactionConfig = {}): Promise<number> {
   const args = parseArgs(argv);
   if (typeof args === 'string') {
-    await write(io.stderr, `warden redact: ${args}\n\n${USAGE}`);
+    await write(io.stderr, usageText(args, 'redact'));
     return 2;
   }
   if (args.help) {
@@ -130,7 +133,7 @@ export async function runRedactCli(argv: string[], io: RedactCliIo, config: Reda
       } catch (err) {
         if (isWardenError(err) && err.code === 'redaction_blocked') {
           blocked = true;
-          await write(io.stderr, `warden redact: ${where}: ${err.message}\n`);
+          await write(io.stderr, `${where}: ${err.code}: ${err.message}\n`);
           return null;
         }
         throw err;
@@ -154,11 +157,11 @@ export async function runRedactCli(argv: string[], io: RedactCliIo, config: Reda
         try {
           obj = JSON.parse(line);
         } catch {
-          throw new WardenError('invalid_request', `stdin:${lineNo}: not a JSON object`, { location: { file: 'stdin', line: lineNo } });
+          throw new WardenError('invalid_request', 'not a JSON object', { location: { file: 'stdin', line: lineNo } });
         }
         const t = (obj as { text?: unknown } | null)?.text;
         if (typeof t !== 'string') {
-          throw new WardenError('invalid_request', `stdin:${lineNo}: expected {"text": "..."}`, { location: { file: 'stdin', line: lineNo } });
+          throw new WardenError('invalid_request', 'expected {"text": "..."}', { location: { file: 'stdin', line: lineNo } });
         }
         text = t;
       }
@@ -175,8 +178,10 @@ export async function runRedactCli(argv: string[], io: RedactCliIo, config: Reda
     }
     return blocked ? 3 : 0;
   } catch (err) {
-    const msg = isWardenError(err) ? `${err.code}: ${err.message}` : 'internal error';
-    await write(io.stderr, `warden redact: ${msg}\n`);
+    // `stdin:LINE: code: message` for a bad line; `warden: code: message` when no input is at fault.
+    const e = isWardenError(err) ? err : new WardenError('internal', 'internal error');
+    const where = e.location?.file !== undefined ? formatLocation(e.location) : 'warden';
+    await write(io.stderr, `${where}: ${e.code}: ${e.message}\n`);
     return 1;
   }
 }

@@ -1,4 +1,8 @@
 /** `warden templates lint PATH...`: checks template files without starting a server. */
+import { stat } from 'node:fs/promises';
+import { usageText } from '../cli/args.js';
+import { formatLocation, isWardenError } from '../pipeline/errors.js';
+import { notRegular } from '../pipeline/regular-file.js';
 import { formatLintResult, lintTemplates } from './lint.js';
 
 export interface TemplatesCliIO {
@@ -21,23 +25,37 @@ export async function runTemplatesCli(argv: readonly string[], io: TemplatesCliI
     return cmd === undefined ? 2 : 0;
   }
   if (cmd !== 'lint') {
-    io.stderr.write(`unknown templates command "${cmd}"\n\n${USAGE}`);
+    io.stderr.write(usageText(`unknown command '${cmd}'`, 'templates'));
     return 2;
   }
   if (rest.includes('--help') || rest.includes('-h')) {
     io.stdout.write(USAGE);
     return 0;
   }
-  if (rest.length === 0 || rest.some((a) => a.startsWith('-'))) {
-    io.stderr.write(`templates lint takes one or more PATHs\n\n${USAGE}`);
+  const option = rest.find((a) => a.startsWith('-'));
+  if (option !== undefined || rest.length === 0) {
+    io.stderr.write(usageText(option !== undefined ? `unknown option ${option}` : 'want at least one PATH', 'templates lint'));
     return 2;
+  }
+  // A PATH named on the command line that is neither a directory nor a regular file (a FIFO) is
+  // refused like a missing one: the loader would only skip it with a warning and report "ok" for
+  // a file that was never checked. (Inside a directory such entries stay warnings, as in serve.)
+  for (const path of rest) {
+    const st = await stat(path).catch(() => undefined);
+    if (st && !st.isDirectory() && !st.isFile()) {
+      io.stderr.write(`${path}: template_invalid: cannot read templates path (${notRegular(st).reason})\n`);
+      return 2;
+    }
   }
   try {
     const result = await lintTemplates(rest);
     io.stdout.write(formatLintResult(result));
     return result.ok ? 0 : 1;
   } catch (err) {
-    io.stderr.write(`${(err as Error).message}\n`);
+    // `path: code: message`, as every file error of the CLI.
+    const where = isWardenError(err) ? formatLocation(err.location) : '';
+    const code = isWardenError(err) ? err.code : 'internal';
+    io.stderr.write(`${where || 'warden'}: ${code}: ${(err as Error).message}\n`);
     return 2;
   }
 }

@@ -9,6 +9,7 @@ import { join } from 'node:path';
 import { isAlias, isMap, isPair, isScalar, LineCounter, parseAllDocuments, visit, type Document, type Node } from 'yaml';
 import { MAX_YAML_DEPTH, yamlTooDeep } from '../pipeline/yaml-depth.js';
 import { YAML_TAG_OPTIONS, yamlTagProblems } from '../pipeline/yaml-tags.js';
+import { addDuplicateKeyErrors, NO_LIBRARY_UNIQUE_KEYS } from '../pipeline/yaml-unique-keys.js';
 import { WardenError } from '../pipeline/errors.js';
 import type { Template, VariableSpec } from '../pipeline/types.js';
 // The one ref grammar (the resolver parses refs with it at request time): a ref that passes here
@@ -144,7 +145,7 @@ export async function scanTemplateFiles(paths: readonly string[]): Promise<{ fil
       } else if (st.isFile()) out.push(p);
       else notRegular(p, st);
     } catch (err) {
-      throw new WardenError('template_invalid', `cannot read templates path ${p} (${(err as NodeJS.ErrnoException).code ?? 'error'})`, {
+      throw new WardenError('template_invalid', `cannot read templates path (${(err as NodeJS.ErrnoException).code ?? 'error'})`, {
         location: { file: p },
       });
     }
@@ -193,7 +194,7 @@ export async function readTemplates(paths: readonly string[]): Promise<LoadedTem
     try {
       text = await readTemplateText(file, warnings);
     } catch (err) {
-      throw new WardenError('template_invalid', `cannot read template file ${file} (${(err as NodeJS.ErrnoException).code ?? 'error'})`, {
+      throw new WardenError('template_invalid', `cannot read template file (${(err as NodeJS.ErrnoException).code ?? 'error'})`, {
         location: { file },
       });
     }
@@ -245,7 +246,8 @@ export function parseTemplateFile(file: string, text: string): { templates: Arra
   // The YAML parser cannot survive a few thousand levels (see pipeline/yaml-depth.ts).
   if (yamlTooDeep(text)) return { templates: [], issues: [{ file, line: 1, column: 1, path: '', message: `nested deeper than ${MAX_YAML_DEPTH} levels` }] };
   const lineCounter = new LineCounter();
-  const docs = parseAllDocuments(text, { ...YAML_TAG_OPTIONS, lineCounter, prettyErrors: true, uniqueKeys: true });
+  const docs = parseAllDocuments(text, { ...YAML_TAG_OPTIONS, lineCounter, prettyErrors: true, ...NO_LIBRARY_UNIQUE_KEYS });
+  if (Array.isArray(docs)) for (const doc of docs) addDuplicateKeyErrors(doc, lineCounter);
   const issues: TemplateIssue[] = [];
   const templates: Array<{ template: Template; idPos: Pos }> = [];
   const list = Array.isArray(docs) ? docs : [];

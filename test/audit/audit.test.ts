@@ -421,7 +421,7 @@ describe('warden audit verify', () => {
     // An unknown option is a usage error, not a file name.
     const e = io();
     expect(await runAuditCli(['verify', '--bogus'], e.io)).toBe(2);
-    expect(e.err.join('')).toMatch(/^audit verify: unknown option --bogus\n/);
+    expect(e.err.join('')).toBe("warden: unknown option --bogus\nRun 'warden audit verify --help' for usage.\n");
     expect(e.err.join('')).not.toMatch(/cannot read/);
   });
 });

@@ -409,6 +409,10 @@ describe('errors name file:line:col, key path and what is wrong', () => {
     const dup = problems('log: { level: info }\nlog: { level: warn }\n');
     expect(dup[0]).toMatchObject({ line: 2, column: 1, path: '(root)' });
     expect(dup[0]?.message).toMatch(/unique|duplicate/i);
+    // Checked in one pass (a Set per mapping), not by the yaml library's pairwise check.
+    const many = Array.from({ length: 50_000 }, (_, i) => `  k${i}: ${i}\n`).join('');
+    expect(lines(`extra:\n${many}`)).toEqual(['w.yaml:1:1: extra: unknown key']);
+    expect(lines(`extra:\n${many}  k49999: 1\n`)).toEqual(['w.yaml:50002:3: (root): YAML syntax: Map keys must be unique']);
   });
 
   it('a YAML tag Warden does not implement is refused where it is written, not read as a plain value', () => {

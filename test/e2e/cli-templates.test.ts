@@ -81,10 +81,10 @@ describe('warden templates', () => {
   it('usage errors exit 2: no PATH, unknown subcommand, unknown flag, missing path', async () => {
     const none = await cli(['templates', 'lint']);
     expect(none.code).toBe(2);
-    expect(none.stderr).toContain('templates lint takes one or more PATHs');
+    expect(none.stderr).toContain('warden: want at least one PATH');
     const sub = await cli(['templates', 'publish']);
     expect(sub.code).toBe(2);
-    expect(sub.stderr).toContain('unknown templates command "publish"');
+    expect(sub.stderr).toContain("warden: unknown command 'publish'");
     const flag = await cli(['templates', 'lint', '--fix', dir]);
     expect(flag.code).toBe(2);
     const bare = await cli(['templates']);

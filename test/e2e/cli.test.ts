@@ -1,12 +1,23 @@
 /** The `warden` command line, run as a child process: help, version, usage errors, the dry run. */
-import { spawn } from 'node:child_process';
+import { execFileSync, spawn } from 'node:child_process';
 import { readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { runMain as cli, runWarden } from './helpers/cli.js';
+import { REPO, runMain as cli, runWarden, spawnWarden, type CliResult } from './helpers/cli.js';
 import { postChat } from './helpers/http.js';
 import { startUpstream, type FakeUpstream } from './helpers/upstream.js';
 import { CANARY_API_KEY, prepareWardenDir, startWarden, type PreparedDir } from './helpers/warden.js';
+
+/** Runs the CLI as a child with `input` on its stdin. */
+function runWardenWithInput(args: string[], input: string): Promise<CliResult> {
+  const child = spawn(process.execPath, ['--import', 'tsx', join(REPO, 'src', 'main.ts'), ...args], { cwd: REPO });
+  let stdout = '';
+  let stderr = '';
+  child.stdout.on('data', (d: Buffer) => (stdout += d.toString()));
+  child.stderr.on('data', (d: Buffer) => (stderr += d.toString()));
+  child.stdin.end(input);
+  return new Promise((resolve) => child.once('close', (code) => resolve({ code, stdout, stderr })));
+}
 
 let upstream: FakeUpstream;
 let prepared: PreparedDir;
@@ -58,6 +69,158 @@ describe('warden CLI', () => {
     const missing = await cli(['render', '--config', prepared.configFile]);
     expect(missing.code).toBe(2);
     expect(missing.stderr).toContain('--template is required');
+  });
+
+  // README, "Running": a usage error is `warden: MESSAGE` and where help is, in every command;
+  // an error about a file is `file:line:col: code: message`, or `file: code: message` when no
+  // position applies.
+  it('usage errors have one form in every command', async () => {
+    const cases: Array<{ args: string[]; message: string; help: string }> = [
+      { args: ['render', '--bogus'], message: 'unknown option --bogus', help: 'render' },
+      { args: ['policy', 'eval', '--bogus'], message: 'unknown option --bogus', help: 'policy eval' },
+      { args: ['policy', 'check'], message: 'want at least one PATH', help: 'policy check' },
+      { args: ['policy', 'frobnicate'], message: "unknown command 'frobnicate'", help: 'policy' },
+      { args: ['redact', '--bogus'], message: 'unknown option --bogus', help: 'redact' },
+      { args: ['redact', '--mode', 'nope'], message: '--mode must be one of mask, hash, tokenize, block, allow', help: 'redact' },
+      { args: ['audit', 'verify', '--bogus'], message: 'unknown option --bogus', help: 'audit verify' },
+      { args: ['audit', 'frobnicate'], message: "unknown command 'frobnicate'", help: 'audit' },
+      { args: ['templates', 'lint'], message: 'want at least one PATH', help: 'templates lint' },
+      { args: ['templates', 'lint', '--fix', 'x'], message: 'unknown option --fix', help: 'templates lint' },
+      { args: ['templates', 'publish'], message: "unknown command 'publish'", help: 'templates' },
+    ];
+    for (const c of cases) {
+      const r = await cli(c.args);
+      expect([r.code, r.stderr], c.args.join(' ')).toEqual([2, `warden: ${c.message}\nRun 'warden ${c.help} --help' for usage.\n`]);
+    }
+  });
+
+  it('errors about a file name it first, then the code', async () => {
+    const missing = join(prepared.dir, 'missing');
+    const audit = await cli(['audit', 'verify', missing]);
+    expect([audit.code, audit.stderr]).toEqual([2, `${missing}: file_unreadable: cannot read the file (ENOENT)\n`]);
+    const lint = await cli(['templates', 'lint', missing]);
+    expect([lint.code, lint.stderr]).toEqual([2, `${missing}: template_invalid: cannot read templates path (ENOENT)\n`]);
+    const input = await cli(['policy', 'eval', '-i', missing, 'input']);
+    expect([input.code, input.stderr]).toEqual([1, `${missing}: file_unreadable: cannot read input file (ENOENT)\n`]);
+    const redact = await runWardenWithInput(['redact', '--jsonl'], '{"text": "ok"}\nnot json\n');
+    expect([redact.code, redact.stderr]).toEqual([1, 'stdin:2: invalid_request: not a JSON object\n']);
+    const blocked = await runWardenWithInput(['redact', '--mode', 'block'], 'mail a@b.com\n');
+    expect([blocked.code, blocked.stderr]).toEqual([3, 'stdin: redaction_blocked: prompt contains blocked entity types: EMAIL_ADDRESS\n']);
+  });
+
+  it('a single-valued option given twice is a usage error naming it (exit 2); repeatable ones stay repeatable', async () => {
+    const cases: Array<{ args: string[]; option: string; help: string }> = [
+      { args: ['serve', '--config', 'a.yaml', '--config', 'b.yaml'], option: '--config', help: "Run 'warden serve --help' for usage." },
+      { args: ['serve', '-c', 'a.yaml', '--config=b.yaml'], option: '--config', help: "Run 'warden serve --help' for usage." },
+      { args: ['render', '-c', 'a.yaml', '-t', 'x@1', '-t', 'y@1'], option: '--template', help: "Run 'warden render --help' for usage." },
+      { args: ['policy', 'eval', '-i', 'a.json', '--input', 'b.json', 'input'], option: '--input', help: "Run 'warden policy eval --help' for usage." },
+      { args: ['policy', 'eval', '-f', 'json', '--format=json', 'input'], option: '--format', help: "Run 'warden policy eval --help' for usage." },
+      { args: ['redact', '--profile', 'standard', '--profile', 'strict'], option: '--profile', help: "Run 'warden redact --help' for usage." },
+      { args: ['redact', '--mode', 'mask', '--mode=hash'], option: '--mode', help: "Run 'warden redact --help' for usage." },
+      { args: ['redact', '--config', 'a.yaml', '-c', 'b.yaml'], option: '--config', help: "Run 'warden redact --help' for usage." },
+      { args: ['audit', 'verify', '--from-hash', '0'.repeat(64), '--from-hash', '1'.repeat(64), 'f.jsonl'], option: '--from-hash', help: "Run 'warden audit verify --help' for usage." },
+      { args: ['audit', 'verify', '--from-hash', '0'.repeat(64), '--from-seq', '1', '--from-seq', '2', 'f.jsonl'], option: '--from-seq', help: "Run 'warden audit verify --help' for usage." },
+    ];
+    for (const c of cases) {
+      const r = await cli(c.args);
+      expect(r.code, c.args.join(' ')).toBe(2);
+      expect(r.stderr, c.args.join(' ')).toContain(`${c.option} is given more than once`);
+      expect(r.stderr, c.args.join(' ')).toContain(c.help);
+    }
+    // Documented as repeatable: several -d/--data (as opa), several --var.
+    writeFileSync(join(prepared.dir, 'one.json'), '{"one": 1}');
+    writeFileSync(join(prepared.dir, 'two.json'), '{"two": 2}');
+    const data = await cli(['policy', 'eval', '-d', join(prepared.dir, 'one.json'), '--data', join(prepared.dir, 'two.json'), 'data.one + data.two']);
+    expect(data.code, data.stderr).toBe(0);
+    expect(JSON.parse(data.stdout).result[0].expressions[0].value).toBe(3);
+    const vars = await cli(['render', '-c', join(prepared.dir, 'nope.yaml'), '-t', 'x@1', '--var', 'a=1', '--var', 'b=2']);
+    expect(vars.stderr).not.toContain('more than once');
+  });
+
+  it('a FIFO given where a file is read is refused at once, not waited on for a writer', { timeout: 90_000 }, async () => {
+    const fifo = join(prepared.dir, 'stuck.fifo');
+    execFileSync('mkfifo', [fifo]);
+    /** Runs the CLI as a child; a child still waiting after 30 s is killed (code null). */
+    const within = async (args: string[]): Promise<CliResult> => {
+      const child = spawnWarden(args);
+      let stdout = '';
+      let stderr = '';
+      child.stdout!.on('data', (d: Buffer) => (stdout += d.toString()));
+      child.stderr!.on('data', (d: Buffer) => (stderr += d.toString()));
+      const timer = setTimeout(() => child.kill('SIGKILL'), 30_000);
+      const code = await new Promise<number | null>((resolve) => child.once('close', resolve));
+      clearTimeout(timer);
+      return { code, stdout, stderr };
+    };
+    const cases: Array<{ args: string[]; code: number; message: string }> = [
+      { args: ['audit', 'verify', fifo], code: 2, message: `${fifo}: file_unreadable: cannot read the file (not a regular file: a FIFO)` },
+      { args: ['policy', 'eval', '-i', fifo, 'input'], code: 1, message: `${fifo}: file_unreadable: cannot read input file (not a regular file: a FIFO)` },
+      { args: ['templates', 'lint', fifo], code: 2, message: `${fifo}: template_invalid: cannot read templates path (not a regular file: a FIFO)` },
+      { args: ['render', '--config', fifo, '-t', 'x@1'], code: 1, message: `${fifo}: (root): cannot read the file (not a regular file: a FIFO)` },
+      { args: ['redact', '--config', fifo], code: 1, message: `${fifo}: (root): cannot read the file (not a regular file: a FIFO)` },
+    ];
+    const results = await Promise.all(cases.map((c) => within(c.args)));
+    cases.forEach((c, i) => {
+      const r = results[i]!;
+      expect(r.code, `${c.args.join(' ')}: ${r.stderr}`).toBe(c.code);
+      expect(r.stderr, c.args.join(' ')).toContain(c.message);
+    });
+  });
+
+  it('redact --jsonl streams: it stops reading stdin while its stdout reader does not keep up, and keeps order', { timeout: 120_000 }, async () => {
+    const child = spawn(process.execPath, ['--import', 'tsx', join(REPO, 'src', 'main.ts'), 'redact', '--jsonl'], { cwd: REPO });
+    child.stdin.on('error', () => undefined);
+    const line = (i: number) => `${JSON.stringify({ text: `${i} ${'x'.repeat(1000)} mail a${i}@b.com` })}\n`;
+    child.stdout.setEncoding('utf8');
+    let rest = '';
+    const out: string[] = [];
+    const collect = (d: string) => {
+      const parts = (rest + d).split('\n');
+      rest = parts.pop()!;
+      out.push(...parts);
+    };
+    // Once the child is up and answering (its first line is back), stop reading its stdout: with
+    // back-pressure it fills its stdout pipe, stops reading stdin, and our writes stop draining.
+    // Without it, it reads (and holds) everything.
+    child.stdin.write(line(0));
+    await new Promise<void>((resolve) =>
+      child.stdout.once('data', (d: string) => {
+        collect(d);
+        child.stdout.pause();
+        resolve();
+      }),
+    );
+    const total = 40_000; // ~41 MB of input
+    let sent = 1;
+    let accepted = true;
+    while (sent < total) {
+      if (!accepted) {
+        const drained = await new Promise<boolean>((resolve) => {
+          const timer = setTimeout(() => resolve(false), 3000);
+          child.stdin.once('drain', () => {
+            clearTimeout(timer);
+            resolve(true);
+          });
+        });
+        if (!drained) break;
+      }
+      accepted = child.stdin.write(line(sent));
+      sent++;
+    }
+    // Stalled well before the end: the child holds a bounded amount, not the whole input.
+    expect(sent).toBeLessThan(total / 4);
+    // Now read everything: every line arrives, in order.
+    child.stdout.on('data', collect);
+    child.stdout.resume();
+    for (let i = sent; i < sent + 100; i++) {
+      if (!child.stdin.write(line(i))) await new Promise((resolve) => child.stdin.once('drain', resolve));
+    }
+    child.stdin.end();
+    const code = await new Promise<number | null>((resolve) => child.once('close', resolve));
+    expect(code).toBe(0);
+    expect(out).toHaveLength(sent + 100);
+    expect(out.map((l) => Number((JSON.parse(l) as { text: string }).text.split(' ')[0]))).toEqual(Array.from({ length: sent + 100 }, (_, i) => i));
+    expect(out[5]).toBe(JSON.stringify({ text: `5 ${'x'.repeat(1000)} mail [EMAIL_ADDRESS]` }));
   });
 
   it('a reader that goes away (| head) ends the output quietly, without a stack trace', { timeout: 30_000 }, async () => {

@@ -56,14 +56,15 @@ describe('warden redact CLI', () => {
 
   it('usage errors exit 2; --help exits 0; bad JSON lines name the line', async () => {
     expect((await run(['--mode', 'nope'], '')).code).toBe(2);
-    expect((await run(['--frobnicate'], '')).err).toContain('unknown argument');
+    expect((await run(['--frobnicate'], '')).err).toBe("warden: unknown option --frobnicate\nRun 'warden redact --help' for usage.\n");
     const help = await run(['--help'], '');
     expect(help.code).toBe(0);
     expect(help.out).toContain('--detect');
     const bad = await run(['--jsonl'], 'not json\n');
     expect(bad.code).toBe(1);
     expect(bad.err).toContain('stdin:1');
-    expect((await run(['--profile', 'unknown'], 'x')).code).toBe(1);
+    const profile = await run(['--profile', 'unknown'], 'x');
+    expect([profile.code, profile.err]).toEqual([1, 'warden: redaction_failed: unknown redaction profile "unknown"\n']);
   });
 
   it('runs as a child process through npx tsx, reading stdin', async () => {

@@ -9,7 +9,8 @@ import { basename, join, relative, sep } from 'node:path';
 import { MAX_JSON_DEPTH_CEILING, tooDeepAt } from '../../pipeline/json-depth.js';
 import { MAX_YAML_DEPTH, yamlTooDeep } from '../../pipeline/yaml-depth.js';
 import { parseYamlValue, YamlTagError } from '../../pipeline/yaml-tags.js';
-import { RegoError } from './errors.js';
+import { jsonSyntaxErrorOffset } from './builtins/json.js';
+import { fileLocation, RegoError } from './errors.js';
 
 export interface LoadedFiles {
   /** `revisionName`: the root's index in `paths` and the file's path under it (see RegoSource). */
@@ -31,13 +32,13 @@ export function mergeData(into: Record<string, unknown>, path: readonly string[]
       Object.defineProperty(cur, p, { value: o, enumerable: true, writable: true, configurable: true });
       cur = o;
     } else if (isPlain(next)) cur = next;
-    else throw new RegoError('rego_compile_error', `${file}: merge error: data.${path.join('.')} conflicts with existing data`);
+    else throw new RegoError('rego_compile_error', `merge error: data.${path.join('.')} conflicts with existing data`, fileLocation(file));
   }
   if (!isPlain(value)) {
-    if (path.length === 0) throw new RegoError('rego_compile_error', `${file}: data file at the root must hold an object`);
+    if (path.length === 0) throw new RegoError('rego_compile_error', 'data file at the root must hold an object', fileLocation(file));
     const parent = path.slice(0, -1).reduce<Record<string, unknown>>((o, p) => o[p] as Record<string, unknown>, into);
     const last = path[path.length - 1]!;
-    if (Object.keys(cur).length > 0) throw new RegoError('rego_compile_error', `${file}: merge error: data.${path.join('.')} conflicts with existing data`);
+    if (Object.keys(cur).length > 0) throw new RegoError('rego_compile_error', `merge error: data.${path.join('.')} conflicts with existing data`, fileLocation(file));
     parent[last] = value;
     return;
   }
@@ -45,7 +46,7 @@ export function mergeData(into: Record<string, unknown>, path: readonly string[]
     const existing = Object.prototype.hasOwnProperty.call(cur, k) ? cur[k] : undefined;
     if (existing === undefined) Object.defineProperty(cur, k, { value: v, enumerable: true, writable: true, configurable: true });
     else if (isPlain(existing) && isPlain(v)) mergeData(cur, [k], v, file);
-    else throw new RegoError('rego_compile_error', `${file}: merge error: data.${[...path, k].join('.')} is defined twice`);
+    else throw new RegoError('rego_compile_error', `merge error: data.${[...path, k].join('.')} is defined twice`, fileLocation(file));
   }
 }
 
@@ -53,22 +54,41 @@ export async function parseDataFile(file: string): Promise<unknown> {
   const text = await readFile(file, 'utf8');
   const json = file.endsWith('.json');
   // The YAML parser cannot survive a few thousand levels (see pipeline/yaml-depth.ts).
-  if (!json && yamlTooDeep(text)) throw new RegoError('rego_parse_error', `${file}: data nested deeper than ${MAX_YAML_DEPTH} levels`);
+  if (!json && yamlTooDeep(text)) throw new RegoError('rego_parse_error', `data nested deeper than ${MAX_YAML_DEPTH} levels`, fileLocation(file));
   let data: unknown;
   try {
     data = json ? (JSON.parse(text) as unknown) : parseYamlValue(text);
   } catch (e) {
-    if (e instanceof YamlTagError) throw new RegoError('rego_parse_error', `${file}: cannot parse data file: ${e.message} (line ${e.line}, column ${e.col})`);
+    if (e instanceof YamlTagError) throw new RegoError('rego_parse_error', `cannot parse data file: ${e.message}`, { file, row: e.line, col: e.col });
     // Where, never what: the parsers' messages quote the text, which may hold a secret.
-    const pos = (e as { linePos?: Array<{ line: number; col: number }> }).linePos?.[0];
-    const what = json ? 'not valid JSON' : `not valid YAML${pos ? ` (line ${pos.line}, column ${pos.col})` : ''}`;
-    throw new RegoError('rego_parse_error', `${file}: cannot parse data file: ${what}`);
+    const at = json ? jsonErrorAt(e, text) : yamlErrorAt(e);
+    const where = at ? { file, row: at.line, col: at.col } : fileLocation(file);
+    throw new RegoError('rego_parse_error', `cannot parse data file: not valid ${json ? 'JSON' : 'YAML'}`, where);
   }
   // Data is walked recursively when it is merged and evaluated: refused here, with its file.
   if (tooDeepAt(data, MAX_JSON_DEPTH_CEILING)) {
-    throw new RegoError('rego_parse_error', `${file}: data nested deeper than ${MAX_JSON_DEPTH_CEILING} levels`);
+    throw new RegoError('rego_parse_error', `data nested deeper than ${MAX_JSON_DEPTH_CEILING} levels`, fileLocation(file));
   }
   return data;
+}
+
+/**
+ * Line and column of a JSON.parse error: from the offset its message gives (V8: "position N"),
+ * else from the exact parser's offset.
+ */
+export function jsonErrorAt(e: unknown, text: string): { line: number; col: number } | undefined {
+  const m = e instanceof Error ? /position (\d+)/.exec(e.message) : null;
+  const offset = m ? Number(m[1]) : e instanceof SyntaxError && /end of (JSON )?input/i.test(e.message) ? text.length : jsonSyntaxErrorOffset(text);
+  if (offset === undefined) return undefined;
+  const before = text.slice(0, offset);
+  const line = before.split('\n').length;
+  return { line, col: offset - before.lastIndexOf('\n') };
+}
+
+/** Line and column of a `yaml` library error (`linePos`, set with prettyErrors). */
+export function yamlErrorAt(e: unknown): { line: number; col: number } | undefined {
+  const pos = (e as { linePos?: Array<{ line: number; col: number }> }).linePos?.[0];
+  return pos ? { line: pos.line, col: pos.col } : undefined;
 }
 
 const isRego = (f: string): boolean => f.endsWith('.rego');
@@ -103,12 +123,12 @@ async function walk(dir: string, out: string[], seen: Set<string>): Promise<void
     try {
       st = await stat(p); // follows a symlink
     } catch (err) {
-      throw new RegoError('rego_compile_error', `${p}: cannot read (${(err as NodeJS.ErrnoException).code ?? 'error'})`);
+      throw new RegoError('rego_compile_error', `cannot read (${(err as NodeJS.ErrnoException).code ?? 'error'})`, fileLocation(p));
     }
     if (st.isDirectory()) await walk(p, out, seen);
     else if (!wanted) continue;
     else if (st.isFile()) out.push(p);
-    else throw new RegoError('rego_compile_error', `${p}: not a regular file`);
+    else throw new RegoError('rego_compile_error', 'not a regular file', fileLocation(p));
   }
 }
 
@@ -120,7 +140,7 @@ export async function loadFiles(paths: string[], opts: { excludeTests?: boolean 
     try {
       st = await stat(root);
     } catch {
-      throw new RegoError('rego_compile_error', `${root}: no such file or directory`);
+      throw new RegoError('rego_compile_error', 'no such file or directory', fileLocation(root));
     }
     const files: Array<{ file: string; dataPath: string[] }> = [];
     if (st.isDirectory()) {
@@ -132,7 +152,7 @@ export async function loadFiles(paths: string[], opts: { excludeTests?: boolean 
         files.push({ file: f, dataPath: dirs });
       }
     } else if (st.isFile()) files.push({ file: root, dataPath: [] });
-    else throw new RegoError('rego_compile_error', `${root}: not a regular file`);
+    else throw new RegoError('rego_compile_error', 'not a regular file', fileLocation(root));
     for (const { file, dataPath } of files) {
       if (isRego(file)) {
         if (opts.excludeTests && basename(file).endsWith('_test.rego')) continue;
@@ -142,7 +162,7 @@ export async function loadFiles(paths: string[], opts: { excludeTests?: boolean 
       } else if (isData(file)) {
         mergeData(data, dataPath, await parseDataFile(file), file);
       } else {
-        throw new RegoError('rego_compile_error', `${file}: not a .rego, .json or .yaml file`);
+        throw new RegoError('rego_compile_error', 'not a .rego, .json or .yaml file', fileLocation(file));
       }
     }
   }

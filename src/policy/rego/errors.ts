@@ -48,8 +48,17 @@ export class RegoError extends Error {
   }
 }
 
+/**
+ * A location naming a file as a whole (a data file that does not merge, a path that is missing):
+ * row 0, printed as the file name alone.
+ */
+export function fileLocation(file: string): Location {
+  return { file, row: 0, col: 0 };
+}
+
 export function formatLocation(loc: Location | undefined): string {
-  return loc ? `${loc.file}:${loc.row}:${loc.col}` : '';
+  if (!loc) return '';
+  return loc.row > 0 ? `${loc.file}:${loc.row}:${loc.col}` : loc.file;
 }
 
 export function formatRegoError(code: string, message: string, loc: Location | undefined): string {

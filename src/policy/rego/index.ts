@@ -262,7 +262,8 @@ export class RegoPolicy implements CompiledPolicy {
         }
         out.push({
           expressions: q.exprs.map((e, i) => ({
-            value: e.isTerm ? toJSON(q.captured[i] ?? true) : true,
+            // A captured null is a value (`data.x` holding null), not "nothing captured".
+            value: e.isTerm && q.captured[i] !== undefined ? toJSON(q.captured[i]) : true,
             text: exprTexts[i]!,
             location: e.loc,
           })),

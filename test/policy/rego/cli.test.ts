@@ -96,6 +96,37 @@ describe('warden policy eval', () => {
     expect(r.out.trim()).toBe('{}');
   });
 
+  // OPA's rego package captures the value of a single-expression query without iteration, so a
+  // rule or document whose value is false (or null) is defined and printed; only a condition that
+  // fails (`1 = 2`), or a false value in a query of several expressions or with iteration, is
+  // undefined (OPA's rewriteQueryToCaptureValue).
+  it('prints false and null values of a single-expression query, as opa eval does', async () => {
+    const values = mkdtempSync(join(tmpdir(), 'warden-policy-cli-false-'));
+    writeFileSync(join(values, 'w.rego'), 'package w\nimport rego.v1\ndefault allow := false\nok := true\n');
+    writeFileSync(join(values, 'data.json'), JSON.stringify({ flag: false, none: null, list: [true, false, null] }));
+    const valueOf = async (query: string): Promise<unknown[] | 'undefined'> => {
+      const r = await run(['eval', '-d', values, query]);
+      expect(r.code, `${query}: ${r.err}`).toBe(0);
+      const out = JSON.parse(r.out) as { result?: Array<{ expressions: Array<{ value: unknown; text: string }> }> };
+      if (out.result === undefined) return 'undefined';
+      for (const res of out.result) expect(res.expressions.map((e) => e.text)).toEqual(query.split('; '));
+      return out.result.map((res) => (res.expressions.length === 1 ? res.expressions[0]!.value : res.expressions.map((e) => e.value)));
+    };
+    expect(await valueOf('data.w.allow')).toEqual([false]);
+    expect(await valueOf('data.flag')).toEqual([false]);
+    expect(await valueOf('data.none')).toEqual([null]);
+    expect(await valueOf('false')).toEqual([false]);
+    expect(await valueOf('1 == 2')).toEqual([false]);
+    expect(await valueOf('data.w.allow with input as {"x": 1}')).toEqual([false]);
+    // Conditions that fail, and false values where OPA checks the captured value.
+    expect(await valueOf('1 = 2')).toBe('undefined');
+    expect(await valueOf('not data.w.ok')).toBe('undefined');
+    expect(await valueOf('data.w.ok; data.w.allow')).toBe('undefined');
+    expect(await valueOf('data.w.ok; data.none')).toEqual([[true, null]]);
+    expect(await valueOf('data.list[_]')).toEqual([true, null]);
+    expect(await valueOf('data.w.nothing')).toBe('undefined');
+  });
+
   it('reports errors on one line without a stack trace', async () => {
     const r = await run(['eval', '-d', join(dir, 'broken'), 'data.b.p']);
     expect(r.code).toBe(1);
@@ -108,17 +139,22 @@ describe('warden policy eval', () => {
     writeFileSync(join(dir, 'short.json'), '{"token": "CANARY-SECRET-7f3a", ');
     const yaml = await run(['eval', '-i', join(dir, 'bad.yaml'), 'input']);
     expect(yaml.code).toBe(1);
-    expect(yaml.err.trim()).toBe(`${join(dir, 'bad.yaml')}:2:1: cannot parse input: not valid YAML`);
+    expect(yaml.err.trim()).toBe(`${join(dir, 'bad.yaml')}:2:1: input_invalid: cannot parse input: not valid YAML`);
     const json = await run(['eval', '-i', join(dir, 'short.json'), 'input']);
     expect(json.code).toBe(1);
-    expect(json.err.trim()).toBe(`${join(dir, 'short.json')}:1:33: cannot parse input: not valid JSON`);
+    expect(json.err.trim()).toBe(`${join(dir, 'short.json')}:1:33: input_invalid: cannot parse input: not valid JSON`);
+    writeFileSync(join(dir, 'dup.yaml'), 'a: 1\nb:\n  c: CANARY-SECRET-7f3a\n  c: 2\n');
+    const dup = await run(['eval', '-i', join(dir, 'dup.yaml'), 'input']);
+    expect(dup.code).toBe(1);
+    expect(dup.err.trim()).toBe(`${join(dir, 'dup.yaml')}:4:3: input_invalid: cannot parse input: not valid YAML`);
+    expect(dup.err).not.toContain('CANARY');
     const missing = await run(['eval', '-i', join(dir, 'nope.json'), 'input']);
     expect(missing.code).toBe(1);
-    expect(missing.err.trim()).toBe(`${join(dir, 'nope.json')}: cannot read input file (ENOENT)`);
+    expect(missing.err.trim()).toBe(`${join(dir, 'nope.json')}: file_unreadable: cannot read input file (ENOENT)`);
     writeFileSync(join(dir, 'tagged.yaml'), 'user: alice\ntoken: !vault CANARY-SECRET-7f3a\n');
     const tagged = await run(['eval', '-i', join(dir, 'tagged.yaml'), 'input']);
     expect(tagged.code).toBe(1);
-    expect(tagged.err.trim()).toBe(`${join(dir, 'tagged.yaml')}:2:8: cannot parse input: unknown YAML tag !vault`);
+    expect(tagged.err.trim()).toBe(`${join(dir, 'tagged.yaml')}:2:8: input_invalid: cannot parse input: unknown YAML tag !vault`);
     expect(tagged.err + tagged.out).not.toContain('CANARY');
     expect(yaml.err + json.err).not.toContain('CANARY');
     expect(yaml.err + json.err + missing.err).not.toContain('Usage:');
@@ -134,7 +170,7 @@ describe('warden policy eval', () => {
     // Names every object has are unknown commands too.
     for (const cmd of ['toString', 'constructor', '__proto__', 'hasOwnProperty']) {
       const odd = await run([cmd]);
-      expect([odd.code, odd.err.split('\n')[0]], cmd).toEqual([2, `unknown command ${cmd}`]);
+      expect([odd.code, odd.err.split('\n')[0]], cmd).toEqual([2, `warden: unknown command '${cmd}'`]);
     }
   });
 });
@@ -187,7 +223,33 @@ describe('warden policy check', () => {
   it('says what a missing path is', async () => {
     const r = await run(['check', join(dir, 'nope')]);
     expect(r.code).toBe(1);
-    expect(r.err).toContain('no such file or directory');
+    expect(r.err).toBe(`${join(dir, 'nope')}: rego_compile_error: no such file or directory\n`);
+  });
+
+  // README: errors print as file:line:col: code: message, or file: code: message when the
+  // problem is the file as a whole. Data files are read by eval, test and check alike.
+  it('reports data file errors as file:line:col: code: message in eval, test and check', async () => {
+    const d = mkdtempSync(join(tmpdir(), 'warden-policy-cli-data-'));
+    mkdirSync(join(d, 'json'));
+    mkdirSync(join(d, 'yaml'));
+    mkdirSync(join(d, 'merge', 'a'), { recursive: true });
+    writeFileSync(join(d, 'json', 'data.json'), '{"a": 1,\n "token": CANARY-SECRET-7f3a}\n');
+    writeFileSync(join(d, 'yaml', 'data.yaml'), 'a: [1\nb: CANARY-SECRET-7f3a\n');
+    writeFileSync(join(d, 'merge', 'data.json'), '{"a": {"k": 1}}');
+    writeFileSync(join(d, 'merge', 'a', 'data.json'), '{"k": 2}');
+    const cases: Array<[string, string]> = [
+      [join(d, 'json'), `${join(d, 'json', 'data.json')}:2:11: rego_parse_error: cannot parse data file: not valid JSON`],
+      [join(d, 'yaml'), `${join(d, 'yaml', 'data.yaml')}:2:1: rego_parse_error: cannot parse data file: not valid YAML`],
+      [join(d, 'merge'), `${join(d, 'merge', 'data.json')}: rego_compile_error: merge error: data.a.k is defined twice`],
+    ];
+    for (const [path, line] of cases) {
+      for (const argv of [['eval', '-d', path, 'data'], ['test', path], ['check', path]]) {
+        const r = await run(argv);
+        expect(r.code, argv.join(' ')).toBe(1);
+        expect(r.err.split('\n')[0], argv.join(' ')).toBe(line);
+        expect(r.err).not.toContain('CANARY');
+      }
+    }
   });
 
   it('says whether the decision cache applies and on which input paths (tests excluded, as the sidecar loads them)', async () => {

@@ -97,6 +97,21 @@ export function unmarshalJSON(text: string): Value {
   return new ExactParser(text).parseDocument();
 }
 
+/**
+ * Offset of the first syntax error in `text` (undefined if it parses), found by the exact parser:
+ * V8's JSON.parse names a position for some errors only (not for an unexpected token, whose
+ * message quotes the text instead). For messages that say where, never what.
+ */
+export function jsonSyntaxErrorOffset(text: string): number | undefined {
+  try {
+    new ExactParser(text).parseDocument();
+    return undefined;
+  } catch (e) {
+    const m = e instanceof JSONSyntaxError ? / at offset (\d+)$/.exec(e.message) : null;
+    return m ? Number(m[1]) : undefined;
+  }
+}
+
 function occurrences(s: string, c: string): number {
   let n = 0;
   for (let i = s.indexOf(c); i >= 0; i = s.indexOf(c, i + 1)) n++;

@@ -605,21 +605,26 @@ export class Planner {
     return seq(fns, 0);
   }
 
-  /** Query bodies: records the value of each top-level term expression in `capture`. */
-  queryBody(exprs: IExpr[], capture: (index: number, v: Value) => void): ExprFn {
+  /**
+   * Query bodies: records the value of each top-level term expression in `capture`, as OPA's
+   * rego package does (its query is rewritten to `term = capture`). With `falseFails` a
+   * captured `false` still fails the query, which OPA checks only when the query has more than
+   * one expression or iterates; otherwise `false` is the query's (defined) value.
+   */
+  queryBody(exprs: IExpr[], capture: (index: number, v: Value) => void, falseFails: boolean): ExprFn {
     const fns = exprs.map((e, pos) => {
       const idx = (e as { idx?: number }).idx ?? pos;
-      if (e.k === 'term' && !e.negated && e.with.length === 0) {
+      if (e.k === 'term' && !e.negated) {
         const t = this.term(e.term);
         const fn: ExprFn = (c, f, k) => {
           tick(c.budget);
           return t.eval(c, f, (v) => {
-            if (v === false) return false;
+            if (v === false && falseFails) return false;
             capture(idx, v);
             return k();
           });
         };
-        return fn;
+        return e.with.length > 0 ? this.withs(e.with, fn) : fn;
       }
       return this.expr(e);
     });

@@ -427,9 +427,15 @@ export function compileQueryBody(tree: CompiledTree, body: Body): CompiledQuery 
   const ordered = reorder(ir, new Set());
   const planner = new Planner(tree.root, tree.baseData, tree.numbers);
   const cq: CompiledQuery = { body: () => false, frameSize: 1, vars: [], exprs: [], captured: [] };
-  cq.body = planner.queryBody(ordered, (i, v) => {
-    cq.captured[i] = v;
-  });
+  // OPA checks captured values only in a query of several expressions or one that iterates.
+  const falseFails = body.length > 1 || ir.some(exprIterates);
+  cq.body = planner.queryBody(
+    ordered,
+    (i, v) => {
+      cq.captured[i] = v;
+    },
+    falseFails,
+  );
   for (const [name, unique] of scope.names) {
     if (name.startsWith('$') || name === '_') continue;
     const slot = planner.slots.get(unique);
@@ -438,6 +444,50 @@ export function compileQueryBody(tree: CompiledTree, body: Body): CompiledQuery 
   cq.frameSize = Math.max(planner.frameSize, 1);
   cq.exprs = body.map((e) => ({ loc: { row: e.loc.row, col: e.loc.col }, isTerm: e.kind === 'term' && !e.negated }));
   return cq;
+}
+
+/**
+ * Whether an expression iterates, as OPA's rego package decides it (`iteration` in rego.go): a
+ * reference with a variable after its head, or a call of a relation (`walk`); comprehensions
+ * are their own queries and do not count.
+ */
+function exprIterates(e: IExpr): boolean {
+  if (e.with.some((w) => termIterates(w.value))) return true;
+  switch (e.k) {
+    case 'term':
+      return termIterates(e.term);
+    case 'unify':
+      return termIterates(e.left) || termIterates(e.right);
+    case 'somein':
+      return (e.key !== undefined && termIterates(e.key)) || termIterates(e.value) || termIterates(e.coll);
+    case 'every':
+      return (e.key !== undefined && termIterates(e.key)) || termIterates(e.value) || termIterates(e.domain) || e.body.some(exprIterates);
+    case 'print':
+      return e.args.some(termIterates);
+    case 'body':
+      return e.body.some(exprIterates);
+  }
+}
+
+function termIterates(t: ITerm): boolean {
+  switch (t.t) {
+    case 'data':
+      return t.path.some((p) => p.t === 'local' || termIterates(p));
+    case 'ref':
+      return termIterates(t.head) || t.path.some((p) => p.t === 'local' || termIterates(p));
+    case 'array':
+    case 'set':
+      return t.items.some(termIterates);
+    case 'object':
+      return t.entries.some(([k, v]) => termIterates(k) || termIterates(v));
+    case 'call':
+      return t.fn.kind === 'relation' || t.args.some(termIterates);
+    case 'member':
+      return (t.key !== undefined && termIterates(t.key)) || termIterates(t.value) || termIterates(t.coll);
+    default:
+      // Constants, locals, input, and comprehensions (OPA's check does not enter them).
+      return false;
+  }
 }
 
 export function compileQueryText(tree: CompiledTree, text: string): CompiledQuery {

@@ -1,0 +1,75 @@
+/**
+ * Opening a file the tools and loaders read whole (a config, an input document, an audit file):
+ * only a regular file is accepted. Opening a FIFO for reading waits for a writer, possibly for
+ * good, and a device (`/dev/zero`) never ends; so the file is opened without blocking and
+ * refused after fstat when it is anything else. O_NONBLOCK and O_NOCTTY are no-ops for regular
+ * files.
+ */
+import { closeSync, constants, fstatSync, openSync, readFileSync, type Stats } from 'node:fs';
+import { open, type FileHandle } from 'node:fs/promises';
+
+const OPEN_FLAGS = constants.O_RDONLY | (constants.O_NONBLOCK ?? 0) | (constants.O_NOCTTY ?? 0);
+
+/** Raised for a path that exists but is not a regular file; `reason` says what it is. */
+export class NotRegularFileError extends Error {
+  readonly code = 'ENOTREG';
+  constructor(readonly reason: string) {
+    super(reason);
+    this.name = 'NotRegularFileError';
+  }
+}
+
+function kindOf(st: Stats): string {
+  if (st.isFIFO()) return 'a FIFO';
+  if (st.isSocket()) return 'a socket';
+  if (st.isCharacterDevice() || st.isBlockDevice()) return 'a device';
+  if (st.isDirectory()) return 'a directory';
+  return 'not a file';
+}
+
+export function notRegular(st: Stats): NotRegularFileError {
+  return new NotRegularFileError(`not a regular file: ${kindOf(st)}`);
+}
+
+/**
+ * Why a file could not be read, for a message: the errno code (`ENOENT`) or what the path is
+ * instead of a regular file (`not a regular file: a FIFO`). Never the file's content.
+ */
+export function readFailure(err: unknown): string {
+  if (err instanceof NotRegularFileError) return err.reason;
+  return (err as NodeJS.ErrnoException).code ?? 'read error';
+}
+
+/** Opens a regular file for reading; the caller closes the handle. */
+export async function openRegularFile(file: string): Promise<FileHandle> {
+  const fh = await open(file, OPEN_FLAGS);
+  try {
+    const st = await fh.stat();
+    if (!st.isFile()) throw notRegular(st);
+    return fh;
+  } catch (err) {
+    await fh.close().catch(() => undefined);
+    throw err;
+  }
+}
+
+export async function readRegularFile(file: string): Promise<string> {
+  const fh = await openRegularFile(file);
+  try {
+    return await fh.readFile('utf8');
+  } finally {
+    await fh.close().catch(() => undefined);
+  }
+}
+
+/** The synchronous form, for loaders that are synchronous (the config file). */
+export function readRegularFileSync(file: string): string {
+  const fd = openSync(file, OPEN_FLAGS);
+  try {
+    const st = fstatSync(fd);
+    if (!st.isFile()) throw notRegular(st);
+    return readFileSync(fd, 'utf8');
+  } finally {
+    closeSync(fd);
+  }
+}
