@@ -195,6 +195,8 @@ export async function buildComponents(config: Config, opts: ComponentOptions): P
 
   const redactionConfig = await redactionConfigFrom(config.redaction, resolveOne);
   const redactor = createRedactor(redactionConfig);
+  // The metric's entity labels come from the redactor itself: a second hand-kept list drifts.
+  opts.metrics.setRedactionEntities(redactor.reportedEntities());
 
   const resolveTemplate = createResolveStage(holder.templates);
   // Resolve also routes the model to its provider, so the policy sees `request.provider`.

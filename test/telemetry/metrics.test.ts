@@ -1,5 +1,6 @@
 import { describe, expect, it } from 'vitest';
 import { createMetrics } from '../../src/telemetry/index.js';
+import { BUILTIN_ENTITIES, createRedactor } from '../../src/redact/index.js';
 import type { PipelineMetrics } from '../../src/pipeline/index.js';
 
 function valueOf(text: string, series: string): number | undefined {
@@ -66,6 +67,21 @@ describe('createMetrics', () => {
     expect(valueOf(text, 'warden_redactions_total{entity="custom"}')).toBe(4);
     expect(text).not.toContain('CUSTOMER_ID');
     expect(text).not.toContain('PHONE_NUMBER"}');
+  });
+
+  it("labels every entity type the redactor reports with its own name, and only those", async () => {
+    const redactor = createRedactor({ customEntities: [{ name: 'CUSTOMER_ID', pattern: 'CUST-[0-9]{6}' }] });
+    const names = redactor.reportedEntities();
+    // Built-in detectors, the configured custom entity and the leak guard's SECRET_VALUE.
+    expect(names).toEqual(expect.arrayContaining([...BUILTIN_ENTITIES, 'CUSTOMER_ID', 'SECRET_VALUE']));
+    const m = createMetrics({ collectDefault: false });
+    m.setRedactionEntities(names);
+    m.observeRedactions(Object.fromEntries(names.map((n) => [n, 1])));
+    m.observeRedactions({ NOT_CONFIGURED: 2 });
+    const text = await m.render();
+    for (const n of names) expect(valueOf(text, `warden_redactions_total{entity="${n}"}`), n).toBe(1);
+    expect(valueOf(text, 'warden_redactions_total{entity="custom"}')).toBe(2);
+    expect(text).not.toContain('NOT_CONFIGURED');
   });
 
   it('active revision keeps exactly one series per kind', async () => {
