@@ -79,9 +79,17 @@ export interface Metrics {
   readonly contentType: string;
 }
 
-// Request latency includes the upstream; stage latency is Warden's own work, mostly sub-millisecond.
-const REQUEST_BUCKETS = [0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 120];
-const STAGE_BUCKETS = [0.00001, 0.000025, 0.00005, 0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.05, 0.1, 0.5, 1, 5];
+/**
+ * LLM-scale tail shared by every histogram: a provider call often takes 5-30 s, and a stream may
+ * run to `limits.upstream_timeout_ms` (300 s by default). Past the top bucket a quantile can only
+ * read the top bucket's bound, so the bounds go up to that default.
+ */
+const LONG_TAIL = [10, 20, 30, 60, 120, 300];
+// Request latency includes the upstream.
+const REQUEST_BUCKETS = [0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, ...LONG_TAIL];
+// Stage latency is Warden's own work, mostly sub-millisecond, except `forward`, which includes the
+// provider's answer (streams: until the first chunk is ready) and so needs the tail too.
+const STAGE_BUCKETS = [0.00001, 0.000025, 0.00005, 0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.05, 0.1, 0.5, 1, 2.5, 5, ...LONG_TAIL];
 
 export function createMetrics(opts: MetricsOptions = {}): Metrics {
   const registry = new Registry();

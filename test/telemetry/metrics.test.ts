@@ -40,6 +40,27 @@ describe('createMetrics', () => {
     expect(valueOf(text, 'warden_stage_duration_seconds_count{stage="decide"}')).toBe(1);
   });
 
+  it('histogram buckets reach an LLM call (forward includes the provider) and a 300 s stream', async () => {
+    const m = createMetrics({ collectDefault: false });
+    m.observeStage('forward', 8);
+    m.observeStage('decide', 0.00002);
+    m.observeRequest({ protocol: 'openai-http', code: 'ok', seconds: 290 });
+    m.observeUpstream('openai', 'ok', 290);
+    const text = await m.render();
+    // An 8 s provider call lands in a finite bucket, so a quantile reads 8-ish, not the top bucket.
+    expect(valueOf(text, 'warden_stage_duration_seconds_bucket{le="5",stage="forward"}')).toBe(0);
+    expect(valueOf(text, 'warden_stage_duration_seconds_bucket{le="10",stage="forward"}')).toBe(1);
+    // A stream as long as the default upstream_timeout_ms (300 s) is still inside the buckets.
+    expect(valueOf(text, 'warden_request_duration_seconds_bucket{le="120",protocol="openai-http"}')).toBe(0);
+    expect(valueOf(text, 'warden_request_duration_seconds_bucket{le="300",protocol="openai-http"}')).toBe(1);
+    expect(valueOf(text, 'warden_upstream_duration_seconds_bucket{le="300",provider="openai"}')).toBe(1);
+    expect(valueOf(text, 'warden_stage_duration_seconds_bucket{le="300",stage="forward"}')).toBe(1);
+    // Modest: a stage series stays under 25 buckets, sub-millisecond resolution kept.
+    const decideBuckets = text.split('\n').filter((l) => l.startsWith('warden_stage_duration_seconds_bucket{') && l.includes('stage="decide"'));
+    expect(decideBuckets.length).toBeLessThanOrEqual(25);
+    expect(valueOf(text, 'warden_stage_duration_seconds_bucket{le="0.000025",stage="decide"}')).toBe(1);
+  });
+
   it('upstream, streams, audit, reload', async () => {
     const m = createMetrics({ collectDefault: false });
     m.observeUpstream('openai', 'ok', 0.1);
