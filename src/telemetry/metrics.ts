@@ -91,11 +91,18 @@ const REQUEST_BUCKETS = [0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0
 // provider's answer (streams: until the first chunk is ready) and so needs the tail too.
 const STAGE_BUCKETS = [0.00001, 0.000025, 0.00005, 0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.05, 0.1, 0.5, 1, 2.5, 5, ...LONG_TAIL];
 
+const DEFAULT_GAUGES_NAMED_AS_COUNTERS = ['nodejs_active_handles_total', 'nodejs_active_requests_total', 'nodejs_active_resources_total'];
+
 export function createMetrics(opts: MetricsOptions = {}): Metrics {
   const registry = new Registry();
   if (opts.defaultLabels) registry.setDefaultLabels(opts.defaultLabels);
   if (opts.collectDefault !== false) {
-    collectDefaultMetrics({ register: registry, prefix: opts.defaultMetricsPrefix ?? 'warden_' });
+    const prefix = opts.defaultMetricsPrefix ?? 'warden_';
+    collectDefaultMetrics({ register: registry, prefix });
+    // prom-client names three gauges `..._total`, a suffix reserved for counters: `promtool check
+    // metrics` rejects the exposition. Each is the sum of its per-type gauge (`nodejs_active_handles`
+    // by `type`, ...), so nothing is lost by not exposing it.
+    for (const name of DEFAULT_GAUGES_NAMED_AS_COUNTERS) registry.removeSingleMetric(`${prefix}${name}`);
   }
   const registers = [registry];
 

@@ -1,7 +1,9 @@
 /**
  * What `/metrics` says about real traffic through a running Warden: redaction findings counted
- * under the entity type the audit record names.
+ * under the entity type the audit record names, and an exposition the standard linter accepts
+ * (`promtool`, from the same Debian package as the Prometheus in admin.test.ts).
  */
+import { spawn } from 'node:child_process';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { postChat } from './helpers/http.js';
 import { startUpstream, type FakeUpstream } from './helpers/upstream.js';
@@ -83,5 +85,32 @@ describe('warden_redactions_total', () => {
     );
     // The metric agrees with the audit records, name for name: nothing folded into `custom`.
     expect(delta(before, await redactionCounts())).toEqual(audited);
+  });
+});
+
+/** Runs `promtool check metrics` on `text`; resolves with its exit code and output. */
+function promtoolCheck(text: string): Promise<{ code: number | null; output: string }> {
+  return new Promise((resolve, reject) => {
+    const p = spawn('promtool', ['check', 'metrics'], { stdio: ['pipe', 'pipe', 'pipe'] });
+    let output = '';
+    p.stdout.on('data', (d: Buffer) => (output += d.toString()));
+    p.stderr.on('data', (d: Buffer) => (output += d.toString()));
+    p.once('error', reject);
+    p.once('exit', (code) => resolve({ code, output }));
+    p.stdin.end(text);
+  });
+}
+
+describe('/metrics exposition', () => {
+  it('passes promtool check metrics after traffic', async () => {
+    const bot = await w.signer.token('support', 'ticket-bot');
+    const r = await postChat(w.addresses.http, bot, { model: 'gpt-4o-mini', messages: [], warden: { template: 'support/ticket-summary@2', variables: { ticket_id: 'T-1', customer_message: 'hi' } } });
+    expect(r.status).toBe(200);
+    await r.arrayBuffer();
+    const text = await (await fetch(`${w.addresses.admin}/metrics`)).text();
+    expect(text).toContain('warden_nodejs_active_handles');
+    const { code, output } = await promtoolCheck(text);
+    expect(output).toBe('');
+    expect(code).toBe(0);
   });
 });
