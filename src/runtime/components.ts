@@ -119,7 +119,7 @@ function buildAuthenticators(config: Config, logger: Logger): Authenticator[] {
  */
 function refusingUnroutedModel(decide: Stage): Stage {
   const check = (ctx: RequestContext): void => {
-    if (ctx.request.action !== 'models.list' && ctx.provider === undefined) throw modelNotConfigured(ctx.request.model);
+    if (ctx.request.action !== 'models.list' && ctx.provider === undefined) throw modelNotConfigured(ctx.request.model, ctx.decision?.models);
   };
   return {
     name: decide.name,
@@ -191,6 +191,7 @@ export async function buildComponents(config: Config, opts: ComponentOptions): P
     hmacKey,
     environment: config.environment.name,
     getPolicyRevision: () => holder.get()?.policy.revision ?? 'none',
+    configuredModel: (model) => Object.hasOwn(config.models, model),
   });
 
   const redactionConfig = await redactionConfigFrom(config.redaction, resolveOne);

@@ -8,7 +8,7 @@ import { performance } from 'node:perf_hooks';
 import * as grpc from '@grpc/grpc-js';
 import { RequestSignal, type CancelSignal } from '../pipeline/cancel.js';
 import { WardenError, isWardenError } from '../pipeline/errors.js';
-import { MAX_MODEL_LENGTH, isTemplateId } from '../pipeline/identifiers.js';
+import { MODEL_NAME_RULE, isModelName, isTemplateId } from '../pipeline/identifiers.js';
 import { checkJsonDepth } from '../pipeline/json-depth.js';
 import type { Pipeline, PipelineLogger } from '../pipeline/pipeline.js';
 import type {
@@ -238,7 +238,7 @@ export interface GrpcMeta {
 /** gRPC request → canonical PromptRequest (shape and limit checks only). */
 export function fromWireRequest(w: WirePromptRequest, meta: GrpcMeta, limits: IngressLimits): PromptRequest {
   if (!w.model) throw invalid("field 'model' is required", 'model');
-  if (w.model.length > MAX_MODEL_LENGTH) throw invalid(`field 'model' is longer than ${MAX_MODEL_LENGTH} characters`, 'model');
+  if (!isModelName(w.model)) throw invalid(`field 'model' ${MODEL_NAME_RULE}`, 'model');
   const variables: Record<string, string> = Object.create(null) as Record<string, string>;
   for (const [k, v] of Object.entries(w.variables ?? {})) variables[k] = v;
   checkVariables(variables, limits, 'variables');

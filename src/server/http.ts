@@ -11,7 +11,7 @@ import { performance } from 'node:perf_hooks';
 import type { Pipeline, PipelineLogger } from '../pipeline/pipeline.js';
 import { RequestSignal, type CancelSignal } from '../pipeline/cancel.js';
 import { WardenError, isWardenError } from '../pipeline/errors.js';
-import { MAX_MODEL_LENGTH } from '../pipeline/identifiers.js';
+import { MODEL_NAME_RULE, isModelName } from '../pipeline/identifiers.js';
 import { checkJsonDepth } from '../pipeline/json-depth.js';
 import type { CompletionChunk, PromptRequest } from '../pipeline/types.js';
 import type { IngressLimits } from './limits.js';
@@ -512,8 +512,8 @@ export function createHttpIngress(opts: HttpIngressOptions): HttpIngress {
       } catch {
         wanted = '';
       }
-      if (wanted === '' || wanted.length > MAX_MODEL_LENGTH) {
-        const err = new WardenError('invalid_request', `the model id in the path must be 1 to ${MAX_MODEL_LENGTH} characters, URL-encoded`, { location: { path: 'model' } });
+      if (!isModelName(wanted)) {
+        const err = new WardenError('invalid_request', `the model id in the path (URL-encoded) ${MODEL_NAME_RULE}`, { location: { path: 'model' } });
         return recordRefusal(req, requestId, MODEL_PATH, err).then(() => sendError(res, err, requestId));
       }
     }
@@ -541,7 +541,8 @@ export function createHttpIngress(opts: HttpIngressOptions): HttpIngress {
           : (allowed: readonly string[]) =>
               usable(allowed).includes(wanted)
                 ? undefined
-                : new WardenError('not_found', `model ${wanted} does not exist or this caller may not use it`, { location: { path: 'model' } });
+                : // Not named: a name nobody configured is the caller's data, whatever it holds.
+                  new WardenError('not_found', 'the model does not exist or this caller may not use it', { location: { path: 'model' } });
       try {
         const { models: allowed } = await pipeline.listModels(request, check);
         const model = (m: string) => ({ id: m, object: 'model', created: 0, owned_by: 'warden' });
