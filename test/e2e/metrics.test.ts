@@ -109,6 +109,10 @@ describe('/metrics exposition', () => {
     await r.arrayBuffer();
     const text = await (await fetch(`${w.addresses.admin}/metrics`)).text();
     expect(text).toContain('warden_nodejs_active_handles');
+    // Every series carries the config's environment.name (README: Metrics), process metrics too.
+    const samples = text.split('\n').filter((l) => l.startsWith('warden_'));
+    expect(samples.length).toBeGreaterThan(50);
+    for (const line of samples) expect(line, line).toContain('environment="test"');
     const { code, output } = await promtoolCheck(text);
     expect(output).toBe('');
     expect(code).toBe(0);
