@@ -20,6 +20,11 @@ export interface AuditRecordOptions {
   promptHmac?: PromptHmac;
   environment: string;
   policyRevision: string;
+  /**
+   * Whether a model name is one of the configured `models`. Any other name is the caller's data
+   * (it may hold anything) and is recorded as null; the error code says why the request failed.
+   */
+  configuredModel: (model: string) => boolean;
   /** Epoch ms; injectable for tests. */
   now?: number;
 }
@@ -107,7 +112,7 @@ function finalMembers(ctx: RequestContext, opts: AuditRecordOptions): FinalRecor
     secret_refs: ctx.secrets ? [...ctx.secrets.keys()] : [],
     prompt_hmac: outboundHmac(ctx, opts),
     provider: ctx.provider ?? null,
-    model: req.model || null,
+    model: req.model !== '' && opts.configuredModel(req.model) ? req.model : null,
     stream: req.stream,
   };
 }

@@ -15,6 +15,8 @@ export interface AuditStageOptions {
   environment: string;
   /** Read per request: the policy may be hot-reloaded. */
   getPolicyRevision: () => string;
+  /** Whether a model name is configured: only those are recorded (see AuditRecordOptions). */
+  configuredModel: (model: string) => boolean;
   now?: () => number;
 }
 
@@ -34,7 +36,14 @@ export function createAuditStage(opts: AuditStageOptions): AuditStage {
   const records = new WeakMap<RequestContext, AuditDraft | typeof DONE>();
   const now = opts.now ?? Date.now;
   const promptHmac = new PromptHmac(hmacKey);
-  const recordOptions = (at: number) => ({ hmacKey, promptHmac, environment: opts.environment, policyRevision: opts.getPolicyRevision(), now: at });
+  const recordOptions = (at: number) => ({
+    hmacKey,
+    promptHmac,
+    environment: opts.environment,
+    policyRevision: opts.getPolicyRevision(),
+    configuredModel: opts.configuredModel,
+    now: at,
+  });
   // Not async: the append's own promise goes back to the caller, without another promise around it.
   function auditRequest(ctx: RequestContext): Promise<AuditRecord | undefined> {
     const draft = records.get(ctx);

@@ -1,5 +1,5 @@
 /**
- * The shapes of the names a caller uses to select things: template ids and variable names. The
+ * The shapes of the names a caller uses to select things: template ids, variable names, models. The
  * template loader holds templates to them, and the ingress holds requests to them, so a name
  * that could never select anything is refused at the door without being repeated: names are the
  * caller's data, and only a name of these shapes is ever echoed in an error, handed to the
@@ -13,8 +13,25 @@ export const MAX_TEMPLATE_ID_LENGTH = 200;
 /** A template variable's name: an identifier of letters, digits and `_`, at most 128 long. */
 export const VARIABLE_NAME = /^[A-Za-z_][A-Za-z0-9_]{0,127}$/;
 
-/** The longest model name a request may carry (it is echoed in errors and audited). */
+/** The longest model name a request may carry. */
 export const MAX_MODEL_LENGTH = 256;
+
+/**
+ * Characters no model name has: C0/C1 controls and DEL (a line break or an escape sequence
+ * rewrites a log or terminal line), invisible format characters (bidi overrides, zero-width), and
+ * the line and paragraph separators. Other characters are left to providers' own naming.
+ */
+const NOT_IN_MODEL_NAME = /[\p{Cc}\p{Cf}\p{Zl}\p{Zp}]/u;
+
+/**
+ * The refusal for a model name of the wrong shape; it does not repeat the name. (A well-shaped
+ * name that is not configured is only ever named back once it matches a configured model.)
+ */
+export const MODEL_NAME_RULE = `must be 1 to ${MAX_MODEL_LENGTH} characters, without control or invisible format characters`;
+
+export function isModelName(model: string): boolean {
+  return model.length > 0 && model.length <= MAX_MODEL_LENGTH && !NOT_IN_MODEL_NAME.test(model);
+}
 
 export function isTemplateId(id: string): boolean {
   return id.length <= MAX_TEMPLATE_ID_LENGTH && TEMPLATE_ID.test(id);

@@ -23,6 +23,20 @@ export function modelAllowed(models: readonly string[], model: string): boolean 
   return models.includes(model) || models.includes('*');
 }
 
+/**
+ * The refusal of a model the decision does not list. A configured model (resolve routed it to a
+ * provider) is named; any other name is the caller's data, which may hold anything, so it is
+ * neither repeated in the message nor in `details`.
+ */
+function modelNotAllowed(ctx: RequestContext, decision: { models: readonly string[]; id: string }): WardenError {
+  const configured = ctx.provider !== undefined;
+  const model = ctx.request.model;
+  return new WardenError('model_not_allowed', configured ? `model ${model} is not allowed for this request` : 'the requested model is not allowed for this request', {
+    location: { path: 'model' },
+    details: { ...(configured ? { model } : {}), allowed: decision.models, decision_id: decision.id },
+  });
+}
+
 export function createDecideStage(opts: DecideStageOptions): Stage {
   const now = opts.now ?? Date.now;
   return {
@@ -49,12 +63,7 @@ export function createDecideStage(opts: DecideStageOptions): Stage {
         });
       }
       const req = ctx.request;
-      if (req.action !== 'models.list' && !modelAllowed(decision.models, req.model)) {
-        throw new WardenError('model_not_allowed', `model ${req.model} is not allowed for this request`, {
-          location: { path: 'model' },
-          details: { model: req.model, allowed: decision.models, decision_id: decision.id },
-        });
-      }
+      if (req.action !== 'models.list' && !modelAllowed(decision.models, req.model)) throw modelNotAllowed(ctx, decision);
       if (decision.max_tokens !== undefined && (req.max_tokens === undefined || req.max_tokens > decision.max_tokens)) {
         req.max_tokens = decision.max_tokens;
       }

@@ -69,11 +69,14 @@ function outcomeOf(err: unknown): UpstreamOutcome {
   return code === 'upstream_timeout' ? 'timeout' : code === 'cancelled' ? 'aborted' : 'error';
 }
 
-/** The refusal of a model the `models` config does not route to a provider. */
-export function modelNotConfigured(model: string): WardenError {
-  return new WardenError('invalid_request', `model ${JSON.stringify(model)} is not configured`, {
-    location: { path: 'model' },
-  });
+/**
+ * The refusal of a model the `models` config does not route to a provider. The name is repeated
+ * only when the decision lists it by name (then it is the policy's own text); a name the policy
+ * allowed by `*` is the caller's data, which may hold anything, and is not.
+ */
+export function modelNotConfigured(model: string, allowed: readonly string[] = []): WardenError {
+  const message = allowed.includes(model) ? `model ${JSON.stringify(model)} is not configured` : 'the requested model is not configured';
+  return new WardenError('invalid_request', message, { location: { path: 'model' } });
 }
 
 export function createForwardStage(getProviders: () => ProviderRegistry, opts: ForwardStageOptions = {}): Stage {
@@ -104,7 +107,7 @@ export function createForwardStage(getProviders: () => ProviderRegistry, opts: F
     const providerName = ctx.provider ?? providers.providerNameFor(request.model);
     const provider: ModelProvider | undefined = providerName === undefined ? undefined : providers.get(providerName);
     // Already refused after the decision (modelNotConfigured); kept so forward never guesses.
-    if (!provider || providerName === undefined) throw modelNotConfigured(request.model);
+    if (!provider || providerName === undefined) throw modelNotConfigured(request.model, decision.models);
     ctx.provider = providerName;
 
     const params = { ...ctx.outboundParams };

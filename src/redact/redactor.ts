@@ -10,8 +10,8 @@ import { AllowList } from './allow-list.js';
 import { compileCustomEntity } from './custom.js';
 import { FindingsCache, type FindingsCacheOptions } from './findings-cache.js';
 import { BUILTIN_ENTITIES, builtinDetectors, ENTITY_INFO } from './entities/index.js';
-import type { PhoneValidation } from './entities/phone.js';
 import { LEAK_ENTITY } from './leak-guard.js';
+import type { PhoneValidation } from './entities/phone.js';
 import { BUILTIN_PROFILES, buildPlan, decisionKey, expandEntities, GROUPS, sameDecision, snapshotOf, type DecisionSnapshot, type RedactionPlan } from './profiles.js';
 import { Scanner } from './scanner.js';
 import { Session } from './session.js';
@@ -97,6 +97,14 @@ export class WardenRedactor implements Redactor {
     this.findingsCache = opts.findingsCache === false ? undefined : new FindingsCache(this.scanner, opts.findingsCache);
     this.hashKey = config.hashKey;
     this.maxHoldBack = config.maxHoldBack ?? DEFAULT_MAX_HOLD_BACK;
+  }
+
+  /**
+   * Every entity type a session's report can count: the detectors' (built-in and custom, which
+   * come from config, so the list is bounded) and the leak guard's. Metrics label findings by it.
+   */
+  reportedEntities(): string[] {
+    return [...this.known, LEAK_ENTITY];
   }
 
   plan(decision: RedactionDecision): RedactionPlan {

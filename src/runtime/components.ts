@@ -119,7 +119,7 @@ function buildAuthenticators(config: Config, logger: Logger): Authenticator[] {
  */
 function refusingUnroutedModel(decide: Stage): Stage {
   const check = (ctx: RequestContext): void => {
-    if (ctx.request.action !== 'models.list' && ctx.provider === undefined) throw modelNotConfigured(ctx.request.model);
+    if (ctx.request.action !== 'models.list' && ctx.provider === undefined) throw modelNotConfigured(ctx.request.model, ctx.decision?.models);
   };
   return {
     name: decide.name,
@@ -191,10 +191,13 @@ export async function buildComponents(config: Config, opts: ComponentOptions): P
     hmacKey,
     environment: config.environment.name,
     getPolicyRevision: () => holder.get()?.policy.revision ?? 'none',
+    configuredModel: (model) => Object.hasOwn(config.models, model),
   });
 
   const redactionConfig = await redactionConfigFrom(config.redaction, resolveOne);
   const redactor = createRedactor(redactionConfig);
+  // The metric's entity labels come from the redactor itself: a second hand-kept list drifts.
+  opts.metrics.setRedactionEntities(redactor.reportedEntities());
 
   const resolveTemplate = createResolveStage(holder.templates);
   // Resolve also routes the model to its provider, so the policy sees `request.provider`.

@@ -29,12 +29,37 @@ export interface AdminOptions {
   readiness: () => Readiness;
 }
 
+const PATHS = new Set(['/metrics', '/healthz', '/readyz']);
+const ABSOLUTE_FORM = /^https?:\/\//i;
+
+/**
+ * The path of a request target. Origin-form (`/metrics?x`) is the path before the query;
+ * absolute-form (`http://host/metrics`, which an HTTP/1.1 server must accept, RFC 9112 3.2.2) is
+ * the URL's path. Anything else (`*`, authority-form) is no path of ours.
+ */
+export function targetPath(target: string): string | undefined {
+  if (target.startsWith('/')) {
+    const q = target.indexOf('?');
+    return q === -1 ? target : target.slice(0, q);
+  }
+  if (!ABSOLUTE_FORM.test(target)) return undefined;
+  try {
+    return new URL(target).pathname;
+  } catch {
+    return undefined;
+  }
+}
+
 export function createAdminServer(opts: AdminOptions): Server {
   return createServer((req, res) => {
     req.resume();
-    const url = req.url ?? '/';
-    const q = url.indexOf('?');
-    const path = q === -1 ? url : url.slice(0, q);
+    const path = targetPath(req.url ?? '/');
+    if (path === undefined || !PATHS.has(path)) {
+      res.writeHead(404, { 'content-type': 'text/plain' });
+      res.end('not found\n');
+      return;
+    }
+    // 405 only where GET would work: on another path it would claim a resource that is not there.
     if (req.method !== 'GET' && req.method !== 'HEAD') {
       res.writeHead(405, { allow: 'GET, HEAD', 'content-type': 'text/plain' });
       res.end('method not allowed\n');
@@ -66,9 +91,6 @@ export function createAdminServer(opts: AdminOptions): Server {
       const body = JSON.stringify({ status: ok ? 'ready' : 'not_ready', ...r, ready: ok, ...(ok || r.reason ? {} : { reason: 'draining' }) });
       res.writeHead(ok ? 200 : 503, { 'content-type': 'application/json', 'content-length': Buffer.byteLength(body) });
       res.end(req.method === 'HEAD' ? undefined : body);
-      return;
     }
-    res.writeHead(404, { 'content-type': 'text/plain' });
-    res.end('not found\n');
   });
 }

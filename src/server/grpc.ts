@@ -8,7 +8,7 @@ import { performance } from 'node:perf_hooks';
 import * as grpc from '@grpc/grpc-js';
 import { RequestSignal, type CancelSignal } from '../pipeline/cancel.js';
 import { WardenError, isWardenError } from '../pipeline/errors.js';
-import { MAX_MODEL_LENGTH, isTemplateId } from '../pipeline/identifiers.js';
+import { MODEL_NAME_RULE, isModelName, isTemplateId } from '../pipeline/identifiers.js';
 import { checkJsonDepth } from '../pipeline/json-depth.js';
 import type { Pipeline, PipelineLogger } from '../pipeline/pipeline.js';
 import type {
@@ -238,7 +238,7 @@ export interface GrpcMeta {
 /** gRPC request → canonical PromptRequest (shape and limit checks only). */
 export function fromWireRequest(w: WirePromptRequest, meta: GrpcMeta, limits: IngressLimits): PromptRequest {
   if (!w.model) throw invalid("field 'model' is required", 'model');
-  if (w.model.length > MAX_MODEL_LENGTH) throw invalid(`field 'model' is longer than ${MAX_MODEL_LENGTH} characters`, 'model');
+  if (!isModelName(w.model)) throw invalid(`field 'model' ${MODEL_NAME_RULE}`, 'model');
   const variables: Record<string, string> = Object.create(null) as Record<string, string>;
   for (const [k, v] of Object.entries(w.variables ?? {})) variables[k] = v;
   checkVariables(variables, limits, 'variables');
@@ -593,6 +593,18 @@ export function createGrpcIngress(opts: GrpcIngressOptions): GrpcIngress {
     },
   });
 
+  answerUnknownMethods(server, (call) => {
+    const receivedAt = performance.timeOrigin + performance.now();
+    const meta = metaFor(call as unknown as AnyCall, 'prompt.execute', false, new RequestSignal(), () => undefined);
+    // Not named back: the path is the caller's text.
+    const err = new WardenError('not_found', 'no such method: Warden serves warden.v1.PromptGateway and grpc.health.v1.Health');
+    opts.onRejected?.(err.code, 0);
+    void pipeline.auditRejected(rejectedRequest({ ...meta, receivedAt }, 'grpc'), err).finally(() => {
+      // UNIMPLEMENTED, as gRPC specifies for an unknown method (clients and grpcurl rely on it).
+      call.emit('error', { ...toGrpcError(err), code: grpc.status.UNIMPLEMENTED });
+    });
+  });
+
   return {
     server,
     inFlight: () => active,
@@ -601,6 +613,21 @@ export function createGrpcIngress(opts: GrpcIngressOptions): GrpcIngress {
       server.forceShutdown();
     },
   };
+}
+
+/**
+ * grpc-js answers a method nobody registered by itself (UNIMPLEMENTED, the caller's path in the
+ * message), before any handler or interceptor runs, so the call would be neither counted nor
+ * audited. Its handler lookup (the private `handlers` map) is the one place to catch such a call:
+ * an unknown path gets a bidi handler (it fits any call type) that runs `answer`. Were the map
+ * gone in another grpc-js, grpc-js's own answer stays, and test/e2e/unparsed-refusals.test.ts fails.
+ */
+function answerUnknownMethods(server: grpc.Server, answer: (call: grpc.ServerDuplexStream<Buffer, Buffer>) => void): void {
+  const handlers = (server as unknown as { handlers?: unknown }).handlers;
+  if (!(handlers instanceof Map)) return;
+  const known = handlers.get.bind(handlers) as (path: string) => unknown;
+  const raw = (b: Buffer) => b;
+  handlers.get = (path: string) => known(path) ?? { func: answer, serialize: raw, deserialize: raw, type: 'bidi', path };
 }
 
 /** Binds a grpc-js server to `host:port` or `unix:PATH`; resolves to the bound port (0 for unix). */

@@ -6,12 +6,13 @@
  * the upstream call.
  */
 import { randomUUID } from 'node:crypto';
-import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
+import { STATUS_CODES, createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
+import type { Duplex } from 'node:stream';
 import { performance } from 'node:perf_hooks';
 import type { Pipeline, PipelineLogger } from '../pipeline/pipeline.js';
 import { RequestSignal, type CancelSignal } from '../pipeline/cancel.js';
 import { WardenError, isWardenError } from '../pipeline/errors.js';
-import { MAX_MODEL_LENGTH } from '../pipeline/identifiers.js';
+import { MODEL_NAME_RULE, isModelName } from '../pipeline/identifiers.js';
 import { checkJsonDepth } from '../pipeline/json-depth.js';
 import type { CompletionChunk, PromptRequest } from '../pipeline/types.js';
 import type { IngressLimits } from './limits.js';
@@ -79,9 +80,10 @@ function readBody(req: IncomingMessage, limit: number, declared: string | undefi
       clearTimeout(timer);
       resolve(chunks.length === 1 ? (chunks[0] as Buffer) : Buffer.concat(chunks, size));
     });
-    const gone = () => {
+    // A WardenError here is the parser refusing the body's framing (see onClientError).
+    const gone = (err?: unknown) => {
       clearTimeout(timer);
-      if (!ended) reject(new WardenError('cancelled', 'the client closed the request'));
+      if (!ended) reject(isWardenError(err) ? err : new WardenError('cancelled', 'the client closed the request'));
     };
     req.once('error', gone);
     req.once('close', gone);
@@ -149,8 +151,26 @@ export interface HttpIngress {
   closeAll(): void;
 }
 
+/**
+ * What a parser error before any handler means: its HTTP status (Node's own choice, kept) and the
+ * Warden error the caller, the metric and the audit record get. Undefined when it is no request.
+ */
+export function parserRefusal(code: string | undefined, limits: Pick<IngressLimits, 'maxHeaderBytes' | 'requestTimeoutMs'>): { status: number; error: WardenError } | undefined {
+  if (code === 'HPE_HEADER_OVERFLOW') {
+    const error = new WardenError('payload_too_large', `the request's header block is larger than limits.max_header_bytes (${limits.maxHeaderBytes} bytes)`);
+    return { status: 431, error };
+  }
+  if (code === 'ERR_HTTP_REQUEST_TIMEOUT') {
+    return { status: 408, error: new WardenError('request_timeout', `the request's headers did not arrive within ${limits.requestTimeoutMs} ms`) };
+  }
+  if (code?.startsWith('HPE_')) return { status: 400, error: new WardenError('invalid_request', 'the request is not valid HTTP/1.1') };
+  return undefined;
+}
+
 export function createHttpIngress(opts: HttpIngressOptions): HttpIngress {
   const { pipeline, limits, logger } = opts;
+  /** The request each connection is serving now: a parser error on it belongs to that request. */
+  const serving = new WeakMap<Duplex, { req: IncomingMessage; res: ServerResponse }>();
   const admission = opts.admission ?? new Admission(limits.maxInFlight);
   const unixListener = opts.unixListener === true;
   let active = 0;
@@ -208,7 +228,11 @@ export function createHttpIngress(opts: HttpIngressOptions): HttpIngress {
     },
     (req, res) => {
       active++;
-      res.once('close', onDone);
+      serving.set(req.socket, { req, res });
+      res.once('close', () => {
+        if (serving.get(req.socket)?.res === res) serving.delete(req.socket);
+        onDone();
+      });
       // handle() maps every error itself; this is a last line of defence.
       const failed = (err: unknown) => {
         logger.error({ error_type: err instanceof Error ? err.constructor.name : typeof err }, 'http handler failed');
@@ -222,6 +246,50 @@ export function createHttpIngress(opts: HttpIngressOptions): HttpIngress {
       }
     },
   );
+
+  server.on('clientError', onClientError);
+
+  /**
+   * Node's parser refused bytes on a connection (`clientError`). Before any handler ran (a header
+   * block over `max_header_bytes`, a bad method, version or request line, headers that never end)
+   * it is a request Warden never saw: answered in the error shape with a request id, counted and
+   * audited like any refusal at the door. Inside a request a handler already has (a broken chunked
+   * body), that handler's body read fails with `invalid_request` and it audits the request itself.
+   * Anything else (a reset, a connection that sent nothing) is no request: the socket is closed.
+   */
+  function onClientError(err: Error & { code?: string }, socket: Duplex): void {
+    const refusal = parserRefusal(err.code, limits);
+    const current = serving.get(socket);
+    if (current) {
+      // Node's own answer (the parser cannot go on with this connection), unless one is under way.
+      if (refusal && socket.writable && !current.res.headersSent) socket.write(`HTTP/1.1 ${refusal.status} ${STATUS_CODES[refusal.status] ?? ''}\r\nconnection: close\r\n\r\n`);
+      // A reset is the client going away (`cancelled`, from the body read's `close`).
+      if (refusal && current.req.listenerCount('error') > 0) {
+        const framing = refusal.error.code === 'invalid_request' ? new WardenError('invalid_request', 'the request body is not valid HTTP/1.1 framing', { location: { path: '$' } }) : refusal.error;
+        current.req.destroy(framing);
+      }
+      socket.destroy();
+      return;
+    }
+    if (!refusal || !socket.writable) {
+      socket.destroy();
+      return;
+    }
+    const requestId = randomUUID();
+    const receivedAt = performance.timeOrigin + performance.now();
+    opts.onRejected?.(refusal.error.code, 0, 'openai-http');
+    const peer = peerInfo((socket as { remoteAddress?: string }).remoteAddress, unixListener);
+    const meta = { id: requestId, signal: new RequestSignal(), receivedAt, peer };
+    void pipeline.auditRejected(rejectedRequest(meta, 'openai-http'), refusal.error).finally(() => {
+      if (!socket.writable) return void socket.destroy();
+      const body = JSON.stringify(errorBody(refusal.error));
+      socket.end(
+        `HTTP/1.1 ${refusal.status} ${STATUS_CODES[refusal.status] ?? ''}\r\ncontent-type: ${JSON_CONTENT_TYPE}\r\n` +
+          `content-length: ${Buffer.byteLength(body)}\r\nx-request-id: ${requestId}\r\nconnection: close\r\n\r\n${body}`,
+        () => socket.destroy(),
+      );
+    });
+  }
 
   /**
    * Routes one request. Not an async function: it hands back the route's own promise (an async
@@ -512,8 +580,8 @@ export function createHttpIngress(opts: HttpIngressOptions): HttpIngress {
       } catch {
         wanted = '';
       }
-      if (wanted === '' || wanted.length > MAX_MODEL_LENGTH) {
-        const err = new WardenError('invalid_request', `the model id in the path must be 1 to ${MAX_MODEL_LENGTH} characters, URL-encoded`, { location: { path: 'model' } });
+      if (!isModelName(wanted)) {
+        const err = new WardenError('invalid_request', `the model id in the path (URL-encoded) ${MODEL_NAME_RULE}`, { location: { path: 'model' } });
         return recordRefusal(req, requestId, MODEL_PATH, err).then(() => sendError(res, err, requestId));
       }
     }
@@ -541,7 +609,8 @@ export function createHttpIngress(opts: HttpIngressOptions): HttpIngress {
           : (allowed: readonly string[]) =>
               usable(allowed).includes(wanted)
                 ? undefined
-                : new WardenError('not_found', `model ${wanted} does not exist or this caller may not use it`, { location: { path: 'model' } });
+                : // Not named: a name nobody configured is the caller's data, whatever it holds.
+                  new WardenError('not_found', 'the model does not exist or this caller may not use it', { location: { path: 'model' } });
       try {
         const { models: allowed } = await pipeline.listModels(request, check);
         const model = (m: string) => ({ id: m, object: 'model', created: 0, owned_by: 'warden' });

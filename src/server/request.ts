@@ -7,7 +7,7 @@ import { isUtf8 } from 'node:buffer';
 import { z } from 'zod';
 import type { CancelSignal } from '../pipeline/cancel.js';
 import { WardenError } from '../pipeline/errors.js';
-import { MAX_MODEL_LENGTH, VARIABLE_NAME, isTemplateId } from '../pipeline/identifiers.js';
+import { MAX_MODEL_LENGTH, MODEL_NAME_RULE, VARIABLE_NAME, isModelName, isTemplateId } from '../pipeline/identifiers.js';
 import type { ChatMessage, Credentials, PeerInfo, PromptRequest, ToolDefinition } from '../pipeline/types.js';
 import type { IngressLimits } from './limits.js';
 import { checkContentPart } from './parts.js';
@@ -242,6 +242,9 @@ export function toPromptRequest(body: unknown, meta: IngressMeta, limits: Ingres
     b = parsed.data;
   }
 
+  if (!isModelName(b.model)) {
+    throw new WardenError('invalid_request', `field 'model' ${MODEL_NAME_RULE}`, { location: { path: 'model' } });
+  }
   let templateRef: string | undefined = b.warden?.template;
   let templatePath = 'warden.template';
   if (templateRef === undefined && meta.templateHeader !== undefined) {

@@ -2,7 +2,6 @@
 export { createLogger, REDACTED, type Logger, type LoggerConfig, type LogLevel } from './logger.js';
 export {
   createMetrics,
-  DEFAULT_ENTITY_LABELS,
   type Metrics,
   type MetricsOptions,
   type Protocol,

@@ -1,8 +1,9 @@
 /**
  * Prometheus metrics, one Registry per Warden instance (tests and embedded uses can run several
  * in one process). Every label has a bounded value set: protocols and stages are fixed, codes are
- * Warden error codes, providers come from config, entities from a known list (anything else is
- * `custom`), so a caller cannot create series at will. Hot-path methods reuse pre-bound label
+ * Warden error codes, providers come from config, entities from the redactor's own list (built-in
+ * and configured custom types, the leak guard's; anything else is `custom`), so a caller cannot
+ * create series at will. Hot-path methods reuse pre-bound label
  * children instead of hashing label values on every call.
  */
 import { Counter, Gauge, Registry, collectDefaultMetrics } from 'prom-client';
@@ -15,25 +16,6 @@ export type Protocol = PromptRequest['protocol'];
 export type UpstreamOutcome = 'ok' | 'error' | 'timeout' | 'aborted';
 export type ReloadKind = 'templates' | 'policies' | 'config';
 
-/** Entity names redaction may report; the redaction module passes its full list to createMetrics. */
-export const DEFAULT_ENTITY_LABELS: readonly string[] = [
-  'EMAIL_ADDRESS',
-  'PHONE_NUMBER',
-  'CREDIT_CARD',
-  'IBAN_CODE',
-  'US_SSN',
-  'IP_ADDRESS',
-  'PERSON',
-  'LOCATION',
-  'DATE_TIME',
-  'URL',
-  'CRYPTO',
-  'SECRET',
-  'API_KEY',
-  'JWT',
-  'PRIVATE_KEY',
-];
-
 const PROTOCOLS: readonly Protocol[] = ['openai-http', 'anthropic-http', 'grpc'];
 const STAGES: readonly StageName[] = ['authenticate', 'resolve', 'decide', 'fetch', 'render', 'redact', 'forward', 'respond', 'audit'];
 
@@ -42,7 +24,10 @@ export interface MetricsOptions {
   defaultMetricsPrefix?: string;
   /** Collect process metrics (CPU, memory, event loop). Default true. */
   collectDefault?: boolean;
-  /** Entity label values for warden_redactions_total; others are counted as `custom`. */
+  /**
+   * Entity label values for warden_redactions_total (the redactor's `reportedEntities()`); others
+   * are counted as `custom`. Can also be set later with `setRedactionEntities`.
+   */
   entities?: readonly string[];
   /** Labels on every metric, e.g. `{ environment: 'production' }`. */
   defaultLabels?: Record<string, string>;
@@ -75,6 +60,11 @@ export interface Metrics {
   streamClosed(): void;
   /** Adds a request's redaction counts (by entity type). */
   observeRedactions(counts: Readonly<Record<string, number>>): void;
+  /**
+   * The entity types counted under their own name (the runtime passes the redactor's list once it
+   * is built); any other name is counted as `custom`, so the label set stays bounded.
+   */
+  setRedactionEntities(entities: Iterable<string>): void;
   observeAudit(outcome: 'ok' | 'error'): void;
   observeReload(kind: ReloadKind, outcome: 'ok' | 'error'): void;
   /** Sets the active revision of templates or policies (the previous series is removed). */
@@ -89,15 +79,30 @@ export interface Metrics {
   readonly contentType: string;
 }
 
-// Request latency includes the upstream; stage latency is Warden's own work, mostly sub-millisecond.
-const REQUEST_BUCKETS = [0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 120];
-const STAGE_BUCKETS = [0.00001, 0.000025, 0.00005, 0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.05, 0.1, 0.5, 1, 5];
+/**
+ * LLM-scale tail shared by every histogram: a provider call often takes 5-30 s, and a stream may
+ * run to `limits.upstream_timeout_ms` (300 s by default). Past the top bucket a quantile can only
+ * read the top bucket's bound, so the bounds go up to that default.
+ */
+const LONG_TAIL = [10, 20, 30, 60, 120, 300];
+// Request latency includes the upstream.
+const REQUEST_BUCKETS = [0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, ...LONG_TAIL];
+// Stage latency is Warden's own work, mostly sub-millisecond, except `forward`, which includes the
+// provider's answer (streams: until the first chunk is ready) and so needs the tail too.
+const STAGE_BUCKETS = [0.00001, 0.000025, 0.00005, 0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.05, 0.1, 0.5, 1, 2.5, 5, ...LONG_TAIL];
+
+const DEFAULT_GAUGES_NAMED_AS_COUNTERS = ['nodejs_active_handles_total', 'nodejs_active_requests_total', 'nodejs_active_resources_total'];
 
 export function createMetrics(opts: MetricsOptions = {}): Metrics {
   const registry = new Registry();
   if (opts.defaultLabels) registry.setDefaultLabels(opts.defaultLabels);
   if (opts.collectDefault !== false) {
-    collectDefaultMetrics({ register: registry, prefix: opts.defaultMetricsPrefix ?? 'warden_' });
+    const prefix = opts.defaultMetricsPrefix ?? 'warden_';
+    collectDefaultMetrics({ register: registry, prefix });
+    // prom-client names three gauges `..._total`, a suffix reserved for counters: `promtool check
+    // metrics` rejects the exposition. Each is the sum of its per-type gauge (`nodejs_active_handles`
+    // by `type`, ...), so nothing is lost by not exposing it.
+    for (const name of DEFAULT_GAUGES_NAMED_AS_COUNTERS) registry.removeSingleMetric(`${prefix}${name}`);
   }
   const registers = [registry];
 
@@ -167,7 +172,7 @@ export function createMetrics(opts: MetricsOptions = {}): Metrics {
   });
   const redactions = new FastCounter({
     name: 'warden_redactions_total',
-    help: 'PII and secret findings redacted, by entity type (unlisted custom entities as "custom").',
+    help: 'PII and secret findings redacted, by entity type (built-in, configured custom, SECRET_VALUE for the leak guard).',
     labelNames: ['entity'] as const,
     registers,
   });
@@ -207,7 +212,7 @@ export function createMetrics(opts: MetricsOptions = {}): Metrics {
   const auditError = auditRecords.series('error');
   // Provider names come from config (bounded); their series are made on first use and kept.
   const upstreamChildren = new Map<string, { count: ReturnType<typeof upstreamRequests.series>; duration: ReturnType<typeof upstreamDuration.series> }>();
-  const entityNames = new Set(opts.entities ?? DEFAULT_ENTITY_LABELS);
+  let entityNames = new Set<string>(opts.entities ?? []);
   const revisions = new Map<string, string>();
 
   const metrics: Metrics = {
@@ -261,6 +266,9 @@ export function createMetrics(opts: MetricsOptions = {}): Metrics {
         const n = counts[entity]!;
         if (n > 0) redactions.series(entityNames.has(entity) ? entity : 'custom').inc(n);
       }
+    },
+    setRedactionEntities(entities) {
+      entityNames = new Set(entities);
     },
     observeAudit(outcome) {
       (outcome === 'ok' ? auditOk : auditError).inc();

@@ -234,7 +234,7 @@ describe('audit stage', () => {
   it('records names, ids and counts, never values (canary), with an HMAC of the outbound prompt', async () => {
     const { sink, lines } = collector();
     const log = createAuditLog({ sinks: [sink] });
-    const stage = createAuditStage({ log, hmacKey: HMAC_KEY, environment: 'test', getPolicyRevision: () => 'policy-rev-1' });
+    const stage = createAuditStage({ log, hmacKey: HMAC_KEY, environment: 'test', getPolicyRevision: () => 'policy-rev-1', configuredModel: (m) => m === 'echo' });
     const ctx = fullContext();
     await stage.run(ctx);
     await stage.auditRequest(ctx); // the pipeline's finally: no second record
@@ -273,9 +273,20 @@ describe('audit stage', () => {
     expect(rec.prompt_hmac).not.toBe(promptHmac('another-key-0123456789', ctx.outbound));
   });
 
+  it('records a model name nobody configured as null: it is the caller data and may hold anything', async () => {
+    const { sink, lines } = collector();
+    const stage = createAuditStage({ log: createAuditLog({ sinks: [sink] }), hmacKey: HMAC_KEY, environment: 'test', getPolicyRevision: () => 'r', configuredModel: (m) => m === 'echo' });
+    const ctx = fullContext();
+    ctx.request.model = 'CANARY-MODEL jane@example.com';
+    await stage.run(ctx);
+    expect(lines).toHaveLength(1);
+    expect(lines[0]).not.toContain('CANARY-MODEL');
+    expect(JSON.parse(lines[0]!).model).toBeNull();
+  });
+
   it('a prepared record HMACs the outbound text prepare saw; a replaced outbound prompt is HMACed anew', async () => {
     const { sink, lines } = collector();
-    const stage = createAuditStage({ log: createAuditLog({ sinks: [sink] }), hmacKey: HMAC_KEY, environment: 'test', getPolicyRevision: () => 'r' });
+    const stage = createAuditStage({ log: createAuditLog({ sinks: [sink] }), hmacKey: HMAC_KEY, environment: 'test', getPolicyRevision: () => 'r', configuredModel: (m) => m === 'echo' });
     // Prepared, then recorded: the record carries the HMAC prepare made. (The serialised outbound
     // text is memoised per array, so an edit inside the same array after prepare is not seen: the
     // HMAC in the record is the one of the text as it was at prepare time.)
@@ -303,7 +314,7 @@ describe('audit stage', () => {
 
   it('HMACs a repeated templated prompt as HMAC-SHA256 of the text sent, whether its prefix state is kept yet or not', async () => {
     const { sink, lines } = collector();
-    const stage = createAuditStage({ log: createAuditLog({ sinks: [sink] }), hmacKey: HMAC_KEY, environment: 'test', getPolicyRevision: () => 'r' });
+    const stage = createAuditStage({ log: createAuditLog({ sinks: [sink] }), hmacKey: HMAC_KEY, environment: 'test', getPolicyRevision: () => 'r', configuredModel: (m) => m === 'echo' });
     const tpl = makeTemplate({
       id: 't/long',
       variables: {
@@ -336,7 +347,7 @@ describe('audit stage', () => {
     const plain = collector();
     const at = Date.parse('2026-06-01T12:00:00Z');
     const make = (sink: ReturnType<typeof collector>['sink']) =>
-      createAuditStage({ log: createAuditLog({ sinks: [sink] }), hmacKey: HMAC_KEY, environment: 'test', getPolicyRevision: () => 'rev-1', now: () => at });
+      createAuditStage({ log: createAuditLog({ sinks: [sink] }), hmacKey: HMAC_KEY, environment: 'test', getPolicyRevision: () => 'rev-1', configuredModel: (m) => m === 'echo', now: () => at });
     const withDraft = make(drafted.sink);
     const without = make(plain.sink);
     for (const outcome of ['ok', 'error'] as const) {
@@ -366,14 +377,14 @@ describe('audit stage', () => {
 
   it('records failures with their code', async () => {
     const { sink, lines } = collector();
-    const stage = createAuditStage({ log: createAuditLog({ sinks: [sink] }), hmacKey: HMAC_KEY, environment: 'test', getPolicyRevision: () => 'r' });
+    const stage = createAuditStage({ log: createAuditLog({ sinks: [sink] }), hmacKey: HMAC_KEY, environment: 'test', getPolicyRevision: () => 'r', configuredModel: (m) => m === 'echo' });
     const ctx = makeContext({}, { error: new WardenError('policy_denied', 'denied') });
     await stage.auditRequest(ctx);
     expect(JSON.parse(lines[0]!)).toMatchObject({ status: 'error', error_code: 'policy_denied', principal: null, template: null, prompt_hmac: null });
   });
 
   it('refuses a short HMAC key', () => {
-    expect(() => createAuditStage({ log: createAuditLog({ sinks: [collector().sink] }), hmacKey: 'short', environment: 'e', getPolicyRevision: () => 'r' })).toThrow(/hmac key/);
+    expect(() => createAuditStage({ log: createAuditLog({ sinks: [collector().sink] }), hmacKey: 'short', environment: 'e', getPolicyRevision: () => 'r', configuredModel: (m) => m === 'echo' })).toThrow(/hmac key/);
   });
 });
 

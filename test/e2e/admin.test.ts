@@ -4,7 +4,7 @@
  */
 import { spawn, type ChildProcess } from 'node:child_process';
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
-import { createServer, type AddressInfo } from 'node:net';
+import { connect, createServer, type AddressInfo } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -106,7 +106,47 @@ describe('admin endpoints', () => {
   it('unknown admin paths are 404', async () => {
     expect((await fetch(`${w.addresses.admin}/debug`)).status).toBe(404);
   });
+
+  it('a method other than GET/HEAD is 405 on the admin paths only, 404 on any other path', async () => {
+    for (const path of ['/metrics', '/healthz', '/readyz']) {
+      const r = await fetch(`${w.addresses.admin}${path}`, { method: 'POST', body: '{}' });
+      expect(r.status, path).toBe(405);
+      expect(r.headers.get('allow'), path).toBe('GET, HEAD');
+    }
+    for (const [method, path] of [['POST', '/v1/chat/completions'], ['DELETE', '/debug'], ['PUT', '/']]) {
+      const r = await fetch(`${w.addresses.admin}${path}`, { method, body: method === 'DELETE' ? undefined : '{}' });
+      expect(r.status, `${method} ${path}`).toBe(404);
+      expect(r.headers.get('allow'), `${method} ${path}`).toBeNull();
+    }
+  });
+
+  it('an absolute-form request target is served like the origin-form one', async () => {
+    const { host } = new URL(w.addresses.admin);
+    const metrics = await rawRequest(w.addresses.admin, `GET http://${host}/metrics?x=1 HTTP/1.1\r\nHost: ${host}\r\nConnection: close\r\n\r\n`);
+    expect(metrics).toMatch(/^HTTP\/1\.1 200 /);
+    expect(metrics).toContain('warden_requests_total');
+    const health = await rawRequest(w.addresses.admin, `GET HTTP://${host}/healthz HTTP/1.1\r\nHost: ${host}\r\nConnection: close\r\n\r\n`);
+    expect(health).toMatch(/^HTTP\/1\.1 200 /);
+    expect(health).toContain('{"status":"ok"}');
+    // Only the path selects: the same unknown paths stay unknown, and `//metrics` is not a host.
+    for (const target of [`http://${host}/debug`, `http://${host}//metrics`, '//metrics', '*']) {
+      const r = await rawRequest(w.addresses.admin, `GET ${target} HTTP/1.1\r\nHost: ${host}\r\nConnection: close\r\n\r\n`);
+      expect(r, target).toMatch(/^HTTP\/1\.1 404 /);
+    }
+  });
 });
+
+/** Sends `request` as raw bytes to `base`'s host and port; resolves with the whole answer. */
+function rawRequest(base: string, request: string): Promise<string> {
+  const { hostname, port } = new URL(base);
+  return new Promise((resolve, reject) => {
+    const socket = connect(Number(port), hostname, () => socket.end(request));
+    let out = '';
+    socket.on('data', (d: Buffer) => (out += d.toString()));
+    socket.once('error', reject);
+    socket.once('close', () => resolve(out));
+  });
+}
 
 function freePort(): Promise<number> {
   return new Promise((resolve, reject) => {

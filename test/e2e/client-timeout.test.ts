@@ -44,4 +44,31 @@ describe('client_timeout_ms', () => {
     await eventually(() => w.audit().at(-1)?.error_code === 'request_timeout');
     expect(upstream.calls).toHaveLength(0);
   });
+
+  it('headers that never end get 408 request_timeout from the parser check, counted and audited', { timeout: 15_000 }, async () => {
+    const url = new URL(w.addresses.http);
+    const records = w.audit().length;
+    const timeouts = async () => {
+      const text = await (await fetch(`${w.addresses.admin}/metrics`)).text();
+      const line = text.split('\n').find((l) => l.startsWith('warden_requests_total{') && l.includes('code="request_timeout"'));
+      return line === undefined ? 0 : Number(line.slice(line.lastIndexOf(' ') + 1));
+    };
+    const before = await timeouts();
+    const answer = await new Promise<string>((resolve, reject) => {
+      const s = connect({ host: url.hostname, port: Number(url.port) }, () => {
+        s.write('POST /v1/chat/completions HTTP/1.1\r\nhost: x\r\nx-partial: ');
+        // ...and the header block never ends: no handler ever runs.
+      });
+      let text = '';
+      s.on('data', (d: Buffer) => (text += d.toString()));
+      s.on('close', () => resolve(text));
+      s.on('error', reject);
+    });
+    expect(answer).toMatch(/^HTTP\/1\.1 408 /);
+    expect(answer).toMatch(/x-request-id: [0-9a-f-]{36}/);
+    expect(answer).toContain('"code":"request_timeout"');
+    await eventually(() => w.audit().length > records);
+    expect(w.audit().slice(records)).toMatchObject([{ principal: null, status: 'error', error_code: 'request_timeout' }]);
+    expect(await timeouts()).toBe(before + 1);
+  });
 });

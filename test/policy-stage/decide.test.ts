@@ -271,9 +271,15 @@ describe('decide stage with the built-in Rego engine', () => {
     expect((await run(ctxWith({ template: { id: template.id } }, { template: other })))?.code).toBe('policy_denied');
   });
 
-  it('refuses a model the decision does not list', async () => {
-    const err = await run(ctxWith({ model: 'gpt-5' }));
-    expect(err).toMatchObject({ code: 'model_not_allowed', details: { model: 'gpt-5', allowed: ['echo', 'gpt-4o-mini'] } });
+  it('refuses a model the decision does not list, naming it only when it is configured', async () => {
+    // Configured: resolve routed it to a provider.
+    const err = await run(ctxWith({ model: 'gpt-5' }, { provider: 'openai' }));
+    expect(err).toMatchObject({ code: 'model_not_allowed', message: 'model gpt-5 is not allowed for this request', details: { model: 'gpt-5', allowed: ['echo', 'gpt-4o-mini'] } });
+    // Not configured: the name is the caller's data and is not repeated.
+    const unrouted = await run(ctxWith({ model: 'gpt-5 jane@example.com' }));
+    expect(unrouted).toMatchObject({ code: 'model_not_allowed', message: 'the requested model is not allowed for this request', location: { path: 'model' } });
+    expect(JSON.stringify({ m: unrouted?.message, d: unrouted?.details })).not.toContain('jane');
+    expect(unrouted?.details).toMatchObject({ allowed: ['echo', 'gpt-4o-mini'] });
     expect(await run(ctxWith({ model: 'gpt-5', action: 'models.list' }))).toBeUndefined();
   });
 

@@ -64,6 +64,13 @@ async function rejects(p: Promise<unknown> | void): Promise<WardenError> {
 }
 
 describe('forward stage', () => {
+  it('refuses a model no configuration routes (a decision allowing *) without naming it', async () => {
+    const stage = createForwardStage(() => registry('http://127.0.0.1:9/v1'));
+    const err = await rejects(stage.run(context({ model: 'CANARY-MODEL jane@example.com' }, decision({ models: ['*'] }))));
+    expect(err).toMatchObject({ code: 'invalid_request', message: 'the requested model is not configured', location: { path: 'model' } });
+    expect(JSON.stringify({ m: err.message, d: err.details })).not.toContain('CANARY');
+  });
+
   it('sends the outbound prompt with the key from the secret ref, clamps tokens, records usage and upstream metrics', async () => {
     upstream = await startUpstream();
     const metrics = createMetrics({ collectDefault: false });

@@ -1,5 +1,6 @@
 import { describe, expect, it } from 'vitest';
 import { createMetrics } from '../../src/telemetry/index.js';
+import { BUILTIN_ENTITIES, createRedactor } from '../../src/redact/index.js';
 import type { PipelineMetrics } from '../../src/pipeline/index.js';
 
 function valueOf(text: string, series: string): number | undefined {
@@ -39,6 +40,27 @@ describe('createMetrics', () => {
     expect(valueOf(text, 'warden_stage_duration_seconds_count{stage="decide"}')).toBe(1);
   });
 
+  it('histogram buckets reach an LLM call (forward includes the provider) and a 300 s stream', async () => {
+    const m = createMetrics({ collectDefault: false });
+    m.observeStage('forward', 8);
+    m.observeStage('decide', 0.00002);
+    m.observeRequest({ protocol: 'openai-http', code: 'ok', seconds: 290 });
+    m.observeUpstream('openai', 'ok', 290);
+    const text = await m.render();
+    // An 8 s provider call lands in a finite bucket, so a quantile reads 8-ish, not the top bucket.
+    expect(valueOf(text, 'warden_stage_duration_seconds_bucket{le="5",stage="forward"}')).toBe(0);
+    expect(valueOf(text, 'warden_stage_duration_seconds_bucket{le="10",stage="forward"}')).toBe(1);
+    // A stream as long as the default upstream_timeout_ms (300 s) is still inside the buckets.
+    expect(valueOf(text, 'warden_request_duration_seconds_bucket{le="120",protocol="openai-http"}')).toBe(0);
+    expect(valueOf(text, 'warden_request_duration_seconds_bucket{le="300",protocol="openai-http"}')).toBe(1);
+    expect(valueOf(text, 'warden_upstream_duration_seconds_bucket{le="300",provider="openai"}')).toBe(1);
+    expect(valueOf(text, 'warden_stage_duration_seconds_bucket{le="300",stage="forward"}')).toBe(1);
+    // Modest: a stage series stays under 25 buckets, sub-millisecond resolution kept.
+    const decideBuckets = text.split('\n').filter((l) => l.startsWith('warden_stage_duration_seconds_bucket{') && l.includes('stage="decide"'));
+    expect(decideBuckets.length).toBeLessThanOrEqual(25);
+    expect(valueOf(text, 'warden_stage_duration_seconds_bucket{le="0.000025",stage="decide"}')).toBe(1);
+  });
+
   it('upstream, streams, audit, reload', async () => {
     const m = createMetrics({ collectDefault: false });
     m.observeUpstream('openai', 'ok', 0.1);
@@ -66,6 +88,21 @@ describe('createMetrics', () => {
     expect(valueOf(text, 'warden_redactions_total{entity="custom"}')).toBe(4);
     expect(text).not.toContain('CUSTOMER_ID');
     expect(text).not.toContain('PHONE_NUMBER"}');
+  });
+
+  it("labels every entity type the redactor reports with its own name, and only those", async () => {
+    const redactor = createRedactor({ customEntities: [{ name: 'CUSTOMER_ID', pattern: 'CUST-[0-9]{6}' }] });
+    const names = redactor.reportedEntities();
+    // Built-in detectors, the configured custom entity and the leak guard's SECRET_VALUE.
+    expect(names).toEqual(expect.arrayContaining([...BUILTIN_ENTITIES, 'CUSTOMER_ID', 'SECRET_VALUE']));
+    const m = createMetrics({ collectDefault: false });
+    m.setRedactionEntities(names);
+    m.observeRedactions(Object.fromEntries(names.map((n) => [n, 1])));
+    m.observeRedactions({ NOT_CONFIGURED: 2 });
+    const text = await m.render();
+    for (const n of names) expect(valueOf(text, `warden_redactions_total{entity="${n}"}`), n).toBe(1);
+    expect(valueOf(text, 'warden_redactions_total{entity="custom"}')).toBe(2);
+    expect(text).not.toContain('NOT_CONFIGURED');
   });
 
   it('active revision keeps exactly one series per kind', async () => {

@@ -1,0 +1,147 @@
+/**
+ * Requests refused before Warden's handlers could see them as requests: HTTP that Node's parser
+ * refuses (a header block over `limits.max_header_bytes`, a bad method or HTTP version) and gRPC
+ * calls to methods Warden does not serve. Each is still counted in `warden_requests_total` and
+ * leaves one audit record with the code, and none repeats the caller's text.
+ */
+import { connect } from 'node:net';
+import * as grpc from '@grpc/grpc-js';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { eventually, startWarden, DOWN_URL, type WardenFixture } from './helpers/warden.js';
+
+const TRACE_ID = '4bf92f3577b34da6a3ce929d0e0e4736';
+const TRACEPARENT = `00-${TRACE_ID}-00f067aa0ba902b7-01`;
+
+let w: WardenFixture;
+
+beforeAll(async () => {
+  w = await startWarden({ upstreamUrl: DOWN_URL });
+});
+
+afterAll(async () => {
+  await w?.close();
+});
+
+async function requestsTotal(protocol: string, code: string): Promise<number> {
+  const text = await (await fetch(`${w.addresses.admin}/metrics`)).text();
+  const line = text.split('\n').find((l) => l.startsWith('warden_requests_total{') && l.includes(`protocol="${protocol}"`) && l.includes(`code="${code}"`));
+  return line === undefined ? 0 : Number(line.slice(line.lastIndexOf(' ') + 1));
+}
+
+/** Sends raw bytes to the HTTP listener; resolves with the whole answer once the server closes. */
+function raw(text: string): Promise<string> {
+  const { hostname, port } = new URL(w.addresses.http);
+  return new Promise((resolve, reject) => {
+    const socket = connect(Number(port), hostname, () => socket.end(text));
+    let out = '';
+    socket.on('data', (d: Buffer) => (out += d.toString('latin1')));
+    socket.once('error', reject);
+    socket.once('close', () => resolve(out));
+  });
+}
+
+function header(answer: string, name: string): string | undefined {
+  const head = answer.slice(0, answer.indexOf('\r\n\r\n'));
+  const line = head.split('\r\n').find((l) => l.toLowerCase().startsWith(`${name}:`));
+  return line?.slice(name.length + 1).trim();
+}
+
+describe('HTTP requests refused by the parser', () => {
+  const CANARY = 'CANARY-HEADER-7f3a';
+  const cases: Array<[string, string, number, string]> = [
+    [
+      'a header block over max_header_bytes',
+      `POST /v1/chat/completions HTTP/1.1\r\nHost: x\r\ntraceparent: ${TRACEPARENT}\r\nX-Big: ${CANARY}${'a'.repeat(20_000)}\r\nContent-Length: 2\r\n\r\n{}`,
+      431,
+      'payload_too_large',
+    ],
+    ['an invalid method', `FOO /v1/chat/${CANARY} HTTP/1.1\r\nHost: x\r\n\r\n`, 400, 'invalid_request'],
+    ['an invalid HTTP version', `POST /v1/chat/${CANARY} HTTP/9.9\r\nHost: x\r\n\r\n`, 400, 'invalid_request'],
+  ];
+  for (const [name, request, status, code] of cases) {
+    it(`${name}: ${status} ${code}, counted once and audited once`, async () => {
+      const before = await requestsTotal('openai-http', code);
+      const records = w.audit().length;
+      const answer = await raw(request);
+      expect(answer.startsWith(`HTTP/1.1 ${status} `), answer.slice(0, 80)).toBe(true);
+      expect(header(answer, 'connection')).toBe('close');
+      const body = JSON.parse(answer.slice(answer.indexOf('\r\n\r\n') + 4));
+      expect(body.error.code).toBe(code);
+      expect(answer).not.toContain(CANARY);
+      const requestId = header(answer, 'x-request-id');
+      expect(requestId).toMatch(/^[0-9a-f-]{36}$/);
+      expect(await requestsTotal('openai-http', code)).toBe(before + 1);
+      const added = w.audit().slice(records);
+      expect(added).toHaveLength(1);
+      expect(added[0]).toMatchObject({ request_id: requestId, principal: null, status: 'error', error_code: code, model: null, template: null });
+      expect(JSON.stringify(added[0])).not.toContain(CANARY);
+    });
+  }
+
+  it('a body error inside a request the handler already has is counted once, not twice', async () => {
+    const records = w.audit().length;
+    const before = await requestsTotal('openai-http', 'invalid_request');
+    const answer = await raw('POST /v1/chat/completions HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\nContent-Type: application/json\r\n\r\nzz\r\n{}\r\n0\r\n\r\n');
+    expect(answer).toMatch(/^HTTP\/1\.1 400 /);
+    await eventually(() => w.audit().length > records);
+    expect(w.audit().slice(records)).toHaveLength(1);
+    expect(await requestsTotal('openai-http', 'invalid_request')).toBe(before + 1);
+  });
+
+  it('a connection that sends nothing is no request: neither counted nor audited', async () => {
+    const records = w.audit().length;
+    const text = await (await fetch(`${w.addresses.admin}/metrics`)).text();
+    expect(await raw('')).toBe('');
+    expect(w.audit().length).toBe(records);
+    const sum = (t: string) => t.split('\n').filter((l) => l.startsWith('warden_requests_total{')).reduce((s, l) => s + Number(l.slice(l.lastIndexOf(' ') + 1)), 0);
+    expect(sum(await (await fetch(`${w.addresses.admin}/metrics`)).text())).toBe(sum(text));
+  });
+});
+
+describe('gRPC calls to a method Warden does not serve', () => {
+  const identity = (b: Buffer) => b;
+  let client: grpc.Client;
+
+  beforeAll(() => {
+    client = new grpc.Client(w.addresses.grpc, grpc.credentials.createInsecure());
+  });
+
+  afterAll(() => client?.close());
+
+  function unaryUnknown(path: string): Promise<grpc.ServiceError> {
+    const metadata = new grpc.Metadata();
+    metadata.set('traceparent', TRACEPARENT);
+    return new Promise((resolve, reject) =>
+      client.makeUnaryRequest(path, identity, identity, Buffer.from('CANARY-BODY'), metadata, (err) => (err ? resolve(err) : reject(new Error('expected an error')))),
+    );
+  }
+
+  for (const path of ['/warden.v1.PromptGateway/Delete', '/warden.v2.PromptGateway/Complete', '/x.CANARY/Z']) {
+    it(`${path}: UNIMPLEMENTED with warden-code not_found, counted and audited, the path not echoed`, async () => {
+      const before = await requestsTotal('grpc', 'not_found');
+      const records = w.audit().length;
+      const err = await unaryUnknown(path);
+      expect(err.code).toBe(grpc.status.UNIMPLEMENTED);
+      expect(err.metadata.get('warden-code')).toEqual(['not_found']);
+      expect(err.details).not.toContain(path);
+      expect(err.details).not.toContain('CANARY');
+      expect(await requestsTotal('grpc', 'not_found')).toBe(before + 1);
+      const added = w.audit().slice(records);
+      expect(added).toHaveLength(1);
+      expect(added[0]).toMatchObject({ principal: null, status: 'error', error_code: 'not_found', trace_id: TRACE_ID });
+      expect(JSON.stringify(added[0])).not.toContain('CANARY');
+    });
+  }
+
+  it('a server-streaming call to an unknown method gets the same answer', async () => {
+    const records = w.audit().length;
+    const call = client.makeServerStreamRequest('/warden.v1.PromptGateway/Tail', identity, identity, Buffer.from('x'));
+    const err = await new Promise<grpc.ServiceError>((resolve) => {
+      call.on('data', () => undefined);
+      call.on('error', resolve);
+    });
+    expect(err.code).toBe(grpc.status.UNIMPLEMENTED);
+    expect(err.metadata.get('warden-code')).toEqual(['not_found']);
+    expect(w.audit().slice(records)).toHaveLength(1);
+  });
+});
