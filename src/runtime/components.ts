@@ -39,6 +39,14 @@ export interface Components {
   auditLog: AuditLogHandle;
   /** Loads a complete new policy + template set; throws (with file:line) when any part is bad. */
   loadLiveSet(): Promise<LiveSet>;
+  /**
+   * Reads every provider's API key once. A key that cannot be read (a Secret mounted without read
+   * access for Warden's user, a misspelt env name) would otherwise fail every call as
+   * `secret_unavailable` while the process reports ready; `serve` checks before it binds, so the
+   * start fails instead. Dry runs never call a provider and do not check. Throws WardenError
+   * naming the config key and the ref, never a value.
+   */
+  checkProviderKeys(): Promise<void>;
   /** Releases upstream pools and sinks. */
   close(): Promise<void>;
 }
@@ -276,6 +284,17 @@ export async function buildComponents(config: Config, opts: ComponentOptions): P
       for (const w of templates.warnings) opts.logger.warn({ file: w.file, problem: w.message }, `templates: ${formatWarning(w)}`);
       logDecisionCache(opts.logger, policy.decisionCache);
       return { templates, policy, loadedAt: new Date().toISOString() };
+    },
+    async checkProviderKeys() {
+      for (const [name, pc] of Object.entries(config.providers)) {
+        if (pc.kind !== 'openai' || pc.api_key === undefined) continue;
+        try {
+          await resolver.resolveOne(pc.api_key);
+        } catch (err) {
+          const reason = err instanceof WardenError ? err.message : 'it could not be read';
+          throw new WardenError('secret_unavailable', `providers.${name}.api_key: ${reason}`, { cause: err, location: { path: `providers.${name}.api_key` } });
+        }
+      }
     },
     close: async () => {
       // The audit log closes even when a provider pool fails to: its fd and check timer must not

@@ -230,6 +230,7 @@ export async function createRuntime(config: Config, opts: RuntimeOptions = {}): 
   }
 
   async function start(): Promise<BoundAddresses> {
+    await components.checkProviderKeys();
     const limits = ingressLimits(config);
     const configuredModels = () => Object.keys(config.models);
     const onRejected = (code: string, seconds: number, protocol: 'openai-http' | 'anthropic-http' = 'openai-http') =>

@@ -44,3 +44,47 @@ describe('a start that fails', () => {
     expect(openOn(prepared.auditFile)).toBe(0);
   });
 });
+
+describe('a provider key that cannot be read', () => {
+  // The probe's case: a Kubernetes Secret mounted without read access for Warden's user. Every
+  // call would be 503 secret_unavailable while /readyz said 200; `start` refuses instead.
+  for (const [what, ref] of [
+    ['a file that is not there', 'file:secrets/no-such-key'],
+    ['an unset environment variable', 'env://WARDEN_TEST_UNSET_PROVIDER_KEY'],
+  ] as const) {
+    it(`stops the start: ${what}`, async () => {
+      const dir = await prepareWardenDir({ upstreamUrl: 'http://127.0.0.1:9/v1' });
+      try {
+        const config = loadConfig(dir.configFile, {});
+        const upstream = config.providers.upstream;
+        if (upstream?.kind !== 'openai') throw new Error('fixture: upstream is an openai provider');
+        upstream.api_key = ref;
+        const logger = createLogger({ level: 'error' }, { write: () => undefined });
+        const runtime = await createRuntime(config, { logger, configDir: dir.dir });
+        const failure = await runtime.start().then(
+          () => undefined,
+          (err: unknown) => err,
+        );
+        await runtime.shutdown('test');
+        expect(failure).toMatchObject({ code: 'secret_unavailable' });
+        expect((failure as Error).message).toContain('providers.upstream.api_key');
+        expect(openOn(dir.auditFile)).toBe(0);
+      } finally {
+        rmSync(dir.dir, { recursive: true, force: true });
+      }
+    });
+  }
+
+  it('a readable key starts as before', async () => {
+    const dir = await prepareWardenDir({ upstreamUrl: 'http://127.0.0.1:9/v1' });
+    try {
+      const logger = createLogger({ level: 'error' }, { write: () => undefined });
+      const runtime = await createRuntime(loadConfig(dir.configFile, {}), { logger, configDir: dir.dir });
+      const addresses = await runtime.start();
+      await runtime.shutdown('test');
+      expect(addresses.http).toMatch(/^http:\/\/127\.0\.0\.1:\d+$/);
+    } finally {
+      rmSync(dir.dir, { recursive: true, force: true });
+    }
+  });
+});
