@@ -6,6 +6,7 @@
  */
 import { createHmac } from 'node:crypto';
 import type { RedactionMode } from '../pipeline/types.js';
+import { jsonEdits, type JsonEdit, type JsonEditPart, type JsonLexState } from './json-literals.js';
 import type { Finding } from './types.js';
 
 /**
@@ -118,4 +119,62 @@ export function applyFindings(
   const tail = text.slice(pos);
   parts.push(between ? between(tail) : tail);
   return parts.join('');
+}
+
+/**
+ * applyFindings for JSON text (tool-call arguments in an answer), read from `at` (where a streamed
+ * piece begins): a finding in a string is replaced there, one in a bare value (a number) turns the
+ * value into a JSON string of its redaction, so JSON stays JSON (see jsonEdits). A finding is
+ * counted once, however many parts it was split into.
+ */
+export function applyJsonFindings(
+  text: string,
+  findings: readonly Finding[],
+  modeOf: (entity: string) => RedactionMode,
+  replacer: Replacer,
+  counts: Record<string, number>,
+  at: JsonLexState,
+  between?: (segment: string) => string,
+): string {
+  if (findings.length === 0) return between ? between(text) : text;
+  const parts: string[] = [];
+  let pos = 0;
+  let counted: Finding | undefined;
+  for (const edit of jsonEdits(text, findings, at)) {
+    const seg = text.slice(pos, edit.start);
+    parts.push(between ? between(seg) : seg);
+    parts.push(edit.bare ? quotedValue(text, edit, modeOf, replacer) : replacementOf(text, edit.parts[0]!, modeOf, replacer));
+    for (const p of edit.parts) {
+      if (p.finding === counted) continue;
+      counted = p.finding;
+      if (modeOf(p.finding.entity) !== 'allow') counts[p.finding.entity] = (counts[p.finding.entity] ?? 0) + 1;
+    }
+    pos = edit.end;
+  }
+  const tail = text.slice(pos);
+  parts.push(between ? between(tail) : tail);
+  return parts.join('');
+}
+
+/** A part's replacement: of the whole finding's value (a split one hashes alike in every part). */
+function replacementOf(text: string, p: JsonEditPart, modeOf: (entity: string) => RedactionMode, replacer: Replacer): string {
+  const mode = modeOf(p.finding.entity);
+  if (mode === 'allow') return text.slice(p.start, p.end);
+  return replacer.replace(p.finding.entity, text.slice(p.finding.start, p.finding.end), mode);
+}
+
+/**
+ * A bare value with its findings replaced, as a JSON string; unchanged (byte for byte) when they
+ * all are allowed. Placeholders in it are not restored: valid JSON has none outside strings.
+ */
+function quotedValue(text: string, edit: JsonEdit, modeOf: (entity: string) => RedactionMode, replacer: Replacer): string {
+  const raw = text.slice(edit.start, edit.end);
+  let out = '';
+  let pos = edit.start;
+  for (const p of edit.parts) {
+    out += text.slice(pos, p.start) + replacementOf(text, p, modeOf, replacer);
+    pos = p.end;
+  }
+  out += text.slice(pos, edit.end);
+  return out === raw ? raw : JSON.stringify(out);
 }

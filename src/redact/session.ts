@@ -18,8 +18,8 @@ import type {
 } from '../pipeline/types.js';
 import type { FindingsCache, PromptScan } from './findings-cache.js';
 import { LEAK_ENTITY, LeakGuard } from './leak-guard.js';
-import { jsonValueLiterals, type JsonLiteral } from './json-literals.js';
-import { applyFindings, createReplacer, TokenVault, type Replacer } from './modes.js';
+import { JSON_TEXT_START, jsonValueLiterals, type JsonLexState, type JsonLiteral } from './json-literals.js';
+import { applyFindings, applyJsonFindings, createReplacer, TokenVault, type Replacer } from './modes.js';
 import type { RedactionPlan } from './profiles.js';
 import { PLACEHOLDER, restorePlaceholders } from './restore.js';
 import { resolveOverlaps, type Scanner } from './scanner.js';
@@ -358,8 +358,12 @@ export class Session implements RedactionSession {
     return this.answerGuard.heldFrom(text, json);
   }
 
-  /** Replaces findings, restores placeholders between them, and masks any secret that remains. */
-  renderOutput(text: string, findings: readonly Finding[], json: boolean): string {
+  /**
+   * Replaces findings, restores placeholders between them, and masks any secret that remains.
+   * `json`: tool-call arguments, kept JSON (see applyJsonFindings); `at` is where `text` begins in
+   * them (a streamed piece may begin inside a string).
+   */
+  renderOutput(text: string, findings: readonly Finding[], json: boolean, at: JsonLexState = JSON_TEXT_START): string {
     // Placeholders are restored only where one can be: this request minted tokens and the text
     // holds a '<' (every placeholder starts with one).
     const restore =
@@ -368,7 +372,9 @@ export class Session implements RedactionSession {
         : undefined;
     // Counted here (once per emitted piece), not where found: streaming looks at held text twice.
     for (const f of findings) if (f.entity === LEAK_ENTITY) this.leaks++;
-    const out = applyFindings(text, findings, this.responseModeOf, this.replacer, this.responseCounts, restore);
+    const out = json
+      ? applyJsonFindings(text, findings, this.responseModeOf, this.replacer, this.responseCounts, at, restore)
+      : applyFindings(text, findings, this.responseModeOf, this.replacer, this.responseCounts, restore);
     // `findings` hold every secret of `text` already; only a restored value can bring a new one
     // (a tokenized secret, or one that completes a secret with the text around it).
     if (!this.answerGuard.active || restore === undefined) return out;
@@ -376,7 +382,10 @@ export class Session implements RedactionSession {
     const n = this.answerGuard.find(out, hits, json);
     if (n === 0) return out;
     this.leaks += n;
-    return applyFindings(out, resolveOverlaps(hits), () => 'mask', this.replacer, this.responseCounts);
+    const masked = resolveOverlaps(hits);
+    return json
+      ? applyJsonFindings(out, masked, () => 'mask', this.replacer, this.responseCounts, at)
+      : applyFindings(out, masked, () => 'mask', this.replacer, this.responseCounts);
   }
 
   /**

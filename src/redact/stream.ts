@@ -12,8 +12,14 @@
  *
  * Detection of each emitted piece sees the last CONTEXT_TAIL characters already emitted, so
  * context words and boundaries read the same as on the whole text.
+ *
+ * Tool-call arguments are JSON: their channels also know where the emitted text leaves the JSON
+ * (in a string or not, see jsonStateAfter), never cut through a bare value (a number) or an
+ * escape, and replace findings as in the whole arguments (a number holding one is quoted), so
+ * the concatenated pieces parse as the non-streamed arguments do.
  */
 import type { ChunkDelta, CompletionChunk } from '../pipeline/types.js';
+import { JSON_TEXT_START, jsonStateAfter, safeJsonCut, type JsonLexState } from './json-literals.js';
 import { fold } from './normalize.js';
 import { CONTEXT_WINDOW } from './scanner.js';
 import type { Finding } from './types.js';
@@ -32,7 +38,8 @@ const RELEASE_KEEP = 1024;
 export interface OutputProcessor {
   readonly maxHoldBack: number;
   outputFindings(text: string, from: number, json: boolean): Finding[];
-  renderOutput(text: string, findings: readonly Finding[], json: boolean): string;
+  /** `at`: where `text` begins in the JSON, for `json` channels. */
+  renderOutput(text: string, findings: readonly Finding[], json: boolean, at?: JsonLexState): string;
   /**
    * Start of the tail of `text` that may be the beginning of a guarded secret value (text.length:
    * none). Held back like a growing entity: a secret may hold spaces or line breaks, so the
@@ -146,6 +153,11 @@ export class StreamChannel {
    * of the whole held run (quadratic in the run's length).
    */
   private runStart = 0;
+  /**
+   * Tool-call arguments: where the text emitted so far leaves the JSON (in a string or not), so a
+   * piece's findings are replaced as in the whole arguments. Kept from each emitted piece alone.
+   */
+  private jsonAt: JsonLexState = JSON_TEXT_START;
 
   constructor(
     private readonly proc: OutputProcessor,
@@ -208,12 +220,20 @@ export class StreamChannel {
     const from = this.ctx.length;
     const findings = this.proc.outputFindings(full, from, this.json);
     if (!final) {
-      // Never cut through a finding, and hold one that touches the end (it may still grow).
-      for (let i = findings.length - 1; i >= 0; i--) {
-        const f = findings[i]!;
-        const fs = f.start - from;
-        const fe = f.end - from;
-        if ((fs < cut && fe > cut) || (fe >= p.length && fs < cut)) cut = Math.max(0, fs);
+      // Never cut through a finding, and hold one that touches the end (it may still grow). In
+      // tool-call arguments, nor through a bare value (a number quoted whole if it holds a
+      // finding, see jsonEdits) or an escape; moving back for those may cross a finding again.
+      for (;;) {
+        const before = cut;
+        for (let i = findings.length - 1; i >= 0; i--) {
+          const f = findings[i]!;
+          const fs = f.start - from;
+          const fe = f.end - from;
+          if ((fs < cut && fe > cut) || (fe >= p.length && fs < cut)) cut = Math.max(0, fs);
+        }
+        if (!this.json) break;
+        cut = safeJsonCut(p, this.jsonAt, cut);
+        if (cut === before) break;
       }
       if (cut === 0) {
         if (!overflow) return '';
@@ -222,7 +242,8 @@ export class StreamChannel {
     }
     const inRange = findings.filter((f) => f.end - from <= cut).map((f) => ({ ...f, start: f.start - from, end: f.end - from }));
     const raw = p.slice(0, cut);
-    const out = this.proc.renderOutput(raw, inRange, this.json);
+    const out = this.proc.renderOutput(raw, inRange, this.json, this.jsonAt);
+    if (this.json) this.jsonAt = jsonStateAfter(raw, this.jsonAt);
     this.ctx = (this.ctx + raw).slice(-CONTEXT_TAIL);
     this.pending = p.slice(cut);
     this.runStart = Math.max(0, this.runStart - cut);
