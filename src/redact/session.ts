@@ -42,6 +42,26 @@ export interface SessionOptions {
   findingsCache?: FindingsCache | undefined;
 }
 
+
+/**
+ * Reserves in `vault` every placeholder-shaped text in `input` (strings and member names, at any
+ * depth). Per request on every tokenizing plan, over the whole prompt: a plain walk (no
+ * Object.entries arrays), and a text is matched only when it holds a `<`.
+ */
+function reservePlaceholdersIn(v: unknown, vault: TokenVault): void {
+  if (typeof v === 'string') {
+    if (v.indexOf('<') >= 0) for (const m of v.matchAll(PLACEHOLDER)) vault.reserve(m[0]);
+  } else if (Array.isArray(v)) {
+    for (let i = 0; i < v.length; i++) reservePlaceholdersIn(v[i], vault);
+  } else if (v !== null && typeof v === 'object') {
+    for (const k in v) {
+      if (!Object.hasOwn(v, k)) continue;
+      if (k.indexOf('<') >= 0) reservePlaceholdersIn(k, vault);
+      reservePlaceholdersIn((v as Record<string, unknown>)[k], vault);
+    }
+  }
+}
+
 export class Session implements RedactionSession {
   private readonly scanner: Scanner;
   private readonly plan: RedactionPlan;
@@ -122,20 +142,7 @@ export class Session implements RedactionSession {
    * tokenize mint placeholders, so only they look.
    */
   private reserveInputPlaceholders(input: unknown): void {
-    if (!this.plan.usesTokenize) return;
-    const visit = (v: unknown): void => {
-      if (typeof v === 'string') {
-        if (v.indexOf('<') >= 0) for (const m of v.matchAll(PLACEHOLDER)) this.vault.reserve(m[0]);
-      } else if (Array.isArray(v)) {
-        for (const x of v) visit(x);
-      } else if (v !== null && typeof v === 'object') {
-        for (const [k, x] of Object.entries(v)) {
-          visit(k);
-          visit(x);
-        }
-      }
-    };
-    visit(input);
+    if (this.plan.usesTokenize) reservePlaceholdersIn(input, this.vault);
   }
 
   private redactMessage(m: ChatMessage, provenance: TextProvenance | undefined): ChatMessage {
