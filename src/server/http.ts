@@ -6,7 +6,7 @@
  * the upstream call.
  */
 import { randomUUID } from 'node:crypto';
-import { STATUS_CODES, createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
+import { STATUS_CODES, createServer, type IncomingMessage, type Server, type ServerOptions, type ServerResponse } from 'node:http';
 import type { Duplex } from 'node:stream';
 import { performance } from 'node:perf_hooks';
 import type { Pipeline, PipelineLogger } from '../pipeline/pipeline.js';
@@ -161,10 +161,31 @@ export function parserRefusal(code: string | undefined, limits: Pick<IngressLimi
     return { status: 431, error };
   }
   if (code === 'ERR_HTTP_REQUEST_TIMEOUT') {
-    return { status: 408, error: new WardenError('request_timeout', `the request's headers did not arrive within ${limits.requestTimeoutMs} ms`) };
+    // Node checks once a second, after requestTimeoutMs + 1 s (the server options below).
+    return { status: 408, error: new WardenError('request_timeout', `the request's headers did not arrive within limits.client_timeout_ms (${limits.requestTimeoutMs} ms)`) };
   }
   if (code?.startsWith('HPE_')) return { status: 400, error: new WardenError('invalid_request', 'the request is not valid HTTP/1.1') };
   return undefined;
+}
+
+/**
+ * node:http's limits for the app listener. Exported for its test: the header block's deadline
+ * must follow `client_timeout_ms`, not Node's own default.
+ */
+export function serverOptions(limits: Pick<IngressLimits, 'maxHeaderBytes' | 'requestTimeoutMs'>): ServerOptions {
+  return {
+    maxHeaderSize: limits.maxHeaderBytes,
+    // The app talks to us over loopback with keep-alive; let idle sockets live a little longer
+    // than a typical client pool's idle timeout.
+    keepAliveTimeout: 65_000,
+    // readBody answers a late body with `request_timeout` itself; Node's own limit (a bare 408,
+    // checked every connectionsCheckingInterval) is the backstop, for headers that never end.
+    requestTimeout: limits.requestTimeoutMs + 1_000,
+    // The header block gets the same time: Node's default (60 s, or requestTimeout if smaller)
+    // would refuse slow headers earlier than client_timeout_ms says, or later than a small one.
+    headersTimeout: limits.requestTimeoutMs + 1_000,
+    connectionsCheckingInterval: 1_000,
+  };
 }
 
 export function createHttpIngress(opts: HttpIngressOptions): HttpIngress {
@@ -216,16 +237,7 @@ export function createHttpIngress(opts: HttpIngressOptions): HttpIngress {
   }
 
   const server = createServer(
-    {
-      maxHeaderSize: limits.maxHeaderBytes,
-      // The app talks to us over loopback with keep-alive; let idle sockets live a little longer
-      // than a typical client pool's idle timeout.
-      keepAliveTimeout: 65_000,
-      // readBody answers a late body with `request_timeout` itself; Node's own limit (a bare 408,
-      // checked every connectionsCheckingInterval) is the backstop, for headers that never end.
-      requestTimeout: limits.requestTimeoutMs + 1_000,
-      connectionsCheckingInterval: 1_000,
-    },
+    serverOptions(limits),
     (req, res) => {
       active++;
       serving.set(req.socket, { req, res });
