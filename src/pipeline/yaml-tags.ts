@@ -4,11 +4,12 @@
  * with only a warning and keeps the plain value, so `api_key: !vault secret/x` would read as the
  * string `secret/x`: an operator who thinks a tag does something must be told it does not.
  * YAML 1.1's types (`!!binary`, `!!set`, `!!timestamp`, …) are refused too: the library would
- * otherwise hand back a Buffer, a Set or a Date where Warden expects plain data. Every YAML text
+ * otherwise hand back a Buffer, a Set or a Date where Warden expects plain data, and a `%YAML 1.1`
+ * document (whose plain dates and yes/no resolve with no tag at all) is refused. Every YAML text
  * Warden reads as its own input (config, templates, policy data, `warden policy` input) is
  * checked; `yaml.unmarshal` in Rego is not, as OPA's YAML library ignores unknown tags.
  */
-import { isNode, LineCounter, parseDocument, visit, type Document } from 'yaml';
+import { LineCounter, parseDocument, type Document } from 'yaml';
 import { addDuplicateKeyErrors, NO_LIBRARY_UNIQUE_KEYS } from './yaml-unique-keys.js';
 
 /**
@@ -39,13 +40,10 @@ export function yamlTagProblems(doc: Document): YamlTagProblem[] {
     const message = tag === undefined ? `YAML: ${first}` : CORE_TAGS.has(tag) ? `YAML tag ${shown(tag)} does not fit its value` : `unknown YAML tag ${shown(tag)}`;
     problems.push({ offset: w.pos[0], message });
   }
-  // Under a `%YAML 1.1` directive the library's YAML 1.1 schema resolves its types without a
-  // warning: they are found on the nodes instead.
+  // Under a `%YAML 1.1` directive the library reads YAML 1.1: plain dates become Date objects,
+  // `yes`/`no` booleans, `010` octal, with no tag to find. Warden's inputs are YAML 1.2.
   if (doc.schema.name !== 'core') {
-    visit(doc, (_key, node) => {
-      if (!isNode(node) || node.tag === undefined || !node.tag.startsWith(YAML_ORG) || CORE_TAGS.has(node.tag)) return;
-      problems.push({ offset: node.range?.[0] ?? 0, message: `unknown YAML tag ${shown(node.tag)}` });
-    });
+    problems.push({ offset: 0, message: '%YAML 1.1 is not supported: Warden reads YAML 1.2 (remove the directive)' });
   }
   return problems.sort((a, b) => a.offset - b.offset);
 }

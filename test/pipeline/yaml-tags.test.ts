@@ -46,8 +46,13 @@ describe('yamlTagProblems', () => {
     expect(problemsOf('a: !!float 1\nb: !!map [1]\n')).toEqual(['1:4: YAML tag !!float does not fit its value', '2:4: YAML tag !!map does not fit its value']);
   });
 
-  it('refuses YAML 1.1 types in a %YAML 1.1 document too (the library resolves them there without a word)', () => {
-    expect(problemsOf('%YAML 1.1\n---\na: !!binary aGVsbG8=\nb: !vault x\n')).toEqual(['3:13: unknown YAML tag !!binary', '4:4: unknown YAML tag !vault']);
+  it('refuses a %YAML 1.1 document (the library resolves its types there without a tag or a word)', () => {
+    const directive = '1:1: %YAML 1.1 is not supported: Warden reads YAML 1.2 (remove the directive)';
+    expect(problemsOf('%YAML 1.1\n---\na: !!binary aGVsbG8=\nb: !vault x\n')).toEqual([directive, '4:4: unknown YAML tag !vault']);
+    // A plain date would become a Date object, `yes` a boolean, `010` the number 8.
+    expect(problemsOf('%YAML 1.1\n---\nd: 2001-12-14\ne: yes\nf: 010\n')).toEqual([directive]);
+    expect(() => parseYamlValue('%YAML 1.1\n---\nd: 2001-12-14\n')).toThrow(YamlTagError);
+    expect(problemsOf('%YAML 1.2\n---\nd: 2001-12-14\n')).toEqual([]);
   });
 
   it('names a long tag shortened, never the value it tags', () => {
