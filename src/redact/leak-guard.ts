@@ -126,19 +126,21 @@ export class LeakGuard {
     // An escape cut at the end ("\u00") decodes to nothing yet: it is held, and what comes
     // before it is judged.
     const end = json ? partialEscapeStart(text) : text.length;
-    // A few more units than needed: a window that begins inside an escape or a surrogate pair
-    // reads its first units wrong, and those must not be part of any candidate tail.
+    // A few more units than needed: a window that begins inside a \uXXXX escape or a surrogate
+    // pair reads its first units wrong, and those must not be part of any candidate tail. In JSON
+    // it never begins inside a run of backslashes (see backslashRunStart): `text` begins where
+    // the stream's emitted text ended, after a whole escape, so its start is a sound place too.
     const need = this.longest - 1 + 8;
     let width = Math.min(end, 2 * need);
     for (;;) {
-      const from = end - width;
+      const from = json ? backslashRunStart(text, end - width) : end - width;
       const view = searchedText(text.slice(from, end), json);
       if (view.text.length >= need || from === 0) {
         const at = this.prefixStart(view.text);
         if (at === view.text.length) return end;
         return from + (view.starts ? view.starts[at]! : at);
       }
-      width = Math.min(end, 2 * width);
+      width = Math.min(end, 2 * (end - from));
     }
   }
 
@@ -231,6 +233,19 @@ export function decodeJsonEscapes(text: string): FoldedText {
   }
   copyRun(n);
   return { text: parts.join(''), starts: starts.subarray(0, j), ends: ends.subarray(0, j) };
+}
+
+/**
+ * `at` moved back to the start of the run of backslashes it falls in (`at` itself when the unit
+ * before it is not a backslash). JSON escapes decoded from inside such a run pair its backslashes
+ * the wrong way for all of its length (`\\\\\u006F`, two escaped backslashes and an `o`, read from
+ * its second unit is `\\`, `\\` and the letters `u006F`), which no fixed slack covers. A unit
+ * after a non-backslash begins an escape or a character (the middle of a `\uXXXX` is hex, never a
+ * backslash), so from the run's start they pair as JSON.parse pairs them.
+ */
+export function backslashRunStart(text: string, at: number): number {
+  while (at > 0 && text.charCodeAt(at - 1) === 92) at--;
+  return at;
 }
 
 /** Start of an escape cut at the end of `text` (a backslash the escape's rest has not followed), else text.length. */

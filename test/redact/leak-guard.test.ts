@@ -8,6 +8,7 @@ import { describe, expect, it } from 'vitest';
 import { isWardenError, type WardenError } from '../../src/pipeline/errors.js';
 import type { CompletionChunk } from '../../src/pipeline/types.js';
 import { createRedactor } from '../../src/redact/index.js';
+import { LeakGuard } from '../../src/redact/leak-guard.js';
 import type { Session } from '../../src/redact/session.js';
 import { collect, decision, fromArray } from './helpers.js';
 
@@ -230,6 +231,50 @@ describe('leak guard: obfuscated and escaped secrets', () => {
   it('an escaped backslash before "u0043…" is not an escape: the text is not the secret and stays', () => {
     const args = '{"x":"\\\\u0043ANARY-SECRET-7f3a"}';
     expect(whole(redactor.session(decision(), [CANARY]), args, true)).toBe(args);
+  });
+
+  describe('a long run of escaped backslashes before a \\u-escaped secret (longer than the stream context)', () => {
+    // 37+ pairs put the hold-back's window start (and the stream context's) inside the run: read
+    // from there, the pairs flip and the last backslash eats the `\\` of `\\u006F`.
+    const PAIRS = [37, 38, 45, 46, 80, 81];
+    /** `pairs` escaped backslashes, then `\\u006Fpen sesame …` (escaped: the secret) or `u006Fpen…` (not). */
+    const argsWith = (pairs: number, escaped: boolean): string => `{"x":"a ${'\\\\'.repeat(pairs)}${escaped ? '\\' : ''}u006F${PHRASE.slice(1)}"}`;
+
+    it('the hold-back starts at the escape that begins the secret, whatever the run length', () => {
+      const guard = new LeakGuard([PHRASE]);
+      const wrong: string[] = [];
+      for (let pairs = 0; pairs < 140; pairs++) {
+        for (const tail of ['pen sesame CA', 'pen sesame CAN', 'pen sesame CANA', 'pen sesame CANAR']) {
+          const head = `{"x":"a ${'\\\\'.repeat(pairs)}\\u006F${tail}`;
+          const held = guard.heldFrom(head, true);
+          if (held !== head.indexOf('\\u006F')) wrong.push(`${pairs} pairs, ${tail}: held from ${held}`);
+        }
+      }
+      expect(wrong.slice(0, 3)).toEqual([]);
+    });
+
+    for (const pairs of PAIRS) {
+      for (const escaped of [true, false]) {
+        it(`${pairs} pairs, ${escaped ? 'an escape (the secret)' : 'a literal "u006F" (not the secret)'}: streamed at every piece size equals whole`, async () => {
+          const args = argsWith(pairs, escaped);
+          const expected = whole(redactor.session(decision(), [PHRASE]), args, true);
+          // Both parities decode as JSON.parse reads them.
+          const value = (JSON.parse(args) as { x: string }).x;
+          expect(value.endsWith(PHRASE)).toBe(escaped);
+          expect(expected).toBe(escaped ? `{"x":"a ${'\\\\'.repeat(pairs)}[SECRET_VALUE]"}` : args);
+          const failures: string[] = [];
+          for (let size = 1; size <= args.length; size++) {
+            const deltas = await streamed(redactor.session(decision(), [PHRASE]), bySize(args, size), true);
+            if (deltas.join('') !== expected) failures.push(`pieces of ${size}: ${JSON.stringify(deltas.join('').slice(-50))}`);
+          }
+          for (const { how, pieces } of cuts(args, 0)) {
+            const deltas = await streamed(redactor.session(decision(), [PHRASE]), pieces, true);
+            if (deltas.join('') !== expected) failures.push(`${how}: ${JSON.stringify(deltas.join('').slice(-50))}`);
+          }
+          expect(failures.slice(0, 3)).toEqual([]);
+        });
+      }
+    }
   });
 
   it('content (not JSON) with a literal "\\u0043ANARY…" is text, not an escape, and stays', () => {
