@@ -17,7 +17,7 @@ import type {
   ToolDefinition,
 } from '../pipeline/types.js';
 import type { FindingsCache, PromptScan } from './findings-cache.js';
-import { LEAK_ENTITY, LeakGuard } from './leak-guard.js';
+import { decodeJsonEscapes, LEAK_ENTITY, LeakGuard } from './leak-guard.js';
 import { JSON_TEXT_START, jsonValueLiterals, type JsonLexState, type JsonLiteral } from './json-literals.js';
 import { applyFindings, applyJsonFindings, createReplacer, TokenVault, type Replacer } from './modes.js';
 import type { RedactionPlan } from './profiles.js';
@@ -58,6 +58,21 @@ function reservePlaceholdersIn(v: unknown, vault: TokenVault): void {
       if (!Object.hasOwn(v, k)) continue;
       if (k.indexOf('<') >= 0) reservePlaceholdersIn(k, vault);
       reservePlaceholdersIn((v as Record<string, unknown>)[k], vault);
+    }
+  }
+}
+
+/**
+ * Tool-call arguments are JSON text, which the model reads with its string escapes decoded: a
+ * placeholder written with escapes in them (`\u003cEMAIL_ADDRESS_1>`) is one to the model, so it
+ * is reserved too. Only arguments holding a backslash are decoded (the walk above saw the rest).
+ */
+function reserveEscapedPlaceholdersIn(messages: readonly ChatMessage[], vault: TokenVault): void {
+  for (const m of messages) {
+    if (!m.tool_calls) continue;
+    for (const tc of m.tool_calls) {
+      const args = tc.function.arguments;
+      if (args.indexOf('\\') >= 0) reservePlaceholdersIn(decodeJsonEscapes(args).text, vault);
     }
   }
 }
@@ -103,6 +118,7 @@ export class Session implements RedactionSession {
    */
   redactMessages(messages: ChatMessage[], provenance?: ReadonlyArray<TextProvenance | undefined>): ChatMessage[] {
     this.reserveInputPlaceholders(messages);
+    if (this.plan.usesTokenize) reserveEscapedPlaceholdersIn(messages, this.vault);
     const out = messages.map((m, i) => this.redactMessage(m, provenance?.[i]));
     this.throwIfRefused();
     return out;

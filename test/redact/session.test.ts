@@ -457,6 +457,23 @@ describe('placeholder-shaped text in the input (tokenize + reidentify)', () => {
     expect(s.redactMessages([{ role: 'user', content: 'and bob@example.org' }])[0]!.content).toBe('and <EMAIL_ADDRESS_3>');
     expect(answer(s, '<EMAIL_ADDRESS_3>')).toBe('bob@example.org');
   });
+
+  it('a placeholder written with JSON escapes in tool-call arguments is reserved too (the model reads it decoded)', () => {
+    for (const note of ['\\u003cEMAIL_ADDRESS_1>', '\\u003CEMAIL_ADDRESS_1\\u003E', '<\\u0045MAIL_ADDRESS_1>']) {
+      const args = `{"note":"${note}","to":"bob@corp.example.com"}`;
+      expect((JSON.parse(args) as { note: string }).note).toBe('<EMAIL_ADDRESS_1>');
+      const s = r.session(decision({ mode: 'tokenize' }), []);
+      const out = s.redactMessages([{ role: 'assistant', content: null, tool_calls: [{ id: 'call_1', type: 'function', function: { name: 'f', arguments: args } }] }]);
+      expect(out[0]!.tool_calls![0]!.function.arguments, note).toBe(`{"note":"${note}","to":"<EMAIL_ADDRESS_2>"}`);
+      expect(answer(s, 'You wrote <EMAIL_ADDRESS_1> in the note, to <EMAIL_ADDRESS_2>'), note).toBe('You wrote <EMAIL_ADDRESS_1> in the note, to bob@corp.example.com');
+    }
+    // An escaped backslash before "u003c" is not an escape: no placeholder there, nothing reserved.
+    const s = r.session(decision({ mode: 'tokenize' }), []);
+    const out = s.redactMessages([
+      { role: 'assistant', content: null, tool_calls: [{ id: 'call_1', type: 'function', function: { name: 'f', arguments: '{"note":"\\\\u003cEMAIL_ADDRESS_1>","to":"bob@corp.example.com"}' } }] },
+    ]);
+    expect(out[0]!.tool_calls![0]!.function.arguments).toBe('{"note":"\\\\u003cEMAIL_ADDRESS_1>","to":"<EMAIL_ADDRESS_1>"}');
+  });
 });
 
 describe('profile and custom-entity checks at startup', () => {
