@@ -410,6 +410,19 @@ describe('message name and tool call ids', () => {
       expect(e.details).toEqual({ reason: 'pii_in_id', entities: ['EMAIL_ADDRESS'] });
       expect(e.message).not.toContain('bob');
     }
+    // A secret value in an id is a leak first (as README says): `secret_leak`, not `pii_in_id`,
+    // also when the id holds PII too.
+    for (const secretId of [`call_${CANARY}`, `call_${CANARY}_bob@example.org`]) {
+      for (const msgs of [
+        [{ role: 'assistant', content: null, tool_calls: [{ id: secretId, type: 'function', function: { name: 'f', arguments: '{}' } }] }],
+        [{ role: 'tool', tool_call_id: secretId, content: 'ok' }],
+      ] as ChatMessage[][]) {
+        const e = thrown(() => r.session(decision(), [CANARY]).redactMessages(msgs));
+        expect(e.code).toBe('redaction_blocked');
+        expect(e.details).toEqual({ reason: 'secret_leak', entities: ['SECRET_VALUE'], leaks: 1 });
+        expect(e.message + JSON.stringify(e.details)).not.toMatch(/CANARY|bob/);
+      }
+    }
     // Ordinary ids pass unchanged.
     const ok = r.session(decision(), []).redactMessages([{ role: 'tool', tool_call_id: 'call_Dj3kf9Yx2b4155552671', content: 'ok' }]);
     expect(ok[0]!.tool_call_id).toBe('call_Dj3kf9Yx2b4155552671');
