@@ -1,6 +1,7 @@
 /**
- * Leak guard: the exact secret values resolved for a request, and their base64 (standard and
- * URL-safe, at every byte alignment inside a longer blob) and URL-encoded forms, are searched in
+ * Leak guard: the exact secret values resolved for a request (an accented one composed and
+ * decomposed, NFC and NFD), and their base64 (standard and URL-safe, at every byte alignment
+ * inside a longer blob) and URL-encoded forms, are searched in
  * text. In a prompt they refuse the request; in a response they are masked. Values shorter than
  * MIN_SECRET_LENGTH are ignored: they would match ordinary text.
  *
@@ -15,6 +16,7 @@ import { fold, toOriginalSpan, type FoldedText } from './normalize.js';
 import type { Finding } from './types.js';
 
 export const MIN_SECRET_LENGTH = 6;
+const NON_ASCII = /[^\u0000-\u007f]/; // eslint-disable-line no-control-regex
 export const LEAK_ENTITY = 'SECRET_VALUE';
 
 function base64Cores(value: Buffer): string[] {
@@ -55,6 +57,14 @@ export class LeakGuard {
         set.add(core);
         set.add(core.replace(/\+/g, '-').replace(/\//g, '_'));
       }
+    }
+    // An accented value may be written composed (NFC: `é`) or decomposed (NFD: `e` and a
+    // combining accent): the two look the same and a caller's NFC or NFD turns one into the
+    // other. The fold reads each code point on its own and keeps a letter's accent, so each form
+    // is a needle. Only values with a character that decomposes get a second one.
+    for (const s of secrets) {
+      if (typeof s !== 'string' || s.length < MIN_SECRET_LENGTH || !NON_ASCII.test(s)) continue;
+      for (const form of [s.normalize('NFC'), s.normalize('NFD')]) if (form !== s) set.add(form);
     }
     // Searched as the text is (folded): a needle is its folded form. Folding can shorten a value
     // (invisible characters in it): one that ends up too short would match ordinary text.

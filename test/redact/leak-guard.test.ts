@@ -277,6 +277,45 @@ describe('leak guard: obfuscated and escaped secrets', () => {
     }
   });
 
+  describe('decomposed (NFD) and composed (NFC) forms of an accented secret', () => {
+    const NFC = 'café-Geheimnis-42x mot de passe éé';
+    const NFD = NFC.normalize('NFD');
+    for (const [name, secret, written] of [
+      ['an NFD answer, NFC secret', NFC, NFD],
+      ['an NFC answer, NFD secret', NFD, NFC],
+      ['an NFD answer, NFD secret', NFD, NFD],
+    ] as const) {
+      it(`${name}: masked whole, and streamed at every split and piece size`, async () => {
+        const text = `pw ${written} ok`;
+        const s = redactor.session(decision(), [secret]);
+        expect(whole(s, text, false)).toBe('pw [SECRET_VALUE] ok');
+        const failures: string[] = [];
+        for (const { how, pieces } of cuts(text, 9)) {
+          const deltas = await streamed(redactor.session(decision(), [secret]), pieces, false);
+          if (deltas.join('') !== 'pw [SECRET_VALUE] ok') failures.push(`${how}: ${JSON.stringify(deltas)}`);
+          // No word of it goes out before the guard sees it whole.
+          for (const d of deltas) if (/Geheimnis|passe/.test(d)) failures.push(`${how}: released ${JSON.stringify(d)}`);
+        }
+        expect(failures.slice(0, 3)).toEqual([]);
+      });
+
+      it(`${name}: refused in a prompt`, () => {
+        const e = thrown(() => redactor.session(decision(), [secret]).redactMessages([{ role: 'user', content: `data: ${written} end` }]));
+        expect(e.details?.['reason']).toBe('secret_leak');
+      });
+    }
+
+    it('an accent added after the value does not hide it (the value is still there, letter for letter)', () => {
+      const s = redactor.session(decision(), [CANARY]);
+      expect(whole(s, `code ${CANARY}\u0301 ok`, false)).toBe('code [SECRET_VALUE]\u0301 ok');
+    });
+
+    it('a different accent is a different value: not masked', () => {
+      const text = `pw ${'cafè-Geheimnis-42x'.normalize('NFD')} ok`;
+      expect(whole(redactor.session(decision(), ['café-Geheimnis-42x']), text, false)).toBe(text);
+    });
+  });
+
   it('content (not JSON) with a literal "\\u0043ANARY…" is text, not an escape, and stays', () => {
     const text = 'write \\u0043ANARY-SECRET-7f3a in C';
     expect(whole(redactor.session(decision(), [CANARY]), text, false)).toBe(text);
