@@ -234,11 +234,13 @@ export class Session implements RedactionSession {
    * are kept byte for byte: re-serialising would round numbers JavaScript cannot hold exactly.
    */
   private promptJsonText(text: string): string {
+    let parsed: unknown;
     try {
-      JSON.parse(text);
+      parsed = JSON.parse(text) as unknown;
     } catch {
       return this.promptText(text);
     }
+    if (this.guard.active) this.guardMemberNames(parsed);
     const literals = jsonValueLiterals(text);
     const numbers = literals.some((l) => l.kind === 'number') ? this.scanPrompt(text).findings : [];
     const parts: string[] = [];
@@ -287,10 +289,33 @@ export class Session implements RedactionSession {
     if (typeof v === 'string') return this.promptText(v);
     if (Array.isArray(v)) return v.map((x) => this.promptJsonValue(x));
     if (v !== null && typeof v === 'object') {
+      const guardNames = this.guard.active;
       // fromEntries defines members: a "__proto__" member stays a member, as JSON.parse made it.
-      return Object.fromEntries(Object.entries(v).map(([k, x]) => [k, this.promptJsonValue(x)]));
+      return Object.fromEntries(
+        Object.entries(v).map(([k, x]) => {
+          if (guardNames) this.guardPrompt(k);
+          return [k, this.promptJsonValue(x)];
+        }),
+      );
     }
     return v;
+  }
+
+  /**
+   * Member names are not redacted: they are keys the tool's schema fixed, and rewriting one would
+   * change what the tool receives. A secret value in one is still refused, as in a value (the
+   * leak guard reads each name, decoded). Only requests with secrets to guard walk them.
+   */
+  private guardMemberNames(v: unknown): void {
+    if (Array.isArray(v)) {
+      for (let i = 0; i < v.length; i++) this.guardMemberNames(v[i]);
+    } else if (v !== null && typeof v === 'object') {
+      for (const k in v) {
+        if (!Object.hasOwn(v, k)) continue;
+        this.guardPrompt(k);
+        this.guardMemberNames((v as Record<string, unknown>)[k]);
+      }
+    }
   }
 
   private promptModeOf = (entity: string): RedactionMode => this.plan.modes.get(entity) ?? 'mask';

@@ -321,6 +321,34 @@ describe('leak guard: obfuscated and escaped secrets', () => {
     expect(whole(redactor.session(decision(), [CANARY]), text, false)).toBe(text);
   });
 
+  describe('a secret value as a member name (JSON key) in the prompt is refused like a value', () => {
+    const call = (args: string) => [{ role: 'assistant' as const, content: null, tool_calls: [{ id: 'c1', type: 'function' as const, function: { name: 'f', arguments: args } }] }];
+    const CASES: Record<string, (s: Session) => unknown> = {
+      'tool-call arguments': (s) => s.redactMessages(call(`{"${CANARY}": 1}`)),
+      'tool-call arguments, nested and \\u-escaped': (s) => s.redactMessages(call('{"a": [{"\\u0043ANARY-SECRET-7f3a": "x"}]}')),
+      'Anthropic tool_use.input': (s) => s.redactMessages([{ role: 'assistant', content: [{ type: 'tool_use', id: 't1', name: 'f', input: { [CANARY]: true } }] }]),
+      'a tool schema': (s) => s.redactTools([{ type: 'function', function: { name: 'f', parameters: { type: 'object', properties: { [CANARY]: { type: 'string' } } } } }]),
+      'pass-through parameters': (s) => s.redactParams({ metadata: { [`k ${CANARY}`]: 'v' } }),
+    };
+    for (const [name, run] of Object.entries(CASES)) {
+      it(name, () => {
+        const s = redactor.session(decision(), [CANARY, PHRASE]);
+        const e = thrown(() => run(s));
+        expect(e.code).toBe('redaction_blocked');
+        expect(e.details).toEqual({ reason: 'secret_leak', entities: ['SECRET_VALUE'], leaks: 1 });
+        expect(e.message + JSON.stringify(e.details)).not.toContain('CANARY');
+      });
+    }
+
+    it('ordinary member names pass unchanged, and PII in a member name is not rewritten (documented)', () => {
+      const s = redactor.session(decision(), [CANARY]);
+      const args = '{"bob@example.org": "mail bob@example.org", "n": 1}';
+      expect(s.redactMessages(call(args))[0]!.tool_calls![0]!.function.arguments).toBe('{"bob@example.org": "mail [EMAIL_ADDRESS]", "n": 1}');
+      expect(s.redactParams({ metadata: { 'bob@example.org': 'x' } })).toEqual({ metadata: { 'bob@example.org': 'x' } });
+      expect(s.report().leaks).toBe(0);
+    });
+  });
+
   it('prompt tool-call arguments with a \\u-escaped secret are refused', () => {
     const e = thrown(() =>
       redactor.session(decision(), [CANARY]).redactMessages([
