@@ -1,6 +1,7 @@
 /**
- * Leak guard: the exact secret values resolved for a request, and their base64 (standard and
- * URL-safe, at every byte alignment inside a longer blob) and URL-encoded forms, are searched in
+ * Leak guard: the exact secret values resolved for a request (an accented one composed and
+ * decomposed, NFC and NFD), and their base64 (standard and URL-safe, at every byte alignment
+ * inside a longer blob) and URL-encoded forms, are searched in
  * text. In a prompt they refuse the request; in a response they are masked. Values shorter than
  * MIN_SECRET_LENGTH are ignored: they would match ordinary text.
  *
@@ -15,6 +16,7 @@ import { fold, toOriginalSpan, type FoldedText } from './normalize.js';
 import type { Finding } from './types.js';
 
 export const MIN_SECRET_LENGTH = 6;
+const NON_ASCII = /[^\u0000-\u007f]/; // eslint-disable-line no-control-regex
 export const LEAK_ENTITY = 'SECRET_VALUE';
 
 function base64Cores(value: Buffer): string[] {
@@ -55,6 +57,14 @@ export class LeakGuard {
         set.add(core);
         set.add(core.replace(/\+/g, '-').replace(/\//g, '_'));
       }
+    }
+    // An accented value may be written composed (NFC: `é`) or decomposed (NFD: `e` and a
+    // combining accent): the two look the same and a caller's NFC or NFD turns one into the
+    // other. The fold reads each code point on its own and keeps a letter's accent, so each form
+    // is a needle. Only values with a character that decomposes get a second one.
+    for (const s of secrets) {
+      if (typeof s !== 'string' || s.length < MIN_SECRET_LENGTH || !NON_ASCII.test(s)) continue;
+      for (const form of [s.normalize('NFC'), s.normalize('NFD')]) if (form !== s) set.add(form);
     }
     // Searched as the text is (folded): a needle is its folded form. Folding can shorten a value
     // (invisible characters in it): one that ends up too short would match ordinary text.
@@ -126,19 +136,21 @@ export class LeakGuard {
     // An escape cut at the end ("\u00") decodes to nothing yet: it is held, and what comes
     // before it is judged.
     const end = json ? partialEscapeStart(text) : text.length;
-    // A few more units than needed: a window that begins inside an escape or a surrogate pair
-    // reads its first units wrong, and those must not be part of any candidate tail.
+    // A few more units than needed: a window that begins inside a \uXXXX escape or a surrogate
+    // pair reads its first units wrong, and those must not be part of any candidate tail. In JSON
+    // it never begins inside a run of backslashes (see backslashRunStart): `text` begins where
+    // the stream's emitted text ended, after a whole escape, so its start is a sound place too.
     const need = this.longest - 1 + 8;
     let width = Math.min(end, 2 * need);
     for (;;) {
-      const from = end - width;
+      const from = json ? backslashRunStart(text, end - width) : end - width;
       const view = searchedText(text.slice(from, end), json);
       if (view.text.length >= need || from === 0) {
         const at = this.prefixStart(view.text);
         if (at === view.text.length) return end;
         return from + (view.starts ? view.starts[at]! : at);
       }
-      width = Math.min(end, 2 * width);
+      width = Math.min(end, 2 * (end - from));
     }
   }
 
@@ -231,6 +243,19 @@ export function decodeJsonEscapes(text: string): FoldedText {
   }
   copyRun(n);
   return { text: parts.join(''), starts: starts.subarray(0, j), ends: ends.subarray(0, j) };
+}
+
+/**
+ * `at` moved back to the start of the run of backslashes it falls in (`at` itself when the unit
+ * before it is not a backslash). JSON escapes decoded from inside such a run pair its backslashes
+ * the wrong way for all of its length (`\\\\\u006F`, two escaped backslashes and an `o`, read from
+ * its second unit is `\\`, `\\` and the letters `u006F`), which no fixed slack covers. A unit
+ * after a non-backslash begins an escape or a character (the middle of a `\uXXXX` is hex, never a
+ * backslash), so from the run's start they pair as JSON.parse pairs them.
+ */
+export function backslashRunStart(text: string, at: number): number {
+  while (at > 0 && text.charCodeAt(at - 1) === 92) at--;
+  return at;
 }
 
 /** Start of an escape cut at the end of `text` (a backslash the escape's rest has not followed), else text.length. */

@@ -17,7 +17,7 @@ import type {
   ToolDefinition,
 } from '../pipeline/types.js';
 import type { FindingsCache, PromptScan } from './findings-cache.js';
-import { LEAK_ENTITY, LeakGuard } from './leak-guard.js';
+import { decodeJsonEscapes, LEAK_ENTITY, LeakGuard } from './leak-guard.js';
 import { JSON_TEXT_START, jsonValueLiterals, type JsonLexState, type JsonLiteral } from './json-literals.js';
 import { applyFindings, applyJsonFindings, createReplacer, TokenVault, type Replacer } from './modes.js';
 import type { RedactionPlan } from './profiles.js';
@@ -58,6 +58,21 @@ function reservePlaceholdersIn(v: unknown, vault: TokenVault): void {
       if (!Object.hasOwn(v, k)) continue;
       if (k.indexOf('<') >= 0) reservePlaceholdersIn(k, vault);
       reservePlaceholdersIn((v as Record<string, unknown>)[k], vault);
+    }
+  }
+}
+
+/**
+ * Tool-call arguments are JSON text, which the model reads with its string escapes decoded: a
+ * placeholder written with escapes in them (`\u003cEMAIL_ADDRESS_1>`) is one to the model, so it
+ * is reserved too. Only arguments holding a backslash are decoded (the walk above saw the rest).
+ */
+function reserveEscapedPlaceholdersIn(messages: readonly ChatMessage[], vault: TokenVault): void {
+  for (const m of messages) {
+    if (!m.tool_calls) continue;
+    for (const tc of m.tool_calls) {
+      const args = tc.function.arguments;
+      if (args.indexOf('\\') >= 0) reservePlaceholdersIn(decodeJsonEscapes(args).text, vault);
     }
   }
 }
@@ -103,6 +118,7 @@ export class Session implements RedactionSession {
    */
   redactMessages(messages: ChatMessage[], provenance?: ReadonlyArray<TextProvenance | undefined>): ChatMessage[] {
     this.reserveInputPlaceholders(messages);
+    if (this.plan.usesTokenize) reserveEscapedPlaceholdersIn(messages, this.vault);
     const out = messages.map((m, i) => this.redactMessage(m, provenance?.[i]));
     this.throwIfRefused();
     return out;
@@ -218,11 +234,13 @@ export class Session implements RedactionSession {
    * are kept byte for byte: re-serialising would round numbers JavaScript cannot hold exactly.
    */
   private promptJsonText(text: string): string {
+    let parsed: unknown;
     try {
-      JSON.parse(text);
+      parsed = JSON.parse(text) as unknown;
     } catch {
       return this.promptText(text);
     }
+    if (this.guard.active) this.guardMemberNames(parsed);
     const literals = jsonValueLiterals(text);
     const numbers = literals.some((l) => l.kind === 'number') ? this.scanPrompt(text).findings : [];
     const parts: string[] = [];
@@ -271,10 +289,33 @@ export class Session implements RedactionSession {
     if (typeof v === 'string') return this.promptText(v);
     if (Array.isArray(v)) return v.map((x) => this.promptJsonValue(x));
     if (v !== null && typeof v === 'object') {
+      const guardNames = this.guard.active;
       // fromEntries defines members: a "__proto__" member stays a member, as JSON.parse made it.
-      return Object.fromEntries(Object.entries(v).map(([k, x]) => [k, this.promptJsonValue(x)]));
+      return Object.fromEntries(
+        Object.entries(v).map(([k, x]) => {
+          if (guardNames) this.guardPrompt(k);
+          return [k, this.promptJsonValue(x)];
+        }),
+      );
     }
     return v;
+  }
+
+  /**
+   * Member names are not redacted: they are keys the tool's schema fixed, and rewriting one would
+   * change what the tool receives. A secret value in one is still refused, as in a value (the
+   * leak guard reads each name, decoded). Only requests with secrets to guard walk them.
+   */
+  private guardMemberNames(v: unknown): void {
+    if (Array.isArray(v)) {
+      for (let i = 0; i < v.length; i++) this.guardMemberNames(v[i]);
+    } else if (v !== null && typeof v === 'object') {
+      for (const k in v) {
+        if (!Object.hasOwn(v, k)) continue;
+        this.guardPrompt(k);
+        this.guardMemberNames((v as Record<string, unknown>)[k]);
+      }
+    }
   }
 
   private promptModeOf = (entity: string): RedactionMode => this.plan.modes.get(entity) ?? 'mask';

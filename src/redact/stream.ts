@@ -143,6 +143,20 @@ function pemStart(p: string, hold: number): number {
   return hold;
 }
 
+/**
+ * The last CONTEXT_TAIL units of the emitted `text`, the context the next piece is scanned with.
+ * In JSON (tool-call arguments) the leak guard decodes string escapes from the context's start:
+ * one inside a run of backslashes would pair the whole run the wrong way (an escaped backslash
+ * and `u006F` read as a backslash and `\u006F`, an `o`), on into the piece. So it starts after a
+ * unit that is not a backslash, where escapes pair as in the whole text (or is empty: the piece
+ * itself begins after a whole escape).
+ */
+function contextTail(text: string, json: boolean): string {
+  let at = Math.max(0, text.length - CONTEXT_TAIL);
+  if (json) while (at > 0 && at < text.length && text.charCodeAt(at - 1) === 92) at++;
+  return at === 0 ? text : text.slice(at);
+}
+
 export class StreamChannel {
   private pending = '';
   private ctx = '';
@@ -244,7 +258,7 @@ export class StreamChannel {
     const raw = p.slice(0, cut);
     const out = this.proc.renderOutput(raw, inRange, this.json, this.jsonAt);
     if (this.json) this.jsonAt = jsonStateAfter(raw, this.jsonAt);
-    this.ctx = (this.ctx + raw).slice(-CONTEXT_TAIL);
+    this.ctx = contextTail(this.ctx + raw, this.json);
     this.pending = p.slice(cut);
     this.runStart = Math.max(0, this.runStart - cut);
     return out;

@@ -8,6 +8,7 @@ import { describe, expect, it } from 'vitest';
 import { isWardenError, type WardenError } from '../../src/pipeline/errors.js';
 import type { CompletionChunk } from '../../src/pipeline/types.js';
 import { createRedactor } from '../../src/redact/index.js';
+import { LeakGuard } from '../../src/redact/leak-guard.js';
 import type { Session } from '../../src/redact/session.js';
 import { collect, decision, fromArray } from './helpers.js';
 
@@ -232,9 +233,120 @@ describe('leak guard: obfuscated and escaped secrets', () => {
     expect(whole(redactor.session(decision(), [CANARY]), args, true)).toBe(args);
   });
 
+  describe('a long run of escaped backslashes before a \\u-escaped secret (longer than the stream context)', () => {
+    // 37+ pairs put the hold-back's window start (and the stream context's) inside the run: read
+    // from there, the pairs flip and the last backslash eats the `\\` of `\\u006F`.
+    const PAIRS = [37, 38, 45, 46, 80, 81];
+    /** `pairs` escaped backslashes, then `\\u006Fpen sesame …` (escaped: the secret) or `u006Fpen…` (not). */
+    const argsWith = (pairs: number, escaped: boolean): string => `{"x":"a ${'\\\\'.repeat(pairs)}${escaped ? '\\' : ''}u006F${PHRASE.slice(1)}"}`;
+
+    it('the hold-back starts at the escape that begins the secret, whatever the run length', () => {
+      const guard = new LeakGuard([PHRASE]);
+      const wrong: string[] = [];
+      for (let pairs = 0; pairs < 140; pairs++) {
+        for (const tail of ['pen sesame CA', 'pen sesame CAN', 'pen sesame CANA', 'pen sesame CANAR']) {
+          const head = `{"x":"a ${'\\\\'.repeat(pairs)}\\u006F${tail}`;
+          const held = guard.heldFrom(head, true);
+          if (held !== head.indexOf('\\u006F')) wrong.push(`${pairs} pairs, ${tail}: held from ${held}`);
+        }
+      }
+      expect(wrong.slice(0, 3)).toEqual([]);
+    });
+
+    for (const pairs of PAIRS) {
+      for (const escaped of [true, false]) {
+        it(`${pairs} pairs, ${escaped ? 'an escape (the secret)' : 'a literal "u006F" (not the secret)'}: streamed at every piece size equals whole`, async () => {
+          const args = argsWith(pairs, escaped);
+          const expected = whole(redactor.session(decision(), [PHRASE]), args, true);
+          // Both parities decode as JSON.parse reads them.
+          const value = (JSON.parse(args) as { x: string }).x;
+          expect(value.endsWith(PHRASE)).toBe(escaped);
+          expect(expected).toBe(escaped ? `{"x":"a ${'\\\\'.repeat(pairs)}[SECRET_VALUE]"}` : args);
+          const failures: string[] = [];
+          for (let size = 1; size <= args.length; size++) {
+            const deltas = await streamed(redactor.session(decision(), [PHRASE]), bySize(args, size), true);
+            if (deltas.join('') !== expected) failures.push(`pieces of ${size}: ${JSON.stringify(deltas.join('').slice(-50))}`);
+          }
+          for (const { how, pieces } of cuts(args, 0)) {
+            const deltas = await streamed(redactor.session(decision(), [PHRASE]), pieces, true);
+            if (deltas.join('') !== expected) failures.push(`${how}: ${JSON.stringify(deltas.join('').slice(-50))}`);
+          }
+          expect(failures.slice(0, 3)).toEqual([]);
+        });
+      }
+    }
+  });
+
+  describe('decomposed (NFD) and composed (NFC) forms of an accented secret', () => {
+    const NFC = 'café-Geheimnis-42x mot de passe éé';
+    const NFD = NFC.normalize('NFD');
+    for (const [name, secret, written] of [
+      ['an NFD answer, NFC secret', NFC, NFD],
+      ['an NFC answer, NFD secret', NFD, NFC],
+      ['an NFD answer, NFD secret', NFD, NFD],
+    ] as const) {
+      it(`${name}: masked whole, and streamed at every split and piece size`, async () => {
+        const text = `pw ${written} ok`;
+        const s = redactor.session(decision(), [secret]);
+        expect(whole(s, text, false)).toBe('pw [SECRET_VALUE] ok');
+        const failures: string[] = [];
+        for (const { how, pieces } of cuts(text, 9)) {
+          const deltas = await streamed(redactor.session(decision(), [secret]), pieces, false);
+          if (deltas.join('') !== 'pw [SECRET_VALUE] ok') failures.push(`${how}: ${JSON.stringify(deltas)}`);
+          // No word of it goes out before the guard sees it whole.
+          for (const d of deltas) if (/Geheimnis|passe/.test(d)) failures.push(`${how}: released ${JSON.stringify(d)}`);
+        }
+        expect(failures.slice(0, 3)).toEqual([]);
+      });
+
+      it(`${name}: refused in a prompt`, () => {
+        const e = thrown(() => redactor.session(decision(), [secret]).redactMessages([{ role: 'user', content: `data: ${written} end` }]));
+        expect(e.details?.['reason']).toBe('secret_leak');
+      });
+    }
+
+    it('an accent added after the value does not hide it (the value is still there, letter for letter)', () => {
+      const s = redactor.session(decision(), [CANARY]);
+      expect(whole(s, `code ${CANARY}\u0301 ok`, false)).toBe('code [SECRET_VALUE]\u0301 ok');
+    });
+
+    it('a different accent is a different value: not masked', () => {
+      const text = `pw ${'cafè-Geheimnis-42x'.normalize('NFD')} ok`;
+      expect(whole(redactor.session(decision(), ['café-Geheimnis-42x']), text, false)).toBe(text);
+    });
+  });
+
   it('content (not JSON) with a literal "\\u0043ANARY…" is text, not an escape, and stays', () => {
     const text = 'write \\u0043ANARY-SECRET-7f3a in C';
     expect(whole(redactor.session(decision(), [CANARY]), text, false)).toBe(text);
+  });
+
+  describe('a secret value as a member name (JSON key) in the prompt is refused like a value', () => {
+    const call = (args: string) => [{ role: 'assistant' as const, content: null, tool_calls: [{ id: 'c1', type: 'function' as const, function: { name: 'f', arguments: args } }] }];
+    const CASES: Record<string, (s: Session) => unknown> = {
+      'tool-call arguments': (s) => s.redactMessages(call(`{"${CANARY}": 1}`)),
+      'tool-call arguments, nested and \\u-escaped': (s) => s.redactMessages(call('{"a": [{"\\u0043ANARY-SECRET-7f3a": "x"}]}')),
+      'Anthropic tool_use.input': (s) => s.redactMessages([{ role: 'assistant', content: [{ type: 'tool_use', id: 't1', name: 'f', input: { [CANARY]: true } }] }]),
+      'a tool schema': (s) => s.redactTools([{ type: 'function', function: { name: 'f', parameters: { type: 'object', properties: { [CANARY]: { type: 'string' } } } } }]),
+      'pass-through parameters': (s) => s.redactParams({ metadata: { [`k ${CANARY}`]: 'v' } }),
+    };
+    for (const [name, run] of Object.entries(CASES)) {
+      it(name, () => {
+        const s = redactor.session(decision(), [CANARY, PHRASE]);
+        const e = thrown(() => run(s));
+        expect(e.code).toBe('redaction_blocked');
+        expect(e.details).toEqual({ reason: 'secret_leak', entities: ['SECRET_VALUE'], leaks: 1 });
+        expect(e.message + JSON.stringify(e.details)).not.toContain('CANARY');
+      });
+    }
+
+    it('ordinary member names pass unchanged, and PII in a member name is not rewritten (documented)', () => {
+      const s = redactor.session(decision(), [CANARY]);
+      const args = '{"bob@example.org": "mail bob@example.org", "n": 1}';
+      expect(s.redactMessages(call(args))[0]!.tool_calls![0]!.function.arguments).toBe('{"bob@example.org": "mail [EMAIL_ADDRESS]", "n": 1}');
+      expect(s.redactParams({ metadata: { 'bob@example.org': 'x' } })).toEqual({ metadata: { 'bob@example.org': 'x' } });
+      expect(s.report().leaks).toBe(0);
+    });
   });
 
   it('prompt tool-call arguments with a \\u-escaped secret are refused', () => {

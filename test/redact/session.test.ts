@@ -410,6 +410,19 @@ describe('message name and tool call ids', () => {
       expect(e.details).toEqual({ reason: 'pii_in_id', entities: ['EMAIL_ADDRESS'] });
       expect(e.message).not.toContain('bob');
     }
+    // A secret value in an id is a leak first (as README says): `secret_leak`, not `pii_in_id`,
+    // also when the id holds PII too.
+    for (const secretId of [`call_${CANARY}`, `call_${CANARY}_bob@example.org`]) {
+      for (const msgs of [
+        [{ role: 'assistant', content: null, tool_calls: [{ id: secretId, type: 'function', function: { name: 'f', arguments: '{}' } }] }],
+        [{ role: 'tool', tool_call_id: secretId, content: 'ok' }],
+      ] as ChatMessage[][]) {
+        const e = thrown(() => r.session(decision(), [CANARY]).redactMessages(msgs));
+        expect(e.code).toBe('redaction_blocked');
+        expect(e.details).toEqual({ reason: 'secret_leak', entities: ['SECRET_VALUE'], leaks: 1 });
+        expect(e.message + JSON.stringify(e.details)).not.toMatch(/CANARY|bob/);
+      }
+    }
     // Ordinary ids pass unchanged.
     const ok = r.session(decision(), []).redactMessages([{ role: 'tool', tool_call_id: 'call_Dj3kf9Yx2b4155552671', content: 'ok' }]);
     expect(ok[0]!.tool_call_id).toBe('call_Dj3kf9Yx2b4155552671');
@@ -456,6 +469,23 @@ describe('placeholder-shaped text in the input (tokenize + reidentify)', () => {
     // And a token reserved by a member name is not minted afterwards.
     expect(s.redactMessages([{ role: 'user', content: 'and bob@example.org' }])[0]!.content).toBe('and <EMAIL_ADDRESS_3>');
     expect(answer(s, '<EMAIL_ADDRESS_3>')).toBe('bob@example.org');
+  });
+
+  it('a placeholder written with JSON escapes in tool-call arguments is reserved too (the model reads it decoded)', () => {
+    for (const note of ['\\u003cEMAIL_ADDRESS_1>', '\\u003CEMAIL_ADDRESS_1\\u003E', '<\\u0045MAIL_ADDRESS_1>']) {
+      const args = `{"note":"${note}","to":"bob@corp.example.com"}`;
+      expect((JSON.parse(args) as { note: string }).note).toBe('<EMAIL_ADDRESS_1>');
+      const s = r.session(decision({ mode: 'tokenize' }), []);
+      const out = s.redactMessages([{ role: 'assistant', content: null, tool_calls: [{ id: 'call_1', type: 'function', function: { name: 'f', arguments: args } }] }]);
+      expect(out[0]!.tool_calls![0]!.function.arguments, note).toBe(`{"note":"${note}","to":"<EMAIL_ADDRESS_2>"}`);
+      expect(answer(s, 'You wrote <EMAIL_ADDRESS_1> in the note, to <EMAIL_ADDRESS_2>'), note).toBe('You wrote <EMAIL_ADDRESS_1> in the note, to bob@corp.example.com');
+    }
+    // An escaped backslash before "u003c" is not an escape: no placeholder there, nothing reserved.
+    const s = r.session(decision({ mode: 'tokenize' }), []);
+    const out = s.redactMessages([
+      { role: 'assistant', content: null, tool_calls: [{ id: 'call_1', type: 'function', function: { name: 'f', arguments: '{"note":"\\\\u003cEMAIL_ADDRESS_1>","to":"bob@corp.example.com"}' } }] },
+    ]);
+    expect(out[0]!.tool_calls![0]!.function.arguments).toBe('{"note":"\\\\u003cEMAIL_ADDRESS_1>","to":"<EMAIL_ADDRESS_1>"}');
   });
 });
 
