@@ -1,0 +1,83 @@
+/**
+ * The policy decision contract end to end: what a decision leaves out (redaction profile and
+ * modes), what it asks for (variable names in the audit record), what the policy sees of the
+ * caller's token limit on every ingress and what the upstream then receives, and the log lines a
+ * broken decision leaves. A real Warden with its own policy, real HTTP and gRPC clients, and the
+ * loopback OpenAI-contract upstream recording each body.
+ */
+import { describe, expect, it } from 'vitest';
+import { startUpstream, type FakeUpstream } from './helpers/upstream.js';
+import { startWarden, type WardenFixture } from './helpers/warden.js';
+
+const POLICY_HEAD = 'package warden\n\nimport rego.v1\n\n';
+/** A GitHub token: a SECRETS entity (the strict profile blocks secrets, standard masks them). */
+const GITHUB_TOKEN = 'ghp_aB3dE5gH7jK9mN1pQ3sT5vW7yZ9bC1dE3fG5';
+
+interface Harness {
+  w: WardenFixture;
+  up: FakeUpstream;
+  token: string;
+}
+
+async function withWarden(policy: string, fn: (h: Harness) => Promise<void>, extraConfig?: string): Promise<void> {
+  const up = await startUpstream();
+  const w = await startWarden({ upstreamUrl: up.url, extraConfig, files: { 'policies/e2e.rego': POLICY_HEAD + policy } });
+  try {
+    await fn({ w, up, token: await w.signer.token('support', 'ticket-bot') });
+  } finally {
+    await w.close();
+    await up.close();
+  }
+}
+
+async function chat(h: Harness, body: object): Promise<{ status: number; body: any }> {
+  const r = await fetch(`${h.w.addresses.http}/v1/chat/completions`, {
+    method: 'POST',
+    headers: { 'content-type': 'application/json', authorization: `Bearer ${h.token}` },
+    body: JSON.stringify(body),
+  });
+  return { status: r.status, body: await r.json() };
+}
+
+const withToken = { template: 'support/ticket-summary@2', variables: { ticket_id: 'T-1', customer_message: `my token is ${GITHUB_TOKEN}` } };
+
+describe('a decision that names no redaction profile', () => {
+  it('gets config redaction.default_profile (strict blocks the token), with or without an empty redaction block', async () => {
+    for (const redaction of ['', ', "redaction": {}', ', "redaction": {"reidentify": false}']) {
+      await withWarden(
+        `decision := {"allow": true, "models": ["*"]${redaction}}\n`,
+        async (h) => {
+          const r = await chat(h, { model: 'gpt-4o-mini', warden: withToken });
+          expect([r.status, r.body.error?.code], redaction).toEqual([422, 'redaction_blocked']);
+          expect(h.up.calls).toHaveLength(0);
+        },
+        'redaction: { default_profile: strict }',
+      );
+    }
+  });
+
+  it('keeps the profile own per-entity modes when the redaction block is left out, as with an empty one', async () => {
+    const blockSecrets = 'redaction: { profiles: { standard: { entities: [EMAIL_ADDRESS, SECRETS], mode: mask, settings: { SECRETS: { mode: block } } } } }';
+    for (const redaction of ['', ', "redaction": {}']) {
+      await withWarden(
+        `decision := {"allow": true, "models": ["*"]${redaction}}\n`,
+        async (h) => {
+          const r = await chat(h, { model: 'gpt-4o-mini', warden: withToken });
+          expect([r.status, r.body.error?.code], redaction || 'no redaction block').toEqual([422, 'redaction_blocked']);
+          expect(h.up.calls).toHaveLength(0);
+        },
+        blockSecrets,
+      );
+    }
+  });
+
+  it('still masks with the built-in standard profile when nothing is configured', async () => {
+    await withWarden('decision := {"allow": true, "models": ["*"]}\n', async (h) => {
+      const r = await chat(h, { model: 'gpt-4o-mini', warden: withToken });
+      expect(r.status).toBe(200);
+      const sent = JSON.stringify(h.up.calls[0]!.body.messages);
+      expect(sent).toContain('[GITHUB_TOKEN]');
+      expect(sent).not.toContain(GITHUB_TOKEN);
+    });
+  });
+});
