@@ -6,12 +6,15 @@
  * loopback OpenAI-contract upstream recording each body.
  */
 import { describe, expect, it } from 'vitest';
+import { verifyChain } from '../../src/audit/index.js';
 import { startUpstream, type FakeUpstream } from './helpers/upstream.js';
 import { startWarden, type WardenFixture } from './helpers/warden.js';
 
 const POLICY_HEAD = 'package warden\n\nimport rego.v1\n\n';
 /** A GitHub token: a SECRETS entity (the strict profile blocks secrets, standard masks them). */
 const GITHUB_TOKEN = 'ghp_aB3dE5gH7jK9mN1pQ3sT5vW7yZ9bC1dE3fG5';
+const VARIABLE_VALUE = 'CANARY-VARIABLE-VALUE-31';
+const TEMPLATE = { template: 'support/ticket-summary@2', variables: { ticket_id: 'T-1', customer_message: VARIABLE_VALUE } };
 
 interface Harness {
   w: WardenFixture;
@@ -79,5 +82,22 @@ describe('a decision that names no redaction profile', () => {
       expect(sent).toContain('[GITHUB_TOKEN]');
       expect(sent).not.toContain(GITHUB_TOKEN);
     });
+  });
+});
+
+describe('decision audit.log_variables_names', () => {
+  it('puts the names of the call variables, never their values, in the audit record only when the decision asks', async () => {
+    for (const lvn of [true, false]) {
+      await withWarden(`decision := {"allow": true, "models": ["*"], "audit": {"log_variables_names": ${lvn}}}\n`, async (h) => {
+        expect((await chat(h, { model: 'gpt-4o-mini', warden: TEMPLATE })).status).toBe(200);
+        const record = h.w.audit().at(-1)!;
+        expect(record.template).toMatchObject({ id: 'support/ticket-summary', version: 2 });
+        if (lvn) expect(record.template.variables).toEqual(['customer_message', 'ticket_id']);
+        else expect('variables' in record.template).toBe(false);
+        expect(JSON.stringify(h.w.audit())).not.toContain(VARIABLE_VALUE);
+        // The record with its names is still part of a verifiable chain.
+        expect(verifyChain(h.w.audit())).toMatchObject({ ok: true });
+      });
+    }
   });
 });
