@@ -171,6 +171,11 @@ export interface PromptRequest {
    */
   sequentialStream?: boolean;
   max_tokens?: number;
+  /**
+   * `max_completion_tokens` when the caller gave its limit under that name: the upstream gets it
+   * under the same name (OpenAI's reasoning models refuse `max_tokens`). Absent: `max_tokens`.
+   */
+  max_tokens_param?: 'max_completion_tokens';
   /** Other OpenAI parameters passed through unchanged (temperature, top_p, stop, ...). */
   params: Record<string, unknown>;
   credentials: Credentials;
@@ -321,6 +326,8 @@ export interface UpstreamRequest {
    */
   sequentialStream?: boolean;
   max_tokens?: number;
+  /** The name `max_tokens` goes upstream under (the caller's own; absent: `max_tokens`). */
+  max_tokens_param?: 'max_completion_tokens';
   params: Record<string, unknown>;
   signal: CancelSignal;
   /** W3C traceparent for the upstream call (Warden's span as the parent), when tracing. */

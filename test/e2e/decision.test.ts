@@ -7,6 +7,7 @@
  */
 import { describe, expect, it } from 'vitest';
 import { verifyChain } from '../../src/audit/index.js';
+import { bearerMetadata, gatewayClient, unaryCall } from './helpers/grpc.js';
 import { startUpstream, type FakeUpstream } from './helpers/upstream.js';
 import { startWarden, type WardenFixture } from './helpers/warden.js';
 
@@ -41,6 +42,12 @@ async function chat(h: Harness, body: object): Promise<{ status: number; body: a
   });
   return { status: r.status, body: await r.json() };
 }
+
+function grpcComplete(h: Harness, request: object): Promise<any> {
+  return unaryCall(gatewayClient(h.w.addresses.grpc), 'Complete', request, bearerMetadata(h.token));
+}
+
+const GRPC_TEMPLATE = { model: 'gpt-4o-mini', template: { id: 'support/ticket-summary' }, variables: TEMPLATE.variables };
 
 const withToken = { template: 'support/ticket-summary@2', variables: { ticket_id: 'T-1', customer_message: `my token is ${GITHUB_TOKEN}` } };
 
@@ -99,5 +106,54 @@ describe('decision audit.log_variables_names', () => {
         expect(verifyChain(h.w.audit())).toMatchObject({ ok: true });
       });
     }
+  });
+});
+
+describe('the caller token limit', () => {
+  it('reaches the policy as input.request.max_tokens on HTTP and on gRPC, whichever name params_json gives it', async () => {
+    const policy =
+      'decision := {"allow": true, "models": ["*"]} if input.request.max_tokens == null\n' +
+      'decision := {"allow": false, "reasons": [sprintf("caller asked for %d tokens", [input.request.max_tokens])]} if input.request.max_tokens != null\n';
+    await withWarden(policy, async (h) => {
+      const http = await chat(h, { model: 'gpt-4o-mini', max_completion_tokens: 100000, warden: TEMPLATE });
+      expect([http.status, http.body.error?.message]).toEqual([403, 'denied by policy: caller asked for 100000 tokens']);
+      for (const params of ['{"max_completion_tokens":100000}', '{"max_tokens":100000}']) {
+        await expect(grpcComplete(h, { ...GRPC_TEMPLATE, params_json: params }), params).rejects.toMatchObject({ code: 7, details: expect.stringContaining('caller asked for 100000 tokens') });
+      }
+      // No limit at all is still allowed: the policy saw null.
+      await expect(grpcComplete(h, GRPC_TEMPLATE)).resolves.toBeDefined();
+      expect(h.up.calls).toHaveLength(1);
+    });
+  });
+
+  it('goes upstream under the caller own name, clamped to the decision cap', async () => {
+    await withWarden('decision := {"allow": true, "models": ["*"], "max_tokens": 50}\n', async (h) => {
+      const sent = () => {
+        const body = h.up.calls.at(-1)!.body;
+        return { max_tokens: body.max_tokens, max_completion_tokens: body.max_completion_tokens };
+      };
+      expect((await chat(h, { model: 'gpt-4o-mini', max_completion_tokens: 1000, warden: TEMPLATE })).status).toBe(200);
+      expect(sent()).toEqual({ max_tokens: undefined, max_completion_tokens: 50 });
+      expect((await chat(h, { model: 'gpt-4o-mini', max_completion_tokens: 10, temperature: 0.5, warden: TEMPLATE })).status).toBe(200);
+      expect(sent()).toEqual({ max_tokens: undefined, max_completion_tokens: 10 });
+      expect((await chat(h, { model: 'gpt-4o-mini', max_tokens: 1000, warden: TEMPLATE })).status).toBe(200);
+      expect(sent()).toEqual({ max_tokens: 50, max_completion_tokens: undefined });
+      expect((await chat(h, { model: 'gpt-4o-mini', warden: TEMPLATE })).status).toBe(200);
+      expect(sent()).toEqual({ max_tokens: 50, max_completion_tokens: undefined });
+      await grpcComplete(h, { ...GRPC_TEMPLATE, params_json: '{"max_completion_tokens":1000}' });
+      expect(sent()).toEqual({ max_tokens: undefined, max_completion_tokens: 50 });
+      await grpcComplete(h, { ...GRPC_TEMPLATE, params_json: '{"max_tokens":1000}' });
+      expect(sent()).toEqual({ max_tokens: 50, max_completion_tokens: undefined });
+      await grpcComplete(h, { ...GRPC_TEMPLATE, max_tokens: 1000 });
+      expect(sent()).toEqual({ max_tokens: 50, max_completion_tokens: undefined });
+    });
+  });
+
+  it('is refused on gRPC when it is not a positive integer or is given twice', async () => {
+    await withWarden('decision := {"allow": true, "models": ["*"]}\n', async (h) => {
+      await expect(grpcComplete(h, { ...GRPC_TEMPLATE, params_json: '{"max_tokens":"lots"}' })).rejects.toMatchObject({ code: 3, details: expect.stringContaining('params_json.max_tokens') });
+      await expect(grpcComplete(h, { ...GRPC_TEMPLATE, max_tokens: 10, params_json: '{"max_completion_tokens":20}' })).rejects.toMatchObject({ code: 3, details: expect.stringContaining("field 'max_tokens'") });
+      expect(h.up.calls).toHaveLength(0);
+    });
   });
 });
