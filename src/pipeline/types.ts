@@ -227,7 +227,8 @@ export interface PolicyInput {
     tools: number;
   };
   environment: { name: string; cluster: string; [key: string]: unknown };
-  time: { now_ns: number; rfc3339: string };
+  /** `now_ns` is a bigint in the input Warden builds (exact past 2^53); a number is accepted from elsewhere (tests, files). */
+  time: { now_ns: bigint | number; rfc3339: string };
 }
 
 export const POLICY_INPUT_VERSION = 1;

@@ -38,7 +38,7 @@ describe('buildPolicyInput', () => {
   it('carries names and metadata, never variable values', () => {
     const ctx = ctxWith({ variables: { reason: 'CANARY-VALUE-77 card 4111111111111111' }, template: { id: template.id, version: 1 }, max_tokens: 50 }, { template, provider: 'echo' });
     const input = buildPolicyInput(ctx, ENV, NOW);
-    expect(JSON.stringify(input)).not.toContain('CANARY');
+    expect(JSON.stringify(input, (_k, v: unknown) => (typeof v === 'bigint' ? v.toString() : v))).not.toContain('CANARY');
     expect(input).toEqual({
       version: POLICY_INPUT_VERSION,
       principal: { kind: 'dev', subject: 'system:serviceaccount:dev:local', namespace: 'dev', service_account: 'local', audiences: [] },
@@ -53,7 +53,7 @@ describe('buildPolicyInput', () => {
       },
       request: { protocol: 'openai-http', provider: 'echo', model: 'echo', max_tokens: 50, stream: false, variables: ['reason'], raw: false, tools: 0 },
       environment: ENV,
-      time: { now_ns: NOW * 1e6, rfc3339: '2026-06-01T12:00:00.000Z' },
+      time: { now_ns: BigInt(NOW) * 1_000_000n, rfc3339: '2026-06-01T12:00:00.000Z' },
     });
   });
 
@@ -80,6 +80,9 @@ describe('buildPolicyInput', () => {
     const input = buildPolicyInput(ctxWith(), ENV, NOW);
     expect(input.template).toBeNull();
     expect(input.request.raw).toBe(true);
+    // A models listing carries no prompt at all: neither raw nor templated.
+    const listing = buildPolicyInput(ctxWith({ action: 'models.list', model: '' }), ENV, NOW);
+    expect([listing.template, listing.request.raw]).toEqual([null, false]);
     expect(() => buildPolicyInput(makeContext(), ENV, NOW)).toThrow(WardenError);
   });
 });
@@ -282,6 +285,23 @@ describe('decide stage with the built-in Rego engine', () => {
     const unset = ctxWith();
     await run(unset);
     expect(unset.request.max_tokens).toBe(100);
+  });
+
+  it('input.time.now_ns is exact: it equals time.parse_rfc3339_ns(input.time.rfc3339) and time.now_ns(), whatever the millisecond', async () => {
+    const exactDir = join(dir, 'exact');
+    await mkdir(exactDir);
+    await writeFile(
+      join(exactDir, 'x.rego'),
+      'package warden\nimport rego.v1\ndecision := {"allow": true, "models": ["*"]} if {\n  time.parse_rfc3339_ns(input.time.rfc3339) == input.time.now_ns\n  input.time.now_ns == time.now_ns()\n  json.marshal(input.time.now_ns) == sprintf("%d", [input.time.now_ns])\n}\n',
+    );
+    const exact = await createRegoPolicyEngine({ paths: [exactDir], entrypoint: 'warden/decision' });
+    // 1795679453039 ms is the probe's instant: as a double, its nanoseconds end in ...039000064.
+    for (const ms of [1_795_679_453_039, 1_795_679_453_039, 1_780_000_000_001, 1_780_000_000_007, NOW + 3]) {
+      const ctx = ctxWith();
+      await createDecideStage({ getEngine: () => exact, environment: ENV, now: () => ms }).run(ctx);
+      expect(ctx.decision?.allow, String(ms)).toBe(true);
+      expect(ctx.policyInput?.time.now_ns).toBe(BigInt(ms) * 1_000_000n);
+    }
   });
 
   it('time.now_ns() equals input.time.now_ns, whatever the millisecond (above 2^53 the input is a rounded double)', async () => {
