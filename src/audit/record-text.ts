@@ -99,8 +99,10 @@ function redaction(v: unknown): string {
 
 function template(v: unknown): string {
   if (v === null) return 'null';
-  const t = shaped(v, ['id', 'sensitivity', 'version']);
-  return `{"id":${s(t.id)},"sensitivity":${s(t.sensitivity)},"version":${n(t.version)}}`;
+  const t = shaped(v, ['id', 'sensitivity', 'variables', 'version']);
+  // `variables` is there only when the decision asked for variable names (sorted: after sensitivity).
+  const variables = t.variables === undefined ? '' : `,"variables":${strings(t.variables)}`;
+  return `{"id":${s(t.id)},"sensitivity":${s(t.sensitivity)}${variables},"version":${n(t.version)}}`;
 }
 
 function usage(v: unknown): string {

@@ -89,6 +89,19 @@ function usageOf(ctx: RequestContext): AuditRecordBody['usage'] {
 }
 
 /**
+ * The template member: id, version and sensitivity, plus the names of the call's variables when
+ * the decision asked for them (`audit.log_variables_names`). Names only: a variable name is an
+ * identifier (the ingress refuses any other), a value is the caller's data and never recorded.
+ * Sorted, so a record does not depend on the order the caller wrote them in.
+ */
+function templateOf(ctx: RequestContext): AuditRecordBody['template'] {
+  const t = ctx.template;
+  if (!t) return null;
+  if (ctx.decision?.allow !== true || ctx.decision.audit.log_variables_names !== true) return { id: t.id, version: t.version, sensitivity: t.sensitivity };
+  return { id: t.id, version: t.version, sensitivity: t.sensitivity, variables: Object.keys(ctx.request.variables).sort() };
+}
+
+/**
  * The members the rest of a request cannot change once its prompt has gone upstream: who, what,
  * which decision and secrets, the prompt HMAC, the provider and the policy revision.
  */
@@ -104,7 +117,7 @@ function finalMembers(ctx: RequestContext, opts: AuditRecordOptions): FinalRecor
     decision_id: ctx.decision?.id ?? null,
     principal: p ? principalOf(p) : null,
     action: req.action,
-    template: t ? { id: t.id, version: t.version, sensitivity: t.sensitivity } : null,
+    template: templateOf(ctx),
     approval: approval?.ticket ?? null,
     environment: opts.environment,
     policy_revision: opts.policyRevision,

@@ -172,7 +172,8 @@ export interface AuditRecord {
   decision_id: string | null;
   principal: { kind: string; subject: string; namespace?: string; service_account?: string } | null;
   action: string;
-  template: { id: string; version: number; sensitivity: string } | null;
+  /** `variables`: the names (never values) of the call's variables, only when the decision's `audit.log_variables_names` asked for them. */
+  template: { id: string; version: number; sensitivity: string; variables?: string[] } | null;
   approval: string | null;
   environment: string;
   policy_revision: string;

@@ -171,6 +171,11 @@ export interface PromptRequest {
    */
   sequentialStream?: boolean;
   max_tokens?: number;
+  /**
+   * `max_completion_tokens` when the caller gave its limit under that name: the upstream gets it
+   * under the same name (OpenAI's reasoning models refuse `max_tokens`). Absent: `max_tokens`.
+   */
+  max_tokens_param?: 'max_completion_tokens';
   /** Other OpenAI parameters passed through unchanged (temperature, top_p, stop, ...). */
   params: Record<string, unknown>;
   credentials: Credentials;
@@ -222,7 +227,8 @@ export interface PolicyInput {
     tools: number;
   };
   environment: { name: string; cluster: string; [key: string]: unknown };
-  time: { now_ns: number; rfc3339: string };
+  /** `now_ns` is a bigint in the input Warden builds (exact past 2^53); a number is accepted from elsewhere (tests, files). */
+  time: { now_ns: bigint | number; rfc3339: string };
 }
 
 export const POLICY_INPUT_VERSION = 1;
@@ -321,6 +327,8 @@ export interface UpstreamRequest {
    */
   sequentialStream?: boolean;
   max_tokens?: number;
+  /** The name `max_tokens` goes upstream under (the caller's own; absent: `max_tokens`). */
+  max_tokens_param?: 'max_completion_tokens';
   params: Record<string, unknown>;
   signal: CancelSignal;
   /** W3C traceparent for the upstream call (Warden's span as the parent), when tracing. */

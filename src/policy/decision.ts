@@ -8,12 +8,30 @@ import type { Decision, RedactionDecision, RedactionMode } from '../pipeline/typ
 
 const MODES: ReadonlySet<string> = new Set<RedactionMode>(['mask', 'hash', 'tokenize', 'block', 'allow']);
 
-export function defaultRedaction(): RedactionDecision {
-  return { profile: 'standard', entities: [], mode: 'mask', modes: {}, reidentify: false, fail_open: false };
+/** The profile when neither the decision nor the caller names one (config `redaction.default_profile`'s default). */
+export const BUILT_IN_DEFAULT_PROFILE = 'standard';
+
+/**
+ * The redaction of a decision that names none: the configured default profile with its own
+ * per-entity modes. No `mode` here: a mode would override the profile's modes (a `block` on
+ * secrets would become `mask`), making a missing block weaker than an empty one.
+ */
+export function defaultRedaction(defaultProfile: string = BUILT_IN_DEFAULT_PROFILE): RedactionDecision {
+  return { profile: defaultProfile, entities: [], modes: {}, reidentify: false, fail_open: false };
 }
 
-function deny(id: string, reasons: string[]): Decision {
-  return { allow: false, reasons, secrets: [], redaction: defaultRedaction(), models: [], audit: { log_variables_names: false }, id };
+/** Something wrong with what the policy returned, for the operator's log (names only, never values). */
+export interface DecisionProblem {
+  kind: 'undefined' | 'not_object' | 'malformed' | 'unknown_field';
+  /** The decision field, as a path (`redaction.profile`); '' for the decision as a whole. */
+  path: string;
+}
+
+/** Told about each problem found while reading a decision (the decide stage logs them). */
+export type ProblemSink = (problem: DecisionProblem) => void;
+
+function deny(id: string, reasons: string[], defaultProfile: string): Decision {
+  return { allow: false, reasons, secrets: [], redaction: defaultRedaction(defaultProfile), models: [], audit: { log_variables_names: false }, id };
 }
 
 function isObject(v: unknown): v is Record<string, unknown> {
@@ -36,14 +54,39 @@ function positiveInt(v: unknown): number | undefined {
   return typeof v === 'number' && Number.isInteger(v) && v > 0 ? v : undefined;
 }
 
-/** Thrown internally for a malformed known field; becomes a deny naming the field. */
+/** Thrown internally for a malformed known field; becomes a deny naming the field's path. */
 class Malformed extends Error {}
 
-function field<T>(obj: Record<string, unknown>, key: string, parse: (v: unknown) => T | undefined, fallback: T): T {
+/**
+ * `obj[key]` parsed, or `fallback` when absent. `prefix` is the path of `obj` in the decision
+ * (`redaction.`), so a malformed nested field is named where it is, not by its last key.
+ */
+function field<T>(obj: Record<string, unknown>, key: string, parse: (v: unknown) => T | undefined, fallback: T, prefix = ''): T {
   if (!(key in obj) || obj[key] === undefined) return fallback;
   const out = parse(obj[key]);
-  if (out === undefined) throw new Malformed(key);
+  if (out === undefined) throw new Malformed(prefix + key);
   return out;
+}
+
+/** The fields Warden reads, per object of the decision; anything else is ignored (and reported). */
+const DECISION_KEYS: ReadonlySet<string> = new Set(['allow', 'reasons', 'secrets', 'redaction', 'models', 'max_tokens', 'audit']);
+const REDACTION_KEYS: ReadonlySet<string> = new Set(['profile', 'entities', 'mode', 'modes', 'reidentify', 'fail_open']);
+const AUDIT_KEYS: ReadonlySet<string> = new Set(['log_variables_names']);
+
+/**
+ * Reports the keys of `obj` Warden does not read. They are ignored, as README promises, but a typo
+ * (`max_token`) silently drops what the policy meant to grant or limit, so the author should hear.
+ */
+function reportUnknown(obj: Record<string, unknown>, known: ReadonlySet<string>, prefix: string, onProblem: ProblemSink): void {
+  for (const k in obj) {
+    if (Object.hasOwn(obj, k) && !known.has(k)) onProblem({ kind: 'unknown_field', path: prefix + k });
+  }
+}
+
+function reportUnknownFields(raw: Record<string, unknown>, onProblem: ProblemSink): void {
+  reportUnknown(raw, DECISION_KEYS, '', onProblem);
+  if (isObject(raw.redaction)) reportUnknown(raw.redaction, REDACTION_KEYS, 'redaction.', onProblem);
+  if (isObject(raw.audit)) reportUnknown(raw.audit, AUDIT_KEYS, 'audit.', onProblem);
 }
 
 // Field parsers live at module level: one set of functions, not fresh closures per decision.
@@ -63,26 +106,34 @@ function modesOf(x: unknown): Record<string, RedactionMode> | undefined {
   return out;
 }
 
-function redactionOf(v: unknown): RedactionDecision | undefined {
+function redactionOf(v: unknown, defaultProfile: string): RedactionDecision | undefined {
   if (!isObject(v)) return undefined;
-  const profile = field(v, 'profile', profileName, 'standard');
-  const entities = field(v, 'entities', stringList, [] as string[]);
+  const profile = field(v, 'profile', profileName, defaultProfile, 'redaction.');
+  const entities = field(v, 'entities', stringList, [] as string[], 'redaction.');
   // Without an explicit mode the profile's own per-entity modes apply, so no default here.
-  const mode = field(v, 'mode', modeOf, undefined as RedactionMode | undefined);
-  const modes = field(v, 'modes', modesOf, {} as Record<string, RedactionMode>);
+  const mode = field(v, 'mode', modeOf, undefined as RedactionMode | undefined, 'redaction.');
+  const modes = field(v, 'modes', modesOf, {} as Record<string, RedactionMode>, 'redaction.');
   const out: RedactionDecision = {
     profile,
     entities,
     modes,
-    reidentify: field(v, 'reidentify', bool, false),
-    fail_open: field(v, 'fail_open', bool, false),
+    reidentify: field(v, 'reidentify', bool, false, 'redaction.'),
+    fail_open: field(v, 'fail_open', bool, false, 'redaction.'),
   };
   if (mode !== undefined) out.mode = mode;
   return out;
 }
 
+/** The decision's `redaction` (no closure per call: `field` would need one to pass the default profile). */
+function redactionField(raw: Record<string, unknown>, defaultProfile: string): RedactionDecision {
+  if (!('redaction' in raw) || raw.redaction === undefined) return defaultRedaction(defaultProfile);
+  const out = redactionOf(raw.redaction, defaultProfile);
+  if (out === undefined) throw new Malformed('redaction');
+  return out;
+}
+
 function auditOf(x: unknown): Decision['audit'] | undefined {
-  return isObject(x) ? { log_variables_names: field(x, 'log_variables_names', bool, false) } : undefined;
+  return isObject(x) ? { log_variables_names: field(x, 'log_variables_names', bool, false, 'audit.') } : undefined;
 }
 
 /**
@@ -93,7 +144,7 @@ function auditOf(x: unknown): Decision['audit'] | undefined {
  * throw (and so fail closed) instead of changing the next request's decision. Weak keys: an entry
  * dies with the cached result it was made from.
  */
-const sharedNormalized = new WeakMap<object, Decision>();
+const sharedNormalized = new WeakMap<object, { defaultProfile: string; decision: Decision }>();
 
 function deepFreeze<T>(v: T): T {
   if (v !== null && typeof v === 'object' && !Object.isFrozen(v)) {
@@ -113,43 +164,55 @@ function withId(d: Decision, id: string): Decision {
 /**
  * The request's Decision from what the policy returned. A frozen result (the decision cache's
  * shared copy) is validated once and its normal form reused; any other is validated each time.
+ * `defaultProfile` is config `redaction.default_profile`: the profile of a decision that names
+ * none. `onProblem` hears of an undefined, malformed or partly unknown decision (for a frozen
+ * result only when it is first validated: the caller throttles its reports anyway).
  */
-export function normalizeDecision(raw: unknown, id: string): Decision {
-  if (raw === null || typeof raw !== 'object' || !Object.isFrozen(raw)) return normalizeFresh(raw, id);
+export function normalizeDecision(raw: unknown, id: string, defaultProfile: string = BUILT_IN_DEFAULT_PROFILE, onProblem?: ProblemSink): Decision {
+  if (raw === null || typeof raw !== 'object' || !Object.isFrozen(raw)) return normalizeFresh(raw, id, defaultProfile, onProblem);
   let shared = sharedNormalized.get(raw);
-  if (!shared) {
-    shared = normalizeFresh(raw, '');
-    for (const k of ['reasons', 'secrets', 'redaction', 'models', 'audit'] as const) deepFreeze(shared[k]);
+  if (!shared || shared.defaultProfile !== defaultProfile) {
+    const decision = normalizeFresh(raw, '', defaultProfile, onProblem);
+    for (const k of ['reasons', 'secrets', 'redaction', 'models', 'audit'] as const) deepFreeze(decision[k]);
+    shared = { defaultProfile, decision };
     sharedNormalized.set(raw, shared);
   }
-  return withId(shared, id);
+  return withId(shared.decision, id);
 }
 
-function normalizeFresh(raw: unknown, id: string): Decision {
-  if (raw === undefined) return deny(id, ['policy returned no decision (entrypoint undefined)']);
-  if (!isObject(raw)) return deny(id, ['policy decision is not an object']);
-  let reasons: string[];
-  try {
-    reasons = field(raw, 'reasons', stringList, []);
-  } catch {
-    return deny(id, ['policy decision field "reasons" is malformed']);
+function normalizeFresh(raw: unknown, id: string, defaultProfile: string, onProblem: ProblemSink | undefined): Decision {
+  if (raw === undefined) {
+    onProblem?.({ kind: 'undefined', path: '' });
+    return deny(id, ['policy returned no decision (entrypoint undefined)'], defaultProfile);
   }
-  if (raw.allow !== true) return deny(id, reasons.length > 0 ? reasons : ['denied by policy']);
+  if (!isObject(raw)) {
+    onProblem?.({ kind: 'not_object', path: '' });
+    return deny(id, ['policy decision is not an object'], defaultProfile);
+  }
+  if (onProblem) reportUnknownFields(raw, onProblem);
   try {
-    const decision: Decision = {
-      allow: true,
-      reasons,
-      secrets: field(raw, 'secrets', stringList, []),
-      redaction: field(raw, 'redaction', redactionOf, defaultRedaction()),
-      models: field(raw, 'models', stringList, []),
-      audit: field(raw, 'audit', auditOf, { log_variables_names: false }),
-      id,
-    };
-    const maxTokens = field(raw, 'max_tokens', positiveInt, undefined as number | undefined);
-    if (maxTokens !== undefined) decision.max_tokens = maxTokens;
-    return decision;
+    return readDecision(raw, id, defaultProfile);
   } catch (err) {
-    if (err instanceof Malformed) return deny(id, [`policy decision field "${err.message}" is malformed`]);
-    throw err;
+    if (!(err instanceof Malformed)) throw err;
+    onProblem?.({ kind: 'malformed', path: err.message });
+    return deny(id, [`policy decision field "${err.message}" is malformed`], defaultProfile);
   }
+}
+
+/** The Decision of a well-shaped result; throws Malformed naming the first bad field's path. */
+function readDecision(raw: Record<string, unknown>, id: string, defaultProfile: string): Decision {
+  const reasons = field(raw, 'reasons', stringList, []);
+  if (raw.allow !== true) return deny(id, reasons.length > 0 ? reasons : ['denied by policy'], defaultProfile);
+  const decision: Decision = {
+    allow: true,
+    reasons,
+    secrets: field(raw, 'secrets', stringList, []),
+    redaction: redactionField(raw, defaultProfile),
+    models: field(raw, 'models', stringList, []),
+    audit: field(raw, 'audit', auditOf, { log_variables_names: false }),
+    id,
+  };
+  const maxTokens = field(raw, 'max_tokens', positiveInt, undefined as number | undefined);
+  if (maxTokens !== undefined) decision.max_tokens = maxTokens;
+  return decision;
 }

@@ -123,6 +123,21 @@ function templateInput(t: Template, nowMs: number): TemplateInput {
   return nowMs > cached.retireAt ? cached.retired : cached.live;
 }
 
+/**
+ * `nowMs` in nanoseconds, exactly: a bigint, which the Rego engine holds as an exact integer (a
+ * double above 2^53 is rounded, so it disagreed with `time.rfc3339`). Requests of the same
+ * millisecond share the last value, so a busy server makes one bigint per millisecond.
+ */
+let lastMs = Number.NaN;
+let lastNs = 0n;
+function nanosOf(nowMs: number): bigint {
+  if (nowMs !== lastMs) {
+    lastNs = BigInt(nowMs) * 1_000_000n;
+    lastMs = nowMs;
+  }
+  return lastNs;
+}
+
 export function buildPolicyInput(ctx: RequestContext, environment: PolicyEnvironment, nowMs: number): PolicyInput {
   if (!ctx.principal) throw new WardenError('unauthenticated', 'no authenticated principal for the policy decision');
   const req = ctx.request;
@@ -138,10 +153,11 @@ export function buildPolicyInput(ctx: RequestContext, environment: PolicyEnviron
       max_tokens: req.max_tokens ?? null,
       stream: req.stream,
       variables: Object.keys(req.variables),
-      raw: req.template === undefined,
+      // A models listing carries no prompt, so it is not raw (a policy refusing raw prompts need not special-case it).
+      raw: req.template === undefined && req.action !== 'models.list',
       tools: req.tools?.length ?? 0,
     },
     environment: environmentInput(environment),
-    time: { now_ns: nowMs * 1_000_000, rfc3339: isoTime(nowMs) },
+    time: { now_ns: nanosOf(nowMs), rfc3339: isoTime(nowMs) },
   };
 }

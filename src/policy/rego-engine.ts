@@ -75,11 +75,11 @@ export async function createRegoPolicyEngine(opts: RegoPolicyEngineOptions): Pro
   const compiled = policy;
   const entrypoint = opts.entrypoint;
   const evaluate = (input: unknown): unknown => {
-    // time.now_ns() inside the policy equals input.time.now_ns: that is a double (JSON has no
-    // other number), which above 2^53 is rounded, so the clock takes its exact value rather than
-    // the milliseconds times a million. (A policy that calls it is never cached: the analysis
-    // counts the clock as nondeterministic.)
-    options.nowNs = BigInt(Math.round((input as PolicyInput).time.now_ns));
+    // time.now_ns() inside the policy equals input.time.now_ns: Warden's input holds it as an
+    // exact bigint; an input from elsewhere may hold a double, whose value is taken as it is.
+    // (A policy that calls it is never cached: the analysis counts the clock as nondeterministic.)
+    const ns = (input as PolicyInput).time.now_ns;
+    options.nowNs = typeof ns === 'bigint' ? ns : BigInt(Math.round(ns));
     return compiled.evaluate(entrypoint, input, options);
   };
   const { enabled, maxEntries } = opts.decisionCache ?? DEFAULT_DECISION_CACHE;

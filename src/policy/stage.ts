@@ -7,7 +7,7 @@ import { randomUUID } from 'node:crypto';
 import { WardenError } from '../pipeline/errors.js';
 import type { PolicyEngine } from '../pipeline/ports.js';
 import type { RequestContext, Stage } from '../pipeline/stage.js';
-import { normalizeDecision } from './decision.js';
+import { BUILT_IN_DEFAULT_PROFILE, normalizeDecision, type DecisionProblem, type ProblemSink } from './decision.js';
 import { buildPolicyInput, type PolicyEnvironment } from './input.js';
 
 export interface DecideStageOptions {
@@ -16,6 +16,58 @@ export interface DecideStageOptions {
   environment: PolicyEnvironment;
   /** Epoch ms; injectable for tests. */
   now?: () => number;
+  /** Config `redaction.default_profile`: the profile of a decision that names none. */
+  defaultProfile?: string;
+  /** Where a broken decision (undefined, malformed, unknown fields) is reported to the operator. */
+  logger?: { warn(fields: Record<string, unknown>, message: string): void };
+  /** Config `policy.entrypoint`, named in those reports. */
+  entrypoint?: string;
+}
+
+/** Distinct problems reported per policy revision; past this, a revision's further problems stay unlogged. */
+const MAX_PROBLEM_REPORTS = 32;
+
+function problemMessage(p: DecisionProblem): string {
+  switch (p.kind) {
+    case 'undefined':
+      return 'policy returned no decision (entrypoint undefined): every call is denied';
+    case 'not_object':
+      return 'policy decision is not an object: every call is denied';
+    case 'malformed':
+      return `policy decision field "${p.path}" is malformed: calls given this decision are denied`;
+    case 'unknown_field':
+      return `policy decision field "${p.path}" is not a decision field and is ignored (a typo?)`;
+  }
+}
+
+/**
+ * A sink that logs each distinct problem once per policy revision. The deny itself already fails
+ * closed; the log line is what tells an operator a policy bug from ordinary denies. It names the
+ * problem and the field path only, never input values (the decision's values may be derived from
+ * them), and at most MAX_PROBLEM_REPORTS lines per revision, since a key could be made from input.
+ */
+function problemReporter(opts: DecideStageOptions): (revision: string) => ProblemSink | undefined {
+  const logger = opts.logger;
+  if (!logger) return () => undefined;
+  let revision: string | undefined;
+  const seen = new Set<string>();
+  let sink: ProblemSink = () => {};
+  return (current) => {
+    if (current !== revision) {
+      revision = current;
+      seen.clear();
+      sink = (p) => {
+        const key = `${p.kind}\0${p.path}`;
+        if (seen.has(key) || seen.size >= MAX_PROBLEM_REPORTS) return;
+        seen.add(key);
+        const fields: Record<string, unknown> = { policy_revision: current, problem: p.kind };
+        if (p.path !== '') fields.field = p.path;
+        if (opts.entrypoint !== undefined) fields.entrypoint = opts.entrypoint;
+        logger.warn(fields, problemMessage(p));
+      };
+    }
+    return sink;
+  };
 }
 
 /** `*` in the decision's models allows any model; otherwise exact names. */
@@ -39,14 +91,17 @@ function modelNotAllowed(ctx: RequestContext, decision: { models: readonly strin
 
 export function createDecideStage(opts: DecideStageOptions): Stage {
   const now = opts.now ?? Date.now;
+  const defaultProfile = opts.defaultProfile ?? BUILT_IN_DEFAULT_PROFILE;
+  const reporterFor = problemReporter(opts);
   return {
     name: 'decide',
     run(ctx: RequestContext) {
       const input = buildPolicyInput(ctx, opts.environment, now());
       ctx.policyInput = input;
+      const engine = opts.getEngine();
       let raw: unknown;
       try {
-        raw = opts.getEngine().evaluate(input);
+        raw = engine.evaluate(input);
       } catch (err) {
         const code = (err as { code?: unknown }).code;
         // The engine's message may name rules and locations; the caller only learns the code.
@@ -55,7 +110,7 @@ export function createDecideStage(opts: DecideStageOptions): Stage {
           cause: err,
         });
       }
-      const decision = normalizeDecision(raw, randomUUID());
+      const decision = normalizeDecision(raw, randomUUID(), defaultProfile, reporterFor(engine.revision));
       ctx.decision = decision;
       if (!decision.allow) {
         throw new WardenError('policy_denied', `denied by policy: ${decision.reasons.join('; ')}`, {

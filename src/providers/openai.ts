@@ -101,7 +101,7 @@ export function createOpenAIProvider(opts: OpenAIProviderOptions): ModelProvider
       // The common request (no passthrough parameters, no tools), written directly: the same text
       // as the general path below, without building and copying an object first.
       let head = `{"model":${JSON.stringify(request.model)},"stream":${stream}`;
-      if (request.max_tokens !== undefined) head += `,"max_tokens":${JSON.stringify(request.max_tokens)}`;
+      if (request.max_tokens !== undefined) head += `,"${request.max_tokens_param ?? 'max_tokens'}":${JSON.stringify(request.max_tokens)}`;
       if (stream) head += ',"stream_options":{"include_usage":true}';
       return utf8Body(`${head},"messages":`, messagesJson, '}');
     }
@@ -109,7 +109,8 @@ export function createOpenAIProvider(opts: OpenAIProviderOptions): ModelProvider
     const body: Record<string, unknown> = { ...params, model: request.model, stream };
     if (messagesJson === undefined) body.messages = request.messages;
     if (request.tools && request.tools.length > 0) body.tools = request.tools;
-    if (request.max_tokens !== undefined) body.max_tokens = request.max_tokens;
+    // Under the caller's own name: reasoning models refuse `max_tokens`, older ones may not know the other.
+    if (request.max_tokens !== undefined) body[request.max_tokens_param ?? 'max_tokens'] = request.max_tokens;
     if (stream) body.stream_options = { include_usage: true };
     else if (body.stream_options !== undefined) body.stream_options = undefined;
     if (messagesJson === undefined) return JSON.stringify(body);

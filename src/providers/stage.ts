@@ -123,6 +123,7 @@ export function createForwardStage(getProviders: () => ProviderRegistry, opts: F
       tools: ctx.outboundTools,
       stream: request.stream,
       max_tokens: clamp(request.max_tokens, decision.max_tokens),
+      max_tokens_param: request.max_tokens_param,
       params,
       signal,
       traceparent: formatTraceparent({

@@ -224,7 +224,13 @@ export async function buildComponents(config: Config, opts: ComponentOptions): P
     stages: {
       authenticate,
       resolve,
-      decide: refusingUnroutedModel(createDecideStage({ getEngine: holder.policy, environment })),
+      decide: refusingUnroutedModel(createDecideStage({
+          getEngine: holder.policy,
+          environment,
+          defaultProfile: config.redaction.default_profile,
+          logger,
+          entrypoint: config.policy.entrypoint,
+        }),),
       fetch: createFetchStage(() => resolver),
       render: createRenderStage(),
       redact: createRedactStage(() => redactor),

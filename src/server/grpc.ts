@@ -235,6 +235,34 @@ export interface GrpcMeta {
   cancel?: (reason: unknown) => void;
 }
 
+/** A token limit given in `params_json` (`null` is no limit, as on HTTP). */
+interface TokenLimit {
+  max_tokens?: number;
+  max_completion_tokens?: number;
+}
+
+function tokenLimit(v: unknown, path: string): number | undefined {
+  if (v === null) return undefined;
+  if (typeof v === 'number' && Number.isSafeInteger(v) && v > 0) return v;
+  throw invalid(`field '${path}' must be a positive integer`, path);
+}
+
+/**
+ * The request's token limit, with HTTP's precedence (`max_completion_tokens` over `max_tokens`)
+ * and the caller's parameter name kept for the upstream. The message's own `max_tokens` field and
+ * a limit in `params_json` together are refused: which one was meant is not Warden's guess.
+ */
+function setTokenLimit(req: PromptRequest, field: number, limit: TokenLimit): void {
+  const fromParams = limit.max_completion_tokens ?? limit.max_tokens;
+  if (field > 0 && fromParams !== undefined) {
+    const key = limit.max_completion_tokens !== undefined ? 'max_completion_tokens' : 'max_tokens';
+    throw invalid(`field 'params_json.${key}' repeats the token limit of field 'max_tokens': give it once`, `params_json.${key}`);
+  }
+  if (field > 0) req.max_tokens = field;
+  else if (fromParams !== undefined) req.max_tokens = fromParams;
+  if (limit.max_completion_tokens !== undefined) req.max_tokens_param = 'max_completion_tokens';
+}
+
 /** gRPC request → canonical PromptRequest (shape and limit checks only). */
 export function fromWireRequest(w: WirePromptRequest, meta: GrpcMeta, limits: IngressLimits): PromptRequest {
   if (!w.model) throw invalid("field 'model' is required", 'model');
@@ -244,13 +272,17 @@ export function fromWireRequest(w: WirePromptRequest, meta: GrpcMeta, limits: In
   checkVariables(variables, limits, 'variables');
 
   const params: Record<string, unknown> = {};
+  const limit: TokenLimit = {};
   if (w.params_json) {
     const parsed = jsonObject(w.params_json, 'params_json', limits.maxJsonDepth);
     for (const [k, v] of Object.entries(parsed)) {
       if (k === 'model' || k === 'messages' || k === 'stream' || k === 'warden' || k === 'tools') {
         throw invalid(`field 'params_json.${k}' has its own field`, `params_json.${k}`);
       }
-      params[k] = v;
+      // A token limit is the request's own, as on HTTP: the policy must see it and the
+      // decision's cap applies to it (left in params, the policy saw no limit at all).
+      if (k === 'max_tokens' || k === 'max_completion_tokens') limit[k] = tokenLimit(v, `params_json.${k}`);
+      else params[k] = v;
     }
   }
   if (w.temperature !== undefined && w.temperature !== null) params.temperature = w.temperature;
@@ -271,7 +303,7 @@ export function fromWireRequest(w: WirePromptRequest, meta: GrpcMeta, limits: In
   };
   if (meta.cancel) req.cancel = meta.cancel;
   if (meta.traceparent) req.traceparent = meta.traceparent;
-  if (w.max_tokens > 0) req.max_tokens = w.max_tokens;
+  setTokenLimit(req, w.max_tokens, limit);
   if (w.tools.length > 0) req.tools = w.tools.map((t, i) => toTool(t, i, limits.maxJsonDepth));
   const hasTemplate = !!w.template && w.template.id !== '';
   if (hasTemplate) {

@@ -324,6 +324,7 @@ export function toPromptRequest(body: unknown, meta: IngressMeta, limits: Ingres
   if (!template && messages) req.messages = messages;
   if (b.tools) req.tools = b.tools as ToolDefinition[];
   if (maxTokens !== undefined) req.max_tokens = maxTokens;
+  if (b.max_completion_tokens !== undefined && b.max_completion_tokens !== null) req.max_tokens_param = 'max_completion_tokens';
   if (meta.traceparent) req.traceparent = meta.traceparent;
   return req;
 }

@@ -36,7 +36,11 @@ function generator(seed: number) {
       decision_id: nullable(text),
       principal: rnd() < 0.2 ? null : principal,
       action: text(),
-      template: nullable(() => ({ id: text(), version: num(), sensitivity: text() })),
+      template: nullable(() =>
+        rnd() < 0.5
+          ? { id: text(), version: num(), sensitivity: text() }
+          : { id: text(), version: num(), sensitivity: text(), variables: Array.from({ length: Math.floor(rnd() * 3) }, text) },
+      ),
       approval: nullable(text),
       environment: text(),
       policy_revision: text(),

@@ -8,6 +8,7 @@ import type { RequestContext } from '../../src/pipeline/stage.js';
 import { POLICY_INPUT_VERSION, type Template } from '../../src/pipeline/types.js';
 import { buildPolicyInput, createDecideStage, createRegoPolicyEngine, normalizeDecision } from '../../src/policy/index.js';
 import { frozenCopy } from '../../src/policy/decision-cache.js';
+import { createLogger } from '../../src/telemetry/logger.js';
 import { makeContext } from '../stage-context.js';
 
 const NOW = Date.parse('2026-06-01T12:00:00Z');
@@ -37,7 +38,7 @@ describe('buildPolicyInput', () => {
   it('carries names and metadata, never variable values', () => {
     const ctx = ctxWith({ variables: { reason: 'CANARY-VALUE-77 card 4111111111111111' }, template: { id: template.id, version: 1 }, max_tokens: 50 }, { template, provider: 'echo' });
     const input = buildPolicyInput(ctx, ENV, NOW);
-    expect(JSON.stringify(input)).not.toContain('CANARY');
+    expect(JSON.stringify(input, (_k, v: unknown) => (typeof v === 'bigint' ? v.toString() : v))).not.toContain('CANARY');
     expect(input).toEqual({
       version: POLICY_INPUT_VERSION,
       principal: { kind: 'dev', subject: 'system:serviceaccount:dev:local', namespace: 'dev', service_account: 'local', audiences: [] },
@@ -52,7 +53,7 @@ describe('buildPolicyInput', () => {
       },
       request: { protocol: 'openai-http', provider: 'echo', model: 'echo', max_tokens: 50, stream: false, variables: ['reason'], raw: false, tools: 0 },
       environment: ENV,
-      time: { now_ns: NOW * 1e6, rfc3339: '2026-06-01T12:00:00.000Z' },
+      time: { now_ns: BigInt(NOW) * 1_000_000n, rfc3339: '2026-06-01T12:00:00.000Z' },
     });
   });
 
@@ -79,6 +80,9 @@ describe('buildPolicyInput', () => {
     const input = buildPolicyInput(ctxWith(), ENV, NOW);
     expect(input.template).toBeNull();
     expect(input.request.raw).toBe(true);
+    // A models listing carries no prompt at all: neither raw nor templated.
+    const listing = buildPolicyInput(ctxWith({ action: 'models.list', model: '' }), ENV, NOW);
+    expect([listing.template, listing.request.raw]).toEqual([null, false]);
     expect(() => buildPolicyInput(makeContext(), ENV, NOW)).toThrow(WardenError);
   });
 });
@@ -98,9 +102,39 @@ describe('normalizeDecision', () => {
   it('fills least-privilege defaults and ignores unknown fields', () => {
     expect(normalizeDecision({ allow: true, surprise: { anything: 1 } }, 'd1')).toEqual({
       allow: true, reasons: [], secrets: [], models: [], id: 'd1',
-      redaction: { profile: 'standard', entities: [], mode: 'mask', modes: {}, reidentify: false, fail_open: false },
+      redaction: { profile: 'standard', entities: [], modes: {}, reidentify: false, fail_open: false },
       audit: { log_variables_names: false },
     });
+  });
+
+  it('gives a decision that names no profile the configured default profile, and no mode over its own modes', () => {
+    for (const raw of [{ allow: true }, { allow: true, redaction: {} }, { allow: true, redaction: { reidentify: true } }]) {
+      const d = normalizeDecision(raw, 'id', 'strict');
+      expect(d.redaction.profile, JSON.stringify(raw)).toBe('strict');
+      expect(d.redaction.mode, JSON.stringify(raw)).toBeUndefined();
+    }
+    expect(normalizeDecision({ allow: true, redaction: { profile: 'standard' } }, 'id', 'strict').redaction.profile).toBe('standard');
+    // The decision cache's shared normal form follows the default it was made with.
+    const cached = frozenCopy({ allow: true, models: ['echo'] });
+    expect(normalizeDecision(cached, 'a', 'strict').redaction.profile).toBe('strict');
+    expect(normalizeDecision(cached, 'b', 'standard').redaction.profile).toBe('standard');
+  });
+
+  it('reports an undefined, non-object or malformed decision and unknown fields, by path only', () => {
+    const seen = (raw: unknown): unknown[] => {
+      const out: unknown[] = [];
+      normalizeDecision(raw, 'id', 'standard', (p) => out.push(p));
+      return out;
+    };
+    expect(seen(undefined)).toEqual([{ kind: 'undefined', path: '' }]);
+    expect(seen([1])).toEqual([{ kind: 'not_object', path: '' }]);
+    expect(seen({ allow: true, redaction: { profile: 7 } })).toEqual([{ kind: 'malformed', path: 'redaction.profile' }]);
+    expect(seen({ allow: true, max_token: 10, redaction: { profil: 'strict' }, audit: { log_variable_names: true } })).toEqual([
+      { kind: 'unknown_field', path: 'max_token' },
+      { kind: 'unknown_field', path: 'redaction.profil' },
+      { kind: 'unknown_field', path: 'audit.log_variable_names' },
+    ]);
+    expect(seen({ allow: true, reasons: ['ok'], models: ['echo'], max_tokens: 5, redaction: { profile: 'strict' } })).toEqual([]);
   });
 
   it('keeps well-formed grants', () => {
@@ -120,9 +154,15 @@ describe('normalizeDecision', () => {
       [{ models: [1] }, 'models'],
       [{ max_tokens: -5 }, 'max_tokens'],
       [{ max_tokens: 1.5 }, 'max_tokens'],
-      [{ redaction: { mode: 'shred' } }, 'mode'],
-      [{ redaction: { fail_open: 'yes' } }, 'fail_open'],
+      [{ redaction: { mode: 'shred' } }, 'redaction.mode'],
+      [{ redaction: { fail_open: 'yes' } }, 'redaction.fail_open'],
+      [{ redaction: { profile: '' } }, 'redaction.profile'],
+      [{ redaction: { entities: 'EMAIL' } }, 'redaction.entities'],
+      [{ redaction: { modes: { EMAIL: 'shred' } } }, 'redaction.modes'],
+      [{ redaction: { reidentify: 1 } }, 'redaction.reidentify'],
       [{ redaction: 'none' }, 'redaction'],
+      [{ audit: { log_variables_names: 'yes' } }, 'audit.log_variables_names'],
+      [{ audit: true }, 'audit'],
     ];
     for (const [extra, fieldName] of cases) {
       const d = normalizeDecision({ allow: true, ...extra }, 'x');
@@ -247,6 +287,23 @@ describe('decide stage with the built-in Rego engine', () => {
     expect(unset.request.max_tokens).toBe(100);
   });
 
+  it('input.time.now_ns is exact: it equals time.parse_rfc3339_ns(input.time.rfc3339) and time.now_ns(), whatever the millisecond', async () => {
+    const exactDir = join(dir, 'exact');
+    await mkdir(exactDir);
+    await writeFile(
+      join(exactDir, 'x.rego'),
+      'package warden\nimport rego.v1\ndecision := {"allow": true, "models": ["*"]} if {\n  time.parse_rfc3339_ns(input.time.rfc3339) == input.time.now_ns\n  input.time.now_ns == time.now_ns()\n  json.marshal(input.time.now_ns) == sprintf("%d", [input.time.now_ns])\n}\n',
+    );
+    const exact = await createRegoPolicyEngine({ paths: [exactDir], entrypoint: 'warden/decision' });
+    // 1795679453039 ms is the probe's instant: as a double, its nanoseconds end in ...039000064.
+    for (const ms of [1_795_679_453_039, 1_795_679_453_039, 1_780_000_000_001, 1_780_000_000_007, NOW + 3]) {
+      const ctx = ctxWith();
+      await createDecideStage({ getEngine: () => exact, environment: ENV, now: () => ms }).run(ctx);
+      expect(ctx.decision?.allow, String(ms)).toBe(true);
+      expect(ctx.policyInput?.time.now_ns).toBe(BigInt(ms) * 1_000_000n);
+    }
+  });
+
   it('time.now_ns() equals input.time.now_ns, whatever the millisecond (above 2^53 the input is a rounded double)', async () => {
     const clockDir = join(dir, 'clock');
     await mkdir(clockDir);
@@ -292,6 +349,36 @@ describe('decide stage with the built-in Rego engine', () => {
     const err = await (async () => createDecideStage({ getEngine: () => broken, environment: ENV, now: () => NOW }).run(ctx))().catch((e: unknown) => e as WardenError);
     expect(err).toMatchObject({ code: 'policy_error', details: { code: 'eval_conflict_error' } });
     expect(ctx.decision).toBeUndefined();
+  });
+
+  it('logs a broken decision once per policy revision and problem, naming the field, never input values', async () => {
+    const lines: string[] = [];
+    const logger = createLogger({ level: 'info' }, { write: (l: string) => void lines.push(l) });
+    const typoDir = join(dir, 'typo');
+    await mkdir(typoDir);
+    // The unknown key comes first: the malformed field still denies and is logged too.
+    await writeFile(join(typoDir, 't.rego'), 'package warden\nimport rego.v1\ndecision := {"allow": true, "models": ["*"], "max_token": 5, "redaction": {"mode": input.request.model}}\n');
+    const typo = await createRegoPolicyEngine({ paths: [typoDir], entrypoint: 'warden/decision' });
+    let engine: PolicyEngine = typo;
+    const decide = createDecideStage({ getEngine: () => engine, environment: ENV, now: () => NOW, logger, entrypoint: 'warden/decision' });
+    const runWith = async (model: string) => decide.run(ctxWith({ model }));
+    await expect(runWith('CANARY-MODEL-1')).rejects.toMatchObject({ code: 'policy_denied', details: { reasons: ['policy decision field "redaction.mode" is malformed'] } });
+    await expect(runWith('CANARY-MODEL-2')).rejects.toMatchObject({ code: 'policy_denied' });
+    const parsed = lines.map((l) => JSON.parse(l) as Record<string, unknown>);
+    expect(parsed.map((l) => [l.level, l.problem, l.field, l.policy_revision, l.entrypoint])).toEqual([
+      ['warn', 'unknown_field', 'max_token', typo.revision, 'warden/decision'],
+      ['warn', 'malformed', 'redaction.mode', typo.revision, 'warden/decision'],
+    ]);
+    expect(lines.join('\n')).not.toContain('CANARY');
+    // An undefined entrypoint under a new revision is logged as such; repeats are not.
+    const empty = join(dir, 'empty-log');
+    await mkdir(empty);
+    await writeFile(join(empty, 'e.rego'), 'package other\nx := 1\n');
+    engine = await createRegoPolicyEngine({ paths: [empty], entrypoint: 'warden/decision' });
+    await expect(runWith('echo')).rejects.toMatchObject({ code: 'policy_denied' });
+    await expect(runWith('echo')).rejects.toMatchObject({ code: 'policy_denied' });
+    expect(lines).toHaveLength(3);
+    expect(JSON.parse(lines[2]!)).toMatchObject({ level: 'warn', problem: 'undefined', policy_revision: engine.revision, msg: expect.stringContaining('entrypoint undefined') });
   });
 
   it('denies when the entrypoint is undefined', async () => {

@@ -1,0 +1,159 @@
+/**
+ * The policy decision contract end to end: what a decision leaves out (redaction profile and
+ * modes), what it asks for (variable names in the audit record), what the policy sees of the
+ * caller's token limit on every ingress and what the upstream then receives, and the log lines a
+ * broken decision leaves. A real Warden with its own policy, real HTTP and gRPC clients, and the
+ * loopback OpenAI-contract upstream recording each body.
+ */
+import { describe, expect, it } from 'vitest';
+import { verifyChain } from '../../src/audit/index.js';
+import { bearerMetadata, gatewayClient, unaryCall } from './helpers/grpc.js';
+import { startUpstream, type FakeUpstream } from './helpers/upstream.js';
+import { startWarden, type WardenFixture } from './helpers/warden.js';
+
+const POLICY_HEAD = 'package warden\n\nimport rego.v1\n\n';
+/** A GitHub token: a SECRETS entity (the strict profile blocks secrets, standard masks them). */
+const GITHUB_TOKEN = 'ghp_aB3dE5gH7jK9mN1pQ3sT5vW7yZ9bC1dE3fG5';
+const VARIABLE_VALUE = 'CANARY-VARIABLE-VALUE-31';
+const TEMPLATE = { template: 'support/ticket-summary@2', variables: { ticket_id: 'T-1', customer_message: VARIABLE_VALUE } };
+
+interface Harness {
+  w: WardenFixture;
+  up: FakeUpstream;
+  token: string;
+}
+
+async function withWarden(policy: string, fn: (h: Harness) => Promise<void>, extraConfig?: string): Promise<void> {
+  const up = await startUpstream();
+  const w = await startWarden({ upstreamUrl: up.url, extraConfig, files: { 'policies/e2e.rego': POLICY_HEAD + policy } });
+  try {
+    await fn({ w, up, token: await w.signer.token('support', 'ticket-bot') });
+  } finally {
+    await w.close();
+    await up.close();
+  }
+}
+
+async function chat(h: Harness, body: object): Promise<{ status: number; body: any }> {
+  const r = await fetch(`${h.w.addresses.http}/v1/chat/completions`, {
+    method: 'POST',
+    headers: { 'content-type': 'application/json', authorization: `Bearer ${h.token}` },
+    body: JSON.stringify(body),
+  });
+  return { status: r.status, body: await r.json() };
+}
+
+function grpcComplete(h: Harness, request: object): Promise<any> {
+  return unaryCall(gatewayClient(h.w.addresses.grpc), 'Complete', request, bearerMetadata(h.token));
+}
+
+const GRPC_TEMPLATE = { model: 'gpt-4o-mini', template: { id: 'support/ticket-summary' }, variables: TEMPLATE.variables };
+
+const withToken = { template: 'support/ticket-summary@2', variables: { ticket_id: 'T-1', customer_message: `my token is ${GITHUB_TOKEN}` } };
+
+describe('a decision that names no redaction profile', () => {
+  it('gets config redaction.default_profile (strict blocks the token), with or without an empty redaction block', async () => {
+    for (const redaction of ['', ', "redaction": {}', ', "redaction": {"reidentify": false}']) {
+      await withWarden(
+        `decision := {"allow": true, "models": ["*"]${redaction}}\n`,
+        async (h) => {
+          const r = await chat(h, { model: 'gpt-4o-mini', warden: withToken });
+          expect([r.status, r.body.error?.code], redaction).toEqual([422, 'redaction_blocked']);
+          expect(h.up.calls).toHaveLength(0);
+        },
+        'redaction: { default_profile: strict }',
+      );
+    }
+  });
+
+  it('keeps the profile own per-entity modes when the redaction block is left out, as with an empty one', async () => {
+    const blockSecrets = 'redaction: { profiles: { standard: { entities: [EMAIL_ADDRESS, SECRETS], mode: mask, settings: { SECRETS: { mode: block } } } } }';
+    for (const redaction of ['', ', "redaction": {}']) {
+      await withWarden(
+        `decision := {"allow": true, "models": ["*"]${redaction}}\n`,
+        async (h) => {
+          const r = await chat(h, { model: 'gpt-4o-mini', warden: withToken });
+          expect([r.status, r.body.error?.code], redaction || 'no redaction block').toEqual([422, 'redaction_blocked']);
+          expect(h.up.calls).toHaveLength(0);
+        },
+        blockSecrets,
+      );
+    }
+  });
+
+  it('still masks with the built-in standard profile when nothing is configured', async () => {
+    await withWarden('decision := {"allow": true, "models": ["*"]}\n', async (h) => {
+      const r = await chat(h, { model: 'gpt-4o-mini', warden: withToken });
+      expect(r.status).toBe(200);
+      const sent = JSON.stringify(h.up.calls[0]!.body.messages);
+      expect(sent).toContain('[GITHUB_TOKEN]');
+      expect(sent).not.toContain(GITHUB_TOKEN);
+    });
+  });
+});
+
+describe('decision audit.log_variables_names', () => {
+  it('puts the names of the call variables, never their values, in the audit record only when the decision asks', async () => {
+    for (const lvn of [true, false]) {
+      await withWarden(`decision := {"allow": true, "models": ["*"], "audit": {"log_variables_names": ${lvn}}}\n`, async (h) => {
+        expect((await chat(h, { model: 'gpt-4o-mini', warden: TEMPLATE })).status).toBe(200);
+        const record = h.w.audit().at(-1)!;
+        expect(record.template).toMatchObject({ id: 'support/ticket-summary', version: 2 });
+        if (lvn) expect(record.template.variables).toEqual(['customer_message', 'ticket_id']);
+        else expect('variables' in record.template).toBe(false);
+        expect(JSON.stringify(h.w.audit())).not.toContain(VARIABLE_VALUE);
+        // The record with its names is still part of a verifiable chain.
+        expect(verifyChain(h.w.audit())).toMatchObject({ ok: true });
+      });
+    }
+  });
+});
+
+describe('the caller token limit', () => {
+  it('reaches the policy as input.request.max_tokens on HTTP and on gRPC, whichever name params_json gives it', async () => {
+    const policy =
+      'decision := {"allow": true, "models": ["*"]} if input.request.max_tokens == null\n' +
+      'decision := {"allow": false, "reasons": [sprintf("caller asked for %d tokens", [input.request.max_tokens])]} if input.request.max_tokens != null\n';
+    await withWarden(policy, async (h) => {
+      const http = await chat(h, { model: 'gpt-4o-mini', max_completion_tokens: 100000, warden: TEMPLATE });
+      expect([http.status, http.body.error?.message]).toEqual([403, 'denied by policy: caller asked for 100000 tokens']);
+      for (const params of ['{"max_completion_tokens":100000}', '{"max_tokens":100000}']) {
+        await expect(grpcComplete(h, { ...GRPC_TEMPLATE, params_json: params }), params).rejects.toMatchObject({ code: 7, details: expect.stringContaining('caller asked for 100000 tokens') });
+      }
+      // No limit at all is still allowed: the policy saw null.
+      await expect(grpcComplete(h, GRPC_TEMPLATE)).resolves.toBeDefined();
+      expect(h.up.calls).toHaveLength(1);
+    });
+  });
+
+  it('goes upstream under the caller own name, clamped to the decision cap', async () => {
+    await withWarden('decision := {"allow": true, "models": ["*"], "max_tokens": 50}\n', async (h) => {
+      const sent = () => {
+        const body = h.up.calls.at(-1)!.body;
+        return { max_tokens: body.max_tokens, max_completion_tokens: body.max_completion_tokens };
+      };
+      expect((await chat(h, { model: 'gpt-4o-mini', max_completion_tokens: 1000, warden: TEMPLATE })).status).toBe(200);
+      expect(sent()).toEqual({ max_tokens: undefined, max_completion_tokens: 50 });
+      expect((await chat(h, { model: 'gpt-4o-mini', max_completion_tokens: 10, temperature: 0.5, warden: TEMPLATE })).status).toBe(200);
+      expect(sent()).toEqual({ max_tokens: undefined, max_completion_tokens: 10 });
+      expect((await chat(h, { model: 'gpt-4o-mini', max_tokens: 1000, warden: TEMPLATE })).status).toBe(200);
+      expect(sent()).toEqual({ max_tokens: 50, max_completion_tokens: undefined });
+      expect((await chat(h, { model: 'gpt-4o-mini', warden: TEMPLATE })).status).toBe(200);
+      expect(sent()).toEqual({ max_tokens: 50, max_completion_tokens: undefined });
+      await grpcComplete(h, { ...GRPC_TEMPLATE, params_json: '{"max_completion_tokens":1000}' });
+      expect(sent()).toEqual({ max_tokens: undefined, max_completion_tokens: 50 });
+      await grpcComplete(h, { ...GRPC_TEMPLATE, params_json: '{"max_tokens":1000}' });
+      expect(sent()).toEqual({ max_tokens: 50, max_completion_tokens: undefined });
+      await grpcComplete(h, { ...GRPC_TEMPLATE, max_tokens: 1000 });
+      expect(sent()).toEqual({ max_tokens: 50, max_completion_tokens: undefined });
+    });
+  });
+
+  it('is refused on gRPC when it is not a positive integer or is given twice', async () => {
+    await withWarden('decision := {"allow": true, "models": ["*"]}\n', async (h) => {
+      await expect(grpcComplete(h, { ...GRPC_TEMPLATE, params_json: '{"max_tokens":"lots"}' })).rejects.toMatchObject({ code: 3, details: expect.stringContaining('params_json.max_tokens') });
+      await expect(grpcComplete(h, { ...GRPC_TEMPLATE, max_tokens: 10, params_json: '{"max_completion_tokens":20}' })).rejects.toMatchObject({ code: 3, details: expect.stringContaining("field 'max_tokens'") });
+      expect(h.up.calls).toHaveLength(0);
+    });
+  });
+});
