@@ -19,7 +19,8 @@ export class NotRegularFileError extends Error {
   }
 }
 
-function kindOf(st: Stats): string {
+/** What a path that is not a regular file is, for a message (`a FIFO`, `a device`, ...). */
+export function kindOf(st: Stats): string {
   if (st.isFIFO()) return 'a FIFO';
   if (st.isSocket()) return 'a socket';
   if (st.isCharacterDevice() || st.isBlockDevice()) return 'a device';

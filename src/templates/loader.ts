@@ -11,6 +11,7 @@ import { MAX_YAML_DEPTH, yamlTooDeep } from '../pipeline/yaml-depth.js';
 import { YAML_TAG_OPTIONS, yamlTagProblems } from '../pipeline/yaml-tags.js';
 import { addDuplicateKeyErrors, NO_LIBRARY_UNIQUE_KEYS } from '../pipeline/yaml-unique-keys.js';
 import { WardenError } from '../pipeline/errors.js';
+import { kindOf } from '../pipeline/regular-file.js';
 import type { Template, VariableSpec } from '../pipeline/types.js';
 // The one ref grammar (the resolver parses refs with it at request time): a ref that passes here
 // cannot fail there for its syntax.
@@ -156,14 +157,6 @@ export async function scanTemplateFiles(paths: readonly string[]): Promise<{ fil
 /** Lists `*.yaml|*.yml` files under each path, sorted (see scanTemplateFiles). */
 export async function findTemplateFiles(paths: readonly string[]): Promise<string[]> {
   return (await scanTemplateFiles(paths)).files;
-}
-
-function kindOf(st: Stats): string {
-  if (st.isFIFO()) return 'a FIFO';
-  if (st.isSocket()) return 'a socket';
-  if (st.isCharacterDevice() || st.isBlockDevice()) return 'a device';
-  if (st.isDirectory()) return 'a directory';
-  return 'not a file';
 }
 
 // Non-blocking open: a FIFO that appeared after the scan is refused at fstat instead of blocking
