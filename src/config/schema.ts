@@ -191,9 +191,17 @@ const SpiffeIdentitySchema = z
     audiences: z.array(nonEmpty).min(1, { error: 'must list at least one audience' }),
     /** Optional accepted `iss` value(s); JWT-SVIDs need not carry one. */
     issuer: issuerField.optional(),
+    /** Trust domains whose `/ns/<ns>/sa/<sa>` paths name this cluster's service accounts. */
+    kubernetes_trust_domains: z.array(trustDomain).optional(),
     ...jwksFields,
   })
   .superRefine((v, ctx) => {
+    if (Array.isArray(v.kubernetes_trust_domains)) {
+      const accepted = new Set([...(Array.isArray(v.trust_domains) ? v.trust_domains : []), ...(v.bundles && typeof v.bundles === 'object' ? Object.keys(v.bundles) : [])]);
+      v.kubernetes_trust_domains.forEach((d, i) => {
+        if (!accepted.has(d)) ctx.addIssue({ code: 'custom', message: `${d} is not an accepted trust domain (trust_domains or bundles)`, input: d, path: ['kubernetes_trust_domains', i] });
+      });
+    }
     const sectionKeys = v.jwks_url !== undefined || v.jwks_file !== undefined || v.jwks_ca_file !== undefined || v.jwks_bearer_token_file !== undefined;
     if (v.bundles !== undefined) {
       if (typeof v.bundles === 'object' && v.bundles !== null && Object.keys(v.bundles).length === 0) ctx.addIssue({ code: 'custom', message: 'must name at least one trust domain', input: v.bundles, path: ['bundles'] });

@@ -1,7 +1,10 @@
 /**
  * SPIFFE JWT-SVIDs: `sub` is the workload's SPIFFE ID (`spiffe://trust-domain/path`), verified
  * against that trust domain's JWKS bundle only (each accepted domain has its own). A `/ns/<ns>/sa/<sa>` path (the SPIRE Kubernetes
- * convention) also fills namespace and service account so the same policies apply.
+ * convention) also fills namespace and service account so the same policies apply, but only in
+ * the trust domains that name this cluster's service accounts: a partner's domain signs whatever
+ * paths it likes, and `spiffe://partner.example/ns/prod/sa/payments` must not pass for prod's
+ * payments service account in templates' `allowed_services` or in policies.
  */
 import type { JWK, JWTPayload } from 'jose';
 import type { Authenticator } from '../pipeline/ports.js';
@@ -21,6 +24,11 @@ export interface SpiffeJwtAuthenticatorOptions extends BearerJwtOptions {
   bundles?: Record<string, JwksSourceOptions>;
   /** Optional accepted `iss` values (JWT-SVIDs need not carry one). */
   issuer?: string | string[];
+  /**
+   * The trust domains whose `/ns/<ns>/sa/<sa>` paths fill the principal's namespace and service
+   * account. Default: the one domain of `trustDomains`; none of `bundles` (each must be listed).
+   */
+  kubernetesTrustDomains?: string[];
 }
 
 /**
@@ -58,6 +66,8 @@ export class SpiffeJwtAuthenticator implements Authenticator {
   /** One verifier per trust domain, each with that domain's key set only. */
   private readonly verifiers = new Map<string, BearerJwtVerifier>();
   private readonly principals = new Map<string, (payload: JWTPayload) => Principal>();
+  /** Trust domains whose `/ns/<ns>/sa/<sa>` paths name Kubernetes service accounts. */
+  private readonly kubernetesDomains: ReadonlySet<string>;
   /** The only trust domain, when there is one: its tokens need no peek before the cache. */
   private readonly single: { verifier: BearerJwtVerifier; toPrincipal: (payload: JWTPayload) => Principal } | undefined;
 
@@ -67,6 +77,10 @@ export class SpiffeJwtAuthenticator implements Authenticator {
     if (shared.length + bundles.length === 0) throw new JwksConfigError('spiffe: at least one trust domain is required');
     if (shared.length > 1) {
       throw new JwksConfigError('spiffe: one key set cannot serve several trust domains (any of them could sign for the others); give each its own bundle');
+    }
+    this.kubernetesDomains = new Set(opts.kubernetesTrustDomains ?? shared);
+    for (const d of this.kubernetesDomains) {
+      if (!shared.includes(d) && !Object.hasOwn(opts.bundles ?? {}, d)) throw new JwksConfigError(`spiffe: kubernetes_trust_domains names ${d}, which is not an accepted trust domain`);
     }
     const method: BearerJwtMethod = {
       method: this.method,
@@ -115,7 +129,7 @@ export class SpiffeJwtAuthenticator implements Authenticator {
     if (td !== domain) throw unauthenticated(this.method, `trust domain ${td} is not accepted`);
     const principal: Principal = { kind: 'spiffe', subject: id, spiffe_id: id, audiences: audiencesOf(payload) };
     if (typeof payload.iss === 'string') principal.issuer = payload.iss;
-    const k8s = K8S_PATH.exec(id.slice('spiffe://'.length + td.length));
+    const k8s = this.kubernetesDomains.has(td) ? K8S_PATH.exec(id.slice('spiffe://'.length + td.length)) : null;
     if (k8s) {
       principal.namespace = k8s[1]!;
       principal.service_account = k8s[2]!;

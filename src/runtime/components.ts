@@ -103,6 +103,7 @@ function buildAuthenticators(config: Config, logger: Logger): Authenticator[] {
           ...(sp.bundles ? { bundles: Object.fromEntries(Object.entries(sp.bundles).map(([domain, b]) => [domain, jwksOptions(b)])) } : {}),
           audiences: sp.audiences,
           ...(sp.issuer ? { issuer: sp.issuer } : {}),
+          ...(sp.kubernetes_trust_domains ? { kubernetesTrustDomains: sp.kubernetes_trust_domains } : {}),
           ...jwksOptions(sp),
           clockToleranceSec: sp.clock_tolerance_s,
           logger,

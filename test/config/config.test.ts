@@ -326,6 +326,14 @@ describe('errors name file:line:col, key path and what is wrong', () => {
     expect(c.spiffe?.bundles).toEqual({ 'a.example': { jwks_file: '/c/a.json' }, 'b.example': { jwks_url: 'https://b/keys', jwks_ca_file: '/c/ca.pem' } });
   });
 
+  it('spiffe: kubernetes_trust_domains must name accepted trust domains', () => {
+    const spiffe = (extra: string) => `identity:\n  spiffe:\n    audiences: [w]\n    bundles: { a.example: { jwks_file: a.json }, b.example: { jwks_file: b.json } }\n    ${extra}\n`;
+    expect(lines(spiffe('kubernetes_trust_domains: [a.example, c.example]'))).toEqual([
+      'w.yaml:5:43: identity.spiffe.kubernetes_trust_domains[1]: c.example is not an accepted trust domain (trust_domains or bundles)',
+    ]);
+    expect(parseConfig(spiffe('kubernetes_trust_domains: [a.example]'), '/c/w.yaml').identity.spiffe?.kubernetes_trust_domains).toEqual(['a.example']);
+  });
+
   it('providers: unknown kind, bad url, literal api key (never echoed)', () => {
     const canary = 'sk-CANARY-SECRET-9f8e7d';
     const text = [

@@ -540,6 +540,7 @@ describe('SpiffeJwtAuthenticator: several trust domains', () => {
     const s = new SpiffeJwtAuthenticator({
       audiences: [AUD],
       bundles: { 'prod.example': { jwksFile: join(dir, 'prod-bundle.json') }, 'partner.example': { jwksFile: join(dir, 'partner-bundle.json') } },
+      kubernetesTrustDomains: ['prod.example'],
     });
     const prodId = 'spiffe://prod.example/ns/payments/sa/checkout';
     expect(await s.authenticate(creds(await sign({ sub: prodId })))).toMatchObject({ spiffe_id: prodId, namespace: 'payments' });
@@ -551,6 +552,26 @@ describe('SpiffeJwtAuthenticator: several trust domains', () => {
     const evil = await sign({ sub: 'spiffe://evil.example/ns/a/sa/b' });
     expect((await authError(s, creds(evil))).message).toMatch(/trust domain evil\.example is not accepted/);
     expect(await s.authenticate(creds(await sign(k8sClaims())))).toBeNull();
+  });
+
+  it("maps /ns/<ns>/sa/<sa> only in the trust domains named as this cluster's: a partner's path is not prod's service account", async () => {
+    await writeFile(join(dir, 'prod-bundle.json'), JSON.stringify({ keys: [rsa.jwk] }));
+    await writeFile(join(dir, 'partner-bundle.json'), JSON.stringify({ keys: [{ ...ec.jwk, use: 'jwt-svid' }] }));
+    const bundles = { 'prod.example': { jwksFile: join(dir, 'prod-bundle.json') }, 'partner.example': { jwksFile: join(dir, 'partner-bundle.json') } };
+    // The partner signs, in its own domain, the path of prod's payments service account.
+    const partnerToken = await sign({ sub: 'spiffe://partner.example/ns/prod/sa/payments' }, { key: ec.privateKey, alg: 'ES256', kid: 'ec-1' });
+    const prodToken = await sign({ sub: 'spiffe://prod.example/ns/prod/sa/payments' });
+    const unmapped = new SpiffeJwtAuthenticator({ audiences: [AUD], bundles });
+    const none = await unmapped.authenticate(creds(partnerToken));
+    expect(none).toMatchObject({ spiffe_id: 'spiffe://partner.example/ns/prod/sa/payments' });
+    expect(none).not.toHaveProperty('namespace');
+    expect(none).not.toHaveProperty('service_account');
+    expect(await unmapped.authenticate(creds(prodToken))).not.toHaveProperty('namespace');
+
+    const mapped = new SpiffeJwtAuthenticator({ audiences: [AUD], bundles, kubernetesTrustDomains: ['prod.example'] });
+    expect(await mapped.authenticate(creds(prodToken))).toMatchObject({ namespace: 'prod', service_account: 'payments' });
+    expect(await mapped.authenticate(creds(partnerToken))).not.toHaveProperty('namespace');
+    expect(() => new SpiffeJwtAuthenticator({ audiences: [AUD], bundles, kubernetesTrustDomains: ['evil.example'] })).toThrow(/evil\.example, which is not an accepted trust domain/);
   });
 
   it('refuses one key set for several trust domains', () => {
