@@ -5,6 +5,7 @@
  */
 import { createHmac, type KeyObject } from 'node:crypto';
 import { outboundJson, outboundText } from '../pipeline/canonical-json.js';
+import { mostRecentApproval } from '../pipeline/approvals.js';
 import { isoTime } from '../pipeline/clock.js';
 import type { RequestContext } from '../pipeline/stage.js';
 import type { Approval } from '../pipeline/types.js';
@@ -29,14 +30,8 @@ export interface AuditRecordOptions {
   now?: number;
 }
 
-/** The most recent approval (by `at`, else the last listed). */
-export function latestApproval(approvals: readonly Approval[]): Approval | null {
-  let best: Approval | null = null;
-  for (const a of approvals) {
-    if (!best || (a.at ?? '') >= (best.at ?? '')) best = a;
-  }
-  return best;
-}
+/** The most recent approval (by the `at` instant, else the last listed): the policy input's rule. */
+export const latestApproval: (approvals: readonly Approval[]) => Approval | null = mostRecentApproval;
 
 export function promptHmac(key: string | Buffer | KeyObject, outbound: unknown): string {
   return createHmac('sha256', key).update(canonicalJson(outbound)).digest('hex');
