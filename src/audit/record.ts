@@ -91,7 +91,11 @@ function usageOf(ctx: RequestContext): AuditRecordBody['usage'] {
  */
 function templateOf(ctx: RequestContext): AuditRecordBody['template'] {
   const t = ctx.template;
-  if (!t) return null;
+  if (!t) {
+    // Refused at resolve: what was asked for (sensitivity null when no such template exists).
+    const r = ctx.refusedTemplate;
+    return r ? { id: r.id, version: r.version, sensitivity: r.template?.sensitivity ?? null } : null;
+  }
   if (ctx.decision?.allow !== true || ctx.decision.audit.log_variables_names !== true) return { id: t.id, version: t.version, sensitivity: t.sensitivity };
   return { id: t.id, version: t.version, sensitivity: t.sensitivity, variables: Object.keys(ctx.request.variables).sort() };
 }
@@ -103,7 +107,7 @@ function templateOf(ctx: RequestContext): AuditRecordBody['template'] {
 function finalMembers(ctx: RequestContext, opts: AuditRecordOptions): FinalRecordMembers {
   const req = ctx.request;
   const p = ctx.principal;
-  const t = ctx.template;
+  const t = ctx.template ?? ctx.refusedTemplate?.template;
   const approval = ctx.policyInput?.template?.approval ?? (t ? latestApproval(t.approvals) : null);
   return {
     request_id: req.id,
