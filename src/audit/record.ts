@@ -5,6 +5,7 @@
  */
 import { createHmac, type KeyObject } from 'node:crypto';
 import { outboundJson, outboundText } from '../pipeline/canonical-json.js';
+import { mostRecentApproval } from '../pipeline/approvals.js';
 import { isoTime } from '../pipeline/clock.js';
 import type { RequestContext } from '../pipeline/stage.js';
 import type { Approval } from '../pipeline/types.js';
@@ -29,14 +30,8 @@ export interface AuditRecordOptions {
   now?: number;
 }
 
-/** The most recent approval (by `at`, else the last listed). */
-export function latestApproval(approvals: readonly Approval[]): Approval | null {
-  let best: Approval | null = null;
-  for (const a of approvals) {
-    if (!best || (a.at ?? '') >= (best.at ?? '')) best = a;
-  }
-  return best;
-}
+/** The most recent approval (by the `at` instant, else the last listed): the policy input's rule. */
+export const latestApproval: (approvals: readonly Approval[]) => Approval | null = mostRecentApproval;
 
 export function promptHmac(key: string | Buffer | KeyObject, outbound: unknown): string {
   return createHmac('sha256', key).update(canonicalJson(outbound)).digest('hex');
@@ -96,7 +91,11 @@ function usageOf(ctx: RequestContext): AuditRecordBody['usage'] {
  */
 function templateOf(ctx: RequestContext): AuditRecordBody['template'] {
   const t = ctx.template;
-  if (!t) return null;
+  if (!t) {
+    // Refused at resolve: what was asked for (sensitivity null when no such template exists).
+    const r = ctx.refusedTemplate;
+    return r ? { id: r.id, version: r.version, sensitivity: r.template?.sensitivity ?? null } : null;
+  }
   if (ctx.decision?.allow !== true || ctx.decision.audit.log_variables_names !== true) return { id: t.id, version: t.version, sensitivity: t.sensitivity };
   return { id: t.id, version: t.version, sensitivity: t.sensitivity, variables: Object.keys(ctx.request.variables).sort() };
 }
@@ -108,7 +107,7 @@ function templateOf(ctx: RequestContext): AuditRecordBody['template'] {
 function finalMembers(ctx: RequestContext, opts: AuditRecordOptions): FinalRecordMembers {
   const req = ctx.request;
   const p = ctx.principal;
-  const t = ctx.template;
+  const t = ctx.template ?? ctx.refusedTemplate?.template;
   const approval = ctx.policyInput?.template?.approval ?? (t ? latestApproval(t.approvals) : null);
   return {
     request_id: req.id,

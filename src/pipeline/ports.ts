@@ -173,7 +173,8 @@ export interface AuditRecord {
   principal: { kind: string; subject: string; namespace?: string; service_account?: string } | null;
   action: string;
   /** `variables`: the names (never values) of the call's variables, only when the decision's `audit.log_variables_names` asked for them. */
-  template: { id: string; version: number; sensitivity: string; variables?: string[] } | null;
+  /** For a `template_not_found` refusal: the id and version asked for (`version` null if none was named), `sensitivity` null. */
+  template: { id: string; version: number | null; sensitivity: string | null; variables?: string[] } | null;
   approval: string | null;
   environment: string;
   policy_revision: string;

@@ -38,6 +38,12 @@ export interface RequestContext {
   readonly trace: { traceId: string; spanId: string };
   principal?: Principal;
   template?: Template;
+  /**
+   * The template the resolve stage refused, for the audit record (which must say what a caller
+   * still asks for): a retired template itself, or the id (always of the id grammar) and the
+   * version (null when none was named) of one that does not exist. Never set with `template`.
+   */
+  refusedTemplate?: { id: string; version: number | null; template?: Template };
   policyInput?: PolicyInput;
   decision?: Decision;
   /** Provider name the model routes to (from config `models`). */

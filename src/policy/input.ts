@@ -3,6 +3,7 @@
  * names and metadata only: variable *names*, never values; the principal without its token.
  */
 import { isoTime } from '../pipeline/clock.js';
+import { mostRecentApproval as latestOf } from '../pipeline/approvals.js';
 import { WardenError } from '../pipeline/errors.js';
 import type { RequestContext } from '../pipeline/stage.js';
 import { POLICY_INPUT_VERSION, type Approval, type PolicyInput, type Principal, type Template } from '../pipeline/types.js';
@@ -20,10 +21,9 @@ const DATE_ONLY = /^\d{4}-\d{2}-\d{2}$/;
  * day, UTC; unparseable counts as retired), duplicated on purpose: stages do not import each other.
  */
 
-/** The most recent approval (by `at`, else the last listed). */
+/** The most recent approval (by the `at` instant, else the last listed), as a copy. */
 export function mostRecentApproval(approvals: readonly Approval[]): Approval | null {
-  let best: Approval | null = null;
-  for (const a of approvals) if (!best || (a.at ?? '') >= (best.at ?? '')) best = a;
+  const best = latestOf(approvals);
   return best ? { ...best } : null;
 }
 

@@ -91,6 +91,14 @@ const STATUS: Record<string, grpc.status> = {
 };
 
 /**
+ * The gRPC request's name for a field: stages name the HTTP body's (`warden.template`,
+ * `warden.variables.x`), but a PromptRequest has `template` and `variables` at its top level.
+ */
+function grpcParam(path: string): string {
+  return path.startsWith('warden.') ? path.slice('warden.'.length) : path;
+}
+
+/**
  * Warden error → gRPC status object, the stable code in the `warden-code` trailer. A wait to
  * retry after (`overloaded`, an upstream's rate limit) goes in two trailers: `retry-after` in
  * seconds for people and HTTP-minded code, and `grpc-retry-pushback-ms` in milliseconds, which
@@ -100,7 +108,7 @@ export function toGrpcError(err: WardenError): Partial<grpc.StatusObject> {
   const metadata = new grpc.Metadata();
   metadata.set('warden-code', err.code);
   const path = err.location?.path;
-  if (path) metadata.set('warden-param', path);
+  if (path) metadata.set('warden-param', grpcParam(path));
   const retryAfter = err.details?.['retry_after_s'];
   if (typeof retryAfter === 'number') {
     metadata.set('retry-after', String(retryAfter));

@@ -18,7 +18,7 @@ import type { Template, VariableSpec } from '../pipeline/types.js';
 import { parseSecretRef, SecretRefError } from '../secrets/index.js';
 import { parsePlaceholders } from './placeholders.js';
 import { TemplateSchema, type TemplateDocument } from './schema.js';
-import { findSecretLiteral } from './secret-literals.js';
+import { findSecretLiteral, isQuotableName, unquotedReason } from './secret-literals.js';
 
 export interface TemplateIssue {
   file: string;
@@ -293,8 +293,14 @@ function posOf(doc: Document, path: readonly PathKey[], at: (o: number) => Pos, 
   return { line: 1, column: 1 };
 }
 
+/** A key path for messages; a key that may be a pasted value (not a short identifier) is not repeated. */
 function joinPath(path: readonly PathKey[]): string {
-  return path.map((k, i) => (typeof k === 'number' ? `[${k}]` : i === 0 ? k : `.${k}`)).join('');
+  return path.map((k, i) => (typeof k === 'number' ? `[${k}]` : `${i === 0 ? '' : '.'}${isQuotableName(k) ? k : '<key not shown>'}`)).join('');
+}
+
+/** `"name"`, or what stands in for a name a load error must not repeat (see isQuotableName). */
+function quoted(name: string, open = '"', close = '"'): string {
+  return isQuotableName(name) ? `${open}${name}${close}` : `(name not shown: ${unquotedReason(name)})`;
 }
 
 function validateDocument(
@@ -331,20 +337,25 @@ function validateDocument(
     for (const zi of parsed.error.issues) {
       const path = zi.path.filter((k): k is PathKey => typeof k === 'string' || typeof k === 'number');
       if (zi.code === 'unrecognized_keys') {
-        for (const k of zi.keys) issue(path, `unknown key "${k}"`, k);
+        for (const k of zi.keys) issue(path, `unknown key ${quoted(k)}`, k);
       } else if (zi.code === 'invalid_key') {
         issue(path.slice(0, -1), `invalid name: ${zi.issues[0]?.message ?? zi.message}`, String(path[path.length - 1]));
       } else {
         issue(path, zi.message);
       }
     }
+    // The schema stops before checkSemantics, whose scan would have named an unknown key that
+    // holds a credential as one: scan what was read, so such a key is reported as a secret.
+    checkSecretLiterals(raw, [], issue, new Set());
     return { issues };
   }
   const d: TemplateDocument = parsed.data;
   checkVersionLiteral(doc, text, issue);
+  const numbers = configNumberLiterals(d, doc, text, issue);
+  checkSecretVariableKeys(raw, issue);
   checkSemantics(d, issue);
   if (issues.length > 0) return { issues };
-  return { template: toTemplate(d, file), issues };
+  return { template: toTemplate(d, file, numbers), issues };
 }
 
 /** Paths of every `__proto__` key in yaml's output. */
@@ -385,6 +396,38 @@ function checkVersionLiteral(doc: Document, text: string, issue: (path: readonly
   if (!/^[1-9][0-9]*$/.test(source)) issue(['version'], 'must be written as a plain integer such as 2');
 }
 
+/** A number as a reviewer reads it: plain decimal digits, an optional sign and fraction. */
+const PLAIN_DECIMAL = /^-?(?:0|[1-9][0-9]*)(?:\.[0-9]+)?$/;
+
+/**
+ * The source text of each numeric `source: config` value, by variable name. The value is part of
+ * the reviewed prompt, so it renders as written (`2.50` stays `2.50`, a 20-digit number keeps its
+ * digits); a form YAML would rewrite (`0x10` is 16, `1e3`, `.inf`, `.nan`) is refused where it is.
+ */
+function configNumberLiterals(d: TemplateDocument, doc: Document, text: string, issue: (path: readonly PathKey[], message: string) => void): Map<string, string> {
+  const out = new Map<string, string>();
+  for (const [name, v] of Object.entries(d.variables)) {
+    if (typeof v.value !== 'number') continue;
+    const node = doc.getIn(['variables', name, 'value'], true) as Node | undefined;
+    const source = isScalar(node) && node.range ? text.slice(node.range[0], node.range[1]).trim() : '';
+    if (PLAIN_DECIMAL.test(source)) out.set(name, source);
+    else issue(['variables', name, 'value'], 'must be written as a plain decimal number such as 10 or 2.5 (not 0x10, 0o17, 1e3, .inf or .nan), or quoted as a string');
+  }
+  return out;
+}
+
+/** `type` and `required` mean nothing for a secret (its value is text, and always there): refuse them rather than ignore them. */
+function checkSecretVariableKeys(raw: unknown, issue: (path: readonly PathKey[], message: string) => void): void {
+  const vars = (raw as { variables?: unknown }).variables;
+  if (typeof vars !== 'object' || vars === null) return;
+  for (const [name, v] of Object.entries(vars as Record<string, unknown>)) {
+    if (typeof v !== 'object' || v === null || (v as { source?: unknown }).source !== 'secret') continue;
+    for (const key of ['type', 'required']) {
+      if (Object.hasOwn(v, key)) issue(['variables', name, key], `a source: secret variable does not take ${key} (a secret is always a string, and always resolved)`);
+    }
+  }
+}
+
 /** Hints for a secret-looking literal, by the field it was found in. */
 function literalHint(path: readonly PathKey[]): string {
   if (path[0] === 'messages') return '; reference it with a source: secret variable instead';
@@ -423,12 +466,12 @@ function checkSemantics(d: TemplateDocument, issue: (path: readonly PathKey[], m
     for (const name of p.variables) {
       used.add(name);
       // Own keys only: `{{constructor}}` is not declared just because every object has one.
-      if (!Object.hasOwn(d.variables, name)) issue(['messages', i, 'content'], `placeholder {{${name}}} is not declared in variables`);
+      if (!Object.hasOwn(d.variables, name)) issue(['messages', i, 'content'], `placeholder ${quoted(name, '{{', '}}')} is not declared in variables`);
     }
   });
   for (const [name, v] of Object.entries(d.variables)) {
     const at = ['variables', name];
-    if (!used.has(name)) issue(at, `variable "${name}" is declared but never used in messages`);
+    if (!used.has(name)) issue(at, `variable ${quoted(name)} is declared but never used in messages`);
     if (v.source === 'secret') {
       if (v.ref === undefined) issue(at, 'a source: secret variable needs a ref (a secret URI)');
       else checkRef(v.ref, (msg) => issue([...at, 'ref'], msg));
@@ -475,14 +518,15 @@ function refProblem(err: SecretRefError): string {
   }
 }
 
-function toTemplate(d: TemplateDocument, file: string): Template {
+/** `numbers`: the source text of numeric config values (configNumberLiterals). */
+function toTemplate(d: TemplateDocument, file: string, numbers: ReadonlyMap<string, string>): Template {
   // No prototype: a lookup by a placeholder name never finds an inherited property.
   const variables = Object.create(null) as Record<string, VariableSpec>;
   for (const [name, v] of Object.entries(d.variables)) {
     const spec: VariableSpec = { source: v.source, type: v.type, required: v.required, pii: v.pii };
     if (v.max_length !== undefined) spec.max_length = v.max_length;
     if (v.ref !== undefined) spec.ref = v.ref;
-    if (v.value !== undefined) spec.value = String(v.value);
+    if (v.value !== undefined) spec.value = numbers.get(name) ?? String(v.value);
     if (v.description !== undefined) spec.description = v.description;
     variables[name] = spec;
   }

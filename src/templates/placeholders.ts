@@ -21,6 +21,15 @@ export interface ParsedContent {
   problems: PlaceholderProblem[];
 }
 
+/** What is wrong inside `{{ }}`, without repeating it (a load error must not echo a pasted secret). */
+function malformedWhy(inner: string): string {
+  if (inner === '') return 'it is empty';
+  if (inner.includes('{')) return 'it contains "{" (there is no escape syntax)';
+  if (/\s/.test(inner)) return 'it contains white space';
+  if (/^[0-9]/.test(inner)) return 'it starts with a digit';
+  return 'it contains characters other than letters, digits and _';
+}
+
 /** Splits `content` into segments. Malformed placeholders are reported, never guessed at. */
 export function parsePlaceholders(content: string): ParsedContent {
   const segments: Segment[] = [];
@@ -38,7 +47,7 @@ export function parsePlaceholders(content: string): ParsedContent {
     }
     const name = content.slice(open + 2, close).trim();
     if (!VARIABLE_NAME.test(name)) {
-      problems.push({ offset: open, message: `malformed placeholder "{{${content.slice(open + 2, close)}}}" (expected {{name}})` });
+      problems.push({ offset: open, message: `malformed placeholder at character ${open} of the content: ${malformedWhy(name)} (expected {{name}}; its text is not repeated)` });
       literal += content.slice(pos, close + 2);
       pos = close + 2;
       continue;

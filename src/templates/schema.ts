@@ -16,7 +16,9 @@ const isoDate = z
 function isCalendarDate(s: string): boolean {
   if (!ISO_DATE.test(s)) return true; // the regex check reports this one
   const [y, m, d] = s.slice(0, 10).split('-').map(Number) as [number, number, number];
-  const day = new Date(Date.UTC(y, m - 1, d));
+  const day = new Date(0);
+  // setUTCFullYear, not Date.UTC: Date.UTC reads years 0-99 as 1900-1999.
+  day.setUTCFullYear(y, m - 1, d);
   if (day.getUTCFullYear() !== y || day.getUTCMonth() !== m - 1 || day.getUTCDate() !== d) return false;
   return s.length === 10 || !Number.isNaN(Date.parse(s));
 }
@@ -25,6 +27,15 @@ export { TEMPLATE_ID } from '../pipeline/identifiers.js';
 
 /** A string with something in it besides white space (an approval by " " approves nothing). */
 const notBlank = z.string().min(1).regex(/\S/, 'must not be blank');
+
+/**
+ * One side of an `allowed_services` entry: a lower-case Kubernetes name with the glob syntax the
+ * policy's `glob.match` understands: `*`, `?`, a class `[a-z]` / `[!abc]`, alternatives `{a,b}`.
+ * Only this subset is accepted, so an entry that loads is one the policy can match: a broken
+ * glob (`pay[`, `{x`, a trailing `\\`) or an upper-case name would silently match no caller.
+ */
+const SERVICE_PART = String.raw`(?:[a-z0-9._-]|\*|\?|\[!?[a-z0-9._-]+\]|\{[a-z0-9._*?-]*(?:,[a-z0-9._*?-]*)*\})+`;
+const SERVICE_GLOB = new RegExp(`^${SERVICE_PART}/${SERVICE_PART}$`);
 
 const RESERVED_NAMES: ReadonlySet<string> = new Set([...Object.getOwnPropertyNames(Object.prototype), 'prototype']);
 
@@ -35,7 +46,9 @@ export const VariableSchema = z.strictObject({
   pii: z.boolean().default(false),
   max_length: z.number().int().positive().optional(),
   ref: z.string().min(1).optional(),
-  value: z.union([z.string(), z.number(), z.boolean()]).optional(),
+  // Any number, .inf and .nan included: loader.ts checks how a number was written and says what
+  // is wrong with it (z.number() would refuse those two with a bare "Invalid input").
+  value: z.union([z.string(), z.custom<number>((v) => typeof v === 'number'), z.boolean()]).optional(),
   description: z.string().optional(),
 });
 
@@ -52,8 +65,10 @@ export const TemplateSchema = z.strictObject({
     .array(z.strictObject({ by: notBlank, ticket: notBlank, at: isoDate.optional() }))
     .default([]),
   retire_after: isoDate.optional(),
-  allowed_services: z.array(z.string().regex(/^[^/\s]+\/[^/\s]+$/, 'expected "namespace/service_account" (wildcard * allowed)')).default([]),
-  models: z.array(z.string().min(1)).default([]),
+  allowed_services: z
+    .array(z.string().regex(SERVICE_GLOB, 'expected "namespace/service_account": lower-case names, with the globs * ? [a-z] [!a] {a,b}'))
+    .default([]),
+  models: z.array(notBlank).default([]),
   variables: z
     .record(
       z

@@ -26,3 +26,26 @@ export function findSecretLiteral(text: string): string | undefined {
   for (const { kind, re } of PATTERNS) if (re.test(text)) return kind;
   return undefined;
 }
+
+/** Longest name a load error repeats: longer ones are more likely a pasted value than a name. */
+export const MAX_QUOTED_NAME = 64;
+
+/** Identifier-like names (variable names, YAML keys): the only text a load error may repeat. */
+const QUOTABLE = /^[A-Za-z_][A-Za-z0-9_-]*$/;
+
+/**
+ * Whether a load error may repeat `name`: a short identifier that no credential pattern matches.
+ * Anything else in a template file (a key, a placeholder) may be a pasted secret, and load errors
+ * reach the CLI, the startup error and the reload log line, so it is described instead.
+ */
+export function isQuotableName(name: string): boolean {
+  return name.length <= MAX_QUOTED_NAME && QUOTABLE.test(name) && findSecretLiteral(name) === undefined;
+}
+
+/** Why a name is not repeated, for the message that stands in for it. */
+export function unquotedReason(name: string): string {
+  const kind = findSecretLiteral(name);
+  if (kind) return `it looks like a literal secret (${kind})`;
+  if (name.length > MAX_QUOTED_NAME) return `${name.length} characters, longer than a name`;
+  return 'not an identifier';
+}

@@ -3,6 +3,7 @@
  * so that hot reload can swap it without rebuilding the pipeline.
  */
 import { WardenError } from '../pipeline/errors.js';
+import { isTemplateId } from '../pipeline/identifiers.js';
 import type { TemplateStore } from '../pipeline/ports.js';
 import type { RequestContext, Stage } from '../pipeline/stage.js';
 import type { RenderedText } from './provenance.js';
@@ -19,9 +20,13 @@ export function createResolveStage(getStore: () => TemplateStore, opts: { now?: 
       const label = ref.version === undefined ? ref.id : `${ref.id}@${ref.version}`;
       const template = getStore().get(ref.id, ref.version);
       if (!template) {
+        // Only a name of the id grammar is recorded: anything else is the caller's data (ingress
+        // refuses such names already; this keeps the record safe if a path ever skips that check).
+        if (isTemplateId(ref.id)) ctx.refusedTemplate = { id: ref.id, version: ref.version ?? null };
         throw new WardenError('template_not_found', `template ${label} not found`, { location: { path: 'warden.template' }, details: { template: label } });
       }
       if (isRetired(template, now())) {
+        ctx.refusedTemplate = { id: template.id, version: template.version, template };
         throw new WardenError('template_retired', `template ${template.id}@${template.version} was retired after ${template.retire_after}`, {
           location: { path: 'warden.template' },
           details: { template: `${template.id}@${template.version}`, retire_after: template.retire_after },

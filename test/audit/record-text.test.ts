@@ -38,7 +38,7 @@ function generator(seed: number) {
       action: text(),
       template: nullable(() =>
         rnd() < 0.5
-          ? { id: text(), version: num(), sensitivity: text() }
+          ? { id: text(), version: nullable(num), sensitivity: nullable(text) }
           : { id: text(), version: num(), sensitivity: text(), variables: Array.from({ length: Math.floor(rnd() * 3) }, text) },
       ),
       approval: nullable(text),

@@ -78,6 +78,28 @@ describe('warden templates', () => {
     expect(r.stdout).toMatch(/\b1 problem\(s\)/);
   });
 
+  it('a problem never repeats secret-looking text: the key or placeholder is described, its credential kind named', async () => {
+    const d = join(dir, 'canary');
+    mkdirSync(d);
+    writeFileSync(
+      join(d, 'k1.yaml'),
+      'id: gov/k1\nversion: 1\nowner: me@example.com\nsensitivity: internal\ndescription: d\nAKIAIOSFODNN7EXAMPLE: wJalrXUtnFEMI/K7MDENG/bPxRfiCYEXAMPLEKEY\nmessages:\n  - role: user\n    content: hi\n',
+    );
+    writeFileSync(
+      join(d, 'k3.yaml'),
+      'id: gov/k3\nversion: 1\nowner: me@example.com\nsensitivity: internal\ndescription: d\nmessages:\n  - role: user\n    content: "hi {{ghp_CANARY7f3aCANARY7f3aCANARY7f3aCANARY7f}} {{ sk-proj-CANARY7f3aCANARY7f3aCANARY7f3a }}"\n',
+    );
+    const r = await cli(['templates', 'lint', d]);
+    expect(r.code).toBe(1);
+    const out = r.stdout + r.stderr;
+    expect(out).not.toContain('CANARY');
+    expect(out).not.toContain('AKIAIOSFODNN7EXAMPLE');
+    expect(out).toContain('k1.yaml:6:1: <key not shown>: unknown key (name not shown: it looks like a literal secret (AWS access key id))');
+    expect(out).toMatch(/k1\.yaml:\d+:\d+: a key looks like a literal secret \(AWS access key id\)/);
+    expect(out).toMatch(/k3\.yaml:8:\d+: messages\[0\]\.content: malformed placeholder/);
+    expect(out).toMatch(/k3\.yaml:8:\d+: messages\[0\]\.content: placeholder \(name not shown: it looks like a literal secret \(GitHub token\)\) is not declared/);
+  });
+
   it('usage errors exit 2: no PATH, unknown subcommand, unknown flag, missing path', async () => {
     const none = await cli(['templates', 'lint']);
     expect(none.code).toBe(2);

@@ -129,6 +129,19 @@ describe('PromptGateway', () => {
     expect(denied.details).toContain('marketing/campaign-bot');
   });
 
+  it('template-stage errors name the gRPC request fields in warden-param (template, variables.x), not the HTTP ones', async () => {
+    const cases: Array<[object, string, string]> = [
+      [{ model: 'gpt-4o-mini', template: { id: 'support/nope', version: 1 } }, 'template_not_found', 'template'],
+      [{ model: 'gpt-4o-mini', template: { id: 'support/ticket-summary', version: 1 }, variables: { ticket_id: 'T' } }, 'template_retired', 'template'],
+      [{ model: 'gpt-4o-mini', template: TEMPLATE, variables: { ...VARS, undeclared_one: 'x' } }, 'variable_missing', 'variables.undeclared_one'],
+    ];
+    for (const [req, code, param] of cases) {
+      const err = (await unary('Complete', req).catch((e: unknown) => e)) as grpc.ServiceError;
+      expect(err.metadata.get('warden-code')[0], code).toBe(code);
+      expect(err.metadata.get('warden-param')[0], code).toBe(param);
+    }
+  });
+
   it('a template id, variable or model name no template could have is INVALID_ARGUMENT, not repeated', async () => {
     const canary = 'jane.CANARY-NAME@example.com';
     const cases: Array<[object, string]> = [

@@ -333,16 +333,28 @@ describe('bad input is refused with a stable code and the field named', () => {
     expect(r.json.error.code).toBe('payload_too_large');
   });
 
-  it('unknown template', async () => {
+  it('unknown template: the audit record names the id and version asked for', async () => {
+    const audited = w.audit().length;
     const r = await post(JSON.stringify({ model: 'gpt-4o-mini', warden: { template: 'support/nope@1', variables: {} } }));
     expect(r.status).toBe(404);
     expect(r.json.error.code).toBe('template_not_found');
+    const unversioned = await post(JSON.stringify({ model: 'gpt-4o-mini', warden: { template: 'support/nope', variables: {} } }));
+    expect(unversioned.status).toBe(404);
+    await eventually(() => w.audit().length >= audited + 2);
+    const [one, two] = w.audit().slice(audited);
+    expect(one).toMatchObject({ error_code: 'template_not_found', template: { id: 'support/nope', version: 1, sensitivity: null }, approval: null });
+    expect(two).toMatchObject({ error_code: 'template_not_found', template: { id: 'support/nope', version: null, sensitivity: null } });
   });
 
-  it('retired template', async () => {
+  it('retired template: the audit record names it, its sensitivity and approval', async () => {
+    const audited = w.audit().length;
     const r = await post(JSON.stringify({ model: 'gpt-4o-mini', warden: { template: 'support/ticket-summary@1', variables: { ticket_id: 'T-1' } } }));
     expect(r.status).toBe(410);
     expect(r.json.error.code).toBe('template_retired');
+    await eventually(() => w.audit().length > audited);
+    const rec = w.audit().at(-1)!;
+    expect(rec).toMatchObject({ error_code: 'template_retired', approval: 'SEC-977' });
+    expect(rec.template).toEqual({ id: 'support/ticket-summary', version: 1, sensitivity: 'internal' });
   });
 
   it('missing variable', async () => {

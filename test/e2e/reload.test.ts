@@ -145,6 +145,27 @@ describe('hot reload', () => {
     await eventually(async () => (await readyz()).policy_revision !== good.policy_revision);
   });
 
+  it('a rejected reload never logs secret-looking text from the template', async () => {
+    const rejected = () => w.logs.filter((l) => l.includes('reload rejected'));
+    const before = rejected().length;
+    const file = join(w.dir, 'templates', 'ops', 'canary.yaml');
+    writeFileSync(
+      file,
+      'id: ops/canary\nversion: 1\nowner: ops@example.com\nsensitivity: internal\ndescription: d\nAKIAIOSFODNN7EXAMPLE: x\nmessages:\n  - role: user\n    content: "hi {{ghp_CANARY7f3aCANARY7f3aCANARY7f3aCANARY7f}} {{ sk-proj-CANARY7f3aCANARY7f3aCANARY7f3a }}"\n',
+    );
+    await eventually(() => rejected().length > before);
+    const line = rejected().at(-1)!;
+    expect(line).toMatch(/canary\.yaml:\d+:\d+/);
+    expect(line).toContain('a key looks like a literal secret (AWS access key id)');
+    for (const l of w.logs) {
+      expect(l).not.toContain('CANARY');
+      expect(l).not.toContain('AKIAIOSFODNN7EXAMPLE');
+    }
+    const applied = w.logs.filter((l) => l.includes('reload applied')).length;
+    writeFileSync(file, '');
+    await eventually(() => w.logs.filter((l) => l.includes('reload applied')).length > applied);
+  });
+
   it('an explicit reload (what SIGHUP triggers) reports success and keeps the revision when nothing changed', async () => {
     const before = await readyz();
     expect(await w.runtime.reload('SIGHUP')).toBe(true);

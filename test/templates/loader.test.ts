@@ -76,7 +76,8 @@ describe('parseTemplateFile', () => {
     expect(one(GOOD.replace('team/hello', `team/${'h'.repeat(200)}`)).path).toBe('id');
     const long = 'n'.repeat(129);
     const i = one(GOOD.replace('  name: {', `  ${long}: {`).replace('{{ name }}', `{{ ${long} }}`));
-    expect(i).toMatchObject({ path: `variables.${long}`, line: 7 });
+    // A name longer than a name is not repeated (it may be a pasted value).
+    expect(i).toMatchObject({ path: 'variables.<key not shown>', line: 7 });
     expect(i.message).toContain('at most 128 characters');
     expect(issuesOf(GOOD.replace('  name: {', `  ${'n'.repeat(128)}: {`).replace('{{ name }}', `{{ ${'n'.repeat(128)} }}`))).toEqual([]);
   });
@@ -422,5 +423,86 @@ describe('probe findings on disk', () => {
     const store = await loadTemplateStore([d]);
     expect(store.list()).toEqual([]);
     expect(store.warnings).toEqual([{ file: d, message: 'no *.yaml or *.yml template files found' }]);
+  });
+});
+
+describe('governance probe: load errors and values', () => {
+  const withVar = (spec: string, content = 'Hello {{ name }}') =>
+    GOOD.replace('  name: { type: string, max_length: 10 }', `  name: ${spec}`).replace('Hello {{ name }}', content);
+  const GH = 'ghp_CANARY7f3aCANARY7f3aCANARY7f3aCANARY7f';
+  const SK = 'sk-proj-CANARY7f3aCANARY7f3aCANARY7f3a';
+  const AKIA = 'AKIAIOSFODNN7EXAMPLE';
+
+  it('never repeats secret-looking text: malformed and undeclared placeholders, unknown keys', () => {
+    const text = withVar('{ type: string }', `Hello {{ name }} {{${GH}}} {{ ${SK} }}`) + `${AKIA}: wJalrXUtnFEMI/K7MDENG/bPxRfiCYEXAMPLEKEY\n`;
+    const issues = issuesOf(text);
+    const all = issues.map(formatIssue).join('\n');
+    expect(all).not.toContain('CANARY');
+    expect(all).not.toContain(AKIA);
+    expect(all).not.toContain('wJalrXUtnFEMI');
+    // Each problem is still reported, and the key's credential kind is named (the scan now runs
+    // even though the schema failed).
+    expect(all).toMatch(/unknown key/);
+    expect(all).toMatch(/a key looks like a literal secret \(AWS access key id\)/);
+  });
+
+  it('the placeholder problems themselves are reported without their text', () => {
+    const issues = issuesOf(withVar('{ type: string }', `Hello {{ name }} {{${GH}}} {{ ${SK} }}`));
+    const msgs = issues.map((i) => i.message);
+    expect(msgs.some((m) => /malformed placeholder/.test(m))).toBe(true);
+    expect(msgs.some((m) => /placeholder .*is not declared in variables/.test(m))).toBe(true);
+    expect(msgs.join('\n')).not.toContain('CANARY');
+  });
+
+  it('a long pasted value between braces is described, not quoted, even when no pattern knows it', () => {
+    const pasted = 'Zq8x Lm3v Pt7w Rk2y Hn5b Jd9c Gf4s Wa6e Xu1o Vi0p';
+    const i = one(withVar('{ type: string }', `Hello {{ name }} {{ ${pasted} }}`));
+    expect(i.message).toMatch(/malformed placeholder/);
+    expect(i.message).not.toContain('Zq8x');
+    const long = `k${'a1'.repeat(40)}`;
+    const u = one(`${GOOD}${long}: 1\n`);
+    expect(u.message).toMatch(/unknown key/);
+    expect(formatIssue(u)).not.toContain(long);
+  });
+
+  it('short identifiers are still named', () => {
+    expect(one(withVar('{ type: string }', 'Hello {{ name }} {{ nme }}')).message).toBe('placeholder {{nme}} is not declared in variables');
+    expect(one(`${GOOD}extra: 1\n`).message).toBe('unknown key "extra"');
+  });
+
+  it('numeric config values keep their reviewed text; other number forms are refused where they are', () => {
+    const r = parseTemplateFile('t.yaml', withVar('{ source: config, type: number, value: 2.50 }'));
+    expect(r.issues).toEqual([]);
+    expect(r.templates[0]!.template.variables.name!.value).toBe('2.50');
+    const big = parseTemplateFile('t.yaml', withVar('{ source: config, type: number, value: 12345678901234567890 }'));
+    expect(big.templates[0]!.template.variables.name!.value).toBe('12345678901234567890');
+    for (const lit of ['0x10', '0o17', '1e400', '.inf', '-.inf', '.nan', '1e3']) {
+      const i = one(withVar(`{ source: config, type: number, value: ${lit} }`));
+      expect(i.path, lit).toBe('variables.name.value');
+      expect(i.message, lit).toMatch(/plain decimal number/);
+    }
+  });
+
+  it('allowed_services entries are valid lower-case globs', () => {
+    for (const bad of ['pay[/x', 'a/{x', 'a/x\\\\', 'Dev/local', 'dev/[]', 'a/b/c']) {
+      const i = one(`${GOOD}allowed_services: ["dev/*", "${bad}"]\n`);
+      expect(i.path, bad).toBe('allowed_services[1]');
+    }
+    for (const ok of ['dev/*', 'support/ticket-bot', '*/*', 'team-?/bot', 'pay[0-9]/x', '{a,b}/worker', 'ns.x/sa_1']) {
+      expect(issuesOf(`${GOOD}allowed_services: ["${ok}"]\n`), ok).toEqual([]);
+    }
+  });
+
+  it('years 0000-0099 are real years; models are not blank', () => {
+    expect(issuesOf(`${GOOD}retire_after: 0099-12-31\n`)).toEqual([]);
+    expect(one(`${GOOD}retire_after: 0099-02-29\n`).message).toMatch(/calendar date/);
+    expect(one(`${GOOD}models: ["  "]\n`).path).toBe('models[0]');
+  });
+
+  it('a secret variable may not set type or required (they would be ignored)', () => {
+    for (const extra of ['type: number', 'required: false']) {
+      const i = one(withVar(`{ source: secret, ref: "file:secrets/k", ${extra} }`));
+      expect(i.path, extra).toBe(`variables.name.${extra.split(':')[0]}`);
+    }
   });
 });

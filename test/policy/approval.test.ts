@@ -1,0 +1,31 @@
+/**
+ * "The most recent approval" (policy input `template.approval`, audit `approval`) is picked by
+ * instant: `at` may carry an offset or a space separator, and text order is not time order.
+ */
+import { describe, expect, it } from 'vitest';
+import { latestApproval } from '../../src/audit/index.js';
+import { mostRecentApproval } from '../../src/policy/index.js';
+
+const cases: Array<[string, Array<{ by: string; ticket: string; at?: string }>, string]> = [
+  // 23:00-05:00 is 04:00Z the next day: later than 01:00Z, though it sorts first as text.
+  ['an offset', [{ by: 'a', ticket: 'SEC-NEW', at: '2026-03-02T23:00:00-05:00' }, { by: 'a', ticket: 'SEC-OLD', at: '2026-03-03T01:00:00Z' }], 'SEC-NEW'],
+  ['a space separator', [{ by: 'a', ticket: 'SEC-NEW', at: '2026-03-02 23:00Z' }, { by: 'a', ticket: 'SEC-OLD', at: '2026-03-02T01:00Z' }], 'SEC-NEW'],
+  ['a lower-case t and z', [{ by: 'a', ticket: 'SEC-NEW', at: '2026-03-02t23:00z' }, { by: 'a', ticket: 'SEC-OLD', at: '2026-03-02T01:00Z' }], 'SEC-NEW'],
+  ['a date and a date-time that day', [{ by: 'a', ticket: 'SEC-NEW', at: '2026-03-02T10:00Z' }, { by: 'a', ticket: 'SEC-OLD', at: '2026-03-02' }], 'SEC-NEW'],
+  ['no at, then one with at', [{ by: 'a', ticket: 'SEC-NEW', at: '2020-01-01' }, { by: 'a', ticket: 'SEC-OLD' }], 'SEC-NEW'],
+  ['equal instants: the last listed', [{ by: 'a', ticket: 'SEC-OLD', at: '2026-03-02T05:00Z' }, { by: 'a', ticket: 'SEC-NEW', at: '2026-03-02T00:00-05:00' }], 'SEC-NEW'],
+  ['none with at: the last listed', [{ by: 'a', ticket: 'SEC-OLD' }, { by: 'a', ticket: 'SEC-NEW' }], 'SEC-NEW'],
+];
+
+describe('most recent approval', () => {
+  for (const [name, approvals, want] of cases) {
+    it(`by instant: ${name}`, () => {
+      expect(mostRecentApproval(approvals)?.ticket).toBe(want);
+      expect(latestApproval(approvals)?.ticket).toBe(want);
+    });
+  }
+  it('none: null', () => {
+    expect(mostRecentApproval([])).toBeNull();
+    expect(latestApproval([])).toBeNull();
+  });
+});
