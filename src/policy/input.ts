@@ -4,6 +4,7 @@
  */
 import { isoTime } from '../pipeline/clock.js';
 import { mostRecentApproval as latestOf } from '../pipeline/approvals.js';
+import { governanceInstant } from '../pipeline/instants.js';
 import { WardenError } from '../pipeline/errors.js';
 import type { RequestContext } from '../pipeline/stage.js';
 import { POLICY_INPUT_VERSION, type Approval, type PolicyInput, type Principal, type Template } from '../pipeline/types.js';
@@ -14,7 +15,6 @@ export interface PolicyEnvironment {
   [key: string]: unknown;
 }
 
-const DATE_ONLY = /^\d{4}-\d{2}-\d{2}$/;
 
 /*
  * The retirement rule is the templates stage's (a date-only `retire_after` lasts through that
@@ -81,7 +81,7 @@ const templateInputs = new WeakMap<Template, TemplateInputs>();
 /** Epoch ms after which the template counts as retired (Infinity: never; -Infinity: unparseable). */
 function retireInstant(retireAfter: string | undefined): number {
   if (retireAfter === undefined) return Infinity;
-  const t = DATE_ONLY.test(retireAfter) ? Date.parse(`${retireAfter}T00:00:00Z`) + 86_399_999 : Date.parse(retireAfter);
+  const t = governanceInstant(retireAfter, 'end');
   return Number.isNaN(t) ? -Infinity : t;
 }
 

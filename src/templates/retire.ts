@@ -3,15 +3,15 @@
  * (`2027-06-30`) means "through the end of that day, UTC", which is what people mean when they
  * write a date in a governance field.
  */
-const DATE_ONLY = /^\d{4}-\d{2}-\d{2}$/;
-const DAY_MS = 86_400_000;
+import { governanceInstant } from '../pipeline/instants.js';
+
 const parsed = new Map<string, number>();
 
 /** Epoch ms after which a template with this `retire_after` is retired (NaN when unparseable). */
 export function retireInstant(retireAfter: string): number {
   let t = parsed.get(retireAfter);
   if (t === undefined) {
-    t = DATE_ONLY.test(retireAfter) ? Date.parse(`${retireAfter}T00:00:00Z`) + DAY_MS - 1 : Date.parse(retireAfter);
+    t = governanceInstant(retireAfter, 'end');
     if (parsed.size > 10_000) parsed.clear();
     parsed.set(retireAfter, t);
   }

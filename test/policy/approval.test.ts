@@ -5,6 +5,9 @@
 import { describe, expect, it } from 'vitest';
 import { latestApproval } from '../../src/audit/index.js';
 import { mostRecentApproval } from '../../src/policy/index.js';
+import { approvalInstant } from '../../src/pipeline/approvals.js';
+import { governanceInstant } from '../../src/pipeline/instants.js';
+import { retireInstant } from '../../src/templates/index.js';
 
 const cases: Array<[string, Array<{ by: string; ticket: string; at?: string }>, string]> = [
   // 23:00-05:00 is 04:00Z the next day: later than 01:00Z, though it sorts first as text.
@@ -27,5 +30,22 @@ describe('most recent approval', () => {
   it('none: null', () => {
     expect(mostRecentApproval([])).toBeNull();
     expect(latestApproval([])).toBeNull();
+  });
+});
+
+describe('governance instants', () => {
+  // One parser for retire_after and approvals: the space form of a year-50 date is year 50 in
+  // both (Date.parse alone reads '0050-06-01 10:00Z' as 1950).
+  const year50 = new Date('0050-06-01T10:00:00Z').getTime();
+  it('read the space form and the ISO form of a date-time as one instant, years 0-99 included', () => {
+    expect(governanceInstant('0050-06-01 10:00Z', 'start')).toBe(year50);
+    expect(governanceInstant('0050-06-01T10:00:00Z', 'end')).toBe(year50);
+    expect(retireInstant('0050-06-01 10:00Z')).toBe(year50);
+    expect(approvalInstant('0050-06-01 10:00z')).toBe(year50);
+  });
+  it('take a date alone as the start (approvals) or the end (retirement) of that UTC day', () => {
+    expect(governanceInstant('2026-03-02', 'start')).toBe(Date.UTC(2026, 2, 2));
+    expect(retireInstant('2026-03-02')).toBe(Date.UTC(2026, 2, 3) - 1);
+    expect(Number.isNaN(governanceInstant('tomorrow', 'start'))).toBe(true);
   });
 });
