@@ -34,8 +34,18 @@ const notBlank = z.string().min(1).regex(/\S/, 'must not be blank');
  * Only this subset is accepted, so an entry that loads is one the policy can match: a broken
  * glob (`pay[`, `{x`, a trailing `\\`) or an upper-case name would silently match no caller.
  */
-const SERVICE_PART = String.raw`(?:[a-z0-9._-]|\*|\?|\[!?[a-z0-9._-]+\]|\{[a-z0-9._*?-]*(?:,[a-z0-9._*?-]*)*\})+`;
+const SERVICE_PART = String.raw`(?:[a-z0-9._-]|\*|\?|\[!?(?:[a-z0-9._](?:-[a-z0-9._])?)+\]|\{[a-z0-9._*?-]*(?:,[a-z0-9._*?-]*)*\})+`;
 const SERVICE_GLOB = new RegExp(`^${SERVICE_PART}/${SERVICE_PART}$`);
+/** A range inside a class (`[a-z]`): the glob compiler refuses one that runs backwards (`[z-a]`). */
+const CLASS_RANGE = /([a-z0-9._])-([a-z0-9._])/g;
+const SERVICE_CLASS = /\[!?([^\]]*)\]/g;
+
+function rangesInOrder(entry: string): boolean {
+  for (const cls of entry.matchAll(SERVICE_CLASS)) {
+    for (const r of cls[1]!.matchAll(CLASS_RANGE)) if (r[1]! > r[2]!) return false;
+  }
+  return true;
+}
 
 const RESERVED_NAMES: ReadonlySet<string> = new Set([...Object.getOwnPropertyNames(Object.prototype), 'prototype']);
 
@@ -66,7 +76,12 @@ export const TemplateSchema = z.strictObject({
     .default([]),
   retire_after: isoDate.optional(),
   allowed_services: z
-    .array(z.string().regex(SERVICE_GLOB, 'expected "namespace/service_account": lower-case names, with the globs * ? [a-z] [!a] {a,b}'))
+    .array(
+      z
+        .string()
+        .regex(SERVICE_GLOB, 'expected "namespace/service_account": lower-case names, with the globs * ? [a-z] [!a] {a,b}')
+        .refine(rangesInOrder, 'a class range runs backwards (write [a-z], not [z-a])'),
+    )
     .default([]),
   models: z.array(notBlank).default([]),
   variables: z

@@ -15,6 +15,8 @@ import {
   type TemplateIssue,
 } from '../../src/templates/index.js';
 import { makeTemplate } from '../stage-context.js';
+import RE2 from 're2';
+import { globToRegex } from '../../src/policy/rego/builtins/glob.js';
 
 const GOOD = `id: team/hello
 version: 1
@@ -484,12 +486,16 @@ describe('governance probe: load errors and values', () => {
   });
 
   it('allowed_services entries are valid lower-case globs', () => {
-    for (const bad of ['pay[/x', 'a/{x', 'a/x\\\\', 'Dev/local', 'dev/[]', 'a/b/c']) {
+    for (const bad of ['pay[/x', 'a/{x', 'a/x\\\\', 'Dev/local', 'dev/[]', 'a/b/c', '[z-a]/x', '[a--]/x', 'a/[a-]', 'a/[-a]']) {
       const i = one(`${GOOD}allowed_services: ["dev/*", "${bad}"]\n`);
       expect(i.path, bad).toBe('allowed_services[1]');
     }
-    for (const ok of ['dev/*', 'support/ticket-bot', '*/*', 'team-?/bot', 'pay[0-9]/x', '{a,b}/worker', 'ns.x/sa_1']) {
+    // What loads is what the policy's glob.match can compile (a backwards range it cannot).
+    const compiles = (glob: string) => new RE2(`^${globToRegex(glob, ['/'])}$`);
+    expect(() => compiles('[z-a]/x')).toThrow();
+    for (const ok of ['dev/*', 'support/ticket-bot', '*/*', 'team-?/bot', 'pay[0-9]/x', '{a,b}/worker', 'ns.x/sa_1', '[!a-c]x/y', '[a-cx]/[0-9a-f]']) {
       expect(issuesOf(`${GOOD}allowed_services: ["${ok}"]\n`), ok).toEqual([]);
+      expect(() => compiles(ok), ok).not.toThrow();
     }
   });
 
