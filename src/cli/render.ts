@@ -8,6 +8,7 @@ import { performance } from 'node:perf_hooks';
 import { dirname, resolve } from 'node:path';
 import { loadConfig } from '../config/load.js';
 import { isWardenError, WardenError } from '../pipeline/errors.js';
+import { VARIABLE_NAME } from '../pipeline/identifiers.js';
 import type { Principal, PromptRequest } from '../pipeline/types.js';
 import { createLogger } from '../telemetry/logger.js';
 import { createRuntime } from '../runtime/runtime.js';
@@ -45,7 +46,11 @@ function variablesFrom(list: string[]): Record<string, string> {
   for (const item of list) {
     const eq = item.indexOf('=');
     if (eq <= 0) throw new UsageError(`--var must be NAME=VALUE (got a value without '=' or without a name)`);
-    vars[item.slice(0, eq)] = item.slice(eq + 1);
+    const name = item.slice(0, eq);
+    // The ingress refuses such names before any stage; a dry run must not get further with one
+    // (its audit record would carry it). The name is not repeated: it may be a value mistyped.
+    if (!VARIABLE_NAME.test(name)) throw new UsageError('--var NAME must be an identifier (letters, digits and _, at most 128 characters)');
+    vars[name] = item.slice(eq + 1);
   }
   return vars;
 }

@@ -137,6 +137,15 @@ describe('warden CLI', () => {
     expect(vars.stderr).not.toContain('more than once');
   });
 
+  it('render refuses a --var name that is not an identifier, as the ingress does, without repeating it', async () => {
+    for (const name of ['bad name', 'x.y', 'jane@example.com', '1st']) {
+      const r = await cli(['render', '-c', prepared.configFile, '-t', 'support/ticket-summary@2', '--var', `${name}=v`, '--var', 'ticket_id=T-1']);
+      expect(r.code, name).toBe(2);
+      expect(r.stderr, name).toContain('--var NAME must be an identifier');
+      expect(r.stderr, name).not.toContain(name);
+    }
+  });
+
   it('a FIFO given where a file is read is refused at once, not waited on for a writer', { timeout: 90_000 }, async () => {
     const fifo = join(prepared.dir, 'stuck.fifo');
     execFileSync('mkfifo', [fifo]);
