@@ -191,7 +191,7 @@ export function serverOptions(limits: Pick<IngressLimits, 'maxHeaderBytes' | 're
 export function createHttpIngress(opts: HttpIngressOptions): HttpIngress {
   const { pipeline, limits, logger } = opts;
   /** The request each connection is serving now: a parser error on it belongs to that request. */
-  const serving = new WeakMap<Duplex, { req: IncomingMessage; res: ServerResponse }>();
+  const serving = new WeakMap<Duplex, ServerResponse>();
   const admission = opts.admission ?? new Admission(limits.maxInFlight);
   const unixListener = opts.unixListener === true;
   let active = 0;
@@ -240,11 +240,8 @@ export function createHttpIngress(opts: HttpIngressOptions): HttpIngress {
     serverOptions(limits),
     (req, res) => {
       active++;
-      serving.set(req.socket, { req, res });
-      res.once('close', () => {
-        if (serving.get(req.socket)?.res === res) serving.delete(req.socket);
-        onDone();
-      });
+      serving.set(req.socket, res);
+      res.once('close', onResponseClose);
       // handle() maps every error itself; this is a last line of defence.
       const failed = (err: unknown) => {
         logger.error({ error_type: err instanceof Error ? err.constructor.name : typeof err }, 'http handler failed');
@@ -261,6 +258,13 @@ export function createHttpIngress(opts: HttpIngressOptions): HttpIngress {
 
   server.on('clientError', onClientError);
 
+  /** One function for every response (no closure per request); `this` is the response. */
+  function onResponseClose(this: ServerResponse): void {
+    const socket = this.req.socket;
+    if (serving.get(socket) === this) serving.delete(socket);
+    onDone();
+  }
+
   /**
    * Node's parser refused bytes on a connection (`clientError`). Before any handler ran (a header
    * block over `max_header_bytes`, a bad method, version or request line, headers that never end)
@@ -271,8 +275,9 @@ export function createHttpIngress(opts: HttpIngressOptions): HttpIngress {
    */
   function onClientError(err: Error & { code?: string }, socket: Duplex): void {
     const refusal = parserRefusal(err.code, limits);
-    const current = serving.get(socket);
-    if (current) {
+    const res = serving.get(socket);
+    if (res) {
+      const current = { req: res.req, res };
       // Node's own answer (the parser cannot go on with this connection), unless one is under way.
       if (refusal && socket.writable && !current.res.headersSent) socket.write(`HTTP/1.1 ${refusal.status} ${STATUS_CODES[refusal.status] ?? ''}\r\nconnection: close\r\n\r\n`);
       // A reset is the client going away (`cancelled`, from the body read's `close`).
