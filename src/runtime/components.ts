@@ -225,13 +225,9 @@ export async function buildComponents(config: Config, opts: ComponentOptions): P
     stages: {
       authenticate,
       resolve,
-      decide: refusingUnroutedModel(createDecideStage({
-          getEngine: holder.policy,
-          environment,
-          defaultProfile: config.redaction.default_profile,
-          logger,
-          entrypoint: config.policy.entrypoint,
-        }),),
+      decide: refusingUnroutedModel(
+        createDecideStage({ getEngine: holder.policy, environment, defaultProfile: config.redaction.default_profile, logger, entrypoint: config.policy.entrypoint }),
+      ),
       fetch: createFetchStage(() => resolver),
       render: createRenderStage(),
       redact: createRedactStage(() => redactor),
