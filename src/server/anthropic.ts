@@ -292,19 +292,22 @@ function anthropicErrorType(status: number): string {
   }
 }
 
-/** `{type: "error", error: {type, message}}` plus Warden's stable `code` and the field (`param`). */
-export function anthropicErrorBody(err: WardenError): Record<string, unknown> {
+/**
+ * `{type: "error", error: {type, message}, request_id}` plus Warden's stable `code` and the field
+ * (`param`). The request id is also in the `request-id` header, where the SDKs read it.
+ */
+export function anthropicErrorBody(err: WardenError, requestId: string): Record<string, unknown> {
   const error: Record<string, unknown> = { type: anthropicErrorType(ERROR_CODES[err.code].http), message: err.message, code: err.code };
   if (err.location?.path) error.param = err.location.path;
-  return { type: 'error', error };
+  return { type: 'error', error, request_id: requestId };
 }
 
 function sse(event: string, data: object): string {
   return `event: ${event}\ndata: ${JSON.stringify(data)}\n\n`;
 }
 
-export function anthropicErrorEvent(err: WardenError): string {
-  return sse('error', anthropicErrorBody(err));
+export function anthropicErrorEvent(err: WardenError, requestId: string): string {
+  return sse('error', anthropicErrorBody(err, requestId));
 }
 
 /**

@@ -221,6 +221,23 @@ export function createHttpIngress(opts: HttpIngressOptions): HttpIngress {
     sendJson(res, err.httpStatus, JSON.stringify(body), requestId);
   }
 
+  /**
+   * An error on `/v1/messages`: Anthropic's shape, with the request id where Anthropic's
+   * SDKs read it (`request-id`: see anthropicRequestId).
+   */
+  function sendAnthropicError(res: ServerResponse, err: WardenError, requestId: string): void {
+    anthropicRequestId(res, requestId);
+    sendErrorBody(res, err, anthropicErrorBody(err, requestId), requestId);
+  }
+
+  /**
+   * Anthropic's API names the request in a `request-id` header, which its SDKs expose
+   * (`message._request_id`, `stream.request_id`, `err.requestID`); `x-request-id` stays for the rest.
+   */
+  function anthropicRequestId(res: ServerResponse, requestId: string): void {
+    if (!res.headersSent) res.setHeader('request-id', requestId);
+  }
+
   function sendError(res: ServerResponse, err: WardenError, requestId: string): void {
     sendErrorBody(res, err, errorBody(err), requestId);
   }
@@ -359,7 +376,7 @@ export function createHttpIngress(opts: HttpIngressOptions): HttpIngress {
    */
   function refuseAtDoor(req: IncomingMessage, res: ServerResponse, requestId: string, path: string, err: WardenError): Promise<void> {
     const anthropic = path === '/v1/messages';
-    return recordRefusal(req, requestId, path, err).then(() => sendErrorBody(res, err, anthropic ? anthropicErrorBody(err) : errorBody(err), requestId));
+    return recordRefusal(req, requestId, path, err).then(() => (anthropic ? sendAnthropicError(res, err, requestId) : sendError(res, err, requestId)));
   }
 
   /**
@@ -466,7 +483,9 @@ export function createHttpIngress(opts: HttpIngressOptions): HttpIngress {
    */
   async function anthropicMessages(req: IncomingMessage, res: ServerResponse, requestId: string): Promise<void> {
     const { signal, cancel, dispose } = requestSignal(res);
-    const fail = (err: WardenError) => sendErrorBody(res, err, anthropicErrorBody(err), requestId);
+    const fail = (err: WardenError) => sendAnthropicError(res, err, requestId);
+    // Every answer carries it: the message, the stream and any error (set before their writeHead).
+    anthropicRequestId(res, requestId);
     try {
       const headers = ingressHeaders(req.rawHeaders);
       const base = baseMeta(req, headers, requestId, signal, cancel);
@@ -522,7 +541,7 @@ export function createHttpIngress(opts: HttpIngressOptions): HttpIngress {
         // upstream call is released and the audit record carries the failure. (After a failure
         // of the stream itself this does nothing more: it is already closed and audited.)
         await it.throw?.(wardenErr).catch(() => undefined);
-        if (!res.destroyed) res.end(anthropicErrorEvent(wardenErr));
+        if (!res.destroyed) res.end(anthropicErrorEvent(wardenErr, requestId));
         return;
       }
       await it.return?.();
