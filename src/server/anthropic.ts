@@ -16,7 +16,7 @@
  *   stop_sequences → stop; metadata.user_id → user; max_tokens (required), temperature, top_p, top_k
  * Anything else is refused with `invalid_request` naming the field, rather than silently dropped.
  */
-import { ERROR_CODES, WardenError } from '../pipeline/errors.js';
+import { WardenError } from '../pipeline/errors.js';
 import type { CompletionChunk, CompletionResult, ContentPart, ToolCall } from '../pipeline/types.js';
 
 function invalid(message: string, path: string): WardenError {
@@ -268,13 +268,23 @@ export function anthropicMessageBody(result: CompletionResult): string {
   });
 }
 
-/** Anthropic's error `type` by HTTP status, so its SDKs raise the matching exception class. */
+/**
+ * The HTTP status on this route: Warden's own, except `overloaded` (the in-flight limit), which is
+ * Anthropic's 529 `overloaded_error`, the status its SDKs raise as `OverloadedError` and back off
+ * from (retrying after the `retry-after` Warden sends).
+ */
+export function anthropicStatus(err: WardenError): number {
+  return err.code === 'overloaded' ? 529 : err.httpStatus;
+}
+
+/**
+ * Anthropic's error `type` for a status, as its API documents them (400, 401, 403, 404, 413,
+ * 429, 500, 504 `timeout_error`, 529), so code that branches on `err.type` reads Warden's errors
+ * as it reads Anthropic's. Another 4xx is `invalid_request_error` (as Anthropic answers it), any
+ * other 5xx `api_error`: a secret or the audit sink unavailable is no overload to back off from.
+ */
 function anthropicErrorType(status: number): string {
   switch (status) {
-    case 400:
-    case 410:
-    case 422:
-      return 'invalid_request_error';
     case 401:
       return 'authentication_error';
     case 403:
@@ -285,7 +295,9 @@ function anthropicErrorType(status: number): string {
       return 'request_too_large';
     case 429:
       return 'rate_limit_error';
-    case 503:
+    case 504:
+      return 'timeout_error';
+    case 529:
       return 'overloaded_error';
     default:
       return status >= 500 ? 'api_error' : 'invalid_request_error';
@@ -297,7 +309,7 @@ function anthropicErrorType(status: number): string {
  * (`param`). The request id is also in the `request-id` header, where the SDKs read it.
  */
 export function anthropicErrorBody(err: WardenError, requestId: string): Record<string, unknown> {
-  const error: Record<string, unknown> = { type: anthropicErrorType(ERROR_CODES[err.code].http), message: err.message, code: err.code };
+  const error: Record<string, unknown> = { type: anthropicErrorType(anthropicStatus(err)), message: err.message, code: err.code };
   if (err.location?.path) error.param = err.location.path;
   return { type: 'error', error, request_id: requestId };
 }

@@ -16,7 +16,7 @@ import { MODEL_NAME_RULE, isModelName } from '../pipeline/identifiers.js';
 import { checkJsonDepth } from '../pipeline/json-depth.js';
 import type { CompletionChunk, PromptRequest } from '../pipeline/types.js';
 import type { IngressLimits } from './limits.js';
-import { AnthropicStreamEncoder, anthropicErrorBody, anthropicErrorEvent, anthropicMessageBody, anthropicToChatBody } from './anthropic.js';
+import { AnthropicStreamEncoder, anthropicErrorBody, anthropicErrorEvent, anthropicMessageBody, anthropicStatus, anthropicToChatBody } from './anthropic.js';
 import { DONE_EVENT, chunkEvent, completionBody, errorBody } from './openai.js';
 import { Admission, OVERLOADED_RETRY_AFTER_S } from './admission.js';
 import { ingressHeaders, type IngressHeaders } from './headers.js';
@@ -215,19 +215,19 @@ export function createHttpIngress(opts: HttpIngressOptions): HttpIngress {
   }
 
   /** An error in the protocol's shape; a rate limit passes the upstream's Retry-After on. */
-  function sendErrorBody(res: ServerResponse, err: WardenError, body: object, requestId: string): void {
+  function sendErrorBody(res: ServerResponse, err: WardenError, body: object, requestId: string, status = err.httpStatus): void {
     const retryAfter = err.details?.['retry_after_s'];
     if (typeof retryAfter === 'number' && !res.headersSent) res.setHeader('retry-after', String(retryAfter));
-    sendJson(res, err.httpStatus, JSON.stringify(body), requestId);
+    sendJson(res, status, JSON.stringify(body), requestId);
   }
 
   /**
-   * An error on `/v1/messages`: Anthropic's shape, with the request id where Anthropic's
+   * An error on `/v1/messages`: Anthropic's shape and status, with the request id where Anthropic's
    * SDKs read it (`request-id`: see anthropicRequestId).
    */
   function sendAnthropicError(res: ServerResponse, err: WardenError, requestId: string): void {
     anthropicRequestId(res, requestId);
-    sendErrorBody(res, err, anthropicErrorBody(err, requestId), requestId);
+    sendErrorBody(res, err, anthropicErrorBody(err, requestId), requestId, anthropicStatus(err));
   }
 
   /**

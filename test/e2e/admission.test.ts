@@ -76,7 +76,9 @@ describe('limits.max_in_flight', () => {
       headers: { 'content-type': 'application/json', 'x-api-key': token },
       body: JSON.stringify({ model: 'gpt-4o-mini', max_tokens: 5, messages: [{ role: 'user', content: 'hi' }] }),
     });
-    expect(anthropic.status).toBe(503);
+    // Anthropic's status for an overload: its SDKs raise OverloadedError and back off.
+    expect(anthropic.status).toBe(529);
+    expect(anthropic.headers.get('retry-after')).toBe('1');
     expect(((await anthropic.json()) as { type: string; error: { type: string; code: string } }).error).toMatchObject({ type: 'overloaded_error', code: 'overloaded' });
 
     const gateway = gatewayClient(w.addresses.grpc);

@@ -101,8 +101,13 @@ describe('messages.create with the Anthropic SDK', () => {
       warden: { template: TEMPLATE, variables: { ticket_id: 'T-2', customer_message: 'Late.' } },
     } as Anthropic.MessageCreateParamsNonStreaming);
     expect((inBody.content[0] as Anthropic.TextBlock).text).toContain('Ticket T-2:');
-    const perRequest = await client(botToken).messages.create({ model: 'gpt-4o-mini', max_tokens: 64, messages: [] }, { headers: TEMPLATE_HEADERS });
+    // As the README shows it: the template once in defaultHeaders, the variables per request.
+    const readme = client(botToken, { headers: { 'x-warden-template': TEMPLATE } });
+    const headers = { 'x-warden-variables': JSON.stringify(TICKET) };
+    const perRequest = await readme.messages.create({ model: 'gpt-4o-mini', max_tokens: 64, messages: [] }, { headers });
     expect((perRequest.content[0] as Anthropic.TextBlock).text).toContain('Ticket T-1001:');
+    const streamed = await readme.messages.stream({ model: 'gpt-4o-mini', max_tokens: 64, messages: [] }, { headers }).finalMessage();
+    expect((streamed.content[0] as Anthropic.TextBlock).text).toContain('Ticket T-1001:');
   });
 
   it('sends raw messages where the policy allows them: system, blocks and parameters reach the upstream', async () => {
@@ -283,6 +288,24 @@ describe('errors as the Anthropic SDK raises them', () => {
     expect(err.message).toContain("field 'thinking' is not supported");
   });
 
+  it('PII the redaction cannot rewrite: UnprocessableEntityError, the entity type named, not the value', async () => {
+    const err = await rejection(
+      client(rawToken).messages.create({
+        ...plain,
+        messages: [
+          { role: 'user', content: 'hi' },
+          { role: 'assistant', content: [{ type: 'tool_use', id: 'toolu_jane.doe@example.com', name: 'f', input: {} }] },
+          { role: 'user', content: [{ type: 'tool_result', tool_use_id: 'toolu_jane.doe@example.com', content: 'done' }] },
+        ],
+      }),
+    );
+    expect(err).toBeInstanceOf(Anthropic.UnprocessableEntityError);
+    expect(err.status).toBe(422);
+    expect(err.type).toBe('invalid_request_error');
+    expect(wardenError(err).code).toBe('redaction_blocked');
+    expect(`${err.message}${JSON.stringify(err.error)}`).not.toContain('jane.doe');
+  });
+
   it('an error carries the request id: the request-id header (err.requestID) and the body', async () => {
     const err = await rejection(client(botToken).messages.create(plain));
     expect(err.requestID).toMatch(/^[0-9a-f-]{36}$/);
@@ -314,6 +337,22 @@ describe('errors as the Anthropic SDK raises them', () => {
     upstream.mode = 'ok';
   });
 
+  it('upstream too slow: a 504 the SDK raises as GatewayTimeoutError, typed timeout_error as Anthropic documents it', async () => {
+    const short = await startWarden({ upstreamUrl: upstream.url, limits: 'limits: { upstream_timeout_ms: 300 }' });
+    try {
+      upstream.mode = 'slow';
+      const token = await short.signer.token('labs', 'raw-bot');
+      const err = await rejection(client(token, { baseURL: short.addresses.http }).messages.create(plain));
+      expect(err.status).toBe(504);
+      expect(err).toBeInstanceOf(Anthropic.GatewayTimeoutError);
+      expect(err.type).toBe('timeout_error');
+      expect(wardenError(err).code).toBe('upstream_timeout');
+    } finally {
+      upstream.mode = 'ok';
+      await short.close();
+    }
+  });
+
   it('secrets, the upstream key and PII never reach an error the SDK shows', async () => {
     const errors: APIError[] = [];
     // The secret-bearing template, for a caller it does not list; a variable too long; PII in a bad request.
@@ -323,10 +362,56 @@ describe('errors as the Anthropic SDK raises them', () => {
     errors.push(await rejection(client(rawToken).messages.create({ ...plain, messages: [{ role: 'user', content: 'mail jane.doe@example.com' }] })));
     upstream.mode = 'ok';
     expect(errors.map((e) => e.status)).toEqual([403, 400, 400]);
+    expect(errors.map((e) => wardenError(e).code)).toEqual(['policy_denied', 'variable_invalid', 'upstream_rejected']);
+    expect(errors[2]).toBeInstanceOf(Anthropic.BadRequestError);
     for (const err of errors) {
       const shown = `${err.message}\n${JSON.stringify(err.error)}`;
       for (const canary of [CANARY_SECRET, CANARY_API_KEY, 'jane.doe', rawToken, botToken]) expect(shown).not.toContain(canary);
     }
+  });
+});
+
+describe('overload with the Anthropic SDK', () => {
+  let held: FakeUpstream;
+  let busy: WardenFixture;
+
+  beforeAll(async () => {
+    held = await startUpstream();
+    busy = await startWarden({ upstreamUrl: held.url, limits: 'limits: { max_in_flight: 1, upstream_timeout_ms: 5000 }' });
+  });
+
+  afterAll(async () => {
+    await busy?.close();
+    await held?.close();
+  });
+
+  it("Warden at its in-flight limit: OverloadedError (529 overloaded_error), and the SDK's retry waits the retry-after it was told", async () => {
+    const token = await busy.signer.token('labs', 'raw-bot');
+    const plain = { model: 'gpt-4o-mini', max_tokens: 16, messages: [{ role: 'user' as const, content: 'hi' }] };
+    // One request holds the only place until it is aborted.
+    held.mode = 'slow';
+    const hold = new AbortController();
+    const holding = client(token, { baseURL: busy.addresses.http }).messages.create(plain, { signal: hold.signal }).catch(() => undefined);
+    await eventually(() => held.calls.length === 1);
+
+    const err = await rejection(client(token, { baseURL: busy.addresses.http }).messages.create(plain));
+    expect(err).toBeInstanceOf(Anthropic.OverloadedError);
+    expect(err.status).toBe(529);
+    expect(err.type).toBe('overloaded_error');
+    expect(wardenError(err).code).toBe('overloaded');
+    expect(err.headers?.get('retry-after')).toBe('1');
+
+    // Allowed one retry, the SDK is refused, waits the second it was told, and gets in: the place
+    // was freed meanwhile.
+    held.mode = 'ok';
+    const started = performance.now();
+    const retried = client(token, { baseURL: busy.addresses.http, maxRetries: 1 }).messages.create(plain);
+    await eventually(() => busy.audit().filter((r) => r.error_code === 'overloaded').length === 2);
+    hold.abort();
+    await holding;
+    const msg = await retried;
+    expect(performance.now() - started).toBeGreaterThanOrEqual(950);
+    expect((msg.content[0] as Anthropic.TextBlock).text).toBe('upstream saw: hi');
   });
 });
 
