@@ -1,4 +1,5 @@
 /** Shared helpers for the redaction tests: decisions, SSE encoding/decoding of OpenAI chunks. */
+import { isWardenError, type WardenError } from '../../src/pipeline/errors.js';
 import type { CompletionChunk, RedactionDecision, RedactionMode } from '../../src/pipeline/types.js';
 
 export function decision(over: Partial<RedactionDecision> & { mode?: RedactionMode } = {}): RedactionDecision {
@@ -71,4 +72,15 @@ export function joinChunks(chunks: CompletionChunk[]): { content: string; args: 
     }
   }
   return { content, args };
+}
+
+/** The WardenError `f` throws (any other error is rethrown; no error fails the test). */
+export function thrown(f: () => unknown): WardenError {
+  try {
+    f();
+  } catch (err) {
+    if (isWardenError(err)) return err;
+    throw err;
+  }
+  throw new Error('expected a WardenError');
 }

@@ -5,12 +5,11 @@
  * with the non-streamed one and checks that no emitted piece holds a part of the canary.
  */
 import { describe, expect, it } from 'vitest';
-import { isWardenError, type WardenError } from '../../src/pipeline/errors.js';
 import type { CompletionChunk } from '../../src/pipeline/types.js';
 import { createRedactor } from '../../src/redact/index.js';
 import { LeakGuard } from '../../src/redact/leak-guard.js';
 import type { Session } from '../../src/redact/session.js';
-import { collect, decision, fromArray } from './helpers.js';
+import { collect, decision, fromArray, thrown } from './helpers.js';
 
 const CANARY = 'CANARY-SECRET-7f3a';
 const PHRASE = `open sesame ${CANARY}`;
@@ -59,16 +58,6 @@ function cuts(text: string, maxSize: number): Array<{ how: string; pieces: strin
   for (let i = 1; i < text.length; i++) out.push({ how: `split at ${i}`, pieces: [text.slice(0, i), text.slice(i)] });
   for (let size = 1; size <= maxSize; size++) out.push({ how: `pieces of ${size}`, pieces: bySize(text, size) });
   return out;
-}
-
-function thrown(f: () => unknown): WardenError {
-  try {
-    f();
-  } catch (err) {
-    if (isWardenError(err)) return err;
-    throw err;
-  }
-  throw new Error('expected a WardenError');
 }
 
 describe('streaming: a guarded secret with whitespace', () => {

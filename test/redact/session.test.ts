@@ -1,23 +1,12 @@
 import { createHmac } from 'node:crypto';
 import { describe, expect, it } from 'vitest';
-import { isWardenError, WardenError } from '../../src/pipeline/errors.js';
 import type { ChatMessage, ToolDefinition } from '../../src/pipeline/types.js';
 import { createRedactor } from '../../src/redact/index.js';
 import { fold, toOriginalSpan } from '../../src/redact/normalize.js';
 import type { Detector } from '../../src/redact/types.js';
-import { decision } from './helpers.js';
+import { decision, thrown } from './helpers.js';
 
 const CANARY = 'CANARY-SECRET-9f8e7d';
-
-function thrown(f: () => unknown): WardenError {
-  try {
-    f();
-  } catch (err) {
-    if (isWardenError(err)) return err;
-    throw err;
-  }
-  throw new Error('expected a WardenError');
-}
 
 describe('normalisation', () => {
   it('folds fullwidth, zero-width, Arabic-Indic and mathematical digits with an exact offset map', () => {
