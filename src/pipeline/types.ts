@@ -214,6 +214,8 @@ export interface PolicyInput {
     models: string[];
     /** Secret refs the template's variables reference. */
     secret_refs: string[];
+    /** Names of the variables the template marks `pii: true` (sorted): the policy may require redaction for them. */
+    pii_variables: string[];
   };
   request: {
     protocol: PromptRequest['protocol'];

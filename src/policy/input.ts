@@ -95,9 +95,11 @@ function deepFreeze<T>(v: T): T {
 
 function buildTemplateInput(t: Template, isRetired: boolean): TemplateInput {
   const secretRefs: string[] = [];
+  const piiVariables: string[] = [];
   for (const name in t.variables) {
     const v = t.variables[name]!;
     if (v.source === 'secret' && v.ref && !secretRefs.includes(v.ref)) secretRefs.push(v.ref);
+    if (v.pii) piiVariables.push(name);
   }
   return deepFreeze({
     id: t.id,
@@ -111,6 +113,7 @@ function buildTemplateInput(t: Template, isRetired: boolean): TemplateInput {
     allowed_services: t.allowed_services.slice(),
     models: t.models.slice(),
     secret_refs: secretRefs,
+    pii_variables: piiVariables.sort(),
   });
 }
 

@@ -50,6 +50,7 @@ describe('buildPolicyInput', () => {
         retire_after: '2026-05-31', retired: true,
         allowed_services: ['dev/local'], models: ['echo'],
         secret_refs: ['env://REFUND_KEY'],
+        pii_variables: ['reason'],
       },
       request: { protocol: 'openai-http', provider: 'echo', model: 'echo', max_tokens: 50, stream: false, variables: ['reason'], raw: false, tools: 0 },
       environment: ENV,

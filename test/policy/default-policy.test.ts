@@ -27,6 +27,7 @@ function template(over: Partial<TemplateInput> = {}): TemplateInput {
     allowed_services: ['dev/*', 'support/ticket-bot', 'billing/refund-worker'],
     models: [],
     secret_refs: ['file:secrets/escalation-code'],
+    pii_variables: ['customer_message'],
     ...over,
   };
 }
