@@ -1,5 +1,5 @@
 /** Audit: records, the hash chain, sinks, the log, the audit stage and `warden audit verify`. */
-export { buildAuditRecord, latestApproval, promptHmac } from './record.js';
+export { buildAuditRecord, promptHmac } from './record.js';
 export type { AuditRecordOptions } from './record.js';
 export { canonicalJson } from './canonical.js';
 export { ChainVerifier, computeRecordHash, GENESIS, GENESIS_HASH, linkRecord, verifyChain } from './chain.js';

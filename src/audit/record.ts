@@ -8,7 +8,6 @@ import { outboundJson, outboundText } from '../pipeline/canonical-json.js';
 import { mostRecentApproval } from '../pipeline/approvals.js';
 import { isoTime } from '../pipeline/clock.js';
 import type { RequestContext } from '../pipeline/stage.js';
-import type { Approval } from '../pipeline/types.js';
 import { canonicalJson } from './canonical.js';
 import type { PromptHmac } from './prompt-hmac.js';
 import type { AuditRecordBody } from './chain.js';
@@ -29,9 +28,6 @@ export interface AuditRecordOptions {
   /** Epoch ms; injectable for tests. */
   now?: number;
 }
-
-/** The most recent approval (by the `at` instant, else the last listed): the policy input's rule. */
-export const latestApproval: (approvals: readonly Approval[]) => Approval | null = mostRecentApproval;
 
 export function promptHmac(key: string | Buffer | KeyObject, outbound: unknown): string {
   return createHmac('sha256', key).update(canonicalJson(outbound)).digest('hex');
@@ -108,7 +104,7 @@ function finalMembers(ctx: RequestContext, opts: AuditRecordOptions): FinalRecor
   const req = ctx.request;
   const p = ctx.principal;
   const t = ctx.template ?? ctx.refusedTemplate?.template;
-  const approval = ctx.policyInput?.template?.approval ?? (t ? latestApproval(t.approvals) : null);
+  const approval = ctx.policyInput?.template?.approval ?? (t ? mostRecentApproval(t.approvals) : null);
   return {
     request_id: req.id,
     trace_id: ctx.trace.traceId,

@@ -3,7 +3,7 @@ export type { PolicyEngine } from '../pipeline/ports.js';
 export { createRegoPolicyEngine } from './rego-engine.js';
 export type { RegoPolicyEngineOptions, RegoPolicyEngine, DecisionCacheStatus } from './rego-engine.js';
 export type { DecisionCacheOutcome } from './decision-cache.js';
-export { buildPolicyInput, mostRecentApproval } from './input.js';
+export { buildPolicyInput } from './input.js';
 export type { PolicyEnvironment } from './input.js';
 export { normalizeDecision, defaultRedaction } from './decision.js';
 export { createDecideStage, modelAllowed } from './stage.js';

@@ -3,7 +3,7 @@
  * names and metadata only: variable *names*, never values; the principal without its token.
  */
 import { isoTime } from '../pipeline/clock.js';
-import { mostRecentApproval as latestOf } from '../pipeline/approvals.js';
+import { mostRecentApproval } from '../pipeline/approvals.js';
 import { governanceInstant } from '../pipeline/instants.js';
 import { WardenError } from '../pipeline/errors.js';
 import type { RequestContext } from '../pipeline/stage.js';
@@ -21,9 +21,9 @@ export interface PolicyEnvironment {
  * day, UTC; unparseable counts as retired), duplicated on purpose: stages do not import each other.
  */
 
-/** The most recent approval (by the `at` instant, else the last listed), as a copy. */
-export function mostRecentApproval(approvals: readonly Approval[]): Approval | null {
-  const best = latestOf(approvals);
+/** The most recent approval (pipeline/approvals.ts, the audit record's rule too), as a copy the input may freeze. */
+function latestApprovalCopy(approvals: readonly Approval[]): Approval | null {
+  const best = mostRecentApproval(approvals);
   return best ? { ...best } : null;
 }
 
@@ -106,7 +106,7 @@ function buildTemplateInput(t: Template, isRetired: boolean): TemplateInput {
     version: t.version,
     owner: t.owner,
     sensitivity: t.sensitivity,
-    approval: mostRecentApproval(t.approvals),
+    approval: latestApprovalCopy(t.approvals),
     approvals: t.approvals.map((a) => ({ ...a })),
     retire_after: t.retire_after ?? null,
     retired: isRetired,

@@ -3,9 +3,7 @@
  * instant: `at` may carry an offset or a space separator, and text order is not time order.
  */
 import { describe, expect, it } from 'vitest';
-import { latestApproval } from '../../src/audit/index.js';
-import { mostRecentApproval } from '../../src/policy/index.js';
-import { approvalInstant } from '../../src/pipeline/approvals.js';
+import { approvalInstant, mostRecentApproval } from '../../src/pipeline/approvals.js';
 import { governanceInstant } from '../../src/pipeline/instants.js';
 import { retireInstant } from '../../src/templates/index.js';
 
@@ -24,12 +22,10 @@ describe('most recent approval', () => {
   for (const [name, approvals, want] of cases) {
     it(`by instant: ${name}`, () => {
       expect(mostRecentApproval(approvals)?.ticket).toBe(want);
-      expect(latestApproval(approvals)?.ticket).toBe(want);
     });
   }
   it('none: null', () => {
     expect(mostRecentApproval([])).toBeNull();
-    expect(latestApproval([])).toBeNull();
   });
 });
 
