@@ -15,10 +15,10 @@ export interface PolicyEnvironment {
   [key: string]: unknown;
 }
 
-
 /*
  * The retirement rule is the templates stage's (a date-only `retire_after` lasts through that
- * day, UTC; unparseable counts as retired), duplicated on purpose: stages do not import each other.
+ * day, UTC; unparseable counts as retired): both read the instant with pipeline/instants.ts, and
+ * this file keeps only the few lines that apply it, as stages do not import each other.
  */
 
 /** The most recent approval (pipeline/approvals.ts, the audit record's rule too), as a copy the input may freeze. */
