@@ -666,16 +666,21 @@ export function createGrpcIngress(opts: GrpcIngressOptions): GrpcIngress {
 /**
  * grpc-js answers a method nobody registered by itself (UNIMPLEMENTED, the caller's path in the
  * message), before any handler or interceptor runs, so the call would be neither counted nor
- * audited. Its handler lookup (the private `handlers` map) is the one place to catch such a call:
- * an unknown path gets a bidi handler (it fits any call type) that runs `answer`. Were the map
- * gone in another grpc-js, grpc-js's own answer stays, and test/e2e/unparsed-refusals.test.ts fails.
+ * audited. grpc-js (1.14) has no public hook for it: server interceptors (`interceptors` in the
+ * options) run only once a handler was found, `register` takes exact paths, and there is no
+ * unknown-service handler. Its handler lookup (the private `handlers` map) is the one place to
+ * catch such a call: an unknown path gets a bidi handler (it fits any call type) that runs
+ * `answer`. Returns false when the map is not there; grpc-js's own answer then stays.
+ * test/server/grpc-unknown-methods.test.ts checks this against the installed grpc-js, so an
+ * upgrade that changes the private shape fails there by name.
  */
-function answerUnknownMethods(server: grpc.Server, answer: (call: grpc.ServerDuplexStream<Buffer, Buffer>) => void): void {
+export function answerUnknownMethods(server: grpc.Server, answer: (call: grpc.ServerDuplexStream<Buffer, Buffer>) => void): boolean {
   const handlers = (server as unknown as { handlers?: unknown }).handlers;
-  if (!(handlers instanceof Map)) return;
+  if (!(handlers instanceof Map)) return false;
   const known = handlers.get.bind(handlers) as (path: string) => unknown;
   const raw = (b: Buffer) => b;
   handlers.get = (path: string) => known(path) ?? { func: answer, serialize: raw, deserialize: raw, type: 'bidi', path };
+  return true;
 }
 
 /** Binds a grpc-js server to `host:port` or `unix:PATH`; resolves to the bound port (0 for unix). */
