@@ -26,6 +26,7 @@ import type {
 } from '../pipeline/types.js';
 import { Admission, OVERLOADED_RETRY_AFTER_S } from './admission.js';
 import { OversizeMessage, receiveCeiling, withMessageLimit } from './grpc-size.js';
+import { loadRpcTypes, statusDetailsBin } from './grpc-status.js';
 import type { IngressLimits } from './limits.js';
 import { InvalidUtf8Message, withUtf8Check } from './grpc-utf8.js';
 import { checkContentPart } from './parts.js';
@@ -102,19 +103,25 @@ function grpcParam(path: string): string {
  * Warden error → gRPC status object, the stable code in the `warden-code` trailer. A wait to
  * retry after (`overloaded`, an upstream's rate limit) goes in two trailers: `retry-after` in
  * seconds for people and HTTP-minded code, and `grpc-retry-pushback-ms` in milliseconds, which
- * gRPC clients with a retry policy obey (gRFC A6 "pushback") instead of retrying at once.
+ * gRPC clients with a retry policy obey (gRFC A6 "pushback") instead of retrying at once. The
+ * same again, for clients of Google's error model, in `grpc-status-details-bin` (ErrorInfo, and
+ * RetryInfo with the wait: grpc-status.ts). `code` overrides the code's own gRPC status (an
+ * unknown method is UNIMPLEMENTED); the details carry the status actually sent.
  */
-export function toGrpcError(err: WardenError): Partial<grpc.StatusObject> {
+export function toGrpcError(err: WardenError, code: grpc.status = STATUS[err.grpcStatus] ?? grpc.status.INTERNAL): Partial<grpc.StatusObject> {
   const metadata = new grpc.Metadata();
   metadata.set('warden-code', err.code);
   const path = err.location?.path;
-  if (path) metadata.set('warden-param', grpcParam(path));
+  const param = path ? grpcParam(path) : undefined;
+  if (param) metadata.set('warden-param', param);
   const retryAfter = err.details?.['retry_after_s'];
-  if (typeof retryAfter === 'number') {
+  const retryAfterMs = typeof retryAfter === 'number' ? Math.round(retryAfter * 1000) : undefined;
+  if (retryAfterMs !== undefined) {
     metadata.set('retry-after', String(retryAfter));
-    metadata.set('grpc-retry-pushback-ms', String(Math.round(retryAfter * 1000)));
+    metadata.set('grpc-retry-pushback-ms', String(retryAfterMs));
   }
-  return { code: STATUS[err.grpcStatus] ?? grpc.status.INTERNAL, details: err.message, metadata };
+  metadata.set('grpc-status-details-bin', statusDetailsBin({ code, message: err.message, reason: err.code, param, retryAfterMs }));
+  return { code, details: err.message, metadata };
 }
 
 /**
@@ -441,6 +448,7 @@ export function createGrpcIngress(opts: GrpcIngressOptions): GrpcIngress {
   const root = loadProtos();
   const gateway = lookupService(root, 'warden.v1.PromptGateway');
   const healthService = lookupService(root, 'grpc.health.v1.Health');
+  loadRpcTypes(); // here, so a missing google/rpc proto fails the start, not an error answer
   let active = 0;
   /** Set when the shutdown deadline ends the calls (see forceShutdown). */
   let cut = false;
@@ -641,7 +649,7 @@ export function createGrpcIngress(opts: GrpcIngressOptions): GrpcIngress {
     opts.onRejected?.(err.code, 0);
     void pipeline.auditRejected(rejectedRequest({ ...meta, receivedAt }, 'grpc'), err).finally(() => {
       // UNIMPLEMENTED, as gRPC specifies for an unknown method (clients and grpcurl rely on it).
-      call.emit('error', { ...toGrpcError(err), code: grpc.status.UNIMPLEMENTED });
+      call.emit('error', toGrpcError(err, grpc.status.UNIMPLEMENTED));
     });
   });
 
@@ -658,16 +666,21 @@ export function createGrpcIngress(opts: GrpcIngressOptions): GrpcIngress {
 /**
  * grpc-js answers a method nobody registered by itself (UNIMPLEMENTED, the caller's path in the
  * message), before any handler or interceptor runs, so the call would be neither counted nor
- * audited. Its handler lookup (the private `handlers` map) is the one place to catch such a call:
- * an unknown path gets a bidi handler (it fits any call type) that runs `answer`. Were the map
- * gone in another grpc-js, grpc-js's own answer stays, and test/e2e/unparsed-refusals.test.ts fails.
+ * audited. grpc-js (1.14) has no public hook for it: server interceptors (`interceptors` in the
+ * options) run only once a handler was found, `register` takes exact paths, and there is no
+ * unknown-service handler. Its handler lookup (the private `handlers` map) is the one place to
+ * catch such a call: an unknown path gets a bidi handler (it fits any call type) that runs
+ * `answer`. Returns false when the map is not there; grpc-js's own answer then stays.
+ * test/server/grpc-unknown-methods.test.ts checks this against the installed grpc-js, so an
+ * upgrade that changes the private shape fails there by name.
  */
-function answerUnknownMethods(server: grpc.Server, answer: (call: grpc.ServerDuplexStream<Buffer, Buffer>) => void): void {
+export function answerUnknownMethods(server: grpc.Server, answer: (call: grpc.ServerDuplexStream<Buffer, Buffer>) => void): boolean {
   const handlers = (server as unknown as { handlers?: unknown }).handlers;
-  if (!(handlers instanceof Map)) return;
+  if (!(handlers instanceof Map)) return false;
   const known = handlers.get.bind(handlers) as (path: string) => unknown;
   const raw = (b: Buffer) => b;
   handlers.get = (path: string) => known(path) ?? { func: answer, serialize: raw, deserialize: raw, type: 'bidi', path };
+  return true;
 }
 
 /** Binds a grpc-js server to `host:port` or `unix:PATH`; resolves to the bound port (0 for unix). */

@@ -7,7 +7,7 @@
 import * as grpc from '@grpc/grpc-js';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { verifyChain } from '../../src/audit/index.js';
-import { bearerMetadata, gatewayClient } from './helpers/grpc.js';
+import { bearerMetadata, gatewayClient, rpcStatus } from './helpers/grpc.js';
 import { postChat } from './helpers/http.js';
 import { startUpstream, type FakeUpstream } from './helpers/upstream.js';
 import { eventually, startWarden, type WardenFixture } from './helpers/warden.js';
@@ -95,6 +95,13 @@ describe('limits.max_in_flight', () => {
       expect(err.metadata.get('retry-after')[0]).toBe('1');
       // The same wait in the trailer gRPC clients' retry machinery reads (gRFC A6 pushback).
       expect(err.metadata.get('grpc-retry-pushback-ms')).toEqual(['1000']);
+      // And in the status details, as google.rpc.RetryInfo.
+      expect(rpcStatus(err)).toMatchObject({
+        code: grpc.status.UNAVAILABLE,
+        message: err.details,
+        errorInfo: { reason: 'overloaded', domain: 'warden' },
+        retryInfo: { retry_delay: { seconds: 1, nanos: 0 } },
+      });
     } finally {
       gateway.close();
     }

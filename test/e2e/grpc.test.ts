@@ -4,7 +4,7 @@
  */
 import * as grpc from '@grpc/grpc-js';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { bearerMetadata, gatewayClient, healthClient, unaryCall } from './helpers/grpc.js';
+import { bearerMetadata, gatewayClient, healthClient, rpcStatus, unaryCall } from './helpers/grpc.js';
 import { startUpstream, type FakeUpstream } from './helpers/upstream.js';
 import { CANARY_SECRET, startWarden, type WardenFixture } from './helpers/warden.js';
 
@@ -122,6 +122,16 @@ describe('PromptGateway', () => {
       const err = (await unary('Complete', req, bearer ?? token).catch((e: unknown) => e)) as grpc.ServiceError;
       expect(err.code, code).toBe(status);
       expect(err.metadata.get('warden-code')[0], code).toBe(code);
+      // The same in google.rpc.Status: code and message as the gRPC status, the Warden code as
+      // ErrorInfo's reason, the field (if any) as in warden-param; none of these asks for a
+      // wait, so no RetryInfo.
+      const [param] = err.metadata.get('warden-param');
+      expect(rpcStatus(err), code).toEqual({
+        code: status,
+        message: err.details,
+        types: ['type.googleapis.com/google.rpc.ErrorInfo'],
+        errorInfo: { reason: code, domain: 'warden', metadata: param === undefined ? {} : { param } },
+      });
     }
     const outsider = await w.signer.token('marketing', 'campaign-bot');
     const denied = (await unary('Complete', { model: 'gpt-4o-mini', template: TEMPLATE, variables: VARS }, outsider).catch((e: unknown) => e)) as grpc.ServiceError;
@@ -139,6 +149,7 @@ describe('PromptGateway', () => {
       const err = (await unary('Complete', req).catch((e: unknown) => e)) as grpc.ServiceError;
       expect(err.metadata.get('warden-code')[0], code).toBe(code);
       expect(err.metadata.get('warden-param')[0], code).toBe(param);
+      expect(rpcStatus(err)?.errorInfo, code).toEqual({ reason: code, domain: 'warden', metadata: { param } });
     }
   });
 
@@ -165,12 +176,22 @@ describe('PromptGateway', () => {
     expect(limited.metadata.get('warden-code')[0]).toBe('upstream_rate_limited');
     expect(limited.metadata.get('retry-after')[0]).toBe('3');
     expect(limited.metadata.get('grpc-retry-pushback-ms')).toEqual(['3000']);
+    // And as google.rpc.RetryInfo, where clients following Google's API design look for it.
+    expect(rpcStatus(limited)).toEqual({
+      code: grpc.status.RESOURCE_EXHAUSTED,
+      message: limited.details,
+      types: ['type.googleapis.com/google.rpc.ErrorInfo', 'type.googleapis.com/google.rpc.RetryInfo'],
+      errorInfo: { reason: 'upstream_rate_limited', domain: 'warden', metadata: {} },
+      retryInfo: { retry_delay: { seconds: 3, nanos: 0 } },
+    });
     upstream.mode = 'bad-request';
     const refused = (await unary('Complete', { model: 'gpt-4o-mini', template: TEMPLATE, variables: VARS }).catch((e: unknown) => e)) as grpc.ServiceError;
     expect(refused.code).toBe(grpc.status.INVALID_ARGUMENT);
     expect(refused.metadata.get('warden-code')[0]).toBe('upstream_rejected');
     // No wait was asked for: no pushback (the client's own backoff applies).
     expect(refused.metadata.get('grpc-retry-pushback-ms')).toEqual([]);
+    expect(rpcStatus(refused)).toMatchObject({ code: grpc.status.INVALID_ARGUMENT, errorInfo: { reason: 'upstream_rejected' } });
+    expect(rpcStatus(refused)?.retryInfo).toBeUndefined();
     expect(refused.details).not.toContain('context too long');
     upstream.mode = 'ok';
   });

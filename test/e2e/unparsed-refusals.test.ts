@@ -7,6 +7,7 @@
 import { connect } from 'node:net';
 import * as grpc from '@grpc/grpc-js';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { rpcStatus } from './helpers/grpc.js';
 import { eventually, startWarden, DOWN_URL, type WardenFixture } from './helpers/warden.js';
 
 const TRACE_ID = '4bf92f3577b34da6a3ce929d0e0e4736';
@@ -125,6 +126,8 @@ describe('gRPC calls to a method Warden does not serve', () => {
       expect(err.metadata.get('warden-code')).toEqual(['not_found']);
       expect(err.details).not.toContain(path);
       expect(err.details).not.toContain('CANARY');
+      // The status details agree with the status: UNIMPLEMENTED, ErrorInfo's reason not_found.
+      expect(rpcStatus(err)).toMatchObject({ code: grpc.status.UNIMPLEMENTED, message: err.details, errorInfo: { reason: 'not_found', domain: 'warden' } });
       expect(await requestsTotal('grpc', 'not_found')).toBe(before + 1);
       const added = w.audit().slice(records);
       expect(added).toHaveLength(1);

@@ -6,6 +6,7 @@
 import { join } from 'node:path';
 import * as grpc from '@grpc/grpc-js';
 import * as protoLoader from '@grpc/proto-loader';
+import protobuf from 'protobufjs';
 import { REPO } from './cli.js';
 
 let root: any;
@@ -45,4 +46,72 @@ export function bearerMetadata(token: string, extra: Record<string, string> = {}
 /** Calls a unary method and resolves with its response (rejects with the ServiceError). */
 export function unaryCall(client: any, method: string, request: object, metadata = new grpc.Metadata()): Promise<any> {
   return new Promise((resolve, reject) => client[method](request, metadata, (err: grpc.ServiceError | null, res: any) => (err ? reject(err) : resolve(res))));
+}
+
+/**
+ * google.rpc types with the field numbers of googleapis' google/rpc/status.proto and
+ * error_details.proto (and protobuf's Any and Duration), written out here rather than loaded from
+ * Warden's proto/google/rpc/: the tests check the trailer against Google's definitions, not
+ * against Warden's copy of them.
+ */
+const RPC_TYPES = protobuf.Root.fromJSON({
+  nested: {
+    google: {
+      nested: {
+        protobuf: {
+          nested: {
+            Any: { fields: { type_url: { type: 'string', id: 1 }, value: { type: 'bytes', id: 2 } } },
+            Duration: { fields: { seconds: { type: 'int64', id: 1 }, nanos: { type: 'int32', id: 2 } } },
+          },
+        },
+        rpc: {
+          nested: {
+            Status: {
+              fields: {
+                code: { type: 'int32', id: 1 },
+                message: { type: 'string', id: 2 },
+                details: { rule: 'repeated', type: 'google.protobuf.Any', id: 3 },
+              },
+            },
+            RetryInfo: { fields: { retry_delay: { type: 'google.protobuf.Duration', id: 1 } } },
+            ErrorInfo: {
+              fields: {
+                reason: { type: 'string', id: 1 },
+                domain: { type: 'string', id: 2 },
+                metadata: { keyType: 'string', type: 'string', id: 3 } as protobuf.IMapField,
+              },
+            },
+          },
+        },
+      },
+    },
+  },
+});
+
+const DECODE: protobuf.IConversionOptions = { longs: Number, defaults: true };
+
+export interface RpcStatus {
+  code: number;
+  message: string;
+  /** The details' type URLs, in order. */
+  types: string[];
+  errorInfo?: { reason: string; domain: string; metadata: Record<string, string> };
+  retryInfo?: { retry_delay: { seconds: number; nanos: number } };
+}
+
+/** The `google.rpc.Status` in an error's `grpc-status-details-bin` trailer (undefined if none). */
+export function rpcStatus(err: { metadata?: grpc.Metadata | undefined }): RpcStatus | undefined {
+  if (!err.metadata) return undefined;
+  const [bin, ...more] = err.metadata.get('grpc-status-details-bin');
+  if (bin === undefined) return undefined;
+  if (more.length > 0 || !Buffer.isBuffer(bin)) throw new Error('grpc-status-details-bin must be one binary value');
+  const type = (name: string) => RPC_TYPES.lookupType(`google.rpc.${name}`);
+  const status = type('Status').toObject(type('Status').decode(bin), DECODE) as { code: number; message: string; details: Array<{ type_url: string; value: Uint8Array }> };
+  const out: RpcStatus = { code: status.code, message: status.message, types: status.details.map((d) => d.type_url) };
+  for (const d of status.details) {
+    const name = d.type_url.replace('type.googleapis.com/google.rpc.', '');
+    if (name === 'ErrorInfo') out.errorInfo = type(name).toObject(type(name).decode(d.value), DECODE) as RpcStatus['errorInfo'];
+    if (name === 'RetryInfo') out.retryInfo = type(name).toObject(type(name).decode(d.value), DECODE) as RpcStatus['retryInfo'];
+  }
+  return out;
 }
