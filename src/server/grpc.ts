@@ -641,7 +641,7 @@ export function createGrpcIngress(opts: GrpcIngressOptions): GrpcIngress {
     },
   });
 
-  answerUnknownMethods(server, (call) => {
+  const hooked = answerUnknownMethods(server, (call) => {
     const receivedAt = performance.timeOrigin + performance.now();
     const meta = metaFor(call as unknown as AnyCall, 'prompt.execute', false, new RequestSignal(), () => undefined);
     // Not named back: the path is the caller's text.
@@ -652,6 +652,8 @@ export function createGrpcIngress(opts: GrpcIngressOptions): GrpcIngress {
       call.emit('error', toGrpcError(err, grpc.status.UNIMPLEMENTED));
     });
   });
+  // Said once at start: otherwise the only sign would be unknown calls missing from the audit log.
+  if (!hooked) opts.logger.warn({}, 'grpc: this @grpc/grpc-js has no handler map to hook; unknown methods get its own UNIMPLEMENTED answer, neither counted nor audited');
 
   return {
     server,
