@@ -447,6 +447,28 @@ describe('what a raw prompt carries besides content is redacted or refused', () 
     expect(upstream.calls.length).toBe(before);
   });
 
+  it('a part type Warden does not know is refused (redaction would not read it), naming where and listing the known types', async () => {
+    const before = upstream.calls.length;
+    const cases: Array<[unknown[], string]> = [
+      [[{ type: 'mystery', text: 'ssn 536-22-1234' }], 'messages.0.content.0.type'],
+      // Anthropic's block types are not OpenAI parts: on this route they are unknown too.
+      [[{ type: 'text', text: 'look' }, { type: 'tool_result', tool_use_id: 't1', content: 'ssn 536-22-1234' }], 'messages.0.content.1.type'],
+      // The type itself is the caller's text: never named back.
+      [[{ type: 'bob@example.org', text: 'ssn 536-22-1234' }], 'messages.0.content.0.type'],
+    ];
+    for (const [content, param] of cases) {
+      const r = await raw([{ role: 'user', content }]);
+      expect(r.status, param).toBe(400);
+      expect(r.json.error.code, param).toBe('invalid_request');
+      expect(r.json.error.param, param).toBe(param);
+      expect(r.json.error.message).toContain('text, input_text, output_text, refusal, image_url, input_audio, file');
+      expect(r.text).not.toContain('536-22-1234');
+      expect(r.text).not.toContain('bob@example.org');
+      expect(r.text).not.toContain('mystery');
+    }
+    expect(upstream.calls.length).toBe(before);
+  });
+
   it('the documented members pass; a file name, a message name and numbers in tool-call arguments go out redacted', async () => {
     upstream.mode = 'ok';
     const before = upstream.calls.length;
