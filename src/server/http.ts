@@ -99,6 +99,29 @@ function readBody(req: IncomingMessage, limit: number, declared: string | undefi
   });
 }
 
+/**
+ * Refuses an encoded body (`content-encoding: gzip`, `br`, `deflate`, ...) before it is read:
+ * read as JSON it would be refused as "not valid UTF-8", which says nothing of the cause, and
+ * decoding it would open a decompression-bomb path no client needs. `identity` (the header's
+ * "no encoding") passes. The value is the caller's text, so it is not named back.
+ */
+function checkContentEncoding(value: string | undefined): void {
+  if (value === undefined) return;
+  for (const coding of value.split(',')) {
+    const c = coding.trim().toLowerCase();
+    if (c !== '' && c !== 'identity') {
+      throw new WardenError('unsupported_media_type', "the request body is encoded (content-encoding); Warden reads only uncompressed bodies: send it without content-encoding, or with 'identity'", {
+        location: { path: 'content-encoding' },
+      });
+    }
+  }
+}
+
+/** Refusals that leave the body unread (or part read): the connection cannot be reused. */
+function closesConnection(code: string): boolean {
+  return code === 'payload_too_large' || code === 'request_timeout' || code === 'unsupported_media_type';
+}
+
 function tooLarge(limit: number): WardenError {
   return new WardenError('payload_too_large', `request body is larger than ${limit} bytes`, { location: { path: '$' } });
 }
@@ -448,11 +471,12 @@ export function createHttpIngress(opts: HttpIngressOptions): HttpIngress {
       meta.variablesHeader = headers.variables;
       let request: PromptRequest;
       try {
+        checkContentEncoding(headers.contentEncoding);
         const body = parseJson(await readBody(req, limits.maxBodyBytes, headers.contentLength, meta.receivedAt, limits.requestTimeoutMs), limits.maxJsonDepth);
         request = toPromptRequest(body, meta, limits);
       } catch (err) {
         if (!isWardenError(err)) throw err;
-        if (err.code === 'payload_too_large' || err.code === 'request_timeout') res.setHeader('connection', 'close');
+        if (closesConnection(err.code)) res.setHeader('connection', 'close');
         opts.onRejected?.(err.code, (performance.timeOrigin + performance.now() - meta.receivedAt) / 1000);
         // Every request leaves one audit record, this one too: ids and the code, nothing of the body.
         await pipeline.auditRejected(rejectedRequest({ ...meta, peer: meta.credentials.peer }, 'openai-http'), err);
@@ -493,6 +517,7 @@ export function createHttpIngress(opts: HttpIngressOptions): HttpIngress {
       const meta = { ...base, templateHeader: headers.template, variablesHeader: headers.variables };
       let request: PromptRequest;
       try {
+        checkContentEncoding(headers.contentEncoding);
         const body = parseJson(await readBody(req, limits.maxBodyBytes, headers.contentLength, meta.receivedAt, limits.requestTimeoutMs), limits.maxJsonDepth);
         request = toPromptRequest(anthropicToChatBody(body), meta, limits);
         request.protocol = 'anthropic-http';
@@ -500,7 +525,7 @@ export function createHttpIngress(opts: HttpIngressOptions): HttpIngress {
         request.sequentialStream = true;
       } catch (err) {
         if (!isWardenError(err)) throw err;
-        if (err.code === 'payload_too_large' || err.code === 'request_timeout') res.setHeader('connection', 'close');
+        if (closesConnection(err.code)) res.setHeader('connection', 'close');
         opts.onRejected?.(err.code, (performance.timeOrigin + performance.now() - meta.receivedAt) / 1000, 'anthropic-http');
         await pipeline.auditRejected(rejectedRequest({ ...meta, peer: meta.credentials.peer }, 'anthropic-http'), err);
         return fail(err);

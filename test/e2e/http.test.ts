@@ -3,6 +3,7 @@
  * plain HTTP for bad input, in front of a loopback server speaking OpenAI's HTTP contract.
  */
 import { request as httpRequest } from 'node:http';
+import { brotliCompressSync, deflateSync, gzipSync } from 'node:zlib';
 import OpenAI from 'openai';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { verifyChain } from '../../src/audit/index.js';
@@ -269,6 +270,54 @@ describe('bad input is refused with a stable code and the field named', () => {
     const r = await post(bytes);
     expect(r.status).toBe(400);
     expect(r.json.error.message).toContain('UTF-8');
+  });
+
+  it('a compressed body (content-encoding other than identity) is 415 unsupported_media_type, audited and counted; nothing goes upstream', async () => {
+    const before = upstream.calls.length;
+    const audited = w.audit().length;
+    const json = governed();
+    const encoded: Array<[string, Buffer]> = [
+      ['gzip', gzipSync(json)],
+      ['br', brotliCompressSync(json)],
+      ['deflate', deflateSync(json)],
+      ['GZIP', gzipSync(json)],
+      ['identity, gzip', gzipSync(json)],
+      // The header's value is the caller's text: never named back.
+      ['jane.doe@example.com', Buffer.from(json)],
+    ];
+    const ids: string[] = [];
+    for (const [encoding, body] of encoded) {
+      const res = await postChat(w.addresses.http, botToken, body, { 'content-encoding': encoding });
+      const text = await res.text();
+      expect(res.status, encoding).toBe(415);
+      const err = JSON.parse(text).error;
+      expect(err.code, encoding).toBe('unsupported_media_type');
+      expect(err.type).toBe('invalid_request_error');
+      expect(err.param).toBe('content-encoding');
+      expect(err.message).toContain('identity');
+      expect(err.message).not.toContain('UTF-8');
+      expect(text).not.toContain('jane.doe');
+      ids.push(res.headers.get('x-request-id')!);
+    }
+    // The Anthropic route refuses it the same way, in its own shape.
+    const anthropic = await fetch(`${w.addresses.http}/v1/messages`, {
+      method: 'POST',
+      headers: { 'content-type': 'application/json', 'content-encoding': 'gzip', 'x-api-key': botToken },
+      body: gzipSync(JSON.stringify({ model: 'gpt-4o-mini', max_tokens: 5, messages: [{ role: 'user', content: 'hi' }] })),
+    });
+    expect(anthropic.status).toBe(415);
+    expect(((await anthropic.json()) as any).error).toMatchObject({ type: 'invalid_request_error', code: 'unsupported_media_type', param: 'content-encoding' });
+    // identity is no encoding at all: served as usual.
+    upstream.mode = 'ok';
+    const plain = await post(json, { 'content-encoding': 'identity' });
+    expect(plain.status, plain.text).toBe(200);
+    expect(upstream.calls.length).toBe(before + 1);
+    await eventually(() => w.audit().length >= audited + encoded.length + 2);
+    for (const id of ids) expect(w.audit().find((r) => r.request_id === id)?.error_code).toBe('unsupported_media_type');
+    expect(JSON.stringify(w.audit().slice(audited))).not.toContain('jane.doe');
+    const metrics = await (await fetch(`${w.addresses.admin}/metrics`)).text();
+    expect(metrics).toContain(`warden_requests_total{protocol="openai-http",code="unsupported_media_type",environment="test"} ${encoded.length}`);
+    expect(metrics).toContain('warden_requests_total{protocol="anthropic-http",code="unsupported_media_type",environment="test"} 1');
   });
 
   it('JSON nested deeper than limits.max_json_depth, wherever it sits', async () => {
