@@ -3,6 +3,7 @@
  * plain HTTP for bad input, in front of a loopback server speaking OpenAI's HTTP contract.
  */
 import { request as httpRequest } from 'node:http';
+import { connect } from 'node:net';
 import { brotliCompressSync, deflateSync, gzipSync } from 'node:zlib';
 import OpenAI from 'openai';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -676,6 +677,48 @@ describe('upstream failures', () => {
     });
     await aborted;
     await eventually(() => w.audit().some((r) => r.stream === true && r.error_code === 'cancelled'));
+  });
+});
+
+describe('half-closed connections', () => {
+  /**
+   * Sends one whole request on a raw socket, then shuts down its write side (shutdown(SHUT_WR),
+   * as `nc -N` and some proxies do once the request is out), and reads until Warden closes.
+   */
+  function halfClosed(path: string, body: string, headers: Record<string, string>): Promise<{ status: number; text: string }> {
+    const url = new URL(w.addresses.http);
+    return new Promise((resolve, reject) => {
+      const socket = connect({ host: url.hostname, port: Number(url.port), allowHalfOpen: true }, () => {
+        const lines = Object.entries({ host: url.host, 'content-type': 'application/json', 'content-length': String(Buffer.byteLength(body)), ...headers }).map(([k, v]) => `${k}: ${v}\r\n`);
+        socket.end(`POST ${path} HTTP/1.1\r\n${lines.join('')}\r\n${body}`);
+      });
+      let raw = '';
+      socket.on('data', (d: Buffer) => (raw += d.toString('utf8')));
+      socket.on('error', reject);
+      socket.on('close', () => resolve({ status: Number(/^HTTP\/1\.1 (\d{3})/.exec(raw)?.[1] ?? 0), text: raw }));
+    });
+  }
+
+  it("a half-close is the client going away (node's and Go's servers take it so): nothing answered, nothing left running upstream, audited as cancelled", async () => {
+    // TCP cannot tell shutdown(SHUT_WR) from a client that closed its socket: both are a FIN.
+    // Taking every FIN for a half-close (node's httpAllowHalfOpen) would leave an abandoned call
+    // running upstream, holding its place under max_in_flight until the upstream deadline, and
+    // audited as served or timed out. (See golang/go#18527 and httpwg/http-core#22.)
+    const auth = { authorization: `Bearer ${botToken}` };
+    for (const [mode, body] of [['slow', governed()], ['stream-slow', governed({ stream: true })]] as const) {
+      upstream.mode = mode;
+      const aborted = upstream.aborted;
+      const before = upstream.calls.length;
+      const audited = w.audit().length;
+      const answer = await halfClosed('/v1/chat/completions', body, auth);
+      expect(answer.status, mode).toBe(0);
+      expect(answer.text, mode).toBe('');
+      await eventually(() => w.audit().length > audited);
+      expect(w.audit().slice(audited).map((r) => r.error_code), mode).toEqual(['cancelled']);
+      // The FIN usually comes before the call is forwarded; one that was forwarded is aborted.
+      if (upstream.calls.length > before) await aborted;
+    }
+    upstream.mode = 'ok';
   });
 });
 
