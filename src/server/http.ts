@@ -42,8 +42,8 @@ export interface HttpIngressOptions {
 }
 
 const JSON_CONTENT_TYPE = 'application/json';
-/** What a route looks like: short, plain characters (anything else is not named back). */
-const ROUTE_LIKE = /^\/[A-Za-z0-9/_.-]{0,100}$/;
+/** The app routes, as a 404 lists them. */
+const SERVED_ROUTES = 'POST /v1/chat/completions, POST /v1/messages, GET /v1/models and GET /v1/models/{id}';
 /** `GET /v1/models/{id}` */
 const MODEL_PATH = '/v1/models/';
 
@@ -386,9 +386,10 @@ export function createHttpIngress(opts: HttpIngressOptions): HttpIngress {
       if (req.method !== 'GET') return methodNotAllowed(req, res, requestId, path, 'GET');
       return models(req, res, requestId, path.slice(MODEL_PATH.length));
     }
-    // The path is the caller's text: named back only when it looks like a route.
-    const shown = ROUTE_LIKE.test(path) ? path : 'this path';
-    const err = new WardenError('not_found', `no route for ${req.method ?? 'GET'} ${shown}`, ROUTE_LIKE.test(path) ? { location: { path } } : {});
+    // The path is the caller's text (a route-like one can carry an e-mail address or an id as well
+    // as any other): not named back, in the message or the location. The method is one of the
+    // fixed set node's parser accepts.
+    const err = new WardenError('not_found', `no route for ${req.method ?? 'GET'} at this path; Warden serves ${SERVED_ROUTES}`);
     return recordRefusal(req, requestId, path, err).then(() => sendError(res, err, requestId));
   }
 

@@ -450,9 +450,15 @@ describe('bad input is refused with a stable code and the field named', () => {
 
   it('unknown route, wrong method and a bad model id: answered, and audited like any request', async () => {
     const before = w.audit().length;
+    // The path is the caller's text, even when it looks like a route: only the method is named.
     const r = await fetch(`${w.addresses.http}/v1/embeddings`, { method: 'POST', body: '{}' });
     expect(r.status).toBe(404);
-    expect(((await r.json()) as any).error.message).toBe('no route for POST /v1/embeddings');
+    const notFound = ((await r.json()) as any).error;
+    expect(notFound).toMatchObject({ code: 'not_found', param: null });
+    expect(notFound.message).toBe('no route for POST at this path; Warden serves POST /v1/chat/completions, POST /v1/messages, GET /v1/models and GET /v1/models/{id}');
+    const routeLike = await fetch(`${w.addresses.http}/v1/jane.doe-536-22-1234`, { method: 'POST', body: '{}' });
+    expect(routeLike.status).toBe(404);
+    expect(await routeLike.text()).not.toContain('536-22-1234');
     const m = await fetch(`${w.addresses.http}/v1/chat/completions`);
     expect(m.status).toBe(405);
     expect(m.headers.get('allow')).toBe('POST');
@@ -462,9 +468,10 @@ describe('bad input is refused with a stable code and the field named', () => {
     const odd = await fetch(`${w.addresses.http}/jane.doe@example.com?x=1`);
     expect(odd.status).toBe(404);
     expect(await odd.text()).not.toContain('jane.doe');
-    await eventually(() => w.audit().length >= before + 4);
-    expect(w.audit().slice(before).map((x) => x.error_code)).toEqual(['not_found', 'invalid_request', 'invalid_request', 'not_found']);
+    await eventually(() => w.audit().length >= before + 5);
+    expect(w.audit().slice(before).map((x) => x.error_code)).toEqual(['not_found', 'not_found', 'invalid_request', 'invalid_request', 'not_found']);
     expect(JSON.stringify(w.audit().slice(before))).not.toContain('jane.doe');
+    expect(JSON.stringify(w.audit().slice(before))).not.toContain('embeddings');
   });
 });
 
