@@ -18,6 +18,8 @@ export const ERROR_CODES = {
   variable_missing: { http: 400, grpc: 'INVALID_ARGUMENT' },
   variable_invalid: { http: 400, grpc: 'INVALID_ARGUMENT' },
   payload_too_large: { http: 413, grpc: 'RESOURCE_EXHAUSTED' },
+  /** The body is encoded (`content-encoding: gzip`, ...): Warden reads only identity bodies. */
+  unsupported_media_type: { http: 415, grpc: 'INVALID_ARGUMENT' },
   secret_unavailable: { http: 503, grpc: 'UNAVAILABLE' },
   redaction_blocked: { http: 422, grpc: 'FAILED_PRECONDITION' },
   redaction_failed: { http: 500, grpc: 'INTERNAL' },

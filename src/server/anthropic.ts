@@ -59,6 +59,14 @@ function imagePart(block: Record<string, unknown>, path: string): ContentPart {
   throw invalid(`field '${path}.source.type' must be "base64" or "url"`, `${path}.source.type`);
 }
 
+/**
+ * A block type this adapter does not map (`document`, `thinking`, ...): refused rather than
+ * dropped or passed on, listing the ones it maps; the type itself is not quoted.
+ */
+function unsupportedBlock(path: string, accepted: string): WardenError {
+  return invalid(`field '${path}' is not a supported content block type (accepted: ${accepted})`, path);
+}
+
 /** A tool_result's content (string or text/image blocks) → a tool message's content. */
 function toolResultContent(v: unknown, path: string): string | ContentPart[] {
   if (v === undefined) return '';
@@ -69,7 +77,7 @@ function toolResultContent(v: unknown, path: string): string | ContentPart[] {
     if (!isObject(b)) throw invalid(`field '${p}' must be an object`, p);
     if (b.type === 'text') return { type: 'text', text: textOf(b.text, `${p}.text`) };
     if (b.type === 'image') return imagePart(b, p);
-    throw invalid(`field '${p}.type' is not a supported content block type`, `${p}.type`);
+    throw unsupportedBlock(`${p}.type`, 'text, image');
   });
 }
 
@@ -115,7 +123,7 @@ function translateMessage(m: unknown, i: number, out: OpenAIMessage[]): void {
         out.push({ role: 'tool', tool_call_id: textOf(b.tool_use_id, `${p}.tool_use_id`), content: toolResultContent(b.content, `${p}.content`) });
         return;
       default:
-        throw invalid(`field '${p}.type' is not a supported content block type`, `${p}.type`);
+        throw unsupportedBlock(`${p}.type`, 'text, image, tool_use, tool_result');
     }
   });
   if (role === 'assistant') {

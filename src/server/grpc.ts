@@ -29,7 +29,7 @@ import { OversizeMessage, receiveCeiling, withMessageLimit } from './grpc-size.j
 import { loadRpcTypes, statusDetailsBin } from './grpc-status.js';
 import type { IngressLimits } from './limits.js';
 import { InvalidUtf8Message, withUtf8Check } from './grpc-utf8.js';
-import { checkContentPart } from './parts.js';
+import { checkContentPart, checkPartType } from './parts.js';
 import { loadProtos, lookupService, protoDefinition } from './proto.js';
 import { authorizationCredentials, checkVariables, cutByShutdown, rejectedRequest } from './request.js';
 
@@ -174,6 +174,8 @@ function jsonObject(text: string, path: string, maxDepth: number): Record<string
 
 function toPart(p: WirePart, path: string, maxDepth: number): ContentPart {
   if (!p.type) throw invalid(`field '${path}.type' is required`, `${path}.type`);
+  // Before the JSON is read: the type is the wire field that names it, not a member of `json`.
+  checkPartType(p.type, `${path}.type`);
   if (p.type === 'text') {
     if (p.json) throw invalid(`field '${path}.json' is not used by a text part`, `${path}.json`);
     return { type: 'text', text: p.text };

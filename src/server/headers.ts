@@ -13,6 +13,8 @@
 export interface IngressHeaders {
   authorization?: string;
   contentLength?: string;
+  /** `content-encoding` (duplicates joined, as node does) */
+  contentEncoding?: string;
   traceparent?: string;
   /** `x-warden-template` */
   template?: string;
@@ -43,6 +45,9 @@ export function ingressHeaders(raw: readonly string[]): IngressHeaders {
         break;
       case 14:
         if (out.contentLength === undefined && name.toLowerCase() === 'content-length') out.contentLength = raw[i + 1]!;
+        break;
+      case 16:
+        if (name.toLowerCase() === 'content-encoding') out.contentEncoding = joined(out.contentEncoding, raw[i + 1]!);
         break;
       case 11:
         if (name.toLowerCase() === 'traceparent') out.traceparent = joined(out.traceparent, raw[i + 1]!);

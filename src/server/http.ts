@@ -42,8 +42,8 @@ export interface HttpIngressOptions {
 }
 
 const JSON_CONTENT_TYPE = 'application/json';
-/** What a route looks like: short, plain characters (anything else is not named back). */
-const ROUTE_LIKE = /^\/[A-Za-z0-9/_.-]{0,100}$/;
+/** The app routes, as a 404 lists them. */
+const SERVED_ROUTES = 'POST /v1/chat/completions, POST /v1/messages, GET /v1/models and GET /v1/models/{id}';
 /** `GET /v1/models/{id}` */
 const MODEL_PATH = '/v1/models/';
 
@@ -97,6 +97,29 @@ function readBody(req: IncomingMessage, limit: number, declared: string | undefi
       Math.max(0, startedAt + timeoutMs - (performance.timeOrigin + performance.now())),
     );
   });
+}
+
+/**
+ * Refuses an encoded body (`content-encoding: gzip`, `br`, `deflate`, ...) before it is read:
+ * read as JSON it would be refused as "not valid UTF-8", which says nothing of the cause, and
+ * decoding it would open a decompression-bomb path no client needs. `identity` (the header's
+ * "no encoding") passes. The value is the caller's text, so it is not named back.
+ */
+function checkContentEncoding(value: string | undefined): void {
+  if (value === undefined) return;
+  for (const coding of value.split(',')) {
+    const c = coding.trim().toLowerCase();
+    if (c !== '' && c !== 'identity') {
+      throw new WardenError('unsupported_media_type', "the request body is encoded (content-encoding); Warden reads only uncompressed bodies: send it without content-encoding, or with 'identity'", {
+        location: { path: 'content-encoding' },
+      });
+    }
+  }
+}
+
+/** Refusals that leave the body unread (or part read): the connection cannot be reused. */
+function closesConnection(code: string): boolean {
+  return code === 'payload_too_large' || code === 'request_timeout' || code === 'unsupported_media_type';
 }
 
 function tooLarge(limit: number): WardenError {
@@ -363,9 +386,10 @@ export function createHttpIngress(opts: HttpIngressOptions): HttpIngress {
       if (req.method !== 'GET') return methodNotAllowed(req, res, requestId, path, 'GET');
       return models(req, res, requestId, path.slice(MODEL_PATH.length));
     }
-    // The path is the caller's text: named back only when it looks like a route.
-    const shown = ROUTE_LIKE.test(path) ? path : 'this path';
-    const err = new WardenError('not_found', `no route for ${req.method ?? 'GET'} ${shown}`, ROUTE_LIKE.test(path) ? { location: { path } } : {});
+    // The path is the caller's text (a route-like one can carry an e-mail address or an id as well
+    // as any other): not named back, in the message or the location. The method is one of the
+    // fixed set node's parser accepts.
+    const err = new WardenError('not_found', `no route for ${req.method ?? 'GET'} at this path; Warden serves ${SERVED_ROUTES}`);
     return recordRefusal(req, requestId, path, err).then(() => sendError(res, err, requestId));
   }
 
@@ -448,11 +472,12 @@ export function createHttpIngress(opts: HttpIngressOptions): HttpIngress {
       meta.variablesHeader = headers.variables;
       let request: PromptRequest;
       try {
+        checkContentEncoding(headers.contentEncoding);
         const body = parseJson(await readBody(req, limits.maxBodyBytes, headers.contentLength, meta.receivedAt, limits.requestTimeoutMs), limits.maxJsonDepth);
         request = toPromptRequest(body, meta, limits);
       } catch (err) {
         if (!isWardenError(err)) throw err;
-        if (err.code === 'payload_too_large' || err.code === 'request_timeout') res.setHeader('connection', 'close');
+        if (closesConnection(err.code)) res.setHeader('connection', 'close');
         opts.onRejected?.(err.code, (performance.timeOrigin + performance.now() - meta.receivedAt) / 1000);
         // Every request leaves one audit record, this one too: ids and the code, nothing of the body.
         await pipeline.auditRejected(rejectedRequest({ ...meta, peer: meta.credentials.peer }, 'openai-http'), err);
@@ -493,6 +518,7 @@ export function createHttpIngress(opts: HttpIngressOptions): HttpIngress {
       const meta = { ...base, templateHeader: headers.template, variablesHeader: headers.variables };
       let request: PromptRequest;
       try {
+        checkContentEncoding(headers.contentEncoding);
         const body = parseJson(await readBody(req, limits.maxBodyBytes, headers.contentLength, meta.receivedAt, limits.requestTimeoutMs), limits.maxJsonDepth);
         request = toPromptRequest(anthropicToChatBody(body), meta, limits);
         request.protocol = 'anthropic-http';
@@ -500,7 +526,7 @@ export function createHttpIngress(opts: HttpIngressOptions): HttpIngress {
         request.sequentialStream = true;
       } catch (err) {
         if (!isWardenError(err)) throw err;
-        if (err.code === 'payload_too_large' || err.code === 'request_timeout') res.setHeader('connection', 'close');
+        if (closesConnection(err.code)) res.setHeader('connection', 'close');
         opts.onRejected?.(err.code, (performance.timeOrigin + performance.now() - meta.receivedAt) / 1000, 'anthropic-http');
         await pipeline.auditRejected(rejectedRequest({ ...meta, peer: meta.credentials.peer }, 'anthropic-http'), err);
         return fail(err);

@@ -3,7 +3,8 @@
  * knows to look (a text part's `text`, a file's `filename`) and passes the rest on untouched, so
  * a member it does not know (a `text` on an image part, an `input_audio.transcript`, a free-form
  * `image_url.detail`) would carry any text past it. Known part types are therefore held to their
- * documented members; unknown types are left to the provider, as before.
+ * documented members, and a type Warden does not know is refused: redaction would not read it, so
+ * its text would reach the provider in clear (deny by default).
  */
 import { WardenError } from '../pipeline/errors.js';
 
@@ -34,6 +35,9 @@ const PART_SHAPES: Record<string, PartShape> = {
   file: { members: { file: { object: { file_data: 'string', file_id: 'string', filename: 'string' }, required: [] } }, required: ['file'] },
 };
 
+/** The part types ingress accepts, in the order error messages list them. */
+export const PART_TYPES: readonly string[] = Object.keys(PART_SHAPES);
+
 function invalid(message: string, path: string): WardenError {
   return new WardenError('invalid_request', message, { location: { path } });
 }
@@ -56,12 +60,22 @@ function checkMembers(obj: Record<string, unknown>, members: Record<string, unkn
 }
 
 /**
- * Refuses a member of a known part type that OpenAI does not document, with `invalid_request`
- * naming it (`<base>.image_url.detail`). `base` is the part's own path.
+ * Refuses a part type Warden does not know, with `invalid_request` at `path` (the `type` field)
+ * listing the known ones. The type is not quoted: it is the caller's text like any other.
+ */
+export function checkPartType(type: unknown, path: string): asserts type is string {
+  if (typeof type === 'string' && Object.hasOwn(PART_SHAPES, type)) return;
+  throw invalid(`field '${path}' is not a content part type Warden accepts (accepted: ${PART_TYPES.join(', ')})`, path);
+}
+
+/**
+ * Refuses a part of a type Warden does not know (see checkPartType), and a member of a known part
+ * type that OpenAI does not document, with `invalid_request` naming it (`<base>.image_url.detail`).
+ * `base` is the part's own path.
  */
 export function checkContentPart(part: Record<string, unknown>, base: string): void {
   const type = part['type'];
-  if (typeof type !== 'string' || !Object.hasOwn(PART_SHAPES, type)) return;
+  checkPartType(type, `${base}.type`);
   const shape = PART_SHAPES[type]!;
   const what = `a ${type} part`;
   const prefix = (k: string): string => `${base}.${k}`;

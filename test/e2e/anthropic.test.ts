@@ -296,6 +296,8 @@ describe('POST /v1/messages', () => {
       [{ model: 'gpt-4o-mini', messages: [{ role: 'user', content: 'hi' }] }, rawToken, 400, 'invalid_request_error', 'invalid_request', 'max_tokens'],
       [{ model: 'gpt-4o-mini', max_tokens: 5, messages: [{ role: 'system', content: 'hi' }] }, rawToken, 400, 'invalid_request_error', 'invalid_request', 'messages.0.role'],
       [{ model: 'gpt-4o-mini', max_tokens: 5, messages: [{ role: 'user', content: [{ type: 'document', source: {} }] }] }, rawToken, 400, 'invalid_request_error', 'invalid_request', 'messages.0.content.0.type'],
+      [{ model: 'gpt-4o-mini', max_tokens: 5, messages: [{ role: 'user', content: [{ type: 'mystery', text: 'ssn 536-22-1234' }] }] }, rawToken, 400, 'invalid_request_error', 'invalid_request', 'messages.0.content.0.type'],
+      [{ model: 'gpt-4o-mini', max_tokens: 5, messages: [{ role: 'user', content: [{ type: 'tool_result', tool_use_id: 't1', content: [{ type: 'mystery', text: 'ssn 536-22-1234' }] }] }] }, rawToken, 400, 'invalid_request_error', 'invalid_request', 'messages.0.content.0.content.0.type'],
       [{ model: 'gpt-4o-mini', max_tokens: 5, thinking: { type: 'enabled' }, messages: [{ role: 'user', content: 'hi' }] }, rawToken, 400, 'invalid_request_error', 'invalid_request', 'thinking'],
       [{ model: 'gpt-4o-mini', max_tokens: 5, tools: [{ type: 'web_search_20250305', name: 'web_search' }], messages: [{ role: 'user', content: 'hi' }] }, rawToken, 400, 'invalid_request_error', 'invalid_request', 'tools.0.type'],
       [{ model: 'gpt-4o-mini', max_tokens: 5, tools: [{ name: 'f', input_schema: JSON.parse(`${'{"a":'.repeat(3000)}1${'}'.repeat(3000)}`) }], messages: [{ role: 'user', content: 'hi' }] }, rawToken, 400, 'invalid_request_error', 'invalid_request', 'tools.0.input_schema.a.a.a'],
@@ -311,6 +313,10 @@ describe('POST /v1/messages', () => {
       expect(err.error.code).toBe(code);
       expect(typeof err.error.message).toBe('string');
       if (param) expect(err.error.param).toBe(param);
+      // A block type Warden does not map is refused listing the ones it does, never quoting it.
+      if (param?.endsWith('.type') && param.startsWith('messages.')) expect(err.error.message).toContain('(accepted: text, image');
+      expect(r.text).not.toContain('536-22-1234');
+      expect(r.text).not.toContain('mystery');
     }
     // Malformed JSON is audited like on the OpenAI route.
     const res = await fetch(`${w.addresses.http}/v1/messages`, { method: 'POST', headers: { 'x-api-key': rawToken, 'content-type': 'application/json' }, body: '{"model":' });

@@ -169,6 +169,9 @@ describe('gRPC tools, multi-part content and tool calls', () => {
       [{ messages: [{ role: 'user', parts: [{ type: 'image_url', json: '{"type":"input_audio"}' }] }] }, 'messages.0.parts.0.json'],
       [{ messages: [{ role: 'user', parts: [{ type: 'image_url' }] }] }, 'messages.0.parts.0.json'],
       [{ messages: [{ role: 'user', parts: [{ text: 'no type' }] }] }, 'messages.0.parts.0.type'],
+      // A part type Warden does not know: redaction would not read it, so it is refused.
+      [{ messages: [{ role: 'user', parts: [{ type: 'mystery', json: '{"text":"ssn 536-22-1234"}' }] }] }, 'messages.0.parts.0.type'],
+      [{ messages: [{ role: 'user', parts: [{ type: 'tool_result', json: '{"tool_use_id":"t1","content":"ssn 536-22-1234"}' }] }] }, 'messages.0.parts.0.type'],
       // Members OpenAI does not document would pass redaction untouched: refused, naming the member.
       [{ messages: [{ role: 'user', parts: [{ type: 'image_url', json: '{"image_url":{"url":"https://e.example/a.png"},"text":"card 4111 1111 1111 1111"}' }] }] }, 'messages.0.parts.0.json.text'],
       [{ messages: [{ role: 'user', parts: [{ type: 'image_url', json: '{"image_url":{"url":"https://e.example/a.png","detail":"bob@example.org"}}' }] }] }, 'messages.0.parts.0.json.image_url.detail'],
@@ -192,6 +195,8 @@ describe('gRPC tools, multi-part content and tool calls', () => {
       expect(err!.code, param).toBe(grpc.status.INVALID_ARGUMENT);
       expect(err!.metadata.get('warden-code')[0], param).toBe('invalid_request');
       expect(err!.metadata.get('warden-param')[0], param).toBe(param);
+      expect(err!.details).not.toContain('536-22-1234');
+      expect(err!.details).not.toContain('mystery');
     }
     expect(upstream.calls.length).toBe(before);
   });

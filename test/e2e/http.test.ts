@@ -3,6 +3,8 @@
  * plain HTTP for bad input, in front of a loopback server speaking OpenAI's HTTP contract.
  */
 import { request as httpRequest } from 'node:http';
+import { connect } from 'node:net';
+import { brotliCompressSync, deflateSync, gzipSync } from 'node:zlib';
 import OpenAI from 'openai';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { verifyChain } from '../../src/audit/index.js';
@@ -271,6 +273,54 @@ describe('bad input is refused with a stable code and the field named', () => {
     expect(r.json.error.message).toContain('UTF-8');
   });
 
+  it('a compressed body (content-encoding other than identity) is 415 unsupported_media_type, audited and counted; nothing goes upstream', async () => {
+    const before = upstream.calls.length;
+    const audited = w.audit().length;
+    const json = governed();
+    const encoded: Array<[string, Buffer]> = [
+      ['gzip', gzipSync(json)],
+      ['br', brotliCompressSync(json)],
+      ['deflate', deflateSync(json)],
+      ['GZIP', gzipSync(json)],
+      ['identity, gzip', gzipSync(json)],
+      // The header's value is the caller's text: never named back.
+      ['jane.doe@example.com', Buffer.from(json)],
+    ];
+    const ids: string[] = [];
+    for (const [encoding, body] of encoded) {
+      const res = await postChat(w.addresses.http, botToken, body, { 'content-encoding': encoding });
+      const text = await res.text();
+      expect(res.status, encoding).toBe(415);
+      const err = JSON.parse(text).error;
+      expect(err.code, encoding).toBe('unsupported_media_type');
+      expect(err.type).toBe('invalid_request_error');
+      expect(err.param).toBe('content-encoding');
+      expect(err.message).toContain('identity');
+      expect(err.message).not.toContain('UTF-8');
+      expect(text).not.toContain('jane.doe');
+      ids.push(res.headers.get('x-request-id')!);
+    }
+    // The Anthropic route refuses it the same way, in its own shape.
+    const anthropic = await fetch(`${w.addresses.http}/v1/messages`, {
+      method: 'POST',
+      headers: { 'content-type': 'application/json', 'content-encoding': 'gzip', 'x-api-key': botToken },
+      body: gzipSync(JSON.stringify({ model: 'gpt-4o-mini', max_tokens: 5, messages: [{ role: 'user', content: 'hi' }] })),
+    });
+    expect(anthropic.status).toBe(415);
+    expect(((await anthropic.json()) as any).error).toMatchObject({ type: 'invalid_request_error', code: 'unsupported_media_type', param: 'content-encoding' });
+    // identity is no encoding at all: served as usual.
+    upstream.mode = 'ok';
+    const plain = await post(json, { 'content-encoding': 'identity' });
+    expect(plain.status, plain.text).toBe(200);
+    expect(upstream.calls.length).toBe(before + 1);
+    await eventually(() => w.audit().length >= audited + encoded.length + 2);
+    for (const id of ids) expect(w.audit().find((r) => r.request_id === id)?.error_code).toBe('unsupported_media_type');
+    expect(JSON.stringify(w.audit().slice(audited))).not.toContain('jane.doe');
+    const metrics = await (await fetch(`${w.addresses.admin}/metrics`)).text();
+    expect(metrics).toContain(`warden_requests_total{protocol="openai-http",code="unsupported_media_type",environment="test"} ${encoded.length}`);
+    expect(metrics).toContain('warden_requests_total{protocol="anthropic-http",code="unsupported_media_type",environment="test"} 1');
+  });
+
   it('JSON nested deeper than limits.max_json_depth, wherever it sits', async () => {
     const deep = (levels: number, key = 'a') => `${`{"${key}":`.repeat(levels)}1${'}'.repeat(levels)}`;
     const rawTools = `{"model":"gpt-4o-mini","messages":[{"role":"user","content":"hi"}],"tools":[{"type":"function","function":{"name":"f","parameters":${deep(5000)}}}]}`;
@@ -400,9 +450,15 @@ describe('bad input is refused with a stable code and the field named', () => {
 
   it('unknown route, wrong method and a bad model id: answered, and audited like any request', async () => {
     const before = w.audit().length;
+    // The path is the caller's text, even when it looks like a route: only the method is named.
     const r = await fetch(`${w.addresses.http}/v1/embeddings`, { method: 'POST', body: '{}' });
     expect(r.status).toBe(404);
-    expect(((await r.json()) as any).error.message).toBe('no route for POST /v1/embeddings');
+    const notFound = ((await r.json()) as any).error;
+    expect(notFound).toMatchObject({ code: 'not_found', param: null });
+    expect(notFound.message).toBe('no route for POST at this path; Warden serves POST /v1/chat/completions, POST /v1/messages, GET /v1/models and GET /v1/models/{id}');
+    const routeLike = await fetch(`${w.addresses.http}/v1/jane.doe-536-22-1234`, { method: 'POST', body: '{}' });
+    expect(routeLike.status).toBe(404);
+    expect(await routeLike.text()).not.toContain('536-22-1234');
     const m = await fetch(`${w.addresses.http}/v1/chat/completions`);
     expect(m.status).toBe(405);
     expect(m.headers.get('allow')).toBe('POST');
@@ -412,9 +468,10 @@ describe('bad input is refused with a stable code and the field named', () => {
     const odd = await fetch(`${w.addresses.http}/jane.doe@example.com?x=1`);
     expect(odd.status).toBe(404);
     expect(await odd.text()).not.toContain('jane.doe');
-    await eventually(() => w.audit().length >= before + 4);
-    expect(w.audit().slice(before).map((x) => x.error_code)).toEqual(['not_found', 'invalid_request', 'invalid_request', 'not_found']);
+    await eventually(() => w.audit().length >= before + 5);
+    expect(w.audit().slice(before).map((x) => x.error_code)).toEqual(['not_found', 'not_found', 'invalid_request', 'invalid_request', 'not_found']);
     expect(JSON.stringify(w.audit().slice(before))).not.toContain('jane.doe');
+    expect(JSON.stringify(w.audit().slice(before))).not.toContain('embeddings');
   });
 });
 
@@ -443,6 +500,28 @@ describe('what a raw prompt carries besides content is redacted or refused', () 
       expect(r.json.error.param).toBe(param);
       expect(r.text).not.toContain('bob@example.org');
       expect(r.text).not.toContain('4111');
+    }
+    expect(upstream.calls.length).toBe(before);
+  });
+
+  it('a part type Warden does not know is refused (redaction would not read it), naming where and listing the known types', async () => {
+    const before = upstream.calls.length;
+    const cases: Array<[unknown[], string]> = [
+      [[{ type: 'mystery', text: 'ssn 536-22-1234' }], 'messages.0.content.0.type'],
+      // Anthropic's block types are not OpenAI parts: on this route they are unknown too.
+      [[{ type: 'text', text: 'look' }, { type: 'tool_result', tool_use_id: 't1', content: 'ssn 536-22-1234' }], 'messages.0.content.1.type'],
+      // The type itself is the caller's text: never named back.
+      [[{ type: 'bob@example.org', text: 'ssn 536-22-1234' }], 'messages.0.content.0.type'],
+    ];
+    for (const [content, param] of cases) {
+      const r = await raw([{ role: 'user', content }]);
+      expect(r.status, param).toBe(400);
+      expect(r.json.error.code, param).toBe('invalid_request');
+      expect(r.json.error.param, param).toBe(param);
+      expect(r.json.error.message).toContain('text, input_text, output_text, refusal, image_url, input_audio, file');
+      expect(r.text).not.toContain('536-22-1234');
+      expect(r.text).not.toContain('bob@example.org');
+      expect(r.text).not.toContain('mystery');
     }
     expect(upstream.calls.length).toBe(before);
   });
@@ -605,6 +684,48 @@ describe('upstream failures', () => {
     });
     await aborted;
     await eventually(() => w.audit().some((r) => r.stream === true && r.error_code === 'cancelled'));
+  });
+});
+
+describe('half-closed connections', () => {
+  /**
+   * Sends one whole request on a raw socket, then shuts down its write side (shutdown(SHUT_WR),
+   * as `nc -N` and some proxies do once the request is out), and reads until Warden closes.
+   */
+  function halfClosed(path: string, body: string, headers: Record<string, string>): Promise<{ status: number; text: string }> {
+    const url = new URL(w.addresses.http);
+    return new Promise((resolve, reject) => {
+      const socket = connect({ host: url.hostname, port: Number(url.port), allowHalfOpen: true }, () => {
+        const lines = Object.entries({ host: url.host, 'content-type': 'application/json', 'content-length': String(Buffer.byteLength(body)), ...headers }).map(([k, v]) => `${k}: ${v}\r\n`);
+        socket.end(`POST ${path} HTTP/1.1\r\n${lines.join('')}\r\n${body}`);
+      });
+      let raw = '';
+      socket.on('data', (d: Buffer) => (raw += d.toString('utf8')));
+      socket.on('error', reject);
+      socket.on('close', () => resolve({ status: Number(/^HTTP\/1\.1 (\d{3})/.exec(raw)?.[1] ?? 0), text: raw }));
+    });
+  }
+
+  it("a half-close is the client going away (node's and Go's servers take it so): nothing answered, nothing left running upstream, audited as cancelled", async () => {
+    // TCP cannot tell shutdown(SHUT_WR) from a client that closed its socket: both are a FIN.
+    // Taking every FIN for a half-close (node's httpAllowHalfOpen) would leave an abandoned call
+    // running upstream, holding its place under max_in_flight until the upstream deadline, and
+    // audited as served or timed out. (See golang/go#18527 and httpwg/http-core#22.)
+    const auth = { authorization: `Bearer ${botToken}` };
+    for (const [mode, body] of [['slow', governed()], ['stream-slow', governed({ stream: true })]] as const) {
+      upstream.mode = mode;
+      const aborted = upstream.aborted;
+      const before = upstream.calls.length;
+      const audited = w.audit().length;
+      const answer = await halfClosed('/v1/chat/completions', body, auth);
+      expect(answer.status, mode).toBe(0);
+      expect(answer.text, mode).toBe('');
+      await eventually(() => w.audit().length > audited);
+      expect(w.audit().slice(audited).map((r) => r.error_code), mode).toEqual(['cancelled']);
+      // The FIN usually comes before the call is forwarded; one that was forwarded is aborted.
+      if (upstream.calls.length > before) await aborted;
+    }
+    upstream.mode = 'ok';
   });
 });
 

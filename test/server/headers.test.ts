@@ -12,6 +12,7 @@ import { ingressHeaders } from '../../src/server/headers.js';
 const NAMES = {
   authorization: 'authorization',
   contentLength: 'content-length',
+  contentEncoding: 'content-encoding',
   traceparent: 'traceparent',
   template: 'x-warden-template',
   variables: 'x-warden-variables',
@@ -46,10 +47,10 @@ function send(headerLines: string[], body = '{}'): Promise<IncomingMessage> {
 describe('ingressHeaders', () => {
   const cases: Array<[string, string[]]> = [
     ['none of ours', ['X-Stainless-Lang: js', 'User-Agent: OpenAI/JS 4.0', 'Accept: application/json']],
-    ['all, canonical casing', ['Authorization: Bearer tok', 'traceparent: 00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01', 'X-Warden-Template: support/ticket@2', 'X-Warden-Variables: {"a":"b"}', 'X-Api-Key: sk-ant']],
-    ['odd casing', ['aUtHoRiZaTiOn: Bearer odd', 'TRACEPARENT: 00-abc', 'x-WARDEN-template: t@1', 'X-API-KEY: k']],
-    ['duplicates', ['Authorization: Bearer first', 'Authorization: Bearer second', 'x-warden-template: a@1', 'X-Warden-Template: b@2', 'traceparent: one', 'traceparent: two', 'x-api-key: k1', 'x-api-key: k2']],
-    ['same lengths, other names', ['authorizatioN2: no', 'x-warden-templatE: yes', 'traceparenx: no', 'x-api-kez: no', 'x-warden-variablez: no', 'content-lengtx: no']],
+    ['all, canonical casing', ['Authorization: Bearer tok', 'traceparent: 00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01', 'X-Warden-Template: support/ticket@2', 'X-Warden-Variables: {"a":"b"}', 'X-Api-Key: sk-ant', 'Content-Encoding: gzip']],
+    ['odd casing', ['aUtHoRiZaTiOn: Bearer odd', 'TRACEPARENT: 00-abc', 'x-WARDEN-template: t@1', 'X-API-KEY: k', 'CONTENT-encoding: br']],
+    ['duplicates', ['Authorization: Bearer first', 'Authorization: Bearer second', 'x-warden-template: a@1', 'X-Warden-Template: b@2', 'traceparent: one', 'traceparent: two', 'x-api-key: k1', 'x-api-key: k2', 'content-encoding: identity', 'Content-Encoding: gzip']],
+    ['same lengths, other names', ['authorizatioN2: no', 'x-warden-templatE: yes', 'traceparenx: no', 'x-api-kez: no', 'x-warden-variablez: no', 'content-lengtx: no', 'content-language: en', 'content-encodinx: no']],
     ['empty values', ['Authorization:', 'x-warden-variables:', 'traceparent: ']],
   ];
   for (const [name, lines] of cases) {
