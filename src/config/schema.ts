@@ -7,6 +7,7 @@
  */
 import { z } from 'zod';
 import { DEFAULT_MAX_JSON_DEPTH, MAX_JSON_DEPTH_CEILING } from '../pipeline/json-depth.js';
+import { MODEL_NAME_RULE, isModelName } from '../pipeline/identifiers.js';
 import { SECRET_SCHEMES, SecretRefError, parseSecretRef } from '../secrets/index.js';
 import { parseListen, type ListenAddress } from './listen.js';
 
@@ -434,8 +435,11 @@ export const ConfigSchema = z
     secrets: SecretsSchema.prefault({}),
     providers: z.record(z.string().regex(/^[A-Za-z0-9_.-]+$/, { error: 'provider names use letters, digits, _ . -' }), ProviderSchema)
       .default({ echo: { kind: 'echo' } }),
-    /** Model name → provider name. */
-    models: z.record(z.string().min(1), nonEmpty).default({ echo: 'echo' }),
+    /**
+     * Model name → provider name. A name is held to the rule requests are (matched exactly, case
+     * included): one the ingress would refuse could never be selected, a silent dead entry.
+     */
+    models: z.record(z.string().refine(isModelName, { error: MODEL_NAME_RULE }), nonEmpty).default({ echo: 'echo' }),
     redaction: RedactionSchema.prefault({}),
     audit: AuditSchema.prefault({}),
     limits: LimitsSchema.prefault({}),

@@ -376,6 +376,19 @@ describe('errors name file:line:col, key path and what is wrong', () => {
     ]);
   });
 
+  it('models: a name no request could carry is refused, named with its invisible characters escaped', () => {
+    // Upper case, spaces and punctuation are model names requests may carry (matched exactly).
+    expect(Object.keys(parseConfig('models:\n  "GPT-4o": echo\n  "Org/Model 7B:q4": echo\n', 'w.yaml').models)).toEqual(['GPT-4o', 'Org/Model 7B:q4']);
+    const rule = 'is not a valid key: it must be 1 to 256 characters, without control or invisible format characters';
+    expect(lines(`models:\n  ok: echo\n  "gpt\\u200b4o": echo\n  "tab\\tname": echo\n  "": echo\n  ${'x'.repeat(257)}: echo\n  "a\\u0085b\\u202e": echo\n`)).toEqual([
+      `w.yaml:3:3: models["gpt\\u200b4o"]: ${rule}`,
+      `w.yaml:4:3: models["tab\\tname"]: ${rule}`,
+      `w.yaml:5:3: models[""]: ${rule}`,
+      `w.yaml:6:3: models.${'x'.repeat(257)}: ${rule}`,
+      `w.yaml:7:3: models["a\\u0085b\\u202e"]: ${rule}`,
+    ]);
+  });
+
   it('the default models map needs the echo provider when providers are replaced', () => {
     expect(lines('providers:\n  up: { kind: openai, base_url: "https://x/v1" }\n')).toEqual([
       'w.yaml:1:1: models.echo: unknown provider "echo" (configured providers: "up")',
