@@ -25,7 +25,7 @@ export const SERVE_HELP = `Usage: warden serve --config FILE
 Runs Warden: the OpenAI-compatible HTTP listener, the gRPC listener and the admin listener
 (/metrics, /healthz, /readyz). Templates and policies reload on file change and on SIGHUP;
 SIGTERM/SIGINT drain in-flight requests within limits.shutdown_grace_ms, flush the audit log
-and exit 0.
+and exit 0; a second one while Warden is still starting exits at once (128 + the signal).
 
 Options:
   -c, --config FILE   The YAML config file (required)

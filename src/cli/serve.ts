@@ -1,7 +1,9 @@
 /**
  * `warden serve`: load the config, build the runtime, bind the listeners, and run until SIGTERM or
  * SIGINT (graceful drain, exit 0). SIGHUP reloads templates and policies and reopens audit files.
+ * A second SIGTERM/SIGINT while the start is still under way gives up on it (exit 128 + signal).
  */
+import { constants } from 'node:os';
 import { dirname, resolve } from 'node:path';
 import { loadConfig } from '../config/load.js';
 import { createLogger } from '../telemetry/logger.js';
@@ -33,8 +35,18 @@ export async function runServeCommand(argv: string[], io: CliIO): Promise<number
 
   let runtime: Runtime;
   try {
-    runtime = await createRuntime(config, { logger, configDir: dirname(resolve(file)) });
-    await runtime.start();
+    const starting = (async () => {
+      const r = await createRuntime(config, { logger, configDir: dirname(resolve(file)) });
+      await r.start();
+      return r;
+    })();
+    const outcome = await Promise.race([starting, signals.abandoned]);
+    if (typeof outcome === 'number') {
+      // The caller exits the process with this code; whatever the start still does ends with it.
+      starting.catch(() => undefined);
+      return outcome;
+    }
+    runtime = outcome;
   } catch (err) {
     signals.release();
     throw err;
@@ -44,14 +56,25 @@ export async function runServeCommand(argv: string[], io: CliIO): Promise<number
 
 type Logger = ReturnType<typeof createLogger>;
 
+/** The exit status of a process ended by `signal`, as a shell reports it (128 + its number). */
+function signalExitCode(signal: NodeJS.Signals): number {
+  return 128 + constants.signals[signal];
+}
+
 /**
  * The signal handling of `serve`, from before the start to the end of the drain. During the start
  * a SIGHUP is remembered and its reload done once started (the files may have changed after they
  * were read), and SIGTERM/SIGINT stop the server as soon as it has started (a start cannot be cut
- * halfway: its listeners and audit sinks would be left open), with the usual drain and exit 0.
+ * halfway: its listeners and audit sinks would be left open), with the usual drain and exit 0. A
+ * second SIGTERM/SIGINT before the start is done resolves `abandoned` with 128 + its number: the
+ * operator does not want to wait for a start that may be stalled (a slow mount, a load up to its
+ * deadline). The listeners are bound last, in the start's final moment, so there is nothing (or,
+ * in that moment, next to nothing) in flight that a drain would have finished.
  */
-function handleSignals(logger: Logger): { serving(runtime: Runtime): Promise<number>; release(): void } {
+function handleSignals(logger: Logger): { serving(runtime: Runtime): Promise<number>; release(): void; abandoned: Promise<number> } {
   let runtime: Runtime | undefined;
+  let abandon: (code: number) => void = () => {};
+  const abandoned = new Promise<number>((r) => (abandon = r));
   let stopping = false;
   let stopAfterStart: NodeJS.Signals | undefined;
   let reloadAfterStart = false;
@@ -79,6 +102,11 @@ function handleSignals(logger: Logger): { serving(runtime: Runtime): Promise<num
     void r.reopenAudit('SIGHUP');
   };
   const stop = (signal: NodeJS.Signals) => {
+    if (stopAfterStart && !runtime) {
+      logger.warn({ signal, first_signal: stopAfterStart }, 'second signal during the start: exiting now without waiting for it');
+      abandon(signalExitCode(signal));
+      return;
+    }
     if (stopping || stopAfterStart) {
       logger.warn({ signal }, 'already shutting down; the drain continues');
       return;
@@ -117,6 +145,7 @@ function handleSignals(logger: Logger): { serving(runtime: Runtime): Promise<num
 
   return {
     release,
+    abandoned,
     serving(started: Runtime): Promise<number> {
       runtime = started;
       if (stopAfterStart) shutdown(started, stopAfterStart);

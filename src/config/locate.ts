@@ -44,6 +44,21 @@ export function locate(doc: Document, counter: LineCounter, path: KeyPath): Posi
   return { line: pos.line, column: pos.col };
 }
 
+/**
+ * Characters JSON.stringify leaves as they are that would still hide or rewrite text on a
+ * terminal: C1 controls, invisible format characters (bidi overrides, zero-width), line and
+ * paragraph separators.
+ */
+const INVISIBLE = /[\p{Cc}\p{Cf}\p{Zl}\p{Zp}]/gu;
+
+/** A key, quoted, with every invisible character written as an escape, so the message shows it. */
+function quoteKey(key: string): string {
+  return JSON.stringify(key).replace(INVISIBLE, (ch) => {
+    const code = ch.codePointAt(0)!;
+    return code > 0xffff ? `\\u{${code.toString(16)}}` : `\\u${code.toString(16).padStart(4, '0')}`;
+  });
+}
+
 /** Renders a key path as `a.b[0].c`; keys that are not plain words are quoted: `models["gpt-4.1"]`. */
 export function formatKeyPath(path: KeyPath): string {
   if (path.length === 0) return '(root)';
@@ -51,7 +66,7 @@ export function formatKeyPath(path: KeyPath): string {
   for (const seg of path) {
     if (typeof seg === 'number') out += `[${seg}]`;
     else if (/^[A-Za-z_][\w-]*$/.test(String(seg))) out += out ? `.${String(seg)}` : String(seg);
-    else out += `[${JSON.stringify(String(seg))}]`;
+    else out += `[${quoteKey(String(seg))}]`;
   }
   return out;
 }

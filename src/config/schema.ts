@@ -7,6 +7,7 @@
  */
 import { z } from 'zod';
 import { DEFAULT_MAX_JSON_DEPTH, MAX_JSON_DEPTH_CEILING } from '../pipeline/json-depth.js';
+import { MODEL_NAME_RULE, isModelName } from '../pipeline/identifiers.js';
 import { SECRET_SCHEMES, SecretRefError, parseSecretRef } from '../secrets/index.js';
 import { parseListen, type ListenAddress } from './listen.js';
 
@@ -128,17 +129,6 @@ const issuerField = z.union([nonEmpty, z.array(nonEmpty).min(1)], {
   error: (iss) => (iss.input === undefined ? 'is required' : 'must be a string or a list of strings'),
 });
 
-const KubernetesIdentitySchema = z
-  .strictObject({
-    /** Accepted `iss` value(s) of projected service-account tokens. */
-    issuer: issuerField,
-    audiences: z.array(nonEmpty).min(1, { error: 'must list at least one audience' }),
-    /** When set, only service accounts in these namespaces are accepted. */
-    namespaces: z.array(nonEmpty).optional(),
-    ...jwksFields,
-  })
-  .superRefine(...oneJwksSource);
-
 const DNS1123_LABEL = /^[a-z0-9](?:[-a-z0-9]*[a-z0-9])?$/;
 
 /** A string held to one of Kubernetes' name rules; empty is "must not be empty", as elsewhere. */
@@ -149,6 +139,32 @@ function kubernetesName(valid: (name: string) => boolean, message: string) {
   });
 }
 
+/** A namespace name as Kubernetes allows it (a DNS-1123 label). */
+const kubernetesNamespace = kubernetesName(
+  (n) => n.length <= 63 && DNS1123_LABEL.test(n),
+  "must be a Kubernetes namespace name (a DNS-1123 label): at most 63 lower-case letters, digits and '-', starting and ending with a letter or digit",
+);
+
+/** A service account name as Kubernetes allows it (a DNS-1123 subdomain). */
+const kubernetesServiceAccount = kubernetesName(
+  (n) => n.length <= 253 && n.split('.').every((label) => DNS1123_LABEL.test(label)),
+  "must be a Kubernetes service account name (a DNS-1123 subdomain): at most 253 characters, labels of lower-case letters, digits and '-' separated by '.', each starting and ending with a letter or digit",
+);
+
+const KubernetesIdentitySchema = z
+  .strictObject({
+    /** Accepted `iss` value(s) of projected service-account tokens. */
+    issuer: issuerField,
+    audiences: z.array(nonEmpty).min(1, { error: 'must list at least one audience' }),
+    /**
+     * When set, only service accounts in these namespaces are accepted. Held to Kubernetes' rule:
+     * a name no token can carry ("Prod ", "a/b") would quietly shut out the workload it names.
+     */
+    namespaces: z.array(kubernetesNamespace).optional(),
+    ...jwksFields,
+  })
+  .superRefine(...oneJwksSource);
+
 /**
  * The dev principal stands in for a real workload, so it is held to the names Kubernetes allows
  * (a namespace is a DNS-1123 label, a service account a DNS-1123 subdomain): a policy written
@@ -158,14 +174,8 @@ function kubernetesName(valid: (name: string) => boolean, message: string) {
 const DevIdentitySchema = z.strictObject({
   principal: z
     .strictObject({
-      namespace: kubernetesName(
-        (n) => n.length <= 63 && DNS1123_LABEL.test(n),
-        "must be a Kubernetes namespace name (a DNS-1123 label): at most 63 lower-case letters, digits and '-', starting and ending with a letter or digit",
-      ).default('dev'),
-      service_account: kubernetesName(
-        (n) => n.length <= 253 && n.split('.').every((label) => DNS1123_LABEL.test(label)),
-        "must be a Kubernetes service account name (a DNS-1123 subdomain): at most 253 characters, labels of lower-case letters, digits and '-' separated by '.', each starting and ending with a letter or digit",
-      ).default('local'),
+      namespace: kubernetesNamespace.default('dev'),
+      service_account: kubernetesServiceAccount.default('local'),
     })
     .prefault({}),
 });
@@ -425,8 +435,11 @@ export const ConfigSchema = z
     secrets: SecretsSchema.prefault({}),
     providers: z.record(z.string().regex(/^[A-Za-z0-9_.-]+$/, { error: 'provider names use letters, digits, _ . -' }), ProviderSchema)
       .default({ echo: { kind: 'echo' } }),
-    /** Model name → provider name. */
-    models: z.record(z.string().min(1), nonEmpty).default({ echo: 'echo' }),
+    /**
+     * Model name → provider name. A name is held to the rule requests are (matched exactly, case
+     * included): one the ingress would refuse could never be selected, a silent dead entry.
+     */
+    models: z.record(z.string().refine(isModelName, { error: MODEL_NAME_RULE }), nonEmpty).default({ echo: 'echo' }),
     redaction: RedactionSchema.prefault({}),
     audit: AuditSchema.prefault({}),
     limits: LimitsSchema.prefault({}),

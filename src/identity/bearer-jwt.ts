@@ -106,7 +106,7 @@ export class BearerJwtVerifier {
       algorithms: this.algorithms,
       clockToleranceSec: this.clockToleranceSec,
       nowMs: now,
-      refetchAfterUnusableKey: (kid) => this.keys.refetchAfterUnusableKey(kid),
+      refetchAfterKeyFailure: (kid) => this.keys.refetchAfterKeyFailure(kid),
       ...(this.onKeySetUnavailable ? { onKeySetUnavailable: this.onKeySetUnavailable } : {}),
     });
     const principal = frozenPrincipal(toPrincipal(payload));

@@ -1,8 +1,8 @@
 /**
  * Where verification keys come from: a JWKS URL (fetched by jose, cached, refetched on an
- * unknown `kid` or a key that cannot be used, at most once per cooldown) or a JWKS file (read at
- * start, and read again when an unknown `kid` or an unusable key finds it changed: a ConfigMap
- * update or a rotated SPIFFE bundle). The Kubernetes API serves
+ * unknown `kid`, a key that cannot be used or a key that does not verify the token's signature,
+ * at most once per cooldown) or a JWKS file (read at start, and read again when one of those
+ * finds it changed: a ConfigMap update or a rotated SPIFFE bundle). The Kubernetes API serves
  * its keys at `/openid/v1/jwks`; reaching it from a pod needs the pod's own token and the
  * cluster CA, hence the optional bearer-token file and CA file.
  */
@@ -39,19 +39,21 @@ export interface JwksSourceOptions {
 export interface JwksSource {
   getKey: JWTVerifyGetKey;
   /**
-   * Called when the key a token names (by `kid`) was found but could not be used: malformed, not
-   * importable, too weak. Resolves true when a new key set was fetched (or a changed key file
-   * read), so verifying once more is worth it.
+   * Called when the key a token names (by `kid`) was found but failed: it could not be used
+   * (malformed, not importable, too weak), or it did not verify the token's signature (the issuer
+   * may have rotated the key behind the same `kid`). Resolves true when a new key set was fetched
+   * (or a changed key file read), so verifying once more is worth it.
    */
-  refetchAfterUnusableKey(kid: string | undefined): Promise<boolean>;
+  refetchAfterKeyFailure(kid: string | undefined): Promise<boolean>;
 }
 
-/** The least time between two fetches of a JWKS URL caused by an unknown or unusable key. */
+/** The least time between two fetches of a JWKS URL caused by an unknown key or a key that failed. */
 const JWKS_COOLDOWN_MS = 30_000;
 
 /**
- * The least time between two looks at a JWKS file caused by an unknown or unusable key: a stat is
- * cheap, but a flood of tokens with a made-up `kid` must not become a flood of file system calls.
+ * The least time between two looks at a JWKS file caused by an unknown key or a key that failed: a
+ * stat is cheap, but a flood of tokens with a made-up `kid` or a forged signature must not become
+ * a flood of file system calls.
  */
 const JWKS_FILE_COOLDOWN_MS = 5_000;
 
@@ -173,7 +175,7 @@ function fileKeySource(opts: JwksSourceOptions & { jwksFile: string }, what: str
         return current(header, token);
       }
     },
-    refetchAfterUnusableKey: () => lookAgain(),
+    refetchAfterKeyFailure: () => lookAgain(),
   };
 }
 
@@ -224,17 +226,18 @@ export function createJwksSource(opts: JwksSourceOptions, what: string): JwksSou
     };
     remote[customFetch] = fetchImpl;
   }
-  return refetchingOnUnusableKey(createRemoteJWKSet(url, remote));
+  return refetchingOnKeyFailure(createRemoteJWKSet(url, remote));
 }
 
 /**
- * jose refetches a JWKS URL only for an unknown `kid`: a key set that served one malformed key
- * would be trusted, and the key refused, until the cache age ends (10 min). Here a key that is
- * in the current set but cannot be used makes the set be fetched again, once per cooldown
- * counted from the last fetch or try (a failed fetch too), so a bad issuer cannot make Warden
- * hammer its endpoint.
+ * jose refetches a JWKS URL only for an unknown `kid`: a key set that served one malformed key,
+ * or a key since rotated behind the same `kid`, would be trusted, and the tokens refused, until
+ * the cache age ends (10 min). Here a key that is in the current set but cannot be used or does
+ * not verify the signature makes the set be fetched again, once per cooldown counted from the
+ * last fetch or try (a failed fetch too), so neither a bad issuer nor a flood of forged
+ * signatures can make Warden hammer the endpoint.
  */
-function refetchingOnUnusableKey(remote: ReturnType<typeof createRemoteJWKSet>): JwksSource {
+function refetchingOnKeyFailure(remote: ReturnType<typeof createRemoteJWKSet>): JwksSource {
   let lastTry = Number.NEGATIVE_INFINITY;
   let pending: Promise<boolean> | undefined;
   const refetch = async (): Promise<boolean> => {
@@ -249,7 +252,7 @@ function refetchingOnUnusableKey(remote: ReturnType<typeof createRemoteJWKSet>):
   };
   return {
     getKey: remote,
-    refetchAfterUnusableKey(kid) {
+    refetchAfterKeyFailure(kid) {
       if (pending) return pending; // requests failing together share one fetch
       // Only when the failure was the key's: a set that could not be fetched is jose's to retry.
       if (!remote.fresh || !holdsKey(remote.jwks()?.keys, kid)) return Promise.resolve(false);

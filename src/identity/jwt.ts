@@ -72,8 +72,8 @@ export interface VerifyOptions {
   nowMs: number;
   /** Told why, when the key source failed (see guardKeySource). */
   onKeySetUnavailable?: (reason: string) => void;
-  /** Asked to fetch the key set again when the token's key could not be used (see JwksSource). */
-  refetchAfterUnusableKey?: (kid: string | undefined) => Promise<boolean>;
+  /** Asked to fetch the key set again when the token's key could not be used or did not verify it (see JwksSource). */
+  refetchAfterKeyFailure?: (kid: string | undefined) => Promise<boolean>;
 }
 
 export async function verifyJwt(method: string, token: string, getKey: JWTVerifyGetKey, o: VerifyOptions): Promise<JWTPayload> {
@@ -83,8 +83,9 @@ export async function verifyJwt(method: string, token: string, getKey: JWTVerify
   } catch (err) {
     failure = err;
   }
-  // The key set may have been fixed since it was fetched: once, when the source agrees to refetch.
-  if (failure instanceof KeySetUnavailable && o.refetchAfterUnusableKey && (await o.refetchAfterUnusableKey(kidOf(token)))) {
+  // The key set may have been fixed, or the key rotated behind the same `kid`, since it was
+  // fetched: verify once more, when the source agrees to refetch (it rate-limits that).
+  if (keyFailed(failure) && o.refetchAfterKeyFailure && (await o.refetchAfterKeyFailure(kidOf(token)))) {
     try {
       return await verifyOnce(method, token, getKey, o);
     } catch (err) {
@@ -97,6 +98,11 @@ export async function verifyJwt(method: string, token: string, getKey: JWTVerify
     throw unauthenticated(method, 'JWKS unavailable');
   }
   throw unauthenticated(method, describeJoseError(failure));
+}
+
+/** The token's key could not be used, or did not verify the signature: a newer key set may help. */
+function keyFailed(err: unknown): boolean {
+  return err instanceof KeySetUnavailable || (err as { code?: unknown } | null)?.code === 'ERR_JWS_SIGNATURE_VERIFICATION_FAILED';
 }
 
 async function verifyOnce(method: string, token: string, getKey: JWTVerifyGetKey, o: VerifyOptions): Promise<JWTPayload> {

@@ -312,6 +312,21 @@ describe('errors name file:line:col, key path and what is wrong', () => {
     }
   });
 
+  it('kubernetes: each allowed namespace is a Kubernetes namespace name (DNS-1123 label)', () => {
+    const k8s = (list: string) => `identity:\n  kubernetes: { issuer: i, audiences: [w], jwks_file: f, namespaces: ${list} }\n`;
+    expect(parseConfig(k8s(`[team-a, "${'n'.repeat(63)}", "0"]`), 'w.yaml').identity.kubernetes?.namespaces).toEqual(['team-a', 'n'.repeat(63), '0']);
+    const ns = "must be a Kubernetes namespace name (a DNS-1123 label): at most 63 lower-case letters, digits and '-', starting and ending with a letter or digit";
+    // A namespace that can never appear in a token would silently refuse every workload it was meant to admit.
+    expect(lines(k8s(`[ok, "Prod ", "a/b", "", team.a, "${'n'.repeat(64)}", "-x"]`))).toEqual([
+      `w.yaml:2:75: identity.kubernetes.namespaces[1]: ${ns}`,
+      `w.yaml:2:84: identity.kubernetes.namespaces[2]: ${ns}`,
+      'w.yaml:2:91: identity.kubernetes.namespaces[3]: must not be empty',
+      `w.yaml:2:95: identity.kubernetes.namespaces[4]: ${ns}`,
+      `w.yaml:2:103: identity.kubernetes.namespaces[5]: ${ns}`,
+      `w.yaml:2:171: identity.kubernetes.namespaces[6]: ${ns}`,
+    ]);
+  });
+
   it('spiffe: several trust domains need a bundle each; bundle paths resolve', () => {
     expect(lines('identity:\n  spiffe: { trust_domains: [a.example, b.example], audiences: [w], jwks_file: b.json }\n')).toEqual([
       'w.yaml:2:13: identity.spiffe.trust_domains: one key set cannot serve several trust domains (any of them could sign for the others): give each its own under identity.spiffe.bundles',
@@ -358,6 +373,19 @@ describe('errors name file:line:col, key path and what is wrong', () => {
     expect(lines('providers:\n  echo: { kind: echo }\nmodels:\n  gpt-4.1: openai\n  echo: echo\nlog: { level: 3 }\n')).toEqual([
       'w.yaml:4:3: models["gpt-4.1"]: unknown provider "openai" (configured providers: "echo")',
       'w.yaml:6:8: log.level: must be one of "fatal", "error", "warn", "info", "debug", "trace", "silent"',
+    ]);
+  });
+
+  it('models: a name no request could carry is refused, named with its invisible characters escaped', () => {
+    // Upper case, spaces and punctuation are model names requests may carry (matched exactly).
+    expect(Object.keys(parseConfig('models:\n  "GPT-4o": echo\n  "Org/Model 7B:q4": echo\n', 'w.yaml').models)).toEqual(['GPT-4o', 'Org/Model 7B:q4']);
+    const rule = 'is not a valid key: it must be 1 to 256 characters, without control or invisible format characters';
+    expect(lines(`models:\n  ok: echo\n  "gpt\\u200b4o": echo\n  "tab\\tname": echo\n  "": echo\n  ${'x'.repeat(257)}: echo\n  "a\\u0085b\\u202e": echo\n`)).toEqual([
+      `w.yaml:3:3: models["gpt\\u200b4o"]: ${rule}`,
+      `w.yaml:4:3: models["tab\\tname"]: ${rule}`,
+      `w.yaml:5:3: models[""]: ${rule}`,
+      `w.yaml:6:3: models.${'x'.repeat(257)}: ${rule}`,
+      `w.yaml:7:3: models["a\\u0085b\\u202e"]: ${rule}`,
     ]);
   });
 

@@ -106,8 +106,8 @@ describe('warden serve lifecycle', () => {
     });
     afterAll(() => rmSync(devDir.dir, { recursive: true, force: true }));
 
-    function startingServe() {
-      const child = spawnWarden(['serve', '--config', devDir.configFile]);
+    function startingServe(dir: PreparedDir = devDir) {
+      const child = spawnWarden(['serve', '--config', dir.configFile]);
       const serve = watchServe(child);
       serve.listening.catch(() => undefined); // a test that stops it early never sees it listen
       const warned = new Promise<void>((resolve) => {
@@ -142,6 +142,38 @@ describe('warden serve lifecycle', () => {
       expect(await exited).toBe(0);
       expect(lines.some((l) => l.includes('"shutdown requested during the start; stopping once started"'))).toBe(true);
       expect(lines.some((l) => l.includes('"shutdown complete"'))).toBe(true);
+    });
+
+    describe('a start that takes its time', () => {
+      // Nothing in the start waits for the network, and each step that could stall has a deadline
+      // (reload.timeout_ms, secrets.fetch_timeout_ms), so a slow start is made of a large template
+      // set: loading it keeps the start under way for about a second, yielding between files.
+      let slowDir: PreparedDir;
+      beforeAll(async () => {
+        const files: Record<string, string> = {};
+        for (let i = 0; i < 2000; i++) {
+          files[`templates/bulk/t${i}.yaml`] =
+            `id: bulk/t${i}\nversion: 1\nowner: a@example.com\nsensitivity: internal\ndescription: d\napprovals: [{ by: lee.chen@example.com, ticket: SEC-1 }]\n` +
+            `retire_after: 2099-12-31\nmodels: [echo]\nvariables:\n  x: { type: string, max_length: 64 }\nmessages:\n  - { role: user, content: "Say {{x}}" }\n`;
+        }
+        slowDir = await prepareWardenDir({ upstreamUrl: upstream.url, methods: '[kubernetes, dev]', files });
+      });
+      afterAll(() => rmSync(slowDir.dir, { recursive: true, force: true }));
+
+      it('a second SIGTERM or SIGINT exits at once, non-zero, with a log line, instead of waiting for the start', { timeout: 60_000 }, async () => {
+        const { child, lines, exited, warned } = startingServe(slowDir);
+        await warned;
+        child.kill('SIGTERM');
+        await eventually(() => lines.some((l) => l.includes('"shutdown requested during the start; stopping once started"')), 1);
+        // A different signal, so the two cannot merge into one pending signal.
+        child.kill('SIGINT');
+        expect(await exited).toBe(130);
+        const line = lines.find((l) => l.includes('"second signal during the start: exiting now without waiting for it"'));
+        expect(line && JSON.parse(line)).toMatchObject({ level: 'warn', signal: 'SIGINT', first_signal: 'SIGTERM' });
+        // It never got to serve: the start was abandoned, not finished and drained.
+        expect(lines.some((l) => l.includes('"warden listening"'))).toBe(false);
+        expect(lines.some((l) => l.includes('"shutdown complete"'))).toBe(false);
+      });
     });
   });
 

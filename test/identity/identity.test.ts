@@ -339,28 +339,28 @@ describe('key sources that fail', () => {
   });
 });
 
-describe('a key set that served an unusable key', () => {
-  // A key server whose answer the test changes; it counts its fetches.
-  async function mutableJwks(): Promise<{ url: string; serve(keys: JWK[], status?: number): void; hits(): number; close(): Promise<void> }> {
-    let keys: JWK[] = [];
-    let status = 200;
-    let hits = 0;
-    const srv = createServer((_req, res) => {
-      hits++;
-      res.writeHead(status, { 'content-type': 'application/jwk-set+json' }).end(JSON.stringify({ keys }));
-    });
-    await new Promise<void>((r) => srv.listen(0, '127.0.0.1', r));
-    return {
-      url: `http://127.0.0.1:${(srv.address() as AddressInfo).port}/keys`,
-      serve: (k, st = 200) => {
-        keys = k;
-        status = st;
-      },
-      hits: () => hits,
-      close: () => new Promise<void>((r) => srv.close(() => r())),
-    };
-  }
+// A key server whose answer the test changes; it counts its fetches.
+async function mutableJwks(): Promise<{ url: string; serve(keys: JWK[], status?: number): void; hits(): number; close(): Promise<void> }> {
+  let keys: JWK[] = [];
+  let status = 200;
+  let hits = 0;
+  const srv = createServer((_req, res) => {
+    hits++;
+    res.writeHead(status, { 'content-type': 'application/jwk-set+json' }).end(JSON.stringify({ keys }));
+  });
+  await new Promise<void>((r) => srv.listen(0, '127.0.0.1', r));
+  return {
+    url: `http://127.0.0.1:${(srv.address() as AddressInfo).port}/keys`,
+    serve: (k, st = 200) => {
+      keys = k;
+      status = st;
+    },
+    hits: () => hits,
+    close: () => new Promise<void>((r) => srv.close(() => r())),
+  };
+}
 
+describe('a key set that served an unusable key', () => {
   // Only Date is faked (jose's cache and cooldown read Date.now); sockets and timeouts stay real.
   beforeAll(() => vi.useFakeTimers({ toFake: ['Date'] }));
   afterAll(() => vi.useRealTimers());
@@ -443,6 +443,69 @@ describe('a key set that served an unusable key', () => {
       expect(jwks.hits()).toBe(1);
     } finally {
       await jwks.close();
+    }
+  });
+});
+
+describe('a key rotated behind the same kid', () => {
+  // Only Date is faked (jose's cache and cooldown read Date.now); sockets and timeouts stay real.
+  beforeAll(() => vi.useFakeTimers({ toFake: ['Date'] }));
+  afterAll(() => vi.useRealTimers());
+
+  it('a signature failure refetches the key set once and accepts the new key; a flood of bad signatures fetches at most once per cooldown', async () => {
+    const jwks = await mutableJwks();
+    try {
+      vi.setSystemTime(new Date('2030-01-01T00:00:00Z'));
+      const k8s = new KubernetesTokenAuthenticator({ issuer: ISSUER, audiences: [AUD], jwksUrl: jwks.url, verifiedCacheMs: 0 });
+      jwks.serve([rsa.jwk]);
+      expect(await k8s.authenticate(creds(await sign(k8sClaims())))).toMatchObject({ namespace: 'payments' });
+      expect(jwks.hits()).toBe(1);
+
+      // The issuer replaces its key but keeps the kid; the cached set (10 min) still holds the old one.
+      const rotated = await keyPair('RS256', 'rsa-1');
+      jwks.serve([rotated.jwk]);
+      vi.setSystemTime(new Date('2030-01-01T00:00:40Z'));
+      const fresh = await sign(k8sClaims('payments', 'rotated'), { key: rotated.privateKey });
+      expect(await k8s.authenticate(creds(fresh))).toMatchObject({ service_account: 'rotated' });
+      expect(jwks.hits()).toBe(2);
+      // The new key is cached now: no fetch for the next token it signed.
+      expect(await k8s.authenticate(creds(fresh))).toMatchObject({ service_account: 'rotated' });
+      expect(jwks.hits()).toBe(2);
+
+      // Forged tokens under the same kid: refused for their signature, and within the cooldown
+      // of the last fetch nothing is fetched however many arrive.
+      const forged = await sign(k8sClaims(), { key: other.privateKey });
+      vi.setSystemTime(new Date('2030-01-01T00:00:50Z'));
+      const refused = await Promise.all(Array.from({ length: 20 }, () => authError(k8s, creds(forged))));
+      expect(new Set(refused.map((e) => e.message))).toEqual(new Set(['kubernetes authentication failed: signature verification failed']));
+      expect(jwks.hits()).toBe(2);
+      // After the cooldown a flood shares one fetch, and the next cooldown holds again.
+      vi.setSystemTime(new Date('2030-01-01T00:01:11Z'));
+      await Promise.all(Array.from({ length: 20 }, () => authError(k8s, creds(forged))));
+      expect(jwks.hits()).toBe(3);
+      vi.setSystemTime(new Date('2030-01-01T00:01:30Z'));
+      for (let i = 0; i < 5; i++) await authError(k8s, creds(forged));
+      expect(jwks.hits()).toBe(3);
+    } finally {
+      await jwks.close();
+    }
+  });
+
+  it('a JWKS file that swaps the key behind a kid is read again on the signature failure', async () => {
+    const root = await mkdtemp(join(tmpdir(), 'warden-jwks-kid-'));
+    const file = join(root, 'jwks.json');
+    await writeFile(file, JSON.stringify({ keys: [rsa.jwk] }));
+    vi.setSystemTime(new Date('2030-01-01T00:00:00Z'));
+    const k8s = new KubernetesTokenAuthenticator({ issuer: ISSUER, audiences: [AUD], jwksFile: file });
+    const rotated = await keyPair('RS256', 'rsa-1');
+    // Replaced, not rewritten in place: a new inode, so the change is seen even within one mtime tick.
+    await writeFile(join(root, 'next.json'), JSON.stringify({ keys: [rotated.jwk] }));
+    await rename(join(root, 'next.json'), file);
+    vi.setSystemTime(new Date('2030-01-01T00:00:10Z'));
+    try {
+      expect(await k8s.authenticate(creds(await sign(k8sClaims('payments', 'rotated'), { key: rotated.privateKey })))).toMatchObject({ service_account: 'rotated' });
+    } finally {
+      await rm(root, { recursive: true, force: true });
     }
   });
 });
