@@ -102,11 +102,14 @@ function rejectsLeft(text: string, i: number): boolean {
   if (i === 0) return false;
   const p = text.charCodeAt(i - 1);
   if (isWordCode(p)) return true;
-  // '/', '+', '=', '@', '#', '$', '%', '&', '\', '^' (paths, base64, ids, prices, units).
+  // '/', '+', '@', '#', '$', '%', '&', '\', '^' (paths, base64, ids, prices, units).
   // Markdown ('|' tables, '*' bold, '`' code) is not in the list: PII sits in tables too.
-  if (p === 47 || p === 43 || p === 61 || p === 64 || p === 35 || p === 36 || p === 37 || p === 38) return true;
+  if (p === 47 || p === 43 || p === 64 || p === 35 || p === 36 || p === 37 || p === 38) return true;
   if (p === 92 || p === 94) return true;
   if (p === 0x20ac || p === 0xa3 || p === 0xa5) return true; // € £ ¥
+  // '=' after a word is a key's ("card=4111...", "?ssn=536-22-1234&..."): the value is read like
+  // one after a key's ':'. After anything else ("==", a line start) it stays glue.
+  if (p === 61) return i < 2 || !isWordCode(text.charCodeAt(i - 2));
   if (i < 2) return false;
   const q = text.charCodeAt(i - 2);
   if (!isWordCode(q)) return false;
