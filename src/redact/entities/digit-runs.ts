@@ -250,6 +250,27 @@ export function scanDigits(text: string): DigitScan {
   return { chunks, letterPrefixed };
 }
 
+/**
+ * Separator `s` of a chunk is a decimal point: a bare '.' with no bare '.' on either side of its
+ * two groups ("0.567890123456", "4111111111111111.00"). When every group is joined by one, the
+ * dots separate groups of one number instead ("4111.1111.1111.1111", "1.415.555.2671"); a '.'
+ * with a space is a full stop.
+ */
+function decimalPointAt(ch: DigitChunk, s: number): boolean {
+  return ch.seps[s] === '.' && ch.seps[s - 1] !== '.' && ch.seps[s + 1] !== '.';
+}
+
+/**
+ * Groups [g0, g1] of a chunk are, hold or touch a decimal number's integer or fractional part: a
+ * decimal point inside them or right next to them. Its digits, though they may pass Luhn or look
+ * like a phone, are a number's.
+ */
+export function touchesDecimal(ch: DigitChunk, g0: number, g1: number): boolean {
+  const last = Math.min(g1, ch.seps.length - 1);
+  for (let s = Math.max(g0 - 1, 0); s <= last; s++) if (decimalPointAt(ch, s)) return true;
+  return false;
+}
+
 /** Digits of groups [g0, g1] of a chunk. */
 export function chunkDigits(text: string, ch: DigitChunk, g0: number, g1: number): string {
   let s = '';

@@ -19,7 +19,7 @@
  */
 import { parsePhoneNumberFromString, type CountryCode } from 'libphonenumber-js/max';
 import type { Detector, Finding } from '../types.js';
-import type { DigitChunk } from './digit-runs.js';
+import { touchesDecimal, type DigitChunk } from './digit-runs.js';
 
 /** Longest run of groups searched for numbers inside (bounds the window search). */
 const MAX_WINDOW_GROUPS = 12;
@@ -186,6 +186,8 @@ export function createPhoneDetector(validation: PhoneValidation = 'valid'): Dete
         const intl = (g0 === 0 && ch.plus) || digits.startsWith('00');
         const nationalLen = intl ? digits.length - (digits.startsWith('00') ? 2 : 0) : digits.length;
         if (nationalLen < 7 || nationalLen > 15) return null;
+        // "0.415-555-2671", "415 555 2671.25": a decimal number's digits, not a phone's.
+        if (touchesDecimal(ch, g0, g1)) return null;
         let end = seg.end;
         // Extension ("x0135", " ext. 12") only after the chunk's last group.
         let hasExt = false;
