@@ -1,5 +1,5 @@
 /**
- * The value literals of a JSON text, by position: what lets the prompt side redact tool-call
+ * The literals of a JSON text, by position: what lets the prompt side redact tool-call
  * arguments in place (only the literals that hold a finding change; everything else, spacing,
  * escapes and numbers JavaScript cannot hold exactly such as `12345678901234567890` or `1.10`,
  * stays byte for byte). And for the answer side, where arguments may arrive in pieces: a lexical
@@ -9,13 +9,18 @@
 import type { Finding } from './types.js';
 
 export interface JsonLiteral {
-  kind: 'string' | 'number';
+  /** `name`: a member name (an object's key), a string too. */
+  kind: 'string' | 'number' | 'name';
   /** UTF-16 offsets in the JSON text, end exclusive; a string's include its quotes. */
   start: number;
   end: number;
+  /** For a name: which object it belongs to (objects numbered in the order they open, from 1). */
+  object: number;
 }
 
 const QUOTE = 0x22;
+const OPEN_BRACE = 0x7b;
+const CLOSE_BRACE = 0x7d;
 const BACKSLASH = 0x5c;
 
 function isNumberStart(c: number): boolean {
@@ -32,16 +37,25 @@ function isSpace(c: number): boolean {
 }
 
 /**
- * String and number literals of `text`, which must be valid JSON (the caller parsed it first, so
- * this walk only has to tell literals apart, not validate). Member names are left out: they are
- * keys the tool's schema fixed, and the prompt side has never rewritten them.
+ * String, number and member-name literals of `text`, which must be valid JSON (the caller parsed
+ * it first, so this walk only has to tell literals apart, not validate). A name carries its
+ * object, so the caller can keep an object's names unique when it rewrites them.
  */
-export function jsonValueLiterals(text: string): JsonLiteral[] {
+export function jsonLiterals(text: string): JsonLiteral[] {
   const out: JsonLiteral[] = [];
+  /** The open objects, innermost last (arrays hold no names, so they need no entry). */
+  const objects: number[] = [];
+  let opened = 0;
   let i = 0;
   while (i < text.length) {
     const c = text.charCodeAt(i);
-    if (c === QUOTE) {
+    if (c === OPEN_BRACE) {
+      objects.push(++opened);
+      i++;
+    } else if (c === CLOSE_BRACE) {
+      objects.pop();
+      i++;
+    } else if (c === QUOTE) {
       let j = i + 1;
       while (j < text.length) {
         const d = text.charCodeAt(j);
@@ -52,12 +66,14 @@ export function jsonValueLiterals(text: string): JsonLiteral[] {
       const end = j + 1;
       let k = end;
       while (k < text.length && isSpace(text.charCodeAt(k))) k++;
-      if (text.charCodeAt(k) !== 0x3a) out.push({ kind: 'string', start: i, end }); // not followed by ':'
+      // A string followed by ':' is a name.
+      if (text.charCodeAt(k) === 0x3a) out.push({ kind: 'name', start: i, end, object: objects[objects.length - 1] ?? 0 });
+      else out.push({ kind: 'string', start: i, end, object: 0 });
       i = end;
     } else if (isNumberStart(c)) {
       let j = i + 1;
       while (j < text.length && isNumberChar(text.charCodeAt(j))) j++;
-      out.push({ kind: 'number', start: i, end: j });
+      out.push({ kind: 'number', start: i, end: j, object: 0 });
       i = j;
     } else {
       i++;

@@ -18,7 +18,7 @@ import type {
 } from '../pipeline/types.js';
 import type { FindingsCache, PromptScan } from './findings-cache.js';
 import { decodeJsonEscapes, LEAK_ENTITY, LeakGuard } from './leak-guard.js';
-import { JSON_TEXT_START, jsonValueLiterals, type JsonLexState, type JsonLiteral } from './json-literals.js';
+import { JSON_TEXT_START, jsonLiterals, type JsonLexState, type JsonLiteral } from './json-literals.js';
 import { applyFindings, applyJsonFindings, createReplacer, TokenVault, type Replacer } from './modes.js';
 import type { RedactionPlan } from './profiles.js';
 import { PLACEHOLDER, restorePlaceholders } from './restore.js';
@@ -77,6 +77,30 @@ function reserveEscapedPlaceholdersIn(messages: readonly ChatMessage[], vault: T
   }
 }
 
+/**
+ * The member names of the objects of one JSON text as they go out, each with the name it came
+ * from: two different names that go out alike would be one member.
+ */
+class MemberNames {
+  private readonly byObject = new Map<number, Map<string, { original: string; entities: ReadonlySet<string> }>>();
+
+  /**
+   * Records `out`, the outgoing name of `original` in `object`, redacted for `entities`. When a
+   * different name of the object already went out as `out`: the entity types of both (one of
+   * them may be a name without a finding, `[EMAIL_ADDRESS]` as the caller wrote it).
+   */
+  clash(object: number, original: string, out: string, entities: ReadonlySet<string>): ReadonlySet<string> | null {
+    let names = this.byObject.get(object);
+    if (names === undefined) this.byObject.set(object, (names = new Map()));
+    const before = names.get(out);
+    if (before === undefined) {
+      names.set(out, { original, entities });
+      return null;
+    }
+    return before.original === original ? null : new Set([...before.entities, ...entities]);
+  }
+}
+
 export class Session implements RedactionSession {
   private readonly scanner: Scanner;
   private readonly plan: RedactionPlan;
@@ -96,6 +120,8 @@ export class Session implements RedactionSession {
   private blocked: Set<string> | null = null;
   /** Entity types found in tool call ids (made on the first): see checkId. */
   private inIds: Set<string> | null = null;
+  /** Entity types in member names that redacted alike (made on the first): see promptJsonName. */
+  private nameClashes: Set<string> | null = null;
   private promptLeaks = 0;
   readonly maxHoldBack: number;
 
@@ -227,27 +253,28 @@ export class Session implements RedactionSession {
   }
 
   /**
-   * JSON in a string (tool-call arguments), redacted in place: each string value is decoded and
-   * redacted on its own; numbers are found as the answer side finds them, by scanning the JSON
-   * text (so `"ssn": 536221234` has its context word), and one holding a finding becomes a JSON
-   * string of its redaction (`"[US_SSN]"`), so the JSON stays valid. Literals without a finding
-   * are kept byte for byte: re-serialising would round numbers JavaScript cannot hold exactly.
+   * JSON in a string (tool-call arguments), redacted in place: each string value and member name
+   * is decoded and redacted on its own; numbers are found as the answer side finds them, by
+   * scanning the JSON text (so `"ssn": 536221234` has its context word), and one holding a finding
+   * becomes a JSON string of its redaction (`"[US_SSN]"`), so the JSON stays valid. Literals
+   * without a finding are kept byte for byte: re-serialising would round numbers JavaScript
+   * cannot hold exactly.
    */
   private promptJsonText(text: string): string {
-    let parsed: unknown;
     try {
-      parsed = JSON.parse(text) as unknown;
+      JSON.parse(text);
     } catch {
       return this.promptText(text);
     }
-    if (this.guard.active) this.guardMemberNames(parsed);
-    const literals = jsonValueLiterals(text);
+    const literals = jsonLiterals(text);
     const numbers = literals.some((l) => l.kind === 'number') ? this.scanPrompt(text).findings : [];
+    const names = new MemberNames();
     const parts: string[] = [];
     let pos = 0;
     for (const lit of literals) {
       const raw = text.slice(lit.start, lit.end);
-      const out = lit.kind === 'string' ? this.promptJsonString(raw) : this.promptJsonNumber(raw, lit, numbers);
+      const out =
+        lit.kind === 'string' ? this.promptJsonString(raw) : lit.kind === 'name' ? this.promptJsonName(raw, lit.object, names) : this.promptJsonNumber(raw, lit, numbers);
       if (out === raw) continue;
       parts.push(text.slice(pos, lit.start), out);
       pos = lit.end;
@@ -260,6 +287,24 @@ export class Session implements RedactionSession {
   private promptJsonString(raw: string): string {
     const value = JSON.parse(raw) as string;
     const out = this.promptText(value);
+    return out === value ? raw : JSON.stringify(out);
+  }
+
+  /**
+   * A member name, redacted as a string value is: a map keyed by e-mail addresses or phone
+   * numbers holds PII in its names, which the schema did not fix. Two names of one object that
+   * come out alike (`mask`: every address is `[EMAIL_ADDRESS]`) refuse the request
+   * (`duplicate_member_names`) rather than be made unique: a suffix would be a name neither the
+   * schema nor the model knows, a duplicate would let a parser keep one member and drop the other
+   * (Anthropic `tool_use.input` is parsed back), and `tokenize` or `hash` keep them apart anyway.
+   */
+  private promptJsonName(raw: string, object: number, names: MemberNames): string {
+    const value = JSON.parse(raw) as string;
+    if (value.length === 0) return raw;
+    const res = this.scanPrompt(value);
+    const out = this.applyPrompt(value, res.findings, res.seen, this.promptModeOf);
+    const clash = names.clash(object, value, out, res.seen);
+    if (clash !== null) for (const e of clash) (this.nameClashes ??= new Set()).add(e);
     return out === value ? raw : JSON.stringify(out);
   }
 
@@ -299,23 +344,6 @@ export class Session implements RedactionSession {
       );
     }
     return v;
-  }
-
-  /**
-   * Member names are not redacted: they are keys the tool's schema fixed, and rewriting one would
-   * change what the tool receives. A secret value in one is still refused, as in a value (the
-   * leak guard reads each name, decoded). Only requests with secrets to guard walk them.
-   */
-  private guardMemberNames(v: unknown): void {
-    if (Array.isArray(v)) {
-      for (let i = 0; i < v.length; i++) this.guardMemberNames(v[i]);
-    } else if (v !== null && typeof v === 'object') {
-      for (const k in v) {
-        if (!Object.hasOwn(v, k)) continue;
-        this.guardPrompt(k);
-        this.guardMemberNames((v as Record<string, unknown>)[k]);
-      }
-    }
   }
 
   private promptModeOf = (entity: string): RedactionMode => this.plan.modes.get(entity) ?? 'mask';
@@ -371,6 +399,14 @@ export class Session implements RedactionSession {
       throw new WardenError('redaction_blocked', `a tool call id holds ${entities.join(', ')}; ids are passed on unchanged, so the request is refused`, {
         details: { reason: 'pii_in_id', entities },
       });
+    }
+    if (this.nameClashes !== null) {
+      const entities = [...this.nameClashes].sort();
+      throw new WardenError(
+        'redaction_blocked',
+        `two member names of one object in tool-call arguments redact to the same name (${entities.join(', ')}); names must stay unique, so the request is refused (tokenize or hash keeps them apart)`,
+        { details: { reason: 'duplicate_member_names', entities } },
+      );
     }
   }
 

@@ -120,6 +120,88 @@ describe('numbers after a field separator or a label', () => {
   });
 });
 
+describe('numbers after a key and an equals sign (key=value text, URL query strings)', () => {
+  const cases: Array<[string, Array<[string, string]>]> = [
+    ['card=4111111111111111', [['CREDIT_CARD', '4111111111111111']]],
+    ['card_number=5555555555554444', [['CREDIT_CARD', '5555555555554444']]],
+    ['card1=4111111111111111', [['CREDIT_CARD', '4111111111111111']]],
+    ['ssn=536-22-1234', [['US_SSN', '536-22-1234']]],
+    ['ssn=536221234', [['US_SSN', '536221234']]],
+    ['phone=+14155552671', [['PHONE_NUMBER', '+14155552671']]],
+    ['phone=(415) 555-2671', [['PHONE_NUMBER', '(415) 555-2671']]],
+    ['host=192.168.10.20', [['IP_ADDRESS', '192.168.10.20']]],
+    ['btc=1BvBMSEYstWetqTFn5Au4m4GFg7xJaNVN2', [['CRYPTO', '1BvBMSEYstWetqTFn5Au4m4GFg7xJaNVN2']]],
+    ['?card=4111111111111111&x=1', [['CREDIT_CARD', '4111111111111111']]],
+    [
+      '/pay?ssn=536-22-1234&card=4111111111111111&phone=+14155552671',
+      [['US_SSN', '536-22-1234'], ['CREDIT_CARD', '4111111111111111'], ['PHONE_NUMBER', '+14155552671']],
+    ],
+    ['CARD="4111111111111111"', [['CREDIT_CARD', '4111111111111111']]],
+  ];
+  for (const [text, want] of cases) {
+    it(JSON.stringify(text), () => {
+      expect(found(text)).toEqual(want);
+    });
+  }
+
+  it('a query string is masked value by value', () => {
+    expect(masked('GET /pay?card=4111111111111111&ssn=536-22-1234&n=1')).toBe('GET /pay?card=[CREDIT_CARD]&ssn=[US_SSN]&n=1');
+  });
+
+  // Values that an equals sign now lets through to the detectors and that are still no entity:
+  // ids named by their key, timestamps, versions, short numbers.
+  const notPii = [
+    '?id=4155552671&ref=415-555-2671&order=2024-0117-33',
+    'ts=1700000000000&since=1699999999999',
+    'version=20.18.1 build=20240115.1234567',
+    'page=2&per_page=100&total=1234567',
+    'ean=4006381333931 and upc=036000291452',
+  ];
+  for (const text of notPii) {
+    it(`no finding: ${JSON.stringify(text)}`, () => {
+      expect(found(text)).toEqual([]);
+    });
+  }
+});
+
+describe('decimal numbers', () => {
+  // The digits after a decimal point (or before one) are a number's fraction (or integer part),
+  // though twelve of them can pass Luhn as a Maestro card or validate as a phone number.
+  const decimals = [
+    '0.567890123456',
+    'ratio 0.567890123456 and 567890123456.0 and 1.5555555555554444',
+    'amount 4111111111111111.00 and 4111111111111111.5 and 3.4111111111111111',
+    'p 0.5678-9012-3456 and 4111-1111-1111-1111.99',
+    'x 0.415-555-2671 and 415 555 2671.25 and 415-555-2671.5',
+    'x 12.536-22-1234 and 0.536-22-1234 and 0.536 22 1234',
+    'ssn 0.536221234 and 536221234.5 and 536-22-1234.5',
+  ];
+  for (const text of decimals) {
+    it(`no finding: ${JSON.stringify(text)}`, () => {
+      expect(found(text)).toEqual([]);
+    });
+  }
+
+  // Dots that are no decimal point: every group joined by one (a dotted card, phone or SSN), a
+  // full stop, or a decimal number next to the entity but apart from it.
+  const cases: Array<[string, Array<[string, string]>]> = [
+    ['card 4111.1111.1111.1111', [['CREDIT_CARD', '4111.1111.1111.1111']]],
+    ['card 4111.1111.1111.1111 and 5555.5555.5555.4444', [['CREDIT_CARD', '4111.1111.1111.1111'], ['CREDIT_CARD', '5555.5555.5555.4444']]],
+    ['tel 415.555.2671', [['PHONE_NUMBER', '415.555.2671']]],
+    ['tel 1.415.555.2671', [['PHONE_NUMBER', '1.415.555.2671']]],
+    ['+1 415.555.2671', [['PHONE_NUMBER', '+1 415.555.2671']]],
+    ['ssn 536.22.1234', [['US_SSN', '536.22.1234']]],
+    ['card 4111111111111111. ssn 536-22-1234.', [['CREDIT_CARD', '4111111111111111'], ['US_SSN', '536-22-1234']]],
+    ['total 12.50 card 4111111111111111', [['CREDIT_CARD', '4111111111111111']]],
+    ['pi 3.14 415 555 2671', [['PHONE_NUMBER', '415 555 2671']]],
+  ];
+  for (const [text, want] of cases) {
+    it(JSON.stringify(text), () => {
+      expect(found(text)).toEqual(want);
+    });
+  }
+});
+
 describe('a compact card next to a year', () => {
   it('card 4111111111111111 2026', () => {
     expect(found('card 4111111111111111 2026')).toEqual([['CREDIT_CARD', '4111111111111111']]);

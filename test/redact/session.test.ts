@@ -369,6 +369,81 @@ describe('numbers in tool-call arguments (prompt side)', () => {
   });
 });
 
+describe('member names in tool-call arguments', () => {
+  const r = createRedactor({ hashKey: Buffer.from('tenant-key-0123456789') });
+  const call = (args: string): ChatMessage => ({ role: 'assistant', content: null, tool_calls: [{ id: 'c1', type: 'function', function: { name: 'f', arguments: args } }] });
+  const argsOut = (s: ReturnType<typeof r.session>, args: string): string => s.redactMessages([call(args)])[0]!.tool_calls![0]!.function.arguments;
+  const answerArgs = (s: ReturnType<typeof r.session>, args: string): string =>
+    s.processCompletion({
+      id: 'x',
+      model: 'm',
+      created: 0,
+      choices: [{ index: 0, finish_reason: 'tool_calls', message: { role: 'assistant', content: null, tool_calls: [{ id: 'c1', type: 'function', function: { name: 'f', arguments: args } }] } }],
+    }).choices[0]!.message.tool_calls![0]!.function.arguments;
+
+  it('PII in a member name is redacted like a value, and the JSON stays valid (a map keyed by e-mail)', () => {
+    const s = r.session(decision(), []);
+    const out = argsOut(s, '{"jane.doe@example.com": 1, "n": {"536-22-1234": true}}');
+    expect(out).toBe('{"[EMAIL_ADDRESS]": 1, "n": {"[US_SSN]": true}}');
+    expect(JSON.parse(out)).toEqual({ '[EMAIL_ADDRESS]': 1, n: { '[US_SSN]': true } });
+    expect(s.report().counts).toEqual({ EMAIL_ADDRESS: 1, US_SSN: 1 });
+  });
+
+  it('a name is decoded before it is scanned, nested at any depth; one without a finding keeps its escapes', () => {
+    const out = argsOut(r.session(decision(), []), '{"a": [{"to \\u006aane.doe@example.com": "x", "caf\\u00e9": 2}]}');
+    expect(out).toBe('{"a": [{"to [EMAIL_ADDRESS]": "x", "caf\\u00e9": 2}]}');
+    expect(out).not.toContain('ane.doe');
+  });
+
+  it('tokenize: each value its own name, restored in the answer (also as a name there)', () => {
+    const s = r.session(decision({ mode: 'tokenize' }), []);
+    expect(argsOut(s, '{"jane.doe@example.com": 1, "john.roe@example.com": 2}')).toBe('{"<EMAIL_ADDRESS_1>": 1, "<EMAIL_ADDRESS_2>": 2}');
+    expect(answerArgs(s, '{"<EMAIL_ADDRESS_2>": "ok"}')).toBe('{"john.roe@example.com": "ok"}');
+  });
+
+  it('Anthropic tool_use input: member names are redacted too', () => {
+    const s = r.session(decision(), []);
+    const out = s.redactMessages([{ role: 'assistant', content: [{ type: 'tool_use', id: 't1', name: 'f', input: { 'jane.doe@example.com': { '+14155552671': 1 } } }] }]);
+    expect((out[0]!.content as Array<Record<string, unknown>>)[0]!['input']).toEqual({ '[EMAIL_ADDRESS]': { '[PHONE_NUMBER]': 1 } });
+  });
+
+  it('two names of one object that redact alike refuse the request (JSON keys must stay unique)', () => {
+    const clashes = [
+      '{"jane.doe@example.com": 1, "john.roe@example.com": 2}',
+      '{"[EMAIL_ADDRESS]": 0, "jane.doe@example.com": 1}',
+      '{"jane.doe@example.com": 1, "[EMAIL_ADDRESS]": 0}',
+      '{"x": {"mail jane.doe@example.com": 1, "mail john.roe@example.com": 2}}',
+    ];
+    for (const args of clashes) {
+      const e = thrown(() => argsOut(r.session(decision(), []), args));
+      expect(e.code, args).toBe('redaction_blocked');
+      expect(e.details, args).toEqual({ reason: 'duplicate_member_names', entities: ['EMAIL_ADDRESS'] });
+      expect(e.message + JSON.stringify(e.details)).not.toMatch(/jane|john/);
+    }
+    // Anthropic tool_use input, where a duplicate would silently drop a member.
+    const e = thrown(() =>
+      r.session(decision(), []).redactMessages([{ role: 'assistant', content: [{ type: 'tool_use', id: 't1', name: 'f', input: { 'jane.doe@example.com': 1, 'john.roe@example.com': 2 } }] }]),
+    );
+    expect(e.details?.['reason']).toBe('duplicate_member_names');
+  });
+
+  it('no refusal where names stay distinct: other objects, injective modes, the caller\'s own duplicate', () => {
+    expect(argsOut(r.session(decision(), []), '[{"jane.doe@example.com": 1}, {"john.roe@example.com": 2}]')).toBe('[{"[EMAIL_ADDRESS]": 1}, {"[EMAIL_ADDRESS]": 2}]');
+    const hashed = JSON.parse(argsOut(r.session(decision({ mode: 'hash' }), []), '{"jane.doe@example.com": 1, "john.roe@example.com": 2}')) as Record<string, number>;
+    expect(Object.keys(hashed)).toHaveLength(2);
+    expect(argsOut(r.session(decision(), []), '{"jane.doe@example.com": 1, "jane.doe@example.com": 2}')).toBe('{"[EMAIL_ADDRESS]": 1, "[EMAIL_ADDRESS]": 2}');
+  });
+
+  it('a name holding a block-mode entity refuses the request', () => {
+    const e = thrown(() => argsOut(r.session(decision({ modes: { EMAIL_ADDRESS: 'block' } }), []), '{"jane.doe@example.com": 1}'));
+    expect(e.details).toEqual({ reason: 'blocked_entities', entities: ['EMAIL_ADDRESS'] });
+  });
+
+  it('the answer side redacts member names too', () => {
+    expect(answerArgs(r.session(decision(), []), '{"jane.doe@example.com": {"+14155552671": 1}}')).toBe('{"[EMAIL_ADDRESS]": {"[PHONE_NUMBER]": 1}}');
+  });
+});
+
 describe('message name and tool call ids', () => {
   const r = createRedactor({});
 

@@ -4,7 +4,7 @@
  * 2033) and no issuer issues 13-digit numbers outside Visa's 4, so it never qualifies.
  */
 import type { Detector, Finding } from '../types.js';
-import { chunkDigits, type DigitChunk } from './digit-runs.js';
+import { chunkDigits, touchesDecimal, type DigitChunk } from './digit-runs.js';
 import { luhnValid } from './util.js';
 
 interface IssuerRange {
@@ -140,7 +140,7 @@ export function detectCardsInChunk(text: string, ch: DigitChunk, out: Finding[])
       if (digits < 12 || ((lengths >> digits) & 1) === 0) continue;
       if (g1 === groups - 1 && ch.letterAfter) continue;
       const d = chunkDigits(text, ch, g0, g1);
-      if (luhnValid(d) && uniformSeparators(ch, g0, g1) && windowBoundaryOk(ch, g0, g1)) {
+      if (luhnValid(d) && uniformSeparators(ch, g0, g1) && windowBoundaryOk(ch, g0, g1) && !touchesDecimal(ch, g0, g1)) {
         found = g1;
       }
     }

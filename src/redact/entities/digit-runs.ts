@@ -102,11 +102,14 @@ function rejectsLeft(text: string, i: number): boolean {
   if (i === 0) return false;
   const p = text.charCodeAt(i - 1);
   if (isWordCode(p)) return true;
-  // '/', '+', '=', '@', '#', '$', '%', '&', '\', '^' (paths, base64, ids, prices, units).
+  // '/', '+', '@', '#', '$', '%', '&', '\', '^' (paths, base64, ids, prices, units).
   // Markdown ('|' tables, '*' bold, '`' code) is not in the list: PII sits in tables too.
-  if (p === 47 || p === 43 || p === 61 || p === 64 || p === 35 || p === 36 || p === 37 || p === 38) return true;
+  if (p === 47 || p === 43 || p === 64 || p === 35 || p === 36 || p === 37 || p === 38) return true;
   if (p === 92 || p === 94) return true;
   if (p === 0x20ac || p === 0xa3 || p === 0xa5) return true; // € £ ¥
+  // '=' after a word is a key's ("card=4111...", "?ssn=536-22-1234&..."): the value is read like
+  // one after a key's ':'. After anything else ("==", a line start) it stays glue.
+  if (p === 61) return i < 2 || !isWordCode(text.charCodeAt(i - 2));
   if (i < 2) return false;
   const q = text.charCodeAt(i - 2);
   if (!isWordCode(q)) return false;
@@ -245,6 +248,27 @@ export function scanDigits(text: string): DigitScan {
     while (i < n && isWordCode(text.charCodeAt(i))) i++;
   }
   return { chunks, letterPrefixed };
+}
+
+/**
+ * Separator `s` of a chunk is a decimal point: a bare '.' with no bare '.' on either side of its
+ * two groups ("0.567890123456", "4111111111111111.00"). When every group is joined by one, the
+ * dots separate groups of one number instead ("4111.1111.1111.1111", "1.415.555.2671"); a '.'
+ * with a space is a full stop.
+ */
+function decimalPointAt(ch: DigitChunk, s: number): boolean {
+  return ch.seps[s] === '.' && ch.seps[s - 1] !== '.' && ch.seps[s + 1] !== '.';
+}
+
+/**
+ * Groups [g0, g1] of a chunk are, hold or touch a decimal number's integer or fractional part: a
+ * decimal point inside them or right next to them. Its digits, though they may pass Luhn or look
+ * like a phone, are a number's.
+ */
+export function touchesDecimal(ch: DigitChunk, g0: number, g1: number): boolean {
+  const last = Math.min(g1, ch.seps.length - 1);
+  for (let s = Math.max(g0 - 1, 0); s <= last; s++) if (decimalPointAt(ch, s)) return true;
+  return false;
 }
 
 /** Digits of groups [g0, g1] of a chunk. */

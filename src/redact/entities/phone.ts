@@ -19,7 +19,7 @@
  */
 import { parsePhoneNumberFromString, type CountryCode } from 'libphonenumber-js/max';
 import type { Detector, Finding } from '../types.js';
-import type { DigitChunk } from './digit-runs.js';
+import { touchesDecimal, type DigitChunk } from './digit-runs.js';
 
 /** Longest run of groups searched for numbers inside (bounds the window search). */
 const MAX_WINDOW_GROUPS = 12;
@@ -39,7 +39,7 @@ export const POSSIBLE_SCORE = 0.3;
 /**
  * Words that name what the number right after them is ("order 2024-0117-33", "ref: 55512345"):
  * an identifier, not a phone. Only the one word directly before the number counts (with `:`,
- * `#`, `no.` between), so "call me about the order at 555-0134" is not affected.
+ * `=`, `#`, `no.` between), so "call me about the order at 555-0134" is not affected.
  */
 const IDENTIFIER_WORDS = new Set([
   'reference', 'ref', 'order', 'invoice', 'ticket', 'case', 'tracking', 'serial', 'isbn', 'ean', 'gtin', 'upc',
@@ -62,7 +62,7 @@ function isTokenChar(c: number): boolean {
 }
 
 /**
- * Is the token directly before `start` (past spaces, `:`, `#`, `-`, `.`, and a "no."/"number")
+ * Is the token directly before `start` (past spaces, `:`, `=`, `#`, `-`, `.`, and a "no."/"number")
  * an identifier word? A token's leading letters count ("EAN-13" is "ean").
  */
 function afterIdentifierWord(text: string, start: number): boolean {
@@ -72,7 +72,8 @@ function afterIdentifierWord(text: string, start: number): boolean {
   const previousWord = (): string => {
     while (i >= floor) {
       const c = text.charCodeAt(i);
-      if (c === 32 || c === 9 || c === 58 || c === 35 || c === 45 || c === 46) i--; // ' ', tab, ':', '#', '-', '.'
+      // ' ', tab, ':', '=', '#', '-', '.': a key's '=' names its value as its ':' does ("ref=...").
+      if (c === 32 || c === 9 || c === 58 || c === 61 || c === 35 || c === 45 || c === 46) i--;
       else break;
     }
     const end = i + 1;
@@ -185,6 +186,8 @@ export function createPhoneDetector(validation: PhoneValidation = 'valid'): Dete
         const intl = (g0 === 0 && ch.plus) || digits.startsWith('00');
         const nationalLen = intl ? digits.length - (digits.startsWith('00') ? 2 : 0) : digits.length;
         if (nationalLen < 7 || nationalLen > 15) return null;
+        // "0.415-555-2671", "415 555 2671.25": a decimal number's digits, not a phone's.
+        if (touchesDecimal(ch, g0, g1)) return null;
         let end = seg.end;
         // Extension ("x0135", " ext. 12") only after the chunk's last group.
         let hasExt = false;
