@@ -6,6 +6,7 @@
  */
 import { WardenError } from '../pipeline/errors.js';
 import type { AuditLog, AuditRecord } from '../pipeline/ports.js';
+import { readFailure } from '../pipeline/regular-file.js';
 import { computeRecordHash, GENESIS, linkRecordLine, type AuditRecordBody, type ChainHead } from './chain.js';
 import type { StaticRecordText } from './record-text.js';
 import type { AuditSink } from './sinks.js';
@@ -121,7 +122,7 @@ export function createAuditLog(opts: AuditLogOptions): AuditLogHandle {
           'audit_unavailable',
           code === 'ELINETOOLONG'
             ? `audit sink ${s.name}: ${(err as Error).message}; cannot resume the hash chain (run "warden audit verify")`
-            : `audit sink ${s.name}: cannot read its last line (${code ?? 'error'})`,
+            : `audit sink ${s.name}: cannot read its last line (${readFailure(err)})`,
           { cause: err },
         );
       }

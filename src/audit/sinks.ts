@@ -7,8 +7,9 @@
  * (it retries in the background) and on `reopen()`; a stream sink (stdout) whose reader is gone
  * does not.
  */
-import { closeSync, fstat, fstatSync, fsync, fsyncSync, ftruncateSync, openSync, statSync, writeSync } from 'node:fs';
+import { closeSync, constants, fstat, fstatSync, fsync, fsyncSync, ftruncateSync, openSync, statSync, writeSync, type Stats } from 'node:fs';
 import { open } from 'node:fs/promises';
+import { NotRegularFileError, notRegular, readFailure } from '../pipeline/regular-file.js';
 
 export interface AuditSink {
   readonly name: string;
@@ -147,8 +148,57 @@ export interface FileSinkOptions {
   checkMs?: number;
 }
 
+/**
+ * Appending without waiting: opening a FIFO for writing blocks until a reader comes (with
+ * O_NONBLOCK it fails with ENXIO instead, or opens when a reader is there, which fstat then
+ * catches), and a serial line may wait for its carrier. O_NONBLOCK does nothing for a regular file.
+ */
+const NO_WAIT = (constants.O_NONBLOCK ?? 0) | (constants.O_NOCTTY ?? 0);
+const APPEND_FLAGS = constants.O_WRONLY | constants.O_APPEND | constants.O_CREAT | NO_WAIT;
+
+/**
+ * What the sink refuses to append to: a FIFO (its open and its writes wait for a reader), a socket
+ * and a block device. A character device is accepted: it opens and writes without waiting (or
+ * fails each write, which fails the sink), and `/dev/full` is how a full disk is reproduced.
+ */
+function unfitForAppend(st: Stats): boolean {
+  return !st.isFile() && !st.isCharacterDevice();
+}
+
+/**
+ * Opens `path` for appending (mode 0600 when created), refusing a FIFO, socket or block device by
+ * what the open descriptor is (fstat), so nothing can be swapped in between a check and the open.
+ */
+function openForAppend(path: string): number {
+  let fd: number;
+  try {
+    fd = openSync(path, APPEND_FLAGS, 0o600);
+  } catch (err) {
+    // ENXIO: a FIFO without a reader (or a socket), named by what it is.
+    if (codeOf(err) !== 'ENXIO') throw err;
+    let st: Stats | undefined;
+    try {
+      st = statSync(path);
+    } catch {
+      throw err;
+    }
+    throw unfitForAppend(st) ? notRegular(st) : err;
+  }
+  try {
+    const st = fstatSync(fd);
+    if (unfitForAppend(st)) throw notRegular(st);
+  } catch (err) {
+    closeSync(fd);
+    throw err;
+  }
+  return fd;
+}
+
 /** An error that says what went wrong with the file without quoting more than its path. */
 function openError(path: string, err: unknown, location?: string): Error {
+  if (err instanceof NotRegularFileError) {
+    return Object.assign(new Error(`cannot open the audit file ${path} for appending: ${readFailure(err)}`, { cause: err }), { code: 'ENOTREG', location });
+  }
   const code = codeOf(err);
   const hint =
     code === 'ENOENT' ? ' (its directory does not exist)'
@@ -188,7 +238,7 @@ export function createFileSink(path: string, opts: FileSinkOptions = {}): AuditS
 
   function openFd(): number {
     try {
-      return openSync(path, 'a', 0o600);
+      return openForAppend(path);
     } catch (err) {
       throw openError(path, err, opts.location);
     }
@@ -476,13 +526,16 @@ const NL = 0x0a;
 export async function readLastLine(path: string, maxBytes = MAX_AUDIT_LINE_BYTES): Promise<string | undefined> {
   let fh;
   try {
-    fh = await open(path, 'r');
+    // Without waiting: the path may have been swapped for a FIFO since the sink opened it.
+    fh = await open(path, constants.O_RDONLY | NO_WAIT);
   } catch (err) {
     if ((err as NodeJS.ErrnoException).code === 'ENOENT') return undefined;
     throw err;
   }
   try {
-    const { size } = await fh.stat();
+    const st = await fh.stat();
+    if (unfitForAppend(st)) throw notRegular(st);
+    const { size } = st;
     const CHUNK = 64 * 1024;
     const chunks: Buffer[] = [];
     let lineBytes = 0;

@@ -6,10 +6,11 @@
  * its keys at `/openid/v1/jwks`; reaching it from a pod needs the pod's own token and the
  * cluster CA, hence the optional bearer-token file and CA file.
  */
-import { readFileSync, statSync, type Stats } from 'node:fs';
-import { readFile, stat } from 'node:fs/promises';
+import { statSync, type Stats } from 'node:fs';
+import { stat } from 'node:fs/promises';
 import { createLocalJWKSet, createRemoteJWKSet, customFetch, type FetchImplementation, type JSONWebKeySet, type JWK, type JWTVerifyGetKey } from 'jose';
 import { Agent, fetch as undiciFetch } from 'undici';
+import { readFailure, readRegularFile, readRegularFileSync } from '../pipeline/regular-file.js';
 
 export interface JwksSourceOptions {
   /** JWKS URL, e.g. `https://kubernetes.default.svc/openid/v1/jwks`. */
@@ -77,12 +78,17 @@ function keySetProblem(keys: JWK[]): string | undefined {
   return undefined;
 }
 
-/** Reads a file named by a config key, failing with the key and the error code (never the contents). */
+/**
+ * Reads a file named by a config key, failing with the key and the error code or what the path is
+ * instead of a regular file (never the contents). Read at start, before the event loop runs: a
+ * blocking read of a FIFO would wait for a writer with SIGTERM unheard, so only a regular file is
+ * read.
+ */
 function readConfigFile(what: string, key: string, path: string): string {
   try {
-    return readFileSync(path, 'utf8');
+    return readRegularFileSync(path);
   } catch (err) {
-    throw new JwksConfigError(`${what}: cannot read ${key} ${path} (${(err as NodeJS.ErrnoException).code ?? 'unreadable'})`);
+    throw new JwksConfigError(`${what}: cannot read ${key} ${path} (${readFailure(err)})`);
   }
 }
 
@@ -143,11 +149,12 @@ function fileKeySource(opts: JwksSourceOptions & { jwksFile: string }, what: str
       const now = fileIdentity(await stat(file));
       if (now === identity) return false;
       identity = now; // a bad file is reported once, not at every look
-      text = await readFile(file, 'utf8');
+      // A FIFO swapped in would hold a thread-pool thread until a writer came.
+      text = await readRegularFile(file);
     } catch (err) {
       if (identity === UNREADABLE) return false;
       identity = UNREADABLE;
-      opts.logger?.warn({ method: what, file, code: (err as NodeJS.ErrnoException).code ?? 'error' }, 'jwks_file cannot be read; the keys read before stay in use');
+      opts.logger?.warn({ method: what, file, code: readFailure(err) }, 'jwks_file cannot be read; the keys read before stay in use');
       return false;
     }
     try {
@@ -210,7 +217,7 @@ export function createJwksSource(opts: JwksSourceOptions, what: string): JwksSou
     const fetchImpl: FetchImplementation = async (href, init) => {
       const headers: Record<string, string> = {};
       init.headers.forEach((v, k) => (headers[k] = v));
-      if (tokenFile) headers.authorization = `Bearer ${(await readFile(tokenFile, 'utf8')).trim()}`;
+      if (tokenFile) headers.authorization = `Bearer ${(await readRegularFile(tokenFile)).trim()}`;
       const res = await undiciFetch(href, {
         method: init.method,
         redirect: init.redirect,

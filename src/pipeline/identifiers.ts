@@ -33,6 +33,27 @@ export function isModelName(model: string): boolean {
   return model.length > 0 && model.length <= MAX_MODEL_LENGTH && !NOT_IN_MODEL_NAME.test(model);
 }
 
+/** A character as an escape (`\u200b`, `\u{1d173}`): an invisible one is shown, never written raw. */
+function escapeChar(ch: string): string {
+  const code = ch.codePointAt(0)!;
+  return code > 0xffff ? `\\u{${code.toString(16)}}` : `\\u${code.toString(16).padStart(4, '0')}`;
+}
+
+/**
+ * Why a model name written by an operator (a template's `models:` entry) breaks the rule, or
+ * undefined: the rule, and what in the name breaks it: the first character that may not be in it,
+ * escaped, and its position, or the name's length. An invisible character cannot be found in the
+ * file otherwise. Not for a caller's name: that is refused without a word about it.
+ */
+export function modelNameProblem(model: string): string | undefined {
+  if (isModelName(model)) return undefined;
+  if (model.length === 0 || model.length > MAX_MODEL_LENGTH) return `${MODEL_NAME_RULE} (this one has ${model.length})`;
+  const at = NOT_IN_MODEL_NAME.exec(model)!;
+  // Counted in characters (code points), as an editor's column is.
+  const position = [...model.slice(0, at.index)].length + 1;
+  return `${MODEL_NAME_RULE} (${escapeChar(at[0])} at character ${position})`;
+}
+
 export function isTemplateId(id: string): boolean {
   return id.length <= MAX_TEMPLATE_ID_LENGTH && TEMPLATE_ID.test(id);
 }

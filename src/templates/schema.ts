@@ -4,7 +4,7 @@
  * turns every problem into a `file:line:col` location.
  */
 import { z } from 'zod';
-import { MAX_TEMPLATE_ID_LENGTH, TEMPLATE_ID, VARIABLE_NAME } from '../pipeline/identifiers.js';
+import { MAX_TEMPLATE_ID_LENGTH, TEMPLATE_ID, VARIABLE_NAME, modelNameProblem } from '../pipeline/identifiers.js';
 
 const ISO_DATE = /^\d{4}-\d{2}-\d{2}(?:[Tt ]\d{2}:\d{2}(?::\d{2}(?:\.\d+)?)?(?:[Zz]|[+-]\d{2}:\d{2}))?$/;
 const isoDate = z
@@ -83,7 +83,17 @@ export const TemplateSchema = z.strictObject({
         .refine(rangesInOrder, 'a class range runs backwards (write [a-z], not [z-a])'),
     )
     .default([]),
-  models: z.array(notBlank).default([]),
+  // Held to the rule requests are held to: an entry no request could carry would only look like
+  // it allows a model (`gpt-4o` with a zero-width space), and would reach the policy and the audit.
+  models: z
+    .array(
+      notBlank.check((ctx) => {
+        if (!/\S/.test(ctx.value)) return; // notBlank says so
+        const problem = modelNameProblem(ctx.value);
+        if (problem) ctx.issues.push({ code: 'custom', message: problem, input: ctx.value });
+      }),
+    )
+    .default([]),
   variables: z
     .record(
       z

@@ -3,8 +3,8 @@
  * short write, from a file size limit), a deleted directory, a rotation — and `warden audit verify`
  * on segments, rewritten lines and huge lines. Real files only; nothing here needs root.
  */
-import { spawn } from 'node:child_process';
-import { existsSync, linkSync, mkdirSync, readFileSync, renameSync, rmSync, statSync, writeFileSync } from 'node:fs';
+import { execFileSync, spawn } from 'node:child_process';
+import { closeSync, constants, existsSync, linkSync, openSync, mkdirSync, readFileSync, renameSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -186,6 +186,74 @@ console.log(JSON.stringify({ results, availableAfterFailure, refused, availableA
       expect(lines.map((l) => l.request_id)).toEqual([`req-${ok + 1}-${'x'.repeat(200)}`, 'req-0', 'after']);
     },
   );
+});
+
+/**
+ * A FIFO where the audit file should be: opening it for appending would wait for a reader, and
+ * writing to it for the reader to drain it, with the event loop stopped. Each FIFO here has its
+ * other end held open by the test, so that even the code before the fix returns instead of waiting
+ * (and the test fails rather than hangs); without a reader the open fails with ENXIO, which the
+ * start-up e2e test covers (test/e2e/start-failure.test.ts).
+ */
+describe('file sink on a FIFO', () => {
+  /** A FIFO at `path`, and a descriptor holding its other end (`mode`) open without waiting. */
+  function fifoAt(path: string, mode: 'reader' | 'both'): number {
+    execFileSync('mkfifo', [path]);
+    return openSync(path, (mode === 'reader' ? constants.O_RDONLY : constants.O_RDWR) | constants.O_NONBLOCK);
+  }
+
+  it('refuses it at open(), by what the opened descriptor is, naming the sink', async () => {
+    const fifo = join(dir, 'fifo-open');
+    const reader = fifoAt(fifo, 'reader');
+    try {
+      const log = createAuditLog({ sinks: [createFileSink(fifo, { location: 'audit.sinks[0].file' })] });
+      await expect(log.open()).rejects.toMatchObject({
+        code: 'audit_unavailable',
+        location: { path: 'audit.sinks[0].file' },
+        message: `cannot open the audit file ${fifo} for appending: not a regular file: a FIFO`,
+      });
+    } finally {
+      closeSync(reader);
+    }
+  });
+
+  it('a FIFO swapped in by a rotation: reopen() refuses it and the sink is failed; a file at the path again recovers it', async () => {
+    const file = join(dir, 'fifo-rotated.jsonl');
+    const sink = createFileSink(file, { checkMs: 60_000 });
+    const log = createAuditLog({ sinks: [sink] });
+    await log.open();
+    await log.append(body(1));
+    renameSync(file, `${file}.1`);
+    const reader = fifoAt(file, 'reader');
+    try {
+      expect(() => sink.reopen!()).toThrow(`cannot open the audit file ${file} for appending: not a regular file: a FIFO`);
+      expect(sink.failure?.message).toMatch(/not a regular file: a FIFO/);
+      expect(log.available()).toBe(false);
+    } finally {
+      closeSync(reader);
+      rmSync(file);
+    }
+    sink.reopen!();
+    expect(sink.failure).toBeUndefined();
+    await log.close();
+  });
+
+  it('readLastLine refuses a FIFO instead of reading it', async () => {
+    const fifo = join(dir, 'fifo-last-line');
+    const both = fifoAt(fifo, 'both');
+    try {
+      await expect(readLastLine(fifo)).rejects.toMatchObject({ code: 'ENOTREG', message: 'not a regular file: a FIFO' });
+    } finally {
+      closeSync(both);
+    }
+  });
+
+  it('a character device is still appended to (/dev/full stands in for a full disk)', async () => {
+    const sink = createFileSink('/dev/full');
+    expect(() => sink.open!()).not.toThrow();
+    await expect(sink.write('x')).rejects.toMatchObject({ code: 'ENOSPC' });
+    await sink.close();
+  });
 });
 
 describe('stream sink failure', () => {

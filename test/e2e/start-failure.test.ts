@@ -2,12 +2,15 @@
  * A start that fails after the audit log was opened (here: a template that does not load) closes
  * what it opened: no audit file descriptor and no background check is left behind.
  */
-import { readdirSync, readlinkSync, rmSync, writeFileSync } from 'node:fs';
+import { execFileSync } from 'node:child_process';
+import { once } from 'node:events';
+import { readdirSync, readFileSync, readlinkSync, rmSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { loadConfig } from '../../src/config/load.js';
 import { createRuntime } from '../../src/runtime/runtime.js';
 import { createLogger } from '../../src/telemetry/logger.js';
+import { spawnWarden } from './helpers/cli.js';
 import { prepareWardenDir, type PreparedDir } from './helpers/warden.js';
 
 let prepared: PreparedDir;
@@ -86,5 +89,64 @@ describe('a provider key that cannot be read', () => {
     } finally {
       rmSync(dir.dir, { recursive: true, force: true });
     }
+  });
+});
+
+/**
+ * A file named in the config that is a FIFO (or a device) must be refused, never waited on: a
+ * blocking read or open at start would stall the event loop before `serve`'s signal handlers could
+ * ever run, so even SIGTERM would be ignored. Spawned as the real CLI: a hang in this process would
+ * hang the test run itself.
+ */
+describe('a start-up file that is a FIFO', () => {
+  let dir: PreparedDir;
+  let fifo: string;
+
+  beforeAll(async () => {
+    dir = await prepareWardenDir({ upstreamUrl: 'http://127.0.0.1:9/v1' });
+    fifo = join(dir.dir, 'pipe');
+    execFileSync('mkfifo', [fifo]);
+  });
+
+  afterAll(() => {
+    if (dir) rmSync(dir.dir, { recursive: true, force: true });
+  });
+
+  /** Runs `warden serve` on the config with `edit` applied; kills it if it has not ended in 15 s. */
+  async function serveWith(edit: (config: string) => string): Promise<{ code: number | null; signal: NodeJS.Signals | null; stderr: string }> {
+    const config = join(dir.dir, `fifo-${Math.random().toString(36).slice(2)}.yaml`);
+    const text = edit(readFileSync(dir.configFile, 'utf8'));
+    writeFileSync(config, text);
+    const child = spawnWarden(['serve', '--config', config]);
+    let stderr = '';
+    child.stderr!.on('data', (d: Buffer) => (stderr += d.toString()));
+    child.stdout!.resume();
+    const hung = setTimeout(() => child.kill('SIGKILL'), 15_000);
+    const [code, signal] = (await once(child, 'close')) as [number | null, NodeJS.Signals | null];
+    clearTimeout(hung);
+    return { code, signal, stderr };
+  }
+
+  const jwksUrl = 'jwks_url: "https://127.0.0.1:9/openid/v1/jwks"';
+  for (const [key, edit] of [
+    ['jwks_file', (c: string) => c.replace('jwks_file: jwks.json', 'jwks_file: pipe')],
+    ['jwks_ca_file', (c: string) => c.replace('jwks_file: jwks.json', `${jwksUrl}, jwks_ca_file: pipe`)],
+    ['jwks_bearer_token_file', (c: string) => c.replace('jwks_file: jwks.json', `${jwksUrl}, jwks_bearer_token_file: pipe`)],
+  ] as const) {
+    it(`${key}: the start stops at once, naming the key`, { timeout: 30_000 }, async () => {
+      const { code, signal, stderr } = await serveWith(edit);
+      expect(signal).toBeNull(); // not killed by the test: it ended by itself
+      expect(code).not.toBe(0);
+      expect(stderr).toContain(`cannot read ${key} ${fifo} (not a regular file: a FIFO)`);
+    });
+  }
+
+  it('an audit file sink: the start stops at once with audit_unavailable, naming the sink', { timeout: 30_000 }, async () => {
+    const { code, signal, stderr } = await serveWith((c) => c.replace('sinks: [{ file: audit.log }]', 'sinks: [{ file: pipe }]'));
+    expect(signal).toBeNull();
+    expect(code).not.toBe(0);
+    expect(stderr).toContain('audit.sinks[0].file');
+    expect(stderr).toContain('audit_unavailable');
+    expect(stderr).toContain(`cannot open the audit file ${fifo} for appending: not a regular file: a FIFO`);
   });
 });

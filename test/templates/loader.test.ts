@@ -503,6 +503,31 @@ describe('governance probe: load errors and values', () => {
     expect(issuesOf(`${GOOD}retire_after: 0099-12-31\n`)).toEqual([]);
     expect(one(`${GOOD}retire_after: 0099-02-29\n`).message).toMatch(/calendar date/);
     expect(one(`${GOOD}models: ["  "]\n`).path).toBe('models[0]');
+    // Blank is said once more plainly than by the model-name rule.
+    expect(issuesOf(`${GOOD}models: [""]\n`).map((i) => i.message)).not.toContainEqual(expect.stringMatching(/this one has 0/));
+  });
+
+  it('models entries follow the request rule: a name no request could carry is refused at load, by index, with the character escaped', () => {
+    // Written with YAML escapes: the file itself holds the raw characters.
+    const cases: Array<[string, string, RegExp]> = [
+      ['"gpt-4o\\u200b"', 'models[1]', /invisible format characters \(\\u200b at character 7\)$/],
+      ['"gpt\\t4o"', 'models[1]', /control or invisible format characters \(\\u0009 at character 4\)$/],
+      ['"gpt-4o\\u202e"', 'models[1]', /\(\\u202e at character 7\)$/],
+      ['"gpt\\U0001D173"', 'models[1]', /\(\\u\{1d173\} at character 4\)$/],
+      [`"${'m'.repeat(257)}"`, 'models[1]', /^must be 1 to 256 characters, .* \(this one has 257\)$/],
+    ];
+    for (const [entry, path, message] of cases) {
+      const i = one(`${GOOD}models: [echo, ${entry}]\n`);
+      expect(i, entry).toMatchObject({ file: 't.yaml', line: 11, path });
+      expect(i.message, entry).toMatch(message);
+      // The entry itself is never repeated, escaped or not.
+      expect(JSON.stringify(i), entry).not.toContain('gpt');
+      expect(formatIssue(i), entry).not.toMatch(/[\u200b\u202e\t]|\u{1d173}/u);
+    }
+    // Anything a request may carry still loads: dots, colons, slashes, spaces, upper case, 256 characters.
+    for (const ok of ['gpt-4o', 'anthropic/claude-3.5:latest', 'My Model', 'Gpt-4O', 'm'.repeat(256)]) {
+      expect(issuesOf(`${GOOD}models: ["${ok}"]\n`), ok).toEqual([]);
+    }
   });
 
   it('a secret variable may not set type or required (they would be ignored)', () => {
