@@ -210,7 +210,7 @@ describe('file sink on a FIFO', () => {
       await expect(log.open()).rejects.toMatchObject({
         code: 'audit_unavailable',
         location: { path: 'audit.sinks[0].file' },
-        message: `cannot open the audit file ${fifo} for appending: not a regular file: a FIFO`,
+        message: `cannot open the audit file ${fifo} for appending: not a regular file: a FIFO (to write records to standard output, use the stdout sink)`,
       });
     } finally {
       closeSync(reader);
@@ -252,6 +252,27 @@ describe('file sink on a FIFO', () => {
     const sink = createFileSink('/dev/full');
     expect(() => sink.open!()).not.toThrow();
     await expect(sink.write('x')).rejects.toMatchObject({ code: 'ENOSPC' });
+    await sink.close();
+  });
+
+  it('a character device gets one warning that it keeps no file (/dev/null would swallow every record)', async () => {
+    const warnings: string[] = [];
+    const logger = { error: () => {}, info: () => {}, warn: (_o: object, msg?: string) => void warnings.push(msg ?? '') };
+    const sink = createFileSink('/dev/null', { logger });
+    sink.open!();
+    await sink.write('x\n');
+    sink.reopen!(); // a SIGHUP: not said again
+    expect(warnings).toEqual(['audit sink file:/dev/null is a character device, not a file: its records are not kept where "warden audit verify" can read them, and the hash chain starts afresh at each start']);
+    await sink.close();
+  });
+
+  it('a regular file gives no such warning', async () => {
+    const warnings: string[] = [];
+    const logger = { error: () => {}, info: () => {}, warn: (_o: object, msg?: string) => void warnings.push(msg ?? '') };
+    const sink = createFileSink(join(dir, 'plain.jsonl'), { logger });
+    sink.open!();
+    await sink.write('x\n');
+    expect(warnings).toEqual([]);
     await sink.close();
   });
 });
