@@ -164,6 +164,64 @@ describe('numbers after a key and an equals sign (key=value text, URL query stri
   }
 });
 
+describe('percent-encoded values (URL query strings, form bodies, pasted logs)', () => {
+  // %2B, %40, %20, %2D and %2E stand for '+', '@', ' ', '-' and '.': an encoded phone's plus,
+  // an address's '@', a card's spaces. The finding covers the value as written, escapes and all.
+  const cases: Array<[string, Array<[string, string]>]> = [
+    ['phone=%2B14155552671', [['PHONE_NUMBER', '%2B14155552671']]],
+    ['phone=%2b1%20415%20555%202671', [['PHONE_NUMBER', '%2b1%20415%20555%202671']]],
+    ['email=jane.doe%40example.com', [['EMAIL_ADDRESS', 'jane.doe%40example.com']]],
+    ['?card=4111%201111%201111%201111', [['CREDIT_CARD', '4111%201111%201111%201111']]],
+    ['ssn=536%2D22%2D1234&tel=415%2E555%2E2671', [['US_SSN', '536%2D22%2D1234'], ['PHONE_NUMBER', '415%2E555%2E2671']]],
+    ['q=%22card%204111%201111%201111%201111%22', [['CREDIT_CARD', '4111%201111%201111%201111']]],
+    // Escapes next to characters the fold maps (fullwidth digits, an accent before): both maps
+    // compose, and the finding still covers the value as written.
+    ['card=４１１１%20１１１１%20１１１１%20１１１１', [['CREDIT_CARD', '４１１１%20１１１１%20１１１１%20１１１１']]],
+    ['café téléphone=%2B33%20612345678', [['PHONE_NUMBER', '%2B33%20612345678']]],
+    // Outside an escape nothing changes: the same values written plainly, next to encoded ones.
+    ['card=4111111111111111&email=jane.doe%40example.com', [['CREDIT_CARD', '4111111111111111'], ['EMAIL_ADDRESS', 'jane.doe%40example.com']]],
+  ];
+  for (const [text, want] of cases) {
+    it(JSON.stringify(text), () => {
+      expect(found(text)).toEqual(want);
+    });
+  }
+
+  it('a query string is masked value by value', () => {
+    expect(masked('GET /pay?card=4111%201111%201111%201111&email=jane.doe%40example.com&n=1%202')).toBe(
+      'GET /pay?card=[CREDIT_CARD]&email=[EMAIL_ADDRESS]&n=1%202',
+    );
+  });
+
+  // Values that hold an escape and were found whole before stay whole: a decoded space would end
+  // a URL or a password value, so the decoded text only adds findings.
+  it('a URL holding an encoded card stays one URL (strict)', () => {
+    const text = 'see https://shop.example/pay?card=4111%201111%201111%201111&n=1 now';
+    const all = new Set(BUILTIN_ENTITIES);
+    const got = redactor.scanner.scan(text, { entities: all }).findings.map((f) => [f.entity, text.slice(f.start, f.end)]);
+    expect(got).toEqual([['URL', 'https://shop.example/pay?card=4111%201111%201111%201111&n=1']]);
+  });
+
+  it('a password holding escapes stays whole', () => {
+    expect(found('password=Xk9%2012%2034qZ!')).toEqual([['PASSWORD', 'Xk9%2012%2034qZ!']]);
+  });
+
+  it('an allow-listed value is allowed encoded too', () => {
+    const allowing = createRedactor({ allow: { literals: ['support@corp.example.com'] } });
+    const text = 'mailto=support%40corp.example.com&from=jane.doe%40example.com';
+    const got = allowing.scanner.scan(text, { entities: STANDARD }).findings.map((f) => [f.entity, text.slice(f.start, f.end)]);
+    expect(got).toEqual([['EMAIL_ADDRESS', 'jane.doe%40example.com']]);
+  });
+
+  // Escapes that decode to no entity: short numbers, percentages, other escapes.
+  const notPii = ['n=1%202&page=3%2D4', 'rate=50%25&x=%41%42', 'v=1%2E2%2E3', 'path=%2Fhome%2Fjane', 'a%40b'];
+  for (const text of notPii) {
+    it(`no finding: ${JSON.stringify(text)}`, () => {
+      expect(found(text)).toEqual([]);
+    });
+  }
+});
+
 describe('decimal numbers', () => {
   // The digits after a decimal point (or before one) are a number's fraction (or integer part),
   // though twelve of them can pass Luhn as a Maestro card or validate as a phone number.
