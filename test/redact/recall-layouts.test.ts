@@ -120,6 +120,40 @@ describe('numbers after a field separator or a label', () => {
   });
 });
 
+describe('a key ending in a digit, then a colon', () => {
+  // "card1:", "ipv4:", "eth0:": a key that begins with a letter names the value after its colon,
+  // whatever its last character. A colon after a number (a time, a ratio, a port) still glues.
+  const cases: Array<[string, Array<[string, string]>]> = [
+    ['card1:4111111111111111', [['CREDIT_CARD', '4111111111111111']]],
+    ['cc2:5555555555554444 ssn_2:536-22-1234', [['CREDIT_CARD', '5555555555554444'], ['US_SSN', '536-22-1234']]],
+    ['line2:+14155552671', [['PHONE_NUMBER', '+14155552671']]],
+    ['ipv4:192.168.10.20', [['IP_ADDRESS', '192.168.10.20']]],
+    ['mac:00:1A:2B:3C:4D:5E', [['MAC_ADDRESS', '00:1A:2B:3C:4D:5E']]],
+    ['HWaddr:00:1a:2b:3c:4d:5e eth0:3C:22:FB:7A:01:9E', [['MAC_ADDRESS', '00:1a:2b:3c:4d:5e'], ['MAC_ADDRESS', '3C:22:FB:7A:01:9E']]],
+    // Hex pairs after hex groups are the rest of an IPv6 address, not a MAC after a key.
+    ['from 2001:db8:00:1a:2b:3c:4d:5e', [['IP_ADDRESS', '2001:db8:00:1a:2b:3c:4d:5e']]],
+    ['gw fe80::21a:2bff:fe3c:4d5e', [['IP_ADDRESS', 'fe80::21a:2bff:fe3c:4d5e']]],
+  ];
+  for (const [text, want] of cases) {
+    it(JSON.stringify(text), () => {
+      expect(found(text)).toEqual(want);
+    });
+  }
+
+  const noFinding = [
+    'times 12:30:45, 23:59:59.4111111111111111, 2024-01-15T10:30:00Z, 16:9 and 1:2:3:4',
+    'at 10:4111111111111111 and 4111:1111:1111:1111',
+    'sha256:4155552671abcdef0123456789abcdef and md5:41111111111111119e3',
+    'ports host1:8080 db2:5432 redis0:6379',
+    'ab:00:1a:2b:3c:4d:5e and dead:00:1a:2b:3c:4d:5e',
+  ];
+  for (const text of noFinding) {
+    it(`no finding: ${JSON.stringify(text)}`, () => {
+      expect(found(text)).toEqual([]);
+    });
+  }
+});
+
 describe('numbers after a key and an equals sign (key=value text, URL query strings)', () => {
   const cases: Array<[string, Array<[string, string]>]> = [
     ['card=4111111111111111', [['CREDIT_CARD', '4111111111111111']]],

@@ -97,6 +97,19 @@ function thousandsShaped(text: string, groups: number): boolean {
   return true;
 }
 
+/** Longest key read back from a colon (longer tokens are not keys). */
+const KEY_MAX = 32;
+
+/**
+ * The word that ends at `end` (exclusive) begins with a letter: a key such as "card1", "ipv4" or
+ * "line_2", where a word of digits ("12", "2024-01-15T10") is a number's.
+ */
+function keyWordBefore(text: string, end: number): boolean {
+  let s = end;
+  while (s > 0 && end - s <= KEY_MAX && isWordCode(text.charCodeAt(s - 1))) s--;
+  return s < end && end - s <= KEY_MAX && isAlphaCode(text.charCodeAt(s));
+}
+
 /** Characters that, right before a digit run, mean it is part of something else. */
 function rejectsLeft(text: string, i: number): boolean {
   if (i === 0) return false;
@@ -116,12 +129,14 @@ function rejectsLeft(text: string, i: number): boolean {
   // Punctuation glued to a word or a number on its left. A dot is inside one token ("v1.2",
   // "rc.1", "build.2024"); so is a dash ("a716-4466", "ORD-2024"), unless the word names the
   // number ("card-4111 ..."). A colon after digits is a time or a port ("12:30", ":8080"), after
-  // a word a key ("card:4111", "SSN:536-22-1234", "tel:+1..."). A comma after digits is a
+  // a word a key ("card:4111", "SSN:536-22-1234", "tel:+1..."), a word that begins with a letter
+  // and ends in a digit included ("card1:4111...", "ipv4:192..."; after hex IPv6 groups such as
+  // "db8:" at most four digits follow, no entity's length). A comma after digits is a
   // thousands separator only where the digits look like one number; otherwise, like a comma
   // after a word, it separates the fields of a CSV row.
   if (p === 46) return true;
   if (p === 45) return isDigitCode(q) || q === 95 || !dashLabelBefore(text, i - 1);
-  if (p === 58) return isDigitCode(q);
+  if (p === 58) return isDigitCode(q) && !keyWordBefore(text, i - 1);
   if (p === 44) return isDigitCode(q) && thousandsComma(text, i - 1);
   return false;
 }
