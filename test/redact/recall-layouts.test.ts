@@ -294,6 +294,46 @@ describe('decimal numbers', () => {
   }
 });
 
+describe('a fraction written without its leading zero', () => {
+  // A '.' with no number before it, after a space, a line start, an operator or an opening
+  // bracket, opens a decimal fraction: its twelve digits may pass Luhn as a Maestro card.
+  const fractions = [
+    '.567890123456',
+    'ratio .567890123456 and x=.5555555555554444 and y:.4111111111111111',
+    'x (.567890123456) and -.4111111111111111 and $.4155552671 and [.5555555555554444]',
+    'p .5678-9012-3456 and .415-555-2671 and .536-22-1234',
+    '| .567890123456 |.567890123456|\n.567890123456,.4111111111111111;.4155552671',
+  ];
+  for (const text of fractions) {
+    it(`no finding: ${JSON.stringify(text)}`, () => {
+      expect(found(text)).toEqual([]);
+    });
+  }
+
+  // A '.' that can end a sentence (after a closing bracket or quote) or is part of an ellipsis
+  // stays a full stop; dots joining every group make one dotted number, as between digits.
+  const cases: Array<[string, Array<[string, string]>]> = [
+    ['card (Visa).4111111111111111', [['CREDIT_CARD', '4111111111111111']]],
+    ['card "Visa".4111111111111111', [['CREDIT_CARD', '4111111111111111']]],
+    ['my card is...4111111111111111', [['CREDIT_CARD', '4111111111111111']]],
+    ['tel .415.555.2671', [['PHONE_NUMBER', '415.555.2671']]],
+    ['.567890123456 then 4111111111111111', [['CREDIT_CARD', '4111111111111111']]],
+    ['ratio .5 card 4111 1111 1111 1111', [['CREDIT_CARD', '4111 1111 1111 1111']]],
+  ];
+  for (const [text, want] of cases) {
+    it(JSON.stringify(text), () => {
+      expect(found(text)).toEqual(want);
+    });
+  }
+
+  // A '.' between a word and digits joins them into one token (versions, file names, hosts,
+  // JWT segments), a card after a full stop without a space included: no layout in the eval
+  // sets puts a number there, and versions and builds do.
+  it('no finding: "x.4111111111111111" and "build.20240115.1234567"', () => {
+    expect(found('x.4111111111111111 and build.20240115.1234567')).toEqual([]);
+  });
+});
+
 describe('a compact card next to a year', () => {
   it('card 4111111111111111 2026', () => {
     expect(found('card 4111111111111111 2026')).toEqual([['CREDIT_CARD', '4111111111111111']]);

@@ -110,6 +110,31 @@ function keyWordBefore(text: string, end: number): boolean {
   return s < end && end - s <= KEY_MAX && isAlphaCode(text.charCodeAt(s));
 }
 
+/**
+ * Characters after which a '.' opens a number rather than ends a sentence: a line start or
+ * space, an operator or separator, an opening bracket, a currency sign (".5", "x=.5", "(-.5",
+ * "$.99", "|.5|"). After a word, a closing bracket or quote, or another '.' (an ellipsis), a '.'
+ * may be a full stop.
+ */
+function opensNumber(c: number): boolean {
+  // space, tab, CR, LF, '(', '[', '{', '<', '=', ':', ',', ';', '+', '-', '/', '|', '~', '$'
+  if (c === 32 || c === 9 || c === 13 || c === 10 || c === 40 || c === 91 || c === 123 || c === 60 || c === 61) return true;
+  if (c === 58 || c === 44 || c === 59 || c === 43 || c === 45 || c === 47 || c === 124 || c === 126 || c === 36) return true;
+  return c === 0x20ac || c === 0xa3 || c === 0xa5; // € £ ¥
+}
+
+/**
+ * The '.' at `dot`, right before a digit run, is a decimal point with no digit before it: the run
+ * is a fraction (".567890123456"). Dots joining every group make one dotted number instead
+ * (".415.555.2671"), as decimalPointAt reads them between digits.
+ */
+function leadingDecimalPoint(text: string, dot: number): boolean {
+  if (dot > 0 && !opensNumber(text.charCodeAt(dot - 1))) return false;
+  let e = dot + 1;
+  while (e < text.length && isDigitCode(text.charCodeAt(e))) e++;
+  return !(text.charCodeAt(e) === 46 && isDigitCode(text.charCodeAt(e + 1)));
+}
+
 /** Characters that, right before a digit run, mean it is part of something else. */
 function rejectsLeft(text: string, i: number): boolean {
   if (i === 0) return false;
@@ -120,6 +145,9 @@ function rejectsLeft(text: string, i: number): boolean {
   if (p === 47 || p === 43 || p === 64 || p === 35 || p === 36 || p === 37 || p === 38) return true;
   if (p === 92 || p === 94) return true;
   if (p === 0x20ac || p === 0xa3 || p === 0xa5) return true; // € £ ¥
+  // A fraction written without its leading zero (".567890123456", "x = .5"): a number's digits,
+  // though twelve of them may pass Luhn as a card (a '.' after a word is handled below).
+  if (p === 46 && leadingDecimalPoint(text, i - 1)) return true;
   // '=' after a word is a key's ("card=4111...", "?ssn=536-22-1234&..."): the value is read like
   // one after a key's ':'. After anything else ("==", a line start) it stays glue.
   if (p === 61) return i < 2 || !isWordCode(text.charCodeAt(i - 2));
