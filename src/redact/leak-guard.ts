@@ -12,7 +12,7 @@
  * invisible characters or escapes inside it go with it. Pure-ASCII text without a backslash is
  * searched as it is (folding it would change nothing).
  */
-import { fold, toOriginalSpan, type FoldedText } from './normalize.js';
+import { composeFolded, fold, toOriginalSpan, type FoldedText } from './normalize.js';
 import type { Finding } from './types.js';
 
 export const MIN_SECRET_LENGTH = 6;
@@ -182,16 +182,7 @@ function continuesInto(t: string, i: number, needle: string): boolean {
 function searchedText(text: string, json: boolean): FoldedText {
   if (!json || text.indexOf('\\') < 0) return fold(text);
   const decoded = decodeJsonEscapes(text);
-  const folded = fold(decoded.text);
-  if (!folded.starts || !folded.ends) return decoded;
-  // Both maps composed: a searched unit's span in the decoded text, then in the original.
-  const starts = new Int32Array(folded.starts.length);
-  const ends = new Int32Array(folded.ends.length);
-  for (let k = 0; k < starts.length; k++) {
-    starts[k] = decoded.starts![folded.starts[k]!]!;
-    ends[k] = decoded.ends![folded.ends[k]! - 1]!;
-  }
-  return { text: folded.text, starts, ends };
+  return composeFolded(decoded, fold(decoded.text));
 }
 
 const SIMPLE_ESCAPES: Readonly<Record<string, string>> = { '"': '"', '\\': '\\', '/': '/', b: '\b', f: '\f', n: '\n', r: '\r', t: '\t' };

@@ -8,6 +8,11 @@
  * Every folded character remembers the original code point it came from, so findings map back to
  * exact UTF-16 offsets in the original. Pure-ASCII text (the common case) is returned as is with
  * no map at all: the check is one regex test.
+ *
+ * Percent escapes (`%2B14155552671`, `jane.doe%40example.com`, `4111%201111%201111%201111`: query
+ * strings, form bodies, pasted logs) are not decoded here but in a second view of the text
+ * (foldPercentDecoded), which the scanner reads in addition to this one: a decoded `%20` is a space,
+ * which would end a URL or a password value that the detectors read whole in the text as written.
  */
 
 export interface FoldedText {
@@ -129,4 +134,63 @@ export function toOriginalSpan(folded: FoldedText, start: number, end: number): 
     return [at, at];
   }
   return [folded.starts[start]!, folded.ends[end - 1]!];
+}
+
+/**
+ * A percent escape of printable ASCII, a tab or a line break: what a URL or form encoder writes
+ * for '+', '@', ' ', '-', '.', quotes, parentheses, ':'... Escapes of other bytes (UTF-8 of
+ * non-ASCII, control characters) stay as written.
+ */
+const PERCENT_ESCAPE = /%(?:[2-6][0-9A-Fa-f]|7[0-9A-Ea-e]|0[9AaDd])/g;
+
+/**
+ * The text with its percent escapes decoded (one pass: `%2540` is `%40`), then folded, with every
+ * unit mapped to the original (an escape's character spans its three units). null when the text
+ * holds no escape: a '%' is checked with indexOf first, so most texts cost one native scan.
+ */
+export function foldPercentDecoded(original: string): FoldedText | null {
+  if (original.indexOf('%') < 0) return null;
+  PERCENT_ESCAPE.lastIndex = 0;
+  let m = PERCENT_ESCAPE.exec(original);
+  if (m === null) return null;
+  const n = original.length;
+  const starts = new Int32Array(n);
+  const ends = new Int32Array(n);
+  const parts: string[] = [];
+  let j = 0;
+  let last = 0; // end of the last escape: the text after it is copied as it is
+  for (; m !== null; m = PERCENT_ESCAPE.exec(original)) {
+    parts.push(original.slice(last, m.index), String.fromCharCode(parseInt(m[0].slice(1), 16)));
+    for (let k = last; k < m.index; k++, j++) {
+      starts[j] = k;
+      ends[j] = k + 1;
+    }
+    starts[j] = m.index;
+    ends[j] = m.index + 3;
+    j++;
+    last = m.index + 3;
+  }
+  parts.push(original.slice(last));
+  for (let k = last; k < n; k++, j++) {
+    starts[j] = k;
+    ends[j] = k + 1;
+  }
+  const decoded: FoldedText = { text: parts.join(''), starts: starts.subarray(0, j), ends: ends.subarray(0, j) };
+  return composeFolded(decoded, fold(decoded.text));
+}
+
+/**
+ * `inner`, a view of `outer.text`, as a view of the text `outer` maps to: both maps composed (a
+ * unit's span in `outer.text`, then in the original).
+ */
+export function composeFolded(outer: FoldedText, inner: FoldedText): FoldedText {
+  if (!inner.starts || !inner.ends) return { text: inner.text, starts: outer.starts, ends: outer.ends };
+  if (!outer.starts || !outer.ends) return inner;
+  const starts = new Int32Array(inner.starts.length);
+  const ends = new Int32Array(inner.ends.length);
+  for (let k = 0; k < starts.length; k++) {
+    starts[k] = outer.starts[inner.starts[k]!]!;
+    ends[k] = outer.ends[inner.ends[k]! - 1]!;
+  }
+  return { text: inner.text, starts, ends };
 }

@@ -9,7 +9,7 @@
 import { WardenError } from '../pipeline/errors.js';
 import type { AllowList } from './allow-list.js';
 import { scanDigits, type DigitChunk, type DigitScan } from './entities/digit-runs.js';
-import { fold, toOriginalSpan, type FoldedText } from './normalize.js';
+import { fold, foldPercentDecoded, toOriginalSpan, type FoldedText } from './normalize.js';
 import { PREFILTER_MAX_CHARS, textTraits, type TextTraits } from './prefilter.js';
 import type { DetectContext, Detector, EntityInfo, Finding } from './types.js';
 
@@ -120,20 +120,51 @@ export class Scanner {
 
   scan(text: string, opts: ScanOptions): ScanResult {
     if (text.length === 0) return { findings: [], seen: NOTHING_SEEN, failures: 0 };
+    const detectors = opts.detectors ?? this.detectorsFor(opts.entities);
     // Traits describe the folded text, which is what detectors read. ASCII folds to itself, and
     // the traits pass tells whether the text is ASCII: only other texts are folded (and their
     // traits taken again). Long texts are not prefiltered (see PREFILTER_MAX_CHARS).
-    let traits = opts.prefilter === false || text.length > PREFILTER_MAX_CHARS ? null : textTraits(text);
+    const prefilter = opts.prefilter !== false && text.length <= PREFILTER_MAX_CHARS;
+    let traits = prefilter ? textTraits(text) : null;
     let folded: FoldedText;
     if (traits === null || traits.nonAscii) {
       folded = fold(text);
       if (traits !== null) traits = textTraits(folded.text);
     } else folded = { text, starts: null, ends: null };
-    const ftext = folded.text;
+    const result = this.scanView(text, folded, traits, opts, detectors, false);
+    // Percent escapes ("phone=%2B14155552671", "jane.doe%40example.com"): the decoded text is read
+    // too, and what it holds is added. Added only: a decoded "%20" ends a URL or a password value
+    // that the text as written shows whole, and that finding stays (it contains the other).
+    const decoded = foldPercentDecoded(text);
+    if (decoded !== null) {
+      const more = this.scanView(text, decoded, prefilter ? textTraits(decoded.text) : null, opts, detectors, true);
+      result.failures += more.failures;
+      if (more.findings.length > 0) {
+        result.findings = result.findings.concat(more.findings);
+        result.seen = new Set([...result.seen, ...more.seen]);
+      }
+    }
+    result.findings = resolveOverlaps(result.findings);
+    return result;
+  }
+
+  /**
+   * Runs the detectors on `view` (a folded view of `text`) and returns the findings that pass
+   * their threshold and the allow-list, in `text`'s offsets, overlaps not resolved yet.
+   * `decodedValues`: the view decodes escapes, and a value allowed as it reads there is allowed.
+   */
+  private scanView(
+    text: string,
+    view: FoldedText,
+    traits: TextTraits | null,
+    opts: ScanOptions,
+    detectors: readonly Detector[],
+    decodedValues: boolean,
+  ): { findings: Finding[]; seen: ReadonlySet<string>; failures: number; folded: FoldedText } {
+    const ftext = view.text;
     const ctx = new ScanContext(ftext, opts.entities, this.info, this.phoneRegions, traits);
     const raw: Finding[] = [];
     let failures = 0;
-    const detectors = opts.detectors ?? this.detectorsFor(opts.entities);
     for (const d of detectors) {
       if (traits !== null && d.mayMatch !== undefined && !d.mayMatch(traits)) continue;
       try {
@@ -147,7 +178,7 @@ export class Scanner {
         failures++;
       }
     }
-    if (raw.length === 0) return { findings: [], seen: NOTHING_SEEN, failures, folded };
+    if (raw.length === 0) return { findings: [], seen: NOTHING_SEEN, failures, folded: view };
     const seen = new Set<string>();
     const accepted: Finding[] = [];
     for (const f of raw) {
@@ -174,13 +205,13 @@ export class Scanner {
       score = Math.min(1, Math.max(0, score));
       const threshold = opts.thresholds?.get(f.entity) ?? DEFAULT_THRESHOLD;
       if (score < threshold) continue;
-      const [start, end] = toOriginalSpan(folded, f.start, f.end);
+      const [start, end] = toOriginalSpan(view, f.start, f.end);
       if (opts.from !== undefined && end <= opts.from) continue;
-      if (!this.allow.empty && this.allow.allows(text.slice(start, end))) continue;
+      if (!this.allow.empty && (this.allow.allows(text.slice(start, end)) || (decodedValues && this.allow.allows(ftext.slice(f.start, f.end))))) continue;
       seen.add(f.entity);
       accepted.push({ entity: f.entity, start, end, score: Math.round(score * 100) / 100 });
     }
-    return { findings: resolveOverlaps(accepted), seen, failures, folded };
+    return { findings: accepted, seen, failures, folded: view };
   }
 }
 

@@ -137,6 +137,10 @@ const THRESHOLD_CASES: Array<[string, string]> = [
   ['PASSWORD', 'Token => Xk9#mQ2$vL7p'],
   ['PASSWORD', 'passphrase:\tXk9#mQ2$vL7p'],
   ['PASSWORD', 'credential = Xk9#mQ2$vL7p'],
+  // Percent-encoded: the decoded text's traits open the condition the text as written does not.
+  ['EMAIL_ADDRESS', 'a%40b.co'],
+  ['PHONE_NUMBER', 'tel=%2B44%2020%207946%200958'],
+  ['CREDIT_CARD', 'card=5018%200000%200009'],
 ];
 
 describe('textTraits', () => {

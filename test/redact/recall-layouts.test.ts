@@ -120,6 +120,40 @@ describe('numbers after a field separator or a label', () => {
   });
 });
 
+describe('a key ending in a digit, then a colon', () => {
+  // "card1:", "ipv4:", "eth0:": a key that begins with a letter names the value after its colon,
+  // whatever its last character. A colon after a number (a time, a ratio, a port) still glues.
+  const cases: Array<[string, Array<[string, string]>]> = [
+    ['card1:4111111111111111', [['CREDIT_CARD', '4111111111111111']]],
+    ['cc2:5555555555554444 ssn_2:536-22-1234', [['CREDIT_CARD', '5555555555554444'], ['US_SSN', '536-22-1234']]],
+    ['line2:+14155552671', [['PHONE_NUMBER', '+14155552671']]],
+    ['ipv4:192.168.10.20', [['IP_ADDRESS', '192.168.10.20']]],
+    ['mac:00:1A:2B:3C:4D:5E', [['MAC_ADDRESS', '00:1A:2B:3C:4D:5E']]],
+    ['HWaddr:00:1a:2b:3c:4d:5e eth0:3C:22:FB:7A:01:9E', [['MAC_ADDRESS', '00:1a:2b:3c:4d:5e'], ['MAC_ADDRESS', '3C:22:FB:7A:01:9E']]],
+    // Hex pairs after hex groups are the rest of an IPv6 address, not a MAC after a key.
+    ['from 2001:db8:00:1a:2b:3c:4d:5e', [['IP_ADDRESS', '2001:db8:00:1a:2b:3c:4d:5e']]],
+    ['gw fe80::21a:2bff:fe3c:4d5e', [['IP_ADDRESS', 'fe80::21a:2bff:fe3c:4d5e']]],
+  ];
+  for (const [text, want] of cases) {
+    it(JSON.stringify(text), () => {
+      expect(found(text)).toEqual(want);
+    });
+  }
+
+  const noFinding = [
+    'times 12:30:45, 23:59:59.4111111111111111, 2024-01-15T10:30:00Z, 16:9 and 1:2:3:4',
+    'at 10:4111111111111111 and 4111:1111:1111:1111',
+    'sha256:4155552671abcdef0123456789abcdef and md5:41111111111111119e3',
+    'ports host1:8080 db2:5432 redis0:6379',
+    'ab:00:1a:2b:3c:4d:5e and dead:00:1a:2b:3c:4d:5e',
+  ];
+  for (const text of noFinding) {
+    it(`no finding: ${JSON.stringify(text)}`, () => {
+      expect(found(text)).toEqual([]);
+    });
+  }
+});
+
 describe('numbers after a key and an equals sign (key=value text, URL query strings)', () => {
   const cases: Array<[string, Array<[string, string]>]> = [
     ['card=4111111111111111', [['CREDIT_CARD', '4111111111111111']]],
@@ -164,6 +198,64 @@ describe('numbers after a key and an equals sign (key=value text, URL query stri
   }
 });
 
+describe('percent-encoded values (URL query strings, form bodies, pasted logs)', () => {
+  // %2B, %40, %20, %2D and %2E stand for '+', '@', ' ', '-' and '.': an encoded phone's plus,
+  // an address's '@', a card's spaces. The finding covers the value as written, escapes and all.
+  const cases: Array<[string, Array<[string, string]>]> = [
+    ['phone=%2B14155552671', [['PHONE_NUMBER', '%2B14155552671']]],
+    ['phone=%2b1%20415%20555%202671', [['PHONE_NUMBER', '%2b1%20415%20555%202671']]],
+    ['email=jane.doe%40example.com', [['EMAIL_ADDRESS', 'jane.doe%40example.com']]],
+    ['?card=4111%201111%201111%201111', [['CREDIT_CARD', '4111%201111%201111%201111']]],
+    ['ssn=536%2D22%2D1234&tel=415%2E555%2E2671', [['US_SSN', '536%2D22%2D1234'], ['PHONE_NUMBER', '415%2E555%2E2671']]],
+    ['q=%22card%204111%201111%201111%201111%22', [['CREDIT_CARD', '4111%201111%201111%201111']]],
+    // Escapes next to characters the fold maps (fullwidth digits, an accent before): both maps
+    // compose, and the finding still covers the value as written.
+    ['card=４１１１%20１１１１%20１１１１%20１１１１', [['CREDIT_CARD', '４１１１%20１１１１%20１１１１%20１１１１']]],
+    ['café téléphone=%2B33%20612345678', [['PHONE_NUMBER', '%2B33%20612345678']]],
+    // Outside an escape nothing changes: the same values written plainly, next to encoded ones.
+    ['card=4111111111111111&email=jane.doe%40example.com', [['CREDIT_CARD', '4111111111111111'], ['EMAIL_ADDRESS', 'jane.doe%40example.com']]],
+  ];
+  for (const [text, want] of cases) {
+    it(JSON.stringify(text), () => {
+      expect(found(text)).toEqual(want);
+    });
+  }
+
+  it('a query string is masked value by value', () => {
+    expect(masked('GET /pay?card=4111%201111%201111%201111&email=jane.doe%40example.com&n=1%202')).toBe(
+      'GET /pay?card=[CREDIT_CARD]&email=[EMAIL_ADDRESS]&n=1%202',
+    );
+  });
+
+  // Values that hold an escape and were found whole before stay whole: a decoded space would end
+  // a URL or a password value, so the decoded text only adds findings.
+  it('a URL holding an encoded card stays one URL (strict)', () => {
+    const text = 'see https://shop.example/pay?card=4111%201111%201111%201111&n=1 now';
+    const all = new Set(BUILTIN_ENTITIES);
+    const got = redactor.scanner.scan(text, { entities: all }).findings.map((f) => [f.entity, text.slice(f.start, f.end)]);
+    expect(got).toEqual([['URL', 'https://shop.example/pay?card=4111%201111%201111%201111&n=1']]);
+  });
+
+  it('a password holding escapes stays whole', () => {
+    expect(found('password=Xk9%2012%2034qZ!')).toEqual([['PASSWORD', 'Xk9%2012%2034qZ!']]);
+  });
+
+  it('an allow-listed value is allowed encoded too', () => {
+    const allowing = createRedactor({ allow: { literals: ['support@corp.example.com'] } });
+    const text = 'mailto=support%40corp.example.com&from=jane.doe%40example.com';
+    const got = allowing.scanner.scan(text, { entities: STANDARD }).findings.map((f) => [f.entity, text.slice(f.start, f.end)]);
+    expect(got).toEqual([['EMAIL_ADDRESS', 'jane.doe%40example.com']]);
+  });
+
+  // Escapes that decode to no entity: short numbers, percentages, other escapes.
+  const notPii = ['n=1%202&page=3%2D4', 'rate=50%25&x=%41%42', 'v=1%2E2%2E3', 'path=%2Fhome%2Fjane', 'a%40b'];
+  for (const text of notPii) {
+    it(`no finding: ${JSON.stringify(text)}`, () => {
+      expect(found(text)).toEqual([]);
+    });
+  }
+});
+
 describe('decimal numbers', () => {
   // The digits after a decimal point (or before one) are a number's fraction (or integer part),
   // though twelve of them can pass Luhn as a Maestro card or validate as a phone number.
@@ -200,6 +292,46 @@ describe('decimal numbers', () => {
       expect(found(text)).toEqual(want);
     });
   }
+});
+
+describe('a fraction written without its leading zero', () => {
+  // A '.' with no number before it, after a space, a line start, an operator or an opening
+  // bracket, opens a decimal fraction: its twelve digits may pass Luhn as a Maestro card.
+  const fractions = [
+    '.567890123456',
+    'ratio .567890123456 and x=.5555555555554444 and y:.4111111111111111',
+    'x (.567890123456) and -.4111111111111111 and $.4155552671 and [.5555555555554444]',
+    'p .5678-9012-3456 and .415-555-2671 and .536-22-1234',
+    '| .567890123456 |.567890123456|\n.567890123456,.4111111111111111;.4155552671',
+  ];
+  for (const text of fractions) {
+    it(`no finding: ${JSON.stringify(text)}`, () => {
+      expect(found(text)).toEqual([]);
+    });
+  }
+
+  // A '.' that can end a sentence (after a closing bracket or quote) or is part of an ellipsis
+  // stays a full stop; dots joining every group make one dotted number, as between digits.
+  const cases: Array<[string, Array<[string, string]>]> = [
+    ['card (Visa).4111111111111111', [['CREDIT_CARD', '4111111111111111']]],
+    ['card "Visa".4111111111111111', [['CREDIT_CARD', '4111111111111111']]],
+    ['my card is...4111111111111111', [['CREDIT_CARD', '4111111111111111']]],
+    ['tel .415.555.2671', [['PHONE_NUMBER', '415.555.2671']]],
+    ['.567890123456 then 4111111111111111', [['CREDIT_CARD', '4111111111111111']]],
+    ['ratio .5 card 4111 1111 1111 1111', [['CREDIT_CARD', '4111 1111 1111 1111']]],
+  ];
+  for (const [text, want] of cases) {
+    it(JSON.stringify(text), () => {
+      expect(found(text)).toEqual(want);
+    });
+  }
+
+  // A '.' between a word and digits joins them into one token (versions, file names, hosts,
+  // JWT segments), a card after a full stop without a space included: no layout in the eval
+  // sets puts a number there, and versions and builds do.
+  it('no finding: "x.4111111111111111" and "build.20240115.1234567"', () => {
+    expect(found('x.4111111111111111 and build.20240115.1234567')).toEqual([]);
+  });
 });
 
 describe('a compact card next to a year', () => {

@@ -269,6 +269,22 @@ describe('streaming: entities after a quote, bracket or markup', () => {
   }
 });
 
+describe('streaming: percent-encoded values', () => {
+  // An encoded value is one whitespace-free run, held back whole like any run, so a split inside
+  // an escape ("%2" | "0") or between two never lets part of it out.
+  const text = 'see /pay?card=4111%201111%201111%201111&email=jane.doe%40example.com&tel=%2B14155552671 ok';
+  it('every two-piece split equals the whole, as content and as tool arguments', async () => {
+    const s = redactor.session(decision(), []);
+    const expected = whole(s as ReturnType<typeof tokenizedSession>, text, text);
+    expect(expected.content).toBe('see /pay?card=[CREDIT_CARD]&email=[EMAIL_ADDRESS]&tel=[PHONE_NUMBER] ok');
+    for (let i = 1; i < text.length; i++) {
+      const chunks = [chunk(text.slice(0, i)), chunk(text.slice(i)), chunk(undefined, text.slice(0, i)), chunk(undefined, text.slice(i), 'stop')];
+      const got = joinChunks(await collect(s.processStream(fromArray(chunks))));
+      if (got.content !== expected.content || got.args !== expected.args) expect({ i, ...got }).toEqual({ i, ...expected });
+    }
+  });
+});
+
 describe('streaming: sequential (one block at a time, as Anthropic streams)', () => {
   it('an empty text piece beside tool call pieces (some upstreams send content: "" with each) does not release the call\'s tail', async () => {
     const s = redactor.session(decision(), []);

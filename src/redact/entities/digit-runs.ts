@@ -97,6 +97,44 @@ function thousandsShaped(text: string, groups: number): boolean {
   return true;
 }
 
+/** Longest key read back from a colon (longer tokens are not keys). */
+const KEY_MAX = 32;
+
+/**
+ * The word that ends at `end` (exclusive) begins with a letter: a key such as "card1", "ipv4" or
+ * "line_2", where a word of digits ("12", "2024-01-15T10") is a number's.
+ */
+function keyWordBefore(text: string, end: number): boolean {
+  let s = end;
+  while (s > 0 && end - s <= KEY_MAX && isWordCode(text.charCodeAt(s - 1))) s--;
+  return s < end && end - s <= KEY_MAX && isAlphaCode(text.charCodeAt(s));
+}
+
+/**
+ * Characters after which a '.' opens a number rather than ends a sentence: a line start or
+ * space, an operator or separator, an opening bracket, a currency sign (".5", "x=.5", "(-.5",
+ * "$.99", "|.5|"). After a word, a closing bracket or quote, or another '.' (an ellipsis), a '.'
+ * may be a full stop.
+ */
+function opensNumber(c: number): boolean {
+  // space, tab, CR, LF, '(', '[', '{', '<', '=', ':', ',', ';', '+', '-', '/', '|', '~', '$'
+  if (c === 32 || c === 9 || c === 13 || c === 10 || c === 40 || c === 91 || c === 123 || c === 60 || c === 61) return true;
+  if (c === 58 || c === 44 || c === 59 || c === 43 || c === 45 || c === 47 || c === 124 || c === 126 || c === 36) return true;
+  return c === 0x20ac || c === 0xa3 || c === 0xa5; // € £ ¥
+}
+
+/**
+ * The '.' at `dot`, right before a digit run, is a decimal point with no digit before it: the run
+ * is a fraction (".567890123456"). Dots joining every group make one dotted number instead
+ * (".415.555.2671"), as decimalPointAt reads them between digits.
+ */
+function leadingDecimalPoint(text: string, dot: number): boolean {
+  if (dot > 0 && !opensNumber(text.charCodeAt(dot - 1))) return false;
+  let e = dot + 1;
+  while (e < text.length && isDigitCode(text.charCodeAt(e))) e++;
+  return !(text.charCodeAt(e) === 46 && isDigitCode(text.charCodeAt(e + 1)));
+}
+
 /** Characters that, right before a digit run, mean it is part of something else. */
 function rejectsLeft(text: string, i: number): boolean {
   if (i === 0) return false;
@@ -107,6 +145,9 @@ function rejectsLeft(text: string, i: number): boolean {
   if (p === 47 || p === 43 || p === 64 || p === 35 || p === 36 || p === 37 || p === 38) return true;
   if (p === 92 || p === 94) return true;
   if (p === 0x20ac || p === 0xa3 || p === 0xa5) return true; // € £ ¥
+  // A fraction written without its leading zero (".567890123456", "x = .5"): a number's digits,
+  // though twelve of them may pass Luhn as a card (a '.' after a word is handled below).
+  if (p === 46 && leadingDecimalPoint(text, i - 1)) return true;
   // '=' after a word is a key's ("card=4111...", "?ssn=536-22-1234&..."): the value is read like
   // one after a key's ':'. After anything else ("==", a line start) it stays glue.
   if (p === 61) return i < 2 || !isWordCode(text.charCodeAt(i - 2));
@@ -116,12 +157,14 @@ function rejectsLeft(text: string, i: number): boolean {
   // Punctuation glued to a word or a number on its left. A dot is inside one token ("v1.2",
   // "rc.1", "build.2024"); so is a dash ("a716-4466", "ORD-2024"), unless the word names the
   // number ("card-4111 ..."). A colon after digits is a time or a port ("12:30", ":8080"), after
-  // a word a key ("card:4111", "SSN:536-22-1234", "tel:+1..."). A comma after digits is a
+  // a word a key ("card:4111", "SSN:536-22-1234", "tel:+1..."), a word that begins with a letter
+  // and ends in a digit included ("card1:4111...", "ipv4:192..."; after hex IPv6 groups such as
+  // "db8:" at most four digits follow, no entity's length). A comma after digits is a
   // thousands separator only where the digits look like one number; otherwise, like a comma
   // after a word, it separates the fields of a CSV row.
   if (p === 46) return true;
   if (p === 45) return isDigitCode(q) || q === 95 || !dashLabelBefore(text, i - 1);
-  if (p === 58) return isDigitCode(q);
+  if (p === 58) return isDigitCode(q) && !keyWordBefore(text, i - 1);
   if (p === 44) return isDigitCode(q) && thousandsComma(text, i - 1);
   return false;
 }

@@ -9,13 +9,27 @@ function pairAt(text: string, i: number): boolean {
   return i >= 0 && i + 1 < text.length && isHexCode(text.charCodeAt(i)) && isHexCode(text.charCodeAt(i + 1));
 }
 
+/**
+ * The ':' at `colon` ends a key ("mac:", "HWaddr:", "eth0:"): a word holding a character no hex
+ * group has. After a hex word ("db8:", "fe80:") the pairs are more groups of an IPv6 address.
+ */
+function afterKeyColon(text: string, colon: number): boolean {
+  let w = colon;
+  while (w > 0 && colon - w <= 40 && isWordCode(text.charCodeAt(w - 1))) w--;
+  for (let k = w; k < colon; k++) if (!isHexCode(text.charCodeAt(k))) return true;
+  return false;
+}
+
 /** `i` = offset of the first separator; the address starts two characters before it. */
 function sixPairs(text: string, i: number, sep: number, out: Finding[]): number {
   const s = i - 2;
   if (!pairAt(text, s)) return -1;
   if (s > 0) {
     const p = text.charCodeAt(s - 1);
-    if (isWordCode(p) || p === sep || p === 46) return -1;
+    if (isWordCode(p) || p === 46) return -1;
+    // A separator before the first pair makes a longer run ("00:00:1a:..."), unless it is a
+    // key's colon ("mac:00:1A:2B:3C:4D:5E").
+    if (p === sep && !(sep === 58 && afterKeyColon(text, s - 1))) return -1;
   }
   for (let k = 0; k < 5; k++) {
     const at = i + k * 3;
