@@ -81,6 +81,17 @@ function notify(listeners: readonly (() => void)[]): void {
   }
 }
 
+/**
+ * What the background check found at the audit file's path, for the operator: a rename (a
+ * rotation: nothing lost) reads differently from a deletion, which loses the records written
+ * between it and the check (up to a check interval).
+ */
+function rotationMessage(path: string, renamed: boolean, replaced: boolean): string {
+  const other = replaced ? ' and another file took its path' : '';
+  if (renamed) return `audit file ${path} was renamed or moved${other} (no record lost); reopening the path`;
+  return `audit file ${path} was deleted without a rename${other}: the records written since the deletion went with it; reopening the path`;
+}
+
 function codeOf(err: unknown): string {
   const code = (err as NodeJS.ErrnoException | undefined)?.code;
   return typeof code === 'string' ? code : 'error';
@@ -338,7 +349,10 @@ export function createFileSink(path: string, opts: FileSinkOptions = {}): AuditS
       }
       if (now && now.dev === open.dev && now.ino === open.ino) return;
       if (batch) return; // lines waiting for this turn's write go to the file they were meant for; next check
-      logger?.warn({ sink: name, replaced: now !== undefined }, `audit file ${path} was ${now ? 'replaced' : 'deleted'}; reopening the path`);
+      // The open file still has a name (nlink > 0): it was renamed or moved, and every record is in
+      // it. With none it was deleted, and the records written since then went with it.
+      const renamed = open.nlink > 0;
+      logger?.warn({ sink: name, renamed, replaced: now !== undefined }, rotationMessage(path, renamed, now !== undefined));
       try {
         reopenFd();
       } catch (e) {

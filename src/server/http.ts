@@ -44,6 +44,8 @@ export interface HttpIngressOptions {
 const JSON_CONTENT_TYPE = 'application/json';
 /** The app routes, as a 404 lists them. */
 const SERVED_ROUTES = 'POST /v1/chat/completions, POST /v1/messages, GET /v1/models and GET /v1/models/{id}';
+/** The methods the app routes take, as a CONNECT's 405 lists them. */
+const APP_METHODS = 'GET, POST';
 /** `GET /v1/models/{id}` */
 const MODEL_PATH = '/v1/models/';
 
@@ -297,6 +299,9 @@ export function createHttpIngress(opts: HttpIngressOptions): HttpIngress {
   );
 
   server.on('clientError', onClientError);
+  server.on('connect', onConnect);
+  // No 'upgrade' listener, on purpose: without one Node serves a `Connection: Upgrade` request
+  // (a websocket handshake, h2c) as a plain request, which the routes answer and audit.
 
   /** One function for every response (no closure per request); `this` is the response. */
   function onResponseClose(this: ServerResponse): void {
@@ -337,15 +342,38 @@ export function createHttpIngress(opts: HttpIngressOptions): HttpIngress {
     opts.onRejected?.(refusal.error.code, 0, 'openai-http');
     const peer = peerInfo((socket as { remoteAddress?: string }).remoteAddress, unixListener);
     const meta = { id: requestId, signal: new RequestSignal(), receivedAt, peer };
-    void pipeline.auditRejected(rejectedRequest(meta, 'openai-http'), refusal.error).finally(() => {
-      if (!socket.writable) return void socket.destroy();
-      const body = JSON.stringify(errorBody(refusal.error));
-      socket.end(
-        `HTTP/1.1 ${refusal.status} ${STATUS_CODES[refusal.status] ?? ''}\r\ncontent-type: ${JSON_CONTENT_TYPE}\r\n` +
-          `content-length: ${Buffer.byteLength(body)}\r\nx-request-id: ${requestId}\r\nconnection: close\r\n\r\n${body}`,
-        () => socket.destroy(),
-      );
-    });
+    void pipeline.auditRejected(rejectedRequest(meta, 'openai-http'), refusal.error).finally(() => answerOnSocket(socket, refusal.status, refusal.error, requestId));
+  }
+
+  /**
+   * A CONNECT request (a proxy tunnel: Warden is no proxy). Node hands it to a `connect` listener,
+   * not to the request handler, and with no listener destroys the socket unanswered, so it would
+   * leave no record. It is a request like any other on a wrong method: 405 `invalid_request` with
+   * `allow`, counted and audited. Its target (`host:port`, or a path) is the caller's text: not
+   * named back. Node has given the socket up (its timeouts and error handler included): the
+   * connection is closed once answered.
+   */
+  function onConnect(req: IncomingMessage, socket: Duplex): void {
+    // Node removed its own error listener: a reset before the answer must not become an
+    // uncaught 'error' (the socket is destroyed, nothing else to do).
+    socket.on('error', () => socket.destroy());
+    const requestId = randomUUID();
+    const err = new WardenError('invalid_request', `method CONNECT is not allowed; Warden is no proxy, it serves ${SERVED_ROUTES}`);
+    void recordRefusal(req, requestId, '', err).finally(() => answerOnSocket(socket, 405, err, requestId, `allow: ${APP_METHODS}\r\n`));
+  }
+
+  /**
+   * Writes an error answer on a socket Node's server no longer handles (a parser refusal, a
+   * CONNECT), in the error shape with a request id, and closes the connection.
+   */
+  function answerOnSocket(socket: Duplex, status: number, err: WardenError, requestId: string, extraHeaders = ''): void {
+    if (!socket.writable) return void socket.destroy();
+    const body = JSON.stringify(errorBody(err));
+    socket.end(
+      `HTTP/1.1 ${status} ${STATUS_CODES[status] ?? ''}\r\ncontent-type: ${JSON_CONTENT_TYPE}\r\n` +
+        `content-length: ${Buffer.byteLength(body)}\r\nx-request-id: ${requestId}\r\n${extraHeaders}connection: close\r\n\r\n${body}`,
+      () => socket.destroy(),
+    );
   }
 
   /**

@@ -123,6 +123,33 @@ describe('file sink failure and recovery', () => {
     await again.close();
   });
 
+  // A rename loses nothing (the records went to the renamed file); a deletion loses those of the
+  // second before the check noticed it. The warning must tell them apart, or every logrotate
+  // looks like the lossy case.
+  const rotations: Array<[string, (file: string) => void, { renamed: boolean; replaced: boolean }, RegExp]> = [
+    ['renamed (mv)', (f) => renameSync(f, `${f}.1`), { renamed: true, replaced: false }, /was renamed or moved \(no record lost\)/],
+    ['renamed, a new file created in its place', (f) => (renameSync(f, `${f}.1`), writeFileSync(f, '')), { renamed: true, replaced: true }, /was renamed or moved and another file took its path \(no record lost\)/],
+    ['deleted (rm)', (f) => rmSync(f), { renamed: false, replaced: false }, /was deleted without a rename: the records written since/],
+    ['deleted, a new file created in its place', (f) => (rmSync(f), writeFileSync(f, '')), { renamed: false, replaced: true }, /was deleted without a rename and another file took its path: the records written since/],
+  ];
+  for (const [name, rotate, fields, message] of rotations) {
+    it(`the rotation warning says what happened to the file: ${name}`, async () => {
+      const file = join(dir, `says-${name.replace(/\W+/g, '-')}.jsonl`);
+      const warnings: Array<{ fields: Record<string, unknown>; msg: string }> = [];
+      const logger = { error: () => {}, info: () => {}, warn: (o: object, msg?: string) => void warnings.push({ fields: o as Record<string, unknown>, msg: msg ?? '' }) };
+      const log = createAuditLog({ sinks: [createFileSink(file, { checkMs: 20, logger })] });
+      await log.open();
+      await log.append(body(1));
+      rotate(file);
+      await until(() => warnings.length > 0);
+      await log.close();
+      expect(warnings).toHaveLength(1);
+      expect(warnings[0]!.fields).toMatchObject(fields);
+      expect(warnings[0]!.msg).toMatch(message);
+      expect(warnings[0]!.msg).toContain(file);
+    });
+  }
+
   it(
     'a short write (file size limit: EFBIG, as ENOSPC) is truncated away, fails the request, and is written once there is room again',
     { timeout: 30_000 },

@@ -177,6 +177,28 @@ describe('warden serve lifecycle', () => {
     });
   });
 
+  it('exits promptly after "shutdown complete": no pooled upstream socket, keep-alive connection or timer keeps it up', { timeout: 60_000 }, async () => {
+    const child = spawnWarden(['serve', '--config', prepared.configFile]);
+    const { lines, listening, exited } = watchServe(child);
+    let exitAt = 0;
+    child.once('exit', () => (exitAt = Date.now()));
+    const addr = await listening;
+    const token = await prepared.signer.token('support', 'ticket-bot');
+    // One call upstream leaves a keep-alive socket in the provider's pool, and fetch keeps its
+    // connection to Warden open: both must be closed by the shutdown, not waited out.
+    const res = await postChat(addr.http, token, { model: 'gpt-4o-mini', warden: { template: 'support/ticket-summary@2', variables: { ticket_id: 'T-79', customer_message: 'hi' } } });
+    expect(res.status).toBe(200);
+    await res.text();
+    child.kill('SIGTERM');
+    expect(await exited).toBe(0);
+    const complete = lines.find((l) => l.includes('"shutdown complete"'));
+    expect(complete).toBeDefined();
+    const time = (JSON.parse(complete!) as { time: string | number }).time;
+    const loggedAt = typeof time === 'number' ? time : Date.parse(time);
+    // Measured at about 5-30 ms; the bound leaves room for a busy machine.
+    expect(exitAt - loggedAt).toBeLessThan(500);
+  });
+
   it('a second SIGTERM, a SIGINT or a SIGHUP during the drain neither kills the process nor cuts the request', { timeout: 60_000 }, async () => {
     const child = spawnWarden(['serve', '--config', prepared.configFile]);
     const { lines, listening, exited } = watchServe(child);

@@ -89,6 +89,40 @@ describe('HTTP requests refused by the parser', () => {
     expect(await requestsTotal('openai-http', 'invalid_request')).toBe(before + 1);
   });
 
+  // Node hands CONNECT to a 'connect' listener, not to the request handler, and with none it
+  // destroys the socket unanswered: no answer, no record, no metric.
+  for (const target of [`${CANARY}.example:443`, `/v1/chat/${CANARY}`]) {
+    it(`a CONNECT request (${target.startsWith('/') ? 'a path' : 'an authority'} as target): 405 invalid_request with allow, counted once and audited once`, async () => {
+      const before = await requestsTotal('openai-http', 'invalid_request');
+      const records = w.audit().length;
+      const answer = await raw(`CONNECT ${target} HTTP/1.1\r\nHost: x\r\ntraceparent: ${TRACEPARENT}\r\n\r\n`);
+      expect(answer.startsWith('HTTP/1.1 405 '), answer.slice(0, 80)).toBe(true);
+      expect(header(answer, 'allow')).toBe('GET, POST');
+      expect(header(answer, 'connection')).toBe('close');
+      const body = JSON.parse(answer.slice(answer.indexOf('\r\n\r\n') + 4));
+      expect(body.error).toMatchObject({ code: 'invalid_request', type: 'invalid_request_error' });
+      expect(body.error.message).toContain('method CONNECT is not allowed');
+      expect(answer).not.toContain(CANARY);
+      const requestId = header(answer, 'x-request-id');
+      expect(requestId).toMatch(/^[0-9a-f-]{36}$/);
+      expect(await requestsTotal('openai-http', 'invalid_request')).toBe(before + 1);
+      const added = w.audit().slice(records);
+      expect(added).toHaveLength(1);
+      expect(added[0]).toMatchObject({ request_id: requestId, principal: null, status: 'error', error_code: 'invalid_request', trace_id: TRACE_ID });
+      expect(JSON.stringify(added[0])).not.toContain(CANARY);
+    });
+  }
+
+  it('a request asking to upgrade the connection (websocket) is served as a plain request, and audited once', async () => {
+    const records = w.audit().length;
+    const answer = await raw('GET /v1/models HTTP/1.1\r\nHost: x\r\nConnection: Upgrade\r\nUpgrade: websocket\r\nSec-WebSocket-Version: 13\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n\r\n');
+    // No credentials: the request handler's 401, not a 101 or a dropped connection.
+    expect(answer).toMatch(/^HTTP\/1\.1 401 /);
+    const requestId = header(answer, 'x-request-id');
+    await eventually(() => w.audit().length > records);
+    expect(w.audit().slice(records)).toMatchObject([{ request_id: requestId, status: 'error', error_code: 'unauthenticated' }]);
+  });
+
   it('a connection that sends nothing is no request: neither counted nor audited', async () => {
     const records = w.audit().length;
     const text = await (await fetch(`${w.addresses.admin}/metrics`)).text();
