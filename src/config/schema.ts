@@ -336,7 +336,12 @@ const OpenAIProviderSchema = z.strictObject({
     .prefault({}),
   pool: z
     .strictObject({
-      connections: positiveInt.max(1024).default(64),
+      /**
+       * Most connections, so most calls at once, to this upstream; calls past it wait for one
+       * (counted in warden_upstream_queued, within upstream_timeout_ms). Unset: limits.max_in_flight,
+       * so the only bound is the one that answers `overloaded` at once.
+       */
+      connections: positiveInt.max(1_000_000).optional(),
     })
     .prefault({}),
 });

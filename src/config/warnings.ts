@@ -29,6 +29,11 @@ export function configWarnings(config: Config): string[] {
     if (url.protocol === 'http:' && !isLoopbackHost(url.hostname.replace(/^\[|\]$/g, ''))) {
       out.push(`providers.${name}.base_url uses plain http to a non-loopback host: the API key and prompts travel unencrypted`);
     }
+    // Harmless, but it reads as a bound that is doing something.
+    const connections = provider.pool.connections;
+    if (connections !== undefined && connections > config.limits.max_in_flight) {
+      out.push(`providers.${name}.pool.connections (${connections}) is above limits.max_in_flight (${config.limits.max_in_flight}): it is never reached`);
+    }
   }
   for (const [name, profile] of Object.entries(config.redaction.profiles ?? {})) {
     // Valid (a policy may want a profile that sends prompts as they are), but it turns off the

@@ -153,10 +153,22 @@ export interface Redactor {
 // 7 forward
 // ---------------------------------------------------------------------------------------------
 
+/** A provider's upstream connections now (for /metrics, read when scraped). */
+export interface PoolLoad {
+  /** Calls on a connection: sent, or being answered. */
+  active: number;
+  /** Calls waiting for a connection because all `limit` are busy. */
+  queued: number;
+  /** Most connections (so most calls at once) to this upstream; undefined: no limit of its own. */
+  limit: number | undefined;
+}
+
 export interface ModelProvider {
   readonly name: string;
   complete(request: UpstreamRequest): Promise<CompletionResult>;
   stream(request: UpstreamRequest): AsyncIterable<CompletionChunk>;
+  /** Present on providers that hold upstream connections (not echo). */
+  poolLoad?(): PoolLoad;
   close(): Promise<void>;
 }
 

@@ -14,7 +14,7 @@
 import { Pool } from 'undici';
 import { WardenError, isWardenError } from '../pipeline/errors.js';
 import { DEFAULT_MAX_JSON_DEPTH, tooDeepAt } from '../pipeline/json-depth.js';
-import type { ModelProvider } from '../pipeline/ports.js';
+import type { ModelProvider, PoolLoad } from '../pipeline/ports.js';
 import type { CompletionChunk, CompletionResult, UpstreamRequest } from '../pipeline/types.js';
 import { bodyBuffer } from './body-slab.js';
 import { BodyCollector } from './collect.js';
@@ -33,7 +33,17 @@ export interface OpenAIProviderOptions {
    */
   getApiKey?: () => string | Promise<string>;
   timeouts?: { connectMs?: number; headersMs?: number; bodyMs?: number };
+  /**
+   * Most connections to this upstream, so most calls to it at once; further calls wait in the
+   * pool's queue for a connection (within their deadline). Absent: no limit of its own, the
+   * caller bounds the calls (Warden's registry passes `limits.max_in_flight` by default).
+   */
   connections?: number;
+  /**
+   * Called when a call leaves every connection busy: the next one will wait for a connection.
+   * Cheap (undici says so in dispatch's return value); rate-limit any logging in it.
+   */
+  onSaturated?: () => void;
   /** Largest non-streaming response body accepted. Default 16 MiB. */
   maxResponseBytes?: number;
   /** Largest single SSE event accepted. Default 1 MiB. */
@@ -55,8 +65,10 @@ export function createOpenAIProvider(opts: OpenAIProviderOptions): ModelProvider
   const path = `${url.pathname.replace(/\/+$/, '')}/chat/completions${url.search}`;
   const maxResponseBytes = opts.maxResponseBytes ?? 16 * 1024 * 1024;
   const maxEventChars = opts.maxEventBytes ?? 1024 * 1024;
+  const onSaturated = opts.onSaturated ?? noop;
   const pool = new Pool(url.origin, {
-    connections: opts.connections ?? 64,
+    // null: undici opens a connection for every concurrent call (no queue of its own).
+    connections: opts.connections ?? null,
     connectTimeout: opts.timeouts?.connectMs ?? 5_000,
     headersTimeout: opts.timeouts?.headersMs ?? 60_000,
     bodyTimeout: opts.timeouts?.bodyMs ?? 300_000,
@@ -162,7 +174,8 @@ export function createOpenAIProvider(opts: OpenAIProviderOptions): ModelProvider
       const call = new BodyCollector(name, signal, maxResponseBytes, decodeCompletion);
       // With a connected idle socket, undici writes the request before dispatch() returns;
       // otherwise it waits in the pool's queue. Either way the result comes through `call`.
-      pool.dispatch({ method: 'POST', path, headers: headersFor(request, false, key), body: bodyFor(request, false) }, call);
+      // false: no connection is free now (the pool is at `connections`); the next call waits.
+      if (!pool.dispatch({ method: 'POST', path, headers: headersFor(request, false, key), body: bodyFor(request, false) }, call)) onSaturated();
       return call.promise;
     } catch (err) {
       return Promise.reject(err);
@@ -189,7 +202,7 @@ export function createOpenAIProvider(opts: OpenAIProviderOptions): ModelProvider
   function startStream(request: UpstreamRequest, key: string | undefined, call: SseCall): void {
     if (call.over) return;
     try {
-      pool.dispatch({ method: 'POST', path, headers: headersFor(request, true, key), body: bodyFor(request, true) }, call);
+      if (!pool.dispatch({ method: 'POST', path, headers: headersFor(request, true, key), body: bodyFor(request, true) }, call)) onSaturated();
     } catch (err) {
       call.fail(upstreamFailure(err, request.signal, name));
     }
@@ -228,8 +241,15 @@ export function createOpenAIProvider(opts: OpenAIProviderOptions): ModelProvider
       });
     },
 
+    poolLoad(): PoolLoad {
+      const stats = pool.stats;
+      return { active: stats.running, queued: stats.queued, limit: opts.connections };
+    },
+
     async close() {
       await pool.close();
     },
   };
 }
+
+function noop(): void {}

@@ -4,7 +4,8 @@
  * provider: nothing is guessed.
  */
 import type { Config, ProviderConfig } from '../config/index.js';
-import type { ModelProvider } from '../pipeline/ports.js';
+import type { ModelProvider, PoolLoad } from '../pipeline/ports.js';
+import type { Logger } from '../telemetry/logger.js';
 import { createEchoProvider } from './echo.js';
 import { createOpenAIProvider } from './openai.js';
 
@@ -15,7 +16,12 @@ export interface ProviderDeps {
    * synchronously (see the OpenAI provider's `complete`).
    */
   resolveSecret: (ref: string) => string | Promise<string>;
+  /** Where a provider whose connections are all busy says so (at most once a minute each). */
+  logger?: Logger;
 }
+
+/** How often a provider may log that its calls are waiting for a connection. */
+const SATURATION_LOG_INTERVAL_MS = 60_000;
 
 /** Provider name → provider, plus model routing. */
 export class ProviderRegistry extends Map<string, ModelProvider> {
@@ -41,30 +47,61 @@ export class ProviderRegistry extends Map<string, ModelProvider> {
     return Object.keys(this.models);
   }
 
+  /** Each provider's upstream connections now (providers without a pool are left out). */
+  *poolLoads(): IterableIterator<[string, PoolLoad]> {
+    for (const [name, provider] of this) if (provider.poolLoad) yield [name, provider.poolLoad()];
+  }
+
   /** Closes every provider's connections (waits for in-flight requests). */
   async close(): Promise<void> {
     await Promise.allSettled([...this.values()].map((p) => p.close()));
   }
 }
 
-export function createProvider(name: string, config: ProviderConfig, deps: ProviderDeps): ModelProvider {
+/**
+ * @param maxInFlight  `limits.max_in_flight`: the default for `pool.connections`, so that, unless
+ *   a provider is capped on purpose, the one bound on calls is the one that refuses at once with
+ *   `overloaded`, not a second, silent queue per provider.
+ */
+export function createProvider(name: string, config: ProviderConfig, deps: ProviderDeps, maxInFlight: number): ModelProvider {
   switch (config.kind) {
     case 'echo':
       return createEchoProvider(name);
     case 'openai': {
       const ref = config.api_key;
+      const connections = config.pool.connections ?? maxInFlight;
       return createOpenAIProvider({
         name,
         baseUrl: config.base_url,
         getApiKey: ref === undefined ? undefined : () => deps.resolveSecret(ref),
         timeouts: { connectMs: config.timeouts.connect_ms, headersMs: config.timeouts.headers_ms, bodyMs: config.timeouts.body_ms },
-        connections: config.pool.connections,
+        connections,
+        onSaturated: deps.logger && saturationWarning(deps.logger, name, connections),
       });
     }
   }
 }
 
-export function createProviders(config: Pick<Config, 'providers' | 'models'>, deps: ProviderDeps): ProviderRegistry {
-  const entries = Object.entries(config.providers).map(([name, pc]) => [name, createProvider(name, pc, deps)] as const);
+/**
+ * The warning that a provider's calls have started to wait for a connection: once a minute at
+ * most (it fires on every call while the pool is full), naming the key that sets the cap. The
+ * queue itself is the `warden_upstream_queued` gauge.
+ */
+function saturationWarning(logger: Logger, provider: string, connections: number): () => void {
+  let lastAt = -Infinity;
+  return () => {
+    const now = performance.now();
+    if (now - lastAt < SATURATION_LOG_INTERVAL_MS) return;
+    lastAt = now;
+    logger.warn(
+      { provider, connections },
+      `provider ${provider}: all ${connections} upstream connections are busy (providers.${provider}.pool.connections); further calls wait for one, within limits.upstream_timeout_ms`,
+    );
+  };
+}
+
+export function createProviders(config: Pick<Config, 'providers' | 'models' | 'limits'>, deps: ProviderDeps): ProviderRegistry {
+  const maxInFlight = config.limits.max_in_flight;
+  const entries = Object.entries(config.providers).map(([name, pc]) => [name, createProvider(name, pc, deps, maxInFlight)] as const);
   return new ProviderRegistry(entries, config.models);
 }

@@ -9,6 +9,7 @@
 import { Counter, Gauge, Registry, collectDefaultMetrics } from 'prom-client';
 import { FastCounter, FastHistogram } from './fast-series.js';
 import { ERROR_CODES } from '../pipeline/errors.js';
+import type { PoolLoad } from '../pipeline/ports.js';
 import type { StageName } from '../pipeline/stage.js';
 import type { PromptRequest } from '../pipeline/types.js';
 
@@ -74,6 +75,11 @@ export interface Metrics {
    * nothing on the request path.
    */
   trackInFlight(read: () => number, limit: number): void;
+  /**
+   * Exposes each provider's upstream connections (calls on one, calls waiting for one, the limit),
+   * read when scraped. Names come from config: the label set is bounded.
+   */
+  trackUpstreamPools(read: () => Iterable<[string, PoolLoad]>): void;
   /** The exposition text for /metrics, and its content type. */
   render(): Promise<string>;
   readonly contentType: string;
@@ -170,6 +176,32 @@ export function createMetrics(opts: MetricsOptions = {}): Metrics {
     help: 'limits.max_in_flight: requests past it are refused with overloaded.',
     registers,
   });
+  let readPools: (() => Iterable<[string, PoolLoad]>) | undefined;
+  /** One gauge per field of the pools' load, each filled from one read when scraped. */
+  const poolGauge = (name: string, help: string, value: (load: PoolLoad) => number | undefined) =>
+    new Gauge({
+      name,
+      help,
+      labelNames: ['provider'] as const,
+      registers,
+      collect() {
+        for (const [provider, load] of readPools?.() ?? []) {
+          const v = value(load);
+          if (v !== undefined) this.labels(provider).set(v);
+        }
+      },
+    });
+  poolGauge('warden_upstream_active', 'Calls to a provider on an upstream connection now (sent, or being answered).', (l) => l.active);
+  poolGauge(
+    'warden_upstream_queued',
+    'Calls to a provider waiting for an upstream connection: all its pool.connections are busy. They wait within limits.upstream_timeout_ms.',
+    (l) => l.queued,
+  );
+  poolGauge(
+    'warden_upstream_connections_limit',
+    "A provider's pool.connections (default limits.max_in_flight): most calls to it at once.",
+    (l) => l.limit,
+  );
   const redactions = new FastCounter({
     name: 'warden_redactions_total',
     help: 'PII and secret findings redacted, by entity type (built-in, configured custom, SECRET_VALUE for the leak guard).',
@@ -286,6 +318,9 @@ export function createMetrics(opts: MetricsOptions = {}): Metrics {
     trackInFlight(read, limit) {
       readInFlight = read;
       inFlightLimit.set(limit);
+    },
+    trackUpstreamPools(read) {
+      readPools = read;
     },
     render: () => registry.metrics(),
     contentType: registry.contentType,

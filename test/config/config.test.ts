@@ -73,8 +73,16 @@ describe('defaults', () => {
     expect(up?.kind).toBe('openai');
     if (up?.kind !== 'openai') throw new Error('unreachable');
     expect(up.timeouts).toEqual({ connect_ms: 5000, headers_ms: 60000, body_ms: 300000 });
-    expect(up.pool.connections).toBe(64);
+    // Unset: the registry uses limits.max_in_flight (no second, per-provider queue by default).
+    expect(up.pool.connections).toBeUndefined();
     expect(up.api_key).toBeUndefined();
+  });
+
+  it('warns about a pool.connections above limits.max_in_flight: that cap is never reached', () => {
+    const yaml = (n: number) => `providers:\n  up: { kind: openai, base_url: "http://127.0.0.1:9/v1", pool: { connections: ${n} } }\nmodels: { m: up }\nlimits: { max_in_flight: 100 }\n`;
+    const over = configWarnings(parseConfig(yaml(200), 'x.yaml')).filter((m) => m.includes('pool.connections'));
+    expect(over).toEqual(['providers.up.pool.connections (200) is above limits.max_in_flight (100): it is never reached']);
+    expect(configWarnings(parseConfig(yaml(100), 'x.yaml')).filter((m) => m.includes('pool.connections'))).toEqual([]);
   });
 });
 

@@ -6,7 +6,7 @@
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
 import type { AddressInfo } from 'node:net';
 
-export type UpstreamMode = 'ok' | 'garbage' | 'slow' | 'error500' | 'stream-slow' | 'delayed' | 'tool-call' | 'deep-part' | 'rate-limited' | 'bad-request' | 'refusal' | 'text-then-tools' | 'after-finish' | 'tools-revisit' | 'scripted';
+export type UpstreamMode = 'ok' | 'garbage' | 'slow' | 'error500' | 'stream-slow' | 'delayed' | 'tool-call' | 'deep-part' | 'rate-limited' | 'bad-request' | 'refusal' | 'text-then-tools' | 'after-finish' | 'tools-revisit' | 'scripted' | 'held';
 
 /** The `scripted` mode's answer: this text, as content or as one tool call's arguments, streamed in pieces of `piece` units. */
 export interface ScriptedAnswer {
@@ -29,6 +29,10 @@ export interface FakeUpstream {
   calls: ReceivedCall[];
   /** Resolves when a streaming call sees its client go away (take it before the call: it is re-armed after). */
   aborted: Promise<void>;
+  /** The `held` mode's calls not answered yet. */
+  readonly held: number;
+  /** Answers every call the `held` mode is holding (as `ok` would). */
+  release(): void;
   close(): Promise<void>;
 }
 
@@ -77,8 +81,16 @@ export async function startUpstream(): Promise<FakeUpstream> {
     script: { text: '' },
     calls: [],
     aborted: Promise.resolve(),
+    get held() {
+      return heldAnswers.length;
+    },
+    release() {
+      for (const answer of heldAnswers.splice(0)) answer();
+    },
     close: async () => {},
   };
+  // The `held` mode's answers, each waiting for release(); one whose caller went away is dropped.
+  const heldAnswers: Array<() => void> = [];
   state.aborted = arm();
   const sockets = new Set<import('node:net').Socket>();
 
@@ -153,6 +165,17 @@ export async function startUpstream(): Promise<FakeUpstream> {
           res.end(JSON.stringify(completion(body)));
         }, 400);
         return;
+      case 'held': {
+        // Each call waits until the test releases it: how many the upstream is holding at once is
+        // how many Warden let through.
+        const answer = () => respondOk(body, res);
+        heldAnswers.push(answer);
+        res.on('close', () => {
+          const i = heldAnswers.indexOf(answer);
+          if (i !== -1) heldAnswers.splice(i, 1);
+        });
+        return;
+      }
       case 'slow':
         // Never answers: the caller's timeout must fire.
         res.on('close', () => resolveAborted());
@@ -249,17 +272,22 @@ export async function startUpstream(): Promise<FakeUpstream> {
       }
       case 'ok':
       default:
-        if (body?.stream) {
-          res.writeHead(200, { 'content-type': 'text/event-stream' });
-          res.write(chunk(body, { role: 'assistant', content: '' }, null));
-          for (const word of answerText(body).split(' ')) res.write(chunk(body, { content: `${word} ` }, null));
-          res.write(chunk(body, {}, 'stop'));
-          res.end('data: [DONE]\n\n');
-          return;
-        }
-        res.writeHead(200, { 'content-type': 'application/json' });
-        res.end(JSON.stringify(completion(body)));
+        respondOk(body, res);
     }
+  }
+
+  /** The `ok` mode's answer: the last message quoted back, streamed word by word or whole. */
+  function respondOk(body: any, res: ServerResponse): void {
+    if (body?.stream) {
+      res.writeHead(200, { 'content-type': 'text/event-stream' });
+      res.write(chunk(body, { role: 'assistant', content: '' }, null));
+      for (const word of answerText(body).split(' ')) res.write(chunk(body, { content: `${word} ` }, null));
+      res.write(chunk(body, {}, 'stop'));
+      res.end('data: [DONE]\n\n');
+      return;
+    }
+    res.writeHead(200, { 'content-type': 'application/json' });
+    res.end(JSON.stringify(completion(body)));
   }
 
   await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));

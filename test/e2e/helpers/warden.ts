@@ -70,6 +70,8 @@ export interface FixtureOptions {
   files?: Record<string, string>;
   /** Replaces the `models:` line (default: gpt-4o-mini, echo and down-model, each routed). */
   models?: string;
+  /** Extra keys of the `upstream` provider, as one YAML line (e.g. `pool: { connections: 2 }`). */
+  upstreamKeys?: string;
 }
 
 /** An address nothing listens on: for the "upstream down" cases. */
@@ -113,7 +115,7 @@ providers:
     base_url: "${opts.upstreamUrl}"
     api_key: "file://${join(dir, 'secrets', 'upstream-key')}"
     timeouts: { connect_ms: 1000, headers_ms: 1500, body_ms: 3000 }
-  down: { kind: openai, base_url: "${DOWN_URL}", timeouts: { connect_ms: 500 } }
+${opts.upstreamKeys === undefined ? '' : `    ${opts.upstreamKeys}\n`}  down: { kind: openai, base_url: "${DOWN_URL}", timeouts: { connect_ms: 500 } }
   echo: { kind: echo }
 ${opts.models ?? 'models: { gpt-4o-mini: upstream, echo: echo, down-model: down }'}
 ${opts.audit ?? 'audit: { sinks: [{ file: audit.log }], required: true }'}
