@@ -249,6 +249,21 @@ export function createHttpIngress(opts: HttpIngressOptions): HttpIngress {
     res.end(body);
   }
 
+  /**
+   * A non-streamed answer (200). Larger than the socket's buffers (a few MB), it is not sent until
+   * the client reads, and its response, which holds the request's place under max_in_flight,
+   * stays open meanwhile: a client that does not read gets until the request's upstream deadline
+   * (from its receipt), then its connection is closed. Small answers finish at once: no timer.
+   */
+  function sendAnswer(res: ServerResponse, body: string, requestId: string, receivedAt: number): void {
+    sendJson(res, 200, body, requestId);
+    const deadlineMs = limits.upstreamTimeoutMs;
+    if (res.writableFinished || res.destroyed || deadlineMs === undefined) return;
+    const timer = setTimeout(() => res.destroy(), Math.max(0, receivedAt + deadlineMs - (performance.timeOrigin + performance.now())));
+    timer.unref();
+    res.once('close', () => clearTimeout(timer));
+  }
+
   /** An error in the protocol's shape; a rate limit passes the upstream's Retry-After on. */
   function sendErrorBody(res: ServerResponse, err: WardenError, body: object, requestId: string, status = err.httpStatus): void {
     const retryAfter = err.details?.['retry_after_s'];
@@ -528,7 +543,7 @@ export function createHttpIngress(opts: HttpIngressOptions): HttpIngress {
         return sendError(res, isWardenError(err) ? err : new WardenError('internal', 'internal error'), requestId);
       }
       if (response.kind === 'complete') {
-        return sendJson(res, 200, completionBody(response.result), requestId);
+        return sendAnswer(res, completionBody(response.result), requestId, meta.receivedAt);
       }
       if (response.kind === 'stream') {
         return await writeStream(res, response.chunks, requestId, wantsUsage(request), signal);
@@ -575,7 +590,7 @@ export function createHttpIngress(opts: HttpIngressOptions): HttpIngress {
       } catch (err) {
         return fail(isWardenError(err) ? err : new WardenError('internal', 'internal error'));
       }
-      if (response.kind === 'complete') return sendJson(res, 200, anthropicMessageBody(response.result), requestId);
+      if (response.kind === 'complete') return sendAnswer(res, anthropicMessageBody(response.result), requestId, meta.receivedAt);
       if (response.kind !== 'stream') return fail(new WardenError('internal', 'internal error'));
       const it = response.chunks[Symbol.asyncIterator]();
       let step: IteratorResult<CompletionChunk>;

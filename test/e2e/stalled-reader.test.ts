@@ -149,3 +149,28 @@ describe('a streaming client that stops reading', () => {
     }
   });
 });
+
+describe('a client that does not read a large non-streamed answer', () => {
+  it('does not keep its place past the upstream deadline', { timeout: 5000 }, async () => {
+    // Larger than every buffer between Warden and the client: res.end() cannot finish.
+    upstream.mode = 'scripted';
+    upstream.script = { text: 'y'.repeat(12 * 1024 * 1024) };
+    try {
+      const audited = w.audit().length;
+      const started = Date.now();
+      const client = stalledHttpClient('/v1/chat/completions', { authorization: `Bearer ${token}` }, { model: 'gpt-4o-mini', messages: [{ role: 'user', content: 'hello' }] });
+      // The answer was whole when it was audited; only its delivery is cut.
+      await eventually(() => w.audit().length > audited);
+      expect(w.audit().slice(audited)).toMatchObject([{ stream: false, status: 'ok' }]);
+      await eventually(async () => /^warden_requests_in_flight(\{[^}]*\})? 0$/m.test(await metrics()));
+      expect(Date.now() - started).toBeGreaterThanOrEqual(DEADLINE_MS - 50);
+      const next = await postChat(w.addresses.http, token, { model: 'echo', messages: [{ role: 'user', content: 'next caller' }] });
+      expect(next.status).toBe(200);
+      const text = await client.readAll();
+      expect(text).toMatch(/^HTTP\/1\.1 200 /);
+      expect(text.length).toBeLessThan(12 * 1024 * 1024);
+    } finally {
+      upstream.mode = 'stream-flood';
+    }
+  });
+});
