@@ -29,6 +29,20 @@ export class RequestSignal extends EventEmitter {
   }
 }
 
+/**
+ * The reason a deadline aborts a request's signal with (the forward stage's upstream deadline):
+ * a TimeoutError, as AbortSignal.timeout() gives, so whoever sees the signal can tell a deadline
+ * from a client that went away.
+ */
+export function deadlineExceeded(): DOMException {
+  return new DOMException('upstream deadline exceeded', 'TimeoutError');
+}
+
+/** True when `reason` (a signal's) is a deadline's, not the client going away or Warden stopping. */
+export function isDeadlineExceeded(reason: unknown): boolean {
+  return reason instanceof Error && reason.name === 'TimeoutError';
+}
+
 /** Calls `listener` once when `signal` aborts; returns the function that stops listening. */
 export function onAbort(signal: CancelSignal, listener: () => void): () => void {
   if (signal instanceof RequestSignal) {

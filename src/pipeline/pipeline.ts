@@ -6,7 +6,7 @@
  */
 import { performance } from 'node:perf_hooks';
 import { startTrace } from '../telemetry/tracing.js';
-import { onAbort } from './cancel.js';
+import { isDeadlineExceeded, onAbort } from './cancel.js';
 import { WardenError, isWardenError } from './errors.js';
 import type { RequestContext, Stage, StageName } from './stage.js';
 import type { CompletionChunk, Decision, PipelineResponse, PromptRequest } from './types.js';
@@ -354,7 +354,7 @@ class AuditedStream implements AsyncIterableIterator<CompletionChunk> {
     const signal = ctx.request.signal;
     this.onAbort = () => {
       // Nobody is reading: close the source so the upstream call is released, then audit.
-      if (!this.inner) void this.finish(new WardenError('cancelled', 'the client closed the request'));
+      if (!this.inner) void this.finish(abortOutcome(ctx));
     };
     if (signal.aborted) queueMicrotask(this.onAbort);
     else this.stopListening = onAbort(signal, this.onAbort);
@@ -383,7 +383,7 @@ class AuditedStream implements AsyncIterableIterator<CompletionChunk> {
       const error = isWardenError(err)
         ? err
         : this.ctx.request.signal.aborted
-          ? new WardenError('cancelled', 'the client closed the request')
+          ? abortOutcome(this.ctx)
           : new WardenError('upstream_error', 'the upstream stream failed', { cause: err });
       await this.finish(error);
       throw error;
@@ -399,7 +399,7 @@ class AuditedStream implements AsyncIterableIterator<CompletionChunk> {
   }
 
   async return(): Promise<IteratorResult<CompletionChunk>> {
-    await this.close(this.ctx.request.signal.aborted ? new WardenError('cancelled', 'the client closed the request') : undefined);
+    await this.close(this.ctx.request.signal.aborted ? abortOutcome(this.ctx) : undefined);
     return { done: true, value: undefined };
   }
 
@@ -425,6 +425,22 @@ class AuditedStream implements AsyncIterableIterator<CompletionChunk> {
     }
     await this.finish(error);
   }
+}
+
+/**
+ * Why a request whose signal aborted ended, from the abort's reason: the ingress's own word (a
+ * WardenError: `shutting_down` when the shutdown deadline cut it, `cancelled` when the client
+ * went away), the upstream deadline (`upstream_timeout`: a client that stopped reading is stopped
+ * by it too), else the client went away.
+ */
+function abortOutcome(ctx: RequestContext): WardenError {
+  const reason: unknown = ctx.request.signal.reason;
+  if (isWardenError(reason)) return reason;
+  if (isDeadlineExceeded(reason)) {
+    const provider = ctx.provider ?? 'upstream';
+    return new WardenError('upstream_timeout', `provider ${provider} did not answer in time`, { details: { provider } });
+  }
+  return new WardenError('cancelled', 'the client closed the request');
 }
 
 /**

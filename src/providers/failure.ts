@@ -3,7 +3,7 @@
  * phase) / `upstream_error` (with the provider and, for network failures, the error code). The
  * messages are ours: never an upstream body or an undici message, which could quote the prompt.
  */
-import type { CancelSignal } from '../pipeline/cancel.js';
+import { isDeadlineExceeded, type CancelSignal } from '../pipeline/cancel.js';
 import { WardenError, isWardenError } from '../pipeline/errors.js';
 import { SseError } from './sse.js';
 
@@ -58,7 +58,7 @@ export function upstreamFailure(err: unknown, signal: CancelSignal, provider: st
   if (signal.aborted) {
     const reason: unknown = signal.reason;
     if (isWardenError(reason)) return reason;
-    if (reason instanceof Error && reason.name === 'TimeoutError') {
+    if (isDeadlineExceeded(reason)) {
       return new WardenError('upstream_timeout', `provider ${provider} did not answer in time`, { details: { provider } });
     }
     return new WardenError('cancelled', 'the request was cancelled', { details: { provider } });

@@ -5,7 +5,7 @@
  * stage waits for the first chunk: an upstream that is down or answers 4xx/5xx fails the request
  * with a proper error before any byte of a stream is sent to the client.
  */
-import { onAbort, RequestSignal, type CancelSignal } from '../pipeline/cancel.js';
+import { deadlineExceeded, isDeadlineExceeded, onAbort, RequestSignal, type CancelSignal } from '../pipeline/cancel.js';
 import { outboundJson } from '../pipeline/canonical-json.js';
 import { WardenError } from '../pipeline/errors.js';
 import type { ModelProvider } from '../pipeline/ports.js';
@@ -27,8 +27,6 @@ function clamp(requested: unknown, cap: number | undefined): number | undefined 
   if (cap === undefined) return asked;
   return asked === undefined ? cap : Math.min(asked, cap);
 }
-
-const deadlineExceeded = () => new DOMException('upstream deadline exceeded', 'TimeoutError');
 
 /**
  * One deadline per upstream call, tied to the client's signal. When the ingress lets stages
@@ -177,7 +175,7 @@ async function firstChunk(
   } catch (err) {
     return failed(err);
   }
-  ctx.response = { kind: 'stream', chunks: relay(first, iterator, ctx, release, observe) };
+  ctx.response = { kind: 'stream', chunks: relay(first, iterator, ctx, upstream.signal, release, observe) };
 }
 
 /** Replays the first chunk, then the rest; records usage and settles the deadline exactly once. */
@@ -185,6 +183,7 @@ async function* relay(
   first: IteratorResult<CompletionChunk>,
   iterator: AsyncIterator<CompletionChunk>,
   ctx: RequestContext,
+  signal: CancelSignal,
   release: () => void,
   observe: (outcome: UpstreamOutcome) => void,
 ): AsyncGenerator<CompletionChunk> {
@@ -201,9 +200,13 @@ async function* relay(
     outcome = outcomeOf(err);
     throw err;
   } finally {
-    // Reached on normal end, on error, and when the consumer stops early (client went away):
-    // closing the provider's iterator closes the upstream request.
-    if (outcome === 'aborted') await iterator.return?.();
+    // Reached on normal end, on error, and when the consumer stops early (client went away, or
+    // it stopped reading and the deadline ended the request): closing the provider's iterator
+    // closes the upstream request.
+    if (outcome === 'aborted') {
+      await iterator.return?.();
+      if (isDeadlineExceeded(signal.reason)) outcome = 'timeout';
+    }
     release();
     observe(outcome);
   }

@@ -78,6 +78,7 @@ export function ingressLimits(config: Config): IngressLimits {
     maxJsonDepth: config.limits.max_json_depth,
     maxInFlight: config.limits.max_in_flight,
     requestTimeoutMs: config.limits.client_timeout_ms,
+    upstreamTimeoutMs: config.limits.upstream_timeout_ms,
   };
 }
 

@@ -6,7 +6,7 @@
 import { randomUUID } from 'node:crypto';
 import { performance } from 'node:perf_hooks';
 import * as grpc from '@grpc/grpc-js';
-import { RequestSignal, type CancelSignal } from '../pipeline/cancel.js';
+import { onAbort, RequestSignal, type CancelSignal } from '../pipeline/cancel.js';
 import { WardenError, isWardenError } from '../pipeline/errors.js';
 import { MODEL_NAME_RULE, isModelName, isTemplateId } from '../pipeline/identifiers.js';
 import { checkJsonDepth } from '../pipeline/json-depth.js';
@@ -567,6 +567,29 @@ export function createGrpcIngress(opts: GrpcIngressOptions): GrpcIngress {
     };
   }
 
+  /**
+   * Waits until the call can take more, or the client cancelled it, or the request's signal
+   * aborted (its deadline). Without the last, a client that stops reading (HTTP/2 flow control)
+   * would hold its place under max_in_flight and its audit record for as long as it keeps the
+   * call open. After an abort the loop reads on: the upstream read fails (`upstream_timeout`),
+   * which writes the audit record and ends the call with its status, which grpc-js sends after
+   * what the client has not read yet.
+   */
+  function writable(call: grpc.ServerWritableStream<WirePromptRequest, unknown>, signal: CancelSignal): Promise<void> {
+    if (signal.aborted) return Promise.resolve();
+    return new Promise<void>((resolve) => {
+      const done = () => {
+        call.off('drain', done);
+        call.off('cancelled', done);
+        stopListening();
+        resolve();
+      };
+      call.once('drain', done);
+      call.once('cancelled', done);
+      const stopListening = onAbort(signal, done);
+    });
+  }
+
   function streamComplete(call: grpc.ServerWritableStream<WirePromptRequest, unknown>): void {
     const draining = opts.draining?.() === true;
     active++;
@@ -589,17 +612,7 @@ export function createGrpcIngress(opts: GrpcIngressOptions): GrpcIngress {
             call.end();
             return;
           }
-          if (!call.write(toWireChunk(step.value))) {
-            await new Promise<void>((resolve) => {
-              const done = () => {
-                call.off('drain', done);
-                call.off('cancelled', done);
-                resolve();
-              };
-              call.once('drain', done);
-              call.once('cancelled', done);
-            });
-          }
+          if (!call.write(toWireChunk(step.value))) await writable(call, signal);
         }
         // Cancelled by the client: stop reading, which aborts the upstream and writes the audit record.
         await it.return?.();

@@ -10,7 +10,7 @@ import { STATUS_CODES, createServer, type IncomingMessage, type Server, type Ser
 import type { Duplex } from 'node:stream';
 import { performance } from 'node:perf_hooks';
 import type { Pipeline, PipelineLogger } from '../pipeline/pipeline.js';
-import { RequestSignal, type CancelSignal } from '../pipeline/cancel.js';
+import { onAbort, RequestSignal, type CancelSignal } from '../pipeline/cancel.js';
 import { WardenError, isWardenError } from '../pipeline/errors.js';
 import { MODEL_NAME_RULE, isModelName } from '../pipeline/identifiers.js';
 import { checkJsonDepth } from '../pipeline/json-depth.js';
@@ -150,16 +150,26 @@ function parseJson(bytes: Buffer, maxDepth: number): unknown {
   return body;
 }
 
-/** Waits until the socket can take more, or the client is gone. */
-function drained(res: ServerResponse): Promise<void> {
+/**
+ * Waits until the socket can take more (true), or the client is gone or the request is over
+ * (false). The request's signal ends the wait too: a client that stops reading would otherwise
+ * hold its stream, its place under max_in_flight and its audit record past the upstream deadline,
+ * for as long as it keeps the connection open.
+ */
+function drained(res: ServerResponse, signal: CancelSignal): Promise<boolean> {
+  if (signal.aborted) return Promise.resolve(false);
   return new Promise((resolve) => {
-    const done = () => {
-      res.off('drain', done);
-      res.off('close', done);
-      resolve();
+    const done = (writable: boolean) => {
+      res.off('drain', onDrain);
+      res.off('close', onEnd);
+      stopListening();
+      resolve(writable);
     };
-    res.once('drain', done);
-    res.once('close', done);
+    const onDrain = () => done(true);
+    const onEnd = () => done(false);
+    res.once('drain', onDrain);
+    res.once('close', onEnd);
+    const stopListening = onAbort(signal, onEnd);
   });
 }
 
@@ -237,6 +247,21 @@ export function createHttpIngress(opts: HttpIngressOptions): HttpIngress {
       requestId,
     ]);
     res.end(body);
+  }
+
+  /**
+   * A non-streamed answer (200). Larger than the socket's buffers (a few MB), it is not sent until
+   * the client reads, and its response, which holds the request's place under max_in_flight,
+   * stays open meanwhile: a client that does not read gets until the request's upstream deadline
+   * (from its receipt), then its connection is closed. Small answers finish at once: no timer.
+   */
+  function sendAnswer(res: ServerResponse, body: string, requestId: string, receivedAt: number): void {
+    sendJson(res, 200, body, requestId);
+    const deadlineMs = limits.upstreamTimeoutMs;
+    if (res.writableFinished || res.destroyed || deadlineMs === undefined) return;
+    const timer = setTimeout(() => res.destroy(), Math.max(0, receivedAt + deadlineMs - (performance.timeOrigin + performance.now())));
+    timer.unref();
+    res.once('close', () => clearTimeout(timer));
   }
 
   /** An error in the protocol's shape; a rate limit passes the upstream's Retry-After on. */
@@ -518,10 +543,10 @@ export function createHttpIngress(opts: HttpIngressOptions): HttpIngress {
         return sendError(res, isWardenError(err) ? err : new WardenError('internal', 'internal error'), requestId);
       }
       if (response.kind === 'complete') {
-        return sendJson(res, 200, completionBody(response.result), requestId);
+        return sendAnswer(res, completionBody(response.result), requestId, meta.receivedAt);
       }
       if (response.kind === 'stream') {
-        return await writeStream(res, response.chunks, requestId, wantsUsage(request));
+        return await writeStream(res, response.chunks, requestId, wantsUsage(request), signal);
       }
       // A dry run is served by the CLI and gRPC Render, never by this route.
       sendError(res, new WardenError('internal', 'internal error'), requestId);
@@ -565,7 +590,7 @@ export function createHttpIngress(opts: HttpIngressOptions): HttpIngress {
       } catch (err) {
         return fail(isWardenError(err) ? err : new WardenError('internal', 'internal error'));
       }
-      if (response.kind === 'complete') return sendJson(res, 200, anthropicMessageBody(response.result), requestId);
+      if (response.kind === 'complete') return sendAnswer(res, anthropicMessageBody(response.result), requestId, meta.receivedAt);
       if (response.kind !== 'stream') return fail(new WardenError('internal', 'internal error'));
       const it = response.chunks[Symbol.asyncIterator]();
       let step: IteratorResult<CompletionChunk>;
@@ -584,7 +609,8 @@ export function createHttpIngress(opts: HttpIngressOptions): HttpIngress {
           if (res.destroyed) break;
           model = step.value.model || model;
           const events = encoder.encode(step.value);
-          if (events !== '' && !res.write(events)) await drained(res);
+          // Not drained: the client is gone, or it stopped reading and the request is over.
+          if (events !== '' && !res.write(events) && !(await drained(res, signal))) break;
           step = await it.next();
         }
         if (step.done && !res.destroyed) return void res.end(encoder.finish(requestId, model));
@@ -598,6 +624,9 @@ export function createHttpIngress(opts: HttpIngressOptions): HttpIngress {
         if (!res.destroyed) res.end(anthropicErrorEvent(wardenErr, requestId));
         return;
       }
+      // The client went away, or stopped reading past the request's end (its deadline): nothing
+      // more can be said to it in-band. Stop reading (which aborts the upstream call and writes
+      // the audit record with the abort's code), and close the connection, which frees its place.
       await it.return?.();
       res.destroy();
     } finally {
@@ -615,6 +644,7 @@ export function createHttpIngress(opts: HttpIngressOptions): HttpIngress {
     chunks: AsyncIterable<CompletionChunk>,
     requestId: string,
     includeUsage: boolean,
+    signal: CancelSignal,
   ): Promise<void> {
     const it = chunks[Symbol.asyncIterator]();
     // Pull the first chunk before committing to 200: an upstream that is down or refuses the call
@@ -637,7 +667,8 @@ export function createHttpIngress(opts: HttpIngressOptions): HttpIngress {
         // read then fails, and the client gets the error event below.)
         if (res.destroyed) break;
         const chunk = step.value;
-        if ((includeUsage || chunk.choices.length > 0) && !res.write(chunkEvent(chunk, includeUsage))) await drained(res);
+        // Not drained: the client is gone, or it stopped reading and the request is over.
+        if ((includeUsage || chunk.choices.length > 0) && !res.write(chunkEvent(chunk, includeUsage)) && !(await drained(res, signal))) break;
         step = await it.next();
       }
       if (step.done && !res.destroyed) {
@@ -651,7 +682,9 @@ export function createHttpIngress(opts: HttpIngressOptions): HttpIngress {
       if (!res.destroyed) res.end(`data: ${JSON.stringify(errorBody(wardenErr))}\n\n`);
       return;
     }
-    // The client went away: stop reading (which aborts the upstream call and writes the audit record).
+    // The client went away, or stopped reading past the request's end (its deadline): stop reading
+    // (which aborts the upstream call and writes the audit record with the abort's code), and
+    // close the connection, which frees its place (nothing more can be said to it in-band).
     await it.return?.();
     res.destroy();
   }

@@ -16,6 +16,11 @@ export interface IngressLimits {
   maxInFlight: number;
   /** How long a client may take to send its request, in milliseconds (node's `requestTimeout`). */
   requestTimeoutMs: number;
+  /**
+   * The upstream deadline (limits.upstream_timeout_ms), which also bounds how long a client that
+   * does not read may keep a non-streamed answer unsent. Unset: unbounded.
+   */
+  upstreamTimeoutMs?: number;
 }
 
 export const DEFAULT_LIMITS: IngressLimits = {

@@ -1,7 +1,7 @@
 /**
  * The shutdown deadline (limits.shutdown_grace_ms) ends streams that are still running: their
  * audit records say `shutting_down` (Warden stopped), not `cancelled` (which means the client
- * went away), over HTTP and gRPC alike.
+ * went away), over HTTP and gRPC alike, and for a client that has stopped reading too.
  */
 import { connect } from 'node:net';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -24,9 +24,24 @@ afterAll(async () => {
 });
 
 describe('the shutdown deadline', () => {
-  it('ends running streams as shutting_down, over HTTP and gRPC', { timeout: 20_000 }, async () => {
+  it('ends running streams as shutting_down, over HTTP and gRPC, whether their clients read or not', { timeout: 20_000 }, async () => {
     const token = await w.signer.token('support', 'ticket-bot');
     const body = { model: 'gpt-4o-mini', stream: true, warden: { template: 'support/ticket-summary@2', variables: { ticket_id: 'T-9', customer_message: 'hi' } } };
+    // A client that stops reading an answer that floods: Warden waits for its socket to drain
+    // when the deadline closes the connection.
+    const url = new URL(w.addresses.http);
+    const callsBefore = upstream.calls.length;
+    upstream.mode = 'stream-flood';
+    const stalled = connect({ host: url.hostname, port: Number(url.port) });
+    stalled.on('error', () => undefined);
+    const stalledBody = JSON.stringify(body);
+    stalled.write(
+      `POST /v1/chat/completions HTTP/1.1\r\nhost: x\r\nauthorization: Bearer ${token}\r\ncontent-type: application/json\r\n` +
+        `content-length: ${Buffer.byteLength(stalledBody)}\r\n\r\n${stalledBody}`,
+    );
+    const stalledClosed = new Promise<void>((resolve) => stalled.once('close', () => resolve()));
+    await eventually(() => upstream.calls.length > callsBefore);
+    upstream.mode = 'stream-slow';
     const http = await fetch(`${w.addresses.http}/v1/chat/completions`, {
       method: 'POST',
       headers: { 'content-type': 'application/json', authorization: `Bearer ${token}` },
@@ -47,7 +62,6 @@ describe('the shutdown deadline', () => {
     });
     await eventually(() => grpcChunks > 2, 10);
     // A request whose headers are still arriving when the drain begins: refused, and audited.
-    const url = new URL(w.addresses.http);
     const late = connect({ host: url.hostname, port: Number(url.port) });
     await new Promise<void>((resolve) => late.once('connect', () => resolve()));
     late.write('POST /v1/chat/completions HTTP/1.1\r\nhost: x\r\n');
@@ -64,8 +78,10 @@ describe('the shutdown deadline', () => {
     await reading;
     await grpcEnded;
     client.close();
+    stalled.resume();
+    await stalledClosed;
     const records = w.audit().slice(before);
-    expect(records.filter((r) => r.stream === true).map((r) => r.error_code).sort()).toEqual(['shutting_down', 'shutting_down']);
+    expect(records.filter((r) => r.stream === true).map((r) => r.error_code).sort()).toEqual(['shutting_down', 'shutting_down', 'shutting_down']);
     expect(records.filter((r) => r.stream !== true).map((r) => r.error_code)).toEqual(['shutting_down']);
   });
 });

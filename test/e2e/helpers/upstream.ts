@@ -6,7 +6,7 @@
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
 import type { AddressInfo } from 'node:net';
 
-export type UpstreamMode = 'ok' | 'garbage' | 'slow' | 'error500' | 'stream-slow' | 'delayed' | 'tool-call' | 'deep-part' | 'rate-limited' | 'bad-request' | 'refusal' | 'text-then-tools' | 'after-finish' | 'tools-revisit' | 'scripted' | 'held';
+export type UpstreamMode = 'ok' | 'garbage' | 'slow' | 'error500' | 'stream-slow' | 'delayed' | 'tool-call' | 'deep-part' | 'rate-limited' | 'bad-request' | 'refusal' | 'text-then-tools' | 'after-finish' | 'tools-revisit' | 'scripted' | 'held' | 'stream-flood';
 
 /** The `scripted` mode's answer: this text, as content or as one tool call's arguments, streamed in pieces of `piece` units. */
 export interface ScriptedAnswer {
@@ -192,6 +192,22 @@ export async function startUpstream(): Promise<FakeUpstream> {
           clearInterval(timer);
           if (!res.writableEnded) resolveAborted();
         });
+        return;
+      }
+      case 'stream-flood': {
+        // An endless answer in 8 KB chunks, as fast as the caller takes them (backpressure kept):
+        // enough to fill every buffer between Warden and a client that stops reading.
+        res.writeHead(200, { 'content-type': 'text/event-stream' });
+        res.write(chunk(body, { role: 'assistant', content: '' }, null));
+        const piece = chunk(body, { content: 'x'.repeat(8192) }, null);
+        const flood = () => {
+          while (!res.destroyed && res.write(piece));
+        };
+        res.on('drain', flood);
+        res.on('close', () => {
+          if (!res.writableEnded) resolveAborted();
+        });
+        flood();
         return;
       }
       case 'tool-call': {

@@ -1,0 +1,176 @@
+/**
+ * A client that stops reading its answer (connection open, nothing read) must not outlive
+ * limits.upstream_timeout_ms: at the deadline its stream ends, its place under max_in_flight comes
+ * back and its audit record (`upstream_timeout`) is written, all before it reads again. Over
+ * HTTP (OpenAI and /v1/messages) and gRPC, against an upstream that streams without end.
+ */
+import { connect, type Socket } from 'node:net';
+import * as grpc from '@grpc/grpc-js';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { bearerMetadata, gatewayClient } from './helpers/grpc.js';
+import { postChat } from './helpers/http.js';
+import { startUpstream, type FakeUpstream } from './helpers/upstream.js';
+import { eventually, startWarden, type WardenFixture } from './helpers/warden.js';
+
+const DEADLINE_MS = 1000;
+
+let upstream: FakeUpstream;
+let w: WardenFixture;
+let token: string;
+
+beforeAll(async () => {
+  upstream = await startUpstream();
+  upstream.mode = 'stream-flood';
+  // One place: a stalled client that kept it would refuse every later request `overloaded`.
+  w = await startWarden({
+    upstreamUrl: upstream.url,
+    limits: `limits: { client_timeout_ms: 10000, upstream_timeout_ms: ${DEADLINE_MS}, max_in_flight: 1, shutdown_grace_ms: 1000 }`,
+  });
+  token = await w.signer.token('labs', 'raw-bot'); // raw prompts are allowed for labs/raw-bot
+});
+
+afterAll(async () => {
+  await w?.close();
+  await upstream?.close();
+});
+
+interface StalledClient {
+  /** Starts reading again; resolves with everything the server sent, once it closed the connection. */
+  readAll(): Promise<string>;
+}
+
+/** Sends one HTTP request on a raw socket and reads nothing of the answer (until readAll). */
+function stalledHttpClient(path: string, headers: Record<string, string>, body: object): StalledClient {
+  const url = new URL(w.addresses.http);
+  const text = JSON.stringify(body);
+  const head = Object.entries({ host: url.host, 'content-type': 'application/json', 'content-length': String(Buffer.byteLength(text)), ...headers })
+    .map(([k, v]) => `${k}: ${v}\r\n`)
+    .join('');
+  const socket: Socket = connect({ host: url.hostname, port: Number(url.port) });
+  socket.on('error', () => undefined);
+  socket.write(`POST ${path} HTTP/1.1\r\n${head}\r\n${text}`);
+  // No 'data' listener: node reads up to its buffer's mark, then the kernel's buffers fill.
+  const closed = new Promise<void>((resolve) => socket.once('close', () => resolve()));
+  return {
+    async readAll() {
+      const parts: Buffer[] = [];
+      socket.on('data', (d: Buffer) => parts.push(d));
+      await closed;
+      return Buffer.concat(parts).toString('latin1');
+    },
+  };
+}
+
+async function metrics(): Promise<string> {
+  return (await fetch(`${w.addresses.admin}/metrics`)).text();
+}
+
+/** Upstream calls that ended by the deadline, as the metric counts them. */
+async function upstreamTimeouts(): Promise<number> {
+  return (await metrics())
+    .split('\n')
+    .filter((l) => l.startsWith('warden_upstream_requests_total{') && l.includes('outcome="timeout"'))
+    .reduce((n, l) => n + Number(l.slice(l.lastIndexOf(' ') + 1)), 0);
+}
+
+/**
+ * The client's stream ended at the deadline while it was not reading: audited `upstream_timeout`,
+ * the upstream call closed, the place free again (a new request is admitted at max_in_flight 1).
+ */
+async function expectEndedAtDeadline(audited: number, upstreamAborted: Promise<void>, started: number, timeouts: number): Promise<void> {
+  await eventually(() => w.audit().length > audited);
+  const [record, ...more] = w.audit().slice(audited);
+  expect(more).toEqual([]);
+  expect(record).toMatchObject({ stream: true, status: 'error', error_code: 'upstream_timeout' });
+  expect(record!.latency_ms).toBeGreaterThanOrEqual(DEADLINE_MS - 50);
+  expect(Date.now() - started).toBeGreaterThanOrEqual(DEADLINE_MS - 50);
+  await upstreamAborted;
+  await eventually(async () => /^warden_requests_in_flight(\{[^}]*\})? 0$/m.test(await metrics()));
+  expect(await metrics()).toMatch(/^warden_active_streams(\{[^}]*\})? 0$/m);
+  // The upstream call counts as timed out, not as abandoned by its client.
+  expect(await upstreamTimeouts()).toBe(timeouts + 1);
+  const next = await postChat(w.addresses.http, token, { model: 'echo', messages: [{ role: 'user', content: 'next caller' }] });
+  expect(next.status).toBe(200);
+}
+
+describe('a streaming client that stops reading', () => {
+  it('over HTTP (OpenAI): loses its stream at the upstream deadline, before it reads again', { timeout: 5000 }, async () => {
+    const audited = w.audit().length;
+    const aborted = upstream.aborted;
+    const timeouts = await upstreamTimeouts();
+    const started = Date.now();
+    const client = stalledHttpClient('/v1/chat/completions', { authorization: `Bearer ${token}` }, { model: 'gpt-4o-mini', stream: true, messages: [{ role: 'user', content: 'hello' }] });
+    await expectEndedAtDeadline(audited, aborted, started, timeouts);
+    // What it reads afterwards: the start of the answer, cut (nothing can be said in-band to a
+    // client that does not read), never a [DONE] that would call it whole.
+    const text = await client.readAll();
+    expect(text).toMatch(/^HTTP\/1\.1 200 /);
+    expect(text).toContain('"content":"xxxx');
+    expect(text).not.toContain('[DONE]');
+  });
+
+  it('over HTTP (/v1/messages): the same', { timeout: 5000 }, async () => {
+    const audited = w.audit().length;
+    const aborted = upstream.aborted;
+    const timeouts = await upstreamTimeouts();
+    const started = Date.now();
+    const client = stalledHttpClient('/v1/messages', { 'x-api-key': token, 'anthropic-version': '2023-06-01' }, { model: 'gpt-4o-mini', max_tokens: 64, stream: true, messages: [{ role: 'user', content: 'hello' }] });
+    await expectEndedAtDeadline(audited, aborted, started, timeouts);
+    const text = await client.readAll();
+    expect(text).toMatch(/^HTTP\/1\.1 200 /);
+    expect(text).toContain('event: content_block_delta');
+    expect(text).not.toContain('message_stop');
+  });
+
+  it('over gRPC (StreamComplete, a paused grpc-js client): the same; it then reads DEADLINE_EXCEEDED', { timeout: 5000 }, async () => {
+    const audited = w.audit().length;
+    const aborted = upstream.aborted;
+    const timeouts = await upstreamTimeouts();
+    const started = Date.now();
+    const client = gatewayClient(w.addresses.grpc);
+    try {
+      const call = client.StreamComplete({ model: 'gpt-4o-mini', messages: [{ role: 'user', content: 'hello' }] }, bearerMetadata(token));
+      let chunks = 0;
+      call.on('data', () => {
+        if (++chunks === 1) call.pause();
+      });
+      const ended = new Promise<grpc.ServiceError | 'end'>((resolve) => {
+        call.once('error', resolve);
+        call.once('end', () => resolve('end'));
+      });
+      await expectEndedAtDeadline(audited, aborted, started, timeouts);
+      expect(chunks).toBe(1);
+      call.resume();
+      const err = (await ended) as grpc.ServiceError;
+      expect(err.code).toBe(grpc.status.DEADLINE_EXCEEDED);
+      expect(err.metadata.get('warden-code')[0]).toBe('upstream_timeout');
+    } finally {
+      client.close();
+    }
+  });
+});
+
+describe('a client that does not read a large non-streamed answer', () => {
+  it('does not keep its place past the upstream deadline', { timeout: 5000 }, async () => {
+    // Larger than every buffer between Warden and the client: res.end() cannot finish.
+    upstream.mode = 'scripted';
+    upstream.script = { text: 'y'.repeat(12 * 1024 * 1024) };
+    try {
+      const audited = w.audit().length;
+      const started = Date.now();
+      const client = stalledHttpClient('/v1/chat/completions', { authorization: `Bearer ${token}` }, { model: 'gpt-4o-mini', messages: [{ role: 'user', content: 'hello' }] });
+      // The answer was whole when it was audited; only its delivery is cut.
+      await eventually(() => w.audit().length > audited);
+      expect(w.audit().slice(audited)).toMatchObject([{ stream: false, status: 'ok' }]);
+      await eventually(async () => /^warden_requests_in_flight(\{[^}]*\})? 0$/m.test(await metrics()));
+      expect(Date.now() - started).toBeGreaterThanOrEqual(DEADLINE_MS - 50);
+      const next = await postChat(w.addresses.http, token, { model: 'echo', messages: [{ role: 'user', content: 'next caller' }] });
+      expect(next.status).toBe(200);
+      const text = await client.readAll();
+      expect(text).toMatch(/^HTTP\/1\.1 200 /);
+      expect(text.length).toBeLessThan(12 * 1024 * 1024);
+    } finally {
+      upstream.mode = 'stream-flood';
+    }
+  });
+});
