@@ -9,7 +9,7 @@
 import { WardenError } from '../pipeline/errors.js';
 import type { AllowList } from './allow-list.js';
 import { scanDigits, type DigitChunk, type DigitScan } from './entities/digit-runs.js';
-import { fold, foldPercentDecoded, toOriginalSpan, type FoldedText } from './normalize.js';
+import { fold, percentDecodedWindows, toOriginalSpan, type FoldedText } from './normalize.js';
 import { PREFILTER_MAX_CHARS, textTraits, type TextTraits } from './prefilter.js';
 import type { DetectContext, Detector, EntityInfo, Finding } from './types.js';
 
@@ -132,16 +132,22 @@ export class Scanner {
       if (traits !== null) traits = textTraits(folded.text);
     } else folded = { text, starts: null, ends: null };
     const result = this.scanView(text, folded, traits, opts, detectors, false);
-    // Percent escapes ("phone=%2B14155552671", "jane.doe%40example.com"): the decoded text is read
-    // too, and what it holds is added. Added only: a decoded "%20" ends a URL or a password value
-    // that the text as written shows whole, and that finding stays (it contains the other).
-    const decoded = foldPercentDecoded(text);
-    if (decoded !== null) {
-      const more = this.scanView(text, decoded, prefilter ? textTraits(decoded.text) : null, opts, detectors, true);
-      result.failures += more.failures;
-      if (more.findings.length > 0) {
-        result.findings = result.findings.concat(more.findings);
-        result.seen = new Set([...result.seen, ...more.seen]);
+    // Percent escapes ("phone=%2B14155552671", "jane.doe%40example.com"): the text around them is
+    // read decoded too, and what it holds is added. Added only: a decoded "%20" ends a URL or a
+    // password value that the text as written shows whole, and that finding stays (it contains
+    // the other).
+    const windows = percentDecodedWindows(text);
+    if (windows !== null) {
+      for (const w of windows) {
+        const traitsOf = opts.prefilter !== false && w.view.text.length <= PREFILTER_MAX_CHARS ? textTraits(w.view.text) : null;
+        const more = this.scanView(text, w.view, traitsOf, opts, detectors, true);
+        result.failures += more.failures;
+        for (const f of more.findings) {
+          // At an edge that cuts a word, the finding may be a piece of a longer token.
+          if ((w.cutLeft && f.start <= w.from) || (w.cutRight && f.end >= w.to)) continue;
+          result.findings.push(f);
+          if (!result.seen.has(f.entity)) result.seen = new Set([...result.seen, f.entity]);
+        }
       }
     }
     result.findings = resolveOverlaps(result.findings);

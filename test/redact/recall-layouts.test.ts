@@ -247,6 +247,27 @@ describe('percent-encoded values (URL query strings, form bodies, pasted logs)',
     expect(got).toEqual([['EMAIL_ADDRESS', 'jane.doe%40example.com']]);
   });
 
+  // Only the text around escapes is read decoded (windows of ~512 characters either side), so
+  // one escape in a long text does not double its cost; escapes far apart get a window each.
+  it('escapes deep inside a long text, far apart, are each found', () => {
+    const filler = 'lorem ipsum dolor sit amet '.repeat(2000); // ~54 KB
+    const text = `${filler}phone=%2B14155552671 ${filler}email=jane.doe%40example.com ${filler}`;
+    expect(found(text)).toEqual([
+      ['PHONE_NUMBER', '%2B14155552671'],
+      ['EMAIL_ADDRESS', 'jane.doe%40example.com'],
+    ]);
+  });
+
+  it('a window edge that cuts a word adds nothing there: the digits glued to letters stay glued', () => {
+    // No whitespace anywhere, so the window around the escape cuts the text 576 characters
+    // before it, right where the digits start: read from there, "4111111111111111," would be a
+    // card. In the text as written the digits are glued to the q's, and are no card.
+    const head = `${'q'.repeat(100)}4111111111111111,`;
+    const text = `${head}${'z'.repeat(576 - 17)}%20${'z'.repeat(100)}`;
+    expect(text.indexOf('%20') - 576).toBe(100);
+    expect(found(text)).toEqual([]);
+  });
+
   // Escapes that decode to no entity: short numbers, percentages, other escapes.
   const notPii = ['n=1%202&page=3%2D4', 'rate=50%25&x=%41%42', 'v=1%2E2%2E3', 'path=%2Fhome%2Fjane', 'a%40b'];
   for (const text of notPii) {
