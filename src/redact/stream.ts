@@ -83,6 +83,32 @@ function groupChar(c: number): boolean {
 function joinable(raw: string): boolean {
   const folded = fold(raw).text;
   if (folded.length === 0) return raw.length > 0; // only invisible characters: keep them together
+  if (groupJoinable(folded)) return true;
+  // A run ending in a percent escape, whole or still arriving ("555%", "555%2", "555%2D"): the
+  // scanner reads escapes decoded (normalize.ts percentDecodedWindows), so the escape may yet be
+  // a separator or a digit of the same value ("+1 (415) 555%2D2671"). The group before it
+  // decides; an escape alone may begin a group, as '(' and '+' do.
+  const esc = escapeTail(folded);
+  if (esc === 0) return false;
+  return esc === folded.length || groupJoinable(folded.slice(0, folded.length - esc));
+}
+
+function isHex(c: number): boolean {
+  return (c >= 48 && c <= 57) || ((c | 32) >= 97 && (c | 32) <= 102);
+}
+
+/** Length of a trailing `%`, `%X` or `%XX` (X hex) of `run`, 0 when it ends in none. */
+function escapeTail(run: string): number {
+  const n = run.length;
+  for (let k = 1; k <= 3 && k <= n; k++) {
+    if (run.charCodeAt(n - k) === 37) return k;
+    if (!isHex(run.charCodeAt(n - k))) return 0;
+  }
+  return 0;
+}
+
+/** The folded run's trailing group could be joined by a following group. */
+function groupJoinable(folded: string): boolean {
   const run = groupTail(folded);
   if (run.length === 0) return false;
   if (MONTHS.test(run)) return true;

@@ -283,6 +283,54 @@ describe('streaming: percent-encoded values', () => {
       if (got.content !== expected.content || got.args !== expected.args) expect({ i, ...got }).toEqual({ i, ...expected });
     }
   });
+
+  // A value with spaces or separators before its escape is a chain of groups: a split right after
+  // the '%' ("555%" | "2D2671") must still hold the groups before it, or "+1 (415) " goes out in
+  // clear before the escape completes the phone.
+  const SPACED: Record<string, [string, string]> = {
+    'a phone with a %2D': ['email: jane.doe%40example.com, phone: +1 (415) 555%2D2671. bye', 'email: [EMAIL_ADDRESS], phone: [PHONE_NUMBER]. bye'],
+    'a bracketed phone': ['call (415) 555%2D2671 now', 'call [PHONE_NUMBER] now'],
+    'a phone with a %20': ['tel +1 415 555%202671 x', 'tel [PHONE_NUMBER] x'],
+    'a card with a %20': ['pay with 4111 1111 1111%201111, thanks', 'pay with [CREDIT_CARD], thanks'],
+    'an IBAN with a %20': ['iban DE89 3704 0044 0532 0130%2000 ok', 'iban [IBAN_CODE] ok'],
+  };
+  for (const [name, [text, redacted]] of Object.entries(SPACED)) {
+    it(`${name}: every two-piece split equals the whole, as content and as tool arguments`, async () => {
+      const s = redactor.session(decision(), []);
+      // As tool arguments the text is a JSON string value, split at the same places in the text.
+      const args = `{"note":${JSON.stringify(text)}}`;
+      const at = '{"note":"'.length;
+      const expected = whole(s as ReturnType<typeof tokenizedSession>, text, args);
+      expect(expected).toEqual({ content: redacted, args: `{"note":${JSON.stringify(redacted)}}` });
+      for (let i = 1; i < text.length; i++) {
+        const chunks = [chunk(text.slice(0, i)), chunk(text.slice(i)), chunk(undefined, args.slice(0, at + i)), chunk(undefined, args.slice(at + i), 'stop')];
+        const got = joinChunks(await collect(s.processStream(fromArray(chunks))));
+        if (got.content !== expected.content || got.args !== expected.args) expect({ i, ...got }).toEqual({ i, ...expected });
+      }
+      // The escape arriving a unit at a time ("%", then "2", then "D") holds at each step.
+      for (const size of [1, 2, 3]) {
+        const pieces: CompletionChunk[] = [];
+        for (let i = 0; i < text.length; i += size) pieces.push(chunk(text.slice(i, i + size)));
+        expect(joinChunks(await collect(s.processStream(fromArray(pieces)))).content, `size ${size}`).toBe(redacted);
+      }
+    });
+  }
+
+  it('a chain of groups ending in escapes ("10% 20% …") is still held no further back than a chain of digit groups', async () => {
+    const s = redactor.session(decision(), []);
+    const pieces = Array.from({ length: 200 }, (_, i) => chunk(`${i % 90}% `));
+    pieces.push(chunk('end', undefined, 'stop'));
+    let total = 0;
+    let before = 0;
+    let n = 0;
+    for await (const c of s.processStream(fromArray(pieces))) {
+      const d = (c.choices[0]?.delta.content ?? '').length;
+      total += d;
+      if (++n < pieces.length) before += d;
+    }
+    // At most one chain (CHAIN_LIMIT, 80 units, plus its last run) waits for the end.
+    expect(total - before).toBeLessThan(100);
+  });
 });
 
 describe('streaming: sequential (one block at a time, as Anthropic streams)', () => {
