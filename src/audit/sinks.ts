@@ -195,14 +195,34 @@ function openForAppend(path: string): number {
     }
     throw unfitForAppend(st) ? notRegular(st) : err;
   }
+  let device: boolean;
   try {
     const st = fstatSync(fd);
     if (unfitForAppend(st)) throw notRegular(st);
+    device = st.isCharacterDevice();
   } catch (err) {
     closeSync(fd);
     throw err;
   }
-  return fd;
+  return device ? blockingReopen(fd) : fd;
+}
+
+/**
+ * A character device opened without waiting, opened again the usual way: left on, O_NONBLOCK would
+ * make a write to a terminal or serial line that is not being read fail with EAGAIN (and fail the
+ * sink) instead of waiting, as a write there always did. A regular file ignores the flag. Through
+ * /proc/self/fd, so the path is not looked up a second time; where there is no /proc, the first
+ * descriptor stays.
+ */
+function blockingReopen(fd: number): number {
+  let again: number;
+  try {
+    again = openSync(`/proc/self/fd/${fd}`, APPEND_FLAGS & ~(constants.O_NONBLOCK ?? 0));
+  } catch {
+    return fd;
+  }
+  closeSync(fd);
+  return again;
 }
 
 /** An error that says what went wrong with the file without quoting more than its path. */

@@ -40,8 +40,9 @@ export interface OpenAIProviderOptions {
    */
   connections?: number;
   /**
-   * Called when a call leaves every connection busy: the next one will wait for a connection.
-   * Cheap (undici says so in dispatch's return value); rate-limit any logging in it.
+   * Called when a call waits for a connection (every one is busy). Checked only when undici's
+   * dispatch says no connection is left free, so it costs nothing otherwise; rate-limit any
+   * logging in it.
    */
   onSaturated?: () => void;
   /** Largest non-streaming response body accepted. Default 16 MiB. */
@@ -66,6 +67,10 @@ export function createOpenAIProvider(opts: OpenAIProviderOptions): ModelProvider
   const maxResponseBytes = opts.maxResponseBytes ?? 16 * 1024 * 1024;
   const maxEventChars = opts.maxEventBytes ?? 1024 * 1024;
   const onSaturated = opts.onSaturated ?? noop;
+  /** After a dispatch that left no connection free: tells onSaturated when a call is waiting. */
+  const queuedCall = (): void => {
+    if (pool.stats.queued > 0) onSaturated();
+  };
   const pool = new Pool(url.origin, {
     // null: undici opens a connection for every concurrent call (no queue of its own).
     connections: opts.connections ?? null,
@@ -174,8 +179,9 @@ export function createOpenAIProvider(opts: OpenAIProviderOptions): ModelProvider
       const call = new BodyCollector(name, signal, maxResponseBytes, decodeCompletion);
       // With a connected idle socket, undici writes the request before dispatch() returns;
       // otherwise it waits in the pool's queue. Either way the result comes through `call`.
-      // false: no connection is free now (the pool is at `connections`); the next call waits.
-      if (!pool.dispatch({ method: 'POST', path, headers: headersFor(request, false, key), body: bodyFor(request, false) }, call)) onSaturated();
+      // false: this call took the last free connection (or waits for one); only a call that
+      // waits is news (at the default, max_in_flight refuses the next one first).
+      if (!pool.dispatch({ method: 'POST', path, headers: headersFor(request, false, key), body: bodyFor(request, false) }, call)) queuedCall();
       return call.promise;
     } catch (err) {
       return Promise.reject(err);
@@ -202,7 +208,7 @@ export function createOpenAIProvider(opts: OpenAIProviderOptions): ModelProvider
   function startStream(request: UpstreamRequest, key: string | undefined, call: SseCall): void {
     if (call.over) return;
     try {
-      if (!pool.dispatch({ method: 'POST', path, headers: headersFor(request, true, key), body: bodyFor(request, true) }, call)) onSaturated();
+      if (!pool.dispatch({ method: 'POST', path, headers: headersFor(request, true, key), body: bodyFor(request, true) }, call)) queuedCall();
     } catch (err) {
       call.fail(upstreamFailure(err, request.signal, name));
     }

@@ -158,12 +158,24 @@ export interface DecodedWindow {
   /** The stretch, in the original text's offsets (end exclusive). */
   from: number;
   to: number;
-  /**
-   * The edge cuts a word (no whitespace within reach): a finding touching it may be a piece of a
-   * longer token, and is the original scan's to make (the cut is far from any escape).
-   */
-  cutLeft: boolean;
-  cutRight: boolean;
+}
+
+/**
+ * How near an escape a finding of a decoded window must be to count (see escapeNear): escapes
+ * inside it, or just before it (`ssn%3A536-22-1234`, where the decoded ':' makes "ssn" a key).
+ */
+export const ESCAPE_NEAR = 32;
+
+const ONE_ESCAPE = new RegExp(PERCENT_ESCAPE.source);
+
+/**
+ * Whether the original text holds an escape within ESCAPE_NEAR of [start, end). A finding of a
+ * decoded window with none near it reads the same text the plain scan read, only with less
+ * context (the window's edge may cut off "order" before a number): the plain scan's verdict
+ * stands for it.
+ */
+export function escapeNear(original: string, start: number, end: number): boolean {
+  return ONE_ESCAPE.test(original.slice(Math.max(0, start - ESCAPE_NEAR), end + ESCAPE_NEAR));
 }
 
 function isSpaceCode(c: number): boolean {
@@ -171,20 +183,18 @@ function isSpaceCode(c: number): boolean {
 }
 
 /** Where a window wanting to start at `at` starts: just after whitespace, moved back at most EDGE_SLACK. */
-function leftEdge(text: string, at: number): [number, boolean] {
-  if (at <= 0) return [0, false];
-  for (let i = at; i > 0 && i >= at - EDGE_SLACK; i--) if (isSpaceCode(text.charCodeAt(i - 1))) return [i, false];
-  const cut = at - EDGE_SLACK;
-  return cut <= 0 ? [0, false] : [cut, true];
+function leftEdge(text: string, at: number): number {
+  if (at <= 0) return 0;
+  for (let i = at; i > 0 && i >= at - EDGE_SLACK; i--) if (isSpaceCode(text.charCodeAt(i - 1))) return i;
+  return Math.max(0, at - EDGE_SLACK);
 }
 
 /** Where a window wanting to end at `at` ends: at whitespace, moved on at most EDGE_SLACK. */
-function rightEdge(text: string, at: number): [number, boolean] {
+function rightEdge(text: string, at: number): number {
   const n = text.length;
-  if (at >= n) return [n, false];
-  for (let i = at; i < n && i <= at + EDGE_SLACK; i++) if (isSpaceCode(text.charCodeAt(i))) return [i, false];
-  const cut = at + EDGE_SLACK;
-  return cut >= n ? [n, false] : [cut, true];
+  if (at >= n) return n;
+  for (let i = at; i < n && i <= at + EDGE_SLACK; i++) if (isSpaceCode(text.charCodeAt(i))) return i;
+  return Math.min(n, at + EDGE_SLACK);
 }
 
 /**
@@ -217,8 +227,8 @@ export function percentDecodedWindows(original: string): DecodedWindow[] | null 
 }
 
 function decodedWindow(original: string, lo: number, hi: number): DecodedWindow {
-  const [from, cutLeft] = leftEdge(original, lo);
-  const [to, cutRight] = rightEdge(original, hi);
+  const from = leftEdge(original, lo);
+  const to = rightEdge(original, hi);
   const starts = new Int32Array(to - from);
   const ends = new Int32Array(to - from);
   const parts: string[] = [];
@@ -242,7 +252,7 @@ function decodedWindow(original: string, lo: number, hi: number): DecodedWindow 
   }
   copyTo(to);
   const decoded: FoldedText = { text: parts.join(''), starts: starts.subarray(0, j), ends: ends.subarray(0, j) };
-  return { view: composeFolded(decoded, fold(decoded.text)), from, to, cutLeft, cutRight };
+  return { view: composeFolded(decoded, fold(decoded.text)), from, to };
 }
 
 /**

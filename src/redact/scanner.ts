@@ -9,7 +9,8 @@
 import { WardenError } from '../pipeline/errors.js';
 import type { AllowList } from './allow-list.js';
 import { scanDigits, type DigitChunk, type DigitScan } from './entities/digit-runs.js';
-import { fold, percentDecodedWindows, toOriginalSpan, type FoldedText } from './normalize.js';
+import { SECRET_ENTITIES } from './entities/secrets.js';
+import { escapeNear, fold, percentDecodedWindows, toOriginalSpan, type FoldedText } from './normalize.js';
 import { PREFILTER_MAX_CHARS, textTraits, type TextTraits } from './prefilter.js';
 import type { DetectContext, Detector, EntityInfo, Finding } from './types.js';
 
@@ -143,8 +144,9 @@ export class Scanner {
         const more = this.scanView(text, w.view, traitsOf, opts, detectors, true);
         result.failures += more.failures;
         for (const f of more.findings) {
-          // At an edge that cuts a word, the finding may be a piece of a longer token.
-          if ((w.cutLeft && f.start <= w.from) || (w.cutRight && f.end >= w.to)) continue;
+          // Only what the escapes change: elsewhere the window reads the plain text with less
+          // context than the plain scan had (its edge may cut off "order" before a number).
+          if (!escapeNear(text, f.start, f.end)) continue;
           result.findings.push(f);
           if (!result.seen.has(f.entity)) result.seen = new Set([...result.seen, f.entity]);
         }
@@ -255,8 +257,13 @@ export function resolveOverlaps(findings: Finding[]): Finding[] {
   return out;
 }
 
-/** Entities that legitimately contain others (a URL holds an email; a key block holds anything). */
-const CONTAINERS = new Set(['URL', 'PRIVATE_KEY', 'JWT']);
+/**
+ * Entities that legitimately contain others (a URL holds an email; a key block holds anything),
+ * and every secret: a secret value is masked whole, whatever it holds. A password such as
+ * `Hq7xTz9pL2:+14155552671:more` holds a phone number that scores higher than the password; the
+ * phone winning would send the rest of the secret upstream in clear.
+ */
+const CONTAINERS = new Set<string>(['URL', ...SECRET_ENTITIES]);
 
 function resolveCluster(cluster: Finding[], out: Finding[]): void {
   const order = cluster.slice().sort((a, b) => b.end - b.start - (a.end - a.start) || b.score - a.score);

@@ -46,6 +46,8 @@ const JSON_CONTENT_TYPE = 'application/json';
 const SERVED_ROUTES = 'POST /v1/chat/completions, POST /v1/messages, GET /v1/models and GET /v1/models/{id}';
 /** The methods the app routes take, as a CONNECT's 405 lists them. */
 const APP_METHODS = 'GET, POST';
+/** How long a client behind in reading a stream has to take its last event once the deadline passed. */
+const BEHIND_CLIENT_GRACE_MS = 1_000;
 /** `GET /v1/models/{id}` */
 const MODEL_PATH = '/v1/models/';
 
@@ -122,6 +124,15 @@ function checkContentEncoding(value: string | undefined): void {
 /** Refusals that leave the body unread (or part read): the connection cannot be reused. */
 function closesConnection(code: string): boolean {
   return code === 'payload_too_large' || code === 'request_timeout' || code === 'unsupported_media_type';
+}
+
+/**
+ * Why a stream ended for a client that was behind in reading it when its request was stopped:
+ * Warden's own word (`shutting_down`: the shutdown deadline), else the upstream deadline.
+ */
+function behindReason(signal: CancelSignal): WardenError {
+  if (isWardenError(signal.reason)) return signal.reason;
+  return new WardenError('upstream_timeout', 'the request ran out of time (limits.upstream_timeout_ms) before its answer was delivered');
 }
 
 function tooLarge(limit: number): WardenError {
@@ -252,14 +263,30 @@ export function createHttpIngress(opts: HttpIngressOptions): HttpIngress {
   /**
    * A non-streamed answer (200). Larger than the socket's buffers (a few MB), it is not sent until
    * the client reads, and its response, which holds the request's place under max_in_flight,
-   * stays open meanwhile: a client that does not read gets until the request's upstream deadline
-   * (from its receipt), then its connection is closed. Small answers finish at once: no timer.
+   * stays open meanwhile. The client gets a whole upstream deadline (limits.upstream_timeout_ms)
+   * from here to take it; one that has not by then has its connection closed. Small answers
+   * finish at once: no timer.
    */
-  function sendAnswer(res: ServerResponse, body: string, requestId: string, receivedAt: number): void {
+  function sendAnswer(res: ServerResponse, body: string, requestId: string): void {
     sendJson(res, 200, body, requestId);
-    const deadlineMs = limits.upstreamTimeoutMs;
-    if (res.writableFinished || res.destroyed || deadlineMs === undefined) return;
-    const timer = setTimeout(() => res.destroy(), Math.max(0, receivedAt + deadlineMs - (performance.timeOrigin + performance.now())));
+    const windowMs = limits.upstreamTimeoutMs;
+    if (res.writableFinished || res.destroyed || windowMs === undefined) return;
+    const timer = setTimeout(() => res.destroy(), windowMs);
+    timer.unref();
+    res.once('close', () => clearTimeout(timer));
+  }
+
+  /**
+   * Ends a stream whose request's deadline passed while the client was behind in reading it
+   * (`drained` gave up): the client is told in-band, as one that keeps up is, with `last` (the
+   * error event), and the connection is closed if it does not take that within a second. The
+   * audit record is already written and the upstream call over (`it.return()`).
+   */
+  function endBehindClient(res: ServerResponse, last: string): void {
+    if (res.destroyed) return;
+    res.end(last);
+    if (res.writableFinished) return;
+    const timer = setTimeout(() => res.destroy(), BEHIND_CLIENT_GRACE_MS);
     timer.unref();
     res.once('close', () => clearTimeout(timer));
   }
@@ -543,7 +570,7 @@ export function createHttpIngress(opts: HttpIngressOptions): HttpIngress {
         return sendError(res, isWardenError(err) ? err : new WardenError('internal', 'internal error'), requestId);
       }
       if (response.kind === 'complete') {
-        return sendAnswer(res, completionBody(response.result), requestId, meta.receivedAt);
+        return sendAnswer(res, completionBody(response.result), requestId);
       }
       if (response.kind === 'stream') {
         return await writeStream(res, response.chunks, requestId, wantsUsage(request), signal);
@@ -590,7 +617,7 @@ export function createHttpIngress(opts: HttpIngressOptions): HttpIngress {
       } catch (err) {
         return fail(isWardenError(err) ? err : new WardenError('internal', 'internal error'));
       }
-      if (response.kind === 'complete') return sendAnswer(res, anthropicMessageBody(response.result), requestId, meta.receivedAt);
+      if (response.kind === 'complete') return sendAnswer(res, anthropicMessageBody(response.result), requestId);
       if (response.kind !== 'stream') return fail(new WardenError('internal', 'internal error'));
       const it = response.chunks[Symbol.asyncIterator]();
       let step: IteratorResult<CompletionChunk>;
@@ -624,11 +651,12 @@ export function createHttpIngress(opts: HttpIngressOptions): HttpIngress {
         if (!res.destroyed) res.end(anthropicErrorEvent(wardenErr, requestId));
         return;
       }
-      // The client went away, or stopped reading past the request's end (its deadline): nothing
-      // more can be said to it in-band. Stop reading (which aborts the upstream call and writes
-      // the audit record with the abort's code), and close the connection, which frees its place.
+      // The client went away, or was behind in reading when the request's deadline passed. Stop
+      // reading (which aborts the upstream call and writes the audit record with the abort's
+      // code); a client still there is told why, and its connection closed if it takes nothing.
       await it.return?.();
-      res.destroy();
+      if (res.destroyed || !signal.aborted) return void res.destroy();
+      endBehindClient(res, anthropicErrorEvent(behindReason(signal), requestId));
     } finally {
       dispose();
     }
@@ -682,11 +710,12 @@ export function createHttpIngress(opts: HttpIngressOptions): HttpIngress {
       if (!res.destroyed) res.end(`data: ${JSON.stringify(errorBody(wardenErr))}\n\n`);
       return;
     }
-    // The client went away, or stopped reading past the request's end (its deadline): stop reading
-    // (which aborts the upstream call and writes the audit record with the abort's code), and
-    // close the connection, which frees its place (nothing more can be said to it in-band).
+    // The client went away, or was behind in reading when the request's deadline passed. Stop
+    // reading (which aborts the upstream call and writes the audit record with the abort's code);
+    // a client still there is told why, and its connection closed if it takes nothing more.
     await it.return?.();
-    res.destroy();
+    if (res.destroyed || !signal.aborted) return void res.destroy();
+    endBehindClient(res, `data: ${JSON.stringify(errorBody(behindReason(signal)))}\n\n`);
   }
 
   /**

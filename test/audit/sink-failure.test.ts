@@ -4,7 +4,7 @@
  * on segments, rewritten lines and huge lines. Real files only; nothing here needs root.
  */
 import { execFileSync, spawn } from 'node:child_process';
-import { closeSync, constants, existsSync, linkSync, openSync, mkdirSync, readFileSync, renameSync, rmSync, statSync, writeFileSync } from 'node:fs';
+import { closeSync, constants, existsSync, linkSync, openSync, mkdirSync, readdirSync, readFileSync, readlinkSync, renameSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -290,6 +290,28 @@ describe('file sink on a FIFO', () => {
     await sink.write('x\n');
     sink.reopen!(); // a SIGHUP: not said again
     expect(warnings).toEqual(['audit sink file:/dev/null is a character device, not a file: its records are not kept where "warden audit verify" can read them, and the hash chain starts afresh at each start']);
+    await sink.close();
+  });
+
+  it('a character device is written to without O_NONBLOCK (a terminal not being read makes a write wait, not fail)', async () => {
+    // Descriptors of this process open for appending on /dev/null, with their open flags (octal).
+    const appendingDevNull = (): number[] =>
+      readdirSync('/proc/self/fd')
+        .filter((n) => {
+          try {
+            return readlinkSync(`/proc/self/fd/${n}`) === '/dev/null';
+          } catch {
+            return false;
+          }
+        })
+        .map((n) => Number.parseInt(/^flags:\s+([0-7]+)$/m.exec(readFileSync(`/proc/self/fdinfo/${n}`, 'utf8'))![1]!, 8))
+        .filter((flags) => (flags & constants.O_APPEND) !== 0);
+    const before = appendingDevNull().length;
+    const sink = createFileSink('/dev/null');
+    sink.open!();
+    const flags = appendingDevNull();
+    expect(flags).toHaveLength(before + 1);
+    expect(flags.every((f) => (f & constants.O_NONBLOCK) === 0)).toBe(true);
     await sink.close();
   });
 

@@ -4,7 +4,8 @@
  * back and its audit record (`upstream_timeout`) is written, all before it reads again. Over
  * HTTP (OpenAI and /v1/messages) and gRPC, against an upstream that streams without end.
  */
-import { connect, type Socket } from 'node:net';
+import { createServer } from 'node:http';
+import { connect, type AddressInfo, type Socket } from 'node:net';
 import * as grpc from '@grpc/grpc-js';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { bearerMetadata, gatewayClient } from './helpers/grpc.js';
@@ -146,6 +147,97 @@ describe('a streaming client that stops reading', () => {
       expect(err.metadata.get('warden-code')[0]).toBe('upstream_timeout');
     } finally {
       client.close();
+    }
+  });
+});
+
+describe('a streaming client that reads, but slower than the upstream sends', () => {
+  it('is told in-band when the deadline passes while it is behind: the upstream_timeout event, then the end', { timeout: 5000 }, async () => {
+    const audited = w.audit().length;
+    const url = new URL(w.addresses.http);
+    const text = JSON.stringify({ model: 'gpt-4o-mini', stream: true, messages: [{ role: 'user', content: 'hello' }] });
+    const socket = connect({ host: url.hostname, port: Number(url.port) });
+    socket.on('error', () => undefined);
+    socket.write(
+      `POST /v1/chat/completions HTTP/1.1\r\nhost: ${url.host}\r\nauthorization: Bearer ${token}\r\ncontent-type: application/json\r\n` +
+        `content-length: ${Buffer.byteLength(text)}\r\n\r\n${text}`,
+    );
+    // Reads all the time, 64 KB every 16 ms (~4 MB/s): behind an upstream that floods, so Warden
+    // is nearly always waiting for it to drain when the deadline passes.
+    const parts: Buffer[] = [];
+    let since = 0;
+    socket.on('data', (d: Buffer) => {
+      parts.push(d);
+      since += d.length;
+      if (since > 64 * 1024) {
+        since = 0;
+        socket.pause();
+        setTimeout(() => socket.resume(), 16);
+      }
+      // The chunked body's end: the response is over.
+      if (d.toString('latin1').endsWith('0\r\n\r\n')) socket.end();
+    });
+    await new Promise((resolve) => socket.once('close', resolve));
+    const all = Buffer.concat(parts).toString('latin1');
+    expect(all).toMatch(/^HTTP\/1\.1 200 /);
+    expect(all.slice(-600)).toMatch(/data: \{"error":\{[^\n]*"code":"upstream_timeout"/);
+    expect(all).not.toContain('[DONE]');
+    await eventually(() => w.audit().length > audited);
+    expect(w.audit().slice(audited)).toMatchObject([{ stream: true, status: 'error', error_code: 'upstream_timeout' }]);
+  });
+});
+
+describe('a client that reads a large non-streamed answer that came late in the deadline', () => {
+  it('gets all of it: it has a whole deadline from the answer on to take it', { timeout: 8000 }, async () => {
+    const SIZE = 8 * 1024 * 1024;
+    // An upstream that answers 8 MB 850 ms into a 1 s deadline.
+    const late = createServer((req, res) => {
+      const parts: Buffer[] = [];
+      req.on('data', (d: Buffer) => parts.push(d));
+      req.on('end', () => {
+        const body = JSON.parse(Buffer.concat(parts).toString()) as { model: string };
+        const answer = {
+          id: 'chatcmpl-late', object: 'chat.completion', created: 1, model: body.model,
+          choices: [{ index: 0, message: { role: 'assistant', content: 'y'.repeat(SIZE) }, logprobs: null, finish_reason: 'stop' }],
+          usage: { prompt_tokens: 1, completion_tokens: 1, total_tokens: 2 },
+        };
+        setTimeout(() => res.writeHead(200, { 'content-type': 'application/json' }).end(JSON.stringify(answer)), 850);
+      });
+    });
+    await new Promise<void>((resolve) => late.listen(0, '127.0.0.1', resolve));
+    const lateWarden = await startWarden({
+      upstreamUrl: `http://127.0.0.1:${(late.address() as AddressInfo).port}/v1`,
+      limits: `limits: { upstream_timeout_ms: ${DEADLINE_MS}, shutdown_grace_ms: 1000 }`,
+    });
+    try {
+      const lateToken = await lateWarden.signer.token('labs', 'raw-bot');
+      const url = new URL(lateWarden.addresses.http);
+      const text = JSON.stringify({ model: 'gpt-4o-mini', messages: [{ role: 'user', content: 'hello' }] });
+      const socket = connect({ host: url.hostname, port: Number(url.port) });
+      socket.on('error', () => undefined);
+      socket.write(
+        `POST /v1/chat/completions HTTP/1.1\r\nhost: ${url.host}\r\nauthorization: Bearer ${lateToken}\r\ncontent-type: application/json\r\n` +
+          `content-length: ${Buffer.byteLength(text)}\r\nconnection: close\r\n\r\n${text}`,
+      );
+      // A reading client on a slower link: 1 MB, then 25 ms, ... (~40 MB/s: past the deadline's end).
+      let got = 0;
+      let since = 0;
+      socket.on('data', (d: Buffer) => {
+        got += d.length;
+        since += d.length;
+        if (since > 1024 * 1024) {
+          since = 0;
+          socket.pause();
+          setTimeout(() => socket.resume(), 25);
+        }
+      });
+      await new Promise((resolve) => socket.once('close', resolve));
+      expect(got).toBeGreaterThan(SIZE);
+      await eventually(() => lateWarden.audit().length > 0);
+      expect(lateWarden.audit()).toMatchObject([{ stream: false, status: 'ok' }]);
+    } finally {
+      await lateWarden.close();
+      late.close();
     }
   });
 });

@@ -66,6 +66,18 @@ describe('calls to one provider', () => {
     expect(w.logs.filter((l) => l.includes('pool.connections'))).toEqual([]);
   }, 15_000);
 
+  it('at the default, a full load (every place under max_in_flight taken) is no saturation: nothing waits, nothing is logged', async () => {
+    // The last call takes the last connection (undici's dispatch says so): the next one would be
+    // refused `overloaded` by max_in_flight, never wait. The warning is for calls that wait.
+    const { upstream, w } = await start({ limits: 'limits: { max_in_flight: 3, upstream_timeout_ms: 10000, shutdown_grace_ms: 2000 }' });
+    const pending = await calls(w, 3);
+    await eventually(() => upstream.held === 3);
+    expect((await upstreamGauge(w, 'warden_upstream_queued')).upstream).toBe(0);
+    upstream.release();
+    expect((await Promise.all(pending)).map((r) => r.status)).toEqual([200, 200, 200]);
+    expect(w.logs.filter((l) => l.includes('pool.connections'))).toEqual([]);
+  });
+
   it('past an explicit pool.connections, wait for a connection and are counted in warden_upstream_queued', async () => {
     const { upstream, w } = await start({ upstreamKeys: 'pool: { connections: 2 }' });
     const pending = await calls(w, 5);

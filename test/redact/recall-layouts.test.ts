@@ -268,11 +268,42 @@ describe('percent-encoded values (URL query strings, form bodies, pasted logs)',
     expect(found(text)).toEqual([]);
   });
 
+  it('a finding of the decoded text needs an escape near it: far from one, the plain scan decides', () => {
+    // The window around the escape starts just after "order": read alone, the number would be a
+    // phone; with its context word, it is an order number, as the plain scan says.
+    for (const [context, value] of [['order ', '415-555-2671'], ['tracking ', '415 555 2671']]) {
+      // The escape 514 units after the value's start: the window's reach (512) ends inside the
+      // value, and its edge moves back to the space after the context word.
+      const text = `${context}${value} ${'w'.repeat(514 - 1 - value.length)}%20 tail`;
+      expect(text.indexOf('%20') - context.length).toBe(514);
+      expect(found(text)).toEqual([]);
+    }
+    // Just before a value, an escape counts: its decoded ':' makes "ssn" a key.
+    expect(found('ssn%3A536-22-1234')).toEqual([['US_SSN', '536-22-1234']]);
+  });
+
   // Escapes that decode to no entity: short numbers, percentages, other escapes.
   const notPii = ['n=1%202&page=3%2D4', 'rate=50%25&x=%41%42', 'v=1%2E2%2E3', 'path=%2Fhome%2Fjane', 'a%40b'];
   for (const text of notPii) {
     it(`no finding: ${JSON.stringify(text)}`, () => {
       expect(found(text)).toEqual([]);
+    });
+  }
+});
+
+describe('a secret value is masked whole, whatever it holds', () => {
+  // A password or token that holds a phone, an address or a card: the inner finding scores
+  // higher, and winning would leave the rest of the secret in clear.
+  const cases: Array<[string, string]> = [
+    ['token=Hq7xTz9pL2:+14155552671:moreSecretStuffZ', 'Hq7xTz9pL2:+14155552671:moreSecretStuffZ'],
+    ['token=Hq7xTz9pL2%3A%2B14155552671%3AmoreSecretStuffZ', 'Hq7xTz9pL2%3A%2B14155552671%3AmoreSecretStuffZ'],
+    ['secret=Kd83%2Fjane.doe%40example.com%2Fx8Jq2LmZpQ', 'Kd83%2Fjane.doe%40example.com%2Fx8Jq2LmZpQ'],
+    ['secret=Kd83/jane.doe@example.com/x8Jq2LmZpQ', 'Kd83/jane.doe@example.com/x8Jq2LmZpQ'],
+    ['client_secret=Wx4=536-22-1234=Qp7zLm', 'Wx4=536-22-1234=Qp7zLm'],
+  ];
+  for (const [text, secret] of cases) {
+    it(JSON.stringify(text), () => {
+      expect(found(text)).toEqual([['PASSWORD', secret]]);
     });
   }
 });
