@@ -4,6 +4,7 @@
  * required key) points at the deepest ancestor that does.
  */
 import { isMap, isScalar, isSeq, type Document, type LineCounter, type Node } from 'yaml';
+import { escapeInvisible } from '../pipeline/identifiers.js';
 
 export type KeyPath = ReadonlyArray<PropertyKey>;
 
@@ -44,19 +45,10 @@ export function locate(doc: Document, counter: LineCounter, path: KeyPath): Posi
   return { line: pos.line, column: pos.col };
 }
 
-/**
- * Characters JSON.stringify leaves as they are that would still hide or rewrite text on a
- * terminal: C1 controls, invisible format characters (bidi overrides, zero-width), line and
- * paragraph separators.
- */
-const INVISIBLE = /[\p{Cc}\p{Cf}\p{Zl}\p{Zp}]/gu;
-
 /** A key, quoted, with every invisible character written as an escape, so the message shows it. */
 function quoteKey(key: string): string {
-  return JSON.stringify(key).replace(INVISIBLE, (ch) => {
-    const code = ch.codePointAt(0)!;
-    return code > 0xffff ? `\\u{${code.toString(16)}}` : `\\u${code.toString(16).padStart(4, '0')}`;
-  });
+  // JSON.stringify escapes C0 controls; C1 controls, format characters and separators it leaves.
+  return escapeInvisible(JSON.stringify(key));
 }
 
 /** Renders a key path as `a.b[0].c`; keys that are not plain words are quoted: `models["gpt-4.1"]`. */

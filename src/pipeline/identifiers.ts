@@ -39,6 +39,17 @@ function escapeChar(ch: string): string {
   return code > 0xffff ? `\\u{${code.toString(16)}}` : `\\u${code.toString(16).padStart(4, '0')}`;
 }
 
+const INVISIBLE = new RegExp(NOT_IN_MODEL_NAME.source, 'gu');
+
+/**
+ * `text` with every control, invisible format, line or paragraph separator character written as
+ * an escape, for a message that names text an operator wrote (a config key): what would hide or
+ * rewrite a terminal line is shown instead.
+ */
+export function escapeInvisible(text: string): string {
+  return text.replace(INVISIBLE, escapeChar);
+}
+
 /**
  * Why a model name written by an operator (a template's `models:` entry) breaks the rule, or
  * undefined: the rule, and what in the name breaks it: the first character that may not be in it,
