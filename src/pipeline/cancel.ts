@@ -12,6 +12,7 @@
  * plain AbortSignals) and listens through `onAbort`.
  */
 import { EventEmitter } from 'node:events';
+import { WardenError, isWardenError } from './errors.js';
 
 /** What a request's signal offers: a RequestSignal, or a plain AbortSignal (tests, gRPC, CLI). */
 export type CancelSignal = AbortSignal | RequestSignal;
@@ -41,6 +42,18 @@ export function deadlineExceeded(): DOMException {
 /** True when `reason` (a signal's) is a deadline's, not the client going away or Warden stopping. */
 export function isDeadlineExceeded(reason: unknown): boolean {
   return reason instanceof Error && reason.name === 'TimeoutError';
+}
+
+/**
+ * The error a request ends with when its signal's abort `reason` says why: Warden's own word (a
+ * WardenError: `shutting_down` when the shutdown deadline cut it, `cancelled`), or the upstream
+ * deadline (`upstream_timeout`, naming `provider`). Undefined when it does not say: the caller's
+ * own `cancelled` then.
+ */
+export function abortReasonError(reason: unknown, provider: string): WardenError | undefined {
+  if (isWardenError(reason)) return reason;
+  if (isDeadlineExceeded(reason)) return new WardenError('upstream_timeout', `provider ${provider} did not answer in time`, { details: { provider } });
+  return undefined;
 }
 
 /** Calls `listener` once when `signal` aborts; returns the function that stops listening. */

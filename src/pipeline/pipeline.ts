@@ -6,7 +6,7 @@
  */
 import { performance } from 'node:perf_hooks';
 import { startTrace } from '../telemetry/tracing.js';
-import { isDeadlineExceeded, onAbort } from './cancel.js';
+import { abortReasonError, onAbort } from './cancel.js';
 import { WardenError, isWardenError } from './errors.js';
 import type { RequestContext, Stage, StageName } from './stage.js';
 import type { CompletionChunk, Decision, PipelineResponse, PromptRequest } from './types.js';
@@ -434,13 +434,7 @@ class AuditedStream implements AsyncIterableIterator<CompletionChunk> {
  * by it too), else the client went away.
  */
 function abortOutcome(ctx: RequestContext): WardenError {
-  const reason: unknown = ctx.request.signal.reason;
-  if (isWardenError(reason)) return reason;
-  if (isDeadlineExceeded(reason)) {
-    const provider = ctx.provider ?? 'upstream';
-    return new WardenError('upstream_timeout', `provider ${provider} did not answer in time`, { details: { provider } });
-  }
-  return new WardenError('cancelled', 'the client closed the request');
+  return abortReasonError(ctx.request.signal.reason, ctx.provider ?? 'upstream') ?? new WardenError('cancelled', 'the client closed the request');
 }
 
 /**

@@ -3,7 +3,7 @@
  * phase) / `upstream_error` (with the provider and, for network failures, the error code). The
  * messages are ours: never an upstream body or an undici message, which could quote the prompt.
  */
-import { isDeadlineExceeded, type CancelSignal } from '../pipeline/cancel.js';
+import { abortReasonError, type CancelSignal } from '../pipeline/cancel.js';
 import { WardenError, isWardenError } from '../pipeline/errors.js';
 import { SseError } from './sse.js';
 
@@ -56,12 +56,7 @@ const UNREACHABLE_CODES = new Set(['ECONNREFUSED', 'ENOTFOUND', 'EAI_AGAIN', 'EH
  */
 export function upstreamFailure(err: unknown, signal: CancelSignal, provider: string): WardenError {
   if (signal.aborted) {
-    const reason: unknown = signal.reason;
-    if (isWardenError(reason)) return reason;
-    if (isDeadlineExceeded(reason)) {
-      return new WardenError('upstream_timeout', `provider ${provider} did not answer in time`, { details: { provider } });
-    }
-    return new WardenError('cancelled', 'the request was cancelled', { details: { provider } });
+    return abortReasonError(signal.reason, provider) ?? new WardenError('cancelled', 'the request was cancelled', { details: { provider } });
   }
   if (isWardenError(err)) return err;
   const code = (err as { code?: unknown } | null)?.code;
