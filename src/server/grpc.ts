@@ -6,7 +6,7 @@
 import { randomUUID } from 'node:crypto';
 import { performance } from 'node:perf_hooks';
 import * as grpc from '@grpc/grpc-js';
-import { onAbort, RequestSignal, type CancelSignal } from '../pipeline/cancel.js';
+import { RequestSignal, type CancelSignal } from '../pipeline/cancel.js';
 import { WardenError, isWardenError } from '../pipeline/errors.js';
 import { MODEL_NAME_RULE, isModelName, isTemplateId } from '../pipeline/identifiers.js';
 import { checkJsonDepth } from '../pipeline/json-depth.js';
@@ -25,6 +25,7 @@ import type {
   ToolDefinition,
 } from '../pipeline/types.js';
 import { Admission, OVERLOADED_RETRY_AFTER_S } from './admission.js';
+import { whenWritable } from './backpressure.js';
 import { OversizeMessage, receiveCeiling, withMessageLimit } from './grpc-size.js';
 import { loadRpcTypes, statusDetailsBin } from './grpc-status.js';
 import type { IngressLimits } from './limits.js';
@@ -567,29 +568,6 @@ export function createGrpcIngress(opts: GrpcIngressOptions): GrpcIngress {
     };
   }
 
-  /**
-   * Waits until the call can take more, or the client cancelled it, or the request's signal
-   * aborted (its deadline). Without the last, a client that stops reading (HTTP/2 flow control)
-   * would hold its place under max_in_flight and its audit record for as long as it keeps the
-   * call open. After an abort the loop reads on: the upstream read fails (`upstream_timeout`),
-   * which writes the audit record and ends the call with its status, which grpc-js sends after
-   * what the client has not read yet.
-   */
-  function writable(call: grpc.ServerWritableStream<WirePromptRequest, unknown>, signal: CancelSignal): Promise<void> {
-    if (signal.aborted) return Promise.resolve();
-    return new Promise<void>((resolve) => {
-      const done = () => {
-        call.off('drain', done);
-        call.off('cancelled', done);
-        stopListening();
-        resolve();
-      };
-      call.once('drain', done);
-      call.once('cancelled', done);
-      const stopListening = onAbort(signal, done);
-    });
-  }
-
   function streamComplete(call: grpc.ServerWritableStream<WirePromptRequest, unknown>): void {
     const draining = opts.draining?.() === true;
     active++;
@@ -612,7 +590,10 @@ export function createGrpcIngress(opts: GrpcIngressOptions): GrpcIngress {
             call.end();
             return;
           }
-          if (!call.write(toWireChunk(step.value))) await writable(call, signal);
+          // After an abort (the deadline, while the client was behind) the loop reads on: the
+          // upstream read fails (`upstream_timeout`), which writes the audit record and ends the
+          // call with its status, which grpc-js sends after what the client has not read yet.
+          if (!call.write(toWireChunk(step.value))) await whenWritable(call, 'cancelled', signal);
         }
         // Cancelled by the client: stop reading, which aborts the upstream and writes the audit record.
         await it.return?.();

@@ -10,7 +10,7 @@ import { STATUS_CODES, createServer, type IncomingMessage, type Server, type Ser
 import type { Duplex } from 'node:stream';
 import { performance } from 'node:perf_hooks';
 import type { Pipeline, PipelineLogger } from '../pipeline/pipeline.js';
-import { onAbort, RequestSignal, type CancelSignal } from '../pipeline/cancel.js';
+import { RequestSignal, type CancelSignal } from '../pipeline/cancel.js';
 import { WardenError, isWardenError } from '../pipeline/errors.js';
 import { MODEL_NAME_RULE, isModelName } from '../pipeline/identifiers.js';
 import { checkJsonDepth } from '../pipeline/json-depth.js';
@@ -19,6 +19,7 @@ import type { IngressLimits } from './limits.js';
 import { AnthropicStreamEncoder, anthropicErrorBody, anthropicErrorEvent, anthropicMessageBody, anthropicStatus, anthropicToChatBody } from './anthropic.js';
 import { DONE_EVENT, chunkEvent, completionBody, errorBody } from './openai.js';
 import { Admission, OVERLOADED_RETRY_AFTER_S } from './admission.js';
+import { closeUnlessFinishedWithin, whenWritable } from './backpressure.js';
 import { ingressHeaders, type IngressHeaders } from './headers.js';
 import { authorizationCredentials, cutByShutdown, peerInfo, rejectedRequest, toPromptRequest, withApiKey, type IngressMeta } from './request.js';
 
@@ -161,29 +162,6 @@ function parseJson(bytes: Buffer, maxDepth: number): unknown {
   return body;
 }
 
-/**
- * Waits until the socket can take more (true), or the client is gone or the request is over
- * (false). The request's signal ends the wait too: a client that stops reading would otherwise
- * hold its stream, its place under max_in_flight and its audit record past the upstream deadline,
- * for as long as it keeps the connection open.
- */
-function drained(res: ServerResponse, signal: CancelSignal): Promise<boolean> {
-  if (signal.aborted) return Promise.resolve(false);
-  return new Promise((resolve) => {
-    const done = (writable: boolean) => {
-      res.off('drain', onDrain);
-      res.off('close', onEnd);
-      stopListening();
-      resolve(writable);
-    };
-    const onDrain = () => done(true);
-    const onEnd = () => done(false);
-    res.once('drain', onDrain);
-    res.once('close', onEnd);
-    const stopListening = onAbort(signal, onEnd);
-  });
-}
-
 export interface HttpIngress {
   readonly server: Server;
   /** Requests being served right now (for a graceful shutdown). */
@@ -269,26 +247,19 @@ export function createHttpIngress(opts: HttpIngressOptions): HttpIngress {
    */
   function sendAnswer(res: ServerResponse, body: string, requestId: string): void {
     sendJson(res, 200, body, requestId);
-    const windowMs = limits.upstreamTimeoutMs;
-    if (res.writableFinished || res.destroyed || windowMs === undefined) return;
-    const timer = setTimeout(() => res.destroy(), windowMs);
-    timer.unref();
-    res.once('close', () => clearTimeout(timer));
+    if (limits.upstreamTimeoutMs !== undefined) closeUnlessFinishedWithin(res, limits.upstreamTimeoutMs);
   }
 
   /**
    * Ends a stream whose request's deadline passed while the client was behind in reading it
-   * (`drained` gave up): the client is told in-band, as one that keeps up is, with `last` (the
+   * (`whenWritable` gave up): the client is told in-band, as one that keeps up is, with `last` (the
    * error event), and the connection is closed if it does not take that within a second. The
    * audit record is already written and the upstream call over (`it.return()`).
    */
   function endBehindClient(res: ServerResponse, last: string): void {
     if (res.destroyed) return;
     res.end(last);
-    if (res.writableFinished) return;
-    const timer = setTimeout(() => res.destroy(), BEHIND_CLIENT_GRACE_MS);
-    timer.unref();
-    res.once('close', () => clearTimeout(timer));
+    closeUnlessFinishedWithin(res, BEHIND_CLIENT_GRACE_MS);
   }
 
   /** An error in the protocol's shape; a rate limit passes the upstream's Retry-After on. */
@@ -637,7 +608,7 @@ export function createHttpIngress(opts: HttpIngressOptions): HttpIngress {
           model = step.value.model || model;
           const events = encoder.encode(step.value);
           // Not drained: the client is gone, or it stopped reading and the request is over.
-          if (events !== '' && !res.write(events) && !(await drained(res, signal))) break;
+          if (events !== '' && !res.write(events) && !(await whenWritable(res, 'close', signal))) break;
           step = await it.next();
         }
         if (step.done && !res.destroyed) return void res.end(encoder.finish(requestId, model));
@@ -696,7 +667,7 @@ export function createHttpIngress(opts: HttpIngressOptions): HttpIngress {
         if (res.destroyed) break;
         const chunk = step.value;
         // Not drained: the client is gone, or it stopped reading and the request is over.
-        if ((includeUsage || chunk.choices.length > 0) && !res.write(chunkEvent(chunk, includeUsage)) && !(await drained(res, signal))) break;
+        if ((includeUsage || chunk.choices.length > 0) && !res.write(chunkEvent(chunk, includeUsage)) && !(await whenWritable(res, 'close', signal))) break;
         step = await it.next();
       }
       if (step.done && !res.destroyed) {
