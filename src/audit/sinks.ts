@@ -179,8 +179,9 @@ function unfitForAppend(st: Stats): boolean {
 /**
  * Opens `path` for appending (mode 0600 when created), refusing a FIFO, socket or block device by
  * what the open descriptor is (fstat), so nothing can be swapped in between a check and the open.
+ * `device`: it is a character device.
  */
-function openForAppend(path: string): number {
+function openForAppend(path: string): { fd: number; device: boolean } {
   let fd: number;
   try {
     fd = openSync(path, APPEND_FLAGS, 0o600);
@@ -204,7 +205,7 @@ function openForAppend(path: string): number {
     closeSync(fd);
     throw err;
   }
-  return device ? blockingReopen(fd) : fd;
+  return { fd: device ? blockingReopen(fd) : fd, device };
 }
 
 /**
@@ -272,7 +273,7 @@ export function createFileSink(path: string, opts: FileSinkOptions = {}): AuditS
   let toldDevice = false;
 
   function openFd(): number {
-    let opened: number;
+    let opened: { fd: number; device: boolean };
     try {
       opened = openForAppend(path);
     } catch (err) {
@@ -280,11 +281,11 @@ export function createFileSink(path: string, opts: FileSinkOptions = {}): AuditS
     }
     // Accepted (see unfitForAppend), but `/dev/null` would take every record and keep none, with
     // audit.required still satisfied: said once, so a config meant for a test is seen in production.
-    if (!toldDevice && fstatSync(opened).isCharacterDevice()) {
+    if (!toldDevice && opened.device) {
       toldDevice = true;
       logger?.warn({ sink: name }, `audit sink ${name} is a character device, not a file: its records are not kept where "warden audit verify" can read them, and the hash chain starts afresh at each start`);
     }
-    return opened;
+    return opened.fd;
   }
 
   function startChecks(): void {
