@@ -1,0 +1,171 @@
+/**
+ * README's walkthrough, run as written. Every shell command in its "Walkthrough" section is taken
+ * from README.md itself and run with bash against `warden serve` on the embedded default
+ * (deploy/local/warden.yaml), so the page cannot drift from what Warden does. Two substitutions
+ * only, both outside the commands' meaning: the fixed ports 8700/8702 become the ports this run
+ * was given (tests run in parallel), and `node dist/src/main.js` becomes the sources run through
+ * tsx (CI type-checks but does not build). `npm install && npm start` is not run: the server
+ * under test is what `npm start` serves.
+ */
+import { execFile } from 'node:child_process';
+import { readFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { REPO, spawnWarden, watchServe } from './helpers/cli.js';
+
+const README = readFileSync(join(REPO, 'README.md'), 'utf8');
+
+/** The section under `## Walkthrough`, up to the next `## ` heading. */
+function walkthrough(): string {
+  const start = README.indexOf('\n## Walkthrough\n');
+  expect(start, 'README has a "## Walkthrough" section').toBeGreaterThanOrEqual(0);
+  const end = README.indexOf('\n## ', start + 1);
+  return README.slice(start, end === -1 ? undefined : end);
+}
+
+/** The section's ```sh blocks, each split into commands (a `\` at a line's end continues it). */
+function commands(): string[] {
+  const out: string[] = [];
+  for (const block of walkthrough().matchAll(/```sh\n([\s\S]*?)```/g)) {
+    let current = '';
+    let quoted = false;
+    for (const line of block[1]!.split('\n')) {
+      if (!quoted && (line.trim() === '' || line.startsWith('#'))) continue;
+      current += (current ? '\n' : '') + line;
+      // A single-quoted argument may span lines (the JSON body of the first curl).
+      for (const ch of line) if (ch === "'") quoted = !quoted;
+      if (!quoted && !line.endsWith('\\')) {
+        out.push(current);
+        current = '';
+      }
+    }
+    expect(current, 'a command in the walkthrough is cut off').toBe('');
+  }
+  return out;
+}
+
+interface Ran {
+  code: number;
+  stdout: string;
+  stderr: string;
+}
+
+function bash(command: string): Promise<Ran> {
+  return new Promise((resolve) => {
+    execFile('bash', ['-c', command], { cwd: REPO, timeout: 60_000, maxBuffer: 4 << 20 }, (err, stdout, stderr) => {
+      const code = err ? (typeof err.code === 'number' ? err.code : 1) : 0;
+      resolve({ code, stdout, stderr });
+    });
+  });
+}
+
+const all = commands();
+/** The one command that starts with `prefix`: each is checked once, so none goes untested. */
+const checked = new Set<string>();
+function command(prefix: string): string {
+  const found = all.filter((c) => c.startsWith(prefix));
+  expect(found, `walkthrough commands starting with ${JSON.stringify(prefix)}`).toHaveLength(1);
+  checked.add(found[0]!);
+  return found[0]!;
+}
+
+describe('README walkthrough', () => {
+  let serve: ReturnType<typeof watchServe>;
+  let child: ReturnType<typeof spawnWarden>;
+  let ports: { http: string; admin: string };
+
+  /** The command as this run can execute it (see the file's comment for the two substitutions). */
+  function local(cmd: string): string {
+    return cmd
+      .replaceAll('127.0.0.1:8700', ports.http)
+      .replaceAll('127.0.0.1:8702', ports.admin)
+      .replaceAll('node dist/src/main.js', `${JSON.stringify(process.execPath)} --import tsx src/main.ts`);
+  }
+  const run = (prefix: string) => bash(local(command(prefix)));
+
+  beforeAll(async () => {
+    child = spawnWarden(['serve', '--config', 'deploy/local/warden.yaml'], {
+      WARDEN_HTTP_LISTEN: '127.0.0.1:0',
+      WARDEN_GRPC_LISTEN: '127.0.0.1:0',
+      WARDEN_ADMIN_LISTEN: '127.0.0.1:0',
+    });
+    serve = watchServe(child);
+    const addr = await serve.listening;
+    ports = { http: new URL(addr.http).host, admin: new URL(addr.admin).host };
+  }, 60_000);
+
+  afterAll(async () => {
+    child.kill('SIGTERM');
+    expect(await serve.exited).toBe(0);
+    // Every command of the section was run by one of the tests below.
+    expect(all.filter((c) => !checked.has(c) && !c.startsWith('npm install'))).toEqual([]);
+  });
+
+  it('finds the commands it runs in README', () => {
+    expect(all[0]).toBe('npm install && npm start');
+    expect(all.length).toBeGreaterThanOrEqual(9);
+  });
+
+  it('runs the governed template: the echo answer shows the restored e-mail and phone, and the audit record holds neither', async () => {
+    const ran = await run('curl -s http://127.0.0.1:8700/v1/chat/completions -H \'content-type: application/json\' -d \'{\n  "model": "echo"');
+    expect(ran.code).toBe(0);
+    const body = JSON.parse(ran.stdout) as { choices: Array<{ message: { content: string } }> };
+    const content = body.choices[0]!.message.content;
+    expect(content).toContain('Ticket T-1234');
+    expect(content).toContain('jane.doe@example.com');
+    expect(content).toContain('+1 415 555 0132');
+    // "Every request leaves one hash-chained audit record (on stdout ...) — never the prompt, a variable value".
+    const records = serve.lines.filter((l) => l.includes('"prompt.execute"') && l.includes('"support/ticket-summary"'));
+    expect(records.length).toBeGreaterThan(0);
+    for (const r of records) {
+      expect(r).toContain('"prompt_hmac"');
+      expect(r).not.toContain('jane.doe');
+      expect(r).not.toContain('555 0132');
+    }
+  });
+
+  it('streams the same call when "stream": true is added', async () => {
+    const cmd = local(command('curl -s http://127.0.0.1:8700/v1/chat/completions -H \'content-type: application/json\' -d \'{\n  "model": "echo"'));
+    const streamed = cmd.replace('"model": "echo",', '"model": "echo", "stream": true,');
+    expect(streamed).not.toBe(cmd);
+    const ran = await bash(streamed);
+    expect(ran.code).toBe(0);
+    expect(ran.stdout.startsWith('data: ')).toBe(true);
+    expect(ran.stdout.trimEnd().endsWith('data: [DONE]')).toBe(true);
+  });
+
+  it('answers the retired version exactly as the comment under it shows', async () => {
+    const ran = await run('curl -s http://127.0.0.1:8700/v1/chat/completions -H \'content-type: application/json\' \\\n  -d \'{"model":"echo","warden":{"template":"support/ticket-summary@1"');
+    const shown = /^# (\{"error":.*\})$/m.exec(walkthrough())?.[1];
+    expect(shown).toBeDefined();
+    expect(ran.stdout).toBe(shown);
+  });
+
+  it('renders the tokenised prompt without calling a model', async () => {
+    const ran = await run('node dist/src/main.js render');
+    expect(ran.code, ran.stderr).toBe(0);
+    expect(ran.stdout).toContain('<PHONE_NUMBER_1>');
+    expect(ran.stdout).not.toContain('415 555 0132');
+  });
+
+  it('lists the models, readiness with the active revision, and the request counter', async () => {
+    const models = JSON.parse((await run('curl -s http://127.0.0.1:8700/v1/models')).stdout) as { data: Array<{ id: string }> };
+    expect(models.data.map((m) => m.id)).toContain('echo');
+    const ready = JSON.parse((await run('curl -s http://127.0.0.1:8702/readyz')).stdout) as { ready: boolean; policy_revision: string };
+    expect(ready.ready).toBe(true);
+    expect(ready.policy_revision).toMatch(/^[0-9a-f]{64}$/);
+    const metrics = await run('curl -s http://127.0.0.1:8702/metrics | grep ^warden_requests_total');
+    expect(metrics.code).toBe(0);
+    expect(metrics.stdout).toMatch(/^warden_requests_total\{[^}]*code="ok"[^}]*\} [1-9]/m);
+  });
+
+  it("runs the default policy's unit tests and redacts text on the command line", async () => {
+    const tests = await run('node dist/src/main.js policy test policies');
+    expect(tests.code, tests.stdout + tests.stderr).toBe(0);
+    const redacted = await run("echo 'card 4111 1111 1111 1111, mail bob@example.org' | node dist/src/main.js redact");
+    expect(redacted.code, redacted.stderr).toBe(0);
+    expect(redacted.stdout).toMatch(/^card \S+, mail \S+\n$/);
+    expect(redacted.stdout).not.toContain('4111');
+    expect(redacted.stdout).not.toContain('bob@example.org');
+  });
+});
