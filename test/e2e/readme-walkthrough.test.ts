@@ -1,6 +1,7 @@
 /**
- * README's walkthrough, run as written. Every shell command in its "Walkthrough" section is taken
- * from README.md itself and run with bash against `warden serve` on the embedded default
+ * README's walkthrough and its API examples, run as written. Every shell command in the
+ * "Walkthrough" section, and every curl example of the HTTP API sections, is taken from README.md
+ * itself and run with bash against `warden serve` on the embedded default
  * (deploy/local/warden.yaml), so the page cannot drift from what Warden does. Two substitutions
  * only, both outside the commands' meaning: the fixed ports 8700/8702 become the ports this run
  * was given (tests run in parallel), and `node dist/src/main.js` becomes the sources run through
@@ -15,34 +16,46 @@ import { REPO, spawnWarden, watchServe } from './helpers/cli.js';
 
 const README = readFileSync(join(REPO, 'README.md'), 'utf8');
 
-/** The section under `## Walkthrough`, up to the next `## ` heading. */
-function walkthrough(): string {
-  const start = README.indexOf('\n## Walkthrough\n');
-  expect(start, 'README has a "## Walkthrough" section').toBeGreaterThanOrEqual(0);
-  const end = README.indexOf('\n## ', start + 1);
-  return README.slice(start, end === -1 ? undefined : end);
+/** The section under `heading` (a `## ` or `### ` line), up to the next heading of its level or above. */
+function section(heading: string): string {
+  const start = README.indexOf(`\n${heading}\n`);
+  expect(start, `README has a "${heading}" section`).toBeGreaterThanOrEqual(0);
+  const level = /^#+ /.exec(heading)![0];
+  const next = level === '## ' ? /\n## /g : /\n#{2,3} /g;
+  next.lastIndex = start + 1;
+  const end = next.exec(README)?.index;
+  return README.slice(start, end);
 }
+const walkthrough = () => section('## Walkthrough');
 
-/** The section's ```sh blocks, each split into commands (a `\` at a line's end continues it). */
-function commands(): string[] {
-  const out: string[] = [];
-  for (const block of walkthrough().matchAll(/```sh\n([\s\S]*?)```/g)) {
+/**
+ * A section's ```sh blocks split into commands (a `\` at a line's end continues one), each with
+ * the `# ...` comment lines that follow it (README shows an answer that way).
+ */
+function commandsWithComments(text: string): Array<{ command: string; shown: string[] }> {
+  const out: Array<{ command: string; shown: string[] }> = [];
+  for (const block of text.matchAll(/```sh\n([\s\S]*?)```/g)) {
     let current = '';
+    let previous = '';
     let quoted = false;
     for (const line of block[1]!.split('\n')) {
+      // A comment right under a command (no blank line between) shows its answer.
+      if (!quoted && line.startsWith('# ') && current === '' && previous !== '' && !previous.startsWith('#')) out.at(-1)?.shown.push(line.slice(2));
+      previous = line;
       if (!quoted && (line.trim() === '' || line.startsWith('#'))) continue;
       current += (current ? '\n' : '') + line;
       // A single-quoted argument may span lines (the JSON body of the first curl).
       for (const ch of line) if (ch === "'") quoted = !quoted;
       if (!quoted && !line.endsWith('\\')) {
-        out.push(current);
+        out.push({ command: current, shown: [] });
         current = '';
       }
     }
-    expect(current, 'a command in the walkthrough is cut off').toBe('');
+    expect(current, 'a command in README is cut off').toBe('');
   }
   return out;
 }
+const commands = (text: string) => commandsWithComments(text).map((c) => c.command);
 
 interface Ran {
   code: number;
@@ -59,7 +72,7 @@ function bash(command: string): Promise<Ran> {
   });
 }
 
-const all = commands();
+const all = commands(walkthrough());
 /** The one command that starts with `prefix`: each is checked once, so none goes untested. */
 const checked = new Set<string>();
 function command(prefix: string): string {
@@ -69,34 +82,38 @@ function command(prefix: string): string {
   return found[0]!;
 }
 
-describe('README walkthrough', () => {
-  let serve: ReturnType<typeof watchServe>;
-  let child: ReturnType<typeof spawnWarden>;
-  let ports: { http: string; admin: string };
+let serve: ReturnType<typeof watchServe>;
+let child: ReturnType<typeof spawnWarden>;
+let ports: { http: string; admin: string };
 
-  /** The command as this run can execute it (see the file's comment for the two substitutions). */
-  function local(cmd: string): string {
-    return cmd
-      .replaceAll('127.0.0.1:8700', ports.http)
-      .replaceAll('127.0.0.1:8702', ports.admin)
-      .replaceAll('node dist/src/main.js', `${JSON.stringify(process.execPath)} --import tsx src/main.ts`);
-  }
+/** The command as this run can execute it (see the file's comment for the two substitutions). */
+function local(cmd: string): string {
+  return cmd
+    .replaceAll('127.0.0.1:8700', ports.http)
+    .replaceAll('127.0.0.1:8702', ports.admin)
+    .replaceAll('node dist/src/main.js', `${JSON.stringify(process.execPath)} --import tsx src/main.ts`);
+}
+
+beforeAll(async () => {
+  child = spawnWarden(['serve', '--config', 'deploy/local/warden.yaml'], {
+    WARDEN_HTTP_LISTEN: '127.0.0.1:0',
+    WARDEN_GRPC_LISTEN: '127.0.0.1:0',
+    WARDEN_ADMIN_LISTEN: '127.0.0.1:0',
+  });
+  serve = watchServe(child);
+  const addr = await serve.listening;
+  ports = { http: new URL(addr.http).host, admin: new URL(addr.admin).host };
+}, 60_000);
+
+afterAll(async () => {
+  child.kill('SIGTERM');
+  expect(await serve.exited).toBe(0);
+});
+
+describe('README walkthrough', () => {
   const run = (prefix: string) => bash(local(command(prefix)));
 
-  beforeAll(async () => {
-    child = spawnWarden(['serve', '--config', 'deploy/local/warden.yaml'], {
-      WARDEN_HTTP_LISTEN: '127.0.0.1:0',
-      WARDEN_GRPC_LISTEN: '127.0.0.1:0',
-      WARDEN_ADMIN_LISTEN: '127.0.0.1:0',
-    });
-    serve = watchServe(child);
-    const addr = await serve.listening;
-    ports = { http: new URL(addr.http).host, admin: new URL(addr.admin).host };
-  }, 60_000);
-
-  afterAll(async () => {
-    child.kill('SIGTERM');
-    expect(await serve.exited).toBe(0);
+  afterAll(() => {
     // Every command of the section was run by one of the tests below.
     expect(all.filter((c) => !checked.has(c) && !c.startsWith('npm install'))).toEqual([]);
   });
@@ -167,5 +184,45 @@ describe('README walkthrough', () => {
     expect(redacted.stdout).toMatch(/^card \S+, mail \S+\n$/);
     expect(redacted.stdout).not.toContain('4111');
     expect(redacted.stdout).not.toContain('bob@example.org');
+  });
+});
+
+/**
+ * The curl examples of the API reference, run against the same server: each must succeed (no
+ * error object, a stream that ends as its protocol ends), and an answer README shows under one
+ * (`# {...}`) must be the one Warden gives (`...` in it stands for more members of a list).
+ */
+describe('README API examples', () => {
+  const sections = ['### HTTP: `POST /v1/chat/completions`', '### HTTP: `GET /v1/models`, `GET /v1/models/{id}`', '### HTTP: `POST /v1/messages` (Anthropic-compatible)'];
+  const examples = sections.flatMap((h) => commandsWithComments(section(h))).filter((c) => c.command.startsWith('curl '));
+
+  it('finds the examples', () => {
+    expect(examples.length).toBeGreaterThanOrEqual(6);
+  });
+
+  it.each(examples.map((e) => [e.command.split('\n')[0]!, e] as const))('%s', async (_, example) => {
+    const ran = await bash(local(example.command));
+    expect(ran.code, ran.stderr).toBe(0);
+    const out = ran.stdout.trim();
+    if (out.startsWith('{')) {
+      const body = JSON.parse(out) as Record<string, unknown>;
+      expect(body.error, out).toBeUndefined();
+      expect(body.type, out).not.toBe('error');
+    } else if (out.startsWith('data: ')) {
+      expect(out.endsWith('data: [DONE]'), out).toBe(true);
+    } else {
+      // Anthropic's stream: named events, ending with message_stop.
+      expect(out.startsWith('event: message_start'), out).toBe(true);
+      expect(out).toContain('event: message_stop');
+    }
+    for (const shown of example.shown) {
+      if (!shown.startsWith('{')) continue;
+      if (shown.includes(', ...]')) {
+        // A list shown in part: what is shown is the answer's beginning.
+        expect(out.startsWith(shown.slice(0, shown.indexOf(', ...]'))), `${out}\nshown: ${shown}`).toBe(true);
+      } else {
+        expect(out).toBe(shown);
+      }
+    }
   });
 });
