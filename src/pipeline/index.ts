@@ -4,6 +4,7 @@ export type * from './ports.js';
 export type * from './stage.js';
 export * from './errors.js';
 export { onAbort, RequestSignal, type CancelSignal } from './cancel.js';
+export { inCheckPhase } from './check-phase.js';
 export { canonicalJson, outboundJson } from './canonical-json.js';
 export { checkJsonDepth, tooDeepAt, DEFAULT_MAX_JSON_DEPTH, MAX_JSON_DEPTH_CEILING } from './json-depth.js';
 export {

@@ -7,6 +7,7 @@
 import { performance } from 'node:perf_hooks';
 import { startTrace } from '../telemetry/tracing.js';
 import { abortReasonError, onAbort } from './cancel.js';
+import { inCheckPhase } from './check-phase.js';
 import { WardenError, isWardenError } from './errors.js';
 import type { RequestContext, Stage, StageName } from './stage.js';
 import type { CompletionChunk, Decision, PipelineResponse, PromptRequest } from './types.js';
@@ -453,19 +454,3 @@ function releaseStream(chunks: AsyncIterable<CompletionChunk>): void {
 const emptyIterator: AsyncIterator<CompletionChunk> = {
   next: () => Promise.resolve({ done: true, value: undefined }),
 };
-
-/**
- * Work queued during this event-loop turn, done in its check phase: `run` is called for each item
- * in queue order, and one setImmediate serves the whole turn however many items it queued.
- */
-function inCheckPhase<T>(run: (item: T) => void): (item: T) => void {
-  let queue: T[] = [];
-  const flush = () => {
-    const list = queue;
-    queue = [];
-    for (const item of list) run(item);
-  };
-  return (item) => {
-    if (queue.push(item) === 1) setImmediate(flush);
-  };
-}

@@ -11,6 +11,7 @@ import type { Duplex } from 'node:stream';
 import { performance } from 'node:perf_hooks';
 import type { Pipeline, PipelineLogger } from '../pipeline/pipeline.js';
 import { RequestSignal, type CancelSignal } from '../pipeline/cancel.js';
+import { inCheckPhase } from '../pipeline/check-phase.js';
 import { WardenError, isWardenError } from '../pipeline/errors.js';
 import { MODEL_NAME_RULE, isModelName } from '../pipeline/identifiers.js';
 import { checkJsonDepth } from '../pipeline/json-depth.js';
@@ -60,6 +61,29 @@ const utf8 = new TextDecoder('utf-8', { fatal: true });
  * epoch ms): a client trickling its body must not hold a slot for Node's coarse check (every
  * 30 s) to find it, nor get a bare 408 the audit record calls `cancelled`.
  */
+/** A body being read: what its deadline needs once it is armed (see `armBodyDeadline`). */
+interface BodyRead {
+  req: IncomingMessage;
+  /** Whether the promise is decided (ended, refused, gone, or timed out). */
+  settled: boolean;
+  /** Epoch ms (as `startedAt`). */
+  deadline: number;
+  timer: NodeJS.Timeout | undefined;
+  expire: () => void;
+}
+
+/**
+ * Arms a body's deadline in the check phase of the turn its request came in. readBody runs inside
+ * the 'request' event, before the parser has read the body out of the socket's data; by the check
+ * phase, a body that came with its headers (the usual small JSON, written in one go by undici and
+ * the SDKs) is complete. It needs no deadline, and a timer set and cleared for every such request
+ * was ~2-3 us of CPU. Only a body still arriving gets one (one immediate per turn for all).
+ */
+const armBodyDeadline = inCheckPhase((read: BodyRead) => {
+  if (read.settled || read.req.complete) return;
+  read.timer = setTimeout(read.expire, Math.max(0, read.deadline - (performance.timeOrigin + performance.now())));
+});
+
 function readBody(req: IncomingMessage, limit: number, declared: string | undefined, startedAt: number, timeoutMs: number): Promise<Buffer> {
   if (declared !== undefined && Number(declared) > limit) {
     return Promise.reject(tooLarge(limit));
@@ -67,40 +91,49 @@ function readBody(req: IncomingMessage, limit: number, declared: string | undefi
   return new Promise((resolve, reject) => {
     const chunks: Buffer[] = [];
     let size = 0;
+    let ended = false;
+    const read: BodyRead = {
+      req,
+      settled: false,
+      deadline: startedAt + timeoutMs,
+      timer: undefined,
+      expire: () => {
+        if (read.settled) return;
+        read.settled = true;
+        req.off('data', onData);
+        req.resume();
+        reject(new WardenError('request_timeout', `the request body did not arrive within ${timeoutMs} ms`, { location: { path: '$' } }));
+      },
+    };
+    const settle = () => {
+      read.settled = true;
+      clearTimeout(read.timer);
+    };
     const onData = (chunk: Buffer) => {
       size += chunk.length;
       if (size > limit) {
         req.off('data', onData);
         req.resume();
-        clearTimeout(timer);
+        settle();
         reject(tooLarge(limit));
         return;
       }
       chunks.push(chunk);
     };
-    let ended = false;
     req.on('data', onData);
     req.once('end', () => {
       ended = true;
-      clearTimeout(timer);
+      settle();
       resolve(chunks.length === 1 ? (chunks[0] as Buffer) : Buffer.concat(chunks, size));
     });
     // A WardenError here is the parser refusing the body's framing (see onClientError).
     const gone = (err?: unknown) => {
-      clearTimeout(timer);
+      settle();
       if (!ended) reject(isWardenError(err) ? err : new WardenError('cancelled', 'the client closed the request'));
     };
     req.once('error', gone);
     req.once('close', gone);
-    const timer = setTimeout(
-      () => {
-        if (ended) return;
-        req.off('data', onData);
-        req.resume();
-        reject(new WardenError('request_timeout', `the request body did not arrive within ${timeoutMs} ms`, { location: { path: '$' } }));
-      },
-      Math.max(0, startedAt + timeoutMs - (performance.timeOrigin + performance.now())),
-    );
+    armBodyDeadline(read);
   });
 }
 

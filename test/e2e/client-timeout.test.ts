@@ -41,8 +41,49 @@ describe('client_timeout_ms', () => {
     expect(answer).toMatch(/^HTTP\/1\.1 408 /);
     expect(answer).toMatch(/x-request-id: [0-9a-f-]{36}/);
     expect(answer).toContain('"code":"request_timeout"');
+    expect(answer).toContain('the request body did not arrive within 500 ms');
     await eventually(() => w.audit().at(-1)?.error_code === 'request_timeout');
     expect(upstream.calls).toHaveLength(0);
+  });
+
+  /** Writes `head`, then (after `delayMs`, when given) `rest`, and returns all the socket got until it closed or answered. */
+  function rawExchange(head: string, rest?: { text: string; delayMs: number }): Promise<string> {
+    const url = new URL(w.addresses.http);
+    return new Promise<string>((resolve, reject) => {
+      const s = connect({ host: url.hostname, port: Number(url.port) }, () => {
+        s.write(head);
+        if (rest) setTimeout(() => s.write(rest.text), rest.delayMs);
+      });
+      let text = '';
+      s.on('data', (d: Buffer) => {
+        text += d.toString();
+        // One whole answer (its body's length is declared) is enough.
+        const m = /content-length: (\d+)\r\n/i.exec(text);
+        const at = text.indexOf('\r\n\r\n');
+        if (m && at >= 0 && Buffer.byteLength(text.slice(at + 4)) >= Number(m[1])) s.end();
+      });
+      s.on('close', () => resolve(text));
+      s.on('error', reject);
+    });
+  }
+
+  it('headers that announce a body, and then nothing, get the body deadline, not the parser backstop', async () => {
+    const token = await w.signer.token('support', 'ticket-bot');
+    const answer = await rawExchange(`POST /v1/chat/completions HTTP/1.1\r\nhost: x\r\nauthorization: Bearer ${token}\r\ncontent-type: application/json\r\ncontent-length: 100\r\n\r\n`);
+    expect(answer).toMatch(/^HTTP\/1\.1 408 /);
+    // Warden's own deadline names the body; Node's backstop (a second later) names the headers.
+    expect(answer).toContain('the request body did not arrive within 500 ms');
+    await eventually(() => w.audit().at(-1)?.error_code === 'request_timeout');
+  });
+
+  it('a body that comes after its headers, within the limit, is served', async () => {
+    const token = await w.signer.token('support', 'ticket-bot');
+    const body = JSON.stringify({ model: 'gpt-4o-mini', warden: { template: 'support/ticket-summary@2', variables: { ticket_id: 'T-9', customer_message: 'late body' } } });
+    const head = `POST /v1/chat/completions HTTP/1.1\r\nhost: x\r\nauthorization: Bearer ${token}\r\ncontent-type: application/json\r\ncontent-length: ${Buffer.byteLength(body)}\r\n\r\n`;
+    const answer = await rawExchange(head, { text: body, delayMs: 150 });
+    expect(answer).toMatch(/^HTTP\/1\.1 200 /);
+    expect(answer).toContain('"object":"chat.completion"');
+    expect(w.audit().at(-1)).toMatchObject({ status: 'ok' });
   });
 
   it('headers that never end get 408 request_timeout from the parser check, counted and audited', { timeout: 15_000 }, async () => {
