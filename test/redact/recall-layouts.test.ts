@@ -300,12 +300,28 @@ describe('a secret value is masked whole, whatever it holds', () => {
     ['secret=Kd83%2Fjane.doe%40example.com%2Fx8Jq2LmZpQ', 'Kd83%2Fjane.doe%40example.com%2Fx8Jq2LmZpQ'],
     ['secret=Kd83/jane.doe@example.com/x8Jq2LmZpQ', 'Kd83/jane.doe@example.com/x8Jq2LmZpQ'],
     ['client_secret=Wx4=536-22-1234=Qp7zLm', 'Wx4=536-22-1234=Qp7zLm'],
+    // Values of low entropy (a long run of repeated digits) that hold a finding: the entropy rule
+    // keeps words out, and a value holding a card is no word.
+    ['password=Zq9kW:4111111111111111', 'Zq9kW:4111111111111111'],
+    ['token=Zq9kW:4111111111111111', 'Zq9kW:4111111111111111'],
+    ['pwd=aa:+14155552671', 'aa:+14155552671'],
+    ['secret=Kd%3A4111%201111%201111%201111', 'Kd%3A4111%201111%201111%201111'],
   ];
   for (const [text, secret] of cases) {
     it(JSON.stringify(text), () => {
       expect(found(text)).toEqual([['PASSWORD', secret]]);
     });
   }
+
+  it('masked whole through a session', () => {
+    expect(masked('login password=Zq9kW:4111111111111111 ok')).toBe('login password=[PASSWORD] ok');
+  });
+
+  // A low-entropy value that is only the finding is labelled by it; one holding none is no secret.
+  it('a value that is the card itself stays a card; a word stays as it is', () => {
+    expect(found('password=4111111111111111')).toEqual([['CREDIT_CARD', '4111111111111111']]);
+    expect(found('password: required, token=expired1')).toEqual([]);
+  });
 });
 
 describe('decimal numbers', () => {
@@ -378,11 +394,21 @@ describe('a fraction written without its leading zero', () => {
     });
   }
 
-  // A '.' between a word and digits joins them into one token (versions, file names, hosts,
-  // JWT segments), a card after a full stop without a space included: no layout in the eval
-  // sets puts a number there, and versions and builds do.
-  it('no finding: "x.4111111111111111" and "build.20240115.1234567"', () => {
-    expect(found('x.4111111111111111 and build.20240115.1234567')).toEqual([]);
+  // A '.' right after a letter ends that word ("x.", "No.", "Visa.") and the digits after it are
+  // read on their own; after a digit it is inside one number or version ("v1.4111…",
+  // "build.20240115.1234567": the dot between its two digit runs is a decimal point).
+  const afterWord: Array<[string, string]> = [
+    ['ref x.4111111111111111 end', 'ref x.[CREDIT_CARD] end'],
+    ['card No.5555555555554444', 'card No.[CREDIT_CARD]'],
+    ['ssn x.536-22-1234', 'ssn x.[US_SSN]'],
+  ];
+  for (const [text, want] of afterWord) {
+    it(`after a letter and a dot: ${JSON.stringify(text)}`, () => {
+      expect(masked(text)).toBe(want);
+    });
+  }
+  it('no finding: a dot after a digit ("v1.4111111111111111", "build.20240115.1234567")', () => {
+    expect(found('v1.4111111111111111 and build.20240115.1234567 and rc.1 and 2.4111111111111111')).toEqual([]);
   });
 });
 

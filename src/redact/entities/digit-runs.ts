@@ -154,15 +154,17 @@ function rejectsLeft(text: string, i: number): boolean {
   if (i < 2) return false;
   const q = text.charCodeAt(i - 2);
   if (!isWordCode(q)) return false;
-  // Punctuation glued to a word or a number on its left. A dot is inside one token ("v1.2",
-  // "rc.1", "build.2024"); so is a dash ("a716-4466", "ORD-2024"), unless the word names the
-  // number ("card-4111 ..."). A colon after digits is a time or a port ("12:30", ":8080"), after
-  // a word a key ("card:4111", "SSN:536-22-1234", "tel:+1..."), a word that begins with a letter
-  // and ends in a digit included ("card1:4111...", "ipv4:192..."; after hex IPv6 groups such as
-  // "db8:" at most four digits follow, no entity's length). A comma after digits is a
+  // Punctuation glued to a word or a number on its left. A dot after a digit is inside one
+  // token ("v1.2", "build.20240115.1234567"); after a letter it ends the word ("x.4111…",
+  // "No.4111…", "rc.1": the digits are read on their own, as after a space). A dash glues
+  // ("a716-4466", "ORD-2024"), unless the word names the number ("card-4111 ..."). A colon
+  // after digits is a time or a port ("12:30", ":8080"), after a word a key ("card:4111",
+  // "SSN:536-22-1234", "tel:+1..."), a word that begins with a letter and ends in a digit
+  // included ("card1:4111...", "ipv4:192..."; after hex IPv6 groups such as "db8:" at most four
+  // digits follow, no entity's length). A comma after digits is a
   // thousands separator only where the digits look like one number; otherwise, like a comma
   // after a word, it separates the fields of a CSV row.
-  if (p === 46) return true;
+  if (p === 46) return !isAlphaCode(q);
   if (p === 45) return isDigitCode(q) || q === 95 || !dashLabelBefore(text, i - 1);
   if (p === 58) return isDigitCode(q) && !keyWordBefore(text, i - 1);
   if (p === 44) return isDigitCode(q) && thousandsComma(text, i - 1);
