@@ -8,9 +8,9 @@
  */
 import { WardenError } from '../pipeline/errors.js';
 import type { AllowList } from './allow-list.js';
-import { scanDigits, type DigitChunk, type DigitScan } from './entities/digit-runs.js';
+import { scanDigits, type DecodedAt, type DigitChunk, type DigitScan } from './entities/digit-runs.js';
 import { SECRET_ENTITIES } from './entities/secrets.js';
-import { escapeNear, fold, percentDecodedWindows, toOriginalSpan, type FoldedText } from './normalize.js';
+import { decodedUnit, escapeNear, fold, percentDecodedWindows, toOriginalSpan, type FoldedText } from './normalize.js';
 import { PREFILTER_MAX_CHARS, textTraits, type TextTraits } from './prefilter.js';
 import type { DetectContext, Detector, EntityInfo, Finding } from './types.js';
 
@@ -81,6 +81,7 @@ class ScanContext implements DetectContext {
     private readonly info: Readonly<Record<string, EntityInfo>>,
     readonly phoneRegions: readonly string[],
     readonly traits: TextTraits | null,
+    private readonly decodedAt: DecodedAt | null,
   ) {}
 
   wants(entity: string): boolean {
@@ -88,11 +89,11 @@ class ScanContext implements DetectContext {
   }
 
   digitChunks(): readonly DigitChunk[] {
-    return (this.digits ??= scanDigits(this.text)).chunks;
+    return this.digitScan().chunks;
   }
 
   digitScan(): DigitScan {
-    return (this.digits ??= scanDigits(this.text));
+    return (this.digits ??= scanDigits(this.text, this.decodedAt));
   }
 
   contextBefore(entity: string, start: number): boolean {
@@ -178,7 +179,9 @@ export class Scanner {
     decodedValues: boolean,
   ): { findings: Finding[]; seen: ReadonlySet<string>; failures: number; folded: FoldedText; holders: Finding[] | null } {
     const ftext = view.text;
-    const ctx = new ScanContext(ftext, opts.entities, this.info, this.phoneRegions, traits);
+    // In a decoded view, which separators were escapes (a card's layout ignores their kind).
+    const decodedAt = decodedValues ? (k: number): boolean => decodedUnit(text, view, k) : null;
+    const ctx = new ScanContext(ftext, opts.entities, this.info, this.phoneRegions, traits, decodedAt);
     const raw: Finding[] = [];
     let failures = 0;
     for (const d of detectors) {

@@ -6,7 +6,7 @@
  */
 import { describe, expect, it } from 'vitest';
 import { BUILTIN_ENTITIES, createRedactor } from '../../src/redact/index.js';
-import { fold } from '../../src/redact/normalize.js';
+import { fold, percentDecodedWindows } from '../../src/redact/normalize.js';
 import { decision } from './helpers.js';
 
 const redactor = createRedactor({});
@@ -287,6 +287,57 @@ describe('percent-encoded values (URL query strings, form bodies, pasted logs)',
   for (const text of notPii) {
     it(`no finding: ${JSON.stringify(text)}`, () => {
       expect(found(text)).toEqual([]);
+    });
+  }
+});
+
+describe("a form body's '+' between digit groups reads as a space", () => {
+  // application/x-www-form-urlencoded writes a space as '+': "card=4111+1111+1111+1111". Only a
+  // '+' with a digit on both sides is read so; "+1 415 ..." keeps its plus (a phone's prefix).
+  const cases: Array<[string, string]> = [
+    ['card=4111+1111+1111+1111&x=1', 'card=[CREDIT_CARD]&x=1'],
+    ['phone=%2B1+415+555+2671&x=1', 'phone=[PHONE_NUMBER]&x=1'],
+    ['phone=+1+415+555+2671', 'phone=[PHONE_NUMBER]'],
+    ['ssn=536+22+1234', 'ssn=[US_SSN]'],
+    ['iban=DE89+3704+0044+0532+0130+00', 'iban=[IBAN_CODE]'],
+    ['call +1 415 555 2671 or +14155552671', 'call [PHONE_NUMBER] or [PHONE_NUMBER]'],
+  ];
+  for (const [text, want] of cases) {
+    it(JSON.stringify(text), () => {
+      expect(masked(text)).toBe(want);
+    });
+  }
+  it('the finding covers the value as written, pluses and escapes included', () => {
+    expect(found('card=4111+1111+1111+1111')).toEqual([['CREDIT_CARD', '4111+1111+1111+1111']]);
+    expect(found('phone=%2B1+415+555+2671')).toEqual([['PHONE_NUMBER', '%2B1+415+555+2671']]);
+  });
+  const notPii = ['2+2=4 and 10+20+30', 'x=1+2&y=3+4', '2024-01-15T10:30:00+01:00', 'a+b=c+1234567'];
+  for (const text of notPii) {
+    it(`no finding: ${JSON.stringify(text)}`, () => {
+      expect(found(text)).toEqual([]);
+    });
+  }
+  // Digits glued to letters before the '+' are no digit group (base64 holds many such '+'): no
+  // second, decoded reading of a blob for them.
+  it("a '+' after digits glued to letters is not decoded", () => {
+    expect(percentDecodedWindows('data:image/png;base64,iVBORw0KGgo4111+1111+1111+1111AAAA')).toBeNull();
+    expect(percentDecodedWindows('x 4111+1111')).not.toBeNull();
+  });
+});
+
+describe('a separator written as a percent escape matches the separators written plainly', () => {
+  // "4111 1111 1111%2d1111": a card's separators are uniform, but an escaped one says nothing
+  // about the writer's layout (an encoder or a hand hiding it); it takes the kind of the others.
+  const cases: Array<[string, string]> = [
+    ['pay 4111 1111 1111%2d1111 ok', 'pay [CREDIT_CARD] ok'],
+    ['pay 4111%201111 1111 1111 ok', 'pay [CREDIT_CARD] ok'],
+    ['pay 4111-1111-1111%201111 ok', 'pay [CREDIT_CARD] ok'],
+    ['pay 4111%2d1111 1111%2e1111 ok', 'pay [CREDIT_CARD] ok'],
+    ['card=4111+1111+1111%2D1111', 'card=[CREDIT_CARD]'],
+  ];
+  for (const [text, want] of cases) {
+    it(JSON.stringify(text), () => {
+      expect(masked(text)).toBe(want);
     });
   }
 });
