@@ -117,13 +117,13 @@ export interface RedactionSession {
    */
   redactMessages(messages: ChatMessage[], provenance?: ReadonlyArray<TextProvenance | undefined>): ChatMessage[];
   /**
-   * Redacts tool definitions (descriptions and every string of the parameter schema); throws
-   * like redactMessages.
+   * Redacts tool definitions (descriptions, and every string and member name of the parameter
+   * schema); throws like redactMessages.
    */
   redactTools(tools: ToolDefinition[]): ToolDefinition[];
   /**
-   * Redacts every string in the pass-through parameters (`user`, `metadata`, `prediction`,
-   * legacy `functions`, ...): they leave the pod too. Throws like redactMessages.
+   * Redacts every string and member name in the pass-through parameters (`user`, `metadata`,
+   * `prediction`, legacy `functions`, ...): they leave the pod too. Throws like redactMessages.
    */
   redactParams(params: Readonly<Record<string, unknown>>): Record<string, unknown>;
   /** The outbound messages for a dry run's caller: secret values masked (see Session). */

@@ -10,7 +10,8 @@
  * no map at all: the check is one regex test.
  *
  * Percent escapes (`%2B14155552671`, `jane.doe%40example.com`, `4111%201111%201111%201111`: query
- * strings, form bodies, pasted logs) are not decoded here but in a second view of the text
+ * strings, form bodies, pasted logs), and a form body's '+' between digits (`4111+1111+1111+1111`),
+ * are not decoded here but in a second view of the text
  * (foldPercentDecoded), which the scanner reads in addition to this one: a decoded `%20` is a space,
  * which would end a URL or a password value that the detectors read whole in the text as written.
  */
@@ -143,6 +144,62 @@ export function toOriginalSpan(folded: FoldedText, start: number, end: number): 
  */
 const PERCENT_ESCAPE = /%(?:[2-6][0-9A-Fa-f]|7[0-9A-Ea-e]|0[9AaDd])/g;
 
+function isUpperCode(c: number): boolean {
+  return c >= 65 && c <= 90;
+}
+
+function isWordCode(c: number): boolean {
+  return isAsciiDigit(c) || isUpperCode(c) || (c >= 97 && c <= 122) || c === 95;
+}
+
+/** Longest chain of '+'-joined groups read back from a '+' (an IBAN has 9 groups of 4). */
+const FORM_CHAIN_MAX = 12;
+
+/**
+ * The '+' at `i` is one a form body (application/x-www-form-urlencoded) wrote for a space between
+ * digit groups ("card=4111+1111+1111+1111", "phone=%2B1+415+555+2671"): a digit after it, and
+ * before it a chain of '+'-joined digit groups that stands on its own (after the text's start, a
+ * character that is not a word's or '%', an escape, or a leading '+' that does; the first group
+ * may be an IBAN's, "DE89", with its two capitals). Not digits glued to letters, as in base64,
+ * where such '+' are common and reading them would rescan a blob ("Go4111+1111+1111"). Anywhere
+ * else a '+' is a phone's prefix ("+1 415 ...") or an operator. The chain read back is bounded,
+ * so each '+' costs a few steps.
+ */
+function formPlusAt(text: string, i: number): boolean {
+  if (i + 1 >= text.length || !isAsciiDigit(text.charCodeAt(i + 1))) return false;
+  let p = i;
+  for (let groups = 0; groups < FORM_CHAIN_MAX; groups++) {
+    let k = p;
+    while (k > 0 && p - k <= 34 && isAsciiDigit(text.charCodeAt(k - 1))) k--;
+    if (k === p || p - k > 34) return false;
+    if (k >= 2 && isUpperCode(text.charCodeAt(k - 1)) && isUpperCode(text.charCodeAt(k - 2)) && standsAfter(text, k - 2)) return true;
+    if (k === 0 || text.charCodeAt(k - 1) !== 43) return standsAfter(text, k);
+    // A '+' before the group: another form '+' of the chain (a digit before it), or a leading one.
+    if (k < 2 || !isAsciiDigit(text.charCodeAt(k - 2))) return standsAfter(text, k - 1);
+    p = k - 1;
+  }
+  return false;
+}
+
+/** A group starting at `k` is not glued to a word on its left (an escape before it is not one). */
+function standsAfter(text: string, k: number): boolean {
+  if (k === 0) return true;
+  const c = text.charCodeAt(k - 1);
+  if (!isWordCode(c) && c !== 37) return true;
+  return k >= 3 && text.charCodeAt(k - 3) === 37 && isHexCode(text.charCodeAt(k - 2)) && isHexCode(c);
+}
+
+function isHexCode(c: number): boolean {
+  return isAsciiDigit(c) || ((c | 32) >= 97 && (c | 32) <= 102);
+}
+
+/** Offsets of the form body '+' (formPlusAt) in [from, to), in order; '+' found with indexOf. */
+function formPluses(original: string, from: number, to: number, out: number[]): void {
+  for (let i = original.indexOf('+', from); i >= 0 && i < to; i = original.indexOf('+', i + 1)) {
+    if (i > 0 && isAsciiDigit(original.charCodeAt(i - 1)) && formPlusAt(original, i)) out.push(i);
+  }
+}
+
 /**
  * How far a decoded window reaches on either side of an escape: past the longest value a
  * detector finds that may hold one (an e-mail address is at most 254 characters).
@@ -169,13 +226,17 @@ export const ESCAPE_NEAR = 32;
 const ONE_ESCAPE = new RegExp(PERCENT_ESCAPE.source);
 
 /**
- * Whether the original text holds an escape within ESCAPE_NEAR of [start, end). A finding of a
- * decoded window with none near it reads the same text the plain scan read, only with less
- * context (the window's edge may cut off "order" before a number): the plain scan's verdict
- * stands for it.
+ * Whether the original text holds an escape (or a form body's '+') within ESCAPE_NEAR of
+ * [start, end). A finding of a decoded window with none near it reads the same text the plain
+ * scan read, only with less context (the window's edge may cut off "order" before a number): the
+ * plain scan's verdict stands for it.
  */
 export function escapeNear(original: string, start: number, end: number): boolean {
-  return ONE_ESCAPE.test(original.slice(Math.max(0, start - ESCAPE_NEAR), end + ESCAPE_NEAR));
+  const from = Math.max(0, start - ESCAPE_NEAR);
+  if (ONE_ESCAPE.test(original.slice(from, end + ESCAPE_NEAR))) return true;
+  const pluses: number[] = [];
+  formPluses(original, from, end + ESCAPE_NEAR, pluses);
+  return pluses.length > 0;
 }
 
 function isSpaceCode(c: number): boolean {
@@ -198,57 +259,91 @@ function rightEdge(text: string, at: number): number {
 }
 
 /**
- * The stretches of the text around its percent escapes, each decoded (one pass: `%2540` is
- * `%40`) and folded, with every unit mapped to the original (an escape's character spans its
- * three units). Escapes within reach of each other share a window. Only these stretches are read
- * a second time: one escape in a 1 MB text costs a kilobyte of scanning, not a megabyte. null
- * when the text holds no escape (a '%' is checked with indexOf first: most texts cost one native
- * scan).
+ * The stretches of the text around its percent escapes (and form body '+'), each decoded (one
+ * pass: `%2540` is `%40`) and folded, with every unit mapped to the original (an escape's
+ * character spans its three units). Escapes within reach of each other share a window. Only
+ * these stretches are read a second time: one escape in a 1 MB text costs a kilobyte of
+ * scanning, not a megabyte. null when the text holds no escape (a '%' and a '+' are looked for
+ * with indexOf first: most texts cost a native scan or two).
  */
 export function percentDecodedWindows(original: string): DecodedWindow[] | null {
-  if (original.indexOf('%') < 0) return null;
-  PERCENT_ESCAPE.lastIndex = 0;
-  let m = PERCENT_ESCAPE.exec(original);
-  if (m === null) return null;
+  const at = decodablePositions(original);
+  if (at.length === 0) return null;
   const windows: DecodedWindow[] = [];
-  let lo = m.index - ESCAPE_REACH;
-  let hi = m.index + 3 + ESCAPE_REACH;
-  for (m = PERCENT_ESCAPE.exec(original); m !== null; m = PERCENT_ESCAPE.exec(original)) {
-    if (m.index - ESCAPE_REACH <= hi) {
-      hi = m.index + 3 + ESCAPE_REACH;
+  let first = 0;
+  let hi = at[0]! + 3 + ESCAPE_REACH;
+  for (let k = 1; k < at.length; k++) {
+    if (at[k]! - ESCAPE_REACH <= hi) {
+      hi = at[k]! + 3 + ESCAPE_REACH;
       continue;
     }
-    windows.push(decodedWindow(original, lo, hi));
-    lo = m.index - ESCAPE_REACH;
-    hi = m.index + 3 + ESCAPE_REACH;
+    windows.push(decodedWindow(original, at, first, k, hi));
+    first = k;
+    hi = at[k]! + 3 + ESCAPE_REACH;
   }
-  windows.push(decodedWindow(original, lo, hi));
+  windows.push(decodedWindow(original, at, first, at.length, hi));
   return windows;
 }
 
-function decodedWindow(original: string, lo: number, hi: number): DecodedWindow {
-  const from = leftEdge(original, lo);
+/**
+ * Where the text's escapes and form body '+' begin, in order. Found apart: the escape regex
+ * skips from '%' to '%' natively, and '+' are found with indexOf (one regex for both runs half
+ * as fast over prose, which holds neither).
+ */
+function decodablePositions(original: string): readonly number[] {
+  const escapes: number[] = [];
+  if (original.indexOf('%') >= 0) {
+    PERCENT_ESCAPE.lastIndex = 0;
+    for (let m = PERCENT_ESCAPE.exec(original); m !== null; m = PERCENT_ESCAPE.exec(original)) escapes.push(m.index);
+  }
+  if (original.indexOf('+') < 0) return escapes;
+  const pluses: number[] = [];
+  formPluses(original, 1, original.length, pluses);
+  if (pluses.length === 0) return escapes;
+  if (escapes.length === 0) return pluses;
+  return escapes.concat(pluses).sort((x, y) => x - y);
+}
+
+/**
+ * Unit `k` of a decoded window's view (percentDecodedWindows) stands for an escape or a form
+ * body's '+', not for a character written as such: an escape spans three units of the original
+ * (a folded character one or two), and a '+' reads as a space only where it was decoded.
+ */
+export function decodedUnit(original: string, view: FoldedText, k: number): boolean {
+  const start = view.starts![k]!;
+  return view.ends![k]! - start === 3 || (original.charCodeAt(start) === 43 && view.text.charCodeAt(k) === 32);
+}
+
+/**
+ * The window around positions at[first..end) (escapes and form body '+', in order), from
+ * ESCAPE_REACH before the first to `hi`, edges moved to whitespace, decoded and folded.
+ */
+function decodedWindow(original: string, at: readonly number[], first: number, end: number, hi: number): DecodedWindow {
+  const from = leftEdge(original, at[first]! - ESCAPE_REACH);
   const to = rightEdge(original, hi);
   const starts = new Int32Array(to - from);
   const ends = new Int32Array(to - from);
   const parts: string[] = [];
   let j = 0;
   let last = from; // end of the last escape: the text after it is copied as it is
-  const copyTo = (end: number): void => {
-    parts.push(original.slice(last, end));
-    for (let k = last; k < end; k++, j++) {
+  const copyTo = (stop: number): void => {
+    parts.push(original.slice(last, stop));
+    for (let k = last; k < stop; k++, j++) {
       starts[j] = k;
       ends[j] = k + 1;
     }
   };
-  PERCENT_ESCAPE.lastIndex = from;
-  for (let m = PERCENT_ESCAPE.exec(original); m !== null && m.index + 3 <= to; m = PERCENT_ESCAPE.exec(original)) {
-    copyTo(m.index);
-    parts.push(String.fromCharCode(parseInt(m[0].slice(1), 16)));
-    starts[j] = m.index;
-    ends[j] = m.index + 3;
+  for (let k = first; k < end; k++) {
+    const p = at[k]!;
+    const plus = original.charCodeAt(p) === 43;
+    const width = plus ? 1 : 3;
+    if (p < last || p + width > to) continue;
+    copyTo(p);
+    parts.push(plus ? ' ' : String.fromCharCode(parseInt(original.slice(p + 1, p + 3), 16)));
+    starts[j] = p;
+    ends[j] = p + width;
     j++;
-    last = m.index + 3;
+    last = p + width;
   }
   copyTo(to);
   const decoded: FoldedText = { text: parts.join(''), starts: starts.subarray(0, j), ends: ends.subarray(0, j) };

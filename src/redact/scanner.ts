@@ -8,9 +8,9 @@
  */
 import { WardenError } from '../pipeline/errors.js';
 import type { AllowList } from './allow-list.js';
-import { scanDigits, type DigitChunk, type DigitScan } from './entities/digit-runs.js';
+import { scanDigits, type DecodedAt, type DigitChunk, type DigitScan } from './entities/digit-runs.js';
 import { SECRET_ENTITIES } from './entities/secrets.js';
-import { escapeNear, fold, percentDecodedWindows, toOriginalSpan, type FoldedText } from './normalize.js';
+import { decodedUnit, escapeNear, fold, percentDecodedWindows, toOriginalSpan, type FoldedText } from './normalize.js';
 import { PREFILTER_MAX_CHARS, textTraits, type TextTraits } from './prefilter.js';
 import type { DetectContext, Detector, EntityInfo, Finding } from './types.js';
 
@@ -81,6 +81,7 @@ class ScanContext implements DetectContext {
     private readonly info: Readonly<Record<string, EntityInfo>>,
     readonly phoneRegions: readonly string[],
     readonly traits: TextTraits | null,
+    private readonly decodedAt: DecodedAt | null,
   ) {}
 
   wants(entity: string): boolean {
@@ -88,11 +89,11 @@ class ScanContext implements DetectContext {
   }
 
   digitChunks(): readonly DigitChunk[] {
-    return (this.digits ??= scanDigits(this.text)).chunks;
+    return this.digitScan().chunks;
   }
 
   digitScan(): DigitScan {
-    return (this.digits ??= scanDigits(this.text));
+    return (this.digits ??= scanDigits(this.text, this.decodedAt));
   }
 
   contextBefore(entity: string, start: number): boolean {
@@ -133,6 +134,7 @@ export class Scanner {
       if (traits !== null) traits = textTraits(folded.text);
     } else folded = { text, starts: null, ends: null };
     const result = this.scanView(text, folded, traits, opts, detectors, false);
+    let holders = result.holders;
     // Percent escapes ("phone=%2B14155552671", "jane.doe%40example.com"): the text around them is
     // read decoded too, and what it holds is added. Added only: a decoded "%20" ends a URL or a
     // password value that the text as written shows whole, and that finding stays (it contains
@@ -150,10 +152,17 @@ export class Scanner {
           result.findings.push(f);
           if (!result.seen.has(f.entity)) result.seen = new Set([...result.seen, f.entity]);
         }
+        for (const h of more.holders ?? []) if (escapeNear(text, h.start, h.end)) (holders ??= []).push(h);
+      }
+    }
+    if (holders !== null) {
+      for (const h of holdersInUse(holders, result.findings)) {
+        result.findings.push(h);
+        if (!result.seen.has(h.entity)) result.seen = new Set([...result.seen, h.entity]);
       }
     }
     result.findings = resolveOverlaps(result.findings);
-    return result;
+    return { findings: result.findings, seen: result.seen, failures: result.failures, folded: result.folded };
   }
 
   /**
@@ -168,9 +177,11 @@ export class Scanner {
     opts: ScanOptions,
     detectors: readonly Detector[],
     decodedValues: boolean,
-  ): { findings: Finding[]; seen: ReadonlySet<string>; failures: number; folded: FoldedText } {
+  ): { findings: Finding[]; seen: ReadonlySet<string>; failures: number; folded: FoldedText; holders: Finding[] | null } {
     const ftext = view.text;
-    const ctx = new ScanContext(ftext, opts.entities, this.info, this.phoneRegions, traits);
+    // In a decoded view, which separators were escapes (a card's layout ignores their kind).
+    const decodedAt = decodedValues ? (k: number): boolean => decodedUnit(text, view, k) : null;
+    const ctx = new ScanContext(ftext, opts.entities, this.info, this.phoneRegions, traits, decodedAt);
     const raw: Finding[] = [];
     let failures = 0;
     for (const d of detectors) {
@@ -186,9 +197,10 @@ export class Scanner {
         failures++;
       }
     }
-    if (raw.length === 0) return { findings: [], seen: NOTHING_SEEN, failures, folded: view };
+    if (raw.length === 0) return { findings: [], seen: NOTHING_SEEN, failures, folded: view, holders: null };
     const seen = new Set<string>();
     const accepted: Finding[] = [];
+    let holders: Finding[] | null = null;
     for (const f of raw) {
       if (!opts.entities.has(f.entity)) continue;
       let score = f.score;
@@ -216,11 +228,30 @@ export class Scanner {
       const [start, end] = toOriginalSpan(view, f.start, f.end);
       if (opts.from !== undefined && end <= opts.from) continue;
       if (!this.allow.empty && (this.allow.allows(text.slice(start, end)) || (decodedValues && this.allow.allows(ftext.slice(f.start, f.end))))) continue;
+      const kept: Finding = { entity: f.entity, start, end, score: Math.round(score * 100) / 100 };
+      if (f.holder === true) {
+        (holders ??= []).push(kept);
+        continue;
+      }
       seen.add(f.entity);
-      accepted.push({ entity: f.entity, start, end, score: Math.round(score * 100) / 100 });
+      accepted.push(kept);
     }
-    return { findings: accepted, seen, failures, folded: view };
+    return { findings: accepted, seen, failures, folded: view, holders };
   }
+}
+
+/**
+ * The holders (see Finding.holder) that hold one of `findings` and more text besides: a value
+ * that is only the card is the card's finding. Holders are few (one per weak assignment), so
+ * the pairwise check costs nothing that matters.
+ */
+function holdersInUse(holders: readonly Finding[], findings: readonly Finding[]): Finding[] {
+  const used: Finding[] = [];
+  for (const h of holders) {
+    const holds = findings.some((f) => h.start <= f.start && f.end <= h.end && h.end - h.start > f.end - f.start);
+    if (holds) used.push(h);
+  }
+  return used;
 }
 
 function wantsAny(wanted: ReadonlySet<string>, entities: readonly string[]): boolean {

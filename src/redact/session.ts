@@ -83,6 +83,12 @@ function reserveEscapedPlaceholdersIn(messages: readonly ChatMessage[], vault: T
  */
 class MemberNames {
   private readonly byObject = new Map<number, Map<string, { original: string; entities: ReadonlySet<string> }>>();
+  private objects = 0;
+
+  /** A number for the next object of a JSON tree (a tree has no offsets to name its objects by). */
+  nextObject(): number {
+    return this.objects++;
+  }
 
   /**
    * Records `out`, the outgoing name of `original` in `object`, redacted for `entities`. When a
@@ -150,23 +156,27 @@ export class Session implements RedactionSession {
     return out;
   }
 
-  /** Redacts tool definitions (descriptions and every string in the parameter schema). */
+  /**
+   * Redacts tool definitions: descriptions, and every string and member name in the parameter
+   * schema (a property named by PII is redacted as its `required` entry is, so the two still match).
+   */
   redactTools(tools: ToolDefinition[]): ToolDefinition[] {
     this.reserveInputPlaceholders(tools);
+    const names = new MemberNames();
     const out = tools.map((t) => {
       const fn: ToolDefinition['function'] = { ...t.function };
       if (typeof fn.description === 'string') fn.description = this.promptText(fn.description);
-      if (fn.parameters !== undefined) fn.parameters = this.promptJsonValue(fn.parameters);
+      if (fn.parameters !== undefined) fn.parameters = this.promptJsonValue(fn.parameters, names);
       return { ...t, function: fn };
     });
     this.throwIfRefused();
     return out;
   }
 
-  /** Redacts every string value in the pass-through parameters (member names stay). */
+  /** Redacts every string and member name in the pass-through parameters (`metadata` keys...). */
   redactParams(params: Readonly<Record<string, unknown>>): Record<string, unknown> {
     this.reserveInputPlaceholders(params);
-    const out = this.promptJsonValue(params) as Record<string, unknown>;
+    const out = this.promptJsonValue(params, new MemberNames()) as Record<string, unknown>;
     this.throwIfRefused();
     return out;
   }
@@ -300,12 +310,18 @@ export class Session implements RedactionSession {
    */
   private promptJsonName(raw: string, object: number, names: MemberNames): string {
     const value = JSON.parse(raw) as string;
-    if (value.length === 0) return raw;
-    const res = this.scanPrompt(value);
-    const out = this.applyPrompt(value, res.findings, res.seen, this.promptModeOf);
-    const clash = names.clash(object, value, out, res.seen);
-    if (clash !== null) for (const e of clash) (this.nameClashes ??= new Set()).add(e);
+    const out = this.promptMemberName(value, object, names);
     return out === value ? raw : JSON.stringify(out);
+  }
+
+  /** A member name of object number `object`, redacted (see promptJsonName). */
+  private promptMemberName(name: string, object: number, names: MemberNames): string {
+    if (name.length === 0) return name;
+    const res = this.scanPrompt(name);
+    const out = this.applyPrompt(name, res.findings, res.seen, this.promptModeOf);
+    const clash = names.clash(object, name, out, res.seen);
+    if (clash !== null) for (const e of clash) (this.nameClashes ??= new Set()).add(e);
+    return out;
   }
 
   /** `findings`: of the whole JSON text; those over this number are clipped to it. */
@@ -330,18 +346,18 @@ export class Session implements RedactionSession {
     return out === text ? v : JSON.parse(out);
   }
 
-  private promptJsonValue(v: unknown): unknown {
+  /**
+   * A JSON value given as a tree (tool schemas, pass-through parameters): strings redacted as
+   * text, member names as in tool-call arguments (promptMemberName: the same redaction, and two
+   * names of one object that come out alike refuse the request). `names` numbers the objects.
+   */
+  private promptJsonValue(v: unknown, names: MemberNames): unknown {
     if (typeof v === 'string') return this.promptText(v);
-    if (Array.isArray(v)) return v.map((x) => this.promptJsonValue(x));
+    if (Array.isArray(v)) return v.map((x) => this.promptJsonValue(x, names));
     if (v !== null && typeof v === 'object') {
-      const guardNames = this.guard.active;
+      const object = names.nextObject();
       // fromEntries defines members: a "__proto__" member stays a member, as JSON.parse made it.
-      return Object.fromEntries(
-        Object.entries(v).map(([k, x]) => {
-          if (guardNames) this.guardPrompt(k);
-          return [k, this.promptJsonValue(x)];
-        }),
-      );
+      return Object.fromEntries(Object.entries(v).map(([k, x]) => [this.promptMemberName(k, object, names), this.promptJsonValue(x, names)]));
     }
     return v;
   }
@@ -404,7 +420,7 @@ export class Session implements RedactionSession {
       const entities = [...this.nameClashes].sort();
       throw new WardenError(
         'redaction_blocked',
-        `two member names of one object in tool-call arguments redact to the same name (${entities.join(', ')}); names must stay unique, so the request is refused (tokenize or hash keeps them apart)`,
+        `two member names of one object in tool-call arguments, a tool schema or a parameter redact to the same name (${entities.join(', ')}); names must stay unique, so the request is refused (tokenize or hash keeps them apart)`,
         { details: { reason: 'duplicate_member_names', entities } },
       );
     }

@@ -77,6 +77,14 @@ export interface Finding {
   start: number;
   end: number;
   score: number;
+  /**
+   * A container that does not count on its own: a `password=` value too plain to be taken for a
+   * secret (low entropy, like a word). The scanner keeps it, as an ordinary finding, only when
+   * it holds another finding and more besides (`Zq9kW:4111111111111111`): the secret is then
+   * masked whole, not the card alone with the rest of the value in clear. Scan results never
+   * carry the flag.
+   */
+  holder?: boolean;
 }
 
 export interface DetectContext {

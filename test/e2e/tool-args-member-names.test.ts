@@ -1,7 +1,8 @@
 /**
- * End to end: PII used as a member name (a JSON key) in tool-call arguments, through a real
- * Warden with the official `openai` SDK. On the prompt side (the assistant turn of the history)
- * the name is redacted before it goes upstream, and two names of one object that would redact
+ * End to end: PII used as a member name (a JSON key) in tool-call arguments, tool schemas and
+ * pass-through parameters, through a real Warden with the official `openai` SDK. On the prompt
+ * side (the assistant turn of the history, `tools`, `metadata`) the name is redacted before it
+ * goes upstream, and two names of one object that would redact
  * alike refuse the request; on the answer side the model's names are redacted too, streamed or
  * not. The addresses reach neither the upstream, the app, the log nor the audit record.
  */
@@ -82,6 +83,37 @@ describe('PII as a member name in answer tool-call arguments', () => {
       for await (const chunk of stream) for (const t of chunk.choices[0]?.delta.tool_calls ?? []) args += t.function?.arguments ?? '';
       expect(args, `pieces of ${piece}`).toBe(call.function.arguments);
     }
+  });
+});
+
+describe('PII as a member name in a tool schema and in pass-through parameters', () => {
+  it('is redacted before it goes upstream, the schema\'s `required` entry alike', async () => {
+    upstream.mode = 'ok';
+    const before = upstream.calls.length;
+    await client.chat.completions.create({
+      model: 'gpt-4o-mini',
+      messages: [{ role: 'user', content: 'Notify the contact.' }],
+      tools: [{ type: 'function', function: { name: 'notify', parameters: { type: 'object', properties: { [JANE]: { type: 'boolean' } }, required: [JANE] } } }],
+      metadata: { [JOHN]: 'vip' },
+    });
+    const sent = upstream.calls[before]!.body as { tools: Array<{ function: { parameters: unknown } }>; metadata: unknown };
+    expect(sent.tools[0]!.function.parameters).toEqual({ type: 'object', properties: { '[EMAIL_ADDRESS]': { type: 'boolean' } }, required: ['[EMAIL_ADDRESS]'] });
+    expect(sent.metadata).toEqual({ '[EMAIL_ADDRESS]': 'vip' });
+  });
+
+  it('two schema properties that would redact alike refuse the request (422 redaction_blocked)', async () => {
+    const before = upstream.calls.length;
+    const properties = { [JANE]: { type: 'boolean' }, [JOHN]: { type: 'boolean' } };
+    const err = (await client.chat.completions
+      .create({ model: 'gpt-4o-mini', messages: [{ role: 'user', content: 'Notify.' }], tools: [{ type: 'function', function: { name: 'notify', parameters: { type: 'object', properties } } }] })
+      .then(
+        () => null,
+        (e: unknown) => e,
+      )) as InstanceType<typeof OpenAI.APIError> | null;
+    expect(err).toBeInstanceOf(OpenAI.UnprocessableEntityError);
+    expect(err!.code).toBe('redaction_blocked');
+    expect(`${err!.message}${JSON.stringify(err!.error)}`).not.toMatch(/jane|john/);
+    expect(upstream.calls.length).toBe(before);
   });
 });
 

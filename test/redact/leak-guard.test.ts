@@ -329,11 +329,11 @@ describe('leak guard: obfuscated and escaped secrets', () => {
       });
     }
 
-    it('ordinary member names pass unchanged; PII in one is rewritten in arguments, not in parameters (documented)', () => {
+    it('ordinary member names pass unchanged; PII in one is rewritten in arguments and in parameters alike', () => {
       const s = redactor.session(decision(), [CANARY]);
       const args = '{"bob@example.org": "mail bob@example.org", "n": 1}';
       expect(s.redactMessages(call(args))[0]!.tool_calls![0]!.function.arguments).toBe('{"[EMAIL_ADDRESS]": "mail [EMAIL_ADDRESS]", "n": 1}');
-      expect(s.redactParams({ metadata: { 'bob@example.org': 'x' } })).toEqual({ metadata: { 'bob@example.org': 'x' } });
+      expect(s.redactParams({ metadata: { 'bob@example.org': 'x', tier: 'gold' } })).toEqual({ metadata: { '[EMAIL_ADDRESS]': 'x', tier: 'gold' } });
       expect(s.report().leaks).toBe(0);
     });
   });

@@ -6,7 +6,7 @@
  */
 import { describe, expect, it } from 'vitest';
 import { BUILTIN_ENTITIES, createRedactor } from '../../src/redact/index.js';
-import { fold } from '../../src/redact/normalize.js';
+import { fold, percentDecodedWindows } from '../../src/redact/normalize.js';
 import { decision } from './helpers.js';
 
 const redactor = createRedactor({});
@@ -291,6 +291,57 @@ describe('percent-encoded values (URL query strings, form bodies, pasted logs)',
   }
 });
 
+describe("a form body's '+' between digit groups reads as a space", () => {
+  // application/x-www-form-urlencoded writes a space as '+': "card=4111+1111+1111+1111". Only a
+  // '+' with a digit on both sides is read so; "+1 415 ..." keeps its plus (a phone's prefix).
+  const cases: Array<[string, string]> = [
+    ['card=4111+1111+1111+1111&x=1', 'card=[CREDIT_CARD]&x=1'],
+    ['phone=%2B1+415+555+2671&x=1', 'phone=[PHONE_NUMBER]&x=1'],
+    ['phone=+1+415+555+2671', 'phone=[PHONE_NUMBER]'],
+    ['ssn=536+22+1234', 'ssn=[US_SSN]'],
+    ['iban=DE89+3704+0044+0532+0130+00', 'iban=[IBAN_CODE]'],
+    ['call +1 415 555 2671 or +14155552671', 'call [PHONE_NUMBER] or [PHONE_NUMBER]'],
+  ];
+  for (const [text, want] of cases) {
+    it(JSON.stringify(text), () => {
+      expect(masked(text)).toBe(want);
+    });
+  }
+  it('the finding covers the value as written, pluses and escapes included', () => {
+    expect(found('card=4111+1111+1111+1111')).toEqual([['CREDIT_CARD', '4111+1111+1111+1111']]);
+    expect(found('phone=%2B1+415+555+2671')).toEqual([['PHONE_NUMBER', '%2B1+415+555+2671']]);
+  });
+  const notPii = ['2+2=4 and 10+20+30', 'x=1+2&y=3+4', '2024-01-15T10:30:00+01:00', 'a+b=c+1234567'];
+  for (const text of notPii) {
+    it(`no finding: ${JSON.stringify(text)}`, () => {
+      expect(found(text)).toEqual([]);
+    });
+  }
+  // Digits glued to letters before the '+' are no digit group (base64 holds many such '+'): no
+  // second, decoded reading of a blob for them.
+  it("a '+' after digits glued to letters is not decoded", () => {
+    expect(percentDecodedWindows('data:image/png;base64,iVBORw0KGgo4111+1111+1111+1111AAAA')).toBeNull();
+    expect(percentDecodedWindows('x 4111+1111')).not.toBeNull();
+  });
+});
+
+describe('a separator written as a percent escape matches the separators written plainly', () => {
+  // "4111 1111 1111%2d1111": a card's separators are uniform, but an escaped one says nothing
+  // about the writer's layout (an encoder or a hand hiding it); it takes the kind of the others.
+  const cases: Array<[string, string]> = [
+    ['pay 4111 1111 1111%2d1111 ok', 'pay [CREDIT_CARD] ok'],
+    ['pay 4111%201111 1111 1111 ok', 'pay [CREDIT_CARD] ok'],
+    ['pay 4111-1111-1111%201111 ok', 'pay [CREDIT_CARD] ok'],
+    ['pay 4111%2d1111 1111%2e1111 ok', 'pay [CREDIT_CARD] ok'],
+    ['card=4111+1111+1111%2D1111', 'card=[CREDIT_CARD]'],
+  ];
+  for (const [text, want] of cases) {
+    it(JSON.stringify(text), () => {
+      expect(masked(text)).toBe(want);
+    });
+  }
+});
+
 describe('a secret value is masked whole, whatever it holds', () => {
   // A password or token that holds a phone, an address or a card: the inner finding scores
   // higher, and winning would leave the rest of the secret in clear.
@@ -300,12 +351,28 @@ describe('a secret value is masked whole, whatever it holds', () => {
     ['secret=Kd83%2Fjane.doe%40example.com%2Fx8Jq2LmZpQ', 'Kd83%2Fjane.doe%40example.com%2Fx8Jq2LmZpQ'],
     ['secret=Kd83/jane.doe@example.com/x8Jq2LmZpQ', 'Kd83/jane.doe@example.com/x8Jq2LmZpQ'],
     ['client_secret=Wx4=536-22-1234=Qp7zLm', 'Wx4=536-22-1234=Qp7zLm'],
+    // Values of low entropy (a long run of repeated digits) that hold a finding: the entropy rule
+    // keeps words out, and a value holding a card is no word.
+    ['password=Zq9kW:4111111111111111', 'Zq9kW:4111111111111111'],
+    ['token=Zq9kW:4111111111111111', 'Zq9kW:4111111111111111'],
+    ['pwd=aa:+14155552671', 'aa:+14155552671'],
+    ['secret=Kd%3A4111%201111%201111%201111', 'Kd%3A4111%201111%201111%201111'],
   ];
   for (const [text, secret] of cases) {
     it(JSON.stringify(text), () => {
       expect(found(text)).toEqual([['PASSWORD', secret]]);
     });
   }
+
+  it('masked whole through a session', () => {
+    expect(masked('login password=Zq9kW:4111111111111111 ok')).toBe('login password=[PASSWORD] ok');
+  });
+
+  // A low-entropy value that is only the finding is labelled by it; one holding none is no secret.
+  it('a value that is the card itself stays a card; a word stays as it is', () => {
+    expect(found('password=4111111111111111')).toEqual([['CREDIT_CARD', '4111111111111111']]);
+    expect(found('password: required, token=expired1')).toEqual([]);
+  });
 });
 
 describe('decimal numbers', () => {
@@ -378,11 +445,21 @@ describe('a fraction written without its leading zero', () => {
     });
   }
 
-  // A '.' between a word and digits joins them into one token (versions, file names, hosts,
-  // JWT segments), a card after a full stop without a space included: no layout in the eval
-  // sets puts a number there, and versions and builds do.
-  it('no finding: "x.4111111111111111" and "build.20240115.1234567"', () => {
-    expect(found('x.4111111111111111 and build.20240115.1234567')).toEqual([]);
+  // A '.' right after a letter ends that word ("x.", "No.", "Visa.") and the digits after it are
+  // read on their own; after a digit it is inside one number or version ("v1.4111…",
+  // "build.20240115.1234567": the dot between its two digit runs is a decimal point).
+  const afterWord: Array<[string, string]> = [
+    ['ref x.4111111111111111 end', 'ref x.[CREDIT_CARD] end'],
+    ['card No.5555555555554444', 'card No.[CREDIT_CARD]'],
+    ['ssn x.536-22-1234', 'ssn x.[US_SSN]'],
+  ];
+  for (const [text, want] of afterWord) {
+    it(`after a letter and a dot: ${JSON.stringify(text)}`, () => {
+      expect(masked(text)).toBe(want);
+    });
+  }
+  it('no finding: a dot after a digit ("v1.4111111111111111", "build.20240115.1234567")', () => {
+    expect(found('v1.4111111111111111 and build.20240115.1234567 and rc.1 and 2.4111111111111111')).toEqual([]);
   });
 });
 

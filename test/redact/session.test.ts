@@ -154,6 +154,56 @@ describe('message shapes', () => {
   });
 });
 
+describe('PII as a member name in tool schemas and pass-through parameters', () => {
+  const r = createRedactor({});
+  const JANE = 'jane.doe@example.com';
+  const JOHN = 'john.roe@example.com';
+  const schemaTool = (properties: Record<string, unknown>, required: string[]): ToolDefinition[] => [
+    { type: 'function', function: { name: 'notify', parameters: { type: 'object', properties, required } } },
+  ];
+
+  it('a schema property named by PII is redacted like a value, so it still matches its `required` entry', () => {
+    const out = r.session(decision(), []).redactTools(schemaTool({ [JANE]: { type: 'boolean' }, note: { type: 'string' } }, [JANE, 'note']));
+    expect(out[0]!.function.parameters).toEqual({
+      type: 'object',
+      properties: { '[EMAIL_ADDRESS]': { type: 'boolean' }, note: { type: 'string' } },
+      required: ['[EMAIL_ADDRESS]', 'note'],
+    });
+  });
+
+  it('tokenize keeps two such names apart, and each matches its `required` entry', () => {
+    const out = r.session(decision({ mode: 'tokenize' }), []).redactTools(schemaTool({ [JANE]: { type: 'boolean' }, [JOHN]: { type: 'boolean' } }, [JOHN, JANE]));
+    expect(out[0]!.function.parameters).toEqual({
+      type: 'object',
+      properties: { '<EMAIL_ADDRESS_1>': { type: 'boolean' }, '<EMAIL_ADDRESS_2>': { type: 'boolean' } },
+      required: ['<EMAIL_ADDRESS_2>', '<EMAIL_ADDRESS_1>'],
+    });
+  });
+
+  it('two names of one object that mask alike refuse the request (duplicate_member_names), naming entity types only', () => {
+    const e = thrown(() => r.session(decision(), []).redactTools(schemaTool({ [JANE]: { type: 'boolean' }, [JOHN]: { type: 'boolean' } }, [])));
+    expect(e.code).toBe('redaction_blocked');
+    expect(e.details).toEqual({ reason: 'duplicate_member_names', entities: ['EMAIL_ADDRESS'] });
+    expect(e.message).not.toMatch(/jane|john/);
+    // In different objects they do not clash.
+    const ok = r.session(decision(), []).redactParams({ metadata: { [JANE]: 'vip' }, other: { [JOHN]: 'vip' } });
+    expect(ok).toEqual({ metadata: { '[EMAIL_ADDRESS]': 'vip' }, other: { '[EMAIL_ADDRESS]': 'vip' } });
+  });
+
+  it('parameters: metadata keys and a response_format schema\'s property names', () => {
+    const s = r.session(decision(), []);
+    const out = s.redactParams({
+      metadata: { [JANE]: 'vip', '+14155552671': 'desk' },
+      response_format: { type: 'json_schema', json_schema: { name: 'contacts', schema: { type: 'object', properties: { [JANE]: { type: 'string' } } } } },
+    });
+    expect(out).toEqual({
+      metadata: { '[EMAIL_ADDRESS]': 'vip', '[PHONE_NUMBER]': 'desk' },
+      response_format: { type: 'json_schema', json_schema: { name: 'contacts', schema: { type: 'object', properties: { '[EMAIL_ADDRESS]': { type: 'string' } } } } },
+    });
+    expect(s.report().counts).toEqual({ EMAIL_ADDRESS: 2, PHONE_NUMBER: 1 });
+  });
+});
+
 describe('pass-through parameters', () => {
   const r = createRedactor({});
 

@@ -293,6 +293,12 @@ describe('streaming: percent-encoded values', () => {
     'a phone with a %20': ['tel +1 415 555%202671 x', 'tel [PHONE_NUMBER] x'],
     'a card with a %20': ['pay with 4111 1111 1111%201111, thanks', 'pay with [CREDIT_CARD], thanks'],
     'an IBAN with a %20': ['iban DE89 3704 0044 0532 0130%2000 ok', 'iban [IBAN_CODE] ok'],
+    // A form body's '+' between digits is a space, and an escaped separator takes the kind of
+    // the written ones: a split at a '+' or inside a '%2d' must not let the first groups out.
+    'a form-encoded card': ['pay card=4111+1111+1111+1111&x=1 ok', 'pay card=[CREDIT_CARD]&x=1 ok'],
+    'a form-encoded phone': ['tel=%2B1+415+555+2671 ok', 'tel=[PHONE_NUMBER] ok'],
+    'a card with a %2d among spaces': ['pay with 4111 1111 1111%2d1111, thanks', 'pay with [CREDIT_CARD], thanks'],
+    'a card with a %20 among dashes': ['pay with 4111-1111-1111%201111, thanks', 'pay with [CREDIT_CARD], thanks'],
   };
   for (const [name, [text, redacted]] of Object.entries(SPACED)) {
     it(`${name}: every two-piece split equals the whole, as content and as tool arguments`, async () => {

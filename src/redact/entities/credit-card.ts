@@ -87,7 +87,11 @@ function firstFourDigits(text: string, ch: DigitChunk, g0: number): number {
   return value;
 }
 
-/** Separators inside one card number are uniform (all spaces, all dashes, or none). */
+/**
+ * Separators inside one card number are uniform (all spaces, all dashes, or none). One written as
+ * a percent escape or a form body's '+' (`4111 1111 1111%2d1111`) takes the kind of the others:
+ * an encoder or a hand hiding the number chose it, not the number's layout.
+ */
 function uniformSeparators(ch: DigitChunk, g0: number, g1: number): boolean {
   let first: string | undefined;
   for (let g = g0; g < g1; g++) {
@@ -95,6 +99,7 @@ function uniformSeparators(ch: DigitChunk, g0: number, g1: number): boolean {
     if (s.includes('(') || s.includes(')')) return false;
     const kind = s.includes('\n') ? ' ' : s.trim() === '' ? ' ' : s.trim();
     if (kind.length > 1) return false;
+    if (ch.decodedSeps?.[g] === true) continue;
     if (first === undefined) first = kind;
     else if (kind !== first) return false;
   }
@@ -113,7 +118,7 @@ function sepKind(s: string): string {
  * window ("Card 4111-1111-1111-1111 2030" but not a 22-digit tracking number in groups of four).
  */
 function windowBoundaryOk(ch: DigitChunk, g0: number, g1: number): boolean {
-  const inner = g1 > g0 ? sepKind(ch.seps[g0]!) : null;
+  const inner = g1 > g0 ? sepKind(ch.seps[writtenSep(ch, g0, g1)]!) : null;
   const len = (g: number): number => ch.groupEnds[g]! - ch.groupStarts[g]!;
   // The same separator is a boundary only next to a group that is not a card-style block of
   // four ("4111 1111 1111 1111 123" with a CVV), so long runs of 4-digit blocks stay whole. A
@@ -123,6 +128,13 @@ function windowBoundaryOk(ch: DigitChunk, g0: number, g1: number): boolean {
   if (g0 > 0 && joins(sepKind(ch.seps[g0 - 1]!)) && len(g0 - 1) === 4) return false;
   if (g1 < ch.groupStarts.length - 1 && joins(sepKind(ch.seps[g1]!)) && len(g1 + 1) === 4) return false;
   return true;
+}
+
+/** The first separator of groups [g0, g1] written as such (not decoded), else the first one. */
+function writtenSep(ch: DigitChunk, g0: number, g1: number): number {
+  if (ch.decodedSeps === null) return g0;
+  for (let g = g0; g < g1; g++) if (!ch.decodedSeps[g]) return g;
+  return g0;
 }
 
 export function detectCardsInChunk(text: string, ch: DigitChunk, out: Finding[]): void {

@@ -27,7 +27,16 @@ export interface DigitChunk {
    * group of at most three), '_', '@', '%' or '/': part of a larger token.
    */
   glued: boolean;
+  /**
+   * For each separator, whether it was written as a percent escape or a form body's '+' (read
+   * in a decoded view, normalize.ts): its kind says nothing about the number's layout. null
+   * when the text was read as written.
+   */
+  decodedSeps: boolean[] | null;
 }
+
+/** Unit `k` of the scanned text was decoded (normalize.ts decodedUnit); absent: none was. */
+export type DecodedAt = (k: number) => boolean;
 
 const MAX_SEP = 3;
 /** More groups than any entity has; longer runs are cut (and so linear). */
@@ -154,15 +163,17 @@ function rejectsLeft(text: string, i: number): boolean {
   if (i < 2) return false;
   const q = text.charCodeAt(i - 2);
   if (!isWordCode(q)) return false;
-  // Punctuation glued to a word or a number on its left. A dot is inside one token ("v1.2",
-  // "rc.1", "build.2024"); so is a dash ("a716-4466", "ORD-2024"), unless the word names the
-  // number ("card-4111 ..."). A colon after digits is a time or a port ("12:30", ":8080"), after
-  // a word a key ("card:4111", "SSN:536-22-1234", "tel:+1..."), a word that begins with a letter
-  // and ends in a digit included ("card1:4111...", "ipv4:192..."; after hex IPv6 groups such as
-  // "db8:" at most four digits follow, no entity's length). A comma after digits is a
+  // Punctuation glued to a word or a number on its left. A dot after a digit is inside one
+  // token ("v1.2", "build.20240115.1234567"); after a letter it ends the word ("x.4111…",
+  // "No.4111…", "rc.1": the digits are read on their own, as after a space). A dash glues
+  // ("a716-4466", "ORD-2024"), unless the word names the number ("card-4111 ..."). A colon
+  // after digits is a time or a port ("12:30", ":8080"), after a word a key ("card:4111",
+  // "SSN:536-22-1234", "tel:+1..."), a word that begins with a letter and ends in a digit
+  // included ("card1:4111...", "ipv4:192..."; after hex IPv6 groups such as "db8:" at most four
+  // digits follow, no entity's length). A comma after digits is a
   // thousands separator only where the digits look like one number; otherwise, like a comma
   // after a word, it separates the fields of a CSV row.
-  if (p === 46) return true;
+  if (p === 46) return !isAlphaCode(q);
   if (p === 45) return isDigitCode(q) || q === 95 || !dashLabelBefore(text, i - 1);
   if (p === 58) return isDigitCode(q) && !keyWordBefore(text, i - 1);
   if (p === 44) return isDigitCode(q) && thousandsComma(text, i - 1);
@@ -194,7 +205,7 @@ export interface DigitScan {
   letterPrefixed: number[];
 }
 
-export function scanDigits(text: string): DigitScan {
+export function scanDigits(text: string, decodedAt: DecodedAt | null = null): DigitScan {
   const chunks: DigitChunk[] = [];
   const letterPrefixed: number[] = [];
   const n = text.length;
@@ -273,6 +284,7 @@ export function scanDigits(text: string): DigitScan {
       const breakAfter = scratchBreak.slice(0, groups - 1);
       const seps: string[] = [];
       for (let g = 0; g + 1 < groups; g++) seps.push(text.slice(groupEnds[g], groupStarts[g + 1]));
+      const decodedSeps = decodedAt === null ? null : decodedSeparators(groupStarts, groupEnds, decodedAt);
       // "3.5%" or "10.0.0.1:8080" or "1 234 567,89": digits glued to more digits or a unit. A
       // comma glues only to a number written in thousands (a decimal comma or more thousands
       // follow); after other digits ("4111111111111111,100", "06 30 51 03 21,100") it ends a field.
@@ -284,13 +296,24 @@ export function scanDigits(text: string): DigitScan {
         after === 47 ||
         ((after === 46 || after === 58) && digitAfter) ||
         (after === 44 && digitAfter && !plus && thousandsShaped(text, groups));
-      chunks.push({ start, end, plus, groupStarts, groupEnds, breakAfter, seps, letterAfter, glued });
+      chunks.push({ start, end, plus, groupStarts, groupEnds, breakAfter, seps, letterAfter, glued, decodedSeps });
     }
     i = end;
     // Do not restart inside the token that glued on.
     while (i < n && isWordCode(text.charCodeAt(i))) i++;
   }
   return { chunks, letterPrefixed };
+}
+
+/** For each separator between the groups, whether every unit of it was decoded. */
+function decodedSeparators(groupStarts: readonly number[], groupEnds: readonly number[], decodedAt: DecodedAt): boolean[] {
+  const out: boolean[] = [];
+  for (let g = 0; g + 1 < groupStarts.length; g++) {
+    let all = true;
+    for (let k = groupEnds[g]!; k < groupStarts[g + 1]! && all; k++) all = decodedAt(k);
+    out.push(all);
+  }
+  return out;
 }
 
 /**
@@ -300,7 +323,9 @@ export function scanDigits(text: string): DigitScan {
  * with a space is a full stop.
  */
 function decimalPointAt(ch: DigitChunk, s: number): boolean {
-  return ch.seps[s] === '.' && ch.seps[s - 1] !== '.' && ch.seps[s + 1] !== '.';
+  // A '.' written as an escape (`4111%2d1111 1111%2e1111`) is a separator hidden, not a decimal
+  // point: no encoder escapes a number's dot.
+  return ch.seps[s] === '.' && ch.seps[s - 1] !== '.' && ch.seps[s + 1] !== '.' && ch.decodedSeps?.[s] !== true;
 }
 
 /**

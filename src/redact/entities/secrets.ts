@@ -169,12 +169,16 @@ export function createSecretsDetector(opts: SecretDetectorOptions = {}): Detecto
               const plausible =
                 !NOT_A_VALUE.test(value) &&
                 // Values that are themselves placeholders from a previous redaction are not secrets.
-                !/^[[<][A-Z_]+(?:[_:][0-9a-f]+)?[\]>]$/.test(value) &&
-                shannonEntropy(value) >= minEntropy;
+                !/^[[<][A-Z_]+(?:[_:][0-9a-f]+)?[\]>]$/.test(value);
               if (plausible) {
                 const start = m.index + m[0].length - value.length;
                 const entity = m[1]!.toLowerCase().startsWith('aws') ? 'AWS_SECRET_ACCESS_KEY' : 'PASSWORD';
-                out.push({ entity, start, end: start + value.length, score: 0.8 });
+                // Low entropy is a word's ("password: required"), unless the value holds PII
+                // ("Zq9kW:4111111111111111", the repeated digits lower it): then it is a holder,
+                // which the scanner keeps only around another finding (see Finding.holder).
+                const finding: Finding = { entity, start, end: start + value.length, score: 0.8 };
+                if (shannonEntropy(value) < minEntropy) finding.holder = true;
+                out.push(finding);
               }
               m = null;
             }
