@@ -317,11 +317,14 @@ describe("a form body's '+' between digit groups reads as a space", () => {
       expect(found(text)).toEqual([]);
     });
   }
-  // Digits glued to letters before the '+' are no digit group (base64 holds many such '+'): no
-  // second, decoded reading of a blob for them.
-  it("a '+' after digits glued to letters is not decoded", () => {
+  // Only a form value (after '=') is read so: base64 ('+' after digits glued to letters), sums
+  // and prose get no second, decoded reading (a text of "9+9+9+9 " would be scanned twice).
+  it("a '+' outside a form value is not decoded", () => {
     expect(percentDecodedWindows('data:image/png;base64,iVBORw0KGgo4111+1111+1111+1111AAAA')).toBeNull();
-    expect(percentDecodedWindows('x 4111+1111')).not.toBeNull();
+    expect(percentDecodedWindows('x=Go4111+1111+1111+1111')).toBeNull();
+    expect(percentDecodedWindows('x 4111+1111 and 9+9+9+9 9+9+9+9')).toBeNull();
+    expect(percentDecodedWindows('x=4111+1111')).not.toBeNull();
+    expect(percentDecodedWindows('a=1&tel=%2B1+415')).not.toBeNull();
   });
 });
 
