@@ -179,6 +179,18 @@ describe('digit chunks', () => {
       expect(found(text)).toEqual([['CRYPTO', address]]);
     }
   });
+
+  it('four short groups make a chunk only when dots join them (an IPv4 address)', () => {
+    // Four groups of under 7 digits are no phone, card or SSN: a chunk for each (a text of
+    // "x=9 9 9 9 " repeated) only fed the detectors and the garbage collector.
+    expect(scanDigits('a 9 9 9 9 b, x=1 2 3 4, v 1-2-3-4').chunks).toEqual([]);
+    const text = 'host 10.0.0.1 and x=192.168.1.20';
+    expect(scanDigits(text).chunks.map((c) => text.slice(c.start, c.end))).toEqual(['10.0.0.1', '192.168.1.20']);
+    expect(found(text)).toEqual([
+      ['IP_ADDRESS', '10.0.0.1'],
+      ['IP_ADDRESS', '192.168.1.20'],
+    ]);
+  });
 });
 
 describe('numbers next to other numbers', () => {

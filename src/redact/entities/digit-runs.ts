@@ -206,6 +206,11 @@ export interface DigitScan {
 }
 
 export function scanDigits(text: string, decodedAt: DecodedAt | null = null): DigitScan {
+  /** The scratch groups 0..3 are joined by single dots ("10.0.0.1"): an IPv4 address's shape. */
+  const dotted4 = (): boolean => {
+    for (let g = 0; g < 3; g++) if (scratchStarts[g + 1]! - scratchEnds[g]! !== 1 || text.charCodeAt(scratchEnds[g]!) !== 46) return false;
+    return true;
+  };
   const chunks: DigitChunk[] = [];
   const letterPrefixed: number[] = [];
   const n = text.length;
@@ -276,9 +281,10 @@ export function scanDigits(text: string, decodedAt: DecodedAt | null = null): Di
     const after = end < n ? text.charCodeAt(end) : 0;
     const letterAfter = isAlphaCode(after);
     const first = text.charCodeAt(scratchStarts[0]!);
-    // Worth a chunk: 7+ digits (phones, cards, SSNs), four groups (IPv4), or a 1/3 glued to
-    // letters in a token as long as a Bitcoin address.
-    if (digits >= 7 || groups === 4 || (letterAfter && groups === 1 && (first === 49 || first === 51) && base58Sized(text, scratchStarts[0]!))) {
+    // Worth a chunk: 7+ digits (phones, cards, SSNs), four groups joined by dots (IPv4), or a
+    // 1/3 glued to letters in a token as long as a Bitcoin address. (Four short groups joined
+    // otherwise, "a 9 9 9 9 " repeated, made a chunk each for no detector: 3.6 MB per CPU-second.)
+    if (digits >= 7 || (groups === 4 && dotted4()) || (letterAfter && groups === 1 && (first === 49 || first === 51) && base58Sized(text, scratchStarts[0]!))) {
       const groupStarts = scratchStarts.slice(0, groups);
       const groupEnds = scratchEnds.slice(0, groups);
       const breakAfter = scratchBreak.slice(0, groups - 1);
