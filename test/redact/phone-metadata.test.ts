@@ -6,7 +6,7 @@
  */
 import { isValidPhoneNumber, type CountryCode } from 'libphonenumber-js/max';
 import { describe, expect, it } from 'vitest';
-import { compileRegion, validInternational, validNational } from '../../src/redact/entities/phone-metadata.js';
+import { compileRegion, validInternational, validNational, validNationalInAny } from '../../src/redact/entities/phone-metadata.js';
 import { DEFAULT_PHONE_REGIONS } from '../../src/redact/redactor.js';
 
 function prng(seed: number): () => number {
@@ -64,5 +64,18 @@ describe('compiled phone validation agrees with libphonenumber-js', () => {
     expect(validInternational('41038549029')).toBe(false); // "+41 (0)38 549 02 90": unassigned range
     expect(validNational(compileRegion('DE')!, '03012345678')).toBe(true);
     expect(validNational(compileRegion('US')!, '1700000000')).toBe(false); // a Unix timestamp
+  });
+
+  it('any of several regions: the same verdict as asking each (plans sharing a calling code are asked once)', () => {
+    const plans = DEFAULT_PHONE_REGIONS.map((r) => compileRegion(r)!);
+    const rnd = prng(43);
+    let valid = 0;
+    for (let i = 0; i < 3000; i++) {
+      const d = (rnd() < 0.4 ? '0' : '') + Array.from({ length: 6 + Math.floor(rnd() * 8) }, () => Math.floor(rnd() * 10)).join('');
+      const each = plans.some((c) => validNational(c, d));
+      if (each) valid++;
+      expect(validNationalInAny(plans, d), d).toBe(each);
+    }
+    expect(valid).toBeGreaterThan(300);
   });
 });

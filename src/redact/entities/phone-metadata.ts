@@ -73,6 +73,8 @@ export function compileRegion(region: string): CompiledRegion | null {
 }
 
 function nsnValid(c: CompiledRegion, nsn: string): boolean {
+  // A length none of the region's numbers has fails before any pattern runs.
+  if (!c.lengths.includes(nsn.length)) return false;
   if (!c.general.test(nsn)) return false;
   for (const t of c.types) {
     if (t.lengths && !t.lengths.includes(nsn.length)) continue;
@@ -94,18 +96,48 @@ function nationalSignificant(c: CompiledRegion, digits: string): string {
   return digits;
 }
 
+/**
+ * The compiled regions of each calling code, made on first use: a validation walks every region
+ * of its code (calling code 1 alone is 25), and looking each up by name cost more than testing it.
+ */
+const regionsByCallingCode = new Map<string, readonly CompiledRegion[]>();
+
+function regionsOf(callingCode: string): readonly CompiledRegion[] {
+  let regions = regionsByCallingCode.get(callingCode);
+  if (regions === undefined) {
+    regions = (callingCodes[callingCode] ?? []).map(compileRegion).filter((c): c is CompiledRegion => c !== null);
+    regionsByCallingCode.set(callingCode, regions);
+  }
+  return regions;
+}
+
 /** Valid in any region sharing the calling code (as libphonenumber decides the country). */
 function validForCallingCode(callingCode: string, nsn: string): boolean {
-  for (const r of callingCodes[callingCode] ?? []) {
-    const rc = compileRegion(r);
-    if (rc && nsnValid(rc, nsn)) return true;
-  }
+  for (const rc of regionsOf(callingCode)) if (nsnValid(rc, nsn)) return true;
   return false;
 }
 
 /** Is `digits` (a number as dialled inside the region, national prefix included or not) valid? */
 export function validNational(c: CompiledRegion, digits: string): boolean {
   return validForCallingCode(c.callingCode, nationalSignificant(c, digits));
+}
+
+/**
+ * Is `digits` valid as dialled inside any of `plans` (validNational for each)? Plans that share a
+ * calling code and read the same national number (US and CA, both +1, without a trunk prefix)
+ * are one test: a number valid in neither was tried twice against all 25 regions of +1.
+ */
+export function validNationalInAny(plans: readonly CompiledRegion[], digits: string): boolean {
+  const tried: string[] = [];
+  for (const plan of plans) {
+    const nsn = nationalSignificant(plan, digits);
+    // The calling code alone stands for "the digits as they are" (a code holds no ':').
+    const key = nsn === digits ? plan.callingCode : `${plan.callingCode}:${nsn}`;
+    if (tried.includes(key)) continue;
+    tried.push(key);
+    if (validForCallingCode(plan.callingCode, nsn)) return true;
+  }
+  return false;
 }
 
 /** Is `digits` (everything after the `+`, digits only) a valid international number? */

@@ -24,7 +24,7 @@ import { touchesDecimal, type DigitChunk } from './digit-runs.js';
 /** Longest run of groups searched for numbers inside (bounds the window search). */
 const MAX_WINDOW_GROUPS = 12;
 import { issuerMatches } from './credit-card.js';
-import { compileRegion, validInternational, validNational, type CompiledRegion } from './phone-metadata.js';
+import { compileRegion, validInternational, validNationalInAny, type CompiledRegion } from './phone-metadata.js';
 import { isbn13Valid, luhnValid, mod11Valid } from './util.js';
 
 export type PhoneValidation = 'valid' | 'valid-only' | 'possible';
@@ -221,16 +221,7 @@ export function createPhoneDetector(validation: PhoneValidation = 'valid'): Dete
           return possible(candidate, intl ? e164(candidate, digits, g0 === 0 && ch.plus) : null, false) ? { entity: 'PHONE_NUMBER', start, end, score: POSSIBLE_SCORE } : null;
         }
         if (validation === 'possible') return possible(candidate, intl ? e164(candidate, digits, g0 === 0 && ch.plus) : null, true) ? { entity: 'PHONE_NUMBER', start, end, score } : null;
-        let valid = false;
-        if (intl) valid = validInternational(digits.startsWith('00') ? digits.slice(2) : digits);
-        else {
-          for (const plan of plans) {
-            if (validNational(plan, digits)) {
-              valid = true;
-              break;
-            }
-          }
-        }
+        const valid = intl ? validInternational(digits.startsWith('00') ? digits.slice(2) : digits) : validNationalInAny(plans, digits);
         return valid ? { entity: 'PHONE_NUMBER', start, end, score } : null;
       };
       /** Pushes the numbers found in one segment (whole, else windows inside); how many. */
