@@ -492,6 +492,10 @@ describe('what a raw prompt carries besides content is redacted or refused', () 
       [{ type: 'file', file: { filename: 'a.pdf', file_data: 'data:application/pdf;base64,AAAA', note: 'x' } }, 'messages.0.content.1.file.note'],
       [{ type: 'text', text: 'hi', extra: 'card 4111 1111 1111 1111' }, 'messages.0.content.1.extra'],
       [{ type: 'image_url' }, 'messages.0.content.1.image_url'],
+      // A member name that is not identifier-shaped is the caller's text: the part is named instead.
+      [{ type: 'image_url', image_url: image, 'bob@example.org': 1 }, 'messages.0.content.1'],
+      [{ type: 'image_url', image_url: { ...image, 'bob@example.org': 1 } }, 'messages.0.content.1.image_url'],
+      [{ type: 'text', text: 'hi', [`a${'b'.repeat(64)}`]: 1 }, 'messages.0.content.1'],
     ];
     for (const [part, param] of cases) {
       const r = await raw([{ role: 'user', content: [{ type: 'text', text: 'look' }, part] }]);
@@ -499,6 +503,7 @@ describe('what a raw prompt carries besides content is redacted or refused', () 
       expect(r.json.error.code, param).toBe('invalid_request');
       expect(r.json.error.param).toBe(param);
       expect(r.text).not.toContain('bob@example.org');
+      expect(r.text).not.toContain('bbbbbbbbbbbbbbbb');
       expect(r.text).not.toContain('4111');
     }
     expect(upstream.calls.length).toBe(before);
