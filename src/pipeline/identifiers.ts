@@ -13,6 +13,16 @@ export const MAX_TEMPLATE_ID_LENGTH = 200;
 /** A template variable's name: an identifier of letters, digits and `_`, at most 128 long. */
 export const VARIABLE_NAME = /^[A-Za-z_][A-Za-z0-9_]{0,127}$/;
 
+/**
+ * A member name that an error may repeat: a parameter-like identifier of letters, digits and `_`,
+ * at most 64 long. Any other member name a caller sends (an unknown key in a content part or in
+ * the `warden` object) is refused without being quoted: it could be anything, PII included.
+ */
+export const MEMBER_NAME = /^[A-Za-z_][A-Za-z0-9_]{0,63}$/;
+
+/** What an error says of a member whose name it does not repeat. */
+export const UNNAMED_MEMBER = 'a member whose name is not a parameter name (letters, digits and _, at most 64 characters)';
+
 /** The longest model name a request may carry. */
 export const MAX_MODEL_LENGTH = 256;
 

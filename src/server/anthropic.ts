@@ -17,6 +17,7 @@
  * Anything else is refused with `invalid_request` naming the field, rather than silently dropped.
  */
 import { WardenError } from '../pipeline/errors.js';
+import { MEMBER_NAME } from '../pipeline/identifiers.js';
 import type { CompletionChunk, CompletionResult, ContentPart, ToolCall } from '../pipeline/types.js';
 
 function invalid(message: string, path: string): WardenError {
@@ -167,7 +168,7 @@ function translateToolChoice(v: unknown): unknown {
 }
 
 /** What an Anthropic parameter name looks like (`max_tokens`, `stop_sequences`, `thinking`). */
-const PARAM_NAME = /^[A-Za-z_][A-Za-z0-9_]{0,63}$/;
+const PARAM_NAME = MEMBER_NAME;
 
 /** Anthropic Messages body → an OpenAI Chat Completions body for `toPromptRequest`. */
 export function anthropicToChatBody(body: unknown): Record<string, unknown> {

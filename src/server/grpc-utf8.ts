@@ -6,6 +6,10 @@
  * bytes first, guided by the message descriptors, and check each string field's bytes; a message
  * with an invalid one arrives as an `InvalidUtf8Message` that the handler refuses as
  * `invalid_request`, through the same counted and audited path as any other refused request.
+ *
+ * The same deserializers catch a message the decoder cannot read at all (truncated, a length past
+ * its end): left to grpc-js, that throw is a bare INTERNAL "Error deserializing request", with no
+ * Warden code and no audit record. It arrives as an `UndecodableMessage`, refused the same way.
  */
 import { isUtf8 } from 'node:buffer';
 import type * as grpc from '@grpc/grpc-js';
@@ -15,6 +19,15 @@ import type * as protoLoader from '@grpc/proto-loader';
 export class InvalidUtf8Message {
   /** `path`: the field, as `messages.0.parts.1.text` (map entries: the map field's name). */
   constructor(readonly path: string) {}
+}
+
+/**
+ * What a gateway handler receives instead of the request when the decoder refused the bytes.
+ * It keeps nothing of them, nor the decoder's message (offsets of the caller's bytes, no help).
+ */
+export class UndecodableMessage {
+  /** `type`: the request message's full name, as `warden.v1.PromptRequest`. */
+  constructor(readonly type: string) {}
 }
 
 interface FieldShape {
@@ -151,7 +164,8 @@ function firstInvalid(buf: Buffer, start: number, end: number, shape: MessageSha
 
 /**
  * `service` with each method's request deserializer checking the request's string fields first:
- * a message with one that is not UTF-8 is not decoded and arrives as an `InvalidUtf8Message`.
+ * a message with one that is not UTF-8 is not decoded and arrives as an `InvalidUtf8Message`,
+ * and one the decoder refuses arrives as an `UndecodableMessage`.
  */
 export function withUtf8Check(service: grpc.ServiceDefinition, definition: protoLoader.PackageDefinition): grpc.ServiceDefinition {
   const resolve = shapeResolver(definition);
@@ -163,11 +177,17 @@ export function withUtf8Check(service: grpc.ServiceDefinition, definition: proto
     const pkg = method.path.slice(1, method.path.indexOf('/', 1)).split('.').slice(0, -1).join('.');
     const shape = typeName ? resolve(`${pkg}.${typeName}`) : undefined;
     if (!shape) throw new Error(`gRPC method ${name}: request type not found in the proto definitions`);
+    const fullName = `${pkg}.${typeName}`;
     out[name] = {
       ...method,
       requestDeserialize: (bytes: Buffer) => {
         const invalid = firstInvalid(bytes, 0, bytes.length, shape, '', 0);
-        return invalid === undefined ? decode(bytes) : new InvalidUtf8Message(invalid);
+        if (invalid !== undefined) return new InvalidUtf8Message(invalid);
+        try {
+          return decode(bytes);
+        } catch {
+          return new UndecodableMessage(fullName);
+        }
       },
     };
   }

@@ -29,7 +29,7 @@ import { whenWritable } from './backpressure.js';
 import { OversizeMessage, receiveCeiling, withMessageLimit } from './grpc-size.js';
 import { loadRpcTypes, statusDetailsBin } from './grpc-status.js';
 import type { IngressLimits } from './limits.js';
-import { InvalidUtf8Message, withUtf8Check } from './grpc-utf8.js';
+import { InvalidUtf8Message, UndecodableMessage, withUtf8Check } from './grpc-utf8.js';
 import { checkContentPart, checkPartType } from './parts.js';
 import { loadProtos, lookupService, protoDefinition } from './proto.js';
 import { authorizationCredentials, checkVariables, cutByShutdown, rejectedRequest } from './request.js';
@@ -519,7 +519,7 @@ export function createGrpcIngress(opts: GrpcIngressOptions): GrpcIngress {
           details: { retry_after_s: OVERLOADED_RETRY_AFTER_S },
         });
       }
-      const wire = call.request as WirePromptRequest | OversizeMessage | InvalidUtf8Message;
+      const wire = call.request as WirePromptRequest | OversizeMessage | InvalidUtf8Message | UndecodableMessage;
       if (wire instanceof OversizeMessage) {
         throw new WardenError('payload_too_large', `request message of ${wire.bytes} bytes is larger than ${limits.maxBodyBytes} bytes`, {
           location: { path: '$' },
@@ -527,6 +527,9 @@ export function createGrpcIngress(opts: GrpcIngressOptions): GrpcIngress {
       }
       if (wire instanceof InvalidUtf8Message) {
         throw new WardenError('invalid_request', `field '${wire.path}' is not valid UTF-8`, { location: { path: wire.path } });
+      }
+      if (wire instanceof UndecodableMessage) {
+        throw new WardenError('invalid_request', `the request message is not a valid ${wire.type} (malformed protobuf)`, { location: { path: '$' } });
       }
       return fromWireRequest(wire, meta, limits);
     } catch (err) {

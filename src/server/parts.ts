@@ -7,6 +7,7 @@
  * its text would reach the provider in clear (deny by default).
  */
 import { WardenError } from '../pipeline/errors.js';
+import { MEMBER_NAME, UNNAMED_MEMBER } from '../pipeline/identifiers.js';
 
 /** A string member: any string, or one of a list. */
 type Member = 'string' | readonly string[];
@@ -52,7 +53,10 @@ function checkValue(v: unknown, shape: Member, path: string): void {
 
 function checkMembers(obj: Record<string, unknown>, members: Record<string, unknown>, required: readonly string[], path: string, what: string): void {
   for (const key of Object.keys(obj)) {
-    if (!Object.hasOwn(members, key)) throw invalid(`field '${path}.${key}' is not a member of ${what}`, `${path}.${key}`);
+    if (Object.hasOwn(members, key)) continue;
+    // A key is the caller's text: named only when it looks like a parameter name.
+    if (MEMBER_NAME.test(key)) throw invalid(`field '${path}.${key}' is not a member of ${what}`, `${path}.${key}`);
+    throw invalid(`field '${path}' has ${UNNAMED_MEMBER}, which is not a member of ${what}`, path);
   }
   for (const key of required) {
     if (obj[key] === undefined) throw invalid(`field '${path}.${key}' is required in ${what}`, `${path}.${key}`);
@@ -70,8 +74,8 @@ export function checkPartType(type: unknown, path: string): asserts type is stri
 
 /**
  * Refuses a part of a type Warden does not know (see checkPartType), and a member of a known part
- * type that OpenAI does not document, with `invalid_request` naming it (`<base>.image_url.detail`).
- * `base` is the part's own path.
+ * type that OpenAI does not document, with `invalid_request` naming it (`<base>.image_url.detail`)
+ * when its name is identifier-shaped, else at the object that holds it. `base` is the part's own path.
  */
 export function checkContentPart(part: Record<string, unknown>, base: string): void {
   const type = part['type'];

@@ -7,7 +7,7 @@ import { isUtf8 } from 'node:buffer';
 import { z } from 'zod';
 import type { CancelSignal } from '../pipeline/cancel.js';
 import { WardenError } from '../pipeline/errors.js';
-import { MAX_MODEL_LENGTH, MODEL_NAME_RULE, VARIABLE_NAME, isModelName, isTemplateId } from '../pipeline/identifiers.js';
+import { MAX_MODEL_LENGTH, MEMBER_NAME, MODEL_NAME_RULE, UNNAMED_MEMBER, VARIABLE_NAME, isModelName, isTemplateId } from '../pipeline/identifiers.js';
 import type { ChatMessage, Credentials, PeerInfo, PromptRequest, ToolDefinition } from '../pipeline/types.js';
 import type { IngressLimits } from './limits.js';
 import { checkContentPart } from './parts.js';
@@ -37,10 +37,12 @@ const tool = z.object({
 
 const variableValue = z.union([z.string(), z.number(), z.boolean()]);
 
-const wardenObject = z.object({
+/** Warden's own object: a member it does not know is a mistake (a typo'd `variables`), not a parameter. */
+const wardenObject = z.strictObject({
   template: z.string().min(1).optional(),
   variables: z.record(z.string(), variableValue).optional(),
 });
+const WARDEN_MEMBERS: ReadonlySet<string> = new Set(['template', 'variables']);
 
 const positiveInt = z.number().int().positive();
 
@@ -60,10 +62,25 @@ type ChatBody = z.infer<typeof chatBody>;
 /** Keys the canonical request carries itself; everything else goes to `params`. */
 const OWN_KEYS = new Set(['model', 'messages', 'stream', 'max_tokens', 'max_completion_tokens', 'tools', 'warden']);
 
+/**
+ * The issue's path as an error may show it: up to the first member name that is not
+ * identifier-shaped (a record's keys, as `warden.variables`, are the caller's), and whether it was cut there.
+ */
+function shownIssuePath(path: ReadonlyArray<PropertyKey>): { path: string; cut: boolean } {
+  const shown: string[] = [];
+  for (const seg of path) {
+    if (typeof seg !== 'number' && !(typeof seg === 'string' && MEMBER_NAME.test(seg))) return { path: shown.join('.'), cut: true };
+    shown.push(String(seg));
+  }
+  return { path: shown.join('.'), cut: false };
+}
+
 function fieldError(issue: z.core.$ZodIssue): WardenError {
-  const path = issue.path.map(String).join('.');
-  const what =
-    issue.code === 'invalid_type'
+  const { path, cut } = shownIssuePath(issue.path);
+  const unnamed = issue.code === 'unrecognized_keys' && !issue.keys.every((k) => MEMBER_NAME.test(k));
+  const what = cut
+    ? 'has a member whose name is not a parameter name, with a value that is not accepted'
+    : issue.code === 'invalid_type'
       ? `expected ${issue.expected}`
       : issue.code === 'invalid_value' || issue.code === 'invalid_union'
         ? 'has an unsupported value'
@@ -72,12 +89,30 @@ function fieldError(issue: z.core.$ZodIssue): WardenError {
           : issue.code === 'too_big'
             ? 'is too long or too large'
           : issue.code === 'unrecognized_keys'
-            ? `has unknown keys ${issue.keys.join(', ')}`
+            ? unnamed ? `has ${UNNAMED_MEMBER}` : `has unknown keys ${issue.keys.join(', ')}`
             : 'is invalid';
   // zod messages can quote the received value; ours name the field and the expectation only.
   return new WardenError('invalid_request', path ? `field '${path}' ${what}` : `request body ${what}`, {
     location: { path: path || '$' },
   });
+}
+
+/**
+ * Refuses a member of the `warden` object other than `template` and `variables`, before the
+ * schema: named (`warden.variabels`) when identifier-shaped, else at `warden` without repeating it.
+ */
+function checkWardenMembers(w: Record<string, unknown>): void {
+  for (const key of Object.keys(w)) {
+    if (WARDEN_MEMBERS.has(key)) continue;
+    if (MEMBER_NAME.test(key)) {
+      throw new WardenError('invalid_request', `field 'warden.${key}' is not a member of the warden object (template, variables)`, {
+        location: { path: `warden.${key}` },
+      });
+    }
+    throw new WardenError('invalid_request', `field 'warden' has ${UNNAMED_MEMBER}; the warden object takes template and variables`, {
+      location: { path: 'warden' },
+    });
+  }
 }
 
 /** Parses `support/ticket-summary@2` (or without `@version`: the highest version). */
@@ -251,7 +286,13 @@ function isSimpleTemplateBody(body: unknown): body is ChatBody {
 
 /** Validates a parsed Chat Completions body and builds the canonical request. */
 export function toPromptRequest(body: unknown, meta: IngressMeta, limits: IngressLimits): PromptRequest {
-  if (body !== null && typeof body === 'object') refuseProtoKey((body as { warden?: { variables?: unknown } }).warden?.variables, 'warden.variables');
+  // Before the schema, whose errors name a field by its path: the caller's member names would be in it.
+  if (isPlainObject(body) && isPlainObject(body.warden)) {
+    checkWardenMembers(body.warden);
+    const vars = body.warden.variables;
+    if (isPlainObject(vars)) checkVariableNames(vars);
+    else refuseProtoKey(vars, 'warden.variables');
+  }
   let b: ChatBody;
   if (isSimpleTemplateBody(body)) {
     b = body;

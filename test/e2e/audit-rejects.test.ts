@@ -162,6 +162,65 @@ describe('audit records for requests refused before parsing', () => {
     }
   });
 
+  it('gRPC: a message that does not decode (truncated) is invalid_request, counted and audited, not a bare INTERNAL', async () => {
+    // protobufjs throws on it; left to grpc-js that is INTERNAL "Error deserializing request",
+    // with no Warden code and no audit record.
+    const def = protoLoader.loadSync('warden/v1/gateway.proto', { includeDirs: [join(REPO, 'proto')], keepCase: true });
+    const service = def['warden.v1.PromptGateway'] as protoLoader.ServiceDefinition;
+    const whole = Buffer.from(
+      service.Complete!.requestSerialize({ model: 'gpt-4o-mini', template: { id: 'support/ticket-summary', version: 2 }, variables: { ticket_id: 'T-1', customer_message: CANARY } }),
+    );
+    const truncated = whole.subarray(0, whole.length - 1);
+    const identity = (b: Buffer) => b;
+    const raw = (path: string, responseStream: boolean) => ({ path, requestStream: false, responseStream, requestSerialize: identity, requestDeserialize: identity, responseSerialize: identity, responseDeserialize: identity });
+    const Raw = grpc.makeGenericClientConstructor(
+      { Complete: raw(service.Complete!.path, false), StreamComplete: raw(service.StreamComplete!.path, true) },
+      'RawGateway',
+    );
+    const client = new Raw(w.addresses.grpc, grpc.credentials.createInsecure()) as unknown as {
+      Complete(b: Buffer, md: grpc.Metadata, cb: (e: grpc.ServiceError | null) => void): void;
+      StreamComplete(b: Buffer, md: grpc.Metadata): grpc.ClientReadableStream<Buffer>;
+      close(): void;
+    };
+    const metric = async () => {
+      const text = await (await fetch(`${w.addresses.admin}/metrics`)).text();
+      const line = text.split('\n').find((l) => l.startsWith('warden_requests_total{') && l.includes('protocol="grpc"') && l.includes('code="invalid_request"'));
+      return line ? Number(line.slice(line.lastIndexOf(' ') + 1)) : 0;
+    };
+    const expectRefusal = async (err: grpc.ServiceError, before: number) => {
+      expect(err.code).toBe(grpc.status.INVALID_ARGUMENT);
+      expect(err.metadata.get('warden-code')[0]).toBe('invalid_request');
+      expect(err.metadata.get('warden-param')[0]).toBe('$');
+      expect(err.metadata.get('grpc-status-details-bin')).toHaveLength(1);
+      expect(err.details).toBe('the request message is not a valid warden.v1.PromptRequest (malformed protobuf)');
+      await eventually(() => w.audit().length > before);
+      const rec = w.audit().at(-1)!;
+      expect(rec).toMatchObject({ principal: null, status: 'error', error_code: 'invalid_request', trace_id: TRACE_ID, action: 'prompt.execute' });
+      expect(JSON.stringify(rec)).not.toContain(CANARY);
+    };
+    try {
+      const counted = await metric();
+      let before = w.audit().length;
+      const unary = await new Promise<grpc.ServiceError>((resolve, reject) =>
+        client.Complete(truncated, bearerMetadata(token, { traceparent: TRACEPARENT }), (e) => (e ? resolve(e) : reject(new Error('expected an error')))),
+      );
+      await expectRefusal(unary, before);
+      expect(await metric()).toBe(counted + 1);
+
+      before = w.audit().length;
+      const stream = client.StreamComplete(truncated, bearerMetadata(token, { traceparent: TRACEPARENT }));
+      const streamed = await new Promise<grpc.ServiceError>((resolve, reject) => {
+        stream.on('data', () => reject(new Error('expected no data')));
+        stream.on('error', resolve);
+        stream.on('end', () => reject(new Error('expected an error')));
+      });
+      await expectRefusal(streamed, before);
+      expect(w.logs.join('\n')).not.toContain(CANARY);
+    } finally {
+      client.close();
+    }
+  });
+
   it('gRPC: a call refused by the translation (no model) is audited the same way', async () => {
     const gateway = gatewayClient(w.addresses.grpc);
     try {

@@ -176,6 +176,9 @@ describe('gRPC tools, multi-part content and tool calls', () => {
       [{ messages: [{ role: 'user', parts: [{ type: 'image_url', json: '{"image_url":{"url":"https://e.example/a.png"},"text":"card 4111 1111 1111 1111"}' }] }] }, 'messages.0.parts.0.json.text'],
       [{ messages: [{ role: 'user', parts: [{ type: 'image_url', json: '{"image_url":{"url":"https://e.example/a.png","detail":"bob@example.org"}}' }] }] }, 'messages.0.parts.0.json.image_url.detail'],
       [{ messages: [{ role: 'user', parts: [{ type: 'input_audio', json: '{"input_audio":{"data":"AAAA","format":"wav","transcript":"x"}}' }] }] }, 'messages.0.parts.0.json.input_audio.transcript'],
+      // A member name that is not identifier-shaped is the caller's text: not repeated, the object is named.
+      [{ messages: [{ role: 'user', parts: [{ type: 'image_url', json: '{"image_url":{"url":"https://e.example/a.png"},"bob@example.org":1}' }] }] }, 'messages.0.parts.0.json'],
+      [{ messages: [{ role: 'user', parts: [{ type: 'image_url', json: '{"image_url":{"url":"https://e.example/a.png","bob@example.org":1}}' }] }] }, 'messages.0.parts.0.json.image_url'],
       [{ messages: [{ role: 'user', content: 'both', parts: [{ type: 'text', text: 'x' }] }] }, 'messages.0.content'],
       [{ messages: [{ role: 'user', content: 'hi' }], tools: [{ type: 'retrieval', function: { name: 'x' } }] }, 'tools.0.type'],
       [{ messages: [{ role: 'user', content: 'hi' }], tools: [{ type: 'function', function: { name: '' } }] }, 'tools.0.function.name'],
@@ -197,6 +200,7 @@ describe('gRPC tools, multi-part content and tool calls', () => {
       expect(err!.metadata.get('warden-param')[0], param).toBe(param);
       expect(err!.details).not.toContain('536-22-1234');
       expect(err!.details).not.toContain('mystery');
+      expect(err!.details).not.toContain('bob@example.org');
     }
     expect(upstream.calls.length).toBe(before);
   });

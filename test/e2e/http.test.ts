@@ -367,6 +367,55 @@ describe('bad input is refused with a stable code and the field named', () => {
     expect([undeclared.status, undeclared.json.error.param]).toEqual([400, 'warden.variables.tone']);
   });
 
+  it('a variable name that is not an identifier is not repeated whatever its value (array, object, null), body, header and /v1/messages', async () => {
+    const canary = 'CANARY-PII-7a1b@example.com';
+    const messages = async (variables: Record<string, unknown>) => {
+      const res = await fetch(`${w.addresses.http}/v1/messages`, {
+        method: 'POST',
+        headers: { 'content-type': 'application/json', 'x-api-key': botToken, 'anthropic-version': '2023-06-01' },
+        body: JSON.stringify({ model: 'gpt-4o-mini', max_tokens: 10, messages: [], warden: { template: 'support/ticket-summary@2', variables } }),
+      });
+      const text = await res.text();
+      return { status: res.status, text, json: JSON.parse(text) as any };
+    };
+    for (const value of [[], {}, null, ['x'], { a: 1 }]) {
+      const vars = { ...TICKET, [canary]: value };
+      const inBody = await post(governed({}, vars));
+      expect([inBody.status, inBody.json.error.code, inBody.json.error.param], inBody.text).toEqual([400, 'invalid_request', 'warden.variables']);
+      expect(inBody.text).not.toContain('CANARY');
+      const inHeader = await post(JSON.stringify({ model: 'gpt-4o-mini', warden: { template: 'support/ticket-summary@2' } }), { 'x-warden-variables': JSON.stringify(vars) });
+      expect([inHeader.status, inHeader.json.error.param], inHeader.text).toEqual([400, 'x-warden-variables']);
+      expect(inHeader.text).not.toContain('CANARY');
+      const anthropic = await messages(vars);
+      expect([anthropic.status, anthropic.json.error.type, anthropic.json.error.param], anthropic.text).toEqual([400, 'invalid_request_error', 'warden.variables']);
+      expect(anthropic.text).not.toContain('CANARY');
+    }
+    // An identifier with a value of the wrong type is still named: it is no one's data.
+    const named = await post(governed({}, { ...TICKET, tone: [] }));
+    expect([named.status, named.json.error.param]).toEqual([400, 'warden.variables.tone']);
+    expect(w.logs.join('\n')).not.toContain('CANARY');
+  });
+
+  it('an unknown member of the warden object is refused (a typo would drop the variables silently), named only when it is identifier-shaped', async () => {
+    const before = upstream.calls.length;
+    const typo = await post(JSON.stringify({ model: 'gpt-4o-mini', warden: { template: 'support/ticket-summary@2', variables: TICKET, variabels: TICKET } }));
+    expect([typo.status, typo.json.error.code, typo.json.error.param], typo.text).toEqual([400, 'invalid_request', 'warden.variabels']);
+    expect(typo.json.error.message).toContain("'warden.variabels'");
+    const canary = await post(JSON.stringify({ model: 'gpt-4o-mini', warden: { template: 'support/ticket-summary@2', variables: TICKET, 'CANARY-PII-7a1b@example.com': 1 } }));
+    expect([canary.status, canary.json.error.code, canary.json.error.param], canary.text).toEqual([400, 'invalid_request', 'warden']);
+    expect(canary.text).not.toContain('CANARY');
+    // The same object on /v1/messages.
+    const res = await fetch(`${w.addresses.http}/v1/messages`, {
+      method: 'POST',
+      headers: { 'content-type': 'application/json', 'x-api-key': botToken, 'anthropic-version': '2023-06-01' },
+      body: JSON.stringify({ model: 'gpt-4o-mini', max_tokens: 10, messages: [], warden: { template: 'support/ticket-summary@2', variables: TICKET, 'CANARY-PII-7a1b@example.com': 1 } }),
+    });
+    const text = await res.text();
+    expect([res.status, (JSON.parse(text) as any).error.param], text).toEqual([400, 'warden']);
+    expect(text).not.toContain('CANARY');
+    expect(upstream.calls.length).toBe(before);
+  });
+
   it('a variable named __proto__ is refused, in the body and in the header (parsed into an object it vanished unchecked)', async () => {
     const body = `{"model":"gpt-4o-mini","warden":{"template":"support/ticket-summary@2","variables":{"ticket_id":"T","customer_message":"m","__proto__":{"a":1}}}}`;
     const inBody = await post(body);
@@ -492,6 +541,10 @@ describe('what a raw prompt carries besides content is redacted or refused', () 
       [{ type: 'file', file: { filename: 'a.pdf', file_data: 'data:application/pdf;base64,AAAA', note: 'x' } }, 'messages.0.content.1.file.note'],
       [{ type: 'text', text: 'hi', extra: 'card 4111 1111 1111 1111' }, 'messages.0.content.1.extra'],
       [{ type: 'image_url' }, 'messages.0.content.1.image_url'],
+      // A member name that is not identifier-shaped is the caller's text: the part is named instead.
+      [{ type: 'image_url', image_url: image, 'bob@example.org': 1 }, 'messages.0.content.1'],
+      [{ type: 'image_url', image_url: { ...image, 'bob@example.org': 1 } }, 'messages.0.content.1.image_url'],
+      [{ type: 'text', text: 'hi', [`a${'b'.repeat(64)}`]: 1 }, 'messages.0.content.1'],
     ];
     for (const [part, param] of cases) {
       const r = await raw([{ role: 'user', content: [{ type: 'text', text: 'look' }, part] }]);
@@ -499,6 +552,7 @@ describe('what a raw prompt carries besides content is redacted or refused', () 
       expect(r.json.error.code, param).toBe('invalid_request');
       expect(r.json.error.param).toBe(param);
       expect(r.text).not.toContain('bob@example.org');
+      expect(r.text).not.toContain('bbbbbbbbbbbbbbbb');
       expect(r.text).not.toContain('4111');
     }
     expect(upstream.calls.length).toBe(before);

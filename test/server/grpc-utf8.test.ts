@@ -4,7 +4,7 @@
  */
 import * as grpc from '@grpc/grpc-js';
 import { describe, expect, it } from 'vitest';
-import { InvalidUtf8Message, withUtf8Check } from '../../src/server/grpc-utf8.js';
+import { InvalidUtf8Message, UndecodableMessage, withUtf8Check } from '../../src/server/grpc-utf8.js';
 import { loadProtos, lookupService, protoDefinition } from '../../src/server/proto.js';
 
 const service = lookupService(loadProtos(), 'warden.v1.PromptGateway').service;
@@ -59,10 +59,15 @@ describe('withUtf8Check', () => {
     expect((out as any).variables).toEqual({ name: 'Zoë 😀 \uFFFD' });
   });
 
-  it('leaves malformed wire data to the decoder, which refuses it', () => {
+  it('leaves malformed wire data to the decoder, and a refusal of it arrives as an UndecodableMessage (not a throw)', () => {
     const bytes = encode({ ...BASE, model: 'truncated here' });
     const truncated = bytes.subarray(0, bytes.length - 3);
-    expect(() => complete.requestDeserialize(truncated)).toThrow();
+    expect(() => service.Complete!.requestDeserialize(truncated)).toThrow();
+    const out = complete.requestDeserialize(truncated);
+    expect(out).toBeInstanceOf(UndecodableMessage);
+    expect(out).toEqual(new UndecodableMessage('warden.v1.PromptRequest'));
+    // A length prefix past the end is read leniently by the decoder (no throw): not this case.
+    expect(complete.requestDeserialize(Buffer.from([0x0a, 0x7f, 0x61]))).not.toBeInstanceOf(UndecodableMessage);
   });
 
   it('checks every method of the service and keeps the rest of its definition', () => {
