@@ -8,6 +8,7 @@ import { isAlias, LineCounter, parseDocument, visit, type Document } from 'yaml'
 import { MAX_YAML_DEPTH, yamlTooDeep } from '../pipeline/yaml-depth.js';
 import { YAML_TAG_OPTIONS, yamlTagProblems } from '../pipeline/yaml-tags.js';
 import { readFailure, readRegularFileSync } from '../pipeline/regular-file.js';
+import { TextDecodeError } from '../pipeline/text-file.js';
 import { addDuplicateKeyErrors, NO_LIBRARY_UNIQUE_KEYS } from '../pipeline/yaml-unique-keys.js';
 import type { z } from 'zod';
 import { parseSecretRef } from '../secrets/index.js';
@@ -64,6 +65,7 @@ export function loadConfig(file: string, env: Env = process.env, opts: LoadOptio
     // A regular file only: `--config` naming a FIFO would wait for a writer for good.
     text = readRegularFileSync(file);
   } catch (err) {
+    if (err instanceof TextDecodeError) throw new ConfigError([{ file, line: err.line, column: err.column, path: '(root)', message: err.reason }]);
     throw new ConfigError([{ file, path: '(root)', message: `cannot read the file (${readFailure(err)})` }]);
   }
   return parseConfig(text, file, env, opts);

@@ -9,6 +9,7 @@ import { repeatedOption, usageText } from '../cli/args.js';
 import { MAX_YAML_DEPTH, yamlTooDeep } from '../pipeline/yaml-depth.js';
 import { parseYamlValue, YamlTagError } from '../pipeline/yaml-tags.js';
 import { readFailure, readRegularFile } from '../pipeline/regular-file.js';
+import { TextDecodeError } from '../pipeline/text-file.js';
 import { RegoError, compileRegoPolicy, formatInputPath, loadRegoPolicy, type InputDeps, type QueryResult, type RegoPolicy } from './rego/index.js';
 import { stringifyJSON, type Value } from './rego/value.js';
 import { parseModule } from './rego/ast/parser.js';
@@ -120,6 +121,7 @@ async function readInput(file: string): Promise<unknown> {
     // A regular file only: a FIFO would make eval wait for a writer for good.
     text = await readRegularFile(file);
   } catch (e) {
+    if (e instanceof TextDecodeError) throw new InputError(file, { line: e.line, col: e.column }, `cannot parse input: ${e.reason}`);
     throw new InputError(file, undefined, `cannot read input file (${readFailure(e)})`, 'file_unreadable');
   }
   const yaml = file.endsWith('.yaml') || file.endsWith('.yml');

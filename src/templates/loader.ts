@@ -12,6 +12,7 @@ import { YAML_TAG_OPTIONS, yamlTagProblems } from '../pipeline/yaml-tags.js';
 import { addDuplicateKeyErrors, NO_LIBRARY_UNIQUE_KEYS } from '../pipeline/yaml-unique-keys.js';
 import { WardenError } from '../pipeline/errors.js';
 import { kindOf } from '../pipeline/regular-file.js';
+import { decodeText, TextDecodeError } from '../pipeline/text-file.js';
 import type { Template, VariableSpec } from '../pipeline/types.js';
 // The one ref grammar (the resolver parses refs with it at request time): a ref that passes here
 // cannot fail there for its syntax.
@@ -163,7 +164,10 @@ export async function findTemplateFiles(paths: readonly string[]): Promise<strin
 // the open (and a threadpool thread) until some writer comes along.
 const OPEN_FLAGS = constants.O_RDONLY | (constants.O_NONBLOCK ?? 0) | (constants.O_NOCTTY ?? 0);
 
-/** Reads one template file, or undefined (with a warning) when it is not a regular file. */
+/**
+ * Reads one template file, or undefined (with a warning) when it is not a regular file. Throws
+ * TextDecodeError when it is not UTF-8 text.
+ */
 async function readTemplateText(file: string, warnings: TemplateWarning[]): Promise<string | undefined> {
   const fh = await open(file, OPEN_FLAGS);
   try {
@@ -172,7 +176,7 @@ async function readTemplateText(file: string, warnings: TemplateWarning[]): Prom
       warnings.push({ file, message: `skipped: not a regular file (${kindOf(st)})` });
       return undefined;
     }
-    return await fh.readFile('utf8');
+    return decodeText(await fh.readFile());
   } finally {
     await fh.close().catch(() => undefined);
   }
@@ -182,18 +186,25 @@ async function readTemplateText(file: string, warnings: TemplateWarning[]): Prom
 export async function readTemplates(paths: readonly string[]): Promise<LoadedTemplates> {
   const { files: names, warnings } = await scanTemplateFiles(paths);
   const files: TemplateFile[] = [];
+  const undecodable: TemplateIssue[] = [];
   for (const file of names) {
     let text: string | undefined;
     try {
       text = await readTemplateText(file, warnings);
     } catch (err) {
+      // Content, not I/O: an issue like any other, so lint lists it with the rest.
+      if (err instanceof TextDecodeError) {
+        undecodable.push({ file, line: err.line, column: err.column, path: '', message: err.reason });
+        continue;
+      }
       throw new WardenError('template_invalid', `cannot read template file (${(err as NodeJS.ErrnoException).code ?? 'error'})`, {
         location: { file },
       });
     }
     if (text !== undefined) files.push({ file, text });
   }
-  return { ...parseTemplateFiles(files), warnings };
+  const parsed = parseTemplateFiles(files);
+  return { ...parsed, issues: [...undecodable, ...parsed.issues], warnings };
 }
 
 /**

@@ -477,6 +477,18 @@ describe('errors name file:line:col, key path and what is wrong', () => {
     expect(lines('- a\n- b\n')).toEqual(['w.yaml:1:1: (root): must be a mapping of keys to values']);
   });
 
+  it('a file that is not UTF-8, or holds a NUL, is refused at the first bad byte (not read with U+FFFD or the NUL kept)', () => {
+    const dir = mkdtempSync(join(tmpdir(), 'warden-config-utf8-'));
+    const file = join(dir, 'w.yaml');
+    writeFileSync(file, Buffer.concat([Buffer.from('log: { level: info }\nenvironment: { name: "t'), Buffer.from([0xff, 0xfe]), Buffer.from('" }\n')]));
+    expect(() => loadConfig(file, {})).toThrow(`${file}:2:24: (root): not valid UTF-8`);
+    writeFileSync(file, 'environment: { name: test, cluster: "c\u0000x" }\n');
+    expect(() => loadConfig(file, {})).toThrow(`${file}:1:39: (root): control character U+0000 is not allowed`);
+    // Tab, CR and LF are the control characters YAML allows.
+    writeFileSync(file, 'environment:\r\n  name: ok\t\r\n');
+    expect(loadConfig(file, {}).environment.name).toBe('ok');
+  });
+
   it('a missing file', () => {
     expect(() => loadConfig('/nonexistent/warden.yaml', {})).toThrow(
       /\/nonexistent\/warden\.yaml: \(root\): cannot read the file \(ENOENT\)/,

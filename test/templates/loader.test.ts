@@ -537,3 +537,31 @@ describe('governance probe: load errors and values', () => {
     }
   });
 });
+
+describe('a template file that is not UTF-8 text', () => {
+  let dir: string;
+  beforeAll(async () => {
+    dir = await mkdtemp(join(tmpdir(), 'warden-templates-utf8-'));
+  });
+  afterAll(async () => {
+    await rm(dir, { recursive: true, force: true });
+  });
+
+  it('is an issue at the first bad byte (invalid UTF-8, a NUL), not a prompt with U+FFFD or a NUL in it', async () => {
+    const bytes = Buffer.concat([Buffer.from(GOOD.replace('"Hello {{ name }}"\n', '"hi ')), Buffer.from([0xff, 0xfe]), Buffer.from(' there"\n')]);
+    await writeFile(join(dir, 'bad.yaml'), bytes);
+    await writeFile(join(dir, 'nul.yaml'), GOOD.replace('Say hello.', 'Say\u0000hello.').replace('team/hello', 'team/nul'));
+    await writeFile(join(dir, 'ok.yaml'), GOOD.replace('team/hello', 'team/ok'));
+    const r = await readTemplates([dir]);
+    expect(r.issues.map(formatIssue)).toEqual([
+      `${join(dir, 'bad.yaml')}:10:18: not valid UTF-8`,
+      `${join(dir, 'nul.yaml')}:5:17: control character U+0000 is not allowed (of the control characters only tab, line feed and carriage return are)`,
+    ]);
+    // lint fails on it too, with the same line.
+    const { runTemplatesCli } = await import('../../src/templates/index.js');
+    const out: string[] = [];
+    const code = await runTemplatesCli(['lint', dir], { stdout: { write: (s: string) => out.push(s) }, stderr: { write: (s: string) => out.push(s) } });
+    expect(code).toBe(1);
+    expect(out.join('')).toContain(`${join(dir, 'bad.yaml')}:10:18: not valid UTF-8`);
+  });
+});
