@@ -7,6 +7,7 @@ import { dirname, isAbsolute, resolve } from 'node:path';
 import { isAlias, LineCounter, parseDocument, visit, type Document } from 'yaml';
 import { MAX_YAML_DEPTH, yamlTooDeep } from '../pipeline/yaml-depth.js';
 import { YAML_TAG_OPTIONS, yamlTagProblems } from '../pipeline/yaml-tags.js';
+import { yamlControlProblems } from '../pipeline/yaml-controls.js';
 import { readFailure, readRegularFileSync } from '../pipeline/regular-file.js';
 import { TextDecodeError } from '../pipeline/text-file.js';
 import { addDuplicateKeyErrors, NO_LIBRARY_UNIQUE_KEYS } from '../pipeline/yaml-unique-keys.js';
@@ -98,6 +99,17 @@ export function parseConfig(text: string, file: string, env: Env = {}, opts: Loa
       tagProblems.map((p) => {
         const pos = counter.linePos(p.offset);
         return { file, line: pos.line, column: pos.col, path: '(root)', message: p.message };
+      }),
+    );
+  }
+
+  // `"\0"` and the like: a control character no config value means (see pipeline/yaml-controls.ts).
+  const controlProblems = yamlControlProblems(doc);
+  if (controlProblems.length > 0) {
+    throw new ConfigError(
+      controlProblems.map((p) => {
+        const pos = counter.linePos(p.offset);
+        return { file, line: pos.line, column: pos.col, path: formatKeyPath(p.path), message: p.message };
       }),
     );
   }

@@ -41,10 +41,20 @@ export function decodeText(bytes: Uint8Array): string {
   const control = FORBIDDEN_CONTROL.exec(text);
   if (control) {
     const { line, column } = positionAfter(text.slice(0, control.index));
-    const code = control[0].charCodeAt(0).toString(16).toUpperCase().padStart(4, '0');
-    throw new TextDecodeError(line, column, `control character U+${code} is not allowed (of the control characters only tab, line feed and carriage return are)`);
+    throw new TextDecodeError(line, column, controlCharacterMessage(control[0]));
   }
   return text;
+}
+
+/** The first C0 control character `text` holds that YAML does not allow, if any. */
+export function forbiddenControl(text: string): string | undefined {
+  return FORBIDDEN_CONTROL.exec(text)?.[0];
+}
+
+/** Why `char` (a C0 control, see forbiddenControl) is refused; `note` adds to the parenthesis. */
+export function controlCharacterMessage(char: string, note?: string): string {
+  const code = char.charCodeAt(0).toString(16).toUpperCase().padStart(4, '0');
+  return `control character U+${code} is not allowed (of the control characters only tab, line feed and carriage return are${note ? `; ${note}` : ''})`;
 }
 
 /**

@@ -9,6 +9,7 @@ import { join } from 'node:path';
 import { isAlias, isMap, isPair, isScalar, LineCounter, parseAllDocuments, visit, type Document, type Node } from 'yaml';
 import { MAX_YAML_DEPTH, yamlTooDeep } from '../pipeline/yaml-depth.js';
 import { YAML_TAG_OPTIONS, yamlTagProblems } from '../pipeline/yaml-tags.js';
+import { yamlControlProblems } from '../pipeline/yaml-controls.js';
 import { addDuplicateKeyErrors, NO_LIBRARY_UNIQUE_KEYS } from '../pipeline/yaml-unique-keys.js';
 import { WardenError } from '../pipeline/errors.js';
 import { kindOf } from '../pipeline/regular-file.js';
@@ -275,6 +276,12 @@ export function parseTemplateFile(file: string, text: string): { templates: Arra
     const tagProblems = yamlTagProblems(doc);
     if (tagProblems.length > 0) {
       for (const p of tagProblems) issues.push({ file, ...at(p.offset), path: '', message: p.message });
+      continue;
+    }
+    // `"\0"` and the like: a control character no template means (see pipeline/yaml-controls.ts).
+    const controlProblems = yamlControlProblems(doc);
+    if (controlProblems.length > 0) {
+      for (const p of controlProblems) issues.push({ file, ...at(p.offset), path: joinPath(p.path), message: p.message });
       continue;
     }
     const r = validateDocument(file, doc, at, text);

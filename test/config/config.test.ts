@@ -489,6 +489,16 @@ describe('errors name file:line:col, key path and what is wrong', () => {
     expect(loadConfig(file, {}).environment.name).toBe('ok');
   });
 
+  it('a control character written as a YAML escape is refused at its value, like a raw one', () => {
+    expect(lines('environment: { name: test, cluster: "c\\x00x" }\nidentity:\n  kubernetes: { issuer: "https://kube\\0rnetes", jwks_file: j.json }\n')).toEqual([
+      'w.yaml:1:37: environment.cluster: control character U+0000 is not allowed (of the control characters only tab, line feed and carriage return are; this one is written as an escape)',
+      'w.yaml:3:25: identity.kubernetes.issuer: control character U+0000 is not allowed (of the control characters only tab, line feed and carriage return are; this one is written as an escape)',
+    ]);
+    expect(lines('environment: { labels: { "a\\eb": x } }\n')[0]).toMatch(/^w\.yaml:1:26: environment\.labels\["a\\u001bb"\]: control character U\+001B /);
+    // Tab, line feed and carriage return escapes stay allowed.
+    expect(parseConfig('environment: { labels: { a: "x\\ty\\r\\n" } }\n', 'w.yaml').environment.labels.a).toBe('x\ty\r\n');
+  });
+
   it('a missing file', () => {
     expect(() => loadConfig('/nonexistent/warden.yaml', {})).toThrow(
       /\/nonexistent\/warden\.yaml: \(root\): cannot read the file \(ENOENT\)/,

@@ -538,6 +538,17 @@ describe('governance probe: load errors and values', () => {
   });
 });
 
+describe('a control character written as a YAML escape', () => {
+  it('is refused at its value (a NUL or an ESC in a prompt is never meant); tab and line breaks are not', () => {
+    const i = one(GOOD.replace('"Hello {{ name }}"', '"Hello\\x00 {{ name }}"'));
+    expect(formatIssue(i)).toBe(
+      't.yaml:10:14: messages[0].content: control character U+0000 is not allowed (of the control characters only tab, line feed and carriage return are; this one is written as an escape)',
+    );
+    expect(one(GOOD.replace('Say hello.', '"Say \\e[1mhello"')).message).toMatch(/^control character U\+001B /);
+    expect(issuesOf(GOOD.replace('"Hello {{ name }}"', '"Hello\\t{{ name }}\\r\\n"'))).toEqual([]);
+  });
+});
+
 describe('a template file that is not UTF-8 text', () => {
   let dir: string;
   beforeAll(async () => {
