@@ -5,7 +5,7 @@
  */
 import { dirname, isAbsolute, resolve } from 'node:path';
 import { isAlias, LineCounter, parseDocument, visit, type Document } from 'yaml';
-import { MAX_YAML_DEPTH, yamlTooDeep } from '../pipeline/yaml-depth.js';
+import { MAX_YAML_DEPTH, yamlDepthProblem } from '../pipeline/yaml-depth.js';
 import { YAML_TAG_OPTIONS, yamlTagProblems } from '../pipeline/yaml-tags.js';
 import { yamlControlProblems } from '../pipeline/yaml-controls.js';
 import { readFailure, readRegularFileSync } from '../pipeline/regular-file.js';
@@ -78,7 +78,8 @@ export function loadConfig(file: string, env: Env = process.env, opts: LoadOptio
  */
 export function parseConfig(text: string, file: string, env: Env = {}, opts: LoadOptions = {}): Config {
   // The YAML parser cannot survive a few thousand levels (see pipeline/yaml-depth.ts).
-  if (yamlTooDeep(text)) throw new ConfigError([{ file, path: '(root)', message: `nested deeper than ${MAX_YAML_DEPTH} levels` }]);
+  const deep = yamlDepthProblem(text);
+  if (deep) throw new ConfigError([{ file, line: deep.line, column: deep.column, path: formatKeyPath(deep.path), message: `nested deeper than ${MAX_YAML_DEPTH} levels` }]);
   const counter = new LineCounter();
   const doc = parseDocument(text, { ...YAML_TAG_OPTIONS, lineCounter: counter, prettyErrors: false, ...NO_LIBRARY_UNIQUE_KEYS });
   addDuplicateKeyErrors(doc);

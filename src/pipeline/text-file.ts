@@ -57,6 +57,11 @@ export function controlCharacterMessage(char: string, note?: string): string {
   return `control character U+${code} is not allowed (of the control characters only tab, line feed and carriage return are${note ? `; ${note}` : ''})`;
 }
 
+/** Line and column (1-based) of `text[offset]`, counted as positionAfter does. */
+export function linePosition(text: string, offset: number): { line: number; column: number } {
+  return positionAfter(text.slice(0, offset));
+}
+
 /**
  * Line and column (1-based) of the character that follows `before`. Lines end at LF and columns
  * count UTF-16 units, as the `yaml` library's LineCounter does for every other error.

@@ -7,7 +7,7 @@ import { constants, type Stats } from 'node:fs';
 import { open, readdir, realpath, stat } from 'node:fs/promises';
 import { join } from 'node:path';
 import { isAlias, isMap, isPair, isScalar, LineCounter, parseAllDocuments, visit, type Document, type Node } from 'yaml';
-import { MAX_YAML_DEPTH, yamlTooDeep } from '../pipeline/yaml-depth.js';
+import { MAX_YAML_DEPTH, yamlDepthProblem } from '../pipeline/yaml-depth.js';
 import { YAML_TAG_OPTIONS, yamlTagProblems } from '../pipeline/yaml-tags.js';
 import { yamlControlProblems } from '../pipeline/yaml-controls.js';
 import { addDuplicateKeyErrors, NO_LIBRARY_UNIQUE_KEYS } from '../pipeline/yaml-unique-keys.js';
@@ -249,7 +249,8 @@ interface Pos {
 /** Parses one file (one or more YAML documents, one template each). */
 export function parseTemplateFile(file: string, text: string): { templates: Array<{ template: Template; idPos: Pos }>; issues: TemplateIssue[] } {
   // The YAML parser cannot survive a few thousand levels (see pipeline/yaml-depth.ts).
-  if (yamlTooDeep(text)) return { templates: [], issues: [{ file, line: 1, column: 1, path: '', message: `nested deeper than ${MAX_YAML_DEPTH} levels` }] };
+  const deep = yamlDepthProblem(text);
+  if (deep) return { templates: [], issues: [{ file, line: deep.line, column: deep.column, path: joinPath(deep.path), message: `nested deeper than ${MAX_YAML_DEPTH} levels` }] };
   const lineCounter = new LineCounter();
   const docs = parseAllDocuments(text, { ...YAML_TAG_OPTIONS, lineCounter, prettyErrors: true, ...NO_LIBRARY_UNIQUE_KEYS });
   if (Array.isArray(docs)) for (const doc of docs) addDuplicateKeyErrors(doc, lineCounter);

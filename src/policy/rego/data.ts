@@ -7,7 +7,7 @@
 import { readdir, readFile, realpath, stat } from 'node:fs/promises';
 import { basename, join, relative, sep } from 'node:path';
 import { MAX_JSON_DEPTH_CEILING, tooDeepAt } from '../../pipeline/json-depth.js';
-import { MAX_YAML_DEPTH, yamlTooDeep } from '../../pipeline/yaml-depth.js';
+import { MAX_YAML_DEPTH, yamlDepthProblem } from '../../pipeline/yaml-depth.js';
 import { parseYamlValue, YamlTagError } from '../../pipeline/yaml-tags.js';
 import { jsonSyntaxErrorOffset } from './builtins/json.js';
 import { decodeText, TextDecodeError } from '../../pipeline/text-file.js';
@@ -69,7 +69,8 @@ export async function parseDataFile(file: string): Promise<unknown> {
   const text = await readText(file, 'cannot parse data file: ');
   const json = file.endsWith('.json');
   // The YAML parser cannot survive a few thousand levels (see pipeline/yaml-depth.ts).
-  if (!json && yamlTooDeep(text)) throw new RegoError('rego_parse_error', `data nested deeper than ${MAX_YAML_DEPTH} levels`, fileLocation(file));
+  const deep = json ? undefined : yamlDepthProblem(text);
+  if (deep) throw new RegoError('rego_parse_error', `data nested deeper than ${MAX_YAML_DEPTH} levels`, { file, row: deep.line, col: deep.column });
   let data: unknown;
   try {
     data = json ? (JSON.parse(text) as unknown) : parseYamlValue(text);
