@@ -8,6 +8,7 @@ import { isAlias, LineCounter, parseDocument, visit, type Document } from 'yaml'
 import { MAX_YAML_DEPTH, yamlDepthProblem } from '../pipeline/yaml-depth.js';
 import { YAML_TAG_OPTIONS, yamlTagProblems } from '../pipeline/yaml-tags.js';
 import { yamlControlProblems } from '../pipeline/yaml-controls.js';
+import { yamlKeyProblems } from '../pipeline/yaml-keys.js';
 import { readFailure, readRegularFileSync } from '../pipeline/regular-file.js';
 import { TextDecodeError } from '../pipeline/text-file.js';
 import { addDuplicateKeyErrors, NO_LIBRARY_UNIQUE_KEYS } from '../pipeline/yaml-unique-keys.js';
@@ -105,10 +106,11 @@ export function parseConfig(text: string, file: string, env: Env = {}, opts: Loa
   }
 
   // `"\0"` and the like: a control character no config value means (see pipeline/yaml-controls.ts).
-  const controlProblems = yamlControlProblems(doc);
-  if (controlProblems.length > 0) {
+  // ... and a key that is a list or a mapping (see pipeline/yaml-keys.ts).
+  const keyAndValueProblems = [...yamlControlProblems(doc), ...yamlKeyProblems(doc)].sort((a, b) => a.offset - b.offset);
+  if (keyAndValueProblems.length > 0) {
     throw new ConfigError(
-      controlProblems.map((p) => {
+      keyAndValueProblems.map((p) => {
         const pos = counter.linePos(p.offset);
         return { file, line: pos.line, column: pos.col, path: formatKeyPath(p.path), message: p.message };
       }),

@@ -33,7 +33,7 @@ export function yamlControlProblems(doc: Document): YamlControlProblem[] {
 }
 
 /** The keys and indexes that lead along `chain` (the document, then nodes and pairs down to one). */
-function keyPath(chain: ReadonlyArray<Document | Node | Pair>): Array<string | number> {
+export function keyPath(chain: ReadonlyArray<Document | Node | Pair>): Array<string | number> {
   const path: Array<string | number> = [];
   for (let i = 0; i + 1 < chain.length; i++) {
     const here = chain[i];

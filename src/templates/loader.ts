@@ -10,6 +10,7 @@ import { isAlias, isMap, isPair, isScalar, LineCounter, parseAllDocuments, visit
 import { MAX_YAML_DEPTH, yamlDepthProblem } from '../pipeline/yaml-depth.js';
 import { YAML_TAG_OPTIONS, yamlTagProblems } from '../pipeline/yaml-tags.js';
 import { yamlControlProblems } from '../pipeline/yaml-controls.js';
+import { yamlKeyProblems } from '../pipeline/yaml-keys.js';
 import { addDuplicateKeyErrors, NO_LIBRARY_UNIQUE_KEYS } from '../pipeline/yaml-unique-keys.js';
 import { WardenError } from '../pipeline/errors.js';
 import { kindOf } from '../pipeline/regular-file.js';
@@ -280,9 +281,10 @@ export function parseTemplateFile(file: string, text: string): { templates: Arra
       continue;
     }
     // `"\0"` and the like: a control character no template means (see pipeline/yaml-controls.ts).
-    const controlProblems = yamlControlProblems(doc);
-    if (controlProblems.length > 0) {
-      for (const p of controlProblems) issues.push({ file, ...at(p.offset), path: joinPath(p.path), message: p.message });
+    // ... and a key that is a list or a mapping (see pipeline/yaml-keys.ts).
+    const keyAndValueProblems = [...yamlControlProblems(doc), ...yamlKeyProblems(doc)].sort((a, b) => a.offset - b.offset);
+    if (keyAndValueProblems.length > 0) {
+      for (const p of keyAndValueProblems) issues.push({ file, ...at(p.offset), path: joinPath(p.path), message: p.message });
       continue;
     }
     const r = validateDocument(file, doc, at, text);

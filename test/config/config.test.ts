@@ -1,7 +1,7 @@
 import { mkdtempSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
-import { describe, expect, it } from 'vitest';
+import { describe, expect, it, vi } from 'vitest';
 import {
   ConfigError,
   configWarnings,
@@ -497,6 +497,19 @@ describe('errors name file:line:col, key path and what is wrong', () => {
     expect(lines('environment: { labels: { "a\\eb": x } }\n')[0]).toMatch(/^w\.yaml:1:26: environment\.labels\["a\\u001bb"\]: control character U\+001B /);
     // Tab, line feed and carriage return escapes stay allowed.
     expect(parseConfig('environment: { labels: { a: "x\\ty\\r\\n" } }\n', 'w.yaml').environment.labels.a).toBe('x\ty\r\n');
+  });
+
+  it('a key that is a list or a mapping is refused at the key, and the yaml library prints no warning about it', () => {
+    const warn = vi.spyOn(process, 'emitWarning');
+    try {
+      expect(lines('log: { level: info }\n? [a, b]\n: x\nenvironment:\n  { ? { k: AKIAIOSFODNN7EXAMPLE } : v }\n')).toEqual([
+        'w.yaml:2:3: (root): a key must be a plain value (a word or a quoted string), not a list or a mapping',
+        'w.yaml:5:7: environment: a key must be a plain value (a word or a quoted string), not a list or a mapping',
+      ]);
+      expect(warn).not.toHaveBeenCalled();
+    } finally {
+      warn.mockRestore();
+    }
   });
 
   it('a missing file', () => {

@@ -2,7 +2,7 @@ import { execFileSync } from 'node:child_process';
 import { mkdtemp, mkdir, rm, symlink, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
 import {
   formatIssue,
   lintTemplates,
@@ -546,6 +546,19 @@ describe('a control character written as a YAML escape', () => {
     );
     expect(one(GOOD.replace('Say hello.', '"Say \\e[1mhello"')).message).toMatch(/^control character U\+001B /);
     expect(issuesOf(GOOD.replace('"Hello {{ name }}"', '"Hello\\t{{ name }}\\r\\n"'))).toEqual([]);
+  });
+});
+
+describe('a key that is a list or a mapping', () => {
+  it('is refused at the key, and the yaml library prints no warning quoting it', () => {
+    const warn = vi.spyOn(process, 'emitWarning');
+    try {
+      const i = one(GOOD.replace('  name: { type: string, max_length: 10 }', '  name: { type: string, max_length: 10 }\n  ? { k: AKIAIOSFODNN7EXAMPLE }\n  : { type: string }'));
+      expect(formatIssue(i)).toBe('t.yaml:8:5: variables: a key must be a plain value (a word or a quoted string), not a list or a mapping');
+      expect(warn).not.toHaveBeenCalled();
+    } finally {
+      warn.mockRestore();
+    }
   });
 });
 

@@ -72,6 +72,15 @@ describe('loadPolicy', () => {
     });
   });
 
+  it('refuses a data file whose key is a list or a mapping, at the key', async () => {
+    const dir = tree({ 'p.rego': 'package warden\n', 'data.yaml': 'teams:\n  ? [red, blue]\n  : 1\n' });
+    await expect(loadPolicy([dir])).rejects.toMatchObject({
+      code: 'rego_parse_error',
+      message: 'cannot parse data file: a key must be a plain value (a word or a quoted string), not a list or a mapping',
+      location: { file: join(dir, 'data.yaml'), row: 2, col: 5 },
+    });
+  });
+
   it('refuses a policy or data file that is not a regular file (a FIFO would block the load for good)', async () => {
     const dir = tree({ 'p.rego': 'package warden\n' });
     execFileSync('mkfifo', [join(dir, 'stuck.rego')]);
