@@ -5,9 +5,12 @@
  */
 import { dirname, isAbsolute, resolve } from 'node:path';
 import { isAlias, LineCounter, parseDocument, visit, type Document } from 'yaml';
-import { MAX_YAML_DEPTH, yamlTooDeep } from '../pipeline/yaml-depth.js';
+import { MAX_YAML_DEPTH, yamlDepthProblem } from '../pipeline/yaml-depth.js';
 import { YAML_TAG_OPTIONS, yamlTagProblems } from '../pipeline/yaml-tags.js';
+import { yamlControlProblems } from '../pipeline/yaml-controls.js';
+import { yamlKeyProblems } from '../pipeline/yaml-keys.js';
 import { readFailure, readRegularFileSync } from '../pipeline/regular-file.js';
+import { TextDecodeError } from '../pipeline/text-file.js';
 import { addDuplicateKeyErrors, NO_LIBRARY_UNIQUE_KEYS } from '../pipeline/yaml-unique-keys.js';
 import type { z } from 'zod';
 import { parseSecretRef } from '../secrets/index.js';
@@ -64,6 +67,7 @@ export function loadConfig(file: string, env: Env = process.env, opts: LoadOptio
     // A regular file only: `--config` naming a FIFO would wait for a writer for good.
     text = readRegularFileSync(file);
   } catch (err) {
+    if (err instanceof TextDecodeError) throw new ConfigError([{ file, line: err.line, column: err.column, path: '(root)', message: err.reason }]);
     throw new ConfigError([{ file, path: '(root)', message: `cannot read the file (${readFailure(err)})` }]);
   }
   return parseConfig(text, file, env, opts);
@@ -75,7 +79,8 @@ export function loadConfig(file: string, env: Env = process.env, opts: LoadOptio
  */
 export function parseConfig(text: string, file: string, env: Env = {}, opts: LoadOptions = {}): Config {
   // The YAML parser cannot survive a few thousand levels (see pipeline/yaml-depth.ts).
-  if (yamlTooDeep(text)) throw new ConfigError([{ file, path: '(root)', message: `nested deeper than ${MAX_YAML_DEPTH} levels` }]);
+  const deep = yamlDepthProblem(text);
+  if (deep) throw new ConfigError([{ file, line: deep.line, column: deep.column, path: formatKeyPath(deep.path), message: `nested deeper than ${MAX_YAML_DEPTH} levels` }]);
   const counter = new LineCounter();
   const doc = parseDocument(text, { ...YAML_TAG_OPTIONS, lineCounter: counter, prettyErrors: false, ...NO_LIBRARY_UNIQUE_KEYS });
   addDuplicateKeyErrors(doc);
@@ -96,6 +101,18 @@ export function parseConfig(text: string, file: string, env: Env = {}, opts: Loa
       tagProblems.map((p) => {
         const pos = counter.linePos(p.offset);
         return { file, line: pos.line, column: pos.col, path: '(root)', message: p.message };
+      }),
+    );
+  }
+
+  // `"\0"` and the like: a control character no config value means (see pipeline/yaml-controls.ts).
+  // ... and a key that is a list or a mapping (see pipeline/yaml-keys.ts).
+  const keyAndValueProblems = [...yamlControlProblems(doc), ...yamlKeyProblems(doc)].sort((a, b) => a.offset - b.offset);
+  if (keyAndValueProblems.length > 0) {
+    throw new ConfigError(
+      keyAndValueProblems.map((p) => {
+        const pos = counter.linePos(p.offset);
+        return { file, line: pos.line, column: pos.col, path: formatKeyPath(p.path), message: p.message };
       }),
     );
   }

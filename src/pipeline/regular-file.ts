@@ -7,6 +7,7 @@
  */
 import { closeSync, constants, fstatSync, openSync, readFileSync, type Stats } from 'node:fs';
 import { open, type FileHandle } from 'node:fs/promises';
+import { decodeText, TextDecodeError } from './text-file.js';
 
 const OPEN_FLAGS = constants.O_RDONLY | (constants.O_NONBLOCK ?? 0) | (constants.O_NOCTTY ?? 0);
 
@@ -38,6 +39,7 @@ export function notRegular(st: Stats): NotRegularFileError {
  */
 export function readFailure(err: unknown): string {
   if (err instanceof NotRegularFileError) return err.reason;
+  if (err instanceof TextDecodeError) return err.message;
   return (err as NodeJS.ErrnoException).code ?? 'read error';
 }
 
@@ -54,10 +56,11 @@ export async function openRegularFile(file: string): Promise<FileHandle> {
   }
 }
 
+/** A regular file's text; TextDecodeError when it is not UTF-8 text (see pipeline/text-file.ts). */
 export async function readRegularFile(file: string): Promise<string> {
   const fh = await openRegularFile(file);
   try {
-    return await fh.readFile('utf8');
+    return decodeText(await fh.readFile());
   } finally {
     await fh.close().catch(() => undefined);
   }
@@ -69,7 +72,7 @@ export function readRegularFileSync(file: string): string {
   try {
     const st = fstatSync(fd);
     if (!st.isFile()) throw notRegular(st);
-    return readFileSync(fd, 'utf8');
+    return decodeText(readFileSync(fd));
   } finally {
     closeSync(fd);
   }

@@ -11,12 +11,16 @@
  */
 import { LineCounter, parseDocument, type Document } from 'yaml';
 import { addDuplicateKeyErrors, NO_LIBRARY_UNIQUE_KEYS } from './yaml-unique-keys.js';
+import { yamlKeyProblems } from './yaml-keys.js';
 
 /**
  * Parse options for every such text: explicit YAML 1.1 tags stay unresolved (so they are
- * reported like any unknown tag) instead of being turned into Buffers, Sets and Dates.
+ * reported like any unknown tag) instead of being turned into Buffers, Sets and Dates. The
+ * library's process warnings are off: they quote the text (a key it stringifies, which may be a
+ * pasted secret) on stderr, and what they warn of is refused with a position anyway
+ * (pipeline/yaml-keys.ts).
  */
-export const YAML_TAG_OPTIONS = { resolveKnownTags: false } as const;
+export const YAML_TAG_OPTIONS = { resolveKnownTags: false, logLevel: 'error' } as const;
 
 const YAML_ORG = 'tag:yaml.org,2002:';
 const CORE_TAGS = new Set(['str', 'int', 'float', 'bool', 'null', 'map', 'seq'].map((t) => YAML_ORG + t));
@@ -76,7 +80,7 @@ export function parseYamlValue(text: string): unknown {
   const doc = parseDocument(text, { ...YAML_TAG_OPTIONS, ...NO_LIBRARY_UNIQUE_KEYS, lineCounter });
   addDuplicateKeyErrors(doc, lineCounter);
   if (doc.errors.length > 0) throw doc.errors[0];
-  const [problem] = yamlTagProblems(doc);
+  const [problem] = [...yamlTagProblems(doc), ...yamlKeyProblems(doc)];
   if (problem) {
     const { line, col } = lineCounter.linePos(problem.offset);
     throw new YamlTagError(problem.message, line, col);

@@ -6,9 +6,10 @@
  */
 import { randomBytes } from 'node:crypto';
 import { repeatedOption, usageText } from '../cli/args.js';
-import { MAX_YAML_DEPTH, yamlTooDeep } from '../pipeline/yaml-depth.js';
+import { MAX_YAML_DEPTH, yamlDepthProblem } from '../pipeline/yaml-depth.js';
 import { parseYamlValue, YamlTagError } from '../pipeline/yaml-tags.js';
 import { readFailure, readRegularFile } from '../pipeline/regular-file.js';
+import { TextDecodeError } from '../pipeline/text-file.js';
 import { RegoError, compileRegoPolicy, formatInputPath, loadRegoPolicy, type InputDeps, type QueryResult, type RegoPolicy } from './rego/index.js';
 import { stringifyJSON, type Value } from './rego/value.js';
 import { parseModule } from './rego/ast/parser.js';
@@ -120,10 +121,12 @@ async function readInput(file: string): Promise<unknown> {
     // A regular file only: a FIFO would make eval wait for a writer for good.
     text = await readRegularFile(file);
   } catch (e) {
+    if (e instanceof TextDecodeError) throw new InputError(file, { line: e.line, col: e.column }, `cannot parse input: ${e.reason}`);
     throw new InputError(file, undefined, `cannot read input file (${readFailure(e)})`, 'file_unreadable');
   }
   const yaml = file.endsWith('.yaml') || file.endsWith('.yml');
-  if (yaml && yamlTooDeep(text)) throw new InputError(file, undefined, `cannot parse input: nested deeper than ${MAX_YAML_DEPTH} levels`);
+  const deep = yaml ? yamlDepthProblem(text) : undefined;
+  if (deep) throw new InputError(file, { line: deep.line, col: deep.column }, `cannot parse input: nested deeper than ${MAX_YAML_DEPTH} levels`);
   try {
     return yaml ? parseYamlValue(text) : JSON.parse(text);
   } catch (e) {

@@ -7,11 +7,14 @@ import { constants, type Stats } from 'node:fs';
 import { open, readdir, realpath, stat } from 'node:fs/promises';
 import { join } from 'node:path';
 import { isAlias, isMap, isPair, isScalar, LineCounter, parseAllDocuments, visit, type Document, type Node } from 'yaml';
-import { MAX_YAML_DEPTH, yamlTooDeep } from '../pipeline/yaml-depth.js';
+import { MAX_YAML_DEPTH, yamlDepthProblem } from '../pipeline/yaml-depth.js';
 import { YAML_TAG_OPTIONS, yamlTagProblems } from '../pipeline/yaml-tags.js';
+import { yamlControlProblems } from '../pipeline/yaml-controls.js';
+import { yamlKeyProblems } from '../pipeline/yaml-keys.js';
 import { addDuplicateKeyErrors, NO_LIBRARY_UNIQUE_KEYS } from '../pipeline/yaml-unique-keys.js';
 import { WardenError } from '../pipeline/errors.js';
 import { kindOf } from '../pipeline/regular-file.js';
+import { decodeText, TextDecodeError } from '../pipeline/text-file.js';
 import type { Template, VariableSpec } from '../pipeline/types.js';
 // The one ref grammar (the resolver parses refs with it at request time): a ref that passes here
 // cannot fail there for its syntax.
@@ -163,7 +166,10 @@ export async function findTemplateFiles(paths: readonly string[]): Promise<strin
 // the open (and a threadpool thread) until some writer comes along.
 const OPEN_FLAGS = constants.O_RDONLY | (constants.O_NONBLOCK ?? 0) | (constants.O_NOCTTY ?? 0);
 
-/** Reads one template file, or undefined (with a warning) when it is not a regular file. */
+/**
+ * Reads one template file, or undefined (with a warning) when it is not a regular file. Throws
+ * TextDecodeError when it is not UTF-8 text.
+ */
 async function readTemplateText(file: string, warnings: TemplateWarning[]): Promise<string | undefined> {
   const fh = await open(file, OPEN_FLAGS);
   try {
@@ -172,7 +178,7 @@ async function readTemplateText(file: string, warnings: TemplateWarning[]): Prom
       warnings.push({ file, message: `skipped: not a regular file (${kindOf(st)})` });
       return undefined;
     }
-    return await fh.readFile('utf8');
+    return decodeText(await fh.readFile());
   } finally {
     await fh.close().catch(() => undefined);
   }
@@ -182,18 +188,25 @@ async function readTemplateText(file: string, warnings: TemplateWarning[]): Prom
 export async function readTemplates(paths: readonly string[]): Promise<LoadedTemplates> {
   const { files: names, warnings } = await scanTemplateFiles(paths);
   const files: TemplateFile[] = [];
+  const undecodable: TemplateIssue[] = [];
   for (const file of names) {
     let text: string | undefined;
     try {
       text = await readTemplateText(file, warnings);
     } catch (err) {
+      // Content, not I/O: an issue like any other, so lint lists it with the rest.
+      if (err instanceof TextDecodeError) {
+        undecodable.push({ file, line: err.line, column: err.column, path: '', message: err.reason });
+        continue;
+      }
       throw new WardenError('template_invalid', `cannot read template file (${(err as NodeJS.ErrnoException).code ?? 'error'})`, {
         location: { file },
       });
     }
     if (text !== undefined) files.push({ file, text });
   }
-  return { ...parseTemplateFiles(files), warnings };
+  const parsed = parseTemplateFiles(files);
+  return { ...parsed, issues: [...undecodable, ...parsed.issues], warnings };
 }
 
 /**
@@ -237,7 +250,8 @@ interface Pos {
 /** Parses one file (one or more YAML documents, one template each). */
 export function parseTemplateFile(file: string, text: string): { templates: Array<{ template: Template; idPos: Pos }>; issues: TemplateIssue[] } {
   // The YAML parser cannot survive a few thousand levels (see pipeline/yaml-depth.ts).
-  if (yamlTooDeep(text)) return { templates: [], issues: [{ file, line: 1, column: 1, path: '', message: `nested deeper than ${MAX_YAML_DEPTH} levels` }] };
+  const deep = yamlDepthProblem(text);
+  if (deep) return { templates: [], issues: [{ file, line: deep.line, column: deep.column, path: joinPath(deep.path), message: `nested deeper than ${MAX_YAML_DEPTH} levels` }] };
   const lineCounter = new LineCounter();
   const docs = parseAllDocuments(text, { ...YAML_TAG_OPTIONS, lineCounter, prettyErrors: true, ...NO_LIBRARY_UNIQUE_KEYS });
   if (Array.isArray(docs)) for (const doc of docs) addDuplicateKeyErrors(doc, lineCounter);
@@ -264,6 +278,13 @@ export function parseTemplateFile(file: string, text: string): { templates: Arra
     const tagProblems = yamlTagProblems(doc);
     if (tagProblems.length > 0) {
       for (const p of tagProblems) issues.push({ file, ...at(p.offset), path: '', message: p.message });
+      continue;
+    }
+    // `"\0"` and the like: a control character no template means (see pipeline/yaml-controls.ts).
+    // ... and a key that is a list or a mapping (see pipeline/yaml-keys.ts).
+    const keyAndValueProblems = [...yamlControlProblems(doc), ...yamlKeyProblems(doc)].sort((a, b) => a.offset - b.offset);
+    if (keyAndValueProblems.length > 0) {
+      for (const p of keyAndValueProblems) issues.push({ file, ...at(p.offset), path: joinPath(p.path), message: p.message });
       continue;
     }
     const r = validateDocument(file, doc, at, text);

@@ -1,7 +1,7 @@
 import { mkdtempSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
-import { describe, expect, it } from 'vitest';
+import { describe, expect, it, vi } from 'vitest';
 import {
   ConfigError,
   configWarnings,
@@ -475,6 +475,41 @@ describe('errors name file:line:col, key path and what is wrong', () => {
 
   it('a document that is not a mapping', () => {
     expect(lines('- a\n- b\n')).toEqual(['w.yaml:1:1: (root): must be a mapping of keys to values']);
+  });
+
+  it('a file that is not UTF-8, or holds a NUL, is refused at the first bad byte (not read with U+FFFD or the NUL kept)', () => {
+    const dir = mkdtempSync(join(tmpdir(), 'warden-config-utf8-'));
+    const file = join(dir, 'w.yaml');
+    writeFileSync(file, Buffer.concat([Buffer.from('log: { level: info }\nenvironment: { name: "t'), Buffer.from([0xff, 0xfe]), Buffer.from('" }\n')]));
+    expect(() => loadConfig(file, {})).toThrow(`${file}:2:24: (root): not valid UTF-8`);
+    writeFileSync(file, 'environment: { name: test, cluster: "c\u0000x" }\n');
+    expect(() => loadConfig(file, {})).toThrow(`${file}:1:39: (root): control character U+0000 is not allowed`);
+    // Tab, CR and LF are the control characters YAML allows.
+    writeFileSync(file, 'environment:\r\n  name: ok\t\r\n');
+    expect(loadConfig(file, {}).environment.name).toBe('ok');
+  });
+
+  it('a control character written as a YAML escape is refused at its value, like a raw one', () => {
+    expect(lines('environment: { name: test, cluster: "c\\x00x" }\nidentity:\n  kubernetes: { issuer: "https://kube\\0rnetes", jwks_file: j.json }\n')).toEqual([
+      'w.yaml:1:37: environment.cluster: control character U+0000 is not allowed (of the control characters only tab, line feed and carriage return are; this one is written as an escape)',
+      'w.yaml:3:25: identity.kubernetes.issuer: control character U+0000 is not allowed (of the control characters only tab, line feed and carriage return are; this one is written as an escape)',
+    ]);
+    expect(lines('environment: { labels: { "a\\eb": x } }\n')[0]).toMatch(/^w\.yaml:1:26: environment\.labels\["a\\u001bb"\]: control character U\+001B /);
+    // Tab, line feed and carriage return escapes stay allowed.
+    expect(parseConfig('environment: { labels: { a: "x\\ty\\r\\n" } }\n', 'w.yaml').environment.labels.a).toBe('x\ty\r\n');
+  });
+
+  it('a key that is a list or a mapping is refused at the key, and the yaml library prints no warning about it', () => {
+    const warn = vi.spyOn(process, 'emitWarning');
+    try {
+      expect(lines('log: { level: info }\n? [a, b]\n: x\nenvironment:\n  { ? { k: AKIAIOSFODNN7EXAMPLE } : v }\n')).toEqual([
+        'w.yaml:2:3: (root): a key must be a plain value (a word or a quoted string), not a list or a mapping',
+        'w.yaml:5:7: environment: a key must be a plain value (a word or a quoted string), not a list or a mapping',
+      ]);
+      expect(warn).not.toHaveBeenCalled();
+    } finally {
+      warn.mockRestore();
+    }
   });
 
   it('a missing file', () => {

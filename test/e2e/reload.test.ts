@@ -145,6 +145,30 @@ describe('hot reload', () => {
     await eventually(async () => (await readyz()).policy_revision !== good.policy_revision);
   });
 
+  it('a template or policy data file that is not UTF-8 (or holds a NUL) is rejected at the first bad byte; the last good set keeps serving', async () => {
+    const good = await readyz();
+    const rejected = () => w.logs.filter((l) => l.includes('reload rejected'));
+    const before = rejected().length;
+    const file = join(w.dir, 'templates', 'ops', 'latin1.yaml');
+    const head = 'id: ops/latin1\nversion: 1\nowner: ops@example.com\nsensitivity: internal\ndescription: d\nmodels: [gpt-4o-mini]\nmessages:\n  - { role: user, content: "caf';
+    writeFileSync(file, Buffer.concat([Buffer.from(head), Buffer.from([0xe9]), Buffer.from('" }\n')]));
+    await eventually(() => rejected().length > before);
+    expect(rejected().at(-1)).toMatch(/latin1\.yaml:8:32: not valid UTF-8/);
+    expect((await readyz()).template_revision).toBe(good.template_revision);
+    expect((await call(3)).status).toBe(200);
+    writeFileSync(file, '');
+
+    const data = join(w.dir, 'policies', 'nul.yaml');
+    writeFileSync(data, 'nul:\n  name: "a\u0000b"\n');
+    await eventually(() => rejected().length > before + 1);
+    const line = rejected().at(-1)!;
+    expect(line).toMatch(/nul\.yaml:2:11: rego_parse_error: cannot parse data file: control character U\+0000 is not allowed/);
+    expect((await readyz()).policy_revision).toBe(good.policy_revision);
+    expect((await call(3)).status).toBe(200);
+    writeFileSync(data, 'nul:\n  name: ab\n');
+    await eventually(async () => (await readyz()).policy_revision !== good.policy_revision);
+  });
+
   it('a rejected reload never logs secret-looking text from the template', async () => {
     const rejected = () => w.logs.filter((l) => l.includes('reload rejected'));
     const before = rejected().length;

@@ -150,3 +150,32 @@ describe('a start-up file that is a FIFO', () => {
     expect(stderr).toContain(`cannot open the audit file ${fifo} for appending: not a regular file: a FIFO`);
   });
 });
+
+describe('a config file that is not plain UTF-8 YAML', () => {
+  // The fuzz probe's cases: each one used to start (the value changed silently) or to print a
+  // process warning quoting the file.
+  const cases: Array<[string, Buffer, string]> = [
+    ['a byte that is not UTF-8', Buffer.concat([Buffer.from('log: { level: info }\nenvironment: { name: "t'), Buffer.from([0xff, 0xfe]), Buffer.from('" }\n')]), ':2:24: (root): not valid UTF-8'],
+    ['a NUL', Buffer.from('environment: { name: t, cluster: "c\u0000x" }\n'), ':1:36: (root): control character U+0000 is not allowed'],
+    ['a key that is a list', Buffer.from('? [CANARY-7f3a]\n: x\n'), ':1:3: (root): a key must be a plain value'],
+  ];
+  for (const [what, bytes, error] of cases) {
+    it(`stops serve with file:line:col: ${what}`, { timeout: 30_000 }, async () => {
+      const config = join(prepared.dir, 'odd.yaml');
+      writeFileSync(config, bytes);
+      const child = spawnWarden(['serve', '--config', config]);
+      let stderr = '';
+      child.stderr!.on('data', (d: Buffer) => (stderr += d.toString()));
+      child.stdout!.resume();
+      // A start that goes through (the old behaviour) would serve for good.
+      const started = setTimeout(() => child.kill('SIGKILL'), 15_000);
+      const [code, signal] = (await once(child, 'close')) as [number | null, NodeJS.Signals | null];
+      clearTimeout(started);
+      expect(signal).toBeNull();
+      expect(code).not.toBe(0);
+      expect(stderr).toContain(`${config}${error}`);
+      expect(stderr).not.toContain('Warning');
+      expect(stderr).not.toContain('CANARY');
+    });
+  }
+});

@@ -320,6 +320,10 @@ describe('key sources that fail', () => {
     await writeFile(join(dir, 'junk.json'), '{"keys":[1,"x",{"kty":"RSA"}]}');
     expect(make('junk.json')).toThrow(/junk\.json holds a key that is not a JSON object/);
     expect(make('missing.json')).toThrow(/cannot read jwks_file .*missing\.json \(ENOENT\)/);
+    // A kid with a byte that is not UTF-8 would otherwise be read as U+FFFD and match no token.
+    const [head, tail] = JSON.stringify({ keys: [{ ...rsa.jwk, kid: 'k@' }] }).split('@') as [string, string];
+    await writeFile(join(dir, 'latin1.json'), Buffer.concat([Buffer.from(head), Buffer.from([0xe9]), Buffer.from(tail)]));
+    expect(make('latin1.json')).toThrow(new RegExp(`cannot read jwks_file .*latin1\\.json \\(not valid UTF-8 at line 1, column ${head.length + 1}\\)$`));
   });
 
   it('refuses at start a CA file that is missing or not PEM, and a missing token file', async () => {

@@ -52,11 +52,18 @@ describe('YAML too deep to parse is refused before the parser sees it', () => {
   it('a template file: a located issue, no crash', () => {
     const { templates, issues } = parseTemplateFile('t.yaml', deep);
     expect(templates).toEqual([]);
-    expect(issues).toEqual([{ file: 't.yaml', line: 1, column: 1, path: '', message: `nested deeper than ${MAX_YAML_DEPTH} levels` }]);
+    // Where the bound goes past the limit (the 256th '[' after `a: `), and the key it is under.
+    expect(issues).toEqual([{ file: 't.yaml', line: 1, column: 259, path: 'a', message: `nested deeper than ${MAX_YAML_DEPTH} levels` }]);
   });
 
   it('the config file: a config error naming the file', () => {
-    expect(() => parseConfig(deep, 'w.yaml')).toThrow(`w.yaml: (root): nested deeper than ${MAX_YAML_DEPTH} levels`);
+    expect(() => parseConfig(deep, 'w.yaml')).toThrow(`w.yaml:1:259: a: nested deeper than ${MAX_YAML_DEPTH} levels`);
+    // Under a few keys, on a later line: the position and the key path down to the deep value.
+    const nested = `log: { level: info }\nproviders:\n  up:\n    kind: openai\n    base_url: ${'['.repeat(300)}${']'.repeat(300)}\n`;
+    expect(() => parseConfig(nested, 'w.yaml')).toThrow(`w.yaml:5:266: providers.up.base_url: nested deeper than ${MAX_YAML_DEPTH} levels`);
+    // Block nesting: the line whose indentation goes past the limit, under the keys above it.
+    const blocks = Array.from({ length: 300 }, (_, i) => `${' '.repeat(i)}k${i}:`).join('\n') + ' x\n';
+    expect(() => parseConfig(blocks, 'w.yaml')).toThrow(/^[^]*w\.yaml:258:257: k0\.k1\.k2\.[\w.]+: nested deeper than 256 levels/);
   });
 
   it('a policy data file', async () => {
@@ -64,7 +71,10 @@ describe('YAML too deep to parse is refused before the parser sees it', () => {
     const dir = mkdtempSync(join(tmpdir(), 'warden-yaml-depth-'));
     try {
       writeFileSync(join(dir, 'data.yaml'), deep);
-      await expect(parseDataFile(join(dir, 'data.yaml'))).rejects.toThrow(/data nested deeper than 256 levels/);
+      await expect(parseDataFile(join(dir, 'data.yaml'))).rejects.toMatchObject({
+        message: 'data nested deeper than 256 levels',
+        location: { file: join(dir, 'data.yaml'), row: 1, col: 259 },
+      });
     } finally {
       rmSync(dir, { recursive: true, force: true });
     }

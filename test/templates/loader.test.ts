@@ -2,7 +2,7 @@ import { execFileSync } from 'node:child_process';
 import { mkdtemp, mkdir, rm, symlink, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
 import {
   formatIssue,
   lintTemplates,
@@ -535,5 +535,57 @@ describe('governance probe: load errors and values', () => {
       const i = one(withVar(`{ source: secret, ref: "file:secrets/k", ${extra} }`));
       expect(i.path, extra).toBe(`variables.name.${extra.split(':')[0]}`);
     }
+  });
+});
+
+describe('a control character written as a YAML escape', () => {
+  it('is refused at its value (a NUL or an ESC in a prompt is never meant); tab and line breaks are not', () => {
+    const i = one(GOOD.replace('"Hello {{ name }}"', '"Hello\\x00 {{ name }}"'));
+    expect(formatIssue(i)).toBe(
+      't.yaml:10:14: messages[0].content: control character U+0000 is not allowed (of the control characters only tab, line feed and carriage return are; this one is written as an escape)',
+    );
+    expect(one(GOOD.replace('Say hello.', '"Say \\e[1mhello"')).message).toMatch(/^control character U\+001B /);
+    expect(issuesOf(GOOD.replace('"Hello {{ name }}"', '"Hello\\t{{ name }}\\r\\n"'))).toEqual([]);
+  });
+});
+
+describe('a key that is a list or a mapping', () => {
+  it('is refused at the key, and the yaml library prints no warning quoting it', () => {
+    const warn = vi.spyOn(process, 'emitWarning');
+    try {
+      const i = one(GOOD.replace('  name: { type: string, max_length: 10 }', '  name: { type: string, max_length: 10 }\n  ? { k: AKIAIOSFODNN7EXAMPLE }\n  : { type: string }'));
+      expect(formatIssue(i)).toBe('t.yaml:8:5: variables: a key must be a plain value (a word or a quoted string), not a list or a mapping');
+      expect(warn).not.toHaveBeenCalled();
+    } finally {
+      warn.mockRestore();
+    }
+  });
+});
+
+describe('a template file that is not UTF-8 text', () => {
+  let dir: string;
+  beforeAll(async () => {
+    dir = await mkdtemp(join(tmpdir(), 'warden-templates-utf8-'));
+  });
+  afterAll(async () => {
+    await rm(dir, { recursive: true, force: true });
+  });
+
+  it('is an issue at the first bad byte (invalid UTF-8, a NUL), not a prompt with U+FFFD or a NUL in it', async () => {
+    const bytes = Buffer.concat([Buffer.from(GOOD.replace('"Hello {{ name }}"\n', '"hi ')), Buffer.from([0xff, 0xfe]), Buffer.from(' there"\n')]);
+    await writeFile(join(dir, 'bad.yaml'), bytes);
+    await writeFile(join(dir, 'nul.yaml'), GOOD.replace('Say hello.', 'Say\u0000hello.').replace('team/hello', 'team/nul'));
+    await writeFile(join(dir, 'ok.yaml'), GOOD.replace('team/hello', 'team/ok'));
+    const r = await readTemplates([dir]);
+    expect(r.issues.map(formatIssue)).toEqual([
+      `${join(dir, 'bad.yaml')}:10:18: not valid UTF-8`,
+      `${join(dir, 'nul.yaml')}:5:17: control character U+0000 is not allowed (of the control characters only tab, line feed and carriage return are)`,
+    ]);
+    // lint fails on it too, with the same line.
+    const { runTemplatesCli } = await import('../../src/templates/index.js');
+    const out: string[] = [];
+    const code = await runTemplatesCli(['lint', dir], { stdout: { write: (s: string) => out.push(s) }, stderr: { write: (s: string) => out.push(s) } });
+    expect(code).toBe(1);
+    expect(out.join('')).toContain(`${join(dir, 'bad.yaml')}:10:18: not valid UTF-8`);
   });
 });

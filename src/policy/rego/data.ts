@@ -7,9 +7,10 @@
 import { readdir, readFile, realpath, stat } from 'node:fs/promises';
 import { basename, join, relative, sep } from 'node:path';
 import { MAX_JSON_DEPTH_CEILING, tooDeepAt } from '../../pipeline/json-depth.js';
-import { MAX_YAML_DEPTH, yamlTooDeep } from '../../pipeline/yaml-depth.js';
+import { MAX_YAML_DEPTH, yamlDepthProblem } from '../../pipeline/yaml-depth.js';
 import { parseYamlValue, YamlTagError } from '../../pipeline/yaml-tags.js';
 import { jsonSyntaxErrorOffset } from './builtins/json.js';
+import { decodeText, TextDecodeError } from '../../pipeline/text-file.js';
 import { fileLocation, RegoError } from './errors.js';
 
 export interface LoadedFiles {
@@ -50,11 +51,26 @@ export function mergeData(into: Record<string, unknown>, path: readonly string[]
   }
 }
 
+/**
+ * A policy or data file's text: not UTF-8 text (see pipeline/text-file.ts) is a parse error at
+ * the first bad byte; `what` prefixes the message.
+ */
+async function readText(file: string, what = ''): Promise<string> {
+  const bytes = await readFile(file);
+  try {
+    return decodeText(bytes);
+  } catch (e) {
+    if (!(e instanceof TextDecodeError)) throw e;
+    throw new RegoError('rego_parse_error', `${what}${e.reason}`, { file, row: e.line, col: e.column });
+  }
+}
+
 export async function parseDataFile(file: string): Promise<unknown> {
-  const text = await readFile(file, 'utf8');
+  const text = await readText(file, 'cannot parse data file: ');
   const json = file.endsWith('.json');
   // The YAML parser cannot survive a few thousand levels (see pipeline/yaml-depth.ts).
-  if (!json && yamlTooDeep(text)) throw new RegoError('rego_parse_error', `data nested deeper than ${MAX_YAML_DEPTH} levels`, fileLocation(file));
+  const deep = json ? undefined : yamlDepthProblem(text);
+  if (deep) throw new RegoError('rego_parse_error', `data nested deeper than ${MAX_YAML_DEPTH} levels`, { file, row: deep.line, col: deep.column });
   let data: unknown;
   try {
     data = json ? (JSON.parse(text) as unknown) : parseYamlValue(text);
@@ -158,7 +174,7 @@ export async function loadFiles(paths: string[], opts: { excludeTests?: boolean 
         if (opts.excludeTests && basename(file).endsWith('_test.rego')) continue;
         // '/'-separated, and the name alone for a file given as a root: the same on every mount.
         const under = file === root ? basename(file) : relative(root, file).split(sep).join('/');
-        modules.push({ path: file, source: await readFile(file, 'utf8'), revisionName: `${index}:${under}` });
+        modules.push({ path: file, source: await readText(file), revisionName: `${index}:${under}` });
       } else if (isData(file)) {
         mergeData(data, dataPath, await parseDataFile(file), file);
       } else {

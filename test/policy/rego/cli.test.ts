@@ -156,6 +156,9 @@ describe('warden policy eval', () => {
     expect(tagged.code).toBe(1);
     expect(tagged.err.trim()).toBe(`${join(dir, 'tagged.yaml')}:2:8: input_invalid: cannot parse input: unknown YAML tag !vault`);
     expect(tagged.err + tagged.out).not.toContain('CANARY');
+    writeFileSync(join(dir, 'latin1.json'), Buffer.concat([Buffer.from('{"user": "ren'), Buffer.from([0xe9]), Buffer.from('"}')]));
+    const latin1 = await run(['eval', '-i', join(dir, 'latin1.json'), 'input']);
+    expect([latin1.code, latin1.err.trim()]).toEqual([1, `${join(dir, 'latin1.json')}:1:14: input_invalid: cannot parse input: not valid UTF-8`]);
     expect(yaml.err + json.err).not.toContain('CANARY');
     expect(yaml.err + json.err + missing.err).not.toContain('Usage:');
   });

@@ -52,6 +52,35 @@ describe('loadPolicy', () => {
     await expect(loadPolicy([dir])).resolves.toBeDefined();
   });
 
+  it('refuses a policy or data file that is not UTF-8 text, or holds a NUL, at the first bad byte', async () => {
+    const bad = Buffer.concat([Buffer.from('teams:\n  - re'), Buffer.from([0xc3, 0x28]), Buffer.from('\n')]);
+    const data = tree({ 'p.rego': 'package warden\n', 'data.yaml': '' });
+    writeFileSync(join(data, 'data.yaml'), bad);
+    await expect(loadPolicy([data])).rejects.toMatchObject({
+      code: 'rego_parse_error',
+      message: 'cannot parse data file: not valid UTF-8',
+      location: { file: join(data, 'data.yaml'), row: 2, col: 7 },
+    });
+    const json = tree({ 'p.rego': 'package warden\n', 'd.json': '{"k": "a\u0000"}' });
+    await expect(loadPolicy([json])).rejects.toMatchObject({ location: { file: join(json, 'd.json'), row: 1, col: 9 } });
+    const rego = tree({ 'p.rego': '' });
+    writeFileSync(join(rego, 'p.rego'), Buffer.concat([Buffer.from('package warden\nname := "'), Buffer.from([0xff]), Buffer.from('"\n')]));
+    await expect(loadPolicy([rego])).rejects.toMatchObject({
+      code: 'rego_parse_error',
+      message: 'not valid UTF-8',
+      location: { file: join(rego, 'p.rego'), row: 2, col: 10 },
+    });
+  });
+
+  it('refuses a data file whose key is a list or a mapping, at the key', async () => {
+    const dir = tree({ 'p.rego': 'package warden\n', 'data.yaml': 'teams:\n  ? [red, blue]\n  : 1\n' });
+    await expect(loadPolicy([dir])).rejects.toMatchObject({
+      code: 'rego_parse_error',
+      message: 'cannot parse data file: a key must be a plain value (a word or a quoted string), not a list or a mapping',
+      location: { file: join(dir, 'data.yaml'), row: 2, col: 5 },
+    });
+  });
+
   it('refuses a policy or data file that is not a regular file (a FIFO would block the load for good)', async () => {
     const dir = tree({ 'p.rego': 'package warden\n' });
     execFileSync('mkfifo', [join(dir, 'stuck.rego')]);
