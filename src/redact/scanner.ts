@@ -10,7 +10,7 @@ import { WardenError } from '../pipeline/errors.js';
 import type { AllowList } from './allow-list.js';
 import { scanDigits, type DecodedAt, type DigitChunk, type DigitScan } from './entities/digit-runs.js';
 import { SECRET_ENTITIES } from './entities/secrets.js';
-import { decodedUnit, escapeNear, fold, percentDecodedWindows, toOriginalSpan, type FoldedText } from './normalize.js';
+import { decodedUnit, escapeNear, fold, percentDecodedWindows, spacedView, toOriginalSpan, type FoldedText } from './normalize.js';
 import { PREFILTER_MAX_CHARS, textTraits, type TextTraits } from './prefilter.js';
 import type { DetectContext, Detector, EntityInfo, Finding } from './types.js';
 
@@ -135,6 +135,21 @@ export class Scanner {
     } else folded = { text, starts: null, ends: null };
     const result = this.scanView(text, folded, traits, opts, detectors, false);
     let holders = result.holders;
+    // Format characters dropped between two visible units (`with\u200b4111…`): read once more
+    // as spaces, and what only that reading finds is added (see spacedView).
+    const spaced = spacedView(folded);
+    if (spaced !== null) {
+      const traitsOf = opts.prefilter !== false && spaced.text.length <= PREFILTER_MAX_CHARS ? textTraits(spaced.text) : null;
+      const more = this.scanView(text, spaced, traitsOf, opts, detectors, false);
+      result.failures += more.failures;
+      const plain = result.findings.slice();
+      for (const f of more.findings) {
+        if (plain.some((p) => p.start <= f.start && f.end <= p.end)) continue;
+        result.findings.push(f);
+        if (!result.seen.has(f.entity)) result.seen = new Set([...result.seen, f.entity]);
+      }
+      for (const h of more.holders ?? []) if (!(holders ?? []).some((p) => p.start <= h.start && h.end <= p.end)) (holders ??= []).push(h);
+    }
     // Percent escapes ("phone=%2B14155552671", "jane.doe%40example.com"): the text around them is
     // read decoded too, and what it holds is added. Added only: a decoded "%20" ends a URL or a
     // password value that the text as written shows whole, and that finding stays (it contains

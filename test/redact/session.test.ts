@@ -524,6 +524,14 @@ describe('message name and tool call ids', () => {
       expect(e.details).toEqual({ reason: 'pii_in_id', entities: ['EMAIL_ADDRESS'] });
       expect(e.message).not.toContain('bob');
     }
+    // An invisible character before the PII hides nothing (it is read as a boundary there too).
+    for (const [hidden, entities] of [
+      ['bob@example.org\u202e4111\u200b1111\u200b1111\u200b1111', ['CREDIT_CARD', 'EMAIL_ADDRESS']],
+      ['call\u200b4111 1111 1111 1111', ['CREDIT_CARD']],
+    ] as const) {
+      const e = thrown(() => r.session(decision(), []).redactMessages([{ role: 'tool', tool_call_id: hidden, content: 'ok' }]));
+      expect(e.details).toEqual({ reason: 'pii_in_id', entities });
+    }
     // A secret value in an id is a leak first (as README says): `secret_leak`, not `pii_in_id`,
     // also when the id holds PII too.
     for (const secretId of [`call_${CANARY}`, `call_${CANARY}_bob@example.org`]) {
