@@ -56,6 +56,32 @@ function isLetter(c: number): boolean {
   return (c >= 97 && c <= 122) || (c >= 65 && c <= 90);
 }
 
+/**
+ * The part of a context window where a negative word counts. Such a word names the number right
+ * after it ("order 4111…", "EAN 4006381333931"); when another number stands between it and the
+ * finding ("order 12345 4111 1111 1111 1111"), it names that number, not the finding.
+ */
+function negativeScope(window: string): string {
+  let k = window.length;
+  while (k > 0 && isBlankCode(window.charCodeAt(k - 1))) k--;
+  if (k === window.length || k === 0 || !isDigitCode(window.charCodeAt(k - 1))) return window;
+  // The number: digits with '-', '.' or '/' inside ("112-3456789"), a token of its own (after a
+  // space, '#', ':' or '='). Digits glued to the word ("EAN-13 5054521606451") are its name.
+  let s = k;
+  while (s > 0 && (isDigitCode(window.charCodeAt(s - 1)) || window.charCodeAt(s - 1) === 45 || window.charCodeAt(s - 1) === 46 || window.charCodeAt(s - 1) === 47)) s--;
+  while (s < k && !isDigitCode(window.charCodeAt(s))) s++;
+  const before = s > 0 ? window.charCodeAt(s - 1) : 32;
+  return isBlankCode(before) || before === 35 || before === 58 || before === 61 ? window.slice(k) : window;
+}
+
+function isBlankCode(c: number): boolean {
+  return c === 32 || c === 9;
+}
+
+function isDigitCode(c: number): boolean {
+  return c >= 48 && c <= 57;
+}
+
 /** A context word occurs in `window` (lower case) as a word, not inside another word. */
 function hasWord(window: string, word: string): boolean {
   let i = window.indexOf(word);
@@ -229,8 +255,9 @@ export class Scanner {
           }
         }
         if (info.negative) {
+          const scope = negativeScope(window);
           for (const w of info.negative) {
-            if (hasWord(window, w)) {
+            if (hasWord(scope, w)) {
               score -= NEGATIVE_PENALTY;
               break;
             }
