@@ -23,6 +23,12 @@ export interface FoldedText {
   readonly starts: Int32Array | null;
   /** Original end offset (exclusive) of each folded UTF-16 unit; null when text === original. */
   readonly ends: Int32Array | null;
+  /**
+   * Where format characters were dropped between two visible units: for each such place, the
+   * folded offset the next unit lands on, then the original span of the dropped run (three
+   * numbers per place). Absent when there is none. See spacedView.
+   */
+  readonly joins?: readonly number[];
 }
 
 const NON_ASCII = /[^\u0000-\u007f]/u; // eslint-disable-line no-control-regex
@@ -73,6 +79,10 @@ function isAsciiDigit(c: number): boolean {
   return c >= 48 && c <= 57;
 }
 
+function isAsciiAlnum(c: number): boolean {
+  return isAsciiDigit(c) || ((c | 32) >= 97 && (c | 32) <= 122);
+}
+
 export function fold(original: string): FoldedText {
   if (!NON_ASCII.test(original)) return { text: original, starts: null, ends: null };
   const n = original.length;
@@ -92,9 +102,24 @@ export function fold(original: string): FoldedText {
   const parts: string[] = [];
   let runStart = 0; // start of the pending run of ASCII copied verbatim
   let afterDigit = false; // the last character written to the folded text is a digit
+  // Format characters dropped since the last unit written (original span), and the places
+  // where such a run sits between two visible units (see FoldedText.joins).
+  let dropFrom = -1;
+  let dropTo = -1;
+  let joins: number[] | null = null;
+  let lastUnit = 32; // the last unit written to the folded text (a space: none yet)
+  const noteJoin = (next: number): void => {
+    if (dropFrom < 0) return;
+    // Between two visible units, one a letter or digit (a word or a number it could glue on;
+    // not the joiner of an emoji sequence, which stays one picture).
+    if (!isSpaceCode(lastUnit) && !isSpaceCode(next) && (isAsciiAlnum(lastUnit) || isAsciiAlnum(next))) (joins ??= []).push(j, dropFrom, dropTo);
+    dropFrom = -1;
+  };
   const flushRun = (to: number): void => {
     if (runStart >= to) return;
-    afterDigit = isAsciiDigit(original.charCodeAt(to - 1));
+    noteJoin(original.charCodeAt(runStart));
+    lastUnit = original.charCodeAt(to - 1);
+    afterDigit = isAsciiDigit(lastUnit);
     parts.push(original.slice(runStart, to));
     ensure(to - runStart);
     for (let k = runStart; k < to; k++, j++) {
@@ -112,19 +137,59 @@ export function fold(original: string): FoldedText {
     const width = cp > 0xffff ? 2 : 1;
     const folded = afterDigit && COMBINING_MARK.test(String.fromCodePoint(cp)) ? '' : foldCodePoint(cp);
     if (folded.length > 0) {
-      afterDigit = isAsciiDigit(folded.charCodeAt(folded.length - 1));
+      noteJoin(folded.charCodeAt(0));
+      lastUnit = folded.charCodeAt(folded.length - 1);
+      afterDigit = isAsciiDigit(lastUnit);
       parts.push(folded);
       ensure(folded.length);
       for (let k = 0; k < folded.length; k++, j++) {
         starts[j] = i;
         ends[j] = i + width;
       }
+    } else if (FORMAT_CHAR.test(String.fromCodePoint(cp))) {
+      if (dropFrom < 0) dropFrom = i;
+      dropTo = i + width;
     }
     i += width;
     runStart = i;
   }
   flushRun(n);
-  return { text: parts.join(''), starts: starts.subarray(0, j), ends: ends.subarray(0, j) };
+  const out = { text: parts.join(''), starts: starts.subarray(0, j), ends: ends.subarray(0, j) };
+  return joins === null ? out : { ...out, joins };
+}
+
+/**
+ * The folded text with a space where format characters were dropped between two visible units
+ * (FoldedText.joins), each space mapped to the characters it stands for; null when there is no
+ * such place. Dropping them sees through `4111\u200b1111…`, but also glues `with\u200b4111…`
+ * or `jane.doe@example.com\u200b4111…` into one word, which no detector reads as an entity:
+ * the scanner reads this view too, as if each were a space, and keeps what only it finds.
+ */
+export function spacedView(folded: FoldedText): FoldedText | null {
+  const joins = folded.joins;
+  if (joins === undefined || joins.length === 0 || !folded.starts || !folded.ends) return null;
+  const n = folded.text.length + joins.length / 3;
+  const starts = new Int32Array(n);
+  const ends = new Int32Array(n);
+  const parts: string[] = [];
+  let from = 0;
+  let j = 0;
+  const copyTo = (to: number): void => {
+    parts.push(folded.text.slice(from, to));
+    starts.set(folded.starts!.subarray(from, to), j);
+    ends.set(folded.ends!.subarray(from, to), j);
+    j += to - from;
+    from = to;
+  };
+  for (let k = 0; k < joins.length; k += 3) {
+    copyTo(joins[k]!);
+    parts.push(' ');
+    starts[j] = joins[k + 1]!;
+    ends[j] = joins[k + 2]!;
+    j++;
+  }
+  copyTo(folded.text.length);
+  return { text: parts.join(''), starts, ends };
 }
 
 /** Maps a folded span [start, end) back to the original text. */

@@ -10,7 +10,7 @@ import { WardenError } from '../pipeline/errors.js';
 import type { AllowList } from './allow-list.js';
 import { scanDigits, type DecodedAt, type DigitChunk, type DigitScan } from './entities/digit-runs.js';
 import { SECRET_ENTITIES } from './entities/secrets.js';
-import { decodedUnit, escapeNear, fold, percentDecodedWindows, toOriginalSpan, type FoldedText } from './normalize.js';
+import { decodedUnit, escapeNear, fold, percentDecodedWindows, spacedView, toOriginalSpan, type FoldedText } from './normalize.js';
 import { PREFILTER_MAX_CHARS, textTraits, type TextTraits } from './prefilter.js';
 import type { DetectContext, Detector, EntityInfo, Finding } from './types.js';
 
@@ -54,6 +54,32 @@ export interface ScanResult {
 
 function isLetter(c: number): boolean {
   return (c >= 97 && c <= 122) || (c >= 65 && c <= 90);
+}
+
+/**
+ * The part of a context window where a negative word counts. Such a word names the number right
+ * after it ("order 4111…", "EAN 4006381333931"); when another number stands between it and the
+ * finding ("order 12345 4111 1111 1111 1111"), it names that number, not the finding.
+ */
+function negativeScope(window: string): string {
+  let k = window.length;
+  while (k > 0 && isBlankCode(window.charCodeAt(k - 1))) k--;
+  if (k === window.length || k === 0 || !isDigitCode(window.charCodeAt(k - 1))) return window;
+  // The number: digits with '-', '.' or '/' inside ("112-3456789"), a token of its own (after a
+  // space, '#', ':' or '='). Digits glued to the word ("EAN-13 5054521606451") are its name.
+  let s = k;
+  while (s > 0 && (isDigitCode(window.charCodeAt(s - 1)) || window.charCodeAt(s - 1) === 45 || window.charCodeAt(s - 1) === 46 || window.charCodeAt(s - 1) === 47)) s--;
+  while (s < k && !isDigitCode(window.charCodeAt(s))) s++;
+  const before = s > 0 ? window.charCodeAt(s - 1) : 32;
+  return isBlankCode(before) || before === 35 || before === 58 || before === 61 ? window.slice(k) : window;
+}
+
+function isBlankCode(c: number): boolean {
+  return c === 32 || c === 9;
+}
+
+function isDigitCode(c: number): boolean {
+  return c >= 48 && c <= 57;
 }
 
 /** A context word occurs in `window` (lower case) as a word, not inside another word. */
@@ -135,6 +161,21 @@ export class Scanner {
     } else folded = { text, starts: null, ends: null };
     const result = this.scanView(text, folded, traits, opts, detectors, false);
     let holders = result.holders;
+    // Format characters dropped between two visible units (`with\u200b4111…`): read once more
+    // as spaces, and what only that reading finds is added (see spacedView).
+    const spaced = spacedView(folded);
+    if (spaced !== null) {
+      const traitsOf = opts.prefilter !== false && spaced.text.length <= PREFILTER_MAX_CHARS ? textTraits(spaced.text) : null;
+      const more = this.scanView(text, spaced, traitsOf, opts, detectors, false);
+      result.failures += more.failures;
+      const plain = result.findings.slice();
+      for (const f of more.findings) {
+        if (plain.some((p) => p.start <= f.start && f.end <= p.end)) continue;
+        result.findings.push(f);
+        if (!result.seen.has(f.entity)) result.seen = new Set([...result.seen, f.entity]);
+      }
+      for (const h of more.holders ?? []) if (!(holders ?? []).some((p) => p.start <= h.start && h.end <= p.end)) (holders ??= []).push(h);
+    }
     // Percent escapes ("phone=%2B14155552671", "jane.doe%40example.com"): the text around them is
     // read decoded too, and what it holds is added. Added only: a decoded "%20" ends a URL or a
     // password value that the text as written shows whole, and that finding stays (it contains
@@ -214,8 +255,9 @@ export class Scanner {
           }
         }
         if (info.negative) {
+          const scope = negativeScope(window);
           for (const w of info.negative) {
-            if (hasWord(window, w)) {
+            if (hasWord(scope, w)) {
               score -= NEGATIVE_PENALTY;
               break;
             }

@@ -126,6 +126,8 @@ export class Session implements RedactionSession {
   private blocked: Set<string> | null = null;
   /** Entity types found in tool call ids (made on the first): see checkId. */
   private inIds: Set<string> | null = null;
+  /** Entity types found in function names (made on the first): see checkFunctionName. */
+  private inFunctionNames: Set<string> | null = null;
   /** Entity types in member names that redacted alike (made on the first): see promptJsonName. */
   private nameClashes: Set<string> | null = null;
   private promptLeaks = 0;
@@ -164,6 +166,7 @@ export class Session implements RedactionSession {
     this.reserveInputPlaceholders(tools);
     const names = new MemberNames();
     const out = tools.map((t) => {
+      this.checkFunctionName(t.function.name);
       const fn: ToolDefinition['function'] = { ...t.function };
       if (typeof fn.description === 'string') fn.description = this.promptText(fn.description);
       if (fn.parameters !== undefined) fn.parameters = this.promptJsonValue(fn.parameters, names);
@@ -176,6 +179,7 @@ export class Session implements RedactionSession {
   /** Redacts every string and member name in the pass-through parameters (`metadata` keys...). */
   redactParams(params: Readonly<Record<string, unknown>>): Record<string, unknown> {
     this.reserveInputPlaceholders(params);
+    for (const name of functionNamesInParams(params)) this.checkFunctionName(name);
     const out = this.promptJsonValue(params, new MemberNames()) as Record<string, unknown>;
     this.throwIfRefused();
     return out;
@@ -209,6 +213,7 @@ export class Session implements RedactionSession {
 
   private promptToolCall(tc: ToolCall): ToolCall {
     this.checkId(tc.id);
+    this.checkFunctionName(tc.function.name);
     return { ...tc, function: { ...tc.function, arguments: this.promptJsonText(tc.function.arguments) } };
   }
 
@@ -240,8 +245,23 @@ export class Session implements RedactionSession {
     this.guardPrompt(id);
   }
 
+  /**
+   * A function name (a tool's, a tool call's, `tool_choice`'s, legacy `functions` and
+   * `function_call`) names a tool the app defined and matches it by name: rewritten in one place
+   * and not another (or masked alike in two tools) it would name no tool, or the wrong one. So it
+   * is not rewritten; one that holds PII refuses the request (checked in throwIfRefused), as does
+   * a secret value. A name without a finding redacts to itself wherever else it is read.
+   */
+  private checkFunctionName(name: unknown): void {
+    if (typeof name !== 'string' || name.length === 0) return;
+    const res = this.scanPrompt(name);
+    for (const f of res.findings) (this.inFunctionNames ??= new Set()).add(f.entity);
+    this.guardPrompt(name);
+  }
+
   private promptPart(p: ContentPart): ContentPart {
     const rec = p as Record<string, unknown>;
+    if (p.type === 'tool_use') this.checkFunctionName(rec['name']);
     if (TEXT_PART_TYPES.has(p.type) && typeof rec['text'] === 'string') return { ...p, text: this.promptText(rec['text']) } as ContentPart;
     // An assistant turn's refusal part (OpenAI) is the model's text, sent back as history.
     if (p.type === 'refusal' && typeof rec['refusal'] === 'string') return { ...p, refusal: this.promptText(rec['refusal']) };
@@ -416,6 +436,12 @@ export class Session implements RedactionSession {
         details: { reason: 'pii_in_id', entities },
       });
     }
+    if (this.inFunctionNames !== null) {
+      const entities = [...this.inFunctionNames].sort();
+      throw new WardenError('redaction_blocked', `a function name holds ${entities.join(', ')}; function names are passed on unchanged, so the request is refused`, {
+        details: { reason: 'pii_in_function_name', entities },
+      });
+    }
     if (this.nameClashes !== null) {
       const entities = [...this.nameClashes].sort();
       throw new WardenError(
@@ -558,4 +584,18 @@ export class Session implements RedactionSession {
   get detectorFailures(): number {
     return this.failures;
   }
+}
+
+/**
+ * The function names among the pass-through parameters: `tool_choice.function.name` (OpenAI;
+ * Anthropic's `tool_choice.name` arrives translated to it), legacy `function_call.name` and
+ * `functions[].name`. See Session.checkFunctionName.
+ */
+function functionNamesInParams(params: Readonly<Record<string, unknown>>): unknown[] {
+  const names: unknown[] = [];
+  const member = (v: unknown, key: string): unknown => (v !== null && typeof v === 'object' && !Array.isArray(v) ? (v as Record<string, unknown>)[key] : undefined);
+  names.push(member(member(params['tool_choice'], 'function'), 'name'), member(params['function_call'], 'name'));
+  const functions = params['functions'];
+  if (Array.isArray(functions)) for (const f of functions) names.push(member(f, 'name'));
+  return names;
 }

@@ -86,6 +86,50 @@ describe('entities: obfuscations are seen through, with exact original offsets',
   }
 });
 
+describe('an invisible character between a word and an entity is a boundary, not glue', () => {
+  // A zero-width space, a bidi control or a soft hyphen renders as nothing: folding drops it so
+  // that it cannot hide inside a number, but dropped between "with" and "4111" it glued the two
+  // into one word and the card went upstream in clear. The finding covers the entity as written.
+  const cases: Array<[string, string, Array<[string, string]>]> = [
+    ['zero-width space before a card', 'paid with\u200b4111 1111 1111 1111 ok', [['CREDIT_CARD', '4111 1111 1111 1111']]],
+    ['RLO before a card', 'paid with\u202e4111 1111 1111 1111 ok', [['CREDIT_CARD', '4111 1111 1111 1111']]],
+    ['soft hyphen before a card', 'paid with\u00ad4111111111111111 ok', [['CREDIT_CARD', '4111111111111111']]],
+    ['zero-width space before an IBAN', 'iban\u200bDE89370400440532013000 ok', [['IBAN_CODE', 'DE89370400440532013000']]],
+    ['zero-width space before an SSN', 'ssn\u200b536-90-4399', [['US_SSN', '536-90-4399']]],
+    [
+      'an e-mail and a card joined by a zero-width space',
+      'jane.doe@example.com\u200b4111 1111 1111 1111',
+      [
+        ['EMAIL_ADDRESS', 'jane.doe@example.com'],
+        ['CREDIT_CARD', '4111 1111 1111 1111'],
+      ],
+    ],
+    [
+      'an e-mail and a card joined by an RLO',
+      'jane.doe@example.com\u202e4111 1111 1111 1111',
+      [
+        ['EMAIL_ADDRESS', 'jane.doe@example.com'],
+        ['CREDIT_CARD', '4111 1111 1111 1111'],
+      ],
+    ],
+    // Inside a value the characters are still dropped: the obfuscation they were removed for.
+    ['zero-width spaces inside a card', 'card 4111\u200b1111\u200b1111\u200b1111 ok', [['CREDIT_CARD', '4111\u200b1111\u200b1111\u200b1111']]],
+    ['a zero-width space inside an IBAN', 'iban DE\u200b89370400440532013000 ok', [['IBAN_CODE', 'DE\u200b89370400440532013000']]],
+    ['soft hyphens inside an e-mail', 'mail jane\u00ad.doe@exam\u00adple.com ok', [['EMAIL_ADDRESS', 'jane\u00ad.doe@exam\u00adple.com']]],
+  ];
+  for (const [name, text, want] of cases) {
+    it(name, () => {
+      expect(found(text, NO_URL)).toEqual(want);
+    });
+  }
+
+  it('adds nothing a space in its place would not find', () => {
+    for (const text of ['commit\u200b3f2a9c1b7d4e5f60718293a4b5c6d7e8f9012345', 'v2\u200b14\u200b3', 'order\u200b112-3456789-1234567', '👨\u200d👩\u200d👧 family']) {
+      expect(found(text, NO_URL), JSON.stringify(text)).toEqual([]);
+    }
+  });
+});
+
 describe('look-alikes never match', () => {
   const lookalikes = [
     '550e8400-e29b-41d4-a716-446655440000',

@@ -476,6 +476,36 @@ describe('a compact card next to a year', () => {
   });
 });
 
+describe('a card after another number on the same line', () => {
+  // Digit groups separated by spaces are one chunk; a number before the card (an order number, a
+  // year, a phone) must not hide it. The identifier word names the number right after it, not
+  // the card after that number.
+  const cases: Array<[string, Array<[string, string]>]> = [
+    ['order 12345 4111 1111 1111 1111', [['CREDIT_CARD', '4111 1111 1111 1111']]],
+    ['ref 2024 4111 1111 1111 1111', [['CREDIT_CARD', '4111 1111 1111 1111']]],
+    ['card 4111 1111 1111 1111 2026', [['CREDIT_CARD', '4111 1111 1111 1111']]],
+    [
+      'tel +1 415 555 0134 4111 1111 1111 1111',
+      [
+        ['PHONE_NUMBER', '+1 415 555 0134'],
+        ['CREDIT_CARD', '4111 1111 1111 1111'],
+      ],
+    ],
+  ];
+  for (const [text, want] of cases) {
+    it(JSON.stringify(text), () => {
+      expect(found(text)).toEqual(want);
+    });
+  }
+  it('still no card right after an identifier word, nor inside a run of 4-digit blocks', () => {
+    expect(found('order 4111 1111 1111 1111')).toEqual([]);
+    expect(found('EAN 4111111111116 and tracking 4111111111111111')).toEqual([]);
+    expect(found('ref 1234 4111 1111 1111 1111')).toEqual([]);
+    expect(found('ref 4111 1111 1111 1111 1234')).toEqual([]);
+    expect(found('2024 4111 1111 1111 1111 2026')).toEqual([]);
+  });
+});
+
 describe('Unicode that hides digits or dots', () => {
   const cases: Array<[string, string]> = [
     ['CREDIT_CARD', '4\ufe0f111 1111 1111 1111'],

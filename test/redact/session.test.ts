@@ -513,6 +513,38 @@ describe('message name and tool call ids', () => {
     expect(e.details?.['reason']).toBe('secret_leak');
   });
 
+  it('PII in a function name refuses the request (pii_in_function_name): a name is matched, not rewritten', () => {
+    const name = 'mail_bob@example.org';
+    const tool = (n: string): ToolDefinition[] => [{ type: 'function', function: { name: n, parameters: { type: 'object' } } }];
+    const refusals: Array<[string, () => unknown]> = [
+      ['tools', () => r.session(decision(), []).redactTools(tool(name))],
+      ['tool_calls', () => r.session(decision(), []).redactMessages([{ role: 'assistant', content: null, tool_calls: [{ id: 'call_1', type: 'function', function: { name, arguments: '{}' } }] }])],
+      ['tool_choice', () => r.session(decision(), []).redactParams({ tool_choice: { type: 'function', function: { name } } })],
+      ['function_call', () => r.session(decision(), []).redactParams({ function_call: { name } })],
+      ['functions', () => r.session(decision(), []).redactParams({ functions: [{ name: 'ok_one' }, { name, parameters: {} }] })],
+      ['tool_use part', () => r.session(decision(), []).redactMessages([{ role: 'assistant', content: [{ type: 'tool_use', id: 'toolu_1', name, input: {} }] as never }])],
+      // An invisible character before the address hides nothing here either.
+      ['tools, after a zero-width space', () => r.session(decision(), []).redactTools(tool('notify\u200b4111 1111 1111 1111'))],
+    ];
+    for (const [where, run] of refusals) {
+      const e = thrown(run);
+      expect(e.code, where).toBe('redaction_blocked');
+      expect(e.details?.['reason'], where).toBe('pii_in_function_name');
+      expect(e.message + JSON.stringify(e.details), where).not.toMatch(/bob|4111/);
+    }
+    // Under tokenize too: a token would name no tool (tool_choice was tokenized, the tool not).
+    const e = thrown(() => r.session(decision({ mode: 'tokenize' }), []).redactParams({ tool_choice: { type: 'function', function: { name } } }));
+    expect(e.details).toEqual({ reason: 'pii_in_function_name', entities: ['EMAIL_ADDRESS'] });
+    // A secret value in a name is a leak, as in an id.
+    expect(thrown(() => r.session(decision(), [CANARY]).redactTools(tool(`f_${CANARY}`))).details?.['reason']).toBe('secret_leak');
+    // Ordinary names pass, unchanged everywhere.
+    const s = r.session(decision(), []);
+    expect(s.redactTools(tool('get_weather'))[0]!.function.name).toBe('get_weather');
+    expect(s.redactParams({ tool_choice: { type: 'function', function: { name: 'get_weather' } } })).toEqual({ tool_choice: { type: 'function', function: { name: 'get_weather' } } });
+    // An allowed entity is not looked for, in a name as anywhere.
+    expect(r.session(decision({ modes: { EMAIL_ADDRESS: 'allow' } }), []).redactTools(tool(name))[0]!.function.name).toBe(name);
+  });
+
   it('PII in a tool call id refuses the request without naming the value (an id cannot be rewritten: its pair must match)', () => {
     const id = 'call_bob@example.org';
     for (const msgs of [
@@ -523,6 +555,14 @@ describe('message name and tool call ids', () => {
       expect(e.code).toBe('redaction_blocked');
       expect(e.details).toEqual({ reason: 'pii_in_id', entities: ['EMAIL_ADDRESS'] });
       expect(e.message).not.toContain('bob');
+    }
+    // An invisible character before the PII hides nothing (it is read as a boundary there too).
+    for (const [hidden, entities] of [
+      ['bob@example.org\u202e4111\u200b1111\u200b1111\u200b1111', ['CREDIT_CARD', 'EMAIL_ADDRESS']],
+      ['call\u200b4111 1111 1111 1111', ['CREDIT_CARD']],
+    ] as const) {
+      const e = thrown(() => r.session(decision(), []).redactMessages([{ role: 'tool', tool_call_id: hidden, content: 'ok' }]));
+      expect(e.details).toEqual({ reason: 'pii_in_id', entities });
     }
     // A secret value in an id is a leak first (as README says): `secret_leak`, not `pii_in_id`,
     // also when the id holds PII too.

@@ -339,6 +339,33 @@ describe('streaming: percent-encoded values', () => {
   });
 });
 
+describe('streaming: an invisible character (or another number) before an entity', () => {
+  // The scanner reads a format character between two visible units as a boundary too (see
+  // normalize.ts spacedView): a stream split on either side of it must hold the entity as the
+  // whole text does, never let it out in clear.
+  const CASES: Record<string, [string, string]> = {
+    'a card after a zero-width space': ['paid with\u200b4111 1111 1111 1111 ok', 'paid with\u200b[CREDIT_CARD] ok'],
+    'an e-mail and a card joined by an RLO': ['mail jane.doe@example.com\u202e4111 1111 1111 1111 bye', 'mail [EMAIL_ADDRESS]\u202e[CREDIT_CARD] bye'],
+    'an IBAN after a zero-width space': ['iban\u200bDE89 3704 0044 0532 0130 00 ok', 'iban\u200b[IBAN_CODE] ok'],
+    // Not invisible, but the same promise: a number before a card on one line hides neither.
+    'a phone then a card': ['tel +1 415 555 0134 4111 1111 1111 1111 ok', 'tel [PHONE_NUMBER] [CREDIT_CARD] ok'],
+    'an order number then a card': ['order 12345 4111 1111 1111 1111 ok', 'order 12345 [CREDIT_CARD] ok'],
+  };
+  for (const [name, [text, redacted]] of Object.entries(CASES)) {
+    it(`${name}: every two-piece split equals the whole`, async () => {
+      const s = redactor.session(decision(), []);
+      expect(whole(s as ReturnType<typeof tokenizedSession>, text).content).toBe(redacted);
+      for (let i = 1; i < text.length; i++) {
+        const got = joinChunks(await collect(s.processStream(fromArray([chunk(text.slice(0, i)), chunk(text.slice(i), undefined, 'stop')])))).content;
+        if (got !== redacted) expect({ i, got }).toEqual({ i, got: redacted });
+      }
+      const pieces: CompletionChunk[] = [];
+      for (let i = 0; i < text.length; i++) pieces.push(chunk(text[i]));
+      expect(joinChunks(await collect(s.processStream(fromArray(pieces)))).content).toBe(redacted);
+    });
+  }
+});
+
 describe('streaming: sequential (one block at a time, as Anthropic streams)', () => {
   it('an empty text piece beside tool call pieces (some upstreams send content: "" with each) does not release the call\'s tail', async () => {
     const s = redactor.session(decision(), []);

@@ -117,17 +117,30 @@ function sepKind(s: string): string {
  * A window may only stop short of the chunk where the separator differs from the ones inside the
  * window ("Card 4111-1111-1111-1111 2030" but not a 22-digit tracking number in groups of four).
  */
-function windowBoundaryOk(ch: DigitChunk, g0: number, g1: number): boolean {
+function windowBoundaryOk(text: string, ch: DigitChunk, g0: number, g1: number): boolean {
   const inner = g1 > g0 ? sepKind(ch.seps[writtenSep(ch, g0, g1)]!) : null;
   const len = (g: number): number => ch.groupEnds[g]! - ch.groupStarts[g]!;
+  const last = ch.groupStarts.length - 1;
   // The same separator is a boundary only next to a group that is not a card-style block of
   // four ("4111 1111 1111 1111 123" with a CVV), so long runs of 4-digit blocks stay whole. A
   // compact window (one group) is no such run: a space or a line break ends it even before a
   // block of four ("4111111111111111 2026", a year); a dash or a dot does not.
   const joins = (k: string): boolean => k !== '\n' && (inner === null ? k !== ' ' : k === inner);
-  if (g0 > 0 && joins(sepKind(ch.seps[g0 - 1]!)) && len(g0 - 1) === 4) return false;
-  if (g1 < ch.groupStarts.length - 1 && joins(sepKind(ch.seps[g1]!)) && len(g1 + 1) === 4) return false;
+  // Unless the block is the one other number of the chunk and reads as something else: a year
+  // ("ref 2024 4111 1111 1111 1111", an expiry "… 1111 2026"), or the end of the international
+  // phone number the chunk starts with ("+1 415 555 0134 4111 1111 1111 1111").
+  const otherBefore = g0 - 1 === 0 || (ch.plus && g0 >= 2);
+  if (g0 > 0 && joins(sepKind(ch.seps[g0 - 1]!)) && len(g0 - 1) === 4 && !(g1 === last && otherBefore && (ch.plus || yearAt(text, ch, 0)))) return false;
+  if (g1 < last && joins(sepKind(ch.seps[g1]!)) && len(g1 + 1) === 4 && !(g0 === 0 && g1 + 1 === last && yearAt(text, ch, last))) return false;
   return true;
+}
+
+/** Group `g` of the chunk is a year of four digits, 1900 to 2099. */
+function yearAt(text: string, ch: DigitChunk, g: number): boolean {
+  const s = ch.groupStarts[g]!;
+  if (ch.groupEnds[g]! - s !== 4) return false;
+  const century = text.slice(s, s + 2);
+  return century === '19' || century === '20';
 }
 
 /** The first separator of groups [g0, g1] written as such (not decoded), else the first one. */
@@ -139,8 +152,9 @@ function writtenSep(ch: DigitChunk, g0: number, g1: number): number {
 
 export function detectCardsInChunk(text: string, ch: DigitChunk, out: Finding[]): void {
   const groups = ch.groupStarts.length;
-  if (ch.plus || ch.glued) return;
-  let g0 = 0;
+  if (ch.glued) return;
+  // A '+' begins a phone number, never a card; a card may follow it in the chunk.
+  let g0 = ch.plus ? 1 : 0;
   while (g0 < groups) {
     let found = -1;
     let digits = 0;
@@ -152,7 +166,7 @@ export function detectCardsInChunk(text: string, ch: DigitChunk, out: Finding[])
       if (digits < 12 || ((lengths >> digits) & 1) === 0) continue;
       if (g1 === groups - 1 && ch.letterAfter) continue;
       const d = chunkDigits(text, ch, g0, g1);
-      if (luhnValid(d) && uniformSeparators(ch, g0, g1) && windowBoundaryOk(ch, g0, g1) && !touchesDecimal(ch, g0, g1)) {
+      if (luhnValid(d) && uniformSeparators(ch, g0, g1) && windowBoundaryOk(text, ch, g0, g1) && !touchesDecimal(ch, g0, g1)) {
         found = g1;
       }
     }

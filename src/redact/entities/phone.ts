@@ -23,7 +23,7 @@ import { touchesDecimal, type DigitChunk } from './digit-runs.js';
 
 /** Longest run of groups searched for numbers inside (bounds the window search). */
 const MAX_WINDOW_GROUPS = 12;
-import { issuerMatches } from './credit-card.js';
+import { detectCardsInChunk, issuerMatches } from './credit-card.js';
 import { compileRegion, validInternational, validNationalInAny, type CompiledRegion } from './phone-metadata.js';
 import { isbn13Valid, luhnValid, mod11Valid } from './util.js';
 
@@ -139,6 +139,36 @@ function segmentsOf(ch: DigitChunk): Segment[] {
     }
   }
   return segs;
+}
+
+/**
+ * The segments with the card numbers the card detector finds in the chunk cut out: a phone
+ * number and a card on one line ("+1 415 555 0134 4111 1111 1111 1111") are one chunk, and as a
+ * whole they are no phone number, nor is the card's run of 4-digit blocks a phone list. Chunks
+ * too short to hold a card cost one comparison.
+ */
+function segmentsBesideCards(text: string, ch: DigitChunk, segs: Segment[]): Segment[] {
+  if (ch.groupEnds[ch.groupEnds.length - 1]! - ch.groupStarts[0]! < 12) return segs;
+  const cards: Finding[] = [];
+  detectCardsInChunk(text, ch, cards);
+  if (cards.length === 0) return segs;
+  const inCard = new Uint8Array(ch.groupStarts.length);
+  for (const c of cards) {
+    for (let g = 0; g < inCard.length; g++) if (ch.groupStarts[g]! >= c.start && ch.groupEnds[g]! <= c.end) inCard[g] = 1;
+  }
+  const out: Segment[] = [];
+  for (const seg of segs) {
+    let g0 = -1;
+    for (let g = seg.g0; g <= seg.g1 + 1; g++) {
+      const free = g <= seg.g1 && inCard[g] === 0;
+      if (free && g0 < 0) g0 = g;
+      else if (!free && g0 >= 0) {
+        out.push({ start: g0 === 0 ? ch.start : ch.groupStarts[g0]!, end: ch.groupEnds[g - 1]!, g0, g1: g - 1 });
+        g0 = -1;
+      }
+    }
+  }
+  return out;
 }
 
 export function createPhoneDetector(validation: PhoneValidation = 'valid'): Detector {
@@ -261,7 +291,7 @@ export function createPhoneDetector(validation: PhoneValidation = 'valid'): Dete
       };
       for (const ch of ctx.digitChunks()) {
         if (ch.glued) continue;
-        for (const seg of segmentsOf(ch)) {
+        for (const seg of segmentsBesideCards(text, ch, segmentsOf(ch))) {
           // Valid numbers first, exactly as without the context rule; the rule only adds a
           // finding where no valid number was found in the segment.
           reachedValidation = false;
