@@ -6,6 +6,7 @@
  * with a proper error before any byte of a stream is sent to the client.
  */
 import { deadlineExceeded, isDeadlineExceeded, onAbort, RequestSignal, type CancelSignal } from '../pipeline/cancel.js';
+import { setDeadline } from '../pipeline/deadlines.js';
 import { outboundJson } from '../pipeline/canonical-json.js';
 import { WardenError } from '../pipeline/errors.js';
 import type { ModelProvider } from '../pipeline/ports.js';
@@ -33,28 +34,25 @@ function clamp(requested: unknown, cap: number | undefined): number | undefined 
  * cancel the request (`request.cancel`), the deadline aborts the request's own signal: no second
  * AbortController and no listener between the two (AbortSignals are costly to create and to
  * listen to, and this runs on every request). Otherwise a signal of its own follows the client's,
- * hand-rolled rather than AbortSignal.any so the listener and timer are released as soon as the
- * call settles.
+ * hand-rolled rather than AbortSignal.any so the listener and deadline are released as soon as the
+ * call settles. The deadline shares one timer with every other of its length (pipeline/deadlines).
  */
 function upstreamSignal(request: PromptRequest, timeoutMs: number | undefined): { signal: CancelSignal; release: () => void } {
   const client = request.signal;
   const cancel = request.cancel;
   if (cancel) {
     if (timeoutMs === undefined) return { signal: client, release: noop };
-    const timer = setTimeout(() => cancel(deadlineExceeded()), timeoutMs);
-    timer.unref();
-    return { signal: client, release: () => clearTimeout(timer) };
+    return { signal: client, release: setDeadline(timeoutMs, () => cancel(deadlineExceeded())) };
   }
   const own = new RequestSignal();
   let stop = noop;
   if (client.aborted) own.abort(client.reason);
   else stop = onAbort(client, () => own.abort(client.reason));
-  const timer = timeoutMs === undefined ? undefined : setTimeout(() => own.abort(deadlineExceeded()), timeoutMs);
-  timer?.unref();
+  const clear = timeoutMs === undefined ? noop : setDeadline(timeoutMs, () => own.abort(deadlineExceeded()));
   return {
     signal: own,
     release: () => {
-      if (timer) clearTimeout(timer);
+      clear();
       stop();
     },
   };

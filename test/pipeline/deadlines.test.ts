@@ -1,0 +1,78 @@
+/**
+ * Deadlines of one length share one timer (src/pipeline/deadlines.ts): each still fires at its
+ * own time, in order, never when released, and none keeps the process up.
+ */
+import { spawnSync } from 'node:child_process';
+import { performance } from 'node:perf_hooks';
+import { describe, expect, it } from 'vitest';
+import { setDeadline } from '../../src/pipeline/deadlines.js';
+import { REPO } from '../e2e/helpers/cli.js';
+
+const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
+
+describe('setDeadline', () => {
+  it('fires once its time has come, not before, and each deadline at its own time', async () => {
+    const MS = 60;
+    const fired: Array<[string, number]> = [];
+    const t0 = performance.now();
+    setDeadline(MS, () => fired.push(['a', performance.now() - t0]));
+    await sleep(25);
+    setDeadline(MS, () => fired.push(['b', performance.now() - t0]));
+    await sleep(MS + 60);
+    expect(fired.map(([name]) => name)).toEqual(['a', 'b']);
+    // At its time: the one set 25 ms later fires at least 25 ms later (less Node's 1 ms rounding).
+    expect(fired[0]![1]).toBeGreaterThanOrEqual(MS - 1);
+    expect(fired[1]![1]).toBeGreaterThanOrEqual(MS + 25 - 2);
+  });
+
+  it('a released deadline never fires; the ones after it still do, at their time', async () => {
+    const MS = 50;
+    const fired: string[] = [];
+    const releaseFirst = setDeadline(MS, () => fired.push('first'));
+    await sleep(20);
+    const t1 = performance.now();
+    let secondAt = 0;
+    setDeadline(MS, () => {
+      fired.push('second');
+      secondAt = performance.now() - t1;
+    });
+    releaseFirst();
+    releaseFirst(); // again: nothing
+    await sleep(MS + 60);
+    expect(fired).toEqual(['second']);
+    expect(secondAt).toBeGreaterThanOrEqual(MS - 2);
+  });
+
+  it('release after firing does nothing, and a deadline set while one fires is kept', async () => {
+    const fired: string[] = [];
+    let release = () => {};
+    release = setDeadline(20, () => {
+      fired.push('outer');
+      setDeadline(20, () => fired.push('inner'));
+    });
+    await sleep(120);
+    release();
+    expect(fired).toEqual(['outer', 'inner']);
+  });
+
+  it('deadlines of different lengths are independent', async () => {
+    const fired: string[] = [];
+    setDeadline(80, () => fired.push('long'));
+    setDeadline(20, () => fired.push('short'));
+    await sleep(50);
+    expect(fired).toEqual(['short']);
+    await sleep(80);
+    expect(fired).toEqual(['short', 'long']);
+  });
+
+  it('a pending deadline does not keep the process up', () => {
+    const started = performance.now();
+    const child = spawnSync(process.execPath, ['--import', 'tsx', '-e', "import('./src/pipeline/deadlines.ts').then((m) => { m.setDeadline(60_000, () => process.exit(3)); })"], {
+      cwd: REPO,
+      timeout: 30_000,
+      encoding: 'utf8',
+    });
+    expect(child.status, child.stderr).toBe(0);
+    expect(performance.now() - started).toBeLessThan(30_000);
+  });
+});
