@@ -108,31 +108,45 @@ function readVarint(buf: Buffer, i: number, end: number): number {
 }
 
 /**
- * The path of the first string field in `buf[start, end)` whose bytes are not UTF-8, or
- * undefined. Malformed wire data ends the walk without a verdict: the decoder reports it.
+ * The walk's verdict on wire data that is not a message: a varint or a length that runs past the
+ * end of its message, or a wire type protobuf does not have. protobufjs reads some of these
+ * leniently (a top-level string whose length runs past the end is cut at the end, its bytes
+ * decoded with U+FFFD for what is not UTF-8), which would pass both this check and the decoder.
  */
-function firstInvalid(buf: Buffer, start: number, end: number, shape: MessageShape, path: string, depth: number): string | undefined {
+const MALFORMED = Symbol('malformed');
+
+/**
+ * The path of the first string field in `buf[start, end)` whose bytes are not UTF-8, MALFORMED,
+ * or undefined. Groups (not in proto3) and nesting past MAX_NESTING end the walk without a
+ * verdict: the decoder has the last word on them.
+ */
+function firstInvalid(buf: Buffer, start: number, end: number, shape: MessageShape, path: string, depth: number): string | typeof MALFORMED | undefined {
   if (depth > MAX_NESTING) return undefined;
   let counts: Map<number, number> | undefined;
   let i = start;
   while (i < end) {
     const tag = readVarint(buf, i, end);
-    if (tag < 0) return undefined;
+    if (tag < 0) return MALFORMED;
     i = varintEnd;
     const wireType = tag & 7;
     const number = Math.floor(tag / 8);
     if (wireType === 0) {
+      const v = i;
       while (i < end && buf[i++]! & 0x80);
+      // No byte of the value, or its last byte says more follow: cut short.
+      if (i === v || buf[i - 1]! & 0x80) return MALFORMED;
     } else if (wireType === 1) {
       i += 8;
+      if (i > end) return MALFORMED;
     } else if (wireType === 5) {
       i += 4;
+      if (i > end) return MALFORMED;
     } else if (wireType === 2) {
       const len = readVarint(buf, i, end);
-      if (len < 0) return undefined;
+      if (len < 0) return MALFORMED;
       const s = varintEnd;
       i = s + len;
-      if (i > end) return undefined;
+      if (i > end) return MALFORMED;
       const field = shape.fields.get(number);
       if (!field) continue;
       let at = path;
@@ -155,8 +169,10 @@ function firstInvalid(buf: Buffer, start: number, end: number, shape: MessageSha
           if (inner !== undefined) return inner;
         }
       }
+    } else if (wireType === 3 || wireType === 4) {
+      return undefined; // groups (not in proto3): the decoder skips or refuses them
     } else {
-      return undefined; // groups (not in proto3) or garbage
+      return MALFORMED; // wire types 6 and 7 do not exist
     }
   }
   return undefined;
@@ -182,6 +198,7 @@ export function withUtf8Check(service: grpc.ServiceDefinition, definition: proto
       ...method,
       requestDeserialize: (bytes: Buffer) => {
         const invalid = firstInvalid(bytes, 0, bytes.length, shape, '', 0);
+        if (invalid === MALFORMED) return new UndecodableMessage(fullName);
         if (invalid !== undefined) return new InvalidUtf8Message(invalid);
         try {
           return decode(bytes);

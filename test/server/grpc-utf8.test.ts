@@ -66,8 +66,28 @@ describe('withUtf8Check', () => {
     const out = complete.requestDeserialize(truncated);
     expect(out).toBeInstanceOf(UndecodableMessage);
     expect(out).toEqual(new UndecodableMessage('warden.v1.PromptRequest'));
-    // A length prefix past the end is read leniently by the decoder (no throw): not this case.
-    expect(complete.requestDeserialize(Buffer.from([0x0a, 0x7f, 0x61]))).not.toBeInstanceOf(UndecodableMessage);
+  });
+
+  it('refuses wire data the decoder would read leniently: a length or varint past the end, a wire type that does not exist', () => {
+    const malformed = [
+      // model (field 1) declares 127 bytes and has 1: the decoder alone gives model "a".
+      Buffer.from([0x0a, 0x7f, 0x61]),
+      // stop (field 8, last) declares 127 bytes of which some are not UTF-8: the
+      // decoder alone cuts it at the end and turns them into U+FFFD, past the UTF-8 check.
+      Buffer.concat([encode(BASE), Buffer.from([0x42, 0x7f, 0x45, 0x4e, 0x44, 0xff, 0xfe])]),
+      // a varint field whose value is cut short, and one with no value at all
+      Buffer.concat([encode(BASE), Buffer.from([0x78, 0xff])]),
+      Buffer.concat([encode(BASE), Buffer.from([0x78])]),
+      // fixed64 and fixed32 fields with too few bytes
+      Buffer.concat([encode(BASE), Buffer.from([0x79, 1, 2, 3])]),
+      Buffer.concat([encode(BASE), Buffer.from([0x7d, 1])]),
+      // wire type 7
+      Buffer.concat([encode(BASE), Buffer.from([0x7f, 0x00])]),
+    ];
+    for (const bytes of malformed) expect(complete.requestDeserialize(bytes), bytes.toString('hex')).toEqual(new UndecodableMessage('warden.v1.PromptRequest'));
+    // Whole unknown fields of every wire type are skipped, as proto3 does.
+    const unknown = Buffer.concat([encode(BASE), Buffer.from([0xf8, 0x07, 0x01, 0xf9, 0x07, 1, 2, 3, 4, 5, 6, 7, 8, 0xfd, 0x07, 1, 2, 3, 4, 0xfa, 0x07, 0x01, 0x41])]);
+    expect(complete.requestDeserialize(unknown)).toEqual(service.Complete!.requestDeserialize(unknown));
   });
 
   it('checks every method of the service and keeps the rest of its definition', () => {
