@@ -3,8 +3,9 @@
  * policy` inputs, a JWKS file). Node's `utf8` decoding never fails: a byte that is not UTF-8
  * becomes U+FFFD and a NUL is kept, so a value would change silently (a template's prompt, an
  * `issuer` no token then matches). Such a file is refused instead, with the line and column of
- * its first bad byte. C0 control characters other than tab, LF and CR are refused too: YAML 1.2
- * does not allow them in a stream, and in JSON they can only be a mistake.
+ * its first bad byte. Control characters other than tab, LF and CR (C0, DEL and C1, as the
+ * model-name rule counts them) are refused too: YAML 1.2 does not allow them in a stream (nor, but
+ * for NEL, DEL and C1), in JSON they can only be a mistake, and a C1 CSI starts a terminal escape.
  */
 
 /** Raised for a file that is not UTF-8 text; `reason` never quotes the file. */
@@ -24,8 +25,8 @@ export class TextDecodeError extends Error {
 // offsets (and so every other error's column) count it.
 const STRICT_UTF8 = new TextDecoder('utf-8', { fatal: true, ignoreBOM: true });
 
-/** C0 controls but tab (09), LF (0A) and CR (0D). */
-const FORBIDDEN_CONTROL = /[\u0000-\u0008\u000B\u000C\u000E-\u001F]/; // eslint-disable-line no-control-regex
+/** C0 controls but tab (09), LF (0A) and CR (0D); DEL (7F); C1 (80-9F). */
+const FORBIDDEN_CONTROL = /[\u0000-\u0008\u000B\u000C\u000E-\u001F\u007F-\u009F]/; // eslint-disable-line no-control-regex
 
 /** Decodes a file's bytes as UTF-8 text; throws TextDecodeError at the first bad byte. */
 export function decodeText(bytes: Uint8Array): string {
@@ -46,12 +47,12 @@ export function decodeText(bytes: Uint8Array): string {
   return text;
 }
 
-/** The first C0 control character `text` holds that YAML does not allow, if any. */
+/** The first control character `text` holds that YAML does not allow (see FORBIDDEN_CONTROL), if any. */
 export function forbiddenControl(text: string): string | undefined {
   return FORBIDDEN_CONTROL.exec(text)?.[0];
 }
 
-/** Why `char` (a C0 control, see forbiddenControl) is refused; `note` adds to the parenthesis. */
+/** Why `char` (a control character, see forbiddenControl) is refused; `note` adds to the parenthesis. */
 export function controlCharacterMessage(char: string, note?: string): string {
   const code = char.charCodeAt(0).toString(16).toUpperCase().padStart(4, '0');
   return `control character U+${code} is not allowed (of the control characters only tab, line feed and carriage return are${note ? `; ${note}` : ''})`;

@@ -388,12 +388,12 @@ describe('errors name file:line:col, key path and what is wrong', () => {
     // Upper case, spaces and punctuation are model names requests may carry (matched exactly).
     expect(Object.keys(parseConfig('models:\n  "GPT-4o": echo\n  "Org/Model 7B:q4": echo\n', 'w.yaml').models)).toEqual(['GPT-4o', 'Org/Model 7B:q4']);
     const rule = 'is not a valid key: it must be 1 to 256 characters, without control or invisible format characters';
-    expect(lines(`models:\n  ok: echo\n  "gpt\\u200b4o": echo\n  "tab\\tname": echo\n  "": echo\n  ${'x'.repeat(257)}: echo\n  "a\\u0085b\\u202e": echo\n`)).toEqual([
+    expect(lines(`models:\n  ok: echo\n  "gpt\\u200b4o": echo\n  "tab\\tname": echo\n  "": echo\n  ${'x'.repeat(257)}: echo\n  "a\\u2028b\\u202e": echo\n`)).toEqual([
       `w.yaml:3:3: models["gpt\\u200b4o"]: ${rule}`,
       `w.yaml:4:3: models["tab\\tname"]: ${rule}`,
       `w.yaml:5:3: models[""]: ${rule}`,
       `w.yaml:6:3: models.${'x'.repeat(257)}: ${rule}`,
-      `w.yaml:7:3: models["a\\u0085b\\u202e"]: ${rule}`,
+      `w.yaml:7:3: models["a\\u2028b\\u202e"]: ${rule}`,
     ]);
   });
 
@@ -495,6 +495,7 @@ describe('errors name file:line:col, key path and what is wrong', () => {
       'w.yaml:3:25: identity.kubernetes.issuer: control character U+0000 is not allowed (of the control characters only tab, line feed and carriage return are; this one is written as an escape)',
     ]);
     expect(lines('environment: { labels: { "a\\eb": x } }\n')[0]).toMatch(/^w\.yaml:1:26: environment\.labels\["a\\u001bb"\]: control character U\+001B /);
+    expect(lines('environment: { name: test, cluster: "c\\x9bx" }\n')[0]).toMatch(/^w\.yaml:1:37: environment\.cluster: control character U\+009B /);
     // Tab, line feed and carriage return escapes stay allowed.
     expect(parseConfig('environment: { labels: { a: "x\\ty\\r\\n" } }\n', 'w.yaml').environment.labels.a).toBe('x\ty\r\n');
   });

@@ -47,14 +47,22 @@ describe('decodeText', () => {
     expect(failure(b('a: 1\nb: \u001b[31m\n'))).toMatchObject({ line: 2, column: 4, reason: expect.stringContaining('U+001B') });
   });
 
-  it('agrees with TextDecoder on which byte strings are UTF-8', () => {
+  it('refuses DEL and the C1 controls as well (U+009B is a terminal escape on its own)', () => {
+    expect(failure(b('a: "x\u007fy"\n'))).toMatchObject({ line: 1, column: 6, reason: expect.stringContaining('U+007F') });
+    expect(failure(b('a: "\u009b31m"\n'))).toMatchObject({ line: 1, column: 5, reason: expect.stringContaining('U+009B') });
+    expect(failure(b('a: "\u0085"\n'))).toMatchObject({ reason: expect.stringContaining('U+0085') });
+    // The first character past C1 is text.
+    expect(decodeText(b('a: "\u00a0é"\n'))).toBe('a: "\u00a0é"\n');
+  });
+
+  it('agrees with TextDecoder on which byte strings are UTF-8 (and then refuses only DEL and C1 of them)', () => {
     const strict = new TextDecoder('utf-8', { fatal: true });
     for (let i = 0; i < 3000; i++) {
-      // Mostly high bytes, so that multi-byte sequences (good and bad) are common.
+      // Mostly high bytes, so that multi-byte sequences (good and bad) are common; no C0 bytes.
       const bytes = randomBytes(1 + (i % 7)).map((x) => (x < 0x20 ? x + 0x20 : x));
       let ok = true;
       try {
-        strict.decode(bytes);
+        ok = !/[\u007F-\u009F]/.test(strict.decode(bytes));
       } catch {
         ok = false;
       }
