@@ -31,6 +31,8 @@ class DeadlineList {
   private head: Pending | undefined;
   private tail: Pending | undefined;
   private timer: NodeJS.Timeout | undefined;
+  /** `expire` is running: it arms the timer once at its end, for whatever is then first. */
+  private expiring = false;
 
   constructor(private readonly ms: number) {}
 
@@ -40,7 +42,7 @@ class DeadlineList {
     else this.head = pending;
     this.tail = pending;
     // A timer already set fires for an earlier deadline (or one since released) and re-arms.
-    if (this.timer === undefined) this.arm(this.ms);
+    if (this.timer === undefined && !this.expiring) this.arm(this.ms);
     return pending;
   }
 
@@ -62,14 +64,20 @@ class DeadlineList {
 
   private readonly expire = (): void => {
     this.timer = undefined;
-    const now = performance.now();
-    for (let p = this.head; p !== undefined && p.at <= now + EARLY_MS; p = this.head) {
-      const fire = p.fire!;
-      this.remove(p);
-      // A deadline's work (aborting its call) may release or set others: the list is read anew.
-      fire();
+    this.expiring = true;
+    try {
+      const now = performance.now();
+      for (let p = this.head; p !== undefined && p.at <= now + EARLY_MS; p = this.head) {
+        const fire = p.fire!;
+        this.remove(p);
+        // A deadline's work (aborting its call) may release or set others: the list is read anew.
+        fire();
+      }
+    } finally {
+      // Also after a deadline's work threw: the ones after it still need the timer.
+      this.expiring = false;
+      if (this.head) this.arm(Math.max(1, Math.ceil(this.head.at - performance.now())));
     }
-    if (this.head) this.arm(Math.max(1, Math.ceil(this.head.at - performance.now())));
   };
 }
 

@@ -4,7 +4,7 @@
  */
 import { spawnSync } from 'node:child_process';
 import { performance } from 'node:perf_hooks';
-import { describe, expect, it } from 'vitest';
+import { describe, expect, it, vi } from 'vitest';
 import { setDeadline } from '../../src/pipeline/deadlines.js';
 import { REPO } from '../e2e/helpers/cli.js';
 
@@ -53,6 +53,25 @@ describe('setDeadline', () => {
     await sleep(120);
     release();
     expect(fired).toEqual(['outer', 'inner']);
+  });
+
+  it('deadlines set from inside a firing one share the one timer (none is orphaned to re-arm on its own)', async () => {
+    const spy = vi.spyOn(globalThis, 'setTimeout');
+    try {
+      let fires = 0;
+      const chain = () => {
+        fires++;
+        if (fires < 20) setDeadline(7, chain);
+      };
+      setDeadline(7, chain);
+      await vi.waitFor(() => expect(fires).toBe(20), { timeout: 5_000, interval: 20 });
+      await sleep(60);
+      const armed = spy.mock.calls.filter(([, ms]) => typeof ms === 'number' && ms <= 7).length;
+      // One timer armed per fire (and the first); an orphaned timer per fire re-arming would be hundreds.
+      expect(armed).toBeLessThanOrEqual(fires + 2);
+    } finally {
+      spy.mockRestore();
+    }
   });
 
   it('deadlines of different lengths are independent', async () => {
