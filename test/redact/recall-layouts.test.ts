@@ -506,6 +506,38 @@ describe('a card after another number on the same line', () => {
   });
 });
 
+describe('a phone whose digits hold a card-shaped window that is not reported', () => {
+  // The phone detector cuts card numbers out of a chunk ("tel +1 415 555 0134 4111 1111 1111
+  // 1111"); the cut only adds readings, so a phone stays found where the card is not wanted,
+  // named by "order", or not a card at all.
+  const session = (over: Parameters<typeof decision>[0]) => redactor.session(decision({ mode: 'mask', ...over }), []);
+  it('two phones with cards allowed', () => {
+    expect(session({ modes: { CREDIT_CARD: 'allow' } }).redactText('Reach Ann at 415 555 2009 415 555 0134 today')).toBe('Reach Ann at [PHONE_NUMBER] [PHONE_NUMBER] today');
+  });
+  it('two phones in block mode are refused', () => {
+    expect(() => session({ modes: { PHONE_NUMBER: 'block', CREDIT_CARD: 'allow' } }).redactText('Reach Ann at 415 555 2009 415 555 0134 today')).toThrow(
+      expect.objectContaining({ details: { reason: 'blocked_entities', entities: ['PHONE_NUMBER'] } }),
+    );
+  });
+  const cases: Array<[string, string]> = [
+    ['my order #12 shipped. tel:415 555 2671 123', 'my order #12 shipped. tel:[PHONE_NUMBER] 123'],
+    ['EAN +1 415 555 2671 123', 'EAN +1 [PHONE_NUMBER] 123'],
+    ['4539148803436467-1 -06 12 34 56 78', '[CREDIT_CARD]-1 -[PHONE_NUMBER]'],
+    // The card reading wins (higher score) and covers the phone's national digits.
+    ['+1 415 555 2671 123', '+1 [CREDIT_CARD]'],
+    ['+1 415 555 2671\n4111 1111 1111 1111', '[PHONE_NUMBER]\n[CREDIT_CARD]'],
+  ];
+  it('a card wrapped at a line end is still one card', () => {
+    expect(masked('card 4111 1111\n1111 1111 ok')).toBe('card [CREDIT_CARD] ok');
+    expect(masked('card 4111\n1111 1111 1111 ok')).toBe('card [CREDIT_CARD] ok');
+  });
+  for (const [text, want] of cases) {
+    it(JSON.stringify(text), () => {
+      expect(masked(text)).toBe(want);
+    });
+  }
+});
+
 describe('Unicode that hides digits or dots', () => {
   const cases: Array<[string, string]> = [
     ['CREDIT_CARD', '4\ufe0f111 1111 1111 1111'],
