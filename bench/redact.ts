@@ -71,6 +71,10 @@ const WORST_SHAPES = [
   'x=9+9+9+9 ',
   'a 415-555-2671 ',
   'a 12 34 56 78 ',
+  // A finding in each reading of a format character (the spaced view), and a weak password
+  // holding another finding: the merges of the readings must stay linear in the findings.
+  'a@b.co\u200bx ',
+  'password=a1:10.0.0.1 ',
 ];
 
 const DECISION: RedactionDecision = {

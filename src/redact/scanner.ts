@@ -11,6 +11,7 @@ import type { AllowList } from './allow-list.js';
 import { scanDigits, type DecodedAt, type DigitChunk, type DigitScan } from './entities/digit-runs.js';
 import { SECRET_ENTITIES } from './entities/secrets.js';
 import { decodedUnit, escapeNear, fold, percentDecodedWindows, spacedView, toOriginalSpan, type FoldedText } from './normalize.js';
+import { holdersInUse, notContained } from './span-sweep.js';
 import { PREFILTER_MAX_CHARS, textTraits, type TextTraits } from './prefilter.js';
 import type { DetectContext, Detector, EntityInfo, Finding } from './types.js';
 
@@ -168,13 +169,11 @@ export class Scanner {
       const traitsOf = opts.prefilter !== false && spaced.text.length <= PREFILTER_MAX_CHARS ? textTraits(spaced.text) : null;
       const more = this.scanView(text, spaced, traitsOf, opts, detectors, false);
       result.failures += more.failures;
-      const plain = result.findings.slice();
-      for (const f of more.findings) {
-        if (plain.some((p) => p.start <= f.start && f.end <= p.end)) continue;
+      for (const f of notContained(more.findings, result.findings)) {
         result.findings.push(f);
         if (!result.seen.has(f.entity)) result.seen = new Set([...result.seen, f.entity]);
       }
-      for (const h of more.holders ?? []) if (!(holders ?? []).some((p) => p.start <= h.start && h.end <= p.end)) (holders ??= []).push(h);
+      if (more.holders !== null) for (const h of notContained(more.holders, holders ?? [])) (holders ??= []).push(h);
     }
     // Percent escapes ("phone=%2B14155552671", "jane.doe%40example.com"): the text around them is
     // read decoded too, and what it holds is added. Added only: a decoded "%20" ends a URL or a
@@ -280,20 +279,6 @@ export class Scanner {
     }
     return { findings: accepted, seen, failures, folded: view, holders };
   }
-}
-
-/**
- * The holders (see Finding.holder) that hold one of `findings` and more text besides: a value
- * that is only the card is the card's finding. Holders are few (one per weak assignment), so
- * the pairwise check costs nothing that matters.
- */
-function holdersInUse(holders: readonly Finding[], findings: readonly Finding[]): Finding[] {
-  const used: Finding[] = [];
-  for (const h of holders) {
-    const holds = findings.some((f) => h.start <= f.start && f.end <= h.end && h.end - h.start > f.end - f.start);
-    if (holds) used.push(h);
-  }
-  return used;
 }
 
 function wantsAny(wanted: ReadonlySet<string>, entities: readonly string[]): boolean {
