@@ -11,7 +11,7 @@ import type { AllowList } from './allow-list.js';
 import { scanDigits, type DecodedAt, type DigitChunk, type DigitScan } from './entities/digit-runs.js';
 import { SECRET_ENTITIES } from './entities/secrets.js';
 import { decodedUnit, escapeNear, fold, percentDecodedWindows, spacedView, toOriginalSpan, type FoldedText } from './normalize.js';
-import { holdersInUse, notContained } from './span-sweep.js';
+import { holdersInUse, mergeJoined, notContained } from './span-sweep.js';
 import { PREFILTER_MAX_CHARS, textTraits, type TextTraits } from './prefilter.js';
 import type { DetectContext, Detector, EntityInfo, Finding } from './types.js';
 
@@ -163,16 +163,17 @@ export class Scanner {
     const result = this.scanView(text, folded, traits, opts, detectors, false);
     let holders = result.holders;
     // Format characters dropped between two visible units (`with\u200b4111…`): read once more
-    // as spaces, and what only that reading finds is added (see spacedView).
+    // as spaces, and what only that reading finds is added (see spacedView). A finding there that
+    // partly overlaps one of the text as written is joined with it (mergeJoined): either one
+    // winning the overlap would leave the rest of the other in clear (the end of a phone number,
+    // a URL's user name).
     const spaced = spacedView(folded);
     if (spaced !== null) {
       const traitsOf = opts.prefilter !== false && spaced.text.length <= PREFILTER_MAX_CHARS ? textTraits(spaced.text) : null;
       const more = this.scanView(text, spaced, traitsOf, opts, detectors, false);
       result.failures += more.failures;
-      for (const f of notContained(more.findings, result.findings)) {
-        result.findings.push(f);
-        if (!result.seen.has(f.entity)) result.seen = new Set([...result.seen, f.entity]);
-      }
+      result.findings = mergeJoined(result.findings, more.findings);
+      for (const f of more.findings) if (!result.seen.has(f.entity)) result.seen = new Set([...result.seen, f.entity]);
       if (more.holders !== null) for (const h of notContained(more.holders, holders ?? [])) (holders ??= []).push(h);
     }
     // Percent escapes ("phone=%2B14155552671", "jane.doe%40example.com"): the text around them is

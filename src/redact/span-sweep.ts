@@ -69,3 +69,45 @@ export function holdersInUse(holders: readonly Finding[], findings: readonly Fin
   }
   return holders.filter((h) => used.has(h));
 }
+
+/**
+ * `base` with `adds` merged in: an added finding inside a finding of `base` is left out, and a
+ * cluster of overlapping findings where an added one partly overlaps one of `base` becomes one
+ * finding over the cluster's span (the entity and score of the highest-scored, `base` first on a
+ * tie). Neither reading then wins an overlap and leaves the rest of the other's value in clear.
+ * Clusters are swept as resolveOverlaps does, and only the members of one are compared.
+ */
+export function mergeJoined(base: readonly Finding[], adds: readonly Finding[]): Finding[] {
+  const extra = notContained(adds, base);
+  if (extra.length === 0) return base.slice();
+  const added = new Set(extra);
+  const all = base.concat(extra).sort(byStart);
+  const out: Finding[] = [];
+  let cluster: Finding[] = [];
+  let clusterEnd = -1;
+  for (const f of all) {
+    if (f.start >= clusterEnd) {
+      joinCluster(cluster, added, out);
+      cluster = [];
+      clusterEnd = f.end;
+    } else if (f.end > clusterEnd) clusterEnd = f.end;
+    cluster.push(f);
+  }
+  joinCluster(cluster, added, out);
+  return out;
+}
+
+function joinCluster(cluster: readonly Finding[], added: ReadonlySet<Finding>, out: Finding[]): void {
+  const partial = cluster.length > 1 && cluster.some((a) => added.has(a) && cluster.some((b) => !added.has(b) && a.start < b.end && b.start < a.end));
+  if (!partial) {
+    for (const f of cluster) out.push(f);
+    return;
+  }
+  let best = cluster[0]!;
+  let end = best.end;
+  for (const f of cluster) {
+    if (f.score > best.score || (f.score === best.score && added.has(best) && !added.has(f))) best = f;
+    end = Math.max(end, f.end);
+  }
+  out.push({ entity: best.entity, start: cluster[0]!.start, end, score: best.score });
+}

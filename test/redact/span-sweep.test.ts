@@ -5,7 +5,7 @@
  * the inputs, not timed.
  */
 import { describe, expect, it } from 'vitest';
-import { holdersInUse, notContained, notOverlapping } from '../../src/redact/span-sweep.js';
+import { holdersInUse, mergeJoined, notContained, notOverlapping } from '../../src/redact/span-sweep.js';
 import type { Finding } from '../../src/redact/types.js';
 
 /** A small deterministic generator (mulberry32), so a failure replays. */
@@ -52,6 +52,25 @@ describe('span relations agree with a check of every pair', () => {
       expect(key(holdersInUse(a, b))).toEqual(key(held));
     });
   }
+  const covered = (fs: readonly Finding[]): string => {
+    const on = new Array<number>(140).fill(0);
+    for (const f of fs) for (let k = f.start; k < f.end; k++) on[k] = 1;
+    return on.join('');
+  };
+  for (let seed = 1; seed <= 30; seed++) {
+    it(`joining covers what either list covers, and an added finding never only partly overlaps, seed ${seed}`, () => {
+      const next = rng(1000 + seed);
+      const base = randomFindings(Math.floor(next() * 20), 120, next);
+      const adds = randomFindings(1 + Math.floor(next() * 20), 120, next);
+      const out = mergeJoined(base, adds);
+      expect(covered(out)).toBe(covered([...base, ...adds]));
+      for (const f of out) {
+        if (base.includes(f)) continue;
+        // A finding of its own or a union: every base finding it meets lies inside it.
+        for (const p of base) if (p.start < f.end && f.start < p.end) expect(f.start <= p.start && p.end <= f.end).toBe(true);
+      }
+    });
+  }
   it('edge cases: equal spans, touching spans, empty lists', () => {
     const f = (start: number, end: number): Finding => ({ entity: 'X', start, end, score: 0.9 });
     expect(notContained([f(2, 5)], [f(2, 5)])).toEqual([]);
@@ -69,6 +88,7 @@ describe('span relations read each element a bounded number of times', () => {
     ['notContained', notContained],
     ['notOverlapping', notOverlapping],
     ['holdersInUse', holdersInUse],
+    ['mergeJoined', mergeJoined],
   ];
   for (const [name, fn] of shapes) {
     it(`${name}: ${N} findings against ${N}`, () => {
