@@ -242,10 +242,27 @@ function formPlusAt(text: string, i: number): boolean {
   return false;
 }
 
-/** A value starting at `k` is a form value's start: right after '=', or after '=' and one escape ("=%2B1+415"). */
+/**
+ * A value starting at `k` is a form value's start: right after '=', or after '=' and one escape
+ * ("=%2B1+415"). Format characters before the value are skipped: folding drops them, and one
+ * after the '=' must not turn the rule off ("card=\u200b4111+1111…").
+ */
 function beginsFormValue(text: string, k: number): boolean {
+  k = skipFormatBack(text, k);
   if (k >= 1 && text.charCodeAt(k - 1) === 61) return true;
   return k >= 4 && text.charCodeAt(k - 4) === 61 && text.charCodeAt(k - 3) === 37 && isHexCode(text.charCodeAt(k - 2)) && isHexCode(text.charCodeAt(k - 1));
+}
+
+/** `k` moved back over the format characters (FORMAT_CHAR) that end at it, a few at most. */
+function skipFormatBack(text: string, k: number): number {
+  for (let n = 0; n < 8 && k > 0; n++) {
+    const low = text.charCodeAt(k - 1);
+    const width = low >= 0xdc00 && low <= 0xdfff && k >= 2 && text.charCodeAt(k - 2) >= 0xd800 && text.charCodeAt(k - 2) <= 0xdbff ? 2 : 1;
+    // ASCII is never a format character: most calls stop at the first test.
+    if (low < 0x80 || !FORMAT_CHAR.test(text.slice(k - width, k))) break;
+    k -= width;
+  }
+  return k;
 }
 
 function isHexCode(c: number): boolean {
@@ -271,6 +288,8 @@ const EDGE_SLACK = 64;
 export interface DecodedWindow {
   /** The stretch decoded, then folded, every unit mapped to the original text's offsets. */
   view: FoldedText;
+  /** `view` with a space for format characters between two visible units (spacedView), or null. */
+  spaced: FoldedText | null;
   /** The stretch, in the original text's offsets (end exclusive). */
   from: number;
   to: number;
@@ -406,7 +425,11 @@ function decodedWindow(original: string, at: readonly number[], first: number, e
   }
   copyTo(to);
   const decoded: FoldedText = { text: parts.join(''), starts: starts.subarray(0, j), ends: ends.subarray(0, j) };
-  return { view: composeFolded(decoded, fold(decoded.text)), from, to };
+  const folded = fold(decoded.text);
+  // Format characters between two visible units are read as spaces too, as in the whole text
+  // (spacedView): "with\u200b4111%201111…" is a card in neither reading alone.
+  const spaced = spacedView(folded);
+  return { view: composeFolded(decoded, folded), spaced: spaced === null ? null : composeFolded(decoded, spaced), from, to };
 }
 
 /**

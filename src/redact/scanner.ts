@@ -182,19 +182,26 @@ export class Scanner {
     // the other).
     const windows = percentDecodedWindows(text);
     if (windows !== null) {
+      // What the windows' spaced readings add, joined with the rest once at the end (as the
+      // spaced view's findings are).
+      let spacedMore: Finding[] | null = null;
       for (const w of windows) {
-        const traitsOf = opts.prefilter !== false && w.view.text.length <= PREFILTER_MAX_CHARS ? textTraits(w.view.text) : null;
-        const more = this.scanView(text, w.view, traitsOf, opts, detectors, true);
-        result.failures += more.failures;
-        for (const f of more.findings) {
-          // Only what the escapes change: elsewhere the window reads the plain text with less
-          // context than the plain scan had (its edge may cut off "order" before a number).
-          if (!escapeNear(text, f.start, f.end)) continue;
-          result.findings.push(f);
-          if (!result.seen.has(f.entity)) result.seen = new Set([...result.seen, f.entity]);
+        for (const view of w.spaced === null ? [w.view] : [w.view, w.spaced]) {
+          const traitsOf = opts.prefilter !== false && view.text.length <= PREFILTER_MAX_CHARS ? textTraits(view.text) : null;
+          const more = this.scanView(text, view, traitsOf, opts, detectors, true);
+          result.failures += more.failures;
+          for (const f of more.findings) {
+            // Only what the escapes change: elsewhere the window reads the plain text with less
+            // context than the plain scan had (its edge may cut off "order" before a number).
+            if (!escapeNear(text, f.start, f.end)) continue;
+            if (view === w.spaced) (spacedMore ??= []).push(f);
+            else result.findings.push(f);
+            if (!result.seen.has(f.entity)) result.seen = new Set([...result.seen, f.entity]);
+          }
+          for (const h of more.holders ?? []) if (escapeNear(text, h.start, h.end)) (holders ??= []).push(h);
         }
-        for (const h of more.holders ?? []) if (escapeNear(text, h.start, h.end)) (holders ??= []).push(h);
       }
+      if (spacedMore !== null) result.findings = mergeJoined(result.findings, spacedMore);
     }
     if (holders !== null) {
       for (const h of holdersInUse(holders, result.findings)) {
