@@ -75,6 +75,8 @@ const WORST_SHAPES = [
   // holding another finding: the merges of the readings must stay linear in the findings.
   'a@b.co\u200bx ',
   'password=a1:10.0.0.1 ',
+  // A long form '+' chain: each '+' is judged once, not by reading the chain back again.
+  'x=9+9+9+9+9+9+9+9+9+9+9+9+9 ',
 ];
 
 const DECISION: RedactionDecision = {

@@ -326,6 +326,27 @@ describe("a form body's '+' between digit groups reads as a space", () => {
     expect(percentDecodedWindows('x=4111+1111')).not.toBeNull();
     expect(percentDecodedWindows('a=1&tel=%2B1+415')).not.toBeNull();
   });
+  const decodedText = (text: string): string | undefined => percentDecodedWindows(text)?.map((w) => w.view.text).join('|');
+  it("a chain's '+' are decoded up to its twelfth group, from a form value's start only", () => {
+    expect(decodedText('x=' + '9+'.repeat(13) + '9')).toBe('x=' + '9 '.repeat(12) + '9+9');
+    expect(decodedText('x=' + '9+'.repeat(12) + '9')).toBe('x=' + '9 '.repeat(12) + '9');
+    expect(decodedText('iban=DE89+3704+0044 and tel=+1+415+555 and a=1&b=%2B1+415')).toBe('iban=DE89 3704 0044 and tel=+1 415 555 and a=1&b=+1 415');
+    expect(decodedText('x=' + '1'.repeat(35) + '+1+2')).toBeUndefined();
+    expect(decodedText('x=12+34 y 56+78+9 z=5+6')).toBe('x=12 34 y 56+78+9 z=5 6');
+  });
+  // Each '+' of a long chain used to read the chain back to its start (up to twelve groups):
+  // a body of "x=9+9+…" cost a dozen reads per character. Reads are counted, not timed.
+  it('finding the form pluses reads each character a bounded number of times', () => {
+    const text = 'x=9+9+9+9+9+9+9+9+9+9+9+9+9 '.repeat(400);
+    let reads = 0;
+    const counted = new String(text);
+    counted.charCodeAt = (k: number): number => {
+      reads++;
+      return text.charCodeAt(k);
+    };
+    expect(percentDecodedWindows(counted as unknown as string)).not.toBeNull();
+    expect(reads).toBeLessThan(6 * text.length);
+  });
 });
 
 describe('a separator written as a percent escape matches the separators written plainly', () => {
