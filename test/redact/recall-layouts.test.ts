@@ -544,8 +544,11 @@ describe('a phone whose digits hold a card-shaped window that is not reported', 
     ['my order #12 shipped. tel:415 555 2671 123', 'my order #12 shipped. tel:[PHONE_NUMBER] 123'],
     ['EAN +1 415 555 2671 123', 'EAN +1 [PHONE_NUMBER] 123'],
     ['4539148803436467-1 -06 12 34 56 78', '[CREDIT_CARD]-1 -[PHONE_NUMBER]'],
-    // The card reading wins (higher score) and covers the phone's national digits.
-    ['+1 415 555 2671 123', '+1 [CREDIT_CARD]'],
+    // The national digits after a '+' and a country code are the phone's, not a card's.
+    ['+1 415 555 2671 123', '[PHONE_NUMBER] 123'],
+    ['card +44 20 7946 0958 4111 1111 1111 1111', 'card [PHONE_NUMBER] [CREDIT_CARD]'],
+    ['+14155552671 4111 1111 1111 1111', '[PHONE_NUMBER] [CREDIT_CARD]'],
+    ['+1 4111 1111 1111 1111', '+1 [CREDIT_CARD]'],
     ['+1 415 555 2671\n4111 1111 1111 1111', '[PHONE_NUMBER]\n[CREDIT_CARD]'],
   ];
   it('a card wrapped at a line end is still one card', () => {

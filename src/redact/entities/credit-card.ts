@@ -169,8 +169,11 @@ function writtenSep(ch: DigitChunk, g0: number, g1: number): number {
 export function detectCardsInChunk(text: string, ch: DigitChunk, out: Finding[]): void {
   const groups = ch.groupStarts.length;
   if (ch.glued) return;
-  // A '+' begins a phone number, never a card; a card may follow it in the chunk.
-  let g0 = ch.plus ? 1 : 0;
+  // A '+' begins a phone number, never a card; a card may follow it in the chunk. After a
+  // country code written apart, a group of up to three digits ("+1 415 555 2671 123") begins
+  // the phone's national number, not a card (a card's first group has four digits or more).
+  const len = (g: number): number => ch.groupEnds[g]! - ch.groupStarts[g]!;
+  let g0 = ch.plus ? (groups > 2 && len(0) <= 3 && len(1) <= 3 ? 2 : 1) : 0;
   while (g0 < groups) {
     let found = -1;
     let digits = 0;
