@@ -71,6 +71,12 @@ const WORST_SHAPES = [
   'x=9+9+9+9 ',
   'a 415-555-2671 ',
   'a 12 34 56 78 ',
+  // A finding in each reading of a format character (the spaced view), and a weak password
+  // holding another finding: the merges of the readings must stay linear in the findings.
+  'a@b.co\u200bx ',
+  'password=a1:10.0.0.1 ',
+  // A long form '+' chain: each '+' is judged once, not by reading the chain back again.
+  'x=9+9+9+9+9+9+9+9+9+9+9+9+9 ',
 ];
 
 const DECISION: RedactionDecision = {

@@ -217,45 +217,95 @@ function isUpperCode(c: number): boolean {
 const FORM_CHAIN_MAX = 12;
 
 /**
- * The '+' at `i` is one a form body (application/x-www-form-urlencoded) wrote for a space between
+ * A form body's '+' is one a form body (application/x-www-form-urlencoded) wrote for a space between
  * digit groups ("card=4111+1111+1111+1111", "phone=%2B1+415+555+2671"): a digit after it, and
  * before it a chain of '+'-joined digit groups that begins a form value, right after a '=' (or
  * after '=' and one escape, or a leading '+'; the first group may be an IBAN's, "DE89", with its
  * two capitals). A form body writes every value after a '=': elsewhere a '+' is a phone's prefix
  * ("+1 415 ..."), an operator ("2+2"), or base64's, and reading digits and '+' as digit groups
  * would give such text a second, decoded scan for nothing (64 KB of "9+9+9+9 " scanned at 6
- * MB per CPU-second instead of 40). The chain read back is bounded, so each '+' costs a few steps.
+ * MB per CPU-second instead of 40). See formPluses, which finds them.
+ *
+ * This: how many '+'-joined digit groups end at the '+' at `p`, back to the start of a form value
+ * (at most FORM_CHAIN_MAX), or 0 when the chain does not begin one (or is longer, or has a
+ * group of more than 34 digits).
  */
-function formPlusAt(text: string, i: number): boolean {
-  if (i + 1 >= text.length || !isAsciiDigit(text.charCodeAt(i + 1))) return false;
-  let p = i;
-  for (let groups = 0; groups < FORM_CHAIN_MAX; groups++) {
-    let k = p;
-    while (k > 0 && p - k <= 34 && isAsciiDigit(text.charCodeAt(k - 1))) k--;
-    if (k === p || p - k > 34) return false;
-    if (k >= 2 && isUpperCode(text.charCodeAt(k - 1)) && isUpperCode(text.charCodeAt(k - 2)) && beginsFormValue(text, k - 2)) return true;
-    if (k === 0 || text.charCodeAt(k - 1) !== 43) return beginsFormValue(text, k);
-    // A '+' before the group: another form '+' of the chain (a digit before it), or a leading one.
-    if (k < 2 || !isAsciiDigit(text.charCodeAt(k - 2))) return beginsFormValue(text, k - 1);
+function formChainGroups(text: string, p: number): number {
+  for (let groups = 1; groups <= FORM_CHAIN_MAX; groups++) {
+    const k = groupStartBefore(text, p);
+    if (k < 0) return 0;
+    const step = chainStep(text, k);
+    if (step !== CHAIN_GOES_ON) return step === CHAIN_BEGINS_VALUE ? groups : 0;
     p = k - 1;
   }
-  return false;
+  return 0;
 }
 
-/** A value starting at `k` is a form value's start: right after '=', or after '=' and one escape ("=%2B1+415"). */
+/** Start of the digit group that ends at `p` (1 to 34 digits), or -1. */
+function groupStartBefore(text: string, p: number): number {
+  let k = p;
+  while (k > 0 && p - k <= 34 && isAsciiDigit(text.charCodeAt(k - 1))) k--;
+  return k === p || p - k > 34 ? -1 : k;
+}
+
+const CHAIN_GOES_ON = 0;
+const CHAIN_BEGINS_VALUE = 1;
+const CHAIN_BEGINS_ELSEWHERE = 2;
+
+/** What is before the digit group starting at `k` of a '+' chain. */
+function chainStep(text: string, k: number): number {
+  if (k >= 2 && isUpperCode(text.charCodeAt(k - 1)) && isUpperCode(text.charCodeAt(k - 2)) && beginsFormValue(text, k - 2)) return CHAIN_BEGINS_VALUE;
+  if (k === 0 || text.charCodeAt(k - 1) !== 43) return beginsFormValue(text, k) ? CHAIN_BEGINS_VALUE : CHAIN_BEGINS_ELSEWHERE;
+  // A '+' before the group: another form '+' of the chain (a digit before it), or a leading one.
+  if (k < 2 || !isAsciiDigit(text.charCodeAt(k - 2))) return beginsFormValue(text, k - 1) ? CHAIN_BEGINS_VALUE : CHAIN_BEGINS_ELSEWHERE;
+  return CHAIN_GOES_ON;
+}
+
+/**
+ * A value starting at `k` is a form value's start: right after '=', or after '=' and one escape
+ * ("=%2B1+415"). Format characters before the value are skipped: folding drops them, and one
+ * after the '=' must not turn the rule off ("card=\u200b4111+1111…").
+ */
 function beginsFormValue(text: string, k: number): boolean {
+  k = skipFormatBack(text, k);
   if (k >= 1 && text.charCodeAt(k - 1) === 61) return true;
   return k >= 4 && text.charCodeAt(k - 4) === 61 && text.charCodeAt(k - 3) === 37 && isHexCode(text.charCodeAt(k - 2)) && isHexCode(text.charCodeAt(k - 1));
+}
+
+/** `k` moved back over the format characters (FORMAT_CHAR) that end at it, a few at most. */
+function skipFormatBack(text: string, k: number): number {
+  for (let n = 0; n < 8 && k > 0; n++) {
+    const low = text.charCodeAt(k - 1);
+    const width = low >= 0xdc00 && low <= 0xdfff && k >= 2 && text.charCodeAt(k - 2) >= 0xd800 && text.charCodeAt(k - 2) <= 0xdbff ? 2 : 1;
+    // ASCII is never a format character: most calls stop at the first test.
+    if (low < 0x80 || !FORMAT_CHAR.test(text.slice(k - width, k))) break;
+    k -= width;
+  }
+  return k;
 }
 
 function isHexCode(c: number): boolean {
   return isAsciiDigit(c) || ((c | 32) >= 97 && (c | 32) <= 102);
 }
 
-/** Offsets of the form body '+' (formPlusAt) in [from, to), in order; '+' found with indexOf. */
+/**
+ * Offsets of the form body '+' (formChainGroups, a digit after it) in [from, to), in order; '+' found with indexOf. One
+ * pass: a chain is read back once, at its first '+', and each later '+' of it adds its own group
+ * to what the '+' before it found (a long "9+9+9+…" costs a step per '+', not twelve).
+ */
 function formPluses(original: string, from: number, to: number, out: number[]): void {
+  let prev = -1;
+  let prevGroups = 0;
   for (let i = original.indexOf('+', from); i >= 0 && i < to; i = original.indexOf('+', i + 1)) {
-    if (i > 0 && isAsciiDigit(original.charCodeAt(i - 1)) && formPlusAt(original, i)) out.push(i);
+    if (i === 0 || !isAsciiDigit(original.charCodeAt(i - 1))) continue;
+    const k = groupStartBefore(original, i);
+    let groups: number;
+    if (k < 0) groups = 0;
+    else if (prev >= 0 && k === prev + 1 && chainStep(original, k) === CHAIN_GOES_ON) groups = prevGroups > 0 && prevGroups < FORM_CHAIN_MAX ? prevGroups + 1 : 0;
+    else groups = formChainGroups(original, i);
+    prev = i;
+    prevGroups = groups;
+    if (groups > 0 && i + 1 < original.length && isAsciiDigit(original.charCodeAt(i + 1))) out.push(i);
   }
 }
 
@@ -271,6 +321,8 @@ const EDGE_SLACK = 64;
 export interface DecodedWindow {
   /** The stretch decoded, then folded, every unit mapped to the original text's offsets. */
   view: FoldedText;
+  /** `view` with a space for format characters between two visible units (spacedView), or null. */
+  spaced: FoldedText | null;
   /** The stretch, in the original text's offsets (end exclusive). */
   from: number;
   to: number;
@@ -406,7 +458,11 @@ function decodedWindow(original: string, at: readonly number[], first: number, e
   }
   copyTo(to);
   const decoded: FoldedText = { text: parts.join(''), starts: starts.subarray(0, j), ends: ends.subarray(0, j) };
-  return { view: composeFolded(decoded, fold(decoded.text)), from, to };
+  const folded = fold(decoded.text);
+  // Format characters between two visible units are read as spaces too, as in the whole text
+  // (spacedView): "with\u200b4111%201111…" is a card in neither reading alone.
+  const spaced = spacedView(folded);
+  return { view: composeFolded(decoded, folded), spaced: spaced === null ? null : composeFolded(decoded, spaced), from, to };
 }
 
 /**

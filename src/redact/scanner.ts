@@ -11,6 +11,7 @@ import type { AllowList } from './allow-list.js';
 import { scanDigits, type DecodedAt, type DigitChunk, type DigitScan } from './entities/digit-runs.js';
 import { SECRET_ENTITIES } from './entities/secrets.js';
 import { decodedUnit, escapeNear, fold, percentDecodedWindows, spacedView, toOriginalSpan, type FoldedText } from './normalize.js';
+import { holdersInUse, mergeJoined, notContained } from './span-sweep.js';
 import { PREFILTER_MAX_CHARS, textTraits, type TextTraits } from './prefilter.js';
 import type { DetectContext, Detector, EntityInfo, Finding } from './types.js';
 
@@ -162,19 +163,18 @@ export class Scanner {
     const result = this.scanView(text, folded, traits, opts, detectors, false);
     let holders = result.holders;
     // Format characters dropped between two visible units (`with\u200b4111…`): read once more
-    // as spaces, and what only that reading finds is added (see spacedView).
+    // as spaces, and what only that reading finds is added (see spacedView). A finding there that
+    // partly overlaps one of the text as written is joined with it (mergeJoined): either one
+    // winning the overlap would leave the rest of the other in clear (the end of a phone number,
+    // a URL's user name).
     const spaced = spacedView(folded);
     if (spaced !== null) {
       const traitsOf = opts.prefilter !== false && spaced.text.length <= PREFILTER_MAX_CHARS ? textTraits(spaced.text) : null;
       const more = this.scanView(text, spaced, traitsOf, opts, detectors, false);
       result.failures += more.failures;
-      const plain = result.findings.slice();
-      for (const f of more.findings) {
-        if (plain.some((p) => p.start <= f.start && f.end <= p.end)) continue;
-        result.findings.push(f);
-        if (!result.seen.has(f.entity)) result.seen = new Set([...result.seen, f.entity]);
-      }
-      for (const h of more.holders ?? []) if (!(holders ?? []).some((p) => p.start <= h.start && h.end <= p.end)) (holders ??= []).push(h);
+      result.findings = mergeJoined(result.findings, more.findings);
+      for (const f of more.findings) if (!result.seen.has(f.entity)) result.seen = new Set([...result.seen, f.entity]);
+      if (more.holders !== null) for (const h of notContained(more.holders, holders ?? [])) (holders ??= []).push(h);
     }
     // Percent escapes ("phone=%2B14155552671", "jane.doe%40example.com"): the text around them is
     // read decoded too, and what it holds is added. Added only: a decoded "%20" ends a URL or a
@@ -182,19 +182,26 @@ export class Scanner {
     // the other).
     const windows = percentDecodedWindows(text);
     if (windows !== null) {
+      // What the windows' spaced readings add, joined with the rest once at the end (as the
+      // spaced view's findings are).
+      let spacedMore: Finding[] | null = null;
       for (const w of windows) {
-        const traitsOf = opts.prefilter !== false && w.view.text.length <= PREFILTER_MAX_CHARS ? textTraits(w.view.text) : null;
-        const more = this.scanView(text, w.view, traitsOf, opts, detectors, true);
-        result.failures += more.failures;
-        for (const f of more.findings) {
-          // Only what the escapes change: elsewhere the window reads the plain text with less
-          // context than the plain scan had (its edge may cut off "order" before a number).
-          if (!escapeNear(text, f.start, f.end)) continue;
-          result.findings.push(f);
-          if (!result.seen.has(f.entity)) result.seen = new Set([...result.seen, f.entity]);
+        for (const view of w.spaced === null ? [w.view] : [w.view, w.spaced]) {
+          const traitsOf = opts.prefilter !== false && view.text.length <= PREFILTER_MAX_CHARS ? textTraits(view.text) : null;
+          const more = this.scanView(text, view, traitsOf, opts, detectors, true);
+          result.failures += more.failures;
+          for (const f of more.findings) {
+            // Only what the escapes change: elsewhere the window reads the plain text with less
+            // context than the plain scan had (its edge may cut off "order" before a number).
+            if (!escapeNear(text, f.start, f.end)) continue;
+            if (view === w.spaced) (spacedMore ??= []).push(f);
+            else result.findings.push(f);
+            if (!result.seen.has(f.entity)) result.seen = new Set([...result.seen, f.entity]);
+          }
+          for (const h of more.holders ?? []) if (escapeNear(text, h.start, h.end)) (holders ??= []).push(h);
         }
-        for (const h of more.holders ?? []) if (escapeNear(text, h.start, h.end)) (holders ??= []).push(h);
       }
+      if (spacedMore !== null) result.findings = mergeJoined(result.findings, spacedMore);
     }
     if (holders !== null) {
       for (const h of holdersInUse(holders, result.findings)) {
@@ -280,20 +287,6 @@ export class Scanner {
     }
     return { findings: accepted, seen, failures, folded: view, holders };
   }
-}
-
-/**
- * The holders (see Finding.holder) that hold one of `findings` and more text besides: a value
- * that is only the card is the card's finding. Holders are few (one per weak assignment), so
- * the pairwise check costs nothing that matters.
- */
-function holdersInUse(holders: readonly Finding[], findings: readonly Finding[]): Finding[] {
-  const used: Finding[] = [];
-  for (const h of holders) {
-    const holds = findings.some((f) => h.start <= f.start && f.end <= h.end && h.end - h.start > f.end - f.start);
-    if (holds) used.push(h);
-  }
-  return used;
 }
 
 function wantsAny(wanted: ReadonlySet<string>, entities: readonly string[]): boolean {

@@ -81,9 +81,16 @@ function groupChar(c: number): boolean {
  * its trailing group on.
  */
 function joinable(raw: string): boolean {
-  const folded = fold(raw).text;
+  const view = fold(raw);
+  const folded = view.text;
   if (folded.length === 0) return raw.length > 0; // only invisible characters: keep them together
   if (groupJoinable(folded)) return true;
+  // The whole-text readings also end a word at a format character between two visible units
+  // (normalize.ts spacedView) and at a '.' after a letter (digit-runs.ts): the group after the
+  // last such boundary may begin an entity however long the word before it
+  // ("…withoutspaces\u200b4539", "…/page.4539").
+  const boundary = Math.max(view.joins === undefined ? 0 : view.joins[view.joins.length - 3]!, dotAfterLetter(folded));
+  if (boundary > 0 && groupJoinable(folded.slice(boundary))) return true;
   // A run ending in a percent escape, whole or still arriving ("555%", "555%2", "555%2D"): the
   // scanner reads escapes decoded (normalize.ts percentDecodedWindows), so the escape may yet be
   // a separator or a digit of the same value ("+1 (415) 555%2D2671"). The group before it
@@ -91,6 +98,14 @@ function joinable(raw: string): boolean {
   const esc = escapeTail(folded);
   if (esc === 0) return false;
   return esc === folded.length || groupJoinable(folded.slice(0, folded.length - esc));
+}
+
+/** The offset after the last '.' that follows a letter in `folded` (0: none). */
+function dotAfterLetter(folded: string): number {
+  for (let k = folded.length - 1; k > 0; k--) {
+    if (folded.charCodeAt(k) === 46 && ((folded.charCodeAt(k - 1) | 32) >= 97 && (folded.charCodeAt(k - 1) | 32) <= 122)) return k + 1;
+  }
+  return 0;
 }
 
 function isHex(c: number): boolean {

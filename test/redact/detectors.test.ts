@@ -123,6 +123,21 @@ describe('an invisible character between a word and an entity is a boundary, not
     });
   }
 
+  it('never takes the place of a finding of the text read without spaces, nor leaves part of it in clear', () => {
+    // A reading with a space for the character that only partly overlaps the plain reading's
+    // finding would win the overlap and leave the rest of that finding unmasked.
+    const masked = (text: string): string => redactor.session({ profile: 'standard', entities: [], modes: {}, reidentify: true, fail_open: false, mode: 'mask' }, []).redactText(text);
+    expect(masked('mail:https://user\u{E0020}:p\u{1D173}w@host.example.com/x')).not.toMatch(/user|:p/);
+    expect(masked('o\u200drder+\u00ad44 20 7946 095\u{1D173}8')).not.toMatch(/\d/);
+  });
+
+  it('with percent escapes or a form body\'s \'+\' too', () => {
+    expect(found('with\u200b4111%201111%201111%201111 ok', NO_URL)).toEqual([['CREDIT_CARD', '4111%201111%201111%201111']]);
+    expect(found('iban\u200bDE89%203704%200044%200532%200130%2000 ok', NO_URL)).toEqual([['IBAN_CODE', 'DE89%203704%200044%200532%200130%2000']]);
+    expect(found('card=\u200b4111+1111+1111+1111 ok', NO_URL)).toEqual([['CREDIT_CARD', '4111+1111+1111+1111']]);
+    expect(found('card=\u{E0020}4111+1111+1111+1111 ok', NO_URL)).toEqual([['CREDIT_CARD', '4111+1111+1111+1111']]);
+  });
+
   it('adds nothing a space in its place would not find', () => {
     for (const text of ['commit\u200b3f2a9c1b7d4e5f60718293a4b5c6d7e8f9012345', 'v2\u200b14\u200b3', 'order\u200b112-3456789-1234567', '👨\u200d👩\u200d👧 family']) {
       expect(found(text, NO_URL), JSON.stringify(text)).toEqual([]);

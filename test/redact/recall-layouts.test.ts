@@ -326,6 +326,27 @@ describe("a form body's '+' between digit groups reads as a space", () => {
     expect(percentDecodedWindows('x=4111+1111')).not.toBeNull();
     expect(percentDecodedWindows('a=1&tel=%2B1+415')).not.toBeNull();
   });
+  const decodedText = (text: string): string | undefined => percentDecodedWindows(text)?.map((w) => w.view.text).join('|');
+  it("a chain's '+' are decoded up to its twelfth group, from a form value's start only", () => {
+    expect(decodedText('x=' + '9+'.repeat(13) + '9')).toBe('x=' + '9 '.repeat(12) + '9+9');
+    expect(decodedText('x=' + '9+'.repeat(12) + '9')).toBe('x=' + '9 '.repeat(12) + '9');
+    expect(decodedText('iban=DE89+3704+0044 and tel=+1+415+555 and a=1&b=%2B1+415')).toBe('iban=DE89 3704 0044 and tel=+1 415 555 and a=1&b=+1 415');
+    expect(decodedText('x=' + '1'.repeat(35) + '+1+2')).toBeUndefined();
+    expect(decodedText('x=12+34 y 56+78+9 z=5+6')).toBe('x=12 34 y 56+78+9 z=5 6');
+  });
+  // Each '+' of a long chain used to read the chain back to its start (up to twelve groups):
+  // a body of "x=9+9+…" cost a dozen reads per character. Reads are counted, not timed.
+  it('finding the form pluses reads each character a bounded number of times', () => {
+    const text = 'x=9+9+9+9+9+9+9+9+9+9+9+9+9 '.repeat(400);
+    let reads = 0;
+    const counted = new String(text);
+    counted.charCodeAt = (k: number): number => {
+      reads++;
+      return text.charCodeAt(k);
+    };
+    expect(percentDecodedWindows(counted as unknown as string)).not.toBeNull();
+    expect(reads).toBeLessThan(6 * text.length);
+  });
 });
 
 describe('a separator written as a percent escape matches the separators written plainly', () => {
@@ -504,6 +525,41 @@ describe('a card after another number on the same line', () => {
     expect(found('ref 4111 1111 1111 1111 1234')).toEqual([]);
     expect(found('2024 4111 1111 1111 1111 2026')).toEqual([]);
   });
+});
+
+describe('a phone whose digits hold a card-shaped window that is not reported', () => {
+  // The phone detector cuts card numbers out of a chunk ("tel +1 415 555 0134 4111 1111 1111
+  // 1111"); the cut only adds readings, so a phone stays found where the card is not wanted,
+  // named by "order", or not a card at all.
+  const session = (over: Parameters<typeof decision>[0]) => redactor.session(decision({ mode: 'mask', ...over }), []);
+  it('two phones with cards allowed', () => {
+    expect(session({ modes: { CREDIT_CARD: 'allow' } }).redactText('Reach Ann at 415 555 2009 415 555 0134 today')).toBe('Reach Ann at [PHONE_NUMBER] [PHONE_NUMBER] today');
+  });
+  it('two phones in block mode are refused', () => {
+    expect(() => session({ modes: { PHONE_NUMBER: 'block', CREDIT_CARD: 'allow' } }).redactText('Reach Ann at 415 555 2009 415 555 0134 today')).toThrow(
+      expect.objectContaining({ details: { reason: 'blocked_entities', entities: ['PHONE_NUMBER'] } }),
+    );
+  });
+  const cases: Array<[string, string]> = [
+    ['my order #12 shipped. tel:415 555 2671 123', 'my order #12 shipped. tel:[PHONE_NUMBER] 123'],
+    ['EAN +1 415 555 2671 123', 'EAN +1 [PHONE_NUMBER] 123'],
+    ['4539148803436467-1 -06 12 34 56 78', '[CREDIT_CARD]-1 -[PHONE_NUMBER]'],
+    // The national digits after a '+' and a country code are the phone's, not a card's.
+    ['+1 415 555 2671 123', '[PHONE_NUMBER] 123'],
+    ['card +44 20 7946 0958 4111 1111 1111 1111', 'card [PHONE_NUMBER] [CREDIT_CARD]'],
+    ['+14155552671 4111 1111 1111 1111', '[PHONE_NUMBER] [CREDIT_CARD]'],
+    ['+1 4111 1111 1111 1111', '+1 [CREDIT_CARD]'],
+    ['+1 415 555 2671\n4111 1111 1111 1111', '[PHONE_NUMBER]\n[CREDIT_CARD]'],
+  ];
+  it('a card wrapped at a line end is still one card', () => {
+    expect(masked('card 4111 1111\n1111 1111 ok')).toBe('card [CREDIT_CARD] ok');
+    expect(masked('card 4111\n1111 1111 1111 ok')).toBe('card [CREDIT_CARD] ok');
+  });
+  for (const [text, want] of cases) {
+    it(JSON.stringify(text), () => {
+      expect(masked(text)).toBe(want);
+    });
+  }
 });
 
 describe('Unicode that hides digits or dots', () => {

@@ -350,6 +350,17 @@ describe('streaming: an invisible character (or another number) before an entity
     // Not invisible, but the same promise: a number before a card on one line hides neither.
     'a phone then a card': ['tel +1 415 555 0134 4111 1111 1111 1111 ok', 'tel [PHONE_NUMBER] [CREDIT_CARD] ok'],
     'an order number then a card': ['order 12345 4111 1111 1111 1111 ok', 'order 12345 [CREDIT_CARD] ok'],
+    // The word before the character is longer than any group the hold-back joins: the group
+    // after it is judged on its own, as the whole-text reading does.
+    'a card after a long word and a zero-width space': [
+      'a verylongwordwithoutspaces\u200b4539 1488 0343 6467 ok',
+      'a verylongwordwithoutspaces\u200b[CREDIT_CARD] ok',
+    ],
+    'a card after a long e-mail domain and an RLO': [
+      'mail jane.doe@a-very-long-company-domain-name.example.com\u202e5555 5555 5555 4444 ok',
+      'mail [EMAIL_ADDRESS]\u202e[CREDIT_CARD] ok',
+    ],
+    'a card after a long URL and a dot after a letter': ['see https://example.com/docs/page.4539 1488 0343 6467 ok', 'see https://example.com/docs/page.[CREDIT_CARD] ok'],
   };
   for (const [name, [text, redacted]] of Object.entries(CASES)) {
     it(`${name}: every two-piece split equals the whole`, async () => {

@@ -135,6 +135,22 @@ function windowBoundaryOk(text: string, ch: DigitChunk, g0: number, g1: number):
   return true;
 }
 
+/**
+ * A card wrapped at a line's end mixes a line break with its other separators; a line break at
+ * the window's edge after which (or before which) the chunk holds more digits on that line is
+ * the end of that line's number, not a wrap: "+1 415 555 2671\n4111 1111 1111 1111" is a phone
+ * and then a card, not the card "2671\n4111 1111 1111".
+ */
+function splitsOffEdgeGroup(ch: DigitChunk, g0: number, g1: number): boolean {
+  if (g1 - g0 < 2) return false;
+  const kinds = (from: number, to: number): boolean => {
+    for (let g = from; g < to; g++) if (sepKind(ch.seps[g]!) !== '\n') return true;
+    return false;
+  };
+  if (g0 > 0 && sepKind(ch.seps[g0]!) === '\n' && kinds(g0 + 1, g1)) return true;
+  return g1 < ch.groupStarts.length - 1 && sepKind(ch.seps[g1 - 1]!) === '\n' && kinds(g0, g1 - 1);
+}
+
 /** Group `g` of the chunk is a year of four digits, 1900 to 2099. */
 function yearAt(text: string, ch: DigitChunk, g: number): boolean {
   const s = ch.groupStarts[g]!;
@@ -153,8 +169,11 @@ function writtenSep(ch: DigitChunk, g0: number, g1: number): number {
 export function detectCardsInChunk(text: string, ch: DigitChunk, out: Finding[]): void {
   const groups = ch.groupStarts.length;
   if (ch.glued) return;
-  // A '+' begins a phone number, never a card; a card may follow it in the chunk.
-  let g0 = ch.plus ? 1 : 0;
+  // A '+' begins a phone number, never a card; a card may follow it in the chunk. After a
+  // country code written apart, a group of up to three digits ("+1 415 555 2671 123") begins
+  // the phone's national number, not a card (a card's first group has four digits or more).
+  const len = (g: number): number => ch.groupEnds[g]! - ch.groupStarts[g]!;
+  let g0 = ch.plus ? (groups > 2 && len(0) <= 3 && len(1) <= 3 ? 2 : 1) : 0;
   while (g0 < groups) {
     let found = -1;
     let digits = 0;
@@ -166,7 +185,7 @@ export function detectCardsInChunk(text: string, ch: DigitChunk, out: Finding[])
       if (digits < 12 || ((lengths >> digits) & 1) === 0) continue;
       if (g1 === groups - 1 && ch.letterAfter) continue;
       const d = chunkDigits(text, ch, g0, g1);
-      if (luhnValid(d) && uniformSeparators(ch, g0, g1) && windowBoundaryOk(text, ch, g0, g1) && !touchesDecimal(ch, g0, g1)) {
+      if (luhnValid(d) && uniformSeparators(ch, g0, g1) && windowBoundaryOk(text, ch, g0, g1) && !splitsOffEdgeGroup(ch, g0, g1) && !touchesDecimal(ch, g0, g1)) {
         found = g1;
       }
     }

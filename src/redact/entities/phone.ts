@@ -142,16 +142,19 @@ function segmentsOf(ch: DigitChunk): Segment[] {
 }
 
 /**
- * The segments with the card numbers the card detector finds in the chunk cut out: a phone
- * number and a card on one line ("+1 415 555 0134 4111 1111 1111 1111") are one chunk, and as a
- * whole they are no phone number, nor is the card's run of 4-digit blocks a phone list. Chunks
- * too short to hold a card cost one comparison.
+ * The segments with the card numbers the card detector finds in the chunk cut out, or null when
+ * there is none: a phone number and a card on one line ("+1 415 555 0134 4111 1111 1111 1111")
+ * are one chunk, and as a whole they are no phone number, nor is the card's run of 4-digit blocks
+ * a phone list. Only an extra reading: the card may not be reported (not wanted, after "order",
+ * allow-listed) and a card-shaped window is often just two phone numbers on one line, so the
+ * chunk is searched uncut too (createPhoneDetector). Chunks too short to hold a card cost one
+ * comparison.
  */
-function segmentsBesideCards(text: string, ch: DigitChunk, segs: Segment[]): Segment[] {
-  if (ch.groupEnds[ch.groupEnds.length - 1]! - ch.groupStarts[0]! < 12) return segs;
+function segmentsBesideCards(text: string, ch: DigitChunk, segs: Segment[]): Segment[] | null {
+  if (ch.groupEnds[ch.groupEnds.length - 1]! - ch.groupStarts[0]! < 12) return null;
   const cards: Finding[] = [];
   detectCardsInChunk(text, ch, cards);
-  if (cards.length === 0) return segs;
+  if (cards.length === 0) return null;
   const inCard = new Uint8Array(ch.groupStarts.length);
   for (const c of cards) {
     for (let g = 0; g < inCard.length; g++) if (ch.groupStarts[g]! >= c.start && ch.groupEnds[g]! <= c.end) inCard[g] = 1;
@@ -163,12 +166,19 @@ function segmentsBesideCards(text: string, ch: DigitChunk, segs: Segment[]): Seg
       const free = g <= seg.g1 && inCard[g] === 0;
       if (free && g0 < 0) g0 = g;
       else if (!free && g0 >= 0) {
-        out.push({ start: g0 === 0 ? ch.start : ch.groupStarts[g0]!, end: ch.groupEnds[g - 1]!, g0, g1: g - 1 });
+        // A segment the cut left whole was searched already.
+        if (g0 !== seg.g0 || g - 1 !== seg.g1) out.push({ start: g0 === 0 ? ch.start : ch.groupStarts[g0]!, end: ch.groupEnds[g - 1]!, g0, g1: g - 1 });
         g0 = -1;
       }
     }
   }
   return out;
+}
+
+/** `f` overlaps one of `findings[from..]`. */
+function overlapsAny(f: Finding, findings: readonly Finding[], from: number): boolean {
+  for (let i = from; i < findings.length; i++) if (f.start < findings[i]!.end && findings[i]!.start < f.end) return true;
+  return false;
 }
 
 export function createPhoneDetector(validation: PhoneValidation = 'valid'): Detector {
@@ -255,10 +265,10 @@ export function createPhoneDetector(validation: PhoneValidation = 'valid'): Dete
         return valid ? { entity: 'PHONE_NUMBER', start, end, score } : null;
       };
       /** Pushes the numbers found in one segment (whole, else windows inside); how many. */
-      const scanSegment = (ch: DigitChunk, seg: Segment, fallback: boolean): number => {
+      const scanSegment = (ch: DigitChunk, seg: Segment, fallback: boolean, sink: Finding[]): number => {
         const whole = tryWindow(ch, seg.g0, seg.g1, fallback);
         if (whole) {
-          out.push(whole);
+          sink.push(whole);
           return 1;
         }
         // Not one number: look for numbers inside, cut only where a space separates groups
@@ -282,21 +292,35 @@ export function createPhoneDetector(validation: PhoneValidation = 'valid'): Dete
             at = g1;
           }
           if (found) {
-            out.push(found);
+            sink.push(found);
             n++;
             g0 = at;
           }
         }
         return n;
       };
-      for (const ch of ctx.digitChunks()) {
-        if (ch.glued) continue;
-        for (const seg of segmentsBesideCards(text, ch, segmentsOf(ch))) {
+      const scanSegments = (ch: DigitChunk, segs: readonly Segment[], sink: Finding[]): void => {
+        for (const seg of segs) {
           // Valid numbers first, exactly as without the context rule; the rule only adds a
           // finding where no valid number was found in the segment.
           reachedValidation = false;
-          if (scanSegment(ch, seg, false) === 0 && validation === 'valid' && reachedValidation) scanSegment(ch, seg, true);
+          if (scanSegment(ch, seg, false, sink) === 0 && validation === 'valid' && reachedValidation) scanSegment(ch, seg, true, sink);
         }
+      };
+      const wantsCards = ctx.wants('CREDIT_CARD');
+      for (const ch of ctx.digitChunks()) {
+        if (ch.glued) continue;
+        const segs = segmentsOf(ch);
+        const first = out.length;
+        scanSegments(ch, segs, out);
+        // Beside the cards of the chunk: what that reading adds where the chunk read whole found
+        // no number (two overlapping phone findings would leave the digits of one in clear).
+        // Without cards wanted no card finding can take those digits, so there is nothing to cut.
+        const beside = wantsCards ? segmentsBesideCards(text, ch, segs) : null;
+        if (beside === null || beside.length === 0) continue;
+        const more: Finding[] = [];
+        scanSegments(ch, beside, more);
+        for (const f of more) if (!overlapsAny(f, out, first)) out.push(f);
       }
     },
   };
