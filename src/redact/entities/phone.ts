@@ -102,29 +102,58 @@ function e164(candidate: string, digits: string, plus: boolean): string {
   return digits.startsWith('00') && !plus ? '+' + candidate.slice(candidate.indexOf('00') + 2) : candidate;
 }
 
+/** Digits in group `g` of `ch`. */
+function groupLength(ch: DigitChunk, g: number): number {
+  return ch.groupEnds[g]! - ch.groupStarts[g]!;
+}
+
+/** Group `g` of `ch` read as a number. */
+function groupValue(text: string, ch: DigitChunk, g: number): number {
+  return Number(text.slice(ch.groupStarts[g], ch.groupEnds[g]));
+}
+
+/**
+ * Groups [seg.g0, seg.g1] have another thing's shape: a version, a decimal, an IPv4 address, an
+ * SSN, a date, an ISBN. Read in place, without arrays of the window's lengths and separators: a
+ * run of short groups ("x=9 9 9 9 ...") asks this of dozens of windows each.
+ */
 function looksLikeOtherThing(text: string, ch: DigitChunk, seg: Segment, digits: string): boolean {
-  const lens: number[] = [];
-  const seps: string[] = [];
-  for (let g = seg.g0; g <= seg.g1; g++) {
-    lens.push(ch.groupEnds[g]! - ch.groupStarts[g]!);
-    if (g < seg.g1) seps.push(ch.seps[g]!);
+  const { g0, g1 } = seg;
+  const n = g1 - g0 + 1;
+  if (groupLength(ch, g1) < 2) return true; // ISBN-10 check digit, versions "1.2.10.1"
+  let allDots = n > 1;
+  let anyDash = false;
+  for (let g = g0; g < g1; g++) {
+    const sep = ch.seps[g];
+    if (sep !== '.') allDots = false;
+    if (sep === '-') anyDash = true;
   }
-  const n = lens.length;
-  if (lens[n - 1]! < 2) return true; // ISBN-10 check digit, versions "1.2.10.1"
-  const allDots = seps.length > 0 && seps.every((s) => s === '.');
   if (allDots) {
     if (n < 3) return true; // decimals
-    if (n === 4 && lens.every((l) => l <= 3)) return true; // IPv4
+    if (n === 4 && groupLength(ch, g0) <= 3 && groupLength(ch, g0 + 1) <= 3 && groupLength(ch, g0 + 2) <= 3 && groupLength(ch, g1) <= 3) return true; // IPv4
   }
-  if (n === 3 && lens[0] === 3 && lens[1] === 2 && lens[2] === 4 && seps[0] === seps[1] && seps[0] === '-') return true; // SSN
-  // Dates: 4-2-2 or 2-2-4 with a plausible month and day.
-  if (n === 3 && seps[0] === seps[1] && (seps[0] === '-' || seps[0] === '.')) {
-    const parts = [0, 1, 2].map((k) => Number(text.slice(ch.groupStarts[seg.g0 + k], ch.groupEnds[seg.g0 + k])));
-    if (lens[0] === 4 && lens[1] === 2 && lens[2] === 2 && parts[1]! >= 1 && parts[1]! <= 12 && parts[2]! >= 1 && parts[2]! <= 31) return true;
-    if (lens[0] === 2 && lens[1] === 2 && lens[2] === 4 && parts[0]! <= 31 && parts[1]! <= 31 && parts[2]! >= 1900 && parts[2]! <= 2100) return true;
+  if (n === 3) {
+    const s0 = ch.seps[g0];
+    const sameSeps = s0 === ch.seps[g0 + 1];
+    const l0 = groupLength(ch, g0);
+    const l1 = groupLength(ch, g0 + 1);
+    const l2 = groupLength(ch, g1);
+    if (l0 === 3 && l1 === 2 && l2 === 4 && sameSeps && s0 === '-') return true; // SSN
+    // Dates: 4-2-2 or 2-2-4 with a plausible month and day.
+    if (sameSeps && (s0 === '-' || s0 === '.')) {
+      if (l0 === 4 && l1 === 2 && l2 === 2) {
+        const month = groupValue(text, ch, g0 + 1);
+        const day = groupValue(text, ch, g1);
+        if (month >= 1 && month <= 12 && day >= 1 && day <= 31) return true;
+      }
+      if (l0 === 2 && l1 === 2 && l2 === 4) {
+        const year = groupValue(text, ch, g1);
+        if (groupValue(text, ch, g0) <= 31 && groupValue(text, ch, g0 + 1) <= 31 && year >= 1900 && year <= 2100) return true;
+      }
+    }
   }
   if (isbn13Valid(digits)) return true;
-  if (digits.length === 10 && mod11Valid(digits) && seps.some((s) => s === '-') && n === 4) return true;
+  if (digits.length === 10 && mod11Valid(digits) && anyDash && n === 4) return true;
   return false;
 }
 
@@ -218,6 +247,11 @@ export function createPhoneDetector(validation: PhoneValidation = 'valid'): Dete
        * (a possible number after a phone word), run only where the first pass found nothing.
        */
       const tryWindow = (ch: DigitChunk, g0: number, g1: number, fallback: boolean): Finding | null => {
+        // Counted before anything is built: most windows of a long run of short groups ("x=9 9 9
+        // 9 ...") hold too few digits or too many, and each was a string and an object for nothing.
+        let count = 0;
+        for (let g = g0; g <= g1; g++) count += ch.groupEnds[g]! - ch.groupStarts[g]!;
+        if (count < 7 || count > 17) return null; // nationalLen (below) is count, or count - 2
         const seg: Segment = { start: g0 === 0 ? ch.start : ch.groupStarts[g0]!, end: ch.groupEnds[g1]!, g0, g1 };
         let start = seg.start;
         if (g0 > 0 && text.charCodeAt(start - 1) === 40) start--; // "(579)" after a separator
@@ -279,7 +313,10 @@ export function createPhoneDetector(validation: PhoneValidation = 'valid'): Dete
         let blocks = 0;
         for (let g = seg.g0; g <= seg.g1; g++) if (ch.groupEnds[g]! - ch.groupStarts[g]! === 4) blocks++;
         if (blocks >= 4) return 0;
-        const cut = (g: number): boolean => /[ \t]/.test(ch.seps[g]!);
+        const cut = (g: number): boolean => {
+          const sep = ch.seps[g]!;
+          return sep.includes(' ') || sep.includes('\t');
+        };
         let n = 0;
         for (let g0 = seg.g0; g0 <= seg.g1; g0++) {
           if (g0 > seg.g0 && !cut(g0 - 1)) continue;
