@@ -122,6 +122,11 @@ async function verifyOnce(method: string, token: string, getKey: JWTVerifyGetKey
     // fault, not the token's.
     throw err instanceof TypeError ? new KeySetUnavailable('a key could not be used') : err;
   }
+  // jose accepts an `aud` array when one member matches, whatever the others are; a member that
+  // is not a string would reach the principal's audiences (and the policy) as it is.
+  if (Array.isArray(payload.aud) && payload.aud.some((a) => typeof a !== 'string')) {
+    throw unauthenticated(method, 'token claim "aud" is malformed');
+  }
   // jose checks `iat` only against a maximum age; a token issued in the future is refused here,
   // as Kubernetes' own validator does.
   if (typeof payload.iat === 'number' && payload.iat > o.nowMs / 1000 + o.clockToleranceSec) {
@@ -148,6 +153,7 @@ function describeJoseError(err: unknown): string {
       return 'token expired';
     case 'ERR_JWT_CLAIM_VALIDATION_FAILED':
       if ((err as { reason?: string }).reason === 'invalid') return `token claim "${claim ?? 'unknown'}" is malformed`;
+      if ((err as { reason?: string }).reason === 'missing') return `token claim "${claim ?? 'unknown'}" is missing`;
       if (claim === 'nbf') return 'token not yet valid';
       if (claim === 'aud') return 'token audience not accepted';
       if (claim === 'iss') return 'token issuer not accepted';

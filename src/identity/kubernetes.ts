@@ -57,33 +57,41 @@ export class KubernetesTokenAuthenticator implements Authenticator {
   }
 
   private serviceAccountOf(payload: JWTPayload): { namespace: string; serviceAccount: string; pod?: string } {
-    const k8s = payload['kubernetes.io'] as { namespace?: unknown; serviceaccount?: { name?: unknown }; pod?: { name?: unknown } } | undefined;
-    const legacy = typeof payload.sub === 'string' ? LEGACY_SUB.exec(payload.sub) : null;
+    const k8s = payload['kubernetes.io'];
+    // Present but not an object (or an array): malformed, not a reason to fall back to `sub`.
+    if (k8s !== undefined && !isObject(k8s)) throw unauthenticated(this.method, 'token kubernetes.io claim is not an object');
     let namespace: unknown;
     let serviceAccount: unknown;
     let pod: unknown;
-    // Present but not an object (or an array): malformed, not a reason to fall back to `sub`.
-    if (k8s !== undefined && (k8s === null || typeof k8s !== 'object' || Array.isArray(k8s))) {
-      throw unauthenticated(this.method, 'token kubernetes.io claim is not an object');
-    }
     if (k8s) {
-      namespace = k8s.namespace;
-      serviceAccount = k8s.serviceaccount?.name;
-      pod = k8s.pod?.name;
-      if (legacy && (legacy[1] !== namespace || legacy[2] !== serviceAccount)) {
-        throw unauthenticated(this.method, 'token sub and kubernetes.io claims disagree');
-      }
-    } else if (legacy) {
+      namespace = k8s['namespace'];
+      const sa = k8s['serviceaccount'];
+      serviceAccount = isObject(sa) ? sa['name'] : undefined;
+      // A token bound to no pod has no `pod` member; one that is there must name the pod.
+      const boundPod = k8s['pod'];
+      if (boundPod !== undefined) pod = isObject(boundPod) && typeof boundPod['name'] === 'string' ? boundPod['name'] : null;
+    } else {
+      const legacy = typeof payload.sub === 'string' ? LEGACY_SUB.exec(payload.sub) : null;
+      if (!legacy) throw unauthenticated(this.method, 'token carries no service account (kubernetes.io claim or system:serviceaccount sub)');
       namespace = legacy[1];
       serviceAccount = legacy[2];
-    } else {
-      throw unauthenticated(this.method, 'token carries no service account (kubernetes.io claim or system:serviceaccount sub)');
     }
     if (typeof namespace !== 'string' || !LABEL.test(namespace) || namespace.length > 63) throw unauthenticated(this.method, 'token namespace claim is invalid');
     if (typeof serviceAccount !== 'string' || !SUBDOMAIN.test(serviceAccount) || serviceAccount.length > 253) {
       throw unauthenticated(this.method, 'token service account claim is invalid');
     }
-    if (pod !== undefined && (typeof pod !== 'string' || !SUBDOMAIN.test(pod))) throw unauthenticated(this.method, 'token pod claim is invalid');
-    return pod === undefined ? { namespace, serviceAccount } : { namespace, serviceAccount, pod: pod as string };
+    // With kubernetes.io, any `sub` at all must be this very service account: one of another
+    // shape, or one that only starts like one, is a claim the token makes about someone else.
+    if (k8s && payload.sub !== undefined && payload.sub !== `system:serviceaccount:${namespace}:${serviceAccount}`) {
+      throw unauthenticated(this.method, 'token sub and kubernetes.io claims disagree');
+    }
+    if (pod === undefined) return { namespace, serviceAccount };
+    if (typeof pod !== 'string' || !SUBDOMAIN.test(pod) || pod.length > 253) throw unauthenticated(this.method, 'token pod claim is invalid');
+    return { namespace, serviceAccount, pod };
   }
+}
+
+/** A JSON object (not null, not an array). */
+function isObject(v: unknown): v is Record<string, unknown> {
+  return typeof v === 'object' && v !== null && !Array.isArray(v);
 }

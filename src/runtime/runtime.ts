@@ -5,7 +5,6 @@
  * the grace period, flush the audit log.
  */
 import type { Server } from 'node:http';
-import type * as grpc from '@grpc/grpc-js';
 import type { Config } from '../config/schema.js';
 import { formatListen } from '../config/listen.js';
 import { createPipeline, type Pipeline } from '../pipeline/pipeline.js';
@@ -175,9 +174,9 @@ export async function createRuntime(config: Config, opts: RuntimeOptions = {}): 
   let reloader: Reloader | undefined;
   let httpIngress: HttpIngress | undefined;
   const httpIngresses: HttpIngress[] = [];
-  let grpcIngress: GrpcIngress | undefined;
+  /** The TCP server, then the Unix-socket one when listen.grpc_socket is set. */
+  const grpcIngresses: GrpcIngress[] = [];
   const httpServers: Server[] = [];
-  let grpcServer: grpc.Server | undefined;
   let adminServer: Server | undefined;
   let shutdownPromise: Promise<void> | undefined;
 
@@ -240,16 +239,18 @@ export async function createRuntime(config: Config, opts: RuntimeOptions = {}): 
     const admission = new Admission(limits.maxInFlight);
     metrics.trackInFlight(() => admission.inFlight, admission.max);
     httpIngress = createHttpIngress({ pipeline, limits, logger, draining: () => draining, configuredModels, onRejected, admission });
-    grpcIngress = createGrpcIngress({
-      pipeline,
-      limits,
-      logger,
-      admission,
-      health,
-      draining: () => draining,
-      unixListener: config.listen.grpc_socket !== undefined,
-      onRejected: (code, seconds) => metrics.observeRequest({ protocol: 'grpc', code, seconds }),
-    });
+    const grpcIngressFor = (unixListener: boolean) =>
+      createGrpcIngress({
+        pipeline,
+        limits,
+        logger,
+        admission,
+        health,
+        draining: () => draining,
+        unixListener,
+        onRejected: (code, seconds) => metrics.observeRequest({ protocol: 'grpc', code, seconds }),
+      });
+    const grpcIngress = grpcIngressFor(false);
     adminServer = createAdminServer({ registry: metrics.registry, readiness });
 
     const httpInfo = await listenTcp(httpIngress.server, config.listen.http);
@@ -264,13 +265,17 @@ export async function createRuntime(config: Config, opts: RuntimeOptions = {}): 
       httpIngresses.push(unixIngress);
     }
 
-    grpcServer = grpcIngress.server;
     const g = config.listen.grpc;
-    const grpcPort = await bindGrpc(grpcServer, formatListen(g));
+    grpcIngresses.push(grpcIngress);
+    const grpcPort = await bindGrpc(grpcIngress.server, formatListen(g));
     out.grpc = formatListen({ host: g.host, port: grpcPort });
     if (config.listen.grpc_socket) {
+      // A server of its own, as for HTTP: grpc-js cannot say which listener a call came in on,
+      // and the dev identity must know a Unix-socket caller from a TCP one (grpcPeerInfo).
+      const unixIngress = grpcIngressFor(true);
+      grpcIngresses.push(unixIngress);
       await prepareSocketPath(config.listen.grpc_socket, 'listen.grpc_socket');
-      await bindGrpc(grpcServer, `unix:${config.listen.grpc_socket}`);
+      await bindGrpc(unixIngress.server, `unix:${config.listen.grpc_socket}`);
       out.grpcSocket = config.listen.grpc_socket;
     }
 
@@ -300,7 +305,7 @@ export async function createRuntime(config: Config, opts: RuntimeOptions = {}): 
       reloader?.close();
       reloads.close();
       const graceMs = config.limits.shutdown_grace_ms;
-      logger.info({ reason, grace_ms: graceMs, in_flight: (httpIngress?.inFlight() ?? 0) + (grpcIngress?.inFlight() ?? 0) }, 'shutting down');
+      logger.info({ reason, grace_ms: graceMs, in_flight: (httpIngress?.inFlight() ?? 0) + grpcIngresses.reduce((n, i) => n + i.inFlight(), 0) }, 'shutting down');
 
       // Stop accepting; idle keep-alive connections close now, busy ones after their response.
       const closing = httpServers.map((s) => {
@@ -308,9 +313,7 @@ export async function createRuntime(config: Config, opts: RuntimeOptions = {}): 
         s.closeIdleConnections();
         return done;
       });
-      const grpcDone = grpcServer
-        ? new Promise<void>((resolve) => (grpcServer as grpc.Server).tryShutdown(() => resolve()))
-        : Promise.resolve();
+      const grpcDone = Promise.all(grpcIngresses.map((i) => new Promise<void>((resolve) => i.server.tryShutdown(() => resolve()))));
 
       let timer: NodeJS.Timeout | undefined;
       const deadline = new Promise<'timeout'>((resolve) => {
@@ -328,7 +331,7 @@ export async function createRuntime(config: Config, opts: RuntimeOptions = {}): 
       if (outcome === 'timeout') {
         logger.warn({ grace_ms: graceMs }, 'grace period over: closing the remaining connections');
         for (const i of httpIngresses) i.closeAll();
-        grpcIngress?.forceShutdown();
+        for (const i of grpcIngresses) i.forceShutdown();
       }
       if (adminServer) {
         adminServer.closeAllConnections();

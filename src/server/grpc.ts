@@ -126,14 +126,16 @@ export function toGrpcError(err: WardenError, code: grpc.status = STATUS[err.grp
 }
 
 /**
- * grpc-js reports the peer as `host:port` (`127.0.0.1:5000`, `::1:5000`, no brackets) and as
- * `unknown` when the socket has no remote address, which only a Unix-socket connection lacks.
- * `unknown` counts as a Unix peer only when this server listens on a Unix socket at all.
+ * grpc-js reports the peer as `host:port` (`127.0.0.1:5000`, `::1:5000`, no brackets), and as
+ * `unknown` when the connection's socket has no remote address: a Unix-socket connection, but
+ * also a TCP connection that is already gone when the call is handled (grpc-js reads the socket
+ * then, not when the call arrived). So `unknown` says nothing about the listener: the transport
+ * comes from the server instead, which is bound either to the Unix socket alone (`unixListener`,
+ * every caller is a Unix peer) or to TCP alone, where a peer it cannot name is never local.
  */
 export function grpcPeerInfo(peer: string, unixListener: boolean): PeerInfo {
-  if (peer === 'unknown' || peer === '' || peer.startsWith('unix:')) {
-    return unixListener ? { address: 'unix', local: true, transport: 'unix' } : { address: 'unknown', local: false, transport: 'tcp' };
-  }
+  if (unixListener) return { address: 'unix', local: true, transport: 'unix' };
+  if (peer === 'unknown' || peer === '' || peer.startsWith('unix:')) return { address: 'unknown', local: false, transport: 'tcp' };
   let host = peer.replace(/^ipv[46]:/, '');
   const colon = host.lastIndexOf(':');
   if (colon > 0 && /^\d+$/.test(host.slice(colon + 1))) host = host.slice(0, colon);
@@ -430,7 +432,10 @@ export interface GrpcIngressOptions {
   logger: PipelineLogger;
   health: HealthState;
   draining?: () => boolean;
-  /** True when the server is also bound to a Unix domain socket. */
+  /**
+   * True for a server bound only to a Unix domain socket (its callers are local); false for one
+   * bound only to TCP. Never both on one server: its peers could not be told apart (grpcPeerInfo).
+   */
   unixListener?: boolean;
   /** Counts calls refused before they became a PromptRequest (they never reach the pipeline). */
   onRejected?: (code: string, seconds: number) => void;
@@ -484,6 +489,8 @@ export function createGrpcIngress(opts: GrpcIngressOptions): GrpcIngress {
 
   function metaFor(call: AnyCall, action: Action, stream: boolean, signal: CancelSignal, cancel: (reason: unknown) => void): GrpcMeta {
     const tp = call.metadata.get('traceparent')[0];
+    // Read once, as the handler starts (before any await): later the connection may be gone,
+    // and grpc-js then names no peer at all.
     const peer = grpcPeerInfo(call.getPeer(), opts.unixListener === true);
     return {
       id: randomUUID(),

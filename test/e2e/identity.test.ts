@@ -162,6 +162,25 @@ describe('SPIFFE JWT-SVID through the HTTP server', () => {
   });
 });
 
+describe('Kubernetes service-account claims through the HTTP server', () => {
+  it('a malformed pod claim, or a sub that is not the kubernetes.io service account, is unauthenticated and audited without a principal', async () => {
+    const bound = { namespace: 'support', serviceaccount: { name: 'ticket-bot', uid: 'u-1' } };
+    const cases: Array<[Record<string, unknown>, string]> = [
+      [{ 'kubernetes.io': { ...bound, pod: 'not-an-object' }, sub: 'system:serviceaccount:support:ticket-bot' }, 'token pod claim is invalid'],
+      [{ 'kubernetes.io': bound, sub: 'system:serviceaccount:labs:raw-bot:x' }, 'token sub and kubernetes.io claims disagree'],
+      [{ 'kubernetes.io': bound, sub: 'admin' }, 'token sub and kubernetes.io claims disagree'],
+    ];
+    for (const [claims, message] of cases) {
+      const r = await chat(await prepared.signer.claims(claims));
+      expect(r.status).toBe(401);
+      expect(r.json.error).toMatchObject({ code: 'unauthenticated', message: `kubernetes authentication failed: ${message}` });
+      const rec = auditRecords().at(-1)!;
+      expect(rec.error_code).toBe('unauthenticated');
+      expect(rec.principal).toBeNull();
+    }
+  });
+});
+
 describe('SPIFFE bundle keys', () => {
   it('x509-svid keys in a bundle never verify a JWT-SVID', async () => {
     const { jwtSvidKeys } = await import('../../src/identity/spiffe.js');

@@ -164,7 +164,7 @@ describe('KubernetesTokenAuthenticator (JWKS URL)', () => {
 
   it('requires exp and service-account claims that agree', async () => {
     const noExp = await new SignJWT(k8sClaims()).setProtectedHeader({ alg: 'RS256', kid: 'rsa-1' }).setIssuer(ISSUER).setAudience(AUD).sign(rsa.privateKey);
-    await authError(k8s, creds(noExp));
+    expect((await authError(k8s, creds(noExp))).message).toBe('kubernetes authentication failed: token claim "exp" is missing');
     expect((await authError(k8s, creds(await sign({ sub: 'someone' })))).message).toMatch(/no service account/);
     const mixed = { ...k8sClaims('payments', 'checkout'), sub: 'system:serviceaccount:kube-system:admin' };
     expect((await authError(k8s, creds(await sign(mixed)))).message).toMatch(/disagree/);
@@ -174,6 +174,53 @@ describe('KubernetesTokenAuthenticator (JWKS URL)', () => {
       const token = await sign({ 'kubernetes.io': bad, sub: 'system:serviceaccount:payments:checkout' });
       expect((await authError(k8s, creds(token))).message).toMatch(/kubernetes\.io claim is not an object/);
     }
+  });
+
+  it('refuses a sub that is not exactly the kubernetes.io service account, whatever its shape', async () => {
+    // Only a sub of the service-account shape used to be compared: any other sub passed unchecked.
+    for (const sub of ['system:serviceaccount:payments:checkout:x', 'admin', 'system:serviceaccount:payments', '']) {
+      const err = await authError(k8s, creds(await sign({ ...k8sClaims(), sub })));
+      expect(err.message).toBe('kubernetes authentication failed: token sub and kubernetes.io claims disagree');
+      if (sub.length > 0) expect(err.message).not.toContain(sub);
+    }
+    // Agreeing, or no sub at all: accepted.
+    expect(await k8s.authenticate(creds(await sign(k8sClaims())))).toMatchObject({ namespace: 'payments', service_account: 'checkout' });
+    const { sub: _sub, ...noSub } = k8sClaims();
+    expect(await k8s.authenticate(creds(await sign(noSub)))).toMatchObject({ namespace: 'payments', service_account: 'checkout' });
+  });
+
+  it('refuses malformed kubernetes.io members instead of leaving them out', async () => {
+    const base = k8sClaims()['kubernetes.io'] as Record<string, unknown>;
+    const cases: Array<[Record<string, unknown>, string]> = [
+      [{ ...base, pod: 'not-an-object' }, 'token pod claim is invalid'],
+      [{ ...base, pod: null }, 'token pod claim is invalid'],
+      [{ ...base, pod: ['checkout-1'] }, 'token pod claim is invalid'],
+      [{ ...base, pod: { uid: 'a5e0b1c2' } }, 'token pod claim is invalid'],
+      [{ ...base, pod: { name: 'Not_A_Pod' } }, 'token pod claim is invalid'],
+      [{ ...base, serviceaccount: 'checkout' }, 'token service account claim is invalid'],
+      [{ ...base, serviceaccount: null }, 'token service account claim is invalid'],
+    ];
+    for (const [claim, message] of cases) {
+      const err = await authError(k8s, creds(await sign({ 'kubernetes.io': claim, sub: 'system:serviceaccount:payments:checkout' })));
+      expect(err.message).toBe(`kubernetes authentication failed: ${message}`);
+      expect(err.message).not.toMatch(/not-an-object|Not_A_Pod/);
+    }
+    // A token bound to no pod (no pod member) is fine.
+    const { pod: _pod, ...noPod } = base;
+    const p = await k8s.authenticate(creds(await sign({ 'kubernetes.io': noPod, sub: 'system:serviceaccount:payments:checkout' })));
+    expect(p).toMatchObject({ namespace: 'payments', service_account: 'checkout' });
+    expect(p).not.toHaveProperty('pod');
+  });
+
+  it('refuses an aud array holding anything but strings', async () => {
+    // In the payload itself: jose's setAudience refuses to write such a claim.
+    const token = await new SignJWT({ ...k8sClaims(), aud: [5, AUD] as unknown as string[] })
+      .setProtectedHeader({ alg: 'RS256', kid: 'rsa-1' })
+      .setIssuer(ISSUER)
+      .setExpirationTime(now() + 600)
+      .sign(rsa.privateKey);
+    const err = await authError(k8s, creds(token));
+    expect(err.message).toBe('kubernetes authentication failed: token claim "aud" is malformed');
   });
 
   it('leaves other issuers and non-JWT bearers to other methods', async () => {
