@@ -148,6 +148,10 @@ describe('a granted secret the template placed, holding PII', () => {
     expect(e.code).toBe('redaction_blocked');
     expect(e.details).toEqual({ reason: 'blocked_entities', entities: ['IP_ADDRESS'] });
     expect(`${e.message} ${JSON.stringify(e.details)}`).not.toMatch(FRAGMENT);
+    // A placed secret that looks like a credential, under a policy that blocks SECRETS.
+    const key = new Map([...SECRETS, ['file:secrets/mail', 'AKIAIOSFODNN7EXAMPLE']]);
+    const blocked = await thrownBy(render(r, 'K={{mail}}', { modes: { SECRETS: 'block' } }, 'nobody', key));
+    expect(blocked.details).toEqual({ reason: 'blocked_entities', entities: ['AWS_ACCESS_KEY_ID'] });
   });
 
   it('a secret the template did not place is still refused, also inside a placed one', async () => {
