@@ -49,6 +49,12 @@ export interface ChatMessage {
 export interface TextProvenance {
   readonly text: string;
   key(): string;
+  /**
+   * Where the template placed secret values in `text` (`source: secret` variables), as
+   * `[start, end)` UTF-16 offsets in ascending order, not overlapping. Such a value is the
+   * credential the decision granted: redaction leaves it as fetched (see redact/session.ts).
+   */
+  readonly secretSpans?: ReadonlyArray<readonly [number, number]>;
 }
 
 export interface ToolDefinition {

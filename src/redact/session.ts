@@ -384,10 +384,20 @@ export class Session implements RedactionSession {
 
   private promptModeOf = (entity: string): RedactionMode => this.plan.modes.get(entity) ?? 'mask';
 
+  /**
+   * A secret value the template placed (`provenance.secretSpans`, valid only for the very text it
+   * rendered) is the credential the decision granted: it goes upstream as fetched, so findings
+   * inside it are not replaced (an address rewritten inside a password would send a credential
+   * nobody issued, and the rest of the value would no longer be one the leak guard recognises).
+   * A `block` entity inside it still refuses the request (applyPrompt reads `seen`): the value is
+   * sent whole or not at all.
+   */
   private promptText(text: string, provenance?: TextProvenance): string {
     if (text.length === 0) return text;
     const res = this.scanPrompt(text, provenance);
-    return this.applyPrompt(text, res.findings, res.seen, this.promptModeOf);
+    const spans = provenance !== undefined && provenance.text === text ? provenance.secretSpans : undefined;
+    const findings = spans !== undefined && spans.length > 0 && res.findings.length > 0 ? outsideSpans(res.findings, spans) : res.findings;
+    return this.applyPrompt(text, findings, res.seen, this.promptModeOf);
   }
 
   private scanPrompt(text: string, provenance?: TextProvenance): PromptScan {
@@ -584,6 +594,28 @@ export class Session implements RedactionSession {
   get detectorFailures(): number {
     return this.failures;
   }
+}
+
+/**
+ * `findings` (sorted, not overlapping) without what lies inside `spans` (sorted, not overlapping):
+ * a finding inside a span is dropped, one that crosses a span's edge keeps only its parts outside
+ * (the caller's `bob` before a secret `@corp.example.com…` is still masked, the secret is not).
+ * New objects for clipped findings: cached findings are shared across requests.
+ */
+function outsideSpans(findings: readonly Finding[], spans: ReadonlyArray<readonly [number, number]>): Finding[] {
+  const out: Finding[] = [];
+  for (const f of findings) {
+    let start = f.start;
+    for (const [s, e] of spans) {
+      if (e <= start) continue;
+      if (s >= f.end) break;
+      if (s > start) out.push(start === f.start && s === f.end ? f : { ...f, start, end: s });
+      start = e;
+      if (start >= f.end) break;
+    }
+    if (start < f.end) out.push(start === f.start ? f : { ...f, start });
+  }
+  return out;
 }
 
 /**

@@ -86,6 +86,8 @@ export class RenderedText implements TextProvenance {
      * `stamps`): each stands for exactly one value, so they name the values without a hash.
      */
     private readonly stamps?: readonly string[],
+    /** Where secret values sit in `text` (TextProvenance.secretSpans); offsets, never values. */
+    readonly secretSpans?: ReadonlyArray<readonly [number, number]>,
   ) {}
 
   key(): string {

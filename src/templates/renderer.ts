@@ -132,7 +132,9 @@ export function checkVariableValue(name: string, spec: VariableSpec, value: unkn
  * With `provenance`, stores at each index what produced the content (see provenance.ts).
  * `stamps` names some variables' values (name → stamp): a stamp must stand for exactly one value
  * for as long as this compiled template lives. A message whose every inserted value has a stamp is
- * named by its stamps instead of a digest of its values.
+ * named by its stamps instead of a digest of its values. `secrets` names the variables whose
+ * values are secrets: their spans in each content go into its provenance (secretSpans), so that
+ * redaction sends the granted credential as fetched and the leak guard can mask it whole.
  */
 export function renderTemplate(
   template: Template,
@@ -140,6 +142,7 @@ export function renderTemplate(
   json?: Array<string | undefined>,
   provenance?: RenderedText[],
   stamps?: Readonly<Record<string, string>>,
+  secrets?: ReadonlySet<string>,
 ): ChatMessage[] {
   const c = compileTemplate(template);
   const out: ChatMessage[] = new Array(c.messages.length);
@@ -154,6 +157,7 @@ export function renderTemplate(
     const inserted: string[] | undefined = provenance ? [] : undefined;
     // The stamps of the inserted values, while every one has a stamp.
     let named: string[] | undefined = provenance && stamps ? [] : undefined;
+    let secretSpans: Array<[number, number]> | undefined;
     let content = '';
     let literal: string | undefined = json ? '' : undefined;
     let fixedIndex = 0;
@@ -173,6 +177,7 @@ export function renderTemplate(
         }
         piece = v;
         inserted?.push(v);
+        if (provenance && v.length > 0 && secrets?.has(seg.variable)) (secretSpans ??= []).push([content.length, content.length + v.length]);
         if (named) {
           const stamp = stamps![seg.variable];
           if (stamp === undefined) named = undefined;
@@ -187,7 +192,7 @@ export function renderTemplate(
     }
     out[i] = { role: m.role, content };
     if (json) json[i] = literal === undefined ? undefined : `"${literal}"`;
-    if (provenance) provenance[i] = new RenderedText(content, m.source, inserted!, named);
+    if (provenance) provenance[i] = new RenderedText(content, m.source, inserted!, named, secretSpans);
   }
   return out;
 }

@@ -74,6 +74,8 @@ export function createRenderStage(): Stage {
       // Names of the values that are not the caller's (see renderTemplate): a config value is fixed
       // for the template object, a cached secret value has the resolver's stamp.
       let stamps: Record<string, string> | undefined;
+      // The secret variables: where their values land is recorded for redaction (renderTemplate).
+      let secretVariables: Set<string> | undefined;
       for (const name in template.variables) {
         const spec = template.variables[name]!;
         if (spec.source === 'request') {
@@ -88,6 +90,7 @@ export function createRenderStage(): Stage {
             throw new WardenError('secret_unavailable', `secret ${ref} was not resolved for variable ${name}`, { details: { ref, variable: name } });
           }
           values[name] = v;
+          (secretVariables ??= new Set()).add(name);
           (inPrompt ??= ctx.secretsInPrompt ?? new Set()).add(ref);
           const stamp = ctx.secretStamps?.get(ref);
           if (stamp !== undefined) (stamps ??= Object.create(null) as Record<string, string>)[name] = stamp;
@@ -96,7 +99,7 @@ export function createRenderStage(): Stage {
       if (inPrompt) ctx.secretsInPrompt = inPrompt;
       const json: Array<string | undefined> = [];
       const provenance: RenderedText[] = [];
-      ctx.messages = renderTemplate(template, values, json, provenance, stamps);
+      ctx.messages = renderTemplate(template, values, json, provenance, stamps, secretVariables);
       ctx.contentJson = json;
       ctx.renderProvenance = provenance;
     },
