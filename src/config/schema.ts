@@ -426,6 +426,11 @@ const ReloadSchema = z.strictObject({
   /** Watch template and policy paths; SIGHUP reloads either way. */
   watch: z.boolean().default(true),
   debounce_ms: durationMs(0).default(250),
+  /**
+   * With `watch`: how often every watched file's identity (inode, size, times) is compared with
+   * the last check, a backstop for changes no file watch reports; 0 turns the check off.
+   */
+  poll_ms: durationMs(0).default(2000),
   /** Deadline for one reload (and the first load): past it the reload is rejected, the last good set keeps serving. */
   timeout_ms: durationMs().default(30_000),
 });

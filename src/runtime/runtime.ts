@@ -286,6 +286,7 @@ export async function createRuntime(config: Config, opts: RuntimeOptions = {}): 
       reloader = await startReloader({
         paths: [...config.policy.paths, ...config.templates.paths],
         debounceMs: config.reload.debounce_ms,
+        pollMs: config.reload.poll_ms,
         reload,
         queue: reloads,
         onWatchError: (path, code) => logger.warn({ path, code }, 'cannot watch path for changes; SIGHUP still reloads'),

@@ -57,6 +57,7 @@ describe('defaults', () => {
       shutdown_grace_ms: 10000,
     });
     expect(c.log).toEqual({ level: 'info', format: 'json' });
+    expect(c.reload).toEqual({ watch: true, debounce_ms: 250, poll_ms: 2000, timeout_ms: 30000 });
   });
 
   it('an empty file gives the defaults, and warns that nothing is allowed', () => {
@@ -193,7 +194,7 @@ describe('errors name file:line:col, key path and what is wrong', () => {
       '  echo: { kind: echo }',
       '  up: { kind: openai, base_url: "https://x.example/v1", timeouts: { connect_ms: 3000000000, headers_ms: 3000000000, body_ms: 3000000000 } }',
       'limits: { client_timeout_ms: 3000000000, upstream_timeout_ms: 3000000000, shutdown_grace_ms: 3000000000 }',
-      'reload: { debounce_ms: 1e12, timeout_ms: 3000000000 }',
+      'reload: { debounce_ms: 1e12, poll_ms: 3000000000, timeout_ms: 3000000000 }',
     ].join('\n');
     expect(problems(text).map((p) => `${p.path}: ${p.message}`)).toEqual([
       `policy.timeout_ms: ${max}`,
@@ -206,6 +207,7 @@ describe('errors name file:line:col, key path and what is wrong', () => {
       `limits.upstream_timeout_ms: ${max}`,
       `limits.shutdown_grace_ms: ${max}`,
       `reload.debounce_ms: ${max}`,
+      `reload.poll_ms: ${max}`,
       `reload.timeout_ms: ${max}`,
     ]);
     const ok = parseConfig('limits: { upstream_timeout_ms: 2147483647 }\nsecrets: { default_ttl_ms: 0 }\n', 'w.yaml');

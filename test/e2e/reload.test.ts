@@ -2,7 +2,7 @@
  * Hot reload: a file change swaps the template/policy set atomically; a bad change is rejected
  * with a log line naming file and line, and the last good set keeps serving.
  */
-import { appendFileSync, readFileSync, writeFileSync } from 'node:fs';
+import { appendFileSync, mkdirSync, readFileSync, renameSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { postChat } from './helpers/http.js';
@@ -188,6 +188,58 @@ describe('hot reload', () => {
     const applied = w.logs.filter((l) => l.includes('reload applied')).length;
     writeFileSync(file, '');
     await eventually(() => w.logs.filter((l) => l.includes('reload applied')).length > applied);
+  });
+
+  /** The policy with the template rule's grant turned into a deny: what revoking access looks like. */
+  function revoked(policy: string): string {
+    const grant = '"allow": true,\n\t"reasons": ["service is allowed by the template"],';
+    expect(policy).toContain(grant);
+    return policy.replace(grant, '"allow": false,\n\t"reasons": ["revoked by the test"],');
+  }
+
+  // sed -i, vim and most editors save by writing a temp file and renaming it over the original;
+  // on Node 20 and 24 a recursive fs.watch then stopped reporting that file for good, so a later
+  // in-place revocation kept the old grant serving until SIGHUP.
+  it('a policy file saved by rename is still watched: a later in-place edit that revokes access applies without SIGHUP', { timeout: 30_000 }, async () => {
+    const policy = join(w.dir, 'policies', 'e2e.rego');
+    const original = readFileSync(policy, 'utf8');
+    const before = (await readyz()).policy_revision;
+    writeFileSync(`${policy}.tmp`, `# saved by rename\n${original}`);
+    renameSync(`${policy}.tmp`, policy);
+    await eventually(async () => (await readyz()).policy_revision !== before);
+    expect((await call(3)).status).toBe(200);
+
+    writeFileSync(policy, revoked(original)); // in place, as `open(p, 'w')` or `>` does
+    await eventually(async () => (await call(3)).status === 403);
+    expect((await call(3)).body.error.code).toBe('policy_denied');
+    writeFileSync(policy, original);
+    await eventually(async () => (await call(3)).status === 200);
+  });
+
+  // A mounted ConfigMap: `e2e.rego -> ..data/e2e.rego`, `..data -> ..<timestamp>`; the kubelet
+  // writes a new timestamped directory and renames a new `..data` link over the old one.
+  it('a Kubernetes ConfigMap update (the ..data link swapped) applies, a revocation included', { timeout: 30_000 }, async () => {
+    const dir = join(w.dir, 'policies');
+    const original = readFileSync(join(dir, 'e2e.rego'), 'utf8');
+    let n = 0;
+    const publish = (text: string): void => {
+      const old = n > 0 ? `..ts${n}` : undefined;
+      n++;
+      mkdirSync(join(dir, `..ts${n}`));
+      writeFileSync(join(dir, `..ts${n}`, 'e2e.rego'), text);
+      symlinkSync(`..ts${n}`, join(dir, '..data_tmp'));
+      renameSync(join(dir, '..data_tmp'), join(dir, '..data'));
+      if (old) rmSync(join(dir, old), { recursive: true });
+    };
+    publish(original);
+    symlinkSync('..data/e2e.rego', join(dir, 'e2e.rego.link'));
+    renameSync(join(dir, 'e2e.rego.link'), join(dir, 'e2e.rego'));
+    expect((await call(3)).status).toBe(200);
+
+    publish(revoked(original));
+    await eventually(async () => (await call(3)).status === 403);
+    publish(original);
+    await eventually(async () => (await call(3)).status === 200);
   });
 
   it('an explicit reload (what SIGHUP triggers) reports success and keeps the revision when nothing changed', async () => {

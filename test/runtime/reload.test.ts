@@ -1,8 +1,9 @@
 /**
- * The reload queue and the file watch: reloads never overlap, and a watched directory that is
- * replaced (moved away and back, removed and recreated) is watched again.
+ * The reload queue and the file watch: reloads never overlap, a watched directory that is
+ * replaced (moved away and back, removed and recreated) is watched again, a file saved by
+ * rename is still watched afterwards, and the periodic check catches what no watch reports.
  */
-import { mkdirSync, mkdtempSync, renameSync, rmSync, writeFileSync } from 'node:fs';
+import { linkSync, mkdirSync, mkdtempSync, renameSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
@@ -72,7 +73,7 @@ describe('file watch', () => {
     if (root) rmSync(root, { recursive: true, force: true });
   });
 
-  async function start(): Promise<{ dir: string; reasons: string[]; rewatched: string[] }> {
+  async function start(pollMs = 0): Promise<{ dir: string; reasons: string[]; rewatched: string[] }> {
     root = mkdtempSync(join(tmpdir(), 'warden-reload-'));
     const dir = join(root, 'templates');
     mkdirSync(join(dir, 'sub'), { recursive: true });
@@ -82,12 +83,100 @@ describe('file watch', () => {
     reloader = await startReloader({
       paths: [dir],
       debounceMs: 20,
+      pollMs,
       reload: async (reason) => (reasons.push(reason), true),
       onWatchError: () => {},
       onRewatch: (p) => rewatched.push(p),
     });
     return { dir, reasons, rewatched };
   }
+
+  /** What `sed -i`, vim and most editors do: write a temp file, rename it over the original. */
+  function replaceByRename(file: string, text: string): void {
+    writeFileSync(`${file}.tmp`, text);
+    renameSync(`${file}.tmp`, file);
+  }
+
+  // Node 20 and 24's recursive fs.watch on Linux stop reporting a file once it was replaced by
+  // rename: a later in-place edit (here: one that could revoke a grant) was never reloaded.
+  it('reloads on an in-place edit of a file that was earlier saved by rename (watch alone, no periodic check)', async () => {
+    const { dir, reasons } = await start(0);
+    for (const file of [join(dir, 'sub', 'a.yaml'), join(dir, 'top.yaml')]) {
+      writeFileSync(file, 'first');
+      await until(() => reasons.length >= 1);
+      await sleep(100);
+      const beforeRename = reasons.length;
+      replaceByRename(file, 'second');
+      await until(() => reasons.length > beforeRename);
+      await sleep(100);
+      const beforeEdit = reasons.length;
+      writeFileSync(file, 'third, in place');
+      await until(() => reasons.length > beforeEdit);
+      await sleep(100);
+      const beforeAppend = reasons.length;
+      writeFileSync(file, 'fourth, in place again');
+      await until(() => reasons.length > beforeAppend);
+    }
+  });
+
+  it('watches a sub-directory created (or moved in) after the start, including its later in-place edits', async () => {
+    const { dir, reasons } = await start(0);
+    mkdirSync(join(dir, 'new', 'deeper'), { recursive: true });
+    await sleep(150);
+    const beforeCreate = reasons.length;
+    writeFileSync(join(dir, 'new', 'deeper', 'b.yaml'), '1');
+    await until(() => reasons.length > beforeCreate);
+    await sleep(100);
+    const beforeEdit = reasons.length;
+    writeFileSync(join(dir, 'new', 'deeper', 'b.yaml'), '2');
+    await until(() => reasons.length > beforeEdit);
+
+    const outside = join(root!, 'staged');
+    mkdirSync(outside);
+    writeFileSync(join(outside, 'c.yaml'), '1');
+    renameSync(outside, join(dir, 'moved-in'));
+    await sleep(150);
+    const beforeMoved = reasons.length;
+    writeFileSync(join(dir, 'moved-in', 'c.yaml'), '2');
+    await until(() => reasons.length > beforeMoved);
+  });
+
+  it('the periodic check reloads on a change no watch reports (a hard-linked file edited through its other name)', async () => {
+    root = mkdtempSync(join(tmpdir(), 'warden-reload-poll-'));
+    const dir = join(root, 'policies');
+    const elsewhere = join(root, 'elsewhere');
+    mkdirSync(dir);
+    mkdirSync(elsewhere);
+    writeFileSync(join(elsewhere, 'p.rego'), 'package a\n');
+    linkSync(join(elsewhere, 'p.rego'), join(dir, 'p.rego'));
+    const reasons: string[] = [];
+    reloader = await startReloader({ paths: [dir], debounceMs: 20, pollMs: 100, reload: async (r) => (reasons.push(r), true), onWatchError: () => {} });
+    await sleep(300);
+    expect(reasons).toEqual([]); // nothing changed: the check alone never reloads
+    writeFileSync(join(elsewhere, 'p.rego'), 'package b\n');
+    await until(() => reasons.length >= 1);
+    expect(reasons[0]).toMatch(/periodic check/);
+    await sleep(300);
+    expect(reasons).toHaveLength(1); // and it reloads once per change, not on every check
+  });
+
+  it('follows a symlinked file to its target: an in-place edit of the target outside the tree reloads at once', async () => {
+    root = mkdtempSync(join(tmpdir(), 'warden-reload-link-'));
+    const dir = join(root, 'policies');
+    const elsewhere = join(root, 'elsewhere');
+    mkdirSync(dir);
+    mkdirSync(elsewhere);
+    writeFileSync(join(elsewhere, 'p.rego'), 'package a\n');
+    writeFileSync(join(elsewhere, 'unrelated.txt'), '1');
+    symlinkSync(join(elsewhere, 'p.rego'), join(dir, 'p.rego'));
+    const reasons: string[] = [];
+    reloader = await startReloader({ paths: [dir], debounceMs: 20, pollMs: 0, reload: async (r) => (reasons.push(r), true), onWatchError: () => {} });
+    writeFileSync(join(elsewhere, 'unrelated.txt'), '2');
+    await sleep(300);
+    expect(reasons).toEqual([]); // only the linked entry of that directory counts
+    writeFileSync(join(elsewhere, 'p.rego'), 'package b\n');
+    await until(() => reasons.length >= 1);
+  });
 
   it('keeps reloading on changes after the directory is moved away and back', async () => {
     const { dir, reasons, rewatched } = await start();
@@ -121,7 +210,6 @@ describe('file watch', () => {
     const dir = join(root, 'templates');
     mkdirSync(join(dir, '..ts1'), { recursive: true });
     writeFileSync(join(dir, '..ts1', 'a.yaml'), '1');
-    const { symlinkSync } = await import('node:fs');
     symlinkSync('..ts1', join(dir, '..data'));
     symlinkSync('..data/a.yaml', join(dir, 'a.yaml'));
     const reasons: string[] = [];
