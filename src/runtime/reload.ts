@@ -97,6 +97,12 @@ export interface ReloaderOptions {
   onWatchError: (path: string, code: string) => void;
   /** Called when a path's watch is set up again because the path was replaced (or appeared). */
   onRewatch?: (path: string) => void;
+  /**
+   * The paths' fingerprint (treeFingerprint) taken before the set now serving was loaded: a
+   * change made between that load and this start is then seen at once. Without it, the
+   * reloader's own first scan is the baseline.
+   */
+  baseline?: string;
 }
 
 export interface Reloader {
@@ -214,6 +220,11 @@ async function scanTree(paths: readonly string[]): Promise<TreeScan> {
   return { dirs, fingerprint: hash.digest('hex') };
 }
 
+/** The watched paths' fingerprint now (ReloaderOptions.baseline): take it before a load. */
+export async function treeFingerprint(paths: readonly string[]): Promise<string> {
+  return (await scanTree(paths)).fingerprint;
+}
+
 export async function startReloader(opts: ReloaderOptions): Promise<Reloader> {
   const own = opts.queue ? undefined : createReloadQueue(opts.reload);
   const queue: ReloadQueue = opts.queue ?? own!;
@@ -262,9 +273,12 @@ export async function startReloader(opts: ReloaderOptions): Promise<Reloader> {
     schedule(`file change in ${entry.target.path}`);
   }
 
-  /** Says once per directory that it cannot be watched: every later scan would try it again. */
+  /**
+   * Says once per directory that it cannot be watched: every later scan would try it again. A
+   * directory gone between the scan and its watch is no news: the next scan no longer lists it.
+   */
   function report(key: string, path: string, err: NodeJS.ErrnoException): void {
-    if (reported.has(key)) return;
+    if (err.code === 'ENOENT' || reported.has(key)) return;
     reported.add(key);
     opts.onWatchError(path, err.code ?? 'error');
   }
@@ -286,6 +300,8 @@ export async function startReloader(opts: ReloaderOptions): Promise<Reloader> {
   /** Makes the directory watches match a scan: new directories watched, gone ones closed. */
   function sync(dirs: Map<string, WatchTarget>): void {
     if (closed) return;
+    // A directory no scan lists any more is forgotten, its report too (one made anew gets its own).
+    for (const key of reported) if (!dirs.has(key)) reported.delete(key);
     for (const [key, entry] of watches) {
       if (dirs.has(key)) continue;
       entry.watcher.close();
@@ -312,7 +328,11 @@ export async function startReloader(opts: ReloaderOptions): Promise<Reloader> {
     return queued;
   }
 
-  seen = (await rescan()).fingerprint;
+  const first = await rescan();
+  seen = opts.baseline ?? first.fingerprint;
+  // Changed since the serving set was loaded (a deploy's edit, a ConfigMap swap during start-up):
+  // no watch was there to see it.
+  if (first.fingerprint !== seen) schedule('a file changed while Warden started');
   for (const p of opts.paths) {
     // A missing path may appear later (the parent watch below sees it); say it is not watched yet.
     if (!(await exists(p))) opts.onWatchError(p, 'ENOENT');

@@ -19,7 +19,7 @@ import { createMetrics, type Metrics } from '../telemetry/metrics.js';
 import { buildComponents, describeLoadError, type Components } from './components.js';
 import { LiveSetHolder, type LiveSet } from './live-set.js';
 import { closeServer, formatAddress, listenTcp, listenUnix, prepareSocketPath } from './listeners.js';
-import { createReloadQueue, startReloader, type Reloader } from './reload.js';
+import { createReloadQueue, startReloader, treeFingerprint, type Reloader } from './reload.js';
 
 export interface RuntimeOptions {
   /** A logger to use instead of one built from `config.log` (tests collect lines with it). */
@@ -116,6 +116,11 @@ export async function createRuntime(config: Config, opts: RuntimeOptions = {}): 
     metrics.setActiveRevision('templates', set.templates.revision);
   }
 
+  // The watched files' fingerprint before the first load reads them: a change made between this
+  // load and the reloader's start (below) is reloaded at once, not missed until the next one.
+  const watching = opts.watch ?? config.reload.watch;
+  const watchedPaths = [...config.policy.paths, ...config.templates.paths];
+  const baseline = watching ? await treeFingerprint(watchedPaths) : undefined;
   // First load: failures propagate to the caller (serve exits with the error), after what was
   // built is closed (the audit file, its check timer, the provider pools).
   try {
@@ -282,9 +287,10 @@ export async function createRuntime(config: Config, opts: RuntimeOptions = {}): 
     const adminInfo = await listenTcp(adminServer, config.listen.admin);
     out.admin = `http://${formatAddress(adminInfo)}`;
 
-    if (opts.watch ?? config.reload.watch) {
+    if (watching) {
       reloader = await startReloader({
-        paths: [...config.policy.paths, ...config.templates.paths],
+        paths: watchedPaths,
+        baseline,
         debounceMs: config.reload.debounce_ms,
         pollMs: config.reload.poll_ms,
         reload,

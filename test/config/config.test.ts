@@ -58,6 +58,10 @@ describe('defaults', () => {
     });
     expect(c.log).toEqual({ level: 'info', format: 'json' });
     expect(c.reload).toEqual({ watch: true, debounce_ms: 250, poll_ms: 2000, timeout_ms: 30000 });
+    // The periodic check walks every watched directory: off, or no more often than every 500 ms.
+    expect(parseConfig('reload: { poll_ms: 0 }\n', 'w.yaml').reload.poll_ms).toBe(0);
+    expect(parseConfig('reload: { poll_ms: 500 }\n', 'w.yaml').reload.poll_ms).toBe(500);
+    expect(problems('reload: { poll_ms: 10 }\n').map((p) => `${p.path}: ${p.message}`)).toEqual(['reload.poll_ms: must be 0 (off) or at least 500 ms']);
   });
 
   it('an empty file gives the defaults, and warns that nothing is allowed', () => {

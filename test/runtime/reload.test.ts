@@ -7,7 +7,7 @@ import { linkSync, mkdirSync, mkdtempSync, renameSync, rmSync, symlinkSync, writ
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
-import { createReloadQueue, startReloader, type Reloader } from '../../src/runtime/reload.js';
+import { createReloadQueue, startReloader, treeFingerprint, type Reloader } from '../../src/runtime/reload.js';
 
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
@@ -158,6 +158,31 @@ describe('file watch', () => {
     expect(reasons[0]).toMatch(/periodic check/);
     await sleep(300);
     expect(reasons).toHaveLength(1); // and it reloads once per change, not on every check
+  });
+
+  it('a change made after the serving set was loaded but before the reloader started is reloaded at once', async () => {
+    root = mkdtempSync(join(tmpdir(), 'warden-reload-start-'));
+    const dir = join(root, 'policies');
+    mkdirSync(dir);
+    writeFileSync(join(dir, 'p.rego'), 'package a\n');
+    const baseline = await treeFingerprint([dir]); // taken before the first load
+    writeFileSync(join(dir, 'p.rego'), 'package revoked\n'); // lands during start-up
+    const reasons: string[] = [];
+    reloader = await startReloader({ paths: [dir], baseline, debounceMs: 20, pollMs: 0, reload: async (r) => (reasons.push(r), true), onWatchError: () => {} });
+    await until(() => reasons.length >= 1);
+    expect(reasons).toEqual(['a file changed while Warden started']);
+  });
+
+  it('with nothing changed since the baseline, starting reloads nothing', async () => {
+    root = mkdtempSync(join(tmpdir(), 'warden-reload-start-'));
+    const dir = join(root, 'policies');
+    mkdirSync(join(dir, 'sub'), { recursive: true });
+    writeFileSync(join(dir, 'p.rego'), 'package a\n');
+    writeFileSync(join(dir, 'sub', 'q.rego'), 'package b\n');
+    const reasons: string[] = [];
+    reloader = await startReloader({ paths: [dir], baseline: await treeFingerprint([dir]), debounceMs: 20, pollMs: 0, reload: async (r) => (reasons.push(r), true), onWatchError: () => {} });
+    await sleep(200);
+    expect(reasons).toEqual([]);
   });
 
   it('follows a symlinked file to its target: an in-place edit of the target outside the tree reloads at once', async () => {
