@@ -182,8 +182,12 @@ export class Scanner {
     // the other).
     const windows = percentDecodedWindows(text);
     if (windows !== null) {
-      // What the windows' spaced readings add, joined with the rest once at the end (as the
-      // spaced view's findings are).
+      // What the windows add, joined with the rest once at the end as the spaced view's findings
+      // are: a decoded reading ("x=241+92+5521 (212) 555") that partly overlaps a finding of the
+      // text as written ("(212) 555 9015") is masked together with it, where either one winning
+      // the overlap would leave the rest of the other in clear. The windows' spaced readings are
+      // joined after their plain ones.
+      let decodedMore: Finding[] | null = null;
       let spacedMore: Finding[] | null = null;
       for (const w of windows) {
         for (const view of w.spaced === null ? [w.view] : [w.view, w.spaced]) {
@@ -195,12 +199,13 @@ export class Scanner {
             // context than the plain scan had (its edge may cut off "order" before a number).
             if (!escapeNear(text, f.start, f.end)) continue;
             if (view === w.spaced) (spacedMore ??= []).push(f);
-            else result.findings.push(f);
+            else (decodedMore ??= []).push(f);
             if (!result.seen.has(f.entity)) result.seen = new Set([...result.seen, f.entity]);
           }
           for (const h of more.holders ?? []) if (escapeNear(text, h.start, h.end)) (holders ??= []).push(h);
         }
       }
+      if (decodedMore !== null) result.findings = mergeJoined(result.findings, decodedMore);
       if (spacedMore !== null) result.findings = mergeJoined(result.findings, spacedMore);
     }
     if (holders !== null) {
@@ -209,7 +214,7 @@ export class Scanner {
         if (!result.seen.has(h.entity)) result.seen = new Set([...result.seen, h.entity]);
       }
     }
-    result.findings = resolveOverlaps(result.findings);
+    result.findings = resolveOverlaps(result.findings, text);
     return { findings: result.findings, seen: result.seen, failures: result.failures, folded: result.folded };
   }
 
@@ -297,11 +302,14 @@ function wantsAny(wanted: ReadonlySet<string>, entities: readonly string[]): boo
 /**
  * Overlaps: a container (URL, key block, JWT) wins over what it holds (a URL holding an email is
  * masked whole);
- * otherwise the higher score wins, then the longer span. Findings are swept in start order and
- * only clusters of mutually overlapping findings (small) are resolved pairwise, so the cost stays
- * linear in the number of findings.
+ * otherwise the higher score wins, then the longer span; a losing finding that the winners do not
+ * cover is masked together with the winners it overlaps (see joinUncovered). Findings are swept
+ * in start order and only clusters of mutually overlapping findings (small) are resolved
+ * pairwise, so the cost stays linear in the number of findings. `text`: what the findings are
+ * offsets of; with it, only a letter or digit left out of the winners counts as uncovered (a
+ * space between a card and the phone after it does not).
  */
-export function resolveOverlaps(findings: Finding[]): Finding[] {
+export function resolveOverlaps(findings: Finding[], text?: string): Finding[] {
   if (findings.length <= 1) return findings;
   findings.sort((a, b) => a.start - b.start || b.end - a.end);
   const out: Finding[] = [];
@@ -309,7 +317,7 @@ export function resolveOverlaps(findings: Finding[]): Finding[] {
   let clusterEnd = -1;
   const flush = (): void => {
     if (cluster.length === 1) out.push(cluster[0]!);
-    else if (cluster.length > 1) resolveCluster(cluster, out);
+    else if (cluster.length > 1) resolveCluster(cluster, out, text);
     cluster = [];
   };
   for (const f of findings) {
@@ -331,17 +339,62 @@ export function resolveOverlaps(findings: Finding[]): Finding[] {
  */
 const CONTAINERS = new Set<string>(['URL', ...SECRET_ENTITIES]);
 
-function resolveCluster(cluster: Finding[], out: Finding[]): void {
+function resolveCluster(cluster: Finding[], out: Finding[], text: string | undefined): void {
   const order = cluster.slice().sort((a, b) => b.end - b.start - (a.end - a.start) || b.score - a.score);
   const kept: Finding[] = [];
   for (const f of order) {
     if (!kept.some((k) => CONTAINERS.has(k.entity) && k.start <= f.start && f.end <= k.end)) kept.push(f);
   }
   kept.sort((a, b) => b.score - a.score || b.end - b.start - (a.end - a.start));
-  const chosen: Finding[] = [];
+  let chosen: Finding[] = [];
   for (const f of kept) {
     if (!chosen.some((o) => f.start < o.end && o.start < f.end)) chosen.push(f);
   }
+  if (chosen.length < kept.length) chosen = joinUncovered(kept, chosen, text);
   chosen.sort((a, b) => a.start - b.start);
   for (const f of chosen) out.push(f);
 }
+
+/**
+ * Never reveal what a losing reading would have masked: a finding that lost an overlap and that
+ * the winners leave partly uncovered (a phone reading over the first 12 digits of a 15-digit
+ * card that outscored the card; a card that outscored a phone reading running on past it) is
+ * joined with the winners it overlaps into one finding over their union, with the entity and
+ * score of the best of those winners. `chosen` is in score order (best first) and stays so.
+ */
+function joinUncovered(kept: readonly Finding[], chosen: Finding[], text: string | undefined): Finding[] {
+  const winners = new Set(chosen);
+  for (const f of kept) {
+    if (winners.has(f) || covered(f, chosen, text)) continue;
+    const group = chosen.filter((o) => f.start < o.end && o.start < f.end);
+    const best = group[0]!;
+    let start = f.start;
+    let end = f.end;
+    for (const o of group) {
+      start = Math.min(start, o.start);
+      end = Math.max(end, o.end);
+    }
+    const joined: Finding = { entity: best.entity, start, end, score: best.score };
+    chosen = chosen.filter((o) => o === best || !group.includes(o)).map((o) => (o === best ? joined : o));
+  }
+  return chosen;
+}
+
+/** Every letter or digit of `f` (every unit, without `text`) lies inside one of `by`. */
+function covered(f: Finding, by: readonly Finding[], text: string | undefined): boolean {
+  const spans = by.filter((o) => f.start < o.end && o.start < f.end).sort((a, b) => a.start - b.start);
+  let at = f.start;
+  const gapShows = (from: number, to: number): boolean => {
+    if (from >= to) return false;
+    if (text === undefined) return true;
+    for (let i = from; i < to; i++) if (LETTER_OR_DIGIT.test(text[i]!)) return true;
+    return false;
+  };
+  for (const o of spans) {
+    if (gapShows(at, o.start)) return false;
+    at = Math.max(at, o.end);
+  }
+  return !gapShows(at, f.end);
+}
+
+const LETTER_OR_DIGIT = /[\p{L}\p{N}]/u;

@@ -483,7 +483,7 @@ export class Session implements RedactionSession {
     if (this.answerGuard.active) {
       const hits: Finding[] = [];
       if (this.answerGuard.find(text, hits, json, res.folded) > 0) {
-        findings = resolveOverlaps(findings.concat(hits.filter((h) => h.end > from)));
+        findings = resolveOverlaps(findings.concat(hits.filter((h) => h.end > from)), text);
       }
     }
     for (const f of findings) if (f.start < from) f.start = from;
@@ -518,7 +518,7 @@ export class Session implements RedactionSession {
     const n = this.answerGuard.find(out, hits, json);
     if (n === 0) return out;
     this.leaks += n;
-    const masked = resolveOverlaps(hits);
+    const masked = resolveOverlaps(hits, out);
     return json
       ? applyJsonFindings(out, masked, () => 'mask', this.replacer, this.responseCounts, at)
       : applyFindings(out, masked, () => 'mask', this.replacer, this.responseCounts);
@@ -534,7 +534,7 @@ export class Session implements RedactionSession {
     const mask = (text: string): string => {
       const hits: Finding[] = [];
       if (this.answerGuard.find(text, hits) === 0) return text;
-      return applyFindings(text, resolveOverlaps(hits), () => 'mask', this.replacer, {});
+      return applyFindings(text, resolveOverlaps(hits, text), () => 'mask', this.replacer, {});
     };
     return messages.map((m) => {
       if (typeof m.content === 'string') return { ...m, content: mask(m.content) };

@@ -7,6 +7,7 @@
 import { describe, expect, it } from 'vitest';
 import { BUILTIN_ENTITIES, createRedactor } from '../../src/redact/index.js';
 import { fold, percentDecodedWindows } from '../../src/redact/normalize.js';
+import { resolveOverlaps } from '../../src/redact/scanner.js';
 import { decision } from './helpers.js';
 
 const redactor = createRedactor({});
@@ -28,7 +29,8 @@ describe('lists of SSNs: each one is found', () => {
     ['ssns: 536-22-1234, 536-22-1235', ['536-22-1234', '536-22-1235']],
     ['536-22-1234\t536-22-1235', ['536-22-1234', '536-22-1235']],
     ['SSN 536 22 1234\n536 22 1235', ['536 22 1234', '536 22 1235']],
-    ['ssn 536-22-1234 2020', ['536-22-1234']],
+    // A phone reading of the SSN and the year loses to the SSN: the year is masked with it.
+    ['ssn 536-22-1234 2020', ['536-22-1234 2020']],
     ['(536-22-1234) (536-22-1235)', ['536-22-1234', '536-22-1235']],
   ];
   for (const [text, want] of cases) {
@@ -307,6 +309,18 @@ describe("a form body's '+' between digit groups reads as a space", () => {
       expect(masked(text)).toBe(want);
     });
   }
+  // A form reading ("241 92 5521 (212) 555") that partly overlaps a phone of the text as written
+  // is masked together with it: either one winning would leave the other's digits in clear.
+  const joined: Array<[string, string]> = [
+    ['x=241+92+5521 (212) 555 9015', 'x=[PHONE_NUMBER]'],
+    ['q=+44+982+209+32 (212) 555-8428', 'q=+44+[PHONE_NUMBER]'],
+    ['+44=982+209+32 (212) 555-8428', '+44=[PHONE_NUMBER]'],
+  ];
+  for (const [text, want] of joined) {
+    it(`joined with an overlapping phone: ${JSON.stringify(text)}`, () => {
+      expect(masked(text)).toBe(want);
+    });
+  }
   it('the finding covers the value as written, pluses and escapes included', () => {
     expect(found('card=4111+1111+1111+1111')).toEqual([['CREDIT_CARD', '4111+1111+1111+1111']]);
     expect(found('phone=%2B1+415+555+2671')).toEqual([['PHONE_NUMBER', '%2B1+415+555+2671']]);
@@ -560,6 +574,52 @@ describe('a phone whose digits hold a card-shaped window that is not reported', 
       expect(masked(text)).toBe(want);
     });
   }
+});
+
+describe('a phone reading and a card reading that partly overlap', () => {
+  // Whichever reading wins an overlap, what the other would have masked must not go out: a phone
+  // beside a reported card stays masked, and a phone reading over part of a card takes the card
+  // with it (the union is masked).
+  const cases: Array<[string, string]> = [
+    // The standard Amex 4-6-5 layout, then a phone: the card is reported and the phone is found.
+    ['Amex 3782 822463 10005 (415) 555 2671', 'Amex [CREDIT_CARD] [PHONE_NUMBER]'],
+    // A phone word before an Amex number: a phone reading of its first 12 digits would leave the
+    // last 3 in clear.
+    ['call me at 3782 8224 6310 005', 'call me at [PHONE_NUMBER]'],
+    ['reach me at 3714 4963 5398 431', 'reach me at [PHONE_NUMBER]'],
+    ['call 3727 5497 3761 069', 'call [PHONE_NUMBER]'],
+    // Two phones on a line whose first 13 digits read as a Visa: the card outscores the phones,
+    // and the second phone's tail, which the card leaves out, is masked with it.
+    ['Reach Ann at 415 555 2009 415 555 0134 today', 'Reach Ann at [CREDIT_CARD] today'],
+  ];
+  for (const [text, want] of cases) {
+    it(JSON.stringify(text), () => {
+      expect(masked(text)).toBe(want);
+    });
+  }
+  it('with cards allowed the phone reading is what is masked', () => {
+    const session = redactor.session(decision({ mode: 'mask', modes: { CREDIT_CARD: 'allow' } }), []);
+    expect(session.redactText('call me at 3782 8224 6310 005')).toBe('call me at [PHONE_NUMBER] 005');
+    expect(session.redactText('Reach Ann at 415 555 2009 415 555 0134 today')).toBe('Reach Ann at [PHONE_NUMBER] [PHONE_NUMBER] today');
+  });
+  it('overlaps: a loser the winners leave partly uncovered is joined with them; one they cover is dropped', () => {
+    const text = 'x 3782 822463 10005 (415) 555 2671';
+    const at = (v: string): [number, number] => [text.indexOf(v), text.indexOf(v) + v.length];
+    const f = (entity: string, v: string, score: number) => ({ entity, start: at(v)[0], end: at(v)[1], score });
+    const card = f('CREDIT_CARD', '3782 822463 10005', 1);
+    const across = f('PHONE_NUMBER', '10005 (415) 555', 0.75);
+    const beside = f('PHONE_NUMBER', '(415) 555 2671', 0.75);
+    // Only the space between the card and the phone beside it is outside the winners.
+    expect(resolveOverlaps([card, across, beside], text)).toEqual([card, beside]);
+    // Without the phone beside, '(415) 555' would go out: masked with the card, as a card.
+    expect(resolveOverlaps([card, across], text)).toEqual([{ entity: 'CREDIT_CARD', start: card.start, end: across.end, score: 1 }]);
+  });
+  // After a '+' and a short country code, a short group begins the phone only when the digits
+  // read as a valid phone number; otherwise the card the rest holds is masked.
+  it('"+1 415 5550623266": a card, not nothing', () => {
+    expect(masked('+1 415 5550623266')).toBe('+1 [CREDIT_CARD]');
+    expect(masked('+1 415 555 2671 123')).toBe('[PHONE_NUMBER] 123');
+  });
 });
 
 describe('Unicode that hides digits or dots', () => {

@@ -5,6 +5,7 @@
  */
 import type { Detector, Finding } from '../types.js';
 import { chunkDigits, touchesDecimal, type DigitChunk } from './digit-runs.js';
+import { validInternational } from './phone-metadata.js';
 import { luhnValid } from './util.js';
 
 interface IssuerRange {
@@ -151,6 +152,17 @@ function splitsOffEdgeGroup(ch: DigitChunk, g0: number, g1: number): boolean {
   return g1 < ch.groupStarts.length - 1 && sepKind(ch.seps[g1 - 1]!) === '\n' && kinds(g0, g1 - 1);
 }
 
+/** Groups 0..k of a '+' chunk, for some k >= 2, read as a valid international phone number. */
+function phoneFromPlus(text: string, ch: DigitChunk): boolean {
+  let digits = text.slice(ch.groupStarts[0], ch.groupEnds[0]) + text.slice(ch.groupStarts[1], ch.groupEnds[1]);
+  for (let g = 2; g < ch.groupStarts.length; g++) {
+    digits += text.slice(ch.groupStarts[g], ch.groupEnds[g]);
+    if (digits.length > 15) return false; // E.164 holds 15 digits at most
+    if (validInternational(digits)) return true;
+  }
+  return false;
+}
+
 /** Group `g` of the chunk is a year of four digits, 1900 to 2099. */
 function yearAt(text: string, ch: DigitChunk, g: number): boolean {
   const s = ch.groupStarts[g]!;
@@ -171,9 +183,11 @@ export function detectCardsInChunk(text: string, ch: DigitChunk, out: Finding[])
   if (ch.glued) return;
   // A '+' begins a phone number, never a card; a card may follow it in the chunk. After a
   // country code written apart, a group of up to three digits ("+1 415 555 2671 123") begins
-  // the phone's national number, not a card (a card's first group has four digits or more).
+  // the phone's national number, not a card (a card's first group has four digits or more),
+  // when the groups from the '+' on read as a valid phone number: "+1 415 5550623266" is none,
+  // and the card its digits hold would otherwise go out with no finding at all.
   const len = (g: number): number => ch.groupEnds[g]! - ch.groupStarts[g]!;
-  let g0 = ch.plus ? (groups > 2 && len(0) <= 3 && len(1) <= 3 ? 2 : 1) : 0;
+  let g0 = ch.plus ? (groups > 2 && len(0) <= 3 && len(1) <= 3 && phoneFromPlus(text, ch) ? 2 : 1) : 0;
   while (g0 < groups) {
     let found = -1;
     let digits = 0;

@@ -171,23 +171,33 @@ function segmentsOf(ch: DigitChunk): Segment[] {
 }
 
 /**
- * The segments with the card numbers the card detector finds in the chunk cut out, or null when
- * there is none: a phone number and a card on one line ("+1 415 555 0134 4111 1111 1111 1111")
- * are one chunk, and as a whole they are no phone number, nor is the card's run of 4-digit blocks
- * a phone list. Only an extra reading: the card may not be reported (not wanted, after "order",
- * allow-listed) and a card-shaped window is often just two phone numbers on one line, so the
- * chunk is searched uncut too (createPhoneDetector). Chunks too short to hold a card cost one
- * comparison.
+ * The card numbers the card detector finds in the chunk, or null when there is none. Chunks too
+ * short to hold a card cost one comparison.
  */
-function segmentsBesideCards(text: string, ch: DigitChunk, segs: Segment[]): Segment[] | null {
+function cardsIn(text: string, ch: DigitChunk): Finding[] | null {
   if (ch.groupEnds[ch.groupEnds.length - 1]! - ch.groupStarts[0]! < 12) return null;
   const cards: Finding[] = [];
   detectCardsInChunk(text, ch, cards);
-  if (cards.length === 0) return null;
+  return cards.length === 0 ? null : cards;
+}
+
+/** Which groups of `ch` lie inside one of `cards`. */
+function groupsInCards(ch: DigitChunk, cards: readonly Finding[]): Uint8Array {
   const inCard = new Uint8Array(ch.groupStarts.length);
   for (const c of cards) {
     for (let g = 0; g < inCard.length; g++) if (ch.groupStarts[g]! >= c.start && ch.groupEnds[g]! <= c.end) inCard[g] = 1;
   }
+  return inCard;
+}
+
+/**
+ * The segments with `cards` cut out: a phone number and a card on one line ("+1 415 555 0134
+ * 4111 1111 1111 1111") are one chunk, and as a whole they are no phone number, nor is the card's
+ * run of 4-digit blocks a phone list. Only an extra reading: the card may not be reported (not
+ * wanted, after "order", allow-listed) and a card-shaped window is often just two phone numbers
+ * on one line, so the chunk is searched uncut too (createPhoneDetector).
+ */
+function segmentsBesideCards(ch: DigitChunk, segs: Segment[], inCard: Uint8Array): Segment[] {
   const out: Segment[] = [];
   for (const seg of segs) {
     let g0 = -1;
@@ -204,10 +214,17 @@ function segmentsBesideCards(text: string, ch: DigitChunk, segs: Segment[]): Seg
   return out;
 }
 
-/** `f` overlaps one of `findings[from..]`. */
-function overlapsAny(f: Finding, findings: readonly Finding[], from: number): boolean {
-  for (let i = from; i < findings.length; i++) if (f.start < findings[i]!.end && findings[i]!.start < f.end) return true;
-  return false;
+/**
+ * The beside reading's findings that the chunk's findings (`whole`, read uncut) leave room for:
+ * one that overlaps no uncut finding, or only uncut findings that run into a card. Those read
+ * the card's digits as a phone's, and a reported card wins them ("Amex 3782 822463 10005 (415)
+ * 555 2671" reads "10005 (415) 555"): the phone beside the card must then be there to mask what
+ * they held. Where the card is not reported the two phone readings partly overlap, and the
+ * scanner masks them as one span (resolveOverlaps).
+ */
+function besideKept(whole: readonly Finding[], beside: readonly Finding[], cards: readonly Finding[]): Finding[] {
+  const overlaps = (a: Finding, b: Finding): boolean => a.start < b.end && b.start < a.end;
+  return beside.filter((f) => whole.every((u) => !overlaps(f, u) || cards.some((c) => overlaps(u, c))));
 }
 
 export function createPhoneDetector(validation: PhoneValidation = 'valid'): Detector {
@@ -350,14 +367,13 @@ export function createPhoneDetector(validation: PhoneValidation = 'valid'): Dete
         const segs = segmentsOf(ch);
         const first = out.length;
         scanSegments(ch, segs, out);
-        // Beside the cards of the chunk: what that reading adds where the chunk read whole found
-        // no number (two overlapping phone findings would leave the digits of one in clear).
-        // Without cards wanted no card finding can take those digits, so there is nothing to cut.
-        const beside = wantsCards ? segmentsBesideCards(text, ch, segs) : null;
-        if (beside === null || beside.length === 0) continue;
-        const more: Finding[] = [];
-        scanSegments(ch, beside, more);
-        for (const f of more) if (!overlapsAny(f, out, first)) out.push(f);
+        // Without cards wanted no card finding can take the phone's digits: nothing to cut.
+        const cards = wantsCards ? cardsIn(text, ch) : null;
+        if (cards === null) continue;
+        const inCard = groupsInCards(ch, cards);
+        const beside: Finding[] = [];
+        scanSegments(ch, segmentsBesideCards(ch, segs, inCard), beside);
+        for (const f of besideKept(out.slice(first), beside, cards)) out.push(f);
       }
     },
   };
