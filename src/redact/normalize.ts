@@ -15,6 +15,7 @@
  * (foldPercentDecoded), which the scanner reads in addition to this one: a decoded `%20` is a space,
  * which would end a URL or a password value that the detectors read whole in the text as written.
  */
+import { isHexCode } from './entities/util.js';
 
 export interface FoldedText {
   /** The text detectors see. */
@@ -282,10 +283,6 @@ function skipFormatBack(text: string, k: number): number {
     k -= width;
   }
   return k;
-}
-
-function isHexCode(c: number): boolean {
-  return isAsciiDigit(c) || ((c | 32) >= 97 && (c | 32) <= 102);
 }
 
 /**

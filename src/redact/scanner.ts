@@ -10,6 +10,7 @@ import { WardenError } from '../pipeline/errors.js';
 import type { AllowList } from './allow-list.js';
 import { scanDigits, type DecodedAt, type DigitChunk, type DigitScan } from './entities/digit-runs.js';
 import { SECRET_ENTITIES } from './entities/secrets.js';
+import { isDigitCode } from './entities/util.js';
 import { decodedUnit, escapeNear, fold, percentDecodedWindows, spacedView, toOriginalSpan, type FoldedText } from './normalize.js';
 import { holdersInUse, mergeJoined, notContained } from './span-sweep.js';
 import { PREFILTER_MAX_CHARS, textTraits, type TextTraits } from './prefilter.js';
@@ -77,10 +78,6 @@ function negativeScope(window: string): string {
 
 function isBlankCode(c: number): boolean {
   return c === 32 || c === 9;
-}
-
-function isDigitCode(c: number): boolean {
-  return c >= 48 && c <= 57;
 }
 
 /** A context word occurs in `window` (lower case) as a word, not inside another word. */
