@@ -95,8 +95,9 @@ function joinable(raw: string): boolean {
   // The whole-text readings also end a word at a format character between two visible units
   // (normalize.ts spacedView) and at a '.' after a letter (digit-runs.ts): the group after the
   // last such boundary may begin an entity however long the word before it
-  // ("…withoutspaces\u200b4539", "…/page.4539").
-  const boundary = Math.max(view.joins === undefined ? 0 : view.joins[view.joins.length - 3]!, dotAfterLetter(folded));
+  // ("…withoutspaces\u200b4539", "…/page.4539"), and so does a '/' between two groups
+  // ("…555.1042/DE89", an IBAN after a phone in a path).
+  const boundary = Math.max(view.joins === undefined ? 0 : view.joins[view.joins.length - 3]!, dotAfterLetter(folded), folded.lastIndexOf('/') + 1);
   if (boundary > 0 && groupJoinable(folded.slice(boundary))) return true;
   // A run ending in a percent escape, whole or still arriving ("555%", "555%2", "555%2D"): the
   // scanner reads escapes decoded (normalize.ts percentDecodedWindows), so the escape may yet be

@@ -391,6 +391,9 @@ describe('streaming: a number spaced with a no-break or thin space', () => {
     'a card with thin spaces': ['paid 4111\u20091111\u20091111\u20091111 ok', 'paid [CREDIT_CARD] ok'],
     'an IBAN with no-break spaces': ['DE89\u00a03704\u00a00044\u00a00532\u00a00130\u00a000 ok', '[IBAN_CODE] ok'],
     'short digit groups after an escaped phone': ['x=(1) 415%2D555%2D8977 221 61\u20098179 ,', 'x=[CREDIT_CARD] ,'],
+    // A '/' between groups ends a word for the detectors too: the IBAN's first block is held
+    // however long the groups before the '/' are.
+    'an IBAN after a slash and a long run of groups': ['41555514011-415.555.1042/DE89 3704 0044 0532 0130 00, ok', '41555514011-415.555.1042/[IBAN_CODE], ok'],
     // The run before the phone is longer than a chain of groups may be: its trailing group
     // ("=(415)") is what the next group joins, and is held on its own.
     'a bracketed area code at the end of a long run': [
