@@ -48,8 +48,15 @@ export interface OutputProcessor {
   secretHoldStart(text: string, json: boolean): number;
 }
 
+/**
+ * Where runs end: ASCII whitespace, and every character the detectors read as a space or a line
+ * break (normalize.ts folds the Unicode spaces, U+2800, U+2028/2029 and NEL to ' ' or '\n'). A
+ * no-break or thin space between digit groups ("(415)\u00a0555") must split runs as ' ' does, or
+ * the group before it is judged as part of a run that ends in a space and released in clear.
+ */
 function isWs(c: number): boolean {
-  return c === 32 || c === 10 || c === 13 || c === 9;
+  if (c < 0x80) return c === 32 || (c >= 9 && c <= 13);
+  return c === 0xa0 || c === 0x85 || c === 0x1680 || (c >= 0x2000 && c <= 0x200a) || c === 0x2028 || c === 0x2029 || c === 0x202f || c === 0x205f || c === 0x2800 || c === 0x3000;
 }
 
 const MONTHS = /^(?:jan|feb|mar|apr|may|jun|jul|aug|sep|sept|oct|nov|dec)[a-z]*\.?,?$/i;
@@ -88,8 +95,9 @@ function joinable(raw: string): boolean {
   // The whole-text readings also end a word at a format character between two visible units
   // (normalize.ts spacedView) and at a '.' after a letter (digit-runs.ts): the group after the
   // last such boundary may begin an entity however long the word before it
-  // ("…withoutspaces\u200b4539", "…/page.4539").
-  const boundary = Math.max(view.joins === undefined ? 0 : view.joins[view.joins.length - 3]!, dotAfterLetter(folded));
+  // ("…withoutspaces\u200b4539", "…/page.4539"), and so does a '/' between two groups
+  // ("…555.1042/DE89", an IBAN after a phone in a path).
+  const boundary = Math.max(view.joins === undefined ? 0 : view.joins[view.joins.length - 3]!, dotAfterLetter(folded), folded.lastIndexOf('/') + 1);
   if (boundary > 0 && groupJoinable(folded.slice(boundary))) return true;
   // A run ending in a percent escape, whole or still arriving ("555%", "555%2", "555%2D"): the
   // scanner reads escapes decoded (normalize.ts percentDecodedWindows), so the escape may yet be
@@ -171,10 +179,34 @@ function chainStart(p: string): number {
     if (runStart - j > 3 || j === 0) break;
     let k = j;
     while (k > 0 && !isWs(p.charCodeAt(k - 1))) k--;
-    if (!joinable(p.slice(k, j)) || n - k > CHAIN_LIMIT) break;
+    const run = p.slice(k, j);
+    if (!joinable(run)) break;
+    if (n - k > CHAIN_LIMIT) {
+      // A long run (a query string, a URL, an address) ending in a group the next one joins
+      // ("…io939843=(415) 555"): that group is held alone, or it leaves in clear before the
+      // number it begins has arrived. The run's earlier part cannot join anything after it.
+      const group = k + trailingGroupStart(run);
+      if (group < j && n - group <= CHAIN_LIMIT) runStart = group;
+      break;
+    }
     runStart = k;
   }
   return runStart;
+}
+
+/**
+ * Offset in `raw` of its trailing group, as joinable() reads it (on the folded run; before a
+ * trailing percent escape, the group before it): where a hold of a long run's tail starts.
+ * raw.length when it ends in none.
+ */
+function trailingGroupStart(raw: string): number {
+  const view = fold(raw);
+  const folded = view.text;
+  let at = folded.length - groupTail(folded).length;
+  const esc = escapeTail(folded);
+  if (esc > 0) at = Math.min(at, folded.length - esc - groupTail(folded.slice(0, folded.length - esc)).length);
+  if (at >= folded.length) return raw.length;
+  return view.starts === null ? at : view.starts[at]!;
 }
 
 /** An unterminated private key block is held from its BEGIN line. */
