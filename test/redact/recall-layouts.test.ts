@@ -602,6 +602,18 @@ describe('a phone reading and a card reading that partly overlap', () => {
     expect(session.redactText('call me at 3782 8224 6310 005')).toBe('call me at [PHONE_NUMBER] 005');
     expect(session.redactText('Reach Ann at 415 555 2009 415 555 0134 today')).toBe('Reach Ann at [PHONE_NUMBER] [PHONE_NUMBER] today');
   });
+  // No card reported (allowed, or not in the profile): the uncut reading takes '822463 10005
+  // (415' for a phone, and the phone beside the card must still be read, or '555 2671' goes out.
+  // The two phone readings overlap and are masked as one span.
+  it('with no card reported, the phone after an Amex number is masked whole', () => {
+    const text = 'Amex 3782 822463 10005 (415) 555 2671';
+    const allowed = redactor.session(decision({ mode: 'mask', modes: { CREDIT_CARD: 'allow' } }), []);
+    expect(allowed.redactText(text)).toBe('Amex 3782 [PHONE_NUMBER]');
+    const phonesOnly = redactor.session(decision({ mode: 'mask', entities: ['PHONE_NUMBER'] }), []);
+    expect(phonesOnly.redactText(text)).toBe('Amex 3782 [PHONE_NUMBER]');
+    // After a phone word more windows read as phones; none of the phone's digits goes out.
+    expect(phonesOnly.redactText(`call ${text.slice(5)} now`)).not.toMatch(/415|555|2671/);
+  });
   it('overlaps: a loser the winners leave partly uncovered is joined with them; one they cover is dropped', () => {
     const text = 'x 3782 822463 10005 (415) 555 2671';
     const at = (v: string): [number, number] => [text.indexOf(v), text.indexOf(v) + v.length];

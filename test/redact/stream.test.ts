@@ -1,6 +1,6 @@
 import { describe, expect, it } from 'vitest';
 import { createRedactor } from '../../src/redact/index.js';
-import type { CompletionChunk, CompletionResult } from '../../src/pipeline/types.js';
+import type { CompletionChunk, CompletionResult, RedactionDecision } from '../../src/pipeline/types.js';
 import { collect, decision, decodeSse, fromArray, joinChunks, openAiSse } from './helpers.js';
 
 const redactor = createRedactor({});
@@ -343,8 +343,8 @@ describe('streaming: percent-encoded values', () => {
  * `text` redacted whole is `redacted`, and so is its stream cut in two at every position (and,
  * with `oneUnitPieces`, sent a unit at a time): no split lets part of a value out.
  */
-async function expectEverySplitAsWhole(text: string, redacted: string, opts: { oneUnitPieces?: boolean } = {}): Promise<void> {
-  const s = redactor.session(decision(), []);
+async function expectEverySplitAsWhole(text: string, redacted: string, opts: { oneUnitPieces?: boolean; decision?: RedactionDecision } = {}): Promise<void> {
+  const s = redactor.session(opts.decision ?? decision(), []);
   expect(whole(s as ReturnType<typeof tokenizedSession>, text).content).toBe(redacted);
   for (let i = 1; i < text.length; i++) {
     const got = joinChunks(await collect(s.processStream(fromArray([chunk(text.slice(0, i)), chunk(text.slice(i), undefined, 'stop')])))).content;
@@ -355,6 +355,17 @@ async function expectEverySplitAsWhole(text: string, redacted: string, opts: { o
   for (let i = 0; i < text.length; i++) pieces.push(chunk(text[i]));
   expect(joinChunks(await collect(s.processStream(fromArray(pieces)))).content).toBe(redacted);
 }
+
+describe('streaming: the phone after an Amex number with no card reported', () => {
+  // The whole text masks it with the card's tail (recall-layouts.test.ts); every split must too.
+  const text = 'Amex 3782 822463 10005 (415) 555 2671 ok';
+  it('cards allowed', async () => {
+    await expectEverySplitAsWhole(text, 'Amex 3782 [PHONE_NUMBER] ok', { decision: decision({ mode: 'mask', modes: { CREDIT_CARD: 'allow' } }) });
+  });
+  it('phones only', async () => {
+    await expectEverySplitAsWhole(text, 'Amex 3782 [PHONE_NUMBER] ok', { decision: decision({ mode: 'mask', entities: ['PHONE_NUMBER'] }) });
+  });
+});
 
 describe('streaming: an invisible character (or another number) before an entity', () => {
   // The scanner reads a format character between two visible units as a boundary too (see

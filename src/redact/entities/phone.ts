@@ -361,14 +361,15 @@ export function createPhoneDetector(validation: PhoneValidation = 'valid'): Dete
           if (scanSegment(ch, seg, false, sink) === 0 && validation === 'valid' && reachedValidation) scanSegment(ch, seg, true, sink);
         }
       };
-      const wantsCards = ctx.wants('CREDIT_CARD');
       for (const ch of ctx.digitChunks()) {
         if (ch.glued) continue;
         const segs = segmentsOf(ch);
         const first = out.length;
         scanSegments(ch, segs, out);
-        // Without cards wanted no card finding can take the phone's digits: nothing to cut.
-        const cards = wantsCards ? cardsIn(text, ch) : null;
+        // Read beside cards whether or not cards are wanted: the uncut reading of "Amex 3782
+        // 822463 10005 (415) 555 2671" takes "822463 10005 (415" for the phone, and with no card
+        // reported (cards allowed, or not in the profile) nothing else masked "555 2671".
+        const cards = cardsIn(text, ch);
         if (cards === null) continue;
         const inCard = groupsInCards(ch, cards);
         const beside: Finding[] = [];
