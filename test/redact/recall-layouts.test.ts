@@ -309,12 +309,13 @@ describe("a form body's '+' between digit groups reads as a space", () => {
       expect(masked(text)).toBe(want);
     });
   }
-  // A form reading ("241 92 5521 (212) 555") that partly overlaps a phone of the text as written
-  // is masked together with it: either one winning would leave the other's digits in clear.
+  // A form reading that could take the head of the phone after it ("241 92 5521 (212)") must
+  // leave none of either in clear: the form reading splits into two numbers (the split that
+  // covers the most digits), or one that partly overlaps the phone as written is masked with it.
   const joined: Array<[string, string]> = [
-    ['x=241+92+5521 (212) 555 9015', 'x=[PHONE_NUMBER]'],
-    ['q=+44+982+209+32 (212) 555-8428', 'q=+44+[PHONE_NUMBER]'],
-    ['+44=982+209+32 (212) 555-8428', '+44=[PHONE_NUMBER]'],
+    ['x=241+92+5521 (212) 555 9015', 'x=[PHONE_NUMBER] [PHONE_NUMBER]'],
+    ['q=+44+982+209+32 (212) 555-8428', 'q=+44+[PHONE_NUMBER] [PHONE_NUMBER]'],
+    ['+44=982+209+32 (212) 555-8428', '+44=[PHONE_NUMBER] [PHONE_NUMBER]'],
   ];
   for (const [text, want] of joined) {
     it(`joined with an overlapping phone: ${JSON.stringify(text)}`, () => {
@@ -574,6 +575,38 @@ describe('a phone whose digits hold a card-shaped window that is not reported', 
       expect(masked(text)).toBe(want);
     });
   }
+});
+
+describe('two phone numbers side by side', () => {
+  // The longest valid window from the first number's start can take the head of the second
+  // ("4155552671415" is a valid number where lengths vary) and leave its tail, too short to be a
+  // number, in clear. The split that covers the most digits wins.
+  const cases: Array<[string, string]> = [
+    ['415 555 2671 415 555 0134', '[PHONE_NUMBER] [PHONE_NUMBER]'],
+    ['06 12 34 56 78 06 12 34 56 79', '[PHONE_NUMBER] [PHONE_NUMBER]'],
+    ['call 06 12 34 56 78 07 98 76 54 32 ok', 'call [PHONE_NUMBER] [PHONE_NUMBER] ok'],
+    // A list longer than the longest window: none of its digits is left in clear (two 13-digit
+    // windows are valid numbers where lengths vary, so five numbers read as four).
+    ['call 415 555 2671 415 555 0134 415 555 2672 415 555 0135 415 555 2673 ok', 'call [PHONE_NUMBER] [PHONE_NUMBER] [PHONE_NUMBER] [PHONE_NUMBER] ok'],
+    // The last two digits ("44") are left: too few to identify anyone, not searched again.
+    ['call 06 12 34 56 78 06 12 34 56 79 06 11 22 33 44 ok', 'call [PHONE_NUMBER] [PHONE_NUMBER] 44 ok'],
+    // A run of 4-digit blocks (a tracking number) is no phone's; the phone beside it is read.
+    ['1234 5678 9012 3456 415 555 2671', '1234 5678 9012 3456 [PHONE_NUMBER]'],
+    ['tracking 1234 5678 9012 3456 7890 ok', 'tracking 1234 5678 9012 3456 7890 ok'],
+    // A short number after a phone stays: it is no phone's part.
+    ['call 415-555-2671 2 times', 'call [PHONE_NUMBER] 2 times'],
+    ['+1 415 555 2671 123', '[PHONE_NUMBER] 123'],
+  ];
+  for (const [text, want] of cases) {
+    it(JSON.stringify(text), () => {
+      expect(masked(text)).toBe(want);
+    });
+  }
+  it('with phones only (no card reading to join them), none of the second goes out', () => {
+    const phonesOnly = redactor.session(decision({ mode: 'mask', entities: ['PHONE_NUMBER'] }), []);
+    expect(phonesOnly.redactText('06 12 34 56 78 06 12 34 56 78')).toBe('[PHONE_NUMBER] [PHONE_NUMBER]');
+    expect(phonesOnly.redactText('06 12 34 56 78 07 98 76 54 32')).toBe('[PHONE_NUMBER] [PHONE_NUMBER]');
+  });
 });
 
 describe('a phone reading and a card reading that partly overlap', () => {

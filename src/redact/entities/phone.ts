@@ -181,11 +181,19 @@ function cardsIn(text: string, ch: DigitChunk): Finding[] | null {
   return cards.length === 0 ? null : cards;
 }
 
-/** Which groups of `ch` lie inside one of `cards`. */
+/**
+ * Which groups of `ch` lie inside one of `cards`. One sweep over the groups in start order (a
+ * long run can hold thousands of card-shaped windows: not every group per card).
+ */
 function groupsInCards(ch: DigitChunk, cards: readonly Finding[]): Uint8Array {
   const inCard = new Uint8Array(ch.groupStarts.length);
-  for (const c of cards) {
-    for (let g = 0; g < inCard.length; g++) if (ch.groupStarts[g]! >= c.start && ch.groupEnds[g]! <= c.end) inCard[g] = 1;
+  const sorted = cards.length > 1 ? cards.slice().sort((a, b) => a.start - b.start) : cards;
+  let g = 0;
+  let reach = -1; // the furthest end of the cards that start at or before the current group
+  let c = 0;
+  for (; g < inCard.length; g++) {
+    while (c < sorted.length && sorted[c]!.start <= ch.groupStarts[g]!) reach = Math.max(reach, sorted[c++]!.end);
+    if (ch.groupEnds[g]! <= reach) inCard[g] = 1;
   }
   return inCard;
 }
@@ -227,6 +235,110 @@ function besideKept(whole: readonly Finding[], beside: readonly Finding[], cards
   return beside.filter((f) => whole.every((u) => !overlaps(f, u) || cards.some((c) => overlaps(u, c))));
 }
 
+/** Validation results one detect call keeps (see `validated` there). */
+const VALIDATED_MAX = 4096;
+
+/** Groups in a row of 4 digits each that make a block run (a card's, a tracking number's). */
+const BLOCK_RUN = 4;
+
+/**
+ * For each group of `seg` (index from seg.g0), the first group at or after it that lies in a
+ * run of BLOCK_RUN or more 4-digit groups; null when the segment has no such run.
+ */
+function blockRuns(ch: DigitChunk, seg: Segment): Int32Array | null {
+  let out: Int32Array | null = null;
+  let runStart = -1;
+  for (let g = seg.g0; g <= seg.g1 + 1; g++) {
+    const block = g <= seg.g1 && ch.groupEnds[g]! - ch.groupStarts[g]! === 4;
+    if (block) {
+      if (runStart < 0) runStart = g;
+      continue;
+    }
+    if (runStart >= 0 && g - runStart >= BLOCK_RUN) {
+      out ??= new Int32Array(seg.g1 - seg.g0 + 1).fill(seg.g1 + 1);
+      for (let k = runStart; k < g; k++) out[k - seg.g0] = k;
+    }
+    runStart = -1;
+  }
+  if (out !== null) for (let i = out.length - 2; i >= 0; i--) out[i] = Math.min(out[i]!, out[i + 1]!);
+  return out;
+}
+
+/**
+ * A search that left this many digits of a segment uncovered (the tail of the next number, as a
+ * rule) looks again for a split that covers more. Two or three left over ("… 06 11 22 33 44"
+ * loses its "44") identify nobody, and a second search there mostly reads a card's last group
+ * as a number of its own.
+ */
+const MIN_LEFT_DIGITS = 4;
+
+/**
+ * A split of `seg` into windows (each a valid number, from a start to an end where a space cuts
+ * groups) that covers every digit the first search's windows (`found`) cover and more, or null
+ * when there is none. By dynamic programming from the segment's end, a digit the first search
+ * covered weighing more than all the others together: "415 555 2671 536-22-1234" must not trade
+ * its phone for a longer window over "2671 536-22-1234". A window that could not beat the best
+ * split known from its start is never validated.
+ */
+function coveringSplit(
+  ch: DigitChunk,
+  seg: Segment,
+  found: ReadonlyArray<{ g0: number; g1: number }>,
+  cut: (g: number) => boolean,
+  canEnd: (g1: number) => boolean,
+  lastEnd: (g0: number) => number,
+  windowAt: (g0: number, g1: number, digits: number) => Finding | null,
+): Finding[] | null {
+  const size = seg.g1 - seg.g0 + 2;
+  const length = (g: number): number => ch.groupEnds[g]! - ch.groupStarts[g]!;
+  // Each group's weight: its digits, times `heavy` where the first search covered it.
+  let heavy = 1;
+  for (let g = seg.g0; g <= seg.g1; g++) heavy += length(g);
+  const weight = new Float64Array(size);
+  for (let g = seg.g0; g <= seg.g1; g++) weight[g - seg.g0] = length(g);
+  let firstScore = 0;
+  for (const w of found) {
+    for (let g = w.g0; g <= w.g1; g++) {
+      weight[g - seg.g0] = length(g) * heavy;
+      firstScore += length(g) * heavy;
+    }
+  }
+  const best = new Float64Array(size); // best[i]: the weight covered from group seg.g0 + i on
+  const end = new Int32Array(size).fill(-1); // the last group of the window taken there, or -1
+  const taken: Array<Finding | undefined> = new Array<Finding | undefined>(size);
+  for (let g0 = seg.g1; g0 >= seg.g0; g0--) {
+    const i = g0 - seg.g0;
+    best[i] = best[i + 1]!;
+    if (g0 > seg.g0 && !cut(g0 - 1)) continue;
+    const last = lastEnd(g0);
+    let digits = 0;
+    let covered = 0;
+    for (let g = g0; g <= last; g++) {
+      digits += length(g);
+      covered += weight[g - seg.g0]!;
+    }
+    for (let g1 = last; g1 >= g0; digits -= length(g1), covered -= weight[g1 - seg.g0]!, g1--) {
+      if (!canEnd(g1) || (g0 === seg.g0 && g1 === seg.g1)) continue;
+      const total = covered + best[g1 - seg.g0 + 1]!;
+      if (total <= best[i]!) continue;
+      const f = windowAt(g0, g1, digits);
+      if (!f) continue;
+      best[i] = total;
+      end[i] = g1;
+      taken[i] = f;
+    }
+  }
+  if (best[0]! <= firstScore) return null;
+  const windows: Finding[] = [];
+  for (let g = seg.g0; g <= seg.g1; g++) {
+    const i = g - seg.g0;
+    if (end[i]! < 0) continue;
+    windows.push(taken[i]!);
+    g = end[i]!;
+  }
+  return windows;
+}
+
 export function createPhoneDetector(validation: PhoneValidation = 'valid'): Detector {
   return {
     name: 'phone',
@@ -259,6 +371,11 @@ export function createPhoneDetector(validation: PhoneValidation = 'valid'): Dete
        * checks), so segments of dates, versions, short numbers skip it at no cost.
        */
       let reachedValidation = false;
+      /**
+       * Validation results of this text by digits: a list of numbers is read by two searches
+       * (see coveringSplit), and a long run repeats its windows' digits.
+       */
+      const validated = new Map<string, boolean>();
       /**
        * The phone finding for groups [g0, g1] of `ch`, or null. `fallback`: the context-rule pass
        * (a possible number after a phone word), run only where the first pass found nothing.
@@ -312,7 +429,13 @@ export function createPhoneDetector(validation: PhoneValidation = 'valid'): Dete
           return possible(candidate, intl ? e164(candidate, digits, g0 === 0 && ch.plus) : null, false) ? { entity: 'PHONE_NUMBER', start, end, score: POSSIBLE_SCORE } : null;
         }
         if (validation === 'possible') return possible(candidate, intl ? e164(candidate, digits, g0 === 0 && ch.plus) : null, true) ? { entity: 'PHONE_NUMBER', start, end, score } : null;
-        const valid = intl ? validInternational(digits.startsWith('00') ? digits.slice(2) : digits) : validNationalInAny(plans, digits);
+        const key = intl ? `+${digits}` : digits;
+        let valid = validated.get(key);
+        if (valid === undefined) {
+          valid = intl ? validInternational(digits.startsWith('00') ? digits.slice(2) : digits) : validNationalInAny(plans, digits);
+          if (validated.size >= VALIDATED_MAX) validated.clear(); // bounded on a long text of varied digits
+          validated.set(key, valid);
+        }
         return valid ? { entity: 'PHONE_NUMBER', start, end, score } : null;
       };
       /** Pushes the numbers found in one segment (whole, else windows inside); how many. */
@@ -324,34 +447,57 @@ export function createPhoneDetector(validation: PhoneValidation = 'valid'): Dete
         }
         // Not one number: look for numbers inside, cut only where a space separates groups
         // ("call 415-555-2671 2 times", two numbers on one line). A '-' or '.' joined group
-        // never loses its neighbour.
-        if (seg.g1 - seg.g0 > MAX_WINDOW_GROUPS) return 0;
-        // Runs of 4-digit blocks are cards, tracking and account numbers, not phone lists.
-        let blocks = 0;
-        for (let g = seg.g0; g <= seg.g1; g++) if (ch.groupEnds[g]! - ch.groupStarts[g]! === 4) blocks++;
-        if (blocks >= 4) return 0;
+        // never loses its neighbour. A window spans at most MAX_WINDOW_GROUPS + 1 groups, so a
+        // long list of numbers ("415 555 2671 415 555 0134 …") costs in proportion to its length.
+        // Runs of 4-digit blocks are cards, tracking and account numbers, not phone lists: no
+        // window reaches into one (a phone beside one is still read).
+        const blockedFrom = blockRuns(ch, seg);
+        const lastEnd = (g0: number): number => Math.min(seg.g1, g0 + MAX_WINDOW_GROUPS, blockedFrom === null ? seg.g1 : blockedFrom[g0 - seg.g0]! - 1);
         const cut = (g: number): boolean => {
           const sep = ch.seps[g]!;
           return sep.includes(' ') || sep.includes('\t');
         };
-        let n = 0;
+        const digitsIn = (g0: number, g1: number): number => {
+          let d = 0;
+          for (let g = g0; g <= g1; g++) d += ch.groupEnds[g]! - ch.groupStarts[g]!;
+          return d;
+        };
+        // tryWindow's cheapest refusals, made here without a call: windows of 7 to 17 digits
+        // only, and none that ends in a one-digit group (looksLikeOtherThing: a check digit, a
+        // version's last part). Most windows of a long run of short groups fail one of them.
+        const windowAt = (g0: number, g1: number, digits: number): Finding | null =>
+          digits < 7 || digits > 17 || ch.groupEnds[g1]! - ch.groupStarts[g1]! < 2 ? null : tryWindow(ch, g0, g1, fallback);
+        const canEnd = (g1: number): boolean => g1 === seg.g1 || cut(g1);
+        // The longest number from each start, as a reader splits "call 415-555-2671 2 times".
+        const found: Array<{ f: Finding; g0: number; g1: number }> = [];
+        let covered = 0;
         for (let g0 = seg.g0; g0 <= seg.g1; g0++) {
           if (g0 > seg.g0 && !cut(g0 - 1)) continue;
-          let found: Finding | null = null;
-          let at = -1;
-          for (let g1 = seg.g1; g1 >= g0 && !found; g1--) {
-            if (g1 < seg.g1 && !cut(g1)) continue;
-            if (g0 === seg.g0 && g1 === seg.g1) continue;
-            found = tryWindow(ch, g0, g1, fallback);
-            at = g1;
-          }
-          if (found) {
-            sink.push(found);
-            n++;
-            g0 = at;
+          const last = lastEnd(g0);
+          let digits = digitsIn(g0, last);
+          for (let g1 = last; g1 >= g0; digits -= ch.groupEnds[g1]! - ch.groupStarts[g1]!, g1--) {
+            if (!canEnd(g1) || (g0 === seg.g0 && g1 === seg.g1)) continue;
+            const f = windowAt(g0, g1, digits);
+            if (!f) continue;
+            found.push({ f, g0, g1 });
+            covered += digits;
+            g0 = g1;
+            break;
           }
         }
-        return n;
+        // The longest first can take the head of the next number and leave its tail in clear:
+        // "415 555 2671 415 555 0134" reads "4155552671415" (a valid number where lengths vary)
+        // and then "555 0134" is no number. When that leaves a phone's worth of digits
+        // uncovered, the split that covers the most digits wins.
+        if (found.length > 0 && digitsIn(seg.g0, seg.g1) - covered >= MIN_LEFT_DIGITS) {
+          const split = coveringSplit(ch, seg, found, cut, canEnd, lastEnd, windowAt);
+          if (split !== null) {
+            for (const w of split) sink.push(w);
+            return split.length;
+          }
+        }
+        for (const w of found) sink.push(w.f);
+        return found.length;
       };
       const scanSegments = (ch: DigitChunk, segs: readonly Segment[], sink: Finding[]): void => {
         for (const seg of segs) {
