@@ -356,6 +356,19 @@ async function expectEverySplitAsWhole(text: string, redacted: string, opts: { o
   expect(joinChunks(await collect(s.processStream(fromArray(pieces)))).content).toBe(redacted);
 }
 
+describe('streaming: phone numbers side by side', () => {
+  // The whole text reads each number (recall-layouts.test.ts); a stream split anywhere must too.
+  it('two numbers whose longest first reading takes the head of the second', async () => {
+    await expectEverySplitAsWhole('call 415 555 2671 415 555 0134 ok', 'call [PHONE_NUMBER] [PHONE_NUMBER] ok');
+  });
+  it('a list longer than the longest window', async () => {
+    await expectEverySplitAsWhole(
+      'call 415 555 2671 415 555 0134 415 555 2672 415 555 0135 415 555 2673 ok',
+      'call [PHONE_NUMBER] [PHONE_NUMBER] [PHONE_NUMBER] [PHONE_NUMBER] ok',
+    );
+  });
+});
+
 describe('streaming: the phone after an Amex number with no card reported', () => {
   // The whole text masks it with the card's tail (recall-layouts.test.ts); every split must too.
   const text = 'Amex 3782 822463 10005 (415) 555 2671 ok';
