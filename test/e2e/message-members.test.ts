@@ -36,6 +36,16 @@ async function postOpenAI(body: unknown) {
   return { status: res.status, text, json: JSON.parse(text) as any };
 }
 
+async function postAnthropic(body: unknown) {
+  const res = await fetch(`${w.addresses.http}/v1/messages`, {
+    method: 'POST',
+    headers: { 'content-type': 'application/json', 'x-api-key': rawToken },
+    body: JSON.stringify(body),
+  });
+  const text = await res.text();
+  return { status: res.status, text, json: JSON.parse(text) as any };
+}
+
 const USER = { role: 'user', content: 'Weather in Paris?' };
 const CALL = { id: 'call_1', type: 'function', function: { name: 'get_weather', arguments: '{"city":"Paris"}' } };
 const TOOL = { type: 'function', function: { name: 'get_weather', parameters: { type: 'object', properties: { city: { type: 'string' } } } } };
@@ -95,5 +105,72 @@ describe('OpenAI chat messages, tool calls and tools', () => {
     const r = await postOpenAI({ model: 'gpt-4o-mini', messages: [USER], tools: [{ ...TOOL, function: { ...TOOL.function, strict: true } }] });
     expect(r.status, r.text).toBe(200);
     expect(upstream.calls[before]!.body.tools[0].function.strict).toBe(true);
+  });
+});
+
+describe('Anthropic messages, content blocks and tools', () => {
+  const TOOL_USE = { type: 'tool_use', id: 'toolu_1', name: 'get_weather', input: { city: 'Paris' } };
+  const ASKED = { role: 'assistant', content: [TOOL_USE] };
+  const result = (block: Record<string, unknown>) => ({ role: 'user', content: [{ type: 'tool_result', tool_use_id: 'toolu_1', content: '18 C', ...block }] });
+  const TOOLS = [{ name: 'get_weather', input_schema: { type: 'object' } }];
+
+  it('an unknown member, or a documented one whose loss would change the meaning, is refused in the Anthropic shape at its location', async () => {
+    const before = upstream.calls.length;
+    const cases: Array<[Record<string, unknown>, string]> = [
+      [{ messages: [USER, { role: 'assistant', content: 'x', foo: 1 }] }, 'messages.1.foo'],
+      [{ messages: [{ role: 'user', content: [{ type: 'text', text: 'hi', foo: 'x' }] }] }, 'messages.0.content.0.foo'],
+      [{ messages: [{ role: 'user', content: [{ type: 'text', text: 'hi', citations: [{ type: 'char_location', cited_text: '536-22-1234' }] }] }] }, 'messages.0.content.0.citations'],
+      [{ messages: [{ role: 'user', content: [{ type: 'image', source: { type: 'url', url: 'https://e.example/a.png', alt: 'x' } }] }] }, 'messages.0.content.0.source.alt'],
+      [{ messages: [USER, { role: 'assistant', content: [{ ...TOOL_USE, foo: 1 }] }] }, 'messages.1.content.0.foo'],
+      [{ messages: [USER, ASKED, result({ is_error: true })], tools: TOOLS }, 'messages.2.content.0.is_error'],
+      [{ messages: [USER, ASKED, result({ content: [{ type: 'text', text: '18 C', foo: 1 }] })], tools: TOOLS }, 'messages.2.content.0.content.0.foo'],
+      [{ system: [{ type: 'text', text: 'Be brief.', foo: 1 }], messages: [USER] }, 'system.0.foo'],
+      [{ messages: [USER], tools: [{ ...TOOLS[0], foo: 1 }] }, 'tools.0.foo'],
+      // Not identifier-shaped: the holder is named, the name is not repeated.
+      [{ messages: [USER, { role: 'assistant', content: 'x', [ODD]: 1 }] }, 'messages.1'],
+      [{ messages: [{ role: 'user', content: [{ type: 'text', text: 'hi', [ODD]: 1 }] }] }, 'messages.0.content.0'],
+      [{ messages: [USER], tools: [{ ...TOOLS[0], [ODD]: 1 }] }, 'tools.0'],
+    ];
+    for (const [extra, param] of cases) {
+      const r = await postAnthropic({ model: 'gpt-4o-mini', max_tokens: 16, ...extra });
+      expect(r.status, param).toBe(400);
+      expect(r.json.type, param).toBe('error');
+      expect(r.json.error, param).toMatchObject({ type: 'invalid_request_error', code: 'invalid_request', param });
+      expect(r.text).not.toContain(ODD);
+      expect(r.text).not.toContain('536-22');
+    }
+    expect(upstream.calls.length).toBe(before);
+  });
+
+  it('cache_control is dropped and the empty values the SDK returns are accepted', async () => {
+    upstream.mode = 'ok';
+    const before = upstream.calls.length;
+    const cache = { cache_control: { type: 'ephemeral' } };
+    const r = await postAnthropic({
+      model: 'gpt-4o-mini',
+      max_tokens: 16,
+      system: [{ type: 'text', text: 'Be brief.', ...cache }],
+      tools: [{ ...TOOLS[0], ...cache }],
+      messages: [
+        { role: 'user', content: [{ type: 'text', text: 'Weather in Paris?', citations: null, ...cache }] },
+        { role: 'assistant', content: [{ type: 'text', text: 'Checking.', citations: null }, { ...TOOL_USE, caller: { type: 'direct' }, ...cache }] },
+        result({ is_error: false, ...cache }),
+      ],
+    });
+    expect(r.status, r.text).toBe(200);
+    const sent = JSON.stringify(upstream.calls[before]!.body);
+    expect(sent).not.toContain('cache_control');
+    expect(sent).not.toContain('citations');
+    expect(sent).not.toContain('caller');
+  });
+
+  it("a tool's strict flag reaches the upstream as its function's", async () => {
+    upstream.mode = 'ok';
+    const before = upstream.calls.length;
+    const r = await postAnthropic({ model: 'gpt-4o-mini', max_tokens: 16, messages: [USER], tools: [{ ...TOOLS[0], strict: true }] });
+    expect(r.status, r.text).toBe(200);
+    expect(upstream.calls[before]!.body.tools[0].function.strict).toBe(true);
+    const bad = await postAnthropic({ model: 'gpt-4o-mini', max_tokens: 16, messages: [USER], tools: [{ ...TOOLS[0], strict: 'yes' }] });
+    expect(bad.json.error).toMatchObject({ code: 'invalid_request', param: 'tools.0.strict' });
   });
 });
