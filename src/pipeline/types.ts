@@ -59,7 +59,8 @@ export interface TextProvenance {
 
 export interface ToolDefinition {
   type: 'function';
-  function: { name: string; description?: string; parameters?: unknown };
+  /** `strict`: OpenAI's structured outputs for the call's arguments, passed on as sent. */
+  function: { name: string; description?: string; parameters?: unknown; strict?: boolean | null };
 }
 
 // ---------------------------------------------------------------------------------------------

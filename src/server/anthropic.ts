@@ -14,11 +14,16 @@
  *   tools[] {name, description, input_schema} → function tools
  *   tool_choice auto|any|tool|none       → auto|required|{function}|none
  *   stop_sequences → stop; metadata.user_id → user; max_tokens (required), temperature, top_p, top_k
+ *   tools[].strict                       → function.strict
+ * Dropped: `cache_control` (a caching hint to Anthropic, which no OpenAI-style upstream takes; the
+ * answer does not depend on it) and the empty members the SDK returns on an answer an app appends
+ * to its history (`citations: null`, a direct `caller`, `toolset_name: null`, `is_error: false`).
  * Anything else is refused with `invalid_request` naming the field, rather than silently dropped.
  */
 import { WardenError } from '../pipeline/errors.js';
 import { MEMBER_NAME } from '../pipeline/identifiers.js';
 import type { CompletionChunk, CompletionResult, ContentPart, ToolCall } from '../pipeline/types.js';
+import { ANY_OBJECT, FALSE_ONLY, NULL_ONLY, NULL_OR_EMPTY_LIST, checkMembers, type Droppable, type MemberRule } from './members.js';
 
 function invalid(message: string, path: string): WardenError {
   return new WardenError('invalid_request', message, { location: { path } });
@@ -43,14 +48,44 @@ const KNOWN_KEYS = new Set([
   'warden',
 ]);
 
+/** A tool_use the model made itself, as the SDK's `ToolUseBlock.caller` says of every ordinary call. */
+const DIRECT_CALLER: Droppable = {
+  accepts: (v) => isObject(v) && Object.keys(v).length === 1 && v.type === 'direct',
+  expected: '{"type": "direct"}',
+};
+
+const CACHE = { cache_control: ANY_OBJECT };
+const MESSAGE_MEMBERS: MemberRule = { what: 'a message', carried: ['role', 'content'] };
+const TEXT_MEMBERS: MemberRule = { what: 'a text block', carried: ['type', 'text'], dropped: { ...CACHE, citations: NULL_OR_EMPTY_LIST } };
+const IMAGE_MEMBERS: MemberRule = { what: 'an image block', carried: ['type', 'source'], dropped: CACHE };
+const BASE64_SOURCE_MEMBERS: MemberRule = { what: 'a base64 image source', carried: ['type', 'media_type', 'data'] };
+const URL_SOURCE_MEMBERS: MemberRule = { what: 'a url image source', carried: ['type', 'url'] };
+const TOOL_USE_MEMBERS: MemberRule = {
+  what: 'a tool_use block',
+  carried: ['type', 'id', 'name', 'input'],
+  dropped: { ...CACHE, caller: DIRECT_CALLER, toolset_name: NULL_ONLY },
+};
+/** `is_error: true` has no OpenAI counterpart: dropped, the failed tool's result would read as a success. */
+const TOOL_RESULT_MEMBERS: MemberRule = { what: 'a tool_result block', carried: ['type', 'tool_use_id', 'content'], dropped: { ...CACHE, is_error: FALSE_ONLY } };
+const TOOL_MEMBERS: MemberRule = { what: 'a tool', carried: ['type', 'name', 'description', 'input_schema', 'strict'], dropped: CACHE };
+
 function textOf(v: unknown, path: string): string {
   if (typeof v !== 'string') throw invalid(`field '${path}' must be a string`, path);
   return v;
 }
 
+function textPart(block: Record<string, unknown>, path: string): ContentPart {
+  checkMembers(block, TEXT_MEMBERS, path);
+  return { type: 'text', text: textOf(block.text, `${path}.text`) };
+}
+
 function imagePart(block: Record<string, unknown>, path: string): ContentPart {
+  checkMembers(block, IMAGE_MEMBERS, path);
   const source = block.source;
   if (!isObject(source)) throw invalid(`field '${path}.source' must be an object`, `${path}.source`);
+  if (source.type === 'base64' || source.type === 'url') {
+    checkMembers(source, source.type === 'base64' ? BASE64_SOURCE_MEMBERS : URL_SOURCE_MEMBERS, `${path}.source`);
+  }
   if (source.type === 'base64') {
     const media = textOf(source.media_type, `${path}.source.media_type`);
     const data = textOf(source.data, `${path}.source.data`);
@@ -76,7 +111,7 @@ function toolResultContent(v: unknown, path: string): string | ContentPart[] {
   return v.map((b, i) => {
     const p = `${path}.${i}`;
     if (!isObject(b)) throw invalid(`field '${p}' must be an object`, p);
-    if (b.type === 'text') return { type: 'text', text: textOf(b.text, `${p}.text`) };
+    if (b.type === 'text') return textPart(b, p);
     if (b.type === 'image') return imagePart(b, p);
     throw unsupportedBlock(`${p}.type`, 'text, image');
   });
@@ -87,6 +122,7 @@ type OpenAIMessage = Record<string, unknown>;
 function translateMessage(m: unknown, i: number, out: OpenAIMessage[]): void {
   const path = `messages.${i}`;
   if (!isObject(m)) throw invalid(`field '${path}' must be an object`, path);
+  checkMembers(m, MESSAGE_MEMBERS, path);
   const role = m.role;
   if (role !== 'user' && role !== 'assistant') throw invalid(`field '${path}.role' must be "user" or "assistant"`, `${path}.role`);
   const content = m.content;
@@ -102,7 +138,7 @@ function translateMessage(m: unknown, i: number, out: OpenAIMessage[]): void {
     if (!isObject(b)) throw invalid(`field '${p}' must be an object`, p);
     switch (b.type) {
       case 'text':
-        parts.push({ type: 'text', text: textOf(b.text, `${p}.text`) });
+        parts.push(textPart(b, p));
         return;
       case 'image':
         if (role !== 'user') throw invalid(`field '${p}' is an image block, which only user messages may carry`, p);
@@ -110,6 +146,7 @@ function translateMessage(m: unknown, i: number, out: OpenAIMessage[]): void {
         return;
       case 'tool_use': {
         if (role !== 'assistant') throw invalid(`field '${p}' is a tool_use block, which only assistant messages may carry`, p);
+        checkMembers(b, TOOL_USE_MEMBERS, p);
         if (!isObject(b.input)) throw invalid(`field '${p}.input' must be an object`, `${p}.input`);
         toolCalls.push({
           id: textOf(b.id, `${p}.id`),
@@ -120,6 +157,7 @@ function translateMessage(m: unknown, i: number, out: OpenAIMessage[]): void {
       }
       case 'tool_result':
         if (role !== 'user') throw invalid(`field '${p}' is a tool_result block, which only user messages may carry`, p);
+        checkMembers(b, TOOL_RESULT_MEMBERS, p);
         // OpenAI wants each tool answer as its own message right after the assistant's calls.
         out.push({ role: 'tool', tool_call_id: textOf(b.tool_use_id, `${p}.tool_use_id`), content: toolResultContent(b.content, `${p}.content`) });
         return;
@@ -142,11 +180,16 @@ function translateTools(v: unknown): unknown[] {
   return v.map((t, i) => {
     const p = `tools.${i}`;
     if (!isObject(t)) throw invalid(`field '${p}' must be an object`, p);
+    checkMembers(t, TOOL_MEMBERS, p);
     // Server tools (web_search, bash, ...) carry a `type`; they run at Anthropic, not upstream here.
     if (t.type !== undefined && t.type !== 'custom') throw invalid(`field '${p}.type' is not supported (only client tools with input_schema)`, `${p}.type`);
     if (!isObject(t.input_schema)) throw invalid(`field '${p}.input_schema' must be an object`, `${p}.input_schema`);
     const fn: Record<string, unknown> = { name: textOf(t.name, `${p}.name`), parameters: t.input_schema };
     if (t.description !== undefined) fn.description = textOf(t.description, `${p}.description`);
+    if (t.strict !== undefined) {
+      if (typeof t.strict !== 'boolean') throw invalid(`field '${p}.strict' must be a boolean`, `${p}.strict`);
+      fn.strict = t.strict;
+    }
     return { type: 'function', function: fn };
   });
 }
@@ -191,6 +234,7 @@ export function anthropicToChatBody(body: unknown): Record<string, unknown> {
     else if (Array.isArray(sys)) {
       const texts = sys.map((b, i) => {
         if (!isObject(b) || b.type !== 'text') throw invalid(`field 'system.${i}' must be a text block`, `system.${i}`);
+        checkMembers(b, TEXT_MEMBERS, `system.${i}`);
         return textOf(b.text, `system.${i}.text`);
       });
       messages.push({ role: 'system', content: texts.join('\n\n') });

@@ -10,6 +10,7 @@ import { WardenError } from '../pipeline/errors.js';
 import { MAX_MODEL_LENGTH, MEMBER_NAME, MODEL_NAME_RULE, UNNAMED_MEMBER, VARIABLE_NAME, isModelName, isTemplateId } from '../pipeline/identifiers.js';
 import type { ChatMessage, Credentials, PeerInfo, PromptRequest, ToolDefinition } from '../pipeline/types.js';
 import type { IngressLimits } from './limits.js';
+import { EMPTY_LIST, NULL_ONLY, checkMembers, eachObject, type MemberRule } from './members.js';
 import { checkContentPart } from './parts.js';
 
 const role = z.enum(['system', 'developer', 'user', 'assistant', 'tool']);
@@ -22,6 +23,8 @@ const toolCall = z.object({
   function: z.object({ name: z.string(), arguments: z.string() }),
 });
 
+// Strip-mode objects: checkBodyMembers has refused every member they do not name before they
+// run, so what they strip is only the empty members it lets go of (`refusal: null`).
 const message = z.object({
   role,
   content: z.union([z.string(), z.array(contentPart), z.null()]).optional(),
@@ -32,8 +35,49 @@ const message = z.object({
 
 const tool = z.object({
   type: z.literal('function'),
-  function: z.object({ name: z.string(), description: z.string().optional(), parameters: z.unknown().optional() }),
+  function: z.object({
+    name: z.string(),
+    description: z.string().optional(),
+    parameters: z.unknown().optional(),
+    // Structured outputs for the call's arguments: goes upstream as sent.
+    strict: z.boolean().nullish(),
+  }),
 });
+
+/**
+ * The members of messages, tool calls and tools Warden carries. The ones OpenAI puts on an
+ * answer (`ChatCompletionMessage`) are let go of only empty, as the official SDK hands them back
+ * when an app appends the answer to its history: a refusal text, audio, a legacy function call
+ * or annotations would be lost (and redaction does not read them), so they are refused.
+ */
+const MESSAGE_MEMBERS: MemberRule = {
+  what: 'a chat message',
+  carried: ['role', 'content', 'name', 'tool_calls', 'tool_call_id'],
+  dropped: { refusal: NULL_ONLY, audio: NULL_ONLY, function_call: NULL_ONLY, annotations: EMPTY_LIST },
+};
+const TOOL_CALL_MEMBERS: MemberRule = { what: 'a tool call', carried: ['id', 'type', 'function'] };
+const CALLED_FUNCTION_MEMBERS: MemberRule = { what: "a tool call's function", carried: ['name', 'arguments'] };
+const TOOL_MEMBERS: MemberRule = { what: 'a tool', carried: ['type', 'function'] };
+const FUNCTION_MEMBERS: MemberRule = { what: 'a function definition', carried: ['name', 'description', 'parameters', 'strict'] };
+
+/**
+ * Refuses a member of a message, tool call or tool that Warden would drop (see MESSAGE_MEMBERS),
+ * before the schema, whose strip-mode objects would drop it without a word and whose paths would
+ * carry a name that is the caller's text. Shapes and types are left to the schema.
+ */
+function checkBodyMembers(body: Record<string, unknown>): void {
+  eachObject(body.messages, 'messages', (m, path) => {
+    checkMembers(m, MESSAGE_MEMBERS, path);
+    eachObject(m.tool_calls, `${path}.tool_calls`, (call, callPath) => {
+      checkMembers(call, TOOL_CALL_MEMBERS, callPath);
+      if (isPlainObject(call.function)) checkMembers(call.function, CALLED_FUNCTION_MEMBERS, `${callPath}.function`);
+    });
+  });
+  eachObject(body.tools, 'tools', (t, path) => {
+    checkMembers(t, TOOL_MEMBERS, path);
+    if (isPlainObject(t.function)) checkMembers(t.function, FUNCTION_MEMBERS, `${path}.function`);
+  });
+}
 
 const variableValue = z.union([z.string(), z.number(), z.boolean()]);
 
@@ -293,6 +337,7 @@ export function toPromptRequest(body: unknown, meta: IngressMeta, limits: Ingres
     if (isPlainObject(vars)) checkVariableNames(vars);
     else refuseProtoKey(vars, 'warden.variables');
   }
+  if (isPlainObject(body)) checkBodyMembers(body);
   let b: ChatBody;
   if (isSimpleTemplateBody(body)) {
     b = body;
