@@ -248,3 +248,69 @@ describe('hot reload', () => {
     expect((await readyz()).policy_revision).toBe(before.policy_revision);
   });
 });
+
+// A watched directory that goes away is an ordinary change, not a failure to watch: a
+// sub-directory removed while watched (rm -rf, rsync's and deploy tools' temp directories), even
+// one found by a scan and gone before its watch is set up, logs no error and no "cannot watch"
+// warning; the same directory made anew is watched and loaded again.
+describe('hot reload: a watched directory removed and made anew', () => {
+  let own: WardenFixture;
+  beforeAll(async () => {
+    own = await startWarden({ upstreamUrl: upstream.url, watch: true });
+  });
+  afterAll(async () => {
+    await own?.close();
+  });
+
+  const BRIEF_V2 = `id: ops/incident-brief
+version: 2
+owner: sre@example.com
+sensitivity: internal
+description: Second version, in a directory made anew.
+approvals:
+  - { by: lee.chen@example.com, ticket: SEC-1312 }
+retire_after: 2099-12-31
+allowed_services: ["support/ticket-bot"]
+models: [gpt-4o-mini]
+variables:
+  service: { type: string, max_length: 64 }
+messages:
+  - role: user
+    content: "Brief two for {{service}}"
+`;
+
+  it('logs neither an error nor a watch warning, and loads the directory again once it is back', { timeout: 30_000 }, async () => {
+    const templates = join(own.dir, 'templates');
+    const ops = join(templates, 'ops');
+    const brief = readFileSync(join(ops, 'incident-brief.yaml'), 'utf8');
+    const bot = await own.signer.token('support', 'ticket-bot');
+    const briefV2 = async () =>
+      (await postChat(own.addresses.http, bot, { model: 'gpt-4o-mini', warden: { template: 'ops/incident-brief@2', variables: { service: 'billing' } } })).status;
+    const applied = () => own.logs.filter((l) => l.includes('reload applied')).length;
+    const from = own.logs.length;
+
+    // Removed while watched: the set without it is applied.
+    const before = applied();
+    rmSync(ops, { recursive: true });
+    await eventually(() => applied() > before);
+    // Directories that come and go faster than a scan and its watches (about half of them are
+    // listed by a scan and gone when their watch is set up: ENOENT).
+    for (let i = 0; i < 60; i++) {
+      mkdirSync(join(templates, `staging-${i}`, 'deeper'), { recursive: true });
+      await new Promise((r) => setTimeout(r, i % 7));
+      rmSync(join(templates, `staging-${i}`), { recursive: true });
+      await new Promise((r) => setTimeout(r, 3));
+    }
+    expect(await briefV2()).toBe(404);
+
+    // Made anew, with a new version in it: watched again and loaded.
+    mkdirSync(ops);
+    writeFileSync(join(ops, 'incident-brief.yaml'), `${brief}---\n${BRIEF_V2}`);
+    await eventually(async () => (await briefV2()) === 200);
+
+    const logged = own.logs.slice(from).map((l) => JSON.parse(l) as { level: string; msg: string });
+    expect(logged.filter((l) => l.level === 'error' || l.level === 'fatal')).toEqual([]);
+    expect(logged.filter((l) => l.msg.includes('cannot watch'))).toEqual([]);
+    expect(logged.filter((l) => l.msg === 'reload applied').length).toBeGreaterThanOrEqual(2);
+  });
+});

@@ -3,11 +3,11 @@
  * replaced (moved away and back, removed and recreated) is watched again, a file saved by
  * rename is still watched afterwards, and the periodic check catches what no watch reports.
  */
-import { linkSync, mkdirSync, mkdtempSync, renameSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
+import { linkSync, mkdirSync, mkdtempSync, realpathSync, renameSync, rmSync, statSync, symlinkSync, unlinkSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
-import { createReloadQueue, startReloader, treeFingerprint, type Reloader } from '../../src/runtime/reload.js';
+import { createReloadQueue, startReloader, treeFingerprint, treeScanner, type Reloader, type TreeScan } from '../../src/runtime/reload.js';
 
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
@@ -245,6 +245,113 @@ describe('file watch', () => {
     renameSync(join(dir, '..data_tmp'), join(dir, '..data'));
     rmSync(join(dir, '..ts1'), { recursive: true });
     await until(() => reasons.length >= 1);
+  });
+});
+
+/**
+ * A mounted ConfigMap as the kubelet lays it out: the files in `..<timestamp>/`, `..data ->
+ * ..<timestamp>`, and `<file> -> ..data/<file>` for each file. `publish` is the kubelet's update:
+ * a new timestamped directory, a new `..data` link renamed over the old one, the old directory
+ * removed, and the top-level links of the files added or gone.
+ */
+function kubeletMount(dir: string, files: Record<string, string>): { publish(next: Record<string, string>): string; current(): string } {
+  let n = 0;
+  let names: string[] = [];
+  const publish = (next: Record<string, string>): string => {
+    const old = n > 0 ? `..2026_11_26_13_00_0${n}.123` : undefined;
+    n++;
+    const stampDir = `..2026_11_26_13_00_0${n}.123`;
+    mkdirSync(join(dir, stampDir), { recursive: true });
+    for (const [name, text] of Object.entries(next)) writeFileSync(join(dir, stampDir, name), text);
+    symlinkSync(stampDir, join(dir, '..data_tmp'));
+    renameSync(join(dir, '..data_tmp'), join(dir, '..data'));
+    for (const name of Object.keys(next)) if (!names.includes(name)) symlinkSync(`..data/${name}`, join(dir, name));
+    for (const name of names) if (!(name in next)) unlinkSync(join(dir, name));
+    names = Object.keys(next);
+    if (old) rmSync(join(dir, old), { recursive: true });
+    return join(dir, stampDir);
+  };
+  publish(files);
+  return { publish, current: () => join(dir, `..2026_11_26_13_00_0${n}.123`) };
+}
+
+describe('the periodic check on a Kubernetes ConfigMap mount', () => {
+  let root: string | undefined;
+  let reloader: Reloader | undefined;
+  afterEach(() => {
+    reloader?.close();
+    reloader = undefined;
+    if (root) rmSync(root, { recursive: true, force: true });
+  });
+
+  /** The entries watched in each directory, by real path (undefined: all of them). */
+  const watched = (s: TreeScan): Map<string, string[] | undefined> =>
+    new Map([...s.dirs.values()].map((t) => [t.path, t.only && [...t.only].sort()]));
+
+  // The check reuses where each link led while neither the link's directory nor the file it
+  // leads to changed: every kind of change must still change the fingerprint, and the watch
+  // must follow the files to their new directory after a swap.
+  it('every kind of change is seen, scan after scan, and the watch follows each ..data swap', async () => {
+    root = realpathSync(mkdtempSync(join(tmpdir(), 'warden-reload-kubelet-')));
+    const dir = join(root, 'templates');
+    const files = Object.fromEntries(Array.from({ length: 50 }, (_, i) => [`t${String(i).padStart(2, '0')}.yaml`, `id: t/${i}\n`]));
+    const mount = kubeletMount(dir, files);
+    const scan = treeScanner([dir]);
+    let last = (await scan()).fingerprint;
+    /** Applies a change; the next scan must differ from the last, and the one after it must not. */
+    const seen = async (change: () => void): Promise<TreeScan> => {
+      change();
+      const after = await scan();
+      expect(after.fingerprint).not.toBe(last);
+      last = after.fingerprint;
+      expect((await scan()).fingerprint).toBe(last);
+      return after;
+    };
+    expect((await scan()).fingerprint).toBe(last); // nothing changed: nothing seen
+
+    // An in-place edit through the link's target (same inode, same size).
+    const target = join(mount.current(), 't07.yaml');
+    const inode = statSync(target).ino;
+    await seen(() => writeFileSync(target, 'id: t/X\n'));
+    expect(statSync(target).ino).toBe(inode);
+    // A save by rename in the timestamped directory.
+    await seen(() => {
+      writeFileSync(join(mount.current(), 't08.yaml.tmp'), 'id: t/8 renamed\n');
+      renameSync(join(mount.current(), 't08.yaml.tmp'), join(mount.current(), 't08.yaml'));
+    });
+    // The kubelet's swap: same names, new content; the watch moves to the new directory.
+    const swapped = await seen(() => mount.publish({ ...files, 't00.yaml': 'id: t/0 v2\n' }));
+    expect(watched(swapped).get(mount.current())).toEqual(Object.keys(files).sort());
+    expect([...watched(swapped).keys()].filter((p) => p.includes('..2026'))).toEqual([mount.current()]);
+    // A file added, then one deleted (each by a swap, as the kubelet does).
+    const added = await seen(() => mount.publish({ ...files, 'new.yaml': 'id: new\n' }));
+    expect(watched(added).get(mount.current())).toContain('new.yaml');
+    const deleted = await seen(() => mount.publish(files));
+    expect(watched(deleted).get(mount.current())).not.toContain('new.yaml');
+    // A plain file next to the links, then replaced by a link to another name of itself (a hard
+    // link: the same inode and size; its ctime changes as it loses the name).
+    writeFileSync(join(root, 'plain.yaml'), 'id: plain\n');
+    await seen(() => linkSync(join(root!, 'plain.yaml'), join(dir, 'plain.yaml')));
+    await seen(() => {
+      symlinkSync(join(root!, 'plain.yaml'), join(dir, 'plain.yaml.tmp'));
+      renameSync(join(dir, 'plain.yaml.tmp'), join(dir, 'plain.yaml'));
+    });
+    expect(watched(await scan()).get(root)).toEqual(['plain.yaml']);
+  });
+
+  it('after a swap, an in-place edit of a file in the new ..data is reloaded by the watch alone', async () => {
+    root = realpathSync(mkdtempSync(join(tmpdir(), 'warden-reload-kubelet-')));
+    const dir = join(root, 'policies');
+    const mount = kubeletMount(dir, { 'a.rego': 'package a\n', 'b.rego': 'package b\n' });
+    const reasons: string[] = [];
+    reloader = await startReloader({ paths: [dir], debounceMs: 20, pollMs: 0, reload: async (r) => (reasons.push(r), true), onWatchError: () => {} });
+    mount.publish({ 'a.rego': 'package a2\n', 'b.rego': 'package b\n' });
+    await until(() => reasons.length >= 1);
+    await sleep(300);
+    const before = reasons.length;
+    writeFileSync(join(mount.current(), 'b.rego'), 'package b2\n');
+    await until(() => reasons.length > before);
+    expect(reasons.at(-1)).toMatch(/\.\.2026_11_26_13_00_02\.123/);
   });
 });
 
