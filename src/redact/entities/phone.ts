@@ -21,7 +21,7 @@ import { parsePhoneNumberFromString, type CountryCode } from 'libphonenumber-js/
 import type { Detector, Finding } from '../types.js';
 import { touchesDecimal, type DigitChunk } from './digit-runs.js';
 
-/** Longest run of groups searched for numbers inside (bounds the window search). */
+/** A window inside a segment spans at most this many groups plus one (bounds the window search per start). */
 const MAX_WINDOW_GROUPS = 12;
 import { detectCardsInChunk, issuerMatches } from './credit-card.js';
 import { compileRegion, validInternational, validNationalInAny, type CompiledRegion } from './phone-metadata.js';
