@@ -36,7 +36,10 @@ export interface ChatMessage {
   name?: string;
   tool_calls?: ToolCall[];
   tool_call_id?: string;
-  /** An answer's refusal text (OpenAI: the model declined, e.g. a structured output); answers only. */
+  /**
+   * The model's refusal text (OpenAI: it declined, e.g. a structured output), on an assistant
+   * message: an answer's, or one sent back as history (redacted like content on its way up).
+   */
   refusal?: string;
 }
 

@@ -205,6 +205,8 @@ export class Session implements RedactionSession {
     const copy: ChatMessage = { ...m };
     if (typeof m.content === 'string') copy.content = this.promptText(m.content, provenance);
     else if (Array.isArray(m.content)) copy.content = m.content.map((p) => this.promptPart(p));
+    // An answer's refusal sent back as history is the model's text, redacted as content is.
+    if (typeof m.refusal === 'string') copy.refusal = this.promptText(m.refusal);
     if (typeof m.name === 'string') copy.name = this.promptName(m.name);
     if (typeof m.tool_call_id === 'string') this.checkId(m.tool_call_id);
     if (m.tool_calls) copy.tool_calls = m.tool_calls.map((tc) => this.promptToolCall(tc));
@@ -537,11 +539,12 @@ export class Session implements RedactionSession {
       return applyFindings(text, resolveOverlaps(hits, text), () => 'mask', this.replacer, {});
     };
     return messages.map((m) => {
-      if (typeof m.content === 'string') return { ...m, content: mask(m.content) };
+      const out = typeof m.refusal === 'string' ? { ...m, refusal: mask(m.refusal) } : m;
+      if (typeof m.content === 'string') return { ...out, content: mask(m.content) };
       if (Array.isArray(m.content)) {
-        return { ...m, content: m.content.map((p) => (p.type === 'text' && typeof p.text === 'string' ? { ...p, text: mask(p.text) } : p)) };
+        return { ...out, content: m.content.map((p) => (p.type === 'text' && typeof p.text === 'string' ? { ...p, text: mask(p.text) } : p)) };
       }
-      return m;
+      return out;
     });
   }
 

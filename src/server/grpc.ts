@@ -55,7 +55,7 @@ interface WireMessage {
   tool_call_id: string;
   tool_calls: WireToolCall[];
   parts: WirePart[];
-  /** Answers only (a request's is ignored). */
+  /** The model's refusal text: an answer's, or one sent back as history on an assistant message. */
   refusal?: string;
 }
 
@@ -208,10 +208,15 @@ function toMessage(m: WireMessage, i: number, maxDepth: number): ChatMessage {
   if (m.parts.length > 0) {
     if (m.content) throw invalid(`field 'messages.${i}.content' must be empty when 'parts' is set`, `messages.${i}.content`);
     content = m.parts.map((p, j) => toPart(p, `messages.${i}.parts.${j}`, maxDepth));
-  } else if (m.content === '' && m.tool_calls.length > 0) {
-    content = null; // an assistant turn that only calls tools, as OpenAI writes it
+  } else if (m.content === '' && (m.tool_calls.length > 0 || !!m.refusal)) {
+    content = null; // an assistant turn that only calls tools or refuses, as OpenAI writes it
   }
   const out: ChatMessage = { role: m.role as Role, content };
+  // proto3 has no null: an empty refusal is none. A refusal is the model's, so on an assistant turn only.
+  if (m.refusal) {
+    if (m.role !== 'assistant') throw invalid(`field 'messages.${i}.refusal' is only accepted on an assistant message: it is the model's refusal text`, `messages.${i}.refusal`);
+    out.refusal = m.refusal;
+  }
   if (m.name) out.name = m.name;
   if (m.tool_call_id) out.tool_call_id = m.tool_call_id;
   if (m.tool_calls.length > 0) {

@@ -4,7 +4,7 @@
  * changes the call without a word (a dropped `is_error` turns a failed tool into a successful
  * one, a dropped `refusal` rewrites the history). So each object is held to the members Warden
  * carries, plus documented ones it may let go of because of what they hold: the empty values an
- * SDK leaves on an answer an app appends to its history (`refusal: null`), or a hint whose loss
+ * SDK leaves on an answer an app appends to its history (`audio: null`), or a hint whose loss
  * does not change the answer (Anthropic's `cache_control`). Anything else is refused at its
  * location. A member name is the caller's text: repeated only when identifier-shaped, else the
  * object holding it is named.

@@ -24,13 +24,15 @@ const toolCall = z.object({
 });
 
 // Strip-mode objects: checkBodyMembers has refused every member they do not name before they
-// run, so what they strip is only the empty members it lets go of (`refusal: null`).
+// run, so what they strip is only the empty members it lets go of (`audio: null`).
 const message = z.object({
   role,
   content: z.union([z.string(), z.array(contentPart), z.null()]).optional(),
   name: z.string().optional(),
   tool_calls: z.array(toolCall).optional(),
   tool_call_id: z.string().optional(),
+  // An answer's refusal text sent back as history; `null` (what the SDK leaves) is dropped in toPromptRequest.
+  refusal: z.string().nullable().optional(),
 });
 
 const tool = z.object({
@@ -45,15 +47,17 @@ const tool = z.object({
 });
 
 /**
- * The members of messages, tool calls and tools Warden carries. The ones OpenAI puts on an
- * answer (`ChatCompletionMessage`) are let go of only empty, as the official SDK hands them back
- * when an app appends the answer to its history: a refusal text, audio, a legacy function call
- * or annotations would be lost (and redaction does not read them), so they are refused.
+ * The members of messages, tool calls and tools Warden carries. An answer's `refusal` text is
+ * carried (redacted like content) on an assistant message, so an app can append an answer the
+ * model refused to its history. The other members OpenAI puts on an answer
+ * (`ChatCompletionMessage`) are let go of only empty, as the official SDK hands them back: audio,
+ * a legacy function call or annotations would be lost (and redaction does not read them), so
+ * they are refused.
  */
 const MESSAGE_MEMBERS: MemberRule = {
   what: 'a chat message',
-  carried: ['role', 'content', 'name', 'tool_calls', 'tool_call_id'],
-  dropped: { refusal: NULL_ONLY, audio: NULL_ONLY, function_call: NULL_ONLY, annotations: EMPTY_LIST },
+  carried: ['role', 'content', 'name', 'tool_calls', 'tool_call_id', 'refusal'],
+  dropped: { audio: NULL_ONLY, function_call: NULL_ONLY, annotations: EMPTY_LIST },
 };
 const TOOL_CALL_MEMBERS: MemberRule = { what: 'a tool call', carried: ['id', 'type', 'function'] };
 const CALLED_FUNCTION_MEMBERS: MemberRule = { what: "a tool call's function", carried: ['name', 'arguments'] };
@@ -328,6 +332,19 @@ function isSimpleTemplateBody(body: unknown): body is ChatBody {
   return true;
 }
 
+/**
+ * A refusal is the model's text, so OpenAI defines it on assistant messages only: on another
+ * role it is refused (not dropped). `refusal: null`, which the SDK leaves on every answer, is
+ * nothing to carry and is dropped, so the upstream body is the one it was before.
+ */
+function checkRefusal(m: Omit<ChatMessage, 'refusal'> & { refusal?: string | null }, i: number): void {
+  if (m.refusal === null) delete m.refusal;
+  if (m.refusal === undefined || m.role === 'assistant') return;
+  throw new WardenError('invalid_request', `field 'messages.${i}.refusal' is only accepted on an assistant message: it is the model's refusal text`, {
+    location: { path: `messages.${i}.refusal` },
+  });
+}
+
 /** Validates a parsed Chat Completions body and builds the canonical request. */
 export function toPromptRequest(body: unknown, meta: IngressMeta, limits: IngressLimits): PromptRequest {
   // Before the schema, whose errors name a field by its path: the caller's member names would be in it.
@@ -406,8 +423,9 @@ export function toPromptRequest(body: unknown, meta: IngressMeta, limits: Ingres
   for (const key of Object.keys(b)) {
     if (!OWN_KEYS.has(key)) params[key] = (b as Record<string, unknown>)[key];
   }
-  for (const m of messages ?? []) if (m.content === undefined) m.content = null;
   messages?.forEach((m, i) => {
+    if (m.content === undefined) m.content = null;
+    checkRefusal(m, i);
     if (Array.isArray(m.content)) m.content.forEach((p, j) => checkContentPart(p as Record<string, unknown>, `messages.${i}.content.${j}`));
   });
 

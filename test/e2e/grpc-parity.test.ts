@@ -69,6 +69,19 @@ describe('gRPC tools, multi-part content and tool calls', () => {
     upstream.mode = 'ok';
   });
 
+  it("an answer's refusal sent back as history reaches the upstream redacted, as over HTTP", async () => {
+    upstream.mode = 'refusal';
+    const first = await complete({ model: 'gpt-4o-mini', messages: [{ role: 'user', content: 'Write to Jane.' }] });
+    upstream.mode = 'ok';
+    const refused = first.choices[0].message;
+    expect(refused.refusal).toBe("I can't write to [EMAIL_ADDRESS] about that.");
+    const before = upstream.calls.length;
+    await complete({ model: 'gpt-4o-mini', messages: [{ role: 'user', content: 'Write to Jane.' }, refused, { role: 'user', content: 'Why not?' }] });
+    expect(upstream.calls[before]!.body.messages[1]).toEqual({ role: 'assistant', content: null, refusal: "I can't write to [EMAIL_ADDRESS] about that." });
+    await complete({ model: 'gpt-4o-mini', messages: [{ role: 'user', content: 'hi' }, { role: 'assistant', content: 'Hello.', refusal: 'Not to bob@example.org' }] });
+    expect(upstream.calls.at(-1)!.body.messages[1]).toEqual({ role: 'assistant', content: 'Hello.', refusal: 'Not to [EMAIL_ADDRESS]' });
+  });
+
   it('Complete: tools and parts reach the upstream in OpenAI shape; the tool call comes back', async () => {
     upstream.mode = 'tool-call';
     const res = await complete({
@@ -180,6 +193,8 @@ describe('gRPC tools, multi-part content and tool calls', () => {
       [{ messages: [{ role: 'user', parts: [{ type: 'image_url', json: '{"image_url":{"url":"https://e.example/a.png"},"bob@example.org":1}' }] }] }, 'messages.0.parts.0.json'],
       [{ messages: [{ role: 'user', parts: [{ type: 'image_url', json: '{"image_url":{"url":"https://e.example/a.png","bob@example.org":1}}' }] }] }, 'messages.0.parts.0.json.image_url'],
       [{ messages: [{ role: 'user', content: 'both', parts: [{ type: 'text', text: 'x' }] }] }, 'messages.0.content'],
+      // A refusal is the model's: on an assistant message only.
+      [{ messages: [{ role: 'user', content: 'hi', refusal: 'ssn 536-22-1234' }] }, 'messages.0.refusal'],
       [{ messages: [{ role: 'user', content: 'hi' }], tools: [{ type: 'retrieval', function: { name: 'x' } }] }, 'tools.0.type'],
       [{ messages: [{ role: 'user', content: 'hi' }], tools: [{ type: 'function', function: { name: '' } }] }, 'tools.0.function.name'],
       [{ messages: [{ role: 'user', content: 'hi' }], tools: [{ type: 'function', function: { name: 'f', parameters_json: 'nope' } }] }, 'tools.0.function.parameters_json'],

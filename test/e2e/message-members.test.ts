@@ -9,7 +9,7 @@ import OpenAI from 'openai';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { postChat } from './helpers/http.js';
 import { startUpstream, type FakeUpstream } from './helpers/upstream.js';
-import { startWarden, type WardenFixture } from './helpers/warden.js';
+import { eventually, startWarden, type WardenFixture } from './helpers/warden.js';
 
 /** A member name that is the caller's text (PII), which no error may repeat. */
 const ODD = 'bob@example.org';
@@ -55,7 +55,10 @@ describe('OpenAI chat messages, tool calls and tools', () => {
     const before = upstream.calls.length;
     const cases: Array<[Record<string, unknown>, string]> = [
       [{ messages: [USER, { role: 'user', content: 'hi', foo: 1 }] }, 'messages.1.foo'],
-      [{ messages: [USER, { role: 'assistant', content: null, refusal: 'I will not tell you about 536-22-1234' }] }, 'messages.1.refusal'],
+      // A refusal is the model's, on an assistant message only (as OpenAI defines it).
+      [{ messages: [USER, { role: 'user', content: 'hi', refusal: 'I will not tell you about 536-22-1234' }] }, 'messages.1.refusal'],
+      [{ messages: [{ role: 'system', content: 'Be brief.', refusal: 'no' }, USER] }, 'messages.0.refusal'],
+      [{ messages: [USER, { role: 'assistant', content: null, refusal: 536 }] }, 'messages.1.refusal'],
       [{ messages: [USER, { role: 'assistant', content: 'x', audio: { id: 'audio_1' } }] }, 'messages.1.audio'],
       [{ messages: [USER, { role: 'assistant', content: null, function_call: { name: 'f', arguments: '{}' } }] }, 'messages.1.function_call'],
       [{ messages: [USER, { role: 'assistant', content: 'x', annotations: [{ type: 'url_citation', url_citation: { url: 'https://e.example', title: 't', start_index: 0, end_index: 1 } }] }] }, 'messages.1.annotations'],
@@ -97,6 +100,38 @@ describe('OpenAI chat messages, tool calls and tools', () => {
     const before = upstream.calls.length;
     await client.chat.completions.create({ model: 'gpt-4o-mini', messages: [{ role: 'user', content: 'Hello' }, fromOpenAI, { role: 'user', content: 'Go on' }] });
     expect(upstream.calls[before]!.body.messages[1]).toEqual({ role: 'assistant', content: 'Hi!' });
+  });
+
+  it("an answer the model refused goes back into the history: its refusal text reaches the upstream, redacted and audited", async () => {
+    const client = new OpenAI({ baseURL: `${w.addresses.http}/v1`, apiKey: rawToken, maxRetries: 0, timeout: 15_000 });
+    const history: OpenAI.Chat.Completions.ChatCompletionMessageParam[] = [{ role: 'user', content: 'Write to Jane.' }];
+    upstream.mode = 'refusal';
+    const first = await client.chat.completions.create({ model: 'gpt-4o-mini', messages: history });
+    const refused = first.choices[0]!.message;
+    expect(refused.refusal).toBe("I can't write to [EMAIL_ADDRESS] about that.");
+    upstream.mode = 'ok';
+    history.push(refused, { role: 'user', content: 'Why not?' });
+    const before = upstream.calls.length;
+    const second = await client.chat.completions.create({ model: 'gpt-4o-mini', messages: history });
+    expect(second.choices[0]!.message.content).toContain('Why not?');
+    expect(upstream.calls[before]!.body.messages[1]).toEqual({ role: 'assistant', content: null, refusal: "I can't write to [EMAIL_ADDRESS] about that." });
+
+    // A refusal the app kept with PII in it (from another gateway, or its own log) is redacted like content.
+    const canary = 'refusal.canary.7f3e@example.com';
+    const audited = w.audit().length;
+    const ask = (refusal: string) =>
+      client.chat.completions.create({ model: 'gpt-4o-mini', messages: [{ role: 'user', content: 'Write to Jane.' }, { role: 'assistant', content: null, refusal }, { role: 'user', content: 'Why not?' }] });
+    await ask(`I can't write to ${canary} about that.`);
+    const sent = upstream.calls.at(-1)!.body;
+    expect(sent.messages[1]).toEqual({ role: 'assistant', content: null, refusal: "I can't write to [EMAIL_ADDRESS] about that." });
+    expect(JSON.stringify(sent)).not.toContain('canary');
+    // The prompt HMAC covers the refusal: another refusal text is another prompt.
+    await ask("I can't write about that.");
+    await eventually(() => w.audit().length >= audited + 2);
+    const [withPii, other] = w.audit().slice(audited);
+    expect(withPii!.prompt_hmac).toMatch(/^[0-9a-f]{64}$/);
+    expect(other!.prompt_hmac).not.toBe(withPii!.prompt_hmac);
+    expect(JSON.stringify(w.audit()) + w.logs.join('\n')).not.toContain('canary');
   });
 
   it("a function definition's strict flag reaches the upstream", async () => {

@@ -597,6 +597,39 @@ describe('refusal parts', () => {
     const out = createRedactor({}).session(decision(), []).redactMessages([{ role: 'assistant', content: [{ type: 'refusal', refusal: 'I will not mail bob@example.org' }] }]);
     expect((out[0]!.content as Array<Record<string, unknown>>)[0]).toEqual({ type: 'refusal', refusal: 'I will not mail [EMAIL_ADDRESS]' });
   });
+
+  it("an assistant message's refusal member sent back as history is redacted like its content", () => {
+    const r = createRedactor({});
+    const refused: ChatMessage = { role: 'assistant', content: null, refusal: 'I will not mail bob@example.org' };
+    const out = r.session(decision(), []).redactMessages([{ role: 'user', content: 'Mail Bob.' }, refused]);
+    expect(out[1]).toEqual({ role: 'assistant', content: null, refusal: 'I will not mail [EMAIL_ADDRESS]' });
+    expect(refused.refusal).toBe('I will not mail bob@example.org'); // the caller's message is not rewritten
+    // Counted, blocked and guarded as content is.
+    const s = r.session(decision(), []);
+    s.redactMessages([refused]);
+    expect(s.report().counts).toEqual({ EMAIL_ADDRESS: 1 });
+    expect(thrown(() => r.session(decision({ modes: { EMAIL_ADDRESS: 'block' } }), []).redactMessages([refused])).details?.['reason']).toBe('blocked_entities');
+    const leak = thrown(() => r.session(decision(), [CANARY]).redactMessages([{ role: 'assistant', content: null, refusal: `I will not say ${CANARY}` }]));
+    expect(leak.details?.['reason']).toBe('secret_leak');
+    expect(leak.message + JSON.stringify(leak.details)).not.toContain(CANARY);
+  });
+
+  it("the dry run's copy for the caller masks a secret value in a refusal as in content", () => {
+    const s = createRedactor({}).session(decision(), [], [CANARY]);
+    const shown = s.maskSecretsForCaller([{ role: 'assistant', content: `a ${CANARY}`, refusal: `b ${CANARY}` }]);
+    expect(shown[0]).toEqual({ role: 'assistant', content: 'a [SECRET_VALUE]', refusal: 'b [SECRET_VALUE]' });
+  });
+
+  it('a refusal under tokenize keeps its placeholders apart from the ones the prompt mints', () => {
+    const s = createRedactor({}).session(decision({ mode: 'tokenize' }), []);
+    const out = s.redactMessages([
+      { role: 'user', content: 'Mail ann@example.com' },
+      { role: 'assistant', content: null, refusal: 'I will not mail <EMAIL_ADDRESS_1> or bo@example.com' },
+    ]);
+    // <EMAIL_ADDRESS_1> was the caller's text in the refusal: never minted for another value.
+    expect(out[0]!.content).toBe('Mail <EMAIL_ADDRESS_2>');
+    expect(out[1]!.refusal).toBe('I will not mail <EMAIL_ADDRESS_1> or <EMAIL_ADDRESS_3>');
+  });
 });
 
 describe('placeholder-shaped text in the input (tokenize + reidentify)', () => {
