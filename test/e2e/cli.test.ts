@@ -108,6 +108,16 @@ describe('warden CLI', () => {
     expect([blocked.code, blocked.stderr]).toEqual([3, 'stdin: redaction_blocked: prompt contains blocked entity types: EMAIL_ADDRESS\n']);
   });
 
+  it('a bad RE2 pattern in the config is a config error (file:line:col, key path) for serve and redact, the pattern not echoed', async () => {
+    const file = join(prepared.dir, 'bad-pattern.yaml');
+    writeFileSync(file, 'redaction:\n  custom_entities:\n    - { name: EMPLOYEE_ID, pattern: "(CANARY-SECRET-7f3a" }\n');
+    const expected = `warden: invalid configuration:\n  ${file}:3:28: redaction.custom_entities[0].pattern: is not a valid RE2 pattern (missing ))\n`;
+    for (const args of [['redact', '--config', file], ['serve', '--config', file]]) {
+      const r = await cli(args);
+      expect([r.code, r.stderr], args[0]).toEqual([1, expected]);
+    }
+  });
+
   it('a single-valued option given twice is a usage error naming it (exit 2); repeatable ones stay repeatable', async () => {
     const cases: Array<{ args: string[]; option: string; help: string }> = [
       { args: ['serve', '--config', 'a.yaml', '--config', 'b.yaml'], option: '--config', help: "Run 'warden serve --help' for usage." },

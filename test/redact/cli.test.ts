@@ -87,6 +87,15 @@ describe('warden redact CLI', () => {
     expect([code, err]).toEqual([1, `stdin:1: payload_too_large: line is longer than ${cap} bytes\n`]);
   });
 
+  it('a pattern RE2 refuses is named by its key and RE2\'s error kind, no part of it repeated', async () => {
+    const stdin = new PassThrough();
+    let err = '';
+    const stderr = new PassThrough().on('data', (d: Buffer) => (err += d.toString('utf8')));
+    stdin.end('x');
+    const code = await runRedactCli([], { stdin, stdout: new PassThrough(), stderr }, { customEntities: [{ name: 'EMPLOYEE_ID', pattern: '(CANARY-SECRET-7f3a' }] });
+    expect([code, err]).toEqual([1, 'warden: invalid_request: redaction.custom_entities[0].pattern is not a valid RE2 pattern (missing ))\n']);
+  });
+
   it('line ends are read as before: LF, CRLF and a lone CR each end a line', async () => {
     const r = await run(['--detect'], 'a\r\nb\rc\n\nd');
     expect(r.out.trim().split('\n')).toHaveLength(5);
