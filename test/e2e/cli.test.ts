@@ -147,6 +147,13 @@ describe('warden CLI', () => {
     expect(vars.stderr).not.toContain('more than once');
   });
 
+  it('render refuses a variable given twice (exit 2) rather than one value winning silently', async () => {
+    for (const second of ['ticket_id=T-2', 'ticket_id=T-1']) {
+      const r = await cli(['render', '-c', prepared.configFile, '-t', 'support/ticket-summary@2', '--var', 'ticket_id=T-1', '--var', 'customer_message=hi', '--var', second]);
+      expect([r.code, r.stdout, r.stderr], second).toEqual([2, '', "warden: --var ticket_id is given more than once (a variable takes one value)\nRun 'warden render --help' for usage.\n"]);
+    }
+  });
+
   it('render refuses a --var name that is not an identifier, as the ingress does, without repeating it', async () => {
     for (const name of ['bad name', 'x.y', 'jane@example.com', '1st']) {
       const r = await cli(['render', '-c', prepared.configFile, '-t', 'support/ticket-summary@2', '--var', `${name}=v`, '--var', 'ticket_id=T-1']);
