@@ -290,6 +290,22 @@ describe('POST /v1/messages', () => {
     expect(rec).toMatchObject({ status: 'ok', template: { id: 'support/ticket-summary', version: 2 }, principal: { namespace: 'support', service_account: 'ticket-bot' } });
   });
 
+  it('a wrong method gets 405 in Anthropic\'s error shape, with the request-id header', async () => {
+    for (const method of ['GET', 'PUT', 'DELETE']) {
+      const res = await fetch(`${w.addresses.http}/v1/messages`, { method, headers: { 'x-api-key': rawToken } });
+      expect(res.status, method).toBe(405);
+      expect(res.headers.get('allow')).toBe('POST');
+      const rid = res.headers.get('request-id');
+      expect(rid).toBeTruthy();
+      expect(res.headers.get('x-request-id')).toBe(rid);
+      expect(await res.json()).toEqual({
+        type: 'error',
+        error: { type: 'invalid_request_error', code: 'invalid_request', message: `method ${method} is not allowed here; use POST` },
+        request_id: rid,
+      });
+    }
+  });
+
   it('errors use Anthropic\'s error shape with the Warden code and the field', async () => {
     const before = upstream.calls.length;
     const cases: Array<[unknown, string | null, number, string, string, string | undefined]> = [
