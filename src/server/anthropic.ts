@@ -13,6 +13,7 @@
  *   user tool_result block               → a `tool` message with `tool_call_id`, before the rest
  *   tools[] {name, description, input_schema} → function tools
  *   tool_choice auto|any|tool|none       → auto|required|{function}|none
+ *   tool_choice.disable_parallel_tool_use: true → parallel_tool_calls: false
  *   stop_sequences → stop; metadata.user_id → user; max_tokens (required), temperature, top_p, top_k
  *   tools[].strict                       → function.strict
  * Dropped: `cache_control` (a caching hint to Anthropic, which no OpenAI-style upstream takes; the
@@ -194,21 +195,32 @@ function translateTools(v: unknown): unknown[] {
   });
 }
 
-function translateToolChoice(v: unknown): unknown {
+/** The members Anthropic documents per tool_choice type (`none` has no parallel setting). */
+const CHOICE_MEMBERS: Record<string, MemberRule> = {
+  auto: { what: 'an auto tool_choice', carried: ['type', 'disable_parallel_tool_use'] },
+  any: { what: 'an any tool_choice', carried: ['type', 'disable_parallel_tool_use'] },
+  tool: { what: 'a tool tool_choice', carried: ['type', 'name', 'disable_parallel_tool_use'] },
+  none: { what: 'a none tool_choice', carried: ['type'] },
+};
+
+/**
+ * Anthropic's tool_choice → OpenAI's `tool_choice`, and `parallel_tool_calls: false` when it
+ * disables parallel tool use (at most / exactly one call: OpenAI's way of saying the same).
+ * `false` is Anthropic's default, so it adds nothing.
+ */
+function translateToolChoice(v: unknown, out: Record<string, unknown>): void {
   if (!isObject(v)) throw invalid("field 'tool_choice' must be an object", 'tool_choice');
-  switch (v.type) {
-    case 'auto':
-      return 'auto';
-    case 'any':
-      return 'required';
-    case 'none':
-      return 'none';
-    case 'tool':
-      return { type: 'function', function: { name: textOf(v.name, 'tool_choice.name') } };
-    default:
-      throw invalid("field 'tool_choice.type' must be one of \"auto\", \"any\", \"tool\", \"none\"", 'tool_choice.type');
-  }
+  const type = typeof v.type === 'string' && Object.hasOwn(CHOICE_MEMBERS, v.type) ? v.type : undefined;
+  if (type === undefined) throw invalid("field 'tool_choice.type' must be one of \"auto\", \"any\", \"tool\", \"none\"", 'tool_choice.type');
+  checkMembers(v, CHOICE_MEMBERS[type]!, 'tool_choice');
+  const single = v.disable_parallel_tool_use;
+  if (single !== undefined && typeof single !== 'boolean') throw invalid("field 'tool_choice.disable_parallel_tool_use' must be a boolean", 'tool_choice.disable_parallel_tool_use');
+  out.tool_choice = type === 'auto' ? 'auto' : type === 'any' ? 'required' : type === 'none' ? 'none' : { type: 'function', function: { name: textOf(v.name, 'tool_choice.name') } };
+  if (single === true) out.parallel_tool_calls = false;
 }
+
+/** `metadata`: Anthropic documents `user_id` only; anything else would be dropped, so it is refused. */
+const METADATA_MEMBERS: MemberRule = { what: 'metadata', carried: ['user_id'] };
 
 /** What an Anthropic parameter name looks like (`max_tokens`, `stop_sequences`, `thinking`). */
 const PARAM_NAME = MEMBER_NAME;
@@ -258,9 +270,10 @@ export function anthropicToChatBody(body: unknown): Record<string, unknown> {
     out.stop = body.stop_sequences;
   }
   if (body.tools !== undefined) out.tools = translateTools(body.tools);
-  if (body.tool_choice !== undefined) out.tool_choice = translateToolChoice(body.tool_choice);
+  if (body.tool_choice !== undefined) translateToolChoice(body.tool_choice, out);
   if (body.metadata !== undefined) {
     if (!isObject(body.metadata)) throw invalid("field 'metadata' must be an object", 'metadata');
+    checkMembers(body.metadata, METADATA_MEMBERS, 'metadata');
     if (body.metadata.user_id !== undefined && body.metadata.user_id !== null) out.user = textOf(body.metadata.user_id, 'metadata.user_id');
   }
   if (body.warden !== undefined) out.warden = body.warden;

@@ -290,6 +290,46 @@ describe('POST /v1/messages', () => {
     expect(rec).toMatchObject({ status: 'ok', template: { id: 'support/ticket-summary', version: 2 }, principal: { namespace: 'support', service_account: 'ticket-bot' } });
   });
 
+  it('tool_choice.disable_parallel_tool_use: true is parallel_tool_calls: false upstream; false or absent adds nothing', async () => {
+    upstream.mode = 'ok';
+    const cases: Array<[Record<string, unknown>, unknown, boolean | undefined]> = [
+      [{ type: 'auto', disable_parallel_tool_use: true }, 'auto', false],
+      [{ type: 'any', disable_parallel_tool_use: true }, 'required', false],
+      [{ type: 'tool', name: 'get_weather', disable_parallel_tool_use: true }, { type: 'function', function: { name: 'get_weather' } }, false],
+      [{ type: 'auto', disable_parallel_tool_use: false }, 'auto', undefined],
+      [{ type: 'any' }, 'required', undefined],
+    ];
+    for (const [choice, toolChoice, parallel] of cases) {
+      const r = await messages({ model: 'gpt-4o-mini', max_tokens: 16, tools: [WEATHER_TOOL], tool_choice: choice, messages: [{ role: 'user', content: 'hi' }] });
+      expect(r.status, r.text).toBe(200);
+      const sent = upstream.calls.at(-1)!.body;
+      expect(sent.tool_choice, JSON.stringify(choice)).toEqual(toolChoice);
+      expect(sent.parallel_tool_calls, JSON.stringify(choice)).toBe(parallel);
+      expect('parallel_tool_calls' in sent, JSON.stringify(choice)).toBe(parallel !== undefined);
+    }
+  });
+
+  it('tool_choice and metadata members Anthropic does not document are refused at their field, not dropped', async () => {
+    const before = upstream.calls.length;
+    const cases: Array<[Record<string, unknown>, string]> = [
+      [{ metadata: { user_id: 'u-1', session: 'CANARY-7f3a' } }, 'metadata.session'],
+      [{ metadata: { tags: ['a'] } }, 'metadata.tags'],
+      [{ tool_choice: { type: 'none', disable_parallel_tool_use: true } }, 'tool_choice.disable_parallel_tool_use'],
+      [{ tool_choice: { type: 'auto', disable_parallel_tool_use: 'yes' } }, 'tool_choice.disable_parallel_tool_use'],
+      [{ tool_choice: { type: 'any', parallel: false } }, 'tool_choice.parallel'],
+      [{ tool_choice: { type: 'auto', name: 'get_weather' } }, 'tool_choice.name'],
+    ];
+    for (const [extra, param] of cases) {
+      const r = await messages({ model: 'gpt-4o-mini', max_tokens: 16, tools: [WEATHER_TOOL], messages: [{ role: 'user', content: 'hi' }], ...extra });
+      expect(r.status, r.text).toBe(400);
+      const err = JSON.parse(r.text);
+      expect(err.type).toBe('error');
+      expect(err.error, r.text).toMatchObject({ type: 'invalid_request_error', code: 'invalid_request', param });
+      expect(r.text).not.toContain('CANARY');
+    }
+    expect(upstream.calls.length).toBe(before);
+  });
+
   it('a wrong method gets 405 in Anthropic\'s error shape, with the request-id header', async () => {
     for (const method of ['GET', 'PUT', 'DELETE']) {
       const res = await fetch(`${w.addresses.http}/v1/messages`, { method, headers: { 'x-api-key': rawToken } });
