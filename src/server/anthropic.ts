@@ -80,6 +80,14 @@ function textPart(block: Record<string, unknown>, path: string): ContentPart {
   return { type: 'text', text: textOf(block.text, `${path}.text`) };
 }
 
+/**
+ * The image types Anthropic accepts. Both members end up inside an opaque `data:` URL that
+ * redaction does not read, so neither may carry free text: the media type is one of these, the
+ * data base64 (the value is never quoted back).
+ */
+const IMAGE_MEDIA_TYPES: ReadonlySet<string> = new Set(['image/jpeg', 'image/png', 'image/gif', 'image/webp']);
+const BASE64 = /^[A-Za-z0-9+/]*={0,2}$/;
+
 function imagePart(block: Record<string, unknown>, path: string): ContentPart {
   checkMembers(block, IMAGE_MEMBERS, path);
   const source = block.source;
@@ -88,8 +96,12 @@ function imagePart(block: Record<string, unknown>, path: string): ContentPart {
     checkMembers(source, source.type === 'base64' ? BASE64_SOURCE_MEMBERS : URL_SOURCE_MEMBERS, `${path}.source`);
   }
   if (source.type === 'base64') {
-    const media = textOf(source.media_type, `${path}.source.media_type`);
+    const media = source.media_type;
+    if (typeof media !== 'string' || !IMAGE_MEDIA_TYPES.has(media)) {
+      throw invalid(`field '${path}.source.media_type' must be one of ${[...IMAGE_MEDIA_TYPES].join(', ')}`, `${path}.source.media_type`);
+    }
     const data = textOf(source.data, `${path}.source.data`);
+    if (!BASE64.test(data)) throw invalid(`field '${path}.source.data' must be base64`, `${path}.source.data`);
     return { type: 'image_url', image_url: { url: `data:${media};base64,${data}` } };
   }
   if (source.type === 'url') return { type: 'image_url', image_url: { url: textOf(source.url, `${path}.source.url`) } };

@@ -330,6 +330,35 @@ describe('POST /v1/messages', () => {
     expect(upstream.calls.length).toBe(before);
   });
 
+  it('an image source.media_type is one of the four Anthropic documents; anything else is refused there, not echoed', async () => {
+    upstream.mode = 'ok';
+    const image = (media_type: unknown) => ({ type: 'image', source: { type: 'base64', media_type, data: 'iVBORw0KGgo=' } });
+    for (const media of ['image/jpeg', 'image/png', 'image/gif', 'image/webp']) {
+      const r = await messages({ model: 'gpt-4o-mini', max_tokens: 16, messages: [{ role: 'user', content: [image(media), { type: 'text', text: 'hi' }] }] });
+      expect(r.status, r.text).toBe(200);
+      expect(upstream.calls.at(-1)!.body.messages[0].content[0].image_url.url).toBe(`data:${media};base64,iVBORw0KGgo=`);
+    }
+    const before = upstream.calls.length;
+    const bad: Array<[unknown, (img: object) => unknown[], string]> = [
+      ['text/plain;jane.doe@example.com CANARY-7f3a', (img) => [{ role: 'user', content: [img] }], 'messages.0.content.0.source.media_type'],
+      ['image/svg+xml', (img) => [{ role: 'user', content: [img] }], 'messages.0.content.0.source.media_type'],
+      ['IMAGE/PNG', (img) => [{ role: 'user', content: [img] }], 'messages.0.content.0.source.media_type'],
+      ['image/png;CANARY-7f3a', (img) => [{ role: 'user', content: [{ type: 'tool_result', tool_use_id: 't1', content: [img] }] }], 'messages.0.content.0.content.0.source.media_type'],
+      [7, (img) => [{ role: 'user', content: [img] }], 'messages.0.content.0.source.media_type'],
+    ];
+    for (const [media, msgs, param] of bad) {
+      const r = await messages({ model: 'gpt-4o-mini', max_tokens: 16, messages: msgs(image(media)) });
+      expect(r.status, r.text).toBe(400);
+      expect(JSON.parse(r.text).error, r.text).toMatchObject({ type: 'invalid_request_error', code: 'invalid_request', param });
+      expect(r.text).not.toMatch(/CANARY|jane|svg|IMAGE/);
+    }
+    const text = await messages({ model: 'gpt-4o-mini', max_tokens: 16, messages: [{ role: 'user', content: [{ type: 'image', source: { type: 'base64', media_type: 'image/png', data: 'not base64: jane.doe@example.com' } }] }] });
+    expect(text.status, text.text).toBe(400);
+    expect(JSON.parse(text.text).error.param).toBe('messages.0.content.0.source.data');
+    expect(text.text).not.toContain('jane');
+    expect(upstream.calls.length).toBe(before);
+  });
+
   it('a wrong method gets 405 in Anthropic\'s error shape, with the request-id header', async () => {
     for (const method of ['GET', 'PUT', 'DELETE']) {
       const res = await fetch(`${w.addresses.http}/v1/messages`, { method, headers: { 'x-api-key': rawToken } });
