@@ -383,12 +383,16 @@ function anthropicErrorType(status: number): string {
 }
 
 /**
- * `{type: "error", error: {type, message}, request_id}` plus Warden's stable `code` and the field
- * (`param`). The request id is also in the `request-id` header, where the SDKs read it.
+ * `{type: "error", error: {type, message}, request_id}` plus Warden's stable `code`, the field
+ * (`param`) and the same `details` the OpenAI route's error carries (policy reasons and decision
+ * id, the redaction reason, the upstream's status, ...). Extra members of `error` leave the shape
+ * Anthropic's SDKs parse intact (they keep the body as `err.error`). The request id is also in
+ * the `request-id` header, where the SDKs read it.
  */
 export function anthropicErrorBody(err: WardenError, requestId: string): Record<string, unknown> {
   const error: Record<string, unknown> = { type: anthropicErrorType(anthropicStatus(err)), message: err.message, code: err.code };
   if (err.location?.path) error.param = err.location.path;
+  if (err.details) error.details = err.details;
   return { type: 'error', error, request_id: requestId };
 }
 
