@@ -51,6 +51,16 @@ describe('warden CLI', () => {
     }
   });
 
+  it('a missing command or subcommand is a usage error: the help on stderr, exit 2, in every command; asked for, it is on stdout', async () => {
+    for (const args of [[], ['policy'], ['audit'], ['templates']]) {
+      const bare = await cli(args);
+      expect([bare.code, bare.stdout], `warden ${args.join(' ')}`).toEqual([2, '']);
+      expect(bare.stderr.toLowerCase(), `warden ${args.join(' ')}`).toContain('usage');
+      const asked = await cli([...args, '--help']);
+      expect([asked.code, asked.stderr, asked.stdout], `warden ${args.join(' ')} --help`).toEqual([0, '', bare.stderr]);
+    }
+  });
+
   it('unknown flags and commands are usage errors (exit 2)', async () => {
     const flag = await cli(['serve', '--config', 'x.yaml', '--bogus']);
     expect(flag.code).toBe(2);
