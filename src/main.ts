@@ -43,7 +43,8 @@ export async function main(argv: string[], io: CliIO = processIO): Promise<numbe
       case '-h':
       case '--help':
       case 'help':
-        io.out(MAIN_HELP);
+        // No command is a usage error: its help goes to stderr, as every subcommand's does.
+        (command === undefined ? io.err : io.out)(MAIN_HELP);
         return command === undefined ? 2 : 0;
       case '-v':
       case '--version':

@@ -50,6 +50,9 @@ function variablesFrom(list: string[]): Record<string, string> {
     // The ingress refuses such names before any stage; a dry run must not get further with one
     // (its audit record would carry it). The name is not repeated: it may be a value mistyped.
     if (!VARIABLE_NAME.test(name)) throw new UsageError('--var NAME must be an identifier (letters, digits and _, at most 128 characters)');
+    // One value per variable, as for any single-valued option: the dry run is where an operator
+    // checks what would be sent, so neither value may win silently. (The name is an identifier.)
+    if (Object.hasOwn(vars, name)) throw new UsageError(`--var ${name} is given more than once (a variable takes one value)`);
     vars[name] = item.slice(eq + 1);
   }
   return vars;

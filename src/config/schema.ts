@@ -10,6 +10,7 @@ import { DEFAULT_MAX_JSON_DEPTH, MAX_JSON_DEPTH_CEILING } from '../pipeline/json
 import { MODEL_NAME_RULE, isModelName } from '../pipeline/identifiers.js';
 import { SECRET_SCHEMES, SecretRefError, parseSecretRef } from '../secrets/index.js';
 import { parseListen, type ListenAddress } from './listen.js';
+import { anchoredAllowPattern, re2PatternProblem } from '../redact/custom.js';
 
 const listenAddress = (fallback: string) =>
   z
@@ -364,14 +365,27 @@ const RedactionProfileSchema = z.strictObject({
 });
 
 /** A custom entity (RE2 pattern and/or dictionary); the redactor checks the pattern itself. */
-const CustomEntitySchema = z.strictObject({
-  name: z.string().regex(/^[A-Z][A-Z0-9_]{0,63}$/, { error: 'must be an upper-case entity name such as CUSTOMER_ID' }),
-  pattern: nonEmpty.optional(),
-  flags: z.string().regex(/^[imsu]*$/, { error: 'may hold only the RE2 flags i, m, s, u' }).optional(),
-  validator: z.enum(['luhn', 'mod97', 'mod11', 'verhoeff', 'none']).optional(),
-  context: z.array(nonEmpty).optional(),
-  dictionary: z.array(nonEmpty).optional(),
-  score: score.optional(),
+const CustomEntitySchema = z
+  .strictObject({
+    name: z.string().regex(/^[A-Z][A-Z0-9_]{0,63}$/, { error: 'must be an upper-case entity name such as CUSTOMER_ID' }),
+    pattern: nonEmpty.optional(),
+    flags: z.string().regex(/^[imsu]*$/, { error: 'may hold only the RE2 flags i, m, s, u' }).optional(),
+    validator: z.enum(['luhn', 'mod97', 'mod11', 'verhoeff', 'none']).optional(),
+    context: z.array(nonEmpty).optional(),
+    dictionary: z.array(nonEmpty).optional(),
+    score: score.optional(),
+  })
+  // Checked here, not only when the redactor compiles it, so the error has the file's line and
+  // column like any config problem (the message names RE2's error kind, never the pattern).
+  .superRefine((v, ctx) => {
+    const problem = typeof v.pattern === 'string' ? re2PatternProblem(v.pattern, typeof v.flags === 'string' ? v.flags : '') : undefined;
+    if (problem) ctx.addIssue({ code: 'custom', message: problem, input: v.pattern, path: ['pattern'] });
+  });
+
+/** An allow pattern must compile alone and anchored, as the allow-list runs it (redact/custom.ts). */
+const allowPattern = z.string().superRefine((p, ctx) => {
+  const problem = re2PatternProblem(p) ?? re2PatternProblem(anchoredAllowPattern(p), 'i');
+  if (problem) ctx.addIssue({ code: 'custom', message: problem, input: p });
 });
 
 const RedactionSchema = z.strictObject({
@@ -381,7 +395,7 @@ const RedactionSchema = z.strictObject({
   allow: z
     .strictObject({
       literals: z.array(z.string()).optional(),
-      patterns: z.array(z.string()).optional(),
+      patterns: z.array(allowPattern).optional(),
     })
     .optional(),
   /** Key of the keyed hash used by `hash` mode (a secret ref). */

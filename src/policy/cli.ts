@@ -298,7 +298,8 @@ function decisionCacheLine(deps: InputDeps): string {
 export async function runPolicyCli(argv: string[], io: Io): Promise<number> {
   const [cmd, ...args] = argv;
   if (cmd === undefined || cmd === '-h' || cmd === '--help' || cmd === 'help') {
-    io.stdout.write(HELP.main!);
+    // No subcommand is a usage error: the help goes to stderr (asked for, to stdout).
+    (cmd === undefined ? io.stderr : io.stdout).write(HELP.main!);
     return cmd === undefined ? 2 : 0;
   }
   // Own members only: `warden policy toString` is an unknown command, not Object's.

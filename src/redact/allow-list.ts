@@ -2,7 +2,7 @@
 import type RE2 from 're2';
 import { WardenError } from '../pipeline/errors.js';
 import type { AllowListConfig } from './types.js';
-import { compileUserPattern } from './custom.js';
+import { anchoredAllowPattern, compileUserPattern } from './custom.js';
 
 /** Values of unrelated kinds: a pattern that allows them all is not a list of known non-PII. */
 const UNRELATED_VALUES = ['jane.doe@allow-check.example', '4111111111111111', 'ghp_aB3dE5gH7jK9mN1pQ3sT5vW7yZ9bC1dE3fG5', '10.20.30.40'];
@@ -32,7 +32,7 @@ export class AllowList {
     // Anchored so a pattern must match the whole finding, not just part of it.
     this.patterns = (cfg?.patterns ?? []).map((p, i) => {
       const path = `redaction.allow.patterns[${i}]`;
-      const re = compileUserPattern(`^(?:${p})$`, 'i', path);
+      const re = compileUserPattern(anchoredAllowPattern(p), 'i', path);
       checkNotCatchAll(re, path);
       return re;
     });

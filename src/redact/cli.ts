@@ -5,8 +5,8 @@
  * the redacted text (or one {"text": "..."} line per input line). With --detect it writes, per
  * input line, {"findings":[{"entity","start","end","score"}]} with offsets in UTF-16 code units
  * of the original line. Exit codes: 0 ok, 1 error, 2 usage, 3 some input was blocked.
+ * A --jsonl / --detect line longer than MAX_REDACT_LINE_BYTES stops the run (exit 1).
  */
-import { createInterface } from 'node:readline';
 import { repeatedOption, usageText } from '../cli/args.js';
 import { formatLocation, isWardenError, WardenError } from '../pipeline/errors.js';
 import type { RedactionDecision, RedactionMode } from '../pipeline/types.js';
@@ -32,6 +32,18 @@ Redacts PII and secrets from stdin.
   --help        this text
 Exit codes: 0 ok, 1 error, 2 usage error, 3 some input was blocked.
 `;
+
+/**
+ * Longest input line --jsonl / --detect read (as `audit verify` caps a record line): a line is
+ * held whole while it is redacted, so without a cap one endless line would grow until node runs
+ * out of string length and crashes with a stack trace.
+ */
+export const MAX_REDACT_LINE_BYTES = 16 * 1024 * 1024;
+
+export interface RedactCliOptions {
+  /** The line cap; tests lower it. */
+  maxLineBytes?: number;
+}
 
 const MODES: readonly string[] = ['mask', 'hash', 'tokenize', 'block', 'allow'];
 
@@ -96,7 +108,59 @@ async function readAll(stream: NodeJS.ReadableStream): Promise<string> {
   return Buffer.concat(parts).toString('utf8');
 }
 
-export async function runRedactCli(argv: string[], io: RedactCliIo, config: RedactionConfig = {}): Promise<number> {
+const LF = 0x0a;
+const CR = 0x0d;
+
+/**
+ * The lines of a byte stream, as readline splits them (LF, CRLF or a lone CR ends a line; a last
+ * line without an end counts), but never holding more than `maxBytes` of one line: past it, a
+ * `payload_too_large` error at `stdin:LINE` at once, without reading on to the line's end.
+ * Splitting on bytes is safe for UTF-8: CR and LF never occur inside a multi-byte character.
+ */
+export async function* readLines(stream: NodeJS.ReadableStream, maxBytes: number): AsyncGenerator<string> {
+  let parts: Buffer[] = [];
+  let held = 0;
+  let lineNo = 0;
+  let afterCr = false; // a CR ended the last line: an LF right after it belongs to that end
+  const take = (): string => {
+    const line = Buffer.concat(parts, held).toString('utf8');
+    parts = [];
+    held = 0;
+    return line;
+  };
+  const hold = (piece: Buffer): void => {
+    if (held + piece.length > maxBytes) {
+      throw new WardenError('payload_too_large', `line is longer than ${maxBytes} bytes`, { location: { file: 'stdin', line: lineNo + 1 } });
+    }
+    if (piece.length > 0) parts.push(piece);
+    held += piece.length;
+  };
+  for await (const c of stream) {
+    const chunk = typeof c === 'string' ? Buffer.from(c) : (c as Buffer);
+    let start = 0;
+    if (afterCr && chunk.length > 0) {
+      if (chunk[0] === LF) start = 1;
+      afterCr = false;
+    }
+    for (let i = start; i < chunk.length; i++) {
+      const b = chunk[i];
+      if (b !== LF && b !== CR) continue;
+      hold(chunk.subarray(start, i));
+      lineNo++;
+      yield take();
+      if (b === CR) {
+        if (i + 1 < chunk.length) {
+          if (chunk[i + 1] === LF) i++;
+        } else afterCr = true;
+      }
+      start = i + 1;
+    }
+    hold(chunk.subarray(start));
+  }
+  if (held > 0) yield take();
+}
+
+export async function runRedactCli(argv: string[], io: RedactCliIo, config: RedactionConfig = {}, opts: RedactCliOptions = {}): Promise<number> {
   const args = parseArgs(argv);
   if (typeof args === 'string') {
     await write(io.stderr, usageText(args, 'redact'));
@@ -146,9 +210,8 @@ export async function runRedactCli(argv: string[], io: RedactCliIo, config: Reda
       if (out !== null) await write(io.stdout, out);
       return blocked ? 3 : 0;
     }
-    const rl = createInterface({ input: io.stdin, crlfDelay: Infinity });
     let lineNo = 0;
-    for await (const line of rl) {
+    for await (const line of readLines(io.stdin, opts.maxLineBytes ?? MAX_REDACT_LINE_BYTES)) {
       lineNo++;
       let text = line;
       if (args.jsonl) {

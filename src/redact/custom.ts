@@ -36,15 +36,64 @@ export function runValidator(name: ValidatorName | undefined, value: string): bo
   }
 }
 
+/**
+ * RE2's error kinds (re2/regexp.cc). Its message is `kind: the pattern or the part at fault`;
+ * only a kind from this list is repeated, never what follows it: a pattern may spell out the
+ * identifiers it is meant to find.
+ */
+const RE2_ERROR_KINDS = new Set([
+  'invalid escape sequence',
+  'invalid character class',
+  'invalid character class range',
+  'missing ]',
+  'missing )',
+  'unexpected )',
+  'trailing \\',
+  'no argument for repetition operator',
+  'invalid repetition size',
+  'bad repetition operator',
+  'invalid perl operator',
+  'invalid UTF-8',
+  'invalid named capture group',
+  'pattern too large - compile failed',
+  'pattern too large - reverse compile failed',
+]);
+
+function re2Flags(flags: string): string {
+  return `g${flags.replace(/[^imsu]/g, '')}`;
+}
+
+/** What is wrong with a pattern RE2 refuses, as `is not a valid RE2 pattern (KIND)`: no part of the pattern. */
+function re2ErrorReason(err: unknown): string {
+  const kind = String((err as Error)?.message ?? '').split(': ')[0] ?? '';
+  return `is not a valid RE2 pattern${RE2_ERROR_KINDS.has(kind) ? ` (${kind})` : ''}`;
+}
+
+/** Why RE2 refuses `pattern`, or undefined when it compiles (the config loader's check). */
+export function re2PatternProblem(pattern: string, flags = ''): string | undefined {
+  try {
+    new RE2(pattern, re2Flags(flags));
+    return undefined;
+  } catch (err) {
+    return re2ErrorReason(err);
+  }
+}
+
+/**
+ * An allow pattern as the allow-list runs it: anchored, so it must match a whole finding. The
+ * config loader checks the pattern alone as well, so that one which only compiles by closing the
+ * anchor's group early (`a)|(b`) is refused rather than run unanchored.
+ */
+export function anchoredAllowPattern(pattern: string): string {
+  return `^(?:${pattern})$`;
+}
+
 /** Compiles a user pattern on RE2; bad patterns are a config error with the key path. */
 export function compileUserPattern(pattern: string, flags: string, path: string): RE2 {
-  const f = flags.replace(/[^imsu]/g, '');
   try {
-    return new RE2(pattern, `g${f}`);
+    return new RE2(pattern, re2Flags(flags));
   } catch (err) {
-    throw new WardenError('invalid_request', `invalid RE2 pattern at ${path}: ${(err as Error).message}`, {
-      location: { path },
-    });
+    throw new WardenError('invalid_request', `${path} ${re2ErrorReason(err)}`, { location: { path } });
   }
 }
 

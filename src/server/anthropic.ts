@@ -13,6 +13,7 @@
  *   user tool_result block               → a `tool` message with `tool_call_id`, before the rest
  *   tools[] {name, description, input_schema} → function tools
  *   tool_choice auto|any|tool|none       → auto|required|{function}|none
+ *   tool_choice.disable_parallel_tool_use: true → parallel_tool_calls: false
  *   stop_sequences → stop; metadata.user_id → user; max_tokens (required), temperature, top_p, top_k
  *   tools[].strict                       → function.strict
  * Dropped: `cache_control` (a caching hint to Anthropic, which no OpenAI-style upstream takes; the
@@ -79,6 +80,14 @@ function textPart(block: Record<string, unknown>, path: string): ContentPart {
   return { type: 'text', text: textOf(block.text, `${path}.text`) };
 }
 
+/**
+ * The image types Anthropic accepts. Both members end up inside an opaque `data:` URL that
+ * redaction does not read, so neither may carry free text: the media type is one of these, the
+ * data base64 (the value is never quoted back).
+ */
+const IMAGE_MEDIA_TYPES: ReadonlySet<string> = new Set(['image/jpeg', 'image/png', 'image/gif', 'image/webp']);
+const BASE64 = /^[A-Za-z0-9+/]*={0,2}$/;
+
 function imagePart(block: Record<string, unknown>, path: string): ContentPart {
   checkMembers(block, IMAGE_MEMBERS, path);
   const source = block.source;
@@ -87,8 +96,12 @@ function imagePart(block: Record<string, unknown>, path: string): ContentPart {
     checkMembers(source, source.type === 'base64' ? BASE64_SOURCE_MEMBERS : URL_SOURCE_MEMBERS, `${path}.source`);
   }
   if (source.type === 'base64') {
-    const media = textOf(source.media_type, `${path}.source.media_type`);
+    const media = source.media_type;
+    if (typeof media !== 'string' || !IMAGE_MEDIA_TYPES.has(media)) {
+      throw invalid(`field '${path}.source.media_type' must be one of ${[...IMAGE_MEDIA_TYPES].join(', ')}`, `${path}.source.media_type`);
+    }
     const data = textOf(source.data, `${path}.source.data`);
+    if (!BASE64.test(data)) throw invalid(`field '${path}.source.data' must be base64`, `${path}.source.data`);
     return { type: 'image_url', image_url: { url: `data:${media};base64,${data}` } };
   }
   if (source.type === 'url') return { type: 'image_url', image_url: { url: textOf(source.url, `${path}.source.url`) } };
@@ -194,21 +207,32 @@ function translateTools(v: unknown): unknown[] {
   });
 }
 
-function translateToolChoice(v: unknown): unknown {
+/** The members Anthropic documents per tool_choice type (`none` has no parallel setting). */
+const CHOICE_MEMBERS: Record<string, MemberRule> = {
+  auto: { what: 'an auto tool_choice', carried: ['type', 'disable_parallel_tool_use'] },
+  any: { what: 'an any tool_choice', carried: ['type', 'disable_parallel_tool_use'] },
+  tool: { what: 'a tool tool_choice', carried: ['type', 'name', 'disable_parallel_tool_use'] },
+  none: { what: 'a none tool_choice', carried: ['type'] },
+};
+
+/**
+ * Anthropic's tool_choice → OpenAI's `tool_choice`, and `parallel_tool_calls: false` when it
+ * disables parallel tool use (at most / exactly one call: OpenAI's way of saying the same).
+ * `false` is Anthropic's default, so it adds nothing.
+ */
+function translateToolChoice(v: unknown, out: Record<string, unknown>): void {
   if (!isObject(v)) throw invalid("field 'tool_choice' must be an object", 'tool_choice');
-  switch (v.type) {
-    case 'auto':
-      return 'auto';
-    case 'any':
-      return 'required';
-    case 'none':
-      return 'none';
-    case 'tool':
-      return { type: 'function', function: { name: textOf(v.name, 'tool_choice.name') } };
-    default:
-      throw invalid("field 'tool_choice.type' must be one of \"auto\", \"any\", \"tool\", \"none\"", 'tool_choice.type');
-  }
+  const type = typeof v.type === 'string' && Object.hasOwn(CHOICE_MEMBERS, v.type) ? v.type : undefined;
+  if (type === undefined) throw invalid("field 'tool_choice.type' must be one of \"auto\", \"any\", \"tool\", \"none\"", 'tool_choice.type');
+  checkMembers(v, CHOICE_MEMBERS[type]!, 'tool_choice');
+  const single = v.disable_parallel_tool_use;
+  if (single !== undefined && typeof single !== 'boolean') throw invalid("field 'tool_choice.disable_parallel_tool_use' must be a boolean", 'tool_choice.disable_parallel_tool_use');
+  out.tool_choice = type === 'auto' ? 'auto' : type === 'any' ? 'required' : type === 'none' ? 'none' : { type: 'function', function: { name: textOf(v.name, 'tool_choice.name') } };
+  if (single === true) out.parallel_tool_calls = false;
 }
+
+/** `metadata`: Anthropic documents `user_id` only; anything else would be dropped, so it is refused. */
+const METADATA_MEMBERS: MemberRule = { what: 'metadata', carried: ['user_id'] };
 
 /** What an Anthropic parameter name looks like (`max_tokens`, `stop_sequences`, `thinking`). */
 const PARAM_NAME = MEMBER_NAME;
@@ -258,9 +282,10 @@ export function anthropicToChatBody(body: unknown): Record<string, unknown> {
     out.stop = body.stop_sequences;
   }
   if (body.tools !== undefined) out.tools = translateTools(body.tools);
-  if (body.tool_choice !== undefined) out.tool_choice = translateToolChoice(body.tool_choice);
+  if (body.tool_choice !== undefined) translateToolChoice(body.tool_choice, out);
   if (body.metadata !== undefined) {
     if (!isObject(body.metadata)) throw invalid("field 'metadata' must be an object", 'metadata');
+    checkMembers(body.metadata, METADATA_MEMBERS, 'metadata');
     if (body.metadata.user_id !== undefined && body.metadata.user_id !== null) out.user = textOf(body.metadata.user_id, 'metadata.user_id');
   }
   if (body.warden !== undefined) out.warden = body.warden;
@@ -358,12 +383,16 @@ function anthropicErrorType(status: number): string {
 }
 
 /**
- * `{type: "error", error: {type, message}, request_id}` plus Warden's stable `code` and the field
- * (`param`). The request id is also in the `request-id` header, where the SDKs read it.
+ * `{type: "error", error: {type, message}, request_id}` plus Warden's stable `code`, the field
+ * (`param`) and the same `details` the OpenAI route's error carries (policy reasons and decision
+ * id, the redaction reason, the upstream's status, ...). Extra members of `error` leave the shape
+ * Anthropic's SDKs parse intact (they keep the body as `err.error`). The request id is also in
+ * the `request-id` header, where the SDKs read it.
  */
 export function anthropicErrorBody(err: WardenError, requestId: string): Record<string, unknown> {
   const error: Record<string, unknown> = { type: anthropicErrorType(anthropicStatus(err)), message: err.message, code: err.code };
   if (err.location?.path) error.param = err.location.path;
+  if (err.details) error.details = err.details;
   return { type: 'error', error, request_id: requestId };
 }
 

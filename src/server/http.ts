@@ -506,6 +506,12 @@ export function createHttpIngress(opts: HttpIngressOptions): HttpIngress {
     const err = new WardenError('invalid_request', `method ${req.method ?? ''} is not allowed here; use ${allow}`);
     return recordRefusal(req, requestId, path, err).then(() => {
       res.setHeader('allow', allow);
+      // The route's own shape, as every other answer on it (an Anthropic SDK parses this one too).
+      if (path === '/v1/messages') {
+        anthropicRequestId(res, requestId);
+        sendJson(res, 405, JSON.stringify(anthropicErrorBody(err, requestId)), requestId);
+        return;
+      }
       sendJson(res, 405, JSON.stringify(errorBody(err)), requestId);
     });
   }

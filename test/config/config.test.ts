@@ -526,6 +526,29 @@ describe('errors name file:line:col, key path and what is wrong', () => {
   });
 });
 
+describe('RE2 patterns in the redaction section', () => {
+  it('a pattern RE2 cannot compile is a config problem at its key, naming the RE2 error but no part of the pattern', () => {
+    const text = [
+      'redaction:',
+      '  custom_entities:',
+      '    - { name: EMPLOYEE_ID, pattern: "(CANARY-SECRET-7f3a" }',
+      '    - name: BADGE',
+      '      pattern: "ok-[0-9]+"',
+      '  allow:',
+      '    patterns: ["CANARYZ-[Y-S]", "fine-[0-9]+", "CANARYQ)(?:x"]',
+      '',
+    ].join('\n');
+    const found = problems(text);
+    expect(found).toEqual([
+      { file: '/etc/warden/w.yaml', line: 3, column: 28, path: 'redaction.custom_entities[0].pattern', message: 'is not a valid RE2 pattern (missing ))' },
+      { file: '/etc/warden/w.yaml', line: 7, column: 16, path: 'redaction.allow.patterns[0]', message: 'is not a valid RE2 pattern (invalid character class range)' },
+      // Valid once wrapped as the allow-list anchors it (`^(?:…)$`), but only by closing the anchor's group early.
+      { file: '/etc/warden/w.yaml', line: 7, column: 48, path: 'redaction.allow.patterns[2]', message: 'is not a valid RE2 pattern (unexpected ))' },
+    ]);
+    expect(JSON.stringify(found)).not.toMatch(/CANARY|Y-S/);
+  });
+});
+
 describe('warnings', () => {
   it('non-loopback listeners, dev identity, audit not required, plain-http upstream', () => {
     const warnings: string[] = [];

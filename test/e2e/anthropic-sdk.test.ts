@@ -306,6 +306,43 @@ describe('errors as the Anthropic SDK raises them', () => {
     expect(`${err.message}${JSON.stringify(err.error)}`).not.toContain('jane.doe');
   });
 
+  it("an error carries the OpenAI route's details in error.details, which the SDK keeps in err.error", async () => {
+    const details = (err: APIError) => (wardenError(err) as { details?: Record<string, unknown> }).details;
+    const denied = await rejection(client(botToken).messages.create(plain));
+    expect(denied).toBeInstanceOf(Anthropic.PermissionDeniedError);
+    expect(details(denied)).toMatchObject({ decision_id: expect.stringMatching(/^[0-9a-f-]{36}$/), reasons: [expect.any(String)] });
+    // The same refusal on the OpenAI route: the same details, but for the decision's own id.
+    const openai = await fetch(`${w.addresses.http}/v1/chat/completions`, {
+      method: 'POST',
+      headers: { authorization: `Bearer ${botToken}`, 'content-type': 'application/json' },
+      body: JSON.stringify({ model: 'gpt-4o-mini', messages: [{ role: 'user', content: 'hi' }] }),
+    });
+    const openaiDetails = ((await openai.json()) as { error: { details: Record<string, unknown> } }).error.details;
+    expect({ ...details(denied), decision_id: 'x' }).toEqual({ ...openaiDetails, decision_id: 'x' });
+
+    const blocked = await rejection(
+      client(rawToken).messages.create({
+        ...plain,
+        messages: [
+          { role: 'user', content: 'hi' },
+          { role: 'assistant', content: [{ type: 'tool_use', id: 'toolu_jane.doe@example.com', name: 'f', input: {} }] },
+          { role: 'user', content: [{ type: 'tool_result', tool_use_id: 'toolu_jane.doe@example.com', content: 'done' }] },
+        ],
+      }),
+    );
+    expect(blocked).toBeInstanceOf(Anthropic.UnprocessableEntityError);
+    expect(details(blocked)).toMatchObject({ reason: 'pii_in_id' });
+
+    upstream.mode = 'bad-request';
+    try {
+      const rejected = await rejection(client(rawToken).messages.create(plain));
+      expect(rejected).toBeInstanceOf(Anthropic.BadRequestError);
+      expect(details(rejected)).toMatchObject({ status: 400 });
+    } finally {
+      upstream.mode = 'ok';
+    }
+  });
+
   it('an error carries the request id: the request-id header (err.requestID) and the body', async () => {
     const err = await rejection(client(botToken).messages.create(plain));
     expect(err.requestID).toMatch(/^[0-9a-f-]{36}$/);

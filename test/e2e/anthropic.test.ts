@@ -290,6 +290,91 @@ describe('POST /v1/messages', () => {
     expect(rec).toMatchObject({ status: 'ok', template: { id: 'support/ticket-summary', version: 2 }, principal: { namespace: 'support', service_account: 'ticket-bot' } });
   });
 
+  it('tool_choice.disable_parallel_tool_use: true is parallel_tool_calls: false upstream; false or absent adds nothing', async () => {
+    upstream.mode = 'ok';
+    const cases: Array<[Record<string, unknown>, unknown, boolean | undefined]> = [
+      [{ type: 'auto', disable_parallel_tool_use: true }, 'auto', false],
+      [{ type: 'any', disable_parallel_tool_use: true }, 'required', false],
+      [{ type: 'tool', name: 'get_weather', disable_parallel_tool_use: true }, { type: 'function', function: { name: 'get_weather' } }, false],
+      [{ type: 'auto', disable_parallel_tool_use: false }, 'auto', undefined],
+      [{ type: 'any' }, 'required', undefined],
+    ];
+    for (const [choice, toolChoice, parallel] of cases) {
+      const r = await messages({ model: 'gpt-4o-mini', max_tokens: 16, tools: [WEATHER_TOOL], tool_choice: choice, messages: [{ role: 'user', content: 'hi' }] });
+      expect(r.status, r.text).toBe(200);
+      const sent = upstream.calls.at(-1)!.body;
+      expect(sent.tool_choice, JSON.stringify(choice)).toEqual(toolChoice);
+      expect(sent.parallel_tool_calls, JSON.stringify(choice)).toBe(parallel);
+      expect('parallel_tool_calls' in sent, JSON.stringify(choice)).toBe(parallel !== undefined);
+    }
+  });
+
+  it('tool_choice and metadata members Anthropic does not document are refused at their field, not dropped', async () => {
+    const before = upstream.calls.length;
+    const cases: Array<[Record<string, unknown>, string]> = [
+      [{ metadata: { user_id: 'u-1', session: 'CANARY-7f3a' } }, 'metadata.session'],
+      [{ metadata: { tags: ['a'] } }, 'metadata.tags'],
+      [{ tool_choice: { type: 'none', disable_parallel_tool_use: true } }, 'tool_choice.disable_parallel_tool_use'],
+      [{ tool_choice: { type: 'auto', disable_parallel_tool_use: 'yes' } }, 'tool_choice.disable_parallel_tool_use'],
+      [{ tool_choice: { type: 'any', parallel: false } }, 'tool_choice.parallel'],
+      [{ tool_choice: { type: 'auto', name: 'get_weather' } }, 'tool_choice.name'],
+    ];
+    for (const [extra, param] of cases) {
+      const r = await messages({ model: 'gpt-4o-mini', max_tokens: 16, tools: [WEATHER_TOOL], messages: [{ role: 'user', content: 'hi' }], ...extra });
+      expect(r.status, r.text).toBe(400);
+      const err = JSON.parse(r.text);
+      expect(err.type).toBe('error');
+      expect(err.error, r.text).toMatchObject({ type: 'invalid_request_error', code: 'invalid_request', param });
+      expect(r.text).not.toContain('CANARY');
+    }
+    expect(upstream.calls.length).toBe(before);
+  });
+
+  it('an image source.media_type is one of the four Anthropic documents; anything else is refused there, not echoed', async () => {
+    upstream.mode = 'ok';
+    const image = (media_type: unknown) => ({ type: 'image', source: { type: 'base64', media_type, data: 'iVBORw0KGgo=' } });
+    for (const media of ['image/jpeg', 'image/png', 'image/gif', 'image/webp']) {
+      const r = await messages({ model: 'gpt-4o-mini', max_tokens: 16, messages: [{ role: 'user', content: [image(media), { type: 'text', text: 'hi' }] }] });
+      expect(r.status, r.text).toBe(200);
+      expect(upstream.calls.at(-1)!.body.messages[0].content[0].image_url.url).toBe(`data:${media};base64,iVBORw0KGgo=`);
+    }
+    const before = upstream.calls.length;
+    const bad: Array<[unknown, (img: object) => unknown[], string]> = [
+      ['text/plain;jane.doe@example.com CANARY-7f3a', (img) => [{ role: 'user', content: [img] }], 'messages.0.content.0.source.media_type'],
+      ['image/svg+xml', (img) => [{ role: 'user', content: [img] }], 'messages.0.content.0.source.media_type'],
+      ['IMAGE/PNG', (img) => [{ role: 'user', content: [img] }], 'messages.0.content.0.source.media_type'],
+      ['image/png;CANARY-7f3a', (img) => [{ role: 'user', content: [{ type: 'tool_result', tool_use_id: 't1', content: [img] }] }], 'messages.0.content.0.content.0.source.media_type'],
+      [7, (img) => [{ role: 'user', content: [img] }], 'messages.0.content.0.source.media_type'],
+    ];
+    for (const [media, msgs, param] of bad) {
+      const r = await messages({ model: 'gpt-4o-mini', max_tokens: 16, messages: msgs(image(media)) });
+      expect(r.status, r.text).toBe(400);
+      expect(JSON.parse(r.text).error, r.text).toMatchObject({ type: 'invalid_request_error', code: 'invalid_request', param });
+      expect(r.text).not.toMatch(/CANARY|jane|svg|IMAGE/);
+    }
+    const text = await messages({ model: 'gpt-4o-mini', max_tokens: 16, messages: [{ role: 'user', content: [{ type: 'image', source: { type: 'base64', media_type: 'image/png', data: 'not base64: jane.doe@example.com' } }] }] });
+    expect(text.status, text.text).toBe(400);
+    expect(JSON.parse(text.text).error.param).toBe('messages.0.content.0.source.data');
+    expect(text.text).not.toContain('jane');
+    expect(upstream.calls.length).toBe(before);
+  });
+
+  it('a wrong method gets 405 in Anthropic\'s error shape, with the request-id header', async () => {
+    for (const method of ['GET', 'PUT', 'DELETE']) {
+      const res = await fetch(`${w.addresses.http}/v1/messages`, { method, headers: { 'x-api-key': rawToken } });
+      expect(res.status, method).toBe(405);
+      expect(res.headers.get('allow')).toBe('POST');
+      const rid = res.headers.get('request-id');
+      expect(rid).toBeTruthy();
+      expect(res.headers.get('x-request-id')).toBe(rid);
+      expect(await res.json()).toEqual({
+        type: 'error',
+        error: { type: 'invalid_request_error', code: 'invalid_request', message: `method ${method} is not allowed here; use POST` },
+        request_id: rid,
+      });
+    }
+  });
+
   it('errors use Anthropic\'s error shape with the Warden code and the field', async () => {
     const before = upstream.calls.length;
     const cases: Array<[unknown, string | null, number, string, string, string | undefined]> = [

@@ -51,6 +51,16 @@ describe('warden CLI', () => {
     }
   });
 
+  it('a missing command or subcommand is a usage error: the help on stderr, exit 2, in every command; asked for, it is on stdout', async () => {
+    for (const args of [[], ['policy'], ['audit'], ['templates']]) {
+      const bare = await cli(args);
+      expect([bare.code, bare.stdout], `warden ${args.join(' ')}`).toEqual([2, '']);
+      expect(bare.stderr.toLowerCase(), `warden ${args.join(' ')}`).toContain('usage');
+      const asked = await cli([...args, '--help']);
+      expect([asked.code, asked.stderr, asked.stdout], `warden ${args.join(' ')} --help`).toEqual([0, '', bare.stderr]);
+    }
+  });
+
   it('unknown flags and commands are usage errors (exit 2)', async () => {
     const flag = await cli(['serve', '--config', 'x.yaml', '--bogus']);
     expect(flag.code).toBe(2);
@@ -108,6 +118,16 @@ describe('warden CLI', () => {
     expect([blocked.code, blocked.stderr]).toEqual([3, 'stdin: redaction_blocked: prompt contains blocked entity types: EMAIL_ADDRESS\n']);
   });
 
+  it('a bad RE2 pattern in the config is a config error (file:line:col, key path) for serve and redact, the pattern not echoed', async () => {
+    const file = join(prepared.dir, 'bad-pattern.yaml');
+    writeFileSync(file, 'redaction:\n  custom_entities:\n    - { name: EMPLOYEE_ID, pattern: "(CANARY-SECRET-7f3a" }\n');
+    const expected = `warden: invalid configuration:\n  ${file}:3:28: redaction.custom_entities[0].pattern: is not a valid RE2 pattern (missing ))\n`;
+    for (const args of [['redact', '--config', file], ['serve', '--config', file]]) {
+      const r = await cli(args);
+      expect([r.code, r.stderr], args[0]).toEqual([1, expected]);
+    }
+  });
+
   it('a single-valued option given twice is a usage error naming it (exit 2); repeatable ones stay repeatable', async () => {
     const cases: Array<{ args: string[]; option: string; help: string }> = [
       { args: ['serve', '--config', 'a.yaml', '--config', 'b.yaml'], option: '--config', help: "Run 'warden serve --help' for usage." },
@@ -135,6 +155,13 @@ describe('warden CLI', () => {
     expect(JSON.parse(data.stdout).result[0].expressions[0].value).toBe(3);
     const vars = await cli(['render', '-c', join(prepared.dir, 'nope.yaml'), '-t', 'x@1', '--var', 'a=1', '--var', 'b=2']);
     expect(vars.stderr).not.toContain('more than once');
+  });
+
+  it('render refuses a variable given twice (exit 2) rather than one value winning silently', async () => {
+    for (const second of ['ticket_id=T-2', 'ticket_id=T-1']) {
+      const r = await cli(['render', '-c', prepared.configFile, '-t', 'support/ticket-summary@2', '--var', 'ticket_id=T-1', '--var', 'customer_message=hi', '--var', second]);
+      expect([r.code, r.stdout, r.stderr], second).toEqual([2, '', "warden: --var ticket_id is given more than once (a variable takes one value)\nRun 'warden render --help' for usage.\n"]);
+    }
   });
 
   it('render refuses a --var name that is not an identifier, as the ingress does, without repeating it', async () => {

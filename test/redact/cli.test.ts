@@ -2,9 +2,9 @@ import { spawn } from 'node:child_process';
 import { fileURLToPath } from 'node:url';
 import { PassThrough } from 'node:stream';
 import { describe, expect, it } from 'vitest';
-import { runRedactCli } from '../../src/redact/cli.js';
+import { MAX_REDACT_LINE_BYTES, runRedactCli } from '../../src/redact/cli.js';
 
-async function run(argv: string[], input: string): Promise<{ code: number; out: string; err: string }> {
+async function run(argv: string[], input: string, opts: { maxLineBytes?: number } = {}): Promise<{ code: number; out: string; err: string }> {
   const stdin = new PassThrough();
   const stdout = new PassThrough();
   const stderr = new PassThrough();
@@ -13,7 +13,7 @@ async function run(argv: string[], input: string): Promise<{ code: number; out: 
   stdout.on('data', (d: Buffer) => (out += d.toString('utf8')));
   stderr.on('data', (d: Buffer) => (err += d.toString('utf8')));
   stdin.end(input);
-  const code = await runRedactCli(argv, { stdin, stdout, stderr });
+  const code = await runRedactCli(argv, { stdin, stdout, stderr }, {}, opts);
   return { code, out, err };
 }
 
@@ -65,6 +65,40 @@ describe('warden redact CLI', () => {
     expect(bad.err).toContain('stdin:1');
     const profile = await run(['--profile', 'unknown'], 'x');
     expect([profile.code, profile.err]).toEqual([1, 'warden: redaction_failed: unknown redaction profile "unknown"\n']);
+  });
+
+  it('a line longer than the cap stops the run at that line (exit 1), without waiting for its end', async () => {
+    expect(MAX_REDACT_LINE_BYTES).toBe(16 * 1024 * 1024);
+    const cap = 64;
+    const fits = JSON.stringify({ text: 'x'.repeat(cap - 11) }); // exactly `cap` bytes
+    expect(Buffer.byteLength(fits)).toBe(cap);
+    for (const argv of [['--jsonl'], ['--detect']]) {
+      const r = await run(argv, `${fits}\r\n${'é'.repeat(cap / 2)}x\nnever read\n`, { maxLineBytes: cap });
+      expect([r.code, r.err], argv.join()).toEqual([1, `stdin:2: payload_too_large: line is longer than ${cap} bytes\n`]);
+      expect(r.out.trim().split('\n'), argv.join()).toHaveLength(1); // the line that fits, and nothing after
+    }
+    // An endless line (stdin never ends) is refused as soon as it passes the cap: nothing holds it whole.
+    const stdin = new PassThrough();
+    const sink = new PassThrough().resume();
+    let err = '';
+    const stderr = new PassThrough().on('data', (d: Buffer) => (err += d.toString('utf8')));
+    stdin.write('y'.repeat(cap + 1));
+    const code = await runRedactCli(['--detect'], { stdin, stdout: sink, stderr }, {}, { maxLineBytes: cap });
+    expect([code, err]).toEqual([1, `stdin:1: payload_too_large: line is longer than ${cap} bytes\n`]);
+  });
+
+  it('a pattern RE2 refuses is named by its key and RE2\'s error kind, no part of it repeated', async () => {
+    const stdin = new PassThrough();
+    let err = '';
+    const stderr = new PassThrough().on('data', (d: Buffer) => (err += d.toString('utf8')));
+    stdin.end('x');
+    const code = await runRedactCli([], { stdin, stdout: new PassThrough(), stderr }, { customEntities: [{ name: 'EMPLOYEE_ID', pattern: '(CANARY-SECRET-7f3a' }] });
+    expect([code, err]).toEqual([1, 'warden: invalid_request: redaction.custom_entities[0].pattern is not a valid RE2 pattern (missing ))\n']);
+  });
+
+  it('line ends are read as before: LF, CRLF and a lone CR each end a line', async () => {
+    const r = await run(['--detect'], 'a\r\nb\rc\n\nd');
+    expect(r.out.trim().split('\n')).toHaveLength(5);
   });
 
   it('runs as a child process through npx tsx, reading stdin', async () => {
