@@ -352,6 +352,21 @@ describe('decide stage with the built-in Rego engine', () => {
     expect(ctx.decision).toBeUndefined();
   });
 
+  it('fails closed when the policy calls http.send for real, even with raise_error: false and `not`', async () => {
+    const riskDir = join(dir, 'risk');
+    await mkdir(riskDir);
+    await writeFile(join(riskDir, 'r.rego'), [
+      'package warden', 'import rego.v1',
+      'decision := {"allow": true, "models": ["echo"]} if not blocked',
+      'blocked if {', '  resp := http.send({"method": "GET", "url": "http://risk.internal/check", "raise_error": false})', '  resp.status_code != 200', '}', '',
+    ].join('\n'));
+    const risky = await createRegoPolicyEngine({ paths: [riskDir], entrypoint: 'warden/decision' });
+    const ctx = ctxWith();
+    const err = await (async () => createDecideStage({ getEngine: () => risky, environment: ENV, now: () => NOW }).run(ctx))().catch((e: unknown) => e as WardenError);
+    expect(err).toMatchObject({ code: 'policy_error', details: { code: 'eval_builtin_error' } });
+    expect(ctx.decision).toBeUndefined();
+  });
+
   it('logs a broken decision once per policy revision and problem, naming the field, never input values', async () => {
     const lines: string[] = [];
     const logger = createLogger({ level: 'info' }, { write: (l: string) => void lines.push(l) });
