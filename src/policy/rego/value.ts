@@ -315,7 +315,7 @@ export function keyOf(v: Value): string {
     case 'string':
       return 's' + v;
     case 'number':
-      return 'n' + (Object.is(v, -0) ? '0' : String(v));
+      return 'n' + numberKey(v);
     case 'bigint':
       return 'n' + v.toString();
     case 'boolean':
@@ -330,6 +330,16 @@ export function keyOf(v: Value): string {
       if (v instanceof RegoDecimal) return 'n~' + v.key;
       return objectKey(v);
   }
+}
+
+/**
+ * A double's key: its exact integer digits when it is an integer past 2^53, as the bigint it
+ * equals (compareNumbers) prints; String() would give `1e+21`, or round digits away
+ * (123456789012345677877 prints as 123456789012345680000), and equal values must share a key.
+ */
+function numberKey(v: number): string {
+  if (Number.isSafeInteger(v)) return Object.is(v, -0) ? '0' : String(v);
+  return Number.isInteger(v) ? BigInt(v).toString() : String(v);
 }
 
 function arrayKey(v: Value[]): string {

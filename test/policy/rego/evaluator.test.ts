@@ -137,6 +137,26 @@ big := 18446744073709551616 + 1
     expect(p.evaluate('data.t.big', {})).toBe(18446744073709551617n);
   });
 
+  it('gives equal numbers beyond 2^53 one key: sets, objects, in, object.get (doubles and exact integers alike)', () => {
+    // d is a double (arithmetic with a non-integer): exactly 123456789012345683968, though JS
+    // prints it as 123456789012345680000; 2e21 prints as 2e+21.
+    const p = policy(`package t
+import rego.v1
+d := 0.5 * 246913578024691367936
+x := [
+  0.5 * 4e21 == 2e21,
+  0.5 * 4e21 in {2e21},
+  count({0.5 * 4e21, 2e21}),
+  {0.5 * 4e21: "a"}[2e21],
+  object.get({2e21: "a"}, 0.5 * 4e21, "missing"),
+  d == 123456789012345683968,
+  count({d, 123456789012345683968}),
+  {d: "b"}[123456789012345683968],
+]
+`);
+    expect(p.evaluate('data.t.x', {})).toEqual([true, true, 1, 'a', 'a', true, 1, 'b']);
+  });
+
   it('returns results the caller may mutate without changing the policy', () => {
     const p = policy(`package t
 import rego.v1
@@ -174,6 +194,15 @@ describe('rule indexing', () => {
     expect(p.evaluate('data.idx.deny', { model: 7, ns: 'q' })).toEqual(['number']);
     expect(p.evaluate('data.idx.deny', { ns: 'y' })).toEqual(['always']);
     expect(p.evaluate('data.idx.deny', {})).toEqual([]);
+  });
+
+  it('finds a rule on a number beyond 1e21 whether the input holds it as a double or the rule as an exact integer', () => {
+    const rules = ['package q', 'import rego.v1'];
+    for (let i = 1; i <= 7; i++) rules.push(`deny contains "d${i}" if input.n == ${i}`);
+    rules.push('deny contains "big" if input.n == 1e21');
+    const q = compilePolicy([{ path: 'q.rego', source: rules.join('\n') }]);
+    expect(q.evaluate('data.q.deny', { n: 1e21 })).toEqual(['big']);
+    expect(q.evaluate('data.q.deny', { n: 3 })).toEqual(['d3']);
   });
 
   it('reads the input in force, including one set by with', () => {
