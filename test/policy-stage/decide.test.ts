@@ -172,6 +172,22 @@ describe('normalizeDecision', () => {
     }
   });
 
+  it('reports a non-boolean allow as malformed, like any other known field of the wrong type', () => {
+    for (const allow of ['true', 1, null, [true], { yes: true }]) {
+      const seen: unknown[] = [];
+      const d = normalizeDecision({ allow, reasons: ['from the policy'] }, 'x', 'standard', (p) => seen.push(p));
+      expect(d.allow, JSON.stringify(allow)).toBe(false);
+      expect(d.reasons).toEqual(['policy decision field "allow" is malformed']);
+      expect(seen).toEqual([{ kind: 'malformed', path: 'allow' }]);
+    }
+    // false and absent are ordinary denies, not problems.
+    for (const raw of [{ allow: false }, {}]) {
+      const seen: unknown[] = [];
+      expect(normalizeDecision(raw, 'x', 'standard', (p) => seen.push(p)).allow).toBe(false);
+      expect(seen).toEqual([]);
+    }
+  });
+
   it('normalises a frozen (cached) result once, gives each request its own id, and shares only frozen parts', () => {
     const raw = frozenCopy({
       allow: true,
@@ -327,6 +343,15 @@ describe('decide stage with the built-in Rego engine', () => {
     expect((await run(ctxWith({ template: { id: template.id } }, { template })))?.details).toMatchObject({ reasons: ['no rule allowed this request'] });
     const other = { ...template, retire_after: '2027-01-01', allowed_services: ['billing/*'] };
     expect((await run(ctxWith({ template: { id: template.id } }, { template: other })))?.code).toBe('policy_denied');
+  });
+
+  it('says once that the policy denied when it gave no reason', async () => {
+    const quietDir = join(dir, 'quiet');
+    await mkdir(quietDir);
+    await writeFile(join(quietDir, 'q.rego'), 'package warden\nimport rego.v1\ndecision := {"allow": false}\n');
+    const quiet = await createRegoPolicyEngine({ paths: [quietDir], entrypoint: 'warden/decision' });
+    const err = await (async () => createDecideStage({ getEngine: () => quiet, environment: ENV, now: () => NOW }).run(ctxWith()))().catch((e: unknown) => e as WardenError);
+    expect(err).toMatchObject({ code: 'policy_denied', message: 'denied by policy: no reason given', details: { reasons: ['no reason given'] } });
   });
 
   it('refuses a model the decision does not list, naming it only when it is configured', async () => {
