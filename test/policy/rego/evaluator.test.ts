@@ -157,6 +157,24 @@ x := [
     expect(p.evaluate('data.t.x', {})).toEqual([true, true, 1, 'a', 'a', true, 1, 'b']);
   });
 
+  it('orders strings by code point, as OPA (Go) does, not by UTF-16 unit', () => {
+    // U+FFFF is one UTF-16 unit (0xFFFF); U+1F600 is two, starting 0xD83D: code points say FFFF first.
+    const p = policy(`package t
+import rego.v1
+x := [
+  "\\uffff" < "😀",
+  "😀" > "\\uffff",
+  sort(["😀", "\\uffff", "a", "\\ue000"]),
+  max({"😀", "\\uffff"}),
+  [s | some s in {"😀", "\\uffff"}],
+  json.marshal({"😀": 1, "\\uffff": 2}),
+  "a😀" < "a\\uffff",
+  "a" < "a😀",
+]
+`);
+    expect(p.evaluate('data.t.x', {})).toEqual([true, true, ['a', '\ue000', '\uffff', '😀'], '😀', ['\uffff', '😀'], '{"\uffff":2,"😀":1}', false, true]);
+  });
+
   it('returns results the caller may mutate without changing the policy', () => {
     const p = policy(`package t
 import rego.v1
