@@ -296,6 +296,20 @@ p if {
     expect(e.location).toMatchObject({ row: 4, col: 2 });
   });
 
+  it('locates a rule that conflicts with rules under its path (file:line:col)', () => {
+    let err: unknown;
+    try {
+      compilePolicy([
+        { path: 'a.rego', source: 'package warden\nimport rego.v1\n\ndecision := {"allow": true}\n' },
+        { path: 'b.rego', source: 'package warden.decision\nimport rego.v1\nallow := false\n' },
+      ]);
+    } catch (e) {
+      err = e;
+    }
+    expect(err).toBeInstanceOf(RegoError);
+    expect(String(err)).toBe('a.rego:4:1: rego_type_error: rule data.warden.decision conflicts with [data.warden.decision.allow]');
+  });
+
   it('rejects calls to functions no rule defines', () => {
     const e = compileError(`package t
 import rego.v1
