@@ -201,8 +201,11 @@ function normalizeFresh(raw: unknown, id: string, defaultProfile: string, onProb
 
 /** The Decision of a well-shaped result; throws Malformed naming the first bad field's path. */
 function readDecision(raw: Record<string, unknown>, id: string, defaultProfile: string): Decision {
+  // `"true"` or 1 is a policy bug, not a decision: reported as malformed like any other field.
+  const allow = field(raw, 'allow', (v) => (typeof v === 'boolean' ? v : undefined), false);
   const reasons = field(raw, 'reasons', stringList, []);
-  if (raw.allow !== true) return deny(id, reasons.length > 0 ? reasons : ['denied by policy'], defaultProfile);
+  // The stage says "denied by policy: <reasons>"; the fallback must not say it again.
+  if (!allow) return deny(id, reasons.length > 0 ? reasons : ['no reason given'], defaultProfile);
   const decision: Decision = {
     allow: true,
     reasons,

@@ -172,6 +172,22 @@ describe('normalizeDecision', () => {
     }
   });
 
+  it('reports a non-boolean allow as malformed, like any other known field of the wrong type', () => {
+    for (const allow of ['true', 1, null, [true], { yes: true }]) {
+      const seen: unknown[] = [];
+      const d = normalizeDecision({ allow, reasons: ['from the policy'] }, 'x', 'standard', (p) => seen.push(p));
+      expect(d.allow, JSON.stringify(allow)).toBe(false);
+      expect(d.reasons).toEqual(['policy decision field "allow" is malformed']);
+      expect(seen).toEqual([{ kind: 'malformed', path: 'allow' }]);
+    }
+    // false and absent are ordinary denies, not problems.
+    for (const raw of [{ allow: false }, {}]) {
+      const seen: unknown[] = [];
+      expect(normalizeDecision(raw, 'x', 'standard', (p) => seen.push(p)).allow).toBe(false);
+      expect(seen).toEqual([]);
+    }
+  });
+
   it('normalises a frozen (cached) result once, gives each request its own id, and shares only frozen parts', () => {
     const raw = frozenCopy({
       allow: true,
@@ -329,6 +345,15 @@ describe('decide stage with the built-in Rego engine', () => {
     expect((await run(ctxWith({ template: { id: template.id } }, { template: other })))?.code).toBe('policy_denied');
   });
 
+  it('says once that the policy denied when it gave no reason', async () => {
+    const quietDir = join(dir, 'quiet');
+    await mkdir(quietDir);
+    await writeFile(join(quietDir, 'q.rego'), 'package warden\nimport rego.v1\ndecision := {"allow": false}\n');
+    const quiet = await createRegoPolicyEngine({ paths: [quietDir], entrypoint: 'warden/decision' });
+    const err = await (async () => createDecideStage({ getEngine: () => quiet, environment: ENV, now: () => NOW }).run(ctxWith()))().catch((e: unknown) => e as WardenError);
+    expect(err).toMatchObject({ code: 'policy_denied', message: 'denied by policy: no reason given', details: { reasons: ['no reason given'] } });
+  });
+
   it('refuses a model the decision does not list, naming it only when it is configured', async () => {
     // Configured: resolve routed it to a provider.
     const err = await run(ctxWith({ model: 'gpt-5' }, { provider: 'openai' }));
@@ -349,6 +374,21 @@ describe('decide stage with the built-in Rego engine', () => {
     const ctx = ctxWith();
     const err = await (async () => createDecideStage({ getEngine: () => broken, environment: ENV, now: () => NOW }).run(ctx))().catch((e: unknown) => e as WardenError);
     expect(err).toMatchObject({ code: 'policy_error', details: { code: 'eval_conflict_error' } });
+    expect(ctx.decision).toBeUndefined();
+  });
+
+  it('fails closed when the policy calls http.send for real, even with raise_error: false and `not`', async () => {
+    const riskDir = join(dir, 'risk');
+    await mkdir(riskDir);
+    await writeFile(join(riskDir, 'r.rego'), [
+      'package warden', 'import rego.v1',
+      'decision := {"allow": true, "models": ["echo"]} if not blocked',
+      'blocked if {', '  resp := http.send({"method": "GET", "url": "http://risk.internal/check", "raise_error": false})', '  resp.status_code != 200', '}', '',
+    ].join('\n'));
+    const risky = await createRegoPolicyEngine({ paths: [riskDir], entrypoint: 'warden/decision' });
+    const ctx = ctxWith();
+    const err = await (async () => createDecideStage({ getEngine: () => risky, environment: ENV, now: () => NOW }).run(ctx))().catch((e: unknown) => e as WardenError);
+    expect(err).toMatchObject({ code: 'policy_error', details: { code: 'eval_builtin_error' } });
     expect(ctx.decision).toBeUndefined();
   });
 

@@ -11,7 +11,7 @@ import { MAX_JSON_DEPTH_CEILING, tooDeepAt } from '../../pipeline/json-depth.js'
 import { compileModules, compileQueryText, parseModules, type CompiledQuery, type CompiledTree } from './ast/compile/index.js';
 import { analyzeInputDeps, type InputDeps } from './ast/compile/input-deps.js';
 import { loadFiles } from './data.js';
-import { metered, work } from './meter.js';
+import { budgetExceeded, metered, work } from './meter.js';
 import { Ctx, DEFAULT_DEADLINE_MS, DEFAULT_MAX_DEPTH, DEFAULT_MAX_STEPS, type Budget } from './topdown/context.js';
 import { walkData } from './topdown/eval.js';
 import type { DocNode, Frame, TermPlan } from './topdown/tree.js';
@@ -187,15 +187,23 @@ export class RegoPolicy implements CompiledPolicy {
     return fromJSON(input);
   }
 
-  /** Runs with the budget's deadline on the work meter (meter.ts), RangeErrors as budget errors. */
+  /**
+   * Runs with the budget's deadline on the work meter (meter.ts), RangeErrors as budget errors.
+   * The clock is read once more at the end: work the meter could not interrupt (a library call
+   * inside a built-in) may have run past the deadline, and such a result is an error, never an
+   * answer (`policy.timeout_ms`: exceeding it is `policy_error`).
+   */
   private run<T>(b: Budget, fn: () => T): T {
+    let out: T;
     try {
-      return metered(b.deadline, fn);
+      out = metered(b.deadline, fn);
     } catch (e) {
       if (e instanceof RegoError) throw e;
       if (e instanceof RangeError) throw new RegoError('eval_budget_exceeded', `evaluation budget exceeded: ${e.message}`);
       throw new RegoError('eval_internal_error', e instanceof Error ? e.message : String(e));
     }
+    if (Date.now() > b.deadline) throw budgetExceeded('deadline passed');
+    return out;
   }
 
   evaluate(ref: string, input: unknown, opts?: EvalOptions): unknown {

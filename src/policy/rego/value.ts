@@ -142,6 +142,29 @@ export function normalizeInt(n: bigint): number | bigint {
   return n >= -9007199254740991n && n <= 9007199254740991n ? Number(n) : n;
 }
 
+/**
+ * Code-point order, as Go compares strings (byte order of UTF-8 is code-point order), where JS
+ * `<` compares UTF-16 units: a surrogate (U+D800–DFFF, the start of anything past U+FFFF) then
+ * sorts before U+E000–FFFF. Only the first differing unit matters, and only when both are at
+ * least 0xD800: surrogates move above U+FFFF, U+E000–FFFF move down into the gap they leave.
+ */
+export function compareStrings(a: string, b: string): number {
+  if (a === b) return 0;
+  const n = Math.min(a.length, b.length);
+  let i = 0;
+  while (i < n && a.charCodeAt(i) === b.charCodeAt(i)) i++;
+  // A JS loop where `<` was native: long shared prefixes are charged (meter.ts).
+  if (i > 1024) work(i >>> 5);
+  if (i === n) return a.length < b.length ? -1 : 1;
+  let x = a.charCodeAt(i);
+  let y = b.charCodeAt(i);
+  if (x >= 0xd800 && y >= 0xd800) {
+    x += x >= 0xe000 ? -0x800 : 0x2000;
+    y += y >= 0xe000 ? -0x800 : 0x2000;
+  }
+  return x < y ? -1 : 1;
+}
+
 export function compareNumbers(a: number | bigint, b: number | bigint): number {
   if (typeof a === 'number' && typeof b === 'number') return a < b ? -1 : a > b ? 1 : 0;
   // Mixed or both bigint: compare exactly where possible.
@@ -226,7 +249,7 @@ export function compare(a: Value, b: Value): number {
       if (b instanceof RegoDecimal) return -b.compareTo(a as number | bigint);
       return compareNumbers(a as number | bigint, b as number | bigint);
     case 'string':
-      return a! < b! ? -1 : a! > b! ? 1 : 0;
+      return compareStrings(a as string, b as string);
     case 'array': {
       const x = a as Value[];
       const y = b as Value[];
@@ -315,7 +338,7 @@ export function keyOf(v: Value): string {
     case 'string':
       return 's' + v;
     case 'number':
-      return 'n' + (Object.is(v, -0) ? '0' : String(v));
+      return 'n' + numberKey(v);
     case 'bigint':
       return 'n' + v.toString();
     case 'boolean':
@@ -330,6 +353,16 @@ export function keyOf(v: Value): string {
       if (v instanceof RegoDecimal) return 'n~' + v.key;
       return objectKey(v);
   }
+}
+
+/**
+ * A double's key: its exact integer digits when it is an integer past 2^53, as the bigint it
+ * equals (compareNumbers) prints; String() would give `1e+21`, or round digits away
+ * (123456789012345677877 prints as 123456789012345680000), and equal values must share a key.
+ */
+function numberKey(v: number): string {
+  if (Number.isSafeInteger(v)) return Object.is(v, -0) ? '0' : String(v);
+  return Number.isInteger(v) ? BigInt(v).toString() : String(v);
 }
 
 function arrayKey(v: Value[]): string {

@@ -4,7 +4,7 @@
  * any one result (and any serialization) bounded, so that runaway work ends as
  * `eval_budget_exceeded` instead of a blocked event loop or an out-of-memory crash.
  */
-import { describe, expect, it } from 'vitest';
+import { describe, expect, it, vi } from 'vitest';
 import { RegoError, type EvalOptions } from '../../../src/policy/rego/index.js';
 import { walkPairs } from '../../../src/policy/rego/builtins/index.js';
 import { MAX_RESULT_ELEMENTS, MAX_RESULT_STRING } from '../../../src/policy/rego/meter.js';
@@ -128,7 +128,8 @@ describe('built-in calls are metered', () => {
       ['hi', 'a😀', 'a', 'cde', '😀b', '', 'bc', 4],
     );
     const p = policy('package t\nimport rego.v1\nx := [count(trim(input.s, "a")), substring(input.s, 5, 3)]\n');
-    expect(p.evaluate('data.t.x', { s: `aa${'b'.repeat(5_000_000)}aa` }, SIDECAR)).toEqual([5_000_000, 'bbb']);
+    // LONG: counting 5M code points may itself take more than 50 ms on a loaded machine.
+    expect(p.evaluate('data.t.x', { s: `aa${'b'.repeat(5_000_000)}aa` }, LONG)).toEqual([5_000_000, 'bbb']);
   });
 
   it('enumerates walk lazily: the first pairs come before the rest are built', () => {
@@ -147,7 +148,8 @@ x if {
   p == [0, 5]
 }
 `);
-    expect(p.evaluate('data.t.x', {}, SIDECAR)).toBe(true);
+    // LONG: building the million-number range alone may take more than 50 ms on a loaded machine.
+    expect(p.evaluate('data.t.x', {}, LONG)).toBe(true);
     // Each pair counts a step, so a full walk of it ends at the step budget.
     const { e } = fails('big := numbers.range(1, 1000000)\nx := count([p | walk([big | some _ in numbers.range(1, 1000)], [p, _])])');
     expect(e.code).toBe('eval_budget_exceeded');
@@ -202,5 +204,55 @@ describe('built-ins that answer false or undefined on a bad document still end o
     const doc = JSON.stringify(JSON.stringify(Array.from({ length: 50_000 }, (_, i) => i)));
     const { e } = fails(`x := json.is_valid(${doc}) if {\n  r := numbers.range(1, 1000000)\n  count(r) > 0\n}`, { maxSteps: 1e9, deadlineMs: 1 });
     expect(e.code).toBe('eval_budget_exceeded');
+  });
+});
+
+describe('policy.timeout_ms holds for size-proportional built-ins and the evaluation as a whole', () => {
+  /** Far less than these calls took unmetered (0.4–4 s), well above the sidecar's 50 ms. */
+  const NEAR_DEADLINE_MS = 300;
+  const M4 = 4 * 1024 * 1024;
+  // The operand comes in as input: evaluation is then the one call, nothing else.
+  const cases: Array<[string, string, unknown]> = [
+    ['to_number of a long digit string', 'x := to_number(input.s) > 0', { s: '7'.repeat(M4) }],
+    ['units.parse_bytes of a long digit string', 'x := units.parse_bytes(input.s) > 0', { s: '7'.repeat(M4) }],
+    ['urlquery.encode', 'x := count(urlquery.encode(input.s))', { s: 'é/'.repeat(M4 / 2) }],
+    ['urlquery.decode', 'x := count(urlquery.decode(input.s))', { s: '%41'.repeat(M4 / 2) }],
+    ['sprintf %q', 'x := count(sprintf("%q", [input.s]))', { s: '"\n'.repeat(M4 / 2) }],
+    ['strings.reverse', 'x := count(strings.reverse(input.s))', { s: 'ab😀'.repeat(M4) }],
+    ['strings.count', 'x := strings.count(input.s, "a")', { s: 'a'.repeat(4 * M4) }],
+    ['yaml.is_valid', 'x := yaml.is_valid(input.s)', { s: '- 1\n'.repeat(131_072) }],
+    ['yaml.unmarshal', 'x := count(yaml.unmarshal(input.s))', { s: '- 1\n'.repeat(131_072) }],
+    ['yaml.marshal', 'x := count(yaml.marshal([{"a": input.a}]))', { a: Array.from({ length: 150_000 }, (_, i) => i) }],
+  ];
+  it.each(cases)('%s stops near the deadline with eval_budget_exceeded', (_name, body, input) => {
+    const { e, ms } = fails(body, SIDECAR, input);
+    expect(e.code).toBe('eval_budget_exceeded');
+    expect(ms).toBeLessThan(NEAR_DEADLINE_MS);
+  });
+
+  it('refuses to_number and units of integers beyond 2^65536, as products are, and keeps smaller ones exact', () => {
+    expect(fails('x := to_number(input.s)', LONG, { s: '9'.repeat(20_000) }).e.message).toMatch(/to_number: .*2\^65536/);
+    expect(fails('x := units.parse_bytes(input.s)', LONG, { s: '9'.repeat(20_000) }).e.message).toMatch(/units\.parse_bytes: .*2\^65536/);
+    expect(value(`x := to_number("${'9'.repeat(19_000)}") > 1e18999`, LONG)).toBe(true);
+    expect(value('x := [to_number("123456789012345678901234567890"), units.parse_bytes("1.5KiB"), to_number("0.25")]')).toEqual([123456789012345678901234567890n, 1536, 0.25]);
+  });
+
+  it('an evaluation that ends after its deadline is an error, never a result', () => {
+    // The clock as the engine sees it: the budget starts at t0, and by the end 100 ms passed
+    // (as after a long call that does not read the clock). Too short an evaluation to read it itself.
+    const p = policy('package t\nimport rego.v1\nx := 1\n');
+    const t0 = Date.now();
+    const clock = vi.spyOn(Date, 'now').mockReturnValueOnce(t0).mockReturnValue(t0 + 100);
+    // nowNs given: the budget reads the clock once, for the deadline.
+    const opts = { ...SIDECAR, nowNs: 0n };
+    try {
+      expect(() => p.evaluate('data.t.x', {}, opts)).toThrow(/deadline passed/);
+      clock.mockReturnValueOnce(t0).mockReturnValue(t0 + 100);
+      expect(() => p.query('x := data.t.x', {}, opts)).toThrow(/deadline passed/);
+      clock.mockReturnValueOnce(t0).mockReturnValue(t0 + 10);
+      expect(p.evaluate('data.t.x', {}, opts)).toBe(1);
+    } finally {
+      clock.mockRestore();
+    }
   });
 });

@@ -137,6 +137,44 @@ big := 18446744073709551616 + 1
     expect(p.evaluate('data.t.big', {})).toBe(18446744073709551617n);
   });
 
+  it('gives equal numbers beyond 2^53 one key: sets, objects, in, object.get (doubles and exact integers alike)', () => {
+    // d is a double (arithmetic with a non-integer): exactly 123456789012345683968, though JS
+    // prints it as 123456789012345680000; 2e21 prints as 2e+21.
+    const p = policy(`package t
+import rego.v1
+d := 0.5 * 246913578024691367936
+x := [
+  0.5 * 4e21 == 2e21,
+  0.5 * 4e21 in {2e21},
+  count({0.5 * 4e21, 2e21}),
+  {0.5 * 4e21: "a"}[2e21],
+  object.get({2e21: "a"}, 0.5 * 4e21, "missing"),
+  d == 123456789012345683968,
+  count({d, 123456789012345683968}),
+  {d: "b"}[123456789012345683968],
+]
+`);
+    expect(p.evaluate('data.t.x', {})).toEqual([true, true, 1, 'a', 'a', true, 1, 'b']);
+  });
+
+  it('orders strings by code point, as OPA (Go) does, not by UTF-16 unit', () => {
+    // U+FFFF is one UTF-16 unit (0xFFFF); U+1F600 is two, starting 0xD83D: code points say FFFF first.
+    const p = policy(`package t
+import rego.v1
+x := [
+  "\\uffff" < "😀",
+  "😀" > "\\uffff",
+  sort(["😀", "\\uffff", "a", "\\ue000"]),
+  max({"😀", "\\uffff"}),
+  [s | some s in {"😀", "\\uffff"}],
+  json.marshal({"😀": 1, "\\uffff": 2}),
+  "a😀" < "a\\uffff",
+  "a" < "a😀",
+]
+`);
+    expect(p.evaluate('data.t.x', {})).toEqual([true, true, ['a', '\ue000', '\uffff', '😀'], '😀', ['\uffff', '😀'], '{"\uffff":2,"😀":1}', false, true]);
+  });
+
   it('returns results the caller may mutate without changing the policy', () => {
     const p = policy(`package t
 import rego.v1
@@ -174,6 +212,15 @@ describe('rule indexing', () => {
     expect(p.evaluate('data.idx.deny', { model: 7, ns: 'q' })).toEqual(['number']);
     expect(p.evaluate('data.idx.deny', { ns: 'y' })).toEqual(['always']);
     expect(p.evaluate('data.idx.deny', {})).toEqual([]);
+  });
+
+  it('finds a rule on a number beyond 1e21 whether the input holds it as a double or the rule as an exact integer', () => {
+    const rules = ['package q', 'import rego.v1'];
+    for (let i = 1; i <= 7; i++) rules.push(`deny contains "d${i}" if input.n == ${i}`);
+    rules.push('deny contains "big" if input.n == 1e21');
+    const q = compilePolicy([{ path: 'q.rego', source: rules.join('\n') }]);
+    expect(q.evaluate('data.q.deny', { n: 1e21 })).toEqual(['big']);
+    expect(q.evaluate('data.q.deny', { n: 3 })).toEqual(['d3']);
   });
 
   it('reads the input in force, including one set by with', () => {
@@ -247,6 +294,20 @@ p if {
     expect(e.code).toBe('rego_compile_error');
     expect(e.message).toContain('var y referenced above');
     expect(e.location).toMatchObject({ row: 4, col: 2 });
+  });
+
+  it('locates a rule that conflicts with rules under its path (file:line:col)', () => {
+    let err: unknown;
+    try {
+      compilePolicy([
+        { path: 'a.rego', source: 'package warden\nimport rego.v1\n\ndecision := {"allow": true}\n' },
+        { path: 'b.rego', source: 'package warden.decision\nimport rego.v1\nallow := false\n' },
+      ]);
+    } catch (e) {
+      err = e;
+    }
+    expect(err).toBeInstanceOf(RegoError);
+    expect(String(err)).toBe('a.rego:4:1: rego_type_error: rule data.warden.decision conflicts with [data.warden.decision.allow]');
   });
 
   it('rejects calls to functions no rule defines', () => {

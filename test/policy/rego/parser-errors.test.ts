@@ -52,6 +52,14 @@ describe('parse error messages', () => {
     );
   });
 
+  it('never quote a string literal (it may be a key or token), only say where it is', () => {
+    // A missing comma after a key literal: the next literal is the secret.
+    const e = moduleError('package warden\nhmac_keys := {"svc": "a" "CANARY-SECRET-7f3a"}\n');
+    expect(e).not.toContain('CANARY');
+    expect(e).toBe('policy.rego:2:26: rego_parse_error: expected "," or "}" in the object, found a string');
+    expect(moduleError(pkg('x := "CANARY-SECRET-7f3a" "b"'))).not.toContain('CANARY');
+  });
+
   it('explain the Rego v1 keywords that v0 policies lack', () => {
     expect(moduleError(pkg('allow {\n  true\n}'))).toBe(
       'policy.rego:3:7: rego_parse_error: "if" keyword is required before rule body (Rego v1): write "allow if { ... }"',

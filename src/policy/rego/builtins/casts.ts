@@ -13,7 +13,7 @@ function toNumber(args: Value[]): Value {
     const bare = v.replace(/^[+-]+/, '').toLowerCase();
     // Go's ParseFloat accepts these, OPA refuses them as not being numbers.
     if (bare === 'inf' || bare === 'infinity' || bare === 'nan') throw typeErr('to_number', 1, v, 'valid number string');
-    const n = parseNumberText(v);
+    const n = parseNumberText(v, 'to_number');
     if (n === undefined || (typeof n === 'number' && !Number.isFinite(n))) {
       // OPA quotes the string here; Warden does not repeat operand values in errors.
       throw builtinErr('to_number', 'strconv.ParseFloat: parsing the operand: invalid syntax');

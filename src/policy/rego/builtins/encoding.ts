@@ -3,7 +3,7 @@
  * `urlquery.*`. Decoders are strict as Go's are (OPA accepts what Go accepts); error
  * messages never quote the input, which may hold secrets.
  */
-import YAML from 'yaml';
+import YAML, { Composer, Lexer, LineCounter, Parser, YAMLParseError, type Document } from 'yaml';
 import {
   RegoDecimal,
   RegoSet,
@@ -60,6 +60,7 @@ function jsonMarshalWithOptions(args: Value[]): Value {
 
 /** Converts parsed YAML (with bigint integers) to a Rego value. */
 function fromYAML(x: unknown): Value {
+  work(1);
   if (x === null || x === undefined) return null;
   if (typeof x === 'bigint') return normalizeInt(x);
   if (typeof x === 'number') return Number.isFinite(x) ? x : (() => {
@@ -101,13 +102,47 @@ function yamlMessage(e: Error): string {
   return cut < 0 ? line : line.slice(0, cut);
 }
 
+/**
+ * The tokens of `text`, each lexeme charged to the work meter before the parser gets it: the
+ * library parses a document in one call (a 131k-line list took seconds), and this is where it
+ * can be stopped at the deadline. Composition and toJS, which follow, cost a fraction of it.
+ */
+function* meteredTokens(parser: Parser, text: string): Generator<ReturnType<Parser['next']> extends Generator<infer T> ? T : never> {
+  for (const lexeme of new Lexer().lex(text)) {
+    // A lexeme costs the library microseconds (it builds the document token as it goes): worth
+    // about as much as 32 values visited elsewhere, so the clock is read every ~2 ms of parsing.
+    work(32 + (lexeme.length >>> 5));
+    yield* parser.next(lexeme);
+  }
+  yield* parser.end();
+}
+
+/** YAML.parseDocument (yaml 2.x public-api.js) over metered tokens, with error positions. */
+function parseYAMLDocument(text: string): Document.Parsed {
+  const lines = new LineCounter();
+  lines.addNewLine(0);
+  const parser = new Parser(lines.addNewLine);
+  let doc: Document.Parsed | undefined;
+  for (const d of new Composer(YAML_PARSE).compose(meteredTokens(parser, text), true, text.length)) {
+    if (doc === undefined) doc = d;
+    else {
+      doc.errors.push(new YAMLParseError([d.range[0], d.range[1]], 'MULTIPLE_DOCS', 'Source contains multiple documents'));
+      break;
+    }
+  }
+  // compose(…, forceDoc = true) always ends with a document.
+  const parsed = doc!;
+  for (const e of parsed.errors) if (e.pos[0] !== -1) e.linePos = [lines.linePos(e.pos[0]), lines.linePos(e.pos[1])];
+  return parsed;
+}
+
 function parseYAML(name: string, text: string): Value {
   // Too deep for the parser to survive (see pipeline/yaml-depth.ts): the evaluation ends, as any
   // exhausted budget does, instead of the document passing for merely invalid.
   if (yamlTooDeep(text)) throw budgetExceeded(`${name}: document nested more than ${MAX_YAML_DEPTH} levels`);
   let doc;
   try {
-    doc = YAML.parseDocument(text, YAML_PARSE);
+    doc = parseYAMLDocument(text);
   } catch (e) {
     rethrowFatal(e);
     throw builtinErr(name, e instanceof Error ? yamlMessage(e) : 'invalid YAML');
@@ -180,6 +215,8 @@ function isValidStdBase64(s: string): boolean {
 export function queryEscape(s: string): string {
   let out = '';
   for (const b of Buffer.from(s, 'utf8')) {
+    // Charged per byte: the loop is slow (a regex test and a concatenation per byte).
+    work(1);
     const c = String.fromCharCode(b);
     if (/[A-Za-z0-9\-_.~]/.test(c)) out += c;
     else if (c === ' ') out += '+';
@@ -192,6 +229,7 @@ function queryUnescape(name: string, s: string): string {
   const bytes: number[] = [];
   const raw = Buffer.from(s, 'utf8');
   for (let i = 0; i < raw.length; i++) {
+    work(1);
     const b = raw[i]!;
     if (b === 0x25) {
       const hex = raw.subarray(i + 1, i + 3).toString('latin1');
@@ -257,7 +295,9 @@ export const ENCODING: BuiltinDef[] = [
     }
   }),
   def('yaml.marshal', 1, (args) =>
-    YAML.stringify(sortedPlain(args[0]!), { version: '1.1', indentSeq: false, lineWidth: 0 }),
+    // The replacer sees every node the writer creates: charged there, the writer's node building
+    // stops at the deadline (its final text pass, ~60% of the call, cannot be interrupted).
+    YAML.stringify(sortedPlain(args[0]!), (_k: unknown, v: unknown) => (work(1), v), { version: '1.1', indentSeq: false, lineWidth: 0 }),
   ),
   def('yaml.unmarshal', 1, (args) => parseYAML('yaml.unmarshal', str('yaml.unmarshal', args, 0))),
   def('yaml.is_valid', 1, (args) => {

@@ -178,7 +178,7 @@ class ExactParser {
     const m = /^-?(?:0|[1-9]\d*)(?:\.\d+)?(?:[eE][+-]?\d+)?/.exec(this.s.slice(this.i, this.i + 4096));
     if (!m) this.fail('invalid character');
     this.i += m[0].length;
-    const n = parseNumberText(m[0]);
+    const n = parseNumberText(m[0], 'JSON number');
     if (n === undefined || (typeof n === 'number' && !Number.isFinite(n))) this.fail('number out of range');
     return n;
   }

@@ -4,7 +4,7 @@
  * that `sum` agrees with `+`.
  */
 import { normalizeInt } from '../value.js';
-import { budgetExceeded } from '../meter.js';
+import { budgetExceeded, work } from '../meter.js';
 
 export type Num = number | bigint;
 
@@ -48,6 +48,17 @@ export function sub(a: Num, b: Num): Num {
  */
 export const MAX_INT_BITS = 65536;
 const MAX_INT = 1n << BigInt(MAX_INT_BITS);
+/** Digits of 2^MAX_INT_BITS: integer text longer than this is beyond the cap. */
+export const MAX_INT_DIGITS = 19_729;
+
+/**
+ * Integer text for BigInt, refused beyond MAX_INT_DIGITS digits (`name` is the built-in): V8
+ * parses decimal text into a BigInt in one uninterruptible, super-linear call (a 16M-digit
+ * string takes seconds), which the work meter could not stop at the deadline.
+ */
+export function checkIntDigits(name: string, digits: number): void {
+  if (digits > MAX_INT_DIGITS) throw budgetExceeded(`${name}: integer of more than ${MAX_INT_DIGITS} digits (beyond 2^${MAX_INT_BITS})`);
+}
 
 function bigProduct(a: bigint, b: bigint): Num {
   const r = a * b;
@@ -103,9 +114,11 @@ const DECIMAL = /^([+-]?)(\d*)(?:\.(\d*))?(?:[eE]([+-]?\d+))?$/;
 /**
  * Parses decimal number text exactly: integral values beyond ±2^53 become bigint (so `1e30`
  * and JSON's `123456789012345678901` keep every digit), everything else a double. Returns
- * undefined for text that is not a decimal number.
+ * undefined for text that is not a decimal number. Integers beyond 2^MAX_INT_BITS are refused as
+ * a budget error naming `name` (checkIntDigits); the scans are linear and charged.
  */
-export function parseNumberText(text: string): Num | undefined {
+export function parseNumberText(text: string, name: string): Num | undefined {
+  work(text.length >>> 4);
   const m = DECIMAL.exec(text);
   if (!m) return undefined;
   const [, sign, intDigits = '', fracDigits = '', expText] = m;
@@ -121,10 +134,12 @@ export function parseNumberText(text: string): Num | undefined {
   if (digits === '') return 0;
   if (pointShift >= 0) {
     if (pointShift > 4096) return asFloat; // absurd exponents stay floating point (Infinity handled above)
+    checkIntDigits(name, digits.length + pointShift);
     return normalizeInt(BigInt(sign + digits + '0'.repeat(pointShift)));
   }
   const dropped = digits.slice(Math.max(0, digits.length + pointShift));
   if (/^0*$/.test(dropped) && digits.length + pointShift > 0) {
+    checkIntDigits(name, digits.length + pointShift);
     return normalizeInt(BigInt(sign + digits.slice(0, digits.length + pointShift)));
   }
   return asFloat;

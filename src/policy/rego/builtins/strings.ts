@@ -3,7 +3,7 @@
  * (Go runes), not UTF-16 units; `trim*` take a cutset of code points; `trim_space` trims
  * exactly what Go's unicode.IsSpace calls space.
  */
-import { RegoSet, compare, isObject, normalizeInt, objectEntries, type Value } from '../value.js';
+import { RegoSet, compare, isObject, objectEntries, type Value } from '../value.js';
 import type { BuiltinDef } from './types.js';
 import { builtinErr, def, elemErr, int, num, operandErr, str, stringsOf, typeErr } from './util.js';
 import { runeCount } from './aggregates.js';
@@ -15,6 +15,32 @@ const runes = (s: string): string[] => {
   work(s.length >>> 3);
   return Array.from(s);
 };
+
+/** Code points reversed, a slice at a time so that the meter can stop a long string midway. */
+function reverseRunes(s: string): string {
+  const SLICE = 4096;
+  const parts: string[] = [];
+  for (let end = s.length; end > 0; ) {
+    let start = Math.max(0, end - SLICE);
+    // Never split a surrogate pair between two slices.
+    if (start > 0 && (s.charCodeAt(start) & 0xfc00) === 0xdc00) start--;
+    parts.push(Array.from(s.slice(start, end)).reverse().join(''));
+    work((end - start) >>> 3);
+    end = start;
+  }
+  return parts.join('');
+}
+
+/** Non-overlapping occurrences of a non-empty `sub`, scanning (no array of pieces), charged as it goes. */
+function countOccurrences(s: string, sub: string): number {
+  let n = 0;
+  for (let at = s.indexOf(sub); at >= 0; at = s.indexOf(sub, at + sub.length)) {
+    n++;
+    work(1);
+  }
+  work(s.length >>> 5);
+  return n;
+}
 
 /** Whether `s` has a surrogate (else code points are UTF-16 units and plain slicing is exact). */
 const HAS_SURROGATE = /[\uD800-\uDFFF]/;
@@ -258,12 +284,12 @@ export const STRINGS: BuiltinDef[] = [
     const base = stringOrStrings('strings.any_suffix_match', a, 1);
     return search.some((s) => (work(base.length), base.some((b) => s.endsWith(b))));
   }),
-  def('strings.reverse', 1, (a) => runes(str('strings.reverse', a, 0)).reverse().join('')),
+  def('strings.reverse', 1, (a) => reverseRunes(str('strings.reverse', a, 0))),
   def('strings.count', 2, (a) => {
     const s = str('strings.count', a, 0);
     const sub = str('strings.count', a, 1);
     // Go strings.Count: an empty substring counts code points + 1.
     if (sub === '') return runeCount(s) + 1;
-    return normalizeInt(BigInt(s.split(sub).length - 1));
+    return countOccurrences(s, sub);
   }),
 ];

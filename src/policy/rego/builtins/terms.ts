@@ -10,6 +10,8 @@ import { MAX_RESULT_STRING, checkStringSize, work } from '../meter.js';
 export function goQuote(s: string): string {
   let out = '"';
   for (const ch of s) {
+    // Charged per character: a long string is quoted one character at a time.
+    work(1);
     const c = ch.codePointAt(0)!;
     switch (ch) {
       case '"':

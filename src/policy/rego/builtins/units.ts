@@ -7,6 +7,8 @@
 import { normalizeInt, type Value } from '../value.js';
 import type { BuiltinDef } from './types.js';
 import { builtinErr, def, str } from './util.js';
+import { checkIntDigits } from './numeric.js';
+import { work } from '../meter.js';
 
 const K = 1000n;
 const KI = 1024n;
@@ -55,11 +57,16 @@ function splitAmount(name: string, s: string): [string, string] {
   return [s, ''];
 }
 
-/** A decimal as an exact fraction num / 10^scale. */
-function decimal(text: string): { num: bigint; scale: number } | undefined {
+/**
+ * A decimal as an exact fraction num / 10^scale. Written with more digits than products may
+ * have (checkIntDigits), it is refused as a budget error naming `name`: the BigInt parse and
+ * the power of ten are each one super-linear call the work meter could not stop.
+ */
+function decimal(name: string, text: string): { num: bigint; scale: number } | undefined {
   const m = /^([+-]?)(\d*)(?:\.(\d*))?(?:[eE]([+-]?\d{1,6}))?$/.exec(text);
   if (!m || (m[2] === '' && !m[3])) return undefined;
   const frac = m[3] ?? '';
+  checkIntDigits(name, (m[2] ?? '').length + frac.length);
   const exp = Number(m[4] ?? 0);
   let num = BigInt(m[1] + ((m[2] || '0') + frac));
   let scale = frac.length - exp;
@@ -73,13 +80,14 @@ function decimal(text: string): { num: bigint; scale: number } | undefined {
 
 function parseBytes(args: Value[]): Value {
   const name = 'units.parse_bytes';
+  work(str(name, args, 0).length >>> 4);
   const s = str(name, args, 0).toLowerCase().replace(/"/g, '');
   if (s.includes(' ')) throw builtinErr(name, 'spaces not allowed in resource strings');
   const [amount, unit] = splitAmount(name, s);
   if (amount === '') throw builtinErr(name, 'no byte amount provided');
   const mul = BYTE_UNITS[unit];
   if (mul === undefined) throw builtinErr(name, 'byte unit not recognized');
-  const d = decimal(amount);
+  const d = decimal(name, amount);
   if (!d) throw builtinErr(name, 'could not parse byte amount to a number');
   // Truncated to whole bytes, as OPA does.
   return normalizeInt((d.num * mul) / 10n ** BigInt(d.scale));
@@ -87,6 +95,7 @@ function parseBytes(args: Value[]): Value {
 
 function parseUnits(args: Value[]): Value {
   const name = 'units.parse';
+  work(str(name, args, 0).length >>> 4);
   const s = str(name, args, 0).replace(/"/g, '');
   if (s.includes(' ')) throw builtinErr(name, 'spaces not allowed in resource strings');
   const [amount, rawUnit] = splitAmount(name, s);
@@ -94,7 +103,7 @@ function parseUnits(args: Value[]): Value {
   const unit = rawUnit.length > 1 ? rawUnit[0] + rawUnit.slice(1).toLowerCase() : rawUnit;
   const factor = SI_UNITS[unit];
   if (factor === undefined) throw builtinErr(name, 'unit not recognized');
-  const d = decimal(amount);
+  const d = decimal(name, amount);
   if (!d) throw builtinErr(name, 'could not parse amount to a number');
   const num = d.num * factor[0];
   const den = 10n ** BigInt(d.scale) * factor[1];

@@ -1,6 +1,8 @@
 import { describe, expect, it } from 'vitest';
 import { RegoSet } from '../../../../src/policy/rego/value.js';
 import { call, callError, ctx } from './helpers.js';
+import { RegoError } from '../../../../src/policy/rego/index.js';
+import { policy } from '../helpers.js';
 
 const NS = 1_000_000_000n;
 
@@ -224,11 +226,50 @@ describe('graph', () => {
 });
 
 describe('runtime', () => {
-  it('opa.runtime reveals nothing and http.send refuses to make calls', () => {
+  it('opa.runtime reveals nothing', () => {
     expect(call('opa.runtime')).toEqual({});
     expect(call('trace', 'note')).toBe(true);
-    const e = callError('http.send', { method: 'GET', url: 'http://127.0.0.1:1/' });
-    expect(e.code).toBe('eval_builtin_error');
-    expect(e.message).toMatch(/^http\.send: network calls are disabled/);
+  });
+
+  // Warden never makes the call, so no answer (not even "undefined", which `not` would turn
+  // into an allow) may reach the policy: the evaluation ends with an error, whatever the mode.
+  const RISK = `package t
+import rego.v1
+default allow := false
+allow if not blocked
+blocked if {
+  resp := http.send({"method": "GET", "url": "http://risk.internal/check", "raise_error": false})
+  resp.status_code != 200
+}
+blocked if http.send({"method": "GET", "url": "http://risk.internal/check"}).body.blocked
+`;
+
+  it.each([false, true])('a real http.send call ends the evaluation (strict: %s), even with raise_error: false', (strict) => {
+    const p = policy(RISK);
+    let err: unknown;
+    try {
+      p.evaluate('data.t.allow', {}, { strictBuiltinErrors: strict });
+    } catch (e) {
+      err = e;
+    }
+    expect(err).toBeInstanceOf(RegoError);
+    expect((err as RegoError).code).toBe('eval_builtin_error');
+    expect((err as RegoError).message).toMatch(/^http\.send: network calls are disabled/);
+    expect((err as RegoError).location).toMatchObject({ file: 'policy.rego', row: 6 });
+  });
+
+  it('a real http.send ends the evaluation in queries too', () => {
+    expect(() => policy(RISK).query('x := http.send({"method": "GET", "url": "http://x"})')).toThrow(/http\.send: network calls are disabled/);
+  });
+
+  it('http.send mocked with `with` still works (policy tests)', () => {
+    const p = policy(`${RISK}
+mock_ok(_) := {"status_code": 200, "body": {"blocked": false}}
+mock_down(_) := {"status_code": 0, "error": {"message": "down"}}
+t_ok if allow with http.send as mock_ok
+t_down if not allow with http.send as mock_down
+`);
+    expect(p.evaluate('data.t.t_ok', {})).toBe(true);
+    expect(p.evaluate('data.t.t_down', {})).toBe(true);
   });
 });

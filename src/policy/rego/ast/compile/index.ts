@@ -101,6 +101,8 @@ export function compileModules(modules: Module[], baseData: Value, opts?: { data
 
   // Stage 1: the tree, with kinds checked.
   const entries: RuleEntry[] = [];
+  // Where each node's first rule is, for errors found once the tree is whole (checkNesting).
+  const firstRule = new Map<DocNode, Location>();
   const envs = new Map<Module, ModuleEnv>();
   for (const m of modules) {
     const env: ModuleEnv = {
@@ -127,6 +129,7 @@ export function compileModules(modules: Module[], baseData: Value, opts?: { data
         throw new RegoError('rego_compile_error', `conflicting rule for data path ${path.join('/')} found`, rule.loc);
       }
       node.kind = kind;
+      if (!firstRule.has(node)) firstRule.set(node, rule.loc);
       if (kind === 'function') {
         const arity = rule.head.args?.length ?? 0;
         if (node.arity >= 0 && node.arity !== arity) throw new RegoError('rego_type_error', `conflicting rules ${node.name} found`, rule.loc);
@@ -136,7 +139,7 @@ export function compileModules(modules: Module[], baseData: Value, opts?: { data
       entries.push({ rule, module: m, env, node, dyn });
     }
   }
-  checkNesting(root);
+  checkNesting(root, firstRule);
 
   // Stage 2: resolve, reorder, plan.
   const planner = new Planner(root, baseData, numbers);
@@ -226,12 +229,13 @@ function allNodes(n: DocNode, out: DocNode[] = []): DocNode[] {
   return out;
 }
 
-function checkNesting(n: DocNode): void {
+function checkNesting(n: DocNode, firstRule: ReadonlyMap<DocNode, Location>): void {
   if ((n.kind === 'complete' || n.kind === 'function' || n.kind === 'set') && n.children.size > 0) {
     const kids = [...n.children.values()].map((c) => c.name);
-    throw new RegoError('rego_type_error', `rule ${n.name} conflicts with [${kids.join(' ')}]`);
+    // At the rule's first definition, as every compile error is located (file:line:col).
+    throw new RegoError('rego_type_error', `rule ${n.name} conflicts with [${kids.join(' ')}]`, firstRule.get(n));
   }
-  for (const c of n.children.values()) checkNesting(c);
+  for (const c of n.children.values()) checkNesting(c, firstRule);
 }
 
 function planChain(e: RuleEntry, rule: Rule, resolver: Resolver, planner: Planner, refs: Set<string>, rules: ResolvedRule[]): RulePlan {
