@@ -76,6 +76,10 @@ const WORST_SHAPES = [
   'x=9+9+9+9 ',
   'a 415-555-2671 ',
   'a 12 34 56 78 ',
+  // Numbers side by side with only spaces between: one long segment, each number read (a list of
+  // any length is searched window by window, and a split that leaves a tail is searched again).
+  '415 555 2671 415 555 0134 ',
+  '06 12 34 56 78 ',
   // A finding in each reading of a format character (the spaced view), and a weak password
   // holding another finding: the merges of the readings must stay linear in the findings.
   'a@b.co\u200bx ',
