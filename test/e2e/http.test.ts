@@ -783,6 +783,65 @@ describe('half-closed connections', () => {
   });
 });
 
+describe('a client that closes before its request is complete', () => {
+  /** Sends `raw` on a socket and closes it normally (a FIN, not a reset); what came back. */
+  function closedEarly(raw: string): Promise<string> {
+    const url = new URL(w.addresses.http);
+    return new Promise((resolve, reject) => {
+      const socket = connect({ host: url.hostname, port: Number(url.port) }, () => socket.end(raw));
+      let got = '';
+      socket.on('data', (d: Buffer) => (got += d.toString('utf8')));
+      socket.on('error', reject);
+      socket.on('close', () => resolve(got));
+    });
+  }
+
+  /** `warden_requests_total` summed by code, for the two codes a cut-short request could get. */
+  async function requestsByCode(): Promise<{ cancelled: number; invalid_request: number }> {
+    const text = await (await fetch(`${w.addresses.admin}/metrics`)).text();
+    const sum = (code: string) =>
+      text
+        .split('\n')
+        .filter((l) => l.startsWith('warden_requests_total{') && l.includes(`code="${code}"`))
+        .reduce((n, l) => n + Number(l.slice(l.lastIndexOf(' ') + 1)), 0);
+    return { cancelled: sum('cancelled'), invalid_request: sum('invalid_request') };
+  }
+
+  it('a FIN in the middle of the body (content-length or chunked) is the client going away: cancelled, nothing answered, not invalid_request', async () => {
+    const url = new URL(w.addresses.http);
+    const head = `POST /v1/chat/completions HTTP/1.1\r\nhost: ${url.host}\r\ncontent-type: application/json\r\nauthorization: Bearer ${botToken}\r\n`;
+    const body = governed();
+    const before = await requestsByCode();
+    for (const [name, raw] of [
+      ['content-length', `${head}content-length: ${Buffer.byteLength(body)}\r\n\r\n${body.slice(0, 20)}`],
+      ['chunked', `${head}transfer-encoding: chunked\r\n\r\n${(40).toString(16)}\r\n${body.slice(0, 20)}`],
+    ] as const) {
+      const audited = w.audit().length;
+      expect(await closedEarly(raw), name).toBe('');
+      await eventually(() => w.audit().length > audited);
+      expect(w.audit().slice(audited).map((r) => r.error_code), name).toEqual(['cancelled']);
+    }
+    const after = await requestsByCode();
+    expect({ cancelled: after.cancelled - before.cancelled, invalid_request: after.invalid_request - before.invalid_request }).toEqual({ cancelled: 2, invalid_request: 0 });
+  });
+
+  it('a FIN in the middle of the header block is audited cancelled at the door, unanswered', async () => {
+    const audited = w.audit().length;
+    expect(await closedEarly('POST /v1/chat/completions HTTP/1.1\r\ncontent-le')).toBe('');
+    await eventually(() => w.audit().length > audited);
+    expect(w.audit().slice(audited).map((r) => r.error_code)).toEqual(['cancelled']);
+  });
+
+  it('a body that is not valid chunked framing is still invalid_request (400)', async () => {
+    const url = new URL(w.addresses.http);
+    const audited = w.audit().length;
+    const got = await closedEarly(`POST /v1/chat/completions HTTP/1.1\r\nhost: ${url.host}\r\nauthorization: Bearer ${botToken}\r\ntransfer-encoding: chunked\r\n\r\nzz\r\n`);
+    expect(got).toMatch(/^HTTP\/1\.1 400 /);
+    await eventually(() => w.audit().length > audited);
+    expect(w.audit().slice(audited).map((r) => r.error_code)).toEqual(['invalid_request']);
+  });
+});
+
 describe('the upstream deadline (limits.upstream_timeout_ms)', () => {
   // A Warden of its own with a short deadline. The client's own deadline
   // (client_timeout_ms, 10 s here) only bounds sending the request, so it never cuts these.
