@@ -432,17 +432,25 @@ describe('bad input is refused with a stable code and the field named', () => {
     expect(r.json.error.code).toBe('payload_too_large');
   });
 
-  it('unknown template: the audit record names the id and version asked for', async () => {
+  it("unknown template: an id no template has is the caller's data, recorded as null and never echoed; an unknown version of a known id is named", async () => {
     const audited = w.audit().length;
-    const r = await post(JSON.stringify({ model: 'gpt-4o-mini', warden: { template: 'support/nope@1', variables: {} } }));
+    // A well-formed id holding a card number: no template has it.
+    const card = '4111111111111111';
+    const r = await post(JSON.stringify({ model: 'gpt-4o-mini', warden: { template: `support/${card}@1`, variables: {} } }));
     expect(r.status).toBe(404);
     expect(r.json.error.code).toBe('template_not_found');
-    const unversioned = await post(JSON.stringify({ model: 'gpt-4o-mini', warden: { template: 'support/nope', variables: {} } }));
-    expect(unversioned.status).toBe(404);
-    await eventually(() => w.audit().length >= audited + 2);
-    const [one, two] = w.audit().slice(audited);
-    expect(one).toMatchObject({ error_code: 'template_not_found', template: { id: 'support/nope', version: 1, sensitivity: null }, approval: null });
-    expect(two).toMatchObject({ error_code: 'template_not_found', template: { id: 'support/nope', version: null, sensitivity: null } });
+    expect(r.text).not.toContain(card);
+    expect(r.json.error.message).toBe('no template has the requested id');
+    const unversioned = await post(JSON.stringify({ model: 'gpt-4o-mini', warden: { template: `support/${card}`, variables: {} } }));
+    expect([unversioned.status, unversioned.text.includes(card)]).toEqual([404, false]);
+    const version = await post(JSON.stringify({ model: 'gpt-4o-mini', warden: { template: 'support/ticket-summary@99', variables: {} } }));
+    expect([version.status, version.json.error.message, version.json.error.details]).toEqual([404, 'template support/ticket-summary@99 not found', { template: 'support/ticket-summary@99' }]);
+    await eventually(() => w.audit().length >= audited + 3);
+    const [one, two, three] = w.audit().slice(audited);
+    expect(JSON.stringify([one, two])).not.toContain(card);
+    expect(one).toMatchObject({ error_code: 'template_not_found', template: null, approval: null });
+    expect(two).toMatchObject({ error_code: 'template_not_found', template: null });
+    expect(three).toMatchObject({ error_code: 'template_not_found', template: { id: 'support/ticket-summary', version: 99, sensitivity: null }, approval: null });
   });
 
   it('retired template: the audit record names it, its sensitivity and approval', async () => {
