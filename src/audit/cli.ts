@@ -101,6 +101,9 @@ export async function runAuditCli(argv: readonly string[], io: CliIO): Promise<n
   let partLen = 0;
   /** The previous terminator was a CR and nothing came since: an LF now ends no new line (CRLF). */
   let afterCR = false;
+  /** The line number of the last record read, and of a last record with no line end after it. */
+  let lastRecordLine = 0;
+  let unterminated: number | undefined;
 
   const endLine = (): boolean => {
     lineNo++;
@@ -120,6 +123,7 @@ export async function runAuditCli(argv: readonly string[], io: CliIO): Promise<n
       broken = `BROKEN ${file}:${lineNo}: seq ${c.seq}: ${c.reason}`;
       return false;
     }
+    lastRecordLine = lineNo;
     return true;
   };
   const addBytes = (b: Buffer): boolean => {
@@ -167,7 +171,12 @@ export async function runAuditCli(argv: readonly string[], io: CliIO): Promise<n
         pos = end + 1;
       }
     }
-    if (broken === undefined && partLen > 0) endLine();
+    if (broken === undefined && partLen > 0) {
+      // The file ends without a newline: intact records, but an append would be glued onto the
+      // last one, so it is said (on stderr: stdout stays the verdict, and the exit stays 0).
+      const tail = lineNo + 1;
+      if (endLine() && verifier.count > 0 && lastRecordLine === tail) unterminated = tail;
+    }
   } catch (err) {
     return readError(io, file, readFailure(err));
   } finally {
@@ -176,6 +185,9 @@ export async function runAuditCli(argv: readonly string[], io: CliIO): Promise<n
   if (broken !== undefined) {
     io.stdout.write(`${broken}\n`);
     return 1;
+  }
+  if (unterminated !== undefined) {
+    io.stderr.write(`warning: ${file}:${unterminated}: the last line has no trailing newline (a writer appending to this file would glue its line onto it; Warden writes the newline before its next record)\n`);
   }
   const head = verifier.last;
   const first = verifier.first;

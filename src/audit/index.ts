@@ -8,7 +8,7 @@ export { createFileSink, createStreamSink, readLastLine } from './sinks.js';
 export type { AuditSink, LineWritable } from './sinks.js';
 export { createAuditLog } from './log.js';
 export type { AuditLogHandle, AuditLogOptions } from './log.js';
-export { createAuditStage } from './stage.js';
+export { createAuditStage, hmacKeyLongEnough, MIN_HMAC_KEY_BYTES } from './stage.js';
 export type { AuditStage, AuditStageOptions } from './stage.js';
 export { runAuditCli } from './cli.js';
 export type { CliIO } from './cli.js';

@@ -102,7 +102,7 @@ function template(v: unknown): string {
   const t = shaped(v, ['id', 'sensitivity', 'variables', 'version']);
   // `variables` is there only when the decision asked for variable names (sorted: after sensitivity).
   const variables = t.variables === undefined ? '' : `,"variables":${strings(t.variables)}`;
-  // Both null for a template_not_found refusal named without a version.
+  // `sensitivity` null for a template_not_found refusal (a known id, a version it does not have).
   return `{"id":${s(t.id)},"sensitivity":${sOrNull(t.sensitivity)}${variables},"version":${t.version === null ? 'null' : n(t.version)}}`;
 }
 

@@ -181,7 +181,7 @@ function unfitForAppend(st: Stats): boolean {
  * what the open descriptor is (fstat), so nothing can be swapped in between a check and the open.
  * `device`: it is a character device.
  */
-function openForAppend(path: string): { fd: number; device: boolean } {
+function openForAppend(path: string): { fd: number; device: boolean; size: number } {
   let fd: number;
   try {
     fd = openSync(path, APPEND_FLAGS, 0o600);
@@ -197,15 +197,17 @@ function openForAppend(path: string): { fd: number; device: boolean } {
     throw unfitForAppend(st) ? notRegular(st) : err;
   }
   let device: boolean;
+  let size: number;
   try {
     const st = fstatSync(fd);
     if (unfitForAppend(st)) throw notRegular(st);
     device = st.isCharacterDevice();
+    size = st.size;
   } catch (err) {
     closeSync(fd);
     throw err;
   }
-  return { fd: device ? blockingReopen(fd) : fd, device };
+  return { fd: device ? blockingReopen(fd) : fd, device, size };
 }
 
 /**
@@ -243,6 +245,13 @@ function openError(path: string, err: unknown, location?: string): Error {
   return Object.assign(new Error(`cannot open the audit file ${path} for appending: ${code}${hint}`, { cause: err }), { code, location });
 }
 
+/** The code of a file sink's failure when another process appends to its file (see createFileSink). */
+export const ANOTHER_WRITER = 'EOTHERWRITER';
+
+function anotherWriter(path: string, bytes: number): Error {
+  return Object.assign(new Error(`another process writes this audit file ${path} (it grew by ${bytes} byte(s) this sink did not write)`), { code: ANOTHER_WRITER });
+}
+
 /**
  * Appends JSON lines to a file (mode 0600) with synchronous writes to one file descriptor;
  * `flush` fsyncs.
@@ -257,6 +266,15 @@ function openError(path: string, err: unknown, location?: string): Error {
  * Rotation: once a second the sink compares the open file with what its path names now; when the
  * file was renamed or deleted it reopens the path (a new file continues the chain). `reopen()` does
  * the same at once (SIGHUP).
+ *
+ * One writer per file: two Wardens on one file (an overlapping restart on a shared volume) would
+ * both resume from the same head and fork the chain. Node has no advisory lock (flock), and a lock
+ * file outlives a killed process (a PID in another container's namespace cannot be checked), so the
+ * sink detects instead: it knows the size its file must have (the size at open plus what it wrote);
+ * before each write, and once a second while idle, a file that is larger was written by someone
+ * else. The sink then fails for good (ANOTHER_WRITER: no retry, no reopen, since its head is no
+ * longer the file's), before it writes a forking record. A smaller file was truncated in place
+ * (copytruncate); the sink goes on at its new end.
  */
 export function createFileSink(path: string, opts: FileSinkOptions = {}): AuditSink {
   const logger = opts.logger;
@@ -269,11 +287,22 @@ export function createFileSink(path: string, opts: FileSinkOptions = {}): AuditS
   let timer: NodeJS.Timeout | undefined;
   let closed = false;
   const listeners: Array<() => void> = [];
+  /**
+   * The size the open file must have (its size when opened, plus what this sink wrote since), to
+   * tell another writer's bytes from ours; undefined for a character device (it has no size).
+   */
+  let expected: number | undefined;
+  /** Bumped by each write: a background fstat that raced a write says nothing about other writers. */
+  let writes = 0;
+  /** Another process wrote to the file: the failure never heals (see ANOTHER_WRITER). */
+  let forked = false;
+  /** `dev:ino` of a file whose last line has no newline (lastLine): one is written before the next line. */
+  let unterminated: string | undefined;
 
   let toldDevice = false;
 
   function openFd(): number {
-    let opened: { fd: number; device: boolean };
+    let opened: { fd: number; device: boolean; size: number };
     try {
       opened = openForAppend(path);
     } catch (err) {
@@ -285,6 +314,8 @@ export function createFileSink(path: string, opts: FileSinkOptions = {}): AuditS
       toldDevice = true;
       logger?.warn({ sink: name }, `audit sink ${name} is a character device, not a file: its records are not kept where "warden audit verify" can read them, and the hash chain starts afresh at each start`);
     }
+    // Set with the descriptor it describes (openFd's callers make it the sink's fd at once).
+    expected = opened.device ? undefined : opened.size;
     return opened.fd;
   }
 
@@ -321,9 +352,21 @@ export function createFileSink(path: string, opts: FileSinkOptions = {}): AuditS
   }
 
   function fail(err: unknown, lines: string): void {
+    // Failed for good, with the reason said once: its kept lines would never be written.
+    if (forked) return;
     backlog += lines;
     const wasHealthy = failure === undefined;
     failure = err instanceof Error ? err : new Error(String(err));
+    if (codeOf(err) === ANOTHER_WRITER) {
+      forked = true;
+      backlog = '';
+      logger?.error(
+        { sink: name, code: ANOTHER_WRITER },
+        `audit sink ${name}: ${failure.message}: two writers fork the hash chain, so this sink writes no more and requests are refused (audit_unavailable) until Warden is restarted; run one Warden per audit file, then "warden audit verify" it`,
+      );
+      if (wasHealthy) notify(listeners);
+      return;
+    }
     if (wasHealthy) {
       logger?.error(
         { sink: name, code: codeOf(err) },
@@ -335,6 +378,8 @@ export function createFileSink(path: string, opts: FileSinkOptions = {}): AuditS
 
   /** Writes the lines of a failed write and clears the failure; false (still failed) when that fails. */
   function recover(reason: string): boolean {
+    // Its head is no longer the file's: writing on (even the kept lines) would fork the chain.
+    if (forked) return false;
     try {
       reopenFd();
       if (backlog !== '') writeAll(fd!, backlog);
@@ -359,9 +404,16 @@ export function createFileSink(path: string, opts: FileSinkOptions = {}): AuditS
     }
     if (fd === undefined) return;
     const current = fd;
+    const writesBefore = writes;
     fstat(current, (err, open) => {
       if (closed || failure || fd !== current) return;
       if (err) return;
+      // Grown by bytes this sink did not write (and no write of ours raced the fstat): fail now,
+      // so /readyz says so before this Warden's next request would fork the chain.
+      if (expected !== undefined && writes === writesBefore && open.size > expected) {
+        fail(anotherWriter(path, open.size - expected), '');
+        return;
+      }
       let now: { dev: number; ino: number } | undefined;
       try {
         now = statSync(path);
@@ -387,7 +439,9 @@ export function createFileSink(path: string, opts: FileSinkOptions = {}): AuditS
    * and when a later write fails the bytes already written are truncated away, so no record is ever
    * torn.
    */
-  function writeAll(to: number, text: string): void {
+  function writeAll(to: number, lines: string): void {
+    writes++;
+    const text = beforeWrite(to, lines);
     let written = 0;
     try {
       written = writeSync(to, text);
@@ -404,15 +458,39 @@ export function createFileSink(path: string, opts: FileSinkOptions = {}): AuditS
       if (written > 0) untear(to, written);
       throw err;
     }
+    if (expected !== undefined) expected += written;
+    if (text !== lines) {
+      unterminated = undefined;
+      logger?.info({ sink: name }, `audit file ${path}: its last record had no trailing newline; wrote one before the next record`);
+    }
+  }
+
+  /**
+   * Checks, before a write, that nobody else wrote to the file (the fstat costs about a µs, a
+   * third of the write), and returns the text to write: with the newline a last line lacked.
+   */
+  function beforeWrite(to: number, lines: string): string {
+    if (expected === undefined) return lines;
+    const st = fstatSync(to);
+    if (st.size > expected) throw anotherWriter(path, st.size - expected);
+    expected = st.size; // smaller: truncated in place (copytruncate); appends go on at its new end
+    return unterminated === `${st.dev}:${st.ino}` && st.size > 0 ? `\n${lines}` : lines;
   }
 
   function untear(to: number, bytes: number): void {
     try {
-      // O_APPEND and no other writer: the last `bytes` bytes of the file are the ones just written.
       const { size } = fstatSync(to);
-      ftruncateSync(to, Math.max(0, size - bytes));
+      // The file must be exactly what it was plus the bytes just written: anything else is another
+      // writer's, and never cut. (A character device has no size: its last bytes are ours.)
+      const base = expected ?? size - bytes;
+      if (size !== base + bytes) {
+        fail(anotherWriter(path, size - base - bytes), '');
+        throw Object.assign(new Error('another writer appended after the partly written line'), { code: ANOTHER_WRITER });
+      }
+      ftruncateSync(to, Math.max(0, base));
     } catch (err) {
       logger?.error({ sink: name, code: codeOf(err), bytes }, `audit sink ${name}: a partly written line could not be truncated away`);
+      if (expected !== undefined) expected += bytes; // they stay in the file
     }
   }
 
@@ -517,7 +595,8 @@ export function createFileSink(path: string, opts: FileSinkOptions = {}): AuditS
       }
     },
     canKeep(bytes: number) {
-      return !closed && backlog.length + bytes < MAX_KEPT_BYTES;
+      // A sink another process writes to never writes its kept lines: it keeps none.
+      return !closed && !forked && backlog.length + bytes < MAX_KEPT_BYTES;
     },
     write(line: string) {
       // After close, nothing is written (or reopened): the line could never be fsynced.
@@ -555,7 +634,10 @@ export function createFileSink(path: string, opts: FileSinkOptions = {}): AuditS
       }
     },
     async lastLine() {
-      return readLastLine(path);
+      const last = await readLastLineOf(path);
+      // Remembered by file: after a rotation the new file needs no newline.
+      unterminated = last.line !== undefined && !last.terminated ? last.file : undefined;
+      return last.line;
     },
   };
 }
@@ -571,12 +653,20 @@ const NL = 0x0a;
  * longer than `maxBytes` is an error (a crash can leave a long tail without a newline).
  */
 export async function readLastLine(path: string, maxBytes = MAX_AUDIT_LINE_BYTES): Promise<string | undefined> {
+  return (await readLastLineOf(path, maxBytes)).line;
+}
+
+/**
+ * `readLastLine`, and whether the file ends with a newline (`terminated`; true for an empty or
+ * missing file) and which file was read (`dev:ino`).
+ */
+async function readLastLineOf(path: string, maxBytes = MAX_AUDIT_LINE_BYTES): Promise<{ line: string | undefined; terminated: boolean; file?: string }> {
   let fh;
   try {
     // Without waiting: the path may have been swapped for a FIFO since the sink opened it.
     fh = await open(path, constants.O_RDONLY | NO_WAIT);
   } catch (err) {
-    if ((err as NodeJS.ErrnoException).code === 'ENOENT') return undefined;
+    if ((err as NodeJS.ErrnoException).code === 'ENOENT') return { line: undefined, terminated: true };
     throw err;
   }
   try {
@@ -588,11 +678,13 @@ export async function readLastLine(path: string, maxBytes = MAX_AUDIT_LINE_BYTES
     let lineBytes = 0;
     let end = size;
     let skipping = true; // trailing newlines, before the line's last byte was seen
+    let terminated = true;
     while (end > 0) {
       const start = Math.max(0, end - CHUNK);
       const buf = Buffer.alloc(end - start);
       const { bytesRead } = await fh.read(buf, 0, buf.length, start);
       let hi = bytesRead; // exclusive end of the line's bytes within buf
+      if (end === size && hi > 0) terminated = buf[hi - 1] === NL;
       if (skipping) {
         while (hi > 0 && buf[hi - 1] === NL) hi--;
         if (hi === 0) {
@@ -609,8 +701,9 @@ export async function readLastLine(path: string, maxBytes = MAX_AUDIT_LINE_BYTES
       if (nl >= 0) break;
       end = start;
     }
-    if (chunks.length === 0) return undefined;
-    return Buffer.concat(chunks.reverse(), lineBytes).toString('utf8');
+    const file = `${st.dev}:${st.ino}`;
+    if (chunks.length === 0) return { line: undefined, terminated, file };
+    return { line: Buffer.concat(chunks.reverse(), lineBytes).toString('utf8'), terminated, file };
   } finally {
     await fh.close();
   }

@@ -25,8 +25,17 @@ export interface AuditStage extends Stage {
   auditRequest(ctx: RequestContext): Promise<AuditRecord | undefined>;
 }
 
+/** The shortest prompt-HMAC key accepted, in bytes (a string key counts its UTF-8 bytes). */
+export const MIN_HMAC_KEY_BYTES = 16;
+
+/** Whether `key` is long enough for the prompt HMAC (see MIN_HMAC_KEY_BYTES). */
+export function hmacKeyLongEnough(key: string | Buffer): boolean {
+  return (typeof key === 'string' ? Buffer.byteLength(key, 'utf8') : key.length) >= MIN_HMAC_KEY_BYTES;
+}
+
 export function createAuditStage(opts: AuditStageOptions): AuditStage {
-  if (opts.hmacKey === undefined || opts.hmacKey.length < 16) throw new Error('audit: hmac key must be at least 16 bytes');
+  // Checked where the key is resolved, with its config key (components); this guards other callers.
+  if (opts.hmacKey === undefined || !hmacKeyLongEnough(opts.hmacKey)) throw new Error(`audit: hmac key must be at least ${MIN_HMAC_KEY_BYTES} bytes`);
   // Imported once: HMAC with a KeyObject skips re-reading the key on every request.
   const hmacKey = createSecretKey(typeof opts.hmacKey === 'string' ? Buffer.from(opts.hmacKey, 'utf8') : opts.hmacKey);
   /**

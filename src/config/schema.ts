@@ -412,7 +412,7 @@ const AuditSinkSchema = z.union([
 ], { error: 'must be "stdout" or { file: PATH }' });
 
 const AuditSchema = z.strictObject({
-  sinks: z.array(AuditSinkSchema).default(['stdout']),
+  sinks: z.array(AuditSinkSchema).min(1, { error: 'needs at least one sink: "stdout" or { file: PATH }' }).default(['stdout']),
   /** Key for the prompt HMAC in audit records; without it a per-process random key is used. */
   hmac_key: secretRef.optional(),
   /** true: a request whose audit record cannot be written fails with audit_unavailable. */

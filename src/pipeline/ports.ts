@@ -185,7 +185,10 @@ export interface AuditRecord {
   principal: { kind: string; subject: string; namespace?: string; service_account?: string } | null;
   action: string;
   /** `variables`: the names (never values) of the call's variables, only when the decision's `audit.log_variables_names` asked for them. */
-  /** For a `template_not_found` refusal: the id and version asked for (`version` null if none was named), `sensitivity` null. */
+  /**
+   * For a `template_not_found` refusal: the id and version asked for when a template has that id
+   * (in another version), `sensitivity` null; null when none has it (the id is the caller's data).
+   */
   template: { id: string; version: number | null; sensitivity: string | null; variables?: string[] } | null;
   approval: string | null;
   environment: string;

@@ -6,7 +6,7 @@
 import { randomBytes } from 'node:crypto';
 import { resolve as resolvePath } from 'node:path';
 import type { Config } from '../config/schema.js';
-import { createAuditLog, createAuditStage, createFileSink, createStreamSink, type AuditLogHandle, type AuditSink } from '../audit/index.js';
+import { createAuditLog, createAuditStage, createFileSink, createStreamSink, hmacKeyLongEnough, MIN_HMAC_KEY_BYTES, type AuditLogHandle, type AuditSink } from '../audit/index.js';
 import { DevAuthenticator, KubernetesTokenAuthenticator, SpiffeJwtAuthenticator, createAuthenticateStage } from '../identity/index.js';
 import { WardenError, formatLocation, isWardenError } from '../pipeline/errors.js';
 import type { PipelineStages } from '../pipeline/pipeline.js';
@@ -190,7 +190,7 @@ export async function buildComponents(config: Config, opts: ComponentOptions): P
   let hmacKey: string | Buffer;
   try {
     await auditLog.open();
-    hmacKey = config.audit.hmac_key ? await resolveOne(config.audit.hmac_key) : randomBytes(32);
+    hmacKey = config.audit.hmac_key ? await auditHmacKey(config.audit.hmac_key, resolveOne) : randomBytes(32);
   } catch (err) {
     // What was opened (files, their check timers) must not outlive a start that failed.
     await auditLog.close().catch(() => undefined);
@@ -391,6 +391,25 @@ export class LoadFailure extends Error {
     this.name = 'LoadFailure';
     this.kind = kind;
   }
+}
+
+/**
+ * The secret `audit.hmac_key` names, which must be at least MIN_HMAC_KEY_BYTES of UTF-8. The
+ * config text is valid (a ref); the secret's value is what is wrong, so the error is the secret's,
+ * with the key path, the ref and no value (not even its length).
+ */
+async function auditHmacKey(ref: string, resolveOne: (ref: string) => Promise<string>): Promise<string> {
+  const location = { path: 'audit.hmac_key' };
+  let key: string;
+  try {
+    key = await resolveOne(ref);
+  } catch (err) {
+    throw isWardenError(err) && err.location === undefined ? new WardenError(err.code, err.message, { cause: err, location, details: err.details }) : err;
+  }
+  if (!hmacKeyLongEnough(key)) {
+    throw new WardenError('secret_unavailable', `the secret ${ref} is shorter than ${MIN_HMAC_KEY_BYTES} bytes (UTF-8), too short for an HMAC key`, { location });
+  }
+  return key;
 }
 
 /** What a load failure was about and where, for the reload log line (file:line, never contents). */

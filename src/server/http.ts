@@ -221,9 +221,15 @@ export function parserRefusal(code: string | undefined, limits: Pick<IngressLimi
     // Node checks once a second, after requestTimeoutMs + 1 s (the server options below).
     return { status: 408, error: new WardenError('request_timeout', `the request's headers did not arrive within limits.client_timeout_ms (${limits.requestTimeoutMs} ms)`) };
   }
+  // The connection ended (a FIN) before the request did: the client went away, as with a reset
+  // (most clients that give up close normally). Not the caller's malformed input.
+  if (code === 'HPE_INVALID_EOF_STATE') return { status: 499, error: new WardenError('cancelled', 'the client closed the connection before its request was complete') };
   if (code?.startsWith('HPE_')) return { status: 400, error: new WardenError('invalid_request', 'the request is not valid HTTP/1.1') };
   return undefined;
 }
+
+/** A refusal for a client that is gone: nothing is answered (nobody would read it). */
+const clientGone = (refusal: { error: WardenError }): boolean => refusal.error.code === 'cancelled';
 
 /**
  * node:http's limits for the app listener. Exported for its test: the header block's deadline
@@ -380,8 +386,9 @@ export function createHttpIngress(opts: HttpIngressOptions): HttpIngress {
     if (res) {
       const current = { req: res.req, res };
       // Node's own answer (the parser cannot go on with this connection), unless one is under way.
-      if (refusal && socket.writable && !current.res.headersSent) socket.write(`HTTP/1.1 ${refusal.status} ${STATUS_CODES[refusal.status] ?? ''}\r\nconnection: close\r\n\r\n`);
-      // A reset is the client going away (`cancelled`, from the body read's `close`).
+      if (refusal && !clientGone(refusal) && socket.writable && !current.res.headersSent) socket.write(`HTTP/1.1 ${refusal.status} ${STATUS_CODES[refusal.status] ?? ''}\r\nconnection: close\r\n\r\n`);
+      // A reset is the client going away (`cancelled`, from the body read's `close`); so is a FIN
+      // mid-body (`cancelled`, from parserRefusal).
       if (refusal && current.req.listenerCount('error') > 0) {
         const framing = refusal.error.code === 'invalid_request' ? new WardenError('invalid_request', 'the request body is not valid HTTP/1.1 framing', { location: { path: '$' } }) : refusal.error;
         current.req.destroy(framing);
@@ -398,7 +405,9 @@ export function createHttpIngress(opts: HttpIngressOptions): HttpIngress {
     opts.onRejected?.(refusal.error.code, 0, 'openai-http');
     const peer = peerInfo((socket as { remoteAddress?: string }).remoteAddress, unixListener);
     const meta = { id: requestId, signal: new RequestSignal(), receivedAt, peer };
-    void pipeline.auditRejected(rejectedRequest(meta, 'openai-http'), refusal.error).finally(() => answerOnSocket(socket, refusal.status, refusal.error, requestId));
+    void pipeline
+      .auditRejected(rejectedRequest(meta, 'openai-http'), refusal.error)
+      .finally(() => (clientGone(refusal) ? socket.destroy() : answerOnSocket(socket, refusal.status, refusal.error, requestId)));
   }
 
   /**

@@ -18,11 +18,16 @@ export function createResolveStage(getStore: () => TemplateStore, opts: { now?: 
       const ref = ctx.request.template;
       if (!ref) return; // raw (untemplated) request: the policy decides whether that is allowed
       const label = ref.version === undefined ? ref.id : `${ref.id}@${ref.version}`;
-      const template = getStore().get(ref.id, ref.version);
+      const store = getStore();
+      const template = store.get(ref.id, ref.version);
       if (!template) {
-        // Only a name of the id grammar is recorded: anything else is the caller's data (ingress
-        // refuses such names already; this keeps the record safe if a path ever skips that check).
-        if (isTemplateId(ref.id)) ctx.refusedTemplate = { id: ref.id, version: ref.version ?? null };
+        // An id no template has (in any version) is the caller's data — it may hold anything, a
+        // card number included — like an unconfigured model name: neither recorded nor echoed.
+        // The id of a template that exists is the operator's text: named with the version asked for.
+        if (ref.version === undefined || !isTemplateId(ref.id) || !store.get(ref.id)) {
+          throw new WardenError('template_not_found', 'no template has the requested id', { location: { path: 'warden.template' } });
+        }
+        ctx.refusedTemplate = { id: ref.id, version: ref.version };
         throw new WardenError('template_not_found', `template ${label} not found`, { location: { path: 'warden.template' }, details: { template: label } });
       }
       if (isRetired(template, now())) {

@@ -369,3 +369,109 @@ describe('resuming from the last line', () => {
     expect(performance.now() - t).toBeLessThan(1000);
   });
 });
+
+/** A logger that keeps what the sink says, by level (the messages are for the operator). */
+function recordingLogger() {
+  const said: Array<{ level: 'error' | 'warn' | 'info'; obj: object; msg: string }> = [];
+  const at = (level: 'error' | 'warn' | 'info') => (obj: object, msg = '') => void said.push({ level, obj, msg });
+  return { said, logger: { error: at('error'), warn: at('warn'), info: at('info') } };
+}
+
+/**
+ * Two Wardens on one audit file (a rolling update or an overlapping restart on a shared volume):
+ * each resumes from the same head, and their records would fork the chain. Two audit logs in one
+ * process stand for the two processes: each has its own descriptor and its own head.
+ */
+describe('one writer per audit file', () => {
+  it('a sink whose file grew by bytes it did not write refuses to write (no fork), fails for good, and says why with the path', async () => {
+    const file = join(dir, 'two-writers.jsonl');
+    const a = recordingLogger();
+    const logA = createAuditLog({ sinks: [createFileSink(file, { checkMs: 60_000, logger: a.logger })] });
+    await logA.open();
+    await logA.append(body(1));
+    const logB = createAuditLog({ sinks: [createFileSink(file, { checkMs: 60_000 })] });
+    await logB.open();
+    expect(logB.head.seq).toBe(1);
+    await logB.append(body(2)); // the second writer goes first: seq 2 after A's seq 1
+    // A would write its own seq 2: refused before a byte is written.
+    await expect(logA.append(body(3))).rejects.toMatchObject({ code: 'audit_unavailable' });
+    expect(logA.available()).toBe(false);
+    const errors = a.said.filter((s) => s.level === 'error' && /another process writes this audit file/.test(s.msg));
+    expect(errors).toHaveLength(1);
+    expect(errors[0]!.msg).toContain(file);
+    // Not a failure that heals: a reopen (SIGHUP) does not bring it back, the chain is someone else's now.
+    await expect(logA.reopen()).rejects.toMatchObject({ code: 'audit_unavailable' });
+    expect(logA.available()).toBe(false);
+    await logB.append(body(3));
+    await logB.close();
+    await logA.close().catch(() => undefined);
+    expect(await verify(file)).toMatchObject({ code: 0, out: expect.stringMatching(/3 record\(s\), chain intact/) });
+  });
+
+  it('an idle sink notices another writer in its background check (/readyz goes 503 before its next request)', async () => {
+    const file = join(dir, 'two-writers-idle.jsonl');
+    const a = recordingLogger();
+    const logA = createAuditLog({ sinks: [createFileSink(file, { checkMs: 20, logger: a.logger })] });
+    await logA.open();
+    await logA.append(body(1));
+    const logB = createAuditLog({ sinks: [createFileSink(file, { checkMs: 60_000 })] });
+    await logB.open();
+    await logB.append(body(2));
+    await until(() => !logA.available());
+    // The background retry of a failed sink does not write A's kept records over B's.
+    await new Promise((r) => setTimeout(r, 100));
+    expect(logA.available()).toBe(false);
+    await logB.close();
+    await logA.close().catch(() => undefined);
+    expect(await verify(file)).toMatchObject({ code: 0, out: expect.stringMatching(/2 record\(s\), chain intact/) });
+  });
+
+  it('a file truncated in place (copytruncate) is not taken for another writer', async () => {
+    const file = join(dir, 'copytruncate.jsonl');
+    const log = createAuditLog({ sinks: [createFileSink(file, { checkMs: 20 })] });
+    await log.open();
+    await log.append(body(1));
+    await log.append(body(2));
+    writeFileSync(file, '');
+    await new Promise((r) => setTimeout(r, 60));
+    await log.append(body(3));
+    expect(log.available()).toBe(true);
+    await log.close();
+    expect(await verify('--continue', file)).toMatchObject({ code: 0, out: expect.stringMatching(/1 record\(s\)/) });
+  });
+});
+
+/**
+ * A last record whose newline is gone (an editor, `head -c`, a copy-based rotation, a crash at the
+ * newline): the next record must not be glued onto its line.
+ */
+describe('a last line without its newline', () => {
+  it('when the last record verifies, the missing newline is written before the next record (said at info level)', async () => {
+    const file = join(dir, 'no-final-nl.jsonl');
+    const first = createAuditLog({ sinks: [createFileSink(file)] });
+    await first.append(body(1));
+    await first.append(body(2));
+    await first.close();
+    writeFileSync(file, readFileSync(file, 'utf8').replace(/\n$/, ''));
+    const { said, logger } = recordingLogger();
+    const log = createAuditLog({ sinks: [createFileSink(file, { logger })] });
+    await log.open();
+    expect(log.head.seq).toBe(2);
+    await log.append(body(3));
+    await log.close();
+    expect(await verify(file)).toMatchObject({ code: 0, out: expect.stringMatching(/^ok .*3 record\(s\), chain intact/) });
+    const told = said.filter((s) => /no trailing newline/.test(s.msg));
+    expect(told.map((s) => s.level)).toEqual(['info']);
+    expect(told[0]!.msg).toContain(file);
+  });
+
+  it('a last line without its newline that does not verify is still refused', async () => {
+    const file = join(dir, 'no-final-nl-torn.jsonl');
+    const first = createAuditLog({ sinks: [createFileSink(file)] });
+    await first.append(body(1));
+    await first.close();
+    writeFileSync(file, readFileSync(file, 'utf8').slice(0, -20));
+    const log = createAuditLog({ sinks: [createFileSink(file)] });
+    await expect(log.open()).rejects.toThrow(/last line is not valid JSON/);
+  });
+});

@@ -56,6 +56,19 @@ describe('warden audit verify: the exact text, segments, long lines', () => {
     expect(await verify('--from-seq', '2', seg)).toMatchObject({ code: 2 });
   });
 
+  it('a last line without its trailing newline: the chain is intact (exit 0), with a warning on stderr', async () => {
+    const { file, lines } = await chain('no-final-nl.jsonl', 3);
+    writeFileSync(file, lines.join('\n'));
+    const r = await verify(file);
+    expect(r).toMatchObject({ code: 0, out: expect.stringMatching(/^ok .*3 record\(s\), chain intact/) });
+    expect(r.err).toBe(`warning: ${file}:3: the last line has no trailing newline (a writer appending to this file would glue its line onto it; Warden writes the newline before its next record)\n`);
+    // With its newline (or CRLF), no warning.
+    writeFileSync(file, `${lines.join('\n')}\n`);
+    expect(await verify(file)).toMatchObject({ code: 0, err: '' });
+    writeFileSync(file, `${lines.join('\r\n')}\r\n`);
+    expect(await verify(file)).toMatchObject({ code: 0, err: '' });
+  });
+
   it('a line over 16 MiB is a broken record with its line number, not a crash', async () => {
     const { file, lines } = await chain('huge.jsonl', 2);
     writeFileSync(file, `${lines.join('\n')}\n${'x'.repeat(17 * 1024 * 1024)}`);

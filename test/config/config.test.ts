@@ -415,6 +415,8 @@ describe('errors name file:line:col, key path and what is wrong', () => {
       'w.yaml:2:31: audit.sinks[2]: must be "stdout" or { file: PATH }',
       'w.yaml:3:3: audit.required: must be true or false, got a string',
     ]);
+    // No sink at all: every record would go nowhere (was a bare "audit: at least one sink" at start).
+    expect(lines('audit:\n  sinks: []\n')).toEqual(['w.yaml:2:3: audit.sinks: needs at least one sink: "stdout" or { file: PATH }']);
   });
 
   it('policy entrypoint format and secrets section', () => {

@@ -432,17 +432,25 @@ describe('bad input is refused with a stable code and the field named', () => {
     expect(r.json.error.code).toBe('payload_too_large');
   });
 
-  it('unknown template: the audit record names the id and version asked for', async () => {
+  it("unknown template: an id no template has is the caller's data, recorded as null and never echoed; an unknown version of a known id is named", async () => {
     const audited = w.audit().length;
-    const r = await post(JSON.stringify({ model: 'gpt-4o-mini', warden: { template: 'support/nope@1', variables: {} } }));
+    // A well-formed id holding a card number: no template has it.
+    const card = '4111111111111111';
+    const r = await post(JSON.stringify({ model: 'gpt-4o-mini', warden: { template: `support/${card}@1`, variables: {} } }));
     expect(r.status).toBe(404);
     expect(r.json.error.code).toBe('template_not_found');
-    const unversioned = await post(JSON.stringify({ model: 'gpt-4o-mini', warden: { template: 'support/nope', variables: {} } }));
-    expect(unversioned.status).toBe(404);
-    await eventually(() => w.audit().length >= audited + 2);
-    const [one, two] = w.audit().slice(audited);
-    expect(one).toMatchObject({ error_code: 'template_not_found', template: { id: 'support/nope', version: 1, sensitivity: null }, approval: null });
-    expect(two).toMatchObject({ error_code: 'template_not_found', template: { id: 'support/nope', version: null, sensitivity: null } });
+    expect(r.text).not.toContain(card);
+    expect(r.json.error.message).toBe('no template has the requested id');
+    const unversioned = await post(JSON.stringify({ model: 'gpt-4o-mini', warden: { template: `support/${card}`, variables: {} } }));
+    expect([unversioned.status, unversioned.text.includes(card)]).toEqual([404, false]);
+    const version = await post(JSON.stringify({ model: 'gpt-4o-mini', warden: { template: 'support/ticket-summary@99', variables: {} } }));
+    expect([version.status, version.json.error.message, version.json.error.details]).toEqual([404, 'template support/ticket-summary@99 not found', { template: 'support/ticket-summary@99' }]);
+    await eventually(() => w.audit().length >= audited + 3);
+    const [one, two, three] = w.audit().slice(audited);
+    expect(JSON.stringify([one, two])).not.toContain(card);
+    expect(one).toMatchObject({ error_code: 'template_not_found', template: null, approval: null });
+    expect(two).toMatchObject({ error_code: 'template_not_found', template: null });
+    expect(three).toMatchObject({ error_code: 'template_not_found', template: { id: 'support/ticket-summary', version: 99, sensitivity: null }, approval: null });
   });
 
   it('retired template: the audit record names it, its sensitivity and approval', async () => {
@@ -780,6 +788,65 @@ describe('half-closed connections', () => {
       if (upstream.calls.length > before) await aborted;
     }
     upstream.mode = 'ok';
+  });
+});
+
+describe('a client that closes before its request is complete', () => {
+  /** Sends `raw` on a socket and closes it normally (a FIN, not a reset); what came back. */
+  function closedEarly(raw: string): Promise<string> {
+    const url = new URL(w.addresses.http);
+    return new Promise((resolve, reject) => {
+      const socket = connect({ host: url.hostname, port: Number(url.port) }, () => socket.end(raw));
+      let got = '';
+      socket.on('data', (d: Buffer) => (got += d.toString('utf8')));
+      socket.on('error', reject);
+      socket.on('close', () => resolve(got));
+    });
+  }
+
+  /** `warden_requests_total` summed by code, for the two codes a cut-short request could get. */
+  async function requestsByCode(): Promise<{ cancelled: number; invalid_request: number }> {
+    const text = await (await fetch(`${w.addresses.admin}/metrics`)).text();
+    const sum = (code: string) =>
+      text
+        .split('\n')
+        .filter((l) => l.startsWith('warden_requests_total{') && l.includes(`code="${code}"`))
+        .reduce((n, l) => n + Number(l.slice(l.lastIndexOf(' ') + 1)), 0);
+    return { cancelled: sum('cancelled'), invalid_request: sum('invalid_request') };
+  }
+
+  it('a FIN in the middle of the body (content-length or chunked) is the client going away: cancelled, nothing answered, not invalid_request', async () => {
+    const url = new URL(w.addresses.http);
+    const head = `POST /v1/chat/completions HTTP/1.1\r\nhost: ${url.host}\r\ncontent-type: application/json\r\nauthorization: Bearer ${botToken}\r\n`;
+    const body = governed();
+    const before = await requestsByCode();
+    for (const [name, raw] of [
+      ['content-length', `${head}content-length: ${Buffer.byteLength(body)}\r\n\r\n${body.slice(0, 20)}`],
+      ['chunked', `${head}transfer-encoding: chunked\r\n\r\n${(40).toString(16)}\r\n${body.slice(0, 20)}`],
+    ] as const) {
+      const audited = w.audit().length;
+      expect(await closedEarly(raw), name).toBe('');
+      await eventually(() => w.audit().length > audited);
+      expect(w.audit().slice(audited).map((r) => r.error_code), name).toEqual(['cancelled']);
+    }
+    const after = await requestsByCode();
+    expect({ cancelled: after.cancelled - before.cancelled, invalid_request: after.invalid_request - before.invalid_request }).toEqual({ cancelled: 2, invalid_request: 0 });
+  });
+
+  it('a FIN in the middle of the header block is audited cancelled at the door, unanswered', async () => {
+    const audited = w.audit().length;
+    expect(await closedEarly('POST /v1/chat/completions HTTP/1.1\r\ncontent-le')).toBe('');
+    await eventually(() => w.audit().length > audited);
+    expect(w.audit().slice(audited).map((r) => r.error_code)).toEqual(['cancelled']);
+  });
+
+  it('a body that is not valid chunked framing is still invalid_request (400)', async () => {
+    const url = new URL(w.addresses.http);
+    const audited = w.audit().length;
+    const got = await closedEarly(`POST /v1/chat/completions HTTP/1.1\r\nhost: ${url.host}\r\nauthorization: Bearer ${botToken}\r\ntransfer-encoding: chunked\r\n\r\nzz\r\n`);
+    expect(got).toMatch(/^HTTP\/1\.1 400 /);
+    await eventually(() => w.audit().length > audited);
+    expect(w.audit().slice(audited).map((r) => r.error_code)).toEqual(['invalid_request']);
   });
 });
 

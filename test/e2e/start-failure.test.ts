@@ -93,6 +93,50 @@ describe('a provider key that cannot be read', () => {
 });
 
 /**
+ * `audit.hmac_key` names a secret; its value must be at least 16 bytes of UTF-8. Too short is a
+ * start-up error naming the key and the code, never the value; counted in bytes, so 8 two-byte
+ * characters are enough.
+ */
+describe('an audit hmac_key that is too short', () => {
+  let dir: PreparedDir;
+  beforeAll(async () => {
+    dir = await prepareWardenDir({ upstreamUrl: 'http://127.0.0.1:9/v1' });
+    writeFileSync(dir.configFile, readFileSync(dir.configFile, 'utf8').replace('sinks: [{ file: audit.log }]', 'sinks: [{ file: audit.log }], hmac_key: "env://WARDEN_TEST_AUDIT_KEY"'));
+  });
+  afterAll(() => {
+    if (dir) rmSync(dir.dir, { recursive: true, force: true });
+  });
+
+  async function serve(key: string): Promise<{ code: number | null; stderr: string; started: boolean }> {
+    const child = spawnWarden(['serve', '--config', dir.configFile], { WARDEN_TEST_AUDIT_KEY: key });
+    let stderr = '';
+    let stdout = '';
+    child.stderr!.on('data', (d: Buffer) => (stderr += d.toString()));
+    child.stdout!.on('data', (d: Buffer) => {
+      stdout += d.toString();
+      if (stdout.includes('warden listening')) child.kill('SIGTERM');
+    });
+    const hung = setTimeout(() => child.kill('SIGKILL'), 20_000);
+    const [code] = (await once(child, 'close')) as [number | null];
+    clearTimeout(hung);
+    return { code, stderr, started: stdout.includes('warden listening') };
+  }
+
+  it('stops the start with the key path and the code, without the value', { timeout: 30_000 }, async () => {
+    const r = await serve('CANARY-short');
+    expect(r.started).toBe(false);
+    expect(r.code).toBe(1);
+    expect(r.stderr).toBe('warden: audit.hmac_key: secret_unavailable: the secret env://WARDEN_TEST_AUDIT_KEY is shorter than 16 bytes (UTF-8), too short for an HMAC key\n');
+  });
+
+  it('counts bytes, not characters: 8 two-byte characters are a 16-byte key', { timeout: 30_000 }, async () => {
+    const r = await serve('é'.repeat(8));
+    expect(r.stderr).not.toContain('hmac');
+    expect(r.started).toBe(true);
+  });
+});
+
+/**
  * A file named in the config that is a FIFO (or a device) must be refused, never waited on: a
  * blocking read or open at start would stall the event loop before `serve`'s signal handlers could
  * ever run, so even SIGTERM would be ignored. Spawned as the real CLI: a hang in this process would

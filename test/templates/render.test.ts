@@ -157,8 +157,14 @@ describe('resolve stage and retirement', () => {
   });
 
   it('reports unknown templates and retired ones', async () => {
-    expect((await run(stage, makeContext({ template: { id: 'team/nope' } })))?.code).toBe('template_not_found');
-    expect((await run(stage, makeContext({ template: { id: 'team/hello', version: 9 } })))?.message).toBe('template team/hello@9 not found');
+    // An id no template has is the caller's text: not repeated, not recorded.
+    const unknown = makeContext({ template: { id: 'team/nope' } });
+    expect(await run(stage, unknown)).toMatchObject({ code: 'template_not_found', message: 'no template has the requested id', details: undefined });
+    expect(unknown.refusedTemplate).toBeUndefined();
+    // A version no template has, of an id one has: both are named (the id is the operator's).
+    const version = makeContext({ template: { id: 'team/hello', version: 9 } });
+    expect(await run(stage, version)).toMatchObject({ message: 'template team/hello@9 not found', details: { template: 'team/hello@9' } });
+    expect(version.refusedTemplate).toEqual({ id: 'team/hello', version: 9 });
     // The highest version is retired: asking without a version gets it, and it is refused.
     expect((await run(stage, makeContext({ template: { id: 'team/hello' } })))?.code).toBe('template_retired');
     expect((await run(stage, makeContext({ template: { id: 'team/old' } })))?.code).toBe('template_retired');
