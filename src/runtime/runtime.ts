@@ -368,8 +368,9 @@ export async function createRuntime(config: Config, opts: RuntimeOptions = {}): 
       clearTimeout(timer);
       if (outcome === 'timeout') {
         logger.warn({ grace_ms: graceMs }, 'grace period over: closing the remaining connections');
-        for (const i of httpIngresses) i.closeAll();
-        for (const i of grpcIngresses) i.forceShutdown();
+        // Each request still running is told shutting_down where its protocol still allows it;
+        // the connections close once those answers are out (at most CUT_ANSWER_WAIT_MS).
+        await Promise.all([...httpIngresses.map((i) => i.closeAll()), ...grpcIngresses.map((i) => i.forceShutdown(grpcDone))]);
       }
       if (adminServer) {
         adminServer.closeAllConnections();
