@@ -38,6 +38,13 @@ describe('requests the shutdown deadline cuts', () => {
     const streamed = await postChat(w.addresses.http, token, { ...governed, stream: true });
     expect(streamed.status).toBe(200);
     const streamText = streamed.text();
+    const anthropic = await fetch(`${w.addresses.http}/v1/messages`, {
+      method: 'POST',
+      headers: { 'content-type': 'application/json', 'anthropic-version': '2023-06-01', 'x-api-key': token },
+      body: JSON.stringify({ ...governed, max_tokens: 64, stream: true, messages: [] }),
+    });
+    expect(anthropic.status).toBe(200);
+    const anthropicText = anthropic.text();
     const client = gatewayClient(w.addresses.grpc);
     const call = client.StreamComplete(
       { model: 'gpt-4o-mini', template: { id: 'support/ticket-summary', version: 2 }, variables: { ticket_id: 'T-9', customer_message: 'hi' } },
@@ -62,6 +69,9 @@ describe('requests the shutdown deadline cuts', () => {
     expect(events.length).toBeGreaterThan(1);
     expect(JSON.parse(events.at(-1)!.replace(/^data: /, ''))).toMatchObject({ error: { code: 'shutting_down' } });
     expect(text).not.toContain('[DONE]');
+    const anthropicEvents = (await anthropicText).split('\n\n').filter(Boolean);
+    expect(anthropicEvents.at(-1)).toMatch(/^event: error\ndata: .*"shutting_down"/);
+    expect(anthropicEvents.some((e) => e.startsWith('event: message_stop'))).toBe(false);
     const status = await grpcEnd;
     expect(status).not.toBe('ended');
     const err = status as grpc.ServiceError;
@@ -70,6 +80,6 @@ describe('requests the shutdown deadline cuts', () => {
     client.close();
     // Audited as before: shutting_down, once each.
     const records = w.audit().slice(before);
-    expect(records.map((r) => r.error_code)).toEqual(['shutting_down', 'shutting_down', 'shutting_down']);
+    expect(records.map((r) => r.error_code)).toEqual(['shutting_down', 'shutting_down', 'shutting_down', 'shutting_down']);
   });
 });
