@@ -9,7 +9,7 @@ export interface CliIO {
   stderr: { write(s: string): unknown };
 }
 
-const USAGE = `Usage: warden audit verify [--from-hash HASH [--from-seq N] | --continue] FILE
+const USAGE = `Usage: warden audit verify [--from-hash HASH [--from-seq N] | --continue] [--skip-non-records] FILE
 
 Checks the hash chain of a JSON-lines audit file written by Warden's file sink:
 every record's seq follows the previous one, its prev_hash is the previous record's
@@ -25,7 +25,27 @@ previous one ended:
   --from-seq N       ... and its seq must be N + 1 (the previous head seq)
   --continue         take the first record's own seq and prev_hash as the start (print
                      them, compare them with the previous segment's head yourself)
+
+Records captured from the stdout sink share the stream with Warden's log lines:
+  --skip-non-records skip the lines that are not audit records (not a JSON object
+                     with seq, prev_hash and hash members: log lines) instead of
+                     reporting them broken; the skipped lines are counted
 `;
+
+/**
+ * A line that is an audit record (or a damaged one): a JSON object with the chain's members.
+ * Anything else in a captured stdout is a log line, skipped with --skip-non-records.
+ */
+function looksLikeRecord(line: string): boolean {
+  let value: unknown;
+  try {
+    value = JSON.parse(line);
+  } catch {
+    return false;
+  }
+  if (value === null || typeof value !== 'object' || Array.isArray(value)) return false;
+  return 'seq' in value && 'prev_hash' in value && 'hash' in value;
+}
 
 const HASH_RE = /^[0-9a-f]{64}$/;
 const LF = 0x0a;
@@ -60,6 +80,7 @@ export async function runAuditCli(argv: readonly string[], io: CliIO): Promise<n
   let fromHash: string | undefined;
   let fromSeq: number | undefined;
   let cont = false;
+  let skipNonRecords = false;
   for (let i = 0; i < rest.length; i++) {
     const a = rest[i]!;
     if (a === '--') {
@@ -83,6 +104,10 @@ export async function runAuditCli(argv: readonly string[], io: CliIO): Promise<n
       cont = true;
       continue;
     }
+    if (a === '--skip-non-records') {
+      skipNonRecords = true;
+      continue;
+    }
     if (a.startsWith('-') && a !== '-') return usageError(io, `unknown option ${a}`);
     files.push(a);
   }
@@ -95,6 +120,7 @@ export async function runAuditCli(argv: readonly string[], io: CliIO): Promise<n
   const decoder = new TextDecoder('utf-8', { fatal: true, ignoreBOM: true });
 
   let lineNo = 0;
+  let skipped = 0;
   let broken: string | undefined;
   /** The current line's bytes so far (a line may span chunks). */
   let parts: Buffer[] = [];
@@ -118,6 +144,10 @@ export async function runAuditCli(argv: readonly string[], io: CliIO): Promise<n
       return false;
     }
     if (line.trim() === '') return true;
+    if (skipNonRecords && !looksLikeRecord(line)) {
+      skipped++;
+      return true;
+    }
     const c = verifier.pushLine(line);
     if (!c.ok) {
       broken = `BROKEN ${file}:${lineNo}: seq ${c.seq}: ${c.reason}`;
@@ -192,6 +222,7 @@ export async function runAuditCli(argv: readonly string[], io: CliIO): Promise<n
   const head = verifier.last;
   const first = verifier.first;
   const from = first && (first.seq !== 0 || first.hash !== GENESIS_HASH) ? ` from seq ${first.seq + 1} (prev_hash ${first.hash})` : '';
-  io.stdout.write(`ok ${file}: ${verifier.count} record(s), chain intact${from}, head seq ${head.seq} hash ${head.hash}\n`);
+  const others = skipNonRecords ? `, ${skipped} other line(s) skipped` : '';
+  io.stdout.write(`ok ${file}: ${verifier.count} record(s), chain intact${from}, head seq ${head.seq} hash ${head.hash}${others}\n`);
   return 0;
 }

@@ -44,6 +44,19 @@ export interface AuditLogHandle extends AuditLog {
   readonly head: ChainHead;
   /** Flushes and closes every sink (on shutdown). */
   close(): Promise<void>;
+  /**
+   * The sinks that hold records they have not written (a stalled stream, a failed file's kept
+   * lines), with how many and their seq range: on shutdown, what exiting now loses. A sink writes
+   * in chain order, so its unwritten records are the last ones linked.
+   */
+  unwritten(): UnwrittenRecords[];
+}
+
+export interface UnwrittenRecords {
+  sink: string;
+  records: number;
+  first_seq: number;
+  last_seq: number;
 }
 
 /**
@@ -217,6 +230,14 @@ export function createAuditLog(opts: AuditLogOptions): AuditLogHandle {
           throw sinkError(s, err);
         }
       }
+    },
+    unwritten() {
+      const out: UnwrittenRecords[] = [];
+      for (const s of sinks) {
+        const records = s.unwritten?.() ?? 0;
+        if (records > 0) out.push({ sink: s.name, records, first_seq: head.seq - records + 1, last_seq: head.seq });
+      }
+      return out;
     },
     async close() {
       let firstError: unknown;

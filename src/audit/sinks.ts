@@ -41,6 +41,11 @@ export interface AuditSink {
    * lost). Absent: the sink keeps nothing.
    */
   canKeep?(bytes: number): boolean;
+  /**
+   * How many records the sink took but has not written yet (a stream whose reader is not reading,
+   * a failed file's kept lines): they are lost if the process exits now. Absent: none.
+   */
+  unwritten?(): number;
   /** The file underneath (`dev:ino`), once open: two sinks on one file would write every record twice. */
   identity?(): string | undefined;
 }
@@ -92,25 +97,149 @@ function rotationMessage(path: string, renamed: boolean, replaced: boolean): str
   return `audit file ${path} was deleted without a rename${other}: the records written since the deletion went with it; reopening the path`;
 }
 
+function countLines(text: string): number {
+  let n = 0;
+  for (let i = text.indexOf('\n'); i >= 0; i = text.indexOf('\n', i + 1)) n++;
+  return n;
+}
+
 function codeOf(err: unknown): string {
   const code = (err as NodeJS.ErrnoException | undefined)?.code;
   return typeof code === 'string' ? code : 'error';
 }
 
 /**
- * JSON lines to a writable stream (stdout by default in config). Writes keep call order. Once the
- * stream fails (its reader went away: EPIPE), every later write is refused at once.
+ * What a failed sink means for requests, for the log line that reports it: with `audit.required`
+ * they are refused; without it they are served and their records are lost.
  */
-export function createStreamSink(out: LineWritable, name = 'stdout', logger?: SinkLogger): AuditSink {
-  let last: Promise<void> = Promise.resolve();
+export function failureConsequence(required: boolean, until: string): string {
+  return required
+    ? `requests are refused (audit_unavailable) ${until}`
+    : `requests are still served (audit.required is false) but their records are lost ${until}`;
+}
+
+/** How long a write to a stream sink may wait for its reader by default (`audit.write_timeout_ms`). */
+export const DEFAULT_WRITE_TIMEOUT_MS = 5000;
+
+export interface StreamSinkOptions {
+  /**
+   * How long (ms) a line may wait for the stream to take it. On Linux, stdout that is a pipe is
+   * written asynchronously: a reader that stops reading (a blocking log driver, a stuck
+   * collector) fills the pipe and the write's callback never comes. Past this the sink is failed
+   * until the stream drains.
+   */
+  writeTimeoutMs?: number;
+  /** `audit.required`: only what the failure log line says depends on it. */
+  required?: boolean;
+}
+
+/** A write handed to the stream, waiting for its callback. */
+interface InFlightWrite {
+  at: number;
+  resolve: () => void;
+  reject: (err: Error) => void;
+}
+
+/**
+ * JSON lines to a writable stream (stdout by default in config). Writes keep call order. Once the
+ * stream fails (its reader went away: EPIPE), every later write is refused at once, for good.
+ *
+ * A write that has not completed within `writeTimeoutMs` (the reader stopped reading) stalls the
+ * sink: that write and those behind it fail their requests (audit_unavailable), new writes are
+ * refused, and the sink recovers once the stream has written every line it holds (the lines are
+ * already in it, in chain order, so the chain stays whole). One timer, armed when a write is
+ * waiting, checks the oldest write: no timer per line.
+ */
+export function createStreamSink(out: LineWritable, name = 'stdout', logger?: SinkLogger, opts: StreamSinkOptions = {}): AuditSink {
+  const timeoutMs = opts.writeTimeoutMs ?? DEFAULT_WRITE_TIMEOUT_MS;
+  const required = opts.required ?? true;
   let failure: Error | undefined;
+  /** The failure is a stall (recovers when the stream drains), not an error from the stream. */
+  let stalled = false;
   const listeners: Array<() => void> = [];
+  /** Writes not yet called back, oldest first (a stream calls back in write order). */
+  let waiting: InFlightWrite[] = [];
+  let oldest = 0;
+  let watchdog: NodeJS.Timeout | undefined;
+  /** Resolved when nothing is waiting any more or the sink failed (flush). */
+  let drained: { promise: Promise<void>; resolve: () => void } | undefined;
+
+  const pending = (): number => waiting.length - oldest;
+  const wakeFlush = (): void => {
+    drained?.resolve();
+    drained = undefined;
+  };
+
   const fail = (err: Error): void => {
-    if (failure) return;
+    // An error from the stream is final, even for a sink that was only stalled.
+    const wasHealthy = failure === undefined;
+    if (failure && !stalled) return;
     failure = err;
-    logger?.error({ sink: name, code: codeOf(err) }, `audit sink ${name} failed; requests are refused (audit_unavailable) until Warden is restarted`);
+    stalled = false;
+    wakeFlush();
+    if (!wasHealthy) return;
+    logger?.error({ sink: name, code: codeOf(err) }, `audit sink ${name} failed; ${failureConsequence(required, 'until Warden is restarted')}`);
     notify(listeners);
   };
+
+  function stall(waitedMs: number): void {
+    failure = Object.assign(new Error(`a write to ${name} did not complete within ${timeoutMs} ms: its reader is not reading`), { code: 'ETIMEDOUT' });
+    stalled = true;
+    logger?.error(
+      { sink: name, code: 'ETIMEDOUT', waited_ms: Math.round(waitedMs), unwritten: pending() },
+      `audit sink ${name} stalled: a record waited more than ${timeoutMs} ms for the stream's reader; ${failureConsequence(required, 'until the stream drains')}`,
+    );
+    // Their lines are in the stream and will be written if it drains, but their requests must not wait for that.
+    for (let i = oldest; i < waiting.length; i++) waiting[i]!.reject(failure);
+    wakeFlush();
+    notify(listeners);
+  }
+
+  function check(): void {
+    watchdog = undefined;
+    if (pending() === 0 || failure) return;
+    const waited = performance.now() - waiting[oldest]!.at;
+    if (waited >= timeoutMs) return stall(waited);
+    arm(timeoutMs - waited);
+  }
+
+  function arm(ms: number): void {
+    watchdog = setTimeout(check, ms);
+    watchdog.unref(); // a waiting write keeps the process up by itself; the check must not
+  }
+
+  /** The oldest waiting write was called back. */
+  function settled(): InFlightWrite {
+    const w = waiting[oldest]!;
+    oldest++;
+    if (oldest === waiting.length) {
+      waiting = [];
+      oldest = 0;
+      wakeFlush();
+      if (stalled) {
+        failure = undefined;
+        stalled = false;
+        logger?.warn({ sink: name }, `audit sink ${name} recovered: its stream took every waiting record; requests are served again`);
+        notify(listeners);
+      }
+    } else if (oldest > 1024 && oldest * 2 > waiting.length) {
+      waiting = waiting.slice(oldest);
+      oldest = 0;
+    }
+    return w;
+  }
+
+  /** Every line handed over so far is written, or the sink failed (a stall ends the wait). */
+  async function flush(): Promise<void> {
+    if (pending() === 0 || failure) return;
+    if (!drained) {
+      let resolve!: () => void;
+      const promise = new Promise<void>((r) => (resolve = r));
+      drained = { promise, resolve };
+    }
+    await drained.promise;
+  }
+
   // Without a listener, an EPIPE on stdout is an uncaught 'error' event: the process would crash.
   out.on?.('error', fail);
   return {
@@ -121,29 +250,35 @@ export function createStreamSink(out: LineWritable, name = 'stdout', logger?: Si
     onFailureChange(listener: () => void) {
       listeners.push(listener);
     },
+    unwritten() {
+      return pending();
+    },
     write(line: string) {
       if (failure) return Promise.reject(failure);
-      last = new Promise<void>((resolve, reject) => {
+      return new Promise<void>((resolve, reject) => {
+        waiting.push({ at: performance.now(), resolve, reject });
+        if (!watchdog) arm(timeoutMs);
         try {
           out.write(`${line}\n`, (err) => {
-            if (!err) return resolve();
+            const w = settled();
+            if (!err) return w.resolve();
             fail(err);
-            reject(err);
+            w.reject(err);
           });
         } catch (err) {
+          settled();
           fail(err as Error);
           reject(err as Error);
         }
       });
-      return last;
     },
-    async flush() {
-      await last.catch(() => undefined);
-    },
+    flush,
     async close() {
-      await last.catch(() => undefined);
+      await flush();
       // process.stdout outlives the sink: leave no listener behind (runtimes made one after another).
       out.off?.('error', fail);
+      if (watchdog) clearTimeout(watchdog);
+      watchdog = undefined;
     },
   };
 }
@@ -157,6 +292,8 @@ export interface FileSinkOptions {
    * (a rotation renamed it, someone deleted it: then it reopens the path), and retries a failed sink.
    */
   checkMs?: number;
+  /** `audit.required`: only what the failure log line says depends on it. */
+  required?: boolean;
 }
 
 /**
@@ -370,7 +507,7 @@ export function createFileSink(path: string, opts: FileSinkOptions = {}): AuditS
     if (wasHealthy) {
       logger?.error(
         { sink: name, code: codeOf(err) },
-        `audit sink ${name} failed (${codeOf(err)}); requests are refused (audit_unavailable) until it recovers`,
+        `audit sink ${name} failed (${codeOf(err)}); ${failureConsequence(opts.required ?? true, 'until it recovers')}`,
       );
       notify(listeners);
     }
@@ -593,6 +730,9 @@ export function createFileSink(path: string, opts: FileSinkOptions = {}): AuditS
       } catch {
         return undefined;
       }
+    },
+    unwritten() {
+      return countLines(backlog) + pending.length;
     },
     canKeep(bytes: number) {
       // A sink another process writes to never writes its kept lines: it keeps none.

@@ -1,6 +1,6 @@
 /**
  * `warden serve`: load the config, build the runtime, bind the listeners, and run until SIGTERM or
- * SIGINT (graceful drain, exit 0). SIGHUP reloads templates and policies and reopens audit files.
+ * SIGINT (graceful drain, exit 0; 1 when audit records could not be written before the exit). SIGHUP reloads templates and policies and reopens audit files.
  * A second SIGTERM/SIGINT while the start is still under way gives up on it (exit 128 + signal).
  */
 import { constants } from 'node:os';
@@ -56,6 +56,9 @@ export async function runServeCommand(argv: string[], io: CliIO): Promise<number
 
 type Logger = ReturnType<typeof createLogger>;
 
+/** The exit status of a shutdown that could not write every audit record (README "Shutdown"). */
+export const EXIT_AUDIT_RECORDS_LOST = 1;
+
 /** The exit status of a process ended by `signal`, as a shell reports it (128 + its number). */
 function signalExitCode(signal: NodeJS.Signals): number {
   return 128 + constants.signals[signal];
@@ -88,7 +91,8 @@ function handleSignals(logger: Logger): { serving(runtime: Runtime): Promise<num
   const shutdown = (r: Runtime, signal: NodeJS.Signals) => {
     stopping = true;
     r.shutdown(signal).then(
-      () => finish(0),
+      // Records lost at exit (logged with their count) are an exit the orchestrator should see.
+      (result) => finish(result.lostRecords > 0 ? EXIT_AUDIT_RECORDS_LOST : 0),
       (err: unknown) => {
         logger.error({ error_type: err instanceof Error ? err.constructor.name : typeof err }, 'shutdown failed');
         finish(1);

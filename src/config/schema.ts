@@ -417,6 +417,11 @@ const AuditSchema = z.strictObject({
   hmac_key: secretRef.optional(),
   /** true: a request whose audit record cannot be written fails with audit_unavailable. */
   required: z.boolean().default(true),
+  /**
+   * How long a record may wait for the stdout sink's reader before the sink counts as failed
+   * (audit_unavailable, /readyz 503) until the stream drains.
+   */
+  write_timeout_ms: durationMs().default(5000),
 });
 
 const LimitsSchema = z.strictObject({

@@ -180,7 +180,7 @@ export async function buildComponents(config: Config, opts: ComponentOptions): P
   // sinks listen for 'error' on the process stream: an EPIPE (the reader went away) fails the
   // sink (audit_unavailable) instead of crashing the process.
   const sinks: AuditSink[] = opts.auditToStderr
-    ? [createStreamSink(process.stderr, 'stderr', logger)]
+    ? [createStreamSink(process.stderr, 'stderr', logger, streamSinkOptions(config))]
     : auditSinks(config, logger);
   const auditLog = createAuditLog({ sinks, logger });
   // Open the sinks and resume the hash chain now: a broken audit file must stop the start, not
@@ -329,9 +329,13 @@ function auditSinks(config: Config, logger: Logger): AuditSink[] {
     }
     seen.set(key, i);
     return s === 'stdout'
-      ? createStreamSink(process.stdout, 'stdout', logger)
-      : createFileSink(key, { logger, location: `audit.sinks[${i}].file` });
+      ? createStreamSink(process.stdout, 'stdout', logger, streamSinkOptions(config))
+      : createFileSink(key, { logger, location: `audit.sinks[${i}].file`, required: config.audit.required });
   });
+}
+
+function streamSinkOptions(config: Config): { writeTimeoutMs: number; required: boolean } {
+  return { writeTimeoutMs: config.audit.write_timeout_ms, required: config.audit.required };
 }
 
 /**

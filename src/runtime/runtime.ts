@@ -5,6 +5,7 @@
  * the grace period, flush the audit log.
  */
 import type { Server } from 'node:http';
+import { failureConsequence } from '../audit/sinks.js';
 import type { Config } from '../config/schema.js';
 import { formatListen } from '../config/listen.js';
 import { createPipeline, type Pipeline } from '../pipeline/pipeline.js';
@@ -64,8 +65,37 @@ export interface Runtime {
    * Never rejects.
    */
   reopenAudit(reason: string): Promise<boolean>;
-  /** Stops accepting, drains within `limits.shutdown_grace_ms`, flushes audit, closes everything. */
-  shutdown(reason: string): Promise<void>;
+  /**
+   * Stops accepting, drains within `limits.shutdown_grace_ms`, flushes audit, closes everything.
+   * The audit flush gets what is left of the grace period (at least AUDIT_CLOSE_MARGIN_MS).
+   */
+  shutdown(reason: string): Promise<ShutdownResult>;
+}
+
+export interface ShutdownResult {
+  outcome: 'drained' | 'timeout';
+  /** Audit records linked into the chain but never written (logged, by count and seq range). */
+  lostRecords: number;
+}
+
+/**
+ * How long the audit flush and the closes may take at shutdown when the grace period is over:
+ * the records of the requests the deadline just cut are written then. A sink that cannot take
+ * them by then (a stdout nobody reads) must not keep a terminating process alive.
+ */
+export const AUDIT_CLOSE_MARGIN_MS = 1000;
+
+/** `work`, or 'timeout' once `ms` have passed (work goes on, unawaited). */
+async function within<T>(work: Promise<T>, ms: number): Promise<T | 'timeout'> {
+  let timer: NodeJS.Timeout | undefined;
+  const deadline = new Promise<'timeout'>((resolve) => {
+    timer = setTimeout(() => resolve('timeout'), ms);
+  });
+  try {
+    return await Promise.race([work, deadline]);
+  } finally {
+    clearTimeout(timer);
+  }
 }
 
 export function ingressLimits(config: Config): IngressLimits {
@@ -183,7 +213,7 @@ export async function createRuntime(config: Config, opts: RuntimeOptions = {}): 
   const grpcIngresses: GrpcIngress[] = [];
   const httpServers: Server[] = [];
   let adminServer: Server | undefined;
-  let shutdownPromise: Promise<void> | undefined;
+  let shutdownPromise: Promise<ShutdownResult> | undefined;
 
   function readiness(): Readiness {
     const set = holder.get();
@@ -228,7 +258,7 @@ export async function createRuntime(config: Config, opts: RuntimeOptions = {}): 
     } catch (err) {
       logger.error(
         { reason, code: (err as { code?: unknown }).code ?? 'error', problem: err instanceof Error ? err.message : String(err) },
-        'audit sink could not be reopened; requests are refused (audit_unavailable) until it can be',
+        `audit sink could not be reopened; ${failureConsequence(config.audit.required, 'until it can be')}`,
       );
       return false;
     }
@@ -305,8 +335,9 @@ export async function createRuntime(config: Config, opts: RuntimeOptions = {}): 
     return out;
   }
 
-  async function shutdown(reason: string): Promise<void> {
+  async function shutdown(reason: string): Promise<ShutdownResult> {
     shutdownPromise ??= (async () => {
+      const started = Date.now();
       draining = true;
       followReadiness();
       reloader?.close();
@@ -337,27 +368,49 @@ export async function createRuntime(config: Config, opts: RuntimeOptions = {}): 
       clearTimeout(timer);
       if (outcome === 'timeout') {
         logger.warn({ grace_ms: graceMs }, 'grace period over: closing the remaining connections');
-        for (const i of httpIngresses) i.closeAll();
-        for (const i of grpcIngresses) i.forceShutdown();
+        // Each request still running is told shutting_down where its protocol still allows it;
+        // the connections close once those answers are out (at most CUT_ANSWER_WAIT_MS).
+        await Promise.all([...httpIngresses.map((i) => i.closeAll()), ...grpcIngresses.map((i) => i.forceShutdown(grpcDone))]);
       }
       if (adminServer) {
         adminServer.closeAllConnections();
         await closeServer(adminServer);
       }
-      try {
-        await components.auditLog.flush();
-      } catch (err) {
-        logger.error({ code: (err as { code?: unknown }).code ?? 'error' }, 'audit log flush failed during shutdown');
-      }
-      try {
-        await components.close();
-      } catch (err) {
-        // Exit anyway: a sink that cannot close must not keep a terminating process alive.
-        logger.error({ code: (err as { code?: unknown }).code ?? 'error' }, 'closing providers or audit sinks failed during shutdown');
-      }
-      logger.info({ outcome }, 'shutdown complete');
+      const closeMs = Math.max(started + graceMs - Date.now(), AUDIT_CLOSE_MARGIN_MS);
+      const closed = await within(flushAndClose(), closeMs);
+      if (closed === 'timeout') logger.error({ waited_ms: closeMs }, 'audit log flush did not finish in time during shutdown; exiting without it');
+      const lostRecords = reportLostRecords();
+      logger.info({ outcome, lost_records: lostRecords }, 'shutdown complete');
+      return { outcome, lostRecords };
     })();
     return shutdownPromise;
+  }
+
+  async function flushAndClose(): Promise<void> {
+    try {
+      await components.auditLog.flush();
+    } catch (err) {
+      logger.error({ code: (err as { code?: unknown }).code ?? 'error' }, 'audit log flush failed during shutdown');
+    }
+    try {
+      await components.close();
+    } catch (err) {
+      // Exit anyway: a sink that cannot close must not keep a terminating process alive.
+      logger.error({ code: (err as { code?: unknown }).code ?? 'error' }, 'closing providers or audit sinks failed during shutdown');
+    }
+  }
+
+  /** Logs, per sink, the records exiting now loses (their number and seqs, never their content). */
+  function reportLostRecords(): number {
+    let lost = 0;
+    for (const u of components.auditLog.unwritten()) {
+      lost = Math.max(lost, u.records);
+      logger.error(
+        { sink: u.sink, lost_records: u.records, first_seq: u.first_seq, last_seq: u.last_seq },
+        `audit sink ${u.sink}: ${u.records} record(s) (seq ${u.first_seq} to ${u.last_seq}) could not be written before exit and are lost`,
+      );
+    }
+    return lost;
   }
 
   return {

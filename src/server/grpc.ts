@@ -451,9 +451,18 @@ export interface GrpcIngressOptions {
 export interface GrpcIngress {
   readonly server: grpc.Server;
   inFlight(): number;
-  /** The shutdown deadline passed: ends every call; those still running end as `shutting_down`. */
-  forceShutdown(): void;
+  /**
+   * The shutdown deadline passed: ends every call still running with `shutting_down`
+   * (UNAVAILABLE with its `warden-code` trailer, as the call's own error, not a CANCELLED from the
+   * transport), then closes every connection after at most `waitMs` for those statuses to go out.
+   * `closed`: the graceful close begun with `server.tryShutdown`, which completes once every call
+   * has ended and its status was sent (closing the sessions sooner would discard the status).
+   */
+  forceShutdown(closed: Promise<unknown>, waitMs?: number): Promise<void>;
 }
+
+/** How long forceShutdown waits for the `shutting_down` statuses before it closes the connections. */
+const CUT_STATUS_WAIT_MS = 500;
 
 export function createGrpcIngress(opts: GrpcIngressOptions): GrpcIngress {
   const { pipeline, limits, health } = opts;
@@ -465,6 +474,8 @@ export function createGrpcIngress(opts: GrpcIngressOptions): GrpcIngress {
   let active = 0;
   /** Set when the shutdown deadline ends the calls (see forceShutdown). */
   let cut = false;
+  /** Each running call's `cancel`: the shutdown deadline ends them all with `shutting_down`. */
+  const running = new Set<(reason: unknown) => void>();
 
   const server = new grpc.Server({
     // A ceiling above the limit: messages between the two are refused by Warden, counted and
@@ -485,10 +496,15 @@ export function createGrpcIngress(opts: GrpcIngressOptions): GrpcIngress {
     const signal = new RequestSignal();
     const onCancel = () => signal.abort(cut ? cutByShutdown() : new WardenError('cancelled', 'the client cancelled the call'));
     call.on('cancelled', onCancel);
+    const cancel = (reason: unknown) => signal.abort(reason);
+    running.add(cancel);
     return {
       signal,
-      cancel: (reason: unknown) => signal.abort(reason),
-      dispose: () => call.off('cancelled', onCancel),
+      cancel,
+      dispose: () => {
+        running.delete(cancel);
+        call.off('cancelled', onCancel);
+      },
     };
   }
 
@@ -669,8 +685,14 @@ export function createGrpcIngress(opts: GrpcIngressOptions): GrpcIngress {
   return {
     server,
     inFlight: () => active,
-    forceShutdown() {
+    async forceShutdown(closed: Promise<unknown>, waitMs = CUT_STATUS_WAIT_MS) {
       cut = true;
+      // Aborted like the upstream deadline aborts: the upstream call stops, the record says
+      // shutting_down, and the call ends with that status while its connection is still open.
+      for (const cancel of [...running]) cancel(cutByShutdown());
+      let timer: NodeJS.Timeout | undefined;
+      await Promise.race([closed, new Promise<void>((resolve) => (timer = setTimeout(resolve, waitMs)))]);
+      clearTimeout(timer);
       server.forceShutdown();
     },
   };

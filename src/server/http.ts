@@ -202,11 +202,16 @@ export interface HttpIngress {
   /** Resolves when no request is in flight. */
   idle(): Promise<void>;
   /**
-   * The shutdown deadline passed: closes every connection; requests still running end as
-   * `shutting_down`, not `cancelled` (the client did not go away, Warden stopped).
+   * The shutdown deadline passed: ends every request still running as `shutting_down` (not
+   * `cancelled`: the client did not go away, Warden stopped), telling its client where the
+   * protocol still can (a 503 before any header, an SSE error event in a stream), then closes
+   * every connection, after at most `waitMs` for those answers to go out.
    */
-  closeAll(): void;
+  closeAll(waitMs?: number): Promise<void>;
 }
+
+/** How long closeAll waits for the `shutting_down` answers before it closes the connections. */
+export const CUT_ANSWER_WAIT_MS = 500;
 
 /**
  * What a parser error before any handler means: its HTTP status (Node's own choice, kept) and the
@@ -260,6 +265,8 @@ export function createHttpIngress(opts: HttpIngressOptions): HttpIngress {
   let active = 0;
   /** Set when the shutdown deadline closes the connections (see closeAll). */
   let cut = false;
+  /** Each running request's `cancel`: the shutdown deadline ends them all with `shutting_down`. */
+  const running = new Set<(reason: unknown) => void>();
 
   function sendJson(res: ServerResponse, status: number, body: string, requestId: string): void {
     if (res.headersSent) return;
@@ -537,10 +544,15 @@ export function createHttpIngress(opts: HttpIngressOptions): HttpIngress {
       if (!res.writableFinished) signal.abort(cut ? cutByShutdown() : new WardenError('cancelled', 'the client closed the request'));
     };
     res.once('close', onClose);
+    const cancel = (reason: unknown) => signal.abort(reason);
+    running.add(cancel);
     return {
       signal,
-      cancel: (reason: unknown) => signal.abort(reason),
-      dispose: () => res.off('close', onClose),
+      cancel,
+      dispose: () => {
+        running.delete(cancel);
+        res.off('close', onClose);
+      },
     };
   }
 
@@ -799,8 +811,19 @@ export function createHttpIngress(opts: HttpIngressOptions): HttpIngress {
     server,
     inFlight: () => active,
     idle: () => (active === 0 ? Promise.resolve() : new Promise<void>((resolve) => idleWaiters.push(resolve))),
-    closeAll() {
+    async closeAll(waitMs = CUT_ANSWER_WAIT_MS) {
       cut = true;
+      // Aborted like the upstream deadline aborts: the upstream call stops, the record says
+      // shutting_down, and the client is answered (503, or an error event) if it still can be.
+      for (const cancel of [...running]) cancel(cutByShutdown());
+      if (active > 0) {
+        let timer: NodeJS.Timeout | undefined;
+        await Promise.race([
+          new Promise<void>((resolve) => idleWaiters.push(resolve)),
+          new Promise<void>((resolve) => (timer = setTimeout(resolve, waitMs))),
+        ]);
+        clearTimeout(timer);
+      }
       server.closeAllConnections();
     },
   };

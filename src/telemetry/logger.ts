@@ -63,8 +63,28 @@ export function createLogger(config: LoggerConfig, destination?: DestinationStre
     timestamp: pino.stdTimeFunctions.isoTime,
     formatters: { level: (label) => ({ level: label }) },
   };
-  const out = destination ?? pino.destination({ dest: 1, sync: true });
+  const out = destination ?? stdoutDestination();
   return pino(options, config.format === 'text' ? textStream(out) : out);
+}
+
+/** Most log text kept while stdout does not take it (see stdoutDestination); past it, lines are dropped. */
+const MAX_HELD_LOG_BYTES = 4 * 1024 * 1024;
+
+/**
+ * Synchronous writes to fd 1. When stdout is a pipe its descriptor is non-blocking (Node opens
+ * it that way), and a reader that stopped reading makes each write fail with EAGAIN: by default
+ * the destination then sleeps (blocking the event loop) and retries until the reader comes
+ * back, so one log line froze every request, /readyz and the shutdown deadline. Instead the line
+ * is held (up to MAX_HELD_LOG_BYTES) and written with the next one once the pipe takes it.
+ */
+function stdoutDestination(): DestinationStream {
+  const out = pino.destination({ dest: 1, sync: true, retryEAGAIN: () => false, maxLength: MAX_HELD_LOG_BYTES });
+  // pino's own listener handles EPIPE (logging stops) and re-emits anything else, which still
+  // throws as before; only "the pipe is full for now" is left for the next line to retry.
+  out.on('error', (err: NodeJS.ErrnoException) => {
+    if (err.code !== 'EAGAIN' && err.code !== 'EBUSY' && err.code !== 'EPIPE') throw err;
+  });
+  return out;
 }
 
 const SKIP = new Set(['level', 'time', 'msg', 'pid', 'hostname']);

@@ -41,7 +41,7 @@ describe('defaults', () => {
     expect(c.listen.admin).toEqual({ host: '127.0.0.1', port: 8702 });
     expect(c.identity.methods).toEqual([]);
     expect(c.policy).toMatchObject({ engine: 'rego', paths: [], entrypoint: 'warden/decision' });
-    expect(c.audit).toEqual({ sinks: ['stdout'], required: true });
+    expect(c.audit).toEqual({ sinks: ['stdout'], required: true, write_timeout_ms: 5000 });
     expect(c.providers).toEqual({ echo: { kind: 'echo' } });
     expect(c.models).toEqual({ echo: 'echo' });
     expect(c.environment.name).toBe('production');
