@@ -6,6 +6,7 @@
 import { isUtf8 } from 'node:buffer';
 import { z } from 'zod';
 import type { CancelSignal } from '../pipeline/cancel.js';
+import { longerThanCodePoints } from '../pipeline/code-points.js';
 import { WardenError } from '../pipeline/errors.js';
 import { MAX_MODEL_LENGTH, MEMBER_NAME, MODEL_NAME_RULE, UNNAMED_MEMBER, VARIABLE_NAME, isModelName, isTemplateId } from '../pipeline/identifiers.js';
 import type { ChatMessage, Credentials, PeerInfo, PromptRequest, ToolDefinition } from '../pipeline/types.js';
@@ -238,7 +239,7 @@ export function checkVariables(vars: Record<string, string>, limits: IngressLimi
   }
   checkVariableNames(vars, path);
   for (const name of names) {
-    if (longerThan(vars[name] as string, limits.maxVariableLength)) {
+    if (longerThanCodePoints(vars[name] as string, limits.maxVariableLength)) {
       throw new WardenError(
         'variable_invalid',
         `variable '${name}' is longer than ${limits.maxVariableLength} characters`,
@@ -246,25 +247,6 @@ export function checkVariables(vars: Record<string, string>, limits: IngressLimi
       );
     }
   }
-}
-
-/**
- * Whether `s` has more than `max` characters (code points, as a template's `max_length` counts):
- * an emoji is two UTF-16 units but one character. Counted only when the unit length cannot decide.
- */
-function longerThan(s: string, max: number): boolean {
-  if (s.length <= max) return false;
-  if (s.length > 2 * max) return true;
-  let n = 0;
-  for (let i = 0; i < s.length; i++) {
-    const c = s.charCodeAt(i);
-    if (c >= 0xd800 && c <= 0xdbff && i + 1 < s.length) {
-      const d = s.charCodeAt(i + 1);
-      if (d >= 0xdc00 && d <= 0xdfff) i++; // a surrogate pair is one character
-    }
-    if (++n > max) return true;
-  }
-  return false;
 }
 
 /**
