@@ -8,7 +8,8 @@ import { open, readdir, realpath, stat } from 'node:fs/promises';
 import { join } from 'node:path';
 import { isAlias, isMap, isPair, isScalar, LineCounter, parseAllDocuments, visit, type Document, type Node } from 'yaml';
 import { MAX_YAML_DEPTH, yamlDepthProblem } from '../pipeline/yaml-depth.js';
-import { YAML_TAG_OPTIONS, yamlTagProblems } from '../pipeline/yaml-tags.js';
+import { unresolvedAlias } from '../pipeline/yaml-aliases.js';
+import { YAML_TAG_OPTIONS, yamlErrorLine, yamlTagProblems } from '../pipeline/yaml-tags.js';
 import { yamlControlProblems } from '../pipeline/yaml-controls.js';
 import { yamlKeyProblems } from '../pipeline/yaml-keys.js';
 import { addDuplicateKeyErrors, NO_LIBRARY_UNIQUE_KEYS } from '../pipeline/yaml-unique-keys.js';
@@ -21,7 +22,7 @@ import type { Template, VariableSpec } from '../pipeline/types.js';
 import { parseSecretRef, SecretRefError } from '../secrets/index.js';
 import { parsePlaceholders } from './placeholders.js';
 import { TemplateSchema, type TemplateDocument } from './schema.js';
-import { findSecretLiteral, isQuotableName, unquotedReason } from './secret-literals.js';
+import { findSecretLiteral, isQuotableName, unquotedReason } from '../pipeline/secret-literals.js';
 
 export interface TemplateIssue {
   file: string;
@@ -270,7 +271,7 @@ export function parseTemplateFile(file: string, text: string): { templates: Arra
     if (doc.errors.length > 0) {
       for (const e of doc.errors) {
         const lp = e.linePos?.[0];
-        issues.push({ file, line: lp?.line ?? 1, column: lp?.col ?? 1, path: '', message: `YAML: ${e.message.split('\n')[0]}` });
+        issues.push({ file, line: lp?.line ?? 1, column: lp?.col ?? 1, path: '', message: `YAML: ${yamlErrorLine(e)}` });
       }
       continue;
     }
@@ -340,8 +341,14 @@ function validateDocument(
   try {
     raw = doc.toJS({ maxAliasCount: MAX_YAML_ALIAS_COUNT });
   } catch (err) {
-    // The yaml library throws (a ReferenceError, with no position) when aliases expand too much.
+    // The yaml library throws (a ReferenceError, with no position) when aliases expand too much,
+    // and when an alias has no anchor.
     if (!(err instanceof ReferenceError)) throw err;
+    const missing = unresolvedAlias(doc);
+    if (missing) {
+      issues.push({ file, ...at(missing.offset), path: '', message: `YAML: ${missing.message}` });
+      return { issues };
+    }
     issues.push({ file, ...firstAliasPos(doc, at), path: '', message: `YAML: aliases expand too much (more than ${MAX_YAML_ALIAS_COUNT} alias expansions in this document); write the repeated values out, or use fewer nested anchors` });
     return { issues };
   }

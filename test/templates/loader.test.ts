@@ -101,6 +101,19 @@ describe('parseTemplateFile', () => {
     expect(r.issues.map((x) => `${x.line}:${x.column}: ${x.message}`)).toEqual(['16:14: unknown YAML tag !Sub']);
   });
 
+  it('never repeats a tag that may be a pasted credential, known or malformed', () => {
+    const AKIA = 'AKIAIOSFODNN7EXAMPLE';
+    const unknown = one(GOOD.replace('description: Say hello.', `description: !${AKIA} hello`));
+    expect(unknown).toMatchObject({ line: 5, column: 14, message: 'unknown YAML tag (tag not shown: it looks like a literal secret (AWS access key id))' });
+    // The yaml library's own messages for a tag it cannot resolve quote it.
+    for (const tag of [`!e!${AKIA}`, `!<${AKIA}`]) {
+      const i = one(GOOD.replace('description: Say hello.', `description: ${tag} hello`));
+      expect(i, tag).toMatchObject({ line: 5, column: 14 });
+      expect(i.message, tag).toMatch(/^YAML: /);
+      expect(i.message, tag).not.toContain(AKIA);
+    }
+  });
+
   it('requires every placeholder to be declared and every variable to be used', () => {
     const undeclared = one(GOOD.replace('Hello {{ name }}', 'Hello {{ name }} {{who}}'));
     expect(undeclared).toMatchObject({ path: 'messages[0].content', line: 10, column: 14 });
@@ -298,6 +311,15 @@ describe('probe findings', () => {
     expect(performance.now() - t0).toBeLessThan(2000);
     expect(i).toMatchObject({ file: 't.yaml', line: 2, column: 8 });
     expect(i.message).toMatch(/^YAML: aliases expand too much/);
+  });
+
+  it('an alias with no anchor is reported as such, not as an alias bomb', () => {
+    const i = one(GOOD.replace('owner: team@example.com', 'owner: &team team@example.com').replace('description: Say hello.', 'description: *teem'));
+    expect(i).toMatchObject({ file: 't.yaml', line: 5, column: 14, message: 'YAML: alias *teem has no anchor before it (anchors are written &name, before their first use)' });
+    const secret = one(GOOD.replace('description: Say hello.', 'description: *AKIAIOSFODNN7EXAMPLE'));
+    expect(secret).toMatchObject({ line: 5, column: 14 });
+    expect(secret.message).toMatch(/^YAML: an alias has no anchor before it/);
+    expect(secret.message).not.toContain('AKIAIOSFODNN7EXAMPLE');
   });
 
   it('placeholders named after Object.prototype properties are undeclared, at load and at compile', () => {

@@ -10,7 +10,7 @@
  * stall the server (a reload timeout cannot pre-empt synchronous code). A repeated class followed
  * by more required text is the danger: each start re-reads the rest of the run, and backtracks
  * through it. The ones below end at their class (nothing to backtrack into), are bounded, or are
- * scanned by hand (the JSON Web Token). test/templates/secret-literals.test.ts holds large
+ * scanned by hand (the JSON Web Token). test/pipeline/secret-literals.test.ts holds large
  * adversarial inputs for each.
  */
 const PATTERNS: ReadonlyArray<{ kind: string; re: { test(text: string): boolean } }> = [

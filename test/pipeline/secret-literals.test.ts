@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { findSecretLiteral } from '../../src/templates/secret-literals.js';
+import { findSecretLiteral } from '../../src/pipeline/secret-literals.js';
 
 /** The JSON Web Token pattern as a (backtracking) regex: the reference the linear scan must agree with. */
 const JWT_REFERENCE = /\beyJ[A-Za-z0-9_-]{8,}\.eyJ[A-Za-z0-9_-]{8,}\.[A-Za-z0-9_-]{8,}/;
