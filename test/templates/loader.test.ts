@@ -114,6 +114,13 @@ describe('parseTemplateFile', () => {
     }
   });
 
+  it('ignores white space around a placeholder name, refuses it inside (README)', () => {
+    for (const p of ['{{name}}', '{{ name }}', '{{\\tname\\n}}', '{{  name\\t}}']) {
+      expect(issuesOf(GOOD.replace('{{ name }}', p)), p).toEqual([]);
+    }
+    expect(issuesOf(GOOD.replace('{{ name }}', '{{ na me }}'))[0]?.message).toMatch(/it contains white space/);
+  });
+
   it('requires every placeholder to be declared and every variable to be used', () => {
     const undeclared = one(GOOD.replace('Hello {{ name }}', 'Hello {{ name }} {{who}}'));
     expect(undeclared).toMatchObject({ path: 'messages[0].content', line: 10, column: 14 });
