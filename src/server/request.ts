@@ -8,7 +8,7 @@ import { z } from 'zod';
 import type { CancelSignal } from '../pipeline/cancel.js';
 import { longerThanCodePoints } from '../pipeline/code-points.js';
 import { WardenError } from '../pipeline/errors.js';
-import { MAX_MODEL_LENGTH, MEMBER_NAME, MODEL_NAME_RULE, UNNAMED_MEMBER, VARIABLE_NAME, isModelName, isTemplateId } from '../pipeline/identifiers.js';
+import { MAX_MODEL_LENGTH, MEMBER_NAME, MODEL_NAME_RULE, TEMPLATE_VERSION, UNNAMED_MEMBER, VARIABLE_NAME, isModelName, isTemplateId } from '../pipeline/identifiers.js';
 import type { ChatMessage, Credentials, PeerInfo, PromptRequest, ToolDefinition } from '../pipeline/types.js';
 import type { IngressLimits } from './limits.js';
 import { EMPTY_LIST, NULL_ONLY, checkMembers, eachObject, type MemberRule } from './members.js';
@@ -173,7 +173,7 @@ export function parseTemplateRef(ref: string, path: string): { id: string; versi
   }
   const id = ref.slice(0, at);
   const v = ref.slice(at + 1);
-  if (!id || !/^[1-9][0-9]{0,8}$/.test(v)) {
+  if (!id || !TEMPLATE_VERSION.test(v)) {
     throw new WardenError('invalid_request', `field '${path}' must look like 'id@version' with a positive integer version`, {
       location: { path },
     });

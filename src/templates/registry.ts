@@ -1,4 +1,5 @@
 /** TemplateStore: id → versions, loaded once per revision and swapped whole on reload. */
+import { TEMPLATE_VERSION } from '../pipeline/identifiers.js';
 import type { TemplateStore } from '../pipeline/ports.js';
 import type { Template } from '../pipeline/types.js';
 import { readTemplates, TemplateLoadError, type TemplateWarning } from './loader.js';
@@ -49,6 +50,6 @@ export function parseTemplateRef(ref: string): { id: string; version?: number } 
   if (at < 0) return ref === '' ? undefined : { id: ref };
   const id = ref.slice(0, at);
   const v = ref.slice(at + 1);
-  if (id === '' || !/^[1-9]\d{0,8}$/.test(v)) return undefined;
+  if (id === '' || !TEMPLATE_VERSION.test(v)) return undefined;
   return { id, version: Number(v) };
 }

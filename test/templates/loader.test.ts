@@ -70,6 +70,11 @@ describe('parseTemplateFile', () => {
     expect(one(GOOD.replace('internal', 'secret')).path).toBe('sensitivity');
     expect(one(GOOD.replace('version: 1', 'version: 0')).path).toBe('version');
     expect(one(GOOD.replace('version: 1', 'version: 1.5')).path).toBe('version');
+    // Beyond what `id@version` and gRPC's uint32 can name: no request could pin it.
+    expect(issuesOf(GOOD.replace('version: 1', 'version: 999999999'))).toEqual([]);
+    for (const v of ['1000000000', '5000000000']) {
+      expect(one(GOOD.replace('version: 1', `version: ${v}`)), v).toMatchObject({ line: 2, column: 10, path: 'version', message: 'must be at most 999999999 (the highest version a request can name)' });
+    }
     expect(one(`${GOOD}retire_after: 2027-02-30\n`).path).toBe('retire_after');
     expect(one(`${GOOD}retire_after: next year\n`).path).toBe('retire_after');
     expect(one(GOOD.replace('team/hello', 'Team/Hello@2')).path).toBe('id');
