@@ -51,6 +51,15 @@ export class TemplateLoadError extends WardenError {
 }
 
 /** Something skipped while reading (not an error: the load goes on), e.g. a FIFO named `*.yaml`. */
+/**
+ * Limits the templates are held to besides their own rules: config values, known where a server
+ * loads them (start and reload), not to `warden templates lint`, which reads no config.
+ */
+export interface TemplateLimits {
+  /** `limits.max_variables`: how many variables one request may send. */
+  maxVariables?: number;
+}
+
 export interface TemplateWarning {
   file: string;
   message: string;
@@ -186,7 +195,7 @@ async function readTemplateText(file: string, warnings: TemplateWarning[]): Prom
 }
 
 /** Reads and validates every template under `paths`. Never throws for bad content: see `issues`. */
-export async function readTemplates(paths: readonly string[]): Promise<LoadedTemplates> {
+export async function readTemplates(paths: readonly string[], limits: TemplateLimits = {}): Promise<LoadedTemplates> {
   const { files: names, warnings } = await scanTemplateFiles(paths);
   const files: TemplateFile[] = [];
   const undecodable: TemplateIssue[] = [];
@@ -206,7 +215,7 @@ export async function readTemplates(paths: readonly string[]): Promise<LoadedTem
     }
     if (text !== undefined) files.push({ file, text });
   }
-  const parsed = parseTemplateFiles(files);
+  const parsed = parseTemplateFiles(files, limits);
   return { ...parsed, issues: [...undecodable, ...parsed.issues], warnings };
 }
 
@@ -222,12 +231,12 @@ export function templatesRevision(files: readonly TemplateFile[]): string {
 }
 
 /** Validates a set of files (pure: no I/O), including id@version uniqueness across files. */
-export function parseTemplateFiles(files: readonly TemplateFile[]): LoadedTemplates {
+export function parseTemplateFiles(files: readonly TemplateFile[], limits: TemplateLimits = {}): LoadedTemplates {
   const templates: Template[] = [];
   const issues: TemplateIssue[] = [];
   const seen = new Map<string, string>();
   for (const f of files) {
-    const r = parseTemplateFile(f.file, f.text);
+    const r = parseTemplateFile(f.file, f.text, limits);
     issues.push(...r.issues);
     for (const { template, idPos } of r.templates) {
       const key = `${template.id}@${template.version}`;
@@ -249,7 +258,7 @@ interface Pos {
 }
 
 /** Parses one file (one or more YAML documents, one template each). */
-export function parseTemplateFile(file: string, text: string): { templates: Array<{ template: Template; idPos: Pos }>; issues: TemplateIssue[] } {
+export function parseTemplateFile(file: string, text: string, limits: TemplateLimits = {}): { templates: Array<{ template: Template; idPos: Pos }>; issues: TemplateIssue[] } {
   // The YAML parser cannot survive a few thousand levels (see pipeline/yaml-depth.ts).
   const deep = yamlDepthProblem(text);
   if (deep) return { templates: [], issues: [{ file, line: deep.line, column: deep.column, path: joinPath(deep.path), message: `nested deeper than ${MAX_YAML_DEPTH} levels` }] };
@@ -288,7 +297,7 @@ export function parseTemplateFile(file: string, text: string): { templates: Arra
       for (const p of keyAndValueProblems) issues.push({ file, ...at(p.offset), path: joinPath(p.path), message: p.message });
       continue;
     }
-    const r = validateDocument(file, doc, at, text);
+    const r = validateDocument(file, doc, at, text, limits);
     issues.push(...r.issues);
     if (r.template) templates.push({ template: r.template, idPos: posOf(doc, ['id'], at) });
   }
@@ -330,6 +339,7 @@ function validateDocument(
   doc: Document,
   at: (o: number) => Pos,
   text: string,
+  limits: TemplateLimits,
 ): { template?: Template; issues: TemplateIssue[] } {
   const issues: TemplateIssue[] = [];
   const issue = (path: readonly PathKey[], message: string, key?: string) => {
@@ -382,6 +392,7 @@ function validateDocument(
   const numbers = configNumberLiterals(d, doc, text, issue);
   checkSecretVariableKeys(raw, issue);
   checkSemantics(d, issue);
+  checkVariableLimit(d, limits, issue);
   if (issues.length > 0) return { issues };
   return { template: toTemplate(d, file, numbers), issues };
 }
@@ -521,6 +532,20 @@ function checkSemantics(d: TemplateDocument, issue: (path: readonly PathKey[], m
   checkSecretLiterals(d, [], issue, new Set());
   if (d.sensitivity === 'restricted' && d.approvals.length === 0) {
     issue(['approvals'], 'a restricted template needs at least one approval (by, ticket)');
+  }
+}
+
+/**
+ * A template whose required request variables outnumber `limits.max_variables` can never be
+ * called (sending them all is refused as too many, sending fewer is variable_missing): refused
+ * at load, like any other template no request could use. Optional ones past the limit are
+ * fine: a request sends the ones it needs.
+ */
+function checkVariableLimit(d: TemplateDocument, limits: TemplateLimits, issue: (path: readonly PathKey[], message: string) => void): void {
+  if (limits.maxVariables === undefined) return;
+  const required = Object.values(d.variables).filter((v) => v.source === 'request' && v.required).length;
+  if (required > limits.maxVariables) {
+    issue(['variables'], `${required} required request variables, more than one request may send (limits.max_variables: ${limits.maxVariables}): no request could call this template`);
   }
 }
 

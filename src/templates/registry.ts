@@ -2,7 +2,7 @@
 import { TEMPLATE_VERSION } from '../pipeline/identifiers.js';
 import type { TemplateStore } from '../pipeline/ports.js';
 import type { Template } from '../pipeline/types.js';
-import { readTemplates, TemplateLoadError, type TemplateWarning } from './loader.js';
+import { readTemplates, TemplateLoadError, type TemplateLimits, type TemplateWarning } from './loader.js';
 import { compileTemplate } from './renderer.js';
 
 export class TemplateRegistry implements TemplateStore {
@@ -38,8 +38,8 @@ export class TemplateRegistry implements TemplateStore {
 }
 
 /** Loads every template under `paths`; throws TemplateLoadError (every issue, file:line:col) on any problem. */
-export async function loadTemplateStore(paths: readonly string[]): Promise<TemplateRegistry> {
-  const loaded = await readTemplates(paths);
+export async function loadTemplateStore(paths: readonly string[], limits: TemplateLimits = {}): Promise<TemplateRegistry> {
+  const loaded = await readTemplates(paths, limits);
   if (loaded.issues.length > 0) throw new TemplateLoadError(loaded.issues);
   return new TemplateRegistry(loaded.templates, loaded.revision, loaded.warnings);
 }

@@ -119,6 +119,16 @@ describe('parseTemplateFile', () => {
     }
   });
 
+  it('refuses a template with more required request variables than limits.max_variables, when the limit is known', () => {
+    const text = GOOD.replace('  name: { type: string, max_length: 10 }', '  name: { type: string, max_length: 10 }\n  b: { type: string }\n  c: { type: string, required: false }\n  k: { source: config, value: x }').replace('Hello {{ name }}', 'Hello {{ name }} {{b}} {{c}} {{k}}');
+    expect(issuesOf(text)).toEqual([]);
+    // Two required request variables: the optional and config ones do not count.
+    expect(parseTemplateFile('t.yaml', text, { maxVariables: 2 }).issues).toEqual([]);
+    expect(parseTemplateFile('t.yaml', text, { maxVariables: 1 }).issues).toEqual([
+      { file: 't.yaml', line: 7, column: 3, path: 'variables', message: '2 required request variables, more than one request may send (limits.max_variables: 1): no request could call this template' },
+    ]);
+  });
+
   it('ignores white space around a placeholder name, refuses it inside (README)', () => {
     for (const p of ['{{name}}', '{{ name }}', '{{\\tname\\n}}', '{{  name\\t}}']) {
       expect(issuesOf(GOOD.replace('{{ name }}', p)), p).toEqual([]);
