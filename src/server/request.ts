@@ -164,6 +164,22 @@ function checkWardenMembers(w: Record<string, unknown>): void {
   }
 }
 
+/**
+ * A JSON number variable renders in its shortest round-trip form (String: `1.50` renders `1.5`,
+ * `1e2` renders `100`): JSON.parse keeps the number, not how it was written, and reading the raw
+ * text would cost every request a second parser. An integer beyond ±2^53 is refused: it is likely
+ * not the number sent (12345678901234567890 parses as 12345678901234567000), where a string, as
+ * gRPC and `warden render` always send, keeps its digits.
+ */
+function checkJsonNumber(name: string, v: number, path: string): void {
+  if (Number.isInteger(v) && !Number.isSafeInteger(v)) {
+    throw new WardenError('variable_invalid', `variable '${name}' is a JSON number beyond ±${Number.MAX_SAFE_INTEGER}, which JSON.parse cannot keep exactly: send it as a string`, {
+      location: { path: `${path}.${name}` },
+      details: { variable: name },
+    });
+  }
+}
+
 /** Parses `support/ticket-summary@2` (or without `@version`: the highest version). */
 export function parseTemplateRef(ref: string, path: string): { id: string; version?: number } {
   const at = ref.lastIndexOf('@');
@@ -356,7 +372,9 @@ export function toPromptRequest(body: unknown, meta: IngressMeta, limits: Ingres
     templatePath = 'x-warden-template';
   }
   let rawVars: Record<string, unknown> | undefined = b.warden?.variables;
+  let varsPath = 'warden.variables';
   if (rawVars === undefined && meta.variablesHeader !== undefined) {
+    varsPath = 'x-warden-variables';
     const fromHeader = variablesFromHeader(meta.variablesHeader);
     checkVariableNames(fromHeader, 'x-warden-variables');
     const check = z.record(z.string(), variableValue).safeParse(fromHeader);
@@ -374,6 +392,8 @@ export function toPromptRequest(body: unknown, meta: IngressMeta, limits: Ingres
   if (rawVars) {
     for (const [k, v] of Object.entries(rawVars)) variables[k] = typeof v === 'string' ? v : String(v);
     checkVariables(variables, limits);
+    // After the names are checked: the refusal names the variable.
+    for (const [k, v] of Object.entries(rawVars)) if (typeof v === 'number') checkJsonNumber(k, v, varsPath);
   }
 
   const messages = b.messages as ChatMessage[] | undefined;
