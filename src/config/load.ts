@@ -6,7 +6,8 @@
 import { dirname, isAbsolute, resolve } from 'node:path';
 import { isAlias, LineCounter, parseDocument, visit, type Document } from 'yaml';
 import { MAX_YAML_DEPTH, yamlDepthProblem } from '../pipeline/yaml-depth.js';
-import { YAML_TAG_OPTIONS, yamlTagProblems } from '../pipeline/yaml-tags.js';
+import { unresolvedAlias } from '../pipeline/yaml-aliases.js';
+import { YAML_TAG_OPTIONS, yamlErrorLine, yamlTagProblems } from '../pipeline/yaml-tags.js';
 import { yamlControlProblems } from '../pipeline/yaml-controls.js';
 import { yamlKeyProblems } from '../pipeline/yaml-keys.js';
 import { readFailure, readRegularFileSync } from '../pipeline/regular-file.js';
@@ -88,9 +89,7 @@ export function parseConfig(text: string, file: string, env: Env = {}, opts: Loa
     throw new ConfigError(
       doc.errors.map((e) => {
         const pos = counter.linePos(e.pos[0]);
-        // Only the first line: later lines of yaml's message quote the source, which may hold a secret.
-        const firstLine = e.message.split('\n')[0] ?? e.message;
-        return { file, line: pos.line, column: pos.col, path: '(root)', message: `YAML syntax: ${firstLine}` };
+        return { file, line: pos.line, column: pos.col, path: '(root)', message: `YAML syntax: ${yamlErrorLine(e)}` };
       }),
     );
   }
@@ -121,8 +120,14 @@ export function parseConfig(text: string, file: string, env: Env = {}, opts: Loa
   try {
     js = doc.toJS({ maxAliasCount: MAX_ALIAS_COUNT });
   } catch (err) {
-    // The yaml library throws (a ReferenceError, with no position) when aliases expand too much.
+    // The yaml library throws (a ReferenceError, with no position) when aliases expand too much,
+    // and when an alias has no anchor.
     if (!(err instanceof ReferenceError)) throw err;
+    const missing = unresolvedAlias(doc);
+    if (missing) {
+      const at = counter.linePos(missing.offset);
+      throw new ConfigError([{ file, line: at.line, column: at.col, path: '(root)', message: `YAML: ${missing.message}` }]);
+    }
     const pos = counter.linePos(firstAliasOffset(doc));
     throw new ConfigError([
       {

@@ -10,6 +10,14 @@
 export const TEMPLATE_ID = /^[a-z0-9][a-z0-9._-]*(?:\/[a-z0-9][a-z0-9._-]*)*$/;
 export const MAX_TEMPLATE_ID_LENGTH = 200;
 
+/**
+ * The highest template version: nine digits, what `id@version` names over HTTP and the CLI, and
+ * well within gRPC's `uint32`. The loader refuses a higher one, which no request could pin.
+ */
+export const MAX_TEMPLATE_VERSION = 999_999_999;
+/** The version in `id@version`: a positive integer of at most nine digits, no leading zero. */
+export const TEMPLATE_VERSION = /^[1-9][0-9]{0,8}$/;
+
 /** A template variable's name: an identifier of letters, digits and `_`, at most 128 long. */
 export const VARIABLE_NAME = /^[A-Za-z_][A-Za-z0-9_]{0,127}$/;
 

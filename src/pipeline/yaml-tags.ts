@@ -10,6 +10,7 @@
  * checked; `yaml.unmarshal` in Rego is not, as OPA's YAML library ignores unknown tags.
  */
 import { LineCounter, parseDocument, type Document } from 'yaml';
+import { isQuotableName, unquotedReason } from './secret-literals.js';
 import { addDuplicateKeyErrors, NO_LIBRARY_UNIQUE_KEYS } from './yaml-unique-keys.js';
 import { yamlKeyProblems } from './yaml-keys.js';
 
@@ -24,8 +25,6 @@ export const YAML_TAG_OPTIONS = { resolveKnownTags: false, logLevel: 'error' } a
 
 const YAML_ORG = 'tag:yaml.org,2002:';
 const CORE_TAGS = new Set(['str', 'int', 'float', 'bool', 'null', 'map', 'seq'].map((t) => YAML_ORG + t));
-/** Tags longer than this are shortened in messages: a message names the tag, it need not quote a page. */
-const MAX_TAG_SHOWN = 64;
 
 export interface YamlTagProblem {
   /** Where the tag (or, under `%YAML 1.1`, the value it tags) begins: an offset into the text. */
@@ -41,7 +40,7 @@ export function yamlTagProblems(doc: Document): YamlTagProblem[] {
     // Only the first line: with prettyErrors, later lines quote the source, which may hold a secret.
     const first = w.message.split('\n')[0]!;
     const tag = /^Unresolved tag: (\S+)/.exec(first)?.[1];
-    const message = tag === undefined ? `YAML: ${first}` : CORE_TAGS.has(tag) ? `YAML tag ${shown(tag)} does not fit its value` : `unknown YAML tag ${shown(tag)}`;
+    const message = tag === undefined ? `YAML: ${first}` : CORE_TAGS.has(tag) ? `YAML tag ${shown(tag)} does not fit its value` : `unknown YAML tag ${described(tag)}`;
     problems.push({ offset: w.pos[0], message });
   }
   // Under a `%YAML 1.1` directive the library reads YAML 1.1: plain dates become Date objects,
@@ -54,8 +53,36 @@ export function yamlTagProblems(doc: Document): YamlTagProblem[] {
 
 /** A tag as it is written: `!!binary`, `!vault`, or a global tag in verbatim form. */
 function shown(tag: string): string {
-  const text = tag.startsWith(YAML_ORG) ? `!!${tag.slice(YAML_ORG.length)}` : tag.startsWith('!') ? tag : `!<${tag}>`;
-  return text.length > MAX_TAG_SHOWN ? `${text.slice(0, MAX_TAG_SHOWN)}…` : text;
+  return tag.startsWith(YAML_ORG) ? `!!${tag.slice(YAML_ORG.length)}` : tag.startsWith('!') ? tag : `!<${tag}>`;
+}
+
+/**
+ * An unknown tag as a load message may show it: written out when its name is a short identifier
+ * no credential pattern matches (`!vault`, `!!binary`), described otherwise. A tag is text from
+ * the file like any key (`!AKIA…` is a pasted key id), and these messages reach the CLI, the
+ * startup error and the reload log line; the rule is the template loader's for names.
+ */
+function described(tag: string): string {
+  const name = tag.startsWith(YAML_ORG) ? tag.slice(YAML_ORG.length) : tag.startsWith('!') ? tag.slice(1) : tag;
+  return isQuotableName(name) ? shown(tag) : `(tag not shown: ${unquotedReason(name)})`;
+}
+
+/**
+ * The yaml library's messages for a tag it cannot resolve (`!e!x` with no `%TAG` for `!e!`, an
+ * unclosed `!<x`, a handle with no suffix) quote the tag; the others in this code do not.
+ */
+const TAG_QUOTING = /^(?:Could not resolve tag: |Not a valid tag: |Verbatim tags aren't resolved|The .* tag has no suffix)/;
+
+/**
+ * The first line of a yaml library error, as a load message may show it: later lines quote the
+ * source, and a tag in it is text from the file like any other (it may be a pasted credential).
+ */
+export function yamlErrorLine(e: { code: string; message: string }): string {
+  const first = e.message.split('\n')[0] ?? e.message;
+  if (e.code === 'TAG_RESOLVE_FAILED' && TAG_QUOTING.test(first)) {
+    return 'cannot resolve the YAML tag here (a handle such as !e! needs a %TAG directive; its text is not repeated)';
+  }
+  return first;
 }
 
 /** A document with a tag Warden does not implement; the message names the tag, never the value. */

@@ -267,7 +267,7 @@ export async function buildComponents(config: Config, opts: ComponentOptions): P
       try {
         [templates, policy] = await Promise.race([
           Promise.all([
-            part('templates', loadTemplateStore(config.templates.paths)),
+            part('templates', loadTemplateStore(config.templates.paths, { maxVariables: config.limits.max_variables })),
             part(
               'policies',
               createRegoPolicyEngine({

@@ -8,7 +8,7 @@ import { performance } from 'node:perf_hooks';
 import * as grpc from '@grpc/grpc-js';
 import { RequestSignal, type CancelSignal } from '../pipeline/cancel.js';
 import { WardenError, isWardenError } from '../pipeline/errors.js';
-import { MODEL_NAME_RULE, isModelName, isTemplateId } from '../pipeline/identifiers.js';
+import { MAX_TEMPLATE_VERSION, MODEL_NAME_RULE, isModelName, isTemplateId } from '../pipeline/identifiers.js';
 import { checkJsonDepth } from '../pipeline/json-depth.js';
 import type { Pipeline, PipelineLogger } from '../pipeline/pipeline.js';
 import type {
@@ -334,6 +334,8 @@ export function fromWireRequest(w: WirePromptRequest, meta: GrpcMeta, limits: In
   if (hasTemplate) {
     const t = w.template as { id: string; version: number };
     if (!isTemplateId(t.id)) throw invalid("field 'template.id' must name a template id: a lower-case path such as 'support/ticket-summary'", 'template.id');
+    // The range `id@version` names over HTTP (and the loader allows): both ingresses agree.
+    if (t.version > MAX_TEMPLATE_VERSION) throw invalid(`field 'template.version' must be at most ${MAX_TEMPLATE_VERSION} (0 = the highest version)`, 'template.version');
     req.template = t.version > 0 ? { id: t.id, version: t.version } : { id: t.id };
     if (w.messages.length > 0) {
       throw invalid("field 'messages' must be empty when a template is named: the template supplies the prompt", 'messages');

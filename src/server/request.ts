@@ -6,8 +6,9 @@
 import { isUtf8 } from 'node:buffer';
 import { z } from 'zod';
 import type { CancelSignal } from '../pipeline/cancel.js';
+import { longerThanCodePoints } from '../pipeline/code-points.js';
 import { WardenError } from '../pipeline/errors.js';
-import { MAX_MODEL_LENGTH, MEMBER_NAME, MODEL_NAME_RULE, UNNAMED_MEMBER, VARIABLE_NAME, isModelName, isTemplateId } from '../pipeline/identifiers.js';
+import { MAX_MODEL_LENGTH, MEMBER_NAME, MODEL_NAME_RULE, TEMPLATE_VERSION, UNNAMED_MEMBER, VARIABLE_NAME, isModelName, isTemplateId } from '../pipeline/identifiers.js';
 import type { ChatMessage, Credentials, PeerInfo, PromptRequest, ToolDefinition } from '../pipeline/types.js';
 import type { IngressLimits } from './limits.js';
 import { EMPTY_LIST, NULL_ONLY, checkMembers, eachObject, type MemberRule } from './members.js';
@@ -163,6 +164,22 @@ function checkWardenMembers(w: Record<string, unknown>): void {
   }
 }
 
+/**
+ * A JSON number variable renders in its shortest round-trip form (String: `1.50` renders `1.5`,
+ * `1e2` renders `100`): JSON.parse keeps the number, not how it was written, and reading the raw
+ * text would cost every request a second parser. An integer beyond ±2^53 is refused: it is likely
+ * not the number sent (12345678901234567890 parses as 12345678901234567000), where a string, as
+ * gRPC and `warden render` always send, keeps its digits.
+ */
+function checkJsonNumber(name: string, v: number, path: string): void {
+  if (Number.isInteger(v) && !Number.isSafeInteger(v)) {
+    throw new WardenError('variable_invalid', `variable '${name}' is a JSON number beyond ±${Number.MAX_SAFE_INTEGER}, which JSON.parse cannot keep exactly: send it as a string`, {
+      location: { path: `${path}.${name}` },
+      details: { variable: name },
+    });
+  }
+}
+
 /** Parses `support/ticket-summary@2` (or without `@version`: the highest version). */
 export function parseTemplateRef(ref: string, path: string): { id: string; version?: number } {
   const at = ref.lastIndexOf('@');
@@ -172,7 +189,7 @@ export function parseTemplateRef(ref: string, path: string): { id: string; versi
   }
   const id = ref.slice(0, at);
   const v = ref.slice(at + 1);
-  if (!id || !/^[1-9][0-9]{0,8}$/.test(v)) {
+  if (!id || !TEMPLATE_VERSION.test(v)) {
     throw new WardenError('invalid_request', `field '${path}' must look like 'id@version' with a positive integer version`, {
       location: { path },
     });
@@ -238,7 +255,7 @@ export function checkVariables(vars: Record<string, string>, limits: IngressLimi
   }
   checkVariableNames(vars, path);
   for (const name of names) {
-    if (longerThan(vars[name] as string, limits.maxVariableLength)) {
+    if (longerThanCodePoints(vars[name] as string, limits.maxVariableLength)) {
       throw new WardenError(
         'variable_invalid',
         `variable '${name}' is longer than ${limits.maxVariableLength} characters`,
@@ -246,25 +263,6 @@ export function checkVariables(vars: Record<string, string>, limits: IngressLimi
       );
     }
   }
-}
-
-/**
- * Whether `s` has more than `max` characters (code points, as a template's `max_length` counts):
- * an emoji is two UTF-16 units but one character. Counted only when the unit length cannot decide.
- */
-function longerThan(s: string, max: number): boolean {
-  if (s.length <= max) return false;
-  if (s.length > 2 * max) return true;
-  let n = 0;
-  for (let i = 0; i < s.length; i++) {
-    const c = s.charCodeAt(i);
-    if (c >= 0xd800 && c <= 0xdbff && i + 1 < s.length) {
-      const d = s.charCodeAt(i + 1);
-      if (d >= 0xdc00 && d <= 0xdfff) i++; // a surrogate pair is one character
-    }
-    if (++n > max) return true;
-  }
-  return false;
 }
 
 /**
@@ -374,7 +372,9 @@ export function toPromptRequest(body: unknown, meta: IngressMeta, limits: Ingres
     templatePath = 'x-warden-template';
   }
   let rawVars: Record<string, unknown> | undefined = b.warden?.variables;
+  let varsPath = 'warden.variables';
   if (rawVars === undefined && meta.variablesHeader !== undefined) {
+    varsPath = 'x-warden-variables';
     const fromHeader = variablesFromHeader(meta.variablesHeader);
     checkVariableNames(fromHeader, 'x-warden-variables');
     const check = z.record(z.string(), variableValue).safeParse(fromHeader);
@@ -392,6 +392,8 @@ export function toPromptRequest(body: unknown, meta: IngressMeta, limits: Ingres
   if (rawVars) {
     for (const [k, v] of Object.entries(rawVars)) variables[k] = typeof v === 'string' ? v : String(v);
     checkVariables(variables, limits);
+    // After the names are checked: the refusal names the variable.
+    for (const [k, v] of Object.entries(rawVars)) if (typeof v === 'number') checkJsonNumber(k, v, varsPath);
   }
 
   const messages = b.messages as ChatMessage[] | undefined;

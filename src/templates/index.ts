@@ -17,7 +17,7 @@ export { compileTemplate, renderTemplate, checkVariableValue } from './renderer.
 export type { CompiledTemplate } from './renderer.js';
 export { parsePlaceholders, VARIABLE_NAME } from './placeholders.js';
 export type { Segment } from './placeholders.js';
-export { findSecretLiteral } from './secret-literals.js';
+export { findSecretLiteral } from '../pipeline/secret-literals.js';
 export { isRetired, retireInstant } from './retire.js';
 export { TemplateSchema, TEMPLATE_ID } from './schema.js';
 export { createResolveStage, createRenderStage } from './stages.js';

@@ -8,7 +8,8 @@ import { open, readdir, realpath, stat } from 'node:fs/promises';
 import { join } from 'node:path';
 import { isAlias, isMap, isPair, isScalar, LineCounter, parseAllDocuments, visit, type Document, type Node } from 'yaml';
 import { MAX_YAML_DEPTH, yamlDepthProblem } from '../pipeline/yaml-depth.js';
-import { YAML_TAG_OPTIONS, yamlTagProblems } from '../pipeline/yaml-tags.js';
+import { unresolvedAlias } from '../pipeline/yaml-aliases.js';
+import { YAML_TAG_OPTIONS, yamlErrorLine, yamlTagProblems } from '../pipeline/yaml-tags.js';
 import { yamlControlProblems } from '../pipeline/yaml-controls.js';
 import { yamlKeyProblems } from '../pipeline/yaml-keys.js';
 import { addDuplicateKeyErrors, NO_LIBRARY_UNIQUE_KEYS } from '../pipeline/yaml-unique-keys.js';
@@ -21,7 +22,7 @@ import type { Template, VariableSpec } from '../pipeline/types.js';
 import { parseSecretRef, SecretRefError } from '../secrets/index.js';
 import { parsePlaceholders } from './placeholders.js';
 import { TemplateSchema, type TemplateDocument } from './schema.js';
-import { findSecretLiteral, isQuotableName, unquotedReason } from './secret-literals.js';
+import { findSecretLiteral, isQuotableName, unquotedReason } from '../pipeline/secret-literals.js';
 
 export interface TemplateIssue {
   file: string;
@@ -50,6 +51,15 @@ export class TemplateLoadError extends WardenError {
 }
 
 /** Something skipped while reading (not an error: the load goes on), e.g. a FIFO named `*.yaml`. */
+/**
+ * Limits the templates are held to besides their own rules: config values, known where a server
+ * loads them (start and reload), not to `warden templates lint`, which reads no config.
+ */
+export interface TemplateLimits {
+  /** `limits.max_variables`: how many variables one request may send. */
+  maxVariables?: number;
+}
+
 export interface TemplateWarning {
   file: string;
   message: string;
@@ -185,7 +195,7 @@ async function readTemplateText(file: string, warnings: TemplateWarning[]): Prom
 }
 
 /** Reads and validates every template under `paths`. Never throws for bad content: see `issues`. */
-export async function readTemplates(paths: readonly string[]): Promise<LoadedTemplates> {
+export async function readTemplates(paths: readonly string[], limits: TemplateLimits = {}): Promise<LoadedTemplates> {
   const { files: names, warnings } = await scanTemplateFiles(paths);
   const files: TemplateFile[] = [];
   const undecodable: TemplateIssue[] = [];
@@ -205,7 +215,7 @@ export async function readTemplates(paths: readonly string[]): Promise<LoadedTem
     }
     if (text !== undefined) files.push({ file, text });
   }
-  const parsed = parseTemplateFiles(files);
+  const parsed = parseTemplateFiles(files, limits);
   return { ...parsed, issues: [...undecodable, ...parsed.issues], warnings };
 }
 
@@ -221,12 +231,12 @@ export function templatesRevision(files: readonly TemplateFile[]): string {
 }
 
 /** Validates a set of files (pure: no I/O), including id@version uniqueness across files. */
-export function parseTemplateFiles(files: readonly TemplateFile[]): LoadedTemplates {
+export function parseTemplateFiles(files: readonly TemplateFile[], limits: TemplateLimits = {}): LoadedTemplates {
   const templates: Template[] = [];
   const issues: TemplateIssue[] = [];
   const seen = new Map<string, string>();
   for (const f of files) {
-    const r = parseTemplateFile(f.file, f.text);
+    const r = parseTemplateFile(f.file, f.text, limits);
     issues.push(...r.issues);
     for (const { template, idPos } of r.templates) {
       const key = `${template.id}@${template.version}`;
@@ -248,7 +258,7 @@ interface Pos {
 }
 
 /** Parses one file (one or more YAML documents, one template each). */
-export function parseTemplateFile(file: string, text: string): { templates: Array<{ template: Template; idPos: Pos }>; issues: TemplateIssue[] } {
+export function parseTemplateFile(file: string, text: string, limits: TemplateLimits = {}): { templates: Array<{ template: Template; idPos: Pos }>; issues: TemplateIssue[] } {
   // The YAML parser cannot survive a few thousand levels (see pipeline/yaml-depth.ts).
   const deep = yamlDepthProblem(text);
   if (deep) return { templates: [], issues: [{ file, line: deep.line, column: deep.column, path: joinPath(deep.path), message: `nested deeper than ${MAX_YAML_DEPTH} levels` }] };
@@ -270,7 +280,7 @@ export function parseTemplateFile(file: string, text: string): { templates: Arra
     if (doc.errors.length > 0) {
       for (const e of doc.errors) {
         const lp = e.linePos?.[0];
-        issues.push({ file, line: lp?.line ?? 1, column: lp?.col ?? 1, path: '', message: `YAML: ${e.message.split('\n')[0]}` });
+        issues.push({ file, line: lp?.line ?? 1, column: lp?.col ?? 1, path: '', message: `YAML: ${yamlErrorLine(e)}` });
       }
       continue;
     }
@@ -287,7 +297,7 @@ export function parseTemplateFile(file: string, text: string): { templates: Arra
       for (const p of keyAndValueProblems) issues.push({ file, ...at(p.offset), path: joinPath(p.path), message: p.message });
       continue;
     }
-    const r = validateDocument(file, doc, at, text);
+    const r = validateDocument(file, doc, at, text, limits);
     issues.push(...r.issues);
     if (r.template) templates.push({ template: r.template, idPos: posOf(doc, ['id'], at) });
   }
@@ -329,6 +339,7 @@ function validateDocument(
   doc: Document,
   at: (o: number) => Pos,
   text: string,
+  limits: TemplateLimits,
 ): { template?: Template; issues: TemplateIssue[] } {
   const issues: TemplateIssue[] = [];
   const issue = (path: readonly PathKey[], message: string, key?: string) => {
@@ -340,8 +351,14 @@ function validateDocument(
   try {
     raw = doc.toJS({ maxAliasCount: MAX_YAML_ALIAS_COUNT });
   } catch (err) {
-    // The yaml library throws (a ReferenceError, with no position) when aliases expand too much.
+    // The yaml library throws (a ReferenceError, with no position) when aliases expand too much,
+    // and when an alias has no anchor.
     if (!(err instanceof ReferenceError)) throw err;
+    const missing = unresolvedAlias(doc);
+    if (missing) {
+      issues.push({ file, ...at(missing.offset), path: '', message: `YAML: ${missing.message}` });
+      return { issues };
+    }
     issues.push({ file, ...firstAliasPos(doc, at), path: '', message: `YAML: aliases expand too much (more than ${MAX_YAML_ALIAS_COUNT} alias expansions in this document); write the repeated values out, or use fewer nested anchors` });
     return { issues };
   }
@@ -375,6 +392,7 @@ function validateDocument(
   const numbers = configNumberLiterals(d, doc, text, issue);
   checkSecretVariableKeys(raw, issue);
   checkSemantics(d, issue);
+  checkVariableLimit(d, limits, issue);
   if (issues.length > 0) return { issues };
   return { template: toTemplate(d, file, numbers), issues };
 }
@@ -514,6 +532,20 @@ function checkSemantics(d: TemplateDocument, issue: (path: readonly PathKey[], m
   checkSecretLiterals(d, [], issue, new Set());
   if (d.sensitivity === 'restricted' && d.approvals.length === 0) {
     issue(['approvals'], 'a restricted template needs at least one approval (by, ticket)');
+  }
+}
+
+/**
+ * A template whose required request variables outnumber `limits.max_variables` can never be
+ * called (sending them all is refused as too many, sending fewer is variable_missing): refused
+ * at load, like any other template no request could use. Optional ones past the limit are
+ * fine: a request sends the ones it needs.
+ */
+function checkVariableLimit(d: TemplateDocument, limits: TemplateLimits, issue: (path: readonly PathKey[], message: string) => void): void {
+  if (limits.maxVariables === undefined) return;
+  const required = Object.values(d.variables).filter((v) => v.source === 'request' && v.required).length;
+  if (required > limits.maxVariables) {
+    issue(['variables'], `${required} required request variables, more than one request may send (limits.max_variables: ${limits.maxVariables}): no request could call this template`);
   }
 }
 

@@ -1,7 +1,8 @@
 /** TemplateStore: id → versions, loaded once per revision and swapped whole on reload. */
+import { TEMPLATE_VERSION } from '../pipeline/identifiers.js';
 import type { TemplateStore } from '../pipeline/ports.js';
 import type { Template } from '../pipeline/types.js';
-import { readTemplates, TemplateLoadError, type TemplateWarning } from './loader.js';
+import { readTemplates, TemplateLoadError, type TemplateLimits, type TemplateWarning } from './loader.js';
 import { compileTemplate } from './renderer.js';
 
 export class TemplateRegistry implements TemplateStore {
@@ -37,8 +38,8 @@ export class TemplateRegistry implements TemplateStore {
 }
 
 /** Loads every template under `paths`; throws TemplateLoadError (every issue, file:line:col) on any problem. */
-export async function loadTemplateStore(paths: readonly string[]): Promise<TemplateRegistry> {
-  const loaded = await readTemplates(paths);
+export async function loadTemplateStore(paths: readonly string[], limits: TemplateLimits = {}): Promise<TemplateRegistry> {
+  const loaded = await readTemplates(paths, limits);
   if (loaded.issues.length > 0) throw new TemplateLoadError(loaded.issues);
   return new TemplateRegistry(loaded.templates, loaded.revision, loaded.warnings);
 }
@@ -49,6 +50,6 @@ export function parseTemplateRef(ref: string): { id: string; version?: number } 
   if (at < 0) return ref === '' ? undefined : { id: ref };
   const id = ref.slice(0, at);
   const v = ref.slice(at + 1);
-  if (id === '' || !/^[1-9]\d{0,8}$/.test(v)) return undefined;
+  if (id === '' || !TEMPLATE_VERSION.test(v)) return undefined;
   return { id, version: Number(v) };
 }

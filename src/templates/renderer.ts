@@ -3,6 +3,7 @@
  * first use) and rendering only concatenates: values are data, never re-expanded, never
  * HTML-escaped. Errors name the variable, never its value.
  */
+import { longerThanCodePoints } from '../pipeline/code-points.js';
 import { WardenError } from '../pipeline/errors.js';
 import type { ChatMessage, Role, Template, VariableSpec } from '../pipeline/types.js';
 import { parsePlaceholders, type Segment } from './placeholders.js';
@@ -91,19 +92,6 @@ const NO_VALUES: readonly string[] = Object.freeze([]);
 
 const NUMBER = /^-?(?:0|[1-9]\d*)(?:\.\d+)?(?:[eE][+-]?\d+)?$/;
 
-function codePointLength(s: string): number {
-  let n = 0;
-  for (let i = 0; i < s.length; i++) {
-    const c = s.charCodeAt(i);
-    if (c < 0xd800 || c > 0xdbff) n++;
-    else {
-      n++;
-      i++; // a surrogate pair counts once
-    }
-  }
-  return n;
-}
-
 /**
  * Checks one request-supplied value against its spec and returns it as the string to insert.
  * Throws `variable_invalid` naming the variable (never the value).
@@ -118,7 +106,7 @@ export function checkVariableValue(name: string, spec: VariableSpec, value: unkn
   else throw bad(`must be a ${spec.type}`);
   if (spec.type === 'number' && !NUMBER.test(s)) throw bad('must be a number');
   if (spec.type === 'boolean' && s !== 'true' && s !== 'false') throw bad('must be true or false');
-  if (spec.max_length !== undefined && s.length > spec.max_length && codePointLength(s) > spec.max_length) {
+  if (spec.max_length !== undefined && longerThanCodePoints(s, spec.max_length)) {
     throw bad(`is longer than its max_length ${spec.max_length}`);
   }
   return s;

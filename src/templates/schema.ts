@@ -4,7 +4,7 @@
  * turns every problem into a `file:line:col` location.
  */
 import { z } from 'zod';
-import { MAX_TEMPLATE_ID_LENGTH, TEMPLATE_ID, VARIABLE_NAME, modelNameProblem } from '../pipeline/identifiers.js';
+import { MAX_TEMPLATE_ID_LENGTH, MAX_TEMPLATE_VERSION, TEMPLATE_ID, VARIABLE_NAME, modelNameProblem } from '../pipeline/identifiers.js';
 
 const ISO_DATE = /^\d{4}-\d{2}-\d{2}(?:[Tt ]\d{2}:\d{2}(?::\d{2}(?:\.\d+)?)?(?:[Zz]|[+-]\d{2}:\d{2}))?$/;
 const isoDate = z
@@ -67,7 +67,7 @@ export const TemplateSchema = z.strictObject({
     .string()
     .max(MAX_TEMPLATE_ID_LENGTH)
     .regex(TEMPLATE_ID, 'expected a lower-case path such as "support/ticket-summary"'),
-  version: z.number().int().min(1),
+  version: z.number().int().min(1).max(MAX_TEMPLATE_VERSION, `must be at most ${MAX_TEMPLATE_VERSION} (the highest version a request can name)`),
   owner: notBlank,
   sensitivity: z.enum(['public', 'internal', 'restricted']),
   description: notBlank,

@@ -239,6 +239,12 @@ describe('errors name file:line:col, key path and what is wrong', () => {
     ]);
   });
 
+  it('an alias with no anchor is reported as such, not as an alias bomb', () => {
+    expect(lines('environment:\n  name: &env staging\n  labels: { team: *evn }\n')).toEqual([
+      'w.yaml:3:19: (root): YAML: alias *evn has no anchor before it (anchors are written &name, before their first use)',
+    ]);
+  });
+
   it('max_json_depth is bounded: a limit deeper than the ceiling would let a body overflow the stack', () => {
     expect(lines('limits:\n  max_json_depth: 1001\n')).toEqual(['w.yaml:2:3: limits.max_json_depth: must be at most 1000']);
     expect(parseConfig('limits: { max_json_depth: 1000 }\n', 'w.yaml').limits.max_json_depth).toBe(1000);
@@ -475,6 +481,9 @@ describe('errors name file:line:col, key path and what is wrong', () => {
       'w.yaml:3:45: (root): unknown YAML tag !!binary',
     ]);
     expect(lines('log: !Ref Logging\n')).toEqual(['w.yaml:1:6: (root): unknown YAML tag !Ref']);
+    // A tag that may be a pasted credential is not repeated, whether unknown or unresolvable.
+    expect(lines('log: !AKIAIOSFODNN7EXAMPLE x\n')).toEqual(['w.yaml:1:6: (root): unknown YAML tag (tag not shown: it looks like a literal secret (AWS access key id))']);
+    expect(lines('log: !e!AKIAIOSFODNN7EXAMPLE x\n').join('\n')).not.toContain('AKIAIOSFODNN7EXAMPLE');
     // The YAML 1.2 core tags still mean what they say.
     const ok = parseConfig('environment: !!map\n  name: !!str staging\n  labels: { n: !!str 1 }\n', 'w.yaml');
     expect(ok.environment.name).toBe('staging');

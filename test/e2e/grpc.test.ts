@@ -157,6 +157,8 @@ describe('PromptGateway', () => {
     const canary = 'jane.CANARY-NAME@example.com';
     const cases: Array<[object, string]> = [
       [{ model: 'gpt-4o-mini', template: { id: canary, version: 1 }, variables: VARS }, 'template.id'],
+      // HTTP's `id@version` names at most nine digits: gRPC takes the same range.
+      [{ model: 'gpt-4o-mini', template: { ...TEMPLATE, version: 1_000_000_000 }, variables: VARS }, 'template.version'],
       [{ model: 'gpt-4o-mini', template: TEMPLATE, variables: { ...VARS, [canary]: 'x' } }, 'variables'],
       [{ model: `${canary}${'m'.repeat(256)}`, template: TEMPLATE, variables: VARS }, 'model'],
     ];

@@ -160,6 +160,31 @@ describe('governed path with the openai SDK', () => {
     expect(await sendWith('{"ticket_id":"T-1","customer_message":"\\u65e5\\u672c"}')).toContain('日本');
   });
 
+  it('a JSON number variable renders in its shortest form; one that lost digits is refused, not rewritten', async () => {
+    const content = async (raw: string) => {
+      const r = await post(`{"model":"echo","warden":{"template":"support/ticket-summary@2","variables":{"ticket_id":${raw},"customer_message":"x"}}}`);
+      return r;
+    };
+    // The same number, written differently: JSON.parse keeps the number, not its text (README).
+    expect((await content('1.50')).json.choices[0].message.content).toContain('Ticket 1.5:');
+    expect((await content('9007199254740991')).json.choices[0].message.content).toContain('Ticket 9007199254740991:');
+    // Beyond 2^53 the number is no longer the one written (12345678901234567890 parses as
+    // 12345678901234567000): refused with a hint, as over gRPC the string would keep its digits.
+    for (const raw of ['12345678901234567890', '-9007199254740993', '1e21']) {
+      const r = await content(raw);
+      expect(r.status, raw).toBe(400);
+      expect(r.json.error.code, raw).toBe('variable_invalid');
+      expect(r.json.error.param, raw).toBe('warden.variables.ticket_id');
+      expect(r.json.error.message, raw).toBe("variable 'ticket_id' is a JSON number beyond ±9007199254740991, which JSON.parse cannot keep exactly: send it as a string");
+    }
+    const header = await postChat(w.addresses.http, botToken, JSON.stringify({ model: 'echo', messages: [] }), {
+      'x-warden-template': 'support/ticket-summary@2',
+      'x-warden-variables': '{"ticket_id":12345678901234567890,"customer_message":"x"}',
+    });
+    expect(header.status).toBe(400);
+    expect(((await header.json()) as any).error.param).toBe('x-warden-variables.ticket_id');
+  });
+
   it('accepts the template in the x-warden-template header', async () => {
     upstream.mode = 'ok';
     const answer = await client(botToken).chat.completions.create(

@@ -223,3 +223,45 @@ describe('a config file that is not plain UTF-8 YAML', () => {
     });
   }
 });
+
+describe('a template that needs more variables than limits.max_variables', () => {
+  // Sending all nine would be "too many template variables", sending eight variable_missing: a
+  // template no request could call is refused at load, with its position, not served silently.
+  it('stops the start with file:line:col (the fixture config allows 8 variables)', async () => {
+    const names = Array.from({ length: 9 }, (_, i) => `v${i}`);
+    const template = [
+      'id: team/wide',
+      'version: 1',
+      'owner: team@example.com',
+      'sensitivity: internal',
+      'description: Needs nine.',
+      'variables:',
+      ...names.map((n) => `  ${n}: { type: string }`),
+      'messages:',
+      `  - { role: user, content: "${names.map((n) => `{{${n}}}`).join(' ')}" }`,
+      '',
+    ].join('\n');
+    const wide = await prepareWardenDir({ upstreamUrl: 'http://127.0.0.1:9/v1', files: { 'templates/wide.yaml': template } });
+    try {
+      const config = loadConfig(wide.configFile, {});
+      const logger = createLogger({ level: 'error' }, { write: () => undefined });
+      const err = await createRuntime(config, { logger, configDir: wide.dir }).catch((e: unknown) => e);
+      expect(err).toMatchObject({ code: 'template_invalid' });
+      expect((err as Error).message).toContain(
+        `${join(wide.dir, 'templates', 'wide.yaml')}:7:3: variables: 9 required request variables, more than one request may send (limits.max_variables: 8): no request could call this template`,
+      );
+      // Eight required ones fit.
+      writeFileSync(join(wide.dir, 'templates', 'wide.yaml'), template.replace('  v8: { type: string }', '  v8: { type: string, required: false }'));
+      const runtime = await createRuntime(config, { logger, configDir: wide.dir });
+      try {
+        // ... and a reload back to nine required is rejected (the last good set keeps serving).
+        writeFileSync(join(wide.dir, 'templates', 'wide.yaml'), template);
+        expect(await runtime.reload('test')).toBe(false);
+      } finally {
+        await runtime.shutdown('test');
+      }
+    } finally {
+      rmSync(wide.dir, { recursive: true, force: true });
+    }
+  });
+});

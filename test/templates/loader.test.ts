@@ -70,6 +70,11 @@ describe('parseTemplateFile', () => {
     expect(one(GOOD.replace('internal', 'secret')).path).toBe('sensitivity');
     expect(one(GOOD.replace('version: 1', 'version: 0')).path).toBe('version');
     expect(one(GOOD.replace('version: 1', 'version: 1.5')).path).toBe('version');
+    // Beyond what `id@version` and gRPC's uint32 can name: no request could pin it.
+    expect(issuesOf(GOOD.replace('version: 1', 'version: 999999999'))).toEqual([]);
+    for (const v of ['1000000000', '5000000000']) {
+      expect(one(GOOD.replace('version: 1', `version: ${v}`)), v).toMatchObject({ line: 2, column: 10, path: 'version', message: 'must be at most 999999999 (the highest version a request can name)' });
+    }
     expect(one(`${GOOD}retire_after: 2027-02-30\n`).path).toBe('retire_after');
     expect(one(`${GOOD}retire_after: next year\n`).path).toBe('retire_after');
     expect(one(GOOD.replace('team/hello', 'Team/Hello@2')).path).toBe('id');
@@ -99,6 +104,36 @@ describe('parseTemplateFile', () => {
     const r = parseTemplateFile('t.yaml', `${GOOD.replace('version: 1', 'version: !!int 1')}---\n${GOOD.replace('version: 1', 'version: 2').replace('Say hello.', '!Sub hello')}`);
     expect(r.templates.map((t) => t.template.version)).toEqual([1]);
     expect(r.issues.map((x) => `${x.line}:${x.column}: ${x.message}`)).toEqual(['16:14: unknown YAML tag !Sub']);
+  });
+
+  it('never repeats a tag that may be a pasted credential, known or malformed', () => {
+    const AKIA = 'AKIAIOSFODNN7EXAMPLE';
+    const unknown = one(GOOD.replace('description: Say hello.', `description: !${AKIA} hello`));
+    expect(unknown).toMatchObject({ line: 5, column: 14, message: 'unknown YAML tag (tag not shown: it looks like a literal secret (AWS access key id))' });
+    // The yaml library's own messages for a tag it cannot resolve quote it.
+    for (const tag of [`!e!${AKIA}`, `!<${AKIA}`]) {
+      const i = one(GOOD.replace('description: Say hello.', `description: ${tag} hello`));
+      expect(i, tag).toMatchObject({ line: 5, column: 14 });
+      expect(i.message, tag).toMatch(/^YAML: /);
+      expect(i.message, tag).not.toContain(AKIA);
+    }
+  });
+
+  it('refuses a template with more required request variables than limits.max_variables, when the limit is known', () => {
+    const text = GOOD.replace('  name: { type: string, max_length: 10 }', '  name: { type: string, max_length: 10 }\n  b: { type: string }\n  c: { type: string, required: false }\n  k: { source: config, value: x }').replace('Hello {{ name }}', 'Hello {{ name }} {{b}} {{c}} {{k}}');
+    expect(issuesOf(text)).toEqual([]);
+    // Two required request variables: the optional and config ones do not count.
+    expect(parseTemplateFile('t.yaml', text, { maxVariables: 2 }).issues).toEqual([]);
+    expect(parseTemplateFile('t.yaml', text, { maxVariables: 1 }).issues).toEqual([
+      { file: 't.yaml', line: 7, column: 3, path: 'variables', message: '2 required request variables, more than one request may send (limits.max_variables: 1): no request could call this template' },
+    ]);
+  });
+
+  it('ignores white space around a placeholder name, refuses it inside (README)', () => {
+    for (const p of ['{{name}}', '{{ name }}', '{{\\tname\\n}}', '{{  name\\t}}']) {
+      expect(issuesOf(GOOD.replace('{{ name }}', p)), p).toEqual([]);
+    }
+    expect(issuesOf(GOOD.replace('{{ name }}', '{{ na me }}'))[0]?.message).toMatch(/it contains white space/);
   });
 
   it('requires every placeholder to be declared and every variable to be used', () => {
@@ -298,6 +333,15 @@ describe('probe findings', () => {
     expect(performance.now() - t0).toBeLessThan(2000);
     expect(i).toMatchObject({ file: 't.yaml', line: 2, column: 8 });
     expect(i.message).toMatch(/^YAML: aliases expand too much/);
+  });
+
+  it('an alias with no anchor is reported as such, not as an alias bomb', () => {
+    const i = one(GOOD.replace('owner: team@example.com', 'owner: &team team@example.com').replace('description: Say hello.', 'description: *teem'));
+    expect(i).toMatchObject({ file: 't.yaml', line: 5, column: 14, message: 'YAML: alias *teem has no anchor before it (anchors are written &name, before their first use)' });
+    const secret = one(GOOD.replace('description: Say hello.', 'description: *AKIAIOSFODNN7EXAMPLE'));
+    expect(secret).toMatchObject({ line: 5, column: 14 });
+    expect(secret.message).toMatch(/^YAML: an alias has no anchor before it/);
+    expect(secret.message).not.toContain('AKIAIOSFODNN7EXAMPLE');
   });
 
   it('placeholders named after Object.prototype properties are undeclared, at load and at compile', () => {

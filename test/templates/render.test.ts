@@ -122,6 +122,16 @@ describe('render stage', () => {
     expect((await run(stage, renderCtx({ name: '😀'.repeat(13) })))?.code).toBe('variable_invalid');
   });
 
+  it('counts a lone surrogate as one character, as the ingress limit does', async () => {
+    // A high surrogate not followed by a low one is a character of its own: skipping the next
+    // unit let 24 characters through a max_length of 12.
+    expect((await run(stage, renderCtx({ name: '\ud800A'.repeat(12) })))?.code).toBe('variable_invalid');
+    expect((await run(stage, renderCtx({ name: '\ud800'.repeat(13) })))?.code).toBe('variable_invalid');
+    expect((await run(stage, renderCtx({ name: '\udc00'.repeat(13) })))?.code).toBe('variable_invalid');
+    expect(await run(stage, renderCtx({ name: '\ud800'.repeat(12) }))).toBeUndefined();
+    expect(await run(stage, renderCtx({ name: `${'😀'.repeat(11)}\ud800` }))).toBeUndefined();
+  });
+
   it('fails closed when a secret variable was not resolved', async () => {
     const ctx = renderCtx({ name: 'a' });
     ctx.secrets = new Map();

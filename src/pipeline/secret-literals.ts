@@ -4,7 +4,16 @@
  * never the matched text.
  */
 
-const PATTERNS: ReadonlyArray<{ kind: string; re: RegExp }> = [
+/**
+ * Each pattern must run in time linear in the text: every string of every template file is
+ * scanned, synchronously, at load and on every hot reload, so one quadratic pattern lets a file
+ * stall the server (a reload timeout cannot pre-empt synchronous code). A repeated class followed
+ * by more required text is the danger: each start re-reads the rest of the run, and backtracks
+ * through it. The ones below end at their class (nothing to backtrack into), are bounded, or are
+ * scanned by hand (the JSON Web Token). test/pipeline/secret-literals.test.ts holds large
+ * adversarial inputs for each.
+ */
+const PATTERNS: ReadonlyArray<{ kind: string; re: { test(text: string): boolean } }> = [
   { kind: 'private key block', re: /-----BEGIN (?:[A-Z]+ )*PRIVATE KEY-----/ },
   { kind: 'AWS access key id', re: /\b(?:AKIA|ASIA)[0-9A-Z]{16}\b/ },
   { kind: 'OpenAI/Anthropic-style API key', re: /\bsk-(?:ant-|proj-)?[A-Za-z0-9_-]{20,}/ },
@@ -12,7 +21,7 @@ const PATTERNS: ReadonlyArray<{ kind: string; re: RegExp }> = [
   { kind: 'Slack token', re: /\bxox[abposr]-[A-Za-z0-9-]{10,}/ },
   { kind: 'Google API key', re: /\bAIza[0-9A-Za-z_-]{35}\b/ },
   { kind: 'Stripe key', re: /\b[rs]k_(?:live|test)_[0-9A-Za-z]{16,}/ },
-  { kind: 'JSON Web Token', re: /\beyJ[A-Za-z0-9_-]{8,}\.eyJ[A-Za-z0-9_-]{8,}\.[A-Za-z0-9_-]{8,}/ },
+  { kind: 'JSON Web Token', re: { test: hasJsonWebToken } },
   { kind: 'Vault token', re: /\bhv[sbr]\.[A-Za-z0-9_-]{20,}/ },
   {
     kind: 'credential assignment',
@@ -20,6 +29,42 @@ const PATTERNS: ReadonlyArray<{ kind: string; re: RegExp }> = [
     re: /\b(?:pass(?:word|wd)?|secret|api[_-]?key|access[_-]?key|auth[_-]?token|client[_-]?secret|bearer)\b\s*[:=]\s*["']?(?!\{\{)[A-Za-z0-9+/_\-.=]{12,}/i,
   },
 ];
+
+/** The JSON Web Token's start: `eyJ` (base64url of `{"`) at a word boundary. */
+const JWT_START = /\beyJ/g;
+/** A base64url run; `.` (the segment separator) is outside it. */
+const BASE64URL_RUN = /[A-Za-z0-9_-]*/y;
+
+/** Where the base64url run that begins at `from` ends. */
+function runEnd(text: string, from: number): number {
+  BASE64URL_RUN.lastIndex = from;
+  BASE64URL_RUN.exec(text);
+  return BASE64URL_RUN.lastIndex;
+}
+
+/**
+ * `\beyJ[A-Za-z0-9_-]{8,}\.eyJ[A-Za-z0-9_-]{8,}\.[A-Za-z0-9_-]{8,}`, in linear time. The regex
+ * itself is quadratic on `eyJ-eyJ-…`: a start after every `-`, each reading to the end of the run.
+ * As `.` is outside the class, a segment is always the whole run (backtracking into it cannot
+ * help), and a start inside a failed start's first segment shares that segment's end, hence the
+ * same failure: the search resumes at the end of the run.
+ */
+function hasJsonWebToken(text: string): boolean {
+  let from = 0;
+  for (;;) {
+    JWT_START.lastIndex = from;
+    const start = JWT_START.exec(text);
+    if (!start) return false;
+    const first = start.index + 3;
+    const firstEnd = runEnd(text, first);
+    if (firstEnd - first >= 8 && text.startsWith('.eyJ', firstEnd)) {
+      const second = firstEnd + 4;
+      const secondEnd = runEnd(text, second);
+      if (secondEnd - second >= 8 && text.charCodeAt(secondEnd) === 0x2e /* . */ && runEnd(text, secondEnd + 1) - (secondEnd + 1) >= 8) return true;
+    }
+    from = firstEnd;
+  }
+}
 
 /** Returns the kind of credential `text` appears to contain, or undefined. */
 export function findSecretLiteral(text: string): string | undefined {
