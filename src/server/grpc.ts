@@ -32,6 +32,7 @@ import type { IngressLimits } from './limits.js';
 import { InvalidUtf8Message, UndecodableMessage, withUtf8Check } from './grpc-utf8.js';
 import { checkContentPart, checkPartType } from './parts.js';
 import { loadProtos, lookupService, protoDefinition } from './proto.js';
+import { RunningRequests } from './running.js';
 import { authorizationCredentials, checkVariables, cutByShutdown, rejectedRequest } from './request.js';
 
 // --- wire shapes (as proto-loader decodes them with keepCase + defaults) ------------------------
@@ -477,7 +478,7 @@ export function createGrpcIngress(opts: GrpcIngressOptions): GrpcIngress {
   /** Set when the shutdown deadline ends the calls (see forceShutdown). */
   let cut = false;
   /** Each running call's `cancel`: the shutdown deadline ends them all with `shutting_down`. */
-  const running = new Set<(reason: unknown) => void>();
+  const running = new RunningRequests();
 
   const server = new grpc.Server({
     // A ceiling above the limit: messages between the two are refused by Warden, counted and
@@ -499,12 +500,12 @@ export function createGrpcIngress(opts: GrpcIngressOptions): GrpcIngress {
     const onCancel = () => signal.abort(cut ? cutByShutdown() : new WardenError('cancelled', 'the client cancelled the call'));
     call.on('cancelled', onCancel);
     const cancel = (reason: unknown) => signal.abort(reason);
-    running.add(cancel);
+    const tracked = running.add(cancel);
     return {
       signal,
       cancel,
       dispose: () => {
-        running.delete(cancel);
+        running.remove(tracked);
         call.off('cancelled', onCancel);
       },
     };
@@ -691,7 +692,7 @@ export function createGrpcIngress(opts: GrpcIngressOptions): GrpcIngress {
       cut = true;
       // Aborted like the upstream deadline aborts: the upstream call stops, the record says
       // shutting_down, and the call ends with that status while its connection is still open.
-      for (const cancel of [...running]) cancel(cutByShutdown());
+      running.cancelAll(cutByShutdown);
       let timer: NodeJS.Timeout | undefined;
       await Promise.race([closed, new Promise<void>((resolve) => (timer = setTimeout(resolve, waitMs)))]);
       clearTimeout(timer);

@@ -22,6 +22,7 @@ import { DONE_EVENT, chunkEvent, completionBody, errorBody } from './openai.js';
 import { Admission, OVERLOADED_RETRY_AFTER_S } from './admission.js';
 import { closeUnlessFinishedWithin, whenWritable } from './backpressure.js';
 import { ingressHeaders, type IngressHeaders } from './headers.js';
+import { RunningRequests } from './running.js';
 import { authorizationCredentials, cutByShutdown, peerInfo, rejectedRequest, toPromptRequest, withApiKey, type IngressMeta } from './request.js';
 
 export interface HttpIngressOptions {
@@ -266,7 +267,7 @@ export function createHttpIngress(opts: HttpIngressOptions): HttpIngress {
   /** Set when the shutdown deadline closes the connections (see closeAll). */
   let cut = false;
   /** Each running request's `cancel`: the shutdown deadline ends them all with `shutting_down`. */
-  const running = new Set<(reason: unknown) => void>();
+  const running = new RunningRequests();
 
   function sendJson(res: ServerResponse, status: number, body: string, requestId: string): void {
     if (res.headersSent) return;
@@ -545,12 +546,12 @@ export function createHttpIngress(opts: HttpIngressOptions): HttpIngress {
     };
     res.once('close', onClose);
     const cancel = (reason: unknown) => signal.abort(reason);
-    running.add(cancel);
+    const tracked = running.add(cancel);
     return {
       signal,
       cancel,
       dispose: () => {
-        running.delete(cancel);
+        running.remove(tracked);
         res.off('close', onClose);
       },
     };
@@ -815,7 +816,7 @@ export function createHttpIngress(opts: HttpIngressOptions): HttpIngress {
       cut = true;
       // Aborted like the upstream deadline aborts: the upstream call stops, the record says
       // shutting_down, and the client is answered (503, or an error event) if it still can be.
-      for (const cancel of [...running]) cancel(cutByShutdown());
+      running.cancelAll(cutByShutdown);
       if (active > 0) {
         let timer: NodeJS.Timeout | undefined;
         await Promise.race([
