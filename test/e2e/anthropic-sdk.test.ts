@@ -288,15 +288,18 @@ describe('errors as the Anthropic SDK raises them', () => {
     expect(err.message).toContain("field 'thinking' is not supported");
   });
 
+  /** A tool call id holding an e-mail address: ids pass on unchanged, so the request is refused. */
+  const PII_IN_ID: Anthropic.MessageParam[] = [
+    { role: 'user', content: 'hi' },
+    { role: 'assistant', content: [{ type: 'tool_use', id: 'toolu_jane.doe@example.com', name: 'f', input: {} }] },
+    { role: 'user', content: [{ type: 'tool_result', tool_use_id: 'toolu_jane.doe@example.com', content: 'done' }] },
+  ];
+
   it('PII the redaction cannot rewrite: UnprocessableEntityError, the entity type named, not the value', async () => {
     const err = await rejection(
       client(rawToken).messages.create({
         ...plain,
-        messages: [
-          { role: 'user', content: 'hi' },
-          { role: 'assistant', content: [{ type: 'tool_use', id: 'toolu_jane.doe@example.com', name: 'f', input: {} }] },
-          { role: 'user', content: [{ type: 'tool_result', tool_use_id: 'toolu_jane.doe@example.com', content: 'done' }] },
-        ],
+        messages: PII_IN_ID,
       }),
     );
     expect(err).toBeInstanceOf(Anthropic.UnprocessableEntityError);
@@ -323,11 +326,7 @@ describe('errors as the Anthropic SDK raises them', () => {
     const blocked = await rejection(
       client(rawToken).messages.create({
         ...plain,
-        messages: [
-          { role: 'user', content: 'hi' },
-          { role: 'assistant', content: [{ type: 'tool_use', id: 'toolu_jane.doe@example.com', name: 'f', input: {} }] },
-          { role: 'user', content: [{ type: 'tool_result', tool_use_id: 'toolu_jane.doe@example.com', content: 'done' }] },
-        ],
+        messages: PII_IN_ID,
       }),
     );
     expect(blocked).toBeInstanceOf(Anthropic.UnprocessableEntityError);
