@@ -67,24 +67,28 @@ export function createLogger(config: LoggerConfig, destination?: DestinationStre
   return pino(options, config.format === 'text' ? textStream(out) : out);
 }
 
-/** Most log text kept while stdout does not take it (see stdoutDestination); past it, lines are dropped. */
+/** Most log text waiting for stdout (see stdoutDestination); past it, lines are dropped. */
 const MAX_HELD_LOG_BYTES = 4 * 1024 * 1024;
 
 /**
- * Synchronous writes to fd 1. When stdout is a pipe its descriptor is non-blocking (Node opens
- * it that way), and a reader that stopped reading makes each write fail with EAGAIN: by default
- * the destination then sleeps (blocking the event loop) and retries until the reader comes
- * back, so one log line froze every request, /readyz and the shutdown deadline. Instead the line
- * is held (up to MAX_HELD_LOG_BYTES) and written with the next one once the pipe takes it.
+ * Log lines go through `process.stdout`, the same queue as the `stdout` audit sink's records:
+ * one writer owns fd 1, so a line and a record never tear each other. (A synchronous writer of
+ * its own on fd 1 did: when the pipe was nearly full, each writer's partial writes landed inside
+ * the other's lines, and the captured chain no longer verified.) On a pipe `process.stdout` is
+ * asynchronous: a reader that stopped reading does not block the event loop (a blocking writer
+ * froze every request, /readyz and the shutdown deadline); lines wait in its queue, and while
+ * more than MAX_HELD_LOG_BYTES wait, new ones are dropped. On a file or a terminal it writes
+ * synchronously, as before.
  */
 function stdoutDestination(): DestinationStream {
-  const out = pino.destination({ dest: 1, sync: true, retryEAGAIN: () => false, maxLength: MAX_HELD_LOG_BYTES });
-  // pino's own listener handles EPIPE (logging stops) and re-emits anything else, which still
-  // throws as before; only "the pipe is full for now" is left for the next line to retry.
-  out.on('error', (err: NodeJS.ErrnoException) => {
-    if (err.code !== 'EAGAIN' && err.code !== 'EBUSY' && err.code !== 'EPIPE') throw err;
-  });
-  return out;
+  // A closed reader (EPIPE) ends logging, never the process; the audit sink on stdout listens too.
+  process.stdout.on('error', () => undefined);
+  return {
+    write(line: string) {
+      if (process.stdout.writableLength > MAX_HELD_LOG_BYTES) return;
+      process.stdout.write(line);
+    },
+  };
 }
 
 const SKIP = new Set(['level', 'time', 'msg', 'pid', 'hostname']);
