@@ -558,7 +558,7 @@ describe('a phone whose digits hold a card-shaped window that is not reported', 
   const cases: Array<[string, string]> = [
     ['my order #12 shipped. tel:415 555 2671 123', 'my order #12 shipped. tel:[PHONE_NUMBER] 123'],
     ['EAN +1 415 555 2671 123', 'EAN +1 [PHONE_NUMBER] 123'],
-    ['4539148803436467-1 -06 12 34 56 78', '[CREDIT_CARD]-1 -[PHONE_NUMBER]'],
+    ['4539148803436467-1 -06 12 34 56 78', '[CREDIT_CARD]-[PHONE_NUMBER]'],
     // The national digits after a '+' and a country code are the phone's, not a card's.
     ['+1 415 555 2671 123', '[PHONE_NUMBER] 123'],
     ['card +44 20 7946 0958 4111 1111 1111 1111', 'card [PHONE_NUMBER] [CREDIT_CARD]'],
@@ -599,6 +599,17 @@ describe('two phone numbers side by side', () => {
   ];
   for (const [text, want] of cases) {
     it(JSON.stringify(text), () => {
+      expect(masked(text)).toBe(want);
+    });
+  }
+  // Beside a card: the reading beside the card finds the real numbers, and one the uncut reading
+  // took part of ("7946 0344 415 555") is kept too, or its tail ("2009") would go out.
+  const besideCards: Array<[string, string]> = [
+    ['3782 822463 10005 020 7946 0344 415 555 2009', '[CREDIT_CARD] [PHONE_NUMBER]'],
+    ['+1 415 555 0134 4273 415 555 0199 4111 1111 1111 1111', '[PHONE_NUMBER] [PHONE_NUMBER] [CREDIT_CARD]'],
+  ];
+  for (const [text, want] of besideCards) {
+    it(`beside a card: ${JSON.stringify(text)}`, () => {
       expect(masked(text)).toBe(want);
     });
   }

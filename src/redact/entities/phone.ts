@@ -25,7 +25,7 @@ import { touchesDecimal, type DigitChunk } from './digit-runs.js';
 const MAX_WINDOW_GROUPS = 12;
 import { detectCardsInChunk, issuerMatches } from './credit-card.js';
 import { compileRegion, validInternational, validNationalInAny, type CompiledRegion } from './phone-metadata.js';
-import { isbn13Valid, luhnValid, mod11Valid } from './util.js';
+import { isDigitCode, isbn13Valid, luhnValid, mod11Valid } from './util.js';
 
 export type PhoneValidation = 'valid' | 'valid-only' | 'possible';
 
@@ -230,9 +230,18 @@ function segmentsBesideCards(ch: DigitChunk, segs: Segment[], inCard: Uint8Array
  * they held. Where the card is not reported the two phone readings partly overlap, and the
  * scanner masks them as one span (resolveOverlaps).
  */
-function besideKept(whole: readonly Finding[], beside: readonly Finding[], cards: readonly Finding[]): Finding[] {
+function besideKept(text: string, whole: readonly Finding[], beside: readonly Finding[], cards: readonly Finding[]): Finding[] {
   const overlaps = (a: Finding, b: Finding): boolean => a.start < b.end && b.start < a.end;
-  return beside.filter((f) => whole.every((u) => !overlaps(f, u) || cards.some((c) => overlaps(u, c))));
+  return beside.filter((f) => {
+    const over = whole.filter((u) => overlaps(f, u));
+    if (over.every((u) => cards.some((c) => overlaps(u, c)))) return true;
+    // An uncut reading that took part of this number ("7946 0344 415 555" before "415 555 2009")
+    // and leaves a digit of it in clear: kept too, and the scanner masks the two as one span.
+    for (let i = f.start; i < f.end; i++) {
+      if (isDigitCode(text.charCodeAt(i)) && !over.some((u) => u.start <= i && i < u.end)) return true;
+    }
+    return false;
+  });
 }
 
 /** Validation results one detect call keeps (see `validated` there). */
@@ -520,7 +529,7 @@ export function createPhoneDetector(validation: PhoneValidation = 'valid'): Dete
         const inCard = groupsInCards(ch, cards);
         const beside: Finding[] = [];
         scanSegments(ch, segmentsBesideCards(ch, segs, inCard), beside);
-        for (const f of besideKept(out.slice(first), beside, cards)) out.push(f);
+        for (const f of besideKept(text, out.slice(first), beside, cards)) out.push(f);
       }
     },
   };
