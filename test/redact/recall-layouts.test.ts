@@ -593,6 +593,8 @@ describe('two phone numbers side by side', () => {
     // A run of 4-digit blocks (a tracking number) is no phone's; the phone beside it is read.
     ['1234 5678 9012 3456 415 555 2671', '1234 5678 9012 3456 [PHONE_NUMBER]'],
     ['tracking 1234 5678 9012 3456 7890 ok', 'tracking 1234 5678 9012 3456 7890 ok'],
+    // Before such a run too: the phone's own last group is four digits, the run's first block.
+    ['415 555 2671 1234 5678 9012 3456', '[PHONE_NUMBER] 1234 5678 9012 3456'],
     // A short number after a phone stays: it is no phone's part.
     ['call 415-555-2671 2 times', 'call [PHONE_NUMBER] 2 times'],
     ['+1 415 555 2671 123', '[PHONE_NUMBER] 123'],

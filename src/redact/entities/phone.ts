@@ -252,7 +252,8 @@ const BLOCK_RUN = 4;
 
 /**
  * For each group of `seg` (index from seg.g0), the first group at or after it that lies in a
- * run of BLOCK_RUN or more 4-digit groups; null when the segment has no such run.
+ * run of BLOCK_RUN or more 4-digit groups (the run's first block left out when BLOCK_RUN more
+ * follow it); null when the segment has no such run.
  */
 function blockRuns(ch: DigitChunk, seg: Segment): Int32Array | null {
   let out: Int32Array | null = null;
@@ -265,7 +266,10 @@ function blockRuns(ch: DigitChunk, seg: Segment): Int32Array | null {
     }
     if (runStart >= 0 && g - runStart >= BLOCK_RUN) {
       out ??= new Int32Array(seg.g1 - seg.g0 + 1).fill(seg.g1 + 1);
-      for (let k = runStart; k < g; k++) out[k - seg.g0] = k;
+      // With a run's worth of blocks after it, its first block may end the phone before it
+      // ("415 555 0199 4111 1111 1111 1111": most phones end in four digits).
+      const from = g - runStart > BLOCK_RUN ? runStart + 1 : runStart;
+      for (let k = from; k < g; k++) out[k - seg.g0] = k;
     }
     runStart = -1;
   }
