@@ -177,9 +177,10 @@ export function createStreamSink(out: LineWritable, name = 'stdout', logger?: Si
     failure = err;
     stalled = false;
     wakeFlush();
-    if (!wasHealthy) return;
+    // Said for a stalled sink too: its stall said "until the stream drains", which is no longer so.
     logger?.error({ sink: name, code: codeOf(err) }, `audit sink ${name} failed; ${failureConsequence(required, 'until Warden is restarted')}`);
-    notify(listeners);
+    // A stalled sink was already unavailable: its listeners heard of it then.
+    if (wasHealthy) notify(listeners);
   };
 
   function stall(waitedMs: number): void {
@@ -229,6 +230,15 @@ export function createStreamSink(out: LineWritable, name = 'stdout', logger?: Si
     return w;
   }
 
+  /** The write just queued never reached the stream (`write()` threw): it leaves the queue. */
+  function withdrawNewest(): void {
+    waiting.pop();
+    if (oldest === waiting.length) {
+      waiting = [];
+      oldest = 0;
+    }
+  }
+
   /** Every line handed over so far is written, or the sink failed (a stall ends the wait). */
   async function flush(): Promise<void> {
     if (pending() === 0 || failure) return;
@@ -260,13 +270,16 @@ export function createStreamSink(out: LineWritable, name = 'stdout', logger?: Si
         if (!watchdog) arm(timeoutMs);
         try {
           out.write(`${line}\n`, (err) => {
+            // The error first: settled() would otherwise take the last waiting write of a stalled
+            // sink for a drained stream, say it recovered, and tell readiness so, just before it fails.
+            if (err) fail(err);
             const w = settled();
             if (!err) return w.resolve();
-            fail(err);
             w.reject(err);
           });
         } catch (err) {
-          settled();
+          // Not settled(): that would settle the oldest waiting write, whose callback is still to come.
+          withdrawNewest();
           fail(err as Error);
           reject(err as Error);
         }
