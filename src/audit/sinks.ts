@@ -177,9 +177,10 @@ export function createStreamSink(out: LineWritable, name = 'stdout', logger?: Si
     failure = err;
     stalled = false;
     wakeFlush();
-    if (!wasHealthy) return;
+    // Said for a stalled sink too: its stall said "until the stream drains", which is no longer so.
     logger?.error({ sink: name, code: codeOf(err) }, `audit sink ${name} failed; ${failureConsequence(required, 'until Warden is restarted')}`);
-    notify(listeners);
+    // A stalled sink was already unavailable: its listeners heard of it then.
+    if (wasHealthy) notify(listeners);
   };
 
   function stall(waitedMs: number): void {
@@ -229,6 +230,15 @@ export function createStreamSink(out: LineWritable, name = 'stdout', logger?: Si
     return w;
   }
 
+  /** The write just queued never reached the stream (`write()` threw): it leaves the queue. */
+  function withdrawNewest(): void {
+    waiting.pop();
+    if (oldest === waiting.length) {
+      waiting = [];
+      oldest = 0;
+    }
+  }
+
   /** Every line handed over so far is written, or the sink failed (a stall ends the wait). */
   async function flush(): Promise<void> {
     if (pending() === 0 || failure) return;
@@ -260,13 +270,16 @@ export function createStreamSink(out: LineWritable, name = 'stdout', logger?: Si
         if (!watchdog) arm(timeoutMs);
         try {
           out.write(`${line}\n`, (err) => {
+            // The error first: settled() would otherwise take the last waiting write of a stalled
+            // sink for a drained stream, say it recovered, and tell readiness so, just before it fails.
+            if (err) fail(err);
             const w = settled();
             if (!err) return w.resolve();
-            fail(err);
             w.reject(err);
           });
         } catch (err) {
-          settled();
+          // Not settled(): that would settle the oldest waiting write, whose callback is still to come.
+          withdrawNewest();
           fail(err as Error);
           reject(err as Error);
         }
@@ -313,12 +326,22 @@ function unfitForAppend(st: Stats): boolean {
   return !st.isFile() && !st.isCharacterDevice();
 }
 
+/** A descriptor open for appending, with what it was when opened. */
+interface OpenedFile {
+  fd: number;
+  /** A character device (it has no size). */
+  device: boolean;
+  size: number;
+  /** `dev:ino`: which file it is. */
+  id: string;
+}
+
 /**
  * Opens `path` for appending (mode 0600 when created), refusing a FIFO, socket or block device by
  * what the open descriptor is (fstat), so nothing can be swapped in between a check and the open.
  * `device`: it is a character device.
  */
-function openForAppend(path: string): { fd: number; device: boolean; size: number } {
+function openForAppend(path: string): OpenedFile {
   let fd: number;
   try {
     fd = openSync(path, APPEND_FLAGS, 0o600);
@@ -333,18 +356,16 @@ function openForAppend(path: string): { fd: number; device: boolean; size: numbe
     }
     throw unfitForAppend(st) ? notRegular(st) : err;
   }
-  let device: boolean;
-  let size: number;
+  let st: Stats;
   try {
-    const st = fstatSync(fd);
+    st = fstatSync(fd);
     if (unfitForAppend(st)) throw notRegular(st);
-    device = st.isCharacterDevice();
-    size = st.size;
   } catch (err) {
     closeSync(fd);
     throw err;
   }
-  return { fd: device ? blockingReopen(fd) : fd, device, size };
+  const device = st.isCharacterDevice();
+  return { fd: device ? blockingReopen(fd) : fd, device, size: st.size, id: `${st.dev}:${st.ino}` };
 }
 
 /**
@@ -389,6 +410,11 @@ function anotherWriter(path: string, bytes: number): Error {
   return Object.assign(new Error(`another process writes this audit file ${path} (it grew by ${bytes} byte(s) this sink did not write)`), { code: ANOTHER_WRITER });
 }
 
+/** A reopen found another file at the path, with lines in it: not a fresh rotation target. */
+function anotherFile(path: string, bytes: number): Error {
+  return Object.assign(new Error(`the audit file ${path} is now another file, which already holds ${bytes} byte(s) this sink did not write (another process writes it)`), { code: ANOTHER_WRITER });
+}
+
 /**
  * Appends JSON lines to a file (mode 0600) with synchronous writes to one file descriptor;
  * `flush` fsyncs.
@@ -429,6 +455,13 @@ export function createFileSink(path: string, opts: FileSinkOptions = {}): AuditS
    * tell another writer's bytes from ours; undefined for a character device (it has no size).
    */
   let expected: number | undefined;
+  /** `dev:ino` of the file `expected` describes: a reopen of that same file keeps what the sink knows of it. */
+  let fileId: string | undefined;
+  /**
+   * Records this sink had linked and will never write, because another writer forked its file:
+   * lost, and counted in `unwritten()` so that shutdown reports them (and exits 1).
+   */
+  let dropped = 0;
   /** Bumped by each write: a background fstat that raced a write says nothing about other writers. */
   let writes = 0;
   /** Another process wrote to the file: the failure never heals (see ANOTHER_WRITER). */
@@ -439,7 +472,7 @@ export function createFileSink(path: string, opts: FileSinkOptions = {}): AuditS
   let toldDevice = false;
 
   function openFd(): number {
-    let opened: { fd: number; device: boolean; size: number };
+    let opened: OpenedFile;
     try {
       opened = openForAppend(path);
     } catch (err) {
@@ -451,9 +484,40 @@ export function createFileSink(path: string, opts: FileSinkOptions = {}): AuditS
       toldDevice = true;
       logger?.warn({ sink: name }, `audit sink ${name} is a character device, not a file: its records are not kept where "warden audit verify" can read them, and the hash chain starts afresh at each start`);
     }
-    // Set with the descriptor it describes (openFd's callers make it the sink's fd at once).
-    expected = opened.device ? undefined : opened.size;
+    let size: number | undefined;
+    try {
+      size = expectedAfterOpen(opened);
+    } catch (err) {
+      closeSync(opened.fd);
+      throw err;
+    }
+    // Set with the descriptor they describe (openFd's callers make it the sink's fd at once).
+    expected = size;
+    fileId = opened.id;
     return opened.fd;
+  }
+
+  /**
+   * The size the file just opened must have, or ANOTHER_WRITER. Taking its size as ours on every
+   * open would count another writer's bytes as this sink's after any reopen (a SIGHUP for a
+   * template reload, the retry of a failed sink) and write the next record after them: a fork.
+   * - The first open: the sink resumes from the file's last line, whatever its size.
+   * - The same file again (no rotation): what the sink knew of it still holds. Larger: another
+   *   writer's; smaller: truncated in place (copytruncate), go on at its end.
+   * - Another file (a rotation): it must be empty. One that already has lines is another writer's
+   *   (another Warden started on the path meanwhile); appending there would continue someone
+   *   else's chain. Failing closed also refuses a copy of this sink's own file put back in place
+   *   (a restore from backup, a move across file systems): a restart resumes from it.
+   */
+  function expectedAfterOpen(opened: OpenedFile): number | undefined {
+    if (opened.device) return undefined;
+    if (fileId === undefined) return opened.size;
+    if (opened.id === fileId) {
+      if (expected !== undefined && opened.size > expected) throw anotherWriter(path, opened.size - expected);
+      return opened.size;
+    }
+    if (opened.size > 0) throw anotherFile(path, opened.size);
+    return 0;
   }
 
   function startChecks(): void {
@@ -490,12 +554,18 @@ export function createFileSink(path: string, opts: FileSinkOptions = {}): AuditS
 
   function fail(err: unknown, lines: string): void {
     // Failed for good, with the reason said once: its kept lines would never be written.
-    if (forked) return;
+    if (forked) {
+      dropped += countLines(lines);
+      return;
+    }
     backlog += lines;
     const wasHealthy = failure === undefined;
     failure = err instanceof Error ? err : new Error(String(err));
     if (codeOf(err) === ANOTHER_WRITER) {
       forked = true;
+      // Linked records that will never be written (the lines of the write that found the other
+      // writer are among them): lost, and reported as such at shutdown.
+      dropped += countLines(backlog);
       backlog = '';
       logger?.error(
         { sink: name, code: ANOTHER_WRITER },
@@ -521,7 +591,9 @@ export function createFileSink(path: string, opts: FileSinkOptions = {}): AuditS
       reopenFd();
       if (backlog !== '') writeAll(fd!, backlog);
     } catch (err) {
-      failure = err instanceof Error ? err : new Error(String(err));
+      // Another writer's file (grown, or another non-empty file): failed for good, said why.
+      if (codeOf(err) === ANOTHER_WRITER) fail(err, '');
+      else failure = err instanceof Error ? err : new Error(String(err));
       return false;
     }
     const kept = backlog !== '';
@@ -732,7 +804,7 @@ export function createFileSink(path: string, opts: FileSinkOptions = {}): AuditS
       }
     },
     unwritten() {
-      return countLines(backlog) + pending.length;
+      return countLines(backlog) + pending.length + dropped;
     },
     canKeep(bytes: number) {
       // A sink another process writes to never writes its kept lines: it keeps none.

@@ -4,6 +4,7 @@
  * Unix sockets), and the orderly shutdown: stop accepting, let in-flight requests finish within
  * the grace period, flush the audit log.
  */
+import { writeSync } from 'node:fs';
 import type { Server } from 'node:http';
 import { failureConsequence } from '../audit/sinks.js';
 import type { Config } from '../config/schema.js';
@@ -405,12 +406,25 @@ export async function createRuntime(config: Config, opts: RuntimeOptions = {}): 
     let lost = 0;
     for (const u of components.auditLog.unwritten()) {
       lost = Math.max(lost, u.records);
-      logger.error(
-        { sink: u.sink, lost_records: u.records, first_seq: u.first_seq, last_seq: u.last_seq },
-        `audit sink ${u.sink}: ${u.records} record(s) (seq ${u.first_seq} to ${u.last_seq}) could not be written before exit and are lost`,
-      );
+      const message = `audit sink ${u.sink}: ${u.records} record(s) (seq ${u.first_seq} to ${u.last_seq}) could not be written before exit and are lost`;
+      logger.error({ sink: u.sink, lost_records: u.records, first_seq: u.first_seq, last_seq: u.last_seq }, message);
+      tellStderr(message);
     }
     return lost;
+  }
+
+  /**
+   * Says `message` on stderr at once as well: a stalled stdout (the usual reason records are lost)
+   * holds the log line, and the exit right after drops it. Not when the audit records themselves go
+   * to stderr (a dry run): a line written there could land inside a record still being written.
+   */
+  function tellStderr(message: string): void {
+    if (opts.auditToStderr) return;
+    try {
+      writeSync(2, `warden: ${message}\n`);
+    } catch {
+      // stderr full or closed: the log line is all there is.
+    }
   }
 
   return {

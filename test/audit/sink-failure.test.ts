@@ -426,6 +426,117 @@ describe('one writer per audit file', () => {
     expect(await verify(file)).toMatchObject({ code: 0, out: expect.stringMatching(/2 record\(s\), chain intact/) });
   });
 
+  it('a reopen (SIGHUP) of the same, unrotated file does not take the other writer\'s bytes for its own: it fails instead of forking', async () => {
+    const file = join(dir, 'two-writers-reopen.jsonl');
+    const logA = createAuditLog({ sinks: [createFileSink(file, { checkMs: 60_000 })] });
+    await logA.open();
+    await logA.append(body(1));
+    const logB = createAuditLog({ sinks: [createFileSink(file, { checkMs: 60_000 })] });
+    await logB.open();
+    await logB.append(body(2));
+    // A template reload sends SIGHUP: the path still names A's file, which B grew.
+    await expect(logA.reopen()).rejects.toMatchObject({ code: 'audit_unavailable', message: expect.stringMatching(/another process writes this audit file/) });
+    expect(logA.available()).toBe(false);
+    await expect(logA.append(body(3))).rejects.toMatchObject({ code: 'audit_unavailable' });
+    await logB.close();
+    await logA.close().catch(() => undefined);
+    expect(await verify(file)).toMatchObject({ code: 0, out: expect.stringMatching(/2 record\(s\), chain intact/) });
+  });
+
+  it('a reopen of the same file nobody else wrote keeps going (a SIGHUP that is not a rotation)', async () => {
+    const file = join(dir, 'reopen-same.jsonl');
+    const log = createAuditLog({ sinks: [createFileSink(file, { checkMs: 60_000 })] });
+    await log.open();
+    await log.append(body(1));
+    await log.reopen();
+    await log.append(body(2));
+    expect(log.available()).toBe(true);
+    await log.close();
+    expect(await verify(file)).toMatchObject({ code: 0, out: expect.stringMatching(/2 record\(s\), chain intact/) });
+  });
+
+  it('a failed sink whose file came back grown by another writer does not write its kept record over it', async () => {
+    const file = join(dir, 'two-writers-recover.jsonl');
+    const a = recordingLogger();
+    const logA = createAuditLog({ sinks: [createFileSink(file, { checkMs: 20, logger: a.logger })] });
+    await logA.open();
+    await logA.append(body(1));
+    // A directory in the file's place: A's background check cannot reopen the path (EISDIR).
+    renameSync(file, `${file}.real`);
+    mkdirSync(file);
+    await until(() => !logA.available());
+    await expect(logA.append(body(2))).rejects.toMatchObject({ code: 'audit_unavailable' }); // linked and kept
+    expect(logA.head.seq).toBe(2);
+    // B (the replacement Warden) appends to the same file before it is back at the path, so that
+    // A's retry cannot come first: then the file comes back in one synchronous step.
+    const logB = createAuditLog({ sinks: [createFileSink(`${file}.real`, { checkMs: 60_000 })] });
+    await logB.open();
+    await logB.append(body(2));
+    await logB.close();
+    rmSync(file, { recursive: true });
+    renameSync(`${file}.real`, file);
+    await until(() => a.said.some((s) => /another process writes this audit file/.test(s.msg)));
+    await new Promise((r) => setTimeout(r, 60)); // more retries: none writes
+    expect(logA.available()).toBe(false);
+    expect(a.said.some((s) => /recovered/.test(s.msg))).toBe(false);
+    // Its kept record is lost, and said so at shutdown.
+    expect(logA.unwritten()).toEqual([{ sink: `file:${file}`, records: 1, first_seq: 2, last_seq: 2 }]);
+    await logA.close().catch(() => undefined);
+    expect(await verify(file)).toMatchObject({ code: 0, out: expect.stringMatching(/2 record\(s\), chain intact/) });
+  });
+
+  it('a failed sink whose path came back as another, non-empty file does not write its kept record there', async () => {
+    const file = join(dir, 'other-file-recover.jsonl');
+    const a = recordingLogger();
+    const logA = createAuditLog({ sinks: [createFileSink(file, { checkMs: 20, logger: a.logger })] });
+    await logA.open();
+    await logA.append(body(1));
+    renameSync(file, `${file}.1`);
+    mkdirSync(file);
+    await until(() => !logA.available());
+    await expect(logA.append(body(2))).rejects.toMatchObject({ code: 'audit_unavailable' });
+    // Another Warden's new file with its own chain takes the path (in one synchronous step, so
+    // that A's retry cannot create the file first).
+    const logB = createAuditLog({ sinks: [createFileSink(`${file}.b`, { checkMs: 60_000 })] });
+    await logB.open();
+    await logB.append(body(1));
+    await logB.close();
+    rmSync(file, { recursive: true });
+    renameSync(`${file}.b`, file);
+    await until(() => a.said.some((s) => s.level === 'error' && /already holds/.test(s.msg)));
+    expect(logA.available()).toBe(false);
+    await logA.close().catch(() => undefined);
+    expect(await verify(file)).toMatchObject({ code: 0, out: expect.stringMatching(/1 record\(s\), chain intact/) });
+  });
+
+  it('a rotation that lands on another, non-empty file fails closed instead of writing after its lines', async () => {
+    const file = join(dir, 'rotated-onto-other.jsonl');
+    const log = createAuditLog({ sinks: [createFileSink(file, { checkMs: 60_000 })] });
+    await log.open();
+    await log.append(body(1));
+    renameSync(file, `${file}.1`);
+    writeFileSync(file, '{"not":"ours"}\n');
+    await expect(log.reopen()).rejects.toMatchObject({ code: 'audit_unavailable', message: expect.stringMatching(/already holds 15 byte\(s\)/) });
+    expect(log.available()).toBe(false);
+    await log.close().catch(() => undefined);
+    expect(readFileSync(file, 'utf8')).toBe('{"not":"ours"}\n');
+  });
+
+  it('the record whose write found another writer is counted as lost (shutdown reports it and exits 1)', async () => {
+    const file = join(dir, 'two-writers-lost.jsonl');
+    const logA = createAuditLog({ sinks: [createFileSink(file, { checkMs: 60_000 })] });
+    await logA.open();
+    await logA.append(body(1));
+    const logB = createAuditLog({ sinks: [createFileSink(file, { checkMs: 60_000 })] });
+    await logB.open();
+    await logB.append(body(2));
+    await expect(logA.append(body(3))).rejects.toMatchObject({ code: 'audit_unavailable' });
+    expect(logA.head.seq).toBe(2); // linked before the write found B's bytes
+    expect(logA.unwritten()).toEqual([{ sink: `file:${file}`, records: 1, first_seq: 2, last_seq: 2 }]);
+    await logB.close();
+    await logA.close().catch(() => undefined);
+  });
+
   it('a file truncated in place (copytruncate) is not taken for another writer', async () => {
     const file = join(dir, 'copytruncate.jsonl');
     const log = createAuditLog({ sinks: [createFileSink(file, { checkMs: 20 })] });

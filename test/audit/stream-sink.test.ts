@@ -99,6 +99,44 @@ describe('a stream sink whose reader stops reading', () => {
   });
 });
 
+describe('a stream sink whose write fails', () => {
+  it('a lone waiting write that fails after a stall is a failure, not a recovery (health does not flap)', async () => {
+    const held: Array<(err?: Error) => void> = [];
+    const out = new Writable({ highWaterMark: 1, write: (_c, _e, cb) => void held.push(cb) });
+    out.on('error', () => undefined);
+    const { logger, messages } = logLines();
+    const log = createAuditLog({ sinks: [createStreamSink(out, 'stdout', logger, { writeTimeoutMs: 50 })] });
+    const changes: boolean[] = [];
+    log.onAvailabilityChange((available) => changes.push(available));
+    await expect(log.append(body(1))).rejects.toMatchObject({ code: 'audit_unavailable' }); // stalled
+    held.shift()!(Object.assign(new Error('write EPIPE'), { code: 'EPIPE' })); // the reader went away
+    await new Promise((r) => setImmediate(r));
+    expect(changes).toEqual([false]);
+    expect(messages.filter((m) => /recovered/.test(m))).toEqual([]);
+    expect(messages.some((m) => /audit sink stdout failed/.test(m))).toBe(true);
+    expect(log.available()).toBe(false);
+  });
+
+  it('a write() that throws settles its own request, not the one waiting before it', async () => {
+    const held: Array<(err?: Error | null) => void> = [];
+    let calls = 0;
+    const out = {
+      write(_line: string, cb: (err?: Error | null) => void) {
+        if (++calls === 2) throw Object.assign(new Error('write failed'), { code: 'ERR_TEST' });
+        held.push(cb);
+        return true;
+      },
+    };
+    const sink = createStreamSink(out, 'stdout', undefined, { writeTimeoutMs: 10_000 });
+    const first = sink.write('{"a":1}');
+    await expect(sink.write('{"b":2}')).rejects.toMatchObject({ code: 'ERR_TEST' });
+    expect(sink.unwritten!()).toBe(1); // the first line is still in the stream
+    held.shift()!(null);
+    await expect(first).resolves.toBeUndefined();
+    expect(sink.unwritten!()).toBe(0);
+  });
+});
+
 describe('the sink failure log line and audit.required', () => {
   it('says requests are refused with audit.required, and that they are served without it', async () => {
     for (const required of [true, false]) {

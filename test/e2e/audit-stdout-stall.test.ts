@@ -57,6 +57,8 @@ describe('a stdout audit sink whose reader stops reading', () => {
       limits: 'limits: { client_timeout_ms: 10000, upstream_timeout_ms: 10000, shutdown_grace_ms: 1000 }',
     });
     const child = spawnWarden(['serve', '--config', p.configFile]);
+    let stderr = '';
+    child.stderr!.on('data', (d: Buffer) => (stderr += d.toString()));
     try {
       const { lines, listening, exited } = watchServe(child);
       const addr = await listening;
@@ -96,6 +98,9 @@ describe('a stdout audit sink whose reader stops reading', () => {
       const code = await Promise.race([exited, new Promise<string>((r) => setTimeout(() => r('still running'), 5000))]);
       expect(code).toBe(1);
       expect(Date.now() - t0).toBeLessThan(1000 + 2000);
+      // stdout is full, so its log lines may never come out: the loss is said on stderr too, at once.
+      expect(stderr).toMatch(/^warden: audit sink stdout: \d+ record\(s\) \(seq \d+ to \d+\) could not be written before exit and are lost$/m);
+      expect(stderr).not.toContain('prev_hash');
     } finally {
       child.kill('SIGKILL');
       rmSync(p.dir, { recursive: true, force: true });
@@ -107,6 +112,8 @@ describe('audit records lost at shutdown', () => {
   it.skipIf(!existsSync('/dev/full'))('a failed file sink\'s kept records: an error names how many (and their seqs), and the exit status is 1', { timeout: 30_000 }, async () => {
     const p = await prepareWardenDir({ upstreamUrl: upstream.url, audit: 'audit: { sinks: [{ file: /dev/full }], required: true }' });
     const child = spawnWarden(['serve', '--config', p.configFile]);
+    let stderr = '';
+    child.stderr!.on('data', (d: Buffer) => (stderr += d.toString()));
     try {
       const { lines, listening, exited } = watchServe(child);
       const addr = await listening;
@@ -125,6 +132,7 @@ describe('audit records lost at shutdown', () => {
       expect(lines.some((l) => l.includes('"shutdown complete"') && l.includes('"lost_records":3'))).toBe(true);
       // Never their content: no record text in any log line.
       expect(lines.some((l) => l.includes('"prev_hash"') || l.includes('"prompt_hmac"'))).toBe(false);
+      expect(stderr).toContain('warden: audit sink file:/dev/full: 3 record(s) (seq 1 to 3) could not be written before exit and are lost\n');
     } finally {
       child.kill('SIGKILL');
       rmSync(p.dir, { recursive: true, force: true });
