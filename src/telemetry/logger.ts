@@ -80,9 +80,15 @@ const MAX_HELD_LOG_BYTES = 4 * 1024 * 1024;
  * more than MAX_HELD_LOG_BYTES wait, new ones are dropped. On a file or a terminal it writes
  * synchronously, as before.
  */
+let stdoutErrorsHeard = false;
+
 function stdoutDestination(): DestinationStream {
   // A closed reader (EPIPE) ends logging, never the process; the audit sink on stdout listens too.
-  process.stdout.on('error', () => undefined);
+  // Once per process: every runtime a process builds shares this stdout.
+  if (!stdoutErrorsHeard) {
+    stdoutErrorsHeard = true;
+    process.stdout.on('error', () => undefined);
+  }
   return {
     write(line: string) {
       if (process.stdout.writableLength > MAX_HELD_LOG_BYTES) return;
