@@ -70,6 +70,9 @@ export function createLogger(config: LoggerConfig, destination?: DestinationStre
 /** Most log text waiting for stdout (see stdoutDestination); past it, lines are dropped. */
 const MAX_HELD_LOG_BYTES = 4 * 1024 * 1024;
 
+/** Whether stdout's 'error' listener is in place (one per process). */
+let stdoutErrorsHeard = false;
+
 /**
  * Log lines go through `process.stdout`, the same queue as the `stdout` audit sink's records:
  * one writer owns fd 1, so a line and a record never tear each other. (A synchronous writer of
@@ -80,8 +83,6 @@ const MAX_HELD_LOG_BYTES = 4 * 1024 * 1024;
  * more than MAX_HELD_LOG_BYTES wait, new ones are dropped. On a file or a terminal it writes
  * synchronously, as before.
  */
-let stdoutErrorsHeard = false;
-
 function stdoutDestination(): DestinationStream {
   // A closed reader (EPIPE) ends logging, never the process; the audit sink on stdout listens too.
   // Once per process: every runtime a process builds shares this stdout.
