@@ -383,14 +383,18 @@ function recordingLogger() {
  * process stand for the two processes: each has its own descriptor and its own head.
  */
 describe('one writer per audit file', () => {
+  /** An audit log with one file sink on `path`, opened (its chain resumed from the file). */
+  async function openLog(path: string, checkMs: number, logger?: ReturnType<typeof recordingLogger>['logger']): Promise<ReturnType<typeof createAuditLog>> {
+    const log = createAuditLog({ sinks: [createFileSink(path, { checkMs, ...(logger ? { logger } : {}) })] });
+    await log.open();
+    return log;
+  }
   it('a sink whose file grew by bytes it did not write refuses to write (no fork), fails for good, and says why with the path', async () => {
     const file = join(dir, 'two-writers.jsonl');
     const a = recordingLogger();
-    const logA = createAuditLog({ sinks: [createFileSink(file, { checkMs: 60_000, logger: a.logger })] });
-    await logA.open();
+    const logA = await openLog(file, 60_000, a.logger);
     await logA.append(body(1));
-    const logB = createAuditLog({ sinks: [createFileSink(file, { checkMs: 60_000 })] });
-    await logB.open();
+    const logB = await openLog(file, 60_000);
     expect(logB.head.seq).toBe(1);
     await logB.append(body(2)); // the second writer goes first: seq 2 after A's seq 1
     // A would write its own seq 2: refused before a byte is written.
@@ -411,11 +415,9 @@ describe('one writer per audit file', () => {
   it('an idle sink notices another writer in its background check (/readyz goes 503 before its next request)', async () => {
     const file = join(dir, 'two-writers-idle.jsonl');
     const a = recordingLogger();
-    const logA = createAuditLog({ sinks: [createFileSink(file, { checkMs: 20, logger: a.logger })] });
-    await logA.open();
+    const logA = await openLog(file, 20, a.logger);
     await logA.append(body(1));
-    const logB = createAuditLog({ sinks: [createFileSink(file, { checkMs: 60_000 })] });
-    await logB.open();
+    const logB = await openLog(file, 60_000);
     await logB.append(body(2));
     await until(() => !logA.available());
     // The background retry of a failed sink does not write A's kept records over B's.
@@ -428,11 +430,9 @@ describe('one writer per audit file', () => {
 
   it('a reopen (SIGHUP) of the same, unrotated file does not take the other writer\'s bytes for its own: it fails instead of forking', async () => {
     const file = join(dir, 'two-writers-reopen.jsonl');
-    const logA = createAuditLog({ sinks: [createFileSink(file, { checkMs: 60_000 })] });
-    await logA.open();
+    const logA = await openLog(file, 60_000);
     await logA.append(body(1));
-    const logB = createAuditLog({ sinks: [createFileSink(file, { checkMs: 60_000 })] });
-    await logB.open();
+    const logB = await openLog(file, 60_000);
     await logB.append(body(2));
     // A template reload sends SIGHUP: the path still names A's file, which B grew.
     await expect(logA.reopen()).rejects.toMatchObject({ code: 'audit_unavailable', message: expect.stringMatching(/another process writes this audit file/) });
@@ -445,8 +445,7 @@ describe('one writer per audit file', () => {
 
   it('a reopen of the same file nobody else wrote keeps going (a SIGHUP that is not a rotation)', async () => {
     const file = join(dir, 'reopen-same.jsonl');
-    const log = createAuditLog({ sinks: [createFileSink(file, { checkMs: 60_000 })] });
-    await log.open();
+    const log = await openLog(file, 60_000);
     await log.append(body(1));
     await log.reopen();
     await log.append(body(2));
@@ -458,8 +457,7 @@ describe('one writer per audit file', () => {
   it('a failed sink whose file came back grown by another writer does not write its kept record over it', async () => {
     const file = join(dir, 'two-writers-recover.jsonl');
     const a = recordingLogger();
-    const logA = createAuditLog({ sinks: [createFileSink(file, { checkMs: 20, logger: a.logger })] });
-    await logA.open();
+    const logA = await openLog(file, 20, a.logger);
     await logA.append(body(1));
     // A directory in the file's place: A's background check cannot reopen the path (EISDIR).
     renameSync(file, `${file}.real`);
@@ -469,8 +467,7 @@ describe('one writer per audit file', () => {
     expect(logA.head.seq).toBe(2);
     // B (the replacement Warden) appends to the same file before it is back at the path, so that
     // A's retry cannot come first: then the file comes back in one synchronous step.
-    const logB = createAuditLog({ sinks: [createFileSink(`${file}.real`, { checkMs: 60_000 })] });
-    await logB.open();
+    const logB = await openLog(`${file}.real`, 60_000);
     await logB.append(body(2));
     await logB.close();
     rmSync(file, { recursive: true });
@@ -488,8 +485,7 @@ describe('one writer per audit file', () => {
   it('a failed sink whose path came back as another, non-empty file does not write its kept record there', async () => {
     const file = join(dir, 'other-file-recover.jsonl');
     const a = recordingLogger();
-    const logA = createAuditLog({ sinks: [createFileSink(file, { checkMs: 20, logger: a.logger })] });
-    await logA.open();
+    const logA = await openLog(file, 20, a.logger);
     await logA.append(body(1));
     renameSync(file, `${file}.1`);
     mkdirSync(file);
@@ -497,8 +493,7 @@ describe('one writer per audit file', () => {
     await expect(logA.append(body(2))).rejects.toMatchObject({ code: 'audit_unavailable' });
     // Another Warden's new file with its own chain takes the path (in one synchronous step, so
     // that A's retry cannot create the file first).
-    const logB = createAuditLog({ sinks: [createFileSink(`${file}.b`, { checkMs: 60_000 })] });
-    await logB.open();
+    const logB = await openLog(`${file}.b`, 60_000);
     await logB.append(body(1));
     await logB.close();
     rmSync(file, { recursive: true });
@@ -511,8 +506,7 @@ describe('one writer per audit file', () => {
 
   it('a rotation that lands on another, non-empty file fails closed instead of writing after its lines', async () => {
     const file = join(dir, 'rotated-onto-other.jsonl');
-    const log = createAuditLog({ sinks: [createFileSink(file, { checkMs: 60_000 })] });
-    await log.open();
+    const log = await openLog(file, 60_000);
     await log.append(body(1));
     renameSync(file, `${file}.1`);
     writeFileSync(file, '{"not":"ours"}\n');
@@ -524,11 +518,9 @@ describe('one writer per audit file', () => {
 
   it('the record whose write found another writer is counted as lost (shutdown reports it and exits 1)', async () => {
     const file = join(dir, 'two-writers-lost.jsonl');
-    const logA = createAuditLog({ sinks: [createFileSink(file, { checkMs: 60_000 })] });
-    await logA.open();
+    const logA = await openLog(file, 60_000);
     await logA.append(body(1));
-    const logB = createAuditLog({ sinks: [createFileSink(file, { checkMs: 60_000 })] });
-    await logB.open();
+    const logB = await openLog(file, 60_000);
     await logB.append(body(2));
     await expect(logA.append(body(3))).rejects.toMatchObject({ code: 'audit_unavailable' });
     expect(logA.head.seq).toBe(2); // linked before the write found B's bytes
@@ -539,8 +531,7 @@ describe('one writer per audit file', () => {
 
   it('a file truncated in place (copytruncate) is not taken for another writer', async () => {
     const file = join(dir, 'copytruncate.jsonl');
-    const log = createAuditLog({ sinks: [createFileSink(file, { checkMs: 20 })] });
-    await log.open();
+    const log = await openLog(file, 20);
     await log.append(body(1));
     await log.append(body(2));
     writeFileSync(file, '');
