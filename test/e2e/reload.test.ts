@@ -61,7 +61,8 @@ describe('hot reload', () => {
     const r = await call(3);
     expect(r.status).toBe(200);
     expect(r.body.choices[0].message.content).toBe('upstream saw: Version three for T-5');
-    expect(w.logs.some((l) => l.includes('reload applied'))).toBe(true);
+    // The log line reaches us through the child's stdout pipe, which may trail /readyz's answer.
+    await eventually(() => w.logs.some((l) => l.includes('reload applied')));
   });
 
   it('a broken template is rejected with file and line; the last good set keeps serving', async () => {
