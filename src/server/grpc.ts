@@ -32,7 +32,7 @@ import type { IngressLimits } from './limits.js';
 import { InvalidUtf8Message, UndecodableMessage, withUtf8Check } from './grpc-utf8.js';
 import { checkContentPart, checkPartType } from './parts.js';
 import { loadProtos, lookupService, protoDefinition } from './proto.js';
-import { RunningRequests } from './running.js';
+import { RunningRequests, type TrackedSignal } from './running.js';
 import { authorizationCredentials, checkVariables, cutByShutdown, rejectedRequest } from './request.js';
 
 // --- wire shapes (as proto-loader decodes them with keepCase + defaults) ------------------------
@@ -495,21 +495,10 @@ export function createGrpcIngress(opts: GrpcIngressOptions): GrpcIngress {
    * call is not cut at client_timeout_ms: grpc-js has received the request before we see it, and
    * the upstream call has its own deadline.
    */
-  function callSignal(call: AnyCall): { signal: RequestSignal; cancel: (reason: unknown) => void; dispose: () => void } {
-    const signal = new RequestSignal();
-    const onCancel = () => signal.abort(cut ? cutByShutdown() : new WardenError('cancelled', 'the client cancelled the call'));
-    call.on('cancelled', onCancel);
-    const cancel = (reason: unknown) => signal.abort(reason);
-    const tracked = running.add(cancel);
-    return {
-      signal,
-      cancel,
-      dispose: () => {
-        running.remove(tracked);
-        call.off('cancelled', onCancel);
-      },
-    };
+  function callSignal(call: AnyCall): TrackedSignal {
+    return running.track(call, 'cancelled', () => (cut ? cutByShutdown() : new WardenError('cancelled', 'the client cancelled the call')));
   }
+
 
   function metaFor(call: AnyCall, action: Action, stream: boolean, signal: CancelSignal, cancel: (reason: unknown) => void): GrpcMeta {
     const tp = call.metadata.get('traceparent')[0];

@@ -22,7 +22,7 @@ import { DONE_EVENT, chunkEvent, completionBody, errorBody } from './openai.js';
 import { Admission, OVERLOADED_RETRY_AFTER_S } from './admission.js';
 import { closeUnlessFinishedWithin, whenWritable } from './backpressure.js';
 import { ingressHeaders, type IngressHeaders } from './headers.js';
-import { RunningRequests } from './running.js';
+import { RunningRequests, type TrackedSignal } from './running.js';
 import { authorizationCredentials, cutByShutdown, peerInfo, rejectedRequest, toPromptRequest, withApiKey, type IngressMeta } from './request.js';
 
 export interface HttpIngressOptions {
@@ -539,23 +539,12 @@ export function createHttpIngress(opts: HttpIngressOptions): HttpIngress {
    * node's `requestTimeout` (above); the upstream call has its own deadline. The signal is an
    * emitter, not an AbortController: see pipeline/cancel.ts for what that saves.
    */
-  function requestSignal(res: ServerResponse): { signal: RequestSignal; cancel: (reason: unknown) => void; dispose: () => void } {
-    const signal = new RequestSignal();
-    const onClose = () => {
-      if (!res.writableFinished) signal.abort(cut ? cutByShutdown() : new WardenError('cancelled', 'the client closed the request'));
-    };
-    res.once('close', onClose);
-    const cancel = (reason: unknown) => signal.abort(reason);
-    const tracked = running.add(cancel);
-    return {
-      signal,
-      cancel,
-      dispose: () => {
-        running.remove(tracked);
-        res.off('close', onClose);
-      },
-    };
+  function requestSignal(res: ServerResponse): TrackedSignal {
+    return running.track(res, 'close', () =>
+      res.writableFinished ? undefined : cut ? cutByShutdown() : new WardenError('cancelled', 'the client closed the request'),
+    );
   }
+
 
   function baseMeta(req: IncomingMessage, headers: IngressHeaders, requestId: string, signal: CancelSignal, cancel: (reason: unknown) => void): IngressMeta {
     return {

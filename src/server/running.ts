@@ -1,3 +1,6 @@
+import type { EventEmitter } from 'node:events';
+import { RequestSignal } from '../pipeline/cancel.js';
+
 /**
  * The requests an ingress is serving, so that the shutdown deadline can end each one with
  * `shutting_down`. An intrusive list, not a Set: keying each request's new closure in a Set cost
@@ -11,6 +14,15 @@ export interface RunningEntry {
   next: RunningEntry | undefined;
 }
 
+/** A request's abort signal as its ingress holds it: see RunningRequests.track. */
+export interface TrackedSignal {
+  signal: RequestSignal;
+  /** Aborts the request with `reason` (a stage's own end, e.g. the upstream deadline). */
+  cancel: (reason: unknown) => void;
+  /** Stops tracking the request and listening for its client's departure. */
+  dispose: () => void;
+}
+
 export class RunningRequests {
   private head: RunningEntry | undefined = undefined;
 
@@ -20,6 +32,31 @@ export class RunningRequests {
     if (this.head) this.head.prev = entry;
     this.head = entry;
     return entry;
+  }
+
+  /**
+   * A new request's abort signal, tracked until `dispose`: aborted by `cancel`, by the shutdown
+   * deadline (cancelAll), or when `source` emits `event` (the client went away) with what
+   * `goneReason` returns; undefined there means the event is no departure (a response's `close`
+   * after it finished). The same for every ingress: only the event and the reason differ.
+   */
+  track(source: EventEmitter, event: string, goneReason: () => unknown): TrackedSignal {
+    const signal = new RequestSignal();
+    const onGone = () => {
+      const reason = goneReason();
+      if (reason !== undefined) signal.abort(reason);
+    };
+    source.on(event, onGone);
+    const cancel = (reason: unknown) => signal.abort(reason);
+    const entry = this.add(cancel);
+    return {
+      signal,
+      cancel,
+      dispose: () => {
+        this.remove(entry);
+        source.off(event, onGone);
+      },
+    };
   }
 
   /** Stops tracking `entry`; a second call for the same entry does nothing. */

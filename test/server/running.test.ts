@@ -1,3 +1,4 @@
+import { EventEmitter } from 'node:events';
 import { describe, expect, it } from 'vitest';
 import { RunningRequests } from '../../src/server/running.js';
 
@@ -33,5 +34,33 @@ describe('RunningRequests', () => {
     running.add(() => got.push('d'));
     running.cancelAll(() => undefined);
     expect(got).toContain('d');
+  });
+
+  it('track: the source event aborts with its reason, unless the reason is undefined; dispose stops both ways in', () => {
+    const running = new RunningRequests();
+    const client = new EventEmitter();
+    let finished = false;
+    const t = running.track(client, 'close', () => (finished ? undefined : 'gone'));
+    expect(running.size).toBe(1);
+    finished = true;
+    client.emit('close'); // a close after the answer finished: no departure
+    expect(t.signal.aborted).toBe(false);
+    finished = false;
+    client.emit('close');
+    expect(t.signal.reason).toBe('gone');
+    t.dispose();
+    expect(running.size).toBe(0);
+    expect(client.listenerCount('close')).toBe(0);
+
+    // cancel and the shutdown deadline reach a tracked request's signal; once disposed, neither does.
+    const a = running.track(new EventEmitter(), 'cancelled', () => 'x');
+    a.cancel('deadline');
+    expect(a.signal.reason).toBe('deadline');
+    const b = running.track(new EventEmitter(), 'cancelled', () => 'x');
+    const c = running.track(new EventEmitter(), 'cancelled', () => 'x');
+    c.dispose();
+    running.cancelAll(() => 'shutting down');
+    expect(b.signal.reason).toBe('shutting down');
+    expect(c.signal.aborted).toBe(false);
   });
 });
