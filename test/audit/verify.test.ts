@@ -18,14 +18,16 @@ afterAll(async () => {
   await rm(dir, { recursive: true, force: true });
 });
 
+/** A file of `n` records written by Warden's file sink, and its lines (without their LF). */
+async function chain(name: string, n: number): Promise<{ file: string; lines: string[] }> {
+  const file = join(dir, name);
+  const log = createAuditLog({ sinks: [createFileSink(file)] });
+  for (let i = 0; i < n; i++) await log.append(body(i));
+  await log.close();
+  return { file, lines: readFileSync(file, 'utf8').trimEnd().split('\n') };
+}
+
 describe('warden audit verify: the exact text, segments, long lines', () => {
-  async function chain(name: string, n: number): Promise<{ file: string; lines: string[] }> {
-    const file = join(dir, name);
-    const log = createAuditLog({ sinks: [createFileSink(file)] });
-    for (let i = 0; i < n; i++) await log.append(body(i));
-    await log.close();
-    return { file, lines: readFileSync(file, 'utf8').trimEnd().split('\n') };
-  }
 
   it('refuses a line rewritten with duplicate members (a parser keeps the last) or other spacing', async () => {
     const { file, lines } = await chain('dup.jsonl', 4);
@@ -38,9 +40,6 @@ describe('warden audit verify: the exact text, segments, long lines', () => {
     spaced[1] = JSON.stringify(JSON.parse(lines[1]!), null, 1).replace(/\n/g, ' ');
     writeFileSync(file, `${spaced.join('\n')}\n`);
     expect(await verify(file)).toMatchObject({ code: 1, out: expect.stringMatching(/:2: seq 2: line is not the canonical text/) });
-    // CRLF line ends are still read as line ends.
-    writeFileSync(file, `${lines.join('\r\n')}\r\n`);
-    expect((await verify(file)).code).toBe(0);
   });
 
   it('checks a segment from a given head, and refuses one that does not link to it', async () => {
@@ -62,10 +61,8 @@ describe('warden audit verify: the exact text, segments, long lines', () => {
     const r = await verify(file);
     expect(r).toMatchObject({ code: 0, out: expect.stringMatching(/^ok .*3 record\(s\), chain intact/) });
     expect(r.err).toBe(`warning: ${file}:3: the last line has no trailing newline (a writer appending to this file would glue its line onto it; Warden writes the newline before its next record)\n`);
-    // With its newline (or CRLF), no warning.
+    // With its newline, no warning.
     writeFileSync(file, `${lines.join('\n')}\n`);
-    expect(await verify(file)).toMatchObject({ code: 0, err: '' });
-    writeFileSync(file, `${lines.join('\r\n')}\r\n`);
     expect(await verify(file)).toMatchObject({ code: 0, err: '' });
   });
 
@@ -73,5 +70,51 @@ describe('warden audit verify: the exact text, segments, long lines', () => {
     const { file, lines } = await chain('huge.jsonl', 2);
     writeFileSync(file, `${lines.join('\n')}\n${'x'.repeat(17 * 1024 * 1024)}`);
     expect(await verify(file)).toMatchObject({ code: 1, out: `BROKEN ${file}:3: seq 3: line is longer than 16777216 bytes (no record is)\n` });
+  });
+});
+
+describe('warden audit verify: blank lines and CR line ends are edits', () => {
+  // Warden writes one record per line, each ended by a lone LF: a blank line or a CR anywhere
+  // was put there by something else, so the file is not what Warden wrote. A line end is reported
+  // with the seq of the record it ends.
+  it('a blank line (empty or whitespace only) is broken, with its line number', async () => {
+    const { file, lines } = await chain('blank.jsonl', 3);
+    writeFileSync(file, `${lines[0]}\n\n${lines.slice(1).join('\n')}\n`);
+    expect(await verify(file)).toEqual({ code: 1, out: `BROKEN ${file}:2: seq 2: blank line (Warden writes none)\n`, err: '' });
+    writeFileSync(file, `${lines.slice(0, 2).join('\n')}\n \t\n${lines[2]}\n`);
+    expect(await verify(file)).toEqual({ code: 1, out: `BROKEN ${file}:3: seq 3: blank line (whitespace only; Warden writes none)\n`, err: '' });
+    // A blank line after the last record, and a file that is only a newline.
+    writeFileSync(file, `${lines.join('\n')}\n\n`);
+    expect(await verify(file)).toEqual({ code: 1, out: `BROKEN ${file}:4: seq 4: blank line (Warden writes none)\n`, err: '' });
+    writeFileSync(file, '\n');
+    expect(await verify(file)).toEqual({ code: 1, out: `BROKEN ${file}:1: seq 1: blank line (Warden writes none)\n`, err: '' });
+  });
+
+  it('a CRLF or a lone CR line end is broken, with the line it ends', async () => {
+    const { file, lines } = await chain('crlf.jsonl', 3);
+    writeFileSync(file, `${lines.join('\r\n')}\r\n`);
+    expect(await verify(file)).toEqual({ code: 1, out: `BROKEN ${file}:1: seq 1: CRLF terminator (Warden ends lines with LF only)\n`, err: '' });
+    // One line converted: the records before it verify, the break is at that line.
+    writeFileSync(file, `${lines[0]}\n${lines[1]}\r\n${lines[2]}\n`);
+    expect(await verify(file)).toEqual({ code: 1, out: `BROKEN ${file}:2: seq 2: CRLF terminator (Warden ends lines with LF only)\n`, err: '' });
+    writeFileSync(file, `${lines[0]}\r${lines[1]}\n${lines[2]}\n`);
+    expect(await verify(file)).toEqual({ code: 1, out: `BROKEN ${file}:1: seq 1: CR terminator (Warden ends lines with LF only)\n`, err: '' });
+    // A CR as the very last byte: nothing follows it to make it a CRLF.
+    writeFileSync(file, `${lines.join('\n')}\r`);
+    expect(await verify(file)).toEqual({ code: 1, out: `BROKEN ${file}:3: seq 3: CR terminator (Warden ends lines with LF only)\n`, err: '' });
+    // A CR inside a line (a record never holds a raw CR: JSON escapes it) ends that line.
+    writeFileSync(file, `${lines[0]}\n${lines[1]!.slice(0, 10)}\r${lines[1]!.slice(10)}\n`);
+    expect(await verify(file)).toEqual({ code: 1, out: `BROKEN ${file}:2: seq 2: line is not valid JSON\n`, err: '' });
+  });
+
+  it('the messages hold no record content', async () => {
+    const { file, lines } = await chain('no-content.jsonl', 2);
+    for (const text of [`${lines.join('\r\n')}\r\n`, `${lines[0]}\n\n${lines[1]}\n`, `${lines[0]}\r${lines[1]}\n`]) {
+      writeFileSync(file, text);
+      const r = await verify(file);
+      expect(r.code).toBe(1);
+      expect(`${r.out}${r.err}`).not.toContain('req-');
+      expect(`${r.out}${r.err}`).not.toContain(JSON.parse(lines[0]!).hash as string);
+    }
   });
 });
