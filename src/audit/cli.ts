@@ -99,11 +99,14 @@ export async function runAuditCli(argv: readonly string[], io: CliIO): Promise<n
       files.push(...rest.slice(i + 1));
       break;
     }
-    if (a === '--from-hash' || a === '--from-seq') {
-      const v = rest[++i];
-      if (v === undefined) return usageError(io, `${a} needs a value`);
-      if ((a === '--from-hash' ? fromHash : fromSeq) !== undefined) return usageError(io, repeatedOption(a));
-      if (a === '--from-hash') {
+    // `--name=value` as every other command takes it (parseArgs does), and `--name value`.
+    const eq = a.startsWith('--') ? a.indexOf('=') : -1;
+    const name = eq === -1 ? a : a.slice(0, eq);
+    if (name === '--from-hash' || name === '--from-seq') {
+      const v = eq === -1 ? rest[++i] : a.slice(eq + 1);
+      if (v === undefined) return usageError(io, `${name} needs a value`);
+      if ((name === '--from-hash' ? fromHash : fromSeq) !== undefined) return usageError(io, repeatedOption(name));
+      if (name === '--from-hash') {
         if (!HASH_RE.test(v)) return usageError(io, '--from-hash takes a hash: 64 lowercase hex digits');
         fromHash = v;
       } else {
@@ -112,15 +115,14 @@ export async function runAuditCli(argv: readonly string[], io: CliIO): Promise<n
       }
       continue;
     }
-    if (a === '--continue') {
-      cont = true;
+    if (name === '--continue' || name === '--skip-non-records') {
+      if (eq !== -1) return usageError(io, `${name} takes no value`);
+      if (name === '--continue') cont = true;
+      else skipNonRecords = true;
       continue;
     }
-    if (a === '--skip-non-records') {
-      skipNonRecords = true;
-      continue;
-    }
-    if (a.startsWith('-') && a !== '-') return usageError(io, `unknown option ${a}`);
+    // Named without a value given with it (`--bogus=…`), as parseArgs does for the other commands.
+    if (a.startsWith('-') && a !== '-') return usageError(io, `unknown option ${name}`);
     files.push(a);
   }
   if (files.length !== 1) return usageError(io, 'takes exactly one FILE');

@@ -55,6 +55,28 @@ describe('warden audit verify: the exact text, segments, long lines', () => {
     expect(await verify('--from-seq', '2', seg)).toMatchObject({ code: 2 });
   });
 
+  it('takes --from-hash=HASH and --from-seq=N as it takes the two-argument form', async () => {
+    const { file, lines } = await chain('seg-eq.jsonl', 4);
+    const first = JSON.parse(lines[1]!) as { prev_hash: string };
+    const seg = join(dir, 'seg-eq-tail.jsonl');
+    writeFileSync(seg, `${lines.slice(1).join('\n')}\n`);
+    const spaced = await verify('--from-hash', first.prev_hash, '--from-seq', '1', seg);
+    expect(spaced.code).toBe(0);
+    expect(await verify(`--from-hash=${first.prev_hash}`, '--from-seq=1', seg)).toEqual(spaced);
+    expect(await verify(`--from-hash=${first.prev_hash}`, '--from-seq', '1', seg)).toEqual(spaced);
+    expect(await verify(`--from-hash=${first.prev_hash}`, '--from-seq=2', seg)).toMatchObject({ code: 1, out: expect.stringMatching(/expected seq 3, found 2/) });
+    // The same checks as the two-argument form: a bad value, an empty one, the option twice.
+    const usage = (message: string): { code: number; out: string; err: string } => ({ code: 2, out: '', err: `warden: ${message}\nRun 'warden audit verify --help' for usage.\n` });
+    expect(await verify('--from-hash=nothex', seg)).toEqual(usage('--from-hash takes a hash: 64 lowercase hex digits'));
+    expect(await verify('--from-hash=', seg)).toEqual(usage('--from-hash takes a hash: 64 lowercase hex digits'));
+    expect(await verify(`--from-hash=${first.prev_hash}`, '--from-seq=x', seg)).toEqual(usage('--from-seq takes a whole number'));
+    expect(await verify(`--from-hash=${first.prev_hash}`, '--from-hash', first.prev_hash, seg)).toEqual(usage('--from-hash is given more than once (it takes one value)'));
+    // Flags take no value; an unknown option is named without its value.
+    expect(await verify('--continue=yes', seg)).toEqual(usage('--continue takes no value'));
+    expect(await verify('--skip-non-records=1', file)).toEqual(usage('--skip-non-records takes no value'));
+    expect(await verify('--bogus=some-value', file)).toEqual(usage('unknown option --bogus'));
+  });
+
   it('a last line without its trailing newline: the chain is intact (exit 0), with a warning on stderr', async () => {
     const { file, lines } = await chain('no-final-nl.jsonl', 3);
     writeFileSync(file, lines.join('\n'));
