@@ -271,10 +271,22 @@ export async function runAuditCli(argv: readonly string[], io: CliIO): Promise<n
   if (unterminated !== undefined) {
     io.stderr.write(`warning: ${file}:${unterminated}: the last line has no trailing newline (a writer appending to this file would glue its line onto it; Warden writes the newline before its next record)\n`);
   }
+  const others = skipNonRecords ? `, ${skipped} other line(s) skipped${acceptedOddities(blank, crlf, cr)}` : '';
+  io.stdout.write(`ok ${file}: ${verifier.count} record(s), ${chainSummary(verifier, start)}${others}\n`);
+  return 0;
+}
+
+/**
+ * The verdict's chain part. A head is printed only when it is known: with no record read, the
+ * start is the head, and a start member left open (no --from-seq, or --continue) is not known.
+ */
+function chainSummary(verifier: ChainVerifier, start: ChainStart): string {
+  if (verifier.count === 0) {
+    if (start.hash === undefined) return 'no record to continue from (head not known)';
+    if (start.seq === undefined) return `no record after hash ${start.hash} (head seq not known: no --from-seq given)`;
+  }
   const head = verifier.last;
   const first = verifier.first;
   const from = first && (first.seq !== 0 || first.hash !== GENESIS_HASH) ? ` from seq ${first.seq + 1} (prev_hash ${first.hash})` : '';
-  const others = skipNonRecords ? `, ${skipped} other line(s) skipped${acceptedOddities(blank, crlf, cr)}` : '';
-  io.stdout.write(`ok ${file}: ${verifier.count} record(s), chain intact${from}, head seq ${head.seq} hash ${head.hash}${others}\n`);
-  return 0;
+  return `chain intact${from}, head seq ${head.seq} hash ${head.hash}`;
 }

@@ -77,6 +77,22 @@ describe('warden audit verify: the exact text, segments, long lines', () => {
     expect(await verify('--bogus=some-value', file)).toEqual(usage('unknown option --bogus'));
   });
 
+  it('an empty segment claims no head it was not given', async () => {
+    const empty = join(dir, 'empty.jsonl');
+    writeFileSync(empty, '');
+    const h = 'a'.repeat(64);
+    // From a hash alone, the seq is not known: none is printed.
+    expect(await verify('--from-hash', h, empty)).toEqual({ code: 0, out: `ok ${empty}: 0 record(s), no record after hash ${h} (head seq not known: no --from-seq given)\n`, err: '' });
+    // Given both, the head is the one given; from genesis, genesis.
+    expect(await verify('--from-hash', h, '--from-seq', '7', empty)).toEqual({ code: 0, out: `ok ${empty}: 0 record(s), chain intact, head seq 7 hash ${h}\n`, err: '' });
+    expect(await verify(empty)).toEqual({ code: 0, out: `ok ${empty}: 0 record(s), chain intact, head seq 0 hash ${'0'.repeat(64)}\n`, err: '' });
+    // --continue takes its start from the first record: with none, there is no head at all.
+    expect(await verify('--continue', empty)).toEqual({ code: 0, out: `ok ${empty}: 0 record(s), no record to continue from (head not known)\n`, err: '' });
+    // Only log lines, skipped: the same, with the count.
+    writeFileSync(empty, 'a log line\n');
+    expect(await verify('--skip-non-records', '--from-hash', h, empty)).toEqual({ code: 0, out: `ok ${empty}: 0 record(s), no record after hash ${h} (head seq not known: no --from-seq given), 1 other line(s) skipped\n`, err: '' });
+  });
+
   it('a last line without its trailing newline: the chain is intact (exit 0), with a warning on stderr', async () => {
     const { file, lines } = await chain('no-final-nl.jsonl', 3);
     writeFileSync(file, lines.join('\n'));
