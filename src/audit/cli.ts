@@ -15,6 +15,8 @@ Checks the hash chain of a JSON-lines audit file written by Warden's file sink:
 every record's seq follows the previous one, its prev_hash is the previous record's
 hash, its hash matches its content, and its line is exactly the canonical text
 Warden wrote (a line rewritten with duplicate members or other spacing is broken).
+Warden ends each line with a lone LF and writes no blank line: a blank line, or a
+line ended by CRLF or CR, means the file was edited and is broken too.
 Exits 0 when the chain is intact, 1 at the first broken record (its seq and line
 are printed), 2 on usage or read errors.
 
@@ -29,7 +31,9 @@ previous one ended:
 Records captured from the stdout sink share the stream with Warden's log lines:
   --skip-non-records skip the lines that are not audit records (not a JSON object
                      with seq, prev_hash and hash members: log lines) instead of
-                     reporting them broken; the skipped lines are counted
+                     reporting them broken; the skipped lines are counted. Blank
+                     lines and CRLF or CR line ends (a tty, a collector) are
+                     accepted too, and counted
 `;
 
 /**
@@ -50,6 +54,14 @@ function looksLikeRecord(line: string): boolean {
 const HASH_RE = /^[0-9a-f]{64}$/;
 const LF = 0x0a;
 const CR = 0x0d;
+
+/** What --skip-non-records let through that Warden never writes; only the kinds seen. */
+function acceptedOddities(blank: number, crlf: number, cr: number): string {
+  let out = blank > 0 ? `, ${blank} blank line(s) skipped` : '';
+  if (crlf > 0) out += `, ${crlf} CRLF line end(s)`;
+  if (cr > 0) out += `, ${cr} CR line end(s)`;
+  return out;
+}
 
 function usageError(io: CliIO, message: string): number {
   io.stderr.write(usageText(message, 'audit verify'));
@@ -87,11 +99,14 @@ export async function runAuditCli(argv: readonly string[], io: CliIO): Promise<n
       files.push(...rest.slice(i + 1));
       break;
     }
-    if (a === '--from-hash' || a === '--from-seq') {
-      const v = rest[++i];
-      if (v === undefined) return usageError(io, `${a} needs a value`);
-      if ((a === '--from-hash' ? fromHash : fromSeq) !== undefined) return usageError(io, repeatedOption(a));
-      if (a === '--from-hash') {
+    // `--name=value` as every other command takes it (parseArgs does), and `--name value`.
+    const eq = a.startsWith('--') ? a.indexOf('=') : -1;
+    const name = eq === -1 ? a : a.slice(0, eq);
+    if (name === '--from-hash' || name === '--from-seq') {
+      const v = eq === -1 ? rest[++i] : a.slice(eq + 1);
+      if (v === undefined) return usageError(io, `${name} needs a value`);
+      if ((name === '--from-hash' ? fromHash : fromSeq) !== undefined) return usageError(io, repeatedOption(name));
+      if (name === '--from-hash') {
         if (!HASH_RE.test(v)) return usageError(io, '--from-hash takes a hash: 64 lowercase hex digits');
         fromHash = v;
       } else {
@@ -100,15 +115,14 @@ export async function runAuditCli(argv: readonly string[], io: CliIO): Promise<n
       }
       continue;
     }
-    if (a === '--continue') {
-      cont = true;
+    if (name === '--continue' || name === '--skip-non-records') {
+      if (eq !== -1) return usageError(io, `${name} takes no value`);
+      if (name === '--continue') cont = true;
+      else skipNonRecords = true;
       continue;
     }
-    if (a === '--skip-non-records') {
-      skipNonRecords = true;
-      continue;
-    }
-    if (a.startsWith('-') && a !== '-') return usageError(io, `unknown option ${a}`);
+    // Named without a value given with it (`--bogus=…`), as parseArgs does for the other commands.
+    if (a.startsWith('-') && a !== '-') return usageError(io, `unknown option ${name}`);
     files.push(a);
   }
   if (files.length !== 1) return usageError(io, 'takes exactly one FILE');
@@ -121,12 +135,16 @@ export async function runAuditCli(argv: readonly string[], io: CliIO): Promise<n
 
   let lineNo = 0;
   let skipped = 0;
+  /** What --skip-non-records accepted besides log lines: blank lines, CRLF and lone-CR line ends. */
+  let blank = 0;
+  let crlf = 0;
+  let cr = 0;
   let broken: string | undefined;
   /** The current line's bytes so far (a line may span chunks). */
   let parts: Buffer[] = [];
   let partLen = 0;
-  /** The previous terminator was a CR and nothing came since: an LF now ends no new line (CRLF). */
-  let afterCR = false;
+  /** The line a CR ended when that CR was a chunk's last byte: the next byte says CRLF or lone CR. */
+  let pendingCR: number | undefined;
   /** The line number of the last record read, and of a last record with no line end after it. */
   let lastRecordLine = 0;
   let unterminated: number | undefined;
@@ -143,7 +161,15 @@ export async function runAuditCli(argv: readonly string[], io: CliIO): Promise<n
       broken = `BROKEN ${file}:${lineNo}: seq ${verifier.last.seq + 1}: line is not valid UTF-8`;
       return false;
     }
-    if (line.trim() === '') return true;
+    if (line.trim() === '') {
+      // Warden writes no blank line: one in a file sink's file was put there by an edit.
+      if (skipNonRecords) {
+        blank++;
+        return true;
+      }
+      broken = `BROKEN ${file}:${lineNo}: seq ${verifier.last.seq + 1}: blank line (${line === '' ? '' : 'whitespace only; '}Warden writes none)`;
+      return false;
+    }
     if (skipNonRecords && !looksLikeRecord(line)) {
       skipped++;
       return true;
@@ -156,9 +182,23 @@ export async function runAuditCli(argv: readonly string[], io: CliIO): Promise<n
     lastRecordLine = lineNo;
     return true;
   };
+  /**
+   * Line `at` was ended by a CR (with an LF after it: CRLF). Warden ends its lines with a lone LF,
+   * so in a file sink's file this is an edit (a Windows editor, a transfer in text mode); a
+   * captured stdout may have them from a tty. Reported after the line itself was checked, so it
+   * names the seq of the record that line holds.
+   */
+  const crEnd = (at: number, withLF: boolean): boolean => {
+    if (skipNonRecords) {
+      if (withLF) crlf++;
+      else cr++;
+      return true;
+    }
+    broken = `BROKEN ${file}:${at}: seq ${verifier.last.seq}: ${withLF ? 'CRLF' : 'CR'} terminator (Warden ends lines with LF only)`;
+    return false;
+  };
   const addBytes = (b: Buffer): boolean => {
     if (b.length === 0) return true;
-    afterCR = false;
     partLen += b.length;
     if (partLen > MAX_AUDIT_LINE_BYTES) {
       broken = `BROKEN ${file}:${lineNo + 1}: seq ${verifier.last.seq + 1}: line is longer than ${MAX_AUDIT_LINE_BYTES} bytes (no record is)`;
@@ -179,6 +219,12 @@ export async function runAuditCli(argv: readonly string[], io: CliIO): Promise<n
   try {
     outer: for await (const chunk of input as AsyncIterable<Buffer>) {
       let pos = 0;
+      if (pendingCR !== undefined && chunk.length > 0) {
+        const withLF = chunk[0] === LF;
+        if (!crEnd(pendingCR, withLF)) break;
+        pendingCR = undefined;
+        if (withLF) pos = 1;
+      }
       let nextLF = -2;
       let nextCR = -2;
       while (pos < chunk.length) {
@@ -191,16 +237,22 @@ export async function runAuditCli(argv: readonly string[], io: CliIO): Promise<n
           break;
         }
         if (!addBytes(chunk.subarray(pos, end))) break outer;
-        const isCR = chunk[end] === CR;
-        if (!isCR && afterCR && partLen === 0) {
-          afterCR = false; // the LF of a CRLF
-        } else {
-          if (!endLine()) break outer;
-          afterCR = isCR;
-        }
+        if (!endLine()) break outer;
         pos = end + 1;
+        if (chunk[end] === CR) {
+          // The LF of a CRLF belongs to this line end (it ends no blank line of its own).
+          if (pos === chunk.length) {
+            pendingCR = lineNo;
+            break;
+          }
+          const withLF = chunk[pos] === LF;
+          if (!crEnd(lineNo, withLF)) break outer;
+          if (withLF) pos++;
+        }
       }
     }
+    // A CR as the file's last byte: nothing follows to make it a CRLF.
+    if (broken === undefined && pendingCR !== undefined) crEnd(pendingCR, false);
     if (broken === undefined && partLen > 0) {
       // The file ends without a newline: intact records, but an append would be glued onto the
       // last one, so it is said (on stderr: stdout stays the verdict, and the exit stays 0).
@@ -219,10 +271,22 @@ export async function runAuditCli(argv: readonly string[], io: CliIO): Promise<n
   if (unterminated !== undefined) {
     io.stderr.write(`warning: ${file}:${unterminated}: the last line has no trailing newline (a writer appending to this file would glue its line onto it; Warden writes the newline before its next record)\n`);
   }
+  const others = skipNonRecords ? `, ${skipped} other line(s) skipped${acceptedOddities(blank, crlf, cr)}` : '';
+  io.stdout.write(`ok ${file}: ${verifier.count} record(s), ${chainSummary(verifier, start)}${others}\n`);
+  return 0;
+}
+
+/**
+ * The verdict's chain part. A head is printed only when it is known: with no record read, the
+ * start is the head, and a start member left open (no --from-seq, or --continue) is not known.
+ */
+function chainSummary(verifier: ChainVerifier, start: ChainStart): string {
+  if (verifier.count === 0) {
+    if (start.hash === undefined) return 'no record to continue from (head not known)';
+    if (start.seq === undefined) return `no record after hash ${start.hash} (head seq not known: no --from-seq given)`;
+  }
   const head = verifier.last;
   const first = verifier.first;
   const from = first && (first.seq !== 0 || first.hash !== GENESIS_HASH) ? ` from seq ${first.seq + 1} (prev_hash ${first.hash})` : '';
-  const others = skipNonRecords ? `, ${skipped} other line(s) skipped` : '';
-  io.stdout.write(`ok ${file}: ${verifier.count} record(s), chain intact${from}, head seq ${head.seq} hash ${head.hash}${others}\n`);
-  return 0;
+  return `chain intact${from}, head seq ${head.seq} hash ${head.hash}`;
 }

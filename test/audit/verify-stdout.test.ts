@@ -49,6 +49,31 @@ describe('warden audit verify --skip-non-records', () => {
     expect(ok.out).toMatch(/^ok .*: 5 record\(s\), chain intact, head seq 5 hash [0-9a-f]{64}, 7 other line\(s\) skipped\n$/);
   });
 
+  it('accepts blank lines and CRLF or CR line ends (a tty or a collector adds them), counted in the summary', async () => {
+    const { lines } = await mixedStdout(5);
+    const file = join(dir, 'crlf.log');
+    // Line ends: LF, then CRLF for lines 2-4, a lone CR after line 5; a blank and a whitespace line.
+    const ends = lines.map((_, i) => (i >= 1 && i <= 3 ? '\r\n' : i === 4 ? '\r' : '\n'));
+    const text = lines.map((l, i) => `${l}${ends[i]}`).join('');
+    writeFileSync(file, `${text.slice(0, -1)}\n\n \n`);
+    const ok = await verify('--skip-non-records', file);
+    expect(ok).toMatchObject({ code: 0, err: '' });
+    expect(ok.out).toMatch(/^ok .*: 5 record\(s\), chain intact, head seq 5 hash [0-9a-f]{64}, 7 other line\(s\) skipped, 2 blank line\(s\) skipped, 3 CRLF line end\(s\), 1 CR line end\(s\)\n$/);
+  });
+
+  it('tells a CRLF from a lone CR when the CR ends one chunk of the read and the LF starts the next', async () => {
+    const { lines } = await mixedStdout(2);
+    const file = join(dir, 'boundary.log');
+    // A log line padded so that its CR is byte 65535: the last of the first 64 KiB read.
+    const pad = (n: number): string => `{"level":"info","msg":"${'x'.repeat(n - 25)}"}`;
+    expect(pad(65535).length).toBe(65535);
+    writeFileSync(file, `${pad(65535)}\r\n${lines.join('\n')}\n`);
+    expect((await verify('--skip-non-records', file)).out).toMatch(/: 2 record\(s\), .*, 6 other line\(s\) skipped, 1 CRLF line end\(s\)\n$/);
+    // The same CR followed by the next line: a lone CR, and no blank line made up between them.
+    writeFileSync(file, `${pad(65535)}\r${lines.join('\n')}\n`);
+    expect((await verify('--skip-non-records', file)).out).toMatch(/: 2 record\(s\), .*, 6 other line\(s\) skipped, 1 CR line end\(s\)\n$/);
+  });
+
   it('still finds a record deleted, edited or made unreadable among the log lines', async () => {
     const { lines, records } = await mixedStdout(5);
     const file = join(dir, 'tampered.log');

@@ -18,14 +18,16 @@ afterAll(async () => {
   await rm(dir, { recursive: true, force: true });
 });
 
+/** A file of `n` records written by Warden's file sink, and its lines (without their LF). */
+async function chain(name: string, n: number): Promise<{ file: string; lines: string[] }> {
+  const file = join(dir, name);
+  const log = createAuditLog({ sinks: [createFileSink(file)] });
+  for (let i = 0; i < n; i++) await log.append(body(i));
+  await log.close();
+  return { file, lines: readFileSync(file, 'utf8').trimEnd().split('\n') };
+}
+
 describe('warden audit verify: the exact text, segments, long lines', () => {
-  async function chain(name: string, n: number): Promise<{ file: string; lines: string[] }> {
-    const file = join(dir, name);
-    const log = createAuditLog({ sinks: [createFileSink(file)] });
-    for (let i = 0; i < n; i++) await log.append(body(i));
-    await log.close();
-    return { file, lines: readFileSync(file, 'utf8').trimEnd().split('\n') };
-  }
 
   it('refuses a line rewritten with duplicate members (a parser keeps the last) or other spacing', async () => {
     const { file, lines } = await chain('dup.jsonl', 4);
@@ -38,9 +40,6 @@ describe('warden audit verify: the exact text, segments, long lines', () => {
     spaced[1] = JSON.stringify(JSON.parse(lines[1]!), null, 1).replace(/\n/g, ' ');
     writeFileSync(file, `${spaced.join('\n')}\n`);
     expect(await verify(file)).toMatchObject({ code: 1, out: expect.stringMatching(/:2: seq 2: line is not the canonical text/) });
-    // CRLF line ends are still read as line ends.
-    writeFileSync(file, `${lines.join('\r\n')}\r\n`);
-    expect((await verify(file)).code).toBe(0);
   });
 
   it('checks a segment from a given head, and refuses one that does not link to it', async () => {
@@ -56,16 +55,52 @@ describe('warden audit verify: the exact text, segments, long lines', () => {
     expect(await verify('--from-seq', '2', seg)).toMatchObject({ code: 2 });
   });
 
+  it('takes --from-hash=HASH and --from-seq=N as it takes the two-argument form', async () => {
+    const { file, lines } = await chain('seg-eq.jsonl', 4);
+    const first = JSON.parse(lines[1]!) as { prev_hash: string };
+    const seg = join(dir, 'seg-eq-tail.jsonl');
+    writeFileSync(seg, `${lines.slice(1).join('\n')}\n`);
+    const spaced = await verify('--from-hash', first.prev_hash, '--from-seq', '1', seg);
+    expect(spaced.code).toBe(0);
+    expect(await verify(`--from-hash=${first.prev_hash}`, '--from-seq=1', seg)).toEqual(spaced);
+    expect(await verify(`--from-hash=${first.prev_hash}`, '--from-seq', '1', seg)).toEqual(spaced);
+    expect(await verify(`--from-hash=${first.prev_hash}`, '--from-seq=2', seg)).toMatchObject({ code: 1, out: expect.stringMatching(/expected seq 3, found 2/) });
+    // The same checks as the two-argument form: a bad value, an empty one, the option twice.
+    const usage = (message: string): { code: number; out: string; err: string } => ({ code: 2, out: '', err: `warden: ${message}\nRun 'warden audit verify --help' for usage.\n` });
+    expect(await verify('--from-hash=nothex', seg)).toEqual(usage('--from-hash takes a hash: 64 lowercase hex digits'));
+    expect(await verify('--from-hash=', seg)).toEqual(usage('--from-hash takes a hash: 64 lowercase hex digits'));
+    expect(await verify(`--from-hash=${first.prev_hash}`, '--from-seq=x', seg)).toEqual(usage('--from-seq takes a whole number'));
+    expect(await verify(`--from-hash=${first.prev_hash}`, '--from-hash', first.prev_hash, seg)).toEqual(usage('--from-hash is given more than once (it takes one value)'));
+    // Flags take no value; an unknown option is named without its value.
+    expect(await verify('--continue=yes', seg)).toEqual(usage('--continue takes no value'));
+    expect(await verify('--skip-non-records=1', file)).toEqual(usage('--skip-non-records takes no value'));
+    expect(await verify('--bogus=some-value', file)).toEqual(usage('unknown option --bogus'));
+  });
+
+  it('an empty segment claims no head it was not given', async () => {
+    const empty = join(dir, 'empty.jsonl');
+    writeFileSync(empty, '');
+    const h = 'a'.repeat(64);
+    // From a hash alone, the seq is not known: none is printed.
+    expect(await verify('--from-hash', h, empty)).toEqual({ code: 0, out: `ok ${empty}: 0 record(s), no record after hash ${h} (head seq not known: no --from-seq given)\n`, err: '' });
+    // Given both, the head is the one given; from genesis, genesis.
+    expect(await verify('--from-hash', h, '--from-seq', '7', empty)).toEqual({ code: 0, out: `ok ${empty}: 0 record(s), chain intact, head seq 7 hash ${h}\n`, err: '' });
+    expect(await verify(empty)).toEqual({ code: 0, out: `ok ${empty}: 0 record(s), chain intact, head seq 0 hash ${'0'.repeat(64)}\n`, err: '' });
+    // --continue takes its start from the first record: with none, there is no head at all.
+    expect(await verify('--continue', empty)).toEqual({ code: 0, out: `ok ${empty}: 0 record(s), no record to continue from (head not known)\n`, err: '' });
+    // Only log lines, skipped: the same, with the count.
+    writeFileSync(empty, 'a log line\n');
+    expect(await verify('--skip-non-records', '--from-hash', h, empty)).toEqual({ code: 0, out: `ok ${empty}: 0 record(s), no record after hash ${h} (head seq not known: no --from-seq given), 1 other line(s) skipped\n`, err: '' });
+  });
+
   it('a last line without its trailing newline: the chain is intact (exit 0), with a warning on stderr', async () => {
     const { file, lines } = await chain('no-final-nl.jsonl', 3);
     writeFileSync(file, lines.join('\n'));
     const r = await verify(file);
     expect(r).toMatchObject({ code: 0, out: expect.stringMatching(/^ok .*3 record\(s\), chain intact/) });
     expect(r.err).toBe(`warning: ${file}:3: the last line has no trailing newline (a writer appending to this file would glue its line onto it; Warden writes the newline before its next record)\n`);
-    // With its newline (or CRLF), no warning.
+    // With its newline, no warning.
     writeFileSync(file, `${lines.join('\n')}\n`);
-    expect(await verify(file)).toMatchObject({ code: 0, err: '' });
-    writeFileSync(file, `${lines.join('\r\n')}\r\n`);
     expect(await verify(file)).toMatchObject({ code: 0, err: '' });
   });
 
@@ -73,5 +108,51 @@ describe('warden audit verify: the exact text, segments, long lines', () => {
     const { file, lines } = await chain('huge.jsonl', 2);
     writeFileSync(file, `${lines.join('\n')}\n${'x'.repeat(17 * 1024 * 1024)}`);
     expect(await verify(file)).toMatchObject({ code: 1, out: `BROKEN ${file}:3: seq 3: line is longer than 16777216 bytes (no record is)\n` });
+  });
+});
+
+describe('warden audit verify: blank lines and CR line ends are edits', () => {
+  // Warden writes one record per line, each ended by a lone LF: a blank line or a CR anywhere
+  // was put there by something else, so the file is not what Warden wrote. A line end is reported
+  // with the seq of the record it ends.
+  it('a blank line (empty or whitespace only) is broken, with its line number', async () => {
+    const { file, lines } = await chain('blank.jsonl', 3);
+    writeFileSync(file, `${lines[0]}\n\n${lines.slice(1).join('\n')}\n`);
+    expect(await verify(file)).toEqual({ code: 1, out: `BROKEN ${file}:2: seq 2: blank line (Warden writes none)\n`, err: '' });
+    writeFileSync(file, `${lines.slice(0, 2).join('\n')}\n \t\n${lines[2]}\n`);
+    expect(await verify(file)).toEqual({ code: 1, out: `BROKEN ${file}:3: seq 3: blank line (whitespace only; Warden writes none)\n`, err: '' });
+    // A blank line after the last record, and a file that is only a newline.
+    writeFileSync(file, `${lines.join('\n')}\n\n`);
+    expect(await verify(file)).toEqual({ code: 1, out: `BROKEN ${file}:4: seq 4: blank line (Warden writes none)\n`, err: '' });
+    writeFileSync(file, '\n');
+    expect(await verify(file)).toEqual({ code: 1, out: `BROKEN ${file}:1: seq 1: blank line (Warden writes none)\n`, err: '' });
+  });
+
+  it('a CRLF or a lone CR line end is broken, with the line it ends', async () => {
+    const { file, lines } = await chain('crlf.jsonl', 3);
+    writeFileSync(file, `${lines.join('\r\n')}\r\n`);
+    expect(await verify(file)).toEqual({ code: 1, out: `BROKEN ${file}:1: seq 1: CRLF terminator (Warden ends lines with LF only)\n`, err: '' });
+    // One line converted: the records before it verify, the break is at that line.
+    writeFileSync(file, `${lines[0]}\n${lines[1]}\r\n${lines[2]}\n`);
+    expect(await verify(file)).toEqual({ code: 1, out: `BROKEN ${file}:2: seq 2: CRLF terminator (Warden ends lines with LF only)\n`, err: '' });
+    writeFileSync(file, `${lines[0]}\r${lines[1]}\n${lines[2]}\n`);
+    expect(await verify(file)).toEqual({ code: 1, out: `BROKEN ${file}:1: seq 1: CR terminator (Warden ends lines with LF only)\n`, err: '' });
+    // A CR as the very last byte: nothing follows it to make it a CRLF.
+    writeFileSync(file, `${lines.join('\n')}\r`);
+    expect(await verify(file)).toEqual({ code: 1, out: `BROKEN ${file}:3: seq 3: CR terminator (Warden ends lines with LF only)\n`, err: '' });
+    // A CR inside a line (a record never holds a raw CR: JSON escapes it) ends that line.
+    writeFileSync(file, `${lines[0]}\n${lines[1]!.slice(0, 10)}\r${lines[1]!.slice(10)}\n`);
+    expect(await verify(file)).toEqual({ code: 1, out: `BROKEN ${file}:2: seq 2: line is not valid JSON\n`, err: '' });
+  });
+
+  it('the messages hold no record content', async () => {
+    const { file, lines } = await chain('no-content.jsonl', 2);
+    for (const text of [`${lines.join('\r\n')}\r\n`, `${lines[0]}\n\n${lines[1]}\n`, `${lines[0]}\r${lines[1]}\n`]) {
+      writeFileSync(file, text);
+      const r = await verify(file);
+      expect(r.code).toBe(1);
+      expect(`${r.out}${r.err}`).not.toContain('req-');
+      expect(`${r.out}${r.err}`).not.toContain(JSON.parse(lines[0]!).hash as string);
+    }
   });
 });
