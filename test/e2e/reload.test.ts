@@ -97,6 +97,29 @@ describe('hot reload', () => {
     await eventually(async () => w.logs.filter((l) => l.includes('reload applied')).length >= 3);
   });
 
+  it('a policy change that leaves policy.entrypoint naming no rule is rejected; decisions keep coming from the old set', async () => {
+    const good = await readyz();
+    const policy = join(w.dir, 'policies', 'e2e.rego');
+    const original = readFileSync(policy, 'utf8');
+    const rejected = () => w.logs.filter((l) => l.includes('reload rejected'));
+    const before = rejected().length;
+    const applied = w.logs.filter((l) => l.includes('reload applied')).length;
+    // The package renamed: it compiles, but data.warden.decision is gone (every call would be denied).
+    writeFileSync(policy, original.replace('package warden\n', 'package wardn\n'));
+    try {
+      await eventually(() => rejected().length > before);
+      const line = rejected().at(-1)!;
+      expect(line).toContain('"kind":"policies"');
+      expect(line).toContain('policy.entrypoint: \\"warden/decision\\" names no rule: data.warden.decision is not defined by the loaded policies; the loaded packages are wardn');
+      expect((await readyz()).policy_revision).toBe(good.policy_revision);
+      expect((await call(3)).status).toBe(200);
+    } finally {
+      // Restored even when the change was wrongly applied: the later tests share this policy.
+      writeFileSync(policy, original);
+    }
+    await eventually(() => w.logs.filter((l) => l.includes('reload applied')).length > applied);
+  });
+
   it('many aliases load; an alias bomb is rejected as a templates problem with file and line', async () => {
     const applied = w.logs.filter((l) => l.includes('reload applied')).length;
     const dry = join(w.dir, 'templates', 'ops', 'dry.yaml');

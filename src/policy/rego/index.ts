@@ -72,6 +72,16 @@ export interface QueryResult {
   bindings: Record<string, unknown>;
 }
 
+/**
+ * What an entrypoint reaches in a compiled policy, known without evaluating it: a rule (or a path
+ * into a rule's value), a package or other node holding rules, base data, a function, or nothing.
+ * For nothing: how far the path got (`reached`) and the keys defined there.
+ */
+export type RefLookup =
+  | { found: 'rule' | 'document' | 'data' }
+  | { found: 'function' }
+  | { found: 'none'; reached: string[]; keys: string[] };
+
 /** Inputs larger than this (estimated serialized size) are refused. */
 export const MAX_INPUT_BYTES = 10 * 1024 * 1024;
 
@@ -157,8 +167,37 @@ export class RegoPolicy implements CompiledPolicy {
   constructor(
     private readonly tree: CompiledTree,
     revision: string,
+    /** The packages of the compiled modules, dotted (`warden`, `authz.rules`), sorted. */
+    readonly packages: readonly string[] = [],
   ) {
     this.revision = revision;
+  }
+
+  /**
+   * What `ref` (`a/b` or `data.a.b`) reaches, walking rules and base data as evaluation does. A
+   * path below a rule or into non-object data counts as found: only evaluation can tell whether
+   * it is defined. Throws RegoError for a ref that is not a path.
+   */
+  lookup(ref: string): RefLookup {
+    const path = refPath(ref);
+    let node: DocNode | undefined = this.tree.root;
+    let base: Value | undefined = this.tree.baseData;
+    for (let i = 0; i < path.length; i++) {
+      if (node?.kind !== undefined) return { found: node.kind === 'function' ? 'function' : 'rule' };
+      if (base !== undefined && !isPlainObject(base)) return { found: 'data' };
+      const key = path[i]!;
+      const child: DocNode | undefined = node?.children.get(key);
+      const below: Value | undefined = base !== undefined && Object.hasOwn(base, key) ? base[key] : undefined;
+      if (child === undefined && below === undefined) {
+        const keys = new Set<string>(node ? node.children.keys() : []);
+        if (base !== undefined) for (const k of Object.keys(base)) keys.add(k);
+        return { found: 'none', reached: path.slice(0, i), keys: [...keys].sort() };
+      }
+      node = child;
+      base = below;
+    }
+    if (node?.kind === 'function') return { found: 'function' };
+    return { found: node?.kind !== undefined ? 'rule' : node !== undefined ? 'document' : 'data' };
   }
 
   private budget(opts: EvalOptions | undefined): Budget {
@@ -344,7 +383,8 @@ export function compileRegoPolicy(modules: RegoSource[], data?: unknown, opts?: 
     h.update(m.name).update('\0').update(m.source).update('\0');
   }
   h.update(JSON.stringify(data ?? {}, (_k, v: unknown) => (typeof v === 'bigint' ? v.toString() : v)));
-  return new RegoPolicy(tree, h.digest('hex'));
+  const packages = [...new Set(parsed.map((m) => m.package.path.join('.')))].sort();
+  return new RegoPolicy(tree, h.digest('hex'), packages);
 }
 
 /** Loads `.rego` and data files (data conflicts are checked, as `opa check` does with data files). */
