@@ -6,7 +6,7 @@
 import { WardenError } from '../pipeline/errors.js';
 import type { PolicyEngine } from '../pipeline/ports.js';
 import type { PolicyInput } from '../pipeline/types.js';
-import { loadRegoPolicy, RegoError, type EvalOptions, type RegoPolicy } from './rego/index.js';
+import { loadRegoPolicy, RegoError, type EvalOptions, type LeftOutRules, type RegoPolicy } from './rego/index.js';
 import { DecisionCache, type DecisionCacheOutcome } from './decision-cache.js';
 
 export interface RegoPolicyEngineOptions {
@@ -35,6 +35,8 @@ export interface DecisionCacheStatus {
 
 export interface RegoPolicyEngine extends PolicyEngine {
   readonly decisionCache: DecisionCacheStatus;
+  /** Problems that do not stop the load, for its log: rules left out with `*_test.rego` files. */
+  readonly warnings: readonly LeftOutRules[];
 }
 
 export const DEFAULT_DECISION_CACHE = { enabled: true, maxEntries: 10_000 } as const;
@@ -145,6 +147,7 @@ export async function createRegoPolicyEngine(opts: RegoPolicyEngineOptions): Pro
     kind: 'rego',
     revision: compiled.revision,
     decisionCache: status,
+    warnings: compiled.leftOutRules,
     evaluate(input: PolicyInput): unknown {
       if (cache === undefined) {
         outcome('off');

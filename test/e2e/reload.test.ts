@@ -120,6 +120,28 @@ describe('hot reload', () => {
     await eventually(() => w.logs.filter((l) => l.includes('reload applied')).length > applied);
   });
 
+  it('a *_test.rego file with a non-test rule of package warden loads with one warning naming it (OPA would apply the rule, Warden leaves it out)', async () => {
+    const applied = w.logs.filter((l) => l.includes('reload applied')).length;
+    const file = join(w.dir, 'policies', 'extra_test.rego');
+    writeFileSync(file, 'package warden\nimport rego.v1\n\ntest_default_denies if not decision.allow\nmodels := ["gpt-4o"]\n');
+    try {
+      await eventually(() => w.logs.filter((l) => l.includes('reload applied')).length > applied);
+      const warnings = w.logs.filter((l) => l.includes('is left out'));
+      expect(warnings).toHaveLength(1);
+      expect(JSON.parse(warnings[0]!)).toMatchObject({
+        level: 'warn',
+        file,
+        line: 5,
+        msg: `policies: ${file}:5:1: rule "models" of package warden is left out: files named *_test.rego are not part of the policy set (OPA bundles and opa eval include them); move it to a file not named *_test.rego, or name it test_…`,
+      });
+      // Left out: the fixture's own models rule still decides (with gpt-4o-mini), no conflict.
+      expect((await call(3)).status).toBe(200);
+    } finally {
+      rmSync(file, { force: true });
+    }
+    await eventually(() => w.logs.filter((l) => l.includes('reload applied')).length > applied + 1);
+  });
+
   it('many aliases load; an alias bomb is rejected as a templates problem with file and line', async () => {
     const applied = w.logs.filter((l) => l.includes('reload applied')).length;
     const dry = join(w.dir, 'templates', 'ops', 'dry.yaml');

@@ -104,3 +104,35 @@ describe('an entrypoint that names something', () => {
     expect(e.evaluate(input(true))).toBeUndefined();
   });
 });
+
+describe('rules in *_test.rego files (left out of the policy set, as by opa test)', () => {
+  it('a non-test rule in a package the policy set defines is reported once per file, with its line', async () => {
+    const dir = policyDir({
+      'w.rego': WARDEN,
+      'w_test.rego': 'package warden\nimport rego.v1\n\ntest_allows if decision.allow with input as {"ok": true}\nextra_allow if true\nmore := 2\n',
+      'sub/other_test.rego': 'package other\nhelper := 1\n',
+      'tests_test.rego': 'package warden_test\nimport rego.v1\nbase := {"ok": true}\ntest_x if data.warden.decision with input as base\ntodo_test_y if true\n',
+    });
+    const e = await createRegoPolicyEngine({ paths: [dir], entrypoint: 'warden/decision' });
+    expect(e.warnings).toEqual([
+      {
+        file: join(dir, 'w_test.rego'),
+        line: 5,
+        column: 1,
+        message:
+          'rule "extra_allow" (and 1 more) of package warden is left out: files named *_test.rego are not part of the policy set (OPA bundles and opa eval include them); move it to a file not named *_test.rego, or name it test_…',
+      },
+    ]);
+    // Left out indeed: the policy set does not see it.
+    expect(e.evaluate(input(true))).toEqual({ allow: true, models: ['*'] });
+  });
+
+  it('test files holding only test rules, or helpers in their own package, give no warning; a test file that does not parse neither', async () => {
+    const dir = policyDir({
+      'w.rego': WARDEN,
+      'w_test.rego': 'package warden\nimport rego.v1\ntest_a if true\ntodo_test_b if true\n',
+      'x_test.rego': 'package warden\ndecision := {\n',
+    });
+    expect((await createRegoPolicyEngine({ paths: [dir], entrypoint: 'warden/decision' })).warnings).toEqual([]);
+  });
+});

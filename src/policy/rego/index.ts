@@ -11,6 +11,7 @@ import { MAX_JSON_DEPTH_CEILING, tooDeepAt } from '../../pipeline/json-depth.js'
 import { compileModules, compileQueryText, parseModules, type CompiledQuery, type CompiledTree } from './ast/compile/index.js';
 import { analyzeInputDeps, type InputDeps } from './ast/compile/input-deps.js';
 import { loadFiles } from './data.js';
+import { leftOutRules, type LeftOutRules } from './test-files.js';
 import { budgetExceeded, metered, work } from './meter.js';
 import { Ctx, DEFAULT_DEADLINE_MS, DEFAULT_MAX_DEPTH, DEFAULT_MAX_STEPS, type Budget } from './topdown/context.js';
 import { walkData } from './topdown/eval.js';
@@ -18,6 +19,7 @@ import type { DocNode, Frame, TermPlan } from './topdown/tree.js';
 import { RegoSet, equal, fromJSON, isPlainObject, toJSON, type Value } from './value.js';
 
 export { RegoError } from './errors.js';
+export type { LeftOutRules } from './test-files.js';
 export { formatInputPath, type InputDeps } from './ast/compile/input-deps.js';
 
 export interface RegoSource {
@@ -163,6 +165,8 @@ export class RegoPolicy implements CompiledPolicy {
   private readonly entrypoints = new Map<string, { node: DocNode; base: Value | undefined; path: TermPlan[]; start: number }>();
   private readonly queries = new Map<string, CompiledQuery>();
   private deps: InputDeps | undefined;
+  /** Set by loadRegoPolicy with `excludeTests`: rules of the policy's packages in the test files it left out. */
+  leftOutRules: LeftOutRules[] = [];
 
   constructor(
     private readonly tree: CompiledTree,
@@ -393,6 +397,8 @@ export async function loadPolicy(paths: string[], opts?: CompileOptions): Promis
 }
 
 export async function loadRegoPolicy(paths: string[], opts?: CompileOptions): Promise<RegoPolicy> {
-  const { modules, data } = await loadFiles(paths, opts);
-  return compileRegoPolicy(modules, data, opts);
+  const { modules, data, skippedTests } = await loadFiles(paths, opts);
+  const policy = compileRegoPolicy(modules, data, opts);
+  if (skippedTests.length > 0) policy.leftOutRules = await leftOutRules(skippedTests, policy.packages);
+  return policy;
 }
