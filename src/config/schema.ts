@@ -263,6 +263,9 @@ const IdentitySchema = z
     dev: v.dev ?? { principal: { namespace: 'dev', service_account: 'local' } },
   }));
 
+/** `warden/decision`: names (letters, digits, `_`) joined by `/`. */
+const RULE_PATH = /^[A-Za-z_]\w*(\/[A-Za-z_]\w*)*$/;
+
 const PolicySchema = z.strictObject({
   /**
    * `rego` is the built-in engine. `wasm` (OPA bundles built with `opa build -t wasm`) is the
@@ -277,9 +280,21 @@ const PolicySchema = z.strictObject({
     }),
   /** Directories or files with `.rego` modules and JSON/YAML data. Empty = deny all. */
   paths: z.array(nonEmpty).default([]),
+  /**
+   * The rule path below `data`, slash-separated as in a bundle manifest. OPA's `opa eval` form
+   * `data.warden.decision` is refused with the form to write (one spelling in configs, logs and
+   * audit); that the path names a rule is checked where the policies load.
+   */
   entrypoint: z
     .string()
-    .regex(/^[A-Za-z_][\w]*(\/[A-Za-z_][\w]*)*$/, { error: 'must be a slash-separated rule path such as warden/decision' })
+    .check((ctx) => {
+      if (RULE_PATH.test(ctx.value)) return;
+      const dotted = /^data\.([A-Za-z_]\w*(?:\.[A-Za-z_]\w*)*)$/.exec(ctx.value);
+      const message = dotted
+        ? `must be the slash-separated rule path below data: write ${dotted[1]!.replaceAll('.', '/')}`
+        : 'must be a slash-separated rule path such as warden/decision';
+      ctx.issues.push({ code: 'custom', message, input: ctx.value });
+    })
     .default('warden/decision'),
   /** Evaluation budget: a policy that exceeds it is a policy_error (deny), not a hung request. */
   max_steps: positiveInt.default(100_000),

@@ -6,7 +6,7 @@
 import { WardenError } from '../pipeline/errors.js';
 import type { PolicyEngine } from '../pipeline/ports.js';
 import type { PolicyInput } from '../pipeline/types.js';
-import { loadPolicy, RegoError, type EvalOptions } from './rego/index.js';
+import { loadRegoPolicy, RegoError, type EvalOptions, type LeftOutRules, type RegoPolicy } from './rego/index.js';
 import { DecisionCache, type DecisionCacheOutcome } from './decision-cache.js';
 
 export interface RegoPolicyEngineOptions {
@@ -35,6 +35,8 @@ export interface DecisionCacheStatus {
 
 export interface RegoPolicyEngine extends PolicyEngine {
   readonly decisionCache: DecisionCacheStatus;
+  /** Problems that do not stop the load, for its log: rules left out with `*_test.rego` files. */
+  readonly warnings: readonly LeftOutRules[];
 }
 
 export const DEFAULT_DECISION_CACHE = { enabled: true, maxEntries: 10_000 } as const;
@@ -43,15 +45,61 @@ const noOutcome = (_o: DecisionCacheOutcome): void => undefined;
 
 const ENTRYPOINT = /^(?:data\.)?[A-Za-z_][A-Za-z0-9_]*(?:[./][A-Za-z_][A-Za-z0-9_]*)*$/;
 
+/** At most this many names in a load error's "what is there" list. */
+const MAX_NAMES = 12;
+
+function nameList(names: readonly string[]): string {
+  const shown = names.slice(0, MAX_NAMES).join(', ');
+  return names.length > MAX_NAMES ? `${shown} and ${names.length - MAX_NAMES} more` : shown;
+}
+
+/** The entrypoint as a data path for messages: `warden/decision` → `data.warden.decision`. */
+function dataPath(entrypoint: string): string {
+  const s = entrypoint.startsWith('data.') ? entrypoint.slice(5) : entrypoint;
+  return ['data', ...s.split(/[./]/)].join('.');
+}
+
+/**
+ * Refuses an entrypoint that names no rule, package or data in the loaded set, or names a
+ * function, saying what is there instead. One that names a rule undefined for some input passes:
+ * that is decided per request.
+ */
+function checkEntrypoint(policy: RegoPolicy, entrypoint: string): void {
+  const found = policy.lookup(entrypoint);
+  const where = dataPath(entrypoint);
+  let message: string;
+  if (found.found === 'function') message = `"${entrypoint}" names a function (${where}), not a rule: a function has no value without arguments`;
+  else if (found.found === 'none') message = `"${entrypoint}" names no rule: ${where} is not defined by the loaded policies; ${whatIsThere(policy, entrypoint, found)}`;
+  else return;
+  throw new WardenError('policy_error', message, {
+    location: { path: 'policy.entrypoint' },
+    details: { code: 'entrypoint_undefined', entrypoint },
+  });
+}
+
+/** The hint of an undefined entrypoint: the right form of OPA's `data/` prefix, or what the nearest path holds. */
+function whatIsThere(policy: RegoPolicy, entrypoint: string, found: { reached: string[]; keys: string[] }): string {
+  // OPA's REST paths (`/v1/data/warden/decision`) start with data/; Warden's are relative to data.
+  // Taken literally it is `package data.warden`, which may exist (then it was found above).
+  const rest = entrypoint.startsWith('data/') ? entrypoint.slice(5) : undefined;
+  if (rest !== undefined && rest !== '') {
+    const bare = policy.lookup(rest).found;
+    if (bare !== 'none' && bare !== 'function') return `the path is relative to data: write ${rest}`;
+  }
+  if (found.reached.length > 0 && found.keys.length > 0) return `data.${found.reached.join('.')} holds ${nameList(found.keys)}`;
+  if (policy.packages.length > 0) return `the loaded packages are ${nameList(policy.packages)}`;
+  return 'they define no package (files named *_test.rego are left out)';
+}
+
 export async function createRegoPolicyEngine(opts: RegoPolicyEngineOptions): Promise<RegoPolicyEngine> {
   if (!ENTRYPOINT.test(opts.entrypoint)) {
     throw new WardenError('policy_error', `invalid policy entrypoint "${opts.entrypoint}" (want warden/decision or data.warden.decision)`, {
       location: { path: 'policy.entrypoint' },
     });
   }
-  let policy;
+  let policy: RegoPolicy;
   try {
-    policy = await loadPolicy(opts.paths, { excludeTests: true });
+    policy = await loadRegoPolicy(opts.paths, { excludeTests: true });
   } catch (err) {
     if (err instanceof RegoError) {
       const loc = err.location;
@@ -65,6 +113,10 @@ export async function createRegoPolicyEngine(opts: RegoPolicyEngineOptions): Pro
       location: { path: 'policy.paths' },
     });
   }
+  // No paths is the documented deny-all set; with paths, an entrypoint that can never be defined
+  // is a configuration mistake, refused here (a start fails, a reload keeps the last good set)
+  // instead of denying every call as "entrypoint undefined".
+  if (opts.paths.length > 0) checkEntrypoint(policy, opts.entrypoint);
   // One options object, reused: evaluation is synchronous and reads it only at its start, so
   // each call just sets its clock instead of spreading a fresh copy.
   // The policy input comes from buildPolicyInput: metadata only, bounded by the ingress limits
@@ -95,6 +147,7 @@ export async function createRegoPolicyEngine(opts: RegoPolicyEngineOptions): Pro
     kind: 'rego',
     revision: compiled.revision,
     decisionCache: status,
+    warnings: compiled.leftOutRules,
     evaluate(input: PolicyInput): unknown {
       if (cache === undefined) {
         outcome('off');

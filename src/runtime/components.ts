@@ -286,6 +286,8 @@ export async function buildComponents(config: Config, opts: ComponentOptions): P
         clearTimeout(timer);
       }
       for (const w of templates.warnings) opts.logger.warn({ file: w.file, problem: w.message }, `templates: ${formatWarning(w)}`);
+      // Positions and rule names only: a warning never quotes policy text.
+      for (const w of policy.warnings) opts.logger.warn({ file: w.file, line: w.line }, `policies: ${w.file}:${w.line}:${w.column}: ${w.message}`);
       logDecisionCache(opts.logger, policy.decisionCache);
       return { templates, policy, loadedAt: new Date().toISOString() };
     },

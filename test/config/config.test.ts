@@ -426,8 +426,9 @@ describe('errors name file:line:col, key path and what is wrong', () => {
   });
 
   it('policy entrypoint format and secrets section', () => {
+    expect(lines('policy: { entrypoint: "warden decision" }\n')).toEqual(['w.yaml:1:11: policy.entrypoint: must be a slash-separated rule path such as warden/decision']);
     expect(lines('policy: { entrypoint: "data.warden.decision" }\nsecrets: { cache: { max_entries: 0 } }\n')).toEqual([
-      'w.yaml:1:11: policy.entrypoint: must be a slash-separated rule path such as warden/decision',
+      'w.yaml:1:11: policy.entrypoint: must be the slash-separated rule path below data: write warden/decision',
       'w.yaml:2:21: secrets.cache.max_entries: must be greater than 0',
     ]);
   });

@@ -98,6 +98,51 @@ describe('hot reload', () => {
     await eventually(async () => w.logs.filter((l) => l.includes('reload applied')).length >= 3);
   });
 
+  it('a policy change that leaves policy.entrypoint naming no rule is rejected; decisions keep coming from the old set', async () => {
+    const good = await readyz();
+    const policy = join(w.dir, 'policies', 'e2e.rego');
+    const original = readFileSync(policy, 'utf8');
+    const rejected = () => w.logs.filter((l) => l.includes('reload rejected'));
+    const before = rejected().length;
+    const applied = w.logs.filter((l) => l.includes('reload applied')).length;
+    // The package renamed: it compiles, but data.warden.decision is gone (every call would be denied).
+    writeFileSync(policy, original.replace('package warden\n', 'package wardn\n'));
+    try {
+      await eventually(() => rejected().length > before);
+      const line = rejected().at(-1)!;
+      expect(line).toContain('"kind":"policies"');
+      expect(line).toContain('policy.entrypoint: \\"warden/decision\\" names no rule: data.warden.decision is not defined by the loaded policies; the loaded packages are wardn');
+      expect((await readyz()).policy_revision).toBe(good.policy_revision);
+      expect((await call(3)).status).toBe(200);
+    } finally {
+      // Restored even when the change was wrongly applied: the later tests share this policy.
+      writeFileSync(policy, original);
+    }
+    await eventually(() => w.logs.filter((l) => l.includes('reload applied')).length > applied);
+  });
+
+  it('a *_test.rego file with a non-test rule of package warden loads with one warning naming it (OPA would apply the rule, Warden leaves it out)', async () => {
+    const applied = w.logs.filter((l) => l.includes('reload applied')).length;
+    const file = join(w.dir, 'policies', 'extra_test.rego');
+    writeFileSync(file, 'package warden\nimport rego.v1\n\ntest_default_denies if not decision.allow\nmodels := ["gpt-4o"]\n');
+    try {
+      await eventually(() => w.logs.filter((l) => l.includes('reload applied')).length > applied);
+      const warnings = w.logs.filter((l) => l.includes('is left out'));
+      expect(warnings).toHaveLength(1);
+      expect(JSON.parse(warnings[0]!)).toMatchObject({
+        level: 'warn',
+        file,
+        line: 5,
+        msg: `policies: ${file}:5:1: rule "models" of package warden is left out: files named *_test.rego are not part of the policy set (OPA bundles and opa eval include them); move it to a file not named *_test.rego, or name it test_…`,
+      });
+      // Left out: the fixture's own models rule still decides (with gpt-4o-mini), no conflict.
+      expect((await call(3)).status).toBe(200);
+    } finally {
+      rmSync(file, { force: true });
+    }
+    await eventually(() => w.logs.filter((l) => l.includes('reload applied')).length > applied + 1);
+  });
+
   it('many aliases load; an alias bomb is rejected as a templates problem with file and line', async () => {
     const applied = w.logs.filter((l) => l.includes('reload applied')).length;
     const dry = join(w.dir, 'templates', 'ops', 'dry.yaml');

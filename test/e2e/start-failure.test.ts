@@ -265,3 +265,28 @@ describe('a template that needs more variables than limits.max_variables', () =>
     }
   });
 });
+
+describe('a policy entrypoint that names no rule', () => {
+  // Used to start and deny every call as "entrypoint undefined", with a warning at the first
+  // request only: `warden serve` stops instead, naming the key, the data path and what is there.
+  for (const [what, entrypoint, hint] of [
+    ['a typo', 'warden/decison', 'data.warden.decison is not defined by the loaded policies; data.warden holds decision, models, service, service_listed'],
+    ["OPA's data/ prefix", 'data/warden/decision', 'data.data.warden.decision is not defined by the loaded policies; the path is relative to data: write warden/decision'],
+  ] as const) {
+    it(`stops serve, naming policy.entrypoint: ${what}`, { timeout: 30_000 }, async () => {
+      const config = join(prepared.dir, `entrypoint-${Math.random().toString(36).slice(2)}.yaml`);
+      writeFileSync(config, readFileSync(prepared.configFile, 'utf8').replace('entrypoint: warden/decision', `entrypoint: ${entrypoint}`));
+      const child = spawnWarden(['serve', '--config', config]);
+      let stderr = '';
+      child.stderr!.on('data', (d: Buffer) => (stderr += d.toString()));
+      child.stdout!.resume();
+      // A start that goes through (the old behaviour) would serve for good.
+      const started = setTimeout(() => child.kill('SIGKILL'), 15_000);
+      const [code, signal] = (await once(child, 'close')) as [number | null, NodeJS.Signals | null];
+      clearTimeout(started);
+      expect(signal).toBeNull();
+      expect(code).not.toBe(0);
+      expect(stderr).toContain(`warden: policy.entrypoint: policy_error: "${entrypoint}" names no rule: ${hint}`);
+    });
+  }
+});

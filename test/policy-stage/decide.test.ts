@@ -12,6 +12,8 @@ import { createLogger } from '../../src/telemetry/logger.js';
 import { makeContext } from '../stage-context.js';
 
 const NOW = Date.parse('2026-06-01T12:00:00Z');
+/** A decision rule that exists but is undefined for the inputs here (an entrypoint naming no rule fails the load). */
+const UNDEFINED_HERE = 'package warden\nimport rego.v1\ndecision := {"allow": true} if input.no_such_field\n';
 const ENV = { name: 'test', cluster: 'local' };
 
 const template: Template = {
@@ -411,10 +413,10 @@ describe('decide stage with the built-in Rego engine', () => {
       ['warn', 'malformed', 'redaction.mode', typo.revision, 'warden/decision'],
     ]);
     expect(lines.join('\n')).not.toContain('CANARY');
-    // An undefined entrypoint under a new revision is logged as such; repeats are not.
+    // An entrypoint undefined for the input under a new revision is logged as such; repeats are not.
     const empty = join(dir, 'empty-log');
     await mkdir(empty);
-    await writeFile(join(empty, 'e.rego'), 'package other\nx := 1\n');
+    await writeFile(join(empty, 'e.rego'), UNDEFINED_HERE);
     engine = await createRegoPolicyEngine({ paths: [empty], entrypoint: 'warden/decision' });
     await expect(runWith('echo')).rejects.toMatchObject({ code: 'policy_denied' });
     await expect(runWith('echo')).rejects.toMatchObject({ code: 'policy_denied' });
@@ -422,10 +424,10 @@ describe('decide stage with the built-in Rego engine', () => {
     expect(JSON.parse(lines[2]!)).toMatchObject({ level: 'warn', problem: 'undefined', policy_revision: engine.revision, msg: expect.stringContaining('entrypoint undefined') });
   });
 
-  it('denies when the entrypoint is undefined', async () => {
+  it('denies when the entrypoint is undefined for the input', async () => {
     const empty = join(dir, 'empty');
     await mkdir(empty);
-    await writeFile(join(empty, 'e.rego'), 'package other\nx := 1\n');
+    await writeFile(join(empty, 'e.rego'), UNDEFINED_HERE);
     const e = await createRegoPolicyEngine({ paths: [empty], entrypoint: 'warden/decision' });
     const err = await (async () => createDecideStage({ getEngine: () => e, environment: ENV }).run(ctxWith()))().catch((x: unknown) => x as WardenError);
     expect(err).toMatchObject({ code: 'policy_denied', details: { reasons: ['policy returned no decision (entrypoint undefined)'] } });

@@ -17,6 +17,8 @@ export interface LoadedFiles {
   /** `revisionName`: the root's index in `paths` and the file's path under it (see RegoSource). */
   modules: Array<{ path: string; source: string; revisionName: string }>;
   data: Record<string, unknown>;
+  /** With `excludeTests`: the `*_test.rego` files left out, unread (see test-files.ts). */
+  skippedTests: string[];
 }
 
 function isPlain(x: unknown): x is Record<string, unknown> {
@@ -55,7 +57,7 @@ export function mergeData(into: Record<string, unknown>, path: readonly string[]
  * A policy or data file's text: not UTF-8 text (see pipeline/text-file.ts) is a parse error at
  * the first bad byte; `what` prefixes the message.
  */
-async function readText(file: string, what = ''): Promise<string> {
+export async function readText(file: string, what = ''): Promise<string> {
   const bytes = await readFile(file);
   try {
     return decodeText(bytes);
@@ -151,6 +153,7 @@ async function walk(dir: string, out: string[], seen: Set<string>): Promise<void
 export async function loadFiles(paths: string[], opts: { excludeTests?: boolean } = {}): Promise<LoadedFiles> {
   const modules: LoadedFiles['modules'] = [];
   const data: Record<string, unknown> = {};
+  const skippedTests: string[] = [];
   for (const [index, root] of paths.entries()) {
     let st;
     try {
@@ -171,7 +174,10 @@ export async function loadFiles(paths: string[], opts: { excludeTests?: boolean 
     else throw new RegoError('rego_compile_error', 'not a regular file', fileLocation(root));
     for (const { file, dataPath } of files) {
       if (isRego(file)) {
-        if (opts.excludeTests && basename(file).endsWith('_test.rego')) continue;
+        if (opts.excludeTests && basename(file).endsWith('_test.rego')) {
+          skippedTests.push(file);
+          continue;
+        }
         // '/'-separated, and the name alone for a file given as a root: the same on every mount.
         const under = file === root ? basename(file) : relative(root, file).split(sep).join('/');
         modules.push({ path: file, source: await readText(file), revisionName: `${index}:${under}` });
@@ -182,5 +188,5 @@ export async function loadFiles(paths: string[], opts: { excludeTests?: boolean 
       }
     }
   }
-  return { modules, data };
+  return { modules, data, skippedTests };
 }

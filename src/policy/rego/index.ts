@@ -11,6 +11,7 @@ import { MAX_JSON_DEPTH_CEILING, tooDeepAt } from '../../pipeline/json-depth.js'
 import { compileModules, compileQueryText, parseModules, type CompiledQuery, type CompiledTree } from './ast/compile/index.js';
 import { analyzeInputDeps, type InputDeps } from './ast/compile/input-deps.js';
 import { loadFiles } from './data.js';
+import { leftOutRules, type LeftOutRules } from './test-files.js';
 import { budgetExceeded, metered, work } from './meter.js';
 import { Ctx, DEFAULT_DEADLINE_MS, DEFAULT_MAX_DEPTH, DEFAULT_MAX_STEPS, type Budget } from './topdown/context.js';
 import { walkData } from './topdown/eval.js';
@@ -18,6 +19,7 @@ import type { DocNode, Frame, TermPlan } from './topdown/tree.js';
 import { RegoSet, equal, fromJSON, isPlainObject, toJSON, type Value } from './value.js';
 
 export { RegoError } from './errors.js';
+export type { LeftOutRules } from './test-files.js';
 export { formatInputPath, type InputDeps } from './ast/compile/input-deps.js';
 
 export interface RegoSource {
@@ -71,6 +73,16 @@ export interface QueryResult {
   expressions: Array<{ value: unknown; text: string; location: { row: number; col: number } }>;
   bindings: Record<string, unknown>;
 }
+
+/**
+ * What an entrypoint reaches in a compiled policy, known without evaluating it: a rule (or a path
+ * into a rule's value), a package or other node holding rules, base data, a function, or nothing.
+ * For nothing: how far the path got (`reached`) and the keys defined there.
+ */
+export type RefLookup =
+  | { found: 'rule' | 'document' | 'data' }
+  | { found: 'function' }
+  | { found: 'none'; reached: string[]; keys: string[] };
 
 /** Inputs larger than this (estimated serialized size) are refused. */
 export const MAX_INPUT_BYTES = 10 * 1024 * 1024;
@@ -153,12 +165,43 @@ export class RegoPolicy implements CompiledPolicy {
   private readonly entrypoints = new Map<string, { node: DocNode; base: Value | undefined; path: TermPlan[]; start: number }>();
   private readonly queries = new Map<string, CompiledQuery>();
   private deps: InputDeps | undefined;
+  /** Set by loadRegoPolicy with `excludeTests`: rules of the policy's packages in the test files it left out. */
+  leftOutRules: LeftOutRules[] = [];
 
   constructor(
     private readonly tree: CompiledTree,
     revision: string,
+    /** The packages of the compiled modules, dotted (`warden`, `authz.rules`), sorted. */
+    readonly packages: readonly string[] = [],
   ) {
     this.revision = revision;
+  }
+
+  /**
+   * What `ref` (`a/b` or `data.a.b`) reaches, walking rules and base data as evaluation does. A
+   * path below a rule or into non-object data counts as found: only evaluation can tell whether
+   * it is defined. Throws RegoError for a ref that is not a path.
+   */
+  lookup(ref: string): RefLookup {
+    const path = refPath(ref);
+    let node: DocNode | undefined = this.tree.root;
+    let base: Value | undefined = this.tree.baseData;
+    for (let i = 0; i < path.length; i++) {
+      if (node?.kind !== undefined) return { found: node.kind === 'function' ? 'function' : 'rule' };
+      if (base !== undefined && !isPlainObject(base)) return { found: 'data' };
+      const key = path[i]!;
+      const child: DocNode | undefined = node?.children.get(key);
+      const below: Value | undefined = base !== undefined && Object.hasOwn(base, key) ? base[key] : undefined;
+      if (child === undefined && below === undefined) {
+        const keys = new Set<string>(node ? node.children.keys() : []);
+        if (base !== undefined) for (const k of Object.keys(base)) keys.add(k);
+        return { found: 'none', reached: path.slice(0, i), keys: [...keys].sort() };
+      }
+      node = child;
+      base = below;
+    }
+    if (node?.kind === 'function') return { found: 'function' };
+    return { found: node?.kind !== undefined ? 'rule' : node !== undefined ? 'document' : 'data' };
   }
 
   private budget(opts: EvalOptions | undefined): Budget {
@@ -344,7 +387,8 @@ export function compileRegoPolicy(modules: RegoSource[], data?: unknown, opts?: 
     h.update(m.name).update('\0').update(m.source).update('\0');
   }
   h.update(JSON.stringify(data ?? {}, (_k, v: unknown) => (typeof v === 'bigint' ? v.toString() : v)));
-  return new RegoPolicy(tree, h.digest('hex'));
+  const packages = [...new Set(parsed.map((m) => m.package.path.join('.')))].sort();
+  return new RegoPolicy(tree, h.digest('hex'), packages);
 }
 
 /** Loads `.rego` and data files (data conflicts are checked, as `opa check` does with data files). */
@@ -353,6 +397,8 @@ export async function loadPolicy(paths: string[], opts?: CompileOptions): Promis
 }
 
 export async function loadRegoPolicy(paths: string[], opts?: CompileOptions): Promise<RegoPolicy> {
-  const { modules, data } = await loadFiles(paths, opts);
-  return compileRegoPolicy(modules, data, opts);
+  const { modules, data, skippedTests } = await loadFiles(paths, opts);
+  const policy = compileRegoPolicy(modules, data, opts);
+  if (skippedTests.length > 0) policy.leftOutRules = await leftOutRules(skippedTests, policy.packages);
+  return policy;
 }

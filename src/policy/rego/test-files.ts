@@ -1,0 +1,51 @@
+/**
+ * Rules the sidecar leaves out with the `*_test.rego` files (the `opa test` convention) that OPA
+ * bundles and `opa eval` would include: a rule not named `test_…` in a test file of a package
+ * the policy set defines. It would apply under OPA and not under Warden, so each such file is
+ * reported once (its first rule's position), as a load warning, never an error: the files load
+ * as before.
+ */
+import type { Rule } from './ast/nodes.js';
+import { parseModule } from './ast/index.js';
+import { readText } from './data.js';
+
+export interface LeftOutRules {
+  file: string;
+  line: number;
+  column: number;
+  message: string;
+}
+
+/** `test_…` runs under `opa test`, `todo_test_…` is a skipped test: both are test rules. */
+function isTestRule(rule: Rule): boolean {
+  return rule.head.name.startsWith('test_') || rule.head.name.startsWith('todo_test_');
+}
+
+/** Reads and parses each left-out test file; one that does not read or parse is none of Warden's business and is passed over. */
+export async function leftOutRules(testFiles: readonly string[], packages: readonly string[]): Promise<LeftOutRules[]> {
+  const policyPackages = new Set(packages);
+  const out: LeftOutRules[] = [];
+  for (const file of testFiles) {
+    let module;
+    try {
+      module = parseModule(await readText(file), file);
+    } catch {
+      continue;
+    }
+    const pkg = module.package.path.join('.');
+    if (!policyPackages.has(pkg)) continue;
+    const names = [...new Set(module.rules.filter((r) => !isTestRule(r)).map((r) => r.head.name))];
+    const first = module.rules.find((r) => !isTestRule(r));
+    if (first === undefined) continue;
+    const more = names.length > 1 ? ` (and ${names.length - 1} more)` : '';
+    out.push({
+      file,
+      line: first.loc.row,
+      column: first.loc.col,
+      message:
+        `rule "${first.head.name}"${more} of package ${pkg} is left out: files named *_test.rego are not part of the policy set ` +
+        '(OPA bundles and opa eval include them); move it to a file not named *_test.rego, or name it test_…',
+    });
+  }
+  return out;
+}
