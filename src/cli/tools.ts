@@ -33,26 +33,36 @@ export async function runPolicyCommand(argv: string[], io: CliIO): Promise<numbe
  * `warden redact [--config FILE] ...`: with a config, its `redaction` section (profiles, custom
  * entities, allow-lists) is used, so the CLI redacts exactly as the sidecar does.
  */
+/**
+ * Takes `--config FILE` (`-c FILE`, `--config=FILE`) out of `argv`, anywhere in it, for a tool
+ * whose own parser does not know the option. Undefined when absent; a usage error when given
+ * twice or without a FILE.
+ */
+function takeConfigOption(argv: string[]): string | undefined {
+  const isConfig = (a: string) => a === '--config' || a === '-c' || a.startsWith('--config=');
+  const at = argv.findIndex(isConfig);
+  if (at === -1) return undefined;
+  const arg = argv[at] as string;
+  let configFile: string | undefined;
+  if (arg.startsWith('--config=')) {
+    configFile = arg.slice('--config='.length);
+    argv.splice(at, 1);
+  } else {
+    configFile = argv[at + 1];
+    if (configFile === undefined) throw new UsageError('--config needs a FILE');
+    argv.splice(at, 2);
+  }
+  if (argv.some(isConfig)) throw new UsageError(repeatedOption('--config'));
+  // An empty FILE (`--config=`, `--config ""`) is a mistake, not "no config": the tool would
+  // silently check against the built-in defaults instead of the sidecar's settings.
+  if (configFile === '') throw new UsageError('--config needs a FILE');
+  return configFile;
+}
+
 export async function runRedactCommand(argv: string[], io: CliIO): Promise<number> {
   const { runRedactCli } = await import('../redact/cli.js');
   const rest = argv.slice();
-  let configFile: string | undefined;
-  const at = rest.findIndex((a) => a === '--config' || a === '-c' || a.startsWith('--config='));
-  if (at !== -1) {
-    const arg = rest[at] as string;
-    if (arg.startsWith('--config=')) {
-      configFile = arg.slice('--config='.length);
-      rest.splice(at, 1);
-    } else {
-      configFile = rest[at + 1];
-      if (configFile === undefined) throw new UsageError('--config needs a FILE');
-      rest.splice(at, 2);
-    }
-    if (rest.some((a) => a === '--config' || a === '-c' || a.startsWith('--config='))) throw new UsageError(repeatedOption('--config'));
-  }
-  // An empty FILE (`--config=`, `--config ""`) is a mistake, not "no config": the built-in
-  // defaults would redact differently from the sidecar without a word.
-  if (configFile === '') throw new UsageError('--config needs a FILE');
+  const configFile = takeConfigOption(rest);
   let redaction = {};
   if (configFile !== undefined) {
     const { loadConfig } = await import('../config/load.js');
@@ -71,8 +81,22 @@ export async function runAuditCommand(argv: string[], io: CliIO): Promise<number
   return runAuditCli(argv, { stdout: { write: io.out }, stderr: { write: io.err } });
 }
 
-/** `warden templates lint PATH...`: the template linter, no server and no config needed. */
+/**
+ * `warden templates lint [--config FILE] PATH...`: the template linter, no server needed. With a
+ * config, the limits `serve` holds templates to at load (limits.max_variables) apply too, so the
+ * lint refuses what a start or reload with that config would.
+ */
 export async function runTemplatesCommand(argv: string[], io: CliIO): Promise<number> {
   const { runTemplatesCli } = await import('../templates/cli.js');
-  return runTemplatesCli(argv, { stdout: { write: io.out }, stderr: { write: io.err } });
+  const rest = argv.slice();
+  const configFile = takeConfigOption(rest);
+  let limits = {};
+  // Help and usage errors need no config: one that does not load must not hide them.
+  const linting = rest[0] === 'lint' && !rest.includes('--help') && !rest.includes('-h');
+  if (configFile !== undefined && linting) {
+    const { loadConfig } = await import('../config/load.js');
+    const { templateLimits } = await import('../runtime/components.js');
+    limits = templateLimits(loadConfig(configFile, process.env));
+  }
+  return runTemplatesCli(rest, { stdout: { write: io.out }, stderr: { write: io.err } }, limits);
 }

@@ -44,6 +44,12 @@ export interface RequestContext {
    * version (null when none was named) of one that does not exist. Never set with `template`.
    */
   refusedTemplate?: { id: string; version: number | null; template?: Template };
+  /**
+   * The request's variables checked against `template`'s declarations (names → strings to insert),
+   * set with it by the resolve stage. The render stage adds the config and secret values to this
+   * object; like `secrets`, it lives in memory only and is never logged.
+   */
+  variableValues?: Record<string, string>;
   policyInput?: PolicyInput;
   decision?: Decision;
   /** Provider name the model routes to (from config `models`). */

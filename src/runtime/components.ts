@@ -19,7 +19,7 @@ import { createRedactStage, createRedactor, createRespondStage, type RedactionCo
 import { createEnvSecretProvider, createFetchStage, createFileSecretProvider, createSecretResolver } from '../secrets/index.js';
 import type { Logger } from '../telemetry/logger.js';
 import type { Metrics } from '../telemetry/metrics.js';
-import { TemplateLoadError, createRenderStage, createResolveStage, formatIssue, formatWarning, loadTemplateStore } from '../templates/index.js';
+import { TemplateLoadError, createRenderStage, createResolveStage, formatIssue, formatWarning, loadTemplateStore, type TemplateLimits } from '../templates/index.js';
 import type { LiveSet, LiveSetHolder } from './live-set.js';
 
 export interface ComponentOptions {
@@ -139,6 +139,14 @@ function refusingUnroutedModel(decide: Stage): Stage {
       return running.then(() => check(ctx));
     },
   };
+}
+
+/**
+ * The config's limits templates are held to at load (start and reload); `warden templates lint
+ * --config` applies the same ones.
+ */
+export function templateLimits(config: Config): TemplateLimits {
+  return { maxVariables: config.limits.max_variables };
 }
 
 /** The caching secret resolver with the file and env providers; relative refs resolve against `configDir`. */
@@ -267,7 +275,7 @@ export async function buildComponents(config: Config, opts: ComponentOptions): P
       try {
         [templates, policy] = await Promise.race([
           Promise.all([
-            part('templates', loadTemplateStore(config.templates.paths, { maxVariables: config.limits.max_variables })),
+            part('templates', loadTemplateStore(config.templates.paths, templateLimits(config))),
             part(
               'policies',
               createRegoPolicyEngine({

@@ -1,24 +1,35 @@
-/** `warden templates lint PATH...`: checks template files without starting a server. */
+/**
+ * `warden templates lint PATH...`: checks template files without starting a server. The CLI entry
+ * takes `--config FILE` out of the arguments and passes the config's limits in.
+ */
 import { stat } from 'node:fs/promises';
 import { usageText } from '../cli/args.js';
 import { formatLocation, isWardenError } from '../pipeline/errors.js';
 import { notRegular } from '../pipeline/regular-file.js';
 import { formatLintResult, lintTemplates } from './lint.js';
+import type { TemplateLimits } from './loader.js';
 
 export interface TemplatesCliIO {
   stdout: { write(s: string): unknown };
   stderr: { write(s: string): unknown };
 }
 
-const USAGE = `Usage: warden templates lint PATH...
+const USAGE = `Usage: warden templates lint PATH... [--config FILE]
 
 Reads every *.yaml / *.yml template under each PATH (a directory, searched recursively, or a
 file) and checks it: the schema, placeholders against declared variables, secret refs, secret-
 looking literals, approvals on restricted templates, duplicate id@version. Prints one line per
-problem as file:line:col: key: message. Exits 0 when clean, 1 on problems, 2 on usage errors.
+problem as file:line:col: key: message. Exits 0 when clean, 1 on problems (or a config that
+does not load), 2 on usage errors.
+
+Options:
+  -c, --config FILE   A Warden config file: also apply the limits serve holds templates to at
+                      load, so a template serve would refuse is reported (limits.max_variables:
+                      more required request variables than one request may send)
+  -h, --help          Show this help
 `;
 
-export async function runTemplatesCli(argv: readonly string[], io: TemplatesCliIO): Promise<number> {
+export async function runTemplatesCli(argv: readonly string[], io: TemplatesCliIO, limits: TemplateLimits = {}): Promise<number> {
   const [cmd, ...rest] = argv;
   if (cmd === undefined || cmd === '--help' || cmd === '-h' || cmd === 'help') {
     io[cmd === undefined ? 'stderr' : 'stdout'].write(USAGE);
@@ -48,7 +59,7 @@ export async function runTemplatesCli(argv: readonly string[], io: TemplatesCliI
     }
   }
   try {
-    const result = await lintTemplates(rest);
+    const result = await lintTemplates(rest, limits);
     io.stdout.write(formatLintResult(result));
     return result.ok ? 0 : 1;
   } catch (err) {

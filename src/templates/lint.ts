@@ -1,5 +1,5 @@
 /** `warden templates lint`: every problem in every file, without loading anything into a server. */
-import { formatIssue, formatWarning, readTemplates, type TemplateIssue, type TemplateWarning } from './loader.js';
+import { formatIssue, formatWarning, readTemplates, type TemplateIssue, type TemplateLimits, type TemplateWarning } from './loader.js';
 
 export interface TemplateLintResult {
   ok: boolean;
@@ -11,8 +11,9 @@ export interface TemplateLintResult {
   revision: string;
 }
 
-export async function lintTemplates(paths: readonly string[]): Promise<TemplateLintResult> {
-  const loaded = await readTemplates(paths);
+/** `limits`: a config's (see TemplateLimits); without them only the templates' own rules apply. */
+export async function lintTemplates(paths: readonly string[], limits: TemplateLimits = {}): Promise<TemplateLintResult> {
+  const loaded = await readTemplates(paths, limits);
   return {
     ok: loaded.issues.length === 0,
     files: loaded.files.map((f) => f.file),

@@ -53,7 +53,7 @@ export class TemplateLoadError extends WardenError {
 /** Something skipped while reading (not an error: the load goes on), e.g. a FIFO named `*.yaml`. */
 /**
  * Limits the templates are held to besides their own rules: config values, known where a server
- * loads them (start and reload), not to `warden templates lint`, which reads no config.
+ * loads them (start and reload), and to `warden templates lint` when it is given `--config`.
  */
 export interface TemplateLimits {
   /** `limits.max_variables`: how many variables one request may send. */

@@ -112,6 +112,72 @@ export function checkVariableValue(name: string, spec: VariableSpec, value: unkn
   return s;
 }
 
+/** A required variable the request did not supply: named, with where it belongs. */
+function missingVariable(template: Template, name: string): WardenError {
+  return new WardenError('variable_missing', `variable ${name} is required by template ${template.id}@${template.version}`, {
+    location: { path: `warden.variables.${name}` },
+    details: { variable: name },
+  });
+}
+
+/**
+ * Per template object (immutable once loaded): its required request variables that a placeholder
+ * uses, in the order the renderer meets them, so that the check reports the same variable as
+ * `renderTemplate` would. A required variable no placeholder uses was never asked for.
+ */
+const requiredInOrder = new WeakMap<Template, readonly string[]>();
+
+function requiredRequestVariables(template: Template): readonly string[] {
+  let names = requiredInOrder.get(template);
+  if (names !== undefined) return names;
+  const list: string[] = [];
+  for (const m of compileTemplate(template).messages) {
+    for (const seg of m.segments) {
+      if (typeof seg === 'string' || list.includes(seg.variable)) continue;
+      const spec = template.variables[seg.variable];
+      if (spec?.source === 'request' && spec.required) list.push(seg.variable);
+    }
+  }
+  names = Object.freeze(list);
+  requiredInOrder.set(template, names);
+  return names;
+}
+
+/**
+ * Checks a request's variables against the template's declarations, before anything is done for
+ * the call (the fetch stage reads secrets only for a call that can run), and returns the supplied
+ * values as the strings to insert. A fresh object without prototype (a caller-chosen name such as
+ * "constructor" never finds anything inherited); the render stage completes it (config and secret
+ * values, '' for an optional variable not supplied) in the one pass it makes over the declarations. Throws, naming the variable (never the
+ * value): `variable_missing` for an undeclared name, `variable_invalid` for a config or secret
+ * variable or a bad value (checkVariableValue), then `variable_missing` for a required one not
+ * supplied.
+ */
+export function checkRequestVariables(template: Template, supplied: Readonly<Record<string, unknown>> | undefined): Record<string, string> {
+  const values: Record<string, string> = Object.create(null) as Record<string, string>;
+  for (const name in supplied) {
+    const spec = Object.hasOwn(template.variables, name) ? template.variables[name] : undefined;
+    if (!spec) {
+      throw new WardenError('variable_missing', `variable ${name} is not declared by template ${template.id}@${template.version}`, {
+        location: { path: `warden.variables.${name}` },
+        details: { variable: name },
+      });
+    }
+    if (spec.source !== 'request') {
+      // A caller must never override a config value or a secret.
+      throw new WardenError('variable_invalid', `variable ${name} is not a request variable (source: ${spec.source})`, {
+        location: { path: `warden.variables.${name}` },
+        details: { variable: name },
+      });
+    }
+    values[name] = checkVariableValue(name, spec, supplied[name]);
+  }
+  for (const name of requiredRequestVariables(template)) {
+    if (values[name] === undefined) throw missingVariable(template, name);
+  }
+  return values;
+}
+
 /**
  * Renders the template's messages with `values` (strings already checked by the caller; a
  * placeholder without a value is `variable_missing`). With `json`, also stores at each message's
@@ -157,12 +223,7 @@ export function renderTemplate(
         escaped = m.escaped[fixedIndex++];
       } else {
         const v = values[seg.variable];
-        if (v === undefined) {
-          throw new WardenError('variable_missing', `variable ${seg.variable} is required by template ${template.id}@${template.version}`, {
-            location: { path: `warden.variables.${seg.variable}` },
-            details: { variable: seg.variable },
-          });
-        }
+        if (v === undefined) throw missingVariable(template, seg.variable);
         piece = v;
         inserted?.push(v);
         if (provenance && v.length > 0 && secrets?.has(seg.variable)) (secretSpans ??= []).push([content.length, content.length + v.length]);

@@ -1,13 +1,15 @@
 /**
  * Stage 2 (resolve) and stage 5 (render). The store is read through a function on every request
- * so that hot reload can swap it without rebuilding the pipeline.
+ * so that hot reload can swap it without rebuilding the pipeline. Resolve also checks the
+ * request's variables against the template it found, so that a call that cannot render ends
+ * before the policy is asked and before any secret is fetched.
  */
 import { WardenError } from '../pipeline/errors.js';
 import { isTemplateId } from '../pipeline/identifiers.js';
 import type { TemplateStore } from '../pipeline/ports.js';
 import type { RequestContext, Stage } from '../pipeline/stage.js';
 import type { RenderedText } from './provenance.js';
-import { checkVariableValue, renderTemplate } from './renderer.js';
+import { checkRequestVariables, renderTemplate } from './renderer.js';
 import { isRetired } from './retire.js';
 
 export function createResolveStage(getStore: () => TemplateStore, opts: { now?: () => number } = {}): Stage {
@@ -37,7 +39,12 @@ export function createResolveStage(getStore: () => TemplateStore, opts: { now?: 
           details: { template: `${template.id}@${template.version}`, retire_after: template.retire_after },
         });
       }
+      // Set first: a call refused for its variables is audited with the template it asked for.
       ctx.template = template;
+      // The variables are checked here, before the policy and the fetch stage run: a call that
+      // cannot render must not read a secret (or cost a policy evaluation). The checked values
+      // are kept for render, which would otherwise check them again.
+      ctx.variableValues = checkRequestVariables(template, ctx.request.variables);
     },
   };
 }
@@ -55,26 +62,8 @@ export function createRenderStage(): Stage {
         ctx.messages = ctx.request.messages;
         return;
       }
-      const supplied = ctx.request.variables;
-      // No prototype: a caller-chosen name such as "constructor" can never resolve to anything inherited.
-      const values: Record<string, string> = Object.create(null) as Record<string, string>;
-      for (const name in supplied) {
-        const spec = Object.hasOwn(template.variables, name) ? template.variables[name] : undefined;
-        if (!spec) {
-          throw new WardenError('variable_missing', `variable ${name} is not declared by template ${template.id}@${template.version}`, {
-            location: { path: `warden.variables.${name}` },
-            details: { variable: name },
-          });
-        }
-        if (spec.source !== 'request') {
-          // A caller must never override a config value or a secret.
-          throw new WardenError('variable_invalid', `variable ${name} is not a request variable (source: ${spec.source})`, {
-            location: { path: `warden.variables.${name}` },
-            details: { variable: name },
-          });
-        }
-        values[name] = checkVariableValue(name, spec, supplied[name]);
-      }
+      // Checked by resolve (checkRequestVariables) when it ran on this context; else here.
+      const values = ctx.variableValues ?? checkRequestVariables(template, ctx.request.variables);
       let inPrompt: Set<string> | undefined;
       // Names of the values that are not the caller's (see renderTemplate): a config value is fixed
       // for the template object, a cached secret value has the resolver's stamp.

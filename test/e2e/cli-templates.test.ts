@@ -3,7 +3,11 @@ import { mkdtempSync, mkdirSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { loadConfig } from '../../src/config/load.js';
+import { createRuntime } from '../../src/runtime/runtime.js';
+import { createLogger } from '../../src/telemetry/logger.js';
 import { REPO, runMain as cli, runWarden } from './helpers/cli.js';
+import { prepareWardenDir } from './helpers/warden.js';
 
 const GOOD = `id: demo/hello
 version: 1
@@ -98,6 +102,67 @@ describe('warden templates', () => {
     expect(out).toMatch(/k1\.yaml:\d+:\d+: a key looks like a literal secret \(AWS access key id\)/);
     expect(out).toMatch(/k3\.yaml:8:\d+: messages\[0\]\.content: malformed placeholder/);
     expect(out).toMatch(/k3\.yaml:8:\d+: messages\[0\]\.content: placeholder \(name not shown: it looks like a literal secret \(GitHub token\)\) is not declared/);
+  });
+
+  it('--config FILE applies the config\'s limits: a template needing more variables than max_variables is reported where serve refuses it', async () => {
+    // The e2e config allows 8 variables per request; this template requires nine.
+    const names = Array.from({ length: 9 }, (_, i) => `v${i}`);
+    const wide = [
+      'id: team/wide',
+      'version: 1',
+      'owner: team@example.com',
+      'sensitivity: internal',
+      'description: Needs nine.',
+      'variables:',
+      ...names.map((n) => `  ${n}: { type: string }`),
+      'messages:',
+      `  - { role: user, content: "${names.map((n) => `{{${n}}}`).join(' ')}" }`,
+      '',
+    ].join('\n');
+    const prepared = await prepareWardenDir({ upstreamUrl: 'http://127.0.0.1:9/v1', files: { 'templates/wide.yaml': wide } });
+    try {
+      const templates = join(prepared.dir, 'templates');
+      const expected = `${join(templates, 'wide.yaml')}:7:3: variables: 9 required request variables, more than one request may send (limits.max_variables: 8): no request could call this template`;
+      // Without a config lint cannot know the limit: clean, as before.
+      const plain = await cli(['templates', 'lint', templates]);
+      expect(plain.code, plain.stdout).toBe(0);
+      for (const args of [
+        ['templates', 'lint', '--config', prepared.configFile, templates],
+        ['templates', 'lint', templates, '-c', prepared.configFile],
+        ['templates', 'lint', `--config=${prepared.configFile}`, templates],
+      ]) {
+        const r = await cli(args);
+        expect(r.code, args.join(' ')).toBe(1);
+        expect(r.stdout.split('\n'), args.join(' ')).toContain(expected);
+        expect(r.stdout).toMatch(/\b1 problem\(s\)/);
+      }
+      // The very line a start with that config fails with.
+      const logger = createLogger({ level: 'error' }, { write: () => undefined });
+      const err = await createRuntime(loadConfig(prepared.configFile, {}), { logger, configDir: prepared.dir }).catch((e: unknown) => e);
+      expect((err as Error).message).toContain(expected);
+      // Eight required ones fit, with the config too.
+      writeFileSync(join(templates, 'wide.yaml'), wide.replace('  v8: { type: string }', '  v8: { type: string, required: false }'));
+      const fits = await cli(['templates', 'lint', '--config', prepared.configFile, templates]);
+      expect(fits.code, fits.stdout).toBe(0);
+    } finally {
+      rmSync(prepared.dir, { recursive: true, force: true });
+    }
+  });
+
+  it('--config is documented, takes one FILE, and a config that does not load stops the lint', async () => {
+    const help = await cli(['templates', 'lint', '--help']);
+    expect(help.stdout).toContain('--config FILE');
+    expect(help.stdout).toContain('limits.max_variables');
+    const noFile = await cli(['templates', 'lint', join(dir, 'good'), '--config']);
+    expect(noFile.code).toBe(2);
+    expect(noFile.stderr).toContain('warden: --config needs a FILE');
+    const twice = await cli(['templates', 'lint', '-c', 'a.yaml', '--config', 'b.yaml', join(dir, 'good')]);
+    expect(twice.code).toBe(2);
+    expect(twice.stderr).toContain('--config is given more than once');
+    const missing = await cli(['templates', 'lint', '--config', join(dir, 'nope.yaml'), join(dir, 'good')]);
+    expect(missing.code).toBe(1);
+    expect(missing.stderr).toContain(`${join(dir, 'nope.yaml')}: (root): cannot read the file (ENOENT)`);
+    expect(missing.stdout).toBe('');
   });
 
   it('usage errors exit 2: no PATH, unknown subcommand, unknown flag, missing path', async () => {

@@ -49,6 +49,19 @@ function renderCtx(variables: Record<string, string>, template = tpl()): Request
   );
 }
 
+/** Wrong variables for tpl(), with the error code and the variable it names. */
+const BAD_VARIABLES: Array<[Record<string, string>, string, string]> = [
+  [{}, 'variable_missing', 'name'],
+  [{ name: 'a', extra: 'CANARY-VALUE-1' }, 'variable_missing', 'extra'],
+  [{ name: 'CANARY-VALUE-2-long' }, 'variable_invalid', 'name'],
+  [{ name: 'a', count: 'CANARY-3' }, 'variable_invalid', 'count'],
+  [{ name: 'a', vip: 'yes-CANARY' }, 'variable_invalid', 'vip'],
+  [{ name: 'a', tone: 'CANARY-override' }, 'variable_invalid', 'tone'],
+  [{ name: 'a', code: 'CANARY-override' }, 'variable_invalid', 'code'],
+  [{ name: 'a', constructor: 'CANARY-proto' }, 'variable_missing', 'constructor'],
+  [JSON.parse('{"name":"a","__proto__":"CANARY-proto"}') as Record<string, string>, 'variable_missing', '__proto__'],
+];
+
 describe('renderer', () => {
   it('compiles once per template object', () => {
     const t = tpl();
@@ -97,18 +110,7 @@ describe('render stage', () => {
   });
 
   it('rejects missing, undeclared, mistyped and oversize variables, naming the variable not the value', async () => {
-    const cases: Array<[Record<string, string>, string, string]> = [
-      [{}, 'variable_missing', 'name'],
-      [{ name: 'a', extra: 'CANARY-VALUE-1' }, 'variable_missing', 'extra'],
-      [{ name: 'CANARY-VALUE-2-long' }, 'variable_invalid', 'name'],
-      [{ name: 'a', count: 'CANARY-3' }, 'variable_invalid', 'count'],
-      [{ name: 'a', vip: 'yes-CANARY' }, 'variable_invalid', 'vip'],
-      [{ name: 'a', tone: 'CANARY-override' }, 'variable_invalid', 'tone'],
-      [{ name: 'a', code: 'CANARY-override' }, 'variable_invalid', 'code'],
-      [{ name: 'a', constructor: 'CANARY-proto' }, 'variable_missing', 'constructor'],
-      [JSON.parse('{"name":"a","__proto__":"CANARY-proto"}') as Record<string, string>, 'variable_missing', '__proto__'],
-    ];
-    for (const [vars, code, variable] of cases) {
+    for (const [vars, code, variable] of BAD_VARIABLES) {
       const err = await run(stage, renderCtx(vars));
       expect(err?.code, JSON.stringify(vars)).toBe(code);
       expect(err?.details).toEqual({ variable });
@@ -158,8 +160,8 @@ describe('resolve stage and retirement', () => {
   const stage = createResolveStage(() => store, { now: () => now });
 
   it('resolves by id and version; untemplated requests pass through', async () => {
-    const ctx = makeContext({ template: { id: 'team/hello', version: 1 } });
-    await run(stage, ctx);
+    const ctx = makeContext({ template: { id: 'team/hello', version: 1 }, variables: { name: 'Ada' } });
+    expect(await run(stage, ctx)).toBeUndefined();
     expect(ctx.template?.version).toBe(1);
     const raw = makeContext();
     await run(stage, raw);
@@ -192,7 +194,36 @@ describe('resolve stage and retirement', () => {
     const s = createResolveStage(() => current, { now: () => now });
     expect((await run(s, makeContext({ template: { id: 'team/hello', version: 1 } })))?.code).toBe('template_not_found');
     current = store;
-    expect(await run(s, makeContext({ template: { id: 'team/hello', version: 1 } }))).toBeUndefined();
+    expect(await run(s, makeContext({ template: { id: 'team/hello', version: 1 }, variables: { name: 'Ada' } }))).toBeUndefined();
+  });
+
+  it('checks the variables against the template it resolved, before any later stage runs', async () => {
+    // The same refusals as the render stage's, from resolve: a call that cannot render ends
+    // before the policy is asked and before a secret is fetched. The record keeps the template.
+    for (const [variables, code, variable] of BAD_VARIABLES) {
+      const ctx = makeContext({ template: { id: 'team/hello', version: 1 }, variables });
+      const err = await run(stage, ctx);
+      expect(err?.code, JSON.stringify(variables)).toBe(code);
+      expect(err?.details).toEqual({ variable });
+      expect(err?.location).toEqual({ path: `warden.variables.${variable}` });
+      expect(JSON.stringify([err?.message, err?.details])).not.toContain('CANARY');
+      expect(ctx.template?.version).toBe(1);
+      expect(ctx.variableValues).toBeUndefined();
+    }
+    // A required variable no placeholder uses was never asked for (as when render found it).
+    const unused = new TemplateRegistry([tpl({ id: 'team/unused', variables: { ...tpl().variables, spare: { source: 'request', type: 'string', required: true, pii: false } } })], 'r');
+    expect(await run(createResolveStage(() => unused, { now: () => now }), makeContext({ template: { id: 'team/unused', version: 1 }, variables: { name: 'a' } }))).toBeUndefined();
+  });
+
+  it('hands render the checked values, which render does not check again', async () => {
+    const ctx = makeContext({ template: { id: 'team/hello', version: 1 }, variables: { name: 'Ada', count: '3' } });
+    expect(await run(stage, ctx)).toBeUndefined();
+    expect({ ...ctx.variableValues }).toEqual({ name: 'Ada', count: '3' });
+    // Render uses resolve's values as they are: one check per request on the hot path.
+    ctx.variableValues!.name = 'set by resolve';
+    ctx.secrets = new Map([['file:secrets/code', 'S']]);
+    expect(await run(createRenderStage(), ctx)).toBeUndefined();
+    expect(ctx.messages![1]!.content).toBe('Hi set by resolve <b>&</b> 3/');
   });
 
   it('parses template references', () => {
