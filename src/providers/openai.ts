@@ -20,7 +20,7 @@ import { bodyBuffer } from './body-slab.js';
 import { BodyCollector } from './collect.js';
 import { upstreamFailure } from './failure.js';
 import { SseCall } from './sse-call.js';
-import { ChunkSchema, CompletionSchema, parseSimpleCompletion } from './validate.js';
+import { answerFault, ChunkSchema, CompletionSchema, parseSimpleCompletion } from './validate.js';
 
 export interface OpenAIProviderOptions {
   name: string;
@@ -167,7 +167,7 @@ export function createOpenAIProvider(opts: OpenAIProviderOptions): ModelProvider
     // written out (a 500 `internal` instead of the upstream's fault).
     if (tooDeepAt(json, DEFAULT_MAX_JSON_DEPTH)) throw invalid(name, `a body nested deeper than ${DEFAULT_MAX_JSON_DEPTH} levels`);
     const parsed = CompletionSchema.safeParse(json);
-    if (!parsed.success) throw invalid(name, 'a body that is not a chat completion');
+    if (!parsed.success) throw invalid(name, answerFault(json, false) ?? 'a body that is not a chat completion');
     return parsed.data as CompletionResult;
   }
 
@@ -199,7 +199,7 @@ export function createOpenAIProvider(opts: OpenAIProviderOptions): ModelProvider
     const parsed = ChunkSchema.safeParse(json);
     if (!parsed.success) {
       const isError = typeof json === 'object' && json !== null && 'error' in json;
-      throw invalid(name, isError ? 'an error in the stream' : 'a stream event that is not a chat completion chunk');
+      throw invalid(name, isError ? 'an error in the stream' : (answerFault(json, true) ?? 'a stream event that is not a chat completion chunk'));
     }
     return parsed.data as CompletionChunk;
   }

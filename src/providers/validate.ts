@@ -22,13 +22,44 @@ const UsageSchema = z.object({
   total_tokens: Count,
 });
 
+/**
+ * Longest id, model name, tool call id or function name an answer may carry. OpenAI's are a few
+ * dozen characters; a label is passed on whole (the leak guard masks a secret in it, it is not
+ * otherwise redacted), so one that is really text is refused rather than carried.
+ */
+export const MAX_LABEL_LENGTH = 256;
+const Label = z.string().max(MAX_LABEL_LENGTH);
+
+/**
+ * The finish reasons OpenAI documents. Anything else is refused: a finish_reason is passed on
+ * as it is (and mapped to Anthropic's stop_reason), so it must be a value Warden knows, not text.
+ */
+export const FINISH_REASONS = ['stop', 'length', 'tool_calls', 'content_filter', 'function_call'] as const;
+const FinishReason = z.enum(FINISH_REASONS);
+
 const ToolCallSchema = z.object({
-  id: z.string(),
+  id: Label,
   type: z.literal('function'),
-  function: z.object({ name: z.string(), arguments: z.string() }),
+  function: z.object({ name: Label, arguments: z.string() }),
 });
 
-const ContentSchema = z.union([z.string(), z.null(), z.array(z.looseObject({ type: z.string() }))]);
+/** Part types whose `text` is the answer's prose. */
+export const ANSWER_TEXT_PART_TYPES = ['text', 'input_text', 'output_text'] as const;
+
+/**
+ * The content parts an answer may hold, each to the members Warden redacts: a text part's
+ * `text`, a refusal part's `refusal` (z.object drops the rest: `annotations`, `logprobs`, ...).
+ * A part of any other type (reasoning, image_url, audio) is refused as `upstream_error`: it is
+ * not Chat Completions output Warden knows how to redact (masking inside an image's base64 would
+ * corrupt it, and every string of an unknown shape is a guess), so passing it would hand the
+ * caller model output that neither redaction nor the leak guard read.
+ */
+const AnswerPartSchema = z.discriminatedUnion('type', [
+  z.object({ type: z.enum(ANSWER_TEXT_PART_TYPES), text: z.string() }),
+  z.object({ type: z.literal('refusal'), refusal: z.string() }),
+]);
+
+const ContentSchema = z.union([z.string(), z.null(), z.array(AnswerPartSchema)]);
 
 const MessageSchema = z
   .object({
@@ -41,15 +72,15 @@ const MessageSchema = z
   .transform(({ refusal, ...m }) => (typeof refusal === 'string' ? { ...m, refusal } : m));
 
 export const CompletionSchema = z.object({
-  id: z.string(),
-  model: z.string(),
+  id: Label,
+  model: Label,
   created: z.number(),
   choices: z
     .array(
       z.object({
         index: Count,
         message: MessageSchema,
-        finish_reason: z.string().nullable(),
+        finish_reason: FinishReason.nullable(),
       }),
     )
     .min(1),
@@ -64,23 +95,23 @@ const DeltaSchema = z.object({
     .array(
       z.object({
         index: Count,
-        id: z.string().optional(),
+        id: Label.optional(),
         type: z.literal('function').optional(),
-        function: z.object({ name: z.string().optional(), arguments: z.string().optional() }).optional(),
+        function: z.object({ name: Label.optional(), arguments: z.string().optional() }).optional(),
       }),
     )
     .optional(),
 });
 
 export const ChunkSchema = z.object({
-  id: z.string(),
-  model: z.string(),
+  id: Label,
+  model: Label,
   created: z.number(),
   choices: z.array(
     z.object({
       index: Count,
       delta: DeltaSchema,
-      finish_reason: z.string().nullish().transform((f) => f ?? null),
+      finish_reason: FinishReason.nullish().transform((f) => f ?? null),
     }),
   ),
   usage: UsageSchema.nullish(),
@@ -89,6 +120,12 @@ export const ChunkSchema = z.object({
 type Completion = z.infer<typeof CompletionSchema>;
 
 const ROLES: ReadonlySet<unknown> = new Set(Role.options);
+const FINISHES: ReadonlySet<unknown> = new Set(FINISH_REASONS);
+const PART_TYPES: ReadonlySet<unknown> = new Set([...ANSWER_TEXT_PART_TYPES, 'refusal']);
+
+function isLabel(v: unknown): v is string {
+  return typeof v === 'string' && v.length <= MAX_LABEL_LENGTH;
+}
 
 function isRecord(v: unknown): v is Record<string, unknown> {
   return v !== null && typeof v === 'object' && !Array.isArray(v);
@@ -107,7 +144,7 @@ function isCount(v: unknown): v is number {
 export function parseSimpleCompletion(json: unknown): Completion | undefined {
   if (!isRecord(json)) return undefined;
   const { id, model, created, choices, usage } = json;
-  if (typeof id !== 'string' || typeof model !== 'string' || typeof created !== 'number' || !Number.isFinite(created)) return undefined;
+  if (!isLabel(id) || !isLabel(model) || typeof created !== 'number' || !Number.isFinite(created)) return undefined;
   if (!Array.isArray(choices) || choices.length === 0) return undefined;
   const outChoices: Completion['choices'] = [];
   for (const c of choices as unknown[]) {
@@ -119,11 +156,11 @@ export function parseSimpleCompletion(json: unknown): Completion | undefined {
     const content = m.content;
     if (content !== undefined && content !== null && typeof content !== 'string') return undefined;
     const finish = c.finish_reason;
-    if (finish !== null && typeof finish !== 'string') return undefined;
+    if (finish !== null && !FINISHES.has(finish)) return undefined;
     outChoices.push({
       index: c.index,
       message: { role: m.role as Completion['choices'][number]['message']['role'], content: content ?? null },
-      finish_reason: finish,
+      finish_reason: finish as Completion['choices'][number]['finish_reason'],
     });
   }
   let outUsage: Completion['usage'];
@@ -135,6 +172,41 @@ export function parseSimpleCompletion(json: unknown): Completion | undefined {
   // As zod: a `usage` member absent from the input is absent from the output.
   if ('usage' in json) out.usage = outUsage;
   return out;
+}
+
+/**
+ * What is wrong with an answer (a completion, or with `streamed` a chunk) that the schema refused,
+ * when it is one of the rules callers may meet with an otherwise well-formed upstream: a part
+ * type, a finish_reason or a label length. Never quotes the upstream's text (it is model output).
+ * Undefined for any other fault. Only called once the schema has refused the answer.
+ */
+export function answerFault(json: unknown, streamed: boolean): string | undefined {
+  if (!isRecord(json)) return undefined;
+  if (!labelFits(json.id) || !labelFits(json.model)) return `an id or model longer than ${MAX_LABEL_LENGTH} characters`;
+  if (!Array.isArray(json.choices)) return undefined;
+  for (const c of json.choices as unknown[]) {
+    if (!isRecord(c)) continue;
+    const finish = c.finish_reason;
+    if (finish !== null && finish !== undefined && !FINISHES.has(finish)) return `a finish_reason that is not one of ${FINISH_REASONS.join(', ')}`;
+    const m = streamed ? c.delta : c.message;
+    if (!isRecord(m)) continue;
+    const content = m.content;
+    if (Array.isArray(content) && content.some((p) => !isRecord(p) || !PART_TYPES.has(p.type))) {
+      return `a content part of a type other than ${ANSWER_TEXT_PART_TYPES.join(', ')} or refusal`;
+    }
+    if (!Array.isArray(m.tool_calls)) continue;
+    for (const t of m.tool_calls as unknown[]) {
+      if (!isRecord(t)) continue;
+      const fn = t.function;
+      if (!labelFits(t.id) || (isRecord(fn) && !labelFits(fn.name))) return `a tool call id or function name longer than ${MAX_LABEL_LENGTH} characters`;
+    }
+  }
+  return undefined;
+}
+
+/** A label within MAX_LABEL_LENGTH, or not a string at all (the schema's other rules judge that). */
+function labelFits(v: unknown): boolean {
+  return typeof v !== 'string' || v.length <= MAX_LABEL_LENGTH;
 }
 
 /** Most distinct choices one stream may carry (OpenAI's `n` is at most 128). */

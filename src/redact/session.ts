@@ -560,24 +560,51 @@ export class Session implements RedactionSession {
         const m = c.message;
         const msg: ChatMessage = { ...m };
         if (typeof m.content === 'string') msg.content = this.processOutputText(m.content, false);
-        else if (Array.isArray(m.content)) {
-          msg.content = m.content.map((p) => {
-            const rec = p as Record<string, unknown>;
-            return TEXT_PART_TYPES.has(p.type) && typeof rec['text'] === 'string'
-              ? ({ ...p, text: this.processOutputText(rec['text'], false) } as ContentPart)
-              : p;
-          });
-        }
+        else if (Array.isArray(m.content)) msg.content = m.content.map((p) => this.answerPart(p));
         if (typeof m.refusal === 'string') msg.refusal = this.processOutputText(m.refusal, false);
         if (m.tool_calls) {
           msg.tool_calls = m.tool_calls.map((tc) => ({
             ...tc,
-            function: { ...tc.function, arguments: this.processOutputText(tc.function.arguments, true) },
+            id: this.maskLabel(tc.id),
+            function: { ...tc.function, name: this.maskLabel(tc.function.name), arguments: this.processOutputText(tc.function.arguments, true) },
           }));
         }
         return { ...c, message: msg };
       }),
+      id: this.maskLabel(result.id),
+      model: this.maskLabel(result.model),
     };
+  }
+
+  /**
+   * One content part of an answer, rebuilt from the members Warden redacts and nothing else (an
+   * allow-list: `annotations` or any other member an upstream adds would reach the caller
+   * unread). The provider's schema admits only these types (providers/validate.ts); any other is
+   * refused here too, so no provider can hand the caller a part redaction did not read.
+   */
+  private answerPart(p: ContentPart): ContentPart {
+    const rec = p as Record<string, unknown>;
+    const text = rec['text'];
+    if (TEXT_PART_TYPES.has(p.type) && typeof text === 'string') return { type: p.type, text: this.processOutputText(text, false) } as ContentPart;
+    const refusal = rec['refusal'];
+    if (p.type === 'refusal' && typeof refusal === 'string') return { type: 'refusal', refusal: this.processOutputText(refusal, false) };
+    throw new WardenError('upstream_error', 'the answer holds a content part of a type other than text, input_text, output_text or refusal');
+  }
+
+  /**
+   * A label of the answer (its id and model, a tool call's id and function name), passed on as
+   * the upstream wrote it but for a secret value in it, masked as `[SECRET_VALUE]` and counted
+   * as in text. Not scanned for PII: an id pairs a call with its result and a function name
+   * matches one of the app's tools (see checkFunctionName), so only what must never reach the
+   * caller is rewritten. A few short strings per answer: the guard is a handful of indexOf.
+   */
+  maskLabel(label: string): string {
+    if (!this.answerGuard.active) return label;
+    const hits: Finding[] = [];
+    const n = this.answerGuard.find(label, hits);
+    if (n === 0) return label;
+    this.leaks += n;
+    return applyFindings(label, resolveOverlaps(hits, label), () => 'mask', this.replacer, this.responseCounts);
   }
 
   processStream(chunks: AsyncIterable<CompletionChunk>, sequential = false): AsyncIterable<CompletionChunk> {

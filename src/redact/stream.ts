@@ -46,6 +46,8 @@ export interface OutputProcessor {
    * whitespace rules alone would release its first words before the guard could see it whole.
    */
   secretHoldStart(text: string, json: boolean): number;
+  /** An answer label (id, model, tool call id or function name) with secret values masked. */
+  maskLabel(label: string): string;
 }
 
 /**
@@ -340,6 +342,47 @@ export class StreamChannel {
 
 type ToolDelta = NonNullable<ChunkDelta['tool_calls']>[number];
 
+/**
+ * A stream's labels with secret values masked (OutputProcessor.maskLabel): the chunk's id and
+ * model, and each tool call's id and function name. The id and model repeat in every chunk, so
+ * each distinct value is looked at (and counted) once. A chunk whose labels hold no secret is
+ * passed on as it is, not copied.
+ */
+class ChunkLabels {
+  private idIn = '';
+  private idOut = '';
+  private modelIn = '';
+  private modelOut = '';
+
+  constructor(private readonly proc: OutputProcessor) {}
+
+  apply(chunk: CompletionChunk): CompletionChunk {
+    if (chunk.id !== this.idIn) this.idOut = this.proc.maskLabel((this.idIn = chunk.id));
+    if (chunk.model !== this.modelIn) this.modelOut = this.proc.maskLabel((this.modelIn = chunk.model));
+    let choices = chunk.choices;
+    for (let i = 0; i < choices.length; i++) {
+      const calls = choices[i]!.delta.tool_calls;
+      if (calls === undefined || calls.length === 0) continue;
+      const masked = calls.map((tc) => this.toolCall(tc));
+      if (masked.every((tc, k) => tc === calls[k])) continue;
+      if (choices === chunk.choices) choices = choices.slice();
+      choices[i] = { ...choices[i]!, delta: { ...choices[i]!.delta, tool_calls: masked } };
+    }
+    if (this.idOut === chunk.id && this.modelOut === chunk.model && choices === chunk.choices) return chunk;
+    return { ...chunk, id: this.idOut, model: this.modelOut, choices };
+  }
+
+  private toolCall(tc: ToolDelta): ToolDelta {
+    const id = tc.id === undefined ? undefined : this.proc.maskLabel(tc.id);
+    const name = tc.function?.name === undefined ? undefined : this.proc.maskLabel(tc.function.name);
+    if (id === tc.id && name === tc.function?.name) return tc;
+    const out: ToolDelta = { ...tc };
+    if (id !== undefined) out.id = id;
+    if (name !== undefined) out.function = { ...tc.function, name };
+    return out;
+  }
+}
+
 /** A choice's text channels: the key a `sequential` stream compares to see that it moved on. */
 type ChannelKey = 'content' | 'refusal' | number;
 
@@ -408,7 +451,10 @@ export async function* processChunkStream(
     return any;
   };
 
-  for await (const chunk of chunks) {
+  const labels = new ChunkLabels(proc);
+
+  for await (const upstreamChunk of chunks) {
+    const chunk = labels.apply(upstreamChunk);
     last = chunk;
     if (sequential) {
       yield* sequentialChunks(chunk);

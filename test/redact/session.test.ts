@@ -318,6 +318,25 @@ describe('leak guard', () => {
     expect(s.report().leaks).toBe(2);
   });
 
+  it("answer parts keep only the members it redacts; a part of another type is the provider's fault", () => {
+    const s = r.session(decision(), [CANARY]);
+    const answer = (content: ChatMessage['content']) =>
+      s.processCompletion({ id: `id-${CANARY}`, model: CANARY, created: 0, choices: [{ index: 0, finish_reason: 'stop', message: { role: 'assistant', content } }] });
+    const out = answer([
+      { type: 'output_text', text: `a ${CANARY}`, annotations: [{ url: CANARY }] } as never,
+      { type: 'refusal', refusal: `no ${CANARY}`, extra: CANARY },
+    ]);
+    expect(out.choices[0]!.message.content).toEqual([
+      { type: 'output_text', text: 'a [SECRET_VALUE]' },
+      { type: 'refusal', refusal: 'no [SECRET_VALUE]' },
+    ]);
+    expect([out.id, out.model]).toEqual(['id-[SECRET_VALUE]', '[SECRET_VALUE]']);
+    expect(s.report().leaks).toBe(4);
+    const e = thrown(() => answer([{ type: 'image_url', image_url: { url: `https://e/${CANARY}` } }]));
+    expect(e.code).toBe('upstream_error');
+    expect(e.message).not.toContain(CANARY);
+  });
+
   it('ignores values too short to search for safely', () => {
     const s = r.session(decision(), ['abc']);
     expect(s.redactMessages([{ role: 'user', content: 'abc abc' }])[0]!.content).toBe('abc abc');

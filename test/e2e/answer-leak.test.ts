@@ -1,0 +1,287 @@
+/**
+ * End to end: everything of an upstream's answer that reaches the caller goes through answer
+ * redaction and the leak guard, not only the content string. The loopback upstream answers with
+ * the granted secret (placed in the prompt by ops/incident-brief) and PII in content parts of
+ * every kind (a refusal part, extra members of a text part, other part types) and in the
+ * answer's labels (its id and model, a tool call's id and function name, finish_reason), streamed
+ * and not. The caller (openai SDK, grpc-js, /v1/messages), the log and the audit record must not
+ * see them; the audit record counts what was masked.
+ */
+import { createServer, type Server } from 'node:http';
+import type { AddressInfo } from 'node:net';
+import OpenAI from 'openai';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { bearerMetadata, gatewayClient, unaryCall } from './helpers/grpc.js';
+import { CANARY_SECRET, startWarden, type WardenFixture } from './helpers/warden.js';
+
+const PII = 'canary.pii.7f3a@example.com';
+const TEMPLATE = 'ops/incident-brief@1';
+const VARIABLES = { service: 'billing-api' };
+
+/** What the upstream answers next: a completion (not streamed) or its chunks (streamed). */
+let completion: Record<string, unknown> = {};
+let chunks: Array<Record<string, unknown>> = [];
+let server: Server;
+let w: WardenFixture;
+let client: OpenAI;
+let token: string;
+let gateway: any;
+
+beforeAll(async () => {
+  server = createServer((req, res) => {
+    let body = '';
+    req.on('data', (d: Buffer) => (body += d.toString('utf8')));
+    req.on('end', () => {
+      if ((JSON.parse(body) as { stream?: boolean }).stream) {
+        res.writeHead(200, { 'content-type': 'text/event-stream' });
+        for (const c of chunks) res.write(`data: ${JSON.stringify(c)}\n\n`);
+        res.end('data: [DONE]\n\n');
+        return;
+      }
+      res.writeHead(200, { 'content-type': 'application/json' });
+      res.end(JSON.stringify(completion));
+    });
+  });
+  await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
+  const { port } = server.address() as AddressInfo;
+  w = await startWarden({ upstreamUrl: `http://127.0.0.1:${port}/v1` });
+  token = await w.signer.token('support', 'ticket-bot');
+  client = new OpenAI({ baseURL: `${w.addresses.http}/v1`, apiKey: token, maxRetries: 0, timeout: 15_000 });
+  gateway = gatewayClient(w.addresses.grpc);
+});
+
+afterAll(async () => {
+  gateway?.close();
+  await w?.close();
+  await new Promise((r) => server?.close(r));
+});
+
+function answer(message: Record<string, unknown>, finish: string | null = 'stop', head: Record<string, unknown> = {}): Record<string, unknown> {
+  return {
+    id: 'chatcmpl-1',
+    object: 'chat.completion',
+    created: 1_700_000_000,
+    model: 'gpt-4o-mini',
+    ...head,
+    choices: [{ index: 0, message: { role: 'assistant', ...message }, logprobs: null, finish_reason: finish }],
+    usage: { prompt_tokens: 1, completion_tokens: 1, total_tokens: 2 },
+  };
+}
+
+function chunk(delta: Record<string, unknown>, finish: string | null = null, head: Record<string, unknown> = {}): Record<string, unknown> {
+  return { id: 'chatcmpl-1', object: 'chat.completion.chunk', created: 1_700_000_000, model: 'gpt-4o-mini', ...head, choices: [{ index: 0, delta, finish_reason: finish }] };
+}
+
+const governed = { model: 'gpt-4o-mini', messages: [], warden: { template: TEMPLATE, variables: VARIABLES } } as any;
+
+/** The raw body of a non-streamed call over HTTP (status, parsed body). */
+async function post(stream = false): Promise<{ status: number; text: string }> {
+  const res = await fetch(`${w.addresses.http}/v1/chat/completions`, {
+    method: 'POST',
+    headers: { authorization: `Bearer ${token}`, 'content-type': 'application/json' },
+    body: JSON.stringify({ ...governed, stream }),
+  });
+  return { status: res.status, text: await res.text() };
+}
+
+function expectClean(text: string): void {
+  expect(text).not.toContain(CANARY_SECRET);
+  expect(text).not.toContain('SECRET-9f8e7d');
+  expect(text).not.toContain(PII);
+}
+
+/** The audit record of the last call. */
+function lastRecord(): Record<string, any> {
+  return w.audit().at(-1)!;
+}
+
+describe('content parts of a non-streamed answer', () => {
+  it('a refusal part is redacted and leak-guarded like text, over the openai SDK', async () => {
+    completion = answer({ content: [{ type: 'refusal', refusal: `no ${CANARY_SECRET} for ${PII}` }] });
+    const res = await client.chat.completions.create(governed);
+    expect(res.choices[0]!.message.content).toEqual([{ type: 'refusal', refusal: 'no [SECRET_VALUE] for [EMAIL_ADDRESS]' }]);
+    expect(lastRecord()['redaction']).toMatchObject({ leaks: 1, response_counts: { SECRET_VALUE: 1, EMAIL_ADDRESS: 1 } });
+  });
+
+  it('a text part keeps its type and text only: annotations and other members are dropped', async () => {
+    completion = answer({
+      content: [
+        { type: 'output_text', text: `see ${PII}`, annotations: [{ type: 'url_citation', url: `https://e/?k=${CANARY_SECRET}` }] },
+        { type: 'text', text: 'ok', secret_note: CANARY_SECRET },
+        { type: 'input_text', text: CANARY_SECRET, logprobs: [{ token: PII }] },
+      ],
+    });
+    const { status, text } = await post();
+    expect(status, text).toBe(200);
+    expect(JSON.parse(text).choices[0].message.content).toEqual([
+      { type: 'output_text', text: 'see [EMAIL_ADDRESS]' },
+      { type: 'text', text: 'ok' },
+      { type: 'input_text', text: '[SECRET_VALUE]' },
+    ]);
+    expectClean(text);
+    expect(lastRecord()['redaction'].leaks).toBe(1);
+  });
+
+  it('a part of any other type (reasoning, image_url) is refused as upstream_error, quoting none of it', async () => {
+    const parts = [
+      { type: 'reasoning', summary: `I will sign with ${CANARY_SECRET}` },
+      { type: 'image_url', image_url: { url: `https://img.example/${CANARY_SECRET}.png` } },
+      { type: `x-${CANARY_SECRET}`, text: 'hi' },
+    ];
+    for (const part of parts) {
+      completion = answer({ content: [{ type: 'text', text: 'hi' }, part] });
+      const { status, text } = await post();
+      expect(status, text).toBe(502);
+      const err = JSON.parse(text).error;
+      expect(err.code).toBe('upstream_error');
+      expect(err.message).toMatch(/content part of a type other than text, input_text, output_text or refusal/);
+      expectClean(text);
+      expect(lastRecord()['error_code']).toBe('upstream_error');
+    }
+  });
+
+  it('gRPC Complete: parts[].json carries the redacted refusal and text parts, nothing else', async () => {
+    completion = answer({
+      content: [
+        { type: 'refusal', refusal: `no ${CANARY_SECRET}` },
+        { type: 'output_text', text: 'x', annotations: [{ type: 'url_citation', url: `https://e/?k=${CANARY_SECRET}` }] },
+      ],
+    });
+    const res = await unaryCall(gateway, 'Complete', { model: 'gpt-4o-mini', template: { id: 'ops/incident-brief', version: 1 }, variables: VARIABLES }, bearerMetadata(token));
+    const parts = res.choices[0].message.parts as Array<{ type: string; json: string }>;
+    expect(parts.map((p) => [p.type, JSON.parse(p.json)])).toEqual([
+      ['refusal', { type: 'refusal', refusal: 'no [SECRET_VALUE]' }],
+      ['output_text', { type: 'output_text', text: 'x' }],
+    ]);
+    expectClean(JSON.stringify(res));
+  });
+});
+
+describe('labels of the answer: id, model, tool call id and name, finish_reason', () => {
+  const labelled = (): Record<string, unknown> =>
+    answer(
+      { content: null, tool_calls: [{ id: `call_${CANARY_SECRET}`, type: 'function', function: { name: `x${CANARY_SECRET}`, arguments: '{}' } }] },
+      'tool_calls',
+      { id: `chatcmpl-${CANARY_SECRET}`, model: `m-${CANARY_SECRET}` },
+    );
+
+  it('not streamed (openai SDK): a granted secret in each is masked and counted', async () => {
+    completion = labelled();
+    const res = await client.chat.completions.create(governed);
+    expect(res.id).toBe('chatcmpl-[SECRET_VALUE]');
+    expect(res.model).toBe('m-[SECRET_VALUE]');
+    expect(res.choices[0]!.finish_reason).toBe('tool_calls');
+    const call = res.choices[0]!.message.tool_calls![0]! as any;
+    expect(call.id).toBe('call_[SECRET_VALUE]');
+    expect(call.function.name).toBe('x[SECRET_VALUE]');
+    expect(lastRecord()['redaction'].leaks).toBe(4);
+  });
+
+  it('streamed (openai SDK): masked in every chunk, each distinct value counted once', async () => {
+    const head = { id: `chatcmpl-${CANARY_SECRET}`, model: `m-${CANARY_SECRET}` };
+    chunks = [
+      chunk({ role: 'assistant', tool_calls: [{ index: 0, id: `call_${CANARY_SECRET}`, type: 'function', function: { name: `x${CANARY_SECRET}`, arguments: '' } }] }, null, head),
+      chunk({ tool_calls: [{ index: 0, function: { arguments: '{}' } }] }, null, head),
+      chunk({}, 'tool_calls', head),
+    ];
+    const stream = await client.chat.completions.create({ ...governed, stream: true } as OpenAI.ChatCompletionCreateParamsStreaming);
+    const seen: string[] = [];
+    for await (const c of stream) {
+      seen.push(JSON.stringify(c));
+      expect(c.id).toBe('chatcmpl-[SECRET_VALUE]');
+      expect(c.model).toBe('m-[SECRET_VALUE]');
+    }
+    const first = JSON.parse(seen[0]!).choices[0].delta.tool_calls[0];
+    expect(first).toMatchObject({ id: 'call_[SECRET_VALUE]', function: { name: 'x[SECRET_VALUE]' } });
+    expectClean(seen.join('\n'));
+    expect(lastRecord()['redaction'].leaks).toBe(4);
+  });
+
+  it('gRPC, not streamed and streamed: masked', async () => {
+    completion = labelled();
+    const req = { model: 'gpt-4o-mini', template: { id: 'ops/incident-brief', version: 1 }, variables: VARIABLES };
+    const res = await unaryCall(gateway, 'Complete', req, bearerMetadata(token));
+    expect(res.id).toBe('chatcmpl-[SECRET_VALUE]');
+    expect(res.model).toBe('m-[SECRET_VALUE]');
+    expect(res.choices[0].message.tool_calls[0]).toMatchObject({ id: 'call_[SECRET_VALUE]', function: { name: 'x[SECRET_VALUE]' } });
+    expectClean(JSON.stringify(res));
+
+    chunks = [chunk({ role: 'assistant', content: 'hi' }, null, { id: CANARY_SECRET, model: CANARY_SECRET }), chunk({}, 'stop')];
+    const call = gateway.StreamComplete(req, bearerMetadata(token));
+    const got: any[] = [];
+    await new Promise<void>((resolve, reject) => {
+      call.on('data', (c: any) => got.push(c));
+      call.on('end', resolve);
+      call.on('error', reject);
+    });
+    expect(got[0].id).toBe('[SECRET_VALUE]');
+    expect(got[0].model).toBe('[SECRET_VALUE]');
+    expectClean(JSON.stringify(got));
+  });
+
+  it('/v1/messages, not streamed and streamed: the message id, model and tool_use name are masked', async () => {
+    completion = labelled();
+    const headers = { authorization: `Bearer ${token}`, 'content-type': 'application/json', 'x-warden-template': TEMPLATE, 'x-warden-variables': JSON.stringify(VARIABLES) };
+    const body = { model: 'gpt-4o-mini', max_tokens: 16, messages: [] };
+    const res = await fetch(`${w.addresses.http}/v1/messages`, { method: 'POST', headers, body: JSON.stringify(body) });
+    const text = await res.text();
+    expect(res.status, text).toBe(200);
+    const msg = JSON.parse(text);
+    expect(msg.id).toBe('msg_chatcmpl-[SECRET_VALUE]');
+    expect(msg.model).toBe('m-[SECRET_VALUE]');
+    expect(msg.content[0]).toMatchObject({ type: 'tool_use', id: 'call_[SECRET_VALUE]', name: 'x[SECRET_VALUE]' });
+    expectClean(text);
+
+    const head = { id: `chatcmpl-${CANARY_SECRET}`, model: `m-${CANARY_SECRET}` };
+    chunks = [
+      chunk({ role: 'assistant', tool_calls: [{ index: 0, id: `call_${CANARY_SECRET}`, type: 'function', function: { name: `x${CANARY_SECRET}`, arguments: '{}' } }] }, null, head),
+      chunk({}, 'tool_calls', head),
+    ];
+    const streamed = await fetch(`${w.addresses.http}/v1/messages`, { method: 'POST', headers, body: JSON.stringify({ ...body, stream: true }) });
+    const events = await streamed.text();
+    expect(streamed.status, events).toBe(200);
+    expect(events).toContain('"name":"x[SECRET_VALUE]"');
+    expect(events).toContain('"model":"m-[SECRET_VALUE]"');
+    expectClean(events);
+  });
+
+  it('a finish_reason that is not a known one is refused as upstream_error, streamed or not', async () => {
+    for (const finish of [CANARY_SECRET, `stop ${PII}`, 'eos']) {
+      completion = answer({ content: 'hi' }, finish);
+      const plain = await post();
+      expect(plain.status, plain.text).toBe(502);
+      expect(JSON.parse(plain.text).error.message).toMatch(/finish_reason that is not one of stop, length, tool_calls, content_filter, function_call/);
+      expectClean(plain.text);
+
+      chunks = [chunk({ role: 'assistant', content: 'hi' }), chunk({}, finish)];
+      const streamed = await post(true);
+      expect(streamed.status).toBe(200);
+      expect(streamed.text).toMatch(/"code":"upstream_error"/);
+      expect(streamed.text).not.toContain('[DONE]');
+      expectClean(streamed.text);
+    }
+  });
+
+  it('an id, model or tool call label over 256 characters is refused as upstream_error', async () => {
+    const long = 'a'.repeat(257);
+    const answers = [
+      answer({ content: 'hi' }, 'stop', { id: long }),
+      answer({ content: 'hi' }, 'stop', { model: long }),
+      answer({ content: null, tool_calls: [{ id: long, type: 'function', function: { name: 'f', arguments: '{}' } }] }, 'tool_calls'),
+      answer({ content: null, tool_calls: [{ id: 'c', type: 'function', function: { name: long, arguments: '{}' } }] }, 'tool_calls'),
+    ];
+    for (const a of answers) {
+      completion = a;
+      const { status, text } = await post();
+      expect(status, text).toBe(502);
+      expect(JSON.parse(text).error.message).toMatch(/longer than 256 characters/);
+    }
+    completion = answer({ content: 'hi' }, 'stop', { id: 'a'.repeat(256), model: 'b'.repeat(256) });
+    expect((await post()).status).toBe(200);
+  });
+
+  it('no canary in the log or any audit record', () => {
+    expectClean(w.logs.join('\n'));
+    expectClean(JSON.stringify(w.audit()));
+  });
+});
