@@ -288,7 +288,17 @@ export interface Usage {
 export interface CompletionChoice {
   index: number;
   message: ChatMessage;
+  /** One of FINISH_REASONS, or a compatible server's own short identifier (providers/validate.ts). */
   finish_reason: string | null;
+}
+
+/** The finish reasons OpenAI documents; compatible servers may send others (see CompletionChoice). */
+export const FINISH_REASONS = ['stop', 'length', 'tool_calls', 'content_filter', 'function_call'] as const;
+const DOCUMENTED_FINISHES: ReadonlySet<string> = new Set(FINISH_REASONS);
+
+/** Whether `finish` is one of the reasons OpenAI documents (else a compatible server's own). */
+export function isDocumentedFinishReason(finish: string): boolean {
+  return DOCUMENTED_FINISHES.has(finish);
 }
 
 export interface CompletionResult {

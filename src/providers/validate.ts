@@ -5,7 +5,7 @@
  * declare ever flow on.
  */
 import { z } from 'zod';
-import type { CompletionChunk } from '../pipeline/types.js';
+import { isDocumentedFinishReason, type CompletionChunk } from '../pipeline/types.js';
 
 const Role = z.enum(['system', 'developer', 'user', 'assistant', 'tool']);
 
@@ -31,11 +31,15 @@ export const MAX_LABEL_LENGTH = 256;
 const Label = z.string().max(MAX_LABEL_LENGTH);
 
 /**
- * The finish reasons OpenAI documents. Anything else is refused: a finish_reason is passed on
- * as it is (and mapped to Anthropic's stop_reason), so it must be a value Warden knows, not text.
+ * A finish_reason: one OpenAI documents (FINISH_REASONS, pipeline/types.ts), or a compatible
+ * server's own (TGI's `eos_token` and `stop_sequence`, Mistral's `model_length`, vLLM's `abort`)
+ * when it is a short identifier. Those are passed on too, leak-guarded like a label, and read as
+ * `stop` where a reason must be mapped (Anthropic's stop_reason). Anything else (text, a long
+ * string) is refused: a finish_reason is passed on unread, so it must look like a reason, not
+ * like model output.
  */
-export const FINISH_REASONS = ['stop', 'length', 'tool_calls', 'content_filter', 'function_call'] as const;
-const FinishReason = z.enum(FINISH_REASONS);
+export const FINISH_REASON_RE = /^[a-z][a-z0-9_]{0,31}$/;
+const FinishReason = z.string().regex(FINISH_REASON_RE);
 
 const ToolCallSchema = z.object({
   id: Label,
@@ -120,7 +124,6 @@ export const ChunkSchema = z.object({
 type Completion = z.infer<typeof CompletionSchema>;
 
 const ROLES: ReadonlySet<unknown> = new Set(Role.options);
-const FINISHES: ReadonlySet<unknown> = new Set(FINISH_REASONS);
 const PART_TYPES: ReadonlySet<unknown> = new Set([...ANSWER_TEXT_PART_TYPES, 'refusal']);
 
 function isLabel(v: unknown): v is string {
@@ -156,7 +159,7 @@ export function parseSimpleCompletion(json: unknown): Completion | undefined {
     const content = m.content;
     if (content !== undefined && content !== null && typeof content !== 'string') return undefined;
     const finish = c.finish_reason;
-    if (finish !== null && !FINISHES.has(finish)) return undefined;
+    if (finish !== null && !(typeof finish === 'string' && isDocumentedFinishReason(finish))) return undefined;
     outChoices.push({
       index: c.index,
       message: { role: m.role as Completion['choices'][number]['message']['role'], content: content ?? null },
@@ -187,7 +190,7 @@ export function answerFault(json: unknown, streamed: boolean): string | undefine
   for (const c of json.choices as unknown[]) {
     if (!isRecord(c)) continue;
     const finish = c.finish_reason;
-    if (finish !== null && finish !== undefined && !FINISHES.has(finish)) return `a finish_reason that is not one of ${FINISH_REASONS.join(', ')}`;
+    if (finish !== null && finish !== undefined && !(typeof finish === 'string' && FINISH_REASON_RE.test(finish))) return 'a finish_reason that is not a short identifier (lowercase letters, digits, _; at most 32)';
     const m = streamed ? c.delta : c.message;
     if (!isRecord(m)) continue;
     const content = m.content;

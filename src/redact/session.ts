@@ -6,6 +6,7 @@
  */
 import { WardenError } from '../pipeline/errors.js';
 import type { RedactionReport, RedactionSession } from '../pipeline/ports.js';
+import { isDocumentedFinishReason } from '../pipeline/types.js';
 import type {
   ChatMessage,
   CompletionChunk,
@@ -569,6 +570,9 @@ export class Session implements RedactionSession {
             function: { ...tc.function, name: this.maskLabel(tc.function.name), arguments: this.processOutputText(tc.function.arguments, true) },
           }));
         }
+        // A compatible server's own reason is passed on as it wrote it: leak-guarded like a label.
+        const finish = c.finish_reason;
+        if (finish !== null && !isDocumentedFinishReason(finish)) return { ...c, message: msg, finish_reason: this.maskLabel(finish) };
         return { ...c, message: msg };
       }),
       id: this.maskLabel(result.id),

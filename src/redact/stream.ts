@@ -18,7 +18,7 @@
  * escape, and replace findings as in the whole arguments (a number holding one is quoted), so
  * the concatenated pieces parse as the non-streamed arguments do.
  */
-import type { ChunkDelta, CompletionChunk } from '../pipeline/types.js';
+import { isDocumentedFinishReason, type ChunkDelta, type CompletionChunk } from '../pipeline/types.js';
 import { JSON_TEXT_START, jsonStateAfter, safeJsonCut, type JsonLexState } from './json-literals.js';
 import { fold } from './normalize.js';
 import { CONTEXT_WINDOW } from './scanner.js';
@@ -361,6 +361,15 @@ class ChunkLabels {
     if (chunk.model !== this.modelIn) this.modelOut = this.proc.maskLabel((this.modelIn = chunk.model));
     let choices = chunk.choices;
     for (let i = 0; i < choices.length; i++) {
+      // A compatible server's own finish reason is passed on as it wrote it: guarded like a label.
+      const finish = choices[i]!.finish_reason;
+      if (finish !== null && !isDocumentedFinishReason(finish)) {
+        const masked = this.proc.maskLabel(finish);
+        if (masked !== finish) {
+          if (choices === chunk.choices) choices = choices.slice();
+          choices[i] = { ...choices[i]!, finish_reason: masked };
+        }
+      }
       const calls = choices[i]!.delta.tool_calls;
       if (calls === undefined || calls.length === 0) continue;
       const masked = calls.map((tc) => this.toolCall(tc));

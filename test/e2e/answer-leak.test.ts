@@ -245,12 +245,12 @@ describe('labels of the answer: id, model, tool call id and name, finish_reason'
     expectClean(events);
   });
 
-  it('a finish_reason that is not a known one is refused as upstream_error, streamed or not', async () => {
-    for (const finish of [CANARY_SECRET, `stop ${PII}`, 'eos']) {
+  it('a finish_reason that is not a short identifier is refused as upstream_error, streamed or not', async () => {
+    for (const finish of [CANARY_SECRET, `stop ${PII}`, 'x'.repeat(33)]) {
       completion = answer({ content: 'hi' }, finish);
       const plain = await post();
       expect(plain.status, plain.text).toBe(502);
-      expect(JSON.parse(plain.text).error.message).toMatch(/finish_reason that is not one of stop, length, tool_calls, content_filter, function_call/);
+      expect(JSON.parse(plain.text).error.message).toMatch(/finish_reason that is not a short identifier/);
       expectClean(plain.text);
 
       chunks = [chunk({ role: 'assistant', content: 'hi' }), chunk({}, finish)];
@@ -260,6 +260,19 @@ describe('labels of the answer: id, model, tool call id and name, finish_reason'
       expect(streamed.text).not.toContain('[DONE]');
       expectClean(streamed.text);
     }
+  });
+
+  it("a compatible server's own finish_reason (TGI's eos_token) is passed on, streamed or not", async () => {
+    completion = answer({ content: 'hi' }, 'eos_token');
+    const plain = await post();
+    expect(plain.status, plain.text).toBe(200);
+    expect(JSON.parse(plain.text).choices[0].finish_reason).toBe('eos_token');
+
+    chunks = [chunk({ role: 'assistant', content: 'hi' }), chunk({}, 'model_length')];
+    const streamed = await post(true);
+    expect(streamed.status).toBe(200);
+    expect(streamed.text).toContain('"finish_reason":"model_length"');
+    expect(streamed.text).toContain('[DONE]');
   });
 
   it('an id, model or tool call label over 256 characters is refused as upstream_error', async () => {

@@ -337,6 +337,27 @@ describe('leak guard', () => {
     expect(e.message).not.toContain(CANARY);
   });
 
+  it("a compatible server's own finish_reason is passed on, with a secret in it masked, streamed or not", async () => {
+    const lower = 'hunter2secretvalue';
+    const s = r.session(decision(), [lower]);
+    const answer = (finish: string) =>
+      s.processCompletion({ id: 'x', model: 'm', created: 0, choices: [{ index: 0, finish_reason: finish, message: { role: 'assistant', content: 'hi' } }] }).choices[0]!.finish_reason;
+    expect(answer('eos_token')).toBe('eos_token');
+    expect(answer('stop')).toBe('stop');
+    expect(answer(`x_${lower}`)).toBe('x_[SECRET_VALUE]');
+    expect(s.report().leaks).toBe(1);
+
+    const chunk = (finish: string | null, content?: string) => ({ id: 'x', model: 'm', created: 0, choices: [{ index: 0, delta: content === undefined ? {} : { content }, finish_reason: finish }] });
+    async function* upstream() {
+      yield chunk(null, 'hi');
+      yield chunk(`y_${lower}`);
+    }
+    const out: string[] = [];
+    for await (const c of s.processStream(upstream())) for (const ch of c.choices) if (ch.finish_reason) out.push(ch.finish_reason);
+    expect(out).toEqual(['y_[SECRET_VALUE]']);
+    expect(s.report().leaks).toBe(2);
+  });
+
   it('ignores values too short to search for safely', () => {
     const s = r.session(decision(), ['abc']);
     expect(s.redactMessages([{ role: 'user', content: 'abc abc' }])[0]!.content).toBe('abc abc');
