@@ -360,6 +360,11 @@ const OpenAIProviderSchema = z.strictObject({
        * so the only bound is the one that answers `overloaded` at once.
        */
       connections: positiveInt.max(1_000_000).optional(),
+      /**
+       * How long an idle connection is kept for reuse when the upstream sends no Keep-Alive hint:
+       * below the upstream's own idle timeout, or a call sent as it closes the connection fails.
+       */
+      keep_alive_ms: durationMs().default(4_000), // DEFAULT_KEEP_ALIVE_MS in providers/openai.ts
     })
     .prefault({}),
 });

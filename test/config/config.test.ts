@@ -80,6 +80,8 @@ describe('defaults', () => {
     expect(up.timeouts).toEqual({ connect_ms: 5000, headers_ms: 60000, body_ms: 300000 });
     // Unset: the registry uses limits.max_in_flight (no second, per-provider queue by default).
     expect(up.pool.connections).toBeUndefined();
+    // Below common servers' idle timeouts (uvicorn's 5 s), which often come without a Keep-Alive hint.
+    expect(up.pool.keep_alive_ms).toBe(4000);
     expect(up.api_key).toBeUndefined();
   });
 
