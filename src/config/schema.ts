@@ -338,9 +338,26 @@ const SecretsSchema = z.strictObject({
 
 const EchoProviderSchema = z.strictObject({ kind: z.literal('echo') });
 
+/** Whether a URL carries a user name or password (`user:password@host`); false for anything unparsable. */
+function hasCredentials(url: string): boolean {
+  try {
+    const { username, password } = new URL(url);
+    return username !== '' || password !== '';
+  } catch {
+    return false;
+  }
+}
+
 const OpenAIProviderSchema = z.strictObject({
   kind: z.literal('openai'),
-  base_url: z.url({ protocol: /^https?$/, error: 'must be an http(s) URL such as https://api.openai.com/v1' }),
+  base_url: z
+    .url({ protocol: /^https?$/, error: 'must be an http(s) URL such as https://api.openai.com/v1' })
+    // The pool connects to the URL's origin, which drops user:password@: refused rather than kept
+    // unused in the config (the message never quotes the URL, which would echo the password).
+    .refine((u) => !hasCredentials(u), {
+      error: 'must not carry credentials (user:password@): they are never sent; put the API key in api_key as a secret ref',
+      abort: true,
+    }),
   /** Secret ref resolved by Warden; the application never holds the key. Optional for keyless local upstreams. */
   api_key: secretRef.optional(),
   timeouts: z
@@ -358,6 +375,11 @@ const OpenAIProviderSchema = z.strictObject({
        * so the only bound is the one that answers `overloaded` at once.
        */
       connections: positiveInt.max(1_000_000).optional(),
+      /**
+       * How long an idle connection is kept for reuse when the upstream sends no Keep-Alive hint:
+       * below the upstream's own idle timeout, or a call sent as it closes the connection fails.
+       */
+      keep_alive_ms: durationMs().default(4_000), // DEFAULT_KEEP_ALIVE_MS in providers/openai.ts
     })
     .prefault({}),
 });

@@ -48,7 +48,13 @@ export function upstreamStatusFailure(provider: string, status: number, headers:
 }
 
 const TIMEOUT_CODES = new Set(['UND_ERR_CONNECT_TIMEOUT', 'UND_ERR_HEADERS_TIMEOUT', 'UND_ERR_BODY_TIMEOUT']);
-const UNREACHABLE_CODES = new Set(['ECONNREFUSED', 'ENOTFOUND', 'EAI_AGAIN', 'EHOSTUNREACH', 'ENETUNREACH', 'ECONNRESET', 'EPIPE', 'UND_ERR_SOCKET', 'UND_ERR_CLOSED']);
+const UNREACHABLE_CODES = new Set(['ECONNREFUSED', 'ENOTFOUND', 'EAI_AGAIN', 'EHOSTUNREACH', 'ENETUNREACH', 'UND_ERR_CLOSED']);
+/**
+ * The upstream was reached, then the connection broke: most often a pooled connection the
+ * server closed (idle) just as a call was sent on it. Not "unreachable": the next call usually
+ * succeeds (see pool.keep_alive_ms).
+ */
+const RESET_CODES = new Set(['ECONNRESET', 'EPIPE', 'UND_ERR_SOCKET']);
 
 /**
  * Turns whatever the call failed with into a WardenError. The signal decides first: a client
@@ -69,6 +75,12 @@ export function upstreamFailure(err: unknown, signal: CancelSignal, provider: st
   }
   if (typeof code === 'string' && UNREACHABLE_CODES.has(code)) {
     return new WardenError('upstream_error', `provider ${provider} is unreachable (${code})`, {
+      details: { provider, reason: code },
+      cause: err,
+    });
+  }
+  if (typeof code === 'string' && RESET_CODES.has(code)) {
+    return new WardenError('upstream_error', `the connection to provider ${provider} was reset (${code})`, {
       details: { provider, reason: code },
       cause: err,
     });

@@ -45,11 +45,23 @@ export interface OpenAIProviderOptions {
    * logging in it.
    */
   onSaturated?: () => void;
+  /**
+   * How long an idle connection is kept for reuse when the upstream sends no `Keep-Alive: timeout=`
+   * hint (undici follows a hint when there is one). Default DEFAULT_KEEP_ALIVE_MS.
+   */
+  keepAliveMs?: number;
   /** Largest non-streaming response body accepted. Default 16 MiB. */
   maxResponseBytes?: number;
   /** Largest single SSE event accepted. Default 1 MiB. */
   maxEventBytes?: number;
 }
+
+/**
+ * Below common servers' idle timeouts (uvicorn 5 s, Node 5 s, nginx 75 s), which often come with
+ * no Keep-Alive hint: a connection the server has closed, or is closing, must not be reused, or
+ * the call sent on it fails with a reset.
+ */
+export const DEFAULT_KEEP_ALIVE_MS = 4_000;
 
 function hasOwnKeys(o: object): boolean {
   for (const _ in o) return true;
@@ -77,7 +89,7 @@ export function createOpenAIProvider(opts: OpenAIProviderOptions): ModelProvider
     connectTimeout: opts.timeouts?.connectMs ?? 5_000,
     headersTimeout: opts.timeouts?.headersMs ?? 60_000,
     bodyTimeout: opts.timeouts?.bodyMs ?? 300_000,
-    keepAliveTimeout: 10_000,
+    keepAliveTimeout: opts.keepAliveMs ?? DEFAULT_KEEP_ALIVE_MS,
   });
 
   function keyFailure(err: unknown): WardenError {

@@ -76,6 +76,7 @@ export function createProvider(name: string, config: ProviderConfig, deps: Provi
         getApiKey: ref === undefined ? undefined : () => deps.resolveSecret(ref),
         timeouts: { connectMs: config.timeouts.connect_ms, headersMs: config.timeouts.headers_ms, bodyMs: config.timeouts.body_ms },
         connections,
+        keepAliveMs: config.pool.keep_alive_ms,
         onSaturated: deps.logger && saturationWarning(deps.logger, name, connections),
       });
     }

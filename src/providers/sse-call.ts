@@ -5,8 +5,10 @@
  * Why not `pool.request()` and `for await` over its body: every SSE event then goes through a
  * BodyReadable (push, read, the stream's async iterator and its promises) before our parser sees
  * it. Here undici hands each piece of the body straight to the parser, and parsed chunks wait in
- * a small queue for the consumer. When the consumer falls behind by HIGH_WATER chunks, undici is
- * asked to stop reading the socket (backpressure) until the queue is drained.
+ * a small queue for the consumer. When the consumer falls behind by HIGH_WATER chunks or
+ * HIGH_WATER_CHARS characters of event data, undici is asked to stop reading the socket
+ * (backpressure) until the queue is drained. The check comes after queueing, so one event always
+ * gets through, however big (up to the event limit).
  *
  * Ends: `[DONE]` ends the iteration at once (what is left of the body is read and dropped so the
  * keep-alive connection goes back to the pool, within the bounds of drain.ts, else the request is
@@ -26,6 +28,12 @@ import { StreamCheck } from './validate.js';
 
 /** Parsed chunks the consumer may fall behind by before undici stops reading the socket. */
 const HIGH_WATER = 64;
+/**
+ * Event data (characters, about bytes for the JSON of a chunk) the consumer may fall behind by
+ * before undici stops reading the socket. Normal events (~100-300 bytes) reach HIGH_WATER first;
+ * this bounds a stream of big events (up to 1 MiB each), which 64 chunks alone would not (64 MB).
+ */
+const HIGH_WATER_CHARS = 64 * 1024;
 
 type Controller = Dispatcher.DispatchController;
 
@@ -44,7 +52,11 @@ export class SseCall implements Dispatcher.DispatchHandler, AsyncIterableIterato
   private readonly parser: SseParser;
   private readonly decoder = new TextDecoder('utf-8');
   private controller: Controller | undefined;
-  private queue: CompletionChunk[] = [];
+  /** Chunks not yet taken, from `head` on (taken slots are cleared: the memory is what is counted). */
+  private queue: Array<CompletionChunk | undefined> = [];
+  /** The event data length of each queued chunk (parallel to `queue`), and their sum from `head` on. */
+  private sizes: number[] = [];
+  private queuedChars = 0;
   private head = 0;
   private paused = false;
   private started = false;
@@ -88,6 +100,8 @@ export class SseCall implements Dispatcher.DispatchHandler, AsyncIterableIterato
   return(): Promise<IteratorResult<CompletionChunk>> {
     this.closed = true;
     this.queue = [];
+    this.sizes = [];
+    this.queuedChars = 0;
     this.head = 0;
     if (!this.ended) {
       this.ended = true;
@@ -135,9 +149,13 @@ export class SseCall implements Dispatcher.DispatchHandler, AsyncIterableIterato
   }
 
   private take(): CompletionChunk {
-    const value = this.queue[this.head++]!;
+    this.queuedChars -= this.sizes[this.head]!;
+    const value = this.queue[this.head]!;
+    this.queue[this.head++] = undefined;
     if (this.head === this.queue.length) {
       this.queue = [];
+      this.sizes = [];
+      this.queuedChars = 0;
       this.head = 0;
       if (this.paused) {
         this.paused = false;
@@ -243,9 +261,11 @@ export class SseCall implements Dispatcher.DispatchHandler, AsyncIterableIterato
       }
       if (chunk.choices.some((c) => c.finish_reason !== null)) this.finished = true;
       this.queue.push(chunk);
+      this.sizes.push(event.data.length);
+      this.queuedChars += event.data.length;
     }
     this.wake();
-    if (!this.paused && !this.ended && this.queue.length - this.head >= HIGH_WATER) {
+    if (!this.paused && !this.ended && (this.queue.length - this.head >= HIGH_WATER || this.queuedChars >= HIGH_WATER_CHARS)) {
       this.paused = true;
       controller.pause();
     }

@@ -80,6 +80,8 @@ describe('defaults', () => {
     expect(up.timeouts).toEqual({ connect_ms: 5000, headers_ms: 60000, body_ms: 300000 });
     // Unset: the registry uses limits.max_in_flight (no second, per-provider queue by default).
     expect(up.pool.connections).toBeUndefined();
+    // Below common servers' idle timeouts (uvicorn's 5 s), which often come without a Keep-Alive hint.
+    expect(up.pool.keep_alive_ms).toBe(4000);
     expect(up.api_key).toBeUndefined();
   });
 
@@ -387,6 +389,23 @@ describe('errors name file:line:col, key path and what is wrong', () => {
       'w.yaml:5:3: providers.flat: must be a mapping, got a string',
     ]);
     expect(out.join('\n')).not.toContain('CANARY');
+  });
+
+  it('providers: credentials in base_url are refused (they would be dropped on the wire), never echoed', () => {
+    const rule = 'must not carry credentials (user:password@): they are never sent; put the API key in api_key as a secret ref';
+    const text = [
+      'providers:',
+      '  echo: { kind: echo }',
+      '  a: { kind: openai, base_url: "http://proxyuser:CANARY-PROXY-PW@127.0.0.1:9/v1" }',
+      '  b: { kind: openai, base_url: "https://CANARY-USER-ONLY@api.example/v1" }',
+      '  c: { kind: openai, base_url: "https://:CANARY-PW-ONLY@api.example/v1" }',
+      'models: { echo: echo }',
+    ].join('\n');
+    const out = lines(text);
+    expect(out).toEqual([`w.yaml:3:22: providers.a.base_url: ${rule}`, `w.yaml:4:22: providers.b.base_url: ${rule}`, `w.yaml:5:22: providers.c.base_url: ${rule}`]);
+    expect(out.join('\n')).not.toContain('CANARY');
+    // An @ in the path or query is no credential.
+    expect(parseConfig('providers:\n  up: { kind: openai, base_url: "https://api.example/v1/@team?u=a@b" }\nmodels: { echo: up }\n', 'w.yaml').providers.up).toMatchObject({ base_url: 'https://api.example/v1/@team?u=a@b' });
   });
 
   it('models pointing at an unknown provider, reported alongside other problems', () => {

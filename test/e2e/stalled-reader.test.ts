@@ -36,13 +36,14 @@ afterAll(async () => {
 });
 
 interface StalledClient {
+  close(): void;
   /** Starts reading again; resolves with everything the server sent, once it closed the connection. */
   readAll(): Promise<string>;
 }
 
 /** Sends one HTTP request on a raw socket and reads nothing of the answer (until readAll). */
-function stalledHttpClient(path: string, headers: Record<string, string>, body: object): StalledClient {
-  const url = new URL(w.addresses.http);
+function stalledHttpClient(path: string, headers: Record<string, string>, body: object, base = w.addresses.http): StalledClient {
+  const url = new URL(base);
   const text = JSON.stringify(body);
   const head = Object.entries({ host: url.host, 'content-type': 'application/json', 'content-length': String(Buffer.byteLength(text)), ...headers })
     .map(([k, v]) => `${k}: ${v}\r\n`)
@@ -53,6 +54,7 @@ function stalledHttpClient(path: string, headers: Record<string, string>, body: 
   // No 'data' listener: node reads up to its buffer's mark, then the kernel's buffers fill.
   const closed = new Promise<void>((resolve) => socket.once('close', () => resolve()));
   return {
+    close: () => socket.destroy(),
     async readAll() {
       const parts: Buffer[] = [];
       socket.on('data', (d: Buffer) => parts.push(d));
@@ -268,6 +270,52 @@ describe('a client that does not read a large non-streamed answer', () => {
       expect(text.length).toBeLessThan(12 * 1024 * 1024);
     } finally {
       upstream.mode = 'stream-flood';
+    }
+  });
+});
+
+describe('a streaming client that stops reading, with ~1 MB events', () => {
+  it('pauses the upstream within a few events: Warden does not queue them by the dozen', { timeout: 20_000 }, async () => {
+    // Just under the 1 MiB event limit; the 64 chunks a stream may fall behind by would be 64 MB.
+    const big = `data: ${JSON.stringify({ id: 'c1', object: 'chat.completion.chunk', created: 1, model: 'gpt-4o-mini', choices: [{ index: 0, delta: { content: 'word '.repeat(200_000) }, finish_reason: null }] })}\n\n`;
+    let flushed = 0;
+    const flood = createServer((req, res) => {
+      req.resume();
+      req.on('end', () => {
+        res.writeHead(200, { 'content-type': 'text/event-stream' });
+        // As fast as Warden takes them, counting what it took off the socket (the write callbacks).
+        const pump = (): void => {
+          while (!res.destroyed) {
+            if (!res.write(big, () => (flushed += big.length))) return void res.once('drain', pump);
+          }
+        };
+        pump();
+      });
+    });
+    await new Promise<void>((resolve) => flood.listen(0, '127.0.0.1', resolve));
+    const floodWarden = await startWarden({
+      upstreamUrl: `http://127.0.0.1:${(flood.address() as AddressInfo).port}/v1`,
+      limits: 'limits: { upstream_timeout_ms: 15000, shutdown_grace_ms: 1000 }',
+    });
+    let client: StalledClient | undefined;
+    try {
+      const floodToken = await floodWarden.signer.token('labs', 'raw-bot');
+      client = stalledHttpClient('/v1/chat/completions', { authorization: `Bearer ${floodToken}` }, { model: 'gpt-4o-mini', stream: true, messages: [{ role: 'user', content: 'hello' }] }, floodWarden.addresses.http);
+      await eventually(() => flushed > 0);
+      // The upstream gets stuck once every buffer on the way is full: wait for its count to stand
+      // still, or to pass the bound (the socket buffers on both sides plus a few events).
+      const bound = 24 * 1024 * 1024;
+      let last = -1;
+      while (flushed !== last && flushed < bound) {
+        last = flushed;
+        await new Promise((resolve) => setTimeout(resolve, 500));
+      }
+      expect(flushed).toBeLessThan(bound);
+    } finally {
+      client?.close();
+      await floodWarden.close();
+      flood.closeAllConnections();
+      flood.close();
     }
   });
 });

@@ -70,6 +70,43 @@ describe('OpenAI provider, streamed calls', () => {
     expect(text(chunks)).toBe(Array.from({ length: n }, (_, i) => `${i},`).join(''));
   });
 
+  it('a consumer that stops reading pauses the upstream by bytes, not chunks: ~1 MB events are not queued by the dozen', { timeout: 20_000 }, async () => {
+    // Each event is just under the 1 MiB event limit; 64 of them (the chunk bound alone) would be 64 MB.
+    const big = `data: ${JSON.stringify(chunk({ content: 'word '.repeat(200_000) }))}\n\n`;
+    let flushed = 0;
+    upstream = await startUpstream((_req, res) => {
+      sseHead(res);
+      sse(res, chunk({ role: 'assistant', content: '' }));
+      // As fast as Warden reads, counting what it actually took off the socket (the write callbacks).
+      const pump = (): void => {
+        while (!res.destroyed) {
+          if (!res.write(big, () => (flushed += big.length))) return void res.once('drain', pump);
+        }
+      };
+      pump();
+    });
+    const stream = make(upstream.baseUrl).stream(request())[Symbol.asyncIterator]();
+    // Closed whatever happens: a paused call left open would hold the provider's close.
+    try {
+      // Reads the first event and the first big one, then stops reading.
+      await stream.next();
+      expect((await stream.next()).value?.choices[0]?.delta.content).toHaveLength(1_000_000);
+      // The upstream gets stuck once Warden stops reading: wait for its count to stand still, or to
+      // pass the bound (what loopback socket buffers can hold plus a few events; the chunk bound alone is 64 MB).
+      const bound = 16 * 1024 * 1024;
+      let last = -1;
+      while (flushed !== last && flushed < bound) {
+        last = flushed;
+        await new Promise((r) => setTimeout(r, 500));
+      }
+      expect(flushed).toBeLessThan(bound);
+      // Still a stream: reading again resumes the upstream, one big event at a time.
+      for (let i = 0; i < 3; i++) expect((await stream.next()).value?.choices[0]?.delta.content).toHaveLength(1_000_000);
+    } finally {
+      await stream.return?.();
+    }
+  });
+
   it('[DONE] ends the stream even before the body ends, and the connection is reused', async () => {
     let release!: () => void;
     upstream = await startUpstream((_req, res) => {

@@ -1,7 +1,9 @@
 import { createServer } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { describe, expect, it } from 'vitest';
+import { parseConfig } from '../../src/config/index.js';
 import { createOpenAIProvider } from '../../src/providers/index.js';
+import { createProvider } from '../../src/providers/registry.js';
 import type { ModelProvider } from '../../src/pipeline/ports.js';
 import type { CompletionChunk } from '../../src/pipeline/index.js';
 import { chunk, closeAfterEach, completion, failure, PROMPT_CANARY, sse, sseHead, startUpstream, TEST_API_KEY, upstreamRequest, usageChunk, type FakeUpstream } from './fake-upstream.js';
@@ -90,6 +92,40 @@ describe('OpenAI-compatible provider', () => {
     // undici may open a second connection while the first is being released; never one per request.
     expect(upstream.sockets.length).toBeLessThanOrEqual(2);
     expect(upstream.sockets.every((s) => !s.isClosed())).toBe(true);
+  });
+
+  it('closes an idle connection after pool.keep_alive_ms when the upstream sends no Keep-Alive hint', async () => {
+    // Like uvicorn: closes idle sockets on its own schedule and says nothing about it. Warden must
+    // drop an idle connection first, or a call sent as the server closes it fails with a reset.
+    const server = createServer({ keepAliveTimeout: 0 }, (req, res) => {
+      req.resume();
+      req.on('end', () => res.writeHead(200, { 'content-type': 'application/json' }).end(JSON.stringify(completion('ok'))));
+    });
+    const closed: Array<Promise<void>> = [];
+    server.on('connection', (socket: import('node:net').Socket) => closed.push(new Promise((r) => socket.on('close', () => r()))));
+    await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
+    try {
+      const { port } = server.address() as AddressInfo;
+      // From the config key, through the registry, to the pool.
+      const config = parseConfig(`providers:\n  up: { kind: openai, base_url: "http://127.0.0.1:${port}/v1", pool: { keep_alive_ms: 200 } }\nmodels: { m: up }\n`, 'w.yaml');
+      provider = createProvider('up', config.providers.up!, { resolveSecret: () => KEY }, 4);
+      const answered = await provider.complete(request());
+      expect(answered.choices[0]!.message.content).toBe('ok');
+      expect(closed).toHaveLength(1);
+      // Well before the old fixed 10 s (the server itself never closes it).
+      await within(closed[0]!, 3_000, 'idle connection close');
+    } finally {
+      server.closeAllConnections();
+      await new Promise<void>((r) => server.close(() => r()));
+    }
+  });
+
+  it('a connection the upstream resets before answering is upstream_error "connection reset", not "unreachable"', async () => {
+    upstream = await startUpstream((_req, res) => res.socket!.resetAndDestroy());
+    const e = await failure(make(upstream.baseUrl).complete(request()));
+    expect(e.code).toBe('upstream_error');
+    expect(e.details).toMatchObject({ provider: 'openai', reason: 'ECONNRESET' });
+    expect(e.message).toBe('the connection to provider openai was reset (ECONNRESET)');
   });
 
   it('upstream down (connection refused) is upstream_error', async () => {
@@ -268,3 +304,9 @@ describe('OpenAI-compatible provider', () => {
     expect(upstream.received).toHaveLength(0);
   });
 });
+
+function within<T>(p: Promise<T>, ms: number, what: string): Promise<T> {
+  let timer: NodeJS.Timeout | undefined;
+  const timeout = new Promise<never>((_, reject) => (timer = setTimeout(() => reject(new Error(`${what}: not within ${ms} ms`)), ms)));
+  return Promise.race([p, timeout]).finally(() => clearTimeout(timer));
+}
