@@ -341,6 +341,8 @@ export async function createRuntime(config: Config, opts: RuntimeOptions = {}): 
       const started = Date.now();
       draining = true;
       followReadiness();
+      // Health Watch streams get their last NOT_SERVING and end: open, they would hold the drain.
+      health.shutDown();
       reloader?.close();
       reloads.close();
       const graceMs = config.limits.shutdown_grace_ms;

@@ -24,8 +24,9 @@ import type {
   Role,
   ToolDefinition,
 } from '../pipeline/types.js';
-import { Admission, OVERLOADED_RETRY_AFTER_S } from './admission.js';
+import { Admission } from './admission.js';
 import { whenWritable } from './backpressure.js';
+import { GrpcDoor, type DoorArrival, type DoorPass } from './grpc-door.js';
 import { OversizeMessage, receiveCeiling, withMessageLimit } from './grpc-size.js';
 import { loadRpcTypes, statusDetailsBin } from './grpc-status.js';
 import type { IngressLimits } from './limits.js';
@@ -408,22 +409,45 @@ function toWireRender(r: Extract<PipelineResponse, { kind: 'render' }>) {
 
 export type ServingStatus = 'SERVING' | 'NOT_SERVING';
 
+/**
+ * A Watch listener: told each new status; `final` once the server is shutting down, after which
+ * the status never changes again (the Watch stream is then ended).
+ */
+export type HealthListener = (s: ServingStatus, final: boolean) => void;
+
 /** Serving status the Health service reports; the runtime flips it on readiness and shutdown. */
 export class HealthState {
   private status: ServingStatus = 'NOT_SERVING';
-  private readonly listeners = new Set<(s: ServingStatus) => void>();
+  private final = false;
+  private readonly listeners = new Set<HealthListener>();
 
   get(): ServingStatus {
     return this.status;
   }
 
-  set(status: ServingStatus): void {
-    if (status === this.status) return;
-    this.status = status;
-    for (const l of this.listeners) l(status);
+  /** True once shutDown was called. */
+  get shuttingDown(): boolean {
+    return this.final;
   }
 
-  subscribe(listener: (s: ServingStatus) => void): () => void {
+  set(status: ServingStatus): void {
+    if (this.final || status === this.status) return;
+    this.status = status;
+    for (const l of this.listeners) l(status, false);
+  }
+
+  /**
+   * The server is draining: NOT_SERVING from now on, and every listener is told so a last time
+   * (even when the status already was NOT_SERVING), so that each Watch stream can end.
+   */
+  shutDown(): void {
+    if (this.final) return;
+    this.status = 'NOT_SERVING';
+    this.final = true;
+    for (const l of [...this.listeners]) l(this.status, true);
+  }
+
+  subscribe(listener: HealthListener): () => void {
     this.listeners.add(listener);
     return () => this.listeners.delete(listener);
   }
@@ -431,6 +455,9 @@ export class HealthState {
 
 /** Service names the health service knows: the whole server ('') and the gateway. */
 const HEALTH_SERVICES = new Set(['', 'warden.v1.PromptGateway']);
+
+/** The gateway's method paths begin so: the calls the door (grpc-door.ts) guards. */
+const GATEWAY_PATH = '/warden.v1.PromptGateway/';
 
 // --- server -------------------------------------------------------------------------------------
 
@@ -474,18 +501,52 @@ export function createGrpcIngress(opts: GrpcIngressOptions): GrpcIngress {
   const gateway = lookupService(root, 'warden.v1.PromptGateway');
   const healthService = lookupService(root, 'grpc.health.v1.Health');
   loadRpcTypes(); // here, so a missing google/rpc proto fails the start, not an error answer
-  let active = 0;
   /** Set when the shutdown deadline ends the calls (see forceShutdown). */
   let cut = false;
   /** Each running call's `cancel`: the shutdown deadline ends them all with `shutting_down`. */
   const running = new RunningRequests();
+
+  // Each gateway call is admitted, timed and (when it ends before its handler) audited from its
+  // headers on, not from its half-close, where grpc-js first runs a handler (grpc-door.ts).
+  const door = new GrpcDoor({
+    admission,
+    draining: () => opts.draining?.() === true,
+    requestTimeoutMs: limits.requestTimeoutMs,
+    guards: (path) => path.startsWith(GATEWAY_PATH),
+    record: recordAtDoor,
+    status: (err) => toGrpcError(err),
+  });
 
   const server = new grpc.Server({
     // A ceiling above the limit: messages between the two are refused by Warden, counted and
     // audited (grpc-size.ts); past it grpc-js refuses them alone.
     'grpc.max_receive_message_length': receiveCeiling(limits.maxBodyBytes),
     'grpc.max_metadata_size': limits.maxHeaderBytes,
+    interceptors: [door.interceptor],
   });
+
+  /** Counts and audits a call the door refused or that ended before its handler ran. */
+  function recordAtDoor(arrival: DoorArrival, err: WardenError): Promise<void> {
+    const action: Action = arrival.path.endsWith('/Render') ? 'prompt.render' : 'prompt.execute';
+    const stream = arrival.path.endsWith('/StreamComplete');
+    const tp = arrival.metadata.get('traceparent')[0];
+    const meta = {
+      id: randomUUID(),
+      signal: new RequestSignal(),
+      receivedAt: performance.timeOrigin + arrival.startedAt,
+      traceparent: typeof tp === 'string' ? tp : undefined,
+      peer: grpcPeerInfo(arrival.peer, opts.unixListener === true),
+    };
+    opts.onRejected?.(err.code, (performance.now() - arrival.startedAt) / 1000);
+    return pipeline.auditRejected(rejectedRequest(meta, 'grpc', action, stream), err);
+  }
+
+  /** The handler's hold on its call's place; none is a call that bypassed the door (fails closed). */
+  function passOf(call: AnyCall): DoorPass {
+    const pass = door.pass(call.metadata);
+    if (!pass) throw new WardenError('internal', 'internal error');
+    return pass;
+  }
 
   type AnyCall = grpc.ServerUnaryCall<WirePromptRequest, unknown> | grpc.ServerWritableStream<WirePromptRequest, unknown>;
 
@@ -527,18 +588,10 @@ export function createGrpcIngress(opts: GrpcIngressOptions): GrpcIngress {
     stream: boolean,
     signal: CancelSignal,
     cancel: (reason: unknown) => void,
-    admitted: boolean,
-    draining: boolean,
   ): Promise<PromptRequest> {
     const started = performance.now();
     const meta = metaFor(call, action, stream, signal, cancel);
     try {
-      if (draining) throw new WardenError('shutting_down', 'warden is shutting down; retry on another instance');
-      if (!admitted) {
-        throw new WardenError('overloaded', `warden is serving its limit of ${admission.max} requests; retry shortly`, {
-          details: { retry_after_s: OVERLOADED_RETRY_AFTER_S },
-        });
-      }
       const wire = call.request as WirePromptRequest | OversizeMessage | InvalidUtf8Message | UndecodableMessage;
       if (wire instanceof OversizeMessage) {
         throw new WardenError('payload_too_large', `request message of ${wire.bytes} bytes is larger than ${limits.maxBodyBytes} bytes`, {
@@ -568,14 +621,12 @@ export function createGrpcIngress(opts: GrpcIngressOptions): GrpcIngress {
 
   function unary(action: Action) {
     return (call: grpc.ServerUnaryCall<WirePromptRequest, unknown>, callback: grpc.sendUnaryData<unknown>) => {
-      // Refused while draining or past the in-flight limit, in translate (counted and audited).
-      const draining = opts.draining?.() === true;
-      active++;
-      const admitted = !draining && admission.tryEnter();
+      // Admitted at the door (grpc-door.ts): refused there while draining or past the in-flight limit.
+      const pass = passOf(call);
       const { signal, cancel, dispose } = callSignal(call);
       void (async () => {
         try {
-          const request = await translate(call, action, false, signal, cancel, admitted, draining);
+          const request = await translate(call, action, false, signal, cancel);
           const response = await pipeline.run(request);
           if (action === 'prompt.render' && response.kind === 'render') callback(null, toWireRender(response));
           else if (response.kind === 'complete') callback(null, toWireCompletion(response.result));
@@ -584,22 +635,19 @@ export function createGrpcIngress(opts: GrpcIngressOptions): GrpcIngress {
           callback(toGrpcError(asWarden(err)));
         } finally {
           dispose();
-          if (admitted) admission.leave();
-          active--;
+          pass.leave();
         }
       })();
     };
   }
 
   function streamComplete(call: grpc.ServerWritableStream<WirePromptRequest, unknown>): void {
-    const draining = opts.draining?.() === true;
-    active++;
-    const admitted = !draining && admission.tryEnter();
+    const pass = passOf(call);
     const { signal, cancel, dispose } = callSignal(call);
     void (async () => {
       let it: AsyncIterator<CompletionChunk> | undefined;
       try {
-        const request = await translate(call, 'prompt.execute', true, signal, cancel, admitted, draining);
+        const request = await translate(call, 'prompt.execute', true, signal, cancel);
         const response = await pipeline.run(request);
         if (response.kind !== 'stream') throw new WardenError('internal', 'internal error');
         it = response.chunks[Symbol.asyncIterator]();
@@ -627,8 +675,7 @@ export function createGrpcIngress(opts: GrpcIngressOptions): GrpcIngress {
       } finally {
         if (it) await it.return?.();
         dispose();
-        if (admitted) admission.leave();
-        active--;
+        pass.leave();
       }
     })();
   }
@@ -650,11 +697,24 @@ export function createGrpcIngress(opts: GrpcIngressOptions): GrpcIngress {
       }
       callback(null, { status: health.get() });
     },
+    /**
+     * Sends the status now and on each change. At shutdown the last status (NOT_SERVING) is sent
+     * and the stream ends with OK: the graceful close (tryShutdown) waits for every call, so a
+     * Watch left open would hold every shutdown for the whole grace period. A Watch on an unknown
+     * service stays open until then too (the service might appear; here it never does).
+     */
     Watch(call: grpc.ServerWritableStream<{ service: string }, unknown>) {
       const known = HEALTH_SERVICES.has(call.request.service);
-      call.write({ status: known ? health.get() : 'SERVICE_UNKNOWN' });
-      if (!known) return; // stays open; the service may appear later (it never does here)
-      const unsubscribe = health.subscribe((s) => call.write({ status: s }));
+      let sent = known ? health.get() : 'SERVICE_UNKNOWN';
+      call.write({ status: sent });
+      if (health.shuttingDown) return void call.end();
+      const unsubscribe = health.subscribe((s, final) => {
+        // Each change once: the final call may repeat the status the watcher has already.
+        if (known && s !== sent) call.write({ status: (sent = s) });
+        if (!final) return;
+        unsubscribe();
+        call.end();
+      });
       call.on('cancelled', unsubscribe);
       call.on('close', unsubscribe);
     },
@@ -676,12 +736,13 @@ export function createGrpcIngress(opts: GrpcIngressOptions): GrpcIngress {
 
   return {
     server,
-    inFlight: () => active,
+    inFlight: () => door.inFlight,
     async forceShutdown(closed: Promise<unknown>, waitMs = CUT_STATUS_WAIT_MS) {
       cut = true;
       // Aborted like the upstream deadline aborts: the upstream call stops, the record says
       // shutting_down, and the call ends with that status while its connection is still open.
       running.cancelAll(cutByShutdown);
+      door.cutWaiting(cutByShutdown);
       let timer: NodeJS.Timeout | undefined;
       await Promise.race([closed, new Promise<void>((resolve) => (timer = setTimeout(resolve, waitMs)))]);
       clearTimeout(timer);

@@ -112,15 +112,18 @@ describe('audit records for requests refused before parsing', () => {
       expect(JSON.stringify(rec)).not.toContain(CANARY);
       expect(await metric()).toBe(counted + 1);
 
-      // Past the ceiling: refused inside grpc-js, before Warden sees it (not audited), and the
-      // server goes on serving.
+      // Past the ceiling: refused inside grpc-js with its own status (no warden-code); the door
+      // (grpc-door.ts) still counts and audits it, and the server goes on serving.
       const audited = w.audit().length;
       const huge = await complete('y'.repeat(300_000));
       expect(huge.code).toBe(grpc.status.RESOURCE_EXHAUSTED);
       expect(huge.metadata.get('warden-code')).toEqual([]);
+      await eventually(() => w.audit().length === audited + 1);
+      expect(w.audit().at(-1)).toMatchObject({ principal: null, status: 'error', error_code: 'payload_too_large', trace_id: TRACE_ID });
+      expect(await metric()).toBe(counted + 2);
       const after = await complete(`${'z'.repeat(70_000)}`);
       expect(after.metadata.get('warden-code')[0]).toBe('payload_too_large');
-      await eventually(() => w.audit().length === audited + 1);
+      await eventually(() => w.audit().length === audited + 2);
     } finally {
       gateway.close();
     }

@@ -1,0 +1,247 @@
+/**
+ * The door of a gRPC gateway call: from its headers to its handler. grpc-js runs a unary or
+ * server-streaming handler only once the request message *and* the client's half-close have
+ * arrived, so a call that sends its message and never half-closes would never reach Warden: not
+ * counted against `limits.max_in_flight`, never timed out, never audited, and held open (with its
+ * buffered message) until the shutdown deadline. A server interceptor sees the call from its
+ * headers on, so here each call to a guarded method:
+ *
+ * - takes its place under `max_in_flight` when it arrives (refused at once with `overloaded` past
+ *   it, and with `shutting_down` while draining), and holds it until the call has ended and its
+ *   handler, if one ran, has finished;
+ * - must have sent its whole request (message and half-close) within `client_timeout_ms`, or it
+ *   ends with `request_timeout` (DEADLINE_EXCEEDED), as over HTTP;
+ * - when it ends before its handler ran — the client left, or grpc-js refused it (no message or
+ *   two, a message that does not decompress, an unknown `grpc-encoding`, an invalid
+ *   `grpc-timeout`, a message over the receive ceiling) — is counted and audited like any refusal.
+ */
+import * as http2 from 'node:http2';
+import { performance } from 'node:perf_hooks';
+import * as grpc from '@grpc/grpc-js';
+import { WardenError } from '../pipeline/errors.js';
+import type { Admission } from './admission.js';
+import { OVERLOADED_RETRY_AFTER_S } from './admission.js';
+import { RunningRequests, type RunningEntry } from './running.js';
+
+/** A status as an interceptor passes it on (grpc-js does not export its name for the type). */
+type SentStatus = Parameters<grpc.ServerInterceptingCallInterface['sendStatus']>[0];
+
+/** What the door knows of a call when it refuses it (for the audit record). */
+export interface DoorArrival {
+  path: string;
+  metadata: grpc.Metadata;
+  /** grpc-js's name for the peer, read when the call arrived (later the socket may be gone). */
+  peer: string;
+  /** performance.now() when the call's headers arrived. */
+  startedAt: number;
+}
+
+export interface GrpcDoorOptions {
+  admission: Admission;
+  draining: () => boolean;
+  /** limits.client_timeout_ms: the longest a client may take to send its whole request. */
+  requestTimeoutMs: number;
+  /** The methods the door guards (the gateway's); other calls pass untouched. */
+  guards: (path: string) => boolean;
+  /** Counts and audits a call refused or ended before its handler ran; resolves once written. */
+  record: (arrival: DoorArrival, err: WardenError) => Promise<void>;
+  /** The status a Warden error is sent as (toGrpcError). */
+  status: (err: WardenError) => Partial<grpc.StatusObject>;
+}
+
+/** A handler's hold on its call's place, taken with GrpcDoor.pass; `leave` once it has finished. */
+export interface DoorPass {
+  leave(): void;
+}
+
+class DoorCall {
+  /** Holders of the call's place: the call itself until it ends, and its handler while it runs. */
+  refs = 1;
+  admitted = false;
+  /** Its handler has run: what ends the call from then on is the handler's to record. */
+  handled = false;
+  /** The door has decided the call's status (a refusal, the timeout, the shutdown deadline). */
+  answered = false;
+  timer: NodeJS.Timeout | undefined;
+  entry: RunningEntry | undefined;
+
+  constructor(readonly arrival: DoorArrival) {}
+}
+
+export class GrpcDoor {
+  private readonly byMetadata = new WeakMap<grpc.Metadata, DoorCall>();
+  /** Calls between their headers and their handler: the shutdown deadline ends them. */
+  private readonly waiting = new RunningRequests();
+  private live = 0;
+
+  constructor(private readonly opts: GrpcDoorOptions) {}
+
+  /** Calls that have arrived and not yet ended (or whose handler still runs). */
+  get inFlight(): number {
+    return this.live;
+  }
+
+  /**
+   * The handler of a call that came through the door takes its place over; undefined for a call
+   * the door never saw (the interceptor was not installed: the handler must then fail closed).
+   */
+  pass(metadata: grpc.Metadata): DoorPass | undefined {
+    const call = this.byMetadata.get(metadata);
+    if (!call) return undefined;
+    call.handled = true;
+    this.stopWaiting(call);
+    call.refs++;
+    return { leave: () => this.unref(call) };
+  }
+
+  /** The shutdown deadline: each call still sending its request ends with `err()` (audited). */
+  cutWaiting(err: () => WardenError): void {
+    this.waiting.cancelAll(err);
+  }
+
+  readonly interceptor: grpc.ServerInterceptor = (method, next) => {
+    if (!this.opts.guards(method.path)) return new grpc.ServerInterceptingCall(next);
+    let state: DoorCall | undefined;
+    const send = (status: Partial<grpc.StatusObject>) => {
+      next.sendStatus(status as SentStatus);
+      closeUnread(next);
+    };
+    return new grpc.ServerInterceptingCall(next, {
+      start: (startNext) => {
+        startNext({
+          onReceiveMetadata: (metadata, pass) => {
+            state = new DoorCall({ path: method.path, metadata, peer: next.getPeer(), startedAt: performance.now() });
+            if (this.arrive(state, send)) {
+              this.byMetadata.set(metadata, state);
+              pass(metadata);
+            }
+          },
+          onReceiveHalfClose: (pass) => {
+            if (state?.answered) return; // the door has ended it already (the timeout raced)
+            if (state) this.stopWaiting(state);
+            pass();
+          },
+          onCancel: () => {
+            if (state) this.ended(state, next);
+          },
+        });
+      },
+      sendStatus: (status, pass) => {
+        // A status before the handler ran that is not the door's: grpc-js's own answer to a call
+        // with no request message or a second one. Sent as Warden's refusal, counted and audited.
+        if (state && !state.handled && status.code !== grpc.status.OK) {
+          if (state.answered) return;
+          const err = new WardenError('invalid_request', 'a call to this method carries exactly one request message', { location: { path: '$' } });
+          this.refuse(state, err, (s) => pass(s as SentStatus));
+          return;
+        }
+        pass(status);
+      },
+    });
+  };
+
+  /** A call's headers arrived: true when it may go on to its handler (the door refused it otherwise). */
+  private arrive(call: DoorCall, send: (status: Partial<grpc.StatusObject>) => void): boolean {
+    this.live++;
+    if (this.opts.draining()) {
+      this.refuse(call, new WardenError('shutting_down', 'warden is shutting down; retry on another instance'), send);
+      return false;
+    }
+    if (!this.opts.admission.tryEnter()) {
+      const err = new WardenError('overloaded', `warden is serving its limit of ${this.opts.admission.max} requests; retry shortly`, {
+        details: { retry_after_s: OVERLOADED_RETRY_AFTER_S },
+      });
+      this.refuse(call, err, send);
+      return false;
+    }
+    call.admitted = true;
+    const timeoutMs = this.opts.requestTimeoutMs;
+    call.timer = setTimeout(() => {
+      this.refuse(call, new WardenError('request_timeout', `the request did not arrive within limits.client_timeout_ms (${timeoutMs} ms)`, { location: { path: '$' } }), send);
+    }, timeoutMs);
+    call.timer.unref();
+    call.entry = this.waiting.add((reason) => {
+      if (reason instanceof WardenError) this.refuse(call, reason, send);
+    });
+    return true;
+  }
+
+  /** Ends a call the handler has not taken with `err`: recorded first, then its status sent. */
+  private refuse(call: DoorCall, err: WardenError, send: (status: Partial<grpc.StatusObject>) => void): void {
+    if (call.answered || call.handled) return;
+    call.answered = true;
+    this.stopWaiting(call);
+    void this.opts.record(call.arrival, err).finally(() => send(this.opts.status(err)));
+  }
+
+  /** The call ended (its status went out, or its stream closed). */
+  private ended(call: DoorCall, next: grpc.ServerInterceptingCallInterface): void {
+    this.stopWaiting(call);
+    if (!call.handled && !call.answered) {
+      // Ended before its handler ran, and not by the door: the client left, or grpc-js answered
+      // it by itself (neither passes the interceptor a status).
+      call.answered = true;
+      void this.opts.record(call.arrival, endedBeforeHandler(next));
+    }
+    this.unref(call);
+  }
+
+  private stopWaiting(call: DoorCall): void {
+    clearTimeout(call.timer);
+    call.timer = undefined;
+    if (call.entry) this.waiting.remove(call.entry);
+    call.entry = undefined;
+  }
+
+  private unref(call: DoorCall): void {
+    if (--call.refs > 0) return;
+    if (call.admitted) this.opts.admission.leave();
+    this.live--;
+  }
+}
+
+/**
+ * Why a call ended before its handler ran, as a Warden code. grpc-js refuses some calls below
+ * every interceptor (a message that does not decompress, an unknown `grpc-encoding`, an invalid
+ * `grpc-timeout`, a message over the receive ceiling) and tells the interceptor only that the call
+ * ended; the status it sent is read back from the call's HTTP/2 stream (a private field of
+ * grpc-js's base call: test/server/grpc-door.test.ts checks it against the installed grpc-js).
+ * No status sent: the client cancelled or reset the call.
+ */
+function endedBeforeHandler(next: grpc.ServerInterceptingCallInterface): WardenError {
+  const stream = http2StreamOf(next);
+  const sent = stream?.sentHeaders?.['grpc-status'];
+  const code = sent === undefined ? undefined : Number(sent);
+  switch (code) {
+    case undefined:
+    case grpc.status.CANCELLED:
+    case grpc.status.DEADLINE_EXCEEDED: // the client's own deadline, counted as over HTTP: the client gave up
+      return new WardenError('cancelled', 'the client cancelled the call before its request arrived');
+    case grpc.status.RESOURCE_EXHAUSTED:
+      return new WardenError('payload_too_large', 'grpc-js refused the request message: larger than its receive ceiling', { location: { path: '$' } });
+    default:
+      return new WardenError('invalid_request', 'grpc-js refused the call before Warden read it (its compression or grpc-timeout)', { location: { path: '$' } });
+  }
+}
+
+/**
+ * The HTTP/2 stream under grpc-js's base call (its private `stream`): the door is the first
+ * interceptor, so the call it is handed is that base call. test/server/grpc-door.test.ts checks
+ * the shape against the installed grpc-js.
+ */
+export function http2StreamOf(call: grpc.ServerInterceptingCallInterface): http2.ServerHttp2Stream | undefined {
+  const stream = (call as unknown as { stream?: Partial<http2.ServerHttp2Stream> }).stream;
+  // node:http2 exports no stream class to test against: the members used here stand for it.
+  return typeof stream?.close === 'function' && typeof stream.respond === 'function' && 'sentHeaders' in stream ? (stream as http2.ServerHttp2Stream) : undefined;
+}
+
+/**
+ * After the door's status: a client that has not half-closed would keep the stream open (the
+ * status ends only Warden's side), its buffered bytes held and the graceful shutdown waiting for
+ * it. RST_STREAM with NO_ERROR after a complete response is how HTTP/2 tells a client to stop
+ * sending its request (RFC 9113 §8.1); the status has gone out before it.
+ */
+function closeUnread(call: grpc.ServerInterceptingCallInterface): void {
+  const stream = http2StreamOf(call);
+  if (stream && !stream.closed && !stream.destroyed) stream.close(http2.constants.NGHTTP2_NO_ERROR);
+}

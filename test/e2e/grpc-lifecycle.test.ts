@@ -1,0 +1,212 @@
+/**
+ * The life of a gRPC call around its handler: grpc-js runs a handler only once the request message
+ * and the client's half-close have arrived, so what happens before (a call that never half-closes,
+ * a call grpc-js refuses itself) and after (health Watch streams at shutdown) is Warden's door
+ * (src/server/grpc-door.ts) and health service to account for. Raw HTTP/2 sessions send what a
+ * grpc-js client would not.
+ */
+import http2 from 'node:http2';
+import { gzipSync } from 'node:zlib';
+import * as grpc from '@grpc/grpc-js';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { bearerMetadata, gatewayClient, healthClient } from './helpers/grpc.js';
+import { startUpstream, type FakeUpstream } from './helpers/upstream.js';
+import { eventually, startWarden, type WardenFixture } from './helpers/warden.js';
+
+let upstream: FakeUpstream;
+
+beforeAll(async () => {
+  upstream = await startUpstream();
+});
+
+afterAll(async () => {
+  await upstream?.close();
+});
+
+/** One gRPC message frame (uncompressed unless `compressed`). */
+function frame(body: Buffer, compressed = false): Buffer {
+  const head = Buffer.alloc(5);
+  head.writeUInt8(compressed ? 1 : 0, 0);
+  head.writeUInt32BE(body.length, 1);
+  return Buffer.concat([head, body]);
+}
+
+interface RawEnd {
+  /** grpc-status from the trailers (or a trailers-only answer); undefined when none came. */
+  status: number | undefined;
+  wardenCode: string | undefined;
+  message: string | undefined;
+}
+
+/**
+ * A raw call on `session`: sends `frames`, then half-closes when `halfClose`. Resolves when the
+ * stream closes, with the status Warden sent.
+ */
+function rawCall(session: http2.ClientHttp2Session, method: string, frames: Buffer[], halfClose: boolean, headers: Record<string, string> = {}) {
+  const stream = session.request({
+    ':method': 'POST',
+    ':path': `/warden.v1.PromptGateway/${method}`,
+    'content-type': 'application/grpc',
+    te: 'trailers',
+    ...headers,
+  });
+  let fields: http2.IncomingHttpHeaders = {};
+  stream.on('response', (h) => (fields = { ...fields, ...h }));
+  stream.on('trailers', (t) => (fields = { ...fields, ...t }));
+  stream.on('error', () => undefined);
+  stream.resume();
+  for (const f of frames) stream.write(f);
+  if (halfClose) stream.end();
+  const ended = new Promise<RawEnd>((resolve) =>
+    stream.on('close', () => {
+      const status = fields['grpc-status'];
+      resolve({
+        status: status === undefined ? undefined : Number(status),
+        wardenCode: fields['warden-code'] as string | undefined,
+        message: fields['grpc-message'] === undefined ? undefined : decodeURIComponent(String(fields['grpc-message'])),
+      });
+    }),
+  );
+  return { stream, ended };
+}
+
+function connect(address: string): http2.ClientHttp2Session {
+  const session = http2.connect(`http://${address}`);
+  session.on('error', () => undefined);
+  return session;
+}
+
+describe('a call that sends its message but never half-closes', () => {
+  let w: WardenFixture;
+  let token: string;
+
+  beforeAll(async () => {
+    w = await startWarden({ upstreamUrl: upstream.url, limits: 'limits: { client_timeout_ms: 1000, max_in_flight: 2, shutdown_grace_ms: 2000 }' });
+    token = await w.signer.token('support', 'ticket-bot');
+  });
+
+  afterAll(async () => {
+    await w?.close();
+  });
+
+  it('counts against max_in_flight from its arrival and ends with request_timeout after client_timeout_ms, audited', { timeout: 20_000 }, async () => {
+    const before = w.audit().length;
+    const session = connect(w.addresses.grpc);
+    try {
+      const auth = { authorization: `Bearer ${token}` };
+      const message = frame(Buffer.alloc(0));
+      const started = Date.now();
+      const held = [rawCall(session, 'Render', [message], false, auth), rawCall(session, 'StreamComplete', [message], false, auth)];
+      await eventually(async () => (await inFlight(w)) === 2);
+
+      // Both places are taken by calls whose request has not finished arriving.
+      const client = gatewayClient(w.addresses.grpc);
+      try {
+        const err = await new Promise<grpc.ServiceError>((resolve, reject) =>
+          client.Render({ model: 'echo' }, bearerMetadata(token), (e: grpc.ServiceError | null) => (e ? resolve(e) : reject(new Error('expected an error')))),
+        );
+        expect(err.code).toBe(grpc.status.UNAVAILABLE);
+        expect(err.metadata.get('warden-code')).toEqual(['overloaded']);
+      } finally {
+        client.close();
+      }
+
+      const ends = await Promise.all(held.map((c) => c.ended));
+      const waited = Date.now() - started;
+      for (const end of ends) {
+        expect(end).toMatchObject({ status: grpc.status.DEADLINE_EXCEEDED, wardenCode: 'request_timeout' });
+        expect(end.message).toContain('client_timeout_ms (1000 ms)');
+      }
+      expect(waited).toBeGreaterThanOrEqual(900);
+      expect(waited).toBeLessThan(5000);
+      await eventually(() => w.audit().slice(before).filter((r) => r.error_code === 'request_timeout').length === 2);
+      const records = w.audit().slice(before);
+      expect(records.filter((r) => r.error_code === 'request_timeout').map((r) => [r.action, r.stream]).sort()).toEqual([
+        ['prompt.execute', true],
+        ['prompt.render', false],
+      ]);
+      expect(records.filter((r) => r.error_code === 'overloaded')).toHaveLength(1);
+      // The places are free again.
+      await eventually(async () => (await inFlight(w)) === 0);
+    } finally {
+      session.close();
+    }
+  });
+});
+
+/** The `warden_requests_in_flight` gauge: the places taken under max_in_flight. */
+async function inFlight(w: WardenFixture): Promise<number> {
+  const text = await (await fetch(`${w.addresses.admin}/metrics`)).text();
+  const line = text.split('\n').find((l) => l.startsWith('warden_requests_in_flight ') || l.startsWith('warden_requests_in_flight{'));
+  return Number(line?.slice(line.lastIndexOf(' ') + 1));
+}
+
+describe('calls grpc-js answers before any handler runs', () => {
+  let w: WardenFixture;
+  let token: string;
+
+  beforeAll(async () => {
+    w = await startWarden({ upstreamUrl: upstream.url });
+    token = await w.signer.token('support', 'ticket-bot');
+  });
+
+  afterAll(async () => {
+    await w?.close();
+  });
+
+  it('no request message or two are INVALID_ARGUMENT invalid_request; bad compression and grpc-timeout are counted and audited', { timeout: 20_000 }, async () => {
+    const before = w.audit().length;
+    const session = connect(w.addresses.grpc);
+    try {
+      const auth = { authorization: `Bearer ${token}` };
+      const empty = frame(Buffer.alloc(0));
+      const none = await rawCall(session, 'Complete', [], true, auth).ended;
+      const two = await rawCall(session, 'StreamComplete', [empty, empty], true, auth).ended;
+      for (const end of [none, two]) expect(end).toMatchObject({ status: grpc.status.INVALID_ARGUMENT, wardenCode: 'invalid_request' });
+
+      // grpc-js answers these below every interceptor, with its own status (no warden-code).
+      const notGzip = await rawCall(session, 'Complete', [frame(Buffer.from('not gzip at all'), true)], true, { ...auth, 'grpc-encoding': 'gzip' }).ended;
+      expect(notGzip.status).toBe(grpc.status.INTERNAL);
+      const brotli = await rawCall(session, 'Complete', [frame(gzipSync(Buffer.alloc(0)), true)], true, { ...auth, 'grpc-encoding': 'br' }).ended;
+      expect(brotli.status).toBe(grpc.status.UNIMPLEMENTED);
+      const badTimeout = await rawCall(session, 'Render', [empty], true, { ...auth, 'grpc-timeout': 'abc' }).ended;
+      expect(badTimeout.status).toBe(grpc.status.INTERNAL);
+
+      await eventually(() => w.audit().length - before >= 5);
+      const records = w.audit().slice(before);
+      expect(records.map((r) => r.error_code)).toEqual(['invalid_request', 'invalid_request', 'invalid_request', 'invalid_request', 'invalid_request']);
+      expect(records.every((r) => r.principal === null && r.status === 'error')).toBe(true);
+    } finally {
+      session.close();
+    }
+  });
+});
+
+describe('health Watch at shutdown', () => {
+  it('watchers are told NOT_SERVING and their streams end, so an idle server drains at once', { timeout: 20_000 }, async () => {
+    const w = await startWarden({ upstreamUrl: upstream.url, limits: 'limits: { shutdown_grace_ms: 4000 }' });
+    const health = healthClient(w.addresses.grpc);
+    try {
+      const statuses: string[] = [];
+      const unknown: string[] = [];
+      const watch = health.Watch({ service: '' });
+      const other = health.Watch({ service: 'no.such.Service' });
+      watch.on('data', (m: { status: string }) => statuses.push(m.status));
+      other.on('data', (m: { status: string }) => unknown.push(m.status));
+      const ends = [watch, other].map((c) => new Promise<number>((resolve) => c.on('status', (s: grpc.StatusObject) => resolve(s.code))));
+      for (const c of [watch, other]) c.on('error', () => undefined);
+      await eventually(() => statuses.length > 0 && unknown.length > 0);
+
+      const started = Date.now();
+      const result = await w.runtime.shutdown('test');
+      expect(result.outcome).toBe('drained');
+      expect(Date.now() - started).toBeLessThan(2000);
+      expect(await Promise.all(ends)).toEqual([grpc.status.OK, grpc.status.OK]);
+      expect(statuses).toEqual(['SERVING', 'NOT_SERVING']);
+      expect(unknown).toEqual(['SERVICE_UNKNOWN']);
+    } finally {
+      health.close();
+      await w.close();
+    }
+  });
+});
