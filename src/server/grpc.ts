@@ -29,7 +29,7 @@ import { whenWritable } from './backpressure.js';
 import { OversizeMessage, receiveCeiling, withMessageLimit } from './grpc-size.js';
 import { loadRpcTypes, statusDetailsBin } from './grpc-status.js';
 import type { IngressLimits } from './limits.js';
-import { InvalidUtf8Message, UndecodableMessage, withUtf8Check } from './grpc-utf8.js';
+import { InvalidUtf8Message, UndecodableMessage, WrongWireTypeMessage, withUtf8Check } from './grpc-utf8.js';
 import { checkContentPart, checkPartType } from './parts.js';
 import { loadProtos, lookupService, protoDefinition } from './proto.js';
 import { RunningRequests, type TrackedSignal } from './running.js';
@@ -539,7 +539,7 @@ export function createGrpcIngress(opts: GrpcIngressOptions): GrpcIngress {
           details: { retry_after_s: OVERLOADED_RETRY_AFTER_S },
         });
       }
-      const wire = call.request as WirePromptRequest | OversizeMessage | InvalidUtf8Message | UndecodableMessage;
+      const wire = call.request as WirePromptRequest | OversizeMessage | InvalidUtf8Message | WrongWireTypeMessage | UndecodableMessage;
       if (wire instanceof OversizeMessage) {
         throw new WardenError('payload_too_large', `request message of ${wire.bytes} bytes is larger than ${limits.maxBodyBytes} bytes`, {
           location: { path: '$' },
@@ -547,6 +547,11 @@ export function createGrpcIngress(opts: GrpcIngressOptions): GrpcIngress {
       }
       if (wire instanceof InvalidUtf8Message) {
         throw new WardenError('invalid_request', `field '${wire.path}' is not valid UTF-8`, { location: { path: wire.path } });
+      }
+      if (wire instanceof WrongWireTypeMessage) {
+        throw new WardenError('invalid_request', `field '${wire.path}' is not encoded as its declared type ${wire.type} (wrong protobuf wire type)`, {
+          location: { path: wire.path },
+        });
       }
       if (wire instanceof UndecodableMessage) {
         throw new WardenError('invalid_request', `the request message is not a valid ${wire.type} (malformed protobuf)`, { location: { path: '$' } });
