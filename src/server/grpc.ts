@@ -26,7 +26,7 @@ import type {
 } from '../pipeline/types.js';
 import { Admission, OVERLOADED_RETRY_AFTER_S } from './admission.js';
 import { whenWritable } from './backpressure.js';
-import { OversizeMessage, receiveCeiling, withMessageLimit } from './grpc-size.js';
+import { metadataBytes, OversizeMessage, receiveCeiling, withMessageLimit } from './grpc-size.js';
 import { loadRpcTypes, statusDetailsBin } from './grpc-status.js';
 import type { IngressLimits } from './limits.js';
 import { InvalidUtf8Message, UndecodableMessage, WrongWireTypeMessage, withUtf8Check } from './grpc-utf8.js';
@@ -484,7 +484,6 @@ export function createGrpcIngress(opts: GrpcIngressOptions): GrpcIngress {
     // A ceiling above the limit: messages between the two are refused by Warden, counted and
     // audited (grpc-size.ts); past it grpc-js refuses them alone.
     'grpc.max_receive_message_length': receiveCeiling(limits.maxBodyBytes),
-    'grpc.max_metadata_size': limits.maxHeaderBytes,
   });
 
   type AnyCall = grpc.ServerUnaryCall<WirePromptRequest, unknown> | grpc.ServerWritableStream<WirePromptRequest, unknown>;
@@ -540,6 +539,10 @@ export function createGrpcIngress(opts: GrpcIngressOptions): GrpcIngress {
         });
       }
       const wire = call.request as WirePromptRequest | OversizeMessage | InvalidUtf8Message | WrongWireTypeMessage | UndecodableMessage;
+      const metadataSize = metadataBytes(call.metadata);
+      if (metadataSize > limits.maxHeaderBytes) {
+        throw new WardenError('payload_too_large', `the call's metadata of ${metadataSize} bytes is larger than limits.max_header_bytes (${limits.maxHeaderBytes} bytes)`);
+      }
       if (wire instanceof OversizeMessage) {
         throw new WardenError('payload_too_large', `request message of ${wire.bytes} bytes is larger than ${limits.maxBodyBytes} bytes`, {
           location: { path: '$' },

@@ -126,6 +126,46 @@ describe('audit records for requests refused before parsing', () => {
     }
   });
 
+  it('gRPC: metadata over limits.max_header_bytes is payload_too_large, counted and audited, as an HTTP header block is', async () => {
+    const gateway = gatewayClient(w.addresses.grpc);
+    const metric = async () => {
+      const text = await (await fetch(`${w.addresses.admin}/metrics`)).text();
+      const line = text.split('\n').find((l) => l.startsWith('warden_requests_total{') && l.includes('protocol="grpc"') && l.includes('code="payload_too_large"'));
+      return line ? Number(line.slice(line.lastIndexOf(' ') + 1)) : 0;
+    };
+    /** A call with `kb` extra metadata entries of 1000 bytes each (the fixture's limit is the default 16 KiB). */
+    const complete = (kb: number) => {
+      const md = bearerMetadata(token, { traceparent: TRACEPARENT });
+      for (let i = 0; i < kb; i++) md.set(`x-pad-${i}`, `${CANARY}${'a'.repeat(1000 - CANARY.length)}`);
+      return new Promise<grpc.ServiceError>((resolve, reject) =>
+        gateway.Complete({ model: 'gpt-4o-mini', template: { id: 'support/ticket-summary', version: 2 }, variables: { ticket_id: 'T-1', customer_message: 'm' } }, md, (e: grpc.ServiceError | null) =>
+          e ? resolve(e) : reject(new Error('expected an error')),
+        ),
+      );
+    };
+    try {
+      // Under the limit: served (the upstream is down, so upstream_error, not a size refusal).
+      const under = await complete(14);
+      expect(under.metadata.get('warden-code')[0]).toBe('upstream_error');
+      for (const kb of [17, 40]) {
+        const counted = await metric();
+        const before = w.audit().length;
+        const over = await complete(kb);
+        expect(over.code, `${kb} KB`).toBe(grpc.status.RESOURCE_EXHAUSTED);
+        expect(over.metadata.get('warden-code')[0]).toBe('payload_too_large');
+        expect(over.details).toMatch(/^the call's metadata of \d+ bytes is larger than limits\.max_header_bytes \(16384 bytes\)$/);
+        await eventually(() => w.audit().length > before);
+        const rec = w.audit().at(-1)!;
+        expect(rec).toMatchObject({ principal: null, status: 'error', error_code: 'payload_too_large', trace_id: TRACE_ID, action: 'prompt.execute' });
+        expect(JSON.stringify(rec)).not.toContain(CANARY);
+        expect(await metric()).toBe(counted + 1);
+      }
+      expect(w.logs.join('\n')).not.toContain(CANARY);
+    } finally {
+      gateway.close();
+    }
+  });
+
   it('gRPC: a string field that is not UTF-8 is refused (as over HTTP), not decoded into U+FFFD', async () => {
     // A client that sends raw bytes: the message is encoded as any client would, then the
     // customer message's bytes are made invalid UTF-8 (protobufjs would decode them to U+FFFD).
