@@ -203,6 +203,13 @@ function toTool(t: WireTool, i: number, maxDepth: number): ToolDefinition {
   return { type: 'function', function: fn };
 }
 
+/** A tool call sent back as history: refused where HTTP's schema refuses it, never rewritten. */
+function toToolCall(t: WireToolCall, path: string): NonNullable<ChatMessage['tool_calls']>[number] {
+  if (t.type !== 'function') throw invalid(`field '${path}.type' must be "function"`, `${path}.type`);
+  if (!t.function) throw invalid(`field '${path}.function' is required`, `${path}.function`);
+  return { id: t.id, type: 'function', function: { name: t.function.name, arguments: t.function.arguments } };
+}
+
 function toMessage(m: WireMessage, i: number, maxDepth: number): ChatMessage {
   if (!ROLES.has(m.role)) throw invalid(`field 'messages.${i}.role' has an unsupported value`, `messages.${i}.role`);
   let content: ChatMessage['content'] = m.content;
@@ -221,11 +228,7 @@ function toMessage(m: WireMessage, i: number, maxDepth: number): ChatMessage {
   if (m.name) out.name = m.name;
   if (m.tool_call_id) out.tool_call_id = m.tool_call_id;
   if (m.tool_calls.length > 0) {
-    out.tool_calls = m.tool_calls.map((t) => ({
-      id: t.id,
-      type: 'function' as const,
-      function: { name: t.function?.name ?? '', arguments: t.function?.arguments ?? '' },
-    }));
+    out.tool_calls = m.tool_calls.map((t, j) => toToolCall(t, `messages.${i}.tool_calls.${j}`));
   }
   return out;
 }
@@ -289,6 +292,27 @@ function setTokenLimit(req: PromptRequest, field: number, limit: TokenLimit): vo
   if (limit.max_completion_tokens !== undefined) req.max_tokens_param = 'max_completion_tokens';
 }
 
+/**
+ * An `optional double` field's value, or undefined when unset. NaN and ±Infinity have no JSON
+ * form (they would go upstream as null: the provider's default, silently): refused, as HTTP
+ * cannot even send them.
+ */
+function finiteOrUnset(v: number | null | undefined, path: string): number | undefined {
+  if (v === undefined || v === null) return undefined;
+  if (!Number.isFinite(v)) throw invalid(`field '${path}' must be a finite number`, path);
+  return v;
+}
+
+/**
+ * Puts a parameter that has its own field into `params`; the same one in `params_json` too is
+ * refused, as a token limit given twice is: which one was meant is not Warden's guess.
+ */
+function setOwnParam(params: Record<string, unknown>, key: 'temperature' | 'top_p' | 'stop', v: unknown): void {
+  if (v === undefined) return;
+  if (Object.hasOwn(params, key)) throw invalid(`field 'params_json.${key}' repeats field '${key}': give it once`, `params_json.${key}`);
+  params[key] = v;
+}
+
 /** gRPC request → canonical PromptRequest (shape and limit checks only). */
 export function fromWireRequest(w: WirePromptRequest, meta: GrpcMeta, limits: IngressLimits): PromptRequest {
   if (!w.model) throw invalid("field 'model' is required", 'model');
@@ -311,9 +335,9 @@ export function fromWireRequest(w: WirePromptRequest, meta: GrpcMeta, limits: In
       else params[k] = v;
     }
   }
-  if (w.temperature !== undefined && w.temperature !== null) params.temperature = w.temperature;
-  if (w.top_p !== undefined && w.top_p !== null) params.top_p = w.top_p;
-  if (w.stop.length > 0) params.stop = w.stop;
+  setOwnParam(params, 'temperature', finiteOrUnset(w.temperature, 'temperature'));
+  setOwnParam(params, 'top_p', finiteOrUnset(w.top_p, 'top_p'));
+  setOwnParam(params, 'stop', w.stop.length > 0 ? w.stop : undefined);
 
   const req: PromptRequest = {
     id: meta.id,
@@ -331,7 +355,10 @@ export function fromWireRequest(w: WirePromptRequest, meta: GrpcMeta, limits: In
   if (meta.traceparent) req.traceparent = meta.traceparent;
   setTokenLimit(req, w.max_tokens, limit);
   if (w.tools.length > 0) req.tools = w.tools.map((t, i) => toTool(t, i, limits.maxJsonDepth));
-  const hasTemplate = !!w.template && w.template.id !== '';
+  // A template message sent without an id (`{version: 7}`) is no raw prompt: HTTP refuses an empty
+  // `warden.template` the same way, rather than serve the messages and drop the version.
+  if (w.template && w.template.id === '') throw invalid("field 'template.id' must not be empty (leave 'template' unset for a raw prompt)", 'template.id');
+  const hasTemplate = !!w.template;
   if (hasTemplate) {
     const t = w.template as { id: string; version: number };
     if (!isTemplateId(t.id)) throw invalid("field 'template.id' must name a template id: a lower-case path such as 'support/ticket-summary'", 'template.id');
