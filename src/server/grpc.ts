@@ -122,7 +122,7 @@ export function toGrpcError(err: WardenError, code: grpc.status = STATUS[err.grp
     metadata.set('retry-after', String(retryAfter));
     metadata.set('grpc-retry-pushback-ms', String(retryAfterMs));
   }
-  metadata.set('grpc-status-details-bin', statusDetailsBin({ code, message: err.message, reason: err.code, param, retryAfterMs }));
+  metadata.set('grpc-status-details-bin', statusDetailsBin({ code, message: err.message, reason: err.code, param, retryAfterMs, details: err.details }));
   return { code, details: err.message, metadata };
 }
 
