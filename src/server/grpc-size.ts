@@ -43,3 +43,19 @@ export function withMessageLimit(service: grpc.ServiceDefinition, maxBodyBytes: 
   }
   return out as grpc.ServiceDefinition;
 }
+
+/**
+ * The size of a call's metadata as it came on the wire: each name and value (binary values in
+ * their base64 form), without the HTTP/2 pseudo-headers and the headers grpc-js keeps for itself
+ * (content-type, te, grpc-timeout, grpc-encoding), a hundred bytes or so. grpc-js 1.14's server
+ * enforces no metadata size (it reads no `grpc.max_metadata_size`), so the handler holds it to
+ * `limits.max_header_bytes` with this, as Node's HTTP parser does a header block.
+ */
+export function metadataBytes(metadata: grpc.Metadata): number {
+  let bytes = 0;
+  for (const [name, values] of Object.entries(metadata.toHttp2Headers())) {
+    // Node hands header values over one char per byte (latin1), so a length is a byte count.
+    for (const value of Array.isArray(values) ? values : [values]) bytes += name.length + String(value).length;
+  }
+  return bytes;
+}

@@ -5,7 +5,11 @@
  *
  * - `google.rpc.ErrorInfo` on every error: `reason` is Warden's stable code (the `warden-code`
  *   trailer's), `domain` is `warden`, and `metadata.param` the request field when one is named
- *   (the `warden-param` trailer's);
+ *   (the `warden-param` trailer's). The rest of `metadata` is the error's `details`, the object an
+ *   HTTP error body carries (`reason: pii_in_id`, `status: 400`), so a gRPC caller can tell what
+ *   HTTP's can without parsing the message. The map holds strings: each member that is not one
+ *   is its JSON text (`["EMAIL_ADDRESS"]`, `400`). Not trailers of their own: a policy's
+ *   `reasons` may hold any text, which metadata values (printable ASCII) cannot;
  * - `google.rpc.RetryInfo` when Warden knows how long to wait (`overloaded`, an upstream rate
  *   limit with a Retry-After): the same wait as `grpc-retry-pushback-ms`, for clients that read
  *   the delay from the status details instead (Google's client libraries, `errdetails` in Go).
@@ -61,6 +65,18 @@ export interface StatusDetails {
   param?: string | undefined;
   /** The wait before retrying, when known. */
   retryAfterMs?: number | undefined;
+  /** The error's details, as HTTP's error body carries them. */
+  details?: Record<string, unknown> | undefined;
+}
+
+/** ErrorInfo.metadata: the details member by member (strings as they are, the rest as JSON), then `param`. */
+function errorInfoMetadata(d: StatusDetails): Record<string, string> {
+  const metadata: Record<string, string> = {};
+  for (const [key, value] of Object.entries(d.details ?? {})) {
+    if (value !== undefined) metadata[key] = typeof value === 'string' ? value : JSON.stringify(value);
+  }
+  if (d.param) metadata.param = d.param;
+  return metadata;
 }
 
 /** `value` packed as a `google.protobuf.Any` of message type `type`. */
@@ -78,7 +94,7 @@ function duration(ms: number): { seconds: number; nanos: number } {
 /** The serialized `google.rpc.Status` for the `grpc-status-details-bin` trailer. */
 export function statusDetailsBin(d: StatusDetails): Buffer {
   const t = loadRpcTypes();
-  const errorInfo: Record<string, unknown> = { reason: d.reason, domain: ERROR_DOMAIN, metadata: d.param ? { param: d.param } : {} };
+  const errorInfo: Record<string, unknown> = { reason: d.reason, domain: ERROR_DOMAIN, metadata: errorInfoMetadata(d) };
   const details = [packAny(t.errorInfo, errorInfo)];
   if (d.retryAfterMs !== undefined) details.push(packAny(t.retryInfo, { retry_delay: duration(d.retryAfterMs) }));
   const bytes = t.status.encode(t.status.fromObject({ code: d.code, message: d.message, details })).finish();

@@ -10,6 +10,13 @@
  * The same deserializers catch a message the decoder cannot read at all (truncated, a length past
  * its end): left to grpc-js, that throw is a bare INTERNAL "Error deserializing request", with no
  * Warden code and no audit record. It arrives as an `UndecodableMessage`, refused the same way.
+ *
+ * The walk is only a check if it reads the same fields the decoder does, so it refuses whatever
+ * the two could read differently. protobufjs's generated decoder does not look at a known
+ * field's wire type (a `string` sent as fixed64 is still read as length-prefixed, where a walk
+ * by wire type would skip 8 bytes), so a declared field with a wire type its type does not have
+ * arrives as a `WrongWireTypeMessage`. Groups (wire types 3 and 4) do not exist in proto3 and
+ * protobufjs skips them without looking inside: a message holding one is an `UndecodableMessage`.
  */
 import { isUtf8 } from 'node:buffer';
 import type * as grpc from '@grpc/grpc-js';
@@ -19,6 +26,15 @@ import type * as protoLoader from '@grpc/proto-loader';
 export class InvalidUtf8Message {
   /** `path`: the field, as `messages.0.parts.1.text` (map entries: the map field's name). */
   constructor(readonly path: string) {}
+}
+
+/** What a gateway handler receives instead of the request when a declared field has the wrong wire type. */
+export class WrongWireTypeMessage {
+  /** `path`: the field, as for `InvalidUtf8Message`; `type`: its declared type (`string`, `uint32`, `message`). */
+  constructor(
+    readonly path: string,
+    readonly type: string,
+  ) {}
 }
 
 /**
@@ -34,6 +50,11 @@ interface FieldShape {
   name: string;
   repeated: boolean;
   string: boolean;
+  /** The declared type as the proto writes it (`string`, `uint32`, `message`), for the refusal. */
+  type: string;
+  /** The wire type its values are encoded with; a repeated scalar number may also come packed (2). */
+  wireType: number;
+  packable: boolean;
   /** For message fields: the nested message's shape (resolved lazily: types may refer to themselves). */
   message?: () => MessageShape | undefined;
 }
@@ -52,6 +73,14 @@ interface Descriptor {
   options?: { mapEntry?: boolean } | null;
 }
 
+/** The wire type of each proto3 field type (descriptor names); groups and anything unknown: none. */
+const WIRE_TYPES: Record<string, number> = {
+  TYPE_INT32: 0, TYPE_INT64: 0, TYPE_UINT32: 0, TYPE_UINT64: 0, TYPE_SINT32: 0, TYPE_SINT64: 0, TYPE_BOOL: 0, TYPE_ENUM: 0,
+  TYPE_FIXED64: 1, TYPE_SFIXED64: 1, TYPE_DOUBLE: 1,
+  TYPE_STRING: 2, TYPE_BYTES: 2, TYPE_MESSAGE: 2,
+  TYPE_FIXED32: 5, TYPE_SFIXED32: 5, TYPE_FLOAT: 5,
+};
+
 /** Shapes of a package definition's messages, built once per message type. */
 function shapeResolver(definition: protoLoader.PackageDefinition): (fullName: string) => MessageShape | undefined {
   const shapes = new Map<string, MessageShape | undefined>();
@@ -61,7 +90,16 @@ function shapeResolver(definition: protoLoader.PackageDefinition): (fullName: st
     shapes.set(fullName, shape);
     const pkg = fullName.slice(0, fullName.lastIndexOf('.'));
     for (const f of d.field) {
-      const field: FieldShape = { name: f.name, repeated: f.label === 'LABEL_REPEATED', string: f.type === 'TYPE_STRING' };
+      const repeated = f.label === 'LABEL_REPEATED';
+      const wireType = WIRE_TYPES[f.type] ?? -1;
+      const field: FieldShape = {
+        name: f.name,
+        repeated,
+        string: f.type === 'TYPE_STRING',
+        type: f.type.slice('TYPE_'.length).toLowerCase(),
+        wireType,
+        packable: repeated && wireType !== 2 && wireType !== -1,
+      };
       if (f.type === 'TYPE_MESSAGE') {
         const nested = d.nestedType.find((n) => n.name === f.typeName);
         const target = nested ? `${fullName}.${nested.name}` : f.typeName.startsWith('.') ? f.typeName.slice(1) : `${pkg}.${f.typeName}`;
@@ -115,12 +153,15 @@ function readVarint(buf: Buffer, i: number, end: number): number {
  */
 const MALFORMED = Symbol('malformed');
 
+/** The walk's finding on one field: its path, and what is wrong with it. */
+type Finding = InvalidUtf8Message | WrongWireTypeMessage;
+
 /**
- * The path of the first string field in `buf[start, end)` whose bytes are not UTF-8, MALFORMED,
- * or undefined. Groups (not in proto3) and nesting past MAX_NESTING end the walk without a
- * verdict: the decoder has the last word on them.
+ * The first string field in `buf[start, end)` whose bytes are not UTF-8 or declared field with
+ * the wrong wire type, MALFORMED (groups included), or undefined. Nesting past MAX_NESTING ends
+ * the walk without a verdict: the decoder has the last word on it.
  */
-function firstInvalid(buf: Buffer, start: number, end: number, shape: MessageShape, path: string, depth: number): string | typeof MALFORMED | undefined {
+function firstInvalid(buf: Buffer, start: number, end: number, shape: MessageShape, path: string, depth: number): Finding | typeof MALFORMED | undefined {
   if (depth > MAX_NESTING) return undefined;
   let counts: Map<number, number> | undefined;
   let i = start;
@@ -130,6 +171,21 @@ function firstInvalid(buf: Buffer, start: number, end: number, shape: MessageSha
     i = varintEnd;
     const wireType = tag & 7;
     const number = Math.floor(tag / 8);
+    const field = shape.fields.get(number);
+    let at = path;
+    if (field && !shape.mapEntry) {
+      at = path === '' ? field.name : `${path}.${field.name}`;
+      if (field.repeated) {
+        counts ??= new Map();
+        const n = counts.get(number) ?? 0;
+        counts.set(number, n + 1);
+        at = `${at}.${n}`;
+      }
+    }
+    if (field && wireType !== field.wireType && !(wireType === 2 && field.packable)) {
+      // In a map entry `at` is the map field itself (see below), so the type named is the map's.
+      return new WrongWireTypeMessage(at, shape.mapEntry ? 'map' : field.type);
+    }
     if (wireType === 0) {
       const v = i;
       while (i < end && buf[i++]! & 0x80);
@@ -147,20 +203,9 @@ function firstInvalid(buf: Buffer, start: number, end: number, shape: MessageSha
       const s = varintEnd;
       i = s + len;
       if (i > end) return MALFORMED;
-      const field = shape.fields.get(number);
       if (!field) continue;
-      let at = path;
-      if (!shape.mapEntry) {
-        at = path === '' ? field.name : `${path}.${field.name}`;
-        if (field.repeated) {
-          counts ??= new Map();
-          const n = counts.get(number) ?? 0;
-          counts.set(number, n + 1);
-          at = `${at}.${n}`;
-        }
-      }
       if (field.string) {
-        if (!isUtf8(buf.subarray(s, i))) return at;
+        if (!isUtf8(buf.subarray(s, i))) return new InvalidUtf8Message(at);
       } else if (field.message) {
         const nested = field.message();
         if (nested) {
@@ -170,7 +215,9 @@ function firstInvalid(buf: Buffer, start: number, end: number, shape: MessageSha
         }
       }
     } else if (wireType === 3 || wireType === 4) {
-      return undefined; // groups (not in proto3): the decoder skips or refuses them
+      // Groups (not in proto3): protobufjs skips an unknown one unread, so nothing inside or
+      // after it would be checked the way it is decoded.
+      return MALFORMED;
     } else {
       return MALFORMED; // wire types 6 and 7 do not exist
     }
@@ -179,9 +226,10 @@ function firstInvalid(buf: Buffer, start: number, end: number, shape: MessageSha
 }
 
 /**
- * `service` with each method's request deserializer checking the request's string fields first:
- * a message with one that is not UTF-8 is not decoded and arrives as an `InvalidUtf8Message`,
- * and one the decoder refuses arrives as an `UndecodableMessage`.
+ * `service` with each method's request deserializer checking the request's fields first: a
+ * message with a string that is not UTF-8 is not decoded and arrives as an `InvalidUtf8Message`,
+ * one with a field of the wrong wire type as a `WrongWireTypeMessage`, and one the decoder
+ * refuses (or holding a group) as an `UndecodableMessage`.
  */
 export function withUtf8Check(service: grpc.ServiceDefinition, definition: protoLoader.PackageDefinition): grpc.ServiceDefinition {
   const resolve = shapeResolver(definition);
@@ -199,7 +247,7 @@ export function withUtf8Check(service: grpc.ServiceDefinition, definition: proto
       requestDeserialize: (bytes: Buffer) => {
         const invalid = firstInvalid(bytes, 0, bytes.length, shape, '', 0);
         if (invalid === MALFORMED) return new UndecodableMessage(fullName);
-        if (invalid !== undefined) return new InvalidUtf8Message(invalid);
+        if (invalid !== undefined) return invalid;
         try {
           return decode(bytes);
         } catch {

@@ -27,10 +27,10 @@ import type {
 import { Admission } from './admission.js';
 import { whenWritable } from './backpressure.js';
 import { GrpcDoor, type DoorArrival, type DoorPass } from './grpc-door.js';
-import { OversizeMessage, receiveCeiling, withMessageLimit } from './grpc-size.js';
+import { metadataBytes, OversizeMessage, receiveCeiling, withMessageLimit } from './grpc-size.js';
 import { loadRpcTypes, statusDetailsBin } from './grpc-status.js';
 import type { IngressLimits } from './limits.js';
-import { InvalidUtf8Message, UndecodableMessage, withUtf8Check } from './grpc-utf8.js';
+import { InvalidUtf8Message, UndecodableMessage, WrongWireTypeMessage, withUtf8Check } from './grpc-utf8.js';
 import { checkContentPart, checkPartType } from './parts.js';
 import { loadProtos, lookupService, protoDefinition } from './proto.js';
 import { RunningRequests, type TrackedSignal } from './running.js';
@@ -123,7 +123,7 @@ export function toGrpcError(err: WardenError, code: grpc.status = STATUS[err.grp
     metadata.set('retry-after', String(retryAfter));
     metadata.set('grpc-retry-pushback-ms', String(retryAfterMs));
   }
-  metadata.set('grpc-status-details-bin', statusDetailsBin({ code, message: err.message, reason: err.code, param, retryAfterMs }));
+  metadata.set('grpc-status-details-bin', statusDetailsBin({ code, message: err.message, reason: err.code, param, retryAfterMs, details: err.details }));
   return { code, details: err.message, metadata };
 }
 
@@ -204,6 +204,13 @@ function toTool(t: WireTool, i: number, maxDepth: number): ToolDefinition {
   return { type: 'function', function: fn };
 }
 
+/** A tool call sent back as history: refused where HTTP's schema refuses it, never rewritten. */
+function toToolCall(t: WireToolCall, path: string): NonNullable<ChatMessage['tool_calls']>[number] {
+  if (t.type !== 'function') throw invalid(`field '${path}.type' must be "function"`, `${path}.type`);
+  if (!t.function) throw invalid(`field '${path}.function' is required`, `${path}.function`);
+  return { id: t.id, type: 'function', function: { name: t.function.name, arguments: t.function.arguments } };
+}
+
 function toMessage(m: WireMessage, i: number, maxDepth: number): ChatMessage {
   if (!ROLES.has(m.role)) throw invalid(`field 'messages.${i}.role' has an unsupported value`, `messages.${i}.role`);
   let content: ChatMessage['content'] = m.content;
@@ -222,11 +229,7 @@ function toMessage(m: WireMessage, i: number, maxDepth: number): ChatMessage {
   if (m.name) out.name = m.name;
   if (m.tool_call_id) out.tool_call_id = m.tool_call_id;
   if (m.tool_calls.length > 0) {
-    out.tool_calls = m.tool_calls.map((t) => ({
-      id: t.id,
-      type: 'function' as const,
-      function: { name: t.function?.name ?? '', arguments: t.function?.arguments ?? '' },
-    }));
+    out.tool_calls = m.tool_calls.map((t, j) => toToolCall(t, `messages.${i}.tool_calls.${j}`));
   }
   return out;
 }
@@ -290,6 +293,27 @@ function setTokenLimit(req: PromptRequest, field: number, limit: TokenLimit): vo
   if (limit.max_completion_tokens !== undefined) req.max_tokens_param = 'max_completion_tokens';
 }
 
+/**
+ * An `optional double` field's value, or undefined when unset. NaN and ±Infinity have no JSON
+ * form (they would go upstream as null: the provider's default, silently): refused, as HTTP
+ * cannot even send them.
+ */
+function finiteOrUnset(v: number | null | undefined, path: string): number | undefined {
+  if (v === undefined || v === null) return undefined;
+  if (!Number.isFinite(v)) throw invalid(`field '${path}' must be a finite number`, path);
+  return v;
+}
+
+/**
+ * Puts a parameter that has its own field into `params`; the same one in `params_json` too is
+ * refused, as a token limit given twice is: which one was meant is not Warden's guess.
+ */
+function setOwnParam(params: Record<string, unknown>, key: 'temperature' | 'top_p' | 'stop', v: unknown): void {
+  if (v === undefined) return;
+  if (Object.hasOwn(params, key)) throw invalid(`field 'params_json.${key}' repeats field '${key}': give it once`, `params_json.${key}`);
+  params[key] = v;
+}
+
 /** gRPC request → canonical PromptRequest (shape and limit checks only). */
 export function fromWireRequest(w: WirePromptRequest, meta: GrpcMeta, limits: IngressLimits): PromptRequest {
   if (!w.model) throw invalid("field 'model' is required", 'model');
@@ -312,9 +336,9 @@ export function fromWireRequest(w: WirePromptRequest, meta: GrpcMeta, limits: In
       else params[k] = v;
     }
   }
-  if (w.temperature !== undefined && w.temperature !== null) params.temperature = w.temperature;
-  if (w.top_p !== undefined && w.top_p !== null) params.top_p = w.top_p;
-  if (w.stop.length > 0) params.stop = w.stop;
+  setOwnParam(params, 'temperature', finiteOrUnset(w.temperature, 'temperature'));
+  setOwnParam(params, 'top_p', finiteOrUnset(w.top_p, 'top_p'));
+  setOwnParam(params, 'stop', w.stop.length > 0 ? w.stop : undefined);
 
   const req: PromptRequest = {
     id: meta.id,
@@ -332,7 +356,10 @@ export function fromWireRequest(w: WirePromptRequest, meta: GrpcMeta, limits: In
   if (meta.traceparent) req.traceparent = meta.traceparent;
   setTokenLimit(req, w.max_tokens, limit);
   if (w.tools.length > 0) req.tools = w.tools.map((t, i) => toTool(t, i, limits.maxJsonDepth));
-  const hasTemplate = !!w.template && w.template.id !== '';
+  // A template message sent without an id (`{version: 7}`) is no raw prompt: HTTP refuses an empty
+  // `warden.template` the same way, rather than serve the messages and drop the version.
+  if (w.template && w.template.id === '') throw invalid("field 'template.id' must not be empty (leave 'template' unset for a raw prompt)", 'template.id');
+  const hasTemplate = !!w.template;
   if (hasTemplate) {
     const t = w.template as { id: string; version: number };
     if (!isTemplateId(t.id)) throw invalid("field 'template.id' must name a template id: a lower-case path such as 'support/ticket-summary'", 'template.id');
@@ -521,7 +548,6 @@ export function createGrpcIngress(opts: GrpcIngressOptions): GrpcIngress {
     // A ceiling above the limit: messages between the two are refused by Warden, counted and
     // audited (grpc-size.ts); past it grpc-js refuses them alone.
     'grpc.max_receive_message_length': receiveCeiling(limits.maxBodyBytes),
-    'grpc.max_metadata_size': limits.maxHeaderBytes,
     interceptors: [door.interceptor],
   });
 
@@ -592,7 +618,11 @@ export function createGrpcIngress(opts: GrpcIngressOptions): GrpcIngress {
     const started = performance.now();
     const meta = metaFor(call, action, stream, signal, cancel);
     try {
-      const wire = call.request as WirePromptRequest | OversizeMessage | InvalidUtf8Message | UndecodableMessage;
+      const wire = call.request as WirePromptRequest | OversizeMessage | InvalidUtf8Message | WrongWireTypeMessage | UndecodableMessage;
+      const metadataSize = metadataBytes(call.metadata);
+      if (metadataSize > limits.maxHeaderBytes) {
+        throw new WardenError('payload_too_large', `the call's metadata of ${metadataSize} bytes is larger than limits.max_header_bytes (${limits.maxHeaderBytes} bytes)`);
+      }
       if (wire instanceof OversizeMessage) {
         throw new WardenError('payload_too_large', `request message of ${wire.bytes} bytes is larger than ${limits.maxBodyBytes} bytes`, {
           location: { path: '$' },
@@ -600,6 +630,11 @@ export function createGrpcIngress(opts: GrpcIngressOptions): GrpcIngress {
       }
       if (wire instanceof InvalidUtf8Message) {
         throw new WardenError('invalid_request', `field '${wire.path}' is not valid UTF-8`, { location: { path: wire.path } });
+      }
+      if (wire instanceof WrongWireTypeMessage) {
+        throw new WardenError('invalid_request', `field '${wire.path}' is not encoded as its declared type ${wire.type} (wrong protobuf wire type)`, {
+          location: { path: wire.path },
+        });
       }
       if (wire instanceof UndecodableMessage) {
         throw new WardenError('invalid_request', `the request message is not a valid ${wire.type} (malformed protobuf)`, { location: { path: '$' } });

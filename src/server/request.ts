@@ -39,7 +39,8 @@ const message = z.object({
 const tool = z.object({
   type: z.literal('function'),
   function: z.object({
-    name: z.string(),
+    // A tool is called by its name: an empty one is refused (as over gRPC), not forwarded.
+    name: z.string().min(1),
     description: z.string().optional(),
     parameters: z.unknown().optional(),
     // Structured outputs for the call's arguments: goes upstream as sent.

@@ -129,6 +129,46 @@ describe('audit records for requests refused before parsing', () => {
     }
   });
 
+  it('gRPC: metadata over limits.max_header_bytes is payload_too_large, counted and audited, as an HTTP header block is', async () => {
+    const gateway = gatewayClient(w.addresses.grpc);
+    const metric = async () => {
+      const text = await (await fetch(`${w.addresses.admin}/metrics`)).text();
+      const line = text.split('\n').find((l) => l.startsWith('warden_requests_total{') && l.includes('protocol="grpc"') && l.includes('code="payload_too_large"'));
+      return line ? Number(line.slice(line.lastIndexOf(' ') + 1)) : 0;
+    };
+    /** A call with `kb` extra metadata entries of 1000 bytes each (the fixture's limit is the default 16 KiB). */
+    const complete = (kb: number) => {
+      const md = bearerMetadata(token, { traceparent: TRACEPARENT });
+      for (let i = 0; i < kb; i++) md.set(`x-pad-${i}`, `${CANARY}${'a'.repeat(1000 - CANARY.length)}`);
+      return new Promise<grpc.ServiceError>((resolve, reject) =>
+        gateway.Complete({ model: 'gpt-4o-mini', template: { id: 'support/ticket-summary', version: 2 }, variables: { ticket_id: 'T-1', customer_message: 'm' } }, md, (e: grpc.ServiceError | null) =>
+          e ? resolve(e) : reject(new Error('expected an error')),
+        ),
+      );
+    };
+    try {
+      // Under the limit: served (the upstream is down, so upstream_error, not a size refusal).
+      const under = await complete(14);
+      expect(under.metadata.get('warden-code')[0]).toBe('upstream_error');
+      for (const kb of [17, 40]) {
+        const counted = await metric();
+        const before = w.audit().length;
+        const over = await complete(kb);
+        expect(over.code, `${kb} KB`).toBe(grpc.status.RESOURCE_EXHAUSTED);
+        expect(over.metadata.get('warden-code')[0]).toBe('payload_too_large');
+        expect(over.details).toMatch(/^the call's metadata of \d+ bytes is larger than limits\.max_header_bytes \(16384 bytes\)$/);
+        await eventually(() => w.audit().length > before);
+        const rec = w.audit().at(-1)!;
+        expect(rec).toMatchObject({ principal: null, status: 'error', error_code: 'payload_too_large', trace_id: TRACE_ID, action: 'prompt.execute' });
+        expect(JSON.stringify(rec)).not.toContain(CANARY);
+        expect(await metric()).toBe(counted + 1);
+      }
+      expect(w.logs.join('\n')).not.toContain(CANARY);
+    } finally {
+      gateway.close();
+    }
+  });
+
   it('gRPC: a string field that is not UTF-8 is refused (as over HTTP), not decoded into U+FFFD', async () => {
     // A client that sends raw bytes: the message is encoded as any client would, then the
     // customer message's bytes are made invalid UTF-8 (protobufjs would decode them to U+FFFD).
@@ -219,6 +259,51 @@ describe('audit records for requests refused before parsing', () => {
       });
       await expectRefusal(streamed, before);
       expect(w.logs.join('\n')).not.toContain(CANARY);
+    } finally {
+      client.close();
+    }
+  });
+
+  it('gRPC: a group before the message or a string sent with another wire type cannot carry invalid UTF-8 past the check', async () => {
+    // protobufjs skips a group unread and reads a known string field whatever its wire type; the
+    // UTF-8 walk used to stop at the group, or skip 8 bytes for a fixed64, and give no verdict.
+    const ld = (field: number, payload: Buffer) => Buffer.concat([Buffer.from([(field << 3) | 2, payload.length]), payload]);
+    const bad = Buffer.concat([Buffer.from('card '), Buffer.from([0xff, 0xfe]), Buffer.from(' end')]);
+    const model = ld(1, Buffer.from('gpt-4o-mini'));
+    const message = ld(4, Buffer.concat([ld(1, Buffer.from('user')), ld(2, bad)]));
+    const group = Buffer.from([(15 << 3) | 3, (15 << 3) | 4]); // unknown field 15: start group, end group
+    const eight = Buffer.concat([Buffer.from([7]), Buffer.from('ab'), Buffer.from([0xff, 0xfe]), Buffer.from('cde')]);
+    const asFixed64 = ld(4, Buffer.concat([ld(1, Buffer.from('user')), Buffer.from([(2 << 3) | 1]), eight]));
+    const identity = (b: Buffer) => b;
+    const path = '/warden.v1.PromptGateway/Complete';
+    const Raw = grpc.makeGenericClientConstructor(
+      { Complete: { path, requestStream: false, responseStream: false, requestSerialize: identity, requestDeserialize: identity, responseSerialize: identity, responseDeserialize: identity } },
+      'RawGateway',
+    );
+    const client = new Raw(w.addresses.grpc, grpc.credentials.createInsecure()) as unknown as {
+      Complete(b: Buffer, md: grpc.Metadata, cb: (e: grpc.ServiceError | null) => void): void;
+      close(): void;
+    };
+    const refusal = (bytes: Buffer) =>
+      new Promise<grpc.ServiceError>((resolve, reject) =>
+        client.Complete(bytes, bearerMetadata(token, { traceparent: TRACEPARENT }), (e) => (e ? resolve(e) : reject(new Error('expected an error')))),
+      );
+    try {
+      const cases: Array<[Buffer, string, string]> = [
+        [Buffer.concat([group, model, message]), '$', 'the request message is not a valid warden.v1.PromptRequest (malformed protobuf)'],
+        [Buffer.concat([model, asFixed64]), 'messages.0.content', "field 'messages.0.content' is not encoded as its declared type string (wrong protobuf wire type)"],
+      ];
+      for (const [bytes, param, details] of cases) {
+        const before = w.audit().length;
+        const err = await refusal(bytes);
+        // Not upstream_error: nothing was decoded and sent on to the (down) upstream.
+        expect(err.metadata.get('warden-code')[0], param).toBe('invalid_request');
+        expect(err.code).toBe(grpc.status.INVALID_ARGUMENT);
+        expect(err.metadata.get('warden-param')[0]).toBe(param);
+        expect(err.details).toBe(details);
+        await eventually(() => w.audit().length > before);
+        expect(w.audit().at(-1)).toMatchObject({ principal: null, status: 'error', error_code: 'invalid_request', trace_id: TRACE_ID });
+      }
     } finally {
       client.close();
     }

@@ -199,6 +199,17 @@ describe('gRPC tools, multi-part content and tool calls', () => {
       [{ messages: [{ role: 'user', content: 'hi' }], tools: [{ type: 'function', function: { name: '' } }] }, 'tools.0.function.name'],
       [{ messages: [{ role: 'user', content: 'hi' }], tools: [{ type: 'function', function: { name: 'f', parameters_json: 'nope' } }] }, 'tools.0.function.parameters_json'],
       [{ messages: [{ role: 'user', content: 'hi' }], params_json: '{"tools": []}' }, 'params_json.tools'],
+      // What HTTP refuses is refused here too, not rewritten on its way upstream.
+      [{ messages: [{ role: 'user', content: 'hi' }, { role: 'assistant', tool_calls: [{ id: 'c1', type: 'xyz', function: { name: 'f', arguments: '{}' } }] }] }, 'messages.1.tool_calls.0.type'],
+      [{ messages: [{ role: 'user', content: 'hi' }, { role: 'assistant', tool_calls: [{ id: 'c1', type: 'function' }] }] }, 'messages.1.tool_calls.0.function'],
+      [{ template: { id: '', version: 7 }, messages: [{ role: 'user', content: 'hi' }] }, 'template.id'],
+      [{ messages: [{ role: 'user', content: 'hi' }], temperature: NaN }, 'temperature'],
+      [{ messages: [{ role: 'user', content: 'hi' }], top_p: Infinity }, 'top_p'],
+      [{ messages: [{ role: 'user', content: 'hi' }], top_p: -Infinity }, 'top_p'],
+      // A parameter given twice (its own field and params_json): which one was meant is not Warden's guess.
+      [{ messages: [{ role: 'user', content: 'hi' }], temperature: 0.1, params_json: '{"temperature":0.9}' }, 'params_json.temperature'],
+      [{ messages: [{ role: 'user', content: 'hi' }], top_p: 0.5, params_json: '{"top_p":0.9}' }, 'params_json.top_p'],
+      [{ messages: [{ role: 'user', content: 'hi' }], stop: ['b'], params_json: '{"stop":["a"]}' }, 'params_json.stop'],
       // JSON fields nested deeper than limits.max_json_depth (64; each field counts from its own top).
       [{ messages: [{ role: 'user', content: 'hi' }], tools: [{ type: 'function', function: { name: 'f', parameters_json: deep(5000) } }] }, 'tools.0.function.parameters_json.a.a.a.a.a.a'],
       [{ messages: [{ role: 'user', content: 'hi' }], params_json: `{"seed":${deep(64)}}` }, 'params_json.seed.a.a.a.a.a'],

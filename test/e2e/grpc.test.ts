@@ -109,28 +109,32 @@ describe('PromptGateway', () => {
   });
 
   it('maps Warden codes to gRPC status codes, with the stable code in the trailer', async () => {
-    const cases: Array<[object, string | undefined, grpc.status, string]> = [
-      [{ model: 'gpt-4o-mini', template: TEMPLATE, variables: VARS }, 'not-a-jwt', grpc.status.UNAUTHENTICATED, 'unauthenticated'],
-      [{ model: 'gpt-4o-mini', template: { id: 'support/nope', version: 1 } }, undefined, grpc.status.NOT_FOUND, 'template_not_found'],
-      [{ model: 'gpt-4o-mini', template: TEMPLATE, variables: { ticket_id: 'T-1' } }, undefined, grpc.status.INVALID_ARGUMENT, 'variable_missing'],
-      [{ model: 'gpt-4o-mini', template: { id: 'support/ticket-summary', version: 1 }, variables: { ticket_id: 'T' } }, undefined, grpc.status.FAILED_PRECONDITION, 'template_retired'],
-      [{ model: 'down-model', template: TEMPLATE, variables: VARS }, undefined, grpc.status.UNAVAILABLE, 'upstream_error'],
-      [{ model: 'gpt-4o-mini', messages: [{ role: 'wizard', content: 'x' }] }, undefined, grpc.status.INVALID_ARGUMENT, 'invalid_request'],
-      [{ model: 'gpt-4o-mini', template: TEMPLATE, variables: VARS, params_json: '{not json' }, undefined, grpc.status.INVALID_ARGUMENT, 'invalid_request'],
+    // The last column: the `details` HTTP's error body carries for the same error.
+    const cases: Array<[object, string | undefined, grpc.status, string, Record<string, unknown>]> = [
+      [{ model: 'gpt-4o-mini', template: TEMPLATE, variables: VARS }, 'not-a-jwt', grpc.status.UNAUTHENTICATED, 'unauthenticated', { methods: ['kubernetes'] }],
+      [{ model: 'gpt-4o-mini', template: { id: 'support/nope', version: 1 } }, undefined, grpc.status.NOT_FOUND, 'template_not_found', {}],
+      [{ model: 'gpt-4o-mini', template: TEMPLATE, variables: { ticket_id: 'T-1' } }, undefined, grpc.status.INVALID_ARGUMENT, 'variable_missing', { variable: 'customer_message' }],
+      [{ model: 'gpt-4o-mini', template: { id: 'support/ticket-summary', version: 1 }, variables: { ticket_id: 'T' } }, undefined, grpc.status.FAILED_PRECONDITION, 'template_retired', { template: 'support/ticket-summary@1', retire_after: '2020-01-31' }],
+      [{ model: 'down-model', template: TEMPLATE, variables: VARS }, undefined, grpc.status.UNAVAILABLE, 'upstream_error', { provider: 'down', reason: 'ECONNREFUSED' }],
+      [{ model: 'gpt-4o-mini', messages: [{ role: 'wizard', content: 'x' }] }, undefined, grpc.status.INVALID_ARGUMENT, 'invalid_request', {}],
+      [{ model: 'gpt-4o-mini', template: TEMPLATE, variables: VARS, params_json: '{not json' }, undefined, grpc.status.INVALID_ARGUMENT, 'invalid_request', {}],
     ];
-    for (const [req, bearer, status, code] of cases) {
+    for (const [req, bearer, status, code, details] of cases) {
       const err = (await unary('Complete', req, bearer ?? token).catch((e: unknown) => e)) as grpc.ServiceError;
       expect(err.code, code).toBe(status);
       expect(err.metadata.get('warden-code')[0], code).toBe(code);
       // The same in google.rpc.Status: code and message as the gRPC status, the Warden code as
-      // ErrorInfo's reason, the field (if any) as in warden-param; none of these asks for a
-      // wait, so no RetryInfo.
+      // ErrorInfo's reason, HTTP's details and the field (if any) as in warden-param in its
+      // metadata (strings, the rest as JSON text); none of these asks for a wait, so no RetryInfo.
       const [param] = err.metadata.get('warden-param');
+      const metadata: Record<string, string> = {};
+      for (const [k, v] of Object.entries(details)) metadata[k] = typeof v === 'string' ? v : JSON.stringify(v);
+      if (param !== undefined) metadata.param = String(param);
       expect(rpcStatus(err), code).toEqual({
         code: status,
         message: err.details,
         types: ['type.googleapis.com/google.rpc.ErrorInfo'],
-        errorInfo: { reason: code, domain: 'warden', metadata: param === undefined ? {} : { param } },
+        errorInfo: { reason: code, domain: 'warden', metadata },
       });
     }
     const outsider = await w.signer.token('marketing', 'campaign-bot');
@@ -140,16 +144,16 @@ describe('PromptGateway', () => {
   });
 
   it('template-stage errors name the gRPC request fields in warden-param (template, variables.x), not the HTTP ones', async () => {
-    const cases: Array<[object, string, string]> = [
-      [{ model: 'gpt-4o-mini', template: { id: 'support/nope', version: 1 } }, 'template_not_found', 'template'],
-      [{ model: 'gpt-4o-mini', template: { id: 'support/ticket-summary', version: 1 }, variables: { ticket_id: 'T' } }, 'template_retired', 'template'],
-      [{ model: 'gpt-4o-mini', template: TEMPLATE, variables: { ...VARS, undeclared_one: 'x' } }, 'variable_missing', 'variables.undeclared_one'],
+    const cases: Array<[object, string, string, Record<string, string>]> = [
+      [{ model: 'gpt-4o-mini', template: { id: 'support/nope', version: 1 } }, 'template_not_found', 'template', {}],
+      [{ model: 'gpt-4o-mini', template: { id: 'support/ticket-summary', version: 1 }, variables: { ticket_id: 'T' } }, 'template_retired', 'template', { template: 'support/ticket-summary@1', retire_after: '2020-01-31' }],
+      [{ model: 'gpt-4o-mini', template: TEMPLATE, variables: { ...VARS, undeclared_one: 'x' } }, 'variable_missing', 'variables.undeclared_one', { variable: 'undeclared_one' }],
     ];
-    for (const [req, code, param] of cases) {
+    for (const [req, code, param, details] of cases) {
       const err = (await unary('Complete', req).catch((e: unknown) => e)) as grpc.ServiceError;
       expect(err.metadata.get('warden-code')[0], code).toBe(code);
       expect(err.metadata.get('warden-param')[0], code).toBe(param);
-      expect(rpcStatus(err)?.errorInfo, code).toEqual({ reason: code, domain: 'warden', metadata: { param } });
+      expect(rpcStatus(err)?.errorInfo, code).toEqual({ reason: code, domain: 'warden', metadata: { ...details, param } });
     }
   });
 
@@ -183,7 +187,7 @@ describe('PromptGateway', () => {
       code: grpc.status.RESOURCE_EXHAUSTED,
       message: limited.details,
       types: ['type.googleapis.com/google.rpc.ErrorInfo', 'type.googleapis.com/google.rpc.RetryInfo'],
-      errorInfo: { reason: 'upstream_rate_limited', domain: 'warden', metadata: {} },
+      errorInfo: { reason: 'upstream_rate_limited', domain: 'warden', metadata: { provider: 'upstream', status: '429', retry_after_s: '3' } },
       retryInfo: { retry_delay: { seconds: 3, nanos: 0 } },
     });
     upstream.mode = 'bad-request';
@@ -192,7 +196,8 @@ describe('PromptGateway', () => {
     expect(refused.metadata.get('warden-code')[0]).toBe('upstream_rejected');
     // No wait was asked for: no pushback (the client's own backoff applies).
     expect(refused.metadata.get('grpc-retry-pushback-ms')).toEqual([]);
-    expect(rpcStatus(refused)).toMatchObject({ code: grpc.status.INVALID_ARGUMENT, errorInfo: { reason: 'upstream_rejected' } });
+    // HTTP's details.status (the provider's), so a caller can tell a 413 from a 422 as over HTTP.
+    expect(rpcStatus(refused)).toMatchObject({ code: grpc.status.INVALID_ARGUMENT, errorInfo: { reason: 'upstream_rejected', metadata: { provider: 'upstream', status: '400' } } });
     expect(rpcStatus(refused)?.retryInfo).toBeUndefined();
     expect(refused.details).not.toContain('context too long');
     upstream.mode = 'ok';

@@ -67,6 +67,8 @@ describe('OpenAI chat messages, tool calls and tools', () => {
       [{ messages: [USER], tools: [{ ...TOOL, extra: 1 }] }, 'tools.0.extra'],
       [{ messages: [USER], tools: [{ ...TOOL, function: { ...TOOL.function, extra: 1 } }] }, 'tools.0.function.extra'],
       [{ messages: [USER], tools: [{ ...TOOL, function: { ...TOOL.function, strict: 'yes' } }] }, 'tools.0.function.strict'],
+      // A tool needs a name to be called by (gRPC refuses an empty one too).
+      [{ messages: [USER], tools: [{ ...TOOL, function: { ...TOOL.function, name: '' } }] }, 'tools.0.function.name'],
       // A member name that is not identifier-shaped is the caller's text: the object is named instead.
       [{ messages: [USER, { role: 'user', content: 'hi', [ODD]: 1 }] }, 'messages.1'],
       [{ messages: [USER, { role: 'assistant', content: null, tool_calls: [{ ...CALL, [ODD]: 1 }] }] }, 'messages.1.tool_calls.0'],

@@ -2,9 +2,9 @@
  * The gRPC size check's parts: the ceiling given to grpc-js, and the deserializers that turn an
  * over-limit message into an OversizeMessage instead of decoding it.
  */
-import type * as grpc from '@grpc/grpc-js';
+import * as grpc from '@grpc/grpc-js';
 import { describe, expect, it } from 'vitest';
-import { CEILING_FACTOR, OversizeMessage, receiveCeiling, withMessageLimit } from '../../src/server/grpc-size.js';
+import { CEILING_FACTOR, metadataBytes, OversizeMessage, receiveCeiling, withMessageLimit } from '../../src/server/grpc-size.js';
 
 describe('receiveCeiling', () => {
   it('is a multiple of the limit, capped at what grpc-js accepts (int32)', () => {
@@ -41,5 +41,17 @@ describe('withMessageLimit', () => {
     expect(out).toBeInstanceOf(OversizeMessage);
     expect((out as OversizeMessage).bytes).toBe(9);
     expect(decoded.length).toBe(before);
+  });
+});
+
+describe('metadataBytes', () => {
+  it('counts every name and value as sent, binary values in base64, each value of a repeated name', () => {
+    const md = new grpc.Metadata();
+    expect(metadataBytes(md)).toBe(0);
+    md.set('authorization', 'Bearer abc'); // 13 + 10
+    md.add('x-a', 'zz'); // 3 + 2
+    md.add('x-a', 'yyy'); // 3 + 3
+    md.set('trace-bin', Buffer.from([1, 2, 3, 4])); // 9 + 8 ("AQIDBA==")
+    expect(metadataBytes(md)).toBe(23 + 5 + 6 + 17);
   });
 });

@@ -27,6 +27,21 @@ describe('toGrpcError status details', () => {
     expect(rpcStatus(err)?.retryInfo).toBeUndefined();
   });
 
+  it("HTTP's `details` are in ErrorInfo.metadata, member by member: strings as they are, anything else as JSON text", () => {
+    const cases: Array<[WardenError, Record<string, string>]> = [
+      [
+        new WardenError('redaction_blocked', 'a tool call id holds PII', { location: { path: 'messages.1.tool_calls.0.id' }, details: { reason: 'pii_in_id', entities: ['EMAIL_ADDRESS'] } }),
+        { reason: 'pii_in_id', entities: '["EMAIL_ADDRESS"]', param: 'messages.1.tool_calls.0.id' },
+      ],
+      [new WardenError('upstream_rejected', 'the provider refused the request', { details: { provider: 'upstream', status: 400 } }), { provider: 'upstream', status: '400' }],
+      [new WardenError('template_not_found', 'template support/ticket-summary@9 not found', { details: { template: 'support/ticket-summary@9' } }), { template: 'support/ticket-summary@9' }],
+      [new WardenError('policy_denied', 'denied', { details: { reasons: ['not allowed', 'Zoë'], allow: false, cap: null } }), { reasons: '["not allowed","Zoë"]', allow: 'false', cap: 'null' }],
+      // warden-param's field wins over a detail of the same name.
+      [new WardenError('invalid_request', 'x', { location: { path: 'model' }, details: { param: 'other' } }), { param: 'model' }],
+    ];
+    for (const [error, metadata] of cases) expect(rpcStatus(toGrpcError(error))?.errorInfo, error.code).toEqual({ reason: error.code, domain: 'warden', metadata });
+  });
+
   it('a status code given by the caller (UNIMPLEMENTED for an unknown method) is the details\' code too', () => {
     const err = toGrpcError(new WardenError('not_found', 'no such method'), grpc.status.UNIMPLEMENTED);
     expect(err.code).toBe(grpc.status.UNIMPLEMENTED);

@@ -2,9 +2,13 @@
  * The gRPC UTF-8 check against the real gateway proto: messages are encoded by proto-loader's own
  * serializer, then one string's bytes are replaced by invalid UTF-8 in place.
  */
+import { mkdtempSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import * as grpc from '@grpc/grpc-js';
+import * as protoLoader from '@grpc/proto-loader';
 import { describe, expect, it } from 'vitest';
-import { InvalidUtf8Message, UndecodableMessage, withUtf8Check } from '../../src/server/grpc-utf8.js';
+import { InvalidUtf8Message, UndecodableMessage, WrongWireTypeMessage, withUtf8Check } from '../../src/server/grpc-utf8.js';
 import { loadProtos, lookupService, protoDefinition } from '../../src/server/proto.js';
 
 const service = lookupService(loadProtos(), 'warden.v1.PromptGateway').service;
@@ -88,6 +92,59 @@ describe('withUtf8Check', () => {
     // Whole unknown fields of every wire type are skipped, as proto3 does.
     const unknown = Buffer.concat([encode(BASE), Buffer.from([0xf8, 0x07, 0x01, 0xf9, 0x07, 1, 2, 3, 4, 5, 6, 7, 8, 0xfd, 0x07, 1, 2, 3, 4, 0xfa, 0x07, 0x01, 0x41])]);
     expect(complete.requestDeserialize(unknown)).toEqual(service.Complete!.requestDeserialize(unknown));
+  });
+
+  it('refuses a declared field sent with a wire type its type does not have, naming the field (the walk and the decoder must read the same fields)', () => {
+    const ld = (field: number, payload: Buffer) => Buffer.concat([Buffer.from([(field << 3) | 2, payload.length]), payload]);
+    const model = ld(1, Buffer.from('gpt-4o-mini'));
+    // content (a string) as fixed64: the walk would skip 8 bytes, protobufjs reads a length-prefixed string
+    const eight = Buffer.concat([Buffer.from([7]), Buffer.from('ab'), Buffer.from([0xff, 0xfe]), Buffer.from('cde')]);
+    const cases: Array<[Buffer, string, string]> = [
+      [Buffer.concat([model, ld(4, Buffer.concat([ld(1, Buffer.from('user')), Buffer.from([(2 << 3) | 1]), eight]))]), 'messages.0.content', 'string'],
+      // a string as a varint, a message as fixed32, a uint32 as a length-delimited field
+      [Buffer.from([0x08, 0x01]), 'model', 'string'],
+      [Buffer.concat([model, Buffer.from([(2 << 3) | 5, 0x00, 0x08, 0x01, 0x00])]), 'template', 'message'],
+      [Buffer.concat([model, Buffer.from([(5 << 3) | 2, 0x00])]), 'max_tokens', 'uint32'],
+      // a double as a varint; a repeated string's second entry as fixed32
+      [Buffer.concat([model, Buffer.from([(6 << 3) | 0, 0x01, 0, 0, 0, 0, 0, 0, 0])]), 'temperature', 'double'],
+      [Buffer.concat([model, ld(8, Buffer.from('a')), Buffer.from([(8 << 3) | 5, 0x01, 0x41, 0x08, 0x00])]), 'stop.1', 'string'],
+      // a map entry's value as a varint: reported as the map
+      [Buffer.concat([model, ld(3, Buffer.concat([ld(1, Buffer.from('k')), Buffer.from([0x10, 0x01])]))]), 'variables', 'map'],
+    ];
+    for (const [bytes, path, type] of cases) {
+      expect(service.Complete!.requestDeserialize.bind(null, bytes), path).not.toThrow(); // protobufjs alone reads them
+      expect(complete.requestDeserialize(bytes), path).toEqual(new WrongWireTypeMessage(path, type));
+    }
+    // a declared field sent as a group
+    expect(complete.requestDeserialize(Buffer.concat([model, Buffer.from([(4 << 3) | 3, (4 << 3) | 4])]))).toEqual(new WrongWireTypeMessage('messages.0', 'message'));
+  });
+
+  it('takes a repeated number packed (proto3 encodes them so) or not, and a number of another wire type as wrong', () => {
+    // Warden's request has no repeated numbers yet: a proto with one, so the rule is tested before it is needed.
+    const dir = mkdtempSync(join(tmpdir(), 'warden-packed-'));
+    writeFileSync(join(dir, 'p.proto'), 'syntax = "proto3"; package t; message R { repeated uint32 n = 1; string s = 2; } service S { rpc M(R) returns (R); }');
+    const def = protoLoader.loadSync('p.proto', { includeDirs: [dir], keepCase: true });
+    const svc = (grpc.loadPackageDefinition(def).t as grpc.GrpcObject).S as grpc.ServiceClientConstructor;
+    const m = withUtf8Check(svc.service, def).M!;
+    const packed = svc.service.M!.requestSerialize({ n: [1, 300, 2] });
+    expect(packed[0]).toBe(0x0a); // field 1, wire type 2: packed
+    expect(m.requestDeserialize(packed)).toEqual({ n: [1, 300, 2] });
+    expect(m.requestDeserialize(Buffer.from([0x08, 0x01, 0x08, 0x02]))).toEqual({ n: [1, 2] }); // unpacked
+    expect(m.requestDeserialize(Buffer.from([0x08, 0x01, 0x0d, 1, 0, 0, 0]))).toEqual(new WrongWireTypeMessage('n.1', 'uint32'));
+  });
+
+  it('refuses groups (proto3 has none) and stray group ends: protobufjs would skip them and decode what follows unchecked', () => {
+    const bad = Buffer.from(encode({ ...BASE, messages: [{ role: 'user', content: 'card ZZZZ end' }] }));
+    bad.set([0xff, 0xfe, 0xc3, 0x28], bad.indexOf('ZZZZ'));
+    const group = Buffer.from([(15 << 3) | 3, (15 << 3) | 4]); // unknown field 15: start group, end group
+    const malformed = [
+      Buffer.concat([group, bad]),
+      Buffer.concat([encode(BASE), group]),
+      Buffer.concat([Buffer.from([(15 << 3) | 4]), encode(BASE)]),
+      // a group inside a nested message (the template)
+      Buffer.concat([Buffer.from([0x12, 0x04, 0x10, 0x02]), group, bad]),
+    ];
+    for (const bytes of malformed) expect(complete.requestDeserialize(bytes), bytes.toString('hex')).toEqual(new UndecodableMessage('warden.v1.PromptRequest'));
   });
 
   it('checks every method of the service and keeps the rest of its definition', () => {
