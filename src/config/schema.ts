@@ -298,7 +298,13 @@ const PolicySchema = z.strictObject({
     .default('warden/decision'),
   /** Evaluation budget: a policy that exceeds it is a policy_error (deny), not a hung request. */
   max_steps: positiveInt.default(100_000),
-  timeout_ms: durationMs().default(50),
+  /**
+   * Wall-clock budget for one evaluation. It counts time the process was not running too (a
+   * sidecar throttled by its CPU limit stops for up to a CFS period, 100 ms, and a loaded CI host
+   * for tens of ms), and a stall must not deny a call a ~10 µs policy would allow: max_steps and
+   * the metered built-ins bound the work itself, this only what they cannot see.
+   */
+  timeout_ms: durationMs().default(250),
   /**
    * Reuse a decision for inputs that agree on every field the policy reads. Applies only when
    * the policy's analysis proves that safe (README, "Decision cache"); `enabled: false` turns it

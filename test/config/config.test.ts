@@ -83,6 +83,8 @@ describe('defaults', () => {
     // Below common servers' idle timeouts (uvicorn's 5 s), which often come without a Keep-Alive hint.
     expect(up.pool.keep_alive_ms).toBe(4000);
     expect(up.api_key).toBeUndefined();
+    // Well above a CFS throttling period (100 ms): a stalled process must not deny a cheap policy.
+    expect(c.policy.timeout_ms).toBe(250);
   });
 
   it('warns about a pool.connections above limits.max_in_flight: that cap is never reached', () => {
