@@ -7,7 +7,12 @@
 import { z } from 'zod';
 import { isDocumentedFinishReason, type CompletionChunk } from '../pipeline/types.js';
 
-const Role = z.enum(['system', 'developer', 'user', 'assistant', 'tool']);
+/**
+ * An answer is the assistant's: a message, or a delta, in another role (system, user, tool) is not
+ * an answer to pass on under the assistant's name, and a stream that switches role mid-way is not
+ * one answer. Both are refused as `upstream_error`.
+ */
+const AnswerRole = z.literal('assistant');
 
 /**
  * Indexes and token counts are `uint32` on the gRPC wire (gateway.proto): a larger number would
@@ -16,11 +21,35 @@ const Role = z.enum(['system', 'developer', 'user', 'assistant', 'tool']);
 export const UINT32_MAX = 0xffff_ffff;
 const Count = z.int().nonnegative().max(UINT32_MAX);
 
-const UsageSchema = z.object({
-  prompt_tokens: Count,
-  completion_tokens: Count,
-  total_tokens: Count,
-});
+/**
+ * Some compatible servers leave `total_tokens` out; it is then prompt + completion, and refused
+ * like any other count when that sum does not fit uint32.
+ */
+const UsageSchema = z
+  .object({
+    prompt_tokens: Count,
+    completion_tokens: Count,
+    total_tokens: Count.optional(),
+  })
+  .transform((u, ctx) => {
+    const total = u.total_tokens ?? u.prompt_tokens + u.completion_tokens;
+    if (total > UINT32_MAX) {
+      ctx.issues.push({ code: 'custom', message: 'total_tokens beyond uint32', input: u });
+      return z.NEVER;
+    }
+    return { prompt_tokens: u.prompt_tokens, completion_tokens: u.completion_tokens, total_tokens: total };
+  });
+
+/**
+ * `created`: Unix seconds, an `int64` on the gRPC wire. A fraction, a negative number or one past
+ * 2^53 - 1 (where a double no longer holds every integer) would arrive there truncated or
+ * saturated, so it is refused for every ingress, as an index beyond uint32 is.
+ */
+const Created = z.int().nonnegative().max(Number.MAX_SAFE_INTEGER);
+
+function isCreated(v: unknown): v is number {
+  return Number.isSafeInteger(v) && (v as number) >= 0;
+}
 
 /**
  * Longest id, model name, tool call id or function name an answer may carry. OpenAI's are a few
@@ -67,18 +96,29 @@ const ContentSchema = z.union([z.string(), z.null(), z.array(AnswerPartSchema)])
 
 const MessageSchema = z
   .object({
-    role: Role,
+    role: AnswerRole,
     content: ContentSchema.optional().transform((c) => c ?? null),
-    tool_calls: z.array(ToolCallSchema).optional(),
+    // Some compatible servers and proxies send `tool_calls: null`: no tool calls, as when absent.
+    tool_calls: z.array(ToolCallSchema).nullish(),
     // OpenAI sends `refusal: null` on every message; only a refusal text is kept.
     refusal: z.string().nullish(),
   })
-  .transform(({ refusal, ...m }) => (typeof refusal === 'string' ? { ...m, refusal } : m));
+  .transform(({ refusal, tool_calls, ...m }) => ({
+    ...m,
+    ...(tool_calls ? { tool_calls } : {}),
+    ...(typeof refusal === 'string' ? { refusal } : {}),
+  }));
+
+/** Whether no two choices share an index (each is one answer; a second 0 would be read as the first). */
+function distinctIndexes(choices: ReadonlyArray<{ index: unknown }>): boolean {
+  if (choices.length < 2) return true;
+  return new Set(choices.map((c) => c.index)).size === choices.length;
+}
 
 export const CompletionSchema = z.object({
   id: Label,
   model: Label,
-  created: z.number(),
+  created: Created,
   choices: z
     .array(
       z.object({
@@ -87,30 +127,58 @@ export const CompletionSchema = z.object({
         finish_reason: FinishReason.nullable(),
       }),
     )
-    .min(1),
+    .min(1)
+    .refine(distinctIndexes),
   usage: UsageSchema.nullish().transform((u) => u ?? undefined),
 });
 
-const DeltaSchema = z.object({
-  role: Role.optional(),
-  content: z.string().nullish(),
-  refusal: z.string().nullish(),
-  tool_calls: z
-    .array(
-      z.object({
-        index: Count,
-        id: Label.optional(),
-        type: z.literal('function').optional(),
-        function: z.object({ name: Label.optional(), arguments: z.string().optional() }).optional(),
-      }),
-    )
-    .optional(),
-});
+/**
+ * `o` without its null members: some compatible servers send `"id": null`,
+ * `"type": null`, `"name": null` where OpenAI leaves a member out, and null means "none" there.
+ * `o` itself (no copy) when it has no null member, as in OpenAI's own chunks.
+ */
+function withoutNulls<T extends object>(o: T): { [K in keyof T]: Exclude<T[K], null> } {
+  const rec = o as Record<string, unknown>;
+  let out: Record<string, unknown> | undefined;
+  for (const k in rec) {
+    if (rec[k] !== null) continue;
+    out ??= { ...rec };
+    delete out[k];
+  }
+  return (out ?? o) as { [K in keyof T]: Exclude<T[K], null> };
+}
+
+const ToolCallDeltaSchema = z
+  .object({
+    index: Count,
+    id: Label.nullish(),
+    type: z.literal('function').nullish(),
+    function: z
+      .object({ name: Label.nullish(), arguments: z.string().nullish() })
+      .transform(withoutNulls)
+      .nullish(),
+  })
+  .transform(withoutNulls);
+
+const DeltaSchema = z
+  .object({
+    role: AnswerRole.nullish(),
+    content: z.string().nullish(),
+    refusal: z.string().nullish(),
+    tool_calls: z.array(ToolCallDeltaSchema).nullish(),
+  })
+  // Only role and tool_calls: a null content or refusal is passed on as it came (OpenAI's own).
+  // OpenAI's own deltas have neither null, and are passed on as parsed (no copy per chunk).
+  .transform((d) => {
+    if (d.role !== null && d.tool_calls !== null) return d as typeof d & { role?: 'assistant'; tool_calls?: NonNullable<typeof d.tool_calls> };
+    const { role, tool_calls, ...rest } = d;
+    return { ...rest, ...(role ? { role } : {}), ...(tool_calls ? { tool_calls } : {}) };
+  });
 
 export const ChunkSchema = z.object({
   id: Label,
   model: Label,
-  created: z.number(),
+  created: Created,
   choices: z.array(
     z.object({
       index: Count,
@@ -123,7 +191,6 @@ export const ChunkSchema = z.object({
 
 type Completion = z.infer<typeof CompletionSchema>;
 
-const ROLES: ReadonlySet<unknown> = new Set(Role.options);
 const PART_TYPES: ReadonlySet<unknown> = new Set([...ANSWER_TEXT_PART_TYPES, 'refusal']);
 
 function isLabel(v: unknown): v is string {
@@ -147,13 +214,13 @@ function isCount(v: unknown): v is number {
 export function parseSimpleCompletion(json: unknown): Completion | undefined {
   if (!isRecord(json)) return undefined;
   const { id, model, created, choices, usage } = json;
-  if (!isLabel(id) || !isLabel(model) || typeof created !== 'number' || !Number.isFinite(created)) return undefined;
-  if (!Array.isArray(choices) || choices.length === 0) return undefined;
+  if (!isLabel(id) || !isLabel(model) || !isCreated(created)) return undefined;
+  if (!Array.isArray(choices) || choices.length === 0 || !distinctIndexes(choices as Array<{ index: unknown }>)) return undefined;
   const outChoices: Completion['choices'] = [];
   for (const c of choices as unknown[]) {
     if (!isRecord(c) || !isCount(c.index)) return undefined;
     const m = c.message;
-    if (!isRecord(m) || !ROLES.has(m.role) || m.tool_calls !== undefined) return undefined;
+    if (!isRecord(m) || m.role !== 'assistant' || (m.tool_calls !== undefined && m.tool_calls !== null)) return undefined;
     // A refusal text goes through the schema (the common `refusal: null` is dropped, as there).
     if (m.refusal !== undefined && m.refusal !== null) return undefined;
     const content = m.content;
@@ -162,14 +229,17 @@ export function parseSimpleCompletion(json: unknown): Completion | undefined {
     if (finish !== null && !(typeof finish === 'string' && isDocumentedFinishReason(finish))) return undefined;
     outChoices.push({
       index: c.index,
-      message: { role: m.role as Completion['choices'][number]['message']['role'], content: content ?? null },
+      message: { role: 'assistant', content: content ?? null },
       finish_reason: finish as Completion['choices'][number]['finish_reason'],
     });
   }
   let outUsage: Completion['usage'];
   if (usage !== undefined && usage !== null) {
-    if (!isRecord(usage) || !isCount(usage.prompt_tokens) || !isCount(usage.completion_tokens) || !isCount(usage.total_tokens)) return undefined;
-    outUsage = { prompt_tokens: usage.prompt_tokens, completion_tokens: usage.completion_tokens, total_tokens: usage.total_tokens };
+    if (!isRecord(usage) || !isCount(usage.prompt_tokens) || !isCount(usage.completion_tokens)) return undefined;
+    // As the schema: a missing total is prompt + completion.
+    const total = usage.total_tokens === undefined ? usage.prompt_tokens + usage.completion_tokens : usage.total_tokens;
+    if (!isCount(total)) return undefined;
+    outUsage = { prompt_tokens: usage.prompt_tokens, completion_tokens: usage.completion_tokens, total_tokens: total };
   }
   const out = { id, model, created, choices: outChoices } as Completion;
   // As zod: a `usage` member absent from the input is absent from the output.
@@ -186,13 +256,16 @@ export function parseSimpleCompletion(json: unknown): Completion | undefined {
 export function answerFault(json: unknown, streamed: boolean): string | undefined {
   if (!isRecord(json)) return undefined;
   if (!labelFits(json.id) || !labelFits(json.model)) return `an id or model longer than ${MAX_LABEL_LENGTH} characters`;
+  if (typeof json.created === 'number' && !isCreated(json.created)) return 'a created that is not a whole number of seconds from 0 to 2^53 - 1';
   if (!Array.isArray(json.choices)) return undefined;
+  if (!streamed && json.choices.every(isRecord) && !distinctIndexes(json.choices as Array<{ index: unknown }>)) return 'two choices with the same index';
   for (const c of json.choices as unknown[]) {
     if (!isRecord(c)) continue;
     const finish = c.finish_reason;
     if (finish !== null && finish !== undefined && !(typeof finish === 'string' && FINISH_REASON_RE.test(finish))) return 'a finish_reason that is not a short identifier (lowercase letters, digits, _; at most 32)';
     const m = streamed ? c.delta : c.message;
     if (!isRecord(m)) continue;
+    if (typeof m.role === 'string' && m.role !== 'assistant') return `a ${streamed ? 'delta' : 'message'} with a role other than assistant`;
     const content = m.content;
     if (Array.isArray(content) && content.some((p) => !isRecord(p) || !PART_TYPES.has(p.type))) {
       return `a content part of a type other than ${ANSWER_TEXT_PART_TYPES.join(', ')} or refusal`;

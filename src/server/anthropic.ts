@@ -23,7 +23,7 @@
  */
 import { WardenError } from '../pipeline/errors.js';
 import { MEMBER_NAME } from '../pipeline/identifiers.js';
-import type { CompletionChunk, CompletionResult, ContentPart, ToolCall } from '../pipeline/types.js';
+import type { ChatMessage, CompletionChunk, CompletionResult, ContentPart, ToolCall } from '../pipeline/types.js';
 import { ANY_OBJECT, FALSE_ONLY, NULL_ONLY, NULL_OR_EMPTY_LIST, checkMembers, type Droppable, type MemberRule } from './members.js';
 
 function invalid(message: string, path: string): WardenError {
@@ -322,16 +322,39 @@ function toolInput(args: string): unknown {
   }
 }
 
+/**
+ * An answer message's text, and whether the model refused. Every part counts: `text`,
+ * `input_text` and `output_text` parts are its text, a `refusal` part (or the `refusal` member)
+ * is Anthropic's text with stop_reason `refusal`, in the order they came, as the streamed answer
+ * puts both in its text block. (Redaction has refused any other part type before this point:
+ * redact/session.ts answerPart.)
+ */
+function answerText(msg: ChatMessage): { text: string; refused: boolean } {
+  let text = '';
+  let refused = false;
+  if (typeof msg.content === 'string') text = msg.content;
+  else if (Array.isArray(msg.content)) {
+    for (const p of msg.content) {
+      const rec = p as Record<string, unknown>;
+      if (p.type === 'refusal' && typeof rec.refusal === 'string') {
+        text += rec.refusal;
+        refused = true;
+      } else if (typeof rec.text === 'string') text += rec.text;
+    }
+  }
+  if (msg.refusal !== undefined) return { text: text + msg.refusal, refused: true };
+  return { text, refused };
+}
+
 export function anthropicMessageBody(result: CompletionResult): string {
   const choice = result.choices[0];
   const content: unknown[] = [];
   const msg = choice?.message;
+  let refused = false;
   if (msg) {
-    const said = typeof msg.content === 'string' ? msg.content : Array.isArray(msg.content) ? msg.content.map((p) => (p.type === 'text' && typeof p.text === 'string' ? p.text : '')).join('') : '';
-    // A refusal is Anthropic's text with stop_reason `refusal`: after whatever text came before
-    // it, as the streamed answer puts both in its text block.
-    const text = msg.refusal !== undefined ? said + msg.refusal : said;
-    if (text !== '' || !msg.tool_calls?.length) content.push({ type: 'text', text });
+    const said = answerText(msg);
+    refused = said.refused;
+    if (said.text !== '' || !msg.tool_calls?.length) content.push({ type: 'text', text: said.text });
     for (const t of msg.tool_calls ?? []) content.push({ type: 'tool_use', id: t.id, name: t.function.name, input: toolInput(t.function.arguments) });
   }
   return JSON.stringify({
@@ -340,7 +363,7 @@ export function anthropicMessageBody(result: CompletionResult): string {
     role: 'assistant',
     model: result.model,
     content,
-    stop_reason: msg?.refusal !== undefined ? 'refusal' : stopReason(choice?.finish_reason),
+    stop_reason: refused ? 'refusal' : stopReason(choice?.finish_reason),
     stop_sequence: null,
     usage: { input_tokens: result.usage?.prompt_tokens ?? 0, output_tokens: result.usage?.completion_tokens ?? 0 },
   });
@@ -404,18 +427,28 @@ export function anthropicErrorEvent(err: WardenError, requestId: string): string
   return sse('error', anthropicErrorBody(err, requestId));
 }
 
+type ToolDelta = NonNullable<CompletionChunk['choices'][number]['delta']['tool_calls']>[number];
+
 /**
  * OpenAI-shaped chunks → Anthropic stream events. One content block is open at a time: text
  * deltas go to a text block, each new tool call opens a tool_use block whose argument pieces are
  * `input_json_delta`s. `finish()` closes the open block and ends the message.
+ *
+ * A tool_use block names its tool when it opens, while OpenAI's chunks may send the name in
+ * pieces (each piece is appended, as the openai SDK does). So a tool call's block opens only once
+ * its name is whole: at its first argument piece, or when anything else comes (text, another
+ * call, the finish). A name piece after that is refused as `upstream_error`: the name already
+ * sent cannot be changed, and passing on the first piece alone would name another tool.
  */
 export class AnthropicStreamEncoder {
   private started = false;
   private index = -1;
   private open: 'text' | 'tool' | undefined;
   private toolIndex = -1;
-  /** Tool calls whose block has been opened (a block cannot be reopened once closed). */
+  /** Tool calls seen (a block cannot be reopened once closed). */
   private readonly toolsSeen = new Set<number>();
+  /** The tool call whose block is not open yet: its name may still be growing. */
+  private pending: { index: number; id: string | undefined; name: string } | undefined;
   private stop: string | null = null;
   private refused = false;
   private outputTokens = 0;
@@ -453,6 +486,7 @@ export class AnthropicStreamEncoder {
     const text = typeof d.content === 'string' && d.content !== '' ? d.content : typeof d.refusal === 'string' ? d.refusal : '';
     if (text !== '') {
       if (this.open !== 'text') {
+        out += this.openPending();
         out += this.closeBlock();
         this.index++;
         this.open = 'text';
@@ -460,34 +494,54 @@ export class AnthropicStreamEncoder {
       }
       out += sse('content_block_delta', { type: 'content_block_delta', index: this.index, delta: { type: 'text_delta', text } });
     }
-    for (const t of d.tool_calls ?? []) {
-      if (this.open !== 'tool' || t.index !== this.toolIndex) {
-        // The request streams sequentially (redaction releases each part's tail before the next
-        // part starts), so only an upstream that goes back to an earlier tool call gets here.
-        if (this.toolsSeen.has(t.index)) {
-          throw new WardenError('upstream_error', 'the upstream went back to an earlier tool call, which an Anthropic stream cannot carry');
-        }
-        this.toolsSeen.add(t.index);
-        // A tool_use block needs both (an SDK cannot route a call without them); OpenAI sends
-        // them in a call's first piece.
-        if (!t.id || !t.function?.name) {
-          throw new WardenError('upstream_error', 'the upstream began a tool call without an id or a name');
-        }
-        out += this.closeBlock();
-        this.index++;
-        this.open = 'tool';
-        this.toolIndex = t.index;
-        out += sse('content_block_start', {
-          type: 'content_block_start',
-          index: this.index,
-          content_block: { type: 'tool_use', id: t.id, name: t.function.name, input: {} },
-        });
-      }
-      const piece = t.function?.arguments;
-      if (piece) out += sse('content_block_delta', { type: 'content_block_delta', index: this.index, delta: { type: 'input_json_delta', partial_json: piece } });
+    for (const t of d.tool_calls ?? []) out += this.toolPiece(t);
+    if (choice.finish_reason) {
+      out += this.openPending();
+      this.stop = this.refused ? 'refusal' : stopReason(choice.finish_reason);
     }
-    if (choice.finish_reason) this.stop = this.refused ? 'refusal' : stopReason(choice.finish_reason);
     return out;
+  }
+
+  /** One tool call piece: its name grows the pending call's; its arguments open the block and go in it. */
+  private toolPiece(t: ToolDelta): string {
+    let out = '';
+    const namePiece = t.function?.name ?? '';
+    if (this.pending?.index === t.index) {
+      this.pending.name += namePiece;
+      this.pending.id ??= t.id || undefined;
+    } else if (this.open === 'tool' && t.index === this.toolIndex) {
+      if (namePiece !== '') {
+        throw new WardenError('upstream_error', "the upstream sent more of a tool call's name after its arguments began, which an Anthropic stream cannot carry (a tool_use block is named when it opens)");
+      }
+    } else {
+      // The request streams sequentially (redaction releases each part's tail before the next
+      // part starts), so only an upstream that goes back to an earlier tool call gets here.
+      if (this.toolsSeen.has(t.index)) {
+        throw new WardenError('upstream_error', 'the upstream went back to an earlier tool call, which an Anthropic stream cannot carry');
+      }
+      this.toolsSeen.add(t.index);
+      out += this.openPending();
+      this.pending = { index: t.index, id: t.id || undefined, name: namePiece };
+    }
+    const piece = t.function?.arguments;
+    if (!piece) return out;
+    out += this.openPending();
+    return out + sse('content_block_delta', { type: 'content_block_delta', index: this.index, delta: { type: 'input_json_delta', partial_json: piece } });
+  }
+
+  /** Opens the pending tool call's tool_use block (its name is whole by now), closing the open block. */
+  private openPending(): string {
+    const p = this.pending;
+    if (p === undefined) return '';
+    this.pending = undefined;
+    // A tool_use block needs both (an SDK cannot route a call without them); OpenAI sends them
+    // in a call's first piece.
+    if (!p.id || p.name === '') throw new WardenError('upstream_error', 'the upstream began a tool call without an id or a name');
+    const out = this.closeBlock();
+    this.index++;
+    this.open = 'tool';
+    this.toolIndex = p.index;
+    return out + sse('content_block_start', { type: 'content_block_start', index: this.index, content_block: { type: 'tool_use', id: p.id, name: p.name, input: {} } });
   }
 
   /** message_delta's usage: cumulative, with the input tokens once the upstream reported them. */
@@ -505,6 +559,7 @@ export class AnthropicStreamEncoder {
   finish(fallbackId: string, model: string): string {
     let out = '';
     if (!this.started) out += this.encode({ id: fallbackId, model, created: 0, choices: [] });
+    out += this.openPending();
     out += this.closeBlock();
     out += sse('message_delta', { type: 'message_delta', delta: { stop_reason: this.stop ?? 'end_turn', stop_sequence: null }, usage: this.usage() });
     out += sse('message_stop', { type: 'message_stop' });

@@ -1,0 +1,316 @@
+/**
+ * End to end: the shape of an upstream's answer, as real clients (openai SDK, grpc-js, fetch on
+ * /v1/messages) receive it through a real Warden from a loopback upstream that answers exactly
+ * what each test scripts, streamed and not.
+ *   - /v1/messages carries every part of an answer: text-like parts as text, a refusal (part or
+ *     member) as text with stop_reason `refusal`, a tool name sent in pieces joined;
+ *   - the explicit nulls compatible servers send where OpenAI omits a member mean "none";
+ *   - an answer that is not an assistant's, two choices with one index, or a `created` that is not
+ *     a whole number of seconds the gRPC int64 carries exactly, are `upstream_error`.
+ */
+import { createServer, type Server } from 'node:http';
+import type { AddressInfo } from 'node:net';
+import OpenAI from 'openai';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { bearerMetadata, gatewayClient, unaryCall } from './helpers/grpc.js';
+import { startWarden, type WardenFixture } from './helpers/warden.js';
+
+/** What the upstream answers next: a completion (not streamed) or its chunks (streamed). */
+let completion: Record<string, unknown> = {};
+let chunks: Array<Record<string, unknown>> = [];
+let server: Server;
+let w: WardenFixture;
+let client: OpenAI;
+let token: string;
+let gateway: any;
+
+beforeAll(async () => {
+  server = createServer((req, res) => {
+    let body = '';
+    req.on('data', (d: Buffer) => (body += d.toString('utf8')));
+    req.on('end', () => {
+      if ((JSON.parse(body) as { stream?: boolean }).stream) {
+        res.writeHead(200, { 'content-type': 'text/event-stream' });
+        for (const c of chunks) res.write(`data: ${JSON.stringify(c)}\n\n`);
+        res.end('data: [DONE]\n\n');
+        return;
+      }
+      res.writeHead(200, { 'content-type': 'application/json' });
+      res.end(JSON.stringify(completion));
+    });
+  });
+  await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
+  const { port } = server.address() as AddressInfo;
+  w = await startWarden({ upstreamUrl: `http://127.0.0.1:${port}/v1` });
+  token = await w.signer.token('labs', 'raw-bot'); // raw prompts are allowed for labs/raw-bot
+  client = new OpenAI({ baseURL: `${w.addresses.http}/v1`, apiKey: token, maxRetries: 0, timeout: 15_000 });
+  gateway = gatewayClient(w.addresses.grpc);
+});
+
+afterAll(async () => {
+  gateway?.close();
+  await w?.close();
+  await new Promise((r) => server?.close(r));
+});
+
+function answer(message: Record<string, unknown>, finish: string | null = 'stop', head: Record<string, unknown> = {}): Record<string, unknown> {
+  return {
+    id: 'chatcmpl-1',
+    object: 'chat.completion',
+    created: 1_700_000_000,
+    model: 'gpt-4o-mini',
+    choices: [{ index: 0, message: { role: 'assistant', ...message }, logprobs: null, finish_reason: finish }],
+    usage: { prompt_tokens: 1, completion_tokens: 2, total_tokens: 3 },
+    ...head,
+  };
+}
+
+function chunk(delta: Record<string, unknown>, finish: string | null = null, head: Record<string, unknown> = {}): Record<string, unknown> {
+  return { id: 'chatcmpl-1', object: 'chat.completion.chunk', created: 1_700_000_000, model: 'gpt-4o-mini', choices: [{ index: 0, delta, finish_reason: finish }], ...head };
+}
+
+const ask = { model: 'gpt-4o-mini', messages: [{ role: 'user' as const, content: 'hi' }] };
+
+/** A call over HTTP with fetch: its status and raw body. */
+async function post(path: '/v1/chat/completions' | '/v1/messages', body: Record<string, unknown>): Promise<{ status: number; text: string }> {
+  const res = await fetch(`${w.addresses.http}${path}`, {
+    method: 'POST',
+    headers: { authorization: `Bearer ${token}`, 'content-type': 'application/json' },
+    body: JSON.stringify(body),
+  });
+  return { status: res.status, text: await res.text() };
+}
+
+const messages = (stream = false) => post('/v1/messages', { ...ask, max_tokens: 32, stream });
+
+/** An Anthropic SSE body's events, in order. */
+function events(text: string): Array<{ event: string; data: any }> {
+  return text
+    .split('\n\n')
+    .filter((block) => block.trim() !== '')
+    .map((block) => ({ event: /^event: (.+)$/m.exec(block)?.[1] ?? '', data: JSON.parse(/^data: (.+)$/m.exec(block)?.[1] ?? 'null') }));
+}
+
+/** The audit record of the last call. */
+function lastRecord(): Record<string, any> {
+  return w.audit().at(-1)!;
+}
+
+/** A non-streamed call over HTTP that Warden must refuse as upstream_error with `message`. */
+async function expectRefused(message: RegExp): Promise<void> {
+  const { status, text } = await post('/v1/chat/completions', ask);
+  expect(status, text).toBe(502);
+  const err = JSON.parse(text).error;
+  expect(err.code).toBe('upstream_error');
+  expect(err.message).toMatch(message);
+  expect(lastRecord()['error_code']).toBe('upstream_error');
+}
+
+/** A streamed call over HTTP whose stream Warden must end with an upstream_error event matching `message`. */
+async function expectStreamRefused(message: RegExp): Promise<void> {
+  const { status, text } = await post('/v1/chat/completions', { ...ask, stream: true });
+  // Refused at the first chunk: a 502; later: an error event in a 200 stream, with no [DONE].
+  if (status === 502) {
+    expect(JSON.parse(text).error).toMatchObject({ code: 'upstream_error' });
+    expect(JSON.parse(text).error.message).toMatch(message);
+  } else {
+    expect(status).toBe(200);
+    expect(text).not.toContain('[DONE]');
+    const last = text.trim().split('\n\n').at(-1)!;
+    const err = JSON.parse(last.slice('data: '.length)).error;
+    expect(err.code).toBe('upstream_error');
+    expect(err.message).toMatch(message);
+  }
+  expect(lastRecord()['error_code']).toBe('upstream_error');
+}
+
+/** A gRPC StreamComplete call: the chunks received, and the error it ended with (if any). */
+function grpcStream(): Promise<{ got: any[]; err?: any }> {
+  const call = gateway.StreamComplete(ask, bearerMetadata(token));
+  const got: any[] = [];
+  return new Promise((resolve) => {
+    call.on('data', (c: any) => got.push(c));
+    call.on('end', () => resolve({ got }));
+    call.on('error', (err: any) => resolve({ got, err }));
+  });
+}
+
+describe('/v1/messages carries the whole answer', () => {
+  it('not streamed: an output_text or input_text part is text', async () => {
+    completion = answer({ content: [{ type: 'output_text', text: 'hello from ' }, { type: 'input_text', text: 'output_text' }] });
+    const { status, text } = await messages();
+    expect(status, text).toBe(200);
+    const msg = JSON.parse(text);
+    expect(msg.content).toEqual([{ type: 'text', text: 'hello from output_text' }]);
+    expect(msg.stop_reason).toBe('end_turn');
+  });
+
+  it('not streamed: a refusal part is text after what came before it, with stop_reason refusal', async () => {
+    completion = answer({ content: [{ type: 'text', text: 'Partly: ' }, { type: 'refusal', refusal: 'I refuse' }] });
+    const { status, text } = await messages();
+    expect(status, text).toBe(200);
+    const msg = JSON.parse(text);
+    expect(msg.content).toEqual([{ type: 'text', text: 'Partly: I refuse' }]);
+    expect(msg.stop_reason).toBe('refusal');
+  });
+
+  it('streamed: a tool name sent in pieces is joined before its tool_use block opens', async () => {
+    chunks = [
+      chunk({ role: 'assistant', tool_calls: [{ index: 0, id: 'call_0', type: 'function', function: { name: 'look', arguments: '' } }] }),
+      chunk({ tool_calls: [{ index: 0, function: { name: 'up', arguments: '{"q":' } }] }),
+      chunk({ tool_calls: [{ index: 0, function: { arguments: '1}' } }] }),
+      chunk({}, 'tool_calls'),
+    ];
+    const { status, text } = await messages(true);
+    expect(status, text).toBe(200);
+    const evs = events(text);
+    const starts = evs.filter((e) => e.event === 'content_block_start');
+    expect(starts.map((e) => e.data.content_block)).toEqual([{ type: 'tool_use', id: 'call_0', name: 'lookup', input: {} }]);
+    const json = evs.filter((e) => e.event === 'content_block_delta').map((e) => e.data.delta.partial_json).join('');
+    expect(json).toBe('{"q":1}');
+    expect(evs.find((e) => e.event === 'message_delta')!.data.delta.stop_reason).toBe('tool_use');
+    expect(evs.at(-1)!.event).toBe('message_stop');
+  });
+
+  it('streamed: a tool name whose first piece comes only at the finish still opens a named block', async () => {
+    chunks = [chunk({ role: 'assistant', tool_calls: [{ index: 0, id: 'call_0', type: 'function', function: { name: 'get_', arguments: '' } }] }), chunk({ tool_calls: [{ index: 0, function: { name: 'time' } }] }, 'tool_calls')];
+    const { status, text } = await messages(true);
+    expect(status, text).toBe(200);
+    const starts = events(text).filter((e) => e.event === 'content_block_start');
+    expect(starts.map((e) => e.data.content_block.name)).toEqual(['get_time']);
+  });
+
+  it('streamed: more of a tool name after its arguments began is upstream_error, not a truncated name', async () => {
+    // Arguments long enough that redaction releases some of them (it holds back a short tail)
+    // before the next piece comes.
+    const args = `{"q":"${'lorem ipsum '.repeat(200)}`;
+    chunks = [
+      chunk({ role: 'assistant', tool_calls: [{ index: 0, id: 'call_0', type: 'function', function: { name: 'look', arguments: args } }] }),
+      chunk({ tool_calls: [{ index: 0, function: { name: 'up', arguments: '"}' } }] }),
+      chunk({}, 'tool_calls'),
+    ];
+    const { status, text } = await messages(true);
+    expect(status, text).toBe(200);
+    const evs = events(text);
+    expect(evs.filter((e) => e.event === 'content_block_start').map((e) => e.data.content_block.name)).toEqual(['look']);
+    expect(evs.at(-1)!.event).toBe('error');
+    expect(evs.at(-1)!.data.error).toMatchObject({ code: 'upstream_error' });
+    expect(evs.at(-1)!.data.error.message).toMatch(/tool call's name after its arguments began/);
+    expect(evs.some((e) => e.event === 'message_stop')).toBe(false);
+    expect(lastRecord()['error_code']).toBe('upstream_error');
+  });
+});
+
+describe('explicit nulls from compatible servers mean "none"', () => {
+  it('not streamed (openai SDK): message.tool_calls null is no tool calls', async () => {
+    completion = answer({ content: 'hello', tool_calls: null, function_call: null });
+    const res = await client.chat.completions.create(ask);
+    expect(res.choices[0]!.message.content).toBe('hello');
+    expect(res.choices[0]!.message).not.toHaveProperty('tool_calls');
+  });
+
+  it('not streamed (openai SDK and gRPC): usage without total_tokens gets prompt + completion', async () => {
+    completion = answer({ content: 'hello' }, 'stop', { usage: { prompt_tokens: 5, completion_tokens: 7 } });
+    const res = await client.chat.completions.create(ask);
+    expect(res.usage).toEqual({ prompt_tokens: 5, completion_tokens: 7, total_tokens: 12 });
+    expect(lastRecord()['usage']).toMatchObject({ total_tokens: 12 });
+    // The schema's path too (a refusal member takes the answer off the common shape).
+    completion = answer({ content: null, refusal: 'no' }, 'stop', { usage: { prompt_tokens: 5, completion_tokens: 7 } });
+    const g = await unaryCall(gateway, 'Complete', ask, bearerMetadata(token));
+    expect(g.usage).toMatchObject({ prompt_tokens: 5, completion_tokens: 7, total_tokens: 12 });
+  });
+
+  it('a total that would not fit uint32 is still refused', async () => {
+    completion = answer({ content: 'hello' }, 'stop', { usage: { prompt_tokens: 0xffff_ffff, completion_tokens: 1 } });
+    await expectRefused(/not a chat completion/);
+  });
+
+  it('streamed (openai SDK): delta role, tool_calls and a tool call delta\'s type, id and name null', async () => {
+    chunks = [
+      chunk({ role: 'assistant', content: '', tool_calls: null }),
+      chunk({ role: null, content: 'hello', tool_calls: null, function_call: null }),
+      chunk({ role: null, content: null, tool_calls: [{ index: 0, id: 'call_0', type: null, function: { name: 'lookup', arguments: '' } }] }),
+      chunk({ tool_calls: [{ index: 0, id: null, type: null, function: { name: null, arguments: '{}' } }] }),
+      chunk({}, 'tool_calls', { usage: null }),
+      { ...chunk({}), choices: [], usage: { prompt_tokens: 4, completion_tokens: 6 } },
+    ];
+    const stream = await client.chat.completions.create({ ...ask, stream: true, stream_options: { include_usage: true } });
+    let content = '';
+    const calls: Array<{ id?: string; name?: string; args: string }> = [];
+    let usage: unknown;
+    for await (const c of stream) {
+      if (c.usage) usage = c.usage;
+      const d = c.choices[0]?.delta;
+      content += d?.content ?? '';
+      for (const t of d?.tool_calls ?? []) {
+        const call = (calls[t.index] ??= { args: '' });
+        if (t.id) call.id = t.id;
+        if (t.function?.name) call.name = (call.name ?? '') + t.function.name;
+        call.args += t.function?.arguments ?? '';
+      }
+    }
+    expect(content).toBe('hello');
+    expect(calls).toEqual([{ id: 'call_0', name: 'lookup', args: '{}' }]);
+    expect(usage).toEqual({ prompt_tokens: 4, completion_tokens: 6, total_tokens: 10 });
+    expect(lastRecord()['usage']).toMatchObject({ total_tokens: 10 });
+  });
+});
+
+describe('the answer\'s shape', () => {
+  it('a message whose role is not assistant is upstream_error (common shape and schema path)', async () => {
+    for (const role of ['system', 'user', 'tool']) {
+      completion = answer({ role, content: 'a' });
+      await expectRefused(/role other than assistant/);
+      completion = answer({ role, content: null, refusal: 'a' });
+      await expectRefused(/role other than assistant/);
+    }
+  });
+
+  it('two choices with the same index are upstream_error (common shape and schema path)', async () => {
+    const choice = (content: string | null, extra: Record<string, unknown> = {}) => ({ index: 0, message: { role: 'assistant', content, ...extra }, finish_reason: 'stop' });
+    completion = answer({}, 'stop', { choices: [choice('a'), choice('b')] });
+    await expectRefused(/two choices with the same index/);
+    completion = answer({}, 'stop', { choices: [choice(null, { refusal: 'a' }), choice('b')] });
+    await expectRefused(/two choices with the same index/);
+    // Distinct indexes pass (n=2).
+    completion = answer({}, 'stop', { choices: [choice('a'), { ...choice('b'), index: 1 }] });
+    const res = await client.chat.completions.create(ask);
+    expect(res.choices.map((c) => c.message.content)).toEqual(['a', 'b']);
+  });
+
+  it('streamed (fetch): a delta whose role is not assistant, first or mid-stream, is upstream_error', async () => {
+    chunks = [chunk({ role: 'assistant', content: 'Hello ' }), chunk({ role: 'user', content: 'world' }), chunk({}, 'stop')];
+    await expectStreamRefused(/role other than assistant/);
+    chunks = [chunk({ role: 'system', content: 'Hello' }), chunk({}, 'stop')];
+    await expectStreamRefused(/role other than assistant/);
+  });
+
+  const badCreated: Array<[string, number]> = [
+    ['a fraction', 1.5],
+    ['negative', -1],
+    ['beyond int64', 1e300],
+    ['beyond 2^53 - 1', 2 ** 53],
+  ];
+  for (const [what, created] of badCreated) {
+    it(`created ${what} (${created}) is upstream_error over HTTP and gRPC, streamed and not`, async () => {
+      completion = answer({ content: 'hi' }, 'stop', { created });
+      await expectRefused(/created that is not a whole number of seconds/);
+      await expect(unaryCall(gateway, 'Complete', ask, bearerMetadata(token))).rejects.toMatchObject({ code: 14, details: expect.stringMatching(/created/) });
+      chunks = [chunk({ role: 'assistant', content: 'hi' }, null, { created }), chunk({}, 'stop', { created })];
+      await expectStreamRefused(/created that is not a whole number of seconds/);
+      const { got, err } = await grpcStream();
+      expect(got).toEqual([]);
+      expect(err?.details).toMatch(/created that is not a whole number of seconds/);
+    });
+  }
+
+  it('created 0 and 2^53 - 1 pass, and gRPC carries them exactly', async () => {
+    for (const created of [0, Number.MAX_SAFE_INTEGER]) {
+      completion = answer({ content: 'hi' }, 'stop', { created });
+      const res = await client.chat.completions.create(ask);
+      expect(res.created).toBe(created);
+      const g = await unaryCall(gateway, 'Complete', ask, bearerMetadata(token));
+      expect(String(g.created)).toBe(String(created));
+    }
+  });
+});
