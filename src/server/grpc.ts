@@ -483,8 +483,11 @@ export class HealthState {
 /** Service names the health service knows: the whole server ('') and the gateway. */
 const HEALTH_SERVICES = new Set(['', 'warden.v1.PromptGateway']);
 
-/** The gateway's method paths begin so: the calls the door (grpc-door.ts) guards. */
-const GATEWAY_PATH = '/warden.v1.PromptGateway/';
+/**
+ * The gateway's served methods: the calls the door (grpc-door.ts) guards. Only these: another
+ * method of the service is grpc-js's to refuse (UNIMPLEMENTED, `not_found`), message or not.
+ */
+const GATEWAY_METHODS: ReadonlySet<string> = new Set(['Render', 'Complete', 'StreamComplete'].map((m) => `/warden.v1.PromptGateway/${m}`));
 
 // --- server -------------------------------------------------------------------------------------
 
@@ -539,7 +542,7 @@ export function createGrpcIngress(opts: GrpcIngressOptions): GrpcIngress {
     admission,
     draining: () => opts.draining?.() === true,
     requestTimeoutMs: limits.requestTimeoutMs,
-    guards: (path) => path.startsWith(GATEWAY_PATH),
+    guards: (path) => GATEWAY_METHODS.has(path),
     record: recordAtDoor,
     status: (err) => toGrpcError(err),
   });
