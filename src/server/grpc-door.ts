@@ -7,8 +7,8 @@
  * headers on, so here each call to a guarded method:
  *
  * - takes its place under `max_in_flight` when it arrives (refused at once with `overloaded` past
- *   it, and with `shutting_down` while draining), and holds it until the call has ended and its
- *   handler, if one ran, has finished;
+ *   it, and with `shutting_down` while draining), and holds it until the call ends or its handler
+ *   takes it over (the handler gives it back when it finishes, stream closed or not);
  * - must have sent its whole request (message and half-close) within `client_timeout_ms`, or it
  *   ends with `request_timeout` (DEADLINE_EXCEEDED), as over HTTP;
  * - when it ends before its handler ran — the client left, or grpc-js refused it (no message or
@@ -55,8 +55,16 @@ export interface DoorPass {
 }
 
 class DoorCall {
-  /** Holders of the call's place: the call itself until it ends, and its handler while it runs. */
-  refs = 1;
+  /**
+   * Whether the call still holds its place. Until its handler runs the door holds it for the call
+   * (released when the call ends); the handler takes it over and releases it when it finishes,
+   * whether or not the stream has closed by then: a client that stopped reading must not keep
+   * its place past the handler's end (the upstream deadline), with the status stuck behind
+   * HTTP/2 flow control.
+   */
+  holding = true;
+  /** The call has ended (cancelled, reset or closed) before or after its handler ran. */
+  over = false;
   admitted = false;
   /** Its handler has run: what ends the call from then on is the handler's to record. */
   handled = false;
@@ -90,8 +98,7 @@ export class GrpcDoor {
     if (!call) return undefined;
     call.handled = true;
     this.stopWaiting(call);
-    call.refs++;
-    return { leave: () => this.unref(call) };
+    return { leave: () => this.release(call) };
   }
 
   /** The shutdown deadline: each call still sending its request ends with `err()` (audited). */
@@ -176,6 +183,8 @@ export class GrpcDoor {
 
   /** The call ended (its status went out, or its stream closed). */
   private ended(call: DoorCall, next: grpc.ServerInterceptingCallInterface): void {
+    if (call.over) return;
+    call.over = true;
     this.stopWaiting(call);
     if (!call.handled && !call.answered) {
       // Ended before its handler ran, and not by the door: the client left, or grpc-js answered
@@ -183,7 +192,8 @@ export class GrpcDoor {
       call.answered = true;
       void this.opts.record(call.arrival, endedBeforeHandler(next));
     }
-    this.unref(call);
+    // Once a handler has run, the place is its to give back (pass).
+    if (!call.handled) this.release(call);
   }
 
   private stopWaiting(call: DoorCall): void {
@@ -193,8 +203,10 @@ export class GrpcDoor {
     call.entry = undefined;
   }
 
-  private unref(call: DoorCall): void {
-    if (--call.refs > 0) return;
+  /** Gives the call's place back, once. */
+  private release(call: DoorCall): void {
+    if (!call.holding) return;
+    call.holding = false;
     if (call.admitted) this.opts.admission.leave();
     this.live--;
   }
