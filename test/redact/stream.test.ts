@@ -361,6 +361,12 @@ describe('streaming: phone numbers side by side', () => {
   it('two numbers whose longest first reading takes the head of the second', async () => {
     await expectEverySplitAsWhole('call 415 555 2671 415 555 0134 ok', 'call [PHONE_NUMBER] [PHONE_NUMBER] ok');
   });
+  it('a list whose first reading leaves only the last number\'s tail ("44")', async () => {
+    await expectEverySplitAsWhole('call 06 12 34 56 78 06 12 34 56 79 06 11 22 33 44 ok', 'call [PHONE_NUMBER] [PHONE_NUMBER] [PHONE_NUMBER] ok');
+  });
+  it('a list whose first reading leaves two digits in the middle ("98")', async () => {
+    await expectEverySplitAsWhole('tel 030 71663058 07 74 98 87 60 07423 084293 ok', 'tel [PHONE_NUMBER] [PHONE_NUMBER] [PHONE_NUMBER] ok');
+  });
   it('a list longer than the longest window', async () => {
     await expectEverySplitAsWhole(
       'call 415 555 2671 415 555 0134 415 555 2672 415 555 0135 415 555 2673 ok',

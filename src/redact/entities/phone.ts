@@ -278,10 +278,14 @@ function blockRuns(ch: DigitChunk, seg: Segment): Int32Array | null {
 }
 
 /**
- * A search that left this many digits of a segment uncovered (the tail of the next number, as a
- * rule) looks again for a split that covers more. Two or three left over ("… 06 11 22 33 44"
- * loses its "44") identify nobody, and a second search there mostly reads a card's last group
- * as a number of its own.
+ * A search that left digits of a segment uncovered (the tail of the next number, as a rule) looks
+ * again for a split that covers more, however few: "06 12 34 56 78 06 12 34 56 79 06 11 22 33 44"
+ * reads "06 12 34 56 78 06 12" and "34 56 79 06 11 22 33" first, and "44" is a phone number's
+ * tail. Fewer than this many left over may also be a number of their own ("+1 415 555 2671 123")
+ * or a card's last group ("call me at 3782 8224 6310 005"); there the second search may not read
+ * the digits as fewer numbers that stand on their shape alone (not only on a phone word before
+ * them) than the first did: two bare pairs of groups after "call" are not a phone number
+ * worth giving up the 3-group one for.
  */
 const MIN_LEFT_DIGITS = 4;
 
@@ -389,11 +393,20 @@ export function createPhoneDetector(validation: PhoneValidation = 'valid'): Dete
        * (see coveringSplit), and a long run repeats its windows' digits.
        */
       const validated = new Map<string, boolean>();
+      /** The findings that a phone word before them made (their shape alone is not enough). */
+      const byWord = new WeakSet<Finding>();
+      const shaped = (fs: readonly Finding[]): number => fs.reduce((n, f) => (byWord.has(f) ? n : n + 1), 0);
+      const phoneFinding = (start: number, end: number, score: number, word: boolean): Finding => {
+        const f: Finding = { entity: 'PHONE_NUMBER', start, end, score };
+        if (word) byWord.add(f);
+        return f;
+      };
       /**
        * The phone finding for groups [g0, g1] of `ch`, or null. `fallback`: the context-rule pass
        * (a possible number after a phone word), run only where the first pass found nothing.
+       * `shapedOnly`: only a number whose shape is enough without a phone word (see `byWord`).
        */
-      const tryWindow = (ch: DigitChunk, g0: number, g1: number, fallback: boolean): Finding | null => {
+      const tryWindow = (ch: DigitChunk, g0: number, g1: number, fallback: boolean, shapedOnly = false): Finding | null => {
         // Counted before anything is built: most windows of a long run of short groups ("x=9 9 9
         // 9 ...") hold too few digits or too many, and each was a string and an object for nothing.
         let count = 0;
@@ -430,7 +443,7 @@ export function createPhoneDetector(validation: PhoneValidation = 'valid'): Dete
         // A leading trunk prefix ("030 12345678") is phone-like enough on its own.
         const trunk = digits.charCodeAt(0) === 48;
         const score = intl ? 0.85 : (formatted && (groups >= 3 || trunk)) || hasExt ? 0.75 : formatted ? 0.45 : 0.4;
-        if (score < 0.5 && !ctx.contextBefore('PHONE_NUMBER', start)) return null;
+        if (score < 0.5 && (shapedOnly || !ctx.contextBefore('PHONE_NUMBER', start))) return null;
         // Last of the shape checks: it reads the word before, and most windows never get here.
         if (afterIdentifierWord(text, start)) return null;
         if (!fallback) reachedValidation = true;
@@ -439,9 +452,9 @@ export function createPhoneDetector(validation: PhoneValidation = 'valid'): Dete
           // The first pass found this window not valid. The libphonenumber-js parse only runs
           // for the few candidates with a phone word before them.
           if (!ctx.contextBefore('PHONE_NUMBER', start)) return null;
-          return possible(candidate, intl ? e164(candidate, digits, g0 === 0 && ch.plus) : null, false) ? { entity: 'PHONE_NUMBER', start, end, score: POSSIBLE_SCORE } : null;
+          return possible(candidate, intl ? e164(candidate, digits, g0 === 0 && ch.plus) : null, false) ? phoneFinding(start, end, POSSIBLE_SCORE, true) : null;
         }
-        if (validation === 'possible') return possible(candidate, intl ? e164(candidate, digits, g0 === 0 && ch.plus) : null, true) ? { entity: 'PHONE_NUMBER', start, end, score } : null;
+        if (validation === 'possible') return possible(candidate, intl ? e164(candidate, digits, g0 === 0 && ch.plus) : null, true) ? phoneFinding(start, end, score, score < 0.5) : null;
         const key = intl ? `+${digits}` : digits;
         let valid = validated.get(key);
         if (valid === undefined) {
@@ -449,7 +462,7 @@ export function createPhoneDetector(validation: PhoneValidation = 'valid'): Dete
           if (validated.size >= VALIDATED_MAX) validated.clear(); // bounded on a long text of varied digits
           validated.set(key, valid);
         }
-        return valid ? { entity: 'PHONE_NUMBER', start, end, score } : null;
+        return valid ? phoneFinding(start, end, score, score < 0.5) : null;
       };
       /** Pushes the numbers found in one segment (whole, else windows inside); how many. */
       const scanSegment = (ch: DigitChunk, seg: Segment, fallback: boolean, sink: Finding[]): number => {
@@ -478,8 +491,11 @@ export function createPhoneDetector(validation: PhoneValidation = 'valid'): Dete
         // tryWindow's cheapest refusals, made here without a call: windows of 7 to 17 digits
         // only, and none that ends in a one-digit group (looksLikeOtherThing: a check digit, a
         // version's last part). Most windows of a long run of short groups fail one of them.
-        const windowAt = (g0: number, g1: number, digits: number): Finding | null =>
-          digits < 7 || digits > 17 || ch.groupEnds[g1]! - ch.groupStarts[g1]! < 2 ? null : tryWindow(ch, g0, g1, fallback);
+        const windowOf =
+          (shapedOnly: boolean) =>
+          (g0: number, g1: number, digits: number): Finding | null =>
+            digits < 7 || digits > 17 || ch.groupEnds[g1]! - ch.groupStarts[g1]! < 2 ? null : tryWindow(ch, g0, g1, fallback, shapedOnly);
+        const windowAt = windowOf(false);
         const canEnd = (g1: number): boolean => g1 === seg.g1 || cut(g1);
         // The longest number from each start, as a reader splits "call 415-555-2671 2 times".
         const found: Array<{ f: Finding; g0: number; g1: number }> = [];
@@ -500,10 +516,15 @@ export function createPhoneDetector(validation: PhoneValidation = 'valid'): Dete
         }
         // The longest first can take the head of the next number and leave its tail in clear:
         // "415 555 2671 415 555 0134" reads "4155552671415" (a valid number where lengths vary)
-        // and then "555 0134" is no number. When that leaves a phone's worth of digits
-        // uncovered, the split that covers the most digits wins.
-        if (found.length > 0 && digitsIn(seg.g0, seg.g1) - covered >= MIN_LEFT_DIGITS) {
-          const split = coveringSplit(ch, seg, found, cut, canEnd, lastEnd, windowAt);
+        // and then "555 0134" is no number. When that leaves any digit uncovered, the split that
+        // covers the most digits wins (with fewer than MIN_LEFT_DIGITS left, one that reads as
+        // many numbers by their shape).
+        const left = digitsIn(seg.g0, seg.g1) - covered;
+        if (found.length > 0 && left > 0) {
+          let split = coveringSplit(ch, seg, found, cut, canEnd, lastEnd, windowAt);
+          if (split !== null && left < MIN_LEFT_DIGITS && shaped(split) < shaped(found.map((w) => w.f))) {
+            split = coveringSplit(ch, seg, found, cut, canEnd, lastEnd, windowOf(true));
+          }
           if (split !== null) {
             for (const w of split) sink.push(w);
             return split.length;
