@@ -528,6 +528,53 @@ describe('a card after another number on the same line', () => {
         ['CREDIT_CARD', '4111 1111 1111 1111'],
       ],
     ],
+    // A national phone number whose last group (or two) are 4-digit blocks: the blocks before
+    // the card end the phone, they are no longer run of blocks (and the UK number's "0958" was
+    // left in clear, the block run keeping every phone window out of it).
+    [
+      '415 555 0199 4111 1111 1111 1111',
+      [
+        ['PHONE_NUMBER', '415 555 0199'],
+        ['CREDIT_CARD', '4111 1111 1111 1111'],
+      ],
+    ],
+    [
+      '(415) 555-0199 4111 1111 1111 1111',
+      [
+        ['PHONE_NUMBER', '(415) 555-0199'],
+        ['CREDIT_CARD', '4111 1111 1111 1111'],
+      ],
+    ],
+    [
+      'call 020 7946 0958 4111 1111 1111 1111 ok',
+      [
+        ['PHONE_NUMBER', '020 7946 0958'],
+        ['CREDIT_CARD', '4111 1111 1111 1111'],
+      ],
+    ],
+    // An Amex layout after such a phone (its first group went out as the phone's end, the rest
+    // in clear), and a 12-digit card after one (neither was found, the phone included).
+    [
+      '415 555 0199 3782 822463 10005',
+      [
+        ['PHONE_NUMBER', '415 555 0199'],
+        ['CREDIT_CARD', '3782 822463 10005'],
+      ],
+    ],
+    [
+      'x 415 555 2671 5678 9012 3456 ok',
+      [
+        ['PHONE_NUMBER', '415 555 2671'],
+        ['CREDIT_CARD', '5678 9012 3456'],
+      ],
+    ],
+    [
+      '415 555 0199 4111 1111 1111 1111 123',
+      [
+        ['PHONE_NUMBER', '415 555 0199'],
+        ['CREDIT_CARD', '4111 1111 1111 1111'],
+      ],
+    ],
   ];
   for (const [text, want] of cases) {
     it(JSON.stringify(text), () => {
@@ -540,6 +587,9 @@ describe('a card after another number on the same line', () => {
     expect(found('ref 1234 4111 1111 1111 1111')).toEqual([]);
     expect(found('ref 4111 1111 1111 1111 1234')).toEqual([]);
     expect(found('2024 4111 1111 1111 1111 2026')).toEqual([]);
+    // Blocks before the card that read as no phone number on their own shape stay a block run.
+    expect(found('1234 5678 4111 1111 1111 1111')).toEqual([]);
+    expect(found('ref 12 1234 4111 1111 1111 1111')).toEqual([]);
   });
 });
 
@@ -567,6 +617,12 @@ describe('a phone whose digits hold a card-shaped window that is not reported', 
     ['+1 4111 1111 1111 1111', '+1 [CREDIT_CARD]'],
     ['+1 415 555 2671\n4111 1111 1111 1111', '[PHONE_NUMBER]\n[CREDIT_CARD]'],
   ];
+  it('a national phone ending in two 4-digit blocks before a card: none of it goes out with cards allowed or phones only', () => {
+    // The block run kept every phone window out of "0958"; the card cut out, the phone is read.
+    const text = 'call 020 7946 0958 4111 1111 1111 1111 ok';
+    expect(session({ modes: { CREDIT_CARD: 'allow' } }).redactText(text)).toBe('call [PHONE_NUMBER] 4111 1111 1111 1111 ok');
+    expect(session({ entities: ['PHONE_NUMBER'] }).redactText(text)).toBe('call [PHONE_NUMBER] 4111 1111 1111 1111 ok');
+  });
   it('a card wrapped at a line end is still one card', () => {
     expect(masked('card 4111 1111\n1111 1111 ok')).toBe('card [CREDIT_CARD] ok');
     expect(masked('card 4111\n1111 1111 1111 ok')).toBe('card [CREDIT_CARD] ok');

@@ -396,6 +396,7 @@ describe('streaming: an invisible character (or another number) before an entity
     'an IBAN after a zero-width space': ['iban\u200bDE89 3704 0044 0532 0130 00 ok', 'iban\u200b[IBAN_CODE] ok'],
     // Not invisible, but the same promise: a number before a card on one line hides neither.
     'a phone then a card': ['tel +1 415 555 0134 4111 1111 1111 1111 ok', 'tel [PHONE_NUMBER] [CREDIT_CARD] ok'],
+    'a national phone ending in a 4-digit block, then a card': ['tel 415 555 0199 4111 1111 1111 1111 ok', 'tel [PHONE_NUMBER] [CREDIT_CARD] ok'],
     'an order number then a card': ['order 12345 4111 1111 1111 1111 ok', 'order 12345 [CREDIT_CARD] ok'],
     // The word before the character is longer than any group the hold-back joins: the group
     // after it is judged on its own, as the whole-text reading does.

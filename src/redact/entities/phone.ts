@@ -23,7 +23,7 @@ import { touchesDecimal, type DigitChunk } from './digit-runs.js';
 
 /** A window inside a segment spans at most this many groups plus one (bounds the window search per start). */
 const MAX_WINDOW_GROUPS = 12;
-import { detectCardsInChunk, issuerMatches } from './credit-card.js';
+import { BLOCK_RUN, detectCardsInChunk, issuerMatches } from './credit-card.js';
 import { compileRegion, validInternational, validNationalInAny, type CompiledRegion } from './phone-metadata.js';
 import { isDigitCode, isbn13Valid, luhnValid, mod11Valid } from './util.js';
 
@@ -174,10 +174,10 @@ function segmentsOf(ch: DigitChunk): Segment[] {
  * The card numbers the card detector finds in the chunk, or null when there is none. Chunks too
  * short to hold a card cost one comparison.
  */
-function cardsIn(text: string, ch: DigitChunk): Finding[] | null {
+function cardsIn(text: string, ch: DigitChunk, plans: readonly CompiledRegion[]): Finding[] | null {
   if (ch.groupEnds[ch.groupEnds.length - 1]! - ch.groupStarts[0]! < 12) return null;
   const cards: Finding[] = [];
-  detectCardsInChunk(text, ch, cards);
+  detectCardsInChunk(text, ch, cards, plans);
   return cards.length === 0 ? null : cards;
 }
 
@@ -246,9 +246,6 @@ function besideKept(text: string, whole: readonly Finding[], beside: readonly Fi
 
 /** Validation results one detect call keeps (see `validated` there). */
 const VALIDATED_MAX = 4096;
-
-/** Groups in a row of 4 digits each that make a block run (a card's, a tracking number's). */
-const BLOCK_RUN = 4;
 
 /**
  * For each group of `seg` (index from seg.g0), the first group at or after it that lies in a
@@ -549,7 +546,7 @@ export function createPhoneDetector(validation: PhoneValidation = 'valid'): Dete
         // Read beside cards whether or not cards are wanted: the uncut reading of "Amex 3782
         // 822463 10005 (415) 555 2671" takes "822463 10005 (415" for the phone, and with no card
         // reported (cards allowed, or not in the profile) nothing else masked "555 2671".
-        const cards = cardsIn(text, ch);
+        const cards = cardsIn(text, ch, plans);
         if (cards === null) continue;
         const inCard = groupsInCards(ch, cards);
         const beside: Finding[] = [];
