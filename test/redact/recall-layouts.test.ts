@@ -587,6 +587,13 @@ describe('a card after another number on the same line', () => {
     expect(found('ref 1234 4111 1111 1111 1111')).toEqual([]);
     expect(found('ref 4111 1111 1111 1111 1234')).toEqual([]);
     expect(found('2024 4111 1111 1111 1111 2026')).toEqual([]);
+    // In a list of phones, a Luhn-valid window over the next number and the head of the one
+    // after ("415 555 4503 415") begins with no block: it stays the phones it reads as.
+    expect(found('list: 415 555 6077 415 555 4503 415 555 4800 ok')).toEqual([
+      ['PHONE_NUMBER', '415 555 6077'],
+      ['PHONE_NUMBER', '415 555 4503'],
+      ['PHONE_NUMBER', '415 555 4800'],
+    ]);
     // Blocks before the card that read as no phone number on their own shape stay a block run.
     expect(found('1234 5678 4111 1111 1111 1111')).toEqual([]);
     expect(found('ref 12 1234 4111 1111 1111 1111')).toEqual([]);

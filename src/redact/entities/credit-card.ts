@@ -130,10 +130,13 @@ function windowBoundaryOk(text: string, ch: DigitChunk, g0: number, g1: number, 
   // Unless the block is the one other number of the chunk and reads as something else: a year
   // ("ref 2024 4111 1111 1111 1111", an expiry "… 1111 2026"), or the end of the international
   // phone number the chunk starts with ("+1 415 555 0134 4111 1111 1111 1111"), or of a national
-  // one ("415 555 0199 4111 1111 1111 1111": most phone numbers end in four digits).
+  // one ("415 555 0199 4111 1111 1111 1111": most phone numbers end in four digits) where the
+  // window begins with a block as a card does (in a list of "415 555 dddd" numbers a window
+  // "415 555 dddd 415" that passes Luhn is the next phone's digits, read as such).
   const otherBefore = g0 - 1 === 0 || (ch.plus && g0 >= 2);
   if (g0 > 0 && joins(sepKind(ch.seps[g0 - 1]!)) && len(g0 - 1) === 4) {
-    if (!(g1 === last && otherBefore && (ch.plus || yearAt(text, ch, 0))) && !nationalPhoneEndsAt(text, ch, g0 - 1, g1 - g0 + 1, plans)) return false;
+    const afterPhone = len(g0) === 4 && nationalPhoneEndsAt(text, ch, g0 - 1, g1 - g0 + 1, plans);
+    if (!(g1 === last && otherBefore && (ch.plus || yearAt(text, ch, 0))) && !afterPhone) return false;
   }
   if (g1 < last && joins(sepKind(ch.seps[g1]!)) && len(g1 + 1) === 4 && !(g0 === 0 && g1 + 1 === last && yearAt(text, ch, last))) return false;
   return true;
