@@ -292,7 +292,8 @@ const MIN_LEFT_DIGITS = 4;
  * when there is none. By dynamic programming from the segment's end, a digit the first search
  * covered weighing more than all the others together: "415 555 2671 536-22-1234" must not trade
  * its phone for a longer window over "2671 536-22-1234". A window that could not beat the best
- * split known from its start is never validated.
+ * split known from its start is never validated. `coverAll`: only a split that covers every
+ * digit of `seg`, else null.
  */
 function coveringSplit(
   ch: DigitChunk,
@@ -302,6 +303,7 @@ function coveringSplit(
   canEnd: (g1: number) => boolean,
   lastEnd: (g0: number) => number,
   windowAt: (g0: number, g1: number, digits: number) => Finding | null,
+  coverAll = false,
 ): Finding[] | null {
   const size = seg.g1 - seg.g0 + 2;
   const length = (g: number): number => ch.groupEnds[g]! - ch.groupStarts[g]!;
@@ -343,6 +345,11 @@ function coveringSplit(
     }
   }
   if (best[0]! <= firstScore) return null;
+  if (coverAll) {
+    let all = 0;
+    for (let i = 0; i < size - 1; i++) all += weight[i]!;
+    if (best[0]! < all) return null;
+  }
   const windows: Finding[] = [];
   for (let g = seg.g0; g <= seg.g1; g++) {
     const i = g - seg.g0;
@@ -351,6 +358,57 @@ function coveringSplit(
     g = end[i]!;
   }
   return windows;
+}
+
+/** A window the first search found: its finding and its groups. */
+export interface FoundWindow {
+  f: Finding;
+  g0: number;
+  g1: number;
+}
+
+/**
+ * The first search's windows (`found`, in order) with each gap they leave (the groups between
+ * two windows, before the first or after the last) repaired from the window before it to the
+ * window after it: where the first search took the head of the next number, the numbers shift
+ * by a group or two, and the gap's neighbours hold the split that covers it. Gaps that share a
+ * window are repaired together. Null when some gap's neighbourhood has no split that covers all
+ * of it (the caller searches the whole segment then). `repair(range, inRange, uncovered)`: the
+ * split of `range` that covers every digit of it, or null.
+ */
+export function repairGaps(
+  ch: DigitChunk,
+  seg: Segment,
+  found: readonly FoundWindow[],
+  repair: (range: Segment, inRange: readonly FoundWindow[], uncovered: number) => Finding[] | null,
+): Finding[] | null {
+  const k = found.length;
+  const gapFrom = (i: number): number => (i === 0 ? seg.g0 : found[i - 1]!.g1 + 1);
+  const gapTo = (i: number): number => (i === k ? seg.g1 : found[i]!.g0 - 1);
+  const out: Finding[] = [];
+  let next = 0; // the first window not yet in `out`
+  for (let i = 0; i <= k; i++) {
+    if (gapFrom(i) > gapTo(i)) continue;
+    let uncovered = 0;
+    let j = i;
+    for (;;) {
+      for (let g = gapFrom(j); g <= gapTo(j); g++) uncovered += ch.groupEnds[g]! - ch.groupStarts[g]!;
+      if (j === k || gapFrom(j + 1) > gapTo(j + 1)) break;
+      j++;
+    }
+    const from = Math.max(i - 1, 0);
+    const to = Math.min(j, k - 1);
+    const g0 = i === 0 ? seg.g0 : found[from]!.g0;
+    const g1 = j === k ? seg.g1 : found[to]!.g1;
+    const split = repair({ start: g0 === 0 ? ch.start : ch.groupStarts[g0]!, end: ch.groupEnds[g1]!, g0, g1 }, found.slice(from, to + 1), uncovered);
+    if (split === null) return null;
+    for (; next < from; next++) out.push(found[next]!.f);
+    for (const f of split) out.push(f);
+    next = to + 1;
+    i = j;
+  }
+  for (; next < k; next++) out.push(found[next]!.f);
+  return out;
 }
 
 export function createPhoneDetector(validation: PhoneValidation = 'valid'): Detector {
@@ -495,7 +553,7 @@ export function createPhoneDetector(validation: PhoneValidation = 'valid'): Dete
         const windowAt = windowOf(false);
         const canEnd = (g1: number): boolean => g1 === seg.g1 || cut(g1);
         // The longest number from each start, as a reader splits "call 415-555-2671 2 times".
-        const found: Array<{ f: Finding; g0: number; g1: number }> = [];
+        const found: FoundWindow[] = [];
         let covered = 0;
         for (let g0 = seg.g0; g0 <= seg.g1; g0++) {
           if (g0 > seg.g0 && !cut(g0 - 1)) continue;
@@ -515,17 +573,28 @@ export function createPhoneDetector(validation: PhoneValidation = 'valid'): Dete
         // "415 555 2671 415 555 0134" reads "4155552671415" (a valid number where lengths vary)
         // and then "555 0134" is no number. When that leaves any digit uncovered, the split that
         // covers the most digits wins (with fewer than MIN_LEFT_DIGITS left, one that reads as
-        // many numbers by their shape).
+        // many numbers by their shape). Searched first around each gap only (repairGaps): a
+        // search of the whole segment for every gap was most of the time of a long list of
+        // distinct short groups; the whole segment is searched when a gap's neighbours fail.
         const left = digitsIn(seg.g0, seg.g1) - covered;
-        if (found.length > 0 && left > 0) {
-          let split = coveringSplit(ch, seg, found, cut, canEnd, lastEnd, windowAt);
-          if (split !== null && left < MIN_LEFT_DIGITS && shaped(split) < shaped(found.map((w) => w.f))) {
-            split = coveringSplit(ch, seg, found, cut, canEnd, lastEnd, windowOf(true));
+        if (found.length === 0 || left === 0) {
+          for (const w of found) sink.push(w.f);
+          return found.length;
+        }
+        /** A split of `range` that covers more than `inRange` (the found windows in it) do. */
+        const repair = (range: Segment, inRange: readonly FoundWindow[], uncovered: number, coverAll: boolean): Finding[] | null => {
+          const end = range.g1 === seg.g1 ? lastEnd : (g0: number): number => Math.min(range.g1, lastEnd(g0));
+          let split = coveringSplit(ch, range, inRange, cut, canEnd, end, windowAt, coverAll);
+          if (split !== null && uncovered < MIN_LEFT_DIGITS && shaped(split) < shaped(inRange.map((w) => w.f))) {
+            split = coveringSplit(ch, range, inRange, cut, canEnd, end, windowOf(true), coverAll);
           }
-          if (split !== null) {
-            for (const w of split) sink.push(w);
-            return split.length;
-          }
+          return split;
+        };
+        const local = repairGaps(ch, seg, found, (range, inRange, uncovered) => repair(range, inRange, uncovered, true));
+        const split = local ?? repair(seg, found, left, false);
+        if (split !== null) {
+          for (const w of split) sink.push(w);
+          return split.length;
         }
         for (const w of found) sink.push(w.f);
         return found.length;
