@@ -361,6 +361,12 @@ describe('streaming: phone numbers side by side', () => {
   it('two numbers whose longest first reading takes the head of the second', async () => {
     await expectEverySplitAsWhole('call 415 555 2671 415 555 0134 ok', 'call [PHONE_NUMBER] [PHONE_NUMBER] ok');
   });
+  it('a list whose first reading leaves only the last number\'s tail ("44")', async () => {
+    await expectEverySplitAsWhole('call 06 12 34 56 78 06 12 34 56 79 06 11 22 33 44 ok', 'call [PHONE_NUMBER] [PHONE_NUMBER] [PHONE_NUMBER] ok');
+  });
+  it('a list whose first reading leaves two digits in the middle ("98")', async () => {
+    await expectEverySplitAsWhole('tel 030 71663058 07 74 98 87 60 07423 084293 ok', 'tel [PHONE_NUMBER] [PHONE_NUMBER] [PHONE_NUMBER] ok');
+  });
   it('a list longer than the longest window', async () => {
     await expectEverySplitAsWhole(
       'call 415 555 2671 415 555 0134 415 555 2672 415 555 0135 415 555 2673 ok',
@@ -390,6 +396,7 @@ describe('streaming: an invisible character (or another number) before an entity
     'an IBAN after a zero-width space': ['iban\u200bDE89 3704 0044 0532 0130 00 ok', 'iban\u200b[IBAN_CODE] ok'],
     // Not invisible, but the same promise: a number before a card on one line hides neither.
     'a phone then a card': ['tel +1 415 555 0134 4111 1111 1111 1111 ok', 'tel [PHONE_NUMBER] [CREDIT_CARD] ok'],
+    'a national phone ending in a 4-digit block, then a card': ['tel 415 555 0199 4111 1111 1111 1111 ok', 'tel [PHONE_NUMBER] [CREDIT_CARD] ok'],
     'an order number then a card': ['order 12345 4111 1111 1111 1111 ok', 'order 12345 [CREDIT_CARD] ok'],
     // The word before the character is longer than any group the hold-back joins: the group
     // after it is judged on its own, as the whole-text reading does.

@@ -5,7 +5,7 @@
  */
 import type { Detector, Finding } from '../types.js';
 import { chunkDigits, touchesDecimal, type DigitChunk } from './digit-runs.js';
-import { validInternational } from './phone-metadata.js';
+import { compileRegion, validInternational, validNationalInAny, type CompiledRegion } from './phone-metadata.js';
 import { luhnValid } from './util.js';
 
 interface IssuerRange {
@@ -118,7 +118,7 @@ function sepKind(s: string): string {
  * A window may only stop short of the chunk where the separator differs from the ones inside the
  * window ("Card 4111-1111-1111-1111 2030" but not a 22-digit tracking number in groups of four).
  */
-function windowBoundaryOk(text: string, ch: DigitChunk, g0: number, g1: number): boolean {
+function windowBoundaryOk(text: string, ch: DigitChunk, g0: number, g1: number, plans: readonly CompiledRegion[]): boolean {
   const inner = g1 > g0 ? sepKind(ch.seps[writtenSep(ch, g0, g1)]!) : null;
   const len = (g: number): number => ch.groupEnds[g]! - ch.groupStarts[g]!;
   const last = ch.groupStarts.length - 1;
@@ -129,9 +129,15 @@ function windowBoundaryOk(text: string, ch: DigitChunk, g0: number, g1: number):
   const joins = (k: string): boolean => k !== '\n' && (inner === null ? k !== ' ' : k === inner);
   // Unless the block is the one other number of the chunk and reads as something else: a year
   // ("ref 2024 4111 1111 1111 1111", an expiry "… 1111 2026"), or the end of the international
-  // phone number the chunk starts with ("+1 415 555 0134 4111 1111 1111 1111").
+  // phone number the chunk starts with ("+1 415 555 0134 4111 1111 1111 1111"), or of a national
+  // one ("415 555 0199 4111 1111 1111 1111": most phone numbers end in four digits) where the
+  // window begins with a block as a card does (in a list of "415 555 dddd" numbers a window
+  // "415 555 dddd 415" that passes Luhn is the next phone's digits, read as such).
   const otherBefore = g0 - 1 === 0 || (ch.plus && g0 >= 2);
-  if (g0 > 0 && joins(sepKind(ch.seps[g0 - 1]!)) && len(g0 - 1) === 4 && !(g1 === last && otherBefore && (ch.plus || yearAt(text, ch, 0)))) return false;
+  if (g0 > 0 && joins(sepKind(ch.seps[g0 - 1]!)) && len(g0 - 1) === 4) {
+    const afterPhone = len(g0) === 4 && nationalPhoneEndsAt(text, ch, g0 - 1, g1 - g0 + 1, plans);
+    if (!(g1 === last && otherBefore && (ch.plus || yearAt(text, ch, 0))) && !afterPhone) return false;
+  }
   if (g1 < last && joins(sepKind(ch.seps[g1]!)) && len(g1 + 1) === 4 && !(g0 === 0 && g1 + 1 === last && yearAt(text, ch, last))) return false;
   return true;
 }
@@ -163,6 +169,38 @@ function phoneFromPlus(text: string, ch: DigitChunk): boolean {
   return false;
 }
 
+/** Most digits a national phone number has (libphonenumber's longest national number). */
+const NATIONAL_MAX = 15;
+
+/** Groups in a row of 4 digits each that make a block run (a card's, a tracking number's). */
+export const BLOCK_RUN = 4;
+
+/**
+ * Some groups of the chunk that end with group `last` (a 4-digit block) read as a national phone
+ * number valid in one of `plans`, by their shape alone as the phone detector reads one (three
+ * groups or more, or a trunk prefix: "415 555 0199", "020 7946 0958"), and not only of 4-digit
+ * blocks: a run of blocks ("1234 5678 4111 1111 1111 1111", a tracking number) stays whole. A
+ * phone that ends in more than one block leaves a card of fewer than BLOCK_RUN groups no room:
+ * "415 555 2671 1234 5678 9012 3456" is a phone and a run of four blocks (the phone detector's
+ * reading, blockRuns), not a 13-digit phone and a 12-digit card.
+ */
+function nationalPhoneEndsAt(text: string, ch: DigitChunk, last: number, cardGroups: number, plans: readonly CompiledRegion[]): boolean {
+  if (cardGroups < BLOCK_RUN && last > 0 && ch.groupEnds[last - 1]! - ch.groupStarts[last - 1]! === 4) return false;
+  let digits = '';
+  let onlyBlocks = true;
+  for (let s = last; s >= 0; s--) {
+    const group = text.slice(ch.groupStarts[s], ch.groupEnds[s]);
+    digits = group + digits;
+    if (digits.length > NATIONAL_MAX) return false;
+    if (group.length !== 4) onlyBlocks = false;
+    // A phone starts the chunk or follows a space, as the phone detector cuts a line.
+    if (s > 0 && sepKind(ch.seps[s - 1]!) !== ' ') continue;
+    if (onlyBlocks || digits.length < 7 || (last - s < 2 && digits.charCodeAt(0) !== 48)) continue;
+    if (validNationalInAny(plans, digits)) return true;
+  }
+  return false;
+}
+
 /** Group `g` of the chunk is a year of four digits, 1900 to 2099. */
 function yearAt(text: string, ch: DigitChunk, g: number): boolean {
   const s = ch.groupStarts[g]!;
@@ -178,7 +216,11 @@ function writtenSep(ch: DigitChunk, g0: number, g1: number): number {
   return g0;
 }
 
-export function detectCardsInChunk(text: string, ch: DigitChunk, out: Finding[]): void {
+/**
+ * The cards in one digit chunk. `plans`: the configured phone regions, against which a national
+ * phone number right before a card is read (nationalPhoneEndsAt).
+ */
+export function detectCardsInChunk(text: string, ch: DigitChunk, out: Finding[], plans: readonly CompiledRegion[]): void {
   const groups = ch.groupStarts.length;
   if (ch.glued) return;
   // A '+' begins a phone number, never a card; a card may follow it in the chunk. After a
@@ -199,7 +241,7 @@ export function detectCardsInChunk(text: string, ch: DigitChunk, out: Finding[])
       if (digits < 12 || ((lengths >> digits) & 1) === 0) continue;
       if (g1 === groups - 1 && ch.letterAfter) continue;
       const d = chunkDigits(text, ch, g0, g1);
-      if (luhnValid(d) && uniformSeparators(ch, g0, g1) && windowBoundaryOk(text, ch, g0, g1) && !splitsOffEdgeGroup(ch, g0, g1) && !touchesDecimal(ch, g0, g1)) {
+      if (luhnValid(d) && uniformSeparators(ch, g0, g1) && windowBoundaryOk(text, ch, g0, g1, plans) && !splitsOffEdgeGroup(ch, g0, g1) && !touchesDecimal(ch, g0, g1)) {
         found = g1;
       }
     }
@@ -217,6 +259,11 @@ export const creditCardDetector: Detector = {
   // A card is a window of 12 to 19 digits of one digit chunk.
   mayMatch: (t) => t.chunkDigits >= 12,
   detect(text, ctx, out) {
-    for (const ch of ctx.digitChunks()) detectCardsInChunk(text, ch, out);
+    const plans: CompiledRegion[] = [];
+    for (const r of ctx.phoneRegions) {
+      const p = compileRegion(r);
+      if (p) plans.push(p);
+    }
+    for (const ch of ctx.digitChunks()) detectCardsInChunk(text, ch, out, plans);
   },
 };

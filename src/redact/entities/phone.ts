@@ -23,7 +23,7 @@ import { touchesDecimal, type DigitChunk } from './digit-runs.js';
 
 /** A window inside a segment spans at most this many groups plus one (bounds the window search per start). */
 const MAX_WINDOW_GROUPS = 12;
-import { detectCardsInChunk, issuerMatches } from './credit-card.js';
+import { BLOCK_RUN, detectCardsInChunk, issuerMatches } from './credit-card.js';
 import { compileRegion, validInternational, validNationalInAny, type CompiledRegion } from './phone-metadata.js';
 import { isDigitCode, isbn13Valid, luhnValid, mod11Valid } from './util.js';
 
@@ -174,10 +174,10 @@ function segmentsOf(ch: DigitChunk): Segment[] {
  * The card numbers the card detector finds in the chunk, or null when there is none. Chunks too
  * short to hold a card cost one comparison.
  */
-function cardsIn(text: string, ch: DigitChunk): Finding[] | null {
+function cardsIn(text: string, ch: DigitChunk, plans: readonly CompiledRegion[]): Finding[] | null {
   if (ch.groupEnds[ch.groupEnds.length - 1]! - ch.groupStarts[0]! < 12) return null;
   const cards: Finding[] = [];
-  detectCardsInChunk(text, ch, cards);
+  detectCardsInChunk(text, ch, cards, plans);
   return cards.length === 0 ? null : cards;
 }
 
@@ -247,9 +247,6 @@ function besideKept(text: string, whole: readonly Finding[], beside: readonly Fi
 /** Validation results one detect call keeps (see `validated` there). */
 const VALIDATED_MAX = 4096;
 
-/** Groups in a row of 4 digits each that make a block run (a card's, a tracking number's). */
-const BLOCK_RUN = 4;
-
 /**
  * For each group of `seg` (index from seg.g0), the first group at or after it that lies in a
  * run of BLOCK_RUN or more 4-digit groups (the run's first block left out when BLOCK_RUN more
@@ -278,10 +275,14 @@ function blockRuns(ch: DigitChunk, seg: Segment): Int32Array | null {
 }
 
 /**
- * A search that left this many digits of a segment uncovered (the tail of the next number, as a
- * rule) looks again for a split that covers more. Two or three left over ("… 06 11 22 33 44"
- * loses its "44") identify nobody, and a second search there mostly reads a card's last group
- * as a number of its own.
+ * A search that left digits of a segment uncovered (the tail of the next number, as a rule) looks
+ * again for a split that covers more, however few: "06 12 34 56 78 06 12 34 56 79 06 11 22 33 44"
+ * reads "06 12 34 56 78 06 12" and "34 56 79 06 11 22 33" first, and "44" is a phone number's
+ * tail. Fewer than this many left over may also be a number of their own ("+1 415 555 2671 123")
+ * or a card's last group ("call me at 3782 8224 6310 005"); there the second search may not read
+ * the digits as fewer numbers that stand on their shape alone (not only on a phone word before
+ * them) than the first did: two bare pairs of groups after "call" are not a phone number
+ * worth giving up the 3-group one for.
  */
 const MIN_LEFT_DIGITS = 4;
 
@@ -291,7 +292,8 @@ const MIN_LEFT_DIGITS = 4;
  * when there is none. By dynamic programming from the segment's end, a digit the first search
  * covered weighing more than all the others together: "415 555 2671 536-22-1234" must not trade
  * its phone for a longer window over "2671 536-22-1234". A window that could not beat the best
- * split known from its start is never validated.
+ * split known from its start is never validated. `coverAll`: only a split that covers every
+ * digit of `seg`, else null.
  */
 function coveringSplit(
   ch: DigitChunk,
@@ -301,6 +303,7 @@ function coveringSplit(
   canEnd: (g1: number) => boolean,
   lastEnd: (g0: number) => number,
   windowAt: (g0: number, g1: number, digits: number) => Finding | null,
+  coverAll = false,
 ): Finding[] | null {
   const size = seg.g1 - seg.g0 + 2;
   const length = (g: number): number => ch.groupEnds[g]! - ch.groupStarts[g]!;
@@ -342,6 +345,11 @@ function coveringSplit(
     }
   }
   if (best[0]! <= firstScore) return null;
+  if (coverAll) {
+    let all = 0;
+    for (let i = 0; i < size - 1; i++) all += weight[i]!;
+    if (best[0]! < all) return null;
+  }
   const windows: Finding[] = [];
   for (let g = seg.g0; g <= seg.g1; g++) {
     const i = g - seg.g0;
@@ -350,6 +358,57 @@ function coveringSplit(
     g = end[i]!;
   }
   return windows;
+}
+
+/** A window the first search found: its finding and its groups. */
+export interface FoundWindow {
+  f: Finding;
+  g0: number;
+  g1: number;
+}
+
+/**
+ * The first search's windows (`found`, in order) with each gap they leave (the groups between
+ * two windows, before the first or after the last) repaired from the window before it to the
+ * window after it: where the first search took the head of the next number, the numbers shift
+ * by a group or two, and the gap's neighbours hold the split that covers it. Gaps that share a
+ * window are repaired together. Null when some gap's neighbourhood has no split that covers all
+ * of it (the caller searches the whole segment then). `repair(range, inRange, uncovered)`: the
+ * split of `range` that covers every digit of it, or null.
+ */
+export function repairGaps(
+  ch: DigitChunk,
+  seg: Segment,
+  found: readonly FoundWindow[],
+  repair: (range: Segment, inRange: readonly FoundWindow[], uncovered: number) => Finding[] | null,
+): Finding[] | null {
+  const k = found.length;
+  const gapFrom = (i: number): number => (i === 0 ? seg.g0 : found[i - 1]!.g1 + 1);
+  const gapTo = (i: number): number => (i === k ? seg.g1 : found[i]!.g0 - 1);
+  const out: Finding[] = [];
+  let next = 0; // the first window not yet in `out`
+  for (let i = 0; i <= k; i++) {
+    if (gapFrom(i) > gapTo(i)) continue;
+    let uncovered = 0;
+    let j = i;
+    for (;;) {
+      for (let g = gapFrom(j); g <= gapTo(j); g++) uncovered += ch.groupEnds[g]! - ch.groupStarts[g]!;
+      if (j === k || gapFrom(j + 1) > gapTo(j + 1)) break;
+      j++;
+    }
+    const from = Math.max(i - 1, 0);
+    const to = Math.min(j, k - 1);
+    const g0 = i === 0 ? seg.g0 : found[from]!.g0;
+    const g1 = j === k ? seg.g1 : found[to]!.g1;
+    const split = repair({ start: g0 === 0 ? ch.start : ch.groupStarts[g0]!, end: ch.groupEnds[g1]!, g0, g1 }, found.slice(from, to + 1), uncovered);
+    if (split === null) return null;
+    for (; next < from; next++) out.push(found[next]!.f);
+    for (const f of split) out.push(f);
+    next = to + 1;
+    i = j;
+  }
+  for (; next < k; next++) out.push(found[next]!.f);
+  return out;
 }
 
 export function createPhoneDetector(validation: PhoneValidation = 'valid'): Detector {
@@ -389,11 +448,20 @@ export function createPhoneDetector(validation: PhoneValidation = 'valid'): Dete
        * (see coveringSplit), and a long run repeats its windows' digits.
        */
       const validated = new Map<string, boolean>();
+      /** The findings that a phone word before them made (their shape alone is not enough). */
+      const byWord = new WeakSet<Finding>();
+      const shaped = (fs: readonly Finding[]): number => fs.reduce((n, f) => (byWord.has(f) ? n : n + 1), 0);
+      const phoneFinding = (start: number, end: number, score: number, word: boolean): Finding => {
+        const f: Finding = { entity: 'PHONE_NUMBER', start, end, score };
+        if (word) byWord.add(f);
+        return f;
+      };
       /**
        * The phone finding for groups [g0, g1] of `ch`, or null. `fallback`: the context-rule pass
        * (a possible number after a phone word), run only where the first pass found nothing.
+       * `shapedOnly`: only a number whose shape is enough without a phone word (see `byWord`).
        */
-      const tryWindow = (ch: DigitChunk, g0: number, g1: number, fallback: boolean): Finding | null => {
+      const tryWindow = (ch: DigitChunk, g0: number, g1: number, fallback: boolean, shapedOnly = false): Finding | null => {
         // Counted before anything is built: most windows of a long run of short groups ("x=9 9 9
         // 9 ...") hold too few digits or too many, and each was a string and an object for nothing.
         let count = 0;
@@ -430,7 +498,7 @@ export function createPhoneDetector(validation: PhoneValidation = 'valid'): Dete
         // A leading trunk prefix ("030 12345678") is phone-like enough on its own.
         const trunk = digits.charCodeAt(0) === 48;
         const score = intl ? 0.85 : (formatted && (groups >= 3 || trunk)) || hasExt ? 0.75 : formatted ? 0.45 : 0.4;
-        if (score < 0.5 && !ctx.contextBefore('PHONE_NUMBER', start)) return null;
+        if (score < 0.5 && (shapedOnly || !ctx.contextBefore('PHONE_NUMBER', start))) return null;
         // Last of the shape checks: it reads the word before, and most windows never get here.
         if (afterIdentifierWord(text, start)) return null;
         if (!fallback) reachedValidation = true;
@@ -439,9 +507,9 @@ export function createPhoneDetector(validation: PhoneValidation = 'valid'): Dete
           // The first pass found this window not valid. The libphonenumber-js parse only runs
           // for the few candidates with a phone word before them.
           if (!ctx.contextBefore('PHONE_NUMBER', start)) return null;
-          return possible(candidate, intl ? e164(candidate, digits, g0 === 0 && ch.plus) : null, false) ? { entity: 'PHONE_NUMBER', start, end, score: POSSIBLE_SCORE } : null;
+          return possible(candidate, intl ? e164(candidate, digits, g0 === 0 && ch.plus) : null, false) ? phoneFinding(start, end, POSSIBLE_SCORE, true) : null;
         }
-        if (validation === 'possible') return possible(candidate, intl ? e164(candidate, digits, g0 === 0 && ch.plus) : null, true) ? { entity: 'PHONE_NUMBER', start, end, score } : null;
+        if (validation === 'possible') return possible(candidate, intl ? e164(candidate, digits, g0 === 0 && ch.plus) : null, true) ? phoneFinding(start, end, score, score < 0.5) : null;
         const key = intl ? `+${digits}` : digits;
         let valid = validated.get(key);
         if (valid === undefined) {
@@ -449,7 +517,7 @@ export function createPhoneDetector(validation: PhoneValidation = 'valid'): Dete
           if (validated.size >= VALIDATED_MAX) validated.clear(); // bounded on a long text of varied digits
           validated.set(key, valid);
         }
-        return valid ? { entity: 'PHONE_NUMBER', start, end, score } : null;
+        return valid ? phoneFinding(start, end, score, score < 0.5) : null;
       };
       /** Pushes the numbers found in one segment (whole, else windows inside); how many. */
       const scanSegment = (ch: DigitChunk, seg: Segment, fallback: boolean, sink: Finding[]): number => {
@@ -478,11 +546,14 @@ export function createPhoneDetector(validation: PhoneValidation = 'valid'): Dete
         // tryWindow's cheapest refusals, made here without a call: windows of 7 to 17 digits
         // only, and none that ends in a one-digit group (looksLikeOtherThing: a check digit, a
         // version's last part). Most windows of a long run of short groups fail one of them.
-        const windowAt = (g0: number, g1: number, digits: number): Finding | null =>
-          digits < 7 || digits > 17 || ch.groupEnds[g1]! - ch.groupStarts[g1]! < 2 ? null : tryWindow(ch, g0, g1, fallback);
+        const windowOf =
+          (shapedOnly: boolean) =>
+          (g0: number, g1: number, digits: number): Finding | null =>
+            digits < 7 || digits > 17 || ch.groupEnds[g1]! - ch.groupStarts[g1]! < 2 ? null : tryWindow(ch, g0, g1, fallback, shapedOnly);
+        const windowAt = windowOf(false);
         const canEnd = (g1: number): boolean => g1 === seg.g1 || cut(g1);
         // The longest number from each start, as a reader splits "call 415-555-2671 2 times".
-        const found: Array<{ f: Finding; g0: number; g1: number }> = [];
+        const found: FoundWindow[] = [];
         let covered = 0;
         for (let g0 = seg.g0; g0 <= seg.g1; g0++) {
           if (g0 > seg.g0 && !cut(g0 - 1)) continue;
@@ -500,14 +571,30 @@ export function createPhoneDetector(validation: PhoneValidation = 'valid'): Dete
         }
         // The longest first can take the head of the next number and leave its tail in clear:
         // "415 555 2671 415 555 0134" reads "4155552671415" (a valid number where lengths vary)
-        // and then "555 0134" is no number. When that leaves a phone's worth of digits
-        // uncovered, the split that covers the most digits wins.
-        if (found.length > 0 && digitsIn(seg.g0, seg.g1) - covered >= MIN_LEFT_DIGITS) {
-          const split = coveringSplit(ch, seg, found, cut, canEnd, lastEnd, windowAt);
-          if (split !== null) {
-            for (const w of split) sink.push(w);
-            return split.length;
+        // and then "555 0134" is no number. When that leaves any digit uncovered, the split that
+        // covers the most digits wins (with fewer than MIN_LEFT_DIGITS left, one that reads as
+        // many numbers by their shape). Searched first around each gap only (repairGaps): a
+        // search of the whole segment for every gap was most of the time of a long list of
+        // distinct short groups; the whole segment is searched when a gap's neighbours fail.
+        const left = digitsIn(seg.g0, seg.g1) - covered;
+        if (found.length === 0 || left === 0) {
+          for (const w of found) sink.push(w.f);
+          return found.length;
+        }
+        /** A split of `range` that covers more than `inRange` (the found windows in it) do. */
+        const repair = (range: Segment, inRange: readonly FoundWindow[], uncovered: number, coverAll: boolean): Finding[] | null => {
+          const end = range.g1 === seg.g1 ? lastEnd : (g0: number): number => Math.min(range.g1, lastEnd(g0));
+          let split = coveringSplit(ch, range, inRange, cut, canEnd, end, windowAt, coverAll);
+          if (split !== null && uncovered < MIN_LEFT_DIGITS && shaped(split) < shaped(inRange.map((w) => w.f))) {
+            split = coveringSplit(ch, range, inRange, cut, canEnd, end, windowOf(true), coverAll);
           }
+          return split;
+        };
+        const local = repairGaps(ch, seg, found, (range, inRange, uncovered) => repair(range, inRange, uncovered, true));
+        const split = local ?? repair(seg, found, left, false);
+        if (split !== null) {
+          for (const w of split) sink.push(w);
+          return split.length;
         }
         for (const w of found) sink.push(w.f);
         return found.length;
@@ -528,7 +615,7 @@ export function createPhoneDetector(validation: PhoneValidation = 'valid'): Dete
         // Read beside cards whether or not cards are wanted: the uncut reading of "Amex 3782
         // 822463 10005 (415) 555 2671" takes "822463 10005 (415" for the phone, and with no card
         // reported (cards allowed, or not in the profile) nothing else masked "555 2671".
-        const cards = cardsIn(text, ch);
+        const cards = cardsIn(text, ch, plans);
         if (cards === null) continue;
         const inCard = groupsInCards(ch, cards);
         const beside: Finding[] = [];
