@@ -205,7 +205,7 @@ export class SseCall implements Dispatcher.DispatchHandler, AsyncIterableIterato
       const contentType = String(headers['content-type'] ?? '');
       // Media types are case-insensitive (RFC 9110 §8.3.1): `Text/Event-Stream` is a stream too.
       if (!contentType.trimStart().toLowerCase().startsWith('text/event-stream')) {
-        err = new WardenError('upstream_error', `provider ${provider} returned content type ${contentType.split(';')[0] || '(none)'} instead of an event stream`, {
+        err = new WardenError('upstream_error', `provider ${provider} returned content type ${mediaTypeForMessage(contentType)} instead of an event stream`, {
           details: { provider },
         });
       }
@@ -293,3 +293,14 @@ export class SseCall implements Dispatcher.DispatchHandler, AsyncIterableIterato
 }
 
 function noop(): void {}
+
+/**
+ * The upstream's media type as an error message may name it: a plain `type/subtype` of at most 64
+ * characters, else only that it was unusual. The header is the upstream's text, unbounded, and
+ * the message reaches the caller and the log.
+ */
+function mediaTypeForMessage(contentType: string): string {
+  const type = contentType.split(';')[0]!.trim();
+  if (type === '') return '(none)';
+  return type.length <= 64 && /^[\w.+-]+\/[\w.+-]+$/.test(type) ? type : '(an unusual one)';
+}

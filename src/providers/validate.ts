@@ -68,7 +68,8 @@ const Label = z.string().max(MAX_LABEL_LENGTH);
  * like model output.
  */
 export const FINISH_REASON_RE = /^[a-z][a-z0-9_]{0,31}$/;
-const FinishReason = z.string().regex(FINISH_REASON_RE);
+/** A finish_reason or none: `""` is none too, as older Ollama, SGLang and LocalAI send it where OpenAI sends null. */
+const FinishReason = z.preprocess((v) => (v === '' ? null : v), z.string().regex(FINISH_REASON_RE).nullish());
 
 const ToolCallSchema = z.object({
   id: Label,
@@ -110,9 +111,10 @@ const MessageSchema = z
   }));
 
 /** Whether no two choices share an index (each is one answer; a second 0 would be read as the first). */
-function distinctIndexes(choices: ReadonlyArray<{ index: unknown }>): boolean {
+function distinctIndexes(choices: readonly unknown[]): boolean {
   if (choices.length < 2) return true;
-  return new Set(choices.map((c) => c.index)).size === choices.length;
+  // A choice that is not an object has no index: the per-choice checks refuse it (never a TypeError here).
+  return new Set(choices.map((c) => (isRecord(c) ? c.index : c))).size === choices.length;
 }
 
 export const CompletionSchema = z.object({
@@ -124,7 +126,7 @@ export const CompletionSchema = z.object({
       z.object({
         index: Count,
         message: MessageSchema,
-        finish_reason: FinishReason.nullable(),
+        finish_reason: FinishReason.transform((f) => f ?? null),
       }),
     )
     .min(1)
@@ -183,7 +185,7 @@ export const ChunkSchema = z.object({
     z.object({
       index: Count,
       delta: DeltaSchema,
-      finish_reason: FinishReason.nullish().transform((f) => f ?? null),
+      finish_reason: FinishReason.transform((f) => f ?? null),
     }),
   ),
   usage: UsageSchema.nullish(),
@@ -215,7 +217,7 @@ export function parseSimpleCompletion(json: unknown): Completion | undefined {
   if (!isRecord(json)) return undefined;
   const { id, model, created, choices, usage } = json;
   if (!isLabel(id) || !isLabel(model) || !isCreated(created)) return undefined;
-  if (!Array.isArray(choices) || choices.length === 0 || !distinctIndexes(choices as Array<{ index: unknown }>)) return undefined;
+  if (!Array.isArray(choices) || choices.length === 0 || !distinctIndexes(choices as unknown[])) return undefined;
   const outChoices: Completion['choices'] = [];
   for (const c of choices as unknown[]) {
     if (!isRecord(c) || !isCount(c.index)) return undefined;
@@ -262,7 +264,7 @@ export function answerFault(json: unknown, streamed: boolean): string | undefine
   for (const c of json.choices as unknown[]) {
     if (!isRecord(c)) continue;
     const finish = c.finish_reason;
-    if (finish !== null && finish !== undefined && !(typeof finish === 'string' && FINISH_REASON_RE.test(finish))) return 'a finish_reason that is not a short identifier (lowercase letters, digits, _; at most 32)';
+    if (finish !== null && finish !== undefined && finish !== '' && !(typeof finish === 'string' && FINISH_REASON_RE.test(finish))) return 'a finish_reason that is not a short identifier (lowercase letters, digits, _; at most 32)';
     const m = streamed ? c.delta : c.message;
     if (!isRecord(m)) continue;
     if (typeof m.role === 'string' && m.role !== 'assistant') return `a ${streamed ? 'delta' : 'message'} with a role other than assistant`;

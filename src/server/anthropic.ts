@@ -297,6 +297,8 @@ export function anthropicToChatBody(body: unknown): Record<string, unknown> {
 const STOP_REASONS: Record<string, string> = {
   stop: 'end_turn',
   length: 'max_tokens',
+  // Mistral's: the model's own context length ended the answer, as `length` does.
+  model_length: 'max_tokens',
   tool_calls: 'tool_use',
   function_call: 'tool_use',
   content_filter: 'refusal',

@@ -181,7 +181,14 @@ describe('OpenAI-compatible provider', () => {
   });
 
   it('garbage bodies are upstream_error', async () => {
-    const bodies = ['<html>502 Bad Gateway</html>', JSON.stringify({ ok: true }), JSON.stringify({ ...completion('x'), choices: [] }), ''];
+    const bodies = [
+      '<html>502 Bad Gateway</html>',
+      JSON.stringify({ ok: true }),
+      JSON.stringify({ ...completion('x'), choices: [] }),
+      '',
+      // Not objects: refused by the checks, never a TypeError in the fast path's index check.
+      JSON.stringify({ ...completion('x'), choices: [null, null] }),
+    ];
     let i = 0;
     upstream = await startUpstream((_req, res) => {
       res.writeHead(200, { 'content-type': 'application/json' });
@@ -238,6 +245,44 @@ describe('OpenAI-compatible provider', () => {
       'provider openai returned an error in the stream',
       'provider openai returned a stream that ended early',
       'provider openai returned a stream that ended early',
+    ]);
+  });
+
+  it('a finish_reason of "" is none, as older Ollama, SGLang and LocalAI send it, streamed or not', async () => {
+    upstream = await startUpstream((req, res) => {
+      if (!req.body?.stream) {
+        const c = completion('plain');
+        res.writeHead(200, { 'content-type': 'application/json' });
+        return void res.end(JSON.stringify({ ...c, choices: [{ ...c.choices[0], finish_reason: '' }] }));
+      }
+      sseHead(res);
+      sse(res, chunk({ role: 'assistant', content: 'stre' }, ''));
+      sse(res, chunk({ content: 'amed' }, 'stop'));
+      res.end('data: [DONE]\n\n');
+    });
+    const p = make(upstream.baseUrl);
+    const plain = await p.complete(request());
+    expect(plain.choices[0]!.finish_reason).toBeNull();
+    const chunks = await collect(p.stream(request({ stream: true })));
+    expect(chunks.map((c) => c.choices[0]?.finish_reason ?? null)).toEqual([null, 'stop']);
+  });
+
+  it("an upstream's unusual content type is not quoted in the error", async () => {
+    const odd = `text/html; x=${PROMPT_CANARY}`;
+    const types = ['application/json', `${'x'.repeat(70)}/y`, `text html ${PROMPT_CANARY}`, odd];
+    let i = 0;
+    upstream = await startUpstream((_req, res) => {
+      res.writeHead(200, { 'content-type': types[i++]! });
+      res.end('{}');
+    });
+    const p = make(upstream.baseUrl);
+    const messages: string[] = [];
+    for (let n = 0; n < types.length; n++) messages.push((await failure(collect(p.stream(request({ stream: true }))))).message);
+    expect(messages).toEqual([
+      'provider openai returned content type application/json instead of an event stream',
+      'provider openai returned content type (an unusual one) instead of an event stream',
+      'provider openai returned content type (an unusual one) instead of an event stream',
+      'provider openai returned content type text/html instead of an event stream',
     ]);
   });
 

@@ -9,6 +9,7 @@ describe('anthropicMessageBody', () => {
 
   it('maps finish_reason to stop_reason, and anything unknown to end_turn, including names every object has', () => {
     expect(answer('length').stop_reason).toBe('max_tokens');
+    expect(answer('model_length').stop_reason).toBe('max_tokens');
     expect(answer('content_filter').stop_reason).toBe('refusal');
     for (const finish of ['whatever', 'constructor', 'toString', '__proto__']) expect(answer(finish).stop_reason, finish).toBe('end_turn');
   });
