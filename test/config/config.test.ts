@@ -184,6 +184,19 @@ describe('errors name file:line:col, key path and what is wrong', () => {
     expect(parseConfig('listen: { http: 127.0.0.1:0, grpc: 127.0.0.1:0, admin: 127.0.0.1:0 }', 'w.yaml').listen.grpc.port).toBe(0);
   });
 
+  it('two listeners whose addresses overlap on one port: localhost is 127.0.0.1, a wildcard covers its family', () => {
+    expect(lines('listen:\n  http: localhost:9000\n  grpc: 127.0.0.1:0\n  admin: 127.0.0.1:9000\n')).toEqual([
+      'w.yaml:4:3: listen.admin: 127.0.0.1:9000 overlaps listen.http (localhost:9000): both would listen on port 9000 of 127.0.0.1',
+    ]);
+    expect(lines('listen:\n  http: 0.0.0.0:9000\n  grpc: 127.0.0.1:9000\n  admin: "[::]:9000"\n')).toEqual([
+      'w.yaml:3:3: listen.grpc: 127.0.0.1:9000 overlaps listen.http (0.0.0.0:9000): both would listen on port 9000 of 127.0.0.1',
+      'w.yaml:4:3: listen.admin: [::]:9000 overlaps listen.http (0.0.0.0:9000): both would listen on port 9000 of 0.0.0.0',
+    ]);
+    // Different loopback addresses, or IPv4's wildcard and IPv6's loopback, can share a port.
+    expect(parseConfig('listen:\n  http: 127.0.0.1:9000\n  grpc: 127.0.0.2:9000\n  admin: "[::1]:9000"\n', 'w.yaml').listen.admin.host).toBe('::1');
+    expect(parseConfig('listen:\n  http: 0.0.0.0:9000\n  grpc: "[::1]:9000"\n  admin: 127.0.0.1:0\n', 'w.yaml').listen.grpc.port).toBe(9000);
+  });
+
   it('wrong types and ranges', () => {
     expect(lines('limits:\n  max_body_bytes: -1\n  max_variables: 1.5\n  client_timeout_ms: "10"\nreload: { watch: yes }\n')).toEqual([
       'w.yaml:2:3: limits.max_body_bytes: must be greater than 0',
