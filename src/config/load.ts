@@ -145,7 +145,7 @@ export function parseConfig(text: string, file: string, env: Env = {}, opts: Loa
   }
 
   const problems: ConfigProblem[] = [];
-  applyEnvOverrides(raw as Record<string, unknown>, env, problems);
+  const fromEnv = applyEnvOverrides(raw as Record<string, unknown>, env, problems);
 
   const result = ConfigSchema.safeParse(raw, { error: describeIssue });
   if (!result.success) {
@@ -156,6 +156,11 @@ export function parseConfig(text: string, file: string, env: Env = {}, opts: Loa
           const pos = locate(doc, counter, path);
           problems.push({ file, line: pos?.line, column: pos?.column, path: formatKeyPath(path), message: unknownKeyMessage(key, issue) });
         }
+        continue;
+      }
+      const overridden = envProblem(issue, fromEnv);
+      if (overridden) {
+        problems.push(overridden);
         continue;
       }
       const pos = locate(doc, counter, issue.path);
@@ -172,7 +177,25 @@ export function parseConfig(text: string, file: string, env: Env = {}, opts: Loa
   return config;
 }
 
-function applyEnvOverrides(raw: Record<string, unknown>, env: Env, problems: ConfigProblem[]): void {
+/**
+ * The problem as the environment's, when the value at fault came from a variable (`fromEnv`: key
+ * path → variable): a file position would point at a line that does not hold it, or at none. A
+ * problem between two keys (a listen collision, whose issue carries the other key and the message
+ * from its view) goes to the variable of whichever side was overridden.
+ */
+function envProblem(issue: z.core.$ZodIssue, fromEnv: ReadonlyMap<string, string>): ConfigProblem | undefined {
+  const path = formatKeyPath(issue.path);
+  const own = fromEnv.get(path);
+  if (own) return { file: `environment variable ${own}`, path, message: issue.message };
+  const params = issue.code === 'custom' ? (issue.params as { other?: unknown; otherMessage?: unknown } | undefined) : undefined;
+  if (typeof params?.other !== 'string' || typeof params.otherMessage !== 'string') return undefined;
+  const other = fromEnv.get(params.other);
+  return other ? { file: `environment variable ${other}`, path: params.other, message: params.otherMessage } : undefined;
+}
+
+/** Applies the WARDEN_* overrides to `raw`; returns the key paths they set, with their variables. */
+function applyEnvOverrides(raw: Record<string, unknown>, env: Env, problems: ConfigProblem[]): Map<string, string> {
+  const set = new Map<string, string>();
   const section = (key: string): Record<string, unknown> => {
     const current = raw[key];
     if (current !== undefined && (typeof current !== 'object' || current === null || Array.isArray(current))) {
@@ -190,6 +213,7 @@ function applyEnvOverrides(raw: Record<string, unknown>, env: Env, problems: Con
       continue;
     }
     section('listen')[key] = value;
+    set.set(`listen.${key}`, name);
   }
   const level = env.WARDEN_LOG_LEVEL;
   if (level !== undefined && level !== '') {
@@ -201,8 +225,10 @@ function applyEnvOverrides(raw: Record<string, unknown>, env: Env, problems: Con
       });
     } else {
       section('log').level = level;
+      set.set('log.level', 'WARDEN_LOG_LEVEL');
     }
   }
+  return set;
 }
 
 function resolvePaths(config: Config, base: string): Config {

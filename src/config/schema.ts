@@ -65,6 +65,12 @@ const durationMessage = { error: `must be at most ${MAX_DURATION_MS} ms (about 2
 /** A duration in ms, at least `min` (1 unless a 0 is meaningful) and at most MAX_DURATION_MS. */
 const durationMs = (min: 0 | 1 = 1) => (min === 0 ? z.int().min(0) : z.int().positive()).max(MAX_DURATION_MS, durationMessage);
 
+/** What is wrong with listener address `a`, given that `b` (listen.`bName`) holds `shared` too. */
+function listenCollision(a: ListenAddress, b: ListenAddress, bName: string, shared: string): string {
+  if (a.host === b.host) return `uses the same address as listen.${bName}`;
+  return `${formatListen(a)} overlaps listen.${bName} (${formatListen(b)}): both would listen on port ${a.port} of ${shared}`;
+}
+
 const ListenSchema = z
   .strictObject({
     http: listenAddress('127.0.0.1:8700'),
@@ -83,11 +89,9 @@ const ListenSchema = z
       for (const other of names.slice(0, i)) {
         const shared = sharedAddress(v[name], v[other]);
         if (shared === undefined) continue;
-        const same = v[name].host === v[other].host;
-        const message = same
-          ? `uses the same address as listen.${other}`
-          : `${formatListen(v[name])} overlaps listen.${other} (${formatListen(v[other])}): both would listen on port ${v[name].port} of ${shared}`;
-        ctx.issues.push({ code: 'custom', message, input: formatListen(v[name]), path: [name] });
+        // Both views: the loader reports the one whose value came from the environment, if any.
+        const params = { other: `listen.${other}`, otherMessage: listenCollision(v[other], v[name], name, shared) };
+        ctx.issues.push({ code: 'custom', message: listenCollision(v[name], v[other], other, shared), input: formatListen(v[name]), path: [name], params });
         break;
       }
     }

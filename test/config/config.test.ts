@@ -154,6 +154,21 @@ describe('environment overrides', () => {
       'environment variable WARDEN_LOG_LEVEL: log.level: must be one of "fatal", "error", "warn", "info", "debug", "trace", "silent"',
     ]);
   });
+
+  it('a listen collision an override causes names the variable, not a line of the file', () => {
+    // Both from the environment: the later key's variable.
+    expect(lines('listen:\n  http: 127.0.0.1:0\n  admin: 127.0.0.1:0\n', { WARDEN_HTTP_LISTEN: '127.0.0.1:9000', WARDEN_ADMIN_LISTEN: '127.0.0.1:9000' })).toEqual([
+      'environment variable WARDEN_ADMIN_LISTEN: listen.admin: uses the same address as listen.http',
+    ]);
+    // The override meets a default (no listen section at all): the variable, from its own key's view.
+    expect(lines('log:\n  level: info\n', { WARDEN_HTTP_LISTEN: '127.0.0.1:8702' })).toEqual([
+      'environment variable WARDEN_HTTP_LISTEN: listen.http: uses the same address as listen.admin',
+    ]);
+    // The override meets a value of the file: still the variable, which is what changed.
+    expect(lines('# c\nlisten:\n  admin: 127.0.0.1:9000\n', { WARDEN_HTTP_LISTEN: 'localhost:9000' })).toEqual([
+      'environment variable WARDEN_HTTP_LISTEN: listen.http: localhost:9000 overlaps listen.admin (127.0.0.1:9000): both would listen on port 9000 of 127.0.0.1',
+    ]);
+  });
 });
 
 describe('errors name file:line:col, key path and what is wrong', () => {
