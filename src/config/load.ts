@@ -341,28 +341,56 @@ function unknownKeyMessage(key: string, issue: { path: KeyPath }): string {
   return suggestion ? `unknown key (did you mean "${suggestion}"?)` : 'unknown key';
 }
 
-const JWKS_KEYS = ['jwks_url', 'jwks_file', 'jwks_ca_file', 'jwks_bearer_token_file', 'clock_tolerance_s'];
-
-/** The keys the schema accepts at a path, for "did you mean" hints. */
-function knownKeysAt(path: KeyPath): string[] {
-  const defaults = defaultConfig() as unknown as Record<string, unknown>;
-  let node: unknown = defaults;
-  for (const seg of path) {
-    if (node && typeof node === 'object') node = (node as Record<string, unknown>)[String(seg)];
-    else return [];
+/**
+ * The schemas a value at some path may have, with wrappers (optional, default, a transform's input)
+ * taken off and unions spread out. zod's `_zod.def` is its documented introspection surface.
+ */
+function schemaForms(schema: z.core.$ZodType): z.core.$ZodType[] {
+  const def = schema._zod.def as z.core.$ZodTypeDef & Record<string, unknown>;
+  switch (def.type) {
+    case 'optional':
+    case 'default':
+    case 'prefault':
+    case 'nullable':
+    case 'nonoptional':
+    case 'readonly':
+    case 'catch':
+      return schemaForms(def.innerType as z.core.$ZodType);
+    case 'pipe':
+      return schemaForms(def.in as z.core.$ZodType);
+    case 'union':
+      return (def.options as z.core.$ZodType[]).flatMap(schemaForms);
+    default:
+      return [schema];
   }
-  const extra: Record<string, string[]> = {
-    '': [],
-    listen: ['http_socket', 'grpc_socket'],
-    identity: ['kubernetes', 'spiffe'],
-    'identity.kubernetes': ['issuer', 'audiences', 'namespaces', ...JWKS_KEYS],
-    'identity.spiffe': ['trust_domains', 'bundles', 'audiences', 'issuer', ...JWKS_KEYS],
-    audit: ['hmac_key'],
-  };
-  const here = path.map(String).join('.');
-  const keys = node && typeof node === 'object' && !Array.isArray(node) ? Object.keys(node) : [];
-  if (path.length >= 2 && path[0] === 'providers') keys.push('kind', 'base_url', 'api_key', 'timeouts', 'pool');
-  return [...keys, ...(extra[here] ?? [])];
+}
+
+/** The schemas one path segment down from `schema`: a key of an object, any key of a record, any item of a list. */
+function schemaChild(schema: z.core.$ZodType, segment: PropertyKey): z.core.$ZodType[] {
+  const def = schema._zod.def as z.core.$ZodTypeDef & Record<string, unknown>;
+  if (def.type === 'object') {
+    const shape = def.shape as Record<string, z.core.$ZodType>;
+    return Object.hasOwn(shape, String(segment)) ? schemaForms(shape[String(segment)]!) : [];
+  }
+  if (def.type === 'record') return schemaForms(def.valueType as z.core.$ZodType);
+  if (def.type === 'array') return schemaForms(def.element as z.core.$ZodType);
+  return [];
+}
+
+/**
+ * The keys the schema accepts at a path, for "did you mean" hints: read from the schema itself,
+ * so optional sections (a provider's `timeouts`, redaction profiles, SPIFFE bundles) have them
+ * too and a new key needs no second list.
+ */
+function knownKeysAt(path: KeyPath): string[] {
+  let forms = schemaForms(ConfigSchema);
+  for (const segment of path) forms = forms.flatMap((f) => schemaChild(f, segment));
+  const keys = new Set<string>();
+  for (const f of forms) {
+    const def = f._zod.def as z.core.$ZodTypeDef & Record<string, unknown>;
+    if (def.type === 'object') for (const k of Object.keys(def.shape as object)) keys.add(k);
+  }
+  return [...keys];
 }
 
 function closest(word: string, candidates: string[]): string | undefined {

@@ -179,6 +179,32 @@ describe('errors name file:line:col, key path and what is wrong', () => {
     ]);
   });
 
+  it('unknown keys in every section get a suggestion, optional sections included', () => {
+    const text = [
+      'redaction:',
+      '  profils: {}',
+      '  hmac_kye: env://K',
+      '  allow: { literal: [a] }',
+      '  custom_entities: [{ name: X, patern: "x" }]',
+      '  profiles: { p: { entites: [] } }',
+      'providers:',
+      '  o: { kind: openai, base_url: "http://127.0.0.1:1/v1", timeouts: { conect_ms: 1 }, pool: { conections: 1 } }',
+      'identity:',
+      '  spiffe: { trust_domains: [a.b], bundles: { "a.b": { jwks_fil: j.json } } }',
+    ].join('\n');
+    // Only the unknown keys here (the sections are incomplete on purpose: other problems are reported too).
+    expect(lines(text).filter((l) => l.includes('unknown key'))).toEqual([
+      'w.yaml:2:3: redaction.profils: unknown key (did you mean "profiles"?)',
+      'w.yaml:3:3: redaction.hmac_kye: unknown key (did you mean "hmac_key"?)',
+      'w.yaml:4:12: redaction.allow.literal: unknown key (did you mean "literals"?)',
+      'w.yaml:5:32: redaction.custom_entities[0].patern: unknown key (did you mean "pattern"?)',
+      'w.yaml:6:20: redaction.profiles.p.entites: unknown key (did you mean "entities"?)',
+      'w.yaml:8:69: providers.o.timeouts.conect_ms: unknown key (did you mean "connect_ms"?)',
+      'w.yaml:8:93: providers.o.pool.conections: unknown key (did you mean "connections"?)',
+      'w.yaml:10:55: identity.spiffe.bundles["a.b"].jwks_fil: unknown key (did you mean "jwks_file"?)',
+    ]);
+  });
+
   it('unknown key without a near match', () => {
     expect(lines('audit:\n  colour: blue\n')).toEqual(['w.yaml:2:3: audit.colour: unknown key']);
   });
@@ -490,8 +516,8 @@ describe('errors name file:line:col, key path and what is wrong', () => {
       ),
     ).toEqual([
       'w.yaml:5:36: redaction.profiles.p.settings.EMAIL_ADDRESS.threshold: must be between 0 and 1',
-      'w.yaml:5:69: redaction.profiles.p.settings.PHONE_NUMBER.treshold: unknown key',
-      'w.yaml:6:7: redaction.profiles.p.modee: unknown key',
+      'w.yaml:5:69: redaction.profiles.p.settings.PHONE_NUMBER.treshold: unknown key (did you mean "threshold"?)',
+      'w.yaml:6:7: redaction.profiles.p.modee: unknown key (did you mean "mode"?)',
       'w.yaml:8:9: redaction.custom_entities[0].name: must be an upper-case entity name such as CUSTOMER_ID',
       'w.yaml:8:47: redaction.custom_entities[0].flags: may hold only the RE2 flags i, m, s, u',
       'w.yaml:8:58: redaction.custom_entities[0].score: must be a number, got a string',
@@ -505,7 +531,7 @@ describe('errors name file:line:col, key path and what is wrong', () => {
       'w.yaml:2:3: redaction.hmac_key: must be a secret ref such as env://NAME, file:relative/path or file:///abs/path, not a literal value',
       'w.yaml:3:19: redaction.phone_regions[0]: must be a two-letter region code such as US',
       'w.yaml:4:3: redaction.profiles: must be a mapping, got a list',
-      'w.yaml:5:3: redaction.phone_validaton: unknown key',
+      'w.yaml:5:3: redaction.phone_validaton: unknown key (did you mean "phone_validation"?)',
     ]);
   });
 
