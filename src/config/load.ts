@@ -146,12 +146,17 @@ export function parseConfig(text: string, file: string, env: Env = {}, opts: Loa
 
   const problems: ConfigProblem[] = [];
   const fromEnv = applyEnvOverrides(raw as Record<string, unknown>, env, problems);
+  for (const path of protoKeyPaths(raw, [])) {
+    const pos = locate(doc, counter, path);
+    problems.push({ file, line: pos?.line, column: pos?.column, path: formatKeyPath(path), message: '"__proto__" cannot be used as a key' });
+  }
 
   const result = ConfigSchema.safeParse(raw, { error: describeIssue });
   if (!result.success) {
     for (const issue of result.error.issues) {
       if (issue.code === 'unrecognized_keys') {
         for (const key of issue.keys) {
+          if (key === '__proto__') continue; // reported above, wherever it is
           const path = [...issue.path, key];
           const pos = locate(doc, counter, path);
           problems.push({ file, line: pos?.line, column: pos?.column, path: formatKeyPath(path), message: unknownKeyMessage(key, issue) });
@@ -175,6 +180,25 @@ export function parseConfig(text: string, file: string, env: Env = {}, opts: Loa
   const config = resolvePaths(result.data as Config, dirname(resolve(file)));
   if (opts.onWarning) for (const w of configWarnings(config)) opts.onWarning(w);
   return config;
+}
+
+/**
+ * The paths of every `__proto__` key in the parsed YAML (an own property there). A mapping of
+ * names (models, providers, labels) would drop it without a word, and its value unchecked.
+ */
+function protoKeyPaths(node: unknown, at: KeyPath): KeyPath[] {
+  if (node === null || typeof node !== 'object') return [];
+  const found: KeyPath[] = [];
+  if (Array.isArray(node)) {
+    node.forEach((item, i) => found.push(...protoKeyPaths(item, [...at, i])));
+    return found;
+  }
+  for (const key of Object.keys(node)) {
+    const path = [...at, key];
+    if (key === '__proto__') found.push(path);
+    else found.push(...protoKeyPaths((node as Record<string, unknown>)[key], path));
+  }
+  return found;
 }
 
 /**

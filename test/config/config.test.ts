@@ -205,6 +205,16 @@ describe('errors name file:line:col, key path and what is wrong', () => {
     ]);
   });
 
+  it('a __proto__ key is refused wherever it is (a mapping of names would drop it silently)', () => {
+    expect(lines('models:\n  __proto__: {x: 1}\n  echo: echo\n')).toEqual(['w.yaml:2:3: models.__proto__: "__proto__" cannot be used as a key']);
+    expect(lines('models: {__proto__: echo}\nenvironment: {labels: {a: b, __proto__: x}}\n')).toEqual([
+      'w.yaml:1:10: models.__proto__: "__proto__" cannot be used as a key',
+      'w.yaml:2:30: environment.labels.__proto__: "__proto__" cannot be used as a key',
+    ]);
+    expect(lines('providers: {__proto__: {kind: echo}}\n')).toContain('w.yaml:1:13: providers.__proto__: "__proto__" cannot be used as a key');
+    expect(lines('limits: {__proto__: 1}\n')).toEqual(['w.yaml:1:10: limits.__proto__: "__proto__" cannot be used as a key']);
+  });
+
   it('unknown key without a near match', () => {
     expect(lines('audit:\n  colour: blue\n')).toEqual(['w.yaml:2:3: audit.colour: unknown key']);
   });
