@@ -4,7 +4,7 @@
  * directory. Every problem found is collected into one ConfigError.
  */
 import { dirname, isAbsolute, resolve } from 'node:path';
-import { isAlias, LineCounter, parseDocument, visit, type Document } from 'yaml';
+import { isAlias, LineCounter, parseAllDocuments, parseDocument, visit, type Document } from 'yaml';
 import { MAX_YAML_DEPTH, yamlDepthProblem } from '../pipeline/yaml-depth.js';
 import { unresolvedAlias } from '../pipeline/yaml-aliases.js';
 import { YAML_TAG_OPTIONS, yamlErrorLine, yamlTagProblems } from '../pipeline/yaml-tags.js';
@@ -78,6 +78,16 @@ export function loadConfig(file: string, env: Env = process.env, opts: LoadOptio
  * Validates config text. `file` names the source in errors and anchors relative paths.
  * Environment overrides apply only when `env` is given.
  */
+/**
+ * The problem with a file of several YAML documents, in the user's words (the library's message
+ * is addressed to its caller). The position is the library's: the second document's start.
+ */
+function multipleDocuments(text: string): string {
+  const docs = parseAllDocuments(text, { ...YAML_TAG_OPTIONS, ...NO_LIBRARY_UNIQUE_KEYS });
+  const count = Array.isArray(docs) ? docs.length : 1;
+  return `the config file must hold one YAML document; found ${count} (a "---" line starts another)`;
+}
+
 export function parseConfig(text: string, file: string, env: Env = {}, opts: LoadOptions = {}): Config {
   // The YAML parser cannot survive a few thousand levels (see pipeline/yaml-depth.ts).
   const deep = yamlDepthProblem(text);
@@ -89,7 +99,8 @@ export function parseConfig(text: string, file: string, env: Env = {}, opts: Loa
     throw new ConfigError(
       doc.errors.map((e) => {
         const pos = counter.linePos(e.pos[0]);
-        return { file, line: pos.line, column: pos.col, path: '(root)', message: `YAML syntax: ${yamlErrorLine(e)}` };
+        const message = e.code === 'MULTIPLE_DOCS' ? multipleDocuments(text) : `YAML syntax: ${yamlErrorLine(e)}`;
+        return { file, line: pos.line, column: pos.col, path: '(root)', message };
       }),
     );
   }

@@ -215,6 +215,14 @@ describe('errors name file:line:col, key path and what is wrong', () => {
     expect(lines('limits: {__proto__: 1}\n')).toEqual(['w.yaml:1:10: limits.__proto__: "__proto__" cannot be used as a key']);
   });
 
+  it('a config of more than one YAML document says so, at the second one', () => {
+    const one = 'the config file must hold one YAML document; found 2 (a "---" line starts another)';
+    expect(lines('log: {level: info}\n---\nlog: {level: debug}\n')).toEqual([`w.yaml:2:1: (root): ${one}`]);
+    // A trailing `---` (files concatenated) starts an empty second document.
+    expect(lines('# c\nlog: {level: info}\n---\n')).toEqual([`w.yaml:3:1: (root): ${one}`]);
+    expect(lines('a: 1\n---\nb: 2\n---\nc: 3\n')).toEqual(['w.yaml:2:1: (root): the config file must hold one YAML document; found 3 (a "---" line starts another)']);
+  });
+
   it('unknown key without a near match', () => {
     expect(lines('audit:\n  colour: blue\n')).toEqual(['w.yaml:2:3: audit.colour: unknown key']);
   });
