@@ -34,6 +34,16 @@ const processIO: CliIO = {
 
 const COMMANDS = new Set(['serve', 'render', 'policy', 'redact', 'audit', 'templates']);
 
+/**
+ * `--version`, `--help` and `help` take nothing after them: a flag or word there is a usage
+ * error, not ignored (`warden -v serve` must not print the version and exit 0 instead of serving).
+ */
+function refuseAfter(command: string, rest: string[]): void {
+  const [next] = rest;
+  if (next === undefined) return;
+  throw new UsageError(next.startsWith('-') ? `unknown option ${next}` : `unexpected argument '${next}' after ${command}`);
+}
+
 /** Runs one command line; returns the exit code. `io` is where output goes (tests capture it). */
 export async function main(argv: string[], io: CliIO = processIO): Promise<number> {
   const [command, ...rest] = argv;
@@ -43,11 +53,13 @@ export async function main(argv: string[], io: CliIO = processIO): Promise<numbe
       case '-h':
       case '--help':
       case 'help':
+        if (command !== undefined) refuseAfter(command, rest);
         // No command is a usage error: its help goes to stderr, as every subcommand's does.
         (command === undefined ? io.err : io.out)(MAIN_HELP);
         return command === undefined ? 2 : 0;
       case '-v':
       case '--version':
+        refuseAfter(command, rest);
         io.out(`warden ${version()}\n`);
         return 0;
       case 'serve':
@@ -63,7 +75,7 @@ export async function main(argv: string[], io: CliIO = processIO): Promise<numbe
       case 'templates':
         return await runTemplatesCommand(rest, io);
       default:
-        throw new UsageError(`unknown command '${command}'`);
+        throw new UsageError(command.startsWith('-') ? `unknown option ${command}` : `unknown command '${command}'`);
     }
   } catch (err) {
     if (err instanceof UsageError) {

@@ -19,6 +19,7 @@ export interface AuditRecordOptions {
   /** The same key's prompt HMAC with prefix states kept across requests (the audit stage's). */
   promptHmac?: PromptHmac;
   environment: string;
+  /** The current policy set's revision: recorded only when the context names none (no decide ran). */
   policyRevision: string;
   /**
    * Whether a model name is one of the configured `models`. Any other name is the caller's data
@@ -115,7 +116,8 @@ function finalMembers(ctx: RequestContext, opts: AuditRecordOptions): FinalRecor
     template: templateOf(ctx),
     approval: approval?.ticket ?? null,
     environment: opts.environment,
-    policy_revision: opts.policyRevision,
+    // The set that decided; the current one (opts) only for a request that never reached decide.
+    policy_revision: ctx.policyRevision ?? opts.policyRevision,
     decision: ctx.decision ? { allow: ctx.decision.allow, reasons: ctx.decision.reasons.slice() } : null,
     secret_refs: ctx.secrets ? [...ctx.secrets.keys()] : [],
     prompt_hmac: outboundHmac(ctx, opts),

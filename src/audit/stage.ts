@@ -13,7 +13,10 @@ export interface AuditStageOptions {
   log: AuditLog;
   hmacKey: string | Buffer;
   environment: string;
-  /** Read per request: the policy may be hot-reloaded. */
+  /**
+   * The current policy set's revision, for a request that ended before decide (the record names
+   * the deciding set's revision, ctx.policyRevision, when there is one). Read per request.
+   */
   getPolicyRevision: () => string;
   /** Whether a model name is configured: only those are recorded (see AuditRecordOptions). */
   configuredModel: (model: string) => boolean;

@@ -48,3 +48,39 @@ export function isLoopbackHost(host: string): boolean {
   // IPv4-mapped loopback, e.g. ::ffff:127.0.0.1
   return /^::ffff:127\./i.test(host);
 }
+
+/**
+ * The addresses a listen host stands for, as far as the config can tell without a lookup:
+ * `localhost` is 127.0.0.1 or ::1 (whichever the resolver gives first), an IP is itself, and any
+ * other host name is known only by its name.
+ */
+function hostAddresses(host: string): string[] {
+  const h = host.toLowerCase();
+  return h === 'localhost' ? ['127.0.0.1', '::1'] : [h];
+}
+
+/** The one of `x`, `y` both listeners would hold, when a wildcard or equality makes them meet. */
+function meet(x: string, y: string): string | undefined {
+  if (x === y) return x;
+  // `::` is dual-stack (Node's default), so it takes every address; 0.0.0.0 takes every IPv4 one.
+  if (x === '::') return y;
+  if (y === '::') return x;
+  if (x === '0.0.0.0' && isIP(y) === 4) return y;
+  if (y === '0.0.0.0' && isIP(x) === 4) return x;
+  return undefined;
+}
+
+/**
+ * The address two fixed-port listeners would both hold (so the second bind would fail with
+ * EADDRINUSE), or undefined when they can coexist or the config cannot tell.
+ */
+export function sharedAddress(a: ListenAddress, b: ListenAddress): string | undefined {
+  if (a.port === 0 || a.port !== b.port) return undefined;
+  for (const x of hostAddresses(a.host)) {
+    for (const y of hostAddresses(b.host)) {
+      const shared = meet(x, y);
+      if (shared !== undefined) return shared;
+    }
+  }
+  return undefined;
+}

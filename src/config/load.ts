@@ -4,7 +4,7 @@
  * directory. Every problem found is collected into one ConfigError.
  */
 import { dirname, isAbsolute, resolve } from 'node:path';
-import { isAlias, LineCounter, parseDocument, visit, type Document } from 'yaml';
+import { isAlias, LineCounter, parseAllDocuments, parseDocument, visit, type Document } from 'yaml';
 import { MAX_YAML_DEPTH, yamlDepthProblem } from '../pipeline/yaml-depth.js';
 import { unresolvedAlias } from '../pipeline/yaml-aliases.js';
 import { YAML_TAG_OPTIONS, yamlErrorLine, yamlTagProblems } from '../pipeline/yaml-tags.js';
@@ -78,6 +78,16 @@ export function loadConfig(file: string, env: Env = process.env, opts: LoadOptio
  * Validates config text. `file` names the source in errors and anchors relative paths.
  * Environment overrides apply only when `env` is given.
  */
+/**
+ * The problem with a file of several YAML documents, in the user's words (the library's message
+ * is addressed to its caller). The position is the library's: the second document's start.
+ */
+function multipleDocuments(text: string): string {
+  const docs = parseAllDocuments(text, { ...YAML_TAG_OPTIONS, ...NO_LIBRARY_UNIQUE_KEYS });
+  const count = Array.isArray(docs) ? docs.length : 1;
+  return `the config file must hold one YAML document; found ${count} (a "---" line starts another)`;
+}
+
 export function parseConfig(text: string, file: string, env: Env = {}, opts: LoadOptions = {}): Config {
   // The YAML parser cannot survive a few thousand levels (see pipeline/yaml-depth.ts).
   const deep = yamlDepthProblem(text);
@@ -89,7 +99,8 @@ export function parseConfig(text: string, file: string, env: Env = {}, opts: Loa
     throw new ConfigError(
       doc.errors.map((e) => {
         const pos = counter.linePos(e.pos[0]);
-        return { file, line: pos.line, column: pos.col, path: '(root)', message: `YAML syntax: ${yamlErrorLine(e)}` };
+        const message = e.code === 'MULTIPLE_DOCS' ? multipleDocuments(text) : `YAML syntax: ${yamlErrorLine(e)}`;
+        return { file, line: pos.line, column: pos.col, path: '(root)', message };
       }),
     );
   }
@@ -145,17 +156,27 @@ export function parseConfig(text: string, file: string, env: Env = {}, opts: Loa
   }
 
   const problems: ConfigProblem[] = [];
-  applyEnvOverrides(raw as Record<string, unknown>, env, problems);
+  const fromEnv = applyEnvOverrides(raw as Record<string, unknown>, env, problems);
+  for (const path of protoKeyPaths(raw, [])) {
+    const pos = locate(doc, counter, path);
+    problems.push({ file, line: pos?.line, column: pos?.column, path: formatKeyPath(path), message: '"__proto__" cannot be used as a key' });
+  }
 
   const result = ConfigSchema.safeParse(raw, { error: describeIssue });
   if (!result.success) {
     for (const issue of result.error.issues) {
       if (issue.code === 'unrecognized_keys') {
         for (const key of issue.keys) {
+          if (key === '__proto__') continue; // reported above, wherever it is
           const path = [...issue.path, key];
           const pos = locate(doc, counter, path);
           problems.push({ file, line: pos?.line, column: pos?.column, path: formatKeyPath(path), message: unknownKeyMessage(key, issue) });
         }
+        continue;
+      }
+      const overridden = envProblem(issue, fromEnv);
+      if (overridden) {
+        problems.push(overridden);
         continue;
       }
       const pos = locate(doc, counter, issue.path);
@@ -172,7 +193,44 @@ export function parseConfig(text: string, file: string, env: Env = {}, opts: Loa
   return config;
 }
 
-function applyEnvOverrides(raw: Record<string, unknown>, env: Env, problems: ConfigProblem[]): void {
+/**
+ * The paths of every `__proto__` key in the parsed YAML (an own property there). A mapping of
+ * names (models, providers, labels) would drop it without a word, and its value unchecked.
+ */
+function protoKeyPaths(node: unknown, at: KeyPath): KeyPath[] {
+  if (node === null || typeof node !== 'object') return [];
+  const found: KeyPath[] = [];
+  if (Array.isArray(node)) {
+    node.forEach((item, i) => found.push(...protoKeyPaths(item, [...at, i])));
+    return found;
+  }
+  for (const key of Object.keys(node)) {
+    const path = [...at, key];
+    if (key === '__proto__') found.push(path);
+    else found.push(...protoKeyPaths((node as Record<string, unknown>)[key], path));
+  }
+  return found;
+}
+
+/**
+ * The problem as the environment's, when the value at fault came from a variable (`fromEnv`: key
+ * path → variable): a file position would point at a line that does not hold it, or at none. A
+ * problem between two keys (a listen collision, whose issue carries the other key and the message
+ * from its view) goes to the variable of whichever side was overridden.
+ */
+function envProblem(issue: z.core.$ZodIssue, fromEnv: ReadonlyMap<string, string>): ConfigProblem | undefined {
+  const path = formatKeyPath(issue.path);
+  const own = fromEnv.get(path);
+  if (own) return { file: `environment variable ${own}`, path, message: issue.message };
+  const params = issue.code === 'custom' ? (issue.params as { other?: unknown; otherMessage?: unknown } | undefined) : undefined;
+  if (typeof params?.other !== 'string' || typeof params.otherMessage !== 'string') return undefined;
+  const other = fromEnv.get(params.other);
+  return other ? { file: `environment variable ${other}`, path: params.other, message: params.otherMessage } : undefined;
+}
+
+/** Applies the WARDEN_* overrides to `raw`; returns the key paths they set, with their variables. */
+function applyEnvOverrides(raw: Record<string, unknown>, env: Env, problems: ConfigProblem[]): Map<string, string> {
+  const set = new Map<string, string>();
   const section = (key: string): Record<string, unknown> => {
     const current = raw[key];
     if (current !== undefined && (typeof current !== 'object' || current === null || Array.isArray(current))) {
@@ -190,6 +248,7 @@ function applyEnvOverrides(raw: Record<string, unknown>, env: Env, problems: Con
       continue;
     }
     section('listen')[key] = value;
+    set.set(`listen.${key}`, name);
   }
   const level = env.WARDEN_LOG_LEVEL;
   if (level !== undefined && level !== '') {
@@ -201,8 +260,10 @@ function applyEnvOverrides(raw: Record<string, unknown>, env: Env, problems: Con
       });
     } else {
       section('log').level = level;
+      set.set('log.level', 'WARDEN_LOG_LEVEL');
     }
   }
+  return set;
 }
 
 function resolvePaths(config: Config, base: string): Config {
@@ -315,28 +376,56 @@ function unknownKeyMessage(key: string, issue: { path: KeyPath }): string {
   return suggestion ? `unknown key (did you mean "${suggestion}"?)` : 'unknown key';
 }
 
-const JWKS_KEYS = ['jwks_url', 'jwks_file', 'jwks_ca_file', 'jwks_bearer_token_file', 'clock_tolerance_s'];
-
-/** The keys the schema accepts at a path, for "did you mean" hints. */
-function knownKeysAt(path: KeyPath): string[] {
-  const defaults = defaultConfig() as unknown as Record<string, unknown>;
-  let node: unknown = defaults;
-  for (const seg of path) {
-    if (node && typeof node === 'object') node = (node as Record<string, unknown>)[String(seg)];
-    else return [];
+/**
+ * The schemas a value at some path may have, with wrappers (optional, default, a transform's input)
+ * taken off and unions spread out. zod's `_zod.def` is its documented introspection surface.
+ */
+function schemaForms(schema: z.core.$ZodType): z.core.$ZodType[] {
+  const def = schema._zod.def as z.core.$ZodTypeDef & Record<string, unknown>;
+  switch (def.type) {
+    case 'optional':
+    case 'default':
+    case 'prefault':
+    case 'nullable':
+    case 'nonoptional':
+    case 'readonly':
+    case 'catch':
+      return schemaForms(def.innerType as z.core.$ZodType);
+    case 'pipe':
+      return schemaForms(def.in as z.core.$ZodType);
+    case 'union':
+      return (def.options as z.core.$ZodType[]).flatMap(schemaForms);
+    default:
+      return [schema];
   }
-  const extra: Record<string, string[]> = {
-    '': [],
-    listen: ['http_socket', 'grpc_socket'],
-    identity: ['kubernetes', 'spiffe'],
-    'identity.kubernetes': ['issuer', 'audiences', 'namespaces', ...JWKS_KEYS],
-    'identity.spiffe': ['trust_domains', 'bundles', 'audiences', 'issuer', ...JWKS_KEYS],
-    audit: ['hmac_key'],
-  };
-  const here = path.map(String).join('.');
-  const keys = node && typeof node === 'object' && !Array.isArray(node) ? Object.keys(node) : [];
-  if (path.length >= 2 && path[0] === 'providers') keys.push('kind', 'base_url', 'api_key', 'timeouts', 'pool');
-  return [...keys, ...(extra[here] ?? [])];
+}
+
+/** The schemas one path segment down from `schema`: a key of an object, any key of a record, any item of a list. */
+function schemaChild(schema: z.core.$ZodType, segment: PropertyKey): z.core.$ZodType[] {
+  const def = schema._zod.def as z.core.$ZodTypeDef & Record<string, unknown>;
+  if (def.type === 'object') {
+    const shape = def.shape as Record<string, z.core.$ZodType>;
+    return Object.hasOwn(shape, String(segment)) ? schemaForms(shape[String(segment)]!) : [];
+  }
+  if (def.type === 'record') return schemaForms(def.valueType as z.core.$ZodType);
+  if (def.type === 'array') return schemaForms(def.element as z.core.$ZodType);
+  return [];
+}
+
+/**
+ * The keys the schema accepts at a path, for "did you mean" hints: read from the schema itself,
+ * so optional sections (a provider's `timeouts`, redaction profiles, SPIFFE bundles) have them
+ * too and a new key needs no second list.
+ */
+function knownKeysAt(path: KeyPath): string[] {
+  let forms = schemaForms(ConfigSchema);
+  for (const segment of path) forms = forms.flatMap((f) => schemaChild(f, segment));
+  const keys = new Set<string>();
+  for (const f of forms) {
+    const def = f._zod.def as z.core.$ZodTypeDef & Record<string, unknown>;
+    if (def.type === 'object') for (const k of Object.keys(def.shape as object)) keys.add(k);
+  }
+  return [...keys];
 }
 
 function closest(word: string, candidates: string[]): string | undefined {

@@ -9,7 +9,7 @@ import { z } from 'zod';
 import { DEFAULT_MAX_JSON_DEPTH, MAX_JSON_DEPTH_CEILING } from '../pipeline/json-depth.js';
 import { MODEL_NAME_RULE, isModelName } from '../pipeline/identifiers.js';
 import { SECRET_SCHEMES, SecretRefError, parseSecretRef } from '../secrets/index.js';
-import { parseListen, type ListenAddress } from './listen.js';
+import { formatListen, parseListen, sharedAddress, type ListenAddress } from './listen.js';
 import { anchoredAllowPattern, re2PatternProblem } from '../redact/custom.js';
 
 const listenAddress = (fallback: string) =>
@@ -65,6 +65,12 @@ const durationMessage = { error: `must be at most ${MAX_DURATION_MS} ms (about 2
 /** A duration in ms, at least `min` (1 unless a 0 is meaningful) and at most MAX_DURATION_MS. */
 const durationMs = (min: 0 | 1 = 1) => (min === 0 ? z.int().min(0) : z.int().positive()).max(MAX_DURATION_MS, durationMessage);
 
+/** What is wrong with listener address `a`, given that `b` (listen.`bName`) holds `shared` too. */
+function listenCollision(a: ListenAddress, b: ListenAddress, bName: string, shared: string): string {
+  if (a.host === b.host) return `uses the same address as listen.${bName}`;
+  return `${formatListen(a)} overlaps listen.${bName} (${formatListen(b)}): both would listen on port ${a.port} of ${shared}`;
+}
+
 const ListenSchema = z
   .strictObject({
     http: listenAddress('127.0.0.1:8700'),
@@ -75,16 +81,19 @@ const ListenSchema = z
     grpc_socket: nonEmpty.optional(),
   })
   .check((ctx) => {
-    // Two listeners on one fixed port would fail at bind time with a less helpful message.
+    // Two listeners on one fixed port of one address would fail at bind time; say which here. The
+    // addresses are compared as what they bind (localhost, wildcards), not as strings.
     const v = ctx.value;
-    const seen = new Map<string, string>();
-    for (const name of ['http', 'grpc', 'admin'] as const) {
-      const { host, port } = v[name];
-      if (port === 0) continue;
-      const key = `${host}:${port}`;
-      const other = seen.get(key);
-      if (other) ctx.issues.push({ code: 'custom', message: `uses the same address as listen.${other}`, input: key, path: [name] });
-      else seen.set(key, name);
+    const names = ['http', 'grpc', 'admin'] as const;
+    for (const [i, name] of names.entries()) {
+      for (const other of names.slice(0, i)) {
+        const shared = sharedAddress(v[name], v[other]);
+        if (shared === undefined) continue;
+        // Both views: the loader reports the one whose value came from the environment, if any.
+        const params = { other: `listen.${other}`, otherMessage: listenCollision(v[other], v[name], name, shared) };
+        ctx.issues.push({ code: 'custom', message: listenCollision(v[name], v[other], other, shared), input: formatListen(v[name]), path: [name], params });
+        break;
+      }
     }
     if (v.http_socket !== undefined && v.http_socket === v.grpc_socket) {
       ctx.issues.push({ code: 'custom', message: 'uses the same path as listen.http_socket', input: v.grpc_socket, path: ['grpc_socket'] });

@@ -51,6 +51,11 @@ export interface RequestContext {
    */
   variableValues?: Record<string, string>;
   policyInput?: PolicyInput;
+  /**
+   * The revision of the policy set the decide stage asked, set when it asks: the audit records it,
+   * since a reload may make another set current before the record is written.
+   */
+  policyRevision?: string;
   decision?: Decision;
   /** Provider name the model routes to (from config `models`). */
   provider?: string;

@@ -99,6 +99,7 @@ export function createDecideStage(opts: DecideStageOptions): Stage {
       const input = buildPolicyInput(ctx, opts.environment, now());
       ctx.policyInput = input;
       const engine = opts.getEngine();
+      ctx.policyRevision = engine.revision;
       let raw: unknown;
       try {
         raw = engine.evaluate(input);

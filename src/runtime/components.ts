@@ -302,12 +302,7 @@ export async function buildComponents(config: Config, opts: ComponentOptions): P
     async checkProviderKeys() {
       for (const [name, pc] of Object.entries(config.providers)) {
         if (pc.kind !== 'openai' || pc.api_key === undefined) continue;
-        try {
-          await resolver.resolveOne(pc.api_key);
-        } catch (err) {
-          const reason = err instanceof WardenError ? err.message : 'it could not be read';
-          throw new WardenError('secret_unavailable', `providers.${name}.api_key: ${reason}`, { cause: err, location: { path: `providers.${name}.api_key` } });
-        }
+        await resolveAt(`providers.${name}.api_key`, pc.api_key, (ref) => resolver.resolveOne(ref));
       }
     },
     close: async () => {
@@ -391,8 +386,24 @@ export async function redactionConfigFrom(
   if (r.phone_regions) out.phoneRegions = r.phone_regions;
   if (r.max_hold_back !== undefined) out.maxHoldBack = r.max_hold_back;
   if (r.phone_validation) out.phoneValidation = r.phone_validation;
-  if (r.hmac_key) out.hashKey = Buffer.from(await resolveSecret(r.hmac_key), 'utf8');
+  if (r.hmac_key) out.hashKey = Buffer.from(await resolveAt('redaction.hmac_key', r.hmac_key, resolveSecret), 'utf8');
   return out;
+}
+
+/**
+ * The secret a config key (`path`) names, resolved at start: a failure carries the key as its
+ * location (printed once, before the code), not in the message too.
+ */
+async function resolveAt(path: string, ref: string, resolveOne: (ref: string) => string | Promise<string>): Promise<string> {
+  try {
+    return await resolveOne(ref);
+  } catch (err) {
+    if (isWardenError(err)) {
+      if (err.location !== undefined) throw err;
+      throw new WardenError(err.code, err.message, { cause: err, location: { path }, details: err.details });
+    }
+    throw new WardenError('secret_unavailable', `the secret ${ref} could not be read`, { cause: err, location: { path } });
+  }
 }
 
 type LoadKind = 'templates' | 'policies';
@@ -414,12 +425,7 @@ export class LoadFailure extends Error {
  */
 async function auditHmacKey(ref: string, resolveOne: (ref: string) => Promise<string>): Promise<string> {
   const location = { path: 'audit.hmac_key' };
-  let key: string;
-  try {
-    key = await resolveOne(ref);
-  } catch (err) {
-    throw isWardenError(err) && err.location === undefined ? new WardenError(err.code, err.message, { cause: err, location, details: err.details }) : err;
-  }
+  const key = await resolveAt(location.path, ref, resolveOne);
   if (!hmacKeyLongEnough(key)) {
     throw new WardenError('secret_unavailable', `the secret ${ref} is shorter than ${MIN_HMAC_KEY_BYTES} bytes (UTF-8), too short for an HMAC key`, { location });
   }

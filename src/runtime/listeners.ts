@@ -2,14 +2,44 @@
  * Binding the listeners: TCP `host:port` (port 0 = any free port, read back after listen) and the
  * optional Unix domain sockets for the app listeners.
  */
-import { lstat, unlink } from 'node:fs/promises';
+import { lstat, stat, unlink } from 'node:fs/promises';
+import { dirname } from 'node:path';
 import type { Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
-import type { ListenAddress } from '../config/listen.js';
+import { formatListen, type ListenAddress } from '../config/listen.js';
 
-export function listenTcp(server: Server, addr: ListenAddress): Promise<AddressInfo> {
+/** Why a bind failed, in words, from its errno code (kept in the text: it is what to search for). */
+function bindReason(code: string | undefined): string {
+  switch (code) {
+    case 'EADDRINUSE':
+      return 'the address is already in use (EADDRINUSE)';
+    case 'EACCES':
+      return 'permission denied (EACCES)';
+    case 'EADDRNOTAVAIL':
+      return 'the address is not one of this host\'s (EADDRNOTAVAIL)';
+    case 'ENOTFOUND':
+    case 'EAI_AGAIN':
+      return `the host name does not resolve (${code})`;
+    default:
+      return code ? `the bind failed (${code})` : 'the bind failed';
+  }
+}
+
+/**
+ * The start-up error for a listener that could not bind: its config key, the address and the
+ * reason (Node's own `listen EADDRINUSE: address already in use …` names neither the key nor,
+ * for three listeners on one host, which one it was). grpc-js gives no code, only its text.
+ */
+export function listenFailure(key: string, where: string, err: unknown): Error {
+  const e = err as { code?: unknown; message?: unknown };
+  const code = typeof e.code === 'string' ? e.code : /\b(E[A-Z_]{3,})\b/.exec(String(e.message ?? ''))?.[1];
+  return new Error(`${key}: cannot listen on ${where}: ${bindReason(code)}`, { cause: err });
+}
+
+/** Binds `server` to `addr`; `key` names the listener's config key in errors. */
+export function listenTcp(server: Server, addr: ListenAddress, key: string): Promise<AddressInfo> {
   return new Promise((resolve, reject) => {
-    const onError = (err: Error) => reject(err);
+    const onError = (err: Error) => reject(listenFailure(key, formatListen(addr), err));
     server.once('error', onError);
     server.listen(addr.port, addr.host, () => {
       server.off('error', onError);
@@ -37,7 +67,10 @@ export async function prepareSocketPath(path: string, key: string): Promise<void
   try {
     st = await lstat(path);
   } catch {
-    return; // Absent: nothing to remove.
+    // Absent: nothing to remove. The kernel would refuse a bind in a missing directory with an
+    // errno that reads like a permission problem, so that case is named here.
+    await requireDirectory(dirname(path), path, key);
+    return;
   }
   if (!st.isSocket()) {
     throw new Error(`${key}: ${path} exists and is not a socket but ${st.isDirectory() ? 'a directory' : 'a file'}; remove it or choose another path`);
@@ -45,10 +78,20 @@ export async function prepareSocketPath(path: string, key: string): Promise<void
   await unlink(path);
 }
 
+async function requireDirectory(dir: string, path: string, key: string): Promise<void> {
+  let st;
+  try {
+    st = await stat(dir);
+  } catch {
+    throw new Error(`${key}: cannot listen on ${path}: the directory ${dir} does not exist`);
+  }
+  if (!st.isDirectory()) throw new Error(`${key}: cannot listen on ${path}: ${dir} is not a directory`);
+}
+
 export async function listenUnix(server: Server, path: string, key: string): Promise<string> {
   await prepareSocketPath(path, key);
   await new Promise<void>((resolve, reject) => {
-    const onError = (err: Error) => reject(err);
+    const onError = (err: Error) => reject(listenFailure(key, path, err));
     server.once('error', onError);
     server.listen(path, () => {
       server.off('error', onError);

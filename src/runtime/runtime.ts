@@ -20,7 +20,7 @@ import { createLogger, type Logger } from '../telemetry/logger.js';
 import { createMetrics, type Metrics } from '../telemetry/metrics.js';
 import { buildComponents, describeLoadError, type Components } from './components.js';
 import { LiveSetHolder, type LiveSet } from './live-set.js';
-import { closeServer, formatAddress, listenTcp, listenUnix, prepareSocketPath } from './listeners.js';
+import { closeServer, formatAddress, listenFailure, listenTcp, listenUnix, prepareSocketPath } from './listeners.js';
 import { createReloadQueue, startReloader, treeFingerprint, type Reloader } from './reload.js';
 
 export interface RuntimeOptions {
@@ -87,6 +87,13 @@ export interface ShutdownResult {
 export const AUDIT_CLOSE_MARGIN_MS = 1000;
 
 /** `work`, or 'timeout' once `ms` have passed (work goes on, unawaited). */
+/** Binds a gRPC listener (`prefix` + `where`); a failure names its config key `key` (listenFailure). */
+function bindGrpcAs(server: Parameters<typeof bindGrpc>[0], where: string, key: string, prefix = ''): Promise<number> {
+  return bindGrpc(server, prefix + where).catch((err: unknown) => {
+    throw listenFailure(key, where, err);
+  });
+}
+
 async function within<T>(work: Promise<T>, ms: number): Promise<T | 'timeout'> {
   let timer: NodeJS.Timeout | undefined;
   const deadline = new Promise<'timeout'>((resolve) => {
@@ -289,7 +296,7 @@ export async function createRuntime(config: Config, opts: RuntimeOptions = {}): 
     const grpcIngress = grpcIngressFor(false);
     adminServer = createAdminServer({ registry: metrics.registry, readiness });
 
-    const httpInfo = await listenTcp(httpIngress.server, config.listen.http);
+    const httpInfo = await listenTcp(httpIngress.server, config.listen.http, 'listen.http');
     httpServers.push(httpIngress.server);
     httpIngresses.push(httpIngress);
     const out: BoundAddresses = { http: `http://${formatAddress(httpInfo)}`, grpc: '', admin: '' };
@@ -303,7 +310,7 @@ export async function createRuntime(config: Config, opts: RuntimeOptions = {}): 
 
     const g = config.listen.grpc;
     grpcIngresses.push(grpcIngress);
-    const grpcPort = await bindGrpc(grpcIngress.server, formatListen(g));
+    const grpcPort = await bindGrpcAs(grpcIngress.server, formatListen(g), 'listen.grpc');
     out.grpc = formatListen({ host: g.host, port: grpcPort });
     if (config.listen.grpc_socket) {
       // A server of its own, as for HTTP: grpc-js cannot say which listener a call came in on,
@@ -311,11 +318,11 @@ export async function createRuntime(config: Config, opts: RuntimeOptions = {}): 
       const unixIngress = grpcIngressFor(true);
       grpcIngresses.push(unixIngress);
       await prepareSocketPath(config.listen.grpc_socket, 'listen.grpc_socket');
-      await bindGrpc(unixIngress.server, `unix:${config.listen.grpc_socket}`);
+      await bindGrpcAs(unixIngress.server, config.listen.grpc_socket, 'listen.grpc_socket', 'unix:');
       out.grpcSocket = config.listen.grpc_socket;
     }
 
-    const adminInfo = await listenTcp(adminServer, config.listen.admin);
+    const adminInfo = await listenTcp(adminServer, config.listen.admin, 'listen.admin');
     out.admin = `http://${formatAddress(adminInfo)}`;
 
     if (watching) {

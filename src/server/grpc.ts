@@ -809,8 +809,26 @@ export function answerUnknownMethods(server: grpc.Server, answer: (call: grpc.Se
   return true;
 }
 
+/**
+ * grpc-js's own logger (its default writes `E …` lines to stderr), less the one line a failed bind
+ * writes: the rejection carries the same text and the caller reports it, naming the listener.
+ */
+const quietBindLogger: Partial<Console> = {
+  error: (message: unknown, ...rest: unknown[]) => {
+    if (typeof message === 'string' && message.startsWith('No address added out of total')) return;
+    console.error(`E ${String(message)}`, ...rest);
+  },
+  info: (message: unknown, ...rest: unknown[]) => console.error(`I ${String(message)}`, ...rest),
+  debug: (message: unknown, ...rest: unknown[]) => console.error(`D ${String(message)}`, ...rest),
+};
+let bindLoggerSet = false;
+
 /** Binds a grpc-js server to `host:port` or `unix:PATH`; resolves to the bound port (0 for unix). */
 export function bindGrpc(server: grpc.Server, target: string): Promise<number> {
+  if (!bindLoggerSet) {
+    grpc.setLogger(quietBindLogger);
+    bindLoggerSet = true;
+  }
   return new Promise((resolve, reject) => {
     server.bindAsync(target, grpc.ServerCredentials.createInsecure(), (err, port) => {
       if (err) reject(err);

@@ -154,6 +154,21 @@ describe('environment overrides', () => {
       'environment variable WARDEN_LOG_LEVEL: log.level: must be one of "fatal", "error", "warn", "info", "debug", "trace", "silent"',
     ]);
   });
+
+  it('a listen collision an override causes names the variable, not a line of the file', () => {
+    // Both from the environment: the later key's variable.
+    expect(lines('listen:\n  http: 127.0.0.1:0\n  admin: 127.0.0.1:0\n', { WARDEN_HTTP_LISTEN: '127.0.0.1:9000', WARDEN_ADMIN_LISTEN: '127.0.0.1:9000' })).toEqual([
+      'environment variable WARDEN_ADMIN_LISTEN: listen.admin: uses the same address as listen.http',
+    ]);
+    // The override meets a default (no listen section at all): the variable, from its own key's view.
+    expect(lines('log:\n  level: info\n', { WARDEN_HTTP_LISTEN: '127.0.0.1:8702' })).toEqual([
+      'environment variable WARDEN_HTTP_LISTEN: listen.http: uses the same address as listen.admin',
+    ]);
+    // The override meets a value of the file: still the variable, which is what changed.
+    expect(lines('# c\nlisten:\n  admin: 127.0.0.1:9000\n', { WARDEN_HTTP_LISTEN: 'localhost:9000' })).toEqual([
+      'environment variable WARDEN_HTTP_LISTEN: listen.http: localhost:9000 overlaps listen.admin (127.0.0.1:9000): both would listen on port 9000 of 127.0.0.1',
+    ]);
+  });
 });
 
 describe('errors name file:line:col, key path and what is wrong', () => {
@@ -162,6 +177,50 @@ describe('errors name file:line:col, key path and what is wrong', () => {
       'w.yaml:3:3: listen.admn: unknown key (did you mean "admin"?)',
       'w.yaml:4:1: limts: unknown key (did you mean "limits"?)',
     ]);
+  });
+
+  it('unknown keys in every section get a suggestion, optional sections included', () => {
+    const text = [
+      'redaction:',
+      '  profils: {}',
+      '  hmac_kye: env://K',
+      '  allow: { literal: [a] }',
+      '  custom_entities: [{ name: X, patern: "x" }]',
+      '  profiles: { p: { entites: [] } }',
+      'providers:',
+      '  o: { kind: openai, base_url: "http://127.0.0.1:1/v1", timeouts: { conect_ms: 1 }, pool: { conections: 1 } }',
+      'identity:',
+      '  spiffe: { trust_domains: [a.b], bundles: { "a.b": { jwks_fil: j.json } } }',
+    ].join('\n');
+    // Only the unknown keys here (the sections are incomplete on purpose: other problems are reported too).
+    expect(lines(text).filter((l) => l.includes('unknown key'))).toEqual([
+      'w.yaml:2:3: redaction.profils: unknown key (did you mean "profiles"?)',
+      'w.yaml:3:3: redaction.hmac_kye: unknown key (did you mean "hmac_key"?)',
+      'w.yaml:4:12: redaction.allow.literal: unknown key (did you mean "literals"?)',
+      'w.yaml:5:32: redaction.custom_entities[0].patern: unknown key (did you mean "pattern"?)',
+      'w.yaml:6:20: redaction.profiles.p.entites: unknown key (did you mean "entities"?)',
+      'w.yaml:8:69: providers.o.timeouts.conect_ms: unknown key (did you mean "connect_ms"?)',
+      'w.yaml:8:93: providers.o.pool.conections: unknown key (did you mean "connections"?)',
+      'w.yaml:10:55: identity.spiffe.bundles["a.b"].jwks_fil: unknown key (did you mean "jwks_file"?)',
+    ]);
+  });
+
+  it('a __proto__ key is refused wherever it is (a mapping of names would drop it silently)', () => {
+    expect(lines('models:\n  __proto__: {x: 1}\n  echo: echo\n')).toEqual(['w.yaml:2:3: models.__proto__: "__proto__" cannot be used as a key']);
+    expect(lines('models: {__proto__: echo}\nenvironment: {labels: {a: b, __proto__: x}}\n')).toEqual([
+      'w.yaml:1:10: models.__proto__: "__proto__" cannot be used as a key',
+      'w.yaml:2:30: environment.labels.__proto__: "__proto__" cannot be used as a key',
+    ]);
+    expect(lines('providers: {__proto__: {kind: echo}}\n')).toContain('w.yaml:1:13: providers.__proto__: "__proto__" cannot be used as a key');
+    expect(lines('limits: {__proto__: 1}\n')).toEqual(['w.yaml:1:10: limits.__proto__: "__proto__" cannot be used as a key']);
+  });
+
+  it('a config of more than one YAML document says so, at the second one', () => {
+    const one = 'the config file must hold one YAML document; found 2 (a "---" line starts another)';
+    expect(lines('log: {level: info}\n---\nlog: {level: debug}\n')).toEqual([`w.yaml:2:1: (root): ${one}`]);
+    // A trailing `---` (files concatenated) starts an empty second document.
+    expect(lines('# c\nlog: {level: info}\n---\n')).toEqual([`w.yaml:3:1: (root): ${one}`]);
+    expect(lines('a: 1\n---\nb: 2\n---\nc: 3\n')).toEqual(['w.yaml:2:1: (root): the config file must hold one YAML document; found 3 (a "---" line starts another)']);
   });
 
   it('unknown key without a near match', () => {
@@ -182,6 +241,19 @@ describe('errors name file:line:col, key path and what is wrong', () => {
       'w.yaml:6:3: listen.grpc_socket: uses the same path as listen.http_socket',
     ]);
     expect(parseConfig('listen: { http: 127.0.0.1:0, grpc: 127.0.0.1:0, admin: 127.0.0.1:0 }', 'w.yaml').listen.grpc.port).toBe(0);
+  });
+
+  it('two listeners whose addresses overlap on one port: localhost is 127.0.0.1, a wildcard covers its family', () => {
+    expect(lines('listen:\n  http: localhost:9000\n  grpc: 127.0.0.1:0\n  admin: 127.0.0.1:9000\n')).toEqual([
+      'w.yaml:4:3: listen.admin: 127.0.0.1:9000 overlaps listen.http (localhost:9000): both would listen on port 9000 of 127.0.0.1',
+    ]);
+    expect(lines('listen:\n  http: 0.0.0.0:9000\n  grpc: 127.0.0.1:9000\n  admin: "[::]:9000"\n')).toEqual([
+      'w.yaml:3:3: listen.grpc: 127.0.0.1:9000 overlaps listen.http (0.0.0.0:9000): both would listen on port 9000 of 127.0.0.1',
+      'w.yaml:4:3: listen.admin: [::]:9000 overlaps listen.http (0.0.0.0:9000): both would listen on port 9000 of 0.0.0.0',
+    ]);
+    // Different loopback addresses, or IPv4's wildcard and IPv6's loopback, can share a port.
+    expect(parseConfig('listen:\n  http: 127.0.0.1:9000\n  grpc: 127.0.0.2:9000\n  admin: "[::1]:9000"\n', 'w.yaml').listen.admin.host).toBe('::1');
+    expect(parseConfig('listen:\n  http: 0.0.0.0:9000\n  grpc: "[::1]:9000"\n  admin: 127.0.0.1:0\n', 'w.yaml').listen.grpc.port).toBe(9000);
   });
 
   it('wrong types and ranges', () => {
@@ -462,8 +534,8 @@ describe('errors name file:line:col, key path and what is wrong', () => {
       ),
     ).toEqual([
       'w.yaml:5:36: redaction.profiles.p.settings.EMAIL_ADDRESS.threshold: must be between 0 and 1',
-      'w.yaml:5:69: redaction.profiles.p.settings.PHONE_NUMBER.treshold: unknown key',
-      'w.yaml:6:7: redaction.profiles.p.modee: unknown key',
+      'w.yaml:5:69: redaction.profiles.p.settings.PHONE_NUMBER.treshold: unknown key (did you mean "threshold"?)',
+      'w.yaml:6:7: redaction.profiles.p.modee: unknown key (did you mean "mode"?)',
       'w.yaml:8:9: redaction.custom_entities[0].name: must be an upper-case entity name such as CUSTOMER_ID',
       'w.yaml:8:47: redaction.custom_entities[0].flags: may hold only the RE2 flags i, m, s, u',
       'w.yaml:8:58: redaction.custom_entities[0].score: must be a number, got a string',
@@ -477,7 +549,7 @@ describe('errors name file:line:col, key path and what is wrong', () => {
       'w.yaml:2:3: redaction.hmac_key: must be a secret ref such as env://NAME, file:relative/path or file:///abs/path, not a literal value',
       'w.yaml:3:19: redaction.phone_regions[0]: must be a two-letter region code such as US',
       'w.yaml:4:3: redaction.profiles: must be a mapping, got a list',
-      'w.yaml:5:3: redaction.phone_validaton: unknown key',
+      'w.yaml:5:3: redaction.phone_validaton: unknown key (did you mean "phone_validation"?)',
     ]);
   });
 

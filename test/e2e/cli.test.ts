@@ -43,6 +43,21 @@ describe('warden CLI', () => {
     expect(version.stdout.trim()).toMatch(/^warden \d+\.\d+\.\d+$/);
   });
 
+  it('--version, --help and help take nothing after them: anything else is a usage error, not ignored', async () => {
+    const cases: Array<{ args: string[]; message: string }> = [
+      { args: ['--version', '--bogus'], message: 'unknown option --bogus' },
+      { args: ['-v', 'serve'], message: "unexpected argument 'serve' after -v" },
+      { args: ['--help', '--bogus'], message: 'unknown option --bogus' },
+      { args: ['help', 'me'], message: "unexpected argument 'me' after help" },
+      { args: ['--versio'], message: 'unknown option --versio' },
+    ];
+    for (const c of cases) {
+      const r = await cli(c.args);
+      expect([r.code, r.stdout], c.args.join(' ')).toEqual([2, '']);
+      expect(r.stderr, c.args.join(' ')).toMatch(new RegExp(`^warden: ${c.message.replace(/[-]/g, '\\-')}\n`));
+    }
+  });
+
   it('every command has --help', async () => {
     for (const cmd of [['serve'], ['render'], ['policy'], ['redact'], ['audit', 'verify']]) {
       const r = await cli([...cmd, '--help']);

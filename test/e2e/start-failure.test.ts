@@ -10,7 +10,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { loadConfig } from '../../src/config/load.js';
 import { createRuntime } from '../../src/runtime/runtime.js';
 import { createLogger } from '../../src/telemetry/logger.js';
-import { spawnWarden } from './helpers/cli.js';
+import { runWarden, spawnWarden } from './helpers/cli.js';
 import { prepareWardenDir, type PreparedDir } from './helpers/warden.js';
 
 let prepared: PreparedDir;
@@ -70,13 +70,37 @@ describe('a provider key that cannot be read', () => {
         );
         await runtime.shutdown('test');
         expect(failure).toMatchObject({ code: 'secret_unavailable' });
-        expect((failure as Error).message).toContain('providers.upstream.api_key');
+        expect(failure).toMatchObject({ location: { path: 'providers.upstream.api_key' } });
         expect(openOn(dir.auditFile)).toBe(0);
       } finally {
         rmSync(dir.dir, { recursive: true, force: true });
       }
     });
   }
+
+  it('the CLI names the key once, where the error says where', { timeout: 30_000 }, async () => {
+    const dir = await prepareWardenDir({ upstreamUrl: 'http://127.0.0.1:9/v1' });
+    try {
+      writeFileSync(dir.configFile, readFileSync(dir.configFile, 'utf8').replace(/api_key: "[^"]*"/, 'api_key: "file:secrets/no-such-key"'));
+      const r = await runWarden(['serve', '--config', dir.configFile]);
+      expect(r.code).toBe(1);
+      expect(r.stderr).toMatch(/^warden: providers\.upstream\.api_key: secret_unavailable: secret file:\/\/\S+\/secrets\/no-such-key is unavailable: cannot read secret file \(ENOENT\)\n$/);
+      expect(r.stderr.split('providers.upstream.api_key')).toHaveLength(2);
+    } finally {
+      rmSync(dir.dir, { recursive: true, force: true });
+    }
+  });
+
+  it('an unreadable redaction.hmac_key stops the start naming its key', { timeout: 30_000 }, async () => {
+    const dir = await prepareWardenDir({ upstreamUrl: 'http://127.0.0.1:9/v1', extraConfig: 'redaction: { hmac_key: "file:secrets/no-such-hmac-key" }' });
+    try {
+      const r = await runWarden(['serve', '--config', dir.configFile]);
+      expect(r.code).toBe(1);
+      expect(r.stderr).toMatch(/^warden: redaction\.hmac_key: secret_unavailable: secret file:\/\/\S+\/secrets\/no-such-hmac-key is unavailable: cannot read secret file \(ENOENT\)\n$/);
+    } finally {
+      rmSync(dir.dir, { recursive: true, force: true });
+    }
+  });
 
   it('a readable key starts as before', async () => {
     const dir = await prepareWardenDir({ upstreamUrl: 'http://127.0.0.1:9/v1' });

@@ -154,6 +154,10 @@ export async function loadFiles(paths: string[], opts: { excludeTests?: boolean 
   const modules: LoadedFiles['modules'] = [];
   const data: Record<string, unknown> = {};
   const skippedTests: string[] = [];
+  // Real paths of the files read so far: paths that reach a file twice (a file listed next to its
+  // own directory, a directory listed twice) load it once, at its first listing. Twice, its
+  // rules would clash with themselves (`multiple default rules`) and its data with itself.
+  const loaded = new Set<string>();
   for (const [index, root] of paths.entries()) {
     let st;
     try {
@@ -173,6 +177,9 @@ export async function loadFiles(paths: string[], opts: { excludeTests?: boolean 
     } else if (st.isFile()) files.push({ file: root, dataPath: [] });
     else throw new RegoError('rego_compile_error', 'not a regular file', fileLocation(root));
     for (const { file, dataPath } of files) {
+      const real = await realpath(file);
+      if (loaded.has(real)) continue;
+      loaded.add(real);
       if (isRego(file)) {
         if (opts.excludeTests && basename(file).endsWith('_test.rego')) {
           skippedTests.push(file);

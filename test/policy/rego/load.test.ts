@@ -52,6 +52,26 @@ describe('loadPolicy', () => {
     await expect(loadPolicy([dir])).resolves.toBeDefined();
   });
 
+  it('loads a file once when the paths reach it twice (a file next to its own directory, a directory listed twice)', async () => {
+    const dir = tree({
+      'p/warden.rego': 'package w\nimport rego.v1\ndefault allow := false\nallow if input.ok\n',
+      'p/d/data.json': '{"k": 1}',
+    });
+    const alone = await loadPolicy([join(dir, 'p')]);
+    for (const paths of [
+      [join(dir, 'p'), join(dir, 'p', 'warden.rego')],
+      [join(dir, 'p', 'warden.rego'), join(dir, 'p')],
+      [join(dir, 'p'), join(dir, 'p')],
+      [join(dir, 'p'), join(dir, 'p', 'd', 'data.json')],
+    ]) {
+      const p = await loadPolicy(paths);
+      expect(p.evaluate('data.w.allow', { ok: true }), paths.join(' ')).toBe(true);
+      expect(p.evaluate('data.w.allow', {}), paths.join(' ')).toBe(false);
+    }
+    // The first listing wins, so a directory listed twice is the same policy as listed once.
+    expect((await loadPolicy([join(dir, 'p'), join(dir, 'p')])).revision).toBe(alone.revision);
+  });
+
   it('refuses a policy or data file that is not UTF-8 text, or holds a NUL, at the first bad byte', async () => {
     const bad = Buffer.concat([Buffer.from('teams:\n  - re'), Buffer.from([0xc3, 0x28]), Buffer.from('\n')]);
     const data = tree({ 'p.rego': 'package warden\n', 'data.yaml': '' });
