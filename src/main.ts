@@ -53,6 +53,8 @@ export async function main(argv: string[], io: CliIO = processIO): Promise<numbe
       case '-h':
       case '--help':
       case 'help':
+        // `warden help serve` is `warden serve --help`, as git and npm take it.
+        if (command === 'help' && rest.length === 1 && COMMANDS.has(rest[0]!)) return await main([rest[0]!, '--help'], io);
         if (command !== undefined) refuseAfter(command, rest);
         // No command is a usage error: its help goes to stderr, as every subcommand's does.
         (command === undefined ? io.err : io.out)(MAIN_HELP);

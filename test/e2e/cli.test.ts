@@ -58,6 +58,15 @@ describe('warden CLI', () => {
     }
   });
 
+  it('help COMMAND is COMMAND --help', async () => {
+    for (const cmd of ['serve', 'render', 'audit']) {
+      const viaHelp = await cli(['help', cmd]);
+      const direct = await cli([cmd, '--help']);
+      expect([viaHelp.code, viaHelp.stdout, viaHelp.stderr], cmd).toEqual([0, direct.stdout, '']);
+      expect(viaHelp.stdout.toLowerCase()).toContain('usage');
+    }
+  });
+
   it('every command has --help', async () => {
     for (const cmd of [['serve'], ['render'], ['policy'], ['redact'], ['audit', 'verify']]) {
       const r = await cli([...cmd, '--help']);
