@@ -601,14 +601,24 @@ export class Session implements RedactionSession {
    * as in text. Not scanned for PII: an id pairs a call with its result and a function name
    * matches one of the app's tools (see checkFunctionName), so only what must never reach the
    * caller is rewritten. A few short strings per answer: the guard is a handful of indexOf.
+   *
+   * `from`: only the label from there on is wanted (a streamed tool call label whose start is out
+   * already, see redact/stream.ts ToolLabel); the guard still reads all of it, and a value that
+   * begins before `from` is masked from there. Only values that reach past `from` are counted.
    */
-  maskLabel(label: string): string {
-    if (!this.answerGuard.active) return label;
+  maskLabel(label: string, from = 0): string {
+    const rest = from === 0 ? label : label.slice(from);
+    if (!this.answerGuard.active) return rest;
     const hits: Finding[] = [];
     const n = this.answerGuard.find(label, hits);
-    if (n === 0) return label;
-    this.leaks += n;
-    return applyFindings(label, resolveOverlaps(hits, label), () => 'mask', this.replacer, this.responseCounts);
+    if (n === 0) return rest;
+    const mine: Finding[] = [];
+    for (const h of resolveOverlaps(hits, label)) {
+      if (h.end > from) mine.push(from === 0 ? h : { ...h, start: Math.max(h.start, from) - from, end: h.end - from });
+    }
+    if (mine.length === 0) return rest;
+    this.leaks += from === 0 ? n : mine.length;
+    return applyFindings(rest, mine, () => 'mask', this.replacer, this.responseCounts);
   }
 
   processStream(chunks: AsyncIterable<CompletionChunk>, sequential = false): AsyncIterable<CompletionChunk> {
