@@ -434,8 +434,11 @@ interface ToolRelease {
   arguments?: string | undefined;
 }
 
-/** A choice's text channels: the key a `sequential` stream compares to see that it moved on. */
-type ChannelKey = 'content' | 'refusal' | number;
+/**
+ * A choice's blocks in a `sequential` stream, the key it compares to see that it moved on: its
+ * text (content and refusal, one block) or a tool call.
+ */
+type ChannelKey = 'text' | number;
 
 /**
  * @param sequential  The caller's format carries one block at a time (Anthropic's content
@@ -444,7 +447,8 @@ type ChannelKey = 'content' | 'refusal' | number;
  *   the new one's first piece, instead of at finish_reason. Upstreams stream an answer's parts
  *   one after another. Text that resumes after a tool call is a new block, redacted on its own:
  *   an entity the model split across the tool call is not joined up again (its first part left
- *   with the block before).
+ *   with the block before). Content and refusal are one block (Anthropic's text), so they
+ *   share one channel.
  */
 export async function* processChunkStream(
   chunks: AsyncIterable<CompletionChunk>,
@@ -458,6 +462,11 @@ export async function* processChunkStream(
   const toolLabels = new Map<number, Map<number, ToolLabels>>();
   /** Sequential streams: the channel each choice last wrote to. */
   const current = new Map<number, ChannelKey>();
+  /**
+   * Sequential streams: the kind of text each choice last wrote (content and refusal share the
+   * `content` channel there), which its held tail comes out as.
+   */
+  const textKind = new Map<number, 'content' | 'refusal'>();
   let last: CompletionChunk | undefined;
 
   const textOf = (channels: Map<number, StreamChannel>, i: number): StreamChannel => {
@@ -539,7 +548,7 @@ export async function* processChunkStream(
   /** Flushes a choice's channels into `delta`. */
   const flushChoice = (i: number, delta: ChunkDelta): boolean => {
     // Both flushed, whatever the first gave (no short circuit).
-    let any = flushText(content.get(i), delta, 'content');
+    let any = flushText(content.get(i), delta, textKind.get(i) ?? 'content');
     any = flushText(refusals.get(i), delta, 'refusal') || any;
     const calls = toolLabels.get(i);
     if (calls) {
@@ -613,19 +622,23 @@ export async function* processChunkStream(
           if (rel !== undefined) appendTool(delta, was, rel);
           return;
         }
-        const rest = (was === 'content' ? content.get(i) : refusals.get(i))?.flush();
-        if (rest) addText(was, rest);
+        const rest = content.get(i)?.flush();
+        if (rest) addText(textKind.get(i) ?? 'content', rest);
       };
       const d = choice.delta;
       // Only text moves the answer on: some upstreams send `content: ""` with every tool call
       // piece, which must not release the tool call's held-back tail each time.
-      if (typeof d.content === 'string') {
-        if (d.content !== '') leave('content');
-        addText('content', textOf(content, i).push(d.content));
-      }
-      if (typeof d.refusal === 'string') {
-        if (d.refusal !== '') leave('refusal');
-        addText('refusal', textOf(refusals, i).push(d.refusal));
+      // Content and refusal go in one text block: one channel, so a value the model split
+      // between them is redacted whole. Each piece's output keeps the kind of the piece it
+      // comes with (a held tail of content may come out as refusal: the block is the same).
+      for (const kind of ['content', 'refusal'] as const) {
+        const piece = d[kind];
+        if (typeof piece !== 'string') continue;
+        if (piece !== '') {
+          leave('text');
+          textKind.set(i, kind);
+        }
+        addText(kind, textOf(content, i).push(piece));
       }
       for (const tc of d.tool_calls ?? []) {
         leave(tc.index);

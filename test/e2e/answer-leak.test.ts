@@ -396,3 +396,74 @@ describe('a tool call id and name streamed in pieces', () => {
     expectClean(JSON.stringify(w.audit()));
   });
 });
+
+/**
+ * An answer's content parts (and its refusal) are joined by the caller: /v1/messages puts them
+ * in one text block, and a client of the OpenAI route may join them too. A secret or an e-mail
+ * address split across two of them must come out masked in the joined text, as if the upstream
+ * had sent it in one piece, on every ingress.
+ */
+describe('a secret or an e-mail split across content parts or content and refusal', () => {
+  const MAIL = 'canary.pii@example.com';
+  const splits = Array.from({ length: CANARY_SECRET.length - 1 }, (_, i) => [i + 1, (i % (MAIL.length - 1)) + 1] as const);
+  const parted = (h: number, p: number): Record<string, unknown> =>
+    answer({
+      content: [
+        { type: 'text', text: `key ${CANARY_SECRET.slice(0, h)}` },
+        { type: 'output_text', text: `${CANARY_SECRET.slice(h)} mail ${MAIL.slice(0, p)}` },
+        { type: 'text', text: MAIL.slice(p) },
+      ],
+    });
+  const WANT = 'key [SECRET_VALUE] mail [EMAIL_ADDRESS]';
+  const partsText = (parts: Array<Record<string, unknown>>): string => parts.map((p) => p.text ?? p.refusal).join('');
+
+  it('over /v1/chat/completions the parts are kept, and their joined text is redacted', async () => {
+    for (const [h, p] of splits) {
+      completion = parted(h, p);
+      const { status, text } = await post();
+      expect(status, text).toBe(200);
+      const parts = JSON.parse(text).choices[0].message.content;
+      expect(parts.map((x: any) => x.type)).toEqual(['text', 'output_text', 'text']);
+      expect(partsText(parts), `h=${h} p=${p}`).toBe(WANT);
+      expect(lastRecord()['redaction']).toMatchObject({ leaks: 1, response_counts: { SECRET_VALUE: 1, EMAIL_ADDRESS: 1 } });
+    }
+  });
+
+  it('over gRPC Complete the parts joined are redacted', async () => {
+    for (const [h, p] of splits) {
+      completion = parted(h, p);
+      const res = await unaryCall(gateway, 'Complete', { model: 'gpt-4o-mini', template: { id: 'ops/incident-brief', version: 1 }, variables: VARIABLES }, bearerMetadata(token));
+      // A text part is `text` on the wire, any other its JSON.
+      const parts = (res.choices[0].message.parts as Array<{ type: string; text: string; json: string }>).map((x) => (x.json ? JSON.parse(x.json) : x));
+      expect(parts.map((x) => x.type)).toEqual(['text', 'output_text', 'text']);
+      expect(partsText(parts), `h=${h} p=${p}`).toBe(WANT);
+      expectClean(partsText(parts));
+    }
+  });
+
+  it('over /v1/messages the one text block is redacted, parts or content and refusal alike', async () => {
+    const headers = { authorization: `Bearer ${token}`, 'content-type': 'application/json', 'x-warden-template': TEMPLATE, 'x-warden-variables': JSON.stringify(VARIABLES) };
+    const body = JSON.stringify({ model: 'gpt-4o-mini', max_tokens: 16, messages: [] });
+    for (const [h, p] of splits) {
+      completion = parted(h, p);
+      let res = await fetch(`${w.addresses.http}/v1/messages`, { method: 'POST', headers, body });
+      let text = await res.text();
+      expect(res.status, text).toBe(200);
+      expect(JSON.parse(text).content[0].text, `h=${h} p=${p}`).toBe(WANT);
+      expectClean(text);
+      expect(lastRecord()['redaction']).toMatchObject({ leaks: 1, response_counts: { SECRET_VALUE: 1, EMAIL_ADDRESS: 1 } });
+
+      completion = answer({ content: `I cannot share ${CANARY_SECRET.slice(0, h)}`, refusal: `${CANARY_SECRET.slice(h)} with ${MAIL}` });
+      res = await fetch(`${w.addresses.http}/v1/messages`, { method: 'POST', headers, body });
+      text = await res.text();
+      expect(JSON.parse(text)).toMatchObject({ content: [{ type: 'text', text: 'I cannot share [SECRET_VALUE] with [EMAIL_ADDRESS]' }], stop_reason: 'refusal' });
+      expectClean(text);
+    }
+  });
+
+  it('no canary in the log or any audit record', () => {
+    expectClean(w.logs.join('\n'));
+    expectClean(JSON.stringify(w.audit()));
+    expect(JSON.stringify(w.audit())).not.toContain(MAIL);
+  });
+});

@@ -530,6 +530,27 @@ describe('streaming: sequential (one block at a time, as Anthropic streams)', ()
     expect(out).toEqual({ content: '', args: '{"card":"[CREDIT_CARD]"}' });
   });
 
+  it('content then refusal are one text block: a secret split between them is masked whole', async () => {
+    const canary = 'CANARY-SECRET-9f8e7d';
+    for (let k = 1; k < canary.length; k++) {
+      const s = redactor.session(decision(), [canary]);
+      const with_ = (delta: object, finish: string | null = null): CompletionChunk => ({ id: 'c', model: 'm', created: 1, choices: [{ index: 0, delta, finish_reason: finish }] });
+      const input = [with_({ role: 'assistant', content: `I cannot share ${canary.slice(0, k)}` }), with_({ refusal: `${canary.slice(k)} now` }), with_({}, 'stop')];
+      const out = await collect(s.processStream(fromArray(input), true));
+      const text = out.map((c) => (c.choices[0]?.delta.content ?? '') + (c.choices[0]?.delta.refusal ?? '')).join('');
+      expect(text, `k=${k}`).toBe('I cannot share [SECRET_VALUE] now');
+      expect(out.some((c) => c.choices[0]?.delta.refusal)).toBe(true);
+    }
+  });
+
+  it('a refusal held back whole still comes out as refusal', async () => {
+    const s = redactor.session(decision(), []);
+    const with_ = (delta: object, finish: string | null = null): CompletionChunk => ({ id: 'c', model: 'm', created: 1, choices: [{ index: 0, delta, finish_reason: finish }] });
+    const out = await collect(s.processStream(fromArray([with_({ role: 'assistant', content: '' }), with_({ refusal: 'No' }), with_({}, 'stop')]), true));
+    expect(out.map((c) => c.choices[0]?.delta.refusal ?? '').join('')).toBe('No');
+    expect(out.map((c) => c.choices[0]?.delta.content ?? '').join('')).toBe('');
+  });
+
   /** Which channel each non-empty piece of output belongs to, in order. */
   function order(chunks: CompletionChunk[]): string[] {
     const seen: string[] = [];
