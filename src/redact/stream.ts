@@ -407,6 +407,11 @@ class ToolLabel {
     }
   }
 
+  /** Something is held. */
+  get holding(): boolean {
+    return this.sent < this.raw.length;
+  }
+
   /** No tail of what is held could begin a secret (nothing held: true). */
   settled(proc: OutputProcessor): boolean {
     return this.sent === this.raw.length || proc.secretHoldStart(this.raw, false) === this.raw.length;
@@ -494,6 +499,11 @@ export async function* processChunkStream(
    */
   const toolPiece = (i: number, tc: ToolDelta): ToolDelta => {
     const held = labelsOf(i, tc.index);
+    if (tc.id === undefined && tc.function?.name === undefined && !held.id.holding && !held.name.holding) {
+      // Most pieces: arguments only, no label held.
+      const piece = tc.function?.arguments;
+      return piece === undefined ? tc : { ...tc, function: { ...tc.function, arguments: toolOf(i, tc.index).push(piece) } };
+    }
     held.id.add(tc.id);
     held.name.add(tc.function?.name);
     const { id: _id, function: fn, ...rest } = tc;
