@@ -197,15 +197,16 @@ function settleChunk(c: ChunkShaped): boolean {
   return true;
 }
 
-type SettledChunk = Omit<ChunkShaped, 'choices'> & {
-  choices: Array<Omit<ChunkShaped['choices'][number], 'delta'> & { delta: CompletionChunk['choices'][number]['delta'] }>;
-};
-
-export const ChunkSchema = ChunkShape.transform((c, ctx): SettledChunk => {
-  if (settleChunk(c)) return c as SettledChunk;
-  ctx.issues.push({ code: 'custom', message: 'a label, created or null member out of bounds', input: c });
-  return z.NEVER;
-});
+/**
+ * A streamed event's JSON as a checked chunk (unknown members dropped, nulls read as absent), or
+ * undefined when it is not one. Its shape is zod's, the rest settleChunk's: a transform on the
+ * schema would cost each chunk another ~0.1 µs of zod's machinery.
+ */
+export function parseChunk(json: unknown): CompletionChunk | undefined {
+  const parsed = ChunkShape.safeParse(json);
+  if (!parsed.success || !settleChunk(parsed.data)) return undefined;
+  return parsed.data as CompletionChunk;
+}
 
 type Completion = z.infer<typeof CompletionSchema>;
 
