@@ -20,7 +20,7 @@ import { bodyBuffer } from './body-slab.js';
 import { BodyCollector } from './collect.js';
 import { upstreamFailure } from './failure.js';
 import { SseCall } from './sse-call.js';
-import { answerFault, ChunkSchema, CompletionSchema, parseSimpleCompletion } from './validate.js';
+import { answerFault, CompletionSchema, parseChunk, parseSimpleCompletion } from './validate.js';
 
 export interface OpenAIProviderOptions {
   name: string;
@@ -208,12 +208,12 @@ export function createOpenAIProvider(opts: OpenAIProviderOptions): ModelProvider
     } catch {
       throw invalid(name, 'a stream event that is not JSON');
     }
-    const parsed = ChunkSchema.safeParse(json);
-    if (!parsed.success) {
+    const chunk = parseChunk(json);
+    if (chunk === undefined) {
       const isError = typeof json === 'object' && json !== null && 'error' in json;
       throw invalid(name, isError ? 'an error in the stream' : (answerFault(json, true) ?? 'a stream event that is not a chat completion chunk'));
     }
-    return parsed.data as CompletionChunk;
+    return chunk;
   }
 
   /** Sends a streamed call with `call` as its handler (the key is known by now). */

@@ -560,9 +560,7 @@ export class Session implements RedactionSession {
       choices: result.choices.map((c) => {
         const m = c.message;
         const msg: ChatMessage = { ...m };
-        if (typeof m.content === 'string') msg.content = this.processOutputText(m.content, false);
-        else if (Array.isArray(m.content)) msg.content = m.content.map((p) => this.answerPart(p));
-        if (typeof m.refusal === 'string') msg.refusal = this.processOutputText(m.refusal, false);
+        this.answerTexts(m, msg);
         if (m.tool_calls) {
           msg.tool_calls = m.tool_calls.map((tc) => ({
             ...tc,
@@ -581,18 +579,67 @@ export class Session implements RedactionSession {
   }
 
   /**
-   * One content part of an answer, rebuilt from the members Warden redacts and nothing else (an
-   * allow-list: `annotations` or any other member an upstream adds would reach the caller
-   * unread). The provider's schema admits only these types (providers/validate.ts); any other is
-   * refused here too, so no provider can hand the caller a part redaction did not read.
+   * An answer message's text: its content (a string, or each text and refusal part) and its
+   * refusal, redacted into `msg` as one text. A caller reads them joined (/v1/messages puts them
+   * all in one text block, and a client of the OpenAI route may join the parts), so a value
+   * split across two of them is found in their concatenation (see redactJoined). Parts are
+   * rebuilt from the members Warden redacts and nothing else (an allow-list: `annotations` or
+   * any other member an upstream adds would reach the caller unread). The provider's schema
+   * admits only these part types (providers/validate.ts); any other is refused here too, so no
+   * provider can hand the caller a part redaction did not read.
    */
-  private answerPart(p: ContentPart): ContentPart {
-    const rec = p as Record<string, unknown>;
-    const text = rec['text'];
-    if (TEXT_PART_TYPES.has(p.type) && typeof text === 'string') return { type: p.type, text: this.processOutputText(text, false) } as ContentPart;
-    const refusal = rec['refusal'];
-    if (p.type === 'refusal' && typeof refusal === 'string') return { type: 'refusal', refusal: this.processOutputText(refusal, false) };
-    throw new WardenError('upstream_error', 'the answer holds a content part of a type other than text, input_text, output_text or refusal');
+  private answerTexts(m: ChatMessage, msg: ChatMessage): void {
+    const texts: string[] = [];
+    const parts = Array.isArray(m.content) ? m.content : undefined;
+    if (typeof m.content === 'string') texts.push(m.content);
+    else if (parts) for (const p of parts) texts.push(answerPartText(p));
+    if (typeof m.refusal === 'string') texts.push(m.refusal);
+    if (texts.length === 0) return;
+    const out = this.redactJoined(texts);
+    let k = 0;
+    if (typeof m.content === 'string') msg.content = out[k++]!;
+    else if (parts) {
+      msg.content = parts.map((p) => {
+        const text = out[k++]!;
+        return (p.type === 'refusal' ? { type: 'refusal', refusal: text } : { type: p.type, text }) as ContentPart;
+      });
+    }
+    if (typeof m.refusal === 'string') msg.refusal = out[k]!;
+  }
+
+  /**
+   * Answer texts a caller may join, each redacted so that their concatenation is the
+   * concatenation redacted. Found in the joined text and in each text alone (joining can also
+   * hide a value: a phone number the next text goes on with digits), findings kept as
+   * resolveOverlaps keeps them. A finding that crosses from one text into the next is replaced
+   * in the text where it begins, and the next text begins after it (a value over a whole text
+   * leaves that one empty).
+   */
+  private redactJoined(texts: readonly string[]): string[] {
+    if (texts.length === 1) return [this.processOutputText(texts[0]!, false)];
+    const joined = texts.join('');
+    if (joined.length === 0) return texts.slice();
+    const bounds = [0];
+    for (const t of texts) bounds.push(bounds[bounds.length - 1]! + t.length);
+    let findings = this.outputFindings(joined, 0);
+    const alone: Finding[] = [];
+    texts.forEach((t, k) => {
+      if (t.length === 0) return;
+      for (const f of this.outputFindings(t, 0)) alone.push({ ...f, start: f.start + bounds[k]!, end: f.end + bounds[k]! });
+    });
+    if (alone.length > 0) findings = resolveOverlaps(findings.concat(alone), joined);
+    // Where each text's output begins: after a finding that crosses into it.
+    const cuts = bounds.slice();
+    for (const f of findings) {
+      for (let k = 1; k < texts.length; k++) if (f.start < bounds[k]! && bounds[k]! < f.end) cuts[k] = f.end;
+    }
+    return texts.map((_, k) => {
+      const from = cuts[k]!;
+      const to = Math.max(from, cuts[k + 1]!);
+      if (from === to) return '';
+      const mine = findings.filter((f) => f.start >= from && f.end <= to).map((f) => ({ ...f, start: f.start - from, end: f.end - from }));
+      return this.renderOutput(joined.slice(from, to), mine, false);
+    });
   }
 
   /**
@@ -601,14 +648,24 @@ export class Session implements RedactionSession {
    * as in text. Not scanned for PII: an id pairs a call with its result and a function name
    * matches one of the app's tools (see checkFunctionName), so only what must never reach the
    * caller is rewritten. A few short strings per answer: the guard is a handful of indexOf.
+   *
+   * `from`: only the label from there on is wanted (a streamed tool call label whose start is out
+   * already, see redact/stream.ts ToolLabel); the guard still reads all of it, and a value that
+   * begins before `from` is masked from there. Only values that reach past `from` are counted.
    */
-  maskLabel(label: string): string {
-    if (!this.answerGuard.active) return label;
+  maskLabel(label: string, from = 0): string {
+    const rest = from === 0 ? label : label.slice(from);
+    if (!this.answerGuard.active) return rest;
     const hits: Finding[] = [];
     const n = this.answerGuard.find(label, hits);
-    if (n === 0) return label;
-    this.leaks += n;
-    return applyFindings(label, resolveOverlaps(hits, label), () => 'mask', this.replacer, this.responseCounts);
+    if (n === 0) return rest;
+    const mine: Finding[] = [];
+    for (const h of resolveOverlaps(hits, label)) {
+      if (h.end > from) mine.push(from === 0 ? h : { ...h, start: Math.max(h.start, from) - from, end: h.end - from });
+    }
+    if (mine.length === 0) return rest;
+    this.leaks += from === 0 ? n : mine.length;
+    return applyFindings(rest, mine, () => 'mask', this.replacer, this.responseCounts);
   }
 
   processStream(chunks: AsyncIterable<CompletionChunk>, sequential = false): AsyncIterable<CompletionChunk> {
@@ -664,4 +721,14 @@ function functionNamesInParams(params: Readonly<Record<string, unknown>>): unkno
   const functions = params['functions'];
   if (Array.isArray(functions)) for (const f of functions) names.push(member(f, 'name'));
   return names;
+}
+
+/** The text of an answer's content part: a text part's `text`, a refusal part's `refusal`. */
+function answerPartText(p: ContentPart): string {
+  const rec = p as Record<string, unknown>;
+  const text = rec['text'];
+  if (TEXT_PART_TYPES.has(p.type) && typeof text === 'string') return text;
+  const refusal = rec['refusal'];
+  if (p.type === 'refusal' && typeof refusal === 'string') return refusal;
+  throw new WardenError('upstream_error', 'the answer holds a content part of a type other than text, input_text, output_text or refusal');
 }

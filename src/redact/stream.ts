@@ -18,7 +18,9 @@
  * escape, and replace findings as in the whole arguments (a number holding one is quoted), so
  * the concatenated pieces parse as the non-streamed arguments do.
  */
+import { WardenError } from '../pipeline/errors.js';
 import { isDocumentedFinishReason, type ChunkDelta, type CompletionChunk } from '../pipeline/types.js';
+import { MAX_LABEL_LENGTH } from '../providers/validate.js';
 import { JSON_TEXT_START, jsonStateAfter, safeJsonCut, type JsonLexState } from './json-literals.js';
 import { fold } from './normalize.js';
 import { CONTEXT_WINDOW } from './scanner.js';
@@ -46,8 +48,12 @@ export interface OutputProcessor {
    * whitespace rules alone would release its first words before the guard could see it whole.
    */
   secretHoldStart(text: string, json: boolean): number;
-  /** An answer label (id, model, tool call id or function name) with secret values masked. */
-  maskLabel(label: string): string;
+  /**
+   * An answer label (id, model, tool call id or function name) from `from` on, with the secret
+   * values of the whole label masked (one that begins before `from` is masked from there: the
+   * label's start is out already).
+   */
+  maskLabel(label: string, from?: number): string;
 }
 
 /**
@@ -343,10 +349,10 @@ export class StreamChannel {
 type ToolDelta = NonNullable<ChunkDelta['tool_calls']>[number];
 
 /**
- * A stream's labels with secret values masked (OutputProcessor.maskLabel): the chunk's id and
- * model, and each tool call's id and function name. The id and model repeat in every chunk, so
+ * A stream's own labels with secret values masked (OutputProcessor.maskLabel): the chunk's id and
+ * model, and a compatible server's own finish_reason. The id and model repeat in every chunk, so
  * each distinct value is looked at (and counted) once. A chunk whose labels hold no secret is
- * passed on as it is, not copied.
+ * passed on as it is, not copied. Tool call ids and names arrive in pieces: see ToolLabel.
  */
 class ChunkLabels {
   private idIn = '';
@@ -370,30 +376,74 @@ class ChunkLabels {
           choices[i] = { ...choices[i]!, finish_reason: masked };
         }
       }
-      const calls = choices[i]!.delta.tool_calls;
-      if (calls === undefined || calls.length === 0) continue;
-      const masked = calls.map((tc) => this.toolCall(tc));
-      if (masked.every((tc, k) => tc === calls[k])) continue;
-      if (choices === chunk.choices) choices = choices.slice();
-      choices[i] = { ...choices[i]!, delta: { ...choices[i]!.delta, tool_calls: masked } };
     }
     if (this.idOut === chunk.id && this.modelOut === chunk.model && choices === chunk.choices) return chunk;
     return { ...chunk, id: this.idOut, model: this.modelOut, choices };
   }
+}
 
-  private toolCall(tc: ToolDelta): ToolDelta {
-    const id = tc.id === undefined ? undefined : this.proc.maskLabel(tc.id);
-    const name = tc.function?.name === undefined ? undefined : this.proc.maskLabel(tc.function.name);
-    if (id === tc.id && name === tc.function?.name) return tc;
-    const out: ToolDelta = { ...tc };
-    if (id !== undefined) out.id = id;
-    if (name !== undefined) out.function = { ...tc.function, name };
+/**
+ * A tool call's id or function name as its pieces arrive. A caller joins the pieces (openai-python
+ * joins both, the Anthropic encoder joins the name into its tool_use block), so the leak guard
+ * reads the label joined, and its pieces are held back until it may be whole: released, joined,
+ * with the call's first arguments piece (an empty one only when no tail of the label could begin
+ * a secret: OpenAI sends a call's id and whole name with `arguments: ""`, and they go on at once),
+ * or when the choice finishes, the stream moves on to another block (sequential) or ends.
+ *
+ * A piece after that (no upstream known sends one) is masked with the whole label in view; only
+ * a secret begun in what was already released can then be out in part. The joined label is
+ * refused past MAX_LABEL_LENGTH, as a whole one is: it bounds what is held and searched again.
+ */
+class ToolLabel {
+  private raw = '';
+  /** Units of `raw` released so far. */
+  private sent = 0;
+
+  add(piece: string | null | undefined): void {
+    if (!piece) return;
+    this.raw += piece;
+    if (this.raw.length > MAX_LABEL_LENGTH) {
+      throw new WardenError('upstream_error', `the upstream streamed a tool call id or function name longer than ${MAX_LABEL_LENGTH} characters`);
+    }
+  }
+
+  /** Something is held. */
+  get holding(): boolean {
+    return this.sent < this.raw.length;
+  }
+
+  /** No tail of what is held could begin a secret (nothing held: true). */
+  settled(proc: OutputProcessor): boolean {
+    return this.sent === this.raw.length || proc.secretHoldStart(this.raw, false) === this.raw.length;
+  }
+
+  /** What is held, leak-guarded on the whole label (undefined: nothing held). */
+  release(proc: OutputProcessor): string | undefined {
+    if (this.sent === this.raw.length) return undefined;
+    const out = proc.maskLabel(this.raw, this.sent);
+    this.sent = this.raw.length;
     return out;
   }
 }
 
-/** A choice's text channels: the key a `sequential` stream compares to see that it moved on. */
-type ChannelKey = 'content' | 'refusal' | number;
+/** A tool call's held labels. */
+interface ToolLabels {
+  readonly id: ToolLabel;
+  readonly name: ToolLabel;
+}
+
+/** The released part of a tool call: what goes into its delta entry. */
+interface ToolRelease {
+  id?: string | undefined;
+  name?: string | undefined;
+  arguments?: string | undefined;
+}
+
+/**
+ * A choice's blocks in a `sequential` stream, the key it compares to see that it moved on: its
+ * text (content and refusal, one block) or a tool call.
+ */
+type ChannelKey = 'text' | number;
 
 /**
  * @param sequential  The caller's format carries one block at a time (Anthropic's content
@@ -402,7 +452,8 @@ type ChannelKey = 'content' | 'refusal' | number;
  *   the new one's first piece, instead of at finish_reason. Upstreams stream an answer's parts
  *   one after another. Text that resumes after a tool call is a new block, redacted on its own:
  *   an entity the model split across the tool call is not joined up again (its first part left
- *   with the block before).
+ *   with the block before). Content and refusal are one block (Anthropic's text), so they
+ *   share one channel.
  */
 export async function* processChunkStream(
   chunks: AsyncIterable<CompletionChunk>,
@@ -412,8 +463,15 @@ export async function* processChunkStream(
   const content = new Map<number, StreamChannel>();
   const refusals = new Map<number, StreamChannel>();
   const tools = new Map<number, Map<number, StreamChannel>>();
+  /** Each choice's tool calls' ids and names, by tool call index: every call seen has one. */
+  const toolLabels = new Map<number, Map<number, ToolLabels>>();
   /** Sequential streams: the channel each choice last wrote to. */
   const current = new Map<number, ChannelKey>();
+  /**
+   * Sequential streams: the kind of text each choice last wrote (content and refusal share the
+   * `content` channel there), which its held tail comes out as.
+   */
+  const textKind = new Map<number, 'content' | 'refusal'>();
   let last: CompletionChunk | undefined;
 
   const textOf = (channels: Map<number, StreamChannel>, i: number): StreamChannel => {
@@ -428,12 +486,66 @@ export async function* processChunkStream(
     if (!c) m.set(t, (c = new StreamChannel(proc, true)));
     return c;
   };
-  /** Appends tool call `t`'s text to `delta` (to its entry, or a new one at the end). */
-  const appendTool = (delta: ChunkDelta, t: number, text: string): void => {
+  const labelsOf = (i: number, t: number): ToolLabels => {
+    let m = toolLabels.get(i);
+    if (!m) toolLabels.set(i, (m = new Map()));
+    let l = m.get(t);
+    if (!l) m.set(t, (l = { id: new ToolLabel(), name: new ToolLabel() }));
+    return l;
+  };
+  /**
+   * A tool call piece of choice `i`, as it goes on: its id and name held or released (see
+   * ToolLabel), its arguments through their channel, its other members (index, type) as they are.
+   */
+  const toolPiece = (i: number, tc: ToolDelta): ToolDelta => {
+    const held = labelsOf(i, tc.index);
+    if (tc.id === undefined && tc.function?.name === undefined && !held.id.holding && !held.name.holding) {
+      // Most pieces: arguments only, no label held.
+      const piece = tc.function?.arguments;
+      return piece === undefined ? tc : { ...tc, function: { ...tc.function, arguments: toolOf(i, tc.index).push(piece) } };
+    }
+    held.id.add(tc.id);
+    held.name.add(tc.function?.name);
+    const { id: _id, function: fn, ...rest } = tc;
+    const out: ToolDelta = rest;
+    const args = fn?.arguments;
+    let name: string | undefined;
+    if (typeof args === 'string' && (args !== '' || (held.id.settled(proc) && held.name.settled(proc)))) {
+      const id = held.id.release(proc);
+      if (id !== undefined) out.id = id;
+      name = held.name.release(proc);
+    }
+    if (fn !== undefined) {
+      const f: NonNullable<ToolDelta['function']> = {};
+      if (name !== undefined) f.name = name;
+      if (typeof args === 'string') f.arguments = toolOf(i, tc.index).push(args);
+      out.function = f;
+    }
+    return out;
+  };
+  /** What tool call `t` of choice `i` still holds (labels, arguments' tail), released; undefined: nothing. */
+  const flushTool = (i: number, t: number): ToolRelease | undefined => {
+    const held = toolLabels.get(i)?.get(t);
+    const rel: ToolRelease = {};
+    const id = held?.id.release(proc);
+    if (id !== undefined) rel.id = id;
+    const name = held?.name.release(proc);
+    if (name !== undefined) rel.name = name;
+    const args = tools.get(i)?.get(t)?.flush();
+    if (args) rel.arguments = args;
+    return rel.id === undefined && rel.name === undefined && rel.arguments === undefined ? undefined : rel;
+  };
+  /** Appends what tool call `t` released to `delta` (to its entry, or a new one at the end). */
+  const appendTool = (delta: ChunkDelta, t: number, rel: ToolRelease): void => {
     const list: ToolDelta[] = delta.tool_calls ?? (delta.tool_calls = []);
-    const entry = list.find((x) => x.index === t);
-    if (entry) entry.function = { ...entry.function, arguments: (entry.function?.arguments ?? '') + text };
-    else list.push({ index: t, function: { arguments: text } });
+    let entry = list.find((x) => x.index === t);
+    if (!entry) list.push((entry = { index: t }));
+    if (rel.id !== undefined) entry.id = (entry.id ?? '') + rel.id;
+    if (rel.name === undefined && rel.arguments === undefined) return;
+    const f = { ...entry.function };
+    if (rel.name !== undefined) f.name = (f.name ?? '') + rel.name;
+    if (rel.arguments !== undefined) f.arguments = (f.arguments ?? '') + rel.arguments;
+    entry.function = f;
   };
   /** Flushes a text channel into `delta[key]`; true when it held something. */
   const flushText = (channel: StreamChannel | undefined, delta: ChunkDelta, key: 'content' | 'refusal'): boolean => {
@@ -446,15 +558,15 @@ export async function* processChunkStream(
   /** Flushes a choice's channels into `delta`. */
   const flushChoice = (i: number, delta: ChunkDelta): boolean => {
     // Both flushed, whatever the first gave (no short circuit).
-    let any = flushText(content.get(i), delta, 'content');
+    let any = flushText(content.get(i), delta, textKind.get(i) ?? 'content');
     any = flushText(refusals.get(i), delta, 'refusal') || any;
-    const m = tools.get(i);
-    if (m) {
-      for (const [t, ch] of m) {
-        const rest = ch.flush();
-        if (!rest) continue;
+    const calls = toolLabels.get(i);
+    if (calls) {
+      for (const t of calls.keys()) {
+        const rel = flushTool(i, t);
+        if (rel === undefined) continue;
         any = true;
-        appendTool(delta, t, rest);
+        appendTool(delta, t, rel);
       }
     }
     return any;
@@ -473,12 +585,7 @@ export async function* processChunkStream(
       const delta: ChunkDelta = { ...choice.delta };
       if (typeof delta.content === 'string') delta.content = textOf(content, choice.index).push(delta.content);
       if (typeof delta.refusal === 'string') delta.refusal = textOf(refusals, choice.index).push(delta.refusal);
-      if (delta.tool_calls) {
-        delta.tool_calls = delta.tool_calls.map((tc) => {
-          if (tc.function?.arguments === undefined) return tc;
-          return { ...tc, function: { ...tc.function, arguments: toolOf(choice.index, tc.index).push(tc.function.arguments) } };
-        });
-      }
+      if (delta.tool_calls) delta.tool_calls = delta.tool_calls.map((tc) => toolPiece(choice.index, tc));
       if (choice.finish_reason !== null && choice.finish_reason !== undefined) flushChoice(choice.index, delta);
       return { ...choice, delta };
     });
@@ -487,7 +594,7 @@ export async function* processChunkStream(
   // Stream ended without finish_reason for some choices: flush what they still hold.
   if (last) {
     const choices: CompletionChunk['choices'] = [];
-    const indexes = new Set<number>([...content.keys(), ...refusals.keys(), ...tools.keys()]);
+    const indexes = new Set<number>([...content.keys(), ...refusals.keys(), ...toolLabels.keys()]);
     for (const i of indexes) {
       const delta: ChunkDelta = {};
       if (flushChoice(i, delta)) choices.push({ index: i, delta, finish_reason: null });
@@ -520,35 +627,39 @@ export async function* processChunkStream(
         const was = current.get(i);
         current.set(i, next);
         if (was === undefined || was === next) return;
-        const channel = was === 'content' ? content.get(i) : was === 'refusal' ? refusals.get(i) : tools.get(i)?.get(was);
-        const rest = channel?.flush();
-        if (!rest) return;
-        if (typeof was === 'number') appendTool(delta, was, rest);
-        else addText(was, rest);
+        if (typeof was === 'number') {
+          const rel = flushTool(i, was);
+          if (rel !== undefined) appendTool(delta, was, rel);
+          return;
+        }
+        const rest = content.get(i)?.flush();
+        if (rest) addText(textKind.get(i) ?? 'content', rest);
       };
       const d = choice.delta;
       // Only text moves the answer on: some upstreams send `content: ""` with every tool call
       // piece, which must not release the tool call's held-back tail each time.
-      if (typeof d.content === 'string') {
-        if (d.content !== '') leave('content');
-        addText('content', textOf(content, i).push(d.content));
-      }
-      if (typeof d.refusal === 'string') {
-        if (d.refusal !== '') leave('refusal');
-        addText('refusal', textOf(refusals, i).push(d.refusal));
+      // Content and refusal go in one text block: one channel, so a value the model split
+      // between them is redacted whole. Each piece's output keeps the kind of the piece it
+      // comes with (a held tail of content may come out as refusal: the block is the same).
+      for (const kind of ['content', 'refusal'] as const) {
+        const piece = d[kind];
+        if (typeof piece !== 'string') continue;
+        if (piece !== '') {
+          leave('text');
+          textKind.set(i, kind);
+        }
+        addText(kind, textOf(content, i).push(piece));
       }
       for (const tc of d.tool_calls ?? []) {
         leave(tc.index);
-        const list: ToolDelta[] = delta.tool_calls ?? (delta.tool_calls = []);
-        if (tc.function?.arguments === undefined) list.push(tc);
-        else list.push({ ...tc, function: { ...tc.function, arguments: toolOf(i, tc.index).push(tc.function.arguments) } });
+        (delta.tool_calls ?? (delta.tool_calls = [])).push(toolPiece(i, tc));
       }
       if (choice.finish_reason !== null && choice.finish_reason !== undefined) {
         const tail: ChunkDelta = {};
         if (flushChoice(i, tail)) {
           if (typeof tail.content === 'string') addText('content', tail.content);
           if (typeof tail.refusal === 'string') addText('refusal', tail.refusal);
-          for (const tc of tail.tool_calls ?? []) appendTool(delta, tc.index, tc.function?.arguments ?? '');
+          for (const tc of tail.tool_calls ?? []) appendTool(delta, tc.index, { id: tc.id, name: tc.function?.name, arguments: tc.function?.arguments });
         }
       }
       return { choice, deltas };

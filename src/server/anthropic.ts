@@ -329,7 +329,7 @@ function toolInput(args: string): unknown {
  * `input_text` and `output_text` parts are its text, a `refusal` part (or the `refusal` member)
  * is Anthropic's text with stop_reason `refusal`, in the order they came, as the streamed answer
  * puts both in its text block. (Redaction has refused any other part type before this point:
- * redact/session.ts answerPart.)
+ * redact/session.ts answerTexts, which also redacts all of them as one text, as joined here.)
  */
 function answerText(msg: ChatMessage): { text: string; refused: boolean } {
   let text = '';
@@ -437,9 +437,10 @@ type ToolDelta = NonNullable<CompletionChunk['choices'][number]['delta']['tool_c
  * `input_json_delta`s. `finish()` closes the open block and ends the message.
  *
  * A tool_use block names its tool when it opens, while OpenAI's chunks may send the name in
- * pieces (each piece is appended, as the openai SDK does). So a tool call's block opens only once
- * its name is whole: at its first argument piece, or when anything else comes (text, another
- * call, the finish). A name piece after that is refused as `upstream_error`: the name already
+ * pieces (each piece is appended, as openai-python does; redaction holds a call's id and name
+ * back and sends each whole, leak-guarded joined: redact/stream.ts ToolLabel). So a tool
+ * call's block opens only once its name is whole: at its first argument piece, or when
+ * anything else comes (text, another call, the finish). A name piece after that is refused as `upstream_error`: the name already
  * sent cannot be changed, and passing on the first piece alone would name another tool.
  */
 export class AnthropicStreamEncoder {

@@ -298,3 +298,172 @@ describe('labels of the answer: id, model, tool call id and name, finish_reason'
     expectClean(JSON.stringify(w.audit()));
   });
 });
+
+/**
+ * A tool call's id and function name may arrive in pieces: the caller joins them (openai-python
+ * joins both, the Anthropic encoder joins the name into its tool_use block), so the leak guard must
+ * see each label whole, not each piece by itself. Every split position, two shapes: the first
+ * piece with `arguments: ""` (as OpenAI sends a call's first piece) and the rest with the first
+ * arguments, or the name's pieces alone before the arguments.
+ */
+describe('a tool call id and name streamed in pieces', () => {
+  const NAME = `x${CANARY_SECRET}`;
+  const ID = `call_${CANARY_SECRET}`;
+  const withArgs = (k: number): Array<Record<string, unknown>> => [
+    chunk({ role: 'assistant', tool_calls: [{ index: 0, id: ID.slice(0, k + 4), type: 'function', function: { name: NAME.slice(0, k), arguments: '' } }] }),
+    chunk({ tool_calls: [{ index: 0, id: ID.slice(k + 4), function: { name: NAME.slice(k), arguments: '{"a":1}' } }] }),
+    chunk({}, 'tool_calls'),
+  ];
+  const nameAlone = (k: number): Array<Record<string, unknown>> => [
+    chunk({ role: 'assistant', tool_calls: [{ index: 0, id: ID.slice(0, k + 4), type: 'function', function: { name: NAME.slice(0, k) } }] }),
+    chunk({ tool_calls: [{ index: 0, id: ID.slice(k + 4), function: { name: NAME.slice(k) } }] }),
+    chunk({ tool_calls: [{ index: 0, function: { arguments: '{"a":1}' } }] }),
+    chunk({}, 'tool_calls'),
+  ];
+  const positions = Array.from({ length: NAME.length - 1 }, (_, i) => i + 1);
+  const shapes = [withArgs, nameAlone];
+
+  /** The id, name and arguments of tool call 0 as a client that joins the pieces reads them. */
+  function joined(deltas: any[]): { id: string; name: string; args: string; namePieces: number } {
+    const out = { id: '', name: '', args: '', namePieces: 0 };
+    for (const d of deltas) {
+      for (const t of d?.tool_calls ?? []) {
+        out.id += t.id ?? '';
+        out.name += t.function?.name ?? '';
+        out.args += t.function?.arguments ?? '';
+        if (t.function?.name) out.namePieces++;
+      }
+    }
+    return out;
+  }
+
+  it('over HTTP (openai SDK): the joined id and name are masked, and the secret counted', async () => {
+    for (const shape of shapes) {
+      for (const k of positions) {
+        chunks = shape(k);
+        const stream = await client.chat.completions.create({ ...governed, stream: true } as OpenAI.ChatCompletionCreateParamsStreaming);
+        const seen: any[] = [];
+        for await (const c of stream) seen.push(c);
+        const call = joined(seen.map((c) => c.choices[0]?.delta));
+        expect({ k, ...call }).toMatchObject({ k, id: 'call_[SECRET_VALUE]', name: 'x[SECRET_VALUE]', args: '{"a":1}' });
+        // The name's pieces alone: held until the arguments begin, then sent whole (the openai
+        // SDK keeps a name's last piece, not the joined pieces).
+        if (shape === nameAlone) expect(call.namePieces, `k=${k}`).toBe(1);
+        expectClean(JSON.stringify(seen));
+        expect(lastRecord()['redaction'].leaks, `k=${k}`).toBe(2);
+      }
+    }
+  });
+
+  it('over gRPC StreamComplete: the joined id and name are masked', async () => {
+    const req = { model: 'gpt-4o-mini', template: { id: 'ops/incident-brief', version: 1 }, variables: VARIABLES };
+    for (const shape of shapes) {
+      for (const k of positions) {
+        chunks = shape(k);
+        const call = gateway.StreamComplete(req, bearerMetadata(token));
+        const got: any[] = [];
+        await new Promise<void>((resolve, reject) => {
+          call.on('data', (c: any) => got.push(c));
+          call.on('end', resolve);
+          call.on('error', reject);
+        });
+        expect({ k, ...joined(got.map((c) => c.choices[0]?.delta)) }).toMatchObject({ k, id: 'call_[SECRET_VALUE]', name: 'x[SECRET_VALUE]', args: '{"a":1}' });
+        expectClean(JSON.stringify(got));
+        expect(lastRecord()['redaction'].leaks, `k=${k}`).toBe(2);
+      }
+    }
+  });
+
+  it('over /v1/messages, streamed: the tool_use block is named with the masked whole name', async () => {
+    const headers = { authorization: `Bearer ${token}`, 'content-type': 'application/json', 'x-warden-template': TEMPLATE, 'x-warden-variables': JSON.stringify(VARIABLES) };
+    const body = JSON.stringify({ model: 'gpt-4o-mini', max_tokens: 16, messages: [], stream: true });
+    for (const shape of shapes) {
+      for (const k of positions) {
+        chunks = shape(k);
+        const res = await fetch(`${w.addresses.http}/v1/messages`, { method: 'POST', headers, body });
+        const events = await res.text();
+        expect(res.status, events).toBe(200);
+        expect(events, `k=${k}`).toContain('"name":"x[SECRET_VALUE]"');
+        expect(events).toContain('"partial_json":"{\\"a\\":1}"');
+        expectClean(events);
+        expect(lastRecord()['redaction'].leaks, `k=${k}`).toBe(2); // the id's and the name's
+      }
+    }
+  });
+
+  it('no canary in the log or any audit record', () => {
+    expectClean(w.logs.join('\n'));
+    expectClean(JSON.stringify(w.audit()));
+  });
+});
+
+/**
+ * An answer's content parts (and its refusal) are joined by the caller: /v1/messages puts them
+ * in one text block, and a client of the OpenAI route may join them too. A secret or an e-mail
+ * address split across two of them must come out masked in the joined text, as if the upstream
+ * had sent it in one piece, on every ingress.
+ */
+describe('a secret or an e-mail split across content parts or content and refusal', () => {
+  const MAIL = 'canary.pii@example.com';
+  const splits = Array.from({ length: CANARY_SECRET.length - 1 }, (_, i) => [i + 1, (i % (MAIL.length - 1)) + 1] as const);
+  const parted = (h: number, p: number): Record<string, unknown> =>
+    answer({
+      content: [
+        { type: 'text', text: `key ${CANARY_SECRET.slice(0, h)}` },
+        { type: 'output_text', text: `${CANARY_SECRET.slice(h)} mail ${MAIL.slice(0, p)}` },
+        { type: 'text', text: MAIL.slice(p) },
+      ],
+    });
+  const WANT = 'key [SECRET_VALUE] mail [EMAIL_ADDRESS]';
+  const partsText = (parts: Array<Record<string, unknown>>): string => parts.map((p) => p.text ?? p.refusal).join('');
+
+  it('over /v1/chat/completions the parts are kept, and their joined text is redacted', async () => {
+    for (const [h, p] of splits) {
+      completion = parted(h, p);
+      const { status, text } = await post();
+      expect(status, text).toBe(200);
+      const parts = JSON.parse(text).choices[0].message.content;
+      expect(parts.map((x: any) => x.type)).toEqual(['text', 'output_text', 'text']);
+      expect(partsText(parts), `h=${h} p=${p}`).toBe(WANT);
+      expect(lastRecord()['redaction']).toMatchObject({ leaks: 1, response_counts: { SECRET_VALUE: 1, EMAIL_ADDRESS: 1 } });
+    }
+  });
+
+  it('over gRPC Complete the parts joined are redacted', async () => {
+    for (const [h, p] of splits) {
+      completion = parted(h, p);
+      const res = await unaryCall(gateway, 'Complete', { model: 'gpt-4o-mini', template: { id: 'ops/incident-brief', version: 1 }, variables: VARIABLES }, bearerMetadata(token));
+      // A text part is `text` on the wire, any other its JSON.
+      const parts = (res.choices[0].message.parts as Array<{ type: string; text: string; json: string }>).map((x) => (x.json ? JSON.parse(x.json) : x));
+      expect(parts.map((x) => x.type)).toEqual(['text', 'output_text', 'text']);
+      expect(partsText(parts), `h=${h} p=${p}`).toBe(WANT);
+      expectClean(partsText(parts));
+    }
+  });
+
+  it('over /v1/messages the one text block is redacted, parts or content and refusal alike', async () => {
+    const headers = { authorization: `Bearer ${token}`, 'content-type': 'application/json', 'x-warden-template': TEMPLATE, 'x-warden-variables': JSON.stringify(VARIABLES) };
+    const body = JSON.stringify({ model: 'gpt-4o-mini', max_tokens: 16, messages: [] });
+    for (const [h, p] of splits) {
+      completion = parted(h, p);
+      let res = await fetch(`${w.addresses.http}/v1/messages`, { method: 'POST', headers, body });
+      let text = await res.text();
+      expect(res.status, text).toBe(200);
+      expect(JSON.parse(text).content[0].text, `h=${h} p=${p}`).toBe(WANT);
+      expectClean(text);
+      expect(lastRecord()['redaction']).toMatchObject({ leaks: 1, response_counts: { SECRET_VALUE: 1, EMAIL_ADDRESS: 1 } });
+
+      completion = answer({ content: `I cannot share ${CANARY_SECRET.slice(0, h)}`, refusal: `${CANARY_SECRET.slice(h)} with ${MAIL}` });
+      res = await fetch(`${w.addresses.http}/v1/messages`, { method: 'POST', headers, body });
+      text = await res.text();
+      expect(JSON.parse(text)).toMatchObject({ content: [{ type: 'text', text: 'I cannot share [SECRET_VALUE] with [EMAIL_ADDRESS]' }], stop_reason: 'refusal' });
+      expectClean(text);
+    }
+  });
+
+  it('no canary in the log or any audit record', () => {
+    expectClean(w.logs.join('\n'));
+    expectClean(JSON.stringify(w.audit()));
+    expect(JSON.stringify(w.audit())).not.toContain(MAIL);
+  });
+});

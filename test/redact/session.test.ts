@@ -632,6 +632,45 @@ describe('non-text parts', () => {
   });
 });
 
+describe('answer texts a caller joins: content parts and refusal', () => {
+  const r = createRedactor({ hashKey: Buffer.from('tenant-key-0123456789') });
+  const answer = (s: ReturnType<typeof r.session>, message: Partial<ChatMessage>) =>
+    s.processCompletion({ id: 'x', model: 'm', created: 0, choices: [{ index: 0, finish_reason: 'stop', message: { role: 'assistant', content: null, ...message } }] }).choices[0]!.message;
+  const texts = (m: ChatMessage) => (m.content as Array<Record<string, string>>).map((p) => p.text ?? p.refusal);
+  const parts = (...xs: string[]): ChatMessage['content'] => xs.map((text) => ({ type: 'text', text }));
+
+  it('a secret over three parts is masked in the part where it begins; the parts it spans are emptied', () => {
+    const s = r.session(decision(), [CANARY]);
+    expect(texts(answer(s, { content: parts('a CANARY-SE', 'CRET-9', 'f8e7d b') }))).toEqual(['a [SECRET_VALUE]', '', ' b']);
+    expect(s.report().leaks).toBe(1);
+  });
+
+  it('an e-mail split across a text part and a refusal part is one finding, counted once', () => {
+    const s = r.session(decision(), []);
+    const m = answer(s, { content: [{ type: 'output_text', text: 'mail ann.lee@exa' }, { type: 'refusal', refusal: 'mple.org, no' }] as never });
+    expect(m.content).toEqual([{ type: 'output_text', text: 'mail [EMAIL_ADDRESS]' }, { type: 'refusal', refusal: ', no' }]);
+    expect(s.report().responseCounts).toEqual({ EMAIL_ADDRESS: 1 });
+  });
+
+  it('content and refusal are read joined too', () => {
+    const s = r.session(decision(), [CANARY]);
+    expect(answer(s, { content: 'I cannot share CANARY-SEC', refusal: 'RET-9f8e7d' })).toMatchObject({ content: 'I cannot share [SECRET_VALUE]', refusal: '' });
+  });
+
+  it('a value split across parts is hashed as the whole value', () => {
+    const whole = answer(r.session(decision({ mode: 'hash' }), []), { content: 'to ann.lee@example.org' }).content as string;
+    const split = answer(r.session(decision({ mode: 'hash' }), []), { content: parts('to ann.lee@', 'example.org') });
+    expect(texts(split).join('')).toBe(whole);
+    expect(whole).not.toContain('ann.lee');
+  });
+
+  it('a value one part holds stays found when the next part would hide it in the joined text', () => {
+    // "4111 1111 1111 1111" then "1": the joined digits are no card number.
+    const s = r.session(decision(), []);
+    expect(texts(answer(s, { content: parts('card 4111 1111 1111 1111', '1') }))).toEqual(['card [CREDIT_CARD]', '1']);
+  });
+});
+
 describe('refusal parts', () => {
   it('an assistant refusal part sent back as history is redacted like text', () => {
     const out = createRedactor({}).session(decision(), []).redactMessages([{ role: 'assistant', content: [{ type: 'refusal', refusal: 'I will not mail bob@example.org' }] }]);

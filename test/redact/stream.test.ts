@@ -227,6 +227,68 @@ describe('streaming: leak guard and fail closed', () => {
   });
 });
 
+describe('streaming: tool call ids and names arriving in pieces', () => {
+  const canary = 'CANARY-SECRET-9f8e7d';
+  const call = (t: object, finish: string | null = null): CompletionChunk => ({ id: 'c', model: 'm', created: 1, choices: [{ index: 0, delta: { tool_calls: [{ index: 0, ...t }] }, finish_reason: finish }] });
+  const done: CompletionChunk = { id: 'c', model: 'm', created: 1, choices: [{ index: 0, delta: {}, finish_reason: 'tool_calls' }] };
+  /** Each output chunk's tool call 0 (undefined: none in that chunk). */
+  const calls = (out: CompletionChunk[]) => out.map((c) => c.choices[0]?.delta.tool_calls?.[0]);
+  const joined = (out: CompletionChunk[], key: 'id' | 'name') => calls(out).map((t) => (key === 'id' ? t?.id : t?.function?.name) ?? '').join('');
+
+  it("OpenAI's first piece (id, whole name, empty arguments) goes on at once and as it was, a secret granted", async () => {
+    const s = redactor.session(decision(), [canary]);
+    const first = { id: 'call_abc', type: 'function', function: { name: 'get_weather', arguments: '' } };
+    const out = await collect(s.processStream(fromArray([call(first), call({ function: { arguments: '{}' } }), done])));
+    expect(calls(out)[0]).toEqual({ index: 0, ...first });
+  });
+
+  it('a name split through a secret, at every position, comes out masked, in one piece, and is counted', async () => {
+    const name = `x${canary}`;
+    for (let k = 1; k < name.length; k++) {
+      for (const sequential of [false, true]) {
+        const s = redactor.session(decision(), [canary]);
+        const input = [call({ id: 'call_1', type: 'function', function: { name: name.slice(0, k) } }), call({ function: { name: name.slice(k) } }), call({ function: { arguments: '{}' } }), done];
+        const out = await collect(s.processStream(fromArray(input), sequential));
+        expect(joined(out, 'name'), `k=${k}`).toBe('x[SECRET_VALUE]');
+        expect(calls(out).filter((t) => t?.function?.name).length).toBe(1);
+        expect(s.report().leaks).toBe(1);
+      }
+    }
+  });
+
+  it('a name whose tail could begin a secret waits, with its id, for the first arguments piece', async () => {
+    const s = redactor.session(decision(), [canary]);
+    const out = await collect(s.processStream(fromArray([call({ id: 'call_1', type: 'function', function: { name: 'get_CANARY', arguments: '' } }), call({ function: { arguments: '{}' } }), done])));
+    expect(calls(out)[0]).toEqual({ index: 0, type: 'function', function: { arguments: '' } });
+    // The arguments are held as ever (a run that may still grow); the labels are not.
+    expect(calls(out)[1]).toEqual({ index: 0, id: 'call_1', function: { name: 'get_CANARY', arguments: '' } });
+    expect(s.report().leaks).toBe(0);
+  });
+
+  it('an id split through a secret is masked on its joined form; a held name goes at the finish, or at the stream end', async () => {
+    const s = redactor.session(decision(), [canary]);
+    const out = await collect(s.processStream(fromArray([call({ id: 'call_CANARY-SEC', type: 'function', function: { name: 'f' } }), call({ id: 'RET-9f8e7d' }), done])));
+    expect(joined(out, 'id')).toBe('call_[SECRET_VALUE]');
+    expect(calls(out).at(-1)).toEqual({ index: 0, id: 'call_[SECRET_VALUE]', function: { name: 'f' } });
+    const cut = await collect(redactor.session(decision(), [canary]).processStream(fromArray([call({ id: 'a', function: { name: `${canary.slice(0, 9)}` } }), call({ function: { name: canary.slice(9) } })])));
+    expect(joined(cut, 'name')).toBe('[SECRET_VALUE]');
+  });
+
+  it('a name piece after the arguments began is leak-guarded with the whole name in view', async () => {
+    const s = redactor.session(decision(), [canary]);
+    const input = [call({ id: 'c1', type: 'function', function: { name: 'get_', arguments: '' } }), call({ function: { arguments: '{}' } }), call({ function: { name: canary } }), done];
+    const out = await collect(s.processStream(fromArray(input)));
+    expect(joined(out, 'name')).toBe('get_[SECRET_VALUE]');
+    expect(s.report().leaks).toBe(1);
+  });
+
+  it('a name streamed past 256 characters is refused as upstream_error', async () => {
+    const s = redactor.session(decision(), []);
+    const input = [call({ id: 'c1', type: 'function', function: { name: 'a'.repeat(200) } }), call({ function: { name: 'a'.repeat(57) } })];
+    await expect(collect(s.processStream(fromArray(input)))).rejects.toMatchObject({ code: 'upstream_error', message: expect.stringMatching(/longer than 256 characters/) });
+  });
+});
+
 describe('streaming: multi-word entities', () => {
   it('dates of birth with month names, spaced phones and PEM blocks survive any split (strict profile)', async () => {
     const s = redactor.session(decision({ profile: 'strict', modes: { SECRETS: 'mask' } }), []);
@@ -466,6 +528,27 @@ describe('streaming: sequential (one block at a time, as Anthropic streams)', ()
     ];
     const out = joinChunks(await collect(s.processStream(fromArray(input), true)));
     expect(out).toEqual({ content: '', args: '{"card":"[CREDIT_CARD]"}' });
+  });
+
+  it('content then refusal are one text block: a secret split between them is masked whole', async () => {
+    const canary = 'CANARY-SECRET-9f8e7d';
+    for (let k = 1; k < canary.length; k++) {
+      const s = redactor.session(decision(), [canary]);
+      const with_ = (delta: object, finish: string | null = null): CompletionChunk => ({ id: 'c', model: 'm', created: 1, choices: [{ index: 0, delta, finish_reason: finish }] });
+      const input = [with_({ role: 'assistant', content: `I cannot share ${canary.slice(0, k)}` }), with_({ refusal: `${canary.slice(k)} now` }), with_({}, 'stop')];
+      const out = await collect(s.processStream(fromArray(input), true));
+      const text = out.map((c) => (c.choices[0]?.delta.content ?? '') + (c.choices[0]?.delta.refusal ?? '')).join('');
+      expect(text, `k=${k}`).toBe('I cannot share [SECRET_VALUE] now');
+      expect(out.some((c) => c.choices[0]?.delta.refusal)).toBe(true);
+    }
+  });
+
+  it('a refusal held back whole still comes out as refusal', async () => {
+    const s = redactor.session(decision(), []);
+    const with_ = (delta: object, finish: string | null = null): CompletionChunk => ({ id: 'c', model: 'm', created: 1, choices: [{ index: 0, delta, finish_reason: finish }] });
+    const out = await collect(s.processStream(fromArray([with_({ role: 'assistant', content: '' }), with_({ refusal: 'No' }), with_({}, 'stop')]), true));
+    expect(out.map((c) => c.choices[0]?.delta.refusal ?? '').join('')).toBe('No');
+    expect(out.map((c) => c.choices[0]?.delta.content ?? '').join('')).toBe('');
   });
 
   /** Which channel each non-empty piece of output belongs to, in order. */
