@@ -54,6 +54,9 @@ export interface DoorPass {
   leave(): void;
 }
 
+/** How long grpc-js's refusal of a call's messages waits for the client's reset (refuseMessageCount). */
+const CANCEL_SETTLE_MS = 20;
+
 class DoorCall {
   /**
    * Whether the call still holds its place. Until its handler runs the door holds it for the call
@@ -137,9 +140,10 @@ export class GrpcDoor {
         // A status before the handler ran that is not the door's: grpc-js's own answer to a call
         // with no request message or a second one. Sent as Warden's refusal, counted and audited.
         if (state && !state.handled && status.code !== grpc.status.OK) {
-          if (state.answered) return;
-          const err = new WardenError('invalid_request', 'a call to this method carries exactly one request message', { location: { path: '$' } });
-          this.refuse(state, err, (s) => pass(s as SentStatus));
+          this.refuseMessageCount(state, (s) => {
+            pass(s as SentStatus);
+            closeUnread(next);
+          });
           return;
         }
         pass(status);
@@ -173,6 +177,24 @@ export class GrpcDoor {
     return true;
   }
 
+  /**
+   * grpc-js refused a call for its request messages (none, or a second one). A Node client (grpc-js's
+   * own included) that cancels before its message is complete looks the same at first: it sends a
+   * half-close (END_STREAM), which grpc-js answers "no request message", then RST_STREAM, which
+   * arrives in a later read (two event-loop turns later on loopback). The refusal waits for it a
+   * little: a call that ended meanwhile was cancelled, and ended() records it so. After the timer,
+   * one setImmediate: if the process was busy, the reset may wait in the socket, and the timers run
+   * before the poll that would read it. Only calls grpc-js refused wait; their status is the same.
+   */
+  private refuseMessageCount(call: DoorCall, send: (status: Partial<grpc.StatusObject>) => void): void {
+    if (call.answered) return;
+    const classify = () => {
+      if (call.over) return;
+      this.refuse(call, new WardenError('invalid_request', 'a call to this method carries exactly one request message', { location: { path: '$' } }), send);
+    };
+    setTimeout(() => setImmediate(classify), CANCEL_SETTLE_MS).unref();
+  }
+
   /** Ends a call the handler has not taken with `err`: recorded first, then its status sent. */
   private refuse(call: DoorCall, err: WardenError, send: (status: Partial<grpc.StatusObject>) => void): void {
     if (call.answered || call.handled) return;
@@ -193,7 +215,11 @@ export class GrpcDoor {
       void this.opts.record(call.arrival, endedBeforeHandler(next));
     }
     // Once a handler has run, the place is its to give back (pass).
-    if (!call.handled) this.release(call);
+    if (call.handled) return;
+    this.release(call);
+    // grpc-js may have answered it (a grpc-timeout that expired, a message over the ceiling, bad
+    // encoding) while the client has not half-closed: as after the door's own refusals.
+    closeUnread(next);
   }
 
   private stopWaiting(call: DoorCall): void {
