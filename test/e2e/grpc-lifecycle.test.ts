@@ -9,7 +9,7 @@ import http2 from 'node:http2';
 import { gzipSync } from 'node:zlib';
 import * as grpc from '@grpc/grpc-js';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { bearerMetadata, gatewayClient, healthClient } from './helpers/grpc.js';
+import { bearerMetadata, encodePromptRequest, gatewayClient, healthClient } from './helpers/grpc.js';
 import { startUpstream, type FakeUpstream } from './helpers/upstream.js';
 import { eventually, startWarden, type WardenFixture } from './helpers/warden.js';
 
@@ -261,6 +261,57 @@ describe('calls grpc-js answers before their handler, from a client that has not
       expect(records.map((r) => r.error_code)).toEqual(sent.map(() => 'cancelled'));
       await eventually(async () => (await inFlight(w)) === 0);
     } finally {
+      session.destroy();
+      await w.close();
+    }
+  });
+});
+
+describe('a unary answer the client does not read', () => {
+  it('is reset limits.upstream_timeout_ms after it was answered (audited ok); shutdown drains at once', { timeout: 20_000 }, async () => {
+    const DEADLINE_MS = 1000;
+    const w = await startWarden({
+      upstreamUrl: upstream.url,
+      limits: `limits: { client_timeout_ms: 10000, upstream_timeout_ms: ${DEADLINE_MS}, max_in_flight: 4, shutdown_grace_ms: 3000 }`,
+    });
+    const session = connect(w.addresses.grpc);
+    // Larger than every window and buffer between Warden and the client: it cannot go out unread.
+    upstream.mode = 'scripted';
+    upstream.script = { text: 'y'.repeat(8 * 1024 * 1024) };
+    try {
+      const before = w.audit().length;
+      const auth = { authorization: `Bearer ${await w.signer.token('labs', 'raw-bot')}` };
+      const message = frame(encodePromptRequest({ model: 'gpt-4o-mini', messages: [{ role: 'user', content: 'hello' }] }));
+      const calls = [0, 1].map(() => rawCall(session, 'Complete', [message], true, auth, false));
+      await eventually(() => w.audit().length - before >= 2);
+      const answered = Date.now();
+      expect(w.audit().slice(before)).toMatchObject([{ status: 'ok' }, { status: 'ok' }]);
+      // Its place is back at once; its delivery has a whole deadline from the answer on.
+      await eventually(async () => (await inFlight(w)) === 0);
+      const ends = await Promise.all(calls.map((c) => endWithin(c, 4 * DEADLINE_MS)));
+      const waited = Date.now() - answered;
+      expect(ends).toMatchObject([{ rstCode: http2.constants.NGHTTP2_CANCEL }, { rstCode: http2.constants.NGHTTP2_CANCEL }]);
+      expect(waited).toBeGreaterThanOrEqual(DEADLINE_MS - 100);
+      expect(w.audit()).toHaveLength(before + 2);
+
+      // A client that reads gets all of it.
+      const reader = connect(w.addresses.grpc);
+      try {
+        const read = rawCall(reader, 'Complete', [message], true, auth);
+        let got = 0;
+        read.stream.on('data', (d: Buffer) => (got += d.length));
+        expect(await read.ended).toMatchObject({ status: grpc.status.OK, rstCode: http2.constants.NGHTTP2_NO_ERROR });
+        expect(got).toBeGreaterThan(8 * 1024 * 1024);
+      } finally {
+        reader.destroy();
+      }
+
+      const started = Date.now();
+      const result = await w.runtime.shutdown('test');
+      expect(result.outcome).toBe('drained');
+      expect(Date.now() - started).toBeLessThan(2000);
+    } finally {
+      upstream.mode = 'ok';
       session.destroy();
       await w.close();
     }
