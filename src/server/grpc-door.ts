@@ -13,7 +13,10 @@
  *   ends with `request_timeout` (DEADLINE_EXCEEDED), as over HTTP;
  * - when it ends before its handler ran — the client left, or grpc-js refused it (no message or
  *   two, a message that does not decompress, an unknown `grpc-encoding`, an invalid
- *   `grpc-timeout`, a message over the receive ceiling) — is counted and audited like any refusal.
+ *   `grpc-timeout`, a message over the receive ceiling) — is counted and audited like any refusal,
+ *   and its stream closed after its status even if the client has not half-closed;
+ * - once its handler has finished, has `upstream_timeout_ms` for its answer to go out, or its
+ *   stream is reset (Deliveries).
  */
 import * as http2 from 'node:http2';
 import { performance } from 'node:perf_hooks';
@@ -41,6 +44,11 @@ export interface GrpcDoorOptions {
   draining: () => boolean;
   /** limits.client_timeout_ms: the longest a client may take to send its whole request. */
   requestTimeoutMs: number;
+  /**
+   * limits.upstream_timeout_ms: the longest an answer may take to reach its client once its handler
+   * has finished (then its stream is reset). Unset: unbounded.
+   */
+  deliveryTimeoutMs?: number;
   /** The methods the door guards (the gateway's); other calls pass untouched. */
   guards: (path: string) => boolean;
   /** Counts and audits a call refused or ended before its handler ran; resolves once written. */
@@ -53,6 +61,9 @@ export interface GrpcDoorOptions {
 export interface DoorPass {
   leave(): void;
 }
+
+/** How long grpc-js's refusal of a call's messages waits for the client's reset (refuseMessageCount). */
+const CANCEL_SETTLE_MS = 20;
 
 class DoorCall {
   /**
@@ -72,17 +83,78 @@ class DoorCall {
   answered = false;
   timer: NodeJS.Timeout | undefined;
   entry: RunningEntry | undefined;
+  /** performance.now() when its handler finished, for an answer still on its way (Deliveries). */
+  leftAt = 0;
 
-  constructor(readonly arrival: DoorArrival) {}
+  /** `base`: grpc-js's call under the door, which holds the HTTP/2 stream. */
+  constructor(
+    readonly arrival: DoorArrival,
+    readonly base: grpc.ServerInterceptingCallInterface,
+  ) {}
+}
+
+/**
+ * Answers whose handler has finished but whose stream has not: a client that does not read keeps
+ * its answer (encoded, whole) in memory and its stream open, outside max_in_flight, and holds the
+ * graceful shutdown for the whole grace. Each gets `limitMs` from its handler's end, as over HTTP
+ * (closeUnlessFinishedWithin), then its stream is reset (RST_STREAM CANCEL).
+ *
+ * Nearly every answer is out within a millisecond of its handler's end, but no check made then can
+ * tell (grpc-js sends the status only once the message's write has completed, asynchronously).
+ * So there is no timer per call: one timer, armed at the deadline of the oldest answer on its way,
+ * resets those past their time and re-arms for the next. Under load that is one timer per
+ * `limitMs`, and a call costs a Set entry.
+ */
+class Deliveries {
+  /** In the order their handlers finished, so oldest (first to expire) first. */
+  private readonly calls = new Set<DoorCall>();
+  private timer: NodeJS.Timeout | undefined;
+
+  constructor(private readonly limitMs: number) {}
+
+  add(call: DoorCall): void {
+    call.leftAt = performance.now();
+    this.calls.add(call);
+    this.timer ??= this.arm(this.limitMs);
+  }
+
+  /** The call's stream has finished (its status went out) or closed. */
+  delete(call: DoorCall): void {
+    this.calls.delete(call);
+  }
+
+  private arm(ms: number): NodeJS.Timeout {
+    const timer = setTimeout(() => this.sweep(), ms);
+    timer.unref(); // never keeps the process up
+    return timer;
+  }
+
+  private sweep(): void {
+    this.timer = undefined;
+    const now = performance.now();
+    for (const call of this.calls) {
+      const left = call.leftAt + this.limitMs - now;
+      if (left > 0) {
+        this.timer = this.arm(left);
+        return;
+      }
+      this.calls.delete(call);
+      resetStream(call.base);
+    }
+  }
 }
 
 export class GrpcDoor {
   private readonly byMetadata = new WeakMap<grpc.Metadata, DoorCall>();
   /** Calls between their headers and their handler: the shutdown deadline ends them. */
   private readonly waiting = new RunningRequests();
+  /** Answers on their way to clients, bounded by opts.deliveryTimeoutMs (none when unset). */
+  private readonly deliveries: Deliveries | undefined;
   private live = 0;
 
-  constructor(private readonly opts: GrpcDoorOptions) {}
+  constructor(private readonly opts: GrpcDoorOptions) {
+    if (opts.deliveryTimeoutMs !== undefined) this.deliveries = new Deliveries(opts.deliveryTimeoutMs);
+  }
 
   /** Calls that have arrived and not yet ended (or whose handler still runs). */
   get inFlight(): number {
@@ -90,15 +162,25 @@ export class GrpcDoor {
   }
 
   /**
-   * The handler of a call that came through the door takes its place over; undefined for a call
-   * the door never saw (the interceptor was not installed: the handler must then fail closed).
+   * The handler of a call that came through the door takes its place over, once; undefined for a
+   * call the door never saw (the interceptor was not installed: the handler must then fail closed).
    */
   pass(metadata: grpc.Metadata): DoorPass | undefined {
     const call = this.byMetadata.get(metadata);
     if (!call) return undefined;
+    // Its handler has it: nothing looks it up again. An entry left for the GC whose value reaches
+    // the whole call (`base`) is traced the slow way (an ephemeron): measured, it doubled the
+    // door's cost per call. (A call that ends before its handler keeps its entry: rare.)
+    this.byMetadata.delete(metadata);
     call.handled = true;
     this.stopWaiting(call);
-    return { leave: () => this.release(call) };
+    return { leave: () => this.left(call) };
+  }
+
+  /** The handler has finished: its place comes back now, and an answer still on its way has deliveryTimeoutMs to go out. */
+  private left(call: DoorCall): void {
+    this.release(call);
+    if (!call.over) this.deliveries?.add(call);
   }
 
   /** The shutdown deadline: each call still sending its request ends with `err()` (audited). */
@@ -117,7 +199,7 @@ export class GrpcDoor {
       start: (startNext) => {
         startNext({
           onReceiveMetadata: (metadata, pass) => {
-            state = new DoorCall({ path: method.path, metadata, peer: next.getPeer(), startedAt: performance.now() });
+            state = new DoorCall({ path: method.path, metadata, peer: next.getPeer(), startedAt: performance.now() }, next);
             if (this.arrive(state, send)) {
               this.byMetadata.set(metadata, state);
               pass(metadata);
@@ -137,9 +219,10 @@ export class GrpcDoor {
         // A status before the handler ran that is not the door's: grpc-js's own answer to a call
         // with no request message or a second one. Sent as Warden's refusal, counted and audited.
         if (state && !state.handled && status.code !== grpc.status.OK) {
-          if (state.answered) return;
-          const err = new WardenError('invalid_request', 'a call to this method carries exactly one request message', { location: { path: '$' } });
-          this.refuse(state, err, (s) => pass(s as SentStatus));
+          this.refuseMessageCount(state, (s) => {
+            pass(s as SentStatus);
+            closeUnread(next);
+          });
           return;
         }
         pass(status);
@@ -173,6 +256,24 @@ export class GrpcDoor {
     return true;
   }
 
+  /**
+   * grpc-js refused a call for its request messages (none, or a second one). A Node client (grpc-js's
+   * own included) that cancels before its message is complete looks the same at first: it sends a
+   * half-close (END_STREAM), which grpc-js answers "no request message", then RST_STREAM, which
+   * arrives in a later read (two event-loop turns later on loopback). The refusal waits for it a
+   * little: a call that ended meanwhile was cancelled, and ended() records it so. After the timer,
+   * one setImmediate: if the process was busy, the reset may wait in the socket, and the timers run
+   * before the poll that would read it. Only calls grpc-js refused wait; their status is the same.
+   */
+  private refuseMessageCount(call: DoorCall, send: (status: Partial<grpc.StatusObject>) => void): void {
+    if (call.answered) return;
+    const classify = () => {
+      if (call.over) return;
+      this.refuse(call, new WardenError('invalid_request', 'a call to this method carries exactly one request message', { location: { path: '$' } }), send);
+    };
+    setTimeout(() => setImmediate(classify), CANCEL_SETTLE_MS).unref();
+  }
+
   /** Ends a call the handler has not taken with `err`: recorded first, then its status sent. */
   private refuse(call: DoorCall, err: WardenError, send: (status: Partial<grpc.StatusObject>) => void): void {
     if (call.answered || call.handled) return;
@@ -192,8 +293,15 @@ export class GrpcDoor {
       call.answered = true;
       void this.opts.record(call.arrival, endedBeforeHandler(next));
     }
-    // Once a handler has run, the place is its to give back (pass).
-    if (!call.handled) this.release(call);
+    if (call.handled) {
+      // Its answer is out (or its stream gone). The place is the handler's to give back (pass).
+      this.deliveries?.delete(call);
+      return;
+    }
+    this.release(call);
+    // grpc-js may have answered it (a grpc-timeout that expired, a message over the ceiling, bad
+    // encoding) while the client has not half-closed: as after the door's own refusals.
+    closeUnread(next);
   }
 
   private stopWaiting(call: DoorCall): void {
@@ -256,4 +364,10 @@ export function http2StreamOf(call: grpc.ServerInterceptingCallInterface): http2
 function closeUnread(call: grpc.ServerInterceptingCallInterface): void {
   const stream = http2StreamOf(call);
   if (stream && !stream.closed && !stream.destroyed) stream.close(http2.constants.NGHTTP2_NO_ERROR);
+}
+
+/** Gives up an answer the client has not taken: RST_STREAM CANCEL, at once, what is unsent dropped. */
+function resetStream(call: grpc.ServerInterceptingCallInterface): void {
+  const stream = http2StreamOf(call);
+  if (stream && !stream.closed && !stream.destroyed) stream.close(http2.constants.NGHTTP2_CANCEL);
 }

@@ -542,6 +542,7 @@ export function createGrpcIngress(opts: GrpcIngressOptions): GrpcIngress {
     admission,
     draining: () => opts.draining?.() === true,
     requestTimeoutMs: limits.requestTimeoutMs,
+    deliveryTimeoutMs: limits.upstreamTimeoutMs,
     guards: (path) => GATEWAY_METHODS.has(path),
     record: recordAtDoor,
     status: (err) => toGrpcError(err),

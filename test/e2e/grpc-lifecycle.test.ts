@@ -9,7 +9,7 @@ import http2 from 'node:http2';
 import { gzipSync } from 'node:zlib';
 import * as grpc from '@grpc/grpc-js';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { bearerMetadata, gatewayClient, healthClient } from './helpers/grpc.js';
+import { bearerMetadata, encodePromptRequest, gatewayClient, healthClient } from './helpers/grpc.js';
 import { startUpstream, type FakeUpstream } from './helpers/upstream.js';
 import { eventually, startWarden, type WardenFixture } from './helpers/warden.js';
 
@@ -36,13 +36,16 @@ interface RawEnd {
   status: number | undefined;
   wardenCode: string | undefined;
   message: string | undefined;
+  /** The RST_STREAM code the stream closed with (NO_ERROR: closed after a complete answer). */
+  rstCode: number | undefined;
 }
 
 /**
  * A raw call on `session`: sends `frames`, then half-closes when `halfClose`. Resolves when the
- * stream closes, with the status Warden sent.
+ * stream closes, with the status Warden sent. With `read` false the client reads nothing of the
+ * answer (its stream stays paused).
  */
-function rawCall(session: http2.ClientHttp2Session, method: string, frames: Buffer[], halfClose: boolean, headers: Record<string, string> = {}) {
+function rawCall(session: http2.ClientHttp2Session, method: string, frames: Buffer[], halfClose: boolean, headers: Record<string, string> = {}, read = true) {
   const stream = session.request({
     ':method': 'POST',
     ':path': `/warden.v1.PromptGateway/${method}`,
@@ -54,7 +57,7 @@ function rawCall(session: http2.ClientHttp2Session, method: string, frames: Buff
   stream.on('response', (h) => (fields = { ...fields, ...h }));
   stream.on('trailers', (t) => (fields = { ...fields, ...t }));
   stream.on('error', () => undefined);
-  stream.resume();
+  if (read) stream.resume();
   for (const f of frames) stream.write(f);
   if (halfClose) stream.end();
   const ended = new Promise<RawEnd>((resolve) =>
@@ -64,10 +67,18 @@ function rawCall(session: http2.ClientHttp2Session, method: string, frames: Buff
         status: status === undefined ? undefined : Number(status),
         wardenCode: fields['warden-code'] as string | undefined,
         message: fields['grpc-message'] === undefined ? undefined : decodeURIComponent(String(fields['grpc-message'])),
+        rstCode: stream.rstCode,
       });
     }),
   );
   return { stream, ended };
+}
+
+/** The call's end, or 'open' when its stream has not closed within `ms`. */
+function endWithin(call: { ended: Promise<RawEnd> }, ms: number): Promise<RawEnd | 'open'> {
+  let timer: NodeJS.Timeout | undefined;
+  const open = new Promise<'open'>((resolve) => (timer = setTimeout(() => resolve('open'), ms)));
+  return Promise.race([call.ended, open]).finally(() => clearTimeout(timer));
 }
 
 function connect(address: string): http2.ClientHttp2Session {
@@ -178,6 +189,131 @@ describe('calls grpc-js answers before any handler runs', () => {
       expect(records.every((r) => r.principal === null && r.status === 'error')).toBe(true);
     } finally {
       session.close();
+    }
+  });
+});
+
+describe('calls grpc-js answers before their handler, from a client that has not half-closed', () => {
+  it('are closed once answered (a second message, an expired grpc-timeout, a message over the ceiling, bad encoding): shutdown drains at once', { timeout: 20_000 }, async () => {
+    const w = await startWarden({ upstreamUrl: upstream.url, limits: 'limits: { max_body_bytes: 65536, client_timeout_ms: 10000, shutdown_grace_ms: 3000 }' });
+    const session = connect(w.addresses.grpc);
+    try {
+      const before = w.audit().length;
+      const auth = { authorization: `Bearer ${await w.signer.token('support', 'ticket-bot')}` };
+      const empty = frame(Buffer.alloc(0));
+      // Only the head of a message that declares more than grpc-js's ceiling (4 × max_body_bytes).
+      const overCeiling = Buffer.alloc(5);
+      overCeiling.writeUInt32BE(4 * 65536 + 1, 1);
+      const calls = [
+        rawCall(session, 'Complete', [empty, empty], false, auth),
+        rawCall(session, 'Render', [empty], false, { ...auth, 'grpc-timeout': '200m' }),
+        rawCall(session, 'StreamComplete', [overCeiling], false, auth),
+        rawCall(session, 'Complete', [frame(gzipSync(Buffer.alloc(0)), true)], false, { ...auth, 'grpc-encoding': 'br' }),
+        rawCall(session, 'Complete', [frame(Buffer.from('not gzip at all'), true)], false, { ...auth, 'grpc-encoding': 'gzip' }),
+      ];
+      const ends = await Promise.all(calls.map((c) => endWithin(c, 2000)));
+      expect(ends).toMatchObject([
+        { status: grpc.status.INVALID_ARGUMENT, wardenCode: 'invalid_request', rstCode: http2.constants.NGHTTP2_NO_ERROR },
+        { status: grpc.status.DEADLINE_EXCEEDED, rstCode: http2.constants.NGHTTP2_NO_ERROR },
+        { status: grpc.status.RESOURCE_EXHAUSTED, rstCode: http2.constants.NGHTTP2_NO_ERROR },
+        { status: grpc.status.UNIMPLEMENTED, rstCode: http2.constants.NGHTTP2_NO_ERROR },
+        { status: grpc.status.INTERNAL, rstCode: http2.constants.NGHTTP2_NO_ERROR },
+      ]);
+      await eventually(() => w.audit().length - before >= 5);
+      // grpc-js's DEADLINE_EXCEEDED is the client's own deadline: it gave up (as over HTTP).
+      expect(w.audit().slice(before).map((r) => r.error_code).sort()).toEqual(['cancelled', 'invalid_request', 'invalid_request', 'invalid_request', 'payload_too_large']);
+      await eventually(async () => (await inFlight(w)) === 0);
+
+      // Nothing is left open to hold the graceful close.
+      const started = Date.now();
+      const result = await w.runtime.shutdown('test');
+      expect(result.outcome).toBe('drained');
+      expect(Date.now() - started).toBeLessThan(2000);
+    } finally {
+      session.destroy();
+      await w.close();
+    }
+  });
+
+  it('a client that cancels before its request message is complete is audited cancelled, not invalid_request', { timeout: 20_000 }, async () => {
+    const w = await startWarden({ upstreamUrl: upstream.url });
+    const session = connect(w.addresses.grpc);
+    try {
+      const before = w.audit().length;
+      const auth = { authorization: `Bearer ${await w.signer.token('support', 'ticket-bot')}` };
+      // Headers only, or part of a message (its head declares 100 bytes, 10 follow).
+      const part = Buffer.concat([Buffer.from([0, 0, 0, 0, 100]), Buffer.alloc(10)]);
+      const sent: Array<[string, Buffer[]]> = [
+        ['Complete', []],
+        ['StreamComplete', []],
+        ['Render', []],
+        ['Complete', [part]],
+        ['StreamComplete', [part]],
+      ];
+      for (const [method, frames] of sent) {
+        const call = rawCall(session, method, frames, false, auth);
+        await new Promise((resolve) => setTimeout(resolve, 30));
+        call.stream.close(http2.constants.NGHTTP2_CANCEL);
+        await call.ended;
+      }
+      await eventually(() => w.audit().length - before >= sent.length);
+      const records = w.audit().slice(before);
+      expect(records.map((r) => r.error_code)).toEqual(sent.map(() => 'cancelled'));
+      await eventually(async () => (await inFlight(w)) === 0);
+    } finally {
+      session.destroy();
+      await w.close();
+    }
+  });
+});
+
+describe('a unary answer the client does not read', () => {
+  it('is reset limits.upstream_timeout_ms after it was answered (audited ok); shutdown drains at once', { timeout: 20_000 }, async () => {
+    const DEADLINE_MS = 1000;
+    const w = await startWarden({
+      upstreamUrl: upstream.url,
+      limits: `limits: { client_timeout_ms: 10000, upstream_timeout_ms: ${DEADLINE_MS}, max_in_flight: 4, shutdown_grace_ms: 3000 }`,
+    });
+    const session = connect(w.addresses.grpc);
+    // Larger than every window and buffer between Warden and the client: it cannot go out unread.
+    upstream.mode = 'scripted';
+    upstream.script = { text: 'y'.repeat(8 * 1024 * 1024) };
+    try {
+      const before = w.audit().length;
+      const auth = { authorization: `Bearer ${await w.signer.token('labs', 'raw-bot')}` };
+      const message = frame(encodePromptRequest({ model: 'gpt-4o-mini', messages: [{ role: 'user', content: 'hello' }] }));
+      const calls = [0, 1].map(() => rawCall(session, 'Complete', [message], true, auth, false));
+      await eventually(() => w.audit().length - before >= 2);
+      const answered = Date.now();
+      expect(w.audit().slice(before)).toMatchObject([{ status: 'ok' }, { status: 'ok' }]);
+      // Its place is back at once; its delivery has a whole deadline from the answer on.
+      await eventually(async () => (await inFlight(w)) === 0);
+      const ends = await Promise.all(calls.map((c) => endWithin(c, 4 * DEADLINE_MS)));
+      const waited = Date.now() - answered;
+      expect(ends).toMatchObject([{ rstCode: http2.constants.NGHTTP2_CANCEL }, { rstCode: http2.constants.NGHTTP2_CANCEL }]);
+      expect(waited).toBeGreaterThanOrEqual(DEADLINE_MS - 100);
+      expect(w.audit()).toHaveLength(before + 2);
+
+      // A client that reads gets all of it.
+      const reader = connect(w.addresses.grpc);
+      try {
+        const read = rawCall(reader, 'Complete', [message], true, auth);
+        let got = 0;
+        read.stream.on('data', (d: Buffer) => (got += d.length));
+        expect(await read.ended).toMatchObject({ status: grpc.status.OK, rstCode: http2.constants.NGHTTP2_NO_ERROR });
+        expect(got).toBeGreaterThan(8 * 1024 * 1024);
+      } finally {
+        reader.destroy();
+      }
+
+      const started = Date.now();
+      const result = await w.runtime.shutdown('test');
+      expect(result.outcome).toBe('drained');
+      expect(Date.now() - started).toBeLessThan(2000);
+    } finally {
+      upstream.mode = 'ok';
+      session.destroy();
+      await w.close();
     }
   });
 });

@@ -30,6 +30,11 @@ export function gatewayClient(address: string): any {
   return new (packageRoot().warden.v1.PromptGateway)(address, grpc.credentials.createInsecure());
 }
 
+/** A `warden.v1.PromptRequest` as the bytes of one gRPC message (for raw HTTP/2 calls). */
+export function encodePromptRequest(request: object): Buffer {
+  return packageRoot().warden.v1.PromptGateway.service.Complete.requestSerialize(request) as Buffer;
+}
+
 /** A `grpc.health.v1.Health` client for `address`. */
 export function healthClient(address: string): any {
   return new (packageRoot().grpc.health.v1.Health)(address, grpc.credentials.createInsecure());
