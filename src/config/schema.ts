@@ -338,7 +338,9 @@ const TemplatesSchema = z.strictObject({
 const SecretsSchema = z.strictObject({
   cache: z
     .strictObject({
-      max_entries: positiveInt.default(1000),
+      // Bounded: lru-cache allocates room for `max` entries up front (1e9 ran out of heap,
+      // 2^32 was "Invalid array length"). Each entry is a ref a template names, a short list.
+      max_entries: positiveInt.max(100_000, { error: 'must be at most 100000 (each entry is a secret ref a template names)' }).default(1000),
     })
     .prefault({}),
   /**

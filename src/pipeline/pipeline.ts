@@ -118,12 +118,18 @@ export function createPipeline(opts: PipelineOptions): Pipeline {
   const modelStages = MODELS_LIST_STAGES.map((name) => stages[name]);
 
   const forward = stages.forward;
+  const respond = stages.respond;
   const prepareAudit = audit.prepare?.bind(audit);
 
   async function runStages(ctx: RequestContext, list: readonly Stage[]): Promise<void> {
+    const signal = ctx.request.signal;
     // One clock read per stage boundary: a stage's end is the next one's start.
     let start = performance.now();
     for (const stage of list) {
+      // A client that left does not start the next stage: no secret read, no upstream call for
+      // nobody (one property read per stage). Not `respond`: once the upstream has answered, the
+      // answer (and its usage) was paid for, and the record must say so.
+      if (signal.aborted && stage !== respond) throw abortOutcome(ctx);
       try {
         // Most stages are synchronous: awaiting their undefined would still cost a microtask hop.
         const running = stage.run(ctx);

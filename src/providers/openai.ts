@@ -16,6 +16,7 @@ import { WardenError, isWardenError } from '../pipeline/errors.js';
 import { DEFAULT_MAX_JSON_DEPTH, tooDeepAt } from '../pipeline/json-depth.js';
 import type { ModelProvider, PoolLoad } from '../pipeline/ports.js';
 import type { CompletionChunk, CompletionResult, UpstreamRequest } from '../pipeline/types.js';
+import { apiKeyProblem } from './api-key.js';
 import { bodyBuffer } from './body-slab.js';
 import { BodyCollector } from './collect.js';
 import { upstreamFailure } from './failure.js';
@@ -50,6 +51,12 @@ export interface OpenAIProviderOptions {
    * hint (undici follows a hint when there is one). Default DEFAULT_KEEP_ALIVE_MS.
    */
   keepAliveMs?: number;
+  /**
+   * Told why the API key could not be used (the ref's failure, or why the key cannot go in a
+   * header): value-free, for the log. The caller is only told the key is unavailable. Called on
+   * every failing call: rate-limit any logging in it.
+   */
+  onKeyFailure?: (reason: string) => void;
   /** Largest non-streaming response body accepted. Default 16 MiB. */
   maxResponseBytes?: number;
   /** Largest single SSE event accepted. Default 1 MiB. */
@@ -92,15 +99,32 @@ export function createOpenAIProvider(opts: OpenAIProviderOptions): ModelProvider
     keepAliveTimeout: opts.keepAliveMs ?? DEFAULT_KEEP_ALIVE_MS,
   });
 
+  const keySetting = `providers.${name}.api_key`;
+
+  /**
+   * The caller's error when the key cannot be used: it names the config key only. The app is not
+   * meant to know about the key at all, let alone where Warden keeps it (a `file:` ref is an
+   * absolute path by now); the reason, which may name the ref, goes to the log.
+   */
   function keyFailure(err: unknown): WardenError {
-    if (isWardenError(err)) return err;
-    return new WardenError('secret_unavailable', `the API key of provider ${name} could not be resolved`, {
-      details: { provider: name },
+    // Only our own errors carry a message we know to be value-free.
+    opts.onKeyFailure?.(isWardenError(err) ? err.message : `the key could not be resolved (${err instanceof Error ? err.constructor.name : typeof err})`);
+    return new WardenError('secret_unavailable', `the API key of provider ${name} (${keySetting}) is unavailable`, {
+      details: { provider: name, config_key: keySetting },
       cause: err,
     });
   }
 
-  /** The API key: the string itself when the caller has it cached, else a promise of it; undefined when none is configured. */
+  /** The caller's error for a key that cannot go in a header (see apiKeyProblem). */
+  function unusable(problem: string): WardenError {
+    return keyFailure(new WardenError('secret_unavailable', `${keySetting}: the API key ${problem}`));
+  }
+
+  /**
+   * The API key: the string itself when the caller has it cached, else a promise of it; undefined
+   * when none is configured. Checked on every call, not remembered as checked: the key must not
+   * outlive its lease in the secret cache (the check is a pass over a few dozen characters).
+   */
   function apiKey(): string | Promise<string> | undefined {
     if (!opts.getApiKey) return undefined;
     let key: string | Promise<string>;
@@ -109,10 +133,20 @@ export function createOpenAIProvider(opts: OpenAIProviderOptions): ModelProvider
     } catch (err) {
       return Promise.reject(keyFailure(err));
     }
-    if (typeof key === 'string') return key;
-    return key.then(undefined, (err: unknown) => {
-      throw keyFailure(err);
-    });
+    if (typeof key === 'string') {
+      const problem = apiKeyProblem(key);
+      return problem === undefined ? key : Promise.reject(unusable(problem));
+    }
+    return key.then(
+      (value) => {
+        const problem = apiKeyProblem(value);
+        if (problem !== undefined) throw unusable(problem);
+        return value;
+      },
+      (err: unknown) => {
+        throw keyFailure(err);
+      },
+    );
   }
 
   /** Request headers as undici's flat [name, value, ...] list (no per-call Object.keys over an object). */

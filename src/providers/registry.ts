@@ -20,6 +20,9 @@ export interface ProviderDeps {
   logger?: Logger;
 }
 
+/** How often a provider may log the same reason its API key cannot be used. */
+const KEY_FAILURE_LOG_INTERVAL_MS = 10_000;
+
 /** How often a provider may log that its calls are waiting for a connection. */
 const SATURATION_LOG_INTERVAL_MS = 60_000;
 
@@ -78,6 +81,7 @@ export function createProvider(name: string, config: ProviderConfig, deps: Provi
         connections,
         keepAliveMs: config.pool.keep_alive_ms,
         onSaturated: deps.logger && saturationWarning(deps.logger, name, connections),
+        onKeyFailure: deps.logger && keyFailureWarning(deps.logger, name, ref),
       });
     }
   }
@@ -105,4 +109,21 @@ export function createProviders(config: Pick<Config, 'providers' | 'models' | 'l
   const maxInFlight = config.limits.max_in_flight;
   const entries = Object.entries(config.providers).map(([name, pc]) => [name, createProvider(name, pc, deps, maxInFlight)] as const);
   return new ProviderRegistry(entries, config.models);
+}
+
+/**
+ * The warning that a provider's API key cannot be used: every call to it fails with
+ * `secret_unavailable`, and the caller is only told the config key, so the log is where the
+ * operator learns why (the ref and our own reason, never the value). Once per reason per 10 s.
+ */
+function keyFailureWarning(logger: Logger, provider: string, ref: string | undefined): (reason: string) => void {
+  let lastReason: string | undefined;
+  let lastAt = -Infinity;
+  return (reason) => {
+    const now = performance.now();
+    if (reason === lastReason && now - lastAt < KEY_FAILURE_LOG_INTERVAL_MS) return;
+    lastReason = reason;
+    lastAt = now;
+    logger.warn({ provider, config_key: `providers.${provider}.api_key`, ref, reason }, `provider ${provider}: the API key cannot be used; calls fail with secret_unavailable`);
+  };
 }

@@ -14,7 +14,7 @@ import type { Authenticator } from '../pipeline/ports.js';
 import type { RequestContext, Stage } from '../pipeline/stage.js';
 import type { Principal } from '../pipeline/types.js';
 import { createDecideStage, createRegoPolicyEngine, formatInputPath, type DecisionCacheStatus } from '../policy/index.js';
-import { createForwardStage, createProviders, modelNotConfigured } from '../providers/index.js';
+import { apiKeyProblem, createForwardStage, createProviders, modelNotConfigured } from '../providers/index.js';
 import { createRedactStage, createRedactor, createRespondStage, type RedactionConfig } from '../redact/index.js';
 import { createEnvSecretProvider, createFetchStage, createFileSecretProvider, createSecretResolver } from '../secrets/index.js';
 import type { Logger } from '../telemetry/logger.js';
@@ -302,7 +302,11 @@ export async function buildComponents(config: Config, opts: ComponentOptions): P
     async checkProviderKeys() {
       for (const [name, pc] of Object.entries(config.providers)) {
         if (pc.kind !== 'openai' || pc.api_key === undefined) continue;
-        await resolveAt(`providers.${name}.api_key`, pc.api_key, (ref) => resolver.resolveOne(ref));
+        const path = `providers.${name}.api_key`;
+        const key = await resolveAt(path, pc.api_key, (ref) => resolver.resolveOne(ref));
+        const problem = apiKeyProblem(key);
+        // Read fine but unusable (a trailing newline of an env value): every call would fail.
+        if (problem !== undefined) throw new WardenError('secret_unavailable', `the API key ${problem}`, { location: { path } });
       }
     },
     close: async () => {

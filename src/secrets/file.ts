@@ -47,9 +47,15 @@ export function createFileSecretProvider(opts: FileSecretProviderOptions = {}): 
   return {
     scheme: 'file',
     async fetch(ref: URL, signal?: AbortSignal) {
-      const path = fileURLToPath(ref);
       // Every message names the path's errno or a reason of ours only: never file content.
       const ioError = (err: unknown) => new SecretFetchError(`cannot read secret file (${(err as NodeJS.ErrnoException).code ?? 'read error'})`);
+      let path: string;
+      try {
+        // Refs are checked at load (ref.ts), so this is a backstop for a URL built elsewhere.
+        path = fileURLToPath(ref);
+      } catch {
+        throw new SecretFetchError('secret ref is not a local file path');
+      }
       let fh;
       try {
         fh = await open(path, OPEN_FLAGS);

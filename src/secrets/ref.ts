@@ -10,7 +10,7 @@
  *   k8s://namespace/name#key    Kubernetes Secret (provider: later issue)
  */
 import { isAbsolute, resolve as resolvePath } from 'node:path';
-import { pathToFileURL } from 'node:url';
+import { fileURLToPath, pathToFileURL } from 'node:url';
 
 export const SECRET_SCHEMES = ['file', 'env', 'vault', 'k8s'] as const;
 export type SecretScheme = (typeof SECRET_SCHEMES)[number];
@@ -47,8 +47,31 @@ export interface ParsedSecretRef {
 }
 
 const ENV_NAME = /^[A-Za-z_][A-Za-z0-9_]*$/;
+/** A DNS-1123 label: a Kubernetes namespace (at most 63 characters, checked apart). */
+const DNS1123_LABEL = /^[a-z0-9](?:[-a-z0-9]*[a-z0-9])?$/;
+/** A DNS-1123 subdomain: a Kubernetes Secret's name (at most 253 characters, checked apart). */
 const K8S_NAME = /^[a-z0-9]([-a-z0-9.]*[a-z0-9])?$/;
 const K8S_KEY = /^[-._a-zA-Z0-9]+$/;
+
+/**
+ * The authority (between `//` and the next `/`) as written: the URL parser would move a
+ * `user:password@` out of the host, where a check of the host alone does not see it.
+ */
+function rawAuthority(ref: string): string {
+  const rest = ref.slice(ref.indexOf('//') + 2);
+  const end = rest.search(/[/?#]/);
+  return end < 0 ? rest : rest.slice(0, end);
+}
+
+/**
+ * A ref is a name that appears in errors, policies and audit records: credentials in it would be
+ * repeated to callers. Refused, with a reason that does not repeat them.
+ */
+function refuseCredentials(ref: string, code: 'ref_invalid_vault' | 'ref_invalid_k8s'): void {
+  if (rawAuthority(ref).includes('@')) {
+    throw new SecretRefError(code, ref, 'secret ref may not carry user:password@ (a ref is a name shown in errors and audit records; the store\'s credentials are configuration)');
+  }
+}
 
 function isSecretScheme(s: string): s is SecretScheme {
   return (SECRET_SCHEMES as readonly string[]).includes(s);
@@ -82,18 +105,37 @@ export function parseSecretRef(ref: string, opts: { baseDir?: string } = {}): Pa
       return { ref, scheme, url: new URL(ref) };
     }
     case 'vault': {
+      refuseCredentials(ref, 'ref_invalid_vault');
       const url = tryUrl(ref);
-      if (!url || !ref.toLowerCase().startsWith('vault://') || url.host === '' || url.pathname.length <= 1 || url.hash.length <= 1 || url.search !== '') {
+      // No port (the store's address is configuration), no `.`/`..` segments (the URL parser
+      // would fetch another path than the one granted by name), one `#`.
+      const path = ref.slice(ref.indexOf('//') + 2).split('#')[0]!;
+      if (
+        !url || !ref.toLowerCase().startsWith('vault://') || url.host === '' || url.port !== '' || rawAuthority(ref).includes(':') ||
+        url.pathname.length <= 1 || url.hash.length <= 1 || url.search !== '' || ref.split('#').length !== 2 ||
+        path.split('/').some((segment) => segment === '.' || segment === '..')
+      ) {
         throw new SecretRefError('ref_invalid_vault', ref, 'vault ref must be vault://mount/path#key');
       }
       return { ref, scheme, url };
     }
     case 'k8s': {
+      refuseCredentials(ref, 'ref_invalid_k8s');
       const url = tryUrl(ref);
+      const namespace = rawAuthority(ref);
       const name = url?.pathname.slice(1) ?? '';
       const key = url?.hash.slice(1) ?? '';
-      if (!url || !ref.toLowerCase().startsWith('k8s://') || !K8S_NAME.test(url.host) || !K8S_NAME.test(name) || !K8S_KEY.test(key) || url.search !== '') {
-        throw new SecretRefError('ref_invalid_k8s', ref, 'k8s ref must be k8s://namespace/name#key');
+      if (
+        !url || !ref.toLowerCase().startsWith('k8s://') || url.search !== '' ||
+        namespace.length > 63 || !DNS1123_LABEL.test(namespace) || url.host !== namespace ||
+        name.length > 253 || !K8S_NAME.test(name) ||
+        key.length > 253 || !K8S_KEY.test(key)
+      ) {
+        throw new SecretRefError(
+          'ref_invalid_k8s',
+          ref,
+          'k8s ref must be k8s://namespace/name#key (namespace a DNS-1123 label of at most 63 characters, name a DNS-1123 subdomain of at most 253)',
+        );
       }
       return { ref, scheme, url };
     }
@@ -110,13 +152,30 @@ function parseFileRef(ref: string, baseDir: string | undefined): URL {
     if (!url || url.host !== '' || url.pathname === '/' || !ref.slice(7).startsWith('/')) {
       throw new SecretRefError('ref_invalid_file', ref, 'file ref must be file:///absolute/path or file:relative/path');
     }
+    // The path the provider will open, decoded now: a ref that loads is one it can open.
+    checkFilePath(filePathOf(url, ref), ref);
     return url;
   }
   const rel = decodeURIComponentSafe(ref.slice(5), ref);
   if (rel === '' || isAbsolute(rel)) {
     throw new SecretRefError('ref_invalid_file', ref, 'file ref must be file:///absolute/path or file:relative/path');
   }
+  checkFilePath(rel, ref);
   return pathToFileURL(resolvePath(baseDir ?? process.cwd(), rel));
+}
+
+/** The local path of a `file://` URL; refused when it has none (an encoded `/`, bad percent-encoding). */
+function filePathOf(url: URL, ref: string): string {
+  try {
+    return fileURLToPath(url);
+  } catch {
+    throw new SecretRefError('ref_invalid_file', ref, 'file ref has an invalid percent-encoding or a percent-encoded "/"');
+  }
+}
+
+/** A NUL cannot be in a path the system opens. */
+function checkFilePath(path: string, ref: string): void {
+  if (path.includes('\0')) throw new SecretRefError('ref_invalid_file', ref, 'file ref path holds a NUL (%00)');
 }
 
 function decodeURIComponentSafe(s: string, ref: string): string {

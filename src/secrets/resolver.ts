@@ -9,7 +9,7 @@
 import { randomBytes } from 'node:crypto';
 import { LRUCache } from 'lru-cache';
 import { onAbort, type CancelSignal } from '../pipeline/cancel.js';
-import { WardenError } from '../pipeline/errors.js';
+import { WardenError, isWardenError } from '../pipeline/errors.js';
 import type { SecretProvider, SecretResolver } from '../pipeline/ports.js';
 import { SecretFetchError } from './file.js';
 import { parseSecretRef, SecretRefError, type ParsedSecretRef } from './ref.js';
@@ -35,6 +35,8 @@ export interface SecretResolverOptions {
 
 export const DEFAULT_SECRET_FETCH_TIMEOUT_MS = 5_000;
 export const DEFAULT_SECRET_FAILURE_TTL_MS = 1_000;
+
+const ignore = (): void => undefined;
 
 export interface CachingSecretResolver extends SecretResolver {
   /** Every value when all `refs` are cached within their lease, else undefined (see SecretResolver). */
@@ -82,6 +84,16 @@ export function createSecretResolver(opts: SecretResolverOptions): CachingSecret
   const failureTtlMs = opts.failureTtlMs ?? DEFAULT_SECRET_FAILURE_TTL_MS;
   // Refs come from the loaded template set (a finite list), so parsing once per ref is enough.
   const parsed = new Map<string, ParsedSecretRef>();
+
+  /**
+   * Why a request stopped waiting for its secrets: the abort's own word when it is a WardenError
+   * (`cancelled` from the ingress, `shutting_down` when the shutdown deadline cut it), else
+   * `cancelled`. Never `secret_unavailable`: the secret store did nothing wrong.
+   */
+  function abortedError(signal: CancelSignal): WardenError {
+    const reason: unknown = signal.reason;
+    return isWardenError(reason) ? reason : new WardenError('cancelled', 'the request was cancelled while its secrets were fetched');
+  }
 
   function unavailable(ref: string, reason: string): WardenError {
     return new WardenError('secret_unavailable', `secret ${ref} is unavailable: ${reason}`, { details: { ref } });
@@ -163,29 +175,38 @@ export function createSecretResolver(opts: SecretResolverOptions): CachingSecret
 
   return {
     async resolve(refs: readonly string[], signal?: CancelSignal): Promise<Map<string, string>> {
+      // Checked before any fetch starts: a request whose client already left reads nothing.
+      if (signal?.aborted) throw abortedError(signal);
       const out = new Map<string, string>();
       let waits: Array<Promise<void>> | undefined;
       for (const ref of refs) {
-        const v = get(ref);
+        let v: string | Promise<string>;
+        try {
+          v = get(ref);
+        } catch (err) {
+          // A bad ref: the fetches already started for earlier refs may still fail, and nobody
+          // waits for them now. An unhandled rejection would end the process.
+          if (waits) void Promise.all(waits).catch(ignore);
+          throw err;
+        }
         if (typeof v === 'string') out.set(ref, v);
         else (waits ??= []).push(v.then((value) => void out.set(ref, value)));
       }
-      if (waits) {
-        const all = Promise.all(waits);
-        if (signal) {
-          if (signal.aborted) throw unavailable(refs.join(', '), 'request aborted');
-          // The shared fetch keeps going for other waiters; only this caller stops waiting.
-          await new Promise<void>((resolve, reject) => {
-            const stop = onAbort(signal, () => reject(unavailable(refs.join(', '), 'request aborted')));
-            all.then(
-              () => (stop(), resolve()),
-              (err) => (stop(), reject(err)),
-            );
-          });
-        } else {
-          await all;
-        }
+      if (!waits) return out;
+      const all = Promise.all(waits);
+      if (!signal) {
+        await all;
+        return out;
       }
+      // The shared fetch keeps going for other waiters; only this caller stops waiting. `all` is
+      // handled on every path here (its failure after an abort is nobody's to report).
+      await new Promise<void>((resolve, reject) => {
+        const stop = onAbort(signal, () => reject(abortedError(signal)));
+        all.then(
+          () => (stop(), resolve()),
+          (err: unknown) => (stop(), reject(err)),
+        );
+      });
       return out;
     },
     peek(refs: readonly string[]): Map<string, string> | undefined {

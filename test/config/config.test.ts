@@ -326,6 +326,16 @@ describe('errors name file:line:col, key path and what is wrong', () => {
     expect(parseConfig('limits: { max_json_depth: 1000 }\n', 'w.yaml').limits.max_json_depth).toBe(1000);
   });
 
+  it('secrets.cache.max_entries is bounded: the cache allocates room for every entry at start', () => {
+    // 4294967296 was "Invalid array length" with no position, 1e9 ran out of heap.
+    for (const n of ['4294967296', '1000000000', '100001']) {
+      expect(lines(`secrets:\n  cache: { max_entries: ${n} }\n`)).toEqual([
+        'w.yaml:2:12: secrets.cache.max_entries: must be at most 100000 (each entry is a secret ref a template names)',
+      ]);
+    }
+    expect(parseConfig('secrets: { cache: { max_entries: 100000 } }\n', 'w.yaml').secrets.cache.max_entries).toBe(100_000);
+  });
+
   it('enum values', () => {
     expect(lines('policy:\n  engine: opa\nlog: { level: loud, format: xml }\n')).toEqual([
       'w.yaml:2:3: policy.engine: must be one of "rego", "wasm"',

@@ -11,7 +11,7 @@ import { loadConfig } from '../../src/config/load.js';
 import { createRuntime } from '../../src/runtime/runtime.js';
 import { createLogger } from '../../src/telemetry/logger.js';
 import { runWarden, spawnWarden } from './helpers/cli.js';
-import { prepareWardenDir, type PreparedDir } from './helpers/warden.js';
+import { CANARY_API_KEY, prepareWardenDir, type PreparedDir } from './helpers/warden.js';
 
 let prepared: PreparedDir;
 
@@ -101,6 +101,39 @@ describe('a provider key that cannot be read', () => {
       rmSync(dir.dir, { recursive: true, force: true });
     }
   });
+
+  // Read fine, but no call could carry it: undici refuses the header, and every call failed as a
+  // bare upstream_error with nothing logged. Refused at start, naming the key path, never the key.
+  for (const [what, ref, value] of [
+    ['an env value with a trailing newline', 'env://WARDEN_TEST_NL_PROVIDER_KEY', `${CANARY_API_KEY}\n`],
+    ['a file with two trailing newlines', 'file:secrets/two-newlines', `${CANARY_API_KEY}\n\n`],
+    ['a file with a CR inside', 'file:secrets/cr-inside', `${CANARY_API_KEY}\rX-Evil: 1\n`],
+    ['a file with a character beyond Latin-1', 'file:secrets/wide', `${CANARY_API_KEY}€\n`],
+  ] as const) {
+    it(`stops the start: ${what}`, async () => {
+      const dir = await prepareWardenDir({ upstreamUrl: 'http://127.0.0.1:9/v1', files: { [ref.slice(5)]: value } });
+      process.env.WARDEN_TEST_NL_PROVIDER_KEY = value;
+      try {
+        const config = loadConfig(dir.configFile, {});
+        const upstream = config.providers.upstream;
+        if (upstream?.kind !== 'openai') throw new Error('fixture: upstream is an openai provider');
+        upstream.api_key = ref;
+        const logger = createLogger({ level: 'error' }, { write: () => undefined });
+        const runtime = await createRuntime(config, { logger, configDir: dir.dir });
+        const failure = await runtime.start().then(
+          () => undefined,
+          (err: unknown) => err,
+        );
+        await runtime.shutdown('test');
+        expect(failure).toMatchObject({ code: 'secret_unavailable', location: { path: 'providers.upstream.api_key' } });
+        expect((failure as Error).message).toMatch(/^the API key cannot be sent in an HTTP header/);
+        expect((failure as Error).message).not.toContain(CANARY_API_KEY);
+      } finally {
+        delete process.env.WARDEN_TEST_NL_PROVIDER_KEY;
+        rmSync(dir.dir, { recursive: true, force: true });
+      }
+    });
+  }
 
   it('a readable key starts as before', async () => {
     const dir = await prepareWardenDir({ upstreamUrl: 'http://127.0.0.1:9/v1' });

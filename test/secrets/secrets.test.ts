@@ -62,6 +62,48 @@ describe('parseSecretRef', () => {
     expect(refCode('k8s://Bad_NS/name#key')).toBe('ref_invalid_k8s');
     expect(refCode('k8s://ns/name')).toBe('ref_invalid_k8s');
   });
+
+  it('refuses credentials in vault:/k8s: refs, without repeating them', () => {
+    for (const [ref, code] of [
+      ['vault://admin:CANARYPASSxq93@secret/app#key', 'ref_invalid_vault'],
+      ['vault://admin@secret/app#key', 'ref_invalid_vault'],
+      ['vault://:CANARYPASSxq93@secret/app#key', 'ref_invalid_vault'],
+      ['k8s://admin:CANARYPASSk8s77@ns/name#key', 'ref_invalid_k8s'],
+      ['k8s://@ns/name#key', 'ref_invalid_k8s'],
+    ] as const) {
+      expect(refCode(ref)).toBe(code);
+      try {
+        parseSecretRef(ref);
+      } catch (err) {
+        expect((err as SecretRefError).reason).toMatch(/user:password@/);
+        expect((err as SecretRefError).reason).not.toContain('CANARYPASS');
+      }
+    }
+  });
+
+  it('holds k8s refs to Kubernetes names and vault refs to a plain mount/path#key', () => {
+    // A namespace is a DNS-1123 label: no dots, at most 63 characters.
+    expect(refCode('k8s://my.ns/name#key')).toBe('ref_invalid_k8s');
+    expect(refCode(`k8s://${'n'.repeat(64)}/name#key`)).toBe('ref_invalid_k8s');
+    expect(refCode(`k8s://${'n'.repeat(63)}/name#key`)).toBeUndefined();
+    // A Secret name is a DNS-1123 subdomain: dots allowed, at most 253 characters.
+    expect(refCode('k8s://ns/my.secret#key')).toBeUndefined();
+    expect(refCode(`k8s://ns/${'a'.repeat(254)}#key`)).toBe('ref_invalid_k8s');
+    expect(refCode('k8s://ns:443/name#key')).toBe('ref_invalid_k8s');
+    expect(refCode('vault://secret:8200/app#key')).toBe('ref_invalid_vault');
+    expect(refCode('vault://secret/a/../../b#key')).toBe('ref_invalid_vault');
+    expect(refCode('vault://secret/./app#key')).toBe('ref_invalid_vault');
+    expect(refCode('vault://secret/app#a#b')).toBe('ref_invalid_vault');
+  });
+
+  it('refuses at load the file refs whose path could not be read at request time', () => {
+    for (const ref of ['file:///tmp/a%2Fb', 'file:///tmp/a%00b', 'file:a%00b', 'file:///tmp/%E0%A4%A', 'file:%E0%A4%A']) {
+      expect(refCode(ref)).toBe('ref_invalid_file');
+    }
+    // Percent-encoding that decodes to a plain path is fine, in both forms.
+    expect(fileURLToPath(parseSecretRef('file:///tmp/a%20b').url)).toBe('/tmp/a b');
+    expect(fileURLToPath(parseSecretRef('file:a%20b', { baseDir: '/base' }).url)).toBe('/base/a b');
+  });
 });
 
 describe('providers and resolver', () => {
@@ -145,7 +187,8 @@ describe('providers and resolver', () => {
     const ac = new AbortController();
     const p = r.resolve(['env://A'], ac.signal);
     ac.abort();
-    await expect(p).rejects.toMatchObject({ code: 'secret_unavailable' });
+    // The client left: the request is cancelled, not a secret store fault.
+    await expect(p).rejects.toMatchObject({ code: 'cancelled' });
   });
 });
 

@@ -364,6 +364,13 @@ describe('probe findings', () => {
       expect(i.path, ref).toBe('variables.name.ref');
       expect(i.message).not.toContain(ref);
     }
+    // Refused at load, not at request time: credentials (never repeated), a non-namespace, a path
+    // the file provider could not open.
+    for (const ref of ['vault://admin:CANARYPASSxq93@secret/app#key', 'k8s://admin:CANARYPASSk8s77@ns/name#key', 'k8s://my.ns/name#key', 'file:///tmp/a%2Fb', 'file:a%00b']) {
+      const i = one(withVar(`{ source: secret, ref: "${ref}" }`));
+      expect(i.path, ref).toBe('variables.name.ref');
+      expect(i.message).not.toContain('CANARYPASS');
+    }
     for (const ref of ['file:secrets/key', 'file:///run/secrets/key', 'env://KEY', 'vault://kv/app#token', 'k8s://ns/name#key']) {
       expect(issuesOf(withVar(`{ source: secret, ref: "${ref}" }`)), ref).toEqual([]);
     }
