@@ -93,13 +93,18 @@ describe('dev identity, gRPC on TCP and a Unix socket, caller from a non-loopbac
     const frame = requestFrame();
     const calls = [...Array(10).fill('Render'), ...Array(5).fill('Complete')] as string[];
     for (const method of calls) await sendAndDrop(`${REMOTE}:${port()}`, method, frame);
-    // Each call that reached a handler leaves one record; the ones dropped before it leave none.
-    await new Promise((r) => setTimeout(r, 300));
+    // A call that arrived leaves one record: refused as unauthenticated when its handler
+    // authenticated it, or cancelled when the drop was seen first (at the door, or before the
+    // authenticate stage). Never the dev principal. (A connection dropped before its headers were
+    // read is no call: hence at most, and a bounded wait for, one record per call.)
+    const deadline = Date.now() + 2_000;
+    while (w.audit().length - before < calls.length && Date.now() < deadline) await new Promise((r) => setTimeout(r, 20));
     const records = w.audit().slice(before);
     expect(records.length).toBeGreaterThan(0);
+    expect(records.length).toBeLessThanOrEqual(calls.length);
     for (const r of records) {
       expect(r.principal).toBeNull();
-      expect(r.error_code).toBe('unauthenticated');
+      expect(['unauthenticated', 'cancelled']).toContain(r.error_code);
     }
   });
 
