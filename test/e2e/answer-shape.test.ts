@@ -8,40 +8,24 @@
  *   - an answer that is not an assistant's, two choices with one index, or a `created` that is not
  *     a whole number of seconds the gRPC int64 carries exactly, are `upstream_error`.
  */
-import { createServer, type Server } from 'node:http';
-import type { AddressInfo } from 'node:net';
 import OpenAI from 'openai';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { bearerMetadata, gatewayClient, unaryCall } from './helpers/grpc.js';
+import { startScriptedUpstream, type ScriptedUpstream } from './helpers/scripted-upstream.js';
 import { startWarden, type WardenFixture } from './helpers/warden.js';
 
 /** What the upstream answers next: a completion (not streamed) or its chunks (streamed). */
 let completion: Record<string, unknown> = {};
 let chunks: Array<Record<string, unknown>> = [];
-let server: Server;
+let upstream: ScriptedUpstream;
 let w: WardenFixture;
 let client: OpenAI;
 let token: string;
 let gateway: any;
 
 beforeAll(async () => {
-  server = createServer((req, res) => {
-    let body = '';
-    req.on('data', (d: Buffer) => (body += d.toString('utf8')));
-    req.on('end', () => {
-      if ((JSON.parse(body) as { stream?: boolean }).stream) {
-        res.writeHead(200, { 'content-type': 'text/event-stream' });
-        for (const c of chunks) res.write(`data: ${JSON.stringify(c)}\n\n`);
-        res.end('data: [DONE]\n\n');
-        return;
-      }
-      res.writeHead(200, { 'content-type': 'application/json' });
-      res.end(JSON.stringify(completion));
-    });
-  });
-  await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
-  const { port } = server.address() as AddressInfo;
-  w = await startWarden({ upstreamUrl: `http://127.0.0.1:${port}/v1` });
+  upstream = await startScriptedUpstream(() => completion, () => chunks);
+  w = await startWarden({ upstreamUrl: upstream.url });
   token = await w.signer.token('labs', 'raw-bot'); // raw prompts are allowed for labs/raw-bot
   client = new OpenAI({ baseURL: `${w.addresses.http}/v1`, apiKey: token, maxRetries: 0, timeout: 15_000 });
   gateway = gatewayClient(w.addresses.grpc);
@@ -50,7 +34,7 @@ beforeAll(async () => {
 afterAll(async () => {
   gateway?.close();
   await w?.close();
-  await new Promise((r) => server?.close(r));
+  await upstream?.close();
 });
 
 function answer(message: Record<string, unknown>, finish: string | null = 'stop', head: Record<string, unknown> = {}): Record<string, unknown> {
