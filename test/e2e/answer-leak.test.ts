@@ -10,7 +10,7 @@
 import OpenAI from 'openai';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { bearerMetadata, gatewayClient, unaryCall } from './helpers/grpc.js';
-import { startScriptedUpstream, type ScriptedUpstream } from './helpers/scripted-upstream.js';
+import { chunkBody, completionBody, startScriptedUpstream, type ScriptedUpstream } from './helpers/scripted-upstream.js';
 import { CANARY_SECRET, startWarden, type WardenFixture } from './helpers/warden.js';
 
 const PII = 'canary.pii.7f3a@example.com';
@@ -40,21 +40,8 @@ afterAll(async () => {
   await upstream?.close();
 });
 
-function answer(message: Record<string, unknown>, finish: string | null = 'stop', head: Record<string, unknown> = {}): Record<string, unknown> {
-  return {
-    id: 'chatcmpl-1',
-    object: 'chat.completion',
-    created: 1_700_000_000,
-    model: 'gpt-4o-mini',
-    ...head,
-    choices: [{ index: 0, message: { role: 'assistant', ...message }, logprobs: null, finish_reason: finish }],
-    usage: { prompt_tokens: 1, completion_tokens: 1, total_tokens: 2 },
-  };
-}
-
-function chunk(delta: Record<string, unknown>, finish: string | null = null, head: Record<string, unknown> = {}): Record<string, unknown> {
-  return { id: 'chatcmpl-1', object: 'chat.completion.chunk', created: 1_700_000_000, model: 'gpt-4o-mini', ...head, choices: [{ index: 0, delta, finish_reason: finish }] };
-}
+const answer = completionBody;
+const chunk = chunkBody;
 
 const governed = { model: 'gpt-4o-mini', messages: [], warden: { template: TEMPLATE, variables: VARIABLES } } as any;
 

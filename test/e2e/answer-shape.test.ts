@@ -11,7 +11,7 @@
 import OpenAI from 'openai';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { bearerMetadata, gatewayClient, unaryCall } from './helpers/grpc.js';
-import { startScriptedUpstream, type ScriptedUpstream } from './helpers/scripted-upstream.js';
+import { chunkBody, completionBody, startScriptedUpstream, type ScriptedUpstream } from './helpers/scripted-upstream.js';
 import { startWarden, type WardenFixture } from './helpers/warden.js';
 
 /** What the upstream answers next: a completion (not streamed) or its chunks (streamed). */
@@ -37,21 +37,8 @@ afterAll(async () => {
   await upstream?.close();
 });
 
-function answer(message: Record<string, unknown>, finish: string | null = 'stop', head: Record<string, unknown> = {}): Record<string, unknown> {
-  return {
-    id: 'chatcmpl-1',
-    object: 'chat.completion',
-    created: 1_700_000_000,
-    model: 'gpt-4o-mini',
-    choices: [{ index: 0, message: { role: 'assistant', ...message }, logprobs: null, finish_reason: finish }],
-    usage: { prompt_tokens: 1, completion_tokens: 2, total_tokens: 3 },
-    ...head,
-  };
-}
-
-function chunk(delta: Record<string, unknown>, finish: string | null = null, head: Record<string, unknown> = {}): Record<string, unknown> {
-  return { id: 'chatcmpl-1', object: 'chat.completion.chunk', created: 1_700_000_000, model: 'gpt-4o-mini', choices: [{ index: 0, delta, finish_reason: finish }], ...head };
-}
+const answer = completionBody;
+const chunk = chunkBody;
 
 const ask = { model: 'gpt-4o-mini', messages: [{ role: 'user' as const, content: 'hi' }] };
 

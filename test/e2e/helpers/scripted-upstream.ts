@@ -34,3 +34,21 @@ export async function startScriptedUpstream(completion: () => unknown, chunks: (
     close: () => new Promise((r) => server.close(() => r())),
   };
 }
+
+/** A chat completion with one assistant `message`; `head` members are set last (they may replace `choices` or `usage`). */
+export function completionBody(message: Record<string, unknown>, finish: string | null = 'stop', head: Record<string, unknown> = {}): Record<string, unknown> {
+  return {
+    id: 'chatcmpl-1',
+    object: 'chat.completion',
+    created: 1_700_000_000,
+    model: 'gpt-4o-mini',
+    choices: [{ index: 0, message: { role: 'assistant', ...message }, logprobs: null, finish_reason: finish }],
+    usage: { prompt_tokens: 1, completion_tokens: 2, total_tokens: 3 },
+    ...head,
+  };
+}
+
+/** A chat completion chunk of choice 0; `head` members are set last, as in completionBody. */
+export function chunkBody(delta: Record<string, unknown>, finish: string | null = null, head: Record<string, unknown> = {}): Record<string, unknown> {
+  return { id: 'chatcmpl-1', object: 'chat.completion.chunk', created: 1_700_000_000, model: 'gpt-4o-mini', choices: [{ index: 0, delta, finish_reason: finish }], ...head };
+}
