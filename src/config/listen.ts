@@ -72,15 +72,19 @@ function meet(x: string, y: string): string | undefined {
 
 /**
  * The address two fixed-port listeners would both hold (so the second bind would fail with
- * EADDRINUSE), or undefined when they can coexist or the config cannot tell.
+ * EADDRINUSE), or undefined when they can coexist or the config cannot tell for certain.
  */
 export function sharedAddress(a: ListenAddress, b: ListenAddress): string | undefined {
   if (a.port === 0 || a.port !== b.port) return undefined;
+  // Certain only when they meet whichever address each side's name resolves to: `localhost` next
+  // to `[::1]` binds fine where localhost is 127.0.0.1 (the bind then names the listener if not).
+  let shared: string | undefined;
   for (const x of hostAddresses(a.host)) {
     for (const y of hostAddresses(b.host)) {
-      const shared = meet(x, y);
-      if (shared !== undefined) return shared;
+      const met = meet(x, y);
+      if (met === undefined) return undefined;
+      shared ??= met;
     }
   }
-  return undefined;
+  return shared;
 }

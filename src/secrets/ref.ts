@@ -109,11 +109,10 @@ export function parseSecretRef(ref: string, opts: { baseDir?: string } = {}): Pa
       const url = tryUrl(ref);
       // No port (the store's address is configuration), no `.`/`..` segments (the URL parser
       // would fetch another path than the one granted by name), one `#`.
-      const path = ref.slice(ref.indexOf('//') + 2).split('#')[0]!;
       if (
         !url || !ref.toLowerCase().startsWith('vault://') || url.host === '' || url.port !== '' || rawAuthority(ref).includes(':') ||
         url.pathname.length <= 1 || url.hash.length <= 1 || url.search !== '' || ref.split('#').length !== 2 ||
-        path.split('/').some((segment) => segment === '.' || segment === '..')
+        hasDotSegment(ref)
       ) {
         throw new SecretRefError('ref_invalid_vault', ref, 'vault ref must be vault://mount/path#key');
       }
@@ -126,7 +125,7 @@ export function parseSecretRef(ref: string, opts: { baseDir?: string } = {}): Pa
       const name = url?.pathname.slice(1) ?? '';
       const key = url?.hash.slice(1) ?? '';
       if (
-        !url || !ref.toLowerCase().startsWith('k8s://') || url.search !== '' ||
+        !url || !ref.toLowerCase().startsWith('k8s://') || url.search !== '' || hasDotSegment(ref) ||
         namespace.length > 63 || !DNS1123_LABEL.test(namespace) || url.host !== namespace ||
         name.length > 253 || !K8S_NAME.test(name) ||
         key.length > 253 || !K8S_KEY.test(key)
@@ -140,6 +139,24 @@ export function parseSecretRef(ref: string, opts: { baseDir?: string } = {}): Pa
       return { ref, scheme, url };
     }
   }
+}
+
+/**
+ * Whether the path of a `scheme://authority/path#key` ref has a `.` or `..` segment, written
+ * plainly or percent-encoded (`%2e%2e`): the URL parser removes them, so the store would be asked
+ * for another path than the one the policy granted by name.
+ */
+function hasDotSegment(ref: string): boolean {
+  const rest = ref.slice(ref.indexOf('//') + 2).split('#')[0]!;
+  const slash = rest.indexOf('/');
+  if (slash === -1) return false;
+  return rest
+    .slice(slash + 1)
+    .split('/')
+    .some((segment) => {
+      const plain = segment.replace(/%2e/gi, '.');
+      return plain === '.' || plain === '..';
+    });
 }
 
 function parseFileRef(ref: string, baseDir: string | undefined): URL {

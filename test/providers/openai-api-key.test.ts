@@ -38,6 +38,7 @@ const BAD_KEYS: Array<[string, string]> = [
   ['a line break inside (header injection)', `${TEST_API_KEY}\r\nX-Evil: 1`],
   ['a NUL', `${TEST_API_KEY}\u0000`],
   ['a character beyond Latin-1', `${TEST_API_KEY}€`],
+  ['a leading space (`Bearer  key`)', ` ${TEST_API_KEY}`],
 ];
 
 describe('an API key that cannot go in an HTTP header', () => {
@@ -70,6 +71,17 @@ describe('an API key that cannot go in an HTTP header', () => {
     key = TEST_API_KEY;
     await p.complete(upstreamRequest());
     expect(upstream.received.map((r) => r.headers.authorization)).toEqual([`Bearer ${TEST_API_KEY}`]);
+  });
+});
+
+describe('an API key with spaces or tabs at its end', () => {
+  it('is sent: HTTP drops them, so the upstream reads the key itself (as before the header check)', async () => {
+    upstream = await startUpstream();
+    for (const key of [`${TEST_API_KEY} `, `${TEST_API_KEY}\t`]) {
+      const p = make(upstream.baseUrl, { getApiKey: () => key });
+      await p.complete(upstreamRequest());
+    }
+    expect(upstream.received.map((r) => r.headers.authorization)).toEqual(Array(2).fill(`Bearer ${TEST_API_KEY}`));
   });
 });
 

@@ -94,6 +94,10 @@ describe('parseSecretRef', () => {
     expect(refCode('vault://secret/a/../../b#key')).toBe('ref_invalid_vault');
     expect(refCode('vault://secret/./app#key')).toBe('ref_invalid_vault');
     expect(refCode('vault://secret/app#a#b')).toBe('ref_invalid_vault');
+    // Dot segments, plain or percent-encoded: the URL parser would drop them, and the store be
+    // asked for another path than the one granted by name.
+    for (const ref of ['vault://kv/a/%2e%2e/b#k', 'vault://kv/a/%2E/b#k']) expect(refCode(ref)).toBe('ref_invalid_vault');
+    for (const ref of ['k8s://ns/x/../name#key', 'k8s://ns/./name#key', 'k8s://ns/%2e%2e/name#key']) expect(refCode(ref)).toBe('ref_invalid_k8s');
   });
 
   it('refuses at load the file refs whose path could not be read at request time', () => {
