@@ -3,7 +3,10 @@
  * answered yet), for a template whose granted secret cannot be read, must cost that request
  * only: it is audited `cancelled`, and the process keeps serving. It once ended the whole
  * process with an unhandled rejection from the secret fetch nobody waited for any more.
- * `warden serve` runs as a real child process, so an unhandled rejection would end it.
+ * `warden serve` runs as a real child process, so an unhandled rejection would end it. Today the
+ * pipeline stops such a request before its fetch stage starts (it checks the request's signal
+ * before each stage), so this guards the whole path end to end; the resolver's own handling of a
+ * request that leaves during a fetch is test/secrets/abort.test.ts's.
  */
 import { createServer, type Server, type ServerResponse } from 'node:http';
 import type { AddressInfo } from 'node:net';
