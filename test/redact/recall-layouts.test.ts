@@ -581,6 +581,20 @@ describe('a card after another number on the same line', () => {
       expect(found(text)).toEqual(want);
     });
   }
+  it('a phone is not read shorter to make room for a card: no digit of either is left in clear', () => {
+    // A '+' number's country code is no national digits ("44207946" is valid somewhere); a window
+    // that only starts with a block is no card's layout; a two-group reading the next group
+    // continues ("020 7946" / "020 7946 6221") is too short. Each once left digits in clear.
+    const texts = [
+      '+44 20 7946 5744 4604 4243 5018 4',
+      'tel +44 20 7680 4622 4591 3641 8918 7',
+      '+61 2 6453 6754 3735 330028 42176',
+      '020 7946 3577  031 496 10 56  5318-8791-0213-3181',
+      'or 020 7946 6221 4391 9042 7021 1 x',
+    ];
+    for (const text of texts) expect(redactor.session(decision({ mode: 'mask' }), []).redactText(text), text).not.toMatch(/\d/);
+  });
+
   it('still no card right after an identifier word, nor inside a run of 4-digit blocks', () => {
     expect(found('order 4111 1111 1111 1111')).toEqual([]);
     expect(found('EAN 4111111111116 and tracking 4111111111111111')).toEqual([]);

@@ -135,7 +135,7 @@ function windowBoundaryOk(text: string, ch: DigitChunk, g0: number, g1: number, 
   // "415 555 dddd 415" that passes Luhn is the next phone's digits, read as such).
   const otherBefore = g0 - 1 === 0 || (ch.plus && g0 >= 2);
   if (g0 > 0 && joins(sepKind(ch.seps[g0 - 1]!)) && len(g0 - 1) === 4) {
-    const afterPhone = len(g0) === 4 && nationalPhoneEndsAt(text, ch, g0 - 1, g1 - g0 + 1, plans);
+    const afterPhone = cardLayout(ch, g0, g1) && nationalPhoneEndsAt(text, ch, g0 - 1, g1 - g0 + 1, plans);
     if (!(g1 === last && otherBefore && (ch.plus || yearAt(text, ch, 0))) && !afterPhone) return false;
   }
   if (g1 < last && joins(sepKind(ch.seps[g1]!)) && len(g1 + 1) === 4 && !(g0 === 0 && g1 + 1 === last && yearAt(text, ch, last))) return false;
@@ -195,10 +195,32 @@ function nationalPhoneEndsAt(text: string, ch: DigitChunk, last: number, cardGro
     if (group.length !== 4) onlyBlocks = false;
     // A phone starts the chunk or follows a space, as the phone detector cuts a line.
     if (s > 0 && sepKind(ch.seps[s - 1]!) !== ' ') continue;
+    // A '+' chunk's first group is a country code, not national digits ("+44 20 7946 5744 …": the
+    // phone is +44 20 7946 5744, though "44207946" is a national number somewhere).
+    if (s === 0 && ch.plus) continue;
     if (onlyBlocks || digits.length < 7 || (last - s < 2 && digits.charCodeAt(0) !== 48)) continue;
-    if (validNationalInAny(plans, digits)) return true;
+    if (!validNationalInAny(plans, digits)) continue;
+    // A two-group reading (trunk prefix and one block) that is still a number with the next group
+    // is too short a reading: "020 7946" is valid somewhere, but so is "020 7946 6221", and that
+    // block is the phone's, not a card's first. (Three groups or more stand on their own: a long
+    // enough digit string is valid in some region, so "415 555 0199 4111" proves nothing.)
+    if (last - s < 2 && last + 1 < ch.groupStarts.length && validNationalInAny(plans, digits + text.slice(ch.groupStarts[last + 1], ch.groupEnds[last + 1]))) continue;
+    return true;
   }
   return false;
+}
+
+/**
+ * Whether groups g0..g1 are laid out as cards are printed: four-digit blocks with at most a
+ * shorter last one (4-4-4-4, 4-4-4-1, 4-4-4-4-3), or an Amex's 4-6-5. Only such a window may end
+ * a phone's block run (nationalPhoneEndsAt): a window that merely starts with a block
+ * ("3577 031 496 10 56 5318") is digits of the numbers around it.
+ */
+function cardLayout(ch: DigitChunk, g0: number, g1: number): boolean {
+  const len = (g: number): number => ch.groupEnds[g]! - ch.groupStarts[g]!;
+  if (g1 - g0 === 2 && len(g0) === 4 && len(g0 + 1) === 6 && len(g1) === 5) return true;
+  for (let g = g0; g < g1; g++) if (len(g) !== 4) return false;
+  return len(g1) >= 1 && len(g1) <= 4;
 }
 
 /** Group `g` of the chunk is a year of four digits, 1900 to 2099. */
