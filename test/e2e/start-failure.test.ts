@@ -15,6 +15,22 @@ import { CANARY_API_KEY, prepareWardenDir, type PreparedDir } from './helpers/wa
 
 let prepared: PreparedDir;
 
+/** Starts a runtime on `dir`'s config with the provider's api_key set to `ref`: why the start failed (undefined: it did not). */
+async function startWithApiKey(dir: PreparedDir, ref: string): Promise<unknown> {
+  const config = loadConfig(dir.configFile, {});
+  const upstream = config.providers.upstream;
+  if (upstream?.kind !== 'openai') throw new Error('fixture: upstream is an openai provider');
+  upstream.api_key = ref;
+  const logger = createLogger({ level: 'error' }, { write: () => undefined });
+  const runtime = await createRuntime(config, { logger, configDir: dir.dir });
+  const failure = await runtime.start().then(
+    () => undefined,
+    (err: unknown) => err,
+  );
+  await runtime.shutdown('test');
+  return failure;
+}
+
 beforeAll(async () => {
   prepared = await prepareWardenDir({ upstreamUrl: 'http://127.0.0.1:9/v1' });
   writeFileSync(join(prepared.dir, 'templates', 'broken.yaml'), 'id: broken\nversion: [\n');
@@ -58,17 +74,7 @@ describe('a provider key that cannot be read', () => {
     it(`stops the start: ${what}`, async () => {
       const dir = await prepareWardenDir({ upstreamUrl: 'http://127.0.0.1:9/v1' });
       try {
-        const config = loadConfig(dir.configFile, {});
-        const upstream = config.providers.upstream;
-        if (upstream?.kind !== 'openai') throw new Error('fixture: upstream is an openai provider');
-        upstream.api_key = ref;
-        const logger = createLogger({ level: 'error' }, { write: () => undefined });
-        const runtime = await createRuntime(config, { logger, configDir: dir.dir });
-        const failure = await runtime.start().then(
-          () => undefined,
-          (err: unknown) => err,
-        );
-        await runtime.shutdown('test');
+        const failure = await startWithApiKey(dir, ref);
         expect(failure).toMatchObject({ code: 'secret_unavailable' });
         expect(failure).toMatchObject({ location: { path: 'providers.upstream.api_key' } });
         expect(openOn(dir.auditFile)).toBe(0);
@@ -114,17 +120,7 @@ describe('a provider key that cannot be read', () => {
       const dir = await prepareWardenDir({ upstreamUrl: 'http://127.0.0.1:9/v1', files: { [ref.slice(5)]: value } });
       process.env.WARDEN_TEST_NL_PROVIDER_KEY = value;
       try {
-        const config = loadConfig(dir.configFile, {});
-        const upstream = config.providers.upstream;
-        if (upstream?.kind !== 'openai') throw new Error('fixture: upstream is an openai provider');
-        upstream.api_key = ref;
-        const logger = createLogger({ level: 'error' }, { write: () => undefined });
-        const runtime = await createRuntime(config, { logger, configDir: dir.dir });
-        const failure = await runtime.start().then(
-          () => undefined,
-          (err: unknown) => err,
-        );
-        await runtime.shutdown('test');
+        const failure = await startWithApiKey(dir, ref);
         expect(failure).toMatchObject({ code: 'secret_unavailable', location: { path: 'providers.upstream.api_key' } });
         expect((failure as Error).message).toMatch(/^the API key cannot be sent in an HTTP header/);
         expect((failure as Error).message).not.toContain(CANARY_API_KEY);
