@@ -7,7 +7,7 @@ import { loadConfig } from '../../src/config/load.js';
 import { createRuntime } from '../../src/runtime/runtime.js';
 import { createLogger } from '../../src/telemetry/logger.js';
 import { REPO, runMain as cli, runWarden } from './helpers/cli.js';
-import { prepareWardenDir } from './helpers/warden.js';
+import { prepareWardenDir, templateNeedingVariables } from './helpers/warden.js';
 
 const GOOD = `id: demo/hello
 version: 1
@@ -106,19 +106,7 @@ describe('warden templates', () => {
 
   it('--config FILE applies the config\'s limits: a template needing more variables than max_variables is reported where serve refuses it', async () => {
     // The e2e config allows 8 variables per request; this template requires nine.
-    const names = Array.from({ length: 9 }, (_, i) => `v${i}`);
-    const wide = [
-      'id: team/wide',
-      'version: 1',
-      'owner: team@example.com',
-      'sensitivity: internal',
-      'description: Needs nine.',
-      'variables:',
-      ...names.map((n) => `  ${n}: { type: string }`),
-      'messages:',
-      `  - { role: user, content: "${names.map((n) => `{{${n}}}`).join(' ')}" }`,
-      '',
-    ].join('\n');
+    const wide = templateNeedingVariables(9);
     const prepared = await prepareWardenDir({ upstreamUrl: 'http://127.0.0.1:9/v1', files: { 'templates/wide.yaml': wide } });
     try {
       const templates = join(prepared.dir, 'templates');

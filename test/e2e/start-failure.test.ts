@@ -11,7 +11,7 @@ import { loadConfig } from '../../src/config/load.js';
 import { createRuntime } from '../../src/runtime/runtime.js';
 import { createLogger } from '../../src/telemetry/logger.js';
 import { runWarden, spawnWarden } from './helpers/cli.js';
-import { CANARY_API_KEY, prepareWardenDir, type PreparedDir } from './helpers/warden.js';
+import { CANARY_API_KEY, prepareWardenDir, templateNeedingVariables, type PreparedDir } from './helpers/warden.js';
 
 let prepared: PreparedDir;
 
@@ -281,19 +281,7 @@ describe('a template that needs more variables than limits.max_variables', () =>
   // Sending all nine would be "too many template variables", sending eight variable_missing: a
   // template no request could call is refused at load, with its position, not served silently.
   it('stops the start with file:line:col (the fixture config allows 8 variables)', async () => {
-    const names = Array.from({ length: 9 }, (_, i) => `v${i}`);
-    const template = [
-      'id: team/wide',
-      'version: 1',
-      'owner: team@example.com',
-      'sensitivity: internal',
-      'description: Needs nine.',
-      'variables:',
-      ...names.map((n) => `  ${n}: { type: string }`),
-      'messages:',
-      `  - { role: user, content: "${names.map((n) => `{{${n}}}`).join(' ')}" }`,
-      '',
-    ].join('\n');
+    const template = templateNeedingVariables(9);
     const wide = await prepareWardenDir({ upstreamUrl: 'http://127.0.0.1:9/v1', files: { 'templates/wide.yaml': template } });
     try {
       const config = loadConfig(wide.configFile, {});

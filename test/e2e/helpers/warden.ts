@@ -169,3 +169,23 @@ export async function startWarden(opts: FixtureOptions): Promise<WardenFixture> 
 export async function eventually(check: () => boolean | Promise<boolean>, stepMs = 20): Promise<void> {
   while (!(await check())) await new Promise((r) => setTimeout(r, stepMs));
 }
+
+/**
+ * A template (YAML text) whose message uses `count` required request variables v0..v(count-1):
+ * more than the fixture config's limits.max_variables (8) makes one no request could call.
+ */
+export function templateNeedingVariables(count: number, id = 'team/wide'): string {
+  const names = Array.from({ length: count }, (_, i) => `v${i}`);
+  return [
+    `id: ${id}`,
+    'version: 1',
+    'owner: team@example.com',
+    'sensitivity: internal',
+    `description: Needs ${count} variables.`,
+    'variables:',
+    ...names.map((n) => `  ${n}: { type: string }`),
+    'messages:',
+    `  - { role: user, content: "${names.map((n) => `{{${n}}}`).join(' ')}" }`,
+    '',
+  ].join('\n');
+}
