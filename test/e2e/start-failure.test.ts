@@ -10,7 +10,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { loadConfig } from '../../src/config/load.js';
 import { createRuntime } from '../../src/runtime/runtime.js';
 import { createLogger } from '../../src/telemetry/logger.js';
-import { runWarden, spawnWarden } from './helpers/cli.js';
+import { runFailingServe, runWarden, spawnWarden } from './helpers/cli.js';
 import { CANARY_API_KEY, prepareWardenDir, templateNeedingVariables, type PreparedDir } from './helpers/warden.js';
 
 let prepared: PreparedDir;
@@ -260,14 +260,7 @@ describe('a config file that is not plain UTF-8 YAML', () => {
     it(`stops serve with file:line:col: ${what}`, { timeout: 30_000 }, async () => {
       const config = join(prepared.dir, 'odd.yaml');
       writeFileSync(config, bytes);
-      const child = spawnWarden(['serve', '--config', config]);
-      let stderr = '';
-      child.stderr!.on('data', (d: Buffer) => (stderr += d.toString()));
-      child.stdout!.resume();
-      // A start that goes through (the old behaviour) would serve for good.
-      const started = setTimeout(() => child.kill('SIGKILL'), 15_000);
-      const [code, signal] = (await once(child, 'close')) as [number | null, NodeJS.Signals | null];
-      clearTimeout(started);
+      const { code, signal, stderr } = await runFailingServe(['serve', '--config', config]);
       expect(signal).toBeNull();
       expect(code).not.toBe(0);
       expect(stderr).toContain(`${config}${error}`);
@@ -317,14 +310,7 @@ describe('a policy entrypoint that names no rule', () => {
     it(`stops serve, naming policy.entrypoint: ${what}`, { timeout: 30_000 }, async () => {
       const config = join(prepared.dir, `entrypoint-${Math.random().toString(36).slice(2)}.yaml`);
       writeFileSync(config, readFileSync(prepared.configFile, 'utf8').replace('entrypoint: warden/decision', `entrypoint: ${entrypoint}`));
-      const child = spawnWarden(['serve', '--config', config]);
-      let stderr = '';
-      child.stderr!.on('data', (d: Buffer) => (stderr += d.toString()));
-      child.stdout!.resume();
-      // A start that goes through (the old behaviour) would serve for good.
-      const started = setTimeout(() => child.kill('SIGKILL'), 15_000);
-      const [code, signal] = (await once(child, 'close')) as [number | null, NodeJS.Signals | null];
-      clearTimeout(started);
+      const { code, signal, stderr } = await runFailingServe(['serve', '--config', config]);
       expect(signal).toBeNull();
       expect(code).not.toBe(0);
       expect(stderr).toContain(`warden: policy.entrypoint: policy_error: "${entrypoint}" names no rule: ${hint}`);

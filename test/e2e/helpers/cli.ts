@@ -2,6 +2,7 @@
  * Runs the `warden` CLI: as a child process (through tsx, as `npm run` would run the sources) where
  * signals, exit codes and real stdio matter, or in this process (fast) for help and usage checks.
  */
+import { once } from 'node:events';
 import { spawn, type ChildProcess } from 'node:child_process';
 import { join } from 'node:path';
 import { createInterface } from 'node:readline';
@@ -30,6 +31,22 @@ export function runWarden(args: string[], env: NodeJS.ProcessEnv = {}): Promise<
   child.stdout!.on('data', (d: Buffer) => (stdout += d.toString()));
   child.stderr!.on('data', (d: Buffer) => (stderr += d.toString()));
   return new Promise((resolve) => child.once('close', (code) => resolve({ code, stdout, stderr })));
+}
+
+/**
+ * Runs a `warden serve` expected to stop at start: its exit code, signal and stderr. One that
+ * starts after all (the behaviour under test gone) would serve for good: it is killed after
+ * `killAfterMs`, and the signal says so.
+ */
+export async function runFailingServe(args: string[], killAfterMs = 15_000): Promise<{ code: number | null; signal: NodeJS.Signals | null; stderr: string }> {
+  const child = spawnWarden(args);
+  let stderr = '';
+  child.stderr!.on('data', (d: Buffer) => (stderr += d.toString()));
+  child.stdout!.resume();
+  const started = setTimeout(() => child.kill('SIGKILL'), killAfterMs);
+  const [code, signal] = (await once(child, 'close')) as [number | null, NodeJS.Signals | null];
+  clearTimeout(started);
+  return { code, signal, stderr };
 }
 
 /**
