@@ -308,12 +308,18 @@ describe('a policy entrypoint that names no rule', () => {
     ["OPA's data/ prefix", 'data/warden/decision', 'data.data.warden.decision is not defined by the loaded policies; the path is relative to data: write warden/decision'],
   ] as const) {
     it(`stops serve, naming policy.entrypoint: ${what}`, { timeout: 30_000 }, async () => {
-      const config = join(prepared.dir, `entrypoint-${Math.random().toString(36).slice(2)}.yaml`);
-      writeFileSync(config, readFileSync(prepared.configFile, 'utf8').replace('entrypoint: warden/decision', `entrypoint: ${entrypoint}`));
-      const { code, signal, stderr } = await runFailingServe(['serve', '--config', config]);
-      expect(signal).toBeNull();
-      expect(code).not.toBe(0);
-      expect(stderr).toContain(`warden: policy.entrypoint: policy_error: "${entrypoint}" names no rule: ${hint}`);
+      // A directory of its own: the shared one holds a broken template, whose error would race
+      // the policy's (templates and policies load together).
+      const dir = await prepareWardenDir({ upstreamUrl: 'http://127.0.0.1:9/v1' });
+      try {
+        writeFileSync(dir.configFile, readFileSync(dir.configFile, 'utf8').replace('entrypoint: warden/decision', `entrypoint: ${entrypoint}`));
+        const { code, signal, stderr } = await runFailingServe(['serve', '--config', dir.configFile]);
+        expect(signal).toBeNull();
+        expect(code).not.toBe(0);
+        expect(stderr).toContain(`warden: policy.entrypoint: policy_error: "${entrypoint}" names no rule: ${hint}`);
+      } finally {
+        rmSync(dir.dir, { recursive: true, force: true });
+      }
     });
   }
 });
