@@ -9,7 +9,7 @@ import type { AuditLog, AuditRecord } from '../pipeline/ports.js';
 import { readFailure } from '../pipeline/regular-file.js';
 import { computeRecordHash, GENESIS, linkRecordLine, type AuditRecordBody, type ChainHead } from './chain.js';
 import type { StaticRecordText } from './record-text.js';
-import type { AuditSink } from './sinks.js';
+import { AUDIT_FILE_EDITED, type AuditSink } from './sinks.js';
 
 export interface AuditLogOptions {
   sinks: AuditSink[];
@@ -133,7 +133,7 @@ export function createAuditLog(opts: AuditLogOptions): AuditLogHandle {
         const code = (err as NodeJS.ErrnoException | undefined)?.code;
         throw new WardenError(
           'audit_unavailable',
-          code === 'ELINETOOLONG'
+          code === 'ELINETOOLONG' || code === AUDIT_FILE_EDITED
             ? `audit sink ${s.name}: ${(err as Error).message}; cannot resume the hash chain (run "warden audit verify")`
             : `audit sink ${s.name}: cannot read its last line (${readFailure(err)})`,
           { cause: err },

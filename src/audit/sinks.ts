@@ -847,6 +847,12 @@ export function createFileSink(path: string, opts: FileSinkOptions = {}): AuditS
     },
     async lastLine() {
       const last = await readLastLineOf(path);
+      // Warden ends each record with a lone LF and writes no blank line: a CR or a blank line at
+      // the end was put there by an edit (an editor's CRLF conversion, a stray newline), which
+      // `warden audit verify` reports as broken. Appending after it would hide the edit under new
+      // records, so the chain is not resumed; the operator looks at the file first.
+      if (last.line?.includes('\r')) throw edited('its last line holds a carriage return (CRLF line ends: the file was edited)');
+      if (last.blankAfter) throw edited('it ends with a blank line (the file was edited)');
       // Remembered by file: after a rotation the new file needs no newline.
       unterminated = last.line !== undefined && !last.terminated ? last.file : undefined;
       return last.line;
@@ -859,6 +865,13 @@ export const MAX_AUDIT_LINE_BYTES = 16 * 1024 * 1024;
 
 const NL = 0x0a;
 
+/** The code of a `lastLine` refusal: the file's end shows an edit Warden would not have made. */
+export const AUDIT_FILE_EDITED = 'EAUDITEDITED';
+
+function edited(what: string): Error {
+  return Object.assign(new Error(what), { code: AUDIT_FILE_EDITED });
+}
+
 /**
  * Reads the last non-empty line of a file from its end, in chunks (audit files grow large). Linear
  * in the line's length: chunks are kept as they are read and joined and decoded once; a line
@@ -870,9 +883,10 @@ export async function readLastLine(path: string, maxBytes = MAX_AUDIT_LINE_BYTES
 
 /**
  * `readLastLine`, and whether the file ends with a newline (`terminated`; true for an empty or
- * missing file) and which file was read (`dev:ino`).
+ * missing file), whether an empty line follows the last line (`blankAfter`: two newlines or more
+ * at the end, or any in a file without a line) and which file was read (`dev:ino`).
  */
-async function readLastLineOf(path: string, maxBytes = MAX_AUDIT_LINE_BYTES): Promise<{ line: string | undefined; terminated: boolean; file?: string }> {
+async function readLastLineOf(path: string, maxBytes = MAX_AUDIT_LINE_BYTES): Promise<{ line: string | undefined; terminated: boolean; blankAfter?: boolean; file?: string }> {
   let fh;
   try {
     // Without waiting: the path may have been swapped for a FIFO since the sink opened it.
@@ -891,6 +905,7 @@ async function readLastLineOf(path: string, maxBytes = MAX_AUDIT_LINE_BYTES): Pr
     let end = size;
     let skipping = true; // trailing newlines, before the line's last byte was seen
     let terminated = true;
+    let trailingNewlines = 0;
     while (end > 0) {
       const start = Math.max(0, end - CHUNK);
       const buf = Buffer.alloc(end - start);
@@ -898,7 +913,10 @@ async function readLastLineOf(path: string, maxBytes = MAX_AUDIT_LINE_BYTES): Pr
       let hi = bytesRead; // exclusive end of the line's bytes within buf
       if (end === size && hi > 0) terminated = buf[hi - 1] === NL;
       if (skipping) {
-        while (hi > 0 && buf[hi - 1] === NL) hi--;
+        while (hi > 0 && buf[hi - 1] === NL) {
+          hi--;
+          trailingNewlines++;
+        }
         if (hi === 0) {
           end = start;
           continue;
@@ -914,8 +932,9 @@ async function readLastLineOf(path: string, maxBytes = MAX_AUDIT_LINE_BYTES): Pr
       end = start;
     }
     const file = `${st.dev}:${st.ino}`;
-    if (chunks.length === 0) return { line: undefined, terminated, file };
-    return { line: Buffer.concat(chunks.reverse(), lineBytes).toString('utf8'), terminated, file };
+    // A file of newlines only: blank lines too (a first record after them would not verify).
+    if (chunks.length === 0) return { line: undefined, terminated, blankAfter: trailingNewlines > 0, file };
+    return { line: Buffer.concat(chunks.reverse(), lineBytes).toString('utf8'), terminated, blankAfter: trailingNewlines > 1, file };
   } finally {
     await fh.close();
   }

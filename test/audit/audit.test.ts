@@ -145,6 +145,44 @@ describe('file sink', () => {
     await expect(createAuditLog({ sinks: [createFileSink(forged)] }).append(body(1))).rejects.toMatchObject({ code: 'audit_unavailable' });
   });
 
+  it('refuses to resume a file whose end was edited (CRLF line ends, blank lines), as verify calls it broken', async () => {
+    const records = async (name: string): Promise<string> => {
+      const file = join(dir, name);
+      const log = createAuditLog({ sinks: [createFileSink(file)] });
+      for (let i = 0; i < 2; i++) await log.append(body(i));
+      await log.close();
+      return file;
+    };
+    const crlf = await records('crlf.jsonl');
+    await writeFile(crlf, (await readFile(crlf, 'utf8')).replace(/\n/g, '\r\n'));
+    const blank = await records('blank-end.jsonl');
+    await appendFile(blank, '\n');
+    const onlyBlank = join(dir, 'only-blank.jsonl');
+    await writeFile(onlyBlank, '\n\n');
+    for (const [file, why] of [
+      [crlf, /carriage return/],
+      [blank, /ends with a blank line/],
+      [onlyBlank, /ends with a blank line/],
+    ] as const) {
+      const log = createAuditLog({ sinks: [createFileSink(file)] });
+      const before = await readFile(file, 'utf8');
+      // The caller is told the code only; the operator's open (at start) is told why.
+      await expect(log.append(body(9))).rejects.toMatchObject({ code: 'audit_unavailable' });
+      const refusal = await log.open().then(() => undefined, (err: unknown) => err as WardenError);
+      expect(refusal?.code).toBe('audit_unavailable');
+      expect(refusal?.message).toMatch(why);
+      expect(refusal?.message).toMatch(/cannot resume the hash chain \(run "warden audit verify"\)$/);
+      await log.close();
+      expect(await readFile(file, 'utf8')).toBe(before); // nothing appended after the edit
+    }
+    // A file that lacks only its last newline (a crash after the write) still resumes.
+    const unterminated = await records('no-final-newline.jsonl');
+    await writeFile(unterminated, (await readFile(unterminated, 'utf8')).trimEnd());
+    const log = createAuditLog({ sinks: [createFileSink(unterminated)] });
+    await expect(log.append(body(2))).resolves.toMatchObject({ seq: 3 });
+    await log.close();
+  });
+
   it('reads the last line of a file larger than one chunk', async () => {
     const file = join(dir, 'big.txt');
     await writeFile(file, `${'x'.repeat(70_000)}\n${'y'.repeat(100_000)}\n\n`);
