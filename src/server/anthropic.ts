@@ -429,6 +429,17 @@ export function anthropicErrorEvent(err: WardenError, requestId: string): string
   return sse('error', anthropicErrorBody(err, requestId));
 }
 
+/**
+ * A tool call's id so far with its next piece: appended, as openai-python joins id pieces (OpenAI
+ * sends the id once, but its format allows pieces), except a piece that repeats the id so far
+ * whole, as DeepSeek, Qwen and Fireworks send the id with every piece of a call.
+ */
+function joinId(id: string | undefined, piece: string | null | undefined): string | undefined {
+  if (!piece) return id;
+  if (id === undefined || id === '') return piece;
+  return piece === id ? id : id + piece;
+}
+
 type ToolDelta = NonNullable<CompletionChunk['choices'][number]['delta']['tool_calls']>[number];
 
 /**
@@ -436,18 +447,22 @@ type ToolDelta = NonNullable<CompletionChunk['choices'][number]['delta']['tool_c
  * deltas go to a text block, each new tool call opens a tool_use block whose argument pieces are
  * `input_json_delta`s. `finish()` closes the open block and ends the message.
  *
- * A tool_use block names its tool when it opens, while OpenAI's chunks may send the name in
- * pieces (each piece is appended, as openai-python does; redaction holds a call's id and name
- * back and sends each whole, leak-guarded joined: redact/stream.ts ToolLabel). So a tool
- * call's block opens only once its name is whole: at its first argument piece, or when
- * anything else comes (text, another call, the finish). A name piece after that is refused as `upstream_error`: the name already
- * sent cannot be changed, and passing on the first piece alone would name another tool.
+ * A tool_use block carries its tool's id and name when it opens, while OpenAI's chunks may send
+ * both in pieces (each piece is appended, as openai-python does, but for an id piece that repeats
+ * the whole id: see joinId; redaction holds a call's id and name back and sends each whole,
+ * leak-guarded joined: redact/stream.ts ToolLabel). So a tool call's block opens only once its
+ * id and name are whole: at its first argument piece, or when anything else comes (text, another
+ * call, the finish). A name or id piece after that is refused as `upstream_error`: what was
+ * sent cannot be changed, and passing on the first piece alone would name another tool, or give
+ * the call an id its result would not be matched by.
  */
 export class AnthropicStreamEncoder {
   private started = false;
   private index = -1;
   private open: 'text' | 'tool' | undefined;
   private toolIndex = -1;
+  /** The open tool_use block's id: a piece repeating it whole is no new piece. */
+  private toolId = '';
   /** Tool calls seen (a block cannot be reopened once closed). */
   private readonly toolsSeen = new Set<number>();
   /** The tool call whose block is not open yet: its name may still be growing. */
@@ -511,10 +526,13 @@ export class AnthropicStreamEncoder {
     const namePiece = t.function?.name ?? '';
     if (this.pending?.index === t.index) {
       this.pending.name += namePiece;
-      this.pending.id ??= t.id || undefined;
+      this.pending.id = joinId(this.pending.id, t.id);
     } else if (this.open === 'tool' && t.index === this.toolIndex) {
       if (namePiece !== '') {
         throw new WardenError('upstream_error', "the upstream sent more of a tool call's name after its arguments began, which an Anthropic stream cannot carry (a tool_use block is named when it opens)");
+      }
+      if (t.id && t.id !== this.toolId) {
+        throw new WardenError('upstream_error', "the upstream sent more of a tool call's id after its arguments began, which an Anthropic stream cannot carry (a tool_use block carries its id when it opens)");
       }
     } else {
       // The request streams sequentially (redaction releases each part's tail before the next
@@ -544,6 +562,7 @@ export class AnthropicStreamEncoder {
     this.index++;
     this.open = 'tool';
     this.toolIndex = p.index;
+    this.toolId = p.id;
     return out + sse('content_block_start', { type: 'content_block_start', index: this.index, content_block: { type: 'tool_use', id: p.id, name: p.name, input: {} } });
   }
 

@@ -143,6 +143,50 @@ describe('/v1/messages carries the whole answer', () => {
     expect(evs.at(-1)!.event).toBe('message_stop');
   });
 
+  it('streamed: a tool call id sent in pieces is joined before its tool_use block opens', async () => {
+    chunks = [
+      chunk({ role: 'assistant', tool_calls: [{ index: 0, id: 'call_', type: 'function', function: { name: 'look', arguments: '' } }] }),
+      chunk({ tool_calls: [{ index: 0, id: 'abc123', function: { name: 'up', arguments: '{"q":' } }] }),
+      chunk({ tool_calls: [{ index: 0, function: { arguments: '1}' } }] }),
+      chunk({}, 'tool_calls'),
+    ];
+    const { status, text } = await messages(true);
+    expect(status, text).toBe(200);
+    const starts = events(text).filter((e) => e.event === 'content_block_start');
+    expect(starts.map((e) => e.data.content_block)).toEqual([{ type: 'tool_use', id: 'call_abc123', name: 'lookup', input: {} }]);
+  });
+
+  it('streamed: a tool call id repeated whole in every piece (DeepSeek, Qwen, Fireworks) is that id, not doubled', async () => {
+    chunks = [
+      chunk({ role: 'assistant', tool_calls: [{ index: 0, id: 'call_7', type: 'function', function: { name: 'lookup', arguments: '' } }] }),
+      chunk({ tool_calls: [{ index: 0, id: 'call_7', function: { arguments: '{"q":' } }] }),
+      chunk({ tool_calls: [{ index: 0, id: 'call_7', function: { arguments: '1}' } }] }),
+      chunk({}, 'tool_calls'),
+    ];
+    const { status, text } = await messages(true);
+    expect(status, text).toBe(200);
+    const evs = events(text);
+    expect(evs.filter((e) => e.event === 'content_block_start').map((e) => e.data.content_block.id)).toEqual(['call_7']);
+    expect(evs.at(-1)!.event).toBe('message_stop');
+  });
+
+  it('streamed: more of a tool call id after its arguments began is upstream_error, not a truncated id', async () => {
+    const args = `{"q":"${'lorem ipsum '.repeat(200)}`;
+    chunks = [
+      chunk({ role: 'assistant', tool_calls: [{ index: 0, id: 'call_', type: 'function', function: { name: 'lookup', arguments: args } }] }),
+      chunk({ tool_calls: [{ index: 0, id: 'abc123', function: { arguments: '"}' } }] }),
+      chunk({}, 'tool_calls'),
+    ];
+    const { status, text } = await messages(true);
+    expect(status, text).toBe(200);
+    const evs = events(text);
+    expect(evs.at(-1)!.event).toBe('error');
+    expect(evs.at(-1)!.data.error).toMatchObject({ code: 'upstream_error' });
+    expect(evs.at(-1)!.data.error.message).toMatch(/tool call's id after its arguments began/);
+    expect(evs.some((e) => e.event === 'message_stop')).toBe(false);
+    expect(lastRecord()['error_code']).toBe('upstream_error');
+  });
+
   it('streamed: a tool name whose first piece comes only at the finish still opens a named block', async () => {
     chunks = [chunk({ role: 'assistant', tool_calls: [{ index: 0, id: 'call_0', type: 'function', function: { name: 'get_', arguments: '' } }] }), chunk({ tool_calls: [{ index: 0, function: { name: 'time' } }] }, 'tool_calls')];
     const { status, text } = await messages(true);
