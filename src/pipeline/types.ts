@@ -180,6 +180,13 @@ export interface PromptRequest {
    * answer moves on to the next one, not at the end (see redact/stream.ts).
    */
   sequentialStream?: boolean;
+  /**
+   * The caller's format cannot say that the upstream's generation failed (Anthropic's stop_reason
+   * has no value for it): a non-streamed answer the upstream finished with `error` or `abort` is
+   * refused as `upstream_error` (redact/stage.ts) instead of passed on as if complete. (Streamed,
+   * the ingress's encoder refuses it at the finish.)
+   */
+  failedFinishIsError?: boolean;
   max_tokens?: number;
   /**
    * `max_completion_tokens` when the caller gave its limit under that name: the upstream gets it

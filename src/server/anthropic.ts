@@ -23,6 +23,7 @@
  */
 import { WardenError } from '../pipeline/errors.js';
 import { MEMBER_NAME } from '../pipeline/identifiers.js';
+import { failedGeneration, isFailedFinish } from '../providers/failure.js';
 import type { ChatMessage, CompletionChunk, CompletionResult, ContentPart, ToolCall } from '../pipeline/types.js';
 import { ANY_OBJECT, FALSE_ONLY, NULL_ONLY, NULL_OR_EMPTY_LIST, checkMembers, type Droppable, type MemberRule } from './members.js';
 
@@ -350,6 +351,8 @@ function answerText(msg: ChatMessage): { text: string; refused: boolean } {
 
 export function anthropicMessageBody(result: CompletionResult): string {
   const choice = result.choices[0];
+  // Refused before the audit record already (PromptRequest.failedFinishIsError); never end_turn.
+  if (isFailedFinish(choice?.finish_reason)) throw failedGeneration(choice.finish_reason);
   const content: unknown[] = [];
   const msg = choice?.message;
   let refused = false;
@@ -514,6 +517,9 @@ export class AnthropicStreamEncoder {
     }
     for (const t of d.tool_calls ?? []) out += this.toolPiece(t);
     if (choice.finish_reason) {
+      // A generation the upstream says failed: end_turn would read as complete. Thrown, so the
+      // stream ends with an `error` event and no message_stop, audited as upstream_error.
+      if (isFailedFinish(choice.finish_reason)) throw failedGeneration(choice.finish_reason);
       out += this.openPending();
       this.stop = this.refused ? 'refusal' : stopReason(choice.finish_reason);
     }

@@ -4,10 +4,13 @@
  * what each test scripts, streamed and not.
  *   - /v1/messages carries every part of an answer: text-like parts as text, a refusal (part or
  *     member) as text with stop_reason `refusal`, a tool name sent in pieces joined;
+ *   - a generation the upstream reports failed (finish_reason `error`, `abort`) is an Anthropic
+ *     error on /v1/messages, which has no stop_reason for it, and passed on elsewhere;
  *   - the explicit nulls compatible servers send where OpenAI omits a member mean "none";
  *   - an answer that is not an assistant's, two choices with one index, or a `created` that is not
  *     a whole number of seconds the gRPC int64 carries exactly, are `upstream_error`.
  */
+import Anthropic from '@anthropic-ai/sdk';
 import OpenAI from 'openai';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { bearerMetadata, gatewayClient, unaryCall } from './helpers/grpc.js';
@@ -214,6 +217,69 @@ describe('/v1/messages carries the whole answer', () => {
     expect(evs.some((e) => e.event === 'message_stop')).toBe(false);
     expect(lastRecord()['error_code']).toBe('upstream_error');
   });
+});
+
+/**
+ * Mistral ends an answer whose generation failed with finish_reason `error`, vLLM one it aborted
+ * with `abort`. Anthropic's stop_reason has no such value, and `end_turn` would tell the client the
+ * answer is complete: /v1/messages answers it as an upstream failure.
+ */
+describe('a generation the upstream reports failed (finish_reason error / abort)', () => {
+  const anthropic = (): Anthropic => new Anthropic({ baseURL: w.addresses.http, apiKey: token, maxRetries: 0, timeout: 15_000 });
+  const params = { model: 'gpt-4o-mini', max_tokens: 32, messages: [{ role: 'user' as const, content: 'hi' }] };
+
+  for (const finish of ['error', 'abort']) {
+    it(`/v1/messages, not streamed (Anthropic SDK): ${finish} is a 502 upstream_error, audited as such`, async () => {
+      completion = answer({ content: 'The answer is' }, finish);
+      const err = await anthropic().messages.create(params).then(
+        () => undefined,
+        (e: unknown) => e,
+      );
+      expect(err).toBeInstanceOf(Anthropic.InternalServerError);
+      const e = err as InstanceType<typeof Anthropic.InternalServerError>;
+      expect(e.status).toBe(502);
+      expect(e.type).toBe('api_error');
+      const body = (e.error as { error: { code: string; message: string; details?: unknown } }).error;
+      expect(body.code).toBe('upstream_error');
+      expect(body.message).toMatch(new RegExp(`finish_reason "${finish}"`));
+      expect(body.details).toEqual({ finish_reason: finish });
+      // No text of the answer in the error.
+      expect(JSON.stringify(e.error)).not.toContain('The answer is');
+      expect(lastRecord()).toMatchObject({ status: 'error', error_code: 'upstream_error', usage: { completion_tokens: 2 } });
+    });
+
+    it(`/v1/messages, streamed: ${finish} ends the stream with an error event and no message_stop`, async () => {
+      chunks = [chunk({ role: 'assistant', content: 'The answer is' }), chunk({}, finish)];
+      const { status, text } = await messages(true);
+      expect(status, text).toBe(200);
+      const evs = events(text);
+      expect(evs.at(-1)!.event).toBe('error');
+      expect(evs.at(-1)!.data.error).toMatchObject({ type: 'api_error', code: 'upstream_error', details: { finish_reason: finish } });
+      expect(evs.some((e) => e.event === 'message_delta' || e.event === 'message_stop')).toBe(false);
+      expect(lastRecord()).toMatchObject({ status: 'error', error_code: 'upstream_error' });
+      // The SDK throws it from the stream instead of handing out a message that looks complete.
+      const streamed = anthropic().messages.stream(params).finalMessage();
+      await expect(streamed).rejects.toBeInstanceOf(Anthropic.APIError);
+    });
+
+    it(`/v1/chat/completions (openai SDK) and gRPC pass ${finish} on as the finish_reason, as the upstream's own clients read it`, async () => {
+      completion = answer({ content: 'The answer is' }, finish);
+      const res = await client.chat.completions.create(ask);
+      expect(res.choices[0]!.finish_reason).toBe(finish);
+      expect(lastRecord()).toMatchObject({ status: 'ok', error_code: null });
+      const g = await unaryCall(gateway, 'Complete', ask, bearerMetadata(token));
+      expect(g.choices[0].finish_reason).toBe(finish);
+
+      chunks = [chunk({ role: 'assistant', content: 'The answer is' }), chunk({}, finish)];
+      const stream = await client.chat.completions.create({ ...ask, stream: true });
+      const finishes: Array<string | null> = [];
+      for await (const c of stream) for (const ch of c.choices) finishes.push(ch.finish_reason);
+      expect(finishes.at(-1)).toBe(finish);
+      const { got, err } = await grpcStream();
+      expect(err).toBeUndefined();
+      expect(got.at(-1).choices[0].finish_reason).toBe(finish);
+    });
+  }
 });
 
 describe('explicit nulls from compatible servers mean "none"', () => {
