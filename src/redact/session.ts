@@ -613,7 +613,8 @@ export class Session implements RedactionSession {
    * hide a value: a phone number the next text goes on with digits), findings kept as
    * resolveOverlaps keeps them. A finding that crosses from one text into the next is replaced
    * in the text where it begins, and the next text begins after it (a value over a whole text
-   * leaves that one empty).
+   * leaves that one empty); so is a placeholder to restore (see splitPlaceholders), so that the
+   * texts joined are restored as the joined text is.
    */
   private redactJoined(texts: readonly string[]): string[] {
     if (texts.length === 1) return [this.processOutputText(texts[0]!, false)];
@@ -628,11 +629,14 @@ export class Session implements RedactionSession {
       for (const f of this.outputFindings(t, 0)) alone.push({ ...f, start: f.start + bounds[k]!, end: f.end + bounds[k]! });
     });
     if (alone.length > 0) findings = resolveOverlaps(findings.concat(alone), joined);
-    // Where each text's output begins: after a finding that crosses into it.
+    // Where each text's output begins: after a finding or a placeholder to restore that crosses
+    // into it.
     const cuts = bounds.slice();
-    for (const f of findings) {
-      for (let k = 1; k < texts.length; k++) if (f.start < bounds[k]! && bounds[k]! < f.end) cuts[k] = f.end;
-    }
+    const crossing = (start: number, end: number): void => {
+      for (let k = 1; k < texts.length; k++) if (start < bounds[k]! && bounds[k]! < end) cuts[k] = Math.max(cuts[k]!, end);
+    };
+    for (const f of findings) crossing(f.start, f.end);
+    for (const [start, end] of this.splitPlaceholders(joined, bounds, findings)) crossing(start, end);
     return texts.map((_, k) => {
       const from = cuts[k]!;
       const to = Math.max(from, cuts[k + 1]!);
@@ -640,6 +644,26 @@ export class Session implements RedactionSession {
       const mine = findings.filter((f) => f.start >= from && f.end <= to).map((f) => ({ ...f, start: f.start - from, end: f.end - from }));
       return this.renderOutput(joined.slice(from, to), mine, false);
     });
+  }
+
+  /**
+   * The placeholders renderOutput would restore in `joined` that cross one of the texts' `bounds`
+   * (a model may split one between two content parts): restored like any other when moved whole
+   * into the text where they begin. Only this request's tokens, when it may restore them, and
+   * none a finding overlaps (that finding's replacement wins, as in one text).
+   */
+  private splitPlaceholders(joined: string, bounds: readonly number[], findings: readonly Finding[]): Array<[number, number]> {
+    if (!this.plan.reidentify || this.vault.size === 0 || joined.indexOf('<') < 0) return [];
+    const out: Array<[number, number]> = [];
+    for (const m of joined.matchAll(PLACEHOLDER)) {
+      const start = m.index;
+      const end = start + m[0].length;
+      if (!bounds.some((b) => start < b && b < end)) continue;
+      if (this.vault.original(m[0]) === undefined) continue;
+      if (findings.some((f) => f.start < end && start < f.end)) continue;
+      out.push([start, end]);
+    }
+    return out;
   }
 
   /**
