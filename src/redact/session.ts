@@ -24,7 +24,7 @@ import { applyFindings, applyJsonFindings, createReplacer, TokenVault, type Repl
 import type { RedactionPlan } from './profiles.js';
 import { PLACEHOLDER, restorePlaceholders } from './restore.js';
 import { resolveOverlaps, type Scanner } from './scanner.js';
-import { processChunkStream } from './stream.js';
+import { keptStop, processChunkStream } from './stream.js';
 import type { Finding } from './types.js';
 
 /** Part types whose `text` field is prose to redact. */
@@ -554,10 +554,11 @@ export class Session implements RedactionSession {
     return this.renderOutput(text, this.outputFindings(text, 0, json), json);
   }
 
-  processCompletion(result: CompletionResult): CompletionResult {
+  processCompletion(result: CompletionResult, stopSequences: readonly string[] = NO_STOPS): CompletionResult {
     return {
       ...result,
-      choices: result.choices.map((c) => {
+      choices: result.choices.map((choice) => {
+        const c = keptStop(choice, stopSequences);
         const m = c.message;
         const msg: ChatMessage = { ...m };
         this.answerTexts(m, msg);
@@ -692,8 +693,8 @@ export class Session implements RedactionSession {
     return applyFindings(rest, mine, () => 'mask', this.replacer, this.responseCounts);
   }
 
-  processStream(chunks: AsyncIterable<CompletionChunk>, sequential = false): AsyncIterable<CompletionChunk> {
-    return processChunkStream(chunks, this, sequential);
+  processStream(chunks: AsyncIterable<CompletionChunk>, sequential = false, stopSequences: readonly string[] = NO_STOPS): AsyncIterable<CompletionChunk> {
+    return processChunkStream(chunks, this, sequential, stopSequences);
   }
 
   report(): RedactionReport {
@@ -746,6 +747,8 @@ function functionNamesInParams(params: Readonly<Record<string, unknown>>): unkno
   if (Array.isArray(functions)) for (const f of functions) names.push(member(f, 'name'));
   return names;
 }
+
+const NO_STOPS: readonly string[] = [];
 
 /** The text of an answer's content part: a text part's `text`, a refusal part's `refusal`. */
 function answerPartText(p: ContentPart): string {

@@ -56,9 +56,9 @@ export function createRespondStage(): Stage {
       if (!response || !redaction) throw new WardenError('internal', 'internal error');
       if (response.kind === 'complete') {
         if (ctx.request.failedFinishIsError === true) refuseFailedGeneration(ctx, response.result);
-        ctx.response = { kind: 'complete', result: redaction.processCompletion(response.result) };
+        ctx.response = { kind: 'complete', result: redaction.processCompletion(response.result, ctx.request.stopSequences) };
       } else if (response.kind === 'stream') {
-        ctx.response = { kind: 'stream', chunks: redaction.processStream(response.chunks, ctx.request.sequentialStream === true) };
+        ctx.response = { kind: 'stream', chunks: redaction.processStream(response.chunks, ctx.request.sequentialStream === true, ctx.request.stopSequences) };
       }
     },
   };

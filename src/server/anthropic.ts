@@ -311,6 +311,19 @@ function stopReason(finish: string | null | undefined): string | null {
   return Object.hasOwn(STOP_REASONS, finish) ? STOP_REASONS[finish]! : 'end_turn';
 }
 
+/**
+ * Anthropic's `stop_reason` and `stop_sequence` for a choice. `stop_sequence` only when the
+ * upstream said which stop string ended it (vLLM's stop_reason; OpenAI's format does not say)
+ * and it is one of the request's stop_sequences (redaction drops any other: redact/stream.ts
+ * keptStop). Otherwise a stop is `end_turn`, as Warden cannot tell a stop sequence from the
+ * model's own end.
+ */
+function stopOf(finish: string | null | undefined, stopSequence: string | undefined, refused: boolean): { stop_reason: string | null; stop_sequence: string | null } {
+  if (refused) return { stop_reason: 'refusal', stop_sequence: null };
+  if (finish === 'stop' && stopSequence !== undefined) return { stop_reason: 'stop_sequence', stop_sequence: stopSequence };
+  return { stop_reason: stopReason(finish), stop_sequence: null };
+}
+
 function messageId(id: string): string {
   return id.startsWith('msg_') ? id : `msg_${id}`;
 }
@@ -368,8 +381,7 @@ export function anthropicMessageBody(result: CompletionResult): string {
     role: 'assistant',
     model: result.model,
     content,
-    stop_reason: refused ? 'refusal' : stopReason(choice?.finish_reason),
-    stop_sequence: null,
+    ...stopOf(choice?.finish_reason, choice?.stop_sequence, refused),
     usage: { input_tokens: result.usage?.prompt_tokens ?? 0, output_tokens: result.usage?.completion_tokens ?? 0 },
   });
 }
@@ -470,7 +482,7 @@ export class AnthropicStreamEncoder {
   private readonly toolsSeen = new Set<number>();
   /** The tool call whose block is not open yet: its name may still be growing. */
   private pending: { index: number; id: string | undefined; name: string } | undefined;
-  private stop: string | null = null;
+  private stop: { stop_reason: string | null; stop_sequence: string | null } | undefined;
   private refused = false;
   private outputTokens = 0;
   /** From the usage chunk, which comes last: reported in message_delta. */
@@ -521,7 +533,7 @@ export class AnthropicStreamEncoder {
       // stream ends with an `error` event and no message_stop, audited as upstream_error.
       if (isFailedFinish(choice.finish_reason)) throw failedGeneration(choice.finish_reason);
       out += this.openPending();
-      this.stop = this.refused ? 'refusal' : stopReason(choice.finish_reason);
+      this.stop = stopOf(choice.finish_reason, choice.stop_sequence, this.refused);
     }
     return out;
   }
@@ -589,7 +601,7 @@ export class AnthropicStreamEncoder {
     if (!this.started) out += this.encode({ id: fallbackId, model, created: 0, choices: [] });
     out += this.openPending();
     out += this.closeBlock();
-    out += sse('message_delta', { type: 'message_delta', delta: { stop_reason: this.stop ?? 'end_turn', stop_sequence: null }, usage: this.usage() });
+    out += sse('message_delta', { type: 'message_delta', delta: this.stop ?? { stop_reason: 'end_turn', stop_sequence: null }, usage: this.usage() });
     out += sse('message_stop', { type: 'message_stop' });
     return out;
   }

@@ -282,6 +282,74 @@ describe('a generation the upstream reports failed (finish_reason error / abort)
   }
 });
 
+/**
+ * Anthropic reports the stop sequence that ended an answer (`stop_reason: "stop_sequence"`,
+ * `stop_sequence`). OpenAI's format does not say which stop string matched; vLLM does, as the
+ * choice's `stop_reason` (the string, or a token id). It is used only when it is one of the
+ * request's stop_sequences, and reaches no caller otherwise.
+ */
+describe('the stop sequence that ended the answer (vLLM stop_reason)', () => {
+  const stopped = (stopReason: unknown): Record<string, unknown> =>
+    answer({}, 'stop', { choices: [{ index: 0, message: { role: 'assistant', content: 'Step one' }, finish_reason: 'stop', stop_reason: stopReason }] });
+  const stoppedChunks = (stopReason: unknown): Array<Record<string, unknown>> => [
+    chunk({ role: 'assistant', content: 'Step one' }),
+    chunk({}, 'stop', { choices: [{ index: 0, delta: {}, finish_reason: 'stop', stop_reason: stopReason }] }),
+  ];
+  const withStops = (stream: boolean) => post('/v1/messages', { ...ask, max_tokens: 32, stream, stop_sequences: ['###', 'END'] });
+
+  it('not streamed: one of the request\'s stop_sequences is stop_reason stop_sequence with that sequence', async () => {
+    completion = stopped('END');
+    const { status, text } = await withStops(false);
+    expect(status, text).toBe(200);
+    expect(JSON.parse(text)).toMatchObject({ stop_reason: 'stop_sequence', stop_sequence: 'END' });
+    // As the Anthropic SDK reads it, not streamed and streamed.
+    const sdk = new Anthropic({ baseURL: w.addresses.http, apiKey: token, maxRetries: 0, timeout: 15_000 });
+    const params = { model: 'gpt-4o-mini', max_tokens: 32, stop_sequences: ['###', 'END'], messages: [{ role: 'user' as const, content: 'hi' }] };
+    const msg = await sdk.messages.create(params);
+    expect([msg.stop_reason, msg.stop_sequence]).toEqual(['stop_sequence', 'END']);
+    chunks = stoppedChunks('END');
+    const final = await sdk.messages.stream(params).finalMessage();
+    expect([final.stop_reason, final.stop_sequence]).toEqual(['stop_sequence', 'END']);
+  });
+
+  it('streamed: message_delta says stop_sequence with that sequence', async () => {
+    chunks = stoppedChunks('###');
+    const { status, text } = await withStops(true);
+    expect(status, text).toBe(200);
+    const delta = events(text).find((e) => e.event === 'message_delta')!;
+    expect(delta.data.delta).toEqual({ stop_reason: 'stop_sequence', stop_sequence: '###' });
+  });
+
+  it('a string not among the request\'s stop_sequences, a token id, or none: end_turn, stop_sequence null, the string nowhere', async () => {
+    for (const reason of ['Jane Roe', 128001, null]) {
+      completion = stopped(reason);
+      const plain = await withStops(false);
+      expect(JSON.parse(plain.text), String(reason)).toMatchObject({ stop_reason: 'end_turn', stop_sequence: null });
+      expect(plain.text).not.toContain('Jane Roe');
+      chunks = stoppedChunks(reason);
+      const streamed = await withStops(true);
+      expect(events(streamed.text).find((e) => e.event === 'message_delta')!.data.delta).toEqual({ stop_reason: 'end_turn', stop_sequence: null });
+      expect(streamed.text).not.toContain('Jane Roe');
+    }
+    // Without stop_sequences in the request nothing matches either.
+    completion = stopped('END');
+    expect(JSON.parse((await messages()).text)).toMatchObject({ stop_reason: 'end_turn', stop_sequence: null });
+  });
+
+  it('the OpenAI route and gRPC pass on finish_reason stop, and not the upstream\'s stop_reason', async () => {
+    completion = stopped('Jane Roe');
+    const plain = await post('/v1/chat/completions', { ...ask, stop: ['Jane Roe'] });
+    expect(JSON.parse(plain.text).choices[0].finish_reason).toBe('stop');
+    expect(plain.text).not.toMatch(/stop_reason|stop_sequence/);
+    chunks = stoppedChunks('Jane Roe');
+    const streamed = await post('/v1/chat/completions', { ...ask, stream: true, stop: ['Jane Roe'] });
+    expect(streamed.text).toContain('"finish_reason":"stop"');
+    expect(streamed.text).not.toMatch(/stop_reason|stop_sequence|Jane Roe/);
+    const { got } = await grpcStream();
+    expect(JSON.stringify(got)).not.toContain('Jane Roe');
+  });
+});
+
 describe('explicit nulls from compatible servers mean "none"', () => {
   it('not streamed (openai SDK): message.tool_calls null is no tool calls', async () => {
     completion = answer({ content: 'hello', tool_calls: null, function_call: null });
