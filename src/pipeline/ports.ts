@@ -128,13 +128,17 @@ export interface RedactionSession {
   redactParams(params: Readonly<Record<string, unknown>>): Record<string, unknown>;
   /** The outbound messages for a dry run's caller: secret values masked (see Session). */
   maskSecretsForCaller(messages: readonly ChatMessage[]): ChatMessage[];
-  /** Restores tokens (if re-identification is allowed) and redacts PII the model produced. */
-  processCompletion(result: CompletionResult): CompletionResult;
+  /**
+   * Restores tokens (if re-identification is allowed) and redacts PII the model produced. A
+   * choice's `stop_sequence` is kept only when it is one of `stopSequences` (see
+   * PromptRequest.stopSequences).
+   */
+  processCompletion(result: CompletionResult, stopSequences?: readonly string[]): CompletionResult;
   /**
    * Streaming counterpart of processCompletion: bounded hold-back, flushed at end (`sequential`:
    * also when the answer moves on to its next part; see PromptRequest.sequentialStream).
    */
-  processStream(chunks: AsyncIterable<CompletionChunk>, sequential?: boolean): AsyncIterable<CompletionChunk>;
+  processStream(chunks: AsyncIterable<CompletionChunk>, sequential?: boolean, stopSequences?: readonly string[]): AsyncIterable<CompletionChunk>;
   report(): RedactionReport;
 }
 

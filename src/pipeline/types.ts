@@ -180,6 +180,19 @@ export interface PromptRequest {
    * answer moves on to the next one, not at the end (see redact/stream.ts).
    */
   sequentialStream?: boolean;
+  /**
+   * The caller's format cannot say that the upstream's generation failed (Anthropic's stop_reason
+   * has no value for it): a non-streamed answer the upstream finished with `error` or `abort` is
+   * refused as `upstream_error` (redact/stage.ts) instead of passed on as if complete. (Streamed,
+   * the ingress's encoder refuses it at the finish.)
+   */
+  failedFinishIsError?: boolean;
+  /**
+   * The caller's stop sequences, when its format reports which one ended the answer (Anthropic's
+   * `stop_sequence`): an upstream's report of the matched one (CompletionChoice.stop_sequence) is
+   * passed on only when it is one of these. Absent: never passed on.
+   */
+  stopSequences?: readonly string[];
   max_tokens?: number;
   /**
    * `max_completion_tokens` when the caller gave its limit under that name: the upstream gets it
@@ -290,7 +303,17 @@ export interface CompletionChoice {
   message: ChatMessage;
   /** One of FINISH_REASONS, or a compatible server's own short identifier (providers/validate.ts). */
   finish_reason: string | null;
+  /** See StopSequence. */
+  stop_sequence?: StopSequence;
 }
+
+/**
+ * The stop string the upstream says ended a choice (vLLM's `stop_reason` when it is a string;
+ * OpenAI's format does not say). The upstream's text, which redaction does not read: the respond
+ * stage keeps it only when it is one of the caller's own stop sequences
+ * (PromptRequest.stopSequences), and drops it otherwise; no ingress but Anthropic's reports it.
+ */
+export type StopSequence = string;
 
 /** The finish reasons OpenAI documents; compatible servers may send others (see CompletionChoice). */
 export const FINISH_REASONS = ['stop', 'length', 'tool_calls', 'content_filter', 'function_call'] as const;
@@ -327,7 +350,7 @@ export interface CompletionChunk {
   id: string;
   model: string;
   created: number;
-  choices: Array<{ index: number; delta: ChunkDelta; finish_reason: string | null }>;
+  choices: Array<{ index: number; delta: ChunkDelta; finish_reason: string | null; stop_sequence?: StopSequence }>;
   usage?: Usage | null;
 }
 

@@ -63,13 +63,21 @@ const Label = z.string().max(MAX_LABEL_LENGTH);
  * A finish_reason: one OpenAI documents (FINISH_REASONS, pipeline/types.ts), or a compatible
  * server's own (TGI's `eos_token` and `stop_sequence`, Mistral's `model_length`, vLLM's `abort`)
  * when it is a short identifier. Those are passed on too, leak-guarded like a label, and read as
- * `stop` where a reason must be mapped (Anthropic's stop_reason). Anything else (text, a long
+ * `stop` where a reason must be mapped (Anthropic's stop_reason), but for a failed generation's
+ * (`error`, `abort`: see failure.ts isFailedFinish), which that format cannot carry. Anything else (text, a long
  * string) is refused: a finish_reason is passed on unread, so it must look like a reason, not
  * like model output.
  */
 export const FINISH_REASON_RE = /^[a-z][a-z0-9_]{0,31}$/;
 /** A finish_reason or none: `""` is none too, as older Ollama, SGLang and LocalAI send it where OpenAI sends null. */
 const FinishReason = z.preprocess((v) => (v === '' ? null : v), z.string().regex(FINISH_REASON_RE).nullish());
+
+/**
+ * vLLM's `stop_reason` on a choice: the stop string that ended it, a stop token's id, or null (the
+ * model's end of sequence). Kept as the choice's `stop_sequence` when a string (see
+ * pipeline/types.ts StopSequence); a token id says no sequence.
+ */
+const StopReason = z.union([z.string(), z.number()]).nullish();
 
 const ToolCallSchema = z.object({
   id: Label,
@@ -123,11 +131,14 @@ export const CompletionSchema = z.object({
   created: Created,
   choices: z
     .array(
-      z.object({
-        index: Count,
-        message: MessageSchema,
-        finish_reason: FinishReason.transform((f) => f ?? null),
-      }),
+      z
+        .object({
+          index: Count,
+          message: MessageSchema,
+          finish_reason: FinishReason.transform((f) => f ?? null),
+          stop_reason: StopReason,
+        })
+        .transform(({ stop_reason, ...c }) => (typeof stop_reason === 'string' ? { ...c, stop_sequence: stop_reason } : c)),
     )
     .min(1)
     .refine(distinctIndexes),
@@ -164,6 +175,8 @@ const ChunkShape = z.object({
       delta: DeltaShape,
       // Checked by hand in settleChunk (`""` and absent are none; else a short identifier).
       finish_reason: z.string().nullish(),
+      // Kept as `stop_sequence` by settleChunk when a string.
+      stop_reason: StopReason,
     }),
   ),
   usage: UsageSchema.nullish(),
@@ -182,6 +195,11 @@ type ChunkShaped = z.infer<typeof ChunkShape>;
 function settleChunk(c: ChunkShaped): boolean {
   if (!isCreated(c.created) || !isLabel(c.id) || !isLabel(c.model)) return false;
   for (const choice of c.choices) {
+    if (choice.stop_reason !== undefined) {
+      const matched = choice.stop_reason;
+      delete choice.stop_reason;
+      if (typeof matched === 'string') (choice as { stop_sequence?: string }).stop_sequence = matched;
+    }
     const finish = choice.finish_reason;
     if (finish === undefined || finish === '') choice.finish_reason = null;
     else if (finish !== null && !FINISH_REASON_RE.test(finish)) return false;
@@ -253,6 +271,8 @@ export function parseSimpleCompletion(json: unknown): Completion | undefined {
     if (content !== undefined && content !== null && typeof content !== 'string') return undefined;
     const finish = c.finish_reason;
     if (finish !== null && !(typeof finish === 'string' && isDocumentedFinishReason(finish))) return undefined;
+    // A matched stop string (vLLM) goes through the schema, which keeps it.
+    if (typeof c.stop_reason === 'string') return undefined;
     outChoices.push({
       index: c.index,
       message: { role: 'assistant', content: content ?? null },

@@ -24,7 +24,7 @@ import { applyFindings, applyJsonFindings, createReplacer, TokenVault, type Repl
 import type { RedactionPlan } from './profiles.js';
 import { PLACEHOLDER, restorePlaceholders } from './restore.js';
 import { resolveOverlaps, type Scanner } from './scanner.js';
-import { processChunkStream } from './stream.js';
+import { keptStop, processChunkStream } from './stream.js';
 import type { Finding } from './types.js';
 
 /** Part types whose `text` field is prose to redact. */
@@ -554,10 +554,11 @@ export class Session implements RedactionSession {
     return this.renderOutput(text, this.outputFindings(text, 0, json), json);
   }
 
-  processCompletion(result: CompletionResult): CompletionResult {
+  processCompletion(result: CompletionResult, stopSequences: readonly string[] = NO_STOPS): CompletionResult {
     return {
       ...result,
-      choices: result.choices.map((c) => {
+      choices: result.choices.map((choice) => {
+        const c = keptStop(choice, stopSequences);
         const m = c.message;
         const msg: ChatMessage = { ...m };
         this.answerTexts(m, msg);
@@ -613,7 +614,8 @@ export class Session implements RedactionSession {
    * hide a value: a phone number the next text goes on with digits), findings kept as
    * resolveOverlaps keeps them. A finding that crosses from one text into the next is replaced
    * in the text where it begins, and the next text begins after it (a value over a whole text
-   * leaves that one empty).
+   * leaves that one empty); so is a placeholder to restore (see splitPlaceholders), so that the
+   * texts joined are restored as the joined text is.
    */
   private redactJoined(texts: readonly string[]): string[] {
     if (texts.length === 1) return [this.processOutputText(texts[0]!, false)];
@@ -628,11 +630,14 @@ export class Session implements RedactionSession {
       for (const f of this.outputFindings(t, 0)) alone.push({ ...f, start: f.start + bounds[k]!, end: f.end + bounds[k]! });
     });
     if (alone.length > 0) findings = resolveOverlaps(findings.concat(alone), joined);
-    // Where each text's output begins: after a finding that crosses into it.
+    // Where each text's output begins: after a finding or a placeholder to restore that crosses
+    // into it.
     const cuts = bounds.slice();
-    for (const f of findings) {
-      for (let k = 1; k < texts.length; k++) if (f.start < bounds[k]! && bounds[k]! < f.end) cuts[k] = f.end;
-    }
+    const crossing = (start: number, end: number): void => {
+      for (let k = 1; k < texts.length; k++) if (start < bounds[k]! && bounds[k]! < end) cuts[k] = Math.max(cuts[k]!, end);
+    };
+    for (const f of findings) crossing(f.start, f.end);
+    for (const [start, end] of this.splitPlaceholders(joined, bounds, findings)) crossing(start, end);
     return texts.map((_, k) => {
       const from = cuts[k]!;
       const to = Math.max(from, cuts[k + 1]!);
@@ -640,6 +645,26 @@ export class Session implements RedactionSession {
       const mine = findings.filter((f) => f.start >= from && f.end <= to).map((f) => ({ ...f, start: f.start - from, end: f.end - from }));
       return this.renderOutput(joined.slice(from, to), mine, false);
     });
+  }
+
+  /**
+   * The placeholders renderOutput would restore in `joined` that cross one of the texts' `bounds`
+   * (a model may split one between two content parts): restored like any other when moved whole
+   * into the text where they begin. Only this request's tokens, when it may restore them, and
+   * none a finding overlaps (that finding's replacement wins, as in one text).
+   */
+  private splitPlaceholders(joined: string, bounds: readonly number[], findings: readonly Finding[]): Array<[number, number]> {
+    if (!this.plan.reidentify || this.vault.size === 0 || joined.indexOf('<') < 0) return [];
+    const out: Array<[number, number]> = [];
+    for (const m of joined.matchAll(PLACEHOLDER)) {
+      const start = m.index;
+      const end = start + m[0].length;
+      if (!bounds.some((b) => start < b && b < end)) continue;
+      if (this.vault.original(m[0]) === undefined) continue;
+      if (findings.some((f) => f.start < end && start < f.end)) continue;
+      out.push([start, end]);
+    }
+    return out;
   }
 
   /**
@@ -668,8 +693,8 @@ export class Session implements RedactionSession {
     return applyFindings(rest, mine, () => 'mask', this.replacer, this.responseCounts);
   }
 
-  processStream(chunks: AsyncIterable<CompletionChunk>, sequential = false): AsyncIterable<CompletionChunk> {
-    return processChunkStream(chunks, this, sequential);
+  processStream(chunks: AsyncIterable<CompletionChunk>, sequential = false, stopSequences: readonly string[] = NO_STOPS): AsyncIterable<CompletionChunk> {
+    return processChunkStream(chunks, this, sequential, stopSequences);
   }
 
   report(): RedactionReport {
@@ -722,6 +747,8 @@ function functionNamesInParams(params: Readonly<Record<string, unknown>>): unkno
   if (Array.isArray(functions)) for (const f of functions) names.push(member(f, 'name'));
   return names;
 }
+
+const NO_STOPS: readonly string[] = [];
 
 /** The text of an answer's content part: a text part's `text`, a refusal part's `refusal`. */
 function answerPartText(p: ContentPart): string {

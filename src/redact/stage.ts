@@ -6,6 +6,8 @@
 import { WardenError } from '../pipeline/errors.js';
 import type { Redactor } from '../pipeline/ports.js';
 import type { RequestContext, Stage } from '../pipeline/stage.js';
+import type { CompletionResult } from '../pipeline/types.js';
+import { failedGeneration, isFailedFinish } from '../providers/failure.js';
 
 const NONE: readonly string[] = [];
 
@@ -53,10 +55,23 @@ export function createRespondStage(): Stage {
       const { response, redaction } = ctx;
       if (!response || !redaction) throw new WardenError('internal', 'internal error');
       if (response.kind === 'complete') {
-        ctx.response = { kind: 'complete', result: redaction.processCompletion(response.result) };
+        if (ctx.request.failedFinishIsError === true) refuseFailedGeneration(ctx, response.result);
+        ctx.response = { kind: 'complete', result: redaction.processCompletion(response.result, ctx.request.stopSequences) };
       } else if (response.kind === 'stream') {
-        ctx.response = { kind: 'stream', chunks: redaction.processStream(response.chunks, ctx.request.sequentialStream === true) };
+        ctx.response = { kind: 'stream', chunks: redaction.processStream(response.chunks, ctx.request.sequentialStream === true, ctx.request.stopSequences) };
       }
     },
   };
+}
+
+/**
+ * Throws `upstream_error` when a choice's generation failed upstream (see
+ * PromptRequest.failedFinishIsError). The usage goes in the record first: the upstream answered,
+ * and what it counted was paid for.
+ */
+function refuseFailedGeneration(ctx: RequestContext, result: CompletionResult): void {
+  const failed = result.choices.find((c) => isFailedFinish(c.finish_reason));
+  if (failed === undefined) return;
+  if (result.usage) ctx.usage = result.usage;
+  throw failedGeneration(failed.finish_reason!);
 }

@@ -349,6 +349,17 @@ export class StreamChannel {
 type ToolDelta = NonNullable<ChunkDelta['tool_calls']>[number];
 
 /**
+ * `choice` without its `stop_sequence` (the upstream's text, not redacted) unless it is one of the
+ * caller's own `stopSequences`: then it is the caller's text, and safe to hand back.
+ */
+export function keptStop<C extends { stop_sequence?: string }>(choice: C, stopSequences: readonly string[]): C {
+  const stop = choice.stop_sequence;
+  if (stop === undefined || stopSequences.includes(stop)) return choice;
+  const { stop_sequence: _dropped, ...rest } = choice;
+  return rest as C;
+}
+
+/**
  * A stream's own labels with secret values masked (OutputProcessor.maskLabel): the chunk's id and
  * model, and a compatible server's own finish_reason. The id and model repeat in every chunk, so
  * each distinct value is looked at (and counted) once. A chunk whose labels hold no secret is
@@ -360,13 +371,22 @@ class ChunkLabels {
   private modelIn = '';
   private modelOut = '';
 
-  constructor(private readonly proc: OutputProcessor) {}
+  /** `stopSequences`: the caller's, the only stop_sequence a choice may keep (see keptStop). */
+  constructor(
+    private readonly proc: OutputProcessor,
+    private readonly stopSequences: readonly string[],
+  ) {}
 
   apply(chunk: CompletionChunk): CompletionChunk {
     if (chunk.id !== this.idIn) this.idOut = this.proc.maskLabel((this.idIn = chunk.id));
     if (chunk.model !== this.modelIn) this.modelOut = this.proc.maskLabel((this.modelIn = chunk.model));
     let choices = chunk.choices;
     for (let i = 0; i < choices.length; i++) {
+      const stop = choices[i]!.stop_sequence;
+      if (stop !== undefined && !this.stopSequences.includes(stop)) {
+        if (choices === chunk.choices) choices = choices.slice();
+        choices[i] = keptStop(choices[i]!, this.stopSequences);
+      }
       // A compatible server's own finish reason is passed on as it wrote it: guarded like a label.
       const finish = choices[i]!.finish_reason;
       if (finish !== null && !isDocumentedFinishReason(finish)) {
@@ -454,11 +474,14 @@ type ChannelKey = 'text' | number;
  *   an entity the model split across the tool call is not joined up again (its first part left
  *   with the block before). Content and refusal are one block (Anthropic's text), so they
  *   share one channel.
+ * @param stopSequences  The caller's: a choice's `stop_sequence` is passed on only when it is
+ *   one of them (see keptStop).
  */
 export async function* processChunkStream(
   chunks: AsyncIterable<CompletionChunk>,
   proc: OutputProcessor,
   sequential = false,
+  stopSequences: readonly string[] = [],
 ): AsyncGenerator<CompletionChunk> {
   const content = new Map<number, StreamChannel>();
   const refusals = new Map<number, StreamChannel>();
@@ -572,7 +595,7 @@ export async function* processChunkStream(
     return any;
   };
 
-  const labels = new ChunkLabels(proc);
+  const labels = new ChunkLabels(proc, stopSequences);
 
   for await (const upstreamChunk of chunks) {
     const chunk = labels.apply(upstreamChunk);

@@ -23,6 +23,7 @@
  */
 import { WardenError } from '../pipeline/errors.js';
 import { MEMBER_NAME } from '../pipeline/identifiers.js';
+import { failedGeneration, isFailedFinish } from '../providers/failure.js';
 import type { ChatMessage, CompletionChunk, CompletionResult, ContentPart, ToolCall } from '../pipeline/types.js';
 import { ANY_OBJECT, FALSE_ONLY, NULL_ONLY, NULL_OR_EMPTY_LIST, checkMembers, type Droppable, type MemberRule } from './members.js';
 
@@ -310,6 +311,19 @@ function stopReason(finish: string | null | undefined): string | null {
   return Object.hasOwn(STOP_REASONS, finish) ? STOP_REASONS[finish]! : 'end_turn';
 }
 
+/**
+ * Anthropic's `stop_reason` and `stop_sequence` for a choice. `stop_sequence` only when the
+ * upstream said which stop string ended it (vLLM's stop_reason; OpenAI's format does not say)
+ * and it is one of the request's stop_sequences (redaction drops any other: redact/stream.ts
+ * keptStop). Otherwise a stop is `end_turn`, as Warden cannot tell a stop sequence from the
+ * model's own end.
+ */
+function stopOf(finish: string | null | undefined, stopSequence: string | undefined, refused: boolean): { stop_reason: string | null; stop_sequence: string | null } {
+  if (refused) return { stop_reason: 'refusal', stop_sequence: null };
+  if (finish === 'stop' && stopSequence !== undefined) return { stop_reason: 'stop_sequence', stop_sequence: stopSequence };
+  return { stop_reason: stopReason(finish), stop_sequence: null };
+}
+
 function messageId(id: string): string {
   return id.startsWith('msg_') ? id : `msg_${id}`;
 }
@@ -350,6 +364,8 @@ function answerText(msg: ChatMessage): { text: string; refused: boolean } {
 
 export function anthropicMessageBody(result: CompletionResult): string {
   const choice = result.choices[0];
+  // Refused before the audit record already (PromptRequest.failedFinishIsError); never end_turn.
+  if (isFailedFinish(choice?.finish_reason)) throw failedGeneration(choice.finish_reason);
   const content: unknown[] = [];
   const msg = choice?.message;
   let refused = false;
@@ -365,8 +381,7 @@ export function anthropicMessageBody(result: CompletionResult): string {
     role: 'assistant',
     model: result.model,
     content,
-    stop_reason: refused ? 'refusal' : stopReason(choice?.finish_reason),
-    stop_sequence: null,
+    ...stopOf(choice?.finish_reason, choice?.stop_sequence, refused),
     usage: { input_tokens: result.usage?.prompt_tokens ?? 0, output_tokens: result.usage?.completion_tokens ?? 0 },
   });
 }
@@ -429,6 +444,17 @@ export function anthropicErrorEvent(err: WardenError, requestId: string): string
   return sse('error', anthropicErrorBody(err, requestId));
 }
 
+/**
+ * A tool call's id so far with its next piece: appended, as openai-python joins id pieces (OpenAI
+ * sends the id once, but its format allows pieces), except a piece that repeats the id so far
+ * whole, as DeepSeek, Qwen and Fireworks send the id with every piece of a call.
+ */
+function joinId(id: string | undefined, piece: string | null | undefined): string | undefined {
+  if (!piece) return id;
+  if (id === undefined || id === '') return piece;
+  return piece === id ? id : id + piece;
+}
+
 type ToolDelta = NonNullable<CompletionChunk['choices'][number]['delta']['tool_calls']>[number];
 
 /**
@@ -436,23 +462,27 @@ type ToolDelta = NonNullable<CompletionChunk['choices'][number]['delta']['tool_c
  * deltas go to a text block, each new tool call opens a tool_use block whose argument pieces are
  * `input_json_delta`s. `finish()` closes the open block and ends the message.
  *
- * A tool_use block names its tool when it opens, while OpenAI's chunks may send the name in
- * pieces (each piece is appended, as openai-python does; redaction holds a call's id and name
- * back and sends each whole, leak-guarded joined: redact/stream.ts ToolLabel). So a tool
- * call's block opens only once its name is whole: at its first argument piece, or when
- * anything else comes (text, another call, the finish). A name piece after that is refused as `upstream_error`: the name already
- * sent cannot be changed, and passing on the first piece alone would name another tool.
+ * A tool_use block carries its tool's id and name when it opens, while OpenAI's chunks may send
+ * both in pieces (each piece is appended, as openai-python does, but for an id piece that repeats
+ * the whole id: see joinId; redaction holds a call's id and name back and sends each whole,
+ * leak-guarded joined: redact/stream.ts ToolLabel). So a tool call's block opens only once its
+ * id and name are whole: at its first argument piece, or when anything else comes (text, another
+ * call, the finish). A name or id piece after that is refused as `upstream_error`: what was
+ * sent cannot be changed, and passing on the first piece alone would name another tool, or give
+ * the call an id its result would not be matched by.
  */
 export class AnthropicStreamEncoder {
   private started = false;
   private index = -1;
   private open: 'text' | 'tool' | undefined;
   private toolIndex = -1;
+  /** The open tool_use block's id: a piece repeating it whole is no new piece. */
+  private toolId = '';
   /** Tool calls seen (a block cannot be reopened once closed). */
   private readonly toolsSeen = new Set<number>();
   /** The tool call whose block is not open yet: its name may still be growing. */
   private pending: { index: number; id: string | undefined; name: string } | undefined;
-  private stop: string | null = null;
+  private stop: { stop_reason: string | null; stop_sequence: string | null } | undefined;
   private refused = false;
   private outputTokens = 0;
   /** From the usage chunk, which comes last: reported in message_delta. */
@@ -499,8 +529,11 @@ export class AnthropicStreamEncoder {
     }
     for (const t of d.tool_calls ?? []) out += this.toolPiece(t);
     if (choice.finish_reason) {
+      // A generation the upstream says failed: end_turn would read as complete. Thrown, so the
+      // stream ends with an `error` event and no message_stop, audited as upstream_error.
+      if (isFailedFinish(choice.finish_reason)) throw failedGeneration(choice.finish_reason);
       out += this.openPending();
-      this.stop = this.refused ? 'refusal' : stopReason(choice.finish_reason);
+      this.stop = stopOf(choice.finish_reason, choice.stop_sequence, this.refused);
     }
     return out;
   }
@@ -511,10 +544,13 @@ export class AnthropicStreamEncoder {
     const namePiece = t.function?.name ?? '';
     if (this.pending?.index === t.index) {
       this.pending.name += namePiece;
-      this.pending.id ??= t.id || undefined;
+      this.pending.id = joinId(this.pending.id, t.id);
     } else if (this.open === 'tool' && t.index === this.toolIndex) {
       if (namePiece !== '') {
         throw new WardenError('upstream_error', "the upstream sent more of a tool call's name after its arguments began, which an Anthropic stream cannot carry (a tool_use block is named when it opens)");
+      }
+      if (t.id && t.id !== this.toolId) {
+        throw new WardenError('upstream_error', "the upstream sent more of a tool call's id after its arguments began, which an Anthropic stream cannot carry (a tool_use block carries its id when it opens)");
       }
     } else {
       // The request streams sequentially (redaction releases each part's tail before the next
@@ -544,6 +580,7 @@ export class AnthropicStreamEncoder {
     this.index++;
     this.open = 'tool';
     this.toolIndex = p.index;
+    this.toolId = p.id;
     return out + sse('content_block_start', { type: 'content_block_start', index: this.index, content_block: { type: 'tool_use', id: p.id, name: p.name, input: {} } });
   }
 
@@ -564,7 +601,7 @@ export class AnthropicStreamEncoder {
     if (!this.started) out += this.encode({ id: fallbackId, model, created: 0, choices: [] });
     out += this.openPending();
     out += this.closeBlock();
-    out += sse('message_delta', { type: 'message_delta', delta: { stop_reason: this.stop ?? 'end_turn', stop_sequence: null }, usage: this.usage() });
+    out += sse('message_delta', { type: 'message_delta', delta: this.stop ?? { stop_reason: 'end_turn', stop_sequence: null }, usage: this.usage() });
     out += sse('message_stop', { type: 'message_stop' });
     return out;
   }

@@ -625,6 +625,11 @@ export function createHttpIngress(opts: HttpIngressOptions): HttpIngress {
         request.protocol = 'anthropic-http';
         // Anthropic's stream has one content block open at a time.
         request.sequentialStream = true;
+        // Nor has its stop_reason a value for a generation that failed upstream.
+        request.failedFinishIsError = true;
+        // It reports the stop sequence that ended the answer, when the upstream says which.
+        const stop = request.params['stop'];
+        if (Array.isArray(stop)) request.stopSequences = stop as string[];
       } catch (err) {
         if (!isWardenError(err)) throw err;
         if (closesConnection(err.code)) res.setHeader('connection', 'close');

@@ -7,11 +7,14 @@
  * and not. The caller (openai SDK, grpc-js, /v1/messages), the log and the audit record must not
  * see them; the audit record counts what was masked.
  */
+import { readFileSync } from 'node:fs';
+import { join } from 'node:path';
+import Anthropic from '@anthropic-ai/sdk';
 import OpenAI from 'openai';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { bearerMetadata, gatewayClient, unaryCall } from './helpers/grpc.js';
 import { chunkBody, completionBody, startScriptedUpstream, type ScriptedUpstream } from './helpers/scripted-upstream.js';
-import { CANARY_SECRET, startWarden, type WardenFixture } from './helpers/warden.js';
+import { CANARY_SECRET, FIXTURES, startWarden, type WardenFixture } from './helpers/warden.js';
 
 const PII = 'canary.pii.7f3a@example.com';
 const TEMPLATE = 'ops/incident-brief@1';
@@ -436,5 +439,76 @@ describe('a secret or an e-mail split across content parts or content and refusa
     expectClean(w.logs.join('\n'));
     expectClean(JSON.stringify(w.audit()));
     expect(JSON.stringify(w.audit())).not.toContain(MAIL);
+  });
+});
+
+/**
+ * Redaction mode `tokenize` with `reidentify`: the prompt goes up with `<EMAIL_ADDRESS_1>`, and the
+ * answer comes back with the caller's own address in its place. A model that answers in content
+ * parts may split that placeholder across two of them; the caller joins them (/v1/messages puts
+ * them in one text block), so it is restored all the same, in the part where it begins.
+ */
+describe('a placeholder split across content parts, restored', () => {
+  const MAIL = 'jane.doe@example.com';
+  const TOKEN = '<EMAIL_ADDRESS_1>';
+  let tokenizing: WardenFixture;
+  let raw: string;
+
+  beforeAll(async () => {
+    // The e2e policy, with the raw-prompt decision tokenising and letting the caller see the originals.
+    const policy = readFileSync(join(FIXTURES, 'policies', 'e2e.rego'), 'utf8');
+    const granted = '"secrets": [],\n\t"redaction": {"profile": "standard"},';
+    expect(policy).toContain(granted);
+    tokenizing = await startWarden({
+      upstreamUrl: upstream.url,
+      files: { 'policies/e2e.rego': policy.replace(granted, '"secrets": [],\n\t"redaction": {"profile": "standard", "mode": "tokenize", "reidentify": true},') },
+    });
+    raw = await tokenizing.signer.token('labs', 'raw-bot');
+  });
+
+  afterAll(async () => {
+    await tokenizing?.close();
+  });
+
+  const ask = { model: 'gpt-4o-mini', max_tokens: 64, messages: [{ role: 'user' as const, content: `Write to ${MAIL} please` }] };
+  /** Every split of the placeholder between two text parts. */
+  const splits = Array.from({ length: TOKEN.length - 1 }, (_, i) => i + 1);
+  const parted = (k: number, token = TOKEN): Record<string, unknown> =>
+    answer({ content: [{ type: 'text', text: `Sure: ${token.slice(0, k)}` }, { type: 'output_text', text: `${token.slice(k)} it is.` }] });
+
+  it('over /v1/messages (Anthropic SDK) the text block holds the original', async () => {
+    const anthropic = new Anthropic({ baseURL: tokenizing.addresses.http, apiKey: raw, maxRetries: 0, timeout: 15_000 });
+    for (const k of splits) {
+      completion = parted(k);
+      const msg = await anthropic.messages.create(ask);
+      expect((msg.content[0] as Anthropic.TextBlock).text, `k=${k}`).toBe(`Sure: ${MAIL} it is.`);
+    }
+  });
+
+  it('over /v1/chat/completions (openai SDK) the parts are kept, the original in the part where the placeholder begins', async () => {
+    const openai = new OpenAI({ baseURL: `${tokenizing.addresses.http}/v1`, apiKey: raw, maxRetries: 0, timeout: 15_000 });
+    for (const k of splits) {
+      completion = parted(k);
+      const res = await openai.chat.completions.create({ model: ask.model, messages: ask.messages });
+      const parts = res.choices[0]!.message.content as unknown as Array<{ type: string; text: string }>;
+      expect(parts, `k=${k}`).toEqual([
+        { type: 'text', text: `Sure: ${MAIL}` },
+        { type: 'output_text', text: ' it is.' },
+      ]);
+    }
+  });
+
+  it('a placeholder this request did not mint is left as it is, parts and all', async () => {
+    const openai = new OpenAI({ baseURL: `${tokenizing.addresses.http}/v1`, apiKey: raw, maxRetries: 0, timeout: 15_000 });
+    completion = parted(8, '<EMAIL_ADDRESS_9>');
+    const res = await openai.chat.completions.create({ model: ask.model, messages: ask.messages });
+    expect(res.choices[0]!.message.content).toEqual([
+      { type: 'text', text: 'Sure: <EMAIL_A' },
+      { type: 'output_text', text: 'DDRESS_9> it is.' },
+    ]);
+  });
+
+  it('the audit records hold no original', () => {
+    expect(JSON.stringify(tokenizing.audit())).not.toContain(MAIL);
   });
 });

@@ -4,10 +4,13 @@
  * what each test scripts, streamed and not.
  *   - /v1/messages carries every part of an answer: text-like parts as text, a refusal (part or
  *     member) as text with stop_reason `refusal`, a tool name sent in pieces joined;
+ *   - a generation the upstream reports failed (finish_reason `error`, `abort`) is an Anthropic
+ *     error on /v1/messages, which has no stop_reason for it, and passed on elsewhere;
  *   - the explicit nulls compatible servers send where OpenAI omits a member mean "none";
  *   - an answer that is not an assistant's, two choices with one index, or a `created` that is not
  *     a whole number of seconds the gRPC int64 carries exactly, are `upstream_error`.
  */
+import Anthropic from '@anthropic-ai/sdk';
 import OpenAI from 'openai';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { bearerMetadata, gatewayClient, unaryCall } from './helpers/grpc.js';
@@ -143,6 +146,50 @@ describe('/v1/messages carries the whole answer', () => {
     expect(evs.at(-1)!.event).toBe('message_stop');
   });
 
+  it('streamed: a tool call id sent in pieces is joined before its tool_use block opens', async () => {
+    chunks = [
+      chunk({ role: 'assistant', tool_calls: [{ index: 0, id: 'call_', type: 'function', function: { name: 'look', arguments: '' } }] }),
+      chunk({ tool_calls: [{ index: 0, id: 'abc123', function: { name: 'up', arguments: '{"q":' } }] }),
+      chunk({ tool_calls: [{ index: 0, function: { arguments: '1}' } }] }),
+      chunk({}, 'tool_calls'),
+    ];
+    const { status, text } = await messages(true);
+    expect(status, text).toBe(200);
+    const starts = events(text).filter((e) => e.event === 'content_block_start');
+    expect(starts.map((e) => e.data.content_block)).toEqual([{ type: 'tool_use', id: 'call_abc123', name: 'lookup', input: {} }]);
+  });
+
+  it('streamed: a tool call id repeated whole in every piece (DeepSeek, Qwen, Fireworks) is that id, not doubled', async () => {
+    chunks = [
+      chunk({ role: 'assistant', tool_calls: [{ index: 0, id: 'call_7', type: 'function', function: { name: 'lookup', arguments: '' } }] }),
+      chunk({ tool_calls: [{ index: 0, id: 'call_7', function: { arguments: '{"q":' } }] }),
+      chunk({ tool_calls: [{ index: 0, id: 'call_7', function: { arguments: '1}' } }] }),
+      chunk({}, 'tool_calls'),
+    ];
+    const { status, text } = await messages(true);
+    expect(status, text).toBe(200);
+    const evs = events(text);
+    expect(evs.filter((e) => e.event === 'content_block_start').map((e) => e.data.content_block.id)).toEqual(['call_7']);
+    expect(evs.at(-1)!.event).toBe('message_stop');
+  });
+
+  it('streamed: more of a tool call id after its arguments began is upstream_error, not a truncated id', async () => {
+    const args = `{"q":"${'lorem ipsum '.repeat(200)}`;
+    chunks = [
+      chunk({ role: 'assistant', tool_calls: [{ index: 0, id: 'call_', type: 'function', function: { name: 'lookup', arguments: args } }] }),
+      chunk({ tool_calls: [{ index: 0, id: 'abc123', function: { arguments: '"}' } }] }),
+      chunk({}, 'tool_calls'),
+    ];
+    const { status, text } = await messages(true);
+    expect(status, text).toBe(200);
+    const evs = events(text);
+    expect(evs.at(-1)!.event).toBe('error');
+    expect(evs.at(-1)!.data.error).toMatchObject({ code: 'upstream_error' });
+    expect(evs.at(-1)!.data.error.message).toMatch(/tool call's id after its arguments began/);
+    expect(evs.some((e) => e.event === 'message_stop')).toBe(false);
+    expect(lastRecord()['error_code']).toBe('upstream_error');
+  });
+
   it('streamed: a tool name whose first piece comes only at the finish still opens a named block', async () => {
     chunks = [chunk({ role: 'assistant', tool_calls: [{ index: 0, id: 'call_0', type: 'function', function: { name: 'get_', arguments: '' } }] }), chunk({ tool_calls: [{ index: 0, function: { name: 'time' } }] }, 'tool_calls')];
     const { status, text } = await messages(true);
@@ -169,6 +216,137 @@ describe('/v1/messages carries the whole answer', () => {
     expect(evs.at(-1)!.data.error.message).toMatch(/tool call's name after its arguments began/);
     expect(evs.some((e) => e.event === 'message_stop')).toBe(false);
     expect(lastRecord()['error_code']).toBe('upstream_error');
+  });
+});
+
+/**
+ * Mistral ends an answer whose generation failed with finish_reason `error`, vLLM one it aborted
+ * with `abort`. Anthropic's stop_reason has no such value, and `end_turn` would tell the client the
+ * answer is complete: /v1/messages answers it as an upstream failure.
+ */
+describe('a generation the upstream reports failed (finish_reason error / abort)', () => {
+  const anthropic = (): Anthropic => new Anthropic({ baseURL: w.addresses.http, apiKey: token, maxRetries: 0, timeout: 15_000 });
+  const params = { model: 'gpt-4o-mini', max_tokens: 32, messages: [{ role: 'user' as const, content: 'hi' }] };
+
+  for (const finish of ['error', 'abort']) {
+    it(`/v1/messages, not streamed (Anthropic SDK): ${finish} is a 502 upstream_error, audited as such`, async () => {
+      completion = answer({ content: 'The answer is' }, finish);
+      const err = await anthropic().messages.create(params).then(
+        () => undefined,
+        (e: unknown) => e,
+      );
+      expect(err).toBeInstanceOf(Anthropic.InternalServerError);
+      const e = err as InstanceType<typeof Anthropic.InternalServerError>;
+      expect(e.status).toBe(502);
+      expect(e.type).toBe('api_error');
+      const body = (e.error as { error: { code: string; message: string; details?: unknown } }).error;
+      expect(body.code).toBe('upstream_error');
+      expect(body.message).toMatch(new RegExp(`finish_reason "${finish}"`));
+      expect(body.details).toEqual({ finish_reason: finish });
+      // No text of the answer in the error.
+      expect(JSON.stringify(e.error)).not.toContain('The answer is');
+      expect(lastRecord()).toMatchObject({ status: 'error', error_code: 'upstream_error', usage: { completion_tokens: 2 } });
+    });
+
+    it(`/v1/messages, streamed: ${finish} ends the stream with an error event and no message_stop`, async () => {
+      chunks = [chunk({ role: 'assistant', content: 'The answer is' }), chunk({}, finish)];
+      const { status, text } = await messages(true);
+      expect(status, text).toBe(200);
+      const evs = events(text);
+      expect(evs.at(-1)!.event).toBe('error');
+      expect(evs.at(-1)!.data.error).toMatchObject({ type: 'api_error', code: 'upstream_error', details: { finish_reason: finish } });
+      expect(evs.some((e) => e.event === 'message_delta' || e.event === 'message_stop')).toBe(false);
+      expect(lastRecord()).toMatchObject({ status: 'error', error_code: 'upstream_error' });
+      // The SDK throws it from the stream instead of handing out a message that looks complete.
+      const streamed = anthropic().messages.stream(params).finalMessage();
+      await expect(streamed).rejects.toBeInstanceOf(Anthropic.APIError);
+    });
+
+    it(`/v1/chat/completions (openai SDK) and gRPC pass ${finish} on as the finish_reason, as the upstream's own clients read it`, async () => {
+      completion = answer({ content: 'The answer is' }, finish);
+      const res = await client.chat.completions.create(ask);
+      expect(res.choices[0]!.finish_reason).toBe(finish);
+      expect(lastRecord()).toMatchObject({ status: 'ok', error_code: null });
+      const g = await unaryCall(gateway, 'Complete', ask, bearerMetadata(token));
+      expect(g.choices[0].finish_reason).toBe(finish);
+
+      chunks = [chunk({ role: 'assistant', content: 'The answer is' }), chunk({}, finish)];
+      const stream = await client.chat.completions.create({ ...ask, stream: true });
+      const finishes: Array<string | null> = [];
+      for await (const c of stream) for (const ch of c.choices) finishes.push(ch.finish_reason);
+      expect(finishes.at(-1)).toBe(finish);
+      const { got, err } = await grpcStream();
+      expect(err).toBeUndefined();
+      expect(got.at(-1).choices[0].finish_reason).toBe(finish);
+    });
+  }
+});
+
+/**
+ * Anthropic reports the stop sequence that ended an answer (`stop_reason: "stop_sequence"`,
+ * `stop_sequence`). OpenAI's format does not say which stop string matched; vLLM does, as the
+ * choice's `stop_reason` (the string, or a token id). It is used only when it is one of the
+ * request's stop_sequences, and reaches no caller otherwise.
+ */
+describe('the stop sequence that ended the answer (vLLM stop_reason)', () => {
+  const stopped = (stopReason: unknown): Record<string, unknown> =>
+    answer({}, 'stop', { choices: [{ index: 0, message: { role: 'assistant', content: 'Step one' }, finish_reason: 'stop', stop_reason: stopReason }] });
+  const stoppedChunks = (stopReason: unknown): Array<Record<string, unknown>> => [
+    chunk({ role: 'assistant', content: 'Step one' }),
+    chunk({}, 'stop', { choices: [{ index: 0, delta: {}, finish_reason: 'stop', stop_reason: stopReason }] }),
+  ];
+  const withStops = (stream: boolean) => post('/v1/messages', { ...ask, max_tokens: 32, stream, stop_sequences: ['###', 'END'] });
+
+  it('not streamed: one of the request\'s stop_sequences is stop_reason stop_sequence with that sequence', async () => {
+    completion = stopped('END');
+    const { status, text } = await withStops(false);
+    expect(status, text).toBe(200);
+    expect(JSON.parse(text)).toMatchObject({ stop_reason: 'stop_sequence', stop_sequence: 'END' });
+    // As the Anthropic SDK reads it, not streamed and streamed.
+    const sdk = new Anthropic({ baseURL: w.addresses.http, apiKey: token, maxRetries: 0, timeout: 15_000 });
+    const params = { model: 'gpt-4o-mini', max_tokens: 32, stop_sequences: ['###', 'END'], messages: [{ role: 'user' as const, content: 'hi' }] };
+    const msg = await sdk.messages.create(params);
+    expect([msg.stop_reason, msg.stop_sequence]).toEqual(['stop_sequence', 'END']);
+    chunks = stoppedChunks('END');
+    const final = await sdk.messages.stream(params).finalMessage();
+    expect([final.stop_reason, final.stop_sequence]).toEqual(['stop_sequence', 'END']);
+  });
+
+  it('streamed: message_delta says stop_sequence with that sequence', async () => {
+    chunks = stoppedChunks('###');
+    const { status, text } = await withStops(true);
+    expect(status, text).toBe(200);
+    const delta = events(text).find((e) => e.event === 'message_delta')!;
+    expect(delta.data.delta).toEqual({ stop_reason: 'stop_sequence', stop_sequence: '###' });
+  });
+
+  it('a string not among the request\'s stop_sequences, a token id, or none: end_turn, stop_sequence null, the string nowhere', async () => {
+    for (const reason of ['Jane Roe', 128001, null]) {
+      completion = stopped(reason);
+      const plain = await withStops(false);
+      expect(JSON.parse(plain.text), String(reason)).toMatchObject({ stop_reason: 'end_turn', stop_sequence: null });
+      expect(plain.text).not.toContain('Jane Roe');
+      chunks = stoppedChunks(reason);
+      const streamed = await withStops(true);
+      expect(events(streamed.text).find((e) => e.event === 'message_delta')!.data.delta).toEqual({ stop_reason: 'end_turn', stop_sequence: null });
+      expect(streamed.text).not.toContain('Jane Roe');
+    }
+    // Without stop_sequences in the request nothing matches either.
+    completion = stopped('END');
+    expect(JSON.parse((await messages()).text)).toMatchObject({ stop_reason: 'end_turn', stop_sequence: null });
+  });
+
+  it('the OpenAI route and gRPC pass on finish_reason stop, and not the upstream\'s stop_reason', async () => {
+    completion = stopped('Jane Roe');
+    const plain = await post('/v1/chat/completions', { ...ask, stop: ['Jane Roe'] });
+    expect(JSON.parse(plain.text).choices[0].finish_reason).toBe('stop');
+    expect(plain.text).not.toMatch(/stop_reason|stop_sequence/);
+    chunks = stoppedChunks('Jane Roe');
+    const streamed = await post('/v1/chat/completions', { ...ask, stream: true, stop: ['Jane Roe'] });
+    expect(streamed.text).toContain('"finish_reason":"stop"');
+    expect(streamed.text).not.toMatch(/stop_reason|stop_sequence|Jane Roe/);
+    const { got } = await grpcStream();
+    expect(JSON.stringify(got)).not.toContain('Jane Roe');
   });
 });
 
