@@ -513,6 +513,37 @@ describe('a compact card next to a year', () => {
   });
 });
 
+describe('two cards side by side', () => {
+  // Two card numbers written one after the other are one run of 4-digit blocks; a run that splits
+  // into whole cards, each passing Luhn in an issuer's range, is those cards, not a tracking number.
+  const cases: Array<[string, string[]]> = [
+    ['4111 1111 1111 1111 5500 0000 0000 0004', ['4111 1111 1111 1111', '5500 0000 0000 0004']],
+    ['cards 4111-1111-1111-1111-5500-0000-0000-0004 ok', ['4111-1111-1111-1111', '5500-0000-0000-0004']],
+    ['cards 4111 1111 1111 1111 5500 0000 0000 0004 4012 8888 8888 1881', ['4111 1111 1111 1111', '5500 0000 0000 0004', '4012 8888 8888 1881']],
+    // A Maestro of three blocks and a Visa of four.
+    ['cards 5018 0000 0009 4111 1111 1111 1111 ok', ['5018 0000 0009', '4111 1111 1111 1111']],
+    ['4111 1111 1111 1111, 5500 0000 0000 0004', ['4111 1111 1111 1111', '5500 0000 0000 0004']],
+    ['4111 1111 1111 1111 / 5500 0000 0000 0004', ['4111 1111 1111 1111', '5500 0000 0000 0004']],
+    ['4111111111111111 5500000000000004', ['4111111111111111', '5500000000000004']],
+  ];
+  for (const [text, want] of cases) {
+    it(JSON.stringify(text), () => {
+      expect(found(text)).toEqual(want.map((v) => ['CREDIT_CARD', v]));
+    });
+  }
+  it('masked: no digit of either card goes out', () => {
+    expect(masked('pay 4111 1111 1111 1111 5500 0000 0000 0004 ok')).toBe('pay [CREDIT_CARD] [CREDIT_CARD] ok');
+  });
+  // A run that does not split into whole valid cards stays what it was: a tracking or account
+  // number (one card and a leftover block, or a second window that fails Luhn).
+  const runs = ['ref 4111 1111 1111 1111 1111', 'ref 4111 1111 1111 1111 5500 0000 0000 0005', 'ref 4111 1111 1111 1111 5500 0000 0000', 'USPS 9400 1000 0000 0000 0000 00'];
+  for (const text of runs) {
+    it(`no card: ${JSON.stringify(text)}`, () => {
+      expect(found(text).filter(([e]) => e === 'CREDIT_CARD')).toEqual([]);
+    });
+  }
+});
+
 describe('a card after another number on the same line', () => {
   // Digit groups separated by spaces are one chunk; a number before the card (an order number, a
   // year, a phone) must not hide it. The identifier word names the number right after it, not
