@@ -453,6 +453,33 @@ describe('decimal numbers', () => {
   }
 });
 
+describe('an amount written with a decimal comma', () => {
+  // European amounts ("1 234 567,89 EUR", "1.234.567,89"): the groups of three before the decimal
+  // comma are an amount's integer part, not a phone's end, wherever the digit run begins. A phone
+  // reading over them masked the integer part and left the fraction (",89") in clear.
+  const cases: Array<[string, Array<[string, string]>]> = [
+    ['en 2024 1 234 567,89 EUR', []],
+    ['total 3 1 234 567,89', []],
+    ['06 12 34 56 78 1 234 567,89 EUR', [['PHONE_NUMBER', '06 12 34 56 78']]],
+    ['tel 06 12 34 56 78 1.234.567,89 EUR', [['PHONE_NUMBER', '06 12 34 56 78']]],
+    ['tel 06 12 34 56 78 234 567,5 EUR', [['PHONE_NUMBER', '06 12 34 56 78']]],
+    ['1 234 567,89 EUR and 12,50 \u20ac and 12 345 678,90', []],
+    // A comma after a phone's own last group, or before a field that is no fraction: a CSV row.
+    ['alice,06 30 51 03 21,100', [['PHONE_NUMBER', '06 30 51 03 21']]],
+    ['alice,415 555 2671,12', [['PHONE_NUMBER', '415 555 2671']]],
+    ['+34 610 721 399,50', [['PHONE_NUMBER', '+34 610 721 399']]],
+  ];
+  for (const [text, want] of cases) {
+    it(JSON.stringify(text), () => {
+      expect(found(text)).toEqual(want);
+    });
+  }
+  it('masked: no piece of the amount is masked or left beside a mask', () => {
+    expect(masked('Betrag 06 12 34 56 78 1 234 567,89 EUR')).toBe('Betrag [PHONE_NUMBER] 1 234 567,89 EUR');
+    expect(masked('en 2024 1 234 567,89 EUR')).toBe('en 2024 1 234 567,89 EUR');
+  });
+});
+
 describe('a fraction written without its leading zero', () => {
   // A '.' with no number before it, after a space, a line start, an operator or an opening
   // bracket, opens a decimal fraction: its twelve digits may pass Luhn as a Maestro card.
