@@ -323,6 +323,21 @@ describe("a form body's '+' between digit groups reads as a space", () => {
       expect(masked(text)).toBe(want);
     });
   }
+  // A '+' number after another number in one form value: the form writes the space before it as
+  // '+' and its own '+' as an escape ("0612345678 +33 6 …" is "0612345678+%2B33+6+…"). The
+  // chain of groups goes on across the escape, or the second number's '+' stayed glued to its
+  // groups and the whole international number went out in clear.
+  const afterAnother: Array<[string, string, Array<[string, string]>]> = [
+    ['tel=0612345678+%2B33+6+12+34+56+78', 'tel=[PHONE_NUMBER]+[PHONE_NUMBER]', [['PHONE_NUMBER', '0612345678'], ['PHONE_NUMBER', '%2B33+6+12+34+56+78']]],
+    ['q=415+555+0199+%2B33+6+12+34+56+78&x=1', 'q=[PHONE_NUMBER]+[PHONE_NUMBER]&x=1', [['PHONE_NUMBER', '415+555+0199'], ['PHONE_NUMBER', '%2B33+6+12+34+56+78']]],
+    ['phone=%2B1+415+555+0199+%2B33+6+12+34+56+78', 'phone=[PHONE_NUMBER]+[PHONE_NUMBER]', [['PHONE_NUMBER', '%2B1+415+555+0199'], ['PHONE_NUMBER', '%2B33+6+12+34+56+78']]],
+  ];
+  for (const [text, want, spans] of afterAnother) {
+    it(`a '+' number after another: ${JSON.stringify(text)}`, () => {
+      expect(masked(text)).toBe(want);
+      expect(found(text)).toEqual(spans);
+    });
+  }
   it('the finding covers the value as written, pluses and escapes included', () => {
     expect(found('card=4111+1111+1111+1111')).toEqual([['CREDIT_CARD', '4111+1111+1111+1111']]);
     expect(found('phone=%2B1+415+555+2671')).toEqual([['PHONE_NUMBER', '%2B1+415+555+2671']]);
