@@ -132,19 +132,19 @@ function decimalCommaAmount(text: string, groups: number, end: number, plus: boo
   const k = end + 1 + fraction;
   const c = k < n ? text.charCodeAt(k) : 0;
   if ((c === 44 || c === 46) && k + 1 < n && isDigitCode(text.charCodeAt(k + 1))) return groups;
-  const three = (g: number): boolean => scratchEnds[g]! - scratchStarts[g]! === 3;
-  const joined = (g: number): boolean => {
-    // Groups g - 1 and g are joined by one space or one dot.
-    if (scratchStarts[g]! - scratchEnds[g - 1]! !== 1) return false;
-    const sep = text.charCodeAt(scratchEnds[g - 1]!);
-    return sep === 32 || sep === 46;
-  };
   let from = groups - 1;
-  if (!three(from)) return groups;
-  while (from > 0 && joined(from) && three(from - 1)) from--;
-  const lead = from > 0 && joined(from) && scratchEnds[from - 1]! - scratchStarts[from - 1]! <= 3;
+  if (scratchEnds[from]! - scratchStarts[from]! !== 3) return groups;
+  while (from > 0 && joinedAsThousands(text, from) && scratchEnds[from - 1]! - scratchStarts[from - 1]! === 3) from--;
+  const lead = from > 0 && joinedAsThousands(text, from) && scratchEnds[from - 1]! - scratchStarts[from - 1]! <= 3;
   if (groups - from < 2 && !lead) return groups;
   return plus && from < 2 ? groups : from;
+}
+
+/** Scratch groups g - 1 and g are joined by one space or one dot, as thousands are. */
+function joinedAsThousands(text: string, g: number): boolean {
+  if (scratchStarts[g]! - scratchEnds[g - 1]! !== 1) return false;
+  const sep = text.charCodeAt(scratchEnds[g - 1]!);
+  return sep === 32 || sep === 46;
 }
 
 /** Longest key read back from a colon (longer tokens are not keys). */
