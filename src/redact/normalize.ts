@@ -219,13 +219,14 @@ const FORM_CHAIN_MAX = 12;
 
 /**
  * A form body's '+' is one a form body (application/x-www-form-urlencoded) wrote for a space between
- * digit groups ("card=4111+1111+1111+1111", "phone=%2B1+415+555+2671"): a digit after it, and
- * before it a chain of '+'-joined digit groups that begins a form value, right after a '=' (or
- * after '=' and one escape, or a leading '+'; the first group may be an IBAN's, "DE89", with its
- * two capitals). A form body writes every value after a '=': elsewhere a '+' is a phone's prefix
- * ("+1 415 ..."), an operator ("2+2"), or base64's, and reading digits and '+' as digit groups
- * would give such text a second, decoded scan for nothing (64 KB of "9+9+9+9 " scanned at 6
- * MB per CPU-second instead of 40). See formPluses, which finds them.
+ * digit groups ("card=4111+1111+1111+1111", "phone=%2B1+415+555+2671"): a digit after it (or an
+ * escape and a digit: "tel=0612345678+%2B33+6+…", a '+' number after another), and before it a
+ * chain of '+'-joined digit groups (joined across such an escape too) that begins a form value,
+ * right after a '=' (or after '=' and one escape, or a leading '+'; the first group may be an
+ * IBAN's, "DE89", with its two capitals). A form body writes every value after a '=': elsewhere
+ * a '+' is a phone's prefix ("+1 415 ..."), an operator ("2+2"), or base64's, and reading digits
+ * and '+' as digit groups would give such text a second, decoded scan for nothing (64 KB of
+ * "9+9+9+9 " scanned at 6 MB per CPU-second instead of 40). See formPluses, which finds them.
  *
  * This: how many '+'-joined digit groups end at the '+' at `p`, back to the start of a form value
  * (at most FORM_CHAIN_MAX), or 0 when the chain does not begin one (or is longer, or has a
@@ -237,7 +238,7 @@ function formChainGroups(text: string, p: number): number {
     if (k < 0) return 0;
     const step = chainStep(text, k);
     if (step !== CHAIN_GOES_ON) return step === CHAIN_BEGINS_VALUE ? groups : 0;
-    p = k - 1;
+    p = text.charCodeAt(k - 1) === 43 ? k - 1 : k - 4;
   }
   return 0;
 }
@@ -253,9 +254,33 @@ const CHAIN_GOES_ON = 0;
 const CHAIN_BEGINS_VALUE = 1;
 const CHAIN_BEGINS_ELSEWHERE = 2;
 
+/**
+ * The digit group at `k` follows an escape that follows a form '+' after a digit ("0199+%2B33"):
+ * a form value's space, then a character the form escaped (the '+' of a phone number written
+ * after another number, a '('). The chain goes on from that '+', at k - 4.
+ */
+function escapeAfterFormPlus(text: string, k: number): boolean {
+  return (
+    k >= 5 &&
+    text.charCodeAt(k - 3) === 37 &&
+    isHexCode(text.charCodeAt(k - 2)) &&
+    isHexCode(text.charCodeAt(k - 1)) &&
+    text.charCodeAt(k - 4) === 43 &&
+    isAsciiDigit(text.charCodeAt(k - 5))
+  );
+}
+
+/** A digit at `i`, or an escape there with a digit after it ("%2B33"): what a form '+' may be followed by. */
+function digitOrEscapedAt(text: string, i: number): boolean {
+  if (i >= text.length) return false;
+  if (isAsciiDigit(text.charCodeAt(i))) return true;
+  return i + 3 < text.length && text.charCodeAt(i) === 37 && isHexCode(text.charCodeAt(i + 1)) && isHexCode(text.charCodeAt(i + 2)) && isAsciiDigit(text.charCodeAt(i + 3));
+}
+
 /** What is before the digit group starting at `k` of a '+' chain. */
 function chainStep(text: string, k: number): number {
   if (k >= 2 && isUpperCode(text.charCodeAt(k - 1)) && isUpperCode(text.charCodeAt(k - 2)) && beginsFormValue(text, k - 2)) return CHAIN_BEGINS_VALUE;
+  if (escapeAfterFormPlus(text, k)) return CHAIN_GOES_ON;
   if (k === 0 || text.charCodeAt(k - 1) !== 43) return beginsFormValue(text, k) ? CHAIN_BEGINS_VALUE : CHAIN_BEGINS_ELSEWHERE;
   // A '+' before the group: another form '+' of the chain (a digit before it), or a leading one.
   if (k < 2 || !isAsciiDigit(text.charCodeAt(k - 2))) return beginsFormValue(text, k - 1) ? CHAIN_BEGINS_VALUE : CHAIN_BEGINS_ELSEWHERE;
@@ -298,11 +323,11 @@ function formPluses(original: string, from: number, to: number, out: number[]): 
     const k = groupStartBefore(original, i);
     let groups: number;
     if (k < 0) groups = 0;
-    else if (prev >= 0 && k === prev + 1 && chainStep(original, k) === CHAIN_GOES_ON) groups = prevGroups > 0 && prevGroups < FORM_CHAIN_MAX ? prevGroups + 1 : 0;
+    else if (prev >= 0 && (k === prev + 1 || k === prev + 4) && chainStep(original, k) === CHAIN_GOES_ON) groups = prevGroups > 0 && prevGroups < FORM_CHAIN_MAX ? prevGroups + 1 : 0;
     else groups = formChainGroups(original, i);
     prev = i;
     prevGroups = groups;
-    if (groups > 0 && i + 1 < original.length && isAsciiDigit(original.charCodeAt(i + 1))) out.push(i);
+    if (groups > 0 && digitOrEscapedAt(original, i + 1)) out.push(i);
   }
 }
 

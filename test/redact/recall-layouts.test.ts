@@ -323,6 +323,21 @@ describe("a form body's '+' between digit groups reads as a space", () => {
       expect(masked(text)).toBe(want);
     });
   }
+  // A '+' number after another number in one form value: the form writes the space before it as
+  // '+' and its own '+' as an escape ("0612345678 +33 6 …" is "0612345678+%2B33+6+…"). The
+  // chain of groups goes on across the escape, or the second number's '+' stayed glued to its
+  // groups and the whole international number went out in clear.
+  const afterAnother: Array<[string, string, Array<[string, string]>]> = [
+    ['tel=0612345678+%2B33+6+12+34+56+78', 'tel=[PHONE_NUMBER]+[PHONE_NUMBER]', [['PHONE_NUMBER', '0612345678'], ['PHONE_NUMBER', '%2B33+6+12+34+56+78']]],
+    ['q=415+555+0199+%2B33+6+12+34+56+78&x=1', 'q=[PHONE_NUMBER]+[PHONE_NUMBER]&x=1', [['PHONE_NUMBER', '415+555+0199'], ['PHONE_NUMBER', '%2B33+6+12+34+56+78']]],
+    ['phone=%2B1+415+555+0199+%2B33+6+12+34+56+78', 'phone=[PHONE_NUMBER]+[PHONE_NUMBER]', [['PHONE_NUMBER', '%2B1+415+555+0199'], ['PHONE_NUMBER', '%2B33+6+12+34+56+78']]],
+  ];
+  for (const [text, want, spans] of afterAnother) {
+    it(`a '+' number after another: ${JSON.stringify(text)}`, () => {
+      expect(masked(text)).toBe(want);
+      expect(found(text)).toEqual(spans);
+    });
+  }
   it('the finding covers the value as written, pluses and escapes included', () => {
     expect(found('card=4111+1111+1111+1111')).toEqual([['CREDIT_CARD', '4111+1111+1111+1111']]);
     expect(found('phone=%2B1+415+555+2671')).toEqual([['PHONE_NUMBER', '%2B1+415+555+2671']]);
@@ -453,6 +468,33 @@ describe('decimal numbers', () => {
   }
 });
 
+describe('an amount written with a decimal comma', () => {
+  // European amounts ("1 234 567,89 EUR", "1.234.567,89"): the groups of three before the decimal
+  // comma are an amount's integer part, not a phone's end, wherever the digit run begins. A phone
+  // reading over them masked the integer part and left the fraction (",89") in clear.
+  const cases: Array<[string, Array<[string, string]>]> = [
+    ['en 2024 1 234 567,89 EUR', []],
+    ['total 3 1 234 567,89', []],
+    ['06 12 34 56 78 1 234 567,89 EUR', [['PHONE_NUMBER', '06 12 34 56 78']]],
+    ['tel 06 12 34 56 78 1.234.567,89 EUR', [['PHONE_NUMBER', '06 12 34 56 78']]],
+    ['tel 06 12 34 56 78 234 567,5 EUR', [['PHONE_NUMBER', '06 12 34 56 78']]],
+    ['1 234 567,89 EUR and 12,50 \u20ac and 12 345 678,90', []],
+    // A comma after a phone's own last group, or before a field that is no fraction: a CSV row.
+    ['alice,06 30 51 03 21,100', [['PHONE_NUMBER', '06 30 51 03 21']]],
+    ['alice,415 555 2671,12', [['PHONE_NUMBER', '415 555 2671']]],
+    ['+34 610 721 399,50', [['PHONE_NUMBER', '+34 610 721 399']]],
+  ];
+  for (const [text, want] of cases) {
+    it(JSON.stringify(text), () => {
+      expect(found(text)).toEqual(want);
+    });
+  }
+  it('masked: no piece of the amount is masked or left beside a mask', () => {
+    expect(masked('Betrag 06 12 34 56 78 1 234 567,89 EUR')).toBe('Betrag [PHONE_NUMBER] 1 234 567,89 EUR');
+    expect(masked('en 2024 1 234 567,89 EUR')).toBe('en 2024 1 234 567,89 EUR');
+  });
+});
+
 describe('a fraction written without its leading zero', () => {
   // A '.' with no number before it, after a space, a line start, an operator or an opening
   // bracket, opens a decimal fraction: its twelve digits may pass Luhn as a Maestro card.
@@ -511,6 +553,37 @@ describe('a compact card next to a year', () => {
     expect(found('USPS 9400 1000 0000 0000 0000 00')).toEqual([]);
     expect(found('ref 4111 1111 1111 1111 1111')).toEqual([]);
   });
+});
+
+describe('two cards side by side', () => {
+  // Two card numbers written one after the other are one run of 4-digit blocks; a run that splits
+  // into whole cards, each passing Luhn in an issuer's range, is those cards, not a tracking number.
+  const cases: Array<[string, string[]]> = [
+    ['4111 1111 1111 1111 5500 0000 0000 0004', ['4111 1111 1111 1111', '5500 0000 0000 0004']],
+    ['cards 4111-1111-1111-1111-5500-0000-0000-0004 ok', ['4111-1111-1111-1111', '5500-0000-0000-0004']],
+    ['cards 4111 1111 1111 1111 5500 0000 0000 0004 4012 8888 8888 1881', ['4111 1111 1111 1111', '5500 0000 0000 0004', '4012 8888 8888 1881']],
+    // A Maestro of three blocks and a Visa of four.
+    ['cards 5018 0000 0009 4111 1111 1111 1111 ok', ['5018 0000 0009', '4111 1111 1111 1111']],
+    ['4111 1111 1111 1111, 5500 0000 0000 0004', ['4111 1111 1111 1111', '5500 0000 0000 0004']],
+    ['4111 1111 1111 1111 / 5500 0000 0000 0004', ['4111 1111 1111 1111', '5500 0000 0000 0004']],
+    ['4111111111111111 5500000000000004', ['4111111111111111', '5500000000000004']],
+  ];
+  for (const [text, want] of cases) {
+    it(JSON.stringify(text), () => {
+      expect(found(text)).toEqual(want.map((v) => ['CREDIT_CARD', v]));
+    });
+  }
+  it('masked: no digit of either card goes out', () => {
+    expect(masked('pay 4111 1111 1111 1111 5500 0000 0000 0004 ok')).toBe('pay [CREDIT_CARD] [CREDIT_CARD] ok');
+  });
+  // A run that does not split into whole valid cards stays what it was: a tracking or account
+  // number (one card and a leftover block, or a second window that fails Luhn).
+  const runs = ['ref 4111 1111 1111 1111 1111', 'ref 4111 1111 1111 1111 5500 0000 0000 0005', 'ref 4111 1111 1111 1111 5500 0000 0000', 'USPS 9400 1000 0000 0000 0000 00'];
+  for (const text of runs) {
+    it(`no card: ${JSON.stringify(text)}`, () => {
+      expect(found(text).filter(([e]) => e === 'CREDIT_CARD')).toEqual([]);
+    });
+  }
 });
 
 describe('a card after another number on the same line', () => {

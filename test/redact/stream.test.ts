@@ -437,6 +437,20 @@ describe('streaming: phone numbers side by side', () => {
   });
 });
 
+describe('streaming: an amount with a decimal comma after a phone', () => {
+  // The whole text leaves the amount as it is (recall-layouts.test.ts); a split before its
+  // decimal comma must not mask its groups as a phone's.
+  it('the phone is masked, the amount is not', async () => {
+    await expectEverySplitAsWhole('Betrag 06 12 34 56 78 1 234 567,89 EUR ok', 'Betrag [PHONE_NUMBER] 1 234 567,89 EUR ok', { decision: decision({ mode: 'mask' }) });
+  });
+});
+
+describe('streaming: two cards side by side', () => {
+  it('both cards are masked whatever the split', async () => {
+    await expectEverySplitAsWhole('pay 4111 1111 1111 1111 5500 0000 0000 0004 ok', 'pay [CREDIT_CARD] [CREDIT_CARD] ok', { decision: decision({ mode: 'mask' }) });
+  });
+});
+
 describe('streaming: the phone after an Amex number with no card reported', () => {
   // The whole text masks it with the card's tail (recall-layouts.test.ts); every split must too.
   const text = 'Amex 3782 822463 10005 (415) 555 2671 ok';

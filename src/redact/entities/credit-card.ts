@@ -119,27 +119,43 @@ function sepKind(s: string): string {
  * window ("Card 4111-1111-1111-1111 2030" but not a 22-digit tracking number in groups of four).
  */
 function windowBoundaryOk(text: string, ch: DigitChunk, g0: number, g1: number, plans: readonly CompiledRegion[]): boolean {
+  return leftEdgeOk(text, ch, g0, g1, plans) && rightEdgeOk(text, ch, g0, g1);
+}
+
+/**
+ * The same separator is a boundary only next to a group that is not a card-style block of four
+ * ("4111 1111 1111 1111 123" with a CVV), so long runs of 4-digit blocks stay whole. A compact
+ * window (one group) is no such run: a space or a line break ends it even before a block of
+ * four ("4111111111111111 2026", a year); a dash or a dot does not. Whether separator kind `k`
+ * joins a block to groups [g0, g1] so.
+ */
+function joinsWindow(ch: DigitChunk, g0: number, g1: number, k: string): boolean {
   const inner = g1 > g0 ? sepKind(ch.seps[writtenSep(ch, g0, g1)]!) : null;
-  const len = (g: number): number => ch.groupEnds[g]! - ch.groupStarts[g]!;
+  return k !== '\n' && (inner === null ? k !== ' ' : k === inner);
+}
+
+/**
+ * Windows' left edge (windowBoundaryOk). A block before the window joins it, unless the block is
+ * the one other number of the chunk and reads as something else: a year ("ref 2024 4111 1111
+ * 1111 1111", an expiry "… 1111 2026"), or the end of the international phone number the chunk
+ * starts with ("+1 415 555 0134 4111 1111 1111 1111"), or of a national one ("415 555 0199 4111
+ * 1111 1111 1111": most phone numbers end in four digits) where the window begins with a block
+ * as a card does (in a list of "415 555 dddd" numbers a window "415 555 dddd 415" that passes
+ * Luhn is the next phone's digits, read as such).
+ */
+function leftEdgeOk(text: string, ch: DigitChunk, g0: number, g1: number, plans: readonly CompiledRegion[]): boolean {
+  if (g0 === 0 || ch.groupEnds[g0 - 1]! - ch.groupStarts[g0 - 1]! !== 4 || !joinsWindow(ch, g0, g1, sepKind(ch.seps[g0 - 1]!))) return true;
   const last = ch.groupStarts.length - 1;
-  // The same separator is a boundary only next to a group that is not a card-style block of
-  // four ("4111 1111 1111 1111 123" with a CVV), so long runs of 4-digit blocks stay whole. A
-  // compact window (one group) is no such run: a space or a line break ends it even before a
-  // block of four ("4111111111111111 2026", a year); a dash or a dot does not.
-  const joins = (k: string): boolean => k !== '\n' && (inner === null ? k !== ' ' : k === inner);
-  // Unless the block is the one other number of the chunk and reads as something else: a year
-  // ("ref 2024 4111 1111 1111 1111", an expiry "… 1111 2026"), or the end of the international
-  // phone number the chunk starts with ("+1 415 555 0134 4111 1111 1111 1111"), or of a national
-  // one ("415 555 0199 4111 1111 1111 1111": most phone numbers end in four digits) where the
-  // window begins with a block as a card does (in a list of "415 555 dddd" numbers a window
-  // "415 555 dddd 415" that passes Luhn is the next phone's digits, read as such).
   const otherBefore = g0 - 1 === 0 || (ch.plus && g0 >= 2);
-  if (g0 > 0 && joins(sepKind(ch.seps[g0 - 1]!)) && len(g0 - 1) === 4) {
-    const afterPhone = cardLayout(ch, g0, g1) && nationalPhoneEndsAt(text, ch, g0 - 1, g1 - g0 + 1, plans);
-    if (!(g1 === last && otherBefore && (ch.plus || yearAt(text, ch, 0))) && !afterPhone) return false;
-  }
-  if (g1 < last && joins(sepKind(ch.seps[g1]!)) && len(g1 + 1) === 4 && !(g0 === 0 && g1 + 1 === last && yearAt(text, ch, last))) return false;
-  return true;
+  if (g1 === last && otherBefore && (ch.plus || yearAt(text, ch, 0))) return true;
+  return cardLayout(ch, g0, g1) && nationalPhoneEndsAt(text, ch, g0 - 1, g1 - g0 + 1, plans);
+}
+
+/** Windows' right edge (windowBoundaryOk): a block after the window joins it, unless it is a year ending the chunk. */
+function rightEdgeOk(text: string, ch: DigitChunk, g0: number, g1: number): boolean {
+  const last = ch.groupStarts.length - 1;
+  if (g1 === last || ch.groupEnds[g1 + 1]! - ch.groupStarts[g1 + 1]! !== 4 || !joinsWindow(ch, g0, g1, sepKind(ch.seps[g1]!))) return true;
+  return g0 === 0 && g1 + 1 === last && yearAt(text, ch, last);
 }
 
 /**
@@ -252,8 +268,11 @@ export function detectCardsInChunk(text: string, ch: DigitChunk, out: Finding[],
   // and the card its digits hold would otherwise go out with no finding at all.
   const len = (g: number): number => ch.groupEnds[g]! - ch.groupStarts[g]!;
   let g0 = ch.plus ? (groups > 2 && len(0) <= 3 && len(1) <= 3 && phoneFromPlus(text, ch) ? 2 : 1) : 0;
+  let sideBySide: SideBySide | null = null;
   while (g0 < groups) {
     let found = -1;
+    // A card window that only its edges kept out (a block joined to it on either side).
+    let walled = false;
     let digits = 0;
     // Which lengths an issuer allows depends on the first digits only: known before any window.
     const lengths = issuerLengths(firstFourDigits(text, ch, g0));
@@ -261,17 +280,83 @@ export function detectCardsInChunk(text: string, ch: DigitChunk, out: Finding[],
       digits += ch.groupEnds[g1]! - ch.groupStarts[g1]!;
       if (digits > 19) break;
       if (digits < 12 || ((lengths >> digits) & 1) === 0) continue;
-      if (g1 === groups - 1 && ch.letterAfter) continue;
-      const d = chunkDigits(text, ch, g0, g1);
-      if (luhnValid(d) && uniformSeparators(ch, g0, g1) && windowBoundaryOk(text, ch, g0, g1, plans) && !splitsOffEdgeGroup(ch, g0, g1) && !touchesDecimal(ch, g0, g1)) {
-        found = g1;
-      }
+      if (!cardAt(text, ch, g0, g1)) continue;
+      if (windowBoundaryOk(text, ch, g0, g1, plans)) found = g1;
+      else walled = true;
     }
     if (found >= 0) {
       // Luhn plus an issuer range with a matching length: confident without context.
       out.push({ entity: 'CREDIT_CARD', start: ch.groupStarts[g0]!, end: ch.groupEnds[found]!, score: 0.9 });
       g0 = found + 1;
-    } else g0++;
+      continue;
+    }
+    if (walled) {
+      sideBySide ??= cardsSideBySide(text, ch);
+      const first = sideBySide.cont[g0]!;
+      if (first >= 0 && leftEdgeOk(text, ch, g0, first, plans)) {
+        g0 = pushSideBySide(ch, sideBySide, g0, out);
+        continue;
+      }
+    }
+    g0++;
+  }
+}
+
+/**
+ * Groups [g0, g1] of the chunk are a card number wherever it stands: Luhn-valid, one kind of
+ * separator, no line break that ends another number's line, no decimal number's part, no letter
+ * glued after it. (The issuer's lengths are the caller's to check; the edges too.)
+ */
+function cardAt(text: string, ch: DigitChunk, g0: number, g1: number): boolean {
+  if (g1 === ch.groupStarts.length - 1 && ch.letterAfter) return false;
+  return luhnValid(chunkDigits(text, ch, g0, g1)) && uniformSeparators(ch, g0, g1) && !splitsOffEdgeGroup(ch, g0, g1) && !touchesDecimal(ch, g0, g1);
+}
+
+/**
+ * Card numbers written one after the other ("4111 1111 1111 1111 5500 0000 0000 0004") make one
+ * run of 4-digit blocks, where windowBoundaryOk lets no window stop (a tracking or account
+ * number's blocks stay whole). A run that splits into back-to-back cards, each Luhn-valid in an
+ * issuer's range at its length and joined by the separator inside them, the last ending where
+ * a card may end, is those cards: a tracking number's blocks split so against the odds of a
+ * Luhn check and an issuer range per card. For each group g: `cont[g]`, the last group of a card
+ * from g that another such split follows; `term[g]`, that of a card from g that may end the
+ * run (rightEdgeOk); -1 for none.
+ */
+interface SideBySide {
+  cont: Int32Array;
+  term: Int32Array;
+}
+
+/** The splits of the whole chunk (see SideBySide), from its last group back: each group once. */
+function cardsSideBySide(text: string, ch: DigitChunk): SideBySide {
+  const groups = ch.groupStarts.length;
+  const cont = new Int32Array(groups + 1).fill(-1);
+  const term = new Int32Array(groups + 1).fill(-1);
+  for (let g = groups - 1; g >= 0; g--) {
+    const lengths = issuerLengths(firstFourDigits(text, ch, g));
+    let digits = 0;
+    for (let g1 = g; g1 < groups && lengths !== 0; g1++) {
+      digits += ch.groupEnds[g1]! - ch.groupStarts[g1]!;
+      if (digits > 19) break;
+      if (digits < 12 || ((lengths >> digits) & 1) === 0 || !cardAt(text, ch, g, g1)) continue;
+      // The longest card that ends the run, and the longest one another card follows with the
+      // same separator between them as inside them.
+      if (rightEdgeOk(text, ch, g, g1)) term[g] = g1;
+      if (g1 + 1 < groups && (cont[g1 + 1]! >= 0 || term[g1 + 1]! >= 0) && uniformSeparators(ch, g, g1 + 1)) cont[g] = g1;
+    }
+  }
+  return { cont, term };
+}
+
+/** Pushes the cards of the split from g0 (cont[g0] is set); the group after the last of them. */
+function pushSideBySide(ch: DigitChunk, split: SideBySide, g0: number, out: Finding[]): number {
+  let g = g0;
+  for (;;) {
+    const next = split.cont[g]!;
+    const end = next >= 0 ? next : split.term[g]!;
+    out.push({ entity: 'CREDIT_CARD', start: ch.groupStarts[g]!, end: ch.groupEnds[end]!, score: 0.9 });
+    if (next < 0) return end + 1;
+    g = next + 1;
   }
 }
 

@@ -33,6 +33,12 @@ export interface DigitChunk {
    * when the text was read as written.
    */
   decodedSeps: boolean[] | null;
+  /**
+   * The first group of an amount's integer part written in thousands right before a decimal
+   * comma after the chunk ("06 12 34 56 78 1 234 567,89": the "234"); the number of groups when
+   * there is none. See decimalCommaAmount.
+   */
+  amountFrom: number;
 }
 
 /** Unit `k` of the scanned text was decoded (normalize.ts decodedUnit); absent: none was. */
@@ -104,6 +110,41 @@ function thousandsShaped(text: string, groups: number): boolean {
     if (sep !== 32 && sep !== 46) return false;
   }
   return true;
+}
+
+/**
+ * Where the chunk of `groups` scratch groups, ending at `end`, is followed by a decimal comma
+ * (',' and one or two digits that no further digit, ',' or '.' and digit go on from: "567,89
+ * EUR", not a CSV row's ",100" or ",12,2027"), the first of the groups of exactly three digits
+ * joined by single spaces or dots that end the chunk, when they read as an amount's integer part
+ * written in thousands: two such groups or more, or one after a group of one to three digits
+ * ("1 234 567,89", "78 567,89"). Else `groups`. The group before the threes is left out: it may
+ * as well be a phone's last ("06 12 34 56 78 234 567,89"), so a phone reading may take an
+ * amount's lead ("415 555 2671 12 345 678,90"): a digit masked too many rather than a phone's
+ * digit left in clear. A '+' chunk's first two groups are a
+ * country code and a phone's national digits, never an amount's ("+34 610 721 399,50").
+ */
+function decimalCommaAmount(text: string, groups: number, end: number, plus: boolean): number {
+  const n = text.length;
+  if (text.charCodeAt(end) !== 44) return groups;
+  const fraction = digitsInRow(text, end + 1, 1, 3);
+  if (fraction === 0 || fraction > 2) return groups;
+  const k = end + 1 + fraction;
+  const c = k < n ? text.charCodeAt(k) : 0;
+  if ((c === 44 || c === 46) && k + 1 < n && isDigitCode(text.charCodeAt(k + 1))) return groups;
+  let from = groups - 1;
+  if (scratchEnds[from]! - scratchStarts[from]! !== 3) return groups;
+  while (from > 0 && joinedAsThousands(text, from) && scratchEnds[from - 1]! - scratchStarts[from - 1]! === 3) from--;
+  const lead = from > 0 && joinedAsThousands(text, from) && scratchEnds[from - 1]! - scratchStarts[from - 1]! <= 3;
+  if (groups - from < 2 && !lead) return groups;
+  return plus && from < 2 ? groups : from;
+}
+
+/** Scratch groups g - 1 and g are joined by one space or one dot, as thousands are. */
+function joinedAsThousands(text: string, g: number): boolean {
+  if (scratchStarts[g]! - scratchEnds[g - 1]! !== 1) return false;
+  const sep = text.charCodeAt(scratchEnds[g - 1]!);
+  return sep === 32 || sep === 46;
 }
 
 /** Longest key read back from a colon (longer tokens are not keys). */
@@ -302,7 +343,8 @@ export function scanDigits(text: string, decodedAt: DecodedAt | null = null): Di
         after === 47 ||
         ((after === 46 || after === 58) && digitAfter) ||
         (after === 44 && digitAfter && !plus && thousandsShaped(text, groups));
-      chunks.push({ start, end, plus, groupStarts, groupEnds, breakAfter, seps, letterAfter, glued, decodedSeps });
+      const amountFrom = after === 44 && !glued ? decimalCommaAmount(text, groups, end, plus) : groups;
+      chunks.push({ start, end, plus, groupStarts, groupEnds, breakAfter, seps, letterAfter, glued, decodedSeps, amountFrom });
     }
     i = end;
     // Do not restart inside the token that glued on.
@@ -336,10 +378,11 @@ function decimalPointAt(ch: DigitChunk, s: number): boolean {
 
 /**
  * Groups [g0, g1] of a chunk are, hold or touch a decimal number's integer or fractional part: a
- * decimal point inside them or right next to them. Its digits, though they may pass Luhn or look
- * like a phone, are a number's.
+ * decimal point inside them or right next to them, or an amount's groups before a decimal comma
+ * (amountFrom). Its digits, though they may pass Luhn or look like a phone, are a number's.
  */
 export function touchesDecimal(ch: DigitChunk, g0: number, g1: number): boolean {
+  if (g1 >= ch.amountFrom) return true;
   const last = Math.min(g1, ch.seps.length - 1);
   for (let s = Math.max(g0 - 1, 0); s <= last; s++) if (decimalPointAt(ch, s)) return true;
   return false;

@@ -532,8 +532,9 @@ export function createPhoneDetector(validation: PhoneValidation = 'valid'): Dete
         // long list of numbers ("415 555 2671 415 555 0134 …") costs in proportion to its length.
         // Runs of 4-digit blocks are cards, tracking and account numbers, not phone lists: no
         // window reaches into one (a phone beside one is still read).
+        // Nor into an amount's groups before a decimal comma (touchesDecimal would refuse each).
         const blockedFrom = blockRuns(ch, seg);
-        const lastEnd = (g0: number): number => Math.min(seg.g1, g0 + MAX_WINDOW_GROUPS, blockedFrom === null ? seg.g1 : blockedFrom[g0 - seg.g0]! - 1);
+        const lastEnd = (g0: number): number => Math.min(seg.g1, g0 + MAX_WINDOW_GROUPS, blockedFrom === null ? seg.g1 : blockedFrom[g0 - seg.g0]! - 1, ch.amountFrom - 1);
         const cut = (g: number): boolean => {
           const sep = ch.seps[g]!;
           return sep.includes(' ') || sep.includes('\t');
