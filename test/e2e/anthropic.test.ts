@@ -77,6 +77,19 @@ describe('POST /v1/messages', () => {
     expect(JSON.stringify(sent)).not.toContain('4111111111111111');
   });
 
+  it('a value split across two text blocks of a user message is redacted as one text, as an assistant message\'s is; the blocks stay parts', async () => {
+    upstream.mode = 'ok';
+    const before = upstream.calls.length;
+    const audited = w.audit().length;
+    const split = [{ type: 'text', text: 'mail jane.doe@exa' }, { type: 'text', text: 'mple.com now' }];
+    const r = await messages({ model: 'gpt-4o-mini', max_tokens: 64, messages: [{ role: 'user', content: split }] });
+    expect(r.status, r.text).toBe(200);
+    const sent = upstream.calls[before]!.body.messages;
+    expect(sent[0].content).toEqual([{ type: 'text', text: 'mail [EMAIL_ADDRESS]' }, { type: 'text', text: ' now' }]);
+    await eventually(() => w.audit().length > audited);
+    expect(w.audit().at(-1)!.redaction.counts).toEqual({ EMAIL_ADDRESS: 1 });
+  });
+
   it('maps system, content blocks, tools and parameters onto the upstream call; answers a message', async () => {
     upstream.mode = 'ok';
     const r = await messages({
