@@ -204,14 +204,51 @@ export class Session implements RedactionSession {
 
   private redactMessage(m: ChatMessage, provenance: TextProvenance | undefined): ChatMessage {
     const copy: ChatMessage = { ...m };
-    if (typeof m.content === 'string') copy.content = this.promptText(m.content, provenance);
-    else if (Array.isArray(m.content)) copy.content = m.content.map((p) => this.promptPart(p));
-    // An answer's refusal sent back as history is the model's text, redacted as content is.
-    if (typeof m.refusal === 'string') copy.refusal = this.promptText(m.refusal);
+    this.promptMessageTexts(m, copy, provenance);
     if (typeof m.name === 'string') copy.name = this.promptName(m.name);
     if (typeof m.tool_call_id === 'string') this.checkId(m.tool_call_id);
     if (m.tool_calls) copy.tool_calls = m.tool_calls.map((tc) => this.promptToolCall(tc));
     return copy;
+  }
+
+  /**
+   * A message's text: its content (a string, or its text and refusal parts) and its refusal (an
+   * answer's refusal sent back as history is the model's text, redacted as content is). The model
+   * reads them as one text, so a value split across two parts (`jane.doe@exa` | `mple.com`) is
+   * found in their concatenation and replaced in the part where it begins, as the answer side
+   * does (see redactJoined); the parts keep their shape. A message with one text takes the plain
+   * path, where a rendered string keeps its provenance (findings cache, placed secrets).
+   */
+  private promptMessageTexts(m: ChatMessage, copy: ChatMessage, provenance: TextProvenance | undefined): void {
+    const parts = Array.isArray(m.content) ? m.content : undefined;
+    const texts: string[] = [];
+    if (typeof m.content === 'string') texts.push(m.content);
+    else if (parts) for (const p of parts) pushDefined(texts, promptPartText(p));
+    if (typeof m.refusal === 'string') texts.push(m.refusal);
+    if (texts.length <= 1) {
+      if (typeof m.content === 'string') copy.content = this.promptText(m.content, provenance);
+      else if (parts) copy.content = parts.map((p) => this.promptPart(p));
+      if (typeof m.refusal === 'string') copy.refusal = this.promptText(m.refusal);
+      return;
+    }
+    const out = this.promptJoined(texts);
+    let k = 0;
+    if (typeof m.content === 'string') copy.content = out[k++]!;
+    else if (parts) copy.content = parts.map((p) => (promptPartText(p) === undefined ? this.promptPart(p) : withPartText(p, out[k++]!)));
+    if (typeof m.refusal === 'string') copy.refusal = out[k]!;
+  }
+
+  /** Prompt texts the model reads joined, redacted as the answer's are (see redactJoined), then leak-guarded joined. */
+  private promptJoined(texts: readonly string[]): string[] {
+    const scan = (text: string): readonly Finding[] => {
+      const res = this.scanPrompt(text);
+      this.noteBlocked(res.seen);
+      return res.findings;
+    };
+    const out = redactJoined(texts, scan, (slice, findings) => applyFindings(slice, findings, this.promptModeOf, this.replacer, this.counts));
+    // Joined: a secret split across two parts is one the model reads whole.
+    this.guardPrompt(out.join(''));
+    return out;
   }
 
   private promptToolCall(tc: ToolCall): ToolCall {
@@ -413,12 +450,16 @@ export class Session implements RedactionSession {
 
   /** Notes `block` entities among `seen`, replaces `findings`, and runs the leak guard on the result. */
   private applyPrompt(text: string, findings: readonly Finding[], seen: ReadonlySet<string>, modeOf: (entity: string) => RedactionMode): string {
-    if (this.plan.usesBlock && seen.size > 0) {
-      for (const e of seen) if (this.plan.modes.get(e) === 'block') (this.blocked ??= new Set()).add(e);
-    }
+    this.noteBlocked(seen);
     const out = applyFindings(text, findings, modeOf, this.replacer, this.counts);
     this.guardPrompt(out);
     return out;
+  }
+
+  /** Notes the `block` entities among `seen` (the request is refused in throwIfRefused). */
+  private noteBlocked(seen: ReadonlySet<string>): void {
+    if (!this.plan.usesBlock || seen.size === 0) return;
+    for (const e of seen) if (this.plan.modes.get(e) === 'block') (this.blocked ??= new Set()).add(e);
   }
 
   private guardPrompt(text: string): void {
@@ -610,41 +651,18 @@ export class Session implements RedactionSession {
 
   /**
    * Answer texts a caller may join, each redacted so that their concatenation is the
-   * concatenation redacted. Found in the joined text and in each text alone (joining can also
-   * hide a value: a phone number the next text goes on with digits), findings kept as
-   * resolveOverlaps keeps them. A finding that crosses from one text into the next is replaced
-   * in the text where it begins, and the next text begins after it (a value over a whole text
-   * leaves that one empty); so is a placeholder to restore (see splitPlaceholders), so that the
-   * texts joined are restored as the joined text is.
+   * concatenation redacted (see redactJoined); a placeholder to restore that crosses into the next
+   * text moves whole into the text where it begins, as a finding does (see splitPlaceholders), so
+   * that the texts joined are restored as the joined text is.
    */
   private redactJoined(texts: readonly string[]): string[] {
     if (texts.length === 1) return [this.processOutputText(texts[0]!, false)];
-    const joined = texts.join('');
-    if (joined.length === 0) return texts.slice();
-    const bounds = [0];
-    for (const t of texts) bounds.push(bounds[bounds.length - 1]! + t.length);
-    let findings = this.outputFindings(joined, 0);
-    const alone: Finding[] = [];
-    texts.forEach((t, k) => {
-      if (t.length === 0) return;
-      for (const f of this.outputFindings(t, 0)) alone.push({ ...f, start: f.start + bounds[k]!, end: f.end + bounds[k]! });
-    });
-    if (alone.length > 0) findings = resolveOverlaps(findings.concat(alone), joined);
-    // Where each text's output begins: after a finding or a placeholder to restore that crosses
-    // into it.
-    const cuts = bounds.slice();
-    const crossing = (start: number, end: number): void => {
-      for (let k = 1; k < texts.length; k++) if (start < bounds[k]! && bounds[k]! < end) cuts[k] = Math.max(cuts[k]!, end);
-    };
-    for (const f of findings) crossing(f.start, f.end);
-    for (const [start, end] of this.splitPlaceholders(joined, bounds, findings)) crossing(start, end);
-    return texts.map((_, k) => {
-      const from = cuts[k]!;
-      const to = Math.max(from, cuts[k + 1]!);
-      if (from === to) return '';
-      const mine = findings.filter((f) => f.start >= from && f.end <= to).map((f) => ({ ...f, start: f.start - from, end: f.end - from }));
-      return this.renderOutput(joined.slice(from, to), mine, false);
-    });
+    return redactJoined(
+      texts,
+      (t) => this.outputFindings(t, 0),
+      (slice, findings) => this.renderOutput(slice, findings, false),
+      (joined, bounds, findings) => this.splitPlaceholders(joined, bounds, findings),
+    );
   }
 
   /**
@@ -710,6 +728,66 @@ export class Session implements RedactionSession {
   get detectorFailures(): number {
     return this.failures;
   }
+}
+
+/**
+ * Texts read joined (a message's parts), each redacted so that their concatenation is the
+ * concatenation redacted. Found (`scan`) in the joined text and in each text alone (joining can
+ * also hide a value: a phone number the next text goes on with digits), findings kept as
+ * resolveOverlaps keeps them. A finding that crosses from one text into the next is replaced
+ * (`render`) in the text where it begins, and the next text begins after it (a value over a
+ * whole text leaves that one empty); so is a span `kept` says must stay whole (an answer's
+ * placeholder to restore). Scanned findings are not changed: they may be the findings cache's,
+ * shared across requests.
+ */
+function redactJoined(
+  texts: readonly string[],
+  scan: (text: string) => readonly Finding[],
+  render: (slice: string, findings: Finding[]) => string,
+  kept: (joined: string, bounds: readonly number[], findings: readonly Finding[]) => ReadonlyArray<readonly [number, number]> = () => [],
+): string[] {
+  const joined = texts.join('');
+  if (joined.length === 0) return texts.slice();
+  const bounds = [0];
+  for (const t of texts) bounds.push(bounds[bounds.length - 1]! + t.length);
+  let findings: Finding[] = scan(joined).slice();
+  const alone: Finding[] = [];
+  texts.forEach((t, k) => {
+    if (t.length === 0) return;
+    for (const f of scan(t)) alone.push({ ...f, start: f.start + bounds[k]!, end: f.end + bounds[k]! });
+  });
+  if (alone.length > 0) findings = resolveOverlaps(findings.concat(alone), joined);
+  // Where each text's output begins: after a finding, or a span `kept` whole, that crosses into it.
+  const cuts = bounds.slice();
+  const crossing = (start: number, end: number): void => {
+    for (let k = 1; k < texts.length; k++) if (start < bounds[k]! && bounds[k]! < end) cuts[k] = Math.max(cuts[k]!, end);
+  };
+  for (const f of findings) crossing(f.start, f.end);
+  for (const [start, end] of kept(joined, bounds, findings)) crossing(start, end);
+  return texts.map((_, k) => {
+    const from = cuts[k]!;
+    const to = Math.max(from, cuts[k + 1]!);
+    if (from === to) return '';
+    const mine = findings.filter((f) => f.start >= from && f.end <= to).map((f) => ({ ...f, start: f.start - from, end: f.end - from }));
+    return render(joined.slice(from, to), mine);
+  });
+}
+
+/** The text of a prompt part the model reads as text (a text-like part's `text`, a refusal part's `refusal`), else undefined. */
+function promptPartText(p: ContentPart): string | undefined {
+  const rec = p as Record<string, unknown>;
+  if (TEXT_PART_TYPES.has(p.type) && typeof rec['text'] === 'string') return rec['text'];
+  if (p.type === 'refusal' && typeof rec['refusal'] === 'string') return rec['refusal'];
+  return undefined;
+}
+
+/** `p` with its text (promptPartText) replaced, its other members as they were. */
+function withPartText(p: ContentPart, text: string): ContentPart {
+  return (p.type === 'refusal' ? { ...p, refusal: text } : { ...p, text }) as ContentPart;
+}
+
+function pushDefined<T>(list: T[], v: T | undefined): void {
+  if (v !== undefined) list.push(v);
 }
 
 /**

@@ -6,8 +6,8 @@
  * (`message_start`, `content_block_start/delta/stop`, `message_delta`, `message_stop`).
  *
  * What maps to what:
- *   system (string | text blocks)        → a leading system message
- *   text block                           → text part
+ *   system (string | text blocks)        → a leading system message (refused on the governed path)
+ *   text block                           → text part (one text block alone: a string), either role
  *   image block (base64 | url source)    → OpenAI `image_url` part (data: URL for base64)
  *   assistant tool_use block             → assistant `tool_calls[]` (input as JSON arguments)
  *   user tool_result block               → a `tool` message with `tool_call_id`, before the rest
@@ -15,17 +15,22 @@
  *   tool_choice auto|any|tool|none       → auto|required|{function}|none
  *   tool_choice.disable_parallel_tool_use: true → parallel_tool_calls: false
  *   stop_sequences → stop; metadata.user_id → user; max_tokens (required), temperature, top_p, top_k
+ *     (the last three in the ranges Anthropic documents)
  *   tools[].strict                       → function.strict
  * Dropped: `cache_control` (a caching hint to Anthropic, which no OpenAI-style upstream takes; the
  * answer does not depend on it) and the empty members the SDK returns on an answer an app appends
  * to its history (`citations: null`, a direct `caller`, `toolset_name: null`, `is_error: false`).
- * Anything else is refused with `invalid_request` naming the field, rather than silently dropped.
+ * Anything else is refused with `invalid_request` naming the field, rather than silently dropped,
+ * and so is what would change on the way (an empty content list, an empty tool name or id): the
+ * location is always the caller's Anthropic field, never the OpenAI one it maps to.
  */
 import { WardenError } from '../pipeline/errors.js';
 import { MEMBER_NAME } from '../pipeline/identifiers.js';
 import { failedGeneration, isFailedFinish } from '../providers/failure.js';
-import type { ChatMessage, CompletionChunk, CompletionResult, ContentPart, ToolCall } from '../pipeline/types.js';
+import type { ChatMessage, CompletionChunk, CompletionResult, ContentPart, PromptRequest, ToolCall } from '../pipeline/types.js';
+import type { IngressLimits } from './limits.js';
 import { ANY_OBJECT, FALSE_ONLY, NULL_ONLY, NULL_OR_EMPTY_LIST, checkMembers, type Droppable, type MemberRule } from './members.js';
+import { toPromptRequest, type IngressMeta } from './request.js';
 
 function invalid(message: string, path: string): WardenError {
   return new WardenError('invalid_request', message, { location: { path } });
@@ -74,6 +79,17 @@ const TOOL_MEMBERS: MemberRule = { what: 'a tool', carried: ['type', 'name', 'de
 function textOf(v: unknown, path: string): string {
   if (typeof v !== 'string') throw invalid(`field '${path}' must be a string`, path);
   return v;
+}
+
+/**
+ * A name or id that pairs things up (a tool's name, a tool call's id and the result's
+ * `tool_use_id`): an empty one pairs with nothing, so it is refused here, at the caller's field,
+ * rather than forwarded (or refused later at the OpenAI field it was mapped to).
+ */
+function labelOf(v: unknown, path: string): string {
+  const text = textOf(v, path);
+  if (text === '') throw invalid(`field '${path}' must not be empty`, path);
+  return text;
 }
 
 function textPart(block: Record<string, unknown>, path: string): ContentPart {
@@ -145,6 +161,8 @@ function translateMessage(m: unknown, i: number, out: OpenAIMessage[]): void {
     return;
   }
   if (!Array.isArray(content)) throw invalid(`field '${path}.content' must be a string or a list of content blocks`, `${path}.content`);
+  // Anthropic refuses it too; dropped, the turn would vanish and its neighbours run together.
+  if (content.length === 0) throw invalid(`field '${path}.content' must not be an empty list`, `${path}.content`);
   const parts: ContentPart[] = [];
   const toolCalls: ToolCall[] = [];
   content.forEach((b, j) => {
@@ -163,9 +181,9 @@ function translateMessage(m: unknown, i: number, out: OpenAIMessage[]): void {
         checkMembers(b, TOOL_USE_MEMBERS, p);
         if (!isObject(b.input)) throw invalid(`field '${p}.input' must be an object`, `${p}.input`);
         toolCalls.push({
-          id: textOf(b.id, `${p}.id`),
+          id: labelOf(b.id, `${p}.id`),
           type: 'function',
-          function: { name: textOf(b.name, `${p}.name`), arguments: JSON.stringify(b.input) },
+          function: { name: labelOf(b.name, `${p}.name`), arguments: JSON.stringify(b.input) },
         });
         return;
       }
@@ -173,20 +191,29 @@ function translateMessage(m: unknown, i: number, out: OpenAIMessage[]): void {
         if (role !== 'user') throw invalid(`field '${p}' is a tool_result block, which only user messages may carry`, p);
         checkMembers(b, TOOL_RESULT_MEMBERS, p);
         // OpenAI wants each tool answer as its own message right after the assistant's calls.
-        out.push({ role: 'tool', tool_call_id: textOf(b.tool_use_id, `${p}.tool_use_id`), content: toolResultContent(b.content, `${p}.content`) });
+        out.push({ role: 'tool', tool_call_id: labelOf(b.tool_use_id, `${p}.tool_use_id`), content: toolResultContent(b.content, `${p}.content`) });
         return;
       default:
         throw unsupportedBlock(`${p}.type`, 'text, image, tool_use, tool_result');
     }
   });
   if (role === 'assistant') {
-    const text = parts.map((x) => (x as { text: string }).text).join('');
-    const msg: OpenAIMessage = { role, content: parts.length > 0 ? text : null };
+    const msg: OpenAIMessage = { role, content: parts.length > 0 ? contentOf(parts) : null };
     if (toolCalls.length > 0) msg.tool_calls = toolCalls;
-    if (parts.length > 0 || toolCalls.length > 0) out.push(msg);
+    out.push(msg);
     return;
   }
-  if (parts.length > 0) out.push({ role, content: parts.every((x) => x.type === 'text') && parts.length === 1 ? (parts[0] as { text: string }).text : parts });
+  // A user turn of tool results only has become tool messages; nothing of it is left to send.
+  if (parts.length > 0) out.push({ role, content: contentOf(parts) });
+}
+
+/**
+ * Text and image blocks → OpenAI content, the same for both roles: one text block is a string,
+ * anything else stays a list of parts (the blocks are not run together: `Hello` + `World` is not
+ * `HelloWorld`; redaction reads them as one text all the same, see redact/session.ts).
+ */
+function contentOf(parts: ContentPart[]): string | ContentPart[] {
+  return parts.length === 1 && parts[0]!.type === 'text' ? (parts[0] as { text: string }).text : parts;
 }
 
 function translateTools(v: unknown): unknown[] {
@@ -198,7 +225,7 @@ function translateTools(v: unknown): unknown[] {
     // Server tools (web_search, bash, ...) carry a `type`; they run at Anthropic, not upstream here.
     if (t.type !== undefined && t.type !== 'custom') throw invalid(`field '${p}.type' is not supported (only client tools with input_schema)`, `${p}.type`);
     if (!isObject(t.input_schema)) throw invalid(`field '${p}.input_schema' must be an object`, `${p}.input_schema`);
-    const fn: Record<string, unknown> = { name: textOf(t.name, `${p}.name`), parameters: t.input_schema };
+    const fn: Record<string, unknown> = { name: labelOf(t.name, `${p}.name`), parameters: t.input_schema };
     if (t.description !== undefined) fn.description = textOf(t.description, `${p}.description`);
     if (t.strict !== undefined) {
       if (typeof t.strict !== 'boolean') throw invalid(`field '${p}.strict' must be a boolean`, `${p}.strict`);
@@ -228,7 +255,7 @@ function translateToolChoice(v: unknown, out: Record<string, unknown>): void {
   checkMembers(v, CHOICE_MEMBERS[type]!, 'tool_choice');
   const single = v.disable_parallel_tool_use;
   if (single !== undefined && typeof single !== 'boolean') throw invalid("field 'tool_choice.disable_parallel_tool_use' must be a boolean", 'tool_choice.disable_parallel_tool_use');
-  out.tool_choice = type === 'auto' ? 'auto' : type === 'any' ? 'required' : type === 'none' ? 'none' : { type: 'function', function: { name: textOf(v.name, 'tool_choice.name') } };
+  out.tool_choice = type === 'auto' ? 'auto' : type === 'any' ? 'required' : type === 'none' ? 'none' : { type: 'function', function: { name: labelOf(v.name, 'tool_choice.name') } };
   if (single === true) out.parallel_tool_calls = false;
 }
 
@@ -237,6 +264,18 @@ const METADATA_MEMBERS: MemberRule = { what: 'metadata', carried: ['user_id'] };
 
 /** What an Anthropic parameter name looks like (`max_tokens`, `stop_sequences`, `thinking`). */
 const PARAM_NAME = MEMBER_NAME;
+
+/**
+ * Anthropic's sampling parameters, held to the ranges Anthropic documents: passed on unchecked, a
+ * wrong one would come back as the upstream's refusal (`upstream_rejected`) or, where the
+ * upstream's range is wider (OpenAI's temperature goes to 2), as an answer Anthropic would not give.
+ */
+const inRange = (min: number, max: number) => (v: unknown): boolean => typeof v === 'number' && v >= min && v <= max;
+const SAMPLING: Record<string, { accepts(v: unknown): boolean; expected: string }> = {
+  temperature: { accepts: inRange(0, 1), expected: 'a number from 0 to 1' },
+  top_p: { accepts: inRange(0, 1), expected: 'a number from 0 to 1' },
+  top_k: { accepts: (v) => Number.isSafeInteger(v) && (v as number) >= 0, expected: 'a non-negative integer' },
+};
 
 /** Anthropic Messages body → an OpenAI Chat Completions body for `toPromptRequest`. */
 export function anthropicToChatBody(body: unknown): Record<string, unknown> {
@@ -273,9 +312,12 @@ export function anthropicToChatBody(body: unknown): Record<string, unknown> {
   // refuses any message, a system prompt included, rather than dropping it silently.
   out.messages = messages;
   if (body.stream !== undefined) out.stream = body.stream;
-  if (body.temperature !== undefined) out.temperature = body.temperature;
-  if (body.top_p !== undefined) out.top_p = body.top_p;
-  if (body.top_k !== undefined) out.top_k = body.top_k;
+  for (const [key, rule] of Object.entries(SAMPLING)) {
+    const v = body[key];
+    if (v === undefined) continue;
+    if (!rule.accepts(v)) throw invalid(`field '${key}' must be ${rule.expected}`, key);
+    out[key] = v;
+  }
   if (body.stop_sequences !== undefined) {
     if (!Array.isArray(body.stop_sequences) || body.stop_sequences.some((s) => typeof s !== 'string')) {
       throw invalid("field 'stop_sequences' must be a list of strings", 'stop_sequences');
@@ -291,6 +333,26 @@ export function anthropicToChatBody(body: unknown): Record<string, unknown> {
   }
   if (body.warden !== undefined) out.warden = body.warden;
   return out;
+}
+
+/**
+ * The canonical request for an Anthropic body: mapped (anthropicToChatBody), then checked as an
+ * OpenAI body is. On the governed path the template supplies the whole prompt, so a `system`
+ * prompt is refused, as any message is; it is refused here, at `system`, because mapped to a
+ * leading message it would be refused at `messages`, which the caller may not even have sent.
+ */
+export function anthropicPromptRequest(body: unknown, meta: IngressMeta, limits: IngressLimits): PromptRequest {
+  const chat = anthropicToChatBody(body);
+  if (isObject(body) && body.system !== undefined && namesTemplate(body, meta)) {
+    throw invalid("field 'system' must be absent when a template is named: the template supplies the prompt", 'system');
+  }
+  return toPromptRequest(chat, meta, limits);
+}
+
+/** The template a request names as toPromptRequest reads it: `warden.template`, else the header. */
+function namesTemplate(body: Record<string, unknown>, meta: IngressMeta): boolean {
+  const template = isObject(body.warden) ? body.warden.template : undefined;
+  return template === undefined ? meta.templateHeader !== undefined : typeof template === 'string';
 }
 
 // --- responses ----------------------------------------------------------------------------------

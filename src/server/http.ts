@@ -17,7 +17,7 @@ import { MODEL_NAME_RULE, isModelName } from '../pipeline/identifiers.js';
 import { checkJsonDepth } from '../pipeline/json-depth.js';
 import type { CompletionChunk, PromptRequest } from '../pipeline/types.js';
 import type { IngressLimits } from './limits.js';
-import { AnthropicStreamEncoder, anthropicErrorBody, anthropicErrorEvent, anthropicMessageBody, anthropicStatus, anthropicToChatBody } from './anthropic.js';
+import { AnthropicStreamEncoder, anthropicErrorBody, anthropicErrorEvent, anthropicMessageBody, anthropicPromptRequest, anthropicStatus } from './anthropic.js';
 import { DONE_EVENT, chunkEvent, completionBody, errorBody } from './openai.js';
 import { Admission, OVERLOADED_RETRY_AFTER_S } from './admission.js';
 import { closeUnlessFinishedWithin, whenWritable } from './backpressure.js';
@@ -621,7 +621,7 @@ export function createHttpIngress(opts: HttpIngressOptions): HttpIngress {
       try {
         checkContentEncoding(headers.contentEncoding);
         const body = parseJson(await readBody(req, limits.maxBodyBytes, headers.contentLength, meta.receivedAt, limits.requestTimeoutMs), limits.maxJsonDepth);
-        request = toPromptRequest(anthropicToChatBody(body), meta, limits);
+        request = anthropicPromptRequest(body, meta, limits);
         request.protocol = 'anthropic-http';
         // Anthropic's stream has one content block open at a time.
         request.sequentialStream = true;

@@ -77,6 +77,19 @@ describe('POST /v1/messages', () => {
     expect(JSON.stringify(sent)).not.toContain('4111111111111111');
   });
 
+  it('a value split across two text blocks of a user message is redacted as one text, as an assistant message\'s is; the blocks stay parts', async () => {
+    upstream.mode = 'ok';
+    const before = upstream.calls.length;
+    const audited = w.audit().length;
+    const split = [{ type: 'text', text: 'mail jane.doe@exa' }, { type: 'text', text: 'mple.com now' }];
+    const r = await messages({ model: 'gpt-4o-mini', max_tokens: 64, messages: [{ role: 'user', content: split }] });
+    expect(r.status, r.text).toBe(200);
+    const sent = upstream.calls[before]!.body.messages;
+    expect(sent[0].content).toEqual([{ type: 'text', text: 'mail [EMAIL_ADDRESS]' }, { type: 'text', text: ' now' }]);
+    await eventually(() => w.audit().length > audited);
+    expect(w.audit().at(-1)!.redaction.counts).toEqual({ EMAIL_ADDRESS: 1 });
+  });
+
   it('maps system, content blocks, tools and parameters onto the upstream call; answers a message', async () => {
     upstream.mode = 'ok';
     const r = await messages({
@@ -153,6 +166,31 @@ describe('POST /v1/messages', () => {
     });
     expect(sent.messages[2]).toMatchObject({ role: 'tool', tool_call_id: 'toolu_1', content: '18 C and sunny' });
     expect(sent.messages[3]).toMatchObject({ role: 'user', content: 'And tomorrow?' });
+  });
+
+  it('assistant text blocks stay text parts, as user blocks do (not run together); one block is a string; sampling parameters in range pass', async () => {
+    upstream.mode = 'ok';
+    const before = upstream.calls.length;
+    const r = await messages({
+      model: 'gpt-4o-mini',
+      max_tokens: 64,
+      temperature: 1,
+      top_p: 0,
+      top_k: 40,
+      messages: [
+        { role: 'user', content: 'Greet me.' },
+        { role: 'assistant', content: [{ type: 'text', text: 'Hello' }, { type: 'text', text: 'World' }] },
+        { role: 'user', content: [{ type: 'text', text: 'Again.' }] },
+        { role: 'assistant', content: [{ type: 'text', text: 'Hi' }] },
+        { role: 'user', content: 'Thanks.' },
+      ],
+    });
+    expect(r.status, r.text).toBe(200);
+    const sent = upstream.calls[before]!.body;
+    expect(sent.messages[1]).toEqual({ role: 'assistant', content: [{ type: 'text', text: 'Hello' }, { type: 'text', text: 'World' }] });
+    expect(sent.messages[2]).toEqual({ role: 'user', content: 'Again.' });
+    expect(sent.messages[3]).toEqual({ role: 'assistant', content: 'Hi' });
+    expect([sent.temperature, sent.top_p, sent.top_k]).toEqual([1, 0, 40]);
   });
 
   it('stream: message_start, text block start/deltas/stop, message_delta, message_stop', async () => {
@@ -386,6 +424,22 @@ describe('POST /v1/messages', () => {
       [{ model: 'gpt-4o-mini', max_tokens: 5, thinking: { type: 'enabled' }, messages: [{ role: 'user', content: 'hi' }] }, rawToken, 400, 'invalid_request_error', 'invalid_request', 'thinking'],
       [{ model: 'gpt-4o-mini', max_tokens: 5, tools: [{ type: 'web_search_20250305', name: 'web_search' }], messages: [{ role: 'user', content: 'hi' }] }, rawToken, 400, 'invalid_request_error', 'invalid_request', 'tools.0.type'],
       [{ model: 'gpt-4o-mini', max_tokens: 5, tools: [{ name: 'f', input_schema: JSON.parse(`${'{"a":'.repeat(3000)}1${'}'.repeat(3000)}`) }], messages: [{ role: 'user', content: 'hi' }] }, rawToken, 400, 'invalid_request_error', 'invalid_request', 'tools.0.input_schema.a.a.a'],
+      // Locations name what the caller sent, not the OpenAI body it is mapped to.
+      [{ model: 'gpt-4o-mini', max_tokens: 5, tools: [{ name: '', input_schema: {} }], messages: [{ role: 'user', content: 'hi' }] }, rawToken, 400, 'invalid_request_error', 'invalid_request', 'tools.0.name'],
+      [{ model: 'gpt-4o-mini', max_tokens: 5, tools: [WEATHER_TOOL], tool_choice: { type: 'tool', name: '' }, messages: [{ role: 'user', content: 'hi' }] }, rawToken, 400, 'invalid_request_error', 'invalid_request', 'tool_choice.name'],
+      [{ model: 'gpt-4o-mini', max_tokens: 5, system: 'Be terse.', messages: [], warden: { template: 'support/ticket-summary@2', variables: { ticket_id: 'T-1', customer_message: 'x' } } }, botToken, 400, 'invalid_request_error', 'invalid_request', 'system'],
+      // Nothing the caller sent is changed or dropped on the way: an empty content list, a tool call without a name or id.
+      [{ model: 'gpt-4o-mini', max_tokens: 5, messages: [{ role: 'user', content: 'a' }, { role: 'assistant', content: [] }, { role: 'user', content: 'b' }] }, rawToken, 400, 'invalid_request_error', 'invalid_request', 'messages.1.content'],
+      [{ model: 'gpt-4o-mini', max_tokens: 5, messages: [{ role: 'user', content: [] }] }, rawToken, 400, 'invalid_request_error', 'invalid_request', 'messages.0.content'],
+      [{ model: 'gpt-4o-mini', max_tokens: 5, messages: [{ role: 'user', content: 'a' }, { role: 'assistant', content: [{ type: 'tool_use', id: 'toolu_1', name: '', input: {} }] }] }, rawToken, 400, 'invalid_request_error', 'invalid_request', 'messages.1.content.0.name'],
+      [{ model: 'gpt-4o-mini', max_tokens: 5, messages: [{ role: 'user', content: 'a' }, { role: 'assistant', content: [{ type: 'tool_use', id: '', name: 'f', input: {} }] }] }, rawToken, 400, 'invalid_request_error', 'invalid_request', 'messages.1.content.0.id'],
+      [{ model: 'gpt-4o-mini', max_tokens: 5, messages: [{ role: 'user', content: [{ type: 'tool_result', tool_use_id: '', content: 'x' }] }] }, rawToken, 400, 'invalid_request_error', 'invalid_request', 'messages.0.content.0.tool_use_id'],
+      // Sampling parameters are Anthropic's: a number in its documented range (top_k an integer).
+      [{ model: 'gpt-4o-mini', max_tokens: 5, temperature: 'hot', messages: [{ role: 'user', content: 'hi' }] }, rawToken, 400, 'invalid_request_error', 'invalid_request', 'temperature'],
+      [{ model: 'gpt-4o-mini', max_tokens: 5, temperature: 1.5, messages: [{ role: 'user', content: 'hi' }] }, rawToken, 400, 'invalid_request_error', 'invalid_request', 'temperature'],
+      [{ model: 'gpt-4o-mini', max_tokens: 5, top_p: -0.1, messages: [{ role: 'user', content: 'hi' }] }, rawToken, 400, 'invalid_request_error', 'invalid_request', 'top_p'],
+      [{ model: 'gpt-4o-mini', max_tokens: 5, top_k: { a: 'jane.doe@example.com' }, messages: [{ role: 'user', content: 'hi' }] }, rawToken, 400, 'invalid_request_error', 'invalid_request', 'top_k'],
+      [{ model: 'gpt-4o-mini', max_tokens: 5, top_k: 2.5, messages: [{ role: 'user', content: 'hi' }] }, rawToken, 400, 'invalid_request_error', 'invalid_request', 'top_k'],
       [{ model: 'gpt-4o-mini', max_tokens: 5, messages: [{ role: 'user', content: 'hi' }] }, null, 401, 'authentication_error', 'unauthenticated', undefined],
       [{ model: 'gpt-4o-mini', max_tokens: 5, messages: [{ role: 'user', content: 'hi' }] }, botToken, 403, 'permission_error', 'policy_denied', undefined],
     ];
@@ -402,6 +456,7 @@ describe('POST /v1/messages', () => {
       if (param?.endsWith('.type') && param.startsWith('messages.')) expect(err.error.message).toContain('(accepted: text, image');
       expect(r.text).not.toContain('536-22-1234');
       expect(r.text).not.toContain('mystery');
+      expect(r.text).not.toContain('jane.doe');
     }
     // Malformed JSON is audited like on the OpenAI route.
     const res = await fetch(`${w.addresses.http}/v1/messages`, { method: 'POST', headers: { 'x-api-key': rawToken, 'content-type': 'application/json' }, body: '{"model":' });

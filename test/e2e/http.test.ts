@@ -639,6 +639,18 @@ describe('what a raw prompt carries besides content is redacted or refused', () 
     expect(JSON.stringify(sent)).not.toContain('bob@example.org');
   });
 
+  it('a value split across two text parts of one message is redacted as the model reads it, joined; the parts stay parts and it is counted', async () => {
+    upstream.mode = 'ok';
+    const before = upstream.calls.length;
+    const audited = w.audit().length;
+    const r = await raw([{ role: 'user', content: [{ type: 'text', text: 'mail jane.doe@exa' }, { type: 'text', text: 'mple.com, card 4111 1111 ' }, { type: 'text', text: '1111 1111 thanks' }] }]);
+    expect(r.status, r.text).toBe(200);
+    const sent = upstream.calls[before]!.body.messages;
+    expect(sent[0].content).toEqual([{ type: 'text', text: 'mail [EMAIL_ADDRESS]' }, { type: 'text', text: ', card [CREDIT_CARD]' }, { type: 'text', text: ' thanks' }]);
+    await eventually(() => w.audit().length > audited);
+    expect(w.audit().at(-1)!.redaction.counts).toEqual({ EMAIL_ADDRESS: 1, CREDIT_CARD: 1 });
+  });
+
   it('PII in a tool call id refuses the request (redaction_blocked), naming the entity type only', async () => {
     const before = upstream.calls.length;
     const r = await raw([

@@ -671,6 +671,59 @@ describe('answer texts a caller joins: content parts and refusal', () => {
   });
 });
 
+describe('prompt texts the model reads joined: a message\'s text parts', () => {
+  const r = createRedactor({});
+  const texts = (m: ChatMessage) => (m.content as Array<Record<string, string>>).map((p) => p.text ?? p.refusal);
+  const parts = (...xs: string[]): ChatMessage['content'] => xs.map((text) => ({ type: 'text', text }));
+  const user = (content: ChatMessage['content']): ChatMessage[] => [{ role: 'user', content }];
+
+  it('an e-mail split across two text parts is masked in the part where it begins, counted once; the parts stay parts', () => {
+    const s = r.session(decision(), []);
+    const out = s.redactMessages(user(parts('mail jane.doe@exa', 'mple.com now')));
+    expect(out[0]!.content).toEqual([{ type: 'text', text: 'mail [EMAIL_ADDRESS]' }, { type: 'text', text: ' now' }]);
+    expect(s.report().counts).toEqual({ EMAIL_ADDRESS: 1 });
+  });
+
+  it('a card number split across parts, and OpenAI input_text parts with a refusal part between them', () => {
+    expect(texts(r.session(decision(), []).redactMessages(user(parts('card 4111 1111 ', '1111 1111 thanks')))[0]!)).toEqual(['card [CREDIT_CARD]', ' thanks']);
+    const mixed = [{ type: 'input_text', text: 'to bob@exa' }, { type: 'refusal', refusal: 'mple.org' }, { type: 'input_text', text: ' ok' }] as never;
+    expect(texts(r.session(decision(), []).redactMessages([{ role: 'assistant', content: mixed }])[0]!)).toEqual(['to [EMAIL_ADDRESS]', '', ' ok']);
+  });
+
+  it('a non-text part between the texts stays as it was (the same object) and does not hide the value', () => {
+    const image = { type: 'image_url', image_url: { url: 'data:image/png;base64,AAAA' } };
+    const content = [{ type: 'text', text: 'mail jane.doe@exa' }, image, { type: 'text', text: 'mple.com' }] as ChatMessage['content'];
+    const out = r.session(decision(), []).redactMessages(user(content))[0]!.content as unknown[];
+    expect(out).toEqual([{ type: 'text', text: 'mail [EMAIL_ADDRESS]' }, image, { type: 'text', text: '' }]);
+    expect(out[1]).toBe(image);
+  });
+
+  it('tokenize mints one placeholder for the whole value, and the answer restores it whole', () => {
+    const s = r.session(decision({ mode: 'tokenize' }), []);
+    expect(texts(s.redactMessages(user(parts('mail jane.doe@exa', 'mple.com now')))[0]!)).toEqual(['mail <EMAIL_ADDRESS_1>', ' now']);
+    const back = s.processCompletion({ id: 'x', model: 'm', created: 0, choices: [{ index: 0, finish_reason: 'stop', message: { role: 'assistant', content: 'Dear <EMAIL_ADDRESS_1>' } }] });
+    expect(back.choices[0]!.message.content).toBe('Dear jane.doe@example.com');
+  });
+
+  it('a block-mode value and a secret split across parts refuse the request, naming neither', () => {
+    const blocked = thrown(() => r.session(decision({ modes: { EMAIL_ADDRESS: 'block' } }), []).redactMessages(user(parts('mail jane.doe@exa', 'mple.com'))));
+    expect(blocked.details?.['reason']).toBe('blocked_entities');
+    const leak = thrown(() => r.session(decision(), [CANARY]).redactMessages(user(parts('key CANARY-SEC', 'RET-9f8e7d end'))));
+    expect(leak.details?.['reason']).toBe('secret_leak');
+    expect(leak.details?.['leaks']).toBe(1);
+    expect(leak.message + JSON.stringify(leak.details)).not.toContain('RET-9f8e7d');
+  });
+
+  it('a value one part holds stays found when the next part would hide it in the joined text', () => {
+    expect(texts(r.session(decision(), []).redactMessages(user(parts('card 4111 1111 1111 1111', '1')))[0]!)).toEqual(['card [CREDIT_CARD]', '1']);
+  });
+
+  it('parts of different messages are not joined', () => {
+    const out = r.session(decision(), []).redactMessages([...user(parts('mail jane.doe@exa')), ...user(parts('mple.com'))]);
+    expect(out.map((m) => texts(m))).toEqual([['mail jane.doe@exa'], ['mple.com']]);
+  });
+});
+
 describe('refusal parts', () => {
   it('an assistant refusal part sent back as history is redacted like text', () => {
     const out = createRedactor({}).session(decision(), []).redactMessages([{ role: 'assistant', content: [{ type: 'refusal', refusal: 'I will not mail bob@example.org' }] }]);

@@ -1,5 +1,6 @@
 import { describe, expect, it } from 'vitest';
-import { AnthropicStreamEncoder, anthropicMessageBody, anthropicToChatBody } from '../../src/server/anthropic.js';
+import { AnthropicStreamEncoder, anthropicMessageBody, anthropicPromptRequest, anthropicToChatBody } from '../../src/server/anthropic.js';
+import { DEFAULT_LIMITS } from '../../src/server/limits.js';
 
 describe('anthropicMessageBody', () => {
   const answer = (finish: string) =>
@@ -59,5 +60,30 @@ describe('AnthropicStreamEncoder', () => {
   it('refuses a tool call whose first piece has no id or name, instead of a nameless block', () => {
     expect(() => new AnthropicStreamEncoder().encode(chunk(0, '{}'))).toThrow(expect.objectContaining({ code: 'upstream_error' }));
     expect(() => new AnthropicStreamEncoder().encode(chunk(0, '{}', { id: 'call_a' }))).toThrow(expect.objectContaining({ code: 'upstream_error' }));
+  });
+});
+
+describe('anthropicPromptRequest', () => {
+  const meta = (templateHeader?: string) => ({ id: 'r', credentials: { peer: { address: 'unix', local: true, transport: 'unix' as const } }, signal: new AbortController().signal, receivedAt: 0, ...(templateHeader ? { templateHeader } : {}) });
+  const refusal = (body: unknown, templateHeader?: string) => {
+    try {
+      anthropicPromptRequest(body, meta(templateHeader) as never, DEFAULT_LIMITS);
+    } catch (err) {
+      return err as { code: string; location?: { path: string } };
+    }
+    throw new Error('expected a refusal');
+  };
+
+  it('a system prompt on the governed path is refused at system, whether the template is named in the body or a header', () => {
+    const base = { model: 'm', max_tokens: 5, system: 'Be terse.', messages: [] };
+    expect(refusal({ ...base, warden: { template: 'support/ticket-summary@2' } })).toMatchObject({ code: 'invalid_request', location: { path: 'system' } });
+    expect(refusal(base, 'support/ticket-summary@2')).toMatchObject({ code: 'invalid_request', location: { path: 'system' } });
+    // A template that is no template is refused as such, not as a system prompt beside it.
+    expect(refusal({ ...base, warden: { template: 5 } })).toMatchObject({ location: { path: 'warden.template' } });
+  });
+
+  it('a system prompt on the raw path goes on as a leading system message', () => {
+    const req = anthropicPromptRequest({ model: 'm', max_tokens: 5, system: 'Be terse.', messages: [{ role: 'user', content: 'hi' }] }, meta() as never, DEFAULT_LIMITS);
+    expect(req.messages).toEqual([{ role: 'system', content: 'Be terse.' }, { role: 'user', content: 'hi' }]);
   });
 });
