@@ -282,7 +282,10 @@ export function createPipeline(opts: PipelineOptions): Pipeline {
         metrics?.streamOpened?.();
         return { kind: 'stream', chunks: new AuditedStream(ctx, response.chunks, (c) => settleStream(c)) };
       }
-      if (response.kind === 'complete' && response.result.usage) ctx.usage = response.result.usage;
+      if (response.kind === 'complete') {
+        if (response.result.usage) ctx.usage = response.result.usage;
+        request.answerCheck?.(response.result);
+      }
     } catch (err) {
       ctx.error = isWardenError(err) ? err : toWardenError(err, 'respond', logger);
       if (ctx.response?.kind === 'stream') releaseStream(ctx.response.chunks);
@@ -396,6 +399,11 @@ class AuditedStream implements AsyncIterableIterator<CompletionChunk> {
       throw error;
     }
     if (step.done) {
+      const refused = this.endCheck();
+      if (refused) {
+        await this.finish(refused);
+        throw refused;
+      }
       const auditError = await this.finish();
       if (auditError) throw auditError;
       return step;
@@ -403,6 +411,16 @@ class AuditedStream implements AsyncIterableIterator<CompletionChunk> {
     const usage = step.value.usage;
     if (usage) this.ctx.usage = usage;
     return step;
+  }
+
+  /** The ingress's refusal of how the stream ended (PromptRequest.streamEnd), or undefined. */
+  private endCheck(): WardenError | undefined {
+    try {
+      this.ctx.request.streamEnd?.();
+      return undefined;
+    } catch (err) {
+      return isWardenError(err) ? err : new WardenError('internal', INTERNAL_MESSAGE, { cause: err });
+    }
   }
 
   async return(): Promise<IteratorResult<CompletionChunk>> {

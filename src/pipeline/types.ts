@@ -193,6 +193,19 @@ export interface PromptRequest {
    * passed on only when it is one of these. Absent: never passed on.
    */
   stopSequences?: readonly string[];
+  /**
+   * The ingress's check that its format can carry the (redacted) non-streamed answer, run before
+   * the audit record is written: it throws a WardenError (`upstream_error`) to refuse the answer,
+   * and the record then says so. /v1/messages encodes the answer here (one choice, tool calls
+   * with an id, a name and a JSON object for arguments).
+   */
+  answerCheck?: (result: CompletionResult) => void;
+  /**
+   * The same for a stream, called when its last chunk has gone by (the ingress's encoder holds
+   * what it needs) and before its audit record is written: /v1/messages closes the answer's last
+   * block here, which may be a tool call it cannot carry.
+   */
+  streamEnd?: () => void;
   max_tokens?: number;
   /**
    * `max_completion_tokens` when the caller gave its limit under that name: the upstream gets it

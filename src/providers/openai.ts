@@ -21,7 +21,7 @@ import { bodyBuffer } from './body-slab.js';
 import { BodyCollector } from './collect.js';
 import { upstreamFailure } from './failure.js';
 import { SseCall } from './sse-call.js';
-import { answerFault, CompletionSchema, parseChunk, parseSimpleCompletion } from './validate.js';
+import { answerFault, askedChoices, CompletionSchema, parseChunk, parseSimpleCompletion, unaskedChoice } from './validate.js';
 
 export interface OpenAIProviderOptions {
   name: string;
@@ -217,12 +217,22 @@ export function createOpenAIProvider(opts: OpenAIProviderOptions): ModelProvider
     return parsed.data as CompletionResult;
   }
 
+  /** A decoded completion whose choices are all ones the request asked for (see askedChoices). */
+  function askedFor(result: CompletionResult, asked: number): CompletionResult {
+    for (const c of result.choices) {
+      const unasked = unaskedChoice(c.index, asked);
+      if (unasked !== undefined) throw invalid(name, unasked);
+    }
+    return result;
+  }
+
   /** Sends a non-streamed call now (synchronously) and returns the promise of its result. */
   function startCompletion(request: UpstreamRequest, key: string | undefined): Promise<CompletionResult> {
     const { signal } = request;
     if (signal.aborted) return Promise.reject(upstreamFailure(undefined, signal, name));
     try {
-      const call = new BodyCollector(name, signal, maxResponseBytes, decodeCompletion);
+      const asked = askedChoices(request.params);
+      const call = new BodyCollector(name, signal, maxResponseBytes, (bytes) => askedFor(decodeCompletion(bytes), asked));
       // With a connected idle socket, undici writes the request before dispatch() returns;
       // otherwise it waits in the pool's queue. Either way the result comes through `call`.
       // false: this call took the last free connection (or waits for one); only a call that
@@ -285,6 +295,7 @@ export function createOpenAIProvider(opts: OpenAIProviderOptions): ModelProvider
         signal: request.signal,
         maxEventChars,
         decode: decodeChunk,
+        choices: askedChoices(request.params),
         start(call) {
           const key = apiKey();
           if (typeof key === 'object') key.then((k) => startStream(request, k, call), (err: WardenError) => call.fail(err));

@@ -45,6 +45,8 @@ export interface SseCallOptions {
   decode: (data: string) => CompletionChunk;
   /** Sends the request (dispatching this call as its handler); called on the first `next()`. */
   start: (call: SseCall) => void;
+  /** How many choices the request asked for (validate.ts askedChoices); 1 when absent. */
+  choices?: number;
 }
 
 export class SseCall implements Dispatcher.DispatchHandler, AsyncIterableIterator<CompletionChunk> {
@@ -68,7 +70,7 @@ export class SseCall implements Dispatcher.DispatchHandler, AsyncIterableIterato
   /** A finish_reason was seen: a body ending without [DONE] is then whole. */
   private finished = false;
   /** What must hold across chunks: bounded choices and tool calls, nothing after a finish_reason, an answer before [DONE]. */
-  private readonly check = new StreamCheck();
+  private readonly check: StreamCheck;
   /**
    * The rest of the body is only counted, within bounds (drain.ts): after `[DONE]`, or when the
    * answer was not a stream (status or content type).
@@ -80,6 +82,7 @@ export class SseCall implements Dispatcher.DispatchHandler, AsyncIterableIterato
   constructor(opts: SseCallOptions) {
     this.opts = opts;
     this.parser = new SseParser(opts.maxEventChars);
+    this.check = new StreamCheck(opts.choices);
   }
 
   [Symbol.asyncIterator](): this {

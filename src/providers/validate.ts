@@ -331,6 +331,24 @@ function labelFits(v: unknown): boolean {
   return typeof v !== 'string' || v.length <= MAX_LABEL_LENGTH;
 }
 
+/**
+ * How many choices the request asked for: its `n` (a pass-through parameter on the OpenAI route
+ * and gRPC's params_json; /v1/messages has none), 1 when unset. An upstream may not add more: each
+ * choice is redacted on its own, and a caller that asked for one answer reads one (the
+ * /v1/messages encoder writes every delta into one message, which would join, past redaction, a
+ * value an upstream split across choices). An `n` that is not a positive integer is the
+ * upstream's to refuse; meanwhile it asks for one.
+ */
+export function askedChoices(params: Readonly<Record<string, unknown>>): number {
+  const n = params['n'];
+  return typeof n === 'number' && Number.isSafeInteger(n) && n >= 1 ? n : 1;
+}
+
+/** What is wrong with a choice index the request did not ask for (see askedChoices), or undefined. */
+export function unaskedChoice(index: number, asked: number): string | undefined {
+  return index < asked ? undefined : `a choice the request did not ask for (index ${index}; it asked for ${asked})`;
+}
+
 /** Most distinct choices one stream may carry (OpenAI's `n` is at most 128). */
 export const MAX_STREAM_CHOICES = 128;
 /** Most distinct tool calls one stream may carry, all its choices together. */
@@ -354,11 +372,16 @@ export class StreamCheck {
   /** A chunk with a choice was seen: `[DONE]` before one is a stream with no answer. */
   answered = false;
 
+  /** `asked`: how many choices the request asked for (askedChoices). */
+  constructor(private readonly asked = 1) {}
+
   /** Checks the next chunk; returns what is wrong with the stream (for `upstream_error`), or undefined. */
   check(chunk: CompletionChunk): string | undefined {
     for (const c of chunk.choices) {
       this.answered = true;
       const i = c.index;
+      const unasked = unaskedChoice(i, this.asked);
+      if (unasked !== undefined) return unasked;
       if (!this.choices.has(i)) {
         if (this.choices.size >= MAX_STREAM_CHOICES) return `a stream with more than ${MAX_STREAM_CHOICES} choices`;
         this.choices.add(i);

@@ -413,14 +413,28 @@ class ChunkLabels {
  * A piece after that (no upstream known sends one) is masked with the whole label in view; only
  * a secret begun in what was already released can then be out in part. The joined label is
  * refused past MAX_LABEL_LENGTH, as a whole one is: it bounds what is held and searched again.
+ *
+ * A piece that repeats the label so far whole is that label again, not more of it: DeepSeek,
+ * Qwen and Fireworks send a call's id and name with every piece (the Anthropic encoder reads it
+ * so: server/anthropic.ts joinLabel). It does not grow the label (a long call would otherwise
+ * pass MAX_LABEL_LENGTH), and while the label is held it is not sent twice. Once the label is
+ * out, the repeat goes on as the upstream sent it, leak-guarded with two copies in view: a client
+ * that appends every piece assembles the label repeated, and a secret spanning two copies is
+ * masked in the second (each later copy comes out the same), so it is never whole.
  */
 class ToolLabel {
   private raw = '';
   /** Units of `raw` released so far. */
   private sent = 0;
+  /** A repeat of the whole label came after it was released, and is not passed on yet. */
+  private repeated = false;
 
   add(piece: string | null | undefined): void {
     if (!piece) return;
+    if (piece === this.raw) {
+      if (this.sent === this.raw.length) this.repeated = true;
+      return;
+    }
     this.raw += piece;
     if (this.raw.length > MAX_LABEL_LENGTH) {
       throw new WardenError('upstream_error', `the upstream streamed a tool call id or function name longer than ${MAX_LABEL_LENGTH} characters`);
@@ -429,20 +443,25 @@ class ToolLabel {
 
   /** Something is held. */
   get holding(): boolean {
-    return this.sent < this.raw.length;
+    return this.sent < this.raw.length || this.repeated;
   }
 
-  /** No tail of what is held could begin a secret (nothing held: true). */
+  /** No tail of what is held could begin a secret (nothing held: true). A repeat ends as the label does. */
   settled(proc: OutputProcessor): boolean {
-    return this.sent === this.raw.length || proc.secretHoldStart(this.raw, false) === this.raw.length;
+    return !this.holding || proc.secretHoldStart(this.raw, false) === this.raw.length;
   }
 
   /** What is held, leak-guarded on the whole label (undefined: nothing held). */
   release(proc: OutputProcessor): string | undefined {
-    if (this.sent === this.raw.length) return undefined;
-    const out = proc.maskLabel(this.raw, this.sent);
-    this.sent = this.raw.length;
-    return out;
+    if (this.sent < this.raw.length) {
+      const out = proc.maskLabel(this.raw, this.sent);
+      this.sent = this.raw.length;
+      this.repeated = false;
+      return out;
+    }
+    if (!this.repeated) return undefined;
+    this.repeated = false;
+    return proc.maskLabel(this.raw + this.raw, this.raw.length);
   }
 }
 

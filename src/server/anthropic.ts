@@ -367,10 +367,13 @@ const STOP_REASONS: Record<string, string> = {
   content_filter: 'refusal',
 };
 
-function stopReason(finish: string | null | undefined): string | null {
-  if (finish === null || finish === undefined) return null;
+/**
+ * No finish_reason (null, absent, ""): `end_turn`, as the upstream ended its answer without saying
+ * why, streamed or not (an Anthropic message always has a stop reason).
+ */
+function stopReason(finish: string | null | undefined): string {
   // Own members only: the upstream's finish_reason is its text, and "constructor" is not a reason.
-  return Object.hasOwn(STOP_REASONS, finish) ? STOP_REASONS[finish]! : 'end_turn';
+  return finish && Object.hasOwn(STOP_REASONS, finish) ? STOP_REASONS[finish]! : 'end_turn';
 }
 
 /**
@@ -380,7 +383,7 @@ function stopReason(finish: string | null | undefined): string | null {
  * keptStop). Otherwise a stop is `end_turn`, as Warden cannot tell a stop sequence from the
  * model's own end.
  */
-function stopOf(finish: string | null | undefined, stopSequence: string | undefined, refused: boolean): { stop_reason: string | null; stop_sequence: string | null } {
+function stopOf(finish: string | null | undefined, stopSequence: string | undefined, refused: boolean): { stop_reason: string; stop_sequence: string | null } {
   if (refused) return { stop_reason: 'refusal', stop_sequence: null };
   if (finish === 'stop' && stopSequence !== undefined) return { stop_reason: 'stop_sequence', stop_sequence: stopSequence };
   return { stop_reason: stopReason(finish), stop_sequence: null };
@@ -390,14 +393,51 @@ function messageId(id: string): string {
   return id.startsWith('msg_') ? id : `msg_${id}`;
 }
 
-/** Tool arguments are JSON text in OpenAI's shape; Anthropic's `input` is the object itself. */
-function toolInput(args: string): unknown {
+/**
+ * A tool call's arguments → Anthropic's `input`, which must be a JSON object: OpenAI's arguments
+ * are JSON text, and nothing (or only white space) is no arguments, `{}`. Anything else is
+ * `upstream_error`, streamed or not (the encoder checks each call when its block closes): an
+ * `input: {}` in its place would have the app run the tool without what the model gave it, and
+ * an array or text passed on is not a tool_use Anthropic's SDKs can read. Arguments the token
+ * limit cut (`finish_reason` length) are refused too, saying so: what they hold is no call an app
+ * may run, a partial object would be Warden's guess, and Anthropic's advice for a tool_use cut by
+ * max_tokens is the same, to ask again with more. Never quotes the arguments (model output).
+ */
+function toolInput(args: string, finish: string | null | undefined): Record<string, unknown> {
+  if (args.trim() === '') return {};
+  let parsed: unknown;
   try {
-    const parsed: unknown = JSON.parse(args === '' ? '{}' : args);
-    return isObject(parsed) ? parsed : {};
+    parsed = JSON.parse(args);
   } catch {
-    return {};
+    parsed = undefined;
   }
+  if (isObject(parsed)) return parsed;
+  if (finish === 'length' || finish === 'model_length') {
+    throw new WardenError('upstream_error', "the upstream's tool call arguments were cut at the token limit (finish_reason length), so there is no tool_use input to pass on: ask again with a larger max_tokens", {
+      details: { finish_reason: 'length' },
+    });
+  }
+  throw new WardenError('upstream_error', "the upstream sent tool call arguments that are not a JSON object, which an Anthropic tool_use input must be");
+}
+
+/**
+ * A tool_use block needs an id and a name (an SDK cannot route a call without them, nor match its
+ * result); OpenAI sends both in a call's first piece. Streamed or not.
+ */
+function checkToolLabels(id: string | undefined, name: string): void {
+  if (!id || name === '') throw new WardenError('upstream_error', 'the upstream began a tool call without an id or a name');
+}
+
+/**
+ * The one choice a /v1/messages answer has: index 0. An upstream may not add others (the provider
+ * refuses a choice the request did not ask for: providers/validate.ts askedChoices); checked here
+ * again, as this is where choices would be merged or dropped.
+ */
+function onlyChoice<C extends { index: number }>(choices: readonly C[]): C | undefined {
+  if (choices.some((c) => c.index !== 0) || choices.length > 1) {
+    throw new WardenError('upstream_error', 'the upstream sent a choice the request did not ask for, which an Anthropic message cannot carry');
+  }
+  return choices[0];
 }
 
 /**
@@ -424,8 +464,14 @@ function answerText(msg: ChatMessage): { text: string; refused: boolean } {
   return { text, refused };
 }
 
+/**
+ * The Anthropic message for a (redacted) answer. Throws `upstream_error` for an answer it cannot
+ * carry (another choice than index 0, a tool call without id or name, or with arguments that are
+ * not a JSON object): the ingress calls it before the audit record is written
+ * (PromptRequest.answerCheck), so the record says so.
+ */
 export function anthropicMessageBody(result: CompletionResult): string {
-  const choice = result.choices[0];
+  const choice = onlyChoice(result.choices);
   // Refused before the audit record already (PromptRequest.failedFinishIsError); never end_turn.
   if (isFailedFinish(choice?.finish_reason)) throw failedGeneration(choice.finish_reason);
   const content: unknown[] = [];
@@ -435,7 +481,10 @@ export function anthropicMessageBody(result: CompletionResult): string {
     const said = answerText(msg);
     refused = said.refused;
     if (said.text !== '' || !msg.tool_calls?.length) content.push({ type: 'text', text: said.text });
-    for (const t of msg.tool_calls ?? []) content.push({ type: 'tool_use', id: t.id, name: t.function.name, input: toolInput(t.function.arguments) });
+    for (const t of msg.tool_calls ?? []) {
+      checkToolLabels(t.id, t.function.name);
+      content.push({ type: 'tool_use', id: t.id, name: t.function.name, input: toolInput(t.function.arguments, choice?.finish_reason) });
+    }
   }
   return JSON.stringify({
     id: messageId(result.id),
@@ -507,17 +556,19 @@ export function anthropicErrorEvent(err: WardenError, requestId: string): string
 }
 
 /**
- * A tool call's id so far with its next piece: appended, as openai-python joins id pieces (OpenAI
- * sends the id once, but its format allows pieces), except a piece that repeats the id so far
- * whole, as DeepSeek, Qwen and Fireworks send the id with every piece of a call.
+ * A tool call's id or name so far with its next piece: appended, as openai-python joins the
+ * pieces (OpenAI sends each once, whole, but its format allows pieces), except a piece that
+ * repeats the label so far whole, as DeepSeek, Qwen and Fireworks send the id and name with every
+ * piece of a call.
  */
-function joinId(id: string | undefined, piece: string | null | undefined): string | undefined {
-  if (!piece) return id;
-  if (id === undefined || id === '') return piece;
-  return piece === id ? id : id + piece;
+function joinLabel(label: string, piece: string | null | undefined): string {
+  if (!piece) return label;
+  if (label === '') return piece;
+  return piece === label ? label : label + piece;
 }
 
 type ToolDelta = NonNullable<CompletionChunk['choices'][number]['delta']['tool_calls']>[number];
+type ChunkChoice = CompletionChunk['choices'][number];
 
 /**
  * OpenAI-shaped chunks → Anthropic stream events. One content block is open at a time: text
@@ -525,26 +576,37 @@ type ToolDelta = NonNullable<CompletionChunk['choices'][number]['delta']['tool_c
  * `input_json_delta`s. `finish()` closes the open block and ends the message.
  *
  * A tool_use block carries its tool's id and name when it opens, while OpenAI's chunks may send
- * both in pieces (each piece is appended, as openai-python does, but for an id piece that repeats
- * the whole id: see joinId; redaction holds a call's id and name back and sends each whole,
+ * both in pieces (each piece is appended, as openai-python does, but for a piece that repeats
+ * the whole label: see joinLabel; redaction holds a call's id and name back and sends each whole,
  * leak-guarded joined: redact/stream.ts ToolLabel). So a tool call's block opens only once its
  * id and name are whole: at its first argument piece, or when anything else comes (text, another
  * call, the finish). A name or id piece after that is refused as `upstream_error`: what was
  * sent cannot be changed, and passing on the first piece alone would name another tool, or give
  * the call an id its result would not be matched by.
+ *
+ * What a non-streamed answer must be, a stream must be too (anthropicMessageBody): one choice
+ * (index 0), tool calls with an id and a name, and arguments that are a JSON object (toolInput,
+ * checked when the block closes, so its arguments are kept until then). Any of these is thrown as
+ * `upstream_error`: mid-stream, the ingress ends the stream with an error event; at the end,
+ * `finish()` throws it before the stream's audit record is written (PromptRequest.streamEnd).
  */
 export class AnthropicStreamEncoder {
   private started = false;
   private index = -1;
   private open: 'text' | 'tool' | undefined;
   private toolIndex = -1;
-  /** The open tool_use block's id: a piece repeating it whole is no new piece. */
+  /** The open tool_use block's id and name: a piece repeating either whole is no new piece. */
   private toolId = '';
+  private toolName = '';
+  /** The open tool_use block's arguments so far, checked when it closes (toolInput). */
+  private toolArgs = '';
   /** Tool calls seen (a block cannot be reopened once closed). */
   private readonly toolsSeen = new Set<number>();
   /** The tool call whose block is not open yet: its name may still be growing. */
-  private pending: { index: number; id: string | undefined; name: string } | undefined;
-  private stop: { stop_reason: string | null; stop_sequence: string | null } | undefined;
+  private pending: { index: number; id: string; name: string } | undefined;
+  private stop: { stop_reason: string; stop_sequence: string | null } | undefined;
+  /** The upstream's finish_reason, once it came: a cut (length) explains arguments that do not parse. */
+  private finishReason: string | null = null;
   private refused = false;
   private outputTokens = 0;
   /** From the usage chunk, which comes last: reported in message_delta. */
@@ -573,8 +635,12 @@ export class AnthropicStreamEncoder {
       this.outputTokens = chunk.usage.completion_tokens;
       this.inputTokens = chunk.usage.prompt_tokens;
     }
-    const choice = chunk.choices[0];
-    if (!choice) return out;
+    const choice = onlyChoice(chunk.choices);
+    return choice === undefined ? out : out + this.encodeChoice(choice);
+  }
+
+  private encodeChoice(choice: ChunkChoice): string {
+    let out = '';
     const d = choice.delta;
     // A refusal streams as text, and the message stops with `refusal`.
     if (typeof d.refusal === 'string' && d.refusal !== '') this.refused = true;
@@ -594,7 +660,10 @@ export class AnthropicStreamEncoder {
       // A generation the upstream says failed: end_turn would read as complete. Thrown, so the
       // stream ends with an `error` event and no message_stop, audited as upstream_error.
       if (isFailedFinish(choice.finish_reason)) throw failedGeneration(choice.finish_reason);
+      this.finishReason = choice.finish_reason;
       out += this.openPending();
+      // The answer is over: its last block is checked (and closed) now, not after the stream.
+      out += this.closeBlock();
       this.stop = stopOf(choice.finish_reason, choice.stop_sequence, this.refused);
     }
     return out;
@@ -605,10 +674,10 @@ export class AnthropicStreamEncoder {
     let out = '';
     const namePiece = t.function?.name ?? '';
     if (this.pending?.index === t.index) {
-      this.pending.name += namePiece;
-      this.pending.id = joinId(this.pending.id, t.id);
+      this.pending.name = joinLabel(this.pending.name, namePiece);
+      this.pending.id = joinLabel(this.pending.id, t.id);
     } else if (this.open === 'tool' && t.index === this.toolIndex) {
-      if (namePiece !== '') {
+      if (namePiece !== '' && namePiece !== this.toolName) {
         throw new WardenError('upstream_error', "the upstream sent more of a tool call's name after its arguments began, which an Anthropic stream cannot carry (a tool_use block is named when it opens)");
       }
       if (t.id && t.id !== this.toolId) {
@@ -622,11 +691,12 @@ export class AnthropicStreamEncoder {
       }
       this.toolsSeen.add(t.index);
       out += this.openPending();
-      this.pending = { index: t.index, id: t.id || undefined, name: namePiece };
+      this.pending = { index: t.index, id: t.id ?? '', name: namePiece };
     }
     const piece = t.function?.arguments;
     if (!piece) return out;
     out += this.openPending();
+    this.toolArgs += piece;
     return out + sse('content_block_delta', { type: 'content_block_delta', index: this.index, delta: { type: 'input_json_delta', partial_json: piece } });
   }
 
@@ -635,14 +705,14 @@ export class AnthropicStreamEncoder {
     const p = this.pending;
     if (p === undefined) return '';
     this.pending = undefined;
-    // A tool_use block needs both (an SDK cannot route a call without them); OpenAI sends them
-    // in a call's first piece.
-    if (!p.id || p.name === '') throw new WardenError('upstream_error', 'the upstream began a tool call without an id or a name');
+    checkToolLabels(p.id, p.name);
     const out = this.closeBlock();
     this.index++;
     this.open = 'tool';
     this.toolIndex = p.index;
     this.toolId = p.id;
+    this.toolName = p.name;
+    this.toolArgs = '';
     return out + sse('content_block_start', { type: 'content_block_start', index: this.index, content_block: { type: 'tool_use', id: p.id, name: p.name, input: {} } });
   }
 
@@ -651,13 +721,22 @@ export class AnthropicStreamEncoder {
     return this.inputTokens === undefined ? { output_tokens: this.outputTokens } : { input_tokens: this.inputTokens, output_tokens: this.outputTokens };
   }
 
+  /** Closes the open block; a tool_use block's arguments must be a JSON object by then (toolInput). */
   private closeBlock(): string {
     if (this.open === undefined) return '';
+    if (this.open === 'tool') {
+      toolInput(this.toolArgs, this.finishReason);
+      this.toolArgs = '';
+    }
     this.open = undefined;
     return sse('content_block_stop', { type: 'content_block_stop', index: this.index });
   }
 
-  /** The closing events: the open block's stop, `message_delta` (stop reason, usage), `message_stop`. */
+  /**
+   * The closing events: the open block's stop, `message_delta` (stop reason, usage),
+   * `message_stop`. Throws `upstream_error` when the answer ends on a tool call it cannot carry:
+   * called when the stream has ended but before its audit record is written (see the class).
+   */
   finish(fallbackId: string, model: string): string {
     let out = '';
     if (!this.started) out += this.encode({ id: fallbackId, model, created: 0, choices: [] });

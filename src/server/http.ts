@@ -637,13 +637,25 @@ export function createHttpIngress(opts: HttpIngressOptions): HttpIngress {
         await pipeline.auditRejected(rejectedRequest({ ...meta, peer: meta.credentials.peer }, 'anthropic-http'), err);
         return fail(err);
       }
+      // The answer is encoded before its audit record is written: one Anthropic cannot carry
+      // (anthropic.ts anthropicMessageBody, AnthropicStreamEncoder) is refused, and audited so.
+      let message: string | undefined;
+      request.answerCheck = (result) => {
+        message = anthropicMessageBody(result);
+      };
+      const encoder = new AnthropicStreamEncoder();
+      let model = request.model;
+      let closing: string | undefined;
+      request.streamEnd = () => {
+        closing = encoder.finish(requestId, model);
+      };
       let response;
       try {
         response = await pipeline.run(request);
       } catch (err) {
         return fail(isWardenError(err) ? err : new WardenError('internal', 'internal error'));
       }
-      if (response.kind === 'complete') return sendAnswer(res, anthropicMessageBody(response.result), requestId);
+      if (response.kind === 'complete') return sendAnswer(res, message ?? anthropicMessageBody(response.result), requestId);
       if (response.kind !== 'stream') return fail(new WardenError('internal', 'internal error'));
       const it = response.chunks[Symbol.asyncIterator]();
       let step: IteratorResult<CompletionChunk>;
@@ -653,8 +665,6 @@ export function createHttpIngress(opts: HttpIngressOptions): HttpIngress {
         return fail(isWardenError(err) ? err : new WardenError('upstream_error', 'the upstream stream failed'));
       }
       res.writeHead(200, { 'content-type': 'text/event-stream; charset=utf-8', 'cache-control': 'no-cache', 'x-accel-buffering': 'no', 'x-request-id': requestId });
-      const encoder = new AnthropicStreamEncoder();
-      let model = request.model;
       try {
         while (!step.done) {
           // The client is gone. (An aborted signal alone may be the upstream deadline: the
@@ -666,7 +676,7 @@ export function createHttpIngress(opts: HttpIngressOptions): HttpIngress {
           if (events !== '' && !res.write(events) && !(await whenWritable(res, 'close', signal))) break;
           step = await it.next();
         }
-        if (step.done && !res.destroyed) return void res.end(encoder.finish(requestId, model));
+        if (step.done && !res.destroyed) return void res.end(closing ?? encoder.finish(requestId, model));
       } catch (err) {
         // Mid-stream failure: an `error` event, and no message_stop, tells the client it is incomplete.
         const wardenErr = isWardenError(err) ? err : new WardenError('upstream_error', 'the upstream stream failed');

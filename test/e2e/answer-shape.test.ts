@@ -421,9 +421,9 @@ describe('the answer\'s shape', () => {
     await expectRefused(/two choices with the same index/);
     completion = answer({}, 'stop', { choices: [choice(null, { refusal: 'a' }), choice('b')] });
     await expectRefused(/two choices with the same index/);
-    // Distinct indexes pass (n=2).
+    // Distinct indexes pass when the request asked for them (n: 2; see answer-rules.test.ts).
     completion = answer({}, 'stop', { choices: [choice('a'), { ...choice('b'), index: 1 }] });
-    const res = await client.chat.completions.create(ask);
+    const res = await client.chat.completions.create({ ...ask, n: 2 });
     expect(res.choices.map((c) => c.message.content)).toEqual(['a', 'b']);
   });
 

@@ -279,7 +279,8 @@ describe('OpenAI provider, streamed calls: what must hold across chunks', () => 
   it('a stream with more choices than MAX_STREAM_CHOICES is upstream_error (memory per stream stays bounded)', async () => {
     const events = Array.from({ length: MAX_STREAM_CHOICES + 1 }, (_, i) => withChoices([{ index: i * 1000, delta: { content: 'x' }, finish_reason: null }]));
     upstream = await streaming(events);
-    const e = await failure(collect(make(upstream.baseUrl).stream(request())));
+    // Asked for: a choice past the request's n is refused first (see the next describe).
+    const e = await failure(collect(make(upstream.baseUrl).stream(request({ params: { n: 1_000_000 } }))));
     expect(e.code).toBe('upstream_error');
     expect(e.message).toContain(`more than ${MAX_STREAM_CHOICES} choices`);
   });
@@ -298,7 +299,7 @@ describe('OpenAI provider, streamed calls: what must hold across chunks', () => 
       sse(res, '[DONE]');
       res.end();
     });
-    expect(await collect(provider!.stream(request()))).toHaveLength(2 * MAX_STREAM_CHOICES + MAX_STREAM_TOOL_CALLS + 3);
+    expect(await collect(provider!.stream(request({ params: { n: MAX_STREAM_CHOICES } })))).toHaveLength(2 * MAX_STREAM_CHOICES + MAX_STREAM_TOOL_CALLS + 3);
   });
 
   it("content for a choice after its finish_reason is upstream_error (its held-back tail was already released); a role or an empty piece passes", async () => {
@@ -325,7 +326,38 @@ describe('OpenAI provider, streamed calls: what must hold across chunks', () => 
       sse(res, '[DONE]');
       res.end();
     });
-    expect(await collect(provider!.stream(request()))).toHaveLength(4);
+    expect(await collect(provider!.stream(request({ params: { n: 2 } })))).toHaveLength(4);
+  });
+});
+
+describe('OpenAI provider: choices the request did not ask for', () => {
+  it('a choice index at or past the request\'s n (1 when unset) is upstream_error, streamed or not', async () => {
+    let answer: Record<string, unknown> = {};
+    let events: unknown[] = [];
+    upstream = await startUpstream((req, res) => {
+      if (!(req.body as { stream: boolean }).stream) {
+        res.writeHead(200, { 'content-type': 'application/json' });
+        res.end(JSON.stringify(answer));
+        return;
+      }
+      sseHead(res);
+      for (const e of events) sse(res, e);
+      sse(res, '[DONE]');
+      res.end();
+    });
+    const p = make(upstream.baseUrl);
+    const ok = completion('fine');
+    answer = { ...ok, choices: [ok.choices[0], { ...ok.choices[0]!, index: 1 }] };
+    for (const params of [{}, { n: 'two' }, { n: 0 }, { n: 1.5 }]) {
+      const e = await failure(p.complete(request({ stream: false, params })));
+      expect(e.code).toBe('upstream_error');
+      expect(e.message).toContain('a choice the request did not ask for (index 1; it asked for 1)');
+    }
+    expect((await p.complete(request({ stream: false, params: { n: 2 } }))).choices).toHaveLength(2);
+
+    events = [chunk({ content: 'a' }), { ...chunk({}), choices: [{ index: 1, delta: { content: 'b' }, finish_reason: null }] }, chunk({}, 'stop')];
+    expect((await failure(collect(p.stream(request())))).message).toContain('a choice the request did not ask for (index 1; it asked for 1)');
+    expect(await collect(p.stream(request({ params: { n: 2 } })))).toHaveLength(3);
   });
 });
 

@@ -347,3 +347,44 @@ describe('leak guard: obfuscated and escaped secrets', () => {
     expect(e.details?.['reason']).toBe('secret_leak');
   });
 });
+
+/**
+ * DeepSeek, Qwen and Fireworks send a tool call's id and name whole with every piece. The OpenAI
+ * route passes each piece on, so a client that appends them assembles the label repeated: a
+ * secret spanning two copies must not come out whole, and the repeats must not count towards
+ * the label's length limit.
+ */
+describe('streaming: a tool call label repeated whole in every piece', () => {
+  const half = CANARY.length >> 1;
+  /** The secret's second half, then its first: whole only across two copies. */
+  const LABEL = `${CANARY.slice(half)}_${CANARY.slice(0, half)}`;
+  const piece = (args: string): CompletionChunk => ({
+    id: 'c',
+    model: 'm',
+    created: 1,
+    choices: [{ index: 0, delta: { tool_calls: [{ index: 0, id: LABEL, type: 'function', function: { name: LABEL, arguments: args } }] }, finish_reason: null }],
+  });
+
+  for (const sequential of [false, true]) {
+    it(`the caller appending every piece never assembles the secret (${sequential ? 'sequential' : 'OpenAI'} stream)`, async () => {
+      const s = redactor.session(decision(), [], [CANARY]);
+      const chunks = [piece(''), ...Array.from({ length: 40 }, (_, k) => piece(k === 0 ? '{"a":"' : k === 39 ? 'x"}' : 'x'))];
+      chunks.push({ id: 'c', model: 'm', created: 1, choices: [{ index: 0, delta: {}, finish_reason: 'tool_calls' }] });
+      let ids = '';
+      let names = '';
+      for (const c of await collect(s.processStream(fromArray(chunks), sequential))) {
+        for (const t of c.choices[0]?.delta.tool_calls ?? []) {
+          ids += t.id ?? '';
+          names += t.function?.name ?? '';
+        }
+      }
+      // 40 pieces of a label of 19 characters: past the 256 a label may have, were they joined.
+      expect(ids.length).toBeGreaterThan(256);
+      for (const joined of [ids, names]) {
+        expect(joined.startsWith(LABEL)).toBe(true);
+        expect(joined).not.toContain(CANARY);
+        expect(joined).toContain('[SECRET_VALUE]');
+      }
+    });
+  }
+});

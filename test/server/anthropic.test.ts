@@ -52,9 +52,17 @@ describe('AnthropicStreamEncoder', () => {
 
   it('refuses an upstream that goes back to a tool call whose block it closed, instead of a nameless block', () => {
     const enc = new AnthropicStreamEncoder();
-    expect(enc.encode(chunk(0, '{"a":', { id: 'call_a', function: { name: 'a', arguments: '{"a":' } }))).toContain('"name":"a"');
+    expect(enc.encode(chunk(0, '{"a":1}', { id: 'call_a', function: { name: 'a', arguments: '{"a":1}' } }))).toContain('"name":"a"');
     expect(enc.encode(chunk(1, '{}', { id: 'call_b', function: { name: 'b', arguments: '{}' } }))).toContain('"name":"b"');
-    expect(() => enc.encode(chunk(0, '1}'))).toThrow(expect.objectContaining({ code: 'upstream_error' }));
+    expect(() => enc.encode(chunk(0, ' '))).toThrow(expect.objectContaining({ code: 'upstream_error', message: expect.stringContaining('went back to an earlier tool call') }));
+  });
+
+  it('refuses a tool call left with arguments that are not a JSON object when the next block begins', () => {
+    const enc = new AnthropicStreamEncoder();
+    enc.encode(chunk(0, '{"a":', { id: 'call_a', function: { name: 'a', arguments: '{"a":' } }));
+    expect(() => enc.encode(chunk(1, '{}', { id: 'call_b', function: { name: 'b', arguments: '{}' } }))).toThrow(
+      expect.objectContaining({ code: 'upstream_error', message: expect.stringContaining('not a JSON object') }),
+    );
   });
 
   it('refuses a tool call whose first piece has no id or name, instead of a nameless block', () => {
