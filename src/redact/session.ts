@@ -78,6 +78,29 @@ function reserveEscapedPlaceholdersIn(messages: readonly ChatMessage[], vault: T
   }
 }
 
+/** A message's texts as the model reads them joined: its content string or text parts, then its refusal. */
+function messageTexts(m: ChatMessage): string[] {
+  const texts: string[] = [];
+  if (typeof m.content === 'string') texts.push(m.content);
+  else if (Array.isArray(m.content)) for (const p of m.content) pushDefined(texts, promptPartText(p));
+  if (typeof m.refusal === 'string') texts.push(m.refusal);
+  return texts;
+}
+
+/**
+ * A message's texts are redacted joined (promptMessageTexts), so a placeholder the caller split
+ * across two of them (`literal <EMAIL_` | `ADDRESS_1>`) is one the model reads whole: it is
+ * reserved too, or Warden could mint the same token for a real value and restore the caller's
+ * literal as that value. Only messages with two texts or more (the plain walk saw the rest).
+ */
+function reserveJoinedPlaceholdersIn(messages: readonly ChatMessage[], vault: TokenVault): void {
+  for (const m of messages) {
+    if (typeof m.content === 'string' && m.refusal === undefined) continue;
+    const texts = messageTexts(m);
+    if (texts.length > 1) reservePlaceholdersIn(texts.join(''), vault);
+  }
+}
+
 /**
  * The member names of the objects of one JSON text as they go out, each with the name it came
  * from: two different names that go out alike would be one member.
@@ -153,7 +176,10 @@ export class Session implements RedactionSession {
    */
   redactMessages(messages: ChatMessage[], provenance?: ReadonlyArray<TextProvenance | undefined>): ChatMessage[] {
     this.reserveInputPlaceholders(messages);
-    if (this.plan.usesTokenize) reserveEscapedPlaceholdersIn(messages, this.vault);
+    if (this.plan.usesTokenize) {
+      reserveEscapedPlaceholdersIn(messages, this.vault);
+      reserveJoinedPlaceholdersIn(messages, this.vault);
+    }
     const out = messages.map((m, i) => this.redactMessage(m, provenance?.[i]));
     this.throwIfRefused();
     return out;
@@ -221,10 +247,7 @@ export class Session implements RedactionSession {
    */
   private promptMessageTexts(m: ChatMessage, copy: ChatMessage, provenance: TextProvenance | undefined): void {
     const parts = Array.isArray(m.content) ? m.content : undefined;
-    const texts: string[] = [];
-    if (typeof m.content === 'string') texts.push(m.content);
-    else if (parts) for (const p of parts) pushDefined(texts, promptPartText(p));
-    if (typeof m.refusal === 'string') texts.push(m.refusal);
+    const texts = messageTexts(m);
     if (texts.length <= 1) {
       if (typeof m.content === 'string') copy.content = this.promptText(m.content, provenance);
       else if (parts) copy.content = parts.map((p) => this.promptPart(p));
@@ -234,7 +257,18 @@ export class Session implements RedactionSession {
     const out = this.promptJoined(texts);
     let k = 0;
     if (typeof m.content === 'string') copy.content = out[k++]!;
-    else if (parts) copy.content = parts.map((p) => (promptPartText(p) === undefined ? this.promptPart(p) : withPartText(p, out[k++]!)));
+    else if (parts) {
+      // A text part the value before it swallowed whole (`jane.doe@` | `example` | `.com`) is
+      // dropped, not sent as `""`: the model reads the same text, and Anthropic (behind an
+      // OpenAI-compatible gateway too) refuses an empty text block. The caller's own empty parts stay.
+      const content: typeof parts = [];
+      for (const p of parts) {
+        const text = promptPartText(p);
+        if (text === undefined) content.push(this.promptPart(p));
+        else if (out[k++]! !== '' || text === '') content.push(withPartText(p, out[k - 1]!));
+      }
+      copy.content = content;
+    }
     if (typeof m.refusal === 'string') copy.refusal = out[k]!;
   }
 

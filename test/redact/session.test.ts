@@ -687,14 +687,22 @@ describe('prompt texts the model reads joined: a message\'s text parts', () => {
   it('a card number split across parts, and OpenAI input_text parts with a refusal part between them', () => {
     expect(texts(r.session(decision(), []).redactMessages(user(parts('card 4111 1111 ', '1111 1111 thanks')))[0]!)).toEqual(['card [CREDIT_CARD]', ' thanks']);
     const mixed = [{ type: 'input_text', text: 'to bob@exa' }, { type: 'refusal', refusal: 'mple.org' }, { type: 'input_text', text: ' ok' }] as never;
-    expect(texts(r.session(decision(), []).redactMessages([{ role: 'assistant', content: mixed }])[0]!)).toEqual(['to [EMAIL_ADDRESS]', '', ' ok']);
+    expect(texts(r.session(decision(), []).redactMessages([{ role: 'assistant', content: mixed }])[0]!)).toEqual(['to [EMAIL_ADDRESS]', ' ok']);
+  });
+
+  it('a text part the value swallowed whole is dropped, not sent empty; the caller\'s own empty part stays', () => {
+    // Anthropic refuses an empty text block, also behind an OpenAI-compatible gateway.
+    const out = r.session(decision(), []).redactMessages(user(parts('mail jane.doe@', 'example', '.com ok', '')))[0]!;
+    expect(texts(out)).toEqual(['mail [EMAIL_ADDRESS]', ' ok', '']);
+    const card = r.session(decision(), []).redactMessages(user(parts('4111 ', '1111 ', '1111 ', '1111')))[0]!;
+    expect(texts(card)).toEqual(['[CREDIT_CARD]']);
   });
 
   it('a non-text part between the texts stays as it was (the same object) and does not hide the value', () => {
     const image = { type: 'image_url', image_url: { url: 'data:image/png;base64,AAAA' } };
     const content = [{ type: 'text', text: 'mail jane.doe@exa' }, image, { type: 'text', text: 'mple.com' }] as ChatMessage['content'];
     const out = r.session(decision(), []).redactMessages(user(content))[0]!.content as unknown[];
-    expect(out).toEqual([{ type: 'text', text: 'mail [EMAIL_ADDRESS]' }, image, { type: 'text', text: '' }]);
+    expect(out).toEqual([{ type: 'text', text: 'mail [EMAIL_ADDRESS]' }, image]);
     expect(out[1]).toBe(image);
   });
 
@@ -703,6 +711,15 @@ describe('prompt texts the model reads joined: a message\'s text parts', () => {
     expect(texts(s.redactMessages(user(parts('mail jane.doe@exa', 'mple.com now')))[0]!)).toEqual(['mail <EMAIL_ADDRESS_1>', ' now']);
     const back = s.processCompletion({ id: 'x', model: 'm', created: 0, choices: [{ index: 0, finish_reason: 'stop', message: { role: 'assistant', content: 'Dear <EMAIL_ADDRESS_1>' } }] });
     expect(back.choices[0]!.message.content).toBe('Dear jane.doe@example.com');
+  });
+
+  it('a placeholder the caller split across parts is reserved: a real value gets another token, and the literal comes back as typed', () => {
+    const s = r.session(decision({ mode: 'tokenize' }), []);
+    // The model reads `literal <EMAIL_ADDRESS_1>`: minting that token for the address would make
+    // the answer's quote of the caller's literal come back as the address.
+    expect(texts(s.redactMessages(user(parts('literal <EMAIL_', 'ADDRESS_1> and mail jane@example.com')))[0]!)).toEqual(['literal <EMAIL_', 'ADDRESS_1> and mail <EMAIL_ADDRESS_2>']);
+    const back = s.processCompletion({ id: 'x', model: 'm', created: 0, choices: [{ index: 0, finish_reason: 'stop', message: { role: 'assistant', content: '<EMAIL_ADDRESS_1> vs <EMAIL_ADDRESS_2>' } }] });
+    expect(back.choices[0]!.message.content).toBe('<EMAIL_ADDRESS_1> vs jane@example.com');
   });
 
   it('a block-mode value and a secret split across parts refuse the request, naming neither', () => {
