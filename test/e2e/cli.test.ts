@@ -48,7 +48,8 @@ describe('warden CLI', () => {
       { args: ['--version', '--bogus'], message: 'unknown option --bogus' },
       { args: ['-v', 'serve'], message: "unexpected argument 'serve' after -v" },
       { args: ['--help', '--bogus'], message: 'unknown option --bogus' },
-      { args: ['help', 'me'], message: "unexpected argument 'me' after help" },
+      { args: ['help', 'me'], message: "unknown command 'me'" },
+      { args: ['help', 'serve', 'now'], message: "unexpected argument 'now' after help serve" },
       { args: ['--versio'], message: 'unknown option --versio' },
     ];
     for (const c of cases) {
@@ -125,6 +126,40 @@ describe('warden CLI', () => {
     for (const c of cases) {
       const r = await cli(c.args);
       expect([r.code, r.stderr], c.args.join(' ')).toEqual([2, `warden: ${c.message}\nRun 'warden ${c.help} --help' for usage.\n`]);
+    }
+  });
+
+  // One parser's rules for every command (README, "Running"): flags are checked before --help is
+  // honoured, and a flag's missing, empty or unwanted value is named as such.
+  it('argument mistakes read the same in every command', async () => {
+    const cases: Array<{ args: string[]; message: string; help: string }> = [
+      { args: ['policy', 'eval', '--help', '--bogus'], message: 'unknown option --bogus', help: 'policy eval' },
+      { args: ['policy', 'test', '--bogus', '-h'], message: 'unknown option --bogus', help: 'policy test' },
+      { args: ['policy', 'check', '--help', '--bogus'], message: 'unknown option --bogus', help: 'policy check' },
+      { args: ['audit', 'verify', '--bogus', '--help'], message: 'unknown option --bogus', help: 'audit verify' },
+      { args: ['templates', 'lint', '--bogus', '--help'], message: 'unknown option --bogus', help: 'templates lint' },
+      { args: ['serve', '--config'], message: '--config needs a value', help: 'serve' },
+      { args: ['serve', '-c'], message: '--config needs a value', help: 'serve' },
+      { args: ['render', '--template'], message: '--template needs a value', help: 'render' },
+      { args: ['serve', '--config', '--help'], message: '--config needs a value (one that starts with a dash is written --config=-VALUE)', help: 'serve' },
+      { args: ['policy', 'eval', '-d'], message: '--data needs a value', help: 'policy eval' },
+      { args: ['audit', 'verify', '--from-hash'], message: '--from-hash needs a value', help: 'audit verify' },
+      { args: ['serve', '--config='], message: '--config is empty: it needs a value', help: 'serve' },
+      { args: ['render', '--config', '', '-t', 'x@1'], message: '--config is empty: it needs a value', help: 'render' },
+      { args: ['policy', 'eval', '--strict=1', 'data.x'], message: '--strict takes no value', help: 'policy eval' },
+      { args: ['policy', 'test', '--verbose=yes', 'x.rego'], message: '--verbose takes no value', help: 'policy test' },
+      { args: ['audit', 'verify', '--continue=1', 'f.jsonl'], message: '--continue takes no value', help: 'audit verify' },
+      { args: ['serve', '--help=1'], message: '--help takes no value', help: 'serve' },
+    ];
+    for (const c of cases) {
+      const r = await cli(c.args);
+      expect([r.code, r.stdout, r.stderr], c.args.join(' ')).toEqual([2, '', `warden: ${c.message}\nRun 'warden ${c.help} --help' for usage.\n`]);
+    }
+    // --help alone (or with valid flags) is still help, on stdout, exit 0.
+    for (const args of [['policy', 'eval', '--strict', '--help'], ['audit', 'verify', '--continue', '-h'], ['templates', 'lint', '--help']]) {
+      const r = await cli(args);
+      expect([r.code, r.stderr], args.join(' ')).toEqual([0, '']);
+      expect(r.stdout.toLowerCase(), args.join(' ')).toContain('usage');
     }
   });
 
