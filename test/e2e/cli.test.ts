@@ -1,6 +1,6 @@
 /** The `warden` command line, run as a child process: help, version, usage errors, the dry run. */
 import { execFileSync, spawn } from 'node:child_process';
-import { readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { closeSync, openSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { REPO, runMain as cli, runWarden, spawnWarden, type CliResult } from './helpers/cli.js';
@@ -175,6 +175,21 @@ describe('warden CLI', () => {
     expect([redact.code, redact.stderr]).toEqual([1, 'stdin:2: invalid_request: not a JSON object\n']);
     const blocked = await runWardenWithInput(['redact', '--mode', 'block'], 'mail a@b.com\n');
     expect([blocked.code, blocked.stderr]).toEqual([3, 'stdin: redaction_blocked: prompt contains blocked entity types: EMAIL_ADDRESS\n']);
+  });
+
+  it('redact with a directory on stdin fails as cat does (exit 1, named), not as empty input', async () => {
+    const fd = openSync(prepared.dir, 'r');
+    try {
+      const child = spawn(process.execPath, ['--import', 'tsx', join(REPO, 'src', 'main.ts'), 'redact'], { cwd: REPO, stdio: [fd, 'pipe', 'pipe'] });
+      let stdout = '';
+      let stderr = '';
+      child.stdout!.on('data', (d: Buffer) => (stdout += d.toString()));
+      child.stderr!.on('data', (d: Buffer) => (stderr += d.toString()));
+      const code = await new Promise((resolve) => child.once('close', resolve));
+      expect([code, stdout, stderr]).toEqual([1, '', 'stdin: file_unreadable: cannot read stdin (EISDIR)\n']);
+    } finally {
+      closeSync(fd);
+    }
   });
 
   it('a bad RE2 pattern in the config is a config error (file:line:col, key path) for serve and redact, the pattern not echoed', async () => {
