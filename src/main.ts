@@ -55,6 +55,11 @@ export async function main(argv: string[], io: CliIO = processIO): Promise<numbe
       case 'help':
         // `warden help serve` is `warden serve --help`, as git and npm take it.
         if (command === 'help' && rest.length === 1 && COMMANDS.has(rest[0]!)) return await main([rest[0]!, '--help'], io);
+        if (command === 'help' && rest[0] !== undefined && !rest[0].startsWith('-')) {
+          // `warden help nope` says what `warden nope` says.
+          if (!COMMANDS.has(rest[0])) throw new UsageError(`unknown command '${rest[0]}'`);
+          refuseAfter(`help ${rest[0]}`, rest.slice(1));
+        }
         if (command !== undefined) refuseAfter(command, rest);
         // No command is a usage error: its help goes to stderr, as every subcommand's does.
         (command === undefined ? io.err : io.out)(MAIN_HELP);

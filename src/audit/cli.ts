@@ -1,5 +1,5 @@
 /** `warden audit verify FILE`: streams a JSON-lines audit file and checks the hash chain. */
-import { repeatedOption, usageText } from '../cli/args.js';
+import { parse, UsageError, usageText, type Options } from '../cli/args.js';
 import { ChainVerifier, GENESIS_HASH, type ChainStart } from './chain.js';
 import { MAX_AUDIT_LINE_BYTES } from './sinks.js';
 import { openRegularFile, readFailure } from '../pipeline/regular-file.js';
@@ -63,6 +63,14 @@ function acceptedOddities(blank: number, crlf: number, cr: number): string {
   return out;
 }
 
+const VERIFY_OPTIONS = {
+  'from-hash': { type: 'string' },
+  'from-seq': { type: 'string' },
+  continue: { type: 'boolean' },
+  'skip-non-records': { type: 'boolean' },
+  help: { type: 'boolean', short: 'h' },
+} as const satisfies Options;
+
 function usageError(io: CliIO, message: string): number {
   io.stderr.write(usageText(message, 'audit verify'));
   return 2;
@@ -84,47 +92,27 @@ export async function runAuditCli(argv: readonly string[], io: CliIO): Promise<n
     io.stderr.write(usageText(`unknown command '${cmd}'`, 'audit'));
     return 2;
   }
-  if (rest.includes('--help') || rest.includes('-h')) {
+  // The CLI's one parser (src/cli/args.ts), before `--help` is honoured: an unknown flag next to
+  // it is a usage error, as in every command. `--` ends the flags; `-` is a FILE (stdin).
+  let parsed;
+  try {
+    parsed = parse(rest, VERIFY_OPTIONS, true);
+  } catch (err) {
+    if (err instanceof UsageError) return usageError(io, err.message);
+    throw err;
+  }
+  const { values, positionals: files } = parsed;
+  if (values.help) {
     io.stdout.write(USAGE);
     return 0;
   }
-  const files: string[] = [];
-  let fromHash: string | undefined;
-  let fromSeq: number | undefined;
-  let cont = false;
-  let skipNonRecords = false;
-  for (let i = 0; i < rest.length; i++) {
-    const a = rest[i]!;
-    if (a === '--') {
-      files.push(...rest.slice(i + 1));
-      break;
-    }
-    // `--name=value` as every other command takes it (parseArgs does), and `--name value`.
-    const eq = a.startsWith('--') ? a.indexOf('=') : -1;
-    const name = eq === -1 ? a : a.slice(0, eq);
-    if (name === '--from-hash' || name === '--from-seq') {
-      const v = eq === -1 ? rest[++i] : a.slice(eq + 1);
-      if (v === undefined) return usageError(io, `${name} needs a value`);
-      if ((name === '--from-hash' ? fromHash : fromSeq) !== undefined) return usageError(io, repeatedOption(name));
-      if (name === '--from-hash') {
-        if (!HASH_RE.test(v)) return usageError(io, '--from-hash takes a hash: 64 lowercase hex digits');
-        fromHash = v;
-      } else {
-        if (!/^\d+$/.test(v) || !Number.isSafeInteger(Number(v))) return usageError(io, '--from-seq takes a whole number');
-        fromSeq = Number(v);
-      }
-      continue;
-    }
-    if (name === '--continue' || name === '--skip-non-records') {
-      if (eq !== -1) return usageError(io, `${name} takes no value`);
-      if (name === '--continue') cont = true;
-      else skipNonRecords = true;
-      continue;
-    }
-    // Named without a value given with it (`--bogus=…`), as parseArgs does for the other commands.
-    if (a.startsWith('-') && a !== '-') return usageError(io, `unknown option ${name}`);
-    files.push(a);
-  }
+  const fromHash = values['from-hash'] as string | undefined;
+  const seqText = values['from-seq'] as string | undefined;
+  const cont = values.continue === true;
+  const skipNonRecords = values['skip-non-records'] === true;
+  if (fromHash !== undefined && !HASH_RE.test(fromHash)) return usageError(io, '--from-hash takes a hash: 64 lowercase hex digits');
+  if (seqText !== undefined && (!/^\d+$/.test(seqText) || !Number.isSafeInteger(Number(seqText)))) return usageError(io, '--from-seq takes a whole number');
+  const fromSeq = seqText === undefined ? undefined : Number(seqText);
   if (files.length !== 1) return usageError(io, 'takes exactly one FILE');
   if (cont && (fromHash !== undefined || fromSeq !== undefined)) return usageError(io, '--continue and --from-hash/--from-seq exclude each other');
   if (fromSeq !== undefined && fromHash === undefined) return usageError(io, '--from-seq needs --from-hash');

@@ -22,6 +22,7 @@ export function parse<T extends Options>(
   try {
     const { values, positionals, tokens } = parseArgs({ args, options, strict: true, allowPositionals, tokens: true });
     refuseRepeats(tokens, options);
+    refuseEmpty(tokens);
     return { values: values as Record<string, string | boolean | string[] | boolean[] | undefined>, positionals };
   } catch (err) {
     if (err instanceof UsageError) throw err;
@@ -35,11 +36,35 @@ export function parse<T extends Options>(
       const m = /Unexpected argument '([^']+)'/.exec(msg);
       throw new UsageError(`unexpected argument ${m ? `'${m[1]}'` : ''}`.trim());
     }
-    if (code === 'ERR_PARSE_ARGS_INVALID_OPTION_VALUE') {
-      throw new UsageError(msg.split('\n')[0] ?? msg);
-    }
+    if (code === 'ERR_PARSE_ARGS_INVALID_OPTION_VALUE') throw new UsageError(valueProblem(msg, options));
     throw new UsageError(msg);
   }
+}
+
+/**
+ * parseArgs says a flag's value is wrong in its own words (`Option '-c, --config <value>' argument
+ * missing`); every command says it in Warden's, naming the long flag: `--config needs a value`,
+ * `--strict takes no value`. Unrecognised wording is passed on (its first line).
+ */
+function valueProblem(msg: string, options: Options): string {
+  const missing = /^Option '(?:-\w, )?(--[^ ']+) <value>' argument missing/.exec(msg);
+  if (missing) return `${missing[1]} needs a value`;
+  // `--config --help`: the next argument is a flag, not the value.
+  const ambiguous = /^Option '(-{1,2}[^ ']+)' argument is ambiguous/.exec(msg);
+  if (ambiguous) {
+    const flag = longFlag(ambiguous[1]!, options);
+    return `${flag} needs a value (one that starts with a dash is written ${flag}=-VALUE)`;
+  }
+  const unwanted = /^Option '(?:-\w, )?(-{1,2}[^ ',]+)' does not take an argument/.exec(msg);
+  if (unwanted) return `${longFlag(unwanted[1]!, options)} takes no value`;
+  return msg.split('\n')[0] ?? msg;
+}
+
+/** `-c` → `--config` (the long form is the one the help lists first). */
+function longFlag(flag: string, options: Options): string {
+  if (flag.startsWith('--')) return flag;
+  const name = Object.keys(options).find((n) => options[n]?.short === flag.slice(1));
+  return name === undefined ? flag : `--${name}`;
 }
 
 /**
@@ -59,6 +84,14 @@ function refuseRepeats(tokens: ReadonlyArray<{ kind: string; name?: string }>, o
 }
 
 /**
+ * No option of any command takes an empty value (a file, an id, a query part): `--config=` or
+ * `--config ""` is a slip (an unset shell variable), refused by name rather than run with "".
+ */
+function refuseEmpty(tokens: ReadonlyArray<{ kind: string; name?: string; value?: string | undefined }>): void {
+  for (const t of tokens) if (t.kind === 'option' && t.value === '') throw new UsageError(emptyValue(`--${t.name}`));
+}
+
+/**
  * The one form of a usage error, in every command (README, "Running"): what is wrong, then where
  * the help is. `command` is what follows `warden` (`policy eval`); none for the top level.
  */
@@ -73,6 +106,12 @@ export function repeatedOption(flag: string): string {
 
 export function requireString(values: Record<string, unknown>, name: string): string {
   const v = values[name];
-  if (typeof v !== 'string' || v === '') throw new UsageError(`--${name} is required`);
+  if (v === '') throw new UsageError(emptyValue(`--${name}`));
+  if (typeof v !== 'string') throw new UsageError(`--${name} is required`);
   return v;
+}
+
+/** `--config=` or `--config ""`: the flag is there, its value is not (not "missing", which misleads). */
+export function emptyValue(flag: string): string {
+  return `${flag} is empty: it needs a value`;
 }

@@ -5,6 +5,7 @@
  */
 import type { CliIO } from './io.js';
 import { repeatedOption, UsageError } from './args.js';
+import { directoryStdin, stdinIsDirectory } from './stdin.js';
 
 /**
  * The process's streams when the CLI runs for real (their back-pressure reaches the tool), else a
@@ -73,7 +74,9 @@ export async function runRedactCommand(argv: string[], io: CliIO): Promise<numbe
     redaction = await redactionConfigFrom(config.redaction, async (ref) => (await resolver.resolve([ref])).get(ref) ?? '');
   }
   const s = streams(io);
-  return runRedactCli(rest, { stdin: process.stdin, stdout: s.stdout, stderr: s.stderr }, redaction);
+  // A directory on stdin fails when read (after the flags are checked), as `cat < dir` does.
+  const stdin = stdinIsDirectory() ? directoryStdin() : process.stdin;
+  return runRedactCli(rest, { stdin, stdout: s.stdout, stderr: s.stderr }, redaction);
 }
 
 export async function runAuditCommand(argv: string[], io: CliIO): Promise<number> {

@@ -5,7 +5,7 @@
  * Errors are one line each (`file:line:col: code: message`), never a stack trace.
  */
 import { randomBytes } from 'node:crypto';
-import { repeatedOption, usageText } from '../cli/args.js';
+import { parse, UsageError, usageText, type Options } from '../cli/args.js';
 import { MAX_YAML_DEPTH, yamlDepthProblem } from '../pipeline/yaml-depth.js';
 import { parseYamlValue, YamlTagError } from '../pipeline/yaml-tags.js';
 import { readFailure, readRegularFile } from '../pipeline/regular-file.js';
@@ -68,7 +68,26 @@ Options:
 `,
 };
 
-class UsageError extends Error {}
+/**
+ * Each command's flags, parsed by the CLI's one parser (src/cli/args.ts) before anything else,
+ * `--help` included: an unknown flag is a usage error even next to `--help`, as in every command.
+ * -d is repeatable (as in opa); -i and -f take one value: a second one is a mistake to report,
+ * not a value to prefer.
+ */
+const OPTIONS: Record<string, Options> = {
+  eval: {
+    data: { type: 'string', short: 'd', multiple: true },
+    input: { type: 'string', short: 'i' },
+    format: { type: 'string', short: 'f' },
+    strict: { type: 'boolean' },
+    'strict-builtin-errors': { type: 'boolean' },
+    help: { type: 'boolean', short: 'h' },
+  },
+  test: { verbose: { type: 'boolean', short: 'v' }, help: { type: 'boolean', short: 'h' } },
+  check: { help: { type: 'boolean', short: 'h' } },
+};
+
+type Parsed = ReturnType<typeof parse>;
 
 /**
  * `opa eval --format json` text: the result wrapper in OPA's field order, Rego values with
@@ -135,30 +154,11 @@ async function readInput(file: string): Promise<unknown> {
   }
 }
 
-async function cmdEval(args: string[], io: Io): Promise<number> {
-  const data: string[] = [];
-  let input: string | undefined;
-  let format: string | undefined;
-  let strict = false;
-  const rest: string[] = [];
-  // -d is repeatable (as in opa); -i and -f take one value: a second one is a mistake to report,
-  // not a value to prefer.
-  const once = (current: string | undefined, flag: string, value: string): string => {
-    if (current !== undefined) throw new UsageError(repeatedOption(flag));
-    return value;
-  };
-  for (let i = 0; i < args.length; i++) {
-    const a = args[i]!;
-    if (a === '-d' || a === '--data') data.push(need(args, ++i, a));
-    else if (a.startsWith('--data=')) data.push(a.slice(7));
-    else if (a === '-i' || a === '--input') input = once(input, '--input', need(args, ++i, a));
-    else if (a.startsWith('--input=')) input = once(input, '--input', a.slice(8));
-    else if (a === '--strict' || a === '--strict-builtin-errors') strict = true;
-    else if (a === '--format' || a === '-f') format = once(format, '--format', need(args, ++i, a));
-    else if (a.startsWith('--format=')) format = once(format, '--format', a.slice(9));
-    else if (a.startsWith('-') && a !== '-') throw new UsageError(`unknown option ${a}`);
-    else rest.push(a);
-  }
+async function cmdEval({ values, positionals: rest }: Parsed, io: Io): Promise<number> {
+  const data = (values.data as string[] | undefined) ?? [];
+  const input = values.input as string | undefined;
+  const format = values.format as string | undefined;
+  const strict = values.strict === true || values['strict-builtin-errors'] === true;
   if (format !== undefined && format !== 'json') throw new UsageError(`unsupported format ${format}: only json`);
   if (rest.length !== 1) throw new UsageError('want exactly one QUERY');
   const policy = await loadRegoPolicy(data);
@@ -174,26 +174,14 @@ async function cmdEval(args: string[], io: Io): Promise<number> {
   return 0;
 }
 
-function need(args: string[], i: number, flag: string): string {
-  const v = args[i];
-  if (v === undefined) throw new UsageError(`${flag} needs a value`);
-  return v;
-}
-
 function fmtDuration(ns: bigint): string {
   const us = Number(ns) / 1000;
   if (us < 1000) return `${us.toFixed(0)}µs`;
   return `${(us / 1000).toFixed(1)}ms`;
 }
 
-async function cmdTest(args: string[], io: Io): Promise<number> {
-  let verbose = false;
-  const paths: string[] = [];
-  for (const a of args) {
-    if (a === '-v' || a === '--verbose') verbose = true;
-    else if (a.startsWith('-')) throw new UsageError(`unknown option ${a}`);
-    else paths.push(a);
-  }
+async function cmdTest({ values, positionals: paths }: Parsed, io: Io): Promise<number> {
+  const verbose = values.verbose === true;
   if (paths.length === 0) throw new UsageError('want at least one PATH');
   let policy: RegoPolicy;
   try {
@@ -254,10 +242,7 @@ async function cmdTest(args: string[], io: Io): Promise<number> {
   return failed.length > 0 ? 1 : 0;
 }
 
-async function cmdCheck(args: string[], io: Io): Promise<number> {
-  const paths = args.filter((a) => !a.startsWith('-'));
-  const unknown = args.find((a) => a.startsWith('-'));
-  if (unknown) throw new UsageError(`unknown option ${unknown}`);
+async function cmdCheck({ positionals: paths }: Parsed, io: Io): Promise<number> {
   if (paths.length === 0) throw new UsageError('want at least one PATH');
   // Parse every file on its own first, so that each file's syntax error is reported, as
   // `opa check` does; then compile the whole set.
@@ -307,14 +292,15 @@ export async function runPolicyCli(argv: string[], io: Io): Promise<number> {
     io.stderr.write(usageText(`unknown command '${cmd}'`, 'policy'));
     return 2;
   }
-  if (args.includes('-h') || args.includes('--help')) {
-    io.stdout.write(HELP[cmd]!);
-    return 0;
-  }
   try {
-    if (cmd === 'eval') return await cmdEval(args, io);
-    if (cmd === 'test') return await cmdTest(args, io);
-    return await cmdCheck(args, io);
+    const parsed = parse(args, OPTIONS[cmd]!, true);
+    if (parsed.values.help) {
+      io.stdout.write(HELP[cmd]!);
+      return 0;
+    }
+    if (cmd === 'eval') return await cmdEval(parsed, io);
+    if (cmd === 'test') return await cmdTest(parsed, io);
+    return await cmdCheck(parsed, io);
   } catch (e) {
     if (e instanceof UsageError) {
       io.stderr.write(usageText(e.message, `policy ${cmd}`));

@@ -23,9 +23,16 @@ export function defaultRedaction(defaultProfile: string = BUILT_IN_DEFAULT_PROFI
 /** Something wrong with what the policy returned, for the operator's log (names only, never values). */
 export interface DecisionProblem {
   kind: 'undefined' | 'not_object' | 'malformed' | 'unknown_field';
-  /** The decision field, as a path (`redaction.profile`); '' for the decision as a whole. */
+  /**
+   * The decision field, as a path (`redaction.profile`); '' for the decision as a whole. An unknown
+   * key is named only when it could be a typo of a field (see `nameableKey`); any other ends the
+   * path as UNNAMED_KEY (`redaction.<key not named>`).
+   */
   path: string;
 }
+
+/** Stands for an unknown decision key that is not named (it may be built from input). */
+export const UNNAMED_KEY = '<key not named>';
 
 /** Told about each problem found while reading a decision (the decide stage logs them). */
 export type ProblemSink = (problem: DecisionProblem) => void;
@@ -79,8 +86,38 @@ const AUDIT_KEYS: ReadonlySet<string> = new Set(['log_variables_names']);
  */
 function reportUnknown(obj: Record<string, unknown>, known: ReadonlySet<string>, prefix: string, onProblem: ProblemSink): void {
   for (const k in obj) {
-    if (Object.hasOwn(obj, k) && !known.has(k)) onProblem({ kind: 'unknown_field', path: prefix + k });
+    if (Object.hasOwn(obj, k) && !known.has(k)) onProblem({ kind: 'unknown_field', path: prefix + (nameableKey(k, known) ? k : UNNAMED_KEY) });
   }
+}
+
+/** Longest unknown key that may be named: every decision field is far shorter. */
+const MAX_NAMED_KEY = 40;
+const IDENTIFIER = /^[A-Za-z_][A-Za-z0-9_]*$/;
+
+/**
+ * Whether an unknown key may be named in the operator's log: only a likely typo of a field at
+ * that level (an identifier within two edits of one: `max_token`, `Allow`), which is what the
+ * report is for. A key can be built from input (`{input.request.model: …}`): the caller's text,
+ * of any length, with newlines, maybe PII, and it must not reach the log as it is.
+ */
+function nameableKey(key: string, known: ReadonlySet<string>): boolean {
+  if (key.length > MAX_NAMED_KEY || !IDENTIFIER.test(key)) return false;
+  for (const field of known) if (editDistanceAtMost(key.toLowerCase(), field, 2)) return true;
+  return false;
+}
+
+/** Whether `a` becomes `b` in at most `max` single-character insertions, deletions or substitutions. */
+function editDistanceAtMost(a: string, b: string, max: number): boolean {
+  if (Math.abs(a.length - b.length) > max) return false;
+  let prev = Array.from({ length: b.length + 1 }, (_, j) => j);
+  for (let i = 1; i <= a.length; i++) {
+    const row = [i];
+    for (let j = 1; j <= b.length; j++) {
+      row[j] = Math.min(prev[j]! + 1, row[j - 1]! + 1, prev[j - 1]! + (a[i - 1] === b[j - 1] ? 0 : 1));
+    }
+    prev = row;
+  }
+  return prev[b.length]! <= max;
 }
 
 function reportUnknownFields(raw: Record<string, unknown>, onProblem: ProblemSink): void {

@@ -7,7 +7,7 @@ import { randomUUID } from 'node:crypto';
 import { WardenError } from '../pipeline/errors.js';
 import type { PolicyEngine } from '../pipeline/ports.js';
 import type { RequestContext, Stage } from '../pipeline/stage.js';
-import { BUILT_IN_DEFAULT_PROFILE, normalizeDecision, type DecisionProblem, type ProblemSink } from './decision.js';
+import { BUILT_IN_DEFAULT_PROFILE, normalizeDecision, UNNAMED_KEY, type DecisionProblem, type ProblemSink } from './decision.js';
 import { buildPolicyInput, type PolicyEnvironment } from './input.js';
 
 export interface DecideStageOptions {
@@ -36,6 +36,10 @@ function problemMessage(p: DecisionProblem): string {
     case 'malformed':
       return `policy decision field "${p.path}" is malformed: calls given this decision are denied`;
     case 'unknown_field':
+      if (p.path.endsWith(UNNAMED_KEY)) {
+        const where = p.path.slice(0, -UNNAMED_KEY.length - 1);
+        return `policy decision${where ? ` field "${where}"` : ''} has a key that is not a decision field and is ignored (not named: it is no near miss of a field name, and may be built from input)`;
+      }
       return `policy decision field "${p.path}" is not a decision field and is ignored (a typo?)`;
   }
 }
@@ -44,7 +48,9 @@ function problemMessage(p: DecisionProblem): string {
  * A sink that logs each distinct problem once per policy revision. The deny itself already fails
  * closed; the log line is what tells an operator a policy bug from ordinary denies. It names the
  * problem and the field path only, never input values (the decision's values may be derived from
- * them), and at most MAX_PROBLEM_REPORTS lines per revision, since a key could be made from input.
+ * them), and at most MAX_PROBLEM_REPORTS lines per revision. A key could be made from input: one
+ * that is no near miss of a field name is not named (decision.ts), so all such keys of an object
+ * are one problem, one line.
  */
 function problemReporter(opts: DecideStageOptions): (revision: string) => ProblemSink | undefined {
   const logger = opts.logger;

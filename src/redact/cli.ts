@@ -8,6 +8,7 @@
  * A --jsonl / --detect line longer than MAX_REDACT_LINE_BYTES stops the run (exit 1).
  */
 import { repeatedOption, usageText } from '../cli/args.js';
+import { readAllCapped, stdinReadFailure, stdinUnreadable } from '../cli/stdin.js';
 import { formatLocation, isWardenError, WardenError } from '../pipeline/errors.js';
 import type { RedactionDecision, RedactionMode } from '../pipeline/types.js';
 import { createRedactor } from './redactor.js';
@@ -40,9 +41,18 @@ Exit codes: 0 ok, 1 error, 2 usage error, 3 some input was blocked.
  */
 export const MAX_REDACT_LINE_BYTES = 16 * 1024 * 1024;
 
+/**
+ * Most plain text (neither --jsonl nor --detect) read: it is redacted as one text, held whole, and
+ * the redaction takes about ten times its size in memory; past this it is refused, not left to
+ * grow until node fails.
+ */
+export const MAX_REDACT_TEXT_BYTES = 64 * 1024 * 1024;
+
 export interface RedactCliOptions {
   /** The line cap; tests lower it. */
   maxLineBytes?: number;
+  /** The plain-text cap; tests lower it. */
+  maxTextBytes?: number;
 }
 
 const MODES: readonly string[] = ['mask', 'hash', 'tokenize', 'block', 'allow'];
@@ -100,12 +110,6 @@ function write(stream: NodeJS.WritableStream, s: string): Promise<void> {
     if (stream.write(s)) resolve();
     else stream.once('drain', () => resolve());
   });
-}
-
-async function readAll(stream: NodeJS.ReadableStream): Promise<string> {
-  const parts: Buffer[] = [];
-  for await (const c of stream) parts.push(typeof c === 'string' ? Buffer.from(c) : (c as Buffer));
-  return Buffer.concat(parts).toString('utf8');
 }
 
 const LF = 0x0a;
@@ -205,7 +209,7 @@ export async function runRedactCli(argv: string[], io: RedactCliIo, config: Reda
     };
 
     if (!args.jsonl && !args.detect) {
-      const text = await readAll(io.stdin);
+      const text = await readAllCapped(io.stdin, opts.maxTextBytes ?? MAX_REDACT_TEXT_BYTES, 'split it, or use --jsonl, whose lines may each be up to 16 MiB');
       const out = await redactOne(text, 'stdin');
       if (out !== null) await write(io.stdout, out);
       return blocked ? 3 : 0;
@@ -241,6 +245,12 @@ export async function runRedactCli(argv: string[], io: RedactCliIo, config: Reda
     }
     return blocked ? 3 : 0;
   } catch (err) {
+    // stdin that cannot be read is the input's problem, said as a file's is, not an internal error.
+    const failure = isWardenError(err) ? undefined : stdinReadFailure(err);
+    if (failure !== undefined) {
+      await write(io.stderr, stdinUnreadable(failure));
+      return 1;
+    }
     // `stdin:LINE: code: message` for a bad line; `warden: code: message` when no input is at fault.
     const e = isWardenError(err) ? err : new WardenError('internal', 'internal error');
     const where = e.location?.file !== undefined ? formatLocation(e.location) : 'warden';

@@ -238,6 +238,20 @@ export function parserRefusal(code: string | undefined, limits: Pick<IngressLimi
 const clientGone = (refusal: { error: WardenError }): boolean => refusal.error.code === 'cancelled';
 
 /**
+ * How long the header block Node's parser just refused has been arriving, in ms: the parser's own
+ * clock (`duration()`, the one its header deadline uses), started at the request's first byte —
+ * at the connection's opening for a first request that sent none — so the idle time of a
+ * kept-alive connection before it is not counted. Read only on a refusal: nothing is added to a
+ * served request. `parser` is Node's internal, undocumented member: without it, 0 (the figure
+ * then understates, as before).
+ */
+function headerBlockMs(socket: Duplex): number {
+  const parser = (socket as { parser?: { duration?: () => unknown } | null }).parser;
+  const ms = typeof parser?.duration === 'function' ? parser.duration() : 0;
+  return typeof ms === 'number' && Number.isFinite(ms) && ms > 0 ? ms : 0;
+}
+
+/**
  * node:http's limits for the app listener. Exported for its test: the header block's deadline
  * must follow `client_timeout_ms`, not Node's own default.
  */
@@ -409,8 +423,9 @@ export function createHttpIngress(opts: HttpIngressOptions): HttpIngress {
       return;
     }
     const requestId = randomUUID();
-    const receivedAt = performance.timeOrigin + performance.now();
-    opts.onRejected?.(refusal.error.code, 0, 'openai-http');
+    const heldMs = headerBlockMs(socket);
+    const receivedAt = performance.timeOrigin + performance.now() - heldMs;
+    opts.onRejected?.(refusal.error.code, heldMs / 1000, 'openai-http');
     const peer = peerInfo((socket as { remoteAddress?: string }).remoteAddress, unixListener);
     const meta = { id: requestId, signal: new RequestSignal(), receivedAt, peer };
     void pipeline

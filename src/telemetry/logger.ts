@@ -100,6 +100,22 @@ function stdoutDestination(): DestinationStream {
 
 const SKIP = new Set(['level', 'time', 'msg', 'pid', 'hostname']);
 
+// eslint-disable-next-line no-control-regex -- control characters are what it finds
+const CONTROL = /[\u0000-\u001f\u007f\u2028\u2029]/;
+// eslint-disable-next-line no-control-regex -- the same set, to replace them all
+const CONTROLS = /[\u0000-\u001f\u007f\u2028\u2029]/g;
+const SHORT_ESCAPES: Record<string, string> = { '\n': '\\n', '\r': '\\r', '\t': '\\t' };
+
+/**
+ * The message with its control characters escaped (`\n`, else `\u001b`): the message is written
+ * bare (the other fields go through JSON.stringify), and a newline in it would start what reads as
+ * a record of its own.
+ */
+function oneLine(msg: string): string {
+  if (!CONTROL.test(msg)) return msg;
+  return msg.replace(CONTROLS, (c) => SHORT_ESCAPES[c] ?? `\\u${c.charCodeAt(0).toString(16).padStart(4, '0')}`);
+}
+
 /** Rewrites pino's JSON lines as `time LEVEL msg key=value ...` for people reading a terminal. */
 function textStream(out: DestinationStream): DestinationStream {
   return {
@@ -111,7 +127,7 @@ function textStream(out: DestinationStream): DestinationStream {
         out.write(line);
         return;
       }
-      let text = `${String(obj.time ?? '')} ${String(obj.level ?? '').toUpperCase().padEnd(5)} ${String(obj.msg ?? '')}`;
+      let text = `${String(obj.time ?? '')} ${String(obj.level ?? '').toUpperCase().padEnd(5)} ${oneLine(String(obj.msg ?? ''))}`;
       for (const [k, v] of Object.entries(obj)) {
         if (SKIP.has(k)) continue;
         text += ` ${k}=${JSON.stringify(v)}`;

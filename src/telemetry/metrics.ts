@@ -15,7 +15,8 @@ import type { PromptRequest } from '../pipeline/types.js';
 
 export type Protocol = PromptRequest['protocol'];
 export type UpstreamOutcome = 'ok' | 'error' | 'timeout' | 'aborted';
-export type ReloadKind = 'templates' | 'policies' | 'config';
+/** What is hot-reloaded. The config file is read at start only: there is no config reload to count. */
+export type ReloadKind = 'templates' | 'policies';
 
 const PROTOCOLS: readonly Protocol[] = ['openai-http', 'anthropic-http', 'grpc'];
 const STAGES: readonly StageName[] = ['authenticate', 'resolve', 'decide', 'fetch', 'render', 'redact', 'forward', 'respond', 'audit'];
@@ -216,7 +217,7 @@ export function createMetrics(opts: MetricsOptions = {}): Metrics {
   });
   const reloads = new Counter({
     name: 'warden_reload_total',
-    help: 'Hot reloads of templates, policies or config, by outcome.',
+    help: 'Hot reloads of templates or policies, by kind and outcome.',
     labelNames: ['kind', 'outcome'] as const,
     registers,
   });

@@ -3,7 +3,7 @@
  * takes `--config FILE` out of the arguments and passes the config's limits in.
  */
 import { stat } from 'node:fs/promises';
-import { usageText } from '../cli/args.js';
+import { parse, UsageError, usageText } from '../cli/args.js';
 import { formatLocation, isWardenError } from '../pipeline/errors.js';
 import { notRegular } from '../pipeline/regular-file.js';
 import { formatLintResult, lintTemplates } from './lint.js';
@@ -39,19 +39,26 @@ export async function runTemplatesCli(argv: readonly string[], io: TemplatesCliI
     io.stderr.write(usageText(`unknown command '${cmd}'`, 'templates'));
     return 2;
   }
-  if (rest.includes('--help') || rest.includes('-h')) {
-    io.stdout.write(USAGE);
-    return 0;
-  }
-  const option = rest.find((a) => a.startsWith('-'));
-  if (option !== undefined || rest.length === 0) {
-    io.stderr.write(usageText(option !== undefined ? `unknown option ${option}` : 'want at least one PATH', 'templates lint'));
+  // The CLI's one parser (src/cli/args.ts), before `--help` is honoured: an unknown flag next to
+  // it is a usage error, as in every command. (`--config` was taken out by the caller.)
+  let paths: string[];
+  try {
+    const { values, positionals } = parse([...rest], { help: { type: 'boolean', short: 'h' } }, true);
+    if (values.help) {
+      io.stdout.write(USAGE);
+      return 0;
+    }
+    if (positionals.length === 0) throw new UsageError('want at least one PATH');
+    paths = positionals;
+  } catch (err) {
+    if (!(err instanceof UsageError)) throw err;
+    io.stderr.write(usageText(err.message, 'templates lint'));
     return 2;
   }
   // A PATH named on the command line that is neither a directory nor a regular file (a FIFO) is
   // refused like a missing one: the loader would only skip it with a warning and report "ok" for
   // a file that was never checked. (Inside a directory such entries stay warnings, as in serve.)
-  for (const path of rest) {
+  for (const path of paths) {
     const st = await stat(path).catch(() => undefined);
     if (st && !st.isDirectory() && !st.isFile()) {
       io.stderr.write(`${path}: template_invalid: cannot read templates path (${notRegular(st).reason})\n`);
@@ -59,7 +66,7 @@ export async function runTemplatesCli(argv: readonly string[], io: TemplatesCliI
     }
   }
   try {
-    const result = await lintTemplates(rest, limits);
+    const result = await lintTemplates(paths, limits);
     io.stdout.write(formatLintResult(result));
     return result.ok ? 0 : 1;
   } catch (err) {

@@ -68,7 +68,7 @@ describe('warden audit verify: the exact text, segments, long lines', () => {
     // The same checks as the two-argument form: a bad value, an empty one, the option twice.
     const usage = (message: string): { code: number; out: string; err: string } => ({ code: 2, out: '', err: `warden: ${message}\nRun 'warden audit verify --help' for usage.\n` });
     expect(await verify('--from-hash=nothex', seg)).toEqual(usage('--from-hash takes a hash: 64 lowercase hex digits'));
-    expect(await verify('--from-hash=', seg)).toEqual(usage('--from-hash takes a hash: 64 lowercase hex digits'));
+    expect(await verify('--from-hash=', seg)).toEqual(usage('--from-hash is empty: it needs a value'));
     expect(await verify(`--from-hash=${first.prev_hash}`, '--from-seq=x', seg)).toEqual(usage('--from-seq takes a whole number'));
     expect(await verify(`--from-hash=${first.prev_hash}`, '--from-hash', first.prev_hash, seg)).toEqual(usage('--from-hash is given more than once (it takes one value)'));
     // Flags take no value; an unknown option is named without its value.

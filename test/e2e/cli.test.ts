@@ -1,6 +1,6 @@
 /** The `warden` command line, run as a child process: help, version, usage errors, the dry run. */
 import { execFileSync, spawn } from 'node:child_process';
-import { readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { closeSync, openSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { REPO, runMain as cli, runWarden, spawnWarden, type CliResult } from './helpers/cli.js';
@@ -48,7 +48,8 @@ describe('warden CLI', () => {
       { args: ['--version', '--bogus'], message: 'unknown option --bogus' },
       { args: ['-v', 'serve'], message: "unexpected argument 'serve' after -v" },
       { args: ['--help', '--bogus'], message: 'unknown option --bogus' },
-      { args: ['help', 'me'], message: "unexpected argument 'me' after help" },
+      { args: ['help', 'me'], message: "unknown command 'me'" },
+      { args: ['help', 'serve', 'now'], message: "unexpected argument 'now' after help serve" },
       { args: ['--versio'], message: 'unknown option --versio' },
     ];
     for (const c of cases) {
@@ -128,6 +129,40 @@ describe('warden CLI', () => {
     }
   });
 
+  // One parser's rules for every command (README, "Running"): flags are checked before --help is
+  // honoured, and a flag's missing, empty or unwanted value is named as such.
+  it('argument mistakes read the same in every command', async () => {
+    const cases: Array<{ args: string[]; message: string; help: string }> = [
+      { args: ['policy', 'eval', '--help', '--bogus'], message: 'unknown option --bogus', help: 'policy eval' },
+      { args: ['policy', 'test', '--bogus', '-h'], message: 'unknown option --bogus', help: 'policy test' },
+      { args: ['policy', 'check', '--help', '--bogus'], message: 'unknown option --bogus', help: 'policy check' },
+      { args: ['audit', 'verify', '--bogus', '--help'], message: 'unknown option --bogus', help: 'audit verify' },
+      { args: ['templates', 'lint', '--bogus', '--help'], message: 'unknown option --bogus', help: 'templates lint' },
+      { args: ['serve', '--config'], message: '--config needs a value', help: 'serve' },
+      { args: ['serve', '-c'], message: '--config needs a value', help: 'serve' },
+      { args: ['render', '--template'], message: '--template needs a value', help: 'render' },
+      { args: ['serve', '--config', '--help'], message: '--config needs a value (one that starts with a dash is written --config=-VALUE)', help: 'serve' },
+      { args: ['policy', 'eval', '-d'], message: '--data needs a value', help: 'policy eval' },
+      { args: ['audit', 'verify', '--from-hash'], message: '--from-hash needs a value', help: 'audit verify' },
+      { args: ['serve', '--config='], message: '--config is empty: it needs a value', help: 'serve' },
+      { args: ['render', '--config', '', '-t', 'x@1'], message: '--config is empty: it needs a value', help: 'render' },
+      { args: ['policy', 'eval', '--strict=1', 'data.x'], message: '--strict takes no value', help: 'policy eval' },
+      { args: ['policy', 'test', '--verbose=yes', 'x.rego'], message: '--verbose takes no value', help: 'policy test' },
+      { args: ['audit', 'verify', '--continue=1', 'f.jsonl'], message: '--continue takes no value', help: 'audit verify' },
+      { args: ['serve', '--help=1'], message: '--help takes no value', help: 'serve' },
+    ];
+    for (const c of cases) {
+      const r = await cli(c.args);
+      expect([r.code, r.stdout, r.stderr], c.args.join(' ')).toEqual([2, '', `warden: ${c.message}\nRun 'warden ${c.help} --help' for usage.\n`]);
+    }
+    // --help alone (or with valid flags) is still help, on stdout, exit 0.
+    for (const args of [['policy', 'eval', '--strict', '--help'], ['audit', 'verify', '--continue', '-h'], ['templates', 'lint', '--help']]) {
+      const r = await cli(args);
+      expect([r.code, r.stderr], args.join(' ')).toEqual([0, '']);
+      expect(r.stdout.toLowerCase(), args.join(' ')).toContain('usage');
+    }
+  });
+
   it('errors about a file name it first, then the code', async () => {
     const missing = join(prepared.dir, 'missing');
     const audit = await cli(['audit', 'verify', missing]);
@@ -140,6 +175,21 @@ describe('warden CLI', () => {
     expect([redact.code, redact.stderr]).toEqual([1, 'stdin:2: invalid_request: not a JSON object\n']);
     const blocked = await runWardenWithInput(['redact', '--mode', 'block'], 'mail a@b.com\n');
     expect([blocked.code, blocked.stderr]).toEqual([3, 'stdin: redaction_blocked: prompt contains blocked entity types: EMAIL_ADDRESS\n']);
+  });
+
+  it('redact with a directory on stdin fails as cat does (exit 1, named), not as empty input', async () => {
+    const fd = openSync(prepared.dir, 'r');
+    try {
+      const child = spawn(process.execPath, ['--import', 'tsx', join(REPO, 'src', 'main.ts'), 'redact'], { cwd: REPO, stdio: [fd, 'pipe', 'pipe'] });
+      let stdout = '';
+      let stderr = '';
+      child.stdout!.on('data', (d: Buffer) => (stdout += d.toString()));
+      child.stderr!.on('data', (d: Buffer) => (stderr += d.toString()));
+      const code = await new Promise((resolve) => child.once('close', resolve));
+      expect([code, stdout, stderr]).toEqual([1, '', 'stdin: file_unreadable: cannot read stdin (EISDIR)\n']);
+    } finally {
+      closeSync(fd);
+    }
   });
 
   it('a bad RE2 pattern in the config is a config error (file:line:col, key path) for serve and redact, the pattern not echoed', async () => {

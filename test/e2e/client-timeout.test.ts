@@ -112,4 +112,68 @@ describe('client_timeout_ms', () => {
     expect(w.audit().slice(records)).toMatchObject([{ principal: null, status: 'error', error_code: 'request_timeout' }]);
     expect(await timeouts()).toBe(before + 1);
   });
+
+  /** The openai-http duration histogram's sum, in seconds. */
+  async function durationSum(): Promise<number> {
+    const text = await (await fetch(`${w.addresses.admin}/metrics`)).text();
+    const line = text.split('\n').find((l) => l.startsWith('warden_request_duration_seconds_sum{') && l.includes('protocol="openai-http"'));
+    return line === undefined ? 0 : Number(line.slice(line.lastIndexOf(' ') + 1));
+  }
+
+  /** Opens a connection, runs `script` on it, and resolves once the server closed it. */
+  function holdConnection(script: (s: ReturnType<typeof connect>) => void): Promise<string> {
+    const url = new URL(w.addresses.http);
+    return new Promise<string>((resolve, reject) => {
+      const s = connect({ host: url.hostname, port: Number(url.port) }, () => script(s));
+      let text = '';
+      s.on('data', (d: Buffer) => (text += d.toString()));
+      s.on('close', () => resolve(text));
+      s.on('error', reject);
+    });
+  }
+
+  it('a header block that never ends is recorded with the time it held the connection, not 0', { timeout: 15_000 }, async () => {
+    const records = w.audit().length;
+    const sumBefore = await durationSum();
+    const started = performance.now();
+    await holdConnection((s) => s.write('POST /v1/chat/completions HTTP/1.1\r\nhost: x\r\nx-partial: '));
+    const heldMs = performance.now() - started;
+    await eventually(() => w.audit().length > records);
+    const [record] = w.audit().slice(records);
+    expect(record).toMatchObject({ error_code: 'request_timeout' });
+    // Node's header deadline is client_timeout_ms + 1 s (1.5 s here), counted from the first byte.
+    expect(record!.latency_ms).toBeGreaterThanOrEqual(1_400);
+    expect(record!.latency_ms).toBeLessThanOrEqual(heldMs + 50);
+    expect((await durationSum()) - sumBefore).toBeGreaterThanOrEqual(1.4);
+  });
+
+  it('a connection closed halfway through its headers is recorded from its first byte', async () => {
+    const records = w.audit().length;
+    const sumBefore = await durationSum();
+    await holdConnection((s) => {
+      s.write('POST /v1/chat/completions HTTP/1.1\r\nhost: x\r\n');
+      setTimeout(() => s.end(), 400);
+    });
+    await eventually(() => w.audit().length > records);
+    const [record] = w.audit().slice(records);
+    expect(record).toMatchObject({ status: 'error' });
+    expect(record!.latency_ms).toBeGreaterThanOrEqual(350);
+    expect((await durationSum()) - sumBefore).toBeGreaterThanOrEqual(0.35);
+  });
+
+  it('on a kept-alive connection, the idle time before the refused request does not count', async () => {
+    const token = await w.signer.token('support', 'ticket-bot');
+    const records = w.audit().length;
+    await holdConnection((s) => {
+      // A first request, served; then 600 ms of idle; then half a header block, and a FIN 300 ms later.
+      s.write('GET /v1/models HTTP/1.1\r\nhost: x\r\nauthorization: Bearer ' + token + '\r\n\r\n');
+      setTimeout(() => s.write('POST /v1/chat/completions HTTP/1.1\r\nhost: x\r\n'), 600);
+      setTimeout(() => s.end(), 900);
+    });
+    await eventually(() => w.audit().length > records + 1);
+    const refused = w.audit().slice(records)[1]!;
+    expect(refused).toMatchObject({ status: 'error' });
+    expect(refused.latency_ms).toBeGreaterThanOrEqual(250);
+    expect(refused.latency_ms).toBeLessThan(600);
+  });
 });

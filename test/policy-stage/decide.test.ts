@@ -424,6 +424,34 @@ describe('decide stage with the built-in Rego engine', () => {
     expect(JSON.parse(lines[2]!)).toMatchObject({ level: 'warn', problem: 'undefined', policy_revision: engine.revision, msg: expect.stringContaining('entrypoint undefined') });
   });
 
+  it('an unknown decision key built from input is not logged: no caller text, no raw newline, one line', async () => {
+    const writes: string[] = [];
+    const logger = createLogger({ level: 'info', format: 'text' }, { write: (l: string) => void writes.push(l) });
+    const keyed = join(dir, 'keyed');
+    await mkdir(keyed);
+    // A policy that (by mistake) keys its decision, and its redaction object, by the requested model,
+    // next to a genuine typo.
+    await writeFile(join(keyed, 'k.rego'), [
+      'package warden', 'import rego.v1',
+      'decision := {"allow": true, "models": ["*"], "max_token": 5, input.request.model: true, "redaction": {input.request.model: 1}}', '',
+    ].join('\n'));
+    const engine = await createRegoPolicyEngine({ paths: [keyed], entrypoint: 'warden/decision' });
+    const decide = createDecideStage({ getEngine: () => engine, environment: ENV, now: () => NOW, logger, entrypoint: 'warden/decision' });
+    const models = ['CANARY-a\nFAKE ERROR msg="forged line"', `CANARY-${'x'.repeat(100_000)}`, 'CANARY_ident', 'jane@example.com'];
+    for (const model of models) await decide.run(ctxWith({ model }));
+    const text = writes.join('');
+    expect(text).not.toContain('CANARY');
+    expect(text).not.toContain('jane@example.com');
+    expect(text).not.toContain('FAKE');
+    // Every write is one line: nothing the caller chose split it.
+    for (const w of writes) expect(w.indexOf('\n')).toBe(w.length - 1);
+    expect(text.length).toBeLessThan(4_000);
+    // The typo is still named; keys built from input collapse to one line per object, unnamed.
+    expect(writes.filter((w) => w.includes('max_token'))).toHaveLength(1);
+    expect(writes).toHaveLength(3);
+    expect(writes.filter((w) => w.includes('redaction.'))).toHaveLength(1);
+  });
+
   it('denies when the entrypoint is undefined for the input', async () => {
     const empty = join(dir, 'empty');
     await mkdir(empty);

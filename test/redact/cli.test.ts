@@ -2,9 +2,9 @@ import { spawn } from 'node:child_process';
 import { fileURLToPath } from 'node:url';
 import { PassThrough } from 'node:stream';
 import { describe, expect, it } from 'vitest';
-import { MAX_REDACT_LINE_BYTES, runRedactCli } from '../../src/redact/cli.js';
+import { MAX_REDACT_LINE_BYTES, MAX_REDACT_TEXT_BYTES, runRedactCli } from '../../src/redact/cli.js';
 
-async function run(argv: string[], input: string, opts: { maxLineBytes?: number } = {}): Promise<{ code: number; out: string; err: string }> {
+async function run(argv: string[], input: string, opts: { maxLineBytes?: number; maxTextBytes?: number } = {}): Promise<{ code: number; out: string; err: string }> {
   const stdin = new PassThrough();
   const stdout = new PassThrough();
   const stderr = new PassThrough();
@@ -85,6 +85,34 @@ describe('warden redact CLI', () => {
     stdin.write('y'.repeat(cap + 1));
     const code = await runRedactCli(['--detect'], { stdin, stdout: sink, stderr }, {}, { maxLineBytes: cap });
     expect([code, err]).toEqual([1, `stdin:1: payload_too_large: line is longer than ${cap} bytes\n`]);
+  });
+
+  it('plain text over the cap stops the run with payload_too_large (exit 1), without reading it all', async () => {
+    // Plain text is held whole (and redacted at about ten times its size in memory): bounded, as a line is.
+    expect(MAX_REDACT_TEXT_BYTES).toBe(64 * 1024 * 1024);
+    const cap = 1024;
+    const fits = await run([], 'x'.repeat(cap), { maxTextBytes: cap }); // exactly the cap
+    expect([fits.code, fits.err]).toEqual([0, '']);
+    const over = await run([], 'x'.repeat(cap + 1), { maxTextBytes: cap });
+    expect([over.code, over.out, over.err]).toEqual([1, '', `stdin: payload_too_large: input is larger than ${cap} bytes (split it, or use --jsonl, whose lines may each be up to 16 MiB)\n`]);
+    // stdin that never ends is refused once past the cap.
+    const stdin = new PassThrough();
+    let err = '';
+    const stderr = new PassThrough().on('data', (d: Buffer) => (err += d.toString('utf8')));
+    stdin.write('y'.repeat(cap + 1));
+    const code = await runRedactCli([], { stdin, stdout: new PassThrough(), stderr }, {}, { maxTextBytes: cap });
+    expect([code, err]).toEqual([1, `stdin: payload_too_large: input is larger than ${cap} bytes (split it, or use --jsonl, whose lines may each be up to 16 MiB)\n`]);
+  });
+
+  it('stdin that cannot be read is named as such, not an internal error', async () => {
+    for (const argv of [[], ['--jsonl']]) {
+      const stdin = new PassThrough();
+      let err = '';
+      const stderr = new PassThrough().on('data', (d: Buffer) => (err += d.toString('utf8')));
+      setImmediate(() => stdin.destroy(Object.assign(new Error('EIO: i/o error, read'), { code: 'EIO', syscall: 'read' })));
+      const code = await runRedactCli(argv, { stdin, stdout: new PassThrough(), stderr });
+      expect([code, err], argv.join()).toEqual([1, 'stdin: file_unreadable: cannot read stdin (EIO)\n']);
+    }
   });
 
   it('a pattern RE2 refuses is named by its key and RE2\'s error kind, no part of it repeated', async () => {

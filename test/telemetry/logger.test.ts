@@ -73,6 +73,19 @@ describe('createLogger', () => {
     expect(lines[0]).not.toContain(CANARY);
   });
 
+  it('text format keeps a record on one line: control characters in the message are escaped', () => {
+    const { lines, stream } = capture();
+    const log = createLogger({ level: 'info', format: 'text' }, stream);
+    log.warn('first\n2026-01-01T00:00:00.000Z ERROR forged\r\tend\u2028\u001b[31m');
+    expect(lines).toHaveLength(1);
+    expect(lines[0]!.indexOf('\n')).toBe(lines[0]!.length - 1);
+    expect(lines[0]).not.toContain('\r');
+    expect(lines[0]).toContain('first\\n2026-01-01T00:00:00.000Z ERROR forged\\r\\tend\\u2028\\u001b[31m');
+    // A message without any is written as it is.
+    log.info('plain message');
+    expect(lines[1]).toMatch(/^\S+ INFO {2}plain message\n$/);
+  });
+
   it('works with a real Writable stream', async () => {
     const chunks: string[] = [];
     const sink = new Writable({

@@ -80,6 +80,17 @@ describe('createMetrics', () => {
     expect(valueOf(text, 'warden_reload_total{kind="templates",outcome="error"}')).toBe(1);
   });
 
+  it('warden_reload_total names only what is reloaded: templates and policies (the config file is read at start)', async () => {
+    const m = createMetrics({ collectDefault: false });
+    const help = (await m.render()).split('\n').find((l) => l.startsWith('# HELP warden_reload_total '));
+    expect(help).toBeDefined();
+    expect(help).toMatch(/templates/);
+    expect(help).toMatch(/polic/);
+    expect(help).not.toMatch(/config/);
+    // @ts-expect-error -- there is no config reload to count (tsc fails here if 'config' is a kind again).
+    m.observeReload('config', 'ok');
+  });
+
   it('redaction entity labels are bounded to known names plus custom', async () => {
     const m = createMetrics({ collectDefault: false, entities: ['EMAIL_ADDRESS', 'PHONE_NUMBER'] });
     m.observeRedactions({ EMAIL_ADDRESS: 2, CUSTOMER_ID: 3, 'user-chosen-name-1': 1, PHONE_NUMBER: 0 });

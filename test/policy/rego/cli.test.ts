@@ -169,7 +169,7 @@ describe('warden policy eval', () => {
     expect(r.out).toContain('Usage: warden policy eval');
     const bad = await run(['eval', '-d']);
     expect(bad.code).toBe(2);
-    expect(bad.err).toContain('-d needs a value');
+    expect(bad.err).toContain('--data needs a value');
     // Names every object has are unknown commands too.
     for (const cmd of ['toString', 'constructor', '__proto__', 'hasOwnProperty']) {
       const odd = await run([cmd]);
