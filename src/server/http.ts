@@ -238,17 +238,18 @@ export function parserRefusal(code: string | undefined, limits: Pick<IngressLimi
 const clientGone = (refusal: { error: WardenError }): boolean => refusal.error.code === 'cancelled';
 
 /**
- * How long the header block Node's parser just refused has been arriving, in ms: the parser's own
- * clock (`duration()`, the one its header deadline uses), started at the request's first byte —
- * at the connection's opening for a first request that sent none — so the idle time of a
- * kept-alive connection before it is not counted. Read only on a refusal: nothing is added to a
- * served request. `parser` is Node's internal, undocumented member: without it, 0 (the figure
- * then understates, as before).
+ * How long the request Node's parser just refused may have been arriving, in ms: since its
+ * connection was last ready for a request (`readySince`: opened, or its previous answer ended).
+ * Node 20's parser has its own clock from the request's first byte (`duration()`, which its header
+ * deadline reads); Node 22 and later's has none, so the figure counts a kept-alive connection's
+ * idle time before the request there (at most the keep-alive timeout). Read only on a refusal:
+ * nothing is added to a served request but the one timestamp when its answer ends.
  */
-function headerBlockMs(socket: Duplex): number {
+function headerBlockMs(socket: Duplex, readySince: number | undefined): number {
   const parser = (socket as { parser?: { duration?: () => unknown } | null }).parser;
-  const ms = typeof parser?.duration === 'function' ? parser.duration() : 0;
-  return typeof ms === 'number' && Number.isFinite(ms) && ms > 0 ? ms : 0;
+  const clock = typeof parser?.duration === 'function' ? parser.duration() : undefined;
+  const ms = typeof clock === 'number' ? clock : readySince === undefined ? 0 : performance.now() - readySince;
+  return Number.isFinite(ms) && ms > 0 ? ms : 0;
 }
 
 /**
@@ -273,8 +274,12 @@ export function serverOptions(limits: Pick<IngressLimits, 'maxHeaderBytes' | 're
 
 export function createHttpIngress(opts: HttpIngressOptions): HttpIngress {
   const { pipeline, limits, logger } = opts;
-  /** The request each connection is serving now: a parser error on it belongs to that request. */
-  const serving = new WeakMap<Duplex, ServerResponse>();
+  /**
+   * The request each connection is serving now (a parser error on it belongs to that request), or
+   * when it was last ready for one (performance.now(): opened, or its last answer ended), which
+   * times a request the parser refuses before any handler ran (headerBlockMs).
+   */
+  const serving = new WeakMap<Duplex, ServerResponse | number>();
   const admission = opts.admission ?? new Admission(limits.maxInFlight);
   const unixListener = opts.unixListener === true;
   let active = 0;
@@ -382,6 +387,7 @@ export function createHttpIngress(opts: HttpIngressOptions): HttpIngress {
     },
   );
 
+  server.on('connection', (socket: Duplex) => serving.set(socket, performance.now()));
   server.on('clientError', onClientError);
   server.on('connect', onConnect);
   // No 'upgrade' listener, on purpose: without one Node serves a `Connection: Upgrade` request
@@ -390,7 +396,7 @@ export function createHttpIngress(opts: HttpIngressOptions): HttpIngress {
   /** One function for every response (no closure per request); `this` is the response. */
   function onResponseClose(this: ServerResponse): void {
     const socket = this.req.socket;
-    if (serving.get(socket) === this) serving.delete(socket);
+    if (serving.get(socket) === this) serving.set(socket, performance.now());
     onDone();
   }
 
@@ -404,7 +410,8 @@ export function createHttpIngress(opts: HttpIngressOptions): HttpIngress {
    */
   function onClientError(err: Error & { code?: string }, socket: Duplex): void {
     const refusal = parserRefusal(err.code, limits);
-    const res = serving.get(socket);
+    const entry = serving.get(socket);
+    const res = typeof entry === 'number' ? undefined : entry;
     if (res) {
       const current = { req: res.req, res };
       // Node's own answer (the parser cannot go on with this connection), unless one is under way.
@@ -423,7 +430,7 @@ export function createHttpIngress(opts: HttpIngressOptions): HttpIngress {
       return;
     }
     const requestId = randomUUID();
-    const heldMs = headerBlockMs(socket);
+    const heldMs = headerBlockMs(socket, typeof entry === 'number' ? entry : undefined);
     const receivedAt = performance.timeOrigin + performance.now() - heldMs;
     opts.onRejected?.(refusal.error.code, heldMs / 1000, 'openai-http');
     const peer = peerInfo((socket as { remoteAddress?: string }).remoteAddress, unixListener);
