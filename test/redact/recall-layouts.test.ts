@@ -338,6 +338,25 @@ describe("a form body's '+' between digit groups reads as a space", () => {
       expect(found(text)).toEqual(spans);
     });
   }
+  // The twelve-group bound is each number's: every number of a value gets its own count, or the
+  // third '+' number of one value (its groups the 13th on) stayed in clear. And a number written
+  // with its area code in parentheses ("(415) 555 0134", escaped "%28415%29+555+0134") or after
+  // a comma ("%2C+") goes on past the escape.
+  const manyInOne: Array<[string, string]> = [
+    ['tel=%2B33+6+12+34+56+78+%2B33+6+12+34+56+79+%2B33+6+12+34+56+80', 'tel=[PHONE_NUMBER]+[PHONE_NUMBER]+[PHONE_NUMBER]'],
+    [
+      'tel=0612345678+%2B33+6+12+34+56+78+%2B33+6+12+34+56+79+%2B33+6+12+34+56+80+%2B33+6+12+34+56+81',
+      'tel=[PHONE_NUMBER]+[PHONE_NUMBER]+[PHONE_NUMBER]+[PHONE_NUMBER]+[PHONE_NUMBER]',
+    ],
+    // Read as "415 555 2671 (415) 555 0134" is: the first reading takes the "(415"; no digit is left.
+    ['tel=415+555+2671+%28415%29+555+0134', 'tel=[PHONE_NUMBER]%29+[PHONE_NUMBER]'],
+    ['phones=%2B33+6+12+34+56+78%2C+%2B33+6+12+34+56+79', 'phones=[PHONE_NUMBER]%2C+[PHONE_NUMBER]'],
+  ];
+  for (const [text, want] of manyInOne) {
+    it(`several numbers in one value: ${JSON.stringify(text)}`, () => {
+      expect(masked(text)).toBe(want);
+    });
+  }
   it('the finding covers the value as written, pluses and escapes included', () => {
     expect(found('card=4111+1111+1111+1111')).toEqual([['CREDIT_CARD', '4111+1111+1111+1111']]);
     expect(found('phone=%2B1+415+555+2671')).toEqual([['PHONE_NUMBER', '%2B1+415+555+2671']]);
