@@ -214,8 +214,14 @@ function isUpperCode(c: number): boolean {
   return c >= 65 && c <= 90;
 }
 
-/** Longest chain of '+'-joined groups read back from a '+' (an IBAN has 9 groups of 4). */
+/**
+ * Longest chain of '+'-joined groups read back from a '+' (an IBAN has 9 groups of 4), counted
+ * for each number of a value apart: the count starts again past an escape ("+%2B33+6+…", the
+ * next number's '+'; "+%28415%29+555", a '(' and ')').
+ */
 const FORM_CHAIN_MAX = 12;
+/** Groups read back from a '+' in all, across escapes: bounds one read of a long value. */
+const FORM_WALK_MAX = 4 * FORM_CHAIN_MAX;
 
 /**
  * A form body's '+' is one a form body (application/x-www-form-urlencoded) wrote for a space between
@@ -228,25 +234,54 @@ const FORM_CHAIN_MAX = 12;
  * and '+' as digit groups would give such text a second, decoded scan for nothing (64 KB of
  * "9+9+9+9 " scanned at 6 MB per CPU-second instead of 40). See formPluses, which finds them.
  *
- * This: how many '+'-joined digit groups end at the '+' at `p`, back to the start of a form value
- * (at most FORM_CHAIN_MAX), or 0 when the chain does not begin one (or is longer, or has a
- * group of more than 34 digits).
+ * This: how many '+'-joined digit groups end at the '+' at `p` since the last escape of the
+ * chain (at most FORM_CHAIN_MAX), read back to the start of a form value, or 0 when the chain
+ * does not begin one (or has more than FORM_CHAIN_MAX groups between escapes, more than
+ * FORM_WALK_MAX in all, or a group of more than 34 digits).
  */
 function formChainGroups(text: string, p: number): number {
-  for (let groups = 1; groups <= FORM_CHAIN_MAX; groups++) {
-    const k = groupStartBefore(text, p);
-    if (k < 0) return 0;
+  let first = 0; // the groups of the number ending at `p`, once an escape before it is crossed
+  let groups = 0; // the groups since the last escape crossed
+  for (let walked = 0; walked < FORM_WALK_MAX; walked++) {
+    const end = groupEndBeforePlus(text, p);
+    if (end < 0) return 0;
+    if (end !== p) {
+      first ||= groups;
+      groups = 0;
+    }
+    const k = groupStartBefore(text, end);
+    if (k < 0 || ++groups > FORM_CHAIN_MAX) return 0;
     const step = chainStep(text, k);
-    if (step !== CHAIN_GOES_ON) return step === CHAIN_BEGINS_VALUE ? groups : 0;
-    p = text.charCodeAt(k - 1) === 43 ? k - 1 : k - 4;
+    if (step !== CHAIN_GOES_ON) return step === CHAIN_BEGINS_VALUE ? first || groups : 0;
+    if (text.charCodeAt(k - 1) === 43) p = k - 1;
+    else {
+      first ||= groups;
+      groups = 0;
+      p = k - 4;
+    }
   }
   return 0;
 }
 
-/** Start of the digit group that ends at `p` (1 to 34 digits), or -1. */
+/**
+ * End of the digit group that a form '+' at `p` follows: `p`, or `p - 3` past an escape written
+ * right after the group ("%28415%29+555": a ')', "…78%2C+%2B33": a ','); -1 when none ends there.
+ */
+function groupEndBeforePlus(text: string, p: number): number {
+  if (p >= 4 && text.charCodeAt(p - 3) === 37 && isHexCode(text.charCodeAt(p - 2)) && isHexCode(text.charCodeAt(p - 1))) {
+    return isAsciiDigit(text.charCodeAt(p - 4)) ? p - 3 : -1;
+  }
+  return p >= 1 && isAsciiDigit(text.charCodeAt(p - 1)) ? p : -1;
+}
+
+/**
+ * Start of the digit group that ends at `p` (1 to 34 digits), or -1. An escape written right
+ * before it is no part of it, though its two hex digits may be digits ("%28415": "415").
+ */
 function groupStartBefore(text: string, p: number): number {
   let k = p;
   while (k > 0 && p - k <= 34 && isAsciiDigit(text.charCodeAt(k - 1))) k--;
+  if (k > 0 && text.charCodeAt(k - 1) === 37 && p - k > 2) k += 2;
   return k === p || p - k > 34 ? -1 : k;
 }
 
@@ -255,9 +290,10 @@ const CHAIN_BEGINS_VALUE = 1;
 const CHAIN_BEGINS_ELSEWHERE = 2;
 
 /**
- * The digit group at `k` follows an escape that follows a form '+' after a digit ("0199+%2B33"):
- * a form value's space, then a character the form escaped (the '+' of a phone number written
- * after another number, a '('). The chain goes on from that '+', at k - 4.
+ * The digit group at `k` follows an escape that follows a form '+' after a digit group
+ * ("0199+%2B33", "78%2C+%2B33"): a form value's space, then a character the form escaped (the
+ * '+' of a phone number written after another number, a '('). The chain goes on from that '+',
+ * at k - 4.
  */
 function escapeAfterFormPlus(text: string, k: number): boolean {
   return (
@@ -266,7 +302,7 @@ function escapeAfterFormPlus(text: string, k: number): boolean {
     isHexCode(text.charCodeAt(k - 2)) &&
     isHexCode(text.charCodeAt(k - 1)) &&
     text.charCodeAt(k - 4) === 43 &&
-    isAsciiDigit(text.charCodeAt(k - 5))
+    groupEndBeforePlus(text, k - 4) >= 0
   );
 }
 
@@ -282,8 +318,9 @@ function chainStep(text: string, k: number): number {
   if (k >= 2 && isUpperCode(text.charCodeAt(k - 1)) && isUpperCode(text.charCodeAt(k - 2)) && beginsFormValue(text, k - 2)) return CHAIN_BEGINS_VALUE;
   if (escapeAfterFormPlus(text, k)) return CHAIN_GOES_ON;
   if (k === 0 || text.charCodeAt(k - 1) !== 43) return beginsFormValue(text, k) ? CHAIN_BEGINS_VALUE : CHAIN_BEGINS_ELSEWHERE;
-  // A '+' before the group: another form '+' of the chain (a digit before it), or a leading one.
-  if (k < 2 || !isAsciiDigit(text.charCodeAt(k - 2))) return beginsFormValue(text, k - 1) ? CHAIN_BEGINS_VALUE : CHAIN_BEGINS_ELSEWHERE;
+  // A '+' before the group: another form '+' of the chain (a digit group before it, or one and
+  // an escape: "%29+555"), or a leading one.
+  if (groupEndBeforePlus(text, k - 1) < 0) return beginsFormValue(text, k - 1) ? CHAIN_BEGINS_VALUE : CHAIN_BEGINS_ELSEWHERE;
   return CHAIN_GOES_ON;
 }
 
@@ -319,12 +356,17 @@ function formPluses(original: string, from: number, to: number, out: number[]): 
   let prev = -1;
   let prevGroups = 0;
   for (let i = original.indexOf('+', from); i >= 0 && i < to; i = original.indexOf('+', i + 1)) {
-    if (i === 0 || !isAsciiDigit(original.charCodeAt(i - 1))) continue;
-    const k = groupStartBefore(original, i);
+    const end = groupEndBeforePlus(original, i);
+    if (end < 0) continue;
+    const k = groupStartBefore(original, end);
     let groups: number;
     if (k < 0) groups = 0;
-    else if (prev >= 0 && (k === prev + 1 || k === prev + 4) && chainStep(original, k) === CHAIN_GOES_ON) groups = prevGroups > 0 && prevGroups < FORM_CHAIN_MAX ? prevGroups + 1 : 0;
-    else groups = formChainGroups(original, i);
+    else if (prev >= 0 && (k === prev + 1 || k === prev + 4) && chainStep(original, k) === CHAIN_GOES_ON) {
+      // Past an escape (before the group or after it) the count starts again: another number.
+      if (prevGroups === 0) groups = 0;
+      else if (k === prev + 4 || end !== i) groups = 1;
+      else groups = prevGroups < FORM_CHAIN_MAX ? prevGroups + 1 : 0;
+    } else groups = formChainGroups(original, i);
     prev = i;
     prevGroups = groups;
     if (groups > 0 && digitOrEscapedAt(original, i + 1)) out.push(i);

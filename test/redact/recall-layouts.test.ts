@@ -338,6 +338,25 @@ describe("a form body's '+' between digit groups reads as a space", () => {
       expect(found(text)).toEqual(spans);
     });
   }
+  // The twelve-group bound is each number's: every number of a value gets its own count, or the
+  // third '+' number of one value (its groups the 13th on) stayed in clear. And a number written
+  // with its area code in parentheses ("(415) 555 0134", escaped "%28415%29+555+0134") or after
+  // a comma ("%2C+") goes on past the escape.
+  const manyInOne: Array<[string, string]> = [
+    ['tel=%2B33+6+12+34+56+78+%2B33+6+12+34+56+79+%2B33+6+12+34+56+80', 'tel=[PHONE_NUMBER]+[PHONE_NUMBER]+[PHONE_NUMBER]'],
+    [
+      'tel=0612345678+%2B33+6+12+34+56+78+%2B33+6+12+34+56+79+%2B33+6+12+34+56+80+%2B33+6+12+34+56+81',
+      'tel=[PHONE_NUMBER]+[PHONE_NUMBER]+[PHONE_NUMBER]+[PHONE_NUMBER]+[PHONE_NUMBER]',
+    ],
+    // Read as "415 555 2671 (415) 555 0134" is: the first reading takes the "(415"; no digit is left.
+    ['tel=415+555+2671+%28415%29+555+0134', 'tel=[PHONE_NUMBER]%29+[PHONE_NUMBER]'],
+    ['phones=%2B33+6+12+34+56+78%2C+%2B33+6+12+34+56+79', 'phones=[PHONE_NUMBER]%2C+[PHONE_NUMBER]'],
+  ];
+  for (const [text, want] of manyInOne) {
+    it(`several numbers in one value: ${JSON.stringify(text)}`, () => {
+      expect(masked(text)).toBe(want);
+    });
+  }
   it('the finding covers the value as written, pluses and escapes included', () => {
     expect(found('card=4111+1111+1111+1111')).toEqual([['CREDIT_CARD', '4111+1111+1111+1111']]);
     expect(found('phone=%2B1+415+555+2671')).toEqual([['PHONE_NUMBER', '%2B1+415+555+2671']]);
@@ -470,15 +489,21 @@ describe('decimal numbers', () => {
 
 describe('an amount written with a decimal comma', () => {
   // European amounts ("1 234 567,89 EUR", "1.234.567,89"): the groups of three before the decimal
-  // comma are an amount's integer part, not a phone's end, wherever the digit run begins. A phone
-  // reading over them masked the integer part and left the fraction (",89") in clear.
+  // comma are an amount's integer part, not a phone's end, where the groups before them are
+  // phones or nothing. A phone reading over them masked the integer part and left the fraction
+  // (",89") in clear.
   const cases: Array<[string, Array<[string, string]>]> = [
-    ['en 2024 1 234 567,89 EUR', []],
-    ['total 3 1 234 567,89', []],
+    // Digits before the amount that are no phone of their own: a phone reading over them and
+    // the amount is as likely as not a phone ("0170 123 456,78"), so it is masked.
+    ['en 2024 1 234 567,89 EUR', [['PHONE_NUMBER', '2024 1 234 567']]],
+    ['total 3 1 234 567,89', [['PHONE_NUMBER', '3 1 234 567']]],
     ['06 12 34 56 78 1 234 567,89 EUR', [['PHONE_NUMBER', '06 12 34 56 78']]],
+    ['415 555 2671 415 555 0134 1 234 567,89 EUR', [['PHONE_NUMBER', '415 555 2671'], ['PHONE_NUMBER', '415 555 0134']]],
     ['tel 06 12 34 56 78 1.234.567,89 EUR', [['PHONE_NUMBER', '06 12 34 56 78']]],
     ['tel 06 12 34 56 78 234 567,5 EUR', [['PHONE_NUMBER', '06 12 34 56 78']]],
     ['1 234 567,89 EUR and 12,50 \u20ac and 12 345 678,90', []],
+    // The next amount's digits start right after a fraction: the fraction is no phone's head.
+    ['1 234 567,89 1 234 567,89 EUR', []],
     // A comma after a phone's own last group, or before a field that is no fraction: a CSV row.
     ['alice,06 30 51 03 21,100', [['PHONE_NUMBER', '06 30 51 03 21']]],
     ['alice,415 555 2671,12', [['PHONE_NUMBER', '415 555 2671']]],
@@ -491,7 +516,54 @@ describe('an amount written with a decimal comma', () => {
   }
   it('masked: no piece of the amount is masked or left beside a mask', () => {
     expect(masked('Betrag 06 12 34 56 78 1 234 567,89 EUR')).toBe('Betrag [PHONE_NUMBER] 1 234 567,89 EUR');
-    expect(masked('en 2024 1 234 567,89 EUR')).toBe('en 2024 1 234 567,89 EUR');
+    expect(masked('tel 07911 123 456 1 234,56 EUR')).toBe('tel [PHONE_NUMBER] 1 234,56 EUR');
+    expect(masked('tel 06 12 34 56 78 100,00 EUR')).toBe('tel [PHONE_NUMBER] 100,00 EUR');
+    expect(masked('tel +44 7911 123 456 100,00 EUR')).toBe('tel [PHONE_NUMBER] 100,00 EUR');
+  });
+
+  // A phone whose last groups are threes, before a CSV field or an amount: those groups are the
+  // phone's, unless the groups before them read as a whole phone. Masking an amount's digits too
+  // is the lesser harm; a phone in clear is not.
+  const csvPhones = [
+    '+44 7911 123 456', '+49 30 123 456', '+49 1512 345 678', '+49 170 123 456', '0049 1512 345 678',
+    '01512 345 678', '0170 123 456', '+420 601 123 456', '+351 912 345 678', '+48 512 345 678',
+    '+34 612 345 678', '+61 412 345 678', '0412 345 678', '+1 415 555 267', '020 7946 095',
+    '+43 664 123 456', '0664 123 456', '+41 79 123 456', '+33 612 345 678', '+39 333 123 456',
+    '+39 02 123 456', '+353 87 123 456', '+46 70 123 456', '+45 12 345 678', '+47 412 345 678',
+    '+358 40 123 456', '+36 30 123 456', '+91 98765 432 101', '+64 21 123 456', '+55 11 912 345 678',
+    '+81 90 123 456', '+52 55 123 456',
+  ];
+  /** `out` masks a phone and leaves none of `phone`'s national groups of three digits or more. */
+  const expectPhoneMasked = (out: string, phone: string): void => {
+    expect(out).toContain('[PHONE_NUMBER]');
+    for (const g of phone.split(' ').slice(1).filter((g) => g.length >= 3)) expect(out).not.toContain(g);
+  };
+  for (const phone of csvPhones) {
+    it(`a CSV field after the phone: ${JSON.stringify(`Jane,${phone},12`)}`, () => {
+      expectPhoneMasked(masked(`Jane,${phone},12`), phone);
+    });
+  }
+  const beforeComma: Array<[string, string]> = [
+    ['Tel: +49 30 123 456,78', '+49 30 123 456'],
+    ['tel 07911 123 456,78', '07911 123 456'],
+    ['tel 0612 345 678,90', '0612 345 678'],
+    ['tel 0800 123 456,50', '0800 123 456'],
+    ['tel 030 12 345 678,12', '030 12 345 678'],
+    ['Kontakt 0170 123 456,78', '0170 123 456'],
+    ['Ruf an: +49 30 123 456,78 Euro offen', '+49 30 123 456'],
+    ['+44 7911 123 456,12', '+44 7911 123 456'],
+    ['tel 415 555 2671 100,00 EUR', '415 555 2671'],
+  ];
+  for (const [text, phone] of beforeComma) {
+    it(`a phone before a comma: ${JSON.stringify(text)}`, () => {
+      expectPhoneMasked(masked(text), phone);
+    });
+  }
+  it('a phone that goes on in threes into the amount: the phone and the amount are masked as one', () => {
+    // "07911 123 456 100" is a valid number as well: its "100" may be the phone's.
+    expect(masked('tel 07911 123 456 100,00 EUR')).toBe('tel [PHONE_NUMBER],00 EUR');
+    // "04" opens a phone: "04 123 456" is one, not an amount's lead.
+    expect(masked('tel 06 12 34 56 78 04 123 456,78')).toBe('tel [PHONE_NUMBER] [PHONE_NUMBER],78');
   });
 });
 

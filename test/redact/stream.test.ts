@@ -443,6 +443,9 @@ describe('streaming: an amount with a decimal comma after a phone', () => {
   it('the phone is masked, the amount is not', async () => {
     await expectEverySplitAsWhole('Betrag 06 12 34 56 78 1 234 567,89 EUR ok', 'Betrag [PHONE_NUMBER] 1 234 567,89 EUR ok', { decision: decision({ mode: 'mask' }) });
   });
+  it('a phone ending in groups of three before a CSV field is masked whatever the split', async () => {
+    await expectEverySplitAsWhole('Jane,+44 7911 123 456,12\nJoe,0170 123 456,78 ok', 'Jane,[PHONE_NUMBER],12\nJoe,[PHONE_NUMBER],78 ok', { decision: decision({ mode: 'mask' }) });
+  });
 });
 
 describe('streaming: two cards side by side', () => {

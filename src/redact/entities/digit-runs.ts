@@ -123,6 +123,9 @@ function thousandsShaped(text: string, groups: number): boolean {
  * amount's lead ("415 555 2671 12 345 678,90"): a digit masked too many rather than a phone's
  * digit left in clear. A '+' chunk's first two groups are a
  * country code and a phone's national digits, never an amount's ("+34 610 721 399,50").
+ * Only a candidate: a phone's own last groups are threes too ("0170 123 456,78"), and the
+ * phone search takes the amount only where that leaves no phone digit in clear (phone.ts
+ * scanBesideAmount); the card search refuses every window over it.
  */
 function decimalCommaAmount(text: string, groups: number, end: number, plus: boolean): number {
   const n = text.length;
@@ -379,10 +382,12 @@ function decimalPointAt(ch: DigitChunk, s: number): boolean {
 /**
  * Groups [g0, g1] of a chunk are, hold or touch a decimal number's integer or fractional part: a
  * decimal point inside them or right next to them, or an amount's groups before a decimal comma
- * (amountFrom). Its digits, though they may pass Luhn or look like a phone, are a number's.
+ * (from `amountFrom` on: the chunk's by default; the phone search passes the one it settled on,
+ * see phone.ts scanBesideAmount). Its digits, though they may pass Luhn or look like a phone,
+ * are a number's.
  */
-export function touchesDecimal(ch: DigitChunk, g0: number, g1: number): boolean {
-  if (g1 >= ch.amountFrom) return true;
+export function touchesDecimal(ch: DigitChunk, g0: number, g1: number, amountFrom = ch.amountFrom): boolean {
+  if (g1 >= amountFrom) return true;
   const last = Math.min(g1, ch.seps.length - 1);
   for (let s = Math.max(g0 - 1, 0); s <= last; s++) if (decimalPointAt(ch, s)) return true;
   return false;

@@ -23,6 +23,12 @@ import { touchesDecimal, type DigitChunk } from './digit-runs.js';
 
 /** A window inside a segment spans at most this many groups plus one (bounds the window search per start). */
 const MAX_WINDOW_GROUPS = 12;
+/**
+ * Later starts tried for an amount before a decimal comma when the groups before its first start
+ * are no phone's (scanBesideAmount): a phone ends in at most this many groups of three past it
+ * ("+55 11 912 345 678" before ",12"). Bounds the readings of a long run of threes.
+ */
+const AMOUNT_TRIES = 3;
 import { BLOCK_RUN, detectCardsInChunk, issuerMatches } from './credit-card.js';
 import { compileRegion, validInternational, validNationalInAny, type CompiledRegion } from './phone-metadata.js';
 import { isDigitCode, isbn13Valid, luhnValid, mod11Valid } from './util.js';
@@ -244,6 +250,39 @@ function besideKept(text: string, whole: readonly Finding[], beside: readonly Fi
   });
 }
 
+/** Group `g` of `ch` lies inside one of `fs`. */
+function groupIn(ch: DigitChunk, fs: readonly Finding[], g: number): boolean {
+  return fs.some((f) => f.start <= ch.groupStarts[g]! && ch.groupEnds[g]! <= f.end);
+}
+
+/** Every group of `ch` from g0 to g1 lies inside one of `fs`. */
+function groupsCovered(ch: DigitChunk, fs: readonly Finding[], g0: number, g1: number): boolean {
+  for (let g = g0; g <= g1; g++) if (!groupIn(ch, fs, g)) return false;
+  return true;
+}
+
+/**
+ * Group `a - 1` of `seg` may lead an amount whose groups of three start at `a`: one to three
+ * digits joined to them as thousands are, with no leading '0' (a trunk prefix, never an amount's).
+ */
+function amountLead(text: string, ch: DigitChunk, seg: Segment, a: number): boolean {
+  if (a - 1 < seg.g0 || groupLength(ch, a - 1) > 3) return false;
+  if (text.charCodeAt(ch.groupStarts[a - 1]!) === 48 && groupLength(ch, a - 1) > 1) return false;
+  const sep = ch.seps[a - 1];
+  return sep === ' ' || sep === '.';
+}
+
+/**
+ * The chunk's first group is the fraction of a decimal-comma number written right before it
+ * ("1 234,56 1 234,56": the second chunk's "56"): one or two digits after a digit and ',', and
+ * a space after them.
+ */
+function startsWithFraction(text: string, ch: DigitChunk): boolean {
+  const s = ch.groupStarts[0]!;
+  if (s !== ch.start || s < 2 || groupLength(ch, 0) > 2 || ch.seps.length === 0 || !ch.seps[0]!.includes(' ')) return false;
+  return text.charCodeAt(s - 1) === 44 && isDigitCode(text.charCodeAt(s - 2));
+}
+
 /** Validation results one detect call keeps (see `validated` there). */
 const VALIDATED_MAX = 4096;
 
@@ -451,6 +490,11 @@ export function createPhoneDetector(validation: PhoneValidation = 'valid'): Dete
       /** The findings that a phone word before them made (their shape alone is not enough). */
       const byWord = new WeakSet<Finding>();
       const shaped = (fs: readonly Finding[]): number => fs.reduce((n, f) => (byWord.has(f) ? n : n + 1), 0);
+      /**
+       * The first group of the chunk being read that is an amount's before a decimal comma: no
+       * window reaches it. Set by scanSegments for each segment (see scanBesideAmount).
+       */
+      let amountAt = Number.MAX_SAFE_INTEGER;
       const phoneFinding = (start: number, end: number, score: number, word: boolean): Finding => {
         const f: Finding = { entity: 'PHONE_NUMBER', start, end, score };
         if (word) byWord.add(f);
@@ -476,7 +520,7 @@ export function createPhoneDetector(validation: PhoneValidation = 'valid'): Dete
         const nationalLen = intl ? digits.length - (digits.startsWith('00') ? 2 : 0) : digits.length;
         if (nationalLen < 7 || nationalLen > 15) return null;
         // "0.415-555-2671", "415 555 2671.25": a decimal number's digits, not a phone's.
-        if (touchesDecimal(ch, g0, g1)) return null;
+        if (touchesDecimal(ch, g0, g1, amountAt)) return null;
         let end = seg.end;
         // Extension ("x0135", " ext. 12") only after the chunk's last group.
         let hasExt = false;
@@ -534,7 +578,7 @@ export function createPhoneDetector(validation: PhoneValidation = 'valid'): Dete
         // window reaches into one (a phone beside one is still read).
         // Nor into an amount's groups before a decimal comma (touchesDecimal would refuse each).
         const blockedFrom = blockRuns(ch, seg);
-        const lastEnd = (g0: number): number => Math.min(seg.g1, g0 + MAX_WINDOW_GROUPS, blockedFrom === null ? seg.g1 : blockedFrom[g0 - seg.g0]! - 1, ch.amountFrom - 1);
+        const lastEnd = (g0: number): number => Math.min(seg.g1, g0 + MAX_WINDOW_GROUPS, blockedFrom === null ? seg.g1 : blockedFrom[g0 - seg.g0]! - 1, amountAt - 1);
         const cut = (g: number): boolean => {
           const sep = ch.seps[g]!;
           return sep.includes(' ') || sep.includes('\t');
@@ -600,12 +644,77 @@ export function createPhoneDetector(validation: PhoneValidation = 'valid'): Dete
         for (const w of found) sink.push(w.f);
         return found.length;
       };
+      /** Reads one segment into `sink` with no window reaching group `amount` on; `sink`. */
+      const readUpTo = (ch: DigitChunk, seg: Segment, amount: number, sink: Finding[] = []): Finding[] => {
+        amountAt = amount;
+        // Valid numbers first, exactly as without the context rule; the rule only adds a
+        // finding where no valid number was found in the segment.
+        reachedValidation = false;
+        if (scanSegment(ch, seg, false, sink) === 0 && validation === 'valid' && reachedValidation) scanSegment(ch, seg, true, sink);
+        return sink;
+      };
+      /**
+       * The last phone of `reading` (read with no window reaching group `a`) is, or ends in, the
+       * head of a longer phone that goes on over groups of three into group `a` or past it:
+       * "0170 123" into "0170 123 456,78", "+44 7911 123" into "+44 7911 123 456,12" (a phone
+       * written in threes may end in them), "… 78 04" into "04 123 456,78" (a group opening
+       * with a trunk '0' is a phone's start as much as another's end). Those groups are then as
+       * much a phone's digits as an amount's. A phone that ends in another group ("06 12 34 56
+       * 78") does not go on in threes, nor does one over an amount's lead of one or two digits
+       * ("415 555 0134 1 234 567,89"), whatever a region's long numbers allow.
+       */
+      const goesOnInThrees = (ch: DigitChunk, seg: Segment, reading: readonly Finding[], a: number): boolean => {
+        const f = reading[reading.length - 1];
+        if (f === undefined) return false;
+        let s = seg.g0;
+        while (ch.groupEnds[s]! <= f.start) s++;
+        let e = s;
+        while (e < seg.g1 && ch.groupEnds[e + 1]! <= f.end) e++;
+        if (groupLength(ch, e) !== 3) {
+          if (groupLength(ch, e) < 2 || text.charCodeAt(ch.groupStarts[e]!) !== 48) return false;
+          s = e;
+        }
+        let last = e;
+        while (last < seg.g1 && groupLength(ch, last + 1) === 3) last++;
+        if (last < a) return false;
+        amountAt = Number.MAX_SAFE_INTEGER;
+        for (let g0 = s; g0 <= e; g0++) {
+          if (g0 > s && !ch.seps[g0 - 1]!.includes(' ') && !ch.seps[g0 - 1]!.includes('\t')) continue;
+          for (let g1 = a; g1 <= Math.min(last, g0 + MAX_WINDOW_GROUPS); g1++) {
+            if (tryWindow(ch, g0, g1, false) !== null || (validation === 'valid' && tryWindow(ch, g0, g1, true) !== null)) return true;
+          }
+        }
+        return false;
+      };
+      /**
+       * A segment ending in groups of three before a decimal comma (ch.amountFrom). They are an
+       * amount's only where that leaves no phone digit in clear: where the groups before the
+       * amount (its lead aside: one to three digits, no trunk '0', an amount's or a phone's
+       * last; and a first group that is the fraction of an amount right before the chunk, "1
+       * 234,56 1 234,56") are phones that go on as no longer phone in threes into the amount
+       * ("06 12 34 56 78 1 234 567,89", see goesOnInThrees), or where there are none ("12 345
+       * 678,90"). A phone's own last groups are threes too ("0170 123 456,78": "0170 123" is a
+       * phone as well): the amount is then tried from each next group of three, and failing
+       * that the segment is read as if there were no amount. That masks an amount's digits with
+       * a phone reading ("2024 1 234 567,89", "07911 123 456 100,00"): a digit masked too many
+       * rather than a phone's left in clear.
+       */
+      const scanBesideAmount = (ch: DigitChunk, seg: Segment, sink: Finding[]): void => {
+        const from = Math.max(ch.amountFrom, seg.g0);
+        const headStart = seg.g0 === 0 && startsWithFraction(text, ch) ? 1 : seg.g0;
+        for (let a = from; a <= Math.min(seg.g1, from + AMOUNT_TRIES); a++) {
+          const headEnd = amountLead(text, ch, seg, a) ? a - 2 : a - 1;
+          const reading = readUpTo(ch, seg, a);
+          if (headEnd >= headStart && (!groupsCovered(ch, reading, headStart, headEnd) || goesOnInThrees(ch, seg, reading, a))) continue;
+          for (const f of reading) sink.push(f);
+          return;
+        }
+        readUpTo(ch, seg, Number.MAX_SAFE_INTEGER, sink);
+      };
       const scanSegments = (ch: DigitChunk, segs: readonly Segment[], sink: Finding[]): void => {
         for (const seg of segs) {
-          // Valid numbers first, exactly as without the context rule; the rule only adds a
-          // finding where no valid number was found in the segment.
-          reachedValidation = false;
-          if (scanSegment(ch, seg, false, sink) === 0 && validation === 'valid' && reachedValidation) scanSegment(ch, seg, true, sink);
+          if (ch.amountFrom <= seg.g1) scanBesideAmount(ch, seg, sink);
+          else readUpTo(ch, seg, Number.MAX_SAFE_INTEGER, sink);
         }
       };
       for (const ch of ctx.digitChunks()) {
