@@ -72,26 +72,47 @@ function isTokenChar(c: number): boolean {
  * an identifier word? A token's leading letters count ("EAN-13" is "ean").
  */
 function afterIdentifierWord(text: string, start: number): boolean {
-  let i = start - 1;
-  // Bounded look-back: a few separators and one token, twice at most.
+  // Bounded look-back: a few separators and one token, twice at most. (Plain functions, no
+  // closure: this runs for most phone candidates.)
   const floor = Math.max(0, start - 48);
-  const previousWord = (): string => {
-    while (i >= floor) {
-      const c = text.charCodeAt(i);
-      // ' ', tab, ':', '=', '#', '-', '.': a key's '=' names its value as its ':' does ("ref=...").
-      if (c === 32 || c === 9 || c === 58 || c === 61 || c === 35 || c === 45 || c === 46) i--;
-      else break;
-    }
-    const end = i + 1;
-    while (i >= floor && isTokenChar(text.charCodeAt(i))) i--;
-    let letters = i + 1;
-    while (letters < end && isAsciiLetter(text.charCodeAt(letters))) letters++;
-    // No identifier word is longer than LONGEST_IDENTIFIER: skip the copy for longer words.
-    return letters - (i + 1) > LONGEST_IDENTIFIER ? '' : text.slice(i + 1, letters).toLowerCase();
-  };
-  let w = previousWord();
-  if (NUMBER_WORDS.has(w)) w = previousWord();
+  let end = separatorsBefore(text, start, floor);
+  let i = tokenStart(text, end, floor);
+  let w = wordOf(text, i, end);
+  if (NUMBER_WORDS.has(w)) {
+    end = separatorsBefore(text, i, floor);
+    i = tokenStart(text, end, floor);
+    w = wordOf(text, i, end);
+  }
   return IDENTIFIER_WORDS.has(w);
+}
+
+/**
+ * Where the separators that end at `end` (exclusive) start, not below `floor`: ' ', tab, ':',
+ * '=', '#', '-', '.' (a key's '=' names its value as its ':' does, "ref=...").
+ */
+function separatorsBefore(text: string, end: number, floor: number): number {
+  let i = end;
+  while (i > floor) {
+    const c = text.charCodeAt(i - 1);
+    if (c === 32 || c === 9 || c === 58 || c === 61 || c === 35 || c === 45 || c === 46) i--;
+    else break;
+  }
+  return i;
+}
+
+/** Where the token that ends at `end` (exclusive) starts, not below `floor`. */
+function tokenStart(text: string, end: number, floor: number): number {
+  let i = end;
+  while (i > floor && isTokenChar(text.charCodeAt(i - 1))) i--;
+  return i;
+}
+
+/** The leading letters of the token [from, end), lower case ("EAN-13" is "ean"); '' past LONGEST_IDENTIFIER. */
+function wordOf(text: string, from: number, end: number): string {
+  let letters = from;
+  while (letters < end && isAsciiLetter(text.charCodeAt(letters))) letters++;
+  // No identifier word is longer than LONGEST_IDENTIFIER: skip the copy for longer words.
+  return letters - from > LONGEST_IDENTIFIER ? '' : text.slice(from, letters).toLowerCase();
 }
 
 const EXTENSION = /[ \t]?(?:x|ext\.?|extension)[ \t]?\d{1,6}(?![A-Za-z0-9_])/y;
