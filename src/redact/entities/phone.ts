@@ -72,26 +72,47 @@ function isTokenChar(c: number): boolean {
  * an identifier word? A token's leading letters count ("EAN-13" is "ean").
  */
 function afterIdentifierWord(text: string, start: number): boolean {
-  let i = start - 1;
-  // Bounded look-back: a few separators and one token, twice at most.
+  // Bounded look-back: a few separators and one token, twice at most. (Plain functions, no
+  // closure: this runs for most phone candidates.)
   const floor = Math.max(0, start - 48);
-  const previousWord = (): string => {
-    while (i >= floor) {
-      const c = text.charCodeAt(i);
-      // ' ', tab, ':', '=', '#', '-', '.': a key's '=' names its value as its ':' does ("ref=...").
-      if (c === 32 || c === 9 || c === 58 || c === 61 || c === 35 || c === 45 || c === 46) i--;
-      else break;
-    }
-    const end = i + 1;
-    while (i >= floor && isTokenChar(text.charCodeAt(i))) i--;
-    let letters = i + 1;
-    while (letters < end && isAsciiLetter(text.charCodeAt(letters))) letters++;
-    // No identifier word is longer than LONGEST_IDENTIFIER: skip the copy for longer words.
-    return letters - (i + 1) > LONGEST_IDENTIFIER ? '' : text.slice(i + 1, letters).toLowerCase();
-  };
-  let w = previousWord();
-  if (NUMBER_WORDS.has(w)) w = previousWord();
+  let end = separatorsBefore(text, start, floor);
+  let i = tokenStart(text, end, floor);
+  let w = wordOf(text, i, end);
+  if (NUMBER_WORDS.has(w)) {
+    end = separatorsBefore(text, i, floor);
+    i = tokenStart(text, end, floor);
+    w = wordOf(text, i, end);
+  }
   return IDENTIFIER_WORDS.has(w);
+}
+
+/**
+ * Where the separators that end at `end` (exclusive) start, not below `floor`: ' ', tab, ':',
+ * '=', '#', '-', '.' (a key's '=' names its value as its ':' does, "ref=...").
+ */
+function separatorsBefore(text: string, end: number, floor: number): number {
+  let i = end;
+  while (i > floor) {
+    const c = text.charCodeAt(i - 1);
+    if (c === 32 || c === 9 || c === 58 || c === 61 || c === 35 || c === 45 || c === 46) i--;
+    else break;
+  }
+  return i;
+}
+
+/** Where the token that ends at `end` (exclusive) starts, not below `floor`. */
+function tokenStart(text: string, end: number, floor: number): number {
+  let i = end;
+  while (i > floor && isTokenChar(text.charCodeAt(i - 1))) i--;
+  return i;
+}
+
+/** The leading letters of the token [from, end), lower case ("EAN-13" is "ean"); '' past LONGEST_IDENTIFIER. */
+function wordOf(text: string, from: number, end: number): string {
+  let letters = from;
+  while (letters < end && isAsciiLetter(text.charCodeAt(letters))) letters++;
+  // No identifier word is longer than LONGEST_IDENTIFIER: skip the copy for longer words.
+  return letters - from > LONGEST_IDENTIFIER ? '' : text.slice(from, letters).toLowerCase();
 }
 
 const EXTENSION = /[ \t]?(?:x|ext\.?|extension)[ \t]?\d{1,6}(?![A-Za-z0-9_])/y;
@@ -281,6 +302,37 @@ function startsWithFraction(text: string, ch: DigitChunk): boolean {
   const s = ch.groupStarts[0]!;
   if (s !== ch.start || s < 2 || groupLength(ch, 0) > 2 || ch.seps.length === 0 || !ch.seps[0]!.includes(' ')) return false;
   return text.charCodeAt(s - 1) === 44 && isDigitCode(text.charCodeAt(s - 2));
+}
+
+/**
+ * What a phone detector's tryWindow read of one window (it reads none twice in a chunk read
+ * more than once): no number before its validation (NOT_REACHED), none after (REACHED: a
+ * segment with such a window gets the context-rule pass), or the number it found.
+ */
+type WindowRead = typeof NOT_REACHED | typeof REACHED | { start: number; end: number; score: number; word: boolean };
+const NOT_REACHED = 0;
+const REACHED = 1;
+
+/** A space or a tab separates groups g and g + 1 of `ch`: a window may end or start there. */
+function spaceCut(ch: DigitChunk, g: number): boolean {
+  const sep = ch.seps[g]!;
+  return sep.includes(' ') || sep.includes('\t');
+}
+
+/** Digits in groups [g0, g1] of `ch`. */
+function digitsIn(ch: DigitChunk, g0: number, g1: number): number {
+  let d = 0;
+  for (let g = g0; g <= g1; g++) d += ch.groupEnds[g]! - ch.groupStarts[g]!;
+  return d;
+}
+
+/**
+ * tryWindow's cheapest refusals, made before a call: windows of 7 to 17 digits only, and none
+ * that ends in a one-digit group (looksLikeOtherThing: a check digit, a version's last part).
+ * Most windows of a long run of short groups fail one of them.
+ */
+function cheaplyRefused(ch: DigitChunk, g1: number, digits: number): boolean {
+  return digits < 7 || digits > 17 || ch.groupEnds[g1]! - ch.groupStarts[g1]! < 2;
 }
 
 /** Validation results one detect call keeps (see `validated` there). */
@@ -495,6 +547,12 @@ export function createPhoneDetector(validation: PhoneValidation = 'valid'): Dete
        * window reaches it. Set by scanSegments for each segment (see scanBesideAmount).
        */
       let amountAt = Number.MAX_SAFE_INTEGER;
+      /**
+       * What tryWindow read of each window of the chunk being read (see WindowRead), or null
+       * where the chunk is read once: a segment beside an amount is read from several starts
+       * (scanBesideAmount), and its readings share most windows.
+       */
+      let windows: Map<number, WindowRead> | null = null;
       const phoneFinding = (start: number, end: number, score: number, word: boolean): Finding => {
         const f: Finding = { entity: 'PHONE_NUMBER', start, end, score };
         if (word) byWord.add(f);
@@ -506,6 +564,24 @@ export function createPhoneDetector(validation: PhoneValidation = 'valid'): Dete
        * `shapedOnly`: only a number whose shape is enough without a phone word (see `byWord`).
        */
       const tryWindow = (ch: DigitChunk, g0: number, g1: number, fallback: boolean, shapedOnly = false): Finding | null => {
+        // Into an amount (touchesDecimal below): refused before anything is built or looked up.
+        if (g1 >= amountAt) return null;
+        if (windows === null) return readWindow(ch, g0, g1, fallback, shapedOnly);
+        const key = (((g0 << 6) | g1) << 2) | (fallback ? 2 : 0) | (shapedOnly ? 1 : 0);
+        const known = windows.get(key);
+        if (known === undefined) {
+          const reachedBefore = reachedValidation;
+          reachedValidation = false;
+          const f = readWindow(ch, g0, g1, fallback, shapedOnly);
+          windows.set(key, f === null ? (reachedValidation ? REACHED : NOT_REACHED) : { start: f.start, end: f.end, score: f.score, word: byWord.has(f) });
+          reachedValidation ||= reachedBefore;
+          return f;
+        }
+        if (known === NOT_REACHED) return null;
+        if (!fallback) reachedValidation = true;
+        return known === REACHED ? null : phoneFinding(known.start, known.end, known.score, known.word);
+      };
+      const readWindow = (ch: DigitChunk, g0: number, g1: number, fallback: boolean, shapedOnly: boolean): Finding | null => {
         // Counted before anything is built: most windows of a long run of short groups ("x=9 9 9
         // 9 ...") hold too few digits or too many, and each was a string and an object for nothing.
         let count = 0;
@@ -563,6 +639,12 @@ export function createPhoneDetector(validation: PhoneValidation = 'valid'): Dete
         }
         return valid ? phoneFinding(start, end, score, score < 0.5) : null;
       };
+      /**
+       * The last group a window of `seg` from group g0 may end in: MAX_WINDOW_GROUPS past it at
+       * most, before a run of 4-digit blocks (blockedFrom, see blockRuns) and before an amount.
+       */
+      const windowEnd = (ch: DigitChunk, seg: Segment, blockedFrom: Int32Array | null, g0: number): number =>
+        Math.min(seg.g1, g0 + MAX_WINDOW_GROUPS, blockedFrom === null ? seg.g1 : blockedFrom[g0 - seg.g0]! - 1, amountAt - 1);
       /** Pushes the numbers found in one segment (whole, else windows inside); how many. */
       const scanSegment = (ch: DigitChunk, seg: Segment, fallback: boolean, sink: Finding[]): number => {
         const whole = tryWindow(ch, seg.g0, seg.g1, fallback);
@@ -578,35 +660,18 @@ export function createPhoneDetector(validation: PhoneValidation = 'valid'): Dete
         // window reaches into one (a phone beside one is still read).
         // Nor into an amount's groups before a decimal comma (touchesDecimal would refuse each).
         const blockedFrom = blockRuns(ch, seg);
-        const lastEnd = (g0: number): number => Math.min(seg.g1, g0 + MAX_WINDOW_GROUPS, blockedFrom === null ? seg.g1 : blockedFrom[g0 - seg.g0]! - 1, amountAt - 1);
-        const cut = (g: number): boolean => {
-          const sep = ch.seps[g]!;
-          return sep.includes(' ') || sep.includes('\t');
-        };
-        const digitsIn = (g0: number, g1: number): number => {
-          let d = 0;
-          for (let g = g0; g <= g1; g++) d += ch.groupEnds[g]! - ch.groupStarts[g]!;
-          return d;
-        };
-        // tryWindow's cheapest refusals, made here without a call: windows of 7 to 17 digits
-        // only, and none that ends in a one-digit group (looksLikeOtherThing: a check digit, a
-        // version's last part). Most windows of a long run of short groups fail one of them.
-        const windowOf =
-          (shapedOnly: boolean) =>
-          (g0: number, g1: number, digits: number): Finding | null =>
-            digits < 7 || digits > 17 || ch.groupEnds[g1]! - ch.groupStarts[g1]! < 2 ? null : tryWindow(ch, g0, g1, fallback, shapedOnly);
-        const windowAt = windowOf(false);
-        const canEnd = (g1: number): boolean => g1 === seg.g1 || cut(g1);
         // The longest number from each start, as a reader splits "call 415-555-2671 2 times".
+        // (Read with the helpers below, not closures: a segment beside an amount is read up to
+        // five times, and most readings end here.)
         const found: FoundWindow[] = [];
         let covered = 0;
         for (let g0 = seg.g0; g0 <= seg.g1; g0++) {
-          if (g0 > seg.g0 && !cut(g0 - 1)) continue;
-          const last = lastEnd(g0);
-          let digits = digitsIn(g0, last);
+          if (g0 > seg.g0 && !spaceCut(ch, g0 - 1)) continue;
+          const last = windowEnd(ch, seg, blockedFrom, g0);
+          let digits = digitsIn(ch, g0, last);
           for (let g1 = last; g1 >= g0; digits -= ch.groupEnds[g1]! - ch.groupStarts[g1]!, g1--) {
-            if (!canEnd(g1) || (g0 === seg.g0 && g1 === seg.g1)) continue;
-            const f = windowAt(g0, g1, digits);
+            if ((g1 !== seg.g1 && !spaceCut(ch, g1)) || (g0 === seg.g0 && g1 === seg.g1)) continue;
+            const f = cheaplyRefused(ch, g1, digits) ? null : tryWindow(ch, g0, g1, fallback);
             if (!f) continue;
             found.push({ f, g0, g1 });
             covered += digits;
@@ -621,11 +686,23 @@ export function createPhoneDetector(validation: PhoneValidation = 'valid'): Dete
         // many numbers by their shape). Searched first around each gap only (repairGaps): a
         // search of the whole segment for every gap was most of the time of a long list of
         // distinct short groups; the whole segment is searched when a gap's neighbours fail.
-        const left = digitsIn(seg.g0, seg.g1) - covered;
-        if (found.length === 0 || left === 0) {
+        const left = digitsIn(ch, seg.g0, seg.g1) - covered;
+        // No window reaches an amount's groups (windowEnd): digits left only there are no gap a
+        // split could cover, and each search below would keep `found` (the first reading of a
+        // segment beside an amount, scanBesideAmount, left its amount so every time).
+        const coverable = amountAt > seg.g1 ? left : digitsIn(ch, seg.g0, amountAt - 1) - covered;
+        if (found.length === 0 || coverable === 0) {
           for (const w of found) sink.push(w.f);
           return found.length;
         }
+        const lastEnd = (g0: number): number => windowEnd(ch, seg, blockedFrom, g0);
+        const cut = (g: number): boolean => spaceCut(ch, g);
+        const windowOf =
+          (shapedOnly: boolean) =>
+          (g0: number, g1: number, digits: number): Finding | null =>
+            cheaplyRefused(ch, g1, digits) ? null : tryWindow(ch, g0, g1, fallback, shapedOnly);
+        const windowAt = windowOf(false);
+        const canEnd = (g1: number): boolean => g1 === seg.g1 || cut(g1);
         /** A split of `range` that covers more than `inRange` (the found windows in it) do. */
         const repair = (range: Segment, inRange: readonly FoundWindow[], uncovered: number, coverAll: boolean): Finding[] | null => {
           const end = range.g1 === seg.g1 ? lastEnd : (g0: number): number => Math.min(range.g1, lastEnd(g0));
@@ -687,6 +764,25 @@ export function createPhoneDetector(validation: PhoneValidation = 'valid'): Dete
         return false;
       };
       /**
+       * Some window over group `h` that ends before group `a` reads as a number (a valid one, or
+       * where the context rule applies a possible one): else no reading kept off an amount from
+       * `a` on (readUpTo) covers `h`. tryWindow remembers the windows, and a reading that follows
+       * reads none of them again.
+       */
+      const mayCover = (ch: DigitChunk, seg: Segment, h: number, a: number): boolean => {
+        amountAt = a;
+        for (let g0 = Math.max(seg.g0, h - MAX_WINDOW_GROUPS); g0 <= h; g0++) {
+          const last = Math.min(a - 1, g0 + MAX_WINDOW_GROUPS);
+          let digits = 0;
+          for (let g = g0; g <= last; g++) digits += groupLength(ch, g);
+          for (let g1 = last; g1 >= h; digits -= groupLength(ch, g1), g1--) {
+            if (digits < 7 || digits > 17) continue; // tryWindow's first refusal
+            if (tryWindow(ch, g0, g1, false) !== null || (validation === 'valid' && tryWindow(ch, g0, g1, true) !== null)) return true;
+          }
+        }
+        return false;
+      };
+      /**
        * A segment ending in groups of three before a decimal comma (ch.amountFrom). They are an
        * amount's only where that leaves no phone digit in clear: where the groups before the
        * amount (its lead aside: one to three digits, no trunk '0', an amount's or a phone's
@@ -702,9 +798,15 @@ export function createPhoneDetector(validation: PhoneValidation = 'valid'): Dete
       const scanBesideAmount = (ch: DigitChunk, seg: Segment, sink: Finding[]): void => {
         const from = Math.max(ch.amountFrom, seg.g0);
         const headStart = seg.g0 === 0 && startsWithFraction(text, ch) ? 1 : seg.g0;
-        for (let a = from; a <= Math.min(seg.g1, from + AMOUNT_TRIES); a++) {
+        // Digits before each start, counted as it moves on: a window holds seven at least, so
+        // with fewer before the amount no window can be read there and the reading is empty.
+        // Nor is a segment read for a start whose head no reading could cover (mayCover).
+        let before = 0;
+        for (let g = seg.g0; g < from; g++) before += groupLength(ch, g);
+        for (let a = from; a <= Math.min(seg.g1, from + AMOUNT_TRIES); before += groupLength(ch, a), a++) {
           const headEnd = amountLead(text, ch, seg, a) ? a - 2 : a - 1;
-          const reading = readUpTo(ch, seg, a);
+          const unread = before < 7 || (headEnd >= headStart && !mayCover(ch, seg, headStart, a));
+          const reading = unread ? [] : readUpTo(ch, seg, a);
           if (headEnd >= headStart && (!groupsCovered(ch, reading, headStart, headEnd) || goesOnInThrees(ch, seg, reading, a))) continue;
           for (const f of reading) sink.push(f);
           return;
@@ -719,6 +821,7 @@ export function createPhoneDetector(validation: PhoneValidation = 'valid'): Dete
       };
       for (const ch of ctx.digitChunks()) {
         if (ch.glued) continue;
+        windows = ch.amountFrom < ch.groupStarts.length ? new Map() : null;
         const segs = segmentsOf(ch);
         const first = out.length;
         scanSegments(ch, segs, out);
