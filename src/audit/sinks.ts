@@ -668,10 +668,10 @@ export function createFileSink(path: string, opts: FileSinkOptions = {}): AuditS
       throw err;
     }
     if (expected !== undefined) expected += written;
-    if (text !== lines) {
-      unterminated = undefined;
-      logger?.info({ sink: name }, `audit file ${path}: its last record had no trailing newline; wrote one before the next record`);
-    }
+    // Settled by any write: the newline went first, or the file was emptied meanwhile (logrotate
+    // copytruncate) and needed none; kept, the flag would put a blank line after this write.
+    unterminated = undefined;
+    if (text !== lines) logger?.info({ sink: name }, `audit file ${path}: its last record had no trailing newline; wrote one before the next record`);
   }
 
   /**

@@ -4,7 +4,7 @@
  * on segments, rewritten lines and huge lines. Real files only; nothing here needs root.
  */
 import { execFileSync, spawn } from 'node:child_process';
-import { closeSync, constants, existsSync, linkSync, openSync, mkdirSync, readdirSync, readFileSync, readlinkSync, renameSync, rmSync, statSync, writeFileSync } from 'node:fs';
+import { closeSync, constants, existsSync, linkSync, openSync, mkdirSync, readdirSync, readFileSync, readlinkSync, renameSync, rmSync, statSync, truncateSync, writeFileSync } from 'node:fs';
 import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -565,6 +565,20 @@ describe('a last line without its newline', () => {
     const told = said.filter((s) => /no trailing newline/.test(s.msg));
     expect(told.map((s) => s.level)).toEqual(['info']);
     expect(told[0]!.msg).toContain(file);
+  });
+
+  it('a file emptied in place (copytruncate) before the first write gets no blank line later', async () => {
+    const file = join(dir, 'no-final-nl-truncated.jsonl');
+    writeFileSync(file, '{"a":1}'); // a last line without its newline: the sink would write one first
+    const sink = createFileSink(file, { checkMs: 60_000 });
+    sink.open?.();
+    expect(await sink.lastLine!()).toBe('{"a":1}');
+    truncateSync(file, 0); // rotated away before the sink's first write: nothing to terminate
+    await sink.write('{"b":2}');
+    await new Promise((r) => setTimeout(r, 20)); // the next line comes in a later turn, alone
+    await sink.write('{"c":3}');
+    await sink.close();
+    expect(readFileSync(file, 'utf8')).toBe('{"b":2}\n{"c":3}\n');
   });
 
   it('a last line without its newline that does not verify is still refused', async () => {
