@@ -23,6 +23,7 @@ export function parse<T extends Options>(
     const { values, positionals, tokens } = parseArgs({ args, options, strict: true, allowPositionals, tokens: true });
     refuseRepeats(tokens, options);
     refuseEmpty(tokens);
+    refuseShortEquals(tokens, options);
     return { values: values as Record<string, string | boolean | string[] | boolean[] | undefined>, positionals };
   } catch (err) {
     if (err instanceof UsageError) throw err;
@@ -89,6 +90,18 @@ function refuseRepeats(tokens: ReadonlyArray<{ kind: string; name?: string }>, o
  */
 function refuseEmpty(tokens: ReadonlyArray<{ kind: string; name?: string; value?: string | undefined }>): void {
   for (const t of tokens) if (t.kind === 'option' && t.value === '') throw new UsageError(emptyValue(`--${t.name}`));
+}
+
+/**
+ * `-d=policies`: parseArgs reads a short option's glued value whole (`=policies`, a path that does
+ * not exist). opa users write it so; it is refused by name rather than run with a stray `=`.
+ */
+function refuseShortEquals(tokens: ReadonlyArray<{ kind: string; name?: string; rawName?: string; value?: string | undefined; inlineValue?: boolean | undefined }>, options: Options): void {
+  for (const t of tokens) {
+    if (t.kind !== 'option' || t.inlineValue !== true || t.rawName?.startsWith('--') !== false || !t.value?.startsWith('=')) continue;
+    const long = longFlag(t.rawName, options);
+    throw new UsageError(`${t.rawName}=VALUE is not a form ${t.rawName} takes: write ${t.rawName} VALUE or ${long}=VALUE`);
+  }
 }
 
 /**

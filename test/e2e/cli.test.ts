@@ -150,6 +150,9 @@ describe('warden CLI', () => {
       { args: ['policy', 'test', '--verbose=yes', 'x.rego'], message: '--verbose takes no value', help: 'policy test' },
       { args: ['audit', 'verify', '--continue=1', 'f.jsonl'], message: '--continue takes no value', help: 'audit verify' },
       { args: ['serve', '--help=1'], message: '--help takes no value', help: 'serve' },
+      // opa's users write -d=path; parseArgs would read the value as '=policies'.
+      { args: ['policy', 'eval', '-d=policies', 'data'], message: '-d=VALUE is not a form -d takes: write -d VALUE or --data=VALUE', help: 'policy eval' },
+      { args: ['serve', '-c=warden.yaml'], message: '-c=VALUE is not a form -c takes: write -c VALUE or --config=VALUE', help: 'serve' },
     ];
     for (const c of cases) {
       const r = await cli(c.args);
