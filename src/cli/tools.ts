@@ -4,7 +4,7 @@
  * `templates` (templates/cli.ts).
  */
 import type { CliIO } from './io.js';
-import { repeatedOption, UsageError } from './args.js';
+import { emptyValue, repeatedOption, UsageError } from './args.js';
 import { directoryStdin, stdinIsDirectory } from './stdin.js';
 
 /**
@@ -50,13 +50,15 @@ function takeConfigOption(argv: string[]): string | undefined {
     argv.splice(at, 1);
   } else {
     configFile = argv[at + 1];
-    if (configFile === undefined) throw new UsageError('--config needs a FILE');
+    if (configFile === undefined) throw new UsageError('--config needs a value');
+    // `--config --help`: the next argument is a flag, not the FILE (as the shared parser says).
+    if (configFile.startsWith('-')) throw new UsageError('--config needs a value (one that starts with a dash is written --config=-VALUE)');
     argv.splice(at, 2);
   }
   if (argv.some(isConfig)) throw new UsageError(repeatedOption('--config'));
   // An empty FILE (`--config=`, `--config ""`) is a mistake, not "no config": the tool would
   // silently check against the built-in defaults instead of the sidecar's settings.
-  if (configFile === '') throw new UsageError('--config needs a FILE');
+  if (configFile === '') throw new UsageError(emptyValue('--config'));
   return configFile;
 }
 

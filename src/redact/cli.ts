@@ -7,7 +7,7 @@
  * of the original line. Exit codes: 0 ok, 1 error, 2 usage, 3 some input was blocked.
  * A --jsonl / --detect line longer than MAX_REDACT_LINE_BYTES stops the run (exit 1).
  */
-import { repeatedOption, usageText } from '../cli/args.js';
+import { parse, usageText, UsageError } from '../cli/args.js';
 import { readAllCapped, stdinReadFailure, stdinUnreadable } from '../cli/stdin.js';
 import { formatLocation, isWardenError, WardenError } from '../pipeline/errors.js';
 import type { RedactionDecision, RedactionMode } from '../pipeline/types.js';
@@ -65,44 +65,32 @@ interface CliArgs {
   help: boolean;
 }
 
+/** The flags, read by the parser every command shares (cli/args.ts), so mistakes read alike. */
+const OPTIONS = {
+  profile: { type: 'string' },
+  mode: { type: 'string' },
+  jsonl: { type: 'boolean' },
+  detect: { type: 'boolean' },
+  help: { type: 'boolean', short: 'h' },
+} as const;
+
 function parseArgs(argv: string[]): CliArgs | string {
-  const args: CliArgs = { jsonl: false, detect: false, help: false };
-  for (let i = 0; i < argv.length; i++) {
-    const a = argv[i]!;
-    const eq = a.indexOf('=');
-    const flag = a.startsWith('--') && eq > 0 ? a.slice(0, eq) : a;
-    const inline = a.startsWith('--') && eq > 0 ? a.slice(eq + 1) : undefined;
-    const value = (): string | undefined => inline ?? argv[++i];
-    switch (flag) {
-      case '--profile': {
-        if (args.profile !== undefined) return repeatedOption('--profile');
-        const v = value();
-        if (!v) return '--profile needs a value';
-        args.profile = v;
-        break;
-      }
-      case '--mode': {
-        if (args.mode !== undefined) return repeatedOption('--mode');
-        const v = value();
-        if (!v || !MODES.includes(v)) return `--mode must be one of ${MODES.join(', ')}`;
-        args.mode = v as RedactionMode;
-        break;
-      }
-      case '--jsonl':
-        args.jsonl = true;
-        break;
-      case '--detect':
-        args.detect = true;
-        break;
-      case '--help':
-      case '-h':
-        args.help = true;
-        break;
-      default:
-        return a.startsWith('-') ? `unknown option ${flag}` : `unexpected argument '${a}'`;
-    }
+  let values;
+  try {
+    ({ values } = parse(argv, OPTIONS));
+  } catch (err) {
+    if (err instanceof UsageError) return err.message;
+    throw err;
   }
-  return args;
+  const mode = values.mode as string | undefined;
+  if (mode !== undefined && !MODES.includes(mode)) return `--mode must be one of ${MODES.join(', ')}`;
+  return {
+    ...(values.profile !== undefined ? { profile: values.profile as string } : {}),
+    ...(mode !== undefined ? { mode: mode as RedactionMode } : {}),
+    jsonl: values.jsonl === true,
+    detect: values.detect === true,
+    help: values.help === true,
+  };
 }
 
 function write(stream: NodeJS.WritableStream, s: string): Promise<void> {

@@ -143,7 +143,7 @@ describe('warden templates', () => {
     expect(help.stdout).toContain('limits.max_variables');
     const noFile = await cli(['templates', 'lint', join(dir, 'good'), '--config']);
     expect(noFile.code).toBe(2);
-    expect(noFile.stderr).toContain('warden: --config needs a FILE');
+    expect(noFile.stderr).toContain('warden: --config needs a value');
     const twice = await cli(['templates', 'lint', '-c', 'a.yaml', '--config', 'b.yaml', join(dir, 'good')]);
     expect(twice.code).toBe(2);
     expect(twice.stderr).toContain('--config is given more than once');

@@ -99,7 +99,7 @@ describe('warden CLI', () => {
     for (const args of [['redact', '--config='], ['redact', '--config', '']]) {
       const empty = await cli(args);
       expect(empty.code, args.join(' ')).toBe(2);
-      expect(empty.stderr).toContain('--config needs a FILE');
+      expect(empty.stderr).toContain('--config is empty: it needs a value');
     }
     const missing = await cli(['render', '--config', prepared.configFile]);
     expect(missing.code).toBe(2);
@@ -153,6 +153,12 @@ describe('warden CLI', () => {
       // opa's users write -d=path; parseArgs would read the value as '=policies'.
       { args: ['policy', 'eval', '-d=policies', 'data'], message: '-d=VALUE is not a form -d takes: write -d VALUE or --data=VALUE', help: 'policy eval' },
       { args: ['serve', '-c=warden.yaml'], message: '-c=VALUE is not a form -c takes: write -c VALUE or --config=VALUE', help: 'serve' },
+      // warden redact reads its flags with the same parser (--detect=no used to run with detection on).
+      { args: ['redact', '--detect=no'], message: '--detect takes no value', help: 'redact' },
+      { args: ['redact', '--profile='], message: '--profile is empty: it needs a value', help: 'redact' },
+      { args: ['redact', '--profile', '--jsonl'], message: '--profile needs a value (one that starts with a dash is written --profile=-VALUE)', help: 'redact' },
+      { args: ['redact', '--config', '--help'], message: '--config needs a value (one that starts with a dash is written --config=-VALUE)', help: 'redact' },
+      { args: ['redact', '--profile', 'a', '--profile', 'b'], message: '--profile is given more than once (it takes one value)', help: 'redact' },
     ];
     for (const c of cases) {
       const r = await cli(c.args);
