@@ -486,6 +486,13 @@ const LimitsSchema = z.strictObject({
   max_json_depth: positiveInt.max(MAX_JSON_DEPTH_CEILING).default(DEFAULT_MAX_JSON_DEPTH),
   max_in_flight: positiveInt.max(1_000_000).default(1024),
   client_timeout_ms: durationMs().default(120_000),
+  /**
+   * How long a connection with no request or call under way is kept open (HTTP keep-alive, gRPC
+   * max_connection_idle): a bound on what idle clients hold, above a typical client pool's own.
+   */
+  idle_timeout_ms: durationMs().default(65_000),
+  /** Open connections each listener holds at most (admin included); more are closed on accept. */
+  max_connections: positiveInt.max(1_000_000).default(1024),
   upstream_timeout_ms: durationMs().default(300_000),
   shutdown_grace_ms: durationMs(0).default(10_000),
 });

@@ -6,15 +6,18 @@
  */
 import { writeSync } from 'node:fs';
 import type { Server } from 'node:http';
+import type { Server as NetServer } from 'node:net';
 import { failureConsequence } from '../audit/sinks.js';
 import type { Config } from '../config/schema.js';
 import { formatListen } from '../config/listen.js';
 import { createPipeline, type Pipeline } from '../pipeline/pipeline.js';
 import type { Principal } from '../pipeline/types.js';
 import { createAdminServer, type Readiness } from '../server/admin.js';
+import { guardConnections } from '../server/connections.js';
+import { guardGrpcListeners } from '../server/grpc-connections.js';
 import { bindGrpc, createGrpcIngress, HealthState, type GrpcIngress } from '../server/grpc.js';
 import { Admission } from '../server/admission.js';
-import { createHttpIngress, type HttpIngress } from '../server/http.js';
+import { createHttpIngress, serverOptions, type HttpIngress } from '../server/http.js';
 import type { IngressLimits } from '../server/limits.js';
 import { createLogger, type Logger } from '../telemetry/logger.js';
 import { createMetrics, type Metrics } from '../telemetry/metrics.js';
@@ -115,6 +118,8 @@ export function ingressLimits(config: Config): IngressLimits {
     maxJsonDepth: config.limits.max_json_depth,
     maxInFlight: config.limits.max_in_flight,
     requestTimeoutMs: config.limits.client_timeout_ms,
+    idleTimeoutMs: config.limits.idle_timeout_ms,
+    maxConnections: config.limits.max_connections,
     upstreamTimeoutMs: config.limits.upstream_timeout_ms,
   };
 }
@@ -294,9 +299,17 @@ export async function createRuntime(config: Config, opts: RuntimeOptions = {}): 
         onRejected: (code, seconds) => metrics.observeRequest({ protocol: 'grpc', code, seconds }),
       });
     const grpcIngress = grpcIngressFor(false);
-    adminServer = createAdminServer({ registry: metrics.registry, readiness });
+    adminServer = createAdminServer({ registry: metrics.registry, readiness, serverOptions: serverOptions(limits) });
+    /** The connection cap (and its log lines) on a listener once it is bound. */
+    const guard = (server: NetServer, key: string) => guardConnections(server, { key, maxConnections: limits.maxConnections, logger });
+    const guardGrpc = (server: GrpcIngress['server'], key: string) => {
+      const guarded = guardGrpcListeners(server, { key, maxConnections: limits.maxConnections, logger, prefaceTimeoutMs: limits.requestTimeoutMs });
+      // Said once at start: otherwise nothing would tell that the port runs without its bounds.
+      if (!guarded) logger.warn({ listener: key }, `${key}: this @grpc/grpc-js does not expose its listeners; limits.max_connections and the preface deadline do not apply there`);
+    };
 
     const httpInfo = await listenTcp(httpIngress.server, config.listen.http, 'listen.http');
+    guard(httpIngress.server, 'listen.http');
     httpServers.push(httpIngress.server);
     httpIngresses.push(httpIngress);
     const out: BoundAddresses = { http: `http://${formatAddress(httpInfo)}`, grpc: '', admin: '' };
@@ -304,6 +317,7 @@ export async function createRuntime(config: Config, opts: RuntimeOptions = {}): 
       // A second server object on the same handler: one node server cannot listen twice.
       const unixIngress = createHttpIngress({ pipeline, limits, logger, draining: () => draining, configuredModels, onRejected, admission, unixListener: true });
       out.httpSocket = await listenUnix(unixIngress.server, config.listen.http_socket, 'listen.http_socket');
+      guard(unixIngress.server, 'listen.http_socket');
       httpServers.push(unixIngress.server);
       httpIngresses.push(unixIngress);
     }
@@ -312,6 +326,7 @@ export async function createRuntime(config: Config, opts: RuntimeOptions = {}): 
     grpcIngresses.push(grpcIngress);
     const grpcPort = await bindGrpcAs(grpcIngress.server, formatListen(g), 'listen.grpc');
     out.grpc = formatListen({ host: g.host, port: grpcPort });
+    guardGrpc(grpcIngress.server, 'listen.grpc');
     if (config.listen.grpc_socket) {
       // A server of its own, as for HTTP: grpc-js cannot say which listener a call came in on,
       // and the dev identity must know a Unix-socket caller from a TCP one (grpcPeerInfo).
@@ -319,11 +334,13 @@ export async function createRuntime(config: Config, opts: RuntimeOptions = {}): 
       grpcIngresses.push(unixIngress);
       await prepareSocketPath(config.listen.grpc_socket, 'listen.grpc_socket');
       await bindGrpcAs(unixIngress.server, config.listen.grpc_socket, 'listen.grpc_socket', 'unix:');
+      guardGrpc(unixIngress.server, 'listen.grpc_socket');
       out.grpcSocket = config.listen.grpc_socket;
     }
 
     const adminInfo = await listenTcp(adminServer, config.listen.admin, 'listen.admin');
     out.admin = `http://${formatAddress(adminInfo)}`;
+    guard(adminServer, 'listen.admin');
 
     if (watching) {
       reloader = await startReloader({

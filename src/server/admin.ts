@@ -4,7 +4,7 @@
  * log can be written and the process is not draining; the body names the active revisions). Kept on its own port so scraping never competes with app traffic
  * limits and the app port never exposes operational data.
  */
-import { createServer, type Server } from 'node:http';
+import { createServer, type Server, type ServerOptions } from 'node:http';
 
 /** The prom-client Registry surface we use. */
 export interface MetricsRegistry {
@@ -27,6 +27,11 @@ export interface Readiness {
 export interface AdminOptions {
   registry: MetricsRegistry;
   readiness: () => Readiness;
+  /**
+   * node:http's limits (the app listener's: http.ts serverOptions), so a client trickling its
+   * headers is cut off after limits.client_timeout_ms here too, not after Node's own 60 s or more.
+   */
+  serverOptions?: ServerOptions;
 }
 
 const PATHS = new Set(['/metrics', '/healthz', '/readyz']);
@@ -51,7 +56,7 @@ export function targetPath(target: string): string | undefined {
 }
 
 export function createAdminServer(opts: AdminOptions): Server {
-  return createServer((req, res) => {
+  return createServer(opts.serverOptions ?? {}, (req, res) => {
     req.resume();
     const path = targetPath(req.url ?? '/');
     if (path === undefined || !PATHS.has(path)) {

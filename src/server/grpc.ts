@@ -552,6 +552,9 @@ export function createGrpcIngress(opts: GrpcIngressOptions): GrpcIngress {
     // A ceiling above the limit: messages between the two are refused by Warden, counted and
     // audited (grpc-size.ts); past it grpc-js refuses them alone.
     'grpc.max_receive_message_length': receiveCeiling(limits.maxBodyBytes),
+    // grpc-js's default keeps a connection with no call open for ever; HTTP's keep-alive has the
+    // same bound. The client gets a GOAWAY and reconnects for its next call.
+    'grpc.max_connection_idle_ms': limits.idleTimeoutMs,
     interceptors: [door.interceptor],
   });
 

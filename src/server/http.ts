@@ -256,12 +256,12 @@ function headerBlockMs(socket: Duplex, readySince: number | undefined): number {
  * node:http's limits for the app listener. Exported for its test: the header block's deadline
  * must follow `client_timeout_ms`, not Node's own default.
  */
-export function serverOptions(limits: Pick<IngressLimits, 'maxHeaderBytes' | 'requestTimeoutMs'>): ServerOptions {
+export function serverOptions(limits: Pick<IngressLimits, 'maxHeaderBytes' | 'requestTimeoutMs' | 'idleTimeoutMs'>): ServerOptions {
   return {
     maxHeaderSize: limits.maxHeaderBytes,
-    // The app talks to us over loopback with keep-alive; let idle sockets live a little longer
-    // than a typical client pool's idle timeout.
-    keepAliveTimeout: 65_000,
+    // The app talks to us over loopback with keep-alive; idle sockets live a little longer than a
+    // typical client pool's idle timeout by default (limits.idle_timeout_ms, 65 s).
+    keepAliveTimeout: limits.idleTimeoutMs,
     // readBody answers a late body with `request_timeout` itself; Node's own limit (a bare 408,
     // checked every connectionsCheckingInterval) is the backstop, for headers that never end.
     requestTimeout: limits.requestTimeoutMs + 1_000,

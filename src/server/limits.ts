@@ -16,6 +16,10 @@ export interface IngressLimits {
   maxInFlight: number;
   /** How long a client may take to send its request, in milliseconds (node's `requestTimeout`). */
   requestTimeoutMs: number;
+  /** How long a connection with nothing under way stays open, in ms (limits.idle_timeout_ms). */
+  idleTimeoutMs: number;
+  /** Open connections each listener holds at most (limits.max_connections). */
+  maxConnections: number;
   /**
    * The upstream deadline (limits.upstream_timeout_ms), which also bounds how long a client that
    * does not read may keep a non-streamed answer unsent. Unset: unbounded.
@@ -31,4 +35,6 @@ export const DEFAULT_LIMITS: IngressLimits = {
   maxJsonDepth: DEFAULT_MAX_JSON_DEPTH,
   maxInFlight: 1024,
   requestTimeoutMs: 120_000,
+  idleTimeoutMs: 65_000,
+  maxConnections: 1024,
 };

@@ -53,6 +53,8 @@ describe('defaults', () => {
       max_json_depth: 64,
       max_in_flight: 1024,
       client_timeout_ms: 120000,
+      idle_timeout_ms: 65000,
+      max_connections: 1024,
       upstream_timeout_ms: 300000,
       shutdown_grace_ms: 10000,
     });

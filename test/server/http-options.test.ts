@@ -11,7 +11,7 @@ import { parserRefusal, serverOptions } from '../../src/server/http.js';
 describe('the app listener options', () => {
   for (const requestTimeoutMs of [500, 120_000, 600_000]) {
     it(`give the header block client_timeout_ms (${requestTimeoutMs} ms) as the whole request`, () => {
-      const server = createServer(serverOptions({ maxHeaderBytes: 16_384, requestTimeoutMs }));
+      const server = createServer(serverOptions({ maxHeaderBytes: 16_384, requestTimeoutMs, idleTimeoutMs: 65_000 }));
       expect(server.headersTimeout).toBe(requestTimeoutMs + 1_000);
       expect(server.requestTimeout).toBe(requestTimeoutMs + 1_000);
     });

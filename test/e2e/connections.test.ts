@@ -1,0 +1,186 @@
+/**
+ * Connections, not requests: every listener bounds how many connections it holds
+ * (`limits.max_connections`) and how long one may sit idle (`limits.idle_timeout_ms`), and the gRPC
+ * listener closes a connection that never sends its HTTP/2 preface within `limits.client_timeout_ms`,
+ * as the HTTP listener closes one that never sends a request. Without these, one local client could
+ * hold every file descriptor of the process with connections that send nothing.
+ */
+import { connect, type Socket } from 'node:net';
+import * as grpc from '@grpc/grpc-js';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { bearerMetadata, gatewayClient, unaryCall } from './helpers/grpc.js';
+import { startUpstream, type FakeUpstream } from './helpers/upstream.js';
+import { eventually, startWarden, type WardenFixture } from './helpers/warden.js';
+
+const CLIENT_TIMEOUT_MS = 400;
+const IDLE_TIMEOUT_MS = 1_200;
+const MAX_CONNECTIONS = 4;
+/** The client's HTTP/2 connection preface: the magic string and an empty SETTINGS frame. */
+const H2_PREFACE = Buffer.concat([Buffer.from('PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n'), Buffer.from([0, 0, 0, 4, 0, 0, 0, 0, 0])]);
+
+let upstream: FakeUpstream;
+let w: WardenFixture;
+
+beforeAll(async () => {
+  upstream = await startUpstream();
+  w = await startWarden({
+    upstreamUrl: upstream.url,
+    limits: `limits: { client_timeout_ms: ${CLIENT_TIMEOUT_MS}, idle_timeout_ms: ${IDLE_TIMEOUT_MS}, max_connections: ${MAX_CONNECTIONS}, upstream_timeout_ms: 5000, shutdown_grace_ms: 1000 }`,
+  });
+});
+
+afterAll(async () => {
+  await w?.close();
+  await upstream?.close();
+});
+
+interface Held {
+  socket: Socket;
+  /** Resolves with how long after connecting the server closed the connection, in ms. */
+  closed: Promise<number>;
+  /** Bytes the server sent. */
+  received: () => number;
+}
+
+/**
+ * Connects to `address` (`host:port` or `http://host:port`) and writes `first` (when given) at
+ * once. `read: false` is a client that never reads: it never sees the server's FIN, and so would
+ * never close its side.
+ */
+function hold(address: string, first?: Buffer | string, { read = true } = {}): Promise<Held> {
+  const url = new URL(address.includes('://') ? address : `tcp://${address}`);
+  return new Promise((resolve, reject) => {
+    let bytes = 0;
+    const socket = connect({ host: url.hostname, port: Number(url.port) });
+    const connectedAt = performance.now();
+    const closed = new Promise<number>((done) => socket.once('close', () => done(performance.now() - connectedAt)));
+    if (read) socket.on('data', (d: Buffer) => (bytes += d.length));
+    socket.on('error', () => {}); // a reset is a close too
+    socket.once('connect', () => {
+      if (first !== undefined) socket.write(first);
+      resolve({ socket, closed, received: () => bytes });
+    });
+    socket.once('error', reject);
+  });
+}
+
+/** `promise`'s value, or 'still open' if it has not settled within `ms`. */
+function within<T>(promise: Promise<T>, ms: number): Promise<T | 'still open'> {
+  return Promise.race([promise, new Promise<'still open'>((r) => setTimeout(() => r('still open'), ms).unref())]);
+}
+
+/** Closes the test's own connections and gives the server a moment to see them go. */
+async function release(held: Held[]): Promise<void> {
+  for (const h of held) h.socket.destroy();
+  await Promise.all(held.map((h) => h.closed));
+  await new Promise((r) => setTimeout(r, 50));
+}
+
+function logLines(pattern: RegExp): string[] {
+  return w.logs.filter((l) => pattern.test(l));
+}
+
+describe('gRPC connections', () => {
+  it('a connection that never sends the HTTP/2 preface is closed within client_timeout_ms', async () => {
+    const silent = await hold(w.addresses.grpc);
+    const closedAfter = await within(silent.closed, CLIENT_TIMEOUT_MS + 1_500);
+    expect(closedAfter).not.toBe('still open');
+    expect(closedAfter).toBeGreaterThanOrEqual(CLIENT_TIMEOUT_MS - 50);
+  });
+
+  it('a connection that sent its preface but no call is closed after idle_timeout_ms, not client_timeout_ms', async () => {
+    const idle = await hold(w.addresses.grpc, H2_PREFACE);
+    const closedAfter = await within(idle.closed, IDLE_TIMEOUT_MS + 2_000);
+    expect(closedAfter).not.toBe('still open');
+    expect(closedAfter).toBeGreaterThanOrEqual(IDLE_TIMEOUT_MS - 100);
+    expect(idle.received()).toBeGreaterThan(0); // the server's SETTINGS, then its GOAWAY
+  });
+
+  it('connections of clients that never read are released too: afterwards the cap has room again', { timeout: 10_000 }, async () => {
+    const noRead = { read: false };
+    // Idle ones: grpc-js closes their sessions gracefully, and Node then waits for their FIN.
+    const held = await Promise.all(Array.from({ length: MAX_CONNECTIONS }, () => hold(w.addresses.grpc, H2_PREFACE, noRead)));
+    // The idle timeout, then the second Warden gives a half-closed connection.
+    await new Promise((r) => setTimeout(r, IDLE_TIMEOUT_MS + 1_000 + 500));
+    const next = await hold(w.addresses.grpc, H2_PREFACE);
+    expect(await within(next.closed, 200)).toBe('still open');
+    await release([next, ...held.map((h) => ({ ...h, closed: Promise.resolve(0) }))]);
+  });
+
+  it('a client whose connection was closed for idleness reconnects for its next call', async () => {
+    const token = await w.signer.token('support', 'ticket-bot');
+    const client = gatewayClient(w.addresses.grpc);
+    try {
+      const request = { model: 'gpt-4o-mini', template: { id: 'support/ticket-summary', version: 2 }, variables: { ticket_id: 'T-1', customer_message: 'hi' } };
+      await unaryCall(client, 'Complete', request, bearerMetadata(token));
+      await new Promise((r) => setTimeout(r, IDLE_TIMEOUT_MS + 500));
+      expect(client.getChannel().getConnectivityState(false)).not.toBe(grpc.connectivityState.READY);
+      const second = await unaryCall(client, 'Complete', request, bearerMetadata(token));
+      expect(second).toBeDefined();
+    } finally {
+      client.close();
+    }
+  });
+
+  it('past max_connections a new connection is closed at once, and the log says why (once)', async () => {
+    const before = logLines(/limits\.max_connections/).length;
+    const kept = await Promise.all(Array.from({ length: MAX_CONNECTIONS }, () => hold(w.addresses.grpc, H2_PREFACE)));
+    const extra = await Promise.all([hold(w.addresses.grpc, H2_PREFACE), hold(w.addresses.grpc, H2_PREFACE)]);
+    for (const e of extra) expect(await within(e.closed, 300)).not.toBe('still open');
+    for (const k of kept) expect(await within(k.closed, 50)).toBe('still open');
+    const lines = logLines(/limits\.max_connections/).slice(before);
+    expect(lines).toHaveLength(1);
+    expect(lines[0]).toContain('listen.grpc');
+    await release(kept);
+    // Room again: a call gets through.
+    const fresh = await hold(w.addresses.grpc, H2_PREFACE);
+    expect(await within(fresh.closed, 100)).toBe('still open');
+    await release([fresh]);
+  });
+});
+
+describe('HTTP connections', () => {
+  it('past max_connections a new connection is closed at once; the ones held keep working', async () => {
+    const before = logLines(/limits\.max_connections/).length;
+    const kept = await Promise.all(Array.from({ length: MAX_CONNECTIONS }, () => hold(w.addresses.http)));
+    const extra = await hold(w.addresses.http, 'GET /v1/models HTTP/1.1\r\nhost: x\r\n\r\n');
+    expect(await within(extra.closed, 300)).not.toBe('still open');
+    expect(extra.received()).toBe(0);
+    const lines = logLines(/limits\.max_connections/).slice(before);
+    expect(lines).toHaveLength(1);
+    expect(lines[0]).toContain('listen.http');
+    await release(kept);
+  });
+
+  it('a kept-alive connection is closed idle_timeout_ms after its last answer', async () => {
+    const token = await w.signer.token('support', 'ticket-bot');
+    const conn = await hold(w.addresses.http, `GET /v1/models HTTP/1.1\r\nhost: x\r\nauthorization: Bearer ${token}\r\n\r\n`);
+    await eventually(() => conn.received() > 0);
+    const closedAfter = await within(conn.closed, IDLE_TIMEOUT_MS + 2_000);
+    expect(closedAfter).not.toBe('still open');
+    expect(closedAfter).toBeGreaterThanOrEqual(IDLE_TIMEOUT_MS - 100);
+  });
+});
+
+describe('admin connections', () => {
+  it('headers trickled to the admin port are cut off after client_timeout_ms, as on the app port', async () => {
+    const slow = await hold(w.addresses.admin, 'GET /healthz HTTP/1.1\r\n');
+    const trickle = setInterval(() => slow.socket.write('x-slow: 1\r\n'), 100);
+    try {
+      // Node checks its header deadline once a second, after client_timeout_ms + 1 s.
+      expect(await within(slow.closed, CLIENT_TIMEOUT_MS + 3_500)).not.toBe('still open');
+    } finally {
+      clearInterval(trickle);
+    }
+  });
+
+  it('the admin listener has the connection cap too', async () => {
+    const kept = await Promise.all(Array.from({ length: MAX_CONNECTIONS }, () => hold(w.addresses.admin)));
+    const extra = await hold(w.addresses.admin, 'GET /healthz HTTP/1.1\r\nhost: x\r\n\r\n');
+    expect(await within(extra.closed, 300)).not.toBe('still open');
+    expect(extra.received()).toBe(0);
+    await release(kept);
+    const res = await fetch(`${w.addresses.admin}/healthz`);
+    expect(res.status).toBe(200);
+  });
+});
