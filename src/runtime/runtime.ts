@@ -303,7 +303,7 @@ export async function createRuntime(config: Config, opts: RuntimeOptions = {}): 
     /** The connection cap (and its log lines) on a listener once it is bound. */
     const guard = (server: NetServer, key: string) => guardConnections(server, { key, maxConnections: limits.maxConnections, logger });
     const guardGrpc = (server: GrpcIngress['server'], key: string) => {
-      const guarded = guardGrpcListeners(server, { key, maxConnections: limits.maxConnections, logger, prefaceTimeoutMs: limits.requestTimeoutMs });
+      const guarded = guardGrpcListeners(server, { key, maxConnections: limits.maxConnections, logger, prefaceTimeoutMs: limits.requestTimeoutMs, draining: () => draining });
       // Said once at start: otherwise nothing would tell that the port runs without its bounds.
       if (!guarded) logger.warn({ listener: key }, `${key}: this @grpc/grpc-js does not expose its listeners; limits.max_connections and the preface deadline do not apply there`);
     };

@@ -43,14 +43,19 @@ export const HALF_CLOSED_GRACE_MS = 1_000;
  * comes with `connection`, which Node answers by making the session and emitting `session` in the
  * same call: the listener prepended here sees the socket just before its session.
  */
-export function boundConnectionLife(h2: Http2Server, prefaceMs: number): void {
+export function boundConnectionLife(h2: Http2Server, prefaceMs: number, draining: () => boolean = () => false): void {
   let arriving: Socket | undefined;
   h2.prependListener('connection', (socket: Socket) => {
     arriving = socket;
     let grace: NodeJS.Timeout | undefined;
     // 'finish': our FIN is out. (A client so far behind in reading that even the GOAWAY cannot go
-    // out never gets here; limits.max_connections bounds how many of those there can be.)
-    socket.once('finish', () => (grace = setTimeout(() => socket.destroy(), HALF_CLOSED_GRACE_MS)));
+    // out never gets here; limits.max_connections bounds how many of those there can be.) Not
+    // while draining: a shutdown closes sessions with answers still in flight, and 'finish' means
+    // only that they reached the kernel; a client paused for a second would lose the rest to a
+    // reset. The shutdown's own deadline (shutdown_grace_ms, then a forced close) bounds those.
+    socket.once('finish', () => {
+      if (!draining()) grace = setTimeout(() => socket.destroy(), HALF_CLOSED_GRACE_MS);
+    });
     socket.once('close', () => clearTimeout(grace));
   });
   h2.on('session', (session: ServerHttp2Session) => {
@@ -67,12 +72,12 @@ export function boundConnectionLife(h2: Http2Server, prefaceMs: number): void {
  * Puts both bounds on every listener of a bound grpc-js server. False when its listeners cannot
  * be reached (grpcListeners): the server then runs without them.
  */
-export function guardGrpcListeners(server: grpc.Server, opts: ConnectionGuardOptions & { prefaceTimeoutMs: number }): boolean {
+export function guardGrpcListeners(server: grpc.Server, opts: ConnectionGuardOptions & { prefaceTimeoutMs: number; draining?: () => boolean }): boolean {
   const listeners = grpcListeners(server);
   if (listeners === undefined || listeners.length === 0) return false;
   for (const h2 of listeners) {
     guardConnections(h2, opts);
-    boundConnectionLife(h2, opts.prefaceTimeoutMs);
+    boundConnectionLife(h2, opts.prefaceTimeoutMs, opts.draining);
   }
   return true;
 }

@@ -5,11 +5,12 @@
  * so an upgrade that changes the shape fails here, by name, rather than only as connections left
  * open in test/e2e/connections.test.ts.
  */
-import { connect } from 'node:net';
+import { createServer as createHttp2Server } from 'node:http2';
+import { connect, type AddressInfo, type Socket } from 'node:net';
 import * as grpc from '@grpc/grpc-js';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { bindGrpc } from '../../src/server/grpc.js';
-import { grpcListeners, guardGrpcListeners } from '../../src/server/grpc-connections.js';
+import { boundConnectionLife, grpcListeners, guardGrpcListeners, HALF_CLOSED_GRACE_MS } from '../../src/server/grpc-connections.js';
 
 const SHAPE_CHANGED =
   "grpc-js no longer keeps its listeners in its private Server.http2Servers map: grpcListeners (src/server/grpc-connections.ts) cannot reach them; find where they went or a public hook";
@@ -53,5 +54,42 @@ describe('grpcListeners (against the installed grpc-js)', () => {
   it('says so when the map is not there', () => {
     expect(grpcListeners({} as grpc.Server)).toBeUndefined();
     expect(guardGrpcListeners({} as grpc.Server, { key: 'k', maxConnections: 1, logger: { warn() {}, error() {} }, prefaceTimeoutMs: 1 })).toBe(false);
+  });
+});
+
+describe('boundConnectionLife: the socket Warden has finished writing to', () => {
+  /**
+   * A client that sent its preface and never closes its side: the server closes the session
+   * (its GOAWAY and FIN go out), and `closedAfter` is when the server's socket went away.
+   */
+  async function halfClosedBy(draining: boolean): Promise<number | undefined> {
+    const h2 = createHttp2Server();
+    boundConnectionLife(h2, 60_000, () => draining);
+    let serverSocket: Promise<number> | undefined;
+    h2.on('connection', (socket: Socket) => {
+      serverSocket = new Promise((resolve) => socket.once('close', () => resolve(performance.now())));
+    });
+    h2.on('session', (session) => session.once('remoteSettings', () => setTimeout(() => session.close(), 20)));
+    await new Promise<void>((r) => h2.listen(0, '127.0.0.1', () => r()));
+    const client = connect({ port: (h2.address() as AddressInfo).port, host: '127.0.0.1', allowHalfOpen: true });
+    client.on('error', () => {});
+    client.resume();
+    // The HTTP/2 preface and an empty SETTINGS frame; then nothing, not even a FIN.
+    client.write(Buffer.concat([Buffer.from('PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n'), Buffer.from([0, 0, 0, 4, 0, 0, 0, 0, 0])]));
+    const ended = await new Promise<number>((resolve) => client.once('end', () => resolve(performance.now())));
+    const closed = await Promise.race([serverSocket!, new Promise<undefined>((r) => setTimeout(() => r(undefined), HALF_CLOSED_GRACE_MS + 600))]);
+    client.destroy();
+    await new Promise<void>((r) => h2.close(() => r()));
+    return closed === undefined ? undefined : closed - ended;
+  }
+
+  it('lets it go a second after the FIN, when the client never sends one', async () => {
+    const after = await halfClosedBy(false);
+    expect(after).toBeDefined();
+    expect(after!).toBeGreaterThanOrEqual(HALF_CLOSED_GRACE_MS - 100);
+  });
+
+  it('keeps it while draining: answers may still be in the kernel, and the shutdown deadline bounds it', async () => {
+    expect(await halfClosedBy(true)).toBeUndefined();
   });
 });
