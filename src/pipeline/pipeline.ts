@@ -285,6 +285,7 @@ export function createPipeline(opts: PipelineOptions): Pipeline {
       if (response.kind === 'complete') {
         if (response.result.usage) ctx.usage = response.result.usage;
         request.answerCheck?.(response.result);
+        if (request.answerTurn) await request.answerTurn();
       }
     } catch (err) {
       ctx.error = isWardenError(err) ? err : toWardenError(err, 'respond', logger);
@@ -317,6 +318,7 @@ export function createPipeline(opts: PipelineOptions): Pipeline {
         await finish(ctx, false);
         throw refused;
       }
+      if (request.answerTurn) await request.answerTurn();
       await finish(ctx, false);
       return { models, decision };
     } catch (err) {

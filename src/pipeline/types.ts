@@ -206,6 +206,13 @@ export interface PromptRequest {
    * block here, which may be a tool call it cannot carry.
    */
   streamEnd?: () => void;
+  /**
+   * Set by an ingress whose answers go out in order (HTTP/1.1 pipelining) for a request queued
+   * behind others on its connection: waits, before a non-streamed answer's audit record is
+   * written, until the answer can go out, and rejects with the WardenError to record instead
+   * (`cancelled`) when the connection closed first. Absent: the answer goes out at once.
+   */
+  answerTurn?: () => Promise<void>;
   max_tokens?: number;
   /**
    * `max_completion_tokens` when the caller gave its limit under that name: the upstream gets it

@@ -170,6 +170,11 @@ function behindReason(signal: CancelSignal): WardenError {
   return new WardenError('upstream_timeout', 'the request ran out of time (limits.upstream_timeout_ms) before its answer was delivered');
 }
 
+/** A pipelined request whose connection closed while its answer waited for the ones before it. */
+function answerNeverSent(): WardenError {
+  return new WardenError('cancelled', 'the client closed the connection before this answer, pipelined behind others, could go out');
+}
+
 function tooLarge(limit: number): WardenError {
   return new WardenError('payload_too_large', `request body is larger than ${limit} bytes`, { location: { path: '$' } });
 }
@@ -373,6 +378,8 @@ export function createHttpIngress(opts: HttpIngressOptions): HttpIngress {
       active++;
       serving.set(req.socket, res);
       res.once('close', onResponseClose);
+      // Pipelined behind an answer still going out: Node queues this response without a socket.
+      if (res.socket === null) queueBehind(req.socket, res);
       // handle() maps every error itself; this is a last line of defence.
       const failed = (err: unknown) => {
         logger.error({ error_type: err instanceof Error ? err.constructor.name : typeof err }, 'http handler failed');
@@ -398,6 +405,96 @@ export function createHttpIngress(opts: HttpIngressOptions): HttpIngress {
     const socket = this.req.socket;
     if (serving.get(socket) === this) serving.set(socket, performance.now());
     onDone();
+  }
+
+  /**
+   * The responses each connection has queued behind the one it is sending (HTTP/1.1 pipelining),
+   * oldest first; stale entries (their turn came) are dropped as new ones arrive. Only for
+   * pipelined requests: one request at a time on a connection costs nothing here.
+   */
+  const queued = new WeakMap<Duplex, ServerResponse[]>();
+
+  function queueBehind(socket: Duplex, res: ServerResponse): void {
+    const list = queued.get(socket);
+    if (list === undefined) {
+      queued.set(socket, [res]);
+      socket.once('close', onQueueingConnectionClose);
+      return;
+    }
+    while (list.length > 0 && !stillQueued(list[0]!)) list.shift();
+    list.push(res);
+  }
+
+  /** A response Node has not given the connection to yet (nor will, once it is closed). */
+  function stillQueued(res: ServerResponse): boolean {
+    return res.socket === null && !res.destroyed && !res.writableFinished;
+  }
+
+  /**
+   * The connection closed with answers still queued. Node emits `close` on a response only once
+   * it has had the socket, so these would never emit it: nothing would give back their places
+   * under max_in_flight, their count for the shutdown drain, or cancel the ones still running.
+   * Each is closed here as Node closes the one it is sending: its `close` listeners then run
+   * (requestSignal: `cancelled`, or `shutting_down` after the deadline).
+   */
+  function onQueueingConnectionClose(this: Duplex): void {
+    const list = queued.get(this);
+    queued.delete(this);
+    for (const res of list ?? []) {
+      if (!stillQueued(res)) continue;
+      res.destroy();
+      res.emit('close');
+    }
+  }
+
+  /**
+   * The response's answer cannot go out now: it is queued behind others (pipelining), or its
+   * connection is already ending (a request Node parsed after an answer that closed it).
+   */
+  function cannotAnswerYet(res: ServerResponse): boolean {
+    return res.socket === null || !res.socket.writable;
+  }
+
+  /**
+   * Resolves true when a response queued behind others on its connection gets the connection (its
+   * turn to answer) and can still write on it, false when the connection closes or ends first.
+   */
+  function answerTurn(res: ServerResponse): Promise<boolean> {
+    if (!stillQueued(res)) return Promise.resolve(!res.destroyed && res.socket?.writable === true);
+    return new Promise<boolean>((resolve) => {
+      const onSocket = () => {
+        res.off('close', onClose);
+        resolve(res.socket?.writable === true);
+      };
+      const onClose = () => {
+        res.off('socket', onSocket);
+        resolve(false);
+      };
+      res.once('socket', onSocket);
+      res.once('close', onClose);
+    });
+  }
+
+  /**
+   * A stream whose turn to answer never came (answerTurn): its upstream call is closed and it is
+   * audited as the client leaving (the abort's own reason when its signal says one).
+   */
+  async function dropUnsent(res: ServerResponse, it: AsyncIterator<CompletionChunk>, signal: CancelSignal): Promise<void> {
+    if (signal.aborted) await it.return?.();
+    else await it.throw?.(answerNeverSent()).catch(() => undefined);
+    res.destroy();
+  }
+
+  /**
+   * PromptRequest.answerTurn for a pipelined request (set only for one): its answer, ready,
+   * waits for the ones before it to go out before its audit record is written, and one whose
+   * connection closed first is audited as the client leaving, not `ok`.
+   */
+  function pipelinedTurn(res: ServerResponse): () => Promise<void> {
+    return () =>
+      answerTurn(res).then((turn) => {
+        if (!turn) throw cut ? cutByShutdown() : answerNeverSent();
+      });
   }
 
   /**
@@ -598,6 +695,7 @@ export function createHttpIngress(opts: HttpIngressOptions): HttpIngress {
         checkContentEncoding(headers.contentEncoding);
         const body = parseJson(await readBody(req, limits.maxBodyBytes, headers.contentLength, meta.receivedAt, limits.requestTimeoutMs), limits.maxJsonDepth);
         request = toPromptRequest(body, meta, limits);
+        if (cannotAnswerYet(res)) request.answerTurn = pipelinedTurn(res);
       } catch (err) {
         if (!isWardenError(err)) throw err;
         if (closesConnection(err.code)) res.setHeader('connection', 'close');
@@ -645,6 +743,7 @@ export function createHttpIngress(opts: HttpIngressOptions): HttpIngress {
         const body = parseJson(await readBody(req, limits.maxBodyBytes, headers.contentLength, meta.receivedAt, limits.requestTimeoutMs), limits.maxJsonDepth);
         request = anthropicPromptRequest(body, meta, limits);
         request.protocol = 'anthropic-http';
+        if (cannotAnswerYet(res)) request.answerTurn = pipelinedTurn(res);
         // Anthropic's stream has one content block open at a time.
         request.sequentialStream = true;
         // Nor has its stop_reason a value for a generation that failed upstream.
@@ -686,6 +785,7 @@ export function createHttpIngress(opts: HttpIngressOptions): HttpIngress {
       } catch (err) {
         return fail(isWardenError(err) ? err : new WardenError('upstream_error', 'the upstream stream failed'));
       }
+      if (cannotAnswerYet(res) && !(await answerTurn(res))) return dropUnsent(res, it, signal);
       res.writeHead(200, { 'content-type': 'text/event-stream; charset=utf-8', 'cache-control': 'no-cache', 'x-accel-buffering': 'no', 'x-request-id': requestId });
       try {
         while (!step.done) {
@@ -741,6 +841,9 @@ export function createHttpIngress(opts: HttpIngressOptions): HttpIngress {
     } catch (err) {
       return sendError(res, isWardenError(err) ? err : new WardenError('upstream_error', 'the upstream stream failed'), requestId);
     }
+    // Pipelined behind other answers: nothing is written (nor audited `ok`) before its turn; a
+    // connection that closes first ends the stream as the client leaving (the signal says so).
+    if (cannotAnswerYet(res) && !(await answerTurn(res))) return dropUnsent(res, it, signal);
     res.writeHead(200, {
       'content-type': 'text/event-stream; charset=utf-8',
       'cache-control': 'no-cache',
@@ -807,6 +910,7 @@ export function createHttpIngress(opts: HttpIngressOptions): HttpIngress {
         params: {},
       };
       if (request.traceparent === undefined) delete request.traceparent;
+      if (cannotAnswerYet(res)) request.answerTurn = pipelinedTurn(res);
       // `*` in a decision means any configured model; a model nobody routes is not usable.
       const usable = (allowed: readonly string[]): readonly string[] => {
         const configured = opts.configuredModels();
