@@ -509,6 +509,12 @@ export function createHttpIngress(opts: HttpIngressOptions): HttpIngress {
     const refusal = parserRefusal(err.code, limits);
     const entry = serving.get(socket);
     const res = typeof entry === 'number' ? undefined : entry;
+    // The bytes after a request already read whole (a bad request pipelined behind it) are the
+    // next request's: refused at the door in its own right once the answer before it is out.
+    if (res?.req.complete && refusal && !clientGone(refusal)) {
+      refuseAfter(res, socket, refusal);
+      return;
+    }
     if (res) {
       const current = { req: res.req, res };
       // Node's own answer (the parser cannot go on with this connection), unless one is under way.
@@ -535,6 +541,23 @@ export function createHttpIngress(opts: HttpIngressOptions): HttpIngress {
     void pipeline
       .auditRejected(rejectedRequest(meta, 'openai-http'), refusal.error)
       .finally(() => (clientGone(refusal) ? socket.destroy() : answerOnSocket(socket, refusal.status, refusal.error, requestId)));
+  }
+
+  /**
+   * A request the parser refused behind one it read whole (pipelined): counted and audited as a
+   * refusal at the door, and answered on the connection once the answer before it has gone out
+   * (the parser cannot go on, so the connection then closes). It was charged to the request before
+   * it, which was cut unanswered yet audited `ok`, and the bad one left no record.
+   */
+  function refuseAfter(before: ServerResponse, socket: Duplex, refusal: { status: number; error: WardenError }): void {
+    const requestId = randomUUID();
+    opts.onRejected?.(refusal.error.code, 0, 'openai-http');
+    const peer = peerInfo((socket as { remoteAddress?: string }).remoteAddress, unixListener);
+    const meta = { id: requestId, signal: new RequestSignal(), receivedAt: performance.timeOrigin + performance.now(), peer };
+    const recorded = pipeline.auditRejected(rejectedRequest(meta, 'openai-http'), refusal.error).catch(() => undefined);
+    before.once('close', () => {
+      void recorded.then(() => (before.writableFinished && socket.writable ? answerOnSocket(socket, refusal.status, refusal.error, requestId) : socket.destroy()));
+    });
   }
 
   /**

@@ -166,3 +166,21 @@ describe('pipelined HTTP/1.1 requests whose connection closes before their answe
     }
   });
 });
+
+describe('a bad request pipelined behind a good one', () => {
+  it('is its own refusal, answered after the good one goes out, not charged to it', async () => {
+    const before = w.audit().length;
+    const conn = await open(w);
+    conn.socket.write(`GET /v1/models HTTP/1.1\r\nhost: x\r\nauthorization: Bearer ${token}\r\n\r\nGARBAGE\r\n\r\n`);
+    await conn.closed;
+    await eventually(() => w.audit().length >= before + 2);
+    const answers = conn.received().split(/(?=HTTP\/1\.1 )/);
+    expect(answers.map((a) => a.slice(0, 12))).toEqual(['HTTP/1.1 200', 'HTTP/1.1 400']);
+    expect(answers[0]).toContain('"object":"list"');
+    expect(answers[1]).toMatch(/x-request-id: [0-9a-f-]{36}/);
+    expect(answers[1]).toContain('"code":"invalid_request"');
+    // Two records, in the order they were written (the refusal's at once, the answer's at its end).
+    const records = w.audit().slice(before);
+    expect(records.map((r) => `${r.status} ${r.error_code ?? ''}`).sort()).toEqual(['error invalid_request', 'ok ']);
+  });
+});
