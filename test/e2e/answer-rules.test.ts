@@ -15,6 +15,7 @@ import OpenAI from 'openai';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { bearerMetadata, gatewayClient, unaryCall } from './helpers/grpc.js';
 import { chunkBody, completionBody, startScriptedUpstream, type ScriptedUpstream } from './helpers/scripted-upstream.js';
+import { anthropicEvents, postRoute } from './helpers/http.js';
 import { CANARY_SECRET, startWarden, type WardenFixture } from './helpers/warden.js';
 
 let completion: Record<string, unknown> = {};
@@ -51,23 +52,13 @@ const governed = { model: 'gpt-4o-mini', messages: [], warden: { template: 'ops/
 /** A chunk of choice `index`. */
 const choiceChunk = (index: number, delta: Record<string, unknown>, finish: string | null = null) => chunk({}, null, { choices: [{ index, delta, finish_reason: finish }] });
 
-async function post(path: '/v1/chat/completions' | '/v1/messages', body: Record<string, unknown>, token = rawToken): Promise<{ status: number; text: string }> {
-  const res = await fetch(`${w.addresses.http}${path}`, {
-    method: 'POST',
-    headers: { authorization: `Bearer ${token}`, 'content-type': 'application/json' },
-    body: JSON.stringify(body),
-  });
-  return { status: res.status, text: await res.text() };
+function post(path: '/v1/chat/completions' | '/v1/messages', body: Record<string, unknown>, token = rawToken): Promise<{ status: number; text: string }> {
+  return postRoute(w.addresses.http, path, body, token);
 }
 
 const messages = (stream = false) => post('/v1/messages', { ...ask, max_tokens: 32, stream });
 
-function events(text: string): Array<{ event: string; data: any }> {
-  return text
-    .split('\n\n')
-    .filter((block) => block.trim() !== '')
-    .map((block) => ({ event: /^event: (.+)$/m.exec(block)?.[1] ?? '', data: JSON.parse(/^data: (.+)$/m.exec(block)?.[1] ?? 'null') }));
-}
+const events = anthropicEvents;
 
 function lastRecord(): Record<string, any> {
   return w.audit().at(-1)!;

@@ -15,6 +15,7 @@ import OpenAI from 'openai';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { bearerMetadata, gatewayClient, unaryCall } from './helpers/grpc.js';
 import { chunkBody, completionBody, startScriptedUpstream, type ScriptedUpstream } from './helpers/scripted-upstream.js';
+import { anthropicEvents, postRoute } from './helpers/http.js';
 import { startWarden, type WardenFixture } from './helpers/warden.js';
 
 /** What the upstream answers next: a completion (not streamed) or its chunks (streamed). */
@@ -46,24 +47,13 @@ const chunk = chunkBody;
 const ask = { model: 'gpt-4o-mini', messages: [{ role: 'user' as const, content: 'hi' }] };
 
 /** A call over HTTP with fetch: its status and raw body. */
-async function post(path: '/v1/chat/completions' | '/v1/messages', body: Record<string, unknown>): Promise<{ status: number; text: string }> {
-  const res = await fetch(`${w.addresses.http}${path}`, {
-    method: 'POST',
-    headers: { authorization: `Bearer ${token}`, 'content-type': 'application/json' },
-    body: JSON.stringify(body),
-  });
-  return { status: res.status, text: await res.text() };
+function post(path: '/v1/chat/completions' | '/v1/messages', body: Record<string, unknown>): Promise<{ status: number; text: string }> {
+  return postRoute(w.addresses.http, path, body, token);
 }
 
 const messages = (stream = false) => post('/v1/messages', { ...ask, max_tokens: 32, stream });
 
-/** An Anthropic SSE body's events, in order. */
-function events(text: string): Array<{ event: string; data: any }> {
-  return text
-    .split('\n\n')
-    .filter((block) => block.trim() !== '')
-    .map((block) => ({ event: /^event: (.+)$/m.exec(block)?.[1] ?? '', data: JSON.parse(/^data: (.+)$/m.exec(block)?.[1] ?? 'null') }));
-}
+const events = anthropicEvents;
 
 /** The audit record of the last call. */
 function lastRecord(): Record<string, any> {

@@ -6,6 +6,7 @@
  */
 import { request as httpRequest } from 'node:http';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { anthropicEvents } from './helpers/http.js';
 import { startUpstream, type FakeUpstream } from './helpers/upstream.js';
 import { eventually, startWarden, type WardenFixture } from './helpers/warden.js';
 
@@ -35,16 +36,7 @@ async function messages(body: unknown, opts: { token?: string | null; headers?: 
   return { status: res.status, contentType: res.headers.get('content-type') ?? '', text: await res.text() };
 }
 
-function events(text: string): Array<{ event: string; data: any }> {
-  return text
-    .split('\n\n')
-    .filter((block) => block.trim() !== '')
-    .map((block) => {
-      const event = /^event: (.+)$/m.exec(block)?.[1] ?? '';
-      const data = JSON.parse(/^data: (.+)$/m.exec(block)?.[1] ?? 'null');
-      return { event, data };
-    });
-}
+const events = anthropicEvents;
 
 beforeAll(async () => {
   upstream = await startUpstream();
