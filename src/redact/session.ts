@@ -264,8 +264,12 @@ export class Session implements RedactionSession {
       const content: typeof parts = [];
       for (const p of parts) {
         const text = promptPartText(p);
-        if (text === undefined) content.push(this.promptPart(p));
-        else if (out[k++]! !== '' || text === '') content.push(withPartText(p, out[k - 1]!));
+        if (text === undefined) {
+          content.push(this.promptPart(p));
+          continue;
+        }
+        const redacted = out[k++]!;
+        if (redacted !== '' || text === '') content.push(withPartText(p, redacted));
       }
       copy.content = content;
     }
