@@ -12,8 +12,9 @@ import { join } from 'node:path';
 import Anthropic from '@anthropic-ai/sdk';
 import OpenAI from 'openai';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { bearerMetadata, gatewayClient, unaryCall } from './helpers/grpc.js';
-import { chunkBody, completionBody, startScriptedUpstream, type ScriptedUpstream } from './helpers/scripted-upstream.js';
+import { bearerMetadata, unaryCall } from './helpers/grpc.js';
+import { chunkBody, completionBody, type ScriptedUpstream } from './helpers/scripted-upstream.js';
+import { startScriptedWarden, type ScriptedWarden } from './helpers/scripted-warden.js';
 import { CANARY_SECRET, FIXTURES, startWarden, type WardenFixture } from './helpers/warden.js';
 
 const PII = 'canary.pii.7f3a@example.com';
@@ -23,6 +24,7 @@ const VARIABLES = { service: 'billing-api' };
 /** What the upstream answers next: a completion (not streamed) or its chunks (streamed). */
 let completion: Record<string, unknown> = {};
 let chunks: Array<Record<string, unknown>> = [];
+let scripted: ScriptedWarden;
 let upstream: ScriptedUpstream;
 let w: WardenFixture;
 let client: OpenAI;
@@ -30,18 +32,13 @@ let token: string;
 let gateway: any;
 
 beforeAll(async () => {
-  upstream = await startScriptedUpstream(() => completion, () => chunks);
-  w = await startWarden({ upstreamUrl: upstream.url });
+  scripted = await startScriptedWarden(() => completion, () => chunks);
+  ({ upstream, w, gateway } = scripted);
   token = await w.signer.token('support', 'ticket-bot');
-  client = new OpenAI({ baseURL: `${w.addresses.http}/v1`, apiKey: token, maxRetries: 0, timeout: 15_000 });
-  gateway = gatewayClient(w.addresses.grpc);
+  client = scripted.openai(token);
 });
 
-afterAll(async () => {
-  gateway?.close();
-  await w?.close();
-  await upstream?.close();
-});
+afterAll(() => scripted?.close());
 
 const answer = completionBody;
 const chunk = chunkBody;

@@ -13,14 +13,15 @@
 import Anthropic from '@anthropic-ai/sdk';
 import OpenAI from 'openai';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { bearerMetadata, gatewayClient, unaryCall } from './helpers/grpc.js';
-import { chunkBody, completionBody, startScriptedUpstream, type ScriptedUpstream } from './helpers/scripted-upstream.js';
+import { bearerMetadata, unaryCall } from './helpers/grpc.js';
+import { chunkBody, completionBody } from './helpers/scripted-upstream.js';
+import { startScriptedWarden, type ScriptedWarden } from './helpers/scripted-warden.js';
 import { anthropicEvents, postRoute } from './helpers/http.js';
-import { CANARY_SECRET, startWarden, type WardenFixture } from './helpers/warden.js';
+import { CANARY_SECRET, type WardenFixture } from './helpers/warden.js';
 
 let completion: Record<string, unknown> = {};
 let chunks: Array<Record<string, unknown>> = [];
-let upstream: ScriptedUpstream;
+let scripted: ScriptedWarden;
 let w: WardenFixture;
 let client: OpenAI;
 /** labs/raw-bot: raw prompts. */
@@ -30,19 +31,14 @@ let botToken: string;
 let gateway: any;
 
 beforeAll(async () => {
-  upstream = await startScriptedUpstream(() => completion, () => chunks);
-  w = await startWarden({ upstreamUrl: upstream.url });
+  scripted = await startScriptedWarden(() => completion, () => chunks);
+  ({ w, gateway } = scripted);
   rawToken = await w.signer.token('labs', 'raw-bot');
   botToken = await w.signer.token('support', 'ticket-bot');
-  client = new OpenAI({ baseURL: `${w.addresses.http}/v1`, apiKey: rawToken, maxRetries: 0, timeout: 15_000 });
-  gateway = gatewayClient(w.addresses.grpc);
+  client = scripted.openai(rawToken);
 });
 
-afterAll(async () => {
-  gateway?.close();
-  await w?.close();
-  await upstream?.close();
-});
+afterAll(() => scripted?.close());
 
 const answer = completionBody;
 const chunk = chunkBody;
