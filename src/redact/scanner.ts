@@ -38,6 +38,13 @@ export interface ScanOptions {
    * returned them: plans look them up once instead of at every scan. Absent: looked up here.
    */
   detectors?: readonly Detector[];
+  /**
+   * The phone detector's validation results by digits, kept across scans: a stream's session
+   * passes its own, as each piece it releases is scanned again with the window before it (~150
+   * characters of which only the last few are new), and a table of numbers re-validated the same
+   * windows on every piece. Absent: each scan keeps its own.
+   */
+  phoneValidations?: Map<string, boolean>;
 }
 
 export interface ScanResult {
@@ -98,6 +105,7 @@ function hasWord(window: string, word: string): boolean {
  */
 class ScanContext implements DetectContext {
   private digits: DigitScan | null = null;
+  private validations: Map<string, boolean> | undefined;
 
   constructor(
     private readonly text: string,
@@ -106,7 +114,14 @@ class ScanContext implements DetectContext {
     readonly phoneRegions: readonly string[],
     readonly traits: TextTraits | null,
     private readonly decodedAt: DecodedAt | null,
-  ) {}
+    shared: Map<string, boolean> | undefined,
+  ) {
+    this.validations = shared;
+  }
+
+  phoneValidations(): Map<string, boolean> {
+    return (this.validations ??= new Map());
+  }
 
   wants(entity: string): boolean {
     return this.entities.has(entity);
@@ -231,7 +246,7 @@ export class Scanner {
     const ftext = view.text;
     // In a decoded view, which separators were escapes (a card's layout ignores their kind).
     const decodedAt = decodedValues ? (k: number): boolean => decodedUnit(text, view, k) : null;
-    const ctx = new ScanContext(ftext, opts.entities, this.info, this.phoneRegions, traits, decodedAt);
+    const ctx = new ScanContext(ftext, opts.entities, this.info, this.phoneRegions, traits, decodedAt, opts.phoneValidations);
     const raw: Finding[] = [];
     let failures = 0;
     for (const d of detectors) {

@@ -131,6 +131,9 @@ class MemberNames {
   }
 }
 
+/** Phone validations a stream keeps between its pieces at most (see outputFindings). */
+const KEPT_PHONE_VALIDATIONS = 512;
+
 export class Session implements RedactionSession {
   private readonly scanner: Scanner;
   private readonly plan: RedactionPlan;
@@ -146,6 +149,8 @@ export class Session implements RedactionSession {
   private nonTextParts = 0;
   private leaks = 0;
   private failures = 0;
+  /** The phone validations a stream's scans share (made on the first piece scanned with context). */
+  private phoneValidations: Map<string, boolean> | undefined;
   /** Entity types found in the prompt whose mode is `block` (made on the first). */
   private blocked: Set<string> | null = null;
   /** Entity types found in tool call ids (made on the first): see checkId. */
@@ -559,7 +564,13 @@ export class Session implements RedactionSession {
    */
   outputFindings(text: string, from: number, json = false): Finding[] {
     // From 0 every finding counts (none ends at or before 0): the plan's options as they are.
-    const res = this.scanner.scan(text, from === 0 ? this.plan.scan : { ...this.plan.scan, from });
+    // A stream's piece (from > 0: the window before it is context) shares the stream's phone
+    // validations with the scans of the pieces before it (see ScanOptions.phoneValidations).
+    const shared = from === 0 ? undefined : (this.phoneValidations ??= new Map());
+    const res = this.scanner.scan(text, shared === undefined ? this.plan.scan : { ...this.plan.scan, from, phoneValidations: shared });
+    // Kept small between pieces: an open stream's memory is budgeted (~50 KB), and a window's
+    // worth of a table's numbers (a few hundred digit strings) is what the next piece reads again.
+    if (shared !== undefined && shared.size > KEPT_PHONE_VALIDATIONS) shared.clear();
     this.failures += res.failures;
     let findings = res.findings;
     if (this.answerGuard.active) {

@@ -102,6 +102,12 @@ export interface DetectContext {
    */
   contextBefore(entity: string, start: number): boolean;
   /**
+   * The phone detector's validation results by digits (`+` before international ones), for the
+   * configured phone regions: this scan's own, or one a stream keeps across its scans (see
+   * ScanOptions.phoneValidations). The detector bounds it.
+   */
+  phoneValidations(): Map<string, boolean>;
+  /**
    * The prefilter's traits of the text (prefilter.ts), absent or null when the prefilter is off: a
    * detector made of independent parts may skip a part whose condition fails, as the scanner
    * skips whole detectors.

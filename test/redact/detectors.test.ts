@@ -205,6 +205,7 @@ describe('every detector finishes on 100 KB of adversarial input', () => {
           digitChunks: () => (digits ??= scanDigits(text)).chunks,
           digitScan: () => (digits ??= scanDigits(text)),
           contextBefore: () => true,
+          phoneValidations: () => new Map(),
         };
         const out: Finding[] = [];
         d.detect(text, ctx, out);

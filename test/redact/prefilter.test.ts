@@ -35,6 +35,7 @@ function detect(d: Detector, text: string, traits: TextTraits | null): Finding[]
     digitScan: () => (digits ??= scanDigits(text)),
     // Every context word present: the phone detector's context rule runs wherever it can.
     contextBefore: () => true,
+    phoneValidations: () => new Map(),
     traits,
   };
   const out: Finding[] = [];

@@ -335,7 +335,7 @@ function cheaplyRefused(ch: DigitChunk, g1: number, digits: number): boolean {
   return digits < 7 || digits > 17 || ch.groupEnds[g1]! - ch.groupStarts[g1]! < 2;
 }
 
-/** Validation results one detect call keeps (see `validated` there). */
+/** Validation results a detect call keeps, or a stream across its scans (see `validated` there). */
 const VALIDATED_MAX = 4096;
 
 /**
@@ -535,10 +535,11 @@ export function createPhoneDetector(validation: PhoneValidation = 'valid'): Dete
        */
       let reachedValidation = false;
       /**
-       * Validation results of this text by digits: a list of numbers is read by two searches
-       * (see coveringSplit), and a long run repeats its windows' digits.
+       * Validation results by digits: a list of numbers is read by two searches (see
+       * coveringSplit), a long run repeats its windows' digits, and a stream scans its window
+       * again for every piece (the map is then the stream's, see ScanOptions.phoneValidations).
        */
-      const validated = new Map<string, boolean>();
+      const validated = ctx.phoneValidations();
       /** The findings that a phone word before them made (their shape alone is not enough). */
       const byWord = new WeakSet<Finding>();
       const shaped = (fs: readonly Finding[]): number => fs.reduce((n, f) => (byWord.has(f) ? n : n + 1), 0);
