@@ -1,7 +1,8 @@
 /**
  * Redaction throughput and latency on mixed English text with every built-in entity enabled:
  * MB/s at 4 KB, 64 KB and 1 MB (growth must be linear), p50/p99 µs for a 4 KB prompt, and the
- * slowest of a few adversarial shapes (64 KB of a short unit repeated).
+ * slowest of a few adversarial shapes (64 KB of a short unit repeated), and the CPU a streamed
+ * answer costs per KB (mixed text, and a table of numbers).
  *
  * Throughput runs the same text again and again, so it is measured without the findings cache
  * (it is the scan's speed). The 4 KB latency uses the production redactor (cache on) with a
@@ -19,7 +20,7 @@ import { join, resolve } from 'node:path';
 import { fileURLToPath, pathToFileURL } from 'node:url';
 import { BUILTIN_ENTITIES } from '../src/redact/index.js';
 import { buildWarden } from './gateway.js';
-import type { RedactionDecision } from '../src/pipeline/types.js';
+import type { CompletionChunk, RedactionDecision } from '../src/pipeline/types.js';
 import { piiSentences } from '../scripts/gen-redact-corpus.js';
 import { mulberry32 } from '../scripts/lib/prng.js';
 
@@ -225,7 +226,42 @@ export async function runRedactBench(): Promise<Record<string, number>> {
     }
     [results[`redact_template_${name}_p50_us`], results[`redact_template_${name}_p99_us`]] = medianP99(xs);
   }
+
+  // Streamed answers: 4 KB arriving in 3-character pieces (a token each), CPU ms per KB. Each
+  // piece released is scanned with the window before it, so text the detectors find costly
+  // (a table of numbers) costs far more streamed than whole; mixed text is the common case.
+  const streamed: Array<[string, string]> = [
+    ['mixed', mixedText(4096, 3)],
+    ['numbers', distinctList('dd', 4096)],
+  ];
+  for (const [name, text] of streamed) {
+    const pieces: CompletionChunk[] = [];
+    for (let i = 0; i < text.length; i += 3) pieces.push(streamChunk(text.slice(i, i + 3), null));
+    pieces.push(streamChunk('', 'stop'));
+    const once = async (): Promise<void> => {
+      const session = redactor.session({ ...DECISION, reidentify: true }, []);
+      for await (const _ of session.processStream(fromList(pieces)));
+    };
+    for (let i = 0; i < 3; i++) await once();
+    let iters = 0;
+    const c0 = process.cpuUsage();
+    const t0 = performance.now();
+    while (performance.now() - t0 < 1000 || iters < 3) {
+      await once();
+      iters++;
+    }
+    const cpu = process.cpuUsage(c0);
+    results[`redact_stream_${name}_cpu_ms_per_kb`] = Math.round(((cpu.user + cpu.system) / 1000 / iters / 4) * 100) / 100;
+  }
   return results;
+}
+
+function streamChunk(content: string, finish: 'stop' | null): CompletionChunk {
+  return { id: 'chatcmpl-bench', model: 'gpt-4o-mini', created: 1, choices: [{ index: 0, delta: { content }, finish_reason: finish }] };
+}
+
+async function* fromList<T>(items: readonly T[]): AsyncGenerator<T> {
+  for (const item of items) yield item;
 }
 
 const isMain = process.argv[1] !== undefined && resolve(process.argv[1]) === fileURLToPath(import.meta.url);
