@@ -4,6 +4,7 @@
  * gRPC messages ↔ canonical request/response, Warden codes → gRPC status codes.
  */
 import { randomUUID } from 'node:crypto';
+import type { Http2Server } from 'node:http2';
 import { performance } from 'node:perf_hooks';
 import * as grpc from '@grpc/grpc-js';
 import { RequestSignal, type CancelSignal } from '../pipeline/cancel.js';
@@ -151,7 +152,9 @@ export function grpcPeerInfo(peer: string, unixListener: boolean): PeerInfo {
  * `authorization` header fields (and grpc-js clients refuse to send two), so a repeated one is
  * refused here should it ever arrive.
  */
-export function grpcCredentials(metadata: grpc.Metadata, peer: PeerInfo): Credentials {
+export function grpcCredentials(metadata: grpc.Metadata, peer: PeerInfo, unreadable?: string): Credentials {
+  // An `authorization` grpc-js dropped from the metadata (GrpcDoor.screen): sent, so never "none".
+  if (unreadable !== undefined) return { peer, malformed: unreadable };
   const values = metadata.get('authorization');
   const first = values[0];
   return authorizationCredentials(first === undefined ? undefined : String(first), values.length > 1, peer, 'grpc');
@@ -512,6 +515,11 @@ export interface GrpcIngress {
   readonly server: grpc.Server;
   inFlight(): number;
   /**
+   * Reads each call's header block on `h2`, one of the bound server's listeners (grpcListeners),
+   * for an `authorization` grpc-js would drop from the metadata unsaid (GrpcDoor.screen).
+   */
+  screen(h2: Http2Server): void;
+  /**
    * The shutdown deadline passed: ends every call still running with `shutting_down`
    * (UNAVAILABLE with its `warden-code` trailer, as the call's own error, not a CANCELLED from the
    * transport), then closes every connection after at most `waitMs` for those statuses to go out.
@@ -594,7 +602,7 @@ export function createGrpcIngress(opts: GrpcIngressOptions): GrpcIngress {
   }
 
 
-  function metaFor(call: AnyCall, action: Action, stream: boolean, signal: CancelSignal, cancel: (reason: unknown) => void): GrpcMeta {
+  function metaFor(call: AnyCall, action: Action, stream: boolean, signal: CancelSignal, cancel: (reason: unknown) => void, unreadable?: string): GrpcMeta {
     const tp = call.metadata.get('traceparent')[0];
     // Read once, as the handler starts (before any await): later the connection may be gone,
     // and grpc-js then names no peer at all.
@@ -603,7 +611,7 @@ export function createGrpcIngress(opts: GrpcIngressOptions): GrpcIngress {
       id: randomUUID(),
       action,
       stream,
-      credentials: grpcCredentials(call.metadata, peer),
+      credentials: grpcCredentials(call.metadata, peer, unreadable),
       peer,
       traceparent: typeof tp === 'string' ? tp : undefined,
       signal,
@@ -617,13 +625,14 @@ export function createGrpcIngress(opts: GrpcIngressOptions): GrpcIngress {
    */
   async function translate(
     call: AnyCall,
+    pass: DoorPass,
     action: Action,
     stream: boolean,
     signal: CancelSignal,
     cancel: (reason: unknown) => void,
   ): Promise<PromptRequest> {
     const started = performance.now();
-    const meta = metaFor(call, action, stream, signal, cancel);
+    const meta = metaFor(call, action, stream, signal, cancel, pass.unreadableCredentials);
     try {
       const wire = call.request as WirePromptRequest | OversizeMessage | InvalidUtf8Message | WrongWireTypeMessage | UndecodableMessage;
       const metadataSize = metadataBytes(call.metadata);
@@ -668,7 +677,7 @@ export function createGrpcIngress(opts: GrpcIngressOptions): GrpcIngress {
       const { signal, cancel, dispose } = callSignal(call);
       void (async () => {
         try {
-          const request = await translate(call, action, false, signal, cancel);
+          const request = await translate(call, pass, action, false, signal, cancel);
           const response = await pipeline.run(request);
           if (action === 'prompt.render' && response.kind === 'render') callback(null, toWireRender(response));
           else if (response.kind === 'complete') callback(null, toWireCompletion(response.result));
@@ -689,7 +698,7 @@ export function createGrpcIngress(opts: GrpcIngressOptions): GrpcIngress {
     void (async () => {
       let it: AsyncIterator<CompletionChunk> | undefined;
       try {
-        const request = await translate(call, 'prompt.execute', true, signal, cancel);
+        const request = await translate(call, pass, 'prompt.execute', true, signal, cancel);
         const response = await pipeline.run(request);
         if (response.kind !== 'stream') throw new WardenError('internal', 'internal error');
         it = response.chunks[Symbol.asyncIterator]();
@@ -779,6 +788,7 @@ export function createGrpcIngress(opts: GrpcIngressOptions): GrpcIngress {
   return {
     server,
     inFlight: () => door.inFlight,
+    screen: (h2) => door.screen(h2),
     async forceShutdown(closed: Promise<unknown>, waitMs = CUT_STATUS_WAIT_MS) {
       cut = true;
       // Aborted like the upstream deadline aborts: the upstream call stops, the record says
@@ -814,12 +824,42 @@ export function answerUnknownMethods(server: grpc.Server, answer: (call: grpc.Se
 }
 
 /**
+ * grpc-js's line for a header it cannot turn into call metadata (a value that is not printable
+ * ASCII, a name gRPC does not allow): `Failed to add metadata entry NAME: VALUE. …`. The value is
+ * the caller's: a bearer token with one `é` in it, PII in an app's own header. It is never written;
+ * the name is, when it is a valid metadata key (then the value was the problem). One line per call
+ * would let any caller fill stderr: at most one every DROPPED_ENTRY_EVERY_MS, with how many
+ * entries were dropped since the last line. (The call goes on without the entry; an `authorization`
+ * so dropped is refused, GrpcDoor.screen.)
+ */
+const DROPPED_ENTRY = 'Failed to add metadata entry ';
+const DROPPED_ENTRY_EVERY_MS = 10_000;
+let droppedEntries = 0;
+let droppedEntryLoggedAt = -Infinity;
+
+export function droppedEntryLine(message: string, now = performance.now()): string | undefined {
+  droppedEntries++;
+  if (now - droppedEntryLoggedAt < DROPPED_ENTRY_EVERY_MS) return undefined;
+  const name = message.slice(DROPPED_ENTRY.length, message.indexOf(': ', DROPPED_ENTRY.length));
+  const what = /^[0-9a-z_.-]{1,64}$/.test(name) ? `the metadata entry ${name} (its value is not printable ASCII)` : 'a metadata entry whose name gRPC does not allow';
+  const more = droppedEntries > 1 ? `; ${droppedEntries - 1} more dropped since the last such line` : '';
+  droppedEntryLoggedAt = now;
+  droppedEntries = 0;
+  return `grpc-js dropped ${what} from a call's metadata; the value is not shown${more}`;
+}
+
+/**
  * grpc-js's own logger (its default writes `E …` lines to stderr), less the one line a failed bind
  * writes: the rejection carries the same text and the caller reports it, naming the listener.
  */
 const quietBindLogger: Partial<Console> = {
   error: (message: unknown, ...rest: unknown[]) => {
     if (typeof message === 'string' && message.startsWith('No address added out of total')) return;
+    if (typeof message === 'string' && message.startsWith(DROPPED_ENTRY)) {
+      const line = droppedEntryLine(message);
+      if (line !== undefined) console.error(`E ${line}`);
+      return;
+    }
     console.error(`E ${String(message)}`, ...rest);
   },
   info: (message: unknown, ...rest: unknown[]) => console.error(`I ${String(message)}`, ...rest),
