@@ -55,6 +55,8 @@ export interface GrpcDoorOptions {
   record: (arrival: DoorArrival, err: WardenError) => Promise<void>;
   /** The status a Warden error is sent as (toGrpcError). */
   status: (err: WardenError) => Partial<grpc.StatusObject>;
+  /** What the calls it admits are, in its `overloaded` message (default `requests`). */
+  calls?: string;
 }
 
 /** A handler's hold on its call's place, taken with GrpcDoor.pass; `leave` once it has finished. */
@@ -279,7 +281,7 @@ export class GrpcDoor {
       return false;
     }
     if (!this.opts.admission.tryEnter()) {
-      const err = new WardenError('overloaded', `warden is serving its limit of ${this.opts.admission.max} requests; retry shortly`, {
+      const err = new WardenError('overloaded', `warden is serving its limit of ${this.opts.admission.max} ${this.opts.calls ?? 'requests'}; retry shortly`, {
         details: { retry_after_s: OVERLOADED_RETRY_AFTER_S },
       });
       this.refuse(call, err, send);

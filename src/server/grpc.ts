@@ -483,6 +483,12 @@ export class HealthState {
   }
 }
 
+/**
+ * The health service's methods: the health door guards them. Only these, as for the gateway: another
+ * method of the service is grpc-js's (and answerUnknownMethods') to refuse.
+ */
+const HEALTH_METHODS: ReadonlySet<string> = new Set(['/grpc.health.v1.Health/Check', '/grpc.health.v1.Health/Watch']);
+
 /** Service names the health service knows: the whole server ('') and the gateway. */
 const HEALTH_SERVICES = new Set(['', 'warden.v1.PromptGateway']);
 
@@ -556,6 +562,28 @@ export function createGrpcIngress(opts: GrpcIngressOptions): GrpcIngress {
     status: (err) => toGrpcError(err),
   });
 
+  // Health calls are no requests (neither counted in max_in_flight nor audited), but they are
+  // bounded all the same: without a door of their own a client could hold any number of Watch
+  // streams, or of Check calls that never half-close (grpc-js holds those for ever, and they hold a
+  // graceful shutdown for its whole grace). At most limits.max_connections at once on this server
+  // (a client watches once per connection), each sent whole within client_timeout_ms. While
+  // draining a Watch is still answered (NOT_SERVING, then OK).
+  const healthDoor = new GrpcDoor({
+    admission: new Admission(limits.maxConnections),
+    draining: () => false,
+    requestTimeoutMs: limits.requestTimeoutMs,
+    deliveryTimeoutMs: limits.upstreamTimeoutMs,
+    guards: (path) => HEALTH_METHODS.has(path),
+    record: () => Promise.resolve(),
+    status: (err) => toGrpcError(err),
+    calls: 'health calls',
+  });
+  // At shutdown a health call still sending its request ends at once (shutting_down): it would
+  // hold the graceful close. (Watch streams end with their last status, see Watch.)
+  health.subscribe((_s, final) => {
+    if (final) healthDoor.cutWaiting(cutByShutdown);
+  });
+
   const server = new grpc.Server({
     // A ceiling above the limit: messages between the two are refused by Warden, counted and
     // audited (grpc-size.ts); past it grpc-js refuses them alone.
@@ -563,7 +591,8 @@ export function createGrpcIngress(opts: GrpcIngressOptions): GrpcIngress {
     // grpc-js's default keeps a connection with no call open for ever; HTTP's keep-alive has the
     // same bound. The client gets a GOAWAY and reconnects for its next call.
     'grpc.max_connection_idle_ms': limits.idleTimeoutMs,
-    interceptors: [door.interceptor],
+    // One interceptor: each door must be handed grpc-js's base call (http2StreamOf).
+    interceptors: [(method, next) => (HEALTH_METHODS.has(method.path) ? healthDoor : door).interceptor(method, next)],
   });
 
   /** Counts and audits a call the door refused or that ended before its handler ran. */
@@ -738,15 +767,23 @@ export function createGrpcIngress(opts: GrpcIngressOptions): GrpcIngress {
     StreamComplete: streamComplete,
   });
 
+  /** A health handler's hold on its place (healthDoor); none is a call that bypassed the door. */
+  function healthPass(call: grpc.ServerUnaryCall<{ service: string }, unknown> | grpc.ServerWritableStream<{ service: string }, unknown>): DoorPass | undefined {
+    return healthDoor.pass(call.metadata);
+  }
+
   server.addService(healthService.service, {
     Check(call: grpc.ServerUnaryCall<{ service: string }, unknown>, callback: grpc.sendUnaryData<unknown>) {
+      const pass = healthPass(call);
+      if (!pass) return void callback(toGrpcError(new WardenError('internal', 'internal error')));
       const name = call.request.service;
       if (!HEALTH_SERVICES.has(name)) {
         // Not repeated: the name is the caller's text, of any length.
         callback({ code: grpc.status.NOT_FOUND, details: 'unknown service' });
-        return;
+      } else {
+        callback(null, { status: health.get() });
       }
-      callback(null, { status: health.get() });
+      pass.leave();
     },
     /**
      * Sends the status now and on each change. At shutdown the last status (NOT_SERVING) is sent
@@ -755,19 +792,32 @@ export function createGrpcIngress(opts: GrpcIngressOptions): GrpcIngress {
      * service stays open until then too (the service might appear; here it never does).
      */
     Watch(call: grpc.ServerWritableStream<{ service: string }, unknown>) {
+      const pass = healthPass(call);
+      if (!pass) return void call.emit('error', toGrpcError(new WardenError('internal', 'internal error')));
       const known = HEALTH_SERVICES.has(call.request.service);
       let sent = known ? health.get() : 'SERVICE_UNKNOWN';
       call.write({ status: sent });
-      if (health.shuttingDown) return void call.end();
+      if (health.shuttingDown) {
+        call.end();
+        return void pass.leave();
+      }
+      let over = false;
       const unsubscribe = health.subscribe((s, final) => {
         // Each change once: the final call may repeat the status the watcher has already.
         if (known && s !== sent) call.write({ status: (sent = s) });
         if (!final) return;
-        unsubscribe();
         call.end();
+        done();
       });
-      call.on('cancelled', unsubscribe);
-      call.on('close', unsubscribe);
+      // Its place comes back once, however the stream ends.
+      const done = () => {
+        if (over) return;
+        over = true;
+        unsubscribe();
+        pass.leave();
+      };
+      call.on('cancelled', done);
+      call.on('close', done);
     },
   });
 
