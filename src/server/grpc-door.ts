@@ -76,11 +76,16 @@ export interface DoorPass {
  * it cannot carry: a text value that is not printable ASCII (a token with an `é` or a tab), and it
  * reads `authorization-bin` as another key. Either way the handler would see no credentials, and a
  * local caller would become the `dev` principal: credentials that were sent but cannot be read are
- * refused instead (as `authorizationCredentials` does for the ones it can see). The reasons name
- * the header, never its value.
+ * refused instead (as `authorizationCredentials` does for the ones it can see). Node's HTTP/2 layer
+ * keeps only the first of two `authorization` fields (`headers`), so a second one is looked for in
+ * `rawHeaders` (names and values, in turn): refused as two Authorization headers are over HTTP,
+ * rather than the first one taken. The reasons name the header, never its value.
  */
-export function unreadableAuthorization(headers: http2.IncomingHttpHeaders): string | undefined {
+export function unreadableAuthorization(headers: http2.IncomingHttpHeaders, rawHeaders: readonly string[] = []): string | undefined {
   if (headers['authorization-bin'] !== undefined) return 'the authorization metadata is binary (authorization-bin); send it as text: authorization: Bearer <token>';
+  let fields = 0;
+  for (let i = 0; i < rawHeaders.length; i += 2) if (rawHeaders[i] === 'authorization') fields++;
+  if (fields > 1) return 'more than one authorization metadata value';
   const value = headers.authorization;
   if (value !== undefined && !/^[ -~]*$/.test(value)) return 'the authorization metadata is not a Bearer token';
   return undefined;
@@ -212,8 +217,8 @@ export class GrpcDoor {
    * credentials.
    */
   screen(h2: http2.Http2Server): void {
-    h2.prependListener('stream', (stream: http2.ServerHttp2Stream, headers: http2.IncomingHttpHeaders) => {
-      const problem = unreadableAuthorization(headers);
+    h2.prependListener('stream', (stream: http2.ServerHttp2Stream, headers: http2.IncomingHttpHeaders, _flags: number, rawHeaders: string[] | undefined) => {
+      const problem = unreadableAuthorization(headers, rawHeaders);
       if (problem !== undefined) this.screened.set(stream, problem);
     });
   }

@@ -149,8 +149,9 @@ export function grpcPeerInfo(peer: string, unixListener: boolean): PeerInfo {
 
 /**
  * The `authorization` metadata's credentials. Node's HTTP/2 layer keeps only the first of two
- * `authorization` header fields (and grpc-js clients refuse to send two), so a repeated one is
- * refused here should it ever arrive.
+ * `authorization` header fields (and grpc-js clients refuse to send two): a second one, and one
+ * grpc-js dropped from the metadata, are found in the raw header block (GrpcDoor.screen) and
+ * come here as `unreadable`. A repeated value is refused here too, should one ever arrive.
  */
 export function grpcCredentials(metadata: grpc.Metadata, peer: PeerInfo, unreadable?: string): Credentials {
   // An `authorization` grpc-js dropped from the metadata (GrpcDoor.screen): sent, so never "none".

@@ -4,10 +4,13 @@
  * the value to its log; `authorization-bin` it reads as another key. `warden serve` runs as a real
  * child process (its stderr is where grpc-js writes), with `dev` after `kubernetes`, so that
  * credentials the handler would not see would make a local caller the dev principal. Raw HTTP/2
- * sends what a grpc-js client refuses to.
+ * sends what a grpc-js client refuses to, and HTTP/2 frames on a plain socket what node's client
+ * refuses to (a header twice).
  */
+import { once } from 'node:events';
 import http2 from 'node:http2';
 import { readFileSync, rmSync } from 'node:fs';
+import { createConnection } from 'node:net';
 import * as grpc from '@grpc/grpc-js';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { spawnWarden, watchServe } from './helpers/cli.js';
@@ -54,6 +57,59 @@ function render(session: http2.ClientHttp2Session, headers: Record<string, strin
   });
 }
 
+/** An HPACK integer with a 7-bit prefix (RFC 7541 §5.1). */
+function hpackInt(v: number): number[] {
+  if (v < 127) return [v];
+  const out = [127];
+  for (v -= 127; v >= 128; v >>= 7) out.push((v & 127) | 128);
+  out.push(v);
+  return out;
+}
+
+/** A header field as an HPACK literal without indexing, new name, no Huffman coding. */
+function literal(name: string, value: string): Buffer {
+  return Buffer.concat([Buffer.from([0, ...hpackInt(name.length)]), Buffer.from(name), Buffer.from(hpackInt(Buffer.byteLength(value))), Buffer.from(value)]);
+}
+
+function h2Frame(type: number, flags: number, stream: number, payload: Buffer): Buffer {
+  const head = Buffer.alloc(9);
+  head.writeUIntBE(payload.length, 0, 3);
+  head[3] = type;
+  head[4] = flags;
+  head.writeUInt32BE(stream, 5);
+  return Buffer.concat([head, payload]);
+}
+
+/**
+ * A Render call whose header block carries `authorization` once per value, written as HTTP/2
+ * frames on a plain socket: node's and grpc-js's clients refuse to send a header twice. Resolves
+ * once Warden has closed the connection or `untilRecords` audit records exist.
+ */
+async function renderWithAuthorizations(address: string, values: string[], untilRecords: number): Promise<void> {
+  const [host, port] = [address.slice(0, address.lastIndexOf(':')), Number(address.slice(address.lastIndexOf(':') + 1))];
+  const request = encodePromptRequest({ model: 'gpt-4o-mini', template: { id: 'support/ticket-summary', version: 2 }, variables: { ticket_id: 'T-1', customer_message: 'hello' } });
+  const block = Buffer.concat([
+    literal(':method', 'POST'),
+    literal(':scheme', 'http'),
+    literal(':path', '/warden.v1.PromptGateway/Render'),
+    literal(':authority', address),
+    literal('content-type', 'application/grpc'),
+    literal('te', 'trailers'),
+    ...values.map((v) => literal('authorization', v)),
+  ]);
+  const socket = createConnection(port, host);
+  socket.on('error', () => undefined);
+  socket.resume();
+  try {
+    await once(socket, 'connect');
+    // The preface, empty SETTINGS, HEADERS (END_HEADERS) and DATA (END_STREAM) on stream 1.
+    socket.write(Buffer.concat([Buffer.from('PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n'), h2Frame(4, 0, 0, Buffer.alloc(0)), h2Frame(1, 4, 1, block), h2Frame(0, 1, 1, frame(request))]));
+    await eventually(() => audit().length >= untilRecords);
+  } finally {
+    socket.destroy();
+  }
+}
+
 function audit(): Array<Record<string, any>> {
   let text = '';
   try {
@@ -64,8 +120,8 @@ function audit(): Array<Record<string, any>> {
   return text.split('\n').filter((l) => l.trim() !== '').map((l) => JSON.parse(l) as Record<string, any>);
 }
 
-describe('authorization metadata grpc-js would drop', () => {
-  it('is refused UNAUTHENTICATED, never served as the dev principal; no header value reaches stderr or the log', { timeout: 60_000 }, async () => {
+describe('authorization metadata grpc-js would drop, or node would keep only the first of', () => {
+  it('is refused UNAUTHENTICATED, never served as the dev principal or as the first of two; no header value reaches stderr or the log', { timeout: 60_000 }, async () => {
     const child = spawnWarden(['serve', '--config', prepared.configFile]);
     let stderr = '';
     child.stderr!.on('data', (d: Buffer) => (stderr += d.toString()));
@@ -102,6 +158,15 @@ describe('authorization metadata grpc-js would drop', () => {
         [null, 'unauthenticated'],
       ]);
       expect(records[3]).toMatchObject({ status: 'ok', principal: { kind: 'kubernetes', service_account: 'ticket-bot' } });
+
+      // Two authorization fields: node's HTTP/2 layer would hand over only the first, so a bad
+      // token before a good one would make the caller dev, and a good one before a bad one pass.
+      await renderWithAuthorizations(addr.grpc, [`Bearer ${CANARY_TOKEN}`, `Bearer ${token}`], 6);
+      await renderWithAuthorizations(addr.grpc, [`Bearer ${token}`, `Bearer ${CANARY_TOKEN}`], 7);
+      expect(audit().slice(5).map((r) => [r.principal, r.error_code])).toEqual([
+        [null, 'unauthenticated'],
+        [null, 'unauthenticated'],
+      ]);
     } finally {
       session.close();
       child.kill('SIGTERM');
