@@ -302,10 +302,22 @@ export async function createRuntime(config: Config, opts: RuntimeOptions = {}): 
     adminServer = createAdminServer({ registry: metrics.registry, readiness, serverOptions: serverOptions(limits) });
     /** The connection cap (and its log lines) on a listener once it is bound. */
     const guard = (server: NetServer, key: string) => guardConnections(server, { key, maxConnections: limits.maxConnections, logger });
-    const guardGrpc = (server: GrpcIngress['server'], key: string) => {
-      const guarded = guardGrpcListeners(server, { key, maxConnections: limits.maxConnections, logger, prefaceTimeoutMs: limits.requestTimeoutMs, draining: () => draining });
+    const guardGrpc = (ingress: GrpcIngress, key: string) => {
+      const guarded = guardGrpcListeners(ingress.server, {
+        key,
+        maxConnections: limits.maxConnections,
+        logger,
+        prefaceTimeoutMs: limits.requestTimeoutMs,
+        draining: () => draining,
+        screen: (h2) => ingress.screen(h2),
+      });
       // Said once at start: otherwise nothing would tell that the port runs without its bounds.
-      if (!guarded) logger.warn({ listener: key }, `${key}: this @grpc/grpc-js does not expose its listeners; limits.max_connections and the preface deadline do not apply there`);
+      if (!guarded) {
+        logger.warn(
+          { listener: key },
+          `${key}: this @grpc/grpc-js does not expose its listeners; limits.max_connections, the preface deadline and the refusal of an authorization metadata grpc-js drops (not printable ASCII, or authorization-bin) do not apply there`,
+        );
+      }
     };
 
     const httpInfo = await listenTcp(httpIngress.server, config.listen.http, 'listen.http');
@@ -326,7 +338,7 @@ export async function createRuntime(config: Config, opts: RuntimeOptions = {}): 
     grpcIngresses.push(grpcIngress);
     const grpcPort = await bindGrpcAs(grpcIngress.server, formatListen(g), 'listen.grpc');
     out.grpc = formatListen({ host: g.host, port: grpcPort });
-    guardGrpc(grpcIngress.server, 'listen.grpc');
+    guardGrpc(grpcIngress, 'listen.grpc');
     if (config.listen.grpc_socket) {
       // A server of its own, as for HTTP: grpc-js cannot say which listener a call came in on,
       // and the dev identity must know a Unix-socket caller from a TCP one (grpcPeerInfo).
@@ -334,7 +346,7 @@ export async function createRuntime(config: Config, opts: RuntimeOptions = {}): 
       grpcIngresses.push(unixIngress);
       await prepareSocketPath(config.listen.grpc_socket, 'listen.grpc_socket');
       await bindGrpcAs(unixIngress.server, config.listen.grpc_socket, 'listen.grpc_socket', 'unix:');
-      guardGrpc(unixIngress.server, 'listen.grpc_socket');
+      guardGrpc(unixIngress, 'listen.grpc_socket');
       out.grpcSocket = config.listen.grpc_socket;
     }
 

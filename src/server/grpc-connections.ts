@@ -69,15 +69,20 @@ export function boundConnectionLife(h2: Http2Server, prefaceMs: number, draining
 }
 
 /**
- * Puts both bounds on every listener of a bound grpc-js server. False when its listeners cannot
- * be reached (grpcListeners): the server then runs without them.
+ * Puts both bounds on every listener of a bound grpc-js server, and hands each to `screen` (the
+ * ingress's reading of header blocks, GrpcIngress.screen). False when its listeners cannot be
+ * reached (grpcListeners): the server then runs without them.
  */
-export function guardGrpcListeners(server: grpc.Server, opts: ConnectionGuardOptions & { prefaceTimeoutMs: number; draining?: () => boolean }): boolean {
+export function guardGrpcListeners(
+  server: grpc.Server,
+  opts: ConnectionGuardOptions & { prefaceTimeoutMs: number; draining?: () => boolean; screen?: (h2: Http2Server) => void },
+): boolean {
   const listeners = grpcListeners(server);
   if (listeners === undefined || listeners.length === 0) return false;
   for (const h2 of listeners) {
     guardConnections(h2, opts);
     boundConnectionLife(h2, opts.prefaceTimeoutMs, opts.draining);
+    opts.screen?.(h2);
   }
   return true;
 }

@@ -55,11 +55,40 @@ export interface GrpcDoorOptions {
   record: (arrival: DoorArrival, err: WardenError) => Promise<void>;
   /** The status a Warden error is sent as (toGrpcError). */
   status: (err: WardenError) => Partial<grpc.StatusObject>;
+  /** What the calls it admits are, in its `overloaded` message (default `requests`). */
+  calls?: string;
 }
 
 /** A handler's hold on its call's place, taken with GrpcDoor.pass; `leave` once it has finished. */
 export interface DoorPass {
   leave(): void;
+  /**
+   * Why the call's `authorization` header cannot be used, when grpc-js dropped it from the
+   * metadata (see GrpcDoor.screen): the handler must refuse the call, not serve it as one that
+   * sent no credentials.
+   */
+  readonly unreadableCredentials: string | undefined;
+}
+
+/**
+ * Why the `authorization` header of a call's header block cannot be used, or undefined. grpc-js
+ * turns the header block into the call's metadata and drops, with no word to the handler, an entry
+ * it cannot carry: a text value that is not printable ASCII (a token with an `é` or a tab), and it
+ * reads `authorization-bin` as another key. Either way the handler would see no credentials, and a
+ * local caller would become the `dev` principal: credentials that were sent but cannot be read are
+ * refused instead (as `authorizationCredentials` does for the ones it can see). Node's HTTP/2 layer
+ * keeps only the first of two `authorization` fields (`headers`), so a second one is looked for in
+ * `rawHeaders` (names and values, in turn): refused as two Authorization headers are over HTTP,
+ * rather than the first one taken. The reasons name the header, never its value.
+ */
+export function unreadableAuthorization(headers: http2.IncomingHttpHeaders, rawHeaders: readonly string[] = []): string | undefined {
+  if (headers['authorization-bin'] !== undefined) return 'the authorization metadata is binary (authorization-bin); send it as text: authorization: Bearer <token>';
+  let fields = 0;
+  for (let i = 0; i < rawHeaders.length; i += 2) if (rawHeaders[i] === 'authorization') fields++;
+  if (fields > 1) return 'more than one authorization metadata value';
+  const value = headers.authorization;
+  if (value !== undefined && !/^[ -~]*$/.test(value)) return 'the authorization metadata is not a Bearer token';
+  return undefined;
 }
 
 /** How long grpc-js's refusal of a call's messages waits for the client's reset (refuseMessageCount). */
@@ -85,6 +114,8 @@ class DoorCall {
   entry: RunningEntry | undefined;
   /** performance.now() when its handler finished, for an answer still on its way (Deliveries). */
   leftAt = 0;
+  /** Why its `authorization` header cannot be used (unreadableAuthorization), read as it arrived. */
+  unreadableCredentials: string | undefined;
 
   /** `base`: grpc-js's call under the door, which holds the HTTP/2 stream. */
   constructor(
@@ -150,6 +181,8 @@ export class GrpcDoor {
   private readonly waiting = new RunningRequests();
   /** Answers on their way to clients, bounded by opts.deliveryTimeoutMs (none when unset). */
   private readonly deliveries: Deliveries | undefined;
+  /** What screen() found in a call's header block, by its HTTP/2 stream, until the door reads it. */
+  private readonly screened = new WeakMap<http2.Http2Stream, string>();
   private live = 0;
 
   constructor(private readonly opts: GrpcDoorOptions) {
@@ -174,7 +207,20 @@ export class GrpcDoor {
     this.byMetadata.delete(metadata);
     call.handled = true;
     this.stopWaiting(call);
-    return { leave: () => this.left(call) };
+    return { leave: () => this.left(call), unreadableCredentials: call.unreadableCredentials };
+  }
+
+  /**
+   * Reads each call's header block on `h2` (a listener of the bound grpc-js server, grpcListeners)
+   * before grpc-js turns it into metadata, for what grpc-js would drop unsaid: an `authorization`
+   * it cannot carry (unreadableAuthorization). Without it such a call is served as one with no
+   * credentials.
+   */
+  screen(h2: http2.Http2Server): void {
+    h2.prependListener('stream', (stream: http2.ServerHttp2Stream, headers: http2.IncomingHttpHeaders, _flags: number, rawHeaders: string[] | undefined) => {
+      const problem = unreadableAuthorization(headers, rawHeaders);
+      if (problem !== undefined) this.screened.set(stream, problem);
+    });
   }
 
   /** The handler has finished: its place comes back now, and an answer still on its way has deliveryTimeoutMs to go out. */
@@ -200,6 +246,8 @@ export class GrpcDoor {
         startNext({
           onReceiveMetadata: (metadata, pass) => {
             state = new DoorCall({ path: method.path, metadata, peer: next.getPeer(), startedAt: performance.now() }, next);
+            const stream = http2StreamOf(next);
+            if (stream) state.unreadableCredentials = this.screened.get(stream);
             if (this.arrive(state, send)) {
               this.byMetadata.set(metadata, state);
               pass(metadata);
@@ -238,7 +286,7 @@ export class GrpcDoor {
       return false;
     }
     if (!this.opts.admission.tryEnter()) {
-      const err = new WardenError('overloaded', `warden is serving its limit of ${this.opts.admission.max} requests; retry shortly`, {
+      const err = new WardenError('overloaded', `warden is serving its limit of ${this.opts.admission.max} ${this.opts.calls ?? 'requests'}; retry shortly`, {
         details: { retry_after_s: OVERLOADED_RETRY_AFTER_S },
       });
       this.refuse(call, err, send);

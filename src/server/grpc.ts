@@ -4,6 +4,7 @@
  * gRPC messages ↔ canonical request/response, Warden codes → gRPC status codes.
  */
 import { randomUUID } from 'node:crypto';
+import type { Http2Server } from 'node:http2';
 import { performance } from 'node:perf_hooks';
 import * as grpc from '@grpc/grpc-js';
 import { RequestSignal, type CancelSignal } from '../pipeline/cancel.js';
@@ -148,10 +149,13 @@ export function grpcPeerInfo(peer: string, unixListener: boolean): PeerInfo {
 
 /**
  * The `authorization` metadata's credentials. Node's HTTP/2 layer keeps only the first of two
- * `authorization` header fields (and grpc-js clients refuse to send two), so a repeated one is
- * refused here should it ever arrive.
+ * `authorization` header fields (and grpc-js clients refuse to send two): a second one, and one
+ * grpc-js dropped from the metadata, are found in the raw header block (GrpcDoor.screen) and
+ * come here as `unreadable`. A repeated value is refused here too, should one ever arrive.
  */
-export function grpcCredentials(metadata: grpc.Metadata, peer: PeerInfo): Credentials {
+export function grpcCredentials(metadata: grpc.Metadata, peer: PeerInfo, unreadable?: string): Credentials {
+  // An `authorization` grpc-js dropped from the metadata (GrpcDoor.screen): sent, so never "none".
+  if (unreadable !== undefined) return { peer, malformed: unreadable };
   const values = metadata.get('authorization');
   const first = values[0];
   return authorizationCredentials(first === undefined ? undefined : String(first), values.length > 1, peer, 'grpc');
@@ -480,6 +484,12 @@ export class HealthState {
   }
 }
 
+/**
+ * The health service's methods: the health door guards them. Only these, as for the gateway: another
+ * method of the service is grpc-js's (and answerUnknownMethods') to refuse.
+ */
+const HEALTH_METHODS: ReadonlySet<string> = new Set(['/grpc.health.v1.Health/Check', '/grpc.health.v1.Health/Watch']);
+
 /** Service names the health service knows: the whole server ('') and the gateway. */
 const HEALTH_SERVICES = new Set(['', 'warden.v1.PromptGateway']);
 
@@ -511,6 +521,11 @@ export interface GrpcIngressOptions {
 export interface GrpcIngress {
   readonly server: grpc.Server;
   inFlight(): number;
+  /**
+   * Reads each call's header block on `h2`, one of the bound server's listeners (grpcListeners),
+   * for an `authorization` grpc-js would drop from the metadata unsaid (GrpcDoor.screen).
+   */
+  screen(h2: Http2Server): void;
   /**
    * The shutdown deadline passed: ends every call still running with `shutting_down`
    * (UNAVAILABLE with its `warden-code` trailer, as the call's own error, not a CANCELLED from the
@@ -548,6 +563,28 @@ export function createGrpcIngress(opts: GrpcIngressOptions): GrpcIngress {
     status: (err) => toGrpcError(err),
   });
 
+  // Health calls are no requests (neither counted in max_in_flight nor audited), but they are
+  // bounded all the same: without a door of their own a client could hold any number of Watch
+  // streams, or of Check calls that never half-close (grpc-js holds those for ever, and they hold a
+  // graceful shutdown for its whole grace). At most limits.max_connections at once on this server
+  // (a client watches once per connection), each sent whole within client_timeout_ms. While
+  // draining a Watch is still answered (NOT_SERVING, then OK).
+  const healthDoor = new GrpcDoor({
+    admission: new Admission(limits.maxConnections),
+    draining: () => false,
+    requestTimeoutMs: limits.requestTimeoutMs,
+    deliveryTimeoutMs: limits.upstreamTimeoutMs,
+    guards: (path) => HEALTH_METHODS.has(path),
+    record: () => Promise.resolve(),
+    status: (err) => toGrpcError(err),
+    calls: 'health calls',
+  });
+  // At shutdown a health call still sending its request ends at once (shutting_down): it would
+  // hold the graceful close. (Watch streams end with their last status, see Watch.)
+  health.subscribe((_s, final) => {
+    if (final) healthDoor.cutWaiting(cutByShutdown);
+  });
+
   const server = new grpc.Server({
     // A ceiling above the limit: messages between the two are refused by Warden, counted and
     // audited (grpc-size.ts); past it grpc-js refuses them alone.
@@ -555,7 +592,8 @@ export function createGrpcIngress(opts: GrpcIngressOptions): GrpcIngress {
     // grpc-js's default keeps a connection with no call open for ever; HTTP's keep-alive has the
     // same bound. The client gets a GOAWAY and reconnects for its next call.
     'grpc.max_connection_idle_ms': limits.idleTimeoutMs,
-    interceptors: [door.interceptor],
+    // One interceptor: each door must be handed grpc-js's base call (http2StreamOf).
+    interceptors: [(method, next) => (HEALTH_METHODS.has(method.path) ? healthDoor : door).interceptor(method, next)],
   });
 
   /** Counts and audits a call the door refused or that ended before its handler ran. */
@@ -594,7 +632,7 @@ export function createGrpcIngress(opts: GrpcIngressOptions): GrpcIngress {
   }
 
 
-  function metaFor(call: AnyCall, action: Action, stream: boolean, signal: CancelSignal, cancel: (reason: unknown) => void): GrpcMeta {
+  function metaFor(call: AnyCall, action: Action, stream: boolean, signal: CancelSignal, cancel: (reason: unknown) => void, unreadable?: string): GrpcMeta {
     const tp = call.metadata.get('traceparent')[0];
     // Read once, as the handler starts (before any await): later the connection may be gone,
     // and grpc-js then names no peer at all.
@@ -603,7 +641,7 @@ export function createGrpcIngress(opts: GrpcIngressOptions): GrpcIngress {
       id: randomUUID(),
       action,
       stream,
-      credentials: grpcCredentials(call.metadata, peer),
+      credentials: grpcCredentials(call.metadata, peer, unreadable),
       peer,
       traceparent: typeof tp === 'string' ? tp : undefined,
       signal,
@@ -617,13 +655,14 @@ export function createGrpcIngress(opts: GrpcIngressOptions): GrpcIngress {
    */
   async function translate(
     call: AnyCall,
+    pass: DoorPass,
     action: Action,
     stream: boolean,
     signal: CancelSignal,
     cancel: (reason: unknown) => void,
   ): Promise<PromptRequest> {
     const started = performance.now();
-    const meta = metaFor(call, action, stream, signal, cancel);
+    const meta = metaFor(call, action, stream, signal, cancel, pass.unreadableCredentials);
     try {
       const wire = call.request as WirePromptRequest | OversizeMessage | InvalidUtf8Message | WrongWireTypeMessage | UndecodableMessage;
       const metadataSize = metadataBytes(call.metadata);
@@ -668,7 +707,7 @@ export function createGrpcIngress(opts: GrpcIngressOptions): GrpcIngress {
       const { signal, cancel, dispose } = callSignal(call);
       void (async () => {
         try {
-          const request = await translate(call, action, false, signal, cancel);
+          const request = await translate(call, pass, action, false, signal, cancel);
           const response = await pipeline.run(request);
           if (action === 'prompt.render' && response.kind === 'render') callback(null, toWireRender(response));
           else if (response.kind === 'complete') callback(null, toWireCompletion(response.result));
@@ -689,7 +728,7 @@ export function createGrpcIngress(opts: GrpcIngressOptions): GrpcIngress {
     void (async () => {
       let it: AsyncIterator<CompletionChunk> | undefined;
       try {
-        const request = await translate(call, 'prompt.execute', true, signal, cancel);
+        const request = await translate(call, pass, 'prompt.execute', true, signal, cancel);
         const response = await pipeline.run(request);
         if (response.kind !== 'stream') throw new WardenError('internal', 'internal error');
         it = response.chunks[Symbol.asyncIterator]();
@@ -729,15 +768,23 @@ export function createGrpcIngress(opts: GrpcIngressOptions): GrpcIngress {
     StreamComplete: streamComplete,
   });
 
+  /** A health handler's hold on its place (healthDoor); none is a call that bypassed the door. */
+  function healthPass(call: grpc.ServerUnaryCall<{ service: string }, unknown> | grpc.ServerWritableStream<{ service: string }, unknown>): DoorPass | undefined {
+    return healthDoor.pass(call.metadata);
+  }
+
   server.addService(healthService.service, {
     Check(call: grpc.ServerUnaryCall<{ service: string }, unknown>, callback: grpc.sendUnaryData<unknown>) {
+      const pass = healthPass(call);
+      if (!pass) return void callback(toGrpcError(new WardenError('internal', 'internal error')));
       const name = call.request.service;
       if (!HEALTH_SERVICES.has(name)) {
         // Not repeated: the name is the caller's text, of any length.
         callback({ code: grpc.status.NOT_FOUND, details: 'unknown service' });
-        return;
+      } else {
+        callback(null, { status: health.get() });
       }
-      callback(null, { status: health.get() });
+      pass.leave();
     },
     /**
      * Sends the status now and on each change. At shutdown the last status (NOT_SERVING) is sent
@@ -746,19 +793,32 @@ export function createGrpcIngress(opts: GrpcIngressOptions): GrpcIngress {
      * service stays open until then too (the service might appear; here it never does).
      */
     Watch(call: grpc.ServerWritableStream<{ service: string }, unknown>) {
+      const pass = healthPass(call);
+      if (!pass) return void call.emit('error', toGrpcError(new WardenError('internal', 'internal error')));
       const known = HEALTH_SERVICES.has(call.request.service);
       let sent = known ? health.get() : 'SERVICE_UNKNOWN';
       call.write({ status: sent });
-      if (health.shuttingDown) return void call.end();
+      if (health.shuttingDown) {
+        call.end();
+        return void pass.leave();
+      }
+      let over = false;
       const unsubscribe = health.subscribe((s, final) => {
         // Each change once: the final call may repeat the status the watcher has already.
         if (known && s !== sent) call.write({ status: (sent = s) });
         if (!final) return;
-        unsubscribe();
         call.end();
+        done();
       });
-      call.on('cancelled', unsubscribe);
-      call.on('close', unsubscribe);
+      // Its place comes back once, however the stream ends.
+      const done = () => {
+        if (over) return;
+        over = true;
+        unsubscribe();
+        pass.leave();
+      };
+      call.on('cancelled', done);
+      call.on('close', done);
     },
   });
 
@@ -779,6 +839,7 @@ export function createGrpcIngress(opts: GrpcIngressOptions): GrpcIngress {
   return {
     server,
     inFlight: () => door.inFlight,
+    screen: (h2) => door.screen(h2),
     async forceShutdown(closed: Promise<unknown>, waitMs = CUT_STATUS_WAIT_MS) {
       cut = true;
       // Aborted like the upstream deadline aborts: the upstream call stops, the record says
@@ -814,12 +875,42 @@ export function answerUnknownMethods(server: grpc.Server, answer: (call: grpc.Se
 }
 
 /**
+ * grpc-js's line for a header it cannot turn into call metadata (a value that is not printable
+ * ASCII, a name gRPC does not allow): `Failed to add metadata entry NAME: VALUE. …`. The value is
+ * the caller's: a bearer token with one `é` in it, PII in an app's own header. It is never written;
+ * the name is, when it is a valid metadata key (then the value was the problem). One line per call
+ * would let any caller fill stderr: at most one every DROPPED_ENTRY_EVERY_MS, with how many
+ * entries were dropped since the last line. (The call goes on without the entry; an `authorization`
+ * so dropped is refused, GrpcDoor.screen.)
+ */
+const DROPPED_ENTRY = 'Failed to add metadata entry ';
+const DROPPED_ENTRY_EVERY_MS = 10_000;
+let droppedEntries = 0;
+let droppedEntryLoggedAt = -Infinity;
+
+export function droppedEntryLine(message: string, now = performance.now()): string | undefined {
+  droppedEntries++;
+  if (now - droppedEntryLoggedAt < DROPPED_ENTRY_EVERY_MS) return undefined;
+  const name = message.slice(DROPPED_ENTRY.length, message.indexOf(': ', DROPPED_ENTRY.length));
+  const what = /^[0-9a-z_.-]{1,64}$/.test(name) ? `the metadata entry ${name} (its value is not printable ASCII)` : 'a metadata entry whose name gRPC does not allow';
+  const more = droppedEntries > 1 ? `; ${droppedEntries - 1} more dropped since the last such line` : '';
+  droppedEntryLoggedAt = now;
+  droppedEntries = 0;
+  return `grpc-js dropped ${what} from a call's metadata; the value is not shown${more}`;
+}
+
+/**
  * grpc-js's own logger (its default writes `E …` lines to stderr), less the one line a failed bind
  * writes: the rejection carries the same text and the caller reports it, naming the listener.
  */
 const quietBindLogger: Partial<Console> = {
   error: (message: unknown, ...rest: unknown[]) => {
     if (typeof message === 'string' && message.startsWith('No address added out of total')) return;
+    if (typeof message === 'string' && message.startsWith(DROPPED_ENTRY)) {
+      const line = droppedEntryLine(message);
+      if (line !== undefined) console.error(`E ${line}`);
+      return;
+    }
     console.error(`E ${String(message)}`, ...rest);
   },
   info: (message: unknown, ...rest: unknown[]) => console.error(`I ${String(message)}`, ...rest),

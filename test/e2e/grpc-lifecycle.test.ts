@@ -346,3 +346,65 @@ describe('health Watch at shutdown', () => {
     }
   });
 });
+
+describe('health calls are bounded too', () => {
+  /** A raw health call on `session` (`grpc.health.v1.HealthCheckRequest` with an empty service). */
+  function healthCall(session: http2.ClientHttp2Session, method: 'Check' | 'Watch', halfClose: boolean) {
+    const stream = session.request({ ':method': 'POST', ':path': `/grpc.health.v1.Health/${method}`, 'content-type': 'application/grpc', te: 'trailers' });
+    let fields: http2.IncomingHttpHeaders = {};
+    let messages = 0;
+    stream.on('response', (h) => (fields = { ...fields, ...h }));
+    stream.on('trailers', (t) => (fields = { ...fields, ...t }));
+    stream.on('data', () => messages++);
+    stream.on('error', () => undefined);
+    stream.write(frame(Buffer.alloc(0)));
+    if (halfClose) stream.end();
+    const ended = new Promise<RawEnd>((resolve) =>
+      stream.on('close', () => {
+        const status = fields['grpc-status'];
+        resolve({ status: status === undefined ? undefined : Number(status), wardenCode: fields['warden-code'] as string | undefined, message: undefined, rstCode: stream.rstCode });
+      }),
+    );
+    return { stream, ended, messages: () => messages };
+  }
+
+  it('at most limits.max_connections at once; a Check that never half-closes ends after client_timeout_ms; neither is audited; shutdown drains at once', { timeout: 20_000 }, async () => {
+    const w = await startWarden({ upstreamUrl: upstream.url, limits: 'limits: { max_connections: 3, client_timeout_ms: 1000, shutdown_grace_ms: 4000 }' });
+    const session = connect(w.addresses.grpc);
+    try {
+      const before = w.audit().length;
+      // Two watchers hold their places; a Check that never half-closes holds the third until its deadline.
+      const watches = [healthCall(session, 'Watch', true), healthCall(session, 'Watch', true)];
+      await eventually(() => watches.every((c) => c.messages() > 0));
+      // Calls on one session reach the server in order: the held Check is in before the next Watch.
+      const held = healthCall(session, 'Check', false);
+      const refused = await endWithin(healthCall(session, 'Watch', true), 5000);
+      expect(refused).toMatchObject({ status: grpc.status.UNAVAILABLE, wardenCode: 'overloaded' });
+      expect(await held.ended).toMatchObject({ status: grpc.status.DEADLINE_EXCEEDED, wardenCode: 'request_timeout', rstCode: http2.constants.NGHTTP2_NO_ERROR });
+
+      // Its place is back: a Check is answered.
+      const client = healthClient(w.addresses.grpc);
+      try {
+        const check = await new Promise<{ status: string }>((resolve, reject) =>
+          client.Check({ service: '' }, (err: grpc.ServiceError | null, res: { status: string }) => (err ? reject(err) : resolve(res))),
+        );
+        expect(check.status).toBe('SERVING');
+      } finally {
+        client.close();
+      }
+
+      // A Check still sending its request when the drain begins does not hold it: it ends at once.
+      // (It takes the last place: the call after it is refused, which shows it has arrived.)
+      const pending = healthCall(session, 'Check', false);
+      expect(await healthCall(session, 'Check', true).ended).toMatchObject({ status: grpc.status.UNAVAILABLE, wardenCode: 'overloaded' });
+      const result = await w.runtime.shutdown('test');
+      expect(result.outcome).toBe('drained');
+      expect(await pending.ended).toMatchObject({ status: grpc.status.UNAVAILABLE, wardenCode: 'shutting_down' });
+      expect(await Promise.all(watches.map((c) => c.ended))).toMatchObject([{ status: grpc.status.OK }, { status: grpc.status.OK }]);
+      expect(w.audit()).toHaveLength(before);
+    } finally {
+      session.destroy();
+      await w.close();
+    }
+  });
+});
