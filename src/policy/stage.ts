@@ -82,16 +82,16 @@ export function modelAllowed(models: readonly string[], model: string): boolean 
 }
 
 /**
- * The refusal of a model the decision does not list. A configured model (resolve routed it to a
- * provider) is named; any other name is the caller's data, which may hold anything, so it is
- * neither repeated in the message nor in `details`.
+ * The refusal of a model the decision does not list. The same words and details whether the
+ * model is configured or not: naming a configured one (and only it) would tell a caller which
+ * models exist that it may not use, which `GET /v1/models/{id}` hides on purpose (404 either
+ * way). The caller knows what it asked for; the name is also the caller's data, which may hold
+ * anything. The audit record still names a configured model for the operator.
  */
-function modelNotAllowed(ctx: RequestContext, decision: { models: readonly string[]; id: string }): WardenError {
-  const configured = ctx.provider !== undefined;
-  const model = ctx.request.model;
-  return new WardenError('model_not_allowed', configured ? `model ${model} is not allowed for this request` : 'the requested model is not allowed for this request', {
+function modelNotAllowed(decision: { models: readonly string[]; id: string }): WardenError {
+  return new WardenError('model_not_allowed', 'the requested model is not allowed for this request', {
     location: { path: 'model' },
-    details: { ...(configured ? { model } : {}), allowed: decision.models, decision_id: decision.id },
+    details: { allowed: decision.models, decision_id: decision.id },
   });
 }
 
@@ -125,7 +125,7 @@ export function createDecideStage(opts: DecideStageOptions): Stage {
         });
       }
       const req = ctx.request;
-      if (req.action !== 'models.list' && !modelAllowed(decision.models, req.model)) throw modelNotAllowed(ctx, decision);
+      if (req.action !== 'models.list' && !modelAllowed(decision.models, req.model)) throw modelNotAllowed(decision);
       if (decision.max_tokens !== undefined && (req.max_tokens === undefined || req.max_tokens > decision.max_tokens)) {
         req.max_tokens = decision.max_tokens;
       }
