@@ -92,6 +92,18 @@ describe('a decision that names no redaction profile', () => {
   });
 });
 
+describe('a decision naming a redaction entity type the redactor does not know', () => {
+  it('in redaction.modes fails closed with redaction_failed, whatever the key, __proto__ included', async () => {
+    for (const key of ['SECRET', 'constructor', '__proto__']) {
+      await withWarden(`decision := {"allow": true, "models": ["*"], "redaction": {"modes": {${JSON.stringify(key)}: "allow"}}}\n`, async (h) => {
+        const r = await chat(h, { model: 'gpt-4o-mini', warden: withToken });
+        expect([r.status, r.body.error?.code, r.body.error?.param], key).toEqual([500, 'redaction_failed', 'decision.redaction.modes']);
+        expect(h.up.calls, key).toHaveLength(0);
+      });
+    }
+  });
+});
+
 describe('decision audit.log_variables_names', () => {
   it('puts the names of the call variables, never their values, in the audit record only when the decision asks', async () => {
     for (const lvn of [true, false]) {
