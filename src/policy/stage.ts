@@ -7,7 +7,7 @@ import { randomUUID } from 'node:crypto';
 import { WardenError } from '../pipeline/errors.js';
 import type { PolicyEngine } from '../pipeline/ports.js';
 import type { RequestContext, Stage } from '../pipeline/stage.js';
-import { BUILT_IN_DEFAULT_PROFILE, normalizeDecision, UNNAMED_KEY, type DecisionProblem, type ProblemSink } from './decision.js';
+import { BUILT_IN_DEFAULT_PROFILE, normalizeDecision, UNNAMED_KEY, type DecisionProblem } from './decision.js';
 import { buildPolicyInput, type PolicyEnvironment } from './input.js';
 
 export interface DecideStageOptions {
@@ -18,7 +18,7 @@ export interface DecideStageOptions {
   now?: () => number;
   /** Config `redaction.default_profile`: the profile of a decision that names none. */
   defaultProfile?: string;
-  /** Where a broken decision (undefined, malformed, unknown fields) is reported to the operator. */
+  /** Where a broken decision (undefined, malformed, unknown fields) or a failed evaluation is reported to the operator. */
   logger?: { warn(fields: Record<string, unknown>, message: string): void };
   /** Config `policy.entrypoint`, named in those reports. */
   entrypoint?: string;
@@ -27,8 +27,22 @@ export interface DecideStageOptions {
 /** Distinct problems reported per policy revision; past this, a revision's further problems stay unlogged. */
 const MAX_PROBLEM_REPORTS = 32;
 
-function problemMessage(p: DecisionProblem): string {
+/**
+ * An evaluation that failed (conflicting rule values, a built-in error, the budget): the engine's
+ * error code and the policy location it names (`file:row:col`), never its message.
+ */
+interface EvalProblem {
+  kind: 'eval_error';
+  code: string;
+  location: string | undefined;
+}
+
+type StageProblem = DecisionProblem | EvalProblem;
+
+function problemMessage(p: StageProblem): string {
   switch (p.kind) {
+    case 'eval_error':
+      return `policy evaluation failed (${p.code}${p.location === undefined ? '' : ` at ${p.location}`}): calls that meet it are denied with policy_error`;
     case 'undefined':
       return 'policy returned no decision (entrypoint undefined): every call is denied';
     case 'not_object':
@@ -47,33 +61,46 @@ function problemMessage(p: DecisionProblem): string {
 /**
  * A sink that logs each distinct problem once per policy revision. The deny itself already fails
  * closed; the log line is what tells an operator a policy bug from ordinary denies. It names the
- * problem and the field path only, never input values (the decision's values may be derived from
- * them), and at most MAX_PROBLEM_REPORTS lines per revision. A key could be made from input: one
- * that is no near miss of a field name is not named (decision.ts), so all such keys of an object
- * are one problem, one line.
+ * problem and the field path (or the engine's error code and policy location) only, never input
+ * values (the decision's values, and an engine message, may be derived from them), and at most
+ * MAX_PROBLEM_REPORTS lines per revision. A key could be made from input: one that is no near
+ * miss of a field name is not named (decision.ts), so all such keys of an object are one problem,
+ * one line.
  */
-function problemReporter(opts: DecideStageOptions): (revision: string) => ProblemSink | undefined {
+function problemReporter(opts: DecideStageOptions): (revision: string) => ((problem: StageProblem) => void) | undefined {
   const logger = opts.logger;
   if (!logger) return () => undefined;
   let revision: string | undefined;
   const seen = new Set<string>();
-  let sink: ProblemSink = () => {};
+  let sink: (problem: StageProblem) => void = () => {};
   return (current) => {
     if (current !== revision) {
       revision = current;
       seen.clear();
       sink = (p) => {
-        const key = `${p.kind}\0${p.path}`;
+        const key = p.kind === 'eval_error' ? `${p.kind}\0${p.code}\0${p.location ?? ''}` : `${p.kind}\0${p.path}`;
         if (seen.has(key) || seen.size >= MAX_PROBLEM_REPORTS) return;
         seen.add(key);
         const fields: Record<string, unknown> = { policy_revision: current, problem: p.kind };
-        if (p.path !== '') fields.field = p.path;
+        if (p.kind === 'eval_error') {
+          fields.code = p.code;
+          if (p.location !== undefined) fields.location = p.location;
+        } else if (p.path !== '') fields.field = p.path;
         if (opts.entrypoint !== undefined) fields.entrypoint = opts.entrypoint;
         logger.warn(fields, problemMessage(p));
       };
     }
     return sink;
   };
+}
+
+/** `file:row:col` of an engine error's location (`file` alone for row 0), if it has one of that shape. */
+function errorLocation(err: unknown): string | undefined {
+  const loc = (err as { location?: unknown }).location;
+  if (loc === null || typeof loc !== 'object') return undefined;
+  const { file, row, col } = loc as { file?: unknown; row?: unknown; col?: unknown };
+  if (typeof file !== 'string' || typeof row !== 'number' || typeof col !== 'number') return undefined;
+  return row > 0 ? `${file}:${row}:${col}` : file;
 }
 
 /** `*` in the decision's models allows any model; otherwise exact names. */
@@ -110,10 +137,13 @@ export function createDecideStage(opts: DecideStageOptions): Stage {
       try {
         raw = engine.evaluate(input);
       } catch (err) {
-        const code = (err as { code?: unknown }).code;
-        // The engine's message may name rules and locations; the caller only learns the code.
+        const errCode = (err as { code?: unknown }).code;
+        const code = typeof errCode === 'string' ? errCode : 'error';
+        // The operator hears of it (once per revision, code and location); the caller only
+        // learns the code: the engine's message and location name the policy's rules.
+        reporterFor(engine.revision)?.({ kind: 'eval_error', code, location: errorLocation(err) });
         throw new WardenError('policy_error', 'policy evaluation failed; the request is denied', {
-          details: { code: typeof code === 'string' ? code : 'error' },
+          details: { code },
           cause: err,
         });
       }

@@ -104,6 +104,32 @@ describe('a decision naming a redaction entity type the redactor does not know',
   });
 });
 
+describe('a policy whose evaluation fails', () => {
+  it('is denied with policy_error, and logged once per revision and problem with the engine code and policy location, never input', async () => {
+    // Two complete definitions that disagree (the first one's value is built from the caller's model),
+    // and a rule that calls http.send for real when the caller asks for gpt-4o-mini.
+    const policy =
+      'decision := {"allow": true, "models": [input.request.model]} if input.request.model != "gpt-4o-mini"\n' +
+      'decision := {"allow": false, "reasons": [input.request.model]} if input.request.model != "gpt-4o-mini"\n' +
+      'decision := {"allow": true, "models": ["*"]} if {\n  http.send({"method": "GET", "url": sprintf("http://%s.invalid/", [input.request.model])})\n}\n';
+    await withWarden(policy, async (h) => {
+      for (const model of ['CANARY-MODEL-1', 'CANARY-MODEL-2', 'gpt-4o-mini', 'gpt-4o-mini']) {
+        const r = await chat(h, { model, warden: TEMPLATE });
+        expect([r.status, r.body.error?.code], model).toEqual([500, 'policy_error']);
+      }
+      expect(h.up.calls).toHaveLength(0);
+      const lines = h.w.logs.map((l) => JSON.parse(l) as Record<string, any>).filter((l) => l.problem === 'eval_error');
+      expect(lines.map((l) => [l.level, l.code, l.location, l.entrypoint])).toEqual([
+        ['warn', 'eval_conflict_error', expect.stringMatching(/e2e\.rego:\d+:\d+$/), 'warden/decision'],
+        ['warn', 'eval_builtin_error', expect.stringMatching(/e2e\.rego:\d+:\d+$/), 'warden/decision'],
+      ]);
+      expect(lines.every((l) => typeof l.policy_revision === 'string')).toBe(true);
+      expect(h.w.logs.join('\n')).not.toContain('CANARY');
+      expect(h.w.logs.join('\n')).not.toContain('.invalid');
+    });
+  });
+});
+
 describe('decision audit.log_variables_names', () => {
   it('puts the names of the call variables, never their values, in the audit record only when the decision asks', async () => {
     for (const lvn of [true, false]) {
