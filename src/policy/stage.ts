@@ -7,6 +7,7 @@ import { randomUUID } from 'node:crypto';
 import { WardenError } from '../pipeline/errors.js';
 import type { PolicyEngine } from '../pipeline/ports.js';
 import type { RequestContext, Stage } from '../pipeline/stage.js';
+import type { RedactionDecision } from '../pipeline/types.js';
 import { BUILT_IN_DEFAULT_PROFILE, normalizeDecision, UNNAMED_KEY, type DecisionProblem } from './decision.js';
 import { buildPolicyInput, type PolicyEnvironment } from './input.js';
 
@@ -22,6 +23,13 @@ export interface DecideStageOptions {
   logger?: { warn(fields: Record<string, unknown>, message: string): void };
   /** Config `policy.entrypoint`, named in those reports. */
   entrypoint?: string;
+  /**
+   * Throws the redactor's WardenError (`redaction_failed`) for a redaction it cannot apply (a
+   * profile or entity type it does not know). Asked for every allowed call but a models listing,
+   * so such a decision fails here, before any secret is read or the prompt rendered, and is
+   * reported as a policy problem; the redact stage would refuse it anyway.
+   */
+  checkRedaction?: (redaction: RedactionDecision) => void;
 }
 
 /** Distinct problems reported per policy revision; past this, a revision's further problems stay unlogged. */
@@ -37,10 +45,18 @@ interface EvalProblem {
   location: string | undefined;
 }
 
-type StageProblem = DecisionProblem | EvalProblem;
+/** A decision the redactor cannot apply: `path` is the field (`redaction.profile`), never the value. */
+interface UnknownValueProblem {
+  kind: 'unknown_value';
+  path: string;
+}
+
+type StageProblem = DecisionProblem | EvalProblem | UnknownValueProblem;
 
 function problemMessage(p: StageProblem): string {
   switch (p.kind) {
+    case 'unknown_value':
+      return `policy decision field "${p.path}" names a value the redactor does not know: calls given this decision fail with redaction_failed`;
     case 'eval_error':
       return `policy evaluation failed (${p.code}${p.location === undefined ? '' : ` at ${p.location}`}): calls that meet it are denied with policy_error`;
     case 'undefined':
@@ -103,6 +119,9 @@ function errorLocation(err: unknown): string | undefined {
   return row > 0 ? `${file}:${row}:${col}` : file;
 }
 
+/** How the redactor's errors name a decision field (`decision.redaction.profile`). */
+const DECISION_PREFIX = 'decision.';
+
 /** `*` in the decision's models allows any model; otherwise exact names. */
 export function modelAllowed(models: readonly string[], model: string): boolean {
   return models.includes(model) || models.includes('*');
@@ -126,6 +145,7 @@ export function createDecideStage(opts: DecideStageOptions): Stage {
   const now = opts.now ?? Date.now;
   const defaultProfile = opts.defaultProfile ?? BUILT_IN_DEFAULT_PROFILE;
   const reporterFor = problemReporter(opts);
+  const checkRedaction = opts.checkRedaction;
   return {
     name: 'decide',
     run(ctx: RequestContext) {
@@ -158,6 +178,17 @@ export function createDecideStage(opts: DecideStageOptions): Stage {
       if (req.action !== 'models.list' && !modelAllowed(decision.models, req.model)) throw modelNotAllowed(decision);
       if (decision.max_tokens !== undefined && (req.max_tokens === undefined || req.max_tokens > decision.max_tokens)) {
         req.max_tokens = decision.max_tokens;
+      }
+      if (checkRedaction !== undefined && req.action !== 'models.list') {
+        try {
+          checkRedaction(decision.redaction);
+        } catch (err) {
+          const path = (err as { location?: { path?: unknown } }).location?.path;
+          if (typeof path === 'string' && path.startsWith(DECISION_PREFIX)) {
+            reporterFor(engine.revision)?.({ kind: 'unknown_value', path: path.slice(DECISION_PREFIX.length) });
+          }
+          throw err;
+        }
       }
     },
   };

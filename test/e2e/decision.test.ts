@@ -5,6 +5,8 @@
  * broken decision leaves. A real Warden with its own policy, real HTTP and gRPC clients, and the
  * loopback OpenAI-contract upstream recording each body.
  */
+import { rmSync } from 'node:fs';
+import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { verifyChain } from '../../src/audit/index.js';
 import { bearerMetadata, gatewayClient, unaryCall } from './helpers/grpc.js';
@@ -101,6 +103,28 @@ describe('a decision naming a redaction entity type the redactor does not know',
         expect(h.up.calls, key).toHaveLength(0);
       });
     }
+  });
+});
+
+describe('a decision naming a redaction profile the redactor does not know', () => {
+  it('fails with redaction_failed before any secret is read, is logged once by field, never by value, and does not stop a models listing', async () => {
+    const policy = 'decision := {"allow": true, "models": ["*"], "secrets": input.template.secret_refs, "redaction": {"profile": "CANARY-PROFILE-9"}} if input.action != "models.list"\n' +
+      'decision := {"allow": true, "models": ["*"], "redaction": {"profile": "CANARY-PROFILE-9"}} if input.action == "models.list"\n';
+    await withWarden(policy, async (h) => {
+      // The secret's file is gone: reading it would fail the call with secret_unavailable instead.
+      rmSync(join(h.w.dir, 'secrets', 'escalation-code'));
+      for (let i = 0; i < 2; i++) {
+        const r = await chat(h, { model: 'gpt-4o-mini', warden: { template: 'ops/incident-brief@1', variables: { service: 'db' } } });
+        expect([r.status, r.body.error?.code, r.body.error?.param]).toEqual([500, 'redaction_failed', 'decision.redaction.profile']);
+      }
+      expect(h.up.calls).toHaveLength(0);
+      const lines = h.w.logs.map((l) => JSON.parse(l) as Record<string, any>).filter((l) => l.problem === 'unknown_value');
+      expect(lines.map((l) => [l.level, l.field, l.entrypoint])).toEqual([['warn', 'redaction.profile', 'warden/decision']]);
+      expect(h.w.logs.join('\n')).not.toContain('CANARY');
+      const models = await fetch(`${h.w.addresses.http}/v1/models`, { headers: { authorization: `Bearer ${h.token}` } });
+      expect(models.status).toBe(200);
+      expect(((await models.json()) as { data: unknown[] }).data.length).toBeGreaterThan(0);
+    });
   });
 });
 
