@@ -138,7 +138,10 @@ function modesOf(x: unknown): Record<string, RedactionMode> | undefined {
     if (!Object.prototype.hasOwnProperty.call(x, k)) continue;
     const m = x[k];
     if (typeof m !== 'string' || !MODES.has(m)) return undefined;
-    out[k] = m as RedactionMode;
+    // An own member, even for `__proto__` (plain assignment would set nothing), so the redactor
+    // refuses that key as the unknown entity type it is, as it refuses `constructor`.
+    if (k === '__proto__') Object.defineProperty(out, k, { value: m, enumerable: true, writable: true, configurable: true });
+    else out[k] = m as RedactionMode;
   }
   return out;
 }

@@ -235,7 +235,15 @@ export async function buildComponents(config: Config, opts: ComponentOptions): P
       authenticate,
       resolve,
       decide: refusingUnroutedModel(
-        createDecideStage({ getEngine: holder.policy, environment, defaultProfile: config.redaction.default_profile, logger, entrypoint: config.policy.entrypoint }),
+        createDecideStage({
+          getEngine: holder.policy,
+          environment,
+          defaultProfile: config.redaction.default_profile,
+          logger,
+          entrypoint: config.policy.entrypoint,
+          // A redaction the redactor cannot apply fails at the decision, before secrets are read.
+          checkRedaction: (redaction) => void redactor.plan(redaction),
+        }),
       ),
       fetch: createFetchStage(() => resolver),
       render: createRenderStage(),

@@ -43,7 +43,9 @@ const OPEN_FLAGS = constants.O_RDONLY | (constants.O_NONBLOCK ?? 0) | (constants
 export function createFileSecretProvider(opts: FileSecretProviderOptions = {}): SecretProvider {
   const ttlMs = opts.ttlMs ?? FILE_SECRET_TTL_MS;
   const maxBytes = opts.maxBytes ?? 64 * 1024;
-  const utf8 = new TextDecoder('utf-8', { fatal: true });
+  // fatal: bad bytes are refused, never replaced. ignoreBOM false (explicit): a leading byte order
+  // mark, which Windows editors write, is dropped; it is no part of a key.
+  const utf8 = new TextDecoder('utf-8', { fatal: true, ignoreBOM: false });
   return {
     scheme: 'file',
     async fetch(ref: URL, signal?: AbortSignal) {

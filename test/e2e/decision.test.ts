@@ -5,6 +5,8 @@
  * broken decision leaves. A real Warden with its own policy, real HTTP and gRPC clients, and the
  * loopback OpenAI-contract upstream recording each body.
  */
+import { rmSync } from 'node:fs';
+import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { verifyChain } from '../../src/audit/index.js';
 import { bearerMetadata, gatewayClient, unaryCall } from './helpers/grpc.js';
@@ -88,6 +90,66 @@ describe('a decision that names no redaction profile', () => {
       const sent = JSON.stringify(h.up.calls[0]!.body.messages);
       expect(sent).toContain('[GITHUB_TOKEN]');
       expect(sent).not.toContain(GITHUB_TOKEN);
+    });
+  });
+});
+
+describe('a decision naming a redaction entity type the redactor does not know', () => {
+  it('in redaction.modes fails closed with redaction_failed, whatever the key, __proto__ included', async () => {
+    for (const key of ['SECRET', 'constructor', '__proto__']) {
+      await withWarden(`decision := {"allow": true, "models": ["*"], "redaction": {"modes": {${JSON.stringify(key)}: "allow"}}}\n`, async (h) => {
+        const r = await chat(h, { model: 'gpt-4o-mini', warden: withToken });
+        expect([r.status, r.body.error?.code, r.body.error?.param], key).toEqual([500, 'redaction_failed', 'decision.redaction.modes']);
+        expect(h.up.calls, key).toHaveLength(0);
+      });
+    }
+  });
+});
+
+describe('a decision naming a redaction profile the redactor does not know', () => {
+  it('fails with redaction_failed before any secret is read, is logged once by field, never by value, and does not stop a models listing', async () => {
+    const policy = 'decision := {"allow": true, "models": ["*"], "secrets": input.template.secret_refs, "redaction": {"profile": "CANARY-PROFILE-9"}} if input.action != "models.list"\n' +
+      'decision := {"allow": true, "models": ["*"], "redaction": {"profile": "CANARY-PROFILE-9"}} if input.action == "models.list"\n';
+    await withWarden(policy, async (h) => {
+      // The secret's file is gone: reading it would fail the call with secret_unavailable instead.
+      rmSync(join(h.w.dir, 'secrets', 'escalation-code'));
+      for (let i = 0; i < 2; i++) {
+        const r = await chat(h, { model: 'gpt-4o-mini', warden: { template: 'ops/incident-brief@1', variables: { service: 'db' } } });
+        expect([r.status, r.body.error?.code, r.body.error?.param]).toEqual([500, 'redaction_failed', 'decision.redaction.profile']);
+      }
+      expect(h.up.calls).toHaveLength(0);
+      const lines = h.w.logs.map((l) => JSON.parse(l) as Record<string, any>).filter((l) => l.problem === 'unknown_value');
+      expect(lines.map((l) => [l.level, l.field, l.entrypoint])).toEqual([['warn', 'redaction.profile', 'warden/decision']]);
+      expect(h.w.logs.join('\n')).not.toContain('CANARY');
+      const models = await fetch(`${h.w.addresses.http}/v1/models`, { headers: { authorization: `Bearer ${h.token}` } });
+      expect(models.status).toBe(200);
+      expect(((await models.json()) as { data: unknown[] }).data.length).toBeGreaterThan(0);
+    });
+  });
+});
+
+describe('a policy whose evaluation fails', () => {
+  it('is denied with policy_error, and logged once per revision and problem with the engine code and policy location, never input', async () => {
+    // Two complete definitions that disagree (the first one's value is built from the caller's model),
+    // and a rule that calls http.send for real when the caller asks for gpt-4o-mini.
+    const policy =
+      'decision := {"allow": true, "models": [input.request.model]} if input.request.model != "gpt-4o-mini"\n' +
+      'decision := {"allow": false, "reasons": [input.request.model]} if input.request.model != "gpt-4o-mini"\n' +
+      'decision := {"allow": true, "models": ["*"]} if {\n  http.send({"method": "GET", "url": sprintf("http://%s.invalid/", [input.request.model])})\n}\n';
+    await withWarden(policy, async (h) => {
+      for (const model of ['CANARY-MODEL-1', 'CANARY-MODEL-2', 'gpt-4o-mini', 'gpt-4o-mini']) {
+        const r = await chat(h, { model, warden: TEMPLATE });
+        expect([r.status, r.body.error?.code], model).toEqual([500, 'policy_error']);
+      }
+      expect(h.up.calls).toHaveLength(0);
+      const lines = h.w.logs.map((l) => JSON.parse(l) as Record<string, any>).filter((l) => l.problem === 'eval_error');
+      expect(lines.map((l) => [l.level, l.code, l.location, l.entrypoint])).toEqual([
+        ['warn', 'eval_conflict_error', expect.stringMatching(/e2e\.rego:\d+:\d+$/), 'warden/decision'],
+        ['warn', 'eval_builtin_error', expect.stringMatching(/e2e\.rego:\d+:\d+$/), 'warden/decision'],
+      ]);
+      expect(lines.every((l) => typeof l.policy_revision === 'string')).toBe(true);
+      expect(h.w.logs.join('\n')).not.toContain('CANARY');
+      expect(h.w.logs.join('\n')).not.toContain('.invalid');
     });
   });
 });

@@ -356,15 +356,17 @@ describe('decide stage with the built-in Rego engine', () => {
     expect(err).toMatchObject({ code: 'policy_denied', message: 'denied by policy: no reason given', details: { reasons: ['no reason given'] } });
   });
 
-  it('refuses a model the decision does not list, naming it only when it is configured', async () => {
-    // Configured: resolve routed it to a provider.
+  it('refuses a model the decision does not list, in the same words whether it is configured or not', async () => {
+    // Configured (resolve routed it to a provider) or not: naming only a configured one would tell
+    // the caller which models exist that it may not use.
     const err = await run(ctxWith({ model: 'gpt-5' }, { provider: 'openai' }));
-    expect(err).toMatchObject({ code: 'model_not_allowed', message: 'model gpt-5 is not allowed for this request', details: { model: 'gpt-5', allowed: ['echo', 'gpt-4o-mini'] } });
-    // Not configured: the name is the caller's data and is not repeated.
+    expect(err).toMatchObject({ code: 'model_not_allowed', message: 'the requested model is not allowed for this request', location: { path: 'model' } });
+    expect(err?.details).toEqual({ allowed: ['echo', 'gpt-4o-mini'], decision_id: expect.any(String) });
+    // Not configured: the name is the caller's data and is not repeated either.
     const unrouted = await run(ctxWith({ model: 'gpt-5 jane@example.com' }));
     expect(unrouted).toMatchObject({ code: 'model_not_allowed', message: 'the requested model is not allowed for this request', location: { path: 'model' } });
     expect(JSON.stringify({ m: unrouted?.message, d: unrouted?.details })).not.toContain('jane');
-    expect(unrouted?.details).toMatchObject({ allowed: ['echo', 'gpt-4o-mini'] });
+    expect(unrouted?.details).toEqual({ allowed: ['echo', 'gpt-4o-mini'], decision_id: expect.any(String) });
     expect(await run(ctxWith({ model: 'gpt-5', action: 'models.list' }))).toBeUndefined();
   });
 

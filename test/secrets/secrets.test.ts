@@ -118,6 +118,14 @@ describe('providers and resolver', () => {
     expect(got.get('file:crlf')).toBe(`${CANARY}\r\n`);
   });
 
+  it('drops a leading UTF-8 byte order mark (what Windows editors write), which is no part of a key', async () => {
+    await writeFile(join(dir, 'bom'), Buffer.concat([Buffer.from([0xef, 0xbb, 0xbf]), Buffer.from(`${CANARY}\n`)]));
+    await writeFile(join(dir, 'bom-only'), Buffer.from([0xef, 0xbb, 0xbf, 0x0a]));
+    const r = createSecretResolver({ providers: [createFileSecretProvider()], baseDir: dir });
+    expect((await r.resolve(['file:bom'])).get('file:bom')).toBe(CANARY);
+    await expect(r.resolve(['file:bom-only'])).rejects.toMatchObject({ code: 'secret_unavailable', message: 'secret file:bom-only is unavailable: secret file is empty' });
+  });
+
   it('reads env vars from the injected environment', async () => {
     const r = createSecretResolver({ providers: [createEnvSecretProvider({ env: { TOKEN: CANARY } })] });
     expect((await r.resolve(['env://TOKEN'])).get('env://TOKEN')).toBe(CANARY);
