@@ -2,7 +2,7 @@
  * Hot reload: a file change swaps the template/policy set atomically; a bad change is rejected
  * with a log line naming file and line, and the last good set keeps serving.
  */
-import { appendFileSync, mkdirSync, readFileSync, renameSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
+import { appendFileSync, closeSync, ftruncateSync, mkdirSync, openSync, readFileSync, renameSync, rmSync, symlinkSync, writeFileSync, writeSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { postChat } from './helpers/http.js';
@@ -78,9 +78,35 @@ describe('hot reload', () => {
     expect((await call(3)).status).toBe(200);
     const metrics = await (await fetch(`${w.addresses.admin}/metrics`)).text();
     expect(metrics).toMatch(/warden_reload_total\{[^}]*kind="templates"[^}]*outcome="error"[^}]*\} [1-9]/);
-    // Fixing the file (here: removing what broke it) is picked up again.
-    writeFileSync(file, '');
+    // Fixing the file (here: removing it) is picked up again.
+    rmSync(file);
     await eventually(async () => w.logs.filter((l) => l.includes('reload applied')).length >= 2);
+  });
+
+  it('a template file truncated for an in-place save is rejected while empty; its templates keep serving until the write lands', async () => {
+    const file = join(w.dir, 'templates', 'support', 'ticket-summary.yaml');
+    const text = readFileSync(file, 'utf8');
+    const good = await readyz();
+    const rejected = () => w.logs.filter((l) => l.includes('reload rejected')).length;
+    const applied = () => w.logs.filter((l) => l.includes('reload applied')).length;
+    const rejectedBefore = rejected();
+    // What `cat new > file`, cp and many editors do: truncate, then write (a reload can run between).
+    const fd = openSync(file, 'r+');
+    try {
+      ftruncateSync(fd, 0);
+      await eventually(() => rejected() > rejectedBefore);
+      const line = w.logs.filter((l) => l.includes('reload rejected')).at(-1)!;
+      expect(line).toContain('ticket-summary.yaml:1:1: file contains no template');
+      expect((await readyz()).template_revision).toBe(good.template_revision);
+      expect((await call(3)).status).toBe(200);
+      const appliedBefore = applied();
+      writeSync(fd, text, 0);
+      await eventually(() => applied() > appliedBefore);
+    } finally {
+      closeSync(fd);
+    }
+    expect((await readyz()).template_revision).toBe(good.template_revision);
+    expect((await call(3)).status).toBe(200);
   });
 
   it('a broken policy is rejected with file and line; decisions keep coming from the old one', async () => {
@@ -159,7 +185,7 @@ describe('hot reload', () => {
     const line = w.logs.filter((l) => l.includes('reload rejected')).at(-1)!;
     expect(line).toMatch(/dry\.yaml:2:\d+: YAML: aliases expand too much/);
     expect(line).toContain('"kind":"templates"');
-    writeFileSync(dry, '');
+    rmSync(dry);
     await eventually(() => w.logs.filter((l) => l.includes('reload applied')).length > applied + 1);
   });
 
@@ -177,7 +203,7 @@ describe('hot reload', () => {
     expect(rejected().at(-1)).toMatch(/tagged\.yaml:5:14: unknown YAML tag !include/);
     expect((await readyz()).template_revision).toBe(good.template_revision);
     expect((await call(3)).status).toBe(200);
-    writeFileSync(file, '');
+    rmSync(file);
 
     const data = join(w.dir, 'policies', 'limits.yaml');
     writeFileSync(data, 'limits:\n  max_tokens: !vault limits/max\n');
@@ -202,7 +228,7 @@ describe('hot reload', () => {
     expect(rejected().at(-1)).toMatch(/latin1\.yaml:8:32: not valid UTF-8/);
     expect((await readyz()).template_revision).toBe(good.template_revision);
     expect((await call(3)).status).toBe(200);
-    writeFileSync(file, '');
+    rmSync(file);
 
     const data = join(w.dir, 'policies', 'nul.yaml');
     writeFileSync(data, 'nul:\n  name: "a\u0000b"\n');
@@ -232,7 +258,7 @@ describe('hot reload', () => {
       expect(l).not.toContain('AKIAIOSFODNN7EXAMPLE');
     }
     const applied = w.logs.filter((l) => l.includes('reload applied')).length;
-    writeFileSync(file, '');
+    rmSync(file);
     await eventually(() => w.logs.filter((l) => l.includes('reload applied')).length > applied);
   });
 
