@@ -386,3 +386,62 @@ messages:
     expect(logged.filter((l) => l.msg === 'reload applied').length).toBeGreaterThanOrEqual(2);
   });
 });
+
+// A request in flight when the set changes ran on one set: its audit record names the template set
+// its template came from (and the policy set that decided), even when the new set keeps the
+// template's id@version with other text; /readyz and the revision metric name the set serving now.
+describe('hot reload: a request in flight while the template set changes', () => {
+  let own: WardenFixture;
+  beforeAll(async () => {
+    own = await startWarden({ upstreamUrl: upstream.url, watch: true });
+  });
+  afterAll(async () => {
+    upstream.mode = 'ok';
+    await own?.close();
+  });
+
+  const activeTemplateRevision = async (): Promise<string | undefined> =>
+    /warden_active_revision_info\{[^}]*kind="templates"[^}]*revision="([0-9a-f]+)"/.exec(await (await fetch(`${own.addresses.admin}/metrics`)).text())?.[1];
+
+  it('its audit record names the template revision it was rendered from, not the one serving when it ends', { timeout: 30_000 }, async () => {
+    const bot = await own.signer.token('support', 'ticket-bot');
+    const summary = () =>
+      postChat(own.addresses.http, bot, { model: 'gpt-4o-mini', warden: { template: 'support/ticket-summary@2', variables: { ticket_id: 'T-7', customer_message: 'Hello.' } } });
+    const ready = async () => (await fetch(`${own.addresses.admin}/readyz`)).json() as Promise<{ template_revision: string; policy_revision: string }>;
+    const before = await ready();
+    expect(await activeTemplateRevision()).toBe(before.template_revision);
+
+    upstream.mode = 'held';
+    const calls = upstream.calls.length;
+    const inFlight = summary();
+    await eventually(() => upstream.held === 1);
+    // The same id@version, edited in place (the text changes, the version does not).
+    const file = join(own.dir, 'templates', 'support', 'ticket-summary.yaml');
+    writeFileSync(file, readFileSync(file, 'utf8').replace('in exactly three bullet points', 'in exactly two bullet points'));
+    await eventually(async () => (await ready()).template_revision !== before.template_revision);
+    const after = await ready();
+    expect(await activeTemplateRevision()).toBe(after.template_revision);
+    upstream.release();
+    expect((await inFlight).status).toBe(200);
+    upstream.mode = 'ok';
+    expect(upstream.calls[calls]!.body.messages[0].content).toContain('three bullet points');
+
+    const next = await summary();
+    expect(next.status).toBe(200);
+    expect(upstream.calls.at(-1)!.body.messages[0].content).toContain('two bullet points');
+
+    const records = own.audit().slice(-2);
+    expect(records.map((r) => r.template)).toEqual([
+      { id: 'support/ticket-summary', version: 2, sensitivity: 'internal' },
+      { id: 'support/ticket-summary', version: 2, sensitivity: 'internal' },
+    ]);
+    expect(records.map((r) => r.template_revision)).toEqual([before.template_revision, after.template_revision]);
+    expect(records.map((r) => r.policy_revision)).toEqual([before.policy_revision, after.policy_revision]);
+  });
+
+  it('a record of a request that resolved no template names the template set serving', async () => {
+    const raw = await postChat(own.addresses.http, await own.signer.token('labs', 'raw-bot'), { model: 'gpt-4o-mini', messages: [{ role: 'user', content: 'hi' }] });
+    expect(raw.status).toBe(200);
+    expect(own.audit().at(-1)!.template_revision).toBe(((await (await fetch(`${own.addresses.admin}/readyz`)).json()) as { template_revision: string }).template_revision);
+  });
+});
