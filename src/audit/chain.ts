@@ -71,6 +71,7 @@ function documentedRecord(b: AuditRecordBody, seq: number, prev: string, hash: s
     approval: b.approval,
     environment: b.environment,
     policy_revision: b.policy_revision,
+    template_revision: b.template_revision,
     decision: b.decision,
     secret_refs: b.secret_refs,
     redaction: b.redaction,

@@ -17,7 +17,7 @@ const str = JSON.stringify;
 const BODY_KEYS = new Set([
   'action', 'approval', 'decision', 'decision_id', 'environment', 'error_code', 'latency_ms', 'model', 'policy_revision',
   'principal', 'prompt_hmac', 'provider', 'redaction', 'request_id', 'secret_refs', 'span_id', 'status', 'stream', 'template',
-  'time', 'trace_id', 'usage',
+  'template_revision', 'time', 'trace_id', 'usage',
 ]);
 
 /** Thrown inside the writer when a value is not of the documented shape; never escapes. */
@@ -150,7 +150,7 @@ export function staticRecordText(members: FinalRecordMembers): StaticRecordText 
       `,"principal":${principal(r.principal)},"prompt_hmac":${sOrNull(r.prompt_hmac)},"provider":${sOrNull(r.provider)},"redaction":`,
       `,"request_id":${s(r.request_id)},"secret_refs":${strings(r.secret_refs)},"seq":`,
       `,"span_id":${s(r.span_id)},"status":`,
-      `,"stream":${b(r.stream)},"template":${template(r.template)},"time":`,
+      `,"stream":${b(r.stream)},"template":${template(r.template)},"template_revision":${sOrNull(r.template_revision)},"time":`,
       `,"trace_id":${s(r.trace_id)},"usage":`,
     ];
   } catch (err) {

@@ -21,6 +21,8 @@ export interface AuditRecordOptions {
   environment: string;
   /** The current policy set's revision: recorded only when the context names none (no decide ran). */
   policyRevision: string;
+  /** The current template set's revision: recorded only when the context names none (no template was resolved). */
+  templateRevision?: string | null;
   /**
    * Whether a model name is one of the configured `models`. Any other name is the caller's data
    * (it may hold anything) and is recorded as null; the error code says why the request failed.
@@ -118,6 +120,8 @@ function finalMembers(ctx: RequestContext, opts: AuditRecordOptions): FinalRecor
     environment: opts.environment,
     // The set that decided; the current one (opts) only for a request that never reached decide.
     policy_revision: ctx.policyRevision ?? opts.policyRevision,
+    // The set the template was resolved in, likewise.
+    template_revision: ctx.templateRevision ?? opts.templateRevision ?? null,
     decision: ctx.decision ? { allow: ctx.decision.allow, reasons: ctx.decision.reasons.slice() } : null,
     secret_refs: ctx.secrets ? [...ctx.secrets.keys()] : [],
     prompt_hmac: outboundHmac(ctx, opts),
@@ -144,6 +148,7 @@ function recordBody(m: FinalRecordMembers, ctx: RequestContext, now: number): Au
     approval: m.approval,
     environment: m.environment,
     policy_revision: m.policy_revision,
+    template_revision: m.template_revision,
     decision: m.decision,
     secret_refs: m.secret_refs,
     redaction: redactionOf(ctx),

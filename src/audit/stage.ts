@@ -18,6 +18,12 @@ export interface AuditStageOptions {
    * the deciding set's revision, ctx.policyRevision, when there is one). Read per request.
    */
   getPolicyRevision: () => string;
+  /**
+   * The current template set's revision, for a request that resolved no template (the record
+   * names the resolving set's, ctx.templateRevision, when there is one). Read per request;
+   * without it such a record has `template_revision: null`.
+   */
+  getTemplateRevision?: () => string;
   /** Whether a model name is configured: only those are recorded (see AuditRecordOptions). */
   configuredModel: (model: string) => boolean;
   now?: () => number;
@@ -53,6 +59,7 @@ export function createAuditStage(opts: AuditStageOptions): AuditStage {
     promptHmac,
     environment: opts.environment,
     policyRevision: opts.getPolicyRevision(),
+    templateRevision: opts.getTemplateRevision?.() ?? null,
     configuredModel: opts.configuredModel,
     now: at,
   });

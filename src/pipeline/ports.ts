@@ -197,6 +197,8 @@ export interface AuditRecord {
   approval: string | null;
   environment: string;
   policy_revision: string;
+  /** The template set the request's template was resolved in (the current set's when none was). */
+  template_revision: string | null;
   decision: { allow: boolean; reasons: string[] } | null;
   secret_refs: string[];
   redaction: { counts: Record<string, number>; response_counts: Record<string, number>; non_text_parts: number; leaks: number } | null;

@@ -56,6 +56,12 @@ export interface RequestContext {
    * since a reload may make another set current before the record is written.
    */
   policyRevision?: string;
+  /**
+   * The revision of the template set the resolve stage read the template from, set when it reads
+   * it: the audit records it, since a reload may make another set current before the record is
+   * written (and a template edited in place keeps its id@version).
+   */
+  templateRevision?: string;
   decision?: Decision;
   /** Provider name the model routes to (from config `models`). */
   provider?: string;

@@ -209,6 +209,7 @@ export async function buildComponents(config: Config, opts: ComponentOptions): P
     hmacKey,
     environment: config.environment.name,
     getPolicyRevision: () => holder.get()?.policy.revision ?? 'none',
+    getTemplateRevision: () => holder.get()?.templates.revision ?? 'none',
     configuredModel: (model) => Object.hasOwn(config.models, model),
   });
 

@@ -85,6 +85,12 @@ export function createReloadQueue(reload: (reason: string) => Promise<boolean>):
   };
 }
 
+/**
+ * The longest a change waits for its burst to settle, in debounces: then it is reloaded while the
+ * burst goes on (and the rest of the burst after it).
+ */
+export const MAX_WAIT_DEBOUNCES = 10;
+
 export interface ReloaderOptions {
   /** Files or directories to watch. */
   paths: readonly string[];
@@ -296,13 +302,24 @@ export async function startReloader(opts: ReloaderOptions): Promise<Reloader> {
   /** Directories that could not be watched, reported once each (the periodic check still covers them). */
   const reported = new Set<string>();
   let timer: NodeJS.Timeout | undefined;
+  /** When the first change of the burst the timer is waiting out was reported (performance.now()). */
+  let burstSince = 0;
   let closed = false;
   /** The fingerprint the last reload (or the start) saw. */
   let seen = '';
 
   function schedule(reason: string): void {
     if (closed) return;
-    if (timer) clearTimeout(timer);
+    const now = performance.now();
+    if (timer) {
+      // A burst that never settles (something writing in a watched directory all the time) would
+      // push the reload back for good, the periodic check's too: once the burst's first change has
+      // waited MAX_WAIT_DEBOUNCES debounces, the timer is left to fire.
+      if (now - burstSince >= opts.debounceMs * MAX_WAIT_DEBOUNCES) return;
+      clearTimeout(timer);
+    } else {
+      burstSince = now;
+    }
     timer = setTimeout(() => {
       timer = undefined;
       // The fingerprint is taken before the load reads the files: a change after it is seen

@@ -301,7 +301,10 @@ export function parseTemplateFile(file: string, text: string, limits: TemplateLi
     issues.push(...r.issues);
     if (r.template) templates.push({ template: r.template, idPos: posOf(doc, ['id'], at) });
   }
-  if (list.length > 0 && list.every((d) => d.contents === null)) {
+  // An empty file too (no document at all): it is what a reload reads between an in-place save's
+  // truncate and its write (`>`, cp, many editors), and loading it as "no templates" would swap in
+  // a set without that file's templates.
+  if (Array.isArray(docs) && list.every((d) => d.contents === null)) {
     issues.push({ file, line: 1, column: 1, path: '', message: 'file contains no template' });
   }
   return { templates, issues };

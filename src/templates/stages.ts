@@ -21,6 +21,7 @@ export function createResolveStage(getStore: () => TemplateStore, opts: { now?: 
       if (!ref) return; // raw (untemplated) request: the policy decides whether that is allowed
       const label = ref.version === undefined ? ref.id : `${ref.id}@${ref.version}`;
       const store = getStore();
+      ctx.templateRevision = store.revision;
       const template = store.get(ref.id, ref.version);
       if (!template) {
         // An id no template has (in any version) is the caller's data — it may hold anything, a

@@ -15,6 +15,7 @@ export function body(i: number): AuditRecordBody {
     approval: null,
     environment: 'test',
     policy_revision: 'rev',
+    template_revision: 'template-rev',
     decision: null,
     secret_refs: [],
     redaction: null,

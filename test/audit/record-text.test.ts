@@ -44,6 +44,7 @@ function generator(seed: number) {
       approval: nullable(text),
       environment: text(),
       policy_revision: text(),
+      template_revision: nullable(text),
       decision: nullable(() => ({ allow: rnd() < 0.5, reasons: Array.from({ length: Math.floor(rnd() * 3) }, text) })),
       secret_refs: Array.from({ length: Math.floor(rnd() * 3) }, text),
       redaction: nullable(() => ({ counts: counts(), response_counts: counts(), non_text_parts: num(), leaks: num() })),

@@ -2,7 +2,7 @@
  * Hot reload: a file change swaps the template/policy set atomically; a bad change is rejected
  * with a log line naming file and line, and the last good set keeps serving.
  */
-import { appendFileSync, mkdirSync, readFileSync, renameSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
+import { appendFileSync, closeSync, ftruncateSync, mkdirSync, openSync, readFileSync, renameSync, rmSync, symlinkSync, writeFileSync, writeSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { postChat } from './helpers/http.js';
@@ -78,9 +78,35 @@ describe('hot reload', () => {
     expect((await call(3)).status).toBe(200);
     const metrics = await (await fetch(`${w.addresses.admin}/metrics`)).text();
     expect(metrics).toMatch(/warden_reload_total\{[^}]*kind="templates"[^}]*outcome="error"[^}]*\} [1-9]/);
-    // Fixing the file (here: removing what broke it) is picked up again.
-    writeFileSync(file, '');
+    // Fixing the file (here: removing it) is picked up again.
+    rmSync(file);
     await eventually(async () => w.logs.filter((l) => l.includes('reload applied')).length >= 2);
+  });
+
+  it('a template file truncated for an in-place save is rejected while empty; its templates keep serving until the write lands', async () => {
+    const file = join(w.dir, 'templates', 'support', 'ticket-summary.yaml');
+    const text = readFileSync(file, 'utf8');
+    const good = await readyz();
+    const rejected = () => w.logs.filter((l) => l.includes('reload rejected')).length;
+    const applied = () => w.logs.filter((l) => l.includes('reload applied')).length;
+    const rejectedBefore = rejected();
+    // What `cat new > file`, cp and many editors do: truncate, then write (a reload can run between).
+    const fd = openSync(file, 'r+');
+    try {
+      ftruncateSync(fd, 0);
+      await eventually(() => rejected() > rejectedBefore);
+      const line = w.logs.filter((l) => l.includes('reload rejected')).at(-1)!;
+      expect(line).toContain('ticket-summary.yaml:1:1: file contains no template');
+      expect((await readyz()).template_revision).toBe(good.template_revision);
+      expect((await call(3)).status).toBe(200);
+      const appliedBefore = applied();
+      writeSync(fd, text, 0);
+      await eventually(() => applied() > appliedBefore);
+    } finally {
+      closeSync(fd);
+    }
+    expect((await readyz()).template_revision).toBe(good.template_revision);
+    expect((await call(3)).status).toBe(200);
   });
 
   it('a broken policy is rejected with file and line; decisions keep coming from the old one', async () => {
@@ -159,7 +185,7 @@ describe('hot reload', () => {
     const line = w.logs.filter((l) => l.includes('reload rejected')).at(-1)!;
     expect(line).toMatch(/dry\.yaml:2:\d+: YAML: aliases expand too much/);
     expect(line).toContain('"kind":"templates"');
-    writeFileSync(dry, '');
+    rmSync(dry);
     await eventually(() => w.logs.filter((l) => l.includes('reload applied')).length > applied + 1);
   });
 
@@ -177,7 +203,7 @@ describe('hot reload', () => {
     expect(rejected().at(-1)).toMatch(/tagged\.yaml:5:14: unknown YAML tag !include/);
     expect((await readyz()).template_revision).toBe(good.template_revision);
     expect((await call(3)).status).toBe(200);
-    writeFileSync(file, '');
+    rmSync(file);
 
     const data = join(w.dir, 'policies', 'limits.yaml');
     writeFileSync(data, 'limits:\n  max_tokens: !vault limits/max\n');
@@ -202,7 +228,7 @@ describe('hot reload', () => {
     expect(rejected().at(-1)).toMatch(/latin1\.yaml:8:32: not valid UTF-8/);
     expect((await readyz()).template_revision).toBe(good.template_revision);
     expect((await call(3)).status).toBe(200);
-    writeFileSync(file, '');
+    rmSync(file);
 
     const data = join(w.dir, 'policies', 'nul.yaml');
     writeFileSync(data, 'nul:\n  name: "a\u0000b"\n');
@@ -232,7 +258,7 @@ describe('hot reload', () => {
       expect(l).not.toContain('AKIAIOSFODNN7EXAMPLE');
     }
     const applied = w.logs.filter((l) => l.includes('reload applied')).length;
-    writeFileSync(file, '');
+    rmSync(file);
     await eventually(() => w.logs.filter((l) => l.includes('reload applied')).length > applied);
   });
 
@@ -358,5 +384,64 @@ messages:
     expect(logged.filter((l) => l.level === 'error' || l.level === 'fatal')).toEqual([]);
     expect(logged.filter((l) => l.msg.includes('cannot watch'))).toEqual([]);
     expect(logged.filter((l) => l.msg === 'reload applied').length).toBeGreaterThanOrEqual(2);
+  });
+});
+
+// A request in flight when the set changes ran on one set: its audit record names the template set
+// its template came from (and the policy set that decided), even when the new set keeps the
+// template's id@version with other text; /readyz and the revision metric name the set serving now.
+describe('hot reload: a request in flight while the template set changes', () => {
+  let own: WardenFixture;
+  beforeAll(async () => {
+    own = await startWarden({ upstreamUrl: upstream.url, watch: true });
+  });
+  afterAll(async () => {
+    upstream.mode = 'ok';
+    await own?.close();
+  });
+
+  const activeTemplateRevision = async (): Promise<string | undefined> =>
+    /warden_active_revision_info\{[^}]*kind="templates"[^}]*revision="([0-9a-f]+)"/.exec(await (await fetch(`${own.addresses.admin}/metrics`)).text())?.[1];
+
+  it('its audit record names the template revision it was rendered from, not the one serving when it ends', { timeout: 30_000 }, async () => {
+    const bot = await own.signer.token('support', 'ticket-bot');
+    const summary = () =>
+      postChat(own.addresses.http, bot, { model: 'gpt-4o-mini', warden: { template: 'support/ticket-summary@2', variables: { ticket_id: 'T-7', customer_message: 'Hello.' } } });
+    const ready = async () => (await fetch(`${own.addresses.admin}/readyz`)).json() as Promise<{ template_revision: string; policy_revision: string }>;
+    const before = await ready();
+    expect(await activeTemplateRevision()).toBe(before.template_revision);
+
+    upstream.mode = 'held';
+    const calls = upstream.calls.length;
+    const inFlight = summary();
+    await eventually(() => upstream.held === 1);
+    // The same id@version, edited in place (the text changes, the version does not).
+    const file = join(own.dir, 'templates', 'support', 'ticket-summary.yaml');
+    writeFileSync(file, readFileSync(file, 'utf8').replace('in exactly three bullet points', 'in exactly two bullet points'));
+    await eventually(async () => (await ready()).template_revision !== before.template_revision);
+    const after = await ready();
+    expect(await activeTemplateRevision()).toBe(after.template_revision);
+    upstream.release();
+    expect((await inFlight).status).toBe(200);
+    upstream.mode = 'ok';
+    expect(upstream.calls[calls]!.body.messages[0].content).toContain('three bullet points');
+
+    const next = await summary();
+    expect(next.status).toBe(200);
+    expect(upstream.calls.at(-1)!.body.messages[0].content).toContain('two bullet points');
+
+    const records = own.audit().slice(-2);
+    expect(records.map((r) => r.template)).toEqual([
+      { id: 'support/ticket-summary', version: 2, sensitivity: 'internal' },
+      { id: 'support/ticket-summary', version: 2, sensitivity: 'internal' },
+    ]);
+    expect(records.map((r) => r.template_revision)).toEqual([before.template_revision, after.template_revision]);
+    expect(records.map((r) => r.policy_revision)).toEqual([before.policy_revision, after.policy_revision]);
+  });
+
+  it('a record of a request that resolved no template names the template set serving', async () => {
+    const raw = await postChat(own.addresses.http, await own.signer.token('labs', 'raw-bot'), { model: 'gpt-4o-mini', messages: [{ role: 'user', content: 'hi' }] });
+    expect(raw.status).toBe(200);
+    expect(own.audit().at(-1)!.template_revision).toBe(((await (await fetch(`${own.addresses.admin}/readyz`)).json()) as { template_revision: string }).template_revision);
   });
 });

@@ -73,7 +73,7 @@ describe('file watch', () => {
     if (root) rmSync(root, { recursive: true, force: true });
   });
 
-  async function start(pollMs = 0): Promise<{ dir: string; reasons: string[]; rewatched: string[] }> {
+  async function start(pollMs = 0, debounceMs = 20): Promise<{ dir: string; reasons: string[]; rewatched: string[] }> {
     root = mkdtempSync(join(tmpdir(), 'warden-reload-'));
     const dir = join(root, 'templates');
     mkdirSync(join(dir, 'sub'), { recursive: true });
@@ -82,7 +82,7 @@ describe('file watch', () => {
     const rewatched: string[] = [];
     reloader = await startReloader({
       paths: [dir],
-      debounceMs: 20,
+      debounceMs,
       pollMs,
       reload: async (reason) => (reasons.push(reason), true),
       onWatchError: () => {},
@@ -118,6 +118,26 @@ describe('file watch', () => {
       await until(() => reasons.length > beforeAppend);
     }
   });
+
+  // Each change pushed the debounce back, the periodic check's too: a change made while something
+  // kept writing in a watched directory (a log, a build's output) waited for as long as that went on.
+  it('a burst of changes that never settles does not hold a change back: it is reloaded while the burst goes on', async () => {
+    const { dir, reasons } = await start(500, 200);
+    writeFileSync(join(dir, 'sub', 'a.yaml'), 'a revocation');
+    let writing = true;
+    const storm = (async () => {
+      for (let i = 0; writing; i++) {
+        writeFileSync(join(dir, 'build.log'), `line ${i}\n`);
+        await sleep(10);
+      }
+    })();
+    try {
+      await until(() => reasons.length >= 1, 15_000);
+    } finally {
+      writing = false;
+      await storm;
+    }
+  }, 20_000);
 
   it('watches a sub-directory created (or moved in) after the start, including its later in-place edits', async () => {
     const { dir, reasons } = await start(0);

@@ -95,6 +95,12 @@ describe('parseTemplateFile', () => {
     expect(i.line).toBeGreaterThanOrEqual(2);
   });
 
+  it('refuses a file with no template in it, an empty one included (what a reload reads between an in-place save\'s truncate and write)', () => {
+    for (const text of ['', '\n', '   \n\n', '# templates live here\n']) {
+      expect(issuesOf(text), JSON.stringify(text)).toEqual([{ file: 't.yaml', line: 1, column: 1, path: '', message: 'file contains no template' }]);
+    }
+  });
+
   it('refuses a YAML tag Warden does not implement, with its position, instead of reading the plain value', () => {
     const i = one(GOOD.replace('description: Say hello.', 'description: !include hello.md'));
     expect(i).toMatchObject({ file: 't.yaml', line: 5, column: 14, message: 'unknown YAML tag !include' });
