@@ -7,6 +7,7 @@
  */
 import { randomUUID } from 'node:crypto';
 import { STATUS_CODES, createServer, type IncomingMessage, type Server, type ServerOptions, type ServerResponse } from 'node:http';
+import type { Socket } from 'node:net';
 import type { Duplex } from 'node:stream';
 import { performance } from 'node:perf_hooks';
 import type { Pipeline, PipelineLogger } from '../pipeline/pipeline.js';
@@ -208,6 +209,13 @@ export interface HttpIngress {
   /** Resolves when no request is in flight. */
   idle(): Promise<void>;
   /**
+   * The drain has nothing left in flight: closes every connection with no request under way, the
+   * idle keep-alive ones (Node's closeIdleConnections) and the ones that have not sent a byte
+   * (closeUnused). Done in the check phase, once the bytes that had arrived are read: a connection
+   * whose request is on its way is left to get its `shutting_down`.
+   */
+  closeIdle(): Promise<void>;
+  /**
    * The shutdown deadline passed: ends every request still running as `shutting_down` (not
    * `cancelled`: the client did not go away, Warden stopped), telling its client where the
    * protocol still can (a 503 before any header, an SSE error event in a stream), then closes
@@ -394,7 +402,35 @@ export function createHttpIngress(opts: HttpIngressOptions): HttpIngress {
     },
   );
 
-  server.on('connection', (socket: Duplex) => serving.set(socket, performance.now()));
+  /**
+   * Every open connection, for the drain to close the ones that have not sent a byte (closeUnused):
+   * one entry per connection, none per request.
+   */
+  const connections = new Set<Socket>();
+  server.on('connection', onConnection);
+
+  function onConnection(socket: Socket): void {
+    serving.set(socket, performance.now());
+    connections.add(socket);
+    socket.once('close', onConnectionClose);
+  }
+
+  function onConnectionClose(this: Socket): void {
+    connections.delete(this);
+  }
+
+  /**
+   * Closes the connections that have not sent a byte: a client pool's spare connection, opened
+   * ahead of a request it may never send (undici, so the global fetch and the openai SDK, opens one
+   * after an aborted request). Node's closeIdleConnections keeps such a connection (to Node it is
+   * a request whose headers are due), and `server.close()` stops the header deadline that would
+   * end it, so it held the drain for the whole of shutdown_grace_ms with nothing in flight. A
+   * connection with part of a request is left to finish it (it gets `shutting_down`).
+   */
+  function closeUnused(): void {
+    for (const socket of connections) if (socket.bytesRead === 0) socket.destroy();
+  }
+
   server.on('clientError', onClientError);
   server.on('connect', onConnect);
   // No 'upgrade' listener, on purpose: without one Node serves a `Connection: Upgrade` request
@@ -965,6 +1001,14 @@ export function createHttpIngress(opts: HttpIngressOptions): HttpIngress {
     server,
     inFlight: () => active,
     idle: () => (active === 0 ? Promise.resolve() : new Promise<void>((resolve) => idleWaiters.push(resolve))),
+    closeIdle: () =>
+      new Promise<void>((resolve) =>
+        setImmediate(() => {
+          server.closeIdleConnections();
+          closeUnused();
+          resolve();
+        }),
+      ),
     async closeAll(waitMs = CUT_ANSWER_WAIT_MS) {
       cut = true;
       // Aborted like the upstream deadline aborts: the upstream call stops, the record says
