@@ -303,8 +303,9 @@ export function createHttpIngress(opts: HttpIngressOptions): HttpIngress {
 
   function sendJson(res: ServerResponse, status: number, body: string, requestId: string): void {
     if (res.headersSent) return;
-    // While draining, tell keep-alive clients not to reuse this connection.
-    if (opts.draining?.()) res.setHeader('connection', 'close');
+    // While draining, tell keep-alive clients not to reuse this connection: with its last answer,
+    // as the connection closes after it (answers pipelined behind it would be dropped unsent).
+    if (opts.draining?.() && !answersBehind(res)) res.setHeader('connection', 'close');
     // A flat header array: node writes it as is, with no header object to build and walk.
     res.writeHead(status, [
       'content-type',
@@ -459,6 +460,21 @@ export function createHttpIngress(opts: HttpIngressOptions): HttpIngress {
     }
     while (list.length > 0 && !stillQueued(list[0]!)) list.shift();
     list.push(res);
+  }
+
+  /**
+   * Whether answers pipelined behind `res` on its connection are still to go out. Only asked while
+   * draining: the answer that says `connection: close` must be the connection's last.
+   */
+  function answersBehind(res: ServerResponse): boolean {
+    const list = queued.get(res.req.socket);
+    if (list === undefined) return false;
+    for (let i = list.length - 1; i >= 0; i--) {
+      const other = list[i]!;
+      if (other === res) return false;
+      if (stillQueued(other)) return true;
+    }
+    return false;
   }
 
   /** A response Node has not given the connection to yet (nor will, once it is closed). */
@@ -638,7 +654,6 @@ export function createHttpIngress(opts: HttpIngressOptions): HttpIngress {
     const path = q === -1 ? url : url.slice(0, q);
 
     if (opts.draining?.()) {
-      res.setHeader('connection', 'close');
       return refuseAtDoor(req, res, requestId, path, new WardenError('shutting_down', 'warden is shutting down; retry on another instance'));
     }
     if (!admission.tryEnter()) {
