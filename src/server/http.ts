@@ -584,15 +584,44 @@ export function createHttpIngress(opts: HttpIngressOptions): HttpIngress {
       socket.destroy();
       return;
     }
+    void refuseHeaderBlock(socket, typeof entry === 'number' ? entry : undefined, refusal);
+  }
+
+  /**
+   * A request refused in its header block, before any handler ran: counted and audited as a
+   * refusal at the door (ids and the code only), then answered on the socket (unless the client
+   * is gone) and the connection closed.
+   */
+  function refuseHeaderBlock(socket: Duplex, readySince: number | undefined, refusal: { status: number; error: WardenError }): Promise<void> {
     const requestId = randomUUID();
-    const heldMs = headerBlockMs(socket, typeof entry === 'number' ? entry : undefined);
+    const heldMs = headerBlockMs(socket, readySince);
     const receivedAt = performance.timeOrigin + performance.now() - heldMs;
     opts.onRejected?.(refusal.error.code, heldMs / 1000, 'openai-http');
     const peer = peerInfo((socket as { remoteAddress?: string }).remoteAddress, unixListener);
     const meta = { id: requestId, signal: new RequestSignal(), receivedAt, peer };
-    void pipeline
+    return pipeline
       .auditRejected(rejectedRequest(meta, 'openai-http'), refusal.error)
       .finally(() => (clientGone(refusal) ? socket.destroy() : answerOnSocket(socket, refusal.status, refusal.error, requestId)));
+  }
+
+  /**
+   * The shutdown deadline passed: requests still in their header block (their connection has sent
+   * part of one, and no handler runs it) are refused as Node's parser refusals are, with
+   * `shutting_down` (503): `server.close()` stopped Node's own header deadline, so they would
+   * otherwise be cut unanswered and unaudited. Connections with nothing under way close first.
+   */
+  function refuseHeaderBlocks(): Promise<void>[] {
+    server.closeIdleConnections();
+    closeUnused();
+    const refusals: Promise<void>[] = [];
+    for (const socket of connections) {
+      const entry = serving.get(socket);
+      if (socket.destroyed || typeof entry !== 'number') continue;
+      // The rest of the request no longer matters, nor may it start a handler now.
+      socket.pause();
+      refusals.push(refuseHeaderBlock(socket, entry, { status: 503, error: cutByShutdown() }).catch(() => undefined));
+    }
+    return refusals;
   }
 
   /**
@@ -1029,10 +1058,11 @@ export function createHttpIngress(opts: HttpIngressOptions): HttpIngress {
       // Aborted like the upstream deadline aborts: the upstream call stops, the record says
       // shutting_down, and the client is answered (503, or an error event) if it still can be.
       running.cancelAll(cutByShutdown);
-      if (active > 0) {
+      const refusals = refuseHeaderBlocks();
+      if (active > 0 || refusals.length > 0) {
         let timer: NodeJS.Timeout | undefined;
         await Promise.race([
-          new Promise<void>((resolve) => idleWaiters.push(resolve)),
+          Promise.all([new Promise<void>((resolve) => (active === 0 ? resolve() : idleWaiters.push(resolve))), ...refusals]),
           new Promise<void>((resolve) => (timer = setTimeout(resolve, waitMs))),
         ]);
         clearTimeout(timer);
