@@ -398,8 +398,9 @@ export async function createRuntime(config: Config, opts: RuntimeOptions = {}): 
       });
       const drained = (async () => {
         await Promise.all([grpcDone, ...httpIngresses.map((i) => i.idle())]);
-        // Every response is out: keep-alive sockets that went idle meanwhile can close now.
-        for (const s of httpServers) s.closeIdleConnections();
+        // Every response is out: keep-alive sockets that went idle meanwhile, and connections that
+        // never sent a request (a client pool's spare), can close now.
+        await Promise.all(httpIngresses.map((i) => i.closeIdle()));
         await Promise.all(closing);
         return 'drained' as const;
       })();

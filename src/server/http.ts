@@ -7,6 +7,7 @@
  */
 import { randomUUID } from 'node:crypto';
 import { STATUS_CODES, createServer, type IncomingMessage, type Server, type ServerOptions, type ServerResponse } from 'node:http';
+import type { Socket } from 'node:net';
 import type { Duplex } from 'node:stream';
 import { performance } from 'node:perf_hooks';
 import type { Pipeline, PipelineLogger } from '../pipeline/pipeline.js';
@@ -208,6 +209,13 @@ export interface HttpIngress {
   /** Resolves when no request is in flight. */
   idle(): Promise<void>;
   /**
+   * The drain has nothing left in flight: closes every connection with no request under way, the
+   * idle keep-alive ones (Node's closeIdleConnections) and the ones that have not sent a byte
+   * (closeUnused). Done in the check phase, once the bytes that had arrived are read: a connection
+   * whose request is on its way is left to get its `shutting_down`.
+   */
+  closeIdle(): Promise<void>;
+  /**
    * The shutdown deadline passed: ends every request still running as `shutting_down` (not
    * `cancelled`: the client did not go away, Warden stopped), telling its client where the
    * protocol still can (a 503 before any header, an SSE error event in a stream), then closes
@@ -295,8 +303,9 @@ export function createHttpIngress(opts: HttpIngressOptions): HttpIngress {
 
   function sendJson(res: ServerResponse, status: number, body: string, requestId: string): void {
     if (res.headersSent) return;
-    // While draining, tell keep-alive clients not to reuse this connection.
-    if (opts.draining?.()) res.setHeader('connection', 'close');
+    // While draining, tell keep-alive clients not to reuse this connection: with its last answer,
+    // as the connection closes after it (answers pipelined behind it would be dropped unsent).
+    if (opts.draining?.() && !answersBehind(res)) res.setHeader('connection', 'close');
     // A flat header array: node writes it as is, with no header object to build and walk.
     res.writeHead(status, [
       'content-type',
@@ -394,7 +403,35 @@ export function createHttpIngress(opts: HttpIngressOptions): HttpIngress {
     },
   );
 
-  server.on('connection', (socket: Duplex) => serving.set(socket, performance.now()));
+  /**
+   * Every open connection, for the drain to close the ones that have not sent a byte (closeUnused):
+   * one entry per connection, none per request.
+   */
+  const connections = new Set<Socket>();
+  server.on('connection', onConnection);
+
+  function onConnection(socket: Socket): void {
+    serving.set(socket, performance.now());
+    connections.add(socket);
+    socket.once('close', onConnectionClose);
+  }
+
+  function onConnectionClose(this: Socket): void {
+    connections.delete(this);
+  }
+
+  /**
+   * Closes the connections that have not sent a byte: a client pool's spare connection, opened
+   * ahead of a request it may never send (undici, so the global fetch and the openai SDK, opens one
+   * after an aborted request). Node's closeIdleConnections keeps such a connection (to Node it is
+   * a request whose headers are due), and `server.close()` stops the header deadline that would
+   * end it, so it held the drain for the whole of shutdown_grace_ms with nothing in flight. A
+   * connection with part of a request is left to finish it (it gets `shutting_down`).
+   */
+  function closeUnused(): void {
+    for (const socket of connections) if (socket.bytesRead === 0) socket.destroy();
+  }
+
   server.on('clientError', onClientError);
   server.on('connect', onConnect);
   // No 'upgrade' listener, on purpose: without one Node serves a `Connection: Upgrade` request
@@ -423,6 +460,21 @@ export function createHttpIngress(opts: HttpIngressOptions): HttpIngress {
     }
     while (list.length > 0 && !stillQueued(list[0]!)) list.shift();
     list.push(res);
+  }
+
+  /**
+   * Whether answers pipelined behind `res` on its connection are still to go out. Only asked while
+   * draining: the answer that says `connection: close` must be the connection's last.
+   */
+  function answersBehind(res: ServerResponse): boolean {
+    const list = queued.get(res.req.socket);
+    if (list === undefined) return false;
+    for (let i = list.length - 1; i >= 0; i--) {
+      const other = list[i]!;
+      if (other === res) return false;
+      if (stillQueued(other)) return true;
+    }
+    return false;
   }
 
   /** A response Node has not given the connection to yet (nor will, once it is closed). */
@@ -532,15 +584,44 @@ export function createHttpIngress(opts: HttpIngressOptions): HttpIngress {
       socket.destroy();
       return;
     }
+    void refuseHeaderBlock(socket, typeof entry === 'number' ? entry : undefined, refusal);
+  }
+
+  /**
+   * A request refused in its header block, before any handler ran: counted and audited as a
+   * refusal at the door (ids and the code only), then answered on the socket (unless the client
+   * is gone) and the connection closed.
+   */
+  function refuseHeaderBlock(socket: Duplex, readySince: number | undefined, refusal: { status: number; error: WardenError }): Promise<void> {
     const requestId = randomUUID();
-    const heldMs = headerBlockMs(socket, typeof entry === 'number' ? entry : undefined);
+    const heldMs = headerBlockMs(socket, readySince);
     const receivedAt = performance.timeOrigin + performance.now() - heldMs;
     opts.onRejected?.(refusal.error.code, heldMs / 1000, 'openai-http');
     const peer = peerInfo((socket as { remoteAddress?: string }).remoteAddress, unixListener);
     const meta = { id: requestId, signal: new RequestSignal(), receivedAt, peer };
-    void pipeline
+    return pipeline
       .auditRejected(rejectedRequest(meta, 'openai-http'), refusal.error)
       .finally(() => (clientGone(refusal) ? socket.destroy() : answerOnSocket(socket, refusal.status, refusal.error, requestId)));
+  }
+
+  /**
+   * The shutdown deadline passed: requests still in their header block (their connection has sent
+   * part of one, and no handler runs it) are refused as Node's parser refusals are, with
+   * `shutting_down` (503): `server.close()` stopped Node's own header deadline, so they would
+   * otherwise be cut unanswered and unaudited. Connections with nothing under way close first.
+   */
+  function refuseHeaderBlocks(): Promise<void>[] {
+    server.closeIdleConnections();
+    closeUnused();
+    const refusals: Promise<void>[] = [];
+    for (const socket of connections) {
+      const entry = serving.get(socket);
+      if (socket.destroyed || typeof entry !== 'number') continue;
+      // The rest of the request no longer matters, nor may it start a handler now.
+      socket.pause();
+      refusals.push(refuseHeaderBlock(socket, entry, { status: 503, error: cutByShutdown() }).catch(() => undefined));
+    }
+    return refusals;
   }
 
   /**
@@ -602,7 +683,6 @@ export function createHttpIngress(opts: HttpIngressOptions): HttpIngress {
     const path = q === -1 ? url : url.slice(0, q);
 
     if (opts.draining?.()) {
-      res.setHeader('connection', 'close');
       return refuseAtDoor(req, res, requestId, path, new WardenError('shutting_down', 'warden is shutting down; retry on another instance'));
     }
     if (!admission.tryEnter()) {
@@ -965,15 +1045,24 @@ export function createHttpIngress(opts: HttpIngressOptions): HttpIngress {
     server,
     inFlight: () => active,
     idle: () => (active === 0 ? Promise.resolve() : new Promise<void>((resolve) => idleWaiters.push(resolve))),
+    closeIdle: () =>
+      new Promise<void>((resolve) =>
+        setImmediate(() => {
+          server.closeIdleConnections();
+          closeUnused();
+          resolve();
+        }),
+      ),
     async closeAll(waitMs = CUT_ANSWER_WAIT_MS) {
       cut = true;
       // Aborted like the upstream deadline aborts: the upstream call stops, the record says
       // shutting_down, and the client is answered (503, or an error event) if it still can be.
       running.cancelAll(cutByShutdown);
-      if (active > 0) {
+      const refusals = refuseHeaderBlocks();
+      if (active > 0 || refusals.length > 0) {
         let timer: NodeJS.Timeout | undefined;
         await Promise.race([
-          new Promise<void>((resolve) => idleWaiters.push(resolve)),
+          Promise.all([new Promise<void>((resolve) => (active === 0 ? resolve() : idleWaiters.push(resolve))), ...refusals]),
           new Promise<void>((resolve) => (timer = setTimeout(resolve, waitMs))),
         ]);
         clearTimeout(timer);

@@ -167,6 +167,37 @@ describe('pipelined HTTP/1.1 requests whose connection closes before their answe
   });
 });
 
+describe('pipelined requests when the drain begins', () => {
+  it('are all answered, in order, and one written after it began gets its 503 behind them before the connection closes', { timeout: 20_000 }, async () => {
+    const own = await startWarden({ upstreamUrl: upstream.url, limits: LIMITS });
+    upstream.mode = 'delayed';
+    try {
+      const bearer = await own.signer.token('support', 'ticket-bot');
+      const conn = await open(own);
+      const callsBefore = upstream.calls.length;
+      // Three requests in flight upstream (answered after 400 ms) when the drain begins.
+      conn.socket.write(rawRequest(bearer, governed('gpt-4o-mini')).repeat(3));
+      await eventually(() => upstream.calls.length >= callsBefore + 3);
+      const stopping = own.runtime.shutdown('test');
+      conn.socket.write(rawRequest(bearer, governed('gpt-4o-mini')));
+      await conn.closed;
+      // The first answer used to say `connection: close` and the connection closed after it: the
+      // two in flight behind it were dropped unsent (audited `cancelled`), the 503 too.
+      const answers = conn.received().split(/(?=HTTP\/1\.1 )/);
+      expect(answers.map((a) => a.slice(0, 12))).toEqual(['HTTP/1.1 200', 'HTTP/1.1 200', 'HTTP/1.1 200', 'HTTP/1.1 503']);
+      expect(answers.slice(0, 3).every((a) => a.includes('upstream saw: '))).toBe(true);
+      expect(answers.slice(0, 2).some((a) => /^connection: close/im.test(a))).toBe(false);
+      expect(answers[3]).toMatch(/^connection: close/im);
+      expect(answers[3]).toContain('"code":"shutting_down"');
+      expect((await stopping).outcome).toBe('drained');
+      expect(own.audit().map((r) => r.error_code ?? r.status).sort()).toEqual(['ok', 'ok', 'ok', 'shutting_down']);
+    } finally {
+      upstream.mode = 'ok';
+      rmSync(own.dir, { recursive: true, force: true });
+    }
+  });
+});
+
 describe('a bad request pipelined behind a good one', () => {
   it('is its own refusal, answered after the good one goes out, not charged to it', async () => {
     const before = w.audit().length;

@@ -3,6 +3,7 @@
  * audit records say `shutting_down` (Warden stopped), not `cancelled` (which means the client
  * went away), over HTTP and gRPC alike, and for a client that has stopped reading too.
  */
+import { rmSync } from 'node:fs';
 import { connect } from 'node:net';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { bearerMetadata, gatewayClient } from './helpers/grpc.js';
@@ -83,5 +84,34 @@ describe('the shutdown deadline', () => {
     const records = w.audit().slice(before);
     expect(records.filter((r) => r.stream === true).map((r) => r.error_code).sort()).toEqual(['shutting_down', 'shutting_down', 'shutting_down']);
     expect(records.filter((r) => r.stream !== true).map((r) => r.error_code)).toEqual(['shutting_down']);
+  });
+});
+
+describe('a request still in its header block at the deadline', () => {
+  it('is answered 503 shutting_down and audited, not cut unanswered', { timeout: 20_000 }, async () => {
+    const own = await startWarden({ upstreamUrl: upstream.url, limits: 'limits: { client_timeout_ms: 10000, upstream_timeout_ms: 60000, shutdown_grace_ms: 300 }' });
+    try {
+      const url = new URL(own.addresses.http);
+      const slow = connect({ host: url.hostname, port: Number(url.port) });
+      slow.on('error', () => undefined);
+      let answer = '';
+      slow.on('data', (d: Buffer) => (answer += d.toString()));
+      const closed = new Promise<void>((resolve) => slow.once('close', () => resolve()));
+      await new Promise<void>((resolve) => slow.once('connect', () => resolve()));
+      // Headers that never end: server.close() stops Node's own header deadline (client_timeout_ms).
+      slow.write('POST /v1/chat/completions HTTP/1.1\r\nhost: x\r\n');
+      // Warden (in this process) accepts the connection and reads those bytes in a later turn of
+      // the event loop; a connection still in the accept queue would just be reset by the close.
+      await new Promise((r) => setTimeout(r, 100));
+      const result = await own.runtime.shutdown('test');
+      await closed;
+      expect(result.outcome).toBe('timeout');
+      expect(answer).toMatch(/^HTTP\/1\.1 503 /);
+      expect(answer).toContain('"code":"shutting_down"');
+      expect(answer).toMatch(/x-request-id: [0-9a-f-]{36}/);
+      expect(own.audit().map((r) => [r.status, r.error_code, r.principal])).toEqual([['error', 'shutting_down', null]]);
+    } finally {
+      rmSync(own.dir, { recursive: true, force: true });
+    }
   });
 });
