@@ -195,8 +195,10 @@ describe('warden serve lifecycle', () => {
     expect(complete).toBeDefined();
     const time = (JSON.parse(complete!) as { time: string | number }).time;
     const loggedAt = typeof time === 'number' ? time : Date.parse(time);
-    // Measured at about 5-30 ms; the bound leaves room for a busy machine.
-    expect(exitAt - loggedAt).toBeLessThan(500);
+    // Measured at about 5-30 ms (over 1 s on a machine at load 15). What it catches holds the
+    // process for seconds: an idle pooled upstream socket (undici's keep-alive: 4 s), a keep-alive
+    // connection (5 s and more), a timer. The bound sits below those, not near the measured time.
+    expect(exitAt - loggedAt).toBeLessThan(2_500);
   });
 
   it('a second SIGTERM, a SIGINT or a SIGHUP during the drain neither kills the process nor cuts the request', { timeout: 60_000 }, async () => {
