@@ -561,6 +561,100 @@ describe('a key rotated behind the same kid', () => {
   });
 });
 
+describe('a JWKS endpoint that fails or misbehaves', () => {
+  // Only Date is faked (the retry wait and jose's cache read Date.now); sockets stay real.
+  beforeAll(() => vi.useFakeTimers({ toFake: ['Date'] }));
+  afterAll(() => vi.useRealTimers());
+
+  /** A key server whose answer is whatever `answer` does now; it records each path asked for. */
+  async function scriptedJwks(): Promise<{ url: string; answer: (res: import('node:http').ServerResponse) => void; paths: string[]; close(): Promise<void> }> {
+    const state = {
+      answer: (res: import('node:http').ServerResponse) => void res.writeHead(500).end(),
+      paths: [] as string[],
+    };
+    const srv = createServer((req, res) => {
+      state.paths.push(req.url ?? '');
+      state.answer(res);
+    });
+    await new Promise<void>((r) => srv.listen(0, '127.0.0.1', r));
+    return Object.assign(state, {
+      url: `http://127.0.0.1:${(srv.address() as AddressInfo).port}/keys`,
+      close: () => new Promise<void>((r) => {
+        srv.closeAllConnections();
+        srv.close(() => r());
+      }),
+    });
+  }
+
+  it('an endpoint that is down is asked again at most once per 5 s, not once per request, and trusted again once it answers', async () => {
+    const jwks = await scriptedJwks();
+    try {
+      vi.setSystemTime(new Date('2030-01-01T00:00:00Z'));
+      const warnings: object[] = [];
+      const k8s = new KubernetesTokenAuthenticator({ issuer: ISSUER, audiences: [AUD], jwksUrl: jwks.url, logger: { warn: (o) => warnings.push(o) } });
+      const token = await sign(k8sClaims());
+      // Any JWT naming the issuer, signed or not, reaches the key lookup: a flood of them while
+      // the API server is down must not become a flood of requests to it.
+      for (let i = 0; i < 20; i++) expect((await authError(k8s, creds(token))).message).toBe('kubernetes authentication failed: JWKS unavailable');
+      expect(jwks.paths).toHaveLength(1);
+      expect(warnings).toEqual([{ method: 'kubernetes', reason: 'unexpected HTTP response (not 200 with a key set)' }]);
+      jwks.answer = (res) => void res.writeHead(200, { 'content-type': 'application/json' }).end('not json at all');
+      vi.setSystemTime(new Date('2030-01-01T00:00:04Z'));
+      await authError(k8s, creds(token));
+      expect(jwks.paths).toHaveLength(1);
+      vi.setSystemTime(new Date('2030-01-01T00:00:06Z'));
+      for (let i = 0; i < 5; i++) await authError(k8s, creds(token));
+      expect(jwks.paths).toHaveLength(2);
+      jwks.answer = (res) => void res.writeHead(200, { 'content-type': 'application/json' }).end(JSON.stringify({ keys: [rsa.jwk] }));
+      vi.setSystemTime(new Date('2030-01-01T00:00:12Z'));
+      expect(await k8s.authenticate(creds(token))).toMatchObject({ kind: 'kubernetes', namespace: 'payments' });
+      expect(jwks.paths).toHaveLength(3);
+    } finally {
+      await jwks.close();
+    }
+  });
+
+  it('a key set body over 1 MiB is refused, whether or not it says its length, however valid its keys', async () => {
+    const jwks = await scriptedJwks();
+    try {
+      vi.setSystemTime(new Date('2030-01-01T00:00:00Z'));
+      // A valid key set: the token's key, then padding keys of other kids, 2 MiB in all.
+      const filler = { ...ec.jwk, kid: 'x'.repeat(1000) };
+      const body = JSON.stringify({ keys: [rsa.jwk, ...Array.from({ length: 2048 }, () => filler)] });
+      for (const withLength of [true, false]) {
+        jwks.answer = (res) => {
+          res.writeHead(200, { 'content-type': 'application/json', ...(withLength ? { 'content-length': String(Buffer.byteLength(body)) } : {}) });
+          res.end(body);
+        };
+        const warnings: object[] = [];
+        const k8s = new KubernetesTokenAuthenticator({ issuer: ISSUER, audiences: [AUD], jwksUrl: jwks.url, logger: { warn: (o) => warnings.push(o) } });
+        expect((await authError(k8s, creds(await sign(k8sClaims())))).message).toBe('kubernetes authentication failed: JWKS unavailable');
+        expect(warnings).toEqual([{ method: 'kubernetes', reason: 'key set response too large' }]);
+      }
+      // The same keys without the padding are accepted: the size is what was refused.
+      jwks.answer = (res) => void res.writeHead(200, { 'content-type': 'application/json' }).end(JSON.stringify({ keys: [rsa.jwk] }));
+      const k8s = new KubernetesTokenAuthenticator({ issuer: ISSUER, audiences: [AUD], jwksUrl: jwks.url });
+      expect(await k8s.authenticate(creds(await sign(k8sClaims())))).toMatchObject({ namespace: 'payments' });
+    } finally {
+      await jwks.close();
+    }
+  });
+
+  it('a redirect is not followed: the key set must come from the configured URL', async () => {
+    const jwks = await scriptedJwks();
+    try {
+      jwks.answer = (res) => void res.writeHead(302, { location: '/elsewhere' }).end();
+      const warnings: object[] = [];
+      const k8s = new KubernetesTokenAuthenticator({ issuer: ISSUER, audiences: [AUD], jwksUrl: jwks.url, logger: { warn: (o) => warnings.push(o) } });
+      expect((await authError(k8s, creds(await sign(k8sClaims())))).message).toBe('kubernetes authentication failed: JWKS unavailable');
+      expect(jwks.paths).toEqual(['/keys']);
+      expect(warnings).toEqual([{ method: 'kubernetes', reason: 'unexpected HTTP response (not 200 with a key set)' }]);
+    } finally {
+      await jwks.close();
+    }
+  });
+});
+
 describe('a JWKS file that rotates', () => {
   /**
    * A ConfigMap volume as the kubelet writes it: the file is `jwks.json -> ..data/jwks.json`, and an
