@@ -741,6 +741,31 @@ describe('SpiffeJwtAuthenticator', () => {
   });
 });
 
+describe('Kubernetes names in a principal', () => {
+  it('a kubernetes token naming a service account or pod Kubernetes cannot hold is refused', async () => {
+    const k8s = new KubernetesTokenAuthenticator({ issuer: ISSUER, audiences: [AUD], jwksUrl });
+    for (const sa of ['a..b', 'a.-b', 'a-.b', '.a']) {
+      expect((await authError(k8s, creds(await sign({ sub: `system:serviceaccount:payments:${sa}` })))).message, sa).toMatch(/service account claim is invalid/);
+      const claims = k8sClaims();
+      (claims['kubernetes.io'] as { pod: { name: string } }).pod.name = sa;
+      expect((await authError(k8s, creds(await sign(claims)))).message, sa).toMatch(/pod claim is invalid/);
+    }
+    expect(await k8s.authenticate(creds(await sign({ sub: 'system:serviceaccount:payments:a.b-c' })))).toMatchObject({ service_account: 'a.b-c' });
+  });
+
+  it('a SPIFFE /ns/<ns>/sa/<sa> path fills namespace and service account only with names Kubernetes allows', async () => {
+    const s = new SpiffeJwtAuthenticator({ trustDomains: ['prod.example'], audiences: [AUD], jwksUrl });
+    const unmapped = ['/ns/-x/sa/y', `/ns/${'a'.repeat(64)}/sa/y`, '/ns/a/sa/.y', '/ns/a/sa/y..z', '/ns/a/sa/y.-z', '/ns/a_b/sa/y', '/ns/a/sa/Y'];
+    for (const path of unmapped) {
+      const p = await s.authenticate(creds(await sign({ sub: `spiffe://prod.example${path}` })));
+      expect(p, path).toMatchObject({ kind: 'spiffe', spiffe_id: `spiffe://prod.example${path}` });
+      expect(p, path).not.toHaveProperty('namespace');
+      expect(p, path).not.toHaveProperty('service_account');
+    }
+    expect(await s.authenticate(creds(await sign({ sub: `spiffe://prod.example/ns/${'a'.repeat(63)}/sa/y.z` })))).toMatchObject({ namespace: 'a'.repeat(63), service_account: 'y.z' });
+  });
+});
+
 describe('SpiffeJwtAuthenticator: several trust domains', () => {
   it("verifies each domain's SVIDs with that domain's bundle only: a partner's key cannot sign for prod", async () => {
     await writeFile(join(dir, 'prod-bundle.json'), JSON.stringify({ keys: [rsa.jwk] }));
