@@ -246,6 +246,21 @@ describe('verified-token cache', () => {
     expect((await authError(k8s, creds(token))).message).toBe('kubernetes authentication failed: token expired');
   });
 
+  it('answers for a token exactly as long as a verification would accept it, not a millisecond more', async () => {
+    let clock = Date.now();
+    const k8s = new KubernetesTokenAuthenticator({ issuer: ISSUER, audiences: [AUD], jwksFile: join(dir, 'jwks.json'), clockToleranceSec: 5, now: () => clock });
+    const exp = Math.floor(clock / 1000) + 30;
+    const token = await sign(k8sClaims(), { exp });
+    await k8s.authenticate(creds(token));
+    clock = (exp + 5) * 1000 - 1; // jose: floor(now) = exp + 4, within the tolerance
+    expect(k8s.authenticate(creds(token))).toMatchObject({ namespace: 'payments' });
+    clock = (exp + 5) * 1000; // jose: exp <= now - tolerance, expired
+    expect((await authError(k8s, creds(token))).message).toBe('kubernetes authentication failed: token expired');
+    // The uncached path agrees: a fresh authenticator at the same instant.
+    const uncached = new KubernetesTokenAuthenticator({ issuer: ISSUER, audiences: [AUD], jwksFile: join(dir, 'jwks.json'), clockToleranceSec: 5, now: () => clock });
+    expect((await authError(uncached, creds(token))).message).toBe('kubernetes authentication failed: token expired');
+  });
+
   it('keeps a frozen copy that no caller can change, and drops an entry once the token expires', () => {
     const cache = new VerifiedTokenCache(60_000);
     const p: Principal = { kind: 'dev', subject: 's', audiences: ['a'] };
@@ -256,7 +271,7 @@ describe('verified-token cache', () => {
     expect(() => got.audiences.push('mutated')).toThrow(TypeError);
     expect(() => Object.assign(got, { subject: 'someone else' })).toThrow(TypeError);
     expect(cache.get('tok', 1_004_999)!.audiences).toEqual(['a']);
-    expect(cache.get('tok', 1_005_001)).toBeUndefined();
+    expect(cache.get('tok', 1_005_000)).toBeUndefined();
     cache.set('old', p, 1_000, 0, 2_000_000); // already expired: not stored
     expect(cache.get('old', 0)).toBeUndefined();
   });
