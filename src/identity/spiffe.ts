@@ -53,13 +53,15 @@ export function jwtSvidKeys(keys: JWK[]): JWK[] {
 const SPIFFE_ID = /^spiffe:\/\/([a-z0-9._-]+)((?:\/[A-Za-z0-9._-]+)*)$/;
 const DOT_SEGMENT = /\/\.\.?(?:\/|$)/;
 const MAX_SPIFFE_ID = 2048;
+/** The SPIFFE libraries' limit on a trust domain name (a DNS name is at most 253). */
+const MAX_TRUST_DOMAIN = 255;
 const K8S_PATH = /^\/ns\/([^/]+)\/sa\/([^/]+)$/;
 
 /** The trust domain of a well-formed SPIFFE ID, or undefined. */
 function trustDomainOf(id: string): string | undefined {
   if (id.length > MAX_SPIFFE_ID) return undefined;
   const m = SPIFFE_ID.exec(id);
-  return m && !DOT_SEGMENT.test(m[2]!) ? m[1] : undefined;
+  return m && m[1]!.length <= MAX_TRUST_DOMAIN && !DOT_SEGMENT.test(m[2]!) ? m[1] : undefined;
 }
 
 export class SpiffeJwtAuthenticator implements Authenticator {

@@ -835,6 +835,20 @@ describe('SpiffeJwtAuthenticator: several trust domains', () => {
     }
     expect(await s.authenticate(creds(await sign({ sub: 'spiffe://prod.example' })))).toMatchObject({ spiffe_id: 'spiffe://prod.example' });
   });
+
+  it('refuses a trust domain over 255 characters as no SPIFFE ID, without repeating it', async () => {
+    await writeFile(join(dir, 'prod-bundle.json'), JSON.stringify({ keys: [rsa.jwk] }));
+    const single = new SpiffeJwtAuthenticator({ trustDomains: ['prod.example'], audiences: [AUD], jwksUrl });
+    const several = new SpiffeJwtAuthenticator({ audiences: [AUD], bundles: { 'prod.example': { jwksFile: join(dir, 'prod-bundle.json') }, 'b.example': { jwksFile: join(dir, 'prod-bundle.json') } } });
+    const canary = `canary-${'z'.repeat(249)}`; // 256 characters
+    for (const s of [single, several]) {
+      const err = await authError(s, creds(await sign({ sub: `spiffe://${canary}/x` })));
+      expect(err.message).toBe('spiffe authentication failed: sub is not a valid SPIFFE ID');
+      expect(JSON.stringify({ m: err.message, d: err.details })).not.toContain('canary');
+      // One character less is a trust domain, just not an accepted one.
+      expect((await authError(s, creds(await sign({ sub: `spiffe://${canary.slice(1)}/x` })))).message).toMatch(/trust domain .* is not accepted/);
+    }
+  });
 });
 
 describe('DevAuthenticator', () => {
