@@ -4,8 +4,8 @@ import { mkdir, mkdtemp, readFile, rename, rm, symlink, writeFile } from 'node:f
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import type { AddressInfo } from 'node:net';
-import type { KeyObject } from 'node:crypto';
-import { SignJWT, UnsecuredJWT, type JWK, type JWTPayload } from 'jose';
+import { createHmac, createPublicKey, createSign, type KeyObject } from 'node:crypto';
+import { base64url, SignJWT, UnsecuredJWT, type JWK, type JWTPayload } from 'jose';
 import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
 import { WardenError } from '../../src/pipeline/errors.js';
 import type { Authenticator } from '../../src/pipeline/ports.js';
@@ -160,6 +160,33 @@ describe('KubernetesTokenAuthenticator (JWKS URL)', () => {
     const hs = await new SignJWT(k8sClaims()).setProtectedHeader({ alg: 'HS256' }).setIssuer(ISSUER).setAudience(AUD).setExpirationTime(now() + 600).sign(new TextEncoder().encode('x'.repeat(32)));
     expect((await authError(k8s, creds(hs))).message).toMatch(/algorithm not allowed/);
     expect((await authError(k8s, creds('eyJhbGciOi.eyJpc3Mi.c2ln'))).message).toMatch(/malformed/);
+  });
+
+  it('refuses algorithm confusion and header tricks: HMAC keyed with the public key, an alg or key type the kid does not fit, crit, an embedded key', async () => {
+    const payload = { ...k8sClaims(), iss: ISSUER, aud: AUD, exp: now() + 600 };
+    const signed = (header: object, sign: (input: string) => Buffer) => {
+      const input = `${base64url.encode(JSON.stringify(header))}.${base64url.encode(JSON.stringify(payload))}`;
+      return `${input}.${base64url.encode(sign(input))}`;
+    };
+    const rsaSign = (input: string) => createSign('RSA-SHA256').update(input).sign(rsa.privateKey);
+    expect(await k8s.authenticate(creds(signed({ alg: 'RS256', kid: 'rsa-1' }, rsaSign)))).toMatchObject({ namespace: 'payments' }); // the control
+    // The classic confusion: HS256 with the RSA public key (as PEM, and as the JWK's n) for the secret.
+    const pem = createPublicKey(rsa.privateKey).export({ type: 'spki', format: 'pem' }) as string;
+    for (const secret of [pem, rsa.jwk.n!]) {
+      const hs = signed({ alg: 'HS256', kid: 'rsa-1' }, (input) => createHmac('sha256', secret).update(input).digest());
+      expect((await authError(k8s, creds(hs))).message).toMatch(/algorithm not allowed/);
+    }
+    // The kid's key says RS256: a PS256 token under it finds no key, and an RS256 token under the EC key's kid neither.
+    expect((await authError(k8s, creds(await sign(k8sClaims(), { alg: 'PS256' })))).message).toMatch(/no matching key/);
+    expect((await authError(k8s, creds(signed({ alg: 'RS256', kid: 'ec-1' }, rsaSign)))).message).toMatch(/no matching key/);
+    // An extension the verifier does not know must not be ignored.
+    expect((await authError(k8s, creds(signed({ alg: 'RS256', kid: 'rsa-1', crit: ['exp-ext'], 'exp-ext': 1 }, rsaSign)))).message).toMatch(/unsupported/);
+    // A key the token carries itself (jwk, jku) is never trusted: only the JWKS is.
+    const attacker = testKeyPair('rsa');
+    const attackerSign = (input: string) => createSign('RSA-SHA256').update(input).sign(attacker.privateKey);
+    const attackerJwk = await publicJwk(attacker, { kid: 'evil' });
+    expect((await authError(k8s, creds(signed({ alg: 'RS256', kid: 'evil', jwk: attackerJwk }, attackerSign)))).message).toMatch(/no matching key/);
+    expect((await authError(k8s, creds(signed({ alg: 'RS256', kid: 'evil', jku: `${jwksUrl}?evil` }, attackerSign)))).message).toMatch(/no matching key/);
   });
 
   it('requires exp and service-account claims that agree', async () => {
@@ -650,6 +677,32 @@ describe('a JWKS endpoint that fails or misbehaves', () => {
       jwks.answer = (res) => void res.writeHead(200, { 'content-type': 'application/json' }).end(JSON.stringify({ keys: [rsa.jwk] }));
       const k8s = new KubernetesTokenAuthenticator({ issuer: ISSUER, audiences: [AUD], jwksUrl: jwks.url });
       expect(await k8s.authenticate(creds(await sign(k8sClaims())))).toMatchObject({ namespace: 'payments' });
+    } finally {
+      await jwks.close();
+    }
+  });
+
+  it('a new kid is fetched on demand, but a flood of made-up kids fetches at most once per 30 s', async () => {
+    const jwks = await scriptedJwks();
+    try {
+      let keys = [rsa.jwk];
+      jwks.answer = (res) => void res.writeHead(200, { 'content-type': 'application/json' }).end(JSON.stringify({ keys }));
+      vi.setSystemTime(new Date('2030-01-01T00:00:00Z'));
+      const k8s = new KubernetesTokenAuthenticator({ issuer: ISSUER, audiences: [AUD], jwksUrl: jwks.url });
+      expect(await k8s.authenticate(creds(await sign(k8sClaims())))).toMatchObject({ namespace: 'payments' });
+      expect(jwks.paths).toHaveLength(1);
+      vi.setSystemTime(new Date('2030-01-01T00:00:10Z'));
+      for (let i = 0; i < 30; i++) expect((await authError(k8s, creds(await sign(k8sClaims(), { kid: `made-up-${i}` })))).message).toMatch(/unknown kid/);
+      expect(jwks.paths).toHaveLength(1);
+      // The issuer rotates in a new key: the first token under it after the cooldown fetches it.
+      const rotated = await keyPair('RS256', 'rsa-2');
+      keys = [rsa.jwk, rotated.jwk];
+      vi.setSystemTime(new Date('2030-01-01T00:00:31Z'));
+      expect(await k8s.authenticate(creds(await sign(k8sClaims('payments', 'new'), { key: rotated.privateKey, kid: 'rsa-2' })))).toMatchObject({ service_account: 'new' });
+      expect(jwks.paths).toHaveLength(2);
+      vi.setSystemTime(new Date('2030-01-01T00:00:50Z'));
+      for (let i = 0; i < 30; i++) await authError(k8s, creds(await sign(k8sClaims(), { kid: `made-up-again-${i}` })));
+      expect(jwks.paths).toHaveLength(2);
     } finally {
       await jwks.close();
     }
