@@ -215,14 +215,14 @@ export function createJwksSource(opts: JwksSourceOptions, what: string): JwksSou
 }
 
 /** The largest key set body read from a JWKS URL; a cluster's is a few KB, a SPIRE bundle not much more. */
-export const MAX_JWKS_BYTES = 1024 * 1024;
+const MAX_JWKS_BYTES = 1024 * 1024;
 
 /**
  * After a fetch of the JWKS URL failed, the next one waits this long (ms). jose fetches again on
  * every token while it has no fresh key set: with the endpoint down, each request (any JWT with
  * the right issuer, no valid signature needed) would become a request to the API server.
  */
-export const JWKS_RETRY_MS = 5_000;
+const JWKS_RETRY_MS = 5_000;
 
 /** A key set body over MAX_JWKS_BYTES. */
 class JwksTooLarge extends Error {
