@@ -8,7 +8,7 @@
  */
 import { statSync, type Stats } from 'node:fs';
 import { stat } from 'node:fs/promises';
-import { createLocalJWKSet, createRemoteJWKSet, customFetch, type FetchImplementation, type JSONWebKeySet, type JWK, type JWTVerifyGetKey } from 'jose';
+import { createLocalJWKSet, createRemoteJWKSet, customFetch, errors, type FetchImplementation, type JSONWebKeySet, type JWK, type JWTVerifyGetKey } from 'jose';
 import { Agent, fetch as undiciFetch } from 'undici';
 import { readFailure, readRegularFile, readRegularFileSync } from '../pipeline/regular-file.js';
 
@@ -210,31 +210,110 @@ export function createJwksSource(opts: JwksSourceOptions, what: string): JwksSou
     cooldownDuration: JWKS_COOLDOWN_MS,
   };
   if (opts.jwksHeaders) remote.headers = { ...opts.jwksHeaders };
-  if (opts.jwksBearerTokenFile || opts.jwksCaFile || opts.mapKeys) {
-    const mapKeys = opts.mapKeys;
-    const dispatcher = ca !== undefined ? new Agent({ connect: { ca } }) : undefined;
-    const tokenFile = opts.jwksBearerTokenFile;
-    const fetchImpl: FetchImplementation = async (href, init) => {
-      const headers: Record<string, string> = {};
-      init.headers.forEach((v, k) => (headers[k] = v));
-      if (tokenFile) headers.authorization = `Bearer ${(await readRegularFile(tokenFile)).trim()}`;
-      const res = await undiciFetch(href, {
-        method: init.method,
-        redirect: init.redirect,
-        signal: init.signal,
-        headers,
-        ...(dispatcher ? { dispatcher } : {}),
-      });
-      if (!mapKeys || !res.ok) return res as unknown as Response;
-      // jose validates the body shape itself; only a well-formed key list is rewritten.
-      const body = (await res.json()) as { keys?: unknown };
-      const out = Array.isArray(body?.keys) ? { ...body, keys: mapKeys(body.keys as JWK[]) } : body;
-      return new Response(JSON.stringify(out), { status: res.status, headers: { 'content-type': 'application/json' } });
-    };
-    remote[customFetch] = fetchImpl;
-  }
+  remote[customFetch] = keySetFetch(opts, ca);
   return refetchingOnKeyFailure(createRemoteJWKSet(url, remote));
 }
+
+/** The largest key set body read from a JWKS URL; a cluster's is a few KB, a SPIRE bundle not much more. */
+const MAX_JWKS_BYTES = 1024 * 1024;
+
+/**
+ * After a fetch of the JWKS URL failed, the next one waits this long (ms). jose fetches again on
+ * every token while it has no fresh key set: with the endpoint down, each request (any JWT with
+ * the right issuer, no valid signature needed) would become a request to the API server.
+ */
+const JWKS_RETRY_MS = 5_000;
+
+/** A key set body over MAX_JWKS_BYTES. */
+class JwksTooLarge extends Error {
+  readonly code = 'ERR_JWKS_TOO_LARGE';
+  constructor() {
+    super(`the JSON Web Key Set response is larger than ${MAX_JWKS_BYTES} bytes`);
+    this.name = 'JwksTooLarge';
+  }
+}
+
+/**
+ * How the key set is fetched from its URL (jose's `customFetch`): with the bearer-token file and
+ * CA file when configured, reading at most MAX_JWKS_BYTES of body (jose would read any size, and
+ * hold it whole), checking the body is a key set, rewriting it with `mapKeys`, and after a failure
+ * answering the same failure without a fetch for JWKS_RETRY_MS. Redirects are not followed (jose
+ * asks for `manual`): a 3xx is not a key set.
+ */
+function keySetFetch(opts: JwksSourceOptions, ca: string | undefined): FetchImplementation {
+  const mapKeys = opts.mapKeys;
+  const dispatcher = ca !== undefined ? new Agent({ connect: { ca } }) : undefined;
+  const tokenFile = opts.jwksBearerTokenFile;
+  let failedAt = Number.NEGATIVE_INFINITY;
+  let failure: unknown;
+
+  const fetchOnce = async (href: string, init: Parameters<FetchImplementation>[1]): Promise<Response> => {
+    const headers: Record<string, string> = {};
+    init.headers.forEach((v, k) => (headers[k] = v));
+    if (tokenFile) headers.authorization = `Bearer ${(await readRegularFile(tokenFile)).trim()}`;
+    const res = await undiciFetch(href, {
+      method: init.method,
+      redirect: init.redirect,
+      signal: init.signal,
+      headers,
+      ...(dispatcher ? { dispatcher } : {}),
+    });
+    if (res.status !== 200) {
+      await res.body?.cancel().catch(() => undefined);
+      throw new errors.JOSEError('Expected 200 OK from the JSON Web Key Set HTTP response');
+    }
+    const text = await boundedText(res.body);
+    let body: { keys?: unknown };
+    try {
+      body = JSON.parse(text) as { keys?: unknown };
+    } catch {
+      throw new errors.JOSEError('Failed to parse the JSON Web Key Set HTTP response as JSON');
+    }
+    if (!isKeySet(body)) throw new errors.JWKSInvalid();
+    const out = mapKeys ? { ...body, keys: mapKeys(body.keys as JWK[]) } : body;
+    return new Response(JSON.stringify(out), { status: 200, headers: { 'content-type': 'application/json' } });
+  };
+
+  return async (href, init) => {
+    if (Date.now() - failedAt < JWKS_RETRY_MS) throw failure;
+    try {
+      const res = await fetchOnce(href, init);
+      failedAt = Number.NEGATIVE_INFINITY;
+      return res;
+    } catch (err) {
+      // jose turns a TimeoutError into JWKSTimeout itself, but only one thrown by this function.
+      failure = (err as { name?: unknown }).name === 'TimeoutError' ? new errors.JWKSTimeout() : err;
+      failedAt = Date.now();
+      throw failure;
+    }
+  };
+}
+
+/** The body as text, refusing one over MAX_JWKS_BYTES (by its content-length or as it streams). */
+async function boundedText(body: ReadableStream<Uint8Array> | null): Promise<string> {
+  if (!body) return '';
+  const reader = body.getReader();
+  const chunks: Uint8Array[] = [];
+  let size = 0;
+  for (;;) {
+    const { done, value } = await reader.read();
+    if (done) break;
+    size += value.byteLength;
+    if (size > MAX_JWKS_BYTES) {
+      await reader.cancel().catch(() => undefined);
+      throw new JwksTooLarge();
+    }
+    chunks.push(value);
+  }
+  return Buffer.concat(chunks).toString('utf8');
+}
+
+/** jose's own check: an object whose `keys` is an array of objects. */
+function isKeySet(v: unknown): v is { keys: unknown[] } {
+  const keys = (v as { keys?: unknown } | null)?.keys;
+  return typeof v === 'object' && v !== null && !Array.isArray(v) && Array.isArray(keys) && keys.every((k) => typeof k === 'object' && k !== null && !Array.isArray(k));
+}
+
 
 /**
  * jose refetches a JWKS URL only for an unknown `kid`: a key set that served one malformed key,

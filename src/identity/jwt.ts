@@ -42,6 +42,7 @@ function keySourceReason(err: unknown): string {
   const code = (err as { code?: unknown }).code;
   if (code === 'ERR_JWKS_TIMEOUT') return 'fetch timed out';
   if (code === 'ERR_JWKS_INVALID') return 'not a valid JSON Web Key Set';
+  if (code === 'ERR_JWKS_TOO_LARGE') return 'key set response too large';
   if (code === 'ERR_JOSE_GENERIC') return 'unexpected HTTP response (not 200 with a key set)';
   if (typeof code === 'string' && /^E[A-Z]+$/.test(code)) return `file or network error ${code}`;
   if (err instanceof TypeError) return 'unreachable';

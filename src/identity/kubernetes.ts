@@ -9,6 +9,7 @@ import type { Credentials, Principal } from '../pipeline/types.js';
 import { BearerJwtVerifier, type BearerJwtOptions } from './bearer-jwt.js';
 import { JwksConfigError } from './jwks.js';
 import { audiencesOf, DEFAULT_ALGORITHMS, unauthenticated } from './jwt.js';
+import { isNamespaceName, isSubdomainName } from './names.js';
 
 export interface KubernetesTokenAuthenticatorOptions extends BearerJwtOptions {
   /** Accepted `iss` values, e.g. `https://kubernetes.default.svc.cluster.local`. */
@@ -19,8 +20,6 @@ export interface KubernetesTokenAuthenticatorOptions extends BearerJwtOptions {
   allowedNamespaces?: string[];
 }
 
-const LABEL = /^[a-z0-9]([-a-z0-9]*[a-z0-9])?$/;
-const SUBDOMAIN = /^[a-z0-9]([-a-z0-9.]*[a-z0-9])?$/;
 const LEGACY_SUB = /^system:serviceaccount:([^:]+):([^:]+)$/;
 
 export class KubernetesTokenAuthenticator implements Authenticator {
@@ -76,17 +75,15 @@ export class KubernetesTokenAuthenticator implements Authenticator {
       namespace = legacy[1];
       serviceAccount = legacy[2];
     }
-    if (typeof namespace !== 'string' || !LABEL.test(namespace) || namespace.length > 63) throw unauthenticated(this.method, 'token namespace claim is invalid');
-    if (typeof serviceAccount !== 'string' || !SUBDOMAIN.test(serviceAccount) || serviceAccount.length > 253) {
-      throw unauthenticated(this.method, 'token service account claim is invalid');
-    }
+    if (!isNamespaceName(namespace)) throw unauthenticated(this.method, 'token namespace claim is invalid');
+    if (!isSubdomainName(serviceAccount)) throw unauthenticated(this.method, 'token service account claim is invalid');
     // With kubernetes.io, any `sub` at all must be this very service account: one of another
     // shape, or one that only starts like one, is a claim the token makes about someone else.
     if (k8s && payload.sub !== undefined && payload.sub !== `system:serviceaccount:${namespace}:${serviceAccount}`) {
       throw unauthenticated(this.method, 'token sub and kubernetes.io claims disagree');
     }
     if (pod === undefined) return { namespace, serviceAccount };
-    if (typeof pod !== 'string' || !SUBDOMAIN.test(pod) || pod.length > 253) throw unauthenticated(this.method, 'token pod claim is invalid');
+    if (!isSubdomainName(pod)) throw unauthenticated(this.method, 'token pod claim is invalid');
     return { namespace, serviceAccount, pod };
   }
 }

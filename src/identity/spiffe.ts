@@ -12,6 +12,7 @@ import type { Credentials, Principal } from '../pipeline/types.js';
 import { BearerJwtVerifier, type BearerJwtMethod, type BearerJwtOptions } from './bearer-jwt.js';
 import { JwksConfigError, type JwksSourceOptions } from './jwks.js';
 import { audiencesOf, DEFAULT_ALGORITHMS, peekClaims, unauthenticated } from './jwt.js';
+import { isNamespaceName, isSubdomainName } from './names.js';
 
 export interface SpiffeJwtAuthenticatorOptions extends BearerJwtOptions {
   /**
@@ -52,13 +53,15 @@ export function jwtSvidKeys(keys: JWK[]): JWK[] {
 const SPIFFE_ID = /^spiffe:\/\/([a-z0-9._-]+)((?:\/[A-Za-z0-9._-]+)*)$/;
 const DOT_SEGMENT = /\/\.\.?(?:\/|$)/;
 const MAX_SPIFFE_ID = 2048;
-const K8S_PATH = /^\/ns\/([a-z0-9-]+)\/sa\/([a-z0-9.-]+)$/;
+/** The SPIFFE libraries' limit on a trust domain name (a DNS name is at most 253). */
+const MAX_TRUST_DOMAIN = 255;
+const K8S_PATH = /^\/ns\/([^/]+)\/sa\/([^/]+)$/;
 
 /** The trust domain of a well-formed SPIFFE ID, or undefined. */
 function trustDomainOf(id: string): string | undefined {
   if (id.length > MAX_SPIFFE_ID) return undefined;
   const m = SPIFFE_ID.exec(id);
-  return m && !DOT_SEGMENT.test(m[2]!) ? m[1] : undefined;
+  return m && m[1]!.length <= MAX_TRUST_DOMAIN && !DOT_SEGMENT.test(m[2]!) ? m[1] : undefined;
 }
 
 export class SpiffeJwtAuthenticator implements Authenticator {
@@ -130,7 +133,8 @@ export class SpiffeJwtAuthenticator implements Authenticator {
     const principal: Principal = { kind: 'spiffe', subject: id, spiffe_id: id, audiences: audiencesOf(payload) };
     if (typeof payload.iss === 'string') principal.issuer = payload.iss;
     const k8s = this.kubernetesDomains.has(td) ? K8S_PATH.exec(id.slice('spiffe://'.length + td.length)) : null;
-    if (k8s) {
+    // Only names a cluster can hold: `/ns/-x/sa/a..b` names no service account, and is left unmapped.
+    if (k8s && isNamespaceName(k8s[1]) && isSubdomainName(k8s[2])) {
       principal.namespace = k8s[1]!;
       principal.service_account = k8s[2]!;
     }

@@ -28,7 +28,9 @@ export class VerifiedTokenCache {
   get(token: string, nowMs: number): Principal | undefined {
     const e = this.cache.get(token);
     if (!e) return undefined;
-    if (nowMs > e.expiresAt) {
+    // jose refuses a token from the second `exp + tolerance` on (it compares whole seconds):
+    // from that millisecond on, the cache must not answer for it either.
+    if (nowMs >= e.expiresAt) {
       this.cache.delete(token);
       return undefined;
     }

@@ -4,8 +4,8 @@ import { mkdir, mkdtemp, readFile, rename, rm, symlink, writeFile } from 'node:f
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import type { AddressInfo } from 'node:net';
-import type { KeyObject } from 'node:crypto';
-import { SignJWT, UnsecuredJWT, type JWK, type JWTPayload } from 'jose';
+import { createHmac, createPublicKey, createSign, type KeyObject } from 'node:crypto';
+import { base64url, SignJWT, UnsecuredJWT, type JWK, type JWTPayload } from 'jose';
 import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
 import { WardenError } from '../../src/pipeline/errors.js';
 import type { Authenticator } from '../../src/pipeline/ports.js';
@@ -162,6 +162,33 @@ describe('KubernetesTokenAuthenticator (JWKS URL)', () => {
     expect((await authError(k8s, creds('eyJhbGciOi.eyJpc3Mi.c2ln'))).message).toMatch(/malformed/);
   });
 
+  it('refuses algorithm confusion and header tricks: HMAC keyed with the public key, an alg or key type the kid does not fit, crit, an embedded key', async () => {
+    const payload = { ...k8sClaims(), iss: ISSUER, aud: AUD, exp: now() + 600 };
+    const signed = (header: object, sign: (input: string) => Buffer) => {
+      const input = `${base64url.encode(JSON.stringify(header))}.${base64url.encode(JSON.stringify(payload))}`;
+      return `${input}.${base64url.encode(sign(input))}`;
+    };
+    const rsaSign = (input: string) => createSign('RSA-SHA256').update(input).sign(rsa.privateKey);
+    expect(await k8s.authenticate(creds(signed({ alg: 'RS256', kid: 'rsa-1' }, rsaSign)))).toMatchObject({ namespace: 'payments' }); // the control
+    // The classic confusion: HS256 with the RSA public key (as PEM, and as the JWK's n) for the secret.
+    const pem = createPublicKey(rsa.privateKey).export({ type: 'spki', format: 'pem' }) as string;
+    for (const secret of [pem, rsa.jwk.n!]) {
+      const hs = signed({ alg: 'HS256', kid: 'rsa-1' }, (input) => createHmac('sha256', secret).update(input).digest());
+      expect((await authError(k8s, creds(hs))).message).toMatch(/algorithm not allowed/);
+    }
+    // The kid's key says RS256: a PS256 token under it finds no key, and an RS256 token under the EC key's kid neither.
+    expect((await authError(k8s, creds(await sign(k8sClaims(), { alg: 'PS256' })))).message).toMatch(/no matching key/);
+    expect((await authError(k8s, creds(signed({ alg: 'RS256', kid: 'ec-1' }, rsaSign)))).message).toMatch(/no matching key/);
+    // An extension the verifier does not know must not be ignored.
+    expect((await authError(k8s, creds(signed({ alg: 'RS256', kid: 'rsa-1', crit: ['exp-ext'], 'exp-ext': 1 }, rsaSign)))).message).toMatch(/unsupported/);
+    // A key the token carries itself (jwk, jku) is never trusted: only the JWKS is.
+    const attacker = testKeyPair('rsa');
+    const attackerSign = (input: string) => createSign('RSA-SHA256').update(input).sign(attacker.privateKey);
+    const attackerJwk = await publicJwk(attacker, { kid: 'evil' });
+    expect((await authError(k8s, creds(signed({ alg: 'RS256', kid: 'evil', jwk: attackerJwk }, attackerSign)))).message).toMatch(/no matching key/);
+    expect((await authError(k8s, creds(signed({ alg: 'RS256', kid: 'evil', jku: `${jwksUrl}?evil` }, attackerSign)))).message).toMatch(/no matching key/);
+  });
+
   it('requires exp and service-account claims that agree', async () => {
     const noExp = await new SignJWT(k8sClaims()).setProtectedHeader({ alg: 'RS256', kid: 'rsa-1' }).setIssuer(ISSUER).setAudience(AUD).sign(rsa.privateKey);
     expect((await authError(k8s, creds(noExp))).message).toBe('kubernetes authentication failed: token claim "exp" is missing');
@@ -246,6 +273,21 @@ describe('verified-token cache', () => {
     expect((await authError(k8s, creds(token))).message).toBe('kubernetes authentication failed: token expired');
   });
 
+  it('answers for a token exactly as long as a verification would accept it, not a millisecond more', async () => {
+    let clock = Date.now();
+    const k8s = new KubernetesTokenAuthenticator({ issuer: ISSUER, audiences: [AUD], jwksFile: join(dir, 'jwks.json'), clockToleranceSec: 5, now: () => clock });
+    const exp = Math.floor(clock / 1000) + 30;
+    const token = await sign(k8sClaims(), { exp });
+    await k8s.authenticate(creds(token));
+    clock = (exp + 5) * 1000 - 1; // jose: floor(now) = exp + 4, within the tolerance
+    expect(k8s.authenticate(creds(token))).toMatchObject({ namespace: 'payments' });
+    clock = (exp + 5) * 1000; // jose: exp <= now - tolerance, expired
+    expect((await authError(k8s, creds(token))).message).toBe('kubernetes authentication failed: token expired');
+    // The uncached path agrees: a fresh authenticator at the same instant.
+    const uncached = new KubernetesTokenAuthenticator({ issuer: ISSUER, audiences: [AUD], jwksFile: join(dir, 'jwks.json'), clockToleranceSec: 5, now: () => clock });
+    expect((await authError(uncached, creds(token))).message).toBe('kubernetes authentication failed: token expired');
+  });
+
   it('keeps a frozen copy that no caller can change, and drops an entry once the token expires', () => {
     const cache = new VerifiedTokenCache(60_000);
     const p: Principal = { kind: 'dev', subject: 's', audiences: ['a'] };
@@ -256,7 +298,7 @@ describe('verified-token cache', () => {
     expect(() => got.audiences.push('mutated')).toThrow(TypeError);
     expect(() => Object.assign(got, { subject: 'someone else' })).toThrow(TypeError);
     expect(cache.get('tok', 1_004_999)!.audiences).toEqual(['a']);
-    expect(cache.get('tok', 1_005_001)).toBeUndefined();
+    expect(cache.get('tok', 1_005_000)).toBeUndefined();
     cache.set('old', p, 1_000, 0, 2_000_000); // already expired: not stored
     expect(cache.get('old', 0)).toBeUndefined();
   });
@@ -561,6 +603,126 @@ describe('a key rotated behind the same kid', () => {
   });
 });
 
+describe('a JWKS endpoint that fails or misbehaves', () => {
+  // Only Date is faked (the retry wait and jose's cache read Date.now); sockets stay real.
+  beforeAll(() => vi.useFakeTimers({ toFake: ['Date'] }));
+  afterAll(() => vi.useRealTimers());
+
+  /** A key server whose answer is whatever `answer` does now; it records each path asked for. */
+  async function scriptedJwks(): Promise<{ url: string; answer: (res: import('node:http').ServerResponse) => void; paths: string[]; close(): Promise<void> }> {
+    const state = {
+      answer: (res: import('node:http').ServerResponse) => void res.writeHead(500).end(),
+      paths: [] as string[],
+    };
+    const srv = createServer((req, res) => {
+      state.paths.push(req.url ?? '');
+      state.answer(res);
+    });
+    await new Promise<void>((r) => srv.listen(0, '127.0.0.1', r));
+    return Object.assign(state, {
+      url: `http://127.0.0.1:${(srv.address() as AddressInfo).port}/keys`,
+      close: () => new Promise<void>((r) => {
+        srv.closeAllConnections();
+        srv.close(() => r());
+      }),
+    });
+  }
+
+  it('an endpoint that is down is asked again at most once per 5 s, not once per request, and trusted again once it answers', async () => {
+    const jwks = await scriptedJwks();
+    try {
+      vi.setSystemTime(new Date('2030-01-01T00:00:00Z'));
+      const warnings: object[] = [];
+      const k8s = new KubernetesTokenAuthenticator({ issuer: ISSUER, audiences: [AUD], jwksUrl: jwks.url, logger: { warn: (o) => warnings.push(o) } });
+      const token = await sign(k8sClaims());
+      // Any JWT naming the issuer, signed or not, reaches the key lookup: a flood of them while
+      // the API server is down must not become a flood of requests to it.
+      for (let i = 0; i < 20; i++) expect((await authError(k8s, creds(token))).message).toBe('kubernetes authentication failed: JWKS unavailable');
+      expect(jwks.paths).toHaveLength(1);
+      expect(warnings).toEqual([{ method: 'kubernetes', reason: 'unexpected HTTP response (not 200 with a key set)' }]);
+      jwks.answer = (res) => void res.writeHead(200, { 'content-type': 'application/json' }).end('not json at all');
+      vi.setSystemTime(new Date('2030-01-01T00:00:04Z'));
+      await authError(k8s, creds(token));
+      expect(jwks.paths).toHaveLength(1);
+      vi.setSystemTime(new Date('2030-01-01T00:00:06Z'));
+      for (let i = 0; i < 5; i++) await authError(k8s, creds(token));
+      expect(jwks.paths).toHaveLength(2);
+      jwks.answer = (res) => void res.writeHead(200, { 'content-type': 'application/json' }).end(JSON.stringify({ keys: [rsa.jwk] }));
+      vi.setSystemTime(new Date('2030-01-01T00:00:12Z'));
+      expect(await k8s.authenticate(creds(token))).toMatchObject({ kind: 'kubernetes', namespace: 'payments' });
+      expect(jwks.paths).toHaveLength(3);
+    } finally {
+      await jwks.close();
+    }
+  });
+
+  it('a key set body over 1 MiB is refused, whether or not it says its length, however valid its keys', async () => {
+    const jwks = await scriptedJwks();
+    try {
+      vi.setSystemTime(new Date('2030-01-01T00:00:00Z'));
+      // A valid key set: the token's key, then padding keys of other kids, 2 MiB in all.
+      const filler = { ...ec.jwk, kid: 'x'.repeat(1000) };
+      const body = JSON.stringify({ keys: [rsa.jwk, ...Array.from({ length: 2048 }, () => filler)] });
+      for (const withLength of [true, false]) {
+        jwks.answer = (res) => {
+          res.writeHead(200, { 'content-type': 'application/json', ...(withLength ? { 'content-length': String(Buffer.byteLength(body)) } : {}) });
+          res.end(body);
+        };
+        const warnings: object[] = [];
+        const k8s = new KubernetesTokenAuthenticator({ issuer: ISSUER, audiences: [AUD], jwksUrl: jwks.url, logger: { warn: (o) => warnings.push(o) } });
+        expect((await authError(k8s, creds(await sign(k8sClaims())))).message).toBe('kubernetes authentication failed: JWKS unavailable');
+        expect(warnings).toEqual([{ method: 'kubernetes', reason: 'key set response too large' }]);
+      }
+      // The same keys without the padding are accepted: the size is what was refused.
+      jwks.answer = (res) => void res.writeHead(200, { 'content-type': 'application/json' }).end(JSON.stringify({ keys: [rsa.jwk] }));
+      const k8s = new KubernetesTokenAuthenticator({ issuer: ISSUER, audiences: [AUD], jwksUrl: jwks.url });
+      expect(await k8s.authenticate(creds(await sign(k8sClaims())))).toMatchObject({ namespace: 'payments' });
+    } finally {
+      await jwks.close();
+    }
+  });
+
+  it('a new kid is fetched on demand, but a flood of made-up kids fetches at most once per 30 s', async () => {
+    const jwks = await scriptedJwks();
+    try {
+      let keys = [rsa.jwk];
+      jwks.answer = (res) => void res.writeHead(200, { 'content-type': 'application/json' }).end(JSON.stringify({ keys }));
+      vi.setSystemTime(new Date('2030-01-01T00:00:00Z'));
+      const k8s = new KubernetesTokenAuthenticator({ issuer: ISSUER, audiences: [AUD], jwksUrl: jwks.url });
+      expect(await k8s.authenticate(creds(await sign(k8sClaims())))).toMatchObject({ namespace: 'payments' });
+      expect(jwks.paths).toHaveLength(1);
+      vi.setSystemTime(new Date('2030-01-01T00:00:10Z'));
+      for (let i = 0; i < 30; i++) expect((await authError(k8s, creds(await sign(k8sClaims(), { kid: `made-up-${i}` })))).message).toMatch(/unknown kid/);
+      expect(jwks.paths).toHaveLength(1);
+      // The issuer rotates in a new key: the first token under it after the cooldown fetches it.
+      const rotated = await keyPair('RS256', 'rsa-2');
+      keys = [rsa.jwk, rotated.jwk];
+      vi.setSystemTime(new Date('2030-01-01T00:00:31Z'));
+      expect(await k8s.authenticate(creds(await sign(k8sClaims('payments', 'new'), { key: rotated.privateKey, kid: 'rsa-2' })))).toMatchObject({ service_account: 'new' });
+      expect(jwks.paths).toHaveLength(2);
+      vi.setSystemTime(new Date('2030-01-01T00:00:50Z'));
+      for (let i = 0; i < 30; i++) await authError(k8s, creds(await sign(k8sClaims(), { kid: `made-up-again-${i}` })));
+      expect(jwks.paths).toHaveLength(2);
+    } finally {
+      await jwks.close();
+    }
+  });
+
+  it('a redirect is not followed: the key set must come from the configured URL', async () => {
+    const jwks = await scriptedJwks();
+    try {
+      jwks.answer = (res) => void res.writeHead(302, { location: '/elsewhere' }).end();
+      const warnings: object[] = [];
+      const k8s = new KubernetesTokenAuthenticator({ issuer: ISSUER, audiences: [AUD], jwksUrl: jwks.url, logger: { warn: (o) => warnings.push(o) } });
+      expect((await authError(k8s, creds(await sign(k8sClaims())))).message).toBe('kubernetes authentication failed: JWKS unavailable');
+      expect(jwks.paths).toEqual(['/keys']);
+      expect(warnings).toEqual([{ method: 'kubernetes', reason: 'unexpected HTTP response (not 200 with a key set)' }]);
+    } finally {
+      await jwks.close();
+    }
+  });
+});
+
 describe('a JWKS file that rotates', () => {
   /**
    * A ConfigMap volume as the kubelet writes it: the file is `jwks.json -> ..data/jwks.json`, and an
@@ -647,6 +809,31 @@ describe('SpiffeJwtAuthenticator', () => {
   });
 });
 
+describe('Kubernetes names in a principal', () => {
+  it('a kubernetes token naming a service account or pod Kubernetes cannot hold is refused', async () => {
+    const k8s = new KubernetesTokenAuthenticator({ issuer: ISSUER, audiences: [AUD], jwksUrl });
+    for (const sa of ['a..b', 'a.-b', 'a-.b', '.a']) {
+      expect((await authError(k8s, creds(await sign({ sub: `system:serviceaccount:payments:${sa}` })))).message, sa).toMatch(/service account claim is invalid/);
+      const claims = k8sClaims();
+      (claims['kubernetes.io'] as { pod: { name: string } }).pod.name = sa;
+      expect((await authError(k8s, creds(await sign(claims)))).message, sa).toMatch(/pod claim is invalid/);
+    }
+    expect(await k8s.authenticate(creds(await sign({ sub: 'system:serviceaccount:payments:a.b-c' })))).toMatchObject({ service_account: 'a.b-c' });
+  });
+
+  it('a SPIFFE /ns/<ns>/sa/<sa> path fills namespace and service account only with names Kubernetes allows', async () => {
+    const s = new SpiffeJwtAuthenticator({ trustDomains: ['prod.example'], audiences: [AUD], jwksUrl });
+    const unmapped = ['/ns/-x/sa/y', `/ns/${'a'.repeat(64)}/sa/y`, '/ns/a/sa/.y', '/ns/a/sa/y..z', '/ns/a/sa/y.-z', '/ns/a_b/sa/y', '/ns/a/sa/Y'];
+    for (const path of unmapped) {
+      const p = await s.authenticate(creds(await sign({ sub: `spiffe://prod.example${path}` })));
+      expect(p, path).toMatchObject({ kind: 'spiffe', spiffe_id: `spiffe://prod.example${path}` });
+      expect(p, path).not.toHaveProperty('namespace');
+      expect(p, path).not.toHaveProperty('service_account');
+    }
+    expect(await s.authenticate(creds(await sign({ sub: `spiffe://prod.example/ns/${'a'.repeat(63)}/sa/y.z` })))).toMatchObject({ namespace: 'a'.repeat(63), service_account: 'y.z' });
+  });
+});
+
 describe('SpiffeJwtAuthenticator: several trust domains', () => {
   it("verifies each domain's SVIDs with that domain's bundle only: a partner's key cannot sign for prod", async () => {
     await writeFile(join(dir, 'prod-bundle.json'), JSON.stringify({ keys: [rsa.jwk] }));
@@ -700,6 +887,20 @@ describe('SpiffeJwtAuthenticator: several trust domains', () => {
       expect((await authError(s, creds(await sign({ sub: id })))).message, id).toMatch(/not a valid SPIFFE ID/);
     }
     expect(await s.authenticate(creds(await sign({ sub: 'spiffe://prod.example' })))).toMatchObject({ spiffe_id: 'spiffe://prod.example' });
+  });
+
+  it('refuses a trust domain over 255 characters as no SPIFFE ID, without repeating it', async () => {
+    await writeFile(join(dir, 'prod-bundle.json'), JSON.stringify({ keys: [rsa.jwk] }));
+    const single = new SpiffeJwtAuthenticator({ trustDomains: ['prod.example'], audiences: [AUD], jwksUrl });
+    const several = new SpiffeJwtAuthenticator({ audiences: [AUD], bundles: { 'prod.example': { jwksFile: join(dir, 'prod-bundle.json') }, 'b.example': { jwksFile: join(dir, 'prod-bundle.json') } } });
+    const canary = `canary-${'z'.repeat(249)}`; // 256 characters
+    for (const s of [single, several]) {
+      const err = await authError(s, creds(await sign({ sub: `spiffe://${canary}/x` })));
+      expect(err.message).toBe('spiffe authentication failed: sub is not a valid SPIFFE ID');
+      expect(JSON.stringify({ m: err.message, d: err.details })).not.toContain('canary');
+      // One character less is a trust domain, just not an accepted one.
+      expect((await authError(s, creds(await sign({ sub: `spiffe://${canary.slice(1)}/x` })))).message).toMatch(/trust domain .* is not accepted/);
+    }
   });
 });
 
