@@ -2,6 +2,7 @@ import { describe, expect, it } from 'vitest';
 import { createRedactor } from '../../src/redact/index.js';
 import type { CompletionChunk, CompletionResult, RedactionDecision } from '../../src/pipeline/types.js';
 import { collect, decision, decodeSse, fromArray, joinChunks, openAiSse } from './helpers.js';
+import { mulberry32 } from '../../scripts/lib/prng.js';
 
 const redactor = createRedactor({});
 
@@ -631,5 +632,35 @@ describe('streaming: cost of a long whitespace-free run', () => {
     expect(out.args).toBe(big.session(decision(), []).processOutputText(text, true));
     expect(searched).toBeGreaterThanOrEqual(text.length);
     expect(searched).toBeLessThan(4 * text.length);
+  });
+});
+
+describe('streaming: phone validations kept across a stream', () => {
+  // A stream keeps the phone detector's validations between pieces (each piece rescans the window
+  // before it). Kept results are a function of the digits alone: they must change no output, and
+  // what is kept between pieces stays bounded (an open stream's memory is budgeted).
+  const rnd = mulberry32(5);
+  const table = (n: number) => Array.from({ length: n }, () => String(Math.floor(rnd() * 10 ** (1 + Math.floor(rnd() * 4))))).join(' ');
+  const pieces = (text: string) => {
+    const out: CompletionChunk[] = [];
+    for (let i = 0; i < text.length; i += 3) out.push(chunk(text.slice(i, i + 3)));
+    out.push(chunk(undefined, undefined, 'stop'));
+    return out;
+  };
+
+  it('a table of numbers streams to the same text through a session that streamed other numbers first, and the kept validations stay bounded', async () => {
+    const first = table(300);
+    const second = table(300);
+    const fresh = joinChunks(await collect(redactor.session(decision(), []).processStream(fromArray(pieces(second))))).content;
+    // The table is masked in part (numbers read as phones and cards), so a wrong kept result shows.
+    expect(fresh).toMatch(/\[PHONE_NUMBER\]/);
+    expect(fresh).toMatch(/\d/);
+    const s = redactor.session(decision(), []);
+    const kept = () => (s as unknown as { phoneValidations?: Map<string, boolean> }).phoneValidations?.size ?? 0;
+    let most = 0;
+    for await (const _ of s.processStream(fromArray(pieces(first)))) most = Math.max(most, kept());
+    expect(most).toBeGreaterThan(0);
+    expect(most).toBeLessThanOrEqual(128);
+    expect(joinChunks(await collect(s.processStream(fromArray(pieces(second))))).content).toBe(fresh);
   });
 });
