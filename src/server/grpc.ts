@@ -485,10 +485,11 @@ export class HealthState {
 }
 
 /**
- * The health service's methods: the health door guards them. Only these, as for the gateway: another
- * method of the service is grpc-js's (and answerUnknownMethods') to refuse.
+ * The health service's methods: the health doors guard them. Only these, as for the gateway:
+ * another method of the service is grpc-js's (and answerUnknownMethods') to refuse.
  */
-const HEALTH_METHODS: ReadonlySet<string> = new Set(['/grpc.health.v1.Health/Check', '/grpc.health.v1.Health/Watch']);
+const HEALTH_CHECK = '/grpc.health.v1.Health/Check';
+const HEALTH_WATCH = '/grpc.health.v1.Health/Watch';
 
 /** Service names the health service knows: the whole server ('') and the gateway. */
 const HEALTH_SERVICES = new Set(['', 'warden.v1.PromptGateway']);
@@ -566,23 +567,30 @@ export function createGrpcIngress(opts: GrpcIngressOptions): GrpcIngress {
   // Health calls are no requests (neither counted in max_in_flight nor audited), but they are
   // bounded all the same: without a door of their own a client could hold any number of Watch
   // streams, or of Check calls that never half-close (grpc-js holds those for ever, and they hold a
-  // graceful shutdown for its whole grace). At most limits.max_connections at once on this server
-  // (a client watches once per connection), each sent whole within client_timeout_ms. While
-  // draining a Watch is still answered (NOT_SERVING, then OK).
-  const healthDoor = new GrpcDoor({
-    admission: new Admission(limits.maxConnections),
-    draining: () => false,
-    requestTimeoutMs: limits.requestTimeoutMs,
-    deliveryTimeoutMs: limits.upstreamTimeoutMs,
-    guards: (path) => HEALTH_METHODS.has(path),
-    record: () => Promise.resolve(),
-    status: (err) => toGrpcError(err),
-    calls: 'health calls',
-  });
+  // graceful shutdown for its whole grace). At most limits.max_connections Checks and as many
+  // Watches at once on this server, each sent whole within client_timeout_ms. Two budgets: one
+  // client's open Watches (HTTP/2 lets one connection open any number) must not leave a probe's
+  // Check refused `overloaded`, which a kubelet reads as unhealthy. While draining a Watch is still
+  // answered (NOT_SERVING, then OK).
+  const healthDoor = (path: string, calls: string) =>
+    new GrpcDoor({
+      admission: new Admission(limits.maxConnections),
+      draining: () => false,
+      requestTimeoutMs: limits.requestTimeoutMs,
+      deliveryTimeoutMs: limits.upstreamTimeoutMs,
+      guards: (p) => p === path,
+      record: () => Promise.resolve(),
+      status: (err) => toGrpcError(err),
+      calls,
+    });
+  const checkDoor = healthDoor(HEALTH_CHECK, 'health Check calls');
+  const watchDoor = healthDoor(HEALTH_WATCH, 'health Watch streams');
   // At shutdown a health call still sending its request ends at once (shutting_down): it would
   // hold the graceful close. (Watch streams end with their last status, see Watch.)
   health.subscribe((_s, final) => {
-    if (final) healthDoor.cutWaiting(cutByShutdown);
+    if (!final) return;
+    checkDoor.cutWaiting(cutByShutdown);
+    watchDoor.cutWaiting(cutByShutdown);
   });
 
   const server = new grpc.Server({
@@ -593,7 +601,7 @@ export function createGrpcIngress(opts: GrpcIngressOptions): GrpcIngress {
     // same bound. The client gets a GOAWAY and reconnects for its next call.
     'grpc.max_connection_idle_ms': limits.idleTimeoutMs,
     // One interceptor: each door must be handed grpc-js's base call (http2StreamOf).
-    interceptors: [(method, next) => (HEALTH_METHODS.has(method.path) ? healthDoor : door).interceptor(method, next)],
+    interceptors: [(method, next) => (method.path === HEALTH_CHECK ? checkDoor : method.path === HEALTH_WATCH ? watchDoor : door).interceptor(method, next)],
   });
 
   /** Counts and audits a call the door refused or that ended before its handler ran. */
@@ -768,14 +776,11 @@ export function createGrpcIngress(opts: GrpcIngressOptions): GrpcIngress {
     StreamComplete: streamComplete,
   });
 
-  /** A health handler's hold on its place (healthDoor); none is a call that bypassed the door. */
-  function healthPass(call: grpc.ServerUnaryCall<{ service: string }, unknown> | grpc.ServerWritableStream<{ service: string }, unknown>): DoorPass | undefined {
-    return healthDoor.pass(call.metadata);
-  }
 
   server.addService(healthService.service, {
     Check(call: grpc.ServerUnaryCall<{ service: string }, unknown>, callback: grpc.sendUnaryData<unknown>) {
-      const pass = healthPass(call);
+      // Its hold on its place (checkDoor); none is a call that bypassed the door.
+      const pass = checkDoor.pass(call.metadata);
       if (!pass) return void callback(toGrpcError(new WardenError('internal', 'internal error')));
       const name = call.request.service;
       if (!HEALTH_SERVICES.has(name)) {
@@ -793,7 +798,7 @@ export function createGrpcIngress(opts: GrpcIngressOptions): GrpcIngress {
      * service stays open until then too (the service might appear; here it never does).
      */
     Watch(call: grpc.ServerWritableStream<{ service: string }, unknown>) {
-      const pass = healthPass(call);
+      const pass = watchDoor.pass(call.metadata);
       if (!pass) return void call.emit('error', toGrpcError(new WardenError('internal', 'internal error')));
       const known = HEALTH_SERVICES.has(call.request.service);
       let sent = known ? health.get() : 'SERVICE_UNKNOWN';

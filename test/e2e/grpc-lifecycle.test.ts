@@ -368,41 +368,44 @@ describe('health calls are bounded too', () => {
     return { stream, ended, messages: () => messages };
   }
 
-  it('at most limits.max_connections at once; a Check that never half-closes ends after client_timeout_ms; neither is audited; shutdown drains at once', { timeout: 20_000 }, async () => {
-    const w = await startWarden({ upstreamUrl: upstream.url, limits: 'limits: { max_connections: 3, client_timeout_ms: 1000, shutdown_grace_ms: 4000 }' });
+  it('at most limits.max_connections Checks and as many Watches at once; open Watches never leave a Check refused; a Check that never half-closes ends after client_timeout_ms; neither is audited; shutdown drains at once', { timeout: 20_000 }, async () => {
+    const w = await startWarden({ upstreamUrl: upstream.url, limits: 'limits: { max_connections: 2, client_timeout_ms: 1000, shutdown_grace_ms: 4000 }' });
     const session = connect(w.addresses.grpc);
+    const client = healthClient(w.addresses.grpc);
+    const check = () =>
+      new Promise<{ status: string }>((resolve, reject) =>
+        client.Check({ service: '' }, (err: grpc.ServiceError | null, res: { status: string }) => (err ? reject(err) : resolve(res))),
+      );
     try {
       const before = w.audit().length;
-      // Two watchers hold their places; a Check that never half-closes holds the third until its deadline.
+      // Two watchers on one connection take every Watch place: the next Watch is refused...
       const watches = [healthCall(session, 'Watch', true), healthCall(session, 'Watch', true)];
       await eventually(() => watches.every((c) => c.messages() > 0));
-      // Calls on one session reach the server in order: the held Check is in before the next Watch.
-      const held = healthCall(session, 'Check', false);
-      const refused = await endWithin(healthCall(session, 'Watch', true), 5000);
-      expect(refused).toMatchObject({ status: grpc.status.UNAVAILABLE, wardenCode: 'overloaded' });
-      expect(await held.ended).toMatchObject({ status: grpc.status.DEADLINE_EXCEEDED, wardenCode: 'request_timeout', rstCode: http2.constants.NGHTTP2_NO_ERROR });
+      expect(await endWithin(healthCall(session, 'Watch', true), 5000)).toMatchObject({ status: grpc.status.UNAVAILABLE, wardenCode: 'overloaded' });
+      // ...but a probe's Check, from another connection, is still answered.
+      expect((await check()).status).toBe('SERVING');
 
-      // Its place is back: a Check is answered.
-      const client = healthClient(w.addresses.grpc);
-      try {
-        const check = await new Promise<{ status: string }>((resolve, reject) =>
-          client.Check({ service: '' }, (err: grpc.ServiceError | null, res: { status: string }) => (err ? reject(err) : resolve(res))),
-        );
-        expect(check.status).toBe('SERVING');
-      } finally {
-        client.close();
+      // Two Checks that never half-close hold the Check places until their deadline.
+      const held = [healthCall(session, 'Check', false), healthCall(session, 'Check', false)];
+      // Calls on one session reach the server in order: the held Checks are in before the next one.
+      expect(await endWithin(healthCall(session, 'Check', true), 5000)).toMatchObject({ status: grpc.status.UNAVAILABLE, wardenCode: 'overloaded' });
+      for (const h of held) {
+        expect(await h.ended).toMatchObject({ status: grpc.status.DEADLINE_EXCEEDED, wardenCode: 'request_timeout', rstCode: http2.constants.NGHTTP2_NO_ERROR });
       }
+      // Their places are back: a Check is answered.
+      expect((await check()).status).toBe('SERVING');
 
       // A Check still sending its request when the drain begins does not hold it: it ends at once.
-      // (It takes the last place: the call after it is refused, which shows it has arrived.)
-      const pending = healthCall(session, 'Check', false);
+      // (The two take the last places: the call after them is refused, which shows they arrived.)
+      const pending = [healthCall(session, 'Check', false), healthCall(session, 'Check', false)];
       expect(await healthCall(session, 'Check', true).ended).toMatchObject({ status: grpc.status.UNAVAILABLE, wardenCode: 'overloaded' });
       const result = await w.runtime.shutdown('test');
       expect(result.outcome).toBe('drained');
-      expect(await pending.ended).toMatchObject({ status: grpc.status.UNAVAILABLE, wardenCode: 'shutting_down' });
+      for (const p of pending) expect(await p.ended).toMatchObject({ status: grpc.status.UNAVAILABLE, wardenCode: 'shutting_down' });
       expect(await Promise.all(watches.map((c) => c.ended))).toMatchObject([{ status: grpc.status.OK }, { status: grpc.status.OK }]);
       expect(w.audit()).toHaveLength(before);
     } finally {
+      client.close();
       session.destroy();
       await w.close();
     }
