@@ -102,7 +102,9 @@ describe('a request still in its header block at the deadline', () => {
       slow.write('POST /v1/chat/completions HTTP/1.1\r\nhost: x\r\n');
       // Warden (in this process) accepts the connection and reads those bytes in a later turn of
       // the event loop; a connection still in the accept queue would just be reset by the close.
-      await new Promise((r) => setTimeout(r, 100));
+      // Nothing outside tells when it has read them: the wait is long enough for a loaded machine
+      // (one turn of this process's loop is all it takes).
+      await new Promise((r) => setTimeout(r, 500));
       const result = await own.runtime.shutdown('test');
       await closed;
       expect(result.outcome).toBe('timeout');
