@@ -5,12 +5,12 @@
  */
 import * as grpc from '@grpc/grpc-js';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { bearerMetadata, gatewayClient, unaryCall } from './helpers/grpc.js';
-import { startUpstream, type FakeUpstream } from './helpers/upstream.js';
-import { startWarden, type WardenFixture } from './helpers/warden.js';
+import { bearerMetadata, unaryCall } from './helpers/grpc.js';
+import { startGatewayWarden, type GatewayWarden } from './helpers/gateway-warden.js';
+import type { FakeUpstream } from './helpers/upstream.js';
 
+let g: GatewayWarden;
 let upstream: FakeUpstream;
-let w: WardenFixture;
 let gateway: any;
 let token: string;
 
@@ -44,16 +44,12 @@ function streamAll(request: object): Promise<any[]> {
 }
 
 beforeAll(async () => {
-  upstream = await startUpstream();
-  w = await startWarden({ upstreamUrl: upstream.url });
-  token = await w.signer.token('labs', 'raw-bot'); // the fixture policy allows raw prompts for labs/raw-bot
-  gateway = gatewayClient(w.addresses.grpc);
+  g = await startGatewayWarden({}, ['labs', 'raw-bot']); // the fixture policy allows raw prompts for labs/raw-bot
+  ({ upstream, token, gateway } = g);
 });
 
 afterAll(async () => {
-  gateway?.close();
-  await w?.close();
-  await upstream?.close();
+  await g?.close();
 });
 
 describe('gRPC tools, multi-part content and tool calls', () => {

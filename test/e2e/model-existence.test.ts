@@ -8,10 +8,11 @@
  */
 import * as grpc from '@grpc/grpc-js';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { bearerMetadata, gatewayClient, unaryCall } from './helpers/grpc.js';
+import { bearerMetadata, unaryCall } from './helpers/grpc.js';
 import { postRoute } from './helpers/http.js';
-import { startUpstream, type FakeUpstream } from './helpers/upstream.js';
-import { startWarden, type WardenFixture } from './helpers/warden.js';
+import { startGatewayWarden, type GatewayWarden } from './helpers/gateway-warden.js';
+import type { FakeUpstream } from './helpers/upstream.js';
+import type { WardenFixture } from './helpers/warden.js';
 
 /** Configured (routed to echo) but never allowed by the policy below. */
 const HIDDEN = 'internal-finetune-7';
@@ -21,26 +22,22 @@ const ABSENT = 'internal-finetune-8';
 const POLICY = 'package warden\n\nimport rego.v1\n\ndecision := {"allow": true, "models": ["gpt-4o-mini"], "secrets": input.template.secret_refs}\n';
 const GOVERNED = { template: 'support/ticket-summary@2', variables: { ticket_id: 'T-1', customer_message: 'hi' } };
 
+let g: GatewayWarden;
 let upstream: FakeUpstream;
 let w: WardenFixture;
 let token: string;
 let gateway: any;
 
 beforeAll(async () => {
-  upstream = await startUpstream();
-  w = await startWarden({
-    upstreamUrl: upstream.url,
+  g = await startGatewayWarden({
     files: { 'policies/e2e.rego': POLICY },
     models: `models: { gpt-4o-mini: upstream, echo: echo, ${HIDDEN}: echo }`,
   });
-  token = await w.signer.token('support', 'ticket-bot');
-  gateway = gatewayClient(w.addresses.grpc);
+  ({ upstream, w, token, gateway } = g);
 });
 
 afterAll(async () => {
-  gateway?.close();
-  await w?.close();
-  await upstream?.close();
+  await g?.close();
 });
 
 /** The error body without its per-request ids (decision, and request on /v1/messages), so two answers compare whole. */

@@ -6,31 +6,27 @@
  */
 import * as grpc from '@grpc/grpc-js';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { bearerMetadata, gatewayClient, unaryCall } from './helpers/grpc.js';
+import { bearerMetadata, unaryCall } from './helpers/grpc.js';
 import { postChat } from './helpers/http.js';
-import { startUpstream, type FakeUpstream } from './helpers/upstream.js';
-import { startWarden, type WardenFixture } from './helpers/warden.js';
+import { startGatewayWarden, type GatewayWarden } from './helpers/gateway-warden.js';
+import type { WardenFixture } from './helpers/warden.js';
 
 const PII_MODEL = 'Customer CANARY-PII-jane.doe@example.com card 4111 1111 1111 1111';
 const CONTROL_MODELS = ['gpt-4o-mini\n', 'echo\u001b[31mred', 'a\u0000b', 'x\u0085y', 'echo\u2028', 'rtl\u202egpt'];
 const GOVERNED = { template: 'support/ticket-summary@2', variables: { ticket_id: 'T-1', customer_message: 'hi' } };
 
-let upstream: FakeUpstream;
+let g: GatewayWarden;
 let w: WardenFixture;
 let gateway: any;
 let token: string;
 
 beforeAll(async () => {
-  upstream = await startUpstream();
-  w = await startWarden({ upstreamUrl: upstream.url });
-  token = await w.signer.token('support', 'ticket-bot');
-  gateway = gatewayClient(w.addresses.grpc);
+  g = await startGatewayWarden();
+  ({ w, token, gateway } = g);
 });
 
 afterAll(async () => {
-  gateway?.close();
-  await w?.close();
-  await upstream?.close();
+  await g?.close();
 });
 
 function recordFor(requestId: string | null): Record<string, any> {

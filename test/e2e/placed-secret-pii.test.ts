@@ -7,10 +7,11 @@
  * prompt, so the leak guard no longer recognised the value and the rest of it came back in clear.
  */
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { bearerMetadata, gatewayClient, unaryCall } from './helpers/grpc.js';
+import { bearerMetadata, unaryCall } from './helpers/grpc.js';
 import { postChat } from './helpers/http.js';
-import { startUpstream, type FakeUpstream, type ScriptedAnswer } from './helpers/upstream.js';
-import { startWarden, type WardenFixture } from './helpers/warden.js';
+import { startGatewayWarden, type GatewayWarden } from './helpers/gateway-warden.js';
+import type { FakeUpstream, ScriptedAnswer } from './helpers/upstream.js';
+import type { WardenFixture } from './helpers/warden.js';
 
 const WITH_EMAIL = 'contact admin@example.com then use CANARY-SECRET-7f3a';
 const WITH_IP = 'CANARY-SECRET-7f3b 10.1.2.3';
@@ -41,15 +42,14 @@ messages:
 const SYSTEM = `M=${WITH_EMAIL} I=${WITH_IP} P=${WITH_PHONE}`;
 const MASKED = 'M=[SECRET_VALUE] I=[SECRET_VALUE] P=[SECRET_VALUE]';
 
+let g: GatewayWarden;
 let upstream: FakeUpstream;
 let w: WardenFixture;
 let token: string;
 let gateway: any;
 
 beforeAll(async () => {
-  upstream = await startUpstream();
-  w = await startWarden({
-    upstreamUrl: upstream.url,
+  g = await startGatewayWarden({
     files: {
       'templates/ops/pii-secrets.yaml': TEMPLATE,
       'secrets/with-email': `${WITH_EMAIL}\n`,
@@ -57,14 +57,11 @@ beforeAll(async () => {
       'secrets/with-phone': `${WITH_PHONE}\n`,
     },
   });
-  token = await w.signer.token('support', 'ticket-bot');
-  gateway = gatewayClient(w.addresses.grpc);
+  ({ upstream, w, token, gateway } = g);
 });
 
 afterAll(async () => {
-  gateway?.close();
-  await w?.close();
-  await upstream?.close();
+  await g?.close();
 });
 
 /** No piece of any of the three secrets, raw or with JSON escapes decoded. */

@@ -7,29 +7,27 @@
  */
 import * as grpc from '@grpc/grpc-js';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { bearerMetadata, gatewayClient, unaryCall } from './helpers/grpc.js';
-import { startUpstream, type FakeUpstream } from './helpers/upstream.js';
-import { startWarden, type WardenFixture } from './helpers/warden.js';
+import { bearerMetadata, unaryCall } from './helpers/grpc.js';
+import { startGatewayWarden, type GatewayWarden } from './helpers/gateway-warden.js';
+import type { FakeUpstream } from './helpers/upstream.js';
+import type { WardenFixture } from './helpers/warden.js';
 
 const JANE = 'jane.doe@example.com';
 const NAME = `mail_${JANE}`;
 
+let g: GatewayWarden;
 let upstream: FakeUpstream;
 let w: WardenFixture;
 let token: string;
 let gateway: any;
 
 beforeAll(async () => {
-  upstream = await startUpstream();
-  w = await startWarden({ upstreamUrl: upstream.url });
-  token = await w.signer.token('labs', 'raw-bot'); // raw prompts are allowed for labs/raw-bot
-  gateway = gatewayClient(w.addresses.grpc);
+  g = await startGatewayWarden({}, ['labs', 'raw-bot']); // raw prompts are allowed for labs/raw-bot
+  ({ upstream, w, token, gateway } = g);
 });
 
 afterAll(async () => {
-  gateway?.close();
-  await w?.close();
-  await upstream?.close();
+  await g?.close();
 });
 
 async function post(path: string, body: unknown): Promise<{ status: number; body: any }> {

@@ -4,29 +4,28 @@
  * not passed on to the provider.
  */
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { bearerMetadata, gatewayClient, unaryCall } from './helpers/grpc.js';
+import { bearerMetadata, unaryCall } from './helpers/grpc.js';
 import { postChat } from './helpers/http.js';
-import { startUpstream, type FakeUpstream } from './helpers/upstream.js';
-import { startWarden, type WardenFixture } from './helpers/warden.js';
+import { startGatewayWarden, type GatewayWarden } from './helpers/gateway-warden.js';
+import type { FakeUpstream } from './helpers/upstream.js';
+import type { WardenFixture } from './helpers/warden.js';
 
 const TRACE_ID = '4bf92f3577b34da6a3ce929d0e0e4736';
 const TRACEPARENT = `00-${TRACE_ID}-00f067aa0ba902b7-01`;
 const TRACESTATE = 'vendor=CANARY-TRACESTATE-1,other=x';
 
+let g: GatewayWarden;
 let upstream: FakeUpstream;
 let w: WardenFixture;
 let gateway: any;
 
 beforeAll(async () => {
-  upstream = await startUpstream();
-  w = await startWarden({ upstreamUrl: upstream.url });
-  gateway = gatewayClient(w.addresses.grpc);
+  g = await startGatewayWarden();
+  ({ upstream, w, gateway } = g);
 });
 
 afterAll(async () => {
-  gateway?.close();
-  await w?.close();
-  await upstream?.close();
+  await g?.close();
 });
 
 function expectContinuedWithoutState(requestId: string | undefined): void {

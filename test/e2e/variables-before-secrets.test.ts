@@ -8,10 +8,10 @@
 import * as grpc from '@grpc/grpc-js';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { runMain } from './helpers/cli.js';
-import { bearerMetadata, gatewayClient, unaryCall } from './helpers/grpc.js';
+import { bearerMetadata, unaryCall } from './helpers/grpc.js';
 import { postChat } from './helpers/http.js';
-import { startUpstream, type FakeUpstream } from './helpers/upstream.js';
-import { eventually, startWarden, type WardenFixture } from './helpers/warden.js';
+import { startGatewayWarden, type GatewayWarden } from './helpers/gateway-warden.js';
+import { eventually, type WardenFixture } from './helpers/warden.js';
 
 const SECRET_NAME = 'WARDEN_E2E_VARS_FIRST_CODE';
 const SECRET_VALUE = 'VARSFIRST-CODE-q7w3';
@@ -49,7 +49,7 @@ const BAD: Array<{ what: string; variables: Record<string, string>; code: string
 
 let reads = 0;
 let savedEnv: NodeJS.ProcessEnv;
-let upstream: FakeUpstream;
+let g: GatewayWarden;
 let w: WardenFixture;
 let gateway: any;
 let token: string;
@@ -64,16 +64,12 @@ beforeAll(async () => {
       return Reflect.get(target, key, receiver) as unknown;
     },
   });
-  upstream = await startUpstream();
-  w = await startWarden({ upstreamUrl: upstream.url, files: { 'templates/ops/vars-first.yaml': TEMPLATE_YAML } });
-  token = await w.signer.token('support', 'ticket-bot');
-  gateway = gatewayClient(w.addresses.grpc);
+  g = await startGatewayWarden({ files: { 'templates/ops/vars-first.yaml': TEMPLATE_YAML } });
+  ({ w, token, gateway } = g);
 });
 
 afterAll(async () => {
-  gateway?.close();
-  await w?.close();
-  await upstream?.close();
+  await g?.close();
   if (savedEnv) process.env = savedEnv;
 });
 
