@@ -211,7 +211,7 @@ export interface HttpIngress {
   /**
    * The drain has nothing left in flight: closes every connection with no request under way, the
    * idle keep-alive ones (Node's closeIdleConnections) and the ones that have not sent a byte
-   * (closeUnused). Done in the check phase, once the bytes that had arrived are read: a connection
+   * (closeQuiet). Done in the check phase, once the bytes that had arrived are read: a connection
    * whose request is on its way is left to get its `shutting_down`.
    */
   closeIdle(): Promise<void>;
@@ -404,7 +404,7 @@ export function createHttpIngress(opts: HttpIngressOptions): HttpIngress {
   );
 
   /**
-   * Every open connection, for the drain to close the ones that have not sent a byte (closeUnused):
+   * Every open connection, for the drain to close the ones that have not sent a byte (closeQuiet):
    * one entry per connection, none per request.
    */
   const connections = new Set<Socket>();
@@ -421,14 +421,17 @@ export function createHttpIngress(opts: HttpIngressOptions): HttpIngress {
   }
 
   /**
-   * Closes the connections that have not sent a byte: a client pool's spare connection, opened
-   * ahead of a request it may never send (undici, so the global fetch and the openai SDK, opens one
-   * after an aborted request). Node's closeIdleConnections keeps such a connection (to Node it is
-   * a request whose headers are due), and `server.close()` stops the header deadline that would
-   * end it, so it held the drain for the whole of shutdown_grace_ms with nothing in flight. A
-   * connection with part of a request is left to finish it (it gets `shutting_down`).
+   * Closes the connections with no request under way: the idle keep-alive ones (Node's
+   * closeIdleConnections), and the ones that have not sent a byte, a client pool's spare
+   * connection, opened ahead of a request it may never send (undici, so the global fetch and the
+   * openai SDK, opens one after an aborted request). Node's closeIdleConnections keeps such a
+   * connection (to Node it is a request whose headers are due), and `server.close()` stops the
+   * header deadline that would end it, so it held the drain for the whole of shutdown_grace_ms with
+   * nothing in flight. A connection with part of a request is left to finish it (it gets
+   * `shutting_down`).
    */
-  function closeUnused(): void {
+  function closeQuiet(): void {
+    server.closeIdleConnections();
     for (const socket of connections) if (socket.bytesRead === 0) socket.destroy();
   }
 
@@ -611,8 +614,7 @@ export function createHttpIngress(opts: HttpIngressOptions): HttpIngress {
    * otherwise be cut unanswered and unaudited. Connections with nothing under way close first.
    */
   function refuseHeaderBlocks(): Promise<void>[] {
-    server.closeIdleConnections();
-    closeUnused();
+    closeQuiet();
     const refusals: Promise<void>[] = [];
     for (const socket of connections) {
       const entry = serving.get(socket);
@@ -1048,8 +1050,7 @@ export function createHttpIngress(opts: HttpIngressOptions): HttpIngress {
     closeIdle: () =>
       new Promise<void>((resolve) =>
         setImmediate(() => {
-          server.closeIdleConnections();
-          closeUnused();
+          closeQuiet();
           resolve();
         }),
       ),
