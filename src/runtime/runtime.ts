@@ -14,7 +14,7 @@ import { createPipeline, type Pipeline } from '../pipeline/pipeline.js';
 import type { Principal } from '../pipeline/types.js';
 import { createAdminServer, type Readiness } from '../server/admin.js';
 import { guardConnections } from '../server/connections.js';
-import { guardGrpcListeners } from '../server/grpc-connections.js';
+import { guardGrpcListeners, type GrpcListenerGuard } from '../server/grpc-connections.js';
 import { bindGrpc, createGrpcIngress, HealthState, type GrpcIngress } from '../server/grpc.js';
 import { Admission } from '../server/admission.js';
 import { createHttpIngress, serverOptions, type HttpIngress } from '../server/http.js';
@@ -224,6 +224,8 @@ export async function createRuntime(config: Config, opts: RuntimeOptions = {}): 
   const httpIngresses: HttpIngress[] = [];
   /** The TCP server, then the Unix-socket one when listen.grpc_socket is set. */
   const grpcIngresses: GrpcIngress[] = [];
+  /** The connection bounds of each gRPC listener, to close preface-less connections at shutdown. */
+  const grpcGuards: GrpcListenerGuard[] = [];
   const httpServers: Server[] = [];
   let adminServer: Server | undefined;
   let shutdownPromise: Promise<ShutdownResult> | undefined;
@@ -311,8 +313,9 @@ export async function createRuntime(config: Config, opts: RuntimeOptions = {}): 
         draining: () => draining,
         screen: (h2) => ingress.screen(h2),
       });
+      if (guarded) grpcGuards.push(guarded);
       // Said once at start: otherwise nothing would tell that the port runs without its bounds.
-      if (!guarded) {
+      else {
         logger.warn(
           { listener: key },
           `${key}: this @grpc/grpc-js does not expose its listeners; limits.max_connections, the preface deadline and the refusal of an authorization metadata grpc-js drops (not printable ASCII, or authorization-bin) do not apply there`,
@@ -391,6 +394,8 @@ export async function createRuntime(config: Config, opts: RuntimeOptions = {}): 
         return done;
       });
       const grpcDone = Promise.all(grpcIngresses.map((i) => new Promise<void>((resolve) => i.server.tryShutdown(() => resolve()))));
+      // Their graceful close would wait for connections that never sent a preface (a client's spare).
+      for (const g of grpcGuards) g.closeUnprefaced();
 
       let timer: NodeJS.Timeout | undefined;
       const deadline = new Promise<'timeout'>((resolve) => {

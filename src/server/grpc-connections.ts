@@ -43,8 +43,10 @@ export const HALF_CLOSED_GRACE_MS = 1_000;
  * comes with `connection`, which Node answers by making the session and emitting `session` in the
  * same call: the listener prepended here sees the socket just before its session.
  */
-export function boundConnectionLife(h2: Http2Server, prefaceMs: number, draining: () => boolean = () => false): void {
+export function boundConnectionLife(h2: Http2Server, prefaceMs: number, draining: () => boolean = () => false): () => void {
   let arriving: Socket | undefined;
+  /** Sockets whose client has not yet sent its preface (see the returned closeUnprefaced). */
+  const unprefaced = new Set<Socket>();
   h2.prependListener('connection', (socket: Socket) => {
     arriving = socket;
     let grace: NodeJS.Timeout | undefined;
@@ -63,26 +65,52 @@ export function boundConnectionLife(h2: Http2Server, prefaceMs: number, draining
     arriving = undefined;
     if (socket === undefined) return;
     const preface = setTimeout(() => socket.destroy(), prefaceMs);
-    session.once('remoteSettings', () => clearTimeout(preface));
-    socket.once('close', () => clearTimeout(preface));
+    unprefaced.add(socket);
+    session.once('remoteSettings', () => {
+      clearTimeout(preface);
+      unprefaced.delete(socket);
+    });
+    socket.once('close', () => {
+      clearTimeout(preface);
+      unprefaced.delete(socket);
+    });
   });
+  // A shutdown's graceful close (grpc-js tryShutdown) waits for every session to end, and one whose
+  // client never sent its preface, and does not read what Warden wrote (its SETTINGS, the GOAWAY),
+  // ended only at the preface deadline: such a connection held SIGTERM for client_timeout_ms. Nothing is lost by closing it: a draining Warden
+  // refuses every new call anyway, and a call not yet sent is one a gRPC client may retry.
+  return () => {
+    for (const socket of unprefaced) socket.destroy();
+    unprefaced.clear();
+  };
+}
+
+/** What guardGrpcListeners put on a server's listeners. */
+export interface GrpcListenerGuard {
+  /** Closes every connection whose client has not sent its HTTP/2 preface (call when draining). */
+  closeUnprefaced(): void;
 }
 
 /**
  * Puts both bounds on every listener of a bound grpc-js server, and hands each to `screen` (the
- * ingress's reading of header blocks, GrpcIngress.screen). False when its listeners cannot be
+ * ingress's reading of header blocks, GrpcIngress.screen). Undefined when its listeners cannot be
  * reached (grpcListeners): the server then runs without them.
  */
 export function guardGrpcListeners(
   server: grpc.Server,
   opts: ConnectionGuardOptions & { prefaceTimeoutMs: number; draining?: () => boolean; screen?: (h2: Http2Server) => void },
-): boolean {
+): GrpcListenerGuard | undefined {
   const listeners = grpcListeners(server);
-  if (listeners === undefined || listeners.length === 0) return false;
-  for (const h2 of listeners) {
+  if (listeners === undefined || listeners.length === 0) return undefined;
+  const closers = listeners.map((h2) => {
     guardConnections(h2, opts);
-    boundConnectionLife(h2, opts.prefaceTimeoutMs, opts.draining);
+    const closeUnprefaced = boundConnectionLife(h2, opts.prefaceTimeoutMs, opts.draining);
     opts.screen?.(h2);
-  }
-  return true;
+    return closeUnprefaced;
+  });
+  return {
+    closeUnprefaced: () => {
+      for (const close of closers) close();
+    },
+  };
 }

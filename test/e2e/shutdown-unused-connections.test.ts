@@ -5,7 +5,8 @@
  * whose headers are due) and `server.close()` stops the header deadline, so `warden serve` waited
  * out the whole of shutdown_grace_ms with nothing in flight. Here the grace period is 20 s and the
  * test's own timeout (the drain only: the start and the clients are set up before it) is well
- * below it: the drain must end because nothing is left to drain.
+ * below it: the drain must end because nothing is left to drain. The same holds for a gRPC
+ * connection that never sent its HTTP/2 preface (grpc-js waits for its session to end).
  */
 import { spawn, type ChildProcess } from 'node:child_process';
 import { readFileSync, rmSync } from 'node:fs';
@@ -25,6 +26,7 @@ let warden: ChildProcess;
 let serve: ReturnType<typeof watchServe>;
 const clients: ChildProcess[] = [];
 let spare: Socket;
+let grpcSpare: Socket;
 
 /** Starts an aborting client (fixtures/clients/aborting-client.ts) in a process of its own. */
 function abortingClient(http: string, token: string, kind: string): { child: ChildProcess; aborted: Promise<void> } {
@@ -64,18 +66,26 @@ beforeAll(async () => {
   spare = connect({ host: url.hostname, port: Number(url.port) });
   spare.on('error', () => undefined);
   await new Promise<void>((resolve) => spare.once('connect', () => resolve()));
+  // The same on the gRPC port: a connection that never sent its HTTP/2 preface, and does not read
+  // what Warden sends (its SETTINGS, then the GOAWAY). Node's session then never ends, and grpc-js's
+  // graceful close waited for it until the preface deadline (client_timeout_ms, 10 s here).
+  const g = addr.grpc.lastIndexOf(':');
+  grpcSpare = connect({ host: addr.grpc.slice(0, g), port: Number(addr.grpc.slice(g + 1)) });
+  grpcSpare.on('error', () => undefined);
+  await new Promise<void>((resolve) => grpcSpare.once('connect', () => resolve()));
 }, 90_000);
 
 afterAll(async () => {
   for (const c of clients) c.kill();
   warden?.kill('SIGKILL');
   spare?.destroy();
+  grpcSpare?.destroy();
   await upstream?.close();
   if (prepared) rmSync(prepared.dir, { recursive: true, force: true });
 });
 
 describe('the drain with connections that carry nothing', () => {
-  it('ends at once after fetch and openai clients in other processes aborted streams and calls, and with a connection that sent nothing', { timeout: 10_000 }, async () => {
+  it('ends at once after fetch and openai clients in other processes aborted streams and calls, and with connections that sent nothing to the HTTP and gRPC ports', { timeout: 10_000 }, async () => {
     const spareClosed = new Promise<void>((resolve) => spare.once('close', () => resolve()));
     warden.kill('SIGTERM');
     expect(await serve.exited).toBe(0);
