@@ -13,7 +13,7 @@
  * Ends: `[DONE]` ends the iteration at once (what is left of the body is read and dropped so the
  * keep-alive connection goes back to the pool, within the bounds of drain.ts, else the request is
  * closed); a body that ends after a finish_reason without
- * `[DONE]` is whole; anything else is `upstream_error`. A consumer that stops early (`return()`),
+ * `[DONE]` is whole once every choice it began has one; anything else is `upstream_error`. A consumer that stops early (`return()`),
  * a client abort or a deadline (the request's signal) closes the upstream request. Errors are
  * delivered after the chunks parsed before them, as a generator would.
  */
@@ -67,8 +67,6 @@ export class SseCall implements Dispatcher.DispatchHandler, AsyncIterableIterato
   /** The consumer has seen the end (or left): `next()` only answers done. */
   private closed = false;
   private error: WardenError | undefined;
-  /** A finish_reason was seen: a body ending without [DONE] is then whole. */
-  private finished = false;
   /** What must hold across chunks: bounded choices and tool calls, nothing after a finish_reason, an answer before [DONE]. */
   private readonly check: StreamCheck;
   /**
@@ -262,7 +260,6 @@ export class SseCall implements Dispatcher.DispatchHandler, AsyncIterableIterato
         this.broken(controller, new WardenError('upstream_error', `provider ${provider} returned ${wrong}`, { details: { provider } }));
         return;
       }
-      if (chunk.choices.some((c) => c.finish_reason !== null)) this.finished = true;
       this.queue.push(chunk);
       this.sizes.push(event.data.length);
       this.queuedChars += event.data.length;
@@ -277,9 +274,9 @@ export class SseCall implements Dispatcher.DispatchHandler, AsyncIterableIterato
   onResponseEnd(): void {
     this.drain.stop();
     if (this.ended) return;
-    // Some compatible servers omit [DONE]; a stream that reached a finish_reason is whole.
+    // Some compatible servers omit [DONE]; a stream whose every choice reached its finish_reason is whole.
     const { truncated } = this.parser.end();
-    if (truncated || !this.finished) {
+    if (truncated || !this.check.whole) {
       const { provider } = this.opts;
       this.fail(new WardenError('upstream_error', `provider ${provider} returned a stream that ended early`, { details: { provider } }));
       return;
