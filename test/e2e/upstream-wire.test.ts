@@ -1,14 +1,18 @@
 /**
  * End to end: what Warden does with an OpenAI-compatible upstream's wire (a loopback server that
- * writes exactly the bytes each test scripts), as the official openai client sees it.
+ * writes exactly the bytes each test scripts), and with request parameters that ask for answer
+ * parts Warden does not carry back, as the official openai client and grpc-js see it.
  *   - a stream that ends without `[DONE]` is whole only when every choice it began reached its
  *     finish_reason: with `n` > 1, one finished choice does not make a cut one whole;
+ *   - `logprobs`, `top_logprobs`, `audio`, `modalities` other than text, and legacy `functions` /
+ *     `function_call` are refused naming the parameter, before anything goes upstream, on HTTP
+ *     and gRPC: their answers would come back with that part silently missing.
  */
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import OpenAI from 'openai';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { gatewayClient } from './helpers/grpc.js';
+import { bearerMetadata, gatewayClient, unaryCall } from './helpers/grpc.js';
 import { eventually, startWarden, type WardenFixture } from './helpers/warden.js';
 
 /** What the upstream does with the next call (its parsed body in hand). */
@@ -96,5 +100,51 @@ describe('a stream that ends without [DONE]', () => {
     streams(event(0, { role: 'assistant', content: 'One' }) + event(0, {}, 'stop'));
     expect(await read(await client.chat.completions.create({ ...ask, stream: true }))).toMatchObject({ texts: ['One', ''], finishes: ['stop', null] });
     await eventually(() => w.audit().at(-1)?.status === 'ok');
+  });
+});
+
+describe('parameters asking for answer parts Warden does not carry back', () => {
+  const refused: Array<[string, Record<string, unknown>]> = [
+    ['logprobs', { logprobs: true }],
+    ['top_logprobs', { top_logprobs: 3 }],
+    ['audio', { audio: { voice: 'alloy', format: 'wav' } }],
+    ['modalities', { modalities: ['text', 'audio'] }],
+    ['functions', { functions: [{ name: 'get_weather', parameters: { type: 'object', properties: {} } }] }],
+    ['function_call', { function_call: 'auto' }],
+  ];
+  for (const [param, extra] of refused) {
+    it(`${param}: invalid_request naming it, on HTTP and gRPC; nothing goes upstream, audited`, async () => {
+      const calls = received.length;
+      const audited = w.audit().length;
+      const err = await client.chat.completions.create({ ...ask, ...extra } as any).then(
+        () => undefined,
+        (e: unknown) => e,
+      );
+      expect(err).toBeInstanceOf(OpenAI.BadRequestError);
+      expect((err as any).error).toMatchObject({ code: 'invalid_request', param });
+      expect((err as any).message).toMatch(/Warden does not pass on/);
+      const g: any = await unaryCall(gateway, 'Complete', { ...ask, params_json: JSON.stringify(extra) }, bearerMetadata(token)).then(
+        () => undefined,
+        (e: unknown) => e,
+      );
+      expect(g?.code).toBe(3); // INVALID_ARGUMENT
+      expect(g.metadata.get('warden-param')).toEqual([`params_json.${param}`]);
+      expect(received.length).toBe(calls);
+      await eventually(() => w.audit().length >= audited + 2);
+      expect(w.audit().slice(audited).map((r) => r.error_code)).toEqual(['invalid_request', 'invalid_request']);
+    });
+  }
+
+  it('the values that ask for nothing pass, and go upstream as sent', async () => {
+    answer = (_b, res) => {
+      res.writeHead(200, { 'content-type': 'application/json' });
+      res.end(JSON.stringify({ id: 'c1', object: 'chat.completion', created: 1, model: 'gpt-4o-mini', choices: [{ index: 0, message: { role: 'assistant', content: 'fine' }, finish_reason: 'stop' }] }));
+    };
+    const none = { logprobs: false, top_logprobs: null, audio: null, modalities: ['text'], functions: null, function_call: null };
+    const res = await client.chat.completions.create({ ...ask, ...none } as any);
+    expect(res.choices[0]!.message.content).toBe('fine');
+    expect(received.at(-1)).toMatchObject(none);
+    const viaGrpc = await unaryCall(gateway, 'Complete', { ...ask, params_json: JSON.stringify({ logprobs: false, modalities: ['text'] }) }, bearerMetadata(token));
+    expect(viaGrpc.choices[0].message.content).toBe('fine');
   });
 });
