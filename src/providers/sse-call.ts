@@ -22,7 +22,7 @@ import { onAbort, type CancelSignal } from '../pipeline/cancel.js';
 import { WardenError } from '../pipeline/errors.js';
 import type { CompletionChunk } from '../pipeline/types.js';
 import { Drain } from './drain.js';
-import { upstreamFailure, upstreamStatusFailure } from './failure.js';
+import { encodedAnswer, upstreamFailure, upstreamStatusFailure } from './failure.js';
 import { SseParser } from './sse.js';
 import { StreamCheck } from './validate.js';
 
@@ -209,6 +209,8 @@ export class SseCall implements Dispatcher.DispatchHandler, AsyncIterableIterato
         err = new WardenError('upstream_error', `provider ${provider} returned content type ${mediaTypeForMessage(contentType)} instead of an event stream`, {
           details: { provider },
         });
+      } else {
+        err = encodedAnswer(provider, headers);
       }
     }
     if (!err) return;

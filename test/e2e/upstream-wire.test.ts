@@ -4,12 +4,15 @@
  * parts Warden does not carry back, as the official openai client and grpc-js see it.
  *   - a stream that ends without `[DONE]` is whole only when every choice it began reached its
  *     finish_reason: with `n` > 1, one finished choice does not make a cut one whole;
+ *   - Warden asks for `accept-encoding: identity`; a body content-coded anyway (gzip) is
+ *     `upstream_error` saying so, not "a body that is not JSON";
  *   - `logprobs`, `top_logprobs`, `audio`, `modalities` other than text, and legacy `functions` /
  *     `function_call` are refused naming the parameter, before anything goes upstream, on HTTP
  *     and gRPC: their answers would come back with that part silently missing.
  */
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
 import type { AddressInfo } from 'node:net';
+import { gzipSync } from 'node:zlib';
 import OpenAI from 'openai';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { bearerMetadata, gatewayClient, unaryCall } from './helpers/grpc.js';
@@ -18,6 +21,8 @@ import { eventually, startWarden, type WardenFixture } from './helpers/warden.js
 /** What the upstream does with the next call (its parsed body in hand). */
 let answer: (body: any, res: ServerResponse) => void = (_b, res) => res.end();
 const received: any[] = [];
+/** The request headers of each call, in order. */
+const receivedHeaders: Array<IncomingMessage['headers']> = [];
 let server: Server;
 let w: WardenFixture;
 let token: string;
@@ -31,6 +36,7 @@ beforeAll(async () => {
     req.on('end', () => {
       const body = JSON.parse(text);
       received.push(body);
+      receivedHeaders.push(req.headers);
       answer(body, res);
     });
   });
@@ -100,6 +106,35 @@ describe('a stream that ends without [DONE]', () => {
     streams(event(0, { role: 'assistant', content: 'One' }) + event(0, {}, 'stop'));
     expect(await read(await client.chat.completions.create({ ...ask, stream: true }))).toMatchObject({ texts: ['One', ''], finishes: ['stop', null] });
     await eventually(() => w.audit().at(-1)?.status === 'ok');
+  });
+});
+
+describe('content coding', () => {
+  it('Warden asks for identity; a gzip body anyway is upstream_error naming the coding, streamed or not, audited so', async () => {
+    const completion = { id: 'c1', object: 'chat.completion', created: 1, model: 'gpt-4o-mini', choices: [{ index: 0, message: { role: 'assistant', content: 'zipped' }, finish_reason: 'stop' }] };
+    answer = (body, res) => {
+      res.writeHead(200, { 'content-type': body.stream ? 'text/event-stream' : 'application/json', 'content-encoding': 'gzip' });
+      res.end(gzipSync(body.stream ? `${event(0, { role: 'assistant', content: 'zipped' }, 'stop')}data: [DONE]\n\n` : JSON.stringify(completion)));
+    };
+    const audited = w.audit().length;
+    const err = await client.chat.completions.create(ask).then(
+      () => undefined,
+      (e: unknown) => e,
+    );
+    expect(err).toBeInstanceOf(OpenAI.InternalServerError);
+    expect((err as any).status).toBe(502);
+    expect((err as any).error).toMatchObject({ code: 'upstream_error' });
+    expect((err as any).message).toMatch(/encoded as gzip, though Warden asks for identity/);
+    expect(receivedHeaders.at(-1)!['accept-encoding']).toBe('identity');
+    const streamed = await client.chat.completions.create({ ...ask, stream: true }).then(
+      () => undefined,
+      (e: unknown) => e,
+    );
+    expect((streamed as any)?.status).toBe(502);
+    expect((streamed as any).message).toMatch(/encoded as gzip/);
+    expect(receivedHeaders.at(-1)!['accept-encoding']).toBe('identity');
+    await eventually(() => w.audit().length >= audited + 2);
+    expect(w.audit().slice(audited).map((r) => r.error_code)).toEqual(['upstream_error', 'upstream_error']);
   });
 });
 
