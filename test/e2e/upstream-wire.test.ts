@@ -6,6 +6,8 @@
  *     finish_reason: with `n` > 1, one finished choice does not make a cut one whole;
  *   - Warden asks for `accept-encoding: identity`; a body content-coded anyway (gzip) is
  *     `upstream_error` saying so, not "a body that is not JSON";
+ *   - a JSON number in a pass-through parameter or a tool schema leaves the pod as its decimal
+ *     text, so it is redacted as a string is (a card number as `user` goes as "[CREDIT_CARD]");
  *   - `logprobs`, `top_logprobs`, `audio`, `modalities` other than text, and legacy `functions` /
  *     `function_call` are refused naming the parameter, before anything goes upstream, on HTTP
  *     and gRPC: their answers would come back with that part silently missing.
@@ -135,6 +137,36 @@ describe('content coding', () => {
     expect(receivedHeaders.at(-1)!['accept-encoding']).toBe('identity');
     await eventually(() => w.audit().length >= audited + 2);
     expect(w.audit().slice(audited).map((r) => r.error_code)).toEqual(['upstream_error', 'upstream_error']);
+  });
+});
+
+describe('numbers in parameters and tool schemas', () => {
+  const CARD = 4111111111111111; // a Luhn-valid test card number, exact as a double
+
+  it('a number holding PII goes upstream as its redaction, counted; other numbers unchanged; on HTTP and gRPC', async () => {
+    answer = (_b, res) => {
+      res.writeHead(200, { 'content-type': 'application/json' });
+      res.end(JSON.stringify({ id: 'c1', object: 'chat.completion', created: 1, model: 'gpt-4o-mini', choices: [{ index: 0, message: { role: 'assistant', content: 'ok' }, finish_reason: 'stop' }] }));
+    };
+    const audited = w.audit().length;
+    const tools = [{ type: 'function' as const, function: { name: 'charge', parameters: { type: 'object', properties: { card: { type: 'integer', default: CARD, minimum: 0 } } } } }];
+    const params = { user: CARD, metadata: { card: CARD }, response_format: { type: 'json_schema', json_schema: { name: 'x', schema: { type: 'integer', enum: [CARD, 7] } } }, temperature: 0.5, seed: 12345 };
+    await client.chat.completions.create({ ...ask, ...params, tools } as any);
+    const sent = received.at(-1);
+    expect(JSON.stringify(sent)).not.toContain(String(CARD));
+    expect(sent).toMatchObject({
+      user: '[CREDIT_CARD]',
+      metadata: { card: '[CREDIT_CARD]' },
+      response_format: { json_schema: { schema: { enum: ['[CREDIT_CARD]', 7] } } },
+      temperature: 0.5,
+      seed: 12345,
+      tools: [{ function: { parameters: { properties: { card: { default: '[CREDIT_CARD]', minimum: 0 } } } } }],
+    });
+    await eventually(() => w.audit().length > audited);
+    expect(w.audit().at(-1)!.redaction.counts).toEqual({ CREDIT_CARD: 4 });
+
+    await unaryCall(gateway, 'Complete', { ...ask, params_json: JSON.stringify({ user: CARD, seed: 12345 }) }, bearerMetadata(token));
+    expect(received.at(-1)).toMatchObject({ user: '[CREDIT_CARD]', seed: 12345 });
   });
 });
 
