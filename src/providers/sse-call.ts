@@ -276,9 +276,15 @@ export class SseCall implements Dispatcher.DispatchHandler, AsyncIterableIterato
   onResponseEnd(): void {
     this.drain.stop();
     if (this.ended) return;
-    // Some compatible servers omit [DONE]; a stream whose every choice reached its finish_reason is whole.
-    const { truncated } = this.parser.end();
-    if (truncated || !this.check.whole) {
+    // Some compatible servers omit [DONE], or end on it without the blank line; a stream whose
+    // every choice reached its finish_reason is whole.
+    const { truncated, done } = this.parser.end();
+    if (done === true && !this.check.answered) {
+      const { provider } = this.opts;
+      this.fail(new WardenError('upstream_error', `provider ${provider} returned a stream with no answer`, { details: { provider } }));
+      return;
+    }
+    if (done !== true && (truncated || !this.check.whole)) {
       const { provider } = this.opts;
       this.fail(new WardenError('upstream_error', `provider ${provider} returned a stream that ended early`, { details: { provider } }));
       return;

@@ -4,6 +4,8 @@
  * parts Warden does not carry back, as the official openai client and grpc-js see it.
  *   - a stream that ends without `[DONE]` is whole only when every choice it began reached its
  *     finish_reason: with `n` > 1, one finished choice does not make a cut one whole;
+ *   - a `data: [DONE]` the upstream did not terminate (no blank line, no line end) still ends
+ *     the stream: it is the end marker, not a cut event;
  *   - Warden asks for `accept-encoding: identity`; a body content-coded anyway (gzip) is
  *     `upstream_error` saying so, not "a body that is not JSON";
  *   - a JSON number in a pass-through parameter or a tool schema leaves the pod as its decimal
@@ -108,6 +110,39 @@ describe('a stream that ends without [DONE]', () => {
     streams(event(0, { role: 'assistant', content: 'One' }) + event(0, {}, 'stop'));
     expect(await read(await client.chat.completions.create({ ...ask, stream: true }))).toMatchObject({ texts: ['One', ''], finishes: ['stop', null] });
     await eventually(() => w.audit().at(-1)?.status === 'ok');
+  });
+});
+
+describe('a stream that ends on a [DONE] it did not terminate', () => {
+  const finished = event(0, { role: 'assistant', content: 'Done here' }, 'stop');
+  for (const [name, tail] of [
+    ['one line end, no blank line', 'data: [DONE]\n'],
+    ['no line end at all', 'data: [DONE]'],
+    ['no space after the colon, CR', 'data:[DONE]\r'],
+  ] as const) {
+    it(`${name}: the end marker, so the answer is whole (as [DONE] is)`, async () => {
+      streams(finished + tail);
+      const audited = w.audit().length;
+      expect(await read(await client.chat.completions.create({ ...ask, stream: true }))).toEqual({ texts: ['Done here', ''], finishes: ['stop', null] });
+      await eventually(() => w.audit().length > audited);
+      expect(w.audit().at(-1)).toMatchObject({ status: 'ok', stream: true });
+    });
+  }
+
+  it('alone it is no answer, and an event cut mid-line is still a stream that ended early', async () => {
+    streams('data: [DONE]');
+    const alone = await client.chat.completions.create({ ...ask, stream: true }).then(
+      () => undefined,
+      (e: unknown) => e,
+    );
+    expect((alone as any)?.status).toBe(502);
+    expect((alone as any).message).toMatch(/a stream with no answer/);
+    streams(`${finished}data: {"id":"c1","choices":`);
+    const cut = await read(await client.chat.completions.create({ ...ask, stream: true }));
+    expect(cut.error?.message).toMatch(/stream that ended early/);
+    streams(`${finished}data: [DONE]x`);
+    const other = await read(await client.chat.completions.create({ ...ask, stream: true }));
+    expect(other.error?.message).toMatch(/stream that ended early/);
   });
 });
 
