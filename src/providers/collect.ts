@@ -15,7 +15,7 @@ import { errors, type Dispatcher } from 'undici';
 import { onAbort, type CancelSignal } from '../pipeline/cancel.js';
 import { WardenError } from '../pipeline/errors.js';
 import { Drain } from './drain.js';
-import { upstreamFailure, upstreamStatusFailure } from './failure.js';
+import { encodedAnswer, upstreamFailure, upstreamStatusFailure } from './failure.js';
 
 export { DISCARD_LIMIT } from './drain.js';
 
@@ -80,6 +80,12 @@ export class BodyCollector<T> implements Dispatcher.DispatchHandler {
     if (statusCode >= 300) {
       this.fail(upstreamStatusFailure(this.provider, statusCode, headers));
       this.drain.start(controller, declared);
+      return;
+    }
+    const encoded = encodedAnswer(this.provider, headers);
+    if (encoded !== undefined) {
+      this.fail(encoded);
+      controller.abort(new errors.RequestAbortedError());
       return;
     }
     // undici fails a body longer than it declared, so a declared size over the limit can be refused now.

@@ -112,3 +112,20 @@ export function upstreamFailure(err: unknown, signal: CancelSignal, provider: st
   }
   return new WardenError('upstream_error', `provider ${provider} request failed`, { details: { provider }, cause: err });
 }
+
+/**
+ * A 2xx answer whose body is content-coded (gzip, br, ...): Warden asks for `accept-encoding:
+ * identity` and does not decode bodies, so such a body would read as a body that is not JSON or
+ * a stream with no events. Undefined for an identity body. The coding is named when it is a short
+ * token (the header is the upstream's text).
+ */
+export function encodedAnswer(provider: string, headers: Record<string, string | string[] | undefined>): WardenError | undefined {
+  const raw = headers['content-encoding'];
+  if (raw === undefined) return undefined;
+  const coding = (Array.isArray(raw) ? raw.join(',') : raw).trim().toLowerCase();
+  if (coding === '' || coding === 'identity') return undefined;
+  const shown = /^[a-z0-9_.+-]{1,32}$/.test(coding) ? coding : 'an unusual coding';
+  return new WardenError('upstream_error', `provider ${provider} returned a body encoded as ${shown}, though Warden asks for identity (it does not decode bodies)`, {
+    details: { provider },
+  });
+}

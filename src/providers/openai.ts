@@ -151,7 +151,8 @@ export function createOpenAIProvider(opts: OpenAIProviderOptions): ModelProvider
 
   /** Request headers as undici's flat [name, value, ...] list (no per-call Object.keys over an object). */
   function headersFor(request: UpstreamRequest, stream: boolean, key: string | undefined): string[] {
-    const headers = ['content-type', 'application/json', 'accept', stream ? 'text/event-stream' : 'application/json', 'user-agent', 'warden'];
+    // identity: Warden does not decode bodies, and without accept-encoding any coding is acceptable (RFC 9110 §12.5.3).
+    const headers = ['content-type', 'application/json', 'accept', stream ? 'text/event-stream' : 'application/json', 'accept-encoding', 'identity', 'user-agent', 'warden'];
     if (request.traceparent) headers.push('traceparent', request.traceparent);
     // Built per call, not memoised: the key must not outlive its lease in the secret cache.
     if (key !== undefined) headers.push('authorization', `Bearer ${key}`);

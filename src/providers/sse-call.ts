@@ -13,7 +13,7 @@
  * Ends: `[DONE]` ends the iteration at once (what is left of the body is read and dropped so the
  * keep-alive connection goes back to the pool, within the bounds of drain.ts, else the request is
  * closed); a body that ends after a finish_reason without
- * `[DONE]` is whole; anything else is `upstream_error`. A consumer that stops early (`return()`),
+ * `[DONE]` is whole once every choice it began has one; anything else is `upstream_error`. A consumer that stops early (`return()`),
  * a client abort or a deadline (the request's signal) closes the upstream request. Errors are
  * delivered after the chunks parsed before them, as a generator would.
  */
@@ -22,7 +22,7 @@ import { onAbort, type CancelSignal } from '../pipeline/cancel.js';
 import { WardenError } from '../pipeline/errors.js';
 import type { CompletionChunk } from '../pipeline/types.js';
 import { Drain } from './drain.js';
-import { upstreamFailure, upstreamStatusFailure } from './failure.js';
+import { encodedAnswer, upstreamFailure, upstreamStatusFailure } from './failure.js';
 import { SseParser } from './sse.js';
 import { StreamCheck } from './validate.js';
 
@@ -67,8 +67,6 @@ export class SseCall implements Dispatcher.DispatchHandler, AsyncIterableIterato
   /** The consumer has seen the end (or left): `next()` only answers done. */
   private closed = false;
   private error: WardenError | undefined;
-  /** A finish_reason was seen: a body ending without [DONE] is then whole. */
-  private finished = false;
   /** What must hold across chunks: bounded choices and tool calls, nothing after a finish_reason, an answer before [DONE]. */
   private readonly check: StreamCheck;
   /**
@@ -211,6 +209,8 @@ export class SseCall implements Dispatcher.DispatchHandler, AsyncIterableIterato
         err = new WardenError('upstream_error', `provider ${provider} returned content type ${mediaTypeForMessage(contentType)} instead of an event stream`, {
           details: { provider },
         });
+      } else {
+        err = encodedAnswer(provider, headers);
       }
     }
     if (!err) return;
@@ -262,7 +262,6 @@ export class SseCall implements Dispatcher.DispatchHandler, AsyncIterableIterato
         this.broken(controller, new WardenError('upstream_error', `provider ${provider} returned ${wrong}`, { details: { provider } }));
         return;
       }
-      if (chunk.choices.some((c) => c.finish_reason !== null)) this.finished = true;
       this.queue.push(chunk);
       this.sizes.push(event.data.length);
       this.queuedChars += event.data.length;
@@ -277,9 +276,15 @@ export class SseCall implements Dispatcher.DispatchHandler, AsyncIterableIterato
   onResponseEnd(): void {
     this.drain.stop();
     if (this.ended) return;
-    // Some compatible servers omit [DONE]; a stream that reached a finish_reason is whole.
-    const { truncated } = this.parser.end();
-    if (truncated || !this.finished) {
+    // Some compatible servers omit [DONE], or end on it without the blank line; a stream whose
+    // every choice reached its finish_reason is whole.
+    const { truncated, done } = this.parser.end();
+    if (done === true && !this.check.answered) {
+      const { provider } = this.opts;
+      this.fail(new WardenError('upstream_error', `provider ${provider} returned a stream with no answer`, { details: { provider } }));
+      return;
+    }
+    if (done !== true && (truncated || !this.check.whole)) {
       const { provider } = this.opts;
       this.fail(new WardenError('upstream_error', `provider ${provider} returned a stream that ended early`, { details: { provider } }));
       return;

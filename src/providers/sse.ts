@@ -21,6 +21,9 @@ export class SseError extends Error {
   }
 }
 
+/** A `data: [DONE]` line (the space after the colon is optional, as for any field). */
+const DONE_LINE = /^data: ?\[DONE\]$/;
+
 export class SseParser {
   private buffer = '';
   private data: string[] = [];
@@ -63,14 +66,20 @@ export class SseParser {
 
   /**
    * The stream ended. Per the standard an event not terminated by a blank line is discarded;
-   * returns whether such an incomplete event was pending (a truncated stream).
+   * returns whether such an incomplete event was pending (a truncated stream), or, as `done`,
+   * that the incomplete event was only `data: [DONE]` (a server that ends its stream there
+   * without the blank line, or without any line end): the end marker, not a cut event.
    */
-  end(): { truncated: boolean } {
-    const truncated = this.buffer.length > 0 || this.data.length > 0;
+  end(): { truncated: boolean; done?: true } {
+    const { buffer, data } = this;
+    // The pending event is `data: [DONE]`, its line ended (data) or not (buffer).
+    const done = buffer.length > 0 ? data.length === 0 && DONE_LINE.test(buffer) : data.length === 1 && data[0] === '[DONE]';
+    const truncated = buffer.length > 0 || data.length > 0;
     this.buffer = '';
     this.data = [];
+    this.eventType = undefined;
     this.size = 0;
-    return { truncated };
+    return done ? { truncated: false, done } : { truncated };
   }
 
   private line(line: string, out: SseEvent[]): void {

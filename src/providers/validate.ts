@@ -403,4 +403,12 @@ export class StreamCheck {
     }
     return undefined;
   }
+
+  /**
+   * Every choice the stream began has reached its finish_reason: a body that ends here without
+   * `[DONE]` is whole. With `n` > 1 one finished choice is not enough: another may have been cut.
+   */
+  get whole(): boolean {
+    return this.answered && this.finished.size === this.choices.size;
+  }
 }

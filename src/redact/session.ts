@@ -456,6 +456,7 @@ export class Session implements RedactionSession {
    */
   private promptJsonValue(v: unknown, names: MemberNames): unknown {
     if (typeof v === 'string') return this.promptText(v);
+    if (typeof v === 'number') return this.promptNumber(v);
     if (Array.isArray(v)) return v.map((x) => this.promptJsonValue(x, names));
     if (v !== null && typeof v === 'object') {
       const object = names.nextObject();
@@ -463,6 +464,18 @@ export class Session implements RedactionSession {
       return Object.fromEntries(Object.entries(v).map(([k, x]) => [this.promptMemberName(k, object, names), this.promptJsonValue(x, names)]));
     }
     return v;
+  }
+
+  /**
+   * A JSON number in a parameter or a tool schema (`user: 4111111111111111`, an `enum` of phone
+   * numbers) leaves the pod as its decimal text, so that text is scanned and leak-guarded as a
+   * string is. One holding a finding becomes the string of its redaction, as a number in
+   * tool-call arguments does (promptJsonText); any other stays the number it was.
+   */
+  private promptNumber(v: number): number | string {
+    const text = String(v);
+    const out = this.promptText(text);
+    return out === text ? v : out;
   }
 
   private promptModeOf = (entity: string): RedactionMode => this.plan.modes.get(entity) ?? 'mask';

@@ -25,6 +25,7 @@ import type {
   Role,
   ToolDefinition,
 } from '../pipeline/types.js';
+import { checkAnswerParams } from './answer-params.js';
 import { Admission } from './admission.js';
 import { whenWritable } from './backpressure.js';
 import { GrpcDoor, type DoorArrival, type DoorPass } from './grpc-door.js';
@@ -343,6 +344,7 @@ export function fromWireRequest(w: WirePromptRequest, meta: GrpcMeta, limits: In
   setOwnParam(params, 'temperature', finiteOrUnset(w.temperature, 'temperature'));
   setOwnParam(params, 'top_p', finiteOrUnset(w.top_p, 'top_p'));
   setOwnParam(params, 'stop', w.stop.length > 0 ? w.stop : undefined);
+  checkAnswerParams(params, 'params_json.');
 
   const req: PromptRequest = {
     id: meta.id,

@@ -10,6 +10,7 @@ import { longerThanCodePoints } from '../pipeline/code-points.js';
 import { WardenError } from '../pipeline/errors.js';
 import { MAX_MODEL_LENGTH, MEMBER_NAME, MODEL_NAME_RULE, TEMPLATE_VERSION, UNNAMED_MEMBER, VARIABLE_NAME, isModelName, isTemplateId } from '../pipeline/identifiers.js';
 import type { ChatMessage, Credentials, PeerInfo, PromptRequest, ToolDefinition } from '../pipeline/types.js';
+import { checkAnswerParams } from './answer-params.js';
 import type { IngressLimits } from './limits.js';
 import { EMPTY_LIST, NULL_ONLY, checkMembers, eachObject, type MemberRule } from './members.js';
 import { checkContentPart } from './parts.js';
@@ -426,6 +427,7 @@ export function toPromptRequest(body: unknown, meta: IngressMeta, limits: Ingres
   for (const key of Object.keys(b)) {
     if (!OWN_KEYS.has(key)) params[key] = (b as Record<string, unknown>)[key];
   }
+  checkAnswerParams(params, '');
   messages?.forEach((m, i) => {
     if (m.content === undefined) m.content = null;
     checkRefusal(m, i);

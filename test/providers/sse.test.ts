@@ -51,6 +51,19 @@ describe('SseParser', () => {
     expect(q.end()).toEqual({ truncated: false });
   });
 
+  it('end() reads a pending data: [DONE], its line ended or not, as the end marker; anything more is truncated', () => {
+    for (const tail of ['data: [DONE]', 'data:[DONE]', 'data: [DONE]\n', 'data: [DONE]\r']) {
+      const p = new SseParser();
+      p.push(`data: x\n\n${tail}`);
+      expect(p.end(), tail).toEqual({ truncated: false, done: true });
+    }
+    for (const tail of ['data: [DONE', 'data: [DONE]\ndata: x', 'data: [DONE] ', 'event: x\ndata: {']) {
+      const p = new SseParser();
+      p.push(tail);
+      expect(p.end(), tail).toEqual({ truncated: true });
+    }
+  });
+
   it('bounds the size of an event, with or without line ends', () => {
     expect(() => parseAll(['data: ' + 'x'.repeat(200)], 100)).toThrow(SseError);
     expect(() => parseAll(Array.from({ length: 30 }, () => 'data: 0123456789\n'), 100)).toThrow(SseError);

@@ -1,0 +1,252 @@
+/**
+ * End to end: what Warden does with an OpenAI-compatible upstream's wire (a loopback server that
+ * writes exactly the bytes each test scripts), and with request parameters that ask for answer
+ * parts Warden does not carry back, as the official openai client and grpc-js see it.
+ *   - a stream that ends without `[DONE]` is whole only when every choice it began reached its
+ *     finish_reason: with `n` > 1, one finished choice does not make a cut one whole;
+ *   - a `data: [DONE]` the upstream did not terminate (no blank line, no line end) still ends
+ *     the stream: it is the end marker, not a cut event;
+ *   - Warden asks for `accept-encoding: identity`; a body content-coded anyway (gzip) is
+ *     `upstream_error` saying so, not "a body that is not JSON";
+ *   - a JSON number in a pass-through parameter or a tool schema leaves the pod as its decimal
+ *     text, so it is redacted as a string is (a card number as `user` goes as "[CREDIT_CARD]");
+ *   - `logprobs`, `top_logprobs`, `audio`, `modalities` other than text, and legacy `functions` /
+ *     `function_call` are refused naming the parameter, before anything goes upstream, on HTTP
+ *     and gRPC: their answers would come back with that part silently missing.
+ */
+import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
+import type { AddressInfo } from 'node:net';
+import { gzipSync } from 'node:zlib';
+import OpenAI from 'openai';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { bearerMetadata, gatewayClient, unaryCall } from './helpers/grpc.js';
+import { eventually, startWarden, type WardenFixture } from './helpers/warden.js';
+
+/** What the upstream does with the next call (its parsed body in hand). */
+let answer: (body: any, res: ServerResponse) => void = (_b, res) => res.end();
+const received: any[] = [];
+/** The request headers of each call, in order. */
+const receivedHeaders: Array<IncomingMessage['headers']> = [];
+let server: Server;
+let w: WardenFixture;
+let token: string;
+let client: OpenAI;
+let gateway: any;
+
+beforeAll(async () => {
+  server = createServer((req: IncomingMessage, res) => {
+    let text = '';
+    req.on('data', (d: Buffer) => (text += d.toString('utf8')));
+    req.on('end', () => {
+      const body = JSON.parse(text);
+      received.push(body);
+      receivedHeaders.push(req.headers);
+      answer(body, res);
+    });
+  });
+  await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
+  w = await startWarden({ upstreamUrl: `http://127.0.0.1:${(server.address() as AddressInfo).port}/v1` });
+  token = await w.signer.token('labs', 'raw-bot'); // raw prompts are allowed for labs/raw-bot
+  client = new OpenAI({ baseURL: `${w.addresses.http}/v1`, apiKey: token, maxRetries: 0, timeout: 15_000 });
+  gateway = gatewayClient(w.addresses.grpc);
+});
+
+afterAll(async () => {
+  gateway?.close();
+  await w?.close();
+  server?.closeAllConnections();
+  await new Promise((r) => server?.close(r));
+});
+
+const ask = { model: 'gpt-4o-mini', messages: [{ role: 'user' as const, content: 'hi' }] };
+
+/** One SSE event of choice `index`. */
+function event(index: number, delta: object, finish: string | null = null): string {
+  return `data: ${JSON.stringify({ id: 'c1', object: 'chat.completion.chunk', created: 1, model: 'gpt-4o-mini', choices: [{ index, delta, finish_reason: finish }] })}\n\n`;
+}
+
+/** The upstream streams `text` and ends the body there (no `[DONE]` unless `text` has it). */
+function streams(text: string): void {
+  answer = (_b, res) => {
+    res.writeHead(200, { 'content-type': 'text/event-stream' });
+    res.end(text);
+  };
+}
+
+/** The text of each choice the SDK's stream gave, and what it threw (if anything). */
+async function read(stream: AsyncIterable<OpenAI.Chat.Completions.ChatCompletionChunk>): Promise<{ texts: string[]; finishes: Array<string | null>; error?: any }> {
+  const texts = ['', ''];
+  const finishes: Array<string | null> = [null, null];
+  try {
+    for await (const c of stream) {
+      for (const ch of c.choices) {
+        texts[ch.index] += ch.delta.content ?? '';
+        if (ch.finish_reason) finishes[ch.index] = ch.finish_reason;
+      }
+    }
+  } catch (error) {
+    return { texts, finishes, error };
+  }
+  return { texts, finishes };
+}
+
+describe('a stream that ends without [DONE]', () => {
+  it('with n: 2, one choice finished and the other cut: upstream_error, audited so, not a whole answer', async () => {
+    streams(event(0, { role: 'assistant', content: 'Alpha' }) + event(1, { role: 'assistant', content: 'Beta was cut in the mid' }) + event(0, {}, 'stop'));
+    const audited = w.audit().length;
+    const got = await read(await client.chat.completions.create({ ...ask, n: 2, stream: true }));
+    expect(got.error, JSON.stringify(got)).toBeInstanceOf(OpenAI.APIError);
+    expect(got.error.message).toMatch(/stream that ended early/);
+    expect(got.finishes[1]).toBeNull();
+    await eventually(() => w.audit().length > audited);
+    expect(w.audit().at(-1)).toMatchObject({ status: 'error', error_code: 'upstream_error', stream: true });
+  });
+
+  it('with n: 2, every choice finished: whole, as with one choice', async () => {
+    streams(event(0, { role: 'assistant', content: 'Alpha' }) + event(1, { role: 'assistant', content: 'Beta' }) + event(1, {}, 'stop') + event(0, {}, 'length'));
+    const got = await read(await client.chat.completions.create({ ...ask, n: 2, stream: true }));
+    expect(got.error).toBeUndefined();
+    expect(got).toMatchObject({ texts: ['Alpha', 'Beta'], finishes: ['length', 'stop'] });
+    streams(event(0, { role: 'assistant', content: 'One' }) + event(0, {}, 'stop'));
+    expect(await read(await client.chat.completions.create({ ...ask, stream: true }))).toMatchObject({ texts: ['One', ''], finishes: ['stop', null] });
+    await eventually(() => w.audit().at(-1)?.status === 'ok');
+  });
+});
+
+describe('a stream that ends on a [DONE] it did not terminate', () => {
+  const finished = event(0, { role: 'assistant', content: 'Done here' }, 'stop');
+  for (const [name, tail] of [
+    ['one line end, no blank line', 'data: [DONE]\n'],
+    ['no line end at all', 'data: [DONE]'],
+    ['no space after the colon, CR', 'data:[DONE]\r'],
+  ] as const) {
+    it(`${name}: the end marker, so the answer is whole (as [DONE] is)`, async () => {
+      streams(finished + tail);
+      const audited = w.audit().length;
+      expect(await read(await client.chat.completions.create({ ...ask, stream: true }))).toEqual({ texts: ['Done here', ''], finishes: ['stop', null] });
+      await eventually(() => w.audit().length > audited);
+      expect(w.audit().at(-1)).toMatchObject({ status: 'ok', stream: true });
+    });
+  }
+
+  it('alone it is no answer, and an event cut mid-line is still a stream that ended early', async () => {
+    streams('data: [DONE]');
+    const alone = await client.chat.completions.create({ ...ask, stream: true }).then(
+      () => undefined,
+      (e: unknown) => e,
+    );
+    expect((alone as any)?.status).toBe(502);
+    expect((alone as any).message).toMatch(/a stream with no answer/);
+    streams(`${finished}data: {"id":"c1","choices":`);
+    const cut = await read(await client.chat.completions.create({ ...ask, stream: true }));
+    expect(cut.error?.message).toMatch(/stream that ended early/);
+    streams(`${finished}data: [DONE]x`);
+    const other = await read(await client.chat.completions.create({ ...ask, stream: true }));
+    expect(other.error?.message).toMatch(/stream that ended early/);
+  });
+});
+
+describe('content coding', () => {
+  it('Warden asks for identity; a gzip body anyway is upstream_error naming the coding, streamed or not, audited so', async () => {
+    const completion = { id: 'c1', object: 'chat.completion', created: 1, model: 'gpt-4o-mini', choices: [{ index: 0, message: { role: 'assistant', content: 'zipped' }, finish_reason: 'stop' }] };
+    answer = (body, res) => {
+      res.writeHead(200, { 'content-type': body.stream ? 'text/event-stream' : 'application/json', 'content-encoding': 'gzip' });
+      res.end(gzipSync(body.stream ? `${event(0, { role: 'assistant', content: 'zipped' }, 'stop')}data: [DONE]\n\n` : JSON.stringify(completion)));
+    };
+    const audited = w.audit().length;
+    const err = await client.chat.completions.create(ask).then(
+      () => undefined,
+      (e: unknown) => e,
+    );
+    expect(err).toBeInstanceOf(OpenAI.InternalServerError);
+    expect((err as any).status).toBe(502);
+    expect((err as any).error).toMatchObject({ code: 'upstream_error' });
+    expect((err as any).message).toMatch(/encoded as gzip, though Warden asks for identity/);
+    expect(receivedHeaders.at(-1)!['accept-encoding']).toBe('identity');
+    const streamed = await client.chat.completions.create({ ...ask, stream: true }).then(
+      () => undefined,
+      (e: unknown) => e,
+    );
+    expect((streamed as any)?.status).toBe(502);
+    expect((streamed as any).message).toMatch(/encoded as gzip/);
+    expect(receivedHeaders.at(-1)!['accept-encoding']).toBe('identity');
+    await eventually(() => w.audit().length >= audited + 2);
+    expect(w.audit().slice(audited).map((r) => r.error_code)).toEqual(['upstream_error', 'upstream_error']);
+  });
+});
+
+describe('numbers in parameters and tool schemas', () => {
+  const CARD = 4111111111111111; // a Luhn-valid test card number, exact as a double
+
+  it('a number holding PII goes upstream as its redaction, counted; other numbers unchanged; on HTTP and gRPC', async () => {
+    answer = (_b, res) => {
+      res.writeHead(200, { 'content-type': 'application/json' });
+      res.end(JSON.stringify({ id: 'c1', object: 'chat.completion', created: 1, model: 'gpt-4o-mini', choices: [{ index: 0, message: { role: 'assistant', content: 'ok' }, finish_reason: 'stop' }] }));
+    };
+    const audited = w.audit().length;
+    const tools = [{ type: 'function' as const, function: { name: 'charge', parameters: { type: 'object', properties: { card: { type: 'integer', default: CARD, minimum: 0 } } } } }];
+    const params = { user: CARD, metadata: { card: CARD }, response_format: { type: 'json_schema', json_schema: { name: 'x', schema: { type: 'integer', enum: [CARD, 7] } } }, temperature: 0.5, seed: 12345 };
+    await client.chat.completions.create({ ...ask, ...params, tools } as any);
+    const sent = received.at(-1);
+    expect(JSON.stringify(sent)).not.toContain(String(CARD));
+    expect(sent).toMatchObject({
+      user: '[CREDIT_CARD]',
+      metadata: { card: '[CREDIT_CARD]' },
+      response_format: { json_schema: { schema: { enum: ['[CREDIT_CARD]', 7] } } },
+      temperature: 0.5,
+      seed: 12345,
+      tools: [{ function: { parameters: { properties: { card: { default: '[CREDIT_CARD]', minimum: 0 } } } } }],
+    });
+    await eventually(() => w.audit().length > audited);
+    expect(w.audit().at(-1)!.redaction.counts).toEqual({ CREDIT_CARD: 4 });
+
+    await unaryCall(gateway, 'Complete', { ...ask, params_json: JSON.stringify({ user: CARD, seed: 12345 }) }, bearerMetadata(token));
+    expect(received.at(-1)).toMatchObject({ user: '[CREDIT_CARD]', seed: 12345 });
+  });
+});
+
+describe('parameters asking for answer parts Warden does not carry back', () => {
+  const refused: Array<[string, Record<string, unknown>]> = [
+    ['logprobs', { logprobs: true }],
+    ['top_logprobs', { top_logprobs: 3 }],
+    ['audio', { audio: { voice: 'alloy', format: 'wav' } }],
+    ['modalities', { modalities: ['text', 'audio'] }],
+    ['functions', { functions: [{ name: 'get_weather', parameters: { type: 'object', properties: {} } }] }],
+    ['function_call', { function_call: 'auto' }],
+  ];
+  for (const [param, extra] of refused) {
+    it(`${param}: invalid_request naming it, on HTTP and gRPC; nothing goes upstream, audited`, async () => {
+      const calls = received.length;
+      const audited = w.audit().length;
+      const err = await client.chat.completions.create({ ...ask, ...extra } as any).then(
+        () => undefined,
+        (e: unknown) => e,
+      );
+      expect(err).toBeInstanceOf(OpenAI.BadRequestError);
+      expect((err as any).error).toMatchObject({ code: 'invalid_request', param });
+      expect((err as any).message).toMatch(/Warden does not pass on/);
+      const g: any = await unaryCall(gateway, 'Complete', { ...ask, params_json: JSON.stringify(extra) }, bearerMetadata(token)).then(
+        () => undefined,
+        (e: unknown) => e,
+      );
+      expect(g?.code).toBe(3); // INVALID_ARGUMENT
+      expect(g.metadata.get('warden-param')).toEqual([`params_json.${param}`]);
+      expect(received.length).toBe(calls);
+      await eventually(() => w.audit().length >= audited + 2);
+      expect(w.audit().slice(audited).map((r) => r.error_code)).toEqual(['invalid_request', 'invalid_request']);
+    });
+  }
+
+  it('the values that ask for nothing pass, and go upstream as sent', async () => {
+    answer = (_b, res) => {
+      res.writeHead(200, { 'content-type': 'application/json' });
+      res.end(JSON.stringify({ id: 'c1', object: 'chat.completion', created: 1, model: 'gpt-4o-mini', choices: [{ index: 0, message: { role: 'assistant', content: 'fine' }, finish_reason: 'stop' }] }));
+    };
+    const none = { logprobs: false, top_logprobs: null, audio: null, modalities: ['text'], functions: null, function_call: null };
+    const res = await client.chat.completions.create({ ...ask, ...none } as any);
+    expect(res.choices[0]!.message.content).toBe('fine');
+    expect(received.at(-1)).toMatchObject(none);
+    const viaGrpc = await unaryCall(gateway, 'Complete', { ...ask, params_json: JSON.stringify({ logprobs: false, modalities: ['text'] }) }, bearerMetadata(token));
+    expect(viaGrpc.choices[0].message.content).toBe('fine');
+  });
+});
