@@ -55,14 +55,18 @@ export async function realRoot(root: string): Promise<string | undefined> {
   }
 }
 
-/** The message for a file outside every root: names the setting and the roots (configuration), never the path. */
-export function outsideRootsReason(roots: readonly string[], through: 'path' | 'symlink'): string {
+/**
+ * The message for a file outside every root: names the setting, never the path. `list`: the
+ * roots too (configuration: at load, for the operator; a caller refused at fetch is not told them).
+ */
+export function outsideRootsReason(roots: readonly string[], through: 'path' | 'symlink', list = true): string {
   if (roots.length === 0) return 'file refs are not allowed in templates: secrets.file_roots is not set';
   const where = through === 'symlink' ? 'resolves (through a symlink) to a file outside' : 'is outside';
-  return `file ref ${where} secrets.file_roots (${roots.join(', ')})`;
+  return `file ref ${where} secrets.file_roots${list ? ` (${roots.join(', ')})` : ''}`;
 }
 
-export function envNotAllowedReason(allow: readonly string[]): string {
+/** The message for a variable env_allow does not allow; `list` as for outsideRootsReason. */
+export function envNotAllowedReason(allow: readonly string[], list = true): string {
   if (allow.length === 0) return 'env refs are not allowed in templates: secrets.env_allow is not set';
-  return `env ref names a variable secrets.env_allow does not allow (${allow.join(', ')})`;
+  return `env ref names a variable secrets.env_allow does not allow${list ? ` (${allow.join(', ')})` : ''}`;
 }

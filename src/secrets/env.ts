@@ -28,7 +28,7 @@ export function createEnvSecretProvider(opts: EnvSecretProviderOptions = {}): Se
     async fetch(ref: URL) {
       // Checked before the variable is read: whether it is set says something too.
       if (access !== undefined && !access.exempt.has(ref.host) && !envNameAllowed(ref.host, access.allow)) {
-        throw new SecretFetchError(envNotAllowedReason(access.allow));
+        throw new SecretFetchError(envNotAllowedReason(access.allow, false));
       }
       const value = env[ref.host];
       if (value === undefined) throw new SecretFetchError('environment variable is not set');

@@ -94,13 +94,13 @@ export function createFileSecretProvider(opts: FileSecretProviderOptions = {}): 
       if (access !== undefined && !access.exempt.has(path)) {
         roots = await realRoots(access.roots);
         const lexical = roots.some((r) => isUnder(path, r)) || access.roots.some((r) => isUnder(path, r));
-        if (!lexical) throw new SecretFetchError(outsideRootsReason(access.roots, 'path'));
+        if (!lexical) throw new SecretFetchError(outsideRootsReason(access.roots, 'path', false));
         try {
           path = await realpath(path);
         } catch (err) {
           throw ioError(err);
         }
-        if (!roots.some((r) => isUnder(path, r))) throw new SecretFetchError(outsideRootsReason(access.roots, 'symlink'));
+        if (!roots.some((r) => isUnder(path, r))) throw new SecretFetchError(outsideRootsReason(access.roots, 'symlink', false));
       }
       let fh;
       try {
@@ -115,7 +115,7 @@ export function createFileSecretProvider(opts: FileSecretProviderOptions = {}): 
           // A directory on the way swapped for a symlink between realpath and open: the file
           // opened is judged, not the name.
           const opened = await openedPath(fh.fd);
-          if (opened !== undefined && !roots.some((r) => isUnder(opened, r))) throw new SecretFetchError(outsideRootsReason(access!.roots, 'symlink'));
+          if (opened !== undefined && !roots.some((r) => isUnder(opened, r))) throw new SecretFetchError(outsideRootsReason(access!.roots, 'symlink', false));
         }
         let st;
         try {
