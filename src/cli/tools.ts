@@ -101,7 +101,8 @@ export async function runTemplatesCommand(argv: string[], io: CliIO): Promise<nu
   if (configFile !== undefined && linting) {
     const { loadConfig } = await import('../config/load.js');
     const { templateLimits } = await import('../runtime/components.js');
-    limits = templateLimits(loadConfig(configFile, process.env));
+    const { dirname, resolve } = await import('node:path');
+    limits = templateLimits(loadConfig(configFile, process.env), dirname(resolve(configFile)));
   }
   return runTemplatesCli(rest, { stdout: { write: io.out }, stderr: { write: io.err } }, limits);
 }

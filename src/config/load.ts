@@ -302,6 +302,8 @@ function resolvePaths(config: Config, base: string): Config {
     },
     policy: { ...config.policy, paths: config.policy.paths.map(abs) },
     templates: { ...config.templates, paths: config.templates.paths.map(abs) },
+    // Normalized (`..`, a trailing `/`), as the paths they are compared with are.
+    secrets: { ...config.secrets, file_roots: config.secrets.file_roots.map((p) => resolve(base, p)) },
     providers,
     redaction: config.redaction.hmac_key === undefined ? config.redaction : { ...config.redaction, hmac_key: absRef(config.redaction.hmac_key) },
     audit: {

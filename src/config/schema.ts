@@ -351,6 +351,19 @@ const SecretsSchema = z.strictObject({
   default_ttl_ms: durationMs(0).optional(),
   /** Deadline for one secret fetch; past it the fetch is secret_unavailable. */
   fetch_timeout_ms: durationMs().default(5_000),
+  /**
+   * Directories a template's `file:` refs may point under (symlinks and `..` resolved), relative
+   * ones against the config file's directory. Unset or empty: templates may name no `file:` ref.
+   * The config's own refs (api_key, hmac_key) are not held to it.
+   */
+  file_roots: z.array(nonEmpty.refine((p) => !p.includes('\0'), { error: 'must not hold a NUL' })).default([]),
+  /**
+   * Environment variables a template's `env:` refs may name: names, or prefixes ending in `*`
+   * (`WARDEN_TPL_*`; `*` alone allows every variable). Unset or empty: no `env:` ref in templates.
+   */
+  env_allow: z
+    .array(z.string().regex(/^(?:[A-Za-z_][A-Za-z0-9_]*\*?|\*)$/, { error: 'must be a variable name, or a prefix of one followed by * (WARDEN_TPL_*)' }))
+    .default([]),
 });
 
 const EchoProviderSchema = z.strictObject({ kind: z.literal('echo') });

@@ -8,15 +8,23 @@
  * to `maxBytes + 1` bytes at most, so a huge or endless file costs at most that much memory.
  */
 import { constants } from 'node:fs';
-import { open } from 'node:fs/promises';
+import { open, readlink, realpath } from 'node:fs/promises';
 import { fileURLToPath } from 'node:url';
 import type { SecretProvider } from '../pipeline/ports.js';
+import { isUnder, outsideRootsReason, realRoot } from './access.js';
 
 export interface FileSecretProviderOptions {
   /** How long a read value may be cached (ms). Default 30 s. */
   ttlMs?: number;
   /** Refuse files larger than this many bytes (a secret is small; a huge file is a mistake). Default 64 KiB. */
   maxBytes?: number;
+  /**
+   * Where files may be read from (secrets.file_roots): a path must lie under one of `roots` once
+   * its symlinks and `..` are resolved, checked before the open and again on the file opened.
+   * Paths in `exempt` (the config's own refs, e.g. a provider's key) are read wherever they are.
+   * Unset: any path (a provider built without a config, as in tests and embedding).
+   */
+  access?: { roots: readonly string[]; exempt: ReadonlySet<string> };
 }
 
 export class SecretFetchError extends Error {
@@ -39,6 +47,28 @@ export const FILE_SECRET_TTL_MS = 30_000;
 // O_NONBLOCK: opening a FIFO for reading returns at once instead of waiting for a writer.
 // O_NOCTTY: a terminal device never becomes the controlling terminal. Both are no-ops for regular files.
 const OPEN_FLAGS = constants.O_RDONLY | (constants.O_NONBLOCK ?? 0) | (constants.O_NOCTTY ?? 0);
+// A path already resolved through its symlinks is opened with O_NOFOLLOW: a last component swapped
+// for a symlink since is refused (ELOOP) rather than followed out of the roots.
+const OPEN_RESOLVED_FLAGS = OPEN_FLAGS | (constants.O_NOFOLLOW ?? 0);
+
+/** The roots, each with its symlinks resolved now; those that are not there are left out. */
+async function realRoots(roots: readonly string[]): Promise<string[]> {
+  const out: string[] = [];
+  for (const r of roots) {
+    const real = await realRoot(r);
+    if (real !== undefined) out.push(real);
+  }
+  return out;
+}
+
+/** Where an open descriptor's file is, from /proc (Linux); undefined where there is no /proc. */
+async function openedPath(fd: number): Promise<string | undefined> {
+  try {
+    return await readlink(`/proc/self/fd/${fd}`);
+  } catch {
+    return undefined;
+  }
+}
 
 export function createFileSecretProvider(opts: FileSecretProviderOptions = {}): SecretProvider {
   const ttlMs = opts.ttlMs ?? FILE_SECRET_TTL_MS;
@@ -46,6 +76,7 @@ export function createFileSecretProvider(opts: FileSecretProviderOptions = {}): 
   // fatal: bad bytes are refused, never replaced. ignoreBOM false (explicit): a leading byte order
   // mark, which Windows editors write, is dropped; it is no part of a key.
   const utf8 = new TextDecoder('utf-8', { fatal: true, ignoreBOM: false });
+  const access = opts.access;
   return {
     scheme: 'file',
     async fetch(ref: URL, signal?: AbortSignal) {
@@ -58,15 +89,34 @@ export function createFileSecretProvider(opts: FileSecretProviderOptions = {}): 
       } catch {
         throw new SecretFetchError('secret ref is not a local file path');
       }
+      // The roots, resolved now, when this path is held to them (undefined: it is not).
+      let roots: string[] | undefined;
+      if (access !== undefined && !access.exempt.has(path)) {
+        roots = await realRoots(access.roots);
+        const lexical = roots.some((r) => isUnder(path, r)) || access.roots.some((r) => isUnder(path, r));
+        if (!lexical) throw new SecretFetchError(outsideRootsReason(access.roots, 'path', false));
+        try {
+          path = await realpath(path);
+        } catch (err) {
+          throw ioError(err);
+        }
+        if (!roots.some((r) => isUnder(path, r))) throw new SecretFetchError(outsideRootsReason(access.roots, 'symlink', false));
+      }
       let fh;
       try {
-        fh = await open(path, OPEN_FLAGS);
+        fh = await open(path, roots === undefined ? OPEN_FLAGS : OPEN_RESOLVED_FLAGS);
       } catch (err) {
         throw ioError(err);
       }
       let buf: Buffer;
       let length = 0;
       try {
+        if (roots !== undefined) {
+          // A directory on the way swapped for a symlink between realpath and open: the file
+          // opened is judged, not the name.
+          const opened = await openedPath(fh.fd);
+          if (opened !== undefined && !roots.some((r) => isUnder(opened, r))) throw new SecretFetchError(outsideRootsReason(access!.roots, 'symlink', false));
+        }
         let st;
         try {
           st = await fh.stat();

@@ -22,7 +22,11 @@ export type SecretRefErrorCode =
   | 'ref_invalid_file'
   | 'ref_invalid_env'
   | 'ref_invalid_vault'
-  | 'ref_invalid_k8s';
+  | 'ref_invalid_k8s'
+  | 'ref_too_long';
+
+/** Longest ref accepted: a ref is a name repeated in errors, policy input and every audit record (PATH_MAX is 4096). */
+export const MAX_SECRET_REF_LENGTH = 4096;
 
 export class SecretRefError extends Error {
   readonly code: SecretRefErrorCode;
@@ -30,7 +34,8 @@ export class SecretRefError extends Error {
   /** What is wrong, without the ref itself: for places that must not repeat a value that may be a pasted secret. */
   readonly reason: string;
   constructor(code: SecretRefErrorCode, ref: string, message: string) {
-    super(`${message} (ref ${JSON.stringify(ref)})`);
+    // A ref past the length limit is not repeated whole: its start names it well enough.
+    super(`${message} (ref ${JSON.stringify(ref.length > MAX_SECRET_REF_LENGTH ? `${ref.slice(0, 64)}…` : ref)})`);
     this.name = 'SecretRefError';
     this.code = code;
     this.ref = ref;
@@ -47,6 +52,8 @@ export interface ParsedSecretRef {
 }
 
 const ENV_NAME = /^[A-Za-z_][A-Za-z0-9_]*$/;
+// eslint-disable-next-line no-control-regex
+const UNSEEN = /[\u0000-\u001f\u007f]|\s$/;
 /** A DNS-1123 label: a Kubernetes namespace (at most 63 characters, checked apart). */
 const DNS1123_LABEL = /^[a-z0-9](?:[-a-z0-9]*[a-z0-9])?$/;
 /** A DNS-1123 subdomain: a Kubernetes Secret's name (at most 253 characters, checked apart). */
@@ -93,6 +100,14 @@ export function parseSecretRef(ref: string, opts: { baseDir?: string } = {}): Pa
   if (scheme === undefined) throw new SecretRefError('ref_not_uri', ref, 'secret ref is not a URI (expected scheme:...)');
   if (!isSecretScheme(scheme)) {
     throw new SecretRefError('ref_unknown_scheme', ref, `unknown secret ref scheme "${scheme}" (expected one of ${SECRET_SCHEMES.join(', ')})`);
+  }
+  if (ref.length > MAX_SECRET_REF_LENGTH) {
+    throw new SecretRefError('ref_too_long', ref, `secret ref is longer than ${MAX_SECRET_REF_LENGTH} characters`);
+  }
+  // The URL parser drops tabs and line breaks anywhere and controls or spaces at the ends: the
+  // secret read would not be the one the ref (the name policies grant and audit records show) names.
+  if (UNSEEN.test(ref)) {
+    throw new SecretRefError(`ref_invalid_${scheme}`, ref, 'secret ref holds a control character or ends in whitespace');
   }
   switch (scheme) {
     case 'file':

@@ -4,6 +4,7 @@
  * granted ends the request closed before any secret is read.
  */
 import { WardenError } from '../pipeline/errors.js';
+import { MIN_SECRET_LENGTH } from '../redact/leak-guard.js';
 import type { SecretResolver } from '../pipeline/ports.js';
 import type { RequestContext, Stage } from '../pipeline/stage.js';
 import type { Template } from '../pipeline/types.js';
@@ -25,6 +26,24 @@ export function templateSecretRefs(template: Template): readonly string[] {
     refsOf.set(template, refs);
   }
   return refs;
+}
+
+/**
+ * A value too short for the leak guard (it ignores values under MIN_SECRET_LENGTH, which would
+ * match ordinary text) would go into the prompt and come back in the answer unmasked: refused,
+ * closed, as an empty secret file is. A loop over the request's few values, no allocation.
+ */
+function checkGuardable(refs: readonly string[], values: ReadonlyMap<string, string>): void {
+  for (const ref of refs) {
+    const v = values.get(ref);
+    if (v !== undefined && v.length < MIN_SECRET_LENGTH) {
+      throw new WardenError(
+        'secret_unavailable',
+        `secret ${ref} is unavailable: shorter than ${MIN_SECRET_LENGTH} characters, too short for the leak guard to recognise in an answer`,
+        { details: { ref } },
+      );
+    }
+  }
 }
 
 export function createFetchStage(getResolver: () => SecretResolver): Stage {
@@ -52,6 +71,7 @@ export function createFetchStage(getResolver: () => SecretResolver): Stage {
       const resolver = getResolver();
       const cached = resolver.peek?.(needed);
       if (cached) {
+        checkGuardable(needed, cached);
         ctx.secrets = cached;
         // Names of these very values, for render provenance (no stamps: the values get hashed).
         const stamps = resolver.stamps?.(needed);
@@ -59,6 +79,7 @@ export function createFetchStage(getResolver: () => SecretResolver): Stage {
         return;
       }
       return resolver.resolve(needed, ctx.request.signal).then((values) => {
+        checkGuardable(needed, values);
         ctx.secrets = values;
       });
     },

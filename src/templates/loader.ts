@@ -3,9 +3,10 @@
  * with `file:line:col` and the key path, so a bad change can be fixed from the error alone.
  */
 import { createHash } from 'node:crypto';
-import { constants, type Stats } from 'node:fs';
+import { constants, realpathSync, type Stats } from 'node:fs';
 import { open, readdir, realpath, stat } from 'node:fs/promises';
 import { join } from 'node:path';
+import { fileURLToPath } from 'node:url';
 import { isAlias, isMap, isPair, isScalar, LineCounter, parseAllDocuments, visit, type Document, type Node } from 'yaml';
 import { MAX_YAML_DEPTH, yamlDepthProblem } from '../pipeline/yaml-depth.js';
 import { unresolvedAlias } from '../pipeline/yaml-aliases.js';
@@ -20,6 +21,7 @@ import type { Template, VariableSpec } from '../pipeline/types.js';
 // The one ref grammar (the resolver parses refs with it at request time): a ref that passes here
 // cannot fail there for its syntax.
 import { parseSecretRef, SecretRefError } from '../secrets/index.js';
+import { envNameAllowed, envNotAllowedReason, isUnder, outsideRootsReason, realRootSync, type SecretRefAccess } from '../secrets/access.js';
 import { parsePlaceholders } from './placeholders.js';
 import { TemplateSchema, type TemplateDocument } from './schema.js';
 import { findSecretLiteral, isQuotableName, unquotedReason } from '../pipeline/secret-literals.js';
@@ -58,6 +60,12 @@ export class TemplateLoadError extends WardenError {
 export interface TemplateLimits {
   /** `limits.max_variables`: how many variables one request may send. */
   maxVariables?: number;
+  /**
+   * `secrets.file_roots` and `secrets.env_allow`, and the config file's directory (relative
+   * `file:` refs resolve against it): where a template's secret refs may point. Unset (`warden
+   * templates lint` without `--config`): only the refs' syntax is checked.
+   */
+  secretAccess?: SecretRefAccess & { baseDir: string };
 }
 
 export interface TemplateWarning {
@@ -396,6 +404,7 @@ function validateDocument(
   checkSecretVariableKeys(raw, issue);
   checkSemantics(d, issue);
   checkVariableLimit(d, limits, issue);
+  if (limits.secretAccess !== undefined) checkRefAccess(d, limits.secretAccess, issue);
   if (issues.length > 0) return { issues };
   return { template: toTemplate(d, file, numbers), issues };
 }
@@ -549,6 +558,43 @@ function checkVariableLimit(d: TemplateDocument, limits: TemplateLimits, issue: 
   const required = Object.values(d.variables).filter((v) => v.source === 'request' && v.required).length;
   if (required > limits.maxVariables) {
     issue(['variables'], `${required} required request variables, more than one request may send (limits.max_variables: ${limits.maxVariables}): no request could call this template`);
+  }
+}
+
+/**
+ * Each secret ref points where the config lets templates read (secrets.file_roots, env_allow):
+ * lexically, and for a file that exists now also through its symlinks. The providers check again
+ * at each fetch (a file may appear, or a symlink change, after the load). The message names the
+ * setting, never the ref: the error stands at the ref's line.
+ */
+function checkRefAccess(d: TemplateDocument, access: SecretRefAccess & { baseDir: string }, issue: (path: readonly PathKey[], message: string) => void): void {
+  let realRoots: string[] | undefined;
+  for (const [name, v] of Object.entries(d.variables)) {
+    if (v.source !== 'secret' || v.ref === undefined) continue;
+    let parsed;
+    try {
+      parsed = parseSecretRef(v.ref, { baseDir: access.baseDir });
+    } catch {
+      continue; // reported by checkRef
+    }
+    const at = ['variables', name, 'ref'];
+    if (parsed.scheme === 'env') {
+      if (!envNameAllowed(parsed.url.host, access.envAllow)) issue(at, envNotAllowedReason(access.envAllow));
+    } else if (parsed.scheme === 'file') {
+      const path = fileURLToPath(parsed.url);
+      realRoots ??= access.fileRoots.map(realRootSync);
+      if (!access.fileRoots.some((r) => isUnder(path, r)) && !realRoots.some((r) => isUnder(path, r))) {
+        issue(at, outsideRootsReason(access.fileRoots, 'path'));
+        continue;
+      }
+      let real: string;
+      try {
+        real = realpathSync(path);
+      } catch {
+        continue; // not there yet: the fetch checks it when it is
+      }
+      if (!realRoots.some((r) => isUnder(real, r))) issue(at, outsideRootsReason(access.fileRoots, 'symlink'));
+    }
   }
 }
 

@@ -137,6 +137,26 @@ describe('warden templates', () => {
     }
   });
 
+  it('--config FILE applies secrets.file_roots: a ref outside is reported where serve refuses it, relative refs against the config directory', async () => {
+    const ref = 'file:///var/run/secrets/kubernetes.io/serviceaccount/token';
+    const probe = (r: string) => `id: ops/probe\nversion: 1\nowner: sre@example.com\nsensitivity: internal\ndescription: d\nmodels: [gpt-4o-mini]\nvariables:\n  code: { source: secret, ref: "${r}" }\nmessages:\n  - role: user\n    content: "{{code}}"\n`;
+    const prepared = await prepareWardenDir({ upstreamUrl: 'http://127.0.0.1:9/v1', files: { 'templates/probe.yaml': probe(ref) } });
+    try {
+      const templates = join(prepared.dir, 'templates');
+      const expected = `${join(templates, 'probe.yaml')}:8:32: variables.code.ref: file ref is outside secrets.file_roots (${join(prepared.dir, 'secrets')})`;
+      // Without a config only the ref's syntax is checked.
+      expect((await cli(['templates', 'lint', templates])).code).toBe(0);
+      // One problem: the fixture's own file:secrets/... ref resolves against the config's directory, not the working one.
+      const r = await cli(['templates', 'lint', '--config', prepared.configFile, templates]);
+      expect(r.code, r.stdout).toBe(1);
+      expect(r.stdout.split('\n'), r.stdout).toContain(expected);
+      expect(r.stdout).toMatch(/\b1 problem\(s\)/);
+      expect(r.stdout + r.stderr).not.toContain(ref);
+    } finally {
+      rmSync(prepared.dir, { recursive: true, force: true });
+    }
+  });
+
   it('--config is documented, takes one FILE, and a config that does not load stops the lint', async () => {
     const help = await cli(['templates', 'lint', '--help']);
     expect(help.stdout).toContain('--config FILE');

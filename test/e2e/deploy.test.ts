@@ -126,7 +126,9 @@ describe('deploy/kubernetes/sidecar.yaml', () => {
       cpSync(join(REPO, 'policies'), join(dir, 'policies'), { recursive: true });
       cpSync(join(REPO, 'deploy', 'local', 'templates'), join(dir, 'templates'), { recursive: true });
       // Cluster-only: the mount root, and fixed ports (port 0 here, so tests never collide).
-      const text = embedded.replaceAll('/etc/warden', dir).replace(/(http|grpc|admin): [0-9.]+:\d+/g, '$1: 127.0.0.1:0');
+      // The shipped local templates read file:secrets/escalation-code beside the config: a root
+      // the sidecar's own templates would not need (its config lets templates read no file).
+      const text = `${embedded.replaceAll('/etc/warden', dir).replace(/(http|grpc|admin): [0-9.]+:\d+/g, '$1: 127.0.0.1:0')}\nsecrets: { file_roots: [secrets] }\n`;
       const file = join(dir, 'warden.yaml');
       writeFileSync(file, text);
       const loaded = loadConfig(file, {});

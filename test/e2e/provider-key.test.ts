@@ -16,7 +16,7 @@ let w: WardenFixture;
 beforeAll(async () => {
   upstream = await startUpstream();
   // No lease and no failure memory to wait out: each call reads the key file again.
-  w = await startWarden({ upstreamUrl: upstream.url, extraConfig: 'secrets: { default_ttl_ms: 0 }' });
+  w = await startWarden({ upstreamUrl: upstream.url, secrets: 'secrets: { default_ttl_ms: 0, file_roots: [secrets] }' });
 });
 
 afterAll(async () => {

@@ -64,7 +64,11 @@ beforeAll(async () => {
       return Reflect.get(target, key, receiver) as unknown;
     },
   });
-  g = await startGatewayWarden({ files: { 'templates/ops/vars-first.yaml': TEMPLATE_YAML } });
+  g = await startGatewayWarden({
+    files: { 'templates/ops/vars-first.yaml': TEMPLATE_YAML },
+    // A template's env: ref must be allowed by name (secrets.env_allow).
+    secrets: `secrets: { file_roots: [secrets], env_allow: [${SECRET_NAME}] }`,
+  });
   ({ w, token, gateway } = g);
 });
 

@@ -122,8 +122,10 @@ describe('resolver deadline and failure memory', () => {
   });
 
   it('with the default config, a file secret is re-read after 30 s (the README lease), not 5 min', async () => {
-    const config = defaultConfig();
-    expect(config.secrets.default_ttl_ms).toBeUndefined();
+    const defaults = defaultConfig();
+    expect(defaults.secrets.default_ttl_ms).toBeUndefined();
+    // A template's file ref: readable under secrets.file_roots only.
+    const config = { ...defaults, secrets: { ...defaults.secrets, file_roots: [dir] } };
     const r = secretResolverFor(config, dir);
     expect(await r.resolveOne('file:ok')).toBe('v@lue-ü');
     await writeFile(join(dir, 'ok'), 'rotated\n');

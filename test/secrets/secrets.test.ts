@@ -108,6 +108,38 @@ describe('parseSecretRef', () => {
     expect(fileURLToPath(parseSecretRef('file:///tmp/a%20b').url)).toBe('/tmp/a b');
     expect(fileURLToPath(parseSecretRef('file:a%20b', { baseDir: '/base' }).url)).toBe('/base/a b');
   });
+
+  it('refuses a ref the URL parser would read as another: a tab or line break inside, whitespace at the end', () => {
+    // Without the check, 'file:///tmp/se\tcret' read /tmp/secret and 'file:///tmp/x ' read /tmp/x.
+    for (const [ref, code] of [
+      ['file:///tmp/se\tcret', 'ref_invalid_file'],
+      ['file:///tmp/se\ncret', 'ref_invalid_file'],
+      ['file:///tmp/x ', 'ref_invalid_file'],
+      ['file:///tmp/x\r', 'ref_invalid_file'],
+      ['vault://kv/a\tb#k', 'ref_invalid_vault'],
+      ['k8s://ns/name#key ', 'ref_invalid_k8s'],
+      ['env://A\u007f', 'ref_invalid_env'],
+    ] as const) {
+      expect(refCode(ref), JSON.stringify(ref)).toBe(code);
+    }
+    // A space inside a path is a file name, read as written.
+    expect(fileURLToPath(parseSecretRef('file:///tmp/a b').url)).toBe('/tmp/a b');
+  });
+
+  it('refuses a ref longer than 4096 characters, without repeating it whole', () => {
+    expect(parseSecretRef(`file:${'a/'.repeat(2045)}b`, { baseDir: '/base' }).scheme).toBe('file');
+    for (const ref of [`file:${'a'.repeat(5000)}`, `env://${'A'.repeat(5000)}`]) {
+      let err: unknown;
+      try {
+        parseSecretRef(ref);
+      } catch (e) {
+        err = e;
+      }
+      expect(err).toBeInstanceOf(SecretRefError);
+      expect((err as SecretRefError).code).toBe('ref_too_long');
+      expect((err as Error).message.length).toBeLessThan(200);
+    }
+  });
 });
 
 describe('providers and resolver', () => {

@@ -74,6 +74,8 @@ export interface FixtureOptions {
   watch?: boolean;
   methods?: string;
   listen?: string;
+  /** Replaces the `secrets:` line (default: templates may read files under `secrets/`). */
+  secrets?: string;
   /** Replaces the `audit:` line (default: a file sink in the temp dir, required). */
   audit?: string;
   /** Extra files (templates, secrets) written under the temp dir, by relative path. */
@@ -128,6 +130,7 @@ providers:
 ${opts.upstreamKeys === undefined ? '' : `    ${opts.upstreamKeys}\n`}  down: { kind: openai, base_url: "${DOWN_URL}", timeouts: { connect_ms: 500 } }
   echo: { kind: echo }
 ${opts.models ?? 'models: { gpt-4o-mini: upstream, echo: echo, down-model: down }'}
+${opts.secrets ?? 'secrets: { file_roots: [secrets] }'}
 ${opts.audit ?? 'audit: { sinks: [{ file: audit.log }], required: true }'}
 ${opts.limits ?? 'limits: { max_body_bytes: 65536, max_variables: 8, max_variable_length: 4096, client_timeout_ms: 10000, upstream_timeout_ms: 5000, shutdown_grace_ms: 2000 }'}
 log: { level: debug }

@@ -1,0 +1,72 @@
+/**
+ * Which secrets a template may name (README, "Secrets", "Where a template's refs may point").
+ *
+ * A `file:` ref names a path and an `env:` ref a variable of the Warden process: without a bound,
+ * a template could name the pod's service-account token, `/proc/self/environ` or a cloud
+ * credential in Warden's own environment, and have it placed in a prompt. So a template's refs
+ * must lie under `secrets.file_roots` (after symlinks and `..` are resolved) and match
+ * `secrets.env_allow`. The refs the config itself names (`providers.*.api_key`, the `hmac_key`s)
+ * are the operator's, and are allowed as written: they need not (and should not) be under a
+ * root, which keeps Warden's own credentials out of every template's reach.
+ *
+ * Checked at template load (lexically, and through symlinks for a file that exists then) and
+ * again by the providers at each fetch, on the file actually opened.
+ */
+import { realpathSync } from 'node:fs';
+import { realpath } from 'node:fs/promises';
+import { sep } from 'node:path';
+
+export interface SecretRefAccess {
+  /** Absolute directories a template's `file:` refs may point under. Empty: no `file:` ref. */
+  readonly fileRoots: readonly string[];
+  /** Variable names, or prefixes ending in `*`, a template's `env:` refs may name. Empty: no `env:` ref. */
+  readonly envAllow: readonly string[];
+}
+
+/** Whether `path` is `root` or below it (both absolute, normalized). */
+export function isUnder(path: string, root: string): boolean {
+  if (path === root) return true;
+  return path.startsWith(root.endsWith(sep) ? root : root + sep);
+}
+
+/** Whether an environment variable name matches one entry of `allow` (a name, or a prefix ending in `*`). */
+export function envNameAllowed(name: string, allow: readonly string[]): boolean {
+  for (const entry of allow) {
+    if (entry.endsWith('*') ? name.startsWith(entry.slice(0, -1)) : name === entry) return true;
+  }
+  return false;
+}
+
+/** A root with its symlinks resolved; the root as written when it does not exist (yet). */
+export function realRootSync(root: string): string {
+  try {
+    return realpathSync(root);
+  } catch {
+    return root;
+  }
+}
+
+/** A root with its symlinks resolved, read now (a root that is a symlink may be swapped); undefined when it is not there. */
+export async function realRoot(root: string): Promise<string | undefined> {
+  try {
+    return await realpath(root);
+  } catch {
+    return undefined;
+  }
+}
+
+/**
+ * The message for a file outside every root: names the setting, never the path. `list`: the
+ * roots too (configuration: at load, for the operator; a caller refused at fetch is not told them).
+ */
+export function outsideRootsReason(roots: readonly string[], through: 'path' | 'symlink', list = true): string {
+  if (roots.length === 0) return 'file refs are not allowed in templates: secrets.file_roots is not set';
+  const where = through === 'symlink' ? 'resolves (through a symlink) to a file outside' : 'is outside';
+  return `file ref ${where} secrets.file_roots${list ? ` (${roots.join(', ')})` : ''}`;
+}
+
+/** The message for a variable env_allow does not allow; `list` as for outsideRootsReason. */
+export function envNotAllowedReason(allow: readonly string[], list = true): string {
+  if (allow.length === 0) return 'env refs are not allowed in templates: secrets.env_allow is not set';
+  return `env ref names a variable secrets.env_allow does not allow${list ? ` (${allow.join(', ')})` : ''}`;
+}
