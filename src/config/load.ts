@@ -10,7 +10,7 @@ import { unresolvedAlias } from '../pipeline/yaml-aliases.js';
 import { YAML_TAG_OPTIONS, yamlErrorLine, yamlTagProblems } from '../pipeline/yaml-tags.js';
 import { yamlControlProblems } from '../pipeline/yaml-controls.js';
 import { yamlKeyProblems } from '../pipeline/yaml-keys.js';
-import { readFailure, readRegularFileSync } from '../pipeline/regular-file.js';
+import { FileTooLargeError, readFailure, readRegularFileSync } from '../pipeline/regular-file.js';
 import { TextDecodeError } from '../pipeline/text-file.js';
 import { addDuplicateKeyErrors, NO_LIBRARY_UNIQUE_KEYS } from '../pipeline/yaml-unique-keys.js';
 import type { z } from 'zod';
@@ -54,6 +54,13 @@ function firstAliasOffset(doc: Document): number {
   return offset;
 }
 
+/**
+ * The largest config file read (1 MiB: the embedded default is 1 KiB, a large production file some
+ * tens). The file is read and parsed whole, at about 40 times its size in memory: a file of tens
+ * of MB (a log written over it, a wrong path) would take seconds and gigabytes, or end the process.
+ */
+export const MAX_CONFIG_BYTES = 1024 * 1024;
+
 const LOG_LEVELS = ['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'];
 
 /** The configuration with every default applied, as if loaded from an empty file. */
@@ -66,8 +73,11 @@ export function loadConfig(file: string, env: Env = process.env, opts: LoadOptio
   let text: string;
   try {
     // A regular file only: `--config` naming a FIFO would wait for a writer for good.
-    text = readRegularFileSync(file);
+    text = readRegularFileSync(file, MAX_CONFIG_BYTES);
   } catch (err) {
+    if (err instanceof FileTooLargeError) {
+      throw new ConfigError([{ file, path: '(root)', message: `the file is ${err.size} bytes; a config file may be at most 1 MiB (${MAX_CONFIG_BYTES} bytes)` }]);
+    }
     if (err instanceof TextDecodeError) throw new ConfigError([{ file, line: err.line, column: err.column, path: '(root)', message: err.reason }]);
     throw new ConfigError([{ file, path: '(root)', message: `cannot read the file (${readFailure(err)})` }]);
   }

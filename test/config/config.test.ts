@@ -640,6 +640,19 @@ describe('errors name file:line:col, key path and what is wrong', () => {
     }
   });
 
+  it('a file larger than 1 MiB is refused before it is read, with its size (one of tens of MB took seconds and gigabytes)', () => {
+    const dir = mkdtempSync(join(tmpdir(), 'warden-config-big-'));
+    const file = join(dir, 'w.yaml');
+    const head = 'environment:\n  name: big\n  cluster: "';
+    const MAX_CONFIG_BYTES = 1024 * 1024; // README, "Configuration"
+    // Exactly at the cap: read.
+    writeFileSync(file, `${head}${'a'.repeat(MAX_CONFIG_BYTES - head.length - 2)}"\n`);
+    expect(loadConfig(file, {}).environment.name).toBe('big');
+    // One byte more: refused, by size, not content.
+    writeFileSync(file, `${head}${'a'.repeat(MAX_CONFIG_BYTES - head.length - 1)}"\n`);
+    expect(() => loadConfig(file, {})).toThrow(`${file}: (root): the file is 1048577 bytes; a config file may be at most 1 MiB (1048576 bytes)`);
+  });
+
   it('a missing file', () => {
     expect(() => loadConfig('/nonexistent/warden.yaml', {})).toThrow(
       /\/nonexistent\/warden\.yaml: \(root\): cannot read the file \(ENOENT\)/,
