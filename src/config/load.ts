@@ -249,9 +249,17 @@ function applyEnvOverrides(raw: Record<string, unknown>, env: Env, problems: Con
     if (current === undefined) raw[key] = {};
     return raw[key] as Record<string, unknown>;
   };
+  // A variable that is set but empty (`WARDEN_HTTP_LISTEN=$PORT` with PORT unset, `-e
+  // WARDEN_LOG_LEVEL=`) is a slip, refused by name as `--config=` is: read as unset, Warden would
+  // run with the file's value while the operator believes the override applies.
+  const empty = (name: string, path: string): boolean => {
+    if (env[name] !== '') return false;
+    problems.push({ file: `environment variable ${name}`, path, message: 'is set but empty: give it a value, or unset it to use the file' });
+    return true;
+  };
   for (const [name, key] of LISTEN_OVERRIDES) {
     const value = env[name];
-    if (value === undefined || value === '') continue;
+    if (value === undefined || empty(name, `listen.${key}`)) continue;
     const parsed = parseListen(value);
     if (typeof parsed === 'string') {
       problems.push({ file: `environment variable ${name}`, path: `listen.${key}`, message: parsed });
@@ -261,7 +269,7 @@ function applyEnvOverrides(raw: Record<string, unknown>, env: Env, problems: Con
     set.set(`listen.${key}`, name);
   }
   const level = env.WARDEN_LOG_LEVEL;
-  if (level !== undefined && level !== '') {
+  if (level !== undefined && !empty('WARDEN_LOG_LEVEL', 'log.level')) {
     if (!LOG_LEVELS.includes(level)) {
       problems.push({
         file: 'environment variable WARDEN_LOG_LEVEL',

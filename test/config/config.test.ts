@@ -157,6 +157,19 @@ describe('environment overrides', () => {
     ]);
   });
 
+  it('a variable set but empty is refused by name, not read as unset (the file would win while the operator believes the override applies)', () => {
+    expect(lines('log: { level: info }\n', { WARDEN_HTTP_LISTEN: '', WARDEN_GRPC_LISTEN: '', WARDEN_ADMIN_LISTEN: '', WARDEN_LOG_LEVEL: '' })).toEqual([
+      'environment variable WARDEN_HTTP_LISTEN: listen.http: is set but empty: give it a value, or unset it to use the file',
+      'environment variable WARDEN_GRPC_LISTEN: listen.grpc: is set but empty: give it a value, or unset it to use the file',
+      'environment variable WARDEN_ADMIN_LISTEN: listen.admin: is set but empty: give it a value, or unset it to use the file',
+      'environment variable WARDEN_LOG_LEVEL: log.level: is set but empty: give it a value, or unset it to use the file',
+    ]);
+    // Blank is not empty: it is a value, and not a valid one.
+    expect(lines('', { WARDEN_HTTP_LISTEN: ' ' })).toEqual(['environment variable WARDEN_HTTP_LISTEN: listen.http: must be host:port, e.g. 127.0.0.1:8700']);
+    // Unset is unset: the file's values.
+    expect(parseConfig('log: { level: warn }\n', 'w.yaml', { WARDEN_LOG_LEVEL: undefined } as Record<string, string>).log.level).toBe('warn');
+  });
+
   it('a listen collision an override causes names the variable, not a line of the file', () => {
     // Both from the environment: the later key's variable.
     expect(lines('listen:\n  http: 127.0.0.1:0\n  admin: 127.0.0.1:0\n', { WARDEN_HTTP_LISTEN: '127.0.0.1:9000', WARDEN_ADMIN_LISTEN: '127.0.0.1:9000' })).toEqual([
