@@ -199,7 +199,7 @@ export function parseConfig(text: string, file: string, env: Env = {}, opts: Loa
   }
 
   const config = resolvePaths(result.data as Config, dirname(resolve(file)));
-  if (opts.onWarning) for (const w of configWarnings(config)) opts.onWarning(w);
+  if (opts.onWarning) for (const w of [...configWarnings(config), ...unknownEnvWarnings(env)]) opts.onWarning(w);
   return config;
 }
 
@@ -236,6 +236,31 @@ function envProblem(issue: z.core.$ZodIssue, fromEnv: ReadonlyMap<string, string
   if (typeof params?.other !== 'string' || typeof params.otherMessage !== 'string') return undefined;
   const other = fromEnv.get(params.other);
   return other ? { file: `environment variable ${other}`, path: params.other, message: params.otherMessage } : undefined;
+}
+
+/** The override variables, in the order README lists them. */
+const OVERRIDE_NAMES: readonly string[] = [...LISTEN_OVERRIDES.map(([name]) => name), 'WARDEN_LOG_LEVEL'];
+
+/** WARDEN_* variables README documents for the calling application (the token it sends), not for Warden. */
+const CLIENT_VARIABLES: ReadonlySet<string> = new Set(['WARDEN_TOKEN', 'WARDEN_TOKEN_FILE']);
+
+/**
+ * A WARDEN_* variable Warden does not read (`WARDEN_HTTP_PORT`, `WARDEN_LOGLEVEL`) is a warning,
+ * with the override meant when one is close: it would otherwise be ignored without a word, as an
+ * unknown key never is. Not an error: the environment is shared with other programs.
+ */
+function unknownEnvWarnings(env: Env): string[] {
+  const out: string[] = [];
+  for (const name of Object.keys(env).sort()) {
+    if (!name.startsWith('WARDEN_') || env[name] === undefined || OVERRIDE_NAMES.includes(name) || CLIENT_VARIABLES.has(name)) continue;
+    // Same listener or log (WARDEN_HTTP_PORT → WARDEN_HTTP_LISTEN), else the nearest spelling.
+    const part = name.split('_')[1];
+    const meant = OVERRIDE_NAMES.find((n) => n.split('_')[1] === part) ?? closest(name, [...OVERRIDE_NAMES]);
+    out.push(
+      `environment variable ${name} is not one Warden reads${meant ? ` (did you mean ${meant}?)` : ''}; the overrides are ${OVERRIDE_NAMES.join(', ')}`,
+    );
+  }
+  return out;
 }
 
 /** Applies the WARDEN_* overrides to `raw`; returns the key paths they set, with their variables. */

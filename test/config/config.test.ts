@@ -170,6 +170,18 @@ describe('environment overrides', () => {
     expect(parseConfig('log: { level: warn }\n', 'w.yaml', { WARDEN_LOG_LEVEL: undefined } as Record<string, string>).log.level).toBe('warn');
   });
 
+  it('a WARDEN_* variable Warden does not read is a warning naming the override meant, not ignored without a word', () => {
+    const warnings: string[] = [];
+    const env = { WARDEN_HTTP_PORT: '9000', WARDEN_LOGLEVEL: 'debug', WARDEN_TOKEN: 't', WARDEN_TOKEN_FILE: '/t', WARDEN_LOG_LEVEL: 'warn', OTHER: 'x' };
+    const c = parseConfig('', 'w.yaml', env, { onWarning: (w) => warnings.push(w) });
+    expect(c.log.level).toBe('warn');
+    const overrides = 'the overrides are WARDEN_HTTP_LISTEN, WARDEN_GRPC_LISTEN, WARDEN_ADMIN_LISTEN, WARDEN_LOG_LEVEL';
+    expect(warnings.filter((w) => w.includes('environment variable'))).toEqual([
+      `environment variable WARDEN_HTTP_PORT is not one Warden reads (did you mean WARDEN_HTTP_LISTEN?); ${overrides}`,
+      `environment variable WARDEN_LOGLEVEL is not one Warden reads (did you mean WARDEN_LOG_LEVEL?); ${overrides}`,
+    ]);
+  });
+
   it('a listen collision an override causes names the variable, not a line of the file', () => {
     // Both from the environment: the later key's variable.
     expect(lines('listen:\n  http: 127.0.0.1:0\n  admin: 127.0.0.1:0\n', { WARDEN_HTTP_LISTEN: '127.0.0.1:9000', WARDEN_ADMIN_LISTEN: '127.0.0.1:9000' })).toEqual([
