@@ -17,7 +17,7 @@ import type { z } from 'zod';
 import { parseSecretRef } from '../secrets/index.js';
 import { ConfigError, type ConfigProblem } from './errors.js';
 import { parseListen } from './listen.js';
-import { formatKeyPath, locate, type KeyPath } from './locate.js';
+import { duplicateKeyAt, formatKeyPath, locate, type KeyPath } from './locate.js';
 import { ConfigSchema, type Config } from './schema.js';
 import { configWarnings } from './warnings.js';
 
@@ -109,6 +109,12 @@ export function parseConfig(text: string, file: string, env: Env = {}, opts: Loa
     throw new ConfigError(
       doc.errors.map((e) => {
         const pos = counter.linePos(e.pos[0]);
+        // A repeated key is named by its path, with the line of the one it repeats.
+        const dup = e.code === 'DUPLICATE_KEY' ? duplicateKeyAt(doc, e.pos[0]) : undefined;
+        if (dup) {
+          const first = counter.linePos(dup.firstOffset);
+          return { file, line: pos.line, column: pos.col, path: formatKeyPath(dup.path), message: `duplicate key: already set at line ${first.line}, column ${first.col} (keys must be unique)` };
+        }
         const message = e.code === 'MULTIPLE_DOCS' ? multipleDocuments(text) : `YAML syntax: ${yamlErrorLine(e)}`;
         return { file, line: pos.line, column: pos.col, path: '(root)', message };
       }),

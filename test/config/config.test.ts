@@ -167,7 +167,7 @@ describe('environment overrides', () => {
     // Blank is not empty: it is a value, and not a valid one.
     expect(lines('', { WARDEN_HTTP_LISTEN: ' ' })).toEqual(['environment variable WARDEN_HTTP_LISTEN: listen.http: must be host:port, e.g. 127.0.0.1:8700']);
     // Unset is unset: the file's values.
-    expect(parseConfig('log: { level: warn }\n', 'w.yaml', { WARDEN_LOG_LEVEL: undefined } as Record<string, string>).log.level).toBe('warn');
+    expect(parseConfig('log: { level: warn }\n', 'w.yaml', { WARDEN_LOG_LEVEL: undefined }).log.level).toBe('warn');
   });
 
   it('a WARDEN_* variable Warden does not read is a warning naming the override meant, not ignored without a word', () => {
@@ -599,13 +599,19 @@ describe('errors name file:line:col, key path and what is wrong', () => {
     expect(syntax[0]).toMatchObject({ file: '/etc/warden/w.yaml', path: '(root)' });
     expect(syntax[0]?.line).toBeGreaterThanOrEqual(2);
     expect(syntax[0]?.message).toMatch(/^YAML syntax: /);
-    const dup = problems('log: { level: info }\nlog: { level: warn }\n');
-    expect(dup[0]).toMatchObject({ line: 2, column: 1, path: '(root)' });
-    expect(dup[0]?.message).toMatch(/unique|duplicate/i);
+    // A repeated key is named by its key path, with where it was first set.
+    expect(lines('log: { level: info }\nlog: { level: warn }\n')).toEqual(['w.yaml:2:1: log: duplicate key: already set at line 1, column 1 (keys must be unique)']);
+    expect(lines('environment:\n  name: dev\n  labels: { team: a, "team": b }\n  name: prod\n')).toEqual([
+      'w.yaml:3:22: environment.labels.team: duplicate key: already set at line 3, column 13 (keys must be unique)',
+      'w.yaml:4:3: environment.name: duplicate key: already set at line 2, column 3 (keys must be unique)',
+    ]);
+    expect(lines('identity:\n  kubernetes: { audiences: [{ a: 1, a: 2 }] }\n')).toEqual([
+      'w.yaml:2:37: identity.kubernetes.audiences[0].a: duplicate key: already set at line 2, column 31 (keys must be unique)',
+    ]);
     // Checked in one pass (a Set per mapping), not by the yaml library's pairwise check.
     const many = Array.from({ length: 50_000 }, (_, i) => `  k${i}: ${i}\n`).join('');
     expect(lines(`extra:\n${many}`)).toEqual(['w.yaml:1:1: extra: unknown key']);
-    expect(lines(`extra:\n${many}  k49999: 1\n`)).toEqual(['w.yaml:50002:3: (root): YAML syntax: Map keys must be unique']);
+    expect(lines(`extra:\n${many}  k49999: 1\n`)).toEqual(['w.yaml:50002:3: extra.k49999: duplicate key: already set at line 50001, column 3 (keys must be unique)']);
   });
 
   it('a YAML tag Warden does not implement is refused where it is written, not read as a plain value', () => {
