@@ -8,11 +8,11 @@ import { performance } from 'node:perf_hooks';
 import { dirname, resolve } from 'node:path';
 import { loadConfig } from '../config/load.js';
 import { isWardenError, WardenError } from '../pipeline/errors.js';
-import { VARIABLE_NAME } from '../pipeline/identifiers.js';
+import { isModelName, MODEL_NAME_RULE, VARIABLE_NAME } from '../pipeline/identifiers.js';
 import type { Principal, PromptRequest } from '../pipeline/types.js';
 import { createLogger } from '../telemetry/logger.js';
-import { createRuntime } from '../runtime/runtime.js';
-import { parseTemplateRef } from '../server/request.js';
+import { createRuntime, ingressLimits } from '../runtime/runtime.js';
+import { checkVariables, parseTemplateRef, rejectedRequest } from '../server/request.js';
 import { parse, requireString, UsageError } from './args.js';
 import { RENDER_HELP } from './help.js';
 import type { CliIO } from './io.js';
@@ -113,6 +113,18 @@ export async function runRenderCommand(argv: string[], io: CliIO): Promise<numbe
     };
     let response;
     try {
+      // What the ingress refuses before the pipeline (a value longer than limits.max_variable_length,
+      // more variables than limits.max_variables, a model name no request could carry), the dry
+      // run refuses too, with the same code: it must not show as sendable what the call refuses.
+      try {
+        if (!isModelName(model)) throw new WardenError('invalid_request', `field 'model' ${MODEL_NAME_RULE}`, { location: { path: 'model' } });
+        checkVariables(variables, ingressLimits(config), 'variables');
+      } catch (err) {
+        if (isWardenError(err)) {
+          await runtime.pipeline.auditRejected(rejectedRequest({ ...request, peer: request.credentials.peer }, 'grpc', 'prompt.render'), err);
+        }
+        throw err;
+      }
       response = await runtime.pipeline.run(request);
     } catch (err) {
       const e = isWardenError(err) ? err : new WardenError('internal', 'internal error');

@@ -422,6 +422,33 @@ describe('warden CLI', () => {
     expect(r.stderr).toContain('reason: service marketing/campaign-bot may not run template support/ticket-summary');
   });
 
+  it("render refuses what the ingress refuses before the pipeline (limits.max_variable_length, max_variables), as the call would, with the call's code", async () => {
+    // The fixture's limits: max_variable_length 4096, max_variables 8; the template allows 8000 characters.
+    const base = ['render', '-c', prepared.configFile, '-t', 'support/ticket-summary@2', '-p', 'support/ticket-bot', '--var', 'ticket_id=T-1'];
+    const long = await runWarden([...base, '--var', `customer_message=${'CANARY-LONG '.repeat(420)}`]);
+    expect(long.code, long.stdout).toBe(1);
+    expect(long.stdout).toBe('');
+    expect(long.stderr).toContain("refused: variable_invalid: variable 'customer_message' is longer than 4096 characters\n");
+    expect(long.stderr).not.toContain('CANARY-LONG');
+    // Its audit record says so, on stderr, as for any refusal.
+    expect(long.stderr).toMatch(/"action":"prompt\.render".*"error_code":"variable_invalid"/);
+    // The call itself, over HTTP, is refused the same way.
+    const w = await startWarden({ upstreamUrl: upstream.url });
+    try {
+      const token = await w.signer.token('support', 'ticket-bot');
+      const res = await postChat(w.addresses.http, token, {
+        model: 'gpt-4o-mini',
+        warden: { template: 'support/ticket-summary@2', variables: { ticket_id: 'T-1', customer_message: 'CANARY-LONG '.repeat(420) } },
+      });
+      expect(((await res.json()) as { error: { code: string } }).error.code).toBe('variable_invalid');
+    } finally {
+      await w.close();
+    }
+    const many = await runWarden([...base, '--json', '--var', 'customer_message=x', ...Array.from({ length: 7 }, (_, i) => ['--var', `v${i}=x`]).flat()]);
+    expect(many.code, many.stderr).toBe(1);
+    expect(JSON.parse(many.stdout)).toMatchObject({ allowed: false, error: { code: 'invalid_request', message: 'too many template variables (limit 8)' } });
+  });
+
   it('render refuses a model the config does not route, as the call itself would, and defaults to a routed one', async () => {
     // The policy allows gpt-4o-mini and echo; this config routes only echo.
     const unrouted = await prepareWardenDir({ upstreamUrl: upstream.url, models: 'models: { echo: echo, down-model: down }' });
