@@ -449,6 +449,36 @@ describe('warden CLI', () => {
     expect(JSON.parse(many.stdout)).toMatchObject({ allowed: false, error: { code: 'invalid_request', message: 'too many template variables (limit 8)' } });
   });
 
+  it('render --vars reads the variables as a JSON object from a file or stdin (values off the command line); a bad document is named, its values never', async () => {
+    const args = ['render', '-c', prepared.configFile, '-t', 'support/ticket-summary@2', '-p', 'support/ticket-bot', '--json'];
+    const file = join(prepared.dir, 'vars.json');
+    // A number renders as the HTTP ingress renders a JSON number.
+    writeFileSync(file, JSON.stringify({ ticket_id: 4711, customer_message: 'Please call jane.doe@example.com' }));
+    const fromFile = await runWarden([...args, '--vars', file]);
+    expect(fromFile.code, fromFile.stderr).toBe(0);
+    expect((JSON.parse(fromFile.stdout) as any).messages[1].content).toBe('Ticket 4711:\nPlease call [EMAIL_ADDRESS]');
+    const fromStdin = await runWardenWithInput([...args, '--vars', '-'], JSON.stringify({ ticket_id: 'T-5', customer_message: 'hi' }));
+    expect(fromStdin.code, fromStdin.stderr).toBe(0);
+    expect((JSON.parse(fromStdin.stdout) as any).messages[1].content).toBe('Ticket T-5:\nhi');
+    // One variable in both places is a usage error, as --var twice is.
+    const both = await cli([...args, '--vars', file, '--var', 'ticket_id=T-1']);
+    expect([both.code, both.stderr]).toEqual([2, "warden: --var ticket_id is also in --vars (a variable takes one value)\nRun 'warden render --help' for usage.\n"]);
+    // A document that cannot be used: `file: code: message`, exit 1, no value repeated.
+    const cases: Array<[string, string]> = [
+      ['{"ticket_id": "CANARY-VALUE', 'invalid_request: cannot parse variables: not valid JSON'],
+      ['["CANARY-VALUE"]', 'invalid_request: the variables must be a JSON object of NAME: value'],
+      ['{"ticket_id": {"x": "CANARY-VALUE"}}', "variable_invalid: variable 'ticket_id' must be a string, number or boolean"],
+      ['{"CANARY-VALUE": "x"}', 'invalid_request: a variable name is not an identifier (letters, digits and _, at most 128 characters)'],
+    ];
+    for (const [text, message] of cases) {
+      writeFileSync(file, text);
+      const r = await cli([...args, '--vars', file]);
+      expect([r.code, r.stdout, r.stderr], text).toEqual([1, '', `warden: ${file}: ${message}\n`]);
+    }
+    const missing = await cli([...args, '--vars', join(prepared.dir, 'none.json')]);
+    expect([missing.code, missing.stderr]).toEqual([1, `warden: ${join(prepared.dir, 'none.json')}: file_unreadable: cannot read the file (ENOENT)\n`]);
+  });
+
   it('render refuses a model the config does not route, as the call itself would, and defaults to a routed one', async () => {
     // The policy allows gpt-4o-mini and echo; this config routes only echo.
     const unrouted = await prepareWardenDir({ upstreamUrl: upstream.url, models: 'models: { echo: echo, down-model: down }' });
