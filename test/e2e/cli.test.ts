@@ -66,6 +66,16 @@ describe('warden CLI', () => {
       expect([viaHelp.code, viaHelp.stdout, viaHelp.stderr], cmd).toEqual([0, direct.stdout, '']);
       expect(viaHelp.stdout.toLowerCase()).toContain('usage');
     }
+    // A subcommand's too: `help policy eval` is `policy eval --help`.
+    for (const cmd of [['policy', 'eval'], ['policy', 'test'], ['audit', 'verify'], ['templates', 'lint']]) {
+      const viaHelp = await cli(['help', ...cmd]);
+      const direct = await cli([...cmd, '--help']);
+      expect([viaHelp.code, viaHelp.stdout, viaHelp.stderr], cmd.join(' ')).toEqual([0, direct.stdout, '']);
+      expect(viaHelp.stdout, cmd.join(' ')).toContain(`warden ${cmd.join(' ')}`);
+    }
+    // One that does not exist is that command's usage error.
+    const nope = await cli(['help', 'policy', 'nope']);
+    expect([nope.code, nope.stdout, nope.stderr]).toEqual([2, '', "warden: unknown command 'nope'\nRun 'warden policy --help' for usage.\n"]);
   });
 
   it('every command has --help', async () => {
