@@ -420,6 +420,8 @@ function describeIssue(issue: z.core.$ZodRawIssue): string | undefined {
 }
 
 function unknownKeyMessage(key: string, issue: { path: KeyPath }): string {
+  // YAML 1.1's merge key, which YAML 1.2 (what Warden reads) does not have: say so, not just "unknown".
+  if (key === '<<') return 'unknown key: YAML merge keys ("<<: *anchor") are YAML 1.1, not read here; write the keys out (an alias of a whole value, "key: *anchor", works)';
   const known = knownKeysAt(issue.path);
   const suggestion = closest(key, known);
   return suggestion ? `unknown key (did you mean "${suggestion}"?)` : 'unknown key';

@@ -346,6 +346,12 @@ describe('errors name file:line:col, key path and what is wrong', () => {
     ]);
   });
 
+  it('a YAML 1.1 merge key is named as such, not only as an unknown key', () => {
+    expect(lines('environment: &e { name: dev }\nlog:\n  level: info\nreload: { watch: false }\nlimits:\n  <<: { max_variables: 8 }\n')).toEqual([
+      'w.yaml:6:3: limits["<<"]: unknown key: YAML merge keys ("<<: *anchor") are YAML 1.1, not read here; write the keys out (an alias of a whole value, "key: *anchor", works)',
+    ]);
+  });
+
   it('an alias with no anchor is reported as such, not as an alias bomb', () => {
     expect(lines('environment:\n  name: &env staging\n  labels: { team: *evn }\n')).toEqual([
       'w.yaml:3:19: (root): YAML: alias *evn has no anchor before it (anchors are written &name, before their first use)',
