@@ -454,7 +454,7 @@ describe('warden CLI', () => {
     } finally {
       await w.close();
     }
-    const many = await runWarden([...base, '--json', '--var', 'customer_message=x', ...Array.from({ length: 7 }, (_, i) => ['--var', `v${i}=x`]).flat()]);
+    const many = await cli([...base, '--json', '--var', 'customer_message=x', ...Array.from({ length: 7 }, (_, i) => ['--var', `v${i}=x`]).flat()]);
     expect(many.code, many.stderr).toBe(1);
     expect(JSON.parse(many.stdout)).toMatchObject({ allowed: false, error: { code: 'invalid_request', message: 'too many template variables (limit 8)' } });
   });
@@ -464,7 +464,7 @@ describe('warden CLI', () => {
     const file = join(prepared.dir, 'vars.json');
     // A number renders as the HTTP ingress renders a JSON number.
     writeFileSync(file, JSON.stringify({ ticket_id: 4711, customer_message: 'Please call jane.doe@example.com' }));
-    const fromFile = await runWarden([...args, '--vars', file]);
+    const fromFile = await cli([...args, '--vars', file]);
     expect(fromFile.code, fromFile.stderr).toBe(0);
     expect((JSON.parse(fromFile.stdout) as any).messages[1].content).toBe('Ticket 4711:\nPlease call [EMAIL_ADDRESS]');
     const fromStdin = await runWardenWithInput([...args, '--vars', '-'], JSON.stringify({ ticket_id: 'T-5', customer_message: 'hi' }));
