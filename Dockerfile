@@ -18,10 +18,11 @@ RUN npm run build \
  && sh scripts/prune-native-build.sh
 
 FROM node:24-bookworm-slim AS runtime
-ENV NODE_ENV=production \
-    # Listeners inside a pod: the app reaches the sidecar on localhost, which in a pod is the pod's
-    # loopback; keep the defaults and override only when a port clashes.
-    WARDEN_LOG_LEVEL=info
+# No WARDEN_* variable here: each overrides its key in whatever config is mounted (README
+# "Environment overrides"), so an image default would silently win over the operator's file. The
+# config's own defaults apply (log.level info, loopback listeners: in a pod the app reaches the
+# sidecar on the pod's loopback); set the variables at `docker run -e` / in the pod spec instead.
+ENV NODE_ENV=production
 WORKDIR /app
 COPY --from=build --chown=root:root /app/node_modules ./node_modules
 COPY --from=build --chown=root:root /app/dist ./dist

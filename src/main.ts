@@ -33,6 +33,8 @@ const processIO: CliIO = {
 };
 
 const COMMANDS = new Set(['serve', 'render', 'policy', 'redact', 'audit', 'templates']);
+/** The commands whose first word is a subcommand (`policy eval`, `audit verify`, `templates lint`). */
+const WITH_SUBCOMMANDS = new Set(['policy', 'audit', 'templates']);
 
 /**
  * `--version`, `--help` and `help` take nothing after them: a flag or word there is a usage
@@ -55,6 +57,9 @@ export async function main(argv: string[], io: CliIO = processIO): Promise<numbe
       case 'help':
         // `warden help serve` is `warden serve --help`, as git and npm take it.
         if (command === 'help' && rest.length === 1 && COMMANDS.has(rest[0]!)) return await main([rest[0]!, '--help'], io);
+        // ... and `warden help policy eval` is `warden policy eval --help` (an unknown subcommand
+        // is that command's usage error).
+        if (command === 'help' && rest.length === 2 && WITH_SUBCOMMANDS.has(rest[0]!) && !rest[1]!.startsWith('-')) return await main([...rest, '--help'], io);
         if (command === 'help' && rest[0] !== undefined && !rest[0].startsWith('-')) {
           // `warden help nope` says what `warden nope` says.
           if (!COMMANDS.has(rest[0])) throw new UsageError(`unknown command '${rest[0]}'`);

@@ -36,7 +36,7 @@ Environment overrides:
   WARDEN_LOG_LEVEL                                              fatal|error|warn|info|debug|trace|silent
 `;
 
-export const RENDER_HELP = `Usage: warden render --config FILE --template ID@VERSION [--var NAME=VALUE ...] [options]
+export const RENDER_HELP = `Usage: warden render --config FILE --template ID@VERSION [--var NAME=VALUE ... | --vars FILE] [options]
 
 Dry run: authenticates as a principal, asks the policy, resolves the granted secrets, renders
 the template and redacts it, then prints the decision and the prompt that would be sent
@@ -46,6 +46,8 @@ Options:
   -c, --config FILE          The YAML config file (required)
   -t, --template ID@VERSION  The template (without @VERSION: the highest version)
       --var NAME=VALUE       A template variable (repeatable)
+      --vars FILE            Variables from a JSON object {"NAME": value, ...} in FILE
+                             (- reads stdin): values stay out of ps and shell history
   -m, --model MODEL          The model to ask for (default: the template's first model the config routes)
   -p, --principal NS/SA      Act as this Kubernetes service account
                              (default: the config's dev principal; required

@@ -8,12 +8,15 @@ import { performance } from 'node:perf_hooks';
 import { dirname, resolve } from 'node:path';
 import { loadConfig } from '../config/load.js';
 import { isWardenError, WardenError } from '../pipeline/errors.js';
-import { VARIABLE_NAME } from '../pipeline/identifiers.js';
+import { isModelName, MODEL_NAME_RULE, VARIABLE_NAME } from '../pipeline/identifiers.js';
 import type { Principal, PromptRequest } from '../pipeline/types.js';
 import { createLogger } from '../telemetry/logger.js';
-import { createRuntime } from '../runtime/runtime.js';
-import { parseTemplateRef } from '../server/request.js';
+import { createRuntime, ingressLimits } from '../runtime/runtime.js';
+import { checkVariables, parseTemplateRef, rejectedRequest } from '../server/request.js';
+import { openRegularFile, readFailure } from '../pipeline/regular-file.js';
+import { decodeText, TextDecodeError } from '../pipeline/text-file.js';
 import { parse, requireString, UsageError } from './args.js';
+import { directoryStdin, readAllCapped, stdinIsDirectory, stdinReadFailure } from './stdin.js';
 import { RENDER_HELP } from './help.js';
 import type { CliIO } from './io.js';
 
@@ -21,6 +24,7 @@ const OPTIONS = {
   config: { type: 'string', short: 'c' },
   template: { type: 'string', short: 't' },
   var: { type: 'string', multiple: true },
+  vars: { type: 'string' },
   model: { type: 'string', short: 'm' },
   principal: { type: 'string', short: 'p' },
   json: { type: 'boolean' },
@@ -58,6 +62,80 @@ function variablesFrom(list: string[]): Record<string, string> {
   return vars;
 }
 
+/** The largest `--vars` document read (the default limits.max_body_bytes: a request carries no more). */
+const MAX_VARS_BYTES = 1024 * 1024;
+
+/** A `--vars` document that cannot be used: printed as `file[:line:col]: code: message` (exit 1). */
+class VarsError extends Error {
+  constructor(
+    readonly where: string,
+    readonly code: string,
+    message: string,
+  ) {
+    super(message);
+    this.name = 'VarsError';
+  }
+}
+
+/**
+ * `--vars FILE` (`-`: stdin): a JSON object of variables, as a request's `warden.variables` holds
+ * them (strings, numbers, booleans; a number renders as JSON.stringify writes it). Values stay off
+ * the command line, where `ps` and shell history would show them. A bad document is an error
+ * (exit 1), as a bad `policy eval -i` input is, naming variables but never a value.
+ */
+async function variablesFromDocument(file: string): Promise<Record<string, string>> {
+  const where = file === '-' ? 'stdin' : file;
+  let text: string;
+  try {
+    if (file === '-') {
+      text = await readAllCapped(stdinIsDirectory() ? directoryStdin() : process.stdin, MAX_VARS_BYTES);
+    } else {
+      const fh = await openRegularFile(file);
+      try {
+        const { size } = await fh.stat();
+        if (size > MAX_VARS_BYTES) throw new VarsError(where, 'payload_too_large', 'input is larger than 1 MiB');
+        text = decodeText(await fh.readFile());
+      } finally {
+        await fh.close().catch(() => undefined);
+      }
+    }
+  } catch (err) {
+    if (err instanceof VarsError) throw err;
+    if (isWardenError(err)) throw new VarsError(where, err.code, err.message); // stdin past the cap
+    if (err instanceof TextDecodeError) throw new VarsError(`${where}:${err.line}:${err.column}`, 'invalid_request', `cannot parse variables: ${err.reason}`);
+    const reason = file === '-' ? stdinReadFailure(err) : readFailure(err);
+    if (reason === undefined) throw err;
+    throw new VarsError(where, 'file_unreadable', `cannot read ${file === '-' ? 'stdin' : 'the file'} (${reason})`);
+  }
+  let parsed: unknown;
+  try {
+    // JSON.parse's own message quotes the text; only the fact is said.
+    parsed = JSON.parse(text);
+  } catch {
+    throw new VarsError(where, 'invalid_request', 'cannot parse variables: not valid JSON');
+  }
+  if (parsed === null || typeof parsed !== 'object' || Array.isArray(parsed)) {
+    throw new VarsError(where, 'invalid_request', 'the variables must be a JSON object of NAME: value');
+  }
+  const vars: Record<string, string> = Object.create(null) as Record<string, string>;
+  for (const [name, value] of Object.entries(parsed)) {
+    // The name is not repeated unless it is an identifier: it may be a value written in its place.
+    if (name === '__proto__' || !VARIABLE_NAME.test(name)) {
+      throw new VarsError(where, 'invalid_request', 'a variable name is not an identifier (letters, digits and _, at most 128 characters)');
+    }
+    if (typeof value === 'string' || typeof value === 'boolean') {
+      vars[name] = String(value);
+    } else if (typeof value === 'number' && Number.isInteger(value) && !Number.isSafeInteger(value)) {
+      throw new VarsError(where, 'variable_invalid', `variable '${name}' is a JSON number beyond ±${Number.MAX_SAFE_INTEGER}, which JSON.parse cannot keep exactly: write it as a string`);
+    } else if (typeof value === 'number') {
+      vars[name] = String(value);
+    } else {
+      throw new VarsError(where, 'variable_invalid', `variable '${name}' must be a string, number or boolean`);
+    }
+  }
+  return vars;
+}
+
 /**
  * The model a dry run asks for when none is given: the template's first model that the config
  * routes (a model it does not route would only be refused), else the template's first (refused
@@ -82,6 +160,21 @@ export async function runRenderCommand(argv: string[], io: CliIO): Promise<numbe
     throw new UsageError('--template must be ID or ID@VERSION with a positive integer version');
   }
   const variables = variablesFrom((values.var as string[] | undefined) ?? []);
+  if (typeof values.vars === 'string') {
+    let fromDocument: Record<string, string>;
+    try {
+      fromDocument = await variablesFromDocument(values.vars);
+    } catch (err) {
+      if (!(err instanceof VarsError)) throw err;
+      io.err(`warden: ${err.where}: ${err.code}: ${err.message}\n`);
+      return 1;
+    }
+    for (const name of Object.keys(fromDocument)) {
+      // Given twice is a mistake, whichever two places (as --var twice is).
+      if (Object.hasOwn(variables, name)) throw new UsageError(`--var ${name} is also in --vars (a variable takes one value)`);
+      variables[name] = fromDocument[name]!;
+    }
+  }
   const principalOverride = typeof values.principal === 'string' ? principalFrom(values.principal) : undefined;
 
   const config = loadConfig(configFile, process.env);
@@ -113,6 +206,18 @@ export async function runRenderCommand(argv: string[], io: CliIO): Promise<numbe
     };
     let response;
     try {
+      // What the ingress refuses before the pipeline (a value longer than limits.max_variable_length,
+      // more variables than limits.max_variables, a model name no request could carry), the dry
+      // run refuses too, with the same code: it must not show as sendable what the call refuses.
+      try {
+        if (!isModelName(model)) throw new WardenError('invalid_request', `field 'model' ${MODEL_NAME_RULE}`, { location: { path: 'model' } });
+        checkVariables(variables, ingressLimits(config), 'variables');
+      } catch (err) {
+        if (isWardenError(err)) {
+          await runtime.pipeline.auditRejected(rejectedRequest({ ...request, peer: request.credentials.peer }, 'grpc', 'prompt.render'), err);
+        }
+        throw err;
+      }
       response = await runtime.pipeline.run(request);
     } catch (err) {
       const e = isWardenError(err) ? err : new WardenError('internal', 'internal error');

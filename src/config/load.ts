@@ -10,14 +10,14 @@ import { unresolvedAlias } from '../pipeline/yaml-aliases.js';
 import { YAML_TAG_OPTIONS, yamlErrorLine, yamlTagProblems } from '../pipeline/yaml-tags.js';
 import { yamlControlProblems } from '../pipeline/yaml-controls.js';
 import { yamlKeyProblems } from '../pipeline/yaml-keys.js';
-import { readFailure, readRegularFileSync } from '../pipeline/regular-file.js';
+import { FileTooLargeError, readFailure, readRegularFileSync } from '../pipeline/regular-file.js';
 import { TextDecodeError } from '../pipeline/text-file.js';
 import { addDuplicateKeyErrors, NO_LIBRARY_UNIQUE_KEYS } from '../pipeline/yaml-unique-keys.js';
 import type { z } from 'zod';
 import { parseSecretRef } from '../secrets/index.js';
 import { ConfigError, type ConfigProblem } from './errors.js';
 import { parseListen } from './listen.js';
-import { formatKeyPath, locate, type KeyPath } from './locate.js';
+import { duplicateKeyAt, formatKeyPath, locate, type KeyPath } from './locate.js';
 import { ConfigSchema, type Config } from './schema.js';
 import { configWarnings } from './warnings.js';
 
@@ -54,6 +54,13 @@ function firstAliasOffset(doc: Document): number {
   return offset;
 }
 
+/**
+ * The largest config file read (1 MiB: the embedded default is 1 KiB, a large production file some
+ * tens). The file is read and parsed whole, at about 40 times its size in memory: a file of tens
+ * of MB (a log written over it, a wrong path) would take seconds and gigabytes, or end the process.
+ */
+export const MAX_CONFIG_BYTES = 1024 * 1024;
+
 const LOG_LEVELS = ['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'];
 
 /** The configuration with every default applied, as if loaded from an empty file. */
@@ -66,8 +73,11 @@ export function loadConfig(file: string, env: Env = process.env, opts: LoadOptio
   let text: string;
   try {
     // A regular file only: `--config` naming a FIFO would wait for a writer for good.
-    text = readRegularFileSync(file);
+    text = readRegularFileSync(file, MAX_CONFIG_BYTES);
   } catch (err) {
+    if (err instanceof FileTooLargeError) {
+      throw new ConfigError([{ file, path: '(root)', message: `the file is ${err.size} bytes; a config file may be at most 1 MiB (${MAX_CONFIG_BYTES} bytes)` }]);
+    }
     if (err instanceof TextDecodeError) throw new ConfigError([{ file, line: err.line, column: err.column, path: '(root)', message: err.reason }]);
     throw new ConfigError([{ file, path: '(root)', message: `cannot read the file (${readFailure(err)})` }]);
   }
@@ -99,6 +109,12 @@ export function parseConfig(text: string, file: string, env: Env = {}, opts: Loa
     throw new ConfigError(
       doc.errors.map((e) => {
         const pos = counter.linePos(e.pos[0]);
+        // A repeated key is named by its path, with the line of the one it repeats.
+        const dup = e.code === 'DUPLICATE_KEY' ? duplicateKeyAt(doc, e.pos[0]) : undefined;
+        if (dup) {
+          const first = counter.linePos(dup.firstOffset);
+          return { file, line: pos.line, column: pos.col, path: formatKeyPath(dup.path), message: `duplicate key: already set at line ${first.line}, column ${first.col} (keys must be unique)` };
+        }
         const message = e.code === 'MULTIPLE_DOCS' ? multipleDocuments(text) : `YAML syntax: ${yamlErrorLine(e)}`;
         return { file, line: pos.line, column: pos.col, path: '(root)', message };
       }),
@@ -189,7 +205,7 @@ export function parseConfig(text: string, file: string, env: Env = {}, opts: Loa
   }
 
   const config = resolvePaths(result.data as Config, dirname(resolve(file)));
-  if (opts.onWarning) for (const w of configWarnings(config)) opts.onWarning(w);
+  if (opts.onWarning) for (const w of [...configWarnings(config), ...unknownEnvWarnings(env)]) opts.onWarning(w);
   return config;
 }
 
@@ -228,6 +244,31 @@ function envProblem(issue: z.core.$ZodIssue, fromEnv: ReadonlyMap<string, string
   return other ? { file: `environment variable ${other}`, path: params.other, message: params.otherMessage } : undefined;
 }
 
+/** The override variables, in the order README lists them. */
+const OVERRIDE_NAMES: readonly string[] = [...LISTEN_OVERRIDES.map(([name]) => name), 'WARDEN_LOG_LEVEL'];
+
+/** WARDEN_* variables README documents for the calling application (the token it sends), not for Warden. */
+const CLIENT_VARIABLES: ReadonlySet<string> = new Set(['WARDEN_TOKEN', 'WARDEN_TOKEN_FILE']);
+
+/**
+ * A WARDEN_* variable Warden does not read (`WARDEN_HTTP_PORT`, `WARDEN_LOGLEVEL`) is a warning,
+ * with the override meant when one is close: it would otherwise be ignored without a word, as an
+ * unknown key never is. Not an error: the environment is shared with other programs.
+ */
+function unknownEnvWarnings(env: Env): string[] {
+  const out: string[] = [];
+  for (const name of Object.keys(env).sort()) {
+    if (!name.startsWith('WARDEN_') || env[name] === undefined || OVERRIDE_NAMES.includes(name) || CLIENT_VARIABLES.has(name)) continue;
+    // Same listener or log (WARDEN_HTTP_PORT → WARDEN_HTTP_LISTEN), else the nearest spelling.
+    const part = name.split('_')[1];
+    const meant = OVERRIDE_NAMES.find((n) => n.split('_')[1] === part) ?? closest(name, [...OVERRIDE_NAMES]);
+    out.push(
+      `environment variable ${name} is not one Warden reads${meant ? ` (did you mean ${meant}?)` : ''}; the overrides are ${OVERRIDE_NAMES.join(', ')}`,
+    );
+  }
+  return out;
+}
+
 /** Applies the WARDEN_* overrides to `raw`; returns the key paths they set, with their variables. */
 function applyEnvOverrides(raw: Record<string, unknown>, env: Env, problems: ConfigProblem[]): Map<string, string> {
   const set = new Map<string, string>();
@@ -239,9 +280,17 @@ function applyEnvOverrides(raw: Record<string, unknown>, env: Env, problems: Con
     if (current === undefined) raw[key] = {};
     return raw[key] as Record<string, unknown>;
   };
+  // A variable that is set but empty (`WARDEN_HTTP_LISTEN=$PORT` with PORT unset, `-e
+  // WARDEN_LOG_LEVEL=`) is a slip, refused by name as `--config=` is: read as unset, Warden would
+  // run with the file's value while the operator believes the override applies.
+  const empty = (name: string, path: string): boolean => {
+    if (env[name] !== '') return false;
+    problems.push({ file: `environment variable ${name}`, path, message: 'is set but empty: give it a value, or unset it to use the file' });
+    return true;
+  };
   for (const [name, key] of LISTEN_OVERRIDES) {
     const value = env[name];
-    if (value === undefined || value === '') continue;
+    if (value === undefined || empty(name, `listen.${key}`)) continue;
     const parsed = parseListen(value);
     if (typeof parsed === 'string') {
       problems.push({ file: `environment variable ${name}`, path: `listen.${key}`, message: parsed });
@@ -251,7 +300,7 @@ function applyEnvOverrides(raw: Record<string, unknown>, env: Env, problems: Con
     set.set(`listen.${key}`, name);
   }
   const level = env.WARDEN_LOG_LEVEL;
-  if (level !== undefined && level !== '') {
+  if (level !== undefined && !empty('WARDEN_LOG_LEVEL', 'log.level')) {
     if (!LOG_LEVELS.includes(level)) {
       problems.push({
         file: 'environment variable WARDEN_LOG_LEVEL',
@@ -373,6 +422,8 @@ function describeIssue(issue: z.core.$ZodRawIssue): string | undefined {
 }
 
 function unknownKeyMessage(key: string, issue: { path: KeyPath }): string {
+  // YAML 1.1's merge key, which YAML 1.2 (what Warden reads) does not have: say so, not just "unknown".
+  if (key === '<<') return 'unknown key: YAML merge keys ("<<: *anchor") are YAML 1.1, not read here; write the keys out (an alias of a whole value, "key: *anchor", works)';
   const known = knownKeysAt(issue.path);
   const suggestion = closest(key, known);
   return suggestion ? `unknown key (did you mean "${suggestion}"?)` : 'unknown key';

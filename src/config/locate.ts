@@ -45,6 +45,38 @@ export function locate(doc: Document, counter: LineCounter, path: KeyPath): Posi
   return { line: pos.line, column: pos.col };
 }
 
+/**
+ * The key path of the mapping key that starts at `offset` (a duplicate key the YAML check found
+ * there), and where the key it repeats starts. Keys compare as the duplicate check compares them:
+ * scalars by value. Undefined when no key starts there.
+ */
+export function duplicateKeyAt(doc: Document, offset: number): { path: PropertyKey[]; firstOffset: number } | undefined {
+  const walk = (node: unknown, at: PropertyKey[]): { path: PropertyKey[]; firstOffset: number } | undefined => {
+    if (isMap(node)) {
+      const seen = new Map<unknown, number>();
+      for (const pair of node.items) {
+        const key = pair.key;
+        if (!isScalar(key)) continue;
+        const start = key.range?.[0];
+        if (start === offset) {
+          const first = seen.get(key.value);
+          return first === undefined ? undefined : { path: [...at, String(key.value)], firstOffset: first };
+        }
+        if (start !== undefined && !seen.has(key.value)) seen.set(key.value, start);
+        const found = walk(pair.value, [...at, String(key.value)]);
+        if (found) return found;
+      }
+    } else if (isSeq(node)) {
+      for (const [i, item] of node.items.entries()) {
+        const found = walk(item, [...at, i]);
+        if (found) return found;
+      }
+    }
+    return undefined;
+  };
+  return walk(doc.contents, []);
+}
+
 /** A key, quoted, with every invisible character written as an escape, so the message shows it. */
 function quoteKey(key: string): string {
   // JSON.stringify escapes C0 controls; C1 controls, format characters and separators it leaves.

@@ -20,6 +20,18 @@ export class NotRegularFileError extends Error {
   }
 }
 
+/** Raised for a regular file larger than its reader accepts (read whole, it would fill memory). */
+export class FileTooLargeError extends Error {
+  readonly code = 'EFBIG';
+  constructor(
+    readonly size: number,
+    readonly limit: number,
+  ) {
+    super(`the file is ${size} bytes, more than the ${limit} a file of this kind may have`);
+    this.name = 'FileTooLargeError';
+  }
+}
+
 /** What a path that is not a regular file is, for a message (`a FIFO`, `a device`, ...). */
 export function kindOf(st: Stats): string {
   if (st.isFIFO()) return 'a FIFO';
@@ -66,13 +78,20 @@ export async function readRegularFile(file: string): Promise<string> {
   }
 }
 
-/** The synchronous form, for loaders that are synchronous (the config file). */
-export function readRegularFileSync(file: string): string {
+/**
+ * The synchronous form, for loaders that are synchronous (the config file). A file of more than
+ * `maxBytes` is refused before it is read (FileTooLargeError), and so is one that grows past it
+ * while read.
+ */
+export function readRegularFileSync(file: string, maxBytes = Infinity): string {
   const fd = openSync(file, OPEN_FLAGS);
   try {
     const st = fstatSync(fd);
     if (!st.isFile()) throw notRegular(st);
-    return decodeText(readFileSync(fd));
+    if (st.size > maxBytes) throw new FileTooLargeError(st.size, maxBytes);
+    const bytes = readFileSync(fd);
+    if (bytes.length > maxBytes) throw new FileTooLargeError(bytes.length, maxBytes);
+    return decodeText(bytes);
   } finally {
     closeSync(fd);
   }

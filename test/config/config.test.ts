@@ -157,6 +157,31 @@ describe('environment overrides', () => {
     ]);
   });
 
+  it('a variable set but empty is refused by name, not read as unset (the file would win while the operator believes the override applies)', () => {
+    expect(lines('log: { level: info }\n', { WARDEN_HTTP_LISTEN: '', WARDEN_GRPC_LISTEN: '', WARDEN_ADMIN_LISTEN: '', WARDEN_LOG_LEVEL: '' })).toEqual([
+      'environment variable WARDEN_HTTP_LISTEN: listen.http: is set but empty: give it a value, or unset it to use the file',
+      'environment variable WARDEN_GRPC_LISTEN: listen.grpc: is set but empty: give it a value, or unset it to use the file',
+      'environment variable WARDEN_ADMIN_LISTEN: listen.admin: is set but empty: give it a value, or unset it to use the file',
+      'environment variable WARDEN_LOG_LEVEL: log.level: is set but empty: give it a value, or unset it to use the file',
+    ]);
+    // Blank is not empty: it is a value, and not a valid one.
+    expect(lines('', { WARDEN_HTTP_LISTEN: ' ' })).toEqual(['environment variable WARDEN_HTTP_LISTEN: listen.http: must be host:port, e.g. 127.0.0.1:8700']);
+    // Unset is unset: the file's values.
+    expect(parseConfig('log: { level: warn }\n', 'w.yaml', { WARDEN_LOG_LEVEL: undefined }).log.level).toBe('warn');
+  });
+
+  it('a WARDEN_* variable Warden does not read is a warning naming the override meant, not ignored without a word', () => {
+    const warnings: string[] = [];
+    const env = { WARDEN_HTTP_PORT: '9000', WARDEN_LOGLEVEL: 'debug', WARDEN_TOKEN: 't', WARDEN_TOKEN_FILE: '/t', WARDEN_LOG_LEVEL: 'warn', OTHER: 'x' };
+    const c = parseConfig('', 'w.yaml', env, { onWarning: (w) => warnings.push(w) });
+    expect(c.log.level).toBe('warn');
+    const overrides = 'the overrides are WARDEN_HTTP_LISTEN, WARDEN_GRPC_LISTEN, WARDEN_ADMIN_LISTEN, WARDEN_LOG_LEVEL';
+    expect(warnings.filter((w) => w.includes('environment variable'))).toEqual([
+      `environment variable WARDEN_HTTP_PORT is not one Warden reads (did you mean WARDEN_HTTP_LISTEN?); ${overrides}`,
+      `environment variable WARDEN_LOGLEVEL is not one Warden reads (did you mean WARDEN_LOG_LEVEL?); ${overrides}`,
+    ]);
+  });
+
   it('a listen collision an override causes names the variable, not a line of the file', () => {
     // Both from the environment: the later key's variable.
     expect(lines('listen:\n  http: 127.0.0.1:0\n  admin: 127.0.0.1:0\n', { WARDEN_HTTP_LISTEN: '127.0.0.1:9000', WARDEN_ADMIN_LISTEN: '127.0.0.1:9000' })).toEqual([
@@ -318,6 +343,12 @@ describe('errors name file:line:col, key path and what is wrong', () => {
     }
     expect(lines(levels.join('\n'))).toEqual([
       'w.yaml:2:10: (root): YAML: aliases expand too much (more than 1000 alias expansions); write the repeated values out, or use fewer nested anchors',
+    ]);
+  });
+
+  it('a YAML 1.1 merge key is named as such, not only as an unknown key', () => {
+    expect(lines('environment: &e { name: dev }\nlog:\n  level: info\nreload: { watch: false }\nlimits:\n  <<: { max_variables: 8 }\n')).toEqual([
+      'w.yaml:6:3: limits["<<"]: unknown key: YAML merge keys ("<<: *anchor") are YAML 1.1, not read here; write the keys out (an alias of a whole value, "key: *anchor", works)',
     ]);
   });
 
@@ -574,13 +605,19 @@ describe('errors name file:line:col, key path and what is wrong', () => {
     expect(syntax[0]).toMatchObject({ file: '/etc/warden/w.yaml', path: '(root)' });
     expect(syntax[0]?.line).toBeGreaterThanOrEqual(2);
     expect(syntax[0]?.message).toMatch(/^YAML syntax: /);
-    const dup = problems('log: { level: info }\nlog: { level: warn }\n');
-    expect(dup[0]).toMatchObject({ line: 2, column: 1, path: '(root)' });
-    expect(dup[0]?.message).toMatch(/unique|duplicate/i);
+    // A repeated key is named by its key path, with where it was first set.
+    expect(lines('log: { level: info }\nlog: { level: warn }\n')).toEqual(['w.yaml:2:1: log: duplicate key: already set at line 1, column 1 (keys must be unique)']);
+    expect(lines('environment:\n  name: dev\n  labels: { team: a, "team": b }\n  name: prod\n')).toEqual([
+      'w.yaml:3:22: environment.labels.team: duplicate key: already set at line 3, column 13 (keys must be unique)',
+      'w.yaml:4:3: environment.name: duplicate key: already set at line 2, column 3 (keys must be unique)',
+    ]);
+    expect(lines('identity:\n  kubernetes: { audiences: [{ a: 1, a: 2 }] }\n')).toEqual([
+      'w.yaml:2:37: identity.kubernetes.audiences[0].a: duplicate key: already set at line 2, column 31 (keys must be unique)',
+    ]);
     // Checked in one pass (a Set per mapping), not by the yaml library's pairwise check.
     const many = Array.from({ length: 50_000 }, (_, i) => `  k${i}: ${i}\n`).join('');
     expect(lines(`extra:\n${many}`)).toEqual(['w.yaml:1:1: extra: unknown key']);
-    expect(lines(`extra:\n${many}  k49999: 1\n`)).toEqual(['w.yaml:50002:3: (root): YAML syntax: Map keys must be unique']);
+    expect(lines(`extra:\n${many}  k49999: 1\n`)).toEqual(['w.yaml:50002:3: extra.k49999: duplicate key: already set at line 50001, column 3 (keys must be unique)']);
   });
 
   it('a YAML tag Warden does not implement is refused where it is written, not read as a plain value', () => {
@@ -638,6 +675,19 @@ describe('errors name file:line:col, key path and what is wrong', () => {
     } finally {
       warn.mockRestore();
     }
+  });
+
+  it('a file larger than 1 MiB is refused before it is read, with its size (one of tens of MB took seconds and gigabytes)', () => {
+    const dir = mkdtempSync(join(tmpdir(), 'warden-config-big-'));
+    const file = join(dir, 'w.yaml');
+    const head = 'environment:\n  name: big\n  cluster: "';
+    const MAX_CONFIG_BYTES = 1024 * 1024; // README, "Configuration"
+    // Exactly at the cap: read.
+    writeFileSync(file, `${head}${'a'.repeat(MAX_CONFIG_BYTES - head.length - 2)}"\n`);
+    expect(loadConfig(file, {}).environment.name).toBe('big');
+    // One byte more: refused, by size, not content.
+    writeFileSync(file, `${head}${'a'.repeat(MAX_CONFIG_BYTES - head.length - 1)}"\n`);
+    expect(() => loadConfig(file, {})).toThrow(`${file}: (root): the file is 1048577 bytes; a config file may be at most 1 MiB (1048576 bytes)`);
   });
 
   it('a missing file', () => {

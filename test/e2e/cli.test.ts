@@ -66,6 +66,16 @@ describe('warden CLI', () => {
       expect([viaHelp.code, viaHelp.stdout, viaHelp.stderr], cmd).toEqual([0, direct.stdout, '']);
       expect(viaHelp.stdout.toLowerCase()).toContain('usage');
     }
+    // A subcommand's too: `help policy eval` is `policy eval --help`.
+    for (const cmd of [['policy', 'eval'], ['policy', 'test'], ['audit', 'verify'], ['templates', 'lint']]) {
+      const viaHelp = await cli(['help', ...cmd]);
+      const direct = await cli([...cmd, '--help']);
+      expect([viaHelp.code, viaHelp.stdout, viaHelp.stderr], cmd.join(' ')).toEqual([0, direct.stdout, '']);
+      expect(viaHelp.stdout, cmd.join(' ')).toContain(`warden ${cmd.join(' ')}`);
+    }
+    // One that does not exist is that command's usage error.
+    const nope = await cli(['help', 'policy', 'nope']);
+    expect([nope.code, nope.stdout, nope.stderr]).toEqual([2, '', "warden: unknown command 'nope'\nRun 'warden policy --help' for usage.\n"]);
   });
 
   it('every command has --help', async () => {
@@ -420,6 +430,63 @@ describe('warden CLI', () => {
     expect(r.code).toBe(1);
     expect(r.stderr).toContain('refused: policy_denied');
     expect(r.stderr).toContain('reason: service marketing/campaign-bot may not run template support/ticket-summary');
+  });
+
+  it("render refuses what the ingress refuses before the pipeline (limits.max_variable_length, max_variables), as the call would, with the call's code", async () => {
+    // The fixture's limits: max_variable_length 4096, max_variables 8; the template allows 8000 characters.
+    const base = ['render', '-c', prepared.configFile, '-t', 'support/ticket-summary@2', '-p', 'support/ticket-bot', '--var', 'ticket_id=T-1'];
+    const long = await runWarden([...base, '--var', `customer_message=${'CANARY-LONG '.repeat(420)}`]);
+    expect(long.code, long.stdout).toBe(1);
+    expect(long.stdout).toBe('');
+    expect(long.stderr).toContain("refused: variable_invalid: variable 'customer_message' is longer than 4096 characters\n");
+    expect(long.stderr).not.toContain('CANARY-LONG');
+    // Its audit record says so, on stderr, as for any refusal.
+    expect(long.stderr).toMatch(/"action":"prompt\.render".*"error_code":"variable_invalid"/);
+    // The call itself, over HTTP, is refused the same way.
+    const w = await startWarden({ upstreamUrl: upstream.url });
+    try {
+      const token = await w.signer.token('support', 'ticket-bot');
+      const res = await postChat(w.addresses.http, token, {
+        model: 'gpt-4o-mini',
+        warden: { template: 'support/ticket-summary@2', variables: { ticket_id: 'T-1', customer_message: 'CANARY-LONG '.repeat(420) } },
+      });
+      expect(((await res.json()) as { error: { code: string } }).error.code).toBe('variable_invalid');
+    } finally {
+      await w.close();
+    }
+    const many = await cli([...base, '--json', '--var', 'customer_message=x', ...Array.from({ length: 7 }, (_, i) => ['--var', `v${i}=x`]).flat()]);
+    expect(many.code, many.stderr).toBe(1);
+    expect(JSON.parse(many.stdout)).toMatchObject({ allowed: false, error: { code: 'invalid_request', message: 'too many template variables (limit 8)' } });
+  });
+
+  it('render --vars reads the variables as a JSON object from a file or stdin (values off the command line); a bad document is named, its values never', async () => {
+    const args = ['render', '-c', prepared.configFile, '-t', 'support/ticket-summary@2', '-p', 'support/ticket-bot', '--json'];
+    const file = join(prepared.dir, 'vars.json');
+    // A number renders as the HTTP ingress renders a JSON number.
+    writeFileSync(file, JSON.stringify({ ticket_id: 4711, customer_message: 'Please call jane.doe@example.com' }));
+    const fromFile = await cli([...args, '--vars', file]);
+    expect(fromFile.code, fromFile.stderr).toBe(0);
+    expect((JSON.parse(fromFile.stdout) as any).messages[1].content).toBe('Ticket 4711:\nPlease call [EMAIL_ADDRESS]');
+    const fromStdin = await runWardenWithInput([...args, '--vars', '-'], JSON.stringify({ ticket_id: 'T-5', customer_message: 'hi' }));
+    expect(fromStdin.code, fromStdin.stderr).toBe(0);
+    expect((JSON.parse(fromStdin.stdout) as any).messages[1].content).toBe('Ticket T-5:\nhi');
+    // One variable in both places is a usage error, as --var twice is.
+    const both = await cli([...args, '--vars', file, '--var', 'ticket_id=T-1']);
+    expect([both.code, both.stderr]).toEqual([2, "warden: --var ticket_id is also in --vars (a variable takes one value)\nRun 'warden render --help' for usage.\n"]);
+    // A document that cannot be used: `file: code: message`, exit 1, no value repeated.
+    const cases: Array<[string, string]> = [
+      ['{"ticket_id": "CANARY-VALUE', 'invalid_request: cannot parse variables: not valid JSON'],
+      ['["CANARY-VALUE"]', 'invalid_request: the variables must be a JSON object of NAME: value'],
+      ['{"ticket_id": {"x": "CANARY-VALUE"}}', "variable_invalid: variable 'ticket_id' must be a string, number or boolean"],
+      ['{"CANARY-VALUE": "x"}', 'invalid_request: a variable name is not an identifier (letters, digits and _, at most 128 characters)'],
+    ];
+    for (const [text, message] of cases) {
+      writeFileSync(file, text);
+      const r = await cli([...args, '--vars', file]);
+      expect([r.code, r.stdout, r.stderr], text).toEqual([1, '', `warden: ${file}: ${message}\n`]);
+    }
+    const missing = await cli([...args, '--vars', join(prepared.dir, 'none.json')]);
+    expect([missing.code, missing.stderr]).toEqual([1, `warden: ${join(prepared.dir, 'none.json')}: file_unreadable: cannot read the file (ENOENT)\n`]);
   });
 
   it('render refuses a model the config does not route, as the call itself would, and defaults to a routed one', async () => {

@@ -155,6 +155,27 @@ describe('Dockerfile', () => {
     expect(text).toMatch(/^ENTRYPOINT \["node", "dist\/src\/main\.js"\]$/m);
   });
 
+  it("sets no WARDEN_* override in the image: a mounted config's listen and log keys must not be overridden by it", () => {
+    // Docker drops comment lines inside an instruction, then joins its continued lines.
+    const runtime = text.slice(text.indexOf(' AS runtime'));
+    const instructions = runtime
+      .split('\n')
+      .filter((l) => !/^\s*#/.test(l))
+      .join('\n')
+      .replace(/\\\n/g, ' ')
+      .split('\n');
+    const env: Record<string, string> = {};
+    for (const line of instructions.filter((l) => /^ENV\s/.test(l))) {
+      for (const [, name, value] of line.matchAll(/([A-Za-z_][A-Za-z0-9_]*)=(\S*)/g)) env[name!] = value!;
+    }
+    expect(env.NODE_ENV).toBe('production'); // the ENV block is read
+    // A config an operator mounts (README "Docker": `serve --config /etc/warden/warden.yaml`).
+    const mounted = 'listen: { http: 127.0.0.1:9100, grpc: 127.0.0.1:9101, admin: 0.0.0.0:9102 }\nlog: { level: warn }\n';
+    const inImage = parseConfig(mounted, '/etc/warden/warden.yaml', env);
+    expect(inImage.log.level).toBe('warn');
+    expect(inImage.listen).toEqual(parseConfig(mounted, '/etc/warden/warden.yaml', {}).listen);
+  });
+
   it("prunes re2's build leftovers in the build stage, and re2 still loads and matches after it", () => {
     const build = text.slice(text.indexOf(' AS build'), text.indexOf(' AS runtime'));
     expect(build).toMatch(/npm prune --omit=dev[^\n]*\\\n\s*&& sh scripts\/prune-native-build\.sh$/m);
