@@ -33,7 +33,10 @@ COPY --chown=root:root deploy/local ./deploy/local
 # The image's files belong to root and are read-only for the process; it runs as `node` (uid 1000).
 USER 1000:1000
 EXPOSE 8700 8701 8702
+# The admin listener of the embedded default, or the one WARDEN_ADMIN_LISTEN names: a config that
+# puts it elsewhere is run with that variable set (docker run -e), or the check would fail.
+# (Kubernetes ignores HEALTHCHECK: the pod's probes ask the admin port themselves.)
 HEALTHCHECK --interval=10s --timeout=2s --retries=3 \
-  CMD ["node", "-e", "fetch('http://127.0.0.1:8702/healthz').then(r=>process.exit(r.ok?0:1),()=>process.exit(1))"]
+  CMD ["node", "-e", "fetch('http://'+(process.env.WARDEN_ADMIN_LISTEN||'127.0.0.1:8702')+'/healthz').then(r=>process.exit(r.ok?0:1),()=>process.exit(1))"]
 ENTRYPOINT ["node", "dist/src/main.js"]
 CMD ["serve", "--config", "deploy/local/warden.yaml"]

@@ -3,7 +3,8 @@
  * config schema, its pod runs Warden non-root on a read-only root filesystem, and the Dockerfile
  * keeps the properties the docs promise.
  */
-import { execFileSync } from 'node:child_process';
+import { execFile, execFileSync } from 'node:child_process';
+import { createServer } from 'node:net';
 import { cpSync, existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -15,6 +16,17 @@ import { createLogger } from '../../src/telemetry/logger.js';
 import { REPO } from './helpers/cli.js';
 import OpenAI from 'openai';
 import { createSigner, DOWN_URL, startWarden } from './helpers/warden.js';
+
+/** A loopback port nothing listens on (bound, then released). */
+function closedPort(): Promise<number> {
+  return new Promise((resolve) => {
+    const server = createServer();
+    server.listen(0, '127.0.0.1', () => {
+      const { port } = server.address() as { port: number };
+      server.close(() => resolve(port));
+    });
+  });
+}
 
 /**
  * Parsed as Kubernetes parses it: kubectl reads YAML 1.1, where `0440` is octal. (YAML 1.2 would
@@ -174,6 +186,31 @@ describe('Dockerfile', () => {
     const inImage = parseConfig(mounted, '/etc/warden/warden.yaml', env);
     expect(inImage.log.level).toBe('warn');
     expect(inImage.listen).toEqual(parseConfig(mounted, '/etc/warden/warden.yaml', {}).listen);
+  });
+
+  it('HEALTHCHECK asks the admin listener WARDEN_ADMIN_LISTEN names: healthy when Warden answers there, unhealthy when nothing does', async () => {
+    const cmd = /^HEALTHCHECK .*\\\n\s*CMD (\[.*\])$/m.exec(text)?.[1];
+    expect(cmd).toBeDefined();
+    const argv = JSON.parse(cmd!) as string[];
+    expect(argv.slice(0, 2)).toEqual(['node', '-e']);
+    const config = loadConfig(join(REPO, 'deploy', 'local', 'warden.yaml'), {
+      WARDEN_HTTP_LISTEN: '127.0.0.1:0',
+      WARDEN_GRPC_LISTEN: '127.0.0.1:0',
+      WARDEN_ADMIN_LISTEN: '127.0.0.1:0',
+    });
+    const runtime = await createRuntime(config, { logger: createLogger({ level: 'error' }, { write: () => undefined }), configDir: join(REPO, 'deploy', 'local') });
+    try {
+      const admin = new URL((await runtime.start()).admin).host;
+      const check = (listen: string) =>
+        new Promise<number | null>((resolve) => {
+          execFile(process.execPath, argv.slice(1), { env: { ...process.env, WARDEN_ADMIN_LISTEN: listen } }, (err) => resolve(err ? ((err as { code?: number }).code ?? null) : 0));
+        });
+      expect(await check(admin)).toBe(0);
+      const closed = await closedPort();
+      expect(await check(`127.0.0.1:${closed}`)).toBe(1);
+    } finally {
+      await runtime.shutdown('test finished');
+    }
   });
 
   it("prunes re2's build leftovers in the build stage, and re2 still loads and matches after it", () => {
