@@ -144,6 +144,18 @@ export function canonicalRecordLine(record: Record<string, unknown>): string {
   return `${text.slice(0, -1)},"hash":${JSON.stringify(record.hash)}}`;
 }
 
+/**
+ * What a record has for `seq`, for a message: a number as it is, anything else by its kind only.
+ * The line cannot be trusted: a string or an object there may hold anything (a secret a log line
+ * carried, terminal escapes, megabytes), and verify's output never quotes a record's content.
+ */
+function foundSeq(r: Record<string, unknown>): string {
+  if (!('seq' in r)) return 'no seq member';
+  const v = r.seq;
+  if (typeof v === 'number' || typeof v === 'boolean' || v === null) return String(v);
+  return typeof v === 'string' ? 'a string' : Array.isArray(v) ? 'an array' : 'an object';
+}
+
 /** Verifies records one at a time (so a large file can be streamed). */
 export class ChainVerifier {
   private head: ChainHead;
@@ -188,7 +200,7 @@ export class ChainVerifier {
     }
     const expectedSeq = this.head.seq + 1;
     const seq = typeof r.seq === 'number' ? r.seq : expectedSeq;
-    if (r.seq !== expectedSeq) return { ok: false, seq, reason: `expected seq ${expectedSeq}, found ${JSON.stringify(r.seq)}` };
+    if (r.seq !== expectedSeq) return { ok: false, seq, reason: `expected seq ${expectedSeq}, found ${foundSeq(r)}` };
     if (r.prev_hash !== this.head.hash) return { ok: false, seq, reason: 'prev_hash does not match the previous record' };
     const text = canonicalJson({ ...r, hash: undefined });
     if (typeof r.hash !== 'string' || r.hash !== oneShotHash('sha256', String(r.prev_hash) + text, 'hex')) {

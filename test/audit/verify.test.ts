@@ -155,4 +155,23 @@ describe('warden audit verify: blank lines and CR line ends are edits', () => {
       expect(`${r.out}${r.err}`).not.toContain(JSON.parse(lines[0]!).hash as string);
     }
   });
+
+  it('a seq that is not a number is named by its kind, never quoted (a canary, escapes, megabytes)', async () => {
+    const { file, lines } = await chain('seq-kinds.jsonl', 1);
+    const canary = 'sk-CANARY-7f3a';
+    const cases: Array<[string, string]> = [
+      [`"${canary}\\u001b[2J\\u009b31m${'x'.repeat(100_000)}"`, 'a string'],
+      [`{"secret":"${canary}"}`, 'an object'],
+      [`["${canary}"]`, 'an array'],
+      ['null', 'null'],
+      ['true', 'true'],
+      ['7', '7'],
+    ];
+    for (const [value, kind] of cases) {
+      writeFileSync(file, `${lines[0]!.replace('"seq":1', `"seq":${value}`)}\n`);
+      expect(await verify(file)).toEqual({ code: 1, out: `BROKEN ${file}:1: seq ${kind === '7' ? 7 : 1}: expected seq 1, found ${kind}\n`, err: '' });
+    }
+    writeFileSync(file, `${lines[0]!.replace('"seq":1,', '')}\n`);
+    expect(await verify(file)).toEqual({ code: 1, out: `BROKEN ${file}:1: seq 1: expected seq 1, found no seq member\n`, err: '' });
+  });
 });
