@@ -138,6 +138,9 @@ export interface ChainStart {
 
 const HASH_RE = /^[0-9a-f]{64}$/;
 
+/** The reason a line that does not parse is broken for. */
+export const NOT_JSON = 'line is not valid JSON';
+
 /** The text a record's line must be, byte for byte: its canonical JSON with `hash` appended last. */
 export function canonicalRecordLine(record: Record<string, unknown>): string {
   const text = canonicalJson({ ...record, hash: undefined });
@@ -179,7 +182,7 @@ export class ChainVerifier {
     try {
       record = JSON.parse(line);
     } catch {
-      return { ok: false, seq: this.head.seq + 1, reason: 'line is not valid JSON' };
+      return { ok: false, seq: this.head.seq + 1, reason: NOT_JSON };
     }
     return this.check(record, line);
   }
@@ -194,9 +197,18 @@ export class ChainVerifier {
     }
     const r = record as Record<string, unknown>;
     if (this.count === 0) {
-      // An unanchored start takes the first record's own link (it must at least be well formed).
-      if (this.open.seq && typeof r.seq === 'number' && Number.isSafeInteger(r.seq) && r.seq >= 1) this.head.seq = r.seq - 1;
-      if (this.open.hash && typeof r.prev_hash === 'string' && HASH_RE.test(r.prev_hash)) this.head.hash = r.prev_hash;
+      // An unanchored start takes the first record's own link, which must be well formed: there is
+      // no previous record to compare it with ("expected seq 1" would name a start nobody gave).
+      if (this.open.seq) {
+        if (typeof r.seq !== 'number' || !Number.isSafeInteger(r.seq) || r.seq < 1) {
+          return { ok: false, seq: typeof r.seq === 'number' ? r.seq : this.head.seq + 1, reason: `seq is not a whole number from 1 up (found ${foundSeq(r)})` };
+        }
+        this.head.seq = r.seq - 1;
+      }
+      if (this.open.hash) {
+        if (typeof r.prev_hash !== 'string' || !HASH_RE.test(r.prev_hash)) return { ok: false, seq: this.head.seq + 1, reason: 'prev_hash is not a hash (64 lowercase hex digits)' };
+        this.head.hash = r.prev_hash;
+      }
     }
     const expectedSeq = this.head.seq + 1;
     const seq = typeof r.seq === 'number' ? r.seq : expectedSeq;

@@ -7,7 +7,7 @@
 import { WardenError } from '../pipeline/errors.js';
 import type { AuditLog, AuditRecord } from '../pipeline/ports.js';
 import { readFailure } from '../pipeline/regular-file.js';
-import { computeRecordHash, GENESIS, linkRecordLine, type AuditRecordBody, type ChainHead } from './chain.js';
+import { ChainVerifier, GENESIS, linkRecordLine, NOT_JSON, type AuditRecordBody, type ChainHead } from './chain.js';
 import type { StaticRecordText } from './record-text.js';
 import { AUDIT_FILE_EDITED, type AuditSink } from './sinks.js';
 
@@ -140,17 +140,18 @@ export function createAuditLog(opts: AuditLogOptions): AuditLogHandle {
         );
       }
       if (line === undefined) continue;
-      let rec: Record<string, unknown>;
-      try {
-        rec = JSON.parse(line) as Record<string, unknown>;
-      } catch {
-        // A torn last line (crash mid-write) must be looked at by a human, not papered over.
-        throw new WardenError('audit_unavailable', `audit sink ${s.name}: last line is not valid JSON; cannot resume the hash chain (run "warden audit verify")`);
+      // The check `warden audit verify --continue` makes of a first line: a well-formed link, the
+      // hash of its content, and the canonical text. A last line verify calls broken (torn by a
+      // crash, or edited: duplicate members, other spacing, a seq of 4.5) must be looked at by a
+      // human, not papered over by appending a chain after it.
+      const verifier = new ChainVerifier({});
+      const check = verifier.pushLine(line);
+      if (!check.ok) {
+        const why = check.reason === NOT_JSON ? 'last line is not valid JSON' : `last record does not verify (${check.reason})`;
+        throw new WardenError('audit_unavailable', `audit sink ${s.name}: ${why}; cannot resume the hash chain (run "warden audit verify")`);
       }
-      if (typeof rec.seq !== 'number' || typeof rec.hash !== 'string' || rec.hash !== computeRecordHash(rec)) {
-        throw new WardenError('audit_unavailable', `audit sink ${s.name}: last record does not verify; cannot resume the hash chain (run "warden audit verify")`);
-      }
-      if (!best || rec.seq > best.seq) best = { seq: rec.seq, hash: rec.hash };
+      const last = verifier.last;
+      if (!best || last.seq > best.seq) best = last;
     }
     if (best) head = best;
     ready = true;
