@@ -123,7 +123,8 @@ export function createAuditLog(opts: AuditLogOptions): AuditLogHandle {
       if (other !== undefined) throw new WardenError('audit_unavailable', `audit sinks ${other} and ${s.name} are the same file: every record would be written twice`);
       files.set(id, s.name);
     }
-    let best: ChainHead | undefined;
+    /** The head the file sinks' last lines agree on, and the first sink that named it. */
+    let resumed: { head: ChainHead; sink: string } | undefined;
     for (const s of sinks) {
       if (!s.lastLine) continue;
       let line: string | undefined;
@@ -151,9 +152,24 @@ export function createAuditLog(opts: AuditLogOptions): AuditLogHandle {
         throw new WardenError('audit_unavailable', `audit sink ${s.name}: ${why}; cannot resume the hash chain (run "warden audit verify")`);
       }
       const last = verifier.last;
-      if (!best || last.seq > best.seq) best = last;
+      if (resumed === undefined) {
+        resumed = { head: last, sink: s.name };
+        continue;
+      }
+      // Every record goes to every sink: two files that end at different records (one missed
+      // records while it was failed, or holds an older or another chain) cannot both go on. The
+      // next record would follow one and break the chain in the other, where verify would call it
+      // tampering. An empty file (a new sink, a rotation) has no last line and just goes on.
+      const other = resumed.head;
+      if (last.seq !== other.seq || last.hash !== other.hash) {
+        throw new WardenError(
+          'audit_unavailable',
+          `audit sinks ${resumed.sink} and ${s.name} end at different records (seq ${other.seq} and seq ${last.seq}${last.seq === other.seq ? ', another hash' : ''}): ` +
+            'the next record cannot continue both chains; rename the file that is behind (the sink starts a new file, a segment verified with --from-hash) or remove that sink',
+        );
+      }
     }
-    if (best) head = best;
+    if (resumed) head = resumed.head;
     ready = true;
   }
 
