@@ -219,6 +219,23 @@ describe('file sink', () => {
     }
   });
 
+  it('refuses to resume from a last line that is not UTF-8, which verify calls broken (not read leniently as U+FFFD)', async () => {
+    const file = join(dir, 'not-utf8-end.jsonl');
+    const log = createAuditLog({ sinks: [createFileSink(file)] });
+    await log.append(body(0));
+    await log.append({ ...body(1), request_id: 'req-\uFFFD' }); // a record that holds U+FFFD (EF BF BD)
+    await log.close();
+    const bytes = readFileSync(file);
+    const at = bytes.indexOf(Buffer.from('\uFFFD', 'utf8'));
+    const edited = Buffer.concat([bytes.subarray(0, at), Buffer.from([0xff]), bytes.subarray(at + 3)]); // one byte that is no UTF-8
+    await writeFile(file, edited);
+    expect(await verify(file)).toMatchObject({ code: 1, out: expect.stringMatching(/:2: seq 2: line is not valid UTF-8/) });
+    const resumed = createAuditLog({ sinks: [createFileSink(file)] });
+    await expect(resumed.open()).rejects.toMatchObject({ code: 'audit_unavailable', message: expect.stringMatching(/its last line is not valid UTF-8; cannot resume the hash chain/) });
+    await resumed.close();
+    expect(readFileSync(file)).toEqual(edited);
+  });
+
   it('reads the last line of a file larger than one chunk', async () => {
     const file = join(dir, 'big.txt');
     await writeFile(file, `${'x'.repeat(70_000)}\n${'y'.repeat(100_000)}\n\n`);
