@@ -1,6 +1,6 @@
 /** `warden audit verify FILE`: streams a JSON-lines audit file and checks the hash chain. */
 import { parse, UsageError, usageText, type Options } from '../cli/args.js';
-import { ChainVerifier, GENESIS_HASH, type ChainStart } from './chain.js';
+import { ChainVerifier, GENESIS_HASH, NOT_JSON, type ChainStart } from './chain.js';
 import { MAX_AUDIT_LINE_BYTES } from './sinks.js';
 import { openRegularFile, readFailure } from '../pipeline/regular-file.js';
 
@@ -137,7 +137,8 @@ export async function runAuditCli(argv: readonly string[], io: CliIO): Promise<n
   let lastRecordLine = 0;
   let unterminated: number | undefined;
 
-  const endLine = (): boolean => {
+  /** `last`: the file's final line, with no line end after it. */
+  const endLine = (last = false): boolean => {
     lineNo++;
     const bytes = parts.length === 1 ? parts[0]! : Buffer.concat(parts, partLen);
     parts = [];
@@ -164,7 +165,10 @@ export async function runAuditCli(argv: readonly string[], io: CliIO): Promise<n
     }
     const c = verifier.pushLine(line);
     if (!c.ok) {
-      broken = `BROKEN ${file}:${lineNo}: seq ${c.seq}: ${c.reason}`;
+      // Cut short with no newline after it: what a crash mid-write leaves, and what a read of a
+      // file Warden is appending to can see of the line being written. Said so, not just "JSON".
+      const reason = last && c.reason === NOT_JSON ? `${NOT_JSON}, and it is the last line, with no newline: a torn write (or one still in progress, if Warden is writing this file now)` : c.reason;
+      broken = `BROKEN ${file}:${lineNo}: seq ${c.seq}: ${reason}`;
       return false;
     }
     lastRecordLine = lineNo;
@@ -245,7 +249,7 @@ export async function runAuditCli(argv: readonly string[], io: CliIO): Promise<n
       // The file ends without a newline: intact records, but an append would be glued onto the
       // last one, so it is said (on stderr: stdout stays the verdict, and the exit stays 0).
       const tail = lineNo + 1;
-      if (endLine() && verifier.count > 0 && lastRecordLine === tail) unterminated = tail;
+      if (endLine(true) && verifier.count > 0 && lastRecordLine === tail) unterminated = tail;
     }
   } catch (err) {
     return readError(io, file, readFailure(err));

@@ -104,6 +104,19 @@ describe('warden audit verify: the exact text, segments, long lines', () => {
     expect(await verify(file)).toMatchObject({ code: 0, err: '' });
   });
 
+  it('a last line cut short with no newline is named a torn write (or one in progress), not only "not valid JSON"', async () => {
+    const { file, lines } = await chain('torn-tail.jsonl', 3);
+    writeFileSync(file, `${lines[0]}\n${lines[1]}\n${lines[2]!.slice(0, 200)}`);
+    expect(await verify(file)).toEqual({
+      code: 1,
+      out: `BROKEN ${file}:3: seq 3: line is not valid JSON, and it is the last line, with no newline: a torn write (or one still in progress, if Warden is writing this file now)\n`,
+      err: '',
+    });
+    // The same cut inside the file (a newline after it) is only a line that is not JSON.
+    writeFileSync(file, `${lines[0]}\n${lines[1]!.slice(0, 200)}\n${lines[2]}\n`);
+    expect(await verify(file)).toEqual({ code: 1, out: `BROKEN ${file}:2: seq 2: line is not valid JSON\n`, err: '' });
+  });
+
   it('a line over 16 MiB is a broken record with its line number, not a crash', async () => {
     const { file, lines } = await chain('huge.jsonl', 2);
     writeFileSync(file, `${lines.join('\n')}\n${'x'.repeat(17 * 1024 * 1024)}`);
