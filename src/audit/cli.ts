@@ -52,6 +52,15 @@ function looksLikeRecord(line: string): boolean {
 }
 
 const HASH_RE = /^[0-9a-f]{64}$/;
+
+// eslint-disable-next-line no-control-regex -- control characters are what it finds
+const CONTROL = /[\u0000-\u001f\u007f-\u009f\u2028\u2029]/g;
+
+/** `text` with control characters (and line separators) written as `\uXXXX`. */
+function printable(text: string): string {
+  return text.replace(CONTROL, (c) => `\\u${c.charCodeAt(0).toString(16).padStart(4, '0')}`);
+}
+
 const LF = 0x0a;
 const CR = 0x0d;
 
@@ -116,7 +125,10 @@ export async function runAuditCli(argv: readonly string[], io: CliIO): Promise<n
   if (files.length !== 1) return usageError(io, 'takes exactly one FILE');
   if (cont && (fromHash !== undefined || fromSeq !== undefined)) return usageError(io, '--continue and --from-hash/--from-seq exclude each other');
   if (fromSeq !== undefined && fromHash === undefined) return usageError(io, '--from-seq needs --from-hash');
-  const file = files[0]!;
+  const path = files[0]!;
+  // The path as printed: control characters escaped, so a file named with a newline and "ok …"
+  // cannot print a verdict line of its own (a script may verify every file of a directory).
+  const file = printable(path);
   const start: ChainStart = cont ? {} : fromHash !== undefined ? { hash: fromHash, seq: fromSeq } : { seq: 0, hash: GENESIS_HASH };
   const verifier = new ChainVerifier(start);
   const decoder = new TextDecoder('utf-8', { fatal: true, ignoreBOM: true });
@@ -203,7 +215,7 @@ export async function runAuditCli(argv: readonly string[], io: CliIO): Promise<n
   // A regular file only: a FIFO would make verify wait for a writer for good.
   let fh;
   try {
-    fh = await openRegularFile(file);
+    fh = await openRegularFile(path);
   } catch (err) {
     return readError(io, file, readFailure(err));
   }

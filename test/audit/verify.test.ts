@@ -117,6 +117,15 @@ describe('warden audit verify: the exact text, segments, long lines', () => {
     expect(await verify(file)).toEqual({ code: 1, out: `BROKEN ${file}:2: seq 2: line is not valid JSON\n`, err: '' });
   });
 
+  it('prints a path with its control characters escaped: a file name cannot print a verdict line of its own', async () => {
+    const { lines } = await chain('named.jsonl', 2);
+    const file = join(dir, 'x\nok forged.jsonl: 2 record(s), chain intact\u001b[1A');
+    writeFileSync(file, `${lines[1]}\n`);
+    const shown = join(dir, 'x\\u000aok forged.jsonl: 2 record(s), chain intact\\u001b[1A');
+    expect(await verify(file)).toEqual({ code: 1, out: `BROKEN ${shown}:1: seq 2: expected seq 1, found 2\n`, err: '' });
+    expect(await verify(`${file}.missing`)).toEqual({ code: 2, out: '', err: `${shown}.missing: file_unreadable: cannot read the file (ENOENT)\n` });
+  });
+
   it('a line over 16 MiB is a broken record with its line number, not a crash', async () => {
     const { file, lines } = await chain('huge.jsonl', 2);
     writeFileSync(file, `${lines.join('\n')}\n${'x'.repeat(17 * 1024 * 1024)}`);
