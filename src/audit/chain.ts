@@ -141,6 +141,9 @@ const HASH_RE = /^[0-9a-f]{64}$/;
 /** The reason a line that does not parse is broken for. */
 export const NOT_JSON = 'line is not valid JSON';
 
+/** The reason a line nested too deeply to walk is broken for. */
+const TOO_DEEP = 'the record nests too deeply to check (no record Warden writes does)';
+
 /** The text a record's line must be, byte for byte: its canonical JSON with `hash` appended last. */
 export function canonicalRecordLine(record: Record<string, unknown>): string {
   const text = canonicalJson({ ...record, hash: undefined });
@@ -181,8 +184,8 @@ export class ChainVerifier {
     let record: unknown;
     try {
       record = JSON.parse(line);
-    } catch {
-      return { ok: false, seq: this.head.seq + 1, reason: NOT_JSON };
+    } catch (err) {
+      return { ok: false, seq: this.head.seq + 1, reason: err instanceof RangeError ? TOO_DEEP : NOT_JSON };
     }
     return this.check(record, line);
   }
@@ -214,7 +217,14 @@ export class ChainVerifier {
     const seq = typeof r.seq === 'number' ? r.seq : expectedSeq;
     if (r.seq !== expectedSeq) return { ok: false, seq, reason: `expected seq ${expectedSeq}, found ${foundSeq(r)}` };
     if (r.prev_hash !== this.head.hash) return { ok: false, seq, reason: 'prev_hash does not match the previous record' };
-    const text = canonicalJson({ ...r, hash: undefined });
+    let text: string;
+    try {
+      text = canonicalJson({ ...r, hash: undefined });
+    } catch (err) {
+      // Arrays in arrays thousands deep overflow the walk's stack: a broken line, not a read error.
+      if (err instanceof RangeError) return { ok: false, seq, reason: TOO_DEEP };
+      throw err;
+    }
     if (typeof r.hash !== 'string' || r.hash !== oneShotHash('sha256', String(r.prev_hash) + text, 'hex')) {
       return { ok: false, seq, reason: 'hash does not match the record content' };
     }

@@ -204,6 +204,7 @@ describe('file sink', () => {
       ['seq -7', rehashed({ seq: -7 }), /seq is not a whole number from 1 up \(found -7\)/],
       ['seq a string', rehashed({ seq: 'CANARY-SEQ' }), /seq is not a whole number from 1 up \(found a string\)/],
       ['prev_hash not a hash', rehashed({ prev_hash: 'nope' }), /prev_hash is not a hash/],
+      ['nested 20000 deep', last.replace('{"action"', `{"a":${'['.repeat(20_000)}${']'.repeat(20_000)},"action"`), /the record nests too deeply to check/],
     ] as const) {
       const edited = `${first}\n${line}\n`;
       await writeFile(file, edited);

@@ -126,6 +126,14 @@ describe('warden audit verify: the exact text, segments, long lines', () => {
     expect(await verify(`${file}.missing`)).toEqual({ code: 2, out: '', err: `${shown}.missing: file_unreadable: cannot read the file (ENOENT)\n` });
   });
 
+  it('a record nested thousands deep is a broken line (exit 1), not a read error', async () => {
+    const { file, lines } = await chain('deep.jsonl', 2);
+    for (const depth of [20_000, 500_000]) {
+      writeFileSync(file, `${lines[0]}\n${lines[1]!.replace('{"action"', `{"a":${'['.repeat(depth)}${']'.repeat(depth)},"action"`)}\n`);
+      expect(await verify(file)).toEqual({ code: 1, out: `BROKEN ${file}:2: seq 2: the record nests too deeply to check (no record Warden writes does)\n`, err: '' });
+    }
+  });
+
   it('a line over 16 MiB is a broken record with its line number, not a crash', async () => {
     const { file, lines } = await chain('huge.jsonl', 2);
     writeFileSync(file, `${lines.join('\n')}\n${'x'.repeat(17 * 1024 * 1024)}`);
