@@ -138,10 +138,28 @@ export interface ChainStart {
 
 const HASH_RE = /^[0-9a-f]{64}$/;
 
+/** The reason a line that does not parse is broken for. */
+export const NOT_JSON = 'line is not valid JSON';
+
+/** The reason a line nested too deeply to walk is broken for. */
+const TOO_DEEP = 'the record nests too deeply to check (no record Warden writes does)';
+
 /** The text a record's line must be, byte for byte: its canonical JSON with `hash` appended last. */
 export function canonicalRecordLine(record: Record<string, unknown>): string {
   const text = canonicalJson({ ...record, hash: undefined });
   return `${text.slice(0, -1)},"hash":${JSON.stringify(record.hash)}}`;
+}
+
+/**
+ * What a record has for `seq`, for a message: a number as it is, anything else by its kind only.
+ * The line cannot be trusted: a string or an object there may hold anything (a secret a log line
+ * carried, terminal escapes, megabytes), and verify's output never quotes a record's content.
+ */
+function foundSeq(r: Record<string, unknown>): string {
+  if (!('seq' in r)) return 'no seq member';
+  const v = r.seq;
+  if (typeof v === 'number' || typeof v === 'boolean' || v === null) return String(v);
+  return typeof v === 'string' ? 'a string' : Array.isArray(v) ? 'an array' : 'an object';
 }
 
 /** Verifies records one at a time (so a large file can be streamed). */
@@ -166,8 +184,8 @@ export class ChainVerifier {
     let record: unknown;
     try {
       record = JSON.parse(line);
-    } catch {
-      return { ok: false, seq: this.head.seq + 1, reason: 'line is not valid JSON' };
+    } catch (err) {
+      return { ok: false, seq: this.head.seq + 1, reason: err instanceof RangeError ? TOO_DEEP : NOT_JSON };
     }
     return this.check(record, line);
   }
@@ -182,15 +200,31 @@ export class ChainVerifier {
     }
     const r = record as Record<string, unknown>;
     if (this.count === 0) {
-      // An unanchored start takes the first record's own link (it must at least be well formed).
-      if (this.open.seq && typeof r.seq === 'number' && Number.isSafeInteger(r.seq) && r.seq >= 1) this.head.seq = r.seq - 1;
-      if (this.open.hash && typeof r.prev_hash === 'string' && HASH_RE.test(r.prev_hash)) this.head.hash = r.prev_hash;
+      // An unanchored start takes the first record's own link, which must be well formed: there is
+      // no previous record to compare it with ("expected seq 1" would name a start nobody gave).
+      if (this.open.seq) {
+        if (typeof r.seq !== 'number' || !Number.isSafeInteger(r.seq) || r.seq < 1) {
+          return { ok: false, seq: typeof r.seq === 'number' ? r.seq : this.head.seq + 1, reason: `seq is not a whole number from 1 up (found ${foundSeq(r)})` };
+        }
+        this.head.seq = r.seq - 1;
+      }
+      if (this.open.hash) {
+        if (typeof r.prev_hash !== 'string' || !HASH_RE.test(r.prev_hash)) return { ok: false, seq: this.head.seq + 1, reason: 'prev_hash is not a hash (64 lowercase hex digits)' };
+        this.head.hash = r.prev_hash;
+      }
     }
     const expectedSeq = this.head.seq + 1;
     const seq = typeof r.seq === 'number' ? r.seq : expectedSeq;
-    if (r.seq !== expectedSeq) return { ok: false, seq, reason: `expected seq ${expectedSeq}, found ${JSON.stringify(r.seq)}` };
+    if (r.seq !== expectedSeq) return { ok: false, seq, reason: `expected seq ${expectedSeq}, found ${foundSeq(r)}` };
     if (r.prev_hash !== this.head.hash) return { ok: false, seq, reason: 'prev_hash does not match the previous record' };
-    const text = canonicalJson({ ...r, hash: undefined });
+    let text: string;
+    try {
+      text = canonicalJson({ ...r, hash: undefined });
+    } catch (err) {
+      // Arrays in arrays thousands deep overflow the walk's stack: a broken line, not a read error.
+      if (err instanceof RangeError) return { ok: false, seq, reason: TOO_DEEP };
+      throw err;
+    }
     if (typeof r.hash !== 'string' || r.hash !== oneShotHash('sha256', String(r.prev_hash) + text, 'hex')) {
       return { ok: false, seq, reason: 'hash does not match the record content' };
     }

@@ -1,6 +1,6 @@
 /** `warden audit verify FILE`: streams a JSON-lines audit file and checks the hash chain. */
 import { parse, UsageError, usageText, type Options } from '../cli/args.js';
-import { ChainVerifier, GENESIS_HASH, type ChainStart } from './chain.js';
+import { ChainVerifier, GENESIS_HASH, NOT_JSON, type ChainStart } from './chain.js';
 import { MAX_AUDIT_LINE_BYTES } from './sinks.js';
 import { openRegularFile, readFailure } from '../pipeline/regular-file.js';
 
@@ -52,6 +52,15 @@ function looksLikeRecord(line: string): boolean {
 }
 
 const HASH_RE = /^[0-9a-f]{64}$/;
+
+// eslint-disable-next-line no-control-regex -- control characters are what it finds
+const CONTROL = /[\u0000-\u001f\u007f-\u009f\u2028\u2029]/g;
+
+/** `text` with control characters (and line separators) written as `\uXXXX`. */
+function printable(text: string): string {
+  return text.replace(CONTROL, (c) => `\\u${c.charCodeAt(0).toString(16).padStart(4, '0')}`);
+}
+
 const LF = 0x0a;
 const CR = 0x0d;
 
@@ -116,7 +125,10 @@ export async function runAuditCli(argv: readonly string[], io: CliIO): Promise<n
   if (files.length !== 1) return usageError(io, 'takes exactly one FILE');
   if (cont && (fromHash !== undefined || fromSeq !== undefined)) return usageError(io, '--continue and --from-hash/--from-seq exclude each other');
   if (fromSeq !== undefined && fromHash === undefined) return usageError(io, '--from-seq needs --from-hash');
-  const file = files[0]!;
+  const path = files[0]!;
+  // The path as printed: control characters escaped, so a file named with a newline and "ok …"
+  // cannot print a verdict line of its own (a script may verify every file of a directory).
+  const file = printable(path);
   const start: ChainStart = cont ? {} : fromHash !== undefined ? { hash: fromHash, seq: fromSeq } : { seq: 0, hash: GENESIS_HASH };
   const verifier = new ChainVerifier(start);
   const decoder = new TextDecoder('utf-8', { fatal: true, ignoreBOM: true });
@@ -137,7 +149,8 @@ export async function runAuditCli(argv: readonly string[], io: CliIO): Promise<n
   let lastRecordLine = 0;
   let unterminated: number | undefined;
 
-  const endLine = (): boolean => {
+  /** `last`: the file's final line, with no line end after it. */
+  const endLine = (last = false): boolean => {
     lineNo++;
     const bytes = parts.length === 1 ? parts[0]! : Buffer.concat(parts, partLen);
     parts = [];
@@ -164,7 +177,10 @@ export async function runAuditCli(argv: readonly string[], io: CliIO): Promise<n
     }
     const c = verifier.pushLine(line);
     if (!c.ok) {
-      broken = `BROKEN ${file}:${lineNo}: seq ${c.seq}: ${c.reason}`;
+      // Cut short with no newline after it: what a crash mid-write leaves, and what a read of a
+      // file Warden is appending to can see of the line being written. Said so, not just "JSON".
+      const reason = last && c.reason === NOT_JSON ? `${NOT_JSON}, and it is the last line, with no newline: a torn write (or one still in progress, if Warden is writing this file now)` : c.reason;
+      broken = `BROKEN ${file}:${lineNo}: seq ${c.seq}: ${reason}`;
       return false;
     }
     lastRecordLine = lineNo;
@@ -199,7 +215,7 @@ export async function runAuditCli(argv: readonly string[], io: CliIO): Promise<n
   // A regular file only: a FIFO would make verify wait for a writer for good.
   let fh;
   try {
-    fh = await openRegularFile(file);
+    fh = await openRegularFile(path);
   } catch (err) {
     return readError(io, file, readFailure(err));
   }
@@ -245,7 +261,7 @@ export async function runAuditCli(argv: readonly string[], io: CliIO): Promise<n
       // The file ends without a newline: intact records, but an append would be glued onto the
       // last one, so it is said (on stderr: stdout stays the verdict, and the exit stays 0).
       const tail = lineNo + 1;
-      if (endLine() && verifier.count > 0 && lastRecordLine === tail) unterminated = tail;
+      if (endLine(true) && verifier.count > 0 && lastRecordLine === tail) unterminated = tail;
     }
   } catch (err) {
     return readError(io, file, readFailure(err));

@@ -7,7 +7,7 @@
 import { WardenError } from '../pipeline/errors.js';
 import type { AuditLog, AuditRecord } from '../pipeline/ports.js';
 import { readFailure } from '../pipeline/regular-file.js';
-import { computeRecordHash, GENESIS, linkRecordLine, type AuditRecordBody, type ChainHead } from './chain.js';
+import { ChainVerifier, GENESIS, linkRecordLine, NOT_JSON, type AuditRecordBody, type ChainHead } from './chain.js';
 import type { StaticRecordText } from './record-text.js';
 import { AUDIT_FILE_EDITED, type AuditSink } from './sinks.js';
 
@@ -123,7 +123,8 @@ export function createAuditLog(opts: AuditLogOptions): AuditLogHandle {
       if (other !== undefined) throw new WardenError('audit_unavailable', `audit sinks ${other} and ${s.name} are the same file: every record would be written twice`);
       files.set(id, s.name);
     }
-    let best: ChainHead | undefined;
+    /** The head the file sinks' last lines agree on, and the first sink that named it. */
+    let resumed: { head: ChainHead; sink: string } | undefined;
     for (const s of sinks) {
       if (!s.lastLine) continue;
       let line: string | undefined;
@@ -140,19 +141,35 @@ export function createAuditLog(opts: AuditLogOptions): AuditLogHandle {
         );
       }
       if (line === undefined) continue;
-      let rec: Record<string, unknown>;
-      try {
-        rec = JSON.parse(line) as Record<string, unknown>;
-      } catch {
-        // A torn last line (crash mid-write) must be looked at by a human, not papered over.
-        throw new WardenError('audit_unavailable', `audit sink ${s.name}: last line is not valid JSON; cannot resume the hash chain (run "warden audit verify")`);
+      // The check `warden audit verify --continue` makes of a first line: a well-formed link, the
+      // hash of its content, and the canonical text. A last line verify calls broken (torn by a
+      // crash, or edited: duplicate members, other spacing, a seq of 4.5) must be looked at by a
+      // human, not papered over by appending a chain after it.
+      const verifier = new ChainVerifier({});
+      const check = verifier.pushLine(line);
+      if (!check.ok) {
+        const why = check.reason === NOT_JSON ? 'last line is not valid JSON' : `last record does not verify (${check.reason})`;
+        throw new WardenError('audit_unavailable', `audit sink ${s.name}: ${why}; cannot resume the hash chain (run "warden audit verify")`);
       }
-      if (typeof rec.seq !== 'number' || typeof rec.hash !== 'string' || rec.hash !== computeRecordHash(rec)) {
-        throw new WardenError('audit_unavailable', `audit sink ${s.name}: last record does not verify; cannot resume the hash chain (run "warden audit verify")`);
+      const last = verifier.last;
+      if (resumed === undefined) {
+        resumed = { head: last, sink: s.name };
+        continue;
       }
-      if (!best || rec.seq > best.seq) best = { seq: rec.seq, hash: rec.hash };
+      // Every record goes to every sink: two files that end at different records (one missed
+      // records while it was failed, or holds an older or another chain) cannot both go on. The
+      // next record would follow one and break the chain in the other, where verify would call it
+      // tampering. An empty file (a new sink, a rotation) has no last line and just goes on.
+      const other = resumed.head;
+      if (last.seq !== other.seq || last.hash !== other.hash) {
+        throw new WardenError(
+          'audit_unavailable',
+          `audit sinks ${resumed.sink} and ${s.name} end at different records (seq ${other.seq} and seq ${last.seq}${last.seq === other.seq ? ', another hash' : ''}): ` +
+            'the next record cannot continue both chains; rename the file that is behind (the sink starts a new file, a segment verified with --from-hash) or remove that sink',
+        );
+      }
     }
-    if (best) head = best;
+    if (resumed) head = resumed.head;
     ready = true;
   }
 

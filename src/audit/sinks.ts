@@ -934,7 +934,15 @@ async function readLastLineOf(path: string, maxBytes = MAX_AUDIT_LINE_BYTES): Pr
     const file = `${st.dev}:${st.ino}`;
     // A file of newlines only: blank lines too (a first record after them would not verify).
     if (chunks.length === 0) return { line: undefined, terminated, blankAfter: trailingNewlines > 0, file };
-    return { line: Buffer.concat(chunks.reverse(), lineBytes).toString('utf8'), terminated, blankAfter: trailingNewlines > 1, file };
+    let line: string;
+    try {
+      // Strict, as `warden audit verify` reads: a lenient decode would turn bytes that are not
+      // UTF-8 into U+FFFD, and a record holding U+FFFD would then resume a line verify calls broken.
+      line = new TextDecoder('utf-8', { fatal: true, ignoreBOM: true }).decode(Buffer.concat(chunks.reverse(), lineBytes));
+    } catch {
+      throw edited('its last line is not valid UTF-8');
+    }
+    return { line, terminated, blankAfter: trailingNewlines > 1, file };
   } finally {
     await fh.close();
   }

@@ -26,7 +26,7 @@ import type { Template } from '../../src/pipeline/types.js';
 import type { RenderedText } from '../../src/templates/provenance.js';
 import { renderTemplate } from '../../src/templates/renderer.js';
 import { allowDecision, makeContext, makeTemplate } from '../stage-context.js';
-import { body } from './helpers.js';
+import { body, verify } from './helpers.js';
 
 const HMAC_KEY = 'test-hmac-key-0123456789abcdef';
 const CANARY_VAR = 'CANARY-VARIABLE-3c2b1a';
@@ -181,6 +181,60 @@ describe('file sink', () => {
     const log = createAuditLog({ sinks: [createFileSink(unterminated)] });
     await expect(log.append(body(2))).resolves.toMatchObject({ seq: 3 });
     await log.close();
+  });
+
+  it('refuses to resume from a last line verify calls broken: rewritten text, or a hashed but malformed link', async () => {
+    const file = join(dir, 'rewritten-end.jsonl');
+    const log = createAuditLog({ sinks: [createFileSink(file)] });
+    for (let i = 0; i < 2; i++) await log.append(body(i));
+    await log.close();
+    const text = await readFile(file, 'utf8');
+    const [first, last] = text.trimEnd().split('\n') as [string, string];
+    const rec = JSON.parse(last) as Record<string, unknown>;
+    // A record with its hash recomputed over an edited link: its content verifies, its link does not.
+    const rehashed = (edit: Record<string, unknown>): string => {
+      const r = { ...rec, ...edit, hash: undefined };
+      return `${canonicalJson(r).slice(0, -1)},"hash":"${computeRecordHash(r)}"}`;
+    };
+    for (const [name, line, why] of [
+      ['duplicate member', last.replace('{"action"', '{"status":"error","action"'), /last record does not verify \(line is not the canonical text/],
+      ['trailing space', `${last} `, /line is not the canonical text/],
+      ['tab', last.replace('{"action"', '{\t"action"'), /line is not the canonical text/],
+      ['seq 2.5', rehashed({ seq: 2.5 }), /seq is not a whole number from 1 up \(found 2\.5\)/],
+      ['seq -7', rehashed({ seq: -7 }), /seq is not a whole number from 1 up \(found -7\)/],
+      ['seq a string', rehashed({ seq: 'CANARY-SEQ' }), /seq is not a whole number from 1 up \(found a string\)/],
+      ['prev_hash not a hash', rehashed({ prev_hash: 'nope' }), /prev_hash is not a hash/],
+      ['nested 20000 deep', last.replace('{"action"', `{"a":${'['.repeat(20_000)}${']'.repeat(20_000)},"action"`), /the record nests too deeply to check/],
+    ] as const) {
+      const edited = `${first}\n${line}\n`;
+      await writeFile(file, edited);
+      const resumed = createAuditLog({ sinks: [createFileSink(file)] });
+      const refusal = await resumed.open().then(() => undefined, (err: unknown) => err as WardenError);
+      expect(refusal?.code, name).toBe('audit_unavailable');
+      expect(refusal?.message, name).toMatch(why);
+      expect(refusal?.message, name).not.toContain('CANARY');
+      await expect(resumed.append(body(9)), name).rejects.toMatchObject({ code: 'audit_unavailable' });
+      await resumed.close();
+      expect(await readFile(file, 'utf8'), name).toBe(edited); // nothing appended after the edit
+      expect((await verify(file)).code, name).toBe(1); // and verify calls it broken too
+    }
+  });
+
+  it('refuses to resume from a last line that is not UTF-8, which verify calls broken (not read leniently as U+FFFD)', async () => {
+    const file = join(dir, 'not-utf8-end.jsonl');
+    const log = createAuditLog({ sinks: [createFileSink(file)] });
+    await log.append(body(0));
+    await log.append({ ...body(1), request_id: 'req-\uFFFD' }); // a record that holds U+FFFD (EF BF BD)
+    await log.close();
+    const bytes = readFileSync(file);
+    const at = bytes.indexOf(Buffer.from('\uFFFD', 'utf8'));
+    const edited = Buffer.concat([bytes.subarray(0, at), Buffer.from([0xff]), bytes.subarray(at + 3)]); // one byte that is no UTF-8
+    await writeFile(file, edited);
+    expect(await verify(file)).toMatchObject({ code: 1, out: expect.stringMatching(/:2: seq 2: line is not valid UTF-8/) });
+    const resumed = createAuditLog({ sinks: [createFileSink(file)] });
+    await expect(resumed.open()).rejects.toMatchObject({ code: 'audit_unavailable', message: expect.stringMatching(/its last line is not valid UTF-8; cannot resume the hash chain/) });
+    await resumed.close();
+    expect(readFileSync(file)).toEqual(edited);
   });
 
   it('reads the last line of a file larger than one chunk', async () => {

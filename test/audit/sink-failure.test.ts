@@ -39,6 +39,40 @@ describe('file sink failure and recovery', () => {
     });
   });
 
+  it('two file sinks that end at different records stop the start (the next record would break one chain); an empty one goes on', async () => {
+    const write = async (file: string, n: number, from = 0): Promise<string> => {
+      const log = createAuditLog({ sinks: [createFileSink(file)] });
+      for (let i = 0; i < n; i++) await log.append(body(from + i));
+      await log.close();
+      return readFileSync(file, 'utf8');
+    };
+    const a = join(dir, 'ahead.jsonl');
+    const behind = join(dir, 'behind.jsonl');
+    const other = join(dir, 'other-chain.jsonl');
+    const aText = await write(a, 3);
+    writeFileSync(behind, aText.split('\n')[0] + '\n'); // the same chain, one record: it missed two
+    const otherText = await write(other, 3, 100); // as many records, another chain
+    for (const [second, text, why] of [
+      [behind, aText.split('\n')[0] + '\n', /end at different records \(seq 3 and seq 1\)/],
+      [other, otherText, /end at different records \(seq 3 and seq 3, another hash\)/],
+    ] as const) {
+      const log = createAuditLog({ sinks: [createFileSink(a), createFileSink(second)] });
+      await expect(log.open()).rejects.toMatchObject({ code: 'audit_unavailable', message: expect.stringMatching(why) });
+      await expect(log.append(body(9))).rejects.toMatchObject({ code: 'audit_unavailable' });
+      await log.close();
+      expect(readFileSync(a, 'utf8')).toBe(aText); // nothing written to either
+      expect(readFileSync(second, 'utf8')).toBe(text);
+    }
+    // The one behind renamed away: its sink starts a new file, a segment from the other's head.
+    renameSync(behind, `${behind}.1`);
+    const log = createAuditLog({ sinks: [createFileSink(a), createFileSink(behind)] });
+    await expect(log.append(body(3))).resolves.toMatchObject({ seq: 4 });
+    await log.close();
+    expect((await verify(a)).code).toBe(0);
+    const head = JSON.parse(aText.trimEnd().split('\n')[2]!) as { hash: string };
+    expect(await verify('--from-hash', head.hash, '--from-seq', '3', behind)).toMatchObject({ code: 0 });
+  });
+
   it('refuses two sinks on one file (a hard link), once open', async () => {
     const a = join(dir, 'same-a.jsonl');
     writeFileSync(a, '');

@@ -104,6 +104,36 @@ describe('warden audit verify: the exact text, segments, long lines', () => {
     expect(await verify(file)).toMatchObject({ code: 0, err: '' });
   });
 
+  it('a last line cut short with no newline is named a torn write (or one in progress), not only "not valid JSON"', async () => {
+    const { file, lines } = await chain('torn-tail.jsonl', 3);
+    writeFileSync(file, `${lines[0]}\n${lines[1]}\n${lines[2]!.slice(0, 200)}`);
+    expect(await verify(file)).toEqual({
+      code: 1,
+      out: `BROKEN ${file}:3: seq 3: line is not valid JSON, and it is the last line, with no newline: a torn write (or one still in progress, if Warden is writing this file now)\n`,
+      err: '',
+    });
+    // The same cut inside the file (a newline after it) is only a line that is not JSON.
+    writeFileSync(file, `${lines[0]}\n${lines[1]!.slice(0, 200)}\n${lines[2]}\n`);
+    expect(await verify(file)).toEqual({ code: 1, out: `BROKEN ${file}:2: seq 2: line is not valid JSON\n`, err: '' });
+  });
+
+  it('prints a path with its control characters escaped: a file name cannot print a verdict line of its own', async () => {
+    const { lines } = await chain('named.jsonl', 2);
+    const file = join(dir, 'x\nok forged.jsonl: 2 record(s), chain intact\u001b[1A');
+    writeFileSync(file, `${lines[1]}\n`);
+    const shown = join(dir, 'x\\u000aok forged.jsonl: 2 record(s), chain intact\\u001b[1A');
+    expect(await verify(file)).toEqual({ code: 1, out: `BROKEN ${shown}:1: seq 2: expected seq 1, found 2\n`, err: '' });
+    expect(await verify(`${file}.missing`)).toEqual({ code: 2, out: '', err: `${shown}.missing: file_unreadable: cannot read the file (ENOENT)\n` });
+  });
+
+  it('a record nested thousands deep is a broken line (exit 1), not a read error', async () => {
+    const { file, lines } = await chain('deep.jsonl', 2);
+    for (const depth of [20_000, 500_000]) {
+      writeFileSync(file, `${lines[0]}\n${lines[1]!.replace('{"action"', `{"a":${'['.repeat(depth)}${']'.repeat(depth)},"action"`)}\n`);
+      expect(await verify(file)).toEqual({ code: 1, out: `BROKEN ${file}:2: seq 2: the record nests too deeply to check (no record Warden writes does)\n`, err: '' });
+    }
+  });
+
   it('a line over 16 MiB is a broken record with its line number, not a crash', async () => {
     const { file, lines } = await chain('huge.jsonl', 2);
     writeFileSync(file, `${lines.join('\n')}\n${'x'.repeat(17 * 1024 * 1024)}`);
@@ -154,5 +184,24 @@ describe('warden audit verify: blank lines and CR line ends are edits', () => {
       expect(`${r.out}${r.err}`).not.toContain('req-');
       expect(`${r.out}${r.err}`).not.toContain(JSON.parse(lines[0]!).hash as string);
     }
+  });
+
+  it('a seq that is not a number is named by its kind, never quoted (a canary, escapes, megabytes)', async () => {
+    const { file, lines } = await chain('seq-kinds.jsonl', 1);
+    const canary = 'sk-CANARY-7f3a';
+    const cases: Array<[string, string]> = [
+      [`"${canary}\\u001b[2J\\u009b31m${'x'.repeat(100_000)}"`, 'a string'],
+      [`{"secret":"${canary}"}`, 'an object'],
+      [`["${canary}"]`, 'an array'],
+      ['null', 'null'],
+      ['true', 'true'],
+      ['7', '7'],
+    ];
+    for (const [value, kind] of cases) {
+      writeFileSync(file, `${lines[0]!.replace('"seq":1', `"seq":${value}`)}\n`);
+      expect(await verify(file)).toEqual({ code: 1, out: `BROKEN ${file}:1: seq ${kind === '7' ? 7 : 1}: expected seq 1, found ${kind}\n`, err: '' });
+    }
+    writeFileSync(file, `${lines[0]!.replace('"seq":1,', '')}\n`);
+    expect(await verify(file)).toEqual({ code: 1, out: `BROKEN ${file}:1: seq 1: expected seq 1, found no seq member\n`, err: '' });
   });
 });
