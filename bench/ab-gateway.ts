@@ -7,7 +7,7 @@
  *   npx tsx bench/ab-gateway.ts <git revision> [slices]
  */
 import { spawnSync } from 'node:child_process';
-import { copyFileSync, mkdtempSync, rmSync, symlinkSync } from 'node:fs';
+import { copyFileSync, mkdtempSync, readFileSync, rmSync, symlinkSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { performance } from 'node:perf_hooks';
@@ -52,7 +52,10 @@ const base = buildRevision(rev);
 const head = buildWarden();
 if (!head) throw new Error('the working tree does not build');
 const upstream = await startChild('upstream');
-const start = (build: string) => startChild('warden', writeWardenSetup(mkdtempSync(join(tmpdir(), 'warden-ab-cfg-')), upstream.port), [], build);
+/** Whether a build knows `secrets.file_roots` (added in the fifteenth session; older ones refuse it). */
+const knowsFileRoots = (build: string) => readFileSync(join(build, 'src', 'config', 'schema.js'), 'utf8').includes('file_roots');
+const start = (build: string) =>
+  startChild('warden', writeWardenSetup(mkdtempSync(join(tmpdir(), 'warden-ab-cfg-')), upstream.port, { fileRoots: knowsFileRoots(build) }), [], build);
 const wardens = { [rev]: await start(base.dir), 'working tree': await start(head) };
 const names = Object.keys(wardens);
 const cpuMicros = (name: string) =>

@@ -10,7 +10,7 @@
  */
 import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
 import { existsSync, mkdtempSync, mkdirSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
-import { availableParallelism, tmpdir } from 'node:os';
+import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { createInterface } from 'node:readline';
 import { performance } from 'node:perf_hooks';
@@ -71,7 +71,12 @@ export function wardenBody(): string {
   });
 }
 
-export function writeWardenSetup(dir: string, upstreamPort: number): string {
+/**
+ * Writes the benchmark's Warden setup (template, secrets, config) into `dir` and returns the
+ * config's path. `fileRoots: false` leaves out `secrets.file_roots` (the template's secret lives
+ * under it), for a build older than that key, which would refuse it as unknown (ab-gateway.ts).
+ */
+export function writeWardenSetup(dir: string, upstreamPort: number, opts: { fileRoots?: boolean } = {}): string {
   mkdirSync(join(dir, 'templates'), { recursive: true });
   mkdirSync(join(dir, 'secrets'), { recursive: true });
   writeFileSync(join(dir, 'secrets', 'escalation-code'), 'ESC-7731\n');
@@ -115,7 +120,7 @@ models: { gpt-4o-mini: upstream }
 audit: { sinks: [{ file: audit.log }], required: true }
 log: { level: error }
 reload: { watch: false }
-`,
+${opts.fileRoots === false ? '' : 'secrets: { file_roots: [secrets] }\n'}`,
   );
   return config;
 }
@@ -156,48 +161,13 @@ function compileWarden(): string | undefined {
   return BUILD_DIR;
 }
 
-/**
- * The CPU placement of the pinned pass: the server under test (the proxy or Warden) alone on one
- * core, the upstream and the load generator on the other. Unpinned, on a 2-core host, the three
- * processes share both cores and the scheduler decides who waits: the upstream woken by the
- * gateway's write often runs on the gateway's core, before the gateway's next line of code (the
- * write then "takes" the upstream's whole turn), so the gateway's latency carries the upstream's
- * CPU time and its own spreads with load from elsewhere. In a pod, the model provider is on
- * another machine and the application's CPU is its own: the pinned figures measure the gateway
- * as it runs there. Both passes are reported.
- */
-export const GATEWAY_CPU = 0;
-export const OTHERS_CPU = 1;
-
-/** Whether this host can pin (Linux with taskset, and the two CPUs the placement names). */
-export function canPin(): boolean {
-  if (process.platform !== 'linux' || availableParallelism() < 2) return false;
-  return spawnSync('taskset', ['-p', String(process.pid)], { stdio: 'ignore' }).status === 0;
-}
-
-/** The CPUs a process may run on now, as taskset lists them (`0,1` or `0-3`). */
-export function affinityOf(pid: number): string {
-  const r = spawnSync('taskset', ['-c', '-p', String(pid)], { encoding: 'utf8' });
-  const list = /:\s*([0-9,-]+)\s*$/.exec(r.stdout ?? '')?.[1];
-  if (r.status !== 0 || list === undefined) throw new Error(`taskset could not read the affinity of process ${pid}`);
-  return list;
-}
-
-/** Pins a process, every thread it has now (the threads it makes later inherit it), to one CPU. */
-export function pinTo(pid: number, cpu: number | string): void {
-  const r = spawnSync('taskset', ['-a', '-p', '-c', String(cpu), String(pid)], { stdio: 'ignore' });
-  if (r.status !== 0) throw new Error(`taskset could not pin process ${pid} to CPU ${cpu}`);
-}
-
-export async function startChild(role: string, arg?: string, nodeFlags: string[] = [], build?: string, cpu?: number): Promise<Child> {
+export async function startChild(role: string, arg?: string, nodeFlags: string[] = [], build?: string): Promise<Child> {
   const args =
     role === 'warden' && build
       ? [...nodeFlags, join(HERE, 'warden-server.mjs'), build]
       : [...nodeFlags, '--import', 'tsx', join(HERE, 'gateway-server.ts'), role];
   if (arg) args.push(arg);
   const proc = spawn(process.execPath, args, { stdio: ['pipe', 'pipe', 'inherit', 'ipc'], cwd: REPO });
-  // Before it has started its own threads: they inherit the placement.
-  if (cpu !== undefined) pinTo(proc.pid!, cpu);
   const lines = createInterface({ input: proc.stdout as NodeJS.ReadableStream });
   const port = await new Promise<number>((resolve, reject) => {
     proc.once('exit', (code) => reject(new Error(`${role} exited with code ${String(code)} before listening`)));
@@ -318,8 +288,6 @@ export async function runGatewayBench(): Promise<Record<string, number>> {
     const wardenAddedP99 = w.p99 - d.p99;
     const proxyCpu = done.proxy!.cpuUs / done.proxy!.count;
     const wardenCpu = done.warden!.cpuUs / done.warden!.count;
-    const pinned = canPin() ? await runPinnedLatency(dir, build) : undefined;
-    if (!pinned) process.stderr.write('gateway: no pinned pass (needs Linux, taskset and 2 CPUs)\n');
     return {
       'direct.p50_ms': round(d.p50),
       'direct.p99_ms': round(d.p99),
@@ -350,67 +318,10 @@ export async function runGatewayBench(): Promise<Record<string, number>> {
       'warden.cpu_capacity_rps_per_core': Math.round(1e6 / wardenCpu),
       'warden_over_proxy.cpu_capacity_ratio': round(proxyCpu / wardenCpu, 2),
       'warden.compiled': build ? 1 : 0,
-      ...pinned,
-      errors: d.errors + p.errors + w.errors + tput.direct!.errors + tput.proxy!.errors + tput.warden!.errors + (pinned?.['pinned.errors'] ?? 0),
+      errors: d.errors + p.errors + w.errors + tput.direct!.errors + tput.proxy!.errors + tput.warden!.errors,
     };
   } finally {
     await Promise.all(children.map(stopChild));
     rmSync(dir, { recursive: true, force: true });
-  }
-}
-
-/**
- * The latency pass again, with the gateway alone on its core (see GATEWAY_CPU): fresh processes,
- * the same fixed rate and interleaved slices, and the load generator (this process) moved to the
- * upstream's core for the pass, then given back its CPUs.
- */
-async function runPinnedLatency(dir: string, build: string | undefined): Promise<Record<string, number>> {
-  const mine = affinityOf(process.pid);
-  const children: Child[] = [];
-  const senders: Array<ReturnType<typeof sender>> = [];
-  try {
-    pinTo(process.pid, OTHERS_CPU);
-    const upstream = await startChild('upstream', undefined, [], undefined, OTHERS_CPU);
-    children.push(upstream);
-    const proxy = await startChild('proxy', String(upstream.port), [], undefined, GATEWAY_CPU);
-    children.push(proxy);
-    const warden = await startChild('warden', writeWardenSetup(join(dir, 'pinned'), upstream.port), [], build, GATEWAY_CPU);
-    children.push(warden);
-    const targets = {
-      direct: sender(upstream.port, '/v1/chat/completions', directBody()),
-      proxy: sender(proxy.port, '/v1/chat/completions', directBody()),
-      warden: sender(warden.port, '/v1/chat/completions', wardenBody()),
-    };
-    senders.push(...Object.values(targets));
-    const names = Object.keys(targets) as Array<keyof typeof targets>;
-    for (const name of names) {
-      if (!(await targets[name].send())) throw new Error(`pinned ${name}: the first request did not return 200`);
-      // Warm-up at the measured rate: the JIT and the pools settle before the slices count.
-      await fixedRateRaw(targets[name].send, RATE, 2_000);
-    }
-    const raw = Object.fromEntries(names.map((n) => [n, { latencies: [] as number[], errors: 0 }]));
-    for (let i = 0; i < SLICES; i++) {
-      for (const name of names) {
-        const r = await fixedRateRaw(targets[name].send, RATE, RATE_SLICE_MS);
-        raw[name]!.latencies.push(...r.latencies);
-        raw[name]!.errors += r.errors;
-      }
-    }
-    const d = summarize(raw.direct!.latencies, raw.direct!.errors);
-    const p = summarize(raw.proxy!.latencies, raw.proxy!.errors);
-    const w = summarize(raw.warden!.latencies, raw.warden!.errors);
-    return {
-      'pinned.direct.p50_ms': round(d.p50),
-      'pinned.proxy.added_p50_ms': round(p.p50 - d.p50),
-      'pinned.proxy.added_p99_ms': round(p.p99 - d.p99),
-      'pinned.warden.added_p50_ms': round(w.p50 - d.p50),
-      'pinned.warden.added_p99_ms': round(w.p99 - d.p99),
-      'pinned.warden_over_proxy.overhead_ratio_p50': round((w.p50 - d.p50) / Math.max(p.p50 - d.p50, 0.001), 2),
-      'pinned.errors': d.errors + p.errors + w.errors,
-    };
-  } finally {
-    for (const t of senders) await t.close();
-    await Promise.all(children.map(stopChild));
-    pinTo(process.pid, mine);
   }
 }

@@ -29,7 +29,6 @@ const TARGETS: Array<{ figure: string; bound: number; want: 'max' | 'min'; what:
   { figure: 'gateway.warden.added_p50_ms', bound: 0.5, want: 'max', what: 'added latency p50 at 500 req/s (ms)' },
   { figure: 'gateway.warden.added_p99_ms', bound: 2, want: 'max', what: 'added latency p99 at 500 req/s (ms)' },
   { figure: 'gateway.warden_over_proxy.overhead_ratio_p50', bound: 1.5, want: 'max', what: 'overhead vs bare proxy (x)' },
-  { figure: 'gateway.pinned.warden_over_proxy.overhead_ratio_p50', bound: 1.5, want: 'max', what: 'same, the gateway alone on its core (x)' },
   { figure: 'gateway.warden_over_proxy.throughput_ratio', bound: 0.5, want: 'min', what: 'max throughput vs bare proxy' },
   { figure: 'policy.decision_p50_us', bound: 10, want: 'max', what: 'policy decision p50 (µs)' },
   { figure: 'policy.compile_500_rules_ms', bound: 200, want: 'max', what: 'compile of 500 rules (ms)' },
