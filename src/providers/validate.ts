@@ -405,10 +405,12 @@ export class StreamCheck {
   }
 
   /**
-   * Every choice the stream began has reached its finish_reason: a body that ends here without
-   * `[DONE]` is whole. With `n` > 1 one finished choice is not enough: another may have been cut.
+   * Every choice the request asked for began and reached its finish_reason: a body that ends here
+   * without `[DONE]` is whole. With `n` > 1 one finished choice is not enough: another may have
+   * been cut, before its first chunk as well as within it. (An upstream that ignores `n` and
+   * omits `[DONE]` is then refused: the closed side.)
    */
   get whole(): boolean {
-    return this.answered && this.finished.size === this.choices.size;
+    return this.answered && this.choices.size >= this.asked && this.finished.size === this.choices.size;
   }
 }

@@ -102,6 +102,16 @@ describe('a stream that ends without [DONE]', () => {
     expect(w.audit().at(-1)).toMatchObject({ status: 'error', error_code: 'upstream_error', stream: true });
   });
 
+  it('with n: 2, one choice finished and the other never begun: upstream_error too (cut before its first chunk)', async () => {
+    streams(event(0, { role: 'assistant', content: 'Alpha' }) + event(0, {}, 'stop'));
+    const audited = w.audit().length;
+    const got = await read(await client.chat.completions.create({ ...ask, n: 2, stream: true }));
+    expect(got.error, JSON.stringify(got)).toBeInstanceOf(OpenAI.APIError);
+    expect(got.error.message).toMatch(/stream that ended early/);
+    await eventually(() => w.audit().length > audited);
+    expect(w.audit().at(-1)).toMatchObject({ status: 'error', error_code: 'upstream_error', stream: true });
+  });
+
   it('with n: 2, every choice finished: whole, as with one choice', async () => {
     streams(event(0, { role: 'assistant', content: 'Alpha' }) + event(1, { role: 'assistant', content: 'Beta' }) + event(1, {}, 'stop') + event(0, {}, 'length'));
     const got = await read(await client.chat.completions.create({ ...ask, n: 2, stream: true }));
