@@ -19,7 +19,9 @@ import { ConfigError, type ConfigProblem } from './errors.js';
 import { parseListen } from './listen.js';
 import { duplicateKeyAt, formatKeyPath, locate, type KeyPath } from './locate.js';
 import { ConfigSchema, type Config } from './schema.js';
+import { configRefTargets } from './secret-refs.js';
 import { configWarnings } from './warnings.js';
+import { envNameAllowed } from '../secrets/access.js';
 
 export type Env = Readonly<Record<string, string | undefined>>;
 
@@ -205,7 +207,7 @@ export function parseConfig(text: string, file: string, env: Env = {}, opts: Loa
   }
 
   const config = resolvePaths(result.data as Config, dirname(resolve(file)));
-  if (opts.onWarning) for (const w of [...configWarnings(config), ...unknownEnvWarnings(env)]) opts.onWarning(w);
+  if (opts.onWarning) for (const w of [...configWarnings(config), ...unknownEnvWarnings(env, config)]) opts.onWarning(w);
   return config;
 }
 
@@ -253,12 +255,16 @@ const CLIENT_VARIABLES: ReadonlySet<string> = new Set(['WARDEN_TOKEN', 'WARDEN_T
 /**
  * A WARDEN_* variable Warden does not read (`WARDEN_HTTP_PORT`, `WARDEN_LOGLEVEL`) is a warning,
  * with the override meant when one is close: it would otherwise be ignored without a word, as an
- * unknown key never is. Not an error: the environment is shared with other programs.
+ * unknown key never is. Not an error: the environment is shared with other programs. Variables
+ * the config reads as secrets are not unknown: an `env:` ref of its own (a provider's api_key),
+ * or a name `secrets.env_allow` lets templates read (README suggests `WARDEN_TPL_*`).
  */
-function unknownEnvWarnings(env: Env): string[] {
+function unknownEnvWarnings(env: Env, config: Config): string[] {
   const out: string[] = [];
+  const secretNames = configRefTargets(config, '/').names;
   for (const name of Object.keys(env).sort()) {
     if (!name.startsWith('WARDEN_') || env[name] === undefined || OVERRIDE_NAMES.includes(name) || CLIENT_VARIABLES.has(name)) continue;
+    if (secretNames.has(name) || envNameAllowed(name, config.secrets.env_allow)) continue;
     // Same listener or log (WARDEN_HTTP_PORT → WARDEN_HTTP_LISTEN), else the nearest spelling.
     const part = name.split('_')[1];
     const meant = OVERRIDE_NAMES.find((n) => n.split('_')[1] === part) ?? closest(name, [...OVERRIDE_NAMES]);

@@ -5,8 +5,8 @@
  */
 import { randomBytes } from 'node:crypto';
 import { resolve as resolvePath } from 'node:path';
-import { fileURLToPath } from 'node:url';
 import type { Config } from '../config/schema.js';
+import { configRefTargets } from '../config/secret-refs.js';
 import { createAuditLog, createAuditStage, createFileSink, createStreamSink, hmacKeyLongEnough, MIN_HMAC_KEY_BYTES, type AuditLogHandle, type AuditSink } from '../audit/index.js';
 import { DevAuthenticator, KubernetesTokenAuthenticator, SpiffeJwtAuthenticator, createAuthenticateStage } from '../identity/index.js';
 import { WardenError, formatLocation, isWardenError } from '../pipeline/errors.js';
@@ -17,7 +17,7 @@ import type { Principal } from '../pipeline/types.js';
 import { createDecideStage, createRegoPolicyEngine, formatInputPath, type DecisionCacheStatus } from '../policy/index.js';
 import { apiKeyProblem, createForwardStage, createProviders, modelNotConfigured } from '../providers/index.js';
 import { createRedactStage, createRedactor, createRespondStage, type RedactionConfig } from '../redact/index.js';
-import { createEnvSecretProvider, createFetchStage, createFileSecretProvider, createSecretResolver, parseSecretRef } from '../secrets/index.js';
+import { createEnvSecretProvider, createFetchStage, createFileSecretProvider, createSecretResolver } from '../secrets/index.js';
 import type { Logger } from '../telemetry/logger.js';
 import type { Metrics } from '../telemetry/metrics.js';
 import { TemplateLoadError, createRenderStage, createResolveStage, formatIssue, formatWarning, loadTemplateStore, type TemplateLimits } from '../templates/index.js';
@@ -149,40 +149,22 @@ function refusingUnroutedModel(decide: Stage): Stage {
 export function templateLimits(config: Config, configDir: string): TemplateLimits {
   return {
     maxVariables: config.limits.max_variables,
-    secretAccess: { fileRoots: config.secrets.file_roots, envAllow: config.secrets.env_allow, baseDir: configDir },
+    secretAccess: { fileRoots: config.secrets.file_roots, envAllow: config.secrets.env_allow, baseDir: configDir, reserved: configRefTargets(config, configDir) },
   };
-}
-
-/**
- * The secret refs the config itself names (providers' `api_key`, `redaction.hmac_key`,
- * `audit.hmac_key`): the operator's, read wherever they point (secrets.file_roots and env_allow
- * bound the templates' refs only).
- */
-export function configSecretRefs(config: Config): string[] {
-  const refs: string[] = [];
-  for (const p of Object.values(config.providers)) if (p.kind === 'openai' && p.api_key !== undefined) refs.push(p.api_key);
-  if (config.redaction.hmac_key !== undefined) refs.push(config.redaction.hmac_key);
-  if (config.audit.hmac_key !== undefined) refs.push(config.audit.hmac_key);
-  return refs;
 }
 
 /** The caching secret resolver with the file and env providers; relative refs resolve against `configDir`. */
 export function secretResolverFor(config: Config, configDir: string) {
-  // The paths and names the config's own refs read: exempt from the templates' bounds.
-  const exemptPaths = new Set<string>();
-  const exemptNames = new Set<string>();
-  for (const ref of configSecretRefs(config)) {
-    const p = parseSecretRef(ref, { baseDir: configDir });
-    if (p.scheme === 'file') exemptPaths.add(fileURLToPath(p.url));
-    else if (p.scheme === 'env') exemptNames.add(p.url.host);
-  }
+  // The paths and names the config's own refs read: exempt from the templates' bounds (no
+  // template may name them: templateLimits).
+  const own = configRefTargets(config, configDir);
   const ttl = config.secrets.default_ttl_ms === undefined ? {} : { ttlMs: config.secrets.default_ttl_ms };
   return createSecretResolver({
     // secrets.default_ttl_ms, when set, is the lease for backends that give none (file, env);
     // unset, each provider keeps its own default (files 30 s, environment 10 min).
     providers: [
-      createFileSecretProvider({ ...ttl, access: { roots: config.secrets.file_roots, exempt: exemptPaths } }),
-      createEnvSecretProvider({ ...ttl, access: { allow: config.secrets.env_allow, exempt: exemptNames } }),
+      createFileSecretProvider({ ...ttl, access: { roots: config.secrets.file_roots, exempt: own.paths } }),
+      createEnvSecretProvider({ ...ttl, access: { allow: config.secrets.env_allow, exempt: own.names } }),
     ],
     maxEntries: config.secrets.cache.max_entries,
     fetchTimeoutMs: config.secrets.fetch_timeout_ms,

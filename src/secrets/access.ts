@@ -21,7 +21,15 @@ export interface SecretRefAccess {
   readonly fileRoots: readonly string[];
   /** Variable names, or prefixes ending in `*`, a template's `env:` refs may name. Empty: no `env:` ref. */
   readonly envAllow: readonly string[];
+  /**
+   * What the config's own refs read (providers' api_key, the hmac_keys): never a template's,
+   * whatever the roots and the allow-list hold.
+   */
+  readonly reserved?: { readonly paths: ReadonlySet<string>; readonly names: ReadonlySet<string> };
 }
+
+/** The message for a template ref to what one of the config's own refs reads. */
+export const RESERVED_REF_REASON = "names a secret the config itself uses (a provider's api_key, an hmac_key): a template may not read Warden's own keys";
 
 /** Whether `path` is `root` or below it (both absolute, normalized). */
 export function isUnder(path: string, root: string): boolean {

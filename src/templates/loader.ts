@@ -21,7 +21,7 @@ import type { Template, VariableSpec } from '../pipeline/types.js';
 // The one ref grammar (the resolver parses refs with it at request time): a ref that passes here
 // cannot fail there for its syntax.
 import { parseSecretRef, SecretRefError } from '../secrets/index.js';
-import { envNameAllowed, envNotAllowedReason, isUnder, outsideRootsReason, realRootSync, type SecretRefAccess } from '../secrets/access.js';
+import { envNameAllowed, envNotAllowedReason, isUnder, outsideRootsReason, realRootSync, RESERVED_REF_REASON, type SecretRefAccess } from '../secrets/access.js';
 import { parsePlaceholders } from './placeholders.js';
 import { TemplateSchema, type TemplateDocument } from './schema.js';
 import { findSecretLiteral, isQuotableName, unquotedReason } from '../pipeline/secret-literals.js';
@@ -579,9 +579,14 @@ function checkRefAccess(d: TemplateDocument, access: SecretRefAccess & { baseDir
     }
     const at = ['variables', name, 'ref'];
     if (parsed.scheme === 'env') {
-      if (!envNameAllowed(parsed.url.host, access.envAllow)) issue(at, envNotAllowedReason(access.envAllow));
+      if (access.reserved?.names.has(parsed.url.host)) issue(at, RESERVED_REF_REASON);
+      else if (!envNameAllowed(parsed.url.host, access.envAllow)) issue(at, envNotAllowedReason(access.envAllow));
     } else if (parsed.scheme === 'file') {
       const path = fileURLToPath(parsed.url);
+      if (access.reserved !== undefined && namesReservedFile(path, access.reserved.paths)) {
+        issue(at, RESERVED_REF_REASON);
+        continue;
+      }
       realRoots ??= access.fileRoots.map(realRootSync);
       if (!access.fileRoots.some((r) => isUnder(path, r)) && !realRoots.some((r) => isUnder(path, r))) {
         issue(at, outsideRootsReason(access.fileRoots, 'path'));
@@ -596,6 +601,25 @@ function checkRefAccess(d: TemplateDocument, access: SecretRefAccess & { baseDir
       if (!realRoots.some((r) => isUnder(real, r))) issue(at, outsideRootsReason(access.fileRoots, 'symlink'));
     }
   }
+}
+
+/** Whether `path` is, as written or through its symlinks, a file one of the config's own refs reads. */
+function namesReservedFile(path: string, reserved: ReadonlySet<string>): boolean {
+  if (reserved.has(path)) return true;
+  let real: string;
+  try {
+    real = realpathSync(path);
+  } catch {
+    return false; // not there: not the key file (the fetch reads the path again, and checks it)
+  }
+  for (const p of reserved) {
+    try {
+      if (realpathSync(p) === real) return true;
+    } catch {
+      // a key file that is not there now
+    }
+  }
+  return false;
 }
 
 /** The resolver's own parser: a ref that loads is a ref the fetch stage can parse. */

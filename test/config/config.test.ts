@@ -182,6 +182,19 @@ describe('environment overrides', () => {
     ]);
   });
 
+  it('a WARDEN_* variable the config reads as a secret is no unknown one: its own env: ref, or one secrets.env_allow lets templates read', () => {
+    const warnings: string[] = [];
+    const yaml = [
+      'providers:',
+      '  openai: { kind: openai, base_url: "https://api.example.com/v1", api_key: "env://WARDEN_OPENAI_KEY" }',
+      'models: { gpt-4o-mini: openai }',
+      'secrets: { env_allow: ["WARDEN_TPL_*"] }',
+      '',
+    ].join('\n');
+    parseConfig(yaml, 'w.yaml', { WARDEN_OPENAI_KEY: 'k', WARDEN_TPL_CODE: 'c', WARDEN_HTTP_PORT: '9000' }, { onWarning: (w) => warnings.push(w) });
+    expect(warnings.filter((w) => w.includes('environment variable')).map((w) => w.split(' is ')[0])).toEqual(['environment variable WARDEN_HTTP_PORT']);
+  });
+
   it('a listen collision an override causes names the variable, not a line of the file', () => {
     // Both from the environment: the later key's variable.
     expect(lines('listen:\n  http: 127.0.0.1:0\n  admin: 127.0.0.1:0\n', { WARDEN_HTTP_LISTEN: '127.0.0.1:9000', WARDEN_ADMIN_LISTEN: '127.0.0.1:9000' })).toEqual([

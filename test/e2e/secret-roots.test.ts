@@ -41,11 +41,12 @@ messages:
 }
 
 /** The load error of a Warden whose only extra template names `ref`, or undefined when it starts. */
-async function loadError(ref: string, setup?: (dir: string) => void, secrets?: string): Promise<string | undefined> {
+async function loadError(ref: string, setup?: (dir: string) => void, secrets?: string, audit?: string): Promise<string | undefined> {
   const prepared = await prepareWardenDir({
     upstreamUrl: 'http://127.0.0.1:9/v1',
     files: { 'templates/ops/probe.yaml': template('ops/probe', ref), 'outside/token': `${OUTSIDE}\n` },
     ...(secrets === undefined ? {} : { secrets }),
+    ...(audit === undefined ? {} : { audit }),
   });
   try {
     setup?.(prepared.dir);
@@ -93,6 +94,22 @@ describe('a template ref outside secrets.file_roots / env_allow is refused at lo
   it('a config without the setting: no file ref at all, the message names the setting', { timeout: 30_000 }, async () => {
     const err = await loadError('file:secrets/escalation-code', undefined, 'secrets: {}');
     expect(err).toMatch(/variables\.code\.ref: file refs are not allowed in templates: secrets\.file_roots is not set/);
+  });
+
+  it("Warden's own keys, whatever the bounds allow: the provider key under the root, a link to it, an env key under env_allow: [\"*\"]", { timeout: 30_000 }, async () => {
+    const reserved = /probe\.yaml:12:\d+: variables\.code\.ref: names a secret the config itself uses/;
+    // The fixture's provider api_key is file://<dir>/secrets/upstream-key: inside the root.
+    expect(await loadError('file:secrets/upstream-key')).toMatch(reserved);
+    expect(await loadError('file:secrets/key-alias', (dir) => symlinkSync('upstream-key', join(dir, 'secrets', 'key-alias')))).toMatch(reserved);
+    process.env.WARDEN_TEST_AUDIT_HMAC_Q7 = 'an-audit-hmac-key-of-32-bytes-00';
+    try {
+      const audit = 'audit: { sinks: [{ file: audit.log }], required: true, hmac_key: "env://WARDEN_TEST_AUDIT_HMAC_Q7" }';
+      expect(await loadError('env://WARDEN_TEST_AUDIT_HMAC_Q7', undefined, 'secrets: { file_roots: [secrets], env_allow: ["*"] }', audit)).toMatch(reserved);
+      // Another variable under the same allow-list still loads.
+      expect(await loadError(`env://${ENV_NAME}`, undefined, 'secrets: { file_roots: [secrets], env_allow: ["*"] }', audit)).toBeUndefined();
+    } finally {
+      delete process.env.WARDEN_TEST_AUDIT_HMAC_Q7;
+    }
   });
 
   it('refs inside the roots, a symlink that stays inside, and an allowed env prefix load', { timeout: 30_000 }, async () => {
