@@ -37,6 +37,6 @@ EXPOSE 8700 8701 8702
 # puts it elsewhere is run with that variable set (docker run -e), or the check would fail.
 # (Kubernetes ignores HEALTHCHECK: the pod's probes ask the admin port themselves.)
 HEALTHCHECK --interval=10s --timeout=2s --retries=3 \
-  CMD ["node", "-e", "fetch('http://'+(process.env.WARDEN_ADMIN_LISTEN||'127.0.0.1:8702')+'/healthz').then(r=>process.exit(r.ok?0:1),()=>process.exit(1))"]
+  CMD ["node", "-e", "fetch('http://'+((process.env.WARDEN_ADMIN_LISTEN||'').trim()||'127.0.0.1:8702')+'/healthz').then(r=>process.exit(r.ok?0:1),()=>process.exit(1))"]
 ENTRYPOINT ["node", "dist/src/main.js"]
 CMD ["serve", "--config", "deploy/local/warden.yaml"]

@@ -878,7 +878,9 @@ function outsideSpans(findings: readonly Finding[], spans: ReadonlyArray<readonl
 /**
  * The function names among the pass-through parameters: `tool_choice.function.name` (OpenAI;
  * Anthropic's `tool_choice.name` arrives translated to it), legacy `function_call.name` and
- * `functions[].name`. See Session.checkFunctionName.
+ * `functions[].name`. See Session.checkFunctionName. The legacy two are refused at every ingress
+ * (server/answer-params.ts) and never reach here from HTTP or gRPC; they are still read, so that a
+ * redactor embedded without that check does not let a name with PII through.
  */
 function functionNamesInParams(params: Readonly<Record<string, unknown>>): unknown[] {
   const names: unknown[] = [];

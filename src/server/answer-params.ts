@@ -5,8 +5,9 @@
  * output or a legacy `function_call` would get an answer with that part silently missing
  * (`logprobs: null`, `content: null` and no audio, `finish_reason: "function_call"` and no call),
  * after the upstream was paid for it. Such a request is refused before it goes anywhere, naming
- * the parameter. Values that ask for nothing (`logprobs: false`, `modalities: ["text"]`, null)
- * pass.
+ * the parameter. Only `logprobs: false`, `modalities: ["text"]` and null pass: other values that
+ * ask for nothing in effect (`top_logprobs: 0`, `functions: []`) are refused too, as the simpler
+ * rule to state (an upstream may refuse them anyway).
  *
  * On the request path: a few property reads of the params object, no allocation.
  */
