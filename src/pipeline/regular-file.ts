@@ -79,9 +79,10 @@ export async function readRegularFile(file: string): Promise<string> {
 }
 
 /**
- * The synchronous form, for loaders that are synchronous (the config file). A file of more than
- * `maxBytes` is refused before it is read (FileTooLargeError), and so is one that grows past it
- * while read.
+ * The synchronous form, for loaders that are synchronous (the config file). A file whose size is
+ * more than `maxBytes` is refused before it is read (FileTooLargeError). One that grows past it
+ * after the size was read, or that reports no size (procfs), is read whole and then refused: the
+ * cap bounds what is parsed, not (in that case) what is read.
  */
 export function readRegularFileSync(file: string, maxBytes = Infinity): string {
   const fd = openSync(file, OPEN_FLAGS);

@@ -84,8 +84,10 @@ export class BodyCollector<T> implements Dispatcher.DispatchHandler {
     }
     const encoded = encodedAnswer(this.provider, headers);
     if (encoded !== undefined) {
+      // Read to its end within the drain's bounds, as a streamed call does: the keep-alive
+      // connection goes back to the pool.
       this.fail(encoded);
-      controller.abort(new errors.RequestAbortedError());
+      this.drain.start(controller, declared);
       return;
     }
     // undici fails a body longer than it declared, so a declared size over the limit can be refused now.

@@ -171,7 +171,8 @@ function checkWardenMembers(w: Record<string, unknown>): void {
  * `1e2` renders `100`): JSON.parse keeps the number, not how it was written, and reading the raw
  * text would cost every request a second parser. An integer beyond ±2^53 is refused: it is likely
  * not the number sent (12345678901234567890 parses as 12345678901234567000), where a string, as
- * gRPC and `warden render` always send, keeps its digits.
+ * gRPC always sends, keeps its digits. `warden render --vars` holds its JSON numbers to the same
+ * rule (cli/render.ts, variablesFromDocument).
  */
 function checkJsonNumber(name: string, v: number, path: string): void {
   if (Number.isInteger(v) && !Number.isSafeInteger(v)) {

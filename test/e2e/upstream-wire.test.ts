@@ -15,6 +15,7 @@
  *     and gRPC: their answers would come back with that part silently missing.
  */
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
+import type { Socket } from 'node:net';
 import type { AddressInfo } from 'node:net';
 import { gzipSync } from 'node:zlib';
 import OpenAI from 'openai';
@@ -159,7 +160,9 @@ describe('a stream that ends on a [DONE] it did not terminate', () => {
 describe('content coding', () => {
   it('Warden asks for identity; a gzip body anyway is upstream_error naming the coding, streamed or not, audited so', async () => {
     const completion = { id: 'c1', object: 'chat.completion', created: 1, model: 'gpt-4o-mini', choices: [{ index: 0, message: { role: 'assistant', content: 'zipped' }, finish_reason: 'stop' }] };
+    const sockets: Socket[] = [];
     answer = (body, res) => {
+      sockets.push(res.socket!);
       res.writeHead(200, { 'content-type': body.stream ? 'text/event-stream' : 'application/json', 'content-encoding': 'gzip' });
       res.end(gzipSync(body.stream ? `${event(0, { role: 'assistant', content: 'zipped' }, 'stop')}data: [DONE]\n\n` : JSON.stringify(completion)));
     };
@@ -182,6 +185,14 @@ describe('content coding', () => {
     expect(receivedHeaders.at(-1)!['accept-encoding']).toBe('identity');
     await eventually(() => w.audit().length >= audited + 2);
     expect(w.audit().slice(audited).map((r) => r.error_code)).toEqual(['upstream_error', 'upstream_error']);
+    // The small encoded bodies were read to their end, not cut: both keep-alive connections are
+    // still open after another round trip (an aborted one is closed by then).
+    answer = (_b, res) => {
+      res.writeHead(200, { 'content-type': 'application/json' });
+      res.end(JSON.stringify({ ...completion, choices: [{ index: 0, message: { role: 'assistant', content: 'plain' }, finish_reason: 'stop' }] }));
+    };
+    await client.chat.completions.create(ask);
+    expect(sockets.map((s) => s.destroyed)).toEqual([false, false]);
   });
 });
 
