@@ -15,7 +15,7 @@ export {
   type LogConfig,
   type RedactionConfigInput,
 } from './schema.js';
-export { loadConfig, parseConfig, defaultConfig, type Env, type LoadOptions } from './load.js';
+export { loadConfig, parseConfig, defaultConfig, configDirOf, type Env, type LoadOptions } from './load.js';
 export { ConfigError, isConfigError, formatProblem, type ConfigProblem } from './errors.js';
 export { configWarnings } from './warnings.js';
 export { parseListen, formatListen, isLoopbackHost, type ListenAddress } from './listen.js';

@@ -71,6 +71,17 @@ export function defaultConfig(): Config {
 }
 
 /** Reads and validates a config file. Throws ConfigError (code `config_invalid`). */
+/** The directory of the file each parsed config came from (see configDirOf). */
+const configDirs = new WeakMap<Config, string>();
+
+/**
+ * The directory of the file `config` was parsed from: what its relative paths and its templates'
+ * relative secret refs mean "next to". Undefined for a config built another way.
+ */
+export function configDirOf(config: Config): string | undefined {
+  return configDirs.get(config);
+}
+
 export function loadConfig(file: string, env: Env = process.env, opts: LoadOptions = {}): Config {
   let text: string;
   try {
@@ -206,7 +217,9 @@ export function parseConfig(text: string, file: string, env: Env = {}, opts: Loa
     throw new ConfigError(problems);
   }
 
-  const config = resolvePaths(result.data as Config, dirname(resolve(file)));
+  const dir = dirname(resolve(file));
+  const config = resolvePaths(result.data as Config, dir);
+  configDirs.set(config, dir);
   if (opts.onWarning) for (const w of [...configWarnings(config), ...unknownEnvWarnings(env, config)]) opts.onWarning(w);
   return config;
 }

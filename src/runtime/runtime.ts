@@ -10,6 +10,7 @@ import type { Server as NetServer } from 'node:net';
 import { failureConsequence } from '../audit/sinks.js';
 import type { Config } from '../config/schema.js';
 import { formatListen } from '../config/listen.js';
+import { configDirOf } from '../config/load.js';
 import { createPipeline, type Pipeline } from '../pipeline/pipeline.js';
 import type { Principal } from '../pipeline/types.js';
 import { createAdminServer, type Readiness } from '../server/admin.js';
@@ -33,7 +34,7 @@ export interface RuntimeOptions {
   principalOverride?: Principal;
   /** Watch files for changes (default: `config.reload.watch`). */
   watch?: boolean;
-  /** Directory relative secret refs (`file:secrets/x`) resolve against: the config file's. Default: cwd. */
+  /** Directory relative secret refs (`file:secrets/x`) resolve against. Default: the directory of the file the config was loaded from (configDirOf), else cwd. */
   configDir?: string;
   /** Dry runs: audit records go to stderr instead of the configured sinks (stdout stays the result). */
   auditToStderr?: boolean;
@@ -142,7 +143,9 @@ export async function createRuntime(config: Config, opts: RuntimeOptions = {}): 
     metrics,
     principalOverride: opts.principalOverride,
     auditToStderr: opts.auditToStderr,
-    configDir: opts.configDir ?? process.cwd(),
+    // Unset: the config file's own directory, which its secrets.file_roots are anchored to too
+    // (the working directory only for a config that came from no file).
+    configDir: opts.configDir ?? configDirOf(config) ?? process.cwd(),
   });
 
   const pipeline = createPipeline({

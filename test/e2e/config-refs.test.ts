@@ -32,10 +32,8 @@ beforeAll(async () => {
   prepared = await prepareWardenDir({ upstreamUrl: upstream.url, audit: 'audit: { sinks: [{ file: audit.log }], required: true, hmac_key: "file:secrets/audit-key" }' });
   writeFileSync(join(prepared.dir, 'secrets', 'audit-key'), 'audit-hmac-key-for-tests\n');
   rewriteConfig(prepared.configFile, (t) => t.replace(/api_key: "file:\/\/[^"]+"/, 'api_key: "file:secrets/upstream-key"'));
-  // Not what this file tests: the fixture template's relative ref resolves against the runtime's
-  // configDir (here the working directory, as none is given), outside secrets.file_roots, so the
-  // load would refuse it.
-  rmSync(join(prepared.dir, 'templates', 'ops', 'incident-brief.yaml'));
+  // The fixture's templates include one with a relative ref (file:secrets/escalation-code): with no
+  // configDir given, it resolves next to the config file, as secrets.file_roots does, and loads.
   const config = loadConfig(prepared.configFile, {});
   // No configDir: the relative refs must already be anchored by the config loader.
   runtime = await createRuntime(config, { logger: createLogger({ level: 'silent' }, { write: () => {} }) });
