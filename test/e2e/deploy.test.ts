@@ -17,6 +17,16 @@ import { REPO } from './helpers/cli.js';
 import OpenAI from 'openai';
 import { createSigner, DOWN_URL, startWarden } from './helpers/warden.js';
 
+/** The embedded default (deploy/local/warden.yaml) as a runtime on free loopback ports, not started. */
+function embeddedDefault() {
+  const config = loadConfig(join(REPO, 'deploy', 'local', 'warden.yaml'), {
+    WARDEN_HTTP_LISTEN: '127.0.0.1:0',
+    WARDEN_GRPC_LISTEN: '127.0.0.1:0',
+    WARDEN_ADMIN_LISTEN: '127.0.0.1:0',
+  });
+  return createRuntime(config, { logger: createLogger({ level: 'error' }, { write: () => undefined }), configDir: join(REPO, 'deploy', 'local') });
+}
+
 /** A loopback port nothing listens on (bound, then released). */
 function closedPort(): Promise<number> {
   return new Promise((resolve) => {
@@ -193,12 +203,7 @@ describe('Dockerfile', () => {
     expect(cmd).toBeDefined();
     const argv = JSON.parse(cmd!) as string[];
     expect(argv.slice(0, 2)).toEqual(['node', '-e']);
-    const config = loadConfig(join(REPO, 'deploy', 'local', 'warden.yaml'), {
-      WARDEN_HTTP_LISTEN: '127.0.0.1:0',
-      WARDEN_GRPC_LISTEN: '127.0.0.1:0',
-      WARDEN_ADMIN_LISTEN: '127.0.0.1:0',
-    });
-    const runtime = await createRuntime(config, { logger: createLogger({ level: 'error' }, { write: () => undefined }), configDir: join(REPO, 'deploy', 'local') });
+    const runtime = await embeddedDefault();
     try {
       const admin = new URL((await runtime.start()).admin).host;
       const check = (listen: string) =>
@@ -248,12 +253,7 @@ describe('README examples against the embedded default', () => {
 
   it("shows the retired template's answer as Warden gives it", async () => {
     const shown = /^# (\{"error":.*"code":"template_retired".*\})$/m.exec(readme)?.[1];
-    const config = loadConfig(join(REPO, 'deploy', 'local', 'warden.yaml'), {
-      WARDEN_HTTP_LISTEN: '127.0.0.1:0',
-      WARDEN_GRPC_LISTEN: '127.0.0.1:0',
-      WARDEN_ADMIN_LISTEN: '127.0.0.1:0',
-    });
-    const runtime = await createRuntime(config, { logger: createLogger({ level: 'error' }, { write: () => undefined }), configDir: join(REPO, 'deploy', 'local') });
+    const runtime = await embeddedDefault();
     try {
       const { http } = await runtime.start();
       const res = await fetch(`${http}/v1/chat/completions`, {
