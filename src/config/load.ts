@@ -70,7 +70,6 @@ export function defaultConfig(): Config {
   return ConfigSchema.parse({});
 }
 
-/** Reads and validates a config file. Throws ConfigError (code `config_invalid`). */
 /** The directory of the file each parsed config came from (see configDirOf). */
 const configDirs = new WeakMap<Config, string>();
 
@@ -82,6 +81,7 @@ export function configDirOf(config: Config): string | undefined {
   return configDirs.get(config);
 }
 
+/** Reads and validates a config file. Throws ConfigError (code `config_invalid`). */
 export function loadConfig(file: string, env: Env = process.env, opts: LoadOptions = {}): Config {
   let text: string;
   try {
