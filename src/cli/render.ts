@@ -12,7 +12,7 @@ import { isModelName, MODEL_NAME_RULE, VARIABLE_NAME } from '../pipeline/identif
 import type { Principal, PromptRequest } from '../pipeline/types.js';
 import { createLogger } from '../telemetry/logger.js';
 import { createRuntime, ingressLimits } from '../runtime/runtime.js';
-import { checkVariables, parseTemplateRef, rejectedRequest } from '../server/request.js';
+import { checkVariables, parseTemplateRef, rejectedRequest, unsafeJsonNumber } from '../server/request.js';
 import { openRegularFile, readFailure } from '../pipeline/regular-file.js';
 import { decodeText, TextDecodeError } from '../pipeline/text-file.js';
 import { parse, requireString, UsageError } from './args.js';
@@ -125,9 +125,9 @@ async function variablesFromDocument(file: string): Promise<Record<string, strin
     }
     if (typeof value === 'string' || typeof value === 'boolean') {
       vars[name] = String(value);
-    } else if (typeof value === 'number' && Number.isInteger(value) && !Number.isSafeInteger(value)) {
-      throw new VarsError(where, 'variable_invalid', `variable '${name}' is a JSON number beyond ±${Number.MAX_SAFE_INTEGER}, which JSON.parse cannot keep exactly: write it as a string`);
     } else if (typeof value === 'number') {
+      const unsafe = unsafeJsonNumber(name, value);
+      if (unsafe !== undefined) throw new VarsError(where, 'variable_invalid', unsafe);
       vars[name] = String(value);
     } else {
       throw new VarsError(where, 'variable_invalid', `variable '${name}' must be a string, number or boolean`);

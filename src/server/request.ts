@@ -172,14 +172,17 @@ function checkWardenMembers(w: Record<string, unknown>): void {
  * text would cost every request a second parser. An integer beyond ±2^53 is refused: it is likely
  * not the number sent (12345678901234567890 parses as 12345678901234567000), where a string, as
  * gRPC always sends, keeps its digits. `warden render --vars` holds its JSON numbers to the same
- * rule (cli/render.ts, variablesFromDocument).
+ * rule (cli/render.ts, variablesFromDocument): the reason, or undefined for a number taken as sent.
  */
+export function unsafeJsonNumber(name: string, v: number): string | undefined {
+  if (!Number.isInteger(v) || Number.isSafeInteger(v)) return undefined;
+  return `variable '${name}' is a JSON number beyond ±${Number.MAX_SAFE_INTEGER}, which JSON.parse cannot keep exactly: send it as a string`;
+}
+
 function checkJsonNumber(name: string, v: number, path: string): void {
-  if (Number.isInteger(v) && !Number.isSafeInteger(v)) {
-    throw new WardenError('variable_invalid', `variable '${name}' is a JSON number beyond ±${Number.MAX_SAFE_INTEGER}, which JSON.parse cannot keep exactly: send it as a string`, {
-      location: { path: `${path}.${name}` },
-      details: { variable: name },
-    });
+  const unsafe = unsafeJsonNumber(name, v);
+  if (unsafe !== undefined) {
+    throw new WardenError('variable_invalid', unsafe, { location: { path: `${path}.${name}` }, details: { variable: name } });
   }
 }
 
