@@ -97,7 +97,7 @@ async function expectEndedAtDeadline(audited: number, upstreamAborted: Promise<v
 }
 
 describe('a streaming client that stops reading', () => {
-  it('over HTTP (OpenAI): loses its stream at the upstream deadline, before it reads again', { timeout: 5000 }, async () => {
+  it('over HTTP (OpenAI): loses its stream at the upstream deadline, before it reads again', { timeout: 15_000 }, async () => {
     const audited = w.audit().length;
     const aborted = upstream.aborted;
     const timeouts = await upstreamTimeouts();
@@ -112,7 +112,7 @@ describe('a streaming client that stops reading', () => {
     expect(text).not.toContain('[DONE]');
   });
 
-  it('over HTTP (/v1/messages): the same', { timeout: 5000 }, async () => {
+  it('over HTTP (/v1/messages): the same', { timeout: 15_000 }, async () => {
     const audited = w.audit().length;
     const aborted = upstream.aborted;
     const timeouts = await upstreamTimeouts();
@@ -125,7 +125,7 @@ describe('a streaming client that stops reading', () => {
     expect(text).not.toContain('message_stop');
   });
 
-  it('over gRPC (StreamComplete, a paused grpc-js client): the same; it then reads DEADLINE_EXCEEDED', { timeout: 5000 }, async () => {
+  it('over gRPC (StreamComplete, a paused grpc-js client): the same; it then reads DEADLINE_EXCEEDED', { timeout: 15_000 }, async () => {
     const audited = w.audit().length;
     const aborted = upstream.aborted;
     const timeouts = await upstreamTimeouts();
@@ -154,7 +154,7 @@ describe('a streaming client that stops reading', () => {
 });
 
 describe('a streaming client that reads, but slower than the upstream sends', () => {
-  it('is told in-band when the deadline passes while it is behind: the upstream_timeout event, then the end', { timeout: 5000 }, async () => {
+  it('is told in-band when the deadline passes while it is behind: the upstream_timeout event, then the end', { timeout: 15_000 }, async () => {
     const audited = w.audit().length;
     const url = new URL(w.addresses.http);
     const text = JSON.stringify({ model: 'gpt-4o-mini', stream: true, messages: [{ role: 'user', content: 'hello' }] });
@@ -250,7 +250,7 @@ describe('a client that reads a large non-streamed answer that came late in the 
 });
 
 describe('a client that does not read a large non-streamed answer', () => {
-  it('does not keep its place past the upstream deadline', { timeout: 5000 }, async () => {
+  it('does not keep its place past the upstream deadline', { timeout: 15_000 }, async () => {
     // Larger than every buffer between Warden and the client: res.end() cannot finish.
     upstream.mode = 'scripted';
     upstream.script = { text: 'y'.repeat(12 * 1024 * 1024) };
