@@ -243,9 +243,22 @@ export function createMetrics(opts: MetricsOptions = {}): Metrics {
   const cacheChildren = { hit: policyCache.series('hit'), miss: policyCache.series('miss'), off: policyCache.series('off') };
   const auditOk = auditRecords.series('ok');
   const auditError = auditRecords.series('error');
+  // Every counter series whose label values are known now is exposed at 0 from the start: a series
+  // that first appears at 1 has no earlier sample for `rate()`/`increase()` to count from, so the
+  // first bad reload, the first leaked secret or the first `internal` would never fire the alerts
+  // README suggests. (Provider series appear at their first call: `error` is rarely the first.)
+  for (const child of requestChildren.values()) child.inc(0);
+  for (const child of [allowChild, denyChild, cacheChildren.hit, cacheChildren.miss, cacheChildren.off, auditOk, auditError]) child.inc(0);
+  for (const kind of ['templates', 'policies'] as const) for (const outcome of ['ok', 'error'] as const) reloads.labels(kind, outcome).inc(0);
   // Provider names come from config (bounded); their series are made on first use and kept.
   const upstreamChildren = new Map<string, { count: ReturnType<typeof upstreamRequests.series>; duration: ReturnType<typeof upstreamDuration.series> }>();
-  let entityNames = new Set<string>(opts.entities ?? []);
+  let entityNames = new Set<string>();
+  /** The entity types counted under their own name, each exposed at 0 until its first finding. */
+  const countEntities = (entities: Iterable<string>): void => {
+    entityNames = new Set(entities);
+    for (const entity of [...entityNames, 'custom']) redactions.series(entity).inc(0);
+  };
+  countEntities(opts.entities ?? []);
   const revisions = new Map<string, string>();
 
   const metrics: Metrics = {
@@ -301,7 +314,7 @@ export function createMetrics(opts: MetricsOptions = {}): Metrics {
       }
     },
     setRedactionEntities(entities) {
-      entityNames = new Set(entities);
+      countEntities(entities);
     },
     observeAudit(outcome) {
       (outcome === 'ok' ? auditOk : auditError).inc();

@@ -220,7 +220,7 @@ scrape_configs:
     await Promise.race([
       failed,
       eventually(async () => {
-        const q = await get(`/query?query=${encodeURIComponent('warden_requests_total{code="ok"}')}`);
+        const q = await get(`/query?query=${encodeURIComponent('warden_requests_total{code="ok"} > 0')}`);
         result = q?.data?.result ?? [];
         return result.length > 0;
       }, 200),
@@ -228,5 +228,22 @@ scrape_configs:
     expect(result[0].metric.__name__).toBe('warden_requests_total');
     expect(result[0].metric.protocol).toBe('openai-http');
     expect(Number(result[0].value[1])).toBeGreaterThan(0);
+
+    // README's alert on a rejected reload fires on the first one: the error series is scraped at
+    // 0 before it, so increase() has a sample to count from (a series born at 1 has none).
+    const query = async (promql: string): Promise<any[]> => (await get(`/query?query=${encodeURIComponent(promql)}`))?.data?.result ?? [];
+    const errors = 'warden_reload_total{kind="templates",outcome="error"}';
+    expect(sample(await (await fetch(`${w.addresses.admin}/metrics`)).text(), 'warden_reload_total', { kind: 'templates', outcome: 'error' })).toBe(0);
+    await Promise.race([failed, eventually(async () => (await query(errors)).length > 0, 200)]);
+    expect(Number((await query(errors))[0].value[1])).toBe(0);
+    const broken = join(w.dir, 'templates', 'ops', 'broken.yaml');
+    writeFileSync(broken, 'id: ops/broken\nversion: 1\nowner: x@example.com\nsensitivity: secret-ish\nmessages: []\n');
+    try {
+      expect(await w.runtime.reload('test')).toBe(false);
+      await Promise.race([failed, eventually(async () => Number((await query(`increase(${errors}[1m])`))[0]?.value[1] ?? 0) > 0, 200)]);
+    } finally {
+      rmSync(broken);
+      expect(await w.runtime.reload('test')).toBe(true);
+    }
   });
 });
