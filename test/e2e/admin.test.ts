@@ -120,6 +120,15 @@ describe('admin endpoints', () => {
     }
   });
 
+  it('CONNECT (no proxy here) is answered 405 and the connection closed, not dropped without a word', async () => {
+    const { host } = new URL(w.addresses.admin);
+    const answer = await rawRequest(w.addresses.admin, `CONNECT ${host} HTTP/1.1\r\nHost: ${host}\r\n\r\n`);
+    expect(answer).toMatch(/^HTTP\/1\.1 405 /);
+    expect(answer).toMatch(/\r\nallow: GET, HEAD\r\n/i);
+    expect(answer).toMatch(/\r\nconnection: close\r\n/i);
+    expect(answer).not.toContain(host.split(':')[1]!);
+  });
+
   it('an absolute-form request target is served like the origin-form one', async () => {
     const { host } = new URL(w.addresses.admin);
     const metrics = await rawRequest(w.addresses.admin, `GET http://${host}/metrics?x=1 HTTP/1.1\r\nHost: ${host}\r\nConnection: close\r\n\r\n`);
