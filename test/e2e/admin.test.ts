@@ -97,6 +97,9 @@ describe('admin endpoints', () => {
     expect(sample(text, 'warden_policy_decisions_total', { allow: 'true' })).toBeGreaterThan(0);
     expect(sample(text, 'warden_policy_decisions_total', { allow: 'false' })).toBeGreaterThan(0);
     expect(sample(text, 'warden_upstream_requests_total', { provider: 'upstream', outcome: 'ok' })).toBeGreaterThan(0);
+    // Every configured provider's outcomes are there from the start, at 0 until the first one.
+    expect(sample(text, 'warden_upstream_requests_total', { provider: 'down', outcome: 'timeout' })).toBe(0);
+    expect(sample(text, 'warden_upstream_requests_total', { provider: 'echo', outcome: 'error' })).toBe(0);
     expect(sample(text, 'warden_audit_records_total', { outcome: 'ok' })).toBeGreaterThan(0);
     expect(sample(text, 'warden_active_revision_info', { kind: 'policies', revision: w.runtime.live()!.policy.revision })).toBe(1);
     expect(sample(text, 'warden_active_revision_info', { kind: 'templates', revision: w.runtime.live()!.templates.revision })).toBe(1);

@@ -119,8 +119,13 @@ describe('createMetrics', () => {
     expect(valueOf(text, 'warden_audit_records_total{outcome="error"}')).toBe(0);
     expect(valueOf(text, 'warden_policy_decisions_total{allow="false"}')).toBe(0);
     expect(valueOf(text, 'warden_policy_cache_total{result="off"}')).toBe(0);
+    m.setProviders(['openai', 'local']);
+    for (const outcome of ['ok', 'error', 'timeout', 'aborted']) {
+      expect(valueOf(await m.render(), `warden_upstream_requests_total{provider="openai",outcome="${outcome}"}`), outcome).toBe(0);
+    }
     // Histograms are not: an empty one would be two dozen lines per series, and no alert needs its first observation.
     expect(text).not.toMatch(/^warden_request_duration_seconds_count/m);
+    expect(await m.render()).not.toMatch(/^warden_upstream_duration_seconds_count/m);
   });
 
   it("labels every entity type the redactor reports with its own name, and only those", async () => {
