@@ -60,9 +60,13 @@ function upstreamSignal(request: PromptRequest, timeoutMs: number | undefined): 
 
 function noop(): void {}
 
+/**
+ * `aborted`: Warden's side ended the call, the client going away (`cancelled`) or the shutdown
+ * deadline (`shutting_down`); not the provider's failure, which `error` alerts are about.
+ */
 function outcomeOf(err: unknown): UpstreamOutcome {
   const code = err instanceof WardenError ? err.code : 'upstream_error';
-  return code === 'upstream_timeout' ? 'timeout' : code === 'cancelled' ? 'aborted' : 'error';
+  return code === 'upstream_timeout' ? 'timeout' : code === 'cancelled' || code === 'shutting_down' ? 'aborted' : 'error';
 }
 
 /**

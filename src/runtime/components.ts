@@ -191,6 +191,7 @@ export async function buildComponents(config: Config, opts: ComponentOptions): P
   // A cached API key comes back synchronously, so a provider can write its call before forward.run() returns.
   const providers = createProviders(config, { resolveSecret: (ref) => resolver.resolveOne(ref), logger });
   opts.metrics.trackUpstreamPools(() => providers.poolLoads());
+  opts.metrics.setProviders(Object.keys(config.providers));
 
   // Audit: the configured sinks (a dry run writes to stderr so stdout stays the result). The stream
   // sinks listen for 'error' on the process stream: an EPIPE (the reader went away) fails the

@@ -5,6 +5,7 @@
  * limits and the app port never exposes operational data.
  */
 import { createServer, type Server, type ServerOptions } from 'node:http';
+import type { Duplex } from 'node:stream';
 
 /** The prom-client Registry surface we use. */
 export interface MetricsRegistry {
@@ -55,8 +56,12 @@ export function targetPath(target: string): string | undefined {
   }
 }
 
+/** The answer to a CONNECT: Node hands its socket over with no response object. */
+const CONNECT_ANSWER =
+  'HTTP/1.1 405 Method Not Allowed\r\nallow: GET, HEAD\r\ncontent-type: text/plain\r\ncontent-length: 19\r\nconnection: close\r\n\r\nmethod not allowed\n';
+
 export function createAdminServer(opts: AdminOptions): Server {
-  return createServer(opts.serverOptions ?? {}, (req, res) => {
+  const server = createServer(opts.serverOptions ?? {}, (req, res) => {
     req.resume();
     const path = targetPath(req.url ?? '/');
     if (path === undefined || !PATHS.has(path)) {
@@ -98,4 +103,10 @@ export function createAdminServer(opts: AdminOptions): Server {
       res.end(req.method === 'HEAD' ? undefined : body);
     }
   });
+  // Without a listener Node drops a CONNECT's connection unanswered. The admin port is no proxy.
+  server.on('connect', (_req, socket: Duplex) => {
+    socket.on('error', () => socket.destroy());
+    socket.end(CONNECT_ANSWER, () => socket.destroy());
+  });
+  return server;
 }

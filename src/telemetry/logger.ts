@@ -116,6 +116,14 @@ function oneLine(msg: string): string {
   return msg.replace(CONTROLS, (c) => SHORT_ESCAPES[c] ?? `\\u${c.charCodeAt(0).toString(16).padStart(4, '0')}`);
 }
 
+/** JSON.stringify escapes the other control characters in a field's value, not these two. */
+const LINE_SEPARATORS = /[\u2028\u2029]/g;
+
+/** A field's value as JSON, on one line as the message is (U+2028 and U+2029 written as escapes). */
+function fieldValue(v: unknown): string {
+  return JSON.stringify(v).replace(LINE_SEPARATORS, (c) => `\\u${c.charCodeAt(0).toString(16)}`);
+}
+
 /** Rewrites pino's JSON lines as `time LEVEL msg key=value ...` for people reading a terminal. */
 function textStream(out: DestinationStream): DestinationStream {
   return {
@@ -130,7 +138,7 @@ function textStream(out: DestinationStream): DestinationStream {
       let text = `${String(obj.time ?? '')} ${String(obj.level ?? '').toUpperCase().padEnd(5)} ${oneLine(String(obj.msg ?? ''))}`;
       for (const [k, v] of Object.entries(obj)) {
         if (SKIP.has(k)) continue;
-        text += ` ${k}=${JSON.stringify(v)}`;
+        text += ` ${k}=${fieldValue(v)}`;
       }
       out.write(`${text}\n`);
     },

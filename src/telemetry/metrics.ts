@@ -18,6 +18,7 @@ export type UpstreamOutcome = 'ok' | 'error' | 'timeout' | 'aborted';
 /** What is hot-reloaded. The config file is read at start only: there is no config reload to count. */
 export type ReloadKind = 'templates' | 'policies';
 
+const UPSTREAM_OUTCOMES: readonly UpstreamOutcome[] = ['ok', 'error', 'timeout', 'aborted'];
 const PROTOCOLS: readonly Protocol[] = ['openai-http', 'anthropic-http', 'grpc'];
 const STAGES: readonly StageName[] = ['authenticate', 'resolve', 'decide', 'fetch', 'render', 'redact', 'forward', 'respond', 'audit'];
 
@@ -81,6 +82,11 @@ export interface Metrics {
    * read when scraped. Names come from config: the label set is bounded.
    */
   trackUpstreamPools(read: () => Iterable<[string, PoolLoad]>): void;
+  /**
+   * The configured provider names: each one's warden_upstream_requests_total series (every
+   * outcome) is exposed at 0 from now on, so the first error or timeout is seen by `increase()`.
+   */
+  setProviders(names: Iterable<string>): void;
   /** The exposition text for /metrics, and its content type. */
   render(): Promise<string>;
   readonly contentType: string;
@@ -243,9 +249,28 @@ export function createMetrics(opts: MetricsOptions = {}): Metrics {
   const cacheChildren = { hit: policyCache.series('hit'), miss: policyCache.series('miss'), off: policyCache.series('off') };
   const auditOk = auditRecords.series('ok');
   const auditError = auditRecords.series('error');
-  // Provider names come from config (bounded); their series are made on first use and kept.
+  // Every counter series whose label values are known now is exposed at 0 from the start: a series
+  // that first appears at 1 has no earlier sample for `rate()`/`increase()` to count from, so the
+  // first bad reload, the first leaked secret or the first `internal` would never fire the alerts
+  // README suggests. (The providers' series: setProviders, once the config names them.)
+  for (const child of requestChildren.values()) child.inc(0);
+  for (const child of [allowChild, denyChild, cacheChildren.hit, cacheChildren.miss, cacheChildren.off, auditOk, auditError]) child.inc(0);
+  for (const kind of ['templates', 'policies'] as const) for (const outcome of ['ok', 'error'] as const) reloads.labels(kind, outcome).inc(0);
+  // Provider names come from config (bounded); their series are made on first use (or by
+  // setProviders) and kept.
   const upstreamChildren = new Map<string, { count: ReturnType<typeof upstreamRequests.series>; duration: ReturnType<typeof upstreamDuration.series> }>();
-  let entityNames = new Set<string>(opts.entities ?? []);
+  const upstreamSeries = (provider: string, outcome: UpstreamOutcome) => {
+    const c = { count: upstreamRequests.series(provider, outcome), duration: upstreamDuration.series(provider) };
+    upstreamChildren.set(`${provider}\u0000${outcome}`, c);
+    return c;
+  };
+  let entityNames = new Set<string>();
+  /** The entity types counted under their own name, each exposed at 0 until its first finding. */
+  const countEntities = (entities: Iterable<string>): void => {
+    entityNames = new Set(entities);
+    for (const entity of [...entityNames, 'custom']) redactions.series(entity).inc(0);
+  };
+  countEntities(opts.entities ?? []);
   const revisions = new Map<string, string>();
 
   const metrics: Metrics = {
@@ -279,12 +304,7 @@ export function createMetrics(opts: MetricsOptions = {}): Metrics {
       cacheChildren[result].inc();
     },
     observeUpstream(provider, outcome, seconds) {
-      const key = `${provider}\u0000${outcome}`;
-      let c = upstreamChildren.get(key);
-      if (!c) {
-        c = { count: upstreamRequests.series(provider, outcome), duration: upstreamDuration.series(provider) };
-        upstreamChildren.set(key, c);
-      }
+      const c = upstreamChildren.get(`${provider}\u0000${outcome}`) ?? upstreamSeries(provider, outcome);
       c.count.inc();
       c.duration.observe(seconds);
     },
@@ -301,7 +321,7 @@ export function createMetrics(opts: MetricsOptions = {}): Metrics {
       }
     },
     setRedactionEntities(entities) {
-      entityNames = new Set(entities);
+      countEntities(entities);
     },
     observeAudit(outcome) {
       (outcome === 'ok' ? auditOk : auditError).inc();
@@ -322,6 +342,9 @@ export function createMetrics(opts: MetricsOptions = {}): Metrics {
     },
     trackUpstreamPools(read) {
       readPools = read;
+    },
+    setProviders(names) {
+      for (const provider of names) for (const outcome of UPSTREAM_OUTCOMES) upstreamSeries(provider, outcome).count.inc(0);
     },
     render: () => registry.metrics(),
     contentType: registry.contentType,

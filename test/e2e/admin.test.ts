@@ -97,6 +97,9 @@ describe('admin endpoints', () => {
     expect(sample(text, 'warden_policy_decisions_total', { allow: 'true' })).toBeGreaterThan(0);
     expect(sample(text, 'warden_policy_decisions_total', { allow: 'false' })).toBeGreaterThan(0);
     expect(sample(text, 'warden_upstream_requests_total', { provider: 'upstream', outcome: 'ok' })).toBeGreaterThan(0);
+    // Every configured provider's outcomes are there from the start, at 0 until the first one.
+    expect(sample(text, 'warden_upstream_requests_total', { provider: 'down', outcome: 'timeout' })).toBe(0);
+    expect(sample(text, 'warden_upstream_requests_total', { provider: 'echo', outcome: 'error' })).toBe(0);
     expect(sample(text, 'warden_audit_records_total', { outcome: 'ok' })).toBeGreaterThan(0);
     expect(sample(text, 'warden_active_revision_info', { kind: 'policies', revision: w.runtime.live()!.policy.revision })).toBe(1);
     expect(sample(text, 'warden_active_revision_info', { kind: 'templates', revision: w.runtime.live()!.templates.revision })).toBe(1);
@@ -118,6 +121,15 @@ describe('admin endpoints', () => {
       expect(r.status, `${method} ${path}`).toBe(404);
       expect(r.headers.get('allow'), `${method} ${path}`).toBeNull();
     }
+  });
+
+  it('CONNECT (no proxy here) is answered 405 and the connection closed, not dropped without a word', async () => {
+    const { host } = new URL(w.addresses.admin);
+    const answer = await rawRequest(w.addresses.admin, `CONNECT ${host} HTTP/1.1\r\nHost: ${host}\r\n\r\n`);
+    expect(answer).toMatch(/^HTTP\/1\.1 405 /);
+    expect(answer).toMatch(/\r\nallow: GET, HEAD\r\n/i);
+    expect(answer).toMatch(/\r\nconnection: close\r\n/i);
+    expect(answer).not.toContain(host.split(':')[1]!);
   });
 
   it('an absolute-form request target is served like the origin-form one', async () => {
@@ -220,7 +232,7 @@ scrape_configs:
     await Promise.race([
       failed,
       eventually(async () => {
-        const q = await get(`/query?query=${encodeURIComponent('warden_requests_total{code="ok"}')}`);
+        const q = await get(`/query?query=${encodeURIComponent('warden_requests_total{code="ok"} > 0')}`);
         result = q?.data?.result ?? [];
         return result.length > 0;
       }, 200),
@@ -228,5 +240,22 @@ scrape_configs:
     expect(result[0].metric.__name__).toBe('warden_requests_total');
     expect(result[0].metric.protocol).toBe('openai-http');
     expect(Number(result[0].value[1])).toBeGreaterThan(0);
+
+    // README's alert on a rejected reload fires on the first one: the error series is scraped at
+    // 0 before it, so increase() has a sample to count from (a series born at 1 has none).
+    const query = async (promql: string): Promise<any[]> => (await get(`/query?query=${encodeURIComponent(promql)}`))?.data?.result ?? [];
+    const errors = 'warden_reload_total{kind="templates",outcome="error"}';
+    expect(sample(await (await fetch(`${w.addresses.admin}/metrics`)).text(), 'warden_reload_total', { kind: 'templates', outcome: 'error' })).toBe(0);
+    await Promise.race([failed, eventually(async () => (await query(errors)).length > 0, 200)]);
+    expect(Number((await query(errors))[0].value[1])).toBe(0);
+    const broken = join(w.dir, 'templates', 'ops', 'broken.yaml');
+    writeFileSync(broken, 'id: ops/broken\nversion: 1\nowner: x@example.com\nsensitivity: secret-ish\nmessages: []\n');
+    try {
+      expect(await w.runtime.reload('test')).toBe(false);
+      await Promise.race([failed, eventually(async () => Number((await query(`increase(${errors}[1m])`))[0]?.value[1] ?? 0) > 0, 200)]);
+    } finally {
+      rmSync(broken);
+      expect(await w.runtime.reload('test')).toBe(true);
+    }
   });
 });

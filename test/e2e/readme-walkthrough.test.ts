@@ -174,6 +174,8 @@ describe('README walkthrough', () => {
     const metrics = await run('curl -s http://127.0.0.1:8702/metrics | grep ^warden_requests_total');
     expect(metrics.code).toBe(0);
     expect(metrics.stdout).toMatch(/^warden_requests_total\{[^}]*code="ok"[^}]*\} [1-9]/m);
+    // The series at 0 (every protocol and code is exposed from the start) are filtered out.
+    expect(metrics.stdout).not.toMatch(/ 0$/m);
   });
 
   it("runs the default policy's unit tests and redacts text on the command line", async () => {

@@ -24,6 +24,12 @@ afterAll(async () => {
   await upstream?.close();
 });
 
+/** warden_upstream_requests_total of the fixture's `upstream` provider with this outcome (0 when absent). */
+function upstreamSample(text: string, outcome: string): number {
+  const line = text.split('\n').find((l) => l.startsWith('warden_upstream_requests_total{') && l.includes('provider="upstream"') && l.includes(`outcome="${outcome}"`));
+  return line === undefined ? 0 : Number(line.slice(line.lastIndexOf(' ') + 1));
+}
+
 describe('requests the shutdown deadline cuts', () => {
   it('HTTP non-stream: 503 shutting_down; HTTP stream: an SSE error event; gRPC: UNAVAILABLE with warden-code', { timeout: 20_000 }, async () => {
     const token = await w.signer.token('support', 'ticket-bot');
@@ -59,6 +65,9 @@ describe('requests the shutdown deadline cuts', () => {
     await eventually(() => chunks > 2, 10);
 
     const before = w.audit().length;
+    const upstreamCalls = async (outcome: string) => upstreamSample(await w.runtime.metrics.render(), outcome);
+    const abortedBefore = await upstreamCalls('aborted');
+    const erroredBefore = await upstreamCalls('error');
     await w.runtime.shutdown('test');
 
     const answer = await plain;
@@ -81,5 +90,9 @@ describe('requests the shutdown deadline cuts', () => {
     // Audited as before: shutting_down, once each.
     const records = w.audit().slice(before);
     expect(records.map((r) => r.error_code)).toEqual(['shutting_down', 'shutting_down', 'shutting_down', 'shutting_down']);
+    // Warden ended those four provider calls, the provider did not fail them: `aborted`, not
+    // `error` (which an alert on provider failures reads, and every rolling deploy would trip).
+    expect((await upstreamCalls('aborted')) - abortedBefore).toBe(4);
+    expect(await upstreamCalls('error')).toBe(erroredBefore);
   });
 });

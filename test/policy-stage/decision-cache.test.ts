@@ -57,7 +57,7 @@ describe('the decide stage with a cached engine', () => {
     const { id: _c, ...restC } = c.decision!;
     expect(restB).toEqual(restC);
     // a and b miss (b's result is kept: the second sight of that key); c hits.
-    expect(cacheSeries(await metrics.render())).toEqual({ hit: 1, miss: 2 });
+    expect(cacheSeries(await metrics.render())).toEqual({ hit: 1, miss: 2, off: 0 });
   });
 
   it('counts off for every evaluation when the cache is disabled', async () => {
@@ -71,7 +71,7 @@ describe('the decide stage with a cached engine', () => {
     const stage = createDecideStage({ getEngine: () => engine, environment: ENV });
     await stage.run(ctx('r1', {}));
     await stage.run(ctx('r2', {}));
-    expect(cacheSeries(await metrics.render())).toEqual({ off: 2 });
+    expect(cacheSeries(await metrics.render())).toEqual({ hit: 0, miss: 0, off: 2 });
   });
 });
 
@@ -157,7 +157,7 @@ reload: { watch: false }
       expect(second).not.toBe(first);
       second.evaluate(input());
       expect(logged()).toHaveLength(2);
-      expect(cacheSeries(await runtime.metrics.render())).toEqual({ hit: 1, miss: 3 });
+      expect(cacheSeries(await runtime.metrics.render())).toEqual({ hit: 1, miss: 3, off: 0 });
     } finally {
       await runtime.shutdown('test');
     }

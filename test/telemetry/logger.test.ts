@@ -86,6 +86,15 @@ describe('createLogger', () => {
     expect(lines[1]).toMatch(/^\S+ INFO {2}plain message\n$/);
   });
 
+  it('text format keeps a record on one line: line separators in a field value are escaped too', () => {
+    const { lines, stream } = capture();
+    const log = createLogger({ level: 'info', format: 'text' }, stream);
+    log.warn({ path: 'templates/a\u2028b\u2029c\nd' }, 'cannot watch path for changes');
+    expect(lines).toHaveLength(1);
+    expect(lines[0]).not.toMatch(/[\u2028\u2029]/);
+    expect(lines[0]).toContain('path="templates/a\\u2028b\\u2029c\\nd"');
+  });
+
   it('works with a real Writable stream', async () => {
     const chunks: string[] = [];
     const sink = new Writable({

@@ -18,7 +18,7 @@ describe('createMetrics', () => {
     expect(textA).toContain('warden_process_cpu_user_seconds_total');
     expect(textB).toContain('other_process_cpu_user_seconds_total');
     expect(valueOf(textA, 'warden_policy_decisions_total{allow="true"}')).toBe(1);
-    expect(valueOf(textB, 'warden_policy_decisions_total{allow="true"}')).toBeUndefined();
+    expect(valueOf(textB, 'warden_policy_decisions_total{allow="true"}')).toBe(0);
     expect(a.contentType).toMatch(/^text\/plain/);
   });
 
@@ -98,7 +98,34 @@ describe('createMetrics', () => {
     expect(valueOf(text, 'warden_redactions_total{entity="EMAIL_ADDRESS"}')).toBe(2);
     expect(valueOf(text, 'warden_redactions_total{entity="custom"}')).toBe(4);
     expect(text).not.toContain('CUSTOMER_ID');
-    expect(text).not.toContain('PHONE_NUMBER"}');
+    expect(text).not.toContain('user-chosen');
+    expect(valueOf(text, 'warden_redactions_total{entity="PHONE_NUMBER"}')).toBe(0);
+  });
+
+  it('exposes every counter series with known labels at 0 before its first event, so rate() and increase() see the first one', async () => {
+    const m = createMetrics({ collectDefault: false, entities: ['EMAIL_ADDRESS'] });
+    m.setRedactionEntities(['EMAIL_ADDRESS', 'SECRET_VALUE']);
+    const text = await m.render();
+    // The series README's alerts read: a first rejected reload, leaked secret, internal error.
+    for (const kind of ['templates', 'policies']) {
+      for (const outcome of ['ok', 'error']) expect(valueOf(text, `warden_reload_total{kind="${kind}",outcome="${outcome}"}`), `${kind} ${outcome}`).toBe(0);
+    }
+    expect(valueOf(text, 'warden_redactions_total{entity="SECRET_VALUE"}')).toBe(0);
+    expect(valueOf(text, 'warden_redactions_total{entity="EMAIL_ADDRESS"}')).toBe(0);
+    expect(valueOf(text, 'warden_redactions_total{entity="custom"}')).toBe(0);
+    for (const protocol of ['openai-http', 'anthropic-http', 'grpc']) {
+      for (const code of ['ok', 'internal', 'audit_unavailable', 'policy_error']) expect(valueOf(text, `warden_requests_total{protocol="${protocol}",code="${code}"}`), `${protocol} ${code}`).toBe(0);
+    }
+    expect(valueOf(text, 'warden_audit_records_total{outcome="error"}')).toBe(0);
+    expect(valueOf(text, 'warden_policy_decisions_total{allow="false"}')).toBe(0);
+    expect(valueOf(text, 'warden_policy_cache_total{result="off"}')).toBe(0);
+    m.setProviders(['openai', 'local']);
+    for (const outcome of ['ok', 'error', 'timeout', 'aborted']) {
+      expect(valueOf(await m.render(), `warden_upstream_requests_total{provider="openai",outcome="${outcome}"}`), outcome).toBe(0);
+    }
+    // Histograms are not: an empty one would be two dozen lines per series, and no alert needs its first observation.
+    expect(text).not.toMatch(/^warden_request_duration_seconds_count/m);
+    expect(await m.render()).not.toMatch(/^warden_upstream_duration_seconds_count/m);
   });
 
   it("labels every entity type the redactor reports with its own name, and only those", async () => {
