@@ -93,8 +93,8 @@ function decision(v: unknown): string {
 
 function redaction(v: unknown): string {
   if (v === null) return 'null';
-  const r = shaped(v, ['counts', 'leaks', 'non_text_parts', 'response_counts']);
-  return `{"counts":${counts(r.counts)},"leaks":${n(r.leaks)},"non_text_parts":${n(r.non_text_parts)},"response_counts":${counts(r.response_counts)}}`;
+  const r = shaped(v, ['counts', 'detector_failures', 'leaks', 'non_text_parts', 'response_counts']);
+  return `{"counts":${counts(r.counts)},"detector_failures":${n(r.detector_failures)},"leaks":${n(r.leaks)},"non_text_parts":${n(r.non_text_parts)},"response_counts":${counts(r.response_counts)}}`;
 }
 
 function template(v: unknown): string {

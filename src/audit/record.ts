@@ -71,7 +71,13 @@ function redactionOf(ctx: RequestContext): AuditRecordBody['redaction'] {
   if (!ctx.redaction) return null;
   try {
     const r = ctx.redaction.report();
-    return { counts: { ...r.counts }, response_counts: { ...r.responseCounts }, non_text_parts: r.nonTextParts, leaks: r.leaks };
+    return {
+      counts: { ...r.counts },
+      response_counts: { ...r.responseCounts },
+      non_text_parts: r.nonTextParts,
+      leaks: r.leaks,
+      detector_failures: r.detectorFailures,
+    };
   } catch {
     return null;
   }

@@ -21,7 +21,7 @@ import { duplicateKeyAt, formatKeyPath, locate, type KeyPath } from './locate.js
 import { ConfigSchema, type Config } from './schema.js';
 import { configRefTargets } from './secret-refs.js';
 import { configWarnings } from './warnings.js';
-import { envNameAllowed } from '../secrets/access.js';
+import { envNameAllowed } from '../pipeline/secret-access.js';
 
 export type Env = Readonly<Record<string, string | undefined>>;
 

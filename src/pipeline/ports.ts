@@ -102,6 +102,12 @@ export interface RedactionReport {
   nonTextParts: number;
   /** Secret values caught by the leak guard (counted, never named). */
   leaks: number;
+  /**
+   * Detectors that failed and were skipped because the decision set `redaction.fail_open` (0
+   * otherwise: a failure without it refuses the request). The audit record carries it, so a call
+   * that went out only partly redacted says so.
+   */
+  detectorFailures: number;
 }
 
 /** Redaction state for one request (the tokenize mapping lives here and dies with it). */
@@ -201,7 +207,14 @@ export interface AuditRecord {
   template_revision: string | null;
   decision: { allow: boolean; reasons: string[] } | null;
   secret_refs: string[];
-  redaction: { counts: Record<string, number>; response_counts: Record<string, number>; non_text_parts: number; leaks: number } | null;
+  redaction: {
+    counts: Record<string, number>;
+    response_counts: Record<string, number>;
+    non_text_parts: number;
+    leaks: number;
+    /** Detectors skipped after failing, under the decision's `redaction.fail_open`. */
+    detector_failures: number;
+  } | null;
   /** HMAC-SHA256 of the outbound prompt (never the prompt itself). */
   prompt_hmac: string | null;
   provider: string | null;

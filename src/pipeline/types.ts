@@ -344,6 +344,21 @@ export function isDocumentedFinishReason(finish: string): boolean {
   return DOCUMENTED_FINISHES.has(finish);
 }
 
+/**
+ * Longest id, model name, tool call id or function name an answer may carry. OpenAI's are a few
+ * dozen characters; a label is passed on whole (the leak guard masks a secret in it, it is not
+ * otherwise redacted), so one that is really text is refused rather than carried. The providers
+ * refuse a longer one in an answer, and the respond stage a streamed one its pieces make longer.
+ */
+export const MAX_LABEL_LENGTH = 256;
+
+/**
+ * Shortest secret value the leak guard looks for: a shorter one would match ordinary text. The
+ * fetch stage refuses a secret the template places in a prompt that is shorter (it would come
+ * back in the answer unmasked), so the two agree on it here.
+ */
+export const MIN_SECRET_LENGTH = 6;
+
 export interface CompletionResult {
   id: string;
   model: string;

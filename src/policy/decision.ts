@@ -76,9 +76,9 @@ function field<T>(obj: Record<string, unknown>, key: string, parse: (v: unknown)
 }
 
 /** The fields Warden reads, per object of the decision; anything else is ignored (and reported). */
-const DECISION_KEYS: ReadonlySet<string> = new Set(['allow', 'reasons', 'secrets', 'redaction', 'models', 'max_tokens', 'audit']);
-const REDACTION_KEYS: ReadonlySet<string> = new Set(['profile', 'entities', 'mode', 'modes', 'reidentify', 'fail_open']);
-const AUDIT_KEYS: ReadonlySet<string> = new Set(['log_variables_names']);
+export const DECISION_KEYS: ReadonlySet<string> = new Set(['allow', 'reasons', 'secrets', 'redaction', 'models', 'max_tokens', 'audit']);
+export const REDACTION_KEYS: ReadonlySet<string> = new Set(['profile', 'entities', 'mode', 'modes', 'reidentify', 'fail_open']);
+export const AUDIT_KEYS: ReadonlySet<string> = new Set(['log_variables_names']);
 
 /**
  * Reports the keys of `obj` Warden does not read. They are ignored, as README promises, but a typo

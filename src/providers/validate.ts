@@ -5,7 +5,7 @@
  * declare ever flow on.
  */
 import { z } from 'zod';
-import { isDocumentedFinishReason, type CompletionChunk } from '../pipeline/types.js';
+import { isDocumentedFinishReason, MAX_LABEL_LENGTH, type CompletionChunk } from '../pipeline/types.js';
 
 /**
  * An answer is the assistant's: a message, or a delta, in another role (system, user, tool) is not
@@ -51,12 +51,6 @@ function isCreated(v: unknown): v is number {
   return Number.isSafeInteger(v) && (v as number) >= 0;
 }
 
-/**
- * Longest id, model name, tool call id or function name an answer may carry. OpenAI's are a few
- * dozen characters; a label is passed on whole (the leak guard masks a secret in it, it is not
- * otherwise redacted), so one that is really text is refused rather than carried.
- */
-export const MAX_LABEL_LENGTH = 256;
 const Label = z.string().max(MAX_LABEL_LENGTH);
 
 /**

@@ -14,8 +14,8 @@
  */
 import { composeFolded, fold, toOriginalSpan, type FoldedText } from './normalize.js';
 import type { Finding } from './types.js';
+import { MIN_SECRET_LENGTH } from '../pipeline/types.js';
 
-export const MIN_SECRET_LENGTH = 6;
 const NON_ASCII = /[^\u0000-\u007f]/; // eslint-disable-line no-control-regex
 export const LEAK_ENTITY = 'SECRET_VALUE';
 

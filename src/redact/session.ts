@@ -784,6 +784,7 @@ export class Session implements RedactionSession {
       responseCounts: { ...this.responseCounts },
       nonTextParts: this.nonTextParts,
       leaks: this.leaks,
+      detectorFailures: this.failures,
     };
   }
 

@@ -7,7 +7,7 @@ import { WardenError } from '../pipeline/errors.js';
 import type { Redactor } from '../pipeline/ports.js';
 import type { RequestContext, Stage } from '../pipeline/stage.js';
 import type { CompletionResult } from '../pipeline/types.js';
-import { failedGeneration, isFailedFinish } from '../providers/failure.js';
+import { failedGeneration, isFailedFinish } from '../pipeline/failed-finish.js';
 
 const NONE: readonly string[] = [];
 

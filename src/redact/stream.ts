@@ -19,8 +19,7 @@
  * the concatenated pieces parse as the non-streamed arguments do.
  */
 import { WardenError } from '../pipeline/errors.js';
-import { isDocumentedFinishReason, type ChunkDelta, type CompletionChunk } from '../pipeline/types.js';
-import { MAX_LABEL_LENGTH } from '../providers/validate.js';
+import { isDocumentedFinishReason, MAX_LABEL_LENGTH, type ChunkDelta, type CompletionChunk } from '../pipeline/types.js';
 import { JSON_TEXT_START, jsonStateAfter, safeJsonCut, type JsonLexState } from './json-literals.js';
 import { fold } from './normalize.js';
 import { CONTEXT_WINDOW } from './scanner.js';

@@ -1,6 +1,6 @@
 /** `env://NAME` secret provider: the process environment, read at fetch time. */
 import type { SecretProvider } from '../pipeline/ports.js';
-import { envNameAllowed, envNotAllowedReason } from './access.js';
+import { envNameAllowed, envNotAllowedReason } from '../pipeline/secret-access.js';
 import { SecretFetchError } from './file.js';
 
 export interface EnvSecretProviderOptions {

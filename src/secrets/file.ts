@@ -11,7 +11,7 @@ import { constants } from 'node:fs';
 import { open, readlink, realpath } from 'node:fs/promises';
 import { fileURLToPath } from 'node:url';
 import type { SecretProvider } from '../pipeline/ports.js';
-import { isUnder, outsideRootsReason, realRoot } from './access.js';
+import { isUnder, outsideRootsReason, realRoot } from '../pipeline/secret-access.js';
 
 export interface FileSecretProviderOptions {
   /** How long a read value may be cached (ms). Default 30 s. */
@@ -84,7 +84,7 @@ export function createFileSecretProvider(opts: FileSecretProviderOptions = {}): 
       const ioError = (err: unknown) => new SecretFetchError(`cannot read secret file (${(err as NodeJS.ErrnoException).code ?? 'read error'})`);
       let path: string;
       try {
-        // Refs are checked at load (ref.ts), so this is a backstop for a URL built elsewhere.
+        // Refs are checked at load (pipeline/secret-ref.ts), so this is a backstop for a URL built elsewhere.
         path = fileURLToPath(ref);
       } catch {
         throw new SecretFetchError('secret ref is not a local file path');

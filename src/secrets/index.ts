@@ -1,6 +1,6 @@
 /** Secrets: ref parsing, providers (file, env), the caching resolver and the fetch stage. */
-export { parseSecretRef, secretRefScheme, SecretRefError, SECRET_SCHEMES } from './ref.js';
-export type { ParsedSecretRef, SecretScheme, SecretRefErrorCode } from './ref.js';
+export { parseSecretRef, secretRefScheme, SecretRefError, SECRET_SCHEMES } from '../pipeline/secret-ref.js';
+export type { ParsedSecretRef, SecretScheme, SecretRefErrorCode } from '../pipeline/secret-ref.js';
 export { createFileSecretProvider, FILE_SECRET_TTL_MS, SecretFetchError, trimOneTrailingNewline } from './file.js';
 export type { FileSecretProviderOptions } from './file.js';
 export { createEnvSecretProvider, ENV_SECRET_TTL_MS } from './env.js';

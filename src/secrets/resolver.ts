@@ -12,7 +12,7 @@ import { onAbort, type CancelSignal } from '../pipeline/cancel.js';
 import { WardenError, isWardenError } from '../pipeline/errors.js';
 import type { SecretProvider, SecretResolver } from '../pipeline/ports.js';
 import { SecretFetchError } from './file.js';
-import { parseSecretRef, SecretRefError, type ParsedSecretRef } from './ref.js';
+import { parseSecretRef, SecretRefError, type ParsedSecretRef } from '../pipeline/secret-ref.js';
 
 export interface SecretResolverOptions {
   providers: SecretProvider[];

@@ -4,10 +4,9 @@
  * granted ends the request closed before any secret is read.
  */
 import { WardenError } from '../pipeline/errors.js';
-import { MIN_SECRET_LENGTH } from '../redact/leak-guard.js';
 import type { SecretResolver } from '../pipeline/ports.js';
 import type { RequestContext, Stage } from '../pipeline/stage.js';
-import type { Template } from '../pipeline/types.js';
+import { MIN_SECRET_LENGTH, type Template } from '../pipeline/types.js';
 
 const EMPTY: ReadonlyMap<string, string> = new Map();
 

@@ -26,7 +26,7 @@
  */
 import { WardenError } from '../pipeline/errors.js';
 import { MEMBER_NAME } from '../pipeline/identifiers.js';
-import { failedGeneration, isFailedFinish } from '../providers/failure.js';
+import { failedGeneration, isFailedFinish } from '../pipeline/failed-finish.js';
 import type { ChatMessage, CompletionChunk, CompletionResult, ContentPart, PromptRequest, ToolCall } from '../pipeline/types.js';
 import type { IngressLimits } from './limits.js';
 import { ANY_OBJECT, FALSE_ONLY, NULL_ONLY, NULL_OR_EMPTY_LIST, checkMembers, type Droppable, type MemberRule } from './members.js';

@@ -20,8 +20,8 @@ import { decodeText, TextDecodeError } from '../pipeline/text-file.js';
 import type { Template, VariableSpec } from '../pipeline/types.js';
 // The one ref grammar (the resolver parses refs with it at request time): a ref that passes here
 // cannot fail there for its syntax.
-import { parseSecretRef, SecretRefError } from '../secrets/index.js';
-import { envNameAllowed, envNotAllowedReason, isUnder, outsideRootsReason, realRootSync, RESERVED_REF_REASON, type SecretRefAccess } from '../secrets/access.js';
+import { parseSecretRef, SecretRefError } from '../pipeline/secret-ref.js';
+import { envNameAllowed, envNotAllowedReason, isUnder, outsideRootsReason, realRootSync, RESERVED_REF_REASON, type SecretRefAccess } from '../pipeline/secret-access.js';
 import { parsePlaceholders } from './placeholders.js';
 import { TemplateSchema, type TemplateDocument } from './schema.js';
 import { findSecretLiteral, isQuotableName, unquotedReason } from '../pipeline/secret-literals.js';

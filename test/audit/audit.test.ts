@@ -24,6 +24,8 @@ import { WardenError } from '../../src/pipeline/errors.js';
 import type { AuditRecord, RedactionSession } from '../../src/pipeline/ports.js';
 import type { Template } from '../../src/pipeline/types.js';
 import type { RenderedText } from '../../src/templates/provenance.js';
+import { createRedactor } from '../../src/redact/index.js';
+import type { Detector } from '../../src/redact/types.js';
 import { renderTemplate } from '../../src/templates/renderer.js';
 import { allowDecision, makeContext, makeTemplate } from '../stage-context.js';
 import { body, verify } from './helpers.js';
@@ -297,7 +299,7 @@ describe('audit stage', () => {
       maskSecretsForCaller: (m) => m.slice(),
       processCompletion: (r) => r,
       processStream: (c) => c,
-      report: () => ({ counts: { EMAIL: 2 }, responseCounts: { PHONE: 1 }, nonTextParts: 0, leaks: 0 }),
+      report: () => ({ counts: { EMAIL: 2 }, responseCounts: { PHONE: 1 }, nonTextParts: 0, leaks: 0, detectorFailures: 0 }),
     };
     const outbound = [{ role: 'user' as const, content: `[EMAIL] ${CANARY_SECRET}` }];
     return makeContext(
@@ -346,7 +348,7 @@ describe('audit stage', () => {
       policy_revision: 'policy-rev-1',
       decision: { allow: true, reasons: ['ops may run incident briefs'] },
       secret_refs: ['file:secrets/escalation-code'],
-      redaction: { counts: { EMAIL: 2 }, response_counts: { PHONE: 1 }, non_text_parts: 0, leaks: 0 },
+      redaction: { counts: { EMAIL: 2 }, response_counts: { PHONE: 1 }, non_text_parts: 0, leaks: 0, detector_failures: 0 },
       prompt_hmac: promptHmac(HMAC_KEY, ctx.outbound),
       provider: 'echo',
       model: 'echo',
@@ -363,6 +365,37 @@ describe('audit stage', () => {
     expect(rec.latency_ms).toBeLessThan(5_000);
     expect(rec.prompt_hmac).toMatch(/^[0-9a-f]{64}$/);
     expect(rec.prompt_hmac).not.toBe(promptHmac('another-key-0123456789', ctx.outbound));
+  });
+
+  it('says when a detector failed and was skipped under the decision\'s fail_open (the prompt went out partly unredacted)', async () => {
+    // A detector that throws (with the text in its message, which must not reach the record).
+    const broken: Detector = {
+      name: 'broken',
+      entities: ['BROKEN_THING'],
+      detect(text) {
+        throw new Error(`boom ${text}`);
+      },
+    };
+    const redactor = createRedactor({ profiles: { withBroken: { entities: ['EMAIL_ADDRESS', 'BROKEN_THING'] } } }, { detectors: [broken] });
+    const records: AuditRecord[] = [];
+    for (const failOpen of [true, false]) {
+      const { sink, lines } = collector();
+      const stage = createAuditStage({ log: createAuditLog({ sinks: [sink] }), hmacKey: HMAC_KEY, environment: 'test', getPolicyRevision: () => 'r', configuredModel: (m) => m === 'echo' });
+      const ctx = fullContext();
+      ctx.redaction = redactor.session({ profile: 'withBroken', entities: [], modes: {}, reidentify: false, fail_open: failOpen }, []);
+      const messages = [{ role: 'user' as const, content: `${CANARY_VAR} mail alice@example.com` }];
+      if (failOpen) ctx.outbound = ctx.redaction.redactMessages(messages);
+      else ctx.error = (() => { try { ctx.redaction.redactMessages(messages); } catch (err) { return err as WardenError; } throw new Error('fail closed did not refuse'); })();
+      await stage.run(ctx);
+      expect(lines).toHaveLength(1);
+      expect(lines[0]).not.toContain(CANARY_VAR);
+      records.push(JSON.parse(lines[0]!) as AuditRecord);
+    }
+    // Failed open: the other detectors ran (the email is counted) and the record says one was skipped.
+    expect(records[0]!.redaction).toEqual({ counts: { EMAIL_ADDRESS: 1 }, response_counts: {}, non_text_parts: 0, leaks: 0, detector_failures: 1 });
+    expect(records[0]!.status).toBe('ok');
+    // Failed closed: refused, and nothing was skipped.
+    expect(records[1]!).toMatchObject({ status: 'error', error_code: 'redaction_failed', redaction: { detector_failures: 0 } });
   });
 
   it('records a model name nobody configured as null: it is the caller data and may hold anything', async () => {

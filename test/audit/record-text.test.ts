@@ -47,7 +47,7 @@ function generator(seed: number) {
       template_revision: nullable(text),
       decision: nullable(() => ({ allow: rnd() < 0.5, reasons: Array.from({ length: Math.floor(rnd() * 3) }, text) })),
       secret_refs: Array.from({ length: Math.floor(rnd() * 3) }, text),
-      redaction: nullable(() => ({ counts: counts(), response_counts: counts(), non_text_parts: num(), leaks: num() })),
+      redaction: nullable(() => ({ counts: counts(), response_counts: counts(), non_text_parts: num(), leaks: num(), detector_failures: num() })),
       prompt_hmac: nullable(text),
       provider: nullable(text),
       model: nullable(text),
@@ -79,7 +79,8 @@ describe('canonical record text', () => {
       { ...base, stream: 'yes' },
       { ...base, principal: { kind: 'k', subject: 's', token: 'x' } },
       { ...base, template: { id: 'x', version: '1', sensitivity: 's' } },
-      { ...base, redaction: { counts: { A: '1' }, response_counts: {}, non_text_parts: 0, leaks: 0 } },
+      { ...base, redaction: { counts: { A: '1' }, response_counts: {}, non_text_parts: 0, leaks: 0, detector_failures: 0 } },
+      { ...base, redaction: { counts: {}, response_counts: {}, non_text_parts: 0, leaks: 0 } },
       { ...base, secret_refs: [1] },
     ];
     const { time: _dropped, ...missing } = base;

@@ -13,6 +13,7 @@ import { afterAll, describe, expect, it } from 'vitest';
 import { loadConfig, parseConfig } from '../../src/config/load.js';
 import { createRuntime } from '../../src/runtime/runtime.js';
 import { createLogger } from '../../src/telemetry/logger.js';
+import { createMetrics } from '../../src/telemetry/index.js';
 import { REPO } from './helpers/cli.js';
 import OpenAI from 'openai';
 import { createSigner, DOWN_URL, startWarden } from './helpers/warden.js';
@@ -312,6 +313,49 @@ describe("the Kubernetes example app's client", () => {
       expect(w.audit().at(-1)).toMatchObject({ error_code: 'policy_denied' });
     } finally {
       await w.close();
+    }
+  });
+});
+
+describe('deploy/prometheus/warden-rules.yaml', () => {
+  const dir = join(REPO, 'deploy', 'prometheus');
+  const promtool = (...args: string[]) => {
+    try {
+      return { code: 0, output: execFileSync('promtool', args, { cwd: dir, encoding: 'utf8', stdio: ['ignore', 'pipe', 'pipe'] }) };
+    } catch (err) {
+      const e = err as { status: number; stdout: string; stderr: string };
+      return { code: e.status, output: `${e.stdout}${e.stderr}` };
+    }
+  };
+
+  it('passes promtool check rules, and its unit tests: each alert fires on series shaped as Warden exposes them', () => {
+    const check = promtool('check', 'rules', 'warden-rules.yaml');
+    expect(check.output).toContain('SUCCESS: 7 rules found');
+    expect(check.code).toBe(0);
+    const tests = promtool('test', 'rules', 'warden-rules.test.yaml');
+    expect(tests.output).toContain('SUCCESS');
+    expect(tests.code).toBe(0);
+  });
+
+  it('names only metrics and labels Warden exposes (a renamed metric would silence an alert)', () => {
+    const registry = createMetrics({ collectDefault: false }).registry;
+    const labelsOf = (name: string): string[] | undefined => {
+      const metric = registry.getSingleMetric(name) as unknown as { labelNames?: readonly string[] } | undefined;
+      return metric ? ['environment', ...(metric.labelNames ?? [])] : undefined;
+    };
+    const rules = parseAllDocuments(readFileSync(join(dir, 'warden-rules.yaml'), 'utf8'))[0]!.toJS() as { groups: Array<{ rules: Array<{ expr: string }> }> };
+    const exprs = rules.groups.flatMap((g) => g.rules.map((r) => r.expr));
+    const named = new Set(exprs.flatMap((e) => [...e.matchAll(/\bwarden_[a-z_]+/g)].map((m) => m[0].replace(/_bucket$/, ''))));
+    expect(named.size).toBeGreaterThanOrEqual(8);
+    for (const name of named) expect(labelsOf(name), name).toBeDefined();
+    // The unit tests' series carry only labels the metric has (and `le` for a histogram bucket).
+    const tests = parseAllDocuments(readFileSync(join(dir, 'warden-rules.test.yaml'), 'utf8'))[0]!.toJS() as { tests: Array<{ input_series: Array<{ series: string }> }> };
+    for (const { series } of tests.tests.flatMap((t) => t.input_series)) {
+      const [, name, labels] = /^([a-z_]+)\{(.*)\}$/.exec(series)!;
+      const metric = name!.replace(/_bucket$/, '');
+      const known = labelsOf(metric);
+      expect(known, series).toBeDefined();
+      for (const [, label] of labels!.matchAll(/([a-z_]+)="/g)) expect([...known!, ...(name !== metric ? ['le'] : [])], series).toContain(label);
     }
   });
 });

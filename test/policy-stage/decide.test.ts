@@ -157,6 +157,7 @@ describe('normalizeDecision', () => {
       [{ models: [1] }, 'models'],
       [{ max_tokens: -5 }, 'max_tokens'],
       [{ max_tokens: 1.5 }, 'max_tokens'],
+      [{ max_tokens: 0 }, 'max_tokens'],
       [{ redaction: { mode: 'shred' } }, 'redaction.mode'],
       [{ redaction: { fail_open: 'yes' } }, 'redaction.fail_open'],
       [{ redaction: { profile: '' } }, 'redaction.profile'],
