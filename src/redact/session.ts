@@ -589,7 +589,7 @@ export class Session implements RedactionSession {
     let findings = res.findings;
     if (this.answerGuard.active) {
       const hits: Finding[] = [];
-      if (this.answerGuard.find(text, hits, json, res.folded) > 0) {
+      if (this.answerGuard.find(text, hits, json, res.folded, true) > 0) {
         findings = resolveOverlaps(findings.concat(hits.filter((h) => h.end > from)), text);
       }
     }
@@ -622,7 +622,7 @@ export class Session implements RedactionSession {
     // (a tokenized secret, or one that completes a secret with the text around it).
     if (!this.answerGuard.active || restore === undefined) return out;
     const hits: Finding[] = [];
-    const n = this.answerGuard.find(out, hits, json);
+    const n = this.answerGuard.find(out, hits, json, undefined, true);
     if (n === 0) return out;
     this.leaks += n;
     const masked = resolveOverlaps(hits, out);
@@ -640,7 +640,7 @@ export class Session implements RedactionSession {
     if (!this.answerGuard.active) return messages.slice();
     const mask = (text: string): string => {
       const hits: Finding[] = [];
-      if (this.answerGuard.find(text, hits) === 0) return text;
+      if (this.answerGuard.find(text, hits, false, undefined, true) === 0) return text;
       return applyFindings(text, resolveOverlaps(hits, text), () => 'mask', this.replacer, {});
     };
     return messages.map((m) => {
@@ -763,7 +763,7 @@ export class Session implements RedactionSession {
     const rest = from === 0 ? label : label.slice(from);
     if (!this.answerGuard.active) return rest;
     const hits: Finding[] = [];
-    const n = this.answerGuard.find(label, hits);
+    const n = this.answerGuard.find(label, hits, false, undefined, true);
     if (n === 0) return rest;
     const mine: Finding[] = [];
     for (const h of resolveOverlaps(hits, label)) {
