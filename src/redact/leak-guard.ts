@@ -125,13 +125,16 @@ function skeletonOf(folded: string): Skeleton | undefined {
   };
 }
 
-/** `looseAt`: `t` ended before the skeleton did (a beginning of it, trailing separators included). */
-const PREFIX = -2;
+/**
+ * looseFrom's results below 0: NO_MATCH, or `t` ended before the skeleton did (a beginning of it,
+ * trailing separators included) after k of its characters: PREFIX - k.
+ */
 const NO_MATCH = -1;
+const PREFIX = -2;
 
 /**
  * The skeleton's characters from index `k` on, read in `t` from `j` (the unit after its character
- * k - 1): the end of the match, NO_MATCH, or PREFIX when `t` ends first. Separators and the
+ * k - 1): the end of the match, NO_MATCH, or PREFIX - (characters read) when `t` ends first. Separators and the
  * skeleton's characters never overlap, so there is one way to read it: linear, no backtracking.
  */
 function looseFrom(t: string, j: number, k: number, sk: Skeleton): number {
@@ -141,7 +144,7 @@ function looseFrom(t: string, j: number, k: number, sk: Skeleton): number {
     const want = chars.charCodeAt(k);
     let gap = 0;
     for (;;) {
-      if (j >= n) return PREFIX;
+      if (j >= n) return PREFIX - k;
       const c = t.charCodeAt(j);
       if (c === want || lowerUnit(c) === want) break;
       if (!isSeparator(c) || ++gap > sk.gap) return NO_MATCH;
@@ -293,8 +296,13 @@ export class LeakGuard {
    * part, whatever it holds (spaces, line breaks). Only the last `longest - 1` searched units can
    * begin a value, so the cost is bounded by the secrets' lengths: the window read is widened
    * only while invisible characters make its searched text shorter than that.
+   *
+   * `minLoose`: how many characters of a skeleton (see the file's comment) a tail must hold to be
+   * kept. A text that must be whole holds every beginning (1); an answer label goes on at once
+   * unless it ends in two or more (a one-letter tail, `call_abc` before `canary…` in any case,
+   * is most labels: see stream.ts ToolLabel).
    */
-  heldFrom(text: string, json = false): number {
+  heldFrom(text: string, json = false, minLoose = 1): number {
     if (this.needles.length === 0 || text.length === 0) return text.length;
     // An escape cut at the end ("\u00") decodes to nothing yet: it is held, and what comes
     // before it is judged.
@@ -309,7 +317,7 @@ export class LeakGuard {
       const from = json ? backslashRunStart(text, end - width) : end - width;
       const view = searchedText(text.slice(from, end), json);
       if (view.text.length >= need || from === 0) {
-        const at = this.prefixStart(view.text);
+        const at = this.prefixStart(view.text, minLoose);
         if (at === view.text.length) return end;
         return from + (view.starts ? view.starts[at]! : at);
       }
@@ -322,7 +330,7 @@ export class LeakGuard {
    * match (t.length: none). Answers only: exact needles the skeletons do not cover, and the
    * skeletons.
    */
-  private prefixStart(t: string): number {
+  private prefixStart(t: string, minLoose: number): number {
     let best = t.length;
     for (const sk of this.skeletons) {
       // Only the last `span` units can begin a match that is still arriving.
@@ -331,7 +339,7 @@ export class LeakGuard {
         if (c !== sk.first && c !== sk.firstUpper) continue;
         const end = looseFrom(t, i + 1, 1, sk);
         // A whole match that ends the text is held too, as a whole needle is.
-        if (end === PREFIX || end === t.length) {
+        if (end === t.length || (end <= PREFIX && PREFIX - end >= minLoose)) {
           best = i;
           break;
         }

@@ -597,8 +597,8 @@ export class Session implements RedactionSession {
     return findings;
   }
 
-  secretHoldStart(text: string, json: boolean): number {
-    return this.answerGuard.heldFrom(text, json);
+  secretHoldStart(text: string, json: boolean, label = false): number {
+    return this.answerGuard.heldFrom(text, json, label ? 2 : 1);
   }
 
   /**
