@@ -298,9 +298,10 @@ export class LeakGuard {
    * only while invisible characters make its searched text shorter than that.
    *
    * `minLoose`: how many characters of a skeleton (see the file's comment) a tail must hold to be
-   * kept. A text that must be whole holds every beginning (1); an answer label goes on at once
-   * unless it ends in two or more (a one-letter tail, `call_abc` before `canary…` in any case,
-   * is most labels: see stream.ts ToolLabel).
+   * kept. A text that must be whole holds every beginning (1); an answer label is also held when
+   * it ends in a beginning of a value as written, but in another case or spaced only from two
+   * characters on (a one-letter tail, `call_abc` before `canary…`, is most labels: see stream.ts
+   * ToolLabel).
    */
   heldFrom(text: string, json = false, minLoose = 1): number {
     if (this.needles.length === 0 || text.length === 0) return text.length;
@@ -327,8 +328,7 @@ export class LeakGuard {
 
   /**
    * Start of the longest tail of `t` that is a proper beginning of a needle, or of a skeleton's
-   * match (t.length: none). Answers only: exact needles the skeletons do not cover, and the
-   * skeletons.
+   * match of at least `minLoose` characters (t.length: none). Answers only.
    */
   private prefixStart(t: string, minLoose: number): number {
     let best = t.length;
@@ -337,15 +337,15 @@ export class LeakGuard {
       for (let i = Math.max(0, t.length - sk.span); i < best; i++) {
         const c = t.charCodeAt(i);
         if (c !== sk.first && c !== sk.firstUpper) continue;
+        // A proper beginning only: a whole match that ends the text is found where it is.
         const end = looseFrom(t, i + 1, 1, sk);
-        // A whole match that ends the text is held too, as a whole needle is.
-        if (end === t.length || (end <= PREFIX && PREFIX - end >= minLoose)) {
+        if (end <= PREFIX && PREFIX - end >= minLoose) {
           best = i;
           break;
         }
       }
     }
-    for (const needle of this.exactNeedles) {
+    for (const needle of this.needles) {
       const first = needle[0]!;
       let i = t.indexOf(first, Math.max(0, t.length - needle.length + 1));
       while (i >= 0 && i < best) {

@@ -414,8 +414,8 @@ class ChunkLabels {
  * A piece after that (no upstream known sends one) is masked with the whole label in view; only
  * a secret begun in what was already released can then be out in part. An empty arguments piece
  * releases a label that ends in one letter of a value in another case (`call_abc` before
- * `CANARY…`, most labels), held only from two such letters on: the price is at most that one
- * letter, in a stream no known upstream sends. The joined label is
+ * `CANARY…`, most labels; `call_abC` is held), held only from two such letters on: the price is
+ * at most that one letter, in a stream no known upstream sends. The joined label is
  * refused past MAX_LABEL_LENGTH, as a whole one is: it bounds what is held and searched again.
  *
  * A piece that repeats the label so far whole is that label again, not more of it: DeepSeek,

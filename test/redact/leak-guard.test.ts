@@ -453,8 +453,8 @@ describe('leak guard: a value repeated in another case or spaced out', () => {
     expect(names).toBe('get_[SECRET_VALUE]');
   });
 
-  it('an OpenAI first tool piece whose id ends in one letter of the value (any case) still goes on at once', async () => {
-    const first = { id: 'call_abZ', type: 'function' as const, function: { name: 'get_weather', arguments: '' } };
+  it('an OpenAI first tool piece whose id ends in one letter of the value in another case still goes on at once', async () => {
+    const first = { id: 'call_abz', type: 'function' as const, function: { name: 'get_weather', arguments: '' } };
     const chunks: CompletionChunk[] = [
       { id: 'c', model: 'm', created: 1, choices: [{ index: 0, delta: { tool_calls: [{ index: 0, ...first }] }, finish_reason: null }] },
       { id: 'c', model: 'm', created: 1, choices: [{ index: 0, delta: { tool_calls: [{ index: 0, function: { arguments: '{}' } }] }, finish_reason: null }] },
