@@ -481,6 +481,12 @@ describe('leak guard: a value repeated in another case or spaced out', () => {
     });
   }
 
+  it("a dry run's prompt shows the value masked in another case or spaced out too", () => {
+    const s = redactor.session(decision(), [], [SECRET]);
+    const shown = s.maskSecretsForCaller([{ role: 'system', content: `use ${SECRET}, never Z q 7 p L m 2 X w 9` }]);
+    expect(shown[0]!.content).toBe('use [SECRET_VALUE], never [SECRET_VALUE]');
+  });
+
   it('the prompt check stays exact: a caller writing the value in another case is not refused', () => {
     const s = redactor.session(decision(), [SECRET]);
     const out = s.redactMessages([{ role: 'user', content: `is ${SECRET.toLowerCase()} a code?` }]);
