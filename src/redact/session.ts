@@ -951,7 +951,7 @@ const BASE64_HEADER = /;base64$/i;
  * What redaction reads of an image URL: all of it, but a `data:` URL's base64 payload (the
  * image's bytes): its media type and parameters only (`data:image/png;name=…;base64`).
  */
-export function imageUrlText(url: string): string {
+function imageUrlText(url: string): string {
   if (!DATA_URL.test(url)) return url;
   const comma = url.indexOf(',');
   if (comma < 0) return url;
