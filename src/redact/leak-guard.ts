@@ -17,7 +17,8 @@
  * characters (`Z q 7 p L m 2 X w 9`, `Zq7p-Lm2X-w9`, `zq7p.lm2x.w9`). Its skeleton (the value's
  * folded characters other than separators, lower-cased) is matched with up to LOOSE_GAP
  * separators between any two of its characters. Only a skeleton of LOOSE_MIN_LENGTH characters
- * or more is matched so: a shorter one would match ordinary words run together across a space.
+ * or more is matched so: a shorter one would match ordinary words run together across a space;
+ * and one of at most LOOSE_MAX_LENGTH (a longer value is matched exactly).
  * The prompt check stays exact (a caller's text refused for looking like a secret would be a
  * false refusal; see session.ts).
  */
@@ -27,6 +28,12 @@ import type { Finding } from './types.js';
 export const MIN_SECRET_LENGTH = 6;
 /** Fewest characters a value's skeleton (see above) needs to be matched loosely in an answer. */
 export const LOOSE_MIN_LENGTH = 8;
+/**
+ * Most characters a skeleton may have to be matched loosely: a longer value (a PEM key, a long
+ * token) is matched exactly only. A stream holds back as much as a loose match can span
+ * (about four times its skeleton), read on every piece, so this bounds that window.
+ */
+export const LOOSE_MAX_LENGTH = 256;
 /** Most separators matched between two characters of a skeleton (`Z - q`: three). */
 export const LOOSE_GAP = 3;
 const NON_ASCII = /[^\u0000-\u007f]/; // eslint-disable-line no-control-regex
@@ -106,7 +113,7 @@ function skeletonOf(folded: string): Skeleton | undefined {
     run = 0;
     chars += String.fromCharCode(lowerUnit(c));
   }
-  if (chars.length < LOOSE_MIN_LENGTH) return undefined;
+  if (chars.length < LOOSE_MIN_LENGTH || chars.length > LOOSE_MAX_LENGTH) return undefined;
   let anchor = 0;
   for (let k = 1; k < chars.length; k++) if (anchorRank(chars.charCodeAt(k)) > anchorRank(chars.charCodeAt(anchor))) anchor = k;
   const a = chars[anchor]!;
@@ -181,7 +188,7 @@ export class LeakGuard {
   private readonly exactNeedles: string[];
   /** ...and the skeletons of the values themselves (see the file's comment). */
   private readonly skeletons: Skeleton[];
-  /** Length of the longest needle: how far back a value that is still arriving can begin. */
+  /** Longest needle or loose match: how far back a value that is still arriving can begin. */
   private readonly longest: number;
 
   constructor(secrets: readonly string[]) {

@@ -463,6 +463,14 @@ describe('leak guard: a value repeated in another case or spaced out', () => {
     expect(out[0]!.choices[0]!.delta.tool_calls?.[0]).toEqual({ index: 0, ...first });
   });
 
+  it('a value longer than 256 characters without separators (a PEM key) is matched exactly only', () => {
+    const long = `K${'a1B2c3D4'.repeat(33)}`;
+    const s = redactor.session(decision(), [long]);
+    expect(whole(s, `x ${long} y ${long.toLowerCase()} z`, false)).toBe(`x [SECRET_VALUE] y ${long.toLowerCase()} z`);
+    const shorter = long.slice(0, 256);
+    expect(whole(redactor.session(decision(), [shorter]), `y ${shorter.toLowerCase()} z`, false)).toBe('y [SECRET_VALUE] z');
+  });
+
   const KEPT: Record<string, [string[], string]> = {
     'ordinary prose': [[SECRET, PHRASE], 'The zoo keeper quietly placed seven pens, lamps and mats near the exit at 9.'],
     'the value with a letter between two of its characters': [[SECRET], 'Zq7pLm2Xaw9'],
