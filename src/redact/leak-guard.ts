@@ -11,11 +11,31 @@
  * caller reads back once it renders or parses the text. A hit masks the original span, so the
  * invisible characters or escapes inside it go with it. Pure-ASCII text without a backslash is
  * searched as it is (folding it would change nothing).
+ *
+ * In an answer (`loose`), a value is also found as a model may repeat it: in another case
+ * (`zq7plm2xw9` for `Zq7pLm2Xw9`) and with separators added, removed or changed between its
+ * characters (`Z q 7 p L m 2 X w 9`, `Zq7p-Lm2X-w9`, `zq7p.lm2x.w9`). Its skeleton (the value's
+ * folded characters other than separators, lower-cased) is matched with up to LOOSE_GAP
+ * separators between any two of its characters. Only a skeleton of LOOSE_MIN_LENGTH characters
+ * or more is matched so: a shorter one would match ordinary words run together across a space;
+ * and one of at most LOOSE_MAX_LENGTH (a longer value is matched exactly).
+ * The prompt check stays exact (a caller's text refused for looking like a secret would be a
+ * false refusal; see session.ts).
  */
 import { composeFolded, fold, toOriginalSpan, type FoldedText } from './normalize.js';
 import type { Finding } from './types.js';
 import { MIN_SECRET_LENGTH } from '../pipeline/types.js';
 
+/** Fewest characters a value's skeleton (see above) needs to be matched loosely in an answer. */
+export const LOOSE_MIN_LENGTH = 8;
+/**
+ * Most characters a skeleton may have to be matched loosely: a longer value (a PEM key, a long
+ * token) is matched exactly only. A stream holds back as much as a loose match can span
+ * (about four times its skeleton), read on every piece, so this bounds that window.
+ */
+export const LOOSE_MAX_LENGTH = 256;
+/** Most separators matched between two characters of a skeleton (`Z - q`: three). */
+export const LOOSE_GAP = 3;
 const NON_ASCII = /[^\u0000-\u007f]/; // eslint-disable-line no-control-regex
 export const LEAK_ENTITY = 'SECRET_VALUE';
 
@@ -35,9 +55,140 @@ function base64Cores(value: Buffer): string[] {
   return out;
 }
 
+/**
+ * What may stand between two characters of a value repeated in an answer: ASCII whitespace and
+ * punctuation a model spells a value out with (the fold made exotic spaces and dashes ASCII and
+ * dropped zero-width characters already). Letters, digits and other symbols are never separators.
+ */
+const SEPARATORS = ' \t\n\r\f\v-_.,:;/\\|\'"`*+~';
+const IS_SEPARATOR = new Uint8Array(128);
+for (let i = 0; i < SEPARATORS.length; i++) IS_SEPARATOR[SEPARATORS.charCodeAt(i)] = 1;
+
+function isSeparator(c: number): boolean {
+  return c < 128 && IS_SEPARATOR[c] === 1;
+}
+
+/** One UTF-16 unit lower-cased (a unit whose lower case is not one unit stays as it is). */
+function lowerUnit(c: number): number {
+  if (c < 128) return c >= 65 && c <= 90 ? c + 32 : c;
+  const l = String.fromCharCode(c).toLowerCase();
+  return l.length === 1 ? l.charCodeAt(0) : c;
+}
+
+/** A value's skeleton, matched case-insensitively with separators between its characters. */
+interface Skeleton {
+  /** The characters, lower-cased (see lowerUnit), separators left out. */
+  readonly chars: string;
+  /** The units that begin it: its first character in lower and upper case. */
+  readonly first: number;
+  readonly firstUpper: number;
+  /** Index of the character searched for first in a long text (the rarest-looking one) and its two cases. */
+  readonly anchor: number;
+  readonly anchorLower: string;
+  readonly anchorUpper: string;
+  /** Most separators between two characters: LOOSE_GAP, or the value's own longest run if longer. */
+  readonly gap: number;
+  /** Longest text a match can span. */
+  readonly span: number;
+}
+
+/** Letters from most to least frequent in English text: a later one is a better anchor. */
+const LETTER_FREQUENCY = 'etaoinsrhldcumfpgwybvkxjqz';
+
+function anchorRank(c: number): number {
+  const i = LETTER_FREQUENCY.indexOf(String.fromCharCode(c));
+  return i >= 0 ? i : c >= 48 && c <= 57 ? 30 : 40;
+}
+
+function skeletonOf(folded: string): Skeleton | undefined {
+  let chars = '';
+  let gap = LOOSE_GAP;
+  let run = 0;
+  for (let i = 0; i < folded.length; i++) {
+    const c = folded.charCodeAt(i);
+    if (isSeparator(c)) {
+      if (chars.length > 0 && ++run > gap) gap = run;
+      continue;
+    }
+    run = 0;
+    chars += String.fromCharCode(lowerUnit(c));
+  }
+  if (chars.length < LOOSE_MIN_LENGTH || chars.length > LOOSE_MAX_LENGTH) return undefined;
+  let anchor = 0;
+  for (let k = 1; k < chars.length; k++) if (anchorRank(chars.charCodeAt(k)) > anchorRank(chars.charCodeAt(anchor))) anchor = k;
+  const a = chars[anchor]!;
+  const up = a.toUpperCase();
+  const f = chars.charCodeAt(0);
+  const F = chars[0]!.toUpperCase();
+  return {
+    chars,
+    first: f,
+    firstUpper: F.length === 1 && lowerUnit(F.charCodeAt(0)) === f ? F.charCodeAt(0) : f,
+    anchor,
+    anchorLower: a,
+    anchorUpper: up.length === 1 && lowerUnit(up.charCodeAt(0)) === a.charCodeAt(0) ? up : a,
+    gap,
+    span: chars.length + (chars.length - 1) * gap,
+  };
+}
+
+/**
+ * looseFrom's results below 0: NO_MATCH, or `t` ended before the skeleton did (a beginning of it,
+ * trailing separators included) after k of its characters: PREFIX - k.
+ */
+const NO_MATCH = -1;
+const PREFIX = -2;
+
+/**
+ * The skeleton's characters from index `k` on, read in `t` from `j` (the unit after its character
+ * k - 1): the end of the match, NO_MATCH, or PREFIX - (characters read) when `t` ends first. Separators and the
+ * skeleton's characters never overlap, so there is one way to read it: linear, no backtracking.
+ */
+function looseFrom(t: string, j: number, k: number, sk: Skeleton): number {
+  const chars = sk.chars;
+  const n = t.length;
+  for (; k < chars.length; k++) {
+    const want = chars.charCodeAt(k);
+    let gap = 0;
+    for (;;) {
+      if (j >= n) return PREFIX - k;
+      const c = t.charCodeAt(j);
+      if (c === want || lowerUnit(c) === want) break;
+      if (!isSeparator(c) || ++gap > sk.gap) return NO_MATCH;
+      j++;
+    }
+    j++;
+  }
+  return j;
+}
+
+/**
+ * Start of the match whose character `k` is at `p` (its characters before k read backwards from
+ * p), or NO_MATCH.
+ */
+function looseBack(t: string, p: number, k: number, sk: Skeleton): number {
+  const chars = sk.chars;
+  for (k--; k >= 0; k--) {
+    const want = chars.charCodeAt(k);
+    let gap = 0;
+    for (;;) {
+      if (--p < 0) return NO_MATCH;
+      const c = t.charCodeAt(p);
+      if (c === want || lowerUnit(c) === want) break;
+      if (!isSeparator(c) || ++gap > sk.gap) return NO_MATCH;
+    }
+  }
+  return p;
+}
+
 export class LeakGuard {
+  /** Every needle, searched exactly: in a prompt. */
   private readonly needles: string[];
-  /** Length of the longest needle: how far back a value that is still arriving can begin. */
+  /** In an answer: the needles a skeleton does not cover (encodings), searched exactly... */
+  private readonly exactNeedles: string[];
+  /** ...and the skeletons of the values themselves (see the file's comment). */
+  private readonly skeletons: Skeleton[];
+  /** Longest needle or loose match: how far back a value that is still arriving can begin. */
   private readonly longest: number;
 
   constructor(secrets: readonly string[]) {
@@ -75,7 +226,26 @@ export class LeakGuard {
     }
     // Longest first, so a value wins over its own shorter encodings at the same place.
     this.needles = [...folded].sort((a, b) => b.length - a.length);
-    this.longest = this.needles.length > 0 ? this.needles[0]!.length : 0;
+    // The values themselves (each form), as an answer may repeat them: a skeleton each, which
+    // matches the value as it is too (its gap is at least the value's own longest separator
+    // run), so a value with a skeleton is not also searched exactly there (one hit, not two).
+    const skeletons = new Map<string, Skeleton>();
+    const covered = new Set<string>();
+    for (const s of secrets) {
+      if (typeof s !== 'string' || s.length < MIN_SECRET_LENGTH) continue;
+      for (const form of new Set([s, s.normalize('NFC'), s.normalize('NFD')])) {
+        const f = fold(form).text;
+        if (!folded.has(f)) continue;
+        const sk = skeletonOf(f);
+        if (sk === undefined) continue;
+        covered.add(f);
+        const known = skeletons.get(sk.chars);
+        if (known === undefined || known.gap < sk.gap) skeletons.set(sk.chars, sk);
+      }
+    }
+    this.exactNeedles = this.needles.filter((n) => !covered.has(n));
+    this.skeletons = [...skeletons.values()].sort((a, b) => b.span - a.span);
+    this.longest = Math.max(this.needles.length > 0 ? this.needles[0]!.length : 0, this.skeletons.length > 0 ? this.skeletons[0]!.span : 0);
   }
 
   /**
@@ -105,13 +275,15 @@ export class LeakGuard {
    * Appends a finding per occurrence, in original offsets. `json`: the text is JSON (tool-call
    * arguments), searched with its string escapes decoded (`\u0043ANARY` is `CANARY` to the
    * caller's JSON parser). `folded`: the text's fold as the scanner made it, if it scanned it.
+   * `loose`: the text is an answer, where a value is also found in another case or spaced out
+   * (see the file's comment).
    */
-  find(text: string, out: Finding[], json = false, folded?: FoldedText): number {
+  find(text: string, out: Finding[], json = false, folded?: FoldedText, loose = false): number {
     if (this.needles.length === 0) return 0;
     const view = folded !== undefined && !(json && text.indexOf('\\') >= 0) ? folded : searchedText(text, json);
     const t = view.text;
     let n = 0;
-    for (const needle of this.needles) {
+    for (const needle of loose ? this.exactNeedles : this.needles) {
       let i = t.indexOf(needle);
       while (i >= 0) {
         const [start, end] = toOriginalSpan(view, i, i + needle.length);
@@ -120,6 +292,7 @@ export class LeakGuard {
         i = t.indexOf(needle, i + needle.length);
       }
     }
+    if (loose) for (const sk of this.skeletons) n += findLoose(t, view, sk, out);
     return n;
   }
 
@@ -130,8 +303,14 @@ export class LeakGuard {
    * part, whatever it holds (spaces, line breaks). Only the last `longest - 1` searched units can
    * begin a value, so the cost is bounded by the secrets' lengths: the window read is widened
    * only while invisible characters make its searched text shorter than that.
+   *
+   * `minLoose`: how many characters of a skeleton (see the file's comment) a tail must hold to be
+   * kept. A text that must be whole holds every beginning (1); an answer label is also held when
+   * it ends in a beginning of a value as written, but in another case or spaced only from two
+   * characters on (a one-letter tail, `call_abc` before `canary…`, is most labels: see stream.ts
+   * ToolLabel).
    */
-  heldFrom(text: string, json = false): number {
+  heldFrom(text: string, json = false, minLoose = 1): number {
     if (this.needles.length === 0 || text.length === 0) return text.length;
     // An escape cut at the end ("\u00") decodes to nothing yet: it is held, and what comes
     // before it is judged.
@@ -146,7 +325,7 @@ export class LeakGuard {
       const from = json ? backslashRunStart(text, end - width) : end - width;
       const view = searchedText(text.slice(from, end), json);
       if (view.text.length >= need || from === 0) {
-        const at = this.prefixStart(view.text);
+        const at = this.prefixStart(view.text, minLoose);
         if (at === view.text.length) return end;
         return from + (view.starts ? view.starts[at]! : at);
       }
@@ -154,9 +333,25 @@ export class LeakGuard {
     }
   }
 
-  /** Start of the longest tail of `t` that is a proper beginning of a needle (t.length: none). */
-  private prefixStart(t: string): number {
+  /**
+   * Start of the longest tail of `t` that is a proper beginning of a needle, or of a skeleton's
+   * match of at least `minLoose` characters (t.length: none). Answers only.
+   */
+  private prefixStart(t: string, minLoose: number): number {
     let best = t.length;
+    for (const sk of this.skeletons) {
+      // Only the last `span` units can begin a match that is still arriving.
+      for (let i = Math.max(0, t.length - sk.span); i < best; i++) {
+        const c = t.charCodeAt(i);
+        if (c !== sk.first && c !== sk.firstUpper) continue;
+        // A proper beginning only: a whole match that ends the text is found where it is.
+        const end = looseFrom(t, i + 1, 1, sk);
+        if (end <= PREFIX && PREFIX - end >= minLoose) {
+          best = i;
+          break;
+        }
+      }
+    }
     for (const needle of this.needles) {
       const first = needle[0]!;
       let i = t.indexOf(first, Math.max(0, t.length - needle.length + 1));
@@ -170,6 +365,36 @@ export class LeakGuard {
     }
     return best;
   }
+}
+
+/**
+ * Appends a finding per match of `sk` in `t` (the searched view of a text), in original offsets.
+ * The anchor (a rare-looking character of the value) is found with indexOf in both cases, and the
+ * match read back and forth from it: ordinary text has few of them, so the common case is a
+ * couple of indexOf. Matches do not overlap: one that begins before the last one's end is skipped.
+ */
+function findLoose(t: string, view: FoldedText, sk: Skeleton, out: Finding[]): number {
+  let n = 0;
+  let lastEnd = 0;
+  const two = sk.anchorUpper !== sk.anchorLower;
+  let lo = t.indexOf(sk.anchorLower, sk.anchor);
+  let up = two ? t.indexOf(sk.anchorUpper, sk.anchor) : -1;
+  while (lo >= 0 || up >= 0) {
+    const p = up < 0 || (lo >= 0 && lo < up) ? lo : up;
+    const start = looseBack(t, p, sk.anchor, sk);
+    const end = start >= lastEnd ? looseFrom(t, p + 1, sk.anchor + 1, sk) : NO_MATCH;
+    let next = p + 1;
+    if (end >= 0) {
+      const [s, e] = toOriginalSpan(view, start, end);
+      out.push({ entity: LEAK_ENTITY, start: s, end: e, score: 1 });
+      n++;
+      lastEnd = end;
+      next = end;
+    }
+    if (lo >= 0 && lo < next) lo = t.indexOf(sk.anchorLower, next);
+    if (up >= 0 && up < next) up = t.indexOf(sk.anchorUpper, next);
+  }
+  return n;
 }
 
 /** `t` from `i` to its end is the beginning of `needle`. */

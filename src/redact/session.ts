@@ -157,6 +157,8 @@ export class Session implements RedactionSession {
   private inIds: Set<string> | null = null;
   /** Entity types found in function names (made on the first): see checkFunctionName. */
   private inFunctionNames: Set<string> | null = null;
+  /** Entity types found in image URLs (made on the first): see checkImageUrl. */
+  private inImageUrls: Set<string> | null = null;
   /** Entity types in member names that redacted alike (made on the first): see promptJsonName. */
   private nameClashes: Set<string> | null = null;
   private promptLeaks = 0;
@@ -356,6 +358,11 @@ export class Session implements RedactionSession {
       return p;
     }
     this.nonTextParts++;
+    if (p.type === 'image_url') {
+      const image = rec['image_url'];
+      if (image !== null && typeof image === 'object') this.checkImageUrl((image as Record<string, unknown>)['url']);
+      return p;
+    }
     // A file's name is text the caller chose (`cv-jane.doe@example.com.pdf`); its data and id are not.
     const file = rec['file'];
     if (p.type === 'file' && file !== null && typeof file === 'object' && typeof (file as Record<string, unknown>)['filename'] === 'string') {
@@ -363,6 +370,34 @@ export class Session implements RedactionSession {
       return { ...p, file: { ...f, filename: this.promptText(f['filename'] as string) } };
     }
     return p;
+  }
+
+  /**
+   * An image part's URL (also a `/v1/messages` image block's: the adapter makes it one) is read
+   * as prompt text: its query string or path can carry PII (`?email=…`) or a secret, and the
+   * provider hands it to whatever host it names. It is not rewritten, since a rewritten URL
+   * fetches another image or none; one that holds PII (an entity whose mode is not `allow`)
+   * refuses the request (checked in throwIfRefused), and a `block` entity refuses it as anywhere.
+   * Every secret resolved for the request is looked for, those the template placed in the prompt
+   * included: a placed secret is for the model to read, not for a URL's host. A `data:` URL is
+   * read without its base64 payload (opaque bytes, often megabytes): its media type and
+   * parameters are read, and a payload that is not base64 (percent-encoded text) is read too.
+   */
+  private checkImageUrl(url: unknown): void {
+    if (typeof url !== 'string' || url.length === 0) return;
+    const text = imageUrlText(url);
+    const res = this.scanPrompt(text);
+    this.noteBlocked(res.seen);
+    for (const f of res.findings) {
+      const mode = this.promptModeOf(f.entity);
+      if (mode !== 'allow' && mode !== 'block') (this.inImageUrls ??= new Set()).add(f.entity);
+    }
+    if (!this.answerGuard.active) return;
+    const n = this.answerGuard.find(text, []);
+    if (n > 0) {
+      this.promptLeaks += n;
+      this.leaks += n;
+    }
   }
 
   /**
@@ -552,6 +587,12 @@ export class Session implements RedactionSession {
         details: { reason: 'pii_in_function_name', entities },
       });
     }
+    if (this.inImageUrls !== null) {
+      const entities = [...this.inImageUrls].sort();
+      throw new WardenError('redaction_blocked', `an image URL holds ${entities.join(', ')}; image URLs are passed on unchanged, so the request is refused`, {
+        details: { reason: 'pii_in_image_url', entities },
+      });
+    }
     if (this.nameClashes !== null) {
       const entities = [...this.nameClashes].sort();
       throw new WardenError(
@@ -589,7 +630,7 @@ export class Session implements RedactionSession {
     let findings = res.findings;
     if (this.answerGuard.active) {
       const hits: Finding[] = [];
-      if (this.answerGuard.find(text, hits, json, res.folded) > 0) {
+      if (this.answerGuard.find(text, hits, json, res.folded, true) > 0) {
         findings = resolveOverlaps(findings.concat(hits.filter((h) => h.end > from)), text);
       }
     }
@@ -597,8 +638,8 @@ export class Session implements RedactionSession {
     return findings;
   }
 
-  secretHoldStart(text: string, json: boolean): number {
-    return this.answerGuard.heldFrom(text, json);
+  secretHoldStart(text: string, json: boolean, label = false): number {
+    return this.answerGuard.heldFrom(text, json, label ? 2 : 1);
   }
 
   /**
@@ -622,7 +663,7 @@ export class Session implements RedactionSession {
     // (a tokenized secret, or one that completes a secret with the text around it).
     if (!this.answerGuard.active || restore === undefined) return out;
     const hits: Finding[] = [];
-    const n = this.answerGuard.find(out, hits, json);
+    const n = this.answerGuard.find(out, hits, json, undefined, true);
     if (n === 0) return out;
     this.leaks += n;
     const masked = resolveOverlaps(hits, out);
@@ -640,7 +681,7 @@ export class Session implements RedactionSession {
     if (!this.answerGuard.active) return messages.slice();
     const mask = (text: string): string => {
       const hits: Finding[] = [];
-      if (this.answerGuard.find(text, hits) === 0) return text;
+      if (this.answerGuard.find(text, hits, false, undefined, true) === 0) return text;
       return applyFindings(text, resolveOverlaps(hits, text), () => 'mask', this.replacer, {});
     };
     return messages.map((m) => {
@@ -763,7 +804,7 @@ export class Session implements RedactionSession {
     const rest = from === 0 ? label : label.slice(from);
     if (!this.answerGuard.active) return rest;
     const hits: Finding[] = [];
-    const n = this.answerGuard.find(label, hits);
+    const n = this.answerGuard.find(label, hits, false, undefined, true);
     if (n === 0) return rest;
     const mine: Finding[] = [];
     for (const h of resolveOverlaps(hits, label)) {
@@ -902,4 +943,19 @@ function answerPartText(p: ContentPart): string {
   const refusal = rec['refusal'];
   if (p.type === 'refusal' && typeof refusal === 'string') return refusal;
   throw new WardenError('upstream_error', 'the answer holds a content part of a type other than text, input_text, output_text or refusal');
+}
+
+const DATA_URL = /^data:/i;
+const BASE64_HEADER = /;base64$/i;
+
+/**
+ * What redaction reads of an image URL: all of it, but a `data:` URL's base64 payload (the
+ * image's bytes): its media type and parameters only (`data:image/png;name=…;base64`).
+ */
+function imageUrlText(url: string): string {
+  if (!DATA_URL.test(url)) return url;
+  const comma = url.indexOf(',');
+  if (comma < 0) return url;
+  const header = url.slice(0, comma);
+  return BASE64_HEADER.test(header) ? header : url;
 }

@@ -45,8 +45,9 @@ export interface OutputProcessor {
    * Start of the tail of `text` that may be the beginning of a guarded secret value (text.length:
    * none). Held back like a growing entity: a secret may hold spaces or line breaks, so the
    * whitespace rules alone would release its first words before the guard could see it whole.
+   * `label`: `text` is an answer label (see ToolLabel.settled).
    */
-  secretHoldStart(text: string, json: boolean): number;
+  secretHoldStart(text: string, json: boolean, label?: boolean): number;
   /**
    * An answer label (id, model, tool call id or function name) from `from` on, with the secret
    * values of the whole label masked (one that begins before `from` is masked from there: the
@@ -410,7 +411,10 @@ class ChunkLabels {
  * or when the choice finishes, the stream moves on to another block (sequential) or ends.
  *
  * A piece after that (no upstream known sends one) is masked with the whole label in view; only
- * a secret begun in what was already released can then be out in part. The joined label is
+ * a secret begun in what was already released can then be out in part. An empty arguments piece
+ * releases a label that ends in one letter of a value in another case (`call_abc` before
+ * `CANARY…`, most labels; `call_abC` is held), held only from two such letters on: the price is
+ * at most that one letter, in a stream no known upstream sends. The joined label is
  * refused past MAX_LABEL_LENGTH, as a whole one is: it bounds what is held and searched again.
  *
  * A piece that repeats the label so far whole is that label again, not more of it: DeepSeek,
@@ -447,7 +451,7 @@ class ToolLabel {
 
   /** No tail of what is held could begin a secret (nothing held: true). A repeat ends as the label does. */
   settled(proc: OutputProcessor): boolean {
-    return !this.holding || proc.secretHoldStart(this.raw, false) === this.raw.length;
+    return !this.holding || proc.secretHoldStart(this.raw, false, true) === this.raw.length;
   }
 
   /** What is held, leak-guarded on the whole label (undefined: nothing held). */

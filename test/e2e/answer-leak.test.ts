@@ -128,6 +128,56 @@ describe('content parts of a non-streamed answer', () => {
   });
 });
 
+describe("the answer's annotations (web search url_citation) are dropped, not carried", () => {
+  // A citation's url and title can hold the secret or PII, spaced out or not; its start and end
+  // index point into the upstream's text, which redaction changes. Dropped on every route.
+  const citation = (i: number) => ({
+    type: 'url_citation',
+    url_citation: { url: `https://e.example/?k=${CANARY_SECRET}&m=${PII}`, title: `${CANARY_SECRET.toLowerCase()} ${PII}`, start_index: i, end_index: i + 5 },
+  });
+
+  it('not streamed (openai SDK, /v1/messages, gRPC): the message carries its redacted content and no annotations', async () => {
+    completion = answer({ content: `see ${PII} here`, annotations: [citation(4)] });
+    const { status, text } = await post();
+    expect(status, text).toBe(200);
+    const message = JSON.parse(text).choices[0].message;
+    expect(message.content).toBe('see [EMAIL_ADDRESS] here');
+    expect(message).not.toHaveProperty('annotations');
+    expectClean(text);
+    expect(text.toLowerCase()).not.toContain(CANARY_SECRET.toLowerCase());
+    expect(lastRecord()['redaction']).toMatchObject({ leaks: 0, response_counts: { EMAIL_ADDRESS: 1 } });
+
+    const res = await client.chat.completions.create(governed);
+    expect(res.choices[0]!.message).not.toHaveProperty('annotations');
+
+    const headers = { authorization: `Bearer ${token}`, 'content-type': 'application/json', 'x-warden-template': TEMPLATE, 'x-warden-variables': JSON.stringify(VARIABLES) };
+    const messages = await fetch(`${w.addresses.http}/v1/messages`, { method: 'POST', headers, body: JSON.stringify({ model: 'gpt-4o-mini', max_tokens: 16, messages: [] }) });
+    const body = await messages.text();
+    expect(messages.status, body).toBe(200);
+    expect(JSON.parse(body).content).toEqual([{ type: 'text', text: 'see [EMAIL_ADDRESS] here' }]);
+    expectClean(body);
+
+    const grpcRes = await unaryCall(gateway, 'Complete', { model: 'gpt-4o-mini', template: { id: 'ops/incident-brief', version: 1 }, variables: VARIABLES }, bearerMetadata(token));
+    expect(grpcRes.choices[0].message.content).toBe('see [EMAIL_ADDRESS] here');
+    expectClean(JSON.stringify(grpcRes));
+  });
+
+  it('streamed (openai SDK): a delta\'s annotations are dropped', async () => {
+    chunks = [chunk({ role: 'assistant', content: `see ${PII} ` }), chunk({ content: 'here', annotations: [citation(4)] }), chunk({}, 'stop')];
+    const stream = await client.chat.completions.create({ ...governed, stream: true } as OpenAI.ChatCompletionCreateParamsStreaming);
+    const seen: string[] = [];
+    let content = '';
+    for await (const c of stream) {
+      seen.push(JSON.stringify(c));
+      expect(c.choices[0]?.delta ?? {}).not.toHaveProperty('annotations');
+      content += c.choices[0]?.delta.content ?? '';
+    }
+    expect(content).toBe('see [EMAIL_ADDRESS] here');
+    expectClean(seen.join('\n'));
+    expect(seen.join('\n').toLowerCase()).not.toContain(CANARY_SECRET.toLowerCase());
+  });
+});
+
 describe('labels of the answer: id, model, tool call id and name, finish_reason', () => {
   const labelled = (): Record<string, unknown> =>
     answer(

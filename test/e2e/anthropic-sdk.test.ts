@@ -310,6 +310,20 @@ describe('errors as the Anthropic SDK raises them', () => {
     expect(`${err.message}${JSON.stringify(err.error)}`).not.toContain('jane.doe');
   });
 
+  it('an image block whose url source holds PII is refused (pii_in_image_url); a base64 one goes on', async () => {
+    const before = upstream.calls.length;
+    const image = (source: Anthropic.ImageBlockParam['source']): Anthropic.MessageParam[] => [{ role: 'user', content: [{ type: 'image', source }, { type: 'text', text: 'what is this?' }] }];
+    const err = await rejection(client(rawToken).messages.create({ ...plain, messages: image({ type: 'url', url: 'https://img.example/a.png?owner=jane.doe@example.com' }) }));
+    expect(err).toBeInstanceOf(Anthropic.UnprocessableEntityError);
+    expect((wardenError(err) as { details?: unknown }).details).toEqual({ reason: 'pii_in_image_url', entities: ['EMAIL_ADDRESS'] });
+    expect(`${err.message}${JSON.stringify(err.error)}`).not.toContain('jane.doe');
+    expect(upstream.calls.length).toBe(before);
+    upstream.mode = 'ok';
+    const ok = await client(rawToken).messages.create({ ...plain, messages: image({ type: 'base64', media_type: 'image/png', data: 'iVBORw0KGgo=' }) });
+    expect(ok.type).toBe('message');
+    expect(upstream.calls[before]!.body.messages[0].content[0]).toEqual({ type: 'image_url', image_url: { url: 'data:image/png;base64,iVBORw0KGgo=' } });
+  });
+
   it("an error carries the OpenAI route's details in error.details, which the SDK keeps in err.error", async () => {
     const details = (err: APIError) => (wardenError(err) as { details?: Record<string, unknown> }).details;
     const denied = await rejection(client(botToken).messages.create(plain));

@@ -226,4 +226,18 @@ describe('gRPC tools, multi-part content and tool calls', () => {
     }
     expect(upstream.calls.length).toBe(before);
   });
+
+  it('an image part whose URL holds PII is FAILED_PRECONDITION redaction_blocked, as over HTTP, and nothing goes upstream', async () => {
+    const before = upstream.calls.length;
+    const part = { type: 'image_url', image_url: { url: 'https://example.com/cat.png?owner=bob@example.org' } };
+    const err = await complete({ model: 'gpt-4o-mini', messages: [{ role: 'user', parts: [{ type: 'text', text: 'what is this?' }, { type: 'image_url', json: JSON.stringify(part) }] }] }).then(
+      () => undefined,
+      (e: grpc.ServiceError) => e,
+    );
+    expect(err).toBeDefined();
+    expect(err!.code).toBe(grpc.status.FAILED_PRECONDITION);
+    expect(err!.metadata.get('warden-code')[0]).toBe('redaction_blocked');
+    expect(err!.details).not.toContain('bob@example.org');
+    expect(upstream.calls.length).toBe(before);
+  });
 });

@@ -613,6 +613,39 @@ describe('what a raw prompt carries besides content is redacted or refused', () 
     expect(upstream.calls.length).toBe(before);
   });
 
+  it('an image URL holding PII (query, percent-encoded, a data: URL\'s parameters or text payload) is refused, not sent and not echoed', async () => {
+    const before = upstream.calls.length;
+    const audited = w.audit().length;
+    const urls: Array<[string, string[]]> = [
+      ['https://img.example/a.png?email=jane.doe@example.com', ['EMAIL_ADDRESS']],
+      ['https://img.example/jane.doe%40example.com/a.png', ['EMAIL_ADDRESS']],
+      ['https://img.example/a.png?card=4111111111111111', ['CREDIT_CARD']],
+      ['data:image/png;name=jane.doe@example.com;base64,iVBORw0KGgo=', ['EMAIL_ADDRESS']],
+      ['data:text/plain,call%20jane.doe@example.com', ['EMAIL_ADDRESS']],
+    ];
+    for (const [url, entities] of urls) {
+      const r = await raw([{ role: 'user', content: [{ type: 'text', text: 'what is this?' }, { type: 'image_url', image_url: { url } }] }]);
+      expect(r.status, r.text).toBe(422);
+      expect(r.json.error, url).toMatchObject({ code: 'redaction_blocked', details: { reason: 'pii_in_image_url', entities } });
+      expect(r.text).not.toMatch(/jane|4111/);
+    }
+    expect(upstream.calls.length).toBe(before);
+    const records = w.audit().slice(audited);
+    expect(records.map((rec) => rec['error_code'])).toEqual(urls.map(() => 'redaction_blocked'));
+    expect(JSON.stringify(records)).not.toMatch(/jane|4111/);
+  });
+
+  it('an image URL without PII, and a base64 data: URL whose bytes spell an address, go out as sent', async () => {
+    upstream.mode = 'ok';
+    const urls = ['https://img.example/cats/a.png?w=640&h=480', `data:image/png;base64,${Buffer.from('jane.doe@example.com').toString('base64')}`];
+    for (const url of urls) {
+      const before = upstream.calls.length;
+      const r = await raw([{ role: 'user', content: [{ type: 'text', text: 'what is this?' }, { type: 'image_url', image_url: { url, detail: 'low' } }] }]);
+      expect(r.status, r.text).toBe(200);
+      expect(upstream.calls[before]!.body.messages[0].content[1]).toEqual({ type: 'image_url', image_url: { url, detail: 'low' } });
+    }
+  });
+
   it('the documented members pass; a file name, a message name and numbers in tool-call arguments go out redacted', async () => {
     upstream.mode = 'ok';
     const before = upstream.calls.length;

@@ -128,6 +128,27 @@ describe('answer leak guard over HTTP', () => {
     }
   });
 
+  it('a secret repeated in another case or spaced out is masked and counted, streamed in pieces and not', async () => {
+    const cases: Array<[ScriptedAnswer, string]> = [
+      [{ text: 'code canary-secret-9f8e7d here' }, 'code [SECRET_VALUE] here'],
+      [{ text: 'code C A N A R Y S E C R E T 9 F 8 E 7 D here' }, 'code [SECRET_VALUE] here'],
+      [{ text: 'code c-a-n-a-r-y-s-e-c-r-e-t-9-f-8-e-7-d.' }, 'code [SECRET_VALUE].'],
+      [{ text: 'door OPEN SESAME canary.phrase.4D2C' }, 'door [SECRET_VALUE]'],
+      [{ text: '{"code":"Canary Secret 9F8E7D"}', toolArgs: true }, '{"code":"[SECRET_VALUE]"}'],
+    ];
+    for (const [script, expected] of cases) {
+      for (const [stream, piece] of [[false, 1], [true, 1], [true, 3], [true, 7]] as const) {
+        const got = await ask({ ...script, piece }, stream);
+        expect(got.text, `${script.text} stream=${stream} piece=${piece}`).toBe(expected);
+        // No form of either canary: lower-cased, separators dropped.
+        const squashed = got.raw.toLowerCase().replace(/[\s\-_.,:;/|'"`*+~]|\\[nt]/g, '');
+        expect(squashed).not.toMatch(/canarysecret|canaryphrase|secret9f8e7d|opensesame/);
+        const record = w.audit().at(-1)!['redaction'];
+        expect(record, script.text).toMatchObject({ leaks: 1, response_counts: { SECRET_VALUE: 1 } });
+      }
+    }
+  });
+
   it('no canary reaches the log or the audit records, which count the leaks', () => {
     expectNoCanary(w.logs.join('\n'));
     const records = w.audit();

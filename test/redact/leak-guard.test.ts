@@ -388,3 +388,117 @@ describe('streaming: a tool call label repeated whole in every piece', () => {
     });
   }
 });
+
+/**
+ * A value the model repeats in another case or spelled out with separators (the README's Leak
+ * guard): masked as the value is, streamed as whole, counted as a leak; ordinary text, a shorter
+ * skeleton and the prompt check stay as they were.
+ */
+describe('leak guard: a value repeated in another case or spaced out', () => {
+  const SECRET = 'Zq7pLm2Xw9';
+  /** No emitted piece may hold three characters of the value in a row (any case, separators between). */
+  const PART = /z[\s\-_.]{0,3}q[\s\-_.]{0,3}7|7[\s\-_.]{0,3}p[\s\-_.]{0,3}l|l[\s\-_.]{0,3}m[\s\-_.]{0,3}2|2[\s\-_.]{0,3}x[\s\-_.]{0,3}w|x[\s\-_.]{0,3}w[\s\-_.]{0,3}9/i;
+  const FORMS: Record<string, string> = {
+    'lower case': 'zq7plm2xw9',
+    'upper case': 'ZQ7PLM2XW9',
+    'a space between every character': 'Z q 7 p L m 2 X w 9',
+    'dashes between groups': 'Zq7p-Lm2X-w9',
+    'dots and lower case': 'zq7p.lm2x.w9',
+    'space-dash-space between every character, upper case': 'Z - Q - 7 - P - L - M - 2 - X - W - 9',
+    'a zero-width space between every character, lower case': [...'zq7plm2xw9'].join('\u200b'),
+    'one character per line': [...SECRET].join('\n'),
+    'fullwidth, lower case': 'ｚｑ７ｐｌｍ２ｘｗ９',
+  };
+  for (const [name, form] of Object.entries(FORMS)) {
+    it(`${name}: masked whole and counted, in content and tool arguments, streamed at every split as whole`, async () => {
+      for (const asArgs of [false, true]) {
+        const text = asArgs ? JSON.stringify({ code: form }) : `the code is ${form}, ok`;
+        const expected = asArgs ? '{"code":"[SECRET_VALUE]"}' : 'the code is [SECRET_VALUE], ok';
+        const s = redactor.session(decision(), [SECRET]);
+        expect(whole(s, text, asArgs)).toBe(expected);
+        expect(s.report()).toMatchObject({ leaks: 1, responseCounts: { SECRET_VALUE: 1 } });
+        for (const { how, pieces } of cuts(text, 9)) {
+          const deltas = await streamed(redactor.session(decision(), [SECRET]), pieces, asArgs);
+          expect(deltas.join(''), how).toBe(expected);
+          for (const d of deltas) expect(d, how).not.toMatch(PART);
+        }
+      }
+    });
+  }
+
+  it("the value's own separators may be left out or changed: a passphrase run together, in upper case", () => {
+    const s = redactor.session(decision(), [PHRASE]);
+    expect(whole(s, 'say OPENSESAME_CANARY_SECRET_7F3A now', false)).toBe('say [SECRET_VALUE] now');
+  });
+
+  it('the exact value still counts once, not once per way of finding it', () => {
+    const s = redactor.session(decision(), [SECRET]);
+    expect(whole(s, `a ${SECRET} b ${SECRET.toLowerCase()} c`, false)).toBe('a [SECRET_VALUE] b [SECRET_VALUE] c');
+    expect(s.report().leaks).toBe(2);
+  });
+
+  it('a tool call name or id repeating the value in lower case is masked, streamed in pieces too', async () => {
+    const name = `get_${SECRET.toLowerCase()}`;
+    const s = redactor.session(decision(), [SECRET]);
+    const message = { role: 'assistant' as const, content: null, tool_calls: [{ id: `call_${SECRET.toUpperCase()}`, type: 'function' as const, function: { name, arguments: '{}' } }] };
+    const out = s.processCompletion({ id: 'x', model: 'm', created: 1, choices: [{ index: 0, finish_reason: 'tool_calls', message }] }).choices[0]!.message.tool_calls![0]!;
+    expect([out.id, out.function.name]).toEqual(['call_[SECRET_VALUE]', 'get_[SECRET_VALUE]']);
+    const chunk = (t: object): CompletionChunk => ({ id: 'c', model: 'm', created: 1, choices: [{ index: 0, delta: { tool_calls: [{ index: 0, ...t }] }, finish_reason: null }] });
+    const chunks = [chunk({ id: 'call_1', type: 'function', function: { name: name.slice(0, 6), arguments: '' } }), chunk({ function: { name: name.slice(6) } }), chunk({ function: { arguments: '{}' } })];
+    chunks.push({ id: 'c', model: 'm', created: 1, choices: [{ index: 0, delta: {}, finish_reason: 'tool_calls' }] });
+    let names = '';
+    for (const c of await collect(redactor.session(decision(), [SECRET]).processStream(fromArray(chunks)))) {
+      for (const t of c.choices[0]?.delta.tool_calls ?? []) names += t.function?.name ?? '';
+    }
+    expect(names).toBe('get_[SECRET_VALUE]');
+  });
+
+  it('an OpenAI first tool piece whose id ends in one letter of the value in another case still goes on at once', async () => {
+    const first = { id: 'call_abz', type: 'function' as const, function: { name: 'get_weather', arguments: '' } };
+    const chunks: CompletionChunk[] = [
+      { id: 'c', model: 'm', created: 1, choices: [{ index: 0, delta: { tool_calls: [{ index: 0, ...first }] }, finish_reason: null }] },
+      { id: 'c', model: 'm', created: 1, choices: [{ index: 0, delta: { tool_calls: [{ index: 0, function: { arguments: '{}' } }] }, finish_reason: null }] },
+    ];
+    const out = await collect(redactor.session(decision(), [SECRET]).processStream(fromArray(chunks)));
+    expect(out[0]!.choices[0]!.delta.tool_calls?.[0]).toEqual({ index: 0, ...first });
+  });
+
+  it('a value longer than 256 characters without separators (a PEM key) is matched exactly only', () => {
+    const long = `K${'a1B2c3D4'.repeat(33)}`;
+    const s = redactor.session(decision(), [long]);
+    expect(whole(s, `x ${long} y ${long.toLowerCase()} z`, false)).toBe(`x [SECRET_VALUE] y ${long.toLowerCase()} z`);
+    const shorter = long.slice(0, 256);
+    expect(whole(redactor.session(decision(), [shorter]), `y ${shorter.toLowerCase()} z`, false)).toBe('y [SECRET_VALUE] z');
+  });
+
+  const KEPT: Record<string, [string[], string]> = {
+    'ordinary prose': [[SECRET, PHRASE], 'The zoo keeper quietly placed seven pens, lamps and mats near the exit at 9.'],
+    'the value with a letter between two of its characters': [[SECRET], 'Zq7pLm2Xaw9'],
+    'the value with four separators between two of its characters': [[SECRET], 'Zq7pL    m2Xw9'],
+    'a beginning of the value only': [[SECRET], 'zq7plm2xw and more'],
+    // "ab-cd-ef-1" is 7 characters without its separators: matched exactly only ("abcdef1" is a word run together).
+    'a short skeleton in another case': [['ab-cd-ef-1'], 'AB-CD-EF-1 and abcdef1'],
+  };
+  for (const [name, [secrets, text]] of Object.entries(KEPT)) {
+    it(`${name} is not masked`, async () => {
+      const s = redactor.session(decision(), secrets);
+      expect(whole(s, text, false)).toBe(text);
+      expect(s.report().leaks).toBe(0);
+      const deltas = await streamed(redactor.session(decision(), secrets), bySize(text, 5), false);
+      expect(deltas.join('')).toBe(text);
+    });
+  }
+
+  it("a dry run's prompt shows the value masked in another case or spaced out too", () => {
+    const s = redactor.session(decision(), [], [SECRET]);
+    const shown = s.maskSecretsForCaller([{ role: 'system', content: `use ${SECRET}, never Z q 7 p L m 2 X w 9` }]);
+    expect(shown[0]!.content).toBe('use [SECRET_VALUE], never [SECRET_VALUE]');
+  });
+
+  it('the prompt check stays exact: a caller writing the value in another case is not refused', () => {
+    const s = redactor.session(decision(), [SECRET]);
+    const out = s.redactMessages([{ role: 'user', content: `is ${SECRET.toLowerCase()} a code?` }]);
+    expect(out[0]!.content).toBe(`is ${SECRET.toLowerCase()} a code?`);
+    expect(thrown(() => redactor.session(decision(), [SECRET]).redactMessages([{ role: 'user', content: `is ${SECRET} a code?` }])).code).toBe('redaction_blocked');
+  });
+});

@@ -858,3 +858,60 @@ describe('profile and custom-entity checks at startup', () => {
     expect(() => createRedactor({ allow: { patterns: ['.*@noreply\\.example\\.com', '4242 ?4242 ?4242 ?4242'] } })).not.toThrow();
   });
 });
+
+/**
+ * An image part's URL is read as prompt text and never rewritten: PII in it refuses the request,
+ * a secret (placed in the prompt by the template or not) refuses it as a leak, and a data: URL's
+ * base64 payload is not read.
+ */
+describe('image URLs', () => {
+  const r = createRedactor({});
+  const withImage = (url: string): ChatMessage[] => [{ role: 'user', content: [{ type: 'text', text: 'what is this?' }, { type: 'image_url', image_url: { url } }] }];
+
+  it('PII in the URL refuses the request with pii_in_image_url, naming entity types only', () => {
+    const e = thrown(() => r.session(decision(), []).redactMessages(withImage('https://x.example/a?email=jane@example.com')));
+    expect(e.code).toBe('redaction_blocked');
+    expect(e.details).toEqual({ reason: 'pii_in_image_url', entities: ['EMAIL_ADDRESS'] });
+    expect(e.message).not.toContain('jane');
+  });
+
+  it('a secret in the URL is secret_leak, a placed one too, plain or percent-encoded', () => {
+    const secret = 'open sesame CANARY-9f8e';
+    for (const url of [`https://x.example/a?k=${CANARY}`, `https://x.example/a?k=${encodeURIComponent(secret)}`]) {
+      // Placed: the template put the secrets in the prompt on purpose, so only the answer guard holds them.
+      const e = thrown(() => r.session(decision(), [], [CANARY, secret]).redactMessages(withImage(url)));
+      expect(e.details).toMatchObject({ reason: 'secret_leak', entities: ['SECRET_VALUE'] });
+      expect(e.message + JSON.stringify(e.details)).not.toMatch(/CANARY|sesame/);
+      expect(thrown(() => r.session(decision(), [CANARY, secret]).redactMessages(withImage(url))).details).toMatchObject({ reason: 'secret_leak' });
+    }
+  });
+
+  it("a data: URL's media type and parameters are read, its base64 payload is not; a text payload is", () => {
+    const b64 = Buffer.from('mail jane@example.com').toString('base64');
+    const ok = `data:image/png;base64,${b64}`;
+    const out = r.session(decision(), []).redactMessages(withImage(ok));
+    expect((out[0]!.content as Array<{ image_url?: { url: string } }>)[1]!.image_url!.url).toBe(ok);
+    for (const url of [`data:image/png;name=jane@example.com;base64,${b64}`, 'data:text/plain,mail%20jane@example.com']) {
+      expect(thrown(() => r.session(decision(), []).redactMessages(withImage(url))).details).toEqual({ reason: 'pii_in_image_url', entities: ['EMAIL_ADDRESS'] });
+    }
+  });
+
+  it("the decision's modes apply: allow passes the URL as sent, block refuses as blocked_entities", () => {
+    const url = 'https://x.example/a?email=jane@example.com';
+    const out = r.session(decision({ modes: { EMAIL_ADDRESS: 'allow' } }), []).redactMessages(withImage(url));
+    expect((out[0]!.content as Array<{ image_url?: { url: string } }>)[1]!.image_url!.url).toBe(url);
+    expect(thrown(() => r.session(decision({ modes: { EMAIL_ADDRESS: 'block' } }), []).redactMessages(withImage(url))).details).toEqual({ reason: 'blocked_entities', entities: ['EMAIL_ADDRESS'] });
+  });
+
+  it('under a profile that redacts URLs (strict), a web image URL is refused unless the decision allows URL', () => {
+    const url = 'https://x.example/cat.png';
+    expect(thrown(() => r.session(decision({ profile: 'strict' }), []).redactMessages(withImage(url))).details).toEqual({ reason: 'pii_in_image_url', entities: ['URL'] });
+    expect(() => r.session(decision({ profile: 'strict', modes: { URL: 'allow' } }), []).redactMessages(withImage(url))).not.toThrow();
+    expect(() => r.session(decision({ profile: 'strict' }), []).redactMessages(withImage('data:image/png;base64,AAAA'))).not.toThrow();
+  });
+
+  it('an image inside a tool result (Anthropic tool_result content) is read too', () => {
+    const messages = [{ role: 'user', content: [{ type: 'tool_result', tool_use_id: 't1', content: [{ type: 'image_url', image_url: { url: 'https://x.example/?to=jane@example.com' } }] }] }] as unknown as ChatMessage[];
+    expect(thrown(() => r.session(decision(), []).redactMessages(messages)).details).toEqual({ reason: 'pii_in_image_url', entities: ['EMAIL_ADDRESS'] });
+  });
+});
