@@ -8,12 +8,12 @@ import { randomBytes } from 'node:crypto';
 import { parse, UsageError, usageText, type Options } from '../cli/args.js';
 import { MAX_YAML_DEPTH, yamlDepthProblem } from '../pipeline/yaml-depth.js';
 import { parseYamlValue, YamlTagError } from '../pipeline/yaml-tags.js';
-import { readFailure, readRegularFile } from '../pipeline/regular-file.js';
+import { FileTooLargeError, readFailure, readRegularFile } from '../pipeline/regular-file.js';
 import { TextDecodeError } from '../pipeline/text-file.js';
 import { RegoError, compileRegoPolicy, formatInputPath, loadRegoPolicy, type InputDeps, type QueryResult, type RegoPolicy } from './rego/index.js';
 import { stringifyJSON, type Value } from './rego/value.js';
 import { parseModule } from './rego/ast/parser.js';
-import { jsonErrorAt, loadFiles, yamlErrorAt } from './rego/data.js';
+import { jsonErrorAt, loadFiles, MAX_DATA_FILE_BYTES, yamlErrorAt } from './rego/data.js';
 import { formatRegoError } from './rego/errors.js';
 
 interface Io {
@@ -130,6 +130,9 @@ class InputError extends Error {
   }
 }
 
+/** The largest `-i` input read: a data file's cap (a request's input is far smaller). */
+const MAX_INPUT_BYTES = MAX_DATA_FILE_BYTES;
+
 /**
  * A bad input document is an error (exit 1), not a usage mistake; its message gives where the
  * document breaks, never its text (it may hold secrets).
@@ -138,8 +141,9 @@ async function readInput(file: string): Promise<unknown> {
   let text: string;
   try {
     // A regular file only: a FIFO would make eval wait for a writer for good.
-    text = await readRegularFile(file);
+    text = await readRegularFile(file, MAX_INPUT_BYTES);
   } catch (e) {
+    if (e instanceof FileTooLargeError) throw new InputError(file, undefined, `the input is ${e.size} bytes; an input document may be at most 8 MiB (${MAX_INPUT_BYTES} bytes)`, 'payload_too_large');
     if (e instanceof TextDecodeError) throw new InputError(file, { line: e.line, col: e.column }, `cannot parse input: ${e.reason}`);
     throw new InputError(file, undefined, `cannot read input file (${readFailure(e)})`, 'file_unreadable');
   }
