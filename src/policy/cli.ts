@@ -14,6 +14,7 @@ import { RegoError, compileRegoPolicy, formatInputPath, loadRegoPolicy, type Inp
 import { stringifyJSON, type Value } from './rego/value.js';
 import { parseModule } from './rego/ast/parser.js';
 import { jsonErrorAt, loadFiles, MAX_DATA_FILE_BYTES, yamlErrorAt } from './rego/data.js';
+import { unmarshalJSON } from './rego/builtins/json.js';
 import { formatRegoError } from './rego/errors.js';
 
 interface Io {
@@ -151,7 +152,8 @@ async function readInput(file: string): Promise<unknown> {
   const deep = yaml ? yamlDepthProblem(text) : undefined;
   if (deep) throw new InputError(file, { line: deep.line, col: deep.column }, `cannot parse input: nested deeper than ${MAX_YAML_DEPTH} levels`);
   try {
-    return yaml ? parseYamlValue(text) : JSON.parse(text);
+    // Exact integers past 2^53, as in data files and json.unmarshal.
+    return yaml ? parseYamlValue(text) : unmarshalJSON(text);
   } catch (e) {
     if (e instanceof YamlTagError) throw new InputError(file, { line: e.line, col: e.col }, `cannot parse input: ${e.message}`);
     throw new InputError(file, yaml ? yamlErrorAt(e) : jsonErrorAt(e, text), `cannot parse input: not valid ${yaml ? 'YAML' : 'JSON'}`);

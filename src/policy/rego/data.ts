@@ -10,7 +10,7 @@ import { basename, join, relative, sep } from 'node:path';
 import { MAX_JSON_DEPTH_CEILING, tooDeepAt } from '../../pipeline/json-depth.js';
 import { MAX_YAML_DEPTH, yamlDepthProblem } from '../../pipeline/yaml-depth.js';
 import { parseYamlValue, YamlTagError } from '../../pipeline/yaml-tags.js';
-import { jsonSyntaxErrorOffset } from './builtins/json.js';
+import { jsonSyntaxErrorOffset, unmarshalJSON } from './builtins/json.js';
 import { decodeText, TextDecodeError } from '../../pipeline/text-file.js';
 import { NotRegularFileError, openRegularFile } from '../../pipeline/regular-file.js';
 import { fileLocation, RegoError } from './errors.js';
@@ -139,7 +139,9 @@ export async function parseDataFile(file: string, budget?: ReadBudget): Promise<
   if (deep) throw new RegoError('rego_parse_error', `data nested deeper than ${MAX_YAML_DEPTH} levels`, { file, row: deep.line, col: deep.column });
   let data: unknown;
   try {
-    data = json ? (JSON.parse(text) as unknown) : parseYamlValue(text);
+    // unmarshalJSON, as json.unmarshal: an integer past 2^53 stays exact (JSON.parse would round
+    // it, and two IDs that round alike would compare equal).
+    data = json ? unmarshalJSON(text) : parseYamlValue(text);
   } catch (e) {
     if (e instanceof YamlTagError) throw new RegoError('rego_parse_error', `cannot parse data file: ${e.message}`, { file, row: e.line, col: e.col });
     // Where, never what: the parsers' messages quote the text, which may hold a secret.
