@@ -9,7 +9,9 @@ import { parse, UsageError, usageText, type Options } from '../cli/args.js';
 import { MAX_YAML_DEPTH, yamlDepthProblem } from '../pipeline/yaml-depth.js';
 import { parseYamlValue, YamlTagError } from '../pipeline/yaml-tags.js';
 import { FileTooLargeError, readFailure, readRegularFile } from '../pipeline/regular-file.js';
-import { TextDecodeError } from '../pipeline/text-file.js';
+import { decodeText, TextDecodeError } from '../pipeline/text-file.js';
+import { isWardenError } from '../pipeline/errors.js';
+import { directoryStdin, readAllCappedBytes, stdinIsDirectory, stdinReadFailure } from '../cli/stdin.js';
 import { RegoError, compileRegoPolicy, formatInputPath, loadRegoPolicy, type InputDeps, type QueryResult, type RegoPolicy } from './rego/index.js';
 import { stringifyJSON, type Value } from './rego/value.js';
 import { parseModule } from './rego/ast/parser.js';
@@ -42,7 +44,8 @@ iterate reports its value even when it is false (data.warden.allow, 1 == 2);
 
 Options:
   -d, --data PATH    a .rego, .json or .yaml file or a directory (repeatable)
-  -i, --input FILE   the input document (JSON or YAML)
+  -i, --input FILE   the input document (JSON or YAML, at most 8 MiB);
+                     - reads it from stdin
       --strict       raise built-in errors instead of treating them as undefined
   -h, --help         show this help
 `,
@@ -140,6 +143,20 @@ const MAX_INPUT_BYTES = MAX_DATA_FILE_BYTES;
  */
 async function readInput(file: string): Promise<unknown> {
   let text: string;
+  if (file === '-') {
+    // `-i -`: stdin, JSON or YAML (a JSON document is YAML too), up to the same cap.
+    try {
+      text = decodeText(await readAllCappedBytes(stdinIsDirectory() ? directoryStdin() : process.stdin, MAX_INPUT_BYTES));
+    } catch (e) {
+      if (e instanceof TextDecodeError) throw new InputError('stdin', { line: e.line, col: e.column }, `cannot parse input: ${e.reason}`);
+      if (isWardenError(e)) throw new InputError('stdin', undefined, `the input is larger than 8 MiB (${MAX_INPUT_BYTES} bytes)`, 'payload_too_large');
+      const reason = stdinReadFailure(e);
+      if (reason === undefined) throw e;
+      throw new InputError('stdin', undefined, `cannot read stdin (${reason})`, 'file_unreadable');
+    }
+    // JSON when it starts as a JSON document does, else YAML (whose errors then say YAML).
+    return parseInput('stdin', text, !/^\s*[[{"]/.test(text));
+  }
   try {
     // A regular file only: a FIFO would make eval wait for a writer for good.
     text = await readRegularFile(file, MAX_INPUT_BYTES);
@@ -148,7 +165,11 @@ async function readInput(file: string): Promise<unknown> {
     if (e instanceof TextDecodeError) throw new InputError(file, { line: e.line, col: e.column }, `cannot parse input: ${e.reason}`);
     throw new InputError(file, undefined, `cannot read input file (${readFailure(e)})`, 'file_unreadable');
   }
-  const yaml = file.endsWith('.yaml') || file.endsWith('.yml');
+  return parseInput(file, text, file.endsWith('.yaml') || file.endsWith('.yml'));
+}
+
+/** The input's text as JSON, or as YAML when `yaml`; errors say where, never what. */
+function parseInput(file: string, text: string, yaml: boolean): unknown {
   const deep = yaml ? yamlDepthProblem(text) : undefined;
   if (deep) throw new InputError(file, { line: deep.line, col: deep.column }, `cannot parse input: nested deeper than ${MAX_YAML_DEPTH} levels`);
   try {
