@@ -489,7 +489,7 @@ describe('warden CLI', () => {
     expect([missing.code, missing.stderr]).toEqual([1, `warden: ${join(prepared.dir, 'none.json')}: file_unreadable: cannot read the file (ENOENT)\n`]);
   });
 
-  it('policy eval -i - reads the input from stdin, JSON or YAML, held to the same cap and errors as a file (named stdin)', async () => {
+  it('policy eval -i - reads the input from stdin, JSON or YAML, held to the same cap and errors as a file (named stdin)', { timeout: 90_000 }, async () => {
     const pol = join(prepared.dir, 'policies');
     const json = await runWardenWithInput(['policy', 'eval', '-d', pol, '-i', '-', 'input.account'], '{"account": 9007199254740993}');
     expect([json.code, json.stderr]).toEqual([0, '']);
