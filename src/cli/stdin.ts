@@ -19,6 +19,11 @@ function sizeText(bytes: number): string {
  * runs out of string length (and memory well before). `hint` is said after the size.
  */
 export async function readAllCapped(stream: NodeJS.ReadableStream, maxBytes: number, hint = ''): Promise<string> {
+  return (await readAllCappedBytes(stream, maxBytes, hint)).toString('utf8');
+}
+
+/** readAllCapped's bytes, undecoded: for a reader that refuses what is not UTF-8 (pipeline/text-file.ts). */
+export async function readAllCappedBytes(stream: NodeJS.ReadableStream, maxBytes: number, hint = ''): Promise<Buffer> {
   const parts: Buffer[] = [];
   let held = 0;
   for await (const c of stream) {
@@ -29,7 +34,7 @@ export async function readAllCapped(stream: NodeJS.ReadableStream, maxBytes: num
     }
     parts.push(chunk);
   }
-  return Buffer.concat(parts, held).toString('utf8');
+  return Buffer.concat(parts, held);
 }
 
 /**

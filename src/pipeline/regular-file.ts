@@ -68,11 +68,19 @@ export async function openRegularFile(file: string): Promise<FileHandle> {
   }
 }
 
-/** A regular file's text; TextDecodeError when it is not UTF-8 text (see pipeline/text-file.ts). */
-export async function readRegularFile(file: string): Promise<string> {
+/**
+ * A regular file's text; TextDecodeError when it is not UTF-8 text (see pipeline/text-file.ts).
+ * A file larger than `maxBytes` is refused by its size before it is read (FileTooLargeError; one
+ * that grew past it meanwhile, after it was read).
+ */
+export async function readRegularFile(file: string, maxBytes = Infinity): Promise<string> {
   const fh = await openRegularFile(file);
   try {
-    return decodeText(await fh.readFile());
+    const { size } = await fh.stat();
+    if (size > maxBytes) throw new FileTooLargeError(size, maxBytes);
+    const bytes = await fh.readFile();
+    if (bytes.length > maxBytes) throw new FileTooLargeError(bytes.length, maxBytes);
+    return decodeText(bytes);
   } finally {
     await fh.close().catch(() => undefined);
   }

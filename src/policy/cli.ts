@@ -8,12 +8,15 @@ import { randomBytes } from 'node:crypto';
 import { parse, UsageError, usageText, type Options } from '../cli/args.js';
 import { MAX_YAML_DEPTH, yamlDepthProblem } from '../pipeline/yaml-depth.js';
 import { parseYamlValue, YamlTagError } from '../pipeline/yaml-tags.js';
-import { readFailure, readRegularFile } from '../pipeline/regular-file.js';
-import { TextDecodeError } from '../pipeline/text-file.js';
+import { FileTooLargeError, readFailure, readRegularFile } from '../pipeline/regular-file.js';
+import { decodeText, TextDecodeError } from '../pipeline/text-file.js';
+import { isWardenError } from '../pipeline/errors.js';
+import { directoryStdin, readAllCappedBytes, stdinIsDirectory, stdinReadFailure } from '../cli/stdin.js';
 import { RegoError, compileRegoPolicy, formatInputPath, loadRegoPolicy, type InputDeps, type QueryResult, type RegoPolicy } from './rego/index.js';
 import { stringifyJSON, type Value } from './rego/value.js';
 import { parseModule } from './rego/ast/parser.js';
-import { jsonErrorAt, loadFiles, yamlErrorAt } from './rego/data.js';
+import { jsonErrorAt, loadFiles, MAX_DATA_FILE_BYTES, yamlErrorAt } from './rego/data.js';
+import { unmarshalJSON } from './rego/builtins/json.js';
 import { formatRegoError } from './rego/errors.js';
 
 interface Io {
@@ -41,7 +44,8 @@ iterate reports its value even when it is false (data.warden.allow, 1 == 2);
 
 Options:
   -d, --data PATH    a .rego, .json or .yaml file or a directory (repeatable)
-  -i, --input FILE   the input document (JSON or YAML)
+  -i, --input FILE   the input document (JSON or YAML, at most 8 MiB);
+                     - reads it from stdin
       --strict       raise built-in errors instead of treating them as undefined
   -h, --help         show this help
 `,
@@ -130,24 +134,47 @@ class InputError extends Error {
   }
 }
 
+/** The largest `-i` input read: a data file's cap (a request's input is far smaller). */
+const MAX_INPUT_BYTES = MAX_DATA_FILE_BYTES;
+
 /**
  * A bad input document is an error (exit 1), not a usage mistake; its message gives where the
  * document breaks, never its text (it may hold secrets).
  */
 async function readInput(file: string): Promise<unknown> {
   let text: string;
+  if (file === '-') {
+    // `-i -`: stdin, JSON or YAML (a JSON document is YAML too), up to the same cap.
+    try {
+      text = decodeText(await readAllCappedBytes(stdinIsDirectory() ? directoryStdin() : process.stdin, MAX_INPUT_BYTES));
+    } catch (e) {
+      if (e instanceof TextDecodeError) throw new InputError('stdin', { line: e.line, col: e.column }, `cannot parse input: ${e.reason}`);
+      if (isWardenError(e)) throw new InputError('stdin', undefined, `the input is larger than 8 MiB (${MAX_INPUT_BYTES} bytes)`, 'payload_too_large');
+      const reason = stdinReadFailure(e);
+      if (reason === undefined) throw e;
+      throw new InputError('stdin', undefined, `cannot read stdin (${reason})`, 'file_unreadable');
+    }
+    // JSON when it starts as a JSON document does, else YAML (whose errors then say YAML).
+    return parseInput('stdin', text, !/^\s*[[{"]/.test(text));
+  }
   try {
     // A regular file only: a FIFO would make eval wait for a writer for good.
-    text = await readRegularFile(file);
+    text = await readRegularFile(file, MAX_INPUT_BYTES);
   } catch (e) {
+    if (e instanceof FileTooLargeError) throw new InputError(file, undefined, `the input is ${e.size} bytes; an input document may be at most 8 MiB (${MAX_INPUT_BYTES} bytes)`, 'payload_too_large');
     if (e instanceof TextDecodeError) throw new InputError(file, { line: e.line, col: e.column }, `cannot parse input: ${e.reason}`);
     throw new InputError(file, undefined, `cannot read input file (${readFailure(e)})`, 'file_unreadable');
   }
-  const yaml = file.endsWith('.yaml') || file.endsWith('.yml');
+  return parseInput(file, text, file.endsWith('.yaml') || file.endsWith('.yml'));
+}
+
+/** The input's text as JSON, or as YAML when `yaml`; errors say where, never what. */
+function parseInput(file: string, text: string, yaml: boolean): unknown {
   const deep = yaml ? yamlDepthProblem(text) : undefined;
   if (deep) throw new InputError(file, { line: deep.line, col: deep.column }, `cannot parse input: nested deeper than ${MAX_YAML_DEPTH} levels`);
   try {
-    return yaml ? parseYamlValue(text) : JSON.parse(text);
+    // Exact integers past 2^53, as in data files and json.unmarshal.
+    return yaml ? parseYamlValue(text) : unmarshalJSON(text);
   } catch (e) {
     if (e instanceof YamlTagError) throw new InputError(file, { line: e.line, col: e.col }, `cannot parse input: ${e.message}`);
     throw new InputError(file, yaml ? yamlErrorAt(e) : jsonErrorAt(e, text), `cannot parse input: not valid ${yaml ? 'YAML' : 'JSON'}`);

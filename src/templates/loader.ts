@@ -3,7 +3,7 @@
  * with `file:line:col` and the key path, so a bad change can be fixed from the error alone.
  */
 import { createHash } from 'node:crypto';
-import { constants, realpathSync, type Stats } from 'node:fs';
+import { constants, realpathSync, type Dirent, type Stats } from 'node:fs';
 import { open, readdir, realpath, stat } from 'node:fs/promises';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -15,7 +15,7 @@ import { yamlControlProblems } from '../pipeline/yaml-controls.js';
 import { yamlKeyProblems } from '../pipeline/yaml-keys.js';
 import { addDuplicateKeyErrors, NO_LIBRARY_UNIQUE_KEYS } from '../pipeline/yaml-unique-keys.js';
 import { WardenError } from '../pipeline/errors.js';
-import { kindOf } from '../pipeline/regular-file.js';
+import { FileTooLargeError, kindOf } from '../pipeline/regular-file.js';
 import { decodeText, TextDecodeError } from '../pipeline/text-file.js';
 import type { Template, VariableSpec } from '../pipeline/types.js';
 // The one ref grammar (the resolver parses refs with it at request time): a ref that passes here
@@ -104,6 +104,23 @@ export const MAX_YAML_ALIAS_COUNT = 1000;
 const YAML_NAME = /\.ya?ml$/i;
 
 /**
+ * The largest template file read (1 MiB: a template is a few KiB, a file of many documents some
+ * tens). A file is read and parsed whole, at tens of times its size in memory; a larger one is
+ * refused by its size, before it is read, as a problem of that file.
+ */
+export const MAX_TEMPLATE_FILE_BYTES = 1024 * 1024;
+/**
+ * The most template files read under all the template paths together, and the most bytes they
+ * may hold between them (32 MiB). Past either, the set is refused (a start fails, a reload keeps
+ * the last good set): each reload reads and parses every file again, and a set this large would
+ * take seconds and much memory to load.
+ */
+export const MAX_TEMPLATE_FILES = 10_000;
+export const MAX_TEMPLATE_TOTAL_BYTES = 32 * 1024 * 1024;
+
+const MIB = 1024 * 1024;
+
+/**
  * Lists `*.yaml|*.yml` files under each path (a directory, recursively, or a single file), sorted,
  * with what was skipped. Symlinks are followed, to directories too: a Kubernetes ConfigMap whose
  * items have paths in a sub-directory is mounted as `sub -> ..data/sub`. A directory already on
@@ -118,8 +135,25 @@ export async function scanTemplateFiles(paths: readonly string[]): Promise<{ fil
   const notRegular = (file: string, st: Stats) => warnings.push({ file, message: `skipped: not a regular file (${kindOf(st)})` });
   /** Real directories already read: each is read once, however many links lead to it. */
   const read = new Set<string>();
-  async function walkDir(dir: string, ancestors: ReadonlySet<string>): Promise<void> {
-    const real = await realpath(dir);
+  const pushFile = (file: string, root: string): void => {
+    out.push(file);
+    if (out.length > MAX_TEMPLATE_FILES) {
+      throw new WardenError('template_invalid', `more than ${MAX_TEMPLATE_FILES} template files: Warden reads at most ${MAX_TEMPLATE_FILES} under templates.paths together`, {
+        location: { file: root },
+      });
+    }
+  };
+  async function walkDir(dir: string, ancestors: ReadonlySet<string>, root: string): Promise<void> {
+    let real: string;
+    let entries: Dirent[];
+    try {
+      real = await realpath(dir);
+      entries = await readdir(dir, { withFileTypes: true });
+    } catch (err) {
+      // Named by itself, not by the path it is under: a sub-directory removed or replaced while
+      // the tree was read (the next reload reads it as it is then).
+      throw new WardenError('template_invalid', `cannot read templates directory (${(err as NodeJS.ErrnoException).code ?? 'error'})`, { location: { file: dir } });
+    }
     if (ancestors.has(real)) {
       warnings.push({ file: dir, message: 'skipped: symlink loop (this directory contains itself)' });
       return;
@@ -129,18 +163,17 @@ export async function scanTemplateFiles(paths: readonly string[]): Promise<{ fil
     if (read.has(real)) return;
     read.add(real);
     const below = new Set(ancestors).add(real);
-    const entries = await readdir(dir, { withFileTypes: true });
     entries.sort((a, b) => (a.name < b.name ? -1 : a.name > b.name ? 1 : 0));
     for (const e of entries) {
       if (e.name.startsWith('.')) continue;
       const child = join(dir, e.name);
       if (e.isDirectory()) {
-        await walkDir(child, below);
+        await walkDir(child, below, root);
         continue;
       }
       const yaml = YAML_NAME.test(e.name);
       if (e.isFile()) {
-        if (yaml) out.push(child);
+        if (yaml) pushFile(child, root);
         continue;
       }
       if (!e.isSymbolicLink() && !yaml) continue;
@@ -151,26 +184,27 @@ export async function scanTemplateFiles(paths: readonly string[]): Promise<{ fil
         warnings.push({ file: child, message: `skipped: cannot read (${(err as NodeJS.ErrnoException).code ?? 'error'})` });
         continue;
       }
-      if (st.isDirectory()) await walkDir(child, below);
+      if (st.isDirectory()) await walkDir(child, below, root);
       else if (!yaml) continue;
-      else if (st.isFile()) out.push(child);
+      else if (st.isFile()) pushFile(child, root);
       else notRegular(child, st);
     }
   }
   for (const p of paths) {
+    let st: Stats;
     try {
-      const st = await stat(p);
-      if (st.isDirectory()) {
-        const before = out.length;
-        await walkDir(p, new Set());
-        if (out.length === before) warnings.push({ file: p, message: 'no *.yaml or *.yml template files found' });
-      } else if (st.isFile()) out.push(p);
-      else notRegular(p, st);
+      st = await stat(p);
     } catch (err) {
       throw new WardenError('template_invalid', `cannot read templates path (${(err as NodeJS.ErrnoException).code ?? 'error'})`, {
         location: { file: p },
       });
     }
+    if (st.isDirectory()) {
+      const before = out.length;
+      await walkDir(p, new Set(), p);
+      if (out.length === before) warnings.push({ file: p, message: 'no *.yaml or *.yml template files found' });
+    } else if (st.isFile()) pushFile(p, p);
+    else notRegular(p, st);
   }
   return { files: [...new Set(out)].sort(), warnings };
 }
@@ -186,9 +220,10 @@ const OPEN_FLAGS = constants.O_RDONLY | (constants.O_NONBLOCK ?? 0) | (constants
 
 /**
  * Reads one template file, or undefined (with a warning) when it is not a regular file. Throws
- * TextDecodeError when it is not UTF-8 text.
+ * TextDecodeError when it is not UTF-8 text, FileTooLargeError when it is larger than `maxBytes`
+ * (by its size, before it is read; or, for one that grew meanwhile, after).
  */
-async function readTemplateText(file: string, warnings: TemplateWarning[]): Promise<string | undefined> {
+async function readTemplateText(file: string, warnings: TemplateWarning[], maxBytes: number): Promise<string | undefined> {
   const fh = await open(file, OPEN_FLAGS);
   try {
     const st = await fh.stat();
@@ -196,7 +231,10 @@ async function readTemplateText(file: string, warnings: TemplateWarning[]): Prom
       warnings.push({ file, message: `skipped: not a regular file (${kindOf(st)})` });
       return undefined;
     }
-    return decodeText(await fh.readFile());
+    if (st.size > maxBytes) throw new FileTooLargeError(st.size, maxBytes);
+    const bytes = await fh.readFile();
+    if (bytes.length > maxBytes) throw new FileTooLargeError(bytes.length, maxBytes);
+    return decodeText(bytes);
   } finally {
     await fh.close().catch(() => undefined);
   }
@@ -207,21 +245,36 @@ export async function readTemplates(paths: readonly string[], limits: TemplateLi
   const { files: names, warnings } = await scanTemplateFiles(paths);
   const files: TemplateFile[] = [];
   const undecodable: TemplateIssue[] = [];
+  /** Bytes read so far: the set as a whole is held to MAX_TEMPLATE_TOTAL_BYTES. */
+  let total = 0;
   for (const file of names) {
     let text: string | undefined;
+    const left = MAX_TEMPLATE_TOTAL_BYTES - total;
     try {
-      text = await readTemplateText(file, warnings);
+      text = await readTemplateText(file, warnings, Math.min(MAX_TEMPLATE_FILE_BYTES, left));
     } catch (err) {
       // Content, not I/O: an issue like any other, so lint lists it with the rest.
       if (err instanceof TextDecodeError) {
         undecodable.push({ file, line: err.line, column: err.column, path: '', message: err.reason });
         continue;
       }
+      if (err instanceof FileTooLargeError) {
+        if (err.size > MAX_TEMPLATE_FILE_BYTES) {
+          undecodable.push({ file, line: 1, column: 1, path: '', message: `the file is ${err.size} bytes; a template file may be at most 1 MiB (${MAX_TEMPLATE_FILE_BYTES} bytes)` });
+          continue;
+        }
+        // The files before it fill the budget: the rest is not read (the set is refused anyway).
+        undecodable.push({ file, line: 1, column: 1, path: '', message: `the template files read up to this one hold more than ${MAX_TEMPLATE_TOTAL_BYTES / MIB} MiB (${MAX_TEMPLATE_TOTAL_BYTES} bytes), the most all template files together may hold; this file and the ones after it were not read` });
+        break;
+      }
       throw new WardenError('template_invalid', `cannot read template file (${(err as NodeJS.ErrnoException).code ?? 'error'})`, {
         location: { file },
       });
     }
-    if (text !== undefined) files.push({ file, text });
+    if (text !== undefined) {
+      total += Buffer.byteLength(text);
+      files.push({ file, text });
+    }
   }
   const parsed = parseTemplateFiles(files, limits);
   return { ...parsed, issues: [...undecodable, ...parsed.issues], warnings };

@@ -489,6 +489,19 @@ describe('warden CLI', () => {
     expect([missing.code, missing.stderr]).toEqual([1, `warden: ${join(prepared.dir, 'none.json')}: file_unreadable: cannot read the file (ENOENT)\n`]);
   });
 
+  it('policy eval -i - reads the input from stdin, JSON or YAML, held to the same cap and errors as a file (named stdin)', { timeout: 90_000 }, async () => {
+    const pol = join(prepared.dir, 'policies');
+    const json = await runWardenWithInput(['policy', 'eval', '-d', pol, '-i', '-', 'input.account'], '{"account": 9007199254740993}');
+    expect([json.code, json.stderr]).toEqual([0, '']);
+    expect(json.stdout).toContain('"value": 9007199254740993,');
+    const yaml = await runWardenWithInput(['policy', 'eval', '-d', pol, '-i', '-', 'input.user'], 'user: alice\n');
+    expect(yaml.stdout).toContain('"value": "alice",');
+    const broken = await runWardenWithInput(['policy', 'eval', '-d', pol, '-i', '-', 'input'], '{"token": "sk-proj-CANARYabcdefghijklmnopqrstuv');
+    expect([broken.code, broken.stdout, broken.stderr]).toEqual([1, '', 'stdin:1:48: input_invalid: cannot parse input: not valid JSON\n']);
+    const big = await runWardenWithInput(['policy', 'eval', '-d', pol, '-i', '-', 'input'], `"${'x'.repeat(8 * 1024 * 1024)}"`);
+    expect([big.code, big.stdout, big.stderr]).toEqual([1, '', 'stdin: payload_too_large: the input is larger than 8 MiB (8388608 bytes)\n']);
+  });
+
   it('render refuses a model the config does not route, as the call itself would, and defaults to a routed one', async () => {
     // The policy allows gpt-4o-mini and echo; this config routes only echo.
     const unrouted = await prepareWardenDir({ upstreamUrl: upstream.url, models: 'models: { echo: echo, down-model: down }' });

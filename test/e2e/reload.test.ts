@@ -241,6 +241,32 @@ describe('hot reload', () => {
     await eventually(async () => (await readyz()).policy_revision !== good.policy_revision);
   });
 
+  it('a template or policy file larger than its cap is rejected by its size, naming the file and the cap; the last good set keeps serving', async () => {
+    const good = await readyz();
+    const served = (await call(3)).status; // 200 after the first test, 404 when this one runs alone
+    const rejected = () => w.logs.filter((l) => l.includes('reload rejected'));
+    const before = rejected().length;
+    const file = join(w.dir, 'templates', 'ops', 'huge.yaml');
+    writeFileSync(file, `# ${'x'.repeat(1024 * 1024)}\n`);
+    await eventually(() => rejected().length > before);
+    expect(rejected().at(-1)).toContain('huge.yaml:1:1: the file is 1048579 bytes; a template file may be at most 1 MiB (1048576 bytes)');
+    expect((await readyz()).template_revision).toBe(good.template_revision);
+    expect((await call(3)).status).toBe(served);
+    rmSync(file);
+
+    const rego = join(w.dir, 'policies', 'huge.rego');
+    writeFileSync(rego, `package huge\n# ${'x'.repeat(1024 * 1024)}\n`);
+    await eventually(() => rejected().length > before + 1);
+    expect(rejected().at(-1)).toContain('huge.rego: rego_compile_error: the file is 1048592 bytes; a policy (.rego) file may be at most 1 MiB (1048576 bytes)');
+    expect((await readyz()).policy_revision).toBe(good.policy_revision);
+    expect((await call(3)).status).toBe(served);
+    const applied = () => w.logs.filter((l) => l.includes('reload applied')).length;
+    const appliedBefore = applied();
+    rmSync(rego);
+    await eventually(() => applied() > appliedBefore);
+    expect(rejected()).toHaveLength(before + 2);
+  });
+
   it('a rejected reload never logs secret-looking text from the template', async () => {
     const rejected = () => w.logs.filter((l) => l.includes('reload rejected'));
     const before = rejected().length;

@@ -4,13 +4,15 @@
  * their directory relative to the root they were found under (`root/a/b/data.json` → data.a.b;
  * a file given directly merges at `data`).
  */
-import { readdir, readFile, realpath, stat } from 'node:fs/promises';
+import { readdir, realpath, stat } from 'node:fs/promises';
+import type { Dirent } from 'node:fs';
 import { basename, join, relative, sep } from 'node:path';
 import { MAX_JSON_DEPTH_CEILING, tooDeepAt } from '../../pipeline/json-depth.js';
 import { MAX_YAML_DEPTH, yamlDepthProblem } from '../../pipeline/yaml-depth.js';
 import { parseYamlValue, YamlTagError } from '../../pipeline/yaml-tags.js';
-import { jsonSyntaxErrorOffset } from './builtins/json.js';
+import { jsonSyntaxErrorOffset, unmarshalJSON } from './builtins/json.js';
 import { decodeText, TextDecodeError } from '../../pipeline/text-file.js';
+import { NotRegularFileError, openRegularFile } from '../../pipeline/regular-file.js';
 import { fileLocation, RegoError } from './errors.js';
 
 export interface LoadedFiles {
@@ -53,12 +55,74 @@ export function mergeData(into: Record<string, unknown>, path: readonly string[]
   }
 }
 
+const MIB = 1024 * 1024;
+/**
+ * The largest policy module (`.rego`) read: 1 MiB (a large policy is some tens of KiB). It is
+ * parsed and compiled whole, at tens of times its size in memory.
+ */
+export const MAX_REGO_FILE_BYTES = 1024 * 1024;
+/** The largest data file (`.json`, `.yaml`) read: 8 MiB (JSON is held at about ten times its size). */
+export const MAX_DATA_FILE_BYTES = 8 * 1024 * 1024;
+/**
+ * The most policy and data files one load reads under all its paths together, and the most
+ * bytes they may hold between them (32 MiB). Past either the load fails (a start fails, a
+ * reload keeps the last good set): each reload reads and compiles every file again.
+ */
+export const MAX_POLICY_FILES = 10_000;
+export const MAX_POLICY_TOTAL_BYTES = 32 * 1024 * 1024;
+
+/** Bytes one load has read so far (loadFiles): the set as a whole is held to MAX_POLICY_TOTAL_BYTES. */
+export interface ReadBudget {
+  bytes: number;
+}
+
+/** The per-file cap of `file` (MAX_REGO_FILE_BYTES or MAX_DATA_FILE_BYTES). */
+function fileCap(file: string): { bytes: number; kind: string } {
+  return isRego(file) ? { bytes: MAX_REGO_FILE_BYTES, kind: 'a policy (.rego) file' } : { bytes: MAX_DATA_FILE_BYTES, kind: 'a data file' };
+}
+
+/**
+ * A file's bytes, refused by its size before it is read when it is larger than its cap (or than
+ * what is left of the load's `budget`), and refused when it is not a regular file (a FIFO would
+ * block the load for good).
+ */
+async function readCapped(file: string, budget?: ReadBudget): Promise<Uint8Array> {
+  const cap = fileCap(file);
+  let fh;
+  try {
+    fh = await openRegularFile(file);
+  } catch (err) {
+    if (err instanceof NotRegularFileError) throw new RegoError('rego_compile_error', err.reason, fileLocation(file));
+    throw new RegoError('rego_compile_error', `cannot read (${(err as NodeJS.ErrnoException).code ?? 'error'})`, fileLocation(file));
+  }
+  try {
+    const tooLarge = (size: number): RegoError | undefined => {
+      if (size > cap.bytes) return new RegoError('rego_compile_error', `the file is ${size} bytes; ${cap.kind} may be at most ${cap.bytes / MIB} MiB (${cap.bytes} bytes)`, fileLocation(file));
+      if (budget && budget.bytes + size > MAX_POLICY_TOTAL_BYTES) {
+        return new RegoError('rego_compile_error', `the policy and data files read up to this one hold more than ${MAX_POLICY_TOTAL_BYTES / MIB} MiB (${MAX_POLICY_TOTAL_BYTES} bytes), the most all of them together may hold`, fileLocation(file));
+      }
+      return undefined;
+    };
+    const before = tooLarge((await fh.stat()).size);
+    if (before) throw before;
+    const bytes = await fh.readFile();
+    // One that grew after its size was read: read, but not parsed.
+    const after = tooLarge(bytes.length);
+    if (after) throw after;
+    if (budget) budget.bytes += bytes.length;
+    return bytes;
+  } finally {
+    await fh.close().catch(() => undefined);
+  }
+}
+
 /**
  * A policy or data file's text: not UTF-8 text (see pipeline/text-file.ts) is a parse error at
- * the first bad byte; `what` prefixes the message.
+ * the first bad byte; `what` prefixes the message. A file larger than its cap is refused before
+ * it is read (see MAX_REGO_FILE_BYTES, MAX_DATA_FILE_BYTES; `budget`: MAX_POLICY_TOTAL_BYTES).
  */
-export async function readText(file: string, what = ''): Promise<string> {
-  const bytes = await readFile(file);
+export async function readText(file: string, what = '', budget?: ReadBudget): Promise<string> {
+  const bytes = await readCapped(file, budget);
   try {
     return decodeText(bytes);
   } catch (e) {
@@ -67,15 +131,17 @@ export async function readText(file: string, what = ''): Promise<string> {
   }
 }
 
-export async function parseDataFile(file: string): Promise<unknown> {
-  const text = await readText(file, 'cannot parse data file: ');
+export async function parseDataFile(file: string, budget?: ReadBudget): Promise<unknown> {
+  const text = await readText(file, 'cannot parse data file: ', budget);
   const json = file.endsWith('.json');
   // The YAML parser cannot survive a few thousand levels (see pipeline/yaml-depth.ts).
   const deep = json ? undefined : yamlDepthProblem(text);
   if (deep) throw new RegoError('rego_parse_error', `data nested deeper than ${MAX_YAML_DEPTH} levels`, { file, row: deep.line, col: deep.column });
   let data: unknown;
   try {
-    data = json ? (JSON.parse(text) as unknown) : parseYamlValue(text);
+    // unmarshalJSON, as json.unmarshal: an integer past 2^53 stays exact (JSON.parse would round
+    // it, and two IDs that round alike would compare equal).
+    data = json ? unmarshalJSON(text) : parseYamlValue(text);
   } catch (e) {
     if (e instanceof YamlTagError) throw new RegoError('rego_parse_error', `cannot parse data file: ${e.message}`, { file, row: e.line, col: e.col });
     // Where, never what: the parsers' messages quote the text, which may hold a secret.
@@ -120,20 +186,33 @@ const isData = (f: string): boolean => f.endsWith('.json') || f.endsWith('.yaml'
  * `..data`). A policy or data file that is not a regular file (a FIFO would block the load for
  * good) fails the load: leaving it out could drop a rule.
  */
-async function walk(dir: string, out: string[], seen: Set<string>): Promise<void> {
-  const real = await realpath(dir);
+async function walk(dir: string, out: string[], seen: Set<string>, limit: number): Promise<void> {
+  let real: string;
+  let entries: Dirent[];
+  try {
+    real = await realpath(dir);
+    entries = await readdir(dir, { withFileTypes: true });
+  } catch (err) {
+    // Named by itself: a sub-directory removed or replaced while the tree was read fails this
+    // load (a reload keeps the last good set; the next one reads the tree as it is then).
+    throw new RegoError('rego_compile_error', `cannot read directory (${(err as NodeJS.ErrnoException).code ?? 'error'})`, fileLocation(dir));
+  }
   if (seen.has(real)) return;
   seen.add(real);
-  for (const ent of (await readdir(dir, { withFileTypes: true })).sort((a, b) => a.name.localeCompare(b.name))) {
+  const push = (p: string): void => {
+    out.push(p);
+    if (out.length > limit) throw tooManyFiles(dir);
+  };
+  for (const ent of entries.sort((a, b) => a.name.localeCompare(b.name))) {
     if (ent.name.startsWith('.')) continue;
     const p = join(dir, ent.name);
     if (ent.isDirectory()) {
-      await walk(p, out, seen);
+      await walk(p, out, seen, limit);
       continue;
     }
     const wanted = isRego(ent.name) || isData(ent.name);
     if (ent.isFile()) {
-      if (wanted) out.push(p);
+      if (wanted) push(p);
       continue;
     }
     if (!ent.isSymbolicLink() && !wanted) continue;
@@ -143,14 +222,21 @@ async function walk(dir: string, out: string[], seen: Set<string>): Promise<void
     } catch (err) {
       throw new RegoError('rego_compile_error', `cannot read (${(err as NodeJS.ErrnoException).code ?? 'error'})`, fileLocation(p));
     }
-    if (st.isDirectory()) await walk(p, out, seen);
+    if (st.isDirectory()) await walk(p, out, seen, limit);
     else if (!wanted) continue;
-    else if (st.isFile()) out.push(p);
+    else if (st.isFile()) push(p);
     else throw new RegoError('rego_compile_error', 'not a regular file', fileLocation(p));
   }
 }
 
+function tooManyFiles(where: string): RegoError {
+  return new RegoError('rego_compile_error', `more than ${MAX_POLICY_FILES} policy and data files: Warden reads at most ${MAX_POLICY_FILES} under its policy paths together`, fileLocation(where));
+}
+
 export async function loadFiles(paths: string[], opts: { excludeTests?: boolean } = {}): Promise<LoadedFiles> {
+  const budget: ReadBudget = { bytes: 0 };
+  /** Files listed so far, under all the paths. */
+  let listed = 0;
   const modules: LoadedFiles['modules'] = [];
   const data: Record<string, unknown> = {};
   const skippedTests: string[] = [];
@@ -168,16 +254,25 @@ export async function loadFiles(paths: string[], opts: { excludeTests?: boolean 
     const files: Array<{ file: string; dataPath: string[] }> = [];
     if (st.isDirectory()) {
       const found: string[] = [];
-      await walk(root, found, new Set());
+      await walk(root, found, new Set(), MAX_POLICY_FILES - listed);
+      listed += found.length;
       for (const f of found) {
         const rel = relative(root, f);
         const dirs = rel.split(sep).slice(0, -1);
         files.push({ file: f, dataPath: dirs });
       }
-    } else if (st.isFile()) files.push({ file: root, dataPath: [] });
-    else throw new RegoError('rego_compile_error', 'not a regular file', fileLocation(root));
+    } else if (st.isFile()) {
+      if (++listed > MAX_POLICY_FILES) throw tooManyFiles(root);
+      files.push({ file: root, dataPath: [] });
+    } else throw new RegoError('rego_compile_error', 'not a regular file', fileLocation(root));
     for (const { file, dataPath } of files) {
-      const real = await realpath(file);
+      let real: string;
+      try {
+        real = await realpath(file);
+      } catch (err) {
+        // Removed since it was listed (a reload during a change): this load fails, naming it.
+        throw new RegoError('rego_compile_error', `cannot read (${(err as NodeJS.ErrnoException).code ?? 'error'})`, fileLocation(file));
+      }
       if (loaded.has(real)) continue;
       loaded.add(real);
       if (isRego(file)) {
@@ -187,9 +282,9 @@ export async function loadFiles(paths: string[], opts: { excludeTests?: boolean 
         }
         // '/'-separated, and the name alone for a file given as a root: the same on every mount.
         const under = file === root ? basename(file) : relative(root, file).split(sep).join('/');
-        modules.push({ path: file, source: await readText(file), revisionName: `${index}:${under}` });
+        modules.push({ path: file, source: await readText(file, '', budget), revisionName: `${index}:${under}` });
       } else if (isData(file)) {
-        mergeData(data, dataPath, await parseDataFile(file), file);
+        mergeData(data, dataPath, await parseDataFile(file, budget), file);
       } else {
         throw new RegoError('rego_compile_error', 'not a .rego, .json or .yaml file', fileLocation(file));
       }

@@ -275,4 +275,23 @@ describe('warden policy check', () => {
     expect(r.code).toBe(1);
     expect(r.out).toBe('');
   });
+
+  // JSON.parse rounds an integer past 2^53: two account IDs that round alike compared equal, in
+  // a data file (serve's loader too) and in an eval input, while json.unmarshal kept them exact.
+  it('integers past 2^53 in a data file and in the input stay exact', async () => {
+    const big = mkdtempSync(join(tmpdir(), 'warden-policy-cli-big-'));
+    mkdirSync(join(big, 'p'));
+    writeFileSync(join(big, 'p', 'data.json'), '{"blocked": [9007199254740993]}');
+    writeFileSync(join(big, 'p', 'b.rego'), 'package b\nimport rego.v1\nblocked if input.account in data.blocked\n');
+    writeFileSync(join(big, 'in.json'), '{"account": 9007199254740992}');
+    writeFileSync(join(big, 'in-blocked.json'), '{"account": 9007199254740993}');
+    const other = await run(['eval', '-d', join(big, 'p'), '-i', join(big, 'in.json'), 'data.b.blocked']);
+    expect([other.code, other.err, other.out]).toEqual([0, '', '{}\n']);
+    const same = await run(['eval', '-d', join(big, 'p'), '-i', join(big, 'in-blocked.json'), 'data.b.blocked']);
+    expect(JSON.parse(same.out).result[0].expressions[0].value).toBe(true);
+    const echoed = await run(['eval', '-d', join(big, 'p'), '-i', join(big, 'in.json'), 'input.account']);
+    expect(echoed.out).toContain('"value": 9007199254740992,');
+    const data = await run(['eval', '-d', join(big, 'p'), 'data.blocked[0]']);
+    expect(data.out).toContain('"value": 9007199254740993,');
+  });
 });

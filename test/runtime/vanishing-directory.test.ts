@@ -1,0 +1,105 @@
+/**
+ * A sub-directory removed while a load or a reload scan walks the tree (an rsync or blue/green
+ * swap, `rm -r` during a reload): the race is made deterministic by removing the directory right
+ * after its parent's listing came back, with the real file system, so the walk meets a real
+ * ENOENT where it goes down. The load must be a clean rejected change naming that directory (the
+ * next reload reads the tree as it is then), the reload scan a clean change; never an unhandled
+ * error.
+ */
+import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { afterEach, describe, expect, it, vi } from 'vitest';
+
+/** When the listing of `after` comes back, `victim` is removed (once). */
+const vanish = vi.hoisted(() => ({ after: '', victim: '' }));
+
+vi.mock('node:fs/promises', async (importOriginal) => {
+  const real = await importOriginal<typeof import('node:fs/promises')>();
+  const { rmSync: rm } = await import('node:fs');
+  const readdir = (async (path: string, options?: unknown) => {
+    const entries = await (real.readdir as (p: string, o?: unknown) => Promise<unknown>)(path, options);
+    if (vanish.victim !== '' && String(path) === vanish.after) {
+      rm(vanish.victim, { recursive: true, force: true });
+      vanish.victim = '';
+    }
+    return entries;
+  }) as typeof real.readdir;
+  return { ...real, default: { ...real, readdir }, readdir };
+});
+
+const { readTemplates } = await import('../../src/templates/loader.js');
+const { loadRegoPolicy, RegoError } = await import('../../src/policy/rego/index.js');
+const { createRegoPolicyEngine } = await import('../../src/policy/rego-engine.js');
+const { describeLoadError } = await import('../../src/runtime/components.js');
+const { treeScanner } = await import('../../src/runtime/reload.js');
+const { isWardenError } = await import('../../src/pipeline/errors.js');
+
+let root: string | undefined;
+afterEach(() => {
+  vanish.victim = '';
+  if (root) rmSync(root, { recursive: true, force: true });
+});
+
+/** `top/` holding `sub/` (a file in each); `sub` vanishes once `top`'s listing is back. */
+function tree(file: (dir: string, name: string) => void): { top: string; sub: string } {
+  root = mkdtempSync(join(tmpdir(), 'warden-vanish-'));
+  const top = join(root, 'top');
+  const sub = join(top, 'sub');
+  mkdirSync(sub, { recursive: true });
+  file(top, 'a');
+  file(sub, 'b');
+  return { top, sub };
+}
+
+const TEMPLATE = (id: string) => `id: demo/${id}\nversion: 1\nowner: t@example.com\nsensitivity: internal\ndescription: d\nmodels: [echo]\nmessages:\n  - { role: user, content: hi }\n`;
+
+describe('a sub-directory removed while the tree is walked', () => {
+  it('templates: the load is rejected, naming the sub-directory that went away (not the configured path)', async () => {
+    const { top, sub } = tree((dir, name) => writeFileSync(join(dir, `${name}.yaml`), TEMPLATE(name)));
+    expect((await readTemplates([top])).templates.map((t) => t.id)).toEqual(['demo/a', 'demo/b']);
+    Object.assign(vanish, { after: top, victim: sub });
+    const err: unknown = await readTemplates([top]).then(
+      () => undefined,
+      (e: unknown) => e,
+    );
+    expect(isWardenError(err)).toBe(true);
+    expect(describeLoadError(err)).toEqual({ kind: 'templates', problems: [`${sub}: cannot read templates directory (ENOENT)`] });
+    // The next load reads the tree as it is now.
+    expect((await readTemplates([top])).templates.map((t) => t.id)).toEqual(['demo/a']);
+  });
+
+  it('policies: the load is a RegoError naming the sub-directory, and a rejected change in serve, never a bare ENOENT', async () => {
+    const { top, sub } = tree((dir, name) => writeFileSync(join(dir, `${name}.rego`), `package ${name}\nallow := true\n`));
+    Object.assign(vanish, { after: top, victim: sub });
+    const err: unknown = await loadRegoPolicy([top]).then(
+      () => undefined,
+      (e: unknown) => e,
+    );
+    expect(err).toBeInstanceOf(RegoError);
+    expect((err as InstanceType<typeof RegoError>).location?.file).toBe(sub);
+    expect((err as Error).message).toBe('cannot read directory (ENOENT)');
+
+    // What serve's start and reload see: a policy error at the directory, not `cannot load policies from top (ENOENT)`.
+    mkdirSync(sub);
+    writeFileSync(join(sub, 'b.rego'), 'package b\nallow := true\n');
+    Object.assign(vanish, { after: top, victim: sub });
+    const served: unknown = await createRegoPolicyEngine({ paths: [top], entrypoint: 'a/allow' }).then(
+      () => undefined,
+      (e: unknown) => e,
+    );
+    expect(describeLoadError(served)).toEqual({ kind: 'policies', problems: [`${sub}: rego_compile_error: cannot read directory (ENOENT)`] });
+  });
+
+  it('the reload scan: a clean change (the fingerprint moves on), never a rejection', async () => {
+    const { top, sub } = tree((dir, name) => writeFileSync(join(dir, `${name}.rego`), `package ${name}\n`));
+    const scan = treeScanner([top]);
+    const before = await scan();
+    Object.assign(vanish, { after: top, victim: sub });
+    const during = await scan();
+    expect(during.fingerprint).not.toBe(before.fingerprint);
+    expect([...during.dirs.values()].map((d) => d.path)).toContain(top);
+    const after = await scan();
+    expect(after.fingerprint).not.toBe(before.fingerprint);
+  });
+});
