@@ -386,11 +386,15 @@ export class Session implements RedactionSession {
   private checkImageUrl(url: unknown): void {
     if (typeof url !== 'string' || url.length === 0) return;
     const text = imageUrlText(url);
-    const res = this.scanPrompt(text);
+    // The detectors read each query parameter on its own (spaces between): one that reads a
+    // value up to the next space (PASSWORD after `Signature=`) would otherwise take the
+    // parameters after it too, and with them PII that follows a signature. The leak guard reads
+    // the URL as it is (a secret may hold '&').
+    const res = this.scanPrompt(text === url ? url.replace(QUERY_SEPARATORS, ' ') : text);
     this.noteBlocked(res.seen);
     for (const f of res.findings) {
       const mode = this.promptModeOf(f.entity);
-      if (mode !== 'allow' && mode !== 'block') (this.inImageUrls ??= new Set()).add(f.entity);
+      if (mode !== 'allow' && mode !== 'block' && !URL_GRANTS.has(f.entity)) (this.inImageUrls ??= new Set()).add(f.entity);
     }
     if (!this.answerGuard.active) return;
     const n = this.answerGuard.find(text, []);
@@ -945,7 +949,20 @@ function answerPartText(p: ContentPart): string {
   throw new WardenError('upstream_error', 'the answer holds a content part of a type other than text, input_text, output_text or refusal');
 }
 
+/**
+ * Credential shapes a signed or keyed image URL carries on purpose: they are how the URL lets the
+ * provider's fetcher read a private image (an S3 or GCS presigned URL's `X-Amz-Credential` key id
+ * and `X-*-Signature`, read as PASSWORD by their parameter names; a `key=AIza…` of Google's image
+ * APIs; a signed CDN URL's JWT `token=`). Refusing them would refuse every private image, so
+ * they are not `pii_in_image_url`; under a decision or profile that blocks them (`strict`) the
+ * request is still refused, and a secret Warden resolved for the request is refused wherever it
+ * is (the leak guard below). Other credential shapes (a password in `user:password@host`, an
+ * API key of a model provider, a private key) have no place in an image URL and still refuse it.
+ */
+const URL_GRANTS: ReadonlySet<string> = new Set(['PASSWORD', 'AWS_ACCESS_KEY_ID', 'GOOGLE_API_KEY', 'JWT']);
+
 const DATA_URL = /^data:/i;
+const QUERY_SEPARATORS = /[?&#]/g;
 const BASE64_HEADER = /;base64$/i;
 
 /**

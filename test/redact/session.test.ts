@@ -877,12 +877,13 @@ describe('image URLs', () => {
 
   it('a secret in the URL is secret_leak, a placed one too, plain or percent-encoded', () => {
     const secret = 'open sesame CANARY-9f8e';
-    for (const url of [`https://x.example/a?k=${CANARY}`, `https://x.example/a?k=${encodeURIComponent(secret)}`]) {
+    const amp = 'CANARY&k2=q7Zp';
+    for (const url of [`https://x.example/a?k=${CANARY}`, `https://x.example/a?k=${encodeURIComponent(secret)}`, `https://x.example/a?k=${amp}`]) {
       // Placed: the template put the secrets in the prompt on purpose, so only the answer guard holds them.
-      const e = thrown(() => r.session(decision(), [], [CANARY, secret]).redactMessages(withImage(url)));
+      const e = thrown(() => r.session(decision(), [], [CANARY, secret, amp]).redactMessages(withImage(url)));
       expect(e.details).toMatchObject({ reason: 'secret_leak', entities: ['SECRET_VALUE'] });
       expect(e.message + JSON.stringify(e.details)).not.toMatch(/CANARY|sesame/);
-      expect(thrown(() => r.session(decision(), [CANARY, secret]).redactMessages(withImage(url))).details).toMatchObject({ reason: 'secret_leak' });
+      expect(thrown(() => r.session(decision(), [CANARY, secret, amp]).redactMessages(withImage(url))).details).toMatchObject({ reason: 'secret_leak' });
     }
   });
 
@@ -908,6 +909,32 @@ describe('image URLs', () => {
     expect(thrown(() => r.session(decision({ profile: 'strict' }), []).redactMessages(withImage(url))).details).toEqual({ reason: 'pii_in_image_url', entities: ['URL'] });
     expect(() => r.session(decision({ profile: 'strict', modes: { URL: 'allow' } }), []).redactMessages(withImage(url))).not.toThrow();
     expect(() => r.session(decision({ profile: 'strict' }), []).redactMessages(withImage('data:image/png;base64,AAAA'))).not.toThrow();
+  });
+
+  it('a signed or keyed image URL passes (its credential parameters are its grant); other credentials and PII beside them do not', () => {
+    const sig = 'fe5f80f77d5fa3beca038a248ff027d0445342fe2855ddc963176630326f1024';
+    const signed = [
+      `https://b.s3.us-east-1.amazonaws.com/p/cat.png?X-Amz-Algorithm=AWS4-HMAC-SHA256&X-Amz-Credential=AKIAIOSFODNN7EXAMPLE%2F20261127%2Fus-east-1%2Fs3%2Faws4_request&X-Amz-Date=20261127T000000Z&X-Amz-Expires=3600&X-Amz-SignedHeaders=host&X-Amz-Signature=${sig}`,
+      `https://storage.googleapis.com/b/cat.jpg?X-Goog-Algorithm=GOOG4-RSA-SHA256&X-Goog-Date=20261127T000000Z&X-Goog-Expires=900&X-Goog-SignedHeaders=host&X-Goog-Signature=${sig}`,
+      'https://maps.googleapis.com/maps/api/staticmap?center=Berlin&zoom=12&size=400x400&key=AIzaSyA1b2C3d4E5f6G7h8I9j0KlMnOpQrStUvW',
+      'https://cdn.example.com/i/cat.png?token=eyJhbGciOiJIUzI1NiJ9.eyJleHAiOjE3OTk5OTk5OTl9.c2lnbmF0dXJlLXNpZ25hdHVyZS1zaWc',
+    ];
+    for (const url of signed) {
+      const out = r.session(decision(), []).redactMessages(withImage(url));
+      expect((out[0]!.content as Array<{ image_url?: { url: string } }>)[1]!.image_url!.url).toBe(url);
+    }
+    // PII beside the signature still refuses; so does a password in the URL's userinfo.
+    expect(thrown(() => r.session(decision(), []).redactMessages(withImage(`${signed[0]!}&owner=jane@example.com`))).details).toEqual({
+      reason: 'pii_in_image_url',
+      entities: ['EMAIL_ADDRESS'],
+    });
+    expect(thrown(() => r.session(decision(), []).redactMessages(withImage('https://admin:Wq9-rT4zLp2x@img.example.com/cat.png'))).details).toMatchObject({
+      reason: 'pii_in_image_url',
+    });
+    // A decision or profile that blocks secrets still refuses a signed URL.
+    expect(thrown(() => r.session(decision({ modes: { SECRETS: 'block' } }), []).redactMessages(withImage(signed[0]!))).details).toMatchObject({
+      reason: 'blocked_entities',
+    });
   });
 
   it('an image inside a tool result (Anthropic tool_result content) is read too', () => {
