@@ -397,11 +397,7 @@ export class Session implements RedactionSession {
       if (mode !== 'allow' && mode !== 'block' && !URL_GRANTS.has(f.entity)) (this.inImageUrls ??= new Set()).add(f.entity);
     }
     if (!this.answerGuard.active) return;
-    const n = this.answerGuard.find(text, []);
-    if (n > 0) {
-      this.promptLeaks += n;
-      this.leaks += n;
-    }
+    this.notePromptLeaks(this.answerGuard.find(text, []));
   }
 
   /**
@@ -559,12 +555,19 @@ export class Session implements RedactionSession {
 
   private guardPrompt(text: string): void {
     if (!this.guard.active) return;
-    const hits: Finding[] = [];
-    const n = this.guard.find(text, hits);
-    if (n > 0) {
-      this.promptLeaks += n;
-      this.leaks += n;
-    }
+    this.notePromptLeaks(this.guard.find(text, []));
+  }
+
+  /**
+   * Secret values the prompt holds where it may not: they refuse the request (throwIfRefused), and
+   * are counted as the answer's masked ones are, under SECRET_VALUE in `counts`, so the audit
+   * record and `warden_redactions_total{entity="SECRET_VALUE"}` show the refused leak too.
+   */
+  private notePromptLeaks(n: number): void {
+    if (n === 0) return;
+    this.promptLeaks += n;
+    this.leaks += n;
+    this.counts[LEAK_ENTITY] = (this.counts[LEAK_ENTITY] ?? 0) + n;
   }
 
   private throwIfRefused(): void {

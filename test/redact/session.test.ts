@@ -240,10 +240,13 @@ describe('pass-through parameters', () => {
   });
 
   it('a secret value in a parameter refuses the request, as in the prompt', () => {
-    const e = thrown(() => r.session(decision(), [CANARY]).redactParams({ metadata: { k: `x ${CANARY}` } }));
+    const s = r.session(decision(), [CANARY]);
+    const e = thrown(() => s.redactParams({ metadata: { k: `x ${CANARY}` } }));
     expect(e.code).toBe('redaction_blocked');
     expect(e.details?.['reason']).toBe('secret_leak');
     expect(e.message).not.toContain(CANARY);
+    // Counted as a masked one is, so the audit record and warden_redactions_total show it.
+    expect(s.report()).toMatchObject({ counts: { SECRET_VALUE: 1 }, leaks: 1 });
   });
 });
 
@@ -880,8 +883,10 @@ describe('image URLs', () => {
     const amp = 'CANARY&k2=q7Zp';
     for (const url of [`https://x.example/a?k=${CANARY}`, `https://x.example/a?k=${encodeURIComponent(secret)}`, `https://x.example/a?k=${amp}`]) {
       // Placed: the template put the secrets in the prompt on purpose, so only the answer guard holds them.
-      const e = thrown(() => r.session(decision(), [], [CANARY, secret, amp]).redactMessages(withImage(url)));
+      const placed = r.session(decision(), [], [CANARY, secret, amp]);
+      const e = thrown(() => placed.redactMessages(withImage(url)));
       expect(e.details).toMatchObject({ reason: 'secret_leak', entities: ['SECRET_VALUE'] });
+      expect(placed.report()).toMatchObject({ counts: { SECRET_VALUE: 1 }, leaks: 1 });
       expect(e.message + JSON.stringify(e.details)).not.toMatch(/CANARY|sesame/);
       expect(thrown(() => r.session(decision(), [CANARY, secret, amp]).redactMessages(withImage(url))).details).toMatchObject({ reason: 'secret_leak' });
     }
