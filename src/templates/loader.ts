@@ -144,24 +144,30 @@ export async function scanTemplateFiles(paths: readonly string[]): Promise<{ fil
     }
   };
   async function walkDir(dir: string, ancestors: ReadonlySet<string>, root: string): Promise<void> {
+    // Named by itself, not by the path it is under: a sub-directory removed or replaced while
+    // the tree was read (the next reload reads it as it is then).
+    const unreadable = (err: unknown) =>
+      new WardenError('template_invalid', `cannot read templates directory (${(err as NodeJS.ErrnoException).code ?? 'error'})`, { location: { file: dir } });
     let real: string;
-    let entries: Dirent[];
     try {
       real = await realpath(dir);
-      entries = await readdir(dir, { withFileTypes: true });
     } catch (err) {
-      // Named by itself, not by the path it is under: a sub-directory removed or replaced while
-      // the tree was read (the next reload reads it as it is then).
-      throw new WardenError('template_invalid', `cannot read templates directory (${(err as NodeJS.ErrnoException).code ?? 'error'})`, { location: { file: dir } });
+      throw unreadable(err);
     }
     if (ancestors.has(real)) {
       warnings.push({ file: dir, message: 'skipped: symlink loop (this directory contains itself)' });
       return;
     }
-    // Reached again through another link: already read (links in a chain would otherwise make the
-    // walk exponential).
+    // Reached again through another link: already read, and not listed again (links in a chain
+    // would otherwise make the walk exponential, and each link would list the whole directory).
     if (read.has(real)) return;
     read.add(real);
+    let entries: Dirent[];
+    try {
+      entries = await readdir(dir, { withFileTypes: true });
+    } catch (err) {
+      throw unreadable(err);
+    }
     const below = new Set(ancestors).add(real);
     entries.sort((a, b) => (a.name < b.name ? -1 : a.name > b.name ? 1 : 0));
     for (const e of entries) {

@@ -187,18 +187,24 @@ const isData = (f: string): boolean => f.endsWith('.json') || f.endsWith('.yaml'
  * good) fails the load: leaving it out could drop a rule.
  */
 async function walk(dir: string, out: string[], seen: Set<string>, limit: number): Promise<void> {
+  // Named by itself: a sub-directory removed or replaced while the tree was read fails this
+  // load (a reload keeps the last good set; the next one reads the tree as it is then).
+  const unreadable = (err: unknown) => new RegoError('rego_compile_error', `cannot read directory (${(err as NodeJS.ErrnoException).code ?? 'error'})`, fileLocation(dir));
   let real: string;
-  let entries: Dirent[];
   try {
     real = await realpath(dir);
-    entries = await readdir(dir, { withFileTypes: true });
   } catch (err) {
-    // Named by itself: a sub-directory removed or replaced while the tree was read fails this
-    // load (a reload keeps the last good set; the next one reads the tree as it is then).
-    throw new RegoError('rego_compile_error', `cannot read directory (${(err as NodeJS.ErrnoException).code ?? 'error'})`, fileLocation(dir));
+    throw unreadable(err);
   }
+  // Reached again through another link: not listed again.
   if (seen.has(real)) return;
   seen.add(real);
+  let entries: Dirent[];
+  try {
+    entries = await readdir(dir, { withFileTypes: true });
+  } catch (err) {
+    throw unreadable(err);
+  }
   const push = (p: string): void => {
     out.push(p);
     if (out.length > limit) throw tooManyFiles(dir);
