@@ -12,10 +12,10 @@ import { FileTooLargeError, readFailure, readRegularFile } from '../pipeline/reg
 import { decodeText, TextDecodeError } from '../pipeline/text-file.js';
 import { isWardenError } from '../pipeline/errors.js';
 import { directoryStdin, readAllCappedBytes, stdinIsDirectory, stdinReadFailure } from '../cli/stdin.js';
-import { RegoError, compileRegoPolicy, formatInputPath, loadRegoPolicy, type InputDeps, type QueryResult, type RegoPolicy } from './rego/index.js';
+import { MAX_INPUT_DEPTH, RegoError, compileRegoPolicy, formatInputPath, loadRegoPolicy, type InputDeps, type QueryResult, type RegoPolicy } from './rego/index.js';
 import { stringifyJSON, type Value } from './rego/value.js';
 import { parseModule } from './rego/ast/parser.js';
-import { jsonErrorAt, loadFiles, MAX_DATA_FILE_BYTES, yamlErrorAt } from './rego/data.js';
+import { jsonErrorAt, loadFiles, MAX_DATA_FILE_BYTES, MIB, yamlErrorAt } from './rego/data.js';
 import { unmarshalJSON } from './rego/builtins/json.js';
 import { formatRegoError } from './rego/errors.js';
 
@@ -149,7 +149,7 @@ async function readInput(file: string): Promise<unknown> {
       text = decodeText(await readAllCappedBytes(stdinIsDirectory() ? directoryStdin() : process.stdin, MAX_INPUT_BYTES));
     } catch (e) {
       if (e instanceof TextDecodeError) throw new InputError('stdin', { line: e.line, col: e.column }, `cannot parse input: ${e.reason}`);
-      if (isWardenError(e)) throw new InputError('stdin', undefined, `the input is larger than 8 MiB (${MAX_INPUT_BYTES} bytes)`, 'payload_too_large');
+      if (isWardenError(e) && e.code === 'payload_too_large') throw new InputError('stdin', undefined, `the input is larger than ${MAX_INPUT_BYTES / MIB} MiB (${MAX_INPUT_BYTES} bytes)`, 'payload_too_large');
       const reason = stdinReadFailure(e);
       if (reason === undefined) throw e;
       throw new InputError('stdin', undefined, `cannot read stdin (${reason})`, 'file_unreadable');
@@ -161,7 +161,7 @@ async function readInput(file: string): Promise<unknown> {
     // A regular file only: a FIFO would make eval wait for a writer for good.
     text = await readRegularFile(file, MAX_INPUT_BYTES);
   } catch (e) {
-    if (e instanceof FileTooLargeError) throw new InputError(file, undefined, `the input is ${e.size} bytes; an input document may be at most 8 MiB (${MAX_INPUT_BYTES} bytes)`, 'payload_too_large');
+    if (e instanceof FileTooLargeError) throw new InputError(file, undefined, `the input is ${e.size} bytes; an input document may be at most ${MAX_INPUT_BYTES / MIB} MiB (${MAX_INPUT_BYTES} bytes)`, 'payload_too_large');
     if (e instanceof TextDecodeError) throw new InputError(file, { line: e.line, col: e.column }, `cannot parse input: ${e.reason}`);
     throw new InputError(file, undefined, `cannot read input file (${readFailure(e)})`, 'file_unreadable');
   }
@@ -177,6 +177,9 @@ function parseInput(file: string, text: string, yaml: boolean): unknown {
     return yaml ? parseYamlValue(text) : unmarshalJSON(text);
   } catch (e) {
     if (e instanceof YamlTagError) throw new InputError(file, { line: e.line, col: e.col }, `cannot parse input: ${e.message}`);
+    // The exact parser (taken for long numbers) recurses: valid JSON some thousands of levels
+    // deep runs it out of stack. Deeper than evaluation takes anyway (MAX_INPUT_DEPTH).
+    if (e instanceof RangeError) throw new InputError(file, undefined, `cannot parse input: nested deeper than ${MAX_INPUT_DEPTH} levels`);
     throw new InputError(file, yaml ? yamlErrorAt(e) : jsonErrorAt(e, text), `cannot parse input: not valid ${yaml ? 'YAML' : 'JSON'}`);
   }
 }

@@ -21,6 +21,11 @@ export interface LoadedFiles {
   data: Record<string, unknown>;
   /** With `excludeTests`: the `*_test.rego` files left out, unread (see test-files.ts). */
   skippedTests: string[];
+  /**
+   * What the load has read so far: the left-out test files, read later for their warnings, are
+   * charged to it too, so every file under the policy paths counts towards the set's cap.
+   */
+  budget: ReadBudget;
 }
 
 function isPlain(x: unknown): x is Record<string, unknown> {
@@ -55,7 +60,7 @@ export function mergeData(into: Record<string, unknown>, path: readonly string[]
   }
 }
 
-const MIB = 1024 * 1024;
+export const MIB = 1024 * 1024;
 /**
  * The largest policy module (`.rego`) read: 1 MiB (a large policy is some tens of KiB). It is
  * parsed and compiled whole, at tens of times its size in memory.
@@ -75,6 +80,9 @@ export const MAX_POLICY_TOTAL_BYTES = 32 * 1024 * 1024;
 export interface ReadBudget {
   bytes: number;
 }
+
+/** The files read by one load passed MAX_POLICY_TOTAL_BYTES (a RegoError naming the file that did). */
+export class PolicySetTooLargeError extends RegoError {}
 
 /** The per-file cap of `file` (MAX_REGO_FILE_BYTES or MAX_DATA_FILE_BYTES). */
 function fileCap(file: string): { bytes: number; kind: string } {
@@ -99,7 +107,7 @@ async function readCapped(file: string, budget?: ReadBudget): Promise<Uint8Array
     const tooLarge = (size: number): RegoError | undefined => {
       if (size > cap.bytes) return new RegoError('rego_compile_error', `the file is ${size} bytes; ${cap.kind} may be at most ${cap.bytes / MIB} MiB (${cap.bytes} bytes)`, fileLocation(file));
       if (budget && budget.bytes + size > MAX_POLICY_TOTAL_BYTES) {
-        return new RegoError('rego_compile_error', `the policy and data files read up to this one hold more than ${MAX_POLICY_TOTAL_BYTES / MIB} MiB (${MAX_POLICY_TOTAL_BYTES} bytes), the most all of them together may hold`, fileLocation(file));
+        return new PolicySetTooLargeError('rego_compile_error', `the policy and data files read up to this one hold more than ${MAX_POLICY_TOTAL_BYTES / MIB} MiB (${MAX_POLICY_TOTAL_BYTES} bytes), the most all of them together may hold`, fileLocation(file));
       }
       return undefined;
     };
@@ -144,6 +152,9 @@ export async function parseDataFile(file: string, budget?: ReadBudget): Promise<
     data = json ? unmarshalJSON(text) : parseYamlValue(text);
   } catch (e) {
     if (e instanceof YamlTagError) throw new RegoError('rego_parse_error', `cannot parse data file: ${e.message}`, { file, row: e.line, col: e.col });
+    // The exact parser (taken for long numbers) recurses: valid JSON some thousands of levels
+    // deep runs it out of stack, deeper than data may be anyway.
+    if (e instanceof RangeError) throw new RegoError('rego_parse_error', `data nested deeper than ${MAX_JSON_DEPTH_CEILING} levels`, fileLocation(file));
     // Where, never what: the parsers' messages quote the text, which may hold a secret.
     const at = json ? jsonErrorAt(e, text) : yamlErrorAt(e);
     const where = at ? { file, row: at.line, col: at.col } : fileLocation(file);
@@ -296,5 +307,5 @@ export async function loadFiles(paths: string[], opts: { excludeTests?: boolean 
       }
     }
   }
-  return { modules, data, skippedTests };
+  return { modules, data, skippedTests, budget };
 }

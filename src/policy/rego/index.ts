@@ -16,7 +16,7 @@ import { budgetExceeded, metered, work } from './meter.js';
 import { Ctx, DEFAULT_DEADLINE_MS, DEFAULT_MAX_DEPTH, DEFAULT_MAX_STEPS, type Budget } from './topdown/context.js';
 import { walkData } from './topdown/eval.js';
 import type { DocNode, Frame, TermPlan } from './topdown/tree.js';
-import { RegoSet, equal, fromJSON, isPlainObject, toJSON, type Value } from './value.js';
+import { RegoSet, equal, fromJSON, isPlainObject, stringifyJSON, toJSON, type Value } from './value.js';
 
 export { RegoError } from './errors.js';
 export type { LeftOutRules } from './test-files.js';
@@ -386,7 +386,10 @@ export function compileRegoPolicy(modules: RegoSource[], data?: unknown, opts?: 
   for (const m of named.sort((a, b) => (a.name < b.name ? -1 : a.name > b.name ? 1 : 0))) {
     h.update(m.name).update('\0').update(m.source).update('\0');
   }
-  h.update(JSON.stringify(data ?? {}, (_k, v: unknown) => (typeof v === 'bigint' ? v.toString() : v)));
+  // The data as the engine holds it, with exact integers written as numbers: a JSON.stringify with
+  // bigints as their digit strings gave `[9007199254740993]` and `["9007199254740993"]`, which
+  // decide differently, one revision.
+  h.update(stringifyJSON(base));
   const packages = [...new Set(parsed.map((m) => m.package.path.join('.')))].sort();
   return new RegoPolicy(tree, h.digest('hex'), packages);
 }
@@ -397,8 +400,8 @@ export async function loadPolicy(paths: string[], opts?: CompileOptions): Promis
 }
 
 export async function loadRegoPolicy(paths: string[], opts?: CompileOptions): Promise<RegoPolicy> {
-  const { modules, data, skippedTests } = await loadFiles(paths, opts);
+  const { modules, data, skippedTests, budget } = await loadFiles(paths, opts);
   const policy = compileRegoPolicy(modules, data, opts);
-  if (skippedTests.length > 0) policy.leftOutRules = await leftOutRules(skippedTests, policy.packages);
+  if (skippedTests.length > 0) policy.leftOutRules = await leftOutRules(skippedTests, policy.packages, budget);
   return policy;
 }

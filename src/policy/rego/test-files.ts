@@ -7,7 +7,7 @@
  */
 import type { Rule } from './ast/nodes.js';
 import { parseModule } from './ast/index.js';
-import { readText } from './data.js';
+import { PolicySetTooLargeError, readText, type ReadBudget } from './data.js';
 
 export interface LeftOutRules {
   file: string;
@@ -21,15 +21,21 @@ function isTestRule(rule: Rule): boolean {
   return rule.head.name.startsWith('test_') || rule.head.name.startsWith('todo_test_');
 }
 
-/** Reads and parses each left-out test file; one that does not read or parse is none of Warden's business and is passed over. */
-export async function leftOutRules(testFiles: readonly string[], packages: readonly string[]): Promise<LeftOutRules[]> {
+/**
+ * Reads and parses each left-out test file; one that does not read or parse is none of Warden's
+ * business and is passed over. They are read within the load's `budget`: past the cap of all
+ * the files under the policy paths together, the load fails as `warden policy check` does (which
+ * reads them as part of the set), rather than read test files without bound at every reload.
+ */
+export async function leftOutRules(testFiles: readonly string[], packages: readonly string[], budget?: ReadBudget): Promise<LeftOutRules[]> {
   const policyPackages = new Set(packages);
   const out: LeftOutRules[] = [];
   for (const file of testFiles) {
     let module;
     try {
-      module = parseModule(await readText(file), file);
-    } catch {
+      module = parseModule(await readText(file, '', budget), file);
+    } catch (e) {
+      if (e instanceof PolicySetTooLargeError) throw e;
       continue;
     }
     const pkg = module.package.path.join('.');

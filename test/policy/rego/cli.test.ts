@@ -294,4 +294,11 @@ describe('warden policy check', () => {
     const data = await run(['eval', '-d', join(big, 'p'), 'data.blocked[0]']);
     expect(data.out).toContain('"value": 9007199254740993,');
   });
+
+  it('an input too deep for the exact parser is refused as too deep, not as "not valid JSON"', async () => {
+    const deep = mkdtempSync(join(tmpdir(), 'warden-policy-cli-deep-'));
+    writeFileSync(join(deep, 'in.json'), `${'['.repeat(6000)}1234567890123456789${']'.repeat(6000)}`);
+    const r = await run(['eval', '-i', join(deep, 'in.json'), 'input']);
+    expect([r.code, r.err]).toEqual([1, `${join(deep, 'in.json')}: input_invalid: cannot parse input: nested deeper than 1000 levels\n`]);
+  });
 });

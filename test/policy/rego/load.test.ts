@@ -137,6 +137,29 @@ describe('loadPolicy', () => {
     expect((await loadPolicy([b])).revision).not.toBe(ra);
   });
 
+  it('gives data that decides differently another revision: an exact integer and its digits as a string', async () => {
+    const number = tree({ 'p.rego': 'package p\nimport rego.v1\nv := 1\n', 'data.json': '{"blocked":[9007199254740993]}' });
+    const text = tree({ 'p.rego': 'package p\nimport rego.v1\nv := 1\n', 'data.json': '{"blocked":["9007199254740993"]}' });
+    expect((await loadPolicy([number])).revision).not.toBe((await loadPolicy([text])).revision);
+  });
+
+  it('valid JSON data too deep to read is refused as too deep, not as "not valid JSON" (the exact parser for long numbers recurses)', async () => {
+    const deep = `${'['.repeat(6000)}1234567890123456789${']'.repeat(6000)}`;
+    const dir = tree({ 'p.rego': 'package p\nimport rego.v1\nv := 1\n', 'data.json': `{"x": ${deep}}` });
+    await expect(loadPolicy([dir])).rejects.toThrow('data nested deeper than 1000 levels');
+  });
+
+  it('left-out *_test.rego files count towards the 32 MiB of the set: the sidecar does not read them without bound', async () => {
+    // 33 test files just under the 1 MiB per-file cap, beside a policy: `policy check` (tests
+    // included) and the sidecar's load (tests left out, read only for the warnings) refuse alike.
+    const files: Record<string, string> = { 'p.rego': 'package p\nimport rego.v1\nv := 1\n' };
+    const body = `package p\nimport rego.v1\n# ${'x'.repeat(1024 * 1024 - 64)}\ntest_v if v == 1\n`;
+    for (let i = 0; i < 33; i++) files[`t${String(i).padStart(2, '0')}_test.rego`] = body;
+    const dir = tree(files);
+    await expect(loadPolicy([dir])).rejects.toThrow('hold more than 32 MiB');
+    await expect(loadPolicy([dir], { excludeTests: true })).rejects.toThrow('hold more than 32 MiB');
+  });
+
   it('gives identical policies the same revision wherever they are mounted', async () => {
     const files = { 'p.rego': 'package p\nimport rego.v1\nv := 1\n', 'sub/q.rego': 'package q\nimport rego.v1\nw := 2\n', 'data.json': '{"x": 1}' };
     const checkout = tree(files);
