@@ -106,6 +106,7 @@ export async function createRegoPolicyEngine(opts: RegoPolicyEngineOptions): Pro
       throw new WardenError('policy_error', `${err.code}: ${err.message}`, {
         ...(loc ? { location: loc.row > 0 ? { file: loc.file, line: loc.row, column: loc.col } : { file: loc.file } } : { location: { path: 'policy.paths' } }),
         details: { code: err.code },
+        cause: err,
       });
     }
     const code = (err as NodeJS.ErrnoException).code;

@@ -494,3 +494,20 @@ async function isFile(p: string): Promise<boolean> {
     return false;
   }
 }
+
+/**
+ * A load failed because a file or directory it had listed was gone when it came to read it (the
+ * loaders keep the errno error as the cause): the tree changed while it was read, an rsync or
+ * deploy tool's temporary directory, or `rm -r` during a reload. Not a bad change: the set is
+ * read again once the change has settled. (A configured root that is missing is not this: its
+ * error has no such cause, and it is a rejected change.)
+ */
+export function removedWhileRead(err: unknown): boolean {
+  let e: unknown = err;
+  for (let depth = 0; depth < 4 && e instanceof Error; depth++) {
+    const code = (e as NodeJS.ErrnoException).code;
+    if (code === 'ENOENT' || code === 'ENOTDIR') return true;
+    e = e.cause;
+  }
+  return false;
+}

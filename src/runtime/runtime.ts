@@ -25,7 +25,7 @@ import { createMetrics, type Metrics } from '../telemetry/metrics.js';
 import { buildComponents, describeLoadError, type Components } from './components.js';
 import { LiveSetHolder, type LiveSet } from './live-set.js';
 import { closeServer, formatAddress, listenFailure, listenTcp, listenUnix, prepareSocketPath } from './listeners.js';
-import { createReloadQueue, startReloader, treeFingerprint, type Reloader } from './reload.js';
+import { createReloadQueue, removedWhileRead, startReloader, treeFingerprint, type Reloader } from './reload.js';
 
 export interface RuntimeOptions {
   /** A logger to use instead of one built from `config.log` (tests collect lines with it). */
@@ -89,6 +89,11 @@ export interface ShutdownResult {
  * them by then (a stdout nobody reads) must not keep a terminating process alive.
  */
 export const AUDIT_CLOSE_MARGIN_MS = 1000;
+
+/** A reload put off because the tree changed while it was read is tried again after this long... */
+const REREAD_DELAY_MS = 250;
+/** ...at most this many times in a row; then it is a rejected change like any other. */
+const REREAD_TRIES = 5;
 
 /** `work`, or 'timeout' once `ms` have passed (work goes on, unawaited). */
 /** Binds a gRPC listener (`prefix` + `where`); a failure names its config key `key` (listenFailure). */
@@ -184,10 +189,15 @@ export async function createRuntime(config: Config, opts: RuntimeOptions = {}): 
     'policies and templates loaded',
   );
 
+  /** Reloads in a row put off because the tree changed while it was read (see removedWhileRead). */
+  let putOff = 0;
+  let putOffTimer: NodeJS.Timeout | undefined;
+
   async function reload(reason: string): Promise<boolean> {
     try {
       const next = await components.loadLiveSet();
       const prev = holder.get();
+      putOff = 0;
       activate(next);
       metrics.observeReload('templates', 'ok');
       metrics.observeReload('policies', 'ok');
@@ -204,6 +214,18 @@ export async function createRuntime(config: Config, opts: RuntimeOptions = {}): 
       return true;
     } catch (err) {
       const described = describeLoadError(err);
+      // Something it listed was removed before it was read: the tree is changing. Read it again
+      // shortly (the last good set serves meanwhile) instead of rejecting what is not a bad
+      // change; a tree that keeps changing under every read is rejected after a few tries.
+      if (removedWhileRead(err) && putOff < REREAD_TRIES) {
+        putOff++;
+        logger.info({ reason, kind: described.kind, problems: described.problems }, 'reload put off: the watched files changed while they were read; reading them again');
+        clearTimeout(putOffTimer);
+        putOffTimer = setTimeout(() => void reloads.reloadNow(`${reason} (read again)`), REREAD_DELAY_MS);
+        putOffTimer.unref();
+        return false;
+      }
+      putOff = 0;
       metrics.observeReload(described.kind, 'error');
       logger.error(
         {
@@ -387,6 +409,7 @@ export async function createRuntime(config: Config, opts: RuntimeOptions = {}): 
       health.shutDown();
       reloader?.close();
       reloads.close();
+      clearTimeout(putOffTimer);
       const graceMs = config.limits.shutdown_grace_ms;
       logger.info({ reason, grace_ms: graceMs, in_flight: (httpIngress?.inFlight() ?? 0) + grpcIngresses.reduce((n, i) => n + i.inFlight(), 0) }, 'shutting down');
 

@@ -147,7 +147,7 @@ export async function scanTemplateFiles(paths: readonly string[]): Promise<{ fil
     // Named by itself, not by the path it is under: a sub-directory removed or replaced while
     // the tree was read (the next reload reads it as it is then).
     const unreadable = (err: unknown) =>
-      new WardenError('template_invalid', `cannot read templates directory (${(err as NodeJS.ErrnoException).code ?? 'error'})`, { location: { file: dir } });
+      new WardenError('template_invalid', `cannot read templates directory (${(err as NodeJS.ErrnoException).code ?? 'error'})`, { location: { file: dir }, cause: err });
     let real: string;
     try {
       real = await realpath(dir);
@@ -275,6 +275,7 @@ export async function readTemplates(paths: readonly string[], limits: TemplateLi
       }
       throw new WardenError('template_invalid', `cannot read template file (${(err as NodeJS.ErrnoException).code ?? 'error'})`, {
         location: { file },
+        cause: err,
       });
     }
     if (text !== undefined) {

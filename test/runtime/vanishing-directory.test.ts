@@ -127,3 +127,35 @@ describe('a directory reached through several links', () => {
     });
   }
 });
+
+/**
+ * In the running sidecar, a reload that meets a sub-directory removed mid-read is no rejected
+ * change: it is put off (an info line, no error, no reload error counted) and read again shortly,
+ * and that read applies the tree as it is then. Before, a deploy tool's temporary directory made
+ * an error line "reload rejected" (and test/e2e/reload.test.ts failed now and then on it).
+ */
+describe('the running sidecar, when a reload meets a directory removed mid-read', () => {
+  it('puts the reload off and reads the tree again, with no error logged', async () => {
+    const { startWarden, eventually } = await import('../e2e/helpers/warden.js');
+    const { startUpstream } = await import('../e2e/helpers/upstream.js');
+    const upstream = await startUpstream();
+    const w = await startWarden({ upstreamUrl: upstream.url, watch: false });
+    try {
+      const templates = join(w.dir, 'templates');
+      const staging = join(templates, 'staging');
+      mkdirSync(join(staging, 'deeper'), { recursive: true });
+      const from = w.logs.length;
+      Object.assign(vanish, { after: templates, victim: staging });
+      expect(await w.runtime.reload('SIGHUP')).toBe(false);
+      const lines = () => w.logs.slice(from).map((l) => JSON.parse(l) as { level: string | number; msg: string; problems?: string[] });
+      expect(lines().filter((l) => l.msg.startsWith('reload put off'))).toMatchObject([{ problems: [`${staging}: cannot read templates directory (ENOENT)`] }]);
+      await eventually(() => lines().some((l) => l.msg === 'reload applied'));
+      expect(lines().filter((l) => l.level === 'error' || l.level === 50 || l.msg.startsWith('reload rejected'))).toEqual([]);
+      const metrics = await (await fetch(`${w.addresses.admin}/metrics`)).text();
+      expect(metrics).toMatch(/^warden_reload_total\{[^}]*kind="templates"[^}]*outcome="error"[^}]*\} 0$/m);
+    } finally {
+      await w.close();
+      await upstream.close();
+    }
+  }, 20_000);
+});

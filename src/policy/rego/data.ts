@@ -200,7 +200,8 @@ const isData = (f: string): boolean => f.endsWith('.json') || f.endsWith('.yaml'
 async function walk(dir: string, out: string[], seen: Set<string>, limit: number): Promise<void> {
   // Named by itself: a sub-directory removed or replaced while the tree was read fails this
   // load (a reload keeps the last good set; the next one reads the tree as it is then).
-  const unreadable = (err: unknown) => new RegoError('rego_compile_error', `cannot read directory (${(err as NodeJS.ErrnoException).code ?? 'error'})`, fileLocation(dir));
+  const unreadable = (err: unknown) =>
+    new RegoError('rego_compile_error', `cannot read directory (${(err as NodeJS.ErrnoException).code ?? 'error'})`, fileLocation(dir), { cause: err });
   let real: string;
   try {
     real = await realpath(dir);
@@ -288,7 +289,7 @@ export async function loadFiles(paths: string[], opts: { excludeTests?: boolean 
         real = await realpath(file);
       } catch (err) {
         // Removed since it was listed (a reload during a change): this load fails, naming it.
-        throw new RegoError('rego_compile_error', `cannot read (${(err as NodeJS.ErrnoException).code ?? 'error'})`, fileLocation(file));
+        throw new RegoError('rego_compile_error', `cannot read (${(err as NodeJS.ErrnoException).code ?? 'error'})`, fileLocation(file), { cause: err });
       }
       if (loaded.has(real)) continue;
       loaded.add(real);
