@@ -54,8 +54,9 @@ export async function runPolicyBench(): Promise<Record<string, number>> {
   const ref = 'data.warden.decision';
   // The options the sidecar's engine evaluates with (src/policy/rego-engine.ts): it builds the
   // input itself from metadata its ingress limits bound, so it skips the engine's size and depth
-  // walk over the input, which a decision here would otherwise pay for (~15 % of it) and the
-  // sidecar never does. The decision cache is not used: this is the engine's cost per evaluation.
+  // walk over the input, which a decision here would otherwise pay for (more than half of it on
+  // this input: p50 25–28 µs with it, 12–13.5 without, on the 2026-11-27 machine) and the sidecar
+  // never does. The decision cache is not used: this is the engine's cost per evaluation.
   const options = { inputBounded: true };
   const first = policy.evaluate(ref, input, options);
   if (first === undefined) throw new Error(`${ref} is undefined for the benchmark input`);
