@@ -13,7 +13,7 @@ import type { Principal, PromptRequest } from '../pipeline/types.js';
 import { createLogger } from '../telemetry/logger.js';
 import { createRuntime, ingressLimits } from '../runtime/runtime.js';
 import { checkVariables, parseTemplateRef, rejectedRequest, unsafeJsonNumber } from '../server/request.js';
-import { openRegularFile, readFailure } from '../pipeline/regular-file.js';
+import { FileTooLargeError, openRegularFile, readAtMost, readFailure } from '../pipeline/regular-file.js';
 import { decodeText, TextDecodeError } from '../pipeline/text-file.js';
 import { parse, requireString, UsageError } from './args.js';
 import { directoryStdin, readAllCapped, stdinIsDirectory, stdinReadFailure } from './stdin.js';
@@ -94,7 +94,12 @@ async function variablesFromDocument(file: string): Promise<Record<string, strin
       try {
         const { size } = await fh.stat();
         if (size > MAX_VARS_BYTES) throw new VarsError(where, 'payload_too_large', 'input is larger than 1 MiB');
-        text = decodeText(await fh.readFile());
+        try {
+          text = decodeText(await readAtMost(fh, MAX_VARS_BYTES, size));
+        } catch (e) {
+          if (e instanceof FileTooLargeError) throw new VarsError(where, 'payload_too_large', 'input is larger than 1 MiB');
+          throw e;
+        }
       } finally {
         await fh.close().catch(() => undefined);
       }

@@ -71,19 +71,43 @@ export async function openRegularFile(file: string): Promise<FileHandle> {
 /**
  * A regular file's text; TextDecodeError when it is not UTF-8 text (see pipeline/text-file.ts).
  * A file larger than `maxBytes` is refused by its size before it is read (FileTooLargeError; one
- * that grew past it meanwhile, after it was read).
+ * that grew past it meanwhile, once `maxBytes` + 1 bytes of it were read: see readAtMost).
  */
 export async function readRegularFile(file: string, maxBytes = Infinity): Promise<string> {
   const fh = await openRegularFile(file);
   try {
     const { size } = await fh.stat();
     if (size > maxBytes) throw new FileTooLargeError(size, maxBytes);
-    const bytes = await fh.readFile();
-    if (bytes.length > maxBytes) throw new FileTooLargeError(bytes.length, maxBytes);
-    return decodeText(bytes);
+    return decodeText(await readAtMost(fh, maxBytes, size));
   } finally {
     await fh.close().catch(() => undefined);
   }
+}
+
+/**
+ * A file's bytes, read from the handle's start to its end but never more than `maxBytes` + 1 of
+ * them: a file that grew past its cap after its size was checked (or one that reports no size,
+ * as procfs files do) is refused with FileTooLargeError (at its size then, or at least what was
+ * read) instead of read whole (`FileHandle.readFile` reads whatever size it finds, and to the
+ * end when it finds none). `sizeHint`: the size checked before, the first buffer's size.
+ */
+export async function readAtMost(fh: FileHandle, maxBytes: number, sizeHint = 0): Promise<Uint8Array> {
+  if (maxBytes === Infinity) return fh.readFile();
+  let buf = Buffer.allocUnsafe(Math.min(Math.max(sizeHint, 0), maxBytes) + 1);
+  let length = 0;
+  for (;;) {
+    if (length === buf.length) {
+      if (length > maxBytes) break;
+      const larger = Buffer.allocUnsafe(Math.min(buf.length * 2, maxBytes + 1));
+      buf.copy(larger, 0, 0, length);
+      buf = larger;
+    }
+    const { bytesRead } = await fh.read(buf, length, buf.length - length, length);
+    if (bytesRead === 0) return buf.subarray(0, length);
+    length += bytesRead;
+  }
+  const { size } = await fh.stat();
+  throw new FileTooLargeError(Math.max(size, length), maxBytes);
 }
 
 /**

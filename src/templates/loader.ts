@@ -15,7 +15,7 @@ import { yamlControlProblems } from '../pipeline/yaml-controls.js';
 import { yamlKeyProblems } from '../pipeline/yaml-keys.js';
 import { addDuplicateKeyErrors, NO_LIBRARY_UNIQUE_KEYS } from '../pipeline/yaml-unique-keys.js';
 import { WardenError } from '../pipeline/errors.js';
-import { FileTooLargeError, kindOf } from '../pipeline/regular-file.js';
+import { FileTooLargeError, kindOf, readAtMost } from '../pipeline/regular-file.js';
 import { decodeText, TextDecodeError } from '../pipeline/text-file.js';
 import type { Template, VariableSpec } from '../pipeline/types.js';
 // The one ref grammar (the resolver parses refs with it at request time): a ref that passes here
@@ -238,9 +238,7 @@ async function readTemplateText(file: string, warnings: TemplateWarning[], maxBy
       return undefined;
     }
     if (st.size > maxBytes) throw new FileTooLargeError(st.size, maxBytes);
-    const bytes = await fh.readFile();
-    if (bytes.length > maxBytes) throw new FileTooLargeError(bytes.length, maxBytes);
-    return decodeText(bytes);
+    return decodeText(await readAtMost(fh, maxBytes, st.size));
   } finally {
     await fh.close().catch(() => undefined);
   }

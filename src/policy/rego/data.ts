@@ -12,7 +12,7 @@ import { MAX_YAML_DEPTH, yamlDepthProblem } from '../../pipeline/yaml-depth.js';
 import { parseYamlValue, YamlTagError } from '../../pipeline/yaml-tags.js';
 import { jsonSyntaxErrorOffset, unmarshalJSON } from './builtins/json.js';
 import { decodeText, TextDecodeError } from '../../pipeline/text-file.js';
-import { NotRegularFileError, openRegularFile } from '../../pipeline/regular-file.js';
+import { FileTooLargeError, NotRegularFileError, openRegularFile, readAtMost } from '../../pipeline/regular-file.js';
 import { fileLocation, RegoError } from './errors.js';
 
 export interface LoadedFiles {
@@ -111,12 +111,17 @@ async function readCapped(file: string, budget?: ReadBudget): Promise<Uint8Array
       }
       return undefined;
     };
-    const before = tooLarge((await fh.stat()).size);
+    const { size } = await fh.stat();
+    const before = tooLarge(size);
     if (before) throw before;
-    const bytes = await fh.readFile();
-    // One that grew after its size was read: read, but not parsed.
-    const after = tooLarge(bytes.length);
-    if (after) throw after;
+    // One that grew after its size was read is read no further than its cap allows, then refused.
+    let bytes: Uint8Array;
+    try {
+      bytes = await readAtMost(fh, Math.min(cap.bytes, MAX_POLICY_TOTAL_BYTES - (budget?.bytes ?? 0)), size);
+    } catch (e) {
+      if (e instanceof FileTooLargeError) throw tooLarge(e.size) ?? e;
+      throw e;
+    }
     if (budget) budget.bytes += bytes.length;
     return bytes;
   } finally {
