@@ -74,6 +74,8 @@ export async function runTemplatesCli(argv: readonly string[], io: TemplatesCliI
     const where = isWardenError(err) ? formatLocation(err.location) : '';
     const code = isWardenError(err) ? err.code : 'internal';
     io.stderr.write(`${where || 'warden'}: ${code}: ${(err as Error).message}\n`);
-    return 2;
+    // A path that cannot be read exits 2, as README's table says; a set refused whole (more
+    // files than Warden reads) is a problem of the templates, exit 1, as `policy check` does.
+    return (err as Error).message.startsWith('cannot read') ? 2 : 1;
   }
 }
