@@ -6,6 +6,6 @@ export type { DecisionCacheOutcome } from './decision-cache.js';
 export { buildPolicyInput } from './input.js';
 export type { PolicyEnvironment } from './input.js';
 export { normalizeDecision, defaultRedaction } from './decision.js';
-export { createDecideStage, modelAllowed } from './stage.js';
+export { createDecideStage } from './stage.js';
 export { formatInputPath } from './rego/index.js';
 export type { DecideStageOptions } from './stage.js';

@@ -6,6 +6,7 @@
 import { randomUUID } from 'node:crypto';
 import { WardenError } from '../pipeline/errors.js';
 import type { PolicyEngine } from '../pipeline/ports.js';
+import { modelAllowed } from '../pipeline/model-grant.js';
 import type { RequestContext, Stage } from '../pipeline/stage.js';
 import type { RedactionDecision } from '../pipeline/types.js';
 import { BUILT_IN_DEFAULT_PROFILE, normalizeDecision, UNNAMED_KEY, type DecisionProblem } from './decision.js';
@@ -121,11 +122,6 @@ function errorLocation(err: unknown): string | undefined {
 
 /** How the redactor's errors name a decision field (`decision.redaction.profile`). */
 const DECISION_PREFIX = 'decision.';
-
-/** `*` in the decision's models allows any model; otherwise exact names. */
-export function modelAllowed(models: readonly string[], model: string): boolean {
-  return models.includes(model) || models.includes('*');
-}
 
 /**
  * The refusal of a model the decision does not list. The same words and details whether the

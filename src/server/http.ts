@@ -15,6 +15,7 @@ import { RequestSignal, type CancelSignal } from '../pipeline/cancel.js';
 import { inCheckPhase } from '../pipeline/check-phase.js';
 import { WardenError, isWardenError } from '../pipeline/errors.js';
 import { MODEL_NAME_RULE, isModelName } from '../pipeline/identifiers.js';
+import { grantedModels } from '../pipeline/model-grant.js';
 import { checkJsonDepth } from '../pipeline/json-depth.js';
 import type { CompletionChunk, PromptRequest } from '../pipeline/types.js';
 import type { IngressLimits } from './limits.js';
@@ -1016,11 +1017,8 @@ export function createHttpIngress(opts: HttpIngressOptions): HttpIngress {
       };
       if (request.traceparent === undefined) delete request.traceparent;
       if (cannotAnswerYet(res)) request.answerTurn = pipelinedTurn(res);
-      // `*` in a decision means any configured model; a model nobody routes is not usable.
-      const usable = (allowed: readonly string[]): readonly string[] => {
-        const configured = opts.configuredModels();
-        return allowed.includes('*') ? configured : configured.filter((m) => allowed.includes(m));
-      };
+      // The decision's grant (`*`: any model) over the configured models: one nobody routes is not usable.
+      const usable = (allowed: readonly string[]): readonly string[] => grantedModels(allowed, opts.configuredModels());
       // One model asked for: one the caller may not use is the request's outcome (audited), not ok.
       const check =
         wanted === undefined
