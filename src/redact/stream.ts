@@ -29,6 +29,15 @@ export const CONTEXT_TAIL = CONTEXT_WINDOW + 16;
 /** Longest whitespace-separated chain of digit groups held back (IBAN with spaces is 42). */
 const CHAIN_LIMIT = 80;
 /**
+ * While a long chain is held (LONG_HOLD units or more: a table or list of numbers), what it lets
+ * go is released in batches of at least MIN_CHAIN_RELEASE units. Each release scans the released
+ * text with the window before it (~150 units); released a group per piece, as the chain moves on,
+ * a table of numbers was scanned again for every few characters the model sent. Prose never
+ * holds that much (its hold is the last word), so it is released as it comes.
+ */
+const LONG_HOLD = 32;
+const MIN_CHAIN_RELEASE = 16;
+/**
  * A forced release (the hold-back reached `maxHoldBack`) keeps this many trailing units (at most
  * half the cap): a value there may still be arriving, and one that began before arrives whole
  * within them, so the scan of what is released sees it and the cut moves before it. Longer than
@@ -253,6 +262,11 @@ export class StreamChannel {
    * piece's findings are replaced as in the whole arguments. Kept from each emitted piece alone.
    */
   private jsonAt: JsonLexState = JSON_TEXT_START;
+  /**
+   * A long hold that a finding at its end kept whole (a number still growing) is scanned again
+   * only once `pending` is this long: one more batch (MIN_CHAIN_RELEASE) has arrived. 0: no wait.
+   */
+  private rescanAt = 0;
 
   constructor(
     private readonly proc: OutputProcessor,
@@ -301,7 +315,11 @@ export class StreamChannel {
       // One whitespace-free run: it may still grow, so all of it is held (what holdStart says of
       // such a text, without its scan and fold of the whole run on every piece).
       return '';
-    } else cut = Math.min(holdStart(p), this.proc.secretHoldStart(p, this.json));
+    } else {
+      if (p.length < this.rescanAt) return '';
+      cut = Math.min(holdStart(p), this.proc.secretHoldStart(p, this.json));
+      if (cut < MIN_CHAIN_RELEASE && p.length - cut >= LONG_HOLD) return '';
+    }
     // A lone high surrogate at the cut waits for its pair.
     if (cut > 0 && cut < p.length) {
       const c = p.charCodeAt(cut - 1);
@@ -331,10 +349,14 @@ export class StreamChannel {
         if (cut === before) break;
       }
       if (cut === 0) {
-        if (!overflow) return '';
+        if (!overflow) {
+          if (p.length >= LONG_HOLD) this.rescanAt = p.length + MIN_CHAIN_RELEASE;
+          return '';
+        }
         cut = p.length;
       }
     }
+    this.rescanAt = 0;
     const inRange = findings.filter((f) => f.end - from <= cut).map((f) => ({ ...f, start: f.start - from, end: f.end - from }));
     const raw = p.slice(0, cut);
     const out = this.proc.renderOutput(raw, inRange, this.json, this.jsonAt);

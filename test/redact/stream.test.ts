@@ -664,3 +664,50 @@ describe('streaming: phone validations kept across a stream', () => {
     expect(joinChunks(await collect(s.processStream(fromArray(pieces(second))))).content).toBe(fresh);
   });
 });
+
+describe('streaming: a long held chain is released in batches', () => {
+  // A table of numbers holds a chain of digit groups (a later group could join the ones before
+  // it into one number), and each piece moves the chain on by a group. Each release is scanned
+  // with the window before it, so releasing a group per piece scanned the table again for every
+  // few characters: it is released in batches instead. Prose holds only its last word and is
+  // released as it comes.
+  const rnd = mulberry32(11);
+  const digits = () => String(Math.floor(rnd() * 10));
+  let table = '';
+  while (table.length < 4096) table += `${digits()}${digits()} `;
+  const piecesOf = (text: string) => {
+    const out: CompletionChunk[] = [];
+    for (let i = 0; i < text.length; i += 3) out.push(chunk(text.slice(i, i + 3)));
+    out.push(chunk(undefined, undefined, 'stop'));
+    return out;
+  };
+  const scanned = async (text: string) => {
+    const s = redactor.session(decision(), []);
+    let searched = 0;
+    let releases = 0;
+    const findings = s.outputFindings.bind(s);
+    s.outputFindings = (t, from, json) => ((searched += t.length), findings(t, from, json));
+    const chunks = await collect(s.processStream(fromArray(piecesOf(text))));
+    for (const c of chunks) if ((c.choices[0]?.delta.content ?? '') !== '') releases++;
+    return { searched, releases, out: joinChunks(chunks).content };
+  };
+
+  it('scans a streamed table of numbers a bounded number of times over, and masks it as before', async () => {
+    const { searched, releases, out } = await scanned(table);
+    expect(searched).toBeLessThan(16 * table.length);
+    expect(releases).toBeLessThan(table.length / 16 + 2);
+    // Every number still read: no run of digits the whole-text redaction would mask is left.
+    const whole = redactor.session(decision(), []).processOutputText(table, false);
+    const left = (t: string) => (t.match(/\d/g) ?? []).length;
+    expect(left(out)).toBeLessThanOrEqual(left(whole));
+    expect(out).toMatch(/\[PHONE_NUMBER\]/);
+  });
+
+  it('still releases prose word by word', async () => {
+    const prose = 'the quick brown fox jumps over the lazy dog and runs far away from here '.repeat(8);
+    const { releases, out } = await scanned(prose);
+    expect(out).toBe(prose);
+    // Each 3-character piece that ends a word releases it: about one release per word.
+    expect(releases).toBeGreaterThan(prose.split(' ').length / 2);
+  });
+});
