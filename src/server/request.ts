@@ -433,19 +433,24 @@ export function toPromptRequest(body: unknown, meta: IngressMeta, limits: Ingres
     if (!OWN_KEYS.has(key)) params[key] = (b as Record<string, unknown>)[key];
   }
   checkAnswerParams(params, '');
-  // The walk that checks every part also counts the non-text ones for the policy (request.attachments).
+  // The walk that checks every part also counts the non-text ones for the policy (request.attachments):
+  // loops, not closures, so that the count costs no allocation but its object, on a call with such parts.
   let attachments: Attachments | undefined;
-  messages?.forEach((m, i) => {
-    if (m.content === undefined) m.content = null;
-    checkRefusal(m, i);
-    if (Array.isArray(m.content)) {
-      m.content.forEach((p, j) => {
+  if (messages) {
+    for (let i = 0; i < messages.length; i++) {
+      const m = messages[i]!;
+      if (m.content === undefined) m.content = null;
+      checkRefusal(m, i);
+      const content = m.content;
+      if (!Array.isArray(content)) continue;
+      for (let j = 0; j < content.length; j++) {
+        const p = content[j]!;
         checkContentPart(p as Record<string, unknown>, `messages.${i}.content.${j}`);
         const kind = attachmentKind(p.type);
         if (kind !== undefined) (attachments ??= { image: 0, audio: 0, file: 0 })[kind]++;
-      });
+      }
     }
-  });
+  }
 
   const maxTokens = b.max_completion_tokens ?? b.max_tokens ?? undefined;
   const req: PromptRequest = {
