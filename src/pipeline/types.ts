@@ -24,6 +24,16 @@ export interface OtherPart {
 
 export type ContentPart = TextPart | OtherPart;
 
+/** The non-text parts of a call's messages by kind (pipeline/attachments.ts; `request.attachments` in the policy input). */
+export interface Attachments {
+  /** `image_url` parts (an Anthropic image block becomes one). */
+  image: number;
+  /** `input_audio` parts. */
+  audio: number;
+  /** `file` parts (`file_data` or `file_id`), and any other part that is not text. */
+  file: number;
+}
+
 export interface ToolCall {
   id: string;
   type: 'function';
@@ -173,6 +183,11 @@ export interface PromptRequest {
   /** Raw messages (untemplated path only). */
   messages?: ChatMessage[];
   tools?: ToolDefinition[];
+  /**
+   * The non-text parts of `messages`, counted by the ingress on its walk over the parts (absent:
+   * the policy input counts them itself, pipeline/attachments.ts). Never set without `messages`.
+   */
+  attachments?: Readonly<Attachments>;
   stream: boolean;
   /**
    * The caller's stream format carries the answer one block at a time (Anthropic's content
@@ -270,6 +285,8 @@ export interface PolicyInput {
     variables: string[];
     raw: boolean;
     tools: number;
+    /** Non-text parts of the call's messages by kind (tool results included); 0s for a template or `models.list`. */
+    attachments: Readonly<Attachments>;
   };
   environment: { name: string; cluster: string; [key: string]: unknown };
   /** `now_ns` is a bigint in the input Warden builds (exact past 2^53); a number is accepted from elsewhere (tests, files). */

@@ -2,6 +2,7 @@
  * The policy input (DESIGN.md, "Policy input"; versioned by POLICY_INPUT_VERSION). Built from
  * names and metadata only: variable *names*, never values; the principal without its token.
  */
+import { countAttachments } from '../pipeline/attachments.js';
 import { isoTime } from '../pipeline/clock.js';
 import { mostRecentApproval } from '../pipeline/approvals.js';
 import { governanceInstant } from '../pipeline/instants.js';
@@ -159,6 +160,8 @@ export function buildPolicyInput(ctx: RequestContext, environment: PolicyEnviron
       // A models listing carries no prompt, so it is not raw (a policy refusing raw prompts need not special-case it).
       raw: req.template === undefined && req.action !== 'models.list',
       tools: req.tools?.length ?? 0,
+      // Counted by the ingress on its walk over the parts; a request built elsewhere is counted here.
+      attachments: req.attachments ?? countAttachments(req.messages),
     },
     environment: environmentInput(environment),
     time: { now_ns: nanosOf(nowMs), rfc3339: isoTime(nowMs) },

@@ -5,11 +5,12 @@
  */
 import { isUtf8 } from 'node:buffer';
 import { z } from 'zod';
+import { NO_ATTACHMENTS, attachmentKind } from '../pipeline/attachments.js';
 import type { CancelSignal } from '../pipeline/cancel.js';
 import { longerThanCodePoints } from '../pipeline/code-points.js';
 import { WardenError } from '../pipeline/errors.js';
 import { MAX_MODEL_LENGTH, MEMBER_NAME, MODEL_NAME_RULE, TEMPLATE_VERSION, UNNAMED_MEMBER, VARIABLE_NAME, isModelName, isTemplateId } from '../pipeline/identifiers.js';
-import type { ChatMessage, Credentials, PeerInfo, PromptRequest, ToolDefinition } from '../pipeline/types.js';
+import type { Attachments, ChatMessage, Credentials, PeerInfo, PromptRequest, ToolDefinition } from '../pipeline/types.js';
 import { checkAnswerParams } from './answer-params.js';
 import type { IngressLimits } from './limits.js';
 import { EMPTY_LIST, NULL_ONLY, checkMembers, eachObject, type MemberRule } from './members.js';
@@ -432,11 +433,24 @@ export function toPromptRequest(body: unknown, meta: IngressMeta, limits: Ingres
     if (!OWN_KEYS.has(key)) params[key] = (b as Record<string, unknown>)[key];
   }
   checkAnswerParams(params, '');
-  messages?.forEach((m, i) => {
-    if (m.content === undefined) m.content = null;
-    checkRefusal(m, i);
-    if (Array.isArray(m.content)) m.content.forEach((p, j) => checkContentPart(p as Record<string, unknown>, `messages.${i}.content.${j}`));
-  });
+  // The walk that checks every part also counts the non-text ones for the policy (request.attachments):
+  // loops, not closures, so that the count costs no allocation but its object, on a call with such parts.
+  let attachments: Attachments | undefined;
+  if (messages) {
+    for (let i = 0; i < messages.length; i++) {
+      const m = messages[i]!;
+      if (m.content === undefined) m.content = null;
+      checkRefusal(m, i);
+      const content = m.content;
+      if (!Array.isArray(content)) continue;
+      for (let j = 0; j < content.length; j++) {
+        const p = content[j]!;
+        checkContentPart(p as Record<string, unknown>, `messages.${i}.content.${j}`);
+        const kind = attachmentKind(p.type);
+        if (kind !== undefined) (attachments ??= { image: 0, audio: 0, file: 0 })[kind]++;
+      }
+    }
+  }
 
   const maxTokens = b.max_completion_tokens ?? b.max_tokens ?? undefined;
   const req: PromptRequest = {
@@ -453,7 +467,10 @@ export function toPromptRequest(body: unknown, meta: IngressMeta, limits: Ingres
   };
   if (meta.cancel) req.cancel = meta.cancel;
   if (template) req.template = template;
-  if (!template && messages) req.messages = messages;
+  if (!template && messages) {
+    req.messages = messages;
+    req.attachments = attachments ?? NO_ATTACHMENTS;
+  }
   if (b.tools) req.tools = b.tools as ToolDefinition[];
   if (maxTokens !== undefined) req.max_tokens = maxTokens;
   if (b.max_completion_tokens !== undefined && b.max_completion_tokens !== null) req.max_tokens_param = 'max_completion_tokens';

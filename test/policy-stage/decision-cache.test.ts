@@ -135,7 +135,7 @@ reload: { watch: false }
       principal: { kind: 'dev', subject: 'system:serviceaccount:dev:local', namespace: 'dev', service_account: 'local', audiences: [] },
       action: 'models.list',
       template: null,
-      request: { protocol: 'openai-http', provider: 'echo', model: 'echo', max_tokens: null, stream: false, variables: [], raw: true, tools: 0 },
+      request: { protocol: 'openai-http', provider: 'echo', model: 'echo', max_tokens: null, stream: false, variables: [], raw: true, tools: 0, attachments: { image: 0, audio: 0, file: 0 } },
       environment: { name: 'development', cluster: 'local' },
       time: { now_ns: 1, rfc3339: '1970-01-01T00:00:00.000Z' },
     }) as PolicyInput;

@@ -63,6 +63,7 @@ function input(opts: {
       variables: ['ticket_id'],
       raw: tpl === null,
       tools: 0,
+      attachments: { image: 0, audio: 0, file: 0 },
     },
     environment: { name: opts.env ?? 'development', cluster: 'local' },
     time: { now_ns: 1_780_000_000_000_000_000, rfc3339: '2026-05-28T08:26:40.000Z' },
