@@ -5,8 +5,7 @@
 import { fstatSync } from 'node:fs';
 import { Readable } from 'node:stream';
 import { WardenError } from '../pipeline/errors.js';
-
-const MIB = 1024 * 1024;
+import { MIB } from '../pipeline/sizes.js';
 
 /** `64 MiB` for a whole number of MiB, else bytes: the cap as README states it. */
 function sizeText(bytes: number): string {

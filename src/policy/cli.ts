@@ -15,7 +15,8 @@ import { directoryStdin, readAllCappedBytes, stdinIsDirectory, stdinReadFailure 
 import { MAX_INPUT_DEPTH, RegoError, compileRegoPolicy, formatInputPath, loadRegoPolicy, type InputDeps, type QueryResult, type RegoPolicy } from './rego/index.js';
 import { stringifyJSON, type Value } from './rego/value.js';
 import { parseModule } from './rego/ast/parser.js';
-import { jsonErrorAt, loadFiles, MAX_DATA_FILE_BYTES, MIB, yamlErrorAt } from './rego/data.js';
+import { jsonErrorAt, loadFiles, MAX_DATA_FILE_BYTES, yamlErrorAt } from './rego/data.js';
+import { MIB } from '../pipeline/sizes.js';
 import { unmarshalJSON } from './rego/builtins/json.js';
 import { formatRegoError } from './rego/errors.js';
 

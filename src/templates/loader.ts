@@ -17,6 +17,7 @@ import { addDuplicateKeyErrors, NO_LIBRARY_UNIQUE_KEYS } from '../pipeline/yaml-
 import { WardenError } from '../pipeline/errors.js';
 import { FileTooLargeError, kindOf, readAtMost } from '../pipeline/regular-file.js';
 import { decodeText, TextDecodeError } from '../pipeline/text-file.js';
+import { MIB } from '../pipeline/sizes.js';
 import type { Template, VariableSpec } from '../pipeline/types.js';
 // The one ref grammar (the resolver parses refs with it at request time): a ref that passes here
 // cannot fail there for its syntax.
@@ -108,7 +109,7 @@ const YAML_NAME = /\.ya?ml$/i;
  * tens). A file is read and parsed whole, at tens of times its size in memory; a larger one is
  * refused by its size, before it is read, as a problem of that file.
  */
-export const MAX_TEMPLATE_FILE_BYTES = 1024 * 1024;
+export const MAX_TEMPLATE_FILE_BYTES = MIB;
 /**
  * The most template files read under all the template paths together, and the most bytes they
  * may hold between them (32 MiB). Past either, the set is refused (a start fails, a reload keeps
@@ -116,9 +117,7 @@ export const MAX_TEMPLATE_FILE_BYTES = 1024 * 1024;
  * take seconds and much memory to load.
  */
 export const MAX_TEMPLATE_FILES = 10_000;
-export const MAX_TEMPLATE_TOTAL_BYTES = 32 * 1024 * 1024;
-
-const MIB = 1024 * 1024;
+export const MAX_TEMPLATE_TOTAL_BYTES = 32 * MIB;
 
 /**
  * Lists `*.yaml|*.yml` files under each path (a directory, recursively, or a single file), sorted,

@@ -13,6 +13,7 @@ import { parseYamlValue, YamlTagError } from '../../pipeline/yaml-tags.js';
 import { jsonSyntaxErrorOffset, unmarshalJSON } from './builtins/json.js';
 import { decodeText, TextDecodeError } from '../../pipeline/text-file.js';
 import { FileTooLargeError, NotRegularFileError, openRegularFile, readAtMost } from '../../pipeline/regular-file.js';
+import { MIB } from '../../pipeline/sizes.js';
 import { fileLocation, RegoError } from './errors.js';
 
 export interface LoadedFiles {
@@ -60,21 +61,20 @@ export function mergeData(into: Record<string, unknown>, path: readonly string[]
   }
 }
 
-export const MIB = 1024 * 1024;
 /**
  * The largest policy module (`.rego`) read: 1 MiB (a large policy is some tens of KiB). It is
  * parsed and compiled whole, at tens of times its size in memory.
  */
-export const MAX_REGO_FILE_BYTES = 1024 * 1024;
+export const MAX_REGO_FILE_BYTES = MIB;
 /** The largest data file (`.json`, `.yaml`) read: 8 MiB (JSON is held at about ten times its size). */
-export const MAX_DATA_FILE_BYTES = 8 * 1024 * 1024;
+export const MAX_DATA_FILE_BYTES = 8 * MIB;
 /**
  * The most policy and data files one load reads under all its paths together, and the most
  * bytes they may hold between them (32 MiB). Past either the load fails (a start fails, a
  * reload keeps the last good set): each reload reads and compiles every file again.
  */
 export const MAX_POLICY_FILES = 10_000;
-export const MAX_POLICY_TOTAL_BYTES = 32 * 1024 * 1024;
+export const MAX_POLICY_TOTAL_BYTES = 32 * MIB;
 
 /** Bytes one load has read so far (loadFiles): the set as a whole is held to MAX_POLICY_TOTAL_BYTES. */
 export interface ReadBudget {
