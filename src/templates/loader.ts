@@ -4,7 +4,7 @@
  */
 import { createHash } from 'node:crypto';
 import { constants, realpathSync, type Dirent, type Stats } from 'node:fs';
-import { open, readdir, realpath, stat } from 'node:fs/promises';
+import { open, realpath, stat } from 'node:fs/promises';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { isAlias, isMap, isPair, isScalar, LineCounter, parseAllDocuments, visit, type Document, type Node } from 'yaml';
@@ -18,6 +18,7 @@ import { WardenError } from '../pipeline/errors.js';
 import { FileTooLargeError, kindOf, readAtMost } from '../pipeline/regular-file.js';
 import { decodeText, TextDecodeError } from '../pipeline/text-file.js';
 import { MIB } from '../pipeline/sizes.js';
+import { readDirectoryEntries, type DirectoryFilter } from '../pipeline/dir-entries.js';
 import type { Template, VariableSpec } from '../pipeline/types.js';
 // The one ref grammar (the resolver parses refs with it at request time): a ref that passes here
 // cannot fail there for its syntax.
@@ -134,13 +135,18 @@ export async function scanTemplateFiles(paths: readonly string[]): Promise<{ fil
   const notRegular = (file: string, st: Stats) => warnings.push({ file, message: `skipped: not a regular file (${kindOf(st)})` });
   /** Real directories already read: each is read once, however many links lead to it. */
   const read = new Set<string>();
+  const tooMany = (root: string) =>
+    new WardenError('template_invalid', `more than ${MAX_TEMPLATE_FILES} template files: Warden reads at most ${MAX_TEMPLATE_FILES} under templates.paths together`, {
+      location: { file: root },
+    });
   const pushFile = (file: string, root: string): void => {
     out.push(file);
-    if (out.length > MAX_TEMPLATE_FILES) {
-      throw new WardenError('template_invalid', `more than ${MAX_TEMPLATE_FILES} template files: Warden reads at most ${MAX_TEMPLATE_FILES} under templates.paths together`, {
-        location: { file: root },
-      });
-    }
+    if (out.length > MAX_TEMPLATE_FILES) throw tooMany(root);
+  };
+  /** Dot-entries are never read; other files only with a template's name. */
+  const filter: DirectoryFilter = {
+    keep: (e) => !e.name.startsWith('.') && (e.isDirectory() || e.isSymbolicLink() || YAML_NAME.test(e.name)),
+    counts: (e) => e.isFile() && YAML_NAME.test(e.name),
   };
   async function walkDir(dir: string, ancestors: ReadonlySet<string>, root: string): Promise<void> {
     // Named by itself, not by the path it is under: a sub-directory removed or replaced while
@@ -161,16 +167,18 @@ export async function scanTemplateFiles(paths: readonly string[]): Promise<{ fil
     // would otherwise make the walk exponential, and each link would list the whole directory).
     if (read.has(real)) return;
     read.add(real);
-    let entries: Dirent[];
+    // Streamed: the template files of this directory count towards the cap as they are read, so
+    // a directory of a great many of them is refused before it is read to its end.
+    let entries: Dirent[] | undefined;
     try {
-      entries = await readdir(dir, { withFileTypes: true });
+      entries = await readDirectoryEntries(dir, filter, MAX_TEMPLATE_FILES - out.length);
     } catch (err) {
       throw unreadable(err);
     }
+    if (entries === undefined) throw tooMany(root);
     const below = new Set(ancestors).add(real);
     entries.sort((a, b) => (a.name < b.name ? -1 : a.name > b.name ? 1 : 0));
     for (const e of entries) {
-      if (e.name.startsWith('.')) continue;
       const child = join(dir, e.name);
       if (e.isDirectory()) {
         await walkDir(child, below, root);

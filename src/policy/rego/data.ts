@@ -4,7 +4,7 @@
  * their directory relative to the root they were found under (`root/a/b/data.json` → data.a.b;
  * a file given directly merges at `data`).
  */
-import { readdir, realpath, stat } from 'node:fs/promises';
+import { realpath, stat } from 'node:fs/promises';
 import type { Dirent } from 'node:fs';
 import { basename, join, relative, sep } from 'node:path';
 import { MAX_JSON_DEPTH_CEILING, tooDeepAt } from '../../pipeline/json-depth.js';
@@ -14,6 +14,7 @@ import { jsonSyntaxErrorOffset, unmarshalJSON } from './builtins/json.js';
 import { decodeText, TextDecodeError } from '../../pipeline/text-file.js';
 import { FileTooLargeError, NotRegularFileError, openRegularFile, readAtMost } from '../../pipeline/regular-file.js';
 import { MIB } from '../../pipeline/sizes.js';
+import { readDirectoryEntries, type DirectoryFilter } from '../../pipeline/dir-entries.js';
 import { fileLocation, RegoError } from './errors.js';
 
 export interface LoadedFiles {
@@ -194,6 +195,12 @@ export function yamlErrorAt(e: unknown): { line: number; col: number } | undefin
 const isRego = (f: string): boolean => f.endsWith('.rego');
 const isData = (f: string): boolean => f.endsWith('.json') || f.endsWith('.yaml') || f.endsWith('.yml');
 
+/** What walk keeps of a directory: no dot-entries, and of files only policy and data files. */
+const WALK_FILTER: DirectoryFilter = {
+  keep: (e) => !e.name.startsWith('.') && (e.isDirectory() || e.isSymbolicLink() || isRego(e.name) || isData(e.name)),
+  counts: (e) => e.isFile() && (isRego(e.name) || isData(e.name)),
+};
+
 /**
  * The policy and data files under `dir`. Symlinks are followed, directories too: a Kubernetes
  * ConfigMap mounts an item in a sub-directory as `sub -> ..data/sub`, and skipping it would drop
@@ -216,18 +223,20 @@ async function walk(dir: string, out: string[], seen: Set<string>, limit: number
   // Reached again through another link: not listed again.
   if (seen.has(real)) return;
   seen.add(real);
-  let entries: Dirent[];
+  // Streamed: the policy and data files of this directory count towards the cap as they are
+  // read, so a directory of a great many of them is refused before it is read to its end.
+  let entries: Dirent[] | undefined;
   try {
-    entries = await readdir(dir, { withFileTypes: true });
+    entries = await readDirectoryEntries(dir, WALK_FILTER, limit - out.length);
   } catch (err) {
     throw unreadable(err);
   }
+  if (entries === undefined) throw tooManyFiles(dir);
   const push = (p: string): void => {
     out.push(p);
     if (out.length > limit) throw tooManyFiles(dir);
   };
   for (const ent of entries.sort((a, b) => a.name.localeCompare(b.name))) {
-    if (ent.name.startsWith('.')) continue;
     const p = join(dir, ent.name);
     if (ent.isDirectory()) {
       await walk(p, out, seen, limit);
