@@ -74,3 +74,11 @@ export function directoryStdin(): NodeJS.ReadableStream {
     },
   });
 }
+
+/**
+ * The process's stdin as a command reads it: a directory redirected onto it fails when read
+ * (directoryStdin), as `cat < dir` does. What CliIO.stdin stands for when it is unset.
+ */
+export function processStdin(): NodeJS.ReadableStream {
+  return stdinIsDirectory() ? directoryStdin() : process.stdin;
+}

@@ -11,7 +11,7 @@ import { parseYamlValue, YamlTagError } from '../pipeline/yaml-tags.js';
 import { FileTooLargeError, readFailure, readRegularFile } from '../pipeline/regular-file.js';
 import { decodeText, TextDecodeError } from '../pipeline/text-file.js';
 import { isWardenError } from '../pipeline/errors.js';
-import { directoryStdin, readAllCappedBytes, stdinIsDirectory, stdinReadFailure } from '../cli/stdin.js';
+import { readAllCappedBytes, stdinReadFailure } from '../cli/stdin.js';
 import { MAX_INPUT_DEPTH, RegoError, compileRegoPolicy, formatInputPath, loadRegoPolicy, type InputDeps, type QueryResult, type RegoPolicy } from './rego/index.js';
 import { stringifyJSON, type Value } from './rego/value.js';
 import { parseModule } from './rego/ast/parser.js';
@@ -20,9 +20,15 @@ import { MIB } from '../pipeline/sizes.js';
 import { unmarshalJSON } from './rego/builtins/json.js';
 import { formatRegoError } from './rego/errors.js';
 
-interface Io {
+/**
+ * Where `warden policy` writes, and where `eval -i -` reads its input: the CLI's streams (see
+ * cli/io.ts; cli/tools.ts passes the process's), or a test's.
+ */
+export interface PolicyCliIo {
   stdout: NodeJS.WritableStream;
   stderr: NodeJS.WritableStream;
+  /** stdin, called only when `-i -` reads it. */
+  stdin: () => NodeJS.ReadableStream;
 }
 
 const HELP: Record<string, string> = {
@@ -142,12 +148,12 @@ const MAX_INPUT_BYTES = MAX_DATA_FILE_BYTES;
  * A bad input document is an error (exit 1), not a usage mistake; its message gives where the
  * document breaks, never its text (it may hold secrets).
  */
-async function readInput(file: string): Promise<unknown> {
+async function readInput(file: string, io: PolicyCliIo): Promise<unknown> {
   let text: string;
   if (file === '-') {
     // `-i -`: stdin, JSON or YAML (a JSON document is YAML too), up to the same cap.
     try {
-      text = decodeText(await readAllCappedBytes(stdinIsDirectory() ? directoryStdin() : process.stdin, MAX_INPUT_BYTES));
+      text = decodeText(await readAllCappedBytes(io.stdin(), MAX_INPUT_BYTES));
     } catch (e) {
       if (e instanceof TextDecodeError) throw new InputError('stdin', { line: e.line, col: e.column }, `cannot parse input: ${e.reason}`);
       if (isWardenError(e) && e.code === 'payload_too_large') throw new InputError('stdin', undefined, `the input is larger than ${MAX_INPUT_BYTES / MIB} MiB (${MAX_INPUT_BYTES} bytes)`, 'payload_too_large');
@@ -185,7 +191,7 @@ function parseInput(file: string, text: string, yaml: boolean): unknown {
   }
 }
 
-async function cmdEval({ values, positionals: rest }: Parsed, io: Io): Promise<number> {
+async function cmdEval({ values, positionals: rest }: Parsed, io: PolicyCliIo): Promise<number> {
   const data = (values.data as string[] | undefined) ?? [];
   const input = values.input as string | undefined;
   const format = values.format as string | undefined;
@@ -193,7 +199,7 @@ async function cmdEval({ values, positionals: rest }: Parsed, io: Io): Promise<n
   if (format !== undefined && format !== 'json') throw new UsageError(`unsupported format ${format}: only json`);
   if (rest.length !== 1) throw new UsageError('want exactly one QUERY');
   const policy = await loadRegoPolicy(data);
-  const inputDoc = input === undefined ? undefined : await readInput(input);
+  const inputDoc = input === undefined ? undefined : await readInput(input, io);
   // print(…) lines go to stderr as opa eval writes them, keeping stdout the JSON result.
   const print = (line: string): void => void io.stderr.write(line + '\n');
   const results = policy.queryResults(rest[0]!, inputDoc, { strictBuiltinErrors: strict, print });
@@ -211,7 +217,7 @@ function fmtDuration(ns: bigint): string {
   return `${(us / 1000).toFixed(1)}ms`;
 }
 
-async function cmdTest({ values, positionals: paths }: Parsed, io: Io): Promise<number> {
+async function cmdTest({ values, positionals: paths }: Parsed, io: PolicyCliIo): Promise<number> {
   const verbose = values.verbose === true;
   if (paths.length === 0) throw new UsageError('want at least one PATH');
   let policy: RegoPolicy;
@@ -273,7 +279,7 @@ async function cmdTest({ values, positionals: paths }: Parsed, io: Io): Promise<
   return failed.length > 0 ? 1 : 0;
 }
 
-async function cmdCheck({ positionals: paths }: Parsed, io: Io): Promise<number> {
+async function cmdCheck({ positionals: paths }: Parsed, io: PolicyCliIo): Promise<number> {
   if (paths.length === 0) throw new UsageError('want at least one PATH');
   // Parse every file on its own first, so that each file's syntax error is reported, as
   // `opa check` does; then compile the whole set.
@@ -311,7 +317,7 @@ function decisionCacheLine(deps: InputDeps): string {
   return `decision cache: applies, keyed on ${deps.paths.length === 0 ? 'nothing in the input' : deps.paths.map(formatInputPath).join(', ')}`;
 }
 
-export async function runPolicyCli(argv: string[], io: Io): Promise<number> {
+export async function runPolicyCli(argv: string[], io: PolicyCliIo): Promise<number> {
   const [cmd, ...args] = argv;
   if (cmd === undefined || cmd === '-h' || cmd === '--help' || cmd === 'help') {
     // No subcommand is a usage error: the help goes to stderr (asked for, to stdout).

@@ -302,3 +302,14 @@ describe('warden policy check', () => {
     expect([r.code, r.err]).toEqual([1, `${join(deep, 'in.json')}: input_invalid: cannot parse input: nested deeper than 1000 levels\n`]);
   });
 });
+
+describe('warden policy eval -i - (stdin, read through the CLI\'s Io)', () => {
+  const evalStdin = (query: string, stdin: string) => run(['eval', '-d', join(dir, 'policy'), '-i', '-', query], stdin);
+
+  it('reads the input from the stdin it is given, JSON with exact integers', async () => {
+    const r = await evalStdin('data.authz.allow', '{"user": "alice"}');
+    expect([r.code, r.err, JSON.parse(r.out).result[0].expressions[0].value]).toEqual([0, '', true]);
+    const big = await evalStdin('input.n', '{"n": 9007199254740993}');
+    expect(big.out).toContain('"value": 9007199254740993');
+  });
+});
