@@ -161,8 +161,7 @@ async function readInput(file: string, io: PolicyCliIo): Promise<unknown> {
       if (reason === undefined) throw e;
       throw new InputError('stdin', undefined, `cannot read stdin (${reason})`, 'file_unreadable');
     }
-    // JSON when it starts as a JSON document does, else YAML (whose errors then say YAML).
-    return parseInput('stdin', text, !/^\s*[[{"]/.test(text));
+    return parseStdinInput(text);
   }
   try {
     // A regular file only: a FIFO would make eval wait for a writer for good.
@@ -173,6 +172,27 @@ async function readInput(file: string, io: PolicyCliIo): Promise<unknown> {
     throw new InputError(file, undefined, `cannot read input file (${readFailure(e)})`, 'file_unreadable');
   }
   return parseInput(file, text, file.endsWith('.yaml') || file.endsWith('.yml'));
+}
+
+/**
+ * `-i -` has no file name to tell JSON from YAML by: JSON when the text parses as JSON, else YAML
+ * (`"user": alice` is YAML whose first key is quoted, not broken JSON). Text that is neither is
+ * reported in the format it looks like: JSON when it starts as a JSON object or array does, else
+ * YAML, each error at its own line and column.
+ */
+function parseStdinInput(text: string): unknown {
+  try {
+    return unmarshalJSON(text);
+  } catch (e) {
+    // JSON too deep for the exact parser: parseInput says so.
+    if (e instanceof RangeError) return parseInput('stdin', text, false);
+  }
+  if (!/^\s*[[{]/.test(text)) return parseInput('stdin', text, true);
+  try {
+    return parseInput('stdin', text, true); // a YAML flow collection: `{user: alice}`
+  } catch {
+    return parseInput('stdin', text, false); // throws the JSON error
+  }
 }
 
 /** The input's text as JSON, or as YAML when `yaml`; errors say where, never what. */
