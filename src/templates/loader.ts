@@ -54,6 +54,19 @@ export class TemplateLoadError extends WardenError {
   }
 }
 
+/**
+ * A templates path, directory or file that cannot be read (`ENOENT`, `EACCES`, one removed while
+ * the tree was walked): a failure of I/O, not a problem of the templates. `warden templates lint`
+ * exits 2 for it and 1 for the rest (README's exit-code table), told apart by this class, never by
+ * the message's words.
+ */
+export class TemplatesUnreadableError extends WardenError {
+  constructor(message: string, file: string, cause?: unknown) {
+    super('template_invalid', message, { location: { file }, ...(cause === undefined ? {} : { cause }) });
+    this.name = 'TemplatesUnreadableError';
+  }
+}
+
 /** Something skipped while reading (not an error: the load goes on), e.g. a FIFO named `*.yaml`. */
 /**
  * Limits the templates are held to besides their own rules: config values, known where a server
@@ -151,8 +164,7 @@ export async function scanTemplateFiles(paths: readonly string[]): Promise<{ fil
   async function walkDir(dir: string, ancestors: ReadonlySet<string>, root: string): Promise<void> {
     // Named by itself, not by the path it is under: a sub-directory removed or replaced while
     // the tree was read (the next reload reads it as it is then).
-    const unreadable = (err: unknown) =>
-      new WardenError('template_invalid', `cannot read templates directory (${(err as NodeJS.ErrnoException).code ?? 'error'})`, { location: { file: dir }, cause: err });
+    const unreadable = (err: unknown) => new TemplatesUnreadableError(`cannot read templates directory (${(err as NodeJS.ErrnoException).code ?? 'error'})`, dir, err);
     let real: string;
     try {
       real = await realpath(dir);
@@ -208,9 +220,7 @@ export async function scanTemplateFiles(paths: readonly string[]): Promise<{ fil
     try {
       st = await stat(p);
     } catch (err) {
-      throw new WardenError('template_invalid', `cannot read templates path (${(err as NodeJS.ErrnoException).code ?? 'error'})`, {
-        location: { file: p },
-      });
+      throw new TemplatesUnreadableError(`cannot read templates path (${(err as NodeJS.ErrnoException).code ?? 'error'})`, p);
     }
     if (st.isDirectory()) {
       const before = out.length;
@@ -278,10 +288,7 @@ export async function readTemplates(paths: readonly string[], limits: TemplateLi
         undecodable.push({ file, line: 1, column: 1, path: '', message: `the template files read up to this one hold more than ${MAX_TEMPLATE_TOTAL_BYTES / MIB} MiB (${MAX_TEMPLATE_TOTAL_BYTES} bytes), the most all template files together may hold; this file and the ones after it were not read` });
         break;
       }
-      throw new WardenError('template_invalid', `cannot read template file (${(err as NodeJS.ErrnoException).code ?? 'error'})`, {
-        location: { file },
-        cause: err,
-      });
+      throw new TemplatesUnreadableError(`cannot read template file (${(err as NodeJS.ErrnoException).code ?? 'error'})`, file, err);
     }
     if (text !== undefined) {
       total += Buffer.byteLength(text);
