@@ -64,21 +64,18 @@ afterAll(() => rmSync(root, { recursive: true, force: true }));
 const BOUND = 10_001 + 64;
 
 describe('a directory with more files than the cap', () => {
-  it('templates: refused having read not much more than 10,000 of its 12,000 entries', async () => {
-    read.entries.clear();
-    await expect(scanTemplateFiles([many])).rejects.toThrow('more than 10000 template files');
-    const n = read.entries.get(many) ?? 0;
-    expect(n).toBeGreaterThan(10_000);
-    expect(n).toBeLessThanOrEqual(BOUND);
-  });
-
-  it('policies: refused having read not much more than 10,000 of its 12,000 entries', async () => {
-    read.entries.clear();
-    await expect(loadRegoPolicy([many])).rejects.toThrow('more than 10000 policy and data files');
-    const n = read.entries.get(many) ?? 0;
-    expect(n).toBeGreaterThan(10_000);
-    expect(n).toBeLessThanOrEqual(BOUND);
-  });
+  for (const [kind, load, refusal] of [
+    ['templates', () => scanTemplateFiles([many]), 'more than 10000 template files'],
+    ['policies', () => loadRegoPolicy([many]), 'more than 10000 policy and data files'],
+  ] as const) {
+    it(`${kind}: refused having read not much more than 10,000 of its 12,000 entries`, async () => {
+      read.entries.clear();
+      await expect(load()).rejects.toThrow(refusal);
+      const n = read.entries.get(many) ?? 0;
+      expect(n).toBeGreaterThan(10_000);
+      expect(n).toBeLessThanOrEqual(BOUND);
+    });
+  }
 });
 
 describe('a directory under the cap', () => {
