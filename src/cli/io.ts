@@ -8,4 +8,10 @@ export interface CliIO {
    * queueing its whole output in memory; `out`/`err` cannot say "full".
    */
   streams?: { stdout: NodeJS.WritableStream; stderr: NodeJS.WritableStream };
+  /**
+   * Where a command reads stdin (`policy eval -i -`, `render --vars -`, `redact`): called when it
+   * reads it, so a command that does not is not handed the process's stream. Unset: the process's
+   * stdin (processStdin in stdin.ts); a test gives its own stream.
+   */
+  stdin?: () => NodeJS.ReadableStream;
 }

@@ -16,7 +16,7 @@ import { checkVariables, parseTemplateRef, rejectedRequest, unsafeJsonNumber } f
 import { FileTooLargeError, openRegularFile, readAtMost, readFailure } from '../pipeline/regular-file.js';
 import { decodeText, TextDecodeError } from '../pipeline/text-file.js';
 import { parse, requireString, UsageError } from './args.js';
-import { directoryStdin, readAllCapped, stdinIsDirectory, stdinReadFailure } from './stdin.js';
+import { processStdin, readAllCapped, stdinReadFailure } from './stdin.js';
 import { RENDER_HELP } from './help.js';
 import type { CliIO } from './io.js';
 
@@ -83,12 +83,12 @@ class VarsError extends Error {
  * the command line, where `ps` and shell history would show them. A bad document is an error
  * (exit 1), as a bad `policy eval -i` input is, naming variables but never a value.
  */
-async function variablesFromDocument(file: string): Promise<Record<string, string>> {
+async function variablesFromDocument(file: string, stdin: () => NodeJS.ReadableStream): Promise<Record<string, string>> {
   const where = file === '-' ? 'stdin' : file;
   let text: string;
   try {
     if (file === '-') {
-      text = await readAllCapped(stdinIsDirectory() ? directoryStdin() : process.stdin, MAX_VARS_BYTES);
+      text = await readAllCapped(stdin(), MAX_VARS_BYTES);
     } else {
       const fh = await openRegularFile(file);
       try {
@@ -168,7 +168,7 @@ export async function runRenderCommand(argv: string[], io: CliIO): Promise<numbe
   if (typeof values.vars === 'string') {
     let fromDocument: Record<string, string>;
     try {
-      fromDocument = await variablesFromDocument(values.vars);
+      fromDocument = await variablesFromDocument(values.vars, io.stdin ?? processStdin);
     } catch (err) {
       if (!(err instanceof VarsError)) throw err;
       io.err(`warden: ${err.where}: ${err.code}: ${err.message}\n`);

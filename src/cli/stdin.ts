@@ -5,8 +5,7 @@
 import { fstatSync } from 'node:fs';
 import { Readable } from 'node:stream';
 import { WardenError } from '../pipeline/errors.js';
-
-const MIB = 1024 * 1024;
+import { MIB } from '../pipeline/sizes.js';
 
 /** `64 MiB` for a whole number of MiB, else bytes: the cap as README states it. */
 function sizeText(bytes: number): string {
@@ -74,4 +73,12 @@ export function directoryStdin(): NodeJS.ReadableStream {
       this.destroy(err);
     },
   });
+}
+
+/**
+ * The process's stdin as a command reads it: a directory redirected onto it fails when read
+ * (directoryStdin), as `cat < dir` does. What CliIO.stdin stands for when it is unset.
+ */
+export function processStdin(): NodeJS.ReadableStream {
+  return stdinIsDirectory() ? directoryStdin() : process.stdin;
 }

@@ -5,7 +5,7 @@
  */
 import type { CliIO } from './io.js';
 import { emptyValue, repeatedOption, UsageError } from './args.js';
-import { directoryStdin, stdinIsDirectory } from './stdin.js';
+import { processStdin } from './stdin.js';
 
 /**
  * The process's streams when the CLI runs for real (their back-pressure reaches the tool), else a
@@ -27,7 +27,7 @@ function streams(io: CliIO): { stdout: NodeJS.WritableStream; stderr: NodeJS.Wri
 
 export async function runPolicyCommand(argv: string[], io: CliIO): Promise<number> {
   const { runPolicyCli } = await import('../policy/cli.js');
-  return runPolicyCli(argv, streams(io));
+  return runPolicyCli(argv, { ...streams(io), stdin: io.stdin ?? processStdin });
 }
 
 /**
@@ -77,8 +77,7 @@ export async function runRedactCommand(argv: string[], io: CliIO): Promise<numbe
   }
   const s = streams(io);
   // A directory on stdin fails when read (after the flags are checked), as `cat < dir` does.
-  const stdin = stdinIsDirectory() ? directoryStdin() : process.stdin;
-  return runRedactCli(rest, { stdin, stdout: s.stdout, stderr: s.stderr }, redaction);
+  return runRedactCli(rest, { stdin: (io.stdin ?? processStdin)(), stdout: s.stdout, stderr: s.stderr }, redaction);
 }
 
 export async function runAuditCommand(argv: string[], io: CliIO): Promise<number> {

@@ -11,17 +11,24 @@ import { parseYamlValue, YamlTagError } from '../pipeline/yaml-tags.js';
 import { FileTooLargeError, readFailure, readRegularFile } from '../pipeline/regular-file.js';
 import { decodeText, TextDecodeError } from '../pipeline/text-file.js';
 import { isWardenError } from '../pipeline/errors.js';
-import { directoryStdin, readAllCappedBytes, stdinIsDirectory, stdinReadFailure } from '../cli/stdin.js';
+import { readAllCappedBytes, stdinReadFailure } from '../cli/stdin.js';
 import { MAX_INPUT_DEPTH, RegoError, compileRegoPolicy, formatInputPath, loadRegoPolicy, type InputDeps, type QueryResult, type RegoPolicy } from './rego/index.js';
 import { stringifyJSON, type Value } from './rego/value.js';
 import { parseModule } from './rego/ast/parser.js';
-import { jsonErrorAt, loadFiles, MAX_DATA_FILE_BYTES, MIB, yamlErrorAt } from './rego/data.js';
+import { jsonErrorAt, loadFiles, MAX_DATA_FILE_BYTES, yamlErrorAt } from './rego/data.js';
+import { MIB } from '../pipeline/sizes.js';
 import { unmarshalJSON } from './rego/builtins/json.js';
 import { formatRegoError } from './rego/errors.js';
 
-interface Io {
+/**
+ * Where `warden policy` writes, and where `eval -i -` reads its input: the CLI's streams (see
+ * cli/io.ts; cli/tools.ts passes the process's), or a test's.
+ */
+export interface PolicyCliIo {
   stdout: NodeJS.WritableStream;
   stderr: NodeJS.WritableStream;
+  /** stdin, called only when `-i -` reads it. */
+  stdin: () => NodeJS.ReadableStream;
 }
 
 const HELP: Record<string, string> = {
@@ -141,12 +148,12 @@ const MAX_INPUT_BYTES = MAX_DATA_FILE_BYTES;
  * A bad input document is an error (exit 1), not a usage mistake; its message gives where the
  * document breaks, never its text (it may hold secrets).
  */
-async function readInput(file: string): Promise<unknown> {
+async function readInput(file: string, io: PolicyCliIo): Promise<unknown> {
   let text: string;
   if (file === '-') {
     // `-i -`: stdin, JSON or YAML (a JSON document is YAML too), up to the same cap.
     try {
-      text = decodeText(await readAllCappedBytes(stdinIsDirectory() ? directoryStdin() : process.stdin, MAX_INPUT_BYTES));
+      text = decodeText(await readAllCappedBytes(io.stdin(), MAX_INPUT_BYTES));
     } catch (e) {
       if (e instanceof TextDecodeError) throw new InputError('stdin', { line: e.line, col: e.column }, `cannot parse input: ${e.reason}`);
       if (isWardenError(e) && e.code === 'payload_too_large') throw new InputError('stdin', undefined, `the input is larger than ${MAX_INPUT_BYTES / MIB} MiB (${MAX_INPUT_BYTES} bytes)`, 'payload_too_large');
@@ -154,8 +161,7 @@ async function readInput(file: string): Promise<unknown> {
       if (reason === undefined) throw e;
       throw new InputError('stdin', undefined, `cannot read stdin (${reason})`, 'file_unreadable');
     }
-    // JSON when it starts as a JSON document does, else YAML (whose errors then say YAML).
-    return parseInput('stdin', text, !/^\s*[[{"]/.test(text));
+    return parseStdinInput(text);
   }
   try {
     // A regular file only: a FIFO would make eval wait for a writer for good.
@@ -166,6 +172,27 @@ async function readInput(file: string): Promise<unknown> {
     throw new InputError(file, undefined, `cannot read input file (${readFailure(e)})`, 'file_unreadable');
   }
   return parseInput(file, text, file.endsWith('.yaml') || file.endsWith('.yml'));
+}
+
+/**
+ * `-i -` has no file name to tell JSON from YAML by: JSON when the text parses as JSON, else YAML
+ * (`"user": alice` is YAML whose first key is quoted, not broken JSON). Text that is neither is
+ * reported in the format it looks like: JSON when it starts as a JSON object or array does, else
+ * YAML, each error at its own line and column.
+ */
+function parseStdinInput(text: string): unknown {
+  try {
+    return unmarshalJSON(text);
+  } catch (e) {
+    // JSON too deep for the exact parser: parseInput says so.
+    if (e instanceof RangeError) return parseInput('stdin', text, false);
+  }
+  if (!/^\s*[[{]/.test(text)) return parseInput('stdin', text, true);
+  try {
+    return parseInput('stdin', text, true); // a YAML flow collection: `{user: alice}`
+  } catch {
+    return parseInput('stdin', text, false); // throws the JSON error
+  }
 }
 
 /** The input's text as JSON, or as YAML when `yaml`; errors say where, never what. */
@@ -184,7 +211,7 @@ function parseInput(file: string, text: string, yaml: boolean): unknown {
   }
 }
 
-async function cmdEval({ values, positionals: rest }: Parsed, io: Io): Promise<number> {
+async function cmdEval({ values, positionals: rest }: Parsed, io: PolicyCliIo): Promise<number> {
   const data = (values.data as string[] | undefined) ?? [];
   const input = values.input as string | undefined;
   const format = values.format as string | undefined;
@@ -192,7 +219,7 @@ async function cmdEval({ values, positionals: rest }: Parsed, io: Io): Promise<n
   if (format !== undefined && format !== 'json') throw new UsageError(`unsupported format ${format}: only json`);
   if (rest.length !== 1) throw new UsageError('want exactly one QUERY');
   const policy = await loadRegoPolicy(data);
-  const inputDoc = input === undefined ? undefined : await readInput(input);
+  const inputDoc = input === undefined ? undefined : await readInput(input, io);
   // print(…) lines go to stderr as opa eval writes them, keeping stdout the JSON result.
   const print = (line: string): void => void io.stderr.write(line + '\n');
   const results = policy.queryResults(rest[0]!, inputDoc, { strictBuiltinErrors: strict, print });
@@ -210,7 +237,7 @@ function fmtDuration(ns: bigint): string {
   return `${(us / 1000).toFixed(1)}ms`;
 }
 
-async function cmdTest({ values, positionals: paths }: Parsed, io: Io): Promise<number> {
+async function cmdTest({ values, positionals: paths }: Parsed, io: PolicyCliIo): Promise<number> {
   const verbose = values.verbose === true;
   if (paths.length === 0) throw new UsageError('want at least one PATH');
   let policy: RegoPolicy;
@@ -272,7 +299,7 @@ async function cmdTest({ values, positionals: paths }: Parsed, io: Io): Promise<
   return failed.length > 0 ? 1 : 0;
 }
 
-async function cmdCheck({ positionals: paths }: Parsed, io: Io): Promise<number> {
+async function cmdCheck({ positionals: paths }: Parsed, io: PolicyCliIo): Promise<number> {
   if (paths.length === 0) throw new UsageError('want at least one PATH');
   // Parse every file on its own first, so that each file's syntax error is reported, as
   // `opa check` does; then compile the whole set.
@@ -310,7 +337,7 @@ function decisionCacheLine(deps: InputDeps): string {
   return `decision cache: applies, keyed on ${deps.paths.length === 0 ? 'nothing in the input' : deps.paths.map(formatInputPath).join(', ')}`;
 }
 
-export async function runPolicyCli(argv: string[], io: Io): Promise<number> {
+export async function runPolicyCli(argv: string[], io: PolicyCliIo): Promise<number> {
   const [cmd, ...args] = argv;
   if (cmd === undefined || cmd === '-h' || cmd === '--help' || cmd === 'help') {
     // No subcommand is a usage error: the help goes to stderr (asked for, to stdout).

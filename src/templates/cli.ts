@@ -7,7 +7,7 @@ import { parse, UsageError, usageText } from '../cli/args.js';
 import { formatLocation, isWardenError } from '../pipeline/errors.js';
 import { notRegular } from '../pipeline/regular-file.js';
 import { formatLintResult, lintTemplates } from './lint.js';
-import type { TemplateLimits } from './loader.js';
+import { TemplatesUnreadableError, type TemplateLimits } from './loader.js';
 
 export interface TemplatesCliIO {
   stdout: { write(s: string): unknown };
@@ -74,8 +74,16 @@ export async function runTemplatesCli(argv: readonly string[], io: TemplatesCliI
     const where = isWardenError(err) ? formatLocation(err.location) : '';
     const code = isWardenError(err) ? err.code : 'internal';
     io.stderr.write(`${where || 'warden'}: ${code}: ${(err as Error).message}\n`);
-    // A path that cannot be read exits 2, as README's table says; a set refused whole (more
-    // files than Warden reads) is a problem of the templates, exit 1, as `policy check` does.
-    return (err as Error).message.startsWith('cannot read') ? 2 : 1;
+    return lintFailureExitCode(err);
   }
+}
+
+/**
+ * The exit code of a lint that failed before it could report problems: 2 for a path that cannot
+ * be read, as README's table says; 1 for a set refused whole (more files than Warden reads), a
+ * problem of the templates, as `policy check` does, and for anything else. By the error's class,
+ * so a reworded message cannot change an exit code.
+ */
+export function lintFailureExitCode(err: unknown): 1 | 2 {
+  return err instanceof TemplatesUnreadableError ? 2 : 1;
 }

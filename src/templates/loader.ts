@@ -4,7 +4,7 @@
  */
 import { createHash } from 'node:crypto';
 import { constants, realpathSync, type Dirent, type Stats } from 'node:fs';
-import { open, readdir, realpath, stat } from 'node:fs/promises';
+import { open, realpath, stat } from 'node:fs/promises';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { isAlias, isMap, isPair, isScalar, LineCounter, parseAllDocuments, visit, type Document, type Node } from 'yaml';
@@ -17,6 +17,8 @@ import { addDuplicateKeyErrors, NO_LIBRARY_UNIQUE_KEYS } from '../pipeline/yaml-
 import { WardenError } from '../pipeline/errors.js';
 import { FileTooLargeError, kindOf, readAtMost } from '../pipeline/regular-file.js';
 import { decodeText, TextDecodeError } from '../pipeline/text-file.js';
+import { MIB } from '../pipeline/sizes.js';
+import { readDirectoryEntries, type DirectoryFilter } from '../pipeline/dir-entries.js';
 import type { Template, VariableSpec } from '../pipeline/types.js';
 // The one ref grammar (the resolver parses refs with it at request time): a ref that passes here
 // cannot fail there for its syntax.
@@ -49,6 +51,19 @@ export class TemplateLoadError extends WardenError {
     });
     this.name = 'TemplateLoadError';
     this.issues = issues;
+  }
+}
+
+/**
+ * A templates path, directory or file that cannot be read (`ENOENT`, `EACCES`, one removed while
+ * the tree was walked): a failure of I/O, not a problem of the templates. `warden templates lint`
+ * exits 2 for it and 1 for the rest (README's exit-code table), told apart by this class, never by
+ * the message's words.
+ */
+export class TemplatesUnreadableError extends WardenError {
+  constructor(message: string, file: string, cause?: unknown) {
+    super('template_invalid', message, { location: { file }, ...(cause === undefined ? {} : { cause }) });
+    this.name = 'TemplatesUnreadableError';
   }
 }
 
@@ -108,7 +123,7 @@ const YAML_NAME = /\.ya?ml$/i;
  * tens). A file is read and parsed whole, at tens of times its size in memory; a larger one is
  * refused by its size, before it is read, as a problem of that file.
  */
-export const MAX_TEMPLATE_FILE_BYTES = 1024 * 1024;
+export const MAX_TEMPLATE_FILE_BYTES = MIB;
 /**
  * The most template files read under all the template paths together, and the most bytes they
  * may hold between them (32 MiB). Past either, the set is refused (a start fails, a reload keeps
@@ -116,9 +131,7 @@ export const MAX_TEMPLATE_FILE_BYTES = 1024 * 1024;
  * take seconds and much memory to load.
  */
 export const MAX_TEMPLATE_FILES = 10_000;
-export const MAX_TEMPLATE_TOTAL_BYTES = 32 * 1024 * 1024;
-
-const MIB = 1024 * 1024;
+export const MAX_TEMPLATE_TOTAL_BYTES = 32 * MIB;
 
 /**
  * Lists `*.yaml|*.yml` files under each path (a directory, recursively, or a single file), sorted,
@@ -135,19 +148,23 @@ export async function scanTemplateFiles(paths: readonly string[]): Promise<{ fil
   const notRegular = (file: string, st: Stats) => warnings.push({ file, message: `skipped: not a regular file (${kindOf(st)})` });
   /** Real directories already read: each is read once, however many links lead to it. */
   const read = new Set<string>();
+  const tooMany = (root: string) =>
+    new WardenError('template_invalid', `more than ${MAX_TEMPLATE_FILES} template files: Warden reads at most ${MAX_TEMPLATE_FILES} under templates.paths together`, {
+      location: { file: root },
+    });
   const pushFile = (file: string, root: string): void => {
     out.push(file);
-    if (out.length > MAX_TEMPLATE_FILES) {
-      throw new WardenError('template_invalid', `more than ${MAX_TEMPLATE_FILES} template files: Warden reads at most ${MAX_TEMPLATE_FILES} under templates.paths together`, {
-        location: { file: root },
-      });
-    }
+    if (out.length > MAX_TEMPLATE_FILES) throw tooMany(root);
+  };
+  /** Dot-entries are never read; other files only with a template's name. */
+  const filter: DirectoryFilter = {
+    keep: (e) => !e.name.startsWith('.') && (e.isDirectory() || e.isSymbolicLink() || YAML_NAME.test(e.name)),
+    counts: (e) => e.isFile() && YAML_NAME.test(e.name),
   };
   async function walkDir(dir: string, ancestors: ReadonlySet<string>, root: string): Promise<void> {
     // Named by itself, not by the path it is under: a sub-directory removed or replaced while
     // the tree was read (the next reload reads it as it is then).
-    const unreadable = (err: unknown) =>
-      new WardenError('template_invalid', `cannot read templates directory (${(err as NodeJS.ErrnoException).code ?? 'error'})`, { location: { file: dir }, cause: err });
+    const unreadable = (err: unknown) => new TemplatesUnreadableError(`cannot read templates directory (${(err as NodeJS.ErrnoException).code ?? 'error'})`, dir, err);
     let real: string;
     try {
       real = await realpath(dir);
@@ -162,16 +179,18 @@ export async function scanTemplateFiles(paths: readonly string[]): Promise<{ fil
     // would otherwise make the walk exponential, and each link would list the whole directory).
     if (read.has(real)) return;
     read.add(real);
-    let entries: Dirent[];
+    // Streamed: the template files of this directory count towards the cap as they are read, so
+    // a directory of a great many of them is refused before it is read to its end.
+    let entries: Dirent[] | undefined;
     try {
-      entries = await readdir(dir, { withFileTypes: true });
+      entries = await readDirectoryEntries(dir, filter, MAX_TEMPLATE_FILES - out.length);
     } catch (err) {
       throw unreadable(err);
     }
+    if (entries === undefined) throw tooMany(root);
     const below = new Set(ancestors).add(real);
     entries.sort((a, b) => (a.name < b.name ? -1 : a.name > b.name ? 1 : 0));
     for (const e of entries) {
-      if (e.name.startsWith('.')) continue;
       const child = join(dir, e.name);
       if (e.isDirectory()) {
         await walkDir(child, below, root);
@@ -201,9 +220,7 @@ export async function scanTemplateFiles(paths: readonly string[]): Promise<{ fil
     try {
       st = await stat(p);
     } catch (err) {
-      throw new WardenError('template_invalid', `cannot read templates path (${(err as NodeJS.ErrnoException).code ?? 'error'})`, {
-        location: { file: p },
-      });
+      throw new TemplatesUnreadableError(`cannot read templates path (${(err as NodeJS.ErrnoException).code ?? 'error'})`, p);
     }
     if (st.isDirectory()) {
       const before = out.length;
@@ -271,10 +288,7 @@ export async function readTemplates(paths: readonly string[], limits: TemplateLi
         undecodable.push({ file, line: 1, column: 1, path: '', message: `the template files read up to this one hold more than ${MAX_TEMPLATE_TOTAL_BYTES / MIB} MiB (${MAX_TEMPLATE_TOTAL_BYTES} bytes), the most all template files together may hold; this file and the ones after it were not read` });
         break;
       }
-      throw new WardenError('template_invalid', `cannot read template file (${(err as NodeJS.ErrnoException).code ?? 'error'})`, {
-        location: { file },
-        cause: err,
-      });
+      throw new TemplatesUnreadableError(`cannot read template file (${(err as NodeJS.ErrnoException).code ?? 'error'})`, file, err);
     }
     if (text !== undefined) {
       total += Buffer.byteLength(text);

@@ -2,7 +2,7 @@
  * The shipped default policy (policies/), evaluated by the built-in engine over a matrix of
  * inputs shaped by the PolicyInput contract, then its own test_ rules through the CLI.
  */
-import { Writable } from 'node:stream';
+import { Readable, Writable } from 'node:stream';
 import { fileURLToPath } from 'node:url';
 import { beforeAll, describe, expect, it } from 'vitest';
 import { runPolicyCli } from '../../src/policy/cli.js';
@@ -218,6 +218,7 @@ describe('default policy unit tests (test_ rules)', () => {
     const code = await runPolicyCli(['test', POLICIES], {
       stdout: sink((s) => (out += s)),
       stderr: sink((s) => (err += s)),
+      stdin: () => Readable.from([]),
     });
     expect(err).toBe('');
     expect(out).toMatch(/\b0 failed\b/);

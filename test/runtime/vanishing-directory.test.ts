@@ -11,7 +11,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterEach, describe, expect, it, vi } from 'vitest';
 
-/** When the listing of `after` comes back, `victim` is removed (once). */
+/** When the listing of `after` comes back (read to its end), `victim` is removed (once). */
 const vanish = vi.hoisted(() => ({ after: '', victim: '', listed: [] as string[] }));
 
 vi.mock('node:fs/promises', async (importOriginal) => {
@@ -26,7 +26,23 @@ vi.mock('node:fs/promises', async (importOriginal) => {
     }
     return entries;
   }) as typeof real.readdir;
-  return { ...real, default: { ...real, readdir }, readdir };
+  // The loaders read a directory as a stream (opendir): `victim` goes once `after` is read to its end.
+  const opendir = (async (path: string, options?: unknown) => {
+    vanish.listed.push(String(path));
+    const dir = await (real.opendir as (p: string, o?: unknown) => Promise<import('node:fs').Dir>)(path, options);
+    if (vanish.victim === '' || String(path) !== vanish.after) return dir;
+    const victim = vanish.victim;
+    vanish.victim = '';
+    return {
+      path: dir.path,
+      close: () => dir.close(),
+      async *[Symbol.asyncIterator]() {
+        for await (const entry of dir) yield entry;
+        rm(victim, { recursive: true, force: true });
+      },
+    };
+  }) as typeof real.opendir;
+  return { ...real, default: { ...real, readdir, opendir }, readdir, opendir };
 });
 
 const { readTemplates } = await import('../../src/templates/loader.js');

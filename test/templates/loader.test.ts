@@ -320,6 +320,26 @@ describe('warden templates lint', () => {
       await rm(d, { recursive: true, force: true });
     }
   });
+
+  it('chooses its exit code by the error\'s class, not its words: 2 for what cannot be read, 1 for a set refused whole', async () => {
+    const { lintFailureExitCode } = await import('../../src/templates/cli.js');
+    const { TemplatesUnreadableError, scanTemplateFiles } = await import('../../src/templates/loader.js');
+    const { WardenError } = await import('../../src/pipeline/errors.js');
+    const d = await mkdtemp(join(tmpdir(), 'warden-lint-'));
+    try {
+      // What the loader throws for a path that is not there is the class, and exits 2.
+      const missing: unknown = await scanTemplateFiles([join(d, 'nope')]).catch((e: unknown) => e);
+      expect(missing).toBeInstanceOf(TemplatesUnreadableError);
+      expect(missing).toMatchObject({ code: 'template_invalid', location: { file: join(d, 'nope') } });
+      expect(lintFailureExitCode(missing)).toBe(2);
+      // Worded otherwise, the same failure exits the same; a message that merely begins alike does not.
+      expect(lintFailureExitCode(new TemplatesUnreadableError('templates path is gone (ENOENT)', d))).toBe(2);
+      expect(lintFailureExitCode(new WardenError('template_invalid', 'cannot read more than 10000 template files', { location: { file: d } }))).toBe(1);
+      expect(lintFailureExitCode(new Error('cannot read'))).toBe(1);
+    } finally {
+      await rm(d, { recursive: true, force: true });
+    }
+  });
 });
 
 describe('probe findings', () => {

@@ -4,7 +4,7 @@
  * their directory relative to the root they were found under (`root/a/b/data.json` → data.a.b;
  * a file given directly merges at `data`).
  */
-import { readdir, realpath, stat } from 'node:fs/promises';
+import { realpath, stat } from 'node:fs/promises';
 import type { Dirent } from 'node:fs';
 import { basename, join, relative, sep } from 'node:path';
 import { MAX_JSON_DEPTH_CEILING, tooDeepAt } from '../../pipeline/json-depth.js';
@@ -13,6 +13,8 @@ import { parseYamlValue, YamlTagError } from '../../pipeline/yaml-tags.js';
 import { jsonSyntaxErrorOffset, unmarshalJSON } from './builtins/json.js';
 import { decodeText, TextDecodeError } from '../../pipeline/text-file.js';
 import { FileTooLargeError, NotRegularFileError, openRegularFile, readAtMost } from '../../pipeline/regular-file.js';
+import { MIB } from '../../pipeline/sizes.js';
+import { readDirectoryEntries, type DirectoryFilter } from '../../pipeline/dir-entries.js';
 import { fileLocation, RegoError } from './errors.js';
 
 export interface LoadedFiles {
@@ -60,21 +62,20 @@ export function mergeData(into: Record<string, unknown>, path: readonly string[]
   }
 }
 
-export const MIB = 1024 * 1024;
 /**
  * The largest policy module (`.rego`) read: 1 MiB (a large policy is some tens of KiB). It is
  * parsed and compiled whole, at tens of times its size in memory.
  */
-export const MAX_REGO_FILE_BYTES = 1024 * 1024;
+export const MAX_REGO_FILE_BYTES = MIB;
 /** The largest data file (`.json`, `.yaml`) read: 8 MiB (JSON is held at about ten times its size). */
-export const MAX_DATA_FILE_BYTES = 8 * 1024 * 1024;
+export const MAX_DATA_FILE_BYTES = 8 * MIB;
 /**
  * The most policy and data files one load reads under all its paths together, and the most
  * bytes they may hold between them (32 MiB). Past either the load fails (a start fails, a
  * reload keeps the last good set): each reload reads and compiles every file again.
  */
 export const MAX_POLICY_FILES = 10_000;
-export const MAX_POLICY_TOTAL_BYTES = 32 * 1024 * 1024;
+export const MAX_POLICY_TOTAL_BYTES = 32 * MIB;
 
 /** Bytes one load has read so far (loadFiles): the set as a whole is held to MAX_POLICY_TOTAL_BYTES. */
 export interface ReadBudget {
@@ -194,6 +195,12 @@ export function yamlErrorAt(e: unknown): { line: number; col: number } | undefin
 const isRego = (f: string): boolean => f.endsWith('.rego');
 const isData = (f: string): boolean => f.endsWith('.json') || f.endsWith('.yaml') || f.endsWith('.yml');
 
+/** What walk keeps of a directory: no dot-entries, and of files only policy and data files. */
+const WALK_FILTER: DirectoryFilter = {
+  keep: (e) => !e.name.startsWith('.') && (e.isDirectory() || e.isSymbolicLink() || isRego(e.name) || isData(e.name)),
+  counts: (e) => e.isFile() && (isRego(e.name) || isData(e.name)),
+};
+
 /**
  * The policy and data files under `dir`. Symlinks are followed, directories too: a Kubernetes
  * ConfigMap mounts an item in a sub-directory as `sub -> ..data/sub`, and skipping it would drop
@@ -216,18 +223,20 @@ async function walk(dir: string, out: string[], seen: Set<string>, limit: number
   // Reached again through another link: not listed again.
   if (seen.has(real)) return;
   seen.add(real);
-  let entries: Dirent[];
+  // Streamed: the policy and data files of this directory count towards the cap as they are
+  // read, so a directory of a great many of them is refused before it is read to its end.
+  let entries: Dirent[] | undefined;
   try {
-    entries = await readdir(dir, { withFileTypes: true });
+    entries = await readDirectoryEntries(dir, WALK_FILTER, limit - out.length);
   } catch (err) {
     throw unreadable(err);
   }
+  if (entries === undefined) throw tooManyFiles(dir);
   const push = (p: string): void => {
     out.push(p);
     if (out.length > limit) throw tooManyFiles(dir);
   };
   for (const ent of entries.sort((a, b) => a.name.localeCompare(b.name))) {
-    if (ent.name.startsWith('.')) continue;
     const p = join(dir, ent.name);
     if (ent.isDirectory()) {
       await walk(p, out, seen, limit);

@@ -302,3 +302,29 @@ describe('warden policy check', () => {
     expect([r.code, r.err]).toEqual([1, `${join(deep, 'in.json')}: input_invalid: cannot parse input: nested deeper than 1000 levels\n`]);
   });
 });
+
+describe('warden policy eval -i - (stdin, read through the CLI\'s Io)', () => {
+  const evalStdin = (query: string, stdin: string) => run(['eval', '-d', join(dir, 'policy'), '-i', '-', query], stdin);
+
+  it('reads the input from the stdin it is given, JSON with exact integers', async () => {
+    const r = await evalStdin('data.authz.allow', '{"user": "alice"}');
+    expect([r.code, r.err, JSON.parse(r.out).result[0].expressions[0].value]).toEqual([0, '', true]);
+    const big = await evalStdin('input.n', '{"n": 9007199254740993}');
+    expect(big.out).toContain('"value": 9007199254740993');
+  });
+
+  it('YAML whose first key is quoted is YAML, not broken JSON; so is a YAML flow mapping', async () => {
+    for (const doc of ['"user": alice\n', "'user': alice\n", '{user: alice}\n', '"user": alice\nroles: [a, b]\n']) {
+      const r = await evalStdin('data.authz.allow', doc);
+      expect([doc, r.code, r.err, r.out ? JSON.parse(r.out).result[0].expressions[0].value : r.out]).toEqual([doc, 0, '', true]);
+    }
+  });
+
+  it('a document that is neither is named in the format it looks like, at its line, never quoted', async () => {
+    const yaml = await evalStdin('input', '"user": alice\nrole: sk-proj-CANARYabcdefghijklmnopqrstuv\nroles: [a\n');
+    expect([yaml.code, yaml.out, yaml.err]).toEqual([1, '', 'stdin:4:1: input_invalid: cannot parse input: not valid YAML\n']);
+    // Cut off: broken as JSON and as a YAML flow mapping; said as JSON, where JSON breaks (its end).
+    const json = await evalStdin('input', '{\n  "user": "alice",\n  "token": "sk-proj-CANARYabcdefghijklmnopqrstuv');
+    expect([json.code, json.out, json.err]).toEqual([1, '', 'stdin:3:49: input_invalid: cannot parse input: not valid JSON\n']);
+  });
+});

@@ -1,5 +1,5 @@
 /** Helpers the Rego engine and policy CLI tests share. */
-import { PassThrough } from 'node:stream';
+import { PassThrough, Readable } from 'node:stream';
 import { expect } from 'vitest';
 import { runPolicyCli } from '../../../src/policy/cli.js';
 import { compilePolicy, RegoError } from '../../../src/policy/rego/index.js';
@@ -20,14 +20,17 @@ export function compileError(source: string): RegoError {
   throw new Error('expected a compile error');
 }
 
-/** Runs `warden policy ARGV…` in process and collects its exit code, stdout and stderr. */
-export async function runCli(argv: string[]): Promise<{ code: number; out: string; err: string }> {
+/**
+ * Runs `warden policy ARGV…` in process, with `stdin` (bytes or text; none: an empty stream) on its
+ * stdin, and collects its exit code, stdout and stderr.
+ */
+export async function runCli(argv: string[], stdin: string | Uint8Array = ''): Promise<{ code: number; out: string; err: string }> {
   const stdout = new PassThrough();
   const stderr = new PassThrough();
   let out = '';
   let err = '';
   stdout.on('data', (d: Buffer) => (out += d.toString()));
   stderr.on('data', (d: Buffer) => (err += d.toString()));
-  const code = await runPolicyCli(argv, { stdout, stderr });
+  const code = await runPolicyCli(argv, { stdout, stderr, stdin: () => Readable.from([Buffer.from(stdin)]) });
   return { code, out, err };
 }
