@@ -219,6 +219,13 @@ export function parseConfig(text: string, file: string, env: Env = {}, opts: Loa
 
   const dir = dirname(resolve(file));
   const config = resolvePaths(result.data as Config, dir);
+  // Written differently (`h.sock`, `./h.sock`, one absolute), one path all the same: the gRPC
+  // listener would find the HTTP one's socket there at start.
+  const { http_socket: httpSocket, grpc_socket: grpcSocket } = config.listen;
+  if (httpSocket !== undefined && httpSocket === grpcSocket) {
+    const pos = locate(doc, counter, ['listen', 'grpc_socket']);
+    throw new ConfigError([{ file, line: pos?.line, column: pos?.column, path: 'listen.grpc_socket', message: `uses the same path as listen.http_socket (${grpcSocket})` }]);
+  }
   configDirs.set(config, dir);
   if (opts.onWarning) for (const w of [...configWarnings(config), ...unknownEnvWarnings(env, config)]) opts.onWarning(w);
   return config;

@@ -283,6 +283,16 @@ describe('errors name file:line:col, key path and what is wrong', () => {
     expect(parseConfig('listen: { http: 127.0.0.1:0, grpc: 127.0.0.1:0, admin: 127.0.0.1:0 }', 'w.yaml').listen.grpc.port).toBe(0);
   });
 
+  it('two socket paths written differently that are one path', () => {
+    // The gRPC listener would meet the HTTP one's socket at start (before the start refused a
+    // live socket, it removed it and took the path: the HTTP socket went dead without a word).
+    const same = resolve('a.sock');
+    for (const grpc of ['./a.sock', 'sub/../a.sock', same]) {
+      expect(lines(`listen:\n  http_socket: a.sock\n  grpc_socket: ${grpc}\n`)).toEqual([`w.yaml:3:3: listen.grpc_socket: uses the same path as listen.http_socket (${same})`]);
+    }
+    expect(parseConfig('listen:\n  http_socket: a.sock\n  grpc_socket: b/a.sock\n', 'w.yaml').listen.grpc_socket).toBe(resolve('b/a.sock'));
+  });
+
   it('two listeners whose addresses overlap on one port: a wildcard covers its family, localhost only when both its addresses meet', () => {
     expect(lines('listen:\n  http: "[::]:9000"\n  grpc: 127.0.0.1:0\n  admin: localhost:9000\n')).toEqual([
       'w.yaml:4:3: listen.admin: localhost:9000 overlaps listen.http ([::]:9000): both would listen on port 9000 of 127.0.0.1',
