@@ -157,6 +157,20 @@ describe('a socket path already in use', () => {
   });
 });
 
+describe('a start that fails after the sockets are bound', () => {
+  it('removes the socket files it made (a port taken by another listener stops the start)', async () => {
+    const admin = w.addresses.admin.replace('http://', '');
+    const httpSocket = join(w.dir, 'failed-start-http.sock');
+    const grpcSocket = join(w.dir, 'failed-start-grpc.sock');
+    await expect(
+      startWarden({ upstreamUrl: upstream.url, listen: `listen: { http: 127.0.0.1:0, grpc: 127.0.0.1:0, admin: "${admin}", http_socket: "${httpSocket}", grpc_socket: "${grpcSocket}" }` }),
+    ).rejects.toThrow(`listen.admin: cannot listen on ${admin}: the address is already in use (EADDRINUSE)`);
+    // Closed with their listeners, not left as sockets no process listens on.
+    expect(existsSync(httpSocket)).toBe(false);
+    expect(existsSync(grpcSocket)).toBe(false);
+  });
+});
+
 describe('header size limit', () => {
   it('a header block over limits.max_header_bytes is refused with 431', async () => {
     const res = await fetch(`${w.addresses.http}/v1/models`, { headers: { 'x-padding': 'p'.repeat(8000) } });
