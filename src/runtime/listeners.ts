@@ -74,7 +74,9 @@ export async function prepareSocketPath(path: string, key: string): Promise<void
     return;
   }
   if (!st.isSocket()) {
-    throw new Error(`${key}: ${path} exists and is not a socket but ${st.isDirectory() ? 'a directory' : 'a file'}; remove it or choose another path`);
+    // A symbolic link is not followed (lstat): one to a live socket is not this listener's to take.
+    const kind = st.isDirectory() ? 'a directory' : st.isSymbolicLink() ? 'a symbolic link' : 'a file';
+    throw new Error(`${key}: ${path} exists and is not a socket but ${kind}; remove it or choose another path`);
   }
   // Only a socket no process listens on is stale. Removing a live one (a second Warden started on
   // the same path) would take it from the running process without a word: that one goes on

@@ -3,7 +3,7 @@
  * peers; and the header-size limit enforced by the HTTP parser.
  */
 import { spawn } from 'node:child_process';
-import { existsSync, lstatSync, readFileSync, writeFileSync } from 'node:fs';
+import { existsSync, lstatSync, readFileSync, symlinkSync, writeFileSync } from 'node:fs';
 import { request as httpRequest } from 'node:http';
 import { connect } from 'node:net';
 import { join } from 'node:path';
@@ -153,6 +153,14 @@ describe('a socket path already in use', () => {
     await expect(
       startWarden({ upstreamUrl: upstream.url, listen: `listen: { http: 127.0.0.1:0, grpc: 127.0.0.1:0, admin: 127.0.0.1:0, http_socket: "${file}" }` }),
     ).rejects.toThrow(`listen.http_socket: ${file} exists and is not a socket but a file; remove it or choose another path`);
+    expect(readFileSync(file, 'utf8')).toBe('keep me');
+    // A symbolic link (here to the file) is named as one, and neither it nor its target is touched.
+    const link = join(w.dir, 'link.sock');
+    symlinkSync(file, link);
+    await expect(
+      startWarden({ upstreamUrl: upstream.url, listen: `listen: { http: 127.0.0.1:0, grpc: 127.0.0.1:0, admin: 127.0.0.1:0, grpc_socket: "${link}" }` }),
+    ).rejects.toThrow(`listen.grpc_socket: ${link} exists and is not a socket but a symbolic link; remove it or choose another path`);
+    expect(lstatSync(link).isSymbolicLink()).toBe(true);
     expect(readFileSync(file, 'utf8')).toBe('keep me');
   });
 });
