@@ -89,12 +89,23 @@ export function loadConfig(file: string, env: Env = process.env, opts: LoadOptio
     text = readRegularFileSync(file, MAX_CONFIG_BYTES);
   } catch (err) {
     if (err instanceof FileTooLargeError) {
-      throw new ConfigError([{ file, path: '(root)', message: `the file is ${err.size} bytes; a config file may be at most 1 MiB (${MAX_CONFIG_BYTES} bytes)` }]);
+      throw withEnvProblems([{ file, path: '(root)', message: `the file is ${err.size} bytes; a config file may be at most 1 MiB (${MAX_CONFIG_BYTES} bytes)` }], env);
     }
-    if (err instanceof TextDecodeError) throw new ConfigError([{ file, line: err.line, column: err.column, path: '(root)', message: err.reason }]);
-    throw new ConfigError([{ file, path: '(root)', message: `cannot read the file (${readFailure(err)})` }]);
+    if (err instanceof TextDecodeError) throw withEnvProblems([{ file, line: err.line, column: err.column, path: '(root)', message: err.reason }], env);
+    throw withEnvProblems([{ file, path: '(root)', message: `cannot read the file (${readFailure(err)})` }], env);
   }
   return parseConfig(text, file, env, opts);
+}
+
+/**
+ * A file that cannot be read, parsed or used as a mapping stops the load before the overrides are
+ * applied; a bad override is still one of its problems (every problem at once, README "Errors"),
+ * not one found only once the file is fixed.
+ */
+function withEnvProblems(problems: ConfigProblem[], env: Env): ConfigError {
+  const fromEnv: ConfigProblem[] = [];
+  if (!problems.some((p) => p.file.startsWith('environment variable '))) applyEnvOverrides({}, env, fromEnv);
+  return new ConfigError([...problems, ...fromEnv]);
 }
 
 /**
@@ -112,6 +123,14 @@ function multipleDocuments(text: string): string {
 }
 
 export function parseConfig(text: string, file: string, env: Env = {}, opts: LoadOptions = {}): Config {
+  try {
+    return parseConfigText(text, file, env, opts);
+  } catch (err) {
+    throw err instanceof ConfigError ? withEnvProblems([...err.problems], env) : err;
+  }
+}
+
+function parseConfigText(text: string, file: string, env: Env, opts: LoadOptions): Config {
   // The YAML parser cannot survive a few thousand levels (see pipeline/yaml-depth.ts).
   const deep = yamlDepthProblem(text);
   if (deep) throw new ConfigError([{ file, line: deep.line, column: deep.column, path: formatKeyPath(deep.path), message: `nested deeper than ${MAX_YAML_DEPTH} levels` }]);
@@ -219,6 +238,13 @@ export function parseConfig(text: string, file: string, env: Env = {}, opts: Loa
 
   const dir = dirname(resolve(file));
   const config = resolvePaths(result.data as Config, dir);
+  // Written differently (`h.sock`, `./h.sock`, one absolute), one path all the same: the gRPC
+  // listener would find the HTTP one's socket there at start.
+  const { http_socket: httpSocket, grpc_socket: grpcSocket } = config.listen;
+  if (httpSocket !== undefined && httpSocket === grpcSocket) {
+    const pos = locate(doc, counter, ['listen', 'grpc_socket']);
+    throw new ConfigError([{ file, line: pos?.line, column: pos?.column, path: 'listen.grpc_socket', message: `uses the same path as listen.http_socket (${grpcSocket})` }]);
+  }
   configDirs.set(config, dir);
   if (opts.onWarning) for (const w of [...configWarnings(config), ...unknownEnvWarnings(env, config)]) opts.onWarning(w);
   return config;

@@ -41,10 +41,20 @@ export class DevAuthenticator implements Authenticator {
 
   authenticate(credentials: Credentials): Principal | null {
     // A bearer token (the OpenAI client always sends one) is ignored: dev mode trusts the peer, not tokens.
-    if (!credentials.peer.local) {
+    const peer = credentials.peer;
+    if (!peer.local) {
       throw new WardenError('unauthenticated', 'dev authentication is accepted only from loopback or Unix-socket peers', {
         details: { method: 'dev' },
       });
+    }
+    // A local reverse proxy (nginx, an ingress sidecar) relays other hosts' requests from a local
+    // peer; the header it adds says so, and dev must not make those callers the dev principal.
+    if (peer.relayHeader !== undefined) {
+      throw new WardenError(
+        'unauthenticated',
+        `dev authentication is not accepted for a request relayed by a proxy (it carries ${peer.relayHeader}): the caller is not the local peer`,
+        { details: { method: 'dev' } },
+      );
     }
     return this.principal;
   }

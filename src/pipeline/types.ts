@@ -86,6 +86,12 @@ export interface PeerInfo {
   /** True for loopback TCP peers and Unix-domain-socket peers. */
   local: boolean;
   transport: 'tcp' | 'unix';
+  /**
+   * A header that says the connection relays another client's request (`x-forwarded-for`,
+   * `forwarded`, `x-real-ip`, as a reverse proxy adds it): the peer is then the proxy, not the
+   * caller, so a local peer does not make a local caller. Unset when there is none.
+   */
+  relayHeader?: string;
 }
 
 export interface Credentials {

@@ -5,7 +5,7 @@
 import { lstat, stat, unlink } from 'node:fs/promises';
 import { dirname } from 'node:path';
 import type { Server } from 'node:http';
-import type { AddressInfo } from 'node:net';
+import { connect, type AddressInfo } from 'node:net';
 import { formatListen, type ListenAddress } from '../config/listen.js';
 
 /** Why a bind failed, in words, from its errno code (kept in the text: it is what to search for). */
@@ -57,7 +57,8 @@ export const MAX_SOCKET_PATH_BYTES = 107;
 /**
  * Makes `path` ready for a Unix socket listener (`key` names its config key in errors): refuses a
  * path too long to bind as written, and removes a stale socket left by a previous process —
- * only a socket: a regular file or a directory there is an error, not something to delete.
+ * only a socket no process listens on: a live socket, a regular file or a directory there is an
+ * error, not something to delete.
  */
 export async function prepareSocketPath(path: string, key: string): Promise<void> {
   if (Buffer.byteLength(path) > MAX_SOCKET_PATH_BYTES) {
@@ -73,9 +74,50 @@ export async function prepareSocketPath(path: string, key: string): Promise<void
     return;
   }
   if (!st.isSocket()) {
-    throw new Error(`${key}: ${path} exists and is not a socket but ${st.isDirectory() ? 'a directory' : 'a file'}; remove it or choose another path`);
+    // A symbolic link is not followed (lstat): one to a live socket is not this listener's to take.
+    const kind = st.isDirectory() ? 'a directory' : st.isSymbolicLink() ? 'a symbolic link' : 'a file';
+    throw new Error(`${key}: ${path} exists and is not a socket but ${kind}; remove it or choose another path`);
   }
-  await unlink(path);
+  // Only a socket no process listens on is stale. Removing a live one (a second Warden started on
+  // the same path) would take it from the running process without a word: that one goes on
+  // serving a socket no client can reach any more, and loses it for good when this one stops.
+  const holder = await socketHolder(path);
+  if (holder === 'listening') {
+    throw new Error(`${key}: cannot listen on ${path}: another process is listening on it; stop that process or choose another path`);
+  }
+  if (holder !== 'stale') {
+    throw new Error(`${key}: cannot listen on ${path}: cannot tell whether another process listens on it (${holder}); remove the socket if it is left over, or choose another path`);
+  }
+  await unlink(path).catch((err: unknown) => {
+    if ((err as { code?: unknown }).code !== 'ENOENT') throw err;
+  });
+}
+
+/** How long a connect to an existing socket may take before it counts as held (a full backlog). */
+const SOCKET_PROBE_MS = 1000;
+
+/**
+ * Whether a process listens on the socket at `path`: `stale` when the connect is refused (no one
+ * accepts on it: the process that bound it is gone) or the file went away meanwhile, `listening`
+ * when it connects or stays pending (a listener whose backlog is full), else the errno code
+ * (EACCES: a socket this user may not connect to, whoever holds it).
+ */
+function socketHolder(path: string): Promise<'stale' | 'listening' | string> {
+  return new Promise((resolve) => {
+    const probe = connect(path);
+    const done = (answer: string) => {
+      clearTimeout(timer);
+      probe.destroy();
+      resolve(answer);
+    };
+    const timer = setTimeout(() => done('listening'), SOCKET_PROBE_MS);
+    probe.once('connect', () => done('listening'));
+    probe.once('error', (err: Error & { code?: string }) => {
+      if (err.code === 'ECONNREFUSED' || err.code === 'ENOENT') done('stale');
+      else if (err.code === 'EAGAIN') done('listening');
+      else done(err.code ?? 'the connect failed');
+    });
+  });
 }
 
 async function requireDirectory(dir: string, path: string, key: string): Promise<void> {

@@ -348,39 +348,48 @@ export async function createRuntime(config: Config, opts: RuntimeOptions = {}): 
       }
     };
 
-    const httpInfo = await listenTcp(httpIngress.server, config.listen.http, 'listen.http');
-    guard(httpIngress.server, 'listen.http');
-    httpServers.push(httpIngress.server);
-    httpIngresses.push(httpIngress);
-    const out: BoundAddresses = { http: `http://${formatAddress(httpInfo)}`, grpc: '', admin: '' };
-    if (config.listen.http_socket) {
-      // A second server object on the same handler: one node server cannot listen twice.
-      const unixIngress = createHttpIngress({ pipeline, limits, logger, draining: () => draining, configuredModels, onRejected, admission, unixListener: true });
-      out.httpSocket = await listenUnix(unixIngress.server, config.listen.http_socket, 'listen.http_socket');
-      guard(unixIngress.server, 'listen.http_socket');
-      httpServers.push(unixIngress.server);
-      httpIngresses.push(unixIngress);
-    }
+    const out: BoundAddresses = { http: '', grpc: '', admin: '' };
+    try {
+      const httpInfo = await listenTcp(httpIngress.server, config.listen.http, 'listen.http');
+      guard(httpIngress.server, 'listen.http');
+      httpServers.push(httpIngress.server);
+      httpIngresses.push(httpIngress);
+      out.http = `http://${formatAddress(httpInfo)}`;
+      if (config.listen.http_socket) {
+        // A second server object on the same handler: one node server cannot listen twice.
+        const unixIngress = createHttpIngress({ pipeline, limits, logger, draining: () => draining, configuredModels, onRejected, admission, unixListener: true });
+        out.httpSocket = await listenUnix(unixIngress.server, config.listen.http_socket, 'listen.http_socket');
+        guard(unixIngress.server, 'listen.http_socket');
+        httpServers.push(unixIngress.server);
+        httpIngresses.push(unixIngress);
+      }
 
-    const g = config.listen.grpc;
-    grpcIngresses.push(grpcIngress);
-    const grpcPort = await bindGrpcAs(grpcIngress.server, formatListen(g), 'listen.grpc');
-    out.grpc = formatListen({ host: g.host, port: grpcPort });
-    guardGrpc(grpcIngress, 'listen.grpc');
-    if (config.listen.grpc_socket) {
-      // A server of its own, as for HTTP: grpc-js cannot say which listener a call came in on,
-      // and the dev identity must know a Unix-socket caller from a TCP one (grpcPeerInfo).
-      const unixIngress = grpcIngressFor(true);
-      grpcIngresses.push(unixIngress);
-      await prepareSocketPath(config.listen.grpc_socket, 'listen.grpc_socket');
-      await bindGrpcAs(unixIngress.server, config.listen.grpc_socket, 'listen.grpc_socket', 'unix:');
-      guardGrpc(unixIngress, 'listen.grpc_socket');
-      out.grpcSocket = config.listen.grpc_socket;
-    }
+      const g = config.listen.grpc;
+      grpcIngresses.push(grpcIngress);
+      const grpcPort = await bindGrpcAs(grpcIngress.server, formatListen(g), 'listen.grpc');
+      out.grpc = formatListen({ host: g.host, port: grpcPort });
+      guardGrpc(grpcIngress, 'listen.grpc');
+      if (config.listen.grpc_socket) {
+        // A server of its own, as for HTTP: grpc-js cannot say which listener a call came in on,
+        // and the dev identity must know a Unix-socket caller from a TCP one (grpcPeerInfo).
+        const unixIngress = grpcIngressFor(true);
+        grpcIngresses.push(unixIngress);
+        await prepareSocketPath(config.listen.grpc_socket, 'listen.grpc_socket');
+        await bindGrpcAs(unixIngress.server, config.listen.grpc_socket, 'listen.grpc_socket', 'unix:');
+        guardGrpc(unixIngress, 'listen.grpc_socket');
+        out.grpcSocket = config.listen.grpc_socket;
+      }
 
-    const adminInfo = await listenTcp(adminServer, config.listen.admin, 'listen.admin');
-    out.admin = `http://${formatAddress(adminInfo)}`;
-    guard(adminServer, 'listen.admin');
+      const adminInfo = await listenTcp(adminServer, config.listen.admin, 'listen.admin');
+      out.admin = `http://${formatAddress(adminInfo)}`;
+      guard(adminServer, 'listen.admin');
+    } catch (err) {
+      // A listener that cannot bind stops the start: the ones bound before it are closed, so
+      // their Unix socket files are removed (not left for the next start to find) and their
+      // ports freed in a process that goes on (an embedding, a test).
+      await unbind();
+      throw err;
+    }
 
     if (watching) {
       reloader = await startReloader({
@@ -398,6 +407,14 @@ export async function createRuntime(config: Config, opts: RuntimeOptions = {}): 
     followReadiness();
     logger.info({ ...out }, 'warden listening');
     return out;
+  }
+
+  /** Closes every listener a failed start bound (see start). */
+  async function unbind(): Promise<void> {
+    for (const s of httpServers) s.closeAllConnections();
+    adminServer?.closeAllConnections();
+    for (const i of grpcIngresses) i.server.forceShutdown();
+    await Promise.all([...httpServers, ...(adminServer ? [adminServer] : [])].map((s) => closeServer(s)));
   }
 
   async function shutdown(reason: string): Promise<ShutdownResult> {

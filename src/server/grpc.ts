@@ -38,7 +38,7 @@ import { InvalidUtf8Message, UndecodableMessage, WrongWireTypeMessage, withUtf8C
 import { checkContentPart, checkPartType } from './parts.js';
 import { loadProtos, lookupService, protoDefinition } from './proto.js';
 import { RunningRequests, type TrackedSignal } from './running.js';
-import { authorizationCredentials, checkVariables, cutByShutdown, rejectedRequest } from './request.js';
+import { authorizationCredentials, checkVariables, cutByShutdown, rejectedRequest, RELAY_HEADERS } from './request.js';
 
 // --- wire shapes (as proto-loader decodes them with keepCase + defaults) ------------------------
 
@@ -139,7 +139,21 @@ export function toGrpcError(err: WardenError, code: grpc.status = STATUS[err.grp
  * comes from the server instead, which is bound either to the Unix socket alone (`unixListener`,
  * every caller is a Unix peer) or to TCP alone, where a peer it cannot name is never local.
  */
-export function grpcPeerInfo(peer: string, unixListener: boolean): PeerInfo {
+export function grpcPeerInfo(peer: string, unixListener: boolean, metadata?: grpc.Metadata): PeerInfo {
+  const info = peerAddress(peer, unixListener);
+  // A proxy in front (Envoy adds x-forwarded-for to gRPC calls too): see PeerInfo.relayHeader.
+  if (metadata !== undefined) {
+    for (const name of RELAY_HEADERS) {
+      if (metadata.get(name).length > 0) {
+        info.relayHeader = name;
+        break;
+      }
+    }
+  }
+  return info;
+}
+
+function peerAddress(peer: string, unixListener: boolean): PeerInfo {
   if (unixListener) return { address: 'unix', local: true, transport: 'unix' };
   if (peer === 'unknown' || peer === '' || peer.startsWith('unix:')) return { address: 'unknown', local: false, transport: 'tcp' };
   let host = peer.replace(/^ipv[46]:/, '');
@@ -656,7 +670,7 @@ export function createGrpcIngress(opts: GrpcIngressOptions): GrpcIngress {
     const tp = call.metadata.get('traceparent')[0];
     // Read once, as the handler starts (before any await): later the connection may be gone,
     // and grpc-js then names no peer at all.
-    const peer = grpcPeerInfo(call.getPeer(), opts.unixListener === true);
+    const peer = grpcPeerInfo(call.getPeer(), opts.unixListener === true, call.metadata);
     return {
       id: randomUUID(),
       action,

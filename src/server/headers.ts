@@ -26,6 +26,8 @@ export interface IngressHeaders {
   authorizationRepeated?: true;
   /** `x-api-key` came more than once. */
   apiKeyRepeated?: true;
+  /** The first proxy header (`x-forwarded-for`, `forwarded`, `x-real-ip`) sent, lower-cased. */
+  relayHeader?: string;
 }
 
 function joined(previous: string | undefined, value: string): string {
@@ -58,10 +60,16 @@ export function ingressHeaders(raw: readonly string[]): IngressHeaders {
       case 18:
         if (name.toLowerCase() === 'x-warden-variables') out.variables = joined(out.variables, raw[i + 1]!);
         break;
-      case 9:
-        if (name.toLowerCase() !== 'x-api-key') break;
-        if (out.apiKey !== undefined) out.apiKeyRepeated = true;
-        out.apiKey = joined(out.apiKey, raw[i + 1]!);
+      case 9: {
+        const lower = name.toLowerCase();
+        if (lower === 'x-api-key') {
+          if (out.apiKey !== undefined) out.apiKeyRepeated = true;
+          out.apiKey = joined(out.apiKey, raw[i + 1]!);
+        } else if (lower === 'forwarded' || lower === 'x-real-ip') out.relayHeader ??= lower;
+        break;
+      }
+      case 15:
+        if (out.relayHeader === undefined && name.toLowerCase() === 'x-forwarded-for') out.relayHeader = 'x-forwarded-for';
         break;
     }
   }

@@ -740,7 +740,7 @@ export function createHttpIngress(opts: HttpIngressOptions): HttpIngress {
     const action = path === '/v1/models' || path.startsWith(MODEL_PATH) ? 'models.list' : 'prompt.execute';
     opts.onRejected?.(err.code, 0, protocol);
     const headers = ingressHeaders(req.rawHeaders);
-    const meta = { id: requestId, signal: new RequestSignal(), receivedAt, traceparent: headers.traceparent, peer: peerInfo(req.socket.remoteAddress, unixListener) };
+    const meta = { id: requestId, signal: new RequestSignal(), receivedAt, traceparent: headers.traceparent, peer: peerInfo(req.socket.remoteAddress, unixListener, headers.relayHeader) };
     return pipeline.auditRejected(rejectedRequest(meta, protocol, action), err);
   }
 
@@ -774,7 +774,7 @@ export function createHttpIngress(opts: HttpIngressOptions): HttpIngress {
   function baseMeta(req: IncomingMessage, headers: IngressHeaders, requestId: string, signal: CancelSignal, cancel: (reason: unknown) => void): IngressMeta {
     return {
       id: requestId,
-      credentials: authorizationCredentials(headers.authorization, headers.authorizationRepeated === true, peerInfo(req.socket.remoteAddress, unixListener), 'http'),
+      credentials: authorizationCredentials(headers.authorization, headers.authorizationRepeated === true, peerInfo(req.socket.remoteAddress, unixListener, headers.relayHeader), 'http'),
       signal,
       cancel,
       receivedAt: performance.timeOrigin + performance.now(),

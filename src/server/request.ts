@@ -509,14 +509,20 @@ export function rejectedRequest(
  * Loopback TCP peers and Unix socket peers are local; anything else is not. Which listener the
  * connection came in on decides Unix, not a missing address: node reports no remote address for
  * Unix socket peers, but also for a TCP peer whose connection was reset before it was read.
+ * `relayHeader` is a proxy header the request carries (see PeerInfo.relayHeader).
  */
-export function peerInfo(remoteAddress: string | undefined, unixListener: boolean): PeerInfo {
-  if (unixListener) return { address: 'unix', local: true, transport: 'unix' };
-  if (remoteAddress === undefined || remoteAddress === '') return { address: 'unknown', local: false, transport: 'tcp' };
-  const local =
-    remoteAddress === '::1' || remoteAddress.startsWith('127.') || remoteAddress.startsWith('::ffff:127.');
-  return { address: remoteAddress, local, transport: 'tcp' };
+export function peerInfo(remoteAddress: string | undefined, unixListener: boolean, relayHeader?: string): PeerInfo {
+  const peer: PeerInfo = unixListener
+    ? { address: 'unix', local: true, transport: 'unix' }
+    : remoteAddress === undefined || remoteAddress === ''
+      ? { address: 'unknown', local: false, transport: 'tcp' }
+      : { address: remoteAddress, local: remoteAddress === '::1' || remoteAddress.startsWith('127.') || remoteAddress.startsWith('::ffff:127.'), transport: 'tcp' };
+  if (relayHeader !== undefined) peer.relayHeader = relayHeader;
+  return peer;
 }
+
+/** The proxy headers a relayed request carries (PeerInfo.relayHeader), in gRPC metadata too. */
+export const RELAY_HEADERS: readonly string[] = ['x-forwarded-for', 'forwarded', 'x-real-ip'];
 
 /** Why a request still running when the shutdown deadline ended its connection or call ended. */
 export function cutByShutdown(): WardenError {

@@ -157,6 +157,23 @@ describe('environment overrides', () => {
     ]);
   });
 
+  it('a bad override is reported with a file that does not load (every problem at once, not one after the other)', () => {
+    const level = 'environment variable WARDEN_LOG_LEVEL: log.level: must be one of "fatal", "error", "warn", "info", "debug", "trace", "silent"';
+    const env = { WARDEN_LOG_LEVEL: 'loud' };
+    expect(lines('- a\n', env)).toEqual(['w.yaml:1:1: (root): must be a mapping of keys to values', level]);
+    expect(lines('listen:\n\thttp: 127.0.0.1:0\n', env)).toEqual(['w.yaml:2:1: (root): YAML syntax: Tabs are not allowed as indentation', level]);
+    expect(lines('log: !vault x\n', env)).toEqual(['w.yaml:1:6: (root): unknown YAML tag !vault', level]);
+    const dir = mkdtempSync(join(tmpdir(), 'warden-cfg-'));
+    expect(() => loadConfig(join(dir, 'missing.yaml'), { WARDEN_HTTP_LISTEN: '127.0.0.1:70000' })).toThrow(
+      `invalid configuration (2 problems):\n  ${join(dir, 'missing.yaml')}: (root): cannot read the file (ENOENT)\n  environment variable WARDEN_HTTP_LISTEN: listen.http: port must be a number from 0 to 65535`,
+    );
+    // A problem the file and the variable share is said once.
+    expect(lines('listen: { http: 127.0.0.1:9000 }\n', { WARDEN_GRPC_LISTEN: '127.0.0.1:9000', WARDEN_LOG_LEVEL: 'loud' })).toEqual([
+      level,
+      'environment variable WARDEN_GRPC_LISTEN: listen.grpc: uses the same address as listen.http',
+    ]);
+  });
+
   it('a variable set but empty is refused by name, not read as unset (the file would win while the operator believes the override applies)', () => {
     expect(lines('log: { level: info }\n', { WARDEN_HTTP_LISTEN: '', WARDEN_GRPC_LISTEN: '', WARDEN_ADMIN_LISTEN: '', WARDEN_LOG_LEVEL: '' })).toEqual([
       'environment variable WARDEN_HTTP_LISTEN: listen.http: is set but empty: give it a value, or unset it to use the file',
@@ -281,6 +298,16 @@ describe('errors name file:line:col, key path and what is wrong', () => {
       'w.yaml:6:3: listen.grpc_socket: uses the same path as listen.http_socket',
     ]);
     expect(parseConfig('listen: { http: 127.0.0.1:0, grpc: 127.0.0.1:0, admin: 127.0.0.1:0 }', 'w.yaml').listen.grpc.port).toBe(0);
+  });
+
+  it('two socket paths written differently that are one path', () => {
+    // The gRPC listener would meet the HTTP one's socket at start (before the start refused a
+    // live socket, it removed it and took the path: the HTTP socket went dead without a word).
+    const same = resolve('a.sock');
+    for (const grpc of ['./a.sock', 'sub/../a.sock', same]) {
+      expect(lines(`listen:\n  http_socket: a.sock\n  grpc_socket: ${grpc}\n`)).toEqual([`w.yaml:3:3: listen.grpc_socket: uses the same path as listen.http_socket (${same})`]);
+    }
+    expect(parseConfig('listen:\n  http_socket: a.sock\n  grpc_socket: b/a.sock\n', 'w.yaml').listen.grpc_socket).toBe(resolve('b/a.sock'));
   });
 
   it('two listeners whose addresses overlap on one port: a wildcard covers its family, localhost only when both its addresses meet', () => {

@@ -2,6 +2,8 @@
  * Unix domain socket listeners (HTTP and gRPC) with the `dev` identity, which accepts only local
  * peers; and the header-size limit enforced by the HTTP parser.
  */
+import { spawn } from 'node:child_process';
+import { existsSync, lstatSync, readFileSync, symlinkSync, writeFileSync } from 'node:fs';
 import { request as httpRequest } from 'node:http';
 import { connect } from 'node:net';
 import { join } from 'node:path';
@@ -100,6 +102,80 @@ describe('socket paths that cannot work', () => {
     await expect(
       startWarden({ upstreamUrl: upstream.url, listen: 'listen: { http: 127.0.0.1:0, grpc: 127.0.0.1:0, admin: 127.0.0.1:0, grpc_socket: templates }' }),
     ).rejects.toThrow(/^listen\.grpc_socket: .*templates exists and is not a socket but a directory/);
+  });
+});
+
+describe('a socket path already in use', () => {
+  it('a socket another process listens on stops the start and is left to that process (HTTP and gRPC)', async () => {
+    // A second Warden on the same paths used to remove the live sockets and bind its own: the
+    // first went on serving sockets no client could reach, and lost them for good at the
+    // second's shutdown.
+    const listen = (key: 'http_socket' | 'grpc_socket', path: string) =>
+      `listen: { http: 127.0.0.1:0, grpc: 127.0.0.1:0, admin: 127.0.0.1:0, ${key}: "${path}" }`;
+    await expect(startWarden({ upstreamUrl: upstream.url, listen: listen('http_socket', w.addresses.httpSocket!) })).rejects.toThrow(
+      `listen.http_socket: cannot listen on ${w.addresses.httpSocket}: another process is listening on it; stop that process or choose another path`,
+    );
+    await expect(startWarden({ upstreamUrl: upstream.url, listen: listen('grpc_socket', w.addresses.grpcSocket!) })).rejects.toThrow(
+      `listen.grpc_socket: cannot listen on ${w.addresses.grpcSocket}: another process is listening on it; stop that process or choose another path`,
+    );
+    // The first one still serves both.
+    expect((await overSocket(w.addresses.httpSocket!, BODY)).status).toBe(200);
+    const client = gatewayClient(`unix:${w.addresses.grpcSocket}`);
+    try {
+      const res = await unaryCall(client, 'Complete', {
+        model: 'gpt-4o-mini',
+        template: { id: 'support/ticket-summary', version: 2 },
+        variables: { ticket_id: 'T-90', customer_message: 'still here' },
+      });
+      expect(res.choices[0].message.content).toBe('upstream saw: Ticket T-90:\nstill here');
+    } finally {
+      client.close();
+    }
+  });
+
+  it('a socket left by a killed process is removed and bound again; a regular file at the path is kept', async () => {
+    const stale = join(w.dir, 'stale.sock');
+    // A process that binds the socket and is killed before it can remove it.
+    const child = spawn(process.execPath, ['-e', `require('node:net').createServer().listen(${JSON.stringify(stale)}, () => process.kill(process.pid, 'SIGKILL'))`]);
+    await new Promise((resolve) => child.once('exit', resolve));
+    expect(lstatSync(stale).isSocket()).toBe(true);
+    const second = await startWarden({ upstreamUrl: upstream.url, methods: '[dev]\n  dev: { principal: { namespace: support, service_account: ticket-bot } }', listen: `listen: { http: 127.0.0.1:0, grpc: 127.0.0.1:0, admin: 127.0.0.1:0, http_socket: "${stale}" }` });
+    try {
+      expect((await overSocket(stale, BODY)).status).toBe(200);
+    } finally {
+      await second.close();
+    }
+    // Gone with the listener that bound it.
+    expect(existsSync(stale)).toBe(false);
+
+    const file = join(w.dir, 'not-a-socket.sock');
+    writeFileSync(file, 'keep me');
+    await expect(
+      startWarden({ upstreamUrl: upstream.url, listen: `listen: { http: 127.0.0.1:0, grpc: 127.0.0.1:0, admin: 127.0.0.1:0, http_socket: "${file}" }` }),
+    ).rejects.toThrow(`listen.http_socket: ${file} exists and is not a socket but a file; remove it or choose another path`);
+    expect(readFileSync(file, 'utf8')).toBe('keep me');
+    // A symbolic link (here to the file) is named as one, and neither it nor its target is touched.
+    const link = join(w.dir, 'link.sock');
+    symlinkSync(file, link);
+    await expect(
+      startWarden({ upstreamUrl: upstream.url, listen: `listen: { http: 127.0.0.1:0, grpc: 127.0.0.1:0, admin: 127.0.0.1:0, grpc_socket: "${link}" }` }),
+    ).rejects.toThrow(`listen.grpc_socket: ${link} exists and is not a socket but a symbolic link; remove it or choose another path`);
+    expect(lstatSync(link).isSymbolicLink()).toBe(true);
+    expect(readFileSync(file, 'utf8')).toBe('keep me');
+  });
+});
+
+describe('a start that fails after the sockets are bound', () => {
+  it('removes the socket files it made (a port taken by another listener stops the start)', async () => {
+    const admin = w.addresses.admin.replace('http://', '');
+    const httpSocket = join(w.dir, 'failed-start-http.sock');
+    const grpcSocket = join(w.dir, 'failed-start-grpc.sock');
+    await expect(
+      startWarden({ upstreamUrl: upstream.url, listen: `listen: { http: 127.0.0.1:0, grpc: 127.0.0.1:0, admin: "${admin}", http_socket: "${httpSocket}", grpc_socket: "${grpcSocket}" }` }),
+    ).rejects.toThrow(`listen.admin: cannot listen on ${admin}: the address is already in use (EADDRINUSE)`);
+    // Closed with their listeners, not left as sockets no process listens on.
+    expect(existsSync(httpSocket)).toBe(false);
+    expect(existsSync(grpcSocket)).toBe(false);
   });
 });
 
