@@ -32,7 +32,7 @@ import { GrpcDoor, type DoorArrival, type DoorPass } from './grpc-door.js';
 import { metadataBytes, OversizeMessage, receiveCeiling, withMessageLimit } from './grpc-size.js';
 import { loadRpcTypes, statusDetailsBin } from './grpc-status.js';
 import type { IngressLimits } from './limits.js';
-import { InvalidUtf8Message, UndecodableMessage, WrongWireTypeMessage, withUtf8Check } from './grpc-utf8.js';
+import { InvalidUtf8Message, OutOfRangeMessage, UndecodableMessage, WrongWireTypeMessage, withUtf8Check } from './grpc-utf8.js';
 import { checkContentPart, checkPartType } from './parts.js';
 import { loadProtos, lookupService, protoDefinition } from './proto.js';
 import { RunningRequests, type TrackedSignal } from './running.js';
@@ -674,7 +674,7 @@ export function createGrpcIngress(opts: GrpcIngressOptions): GrpcIngress {
     const started = performance.now();
     const meta = metaFor(call, action, stream, signal, cancel, pass.unreadableCredentials);
     try {
-      const wire = call.request as WirePromptRequest | OversizeMessage | InvalidUtf8Message | WrongWireTypeMessage | UndecodableMessage;
+      const wire = call.request as WirePromptRequest | OversizeMessage | InvalidUtf8Message | WrongWireTypeMessage | OutOfRangeMessage | UndecodableMessage;
       const metadataSize = metadataBytes(call.metadata);
       if (metadataSize > limits.maxHeaderBytes) {
         throw new WardenError('payload_too_large', `the call's metadata of ${metadataSize} bytes is larger than limits.max_header_bytes (${limits.maxHeaderBytes} bytes)`);
@@ -689,6 +689,11 @@ export function createGrpcIngress(opts: GrpcIngressOptions): GrpcIngress {
       }
       if (wire instanceof WrongWireTypeMessage) {
         throw new WardenError('invalid_request', `field '${wire.path}' is not encoded as its declared type ${wire.type} (wrong protobuf wire type)`, {
+          location: { path: wire.path },
+        });
+      }
+      if (wire instanceof OutOfRangeMessage) {
+        throw new WardenError('invalid_request', `field '${wire.path}' is out of the range of its declared type ${wire.type} (a varint of more than 32 bits; at most 4294967295)`, {
           location: { path: wire.path },
         });
       }
