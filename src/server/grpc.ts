@@ -7,7 +7,7 @@ import { randomUUID } from 'node:crypto';
 import type { Http2Server } from 'node:http2';
 import { performance } from 'node:perf_hooks';
 import * as grpc from '@grpc/grpc-js';
-import { RequestSignal, type CancelSignal } from '../pipeline/cancel.js';
+import { RequestSignal, onAbort, type CancelSignal } from '../pipeline/cancel.js';
 import { WardenError, isWardenError } from '../pipeline/errors.js';
 import { MAX_TEMPLATE_VERSION, MODEL_NAME_RULE, isModelName, isTemplateId } from '../pipeline/identifiers.js';
 import { checkJsonDepth } from '../pipeline/json-depth.js';
@@ -421,6 +421,75 @@ function toWireChunk(c: CompletionChunk) {
   };
 }
 
+/**
+ * What a chunk adds to the bytes queued for its client: its text (content, refusal, a tool call's
+ * name and arguments, in UTF-16 units: the message's bytes within a factor of 3) and a fixed
+ * 64 for the rest of the message, so that many small chunks count too.
+ */
+function chunkBytes(c: CompletionChunk): number {
+  let n = 64;
+  for (const ch of c.choices) {
+    const d = ch.delta;
+    n += (d.content?.length ?? 0) + (d.refusal?.length ?? 0);
+    if (d.tool_calls) for (const t of d.tool_calls) n += (t.function?.name?.length ?? 0) + (t.function?.arguments?.length ?? 0);
+  }
+  return n;
+}
+
+/**
+ * Most bytes of a StreamComplete answer Warden queues for a client that does not take them, as an
+ * HTTP response's high-water mark (Node's default, 16 KiB) does: past it the stream waits. grpc-js
+ * has no byte mark of its own: its call is an object-mode stream that says "wait" only at 16 queued
+ * messages, 16 MB with 1 MiB upstream events.
+ */
+const QUEUED_BYTES_MARK = 16 * 1024;
+
+/**
+ * The bytes of the chunks written to one StreamComplete call that its HTTP/2 stream has not taken
+ * yet (grpc-js calls each write's callback once the stream took it, in order). One `taken`
+ * callback per call, not a closure per chunk.
+ */
+class QueuedBytes {
+  bytes = 0;
+  private readonly sizes: number[] = [];
+  private wake: (() => void) | undefined;
+
+  readonly taken = (): void => {
+    this.bytes -= this.sizes.shift() ?? 0;
+    if (this.wake && this.bytes <= QUEUED_BYTES_MARK) {
+      const wake = this.wake;
+      this.wake = undefined;
+      wake();
+    }
+  };
+
+  /** Counts a chunk about to be written; returns the write's callback. */
+  add(bytes: number): () => void {
+    this.sizes.push(bytes);
+    this.bytes += bytes;
+    return this.taken;
+  }
+
+  /**
+   * Resolves once the queue is at or below the mark, the client is gone (`cancelled`: grpc-js then
+   * calls no more callbacks) or the request's signal aborts.
+   */
+  below(call: grpc.ServerWritableStream<WirePromptRequest, unknown>, signal: CancelSignal): Promise<void> {
+    if (this.bytes <= QUEUED_BYTES_MARK || signal.aborted || call.cancelled) return Promise.resolve();
+    return new Promise((resolve) => {
+      const done = () => {
+        this.wake = undefined;
+        call.off('cancelled', done);
+        stopListening();
+        resolve();
+      };
+      this.wake = done;
+      call.once('cancelled', done);
+      const stopListening = onAbort(signal, done);
+    });
+  }
+}
+
 function toWireRender(r: Extract<PipelineResponse, { kind: 'render' }>) {
   return {
     decision: {
@@ -740,6 +809,7 @@ export function createGrpcIngress(opts: GrpcIngressOptions): GrpcIngress {
   function streamComplete(call: grpc.ServerWritableStream<WirePromptRequest, unknown>): void {
     const pass = passOf(call);
     const { signal, cancel, dispose } = callSignal(call);
+    const queued = new QueuedBytes();
     void (async () => {
       let it: AsyncIterator<CompletionChunk> | undefined;
       try {
@@ -760,7 +830,8 @@ export function createGrpcIngress(opts: GrpcIngressOptions): GrpcIngress {
           // After an abort (the deadline, while the client was behind) the loop reads on: the
           // upstream read fails (`upstream_timeout`), which writes the audit record and ends the
           // call with its status, which grpc-js sends after what the client has not read yet.
-          if (!call.write(toWireChunk(step.value))) await whenWritable(call, 'cancelled', signal);
+          if (!call.write(toWireChunk(step.value), queued.add(chunkBytes(step.value)))) await whenWritable(call, 'cancelled', signal);
+          else if (queued.bytes > QUEUED_BYTES_MARK) await queued.below(call, signal);
         }
         // Cancelled by the client: stop reading, which aborts the upstream and writes the audit record.
         await it.return?.();
