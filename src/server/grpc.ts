@@ -239,21 +239,37 @@ function toMessage(m: WireMessage, i: number, maxDepth: number): ChatMessage {
   return out;
 }
 
+/** String.prototype.isWellFormed and toWellFormed: in Node 20+, typed only in lib ES2024 (this build uses ES2023). */
+type WellFormed = string & { isWellFormed(): boolean; toWellFormed(): string };
+
+/**
+ * A string of an answer as a proto3 `string` field can carry it: valid UTF-8, so a lone surrogate
+ * (an upstream's `"\ud800"` escape with no pair: JSON can carry it, UTF-8 cannot) becomes U+FFFD,
+ * as Node's own UTF-8 encoder writes it. protobufjs would write such a string of under 40 bytes as
+ * the 3 bytes of the surrogate itself (ED A0 80: not UTF-8), which a strict decoder (Go's, C++'s)
+ * refuses along with the whole message, and a longer one with U+FFFD. The check is one pass over
+ * the string, and no copy when it is well formed (nearly always).
+ */
+function utf8(s: string): string {
+  return (s as WellFormed).isWellFormed() ? s : (s as WellFormed).toWellFormed();
+}
+
 function fromPart(p: ContentPart): WirePart {
-  if (p.type === 'text' && typeof p.text === 'string') return { type: 'text', text: p.text, json: '' };
-  return { type: p.type, text: '', json: JSON.stringify(p) };
+  if (p.type === 'text' && typeof p.text === 'string') return { type: 'text', text: utf8(p.text), json: '' };
+  // JSON text escapes a lone surrogate (\ud800): valid UTF-8 as it is.
+  return { type: utf8(p.type), text: '', json: JSON.stringify(p) };
 }
 
 function fromMessage(m: ChatMessage): WireMessage {
   const multi = Array.isArray(m.content);
   return {
     role: m.role,
-    content: typeof m.content === 'string' ? m.content : '',
-    name: m.name ?? '',
-    tool_call_id: m.tool_call_id ?? '',
-    tool_calls: (m.tool_calls ?? []).map((t) => ({ id: t.id, type: t.type, function: t.function })),
+    content: typeof m.content === 'string' ? utf8(m.content) : '',
+    name: utf8(m.name ?? ''),
+    tool_call_id: utf8(m.tool_call_id ?? ''),
+    tool_calls: (m.tool_calls ?? []).map((t) => ({ id: utf8(t.id), type: utf8(t.type), function: { name: utf8(t.function.name), arguments: utf8(t.function.arguments) } })),
     parts: multi ? (m.content as ContentPart[]).map(fromPart) : [],
-    refusal: m.refusal ?? '',
+    refusal: utf8(m.refusal ?? ''),
   };
 }
 
@@ -389,33 +405,33 @@ function usageOf(u: CompletionResult['usage'] | null | undefined) {
 
 function toWireCompletion(r: CompletionResult) {
   return {
-    id: r.id,
-    model: r.model,
+    id: utf8(r.id),
+    model: utf8(r.model),
     created: r.created,
-    choices: r.choices.map((c) => ({ index: c.index, message: fromMessage(c.message), finish_reason: c.finish_reason ?? '' })),
+    choices: r.choices.map((c) => ({ index: c.index, message: fromMessage(c.message), finish_reason: utf8(c.finish_reason ?? '') })),
     usage: usageOf(r.usage),
   };
 }
 
 function toWireChunk(c: CompletionChunk) {
   return {
-    id: c.id,
-    model: c.model,
+    id: utf8(c.id),
+    model: utf8(c.model),
     created: c.created,
     choices: c.choices.map((ch) => ({
       index: ch.index,
       delta: {
-        role: ch.delta.role ?? '',
-        content: ch.delta.content ?? '',
-        refusal: ch.delta.refusal ?? '',
+        role: utf8(ch.delta.role ?? ''),
+        content: utf8(ch.delta.content ?? ''),
+        refusal: utf8(ch.delta.refusal ?? ''),
         tool_calls: (ch.delta.tool_calls ?? []).map((t) => ({
           index: t.index,
-          id: t.id ?? '',
-          type: t.type ?? '',
-          function: { name: t.function?.name ?? '', arguments: t.function?.arguments ?? '' },
+          id: utf8(t.id ?? ''),
+          type: utf8(t.type ?? ''),
+          function: { name: utf8(t.function?.name ?? ''), arguments: utf8(t.function?.arguments ?? '') },
         })),
       },
-      finish_reason: ch.finish_reason ?? '',
+      finish_reason: utf8(ch.finish_reason ?? ''),
     })),
     usage: usageOf(c.usage),
   };
@@ -494,7 +510,7 @@ function toWireRender(r: Extract<PipelineResponse, { kind: 'render' }>) {
   return {
     decision: {
       allow: r.decision.allow,
-      reasons: r.decision.reasons,
+      reasons: r.decision.reasons.map(utf8),
       models: r.decision.models,
       secrets: r.decision.secrets,
       redaction_profile: r.decision.redaction.profile,
