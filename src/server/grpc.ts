@@ -348,6 +348,9 @@ export function fromWireRequest(w: WirePromptRequest, meta: GrpcMeta, limits: In
   if (w.params_json) {
     const parsed = jsonObject(w.params_json, 'params_json', limits.maxJsonDepth);
     for (const [k, v] of Object.entries(parsed)) {
+      // A member JSON.parse made; put into `params` it would set the object's prototype instead,
+      // and go nowhere (not upstream, not redacted) without a word. No OpenAI parameter has the name.
+      if (k === '__proto__') throw invalid("field 'params_json' has a member named __proto__, which is no parameter Warden can pass on", 'params_json');
       if (k === 'model' || k === 'messages' || k === 'stream' || k === 'warden' || k === 'tools') {
         throw invalid(`field 'params_json.${k}' has its own field`, `params_json.${k}`);
       }
