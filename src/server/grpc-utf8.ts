@@ -17,6 +17,17 @@
  * by wire type would skip 8 bytes), so a declared field with a wire type its type does not have
  * arrives as a `WrongWireTypeMessage`. Groups (wire types 3 and 4) do not exist in proto3 and
  * protobufjs skips them without looking inside: a message holding one is an `UndecodableMessage`.
+ *
+ * Nor does protobufjs read a varint of a 32-bit field (uint32, int32, enum, bool) to its end: it
+ * takes 5 bytes and then skips exactly 5 more, as if every longer varint were a 10-byte negative
+ * int32. A varint of 6 to 9 bytes (a uint64 value, or a small one padded) makes it skip bytes of
+ * the fields that follow, which the walk checked as fields and the decoder does not, and read as
+ * fields bytes the walk skipped unchecked (a whole message with text that is not UTF-8, inside an
+ * unknown field); a varint of 11 bytes or more makes it read its tail as a tag. And it keeps the
+ * low 32 bits of a larger number without a word (`template.version` 2^32 + 2 is version 2). So a
+ * uint32 field whose varint does not fit 32 bits arrives as an `OutOfRangeMessage`, and a varint
+ * of another 32-bit field that is neither 1 to 5 bytes nor 10 (the negative int32 form protobufjs
+ * reads rightly), or of any declared field longer than 10 bytes, as an `UndecodableMessage`.
  */
 import { isUtf8 } from 'node:buffer';
 import type * as grpc from '@grpc/grpc-js';
@@ -31,6 +42,15 @@ export class InvalidUtf8Message {
 /** What a gateway handler receives instead of the request when a declared field has the wrong wire type. */
 export class WrongWireTypeMessage {
   /** `path`: the field, as for `InvalidUtf8Message`; `type`: its declared type (`string`, `uint32`, `message`). */
+  constructor(
+    readonly path: string,
+    readonly type: string,
+  ) {}
+}
+
+/** What a gateway handler receives instead of the request when a uint32 field holds a larger number. */
+export class OutOfRangeMessage {
+  /** `path`: the field, as for `InvalidUtf8Message`; `type`: its declared type (`uint32`). */
   constructor(
     readonly path: string,
     readonly type: string,
@@ -55,6 +75,12 @@ interface FieldShape {
   /** The wire type its values are encoded with; a repeated scalar number may also come packed (2). */
   wireType: number;
   packable: boolean;
+  /**
+   * How protobufjs reads the field's varints when it reads them as 32 bits (see VARINT32): `uint32`
+   * must fit 32 bits; `int32` (int32, sint32, enum, bool) must be 1 to 5 bytes or 10. Undefined:
+   * not a 32-bit varint field.
+   */
+  varint32?: 'uint32' | 'int32';
   /** For message fields: the nested message's shape (resolved lazily: types may refer to themselves). */
   message?: () => MessageShape | undefined;
 }
@@ -81,6 +107,24 @@ const WIRE_TYPES: Record<string, number> = {
   TYPE_FIXED32: 5, TYPE_SFIXED32: 5, TYPE_FLOAT: 5,
 };
 
+/** The field types protobufjs reads with its 32-bit varint reader (see the file's comment). */
+const VARINT32: Record<string, 'uint32' | 'int32'> = { TYPE_UINT32: 'uint32', TYPE_INT32: 'int32', TYPE_SINT32: 'int32', TYPE_ENUM: 'int32', TYPE_BOOL: 'int32' };
+
+/** The most bytes a varint has (a 64-bit value); protobufjs reads no longer one rightly. */
+const MAX_VARINT_BYTES = 10;
+
+/**
+ * Whether the varint in `buf[start, end)` (its bytes, the last one without the continuation bit)
+ * is read by protobufjs as the walk reads it, and for a uint32 whether its value fits 32 bits.
+ */
+function varintFits(buf: Buffer, start: number, end: number, kind: 'uint32' | 'int32' | undefined): boolean {
+  const bytes = end - start;
+  if (kind === undefined) return bytes <= MAX_VARINT_BYTES;
+  // Five bytes carry 35 bits: the fifth may hold only bits 28 to 31.
+  if (kind === 'uint32') return bytes < 5 || (bytes === 5 && buf[start + 4]! <= 0x0f);
+  return bytes <= 5 || bytes === MAX_VARINT_BYTES;
+}
+
 /** Shapes of a package definition's messages, built once per message type. */
 function shapeResolver(definition: protoLoader.PackageDefinition): (fullName: string) => MessageShape | undefined {
   const shapes = new Map<string, MessageShape | undefined>();
@@ -100,6 +144,8 @@ function shapeResolver(definition: protoLoader.PackageDefinition): (fullName: st
         wireType,
         packable: repeated && wireType !== 2 && wireType !== -1,
       };
+      const varint32 = VARINT32[f.type];
+      if (varint32) field.varint32 = varint32;
       if (f.type === 'TYPE_MESSAGE') {
         const nested = d.nestedType.find((n) => n.name === f.typeName);
         const target = nested ? `${fullName}.${nested.name}` : f.typeName.startsWith('.') ? f.typeName.slice(1) : `${pkg}.${f.typeName}`;
@@ -154,7 +200,26 @@ function readVarint(buf: Buffer, i: number, end: number): number {
 const MALFORMED = Symbol('malformed');
 
 /** The walk's finding on one field: its path, and what is wrong with it. */
-type Finding = InvalidUtf8Message | WrongWireTypeMessage;
+type Finding = InvalidUtf8Message | WrongWireTypeMessage | OutOfRangeMessage;
+
+/**
+ * The values of a packed repeated number field in `buf[start, end)`, as protobufjs reads them (one
+ * after another until the end, which a value it reads past moves it beyond): a finding for the
+ * first it would read otherwise than the walk, MALFORMED for values that do not end at the end,
+ * or undefined.
+ */
+function packedInvalid(buf: Buffer, start: number, end: number, field: FieldShape, at: string): Finding | typeof MALFORMED | undefined {
+  if (field.wireType === 1) return (end - start) % 8 === 0 ? undefined : MALFORMED;
+  if (field.wireType === 5) return (end - start) % 4 === 0 ? undefined : MALFORMED;
+  let i = start;
+  while (i < end) {
+    const v = i;
+    while (i < end && buf[i++]! & 0x80);
+    if (buf[i - 1]! & 0x80) return MALFORMED;
+    if (!varintFits(buf, v, i, field.varint32)) return field.varint32 === 'uint32' ? new OutOfRangeMessage(at, field.type) : MALFORMED;
+  }
+  return undefined;
+}
 
 /**
  * The first string field in `buf[start, end)` whose bytes are not UTF-8 or declared field with
@@ -167,7 +232,8 @@ function firstInvalid(buf: Buffer, start: number, end: number, shape: MessageSha
   let i = start;
   while (i < end) {
     const tag = readVarint(buf, i, end);
-    if (tag < 0) return MALFORMED;
+    // protobufjs reads a tag as 32 bits: the field number of a larger one would not be the walk's.
+    if (tag < 0 || tag > 0xffffffff) return MALFORMED;
     i = varintEnd;
     const wireType = tag & 7;
     const number = Math.floor(tag / 8);
@@ -191,6 +257,8 @@ function firstInvalid(buf: Buffer, start: number, end: number, shape: MessageSha
       while (i < end && buf[i++]! & 0x80);
       // No byte of the value, or its last byte says more follow: cut short.
       if (i === v || buf[i - 1]! & 0x80) return MALFORMED;
+      // A declared field's varint as protobufjs reads it: to its end, and in its type's range.
+      if (field && !varintFits(buf, v, i, field.varint32)) return field.varint32 === 'uint32' ? new OutOfRangeMessage(at, shape.mapEntry ? 'map' : field.type) : MALFORMED;
     } else if (wireType === 1) {
       i += 8;
       if (i > end) return MALFORMED;
@@ -204,7 +272,10 @@ function firstInvalid(buf: Buffer, start: number, end: number, shape: MessageSha
       i = s + len;
       if (i > end) return MALFORMED;
       if (!field) continue;
-      if (field.string) {
+      if (field.packable) {
+        const inner = packedInvalid(buf, s, i, field, at);
+        if (inner !== undefined) return inner;
+      } else if (field.string) {
         if (!isUtf8(buf.subarray(s, i))) return new InvalidUtf8Message(at);
       } else if (field.message) {
         const nested = field.message();
@@ -228,7 +299,8 @@ function firstInvalid(buf: Buffer, start: number, end: number, shape: MessageSha
 /**
  * `service` with each method's request deserializer checking the request's fields first: a
  * message with a string that is not UTF-8 is not decoded and arrives as an `InvalidUtf8Message`,
- * one with a field of the wrong wire type as a `WrongWireTypeMessage`, and one the decoder
+ * one with a field of the wrong wire type as a `WrongWireTypeMessage`, one with a uint32 field
+ * holding a larger number as an `OutOfRangeMessage`, and one the decoder
  * refuses (or holding a group) as an `UndecodableMessage`.
  */
 export function withUtf8Check(service: grpc.ServiceDefinition, definition: protoLoader.PackageDefinition): grpc.ServiceDefinition {

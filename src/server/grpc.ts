@@ -8,7 +8,7 @@ import type { Http2Server } from 'node:http2';
 import { performance } from 'node:perf_hooks';
 import * as grpc from '@grpc/grpc-js';
 import { NO_ATTACHMENTS, attachmentKind } from '../pipeline/attachments.js';
-import { RequestSignal, type CancelSignal } from '../pipeline/cancel.js';
+import { RequestSignal, onAbort, type CancelSignal } from '../pipeline/cancel.js';
 import { WardenError, isWardenError } from '../pipeline/errors.js';
 import { MAX_TEMPLATE_VERSION, MODEL_NAME_RULE, isModelName, isTemplateId } from '../pipeline/identifiers.js';
 import { checkJsonDepth } from '../pipeline/json-depth.js';
@@ -34,7 +34,7 @@ import { GrpcDoor, type DoorArrival, type DoorPass } from './grpc-door.js';
 import { metadataBytes, OversizeMessage, receiveCeiling, withMessageLimit } from './grpc-size.js';
 import { loadRpcTypes, statusDetailsBin } from './grpc-status.js';
 import type { IngressLimits } from './limits.js';
-import { InvalidUtf8Message, UndecodableMessage, WrongWireTypeMessage, withUtf8Check } from './grpc-utf8.js';
+import { InvalidUtf8Message, OutOfRangeMessage, UndecodableMessage, WrongWireTypeMessage, withUtf8Check } from './grpc-utf8.js';
 import { checkContentPart, checkPartType } from './parts.js';
 import { loadProtos, lookupService, protoDefinition } from './proto.js';
 import { RunningRequests, type TrackedSignal } from './running.js';
@@ -261,21 +261,37 @@ function toMessage(m: WireMessage, i: number, maxDepth: number, counts: Attachme
   return out;
 }
 
+/** String.prototype.isWellFormed and toWellFormed: in Node 20+, typed only in lib ES2024 (this build uses ES2023). */
+type WellFormed = string & { isWellFormed(): boolean; toWellFormed(): string };
+
+/**
+ * A string of an answer as a proto3 `string` field can carry it: valid UTF-8, so a lone surrogate
+ * (an upstream's `"\ud800"` escape with no pair: JSON can carry it, UTF-8 cannot) becomes U+FFFD,
+ * as Node's own UTF-8 encoder writes it. protobufjs would write such a string of under 40 bytes as
+ * the 3 bytes of the surrogate itself (ED A0 80: not UTF-8), which a strict decoder (Go's, C++'s)
+ * refuses along with the whole message, and a longer one with U+FFFD. The check is one pass over
+ * the string, and no copy when it is well formed (nearly always).
+ */
+function utf8(s: string): string {
+  return (s as WellFormed).isWellFormed() ? s : (s as WellFormed).toWellFormed();
+}
+
 function fromPart(p: ContentPart): WirePart {
-  if (p.type === 'text' && typeof p.text === 'string') return { type: 'text', text: p.text, json: '' };
-  return { type: p.type, text: '', json: JSON.stringify(p) };
+  if (p.type === 'text' && typeof p.text === 'string') return { type: 'text', text: utf8(p.text), json: '' };
+  // JSON text escapes a lone surrogate (\ud800): valid UTF-8 as it is.
+  return { type: utf8(p.type), text: '', json: JSON.stringify(p) };
 }
 
 function fromMessage(m: ChatMessage): WireMessage {
   const multi = Array.isArray(m.content);
   return {
     role: m.role,
-    content: typeof m.content === 'string' ? m.content : '',
-    name: m.name ?? '',
-    tool_call_id: m.tool_call_id ?? '',
-    tool_calls: (m.tool_calls ?? []).map((t) => ({ id: t.id, type: t.type, function: t.function })),
+    content: typeof m.content === 'string' ? utf8(m.content) : '',
+    name: utf8(m.name ?? ''),
+    tool_call_id: utf8(m.tool_call_id ?? ''),
+    tool_calls: (m.tool_calls ?? []).map((t) => ({ id: utf8(t.id), type: utf8(t.type), function: { name: utf8(t.function.name), arguments: utf8(t.function.arguments) } })),
     parts: multi ? (m.content as ContentPart[]).map(fromPart) : [],
-    refusal: m.refusal ?? '',
+    refusal: utf8(m.refusal ?? ''),
   };
 }
 
@@ -354,6 +370,9 @@ export function fromWireRequest(w: WirePromptRequest, meta: GrpcMeta, limits: In
   if (w.params_json) {
     const parsed = jsonObject(w.params_json, 'params_json', limits.maxJsonDepth);
     for (const [k, v] of Object.entries(parsed)) {
+      // A member JSON.parse made; put into `params` it would set the object's prototype instead,
+      // and go nowhere (not upstream, not redacted) without a word. No OpenAI parameter has the name.
+      if (k === '__proto__') throw invalid("field 'params_json' has a member named __proto__, which is no parameter Warden can pass on", 'params_json');
       if (k === 'model' || k === 'messages' || k === 'stream' || k === 'warden' || k === 'tools') {
         throw invalid(`field 'params_json.${k}' has its own field`, `params_json.${k}`);
       }
@@ -413,43 +432,112 @@ function usageOf(u: CompletionResult['usage'] | null | undefined) {
 
 function toWireCompletion(r: CompletionResult) {
   return {
-    id: r.id,
-    model: r.model,
+    id: utf8(r.id),
+    model: utf8(r.model),
     created: r.created,
-    choices: r.choices.map((c) => ({ index: c.index, message: fromMessage(c.message), finish_reason: c.finish_reason ?? '' })),
+    choices: r.choices.map((c) => ({ index: c.index, message: fromMessage(c.message), finish_reason: utf8(c.finish_reason ?? '') })),
     usage: usageOf(r.usage),
   };
 }
 
 function toWireChunk(c: CompletionChunk) {
   return {
-    id: c.id,
-    model: c.model,
+    id: utf8(c.id),
+    model: utf8(c.model),
     created: c.created,
     choices: c.choices.map((ch) => ({
       index: ch.index,
       delta: {
-        role: ch.delta.role ?? '',
-        content: ch.delta.content ?? '',
-        refusal: ch.delta.refusal ?? '',
+        role: utf8(ch.delta.role ?? ''),
+        content: utf8(ch.delta.content ?? ''),
+        refusal: utf8(ch.delta.refusal ?? ''),
         tool_calls: (ch.delta.tool_calls ?? []).map((t) => ({
           index: t.index,
-          id: t.id ?? '',
-          type: t.type ?? '',
-          function: { name: t.function?.name ?? '', arguments: t.function?.arguments ?? '' },
+          id: utf8(t.id ?? ''),
+          type: utf8(t.type ?? ''),
+          function: { name: utf8(t.function?.name ?? ''), arguments: utf8(t.function?.arguments ?? '') },
         })),
       },
-      finish_reason: ch.finish_reason ?? '',
+      finish_reason: utf8(ch.finish_reason ?? ''),
     })),
     usage: usageOf(c.usage),
   };
+}
+
+/**
+ * What a chunk adds to the bytes queued for its client: its text (content, refusal, a tool call's
+ * name and arguments, in UTF-16 units: the message's bytes within a factor of 3) and a fixed
+ * 64 for the rest of the message, so that many small chunks count too.
+ */
+function chunkBytes(c: CompletionChunk): number {
+  let n = 64;
+  for (const ch of c.choices) {
+    const d = ch.delta;
+    n += (d.content?.length ?? 0) + (d.refusal?.length ?? 0);
+    if (d.tool_calls) for (const t of d.tool_calls) n += (t.function?.name?.length ?? 0) + (t.function?.arguments?.length ?? 0);
+  }
+  return n;
+}
+
+/**
+ * Most bytes of a StreamComplete answer Warden queues for a client that does not take them, as an
+ * HTTP response's high-water mark (Node's default, 16 KiB) does: past it the stream waits. grpc-js
+ * has no byte mark of its own: its call is an object-mode stream that says "wait" only at 16 queued
+ * messages, 16 MB with 1 MiB upstream events.
+ */
+const QUEUED_BYTES_MARK = 16 * 1024;
+
+/**
+ * The bytes of the chunks written to one StreamComplete call that its HTTP/2 stream has not taken
+ * yet (grpc-js calls each write's callback once the stream took it, in order). One `taken`
+ * callback per call, not a closure per chunk.
+ */
+class QueuedBytes {
+  bytes = 0;
+  private readonly sizes: number[] = [];
+  private wake: (() => void) | undefined;
+
+  readonly taken = (): void => {
+    this.bytes -= this.sizes.shift() ?? 0;
+    if (this.wake && this.bytes <= QUEUED_BYTES_MARK) {
+      const wake = this.wake;
+      this.wake = undefined;
+      wake();
+    }
+  };
+
+  /** Counts a chunk about to be written; returns the write's callback. */
+  add(bytes: number): () => void {
+    this.sizes.push(bytes);
+    this.bytes += bytes;
+    return this.taken;
+  }
+
+  /**
+   * Resolves once the queue is at or below the mark, the client is gone (`cancelled`: grpc-js then
+   * calls no more callbacks) or the request's signal aborts.
+   */
+  below(call: grpc.ServerWritableStream<WirePromptRequest, unknown>, signal: CancelSignal): Promise<void> {
+    if (this.bytes <= QUEUED_BYTES_MARK || signal.aborted || call.cancelled) return Promise.resolve();
+    return new Promise((resolve) => {
+      const done = () => {
+        this.wake = undefined;
+        call.off('cancelled', done);
+        stopListening();
+        resolve();
+      };
+      this.wake = done;
+      call.once('cancelled', done);
+      const stopListening = onAbort(signal, done);
+    });
+  }
 }
 
 function toWireRender(r: Extract<PipelineResponse, { kind: 'render' }>) {
   return {
     decision: {
       allow: r.decision.allow,
-      reasons: r.decision.reasons,
+      reasons: r.decision.reasons.map(utf8),
       models: r.decision.models,
       secrets: r.decision.secrets,
       redaction_profile: r.decision.redaction.profile,
@@ -698,7 +786,7 @@ export function createGrpcIngress(opts: GrpcIngressOptions): GrpcIngress {
     const started = performance.now();
     const meta = metaFor(call, action, stream, signal, cancel, pass.unreadableCredentials);
     try {
-      const wire = call.request as WirePromptRequest | OversizeMessage | InvalidUtf8Message | WrongWireTypeMessage | UndecodableMessage;
+      const wire = call.request as WirePromptRequest | OversizeMessage | InvalidUtf8Message | WrongWireTypeMessage | OutOfRangeMessage | UndecodableMessage;
       const metadataSize = metadataBytes(call.metadata);
       if (metadataSize > limits.maxHeaderBytes) {
         throw new WardenError('payload_too_large', `the call's metadata of ${metadataSize} bytes is larger than limits.max_header_bytes (${limits.maxHeaderBytes} bytes)`);
@@ -713,6 +801,11 @@ export function createGrpcIngress(opts: GrpcIngressOptions): GrpcIngress {
       }
       if (wire instanceof WrongWireTypeMessage) {
         throw new WardenError('invalid_request', `field '${wire.path}' is not encoded as its declared type ${wire.type} (wrong protobuf wire type)`, {
+          location: { path: wire.path },
+        });
+      }
+      if (wire instanceof OutOfRangeMessage) {
+        throw new WardenError('invalid_request', `field '${wire.path}' is out of the range of its declared type ${wire.type} (a varint of more than 32 bits; at most 4294967295)`, {
           location: { path: wire.path },
         });
       }
@@ -759,6 +852,7 @@ export function createGrpcIngress(opts: GrpcIngressOptions): GrpcIngress {
   function streamComplete(call: grpc.ServerWritableStream<WirePromptRequest, unknown>): void {
     const pass = passOf(call);
     const { signal, cancel, dispose } = callSignal(call);
+    const queued = new QueuedBytes();
     void (async () => {
       let it: AsyncIterator<CompletionChunk> | undefined;
       try {
@@ -779,7 +873,8 @@ export function createGrpcIngress(opts: GrpcIngressOptions): GrpcIngress {
           // After an abort (the deadline, while the client was behind) the loop reads on: the
           // upstream read fails (`upstream_timeout`), which writes the audit record and ends the
           // call with its status, which grpc-js sends after what the client has not read yet.
-          if (!call.write(toWireChunk(step.value))) await whenWritable(call, 'cancelled', signal);
+          if (!call.write(toWireChunk(step.value), queued.add(chunkBytes(step.value)))) await whenWritable(call, 'cancelled', signal);
+          else if (queued.bytes > QUEUED_BYTES_MARK) await queued.below(call, signal);
         }
         // Cancelled by the client: stop reading, which aborts the upstream and writes the audit record.
         await it.return?.();

@@ -195,6 +195,8 @@ describe('gRPC tools, multi-part content and tool calls', () => {
       [{ messages: [{ role: 'user', content: 'hi' }], tools: [{ type: 'function', function: { name: '' } }] }, 'tools.0.function.name'],
       [{ messages: [{ role: 'user', content: 'hi' }], tools: [{ type: 'function', function: { name: 'f', parameters_json: 'nope' } }] }, 'tools.0.function.parameters_json'],
       [{ messages: [{ role: 'user', content: 'hi' }], params_json: '{"tools": []}' }, 'params_json.tools'],
+      // Put into the parameters it would set their prototype: sent nowhere, not even redacted.
+      [{ messages: [{ role: 'user', content: 'hi' }], params_json: '{"__proto__": {"seed": 7, "user": "bob@example.org"}}' }, 'params_json'],
       // What HTTP refuses is refused here too, not rewritten on its way upstream.
       [{ messages: [{ role: 'user', content: 'hi' }, { role: 'assistant', tool_calls: [{ id: 'c1', type: 'xyz', function: { name: 'f', arguments: '{}' } }] }] }, 'messages.1.tool_calls.0.type'],
       [{ messages: [{ role: 'user', content: 'hi' }, { role: 'assistant', tool_calls: [{ id: 'c1', type: 'function' }] }] }, 'messages.1.tool_calls.0.function'],

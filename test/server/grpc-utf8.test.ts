@@ -8,7 +8,7 @@ import { join } from 'node:path';
 import * as grpc from '@grpc/grpc-js';
 import * as protoLoader from '@grpc/proto-loader';
 import { describe, expect, it } from 'vitest';
-import { InvalidUtf8Message, UndecodableMessage, WrongWireTypeMessage, withUtf8Check } from '../../src/server/grpc-utf8.js';
+import { InvalidUtf8Message, OutOfRangeMessage, UndecodableMessage, WrongWireTypeMessage, withUtf8Check } from '../../src/server/grpc-utf8.js';
 import { loadProtos, lookupService, protoDefinition } from '../../src/server/proto.js';
 
 const service = lookupService(loadProtos(), 'warden.v1.PromptGateway').service;
@@ -131,6 +131,73 @@ describe('withUtf8Check', () => {
     expect(m.requestDeserialize(packed)).toEqual({ n: [1, 300, 2] });
     expect(m.requestDeserialize(Buffer.from([0x08, 0x01, 0x08, 0x02]))).toEqual({ n: [1, 2] }); // unpacked
     expect(m.requestDeserialize(Buffer.from([0x08, 0x01, 0x0d, 1, 0, 0, 0]))).toEqual(new WrongWireTypeMessage('n.1', 'uint32'));
+  });
+
+  it('refuses a uint32 varint past 32 bits, which protobufjs cuts to its low 32 bits or reads past its end into the next fields', () => {
+    const ld = (field: number, payload: Buffer) => Buffer.concat([Buffer.from([(field << 3) | 2, payload.length]), payload]);
+    const varint = (n: bigint): Buffer => {
+      const out: number[] = [];
+      do {
+        out.push(Number(n & 0x7fn) | (n > 0x7fn ? 0x80 : 0));
+        n >>= 7n;
+      } while (n > 0n);
+      return Buffer.from(out);
+    };
+    const model = ld(1, Buffer.from('gpt-4o-mini'));
+    const template = (version: Buffer) => ld(2, Buffer.concat([ld(1, Buffer.from('support/ticket-summary')), Buffer.from([0x10]), version]));
+    const maxTokens = (v: Buffer) => Buffer.concat([Buffer.from([0x28]), v]);
+    // Text that is not UTF-8 in a message protobufjs reads and the walk does not (see below).
+    const bad = Buffer.concat([Buffer.from('card '), Buffer.from([0xff, 0xfe]), Buffer.from(' end')]);
+    const hidden = ld(4, Buffer.concat([ld(1, Buffer.from('user')), ld(2, bad)]));
+    const smuggled = ld(15, Buffer.concat([Buffer.from([0, 0]), hidden]));
+    const cases: Array<[Buffer, string, (decode: () => any) => void]> = [
+      // 2^32 + 2 as a uint64 field would send it: protobufjs alone serves version 2.
+      [Buffer.concat([model, template(varint(2n ** 32n + 2n))]), 'template.version', (d) => expect(d().template.version).toBe(2)],
+      [Buffer.concat([model, maxTokens(varint(2n ** 32n + 7n))]), 'max_tokens', (d) => expect(d().max_tokens).toBe(7)],
+      // The 10-byte form of -1 (an int32 field's): protobufjs alone reads 4294967295.
+      [Buffer.concat([model, maxTokens(varint(2n ** 64n - 1n))]), 'max_tokens', (d) => expect(d().max_tokens).toBe(4294967295)],
+      // 1 padded to 6 bytes: protobufjs skips 5 bytes past its fifth, 4 of them the unknown field
+      // 15 that the walk skipped whole, and reads the rest of that field as a message whose text
+      // is not UTF-8.
+      [
+        Buffer.concat([model, maxTokens(Buffer.from([0x81, 0x80, 0x80, 0x80, 0x80, 0x00])), smuggled]),
+        'max_tokens',
+        (d) => expect(d().messages[0].content).toBe('card \uFFFD\uFFFD end'),
+      ],
+      // 11 bytes: protobufjs reads its last byte as the next tag (here field 0, a varint with no bytes).
+      [Buffer.concat([model, maxTokens(Buffer.from([0x81, 0x80, 0x80, 0x80, 0x80, 0x80, 0x80, 0x80, 0x80, 0x80, 0x00]))]), 'max_tokens', (d) => expect(d).toThrow()],
+    ];
+    for (const [bytes, path, alone] of cases) {
+      alone(() => service.Complete!.requestDeserialize(bytes));
+      expect(complete.requestDeserialize(bytes), bytes.toString('hex')).toEqual(new OutOfRangeMessage(path, 'uint32'));
+    }
+    // The largest uint32 and a short varint pass.
+    for (const v of [2n ** 32n - 1n, 300n]) {
+      const bytes = Buffer.concat([model, maxTokens(varint(v)), template(varint(v))]);
+      expect(complete.requestDeserialize(bytes)).toEqual(service.Complete!.requestDeserialize(bytes));
+      expect((complete.requestDeserialize(bytes) as any).max_tokens).toBe(Number(v));
+    }
+    // A tag past 32 bits: the walk would skip an unknown field, protobufjs reads field 4 (messages).
+    const tag = Buffer.concat([varint(2n ** 32n + BigInt((4 << 3) | 2)), Buffer.from([hidden.length - 2]), hidden.subarray(2)]);
+    expect(service.Complete!.requestDeserialize(Buffer.concat([model, tag])).messages[0].content).toBe('card \uFFFD\uFFFD end');
+    expect(complete.requestDeserialize(Buffer.concat([model, tag]))).toEqual(new UndecodableMessage('warden.v1.PromptRequest'));
+  });
+
+  it('holds packed numbers and the other 32-bit varint types to what protobufjs reads', () => {
+    // Warden's request has none of these yet: a proto with them, so the rule is tested before it is needed.
+    const dir = mkdtempSync(join(tmpdir(), 'warden-varint-'));
+    writeFileSync(join(dir, 'p.proto'), 'syntax = "proto3"; package t; message R { repeated uint32 n = 1; int32 i = 2; repeated double d = 3; string s = 4; } service S { rpc M(R) returns (R); }');
+    const def = protoLoader.loadSync('p.proto', { includeDirs: [dir], keepCase: true });
+    const svc = (grpc.loadPackageDefinition(def).t as grpc.GrpcObject).S as grpc.ServiceClientConstructor;
+    const m = withUtf8Check(svc.service, def).M!;
+    const ok = svc.service.M!.requestSerialize({ n: [1, 4294967295], i: -5, d: [0.5, 2] });
+    expect(m.requestDeserialize(ok)).toEqual({ n: [1, 4294967295], i: -5, d: [0.5, 2] });
+    const undecodable = new UndecodableMessage('t.R');
+    // packed uint32 with a 6-byte value; int32 as 7 bytes (neither 1 to 5 nor the 10 of a negative one)
+    expect(m.requestDeserialize(Buffer.from([0x0a, 0x07, 0x01, 0x80, 0x80, 0x80, 0x80, 0x80, 0x01]))).toEqual(new OutOfRangeMessage('n.0', 'uint32'));
+    expect(m.requestDeserialize(Buffer.from([0x10, 0x81, 0x80, 0x80, 0x80, 0x80, 0x80, 0x00]))).toEqual(undecodable);
+    // packed doubles whose bytes are no multiple of 8: protobufjs reads the last one past the end
+    expect(m.requestDeserialize(Buffer.from([0x1a, 0x05, 0, 0, 0, 0, 0]))).toEqual(undecodable);
   });
 
   it('refuses groups (proto3 has none) and stray group ends: protobufjs would skip them and decode what follows unchecked', () => {
