@@ -74,6 +74,13 @@ const FUNCTION_MEMBERS: MemberRule = { what: 'a function definition', carried: [
  * carry a name that is the caller's text. Shapes and types are left to the schema.
  */
 function checkBodyMembers(body: Record<string, unknown>): void {
+  // Parsed JSON holds `__proto__` as an own member; copied into an object (the schema's output,
+  // the pass-through parameters) it sets that object's prototype instead: the member would go
+  // nowhere (not upstream, not through redaction), and its members would be read as if the
+  // caller had sent them. gRPC refuses it in params_json alike.
+  if (Object.hasOwn(body, '__proto__')) {
+    throw new WardenError('invalid_request', 'the body has a member named __proto__, which is no parameter Warden can pass on', { location: { path: '__proto__' } });
+  }
   eachObject(body.messages, 'messages', (m, path) => {
     checkMembers(m, MESSAGE_MEMBERS, path);
     eachObject(m.tool_calls, `${path}.tool_calls`, (call, callPath) => {

@@ -258,6 +258,25 @@ describe('parameters asking for answer parts Warden does not carry back', () => 
     });
   }
 
+  it('a body member named __proto__ is invalid_request at it, not dropped unsent (nor read as the parameters it holds)', async () => {
+    const calls = received.length;
+    const audited = w.audit().length;
+    for (const inner of ['{"seed": 7, "user": "bob@example.org"}', '{"logprobs": true}']) {
+      const res = await fetch(`${w.addresses.http}/v1/chat/completions`, {
+        method: 'POST',
+        headers: { 'content-type': 'application/json', authorization: `Bearer ${token}` },
+        body: `{"model":"gpt-4o-mini","messages":[{"role":"user","content":"hi"}],"__proto__":${inner}}`,
+      });
+      expect(res.status).toBe(400);
+      const body = (await res.json()) as any;
+      expect(body.error).toMatchObject({ code: 'invalid_request', param: '__proto__' });
+      expect(JSON.stringify(body)).not.toContain('bob@example.org');
+    }
+    expect(received.length).toBe(calls);
+    await eventually(() => w.audit().length >= audited + 2);
+    expect(w.audit().slice(audited).map((r) => r.error_code)).toEqual(['invalid_request', 'invalid_request']);
+  });
+
   it('the values that ask for nothing pass, and go upstream as sent', async () => {
     answer = (_b, res) => {
       res.writeHead(200, { 'content-type': 'application/json' });
