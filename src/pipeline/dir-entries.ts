@@ -9,7 +9,11 @@ import { opendir } from 'node:fs/promises';
 export interface DirectoryFilter {
   /** Entries the walk needs (sub-directories, links, files with a name it reads); the rest are dropped as they are read. */
   keep(entry: Dirent): boolean;
-  /** Kept entries that are certainly one more file for the walk's cap (a regular file it reads). */
+  /**
+   * Kept entries that count as one more file for the walk's cap: a file it reads, or a link with
+   * such a name (a ConfigMap mount shows every item as a link; one to a directory is counted
+   * although it is none, which can only refuse a set sooner).
+   */
   counts(entry: Dirent): boolean;
 }
 

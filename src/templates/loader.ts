@@ -159,7 +159,8 @@ export async function scanTemplateFiles(paths: readonly string[]): Promise<{ fil
   /** Dot-entries are never read; other files only with a template's name. */
   const filter: DirectoryFilter = {
     keep: (e) => !e.name.startsWith('.') && (e.isDirectory() || e.isSymbolicLink() || YAML_NAME.test(e.name)),
-    counts: (e) => e.isFile() && YAML_NAME.test(e.name),
+    // A link with a template's name counts too: a ConfigMap mount shows every item as one.
+    counts: (e) => (e.isFile() || e.isSymbolicLink()) && YAML_NAME.test(e.name),
   };
   async function walkDir(dir: string, ancestors: ReadonlySet<string>, root: string): Promise<void> {
     // Named by itself, not by the path it is under: a sub-directory removed or replaced while

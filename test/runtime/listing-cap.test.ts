@@ -5,7 +5,7 @@
  * of node:fs/promises (every entry handed out by readdir or by an opendir stream), so the bound is
  * on entries read, not on time.
  */
-import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdirSync, mkdtempSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
@@ -43,6 +43,8 @@ const { loadRegoPolicy } = await import('../../src/policy/rego/index.js');
 let root: string;
 /** 12,000 empty `*.yaml` files: templates to the one walker, data files to the other. */
 let many: string;
+/** 12,000 links `tN.yaml -> ../target.yaml`, as a ConfigMap mount shows its items. */
+let links: string;
 /** A directory under the cap: 3 templates among 5,000 other files (which are read, not held). */
 let mixed: string;
 
@@ -50,8 +52,11 @@ beforeAll(() => {
   root = mkdtempSync(join(tmpdir(), 'warden-listing-cap-'));
   many = join(root, 'many');
   mixed = join(root, 'mixed');
-  for (const d of [many, mixed]) mkdirSync(d);
+  links = join(root, 'links');
+  for (const d of [many, mixed, links]) mkdirSync(d);
   for (let i = 0; i < 12_000; i++) writeFileSync(join(many, `f${i}.yaml`), '');
+  writeFileSync(join(root, 'target.yaml'), '');
+  for (let i = 0; i < 12_000; i++) symlinkSync('../target.yaml', join(links, `t${i}.yaml`));
   for (let i = 0; i < 5_000; i++) writeFileSync(join(mixed, `notes${i}.txt`), '');
   for (const id of ['a', 'b', 'c']) {
     writeFileSync(join(mixed, `${id}.yaml`), `id: demo/${id}\nversion: 1\nowner: t@example.com\nsensitivity: internal\ndescription: d\nmodels: [echo]\nmessages:\n  - { role: user, content: hi }\n`);
@@ -64,14 +69,16 @@ afterAll(() => rmSync(root, { recursive: true, force: true }));
 const BOUND = 10_001 + 64;
 
 describe('a directory with more files than the cap', () => {
-  for (const [kind, load, refusal] of [
-    ['templates', () => scanTemplateFiles([many]), 'more than 10000 template files'],
-    ['policies', () => loadRegoPolicy([many]), 'more than 10000 policy and data files'],
+  for (const [kind, dir, load, refusal] of [
+    ['templates', () => many, () => scanTemplateFiles([many]), 'more than 10000 template files'],
+    ['policies', () => many, () => loadRegoPolicy([many]), 'more than 10000 policy and data files'],
+    ['templates as links (a ConfigMap mount)', () => links, () => scanTemplateFiles([links]), 'more than 10000 template files'],
+    ['policies as links (a ConfigMap mount)', () => links, () => loadRegoPolicy([links]), 'more than 10000 policy and data files'],
   ] as const) {
     it(`${kind}: refused having read not much more than 10,000 of its 12,000 entries`, async () => {
       read.entries.clear();
       await expect(load()).rejects.toThrow(refusal);
-      const n = read.entries.get(many) ?? 0;
+      const n = read.entries.get(dir()) ?? 0;
       expect(n).toBeGreaterThan(10_000);
       expect(n).toBeLessThanOrEqual(BOUND);
     });

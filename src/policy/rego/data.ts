@@ -198,7 +198,8 @@ const isData = (f: string): boolean => f.endsWith('.json') || f.endsWith('.yaml'
 /** What walk keeps of a directory: no dot-entries, and of files only policy and data files. */
 const WALK_FILTER: DirectoryFilter = {
   keep: (e) => !e.name.startsWith('.') && (e.isDirectory() || e.isSymbolicLink() || isRego(e.name) || isData(e.name)),
-  counts: (e) => e.isFile() && (isRego(e.name) || isData(e.name)),
+  // A link with a policy or data file's name counts too: a ConfigMap mount shows every item as one.
+  counts: (e) => (e.isFile() || e.isSymbolicLink()) && (isRego(e.name) || isData(e.name)),
 };
 
 /**
