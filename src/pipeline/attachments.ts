@@ -37,11 +37,22 @@ export function attachmentKind(type: string): AttachmentKind | undefined {
   }
 }
 
+/**
+ * `counts` with one more part of `type` when it is an attachment (made on the first one: a call
+ * with none allocates nothing). Undefined until then.
+ */
+export function addAttachment(counts: Attachments | undefined, type: string): Attachments | undefined {
+  const kind = attachmentKind(type);
+  if (kind === undefined) return counts;
+  const out = counts ?? { image: 0, audio: 0, file: 0 };
+  out[kind]++;
+  return out;
+}
+
 function countParts(parts: readonly ContentPart[], counts: Attachments | undefined): Attachments | undefined {
   for (const p of parts) {
-    const kind = attachmentKind(p.type);
-    if (kind !== undefined) (counts ??= { image: 0, audio: 0, file: 0 })[kind]++;
-    else if (p.type === 'tool_result' && Array.isArray(p['content'])) counts = countParts(p['content'] as ContentPart[], counts);
+    if (p.type === 'tool_result' && Array.isArray(p['content'])) counts = countParts(p['content'] as ContentPart[], counts);
+    else counts = addAttachment(counts, p.type);
   }
   return counts;
 }

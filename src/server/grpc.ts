@@ -7,7 +7,7 @@ import { randomUUID } from 'node:crypto';
 import type { Http2Server } from 'node:http2';
 import { performance } from 'node:perf_hooks';
 import * as grpc from '@grpc/grpc-js';
-import { NO_ATTACHMENTS, attachmentKind } from '../pipeline/attachments.js';
+import { countAttachments } from '../pipeline/attachments.js';
 import { RequestSignal, onAbort, type CancelSignal } from '../pipeline/cancel.js';
 import { WardenError, isWardenError } from '../pipeline/errors.js';
 import { MAX_TEMPLATE_VERSION, MODEL_NAME_RULE, isModelName, isTemplateId } from '../pipeline/identifiers.js';
@@ -15,7 +15,6 @@ import { checkJsonDepth } from '../pipeline/json-depth.js';
 import type { Pipeline, PipelineLogger } from '../pipeline/pipeline.js';
 import type {
   Action,
-  Attachments,
   ChatMessage,
   CompletionChunk,
   ContentPart,
@@ -232,18 +231,12 @@ function toToolCall(t: WireToolCall, path: string): NonNullable<ChatMessage['too
   return { id: t.id, type: 'function', function: { name: t.function.name, arguments: t.function.arguments } };
 }
 
-/** `counts`: the call's non-text parts so far, counted on this walk for the policy (request.attachments). */
-function toMessage(m: WireMessage, i: number, maxDepth: number, counts: Attachments): ChatMessage {
+function toMessage(m: WireMessage, i: number, maxDepth: number): ChatMessage {
   if (!ROLES.has(m.role)) throw invalid(`field 'messages.${i}.role' has an unsupported value`, `messages.${i}.role`);
   let content: ChatMessage['content'] = m.content;
   if (m.parts.length > 0) {
     if (m.content) throw invalid(`field 'messages.${i}.content' must be empty when 'parts' is set`, `messages.${i}.content`);
-    content = m.parts.map((p, j) => {
-      const part = toPart(p, `messages.${i}.parts.${j}`, maxDepth);
-      const kind = attachmentKind(part.type);
-      if (kind !== undefined) counts[kind]++;
-      return part;
-    });
+    content = m.parts.map((p, j) => toPart(p, `messages.${i}.parts.${j}`, maxDepth));
   } else if (m.content === '' && (m.tool_calls.length > 0 || !!m.refusal)) {
     content = null; // an assistant turn that only calls tools or refuses, as OpenAI writes it
   }
@@ -419,9 +412,10 @@ export function fromWireRequest(w: WirePromptRequest, meta: GrpcMeta, limits: In
   } else {
     if (w.messages.length === 0) throw invalid("field 'messages' is required (or name a template)", 'messages');
     if (Object.keys(variables).length > 0) throw invalid("field 'variables' needs 'template'", 'variables');
-    const counts: Attachments = { image: 0, audio: 0, file: 0 };
-    req.messages = w.messages.map((m, i) => toMessage(m, i, limits.maxJsonDepth, counts));
-    req.attachments = counts.image + counts.audio + counts.file === 0 ? NO_ATTACHMENTS : counts;
+    req.messages = w.messages.map((m, i) => toMessage(m, i, limits.maxJsonDepth));
+    // Counted for the policy (request.attachments) over the parts just built: the same count as
+    // the other ingresses', and no object for a call that carries none.
+    req.attachments = countAttachments(req.messages);
   }
   return req;
 }

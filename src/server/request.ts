@@ -5,7 +5,7 @@
  */
 import { isUtf8 } from 'node:buffer';
 import { z } from 'zod';
-import { NO_ATTACHMENTS, attachmentKind } from '../pipeline/attachments.js';
+import { NO_ATTACHMENTS, addAttachment } from '../pipeline/attachments.js';
 import type { CancelSignal } from '../pipeline/cancel.js';
 import { longerThanCodePoints } from '../pipeline/code-points.js';
 import { WardenError } from '../pipeline/errors.js';
@@ -453,8 +453,7 @@ export function toPromptRequest(body: unknown, meta: IngressMeta, limits: Ingres
       for (let j = 0; j < content.length; j++) {
         const p = content[j]!;
         checkContentPart(p as Record<string, unknown>, `messages.${i}.content.${j}`);
-        const kind = attachmentKind(p.type);
-        if (kind !== undefined) (attachments ??= { image: 0, audio: 0, file: 0 })[kind]++;
+        attachments = addAttachment(attachments, p.type);
       }
     }
   }
