@@ -9,7 +9,7 @@
 import * as grpc from '@grpc/grpc-js';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { startGatewayWarden, type GatewayWarden } from './helpers/gateway-warden.js';
-import { bearerMetadata, encodePromptRequest } from './helpers/grpc.js';
+import { bearerMetadata, encodePromptRequest, varint } from './helpers/grpc.js';
 import { eventually } from './helpers/warden.js';
 
 let g: GatewayWarden;
@@ -24,15 +24,6 @@ afterAll(async () => {
   raw?.close();
   await g?.close();
 });
-
-function varint(n: bigint): Buffer {
-  const out: number[] = [];
-  do {
-    out.push(Number(n & 0x7fn) | (n > 0x7fn ? 0x80 : 0));
-    n >>= 7n;
-  } while (n > 0n);
-  return Buffer.from(out);
-}
 
 const ld = (field: number, payload: Buffer) => Buffer.concat([Buffer.from([(field << 3) | 2]), varint(BigInt(payload.length)), payload]);
 

@@ -78,20 +78,25 @@ describe('Unix domain sockets', () => {
   });
 
   it('serves gRPC on the socket', async () => {
-    const client = gatewayClient(`unix:${w.addresses.grpcSocket}`);
-    try {
-      // No metadata: the dev identity accepts the local peer on the socket.
-      const res = await unaryCall(client, 'Complete', {
-        model: 'gpt-4o-mini',
-        template: { id: 'support/ticket-summary', version: 2 },
-        variables: { ticket_id: 'T-89', customer_message: 'hi' },
-      });
-      expect(res.choices[0].message.content).toBe('upstream saw: Ticket T-89:\nhi');
-    } finally {
-      client.close();
-    }
+    // No metadata: the dev identity accepts the local peer on the socket.
+    expect(await completeOverSocket(w.addresses.grpcSocket!, 'T-89', 'hi')).toBe('upstream saw: Ticket T-89:\nhi');
   });
 });
+
+/** A templated gRPC `Complete` over the Unix socket at `path` (no metadata: dev on the socket); the answer's text. */
+async function completeOverSocket(path: string, ticket: string, message: string): Promise<string> {
+  const client = gatewayClient(`unix:${path}`);
+  try {
+    const res = await unaryCall(client, 'Complete', {
+      model: 'gpt-4o-mini',
+      template: { id: 'support/ticket-summary', version: 2 },
+      variables: { ticket_id: ticket, customer_message: message },
+    });
+    return res.choices[0].message.content;
+  } finally {
+    client.close();
+  }
+}
 
 describe('socket paths that cannot work', () => {
   it('a path longer than a Unix socket address holds, or one held by a directory, stops the start naming the key', async () => {
@@ -120,17 +125,7 @@ describe('a socket path already in use', () => {
     );
     // The first one still serves both.
     expect((await overSocket(w.addresses.httpSocket!, BODY)).status).toBe(200);
-    const client = gatewayClient(`unix:${w.addresses.grpcSocket}`);
-    try {
-      const res = await unaryCall(client, 'Complete', {
-        model: 'gpt-4o-mini',
-        template: { id: 'support/ticket-summary', version: 2 },
-        variables: { ticket_id: 'T-90', customer_message: 'still here' },
-      });
-      expect(res.choices[0].message.content).toBe('upstream saw: Ticket T-90:\nstill here');
-    } finally {
-      client.close();
-    }
+    expect(await completeOverSocket(w.addresses.grpcSocket!, 'T-90', 'still here')).toBe('upstream saw: Ticket T-90:\nstill here');
   });
 
   it('a socket left by a killed process is removed and bound again; a regular file at the path is kept', async () => {

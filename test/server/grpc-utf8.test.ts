@@ -10,6 +10,7 @@ import * as protoLoader from '@grpc/proto-loader';
 import { describe, expect, it } from 'vitest';
 import { InvalidUtf8Message, OutOfRangeMessage, UndecodableMessage, WrongWireTypeMessage, withUtf8Check } from '../../src/server/grpc-utf8.js';
 import { loadProtos, lookupService, protoDefinition } from '../../src/server/proto.js';
+import { varint } from '../e2e/helpers/grpc.js';
 
 const service = lookupService(loadProtos(), 'warden.v1.PromptGateway').service;
 const checked = withUtf8Check(service, protoDefinition());
@@ -135,14 +136,6 @@ describe('withUtf8Check', () => {
 
   it('refuses a uint32 varint past 32 bits, which protobufjs cuts to its low 32 bits or reads past its end into the next fields', () => {
     const ld = (field: number, payload: Buffer) => Buffer.concat([Buffer.from([(field << 3) | 2, payload.length]), payload]);
-    const varint = (n: bigint): Buffer => {
-      const out: number[] = [];
-      do {
-        out.push(Number(n & 0x7fn) | (n > 0x7fn ? 0x80 : 0));
-        n >>= 7n;
-      } while (n > 0n);
-      return Buffer.from(out);
-    };
     const model = ld(1, Buffer.from('gpt-4o-mini'));
     const template = (version: Buffer) => ld(2, Buffer.concat([ld(1, Buffer.from('support/ticket-summary')), Buffer.from([0x10]), version]));
     const maxTokens = (v: Buffer) => Buffer.concat([Buffer.from([0x28]), v]);

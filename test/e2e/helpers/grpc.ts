@@ -120,3 +120,13 @@ export function rpcStatus(err: { metadata?: grpc.Metadata | undefined }): RpcSta
   }
   return out;
 }
+
+/** A protobuf base-128 varint, as a hand-written wire message needs it (bigint: past 2^53 too). */
+export function varint(n: bigint): Buffer {
+  const out: number[] = [];
+  do {
+    out.push(Number(n & 0x7fn) | (n > 0x7fn ? 0x80 : 0));
+    n >>= 7n;
+  } while (n > 0n);
+  return Buffer.from(out);
+}
