@@ -27,6 +27,7 @@ import type {
   ToolDefinition,
 } from '../pipeline/types.js';
 import { checkAnswerParams } from './answer-params.js';
+import { checkParamNumbers } from './param-numbers.js';
 import { Admission } from './admission.js';
 import { whenWritable } from './backpressure.js';
 import { GrpcDoor, type DoorArrival, type DoorPass } from './grpc-door.js';
@@ -379,6 +380,7 @@ export function fromWireRequest(w: WirePromptRequest, meta: GrpcMeta, limits: In
   setOwnParam(params, 'top_p', finiteOrUnset(w.top_p, 'top_p'));
   setOwnParam(params, 'stop', w.stop.length > 0 ? w.stop : undefined);
   checkAnswerParams(params, 'params_json.');
+  checkParamNumbers(params, 'params_json.');
 
   const req: PromptRequest = {
     id: meta.id,

@@ -12,6 +12,7 @@ import { WardenError } from '../pipeline/errors.js';
 import { MAX_MODEL_LENGTH, MEMBER_NAME, MODEL_NAME_RULE, TEMPLATE_VERSION, UNNAMED_MEMBER, VARIABLE_NAME, isModelName, isTemplateId } from '../pipeline/identifiers.js';
 import type { Attachments, ChatMessage, Credentials, PeerInfo, PromptRequest, ToolDefinition } from '../pipeline/types.js';
 import { checkAnswerParams } from './answer-params.js';
+import { checkParamNumbers } from './param-numbers.js';
 import type { IngressLimits } from './limits.js';
 import { EMPTY_LIST, NULL_ONLY, checkMembers, eachObject, type MemberRule } from './members.js';
 import { checkContentPart } from './parts.js';
@@ -440,6 +441,7 @@ export function toPromptRequest(body: unknown, meta: IngressMeta, limits: Ingres
     if (!OWN_KEYS.has(key)) params[key] = (b as Record<string, unknown>)[key];
   }
   checkAnswerParams(params, '');
+  checkParamNumbers(params, '');
   // The walk that checks every part also counts the non-text ones for the policy (request.attachments):
   // loops, not closures, so that the count costs no allocation but its object, on a call with such parts.
   let attachments: Attachments | undefined;

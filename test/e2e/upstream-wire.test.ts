@@ -277,6 +277,33 @@ describe('parameters asking for answer parts Warden does not carry back', () => 
     expect(w.audit().slice(audited).map((r) => r.error_code)).toEqual(['invalid_request', 'invalid_request']);
   });
 
+  it('a parameter holding a number JSON parsing cannot keep (past 2^53, past a double) is invalid_request naming it, on HTTP and gRPC', async () => {
+    const calls = received.length;
+    const audited = w.audit().length;
+    const cases: Array<[string, string]> = [
+      ['"seed":12345678901234567890', 'seed'],
+      ['"metadata":{"n":[1,1e400]}', 'metadata'],
+    ];
+    for (const [member, param] of cases) {
+      const res = await fetch(`${w.addresses.http}/v1/chat/completions`, {
+        method: 'POST',
+        headers: { 'content-type': 'application/json', authorization: `Bearer ${token}` },
+        body: `{"model":"gpt-4o-mini","messages":[{"role":"user","content":"hi"}],${member}}`,
+      });
+      expect(res.status).toBe(400);
+      expect(((await res.json()) as any).error).toMatchObject({ code: 'invalid_request', param });
+      const g: any = await unaryCall(gateway, 'Complete', { ...ask, params_json: `{${member}}` }, bearerMetadata(token)).then(
+        () => undefined,
+        (e: unknown) => e,
+      );
+      expect(g?.code).toBe(3); // INVALID_ARGUMENT
+      expect(g.metadata.get('warden-param')).toEqual([`params_json.${param}`]);
+    }
+    expect(received.length).toBe(calls);
+    await eventually(() => w.audit().length >= audited + 4);
+    expect(w.audit().slice(audited).map((r) => r.error_code)).toEqual(['invalid_request', 'invalid_request', 'invalid_request', 'invalid_request']);
+  });
+
   it('the values that ask for nothing pass, and go upstream as sent', async () => {
     answer = (_b, res) => {
       res.writeHead(200, { 'content-type': 'application/json' });
