@@ -27,7 +27,7 @@ import type {
   ToolDefinition,
 } from '../pipeline/types.js';
 import { checkAnswerParams } from './answer-params.js';
-import { checkParamNumbers } from './param-numbers.js';
+import { checkExactNumbers, checkParamNumbers } from './param-numbers.js';
 import { Admission } from './admission.js';
 import { whenWritable } from './backpressure.js';
 import { GrpcDoor, type DoorArrival, type DoorPass } from './grpc-door.js';
@@ -221,7 +221,10 @@ function toTool(t: WireTool, i: number, maxDepth: number): ToolDefinition {
   if (!t.function?.name) throw invalid(`field '${path}.function.name' is required`, `${path}.function.name`);
   const fn: ToolDefinition['function'] = { name: t.function.name };
   if (t.function.description) fn.description = t.function.description;
-  if (t.function.parameters_json) fn.parameters = jsonObject(t.function.parameters_json, `${path}.function.parameters_json`, maxDepth);
+  if (t.function.parameters_json) {
+    fn.parameters = jsonObject(t.function.parameters_json, `${path}.function.parameters_json`, maxDepth);
+    checkExactNumbers(fn.parameters, `${path}.function.parameters_json`);
+  }
   return { type: 'function', function: fn };
 }
 

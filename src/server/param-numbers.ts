@@ -1,5 +1,6 @@
 /**
- * Numbers in pass-through parameters that Warden cannot pass on as the caller wrote them. A JSON
+ * Numbers in pass-through parameters (and tool schemas) that Warden cannot pass on as the caller
+ * wrote them. A JSON
  * body (HTTP, gRPC's `params_json`) is parsed into doubles: an integer past ±(2^53 − 1) is rounded
  * (a `seed` of 12345678901234567890 would go upstream as 12345678901234567000), and one past the
  * double range is Infinity, which JSON.stringify writes as `null`. Either would change the call
@@ -52,4 +53,13 @@ export function checkParamNumbers(params: Readonly<Record<string, unknown>>, pre
     const at = prefix === '' ? '$' : prefix.slice(0, -1);
     throw new WardenError('invalid_request', `the request has ${UNNAMED_MEMBER} that holds ${why}`, { location: { path: at } });
   }
+}
+
+/**
+ * Throws `invalid_request` at `path` (a location Warden names itself, such as
+ * `tools.0.function.parameters`) when `value` holds a number Warden would not pass on exactly.
+ */
+export function checkExactNumbers(value: unknown, path: string): void {
+  const why = inexactNumber(value);
+  if (why !== undefined) throw new WardenError('invalid_request', `field '${path}' holds ${why}`, { location: { path } });
 }

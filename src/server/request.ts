@@ -12,7 +12,7 @@ import { WardenError } from '../pipeline/errors.js';
 import { MAX_MODEL_LENGTH, MEMBER_NAME, MODEL_NAME_RULE, TEMPLATE_VERSION, UNNAMED_MEMBER, VARIABLE_NAME, isModelName, isTemplateId } from '../pipeline/identifiers.js';
 import type { Attachments, ChatMessage, Credentials, PeerInfo, PromptRequest, ToolDefinition } from '../pipeline/types.js';
 import { checkAnswerParams } from './answer-params.js';
-import { checkParamNumbers } from './param-numbers.js';
+import { checkExactNumbers, checkParamNumbers } from './param-numbers.js';
 import type { IngressLimits } from './limits.js';
 import { EMPTY_LIST, NULL_ONLY, checkMembers, eachObject, type MemberRule } from './members.js';
 import { checkContentPart } from './parts.js';
@@ -479,7 +479,10 @@ export function toPromptRequest(body: unknown, meta: IngressMeta, limits: Ingres
     req.messages = messages;
     req.attachments = attachments ?? NO_ATTACHMENTS;
   }
-  if (b.tools) req.tools = b.tools as ToolDefinition[];
+  if (b.tools) {
+    req.tools = b.tools as ToolDefinition[];
+    for (let i = 0; i < req.tools.length; i++) checkExactNumbers(req.tools[i]!.function.parameters, `tools.${i}.function.parameters`);
+  }
   if (maxTokens !== undefined) req.max_tokens = maxTokens;
   if (b.max_completion_tokens !== undefined && b.max_completion_tokens !== null) req.max_tokens_param = 'max_completion_tokens';
   if (meta.traceparent) req.traceparent = meta.traceparent;

@@ -277,7 +277,7 @@ describe('parameters asking for answer parts Warden does not carry back', () => 
     expect(w.audit().slice(audited).map((r) => r.error_code)).toEqual(['invalid_request', 'invalid_request']);
   });
 
-  it('a parameter holding a number JSON parsing cannot keep (past 2^53, past a double) is invalid_request naming it, on HTTP and gRPC', async () => {
+  it('a parameter or tool schema holding a number JSON parsing cannot keep (past 2^53, past a double) is invalid_request naming it, on HTTP and gRPC', async () => {
     const calls = received.length;
     const audited = w.audit().length;
     const cases: Array<[string, string]> = [
@@ -299,9 +299,24 @@ describe('parameters asking for answer parts Warden does not carry back', () => 
       expect(g?.code).toBe(3); // INVALID_ARGUMENT
       expect(g.metadata.get('warden-param')).toEqual([`params_json.${param}`]);
     }
+    // In a tool's JSON schema too.
+    const schema = '{"type":"object","properties":{"n":{"type":"integer","maximum":12345678901234567890}}}';
+    const res = await fetch(`${w.addresses.http}/v1/chat/completions`, {
+      method: 'POST',
+      headers: { 'content-type': 'application/json', authorization: `Bearer ${token}` },
+      body: `{"model":"gpt-4o-mini","messages":[{"role":"user","content":"hi"}],"tools":[{"type":"function","function":{"name":"f","parameters":${schema}}}]}`,
+    });
+    expect(res.status).toBe(400);
+    expect(((await res.json()) as any).error).toMatchObject({ code: 'invalid_request', param: 'tools.0.function.parameters' });
+    const g: any = await unaryCall(gateway, 'Complete', { ...ask, tools: [{ type: 'function', function: { name: 'f', parameters_json: schema } }] }, bearerMetadata(token)).then(
+      () => undefined,
+      (e: unknown) => e,
+    );
+    expect(g?.code).toBe(3);
+    expect(g.metadata.get('warden-param')).toEqual(['tools.0.function.parameters_json']);
     expect(received.length).toBe(calls);
-    await eventually(() => w.audit().length >= audited + 4);
-    expect(w.audit().slice(audited).map((r) => r.error_code)).toEqual(['invalid_request', 'invalid_request', 'invalid_request', 'invalid_request']);
+    await eventually(() => w.audit().length >= audited + 6);
+    expect(w.audit().slice(audited).map((r) => r.error_code)).toEqual(Array(6).fill('invalid_request'));
   });
 
   it('the values that ask for nothing pass, and go upstream as sent', async () => {
