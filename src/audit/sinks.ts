@@ -10,6 +10,7 @@
 import { closeSync, constants, fstat, fstatSync, fsync, fsyncSync, ftruncateSync, openSync, statSync, writeSync, type Stats } from 'node:fs';
 import { open } from 'node:fs/promises';
 import { NotRegularFileError, notRegular, readFailure } from '../pipeline/regular-file.js';
+import { MIB } from '../pipeline/sizes.js';
 
 export interface AuditSink {
   readonly name: string;
@@ -69,7 +70,7 @@ export interface LineWritable {
  * Most text a failed file sink keeps for its recovery: records of requests already in flight when
  * it broke (new requests are refused before forward). Past it, records are refused unlinked.
  */
-export const MAX_KEPT_BYTES = 4 * 1024 * 1024;
+export const MAX_KEPT_BYTES = 4 * MIB;
 
 /** A line this long after the previous one is written at once (see createFileSink). */
 const IDLE_MS = 1;
@@ -861,7 +862,7 @@ export function createFileSink(path: string, opts: FileSinkOptions = {}): AuditS
 }
 
 /** The longest line `readLastLine` and `warden audit verify` accept (a record is a few KB). */
-export const MAX_AUDIT_LINE_BYTES = 16 * 1024 * 1024;
+export const MAX_AUDIT_LINE_BYTES = 16 * MIB;
 
 const NL = 0x0a;
 

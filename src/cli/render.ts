@@ -19,6 +19,7 @@ import { parse, requireString, UsageError } from './args.js';
 import { processStdin, readAllCapped, stdinReadFailure } from './stdin.js';
 import { RENDER_HELP } from './help.js';
 import type { CliIO } from './io.js';
+import { MIB } from '../pipeline/sizes.js';
 
 const OPTIONS = {
   config: { type: 'string', short: 'c' },
@@ -63,7 +64,7 @@ function variablesFrom(list: string[]): Record<string, string> {
 }
 
 /** The largest `--vars` document read (the default limits.max_body_bytes: a request carries no more). */
-const MAX_VARS_BYTES = 1024 * 1024;
+const MAX_VARS_BYTES = MIB;
 
 /** A `--vars` document that cannot be used: printed as `file[:line:col]: code: message` (exit 1). */
 class VarsError extends Error {

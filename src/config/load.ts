@@ -22,6 +22,7 @@ import { ConfigSchema, type Config } from './schema.js';
 import { configRefTargets } from './secret-refs.js';
 import { configWarnings } from './warnings.js';
 import { envNameAllowed } from '../pipeline/secret-access.js';
+import { MIB } from '../pipeline/sizes.js';
 
 export type Env = Readonly<Record<string, string | undefined>>;
 
@@ -61,7 +62,7 @@ function firstAliasOffset(doc: Document): number {
  * tens). The file is read and parsed whole, at about 40 times its size in memory: a file of tens
  * of MB (a log written over it, a wrong path) would take seconds and gigabytes, or end the process.
  */
-export const MAX_CONFIG_BYTES = 1024 * 1024;
+export const MAX_CONFIG_BYTES = MIB;
 
 const LOG_LEVELS = ['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'];
 
@@ -89,7 +90,7 @@ export function loadConfig(file: string, env: Env = process.env, opts: LoadOptio
     text = readRegularFileSync(file, MAX_CONFIG_BYTES);
   } catch (err) {
     if (err instanceof FileTooLargeError) {
-      throw withEnvProblems([{ file, path: '(root)', message: `the file is ${err.size} bytes; a config file may be at most 1 MiB (${MAX_CONFIG_BYTES} bytes)` }], env);
+      throw withEnvProblems([{ file, path: '(root)', message: `the file is ${err.size} bytes; a config file may be at most ${MAX_CONFIG_BYTES / MIB} MiB (${MAX_CONFIG_BYTES} bytes)` }], env);
     }
     if (err instanceof TextDecodeError) throw withEnvProblems([{ file, line: err.line, column: err.column, path: '(root)', message: err.reason }], env);
     throw withEnvProblems([{ file, path: '(root)', message: `cannot read the file (${readFailure(err)})` }], env);

@@ -11,6 +11,7 @@ import { MODEL_NAME_RULE, isModelName } from '../pipeline/identifiers.js';
 import { SECRET_SCHEMES, SecretRefError, parseSecretRef } from '../secrets/index.js';
 import { formatListen, parseListen, sharedAddress, type ListenAddress } from './listen.js';
 import { anchoredAllowPattern, re2PatternProblem } from '../redact/custom.js';
+import { MIB } from '../pipeline/sizes.js';
 
 const listenAddress = (fallback: string) =>
   z
@@ -492,7 +493,7 @@ const AuditSchema = z.strictObject({
 });
 
 const LimitsSchema = z.strictObject({
-  max_body_bytes: positiveInt.default(1024 * 1024),
+  max_body_bytes: positiveInt.default(MIB),
   max_header_bytes: positiveInt.default(16 * 1024),
   max_variables: positiveInt.default(64),
   max_variable_length: positiveInt.default(32 * 1024),

@@ -11,6 +11,7 @@ import { stat } from 'node:fs/promises';
 import { createLocalJWKSet, createRemoteJWKSet, customFetch, errors, type FetchImplementation, type JSONWebKeySet, type JWK, type JWTVerifyGetKey } from 'jose';
 import { Agent, fetch as undiciFetch } from 'undici';
 import { readFailure, readRegularFile, readRegularFileSync } from '../pipeline/regular-file.js';
+import { MIB } from '../pipeline/sizes.js';
 
 export interface JwksSourceOptions {
   /** JWKS URL, e.g. `https://kubernetes.default.svc/openid/v1/jwks`. */
@@ -215,7 +216,7 @@ export function createJwksSource(opts: JwksSourceOptions, what: string): JwksSou
 }
 
 /** The largest key set body read from a JWKS URL; a cluster's is a few KB, a SPIRE bundle not much more. */
-const MAX_JWKS_BYTES = 1024 * 1024;
+const MAX_JWKS_BYTES = MIB;
 
 /**
  * After a fetch of the JWKS URL failed, the next one waits this long (ms). jose fetches again on

@@ -22,6 +22,7 @@ import { BodyCollector } from './collect.js';
 import { upstreamFailure } from './failure.js';
 import { SseCall } from './sse-call.js';
 import { answerFault, askedChoices, CompletionSchema, parseChunk, parseSimpleCompletion, unaskedChoice } from './validate.js';
+import { MIB } from '../pipeline/sizes.js';
 
 export interface OpenAIProviderOptions {
   name: string;
@@ -83,8 +84,8 @@ export function createOpenAIProvider(opts: OpenAIProviderOptions): ModelProvider
   const { name } = opts;
   const url = new URL(opts.baseUrl);
   const path = `${url.pathname.replace(/\/+$/, '')}/chat/completions${url.search}`;
-  const maxResponseBytes = opts.maxResponseBytes ?? 16 * 1024 * 1024;
-  const maxEventChars = opts.maxEventBytes ?? 1024 * 1024;
+  const maxResponseBytes = opts.maxResponseBytes ?? 16 * MIB;
+  const maxEventChars = opts.maxEventBytes ?? MIB;
   const onSaturated = opts.onSaturated ?? noop;
   /** After a dispatch that left no connection free: tells onSaturated when a call is waiting. */
   const queuedCall = (): void => {

@@ -13,6 +13,7 @@ import { formatLocation, isWardenError, WardenError } from '../pipeline/errors.j
 import type { RedactionDecision, RedactionMode } from '../pipeline/types.js';
 import { createRedactor } from './redactor.js';
 import type { RedactionConfig } from './types.js';
+import { MIB } from '../pipeline/sizes.js';
 
 export interface RedactCliIo {
   stdin: NodeJS.ReadableStream;
@@ -39,14 +40,14 @@ Exit codes: 0 ok, 1 error, 2 usage error, 3 some input was blocked.
  * held whole while it is redacted, so without a cap one endless line would grow until node runs
  * out of string length and crashes with a stack trace.
  */
-export const MAX_REDACT_LINE_BYTES = 16 * 1024 * 1024;
+export const MAX_REDACT_LINE_BYTES = 16 * MIB;
 
 /**
  * Most plain text (neither --jsonl nor --detect) read: it is redacted as one text, held whole, and
  * the redaction takes about ten times its size in memory; past this it is refused, not left to
  * grow until node fails.
  */
-export const MAX_REDACT_TEXT_BYTES = 64 * 1024 * 1024;
+export const MAX_REDACT_TEXT_BYTES = 64 * MIB;
 
 export interface RedactCliOptions {
   /** The line cap; tests lower it. */

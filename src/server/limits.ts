@@ -1,4 +1,5 @@
 import { DEFAULT_MAX_JSON_DEPTH } from '../pipeline/json-depth.js';
+import { MIB } from '../pipeline/sizes.js';
 
 /** Ingress limits, filled from the config's `limits` section by the runtime. */
 export interface IngressLimits {
@@ -28,7 +29,7 @@ export interface IngressLimits {
 }
 
 export const DEFAULT_LIMITS: IngressLimits = {
-  maxBodyBytes: 1024 * 1024,
+  maxBodyBytes: MIB,
   maxHeaderBytes: 16 * 1024,
   maxVariables: 64,
   maxVariableLength: 32 * 1024,

@@ -5,6 +5,7 @@
  * redaction here is the safety net, not the policy.
  */
 import { pino, type DestinationStream, type Logger, type LoggerOptions } from 'pino';
+import { MIB } from '../pipeline/sizes.js';
 
 export type { Logger };
 
@@ -68,7 +69,7 @@ export function createLogger(config: LoggerConfig, destination?: DestinationStre
 }
 
 /** Most log text waiting for stdout (see stdoutDestination); past it, lines are dropped. */
-const MAX_HELD_LOG_BYTES = 4 * 1024 * 1024;
+const MAX_HELD_LOG_BYTES = 4 * MIB;
 
 /** Whether stdout's 'error' listener is in place (one per process). */
 let stdoutErrorsHeard = false;

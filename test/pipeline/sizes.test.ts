@@ -28,7 +28,12 @@ describe('MIB, the unit of the size caps', () => {
       .filter((f) => /\b(?:const|let|var)\s+MIB\b/.test(readFileSync(f, 'utf8')))
       .map((f) => relative(SRC, f).split(sep).join('/'));
     expect(defining).toEqual(['pipeline/sizes.ts']);
-    const users = ['policy/rego/data.ts', 'policy/cli.ts', 'templates/loader.ts', 'cli/stdin.ts'];
+    // Nor written out as 1024 * 1024 beside it: a cap stated that way could drift from the others.
+    const spelledOut = sourceFiles(SRC)
+      .filter((f) => /\b1024\s*\*\s*1024\b/.test(readFileSync(f, 'utf8')))
+      .map((f) => relative(SRC, f).split(sep).join('/'));
+    expect(spelledOut).toEqual(['pipeline/sizes.ts']);
+    const users = ['policy/rego/data.ts', 'policy/cli.ts', 'templates/loader.ts', 'cli/stdin.ts', 'config/load.ts', 'server/limits.ts', 'providers/openai.ts', 'audit/sinks.ts'];
     for (const u of users) expect(readFileSync(join(SRC, u), 'utf8')).toMatch(/import \{[^}]*\bMIB\b[^}]*\} from '(?:\.\.\/)+pipeline\/sizes\.js'/);
   });
 });

@@ -17,6 +17,7 @@ import { Ctx, DEFAULT_DEADLINE_MS, DEFAULT_MAX_DEPTH, DEFAULT_MAX_STEPS, type Bu
 import { walkData } from './topdown/eval.js';
 import type { DocNode, Frame, TermPlan } from './topdown/tree.js';
 import { RegoSet, equal, fromJSON, isPlainObject, stringifyJSON, toJSON, type Value } from './value.js';
+import { MIB } from '../../pipeline/sizes.js';
 
 export { RegoError } from './errors.js';
 export type { LeftOutRules } from './test-files.js';
@@ -85,7 +86,7 @@ export type RefLookup =
   | { found: 'none'; reached: string[]; keys: string[] };
 
 /** Inputs larger than this (estimated serialized size) are refused. */
-export const MAX_INPUT_BYTES = 10 * 1024 * 1024;
+export const MAX_INPUT_BYTES = 10 * MIB;
 
 /**
  * Inputs and data nested deeper than this are refused: evaluation walks them recursively. The
