@@ -48,15 +48,21 @@ export function ingressHeaders(raw: readonly string[]): IngressHeaders {
       case 14:
         if (out.contentLength === undefined && name.toLowerCase() === 'content-length') out.contentLength = raw[i + 1]!;
         break;
-      case 16:
-        if (name.toLowerCase() === 'content-encoding') out.contentEncoding = joined(out.contentEncoding, raw[i + 1]!);
+      case 16: {
+        const lower = name.toLowerCase();
+        if (lower === 'content-encoding') out.contentEncoding = joined(out.contentEncoding, raw[i + 1]!);
+        else if (lower === 'x-forwarded-host') out.relayHeader ??= lower;
         break;
+      }
       case 11:
         if (name.toLowerCase() === 'traceparent') out.traceparent = joined(out.traceparent, raw[i + 1]!);
         break;
-      case 17:
-        if (name.toLowerCase() === 'x-warden-template') out.template = joined(out.template, raw[i + 1]!);
+      case 17: {
+        const lower = name.toLowerCase();
+        if (lower === 'x-warden-template') out.template = joined(out.template, raw[i + 1]!);
+        else if (lower === 'x-forwarded-proto') out.relayHeader ??= lower;
         break;
+      }
       case 18:
         if (name.toLowerCase() === 'x-warden-variables') out.variables = joined(out.variables, raw[i + 1]!);
         break;
@@ -70,6 +76,12 @@ export function ingressHeaders(raw: readonly string[]): IngressHeaders {
       }
       case 15:
         if (out.relayHeader === undefined && name.toLowerCase() === 'x-forwarded-for') out.relayHeader = 'x-forwarded-for';
+        break;
+      case 3:
+        if (out.relayHeader === undefined && name.toLowerCase() === 'via') out.relayHeader = 'via';
+        break;
+      case 24:
+        if (out.relayHeader === undefined && name.toLowerCase() === 'x-envoy-external-address') out.relayHeader = 'x-envoy-external-address';
         break;
     }
   }

@@ -69,8 +69,18 @@ describe('dev identity: which HTTP callers are local', () => {
     }
   });
 
-  it('a request relayed by a local proxy (x-forwarded-for, forwarded, x-real-ip) is refused, over HTTP and gRPC', async () => {
-    for (const [name, value] of [['x-forwarded-for', '203.0.113.9'], ['Forwarded', 'for=203.0.113.9;proto=https'], ['X-Real-IP', '203.0.113.9']] as const) {
+  it('a request relayed by a local proxy (x-forwarded-for, forwarded, x-real-ip, or what Envoy adds by default) is refused, over HTTP and gRPC', async () => {
+    const relayed = [
+      ['x-forwarded-for', '203.0.113.9'],
+      ['Forwarded', 'for=203.0.113.9;proto=https'],
+      ['X-Real-IP', '203.0.113.9'],
+      // Envoy adds these without being told to; an HTTP proxy must add Via.
+      ['X-Forwarded-Proto', 'http'],
+      ['x-envoy-external-address', '203.0.113.9'],
+      ['X-Forwarded-Host', 'warden.example'],
+      ['Via', '1.1 proxy.example'],
+    ] as const;
+    for (const [name, value] of relayed) {
       const before = w.audit().length;
       // The official SDK, as a proxy relaying it would send it on.
       const client = new OpenAI({ baseURL: `http://127.0.0.1:${port}/v1`, apiKey: 'ignored-by-dev', maxRetries: 0, defaultHeaders: { [name]: value } });
@@ -87,13 +97,13 @@ describe('dev identity: which HTTP callers are local', () => {
     const client = gatewayClient(`127.0.0.1:${w.addresses.grpc.split(':').at(-1)}`);
     try {
       const metadata = new grpc.Metadata();
-      metadata.set('x-forwarded-for', '203.0.113.9');
+      metadata.set('x-forwarded-proto', 'http');
       const err = await unaryCall(client, 'Complete', { model: 'gpt-4o-mini', template: { id: 'support/ticket-summary', version: 2 }, variables: { ticket_id: 'T-6', customer_message: 'hi' } }, metadata).then(
         () => undefined,
         (e: unknown) => e as grpc.ServiceError,
       );
       expect(err?.code).toBe(grpc.status.UNAUTHENTICATED);
-      expect(err?.details).toBe('dev authentication is not accepted for a request relayed by a proxy (it carries x-forwarded-for): the caller is not the local peer');
+      expect(err?.details).toBe('dev authentication is not accepted for a request relayed by a proxy (it carries x-forwarded-proto): the caller is not the local peer');
       expect(rpcStatus(err!)?.errorInfo?.reason).toBe('unauthenticated');
     } finally {
       client.close();
