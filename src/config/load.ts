@@ -3,7 +3,8 @@
  * schema (defaults, strict keys, cross-checks) → relative paths resolved against the file's
  * directory. Every problem found is collected into one ConfigError.
  */
-import { dirname, isAbsolute, resolve } from 'node:path';
+import { realpathSync } from 'node:fs';
+import { basename, dirname, isAbsolute, join, resolve } from 'node:path';
 import { isAlias, LineCounter, parseAllDocuments, parseDocument, visit, type Document } from 'yaml';
 import { MAX_YAML_DEPTH, yamlDepthProblem } from '../pipeline/yaml-depth.js';
 import { unresolvedAlias } from '../pipeline/yaml-aliases.js';
@@ -241,14 +242,26 @@ function parseConfigText(text: string, file: string, env: Env, opts: LoadOptions
   const config = resolvePaths(result.data as Config, dir);
   // Written differently (`h.sock`, `./h.sock`, one absolute), one path all the same: the gRPC
   // listener would find the HTTP one's socket there at start.
+  // Through a symbolic link to a directory too (`a/h.sock`, `b/h.sock` with `b -> a`): the
+  // listener would then find its own HTTP socket live there and blame "another process".
   const { http_socket: httpSocket, grpc_socket: grpcSocket } = config.listen;
-  if (httpSocket !== undefined && httpSocket === grpcSocket) {
+  if (httpSocket !== undefined && grpcSocket !== undefined && (httpSocket === grpcSocket || realSocketPath(httpSocket) === realSocketPath(grpcSocket))) {
     const pos = locate(doc, counter, ['listen', 'grpc_socket']);
-    throw new ConfigError([{ file, line: pos?.line, column: pos?.column, path: 'listen.grpc_socket', message: `uses the same path as listen.http_socket (${grpcSocket})` }]);
+    const shown = httpSocket === grpcSocket ? grpcSocket : `${realSocketPath(grpcSocket)}, through a symbolic link`;
+    throw new ConfigError([{ file, line: pos?.line, column: pos?.column, path: 'listen.grpc_socket', message: `uses the same path as listen.http_socket (${shown})` }]);
   }
   configDirs.set(config, dir);
   if (opts.onWarning) for (const w of [...configWarnings(config), ...unknownEnvWarnings(env, config)]) opts.onWarning(w);
   return config;
+}
+
+/** A socket path with its directory's symbolic links resolved (the path as written when the directory does not exist yet). */
+function realSocketPath(path: string): string {
+  try {
+    return join(realpathSync(dirname(path)), basename(path));
+  } catch {
+    return path;
+  }
 }
 
 /**

@@ -1,4 +1,4 @@
-import { mkdtempSync, writeFileSync } from 'node:fs';
+import { mkdirSync, mkdtempSync, realpathSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { describe, expect, it, vi } from 'vitest';
@@ -308,6 +308,16 @@ describe('errors name file:line:col, key path and what is wrong', () => {
       expect(lines(`listen:\n  http_socket: a.sock\n  grpc_socket: ${grpc}\n`)).toEqual([`w.yaml:3:3: listen.grpc_socket: uses the same path as listen.http_socket (${same})`]);
     }
     expect(parseConfig('listen:\n  http_socket: a.sock\n  grpc_socket: b/a.sock\n', 'w.yaml').listen.grpc_socket).toBe(resolve('b/a.sock'));
+    // One path through a symbolic link to its directory: the start would find its own HTTP
+    // socket live there and blame another process.
+    const dir = mkdtempSync(join(tmpdir(), 'warden-socklink-'));
+    mkdirSync(join(dir, 'a'));
+    symlinkSync(join(dir, 'a'), join(dir, 'b'));
+    expect(lines(`listen:\n  http_socket: ${dir}/a/h.sock\n  grpc_socket: ${dir}/b/h.sock\n`)).toEqual([
+      `w.yaml:3:3: listen.grpc_socket: uses the same path as listen.http_socket (${realpathSync(join(dir, 'a'))}/h.sock, through a symbolic link)`,
+    ]);
+    expect(parseConfig(`listen:\n  http_socket: ${dir}/a/h.sock\n  grpc_socket: ${dir}/b/g.sock\n`, 'w.yaml').listen.grpc_socket).toBe(`${dir}/b/g.sock`);
+    rmSync(dir, { recursive: true, force: true });
   });
 
   it('two listeners whose addresses overlap on one port: a wildcard covers its family, localhost only when both its addresses meet', () => {
