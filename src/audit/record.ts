@@ -71,9 +71,10 @@ function redactionOf(ctx: RequestContext): AuditRecordBody['redaction'] {
   if (!ctx.redaction) return null;
   try {
     const r = ctx.redaction.report();
+    // report() hands out fresh copies: kept as they are, not copied a second time.
     return {
-      counts: { ...r.counts },
-      response_counts: { ...r.responseCounts },
+      counts: r.counts,
+      response_counts: r.responseCounts,
       non_text_parts: r.nonTextParts,
       leaks: r.leaks,
       detector_failures: r.detectorFailures,

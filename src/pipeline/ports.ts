@@ -145,6 +145,7 @@ export interface RedactionSession {
    * also when the answer moves on to its next part; see PromptRequest.sequentialStream).
    */
   processStream(chunks: AsyncIterable<CompletionChunk>, sequential?: boolean, stopSequences?: readonly string[]): AsyncIterable<CompletionChunk>;
+  /** A snapshot of the counts so far: fresh objects the caller may keep (the audit record does). */
   report(): RedactionReport;
 }
 
