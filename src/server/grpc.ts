@@ -38,7 +38,8 @@ import { InvalidUtf8Message, OutOfRangeMessage, UndecodableMessage, WrongWireTyp
 import { checkContentPart, checkPartType } from './parts.js';
 import { loadProtos, lookupService, protoDefinition } from './proto.js';
 import { RunningRequests, type TrackedSignal } from './running.js';
-import { authorizationCredentials, checkVariables, cutByShutdown, rejectedRequest, RELAY_HEADERS } from './request.js';
+import { RELAY_HEADERS } from './headers.js';
+import { authorizationCredentials, checkVariables, cutByShutdown, rejectedRequest } from './request.js';
 
 // --- wire shapes (as proto-loader decodes them with keepCase + defaults) ------------------------
 

@@ -26,9 +26,19 @@ export interface IngressHeaders {
   authorizationRepeated?: true;
   /** `x-api-key` came more than once. */
   apiKeyRepeated?: true;
-  /** The first proxy header (`x-forwarded-for`, `forwarded`, `x-real-ip`) sent, lower-cased. */
+  /** The first proxy header (RELAY_HEADERS) sent, lower-cased. */
   relayHeader?: string;
 }
+
+/**
+ * The headers a proxy adds to a request it relays (PeerInfo.relayHeader), in gRPC metadata too:
+ * the forwarding headers nginx and HAProxy add when told to, and those Envoy adds by default
+ * (`x-forwarded-proto`, `x-envoy-external-address`) or an HTTP proxy must add (`via`).
+ */
+export const RELAY_HEADERS: readonly string[] = ['x-forwarded-for', 'forwarded', 'x-real-ip', 'x-forwarded-proto', 'x-forwarded-host', 'via', 'x-envoy-external-address'];
+const RELAY_NAMES: ReadonlySet<string> = new Set(RELAY_HEADERS);
+/** The lengths of those names: only a header name of one of them is lower-cased to be looked up. */
+const RELAY_LENGTHS: readonly boolean[] = RELAY_HEADERS.reduce<boolean[]>((at, h) => ((at[h.length] = true), at), []);
 
 function joined(previous: string | undefined, value: string): string {
   return previous === undefined ? value : `${previous}, ${value}`;
@@ -48,41 +58,27 @@ export function ingressHeaders(raw: readonly string[]): IngressHeaders {
       case 14:
         if (out.contentLength === undefined && name.toLowerCase() === 'content-length') out.contentLength = raw[i + 1]!;
         break;
-      case 16: {
-        const lower = name.toLowerCase();
-        if (lower === 'content-encoding') out.contentEncoding = joined(out.contentEncoding, raw[i + 1]!);
-        else if (lower === 'x-forwarded-host') out.relayHeader ??= lower;
+      case 16:
+        if (name.toLowerCase() === 'content-encoding') out.contentEncoding = joined(out.contentEncoding, raw[i + 1]!);
         break;
-      }
       case 11:
         if (name.toLowerCase() === 'traceparent') out.traceparent = joined(out.traceparent, raw[i + 1]!);
         break;
-      case 17: {
-        const lower = name.toLowerCase();
-        if (lower === 'x-warden-template') out.template = joined(out.template, raw[i + 1]!);
-        else if (lower === 'x-forwarded-proto') out.relayHeader ??= lower;
+      case 17:
+        if (name.toLowerCase() === 'x-warden-template') out.template = joined(out.template, raw[i + 1]!);
         break;
-      }
       case 18:
         if (name.toLowerCase() === 'x-warden-variables') out.variables = joined(out.variables, raw[i + 1]!);
         break;
-      case 9: {
-        const lower = name.toLowerCase();
-        if (lower === 'x-api-key') {
-          if (out.apiKey !== undefined) out.apiKeyRepeated = true;
-          out.apiKey = joined(out.apiKey, raw[i + 1]!);
-        } else if (lower === 'forwarded' || lower === 'x-real-ip') out.relayHeader ??= lower;
+      case 9:
+        if (name.toLowerCase() !== 'x-api-key') break;
+        if (out.apiKey !== undefined) out.apiKeyRepeated = true;
+        out.apiKey = joined(out.apiKey, raw[i + 1]!);
         break;
-      }
-      case 15:
-        if (out.relayHeader === undefined && name.toLowerCase() === 'x-forwarded-for') out.relayHeader = 'x-forwarded-for';
-        break;
-      case 3:
-        if (out.relayHeader === undefined && name.toLowerCase() === 'via') out.relayHeader = 'via';
-        break;
-      case 24:
-        if (out.relayHeader === undefined && name.toLowerCase() === 'x-envoy-external-address') out.relayHeader = 'x-envoy-external-address';
-        break;
+    }
+    if (out.relayHeader === undefined && RELAY_LENGTHS[name.length] === true) {
+      const lower = name.toLowerCase();
+      if (RELAY_NAMES.has(lower)) out.relayHeader = lower;
     }
   }
   return out;

@@ -532,13 +532,6 @@ export function peerInfo(remoteAddress: string | undefined, unixListener: boolea
   return peer;
 }
 
-/**
- * The headers a proxy adds to a request it relays (PeerInfo.relayHeader), in gRPC metadata too:
- * the forwarding headers nginx and HAProxy add when told to, and those Envoy adds by default
- * (`x-forwarded-proto`, `x-envoy-external-address`) or an HTTP proxy must add (`via`).
- */
-export const RELAY_HEADERS: readonly string[] = ['x-forwarded-for', 'forwarded', 'x-real-ip', 'x-forwarded-proto', 'x-forwarded-host', 'via', 'x-envoy-external-address'];
-
 /** Why a request still running when the shutdown deadline ended its connection or call ended. */
 export function cutByShutdown(): WardenError {
   return new WardenError('shutting_down', 'warden stopped: the shutdown deadline passed before the request finished');
