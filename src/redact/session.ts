@@ -19,6 +19,7 @@ import type {
 } from '../pipeline/types.js';
 import type { FindingsCache, PromptScan } from './findings-cache.js';
 import { decodeJsonEscapes, LEAK_ENTITY, LeakGuard } from './leak-guard.js';
+import { toOriginalSpan, type FoldedText } from './normalize.js';
 import { JSON_TEXT_START, jsonLiterals, type JsonLexState, type JsonLiteral } from './json-literals.js';
 import { applyFindings, applyJsonFindings, createReplacer, TokenVault, type Replacer } from './modes.js';
 import type { RedactionPlan } from './profiles.js';
@@ -652,12 +653,52 @@ export class Session implements RedactionSession {
         findings = resolveOverlaps(findings.concat(hits.filter((h) => h.end > from)), text);
       }
     }
+    if (text.indexOf('\\') >= 0) findings = this.escapedFindings(text, from, shared === undefined ? undefined : opts, findings, json);
     for (const f of findings) if (f.start < from) f.start = from;
     return findings;
   }
 
+  /**
+   * `findings` (of `text` as it is) with those of `text` read as a JSON parser reads it, its
+   * string escapes decoded. Tool-call arguments are JSON, and so is a structured output's content
+   * (`response_format`), which an SDK parses (openai's `chat.completions.parse`): an address or a
+   * card written with escapes (`jane\u0040example.com`, `4111\u00201111…`) is PII to the app
+   * that parses it, and so is a secret value (`\u0043ANARY…`) in content (in arguments the guard
+   * reads through escapes already). Found in the decoded text and masked over the escapes as
+   * written. Only a text that holds a backslash pays for this. `pieceOpts`: a stream piece's scan
+   * options (its `from` is set to the decoded offset here), undefined for a whole text.
+   */
+  private escapedFindings(text: string, from: number, pieceOpts: ScanOptions | undefined, findings: Finding[], json: boolean): Finding[] {
+    const view = decodeJsonEscapes(text);
+    // Every escape decodes to one unit and is at least two: nothing decoded, nothing new to read.
+    if (view.text.length === text.length) return findings;
+    let opts = this.plan.scan;
+    let decodedFrom = 0;
+    if (pieceOpts !== undefined) {
+      decodedFrom = decodedOffset(view, from);
+      pieceOpts.from = decodedFrom;
+      opts = pieceOpts;
+    }
+    const res = this.scanner.scan(view.text, opts);
+    this.failures += res.failures;
+    const extra: Finding[] = [];
+    for (const f of res.findings) {
+      if (f.end <= decodedFrom) continue;
+      const [start, end] = toOriginalSpan(view, f.start, f.end);
+      extra.push({ ...f, start, end });
+    }
+    if (!json && this.answerGuard.active) this.answerGuard.find(text, extra, true, undefined, true);
+    const added = extra.filter((f) => f.end > from);
+    if (added.length === 0) return findings;
+    return resolveOverlaps(findings.concat(added), text);
+  }
+
   secretHoldStart(text: string, json: boolean, label = false): number {
-    return this.answerGuard.heldFrom(text, json, label ? 2 : 1);
+    const held = this.answerGuard.heldFrom(text, json, label ? 2 : 1);
+    // Content may be JSON an app parses (see escapedFindings): a value still arriving as escapes
+    // (`\u0043\u0041NA`, or a cut `\u00`) is held as in tool-call arguments.
+    if (json || label || held === 0 || text.indexOf('\\') < 0) return held;
+    return Math.min(held, this.answerGuard.heldFrom(text, true, 1));
   }
 
   /**
@@ -989,4 +1030,18 @@ function imageUrlText(url: string): string {
   if (comma < 0) return url;
   const header = url.slice(0, comma);
   return BASE64_HEADER.test(header) ? header : url;
+}
+
+/** The offset in `view` (a decoded text) of the first unit that begins at or after `at` in the original. */
+function decodedOffset(view: FoldedText, at: number): number {
+  const starts = view.starts;
+  if (starts === null) return at;
+  let lo = 0;
+  let hi = starts.length;
+  while (lo < hi) {
+    const mid = (lo + hi) >> 1;
+    if (starts[mid]! < at) lo = mid + 1;
+    else hi = mid;
+  }
+  return lo;
 }

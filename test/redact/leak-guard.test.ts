@@ -305,9 +305,22 @@ describe('leak guard: obfuscated and escaped secrets', () => {
     });
   });
 
-  it('content (not JSON) with a literal "\\u0043ANARY…" is text, not an escape, and stays', () => {
+  // Content may be JSON the app parses (a structured output: the openai SDK's parse() does), where
+  // the escape is the secret: it is masked as in tool-call arguments, and so is a passphrase whose
+  // escapes arrive cut between pieces.
+  it('content with "\\u0043ANARY…" (JSON a structured output parses) is masked like the value', () => {
     const text = 'write \\u0043ANARY-SECRET-7f3a in C';
-    expect(whole(redactor.session(decision(), [CANARY]), text, false)).toBe(text);
+    expect(whole(redactor.session(decision(), [CANARY]), text, false)).toBe('write [SECRET_VALUE] in C');
+  });
+
+  it('content with an escaped passphrase, streamed cut anywhere, never lets a piece of it out', async () => {
+    const text = '{"code": "open\\u0020sesame \\u0043ANARY-SECRET-7f3a", "ok": 1}';
+    const expected = '{"code": "[SECRET_VALUE]", "ok": 1}';
+    expect(whole(redactor.session(decision(), [PHRASE]), text, false)).toBe(expected);
+    for (const { how, pieces } of cuts(text, 7)) {
+      const deltas = await streamed(redactor.session(decision(), [PHRASE]), pieces, false);
+      expect(deltas.join(''), how).toBe(expected);
+    }
   });
 
   describe('a secret value as a member name (JSON key) in the prompt is refused like a value', () => {
