@@ -98,12 +98,35 @@ const INTERNAL_MESSAGE = 'internal error';
 function toWardenError(err: unknown, stage: StageName, logger: PipelineLogger): WardenError {
   if (isWardenError(err)) return err;
   const type = err instanceof Error ? err.constructor.name : typeof err;
-  // The stack's first line repeats the message; keep only the frames.
-  const frames =
-    err instanceof Error && typeof err.stack === 'string' ? err.stack.split('\n').slice(1, 8).join('\n') : undefined;
+  // Only the stack's frames: its first lines are the message, which may run over several lines.
+  const frames = err instanceof Error && typeof err.stack === 'string' ? stackFrames(err, err.stack) : undefined;
   logger.error({ stage, error_type: type, frames }, 'unexpected error in pipeline stage');
   return new WardenError('internal', INTERNAL_MESSAGE, { cause: err });
 }
+
+/**
+ * Up to seven frame lines of `err`'s stack, never a line of its message: V8 writes the stack as
+ * the error's text (`Type: message`, as many lines as the message has) and then the frames. A
+ * message line that looks like a frame (input quoted in it) is cut off with the message when the
+ * stack begins with that text, as V8 writes it; only a stack rewritten by its code falls back to
+ * the frame-shaped lines alone.
+ */
+function stackFrames(err: Error, stack: string): string {
+  let text: string;
+  try {
+    text = String(err);
+  } catch {
+    text = '';
+  }
+  const rest = text !== '' && stack.startsWith(text) ? stack.slice(text.length) : stack;
+  const frames: string[] = [];
+  for (const line of rest.split('\n')) {
+    if (STACK_FRAME.test(line) && frames.push(line) === 7) break;
+  }
+  return frames.join('\n');
+}
+
+const STACK_FRAME = /^ {4}at /;
 
 export function createPipeline(opts: PipelineOptions): Pipeline {
   const { stages, audit, auditRequired, metrics, logger } = opts;
