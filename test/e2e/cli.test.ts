@@ -513,7 +513,7 @@ describe('warden CLI', () => {
     const yaml = await runWardenWithInput(['policy', 'eval', '-d', pol, '-i', '-', 'input.user'], 'user: alice\n');
     expect(yaml.stdout).toContain('"value": "alice",');
     const broken = await runWardenWithInput(['policy', 'eval', '-d', pol, '-i', '-', 'input'], '{"token": "sk-proj-CANARYabcdefghijklmnopqrstuv');
-    expect([broken.code, broken.stdout, broken.stderr]).toEqual([1, '', 'stdin:1:48: input_invalid: cannot parse input: not valid JSON\n']);
+    expect([broken.code, broken.stdout, broken.stderr]).toEqual([1, '', 'stdin:1:48: input_invalid: cannot parse input: not valid JSON; not YAML either (it breaks at line 1, column 48)\n']);
     const big = await runWardenWithInput(['policy', 'eval', '-d', pol, '-i', '-', 'input'], `"${'x'.repeat(8 * 1024 * 1024)}"`);
     expect([big.code, big.stdout, big.stderr]).toEqual([1, '', 'stdin: payload_too_large: the input is larger than 8 MiB (8388608 bytes)\n']);
   });
