@@ -55,6 +55,9 @@ Options:
       --json                 Print one JSON object instead of text
   -h, --help                 Show this help
 
+A variable takes one value: one given twice (--var twice, a name repeated in the
+--vars document, or in both) is a usage error naming it, never one value winning.
+
 Exit codes: 0 allowed and rendered, 1 refused (the reason is printed), 2 usage error.
 `;
 

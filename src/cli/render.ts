@@ -20,6 +20,7 @@ import { processStdin, readAllCapped, stdinReadFailure } from './stdin.js';
 import { RENDER_HELP } from './help.js';
 import type { CliIO } from './io.js';
 import { MIB } from '../pipeline/sizes.js';
+import { jsonLiterals } from '../redact/index.js';
 
 const OPTIONS = {
   config: { type: 'string', short: 'c' },
@@ -123,6 +124,12 @@ async function variablesFromDocument(file: string, stdin: () => NodeJS.ReadableS
   if (parsed === null || typeof parsed !== 'object' || Array.isArray(parsed)) {
     throw new VarsError(where, 'invalid_request', 'the variables must be a JSON object of NAME: value');
   }
+  // JSON.parse keeps the last of a repeated member without a word: a variable written twice (a
+  // script that appends to the document) is refused as --var twice is, naming it and where.
+  const repeated = repeatedVariable(text);
+  if (repeated !== undefined) {
+    throw new UsageError(`${where}:${repeated.line}:${repeated.column}: variable ${repeated.name} is given more than once in --vars (a variable takes one value)`);
+  }
   const vars: Record<string, string> = Object.create(null) as Record<string, string>;
   for (const [name, value] of Object.entries(parsed)) {
     // The name is not repeated unless it is an identifier: it may be a value written in its place.
@@ -140,6 +147,27 @@ async function variablesFromDocument(file: string, stdin: () => NodeJS.ReadableS
     }
   }
   return vars;
+}
+
+/**
+ * The first member name of the document's top-level object (`text` is valid JSON) that repeats an
+ * earlier one, with the line and column of the repeat; only identifier names, which can be
+ * repeated in an error (any other name is refused as no identifier, unrepeated).
+ */
+function repeatedVariable(text: string): { name: string; line: number; column: number } | undefined {
+  const seen = new Set<string>();
+  for (const lit of jsonLiterals(text)) {
+    if (lit.kind !== 'name' || lit.object !== 1) continue;
+    const name = JSON.parse(text.slice(lit.start, lit.end)) as string;
+    if (!seen.has(name)) {
+      seen.add(name);
+      continue;
+    }
+    if (!VARIABLE_NAME.test(name)) continue;
+    const before = text.slice(0, lit.start);
+    return { name, line: before.split('\n').length, column: lit.start - before.lastIndexOf('\n') };
+  }
+  return undefined;
 }
 
 /**

@@ -10,7 +10,7 @@ import { abortReasonError, onAbort } from './cancel.js';
 import { inCheckPhase } from './check-phase.js';
 import { WardenError, isWardenError } from './errors.js';
 import type { RequestContext, Stage, StageName } from './stage.js';
-import type { CompletionChunk, Decision, PipelineResponse, PromptRequest } from './types.js';
+import type { CompletionChunk, Decision, PipelineResponse, PromptRequest, ToolDefinition } from './types.js';
 
 /** The stages in the order they run. Ingress adapters never see this list. */
 export const STAGE_ORDER = [
@@ -297,6 +297,9 @@ export function createPipeline(opts: PipelineOptions): Pipeline {
           model: request.model,
           provider: ctx.provider ?? '',
         };
+        // The rest of what would go upstream, in the same form.
+        if (ctx.outboundTools) ctx.response.tools = ctx.redaction.maskSecretsInJson(ctx.outboundTools) as ToolDefinition[];
+        if (ctx.outboundParams) ctx.response.params = ctx.redaction.maskSecretsInJson(ctx.outboundParams) as Record<string, unknown>;
       }
       const response = ctx.response;
       if (!response) throw new WardenError('internal', INTERNAL_MESSAGE);

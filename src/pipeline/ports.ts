@@ -135,6 +135,12 @@ export interface RedactionSession {
   /** The outbound messages for a dry run's caller: secret values masked (see Session). */
   maskSecretsForCaller(messages: readonly ChatMessage[]): ChatMessage[];
   /**
+   * A JSON value for a dry run's caller (its tools and pass-through parameters, after redaction):
+   * secret values masked in every string, number and member name. Throws `redaction_blocked` when
+   * two member names of one object mask alike.
+   */
+  maskSecretsInJson(value: unknown): unknown;
+  /**
    * Restores tokens (if re-identification is allowed) and redacts PII the model produced. A
    * choice's `stop_sequence` is kept only when it is one of `stopSequences` (see
    * PromptRequest.stopSequences).

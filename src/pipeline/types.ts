@@ -441,4 +441,14 @@ export interface UpstreamRequest {
 export type PipelineResponse =
   | { kind: 'complete'; result: CompletionResult }
   | { kind: 'stream'; chunks: AsyncIterable<CompletionChunk> }
-  | { kind: 'render'; decision: Decision; messages: ChatMessage[]; model: string; provider: string };
+  | {
+      kind: 'render';
+      decision: Decision;
+      messages: ChatMessage[];
+      model: string;
+      provider: string;
+      /** The request's tools as they would go upstream (redacted; secret values masked); absent when it has none. */
+      tools?: ToolDefinition[];
+      /** Its pass-through parameters as they would go upstream (redacted; secret values masked); absent when it has none. */
+      params?: Record<string, unknown>;
+    };

@@ -9,6 +9,16 @@
  */
 import { isMap, isScalar, visit, type LineCounter, YAMLParseError, type Document } from 'yaml';
 
+/** Where the key a DUPLICATE_KEY error repeats stands: set by addDuplicateKeyErrors given a line counter. */
+export interface DuplicateKeyFirst {
+  firstLinePos?: { line: number; col: number };
+}
+
+/** Line and column of the key that `e` (a DUPLICATE_KEY error of addDuplicateKeyErrors) repeats, if known. */
+export function duplicateKeyFirst(e: unknown): { line: number; col: number } | undefined {
+  return e instanceof YAMLParseError && e.code === 'DUPLICATE_KEY' ? (e as YAMLParseError & DuplicateKeyFirst).firstLinePos : undefined;
+}
+
 /** Options for parsing with this check in place of the library's. */
 export const NO_LIBRARY_UNIQUE_KEYS = { uniqueKeys: false } as const;
 
@@ -23,22 +33,25 @@ export function addDuplicateKeyErrors(doc: Document.Parsed | Document, lineCount
   visit(doc, {
     Map(_key, map) {
       if (!isMap(map)) return;
-      const seen = new Set<unknown>();
+      /** Each key's value → where it first stands. */
+      const seen = new Map<unknown, number>();
       for (const pair of map.items) {
         const key = pair.key;
         if (!isScalar(key)) continue;
         const value = key.value;
         // NaN is not equal to itself, in the library's check either.
         if (typeof value === 'number' && Number.isNaN(value)) continue;
-        if (!seen.has(value)) {
-          seen.add(value);
+        const offset = key.range?.[0] ?? 0;
+        const first = seen.get(value);
+        if (first === undefined) {
+          seen.set(value, offset);
           continue;
         }
-        const offset = key.range?.[0] ?? 0;
-        const err = new YAMLParseError([offset, offset + 1], 'DUPLICATE_KEY', 'Map keys must be unique');
+        const err = new YAMLParseError([offset, offset + 1], 'DUPLICATE_KEY', 'Map keys must be unique') as YAMLParseError & DuplicateKeyFirst;
         if (lineCounter) {
           const pos = lineCounter.linePos(offset);
           err.linePos = [pos, lineCounter.linePos(offset + 1)];
+          err.firstLinePos = lineCounter.linePos(first);
           // Only the place: the library's pretty form also quotes the line, which may hold a secret.
           err.message += ` at line ${pos.line}, column ${pos.col}`;
         }

@@ -8,6 +8,7 @@ import { randomBytes } from 'node:crypto';
 import { parse, UsageError, usageText, type Options } from '../cli/args.js';
 import { MAX_YAML_DEPTH, yamlDepthProblem } from '../pipeline/yaml-depth.js';
 import { parseYamlValue, YamlTagError } from '../pipeline/yaml-tags.js';
+import { duplicateKeyFirst } from '../pipeline/yaml-unique-keys.js';
 import { FileTooLargeError, readFailure, readRegularFile } from '../pipeline/regular-file.js';
 import { decodeText, TextDecodeError } from '../pipeline/text-file.js';
 import { isWardenError } from '../pipeline/errors.js';
@@ -161,7 +162,7 @@ async function readInput(file: string, io: PolicyCliIo): Promise<unknown> {
       if (reason === undefined) throw e;
       throw new InputError('stdin', undefined, `cannot read stdin (${reason})`, 'file_unreadable');
     }
-    return parseStdinInput(text);
+    return parseInput('stdin', text, 'either');
   }
   try {
     // A regular file only: a FIFO would make eval wait for a writer for good.
@@ -171,44 +172,70 @@ async function readInput(file: string, io: PolicyCliIo): Promise<unknown> {
     if (e instanceof TextDecodeError) throw new InputError(file, { line: e.line, col: e.column }, `cannot parse input: ${e.reason}`);
     throw new InputError(file, undefined, `cannot read input file (${readFailure(e)})`, 'file_unreadable');
   }
-  return parseInput(file, text, file.endsWith('.yaml') || file.endsWith('.yml'));
+  return parseInput(file, text, inputFormat(file));
 }
 
 /**
- * `-i -` has no file name to tell JSON from YAML by: JSON when the text parses as JSON, else YAML
- * (`"user": alice` is YAML whose first key is quoted, not broken JSON). Text that is neither is
- * reported in the format it looks like: JSON when it starts as a JSON object or array does, else
- * YAML, each error at its own line and column.
+ * How the input's text is read: by its file name (`.json`; `.yaml`, `.yml`), else, as for stdin,
+ * which has none, as JSON when it parses as JSON and else as YAML (`"user": alice` is YAML whose
+ * first key is quoted, not broken JSON).
  */
-function parseStdinInput(text: string): unknown {
+type InputFormat = 'json' | 'yaml' | 'either';
+
+function inputFormat(file: string): InputFormat {
+  if (file.endsWith('.json')) return 'json';
+  return file.endsWith('.yaml') || file.endsWith('.yml') ? 'yaml' : 'either';
+}
+
+/** Why the text is not the document a format reads: where (when known) and what, never the text. */
+interface ParseFailure {
+  at: { line: number; col: number } | undefined;
+  message: string;
+  /** Broken syntax (rather than a rule broken by text that is JSON or YAML: a repeated key, a tag, its depth). */
+  syntax: boolean;
+}
+
+/** The text as JSON (`yaml` false) or YAML, with exact integers past 2^53, as in data files and json.unmarshal. */
+function parseAs(text: string, yaml: boolean): { value: unknown } | { failure: ParseFailure } {
+  const deep = yaml ? yamlDepthProblem(text) : undefined;
+  if (deep) return { failure: { at: { line: deep.line, col: deep.column }, message: `nested deeper than ${MAX_YAML_DEPTH} levels`, syntax: false } };
   try {
-    return unmarshalJSON(text);
+    return { value: yaml ? parseYamlValue(text) : unmarshalJSON(text) };
   } catch (e) {
-    // JSON too deep for the exact parser: parseInput says so.
-    if (e instanceof RangeError) return parseInput('stdin', text, false);
-  }
-  if (!/^\s*[[{]/.test(text)) return parseInput('stdin', text, true);
-  try {
-    return parseInput('stdin', text, true); // a YAML flow collection: `{user: alice}`
-  } catch {
-    return parseInput('stdin', text, false); // throws the JSON error
+    if (e instanceof YamlTagError) return { failure: { at: { line: e.line, col: e.col }, message: e.message, syntax: false } };
+    // The exact parser (taken for long numbers) recurses: valid JSON some thousands of levels
+    // deep runs it out of stack. Deeper than evaluation takes anyway (MAX_INPUT_DEPTH).
+    if (e instanceof RangeError) return { failure: { at: undefined, message: `nested deeper than ${MAX_INPUT_DEPTH} levels`, syntax: false } };
+    if (!yaml) return { failure: { at: jsonErrorAt(e, text), message: 'not valid JSON', syntax: true } };
+    // A repeated key is said as such, with where the key it repeats stands (never the key: it may be a secret).
+    const first = duplicateKeyFirst(e);
+    if (first) return { failure: { at: yamlErrorAt(e), message: `not valid YAML (duplicate key: already set at line ${first.line}, column ${first.col}; keys must be unique)`, syntax: false } };
+    return { failure: { at: yamlErrorAt(e), message: 'not valid YAML', syntax: true } };
   }
 }
 
-/** The input's text as JSON, or as YAML when `yaml`; errors say where, never what. */
-function parseInput(file: string, text: string, yaml: boolean): unknown {
-  const deep = yaml ? yamlDepthProblem(text) : undefined;
-  if (deep) throw new InputError(file, { line: deep.line, col: deep.column }, `cannot parse input: nested deeper than ${MAX_YAML_DEPTH} levels`);
-  try {
-    // Exact integers past 2^53, as in data files and json.unmarshal.
-    return yaml ? parseYamlValue(text) : unmarshalJSON(text);
-  } catch (e) {
-    if (e instanceof YamlTagError) throw new InputError(file, { line: e.line, col: e.col }, `cannot parse input: ${e.message}`);
-    // The exact parser (taken for long numbers) recurses: valid JSON some thousands of levels
-    // deep runs it out of stack. Deeper than evaluation takes anyway (MAX_INPUT_DEPTH).
-    if (e instanceof RangeError) throw new InputError(file, undefined, `cannot parse input: nested deeper than ${MAX_INPUT_DEPTH} levels`);
-    throw new InputError(file, yaml ? yamlErrorAt(e) : jsonErrorAt(e, text), `cannot parse input: not valid ${yaml ? 'YAML' : 'JSON'}`);
-  }
+/**
+ * The input's text as `format` reads it; errors say where, never what. Read as either, a text that
+ * is neither is reported in the format it is: YAML when it is YAML but for a rule (a repeated key,
+ * a tag), else the format it looks like (JSON when it starts as a JSON object or array does); the
+ * other attempt is named after it, with where that one breaks.
+ */
+function parseInput(file: string, text: string, format: InputFormat): unknown {
+  const json = format === 'yaml' ? undefined : parseAs(text, false);
+  if (json && 'value' in json) return json.value;
+  // JSON too deep for the exact parser is JSON: said as such.
+  if (format === 'json' || (json && !json.failure.syntax)) throw parseError(file, json!.failure);
+  const yaml = parseAs(text, true);
+  if ('value' in yaml) return yaml.value;
+  if (format === 'yaml' || !json) throw parseError(file, yaml.failure);
+  const yamlFirst = !yaml.failure.syntax || !/^\s*[[{]/.test(text);
+  const [first, other, otherName] = yamlFirst ? [yaml.failure, json.failure, 'JSON'] : [json.failure, yaml.failure, 'YAML'];
+  const where = other.at ? ` (it breaks at line ${other.at.line}, column ${other.at.col})` : '';
+  throw parseError(file, { ...first, message: `${first.message}; not ${otherName} either${where}` });
+}
+
+function parseError(file: string, f: ParseFailure): InputError {
+  return new InputError(file, f.at, `cannot parse input: ${f.message}`);
 }
 
 async function cmdEval({ values, positionals: rest }: Parsed, io: PolicyCliIo): Promise<number> {

@@ -8,6 +8,7 @@ export { FindingsCache, type FindingsCacheOptions, type FindingsCacheStats } fro
 export { BUILTIN_PROFILES, GROUPS } from './profiles.js';
 export { BUILTIN_ENTITIES, STRUCTURED_ENTITIES, SECRET_ENTITIES } from './entities/index.js';
 export { LEAK_ENTITY } from './leak-guard.js';
+export { jsonLiterals } from './json-literals.js';
 export { fold, toOriginalSpan } from './normalize.js';
 export { runRedactCli } from './cli.js';
 export { createRedactStage, createRespondStage } from './stage.js';

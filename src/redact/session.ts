@@ -753,6 +753,38 @@ export class Session implements RedactionSession {
     });
   }
 
+  maskSecretsInJson(value: unknown): unknown {
+    if (!this.answerGuard.active) return value;
+    const mask = (text: string): string => {
+      const hits: Finding[] = [];
+      if (this.answerGuard.find(text, hits, false, undefined, true) === 0) return text;
+      return applyFindings(text, resolveOverlaps(hits, text), () => 'mask', this.replacer, {});
+    };
+    const walk = (v: unknown): unknown => {
+      if (typeof v === 'string') return mask(v);
+      // A number leaves the pod as its decimal text: one that holds a secret is shown as masked text.
+      if (typeof v === 'number') {
+        const text = String(v);
+        const out = mask(text);
+        return out === text ? v : out;
+      }
+      if (Array.isArray(v)) return v.map(walk);
+      if (v === null || typeof v !== 'object') return v;
+      const out: Record<string, unknown> = {};
+      for (const [k, x] of Object.entries(v)) {
+        const name = mask(k);
+        // Two names masked alike: shown as one, the other member would vanish from the dry run.
+        if (Object.hasOwn(out, name)) {
+          throw new WardenError('redaction_blocked', 'two member names of one object hold secret values that mask alike', { details: { reason: 'duplicate_member_names', entities: [LEAK_ENTITY] } });
+        }
+        // defineProperty: a "__proto__" member stays a member, as JSON.parse made it.
+        Object.defineProperty(out, name, { value: walk(x), enumerable: true, writable: true, configurable: true });
+      }
+      return out;
+    };
+    return walk(value);
+  }
+
   processOutputText(text: string, json: boolean): string {
     if (text.length === 0) return text;
     return this.renderOutput(text, this.outputFindings(text, 0, json), json);

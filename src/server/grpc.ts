@@ -547,6 +547,21 @@ function toWireRender(r: Extract<PipelineResponse, { kind: 'render' }>) {
     messages: r.messages.map(fromMessage),
     model: r.model,
     provider: r.provider,
+    tools: (r.tools ?? []).map(fromTool),
+    // JSON.stringify writes a lone surrogate as its escape: the text is well-formed.
+    params_json: r.params && Object.keys(r.params).length > 0 ? JSON.stringify(r.params) : '',
+  };
+}
+
+/** A tool definition as RenderResponse shows it: the request's ToolDefinition shape. */
+function fromTool(t: ToolDefinition) {
+  return {
+    type: t.type,
+    function: {
+      name: utf8(t.function.name),
+      description: utf8(t.function.description ?? ''),
+      parameters_json: t.function.parameters === undefined ? '' : JSON.stringify(t.function.parameters),
+    },
   };
 }
 

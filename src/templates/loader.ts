@@ -3,9 +3,8 @@
  * with `file:line:col` and the key path, so a bad change can be fixed from the error alone.
  */
 import { createHash } from 'node:crypto';
-import { constants, realpathSync, type Dirent, type Stats } from 'node:fs';
-import { open, realpath, stat } from 'node:fs/promises';
-import { join } from 'node:path';
+import { constants, realpathSync, type Stats } from 'node:fs';
+import { open, stat } from 'node:fs/promises';
 import { fileURLToPath } from 'node:url';
 import { isAlias, isMap, isPair, isScalar, LineCounter, parseAllDocuments, visit, type Document, type Node } from 'yaml';
 import { MAX_YAML_DEPTH, yamlDepthProblem } from '../pipeline/yaml-depth.js';
@@ -18,7 +17,7 @@ import { WardenError } from '../pipeline/errors.js';
 import { FileTooLargeError, kindOf, readAtMost } from '../pipeline/regular-file.js';
 import { decodeText, TextDecodeError } from '../pipeline/text-file.js';
 import { MIB } from '../pipeline/sizes.js';
-import { readDirectoryEntries, type DirectoryFilter } from '../pipeline/dir-entries.js';
+import { walkTree, type TreeWalkRules } from '../pipeline/tree-walk.js';
 import type { Template, VariableSpec } from '../pipeline/types.js';
 // The one ref grammar (the resolver parses refs with it at request time): a ref that passes here
 // cannot fail there for its syntax.
@@ -156,66 +155,17 @@ export async function scanTemplateFiles(paths: readonly string[]): Promise<{ fil
     out.push(file);
     if (out.length > MAX_TEMPLATE_FILES) throw tooMany(root);
   };
-  /** Dot-entries are never read; other files only with a template's name. */
-  const filter: DirectoryFilter = {
-    keep: (e) => !e.name.startsWith('.') && (e.isDirectory() || e.isSymbolicLink() || YAML_NAME.test(e.name)),
-    // A link with a template's name counts too: a ConfigMap mount shows every item as one.
-    counts: (e) => (e.isFile() || e.isSymbolicLink()) && YAML_NAME.test(e.name),
+  /** The walk of a directory (pipeline/tree-walk.ts): what cannot be read in it is skipped with a warning. */
+  const rules: TreeWalkRules = {
+    wanted: (name) => YAML_NAME.test(name),
+    tooMany: (_dir, root) => tooMany(root),
+    // Named by itself, not by the path it is under: a sub-directory removed or replaced while the
+    // tree was read (the next reload reads it as it is then).
+    unreadableDir: (dir, err) => new TemplatesUnreadableError(`cannot read templates directory (${(err as NodeJS.ErrnoException).code ?? 'error'})`, dir, err),
+    unreadable: (file, err) => void warnings.push({ file, message: `skipped: cannot read (${(err as NodeJS.ErrnoException).code ?? 'error'})` }),
+    notRegular,
+    loop: (dir) => void warnings.push({ file: dir, message: 'skipped: symlink loop (this directory contains itself)' }),
   };
-  async function walkDir(dir: string, ancestors: ReadonlySet<string>, root: string): Promise<void> {
-    // Named by itself, not by the path it is under: a sub-directory removed or replaced while
-    // the tree was read (the next reload reads it as it is then).
-    const unreadable = (err: unknown) => new TemplatesUnreadableError(`cannot read templates directory (${(err as NodeJS.ErrnoException).code ?? 'error'})`, dir, err);
-    let real: string;
-    try {
-      real = await realpath(dir);
-    } catch (err) {
-      throw unreadable(err);
-    }
-    if (ancestors.has(real)) {
-      warnings.push({ file: dir, message: 'skipped: symlink loop (this directory contains itself)' });
-      return;
-    }
-    // Reached again through another link: already read, and not listed again (links in a chain
-    // would otherwise make the walk exponential, and each link would list the whole directory).
-    if (read.has(real)) return;
-    read.add(real);
-    // Streamed: the template files of this directory count towards the cap as they are read, so
-    // a directory of a great many of them is refused before it is read to its end.
-    let entries: Dirent[] | undefined;
-    try {
-      entries = await readDirectoryEntries(dir, filter, MAX_TEMPLATE_FILES - out.length);
-    } catch (err) {
-      throw unreadable(err);
-    }
-    if (entries === undefined) throw tooMany(root);
-    const below = new Set(ancestors).add(real);
-    entries.sort((a, b) => (a.name < b.name ? -1 : a.name > b.name ? 1 : 0));
-    for (const e of entries) {
-      const child = join(dir, e.name);
-      if (e.isDirectory()) {
-        await walkDir(child, below, root);
-        continue;
-      }
-      const yaml = YAML_NAME.test(e.name);
-      if (e.isFile()) {
-        if (yaml) pushFile(child, root);
-        continue;
-      }
-      if (!e.isSymbolicLink() && !yaml) continue;
-      let st: Stats;
-      try {
-        st = await stat(child); // follows a symlink
-      } catch (err) {
-        warnings.push({ file: child, message: `skipped: cannot read (${(err as NodeJS.ErrnoException).code ?? 'error'})` });
-        continue;
-      }
-      if (st.isDirectory()) await walkDir(child, below, root);
-      else if (!yaml) continue;
-      else if (st.isFile()) pushFile(child, root);
-      else notRegular(child, st);
-    }
-  }
   for (const p of paths) {
     let st: Stats;
     try {
@@ -225,7 +175,7 @@ export async function scanTemplateFiles(paths: readonly string[]): Promise<{ fil
     }
     if (st.isDirectory()) {
       const before = out.length;
-      await walkDir(p, new Set(), p);
+      await walkTree(p, rules, { out, limit: MAX_TEMPLATE_FILES, read });
       if (out.length === before) warnings.push({ file: p, message: 'no *.yaml or *.yml template files found' });
     } else if (st.isFile()) pushFile(p, p);
     else notRegular(p, st);

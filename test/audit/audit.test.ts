@@ -297,6 +297,7 @@ describe('audit stage', () => {
       redactTools: (t) => t,
       redactParams: (p) => ({ ...p }),
       maskSecretsForCaller: (m) => m.slice(),
+      maskSecretsInJson: (v) => v,
       processCompletion: (r) => r,
       processStream: (c) => c,
       report: () => ({ counts: { EMAIL: 2 }, responseCounts: { PHONE: 1 }, nonTextParts: 0, leaks: 0, detectorFailures: 0 }),

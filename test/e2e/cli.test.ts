@@ -489,6 +489,22 @@ describe('warden CLI', () => {
     expect([missing.code, missing.stderr]).toEqual([1, `warden: ${join(prepared.dir, 'none.json')}: file_unreadable: cannot read the file (ENOENT)\n`]);
   });
 
+  it('render --vars refuses a variable the document gives twice (usage error, naming it and the repeat), rather than keeping the last', async () => {
+    const args = ['render', '-c', prepared.configFile, '-t', 'support/ticket-summary@2', '-p', 'support/ticket-bot', '--json'];
+    const file = join(prepared.dir, 'twice.json');
+    writeFileSync(file, '{"ticket_id": "T-1",\n "customer_message": "CANARY-ONE", "customer_message": "CANARY-TWO"}');
+    const r = await cli([...args, '--vars', file]);
+    expect([r.code, r.stdout, r.stderr]).toEqual([2, '', `warden: ${file}:2:36: variable customer_message is given more than once in --vars (a variable takes one value)\nRun 'warden render --help' for usage.\n`]);
+    const fromStdin = await runWardenWithInput([...args, '--vars', '-'], '{"ticket_id": "T-1", "ticket_id": "T-2", "customer_message": "hi"}');
+    expect([fromStdin.code, fromStdin.stdout, fromStdin.stderr]).toEqual([2, '', "warden: stdin:1:22: variable ticket_id is given more than once in --vars (a variable takes one value)\nRun 'warden render --help' for usage.\n"]);
+    // The same name in a nested object is no repeat of a variable (and that value is refused for its type).
+    writeFileSync(file, '{"ticket_id": "T-1", "customer_message": {"x": 1, "y": {"x": 2}}}');
+    const nested = await cli([...args, '--vars', file]);
+    expect([nested.code, nested.stderr]).toEqual([1, `warden: ${file}: variable_invalid: variable 'customer_message' must be a string, number or boolean\n`]);
+    const help = await cli(['render', '--help']);
+    expect(help.stdout).toContain('a name repeated in the\n--vars document');
+  });
+
   it('policy eval -i - reads the input from stdin, JSON or YAML, held to the same cap and errors as a file (named stdin)', { timeout: 90_000 }, async () => {
     const pol = join(prepared.dir, 'policies');
     const json = await runWardenWithInput(['policy', 'eval', '-d', pol, '-i', '-', 'input.account'], '{"account": 9007199254740993}');
@@ -497,7 +513,7 @@ describe('warden CLI', () => {
     const yaml = await runWardenWithInput(['policy', 'eval', '-d', pol, '-i', '-', 'input.user'], 'user: alice\n');
     expect(yaml.stdout).toContain('"value": "alice",');
     const broken = await runWardenWithInput(['policy', 'eval', '-d', pol, '-i', '-', 'input'], '{"token": "sk-proj-CANARYabcdefghijklmnopqrstuv');
-    expect([broken.code, broken.stdout, broken.stderr]).toEqual([1, '', 'stdin:1:48: input_invalid: cannot parse input: not valid JSON\n']);
+    expect([broken.code, broken.stdout, broken.stderr]).toEqual([1, '', 'stdin:1:48: input_invalid: cannot parse input: not valid JSON; not YAML either (it breaks at line 1, column 48)\n']);
     const big = await runWardenWithInput(['policy', 'eval', '-d', pol, '-i', '-', 'input'], `"${'x'.repeat(8 * 1024 * 1024)}"`);
     expect([big.code, big.stdout, big.stderr]).toEqual([1, '', 'stdin: payload_too_large: the input is larger than 8 MiB (8388608 bytes)\n']);
   });

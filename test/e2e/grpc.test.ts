@@ -66,6 +66,52 @@ describe('PromptGateway', () => {
     expect(res.messages[1].content).toBe('Service billing-api is failing.');
   });
 
+  it('Render shows the tools and pass-through parameters that would go upstream, redacted as Complete sends them, secret values masked', async () => {
+    const request = {
+      model: 'gpt-4o-mini',
+      template: { id: 'ops/incident-brief', version: 1 },
+      variables: { service: 'billing-api' },
+      temperature: 0.2,
+      stop: ['END'],
+      params_json: JSON.stringify({ seed: 7, user: 'sam@example.org', metadata: { note: `sign with ${CANARY_SECRET}` } }),
+      tools: [
+        {
+          type: 'function',
+          function: {
+            name: 'page_oncall',
+            description: 'Pages sam@example.org',
+            parameters_json: JSON.stringify({ type: 'object', properties: { code: { type: 'string', description: `such as ${CANARY_SECRET}` } } }),
+          },
+        },
+      ],
+    };
+    const before = upstream.calls.length;
+    const res = await unary('Render', request);
+    expect(upstream.calls.length).toBe(before);
+    expect(res.tools).toEqual([
+      {
+        type: 'function',
+        function: {
+          name: 'page_oncall',
+          description: 'Pages [EMAIL_ADDRESS]',
+          parameters_json: JSON.stringify({ type: 'object', properties: { code: { type: 'string', description: 'such as [SECRET_VALUE]' } } }),
+        },
+      },
+    ]);
+    expect(JSON.parse(res.params_json)).toEqual({ seed: 7, user: '[EMAIL_ADDRESS]', metadata: { note: 'sign with [SECRET_VALUE]' }, temperature: 0.2, stop: ['END'] });
+    expect(JSON.stringify(res)).not.toContain(CANARY_SECRET);
+    // What Complete sends upstream is the same, but for the secret values the dry run masks.
+    upstream.mode = 'ok';
+    await unary('Complete', request);
+    const sent = upstream.calls.at(-1)!.body;
+    const masked = (v: unknown) => JSON.parse(JSON.stringify(v).replaceAll(CANARY_SECRET, '[SECRET_VALUE]'));
+    expect(masked(sent.tools)).toEqual(res.tools.map((t: any) => ({ type: t.type, function: { name: t.function.name, description: t.function.description, parameters: JSON.parse(t.function.parameters_json) } })));
+    expect(masked({ seed: sent.seed, user: sent.user, metadata: sent.metadata, temperature: sent.temperature, stop: sent.stop })).toEqual(JSON.parse(res.params_json));
+    // None: the fields are empty.
+    const bare = await unary('Render', { model: 'gpt-4o-mini', template: { id: 'ops/incident-brief', version: 1 }, variables: { service: 'billing-api' } });
+    expect([bare.tools, bare.params_json]).toEqual([[], '']);
+  });
+
   it('Render refuses a model the config does not route with the error Complete gives', async () => {
     // The policy allows echo; this Warden does not route it.
     const unrouted = await startWarden({ upstreamUrl: upstream.url, models: 'models: { gpt-4o-mini: upstream, down-model: down }' });

@@ -772,6 +772,21 @@ describe('refusal parts', () => {
     expect(shown[0]).toEqual({ role: 'assistant', content: 'a [SECRET_VALUE]', refusal: 'b [SECRET_VALUE]' });
   });
 
+  it("the dry run's copy of tools and parameters masks secret values in strings, numbers and member names", () => {
+    const DIGITS = '31415926535897';
+    const s = createRedactor({}).session(decision(), [], [CANARY, DIGITS]);
+    const value = { note: `sign ${CANARY}`, [`k-${CANARY}`]: 1, n: Number(DIGITS), list: [CANARY, 2], keep: 7, flag: true, nil: null, __proto__x: 'x' };
+    expect(s.maskSecretsInJson(value)).toEqual({ note: 'sign [SECRET_VALUE]', 'k-[SECRET_VALUE]': 1, n: '[SECRET_VALUE]', list: ['[SECRET_VALUE]', 2], keep: 7, flag: true, nil: null, __proto__x: 'x' });
+    expect(JSON.stringify(s.maskSecretsInJson(value))).not.toContain(CANARY);
+    // Two names that mask alike would show as one member: refused, not one of them dropped.
+    const clash = thrown(() => s.maskSecretsInJson({ [`a${CANARY}`]: 1, [`a${DIGITS}`]: 2 }));
+    expect([clash.code, clash.details?.['reason']]).toEqual(['redaction_blocked', 'duplicate_member_names']);
+    expect(clash.message + JSON.stringify(clash.details)).not.toContain(CANARY);
+    // A "__proto__" member stays a member.
+    const proto = s.maskSecretsInJson(JSON.parse(`{"__proto__": "${CANARY}"}`)) as Record<string, unknown>;
+    expect([Object.keys(proto), proto['__proto__']]).toEqual([['__proto__'], '[SECRET_VALUE]']);
+  });
+
   it('a refusal under tokenize keeps its placeholders apart from the ones the prompt mints', () => {
     const s = createRedactor({}).session(decision({ mode: 'tokenize' }), []);
     const out = s.redactMessages([

@@ -5,8 +5,7 @@
  * a file given directly merges at `data`).
  */
 import { realpath, stat } from 'node:fs/promises';
-import type { Dirent } from 'node:fs';
-import { basename, join, relative, sep } from 'node:path';
+import { basename, relative, sep } from 'node:path';
 import { MAX_JSON_DEPTH_CEILING, tooDeepAt } from '../../pipeline/json-depth.js';
 import { MAX_YAML_DEPTH, yamlDepthProblem } from '../../pipeline/yaml-depth.js';
 import { parseYamlValue, YamlTagError } from '../../pipeline/yaml-tags.js';
@@ -14,7 +13,7 @@ import { jsonSyntaxErrorOffset, unmarshalJSON } from './builtins/json.js';
 import { decodeText, TextDecodeError } from '../../pipeline/text-file.js';
 import { FileTooLargeError, NotRegularFileError, openRegularFile, readAtMost } from '../../pipeline/regular-file.js';
 import { MIB } from '../../pipeline/sizes.js';
-import { readDirectoryEntries, type DirectoryFilter } from '../../pipeline/dir-entries.js';
+import { walkTree, type TreeWalkRules } from '../../pipeline/tree-walk.js';
 import { fileLocation, RegoError } from './errors.js';
 
 export interface LoadedFiles {
@@ -195,72 +194,26 @@ export function yamlErrorAt(e: unknown): { line: number; col: number } | undefin
 const isRego = (f: string): boolean => f.endsWith('.rego');
 const isData = (f: string): boolean => f.endsWith('.json') || f.endsWith('.yaml') || f.endsWith('.yml');
 
-/** What walk keeps of a directory: no dot-entries, and of files only policy and data files. */
-const WALK_FILTER: DirectoryFilter = {
-  keep: (e) => !e.name.startsWith('.') && (e.isDirectory() || e.isSymbolicLink() || isRego(e.name) || isData(e.name)),
-  // A link with a policy or data file's name counts too: a ConfigMap mount shows every item as one.
-  counts: (e) => (e.isFile() || e.isSymbolicLink()) && (isRego(e.name) || isData(e.name)),
-};
-
 /**
- * The policy and data files under `dir`. Symlinks are followed, directories too: a Kubernetes
- * ConfigMap mounts an item in a sub-directory as `sub -> ..data/sub`, and skipping it would drop
- * its rules (its deny rules too) without a word. Each real directory is read once (a link loop or
- * two links to one directory cost nothing more). Dot-entries are skipped (the ConfigMap's own
- * `..data`). A policy or data file that is not a regular file (a FIFO would block the load for
- * good) fails the load: leaving it out could drop a rule.
+ * How the policy and data files under a directory are found (pipeline/tree-walk.ts): links are
+ * followed, directories too (a ConfigMap mounts an item in a sub-directory as `sub -> ..data/sub`,
+ * and skipping it would drop its rules, its deny rules too), each real directory is read once, and
+ * dot-entries are skipped. Anything that goes wrong fails the load, as leaving a file out could drop
+ * a rule: a directory that cannot be read (a reload keeps the last good set; the next one reads the
+ * tree as it is then), a link that cannot be followed, a policy or data file that is not a regular
+ * file (a FIFO would block the load for good), more files than the cap.
  */
-async function walk(dir: string, out: string[], seen: Set<string>, limit: number): Promise<void> {
-  // Named by itself: a sub-directory removed or replaced while the tree was read fails this
-  // load (a reload keeps the last good set; the next one reads the tree as it is then).
-  const unreadable = (err: unknown) =>
-    new RegoError('rego_compile_error', `cannot read directory (${(err as NodeJS.ErrnoException).code ?? 'error'})`, fileLocation(dir), { cause: err });
-  let real: string;
-  try {
-    real = await realpath(dir);
-  } catch (err) {
-    throw unreadable(err);
-  }
-  // Reached again through another link: not listed again.
-  if (seen.has(real)) return;
-  seen.add(real);
-  // Streamed: the policy and data files of this directory count towards the cap as they are
-  // read, so a directory of a great many of them is refused before it is read to its end.
-  let entries: Dirent[] | undefined;
-  try {
-    entries = await readDirectoryEntries(dir, WALK_FILTER, limit - out.length);
-  } catch (err) {
-    throw unreadable(err);
-  }
-  if (entries === undefined) throw tooManyFiles(dir);
-  const push = (p: string): void => {
-    out.push(p);
-    if (out.length > limit) throw tooManyFiles(dir);
-  };
-  for (const ent of entries.sort((a, b) => a.name.localeCompare(b.name))) {
-    const p = join(dir, ent.name);
-    if (ent.isDirectory()) {
-      await walk(p, out, seen, limit);
-      continue;
-    }
-    const wanted = isRego(ent.name) || isData(ent.name);
-    if (ent.isFile()) {
-      if (wanted) push(p);
-      continue;
-    }
-    if (!ent.isSymbolicLink() && !wanted) continue;
-    let st;
-    try {
-      st = await stat(p); // follows a symlink
-    } catch (err) {
-      throw new RegoError('rego_compile_error', `cannot read (${(err as NodeJS.ErrnoException).code ?? 'error'})`, fileLocation(p));
-    }
-    if (st.isDirectory()) await walk(p, out, seen, limit);
-    else if (!wanted) continue;
-    else if (st.isFile()) push(p);
-    else throw new RegoError('rego_compile_error', 'not a regular file', fileLocation(p));
-  }
-}
+const WALK_RULES: TreeWalkRules = {
+  wanted: (name) => isRego(name) || isData(name),
+  tooMany: (dir) => tooManyFiles(dir),
+  unreadableDir: (dir, err) => new RegoError('rego_compile_error', `cannot read directory (${(err as NodeJS.ErrnoException).code ?? 'error'})`, fileLocation(dir), { cause: err }),
+  unreadable: (path, err) => {
+    throw new RegoError('rego_compile_error', `cannot read (${(err as NodeJS.ErrnoException).code ?? 'error'})`, fileLocation(path));
+  },
+  notRegular: (path) => {
+    throw new RegoError('rego_compile_error', 'not a regular file', fileLocation(path));
+  },
+};
 
 function tooManyFiles(where: string): RegoError {
   return new RegoError('rego_compile_error', `more than ${MAX_POLICY_FILES} policy and data files: Warden reads at most ${MAX_POLICY_FILES} under its policy paths together`, fileLocation(where));
@@ -287,7 +240,7 @@ export async function loadFiles(paths: string[], opts: { excludeTests?: boolean 
     const files: Array<{ file: string; dataPath: string[] }> = [];
     if (st.isDirectory()) {
       const found: string[] = [];
-      await walk(root, found, new Set(), MAX_POLICY_FILES - listed);
+      await walkTree(root, WALK_RULES, { out: found, limit: MAX_POLICY_FILES - listed, read: new Set() });
       listed += found.length;
       for (const f of found) {
         const rel = relative(root, f);

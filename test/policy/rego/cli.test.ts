@@ -146,11 +146,23 @@ describe('warden policy eval', () => {
     writeFileSync(join(dir, 'dup.yaml'), 'a: 1\nb:\n  c: CANARY-SECRET-7f3a\n  c: 2\n');
     const dup = await run(['eval', '-i', join(dir, 'dup.yaml'), 'input']);
     expect(dup.code).toBe(1);
-    expect(dup.err.trim()).toBe(`${join(dir, 'dup.yaml')}:4:3: input_invalid: cannot parse input: not valid YAML`);
+    expect(dup.err.trim()).toBe(`${join(dir, 'dup.yaml')}:4:3: input_invalid: cannot parse input: not valid YAML (duplicate key: already set at line 3, column 3; keys must be unique)`);
     expect(dup.err).not.toContain('CANARY');
     const missing = await run(['eval', '-i', join(dir, 'nope.json'), 'input']);
     expect(missing.code).toBe(1);
     expect(missing.err.trim()).toBe(`${join(dir, 'nope.json')}: file_unreadable: cannot read input file (ENOENT)`);
+    // A file named neither .json nor .yaml is read as stdin is: JSON, else YAML, both named when neither.
+    writeFileSync(join(dir, 'input'), 'user: alice\nb: CANARY-SECRET-7f3a\nuser: bob\n');
+    const unnamed = await run(['eval', '-i', join(dir, 'input'), 'input']);
+    expect([unnamed.code, unnamed.out, unnamed.err.trim()]).toEqual([1, '', `${join(dir, 'input')}:3:1: input_invalid: cannot parse input: not valid YAML (duplicate key: already set at line 1, column 1; keys must be unique); not JSON either (it breaks at line 1, column 1)`]);
+    writeFileSync(join(dir, 'input'), 'user: alice\n');
+    const yamlUnnamed = await run(['eval', '-i', join(dir, 'input'), 'input.user']);
+    expect([yamlUnnamed.code, yamlUnnamed.err, JSON.parse(yamlUnnamed.out).result[0].expressions[0].value]).toEqual([0, '', 'alice']);
+    // A .json file is JSON only.
+    writeFileSync(join(dir, 'yaml-in.json'), 'user: alice\n');
+    const named = await run(['eval', '-i', join(dir, 'yaml-in.json'), 'input']);
+    expect([named.code, named.err.trim()]).toEqual([1, `${join(dir, 'yaml-in.json')}:1:1: input_invalid: cannot parse input: not valid JSON`]);
+    expect(unnamed.err).not.toContain('CANARY');
     writeFileSync(join(dir, 'tagged.yaml'), 'user: alice\ntoken: !vault CANARY-SECRET-7f3a\n');
     const tagged = await run(['eval', '-i', join(dir, 'tagged.yaml'), 'input']);
     expect(tagged.code).toBe(1);
@@ -322,9 +334,21 @@ describe('warden policy eval -i - (stdin, read through the CLI\'s Io)', () => {
 
   it('a document that is neither is named in the format it looks like, at its line, never quoted', async () => {
     const yaml = await evalStdin('input', '"user": alice\nrole: sk-proj-CANARYabcdefghijklmnopqrstuv\nroles: [a\n');
-    expect([yaml.code, yaml.out, yaml.err]).toEqual([1, '', 'stdin:4:1: input_invalid: cannot parse input: not valid YAML\n']);
+    expect([yaml.code, yaml.out, yaml.err]).toEqual([1, '', 'stdin:4:1: input_invalid: cannot parse input: not valid YAML; not JSON either (it breaks at line 1, column 7)\n']);
     // Cut off: broken as JSON and as a YAML flow mapping; said as JSON, where JSON breaks (its end).
     const json = await evalStdin('input', '{\n  "user": "alice",\n  "token": "sk-proj-CANARYabcdefghijklmnopqrstuv');
-    expect([json.code, json.out, json.err]).toEqual([1, '', 'stdin:3:49: input_invalid: cannot parse input: not valid JSON\n']);
+    expect([json.code, json.out, json.err]).toEqual([1, '', 'stdin:3:49: input_invalid: cannot parse input: not valid JSON; not YAML either (it breaks at line 3, column 49)\n']);
+  });
+
+  it('YAML with a repeated key is the YAML error (the key repeated, at its line, and where it was set), not a JSON one', async () => {
+    const block = await evalStdin('input', 'user: alice\nrole: CANARY-SECRET-7f3a\nuser: bob\n');
+    expect([block.code, block.out, block.err]).toEqual([1, '', 'stdin:3:1: input_invalid: cannot parse input: not valid YAML (duplicate key: already set at line 1, column 1; keys must be unique); not JSON either (it breaks at line 1, column 1)\n']);
+    // A flow mapping starts as JSON does: it was said as broken JSON, at the first unquoted key.
+    const flow = await evalStdin('input', '{user: alice, token: CANARY-SECRET-7f3a,\n user: bob}\n');
+    expect([flow.code, flow.out, flow.err]).toEqual([1, '', 'stdin:2:2: input_invalid: cannot parse input: not valid YAML (duplicate key: already set at line 1, column 2; keys must be unique); not JSON either (it breaks at line 1, column 2)\n']);
+    // A tag Warden does not read is YAML's error too, the JSON attempt named after it.
+    const tagged = await evalStdin('input', 'user: alice\ntoken: !vault CANARY-SECRET-7f3a\n');
+    expect([tagged.code, tagged.err]).toEqual([1, 'stdin:2:8: input_invalid: cannot parse input: unknown YAML tag !vault; not JSON either (it breaks at line 1, column 1)\n']);
+    expect(block.err + flow.err + tagged.err).not.toContain('CANARY');
   });
 });

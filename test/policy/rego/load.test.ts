@@ -183,6 +183,12 @@ describe('loadPolicy', () => {
     await expect(loadPolicy([join(bad, 'missing')])).rejects.toMatchObject({ message: 'no such file or directory', location: { file: join(bad, 'missing') } });
   });
 
+  it('reads the files in code-unit order of their names, the same in every locale: the later of two conflicting files is named', async () => {
+    // 'B' (0x42) sorts before 'a' (0x61); a locale's collation (localeCompare) put a.json first.
+    const dir = tree({ 'a.json': '{"k": 2}', 'B.json': '{"k": 1}' });
+    await expect(loadPolicy([dir])).rejects.toMatchObject({ message: 'merge error: data.k is defined twice', location: { file: join(dir, 'a.json') } });
+  });
+
   it('refuses a data file with a YAML tag Warden does not implement, naming the tag and where it is', async () => {
     const dir = tree({ 'p.rego': 'package p\nimport rego.v1\nv := data.limits\n', 'data.yaml': 'limits:\n  max: !vault limits/max\n' });
     await expect(loadPolicy([dir])).rejects.toMatchObject({ message: 'cannot parse data file: unknown YAML tag !vault', location: { file: join(dir, 'data.yaml'), row: 2, col: 8 } });
