@@ -49,6 +49,8 @@ export class BearerJwtVerifier {
   private readonly algorithms: string[];
   private readonly clockToleranceSec: number;
   private readonly verified: VerifiedTokenCache | undefined;
+  /** The key set generation the cached tokens were verified under (JwksSource.generation). */
+  private verifiedUnder: number;
   private readonly now: () => number;
   private readonly onKeySetUnavailable: ((reason: string) => void) | undefined;
 
@@ -75,6 +77,7 @@ export class BearerJwtVerifier {
       : undefined;
     const cacheMs = opts.verifiedCacheMs ?? 60_000;
     this.verified = cacheMs > 0 ? new VerifiedTokenCache(cacheMs) : undefined;
+    this.verifiedUnder = this.keys.generation;
     this.now = opts.now ?? Date.now;
   }
 
@@ -90,6 +93,14 @@ export class BearerJwtVerifier {
   ): Principal | null | Promise<Principal | null> {
     if (!token) return null;
     const now = this.now();
+    const keys = this.keys;
+    keys.poll();
+    // Another key set is in use: a token verified before may have been verified with a key it no
+    // longer holds (a rotation, a withdrawn key), so every token is verified again.
+    if (keys.generation !== this.verifiedUnder) {
+      this.verified?.clear();
+      this.verifiedUnder = keys.generation;
+    }
     // A token verified before (the usual case: a pod reuses its token for minutes) is answered
     // at once, without a promise.
     const hit = this.verified?.get(token, now);
@@ -100,6 +111,7 @@ export class BearerJwtVerifier {
   }
 
   private async verify(token: string, toPrincipal: (payload: JWTPayload) => Principal, now: number): Promise<Principal> {
+    const generation = this.keys.generation;
     const payload = await verifyJwt(this.method, token, this.getKey, {
       ...(this.issuers ? { issuer: this.issuers } : {}),
       audiences: this.audiences,
@@ -110,7 +122,9 @@ export class BearerJwtVerifier {
       ...(this.onKeySetUnavailable ? { onKeySetUnavailable: this.onKeySetUnavailable } : {}),
     });
     const principal = frozenPrincipal(toPrincipal(payload));
-    this.verified?.set(token, principal, payload.exp as number, this.clockToleranceSec, now);
+    // Verified with a key set replaced meanwhile (the key may be gone from the new one): not
+    // remembered, the next call verifies it again.
+    if (this.keys.generation === generation) this.verified?.set(token, principal, payload.exp as number, this.clockToleranceSec, now);
     return principal;
   }
 }

@@ -1,8 +1,9 @@
 /**
  * Where verification keys come from: a JWKS URL (fetched by jose, cached, refetched on an
  * unknown `kid`, a key that cannot be used or a key that does not verify the token's signature,
- * at most once per cooldown) or a JWKS file (read at start, and read again when one of those
- * finds it changed: a ConfigMap update or a rotated SPIFFE bundle). The Kubernetes API serves
+ * at most once per cooldown) or a JWKS file (read at start, and read again when one of those, or
+ * a look every few seconds while tokens come, finds it changed: a ConfigMap update or a rotated
+ * SPIFFE bundle). The Kubernetes API serves
  * its keys at `/openid/v1/jwks`; reaching it from a pod needs the pod's own token and the
  * cluster CA, hence the optional bearer-token file and CA file.
  */
@@ -16,7 +17,7 @@ import { MIB } from '../pipeline/sizes.js';
 export interface JwksSourceOptions {
   /** JWKS URL, e.g. `https://kubernetes.default.svc/openid/v1/jwks`. */
   jwksUrl?: string;
-  /** JWKS file (a JSON Web Key Set); read again when a token's key is unknown or unusable and the file changed. */
+  /** JWKS file (a JSON Web Key Set); read again when it changed, as a token's unknown or unusable key or a periodic look finds. */
   jwksFile?: string;
   /** Extra request headers for the JWKS URL. */
   jwksHeaders?: Record<string, string>;
@@ -47,6 +48,17 @@ export interface JwksSource {
    * (or a changed key file read), so verifying once more is worth it.
    */
   refetchAfterKeyFailure(kid: string | undefined): Promise<boolean>;
+  /**
+   * Changes whenever another key set comes into use (a changed file read, the URL fetched again):
+   * a token verified under an earlier one may have been verified with a key since removed.
+   */
+  readonly generation: number;
+  /**
+   * Looks for a changed key set, in the background, when it is due (a file: its metadata, at most
+   * once per JWKS_FILE_POLL_MS; a URL: never, jose refetches a set older than its max age when it
+   * next verifies). Cheap when not due: called for every token the verifier is asked about.
+   */
+  poll(): void;
 }
 
 /** The least time between two fetches of a JWKS URL caused by an unknown key or a key that failed. */
@@ -58,6 +70,13 @@ const JWKS_COOLDOWN_MS = 30_000;
  * a flood of file system calls.
  */
 const JWKS_FILE_COOLDOWN_MS = 5_000;
+
+/**
+ * How often a JWKS file is looked at while tokens keep coming, whatever they are: a key removed
+ * from the file (a rotation, a compromised key withdrawn) must stop verifying tokens even when
+ * every token still names it, which no failure would ever reveal. A stat, off the request's way.
+ */
+const JWKS_FILE_POLL_MS = 5_000;
 
 export class JwksConfigError extends Error {
   constructor(message: string) {
@@ -127,7 +146,8 @@ const UNREADABLE = 'unreadable';
 /**
  * A JWKS file's keys, following the file: when a token's `kid` is unknown (or its key unusable)
  * the file is looked at again, at most once per cooldown, and read again if it is another file
- * than the one read. A new file that cannot be used is reported once and the keys read before stay
+ * than the one read; so it is every JWKS_FILE_POLL_MS while tokens come (`poll`), since a key
+ * removed from the file fails no token that still names it. A new file that cannot be used is reported once and the keys read before stay
  * in use: a bad update must not refuse every token, and a restart would not do better.
  */
 function fileKeySource(opts: JwksSourceOptions & { jwksFile: string }, what: string): JwksSource {
@@ -139,8 +159,11 @@ function fileKeySource(opts: JwksSourceOptions & { jwksFile: string }, what: str
   } catch {
     identity = undefined; // readConfigFile reports it
   }
-  let current = keyFileSet(what, file, readConfigFile(what, 'jwks_file', file), opts.mapKeys);
+  let currentText = readConfigFile(what, 'jwks_file', file);
+  let current = keyFileSet(what, file, currentText, opts.mapKeys);
+  let generation = 0;
   let lastLook = Number.NEGATIVE_INFINITY;
+  let lastPoll = Date.now();
   let pending: Promise<boolean> | undefined;
 
   /** Resolves true when a new key set was read from the file. */
@@ -160,6 +183,9 @@ function fileKeySource(opts: JwksSourceOptions & { jwksFile: string }, what: str
     }
     try {
       current = keyFileSet(what, file, text, opts.mapKeys);
+      // The same keys in another file (a ConfigMap swap that changed something else): the same set.
+      if (text !== currentText) generation++;
+      currentText = text;
       return true;
     } catch (err) {
       opts.logger?.warn({ method: what, file, problem: (err as Error).message }, 'jwks_file changed but cannot be used; the keys read before stay in use');
@@ -167,11 +193,16 @@ function fileKeySource(opts: JwksSourceOptions & { jwksFile: string }, what: str
     }
   }
 
+  /** One look at a time: requests failing together, and the poll, share it. */
+  const look = (): Promise<boolean> => (pending ??= readIfChanged().finally(() => (pending = undefined)));
+
+  // Its own cooldown, not the poll's: a token naming a new key is not kept waiting by a poll
+  // that looked just before the file changed.
   const lookAgain = (): Promise<boolean> => {
-    if (pending) return pending; // requests failing together share one look
+    if (pending) return pending;
     if (Date.now() - lastLook < JWKS_FILE_COOLDOWN_MS) return Promise.resolve(false);
     lastLook = Date.now();
-    return (pending = readIfChanged().finally(() => (pending = undefined)));
+    return look();
   };
 
   return {
@@ -184,6 +215,16 @@ function fileKeySource(opts: JwksSourceOptions & { jwksFile: string }, what: str
       }
     },
     refetchAfterKeyFailure: () => lookAgain(),
+    get generation() {
+      return generation;
+    },
+    poll() {
+      if (pending !== undefined) return;
+      const now = Date.now();
+      if (now - lastPoll < JWKS_FILE_POLL_MS) return;
+      lastPoll = now;
+      void look();
+    },
   };
 }
 
@@ -327,6 +368,11 @@ function isKeySet(v: unknown): v is { keys: unknown[] } {
 function refetchingOnKeyFailure(remote: ReturnType<typeof createRemoteJWKSet>): JwksSource {
   let lastTry = Number.NEGATIVE_INFINITY;
   let pending: Promise<boolean> | undefined;
+  // jose holds each fetched set as a new object; one whose keys differ from the last is another
+  // generation (the first fetch is not: nothing was verified before it).
+  let seen: unknown;
+  let seenText: string | undefined;
+  let generation = 0;
   const refetch = async (): Promise<boolean> => {
     try {
       await remote.reload();
@@ -347,6 +393,18 @@ function refetchingOnKeyFailure(remote: ReturnType<typeof createRemoteJWKSet>): 
       lastTry = Date.now();
       return (pending = refetch());
     },
+    get generation() {
+      const jwks = remote.jwks();
+      if (jwks !== seen) {
+        // Once per fetch (every jwksCacheMaxAgeMs, or a refetch), not per token.
+        seen = jwks;
+        const text = JSON.stringify(jwks?.keys);
+        if (seenText !== undefined && text !== seenText) generation++;
+        seenText = text;
+      }
+      return generation;
+    },
+    poll() {},
   };
 }
 

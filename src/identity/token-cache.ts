@@ -2,7 +2,8 @@
  * Verified-token cache. A pod reuses its projected token for minutes, and an RSA signature check
  * costs far more than the rest of the pipeline, so a token verified once is remembered (by its
  * exact text, in memory only) until it expires or for at most `maxAgeMs`, whichever is sooner.
- * The short upper bound keeps a key removed from the JWKS from being honoured for long.
+ * The verifier clears it when another key set comes into use (bearer-jwt.ts), so a token verified
+ * with a key since removed from the JWKS is not answered from here.
  */
 import { LRUCache } from 'lru-cache';
 import type { Principal } from '../pipeline/types.js';

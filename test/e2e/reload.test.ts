@@ -465,6 +465,26 @@ describe('hot reload: a request in flight while the template set changes', () =>
     expect(records.map((r) => r.policy_revision)).toEqual([before.policy_revision, after.policy_revision]);
   });
 
+  it('a raw request in flight across a reload: its record names the template and policy set that decided it, never a pair that did not serve together', { timeout: 30_000 }, async () => {
+    const ready = async () => (await fetch(`${own.addresses.admin}/readyz`)).json() as Promise<{ template_revision: string; policy_revision: string }>;
+    const before = await ready();
+    const raw = await own.signer.token('labs', 'raw-bot');
+    upstream.mode = 'held';
+    const inFlight = postChat(own.addresses.http, raw, { model: 'gpt-4o-mini', messages: [{ role: 'user', content: 'hi' }] });
+    await eventually(() => upstream.held === 1);
+    // A template change only: the policy set stays, the template set is new.
+    const file = join(own.dir, 'templates', 'support', 'ticket-summary.yaml');
+    writeFileSync(file, readFileSync(file, 'utf8').replace('bullet points', 'bullets'));
+    await eventually(async () => (await ready()).template_revision !== before.template_revision);
+    upstream.release();
+    expect((await inFlight).status).toBe(200);
+    upstream.mode = 'ok';
+    const record = own.audit().at(-1)!;
+    expect(record.decision).toEqual({ allow: true, reasons: expect.any(Array) });
+    expect(record.policy_revision).toBe(before.policy_revision);
+    expect(record.template_revision).toBe(before.template_revision);
+  });
+
   it('a record of a request that resolved no template names the template set serving', async () => {
     const raw = await postChat(own.addresses.http, await own.signer.token('labs', 'raw-bot'), { model: 'gpt-4o-mini', messages: [{ role: 'user', content: 'hi' }] });
     expect(raw.status).toBe(200);

@@ -453,6 +453,53 @@ async function mutableJwks(): Promise<{ url: string; serve(keys: JWK[], status?:
   };
 }
 
+describe('a key removed from the key set', () => {
+  it('JWKS URL: once the set is fetched without it, a token verified with it is refused, not answered from the verified-token cache', async () => {
+    const jwks = await mutableJwks();
+    try {
+      jwks.serve([rsa.jwk, ec.jwk]);
+      // The key set is trusted 200 ms here (10 minutes by default), a verified token 60 s.
+      const k8s = new KubernetesTokenAuthenticator({ issuer: ISSUER, audiences: [AUD], jwksUrl: jwks.url, jwksCacheMaxAgeMs: 200 });
+      const old = await sign(k8sClaims());
+      expect((await k8s.authenticate(creds(old)))?.namespace).toBe('payments');
+      // Cached: answered at once, no promise.
+      expect(k8s.authenticate(creds(old))).not.toBeInstanceOf(Promise);
+      // The RSA key is withdrawn. Once the set is stale, the next verification fetches it again.
+      jwks.serve([ec.jwk]);
+      const fetched = jwks.hits();
+      await new Promise((r) => setTimeout(r, 300));
+      const fresh = await sign(k8sClaims('payments', 'refunds'));
+      expect((await authError(k8s, creds(fresh))).message).toMatch(/no matching key/);
+      expect(jwks.hits()).toBeGreaterThan(fetched);
+      // The token verified with the withdrawn key is verified again, and refused.
+      expect((await authError(k8s, creds(old))).message).toMatch(/no matching key/);
+      // A token of a key still in the set works, and is remembered again.
+      const kept = await sign(k8sClaims(), { key: ec.privateKey, alg: 'ES256', kid: 'ec-1' });
+      expect((await k8s.authenticate(creds(kept)))?.namespace).toBe('payments');
+      expect(k8s.authenticate(creds(kept))).not.toBeInstanceOf(Promise);
+    } finally {
+      await jwks.close();
+    }
+  });
+
+  it('JWKS URL: a refetch that brings the same keys keeps the verified tokens', async () => {
+    const jwks = await mutableJwks();
+    try {
+      jwks.serve([rsa.jwk]);
+      const k8s = new KubernetesTokenAuthenticator({ issuer: ISSUER, audiences: [AUD], jwksUrl: jwks.url, jwksCacheMaxAgeMs: 200 });
+      const first = await sign(k8sClaims());
+      await k8s.authenticate(creds(first));
+      await new Promise((r) => setTimeout(r, 300));
+      const fetched = jwks.hits();
+      await k8s.authenticate(creds(await sign(k8sClaims('payments', 'refunds'))));
+      expect(jwks.hits()).toBeGreaterThan(fetched);
+      expect(k8s.authenticate(creds(first))).not.toBeInstanceOf(Promise);
+    } finally {
+      await jwks.close();
+    }
+  });
+});
+
 describe('a key set that served an unusable key', () => {
   // Only Date is faked (jose's cache and cooldown read Date.now); sockets and timeouts stay real.
   beforeAll(() => vi.useFakeTimers({ toFake: ['Date'] }));
