@@ -190,4 +190,21 @@ describe('the start-up lock', () => {
     starter.child.send('stop');
     expect(await starter.next()).toEqual({ stopped: true });
   });
+
+  it('a lock held past the wait (a holder stuck mid-start) stops the start with an error, not a hang, and leaves the path alone', async () => {
+    const holder = await lockHolder((await socketLockName(path))!, 'hold');
+    try {
+      await staleSocket(path);
+      starter.child.send({ start: dir.configFile });
+      expect(await starter.next()).toEqual({
+        started: false,
+        error: `listen.http_socket: cannot listen on ${path}: another process has been starting on it for 10 s; stop that process or choose another path`,
+      });
+      // The stale socket is still there: only a start holding the lock may remove it.
+      expect(lstatSync(path).isSocket()).toBe(true);
+    } finally {
+      holder.kill('SIGKILL');
+      rmSync(path, { force: true });
+    }
+  }, 60_000);
 });
