@@ -2,10 +2,11 @@
  * Binding the listeners: TCP `host:port` (port 0 = any free port, read back after listen) and the
  * optional Unix domain sockets for the app listeners.
  */
+import { createHash } from 'node:crypto';
 import { lstat, stat, unlink } from 'node:fs/promises';
-import { dirname } from 'node:path';
+import { basename, dirname } from 'node:path';
 import type { Server } from 'node:http';
-import { connect, type AddressInfo } from 'node:net';
+import { connect, createServer, type AddressInfo } from 'node:net';
 import { formatListen, type ListenAddress } from '../config/listen.js';
 
 /** Why a bind failed, in words, from its errno code (kept in the text: it is what to search for). */
@@ -55,15 +56,30 @@ export function listenTcp(server: Server, addr: ListenAddress, key: string): Pro
 export const MAX_SOCKET_PATH_BYTES = 107;
 
 /**
- * Makes `path` ready for a Unix socket listener (`key` names its config key in errors): refuses a
- * path too long to bind as written, and removes a stale socket left by a previous process —
- * only a socket no process listens on: a live socket, a regular file or a directory there is an
- * error, not something to delete.
+ * Runs `bind` (which binds a Unix socket listener at `path`; `key` names its config key in errors)
+ * once the path is ready for it: refuses a path too long to bind as written, and removes a stale
+ * socket left by a previous process — only a socket no process listens on: a live socket, a
+ * regular file or a directory there is an error, not something to delete.
+ *
+ * The check and the bind run under the path's start-up lock (see lockSocketPath): without it two
+ * processes started at the same moment could both find the socket stale, both remove it and both
+ * bind, the later one taking the path from the earlier one (which would go on serving a socket no
+ * client can reach). Under the lock the second one finds the first one's socket live, and stops.
  */
-export async function prepareSocketPath(path: string, key: string): Promise<void> {
+export async function bindSocketPath<T>(path: string, key: string, bind: () => Promise<T>): Promise<T> {
   if (Buffer.byteLength(path) > MAX_SOCKET_PATH_BYTES) {
     throw new Error(`${key}: ${path} is ${Buffer.byteLength(path)} bytes long; a Unix socket path can have at most ${MAX_SOCKET_PATH_BYTES}`);
   }
+  const release = await lockSocketPath(path, key);
+  try {
+    await prepareSocketPath(path, key);
+    return await bind();
+  } finally {
+    await release();
+  }
+}
+
+async function prepareSocketPath(path: string, key: string): Promise<void> {
   let st;
   try {
     st = await lstat(path);
@@ -91,6 +107,69 @@ export async function prepareSocketPath(path: string, key: string): Promise<void
   await unlink(path).catch((err: unknown) => {
     if ((err as { code?: unknown }).code !== 'ENOENT') throw err;
   });
+}
+
+/**
+ * The name of the start-up lock for a socket at `path`: an abstract Unix socket (Linux: a name
+ * outside the file system, `@warden-socket-lock-…` in `/proc/net/unix`), derived from the device
+ * and inode of the socket's directory and the socket's file name, so that every spelling of one
+ * path (relative, through a symbolic link or a bind mount) has one lock. Null when the directory
+ * cannot be read (the check under the lock says why).
+ */
+export async function socketLockName(path: string): Promise<string | null> {
+  const dir = await stat(dirname(path), { bigint: true }).catch(() => null);
+  if (!dir?.isDirectory()) return null;
+  const id = createHash('sha256').update(`${dir.dev}:${dir.ino}:${basename(path)}`).digest('hex');
+  return `\0warden-socket-lock-${id}`;
+}
+
+/** How long a start waits for another process's start-up lock on the same path. */
+const SOCKET_LOCK_WAIT_MS = 10_000;
+const SOCKET_LOCK_RETRY_MS = 20;
+
+/**
+ * Takes the start-up lock of the socket at `path` (see socketLockName); resolves to its release.
+ *
+ * The lock is a listener bound to an abstract socket name: binding it is atomic (EADDRINUSE while
+ * another process holds it), it creates no file (a read-only root file system is no obstacle, and
+ * nothing is left behind), and the kernel frees the name when its holder closes it or dies in any
+ * way, `kill -9` included: there is no stale lock to recover and no process id to trust (a pid
+ * from another container's pid namespace, or a restarted container's pid 1 that is the same number,
+ * says nothing). A lock file created with O_EXCL would need exactly that recovery, and removing a
+ * lock file judged stale is the same check-then-remove race one level up. Linking a socket bound
+ * under a temporary name to the path (EEXIST when taken) makes the claim atomic but not the
+ * removal of a stale socket before it, which still races.
+ *
+ * Abstract names are scoped to the network namespace: two processes in different network
+ * namespaces sharing the directory (two pods on one hostPath) do not see each other's lock. On a
+ * system without abstract sockets (not Linux) there is no lock (README: listen).
+ */
+async function lockSocketPath(path: string, key: string): Promise<() => Promise<void>> {
+  if (process.platform !== 'linux') return async () => {};
+  const name = await socketLockName(path);
+  // No readable directory: the check under the lock refuses the path, naming why.
+  if (name === null) return async () => {};
+  const deadline = Date.now() + SOCKET_LOCK_WAIT_MS;
+  for (;;) {
+    const lock = createServer((conn) => conn.destroy());
+    const code = await new Promise<string | null>((resolve) => {
+      lock.once('error', (err: Error & { code?: string }) => resolve(err.code ?? 'the bind failed'));
+      lock.listen(name, () => resolve(null));
+    });
+    if (code === null) {
+      lock.unref();
+      return () => new Promise<void>((resolve) => lock.close(() => resolve()));
+    }
+    if (code !== 'EADDRINUSE') {
+      throw new Error(`${key}: cannot listen on ${path}: cannot take its start-up lock (${code})`);
+    }
+    // Another process is between its check and its bind on this path: once it has bound (or
+    // failed), the check here sees its socket live (or still stale).
+    if (Date.now() >= deadline) {
+      throw new Error(`${key}: cannot listen on ${path}: another process has been starting on it for ${SOCKET_LOCK_WAIT_MS / 1000} s; stop that process or choose another path`);
+    }
+    await new Promise((resolve) => setTimeout(resolve, SOCKET_LOCK_RETRY_MS));
+  }
 }
 
 /** How long a connect to an existing socket may take before it counts as held (a full backlog). */
@@ -131,15 +210,16 @@ async function requireDirectory(dir: string, path: string, key: string): Promise
 }
 
 export async function listenUnix(server: Server, path: string, key: string): Promise<string> {
-  await prepareSocketPath(path, key);
-  await new Promise<void>((resolve, reject) => {
-    const onError = (err: Error) => reject(listenFailure(key, path, err));
-    server.once('error', onError);
-    server.listen(path, () => {
-      server.off('error', onError);
-      resolve();
-    });
-  });
+  await bindSocketPath(path, key, () =>
+    new Promise<void>((resolve, reject) => {
+      const onError = (err: Error) => reject(listenFailure(key, path, err));
+      server.once('error', onError);
+      server.listen(path, () => {
+        server.off('error', onError);
+        resolve();
+      });
+    }),
+  );
   return path;
 }
 

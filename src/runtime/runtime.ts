@@ -24,7 +24,7 @@ import { createLogger, type Logger } from '../telemetry/logger.js';
 import { createMetrics, type Metrics } from '../telemetry/metrics.js';
 import { buildComponents, describeLoadError, type Components } from './components.js';
 import { LiveSetHolder, type LiveSet } from './live-set.js';
-import { closeServer, formatAddress, listenFailure, listenTcp, listenUnix, prepareSocketPath } from './listeners.js';
+import { bindSocketPath, closeServer, formatAddress, listenFailure, listenTcp, listenUnix } from './listeners.js';
 import { createReloadQueue, removedWhileRead, startReloader, treeFingerprint, type Reloader } from './reload.js';
 
 export interface RuntimeOptions {
@@ -374,8 +374,8 @@ export async function createRuntime(config: Config, opts: RuntimeOptions = {}): 
         // and the dev identity must know a Unix-socket caller from a TCP one (grpcPeerInfo).
         const unixIngress = grpcIngressFor(true);
         grpcIngresses.push(unixIngress);
-        await prepareSocketPath(config.listen.grpc_socket, 'listen.grpc_socket');
-        await bindGrpcAs(unixIngress.server, config.listen.grpc_socket, 'listen.grpc_socket', 'unix:');
+        const path = config.listen.grpc_socket;
+        await bindSocketPath(path, 'listen.grpc_socket', () => bindGrpcAs(unixIngress.server, path, 'listen.grpc_socket', 'unix:'));
         guardGrpc(unixIngress, 'listen.grpc_socket');
         out.grpcSocket = config.listen.grpc_socket;
       }

@@ -30,6 +30,7 @@ import { failedGeneration, isFailedFinish } from '../pipeline/failed-finish.js';
 import type { ChatMessage, CompletionChunk, CompletionResult, ContentPart, PromptRequest, ToolCall } from '../pipeline/types.js';
 import type { IngressLimits } from './limits.js';
 import { ANY_OBJECT, FALSE_ONLY, NULL_ONLY, NULL_OR_EMPTY_LIST, checkMembers, type Droppable, type MemberRule } from './members.js';
+import { inParamRange, type ParamRange } from './param-numbers.js';
 import { toPromptRequest, type IngressMeta } from './request.js';
 
 function invalid(message: string, path: string): WardenError {
@@ -269,12 +270,12 @@ const PARAM_NAME = MEMBER_NAME;
  * Anthropic's sampling parameters, held to the ranges Anthropic documents: passed on unchecked, a
  * wrong one would come back as the upstream's refusal (`upstream_rejected`) or, where the
  * upstream's range is wider (OpenAI's temperature goes to 2), as an answer Anthropic would not give.
+ * The translated body then goes through the OpenAI table (param-numbers.ts) as any HTTP call does.
  */
-const inRange = (min: number, max: number) => (v: unknown): boolean => typeof v === 'number' && v >= min && v <= max;
-const SAMPLING: Record<string, { accepts(v: unknown): boolean; expected: string }> = {
-  temperature: { accepts: inRange(0, 1), expected: 'a number from 0 to 1' },
-  top_p: { accepts: inRange(0, 1), expected: 'a number from 0 to 1' },
-  top_k: { accepts: (v) => Number.isSafeInteger(v) && (v as number) >= 0, expected: 'a non-negative integer' },
+const SAMPLING: Record<string, ParamRange> = {
+  temperature: { integer: false, min: 0, max: 1, expected: 'a number from 0 to 1' },
+  top_p: { integer: false, min: 0, max: 1, expected: 'a number from 0 to 1' },
+  top_k: { integer: true, min: 0, expected: 'a non-negative integer' },
 };
 
 /** Anthropic Messages body → an OpenAI Chat Completions body for `toPromptRequest`. */
@@ -315,7 +316,7 @@ export function anthropicToChatBody(body: unknown): Record<string, unknown> {
   for (const [key, rule] of Object.entries(SAMPLING)) {
     const v = body[key];
     if (v === undefined) continue;
-    if (!rule.accepts(v)) throw invalid(`field '${key}' must be ${rule.expected}`, key);
+    if (!inParamRange(v, rule)) throw invalid(`field '${key}' must be ${rule.expected}`, key);
     out[key] = v;
   }
   if (body.stop_sequences !== undefined) {

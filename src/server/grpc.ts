@@ -27,7 +27,7 @@ import type {
   ToolDefinition,
 } from '../pipeline/types.js';
 import { checkAnswerParams } from './answer-params.js';
-import { checkExactNumbers, checkParamNumbers } from './param-numbers.js';
+import { checkExactNumbers, checkParamNumbers, checkParamRange } from './param-numbers.js';
 import { Admission } from './admission.js';
 import { whenWritable } from './backpressure.js';
 import { GrpcDoor, type DoorArrival, type DoorPass } from './grpc-door.js';
@@ -312,10 +312,10 @@ interface TokenLimit {
   max_completion_tokens?: number;
 }
 
-function tokenLimit(v: unknown, path: string): number | undefined {
+function tokenLimit(key: 'max_tokens' | 'max_completion_tokens', v: unknown): number | undefined {
   if (v === null) return undefined;
-  if (typeof v === 'number' && Number.isSafeInteger(v) && v > 0) return v;
-  throw invalid(`field '${path}' must be a positive integer`, path);
+  checkParamRange(key, v, `params_json.${key}`);
+  return v as number;
 }
 
 /**
@@ -339,9 +339,11 @@ function setTokenLimit(req: PromptRequest, field: number, limit: TokenLimit): vo
  * form (they would go upstream as null: the provider's default, silently): refused, as HTTP
  * cannot even send them.
  */
-function finiteOrUnset(v: number | null | undefined, path: string): number | undefined {
+function finiteOrUnset(v: number | null | undefined, path: 'temperature' | 'top_p'): number | undefined {
   if (v === undefined || v === null) return undefined;
   if (!Number.isFinite(v)) throw invalid(`field '${path}' must be a finite number`, path);
+  // Its range, from the one table (named by its own field, not as a member of params_json).
+  checkParamRange(path, v, path);
   return v;
 }
 
@@ -376,7 +378,7 @@ export function fromWireRequest(w: WirePromptRequest, meta: GrpcMeta, limits: In
       }
       // A token limit is the request's own, as on HTTP: the policy must see it and the
       // decision's cap applies to it (left in params, the policy saw no limit at all).
-      if (k === 'max_tokens' || k === 'max_completion_tokens') limit[k] = tokenLimit(v, `params_json.${k}`);
+      if (k === 'max_tokens' || k === 'max_completion_tokens') limit[k] = tokenLimit(k, v);
       else params[k] = v;
     }
   }

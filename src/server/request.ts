@@ -12,7 +12,7 @@ import { WardenError } from '../pipeline/errors.js';
 import { MAX_MODEL_LENGTH, MEMBER_NAME, MODEL_NAME_RULE, TEMPLATE_VERSION, UNNAMED_MEMBER, VARIABLE_NAME, isModelName, isTemplateId } from '../pipeline/identifiers.js';
 import type { Attachments, ChatMessage, Credentials, PeerInfo, PromptRequest, ToolDefinition } from '../pipeline/types.js';
 import { checkAnswerParams } from './answer-params.js';
-import { checkExactNumbers, checkParamNumbers } from './param-numbers.js';
+import { checkExactNumbers, checkParamNumbers, checkParamRange } from './param-numbers.js';
 import type { IngressLimits } from './limits.js';
 import { EMPTY_LIST, NULL_ONLY, checkMembers, eachObject, type MemberRule } from './members.js';
 import { checkContentPart } from './parts.js';
@@ -367,7 +367,13 @@ export function toPromptRequest(body: unknown, meta: IngressMeta, limits: Ingres
     if (isPlainObject(vars)) checkVariableNames(vars);
     else refuseProtoKey(vars, 'warden.variables');
   }
-  if (isPlainObject(body)) checkBodyMembers(body);
+  if (isPlainObject(body)) {
+    checkBodyMembers(body);
+    // The token limits' ranges, from the table the pass-through parameters are held to (the
+    // schema below would refuse them too, without saying the range).
+    checkParamRange('max_tokens', body.max_tokens, 'max_tokens');
+    checkParamRange('max_completion_tokens', body.max_completion_tokens, 'max_completion_tokens');
+  }
   let b: ChatBody;
   if (isSimpleTemplateBody(body)) {
     b = body;

@@ -365,7 +365,7 @@ describe('bad input is refused with a stable code and the field named', () => {
     // Arrays count as levels too; the body's own top is level 1.
     const arrays = await post(`{"model":"gpt-4o-mini","seed":${'['.repeat(64)}${']'.repeat(64)}}`);
     expect(arrays.status).toBe(400);
-    const within = await post(governed({ logit_bias: JSON.parse(`${'['.repeat(62)}${']'.repeat(62)}`) }));
+    const within = await post(governed({ stop: JSON.parse(`${'['.repeat(62)}${']'.repeat(62)}`) }));
     expect(within.status).toBe(200);
   });
 
