@@ -92,9 +92,20 @@ export class BearerJwtVerifier {
     toPrincipal: (payload: JWTPayload) => Principal,
   ): Principal | null | Promise<Principal | null> {
     if (!token) return null;
+    // A look at the key set that is due or under way is waited for (JwksSource.poll): at most
+    // once per look, and a stat, not a read, unless the set changed.
+    const look = this.keys.poll();
+    if (look !== undefined) return look.then(() => this.answer(token, claims, toPrincipal));
+    return this.answer(token, claims, toPrincipal);
+  }
+
+  private answer(
+    token: string,
+    claims: (unverified: JWTPayload) => boolean,
+    toPrincipal: (payload: JWTPayload) => Principal,
+  ): Principal | null | Promise<Principal | null> {
     const now = this.now();
     const keys = this.keys;
-    keys.poll();
     // Another key set is in use: a token verified before may have been verified with a key it no
     // longer holds (a rotation, a withdrawn key), so every token is verified again.
     if (keys.generation !== this.verifiedUnder) {

@@ -9,7 +9,7 @@
  */
 import { statSync, type Stats } from 'node:fs';
 import { stat } from 'node:fs/promises';
-import { createLocalJWKSet, createRemoteJWKSet, customFetch, errors, type FetchImplementation, type JSONWebKeySet, type JWK, type JWTVerifyGetKey } from 'jose';
+import { createLocalJWKSet, createRemoteJWKSet, customFetch, errors, jwksCache, type ExportedJWKSCache, type FetchImplementation, type JSONWebKeySet, type JWK, type JWTVerifyGetKey } from 'jose';
 import { Agent, fetch as undiciFetch } from 'undici';
 import { readFailure, readRegularFile, readRegularFileSync } from '../pipeline/regular-file.js';
 import { MIB } from '../pipeline/sizes.js';
@@ -54,11 +54,14 @@ export interface JwksSource {
    */
   readonly generation: number;
   /**
-   * Looks for a changed key set, in the background, when it is due (a file: its metadata, at most
-   * once per JWKS_FILE_POLL_MS; a URL: never, jose refetches a set older than its max age when it
-   * next verifies). Cheap when not due: called for every token the verifier is asked about.
+   * Looks for a changed key set when it is due (a file: its metadata, at most once per
+   * JWKS_FILE_POLL_MS; a URL: never, jose refetches a set older than its max age when it next
+   * verifies), and returns that look, which the verifier waits for: a look started by the first
+   * token after a quiet spell must end before that token (and any that come meanwhile) is
+   * answered, or a burst of tokens signed with a key withdrawn an hour ago would all be accepted.
+   * Undefined when no look is due or under way: called for every token the verifier is asked about.
    */
-  poll(): void;
+  poll(): Promise<unknown> | undefined;
 }
 
 /** The least time between two fetches of a JWKS URL caused by an unknown key or a key that failed. */
@@ -219,11 +222,11 @@ function fileKeySource(opts: JwksSourceOptions & { jwksFile: string }, what: str
       return generation;
     },
     poll() {
-      if (pending !== undefined) return;
+      if (pending !== undefined) return pending;
       const now = Date.now();
-      if (now - lastPoll < JWKS_FILE_POLL_MS) return;
+      if (now - lastPoll < JWKS_FILE_POLL_MS) return undefined;
       lastPoll = now;
-      void look();
+      return look();
     },
   };
 }
@@ -253,7 +256,10 @@ export function createJwksSource(opts: JwksSourceOptions, what: string): JwksSou
   };
   if (opts.jwksHeaders) remote.headers = { ...opts.jwksHeaders };
   remote[customFetch] = keySetFetch(opts, ca);
-  return refetchingOnKeyFailure(createRemoteJWKSet(url, remote));
+  // Filled by jose with each set it fetches (see refetchingOnKeyFailure's generation).
+  const cache: Partial<ExportedJWKSCache> = {};
+  remote[jwksCache] = cache as Record<string, never>;
+  return refetchingOnKeyFailure(createRemoteJWKSet(url, remote), cache);
 }
 
 /** The largest key set body read from a JWKS URL; a cluster's is a few KB, a SPIRE bundle not much more. */
@@ -365,11 +371,13 @@ function isKeySet(v: unknown): v is { keys: unknown[] } {
  * last fetch or try (a failed fetch too), so neither a bad issuer nor a flood of forged
  * signatures can make Warden hammer the endpoint.
  */
-function refetchingOnKeyFailure(remote: ReturnType<typeof createRemoteJWKSet>): JwksSource {
+function refetchingOnKeyFailure(remote: ReturnType<typeof createRemoteJWKSet>, cache: Partial<ExportedJWKSCache>): JwksSource {
   let lastTry = Number.NEGATIVE_INFINITY;
   let pending: Promise<boolean> | undefined;
-  // jose holds each fetched set as a new object; one whose keys differ from the last is another
-  // generation (the first fetch is not: nothing was verified before it).
+  // jose puts each set it fetches in `cache` (its jwksCache export), as a new object; one whose
+  // keys differ from the last is another generation (the first fetch is not: nothing was
+  // verified before it). Compared by identity first: `remote.jwks()` would clone the set on
+  // every call, and this is read for every token.
   let seen: unknown;
   let seenText: string | undefined;
   let generation = 0;
@@ -394,7 +402,7 @@ function refetchingOnKeyFailure(remote: ReturnType<typeof createRemoteJWKSet>): 
       return (pending = refetch());
     },
     get generation() {
-      const jwks = remote.jwks();
+      const jwks = cache.jwks;
       if (jwks !== seen) {
         // Once per fetch (every jwksCacheMaxAgeMs, or a refetch), not per token.
         seen = jwks;
@@ -404,7 +412,9 @@ function refetchingOnKeyFailure(remote: ReturnType<typeof createRemoteJWKSet>): 
       }
       return generation;
     },
-    poll() {},
+    poll() {
+      return undefined;
+    },
   };
 }
 

@@ -482,6 +482,54 @@ describe('a key removed from the key set', () => {
     }
   });
 
+  it('JWKS file: after a quiet spell, the first tokens are checked against the file as it is now, not as it was', async () => {
+    const root = await mkdtemp(join(tmpdir(), 'warden-jwks-quiet-'));
+    const file = join(root, 'jwks.json');
+    await writeFile(file, JSON.stringify({ keys: [rsa.jwk, ec.jwk] }));
+    // Only Date is faked: the look at the file is real I/O.
+    vi.useFakeTimers({ toFake: ['Date'] });
+    try {
+      const k8s = new KubernetesTokenAuthenticator({ issuer: ISSUER, audiences: [AUD], jwksFile: file });
+      const old = await sign(k8sClaims());
+      expect((await k8s.authenticate(creds(old)))?.namespace).toBe('payments');
+      // The RSA key is withdrawn (the file replaced by rename, as a ConfigMap update does), and
+      // nobody calls for an hour.
+      await writeFile(join(root, 'next.json'), JSON.stringify({ keys: [ec.jwk] }));
+      await rename(join(root, 'next.json'), file);
+      vi.setSystemTime(Date.now() + 3_600_000);
+      // A burst signed with the withdrawn key: new tokens and the one verified before. Every one
+      // is refused, the first included (it used to start the look and be verified without it).
+      const burst = [await sign(k8sClaims('payments', 'a')), await sign(k8sClaims('payments', 'b')), old];
+      const refusals = await Promise.all(burst.map((t) => authError(k8s, creds(t))));
+      for (const err of refusals) expect(err.code).toBe('unauthenticated');
+      // The key still in the file works.
+      const kept = await sign(k8sClaims(), { key: ec.privateKey, alg: 'ES256', kid: 'ec-1' });
+      expect((await k8s.authenticate(creds(kept)))?.namespace).toBe('payments');
+    } finally {
+      vi.useRealTimers();
+      await rm(root, { recursive: true, force: true });
+    }
+  });
+
+  it('JWKS URL: a remembered token is answered without copying the key set (jose clones it on every jwks() call)', async () => {
+    const jwks = await mutableJwks();
+    const clones = vi.spyOn(globalThis, 'structuredClone');
+    try {
+      jwks.serve([rsa.jwk, ec.jwk]);
+      const k8s = new KubernetesTokenAuthenticator({ issuer: ISSUER, audiences: [AUD], jwksUrl: jwks.url });
+      const token = await sign(k8sClaims());
+      await k8s.authenticate(creds(token));
+      clones.mockClear();
+      for (let i = 0; i < 100; i++) expect((k8s.authenticate(creds(token)) as Principal).namespace).toBe('payments');
+      // The key set generation is read for every token: by the identity of jose's cached set, not
+      // by a copy of it (a structuredClone and a JSON.stringify of every key, ~20 µs a call).
+      expect(clones).not.toHaveBeenCalled();
+    } finally {
+      clones.mockRestore();
+      await jwks.close();
+    }
+  });
+
   it('JWKS URL: a refetch that brings the same keys keeps the verified tokens', async () => {
     const jwks = await mutableJwks();
     try {
