@@ -673,17 +673,17 @@ export class Session implements RedactionSession {
     // Every escape decodes to one unit and is at least two: nothing decoded, nothing new to read.
     if (view.text.length === text.length) return findings;
     let opts = this.plan.scan;
-    let decodedFrom = 0;
     if (pieceOpts !== undefined) {
-      decodedFrom = decodedOffset(view, from);
-      pieceOpts.from = decodedFrom;
+      // One unit back: `from` may fall inside an escape (one decoded unit), and a finding that
+      // ends with that unit ends after `from` in the text as written. `added` below keeps
+      // exactly the findings that end after `from` there.
+      pieceOpts.from = Math.max(0, decodedOffset(view, from) - 1);
       opts = pieceOpts;
     }
     const res = this.scanner.scan(view.text, opts);
     this.failures += res.failures;
     const extra: Finding[] = [];
     for (const f of res.findings) {
-      if (f.end <= decodedFrom) continue;
       const [start, end] = toOriginalSpan(view, f.start, f.end);
       extra.push({ ...f, start, end });
     }

@@ -77,7 +77,7 @@ function isWs(c: number): boolean {
 }
 
 const MONTHS = /^(?:jan|feb|mar|apr|may|jun|jul|aug|sep|sept|oct|nov|dec)[a-z]*\.?,?$/i;
-const GROUPISH = /^[A-Za-z0-9()+\-.,:/#]{1,24}$/;
+const GROUPISH = /^[A-Za-z0-9()+\-.,:/#\\]{1,24}$/;
 /**
  * A folded run's trailing group: the characters GROUPISH allows, back from the run's end. What
  * comes before it is an opening quote, bracket or markup (`"4111`, `{"card":"4111`, `*DE89`),
@@ -95,7 +95,8 @@ function groupChar(c: number): boolean {
   return (
     (c >= 48 && c <= 57) || // 0-9
     ((c | 32) >= 97 && (c | 32) <= 122) || // A-Z a-z
-    c === 40 || c === 41 || c === 43 || c === 45 || c === 46 || c === 44 || c === 58 || c === 47 || c === 35 // ( ) + - . , : / #
+    c === 40 || c === 41 || c === 43 || c === 45 || c === 46 || c === 44 || c === 58 || c === 47 || c === 35 || // ( ) + - . , : / #
+    c === 92 // \ : a JSON string escape (`\u0031`) is a digit or a separator to the app that parses the text
   );
 }
 
@@ -120,9 +121,28 @@ function joinable(raw: string): boolean {
   // scanner reads escapes decoded (normalize.ts percentDecodedWindows), so the escape may yet be
   // a separator or a digit of the same value ("+1 (415) 555%2D2671"). The group before it
   // decides; an escape alone may begin a group, as '(' and '+' do.
-  const esc = escapeTail(folded);
+  // The same for a JSON string escape still arriving (`111\`, `111\u00`): the answer is also
+  // read with its escapes decoded (session.ts escapedFindings), where `\u0031` is a digit.
+  const esc = escapeTail(folded) || jsonEscapeTail(folded);
   if (esc === 0) return false;
   return esc === folded.length || groupJoinable(folded.slice(0, folded.length - esc));
+}
+
+/**
+ * Length of a trailing JSON string escape, whole or still arriving (`\`, `\n`, `\u`, `\u0`, …
+ * `\u0031`), 0 when `run` ends in none. A backslash that is the second of an escaped pair counts
+ * too: holding a little more is safe.
+ */
+function jsonEscapeTail(run: string): number {
+  const n = run.length;
+  for (let k = 1; k <= 6 && k <= n; k++) {
+    if (run.charCodeAt(n - k) !== 92) continue;
+    if (k === 1) return 1;
+    if (run.charCodeAt(n - k + 1) !== 117) return k === 2 ? 2 : 0; // `\n`, `\"`: whole
+    for (let i = n - k + 2; i < n; i++) if (!isHex(run.charCodeAt(i))) return 0;
+    return k;
+  }
+  return 0;
 }
 
 /** The offset after the last '.' that follows a letter in `folded` (0: none). */
@@ -220,7 +240,7 @@ function trailingGroupStart(raw: string): number {
   const view = fold(raw);
   const folded = view.text;
   let at = folded.length - groupTail(folded).length;
-  const esc = escapeTail(folded);
+  const esc = escapeTail(folded) || jsonEscapeTail(folded);
   if (esc > 0) at = Math.min(at, folded.length - esc - groupTail(folded.slice(0, folded.length - esc)).length);
   if (at >= folded.length) return raw.length;
   return view.starts === null ? at : view.starts[at]!;

@@ -1,0 +1,87 @@
+/**
+ * A streamed answer holds back a chain of digit groups until it cannot grow into one value, so a
+ * card or phone number never leaves in halves. Answers are also read with their JSON string
+ * escapes decoded (an app parses tool-call arguments and structured output), where `\u0031` is
+ * a `1` and `\u0020` a space: a group that ends in, begins with or is joined by an escape still
+ * arriving (`111\`, `\u00`) must hold the chain too, or the groups before it go out in clear
+ * before the escape that completes the card arrives (review of the eighteenth session).
+ */
+import { describe, expect, it } from 'vitest';
+import type { CompletionChunk } from '../../src/pipeline/types.js';
+import { createRedactor } from '../../src/redact/index.js';
+import type { Session } from '../../src/redact/session.js';
+import { collect, decision, fromArray } from './helpers.js';
+
+const redactor = createRedactor({});
+
+function chunk(asArgs: boolean, piece: string): CompletionChunk {
+  const delta = asArgs ? { tool_calls: [{ index: 0, function: { arguments: piece } }] } : { content: piece };
+  return { id: 'c', model: 'm', created: 1, choices: [{ index: 0, delta, finish_reason: null }] };
+}
+
+async function streamed(s: Session, pieces: string[], asArgs: boolean): Promise<string> {
+  const chunks = pieces.map((p) => chunk(asArgs, p));
+  chunks.push({ id: 'c', model: 'm', created: 1, choices: [{ index: 0, delta: {}, finish_reason: 'stop' }] });
+  let out = '';
+  for (const c of await collect(s.processStream(fromArray(chunks)))) {
+    const d = c.choices[0]?.delta;
+    if (asArgs) for (const t of d?.tool_calls ?? []) out += t.function?.arguments ?? '';
+    else if (typeof d?.content === 'string') out += d.content;
+  }
+  return out;
+}
+
+function whole(s: Session, text: string, asArgs: boolean): string {
+  const message = asArgs
+    ? { role: 'assistant' as const, content: null, tool_calls: [{ id: 'call_1', type: 'function' as const, function: { name: 'f', arguments: text } }] }
+    : { role: 'assistant' as const, content: text };
+  const out = s.processCompletion({ id: 'x', model: 'm', created: 1, choices: [{ index: 0, finish_reason: 'stop', message }] }).choices[0]!.message;
+  return asArgs ? out.tool_calls![0]!.function.arguments : (out.content as string);
+}
+
+/** What the app reads: the JSON parsed (the escapes decoded), or the text when it does not parse. */
+function read(text: string): string {
+  try {
+    return JSON.stringify(JSON.parse(text));
+  } catch {
+    return text;
+  }
+}
+
+/** Every way to cut `text` in two, and every piece size from 1 to 9. */
+function cuts(text: string): string[][] {
+  const out: string[][] = [];
+  for (let i = 1; i < text.length; i++) out.push([text.slice(0, i), text.slice(i)]);
+  for (let n = 1; n <= 9; n++) {
+    const pieces: string[] = [];
+    for (let i = 0; i < text.length; i += n) pieces.push(text.slice(i, i + n));
+    out.push(pieces);
+  }
+  return out;
+}
+
+const DIGITS = /4111|1111|\d{3} \d{3}/;
+
+const CASES: Array<[string, string]> = [
+  ['a group that ends in an escape', '{"a": "pay 4111 1111 1111 111\\u0031 now"}'],
+  ['a group that begins with an escape', '{"a": "pay 4111 1111 1111 \\u0031111 now"}'],
+  ['groups joined by an escaped space', '{"a": "pay 4111 1111 1111\\u00201111 now"}'],
+  ['a phone number that ends in an escape', '{"a": "call +1 415 555 267\\u0031 now"}'],
+];
+
+describe('streamed answers: digit groups with JSON escapes are held whole', () => {
+  for (const asArgs of [false, true]) {
+    for (const [name, text] of CASES) {
+      it(`${name} (${asArgs ? 'tool-call arguments' : 'content'})`, async () => {
+        // Whole, the value is masked: what the stream must match.
+        expect(read(whole(redactor.session(decision(), []), text, asArgs))).not.toMatch(DIGITS);
+        const leaked: string[] = [];
+        for (const pieces of cuts(text)) {
+          const out = await streamed(redactor.session(decision(), []), pieces, asArgs);
+          if (DIGITS.test(read(out))) leaked.push(`${JSON.stringify(pieces.slice(0, 3))}… → ${out}`);
+        }
+        expect(leaked).toEqual([]);
+      });
+    }
+  }
+});
