@@ -148,7 +148,17 @@ describe('hot reload under load', () => {
     let stop = false;
     const worker = async (streaming: boolean, rawPrompt = false) => {
       const client = rawPrompt ? raw : templated;
+      try {
+        await callUntilStopped(client, streaming, rawPrompt);
+      } catch (err) {
+        stop = true; // one failed call ends the run: the others need not go on until the end
+        throw err;
+      }
+    };
+    const callUntilStopped = async (client: OpenAI, streaming: boolean, rawPrompt: boolean) => {
       while (!stop) {
+        // Paced a little: six workers back to back would take the cores the suite's other files share.
+        await new Promise((r) => setTimeout(r, 2));
         const ticket = `L-${next++}`;
         // Warden's `warden` member rides along with the SDK's own parameters.
         const body: OpenAI.ChatCompletionCreateParamsNonStreaming = rawPrompt
@@ -185,52 +195,57 @@ describe('hot reload under load', () => {
       await served(8);
     };
 
-    await served(8);
-    for (let round = 1; round <= 2; round++) {
-      const bySighup = round % 2 === 0;
-      const base = 500 + 100 * round;
-      const reloadBySighup = async (expected: boolean) => {
-        if (bySighup) expect(await w.runtime.reload('SIGHUP')).toBe(expected);
-      };
-      // A template change, a rule change, a data change.
-      let before = await ready();
-      replace(templateFile, probeTemplate(round));
-      await reloadBySighup(true);
-      await applied('template', before, round);
-
-      before = await ready();
-      replace(policyFile, policyWith(round));
-      await reloadBySighup(true);
-      await applied('policy', before, base - 100 + round);
-
-      before = await ready();
-      replace(dataFile, dataWith(base));
-      await reloadBySighup(true);
-      await applied('policy', before, base + round);
-
-      // An invalid template, an invalid rule, invalid data: each rejected, the set serving stays.
-      before = await ready();
-      let errors = await rejected('templates');
-      replace(templateFile, `${probeTemplate(99)}  - role: [\n`);
-      await reloadBySighup(false);
-      await refusedOnce('templates', errors, before);
-      replace(templateFile, probeTemplate(round));
-      errors = await rejected('policies');
-      replace(policyFile, `${policyWith(99)}\ndecision := {\n`);
-      await reloadBySighup(false);
-      await refusedOnce('policies', errors, before);
-      replace(policyFile, policyWith(round));
-      errors = await rejected('policies');
-      replace(dataFile, '{"max_tokens": ');
-      await reloadBySighup(false);
-      await refusedOnce('policies', errors, before);
-      // Restored to what serves: the same content, so the same revisions.
-      replace(dataFile, dataWith(base));
-      expect(await w.runtime.reload('check')).toBe(true);
-      expect(await ready()).toEqual(before);
+    try {
       await served(8);
+      for (let round = 1; round <= 2; round++) {
+        const bySighup = round % 2 === 0;
+        const base = 500 + 100 * round;
+        const reloadBySighup = async (expected: boolean) => {
+          if (bySighup) expect(await w.runtime.reload('SIGHUP')).toBe(expected);
+        };
+        // A template change, a rule change, a data change.
+        let before = await ready();
+        replace(templateFile, probeTemplate(round));
+        await reloadBySighup(true);
+        await applied('template', before, round);
+
+        before = await ready();
+        replace(policyFile, policyWith(round));
+        await reloadBySighup(true);
+        await applied('policy', before, base - 100 + round);
+
+        before = await ready();
+        replace(dataFile, dataWith(base));
+        await reloadBySighup(true);
+        await applied('policy', before, base + round);
+
+        // An invalid template, an invalid rule, invalid data: each rejected, the set serving stays.
+        before = await ready();
+        let errors = await rejected('templates');
+        replace(templateFile, `${probeTemplate(99)}  - role: [\n`);
+        await reloadBySighup(false);
+        await refusedOnce('templates', errors, before);
+        replace(templateFile, probeTemplate(round));
+        errors = await rejected('policies');
+        replace(policyFile, `${policyWith(99)}\ndecision := {\n`);
+        await reloadBySighup(false);
+        await refusedOnce('policies', errors, before);
+        replace(policyFile, policyWith(round));
+        errors = await rejected('policies');
+        replace(dataFile, '{"max_tokens": ');
+        await reloadBySighup(false);
+        await refusedOnce('policies', errors, before);
+        // Restored to what serves: the same content, so the same revisions.
+        replace(dataFile, dataWith(base));
+        expect(await w.runtime.reload('check')).toBe(true);
+        expect(await ready()).toEqual(before);
+        await served(8);
+      }
+    } finally {
+      stop = true;
+      // Settled first, so a failure above is the one reported, not a worker's rejection left unheard.
+      await Promise.allSettled(workers);
     }
-    stop = true;
     await Promise.all(workers);
 
     expect(results.length).toBeGreaterThan(100);

@@ -125,13 +125,13 @@ describe('two Wardens started at once on one stale socket path', () => {
     const path = join(httpDir.dir, 'run', 'h.sock');
     await race(httpDir.configFile, path, getModels, 200, 'listen.http_socket');
     expect(readdirSync(join(httpDir.dir, 'run'))).toEqual(['.keep']);
-  });
+  }, 120_000); // 20 rounds of two real starts and a stop each, on 2 shared cores
 
   it('gRPC socket: in every round exactly one starts, and its socket answers', async () => {
     const path = join(grpcDir.dir, 'run', 'g.sock');
     await race(grpcDir.configFile, path, grpcServing, 'SERVING', 'listen.grpc_socket');
     expect(readdirSync(join(grpcDir.dir, 'run'))).toEqual(['.keep']);
-  });
+  }, 120_000);
 });
 
 /** A process holding the start-up lock named `name` (an abstract socket: the leading NUL is added in the child). */

@@ -17,8 +17,9 @@ let runtime: Runtime | undefined;
 process.on('message', (msg: 'stop' | { start: string }) => {
   void (async () => {
     if (msg !== 'stop') {
-      const r = await createRuntime(loadConfig(msg.start, {}), { logger, configDir: dirname(msg.start) });
       try {
+        // Inside the try: a config the runtime refuses is an answer too, not a test left waiting.
+        const r = await createRuntime(loadConfig(msg.start, {}), { logger, configDir: dirname(msg.start) });
         await r.start();
         runtime = r;
         process.send!({ started: true });
@@ -32,4 +33,6 @@ process.on('message', (msg: 'stop' | { start: string }) => {
     }
   })();
 });
+// The test's worker went away (killed, crashed): a started runtime must not outlive it.
+process.on('disconnect', () => process.exit(1));
 process.send!({ ready: true });
