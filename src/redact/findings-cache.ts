@@ -26,8 +26,10 @@
 import { hash } from 'node:crypto';
 import { LRUCache } from 'lru-cache';
 import type { TextProvenance } from '../pipeline/types.js';
+import { decodeJsonEscapes } from './leak-guard.js';
+import { toOriginalSpan } from './normalize.js';
 import type { RedactionPlan } from './profiles.js';
-import type { Scanner, ScanResult } from './scanner.js';
+import { resolveOverlaps, type Scanner, type ScanOptions, type ScanResult } from './scanner.js';
 import type { Finding } from './types.js';
 
 /** Below this many UTF-16 units the scan is cheap enough that hashing would not pay (measured:
@@ -72,6 +74,40 @@ function textDigest(text: string): string {
   return `u16:${hash('sha256', Buffer.from(text, 'utf16le'), 'base64')}`;
 }
 
+
+/**
+ * A prompt text's scan: the text as written and, when it holds a backslash, the text read as the
+ * model reads JSON, its string escapes decoded. A tool result is JSON more often than not, and so
+ * is any content an app serialised with Python's `json.dumps` (which escapes every non-ASCII
+ * character) or a user pasted: `jane.doe\u0040example.com` or `+1\u00a0415\u00a0555\u00a02671`
+ * is an address or a phone number to the model. What the decoded reading finds is mapped back over
+ * the escapes as written and merged with the plain findings as the answer side merges its own
+ * (Session.escapedFindings): a container holds what it contains, and a losing reading is never
+ * left visible in part. Its entity types join `seen` (a `block` entity found only through escapes
+ * still refuses the request). An invalid or cut escape (`C:\new` reads a line break, but
+ * `\u00zz` stays as written) changes nothing. Still a pure function of the text and the scan
+ * options, so the findings cache keeps it under the same key. Cost: one indexOf for a text
+ * without a backslash; with one, a decoding pass and, when an escape decoded, a second scan.
+ */
+export function scanPromptText(scanner: Scanner, text: string, opts: ScanOptions): ScanResult {
+  const res = scanner.scan(text, opts);
+  if (text.indexOf('\\') < 0) return res;
+  const view = decodeJsonEscapes(text);
+  // Every escape decodes to one unit and is at least two: nothing decoded, nothing new to read.
+  if (view.text.length === text.length) return res;
+  const more = scanner.scan(view.text, opts);
+  const failures = res.failures + more.failures;
+  if (more.findings.length === 0) return failures === res.failures ? res : { ...res, failures };
+  let seen = res.seen;
+  for (const e of more.seen) if (!seen.has(e)) seen = new Set([...seen, e]);
+  const findings = res.findings.slice();
+  for (const f of more.findings) {
+    // The decoded scan's own findings, fresh objects: moved onto the text in place.
+    [f.start, f.end] = toOriginalSpan(view, f.start, f.end);
+    findings.push(f);
+  }
+  return { findings: resolveOverlaps(findings, text), seen, failures, folded: res.folded };
+}
 
 /** Marks a digest seen once, whose findings are not kept yet. */
 const SEEN_ONCE = Symbol('seen once');
@@ -158,6 +194,6 @@ export class FindingsCache {
   }
 
   private scan(text: string, plan: RedactionPlan): ScanResult {
-    return this.scanner.scan(text, plan.scan);
+    return scanPromptText(this.scanner, text, plan.scan);
   }
 }
