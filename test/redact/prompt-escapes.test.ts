@@ -72,7 +72,7 @@ describe('prompt texts holding JSON escapes: PII', () => {
     expect(out[0]!.content).toBe('mail [EMAIL_ADDRESS]');
     expect(out[1]!.content).toEqual([{ type: 'text', text: 'call [PHONE_NUMBER]' }]);
     expect(out[2]!.refusal).toBe('not [EMAIL_ADDRESS]');
-    expect((out[3]!.content as Array<{ content: string }>)[0]!.content).toBe(MASKED_RESULT);
+    expect((out[3]!.content as unknown as Array<{ content: string }>)[0]!.content).toBe(MASKED_RESULT);
     expect(JSON.stringify(out)).not.toMatch(FRAGMENT);
   });
 
