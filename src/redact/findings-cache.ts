@@ -27,7 +27,7 @@ import { hash } from 'node:crypto';
 import { LRUCache } from 'lru-cache';
 import type { TextProvenance } from '../pipeline/types.js';
 import { decodeJsonEscapes } from './leak-guard.js';
-import { toOriginalSpan } from './normalize.js';
+import { toOriginalSpan, type FoldedText } from './normalize.js';
 import type { RedactionPlan } from './profiles.js';
 import { resolveOverlaps, type Scanner, type ScanOptions, type ScanResult } from './scanner.js';
 import type { Finding } from './types.js';
@@ -97,16 +97,56 @@ export function scanPromptText(scanner: Scanner, text: string, opts: ScanOptions
   if (view.text.length === text.length) return res;
   const more = scanner.scan(view.text, opts);
   const failures = res.failures + more.failures;
-  if (more.findings.length === 0) return failures === res.failures ? res : { ...res, failures };
+  const findings = outOfEscapes(res.findings, view);
+  if (more.findings.length === 0) return { findings, seen: res.seen, failures, folded: res.folded };
   let seen = res.seen;
   for (const e of more.seen) if (!seen.has(e)) seen = new Set([...seen, e]);
-  const findings = res.findings.slice();
   for (const f of more.findings) {
     // The decoded scan's own findings, fresh objects: moved onto the text in place.
     [f.start, f.end] = toOriginalSpan(view, f.start, f.end);
     findings.push(f);
   }
   return { findings: resolveOverlaps(findings, text), seen, failures, folded: res.folded };
+}
+
+/**
+ * `findings` of a text as written, with each edge that falls inside one of `view`'s escapes moved
+ * to that escape's end. Read as written, `line\njane.doe@example.com` holds the address
+ * `njane.doe@example.com`, which begins after the backslash of `\n`: replaced so, the text would
+ * read `line\[EMAIL_ADDRESS]` (an escape JSON does not have, in a tool result the model and the
+ * app parse) and `tokenize` would restore `njane.doe…`. An end inside `\"` moves past it, so a
+ * value read up to the quote does not end the string early. Whatever the move leaves out is read
+ * by the decoded reading, whose findings are merged with these. A new array; moved findings are
+ * new objects.
+ */
+function outOfEscapes(findings: readonly Finding[], view: FoldedText): Finding[] {
+  const out: Finding[] = [];
+  for (const f of findings) {
+    const start = escapeEndAround(view, f.start);
+    const end = escapeEndAround(view, f.end);
+    if (start < 0 && end < 0) out.push(f);
+    else {
+      const s = start < 0 ? f.start : start;
+      const e = end < 0 ? f.end : end;
+      if (s < e) out.push({ ...f, start: s, end: e });
+    }
+  }
+  return out;
+}
+
+/** The end of the escape of `view` (a decoded text) that `at` (an offset of the original) falls strictly inside, else -1. */
+function escapeEndAround(view: FoldedText, at: number): number {
+  const starts = view.starts!;
+  const ends = view.ends!;
+  let lo = 0;
+  let hi = starts.length;
+  while (lo < hi) {
+    const mid = (lo + hi) >> 1;
+    if (starts[mid]! <= at) lo = mid + 1;
+    else hi = mid;
+  }
+  const k = lo - 1;
+  return k >= 0 && starts[k]! < at && at < ends[k]! ? ends[k]! : -1;
 }
 
 /** Marks a digest seen once, whose findings are not kept yet. */

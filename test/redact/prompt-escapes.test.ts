@@ -82,6 +82,20 @@ describe('prompt texts holding JSON escapes: PII', () => {
     expect(out[0]!.content).toEqual([{ type: 'text', text: 'mail [EMAIL_ADDRESS]' }, { type: 'text', text: ' please' }]);
   });
 
+  it('a value right after an escape is replaced after it: the escape stays whole and the JSON valid', () => {
+    // Read as written, `\njane.doe@…` holds the address `njane.doe@…`, begun after the backslash:
+    // replaced so, the text read `line\[EMAIL_ADDRESS]`, which no JSON parser takes.
+    const s = redactor.session(decision(), []);
+    const text = `{"a": "line\\n${MAIL}", "b": "x\\t${MAIL}\\u000a${PHONE}"}`;
+    const out = s.redactMessages(history(text))[2]!.content as string;
+    expect(out).toBe('{"a": "line\\n[EMAIL_ADDRESS]", "b": "x\\t[EMAIL_ADDRESS]\\u000a[PHONE_NUMBER]"}');
+    expect(JSON.parse(out)).toEqual({ a: 'line\n[EMAIL_ADDRESS]', b: 'x\t[EMAIL_ADDRESS]\n[PHONE_NUMBER]' });
+    // tokenize restores the address itself, not `njane.doe@…`.
+    const t = redactor.session(decision({ mode: 'tokenize', reidentify: true }), []);
+    expect(t.redactMessages(history(`{"a": "line\\n${MAIL}"}`))[2]!.content).toBe('{"a": "line\\n<EMAIL_ADDRESS_1>"}');
+    expect(t.processCompletion(answer('to <EMAIL_ADDRESS_1>')).choices[0]!.message.content).toBe(`to ${MAIL}`);
+  });
+
   it('tokenize: the token goes up, and the answer restores the value as the caller wrote it', () => {
     const s = redactor.session(decision({ mode: 'tokenize', reidentify: true }), []);
     const out = s.redactMessages(history(TOOL_RESULT));
