@@ -1,6 +1,7 @@
 /**
  * Findings cache: templates make most of a prompt (the fixed system message) identical on every
- * request, and scanning it again each time is the bulk of the redact stage. A prompt scan is a
+ * request, and scanning it again each time is the bulk of the redact stage. A prompt scan
+ * (scanPromptText: the text as written and, when it holds JSON escapes, decoded) is a
  * pure function of the text and the static detector configuration (the Redactor's detectors,
  * entity info, allow-list and phone regions, plus the plan's entities and thresholds), so its
  * findings can be reused.
