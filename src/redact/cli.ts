@@ -11,6 +11,7 @@ import { parse, usageText, UsageError } from '../cli/args.js';
 import { readAllCapped, stdinReadFailure, stdinUnreadable } from '../cli/stdin.js';
 import { formatLocation, isWardenError, WardenError } from '../pipeline/errors.js';
 import type { RedactionDecision, RedactionMode } from '../pipeline/types.js';
+import { scanPromptText } from './findings-cache.js';
 import { createRedactor } from './redactor.js';
 import type { RedactionConfig } from './types.js';
 import { MIB } from '../pipeline/sizes.js';
@@ -178,7 +179,8 @@ export async function runRedactCli(argv: string[], io: RedactCliIo, config: Reda
     const detectEntities = new Set(plan.modes.keys());
 
     const detectLine = (text: string): string => {
-      const res = redactor.scanner.scan(text, { entities: detectEntities, thresholds: plan.thresholds });
+      // Read as a prompt is (JSON escapes decoded too): it reports what redaction would replace.
+      const res = scanPromptText(redactor.scanner, text, { entities: detectEntities, thresholds: plan.thresholds });
       return JSON.stringify({
         findings: res.findings.map((f) => ({ entity: f.entity, start: f.start, end: f.end, score: f.score })),
       });

@@ -1,6 +1,7 @@
 /**
  * Findings cache: templates make most of a prompt (the fixed system message) identical on every
- * request, and scanning it again each time is the bulk of the redact stage. A prompt scan is a
+ * request, and scanning it again each time is the bulk of the redact stage. A prompt scan
+ * (scanPromptText: the text as written and, when it holds JSON escapes, decoded) is a
  * pure function of the text and the static detector configuration (the Redactor's detectors,
  * entity info, allow-list and phone regions, plus the plan's entities and thresholds), so its
  * findings can be reused.
@@ -26,8 +27,10 @@
 import { hash } from 'node:crypto';
 import { LRUCache } from 'lru-cache';
 import type { TextProvenance } from '../pipeline/types.js';
+import { decodeJsonEscapes } from './leak-guard.js';
+import { toOriginalSpan, type FoldedText } from './normalize.js';
 import type { RedactionPlan } from './profiles.js';
-import type { Scanner, ScanResult } from './scanner.js';
+import { resolveOverlaps, type Scanner, type ScanOptions, type ScanResult } from './scanner.js';
 import type { Finding } from './types.js';
 
 /** Below this many UTF-16 units the scan is cheap enough that hashing would not pay (measured:
@@ -72,6 +75,80 @@ function textDigest(text: string): string {
   return `u16:${hash('sha256', Buffer.from(text, 'utf16le'), 'base64')}`;
 }
 
+
+/**
+ * A prompt text's scan: the text as written and, when it holds a backslash, the text read as the
+ * model reads JSON, its string escapes decoded. A tool result is JSON more often than not, and so
+ * is any content an app serialised with Python's `json.dumps` (which escapes every non-ASCII
+ * character) or a user pasted: `jane.doe\u0040example.com` or `+1\u00a0415\u00a0555\u00a02671`
+ * is an address or a phone number to the model. What the decoded reading finds is mapped back over
+ * the escapes as written and merged with the plain findings as the answer side merges its own
+ * (Session.escapedFindings): a container holds what it contains, and a losing reading is never
+ * left visible in part. Its entity types join `seen` (a `block` entity found only through escapes
+ * still refuses the request). An invalid or cut escape (`C:\new` reads a line break, but
+ * `\u00zz` stays as written) changes nothing. Still a pure function of the text and the scan
+ * options, so the findings cache keeps it under the same key. Cost: one indexOf for a text
+ * without a backslash; with one, a decoding pass and, when an escape decoded, a second scan.
+ */
+export function scanPromptText(scanner: Scanner, text: string, opts: ScanOptions): ScanResult {
+  const res = scanner.scan(text, opts);
+  if (text.indexOf('\\') < 0) return res;
+  const view = decodeJsonEscapes(text);
+  // Every escape decodes to one unit and is at least two: nothing decoded, nothing new to read.
+  if (view.text.length === text.length) return res;
+  const more = scanner.scan(view.text, opts);
+  const failures = res.failures + more.failures;
+  const findings = outOfEscapes(res.findings, view);
+  if (more.findings.length === 0) return { findings, seen: res.seen, failures, folded: res.folded };
+  let seen = res.seen;
+  for (const e of more.seen) if (!seen.has(e)) seen = new Set([...seen, e]);
+  for (const f of more.findings) {
+    // The decoded scan's own findings, fresh objects: moved onto the text in place.
+    [f.start, f.end] = toOriginalSpan(view, f.start, f.end);
+    findings.push(f);
+  }
+  return { findings: resolveOverlaps(findings, text), seen, failures, folded: res.folded };
+}
+
+/**
+ * `findings` of a text as written, with each edge that falls inside one of `view`'s escapes moved
+ * to that escape's end. Read as written, `line\njane.doe@example.com` holds the address
+ * `njane.doe@example.com`, which begins after the backslash of `\n`: replaced so, the text would
+ * read `line\[EMAIL_ADDRESS]` (an escape JSON does not have, in a tool result the model and the
+ * app parse) and `tokenize` would restore `njane.doe…`. An end inside `\"` moves past it, so a
+ * value read up to the quote does not end the string early. Whatever the move leaves out is read
+ * by the decoded reading, whose findings are merged with these. A new array; moved findings are
+ * new objects.
+ */
+function outOfEscapes(findings: readonly Finding[], view: FoldedText): Finding[] {
+  const out: Finding[] = [];
+  for (const f of findings) {
+    const start = escapeEndAround(view, f.start);
+    const end = escapeEndAround(view, f.end);
+    if (start < 0 && end < 0) out.push(f);
+    else {
+      const s = start < 0 ? f.start : start;
+      const e = end < 0 ? f.end : end;
+      if (s < e) out.push({ ...f, start: s, end: e });
+    }
+  }
+  return out;
+}
+
+/** The end of the escape of `view` (a decoded text) that `at` (an offset of the original) falls strictly inside, else -1. */
+function escapeEndAround(view: FoldedText, at: number): number {
+  const starts = view.starts!;
+  const ends = view.ends!;
+  let lo = 0;
+  let hi = starts.length;
+  while (lo < hi) {
+    const mid = (lo + hi) >> 1;
+    if (starts[mid]! <= at) lo = mid + 1;
+    else hi = mid;
+  }
+  const k = lo - 1;
+  return k >= 0 && starts[k]! < at && at < ends[k]! ? ends[k]! : -1;
+}
 
 /** Marks a digest seen once, whose findings are not kept yet. */
 const SEEN_ONCE = Symbol('seen once');
@@ -158,6 +235,6 @@ export class FindingsCache {
   }
 
   private scan(text: string, plan: RedactionPlan): ScanResult {
-    return this.scanner.scan(text, plan.scan);
+    return scanPromptText(this.scanner, text, plan.scan);
   }
 }

@@ -17,7 +17,7 @@ import type {
   ToolCall,
   ToolDefinition,
 } from '../pipeline/types.js';
-import type { FindingsCache, PromptScan } from './findings-cache.js';
+import { scanPromptText, type FindingsCache, type PromptScan } from './findings-cache.js';
 import { decodeJsonEscapes, LEAK_ENTITY, LeakGuard } from './leak-guard.js';
 import { toOriginalSpan, type FoldedText } from './normalize.js';
 import { JSON_TEXT_START, jsonLiterals, type JsonLexState, type JsonLiteral } from './json-literals.js';
@@ -48,33 +48,25 @@ export interface SessionOptions {
 /**
  * Reserves in `vault` every placeholder-shaped text in `input` (strings and member names, at any
  * depth). Per request on every tokenizing plan, over the whole prompt: a plain walk (no
- * Object.entries arrays), and a text is matched only when it holds a `<`.
+ * Object.entries arrays), and a text is matched only when it holds a `<` or a backslash. A
+ * prompt text is read with its JSON string escapes decoded too (see scanPromptText), tool-call
+ * arguments and tool results above all: a placeholder written with escapes
+ * (`\u003cEMAIL_ADDRESS_1>`) is one to the model, so it is reserved as well.
  */
 function reservePlaceholdersIn(v: unknown, vault: TokenVault): void {
   if (typeof v === 'string') {
     if (v.indexOf('<') >= 0) for (const m of v.matchAll(PLACEHOLDER)) vault.reserve(m[0]);
+    if (v.indexOf('\\') >= 0) {
+      const decoded = decodeJsonEscapes(v).text;
+      if (decoded.length !== v.length && decoded.indexOf('<') >= 0) for (const m of decoded.matchAll(PLACEHOLDER)) vault.reserve(m[0]);
+    }
   } else if (Array.isArray(v)) {
     for (let i = 0; i < v.length; i++) reservePlaceholdersIn(v[i], vault);
   } else if (v !== null && typeof v === 'object') {
     for (const k in v) {
       if (!Object.hasOwn(v, k)) continue;
-      if (k.indexOf('<') >= 0) reservePlaceholdersIn(k, vault);
+      if (k.indexOf('<') >= 0 || k.indexOf('\\') >= 0) reservePlaceholdersIn(k, vault);
       reservePlaceholdersIn((v as Record<string, unknown>)[k], vault);
-    }
-  }
-}
-
-/**
- * Tool-call arguments are JSON text, which the model reads with its string escapes decoded: a
- * placeholder written with escapes in them (`\u003cEMAIL_ADDRESS_1>`) is one to the model, so it
- * is reserved too. Only arguments holding a backslash are decoded (the walk above saw the rest).
- */
-function reserveEscapedPlaceholdersIn(messages: readonly ChatMessage[], vault: TokenVault): void {
-  for (const m of messages) {
-    if (!m.tool_calls) continue;
-    for (const tc of m.tool_calls) {
-      const args = tc.function.arguments;
-      if (args.indexOf('\\') >= 0) reservePlaceholdersIn(decodeJsonEscapes(args).text, vault);
     }
   }
 }
@@ -190,10 +182,7 @@ export class Session implements RedactionSession {
    */
   redactMessages(messages: ChatMessage[], provenance?: ReadonlyArray<TextProvenance | undefined>): ChatMessage[] {
     this.reserveInputPlaceholders(messages);
-    if (this.plan.usesTokenize) {
-      reserveEscapedPlaceholdersIn(messages, this.vault);
-      reserveJoinedPlaceholdersIn(messages, this.vault);
-    }
+    if (this.plan.usesTokenize) reserveJoinedPlaceholdersIn(messages, this.vault);
     const out = messages.map((m, i) => this.redactMessage(m, provenance?.[i]));
     this.throwIfRefused();
     return out;
@@ -541,7 +530,7 @@ export class Session implements RedactionSession {
   private scanPrompt(text: string, provenance?: TextProvenance): PromptScan {
     const res = this.findingsCache
       ? this.findingsCache.scanPrompt(text, this.plan, provenance)
-      : this.scanner.scan(text, this.plan.scan);
+      : scanPromptText(this.scanner, text, this.plan.scan);
     this.failures += res.failures;
     return res;
   }
@@ -560,9 +549,27 @@ export class Session implements RedactionSession {
     for (const e of seen) if (this.plan.modes.get(e) === 'block') (this.blocked ??= new Set()).add(e);
   }
 
+  /**
+   * A secret value in `text` refuses the request. Read as written and, when the text holds a
+   * backslash, with its JSON string escapes decoded as well (the model reads `\u0043ANARY…` in a
+   * tool result or pasted JSON as the value, see scanPromptText): both, since a value may hold
+   * what reads as an escape (`pa\ss\nword`). A value found both ways at one place counts once.
+   */
   private guardPrompt(text: string): void {
     if (!this.guard.active) return;
-    this.notePromptLeaks(this.guard.find(text, []));
+    const hits: Finding[] = [];
+    let n = this.guard.find(text, hits);
+    if (text.indexOf('\\') >= 0) {
+      const plain = n;
+      this.guard.find(text, hits, true);
+      for (let i = plain; i < hits.length; i++) {
+        const d = hits[i]!;
+        let known = false;
+        for (let k = 0; k < plain && !known; k++) known = hits[k]!.start < d.end && d.start < hits[k]!.end;
+        if (!known) n++;
+      }
+    }
+    this.notePromptLeaks(n);
   }
 
   /**
