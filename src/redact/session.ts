@@ -695,9 +695,15 @@ export class Session implements RedactionSession {
       extra.push({ ...f, start, end });
     }
     if (!json && this.answerGuard.active) this.answerGuard.find(text, extra, true, undefined, true);
+    // Content (structured output): a finding of the text as written that begins or ends inside an
+    // escape (`line\njane@example.com` read as written holds `njane@…`) covers that whole escape,
+    // or the answer would read `line\[EMAIL_ADDRESS]`, which no JSON parser takes. Widened, never
+    // narrowed: moving the start past the escape would leave the `n` of a prose `C:\nancy@…` in
+    // clear. Arguments keep their JSON by applyJsonFindings.
+    const plain = json ? findings : overEscapes(findings, view);
     const added = extra.filter((f) => f.end > from);
-    if (added.length === 0) return findings;
-    return resolveOverlaps(findings.concat(added), text);
+    if (added.length === 0) return plain;
+    return resolveOverlaps(plain.concat(added), text);
   }
 
   secretHoldStart(text: string, json: boolean, label = false): number {
@@ -1069,6 +1075,40 @@ function imageUrlText(url: string): string {
   if (comma < 0) return url;
   const header = url.slice(0, comma);
   return BASE64_HEADER.test(header) ? header : url;
+}
+
+/**
+ * `findings` with every edge that falls strictly inside one of `view`'s escapes moved out to that
+ * escape's edge (a start to its start, an end to its end): the same array when none does.
+ */
+function overEscapes(findings: Finding[], view: FoldedText): Finding[] {
+  let out: Finding[] | undefined;
+  for (let i = 0; i < findings.length; i++) {
+    const f = findings[i]!;
+    const start = escapeAround(view, f.start, false);
+    const end = escapeAround(view, f.end, true);
+    if (start === f.start && end === f.end) continue;
+    out ??= findings.slice();
+    out[i] = { ...f, start, end };
+  }
+  return out ?? findings;
+}
+
+/** `at`, or the start (`toEnd`: the end) of the unit of `view` whose original span holds `at` strictly inside. */
+function escapeAround(view: FoldedText, at: number, toEnd: boolean): number {
+  const starts = view.starts;
+  const ends = view.ends;
+  if (starts === null || ends === null) return at;
+  let lo = 0;
+  let hi = starts.length;
+  while (lo < hi) {
+    const mid = (lo + hi) >> 1;
+    if (starts[mid]! <= at) lo = mid + 1;
+    else hi = mid;
+  }
+  const k = lo - 1;
+  if (k < 0 || !(starts[k]! < at && at < ends[k]!)) return at;
+  return toEnd ? ends[k]! : starts[k]!;
 }
 
 /** The offset in `view` (a decoded text) of the first unit that begins at or after `at` in the original. */

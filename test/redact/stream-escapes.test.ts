@@ -85,3 +85,23 @@ describe('streamed answers: digit groups with JSON escapes are held whole', () =
     }
   }
 });
+
+describe('answer content: a value right after an escape', () => {
+  const cases: Array<[string, string, RegExp]> = [
+    // Structured output: read as written the address is `njane@…`, which begins inside `\n`.
+    ['JSON content', '{"a": "line\\njane@example.com"}', /jane|example\.com/],
+    // Prose with a literal backslash: the address is `nancy@…`; none of it may stay in clear.
+    ['prose', 'see C:\\nancy@example.com today', /ancy|example\.com/],
+  ];
+  for (const [name, text, pii] of cases) {
+    it(`${name}: masked over the whole escape, whole and streamed, so JSON stays JSON and nothing shows`, async () => {
+      const outs = [whole(redactor.session(decision(), []), text, false)];
+      for (const pieces of cuts(text)) outs.push(await streamed(redactor.session(decision(), []), pieces, false));
+      for (const out of outs) {
+        expect(out).not.toMatch(pii);
+        expect(read(out)).not.toMatch(pii);
+        if (name === 'JSON content') expect(() => JSON.parse(out)).not.toThrow();
+      }
+    });
+  }
+});
