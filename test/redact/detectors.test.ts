@@ -86,6 +86,22 @@ describe('entities: obfuscations are seen through, with exact original offsets',
   }
 });
 
+describe('a literal backslash before a number is a boundary, as a space is', () => {
+  // A Windows path, a regex or an escaped JSON backslash (`\\4111…` reads `\4111…`): the number
+  // after it is still a number. The backslash used to stop one from starting, so these went out whole.
+  const cases: Array<[string, string, string]> = [
+    ['CREDIT_CARD', 'pay \\4111 1111 1111 1111 now', '4111 1111 1111 1111'],
+    ['CREDIT_CARD', 'C:\\4111111111111111\\x', '4111111111111111'],
+    ['PHONE_NUMBER', 'call \\+1 415 555 2671 today', '+1 415 555 2671'],
+    ['US_SSN', 'id \\536-90-4399 end', '536-90-4399'],
+  ];
+  for (const [entity, text, value] of cases) {
+    it(`${entity}: ${JSON.stringify(text)}`, () => {
+      expect(found(text, NO_URL)).toContainEqual([entity, value]);
+    });
+  }
+});
+
 describe('an invisible character between a word and an entity is a boundary, not glue', () => {
   // A zero-width space, a bidi control or a soft hyphen renders as nothing: folding drops it so
   // that it cannot hide inside a number, but dropped between "with" and "4111" it glued the two

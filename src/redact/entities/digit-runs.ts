@@ -193,10 +193,12 @@ function rejectsLeft(text: string, i: number): boolean {
   if (i === 0) return false;
   const p = text.charCodeAt(i - 1);
   if (isWordCode(p)) return true;
-  // '/', '+', '@', '#', '$', '%', '&', '\', '^' (paths, base64, ids, prices, units).
-  // Markdown ('|' tables, '*' bold, '`' code) is not in the list: PII sits in tables too.
+  // '/', '+', '@', '#', '$', '%', '&', '^' (paths, base64, ids, prices, units).
+  // Markdown ('|' tables, '*' bold, '`' code) is not in the list: PII sits in tables too, nor is
+  // '\': after one, a number is still one (`C:\4111…`, an escaped backslash in JSON, `\+1 415…`).
+  // A JSON escape's own digits (`\u0034`) follow a letter, which stops them.
   if (p === 47 || p === 43 || p === 64 || p === 35 || p === 36 || p === 37 || p === 38) return true;
-  if (p === 92 || p === 94) return true;
+  if (p === 94) return true;
   if (p === 0x20ac || p === 0xa3 || p === 0xa5) return true; // € £ ¥
   // A fraction written without its leading zero (".567890123456", "x = .5"): a number's digits,
   // though twelve of them may pass Luhn as a card (a '.' after a word is handled below).
