@@ -107,7 +107,7 @@ const WARDEN_MEMBERS: ReadonlySet<string> = new Set(['template', 'variables']);
 const positiveInt = z.number().int().positive();
 
 /** OpenAI's body; unknown keys pass through to the upstream as parameters. */
-const chatBody = z.looseObject({
+export const chatBody = z.looseObject({
   model: z.string().min(1).max(MAX_MODEL_LENGTH),
   messages: z.array(message).optional(),
   stream: z.boolean().nullish(),
@@ -317,16 +317,18 @@ function isPlainObject(v: unknown): v is Record<string, unknown> {
 
 /**
  * True when `body` is the governed-call shape (a model, a `warden` object with a template and
- * scalar variables, optionally `stream`, any pass-through parameters) and is valid by the
- * `chatBody` schema. The schema would return it unchanged, so the hot path skips zod's walk
- * (the most expensive part of ingress); anything else (messages, tools, token limits, every
- * invalid body) goes through the schema and gets its precise error.
+ * scalar variables, optionally `stream`, token limits and an empty `messages`, which the SDKs
+ * send with every call, any pass-through parameters) and is valid by the `chatBody` schema.
+ * The schema would return it unchanged, so the hot path skips zod's walk (the most expensive
+ * part of ingress); anything else (messages, tools, every invalid body) goes through the schema
+ * and gets its precise error. Called after checkParamRange passed the token limits: a positive
+ * integer JSON keeps exactly, or null, is all the schema asks of them.
  */
-function isSimpleTemplateBody(body: unknown): body is ChatBody {
+export function isSimpleTemplateBody(body: unknown): body is ChatBody {
   if (!isPlainObject(body)) return false;
   if (typeof body.model !== 'string' || body.model === '' || body.model.length > MAX_MODEL_LENGTH) return false;
-  if (body.messages !== undefined || body.tools !== undefined) return false;
-  if (body.max_tokens !== undefined || body.max_completion_tokens !== undefined) return false;
+  const messages = body.messages;
+  if ((messages !== undefined && !(Array.isArray(messages) && messages.length === 0)) || body.tools !== undefined) return false;
   const stream = body.stream;
   if (stream !== undefined && stream !== null && typeof stream !== 'boolean') return false;
   const w = body.warden;
