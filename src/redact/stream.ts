@@ -21,7 +21,7 @@
 import { WardenError } from '../pipeline/errors.js';
 import { isDocumentedFinishReason, MAX_LABEL_LENGTH, type ChunkDelta, type CompletionChunk } from '../pipeline/types.js';
 import { JSON_TEXT_START, jsonStateAfter, safeJsonCut, type JsonLexState } from './json-literals.js';
-import { fold } from './normalize.js';
+import { fold, type FoldedText } from './normalize.js';
 import { CONTEXT_WINDOW } from './scanner.js';
 import type { Finding } from './types.js';
 
@@ -109,21 +109,36 @@ function joinable(raw: string): boolean {
   const view = fold(raw);
   const folded = view.text;
   if (folded.length === 0) return raw.length > 0; // only invisible characters: keep them together
+  return joinableFolded(folded, view.joins);
+}
+
+function joinableFolded(folded: string, joins: FoldedText['joins']): boolean {
+  // A JSON string escape (`\n`, `\u0020`) is a boundary to the app that parses the text, and the
+  // answer is also read with its escapes decoded (session.ts escapedFindings): the group from the
+  // last escape on decides, whatever the word before it ("Card-number:\n4111"), and a run that
+  // ends in an escape, whole or still arriving (`111\`, `111\u00`, `56\n`), is judged by the
+  // group before the escape (an escape alone may begin a group, as '(' and '+' do).
+  const bs = folded.lastIndexOf('\\');
+  if (bs >= 0) {
+    const esc = jsonEscapeTail(folded);
+    // After the escape's backslash, as the old reading of `\n4111` as `n4111` did: the same
+    // checks as a run without one (a '.', a '/', a percent escape in the group after it).
+    if (esc === 0) return joinableFolded(folded.slice(bs + 1), undefined);
+    return esc === folded.length || joinableFolded(folded.slice(0, folded.length - esc), undefined);
+  }
   if (groupJoinable(folded)) return true;
   // The whole-text readings also end a word at a format character between two visible units
   // (normalize.ts spacedView) and at a '.' after a letter (digit-runs.ts): the group after the
   // last such boundary may begin an entity however long the word before it
   // ("…withoutspaces\u200b4539", "…/page.4539"), and so does a '/' between two groups
   // ("…555.1042/DE89", an IBAN after a phone in a path).
-  const boundary = Math.max(view.joins === undefined ? 0 : view.joins[view.joins.length - 3]!, dotAfterLetter(folded), folded.lastIndexOf('/') + 1);
+  const boundary = Math.max(joins === undefined ? 0 : joins[joins.length - 3]!, dotAfterLetter(folded), folded.lastIndexOf('/') + 1);
   if (boundary > 0 && groupJoinable(folded.slice(boundary))) return true;
   // A run ending in a percent escape, whole or still arriving ("555%", "555%2", "555%2D"): the
   // scanner reads escapes decoded (normalize.ts percentDecodedWindows), so the escape may yet be
   // a separator or a digit of the same value ("+1 (415) 555%2D2671"). The group before it
   // decides; an escape alone may begin a group, as '(' and '+' do.
-  // The same for a JSON string escape still arriving (`111\`, `111\u00`): the answer is also
-  // read with its escapes decoded (session.ts escapedFindings), where `\u0031` is a digit.
-  const esc = escapeTail(folded) || jsonEscapeTail(folded);
+  const esc = escapeTail(folded);
   if (esc === 0) return false;
   return esc === folded.length || groupJoinable(folded.slice(0, folded.length - esc));
 }
@@ -239,11 +254,16 @@ function chainStart(p: string): number {
 function trailingGroupStart(raw: string): number {
   const view = fold(raw);
   const folded = view.text;
-  let at = folded.length - groupTail(folded).length;
+  let at = groupStart(folded);
   const esc = escapeTail(folded) || jsonEscapeTail(folded);
-  if (esc > 0) at = Math.min(at, folded.length - esc - groupTail(folded.slice(0, folded.length - esc)).length);
+  if (esc > 0) at = Math.min(at, groupStart(folded.slice(0, folded.length - esc)));
   if (at >= folded.length) return raw.length;
   return view.starts === null ? at : view.starts[at]!;
+}
+
+/** Where `folded`'s trailing group starts: at its last JSON escape when that is later (see joinableFolded). */
+function groupStart(folded: string): number {
+  return Math.max(folded.length - groupTail(folded).length, folded.lastIndexOf('\\'));
 }
 
 /** An unterminated private key block is held from its BEGIN line. */

@@ -60,13 +60,18 @@ function cuts(text: string): string[][] {
   return out;
 }
 
-const DIGITS = /4111|1111|\d{3} \d{3}/;
+const DIGITS = /4111|1111|\d{3} \d{3}|DE89|3704/;
 
 const CASES: Array<[string, string]> = [
   ['a group that ends in an escape', '{"a": "pay 4111 1111 1111 111\\u0031 now"}'],
   ['a group that begins with an escape', '{"a": "pay 4111 1111 1111 \\u0031111 now"}'],
   ['groups joined by an escaped space', '{"a": "pay 4111 1111 1111\\u00201111 now"}'],
   ['a phone number that ends in an escape', '{"a": "call +1 415 555 267\\u0031 now"}'],
+  // The group after an escape decides however long the word before it: `\n` ends that word
+  // for the app (second review: the first group of these went out in clear).
+  ['a card after a long word and an escaped line break', '{"a": "Customer-record:\\nCard-number:\\n4111 1111 1111 1111 ok"}'],
+  ['a card after a long word and an escaped space', '{"a": "see abcdefghijklmnopqrstuvwxyz\\u00204111 1111 1111 1111 ok"}'],
+  ['an IBAN after a long word and an escaped tab', '{"a": "see abcdefghijklmnopqrstuvwxyz\\tDE89 3704 0044 0532 0130 00 ok"}'],
 ];
 
 describe('streamed answers: digit groups with JSON escapes are held whole', () => {
@@ -104,4 +109,31 @@ describe('answer content: a value right after an escape', () => {
       }
     });
   }
+});
+
+describe('streamed answers: an escaped line break between rows of numbers', () => {
+  it('does not chain the rows: what is held stays within a row, as with a real line break', async () => {
+    // `row N: 12 34 56\n` sixty times, the line breaks written as JSON escapes (a structured
+    // output's table). The escape ends a row for the app; chained, the rows were held up to the
+    // chain limit (80 units) instead of about one row.
+    let text = '';
+    for (let i = 0; i < 60; i++) text += `row ${i}: 12 34 56\\n`;
+    for (const asArgs of [false, true]) {
+      const pieces: string[] = [];
+      for (let i = 0; i < text.length; i += 3) pieces.push(text.slice(i, i + 3));
+      const chunks = pieces.map((p) => chunk(asArgs, p));
+      const out = await collect(redactor.session(decision(), []).processStream(fromArray(chunks)));
+      // One chunk out per chunk in (no finish yet): the lag after each is what is held.
+      let sent = 0;
+      let got = 0;
+      let held = 0;
+      for (let i = 0; i < pieces.length; i++) {
+        sent += pieces[i]!.length;
+        const d = out[i]?.choices[0]?.delta;
+        got += asArgs ? (d?.tool_calls ?? []).reduce((n, t) => n + (t.function?.arguments?.length ?? 0), 0) : (d?.content ?? '').length;
+        held = Math.max(held, sent - got);
+      }
+      expect(held).toBeLessThanOrEqual(24);
+    }
+  });
 });
