@@ -44,6 +44,8 @@ export interface SessionOptions {
   findingsCache?: FindingsCache | undefined;
 }
 
+/** A `<` written as a JSON escape: what makes a text worth decoding for placeholders. */
+const ESCAPED_LT = /\\u003c/i;
 
 /**
  * Reserves in `vault` every placeholder-shaped text in `input` (strings and member names, at any
@@ -55,8 +57,10 @@ export interface SessionOptions {
  */
 function reservePlaceholdersIn(v: unknown, vault: TokenVault): void {
   if (typeof v === 'string') {
-    if (v.indexOf('<') >= 0) for (const m of v.matchAll(PLACEHOLDER)) vault.reserve(m[0]);
-    if (v.indexOf('\\') >= 0) {
+    const lt = v.indexOf('<') >= 0;
+    if (lt) for (const m of v.matchAll(PLACEHOLDER)) vault.reserve(m[0]);
+    // Decoded only when it can hold a placeholder: a `<`, as written or escaped.
+    if (v.indexOf('\\') >= 0 && (lt || ESCAPED_LT.test(v))) {
       const decoded = decodeJsonEscapes(v).text;
       if (decoded.length !== v.length && decoded.indexOf('<') >= 0) for (const m of decoded.matchAll(PLACEHOLDER)) vault.reserve(m[0]);
     }
@@ -393,7 +397,13 @@ export class Session implements RedactionSession {
       if (mode !== 'allow' && mode !== 'block' && !URL_GRANTS.has(f.entity)) (this.inImageUrls ??= new Set()).add(f.entity);
     }
     if (!this.answerGuard.active) return;
-    this.notePromptLeaks(this.answerGuard.find(text, []));
+    // As written, then as the provider's fetcher may read it: a secret written with JSON escapes
+    // (`?e=\u0043ANARY…`) or percent escapes (`?e=%43ANARY…`, which the host it names decodes)
+    // is the secret all the same. Each reading is asked only when the ones before found none.
+    let n = this.answerGuard.find(text, []);
+    if (n === 0 && text.indexOf('\\') >= 0) n = this.answerGuard.find(text, [], true);
+    if (n === 0 && text.indexOf('%') >= 0) n = this.answerGuard.find(percentDecoded(text), []);
+    this.notePromptLeaks(n);
   }
 
   /**
@@ -1076,6 +1086,13 @@ function imageUrlText(url: string): string {
   const header = url.slice(0, comma);
   return BASE64_HEADER.test(header) ? header : url;
 }
+
+/** `text` with its `%XX` escapes decoded byte by byte (a malformed one stays as written). */
+function percentDecoded(text: string): string {
+  return text.replace(PERCENT_ESCAPE, (m) => String.fromCharCode(parseInt(m.slice(1), 16)));
+}
+
+const PERCENT_ESCAPE = /%[0-9A-Fa-f]{2}/g;
 
 /**
  * `findings` with every edge that falls strictly inside one of `view`'s escapes moved out to that

@@ -205,6 +205,18 @@ describe('prompt texts holding JSON escapes: the secret check', () => {
     }
   });
 
+  it('in an image URL, written with JSON or percent escapes, as the fetcher reads it (second review)', () => {
+    for (const url of [`https://x.test/i.png?e=${ESC_CANARY}`, `https://x.test/i.png?e=%43%41${CANARY.slice(2)}`, `https://x.test/i.png?e=${CANARY}`]) {
+      const e = thrown(() =>
+        redactor.session(decision(), [CANARY]).redactMessages([{ role: 'user', content: [{ type: 'image_url', image_url: { url } }] } as ChatMessage]),
+      );
+      expect(e.details, url).toMatchObject({ reason: 'secret_leak', leaks: 1 });
+    }
+    // A URL with escapes and no secret passes.
+    const ok = redactor.session(decision(), [CANARY]).redactMessages([{ role: 'user', content: [{ type: 'image_url', image_url: { url: 'https://x.test/i.png?q=%41b\\u0041' } }] } as ChatMessage]);
+    expect(ok).toHaveLength(1);
+  });
+
   it('a value found both as written and through escapes at one place counts once; two places count two', () => {
     // `\n` elsewhere makes the text one with a backslash: the decoded search finds the plain value again.
     const once = thrown(() => redactor.session(decision(), [CANARY]).redactText(`line\\n${CANARY}`));
