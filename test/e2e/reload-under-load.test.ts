@@ -146,12 +146,16 @@ describe('hot reload under load', () => {
     const results: Array<{ ticket: string; requestId: string | null; content: string; stream: boolean; raw: boolean }> = [];
     let next = 0;
     let stop = false;
+    let failure: unknown;
     const worker = async (streaming: boolean, rawPrompt = false) => {
       const client = rawPrompt ? raw : templated;
       try {
         await callUntilStopped(client, streaming, rawPrompt);
       } catch (err) {
-        stop = true; // one failed call ends the run: the others need not go on until the end
+        // One failed call ends the run: the others stop, and the wait for more results fails
+        // with this error (served), instead of waiting for results that will never come.
+        failure ??= err;
+        stop = true;
         throw err;
       }
     };
@@ -178,7 +182,10 @@ describe('hot reload under load', () => {
     const workers = [worker(false), worker(false), worker(true), worker(true), worker(false, true), worker(true, true)];
     const served = async (n: number) => {
       const from = results.length;
-      await eventually(() => results.length >= from + n);
+      await eventually(() => {
+        if (failure !== undefined) throw failure;
+        return results.length >= from + n;
+      });
     };
 
     // A valid change is applied: wait for its revision and remember its marker.
