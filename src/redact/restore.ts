@@ -13,6 +13,24 @@ export function restorePlaceholders(text: string, vault: TokenVault, json: boole
   return text.replace(PLACEHOLDER, (token) => {
     const original = vault.original(token);
     if (original === undefined) return token;
-    return json ? JSON.stringify(original).slice(1, -1) : original;
+    return json ? jsonStringBody(original) : original;
   });
+}
+
+/**
+ * `original` as the body of a JSON string. A value the caller wrote with JSON escapes
+ * (`jane\u0040example.com` in a tool result) is one already, and it is the value the model read
+ * decoded: escaped once more, the app would parse the escapes as text (`jane\\u0040…`). Anything
+ * else (a quote, a line break, a lone backslash) is escaped.
+ */
+function jsonStringBody(original: string): string {
+  if (original.indexOf('\\') >= 0) {
+    try {
+      JSON.parse(`"${original}"`);
+      return original;
+    } catch {
+      // not a JSON string's body: escaped below
+    }
+  }
+  return JSON.stringify(original).slice(1, -1);
 }

@@ -104,6 +104,19 @@ describe('prompt texts holding JSON escapes: PII', () => {
     expect(back).toBe(`Reach ${ESC_MAIL} or ${ESC_PHONE}.`);
   });
 
+  it('tokenize: restored into tool-call arguments, a value written with escapes parses as the value the model read (second review)', () => {
+    const s = redactor.session(decision({ mode: 'tokenize', reidentify: true }), []);
+    expect(s.redactMessages(history(`{"mail": "${ESC_MAIL}"}`))[2]!.content).toBe('{"mail": "<EMAIL_ADDRESS_1>"}');
+    const call: CompletionResult = {
+      id: 'x',
+      model: 'm',
+      created: 1,
+      choices: [{ index: 0, finish_reason: 'tool_calls', message: { role: 'assistant', content: null, tool_calls: [{ id: 'c1', type: 'function', function: { name: 'send', arguments: '{"to": "<EMAIL_ADDRESS_1>"}' } }] } }],
+    };
+    const args = s.processCompletion(call).choices[0]!.message.tool_calls![0]!.function.arguments;
+    expect(JSON.parse(args)).toEqual({ to: MAIL });
+  });
+
   it('tokenize: a placeholder the caller wrote with escapes in a tool result is never minted', () => {
     // The model reads `\u003cEMAIL_ADDRESS_1>` as `<EMAIL_ADDRESS_1>`: minting that token for the
     // real address would restore the caller's literal as the address in the answer.
