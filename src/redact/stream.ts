@@ -77,9 +77,10 @@ function isWs(c: number): boolean {
 }
 
 const MONTHS = /^(?:jan|feb|mar|apr|may|jun|jul|aug|sep|sept|oct|nov|dec)[a-z]*\.?,?$/i;
-const GROUPISH = /^[A-Za-z0-9()+\-.,:/#\\]{1,24}$/;
+const GROUPISH = /^[A-Za-z0-9()+\-.,:/#]{1,24}$/;
 /**
- * A folded run's trailing group: the characters GROUPISH allows, back from the run's end. What
+ * A folded run's trailing group: the characters GROUPISH allows (and a JSON escape's backslash,
+ * which joinableFolded reads before any group is judged), back from the run's end. What
  * comes before it is an opening quote, bracket or markup (`"4111`, `{"card":"4111`, `*DE89`),
  * which does not stop the group from joining the next one. Scanned by hand: a regex anchored at
  * the end would retry from every start of a long run.
@@ -96,7 +97,7 @@ function groupChar(c: number): boolean {
     (c >= 48 && c <= 57) || // 0-9
     ((c | 32) >= 97 && (c | 32) <= 122) || // A-Z a-z
     c === 40 || c === 41 || c === 43 || c === 45 || c === 46 || c === 44 || c === 58 || c === 47 || c === 35 || // ( ) + - . , : / #
-    c === 92 // \ : a JSON string escape (`\u0031`) is a digit or a separator to the app that parses the text
+    c === 92 // \ : so a long run's held tail starts at its last escape, not after it (groupStart)
   );
 }
 
