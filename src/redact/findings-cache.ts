@@ -28,7 +28,7 @@ import { hash } from 'node:crypto';
 import { LRUCache } from 'lru-cache';
 import type { TextProvenance } from '../pipeline/types.js';
 import { decodeJsonEscapes } from './leak-guard.js';
-import { toOriginalSpan, type FoldedText } from './normalize.js';
+import { toOriginalSpan, unitAround, type FoldedText } from './normalize.js';
 import type { RedactionPlan } from './profiles.js';
 import { resolveOverlaps, type Scanner, type ScanOptions, type ScanResult } from './scanner.js';
 import type { Finding } from './types.js';
@@ -137,17 +137,8 @@ function outOfEscapes(findings: readonly Finding[], view: FoldedText): Finding[]
 
 /** The end of the escape of `view` (a decoded text) that `at` (an offset of the original) falls strictly inside, else -1. */
 function escapeEndAround(view: FoldedText, at: number): number {
-  const starts = view.starts!;
-  const ends = view.ends!;
-  let lo = 0;
-  let hi = starts.length;
-  while (lo < hi) {
-    const mid = (lo + hi) >> 1;
-    if (starts[mid]! <= at) lo = mid + 1;
-    else hi = mid;
-  }
-  const k = lo - 1;
-  return k >= 0 && starts[k]! < at && at < ends[k]! ? ends[k]! : -1;
+  const k = unitAround(view, at);
+  return k < 0 ? -1 : view.ends![k]!;
 }
 
 /** Marks a digest seen once, whose findings are not kept yet. */

@@ -193,6 +193,25 @@ export function spacedView(folded: FoldedText): FoldedText | null {
   return { text: parts.join(''), starts, ends };
 }
 
+/**
+ * The unit of `view` whose span in the original holds `at` strictly inside (a JSON or percent
+ * escape, a character folded from several units), or -1 when `at` is on a unit's edge.
+ */
+export function unitAround(view: FoldedText, at: number): number {
+  const starts = view.starts;
+  const ends = view.ends;
+  if (starts === null || ends === null) return -1;
+  let lo = 0;
+  let hi = starts.length;
+  while (lo < hi) {
+    const mid = (lo + hi) >> 1;
+    if (starts[mid]! <= at) lo = mid + 1;
+    else hi = mid;
+  }
+  const k = lo - 1;
+  return k >= 0 && starts[k]! < at && at < ends[k]! ? k : -1;
+}
+
 /** Maps a folded span [start, end) back to the original text. */
 export function toOriginalSpan(folded: FoldedText, start: number, end: number): [number, number] {
   if (!folded.starts || !folded.ends) return [start, end];

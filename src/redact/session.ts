@@ -19,7 +19,7 @@ import type {
 } from '../pipeline/types.js';
 import { scanPromptText, type FindingsCache, type PromptScan } from './findings-cache.js';
 import { decodeJsonEscapes, LEAK_ENTITY, LeakGuard } from './leak-guard.js';
-import { toOriginalSpan, type FoldedText } from './normalize.js';
+import { toOriginalSpan, unitAround, type FoldedText } from './normalize.js';
 import { JSON_TEXT_START, jsonLiterals, type JsonLexState, type JsonLiteral } from './json-literals.js';
 import { applyFindings, applyJsonFindings, createReplacer, TokenVault, type Replacer } from './modes.js';
 import type { RedactionPlan } from './profiles.js';
@@ -1113,19 +1113,9 @@ function overEscapes(findings: Finding[], view: FoldedText): Finding[] {
 
 /** `at`, or the start (`toEnd`: the end) of the unit of `view` whose original span holds `at` strictly inside. */
 function escapeAround(view: FoldedText, at: number, toEnd: boolean): number {
-  const starts = view.starts;
-  const ends = view.ends;
-  if (starts === null || ends === null) return at;
-  let lo = 0;
-  let hi = starts.length;
-  while (lo < hi) {
-    const mid = (lo + hi) >> 1;
-    if (starts[mid]! <= at) lo = mid + 1;
-    else hi = mid;
-  }
-  const k = lo - 1;
-  if (k < 0 || !(starts[k]! < at && at < ends[k]!)) return at;
-  return toEnd ? ends[k]! : starts[k]!;
+  const k = unitAround(view, at);
+  if (k < 0) return at;
+  return toEnd ? view.ends![k]! : view.starts![k]!;
 }
 
 /** The offset in `view` (a decoded text) of the first unit that begins at or after `at` in the original. */
