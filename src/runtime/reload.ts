@@ -108,7 +108,11 @@ export interface ReloaderOptions {
   reload: (trigger: string) => Promise<boolean>;
   /** The queue to run reloads through (share it with SIGHUP); default: a queue of its own around `reload`. */
   queue?: ReloadQueue;
-  /** Called when a path cannot be watched (reload via SIGHUP still works). */
+  /**
+   * Called when a path cannot be watched (reload via SIGHUP still works); also, with the code
+   * `too_many_files`, once when a scan stops at SCAN_FILE_CAP (naming the directory it stopped
+   * in), until a scan is whole again.
+   */
   onWatchError: (path: string, code: string) => void;
   /** Called when a path's watch is set up again because the path was replaced (or appeared). */
   onRewatch?: (path: string) => void;
@@ -154,6 +158,8 @@ export interface TreeScan {
    * and the stamp of the directory it stopped in; `dirs` holds only what it walked before).
    */
   complete: boolean;
+  /** Where a scan stopped at its cap: the directory it was listing. */
+  stoppedAt?: string;
   /** The files (and links, and whatever is not a directory) the scan listed, up to SCAN_FILE_CAP + 1. */
   files: number;
 }
@@ -216,6 +222,7 @@ async function scanTree(paths: readonly string[], previous: ReadonlyMap<string, 
   /** Entries counted towards SCAN_FILE_CAP so far; past it, the scan stops (`complete` false). */
   let files = 0;
   let complete = true;
+  let stoppedAt: string | undefined;
 
   const watchDir = (key: string, path: string, entry?: string): void => {
     const known = dirs.get(key);
@@ -276,6 +283,7 @@ async function scanTree(paths: readonly string[], previous: ReadonlyMap<string, 
       // Past the cap: the rest of the tree is not scanned. This directory's own stamp changes
       // with its entries, so bringing the tree back under the cap is a change too.
       complete = false;
+      stoppedAt = dir;
       files = SCAN_FILE_CAP + 1;
       hash.update(`too many entries\0${dir}\0${dirStamp}\n`);
       return;
@@ -287,10 +295,10 @@ async function scanTree(paths: readonly string[], previous: ReadonlyMap<string, 
       const stats = await Promise.all(batch.map((e) => statQuietly(join(dir, e.name))));
       // In name order, whatever order the stats finished in: the digest must not depend on it.
       for (const [j, e] of batch.entries()) {
+        if (!complete) return; // a sub-directory before this entry passed the cap
         const child = join(dir, e.name);
         const childSt = noted(child, stats[j]!);
         if (!childSt) continue;
-        if (!complete) return;
         if (childSt.isDirectory()) await walk(child, childSt);
         else await file(child, childSt, e.isSymbolicLink(), dirStamp);
       }
@@ -318,7 +326,7 @@ async function scanTree(paths: readonly string[], previous: ReadonlyMap<string, 
     }
     await file(p, st, linked, parentSt ? stamp(parentSt) : '');
   }
-  return { dirs, fingerprint: hash.digest('hex'), links, complete, files };
+  return { dirs, fingerprint: hash.digest('hex'), links, complete, files, ...(stoppedAt === undefined ? {} : { stoppedAt }) };
 }
 
 /** The watched paths' fingerprint now (ReloaderOptions.baseline): take it before a load. */
@@ -346,6 +354,8 @@ export async function startReloader(opts: ReloaderOptions): Promise<Reloader> {
   const closers: Array<() => void> = [];
   /** The directory watches, by `dev:ino`, as the last scan found them. */
   const watches = new Map<string, { watcher: FSWatcher; target: WatchTarget }>();
+  /** Whether the scan's stopping at SCAN_FILE_CAP was reported (see sync). */
+  let capReported = false;
   /** Directories that could not be watched, reported once each (the periodic check still covers them). */
   const reported = new Set<string>();
   let timer: NodeJS.Timeout | undefined;
@@ -428,9 +438,16 @@ export async function startReloader(opts: ReloaderOptions): Promise<Reloader> {
    * stopped at its cap (`complete` false) did not walk the whole tree: the watches of what it did
    * not reach are kept until a whole scan.
    */
-  function sync({ dirs, complete }: TreeScan): void {
+  function sync({ dirs, complete, stoppedAt }: TreeScan): void {
     if (closed) return;
+    if (!complete && !capReported) {
+      // Said once until a scan is whole again: what lies past where the scan stopped (in walk
+      // order) is neither checked nor, if it was never scanned, watched. SIGHUP still reloads.
+      capReported = true;
+      opts.onWatchError(stoppedAt ?? opts.paths[0] ?? '', 'too_many_files');
+    }
     if (complete) {
+      capReported = false;
       // A directory no scan lists any more is forgotten, its report too (one made anew gets its own).
       for (const key of reported) if (!dirs.has(key)) reported.delete(key);
       for (const [key, entry] of watches) {

@@ -516,6 +516,9 @@ describe('hot reload: a directory of more files than the scan and the loader tak
     // Moved in at once (one entry event), as a deploy tool would.
     renameSync(bulk, join(own.dir, 'templates', 'bulk'));
     await eventually(() => rejected().some((l) => l.includes('more than 10000 template files')));
+    // The check's scan stopped in it, and says so once (what lies past it is not checked).
+    await eventually(() => own.logs.some((l) => l.includes('"code":"too_many_files"') && l.includes(join('templates', 'bulk'))));
+    expect(own.logs.filter((l) => l.includes('too_many_files'))).toHaveLength(1);
     const now = await ready();
     expect(now.status).toBe('ready');
     expect(now.template_revision).toBe(before.template_revision);

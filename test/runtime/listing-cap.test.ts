@@ -108,6 +108,7 @@ describe("the reload check's scan of a tree with more files than its cap (20,000
     expect(n).toBeGreaterThan(8_000);
     expect(n).toBeLessThanOrEqual(8_001 + 64);
     expect(first.complete).toBe(false);
+    expect(first.stoppedAt).toBe(links);
     expect(SCAN_FILE_CAP).toBe(20_000);
     expect(first.files).toBe(SCAN_FILE_CAP + 1);
     // Nothing changed: the same fingerprint (no reload on every check).
