@@ -330,6 +330,8 @@ export async function buildComponents(config: Config, opts: ComponentOptions): P
     close: async () => {
       // The audit log closes even when a provider pool fails to: its fd and check timer must not
       // outlive the runtime.
+      // The cached secret values go with the runtime, and the timers that would purge them.
+      resolver.clear();
       try {
         await providers.close();
       } finally {

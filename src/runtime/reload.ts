@@ -26,15 +26,19 @@
  * watch misses something) the periodic check finds: every `pollMs` it compares a digest of every
  * file's identity (device, inode, size, mtime, ctime) with the one the last reload saw.
  *
- * The check costs one `stat` per file and one `readdir` per directory. Where a symlinked file's
+ * The check costs one `stat` per file and one streamed listing per directory, up to SCAN_FILE_CAP
+ * files: past it, the scan stops (see SCAN_FILE_CAP). Where a symlinked file's
  * target sits (its directory is watched for that entry) is resolved again only when the link's
  * directory or the file it leads to changed: on a ConfigMap of 2,000 `x -> ..data/x` links a
  * `realpath` and a `stat` per link per check were two thirds of the check's cost.
  */
 import { createHash } from 'node:crypto';
 import { watch, type BigIntStats, type Dirent, type FSWatcher } from 'node:fs';
-import { lstat, readdir, realpath, stat } from 'node:fs/promises';
+import { lstat, realpath, stat } from 'node:fs/promises';
 import { basename, dirname, join } from 'node:path';
+import { readDirectoryEntries, type DirectoryFilter } from '../pipeline/dir-entries.js';
+import { MAX_POLICY_FILES } from '../policy/rego/data.js';
+import { MAX_TEMPLATE_FILES } from '../templates/loader.js';
 
 export interface ReloadQueue {
   /**
@@ -104,7 +108,11 @@ export interface ReloaderOptions {
   reload: (trigger: string) => Promise<boolean>;
   /** The queue to run reloads through (share it with SIGHUP); default: a queue of its own around `reload`. */
   queue?: ReloadQueue;
-  /** Called when a path cannot be watched (reload via SIGHUP still works). */
+  /**
+   * Called when a path cannot be watched (reload via SIGHUP still works); also, with the code
+   * `too_many_files`, once when a scan stops at SCAN_FILE_CAP (naming the directory it stopped
+   * in), until a scan is whole again.
+   */
   onWatchError: (path: string, code: string) => void;
   /** Called when a path's watch is set up again because the path was replaced (or appeared). */
   onRewatch?: (path: string) => void;
@@ -145,7 +153,36 @@ export interface TreeScan {
   fingerprint: string;
   /** The symlinked files' resolutions, by link path: the next scan reuses those still valid. */
   links: Map<string, LinkResolution>;
+  /**
+   * False: the scan stopped past SCAN_FILE_CAP (the fingerprint then ends in "too many entries"
+   * and the stamp of the directory it stopped in; `dirs` holds only what it walked before).
+   */
+  complete: boolean;
+  /** Where a scan stopped at its cap: the directory it was listing. */
+  stoppedAt?: string;
+  /** The files (and links, and whatever is not a directory) the scan listed, up to SCAN_FILE_CAP + 1. */
+  files: number;
 }
+
+/**
+ * The most files (links included, directories not) one scan lists and fingerprints: as many as the
+ * template and policy loaders read together (MAX_TEMPLATE_FILES + MAX_POLICY_FILES), so a tree both
+ * accept is scanned whole unless it also holds that many files they do not read. Past it, the scan
+ * stops listing (a directory of 500,000 entries dropped into a watched path is not listed, nor
+ * stat'ed, on every change and every check): the fingerprint becomes "too many entries" and the
+ * stamp of the directory it stopped in, which differs from the last scan's, so a reload runs and
+ * the loader refuses the set with its own error (logged; the last good set keeps serving). While
+ * the tree stays that large, what changes the directory it stopped in (an entry added, removed or
+ * renamed) changes the fingerprint, so the check sees the tree brought back under the cap; an
+ * in-place edit of a file past the stop is seen by its directory's watch only.
+ */
+export const SCAN_FILE_CAP = MAX_TEMPLATE_FILES + MAX_POLICY_FILES;
+
+/** What the scan lists of a directory, and counts towards SCAN_FILE_CAP (as the loaders, dot-entries skipped). */
+const SCAN_FILTER: DirectoryFilter = {
+  keep: (e) => !e.name.startsWith('.'),
+  counts: (e) => !e.isDirectory(),
+};
 
 const identity = (st: BigIntStats): string => `${st.dev}:${st.ino}`;
 /** What changes when a file's content, or a directory's entries, change (or it is another one). */
@@ -182,6 +219,10 @@ async function scanTree(paths: readonly string[], previous: ReadonlyMap<string, 
   const dirs = new Map<string, WatchTarget>();
   const hash = createHash('sha256');
   const walked = new Set<string>();
+  /** Entries counted towards SCAN_FILE_CAP so far; past it, the scan stops (`complete` false). */
+  let files = 0;
+  let complete = true;
+  let stoppedAt: string | undefined;
 
   const watchDir = (key: string, path: string, entry?: string): void => {
     const known = dirs.get(key);
@@ -225,24 +266,36 @@ async function scanTree(paths: readonly string[], previous: ReadonlyMap<string, 
   }
 
   async function walk(dir: string, st: BigIntStats): Promise<void> {
-    if (walked.has(identity(st))) return;
+    if (!complete || walked.has(identity(st))) return;
     walked.add(identity(st));
     watchDir(identity(st), dir);
-    let entries: Dirent[];
+    const dirStamp = stamp(st);
+    let listed: Dirent[] | undefined;
     try {
-      entries = await readdir(dir, { withFileTypes: true });
+      // As the loaders: a ConfigMap's `..data` and editors' temp files are skipped; the listing is
+      // streamed and stops once the scan's files pass SCAN_FILE_CAP.
+      listed = await readDirectoryEntries(dir, SCAN_FILTER, SCAN_FILE_CAP - files);
     } catch (err) {
       hash.update(`${dir}\0${(err as NodeJS.ErrnoException).code ?? 'error'}\n`);
       return;
     }
-    // As the loaders: a ConfigMap's `..data` and editors' temp files are skipped.
-    const shown = entries.filter((e) => !e.name.startsWith('.')).sort((a, b) => (a.name < b.name ? -1 : a.name > b.name ? 1 : 0));
-    const dirStamp = stamp(st);
-    for (let i = 0; i < shown.length; i += STAT_BATCH) {
+    if (listed === undefined) {
+      // Past the cap: the rest of the tree is not scanned. This directory's own stamp changes
+      // with its entries, so bringing the tree back under the cap is a change too.
+      complete = false;
+      stoppedAt = dir;
+      files = SCAN_FILE_CAP + 1;
+      hash.update(`too many entries\0${dir}\0${dirStamp}\n`);
+      return;
+    }
+    for (const e of listed) if (SCAN_FILTER.counts(e)) files++;
+    const shown = listed.sort((a, b) => (a.name < b.name ? -1 : a.name > b.name ? 1 : 0));
+    for (let i = 0; i < shown.length && complete; i += STAT_BATCH) {
       const batch = shown.slice(i, i + STAT_BATCH);
       const stats = await Promise.all(batch.map((e) => statQuietly(join(dir, e.name))));
       // In name order, whatever order the stats finished in: the digest must not depend on it.
       for (const [j, e] of batch.entries()) {
+        if (!complete) return; // a sub-directory before this entry passed the cap
         const child = join(dir, e.name);
         const childSt = noted(child, stats[j]!);
         if (!childSt) continue;
@@ -253,6 +306,7 @@ async function scanTree(paths: readonly string[], previous: ReadonlyMap<string, 
   }
 
   for (const p of paths) {
+    if (!complete) break;
     const st = await statOf(p);
     if (!st) continue;
     if (st.isDirectory()) {
@@ -263,6 +317,7 @@ async function scanTree(paths: readonly string[], previous: ReadonlyMap<string, 
     // ConfigMap swaps `..data` next to it.
     const parentSt = await statOf(dirname(p));
     if (parentSt) watchDir(identity(parentSt), dirname(p));
+    files++;
     let linked = false;
     try {
       linked = (await lstat(p)).isSymbolicLink();
@@ -271,7 +326,7 @@ async function scanTree(paths: readonly string[], previous: ReadonlyMap<string, 
     }
     await file(p, st, linked, parentSt ? stamp(parentSt) : '');
   }
-  return { dirs, fingerprint: hash.digest('hex'), links };
+  return { dirs, fingerprint: hash.digest('hex'), links, complete, files, ...(stoppedAt === undefined ? {} : { stoppedAt }) };
 }
 
 /** The watched paths' fingerprint now (ReloaderOptions.baseline): take it before a load. */
@@ -299,6 +354,8 @@ export async function startReloader(opts: ReloaderOptions): Promise<Reloader> {
   const closers: Array<() => void> = [];
   /** The directory watches, by `dev:ino`, as the last scan found them. */
   const watches = new Map<string, { watcher: FSWatcher; target: WatchTarget }>();
+  /** Whether the scan's stopping at SCAN_FILE_CAP was reported (see sync). */
+  let capReported = false;
   /** Directories that could not be watched, reported once each (the periodic check still covers them). */
   const reported = new Set<string>();
   let timer: NodeJS.Timeout | undefined;
@@ -376,15 +433,28 @@ export async function startReloader(opts: ReloaderOptions): Promise<Reloader> {
     }
   }
 
-  /** Makes the directory watches match a scan: new directories watched, gone ones closed. */
-  function sync(dirs: Map<string, WatchTarget>): void {
+  /**
+   * Makes the directory watches match a scan: new directories watched, gone ones closed. A scan
+   * stopped at its cap (`complete` false) did not walk the whole tree: the watches of what it did
+   * not reach are kept until a whole scan.
+   */
+  function sync({ dirs, complete, stoppedAt }: TreeScan): void {
     if (closed) return;
-    // A directory no scan lists any more is forgotten, its report too (one made anew gets its own).
-    for (const key of reported) if (!dirs.has(key)) reported.delete(key);
-    for (const [key, entry] of watches) {
-      if (dirs.has(key)) continue;
-      entry.watcher.close();
-      watches.delete(key);
+    if (!complete && !capReported) {
+      // Said once until a scan is whole again: what lies past where the scan stopped (in walk
+      // order) is neither checked nor, if it was never scanned, watched. SIGHUP still reloads.
+      capReported = true;
+      opts.onWatchError(stoppedAt ?? opts.paths[0] ?? '', 'too_many_files');
+    }
+    if (complete) {
+      capReported = false;
+      // A directory no scan lists any more is forgotten, its report too (one made anew gets its own).
+      for (const key of reported) if (!dirs.has(key)) reported.delete(key);
+      for (const [key, entry] of watches) {
+        if (dirs.has(key)) continue;
+        entry.watcher.close();
+        watches.delete(key);
+      }
     }
     for (const [key, target] of dirs) {
       const entry = watches.get(key);
@@ -395,13 +465,13 @@ export async function startReloader(opts: ReloaderOptions): Promise<Reloader> {
 
   /** One scan at a time; a request meanwhile shares the one queued after it. */
   const scan = treeScanner(opts.paths);
-  let scanning: Promise<TreeScan> = Promise.resolve({ dirs: new Map(), fingerprint: '', links: new Map() });
+  let scanning: Promise<TreeScan> = Promise.resolve({ dirs: new Map(), fingerprint: '', links: new Map(), complete: true, files: 0 });
   let queued: Promise<TreeScan> | undefined;
   function rescan(): Promise<TreeScan> {
     queued ??= scanning.then(async () => {
       queued = undefined;
       const result = await scan();
-      sync(result.dirs);
+      sync(result);
       return result;
     });
     scanning = queued;

@@ -48,8 +48,14 @@ export interface CachingSecretResolver extends SecretResolver {
    * `resolve` honours, because both read the same cache entry.
    */
   resolveOne(ref: string): string | Promise<string>;
-  /** Drops every cached value (e.g. on config reload). */
+  /** Drops every cached value (e.g. on config reload), and the timers that would purge them: call it when done with the resolver. */
   clear(): void;
+  /**
+   * How many values the resolver holds in memory now, within their lease or not (a value past it
+   * is dropped within about a millisecond of its lease). For tests and diagnostics: reading it
+   * purges nothing.
+   */
+  readonly size: number;
 }
 
 /** Tells this module's stamps from those of another copy of it in the same process. */
@@ -70,7 +76,12 @@ export function createSecretResolver(opts: SecretResolverOptions): CachingSecret
   // clock read that is not within a millisecond of the last one arms a 1 ms setTimeout to forget
   // it: at a steady few hundred requests per second, a timer set and a wake-up of the event loop
   // per request, for a clock read that costs ~50 ns.
-  const cache = new LRUCache<string, string>({ max: opts.maxEntries ?? 1000, ttlResolution: 0 });
+  //
+  // ttlAutopurge: a value leaves memory when its lease ends (one unref'd timer per cached value,
+  // set by the fetch that caches it, cleared when the value is replaced, evicted or cleared),
+  // not when it is next read: a value of a ref no template names any more would otherwise stay
+  // in the heap for the process's lifetime. Reads (the request path) arm no timer.
+  const cache = new LRUCache<string, string>({ max: opts.maxEntries ?? 1000, ttlResolution: 0, ttlAutopurge: true });
   /**
    * The stamp of each ref's cached value (see SecretResolver.stamps), set with the value. A stamp
    * outliving its value (evicted, expired) is never read: `stamps` answers only for refs the
@@ -240,6 +251,9 @@ export function createSecretResolver(opts: SecretResolverOptions): CachingSecret
       cache.clear();
       parsed.clear();
       failed.clear();
+    },
+    get size() {
+      return cache.size;
     },
   };
 }

@@ -491,3 +491,45 @@ describe('hot reload: a request in flight while the template set changes', () =>
     expect(own.audit().at(-1)!.template_revision).toBe(((await (await fetch(`${own.addresses.admin}/readyz`)).json()) as { template_revision: string }).template_revision);
   });
 });
+
+// A directory of more files than the reload check's scan lists (20,000: both loaders' caps together)
+// dropped into a watched path: the scan stops listing it, a reload still runs, and the loader
+// refuses the set with its own error; the last good set keeps serving, and the tree brought back
+// under the cap loads again.
+describe('hot reload: a directory of more files than the scan and the loader take', () => {
+  let own: WardenFixture;
+  beforeAll(async () => {
+    own = await startWarden({ upstreamUrl: upstream.url, watch: true });
+  });
+  afterAll(async () => {
+    await own?.close();
+  });
+
+  it("is refused with the template loader's error; /readyz keeps the old revision; removing it reloads", { timeout: 60_000 }, async () => {
+    const ready = async () => (await fetch(`${own.addresses.admin}/readyz`)).json() as Promise<{ status: string; template_revision: string }>;
+    const before = await ready();
+    const bulk = join(own.dir, 'bulk');
+    mkdirSync(bulk);
+    for (let i = 0; i < 20_050; i++) writeFileSync(join(bulk, `t${i}.yaml`), '');
+    const rejected = () => own.logs.filter((l) => l.includes('reload rejected'));
+    const applied = () => own.logs.filter((l) => l.includes('reload applied')).length;
+    // Moved in at once (one entry event), as a deploy tool would.
+    renameSync(bulk, join(own.dir, 'templates', 'bulk'));
+    await eventually(() => rejected().some((l) => l.includes('more than 10000 template files')));
+    // The check's scan stopped in it, and says so once (what lies past it is not checked).
+    await eventually(() => own.logs.some((l) => l.includes('"code":"too_many_files"') && l.includes(join('templates', 'bulk'))));
+    expect(own.logs.filter((l) => l.includes('too_many_files'))).toHaveLength(1);
+    const now = await ready();
+    expect(now.status).toBe('ready');
+    expect(now.template_revision).toBe(before.template_revision);
+    const bot = await own.signer.token('support', 'ticket-bot');
+    expect(
+      (await postChat(own.addresses.http, bot, { model: 'gpt-4o-mini', warden: { template: 'support/ticket-summary@2', variables: { ticket_id: 'T-9', customer_message: 'Hi.' } } })).status,
+    ).toBe(200);
+
+    const appliedBefore = applied();
+    rmSync(join(own.dir, 'templates', 'bulk'), { recursive: true });
+    await eventually(() => applied() > appliedBefore);
+    expect((await ready()).template_revision).toBe(before.template_revision);
+  });
+});

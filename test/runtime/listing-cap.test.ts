@@ -1,11 +1,12 @@
 /**
  * The template and policy walkers stop listing a directory as soon as the set passes its file cap
  * (10,000): a directory of millions of entries is neither read whole into memory nor to its end
- * before it is refused. What the walk reads is counted with the real file system under a wrapper
+ * before it is refused. The reload check's scan of the same paths stops past its own cap (20,000:
+ * both sets together). What the walk reads is counted with the real file system under a wrapper
  * of node:fs/promises (every entry handed out by readdir or by an opendir stream), so the bound is
  * on entries read, not on time.
  */
-import { mkdirSync, mkdtempSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
+import { mkdirSync, mkdtempSync, rmSync, symlinkSync, unlinkSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
@@ -39,6 +40,7 @@ vi.mock('node:fs/promises', async (importOriginal) => {
 
 const { scanTemplateFiles, readTemplates } = await import('../../src/templates/loader.js');
 const { loadRegoPolicy } = await import('../../src/policy/rego/index.js');
+const { SCAN_FILE_CAP, treeScanner } = await import('../../src/runtime/reload.js');
 
 let root: string;
 /** 12,000 empty `*.yaml` files: templates to the one walker, data files to the other. */
@@ -91,6 +93,40 @@ describe('a directory under the cap', () => {
     const loaded = await readTemplates([mixed]);
     expect(loaded.issues).toEqual([]);
     expect(loaded.templates.map((t) => t.id)).toEqual(['demo/a', 'demo/b', 'demo/c']);
+    expect(read.entries.get(mixed)).toBe(5_003);
+  });
+});
+
+describe("the reload check's scan of a tree with more files than its cap (20,000)", () => {
+  it('stops listing past the cap; its fingerprint says so and still follows the directory it stopped in', async () => {
+    const scan = treeScanner([many, links]);
+    read.entries.clear();
+    const first = await scan();
+    // `many` (12,000) is scanned whole; `links` only until the scan's files pass 20,000.
+    expect(read.entries.get(many)).toBe(12_000);
+    const n = read.entries.get(links) ?? 0;
+    expect(n).toBeGreaterThan(8_000);
+    expect(n).toBeLessThanOrEqual(8_001 + 64);
+    expect(first.complete).toBe(false);
+    expect(first.stoppedAt).toBe(links);
+    expect(SCAN_FILE_CAP).toBe(20_000);
+    expect(first.files).toBe(SCAN_FILE_CAP + 1);
+    // Nothing changed: the same fingerprint (no reload on every check).
+    expect((await scan()).fingerprint).toBe(first.fingerprint);
+    // An entry removed from the directory the scan stopped in changes it (its stamp does).
+    unlinkSync(join(links, 't11999.yaml'));
+    const after = await scan();
+    expect(after.complete).toBe(false);
+    expect(after.fingerprint).not.toBe(first.fingerprint);
+  });
+
+  it('a tree under the cap is scanned whole', async () => {
+    const scan = treeScanner([many, mixed]);
+    read.entries.clear();
+    const whole = await scan();
+    expect(whole.complete).toBe(true);
+    expect(whole.files).toBe(17_003);
+    expect(read.entries.get(many)).toBe(12_000);
     expect(read.entries.get(mixed)).toBe(5_003);
   });
 });
