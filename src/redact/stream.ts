@@ -123,9 +123,15 @@ function joinableFolded(folded: string, joins: FoldedText['joins']): boolean {
   if (bs >= 0) {
     const esc = jsonEscapeTail(folded);
     // After the escape's backslash, as the old reading of `\n4111` as `n4111` did: the same
-    // checks as a run without one (a '.', a '/', a percent escape in the group after it).
-    if (esc === 0) return joinableFolded(folded.slice(bs + 1), undefined);
-    return esc === folded.length || joinableFolded(folded.slice(0, folded.length - esc), undefined);
+    // checks as a run without one (a '.', a '/', a percent escape in the group after it), and
+    // first the group after a format character that comes later still (`\nlongword\u200b4111`),
+    // whose offsets are the whole run's.
+    if (esc === 0) {
+      const join = joins === undefined ? 0 : joins[joins.length - 3]!;
+      if (join > bs && groupJoinable(folded.slice(join))) return true;
+      return joinableFolded(folded.slice(bs + 1), undefined);
+    }
+    return esc === folded.length || joinableFolded(folded.slice(0, folded.length - esc), joins);
   }
   if (groupJoinable(folded)) return true;
   // The whole-text readings also end a word at a format character between two visible units
