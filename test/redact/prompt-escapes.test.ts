@@ -117,6 +117,21 @@ describe('prompt texts holding JSON escapes: PII', () => {
     expect(JSON.parse(args)).toEqual({ to: MAIL });
   });
 
+  it('tokenize: a value holding other escapes (a line break) is escaped again in arguments, so JSON nested in them still parses (third review)', () => {
+    const s = redactor.session(decision({ mode: 'tokenize', reidentify: true }), []);
+    expect(s.redactMessages(history('{"card": "4111\\n1111\\n1111\\n1111"}'))[2]!.content).toBe('{"card": "<CREDIT_CARD_1>"}');
+    const call: CompletionResult = {
+      id: 'x',
+      model: 'm',
+      created: 1,
+      choices: [{ index: 0, finish_reason: 'tool_calls', message: { role: 'assistant', content: null, tool_calls: [{ id: 'c1', type: 'function', function: { name: 'send', arguments: '{"payload": "{\\"v\\": \\"<CREDIT_CARD_1>\\"}"}' } }] } }],
+    };
+    const args = s.processCompletion(call).choices[0]!.message.tool_calls![0]!.function.arguments;
+    const payload = (JSON.parse(args) as { payload: string }).payload;
+    // The model read line breaks between the groups: the app reads them too, at the inner level.
+    expect(JSON.parse(payload)).toEqual({ v: '4111\n1111\n1111\n1111' });
+  });
+
   it('tokenize: a placeholder the caller wrote with escapes in a tool result is never minted', () => {
     // The model reads `\u003cEMAIL_ADDRESS_1>` as `<EMAIL_ADDRESS_1>`: minting that token for the
     // real address would restore the caller's literal as the address in the answer.
