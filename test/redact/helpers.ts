@@ -1,6 +1,7 @@
 /** Shared helpers for the redaction tests: decisions, SSE encoding/decoding of OpenAI chunks. */
 import { isWardenError, type WardenError } from '../../src/pipeline/errors.js';
 import type { CompletionChunk, RedactionDecision, RedactionMode } from '../../src/pipeline/types.js';
+import type { Session } from '../../src/redact/session.js';
 
 export function decision(over: Partial<RedactionDecision> & { mode?: RedactionMode } = {}): RedactionDecision {
   return { profile: 'standard', entities: [], modes: {}, reidentify: true, fail_open: false, ...over };
@@ -83,4 +84,47 @@ export function thrown(f: () => unknown): WardenError {
     throw err;
   }
   throw new Error('expected a WardenError');
+}
+
+/** One streamed piece of answer text: as content, or as tool call 0's arguments. */
+export function pieceChunk(asArgs: boolean, piece: string): CompletionChunk {
+  const delta = asArgs ? { tool_calls: [{ index: 0, function: { arguments: piece } }] } : { content: piece };
+  return { id: 'c', model: 'm', created: 1, choices: [{ index: 0, delta, finish_reason: null }] };
+}
+
+/** The non-streamed answer: `text` as content, or as one tool call's arguments, after the session. */
+export function wholeAnswer(s: Session, text: string, asArgs: boolean): string {
+  const message = asArgs
+    ? { role: 'assistant' as const, content: null, tool_calls: [{ id: 'call_1', type: 'function' as const, function: { name: 'f', arguments: text } }] }
+    : { role: 'assistant' as const, content: text };
+  const out = s.processCompletion({ id: 'x', model: 'm', created: 1, choices: [{ index: 0, finish_reason: 'stop', message }] }).choices[0]!.message;
+  return asArgs ? out.tool_calls![0]!.function.arguments : (out.content as string);
+}
+
+/** Streams `pieces` (then a finish) through the session and returns every emitted delta of the channel, in order. */
+export async function streamedDeltas(s: Session, pieces: string[], asArgs: boolean): Promise<string[]> {
+  const chunks = pieces.map((p) => pieceChunk(asArgs, p));
+  chunks.push({ id: 'c', model: 'm', created: 1, choices: [{ index: 0, delta: {}, finish_reason: 'stop' }] });
+  const deltas: string[] = [];
+  for (const c of await collect(s.processStream(fromArray(chunks)))) {
+    const d = c.choices[0]?.delta;
+    if (!d) continue;
+    if (asArgs) for (const t of d.tool_calls ?? []) deltas.push(t.function?.arguments ?? '');
+    else if (typeof d.content === 'string') deltas.push(d.content);
+  }
+  return deltas;
+}
+
+export function bySize(text: string, size: number): string[] {
+  const out: string[] = [];
+  for (let i = 0; i < text.length; i += size) out.push(text.slice(i, i + size));
+  return out;
+}
+
+/** Every way to cut `text` in two, and every piece size 1..maxSize. */
+export function cuts(text: string, maxSize: number): Array<{ how: string; pieces: string[] }> {
+  const out: Array<{ how: string; pieces: string[] }> = [];
+  for (let i = 1; i < text.length; i++) out.push({ how: `split at ${i}`, pieces: [text.slice(0, i), text.slice(i)] });
+  for (let size = 1; size <= maxSize; size++) out.push({ how: `pieces of ${size}`, pieces: bySize(text, size) });
+  return out;
 }

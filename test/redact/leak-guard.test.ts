@@ -9,56 +9,12 @@ import type { CompletionChunk } from '../../src/pipeline/types.js';
 import { createRedactor } from '../../src/redact/index.js';
 import { LeakGuard } from '../../src/redact/leak-guard.js';
 import type { Session } from '../../src/redact/session.js';
-import { collect, decision, fromArray, thrown } from './helpers.js';
+import { bySize, collect, cuts, decision, fromArray, pieceChunk, streamedDeltas, thrown, wholeAnswer } from './helpers.js';
 
 const CANARY = 'CANARY-SECRET-7f3a';
 const PHRASE = `open sesame ${CANARY}`;
 
 const redactor = createRedactor({});
-
-function contentChunk(content: string): CompletionChunk {
-  return { id: 'c', model: 'm', created: 1, choices: [{ index: 0, delta: { content }, finish_reason: null }] };
-}
-function argsChunk(args: string): CompletionChunk {
-  return { id: 'c', model: 'm', created: 1, choices: [{ index: 0, delta: { tool_calls: [{ index: 0, function: { arguments: args } }] }, finish_reason: null }] };
-}
-
-/** The non-streamed answer: `text` as content, or as one tool call's arguments. */
-function whole(s: Session, text: string, asArgs: boolean): string {
-  const message = asArgs
-    ? { role: 'assistant' as const, content: null, tool_calls: [{ id: 'call_1', type: 'function' as const, function: { name: 'f', arguments: text } }] }
-    : { role: 'assistant' as const, content: text };
-  const out = s.processCompletion({ id: 'x', model: 'm', created: 1, choices: [{ index: 0, finish_reason: 'stop', message }] }).choices[0]!.message;
-  return asArgs ? out.tool_calls![0]!.function.arguments : (out.content as string);
-}
-
-/** Streams `pieces` and returns every emitted delta of the channel, in order. */
-async function streamed(s: Session, pieces: string[], asArgs: boolean): Promise<string[]> {
-  const chunks = pieces.map((p) => (asArgs ? argsChunk(p) : contentChunk(p)));
-  chunks.push({ id: 'c', model: 'm', created: 1, choices: [{ index: 0, delta: {}, finish_reason: 'stop' }] });
-  const deltas: string[] = [];
-  for (const c of await collect(s.processStream(fromArray(chunks)))) {
-    const d = c.choices[0]?.delta;
-    if (!d) continue;
-    if (asArgs) for (const t of d.tool_calls ?? []) deltas.push(t.function?.arguments ?? '');
-    else if (typeof d.content === 'string') deltas.push(d.content);
-  }
-  return deltas;
-}
-
-function bySize(text: string, size: number): string[] {
-  const out: string[] = [];
-  for (let i = 0; i < text.length; i += size) out.push(text.slice(i, i + size));
-  return out;
-}
-
-/** Every way to cut `text` in two, and every piece size 1..maxSize. */
-function cuts(text: string, maxSize: number): Array<{ how: string; pieces: string[] }> {
-  const out: Array<{ how: string; pieces: string[] }> = [];
-  for (let i = 1; i < text.length; i++) out.push({ how: `split at ${i}`, pieces: [text.slice(0, i), text.slice(i)] });
-  for (let size = 1; size <= maxSize; size++) out.push({ how: `pieces of ${size}`, pieces: bySize(text, size) });
-  return out;
-}
 
 describe('streaming: a guarded secret with whitespace', () => {
   const TEXTS = [
@@ -71,11 +27,11 @@ describe('streaming: a guarded secret with whitespace', () => {
   for (const asArgs of [false, true]) {
     for (const text of TEXTS) {
       it(`${asArgs ? 'tool arguments' : 'content'} ${JSON.stringify(text.slice(0, 30))}…: every split and piece size 1..13 equals the whole answer`, async () => {
-        const expected = whole(redactor.session(decision(), [PHRASE]), text, asArgs);
+        const expected = wholeAnswer(redactor.session(decision(), [PHRASE]), text, asArgs);
         expect(expected).not.toContain('sesame CANARY-SECRET-7f3a');
         const failures: string[] = [];
         for (const { how, pieces } of cuts(text, 13)) {
-          const deltas = await streamed(redactor.session(decision(), [PHRASE]), pieces, asArgs);
+          const deltas = await streamedDeltas(redactor.session(decision(), [PHRASE]), pieces, asArgs);
           if (deltas.join('') !== expected) failures.push(`${how}: ${JSON.stringify(deltas.join(''))}`);
         }
         expect(failures.slice(0, 3)).toEqual([]);
@@ -86,7 +42,7 @@ describe('streaming: a guarded secret with whitespace', () => {
   it('the secret is masked whole: no delta holds any word of it, and the leak is counted once', async () => {
     for (let size = 1; size <= 13; size++) {
       const s = redactor.session(decision(), [PHRASE]);
-      const deltas = await streamed(s, bySize(`The passphrase is ${PHRASE} ok`, size), false);
+      const deltas = await streamedDeltas(s, bySize(`The passphrase is ${PHRASE} ok`, size), false);
       expect(deltas.join(''), `size ${size}`).toBe('The passphrase is [SECRET_VALUE] ok');
       for (const d of deltas) expect(d, `size ${size}`).not.toMatch(/sesame|CANARY/);
       expect(s.report().leaks).toBe(1);
@@ -96,10 +52,10 @@ describe('streaming: a guarded secret with whitespace', () => {
   it('a multi-line credential is held whole too', async () => {
     const secret = 'user=svc-batch\npass=Tr0ub4dor&3 horse';
     const text = `Here:\n${secret}\nend`;
-    const expected = whole(redactor.session(decision(), [secret]), text, false);
+    const expected = wholeAnswer(redactor.session(decision(), [secret]), text, false);
     expect(expected).toBe('Here:\n[SECRET_VALUE]\nend');
     for (const { how, pieces } of cuts(text, 9)) {
-      const deltas = await streamed(redactor.session(decision(), [secret]), pieces, false);
+      const deltas = await streamedDeltas(redactor.session(decision(), [secret]), pieces, false);
       expect(deltas.join(''), how).toBe(expected);
       for (const d of deltas) expect(d, how).not.toMatch(/svc-batch|Tr0ub4dor/);
     }
@@ -108,7 +64,7 @@ describe('streaming: a guarded secret with whitespace', () => {
   it('without a guarded secret, prose is still released word by word', async () => {
     const s = redactor.session(decision(), [PHRASE]);
     const pieces = 'We open the door and go'.split(/(?<= )/);
-    const chunks = pieces.map(contentChunk);
+    const chunks = pieces.map((p) => pieceChunk(false, p));
     let before = '';
     let n = 0;
     for await (const c of s.processStream(fromArray(chunks))) {
@@ -132,10 +88,10 @@ describe('streaming: a value crossing the max_hold_back release', () => {
       for (let at = CAP - 280; at <= CAP + 300; at++) {
         const padLength = at - head.length - mid.length;
         const text = `${head}${'y,'.repeat(padLength >> 1)}${padLength & 1 ? 'y' : ''}${mid}${value}"}`;
-        const expected = whole(capped.session(decision(), [CANARY, PHRASE]), text, false);
+        const expected = wholeAnswer(capped.session(decision(), [CANARY, PHRASE]), text, false);
         expect(expected).not.toContain(value);
         for (const size of [1, 7, 64]) {
-          const deltas = await streamed(capped.session(decision(), [CANARY, PHRASE]), bySize(text, size), false);
+          const deltas = await streamedDeltas(capped.session(decision(), [CANARY, PHRASE]), bySize(text, size), false);
           if (deltas.join('') !== expected) failures.push(`at ${at}, size ${size}: ${JSON.stringify(deltas.join('').slice(-60))}`);
         }
       }
@@ -146,7 +102,7 @@ describe('streaming: a value crossing the max_hold_back release', () => {
   it('memory stays bounded: an endless run is still released while it streams', async () => {
     const s = capped.session(decision(), [CANARY]);
     const pieces = Array.from({ length: 400 }, () => 'x,'.repeat(5));
-    const chunks = pieces.map(contentChunk);
+    const chunks = pieces.map((p) => pieceChunk(false, p));
     let before = 0;
     let n = 0;
     for await (const c of s.processStream(fromArray(chunks))) {
@@ -158,7 +114,7 @@ describe('streaming: a value crossing the max_hold_back release', () => {
 
   it('memory stays bounded when one finding grows past the cap (an endless URL): it goes at twice the cap', async () => {
     const s = capped.session(decision({ profile: 'strict' }), [CANARY]);
-    const chunks = ['see https://example.com/', ...Array.from({ length: 400 }, () => 'abcdefghij')].map(contentChunk);
+    const chunks = ['see https://example.com/', ...Array.from({ length: 400 }, () => 'abcdefghij')].map((p) => pieceChunk(false, p));
     let before = 0;
     let n = 0;
     for await (const c of s.processStream(fromArray(chunks))) {
@@ -181,10 +137,10 @@ describe('leak guard: obfuscated and escaped secrets', () => {
     it(`masks the secret with ${name}, whole and streamed at every split`, async () => {
       const text = `code ${form} ok`;
       const s = redactor.session(decision(), [CANARY]);
-      expect(whole(s, text, false)).toBe('code [SECRET_VALUE] ok');
+      expect(wholeAnswer(s, text, false)).toBe('code [SECRET_VALUE] ok');
       expect(s.report().leaks).toBe(1);
       for (const { how, pieces } of cuts(text, 9)) {
-        const deltas = await streamed(redactor.session(decision(), [CANARY]), pieces, false);
+        const deltas = await streamedDeltas(redactor.session(decision(), [CANARY]), pieces, false);
         expect(deltas.join(''), how).toBe('code [SECRET_VALUE] ok');
       }
     });
@@ -207,11 +163,11 @@ describe('leak guard: obfuscated and escaped secrets', () => {
     it(`tool-call arguments with ${name} decode to the secret: masked whole and streamed`, async () => {
       const secrets = [CANARY, PHRASE, 'pass "quoted" word!'];
       const s = redactor.session(decision(), secrets);
-      const out = whole(s, args, true);
+      const out = wholeAnswer(s, args, true);
       expect(out).toBe(expected);
       expect(JSON.parse(out)).toBeTypeOf('object');
       for (const { how, pieces } of cuts(args, 9)) {
-        const deltas = await streamed(redactor.session(decision(), secrets), pieces, true);
+        const deltas = await streamedDeltas(redactor.session(decision(), secrets), pieces, true);
         expect(deltas.join(''), how).toBe(expected);
       }
     });
@@ -219,7 +175,7 @@ describe('leak guard: obfuscated and escaped secrets', () => {
 
   it('an escaped backslash before "u0043…" is not an escape: the text is not the secret and stays', () => {
     const args = '{"x":"\\\\u0043ANARY-SECRET-7f3a"}';
-    expect(whole(redactor.session(decision(), [CANARY]), args, true)).toBe(args);
+    expect(wholeAnswer(redactor.session(decision(), [CANARY]), args, true)).toBe(args);
   });
 
   describe('a long run of escaped backslashes before a \\u-escaped secret (longer than the stream context)', () => {
@@ -246,18 +202,18 @@ describe('leak guard: obfuscated and escaped secrets', () => {
       for (const escaped of [true, false]) {
         it(`${pairs} pairs, ${escaped ? 'an escape (the secret)' : 'a literal "u006F" (not the secret)'}: streamed at every piece size equals whole`, async () => {
           const args = argsWith(pairs, escaped);
-          const expected = whole(redactor.session(decision(), [PHRASE]), args, true);
+          const expected = wholeAnswer(redactor.session(decision(), [PHRASE]), args, true);
           // Both parities decode as JSON.parse reads them.
           const value = (JSON.parse(args) as { x: string }).x;
           expect(value.endsWith(PHRASE)).toBe(escaped);
           expect(expected).toBe(escaped ? `{"x":"a ${'\\\\'.repeat(pairs)}[SECRET_VALUE]"}` : args);
           const failures: string[] = [];
           for (let size = 1; size <= args.length; size++) {
-            const deltas = await streamed(redactor.session(decision(), [PHRASE]), bySize(args, size), true);
+            const deltas = await streamedDeltas(redactor.session(decision(), [PHRASE]), bySize(args, size), true);
             if (deltas.join('') !== expected) failures.push(`pieces of ${size}: ${JSON.stringify(deltas.join('').slice(-50))}`);
           }
           for (const { how, pieces } of cuts(args, 0)) {
-            const deltas = await streamed(redactor.session(decision(), [PHRASE]), pieces, true);
+            const deltas = await streamedDeltas(redactor.session(decision(), [PHRASE]), pieces, true);
             if (deltas.join('') !== expected) failures.push(`${how}: ${JSON.stringify(deltas.join('').slice(-50))}`);
           }
           expect(failures.slice(0, 3)).toEqual([]);
@@ -277,10 +233,10 @@ describe('leak guard: obfuscated and escaped secrets', () => {
       it(`${name}: masked whole, and streamed at every split and piece size`, async () => {
         const text = `pw ${written} ok`;
         const s = redactor.session(decision(), [secret]);
-        expect(whole(s, text, false)).toBe('pw [SECRET_VALUE] ok');
+        expect(wholeAnswer(s, text, false)).toBe('pw [SECRET_VALUE] ok');
         const failures: string[] = [];
         for (const { how, pieces } of cuts(text, 9)) {
-          const deltas = await streamed(redactor.session(decision(), [secret]), pieces, false);
+          const deltas = await streamedDeltas(redactor.session(decision(), [secret]), pieces, false);
           if (deltas.join('') !== 'pw [SECRET_VALUE] ok') failures.push(`${how}: ${JSON.stringify(deltas)}`);
           // No word of it goes out before the guard sees it whole.
           for (const d of deltas) if (/Geheimnis|passe/.test(d)) failures.push(`${how}: released ${JSON.stringify(d)}`);
@@ -296,12 +252,12 @@ describe('leak guard: obfuscated and escaped secrets', () => {
 
     it('an accent added after the value does not hide it (the value is still there, letter for letter)', () => {
       const s = redactor.session(decision(), [CANARY]);
-      expect(whole(s, `code ${CANARY}\u0301 ok`, false)).toBe('code [SECRET_VALUE]\u0301 ok');
+      expect(wholeAnswer(s, `code ${CANARY}\u0301 ok`, false)).toBe('code [SECRET_VALUE]\u0301 ok');
     });
 
     it('a different accent is a different value: not masked', () => {
       const text = `pw ${'cafè-Geheimnis-42x'.normalize('NFD')} ok`;
-      expect(whole(redactor.session(decision(), ['café-Geheimnis-42x']), text, false)).toBe(text);
+      expect(wholeAnswer(redactor.session(decision(), ['café-Geheimnis-42x']), text, false)).toBe(text);
     });
   });
 
@@ -310,15 +266,15 @@ describe('leak guard: obfuscated and escaped secrets', () => {
   // escapes arrive cut between pieces.
   it('content with "\\u0043ANARY…" (JSON a structured output parses) is masked like the value', () => {
     const text = 'write \\u0043ANARY-SECRET-7f3a in C';
-    expect(whole(redactor.session(decision(), [CANARY]), text, false)).toBe('write [SECRET_VALUE] in C');
+    expect(wholeAnswer(redactor.session(decision(), [CANARY]), text, false)).toBe('write [SECRET_VALUE] in C');
   });
 
   it('content with an escaped passphrase, streamed cut anywhere, never lets a piece of it out', async () => {
     const text = '{"code": "open\\u0020sesame \\u0043ANARY-SECRET-7f3a", "ok": 1}';
     const expected = '{"code": "[SECRET_VALUE]", "ok": 1}';
-    expect(whole(redactor.session(decision(), [PHRASE]), text, false)).toBe(expected);
+    expect(wholeAnswer(redactor.session(decision(), [PHRASE]), text, false)).toBe(expected);
     for (const { how, pieces } of cuts(text, 7)) {
-      const deltas = await streamed(redactor.session(decision(), [PHRASE]), pieces, false);
+      const deltas = await streamedDeltas(redactor.session(decision(), [PHRASE]), pieces, false);
       expect(deltas.join(''), how).toBe(expected);
     }
   });
@@ -428,10 +384,10 @@ describe('leak guard: a value repeated in another case or spaced out', () => {
         const text = asArgs ? JSON.stringify({ code: form }) : `the code is ${form}, ok`;
         const expected = asArgs ? '{"code":"[SECRET_VALUE]"}' : 'the code is [SECRET_VALUE], ok';
         const s = redactor.session(decision(), [SECRET]);
-        expect(whole(s, text, asArgs)).toBe(expected);
+        expect(wholeAnswer(s, text, asArgs)).toBe(expected);
         expect(s.report()).toMatchObject({ leaks: 1, responseCounts: { SECRET_VALUE: 1 } });
         for (const { how, pieces } of cuts(text, 9)) {
-          const deltas = await streamed(redactor.session(decision(), [SECRET]), pieces, asArgs);
+          const deltas = await streamedDeltas(redactor.session(decision(), [SECRET]), pieces, asArgs);
           expect(deltas.join(''), how).toBe(expected);
           for (const d of deltas) expect(d, how).not.toMatch(PART);
         }
@@ -441,12 +397,12 @@ describe('leak guard: a value repeated in another case or spaced out', () => {
 
   it("the value's own separators may be left out or changed: a passphrase run together, in upper case", () => {
     const s = redactor.session(decision(), [PHRASE]);
-    expect(whole(s, 'say OPENSESAME_CANARY_SECRET_7F3A now', false)).toBe('say [SECRET_VALUE] now');
+    expect(wholeAnswer(s, 'say OPENSESAME_CANARY_SECRET_7F3A now', false)).toBe('say [SECRET_VALUE] now');
   });
 
   it('the exact value still counts once, not once per way of finding it', () => {
     const s = redactor.session(decision(), [SECRET]);
-    expect(whole(s, `a ${SECRET} b ${SECRET.toLowerCase()} c`, false)).toBe('a [SECRET_VALUE] b [SECRET_VALUE] c');
+    expect(wholeAnswer(s, `a ${SECRET} b ${SECRET.toLowerCase()} c`, false)).toBe('a [SECRET_VALUE] b [SECRET_VALUE] c');
     expect(s.report().leaks).toBe(2);
   });
 
@@ -479,9 +435,9 @@ describe('leak guard: a value repeated in another case or spaced out', () => {
   it('a value longer than 256 characters without separators (a PEM key) is matched exactly only', () => {
     const long = `K${'a1B2c3D4'.repeat(33)}`;
     const s = redactor.session(decision(), [long]);
-    expect(whole(s, `x ${long} y ${long.toLowerCase()} z`, false)).toBe(`x [SECRET_VALUE] y ${long.toLowerCase()} z`);
+    expect(wholeAnswer(s, `x ${long} y ${long.toLowerCase()} z`, false)).toBe(`x [SECRET_VALUE] y ${long.toLowerCase()} z`);
     const shorter = long.slice(0, 256);
-    expect(whole(redactor.session(decision(), [shorter]), `y ${shorter.toLowerCase()} z`, false)).toBe('y [SECRET_VALUE] z');
+    expect(wholeAnswer(redactor.session(decision(), [shorter]), `y ${shorter.toLowerCase()} z`, false)).toBe('y [SECRET_VALUE] z');
   });
 
   const KEPT: Record<string, [string[], string]> = {
@@ -495,9 +451,9 @@ describe('leak guard: a value repeated in another case or spaced out', () => {
   for (const [name, [secrets, text]] of Object.entries(KEPT)) {
     it(`${name} is not masked`, async () => {
       const s = redactor.session(decision(), secrets);
-      expect(whole(s, text, false)).toBe(text);
+      expect(wholeAnswer(s, text, false)).toBe(text);
       expect(s.report().leaks).toBe(0);
-      const deltas = await streamed(redactor.session(decision(), secrets), bySize(text, 5), false);
+      const deltas = await streamedDeltas(redactor.session(decision(), secrets), bySize(text, 5), false);
       expect(deltas.join('')).toBe(text);
     });
   }

@@ -7,36 +7,15 @@
  * before the escape that completes the card arrives (review of the eighteenth session).
  */
 import { describe, expect, it } from 'vitest';
-import type { CompletionChunk } from '../../src/pipeline/types.js';
 import { createRedactor } from '../../src/redact/index.js';
 import type { Session } from '../../src/redact/session.js';
-import { collect, decision, fromArray } from './helpers.js';
+import { collect, cuts, decision, fromArray, pieceChunk, streamedDeltas, wholeAnswer } from './helpers.js';
 
 const redactor = createRedactor({});
 
-function chunk(asArgs: boolean, piece: string): CompletionChunk {
-  const delta = asArgs ? { tool_calls: [{ index: 0, function: { arguments: piece } }] } : { content: piece };
-  return { id: 'c', model: 'm', created: 1, choices: [{ index: 0, delta, finish_reason: null }] };
-}
-
+/** The streamed answer, its deltas joined. */
 async function streamed(s: Session, pieces: string[], asArgs: boolean): Promise<string> {
-  const chunks = pieces.map((p) => chunk(asArgs, p));
-  chunks.push({ id: 'c', model: 'm', created: 1, choices: [{ index: 0, delta: {}, finish_reason: 'stop' }] });
-  let out = '';
-  for (const c of await collect(s.processStream(fromArray(chunks)))) {
-    const d = c.choices[0]?.delta;
-    if (asArgs) for (const t of d?.tool_calls ?? []) out += t.function?.arguments ?? '';
-    else if (typeof d?.content === 'string') out += d.content;
-  }
-  return out;
-}
-
-function whole(s: Session, text: string, asArgs: boolean): string {
-  const message = asArgs
-    ? { role: 'assistant' as const, content: null, tool_calls: [{ id: 'call_1', type: 'function' as const, function: { name: 'f', arguments: text } }] }
-    : { role: 'assistant' as const, content: text };
-  const out = s.processCompletion({ id: 'x', model: 'm', created: 1, choices: [{ index: 0, finish_reason: 'stop', message }] }).choices[0]!.message;
-  return asArgs ? out.tool_calls![0]!.function.arguments : (out.content as string);
+  return (await streamedDeltas(s, pieces, asArgs)).join('');
 }
 
 /** What the app reads: the JSON parsed (the escapes decoded), or the text when it does not parse. */
@@ -46,18 +25,6 @@ function read(text: string): string {
   } catch {
     return text;
   }
-}
-
-/** Every way to cut `text` in two, and every piece size from 1 to 9. */
-function cuts(text: string): string[][] {
-  const out: string[][] = [];
-  for (let i = 1; i < text.length; i++) out.push([text.slice(0, i), text.slice(i)]);
-  for (let n = 1; n <= 9; n++) {
-    const pieces: string[] = [];
-    for (let i = 0; i < text.length; i += n) pieces.push(text.slice(i, i + n));
-    out.push(pieces);
-  }
-  return out;
 }
 
 const DIGITS = /4111|1111|\d{3} \d{3}|DE89|3704/;
@@ -83,9 +50,9 @@ describe('streamed answers: digit groups with JSON escapes are held whole', () =
     for (const [name, text] of CASES) {
       it(`${name} (${asArgs ? 'tool-call arguments' : 'content'})`, async () => {
         // Whole, the value is masked: what the stream must match.
-        expect(read(whole(redactor.session(decision(), []), text, asArgs))).not.toMatch(DIGITS);
+        expect(read(wholeAnswer(redactor.session(decision(), []), text, asArgs))).not.toMatch(DIGITS);
         const leaked: string[] = [];
-        for (const pieces of cuts(text)) {
+        for (const { pieces } of cuts(text, 9)) {
           const out = await streamed(redactor.session(decision(), []), pieces, asArgs);
           if (DIGITS.test(read(out))) leaked.push(`${JSON.stringify(pieces.slice(0, 3))}… → ${out}`);
         }
@@ -104,8 +71,8 @@ describe('answer content: a value right after an escape', () => {
   ];
   for (const [name, text, pii] of cases) {
     it(`${name}: masked over the whole escape, whole and streamed, so JSON stays JSON and nothing shows`, async () => {
-      const outs = [whole(redactor.session(decision(), []), text, false)];
-      for (const pieces of cuts(text)) outs.push(await streamed(redactor.session(decision(), []), pieces, false));
+      const outs = [wholeAnswer(redactor.session(decision(), []), text, false)];
+      for (const { pieces } of cuts(text, 9)) outs.push(await streamed(redactor.session(decision(), []), pieces, false));
       for (const out of outs) {
         expect(out).not.toMatch(pii);
         expect(read(out)).not.toMatch(pii);
@@ -125,7 +92,7 @@ describe('streamed answers: an escaped line break between rows of numbers', () =
     for (const asArgs of [false, true]) {
       const pieces: string[] = [];
       for (let i = 0; i < text.length; i += 3) pieces.push(text.slice(i, i + 3));
-      const chunks = pieces.map((p) => chunk(asArgs, p));
+      const chunks = pieces.map((p) => pieceChunk(asArgs, p));
       const out = await collect(redactor.session(decision(), []).processStream(fromArray(chunks)));
       // One chunk out per chunk in (no finish yet): the lag after each is what is held.
       let sent = 0;
