@@ -627,12 +627,13 @@ describe('what a raw prompt carries besides content is redacted or refused', () 
       const r = await raw([{ role: 'user', content: [{ type: 'text', text: 'what is this?' }, { type: 'image_url', image_url: { url } }] }]);
       expect(r.status, r.text).toBe(422);
       expect(r.json.error, url).toMatchObject({ code: 'redaction_blocked', details: { reason: 'pii_in_image_url', entities } });
-      expect(r.text).not.toMatch(/jane|4111/);
+      expect(r.text).not.toMatch(/jane|4111111111111111/);
     }
     expect(upstream.calls.length).toBe(before);
     const records = w.audit().slice(audited);
     expect(records.map((rec) => rec['error_code'])).toEqual(urls.map(() => 'redaction_blocked'));
-    expect(JSON.stringify(records)).not.toMatch(/jane|4111/);
+    // The whole card: four digits alone turn up in a record's hex hashes and ids now and then.
+    expect(JSON.stringify(records)).not.toMatch(/jane|4111111111111111/);
   });
 
   it('an image URL without PII, and a base64 data: URL whose bytes spell an address, go out as sent', async () => {
