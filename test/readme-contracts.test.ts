@@ -3,7 +3,8 @@
  * the audit record and the error codes. Each table is read from README.md and compared with what
  * the code builds or reads, both ways, so neither can change without the other.
  */
-import { readFileSync } from 'node:fs';
+import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { isDeepStrictEqual } from 'node:util';
 import { describe, expect, it } from 'vitest';
@@ -16,6 +17,8 @@ import { buildPolicyInput } from '../src/policy/input.js';
 import { AUDIT_KEYS, DECISION_KEYS, normalizeDecision, REDACTION_KEYS } from '../src/policy/decision.js';
 import { createRedactor } from '../src/redact/index.js';
 import { createMetrics } from '../src/telemetry/index.js';
+import { formatLintResult, lintTemplates } from '../src/templates/lint.js';
+import { TemplateSchema, VariableSchema } from '../src/templates/schema.js';
 import { allowDecision, makeContext, makeTemplate } from './stage-context.js';
 
 const README = readFileSync(join(import.meta.dirname, '..', 'README.md'), 'utf8');
@@ -265,5 +268,27 @@ describe('README, "Metrics", against the registry', () => {
     const row = tableRows(section('### Metrics'), 'Metric').find((r) => r[0]!.includes('*'))!;
     const prefixes = codeNames(row[0]!).map((p) => p.replace(/\*$/, ''));
     expect(processNames.filter((n) => !prefixes.some((p) => n.startsWith(p)))).toEqual([]);
+  });
+});
+
+describe('README, "File format" (Templates), against the template schema', () => {
+  const example = /```yaml\n([\s\S]*?)```/.exec(section('#### File format'))![1]!;
+
+  it('shows every key a template and a variable take, and no other', () => {
+    const doc = parseYaml(example) as Record<string, unknown> & { variables: Record<string, Record<string, unknown>> };
+    expect(Object.keys(doc).sort()).toEqual(Object.keys(TemplateSchema.shape).sort());
+    const variableKeys = new Set(Object.values(doc.variables).flatMap((v) => Object.keys(v)));
+    expect([...variableKeys].sort()).toEqual(Object.keys(VariableSchema.shape).sort());
+  });
+
+  it('is a template that loads', async () => {
+    const dir = mkdtempSync(join(tmpdir(), 'readme-template-'));
+    try {
+      writeFileSync(join(dir, 'ticket-summary.yaml'), example);
+      const result = await lintTemplates([dir]);
+      expect(formatLintResult(result)).toMatch(/^ok: 1 template/);
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
   });
 });
