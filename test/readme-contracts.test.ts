@@ -3,15 +3,22 @@
  * the audit record and the error codes. Each table is read from README.md and compared with what
  * the code builds or reads, both ways, so neither can change without the other.
  */
-import { readFileSync } from 'node:fs';
+import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { isDeepStrictEqual } from 'node:util';
 import { describe, expect, it } from 'vitest';
+import { parse as parseYaml } from 'yaml';
 import { buildAuditRecord } from '../src/audit/record.js';
+import { ConfigSchema } from '../src/config/schema.js';
 import { ERROR_CODES } from '../src/pipeline/errors.js';
 import type { Principal } from '../src/pipeline/types.js';
 import { buildPolicyInput } from '../src/policy/input.js';
 import { AUDIT_KEYS, DECISION_KEYS, normalizeDecision, REDACTION_KEYS } from '../src/policy/decision.js';
 import { createRedactor } from '../src/redact/index.js';
+import { createMetrics } from '../src/telemetry/index.js';
+import { formatLintResult, lintTemplates } from '../src/templates/lint.js';
+import { TemplateSchema, VariableSchema } from '../src/templates/schema.js';
 import { allowDecision, makeContext, makeTemplate } from './stage-context.js';
 
 const README = readFileSync(join(import.meta.dirname, '..', 'README.md'), 'utf8');
@@ -114,5 +121,174 @@ describe('README, "Errors" (Warden API), against ERROR_CODES', () => {
     const rows = tableRows(section('### Errors'), 'Code');
     const documented = Object.fromEntries(rows.map((r) => [codeNames(r[0]!)[0]!, { http: Number(r[1]), grpc: r[2] }]));
     expect(documented).toEqual(Object.fromEntries(Object.entries(ERROR_CODES).map(([k, v]) => [k, { http: v.http, grpc: v.grpc }])));
+  });
+});
+
+/** All the tables of `text` (a section), each as its rows' cells, header and rule left out. */
+function allTables(text: string): string[][][] {
+  const tables: string[][][] = [];
+  let rows: string[][] | undefined;
+  for (const line of text.split('\n')) {
+    if (!line.startsWith('|')) {
+      rows = undefined;
+      continue;
+    }
+    if (rows === undefined) tables.push((rows = []));
+    rows.push(line.split('|').slice(1, -1).map((c) => c.trim()));
+  }
+  return tables.map((t) => t.slice(2));
+}
+
+type ZodNode = { _zod: { def: { type: string; [k: string]: unknown } } };
+
+/**
+ * Every key of the config schema as a dotted path (a map's own keys are `*`, a list's items
+ * `[]`), with whether the schema gives it a default.
+ */
+function schemaKeys(node: ZodNode, prefix = '', out = new Map<string, boolean>()): Map<string, boolean> {
+  const def = node._zod.def;
+  switch (def.type) {
+    case 'object':
+      for (const [k, v] of Object.entries(def.shape as Record<string, ZodNode>)) {
+        let inner = v;
+        while (['optional', 'nullable'].includes(inner._zod.def.type)) inner = inner._zod.def.innerType as ZodNode;
+        out.set(prefix + k, inner._zod.def.type === 'default' || inner._zod.def.type === 'prefault');
+        schemaKeys(v, `${prefix}${k}.`, out);
+      }
+      break;
+    case 'default':
+    case 'prefault':
+    case 'optional':
+    case 'nullable':
+      schemaKeys(def.innerType as ZodNode, prefix, out);
+      break;
+    case 'pipe':
+      schemaKeys(def.in as ZodNode, prefix, out);
+      break;
+    case 'record':
+      schemaKeys(def.valueType as ZodNode, `${prefix}*.`, out);
+      break;
+    case 'array':
+      schemaKeys(def.element as ZodNode, `${prefix}[].`, out);
+      break;
+    case 'union':
+      for (const o of def.options as ZodNode[]) schemaKeys(o, prefix, out);
+      break;
+  }
+  return out;
+}
+
+describe('README, "Keys" (Configuration), against the config schema', () => {
+  const keysSection = section('### Keys');
+  /** Each documented key as its full path, with its Default cell. */
+  const documented = new Map<string, string>();
+  for (const part of keysSection.split(/\n(?=#### `)/).slice(1)) {
+    const top = /^#### `([a-z_]+)`/.exec(part)![1]!;
+    allTables(part).forEach((rows, i) => {
+      for (const row of rows) {
+        for (const name of codeNames(row[0]!)) {
+          // identity's second table holds the keys `kubernetes` and `spiffe` share.
+          const prefixes = top === 'identity' && i === 1 ? ['identity.kubernetes.', 'identity.spiffe.'] : top === 'providers' ? ['providers.*.'] : [`${top}.`];
+          for (const p of prefixes) documented.set(p + name, row[1]!);
+        }
+      }
+    });
+  }
+  const schema = schemaKeys(ConfigSchema as unknown as ZodNode);
+
+  it('documents every key the schema takes', () => {
+    // A key is documented in its own row, or as part of a documented key's value (a profile's
+    // `entities`, a custom entity's `pattern`, a sink's `file`, a bundle's `jwks_url`), or is an
+    // object whose keys are documented (`policy.decision_cache`).
+    const undocumented = [...schema.keys()].filter((k) => {
+      if (documented.has(k)) return false;
+      if ([...documented.keys()].some((d) => k.startsWith(`${d}.`))) return false;
+      if ([...schema.keys()].some((c) => c.startsWith(`${k}.`) && !c.slice(k.length + 1).startsWith('*') && !c.slice(k.length + 1).startsWith('[]'))) return false;
+      // The maps under `####` headings with their own paragraph: `providers`, `models`.
+      return !keysSection.includes(`#### \`${k}\``);
+    });
+    expect(undocumented).toEqual([]);
+  });
+
+  it('documents no key the schema does not take', () => {
+    expect([...documented.keys()].filter((k) => !schema.has(k))).toEqual([]);
+  });
+
+  it('gives each default as the schema has it', () => {
+    /** A config that holds `path` (an openai provider, a kubernetes identity, around it). */
+    const around = (path: string, value: unknown): Record<string, unknown> => {
+      const config: Record<string, unknown> = {};
+      if (path.startsWith('providers.*.')) {
+        config.providers = { p: { kind: 'openai', base_url: 'http://127.0.0.1:1/v1' } };
+        config.models = { m: 'p' };
+      }
+      if (path.startsWith('identity.kubernetes.')) config.identity = { kubernetes: { issuer: 'i', audiences: ['a'], jwks_url: 'https://127.0.0.1/jwks' } };
+      if (path.startsWith('identity.spiffe.')) config.identity = { spiffe: { trust_domains: ['example.org'], audiences: ['a'], jwks_url: 'https://127.0.0.1/jwks' } };
+      if (value === undefined) return config;
+      let at = config;
+      const parts = path.replace('.*.', '.p.').split('.');
+      for (const p of parts.slice(0, -1)) at = (at[p] ??= {}) as Record<string, unknown>;
+      at[parts.at(-1)!] = value;
+      return config;
+    };
+    const checked: string[] = [];
+    const wrong: string[] = [];
+    for (const [path, cell] of documented) {
+      if (schema.get(path) !== true) continue;
+      // The Default cell starts with the value, as YAML (`[stdout]`, `127.0.0.1:8700`, `5000`).
+      const literal = /^`([^`]+)`/.exec(cell)?.[1];
+      if (literal === undefined) continue;
+      const given = ConfigSchema.safeParse(around(path, parseYaml(literal) as unknown));
+      if (!given.success || !isDeepStrictEqual(given.data, ConfigSchema.parse(around(path, undefined)))) wrong.push(`${path}: \`${literal}\``);
+      checked.push(path);
+    }
+    expect(wrong).toEqual([]);
+    expect(checked.length).toBeGreaterThanOrEqual(40);
+  });
+});
+
+describe('README, "Metrics", against the registry', () => {
+  it('lists every metric Warden registers with its type and labels, and no other', async () => {
+    const metrics = createMetrics({ collectDefault: false });
+    const registered = (await metrics.registry.getMetricsAsJSON()).map((m) => {
+      const labels = (metrics.registry.getSingleMetric(m.name) as unknown as { labelNames: readonly string[] }).labelNames;
+      return { name: m.name, type: String(m.type), labels: [...labels] };
+    });
+    const rows = tableRows(section('### Metrics'), 'Metric')
+      .filter((r) => !r[0]!.includes('*'))
+      .map((r) => ({ name: codeNames(r[0]!)[0]!, type: r[1]!, labels: codeNames(r[2]!) }));
+    expect(rows.sort((a, b) => a.name.localeCompare(b.name))).toEqual(registered.sort((a, b) => a.name.localeCompare(b.name)));
+  });
+
+  it('names the prefixes of the process metrics', async () => {
+    const metrics = createMetrics();
+    const own = new Set((await createMetrics({ collectDefault: false }).registry.getMetricsAsJSON()).map((m) => m.name));
+    const processNames = (await metrics.registry.getMetricsAsJSON()).map((m) => m.name).filter((n) => !own.has(n));
+    expect(processNames.length).toBeGreaterThan(0);
+    const row = tableRows(section('### Metrics'), 'Metric').find((r) => r[0]!.includes('*'))!;
+    const prefixes = codeNames(row[0]!).map((p) => p.replace(/\*$/, ''));
+    expect(processNames.filter((n) => !prefixes.some((p) => n.startsWith(p)))).toEqual([]);
+  });
+});
+
+describe('README, "File format" (Templates), against the template schema', () => {
+  const example = /```yaml\n([\s\S]*?)```/.exec(section('#### File format'))![1]!;
+
+  it('shows every key a template and a variable take, and no other', () => {
+    const doc = parseYaml(example) as Record<string, unknown> & { variables: Record<string, Record<string, unknown>> };
+    expect(Object.keys(doc).sort()).toEqual(Object.keys(TemplateSchema.shape).sort());
+    const variableKeys = new Set(Object.values(doc.variables).flatMap((v) => Object.keys(v)));
+    expect([...variableKeys].sort()).toEqual(Object.keys(VariableSchema.shape).sort());
+  });
+
+  it('is a template that loads', async () => {
+    const dir = mkdtempSync(join(tmpdir(), 'readme-template-'));
+    try {
+      writeFileSync(join(dir, 'ticket-summary.yaml'), example);
+      const result = await lintTemplates([dir]);
+      expect(formatLintResult(result)).toMatch(/^ok: 1 template/);
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
   });
 });

@@ -22,18 +22,20 @@ are printed), 2 on usage or read errors.
 
 A file that does not start the chain (a rotated segment) is verified from where the
 previous one ended:
-  --from-hash HASH   the first record's prev_hash must be HASH (the head hash printed
+  --from-hash HASH   The first record's prev_hash must be HASH (the head hash printed
                      for the previous segment)
   --from-seq N       ... and its seq must be N + 1 (the previous head seq)
-  --continue         take the first record's own seq and prev_hash as the start (print
+  --continue         Take the first record's own seq and prev_hash as the start (print
                      them, compare them with the previous segment's head yourself)
 
 Records captured from the stdout sink share the stream with Warden's log lines:
-  --skip-non-records skip the lines that are not audit records (not a JSON object
+  --skip-non-records Skip the lines that are not audit records (not a JSON object
                      with seq, prev_hash and hash members: log lines) instead of
                      reporting them broken; the skipped lines are counted. Blank
                      lines and CRLF or CR line ends (a tty, a collector) are
                      accepted too, and counted
+
+  -h, --help         Show this help
 `;
 
 /**
@@ -72,7 +74,7 @@ function acceptedOddities(blank: number, crlf: number, cr: number): string {
   return out;
 }
 
-const VERIFY_OPTIONS = {
+export const VERIFY_OPTIONS = {
   'from-hash': { type: 'string' },
   'from-seq': { type: 'string' },
   continue: { type: 'boolean' },

@@ -8,7 +8,7 @@ Usage:
 Commands:
   serve     Run the sidecar (HTTP, gRPC and admin listeners)
   render    Dry run: print the decision and the prompt that would go upstream (secrets masked)
-  policy    Policy tools (test, eval, check, ...)
+  policy    Policy tools (eval, test, check)
   redact    Redact PII from text (the redaction engine on the command line)
   audit     Audit log tools (verify the hash chain)
   templates Template tools (lint PATH...: check template files without a server)

@@ -22,7 +22,7 @@ import type { CliIO } from './io.js';
 import { MIB } from '../pipeline/sizes.js';
 import { jsonLiterals } from '../redact/index.js';
 
-const OPTIONS = {
+export const OPTIONS = {
   config: { type: 'string', short: 'c' },
   template: { type: 'string', short: 't' },
   var: { type: 'string', multiple: true },

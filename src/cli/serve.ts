@@ -12,7 +12,7 @@ import { parse, requireString } from './args.js';
 import { SERVE_HELP } from './help.js';
 import type { CliIO } from './io.js';
 
-const OPTIONS = {
+export const OPTIONS = {
   config: { type: 'string', short: 'c' },
   help: { type: 'boolean', short: 'h' },
 } as const;

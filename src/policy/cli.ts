@@ -51,11 +51,13 @@ iterate reports its value even when it is false (data.warden.allow, 1 == 2);
 1 = 2 is undefined. Lines from print() go to stderr.
 
 Options:
-  -d, --data PATH    a .rego, .json or .yaml file or a directory (repeatable)
-  -i, --input FILE   the input document (JSON or YAML, at most 8 MiB);
+  -d, --data PATH    A .rego, .json or .yaml file or a directory (repeatable)
+  -i, --input FILE   The input document (JSON or YAML, at most 8 MiB);
                      - reads it from stdin
-      --strict       raise built-in errors instead of treating them as undefined
-  -h, --help         show this help
+  -f, --format json  The output format: json, the only one (as in opa eval)
+      --strict       Raise built-in errors instead of treating them as undefined
+                     (also --strict-builtin-errors, opa's name)
+  -h, --help         Show this help
 `,
   test: `Usage: warden policy test PATH... [-v]
 
@@ -65,8 +67,8 @@ What a test print()s is shown, indented, under its result line (failing tests,
 or every test with -v).
 
 Options:
-  -v, --verbose      print a line per test
-  -h, --help         show this help
+  -v, --verbose      Print a line per test
+  -h, --help         Show this help
 `,
   check: `Usage: warden policy check PATH...
 
@@ -76,7 +78,7 @@ prints whether Warden's decision cache applies to them (the files
 without _test.rego) and, if not, which rule construct prevents it.
 
 Options:
-  -h, --help         show this help
+  -h, --help         Show this help
 `,
 };
 
@@ -86,7 +88,7 @@ Options:
  * -d is repeatable (as in opa); -i and -f take one value: a second one is a mistake to report,
  * not a value to prefer.
  */
-const OPTIONS: Record<string, Options> = {
+export const OPTIONS: Record<string, Options> = {
   eval: {
     data: { type: 'string', short: 'd', multiple: true },
     input: { type: 'string', short: 'i' },

@@ -22,17 +22,20 @@ export interface RedactCliIo {
   stderr: NodeJS.WritableStream;
 }
 
-const USAGE = `usage: warden redact [--config FILE] [--profile P] [--mode M] [--jsonl] [--detect] [--help]
+const USAGE = `Usage: warden redact [--config FILE] [--profile P] [--mode M] [--jsonl] [--detect]
 
-Redacts PII and secrets from stdin.
-  --config FILE a Warden config file: its redaction section (profiles, custom entities,
-                allow-lists) is used, so the text is redacted exactly as the sidecar does
-  --profile P   redaction profile (built in: standard, strict; default: the configured default)
-  --mode M      mode for every entity: mask | hash | tokenize | block | allow
-  --jsonl       read one {"text": "..."} object per line, write one {"text": "..."} per line
-  --detect      write {"findings":[{"entity","start","end","score"}]} per input line instead
-                (offsets in UTF-16 code units of the original line)
-  --help        this text
+Redacts PII and secrets from stdin and writes the redacted text to stdout.
+
+Options:
+  -c, --config FILE   A Warden config file: its redaction section (profiles, custom entities,
+                      allow-lists) is used, so the text is redacted exactly as the sidecar does
+      --profile P     Redaction profile (built in: standard, strict; default: the configured default)
+      --mode M        Mode for every entity: mask | hash | tokenize | block | allow
+      --jsonl         Read one {"text": "..."} object per line, write one {"text": "..."} per line
+      --detect        Write {"findings":[{"entity","start","end","score"}]} per input line instead
+                      (offsets in UTF-16 code units of the original line)
+  -h, --help          Show this help
+
 Exit codes: 0 ok, 1 error, 2 usage error, 3 some input was blocked.
 `;
 
@@ -68,7 +71,7 @@ interface CliArgs {
 }
 
 /** The flags, read by the parser every command shares (cli/args.ts), so mistakes read alike. */
-const OPTIONS = {
+export const OPTIONS = {
   profile: { type: 'string' },
   mode: { type: 'string' },
   jsonl: { type: 'boolean' },

@@ -3,7 +3,7 @@
  * takes `--config FILE` out of the arguments and passes the config's limits in.
  */
 import { stat } from 'node:fs/promises';
-import { parse, UsageError, usageText } from '../cli/args.js';
+import { parse, UsageError, usageText, type Options } from '../cli/args.js';
 import { formatLocation, isWardenError } from '../pipeline/errors.js';
 import { notRegular } from '../pipeline/regular-file.js';
 import { formatLintResult, lintTemplates } from './lint.js';
@@ -29,6 +29,9 @@ Options:
   -h, --help          Show this help
 `;
 
+/** `templates lint`'s own flags (`--config` is taken out before, by the CLI entry). */
+export const LINT_OPTIONS = { help: { type: 'boolean', short: 'h' } } as const satisfies Options;
+
 export async function runTemplatesCli(argv: readonly string[], io: TemplatesCliIO, limits: TemplateLimits = {}): Promise<number> {
   const [cmd, ...rest] = argv;
   if (cmd === undefined || cmd === '--help' || cmd === '-h' || cmd === 'help') {
@@ -43,7 +46,7 @@ export async function runTemplatesCli(argv: readonly string[], io: TemplatesCliI
   // it is a usage error, as in every command. (`--config` was taken out by the caller.)
   let paths: string[];
   try {
-    const { values, positionals } = parse([...rest], { help: { type: 'boolean', short: 'h' } }, true);
+    const { values, positionals } = parse([...rest], LINT_OPTIONS, true);
     if (values.help) {
       io.stdout.write(USAGE);
       return 0;

@@ -171,6 +171,10 @@ describe('README walkthrough', () => {
     const ready = JSON.parse((await run('curl -s http://127.0.0.1:8702/readyz')).stdout) as { ready: boolean; policy_revision: string };
     expect(ready.ready).toBe(true);
     expect(ready.policy_revision).toMatch(/^[0-9a-f]{64}$/);
+    // The body "Health and readiness" shows has the members Warden sends, no more, no fewer.
+    const shown = /`(\{"status":"ready"[^`]*\})`/.exec(section('### Health and readiness'))?.[1];
+    expect(shown, 'README shows the /readyz body').toBeDefined();
+    expect(Object.keys(ready).sort()).toEqual(Object.keys(JSON.parse(shown!.replaceAll('…', '')) as object).sort());
     const metrics = await run('curl -s http://127.0.0.1:8702/metrics | grep ^warden_requests_total');
     expect(metrics.code).toBe(0);
     expect(metrics.stdout).toMatch(/^warden_requests_total\{[^}]*code="ok"[^}]*\} [1-9]/m);
