@@ -39,7 +39,7 @@ export interface FoldedText {
 // is), and every other control (NUL, ESC, the separators 0x1C-0x1F, DEL, the C1 range) is dropped
 // like a format character, read as a space where it sat between a word and a number (see
 // spacedView). Else `4111\v1111\v1111\v1111` or `536\f22\f1234` went through whole.
-const NEEDS_FOLD = /[^\t\n\r\u0020-\u007e]/u; // eslint-disable-line no-control-regex
+const NEEDS_FOLD = /[^\t\n\r\u0020-\u007e]/u;
 const CONTROL_CHAR = /^\p{Cc}$/u;
 // Format characters (zero-width space/joiners, BOM, soft hyphen...) and every other default-
 // ignorable code point (variation selectors, the combining grapheme joiner, Hangul fillers...):
