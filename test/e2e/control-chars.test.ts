@@ -11,7 +11,8 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { startGatewayWarden, type GatewayWarden } from './helpers/gateway-warden.js';
 
 const VALUES = ['card 4111\v1111\v1111\v1111', 'ssn 536\f22\f1234', 'iban DE89\x1c3704\x1c0044\x1c0532\x1c0130\x1c00', 'card 4111\x001111\x001111\x001111'];
-const CANARY = /4111|1111|536|1234|DE89|3704/;
+/** Two groups of a value, with whatever stood between them (a control, or its JSON escape). */
+const CANARY = /4111\D{0,6}1111|536\D{0,6}22\D{0,6}1234|DE89\D{0,6}3704/;
 
 let g: GatewayWarden;
 let client: OpenAI;
@@ -48,6 +49,6 @@ describe('ASCII control characters between digit groups', () => {
 
   it('no canary in the log or any audit record', () => {
     expect(g.w.logs.join('\n')).not.toMatch(CANARY);
-    expect(JSON.stringify(g.w.audit()).replace(/"[0-9a-f]{16,}"/g, '""')).not.toMatch(CANARY);
+    expect(JSON.stringify(g.w.audit())).not.toMatch(CANARY);
   });
 });
