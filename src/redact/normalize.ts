@@ -2,11 +2,12 @@
  * Folding for detection: detectors run on a folded copy of the text so that obfuscations do not
  * walk past them — NFKC (fullwidth letters and digits, ligatures, circled and mathematical digits),
  * zero-width, format and other default-ignorable characters removed (and combining marks after a
- * digit), digits of every script mapped to ASCII, exotic spaces and dashes mapped to ' ' and '-'. (Digit groups split by spaces, dashes, dots or line
+ * digit), digits of every script mapped to ASCII, exotic spaces and dashes mapped to ' ' and '-',
+ * ASCII controls read as line breaks (VT, FF) or dropped (see NEEDS_FOLD). (Digit groups split by spaces, dashes, dots or line
  * breaks are joined by the digit-run scanner, which reads the folded text.)
  *
  * Every folded character remembers the original code point it came from, so findings map back to
- * exact UTF-16 offsets in the original. Pure-ASCII text (the common case) is returned as is with
+ * exact UTF-16 offsets in the original. Printable ASCII text (the common case) is returned as is with
  * no map at all: the check is one regex test.
  *
  * Percent escapes (`%2B14155552671`, `jane.doe%40example.com`, `4111%201111%201111%201111`: query
@@ -32,7 +33,14 @@ export interface FoldedText {
   readonly joins?: readonly number[];
 }
 
-const NON_ASCII = /[^\u0000-\u007f]/u; // eslint-disable-line no-control-regex
+// What fold rewrites: anything but printable ASCII, tab, line feed and carriage return. The ASCII
+// controls are read as a model reads them, not as the glue a detector sees: a vertical tab (Word's
+// manual line break) and a form feed (a PDF extraction's page break) are line breaks (as U+2028
+// is), and every other control (NUL, ESC, the separators 0x1C-0x1F, DEL, the C1 range) is dropped
+// like a format character, read as a space where it sat between a word and a number (see
+// spacedView). Else `4111\v1111\v1111\v1111` or `536\f22\f1234` went through whole.
+const NEEDS_FOLD = /[^\t\n\r\u0020-\u007e]/u;
+const CONTROL_CHAR = /^\p{Cc}$/u;
 // Format characters (zero-width space/joiners, BOM, soft hyphen...) and every other default-
 // ignorable code point (variation selectors, the combining grapheme joiner, Hangul fillers...):
 // what Unicode says renders as nothing when not supported, so it can sit inside a number unseen.
@@ -62,8 +70,8 @@ function foldCodePoint(cp: number): string {
   if (cached !== undefined) return cached;
   const ch = String.fromCodePoint(cp);
   let out: string;
-  if (cp === 0x2028 || cp === 0x2029 || cp === 0x85) out = '\n';
-  else if (FORMAT_CHAR.test(ch)) out = '';
+  if (cp === 0x2028 || cp === 0x2029 || cp === 0x85 || cp === 0x0b || cp === 0x0c) out = '\n';
+  else if (FORMAT_CHAR.test(ch) || CONTROL_CHAR.test(ch)) out = '';
   else if (SPACE_CHAR.test(ch)) out = ' ';
   else if (DASH_CHAR.test(ch)) out = '-';
   else if (DECIMAL_DIGIT.test(ch)) {
@@ -85,7 +93,7 @@ function isAsciiAlnum(c: number): boolean {
 }
 
 export function fold(original: string): FoldedText {
-  if (!NON_ASCII.test(original)) return { text: original, starts: null, ends: null };
+  if (!NEEDS_FOLD.test(original)) return { text: original, starts: null, ends: null };
   const n = original.length;
   let starts = new Int32Array(n + 16);
   let ends = new Int32Array(n + 16);
@@ -129,7 +137,8 @@ export function fold(original: string): FoldedText {
     }
   };
   for (let i = 0; i < n; ) {
-    if (original.charCodeAt(i) < 0x80) {
+    const c = original.charCodeAt(i);
+    if (c < 0x7f && (c >= 0x20 || c === 9 || c === 10 || c === 13)) {
       i++;
       continue;
     }
@@ -147,7 +156,7 @@ export function fold(original: string): FoldedText {
         starts[j] = i;
         ends[j] = i + width;
       }
-    } else if (FORMAT_CHAR.test(String.fromCodePoint(cp))) {
+    } else if (FORMAT_CHAR.test(String.fromCodePoint(cp)) || CONTROL_CHAR.test(String.fromCodePoint(cp))) {
       if (dropFrom < 0) dropFrom = i;
       dropTo = i + width;
     }

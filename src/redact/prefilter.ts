@@ -29,7 +29,10 @@ export const PREFILTER_MAX_CHARS = 1024;
 
 /** Counts over the text a detector reads (the folded text: fold maps every digit to ASCII). */
 export interface TextTraits {
-  /** Some UTF-16 unit is not ASCII (the traits of such a text are recomputed after folding). */
+  /**
+   * Some UTF-16 unit is not ASCII, or is an ASCII control other than tab, CR and LF: the text is
+   * folded (and its traits taken again after folding).
+   */
   nonAscii: boolean;
   /** ASCII digits 0-9. */
   digits: number;
@@ -187,7 +190,8 @@ export function textTraits(text: string): TextTraits {
     } else if (k === EQUALS) {
       if (keyEndsBefore(text, i)) keyAssignments++;
     } else if (k === AT) at++;
-    else if (c >= 128) nonAscii = true;
+    // An ASCII control other than tab, CR and LF (all SPACE above) is folded too (normalize.ts).
+    else if (c >= 127 || c < 32) nonAscii = true;
   }
   if (run > longestRun) longestRun = run;
   return { nonAscii, digits, chunkDigits, at, colons, keyAssignments, dashes, digitDots, quadDots, urlStarts, ibanStarts, longestRun };

@@ -1,6 +1,6 @@
 /**
- * Streaming redaction. Each text channel (a choice's content, its refusal, each of its tool calls'
- * arguments) keeps a small hold-back: the trailing run of text that could still grow into an
+ * Streaming redaction. Each text channel (a choice's text, content and refusal as one, and each
+ * of its tool calls' arguments) keeps a small hold-back: the trailing run of text that could still grow into an
  * entity or a placeholder (the last whitespace-free run, extended back over digit groups and
  * month names that a later group could join, an unterminated private key block, and any tail
  * that could begin a guarded secret value, spaces and all). Everything before it is redacted,
@@ -574,17 +574,20 @@ export async function* processChunkStream(
   sequential = false,
   stopSequences: readonly string[] = [],
 ): AsyncGenerator<CompletionChunk> {
+  /**
+   * Each choice's text: its content and its refusal share one channel, in every stream. The
+   * non-streamed answer redacts them as one text (a caller joins them), so a value the model
+   * split between them must not leave in two clear halves here either; a held tail comes out
+   * with the piece that releases it (content's last word may come out as refusal), the joined
+   * text the same.
+   */
   const content = new Map<number, StreamChannel>();
-  const refusals = new Map<number, StreamChannel>();
   const tools = new Map<number, Map<number, StreamChannel>>();
   /** Each choice's tool calls' ids and names, by tool call index: every call seen has one. */
   const toolLabels = new Map<number, Map<number, ToolLabels>>();
   /** Sequential streams: the channel each choice last wrote to. */
   const current = new Map<number, ChannelKey>();
-  /**
-   * Sequential streams: the kind of text each choice last wrote (content and refusal share the
-   * `content` channel there), which its held tail comes out as.
-   */
+  /** The kind of text each choice last wrote (content or refusal), which its held tail comes out as. */
   const textKind = new Map<number, 'content' | 'refusal'>();
   let last: CompletionChunk | undefined;
 
@@ -673,7 +676,6 @@ export async function* processChunkStream(
   const flushChoice = (i: number, delta: ChunkDelta): boolean => {
     // Both flushed, whatever the first gave (no short circuit).
     let any = flushText(content.get(i), delta, textKind.get(i) ?? 'content');
-    any = flushText(refusals.get(i), delta, 'refusal') || any;
     const calls = toolLabels.get(i);
     if (calls) {
       for (const t of calls.keys()) {
@@ -697,8 +699,12 @@ export async function* processChunkStream(
     }
     const choices = chunk.choices.map((choice) => {
       const delta: ChunkDelta = { ...choice.delta };
-      if (typeof delta.content === 'string') delta.content = textOf(content, choice.index).push(delta.content);
-      if (typeof delta.refusal === 'string') delta.refusal = textOf(refusals, choice.index).push(delta.refusal);
+      for (const kind of ['content', 'refusal'] as const) {
+        const piece = delta[kind];
+        if (typeof piece !== 'string') continue;
+        if (piece !== '') textKind.set(choice.index, kind);
+        delta[kind] = textOf(content, choice.index).push(piece);
+      }
       if (delta.tool_calls) delta.tool_calls = delta.tool_calls.map((tc) => toolPiece(choice.index, tc));
       if (choice.finish_reason !== null && choice.finish_reason !== undefined) flushChoice(choice.index, delta);
       return { ...choice, delta };
@@ -708,7 +714,7 @@ export async function* processChunkStream(
   // Stream ended without finish_reason for some choices: flush what they still hold.
   if (last) {
     const choices: CompletionChunk['choices'] = [];
-    const indexes = new Set<number>([...content.keys(), ...refusals.keys(), ...toolLabels.keys()]);
+    const indexes = new Set<number>([...content.keys(), ...toolLabels.keys()]);
     for (const i of indexes) {
       const delta: ChunkDelta = {};
       if (flushChoice(i, delta)) choices.push({ index: i, delta, finish_reason: null });

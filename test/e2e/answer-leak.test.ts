@@ -482,6 +482,48 @@ describe('a secret or an e-mail split across content parts or content and refusa
     }
   });
 
+  // Streamed, content and refusal are two fields of a delta: a value split between them (content
+  // ends in its first half, refusal begins with the rest) must be masked whole, as the
+  // non-streamed answer masks it, and not leave as two clear halves. The caller's joined text
+  // (content, then refusal) is what is compared: a held tail may come out in the other field.
+  const streamedSplit = (h: number, p: number): Array<Record<string, unknown>> => [
+    chunk({ role: 'assistant', content: `mail ${MAIL.slice(0, p)}` }),
+    chunk({ refusal: `${MAIL.slice(p)} no` }),
+    chunk({ content: ` I cannot share ${CANARY_SECRET.slice(0, h)}` }),
+    chunk({ refusal: `${CANARY_SECRET.slice(h)} now` }),
+    chunk({}, 'stop'),
+  ];
+  /** The text the caller reads, in the order it arrived: each delta's content, then its refusal. */
+  const STREAMED_WANT = 'mail [EMAIL_ADDRESS] no I cannot share [SECRET_VALUE] now';
+
+  it('streamed over /v1/chat/completions (openai SDK): a value split between content and refusal is masked whole', async () => {
+    for (const [h, p] of splits) {
+      chunks = streamedSplit(h, p);
+      const stream = await client.chat.completions.create({ ...governed, stream: true } as OpenAI.ChatCompletionCreateParamsStreaming);
+      let joined = '';
+      for await (const c of stream) {
+        const d = c.choices[0]?.delta as { content?: string | null; refusal?: string | null } | undefined;
+        joined += `${d?.content ?? ''}${d?.refusal ?? ''}`;
+      }
+      expect(joined, `h=${h} p=${p}`).toBe(STREAMED_WANT);
+      expect(lastRecord()['redaction']).toMatchObject({ leaks: 1, response_counts: { SECRET_VALUE: 1, EMAIL_ADDRESS: 1 } });
+    }
+  });
+
+  it('streamed over gRPC StreamComplete: a value split between content and refusal is masked whole', async () => {
+    for (const [h, p] of splits) {
+      chunks = streamedSplit(h, p);
+      const call = gateway.StreamComplete({ model: 'gpt-4o-mini', template: { id: 'ops/incident-brief', version: 1 }, variables: VARIABLES }, bearerMetadata(token));
+      let joined = '';
+      await new Promise<void>((resolve, reject) => {
+        call.on('data', (c: any) => (joined += c.choices.map((x: any) => `${x.delta.content}${x.delta.refusal}`).join('')));
+        call.on('end', resolve);
+        call.on('error', reject);
+      });
+      expect(joined, `h=${h} p=${p}`).toBe(STREAMED_WANT);
+    }
+  });
+
   it('no canary in the log or any audit record', () => {
     expectClean(w.logs.join('\n'));
     expectClean(JSON.stringify(w.audit()));

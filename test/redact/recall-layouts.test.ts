@@ -9,7 +9,7 @@ import { BUILTIN_ENTITIES, createRedactor } from '../../src/redact/index.js';
 import { fold, percentDecodedWindows } from '../../src/redact/normalize.js';
 import { resolveOverlaps } from '../../src/redact/scanner.js';
 import { mulberry32 } from '../../scripts/lib/prng.js';
-import { decision } from './helpers.js';
+import { cuts, decision, streamedDeltas, wholeAnswer } from './helpers.js';
 
 const redactor = createRedactor({});
 /** The standard set (URL, a container that would win over what it holds, is strict-only). */
@@ -971,5 +971,57 @@ describe('Unicode that hides digits or dots', () => {
   it('an ideographic full stop ends a sentence, not an address', () => {
     expect(found('mail alice@example\u3002')).toEqual([]);
     expect(found('\u7535\u8bdd\u3002alice@example\u3002org\u3002')).toEqual([['EMAIL_ADDRESS', 'alice@example\u3002org']]);
+  });
+});
+
+/**
+ * ASCII control characters between digit groups: a vertical tab (Word's manual line break), a
+ * form feed (the page break of a PDF's extracted text), the file/group/record/unit separators and
+ * NUL are no glue for the model, which reads the digits on either side. They went through as the
+ * glue they are to a detector: `4111\v1111\v1111\v1111` and `536\f22\f1234` reached the upstream
+ * whole. They are folded as a model reads them (line breaks, a space, or dropped), prompt and
+ * answer, streamed or not, and masked over the value as written.
+ */
+describe('ASCII control characters between digit groups', () => {
+  const CONTROLS: Array<[string, string]> = [
+    ['VT', '\v'],
+    ['FF', '\f'],
+    ['FS', '\x1c'],
+    ['GS', '\x1d'],
+    ['RS', '\x1e'],
+    ['US', '\x1f'],
+    ['NUL', '\0'],
+    ['ESC', '\x1b'],
+    ['DEL', '\x7f'],
+    ['C1', '\x9b'],
+  ];
+  const values = (c: string): Array<[string, string]> => [
+    ['CREDIT_CARD', `4111${c}1111${c}1111${c}1111`],
+    ['CREDIT_CARD', `4111 1111${c}1111 1111`],
+    ['US_SSN', `536${c}22${c}1234`],
+    ['IBAN_CODE', `DE89${c}3704${c}0044${c}0532${c}0130${c}00`],
+  ];
+  for (const [name, c] of CONTROLS) {
+    for (const [entity, value] of values(c)) {
+      it(`${name}: ${entity} ${JSON.stringify(value)} is found and masked over the value as written`, async () => {
+        const text = `card ssn iban ${value} (ok)`;
+        expect(found(text)).toEqual([[entity, value]]);
+        expect(masked(text)).toBe(`card ssn iban [${entity}] (ok)`);
+        const s = () => redactor.session(decision({ mode: 'mask' }), []);
+        expect(wholeAnswer(s(), text, false)).toBe(`card ssn iban [${entity}] (ok)`);
+        for (const { how, pieces } of cuts(text, 3)) expect((await streamedDeltas(s(), pieces, false)).join(''), how).toBe(`card ssn iban [${entity}] (ok)`);
+      });
+    }
+  }
+
+  it('a control between words still ends the word: a number after it is read', () => {
+    expect(found('paid with\x004111 1111 1111 1111')).toEqual([['CREDIT_CARD', '4111 1111 1111 1111']]);
+    // As after a zero-width space: the address is masked with the word the control glued on.
+    expect(masked('mail\x1bjane.doe@example.com now')).toBe('[EMAIL_ADDRESS] now');
+  });
+
+  it('text with only tab, CR and LF among the controls is not folded (no copy)', () => {
+    expect(fold('a\tb\r\nc 4111').starts).toBeNull();
+    expect(fold('a\vb').text).toBe('a\nb');
   });
 });
