@@ -9,7 +9,7 @@ import type { Principal } from '../pipeline/types.js';
 import { createJwksSource, JwksConfigError, type JwksSource, type JwksSourceOptions } from './jwks.js';
 import { frozenPrincipal } from './frozen.js';
 import { VerifiedTokenCache } from './token-cache.js';
-import { guardKeySource, peekClaims, verifyJwt } from './jwt.js';
+import { guardKeySource, peekClaims, unauthenticated, verifyJwt } from './jwt.js';
 
 /** Options every bearer-JWT authenticator accepts. */
 export interface BearerJwtOptions extends JwksSourceOptions {
@@ -93,10 +93,16 @@ export class BearerJwtVerifier {
   ): Principal | null | Promise<Principal | null> {
     if (!token) return null;
     // A look at the key set that is due or under way is waited for (JwksSource.poll): at most
-    // once per look, and a stat, not a read, unless the set changed.
+    // once per look, and a stat, not a read, unless the set changed. One that missed its deadline
+    // refuses the token, remembered or not: whether its key was withdrawn cannot be known (the
+    // key source logged it, once per episode).
     const look = this.keys.poll();
-    if (look !== undefined) return look.then(() => this.answer(token, claims, toPrincipal));
+    if (look !== undefined) return look.then(() => this.answer(token, claims, toPrincipal), () => this.lookFailed());
     return this.answer(token, claims, toPrincipal);
+  }
+
+  private lookFailed(): never {
+    throw unauthenticated(this.method, 'JWKS unavailable');
   }
 
   private answer(
