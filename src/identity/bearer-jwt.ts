@@ -93,15 +93,20 @@ export class BearerJwtVerifier {
   ): Principal | null | Promise<Principal | null> {
     if (!token) return null;
     // A look at the key set that is due or under way is waited for (JwksSource.poll): at most
-    // once per look, and a stat, not a read, unless the set changed. One that missed its deadline
-    // refuses the token, remembered or not: whether its key was withdrawn cannot be known (the
-    // key source logged it, once per episode).
+    // once per look, and a stat, not a read, unless the set changed.
     const look = this.keys.poll();
-    if (look !== undefined) return look.then(() => this.answer(token, claims, toPrincipal), () => this.lookFailed());
+    if (look !== undefined) return look.then(() => this.answer(token, claims, toPrincipal), () => this.lookFailed(token, claims));
     return this.answer(token, claims, toPrincipal);
   }
 
-  private lookFailed(): never {
+  /**
+   * The look missed its deadline (the key source logged it, once per episode): a token of this
+   * method is refused, remembered or not, since whether its key was withdrawn cannot be known;
+   * a token that is not (another method's JWT, an API key) is left to the next method.
+   */
+  private lookFailed(token: string, claims: (unverified: JWTPayload) => boolean): null {
+    const peek = peekClaims(this.method, token);
+    if (!peek || !claims(peek)) return null;
     throw unauthenticated(this.method, 'JWKS unavailable');
   }
 

@@ -53,7 +53,8 @@ function rawBotToken(pair: TestKeyPair, kid: string): Promise<string> {
 
 describe('a jwks_file look that does not return', () => {
   it('refuses the tokens waiting for it at its deadline, and every token until it returns; then looks again', { timeout: 60_000 }, async () => {
-    const p = await prepareWardenDir({ upstreamUrl: upstream.url, audit: 'audit: { sinks: [stdout], required: true }' });
+    // dev after kubernetes: a token that is not kubernetes' is left to it, stall or not.
+    const p = await prepareWardenDir({ upstreamUrl: upstream.url, audit: 'audit: { sinks: [stdout], required: true }', methods: '[kubernetes, dev]' });
     const fifos = Array.from({ length: POOL }, (_, i) => join(p.dir, `held-${i}.fifo`));
     for (const f of fifos) execFileSync('mkfifo', [f]);
     const child = spawn(process.execPath, ['--import', 'tsx', '--import', join(REPO, 'test', 'e2e', 'helpers', 'pool-staller.ts'), join(REPO, 'src', 'main.ts'), 'serve', '--config', p.configFile], {
@@ -91,6 +92,10 @@ describe('a jwks_file look that does not return', () => {
       // key withdrawn from the file could not be seen.
       const burst = await Promise.all([call(remembered), call(remembered), call(await p.signer.token('labs', 'raw-bot'))]);
       expect(burst).toEqual([unavailable, unavailable, unavailable]);
+      // A bearer that is no kubernetes token (an API key) is not refused for the key file: the
+      // next method, dev, takes it (and the policy grants the dev principal no raw prompt).
+      const apiKey = await call('sk-local-dev-key');
+      expect(apiKey.code).toBe('policy_denied');
 
       // One warning for the episode, naming the method and the file, never a token.
       const warnings = lines.filter((l) => l.includes('jwks_file look did not return in time'));
