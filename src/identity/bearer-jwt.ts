@@ -9,7 +9,7 @@ import type { Principal } from '../pipeline/types.js';
 import { createJwksSource, JwksConfigError, type JwksSource, type JwksSourceOptions } from './jwks.js';
 import { frozenPrincipal } from './frozen.js';
 import { VerifiedTokenCache } from './token-cache.js';
-import { guardKeySource, peekClaims, verifyJwt } from './jwt.js';
+import { guardKeySource, peekClaims, unauthenticated, verifyJwt } from './jwt.js';
 
 /** Options every bearer-JWT authenticator accepts. */
 export interface BearerJwtOptions extends JwksSourceOptions {
@@ -95,8 +95,19 @@ export class BearerJwtVerifier {
     // A look at the key set that is due or under way is waited for (JwksSource.poll): at most
     // once per look, and a stat, not a read, unless the set changed.
     const look = this.keys.poll();
-    if (look !== undefined) return look.then(() => this.answer(token, claims, toPrincipal));
+    if (look !== undefined) return look.then(() => this.answer(token, claims, toPrincipal), () => this.lookFailed(token, claims));
     return this.answer(token, claims, toPrincipal);
+  }
+
+  /**
+   * The look missed its deadline (the key source logged it, once per episode): a token of this
+   * method is refused, remembered or not, since whether its key was withdrawn cannot be known;
+   * a token that is not (another method's JWT, an API key) is left to the next method.
+   */
+  private lookFailed(token: string, claims: (unverified: JWTPayload) => boolean): null {
+    const peek = peekClaims(this.method, token);
+    if (!peek || !claims(peek)) return null;
+    throw unauthenticated(this.method, 'JWKS unavailable');
   }
 
   private answer(

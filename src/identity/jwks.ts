@@ -34,8 +34,11 @@ export interface JwksSourceOptions {
    * JWT-SVID keys `use: "jwt-svid"`, which jose would otherwise skip as not `sig`.
    */
   mapKeys?: (keys: JWK[]) => JWK[];
-  /** Where a changed JWKS file that cannot be used is reported (its name, never its content). */
-  logger?: { warn(obj: object, msg?: string): void };
+  /**
+   * Where a changed JWKS file that cannot be used is reported (its name, never its content), and
+   * a look at the file that missed its deadline (warn) and the first one on time after it (info).
+   */
+  logger?: { warn(obj: object, msg?: string): void; info?(obj: object, msg?: string): void };
 }
 
 /** A key source: the key lookup jose verifies with, and a way to fetch the key set again. */
@@ -60,6 +63,8 @@ export interface JwksSource {
    * token after a quiet spell must end before that token (and any that come meanwhile) is
    * answered, or a burst of tokens signed with a key withdrawn an hour ago would all be accepted.
    * Undefined when no look is due or under way: called for every token the verifier is asked about.
+   * Rejects (JwksFileLookTimeout) when the look missed its deadline, and at once for every token
+   * that comes while that look has still not returned: the key set cannot be checked.
    */
   poll(): Promise<unknown> | undefined;
 }
@@ -80,6 +85,29 @@ const JWKS_FILE_COOLDOWN_MS = 5_000;
  * every token still names it, which no failure would ever reveal. A stat, off the request's way.
  */
 const JWKS_FILE_POLL_MS = 5_000;
+
+/**
+ * How long the tokens waiting for a look at a JWKS file (a stat, and a read when it changed) wait
+ * before they are refused. A stat of a ConfigMap or a local file takes microseconds, one on a
+ * healthy network mount milliseconds, and a read of a key set (1 MiB at most) little more: a look
+ * still running after 2 s is a dead mount, or libuv's thread pool (4 threads) held by other file
+ * calls that do not return, and every authenticated request is held with it. Well under the 5 s
+ * between looks and under any client's timeout, so callers get `JWKS unavailable` instead of
+ * their own timeout; well over a look that merely queued behind a few slow writes.
+ */
+export const JWKS_FILE_LOOK_DEADLINE_MS = 2_000;
+
+/**
+ * A look at the JWKS file did not return within JWKS_FILE_LOOK_DEADLINE_MS (or has still not
+ * returned): whether a key was withdrawn from the file cannot be known, so no token is accepted.
+ */
+export class JwksFileLookTimeout extends Error {
+  readonly code = 'ERR_JWKS_FILE_TIMEOUT';
+  constructor() {
+    super(`the look at the jwks_file did not return within ${JWKS_FILE_LOOK_DEADLINE_MS} ms`);
+    this.name = 'JwksFileLookTimeout';
+  }
+}
 
 export class JwksConfigError extends Error {
   constructor(message: string) {
@@ -167,7 +195,15 @@ function fileKeySource(opts: JwksSourceOptions & { jwksFile: string }, what: str
   let generation = 0;
   let lastLook = Number.NEGATIVE_INFINITY;
   let lastPoll = Date.now();
+  /**
+   * The look under way, as tokens wait for it: it resolves when the look returns, or rejects at
+   * its deadline; in that case it stays set, rejected, until the look itself returns (however
+   * late), so every token meanwhile is refused at once and no second look is started: one more
+   * stat on a dead mount would hold one more of libuv's threads.
+   */
   let pending: Promise<boolean> | undefined;
+  /** A look missed its deadline, and none has returned on time since: one warning per such episode. */
+  let stalled = false;
 
   /** Resolves true when a new key set was read from the file. */
   async function readIfChanged(): Promise<boolean> {
@@ -196,8 +232,46 @@ function fileKeySource(opts: JwksSourceOptions & { jwksFile: string }, what: str
     }
   }
 
-  /** One look at a time: requests failing together, and the poll, share it. */
-  const look = (): Promise<boolean> => (pending ??= readIfChanged().finally(() => (pending = undefined)));
+  /**
+   * One look at a time: requests failing together, and the poll, share it; they wait for it
+   * JWKS_FILE_LOOK_DEADLINE_MS at most. A look that returns after its deadline still counts (it
+   * read the file; no other look ran meanwhile), but the next token looks again: it may have
+   * described the file as it was when it began.
+   */
+  const look = (): Promise<boolean> => {
+    if (pending) return pending;
+    let late = false;
+    let timer: NodeJS.Timeout | undefined;
+    const run = readIfChanged().finally(() => {
+      clearTimeout(timer);
+      pending = undefined;
+      if (late) {
+        lastPoll = Number.NEGATIVE_INFINITY;
+        lastLook = Number.NEGATIVE_INFINITY;
+      } else if (stalled) {
+        stalled = false;
+        opts.logger?.info?.({ method: what, file }, 'jwks_file look returned on time again; tokens are verified again');
+      }
+    });
+    const deadline = new Promise<never>((_, reject) => {
+      timer = setTimeout(() => {
+        late = true;
+        if (!stalled) {
+          stalled = true;
+          opts.logger?.warn(
+            { method: what, file, deadline_ms: JWKS_FILE_LOOK_DEADLINE_MS },
+            'jwks_file look did not return in time (a dead mount, or the thread pool held by blocked file calls): tokens are refused (JWKS unavailable) until a look returns',
+          );
+        }
+        reject(new JwksFileLookTimeout());
+      }, JWKS_FILE_LOOK_DEADLINE_MS);
+      timer.unref();
+    });
+    const bounded = Promise.race([run, deadline]);
+    // Tokens that come after the deadline are handed this rejected promise; none may leave it unhandled.
+    bounded.catch(() => undefined);
+    return (pending = bounded);
+  };
 
   // Its own cooldown, not the poll's: a token naming a new key is not kept waiting by a poll
   // that looked just before the file changed.
@@ -217,7 +291,8 @@ function fileKeySource(opts: JwksSourceOptions & { jwksFile: string }, what: str
         return current(header, token);
       }
     },
-    refetchAfterKeyFailure: () => lookAgain(),
+    // A look that missed its deadline: nothing new was read (getKey or poll reports the timeout).
+    refetchAfterKeyFailure: () => lookAgain().catch(() => false),
     get generation() {
       return generation;
     },

@@ -31,7 +31,11 @@ export function peekClaims(method: string, token: string): JWTPayload | null {
  * token failures so the caller is told `JWKS unavailable` and the operator gets a log line.
  */
 export class KeySetUnavailable extends Error {
-  constructor(readonly reason: string) {
+  /** `reported`: the key source logged it itself (a JWKS file look that missed its deadline, once per episode). */
+  constructor(
+    readonly reason: string,
+    readonly reported = false,
+  ) {
     super(`key set unavailable: ${reason}`);
     this.name = 'KeySetUnavailable';
   }
@@ -41,6 +45,7 @@ export class KeySetUnavailable extends Error {
 function keySourceReason(err: unknown): string {
   const code = (err as { code?: unknown }).code;
   if (code === 'ERR_JWKS_TIMEOUT') return 'fetch timed out';
+  if (code === 'ERR_JWKS_FILE_TIMEOUT') return 'jwks_file look timed out';
   if (code === 'ERR_JWKS_INVALID') return 'not a valid JSON Web Key Set';
   if (code === 'ERR_JWKS_TOO_LARGE') return 'key set response too large';
   if (code === 'ERR_JOSE_GENERIC') return 'unexpected HTTP response (not 200 with a key set)';
@@ -58,8 +63,9 @@ export function guardKeySource(getKey: JWTVerifyGetKey): JWTVerifyGetKey {
     try {
       return await getKey(header, token);
     } catch (err) {
-      if (TOKEN_KEY_ERRORS.has((err as { code?: string }).code ?? '')) throw err;
-      throw new KeySetUnavailable(keySourceReason(err));
+      const code = (err as { code?: string }).code ?? '';
+      if (TOKEN_KEY_ERRORS.has(code)) throw err;
+      throw new KeySetUnavailable(keySourceReason(err), code === 'ERR_JWKS_FILE_TIMEOUT');
     }
   };
 }
@@ -95,7 +101,7 @@ export async function verifyJwt(method: string, token: string, getKey: JWTVerify
   }
   if (failure instanceof WardenError) throw failure;
   if (failure instanceof KeySetUnavailable) {
-    o.onKeySetUnavailable?.(failure.reason);
+    if (!failure.reported) o.onKeySetUnavailable?.(failure.reason);
     throw unauthenticated(method, 'JWKS unavailable');
   }
   throw unauthenticated(method, describeJoseError(failure));

@@ -10,6 +10,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { verifyChain } from '../../src/audit/index.js';
 import { postChat } from './helpers/http.js';
 import { startUpstream, type FakeUpstream } from './helpers/upstream.js';
+import { CARD_LEAK } from './helpers/canaries.js';
 import { CANARY_API_KEY, CANARY_SECRET, eventually, startWarden, type WardenFixture } from './helpers/warden.js';
 
 let upstream: FakeUpstream;
@@ -586,7 +587,7 @@ describe('what a raw prompt carries besides content is redacted or refused', () 
       expect(r.json.error.param).toBe(param);
       expect(r.text).not.toContain('bob@example.org');
       expect(r.text).not.toContain('bbbbbbbbbbbbbbbb');
-      expect(r.text).not.toContain('4111');
+      expect(r.text).not.toMatch(CARD_LEAK);
     }
     expect(upstream.calls.length).toBe(before);
   });
@@ -627,13 +628,15 @@ describe('what a raw prompt carries besides content is redacted or refused', () 
       const r = await raw([{ role: 'user', content: [{ type: 'text', text: 'what is this?' }, { type: 'image_url', image_url: { url } }] }]);
       expect(r.status, r.text).toBe(422);
       expect(r.json.error, url).toMatchObject({ code: 'redaction_blocked', details: { reason: 'pii_in_image_url', entities } });
-      expect(r.text).not.toMatch(/jane|4111111111111111/);
+      expect(r.text).not.toContain('jane');
+      expect(r.text).not.toMatch(CARD_LEAK);
     }
     expect(upstream.calls.length).toBe(before);
     const records = w.audit().slice(audited);
     expect(records.map((rec) => rec['error_code'])).toEqual(urls.map(() => 'redaction_blocked'));
-    // The whole card: four digits alone turn up in a record's hex hashes and ids now and then.
-    expect(JSON.stringify(records)).not.toMatch(/jane|4111111111111111/);
+    // Twelve of the card's digits, not four: those alone turn up in a record's hex hashes and ids now and then.
+    expect(JSON.stringify(records)).not.toContain('jane');
+    expect(JSON.stringify(records)).not.toMatch(CARD_LEAK);
   });
 
   it('an image URL without PII, and a base64 data: URL whose bytes spell an address, go out as sent', async () => {

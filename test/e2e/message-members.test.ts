@@ -7,6 +7,7 @@
  */
 import OpenAI from 'openai';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { SSN_LEAK } from './helpers/canaries.js';
 import { postChat } from './helpers/http.js';
 import { startUpstream, type FakeUpstream } from './helpers/upstream.js';
 import { eventually, startWarden, type WardenFixture } from './helpers/warden.js';
@@ -83,7 +84,7 @@ describe('OpenAI chat messages, tool calls and tools', () => {
       expect(r.json.error.param, param).toBe(param);
       expect(r.text).not.toContain(ODD);
       expect(r.text).not.toContain('bbbbbbbbbbbbbbbb');
-      expect(r.text).not.toContain('536-22');
+      expect(r.text).not.toMatch(SSN_LEAK);
     }
     expect(upstream.calls.length).toBe(before);
   });
@@ -174,7 +175,7 @@ describe('Anthropic messages, content blocks and tools', () => {
       expect(r.json.type, param).toBe('error');
       expect(r.json.error, param).toMatchObject({ type: 'invalid_request_error', code: 'invalid_request', param });
       expect(r.text).not.toContain(ODD);
-      expect(r.text).not.toContain('536-22');
+      expect(r.text).not.toMatch(SSN_LEAK);
     }
     expect(upstream.calls.length).toBe(before);
   });

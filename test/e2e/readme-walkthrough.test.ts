@@ -12,6 +12,7 @@ import { execFile } from 'node:child_process';
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { CARD_LEAK } from './helpers/canaries.js';
 import { REPO, spawnWarden, watchServe } from './helpers/cli.js';
 
 const README = readFileSync(join(REPO, 'README.md'), 'utf8');
@@ -188,7 +189,7 @@ describe('README walkthrough', () => {
     const redacted = await run("echo 'card 4111 1111 1111 1111, mail bob@example.org' | node dist/src/main.js redact");
     expect(redacted.code, redacted.stderr).toBe(0);
     expect(redacted.stdout).toMatch(/^card \S+, mail \S+\n$/);
-    expect(redacted.stdout).not.toContain('4111');
+    expect(redacted.stdout).not.toMatch(CARD_LEAK);
     expect(redacted.stdout).not.toContain('bob@example.org');
   });
 });
