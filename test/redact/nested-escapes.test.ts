@@ -9,7 +9,7 @@
  */
 import { describe, expect, it } from 'vitest';
 import { createRedactor } from '../../src/redact/index.js';
-import { jsonEscapeReadings, MAX_ESCAPE_LEVELS } from '../../src/redact/leak-guard.js';
+import { jsonEscapeReadings, LeakGuard, MAX_ESCAPE_LEVELS } from '../../src/redact/leak-guard.js';
 import type { ChatMessage } from '../../src/pipeline/types.js';
 import { mulberry32 } from '../../scripts/lib/prng.js';
 import { cuts, decision, streamedDeltas, thrown, wholeAnswer } from './helpers.js';
@@ -168,6 +168,30 @@ describe('the answer: values escaped at the second level, whole and streamed', (
         expectClean(deltas.join(''));
         for (const d of deltas) expect(d).not.toMatch(/\\u0043\\*$/);
       }
+    }
+  });
+});
+
+describe('the hold-back: a value still arriving at the second level', () => {
+  const PHRASE = `open sesame ${CANARY}`;
+  it('is held from its start while an escape of the second level is cut (`\\\\u00`, `\\\\`, `\\\\\\`)', () => {
+    const guard = new LeakGuard([PHRASE]);
+    const head = '{"body": "{\\"x\\": \\"say open sesame \\\\u0043';
+    for (const tail of ['\\\\u00', '\\\\u0', '\\\\u', '\\\\', '\\', '\\\\\\']) {
+      // From the value's start or before it (a loose match may begin earlier), never after.
+      expect(guard.heldFrom(head + tail, true), JSON.stringify(tail)).toBeLessThanOrEqual(head.indexOf('open'));
+    }
+    // Whole, and no beginning of the value: nothing held.
+    expect(guard.heldFrom('{"body": "{\\"x\\": \\"say hi\\\\u0020', true)).toBe('{"body": "{\\"x\\": \\"say hi\\\\u0020'.length);
+  });
+
+  it('streamed in two pieces cut inside such an escape, the secret never leaves in part', async () => {
+    const text = wrapped(`{"x": "say open sesame \\u0043\\u0041${CANARY.slice(2)} ok"}`, 2);
+    const whole = wholeAnswer(redactor.session(decision(), [PHRASE]), text, true);
+    expect(parseDown(whole, 2)).toEqual({ x: 'say [SECRET_VALUE] ok' });
+    for (const { how, pieces } of cuts(text, 0)) {
+      const deltas = await streamedDeltas(redactor.session(decision(), [PHRASE]), pieces, true);
+      expect(deltas.join(''), how).toBe(whole);
     }
   });
 });
