@@ -87,8 +87,12 @@ function textDigest(text: string): string {
  * left visible in part. Its entity types join `seen` (a `block` entity found only through escapes
  * still refuses the request). An invalid or cut escape (`C:\new` reads a line break, but
  * `\u00zz` stays as written) changes nothing. Still a pure function of the text and the scan
- * options, so the findings cache keeps it under the same key. Cost: one indexOf for a text
- * without a backslash; with one, a decoding pass and, when an escape decoded, a second scan.
+ * options, so the findings cache keeps it under the same key. Escapes are read at every level
+ * (jsonEscapeReadings: JSON inside a JSON string, `+1\\u00a0415…`), each reading scanned and
+ * mapped back over the escapes as written; a finding of any reading but the deepest is moved out
+ * of a deeper escape as the plain findings are. Cost: one indexOf for a text without a
+ * backslash; with one, a decoding pass and, when an escape decoded, a second scan and an indexOf
+ * on the decoded text; a pass and a scan more per deeper level only when there is one.
  */
 export function scanPromptText(scanner: Scanner, text: string, opts: ScanOptions): ScanResult {
   const res = scanner.scan(text, opts);

@@ -452,7 +452,7 @@ function searchedText(text: string, json: boolean): FoldedText {
  * Most levels of JSON string escapes read (JSON inside a JSON string inside ...). Each level
  * doubles the backslashes of the one below (`\u00a0`, `\\u00a0`, `\\\\u00a0`): an
  * HTTP body in a tool result is two, a body logged inside a JSON log line in a tool result three.
- * Four covers those with one to spare; a deeper level's escape is eight backslashes and more,
+ * Four covers those with one to spare; a fifth level's escape is sixteen backslashes and more,
  * which no serialiser writes by accident, and every level read costs a decoding pass and a scan
  * of a text with an escape at that depth.
  */
