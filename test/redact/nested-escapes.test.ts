@@ -141,6 +141,19 @@ describe('the prompt: values escaped at the second and third level', () => {
   });
 });
 
+describe('the prompt keeps its rule for a value right after an escape (README Status and limits)', () => {
+  it('tokenize restores exactly the value after the escape; widened over it, the answer would get `\\n` back with it', () => {
+    const s = redactor.session(decision({ mode: 'tokenize' }), []);
+    const out = s.redactText(`{"a": "line\\n${MAIL}"}`);
+    expect(out).toMatch(/^\{"a": "line\\n<EMAIL_ADDRESS_\d+>"\}$/);
+    const token = /<EMAIL_ADDRESS_\d+>/.exec(out)![0];
+    const answer = s.processCompletion({ id: 'x', model: 'm', created: 1, choices: [{ index: 0, finish_reason: 'stop', message: { role: 'assistant', content: `mail ${token}` } }] });
+    expect(answer.choices[0]!.message.content).toBe(`mail ${MAIL}`);
+    // Mask: the same place, so the prompt's replacement does not depend on the mode.
+    expect(redactor.session(decision(), []).redactText(`C:\\n${'n' + MAIL.slice(1)}`)).toBe('C:\\n[EMAIL_ADDRESS]');
+  });
+});
+
 describe('the answer: values escaped at the second level, whole and streamed', () => {
   const answerInner = `{"phone": "${escapeOnce('+1\u00a0415\u00a0555\u00a02671')}", "email": "jane.doe\\u0040example.com", "card": "4111\\u00201111\\u00201111\\u00201111", "code": "\\u0043\\u0041${CANARY.slice(2)}", "note": "line\\nok"}`;
   const expected = { phone: '[PHONE_NUMBER]', email: '[EMAIL_ADDRESS]', card: '[CREDIT_CARD]', code: '[SECRET_VALUE]', note: 'line\nok' };
