@@ -27,7 +27,7 @@
 import { hash } from 'node:crypto';
 import { LRUCache } from 'lru-cache';
 import type { TextProvenance } from '../pipeline/types.js';
-import { decodeJsonEscapes } from './leak-guard.js';
+import { jsonEscapeReadings } from './leak-guard.js';
 import { toOriginalSpan, unitAround, type FoldedText } from './normalize.js';
 import type { RedactionPlan } from './profiles.js';
 import { resolveOverlaps, type Scanner, type ScanOptions, type ScanResult } from './scanner.js';
@@ -87,26 +87,48 @@ function textDigest(text: string): string {
  * left visible in part. Its entity types join `seen` (a `block` entity found only through escapes
  * still refuses the request). An invalid or cut escape (`C:\new` reads a line break, but
  * `\u00zz` stays as written) changes nothing. Still a pure function of the text and the scan
- * options, so the findings cache keeps it under the same key. Cost: one indexOf for a text
- * without a backslash; with one, a decoding pass and, when an escape decoded, a second scan.
+ * options, so the findings cache keeps it under the same key. Escapes are read at every level
+ * (jsonEscapeReadings: JSON inside a JSON string, `+1\\u00a0415…`), each reading scanned and
+ * mapped back over the escapes as written; a finding of any reading but the deepest is moved out
+ * of a deeper escape as the plain findings are. Cost: one indexOf for a text without a
+ * backslash; with one, a decoding pass and, when an escape decoded, a second scan and an indexOf
+ * on the decoded text; a pass and a scan more per deeper level only when there is one.
  */
 export function scanPromptText(scanner: Scanner, text: string, opts: ScanOptions): ScanResult {
   const res = scanner.scan(text, opts);
   if (text.indexOf('\\') < 0) return res;
-  const view = decodeJsonEscapes(text);
   // Every escape decodes to one unit and is at least two: nothing decoded, nothing new to read.
-  if (view.text.length === text.length) return res;
-  const more = scanner.scan(view.text, opts);
-  const failures = res.failures + more.failures;
-  const findings = outOfEscapes(res.findings, view);
-  if (more.findings.length === 0) return { findings, seen: res.seen, failures, folded: res.folded };
+  const readings = jsonEscapeReadings(text);
+  if (readings.length === 0) return res;
+  const deepest = readings[readings.length - 1]!;
+  let failures = res.failures;
+  const findings = outOfEscapes(res.findings, deepest);
   let seen = res.seen;
-  for (const e of more.seen) if (!seen.has(e)) seen = new Set([...seen, e]);
-  for (const f of more.findings) {
-    // The decoded scan's own findings, fresh objects: moved onto the text in place.
-    [f.start, f.end] = toOriginalSpan(view, f.start, f.end);
-    findings.push(f);
+  let added = false;
+  for (let l = 0; l < readings.length; l++) {
+    const view = readings[l]!;
+    const more = scanner.scan(view.text, opts);
+    failures += more.failures;
+    if (more.findings.length === 0) continue;
+    added = true;
+    for (const e of more.seen) if (!seen.has(e)) seen = new Set([...seen, e]);
+    // The decoded scan's own findings, fresh objects: moved onto the text in place. One of a
+    // reading above the deepest may begin or end inside an escape of a deeper level (`\\n` of
+    // `line\\njane@…` reads `\n` once decoded): moved out as the plain findings are.
+    const last = l === readings.length - 1;
+    for (const f of more.findings) {
+      [f.start, f.end] = toOriginalSpan(view, f.start, f.end);
+      if (!last) {
+        const s = escapeEndAround(deepest, f.start);
+        const e = escapeEndAround(deepest, f.end);
+        if (s >= 0) f.start = s;
+        if (e >= 0) f.end = e;
+        if (f.start >= f.end) continue;
+      }
+      findings.push(f);
+    }
   }
+  if (!added) return { findings, seen: res.seen, failures, folded: res.folded };
   return { findings: resolveOverlaps(findings, text), seen, failures, folded: res.folded };
 }
 

@@ -280,7 +280,35 @@ export class LeakGuard {
    */
   find(text: string, out: Finding[], json = false, folded?: FoldedText, loose = false): number {
     if (this.needles.length === 0) return 0;
-    const view = folded !== undefined && !(json && text.indexOf('\\') >= 0) ? folded : searchedText(text, json);
+    if (json && text.indexOf('\\') >= 0) {
+      const readings = jsonEscapeReadings(text);
+      // Escapes at two levels or more (JSON inside a JSON string): every reading is searched, a
+      // value found again at a deeper level at the same place counts once.
+      if (readings.length > 1) return this.findInReadings(readings, out, loose);
+      return this.findIn(readings.length === 1 ? composeFolded(readings[0]!, fold(readings[0]!.text)) : fold(text), out, loose);
+    }
+    return this.findIn(folded ?? fold(text), out, loose);
+  }
+
+  private findInReadings(readings: readonly FoldedText[], out: Finding[], loose: boolean): number {
+    const first = out.length;
+    let n = 0;
+    const hits: Finding[] = [];
+    for (const r of readings) {
+      hits.length = 0;
+      this.findIn(composeFolded(r, fold(r.text)), hits, loose);
+      for (const h of hits) {
+        let known = false;
+        for (let k = first; k < out.length && !known; k++) known = out[k]!.start < h.end && h.start < out[k]!.end;
+        if (known) continue;
+        out.push(h);
+        n++;
+      }
+    }
+    return n;
+  }
+
+  private findIn(view: FoldedText, out: Finding[], loose: boolean): number {
     const t = view.text;
     let n = 0;
     for (const needle of loose ? this.exactNeedles : this.needles) {
@@ -323,11 +351,21 @@ export class LeakGuard {
     let width = Math.min(end, 2 * need);
     for (;;) {
       const from = json ? backslashRunStart(text, end - width) : end - width;
-      const view = searchedText(text.slice(from, end), json);
+      const win = text.slice(from, end);
+      const view = searchedText(win, json);
       if (view.text.length >= need || from === 0) {
         const at = this.prefixStart(view.text, minLoose);
-        if (at === view.text.length) return end;
-        return from + (view.starts ? view.starts[at]! : at);
+        let held = at === view.text.length ? end : from + (view.starts ? view.starts[at]! : at);
+        // Escapes at two levels or more: a value may be arriving at any of them.
+        if (json && view.text.indexOf('\\') >= 0) {
+          const readings = jsonEscapeReadings(win);
+          for (let l = 1; l < readings.length; l++) {
+            const deeper = composeFolded(readings[l]!, fold(readings[l]!.text));
+            const d = this.prefixStart(deeper.text, minLoose);
+            if (d < deeper.text.length) held = Math.min(held, from + deeper.starts![d]!);
+          }
+        }
+        return held;
       }
       width = Math.min(end, 2 * (end - from));
     }
@@ -410,6 +448,36 @@ function searchedText(text: string, json: boolean): FoldedText {
   return composeFolded(decoded, fold(decoded.text));
 }
 
+/**
+ * Most levels of JSON string escapes read (JSON inside a JSON string inside ...). Each level
+ * doubles the backslashes of the one below (`\u00a0`, `\\u00a0`, `\\\\u00a0`): an
+ * HTTP body in a tool result is two, a body logged inside a JSON log line in a tool result three.
+ * Four covers those with one to spare; a fifth level's escape is sixteen backslashes and more,
+ * which no serialiser writes by accident, and every level read costs a decoding pass and a scan
+ * of a text with an escape at that depth.
+ */
+export const MAX_ESCAPE_LEVELS = 4;
+
+/**
+ * `text` read with its JSON string escapes decoded once, twice, … (at most MAX_ESCAPE_LEVELS
+ * times, while the reading still holds a backslash and the last pass decoded something), each
+ * reading mapped to `text` (a unit of a deeper reading spans the escapes as written, every level
+ * of them). Empty when nothing decodes. A text whose escapes are one level deep pays one decoding
+ * pass and one indexOf on its reading, as before levels were read.
+ */
+export function jsonEscapeReadings(text: string): FoldedText[] {
+  const out: FoldedText[] = [];
+  let prev = text;
+  let view = decodeJsonEscapes(text);
+  while (view.text.length !== prev.length) {
+    out.push(view);
+    if (out.length >= MAX_ESCAPE_LEVELS || view.text.indexOf('\\') < 0) break;
+    prev = view.text;
+    view = composeFolded(view, decodeJsonEscapes(prev));
+  }
+  return out;
+}
+
 const SIMPLE_ESCAPES: Readonly<Record<string, string>> = { '"': '"', '\\': '\\', '/': '/', b: '\b', f: '\f', n: '\n', r: '\r', t: '\t' };
 const HEX4 = /^[0-9a-fA-F]{4}$/;
 
@@ -485,9 +553,28 @@ function partialEscapeStart(text: string): number {
     // an escape when an even number of them come before it.
     if ((i - k) % 2 !== 0) continue;
     const width = text.charCodeAt(i + 1) === 117 ? 6 : 2; // \uXXXX or \x
-    return i + width > n ? i : n;
+    // Held from the run's start: at a deeper level its backslashes are part of the cut escape.
+    if (i + width > n) return k;
+    // A whole escape at this level may still be a cut one at a deeper level (JSON inside a JSON
+    // string): a run of backslashes that ends the text (`\\`, the `\` of `\\n` still to come) or
+    // is followed by `u` and fewer than four hex digits (`\\u00`). Held from the run's start.
+    if (i > k || text.charCodeAt(i + 1) === 92) {
+      let j = k;
+      while (j < n && text.charCodeAt(j) === 92) j++;
+      if (j === n || (text.charCodeAt(j) === 117 && n - j < 5 && hexTo(text, j + 1))) return k;
+    }
+    return n;
   }
   return n;
+}
+
+/** Every unit of `text` from `from` on is a hex digit. */
+function hexTo(text: string, from: number): boolean {
+  for (let i = from; i < text.length; i++) {
+    const c = text.charCodeAt(i);
+    if (!((c >= 48 && c <= 57) || ((c | 32) >= 97 && (c | 32) <= 102))) return false;
+  }
+  return true;
 }
 
 const NO_SECRETS = new LeakGuard([]);

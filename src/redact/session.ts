@@ -18,7 +18,7 @@ import type {
   ToolDefinition,
 } from '../pipeline/types.js';
 import { scanPromptText, type FindingsCache, type PromptScan } from './findings-cache.js';
-import { decodeJsonEscapes, LEAK_ENTITY, LeakGuard } from './leak-guard.js';
+import { jsonEscapeReadings, LEAK_ENTITY, LeakGuard } from './leak-guard.js';
 import { toOriginalSpan, unitAround, type FoldedText } from './normalize.js';
 import { JSON_TEXT_START, jsonLiterals, type JsonLexState, type JsonLiteral } from './json-literals.js';
 import { applyFindings, applyJsonFindings, createReplacer, TokenVault, type Replacer } from './modes.js';
@@ -61,8 +61,8 @@ function reservePlaceholdersIn(v: unknown, vault: TokenVault): void {
     if (lt) for (const m of v.matchAll(PLACEHOLDER)) vault.reserve(m[0]);
     // Decoded only when it can hold a placeholder: a `<`, as written or escaped.
     if (v.indexOf('\\') >= 0 && (lt || ESCAPED_LT.test(v))) {
-      const decoded = decodeJsonEscapes(v).text;
-      if (decoded.length !== v.length && decoded.indexOf('<') >= 0) for (const m of decoded.matchAll(PLACEHOLDER)) vault.reserve(m[0]);
+      // Every level of escapes (a placeholder in JSON inside a JSON string reads `\\u003c…`).
+      for (const r of jsonEscapeReadings(v)) if (r.text.indexOf('<') >= 0) for (const m of r.text.matchAll(PLACEHOLDER)) vault.reserve(m[0]);
     }
   } else if (Array.isArray(v)) {
     for (let i = 0; i < v.length; i++) reservePlaceholdersIn(v[i], vault);
@@ -686,31 +686,39 @@ export class Session implements RedactionSession {
    * options (its `from` is set to the decoded offset here), undefined for a whole text.
    */
   private escapedFindings(text: string, from: number, pieceOpts: ScanOptions | undefined, findings: Finding[], json: boolean): Finding[] {
-    const view = decodeJsonEscapes(text);
     // Every escape decodes to one unit and is at least two: nothing decoded, nothing new to read.
-    if (view.text.length === text.length) return findings;
-    let opts = this.plan.scan;
-    if (pieceOpts !== undefined) {
-      // One unit back: `from` may fall inside an escape (one decoded unit), and a finding that
-      // ends with that unit ends after `from` in the text as written. `added` below keeps
-      // exactly the findings that end after `from` there.
-      pieceOpts.from = Math.max(0, decodedOffset(view, from) - 1);
-      opts = pieceOpts;
-    }
-    const res = this.scanner.scan(view.text, opts);
-    this.failures += res.failures;
+    const readings = jsonEscapeReadings(text);
+    if (readings.length === 0) return findings;
+    const deepest = readings[readings.length - 1]!;
     const extra: Finding[] = [];
-    for (const f of res.findings) {
-      const [start, end] = toOriginalSpan(view, f.start, f.end);
-      extra.push({ ...f, start, end });
+    for (let l = 0; l < readings.length; l++) {
+      const view = readings[l]!;
+      let opts = this.plan.scan;
+      if (pieceOpts !== undefined) {
+        // One unit back: `from` may fall inside an escape (one decoded unit), and a finding that
+        // ends with that unit ends after `from` in the text as written. `added` below keeps
+        // exactly the findings that end after `from` there.
+        pieceOpts.from = Math.max(0, decodedOffset(view, from) - 1);
+        opts = pieceOpts;
+      }
+      const res = this.scanner.scan(view.text, opts);
+      this.failures += res.failures;
+      // A reading above the deepest may end a finding inside a deeper escape (`njane@…` of
+      // `line\\njane@…` read once): widened over it, as the plain findings of content are.
+      const widen = l < readings.length - 1;
+      for (const f of res.findings) {
+        const [start, end] = toOriginalSpan(view, f.start, f.end);
+        extra.push(widen ? { ...f, start: escapeAround(deepest, start, false), end: escapeAround(deepest, end, true) } : { ...f, start, end });
+      }
     }
     if (!json && this.answerGuard.active) this.answerGuard.find(text, extra, true, undefined, true);
     // Content (structured output): a finding of the text as written that begins or ends inside an
     // escape (`line\njane@example.com` read as written holds `njane@…`) covers that whole escape,
     // or the answer would read `line\[EMAIL_ADDRESS]`, which no JSON parser takes. Widened, never
     // narrowed: moving the start past the escape would leave the `n` of a prose `C:\nancy@…` in
-    // clear. Arguments keep their JSON by applyJsonFindings.
-    const plain = json ? findings : overEscapes(findings, view);
+    // clear. Arguments keep their JSON at their own level by applyJsonFindings; escapes of a
+    // deeper level (JSON inside an argument's string) are widened over as in content.
+    const plain = json && readings.length === 1 ? findings : overEscapes(findings, deepest);
     const added = extra.filter((f) => f.end > from);
     if (added.length === 0) return plain;
     return resolveOverlaps(plain.concat(added), text);

@@ -834,12 +834,18 @@ describe('placeholder-shaped text in the input (tokenize + reidentify)', () => {
       expect(out[0]!.tool_calls![0]!.function.arguments, note).toBe(`{"note":"${note}","to":"<EMAIL_ADDRESS_2>"}`);
       expect(answer(s, 'You wrote <EMAIL_ADDRESS_1> in the note, to <EMAIL_ADDRESS_2>'), note).toBe('You wrote <EMAIL_ADDRESS_1> in the note, to bob@corp.example.com');
     }
-    // An escaped backslash before "u003c" is not an escape: no placeholder there, nothing reserved.
+    // An escaped backslash before "u003c" is an escape of the second level (JSON inside the
+    // string reads a placeholder): reserved too. One before "x003c" is no escape at any level.
     const s = r.session(decision({ mode: 'tokenize' }), []);
     const out = s.redactMessages([
       { role: 'assistant', content: null, tool_calls: [{ id: 'call_1', type: 'function', function: { name: 'f', arguments: '{"note":"\\\\u003cEMAIL_ADDRESS_1>","to":"bob@corp.example.com"}' } }] },
     ]);
-    expect(out[0]!.tool_calls![0]!.function.arguments).toBe('{"note":"\\\\u003cEMAIL_ADDRESS_1>","to":"<EMAIL_ADDRESS_1>"}');
+    expect(out[0]!.tool_calls![0]!.function.arguments).toBe('{"note":"\\\\u003cEMAIL_ADDRESS_1>","to":"<EMAIL_ADDRESS_2>"}');
+    const s2 = r.session(decision({ mode: 'tokenize' }), []);
+    const out2 = s2.redactMessages([
+      { role: 'assistant', content: null, tool_calls: [{ id: 'call_1', type: 'function', function: { name: 'f', arguments: '{"note":"\\\\x003cEMAIL_ADDRESS_1>","to":"bob@corp.example.com"}' } }] },
+    ]);
+    expect(out2[0]!.tool_calls![0]!.function.arguments).toBe('{"note":"\\\\x003cEMAIL_ADDRESS_1>","to":"<EMAIL_ADDRESS_1>"}');
   });
 });
 
