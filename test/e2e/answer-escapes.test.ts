@@ -13,7 +13,7 @@ import OpenAI from 'openai';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { bearerMetadata, unaryCall } from './helpers/grpc.js';
 import { anthropicEvents, postRoute } from './helpers/http.js';
-import { chunkBody, completionBody } from './helpers/scripted-upstream.js';
+import { completionBody, joinedOpenAI, oneCharChunks } from './helpers/scripted-upstream.js';
 import { startScriptedWarden, type ScriptedWarden } from './helpers/scripted-warden.js';
 import { CANARY_SECRET } from './helpers/warden.js';
 
@@ -68,26 +68,6 @@ function expectParsedClean(json: string): Record<string, string> {
 
 function lastRecord(): Record<string, any> {
   return scripted.w.audit().at(-1)!;
-}
-
-/** One chunk per character of `text`, as content or as one tool call's arguments. */
-function oneCharChunks(text: string, asArgs: boolean): Array<Record<string, unknown>> {
-  const first = asArgs
-    ? chunkBody({ role: 'assistant', tool_calls: [{ index: 0, id: 'call_1', type: 'function', function: { name: 'lookup', arguments: '' } }] })
-    : chunkBody({ role: 'assistant', content: '' });
-  const pieces = [...text].map((c) => chunkBody(asArgs ? { tool_calls: [{ index: 0, function: { arguments: c } }] } : { content: c }));
-  return [first, ...pieces, chunkBody({}, asArgs ? 'tool_calls' : 'stop')];
-}
-
-/** The joined content, or the first tool call's joined arguments, of an OpenAI SSE body. */
-function joinedOpenAI(body: string, asArgs: boolean): string {
-  let out = '';
-  for (const block of body.split('\n\n')) {
-    if (!block.startsWith('data: {')) continue;
-    const delta = JSON.parse(block.slice(6)).choices[0]?.delta ?? {};
-    out += asArgs ? (delta.tool_calls?.[0]?.function?.arguments ?? '') : (delta.content ?? '');
-  }
-  return out;
 }
 
 async function grpcStream(params: Record<string, unknown> = {}): Promise<any[]> {

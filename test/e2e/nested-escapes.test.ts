@@ -14,7 +14,7 @@
 import OpenAI from 'openai';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { postRoute } from './helpers/http.js';
-import { chunkBody, completionBody } from './helpers/scripted-upstream.js';
+import { completionBody, joinedOpenAI, oneCharChunks } from './helpers/scripted-upstream.js';
 import { startScriptedWarden, type ScriptedWarden } from './helpers/scripted-warden.js';
 import { startUpstream, type FakeUpstream } from './helpers/upstream.js';
 import { CANARY_SECRET, startWarden, type WardenFixture } from './helpers/warden.js';
@@ -121,24 +121,6 @@ describe('answer: JSON inside a JSON string, escaped twice, in content and in to
 
   afterAll(() => scripted?.close());
 
-  function oneCharChunks(text: string, asArgs: boolean): Array<Record<string, unknown>> {
-    const first = asArgs
-      ? chunkBody({ role: 'assistant', tool_calls: [{ index: 0, id: 'call_1', type: 'function', function: { name: 'post', arguments: '' } }] })
-      : chunkBody({ role: 'assistant', content: '' });
-    const pieces = [...text].map((c) => chunkBody(asArgs ? { tool_calls: [{ index: 0, function: { arguments: c } }] } : { content: c }));
-    return [first, ...pieces, chunkBody({}, asArgs ? 'tool_calls' : 'stop')];
-  }
-
-  function joined(body: string, asArgs: boolean): string {
-    let out = '';
-    for (const block of body.split('\n\n')) {
-      if (!block.startsWith('data: {')) continue;
-      const delta = JSON.parse(block.slice(6)).choices[0]?.delta ?? {};
-      out += asArgs ? (delta.tool_calls?.[0]?.function?.arguments ?? '') : (delta.content ?? '');
-    }
-    return out;
-  }
-
   it('the answer really holds the values at the second level', () => {
     expect(parsedTwice(ANSWER)).toEqual({ phone: '+1\u00a0415\u00a0555\u00a02671', email: MAIL, code: CANARY_SECRET, note: 'line\nok' });
   });
@@ -153,7 +135,7 @@ describe('answer: JSON inside a JSON string, escaped twice, in content and in to
     const { status, text } = await postRoute(scripted.w.addresses.http, '/v1/chat/completions', { ...governed, stream: true }, token);
     expect(status, text).toBe(200);
     expectNoCanary(text);
-    expect(parsedTwice(joined(text, false))).toEqual(REDACTED);
+    expect(parsedTwice(joinedOpenAI(text, false))).toEqual(REDACTED);
   });
 
   it('tool-call arguments, not streamed and streamed one character per chunk: parsed twice, they hold the masks', async () => {
@@ -162,11 +144,11 @@ describe('answer: JSON inside a JSON string, escaped twice, in content and in to
     expectNoCanary(JSON.stringify(res));
     expect(parsedTwice((res.choices[0]!.message.tool_calls![0]! as any).function.arguments)).toEqual(REDACTED);
 
-    chunks = oneCharChunks(ANSWER, true);
+    chunks = oneCharChunks(ANSWER, true, 'post');
     const { status, text } = await postRoute(scripted.w.addresses.http, '/v1/chat/completions', { ...governed, stream: true }, token);
     expect(status, text).toBe(200);
     expectNoCanary(text);
-    expect(parsedTwice(joined(text, true))).toEqual(REDACTED);
+    expect(parsedTwice(joinedOpenAI(text, true))).toEqual(REDACTED);
   });
 
   it('the log and the audit records hold no canary', () => {

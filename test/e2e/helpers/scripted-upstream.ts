@@ -52,3 +52,23 @@ export function completionBody(message: Record<string, unknown>, finish: string 
 export function chunkBody(delta: Record<string, unknown>, finish: string | null = null, head: Record<string, unknown> = {}): Record<string, unknown> {
   return { id: 'chatcmpl-1', object: 'chat.completion.chunk', created: 1_700_000_000, model: 'gpt-4o-mini', choices: [{ index: 0, delta, finish_reason: finish }], ...head };
 }
+
+/** One chunk per character of `text`, as content or as one tool call's arguments (a call to `name`). */
+export function oneCharChunks(text: string, asArgs: boolean, name = 'lookup'): Array<Record<string, unknown>> {
+  const first = asArgs
+    ? chunkBody({ role: 'assistant', tool_calls: [{ index: 0, id: 'call_1', type: 'function', function: { name, arguments: '' } }] })
+    : chunkBody({ role: 'assistant', content: '' });
+  const pieces = [...text].map((c) => chunkBody(asArgs ? { tool_calls: [{ index: 0, function: { arguments: c } }] } : { content: c }));
+  return [first, ...pieces, chunkBody({}, asArgs ? 'tool_calls' : 'stop')];
+}
+
+/** The joined content, or the first tool call's joined arguments, of an OpenAI SSE body. */
+export function joinedOpenAI(body: string, asArgs: boolean): string {
+  let out = '';
+  for (const block of body.split('\n\n')) {
+    if (!block.startsWith('data: {')) continue;
+    const delta = JSON.parse(block.slice(6)).choices[0]?.delta ?? {};
+    out += asArgs ? (delta.tool_calls?.[0]?.function?.arguments ?? '') : (delta.content ?? '');
+  }
+  return out;
+}
