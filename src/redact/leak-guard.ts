@@ -353,16 +353,28 @@ export class LeakGuard {
       const from = json ? backslashRunStart(text, end - width) : end - width;
       const win = text.slice(from, end);
       const view = searchedText(win, json);
-      if (view.text.length >= need || from === 0) {
+      // Escapes at two levels or more: a value may be arriving at any of them, and the window
+      // must hold `need` units at every level (`\\\\u0043` is one unit three levels down).
+      let deeper: FoldedText[] | undefined;
+      let enough = view.text.length >= need;
+      if ((enough || from === 0) && json && view.text.indexOf('\\') >= 0) {
+        const readings = jsonEscapeReadings(win);
+        if (readings.length > 1) {
+          deeper = [];
+          for (let l = 1; l < readings.length; l++) {
+            const d = composeFolded(readings[l]!, fold(readings[l]!.text));
+            deeper.push(d);
+            if (d.text.length < need) enough = false;
+          }
+        }
+      }
+      if (enough || from === 0) {
         const at = this.prefixStart(view.text, minLoose);
         let held = at === view.text.length ? end : from + (view.starts ? view.starts[at]! : at);
-        // Escapes at two levels or more: a value may be arriving at any of them.
-        if (json && view.text.indexOf('\\') >= 0) {
-          const readings = jsonEscapeReadings(win);
-          for (let l = 1; l < readings.length; l++) {
-            const deeper = composeFolded(readings[l]!, fold(readings[l]!.text));
-            const d = this.prefixStart(deeper.text, minLoose);
-            if (d < deeper.text.length) held = Math.min(held, from + deeper.starts![d]!);
+        if (deeper) {
+          for (const r of deeper) {
+            const d = this.prefixStart(r.text, minLoose);
+            if (d < r.text.length) held = Math.min(held, from + r.starts![d]!);
           }
         }
         return held;

@@ -718,7 +718,7 @@ export class Session implements RedactionSession {
     // narrowed: moving the start past the escape would leave the `n` of a prose `C:\nancy@…` in
     // clear. Arguments keep their JSON at their own level by applyJsonFindings; escapes of a
     // deeper level (JSON inside an argument's string) are widened over as in content.
-    const plain = json && readings.length === 1 ? findings : overEscapes(findings, deepest);
+    const plain = !json ? overEscapes(findings, deepest) : readings.length === 1 ? findings : overEscapes(findings, deepest, readings[0]);
     const added = extra.filter((f) => f.end > from);
     if (added.length === 0) return plain;
     return resolveOverlaps(plain.concat(added), text);
@@ -1106,17 +1106,35 @@ const PERCENT_ESCAPE = /%[0-9A-Fa-f]{2}/g;
  * `findings` with every edge that falls strictly inside one of `view`'s escapes moved out to that
  * escape's edge (a start to its start, an end to its end): the same array when none does.
  */
-function overEscapes(findings: Finding[], view: FoldedText): Finding[] {
+function overEscapes(findings: Finding[], view: FoldedText, keep?: FoldedText): Finding[] {
   let out: Finding[] | undefined;
   for (let i = 0; i < findings.length; i++) {
     const f = findings[i]!;
-    const start = escapeAround(view, f.start, false);
-    const end = escapeAround(view, f.end, true);
+    const start = deeperEscapeAround(view, f.start, false, keep);
+    const end = deeperEscapeAround(view, f.end, true, keep);
     if (start === f.start && end === f.end) continue;
     out ??= findings.slice();
     out[i] = { ...f, start, end };
   }
   return out ?? findings;
+}
+
+/**
+ * escapeAround, except where `at` is inside an escape that `keep` (the first reading) reads as
+ * one unit too: there `at` is kept (an argument's own escapes are kept valid by applyJsonFindings,
+ * as when there is one level only; widening depended on a deeper escape anywhere in the text, so
+ * the whole answer and the streamed one differed).
+ */
+function deeperEscapeAround(view: FoldedText, at: number, toEnd: boolean, keep: FoldedText | undefined): number {
+  const k = unitAround(view, at);
+  if (k < 0) return at;
+  const start = view.starts![k]!;
+  const end = view.ends![k]!;
+  if (keep !== undefined) {
+    const j = unitAround(keep, at);
+    if (j >= 0 && keep.starts![j] === start && keep.ends![j] === end) return at;
+  }
+  return toEnd ? end : start;
 }
 
 /** `at`, or the start (`toEnd`: the end) of the unit of `view` whose original span holds `at` strictly inside. */

@@ -12,7 +12,7 @@ import { createRedactor } from '../../src/redact/index.js';
 import { jsonEscapeReadings, LeakGuard, MAX_ESCAPE_LEVELS } from '../../src/redact/leak-guard.js';
 import type { ChatMessage } from '../../src/pipeline/types.js';
 import { mulberry32 } from '../../scripts/lib/prng.js';
-import { cuts, decision, streamedDeltas, thrown, wholeAnswer } from './helpers.js';
+import { bySize, cuts, decision, streamedDeltas, thrown, wholeAnswer } from './helpers.js';
 
 const redactor = createRedactor({ hashKey: Buffer.from('tenant-key-0123456789') });
 const CANARY = 'CANARY-SECRET-7f3a';
@@ -251,3 +251,42 @@ describe('seeded fuzz: values escaped one to three levels deep, streamed in rand
   });
 });
 
+
+describe('review: the stream at deeper levels and an argument escape of the first level', () => {
+  // A spaced granted secret whose letters a serialiser escaped two, three or four levels down
+  // (its spaces as written): the hold-back window was as wide as `need` units of the first
+  // reading only, which holds a few letters of the value at the third level. The start of the
+  // value fell out of the window, nothing was held, and the whole phrase left in clear in parts.
+  const PHRASE = `open sesame ${CANARY}`;
+  for (const levels of [2, 3, 4]) {
+    it(`a spaced secret escaped ${levels} levels down is held whole, content and arguments`, async () => {
+      const bs = '\\'.repeat(2 ** (levels - 1));
+      const value = [...PHRASE].map((c) => (c === ' ' ? ' ' : `${bs}u00${c.charCodeAt(0).toString(16).padStart(2, '0')}`)).join('');
+      const open = [...'open'].map((c) => `${bs}u00${c.charCodeAt(0).toString(16)}`).join('');
+      for (const asArgs of [false, true]) {
+        const text = asArgs ? `{"a": "say ${value} now"}` : `say ${value} now`;
+        const whole = wholeAnswer(redactor.session(decision(), [PHRASE]), text, asArgs);
+        expect(whole).toBe(asArgs ? '{"a": "say [SECRET_VALUE] now"}' : 'say [SECRET_VALUE] now');
+        for (const size of [1, 5, 12]) {
+          const got = (await streamedDeltas(redactor.session(decision(), [PHRASE]), bySize(text, size), asArgs)).join('');
+          expect(got, `${asArgs ? 'arguments' : 'content'}, pieces of ${size}`).not.toContain(open);
+          expect(got).toBe(whole);
+        }
+      }
+    });
+  }
+
+  it('an argument keeps its own `\\n` before a value when a deeper escape is elsewhere in it, whole and streamed', async () => {
+    // `C:\\new` reads `C:<LF>ew` two levels down: the whole answer then widened the email over the
+    // first level's `\n` (the newline lost), the stream (which had not seen the path yet) did not.
+    const text = `{"body": "x \\n${MAIL} \\nC:\\\\new \\nz"}`;
+    const whole = wholeAnswer(redactor.session(decision(), []), text, true);
+    expect(whole).toBe('{"body": "x \\n[EMAIL_ADDRESS] \\nC:\\\\new \\nz"}');
+    const bad: string[] = [];
+    for (const { how, pieces } of cuts(text, 12)) {
+      const got = (await streamedDeltas(redactor.session(decision(), []), pieces, true)).join('');
+      if (got !== whole) bad.push(`${how}: ${got}`);
+    }
+    expect(bad.slice(0, 3)).toEqual([]);
+  });
+});
