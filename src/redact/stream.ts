@@ -26,6 +26,9 @@ import { CONTEXT_WINDOW } from './scanner.js';
 import type { Finding } from './types.js';
 
 export const CONTEXT_TAIL = CONTEXT_WINDOW + 16;
+
+/** The delta members that carry a choice's text, one channel (read in this order within a delta). */
+const TEXT_KINDS = ['content', 'refusal'] as const;
 /** Longest whitespace-separated chain of digit groups held back (IBAN with spaces is 42). */
 const CHAIN_LIMIT = 80;
 /**
@@ -699,7 +702,7 @@ export async function* processChunkStream(
     }
     const choices = chunk.choices.map((choice) => {
       const delta: ChunkDelta = { ...choice.delta };
-      for (const kind of ['content', 'refusal'] as const) {
+      for (const kind of TEXT_KINDS) {
         const piece = delta[kind];
         if (typeof piece !== 'string') continue;
         if (piece !== '') textKind.set(choice.index, kind);
@@ -761,7 +764,7 @@ export async function* processChunkStream(
       // Content and refusal go in one text block: one channel, so a value the model split
       // between them is redacted whole. Each piece's output keeps the kind of the piece it
       // comes with (a held tail of content may come out as refusal: the block is the same).
-      for (const kind of ['content', 'refusal'] as const) {
+      for (const kind of TEXT_KINDS) {
         const piece = d[kind];
         if (typeof piece !== 'string') continue;
         if (piece !== '') {
