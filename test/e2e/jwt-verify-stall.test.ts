@@ -106,4 +106,51 @@ describe('a signature check that does not return', () => {
       rmSync(p.dir, { recursive: true, force: true });
     }
   });
+
+  it('a JWKS fetch whose bearer-token file read cannot run ends with the fetch timeout: JWKS unavailable, not a hang', { timeout: 60_000 }, async () => {
+    const p = await prepareWardenDir({ upstreamUrl: upstream.url, audit: 'audit: { sinks: [stdout], required: true }' });
+    const fifos = Array.from({ length: POOL }, (_, i) => join(p.dir, `held-${i}.fifo`));
+    for (const f of fifos) execFileSync('mkfifo', [f]);
+    const writers: number[] = [];
+    const jwks: Server = createServer((_req, res) => res.writeHead(200, { 'content-type': 'application/json' }).end(JSON.stringify(p.signer.jwks)));
+    jwks.listen(0, '127.0.0.1');
+    await once(jwks, 'listening');
+    const jwksUrl = `http://127.0.0.1:${(jwks.address() as AddressInfo).port}/jwks`;
+    writeFileSync(join(p.dir, 'jwks-reader-token'), 'reader-token\n');
+    writeFileSync(
+      p.configFile,
+      readFileSync(p.configFile, 'utf8').replace('jwks_file: jwks.json', `jwks_url: "${jwksUrl}", jwks_bearer_token_file: "${join(p.dir, 'jwks-reader-token')}"`),
+    );
+    const child = spawn(process.execPath, ['--import', 'tsx', '--import', join(REPO, 'test', 'e2e', 'helpers', 'pool-staller.ts'), join(REPO, 'src', 'main.ts'), 'serve', '--config', p.configFile], {
+      cwd: REPO,
+      env: { ...process.env, UV_THREADPOOL_SIZE: String(POOL) },
+      stdio: ['ignore', 'pipe', 'pipe', 'ipc'],
+    });
+    try {
+      const { listening } = watchServe(child);
+      const addr = await listening;
+      const messages: Array<Record<string, number>> = [];
+      child.on('message', (m: Record<string, number>) => messages.push(m));
+      // The pool is held before the key set was ever fetched: the fetch must read the token file.
+      child.send({ stall: fifos });
+      await eventually(() => messages.some((m) => m.stalled === POOL));
+      const res = await postChat(addr.http, await p.signer.token('labs', 'raw-bot'), { model: 'gpt-4o-mini', messages: [{ role: 'user', content: 'hi' }] });
+      const json = (await res.json()) as { error?: { code?: string; message?: string } };
+      expect({ status: res.status, code: json.error?.code, message: json.error?.message }).toEqual({
+        status: 401,
+        code: 'unauthenticated',
+        message: 'kubernetes authentication failed: JWKS unavailable',
+      });
+      for (const f of fifos) writers.push(openSync(f, constants.O_WRONLY | constants.O_NONBLOCK));
+      await eventually(() => messages.some((m) => m.released === POOL));
+    } finally {
+      for (const fd of writers) closeSync(fd);
+      if (child.exitCode === null && child.signalCode === null) {
+        child.kill('SIGKILL');
+        await once(child, 'exit');
+      }
+      jwks.close();
+      rmSync(p.dir, { recursive: true, force: true });
+    }
+  });
 });
