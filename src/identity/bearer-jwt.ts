@@ -9,7 +9,7 @@ import type { Principal } from '../pipeline/types.js';
 import { createJwksSource, JwksConfigError, type JwksSource, type JwksSourceOptions } from './jwks.js';
 import { frozenPrincipal } from './frozen.js';
 import { VerifiedTokenCache } from './token-cache.js';
-import { guardKeySource, peekClaims, unauthenticated, verifyJwt } from './jwt.js';
+import { guardKeySource, peekClaims, SIGNATURE_CHECK_DEADLINE_MS, unauthenticated, verifyJwt, type SignatureCheckWatch } from './jwt.js';
 
 /** Options every bearer-JWT authenticator accepts. */
 export interface BearerJwtOptions extends JwksSourceOptions {
@@ -23,7 +23,7 @@ export interface BearerJwtOptions extends JwksSourceOptions {
   /** Clock for expiry checks (epoch ms); injectable for tests. */
   now?: () => number;
   /** Where a key source failure is reported (no token data; at most one line per 10 s), and a changed JWKS file that cannot be used. */
-  logger?: { warn(obj: object, msg?: string): void };
+  logger?: { warn(obj: object, msg?: string): void; info?(obj: object, msg?: string): void };
 }
 
 /** At most one "key set unavailable" line per method in this many ms: an outage fails every request. */
@@ -53,6 +53,14 @@ export class BearerJwtVerifier {
   private verifiedUnder: number;
   private readonly now: () => number;
   private readonly onKeySetUnavailable: ((reason: string) => void) | undefined;
+  /**
+   * Signature checks that missed their deadline and have not returned: while there is one, the
+   * thread pool is held, and a token that needs a check is refused at once rather than queued
+   * behind it (2 s each, and one more job on a pool that does not move). Remembered tokens need
+   * no check and are answered as before.
+   */
+  private overdueChecks = 0;
+  private readonly signatureWatch: SignatureCheckWatch;
 
   constructor(opts: BearerJwtOptions, m: BearerJwtMethod) {
     if (!opts.audiences?.length) {
@@ -75,6 +83,20 @@ export class BearerJwtVerifier {
           logger.warn({ method: m.method, reason }, 'identity key set unavailable: tokens cannot be verified');
         }
       : undefined;
+    this.signatureWatch = {
+      late: () => {
+        if (this.overdueChecks++ > 0) return;
+        // One line per episode (the first check that missed its deadline), no token content.
+        logger?.warn(
+          { method: m.method, deadline_ms: SIGNATURE_CHECK_DEADLINE_MS },
+          'signature check did not return in time (the thread pool is held by blocked file calls): tokens not verified before are refused (signature check unavailable) until it returns',
+        );
+      },
+      returned: () => {
+        if (--this.overdueChecks > 0) return;
+        logger?.info?.({ method: m.method }, 'signature check returned; tokens are verified again');
+      },
+    };
     const cacheMs = opts.verifiedCacheMs ?? 60_000;
     this.verified = cacheMs > 0 ? new VerifiedTokenCache(cacheMs) : undefined;
     this.verifiedUnder = this.keys.generation;
@@ -129,6 +151,7 @@ export class BearerJwtVerifier {
     if (hit) return hit;
     const peek = peekClaims(this.method, token);
     if (!peek || !claims(peek)) return null;
+    if (this.overdueChecks > 0) throw unauthenticated(this.method, 'signature check unavailable');
     return this.verify(token, toPrincipal, now);
   }
 
@@ -142,6 +165,7 @@ export class BearerJwtVerifier {
       nowMs: now,
       refetchAfterKeyFailure: (kid) => this.keys.refetchAfterKeyFailure(kid),
       ...(this.onKeySetUnavailable ? { onKeySetUnavailable: this.onKeySetUnavailable } : {}),
+      signatureWatch: this.signatureWatch,
     });
     const principal = frozenPrincipal(toPrincipal(payload));
     // Verified with a key set replaced meanwhile (the key may be gone from the new one): not

@@ -373,7 +373,10 @@ function keySetFetch(opts: JwksSourceOptions, ca: string | undefined): FetchImpl
   const fetchOnce = async (href: string, init: Parameters<FetchImplementation>[1]): Promise<Response> => {
     const headers: Record<string, string> = {};
     init.headers.forEach((v, k) => (headers[k] = v));
-    if (tokenFile) headers.authorization = `Bearer ${(await readRegularFile(tokenFile)).trim()}`;
+    // The read waits on libuv's thread pool: held by blocked file calls (a dead mount), it would
+    // never return, and jose, which bounds a fetch only through this signal, would wait with it
+    // (and every token after, on the same pending fetch). So the read ends with the fetch's timeout.
+    if (tokenFile) headers.authorization = `Bearer ${(await untilAborted(readRegularFile(tokenFile), init.signal)).trim()}`;
     const res = await undiciFetch(href, {
       method: init.method,
       redirect: init.redirect,
@@ -410,6 +413,21 @@ function keySetFetch(opts: JwksSourceOptions, ca: string | undefined): FetchImpl
       throw failure;
     }
   };
+}
+
+/** `work`, or the signal's reason once it aborts (a TimeoutError: jose's fetch timeout), whichever comes first. */
+function untilAborted<T>(work: Promise<T>, signal: AbortSignal | undefined): Promise<T> {
+  if (!signal) return work;
+  work.catch(() => undefined); // abandoned at the abort: its failure is no one's to hear
+  return new Promise<T>((resolve, reject) => {
+    const onAbort = () => reject(signal.reason as Error);
+    if (signal.aborted) return onAbort();
+    signal.addEventListener('abort', onAbort, { once: true });
+    work.then(
+      (v) => (signal.removeEventListener('abort', onAbort), resolve(v)),
+      (e: unknown) => (signal.removeEventListener('abort', onAbort), reject(e as Error)),
+    );
+  });
 }
 
 /** The body as text, refusing one over MAX_JWKS_BYTES (by its content-length or as it streams). */

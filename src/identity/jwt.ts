@@ -70,6 +70,29 @@ export function guardKeySource(getKey: JWTVerifyGetKey): JWTVerifyGetKey {
   };
 }
 
+/**
+ * How long a signature check may take once the key is in hand. jose 6 checks signatures with
+ * WebCrypto, whose jobs run on libuv's thread pool (4 threads): held by file calls that do not
+ * return (a dead mount under a secret file root, a jwks_file, an audit file), `crypto.subtle.verify`
+ * waits with them and the request would hang until its client gave up. A check takes well under
+ * a millisecond; 2 s is the same bound a jwks_file look has (jwks.ts), under any client's timeout.
+ */
+export const SIGNATURE_CHECK_DEADLINE_MS = 2_000;
+
+/** A signature check that did not return within SIGNATURE_CHECK_DEADLINE_MS: the token was not checked. */
+export class SignatureCheckTimeout extends Error {
+  constructor() {
+    super(`the signature check did not return within ${SIGNATURE_CHECK_DEADLINE_MS} ms`);
+    this.name = 'SignatureCheckTimeout';
+  }
+}
+
+/** Told when a signature check missed its deadline, and when such a check returned at last. */
+export interface SignatureCheckWatch {
+  late(): void;
+  returned(): void;
+}
+
 export interface VerifyOptions {
   issuer?: string[];
   audiences: string[];
@@ -81,6 +104,8 @@ export interface VerifyOptions {
   onKeySetUnavailable?: (reason: string) => void;
   /** Asked to fetch the key set again when the token's key could not be used or did not verify it (see JwksSource). */
   refetchAfterKeyFailure?: (kid: string | undefined) => Promise<boolean>;
+  /** Told when a signature check misses SIGNATURE_CHECK_DEADLINE_MS, and when it returns after all. */
+  signatureWatch?: SignatureCheckWatch;
 }
 
 export async function verifyJwt(method: string, token: string, getKey: JWTVerifyGetKey, o: VerifyOptions): Promise<JWTPayload> {
@@ -100,6 +125,7 @@ export async function verifyJwt(method: string, token: string, getKey: JWTVerify
     }
   }
   if (failure instanceof WardenError) throw failure;
+  if (failure instanceof SignatureCheckTimeout) throw unauthenticated(method, 'signature check unavailable');
   if (failure instanceof KeySetUnavailable) {
     if (!failure.reported) o.onKeySetUnavailable?.(failure.reason);
     throw unauthenticated(method, 'JWKS unavailable');
@@ -114,15 +140,38 @@ function keyFailed(err: unknown): boolean {
 
 async function verifyOnce(method: string, token: string, getKey: JWTVerifyGetKey, o: VerifyOptions): Promise<JWTPayload> {
   let payload: JWTPayload;
+  // The deadline runs from the moment the key is in hand: the key source bounds its own wait (a
+  // jwks_url fetch its timeout, a jwks_file look its deadline); what follows is the signature
+  // check on the thread pool.
+  let timer: NodeJS.Timeout | undefined;
+  let late = false;
+  let expire: (err: Error) => void = () => undefined;
+  const overdue = new Promise<never>((_, reject) => (expire = reject));
+  const keyed: JWTVerifyGetKey = async (header, t) => {
+    const key = await getKey(header, t);
+    timer = setTimeout(() => {
+      late = true;
+      o.signatureWatch?.late();
+      expire(new SignatureCheckTimeout());
+    }, SIGNATURE_CHECK_DEADLINE_MS);
+    return key;
+  };
+  const check = jwtVerify(token, keyed, {
+    ...(o.issuer ? { issuer: o.issuer } : {}),
+    audience: o.audiences,
+    algorithms: o.algorithms,
+    clockTolerance: o.clockToleranceSec,
+    requiredClaims: ['exp'],
+    currentDate: new Date(o.nowMs),
+  });
+  // A check that missed its deadline settles some day (or never, with the pool held for good):
+  // its outcome is dropped, and the watch is told it returned.
+  void check.then(
+    () => settled(timer, late, o),
+    () => settled(timer, late, o),
+  );
   try {
-    ({ payload } = await jwtVerify(token, getKey, {
-      ...(o.issuer ? { issuer: o.issuer } : {}),
-      audience: o.audiences,
-      algorithms: o.algorithms,
-      clockTolerance: o.clockToleranceSec,
-      requiredClaims: ['exp'],
-      currentDate: new Date(o.nowMs),
-    }));
+    ({ payload } = await Promise.race([check, overdue]));
   } catch (err) {
     // Key lookup failures arrive as KeySetUnavailable (guardKeySource); a TypeError jose throws
     // itself is about the key it was given (e.g. an RSA modulus under 2048 bits): the key set's
@@ -140,6 +189,11 @@ async function verifyOnce(method: string, token: string, getKey: JWTVerifyGetKey
     throw unauthenticated(method, 'token issued in the future');
   }
   return payload;
+}
+
+function settled(timer: NodeJS.Timeout | undefined, late: boolean, o: VerifyOptions): void {
+  clearTimeout(timer);
+  if (late) o.signatureWatch?.returned();
 }
 
 /** The token's `kid`; jose parsed the header before asking for a key, so it is well-formed here. */
