@@ -11,17 +11,15 @@
  * key file queues behind them, as it would behind a dead mount's calls.
  */
 import { execFileSync, spawn } from 'node:child_process';
-import { randomUUID } from 'node:crypto';
 import { closeSync, constants, openSync, renameSync, rmSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { once } from 'node:events';
-import { SignJWT } from 'jose';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { publicJwk, testKeyPair, type TestKeyPair } from '../keys.js';
+import { publicJwk, testKeyPair } from '../keys.js';
 import { REPO, watchServe } from './helpers/cli.js';
 import { postChat } from './helpers/http.js';
 import { startUpstream, type FakeUpstream } from './helpers/upstream.js';
-import { eventually, ISSUER, prepareWardenDir } from './helpers/warden.js';
+import { eventually, rawBotToken, prepareWardenDir } from './helpers/warden.js';
 
 let upstream: FakeUpstream;
 
@@ -37,19 +35,6 @@ const POOL = 2;
 
 /** Between the calls of a loop that waits for Warden's state to change (the test timeout bounds it). */
 const pause = () => new Promise((r) => setTimeout(r, 100));
-
-/** A raw-bot token signed with `pair` under `kid`, unique (its own `jti`). */
-function rawBotToken(pair: TestKeyPair, kid: string): Promise<string> {
-  return new SignJWT({ 'kubernetes.io': { namespace: 'labs', serviceaccount: { name: 'raw-bot', uid: 'u-1' } } })
-    .setProtectedHeader({ alg: 'ES256', kid })
-    .setIssuer(ISSUER)
-    .setAudience('warden')
-    .setSubject('system:serviceaccount:labs:raw-bot')
-    .setJti(randomUUID())
-    .setIssuedAt()
-    .setExpirationTime('10m')
-    .sign(pair.privateKey);
-}
 
 describe('a jwks_file look that does not return', () => {
   it('refuses the tokens waiting for it at its deadline, and every token until it returns; then looks again', { timeout: 60_000 }, async () => {

@@ -7,12 +7,11 @@
 import { randomUUID } from 'node:crypto';
 import { renameSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { SignJWT } from 'jose';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { publicJwk, testKeyPair, type TestKeyPair } from '../keys.js';
+import { publicJwk, testKeyPair } from '../keys.js';
 import { postChat } from './helpers/http.js';
 import { startUpstream, type FakeUpstream } from './helpers/upstream.js';
-import { eventually, ISSUER, startWarden, type WardenFixture } from './helpers/warden.js';
+import { eventually, rawBotToken, startWarden, type WardenFixture } from './helpers/warden.js';
 
 let upstream: FakeUpstream;
 let w: WardenFixture;
@@ -26,19 +25,6 @@ afterAll(async () => {
   await w?.close();
   await upstream?.close();
 });
-
-/** A raw-bot token signed with `pair` under `kid`, unique (its own `jti`), so never answered from a cache it was not put in. */
-function rawBotToken(pair: TestKeyPair, kid: string): Promise<string> {
-  return new SignJWT({ 'kubernetes.io': { namespace: 'labs', serviceaccount: { name: 'raw-bot', uid: 'u-1' } } })
-    .setProtectedHeader({ alg: 'ES256', kid })
-    .setIssuer(ISSUER)
-    .setAudience('warden')
-    .setSubject('system:serviceaccount:labs:raw-bot')
-    .setJti(randomUUID())
-    .setIssuedAt()
-    .setExpirationTime('10m')
-    .sign(pair.privateKey);
-}
 
 const status = async (token: string) => {
   const res = await postChat(w.addresses.http, token, { model: 'gpt-4o-mini', messages: [{ role: 'user', content: 'hi' }] });

@@ -8,14 +8,28 @@ import { cpSync, existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, write
 import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
+import { randomUUID } from 'node:crypto';
 import { SignJWT } from 'jose';
-import { publicJwk, testKeyPair } from '../../keys.js';
+import { publicJwk, testKeyPair, type TestKeyPair } from '../../keys.js';
 import { loadConfig } from '../../../src/config/load.js';
 import { createRuntime, type BoundAddresses, type Runtime } from '../../../src/runtime/runtime.js';
 import { createLogger } from '../../../src/telemetry/logger.js';
 
 export const FIXTURES = fileURLToPath(new URL('../fixtures/', import.meta.url));
 export const ISSUER = 'https://kubernetes.default.svc.cluster.local';
+
+/** A labs/raw-bot token signed with `pair` under `kid`, unique (its own `jti`), so never answered from a cache it was not put in. */
+export function rawBotToken(pair: TestKeyPair, kid: string): Promise<string> {
+  return new SignJWT({ 'kubernetes.io': { namespace: 'labs', serviceaccount: { name: 'raw-bot', uid: 'u-1' } } })
+    .setProtectedHeader({ alg: 'ES256', kid })
+    .setIssuer(ISSUER)
+    .setAudience('warden')
+    .setSubject('system:serviceaccount:labs:raw-bot')
+    .setJti(randomUUID())
+    .setIssuedAt()
+    .setExpirationTime('10m')
+    .sign(pair.privateKey);
+}
 
 export const CANARY_SECRET = 'CANARY-SECRET-9f8e7d';
 export const CANARY_API_KEY = 'sk-CANARY-APIKEY-5c4b3a';
