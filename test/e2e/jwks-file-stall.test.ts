@@ -10,14 +10,14 @@
  * opens of FIFOs no one writes to (test/e2e/helpers/pool-staller.ts), so Warden's own stat of the
  * key file queues behind them, as it would behind a dead mount's calls.
  */
-import { execFileSync, spawn } from 'node:child_process';
-import { closeSync, constants, openSync, renameSync, rmSync, writeFileSync } from 'node:fs';
+import { closeSync, renameSync, rmSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { once } from 'node:events';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { publicJwk, testKeyPair } from '../keys.js';
-import { REPO, watchServe } from './helpers/cli.js';
+import { watchServe } from './helpers/cli.js';
 import { postChat } from './helpers/http.js';
+import { releaseFifos, spawnStallableWarden, STALL_POOL, stallFifos } from './helpers/pool-stall.js';
 import { startUpstream, type FakeUpstream } from './helpers/upstream.js';
 import { eventually, rawBotToken, prepareWardenDir } from './helpers/warden.js';
 
@@ -31,8 +31,6 @@ afterAll(async () => {
   await upstream?.close();
 });
 
-const POOL = 2;
-
 /** Between the calls of a loop that waits for Warden's state to change (the test timeout bounds it). */
 const pause = () => new Promise((r) => setTimeout(r, 100));
 
@@ -40,13 +38,8 @@ describe('a jwks_file look that does not return', () => {
   it('refuses the tokens waiting for it at its deadline, and every token until it returns; then looks again', { timeout: 60_000 }, async () => {
     // dev after kubernetes: a token that is not kubernetes' is left to it, stall or not.
     const p = await prepareWardenDir({ upstreamUrl: upstream.url, audit: 'audit: { sinks: [stdout], required: true }', methods: '[kubernetes, dev]' });
-    const fifos = Array.from({ length: POOL }, (_, i) => join(p.dir, `held-${i}.fifo`));
-    for (const f of fifos) execFileSync('mkfifo', [f]);
-    const child = spawn(process.execPath, ['--import', 'tsx', '--import', join(REPO, 'test', 'e2e', 'helpers', 'pool-staller.ts'), join(REPO, 'src', 'main.ts'), 'serve', '--config', p.configFile], {
-      cwd: REPO,
-      env: { ...process.env, UV_THREADPOOL_SIZE: String(POOL) },
-      stdio: ['ignore', 'pipe', 'pipe', 'ipc'],
-    });
+    const fifos = stallFifos(p.dir);
+    const child = spawnStallableWarden(p.configFile);
     const writers: number[] = [];
     try {
       const { lines, listening } = watchServe(child);
@@ -65,7 +58,7 @@ describe('a jwks_file look that does not return', () => {
 
       // The thread pool is held: Warden's next stat of the key file cannot run.
       child.send({ stall: fifos });
-      await eventually(() => messages.some((m) => m.stalled === POOL));
+      await eventually(() => messages.some((m) => m.stalled === STALL_POOL));
 
       // A token naming a key the file does not hold makes Warden look at the file: the look does
       // not return, and the token is refused at its deadline instead of waiting for good.
@@ -94,8 +87,8 @@ describe('a jwks_file look that does not return', () => {
       const next = testKeyPair('ec');
       writeFileSync(join(p.dir, 'jwks.next'), JSON.stringify({ keys: [await publicJwk(next, { kid: 'rotated-key', alg: 'ES256', use: 'sig' })] }));
       renameSync(join(p.dir, 'jwks.next'), join(p.dir, 'jwks.json'));
-      for (const f of fifos) writers.push(openSync(f, constants.O_WRONLY | constants.O_NONBLOCK));
-      await eventually(() => messages.some((m) => m.released === POOL));
+      writers.push(...releaseFifos(fifos));
+      await eventually(() => messages.some((m) => m.released === STALL_POOL));
       // Closed, so that the FIFOs hold the next opens again.
       for (const fd of writers.splice(0)) closeSync(fd);
 
@@ -117,14 +110,14 @@ describe('a jwks_file look that does not return', () => {
       expect((await call(kept)).status).toBe(200);
       messages.length = 0;
       child.send({ stall: fifos });
-      await eventually(() => messages.some((m) => m.stalled === POOL));
+      await eventually(() => messages.some((m) => m.stalled === STALL_POOL));
       let refused = await call(kept);
       while (refused.status === 200) refused = await pause().then(() => call(kept));
       expect(refused).toEqual(unavailable);
       expect(await call(kept)).toEqual(unavailable);
       expect(lines.filter((l) => l.includes('jwks_file look did not return in time'))).toHaveLength(2);
-      for (const f of fifos) writers.push(openSync(f, constants.O_WRONLY | constants.O_NONBLOCK));
-      await eventually(() => messages.some((m) => m.released === POOL));
+      writers.push(...releaseFifos(fifos));
+      await eventually(() => messages.some((m) => m.released === STALL_POOL));
       let back = await call(kept);
       while (back.message === unavailable.message) back = await pause().then(() => call(kept));
       expect(back.status).toBe(200);

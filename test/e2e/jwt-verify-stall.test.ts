@@ -13,15 +13,15 @@
  * loopback jwks_url (fetched before the stall), so no look at a key file is involved: the only
  * pool work a fresh token needs is its signature check.
  */
-import { execFileSync, spawn } from 'node:child_process';
-import { closeSync, constants, openSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { closeSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { createServer, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { join } from 'node:path';
 import { once } from 'node:events';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { REPO, watchServe } from './helpers/cli.js';
+import { watchServe } from './helpers/cli.js';
 import { postChat } from './helpers/http.js';
+import { releaseFifos, spawnStallableWarden, STALL_POOL, stallFifos } from './helpers/pool-stall.js';
 import { startUpstream, type FakeUpstream } from './helpers/upstream.js';
 import { eventually, prepareWardenDir } from './helpers/warden.js';
 
@@ -35,13 +35,10 @@ afterAll(async () => {
   await upstream?.close();
 });
 
-const POOL = 2;
-
 describe('a signature check that does not return', () => {
   it('refuses a token not verified before at its deadline, and at once after; serves remembered tokens; verifies again once it returns', { timeout: 60_000 }, async () => {
     const p = await prepareWardenDir({ upstreamUrl: upstream.url, audit: 'audit: { sinks: [stdout], required: true }' });
-    const fifos = Array.from({ length: POOL }, (_, i) => join(p.dir, `held-${i}.fifo`));
-    for (const f of fifos) execFileSync('mkfifo', [f]);
+    const fifos = stallFifos(p.dir);
     const writers: number[] = [];
     // The key set from a loopback URL: fetched once, then kept in memory (no file look, no poll).
     const jwks: Server = createServer((_req, res) => res.writeHead(200, { 'content-type': 'application/json' }).end(JSON.stringify(p.signer.jwks)));
@@ -49,11 +46,7 @@ describe('a signature check that does not return', () => {
     await once(jwks, 'listening');
     const jwksUrl = `http://127.0.0.1:${(jwks.address() as AddressInfo).port}/jwks`;
     writeFileSync(p.configFile, readFileSync(p.configFile, 'utf8').replace('jwks_file: jwks.json', `jwks_url: "${jwksUrl}"`));
-    const child = spawn(process.execPath, ['--import', 'tsx', '--import', join(REPO, 'test', 'e2e', 'helpers', 'pool-staller.ts'), join(REPO, 'src', 'main.ts'), 'serve', '--config', p.configFile], {
-      cwd: REPO,
-      env: { ...process.env, UV_THREADPOOL_SIZE: String(POOL) },
-      stdio: ['ignore', 'pipe', 'pipe', 'ipc'],
-    });
+    const child = spawnStallableWarden(p.configFile);
     try {
       const { lines, listening } = watchServe(child);
       const addr = await listening;
@@ -72,7 +65,7 @@ describe('a signature check that does not return', () => {
 
       // The thread pool is held.
       child.send({ stall: fifos });
-      await eventually(() => messages.some((m) => m.stalled === POOL));
+      await eventually(() => messages.some((m) => m.stalled === STALL_POOL));
 
       // A token not verified before: its signature check cannot run; refused at the deadline.
       const unavailable = { status: 401, code: 'unauthenticated', message: 'kubernetes authentication failed: signature check unavailable' };
@@ -90,8 +83,8 @@ describe('a signature check that does not return', () => {
       for (const t of [remembered, fresh]) expect(lines.join('\n')).not.toContain(t.split('.')[2]!);
 
       // The pool is released: the check returns, and tokens are verified again.
-      for (const f of fifos) writers.push(openSync(f, constants.O_WRONLY | constants.O_NONBLOCK));
-      await eventually(() => messages.some((m) => m.released === POOL));
+      writers.push(...releaseFifos(fifos));
+      await eventually(() => messages.some((m) => m.released === STALL_POOL));
       await eventually(() => lines.some((l) => l.includes('signature check returned; tokens are verified again')));
       expect(await call(fresh)).toEqual(ok);
       expect(await call(await p.signer.token('labs', 'raw-bot'))).toEqual(ok);
@@ -109,8 +102,7 @@ describe('a signature check that does not return', () => {
 
   it('a JWKS fetch whose bearer-token file read cannot run ends with the fetch timeout: JWKS unavailable, not a hang', { timeout: 60_000 }, async () => {
     const p = await prepareWardenDir({ upstreamUrl: upstream.url, audit: 'audit: { sinks: [stdout], required: true }' });
-    const fifos = Array.from({ length: POOL }, (_, i) => join(p.dir, `held-${i}.fifo`));
-    for (const f of fifos) execFileSync('mkfifo', [f]);
+    const fifos = stallFifos(p.dir);
     const writers: number[] = [];
     const jwks: Server = createServer((_req, res) => res.writeHead(200, { 'content-type': 'application/json' }).end(JSON.stringify(p.signer.jwks)));
     jwks.listen(0, '127.0.0.1');
@@ -121,11 +113,7 @@ describe('a signature check that does not return', () => {
       p.configFile,
       readFileSync(p.configFile, 'utf8').replace('jwks_file: jwks.json', `jwks_url: "${jwksUrl}", jwks_bearer_token_file: "${join(p.dir, 'jwks-reader-token')}"`),
     );
-    const child = spawn(process.execPath, ['--import', 'tsx', '--import', join(REPO, 'test', 'e2e', 'helpers', 'pool-staller.ts'), join(REPO, 'src', 'main.ts'), 'serve', '--config', p.configFile], {
-      cwd: REPO,
-      env: { ...process.env, UV_THREADPOOL_SIZE: String(POOL) },
-      stdio: ['ignore', 'pipe', 'pipe', 'ipc'],
-    });
+    const child = spawnStallableWarden(p.configFile);
     try {
       const { listening } = watchServe(child);
       const addr = await listening;
@@ -133,7 +121,7 @@ describe('a signature check that does not return', () => {
       child.on('message', (m: Record<string, number>) => messages.push(m));
       // The pool is held before the key set was ever fetched: the fetch must read the token file.
       child.send({ stall: fifos });
-      await eventually(() => messages.some((m) => m.stalled === POOL));
+      await eventually(() => messages.some((m) => m.stalled === STALL_POOL));
       const res = await postChat(addr.http, await p.signer.token('labs', 'raw-bot'), { model: 'gpt-4o-mini', messages: [{ role: 'user', content: 'hi' }] });
       const json = (await res.json()) as { error?: { code?: string; message?: string } };
       expect({ status: res.status, code: json.error?.code, message: json.error?.message }).toEqual({
@@ -141,8 +129,8 @@ describe('a signature check that does not return', () => {
         code: 'unauthenticated',
         message: 'kubernetes authentication failed: JWKS unavailable',
       });
-      for (const f of fifos) writers.push(openSync(f, constants.O_WRONLY | constants.O_NONBLOCK));
-      await eventually(() => messages.some((m) => m.released === POOL));
+      writers.push(...releaseFifos(fifos));
+      await eventually(() => messages.some((m) => m.released === STALL_POOL));
     } finally {
       for (const fd of writers) closeSync(fd);
       if (child.exitCode === null && child.signalCode === null) {
