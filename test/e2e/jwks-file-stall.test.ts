@@ -10,14 +10,11 @@
  * opens of FIFOs no one writes to (test/e2e/helpers/pool-staller.ts), so Warden's own stat of the
  * key file queues behind them, as it would behind a dead mount's calls.
  */
-import { closeSync, renameSync, rmSync, writeFileSync } from 'node:fs';
+import { renameSync, rmSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { once } from 'node:events';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { publicJwk, testKeyPair } from '../keys.js';
-import { watchServe } from './helpers/cli.js';
-import { postChat } from './helpers/http.js';
-import { releaseFifos, spawnStallableWarden, STALL_POOL, stallFifos } from './helpers/pool-stall.js';
+import { SERVED, startStallableWarden } from './helpers/pool-stall.js';
 import { startUpstream, type FakeUpstream } from './helpers/upstream.js';
 import { eventually, rawBotToken, prepareWardenDir } from './helpers/warden.js';
 
@@ -38,27 +35,16 @@ describe('a jwks_file look that does not return', () => {
   it('refuses the tokens waiting for it at its deadline, and every token until it returns; then looks again', { timeout: 60_000 }, async () => {
     // dev after kubernetes: a token that is not kubernetes' is left to it, stall or not.
     const p = await prepareWardenDir({ upstreamUrl: upstream.url, audit: 'audit: { sinks: [stdout], required: true }', methods: '[kubernetes, dev]' });
-    const fifos = stallFifos(p.dir);
-    const child = spawnStallableWarden(p.configFile);
-    const writers: number[] = [];
+    const warden = await startStallableWarden(p.dir, p.configFile);
     try {
-      const { lines, listening } = watchServe(child);
-      const addr = await listening;
-      const messages: Array<Record<string, number>> = [];
-      child.on('message', (m: Record<string, number>) => messages.push(m));
-      const call = async (token: string) => {
-        const res = await postChat(addr.http, token, { model: 'gpt-4o-mini', messages: [{ role: 'user', content: 'hi' }] });
-        const json = (await res.json()) as { error?: { code?: string; message?: string } };
-        return { status: res.status, code: json.error?.code, message: json.error?.message };
-      };
+      const { lines, call } = warden;
 
       // A token verified now, and so remembered.
       const remembered = await p.signer.token('labs', 'raw-bot');
-      expect(await call(remembered)).toEqual({ status: 200, code: undefined, message: undefined });
+      expect(await call(remembered)).toEqual(SERVED);
 
       // The thread pool is held: Warden's next stat of the key file cannot run.
-      child.send({ stall: fifos });
-      await eventually(() => messages.some((m) => m.stalled === STALL_POOL));
+      await warden.stall();
 
       // A token naming a key the file does not hold makes Warden look at the file: the look does
       // not return, and the token is refused at its deadline instead of waiting for good.
@@ -87,17 +73,14 @@ describe('a jwks_file look that does not return', () => {
       const next = testKeyPair('ec');
       writeFileSync(join(p.dir, 'jwks.next'), JSON.stringify({ keys: [await publicJwk(next, { kid: 'rotated-key', alg: 'ES256', use: 'sig' })] }));
       renameSync(join(p.dir, 'jwks.next'), join(p.dir, 'jwks.json'));
-      writers.push(...releaseFifos(fifos));
-      await eventually(() => messages.some((m) => m.released === STALL_POOL));
-      // Closed, so that the FIFOs hold the next opens again.
-      for (const fd of writers.splice(0)) closeSync(fd);
+      await warden.release();
 
       // The late look and the next one run: the withdrawn key is refused, remembered or not, and
       // the new key is accepted.
       let after = await call(remembered);
       while (after.message === unavailable.message) after = await pause().then(() => call(remembered));
       expect(after).toEqual({ status: 401, code: 'unauthenticated', message: "kubernetes authentication failed: no matching key in the JWKS (unknown kid, or not for the token's algorithm)" });
-      expect(await call(await rawBotToken(next, 'rotated-key'))).toEqual({ status: 200, code: undefined, message: undefined });
+      expect(await call(await rawBotToken(next, 'rotated-key'))).toEqual(SERVED);
       expect((await call(await p.signer.token('labs', 'raw-bot'))).status).toBe(401);
       await eventually(() => lines.some((l) => l.includes('jwks_file look returned on time again')));
       expect(lines.filter((l) => l.includes('jwks_file look did not return in time'))).toHaveLength(1);
@@ -108,25 +91,18 @@ describe('a jwks_file look that does not return', () => {
       // new warning.
       const kept = await rawBotToken(next, 'rotated-key');
       expect((await call(kept)).status).toBe(200);
-      messages.length = 0;
-      child.send({ stall: fifos });
-      await eventually(() => messages.some((m) => m.stalled === STALL_POOL));
+      await warden.stall();
       let refused = await call(kept);
       while (refused.status === 200) refused = await pause().then(() => call(kept));
       expect(refused).toEqual(unavailable);
       expect(await call(kept)).toEqual(unavailable);
       expect(lines.filter((l) => l.includes('jwks_file look did not return in time'))).toHaveLength(2);
-      writers.push(...releaseFifos(fifos));
-      await eventually(() => messages.some((m) => m.released === STALL_POOL));
+      await warden.release();
       let back = await call(kept);
       while (back.message === unavailable.message) back = await pause().then(() => call(kept));
       expect(back.status).toBe(200);
     } finally {
-      for (const fd of writers) closeSync(fd);
-      if (child.exitCode === null && child.signalCode === null) {
-        child.kill('SIGKILL');
-        await once(child, 'exit');
-      }
+      await warden.stop();
       rmSync(p.dir, { recursive: true, force: true });
     }
   });

@@ -13,15 +13,10 @@
  * loopback jwks_url (fetched before the stall), so no look at a key file is involved: the only
  * pool work a fresh token needs is its signature check.
  */
-import { closeSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
-import { createServer, type Server } from 'node:http';
-import type { AddressInfo } from 'node:net';
+import { rmSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { once } from 'node:events';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { watchServe } from './helpers/cli.js';
-import { postChat } from './helpers/http.js';
-import { releaseFifos, spawnStallableWarden, STALL_POOL, stallFifos } from './helpers/pool-stall.js';
+import { SERVED, serveKeySetFor, startStallableWarden } from './helpers/pool-stall.js';
 import { startUpstream, type FakeUpstream } from './helpers/upstream.js';
 import { eventually, prepareWardenDir } from './helpers/warden.js';
 
@@ -38,34 +33,18 @@ afterAll(async () => {
 describe('a signature check that does not return', () => {
   it('refuses a token not verified before at its deadline, and at once after; serves remembered tokens; verifies again once it returns', { timeout: 60_000 }, async () => {
     const p = await prepareWardenDir({ upstreamUrl: upstream.url, audit: 'audit: { sinks: [stdout], required: true }' });
-    const fifos = stallFifos(p.dir);
-    const writers: number[] = [];
     // The key set from a loopback URL: fetched once, then kept in memory (no file look, no poll).
-    const jwks: Server = createServer((_req, res) => res.writeHead(200, { 'content-type': 'application/json' }).end(JSON.stringify(p.signer.jwks)));
-    jwks.listen(0, '127.0.0.1');
-    await once(jwks, 'listening');
-    const jwksUrl = `http://127.0.0.1:${(jwks.address() as AddressInfo).port}/jwks`;
-    writeFileSync(p.configFile, readFileSync(p.configFile, 'utf8').replace('jwks_file: jwks.json', `jwks_url: "${jwksUrl}"`));
-    const child = spawnStallableWarden(p.configFile);
+    const keySet = await serveKeySetFor(p.configFile, p.signer.jwks);
+    const warden = await startStallableWarden(p.dir, p.configFile);
     try {
-      const { lines, listening } = watchServe(child);
-      const addr = await listening;
-      const messages: Array<Record<string, number>> = [];
-      child.on('message', (m: Record<string, number>) => messages.push(m));
-      const call = async (token: string) => {
-        const res = await postChat(addr.http, token, { model: 'gpt-4o-mini', messages: [{ role: 'user', content: 'hi' }] });
-        const json = (await res.json()) as { error?: { code?: string; message?: string } };
-        return { status: res.status, code: json.error?.code, message: json.error?.message };
-      };
-      const ok = { status: 200, code: undefined, message: undefined };
+      const { lines, call } = warden;
 
       // A token verified now (the key set fetched, the upstream key read), and so remembered.
       const remembered = await p.signer.token('labs', 'raw-bot');
-      expect(await call(remembered)).toEqual(ok);
+      expect(await call(remembered)).toEqual(SERVED);
 
       // The thread pool is held.
-      child.send({ stall: fifos });
-      await eventually(() => messages.some((m) => m.stalled === STALL_POOL));
+      await warden.stall();
 
       // A token not verified before: its signature check cannot run; refused at the deadline.
       const unavailable = { status: 401, code: 'unauthenticated', message: 'kubernetes authentication failed: signature check unavailable' };
@@ -74,7 +53,7 @@ describe('a signature check that does not return', () => {
       // While that check has not returned, every token that needs one is refused (at once, not
       // queued behind it); a remembered token needs none and is served.
       const burst = await Promise.all([call(await p.signer.token('labs', 'raw-bot')), call(fresh), call(remembered)]);
-      expect(burst).toEqual([unavailable, unavailable, ok]);
+      expect(burst).toEqual([unavailable, unavailable, SERVED]);
 
       // One warning for the episode, naming the method, never a token.
       const warnings = lines.filter((l) => l.includes('signature check did not return in time'));
@@ -83,61 +62,35 @@ describe('a signature check that does not return', () => {
       for (const t of [remembered, fresh]) expect(lines.join('\n')).not.toContain(t.split('.')[2]!);
 
       // The pool is released: the check returns, and tokens are verified again.
-      writers.push(...releaseFifos(fifos));
-      await eventually(() => messages.some((m) => m.released === STALL_POOL));
+      await warden.release();
       await eventually(() => lines.some((l) => l.includes('signature check returned; tokens are verified again')));
-      expect(await call(fresh)).toEqual(ok);
-      expect(await call(await p.signer.token('labs', 'raw-bot'))).toEqual(ok);
+      expect(await call(fresh)).toEqual(SERVED);
+      expect(await call(await p.signer.token('labs', 'raw-bot'))).toEqual(SERVED);
       expect(lines.filter((l) => l.includes('signature check did not return in time'))).toHaveLength(1);
     } finally {
-      for (const fd of writers) closeSync(fd);
-      if (child.exitCode === null && child.signalCode === null) {
-        child.kill('SIGKILL');
-        await once(child, 'exit');
-      }
-      jwks.close();
+      await warden.stop();
+      keySet.close();
       rmSync(p.dir, { recursive: true, force: true });
     }
   });
 
   it('a JWKS fetch whose bearer-token file read cannot run ends with the fetch timeout: JWKS unavailable, not a hang', { timeout: 60_000 }, async () => {
     const p = await prepareWardenDir({ upstreamUrl: upstream.url, audit: 'audit: { sinks: [stdout], required: true }' });
-    const fifos = stallFifos(p.dir);
-    const writers: number[] = [];
-    const jwks: Server = createServer((_req, res) => res.writeHead(200, { 'content-type': 'application/json' }).end(JSON.stringify(p.signer.jwks)));
-    jwks.listen(0, '127.0.0.1');
-    await once(jwks, 'listening');
-    const jwksUrl = `http://127.0.0.1:${(jwks.address() as AddressInfo).port}/jwks`;
     writeFileSync(join(p.dir, 'jwks-reader-token'), 'reader-token\n');
-    writeFileSync(
-      p.configFile,
-      readFileSync(p.configFile, 'utf8').replace('jwks_file: jwks.json', `jwks_url: "${jwksUrl}", jwks_bearer_token_file: "${join(p.dir, 'jwks-reader-token')}"`),
-    );
-    const child = spawnStallableWarden(p.configFile);
+    const keySet = await serveKeySetFor(p.configFile, p.signer.jwks, `, jwks_bearer_token_file: "${join(p.dir, 'jwks-reader-token')}"`);
+    const warden = await startStallableWarden(p.dir, p.configFile);
     try {
-      const { listening } = watchServe(child);
-      const addr = await listening;
-      const messages: Array<Record<string, number>> = [];
-      child.on('message', (m: Record<string, number>) => messages.push(m));
       // The pool is held before the key set was ever fetched: the fetch must read the token file.
-      child.send({ stall: fifos });
-      await eventually(() => messages.some((m) => m.stalled === STALL_POOL));
-      const res = await postChat(addr.http, await p.signer.token('labs', 'raw-bot'), { model: 'gpt-4o-mini', messages: [{ role: 'user', content: 'hi' }] });
-      const json = (await res.json()) as { error?: { code?: string; message?: string } };
-      expect({ status: res.status, code: json.error?.code, message: json.error?.message }).toEqual({
+      await warden.stall();
+      expect(await warden.call(await p.signer.token('labs', 'raw-bot'))).toEqual({
         status: 401,
         code: 'unauthenticated',
         message: 'kubernetes authentication failed: JWKS unavailable',
       });
-      writers.push(...releaseFifos(fifos));
-      await eventually(() => messages.some((m) => m.released === STALL_POOL));
+      await warden.release();
     } finally {
-      for (const fd of writers) closeSync(fd);
-      if (child.exitCode === null && child.signalCode === null) {
-        child.kill('SIGKILL');
-        await once(child, 'exit');
-      }
-      jwks.close();
+      await warden.stop();
+      keySet.close();
       rmSync(p.dir, { recursive: true, force: true });
     }
   });
