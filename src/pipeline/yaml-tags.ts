@@ -74,14 +74,32 @@ function described(tag: string): string {
 const TAG_QUOTING = /^(?:Could not resolve tag: |Not a valid tag: |Verbatim tags aren't resolved|The .* tag has no suffix)/;
 
 /**
+ * The yaml library's messages that quote text from the file besides tags, each with what stands in
+ * for the text: the parser's stray-token errors (the composer adds `: "<the token's source>"`: a
+ * scalar after a closing `]` is quoted whole), a block scalar header's extra characters
+ * (`|AKIA…`), a `%YAML` directive's version, a double-quoted string's bad escape (`\U` and the
+ * 8 characters after it), a plain scalar the JSON schema cannot resolve, a repeated `!!omap` key.
+ */
+const SOURCE_QUOTING: ReadonlyArray<readonly [RegExp, string]> = [
+  [/^(.*?): "(?:[^"\\]|\\.)*"(?= at line \d+, column \d+:$|$)/, '$1 (its text is not repeated)'],
+  [/^Block scalar header includes extra characters: .*?(?= at line \d+, column \d+:$|$)/, 'Block scalar header includes extra characters (after | or > only an indentation or chomping indicator may stand; its text is not repeated)'],
+  [/^Unsupported YAML version .*?(?= at line \d+, column \d+:$|$)/, 'Unsupported YAML version (its text is not repeated)'],
+  [/^Invalid escape sequence .*?(?= at line \d+, column \d+:$|$)/, 'Invalid escape sequence in a double-quoted string (its text is not repeated)'],
+  [/^Unresolved plain scalar .*?(?= at line \d+, column \d+:$|$)/, 'Unresolved plain scalar (its text is not repeated)'],
+  [/^Ordered maps must not include duplicate keys: .*?(?= at line \d+, column \d+:$|$)/, 'Ordered maps must not include duplicate keys (the key is not repeated)'],
+];
+
+/**
  * The first line of a yaml library error, as a load message may show it: later lines quote the
  * source, and a tag in it is text from the file like any other (it may be a pasted credential).
+ * The messages that quote the file's text in their first line say what is wrong without it.
  */
 export function yamlErrorLine(e: { code: string; message: string }): string {
   const first = e.message.split('\n')[0] ?? e.message;
   if (e.code === 'TAG_RESOLVE_FAILED' && TAG_QUOTING.test(first)) {
     return 'cannot resolve the YAML tag here (a handle such as !e! needs a %TAG directive; its text is not repeated)';
   }
+  for (const [quoting, instead] of SOURCE_QUOTING) if (quoting.test(first)) return first.replace(quoting, instead);
   return first;
 }
 

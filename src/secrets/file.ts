@@ -8,10 +8,10 @@
  * to `maxBytes + 1` bytes at most, so a huge or endless file costs at most that much memory.
  */
 import { constants } from 'node:fs';
-import { open, readlink, realpath } from 'node:fs/promises';
+import { open, readlink, realpath, stat } from 'node:fs/promises';
 import { fileURLToPath } from 'node:url';
 import type { SecretProvider } from '../pipeline/ports.js';
-import { isUnder, outsideRootsReason, realRoot } from '../pipeline/secret-access.js';
+import { isUnder, outsideRootsReason, realRoot, RESERVED_REF_REASON } from '../pipeline/secret-access.js';
 
 export interface FileSecretProviderOptions {
   /** How long a read value may be cached (ms). Default 30 s. */
@@ -59,6 +59,23 @@ async function realRoots(roots: readonly string[]): Promise<string[]> {
     if (real !== undefined) out.push(real);
   }
   return out;
+}
+
+/**
+ * Whether the opened file (`st`, its fstat) is one of `paths`' files (each followed through its
+ * symlinks): the same device and inode, so a symlink or hard link to Warden's own key made in a
+ * root after the load, or a key moved there, is recognised by the file itself, not its name.
+ */
+async function isOneOf(st: { dev: number; ino: number }, paths: ReadonlySet<string>): Promise<boolean> {
+  for (const p of paths) {
+    try {
+      const other = await stat(p);
+      if (other.dev === st.dev && other.ino === st.ino) return true;
+    } catch {
+      // a key file that is not there now
+    }
+  }
+  return false;
 }
 
 /** Where an open descriptor's file is, from /proc (Linux); undefined where there is no /proc. */
@@ -124,6 +141,9 @@ export function createFileSecretProvider(opts: FileSecretProviderOptions = {}): 
           throw ioError(err);
         }
         if (!st.isFile()) throw new SecretFetchError('secret path is not a regular file');
+        // A template's ref (held to the roots) never reads what the config's own refs read, however
+        // it came to lead there: the loader checks this at load, this checks the file opened now.
+        if (roots !== undefined && access!.exempt.size > 0 && (await isOneOf(st, access!.exempt))) throw new SecretFetchError(RESERVED_REF_REASON);
         if (st.size > maxBytes) throw new SecretFetchError(`secret file is larger than ${maxBytes} bytes`);
         // One byte more than allowed: a file that grew since fstat is caught without reading it all.
         buf = Buffer.alloc(Math.min(st.size, maxBytes) + 1);

@@ -3,7 +3,7 @@
  * with `file:line:col` and the key path, so a bad change can be fixed from the error alone.
  */
 import { createHash } from 'node:crypto';
-import { constants, realpathSync, type Stats } from 'node:fs';
+import { constants, realpathSync, statSync, type Stats } from 'node:fs';
 import { open, stat } from 'node:fs/promises';
 import { fileURLToPath } from 'node:url';
 import { isAlias, isMap, isPair, isScalar, LineCounter, parseAllDocuments, visit, type Document, type Node } from 'yaml';
@@ -626,18 +626,22 @@ function checkRefAccess(d: TemplateDocument, access: SecretRefAccess & { baseDir
   }
 }
 
-/** Whether `path` is, as written or through its symlinks, a file one of the config's own refs reads. */
+/**
+ * Whether `path` is, as written or as a file, one the config's own refs read: the same device and
+ * inode, so a symlink to a key (followed by stat) and a hard link to one are both recognised.
+ */
 function namesReservedFile(path: string, reserved: ReadonlySet<string>): boolean {
   if (reserved.has(path)) return true;
-  let real: string;
+  let st: Stats;
   try {
-    real = realpathSync(path);
+    st = statSync(path);
   } catch {
-    return false; // not there: not the key file (the fetch reads the path again, and checks it)
+    return false; // not there: not the key file (the fetch checks the file it opens again)
   }
   for (const p of reserved) {
     try {
-      if (realpathSync(p) === real) return true;
+      const other = statSync(p);
+      if (other.dev === st.dev && other.ino === st.ino) return true;
     } catch {
       // a key file that is not there now
     }

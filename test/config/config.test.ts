@@ -655,6 +655,13 @@ describe('errors name file:line:col, key path and what is wrong', () => {
     expect(syntax[0]).toMatchObject({ file: '/etc/warden/w.yaml', path: '(root)' });
     expect(syntax[0]?.line).toBeGreaterThanOrEqual(2);
     expect(syntax[0]?.message).toMatch(/^YAML syntax: /);
+    // The library's messages that quote the file (a block scalar header, a stray token) say what is wrong without it.
+    const pasted = 'AKIAIOSFODNN7EXAMPLE';
+    for (const text of [`log:\n  level: |${pasted}\n    info\n`, `log: ]${pasted}\n`]) {
+      const found = lines(text).join('\n');
+      expect(found).toMatch(/YAML syntax: .*\(.*its text is not repeated\)/);
+      expect(found).not.toContain(pasted.slice(0, 8));
+    }
     // A repeated key is named by its key path, with where it was first set.
     expect(lines('log: { level: info }\nlog: { level: warn }\n')).toEqual(['w.yaml:2:1: log: duplicate key: already set at line 1, column 1 (keys must be unique)']);
     expect(lines('environment:\n  name: dev\n  labels: { team: a, "team": b }\n  name: prod\n')).toEqual([

@@ -104,6 +104,31 @@ describe('warden templates', () => {
     expect(out).toMatch(/k3\.yaml:8:\d+: messages\[0\]\.content: placeholder \(name not shown: it looks like a literal secret \(GitHub token\)\) is not declared/);
   });
 
+  it("a YAML syntax error never repeats the file's text: a block scalar header, a %YAML version, a stray token, a bad escape are described", async () => {
+    const d = join(dir, 'syntax-canary');
+    mkdirSync(d);
+    const key = 'AKIAIOSFODNN7EXAMPLE';
+    const head = 'id: gov/s\nversion: 1\nowner: me@example.com\nsensitivity: internal\ndescription: d\n';
+    const files: Record<string, string> = {
+      // A key pasted on the header line of a block scalar: `|` may be followed by indicators only.
+      's1.yaml': `${head}messages:\n  - role: user\n    content: |${key}\n      hi\n`,
+      's2.yaml': `%YAML ${key}\n---\n${head}`,
+      // A scalar after a stray closing bracket: the parser's stray-token error quoted it whole.
+      's3.yaml': `${head}models: ]${key}\n`,
+      // \U takes 8 hex digits: the error quoted the 10 characters from the backslash.
+      's4.yaml': `${head}owner: "\\U${key}"\n`,
+    };
+    for (const [name, text] of Object.entries(files)) writeFileSync(join(d, name), text);
+    const r = await cli(['templates', 'lint', d]);
+    expect(r.code).toBe(1);
+    const out = r.stdout + r.stderr;
+    expect(out).not.toContain(key.slice(0, 8));
+    expect(out).toMatch(/s1\.yaml:8:\d+: YAML: Block scalar header includes extra characters \(after \| or > only an indentation or chomping indicator may stand; its text is not repeated\)/);
+    expect(out).toMatch(/s2\.yaml:1:\d+: YAML: Unsupported YAML version \(its text is not repeated\)/);
+    expect(out).toMatch(/s3\.yaml:6:\d+: YAML: Unexpected scalar token in YAML stream \(its text is not repeated\)/);
+    expect(out).toMatch(/s4\.yaml:6:\d+: YAML: Invalid escape sequence in a double-quoted string \(its text is not repeated\)/);
+  });
+
   it('--config FILE applies the config\'s limits: a template needing more variables than max_variables is reported where serve refuses it', async () => {
     // The e2e config allows 8 variables per request; this template requires nine.
     const wide = templateNeedingVariables(9);

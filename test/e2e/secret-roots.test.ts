@@ -4,7 +4,7 @@
  * after the load is refused at fetch, and the config's own key, outside every root, still works
  * while no template may name it. No canary reaches the caller, the upstream, the log or the audit.
  */
-import { rmSync, symlinkSync } from 'node:fs';
+import { linkSync, rmSync, symlinkSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { loadConfig } from '../../src/config/index.js';
@@ -101,6 +101,8 @@ describe('a template ref outside secrets.file_roots / env_allow is refused at lo
     // The fixture's provider api_key is file://<dir>/secrets/upstream-key: inside the root.
     expect(await loadError('file:secrets/upstream-key')).toMatch(reserved);
     expect(await loadError('file:secrets/key-alias', (dir) => symlinkSync('upstream-key', join(dir, 'secrets', 'key-alias')))).toMatch(reserved);
+    // A hard link is the same file under another name: no symlink to resolve, the same inode.
+    expect(await loadError('file:secrets/key-hard', (dir) => linkSync(join(dir, 'secrets', 'upstream-key'), join(dir, 'secrets', 'key-hard')))).toMatch(reserved);
     process.env.WARDEN_TEST_AUDIT_HMAC_Q7 = 'an-audit-hmac-key-of-32-bytes-00';
     try {
       const audit = 'audit: { sinks: [{ file: audit.log }], required: true, hmac_key: "env://WARDEN_TEST_AUDIT_HMAC_Q7" }';
@@ -174,5 +176,58 @@ describe('at fetch, on a running Warden', () => {
     const record = w.audit().at(-1)!;
     expect(record.error_code).toBe('secret_unavailable');
     for (const text of [body, JSON.stringify(w.audit()), w.logs.join('')]) expect(text).not.toContain(OUTSIDE);
+  });
+});
+
+describe("Warden's own key reached after the load, through a name a template held", () => {
+  let upstream: FakeUpstream;
+  let w: WardenFixture;
+  let token: string;
+
+  beforeAll(async () => {
+    upstream = await startUpstream();
+    w = await startWarden({
+      upstreamUrl: upstream.url,
+      // The fixture's provider key is secrets/upstream-key, inside this root; no lease, so each call reads.
+      secrets: 'secrets: { file_roots: [secrets], default_ttl_ms: 0 }',
+      files: {
+        // Neither file is there at load, so the load has nothing to compare: the fetch must.
+        'templates/ops/soft.yaml': template('ops/soft', 'file:secrets/later-link'),
+        'templates/ops/hard.yaml': template('ops/hard', 'file:secrets/later-hard'),
+      },
+    });
+    token = await w.signer.token('support', 'ticket-bot');
+  });
+
+  afterAll(async () => {
+    await w?.close();
+    await upstream?.close();
+  });
+
+  const call = (template: string) => postChat(w.addresses.http, token, { model: 'gpt-4o-mini', warden: { template } });
+
+  it('a symlink or a hard link to the provider key, made in the root after the load, is refused at fetch; nothing goes upstream', async () => {
+    symlinkSync('upstream-key', join(w.dir, 'secrets', 'later-link'));
+    linkSync(join(w.dir, 'secrets', 'upstream-key'), join(w.dir, 'secrets', 'later-hard'));
+    upstream.mode = 'ok';
+    for (const template of ['ops/soft@1', 'ops/hard@1']) {
+      const before = upstream.calls.length;
+      const res = await call(template);
+      const body = await res.text();
+      expect(res.status, body).toBe(503);
+      const err = JSON.parse(body).error;
+      expect(err.code).toBe('secret_unavailable');
+      expect(err.message).toMatch(/names a secret the config itself uses/);
+      expect(upstream.calls.length).toBe(before);
+      expect(w.audit().at(-1)!.error_code).toBe('secret_unavailable');
+    }
+    for (const text of [JSON.stringify(upstream.calls.map((c) => c.body)), JSON.stringify(w.audit()), w.logs.join('')]) expect(text).not.toContain(CANARY_API_KEY);
+  });
+
+  it('a template secret in the same root is still read (the check compares files, not the root)', async () => {
+    const before = upstream.calls.length;
+    const res = await postChat(w.addresses.http, token, { model: 'gpt-4o-mini', warden: { template: 'ops/incident-brief@1', variables: { service: 'billing' } } });
+    expect(res.status, await res.clone().text()).toBe(200);
+    expect(JSON.stringify(upstream.calls[before]!.body)).toContain('CANARY-SECRET-9f8e7d');
   });
 });
