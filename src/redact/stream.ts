@@ -21,7 +21,8 @@
 import { WardenError } from '../pipeline/errors.js';
 import { isDocumentedFinishReason, MAX_LABEL_LENGTH, type ChunkDelta, type CompletionChunk } from '../pipeline/types.js';
 import { JSON_TEXT_START, jsonStateAfter, safeJsonCut, type JsonLexState } from './json-literals.js';
-import { fold, type FoldedText } from './normalize.js';
+import { jsonEscapeReadings } from './leak-guard.js';
+import { fold, unitAround, type FoldedText } from './normalize.js';
 import { CONTEXT_WINDOW } from './scanner.js';
 import type { Finding } from './types.js';
 
@@ -211,7 +212,32 @@ function monthPrefix(run: string): boolean {
 
 /** Start of the part of `p` that must be held back (p.length = nothing to hold). */
 export function holdStart(p: string): number {
-  return pemStart(p, chainStart(p));
+  const hold = pemStart(p, chainStart(p));
+  // Only a text with a backslash can hold an escape: one search for it, and text without one
+  // takes the path above alone.
+  return p.indexOf('\\') < 0 ? hold : escapedHoldStart(p, hold);
+}
+
+/**
+ * `hold` (of `p` as written) moved back to where the same rules hold `p` read with its JSON
+ * string escapes decoded, at every level (leak-guard.ts jsonEscapeReadings), as the answer is
+ * also scanned (session.ts escapedFindings). As written, an escaped digit (`\u0034`) is no digit
+ * and an escaped chain is six to sixteen times longer than CHAIN_LIMIT counts: the first group of
+ * `\u0034\u0031\u0031\u0031 \u0031…` left in clear before the rest of the card arrived. Each
+ * reading's chainStart is mapped back to the text as written, and the result never falls inside
+ * an escape of any level (a cut `\\\\u0031` would no longer parse one level down, and a value
+ * found after it would be masked from the middle of the escape on).
+ */
+function escapedHoldStart(p: string, hold: number): number {
+  const readings = jsonEscapeReadings(p);
+  if (readings.length === 0) return hold;
+  for (const r of readings) {
+    const c = chainStart(r.text);
+    if (c < r.text.length && r.starts![c]! < hold) hold = r.starts![c]!;
+  }
+  const deepest = readings[readings.length - 1]!;
+  const k = unitAround(deepest, hold);
+  return k < 0 ? hold : deepest.starts![k]!;
 }
 
 function chainStart(p: string): number {
