@@ -21,7 +21,7 @@
 import { WardenError } from '../pipeline/errors.js';
 import { isDocumentedFinishReason, MAX_LABEL_LENGTH, type ChunkDelta, type CompletionChunk } from '../pipeline/types.js';
 import { JSON_TEXT_START, jsonStateAfter, safeJsonCut, type JsonLexState } from './json-literals.js';
-import { jsonEscapeReadings } from './leak-guard.js';
+import { jsonEscapeReadings, MAX_ESCAPE_LEVELS } from './leak-guard.js';
 import { fold, unitAround, type FoldedText } from './normalize.js';
 import { CONTEXT_WINDOW } from './scanner.js';
 import type { Finding } from './types.js';
@@ -319,8 +319,33 @@ function pemStart(p: string, hold: number): number {
  */
 function contextTail(text: string, json: boolean): string {
   let at = Math.max(0, text.length - CONTEXT_TAIL);
+  if (at > 0 && text.indexOf('\\', at) >= 0) {
+    // Escaped text: CONTEXT_TAIL units of its deepest reading, which at the fourth level is up to
+    // ESCAPED_UNIT times as long as written (a context word `\\\\\\\\u0074el` before an
+    // escaped phone number is out of a window counted as written). From a unit's start at every
+    // level, where escapes pair as in the whole text.
+    const start = escapedContextStart(text);
+    if (start < at) return text.slice(start);
+  }
   if (json) while (at > 0 && at < text.length && text.charCodeAt(at - 1) === 92) at++;
   return at === 0 ? text : text.slice(at);
+}
+
+/** Longest a character written as an escape at the deepest level read is (`\\\\\\\\u0034`: 13 units). */
+const ESCAPED_UNIT = 2 ** (MAX_ESCAPE_LEVELS - 1) + 5;
+
+/**
+ * Where the last CONTEXT_TAIL units of `text`'s deepest reading begin in `text`: read from at most
+ * CONTEXT_TAIL * ESCAPED_UNIT units back, after a unit that is not a backslash (see contextTail).
+ */
+function escapedContextStart(text: string): number {
+  let from = Math.max(0, text.length - CONTEXT_TAIL * ESCAPED_UNIT);
+  while (from > 0 && from < text.length && text.charCodeAt(from - 1) === 92) from++;
+  const readings = jsonEscapeReadings(from === 0 ? text : text.slice(from));
+  if (readings.length === 0) return Math.max(0, text.length - CONTEXT_TAIL);
+  const deepest = readings[readings.length - 1]!;
+  const k = deepest.text.length - CONTEXT_TAIL;
+  return k <= 0 ? from : from + deepest.starts![k]!;
 }
 
 export class StreamChannel {
