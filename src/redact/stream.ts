@@ -125,6 +125,14 @@ function joinableFolded(folded: string, joins: FoldedText['joins']): boolean {
   // group before the escape (an escape alone may begin a group, as '(' and '+' do).
   const bs = folded.lastIndexOf('\\');
   if (bs >= 0) {
+    // A trailing run of backslashes, each an escape still arriving (jsonEscapeTail 1): the group
+    // before the run decides, or the run alone may begin one. Dropped whole, not one unit per
+    // call: a run held while it arrives one unit per piece was walked down a call per unit.
+    if (bs === folded.length - 1) {
+      let i = bs;
+      while (i > 0 && folded.charCodeAt(i - 1) === 92) i--;
+      return i === 0 || joinableFolded(folded.slice(0, i), joins);
+    }
     const esc = jsonEscapeTail(folded);
     // After the escape's backslash, as the old reading of `\n4111` as `n4111` did: the same
     // checks as a run without one (a '.', a '/', a percent escape in the group after it), and
@@ -254,6 +262,10 @@ function chainStart(p: string): number {
     if (!joinable(p.slice(k, j))) return n;
     runStart = k;
   } else {
+    // A trailing run of CHAIN_LIMIT units or more is held from its start, and nothing before it
+    // joins it (the loop below would stop at once, as n - k > CHAIN_LIMIT): not folded and judged
+    // again at each piece while it grows (a long run of backslashes arriving one per piece).
+    if (n - runStart >= CHAIN_LIMIT) return runStart;
     const last = p.slice(runStart);
     // The trailing run itself is always held (it may still grow); what comes before only when
     // the run is, or may become, a group that joins it ("12 Ma|rch 1980").
