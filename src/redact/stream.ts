@@ -226,6 +226,9 @@ export function holdStart(p: string): number {
   return p.indexOf('\\') < 0 ? hold : escapedHoldStart(p, hold);
 }
 
+/** A run of backslashes this long is a run of CHAIN_LIMIT backslashes or more at every level read (see escapedHoldStart). */
+const LONG_BACKSLASH_RUN = 2 ** MAX_ESCAPE_LEVELS * CHAIN_LIMIT;
+
 /**
  * `hold` (of `p` as written) moved back to where the same rules hold `p` read with its JSON
  * string escapes decoded, at every level (leak-guard.ts jsonEscapeReadings), as the answer is
@@ -237,6 +240,13 @@ export function holdStart(p: string): number {
  * found after it would be masked from the middle of the escape on).
  */
 function escapedHoldStart(p: string, hold: number): number {
+  // A text that ends in LONG_BACKSLASH_RUN backslashes or more (one arriving per piece, held as
+  // the trailing run): every reading ends in a run of CHAIN_LIMIT backslashes or more, which
+  // chainStart holds from its start, at or after where the run as written begins, so `hold`
+  // (which is at or before that) stands: not decoded four times at each piece.
+  let i = p.length;
+  while (i > 0 && p.length - i < LONG_BACKSLASH_RUN && p.charCodeAt(i - 1) === 92) i--;
+  if (p.length - i >= LONG_BACKSLASH_RUN) return hold;
   const readings = jsonEscapeReadings(p);
   if (readings.length === 0) return hold;
   for (const r of readings) {
