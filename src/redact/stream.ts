@@ -359,15 +359,21 @@ const ESCAPED_UNIT = 2 ** (MAX_ESCAPE_LEVELS - 1) + 5;
 /**
  * Where the last CONTEXT_TAIL units of `text`'s deepest reading begin in `text`: read from at most
  * CONTEXT_TAIL * ESCAPED_UNIT units back, after a unit that is not a backslash (see contextTail).
+ * Twice CONTEXT_TAIL first (a text with a few escapes, `\n` in arguments), wider only while that
+ * reads too few units.
  */
 function escapedContextStart(text: string): number {
-  let from = Math.max(0, text.length - CONTEXT_TAIL * ESCAPED_UNIT);
-  while (from > 0 && from < text.length && text.charCodeAt(from - 1) === 92) from++;
-  const readings = jsonEscapeReadings(from === 0 ? text : text.slice(from));
-  if (readings.length === 0) return Math.max(0, text.length - CONTEXT_TAIL);
-  const deepest = readings[readings.length - 1]!;
-  const k = deepest.text.length - CONTEXT_TAIL;
-  return k <= 0 ? from : from + deepest.starts![k]!;
+  const most = Math.min(text.length, CONTEXT_TAIL * ESCAPED_UNIT);
+  for (let width = 2 * CONTEXT_TAIL; ; width = Math.min(most, 4 * width)) {
+    let from = Math.max(0, text.length - width);
+    while (from > 0 && from < text.length && text.charCodeAt(from - 1) === 92) from++;
+    const readings = jsonEscapeReadings(from === 0 ? text : text.slice(from));
+    if (readings.length === 0) return Math.max(0, text.length - CONTEXT_TAIL);
+    const deepest = readings[readings.length - 1]!;
+    const k = deepest.text.length - CONTEXT_TAIL;
+    if (k >= 0) return from + deepest.starts![k]!;
+    if (width >= most) return from;
+  }
 }
 
 export class StreamChannel {
