@@ -557,6 +557,11 @@ export function backslashRunStart(text: string, at: number): number {
 /** Start of an escape cut at the end of `text` (a backslash the escape's rest has not followed), else text.length. */
 function partialEscapeStart(text: string): number {
   const n = text.length;
+  // A text that ends in a backslash ends in a cut escape at some level whatever the run's length
+  // (an odd run: a backslash waiting for its escape's rest; an even one: `\\` may be the first
+  // half of a deeper level's `\\n`): held from the run's start, which the loop below also
+  // returns, but after walking the run once per backslash among the last six units.
+  if (n > 0 && text.charCodeAt(n - 1) === 92) return backslashRunStart(text, n - 1);
   for (let i = n - 1; i >= 0 && i >= n - 6; i--) {
     if (text.charCodeAt(i) !== 92) continue;
     let k = i;

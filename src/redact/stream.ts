@@ -21,7 +21,8 @@
 import { WardenError } from '../pipeline/errors.js';
 import { isDocumentedFinishReason, MAX_LABEL_LENGTH, type ChunkDelta, type CompletionChunk } from '../pipeline/types.js';
 import { JSON_TEXT_START, jsonStateAfter, safeJsonCut, type JsonLexState } from './json-literals.js';
-import { fold, type FoldedText } from './normalize.js';
+import { jsonEscapeReadings, MAX_ESCAPE_LEVELS } from './leak-guard.js';
+import { fold, unitAround, type FoldedText } from './normalize.js';
 import { CONTEXT_WINDOW } from './scanner.js';
 import type { Finding } from './types.js';
 
@@ -124,6 +125,14 @@ function joinableFolded(folded: string, joins: FoldedText['joins']): boolean {
   // group before the escape (an escape alone may begin a group, as '(' and '+' do).
   const bs = folded.lastIndexOf('\\');
   if (bs >= 0) {
+    // A trailing run of backslashes, each an escape still arriving (jsonEscapeTail 1): the group
+    // before the run decides, or the run alone may begin one. Dropped whole, not one unit per
+    // call: a run held while it arrives one unit per piece was walked down a call per unit.
+    if (bs === folded.length - 1) {
+      let i = bs;
+      while (i > 0 && folded.charCodeAt(i - 1) === 92) i--;
+      return i === 0 || joinableFolded(folded.slice(0, i), joins);
+    }
     const esc = jsonEscapeTail(folded);
     // After the escape's backslash, as the old reading of `\n4111` as `n4111` did: the same
     // checks as a run without one (a '.', a '/', a percent escape in the group after it), and
@@ -211,7 +220,42 @@ function monthPrefix(run: string): boolean {
 
 /** Start of the part of `p` that must be held back (p.length = nothing to hold). */
 export function holdStart(p: string): number {
-  return pemStart(p, chainStart(p));
+  const hold = pemStart(p, chainStart(p));
+  // Only a text with a backslash can hold an escape: one search for it, and text without one
+  // takes the path above alone.
+  return p.indexOf('\\') < 0 ? hold : escapedHoldStart(p, hold);
+}
+
+/** A run of backslashes this long is a run of CHAIN_LIMIT backslashes or more at every level read (see escapedHoldStart). */
+const LONG_BACKSLASH_RUN = 2 ** MAX_ESCAPE_LEVELS * CHAIN_LIMIT;
+
+/**
+ * `hold` (of `p` as written) moved back to where the same rules hold `p` read with its JSON
+ * string escapes decoded, at every level (leak-guard.ts jsonEscapeReadings), as the answer is
+ * also scanned (session.ts escapedFindings). As written, an escaped digit (`\u0034`) is no digit
+ * and an escaped chain is six to sixteen times longer than CHAIN_LIMIT counts: the first group of
+ * `\u0034\u0031\u0031\u0031 \u0031…` left in clear before the rest of the card arrived. Each
+ * reading's chainStart is mapped back to the text as written, and the result never falls inside
+ * an escape of any level (a cut `\\\\u0031` would no longer parse one level down, and a value
+ * found after it would be masked from the middle of the escape on).
+ */
+function escapedHoldStart(p: string, hold: number): number {
+  // A text that ends in LONG_BACKSLASH_RUN backslashes or more (one arriving per piece, held as
+  // the trailing run): every reading ends in a run of CHAIN_LIMIT backslashes or more, which
+  // chainStart holds from its start, at or after where the run as written begins, so `hold`
+  // (which is at or before that) stands: not decoded four times at each piece.
+  let i = p.length;
+  while (i > 0 && p.length - i < LONG_BACKSLASH_RUN && p.charCodeAt(i - 1) === 92) i--;
+  if (p.length - i >= LONG_BACKSLASH_RUN) return hold;
+  const readings = jsonEscapeReadings(p);
+  if (readings.length === 0) return hold;
+  for (const r of readings) {
+    const c = chainStart(r.text);
+    if (c < r.text.length && r.starts![c]! < hold) hold = r.starts![c]!;
+  }
+  const deepest = readings[readings.length - 1]!;
+  const k = unitAround(deepest, hold);
+  return k < 0 ? hold : deepest.starts![k]!;
 }
 
 function chainStart(p: string): number {
@@ -228,6 +272,10 @@ function chainStart(p: string): number {
     if (!joinable(p.slice(k, j))) return n;
     runStart = k;
   } else {
+    // A trailing run of CHAIN_LIMIT units or more is held from its start, and nothing before it
+    // joins it (the loop below would stop at once, as n - k > CHAIN_LIMIT): not folded and judged
+    // again at each piece while it grows (a long run of backslashes arriving one per piece).
+    if (n - runStart >= CHAIN_LIMIT) return runStart;
     const last = p.slice(runStart);
     // The trailing run itself is always held (it may still grow); what comes before only when
     // the run is, or may become, a group that joins it ("12 Ma|rch 1980").
@@ -293,8 +341,39 @@ function pemStart(p: string, hold: number): number {
  */
 function contextTail(text: string, json: boolean): string {
   let at = Math.max(0, text.length - CONTEXT_TAIL);
+  if (at > 0 && text.indexOf('\\', at) >= 0) {
+    // Escaped text: CONTEXT_TAIL units of its deepest reading, which at the fourth level is up to
+    // ESCAPED_UNIT times as long as written (a context word `\\\\\\\\u0074el` before an
+    // escaped phone number is out of a window counted as written). From a unit's start at every
+    // level, where escapes pair as in the whole text.
+    const start = escapedContextStart(text);
+    if (start < at) return text.slice(start);
+  }
   if (json) while (at > 0 && at < text.length && text.charCodeAt(at - 1) === 92) at++;
   return at === 0 ? text : text.slice(at);
+}
+
+/** Longest a character written as an escape at the deepest level read is (`\\\\\\\\u0034`: 13 units). */
+const ESCAPED_UNIT = 2 ** (MAX_ESCAPE_LEVELS - 1) + 5;
+
+/**
+ * Where the last CONTEXT_TAIL units of `text`'s deepest reading begin in `text`: read from at most
+ * CONTEXT_TAIL * ESCAPED_UNIT units back, after a unit that is not a backslash (see contextTail).
+ * Twice CONTEXT_TAIL first (a text with a few escapes, `\n` in arguments), wider only while that
+ * reads too few units.
+ */
+function escapedContextStart(text: string): number {
+  const most = Math.min(text.length, CONTEXT_TAIL * ESCAPED_UNIT);
+  for (let width = 2 * CONTEXT_TAIL; ; width = Math.min(most, 4 * width)) {
+    let from = Math.max(0, text.length - width);
+    while (from > 0 && from < text.length && text.charCodeAt(from - 1) === 92) from++;
+    const readings = jsonEscapeReadings(from === 0 ? text : text.slice(from));
+    if (readings.length === 0) return Math.max(0, text.length - CONTEXT_TAIL);
+    const deepest = readings[readings.length - 1]!;
+    const k = deepest.text.length - CONTEXT_TAIL;
+    if (k >= 0) return from + deepest.starts![k]!;
+    if (width >= most) return from;
+  }
 }
 
 export class StreamChannel {

@@ -108,3 +108,47 @@ describe('streamed answers: an escaped line break between rows of numbers', () =
     }
   });
 });
+
+describe('streamed answers: digits written as JSON escapes, one to four levels deep', () => {
+  // `\u0034\u0031\u0031\u0031 \u0031…`: as written an escaped digit is no digit and the chain is
+  // six to sixteen times longer than the hold-back's limit counts, so the first group (`+1`, `DE89`)
+  // went out before the rest arrived; at the third level the cut also split an escape
+  // (`\\\\u0031\\` + `[CREDIT_CARD]`), which no longer parses one level down.
+  const escapedDigits = (value: string, level: number): string => {
+    const bs = '\\'.repeat(2 ** (level - 1));
+    return value.replace(/[0-9]/g, (d) => `${bs}u00${d.charCodeAt(0).toString(16)}`);
+  };
+  const values = ['4111 1111 1111 1111', '+1 415 555 2671', 'DE89 3704 0044 0532 0130 00'];
+  for (const level of [1, 2, 3, 4]) {
+    it(`level ${level}: equal to the whole answer at every cut and piece size, content and arguments`, async () => {
+      const bad: string[] = [];
+      for (const value of values) {
+        for (const asArgs of [false, true]) {
+          const inner = `pay ${escapedDigits(value, level)} now`;
+          const text = asArgs ? `{"a": "${inner}"}` : inner;
+          const whole = wholeAnswer(redactor.session(decision(), []), text, asArgs);
+          expect(whole).toMatch(/pay \[(CREDIT_CARD|PHONE_NUMBER|IBAN_CODE)\] now/);
+          for (const { how, pieces } of cuts(text, 4)) {
+            const out = await streamed(redactor.session(decision(), []), pieces, asArgs);
+            if (out !== whole) bad.push(`${value} ${asArgs ? 'arguments' : 'content'} ${how}: ${out}`);
+          }
+        }
+      }
+      expect(bad.slice(0, 3)).toEqual([]);
+    });
+  }
+
+  it('a context word more than a context window back as written, within one as the app reads it', async () => {
+    // `638 2229` needs a phone context word (`tel`). Three levels down, the second number's is
+    // 15 characters back once parsed but about 120 units as written: the stream's context was
+    // counted as written, so the second number went out in clear.
+    const text = `tel: ${escapedDigits('638 2229', 3).replace(' ', '\\\\\\\\u0020')} or ${escapedDigits('638 2230', 3).replace(' ', '\\\\\\\\u0020')} ok`;
+    const whole = wholeAnswer(redactor.session(decision(), []), text, false);
+    expect(whole).toBe('tel: [PHONE_NUMBER] or [PHONE_NUMBER] ok');
+    for (const size of [1, 3, 7]) {
+      const pieces: string[] = [];
+      for (let i = 0; i < text.length; i += size) pieces.push(text.slice(i, i + size));
+      expect(await streamed(redactor.session(decision(), []), pieces, false), `pieces of ${size}`).toBe(whole);
+    }
+  });
+});
