@@ -316,6 +316,12 @@ const PolicySchema = z.strictObject({
    */
   timeout_ms: durationMs().default(250),
   /**
+   * A built-in that fails (`1 / 0`, `to_number("x")`, an operand of the wrong type) ends the
+   * evaluation with its error, a policy_error (deny). `false` is OPA's default: the call is
+   * undefined, and a rule that negates it (`not blocked`) then allows.
+   */
+  strict_builtin_errors: z.boolean().default(true),
+  /**
    * Reuse a decision for inputs that agree on every field the policy reads. Applies only when
    * the policy's analysis proves that safe (README, "Decision cache"); `enabled: false` turns it
    * off regardless.

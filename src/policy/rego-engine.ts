@@ -17,6 +17,12 @@ export interface RegoPolicyEngineOptions {
   /** Per-evaluation budget (steps, deadline) — a runaway policy becomes `policy_error`, not a hang. */
   maxSteps?: number;
   deadlineMs?: number;
+  /**
+   * Built-in errors (`1 / 0`, `to_number("x")`, an operand of the wrong type) end the evaluation
+   * with their error, a deny, instead of leaving the call undefined as OPA does by default: under
+   * `not`, an undefined risk check is an allow. Default true (config `policy.strict_builtin_errors`).
+   */
+  strictBuiltinErrors?: boolean;
   /** Default: on, 10,000 entries. */
   decisionCache?: { enabled: boolean; maxEntries: number };
   /** Told, per evaluation, whether the cache answered (`hit`), missed, or was not used (`off`). */
@@ -122,7 +128,7 @@ export async function createRegoPolicyEngine(opts: RegoPolicyEngineOptions): Pro
   // each call just sets its clock instead of spreading a fresh copy.
   // The policy input comes from buildPolicyInput: metadata only, bounded by the ingress limits
   // (variable count, header and body size) and by config, so the engine's size walk is skipped.
-  const options: EvalOptions = { inputBounded: true };
+  const options: EvalOptions = { inputBounded: true, strictBuiltinErrors: opts.strictBuiltinErrors ?? true };
   if (opts.maxSteps !== undefined) options.maxSteps = opts.maxSteps;
   if (opts.deadlineMs !== undefined) options.deadlineMs = opts.deadlineMs;
   const compiled = policy;

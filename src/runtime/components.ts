@@ -301,6 +301,7 @@ export async function buildComponents(config: Config, opts: ComponentOptions): P
                 entrypoint: config.policy.entrypoint,
                 maxSteps: config.policy.max_steps,
                 deadlineMs: config.policy.timeout_ms,
+                strictBuiltinErrors: config.policy.strict_builtin_errors,
                 decisionCache: { enabled: config.policy.decision_cache.enabled, maxEntries: config.policy.decision_cache.max_entries },
                 onDecisionCache: (result) => opts.metrics.observePolicyCache(result),
               }),

@@ -154,6 +154,33 @@ describe('a policy whose evaluation fails', () => {
   });
 });
 
+describe('a built-in that fails in a rule the decision negates', () => {
+  it('denies with policy_error (a division by zero, an operand of the wrong type), never allows through `not`, on HTTP and gRPC', async () => {
+    // A deny-list policy: allowed unless `blocked`. Each check fails at run time for the calls
+    // below (two variables: 100 / 0; with max_tokens, a string plus a number); left undefined,
+    // as OPA's default evaluation leaves a failed built-in, `not blocked` would allow them.
+    const policy =
+      'default decision := {"allow": false, "reasons": ["default"]}\n' +
+      'decision := {"allow": true, "models": ["*"], "secrets": input.template.secret_refs} if not blocked\n' +
+      'blocked if {\n  input.request.max_tokens == null\n  100 / (count(input.request.variables) - 2) < 10\n}\n' +
+      'blocked if {\n  input.request.max_tokens != null\n  input.request.model + 1 > 1000\n}\n';
+    await withWarden(policy, async (h) => {
+      for (const body of [{ model: 'gpt-4o-mini', warden: TEMPLATE }, { model: 'gpt-4o-mini', max_tokens: 5, warden: TEMPLATE }]) {
+        const r = await chat(h, body);
+        expect([r.status, r.body.error?.code, r.body.error?.details?.code], JSON.stringify(body)).toEqual([500, 'policy_error', expect.stringMatching(/^eval_(builtin|type)_error$/)]);
+      }
+      await expect(grpcComplete(h, GRPC_TEMPLATE)).rejects.toMatchObject({ code: 13 });
+      expect(h.up.calls).toHaveLength(0);
+      const lines = h.w.logs.map((l) => JSON.parse(l) as Record<string, any>).filter((l) => l.problem === 'eval_error');
+      expect(lines.map((l) => [l.level, l.location])).toEqual([
+        ['warn', expect.stringMatching(/e2e\.rego:\d+:\d+$/)],
+        ['warn', expect.stringMatching(/e2e\.rego:\d+:\d+$/)],
+      ]);
+      expect(h.w.logs.join('\n')).not.toContain(VARIABLE_VALUE);
+    });
+  });
+});
+
 describe('decision audit.log_variables_names', () => {
   it('puts the names of the call variables, never their values, in the audit record only when the decision asks', async () => {
     for (const lvn of [true, false]) {

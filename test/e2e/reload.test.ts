@@ -217,6 +217,28 @@ describe('hot reload', () => {
     await eventually(async () => (await readyz()).policy_revision !== good.policy_revision);
   });
 
+  it('a policy data file in JSON with a key set twice in one object is rejected at the second, never read as one of them; the last good set keeps serving', async () => {
+    const good = await readyz();
+    const rejected = () => w.logs.filter((l) => l.includes('reload rejected'));
+    const before = rejected().length;
+    const data = join(w.dir, 'policies', 'blocklist.json');
+    // A parser keeps the last "blocked" and drops the reviewed list (with the caller's service in it).
+    writeFileSync(data, '{\n  "blocked": ["support/ticket-bot"],\n  "note": "CANARY-DATA-7",\n  "blocked": []\n}\n');
+    await eventually(() => rejected().length > before);
+    const line = rejected().at(-1)!;
+    expect(line).toMatch(/blocklist\.json:4:3: rego_parse_error: cannot parse data file: duplicate key: already set at line 2, column 3 \(keys must be unique\)/);
+    expect(line).toContain('"kind":"policies"');
+    expect(line).not.toContain('CANARY');
+    expect((await readyz()).policy_revision).toBe(good.policy_revision);
+    expect((await call(3)).status).toBe(200);
+    // Keys of the same name in different objects are fine.
+    writeFileSync(data, '{"blocked": [{"blocked": 1}, {"blocked": 2}]}\n');
+    await eventually(async () => (await readyz()).policy_revision !== good.policy_revision);
+    expect((await call(3)).status).toBe(200);
+    rmSync(data);
+    await eventually(async () => (await readyz()).policy_revision === good.policy_revision);
+  });
+
   it('a template or policy data file that is not UTF-8 (or holds a NUL) is rejected at the first bad byte; the last good set keeps serving', async () => {
     const good = await readyz();
     const rejected = () => w.logs.filter((l) => l.includes('reload rejected'));

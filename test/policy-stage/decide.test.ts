@@ -397,6 +397,27 @@ describe('decide stage with the built-in Rego engine', () => {
     expect(ctx.decision).toBeUndefined();
   });
 
+  it('fails closed on a failed built-in under `not` (1 / 0), unless configured as OPA by default (strictBuiltinErrors: false)', async () => {
+    const divDir = join(dir, 'div');
+    await mkdir(divDir);
+    await writeFile(join(divDir, 'd.rego'), [
+      'package warden', 'import rego.v1',
+      'decision := {"allow": true, "models": ["echo"]} if not blocked',
+      'blocked if 100 / count(input.request.variables) < 10', '',
+    ].join('\n'));
+    const decide = (e: PolicyEngine) => createDecideStage({ getEngine: () => e, environment: ENV, now: () => NOW });
+    const strict = await createRegoPolicyEngine({ paths: [divDir], entrypoint: 'warden/decision' });
+    const ctx = ctxWith({ variables: {} });
+    const err = await (async () => decide(strict).run(ctx))().catch((e: unknown) => e as WardenError);
+    expect(err).toMatchObject({ code: 'policy_error', details: { code: 'eval_builtin_error' } });
+    expect(ctx.decision).toBeUndefined();
+    // OPA's default leaves the division undefined: nothing blocks, and the call is allowed.
+    const lenient = await createRegoPolicyEngine({ paths: [divDir], entrypoint: 'warden/decision', strictBuiltinErrors: false });
+    const allowed = ctxWith({ variables: {} });
+    await decide(lenient).run(allowed);
+    expect(allowed.decision?.allow).toBe(true);
+  });
+
   it('logs a broken decision once per policy revision and problem, naming the field, never input values', async () => {
     const lines: string[] = [];
     const logger = createLogger({ level: 'info' }, { write: (l: string) => void lines.push(l) });

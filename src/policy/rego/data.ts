@@ -10,6 +10,7 @@ import { MAX_JSON_DEPTH_CEILING, tooDeepAt } from '../../pipeline/json-depth.js'
 import { MAX_YAML_DEPTH, yamlDepthProblem } from '../../pipeline/yaml-depth.js';
 import { parseYamlValue, YamlTagError } from '../../pipeline/yaml-tags.js';
 import { jsonSyntaxErrorOffset, unmarshalJSON } from './builtins/json.js';
+import { firstDuplicateKey, lineColumn } from './json-unique-keys.js';
 import { decodeText, TextDecodeError } from '../../pipeline/text-file.js';
 import { FileTooLargeError, NotRegularFileError, openRegularFile, readAtMost } from '../../pipeline/regular-file.js';
 import { MIB } from '../../pipeline/sizes.js';
@@ -164,6 +165,15 @@ export async function parseDataFile(file: string, budget?: ReadBudget): Promise<
     const at = json ? jsonErrorAt(e, text) : yamlErrorAt(e);
     const where = at ? { file, row: at.line, col: at.col } : fileLocation(file);
     throw new RegoError('rego_parse_error', `cannot parse data file: not valid ${json ? 'JSON' : 'YAML'}`, where);
+  }
+  // A parser keeps one of two same-named keys and drops the other without a word; a YAML data
+  // file with a repeated key is refused by its parser, a JSON one here (json-unique-keys.ts).
+  // Where, never what: the key is data.
+  const dup = json ? firstDuplicateKey(text) : undefined;
+  if (dup) {
+    const at = lineColumn(text, dup.offset);
+    const first = lineColumn(text, dup.first);
+    throw new RegoError('rego_parse_error', `cannot parse data file: duplicate key: already set at line ${first.line}, column ${first.col} (keys must be unique)`, { file, row: at.line, col: at.col });
   }
   // Data is walked recursively when it is merged and evaluated: refused here, with its file.
   if (tooDeepAt(data, MAX_JSON_DEPTH_CEILING)) {
