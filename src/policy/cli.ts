@@ -59,15 +59,18 @@ Options:
                      (also --strict-builtin-errors, opa's name)
   -h, --help         Show this help
 `,
-  test: `Usage: warden policy test PATH... [-v]
+  test: `Usage: warden policy test PATH... [-v] [--lenient]
 
 Runs every rule whose name starts with test_ in the given files and directories,
 as 'opa test' does. Exits 1 when a test fails or a policy does not compile.
 What a test print()s is shown, indented, under its result line (failing tests,
-or every test with -v).
+or every test with -v). A built-in that fails (1 / 0, to_number("x")) is an
+ERROR, as the sidecar's policy_error is (policy.strict_builtin_errors: true).
 
 Options:
   -v, --verbose      Print a line per test
+      --lenient      Treat built-in errors as undefined, as opa test does and as
+                     the sidecar does with policy.strict_builtin_errors: false
   -h, --help         Show this help
 `,
   check: `Usage: warden policy check PATH...
@@ -97,7 +100,7 @@ export const OPTIONS: Record<string, Options> = {
     'strict-builtin-errors': { type: 'boolean' },
     help: { type: 'boolean', short: 'h' },
   },
-  test: { verbose: { type: 'boolean', short: 'v' }, help: { type: 'boolean', short: 'h' } },
+  test: { verbose: { type: 'boolean', short: 'v' }, lenient: { type: 'boolean' }, help: { type: 'boolean', short: 'h' } },
   check: { help: { type: 'boolean', short: 'h' } },
 };
 
@@ -268,6 +271,8 @@ function fmtDuration(ns: bigint): string {
 
 async function cmdTest({ values, positionals: paths }: Parsed, io: PolicyCliIo): Promise<number> {
   const verbose = values.verbose === true;
+  // As the sidecar evaluates by default: a test must not pass where a served call is policy_error.
+  const strictBuiltinErrors = values.lenient !== true;
   if (paths.length === 0) throw new UsageError('want at least one PATH');
   let policy: RegoPolicy;
   try {
@@ -287,7 +292,7 @@ async function cmdTest({ values, positionals: paths }: Parsed, io: PolicyCliIo):
     // What the test print()s is shown with its result (failing tests, or all with -v), as opa test.
     const output: string[] = [];
     try {
-      const v = policy.evaluate(t.name, undefined, { print: (line) => output.push(line) });
+      const v = policy.evaluate(t.name, undefined, { strictBuiltinErrors, print: (line) => output.push(line) });
       status = v !== undefined && v !== false ? 'PASS' : 'FAIL';
     } catch (e) {
       status = 'ERROR';

@@ -208,6 +208,29 @@ describe('warden policy test', () => {
     expect(r.out.trim().split('\n').pop()).toBe('1 passed, 1 failed');
   });
 
+  it('evaluates as the sidecar does: a failed built-in is an ERROR, not undefined (--lenient: as opa test)', async () => {
+    // A deny-list policy whose check fails: undefined under 'not' would allow (OPA's default); the
+    // sidecar answers policy_error (policy.strict_builtin_errors), and its test must not pass.
+    const strictDir = join(dir, 'strict');
+    mkdirSync(strictDir, { recursive: true });
+    writeFileSync(
+      join(strictDir, 'p.rego'),
+      `package p
+import rego.v1
+allow if not blocked
+blocked if 100 / (count(input.vars) - 2) < 10
+`,
+    );
+    writeFileSync(join(strictDir, 'p_test.rego'), 'package p_test\nimport rego.v1\ntest_two_vars if data.p.allow with input as {"vars": [1, 2]}\n');
+    const strict = await run(['test', strictDir]);
+    expect(strict.code).toBe(1);
+    expect(strict.out).toContain('data.p_test.test_two_vars: ERROR');
+    expect(strict.out).toMatch(/divide by zero/);
+    expect(strict.out.trim().split('\n').pop()).toBe('0 passed, 1 failed');
+    const lenient = await run(['test', '--lenient', strictDir]);
+    expect([lenient.code, lenient.out.trim().split('\n').pop()]).toEqual([0, '1 passed, 0 failed']);
+  });
+
   it('exits 1 on a compile error', async () => {
     const r = await run(['test', join(dir, 'broken')]);
     expect(r.code).toBe(1);
