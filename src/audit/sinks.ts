@@ -72,6 +72,14 @@ export interface LineWritable {
  */
 export const MAX_KEPT_BYTES = 4 * MIB;
 
+/**
+ * The part of MAX_KEPT_BYTES that records of requests that sent nothing upstream (refused before
+ * forward while the sink is failed) may not use: it is left for the records of requests that were
+ * already upstream when the sink broke. Without it a burst of refusals (a few thousand records)
+ * fills the backlog, and a stream that was upstream then ends with no record at all.
+ */
+export const KEPT_BYTES_FOR_SENT = 2 * MIB;
+
 /** A line this long after the previous one is written at once (see createFileSink). */
 const IDLE_MS = 1;
 const WRITTEN = Promise.resolve();
