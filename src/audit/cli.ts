@@ -164,6 +164,12 @@ export async function runAuditCli(argv: readonly string[], io: CliIO): Promise<n
       broken = `BROKEN ${file}:${lineNo}: seq ${verifier.last.seq + 1}: line is not valid UTF-8`;
       return false;
     }
+    if (lineNo === 1 && line.charCodeAt(0) === 0xfeff) {
+      // Kept by the decoder (ignoreBOM), named for what it is rather than "not valid JSON": an
+      // editor that saved the file wrote it (Warden writes none), also in a capture of stdout.
+      broken = `BROKEN ${file}:1: seq ${verifier.last.seq + 1}: the file starts with a byte order mark (the file was edited: Warden writes none)`;
+      return false;
+    }
     if (line.trim() === '') {
       // Warden writes no blank line: one in a file sink's file was put there by an edit.
       if (skipNonRecords) {

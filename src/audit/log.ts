@@ -9,7 +9,7 @@ import type { AuditLog, AuditRecord } from '../pipeline/ports.js';
 import { readFailure } from '../pipeline/regular-file.js';
 import { ChainVerifier, GENESIS, linkRecordLine, NOT_JSON, type AuditRecordBody, type ChainHead } from './chain.js';
 import type { StaticRecordText } from './record-text.js';
-import { AUDIT_FILE_EDITED, type AuditSink } from './sinks.js';
+import { AUDIT_FILE_EDITED, KEPT_BYTES_FOR_SENT, type AuditSink } from './sinks.js';
 
 export interface AuditLogOptions {
   sinks: AuditSink[];
@@ -66,6 +66,16 @@ export interface UnwrittenRecords {
 function unavailable(err: unknown): WardenError {
   const code = ((err instanceof WardenError ? err.cause : err) as NodeJS.ErrnoException | undefined)?.code;
   return new WardenError('audit_unavailable', `the audit log is unavailable${typeof code === 'string' ? ` (${code})` : ''}`, { cause: err });
+}
+
+/**
+ * Whether a record's request may have sent its prompt upstream: it had one (a prompt HMAC) and was
+ * not refused by the audit guard before forward (the only source of `audit_unavailable` in a
+ * record: a failed audit write is told to the caller after its record was made). Only read while a
+ * sink is failed.
+ */
+function sentUpstream(body: AuditRecordBody): boolean {
+  return body.prompt_hmac !== null && body.error_code !== 'audit_unavailable';
 }
 
 export function createAuditLog(opts: AuditLogOptions): AuditLogHandle {
@@ -189,7 +199,10 @@ export function createAuditLog(opts: AuditLogOptions): AuditLogHandle {
       // it broke has sent its prompt: its record is linked and kept by the failed sink, written
       // first when it recovers; the caller still gets audit_unavailable. A record no failed sink
       // can keep any more is not linked, so the chain stays whole in every sink.
-      for (const s of sinks) if (s.failure && !s.canKeep?.(line.length + 1)) return Promise.reject(unavailable(broken));
+      // Records of requests that sent nothing (refused meanwhile) leave KEPT_BYTES_FOR_SENT of the
+      // room to those whose prompt went upstream, which no refusal may crowd out.
+      const room = sentUpstream(body) ? line.length + 1 : line.length + 1 + KEPT_BYTES_FOR_SENT;
+      for (const s of sinks) if (s.failure && !s.canKeep?.(room)) return Promise.reject(unavailable(broken));
       head = { seq: record.seq, hash: record.hash };
       for (const s of sinks) s.write(line).catch(() => undefined);
       return Promise.reject(unavailable(broken));

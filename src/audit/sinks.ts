@@ -72,9 +72,18 @@ export interface LineWritable {
  */
 export const MAX_KEPT_BYTES = 4 * MIB;
 
+/**
+ * The part of MAX_KEPT_BYTES that records of requests that sent nothing upstream (refused before
+ * forward while the sink is failed) may not use: it is left for the records of requests that were
+ * already upstream when the sink broke. Without it a burst of refusals (a few thousand records)
+ * fills the backlog, and a stream that was upstream then ends with no record at all.
+ */
+export const KEPT_BYTES_FOR_SENT = 2 * MIB;
+
 /** A line this long after the previous one is written at once (see createFileSink). */
 const IDLE_MS = 1;
 const WRITTEN = Promise.resolve();
+const ignore = (): void => undefined;
 
 /** Tells each listener that a sink broke or recovered. */
 function notify(listeners: readonly (() => void)[]): void {
@@ -164,6 +173,8 @@ export function createStreamSink(out: LineWritable, name = 'stdout', logger?: Si
   let watchdog: NodeJS.Timeout | undefined;
   /** Resolved when nothing is waiting any more or the sink failed (flush). */
   let drained: { promise: Promise<void>; resolve: () => void } | undefined;
+  /** Bytes of the lines kept while stalled (see keep), bounded by MAX_KEPT_BYTES through canKeep. */
+  let keptBytes = 0;
 
   const pending = (): number => waiting.length - oldest;
   const wakeFlush = (): void => {
@@ -221,6 +232,7 @@ export function createStreamSink(out: LineWritable, name = 'stdout', logger?: Si
       if (stalled) {
         failure = undefined;
         stalled = false;
+        keptBytes = 0;
         logger?.warn({ sink: name }, `audit sink ${name} recovered: its stream took every waiting record; requests are served again`);
         notify(listeners);
       }
@@ -237,6 +249,27 @@ export function createStreamSink(out: LineWritable, name = 'stdout', logger?: Si
     if (oldest === waiting.length) {
       waiting = [];
       oldest = 0;
+    }
+  }
+
+  /**
+   * While stalled: a record linked meanwhile (its request was upstream when the sink stalled, or
+   * was refused since) goes into the stream behind the waiting lines, in chain order, and is
+   * written when the reader reads again (the sink recovers only after it); its caller is refused.
+   * Refused instead, such a record would be lost with no trace, and a prompt already upstream
+   * would have none. Bounded through canKeep.
+   */
+  function keep(line: string): void {
+    keptBytes += line.length + 1;
+    waiting.push({ at: performance.now(), resolve: ignore, reject: ignore });
+    try {
+      out.write(`${line}\n`, (err) => {
+        if (err) fail(err);
+        settled();
+      });
+    } catch (err) {
+      withdrawNewest();
+      fail(err as Error);
     }
   }
 
@@ -264,8 +297,15 @@ export function createStreamSink(out: LineWritable, name = 'stdout', logger?: Si
     unwritten() {
       return pending();
     },
+    canKeep(bytes: number) {
+      // A stream that failed (its reader went away) takes nothing more.
+      return stalled && keptBytes + bytes < MAX_KEPT_BYTES;
+    },
     write(line: string) {
-      if (failure) return Promise.reject(failure);
+      if (failure) {
+        if (stalled) keep(line);
+        return Promise.reject(failure);
+      }
       return new Promise<void>((resolve, reject) => {
         waiting.push({ at: performance.now(), resolve, reject });
         if (!watchdog) arm(timeoutMs);

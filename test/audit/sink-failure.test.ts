@@ -118,6 +118,42 @@ describe('file sink failure and recovery', () => {
     expect((await verify('--continue', file)).code).toBe(0);
   });
 
+  it('records of requests refused while the sink is failed cannot crowd out the record of a prompt that was already upstream', async () => {
+    const sub = join(dir, 'crowd');
+    mkdirSync(sub);
+    const file = join(sub, 'audit.jsonl');
+    const log = createAuditLog({ sinks: [createFileSink(file, { checkMs: 20 })] });
+    await log.open();
+    await log.append(body(1));
+    rmSync(sub, { recursive: true });
+    await until(() => !log.available());
+    // What the audit guard refuses before forward: rendered (a prompt HMAC), nothing sent. Large
+    // ones first (a long reason: a few fill the room a burst of thousands would), then ones a
+    // little larger than the record below, until there is no room for them either.
+    const refused = (i: number, reason: number) => ({ ...body(i), decision: { allow: true, reasons: ['r'.repeat(reason)] }, prompt_hmac: 'a'.repeat(64), status: 'error' as const, error_code: 'audit_unavailable' });
+    let i = 2;
+    for (const [reason, most] of [[256 * 1024, 40], [64, 4000]] as const) {
+      for (let n = 0; ; n++, i++) {
+        expect(n).toBeLessThan(most);
+        const before = log.head.seq;
+        await expect(log.append(refused(i, reason))).rejects.toMatchObject({ code: 'audit_unavailable' });
+        if (log.head.seq === before) break; // no room left for them: refused without being linked
+      }
+    }
+    const linkedRefusals = log.head.seq - 1;
+    // A stream that was upstream when the sink broke ends now: its record is linked and kept.
+    const sent = { ...body(100), prompt_hmac: 'b'.repeat(64), provider: 'openai', stream: true };
+    await expect(log.append(sent)).rejects.toMatchObject({ code: 'audit_unavailable' });
+    expect(log.head.seq).toBe(linkedRefusals + 2);
+    mkdirSync(sub);
+    await until(() => log.available());
+    await log.close();
+    const ids = readFileSync(file, 'utf8').trim().split('\n').map((l) => JSON.parse(l).request_id);
+    expect(ids.at(-1)).toBe('req-100');
+    expect(ids).toHaveLength(linkedRefusals + 1);
+    expect((await verify('--continue', file)).code).toBe(0);
+  });
+
   it('a closed sink refuses lines instead of reopening its path (a line written after close would never be fsynced)', async () => {
     const file = join(dir, 'closed.jsonl');
     const sink = createFileSink(file);

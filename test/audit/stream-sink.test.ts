@@ -56,9 +56,11 @@ describe('a stream sink whose reader stops reading', () => {
     expect(sink.unwritten!()).toBe(2);
     expect(log.unwritten()).toEqual([{ sink: 'stdout', records: 2, first_seq: 1, last_seq: 2 }]);
     expect(messages.some((m) => m.includes('stalled') && m.includes('requests are refused (audit_unavailable) until the stream drains'))).toBe(true);
-    // Refused at once and not linked: the chain in the stream stays whole.
-    await expect(log.append(body(3))).rejects.toMatchObject({ code: 'audit_unavailable' });
-    expect(log.head.seq).toBe(2);
+    // The record of a request that was upstream when the sink stalled: its caller is refused at
+    // once, and the record goes into the stream behind the others (not lost without a trace).
+    await expect(log.append({ ...body(3), prompt_hmac: 'b'.repeat(64), provider: 'openai', stream: true })).rejects.toMatchObject({ code: 'audit_unavailable' });
+    expect(log.head.seq).toBe(3);
+    expect(log.unwritten()).toEqual([{ sink: 'stdout', records: 3, first_seq: 1, last_seq: 3 }]);
     await log.flush(); // a stalled sink does not hold a flush
 
     reader.drain();
@@ -66,8 +68,8 @@ describe('a stream sink whose reader stops reading', () => {
     expect(log.available()).toBe(true);
     expect(changes).toEqual([false, true]);
     expect(sink.unwritten!()).toBe(0);
-    await expect(log.append(body(4))).resolves.toMatchObject({ seq: 3 });
-    expect(reader.lines.map((l) => (JSON.parse(l) as { seq: number }).seq)).toEqual([1, 2, 3]);
+    await expect(log.append(body(4))).resolves.toMatchObject({ seq: 4 });
+    expect(reader.lines.map((l) => (JSON.parse(l) as { seq: number }).seq)).toEqual([1, 2, 3, 4]);
     await log.close();
   });
 

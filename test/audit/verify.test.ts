@@ -175,6 +175,14 @@ describe('warden audit verify: blank lines and CR line ends are edits', () => {
     expect(await verify(file)).toEqual({ code: 1, out: `BROKEN ${file}:2: seq 2: line is not valid JSON\n`, err: '' });
   });
 
+  it('a byte order mark at the start is named as such (an editor saved the file), with or without --skip-non-records', async () => {
+    const { file, lines } = await chain('bom.jsonl', 2);
+    writeFileSync(file, `\ufeff${lines.join('\n')}\n`);
+    const out = `BROKEN ${file}:1: seq 1: the file starts with a byte order mark (the file was edited: Warden writes none)\n`;
+    expect(await verify(file)).toEqual({ code: 1, out, err: '' });
+    expect(await verify('--skip-non-records', file)).toEqual({ code: 1, out, err: '' });
+  });
+
   it('the messages hold no record content', async () => {
     const { file, lines } = await chain('no-content.jsonl', 2);
     for (const text of [`${lines.join('\r\n')}\r\n`, `${lines[0]}\n\n${lines[1]}\n`, `${lines[0]}\r${lines[1]}\n`]) {
