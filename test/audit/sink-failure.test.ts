@@ -408,9 +408,9 @@ describe('resuming from the last line', () => {
     const bytes = { read: 0, joined: 0, decoded: 0 };
     const read = countingRead(fileHandle.read, bytes);
     const concat = counting(Buffer.concat, (list: readonly Uint8Array[]) => (bytes.joined += list.reduce((n, b) => n + b.length, 0)));
-    const decode = counting(TextDecoder.prototype.decode, (b?: AllowSharedBufferSource) => (bytes.decoded += b?.byteLength ?? 0));
-    const toString = counting(Buffer.prototype.toString, function (this: Buffer) {
-      bytes.decoded += this.length;
+    const decode = counting(TextDecoder.prototype.decode, (b?: ArrayBufferView | ArrayBuffer | null) => (bytes.decoded += b?.byteLength ?? 0));
+    const toString = counting(Buffer.prototype.toString, function (this: unknown) {
+      bytes.decoded += (this as Buffer).length;
     });
     const spies = [
       vi.spyOn(fileHandle, 'read').mockImplementation(read),
