@@ -8,7 +8,7 @@
  */
 import { existsSync, rmSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { afterAll, beforeAll, describe, expect, it, onTestFinished } from 'vitest';
 import { runAuditCli } from '../../src/audit/index.js';
 import { spawnWarden, watchServe } from './helpers/cli.js';
 import { healthClient } from './helpers/grpc.js';
@@ -37,14 +37,13 @@ async function healthStatus(grpcAddress: string): Promise<string> {
   }
 }
 
-/** Sends requests one after the other until one is not 200; returns it and how long it took. */
-async function untilRefused(http: string, p: PreparedDir): Promise<{ status: number; code: unknown; ms: number; served: number }> {
+/** Sends requests one after the other until one is not 200; returns it. */
+async function untilRefused(http: string, p: PreparedDir): Promise<{ status: number; code: unknown; served: number }> {
   const token = await p.signer.token('support', 'ticket-bot');
   for (let served = 0; served < 2000; served++) {
-    const t0 = Date.now();
     const res = await postChat(http, token, body);
     const json = (await res.json()) as { error?: { code?: unknown } };
-    if (res.status !== 200) return { status: res.status, code: json.error?.code, ms: Date.now() - t0, served };
+    if (res.status !== 200) return { status: res.status, code: json.error?.code, served };
   }
   throw new Error('the pipe never filled');
 }
@@ -54,9 +53,15 @@ describe('a stdout audit sink whose reader stops reading', () => {
     const p = await prepareWardenDir({
       upstreamUrl: upstream.url,
       audit: 'audit: { sinks: [stdout], required: true, write_timeout_ms: 500 }',
-      limits: 'limits: { client_timeout_ms: 10000, upstream_timeout_ms: 10000, shutdown_grace_ms: 1000 }',
+      // No clock in the test: every other deadline lasts far past its 60 s timeout, so a refusal
+      // or an exit that waited for anything but the write timeout and the grace period hangs it.
+      limits: 'limits: { client_timeout_ms: 600000, upstream_timeout_ms: 600000, shutdown_grace_ms: 1000 }',
     });
     const child = spawnWarden(['serve', '--config', p.configFile]);
+    // Also when the test times out (which ends it without its finally): the child would outlive it.
+    onTestFinished(() => {
+      if (child.exitCode === null && child.signalCode === null) child.kill('SIGKILL');
+    });
     let stderr = '';
     child.stderr!.on('data', (d: Buffer) => (stderr += d.toString()));
     try {
@@ -66,8 +71,6 @@ describe('a stdout audit sink whose reader stops reading', () => {
       const refused = await untilRefused(addr.http, p);
       expect(refused).toMatchObject({ status: 503, code: 'audit_unavailable' });
       expect(refused.served).toBeGreaterThan(10);
-      // Bounded by the write timeout (500 ms), not by the client or upstream timeouts (10 s).
-      expect(refused.ms).toBeLessThan(3000);
       const ready = await fetch(`${addr.admin}/readyz`);
       expect(ready.status).toBe(503);
       expect(await ready.json()).toMatchObject({ audit: 'unavailable' });
@@ -89,15 +92,12 @@ describe('a stdout audit sink whose reader stops reading', () => {
       expect(out).toMatch(/^ok /);
       expect(verified).toBe(0);
 
-      // Stall again, then SIGTERM: the exit comes within the grace period plus a margin, not when
-      // the reader comes back, and its status says records were lost.
+      // Stall again, then SIGTERM: the reader never comes back, so the exit comes by the grace
+      // period or not at all, and its status says records were lost.
       child.stdout!.pause();
       await untilRefused(addr.http, p);
-      const t0 = Date.now();
       child.kill('SIGTERM');
-      const code = await Promise.race([exited, new Promise<string>((r) => setTimeout(() => r('still running'), 5000))]);
-      expect(code).toBe(1);
-      expect(Date.now() - t0).toBeLessThan(1000 + 2000);
+      expect(await exited).toBe(1);
       // stdout is full, so its log lines may never come out: the loss is said on stderr too, at once.
       expect(stderr).toMatch(/^warden: audit sink stdout: \d+ record\(s\) \(seq \d+ to \d+\) could not be written before exit and are lost$/m);
       expect(stderr).not.toContain('prev_hash');

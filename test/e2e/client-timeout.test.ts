@@ -22,10 +22,11 @@ afterAll(async () => {
 });
 
 describe('client_timeout_ms', () => {
+  // No clock: Warden's 500 ms body deadline is told from the parser's backstop (requestTimeout
+  // + 1 s, its own message) by the message, and without either the test would hang.
   it('a body that has not all arrived in time gets 408 request_timeout, audited as such', async () => {
     const token = await w.signer.token('support', 'ticket-bot');
     const url = new URL(w.addresses.http);
-    const started = Date.now();
     const answer = await new Promise<string>((resolve, reject) => {
       const s = connect({ host: url.hostname, port: Number(url.port) }, () => {
         s.write(`POST /v1/chat/completions HTTP/1.1\r\nhost: x\r\nauthorization: Bearer ${token}\r\ncontent-type: application/json\r\ncontent-length: 100\r\n\r\n{"model":`);
@@ -36,8 +37,6 @@ describe('client_timeout_ms', () => {
       s.on('close', () => resolve(text));
       s.on('error', reject);
     });
-    const elapsed = Date.now() - started;
-    expect(elapsed).toBeLessThan(5_000); // not Node's 30 s check
     expect(answer).toMatch(/^HTTP\/1\.1 408 /);
     expect(answer).toMatch(/x-request-id: [0-9a-f-]{36}/);
     expect(answer).toContain('"code":"request_timeout"');
@@ -164,19 +163,31 @@ describe('client_timeout_ms', () => {
   it('on a kept-alive connection, the refused request counts from its first byte (Node 20) or from the previous answer (Node 22+)', async () => {
     const token = await w.signer.token('support', 'ticket-bot');
     const records = w.audit().length;
+    const IDLE_MS = 2_000;
+    let halfSent = 0;
+    const started = performance.now();
     await holdConnection((s) => {
-      // A first request, served; then 600 ms of idle; then half a header block, and a FIN 300 ms later.
+      // A first request, served; then 2 s of idle; then half a header block, and a FIN 300 ms later.
       s.write('GET /v1/models HTTP/1.1\r\nhost: x\r\nauthorization: Bearer ' + token + '\r\n\r\n');
-      setTimeout(() => s.write('POST /v1/chat/completions HTTP/1.1\r\nhost: x\r\n'), 600);
-      setTimeout(() => s.end(), 900);
+      setTimeout(() => {
+        halfSent = performance.now();
+        s.write('POST /v1/chat/completions HTTP/1.1\r\nhost: x\r\n');
+        setTimeout(() => s.end(), 300);
+      }, IDLE_MS);
     });
+    const heldMs = performance.now() - started;
+    const idleMs = halfSent - started;
     await eventually(() => w.audit().length > records + 1);
     const refused = w.audit().slice(records)[1]!;
     expect(refused).toMatchObject({ status: 'error' });
     // Node 20's parser clocks the request from its first byte; later parsers have no clock, and
-    // the figure counts from when the first answer ended (the 600 ms of idle included).
+    // the figure counts from when the first answer ended (the idle included). No bound near the
+    // figures: the idle, which only the second origin includes, is at least 2 s (as the test's
+    // own clock saw it, whatever the load), against 300 ms from first byte to FIN.
     const parserClock = Number(process.versions.node.split('.')[0]) < 22;
-    expect(refused.latency_ms).toBeGreaterThanOrEqual(parserClock ? 250 : 850);
-    expect(refused.latency_ms).toBeLessThan(parserClock ? 600 : 1_200);
+    expect(refused.latency_ms).toBeGreaterThanOrEqual(parserClock ? 250 : IDLE_MS + 250);
+    if (parserClock) expect(refused.latency_ms).toBeLessThan(idleMs);
+    // Never more than the connection was held, as the client saw it (as above).
+    expect(refused.latency_ms).toBeLessThanOrEqual(heldMs + 50);
   });
 });

@@ -128,8 +128,9 @@ describe('a call that sends its message but never half-closes', () => {
         expect(end).toMatchObject({ status: grpc.status.DEADLINE_EXCEEDED, wardenCode: 'request_timeout' });
         expect(end.message).toContain('client_timeout_ms (1000 ms)');
       }
+      // Not early; and without the deadline nothing else ends a call whose request never finishes
+      // arriving (the message names the deadline that did), so the test would hang instead.
       expect(waited).toBeGreaterThanOrEqual(900);
-      expect(waited).toBeLessThan(5000);
       await eventually(() => w.audit().slice(before).filter((r) => r.error_code === 'request_timeout').length === 2);
       const records = w.audit().slice(before);
       expect(records.filter((r) => r.error_code === 'request_timeout').map((r) => [r.action, r.stream]).sort()).toEqual([
@@ -224,11 +225,10 @@ describe('calls grpc-js answers before their handler, from a client that has not
       expect(w.audit().slice(before).map((r) => r.error_code).sort()).toEqual(['cancelled', 'invalid_request', 'invalid_request', 'invalid_request', 'payload_too_large']);
       await eventually(async () => (await inFlight(w)) === 0);
 
-      // Nothing is left open to hold the graceful close.
-      const started = Date.now();
+      // Nothing is left open to hold the graceful close: a call left open would hold it until its
+      // client_timeout_ms (10 s), past the grace period (3 s), and the outcome would be 'timeout'.
       const result = await w.runtime.shutdown('test');
       expect(result.outcome).toBe('drained');
-      expect(Date.now() - started).toBeLessThan(2000);
     } finally {
       session.destroy();
       await w.close();
@@ -309,10 +309,9 @@ describe('a unary answer the client does not read', () => {
         reader.destroy();
       }
 
-      const started = Date.now();
+      // An unread answer left open would hold the drain past the grace period: 'timeout'.
       const result = await w.runtime.shutdown('test');
       expect(result.outcome).toBe('drained');
-      expect(Date.now() - started).toBeLessThan(2000);
     } finally {
       upstream.mode = 'ok';
       session.destroy();
@@ -336,10 +335,9 @@ describe('health Watch at shutdown', () => {
       for (const c of [watch, other]) c.on('error', () => undefined);
       await eventually(() => statuses.length > 0 && unknown.length > 0);
 
-      const started = Date.now();
+      // A Watch left open would hold the drain for good: the outcome would be 'timeout' (4 s).
       const result = await w.runtime.shutdown('test');
       expect(result.outcome).toBe('drained');
-      expect(Date.now() - started).toBeLessThan(2000);
       expect(await Promise.all(ends)).toEqual([grpc.status.OK, grpc.status.OK]);
       expect(statuses).toEqual(['SERVING', 'NOT_SERVING']);
       expect(unknown).toEqual(['SERVICE_UNKNOWN']);

@@ -130,8 +130,8 @@ describe('resolver deadline and failure memory', () => {
     expect(await r.resolveOne('file:ok')).toBe('v@lue-ü');
     await writeFile(join(dir, 'ok'), 'rotated\n');
     const realNow = performance.now.bind(performance);
-    const t0 = realNow();
-    // lru-cache reads performance.now for leases: move it forward 31 s.
+    // lru-cache reads performance.now for leases: move it forward 31 s. Nothing real is waited
+    // for, so no clock bound: a 5 min lease, or a lease read from another clock, keeps the old value.
     performance.now = () => realNow() + 31_000;
     try {
       expect(r.resolveOne('file:ok')).toBeInstanceOf(Promise);
@@ -139,6 +139,5 @@ describe('resolver deadline and failure memory', () => {
     } finally {
       performance.now = realNow;
     }
-    expect(realNow() - t0).toBeLessThan(5000);
   });
 });

@@ -36,18 +36,28 @@ describe('grpcListeners (against the installed grpc-js)', () => {
   it('guards it: a connection with no preface is closed after the deadline, one past the cap at once', async () => {
     const logger = { warn: (_: object, msg?: string) => void logged.push(msg ?? ''), error: (_: object, msg?: string) => void logged.push(msg ?? '') };
     expect(guardGrpcListeners(server, { key: 'listen.grpc', maxConnections: 1, logger, prefaceTimeoutMs: 200 })).toBeDefined();
-    const open = () => {
+    const order: string[] = [];
+    const open = (name: string) => {
       const s = connect(port, '127.0.0.1');
       s.on('error', () => {});
       s.resume(); // reading, so the server's FIN is seen
       const started = performance.now();
-      return new Promise<number>((resolve) => s.once('close', () => resolve(performance.now() - started)));
+      return new Promise<number>((resolve) =>
+        s.once('close', () => {
+          order.push(name);
+          resolve(performance.now() - started);
+        }),
+      );
     };
-    const first = open();
+    const first = open('first');
     await new Promise((r) => setTimeout(r, 50));
-    const second = open();
-    expect(await second).toBeLessThan(150);
+    const second = open('second');
+    // No upper bound: the second, opened 50 ms after the first, is closed before it, which only the
+    // cap can do (by the deadline it would go 50 ms after the first); the first waits its deadline.
+    await second;
+    expect(order).toEqual(['second']);
     expect(await first).toBeGreaterThanOrEqual(150);
+    expect(order).toEqual(['second', 'first']);
     expect(logged.some((l) => l.includes('limits.max_connections'))).toBe(true);
   });
 

@@ -354,9 +354,10 @@ describe('probe findings', () => {
       levels.push(`${next}: &${next} [${Array(10).fill(`*${prev}`).join(', ')}]`);
     }
     const bomb = `${levels.join('\n')}\n${GOOD}`;
-    const t0 = performance.now();
+    // No clock: 10^8 leaves that the cap refuses to build. The refusal below (its message) can
+    // only come from the alias count, before any walk over the expanded document; without the cap
+    // the document is expanded (shared objects, at once) and refused for its unknown keys instead.
     const i = one(bomb);
-    expect(performance.now() - t0).toBeLessThan(2000);
     expect(i).toMatchObject({ file: 't.yaml', line: 2, column: 8 });
     expect(i.message).toMatch(/^YAML: aliases expand too much/);
   });

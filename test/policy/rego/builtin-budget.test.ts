@@ -33,7 +33,13 @@ function value(body: string, opts?: EvalOptions): unknown {
 /** For the size caps, which hold whatever the deadline. */
 const LONG: EvalOptions = { ...SIDECAR, deadlineMs: 60_000 };
 
-/** Generous: a loaded CI machine is slow, but a second is far from the seconds these ran before. */
+/**
+ * Generous: a loaded CI machine is slow, but a second is far from the seconds these ran before.
+ * An upper clock bound is kept here (20× the 50 ms deadline) because nothing else tells a metered
+ * call from an unmetered one: evaluation is synchronous (no test timeout can cut it short), and an
+ * unmetered call that runs to its end still fails with the same error (the end-of-evaluation
+ * deadline check, or the size cap), only seconds later.
+ */
 const WELL_PAST_DEADLINE_MS = 1_000;
 
 describe('built-in calls are metered', () => {
@@ -208,7 +214,10 @@ describe('built-ins that answer false or undefined on a bad document still end o
 });
 
 describe('policy.timeout_ms holds for size-proportional built-ins and the evaluation as a whole', () => {
-  /** Far less than these calls took unmetered (0.4–4 s), well above the sidecar's 50 ms. */
+  /**
+   * Far less than these calls took unmetered (0.4–4 s), 6× the sidecar's 50 ms. A clock bound for
+   * the reason given at WELL_PAST_DEADLINE_MS: unmetered, the call ends with the same error, late.
+   */
   const NEAR_DEADLINE_MS = 300;
   const M4 = 4 * 1024 * 1024;
   // The operand comes in as input: evaluation is then the one call, nothing else.
