@@ -207,7 +207,22 @@ function groupJoinable(folded: string): boolean {
   if (run.length === 0) return false;
   if (MONTHS.test(run)) return true;
   if (!GROUPISH.test(run)) return false;
-  return /[0-9]/.test(run) || /^[A-Z0-9]{1,4}$/.test(run) || run === '(' || run === '+';
+  return /[0-9]/.test(run) || /^[A-Z0-9]{1,4}$/.test(run) || run === '(' || run === '+' || separatorRun(run);
+}
+
+/**
+ * One or two of the separators the digit-group reader takes between groups with spaces around
+ * them (digit-runs.ts: at most three of ' ', '-', '.', '(', ')'): `415 555 - 2671` and
+ * `415 555 -638 2229` are one phone number to the whole answer, so a lone `-` must not end the
+ * chain, or `415 555 ` went out in clear before the group after it arrived.
+ */
+function separatorRun(run: string): boolean {
+  if (run.length > 2) return false;
+  for (let i = 0; i < run.length; i++) {
+    const c = run.charCodeAt(i);
+    if (c !== 45 && c !== 46 && c !== 40 && c !== 41) return false;
+  }
+  return true;
 }
 
 const MONTH_NAMES = ['january', 'february', 'march', 'april', 'may', 'june', 'july', 'august', 'september', 'october', 'november', 'december'];
