@@ -152,3 +152,21 @@ describe('streamed answers: digits written as JSON escapes, one to four levels d
     }
   });
 });
+
+describe('streamed answers: the context window begins where a unit begins at every level', () => {
+  it('a phone number after an escape that ends a long run of backslashes', async () => {
+    // 124 backslashes then `u0d41`: at the third level `\u0d41` (a letter that is no ASCII one)
+    // and the phone number after it. The hold cut after `u0d41`, and the context the rest was
+    // scanned with began after the run's last backslash, inside the escape (`0d41`): read
+    // `0d415 555…`, the digits were glued to a word and went out in clear (review, twentieth session).
+    const text = `"${'\\'.repeat(124)}u0d415 55\\u0035\t\\u003536}`;
+    const whole = wholeAnswer(redactor.session(decision(), []), text, true);
+    expect(whole.endsWith('u0d41[PHONE_NUMBER]}')).toBe(true);
+    const bad: string[] = [];
+    for (const { how, pieces } of cuts(text, 4)) {
+      const out = await streamed(redactor.session(decision(), []), pieces, true);
+      if (out !== whole) bad.push(`${how}: ${out.slice(-40)}`);
+    }
+    expect(bad.slice(0, 3)).toEqual([]);
+  });
+});
