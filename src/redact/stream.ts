@@ -371,17 +371,21 @@ function contextTail(text: string, json: boolean, known: number): string {
 /**
  * `at` moved back to where a unit begins at every level: after six units without a backslash (an
  * escape's rest after its last backslash is five units at most, `u0d41`), or to `known` (where
- * the emitted piece began, a cut) when `at` is at or after it, else to 0. After a mere
- * non-backslash the window could begin inside an escape's hex: `…\\\\u0d41` read from `0d41`
- * glued the digits after it to a word (`0d415 555…`), and a phone number the whole answer masks
- * (after `\u0d41`, a letter that is no ASCII one) went out in clear.
+ * the emitted piece began, a cut) when `at` is at or after it, else to 0; not below `lowest`
+ * (a text escaped throughout, `\\u005c…`, has no such six units: the window then begins after a
+ * non-backslash, as before, so the context stays bounded). After a mere non-backslash the window
+ * could begin inside an escape's hex: `…\\\\u0d41` read from `0d41` glued the digits after it to
+ * a word (`0d415 555…`), and a phone number the whole answer masks went out in clear.
  */
-function unitStartBefore(text: string, at: number, known: number): number {
-  const floor = at >= known ? known : 0;
+function unitStartBefore(text: string, at: number, known: number, lowest: number): number {
+  const boundary = at >= known ? known : 0;
+  const floor = Math.max(boundary, lowest);
   let s = at;
-  for (let i = s - 1; i >= floor && i >= s - 6; i--) {
-    if (text.charCodeAt(i) === 92) s = i;
-  }
+  let i = s - 1;
+  for (; i >= floor && i >= s - 6; i--) if (text.charCodeAt(i) === 92) s = i;
+  if (i < s - 6 || floor === boundary) return s;
+  s = at;
+  while (s > 0 && s < text.length && text.charCodeAt(s - 1) === 92) s++;
   return s;
 }
 
@@ -397,7 +401,7 @@ const ESCAPED_UNIT = 2 ** (MAX_ESCAPE_LEVELS - 1) + 5;
 function escapedContextStart(text: string, known: number): number {
   const most = Math.min(text.length, CONTEXT_TAIL * ESCAPED_UNIT);
   for (let width = 2 * CONTEXT_TAIL; ; width = Math.min(most, 4 * width)) {
-    const from = unitStartBefore(text, Math.max(0, text.length - width), known);
+    const from = unitStartBefore(text, Math.max(0, text.length - width), known, text.length - 2 * most);
     const readings = jsonEscapeReadings(from === 0 ? text : text.slice(from));
     if (readings.length === 0) return Math.max(0, text.length - CONTEXT_TAIL);
     const deepest = readings[readings.length - 1]!;
