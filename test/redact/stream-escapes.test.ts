@@ -170,3 +170,24 @@ describe('streamed answers: the context window begins where a unit begins at eve
     expect(bad.slice(0, 3)).toEqual([]);
   });
 });
+
+describe('streamed answers: a spaced secret whose next word arrives as an escape two levels down', () => {
+  it('its first words are held until the escape completes, content and arguments', async () => {
+    // `\\u005cu0059` is `\u0059` one level down and `Y` two levels down. While it arrived
+    // (`CANAR\\u005cu00`), the deeper reading ended in a cut escape, so no tail read as the
+    // secret's beginning and `open sesame ` went out in clear (review, twentieth session).
+    const secret = 'open sesame CANARYqzxSECRETvwk';
+    const inner = 'say open sesame CANAR\\\\u005cu0059qzxSECRETvwk ok';
+    for (const asArgs of [false, true]) {
+      const text = asArgs ? `{"a": "${inner}"}` : inner;
+      const whole = wholeAnswer(redactor.session(decision(), [secret]), text, asArgs);
+      expect(whole).toContain('say [SECRET_VALUE] ok');
+      const bad: string[] = [];
+      for (const { how, pieces } of cuts(text, 4)) {
+        const out = await streamed(redactor.session(decision(), [secret]), pieces, asArgs);
+        if (out !== whole) bad.push(`${asArgs ? 'arguments' : 'content'} ${how}: ${out}`);
+      }
+      expect(bad.slice(0, 3)).toEqual([]);
+    }
+  });
+});
