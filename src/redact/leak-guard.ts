@@ -373,8 +373,12 @@ export class LeakGuard {
         let held = at === view.text.length ? end : from + (view.starts ? view.starts[at]! : at);
         if (deeper) {
           for (const r of deeper) {
-            const d = this.prefixStart(r.text, minLoose);
-            if (d < r.text.length) held = Math.min(held, from + r.starts![d]!);
+            // An escape of this level cut at its end (`\\u005cu00` reads `\u00` two levels down)
+            // decodes to nothing yet: the tail before it is judged, as `end` does as written, or a
+            // spaced secret's first words went out before the escape completing its next word.
+            const cut = partialEscapeStart(r.text);
+            const d = this.prefixStart(cut === r.text.length ? r.text : r.text.slice(0, cut), minLoose);
+            if (d < cut) held = Math.min(held, from + r.starts![d]!);
           }
         }
         return held;

@@ -207,7 +207,22 @@ function groupJoinable(folded: string): boolean {
   if (run.length === 0) return false;
   if (MONTHS.test(run)) return true;
   if (!GROUPISH.test(run)) return false;
-  return /[0-9]/.test(run) || /^[A-Z0-9]{1,4}$/.test(run) || run === '(' || run === '+';
+  return /[0-9]/.test(run) || /^[A-Z0-9]{1,4}$/.test(run) || run === '(' || run === '+' || separatorRun(run);
+}
+
+/**
+ * One or two of the separators the digit-group reader takes between groups with spaces around
+ * them (digit-runs.ts: at most three of ' ', '-', '.', '(', ')'): `415 555 - 2671` and
+ * `415 555 -638 2229` are one phone number to the whole answer, so a lone `-` must not end the
+ * chain, or `415 555 ` went out in clear before the group after it arrived.
+ */
+function separatorRun(run: string): boolean {
+  if (run.length > 2) return false;
+  for (let i = 0; i < run.length; i++) {
+    const c = run.charCodeAt(i);
+    if (c !== 45 && c !== 46 && c !== 40 && c !== 41) return false;
+  }
+  return true;
 }
 
 const MONTH_NAMES = ['january', 'february', 'march', 'april', 'may', 'june', 'july', 'august', 'september', 'october', 'november', 'december'];
@@ -337,20 +352,41 @@ function pemStart(p: string, hold: number): number {
  * one inside a run of backslashes would pair the whole run the wrong way (an escaped backslash
  * and `u006F` read as a backslash and `\u006F`, an `o`), on into the piece. So it starts after a
  * unit that is not a backslash, where escapes pair as in the whole text (or is empty: the piece
- * itself begins after a whole escape).
+ * itself begins after a whole escape). `known`: where the piece just emitted begins in `text`.
  */
-function contextTail(text: string, json: boolean): string {
+function contextTail(text: string, json: boolean, known: number): string {
   let at = Math.max(0, text.length - CONTEXT_TAIL);
   if (at > 0 && text.indexOf('\\', at) >= 0) {
     // Escaped text: CONTEXT_TAIL units of its deepest reading, which at the fourth level is up to
     // ESCAPED_UNIT times as long as written (a context word `\\\\\\\\u0074el` before an
     // escaped phone number is out of a window counted as written). From a unit's start at every
     // level, where escapes pair as in the whole text.
-    const start = escapedContextStart(text);
-    if (start < at) return text.slice(start);
+    const start = escapedContextStart(text, known);
+    if (start <= at) return text.slice(start);
   }
   if (json) while (at > 0 && at < text.length && text.charCodeAt(at - 1) === 92) at++;
   return at === 0 ? text : text.slice(at);
+}
+
+/**
+ * `at` moved back to where a unit begins at every level: after six units without a backslash (an
+ * escape's rest after its last backslash is five units at most, `u0d41`), or to `known` (where
+ * the emitted piece began, a cut) when `at` is at or after it, else to 0; not below `lowest`
+ * (a text escaped throughout, `\\u005c…`, has no such six units: the window then begins after a
+ * non-backslash, as before, so the context stays bounded). After a mere non-backslash the window
+ * could begin inside an escape's hex: `…\\\\u0d41` read from `0d41` glued the digits after it to
+ * a word (`0d415 555…`), and a phone number the whole answer masks went out in clear.
+ */
+function unitStartBefore(text: string, at: number, known: number, lowest: number): number {
+  const boundary = at >= known ? known : 0;
+  const floor = Math.max(boundary, lowest);
+  let s = at;
+  let i = s - 1;
+  for (; i >= floor && i >= s - 6; i--) if (text.charCodeAt(i) === 92) s = i;
+  if (i < s - 6 || floor === boundary) return s;
+  s = at;
+  while (s > 0 && s < text.length && text.charCodeAt(s - 1) === 92) s++;
+  return s;
 }
 
 /** Longest a character written as an escape at the deepest level read is (`\\\\\\\\u0034`: 13 units). */
@@ -358,21 +394,20 @@ const ESCAPED_UNIT = 2 ** (MAX_ESCAPE_LEVELS - 1) + 5;
 
 /**
  * Where the last CONTEXT_TAIL units of `text`'s deepest reading begin in `text`: read from at most
- * CONTEXT_TAIL * ESCAPED_UNIT units back, after a unit that is not a backslash (see contextTail).
- * Twice CONTEXT_TAIL first (a text with a few escapes, `\n` in arguments), wider only while that
- * reads too few units.
+ * CONTEXT_TAIL * ESCAPED_UNIT units back, from a unit's start at every level (unitStartBefore;
+ * `known`: see there). Twice CONTEXT_TAIL first (a text with a few escapes, `\n` in arguments),
+ * wider only while that reads too few units.
  */
-function escapedContextStart(text: string): number {
+function escapedContextStart(text: string, known: number): number {
   const most = Math.min(text.length, CONTEXT_TAIL * ESCAPED_UNIT);
   for (let width = 2 * CONTEXT_TAIL; ; width = Math.min(most, 4 * width)) {
-    let from = Math.max(0, text.length - width);
-    while (from > 0 && from < text.length && text.charCodeAt(from - 1) === 92) from++;
+    const from = unitStartBefore(text, Math.max(0, text.length - width), known, text.length - 2 * most);
     const readings = jsonEscapeReadings(from === 0 ? text : text.slice(from));
     if (readings.length === 0) return Math.max(0, text.length - CONTEXT_TAIL);
     const deepest = readings[readings.length - 1]!;
     const k = deepest.text.length - CONTEXT_TAIL;
     if (k >= 0) return from + deepest.starts![k]!;
-    if (width >= most) return from;
+    if (width >= most || from === 0) return from;
   }
 }
 
@@ -490,7 +525,7 @@ export class StreamChannel {
     const raw = p.slice(0, cut);
     const out = this.proc.renderOutput(raw, inRange, this.json, this.jsonAt);
     if (this.json) this.jsonAt = jsonStateAfter(raw, this.jsonAt);
-    this.ctx = contextTail(this.ctx + raw, this.json);
+    this.ctx = contextTail(this.ctx + raw, this.json, this.ctx.length);
     this.pending = p.slice(cut);
     this.runStart = Math.max(0, this.runStart - cut);
     return out;

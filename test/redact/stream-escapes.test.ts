@@ -152,3 +152,42 @@ describe('streamed answers: digits written as JSON escapes, one to four levels d
     }
   });
 });
+
+describe('streamed answers: the context window begins where a unit begins at every level', () => {
+  it('a phone number after an escape that ends a long run of backslashes', async () => {
+    // 124 backslashes then `u0d41`: at the third level `\u0d41` (a letter that is no ASCII one)
+    // and the phone number after it. The hold cut after `u0d41`, and the context the rest was
+    // scanned with began after the run's last backslash, inside the escape (`0d41`): read
+    // `0d415 555…`, the digits were glued to a word and went out in clear (review, twentieth session).
+    const text = `"${'\\'.repeat(124)}u0d415 55\\u0035\t\\u003536}`;
+    const whole = wholeAnswer(redactor.session(decision(), []), text, true);
+    expect(whole.endsWith('u0d41[PHONE_NUMBER]}')).toBe(true);
+    const bad: string[] = [];
+    for (const { how, pieces } of cuts(text, 4)) {
+      const out = await streamed(redactor.session(decision(), []), pieces, true);
+      if (out !== whole) bad.push(`${how}: ${out.slice(-40)}`);
+    }
+    expect(bad.slice(0, 3)).toEqual([]);
+  });
+});
+
+describe('streamed answers: a spaced secret whose next word arrives as an escape two levels down', () => {
+  it('its first words are held until the escape completes, content and arguments', async () => {
+    // `\\u005cu0059` is `\u0059` one level down and `Y` two levels down. While it arrived
+    // (`CANAR\\u005cu00`), the deeper reading ended in a cut escape, so no tail read as the
+    // secret's beginning and `open sesame ` went out in clear (review, twentieth session).
+    const secret = 'open sesame CANARYqzxSECRETvwk';
+    const inner = 'say open sesame CANAR\\\\u005cu0059qzxSECRETvwk ok';
+    for (const asArgs of [false, true]) {
+      const text = asArgs ? `{"a": "${inner}"}` : inner;
+      const whole = wholeAnswer(redactor.session(decision(), [secret]), text, asArgs);
+      expect(whole).toContain('say [SECRET_VALUE] ok');
+      const bad: string[] = [];
+      for (const { how, pieces } of cuts(text, 4)) {
+        const out = await streamed(redactor.session(decision(), [secret]), pieces, asArgs);
+        if (out !== whole) bad.push(`${asArgs ? 'arguments' : 'content'} ${how}: ${out}`);
+      }
+      expect(bad.slice(0, 3)).toEqual([]);
+    }
+  });
+});

@@ -711,3 +711,20 @@ describe('streaming: a long held chain is released in batches', () => {
     expect(releases).toBeGreaterThan(prose.split(' ').length / 2);
   });
 });
+
+describe('streaming: a separator standing alone between digit groups', () => {
+  // The whole answer reads ' - ', ' -', ' . ' and ' ) ' between groups as one separator (at most
+  // three units), so `415 555 - 2671` is one phone number. A lone `-` ended the stream's chain:
+  // cut after it, `415 555 ` went out in clear (review, twentieth session).
+  for (const [text, want] of [
+    ['call 415 555 - 2671 ok', 'call [PHONE_NUMBER] ok'],
+    ['call 415 555 -638 2229 ok', 'call [PHONE_NUMBER] ok'],
+    ['call 415 555 . 2671 ok', 'call [PHONE_NUMBER] ok'],
+    ['call 415 555 ) 2671 ok', 'call [PHONE_NUMBER] ok'],
+    ['call 415 555 --2671 ok', 'call [PHONE_NUMBER] ok'],
+  ] as const) {
+    it(text, async () => {
+      await expectEverySplitAsWhole(text, want, { oneUnitPieces: true });
+    });
+  }
+});
