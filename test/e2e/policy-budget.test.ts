@@ -13,9 +13,9 @@ import { postChat } from './helpers/http.js';
 import { startUpstream, type FakeUpstream } from './helpers/upstream.js';
 import { prepareWardenDir, type PreparedDir } from './helpers/warden.js';
 
-// Cheap for `echo`; for `gpt-4o-mini` it first walks a 300 x 300 product (90 000 iterations):
-// it completes within a generous budget and not within a tiny one, so the outcome shows which
-// budget the engine was given.
+// Cheap for `echo`; for `gpt-4o-mini` it first walks a 600 x 600 product (360 000 iterations,
+// ~100-200 ms here): it completes within a generous budget and not within a tiny one, so the
+// outcome shows which budget the engine was given.
 const POLICY = `package warden
 
 import rego.v1
@@ -28,7 +28,7 @@ decision := {"allow": true, "reasons": ["echo is cheap"], "models": ["echo"], "s
 
 decision := {"allow": true, "reasons": ["after a long walk"], "models": ["gpt-4o-mini"], "secrets": [], "redaction": {"profile": "standard"}} if {
 	input.request.model == "gpt-4o-mini"
-	count([p | some i in numbers.range(1, 300); some j in numbers.range(1, 300); p := i * j]) > 0
+	count([p | some i in numbers.range(1, 600); some j in numbers.range(1, 600); p := i * j]) > 0
 }
 `;
 
@@ -87,7 +87,9 @@ describe('policy evaluation budget from the config', () => {
 
   for (const [name, budget] of [
     ['max_steps', 'max_steps: 500'],
-    ['timeout_ms', 'max_steps: 1000000000, timeout_ms: 1'],
+    // 25 ms: far past the cheap call's evaluation (microseconds; at 1 ms, a cold first evaluation
+    // on Node 24 in CI overran it), far short of the walk's.
+    ['timeout_ms', 'max_steps: 1000000000, timeout_ms: 25'],
   ] as const) {
     it(`${name}: a runaway policy is denied with policy_error and the server keeps serving`, async () => {
       const inst = await startWithBudget(budget);
