@@ -119,6 +119,14 @@ reasons contains sprintf("restricted template %s has no approval", [input.templa
 	not approved
 }
 
+# Restricted prompts go only to models under a zero-retention agreement (the table above): a call
+# may not ask the provider to keep them (OpenAI's `store`, which keeps the completion for the
+# provider's dashboard and evals). `input.request.params` holds the call's other parameters.
+reasons contains "restricted prompts may not be stored by the provider (store: true)" if {
+	sensitivity == "restricted"
+	input.request.params.store == true
+}
+
 # ---------------------------------------------------------------------------------------------
 # Grants (empty unless the call is allowed: least privilege)
 # ---------------------------------------------------------------------------------------------

@@ -39,6 +39,8 @@ base := {
 		"variables": ["ticket_id", "customer_message"],
 		"raw": false,
 		"tools": 0,
+		"attachments": {"image": 0, "audio": 0, "file": 0},
+		"params": {},
 	},
 	"environment": {"name": "development", "cluster": "local"},
 	"time": {"now_ns": 1780000000000000000, "rfc3339": "2026-05-28T08:26:40Z"},
@@ -171,6 +173,23 @@ test_internal_template_needs_no_approval if {
 	warden.decision.allow with input as with_template({"approval": null, "approvals": []})
 }
 
+test_denies_storing_a_restricted_prompt if {
+	i := as_service(object.union(restricted, {"request": {"params": {"store": true}}}), "billing", "refund-worker")
+	d := warden.decision with input as i
+	not d.allow
+	d.reasons == ["restricted prompts may not be stored by the provider (store: true)"]
+}
+
+test_allows_a_restricted_prompt_that_is_not_stored if {
+	i := as_service(object.union(restricted, {"request": {"params": {"store": false, "temperature": 0.2}}}), "billing", "refund-worker")
+	d := warden.decision with input as i
+	d.allow
+}
+
+test_allows_storing_an_internal_prompt if {
+	d := warden.decision with input as object.union(base, {"request": {"params": {"store": true}}})
+	d.allow
+}
 # --- retired templates --------------------------------------------------------------------------
 
 test_denies_a_retired_template if {

@@ -293,6 +293,11 @@ export interface PolicyInput {
     tools: number;
     /** Non-text parts of the call's messages by kind (tool results included); 0s for a template or `models.list`. */
     attachments: Readonly<Attachments>;
+    /**
+     * The pass-through parameters by name: booleans, numbers and null as sent, a few enumerations'
+     * words, and the kind (`"string"`, `"object"`, `"array"`) of any other value (policy/params-input.ts).
+     */
+    params: Readonly<Record<string, boolean | number | null | string>>;
   };
   environment: { name: string; cluster: string; [key: string]: unknown };
   /** `now_ns` is a bigint in the input Warden builds (exact past 2^53); a number is accepted from elsewhere (tests, files). */

@@ -7,6 +7,7 @@ import { isoTime } from '../pipeline/clock.js';
 import { mostRecentApproval } from '../pipeline/approvals.js';
 import { governanceInstant } from '../pipeline/instants.js';
 import { WardenError } from '../pipeline/errors.js';
+import { paramsInput } from './params-input.js';
 import type { RequestContext } from '../pipeline/stage.js';
 import { POLICY_INPUT_VERSION, type Approval, type PolicyInput, type Principal, type Template } from '../pipeline/types.js';
 
@@ -162,6 +163,7 @@ export function buildPolicyInput(ctx: RequestContext, environment: PolicyEnviron
       tools: req.tools?.length ?? 0,
       // Counted by the ingress on its walk over the parts; a request built elsewhere is counted here.
       attachments: req.attachments ?? countAttachments(req.messages),
+      params: paramsInput(req.params),
     },
     environment: environmentInput(environment),
     time: { now_ns: nanosOf(nowMs), rfc3339: isoTime(nowMs) },

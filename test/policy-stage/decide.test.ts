@@ -54,7 +54,7 @@ describe('buildPolicyInput', () => {
         secret_refs: ['env://REFUND_KEY'],
         pii_variables: ['reason'],
       },
-      request: { protocol: 'openai-http', provider: 'echo', model: 'echo', max_tokens: 50, stream: false, variables: ['reason'], raw: false, tools: 0, attachments: { image: 0, audio: 0, file: 0 } },
+      request: { protocol: 'openai-http', provider: 'echo', model: 'echo', max_tokens: 50, stream: false, variables: ['reason'], raw: false, tools: 0, attachments: { image: 0, audio: 0, file: 0 }, params: {} },
       environment: ENV,
       time: { now_ns: BigInt(NOW) * 1_000_000n, rfc3339: '2026-06-01T12:00:00.000Z' },
     });

@@ -135,7 +135,7 @@ reload: { watch: false }
       principal: { kind: 'dev', subject: 'system:serviceaccount:dev:local', namespace: 'dev', service_account: 'local', audiences: [] },
       action: 'models.list',
       template: null,
-      request: { protocol: 'openai-http', provider: 'echo', model: 'echo', max_tokens: null, stream: false, variables: [], raw: true, tools: 0, attachments: { image: 0, audio: 0, file: 0 } },
+      request: { protocol: 'openai-http', provider: 'echo', model: 'echo', max_tokens: null, stream: false, variables: [], raw: true, tools: 0, attachments: { image: 0, audio: 0, file: 0 }, params: {} },
       environment: { name: 'development', cluster: 'local' },
       time: { now_ns: 1, rfc3339: '1970-01-01T00:00:00.000Z' },
     }) as PolicyInput;
@@ -145,7 +145,7 @@ reload: { watch: false }
     try {
       const logged = () => lines.filter((l) => typeof l.msg === 'string' && l.msg.startsWith('policy decision cache'));
       expect(logged()).toHaveLength(1);
-      expect(logged()[0]).toMatchObject({ level: 'info', decision_cache: true, max_entries: 10_000, msg: 'policy decision cache on: keyed on 7 input path(s)' });
+      expect(logged()[0]).toMatchObject({ level: 'info', decision_cache: true, max_entries: 10_000, msg: 'policy decision cache on: keyed on 8 input path(s)' });
       // Paths as Rego writes them, so input["a.b"] and input.a.b cannot look alike.
       for (const p of logged()[0]!.input_paths as string[]) expect(p).toMatch(/^input(\.[A-Za-z_][A-Za-z0-9_]*|\["[^"]*"\])+$/);
       const first = runtime.live()!.policy;

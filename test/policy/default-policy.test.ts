@@ -39,6 +39,7 @@ function input(opts: {
   action?: PolicyInput['action'];
   template?: TemplateInput | null;
   model?: string;
+  params?: PolicyInput['request']['params'];
 }): PolicyInput {
   const ns = opts.ns ?? 'support';
   const sa = opts.sa ?? 'ticket-bot';
@@ -64,6 +65,7 @@ function input(opts: {
       raw: tpl === null,
       tools: 0,
       attachments: { image: 0, audio: 0, file: 0 },
+      params: opts.params ?? {},
     },
     environment: { name: opts.env ?? 'development', cluster: 'local' },
     time: { now_ns: 1_780_000_000_000_000_000, rfc3339: '2026-05-28T08:26:40.000Z' },

@@ -183,11 +183,11 @@ describe('nondeterministic built-ins: no cache', () => {
 });
 
 describe('the shipped default policy', () => {
-  it('is cacheable on the fields it reads (not request, not time)', async () => {
+  it('is cacheable on the fields it reads (of request only params.store, not time)', async () => {
     const policy = await loadPolicy([fileURLToPath(new URL('../../../policies', import.meta.url))], { excludeTests: true });
     expect(policy.inputDeps()).toEqual({
       cacheable: true,
-      paths: [['action'], ['environment', 'name'], ['principal', 'namespace'], ['principal', 'service_account'], ['principal', 'subject'], ['template'], ['version']],
+      paths: [['action'], ['environment', 'name'], ['principal', 'namespace'], ['principal', 'service_account'], ['principal', 'subject'], ['request', 'params', 'store'], ['template'], ['version']],
     });
   });
 
