@@ -30,7 +30,7 @@ import { checkAnswerParams } from './answer-params.js';
 import { checkExactNumbers, checkParamNumbers, checkParamRange } from './param-numbers.js';
 import { Admission } from './admission.js';
 import { whenWritable } from './backpressure.js';
-import { GrpcDoor, type DoorArrival, type DoorPass } from './grpc-door.js';
+import { GrpcDoor, type DoorArrival, type DoorPass, type Screened } from './grpc-door.js';
 import { metadataBytes, OversizeMessage, receiveCeiling, withMessageLimit } from './grpc-size.js';
 import { loadRpcTypes, statusDetailsBin } from './grpc-status.js';
 import type { IngressLimits } from './limits.js';
@@ -693,6 +693,7 @@ export function createGrpcIngress(opts: GrpcIngressOptions): GrpcIngress {
     guards: (path) => GATEWAY_METHODS.has(path),
     record: recordAtDoor,
     status: (err) => toGrpcError(err),
+    maxMetadataBytes: limits.maxHeaderBytes,
   });
 
   // Health calls are no requests (neither counted in max_in_flight nor audited), but they are
@@ -771,16 +772,18 @@ export function createGrpcIngress(opts: GrpcIngressOptions): GrpcIngress {
   }
 
 
-  function metaFor(call: AnyCall, action: Action, stream: boolean, signal: CancelSignal, cancel: (reason: unknown) => void, unreadable?: string): GrpcMeta {
+  function metaFor(call: AnyCall, action: Action, stream: boolean, signal: CancelSignal, cancel: (reason: unknown) => void, screened?: Screened): GrpcMeta {
     const tp = call.metadata.get('traceparent')[0];
     // Read once, as the handler starts (before any await): later the connection may be gone,
     // and grpc-js then names no peer at all.
     const peer = grpcPeerInfo(call.getPeer(), opts.unixListener === true, call.metadata);
+    // A proxy header grpc-js dropped from the metadata (its value not printable ASCII) relays all the same.
+    if (peer.relayHeader === undefined && screened?.relayHeader !== undefined) peer.relayHeader = screened.relayHeader;
     return {
       id: randomUUID(),
       action,
       stream,
-      credentials: grpcCredentials(call.metadata, peer, unreadable),
+      credentials: grpcCredentials(call.metadata, peer, screened?.credentials),
       peer,
       traceparent: typeof tp === 'string' ? tp : undefined,
       signal,
@@ -801,10 +804,11 @@ export function createGrpcIngress(opts: GrpcIngressOptions): GrpcIngress {
     cancel: (reason: unknown) => void,
   ): Promise<PromptRequest> {
     const started = performance.now();
-    const meta = metaFor(call, action, stream, signal, cancel, pass.unreadableCredentials);
+    const meta = metaFor(call, action, stream, signal, cancel, pass.screened);
     try {
       const wire = call.request as WirePromptRequest | OversizeMessage | InvalidUtf8Message | WrongWireTypeMessage | OutOfRangeMessage | UndecodableMessage;
-      const metadataSize = metadataBytes(call.metadata);
+      // As sent: entries grpc-js dropped (a value that is not printable ASCII) count too (screenHeaders).
+      const metadataSize = pass.screened?.metadataBytes ?? metadataBytes(call.metadata);
       if (metadataSize > limits.maxHeaderBytes) {
         throw new WardenError('payload_too_large', `the call's metadata of ${metadataSize} bytes is larger than limits.max_header_bytes (${limits.maxHeaderBytes} bytes)`);
       }
