@@ -473,6 +473,23 @@ function closeUnread(call: grpc.ServerInterceptingCallInterface): void {
   if (stream && !stream.closed && !stream.destroyed) stream.close(http2.constants.NGHTTP2_NO_ERROR);
 }
 
+/**
+ * The interceptor of a call to a method Warden does not serve (answerUnknownMethods in grpc.ts
+ * answers it UNIMPLEMENTED, a status and nothing else): once its status is out, its stream is
+ * closed as after the door's own refusals (closeUnread). Such a call is no request under
+ * max_in_flight and has no request deadline: left open by a client that never half-closes, it
+ * would hold the graceful shutdown for its whole grace, and one connection could keep any number
+ * of them open. Only for those calls: a served call's status may wait for its messages to go out,
+ * which closing the stream at once would drop.
+ */
+export const closeAfterStatus: grpc.ServerInterceptor = (_method, next) =>
+  new grpc.ServerInterceptingCall(next, {
+    sendStatus: (status, pass) => {
+      pass(status);
+      closeUnread(next);
+    },
+  });
+
 /** Gives up an answer the client has not taken: RST_STREAM CANCEL, at once, what is unsent dropped. */
 function resetStream(call: grpc.ServerInterceptingCallInterface): void {
   const stream = http2StreamOf(call);

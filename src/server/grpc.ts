@@ -30,7 +30,7 @@ import { checkAnswerParams } from './answer-params.js';
 import { checkExactNumbers, checkParamNumbers, checkParamRange } from './param-numbers.js';
 import { Admission } from './admission.js';
 import { whenWritable } from './backpressure.js';
-import { GrpcDoor, type DoorArrival, type DoorPass, type Screened } from './grpc-door.js';
+import { GrpcDoor, closeAfterStatus, type DoorArrival, type DoorPass, type Screened } from './grpc-door.js';
 import { metadataBytes, OversizeMessage, receiveCeiling, withMessageLimit } from './grpc-size.js';
 import { loadRpcTypes, statusDetailsBin } from './grpc-status.js';
 import type { IngressLimits } from './limits.js';
@@ -732,8 +732,18 @@ export function createGrpcIngress(opts: GrpcIngressOptions): GrpcIngress {
     // grpc-js's default keeps a connection with no call open for ever; HTTP's keep-alive has the
     // same bound. The client gets a GOAWAY and reconnects for its next call.
     'grpc.max_connection_idle_ms': limits.idleTimeoutMs,
-    // One interceptor: each door must be handed grpc-js's base call (http2StreamOf).
-    interceptors: [(method, next) => (method.path === HEALTH_CHECK ? checkDoor : method.path === HEALTH_WATCH ? watchDoor : door).interceptor(method, next)],
+    // One interceptor: each door must be handed grpc-js's base call (http2StreamOf). A method
+    // Warden does not serve gets its UNIMPLEMENTED (answerUnknownMethods), then its stream closed.
+    interceptors: [
+      (method, next) =>
+        GATEWAY_METHODS.has(method.path)
+          ? door.interceptor(method, next)
+          : method.path === HEALTH_CHECK
+            ? checkDoor.interceptor(method, next)
+            : method.path === HEALTH_WATCH
+              ? watchDoor.interceptor(method, next)
+              : closeAfterStatus(method, next),
+    ],
   });
 
   /** Counts and audits a call the door refused or that ended before its handler ran. */
