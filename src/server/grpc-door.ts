@@ -99,6 +99,13 @@ export interface Screened {
    * dropped), when it is over `maxMetadataBytes`.
    */
   metadataBytes?: number;
+  /**
+   * `x-warden-template` or `x-warden-variables`, when the block has one: the HTTP routes' headers
+   * for a client that cannot add the `warden` object, which a gRPC request has fields for. Ignored,
+   * the call would go on as if it named no template (a raw prompt, where the policy allows one):
+   * the handler refuses it instead.
+   */
+  wardenHeader?: string;
 }
 
 /** Header fields that are no metadata: grpc-js keeps them for itself (metadataBytes does not count them). */
@@ -112,6 +119,7 @@ const RELAY_NAMES: ReadonlySet<string> = new Set(RELAY_HEADERS);
  */
 export function screenHeaders(headers: http2.IncomingHttpHeaders, rawHeaders: readonly string[] = [], maxMetadataBytes = Infinity): Screened | undefined {
   let relayHeader: string | undefined;
+  let wardenHeader: string | undefined;
   let authorizations = 0;
   let bytes = 0;
   for (let i = 0; i + 1 < rawHeaders.length; i += 2) {
@@ -121,13 +129,15 @@ export function screenHeaders(headers: http2.IncomingHttpHeaders, rawHeaders: re
     bytes += name.length + rawHeaders[i + 1]!.length;
     if (name === 'authorization') authorizations++;
     else if (relayHeader === undefined && RELAY_NAMES.has(name)) relayHeader = name;
+    else if (name === 'x-warden-template' || name === 'x-warden-variables') wardenHeader ??= name;
   }
   const credentials = unreadableAuthorization(headers, authorizations);
-  if (credentials === undefined && relayHeader === undefined && bytes <= maxMetadataBytes) return undefined;
+  if (credentials === undefined && relayHeader === undefined && wardenHeader === undefined && bytes <= maxMetadataBytes) return undefined;
   const found: Screened = {};
   if (credentials !== undefined) found.credentials = credentials;
   if (relayHeader !== undefined) found.relayHeader = relayHeader;
   if (bytes > maxMetadataBytes) found.metadataBytes = bytes;
+  if (wardenHeader !== undefined) found.wardenHeader = wardenHeader;
   return found;
 }
 

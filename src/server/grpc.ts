@@ -822,6 +822,11 @@ export function createGrpcIngress(opts: GrpcIngressOptions): GrpcIngress {
       if (metadataSize > limits.maxHeaderBytes) {
         throw new WardenError('payload_too_large', `the call's metadata of ${metadataSize} bytes is larger than limits.max_header_bytes (${limits.maxHeaderBytes} bytes)`);
       }
+      const wardenHeader = pass.screened?.wardenHeader;
+      if (wardenHeader !== undefined) {
+        const field = wardenHeader === 'x-warden-template' ? 'template' : 'variables';
+        throw new WardenError('invalid_request', `metadata '${wardenHeader}' is not read over gRPC: give it in the request's '${field}' field`, { location: { path: wardenHeader } });
+      }
       if (wire instanceof OversizeMessage) {
         throw new WardenError('payload_too_large', `request message of ${wire.bytes} bytes is larger than ${limits.maxBodyBytes} bytes`, {
           location: { path: '$' },
