@@ -236,7 +236,7 @@ describe('calls grpc-js answers before their handler, from a client that has not
     }
   });
 
-  it('a call to a method Warden does not serve from a client that has not half-closed, is closed once answered UNIMPLEMENTED: it cannot stay open and hold the shutdown', { timeout: 20_000 }, async () => {
+  it('a call to a method Warden does not serve, from a client that has not half-closed, is closed once answered UNIMPLEMENTED: it cannot stay open and hold the shutdown', { timeout: 20_000 }, async () => {
     const w = await startWarden({ upstreamUrl: upstream.url, limits: 'limits: { max_body_bytes: 65536, client_timeout_ms: 10000, shutdown_grace_ms: 3000 }' });
     const session = connect(w.addresses.grpc);
     try {
