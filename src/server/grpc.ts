@@ -655,7 +655,8 @@ export interface GrpcIngress {
   inFlight(): number;
   /**
    * Reads each call's header block on `h2`, one of the bound server's listeners (grpcListeners),
-   * for an `authorization` grpc-js would drop from the metadata unsaid (GrpcDoor.screen).
+   * for what grpc-js's metadata would hide (GrpcDoor.screen): an `authorization` it drops, a proxy
+   * header it drops, the true size of the metadata, the HTTP routes' template headers.
    */
   screen(h2: Http2Server): void;
   /**
