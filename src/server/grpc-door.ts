@@ -24,6 +24,7 @@ import * as grpc from '@grpc/grpc-js';
 import { WardenError } from '../pipeline/errors.js';
 import type { Admission } from './admission.js';
 import { OVERLOADED_RETRY_AFTER_S } from './admission.js';
+import { RELAY_HEADERS } from './headers.js';
 import { RunningRequests, type RunningEntry } from './running.js';
 
 /** A status as an interceptor passes it on (grpc-js does not export its name for the type). */
@@ -57,34 +58,101 @@ export interface GrpcDoorOptions {
   status: (err: WardenError) => Partial<grpc.StatusObject>;
   /** What the calls it admits are, in its `overloaded` message (default `requests`). */
   calls?: string;
+  /**
+   * limits.max_header_bytes: a call whose metadata, counted as sent, is larger is marked
+   * (Screened.metadataBytes) for its handler to refuse. Unset: none is.
+   */
+  maxMetadataBytes?: number;
 }
 
 /** A handler's hold on its call's place, taken with GrpcDoor.pass; `leave` once it has finished. */
 export interface DoorPass {
   leave(): void;
   /**
-   * Why the call's `authorization` header cannot be used, when grpc-js dropped it from the
-   * metadata (see GrpcDoor.screen): the handler must refuse the call, not serve it as one that
-   * sent no credentials.
+   * What the call's header block says that its metadata does not (GrpcDoor.screen); undefined
+   * when nothing (nearly always).
    */
-  readonly unreadableCredentials: string | undefined;
+  readonly screened: Screened | undefined;
+}
+
+/**
+ * What a call's header block says that grpc-js's metadata of it would not, found by reading the
+ * block itself (GrpcDoor.screen). grpc-js turns the block into the call's metadata and drops, with
+ * no word to the handler, every entry it cannot carry (a text value that is not printable ASCII:
+ * an `é`, a tab); node's HTTP/2 layer keeps only the first of two `authorization` fields. Each
+ * member is set only when found, and the object made only then.
+ */
+export interface Screened {
+  /**
+   * Why the call's `authorization` header cannot be used (unreadableAuthorization): the handler
+   * must refuse the call, not serve it as one that sent no credentials.
+   */
+  credentials?: string;
+  /**
+   * The first proxy header (RELAY_HEADERS) in the block, whatever its value. A relaying proxy
+   * passes on what its client wrote (`x-forwarded-for: é` becomes `é, 203.0.113.9`): dropped by
+   * grpc-js, the call would look unrelayed, and a local proxy's caller would be the `dev` principal.
+   */
+  relayHeader?: string;
+  /**
+   * The size of the call's metadata as sent (what metadataBytes counts, with the entries grpc-js
+   * dropped), when it is over `maxMetadataBytes`.
+   */
+  metadataBytes?: number;
+  /**
+   * `x-warden-template` or `x-warden-variables`, when the block has one: the HTTP routes' headers
+   * for a client that cannot add the `warden` object, which a gRPC request has fields for. Ignored,
+   * the call would go on as if it named no template (a raw prompt, where the policy allows one):
+   * the handler refuses it instead.
+   */
+  wardenHeader?: string;
+}
+
+/** Header fields that are no metadata: grpc-js keeps them for itself (metadataBytes does not count them). */
+const NOT_METADATA: ReadonlySet<string> = new Set(['content-type', 'te', 'grpc-timeout', 'grpc-encoding', 'grpc-accept-encoding', 'accept-encoding']);
+const RELAY_NAMES: ReadonlySet<string> = new Set(RELAY_HEADERS);
+
+/**
+ * Reads a call's header block (`rawHeaders`: names and values in turn, as sent; `headers`: node's
+ * dictionary of it) for what its metadata would hide (Screened); undefined when nothing. One pass
+ * over the fields, no allocation unless something is found.
+ */
+export function screenHeaders(headers: http2.IncomingHttpHeaders, rawHeaders: readonly string[] = [], maxMetadataBytes = Infinity): Screened | undefined {
+  let relayHeader: string | undefined;
+  let wardenHeader: string | undefined;
+  let authorizations = 0;
+  let bytes = 0;
+  for (let i = 0; i + 1 < rawHeaders.length; i += 2) {
+    const name = rawHeaders[i]!;
+    if (name.charCodeAt(0) === 0x3a /* ':', a pseudo-header */ || NOT_METADATA.has(name)) continue;
+    // Node hands header values over one char per byte (latin1): a length is a byte count.
+    bytes += name.length + rawHeaders[i + 1]!.length;
+    if (name === 'authorization') authorizations++;
+    else if (relayHeader === undefined && RELAY_NAMES.has(name)) relayHeader = name;
+    else if (name === 'x-warden-template' || name === 'x-warden-variables') wardenHeader ??= name;
+  }
+  const credentials = unreadableAuthorization(headers, authorizations);
+  if (credentials === undefined && relayHeader === undefined && wardenHeader === undefined && bytes <= maxMetadataBytes) return undefined;
+  const found: Screened = {};
+  if (credentials !== undefined) found.credentials = credentials;
+  if (relayHeader !== undefined) found.relayHeader = relayHeader;
+  if (bytes > maxMetadataBytes) found.metadataBytes = bytes;
+  if (wardenHeader !== undefined) found.wardenHeader = wardenHeader;
+  return found;
 }
 
 /**
  * Why the `authorization` header of a call's header block cannot be used, or undefined. grpc-js
- * turns the header block into the call's metadata and drops, with no word to the handler, an entry
- * it cannot carry: a text value that is not printable ASCII (a token with an `é` or a tab), and it
- * reads `authorization-bin` as another key. Either way the handler would see no credentials, and a
- * local caller would become the `dev` principal: credentials that were sent but cannot be read are
- * refused instead (as `authorizationCredentials` does for the ones it can see). Node's HTTP/2 layer
- * keeps only the first of two `authorization` fields (`headers`), so a second one is looked for in
- * `rawHeaders` (names and values, in turn): refused as two Authorization headers are over HTTP,
- * rather than the first one taken. The reasons name the header, never its value.
+ * drops an entry it cannot carry (a text value that is not printable ASCII: a token with an `é` or
+ * a tab), and it reads `authorization-bin` as another key. Either way the handler would see no
+ * credentials, and a local caller would become the `dev` principal: credentials that were sent
+ * but cannot be read are refused instead (as `authorizationCredentials` does for the ones it can
+ * see). Node's HTTP/2 layer keeps only the first of two `authorization` fields (`headers`), so
+ * `fields` is how many the raw block has: more than one is refused as two Authorization headers
+ * are over HTTP, rather than the first one taken. The reasons name the header, never its value.
  */
-export function unreadableAuthorization(headers: http2.IncomingHttpHeaders, rawHeaders: readonly string[] = []): string | undefined {
+function unreadableAuthorization(headers: http2.IncomingHttpHeaders, fields: number): string | undefined {
   if (headers['authorization-bin'] !== undefined) return 'the authorization metadata is binary (authorization-bin); send it as text: authorization: Bearer <token>';
-  let fields = 0;
-  for (let i = 0; i < rawHeaders.length; i += 2) if (rawHeaders[i] === 'authorization') fields++;
   if (fields > 1) return 'more than one authorization metadata value';
   const value = headers.authorization;
   if (value !== undefined && !/^[ -~]*$/.test(value)) return 'the authorization metadata is not a Bearer token';
@@ -114,8 +182,8 @@ class DoorCall {
   entry: RunningEntry | undefined;
   /** performance.now() when its handler finished, for an answer still on its way (Deliveries). */
   leftAt = 0;
-  /** Why its `authorization` header cannot be used (unreadableAuthorization), read as it arrived. */
-  unreadableCredentials: string | undefined;
+  /** What its header block says that its metadata does not (screenHeaders), read as it arrived. */
+  screened: Screened | undefined;
 
   /** `base`: grpc-js's call under the door, which holds the HTTP/2 stream. */
   constructor(
@@ -182,7 +250,7 @@ export class GrpcDoor {
   /** Answers on their way to clients, bounded by opts.deliveryTimeoutMs (none when unset). */
   private readonly deliveries: Deliveries | undefined;
   /** What screen() found in a call's header block, by its HTTP/2 stream, until the door reads it. */
-  private readonly screened = new WeakMap<http2.Http2Stream, string>();
+  private readonly screened = new WeakMap<http2.Http2Stream, Screened>();
   private live = 0;
 
   constructor(private readonly opts: GrpcDoorOptions) {
@@ -207,19 +275,20 @@ export class GrpcDoor {
     this.byMetadata.delete(metadata);
     call.handled = true;
     this.stopWaiting(call);
-    return { leave: () => this.left(call), unreadableCredentials: call.unreadableCredentials };
+    return { leave: () => this.left(call), screened: call.screened };
   }
 
   /**
    * Reads each call's header block on `h2` (a listener of the bound grpc-js server, grpcListeners)
-   * before grpc-js turns it into metadata, for what grpc-js would drop unsaid: an `authorization`
-   * it cannot carry (unreadableAuthorization). Without it such a call is served as one with no
-   * credentials.
+   * before grpc-js turns it into metadata, for what its metadata would hide (screenHeaders): an
+   * `authorization` grpc-js cannot carry, a proxy header it dropped, entries it dropped that put the
+   * metadata over its size limit. Without it such a call is served as one with no credentials,
+   * unrelayed, or within the limit.
    */
   screen(h2: http2.Http2Server): void {
     h2.prependListener('stream', (stream: http2.ServerHttp2Stream, headers: http2.IncomingHttpHeaders, _flags: number, rawHeaders: string[] | undefined) => {
-      const problem = unreadableAuthorization(headers, rawHeaders);
-      if (problem !== undefined) this.screened.set(stream, problem);
+      const found = screenHeaders(headers, rawHeaders, this.opts.maxMetadataBytes);
+      if (found !== undefined) this.screened.set(stream, found);
     });
   }
 
@@ -247,7 +316,7 @@ export class GrpcDoor {
           onReceiveMetadata: (metadata, pass) => {
             state = new DoorCall({ path: method.path, metadata, peer: next.getPeer(), startedAt: performance.now() }, next);
             const stream = http2StreamOf(next);
-            if (stream) state.unreadableCredentials = this.screened.get(stream);
+            if (stream) state.screened = this.screened.get(stream);
             if (this.arrive(state, send)) {
               this.byMetadata.set(metadata, state);
               pass(metadata);
@@ -413,6 +482,23 @@ function closeUnread(call: grpc.ServerInterceptingCallInterface): void {
   const stream = http2StreamOf(call);
   if (stream && !stream.closed && !stream.destroyed) stream.close(http2.constants.NGHTTP2_NO_ERROR);
 }
+
+/**
+ * The interceptor of a call to a method Warden does not serve (answerUnknownMethods in grpc.ts
+ * answers it UNIMPLEMENTED, a status and nothing else): once its status is out, its stream is
+ * closed as after the door's own refusals (closeUnread). Such a call is no request under
+ * max_in_flight and has no request deadline: left open by a client that never half-closes, it
+ * would hold the graceful shutdown for its whole grace, and one connection could keep any number
+ * of them open. Only for those calls: a served call's status may wait for its messages to go out,
+ * which closing the stream at once would drop.
+ */
+export const closeAfterStatus: grpc.ServerInterceptor = (_method, next) =>
+  new grpc.ServerInterceptingCall(next, {
+    sendStatus: (status, pass) => {
+      pass(status);
+      closeUnread(next);
+    },
+  });
 
 /** Gives up an answer the client has not taken: RST_STREAM CANCEL, at once, what is unsent dropped. */
 function resetStream(call: grpc.ServerInterceptingCallInterface): void {

@@ -30,7 +30,7 @@ import { checkAnswerParams } from './answer-params.js';
 import { checkExactNumbers, checkParamNumbers, checkParamRange } from './param-numbers.js';
 import { Admission } from './admission.js';
 import { whenWritable } from './backpressure.js';
-import { GrpcDoor, type DoorArrival, type DoorPass } from './grpc-door.js';
+import { GrpcDoor, closeAfterStatus, type DoorArrival, type DoorPass, type Screened } from './grpc-door.js';
 import { metadataBytes, OversizeMessage, receiveCeiling, withMessageLimit } from './grpc-size.js';
 import { loadRpcTypes, statusDetailsBin } from './grpc-status.js';
 import type { IngressLimits } from './limits.js';
@@ -655,7 +655,8 @@ export interface GrpcIngress {
   inFlight(): number;
   /**
    * Reads each call's header block on `h2`, one of the bound server's listeners (grpcListeners),
-   * for an `authorization` grpc-js would drop from the metadata unsaid (GrpcDoor.screen).
+   * for what grpc-js's metadata would hide (GrpcDoor.screen): an `authorization` it drops, a proxy
+   * header it drops, the true size of the metadata, the HTTP routes' template headers.
    */
   screen(h2: Http2Server): void;
   /**
@@ -693,6 +694,7 @@ export function createGrpcIngress(opts: GrpcIngressOptions): GrpcIngress {
     guards: (path) => GATEWAY_METHODS.has(path),
     record: recordAtDoor,
     status: (err) => toGrpcError(err),
+    maxMetadataBytes: limits.maxHeaderBytes,
   });
 
   // Health calls are no requests (neither counted in max_in_flight nor audited), but they are
@@ -731,8 +733,18 @@ export function createGrpcIngress(opts: GrpcIngressOptions): GrpcIngress {
     // grpc-js's default keeps a connection with no call open for ever; HTTP's keep-alive has the
     // same bound. The client gets a GOAWAY and reconnects for its next call.
     'grpc.max_connection_idle_ms': limits.idleTimeoutMs,
-    // One interceptor: each door must be handed grpc-js's base call (http2StreamOf).
-    interceptors: [(method, next) => (method.path === HEALTH_CHECK ? checkDoor : method.path === HEALTH_WATCH ? watchDoor : door).interceptor(method, next)],
+    // One interceptor: each door must be handed grpc-js's base call (http2StreamOf). A method
+    // Warden does not serve gets its UNIMPLEMENTED (answerUnknownMethods), then its stream closed.
+    interceptors: [
+      (method, next) =>
+        GATEWAY_METHODS.has(method.path)
+          ? door.interceptor(method, next)
+          : method.path === HEALTH_CHECK
+            ? checkDoor.interceptor(method, next)
+            : method.path === HEALTH_WATCH
+              ? watchDoor.interceptor(method, next)
+              : closeAfterStatus(method, next),
+    ],
   });
 
   /** Counts and audits a call the door refused or that ended before its handler ran. */
@@ -771,16 +783,18 @@ export function createGrpcIngress(opts: GrpcIngressOptions): GrpcIngress {
   }
 
 
-  function metaFor(call: AnyCall, action: Action, stream: boolean, signal: CancelSignal, cancel: (reason: unknown) => void, unreadable?: string): GrpcMeta {
+  function metaFor(call: AnyCall, action: Action, stream: boolean, signal: CancelSignal, cancel: (reason: unknown) => void, screened?: Screened): GrpcMeta {
     const tp = call.metadata.get('traceparent')[0];
     // Read once, as the handler starts (before any await): later the connection may be gone,
     // and grpc-js then names no peer at all.
     const peer = grpcPeerInfo(call.getPeer(), opts.unixListener === true, call.metadata);
+    // A proxy header grpc-js dropped from the metadata (its value not printable ASCII) relays all the same.
+    if (peer.relayHeader === undefined && screened?.relayHeader !== undefined) peer.relayHeader = screened.relayHeader;
     return {
       id: randomUUID(),
       action,
       stream,
-      credentials: grpcCredentials(call.metadata, peer, unreadable),
+      credentials: grpcCredentials(call.metadata, peer, screened?.credentials),
       peer,
       traceparent: typeof tp === 'string' ? tp : undefined,
       signal,
@@ -801,12 +815,18 @@ export function createGrpcIngress(opts: GrpcIngressOptions): GrpcIngress {
     cancel: (reason: unknown) => void,
   ): Promise<PromptRequest> {
     const started = performance.now();
-    const meta = metaFor(call, action, stream, signal, cancel, pass.unreadableCredentials);
+    const meta = metaFor(call, action, stream, signal, cancel, pass.screened);
     try {
       const wire = call.request as WirePromptRequest | OversizeMessage | InvalidUtf8Message | WrongWireTypeMessage | OutOfRangeMessage | UndecodableMessage;
-      const metadataSize = metadataBytes(call.metadata);
+      // As sent: entries grpc-js dropped (a value that is not printable ASCII) count too (screenHeaders).
+      const metadataSize = pass.screened?.metadataBytes ?? metadataBytes(call.metadata);
       if (metadataSize > limits.maxHeaderBytes) {
         throw new WardenError('payload_too_large', `the call's metadata of ${metadataSize} bytes is larger than limits.max_header_bytes (${limits.maxHeaderBytes} bytes)`);
+      }
+      const wardenHeader = pass.screened?.wardenHeader;
+      if (wardenHeader !== undefined) {
+        const field = wardenHeader === 'x-warden-template' ? 'template' : 'variables';
+        throw new WardenError('invalid_request', `metadata '${wardenHeader}' is not read over gRPC: give it in the request's '${field}' field`, { location: { path: wardenHeader } });
       }
       if (wire instanceof OversizeMessage) {
         throw new WardenError('payload_too_large', `request message of ${wire.bytes} bytes is larger than ${limits.maxBodyBytes} bytes`, {

@@ -48,7 +48,8 @@ interface RawEnd {
 function rawCall(session: http2.ClientHttp2Session, method: string, frames: Buffer[], halfClose: boolean, headers: Record<string, string> = {}, read = true) {
   const stream = session.request({
     ':method': 'POST',
-    ':path': `/warden.v1.PromptGateway/${method}`,
+    // A method of the gateway, or a whole path (`/other.v1.Service/Method`).
+    ':path': method.startsWith('/') ? method : `/warden.v1.PromptGateway/${method}`,
     'content-type': 'application/grpc',
     te: 'trailers',
     ...headers,
@@ -229,6 +230,30 @@ describe('calls grpc-js answers before their handler, from a client that has not
       // client_timeout_ms (10 s), past the grace period (3 s), and the outcome would be 'timeout'.
       const result = await w.runtime.shutdown('test');
       expect(result.outcome).toBe('drained');
+    } finally {
+      session.destroy();
+      await w.close();
+    }
+  });
+
+  it('a call to a method Warden does not serve, from a client that has not half-closed, is closed once answered UNIMPLEMENTED: it cannot stay open and hold the shutdown', { timeout: 20_000 }, async () => {
+    const w = await startWarden({ upstreamUrl: upstream.url, limits: 'limits: { max_body_bytes: 65536, client_timeout_ms: 10000, shutdown_grace_ms: 3000 }' });
+    const session = connect(w.addresses.grpc);
+    try {
+      const before = w.audit().length;
+      // Neither is under max_in_flight or client_timeout_ms: left open, one would hold the
+      // graceful close for the whole grace (3 s), and a client could keep any number open.
+      const calls = [
+        rawCall(session, '/other.v1.Service/Method', [], false),
+        rawCall(session, '/other.v1.Service/Method', [frame(Buffer.alloc(0))], false),
+        rawCall(session, '/warden.v1.PromptGateway/Nope', [frame(Buffer.alloc(0))], false),
+        rawCall(session, '/grpc.health.v1.Health/List', [frame(Buffer.alloc(0))], false),
+      ];
+      const ends = await Promise.all(calls.map((c) => endWithin(c, 2000)));
+      expect(ends).toEqual(calls.map(() => ({ status: grpc.status.UNIMPLEMENTED, wardenCode: 'not_found', message: expect.any(String), rstCode: http2.constants.NGHTTP2_NO_ERROR })));
+      await eventually(() => w.audit().length - before >= calls.length);
+      expect(w.audit().slice(before).map((r) => r.error_code)).toEqual(calls.map(() => 'not_found'));
+      expect((await w.runtime.shutdown('test')).outcome).toBe('drained');
     } finally {
       session.destroy();
       await w.close();

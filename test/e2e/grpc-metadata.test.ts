@@ -180,3 +180,63 @@ describe('authorization metadata grpc-js would drop, or node would keep only the
     }
   });
 });
+
+describe('metadata grpc-js drops still counts', () => {
+  it('a proxy header with a value that is not printable ASCII still relays (dev refuses the call), and such values count toward limits.max_header_bytes', { timeout: 60_000 }, async () => {
+    const child = spawnWarden(['serve', '--config', prepared.configFile]);
+    let stderr = '';
+    child.stderr!.on('data', (d: Buffer) => (stderr += d.toString()));
+    const { lines, listening, exited } = watchServe(child);
+    const addr = await listening;
+    const session = http2.connect(`http://${addr.grpc}`);
+    session.on('error', () => undefined);
+    const before = audit().length;
+    try {
+      // A proxy passes on what its client wrote, its own address after it: grpc-js drops such a
+      // value, and the call, looking unrelayed, would be the dev principal (dev/local, whom the
+      // policy denies), as it is with no proxy header at all.
+      const relayed: Array<[string, string]> = [
+        ['x-forwarded-for', `${CANARY_PII}\u00e9, 203.0.113.9`],
+        ['via', `1.1 pr\u00f6xy-${CANARY_PII}`],
+        ['forwarded', `for=203.0.113.9;\tby=${CANARY_PII}`],
+      ];
+      for (const [name, value] of relayed) {
+        expect(await render(session, { [name]: value })).toEqual({
+          status: grpc.status.UNAUTHENTICATED,
+          code: 'unauthenticated',
+          message: `dev authentication is not accepted for a request relayed by a proxy (it carries ${name}): the caller is not the local peer`,
+        });
+      }
+
+      // 20 000 bytes of metadata over the 16 KiB limit, as ASCII or not: both refused, as a header
+      // block over the limit is over HTTP (431), not only the one grpc-js keeps.
+      const token = await prepared.signer.token('support', 'ticket-bot');
+      for (const filler of ['a', '\u00e9']) {
+        const over = await render(session, { authorization: `Bearer ${token}`, 'x-note': `${CANARY_PII}${filler.repeat(20_000)}` });
+        expect(over.status).toBe(grpc.status.RESOURCE_EXHAUSTED);
+        expect(over.code).toBe('payload_too_large');
+        expect(over.message).toMatch(/^the call's metadata of 2\d{4} bytes is larger than limits\.max_header_bytes \(16384 bytes\)$/);
+      }
+      // Under the limit, such an entry is dropped and the call served.
+      expect((await render(session, { authorization: `Bearer ${token}`, 'x-note': `${CANARY_PII}\u00e9` })).status).toBe(grpc.status.OK);
+
+      await eventually(() => audit().length - before === 6);
+      expect(audit().slice(before).map((r) => [r.principal?.kind ?? null, r.error_code])).toEqual([
+        [null, 'unauthenticated'],
+        [null, 'unauthenticated'],
+        [null, 'unauthenticated'],
+        [null, 'payload_too_large'],
+        [null, 'payload_too_large'],
+        ['kubernetes', null],
+      ]);
+    } finally {
+      session.close();
+      child.kill('SIGTERM');
+    }
+    expect(await exited).toBe(0);
+    for (const text of [stderr, lines.join('\n'), readFileSync(prepared.auditFile, 'utf8')]) {
+      expect(text).not.toContain(CANARY_PII);
+      expect(text).not.toContain('203.0.113.9');
+    }
+  });
+});

@@ -243,3 +243,27 @@ describe('gRPC tools, multi-part content and tool calls', () => {
     expect(upstream.calls.length).toBe(before);
   });
 });
+
+describe("the HTTP routes' template headers, sent as gRPC metadata", () => {
+  it('are refused INVALID_ARGUMENT naming them, audited, never ignored (the call would go out as a raw prompt)', async () => {
+    const before = upstream.calls.length;
+    const audited = g.w.audit().length;
+    const request = { model: 'gpt-4o-mini', messages: [{ role: 'user', content: 'hello' }] };
+    const sent: Array<[string, string, string]> = [
+      ['x-warden-template', 'support/ticket-summary@2', 'template'],
+      ['x-warden-variables', '{"ticket_id":"T-1"}', 'variables'],
+    ];
+    for (const [name, value, field] of sent) {
+      const err = await unaryCall(gateway, 'Complete', request, bearerMetadata(token, { [name]: value })).then(
+        () => undefined,
+        (e: grpc.ServiceError) => e,
+      );
+      expect(err?.code).toBe(grpc.status.INVALID_ARGUMENT);
+      expect(err?.details).toBe(`metadata '${name}' is not read over gRPC: give it in the request's '${field}' field`);
+      expect(err?.metadata.get('warden-code')).toEqual(['invalid_request']);
+      expect(err?.metadata.get('warden-param')).toEqual([name]);
+    }
+    expect(upstream.calls.length).toBe(before);
+    expect(g.w.audit().slice(audited).map((r) => r.error_code)).toEqual(['invalid_request', 'invalid_request']);
+  });
+});
