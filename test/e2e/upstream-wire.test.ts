@@ -21,7 +21,8 @@ import { gzipSync } from 'node:zlib';
 import OpenAI from 'openai';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { bearerMetadata, gatewayClient, unaryCall } from './helpers/grpc.js';
-import { eventually, startWarden, type WardenFixture } from './helpers/warden.js';
+import { CARD_LEAK, SSN_LEAK } from './helpers/canaries.js';
+import { CANARY_SECRET, eventually, startWarden, type WardenFixture } from './helpers/warden.js';
 
 /** What the upstream does with the next call (its parsed body in hand). */
 let answer: (body: any, res: ServerResponse) => void = (_b, res) => res.end();
@@ -193,6 +194,78 @@ describe('content coding', () => {
     };
     await client.chat.completions.create(ask);
     expect(sockets.map((s) => s.destroyed)).toEqual([false, false]);
+  });
+});
+
+describe("what the upstream writes in the headers an error names", () => {
+  // The ticket bot's templated call: the decision grants the escalation code, which goes upstream
+  // in the prompt. An upstream (or a proxy in front of it) that writes it, or PII, into the
+  // content type or coding of its answer must not reach the app through the error's message.
+  const governed = { model: 'gpt-4o-mini', messages: [], warden: { template: 'ops/incident-brief@1', variables: { service: 'db' } } };
+  const echoes = [CANARY_SECRET, CANARY_SECRET.toLowerCase(), '536-22-1234', '4111111111111111'];
+
+  /** What the app is told for a streamed call on each HTTP route, and for a non-streamed one. */
+  async function told(bot: string): Promise<string[]> {
+    const out: string[] = [];
+    for (const [path, body] of [
+      ['/v1/chat/completions', { ...governed, stream: true }],
+      ['/v1/chat/completions', governed],
+      ['/v1/messages', { ...governed, max_tokens: 64, stream: true }],
+    ] as const) {
+      const res = await fetch(`${w.addresses.http}${path}`, {
+        method: 'POST',
+        headers: { authorization: `Bearer ${bot}`, 'content-type': 'application/json' },
+        body: JSON.stringify(body),
+      });
+      const text = await res.text();
+      expect(res.status, text).toBe(502);
+      out.push(text);
+    }
+    return out;
+  }
+
+  function expectClean(texts: string[]): void {
+    for (const text of texts) {
+      expect(text.toLowerCase()).not.toContain(CANARY_SECRET.toLowerCase());
+      expect(text).not.toMatch(SSN_LEAK);
+      expect(text).not.toMatch(CARD_LEAK);
+    }
+  }
+
+  it('a content type shaped like type/subtype is named only when it is a known one', async () => {
+    const bot = await w.signer.token('support', 'ticket-bot');
+    for (const echo of echoes) {
+      answer = (_b, res) => {
+        res.writeHead(200, { 'content-type': `text/${echo}` });
+        res.end('{}');
+      };
+      const texts = await told(bot);
+      expectClean(texts);
+      expect(texts[0]).toMatch(/returned content type \(an unusual one\) instead of an event stream/);
+    }
+    answer = (_b, res) => {
+      res.writeHead(200, { 'content-type': 'Text/HTML; charset=utf-8' });
+      res.end('<html>login</html>');
+    };
+    expect((await told(bot))[0]).toMatch(/returned content type text\/html instead of an event stream/);
+  });
+
+  it('a content coding is named only when it is a known one', async () => {
+    const bot = await w.signer.token('support', 'ticket-bot');
+    for (const echo of echoes) {
+      answer = (body, res) => {
+        res.writeHead(200, { 'content-type': body.stream ? 'text/event-stream' : 'application/json', 'content-encoding': echo });
+        res.end('x');
+      };
+      const texts = await told(bot);
+      expectClean(texts);
+      for (const text of texts) expect(text).toMatch(/encoded as an unusual coding, though Warden asks for identity/);
+    }
+    answer = (body, res) => {
+      res.writeHead(200, { 'content-type': body.stream ? 'text/event-stream' : 'application/json', 'content-encoding': 'gzip, BR' });
+      res.end('x');
+    };
+    for (const text of await told(bot)) expect(text).toMatch(/encoded as gzip, br, though/);
   });
 });
 
