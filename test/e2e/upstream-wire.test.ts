@@ -22,6 +22,7 @@ import OpenAI from 'openai';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { bearerMetadata, gatewayClient, unaryCall } from './helpers/grpc.js';
 import { CARD_LEAK, SSN_LEAK } from './helpers/canaries.js';
+import { anthropicEvents } from './helpers/http.js';
 import { CANARY_SECRET, eventually, startWarden, type WardenFixture } from './helpers/warden.js';
 
 /** What the upstream does with the next call (its parsed body in hand). */
@@ -194,6 +195,56 @@ describe('content coding', () => {
     };
     await client.chat.completions.create(ask);
     expect(sockets.map((s) => s.destroyed)).toEqual([false, false]);
+  });
+});
+
+describe("Azure OpenAI's asynchronous content filter", () => {
+  // With the asynchronous filter on, Azure streams an annotation for each stretch of the answer it
+  // checked, after that stretch: a choice with content_filter_results and offsets and no delta, in
+  // a chunk with id "", model "" and created 0 (as its first chunk, prompt_filter_results with no
+  // choices, has). It carries nothing of the answer.
+  const verdict = { hate: { filtered: false, severity: 'safe' }, violence: { filtered: false, severity: 'safe' } };
+  const annotation = (end: number) =>
+    `data: ${JSON.stringify({ choices: [{ content_filter_offsets: { check_offset: 0, start_offset: 0, end_offset: end }, content_filter_results: verdict, finish_reason: null, index: 0 }], created: 0, id: '', model: '', object: '' })}\n\n`;
+  const azure = (delta: object, finish: string | null = null) =>
+    `data: ${JSON.stringify({ choices: [{ content_filter_results: {}, delta, finish_reason: finish, index: 0, logprobs: null }], created: 1_700_000_000, id: 'chatcmpl-az', model: 'gpt-4o-2024-08-06', object: 'chat.completion.chunk', system_fingerprint: 'fp_az' })}\n\n`;
+  const body =
+    `data: ${JSON.stringify({ choices: [], created: 0, id: '', model: '', object: '', prompt_filter_results: [{ prompt_index: 0, content_filter_results: verdict }] })}\n\n` +
+    azure({ role: 'assistant', content: '' }) +
+    azure({ content: 'Write to jane.doe@example.com' }) +
+    annotation(29) +
+    azure({ content: ' today.' }) +
+    azure({}, 'stop') +
+    annotation(36) +
+    `data: ${JSON.stringify({ choices: [{ delta: null, finish_reason: null, index: 0 }], created: 0, id: '', model: '', object: '' })}\n\n` +
+    'data: [DONE]\n\n';
+
+  it('its annotations (a choice without a delta) are nothing of the answer: the stream is whole, redacted, audited ok (openai SDK)', async () => {
+    streams(body);
+    const audited = w.audit().length;
+    const got = await read(await client.chat.completions.create({ ...ask, stream: true }));
+    expect(got.error).toBeUndefined();
+    expect(got.texts[0]).toBe('Write to [EMAIL_ADDRESS] today.');
+    expect(got.finishes[0]).toBe('stop');
+    await eventually(() => w.audit().length > audited);
+    expect(w.audit().at(-1)).toMatchObject({ status: 'ok', error_code: null, stream: true, redaction: { response_counts: { EMAIL_ADDRESS: 1 } } });
+  });
+
+  it('over /v1/messages: one text block and message_stop; the message keeps the answer\'s id and model, not the annotations\' empty ones', async () => {
+    streams(body);
+    const res = await fetch(`${w.addresses.http}/v1/messages`, {
+      method: 'POST',
+      headers: { authorization: `Bearer ${token}`, 'content-type': 'application/json' },
+      body: JSON.stringify({ ...ask, max_tokens: 64, stream: true }),
+    });
+    const events = anthropicEvents(await res.text());
+    const names = events.map((e) => e.event);
+    expect(names[0]).toBe('message_start');
+    expect(names.filter((n) => n === 'content_block_start')).toHaveLength(1);
+    expect(names.filter((n) => n !== 'content_block_delta').slice(1)).toEqual(['content_block_start', 'content_block_stop', 'message_delta', 'message_stop']);
+    expect(events.filter((e) => e.event === 'content_block_delta').map((e) => e.data.delta.text).join('')).toBe('Write to [EMAIL_ADDRESS] today.');
+    expect(events[0]!.data.message).toMatchObject({ id: 'msg_chatcmpl-az', model: 'gpt-4o-2024-08-06' });
+    expect(events.at(-2)!.data.delta.stop_reason).toBe('end_turn');
   });
 });
 
