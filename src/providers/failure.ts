@@ -85,8 +85,9 @@ export function upstreamFailure(err: unknown, signal: CancelSignal, provider: st
       cause: err,
     });
   }
+  // The parser's one refusal: an event (or a line) past the event limit.
   if (err instanceof SseError) {
-    return new WardenError('upstream_error', `provider ${provider} sent an invalid stream`, { details: { provider }, cause: err });
+    return new WardenError('upstream_error', `provider ${provider} returned a stream event larger than the limit`, { details: { provider }, cause: err });
   }
   return new WardenError('upstream_error', `provider ${provider} request failed`, { details: { provider }, cause: err });
 }

@@ -159,6 +159,27 @@ describe('a stream that ends on a [DONE] it did not terminate', () => {
   });
 });
 
+describe('a stream event larger than the limit (1 MiB)', () => {
+  it('is upstream_error saying so, before the first chunk and after it, audited so', async () => {
+    const huge = 'x'.repeat(1024 * 1024 + 1);
+    streams(`data: ${huge}`);
+    const audited = w.audit().length;
+    const before = await client.chat.completions.create({ ...ask, stream: true }).then(
+      () => undefined,
+      (e: unknown) => e,
+    );
+    expect((before as any)?.status).toBe(502);
+    expect((before as any).message).toMatch(/returned a stream event larger than the limit/);
+    // After the first chunk (the stream has begun: an error event), on a comment line, which is
+    // read (and bounded) as any other line.
+    streams(`${event(0, { role: 'assistant', content: 'Hello' })}:${huge}`);
+    const after = await read(await client.chat.completions.create({ ...ask, stream: true }));
+    expect(after.error?.message).toMatch(/returned a stream event larger than the limit/);
+    await eventually(() => w.audit().length >= audited + 2);
+    expect(w.audit().slice(audited).map((r) => r.error_code)).toEqual(['upstream_error', 'upstream_error']);
+  });
+});
+
 describe('content coding', () => {
   it('Warden asks for identity; a gzip body anyway is upstream_error naming the coding, streamed or not, audited so', async () => {
     const completion = { id: 'c1', object: 'chat.completion', created: 1, model: 'gpt-4o-mini', choices: [{ index: 0, message: { role: 'assistant', content: 'zipped' }, finish_reason: 'stop' }] };
