@@ -345,9 +345,13 @@ export function askedChoices(params: Readonly<Record<string, unknown>>): number 
   return typeof n === 'number' && Number.isSafeInteger(n) && n >= 1 ? n : 1;
 }
 
-/** What is wrong with a choice index the request did not ask for (see askedChoices), or undefined. */
+/**
+ * What is wrong with a choice index the request did not ask for (see askedChoices), or undefined.
+ * The index is not repeated: it is the upstream's number, up to 2^32 - 1, which holds a phone
+ * number (4155552671) or a social security number's digits as well as an index.
+ */
 export function unaskedChoice(index: number, asked: number): string | undefined {
-  return index < asked ? undefined : `a choice the request did not ask for (index ${index}; it asked for ${asked})`;
+  return index < asked ? undefined : `a choice the request did not ask for (an index at or past ${asked}: it asked for ${asked})`;
 }
 
 /** Most distinct choices one stream may carry (OpenAI's `n` is at most 128). */

@@ -130,12 +130,31 @@ describe('a choice the caller did not ask for', () => {
     await expectMessageRefused(/choice/);
   });
 
+  it("the refusal does not repeat the unasked index: it is the upstream's number, which may be a phone number or an SSN's digits", async () => {
+    for (const index of [536221234, 4155552671]) {
+      completion = answer({}, 'stop', { choices: [{ index, message: { role: 'assistant', content: 'x' }, finish_reason: 'stop' }] });
+      chunks = [choiceChunk(index, { role: 'assistant', content: 'x' }, 'stop')];
+      for (const body of [ask, { ...ask, stream: true }]) {
+        const refused = await post('/v1/chat/completions', body);
+        expect(refused.status, refused.text).toBe(502);
+        expect(refused.text).toMatch(/a choice the request did not ask for/);
+        expect(refused.text).not.toContain(String(index));
+      }
+      const g = await unaryCall(gateway, 'Complete', ask, bearerMetadata(rawToken)).then(
+        () => undefined,
+        (e: unknown) => e,
+      );
+      expect((g as Error).message).toMatch(/a choice the request did not ask for/);
+      expect((g as Error).message).not.toContain(String(index));
+    }
+  });
+
   it('/v1/chat/completions and gRPC with n unset: a second choice is upstream_error, streamed or not; with n: 2 it passes', async () => {
     const c = (index: number, content: string) => ({ index, message: { role: 'assistant', content }, finish_reason: 'stop' });
     completion = answer({}, 'stop', { choices: [c(0, 'a'), c(1, 'b')] });
     const refused = await post('/v1/chat/completions', ask);
     expect(refused.status, refused.text).toBe(502);
-    expect(JSON.parse(refused.text).error.message).toMatch(/a choice the request did not ask for \(index 1; it asked for 1\)/);
+    expect(JSON.parse(refused.text).error.message).toMatch(/a choice the request did not ask for \(an index at or past 1: it asked for 1\)/);
     expect(lastRecord()).toMatchObject({ status: 'error', error_code: 'upstream_error' });
     const g = await unaryCall(gateway, 'Complete', ask, bearerMetadata(rawToken)).then(
       () => undefined,
