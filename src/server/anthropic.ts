@@ -25,6 +25,7 @@
  * location is always the caller's Anthropic field, never the OpenAI one it maps to.
  */
 import { WardenError } from '../pipeline/errors.js';
+import { DEFAULT_MAX_JSON_DEPTH, tooDeepAt } from '../pipeline/json-depth.js';
 import { MEMBER_NAME } from '../pipeline/identifiers.js';
 import { failedGeneration, isFailedFinish } from '../pipeline/failed-finish.js';
 import type { ChatMessage, CompletionChunk, CompletionResult, ContentPart, PromptRequest, ToolCall } from '../pipeline/types.js';
@@ -412,7 +413,15 @@ function toolInput(args: string, finish: string | null | undefined): Record<stri
   } catch {
     parsed = undefined;
   }
-  if (isObject(parsed)) return parsed;
+  if (isObject(parsed)) {
+    // The input goes out as part of the message, which JSON.stringify writes recursively: a few
+    // thousand levels (a few KB of arguments) overflowed the stack there, a 500 `internal` for
+    // the upstream's answer. Held to the depth every upstream answer is (openai.ts decodeCompletion).
+    if (tooDeepAt(parsed, DEFAULT_MAX_JSON_DEPTH)) {
+      throw new WardenError('upstream_error', `the upstream sent tool call arguments nested deeper than ${DEFAULT_MAX_JSON_DEPTH} levels, which Warden does not pass on as a tool_use input`);
+    }
+    return parsed;
+  }
   if (finish === 'length' || finish === 'model_length') {
     throw new WardenError('upstream_error', "the upstream's tool call arguments were cut at the token limit (finish_reason length), so there is no tool_use input to pass on: ask again with a larger max_tokens", {
       details: { finish_reason: 'length' },

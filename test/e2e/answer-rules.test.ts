@@ -209,6 +209,21 @@ describe('/v1/messages: tool arguments that are not a JSON object', () => {
     });
   }
 
+  it('an object nested deeper than 64 levels: upstream_error streamed and not (a few thousand levels were a 500 internal), 64 levels pass', async () => {
+    const nested = (depth: number) => `{"a":${'['.repeat(depth - 1)}${']'.repeat(depth - 1)}}`;
+    for (const depth of [65, 20_000]) {
+      completion = answer({ content: null, tool_calls: [call(nested(depth))] }, 'tool_calls');
+      await expectMessageRefused(/arguments nested deeper than 64 levels/);
+      chunks = [chunk({ role: 'assistant', tool_calls: [{ index: 0, ...call('') }] }), chunk({ tool_calls: [{ index: 0, function: { arguments: nested(depth) } }] }), chunk({}, 'tool_calls')];
+      await expectStreamRefused(/arguments nested deeper than 64 levels/);
+    }
+    completion = answer({ content: null, tool_calls: [call(nested(64))] }, 'tool_calls');
+    const { status, text } = await messages(false);
+    expect(status, text).toBe(200);
+    expect(JSON.parse(text).content[0].input).toEqual(JSON.parse(nested(64)));
+    expect(lastRecord()).toMatchObject({ status: 'ok' });
+  });
+
   it('arguments cut at the token limit (finish_reason length): upstream_error streamed and not, saying so', async () => {
     completion = answer({ content: null, tool_calls: [call('{"city": "Par')] }, 'length');
     await expectMessageRefused(/cut at the token limit/);
