@@ -219,6 +219,49 @@ describe('content coding', () => {
   });
 });
 
+describe('an error event that also has the members of a chunk', () => {
+  // OpenRouter's documented report of a generation that fails mid-stream: a chunk with an `error`
+  // beside a choice that finishes with "error". OpenAI's SDKs throw on any event whose `error` is
+  // set, so an app calling OpenRouter itself is told; through Warden it must be told too.
+  const failed = `data: ${JSON.stringify({
+    id: 'gen-1',
+    object: 'chat.completion.chunk',
+    created: 1,
+    model: 'gpt-4o-mini',
+    provider: 'openai',
+    error: { code: 'server_error', message: 'Provider disconnected unexpectedly' },
+    choices: [{ index: 0, delta: { content: '' }, finish_reason: 'error' }],
+  })}\n\n`;
+
+  it('is upstream_error for the openai SDK (not finish_reason "error"), audited so', async () => {
+    streams(`${event(0, { role: 'assistant', content: 'Hello there, ' })}${failed}data: [DONE]\n\n`);
+    const audited = w.audit().length;
+    const got = await read(await client.chat.completions.create({ ...ask, stream: true }));
+    expect(got.error, JSON.stringify(got)).toBeInstanceOf(OpenAI.APIError);
+    expect(got.error.message).toMatch(/an error in the stream/);
+    expect(got.finishes[0]).toBeNull();
+    await eventually(() => w.audit().length > audited);
+    expect(w.audit().at(-1)).toMatchObject({ status: 'error', error_code: 'upstream_error', stream: true });
+  });
+
+  it('is upstream_error on /v1/messages too, and an `error: null` member is no error', async () => {
+    streams(`${event(0, { role: 'assistant', content: 'Hello there, ' })}${failed}`);
+    const res = await fetch(`${w.addresses.http}/v1/messages`, {
+      method: 'POST',
+      headers: { authorization: `Bearer ${token}`, 'content-type': 'application/json' },
+      body: JSON.stringify({ ...ask, max_tokens: 64, stream: true }),
+    });
+    const events = anthropicEvents(await res.text());
+    expect(events.at(-1)).toMatchObject({ event: 'error', data: { error: { code: 'upstream_error' } } });
+    const quiet = (index: number, delta: object, finish: string | null = null) =>
+      `data: ${JSON.stringify({ id: 'c1', object: 'chat.completion.chunk', created: 1, model: 'gpt-4o-mini', error: null, choices: [{ index, delta, finish_reason: finish }] })}\n\n`;
+    streams(`${quiet(0, { role: 'assistant', content: 'All ' })}${quiet(0, { content: 'good' }, 'stop')}data: [DONE]\n\n`);
+    const got = await read(await client.chat.completions.create({ ...ask, stream: true }));
+    expect(got.error).toBeUndefined();
+    expect(got).toMatchObject({ texts: ['All good', ''], finishes: ['stop', null] });
+  });
+});
+
 describe("Azure OpenAI's asynchronous content filter", () => {
   // With the asynchronous filter on, Azure streams an annotation for each stretch of the answer it
   // checked, after that stretch: a choice with content_filter_results and offsets and no delta, in
