@@ -85,25 +85,59 @@ export function upstreamFailure(err: unknown, signal: CancelSignal, provider: st
       cause: err,
     });
   }
+  // The parser's one refusal: an event (or a line) past the event limit.
   if (err instanceof SseError) {
-    return new WardenError('upstream_error', `provider ${provider} sent an invalid stream`, { details: { provider }, cause: err });
+    return new WardenError('upstream_error', `provider ${provider} returned a stream event larger than the limit`, { details: { provider }, cause: err });
   }
   return new WardenError('upstream_error', `provider ${provider} request failed`, { details: { provider }, cause: err });
 }
 
 /**
+ * The content codings an error names (IANA's registered ones that servers send). A header is the
+ * upstream's text: a token-shaped value may still be anything the upstream read in the prompt (a
+ * granted secret, a card or social security number), so only a coding from this list is repeated.
+ */
+const KNOWN_CODINGS: ReadonlySet<string> = new Set(['gzip', 'x-gzip', 'deflate', 'br', 'zstd', 'compress', 'x-compress']);
+
+/**
  * A 2xx answer whose body is content-coded (gzip, br, ...): Warden asks for `accept-encoding:
  * identity` and does not decode bodies, so such a body would read as a body that is not JSON or
- * a stream with no events. Undefined for an identity body. The coding is named when it is a short
- * token (the header is the upstream's text).
+ * a stream with no events. Undefined for an identity body. The coding is named when it is a known
+ * one (KNOWN_CODINGS; `gzip, br` when each is).
  */
 export function encodedAnswer(provider: string, headers: Record<string, string | string[] | undefined>): WardenError | undefined {
   const raw = headers['content-encoding'];
   if (raw === undefined) return undefined;
   const coding = (Array.isArray(raw) ? raw.join(',') : raw).trim().toLowerCase();
   if (coding === '' || coding === 'identity') return undefined;
-  const shown = /^[a-z0-9_.+-]{1,32}$/.test(coding) ? coding : 'an unusual coding';
+  const codings = coding.split(',').map((c) => c.trim());
+  const shown = codings.every((c) => KNOWN_CODINGS.has(c)) ? codings.join(', ') : 'an unusual coding';
   return new WardenError('upstream_error', `provider ${provider} returned a body encoded as ${shown}, though Warden asks for identity (it does not decode bodies)`, {
     details: { provider },
   });
+}
+
+/**
+ * The media types an error names: what an upstream or a proxy in front of it answers instead of
+ * an event stream (a JSON answer or error, an HTML error page, plain text). The header is the
+ * upstream's text, which a `type/subtype`-shaped value may carry too (`text/CANARY…`,
+ * `x/4111111111111111`): any other type is only said to be unusual.
+ */
+const KNOWN_MEDIA_TYPES: ReadonlySet<string> = new Set([
+  'application/json',
+  'application/problem+json',
+  'application/x-ndjson',
+  'application/jsonl',
+  'application/xml',
+  'application/octet-stream',
+  'text/html',
+  'text/plain',
+  'text/xml',
+]);
+
+/** The upstream's media type as an error message may name it (KNOWN_MEDIA_TYPES), else that it was unusual. */
+export function mediaTypeForMessage(contentType: string): string {
+  const type = contentType.split(';')[0]!.trim().toLowerCase();
+  if (type === '') return '(none)';
+  return KNOWN_MEDIA_TYPES.has(type) ? type : '(an unusual one)';
 }

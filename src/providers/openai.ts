@@ -254,6 +254,11 @@ export function createOpenAIProvider(opts: OpenAIProviderOptions): ModelProvider
     } catch {
       throw invalid(name, 'a stream event that is not JSON');
     }
+    // An event with an `error` is the upstream's failure, as OpenAI's SDKs read it (they throw on
+    // any event whose `error` is set), even when it also has a chunk's members: OpenRouter reports
+    // a generation that failed mid-stream so (`error` beside a choice with finish_reason "error").
+    // Passed on as a chunk, the error was dropped and the stream audited ok.
+    if ((json as { error?: unknown } | null)?.error) throw invalid(name, 'an error in the stream');
     const chunk = parseChunk(json);
     if (chunk === undefined) {
       const isError = typeof json === 'object' && json !== null && 'error' in json;

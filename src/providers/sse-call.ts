@@ -22,7 +22,7 @@ import { onAbort, type CancelSignal } from '../pipeline/cancel.js';
 import { WardenError } from '../pipeline/errors.js';
 import type { CompletionChunk } from '../pipeline/types.js';
 import { Drain } from './drain.js';
-import { encodedAnswer, upstreamFailure, upstreamStatusFailure } from './failure.js';
+import { encodedAnswer, mediaTypeForMessage, upstreamFailure, upstreamStatusFailure } from './failure.js';
 import { SseParser } from './sse.js';
 import { StreamCheck } from './validate.js';
 
@@ -302,13 +302,3 @@ export class SseCall implements Dispatcher.DispatchHandler, AsyncIterableIterato
 
 function noop(): void {}
 
-/**
- * The upstream's media type as an error message may name it: a plain `type/subtype` of at most 64
- * characters, else only that it was unusual. The header is the upstream's text, unbounded, and
- * the message reaches the caller and the log.
- */
-function mediaTypeForMessage(contentType: string): string {
-  const type = contentType.split(';')[0]!.trim();
-  if (type === '') return '(none)';
-  return type.length <= 64 && /^[\w.+-]+\/[\w.+-]+$/.test(type) ? type : '(an unusual one)';
-}

@@ -166,7 +166,9 @@ const ChunkShape = z.object({
   choices: z.array(
     z.object({
       index: Count,
-      delta: DeltaShape,
+      // Absent or null on Azure OpenAI's asynchronous content filter annotations (a choice's
+      // content_filter_results and offsets, nothing of the answer): an empty delta, see settleChunk.
+      delta: DeltaShape.nullish(),
       // Checked by hand in settleChunk (`""` and absent are none; else a short identifier).
       finish_reason: z.string().nullish(),
       // Kept as `stop_sequence` by settleChunk when a string.
@@ -180,7 +182,8 @@ type ChunkShaped = z.infer<typeof ChunkShape>;
 
 /**
  * The rules of a chunk its shape does not say, on zod's output (fresh objects, so changed in
- * place): false when one fails. Some compatible servers send `"role": null`, `"tool_calls":
+ * place): false when one fails. A choice without a delta (or with `delta: null`) gets an empty
+ * one. Some compatible servers send `"role": null`, `"tool_calls":
  * null`, a tool call's `"id": null`, `"type": null`, `"name": null` where OpenAI leaves a member
  * out; null means "none" there, so the member is dropped (and a finish_reason of `""` is none,
  * as older Ollama, SGLang and LocalAI send it). A null content or refusal is passed on
@@ -197,7 +200,11 @@ function settleChunk(c: ChunkShaped): boolean {
     const finish = choice.finish_reason;
     if (finish === undefined || finish === '') choice.finish_reason = null;
     else if (finish !== null && !FINISH_REASON_RE.test(finish)) return false;
-    const d = choice.delta;
+    let d = choice.delta;
+    // A choice with no delta carries nothing of the answer (Azure's filter annotations, which
+    // come with id "", model "" and created 0): an empty delta, as a chunk OpenAI sends with
+    // only a finish_reason has.
+    if (d == null) d = choice.delta = {};
     if (d.role === null) delete d.role;
     if (d.tool_calls === null) delete d.tool_calls;
     if (d.tool_calls === undefined) continue;
@@ -338,9 +345,13 @@ export function askedChoices(params: Readonly<Record<string, unknown>>): number 
   return typeof n === 'number' && Number.isSafeInteger(n) && n >= 1 ? n : 1;
 }
 
-/** What is wrong with a choice index the request did not ask for (see askedChoices), or undefined. */
+/**
+ * What is wrong with a choice index the request did not ask for (see askedChoices), or undefined.
+ * The index is not repeated: it is the upstream's number, up to 2^32 - 1, which holds a phone
+ * number (4155552671) or a social security number's digits as well as an index.
+ */
 export function unaskedChoice(index: number, asked: number): string | undefined {
-  return index < asked ? undefined : `a choice the request did not ask for (index ${index}; it asked for ${asked})`;
+  return index < asked ? undefined : `a choice the request did not ask for (an index at or past ${asked}: it asked for ${asked})`;
 }
 
 /** Most distinct choices one stream may carry (OpenAI's `n` is at most 128). */

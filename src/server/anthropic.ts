@@ -25,6 +25,7 @@
  * location is always the caller's Anthropic field, never the OpenAI one it maps to.
  */
 import { WardenError } from '../pipeline/errors.js';
+import { DEFAULT_MAX_JSON_DEPTH, tooDeepAt } from '../pipeline/json-depth.js';
 import { MEMBER_NAME } from '../pipeline/identifiers.js';
 import { failedGeneration, isFailedFinish } from '../pipeline/failed-finish.js';
 import type { ChatMessage, CompletionChunk, CompletionResult, ContentPart, PromptRequest, ToolCall } from '../pipeline/types.js';
@@ -412,7 +413,15 @@ function toolInput(args: string, finish: string | null | undefined): Record<stri
   } catch {
     parsed = undefined;
   }
-  if (isObject(parsed)) return parsed;
+  if (isObject(parsed)) {
+    // The input goes out as part of the message, which JSON.stringify writes recursively: a few
+    // thousand levels (a few KB of arguments) overflowed the stack there, a 500 `internal` for
+    // the upstream's answer. Held to the depth every upstream answer is (openai.ts decodeCompletion).
+    if (tooDeepAt(parsed, DEFAULT_MAX_JSON_DEPTH)) {
+      throw new WardenError('upstream_error', `the upstream sent tool call arguments nested deeper than ${DEFAULT_MAX_JSON_DEPTH} levels, which Warden does not pass on as a tool_use input`);
+    }
+    return parsed;
+  }
   if (finish === 'length' || finish === 'model_length') {
     throw new WardenError('upstream_error', "the upstream's tool call arguments were cut at the token limit (finish_reason length), so there is no tool_use input to pass on: ask again with a larger max_tokens", {
       details: { finish_reason: 'length' },
@@ -613,31 +622,48 @@ export class AnthropicStreamEncoder {
   /** From the usage chunk, which comes last: reported in message_delta. */
   private inputTokens: number | undefined;
 
+  /**
+   * `fallbackId`, `fallbackModel`: the message's id (the request id) and model (the requested one)
+   * when the chunk that starts it has none (`""`).
+   */
+  constructor(
+    private readonly fallbackId = '',
+    private readonly fallbackModel = '',
+  ) {}
+
   /** The events for one chunk (possibly empty). */
   encode(chunk: CompletionChunk): string {
     let out = '';
-    if (!this.started) {
-      this.started = true;
-      out += sse('message_start', {
-        type: 'message_start',
-        message: {
-          id: messageId(chunk.id),
-          type: 'message',
-          role: 'assistant',
-          model: chunk.model,
-          content: [],
-          stop_reason: null,
-          stop_sequence: null,
-          usage: { input_tokens: chunk.usage?.prompt_tokens ?? 0, output_tokens: 0 },
-        },
-      });
-    }
     if (chunk.usage) {
       this.outputTokens = chunk.usage.completion_tokens;
       this.inputTokens = chunk.usage.prompt_tokens;
     }
+    if (!this.started) {
+      // Azure's first chunk (its prompt_filter_results: no choices, id "" and model "") is no
+      // part of the answer: the message starts with the answer's first chunk, under its id.
+      if (chunk.choices.length === 0 && chunk.id === '') return out;
+      out += this.start(chunk.id, chunk.model);
+    }
     const choice = onlyChoice(chunk.choices);
     return choice === undefined ? out : out + this.encodeChoice(choice);
+  }
+
+  /** `message_start`, under `id` and `model` (the fallbacks for empty ones). */
+  private start(id: string, model: string): string {
+    this.started = true;
+    return sse('message_start', {
+      type: 'message_start',
+      message: {
+        id: messageId(id || this.fallbackId),
+        type: 'message',
+        role: 'assistant',
+        model: model || this.fallbackModel,
+        content: [],
+        stop_reason: null,
+        stop_sequence: null,
+        usage: { input_tokens: this.inputTokens ?? 0, output_tokens: 0 },
+      },
+    });
   }
 
   private encodeChoice(choice: ChunkChoice): string {
@@ -740,7 +766,7 @@ export class AnthropicStreamEncoder {
    */
   finish(fallbackId: string, model: string): string {
     let out = '';
-    if (!this.started) out += this.encode({ id: fallbackId, model, created: 0, choices: [] });
+    if (!this.started) out += this.start(fallbackId, model);
     out += this.openPending();
     out += this.closeBlock();
     out += sse('message_delta', { type: 'message_delta', delta: this.stop ?? { stop_reason: 'end_turn', stop_sequence: null }, usage: this.usage() });

@@ -870,7 +870,7 @@ export function createHttpIngress(opts: HttpIngressOptions): HttpIngress {
       request.answerCheck = (result) => {
         message = anthropicMessageBody(result);
       };
-      const encoder = new AnthropicStreamEncoder();
+      const encoder = new AnthropicStreamEncoder(requestId, request.model);
       let model = request.model;
       let closing: string | undefined;
       request.streamEnd = () => {

@@ -130,12 +130,31 @@ describe('a choice the caller did not ask for', () => {
     await expectMessageRefused(/choice/);
   });
 
+  it("the refusal does not repeat the unasked index: it is the upstream's number, which may be a phone number or an SSN's digits", async () => {
+    for (const index of [536221234, 4155552671]) {
+      completion = answer({}, 'stop', { choices: [{ index, message: { role: 'assistant', content: 'x' }, finish_reason: 'stop' }] });
+      chunks = [choiceChunk(index, { role: 'assistant', content: 'x' }, 'stop')];
+      for (const body of [ask, { ...ask, stream: true }]) {
+        const refused = await post('/v1/chat/completions', body);
+        expect(refused.status, refused.text).toBe(502);
+        expect(refused.text).toMatch(/a choice the request did not ask for/);
+        expect(refused.text).not.toContain(String(index));
+      }
+      const g = await unaryCall(gateway, 'Complete', ask, bearerMetadata(rawToken)).then(
+        () => undefined,
+        (e: unknown) => e,
+      );
+      expect((g as Error).message).toMatch(/a choice the request did not ask for/);
+      expect((g as Error).message).not.toContain(String(index));
+    }
+  });
+
   it('/v1/chat/completions and gRPC with n unset: a second choice is upstream_error, streamed or not; with n: 2 it passes', async () => {
     const c = (index: number, content: string) => ({ index, message: { role: 'assistant', content }, finish_reason: 'stop' });
     completion = answer({}, 'stop', { choices: [c(0, 'a'), c(1, 'b')] });
     const refused = await post('/v1/chat/completions', ask);
     expect(refused.status, refused.text).toBe(502);
-    expect(JSON.parse(refused.text).error.message).toMatch(/a choice the request did not ask for \(index 1; it asked for 1\)/);
+    expect(JSON.parse(refused.text).error.message).toMatch(/a choice the request did not ask for \(an index at or past 1: it asked for 1\)/);
     expect(lastRecord()).toMatchObject({ status: 'error', error_code: 'upstream_error' });
     const g = await unaryCall(gateway, 'Complete', ask, bearerMetadata(rawToken)).then(
       () => undefined,
@@ -189,6 +208,21 @@ describe('/v1/messages: tool arguments that are not a JSON object', () => {
       await expectStreamRefused(/arguments that are not a JSON object/);
     });
   }
+
+  it('an object nested deeper than 64 levels: upstream_error streamed and not (a few thousand levels were a 500 internal), 64 levels pass', async () => {
+    const nested = (depth: number) => `{"a":${'['.repeat(depth - 1)}${']'.repeat(depth - 1)}}`;
+    for (const depth of [65, 20_000]) {
+      completion = answer({ content: null, tool_calls: [call(nested(depth))] }, 'tool_calls');
+      await expectMessageRefused(/arguments nested deeper than 64 levels/);
+      chunks = [chunk({ role: 'assistant', tool_calls: [{ index: 0, ...call('') }] }), chunk({ tool_calls: [{ index: 0, function: { arguments: nested(depth) } }] }), chunk({}, 'tool_calls')];
+      await expectStreamRefused(/arguments nested deeper than 64 levels/);
+    }
+    completion = answer({ content: null, tool_calls: [call(nested(64))] }, 'tool_calls');
+    const { status, text } = await messages(false);
+    expect(status, text).toBe(200);
+    expect(JSON.parse(text).content[0].input).toEqual(JSON.parse(nested(64)));
+    expect(lastRecord()).toMatchObject({ status: 'ok' });
+  });
 
   it('arguments cut at the token limit (finish_reason length): upstream_error streamed and not, saying so', async () => {
     completion = answer({ content: null, tool_calls: [call('{"city": "Par')] }, 'length');

@@ -21,7 +21,9 @@ import { gzipSync } from 'node:zlib';
 import OpenAI from 'openai';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { bearerMetadata, gatewayClient, unaryCall } from './helpers/grpc.js';
-import { eventually, startWarden, type WardenFixture } from './helpers/warden.js';
+import { CARD_LEAK, SSN_LEAK } from './helpers/canaries.js';
+import { anthropicEvents } from './helpers/http.js';
+import { CANARY_SECRET, eventually, startWarden, type WardenFixture } from './helpers/warden.js';
 
 /** What the upstream does with the next call (its parsed body in hand). */
 let answer: (body: any, res: ServerResponse) => void = (_b, res) => res.end();
@@ -157,6 +159,27 @@ describe('a stream that ends on a [DONE] it did not terminate', () => {
   });
 });
 
+describe('a stream event larger than the limit (1 MiB)', () => {
+  it('is upstream_error saying so, before the first chunk and after it, audited so', async () => {
+    const huge = 'x'.repeat(1024 * 1024 + 1);
+    streams(`data: ${huge}`);
+    const audited = w.audit().length;
+    const before = await client.chat.completions.create({ ...ask, stream: true }).then(
+      () => undefined,
+      (e: unknown) => e,
+    );
+    expect((before as any)?.status).toBe(502);
+    expect((before as any).message).toMatch(/returned a stream event larger than the limit/);
+    // After the first chunk (the stream has begun: an error event), on a comment line, which is
+    // read (and bounded) as any other line.
+    streams(`${event(0, { role: 'assistant', content: 'Hello' })}:${huge}`);
+    const after = await read(await client.chat.completions.create({ ...ask, stream: true }));
+    expect(after.error?.message).toMatch(/returned a stream event larger than the limit/);
+    await eventually(() => w.audit().length >= audited + 2);
+    expect(w.audit().slice(audited).map((r) => r.error_code)).toEqual(['upstream_error', 'upstream_error']);
+  });
+});
+
 describe('content coding', () => {
   it('Warden asks for identity; a gzip body anyway is upstream_error naming the coding, streamed or not, audited so', async () => {
     const completion = { id: 'c1', object: 'chat.completion', created: 1, model: 'gpt-4o-mini', choices: [{ index: 0, message: { role: 'assistant', content: 'zipped' }, finish_reason: 'stop' }] };
@@ -193,6 +216,171 @@ describe('content coding', () => {
     };
     await client.chat.completions.create(ask);
     expect(sockets.map((s) => s.destroyed)).toEqual([false, false]);
+  });
+});
+
+describe('an error event that also has the members of a chunk', () => {
+  // OpenRouter's documented report of a generation that fails mid-stream: a chunk with an `error`
+  // beside a choice that finishes with "error". OpenAI's SDKs throw on any event whose `error` is
+  // set, so an app calling OpenRouter itself is told; through Warden it must be told too.
+  const failed = `data: ${JSON.stringify({
+    id: 'gen-1',
+    object: 'chat.completion.chunk',
+    created: 1,
+    model: 'gpt-4o-mini',
+    provider: 'openai',
+    error: { code: 'server_error', message: 'Provider disconnected unexpectedly' },
+    choices: [{ index: 0, delta: { content: '' }, finish_reason: 'error' }],
+  })}\n\n`;
+
+  it('is upstream_error for the openai SDK (not finish_reason "error"), audited so', async () => {
+    streams(`${event(0, { role: 'assistant', content: 'Hello there, ' })}${failed}data: [DONE]\n\n`);
+    const audited = w.audit().length;
+    const got = await read(await client.chat.completions.create({ ...ask, stream: true }));
+    expect(got.error, JSON.stringify(got)).toBeInstanceOf(OpenAI.APIError);
+    expect(got.error.message).toMatch(/an error in the stream/);
+    expect(got.finishes[0]).toBeNull();
+    await eventually(() => w.audit().length > audited);
+    expect(w.audit().at(-1)).toMatchObject({ status: 'error', error_code: 'upstream_error', stream: true });
+  });
+
+  it('is upstream_error on /v1/messages too, and an `error: null` member is no error', async () => {
+    streams(`${event(0, { role: 'assistant', content: 'Hello there, ' })}${failed}`);
+    const res = await fetch(`${w.addresses.http}/v1/messages`, {
+      method: 'POST',
+      headers: { authorization: `Bearer ${token}`, 'content-type': 'application/json' },
+      body: JSON.stringify({ ...ask, max_tokens: 64, stream: true }),
+    });
+    const events = anthropicEvents(await res.text());
+    expect(events.at(-1)).toMatchObject({ event: 'error', data: { error: { code: 'upstream_error' } } });
+    const quiet = (index: number, delta: object, finish: string | null = null) =>
+      `data: ${JSON.stringify({ id: 'c1', object: 'chat.completion.chunk', created: 1, model: 'gpt-4o-mini', error: null, choices: [{ index, delta, finish_reason: finish }] })}\n\n`;
+    streams(`${quiet(0, { role: 'assistant', content: 'All ' })}${quiet(0, { content: 'good' }, 'stop')}data: [DONE]\n\n`);
+    const got = await read(await client.chat.completions.create({ ...ask, stream: true }));
+    expect(got.error).toBeUndefined();
+    expect(got).toMatchObject({ texts: ['All good', ''], finishes: ['stop', null] });
+  });
+});
+
+describe("Azure OpenAI's asynchronous content filter", () => {
+  // With the asynchronous filter on, Azure streams an annotation for each stretch of the answer it
+  // checked, after that stretch: a choice with content_filter_results and offsets and no delta, in
+  // a chunk with id "", model "" and created 0 (as its first chunk, prompt_filter_results with no
+  // choices, has). It carries nothing of the answer.
+  const verdict = { hate: { filtered: false, severity: 'safe' }, violence: { filtered: false, severity: 'safe' } };
+  const annotation = (end: number) =>
+    `data: ${JSON.stringify({ choices: [{ content_filter_offsets: { check_offset: 0, start_offset: 0, end_offset: end }, content_filter_results: verdict, finish_reason: null, index: 0 }], created: 0, id: '', model: '', object: '' })}\n\n`;
+  const azure = (delta: object, finish: string | null = null) =>
+    `data: ${JSON.stringify({ choices: [{ content_filter_results: {}, delta, finish_reason: finish, index: 0, logprobs: null }], created: 1_700_000_000, id: 'chatcmpl-az', model: 'gpt-4o-2024-08-06', object: 'chat.completion.chunk', system_fingerprint: 'fp_az' })}\n\n`;
+  const body =
+    `data: ${JSON.stringify({ choices: [], created: 0, id: '', model: '', object: '', prompt_filter_results: [{ prompt_index: 0, content_filter_results: verdict }] })}\n\n` +
+    azure({ role: 'assistant', content: '' }) +
+    azure({ content: 'Write to jane.doe@example.com' }) +
+    annotation(29) +
+    azure({ content: ' today.' }) +
+    azure({}, 'stop') +
+    annotation(36) +
+    `data: ${JSON.stringify({ choices: [{ delta: null, finish_reason: null, index: 0 }], created: 0, id: '', model: '', object: '' })}\n\n` +
+    'data: [DONE]\n\n';
+
+  it('its annotations (a choice without a delta) are nothing of the answer: the stream is whole, redacted, audited ok (openai SDK)', async () => {
+    streams(body);
+    const audited = w.audit().length;
+    const got = await read(await client.chat.completions.create({ ...ask, stream: true }));
+    expect(got.error).toBeUndefined();
+    expect(got.texts[0]).toBe('Write to [EMAIL_ADDRESS] today.');
+    expect(got.finishes[0]).toBe('stop');
+    await eventually(() => w.audit().length > audited);
+    expect(w.audit().at(-1)).toMatchObject({ status: 'ok', error_code: null, stream: true, redaction: { response_counts: { EMAIL_ADDRESS: 1 } } });
+  });
+
+  it('over /v1/messages: one text block and message_stop; the message keeps the answer\'s id and model, not the annotations\' empty ones', async () => {
+    streams(body);
+    const res = await fetch(`${w.addresses.http}/v1/messages`, {
+      method: 'POST',
+      headers: { authorization: `Bearer ${token}`, 'content-type': 'application/json' },
+      body: JSON.stringify({ ...ask, max_tokens: 64, stream: true }),
+    });
+    const events = anthropicEvents(await res.text());
+    const names = events.map((e) => e.event);
+    expect(names[0]).toBe('message_start');
+    expect(names.filter((n) => n === 'content_block_start')).toHaveLength(1);
+    expect(names.filter((n) => n !== 'content_block_delta').slice(1)).toEqual(['content_block_start', 'content_block_stop', 'message_delta', 'message_stop']);
+    expect(events.filter((e) => e.event === 'content_block_delta').map((e) => e.data.delta.text).join('')).toBe('Write to [EMAIL_ADDRESS] today.');
+    expect(events[0]!.data.message).toMatchObject({ id: 'msg_chatcmpl-az', model: 'gpt-4o-2024-08-06' });
+    expect(events.at(-2)!.data.delta.stop_reason).toBe('end_turn');
+  });
+});
+
+describe("what the upstream writes in the headers an error names", () => {
+  // The ticket bot's templated call: the decision grants the escalation code, which goes upstream
+  // in the prompt. An upstream (or a proxy in front of it) that writes it, or PII, into the
+  // content type or coding of its answer must not reach the app through the error's message.
+  const governed = { model: 'gpt-4o-mini', messages: [], warden: { template: 'ops/incident-brief@1', variables: { service: 'db' } } };
+  const echoes = [CANARY_SECRET, CANARY_SECRET.toLowerCase(), '536-22-1234', '4111111111111111'];
+
+  /** What the app is told for a streamed call on each HTTP route, and for a non-streamed one. */
+  async function told(bot: string): Promise<string[]> {
+    const out: string[] = [];
+    for (const [path, body] of [
+      ['/v1/chat/completions', { ...governed, stream: true }],
+      ['/v1/chat/completions', governed],
+      ['/v1/messages', { ...governed, max_tokens: 64, stream: true }],
+    ] as const) {
+      const res = await fetch(`${w.addresses.http}${path}`, {
+        method: 'POST',
+        headers: { authorization: `Bearer ${bot}`, 'content-type': 'application/json' },
+        body: JSON.stringify(body),
+      });
+      const text = await res.text();
+      expect(res.status, text).toBe(502);
+      out.push(text);
+    }
+    return out;
+  }
+
+  function expectClean(texts: string[]): void {
+    for (const text of texts) {
+      expect(text.toLowerCase()).not.toContain(CANARY_SECRET.toLowerCase());
+      expect(text).not.toMatch(SSN_LEAK);
+      expect(text).not.toMatch(CARD_LEAK);
+    }
+  }
+
+  it('a content type shaped like type/subtype is named only when it is a known one', async () => {
+    const bot = await w.signer.token('support', 'ticket-bot');
+    for (const echo of echoes) {
+      answer = (_b, res) => {
+        res.writeHead(200, { 'content-type': `text/${echo}` });
+        res.end('{}');
+      };
+      const texts = await told(bot);
+      expectClean(texts);
+      expect(texts[0]).toMatch(/returned content type \(an unusual one\) instead of an event stream/);
+    }
+    answer = (_b, res) => {
+      res.writeHead(200, { 'content-type': 'Text/HTML; charset=utf-8' });
+      res.end('<html>login</html>');
+    };
+    expect((await told(bot))[0]).toMatch(/returned content type text\/html instead of an event stream/);
+  });
+
+  it('a content coding is named only when it is a known one', async () => {
+    const bot = await w.signer.token('support', 'ticket-bot');
+    for (const echo of echoes) {
+      answer = (body, res) => {
+        res.writeHead(200, { 'content-type': body.stream ? 'text/event-stream' : 'application/json', 'content-encoding': echo });
+        res.end('x');
+      };
+      const texts = await told(bot);
+      expectClean(texts);
+      for (const text of texts) expect(text).toMatch(/encoded as an unusual coding, though Warden asks for identity/);
+    }
+    answer = (body, res) => {
+      res.writeHead(200, { 'content-type': body.stream ? 'text/event-stream' : 'application/json', 'content-encoding': 'gzip, BR' });
+      res.end('x');
+    };
+    for (const text of await told(bot)) expect(text).toMatch(/encoded as gzip, br, though/);
   });
 });
 

@@ -356,12 +356,12 @@ describe('OpenAI provider: choices the request did not ask for', () => {
     for (const params of [{}, { n: 'two' }, { n: 0 }, { n: 1.5 }]) {
       const e = await failure(p.complete(request({ stream: false, params })));
       expect(e.code).toBe('upstream_error');
-      expect(e.message).toContain('a choice the request did not ask for (index 1; it asked for 1)');
+      expect(e.message).toContain('a choice the request did not ask for (an index at or past 1: it asked for 1)');
     }
     expect((await p.complete(request({ stream: false, params: { n: 2 } }))).choices).toHaveLength(2);
 
     events = [chunk({ content: 'a' }), { ...chunk({}), choices: [{ index: 1, delta: { content: 'b' }, finish_reason: null }] }, chunk({}, 'stop')];
-    expect((await failure(collect(p.stream(request())))).message).toContain('a choice the request did not ask for (index 1; it asked for 1)');
+    expect((await failure(collect(p.stream(request())))).message).toContain('a choice the request did not ask for (an index at or past 1: it asked for 1)');
     expect(await collect(p.stream(request({ params: { n: 2 } })))).toHaveLength(3);
   });
 });
