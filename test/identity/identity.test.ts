@@ -885,6 +885,32 @@ describe('a JWKS file that rotates', () => {
       service_account: 'third',
     });
   });
+
+  it('a SPIFFE bundle file whose JWT authorities are all withdrawn (x509-svid keys only, or none) refuses every SVID, the remembered one included', async () => {
+    const file = join(dir, 'withdrawn-bundle.json');
+    await writeFile(file, JSON.stringify({ keys: [{ ...ec.jwk, use: 'jwt-svid' }] }));
+    const warnings: object[] = [];
+    vi.setSystemTime(new Date('2031-01-01T00:00:00Z'));
+    const s = new SpiffeJwtAuthenticator({ trustDomains: ['prod.example'], audiences: [AUD], jwksFile: file, logger: { warn: (o) => warnings.push(o) } });
+    const svid = () => sign({ sub: 'spiffe://prod.example/ns/payments/sa/checkout', jti: `j-${Math.random()}` }, { key: ec.privateKey, alg: 'ES256', kid: 'ec-1' });
+    const remembered = await svid();
+    expect(await s.authenticate(creds(remembered))).toMatchObject({ kind: 'spiffe', namespace: 'payments' });
+
+    for (const keys of [[{ ...ec.jwk, use: 'x509-svid' }], []]) {
+      // The trust domain's JWT authority is gone: the bundle holds its CA certificate only, then nothing.
+      await writeFile(file, JSON.stringify({ keys }));
+      vi.setSystemTime(new Date(Date.now() + 10_000));
+      expect((await authError(s, creds(await svid()))).message).toMatch(/no matching key/);
+      expect((await authError(s, creds(remembered))).message).toMatch(/no matching key/);
+    }
+    expect(warnings).toHaveLength(2);
+    expect(warnings[0]).toMatchObject({ method: 'spiffe', file });
+
+    // Keys come back: SVIDs are accepted again.
+    await writeFile(file, JSON.stringify({ keys: [{ ...ec.jwk, use: 'jwt-svid' }] }));
+    vi.setSystemTime(new Date(Date.now() + 10_000));
+    expect(await s.authenticate(creds(await svid()))).toMatchObject({ kind: 'spiffe' });
+  });
 });
 
 describe('SpiffeJwtAuthenticator', () => {
