@@ -17,6 +17,7 @@ import {
   SpiffeJwtAuthenticator,
 } from '../../src/identity/index.js';
 import { VerifiedTokenCache } from '../../src/identity/token-cache.js';
+import { MAX_CANDIDATE_KEYS } from '../../src/identity/jwt.js';
 import { publicJwk, testKeyPair } from '../keys.js';
 import { makeContext } from '../stage-context.js';
 
@@ -78,10 +79,10 @@ function k8sClaims(ns = 'payments', sa = 'checkout'): JWTPayload {
 
 async function sign(
   payload: JWTPayload,
-  opts: { key?: KeyObject; alg?: string; kid?: string; iss?: string; aud?: string | string[]; exp?: number; nbf?: number } = {},
+  opts: { key?: KeyObject; alg?: string; /** null: no kid */ kid?: string | null; iss?: string; aud?: string | string[]; exp?: number; nbf?: number } = {},
 ): Promise<string> {
   const jwt = new SignJWT(payload)
-    .setProtectedHeader({ alg: opts.alg ?? 'RS256', kid: opts.kid ?? 'rsa-1' })
+    .setProtectedHeader(opts.kid === null ? { alg: opts.alg ?? 'RS256' } : { alg: opts.alg ?? 'RS256', kid: opts.kid ?? 'rsa-1' })
     .setIssuer(opts.iss ?? ISSUER)
     .setAudience(opts.aud ?? AUD)
     .setIssuedAt()
@@ -674,6 +675,36 @@ describe('a key rotated behind the same kid', () => {
       vi.setSystemTime(new Date('2030-01-01T00:01:30Z'));
       for (let i = 0; i < 5; i++) await authError(k8s, creds(forged));
       expect(jwks.hits()).toBe(3);
+    } finally {
+      await jwks.close();
+    }
+  });
+
+  it(`several keys fitting one token (no kid, or a kid two keys share) are each tried, ${MAX_CANDIDATE_KEYS} at most; none verifying is a bad signature, and refetches once per cooldown`, async () => {
+    const jwks = await mutableJwks();
+    try {
+      vi.setSystemTime(new Date('2030-01-01T00:00:00Z'));
+      const k8s = new KubernetesTokenAuthenticator({ issuer: ISSUER, audiences: [AUD], jwksUrl: jwks.url, verifiedCacheMs: 0 });
+      const pairs = await Promise.all(Array.from({ length: MAX_CANDIDATE_KEYS + 1 }, () => keyPair('ES256', 'same')));
+      jwks.serve(pairs.map((p) => p.jwk));
+      const byKey = (i: number, kid: string | null) => sign(k8sClaims('payments', `key-${i}`), { key: pairs[i]!.privateKey, alg: 'ES256', kid });
+      // The last key that may be tried, under the shared kid and under none.
+      const last = MAX_CANDIDATE_KEYS - 1;
+      expect(await k8s.authenticate(creds(await byKey(last, 'same')))).toMatchObject({ service_account: `key-${last}` });
+      expect(await k8s.authenticate(creds(await byKey(last, null)))).toMatchObject({ service_account: `key-${last}` });
+      expect(await k8s.authenticate(creds(await byKey(0, null)))).toMatchObject({ service_account: 'key-0' });
+      // A claim that fails once a key verified the signature is the answer, not "bad signature".
+      const expired = await sign(k8sClaims(), { key: pairs[3]!.privateKey, alg: 'ES256', kid: 'same', exp: now() - 600 });
+      expect((await authError(k8s, creds(expired))).message).toBe('kubernetes authentication failed: token expired');
+      expect(jwks.hits()).toBe(1);
+      // Past the bound a forged token costs no more checks; a key that far is not tried either.
+      vi.setSystemTime(new Date('2030-01-01T00:00:40Z'));
+      const refused = await Promise.all([byKey(MAX_CANDIDATE_KEYS, 'same'), sign(k8sClaims(), { key: other.privateKey, alg: 'RS256', kid: 'same' }), sign(k8sClaims(), { key: ec.privateKey, alg: 'ES256', kid: null })].map(async (t) => (await authError(k8s, creds(await t))).message));
+      expect(refused[0]).toBe('kubernetes authentication failed: signature verification failed');
+      expect(refused[1]).toMatch(/no matching key/);
+      expect(refused[2]).toBe('kubernetes authentication failed: signature verification failed');
+      // The failures shared one refetch (a rotation may have brought the key).
+      expect(jwks.hits()).toBe(2);
     } finally {
       await jwks.close();
     }
