@@ -150,7 +150,7 @@ async function verifyWithKeySet(method: string, token: string, getKey: JWTVerify
   try {
     return await verifyOnce(method, token, getKey, o);
   } catch (err) {
-    if ((err as { code?: unknown }).code !== 'ERR_JWKS_MULTIPLE_MATCHING_KEYS' || !isAsyncIterable(err)) throw err;
+    if ((err as { code?: unknown } | null)?.code !== 'ERR_JWKS_MULTIPLE_MATCHING_KEYS' || !isAsyncIterable(err)) throw err;
     return verifyWithEach(method, token, err, o);
   }
 }
