@@ -503,9 +503,12 @@ function refetchingOnKeyFailure(remote: ReturnType<typeof createRemoteJWKSet>, c
     getKey: remote,
     refetchAfterKeyFailure(kid) {
       if (pending) return pending; // requests failing together share one fetch
-      // Only when the failure was the key's: a set that could not be fetched is jose's to retry.
-      if (!remote.fresh || !holdsKey(remote.jwks()?.keys, kid)) return Promise.resolve(false);
+      // The cooldown first: it settles a flood of forged signatures at no cost.
       if (remote.coolingDown || Date.now() - lastTry < JWKS_COOLDOWN_MS) return Promise.resolve(false);
+      // Only when the failure was the key's: a set that could not be fetched is jose's to retry.
+      // The set jose verifies with, as it put it in `cache`: `remote.jwks()` would copy it whole
+      // (1 MiB at most) for every token that failed.
+      if (!remote.fresh || !holdsKey(cache.jwks?.keys, kid)) return Promise.resolve(false);
       lastTry = Date.now();
       return (pending = refetch());
     },

@@ -710,6 +710,32 @@ describe('a key rotated behind the same kid', () => {
     }
   });
 
+  it('a flood of forged signatures never copies the key set (jose clones it on every jwks() call)', async () => {
+    const jwks = await mutableJwks();
+    const clones = vi.spyOn(globalThis, 'structuredClone');
+    try {
+      vi.setSystemTime(new Date('2030-01-01T00:00:00Z'));
+      // A large set (a federation bundle): a copy per refused token would cost more than its check.
+      const filler = await Promise.all(Array.from({ length: 20 }, (_, i) => keyPair('ES256', `filler-${i}`)));
+      jwks.serve([rsa.jwk, ...filler.map((p) => p.jwk)]);
+      const k8s = new KubernetesTokenAuthenticator({ issuer: ISSUER, audiences: [AUD], jwksUrl: jwks.url, verifiedCacheMs: 0 });
+      expect(await k8s.authenticate(creds(await sign(k8sClaims())))).toMatchObject({ namespace: 'payments' });
+      const forged = await sign(k8sClaims(), { key: other.privateKey });
+      clones.mockClear();
+      // Within the cooldown of the fetch, and then past it (one refetch, shared).
+      vi.setSystemTime(new Date('2030-01-01T00:00:05Z'));
+      for (let i = 0; i < 20; i++) await authError(k8s, creds(forged));
+      vi.setSystemTime(new Date('2030-01-01T00:00:40Z'));
+      await Promise.all(Array.from({ length: 20 }, () => authError(k8s, creds(forged))));
+      expect(jwks.hits()).toBe(2);
+      // The refetch builds jose's new set (one copy); no refused token copies it.
+      expect(clones.mock.calls.length).toBeLessThanOrEqual(1);
+    } finally {
+      clones.mockRestore();
+      await jwks.close();
+    }
+  });
+
   it('a JWKS file that swaps the key behind a kid is read again on the signature failure', async () => {
     const root = await mkdtemp(join(tmpdir(), 'warden-jwks-kid-'));
     const file = join(root, 'jwks.json');
