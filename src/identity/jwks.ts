@@ -143,8 +143,17 @@ function readConfigFile(what: string, key: string, path: string): string {
   }
 }
 
-/** The key lookup for a JWKS file's text; throws JwksConfigError naming the file (never quoting it). */
-function keyFileSet(what: string, file: string, text: string, mapKeys: JwksSourceOptions['mapKeys']): JWTVerifyGetKey {
+/**
+ * The key lookup for a JWKS file's text; throws JwksConfigError naming the file (never quoting it).
+ * `keys` is how many keys it holds for this method (0 only when `allowEmpty`).
+ */
+function keyFileSet(
+  what: string,
+  file: string,
+  text: string,
+  mapKeys: JwksSourceOptions['mapKeys'],
+  allowEmpty = false,
+): { getKey: JWTVerifyGetKey; keys: number } {
   let jwks: JSONWebKeySet;
   try {
     jwks = JSON.parse(text) as JSONWebKeySet;
@@ -154,10 +163,10 @@ function keyFileSet(what: string, file: string, text: string, mapKeys: JwksSourc
   }
   if (!jwks || !Array.isArray(jwks.keys)) throw new JwksConfigError(`${what}: jwks_file ${file} has no "keys" array`);
   const keys = mapKeys ? mapKeys(jwks.keys) : jwks.keys;
-  const problem = keySetProblem(keys);
+  const problem = keys.length === 0 && allowEmpty ? undefined : keySetProblem(keys);
   if (problem) throw new JwksConfigError(`${what}: jwks_file ${file} ${problem}`);
   try {
-    return createLocalJWKSet({ keys });
+    return { getKey: createLocalJWKSet({ keys }), keys: keys.length };
   } catch {
     throw new JwksConfigError(`${what}: jwks_file ${file} is not a valid JSON Web Key Set`);
   }
@@ -191,7 +200,7 @@ function fileKeySource(opts: JwksSourceOptions & { jwksFile: string }, what: str
     identity = undefined; // readConfigFile reports it
   }
   let currentText = readConfigFile(what, 'jwks_file', file);
-  let current = keyFileSet(what, file, currentText, opts.mapKeys);
+  let current = keyFileSet(what, file, currentText, opts.mapKeys).getKey;
   let generation = 0;
   let lastLook = Number.NEGATIVE_INFINITY;
   let lastPoll = Date.now();
@@ -221,10 +230,16 @@ function fileKeySource(opts: JwksSourceOptions & { jwksFile: string }, what: str
       return false;
     }
     try {
-      current = keyFileSet(what, file, text, opts.mapKeys);
+      // A set with no keys (for this method: a SPIFFE bundle whose JWT authorities are all gone
+      // holds only x509-svid keys) is the issuer withdrawing every key, not a broken update: it
+      // is used, and every token is refused, as the same set served from a jwks_url would be.
+      // Kept out, it would leave the withdrawn keys trusted until a restart.
+      const next = keyFileSet(what, file, text, opts.mapKeys, true);
+      current = next.getKey;
       // The same keys in another file (a ConfigMap swap that changed something else): the same set.
       if (text !== currentText) generation++;
       currentText = text;
+      if (next.keys === 0) opts.logger?.warn({ method: what, file }, 'jwks_file holds no keys for this method: every token is refused until keys are added');
       return true;
     } catch (err) {
       opts.logger?.warn({ method: what, file, problem: (err as Error).message }, 'jwks_file changed but cannot be used; the keys read before stay in use');
@@ -488,9 +503,12 @@ function refetchingOnKeyFailure(remote: ReturnType<typeof createRemoteJWKSet>, c
     getKey: remote,
     refetchAfterKeyFailure(kid) {
       if (pending) return pending; // requests failing together share one fetch
-      // Only when the failure was the key's: a set that could not be fetched is jose's to retry.
-      if (!remote.fresh || !holdsKey(remote.jwks()?.keys, kid)) return Promise.resolve(false);
+      // The cooldown first: it settles a flood of forged signatures at no cost.
       if (remote.coolingDown || Date.now() - lastTry < JWKS_COOLDOWN_MS) return Promise.resolve(false);
+      // Only when the failure was the key's: a set that could not be fetched is jose's to retry.
+      // The set jose verifies with, as it put it in `cache`: `remote.jwks()` would copy it whole
+      // (1 MiB at most) for every token that failed.
+      if (!remote.fresh || !holdsKey(cache.jwks?.keys, kid)) return Promise.resolve(false);
       lastTry = Date.now();
       return (pending = refetch());
     },

@@ -111,7 +111,7 @@ export interface VerifyOptions {
 export async function verifyJwt(method: string, token: string, getKey: JWTVerifyGetKey, o: VerifyOptions): Promise<JWTPayload> {
   let failure: unknown;
   try {
-    return await verifyOnce(method, token, getKey, o);
+    return await verifyWithKeySet(method, token, getKey, o);
   } catch (err) {
     failure = err;
   }
@@ -119,7 +119,7 @@ export async function verifyJwt(method: string, token: string, getKey: JWTVerify
   // fetched: verify once more, when the source agrees to refetch (it rate-limits that).
   if (keyFailed(failure) && o.refetchAfterKeyFailure && (await o.refetchAfterKeyFailure(kidOf(token)))) {
     try {
-      return await verifyOnce(method, token, getKey, o);
+      return await verifyWithKeySet(method, token, getKey, o);
     } catch (err) {
       failure = err;
     }
@@ -131,6 +131,52 @@ export async function verifyJwt(method: string, token: string, getKey: JWTVerify
     throw unauthenticated(method, 'JWKS unavailable');
   }
   throw unauthenticated(method, describeJoseError(failure));
+}
+
+/**
+ * The most keys tried for one token when several in the set fit it (no `kid`, or a `kid` two keys
+ * share): each is a signature check, and a forged token must not cost one per key of a large set.
+ * A cluster's set holds a few keys (the current one and those being rotated out).
+ */
+export const MAX_CANDIDATE_KEYS = 8;
+
+/**
+ * verifyOnce, and when several keys of the set fit the token (jose stops there: it verifies with
+ * one key only), verifyOnce with each of them (MAX_CANDIDATE_KEYS at most) until one verifies the
+ * signature, as Kubernetes' own validator tries every key. A claim check that fails after a key
+ * verified the signature is the answer; none verifying is a signature failure, as with one key.
+ */
+async function verifyWithKeySet(method: string, token: string, getKey: JWTVerifyGetKey, o: VerifyOptions): Promise<JWTPayload> {
+  try {
+    return await verifyOnce(method, token, getKey, o);
+  } catch (err) {
+    if ((err as { code?: unknown } | null)?.code !== 'ERR_JWKS_MULTIPLE_MATCHING_KEYS' || !isAsyncIterable(err)) throw err;
+    return verifyWithEach(method, token, err, o);
+  }
+}
+
+async function verifyWithEach(method: string, token: string, candidates: AsyncIterable<CandidateKey>, o: VerifyOptions): Promise<JWTPayload> {
+  let signatureFailure: unknown;
+  let keyFailure: unknown;
+  let tried = 0;
+  // jose's iterator imports each fitting key in turn, skipping one that cannot be imported.
+  for await (const key of candidates) {
+    if (tried++ === MAX_CANDIDATE_KEYS) break;
+    try {
+      return await verifyOnce(method, token, () => key, o);
+    } catch (err) {
+      if ((err as { code?: unknown } | null)?.code === 'ERR_JWS_SIGNATURE_VERIFICATION_FAILED') signatureFailure = err;
+      else if (err instanceof KeySetUnavailable) keyFailure = err;
+      else throw err;
+    }
+  }
+  throw signatureFailure ?? keyFailure ?? new KeySetUnavailable('a key could not be used');
+}
+
+type CandidateKey = Awaited<ReturnType<JWTVerifyGetKey>>;
+
+function isAsyncIterable(v: unknown): v is AsyncIterable<CandidateKey> {
+  return typeof (v as { [Symbol.asyncIterator]?: unknown })[Symbol.asyncIterator] === 'function';
 }
 
 /** The token's key could not be used, or did not verify the signature: a newer key set may help. */
@@ -224,7 +270,7 @@ function describeJoseError(err: unknown): string {
     case 'ERR_JWKS_NO_MATCHING_KEY':
       return 'no matching key in the JWKS (unknown kid, or not for the token\'s algorithm)';
     case 'ERR_JWKS_MULTIPLE_MATCHING_KEYS':
-      return 'several JWKS keys match the token and none verified it';
+      return 'several JWKS keys match the token';
     case 'ERR_JOSE_ALG_NOT_ALLOWED':
       return 'token algorithm not allowed';
     case 'ERR_JWKS_TIMEOUT':

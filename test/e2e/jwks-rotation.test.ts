@@ -51,4 +51,23 @@ describe('JWKS file rotation', () => {
     expect(await status(await rawBotToken(next, 'rotated-key'))).toBe(200);
     expect(await status(old)).toBe(401);
   });
+
+  it('a file that withdraws every key (an empty set) is used: no token is accepted, not the keys it held before', { timeout: 30_000 }, async () => {
+    const file = join(w.dir, 'jwks.json');
+    const key = testKeyPair('ec');
+    writeFileSync(`${file}.tmp`, JSON.stringify({ keys: [await publicJwk(key, { kid: 'to-withdraw', alg: 'ES256', use: 'sig' })] }));
+    renameSync(`${file}.tmp`, file);
+    await eventually(async () => (await status(await rawBotToken(key, 'to-withdraw'))) === 200, 200);
+    const remembered = await rawBotToken(key, 'to-withdraw');
+    expect(await status(remembered)).toBe(200);
+
+    // The issuer withdraws its only key (a compromise): the file is a valid set with no keys.
+    writeFileSync(`${file}.tmp`, JSON.stringify({ keys: [] }));
+    renameSync(`${file}.tmp`, file);
+    await eventually(async () => (await status(await rawBotToken(key, 'to-withdraw'))) === 401, 200);
+    expect(await status(remembered)).toBe(401);
+    const line = w.logs.find((l) => l.includes('jwks_file holds no keys'));
+    expect(line).toBeDefined();
+    expect(JSON.parse(line!)).toMatchObject({ level: 'warn', method: 'kubernetes', file });
+  });
 });

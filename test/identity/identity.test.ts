@@ -17,6 +17,7 @@ import {
   SpiffeJwtAuthenticator,
 } from '../../src/identity/index.js';
 import { VerifiedTokenCache } from '../../src/identity/token-cache.js';
+import { MAX_CANDIDATE_KEYS } from '../../src/identity/jwt.js';
 import { publicJwk, testKeyPair } from '../keys.js';
 import { makeContext } from '../stage-context.js';
 
@@ -78,10 +79,10 @@ function k8sClaims(ns = 'payments', sa = 'checkout'): JWTPayload {
 
 async function sign(
   payload: JWTPayload,
-  opts: { key?: KeyObject; alg?: string; kid?: string; iss?: string; aud?: string | string[]; exp?: number; nbf?: number } = {},
+  opts: { key?: KeyObject; alg?: string; /** null: no kid */ kid?: string | null; iss?: string; aud?: string | string[]; exp?: number; nbf?: number } = {},
 ): Promise<string> {
   const jwt = new SignJWT(payload)
-    .setProtectedHeader({ alg: opts.alg ?? 'RS256', kid: opts.kid ?? 'rsa-1' })
+    .setProtectedHeader(opts.kid === null ? { alg: opts.alg ?? 'RS256' } : { alg: opts.alg ?? 'RS256', kid: opts.kid ?? 'rsa-1' })
     .setIssuer(opts.iss ?? ISSUER)
     .setAudience(opts.aud ?? AUD)
     .setIssuedAt()
@@ -679,6 +680,62 @@ describe('a key rotated behind the same kid', () => {
     }
   });
 
+  it(`several keys fitting one token (no kid, or a kid two keys share) are each tried, ${MAX_CANDIDATE_KEYS} at most; none verifying is a bad signature, and refetches once per cooldown`, async () => {
+    const jwks = await mutableJwks();
+    try {
+      vi.setSystemTime(new Date('2030-01-01T00:00:00Z'));
+      const k8s = new KubernetesTokenAuthenticator({ issuer: ISSUER, audiences: [AUD], jwksUrl: jwks.url, verifiedCacheMs: 0 });
+      const pairs = await Promise.all(Array.from({ length: MAX_CANDIDATE_KEYS + 1 }, () => keyPair('ES256', 'same')));
+      jwks.serve(pairs.map((p) => p.jwk));
+      const byKey = (i: number, kid: string | null) => sign(k8sClaims('payments', `key-${i}`), { key: pairs[i]!.privateKey, alg: 'ES256', kid });
+      // The last key that may be tried, under the shared kid and under none.
+      const last = MAX_CANDIDATE_KEYS - 1;
+      expect(await k8s.authenticate(creds(await byKey(last, 'same')))).toMatchObject({ service_account: `key-${last}` });
+      expect(await k8s.authenticate(creds(await byKey(last, null)))).toMatchObject({ service_account: `key-${last}` });
+      expect(await k8s.authenticate(creds(await byKey(0, null)))).toMatchObject({ service_account: 'key-0' });
+      // A claim that fails once a key verified the signature is the answer, not "bad signature".
+      const expired = await sign(k8sClaims(), { key: pairs[3]!.privateKey, alg: 'ES256', kid: 'same', exp: now() - 600 });
+      expect((await authError(k8s, creds(expired))).message).toBe('kubernetes authentication failed: token expired');
+      expect(jwks.hits()).toBe(1);
+      // Past the bound a forged token costs no more checks; a key that far is not tried either.
+      vi.setSystemTime(new Date('2030-01-01T00:00:40Z'));
+      const refused = await Promise.all([byKey(MAX_CANDIDATE_KEYS, 'same'), sign(k8sClaims(), { key: other.privateKey, alg: 'RS256', kid: 'same' }), sign(k8sClaims(), { key: ec.privateKey, alg: 'ES256', kid: null })].map(async (t) => (await authError(k8s, creds(await t))).message));
+      expect(refused[0]).toBe('kubernetes authentication failed: signature verification failed');
+      expect(refused[1]).toMatch(/no matching key/);
+      expect(refused[2]).toBe('kubernetes authentication failed: signature verification failed');
+      // The failures shared one refetch (a rotation may have brought the key).
+      expect(jwks.hits()).toBe(2);
+    } finally {
+      await jwks.close();
+    }
+  });
+
+  it('a flood of forged signatures never copies the key set (jose clones it on every jwks() call)', async () => {
+    const jwks = await mutableJwks();
+    const clones = vi.spyOn(globalThis, 'structuredClone');
+    try {
+      vi.setSystemTime(new Date('2030-01-01T00:00:00Z'));
+      // A large set (a federation bundle): a copy per refused token would cost more than its check.
+      const filler = await Promise.all(Array.from({ length: 20 }, (_, i) => keyPair('ES256', `filler-${i}`)));
+      jwks.serve([rsa.jwk, ...filler.map((p) => p.jwk)]);
+      const k8s = new KubernetesTokenAuthenticator({ issuer: ISSUER, audiences: [AUD], jwksUrl: jwks.url, verifiedCacheMs: 0 });
+      expect(await k8s.authenticate(creds(await sign(k8sClaims())))).toMatchObject({ namespace: 'payments' });
+      const forged = await sign(k8sClaims(), { key: other.privateKey });
+      clones.mockClear();
+      // Within the cooldown of the fetch, and then past it (one refetch, shared).
+      vi.setSystemTime(new Date('2030-01-01T00:00:05Z'));
+      for (let i = 0; i < 20; i++) await authError(k8s, creds(forged));
+      vi.setSystemTime(new Date('2030-01-01T00:00:40Z'));
+      await Promise.all(Array.from({ length: 20 }, () => authError(k8s, creds(forged))));
+      expect(jwks.hits()).toBe(2);
+      // The refetch builds jose's new set (one copy); no refused token copies it.
+      expect(clones.mock.calls.length).toBeLessThanOrEqual(1);
+    } finally {
+      clones.mockRestore();
+      await jwks.close();
+    }
+  });
+
   it('a JWKS file that swaps the key behind a kid is read again on the signature failure', async () => {
     const root = await mkdtemp(join(tmpdir(), 'warden-jwks-kid-'));
     const file = join(root, 'jwks.json');
@@ -884,6 +941,32 @@ describe('a JWKS file that rotates', () => {
     expect(await k8s.authenticate(creds(await sign(k8sClaims('payments', 'third'), { key: third.privateKey, alg: 'ES256', kid: 'rotated-3' })))).toMatchObject({
       service_account: 'third',
     });
+  });
+
+  it('a SPIFFE bundle file whose JWT authorities are all withdrawn (x509-svid keys only, or none) refuses every SVID, the remembered one included', async () => {
+    const file = join(dir, 'withdrawn-bundle.json');
+    await writeFile(file, JSON.stringify({ keys: [{ ...ec.jwk, use: 'jwt-svid' }] }));
+    const warnings: object[] = [];
+    vi.setSystemTime(new Date('2031-01-01T00:00:00Z'));
+    const s = new SpiffeJwtAuthenticator({ trustDomains: ['prod.example'], audiences: [AUD], jwksFile: file, logger: { warn: (o) => warnings.push(o) } });
+    const svid = () => sign({ sub: 'spiffe://prod.example/ns/payments/sa/checkout', jti: `j-${Math.random()}` }, { key: ec.privateKey, alg: 'ES256', kid: 'ec-1' });
+    const remembered = await svid();
+    expect(await s.authenticate(creds(remembered))).toMatchObject({ kind: 'spiffe', namespace: 'payments' });
+
+    for (const keys of [[{ ...ec.jwk, use: 'x509-svid' }], []]) {
+      // The trust domain's JWT authority is gone: the bundle holds its CA certificate only, then nothing.
+      await writeFile(file, JSON.stringify({ keys }));
+      vi.setSystemTime(new Date(Date.now() + 10_000));
+      expect((await authError(s, creds(await svid()))).message).toMatch(/no matching key/);
+      expect((await authError(s, creds(remembered))).message).toMatch(/no matching key/);
+    }
+    expect(warnings).toHaveLength(2);
+    expect(warnings[0]).toMatchObject({ method: 'spiffe', file });
+
+    // Keys come back: SVIDs are accepted again.
+    await writeFile(file, JSON.stringify({ keys: [{ ...ec.jwk, use: 'jwt-svid' }] }));
+    vi.setSystemTime(new Date(Date.now() + 10_000));
+    expect(await s.authenticate(creds(await svid()))).toMatchObject({ kind: 'spiffe' });
   });
 });
 
