@@ -41,6 +41,17 @@ export function kindOf(st: Stats): string {
   return 'not a file';
 }
 
+/**
+ * Whether two stats are of the same file: the same device and the same inode (an inode number is
+ * unique only within its device). Not their paths: one file can have many names (a hard link, a
+ * symlink to it, a move since it was named) and one name can come to name another file, so a
+ * comparison of paths misses the first and is fooled by the second. The device and the inode are
+ * the file itself, whatever name reached it.
+ */
+export function sameFile(a: { dev: number; ino: number }, b: { dev: number; ino: number }): boolean {
+  return a.dev === b.dev && a.ino === b.ino;
+}
+
 export function notRegular(st: Stats): NotRegularFileError {
   return new NotRegularFileError(`not a regular file: ${kindOf(st)}`);
 }

@@ -11,6 +11,7 @@ import { constants } from 'node:fs';
 import { open, readlink, realpath, stat } from 'node:fs/promises';
 import { fileURLToPath } from 'node:url';
 import type { SecretProvider } from '../pipeline/ports.js';
+import { sameFile } from '../pipeline/regular-file.js';
 import { isUnder, outsideRootsReason, realRoot, RESERVED_REF_REASON } from '../pipeline/secret-access.js';
 
 export interface FileSecretProviderOptions {
@@ -70,7 +71,7 @@ async function isOneOf(st: { dev: number; ino: number }, paths: ReadonlySet<stri
   for (const p of paths) {
     try {
       const other = await stat(p);
-      if (other.dev === st.dev && other.ino === st.ino) return true;
+      if (sameFile(other, st)) return true;
     } catch {
       // a key file that is not there now
     }

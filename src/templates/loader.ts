@@ -14,7 +14,7 @@ import { yamlControlProblems } from '../pipeline/yaml-controls.js';
 import { yamlKeyProblems } from '../pipeline/yaml-keys.js';
 import { addDuplicateKeyErrors, NO_LIBRARY_UNIQUE_KEYS } from '../pipeline/yaml-unique-keys.js';
 import { WardenError } from '../pipeline/errors.js';
-import { FileTooLargeError, kindOf, readAtMost } from '../pipeline/regular-file.js';
+import { FileTooLargeError, kindOf, readAtMost, sameFile } from '../pipeline/regular-file.js';
 import { decodeText, TextDecodeError } from '../pipeline/text-file.js';
 import { MIB } from '../pipeline/sizes.js';
 import { walkTree, type TreeWalkRules } from '../pipeline/tree-walk.js';
@@ -641,7 +641,7 @@ function namesReservedFile(path: string, reserved: ReadonlySet<string>): boolean
   for (const p of reserved) {
     try {
       const other = statSync(p);
-      if (other.dev === st.dev && other.ino === st.ino) return true;
+      if (sameFile(other, st)) return true;
     } catch {
       // a key file that is not there now
     }

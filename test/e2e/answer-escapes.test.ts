@@ -9,12 +9,11 @@
  * escaped span, streamed (one character per chunk) or not, on every route; the log and the audit
  * record hold none of it.
  */
-import OpenAI from 'openai';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
 import { bearerMetadata, unaryCall } from './helpers/grpc.js';
 import { anthropicEvents, postRoute } from './helpers/http.js';
 import { completionBody, joinedOpenAI, oneCharChunks } from './helpers/scripted-upstream.js';
-import { startScriptedWarden, type ScriptedWarden } from './helpers/scripted-warden.js';
+import { useScriptedWarden } from './helpers/scripted-warden.js';
 import { CANARY_SECRET } from './helpers/warden.js';
 
 const PII = 'canary.pii.7f3a@example.com';
@@ -31,17 +30,7 @@ const ESCAPED_JSON = `{"code":"${ESCAPED_SECRET}","mail":"${ESCAPED_PII}","card"
 
 let completion: Record<string, unknown> = {};
 let chunks: Array<Record<string, unknown>> = [];
-let scripted: ScriptedWarden;
-let token: string;
-let client: OpenAI;
-
-beforeAll(async () => {
-  scripted = await startScriptedWarden(() => completion, () => chunks);
-  token = await scripted.w.signer.token('support', 'ticket-bot');
-  client = scripted.openai(token);
-});
-
-afterAll(() => scripted?.close());
+const scripted = useScriptedWarden(() => completion, () => chunks, ['support', 'ticket-bot']);
 
 const governed = { model: 'gpt-4o-mini', messages: [], warden: { template: `${TEMPLATE}@1`, variables: VARIABLES } } as any;
 const grpcRequest = (params: Record<string, unknown> = {}) => ({
@@ -71,7 +60,7 @@ function lastRecord(): Record<string, any> {
 }
 
 async function grpcStream(params: Record<string, unknown> = {}): Promise<any[]> {
-  const call = scripted.gateway.StreamComplete(grpcRequest(params), bearerMetadata(token));
+  const call = scripted.gateway.StreamComplete(grpcRequest(params), bearerMetadata(scripted.token));
   const got: any[] = [];
   await new Promise<void>((resolve, reject) => {
     call.on('data', (c: any) => got.push(c));
@@ -86,7 +75,7 @@ describe('tool-call arguments written with JSON escapes', () => {
 
   it('not streamed (openai SDK): the parsed arguments hold the redactions, counted in the audit record', async () => {
     completion = toolAnswer();
-    const res = await client.chat.completions.create(governed);
+    const res = await scripted.client.chat.completions.create(governed);
     const args = (res.choices[0]!.message.tool_calls![0]! as any).function.arguments as string;
     expectParsedClean(args);
     expect(lastRecord()['redaction']).toMatchObject({ leaks: 1, response_counts: { SECRET_VALUE: 1, EMAIL_ADDRESS: 1, CREDIT_CARD: 1 } });
@@ -94,7 +83,7 @@ describe('tool-call arguments written with JSON escapes', () => {
 
   it('streamed one character per chunk (HTTP): the joined arguments parse to the redactions', async () => {
     chunks = oneCharChunks(ESCAPED_JSON, true);
-    const { status, text } = await postRoute(scripted.w.addresses.http, '/v1/chat/completions', { ...governed, stream: true }, token);
+    const { status, text } = await postRoute(scripted.w.addresses.http, '/v1/chat/completions', { ...governed, stream: true }, scripted.token);
     expect(status, text).toBe(200);
     expect(text).toContain('[DONE]');
     expectParsedClean(joinedOpenAI(text, true));
@@ -104,13 +93,13 @@ describe('tool-call arguments written with JSON escapes', () => {
   it('/v1/messages, not streamed and streamed: tool_use.input holds the redactions, never the decoded values', async () => {
     completion = toolAnswer();
     const body = { model: 'gpt-4o-mini', max_tokens: 64, messages: [], warden: governed.warden };
-    const plain = await postRoute(scripted.w.addresses.http, '/v1/messages', body, token);
+    const plain = await postRoute(scripted.w.addresses.http, '/v1/messages', body, scripted.token);
     expect(plain.status, plain.text).toBe(200);
     expectClean(plain.text);
     expectParsedClean(JSON.stringify(JSON.parse(plain.text).content[0].input));
 
     chunks = oneCharChunks(ESCAPED_JSON, true);
-    const streamed = await postRoute(scripted.w.addresses.http, '/v1/messages', { ...body, stream: true }, token);
+    const streamed = await postRoute(scripted.w.addresses.http, '/v1/messages', { ...body, stream: true }, scripted.token);
     expect(streamed.status, streamed.text).toBe(200);
     const json = anthropicEvents(streamed.text)
       .filter((e) => e.data?.delta?.type === 'input_json_delta')
@@ -121,7 +110,7 @@ describe('tool-call arguments written with JSON escapes', () => {
 
   it('gRPC, Complete and StreamComplete: the arguments parse to the redactions', async () => {
     completion = toolAnswer();
-    const res = await unaryCall(scripted.gateway, 'Complete', grpcRequest(), bearerMetadata(token));
+    const res = await unaryCall(scripted.gateway, 'Complete', grpcRequest(), bearerMetadata(scripted.token));
     expectParsedClean(res.choices[0].message.tool_calls[0].function.arguments);
 
     chunks = oneCharChunks(ESCAPED_JSON, true);
@@ -147,7 +136,7 @@ describe('structured output content (response_format json_schema) written with J
 
   it('not streamed (openai SDK parse()): message.parsed holds the redactions', async () => {
     completion = completionBody({ content: ESCAPED_JSON });
-    const res = await client.chat.completions.parse({ ...governed, response_format: schema });
+    const res = await scripted.client.chat.completions.parse({ ...governed, response_format: schema });
     const message = res.choices[0]!.message;
     expectClean(JSON.stringify(message.parsed));
     expect(message.parsed).toEqual({ code: '[SECRET_VALUE]', mail: '[EMAIL_ADDRESS]', card: '[CREDIT_CARD]', note: 'line\nok' });
@@ -156,7 +145,7 @@ describe('structured output content (response_format json_schema) written with J
 
   it('streamed one character per chunk (openai SDK stream helper): the final content parses to the redactions', async () => {
     chunks = oneCharChunks(ESCAPED_JSON, false);
-    const runner = client.chat.completions.stream({ ...governed, response_format: schema });
+    const runner = scripted.client.chat.completions.stream({ ...governed, response_format: schema });
     const final = await runner.finalChatCompletion();
     // The helper parses only a zod response format itself; the app parses the content.
     expectParsedClean(final.choices[0]!.message.content!);
@@ -166,14 +155,14 @@ describe('structured output content (response_format json_schema) written with J
   it('/v1/messages and gRPC, streamed and not: the text parses to the redactions', async () => {
     completion = completionBody({ content: ESCAPED_JSON });
     const body = { model: 'gpt-4o-mini', max_tokens: 64, messages: [], warden: governed.warden };
-    const plain = await postRoute(scripted.w.addresses.http, '/v1/messages', body, token);
+    const plain = await postRoute(scripted.w.addresses.http, '/v1/messages', body, scripted.token);
     expect(plain.status, plain.text).toBe(200);
     expectParsedClean(JSON.parse(plain.text).content[0].text);
-    const res = await unaryCall(scripted.gateway, 'Complete', grpcRequest({ response_format: schema }), bearerMetadata(token));
+    const res = await unaryCall(scripted.gateway, 'Complete', grpcRequest({ response_format: schema }), bearerMetadata(scripted.token));
     expectParsedClean(res.choices[0].message.content);
 
     chunks = oneCharChunks(ESCAPED_JSON, false);
-    const streamed = await postRoute(scripted.w.addresses.http, '/v1/messages', { ...body, stream: true }, token);
+    const streamed = await postRoute(scripted.w.addresses.http, '/v1/messages', { ...body, stream: true }, scripted.token);
     expect(streamed.status, streamed.text).toBe(200);
     expectParsedClean(
       anthropicEvents(streamed.text)
@@ -188,7 +177,7 @@ describe('structured output content (response_format json_schema) written with J
   it('a plain answer with no escape is unchanged, and a backslash that is no escape stays as written', async () => {
     const text = `path C:\\new\\x and \\u00zz, mail ${PII}`;
     completion = completionBody({ content: text });
-    const res = await client.chat.completions.create(governed);
+    const res = await scripted.client.chat.completions.create(governed);
     expect(res.choices[0]!.message.content).toBe('path C:\\new\\x and \\u00zz, mail [EMAIL_ADDRESS]');
   });
 });

@@ -13,8 +13,8 @@ import Anthropic from '@anthropic-ai/sdk';
 import OpenAI from 'openai';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { bearerMetadata, unaryCall } from './helpers/grpc.js';
-import { chunkBody, completionBody, type ScriptedUpstream } from './helpers/scripted-upstream.js';
-import { startScriptedWarden, type ScriptedWarden } from './helpers/scripted-warden.js';
+import { chunkBody, completionBody } from './helpers/scripted-upstream.js';
+import { useScriptedWarden } from './helpers/scripted-warden.js';
 import { CANARY_SECRET, FIXTURES, startWarden, type WardenFixture } from './helpers/warden.js';
 
 const PII = 'canary.pii.7f3a@example.com';
@@ -24,21 +24,7 @@ const VARIABLES = { service: 'billing-api' };
 /** What the upstream answers next: a completion (not streamed) or its chunks (streamed). */
 let completion: Record<string, unknown> = {};
 let chunks: Array<Record<string, unknown>> = [];
-let scripted: ScriptedWarden;
-let upstream: ScriptedUpstream;
-let w: WardenFixture;
-let client: OpenAI;
-let token: string;
-let gateway: any;
-
-beforeAll(async () => {
-  scripted = await startScriptedWarden(() => completion, () => chunks);
-  ({ upstream, w, gateway } = scripted);
-  token = await w.signer.token('support', 'ticket-bot');
-  client = scripted.openai(token);
-});
-
-afterAll(() => scripted?.close());
+const scripted = useScriptedWarden(() => completion, () => chunks, ['support', 'ticket-bot']);
 
 const answer = completionBody;
 const chunk = chunkBody;
@@ -47,9 +33,9 @@ const governed = { model: 'gpt-4o-mini', messages: [], warden: { template: TEMPL
 
 /** The raw body of a non-streamed call over HTTP (status, parsed body). */
 async function post(stream = false): Promise<{ status: number; text: string }> {
-  const res = await fetch(`${w.addresses.http}/v1/chat/completions`, {
+  const res = await fetch(`${scripted.w.addresses.http}/v1/chat/completions`, {
     method: 'POST',
-    headers: { authorization: `Bearer ${token}`, 'content-type': 'application/json' },
+    headers: { authorization: `Bearer ${scripted.token}`, 'content-type': 'application/json' },
     body: JSON.stringify({ ...governed, stream }),
   });
   return { status: res.status, text: await res.text() };
@@ -63,13 +49,13 @@ function expectClean(text: string): void {
 
 /** The audit record of the last call. */
 function lastRecord(): Record<string, any> {
-  return w.audit().at(-1)!;
+  return scripted.w.audit().at(-1)!;
 }
 
 describe('content parts of a non-streamed answer', () => {
   it('a refusal part is redacted and leak-guarded like text, over the openai SDK', async () => {
     completion = answer({ content: [{ type: 'refusal', refusal: `no ${CANARY_SECRET} for ${PII}` }] });
-    const res = await client.chat.completions.create(governed);
+    const res = await scripted.client.chat.completions.create(governed);
     expect(res.choices[0]!.message.content).toEqual([{ type: 'refusal', refusal: 'no [SECRET_VALUE] for [EMAIL_ADDRESS]' }]);
     expect(lastRecord()['redaction']).toMatchObject({ leaks: 1, response_counts: { SECRET_VALUE: 1, EMAIL_ADDRESS: 1 } });
   });
@@ -118,7 +104,7 @@ describe('content parts of a non-streamed answer', () => {
         { type: 'output_text', text: 'x', annotations: [{ type: 'url_citation', url: `https://e/?k=${CANARY_SECRET}` }] },
       ],
     });
-    const res = await unaryCall(gateway, 'Complete', { model: 'gpt-4o-mini', template: { id: 'ops/incident-brief', version: 1 }, variables: VARIABLES }, bearerMetadata(token));
+    const res = await unaryCall(scripted.gateway, 'Complete', { model: 'gpt-4o-mini', template: { id: 'ops/incident-brief', version: 1 }, variables: VARIABLES }, bearerMetadata(scripted.token));
     const parts = res.choices[0].message.parts as Array<{ type: string; json: string }>;
     expect(parts.map((p) => [p.type, JSON.parse(p.json)])).toEqual([
       ['refusal', { type: 'refusal', refusal: 'no [SECRET_VALUE]' }],
@@ -147,24 +133,24 @@ describe("the answer's annotations (web search url_citation) are dropped, not ca
     expect(text.toLowerCase()).not.toContain(CANARY_SECRET.toLowerCase());
     expect(lastRecord()['redaction']).toMatchObject({ leaks: 0, response_counts: { EMAIL_ADDRESS: 1 } });
 
-    const res = await client.chat.completions.create(governed);
+    const res = await scripted.client.chat.completions.create(governed);
     expect(res.choices[0]!.message).not.toHaveProperty('annotations');
 
-    const headers = { authorization: `Bearer ${token}`, 'content-type': 'application/json', 'x-warden-template': TEMPLATE, 'x-warden-variables': JSON.stringify(VARIABLES) };
-    const messages = await fetch(`${w.addresses.http}/v1/messages`, { method: 'POST', headers, body: JSON.stringify({ model: 'gpt-4o-mini', max_tokens: 16, messages: [] }) });
+    const headers = { authorization: `Bearer ${scripted.token}`, 'content-type': 'application/json', 'x-warden-template': TEMPLATE, 'x-warden-variables': JSON.stringify(VARIABLES) };
+    const messages = await fetch(`${scripted.w.addresses.http}/v1/messages`, { method: 'POST', headers, body: JSON.stringify({ model: 'gpt-4o-mini', max_tokens: 16, messages: [] }) });
     const body = await messages.text();
     expect(messages.status, body).toBe(200);
     expect(JSON.parse(body).content).toEqual([{ type: 'text', text: 'see [EMAIL_ADDRESS] here' }]);
     expectClean(body);
 
-    const grpcRes = await unaryCall(gateway, 'Complete', { model: 'gpt-4o-mini', template: { id: 'ops/incident-brief', version: 1 }, variables: VARIABLES }, bearerMetadata(token));
+    const grpcRes = await unaryCall(scripted.gateway, 'Complete', { model: 'gpt-4o-mini', template: { id: 'ops/incident-brief', version: 1 }, variables: VARIABLES }, bearerMetadata(scripted.token));
     expect(grpcRes.choices[0].message.content).toBe('see [EMAIL_ADDRESS] here');
     expectClean(JSON.stringify(grpcRes));
   });
 
   it('streamed (openai SDK): a delta\'s annotations are dropped', async () => {
     chunks = [chunk({ role: 'assistant', content: `see ${PII} ` }), chunk({ content: 'here', annotations: [citation(4)] }), chunk({}, 'stop')];
-    const stream = await client.chat.completions.create({ ...governed, stream: true } as OpenAI.ChatCompletionCreateParamsStreaming);
+    const stream = await scripted.client.chat.completions.create({ ...governed, stream: true } as OpenAI.ChatCompletionCreateParamsStreaming);
     const seen: string[] = [];
     let content = '';
     for await (const c of stream) {
@@ -188,7 +174,7 @@ describe('labels of the answer: id, model, tool call id and name, finish_reason'
 
   it('not streamed (openai SDK): a granted secret in each is masked and counted', async () => {
     completion = labelled();
-    const res = await client.chat.completions.create(governed);
+    const res = await scripted.client.chat.completions.create(governed);
     expect(res.id).toBe('chatcmpl-[SECRET_VALUE]');
     expect(res.model).toBe('m-[SECRET_VALUE]');
     expect(res.choices[0]!.finish_reason).toBe('tool_calls');
@@ -205,7 +191,7 @@ describe('labels of the answer: id, model, tool call id and name, finish_reason'
       chunk({ tool_calls: [{ index: 0, function: { arguments: '{}' } }] }, null, head),
       chunk({}, 'tool_calls', head),
     ];
-    const stream = await client.chat.completions.create({ ...governed, stream: true } as OpenAI.ChatCompletionCreateParamsStreaming);
+    const stream = await scripted.client.chat.completions.create({ ...governed, stream: true } as OpenAI.ChatCompletionCreateParamsStreaming);
     const seen: string[] = [];
     for await (const c of stream) {
       seen.push(JSON.stringify(c));
@@ -221,14 +207,14 @@ describe('labels of the answer: id, model, tool call id and name, finish_reason'
   it('gRPC, not streamed and streamed: masked', async () => {
     completion = labelled();
     const req = { model: 'gpt-4o-mini', template: { id: 'ops/incident-brief', version: 1 }, variables: VARIABLES };
-    const res = await unaryCall(gateway, 'Complete', req, bearerMetadata(token));
+    const res = await unaryCall(scripted.gateway, 'Complete', req, bearerMetadata(scripted.token));
     expect(res.id).toBe('chatcmpl-[SECRET_VALUE]');
     expect(res.model).toBe('m-[SECRET_VALUE]');
     expect(res.choices[0].message.tool_calls[0]).toMatchObject({ id: 'call_[SECRET_VALUE]', function: { name: 'x[SECRET_VALUE]' } });
     expectClean(JSON.stringify(res));
 
     chunks = [chunk({ role: 'assistant', content: 'hi' }, null, { id: CANARY_SECRET, model: CANARY_SECRET }), chunk({}, 'stop')];
-    const call = gateway.StreamComplete(req, bearerMetadata(token));
+    const call = scripted.gateway.StreamComplete(req, bearerMetadata(scripted.token));
     const got: any[] = [];
     await new Promise<void>((resolve, reject) => {
       call.on('data', (c: any) => got.push(c));
@@ -242,9 +228,9 @@ describe('labels of the answer: id, model, tool call id and name, finish_reason'
 
   it('/v1/messages, not streamed and streamed: the message id, model and tool_use name are masked', async () => {
     completion = labelled();
-    const headers = { authorization: `Bearer ${token}`, 'content-type': 'application/json', 'x-warden-template': TEMPLATE, 'x-warden-variables': JSON.stringify(VARIABLES) };
+    const headers = { authorization: `Bearer ${scripted.token}`, 'content-type': 'application/json', 'x-warden-template': TEMPLATE, 'x-warden-variables': JSON.stringify(VARIABLES) };
     const body = { model: 'gpt-4o-mini', max_tokens: 16, messages: [] };
-    const res = await fetch(`${w.addresses.http}/v1/messages`, { method: 'POST', headers, body: JSON.stringify(body) });
+    const res = await fetch(`${scripted.w.addresses.http}/v1/messages`, { method: 'POST', headers, body: JSON.stringify(body) });
     const text = await res.text();
     expect(res.status, text).toBe(200);
     const msg = JSON.parse(text);
@@ -258,7 +244,7 @@ describe('labels of the answer: id, model, tool call id and name, finish_reason'
       chunk({ role: 'assistant', tool_calls: [{ index: 0, id: `call_${CANARY_SECRET}`, type: 'function', function: { name: `x${CANARY_SECRET}`, arguments: '{}' } }] }, null, head),
       chunk({}, 'tool_calls', head),
     ];
-    const streamed = await fetch(`${w.addresses.http}/v1/messages`, { method: 'POST', headers, body: JSON.stringify({ ...body, stream: true }) });
+    const streamed = await fetch(`${scripted.w.addresses.http}/v1/messages`, { method: 'POST', headers, body: JSON.stringify({ ...body, stream: true }) });
     const events = await streamed.text();
     expect(streamed.status, events).toBe(200);
     expect(events).toContain('"name":"x[SECRET_VALUE]"');
@@ -315,8 +301,8 @@ describe('labels of the answer: id, model, tool call id and name, finish_reason'
   });
 
   it('no canary in the log or any audit record', () => {
-    expectClean(w.logs.join('\n'));
-    expectClean(JSON.stringify(w.audit()));
+    expectClean(scripted.w.logs.join('\n'));
+    expectClean(JSON.stringify(scripted.w.audit()));
   });
 });
 
@@ -362,7 +348,7 @@ describe('a tool call id and name streamed in pieces', () => {
     for (const shape of shapes) {
       for (const k of positions) {
         chunks = shape(k);
-        const stream = await client.chat.completions.create({ ...governed, stream: true } as OpenAI.ChatCompletionCreateParamsStreaming);
+        const stream = await scripted.client.chat.completions.create({ ...governed, stream: true } as OpenAI.ChatCompletionCreateParamsStreaming);
         const seen: any[] = [];
         for await (const c of stream) seen.push(c);
         const call = joined(seen.map((c) => c.choices[0]?.delta));
@@ -381,7 +367,7 @@ describe('a tool call id and name streamed in pieces', () => {
     for (const shape of shapes) {
       for (const k of positions) {
         chunks = shape(k);
-        const call = gateway.StreamComplete(req, bearerMetadata(token));
+        const call = scripted.gateway.StreamComplete(req, bearerMetadata(scripted.token));
         const got: any[] = [];
         await new Promise<void>((resolve, reject) => {
           call.on('data', (c: any) => got.push(c));
@@ -396,12 +382,12 @@ describe('a tool call id and name streamed in pieces', () => {
   });
 
   it('over /v1/messages, streamed: the tool_use block is named with the masked whole name', async () => {
-    const headers = { authorization: `Bearer ${token}`, 'content-type': 'application/json', 'x-warden-template': TEMPLATE, 'x-warden-variables': JSON.stringify(VARIABLES) };
+    const headers = { authorization: `Bearer ${scripted.token}`, 'content-type': 'application/json', 'x-warden-template': TEMPLATE, 'x-warden-variables': JSON.stringify(VARIABLES) };
     const body = JSON.stringify({ model: 'gpt-4o-mini', max_tokens: 16, messages: [], stream: true });
     for (const shape of shapes) {
       for (const k of positions) {
         chunks = shape(k);
-        const res = await fetch(`${w.addresses.http}/v1/messages`, { method: 'POST', headers, body });
+        const res = await fetch(`${scripted.w.addresses.http}/v1/messages`, { method: 'POST', headers, body });
         const events = await res.text();
         expect(res.status, events).toBe(200);
         expect(events, `k=${k}`).toContain('"name":"x[SECRET_VALUE]"');
@@ -413,8 +399,8 @@ describe('a tool call id and name streamed in pieces', () => {
   });
 
   it('no canary in the log or any audit record', () => {
-    expectClean(w.logs.join('\n'));
-    expectClean(JSON.stringify(w.audit()));
+    expectClean(scripted.w.logs.join('\n'));
+    expectClean(JSON.stringify(scripted.w.audit()));
   });
 });
 
@@ -453,7 +439,7 @@ describe('a secret or an e-mail split across content parts or content and refusa
   it('over gRPC Complete the parts joined are redacted', async () => {
     for (const [h, p] of splits) {
       completion = parted(h, p);
-      const res = await unaryCall(gateway, 'Complete', { model: 'gpt-4o-mini', template: { id: 'ops/incident-brief', version: 1 }, variables: VARIABLES }, bearerMetadata(token));
+      const res = await unaryCall(scripted.gateway, 'Complete', { model: 'gpt-4o-mini', template: { id: 'ops/incident-brief', version: 1 }, variables: VARIABLES }, bearerMetadata(scripted.token));
       // A text part is `text` on the wire, any other its JSON.
       const parts = (res.choices[0].message.parts as Array<{ type: string; text: string; json: string }>).map((x) => (x.json ? JSON.parse(x.json) : x));
       expect(parts.map((x) => x.type)).toEqual(['text', 'output_text', 'text']);
@@ -463,11 +449,11 @@ describe('a secret or an e-mail split across content parts or content and refusa
   });
 
   it('over /v1/messages the one text block is redacted, parts or content and refusal alike', async () => {
-    const headers = { authorization: `Bearer ${token}`, 'content-type': 'application/json', 'x-warden-template': TEMPLATE, 'x-warden-variables': JSON.stringify(VARIABLES) };
+    const headers = { authorization: `Bearer ${scripted.token}`, 'content-type': 'application/json', 'x-warden-template': TEMPLATE, 'x-warden-variables': JSON.stringify(VARIABLES) };
     const body = JSON.stringify({ model: 'gpt-4o-mini', max_tokens: 16, messages: [] });
     for (const [h, p] of splits) {
       completion = parted(h, p);
-      let res = await fetch(`${w.addresses.http}/v1/messages`, { method: 'POST', headers, body });
+      let res = await fetch(`${scripted.w.addresses.http}/v1/messages`, { method: 'POST', headers, body });
       let text = await res.text();
       expect(res.status, text).toBe(200);
       expect(JSON.parse(text).content[0].text, `h=${h} p=${p}`).toBe(WANT);
@@ -475,7 +461,7 @@ describe('a secret or an e-mail split across content parts or content and refusa
       expect(lastRecord()['redaction']).toMatchObject({ leaks: 1, response_counts: { SECRET_VALUE: 1, EMAIL_ADDRESS: 1 } });
 
       completion = answer({ content: `I cannot share ${CANARY_SECRET.slice(0, h)}`, refusal: `${CANARY_SECRET.slice(h)} with ${MAIL}` });
-      res = await fetch(`${w.addresses.http}/v1/messages`, { method: 'POST', headers, body });
+      res = await fetch(`${scripted.w.addresses.http}/v1/messages`, { method: 'POST', headers, body });
       text = await res.text();
       expect(JSON.parse(text)).toMatchObject({ content: [{ type: 'text', text: 'I cannot share [SECRET_VALUE] with [EMAIL_ADDRESS]' }], stop_reason: 'refusal' });
       expectClean(text);
@@ -499,7 +485,7 @@ describe('a secret or an e-mail split across content parts or content and refusa
   it('streamed over /v1/chat/completions (openai SDK): a value split between content and refusal is masked whole', async () => {
     for (const [h, p] of splits) {
       chunks = streamedSplit(h, p);
-      const stream = await client.chat.completions.create({ ...governed, stream: true } as OpenAI.ChatCompletionCreateParamsStreaming);
+      const stream = await scripted.client.chat.completions.create({ ...governed, stream: true } as OpenAI.ChatCompletionCreateParamsStreaming);
       let joined = '';
       for await (const c of stream) {
         const d = c.choices[0]?.delta as { content?: string | null; refusal?: string | null } | undefined;
@@ -513,7 +499,7 @@ describe('a secret or an e-mail split across content parts or content and refusa
   it('streamed over gRPC StreamComplete: a value split between content and refusal is masked whole', async () => {
     for (const [h, p] of splits) {
       chunks = streamedSplit(h, p);
-      const call = gateway.StreamComplete({ model: 'gpt-4o-mini', template: { id: 'ops/incident-brief', version: 1 }, variables: VARIABLES }, bearerMetadata(token));
+      const call = scripted.gateway.StreamComplete({ model: 'gpt-4o-mini', template: { id: 'ops/incident-brief', version: 1 }, variables: VARIABLES }, bearerMetadata(scripted.token));
       let joined = '';
       await new Promise<void>((resolve, reject) => {
         call.on('data', (c: any) => (joined += c.choices.map((x: any) => `${x.delta.content}${x.delta.refusal}`).join('')));
@@ -525,9 +511,9 @@ describe('a secret or an e-mail split across content parts or content and refusa
   });
 
   it('no canary in the log or any audit record', () => {
-    expectClean(w.logs.join('\n'));
-    expectClean(JSON.stringify(w.audit()));
-    expect(JSON.stringify(w.audit())).not.toContain(MAIL);
+    expectClean(scripted.w.logs.join('\n'));
+    expectClean(JSON.stringify(scripted.w.audit()));
+    expect(JSON.stringify(scripted.w.audit())).not.toContain(MAIL);
   });
 });
 
@@ -549,7 +535,7 @@ describe('a placeholder split across content parts, restored', () => {
     const granted = '"secrets": [],\n\t"redaction": {"profile": "standard"},';
     expect(policy).toContain(granted);
     tokenizing = await startWarden({
-      upstreamUrl: upstream.url,
+      upstreamUrl: scripted.upstream.url,
       files: { 'policies/e2e.rego': policy.replace(granted, '"secrets": [],\n\t"redaction": {"profile": "standard", "mode": "tokenize", "reidentify": true},') },
     });
     raw = await tokenizing.signer.token('labs', 'raw-bot');

@@ -11,34 +11,23 @@
  *   - a tool name repeated whole in every piece (Fireworks, DeepSeek, Qwen) is that name.
  */
 import Anthropic from '@anthropic-ai/sdk';
-import OpenAI from 'openai';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { beforeAll, describe, expect, it } from 'vitest';
 import { bearerMetadata, unaryCall } from './helpers/grpc.js';
 import { chunkBody, completionBody } from './helpers/scripted-upstream.js';
-import { startScriptedWarden, type ScriptedWarden } from './helpers/scripted-warden.js';
+import { useScriptedWarden } from './helpers/scripted-warden.js';
 import { anthropicEvents, postRoute } from './helpers/http.js';
-import { CANARY_SECRET, type WardenFixture } from './helpers/warden.js';
+import { CANARY_SECRET } from './helpers/warden.js';
 
 let completion: Record<string, unknown> = {};
 let chunks: Array<Record<string, unknown>> = [];
-let scripted: ScriptedWarden;
-let w: WardenFixture;
-let client: OpenAI;
-/** labs/raw-bot: raw prompts. */
-let rawToken: string;
+/** The caller is labs/raw-bot: raw prompts. */
+const scripted = useScriptedWarden(() => completion, () => chunks, ['labs', 'raw-bot']);
 /** support/ticket-bot: the governed template, which is granted the canary secret. */
 let botToken: string;
-let gateway: any;
 
 beforeAll(async () => {
-  scripted = await startScriptedWarden(() => completion, () => chunks);
-  ({ w, gateway } = scripted);
-  rawToken = await w.signer.token('labs', 'raw-bot');
-  botToken = await w.signer.token('support', 'ticket-bot');
-  client = scripted.openai(rawToken);
+  botToken = await scripted.w.signer.token('support', 'ticket-bot');
 });
-
-afterAll(() => scripted?.close());
 
 const answer = completionBody;
 const chunk = chunkBody;
@@ -48,8 +37,8 @@ const governed = { model: 'gpt-4o-mini', messages: [], warden: { template: 'ops/
 /** A chunk of choice `index`. */
 const choiceChunk = (index: number, delta: Record<string, unknown>, finish: string | null = null) => chunk({}, null, { choices: [{ index, delta, finish_reason: finish }] });
 
-function post(path: '/v1/chat/completions' | '/v1/messages', body: Record<string, unknown>, token = rawToken): Promise<{ status: number; text: string }> {
-  return postRoute(w.addresses.http, path, body, token);
+function post(path: '/v1/chat/completions' | '/v1/messages', body: Record<string, unknown>, token = scripted.token): Promise<{ status: number; text: string }> {
+  return postRoute(scripted.w.addresses.http, path, body, token);
 }
 
 const messages = (stream = false) => post('/v1/messages', { ...ask, max_tokens: 32, stream });
@@ -57,7 +46,7 @@ const messages = (stream = false) => post('/v1/messages', { ...ask, max_tokens: 
 const events = anthropicEvents;
 
 function lastRecord(): Record<string, any> {
-  return w.audit().at(-1)!;
+  return scripted.w.audit().at(-1)!;
 }
 
 /** A non-streamed /v1/messages answer Warden must refuse: 502 upstream_error matching `message`, audited as such. */
@@ -71,7 +60,7 @@ async function expectMessageRefused(message: RegExp): Promise<void> {
 }
 
 /** A streamed /v1/messages answer Warden must end with an upstream_error event matching `message`, no message_stop, audited as such. */
-async function expectStreamRefused(message: RegExp, token = rawToken, body: Record<string, unknown> = { ...ask, max_tokens: 32 }): Promise<Array<{ event: string; data: any }>> {
+async function expectStreamRefused(message: RegExp, token = scripted.token, body: Record<string, unknown> = { ...ask, max_tokens: 32 }): Promise<Array<{ event: string; data: any }>> {
   const { status, text } = await post('/v1/messages', { ...body, stream: true }, token);
   let evs: Array<{ event: string; data: any }>;
   if (status === 502) {
@@ -156,16 +145,16 @@ describe('a choice the caller did not ask for', () => {
     expect(refused.status, refused.text).toBe(502);
     expect(JSON.parse(refused.text).error.message).toMatch(/a choice the request did not ask for \(an index at or past 1: it asked for 1\)/);
     expect(lastRecord()).toMatchObject({ status: 'error', error_code: 'upstream_error' });
-    const g = await unaryCall(gateway, 'Complete', ask, bearerMetadata(rawToken)).then(
+    const g = await unaryCall(scripted.gateway, 'Complete', ask, bearerMetadata(scripted.token)).then(
       () => undefined,
       (e: unknown) => e,
     );
     expect((g as Error).message).toMatch(/a choice the request did not ask for/);
     expect(lastRecord()).toMatchObject({ status: 'error', error_code: 'upstream_error' });
 
-    const res = await client.chat.completions.create({ ...ask, n: 2 });
+    const res = await scripted.client.chat.completions.create({ ...ask, n: 2 });
     expect(res.choices.map((x) => x.message.content)).toEqual(['a', 'b']);
-    const viaGrpc = await unaryCall(gateway, 'Complete', { ...ask, params_json: JSON.stringify({ n: 2 }) }, bearerMetadata(rawToken));
+    const viaGrpc = await unaryCall(scripted.gateway, 'Complete', { ...ask, params_json: JSON.stringify({ n: 2 }) }, bearerMetadata(scripted.token));
     expect(viaGrpc.choices.map((x: any) => x.message.content)).toEqual(['a', 'b']);
 
     chunks = [choiceChunk(0, { role: 'assistant', content: 'a' }), choiceChunk(1, { role: 'assistant', content: 'b' }), choiceChunk(0, {}, 'stop'), choiceChunk(1, {}, 'stop')];
@@ -173,7 +162,7 @@ describe('a choice the caller did not ask for', () => {
     expect(streamed.text).not.toContain('[DONE]');
     expect(streamed.text).toMatch(/a choice the request did not ask for/);
     expect(lastRecord()).toMatchObject({ status: 'error', error_code: 'upstream_error' });
-    const ok = await client.chat.completions.create({ ...ask, n: 2, stream: true });
+    const ok = await scripted.client.chat.completions.create({ ...ask, n: 2, stream: true });
     const texts = ['', ''];
     for await (const x of ok) for (const ch of x.choices) texts[ch.index] += ch.delta.content ?? '';
     expect(texts).toEqual(['a', 'b']);
@@ -255,7 +244,7 @@ describe('/v1/messages: tool arguments that are not a JSON object', () => {
   });
 
   it('the Anthropic SDK gets an error, not a message, for a non-object input, streamed and not', async () => {
-    const anthropic = new Anthropic({ baseURL: w.addresses.http, apiKey: rawToken, maxRetries: 0, timeout: 15_000 });
+    const anthropic = new Anthropic({ baseURL: scripted.w.addresses.http, apiKey: scripted.token, maxRetries: 0, timeout: 15_000 });
     const params = { model: 'gpt-4o-mini', max_tokens: 32, messages: [{ role: 'user' as const, content: 'hi' }] };
     completion = answer({ content: null, tool_calls: [call('[1,2,3]')] }, 'tool_calls');
     await expect(anthropic.messages.create(params)).rejects.toBeInstanceOf(Anthropic.InternalServerError);

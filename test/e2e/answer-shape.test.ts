@@ -11,31 +11,17 @@
  *     a whole number of seconds the gRPC int64 carries exactly, are `upstream_error`.
  */
 import Anthropic from '@anthropic-ai/sdk';
-import OpenAI from 'openai';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
 import { bearerMetadata, unaryCall } from './helpers/grpc.js';
 import { chunkBody, completionBody } from './helpers/scripted-upstream.js';
-import { startScriptedWarden, type ScriptedWarden } from './helpers/scripted-warden.js';
+import { useScriptedWarden } from './helpers/scripted-warden.js';
 import { anthropicEvents, postRoute } from './helpers/http.js';
-import type { WardenFixture } from './helpers/warden.js';
 
 /** What the upstream answers next: a completion (not streamed) or its chunks (streamed). */
 let completion: Record<string, unknown> = {};
 let chunks: Array<Record<string, unknown>> = [];
-let scripted: ScriptedWarden;
-let w: WardenFixture;
-let client: OpenAI;
-let token: string;
-let gateway: any;
-
-beforeAll(async () => {
-  scripted = await startScriptedWarden(() => completion, () => chunks);
-  ({ w, gateway } = scripted);
-  token = await w.signer.token('labs', 'raw-bot'); // raw prompts are allowed for labs/raw-bot
-  client = scripted.openai(token);
-});
-
-afterAll(() => scripted?.close());
+/** The caller is labs/raw-bot: raw prompts are allowed. */
+const scripted = useScriptedWarden(() => completion, () => chunks, ['labs', 'raw-bot']);
 
 const answer = completionBody;
 const chunk = chunkBody;
@@ -44,7 +30,7 @@ const ask = { model: 'gpt-4o-mini', messages: [{ role: 'user' as const, content:
 
 /** A call over HTTP with fetch: its status and raw body. */
 function post(path: '/v1/chat/completions' | '/v1/messages', body: Record<string, unknown>): Promise<{ status: number; text: string }> {
-  return postRoute(w.addresses.http, path, body, token);
+  return postRoute(scripted.w.addresses.http, path, body, scripted.token);
 }
 
 const messages = (stream = false) => post('/v1/messages', { ...ask, max_tokens: 32, stream });
@@ -53,7 +39,7 @@ const events = anthropicEvents;
 
 /** The audit record of the last call. */
 function lastRecord(): Record<string, any> {
-  return w.audit().at(-1)!;
+  return scripted.w.audit().at(-1)!;
 }
 
 /** A non-streamed call over HTTP that Warden must refuse as upstream_error with `message`. */
@@ -86,7 +72,7 @@ async function expectStreamRefused(message: RegExp): Promise<void> {
 
 /** A gRPC StreamComplete call: the chunks received, and the error it ended with (if any). */
 function grpcStream(): Promise<{ got: any[]; err?: any }> {
-  const call = gateway.StreamComplete(ask, bearerMetadata(token));
+  const call = scripted.gateway.StreamComplete(ask, bearerMetadata(scripted.token));
   const got: any[] = [];
   return new Promise((resolve) => {
     call.on('data', (c: any) => got.push(c));
@@ -211,7 +197,7 @@ describe('/v1/messages carries the whole answer', () => {
  * answer is complete: /v1/messages answers it as an upstream failure.
  */
 describe('a generation the upstream reports failed (finish_reason error / abort)', () => {
-  const anthropic = (): Anthropic => new Anthropic({ baseURL: w.addresses.http, apiKey: token, maxRetries: 0, timeout: 15_000 });
+  const anthropic = (): Anthropic => new Anthropic({ baseURL: scripted.w.addresses.http, apiKey: scripted.token, maxRetries: 0, timeout: 15_000 });
   const params = { model: 'gpt-4o-mini', max_tokens: 32, messages: [{ role: 'user' as const, content: 'hi' }] };
 
   for (const finish of ['error', 'abort']) {
@@ -250,14 +236,14 @@ describe('a generation the upstream reports failed (finish_reason error / abort)
 
     it(`/v1/chat/completions (openai SDK) and gRPC pass ${finish} on as the finish_reason, as the upstream's own clients read it`, async () => {
       completion = answer({ content: 'The answer is' }, finish);
-      const res = await client.chat.completions.create(ask);
+      const res = await scripted.client.chat.completions.create(ask);
       expect(res.choices[0]!.finish_reason).toBe(finish);
       expect(lastRecord()).toMatchObject({ status: 'ok', error_code: null });
-      const g = await unaryCall(gateway, 'Complete', ask, bearerMetadata(token));
+      const g = await unaryCall(scripted.gateway, 'Complete', ask, bearerMetadata(scripted.token));
       expect(g.choices[0].finish_reason).toBe(finish);
 
       chunks = [chunk({ role: 'assistant', content: 'The answer is' }), chunk({}, finish)];
-      const stream = await client.chat.completions.create({ ...ask, stream: true });
+      const stream = await scripted.client.chat.completions.create({ ...ask, stream: true });
       const finishes: Array<string | null> = [];
       for await (const c of stream) for (const ch of c.choices) finishes.push(ch.finish_reason);
       expect(finishes.at(-1)).toBe(finish);
@@ -289,7 +275,7 @@ describe('the stop sequence that ended the answer (vLLM stop_reason)', () => {
     expect(status, text).toBe(200);
     expect(JSON.parse(text)).toMatchObject({ stop_reason: 'stop_sequence', stop_sequence: 'END' });
     // As the Anthropic SDK reads it, not streamed and streamed.
-    const sdk = new Anthropic({ baseURL: w.addresses.http, apiKey: token, maxRetries: 0, timeout: 15_000 });
+    const sdk = new Anthropic({ baseURL: scripted.w.addresses.http, apiKey: scripted.token, maxRetries: 0, timeout: 15_000 });
     const params = { model: 'gpt-4o-mini', max_tokens: 32, stop_sequences: ['###', 'END'], messages: [{ role: 'user' as const, content: 'hi' }] };
     const msg = await sdk.messages.create(params);
     expect([msg.stop_reason, msg.stop_sequence]).toEqual(['stop_sequence', 'END']);
@@ -339,19 +325,19 @@ describe('the stop sequence that ended the answer (vLLM stop_reason)', () => {
 describe('explicit nulls from compatible servers mean "none"', () => {
   it('not streamed (openai SDK): message.tool_calls null is no tool calls', async () => {
     completion = answer({ content: 'hello', tool_calls: null, function_call: null });
-    const res = await client.chat.completions.create(ask);
+    const res = await scripted.client.chat.completions.create(ask);
     expect(res.choices[0]!.message.content).toBe('hello');
     expect(res.choices[0]!.message).not.toHaveProperty('tool_calls');
   });
 
   it('not streamed (openai SDK and gRPC): usage without total_tokens gets prompt + completion', async () => {
     completion = answer({ content: 'hello' }, 'stop', { usage: { prompt_tokens: 5, completion_tokens: 7 } });
-    const res = await client.chat.completions.create(ask);
+    const res = await scripted.client.chat.completions.create(ask);
     expect(res.usage).toEqual({ prompt_tokens: 5, completion_tokens: 7, total_tokens: 12 });
     expect(lastRecord()['usage']).toMatchObject({ total_tokens: 12 });
     // The schema's path too (a refusal member takes the answer off the common shape).
     completion = answer({ content: null, refusal: 'no' }, 'stop', { usage: { prompt_tokens: 5, completion_tokens: 7 } });
-    const g = await unaryCall(gateway, 'Complete', ask, bearerMetadata(token));
+    const g = await unaryCall(scripted.gateway, 'Complete', ask, bearerMetadata(scripted.token));
     expect(g.usage).toMatchObject({ prompt_tokens: 5, completion_tokens: 7, total_tokens: 12 });
   });
 
@@ -369,7 +355,7 @@ describe('explicit nulls from compatible servers mean "none"', () => {
       chunk({}, 'tool_calls', { usage: null }),
       { ...chunk({}), choices: [], usage: { prompt_tokens: 4, completion_tokens: 6 } },
     ];
-    const stream = await client.chat.completions.create({ ...ask, stream: true, stream_options: { include_usage: true } });
+    const stream = await scripted.client.chat.completions.create({ ...ask, stream: true, stream_options: { include_usage: true } });
     let content = '';
     const calls: Array<{ id?: string; name?: string; args: string }> = [];
     let usage: unknown;
@@ -409,7 +395,7 @@ describe('the answer\'s shape', () => {
     await expectRefused(/two choices with the same index/);
     // Distinct indexes pass when the request asked for them (n: 2; see answer-rules.test.ts).
     completion = answer({}, 'stop', { choices: [choice('a'), { ...choice('b'), index: 1 }] });
-    const res = await client.chat.completions.create({ ...ask, n: 2 });
+    const res = await scripted.client.chat.completions.create({ ...ask, n: 2 });
     expect(res.choices.map((c) => c.message.content)).toEqual(['a', 'b']);
   });
 
@@ -430,7 +416,7 @@ describe('the answer\'s shape', () => {
     it(`created ${what} (${created}) is upstream_error over HTTP and gRPC, streamed and not`, async () => {
       completion = answer({ content: 'hi' }, 'stop', { created });
       await expectRefused(/created that is not a whole number of seconds/);
-      await expect(unaryCall(gateway, 'Complete', ask, bearerMetadata(token))).rejects.toMatchObject({ code: 14, details: expect.stringMatching(/created/) });
+      await expect(unaryCall(scripted.gateway, 'Complete', ask, bearerMetadata(scripted.token))).rejects.toMatchObject({ code: 14, details: expect.stringMatching(/created/) });
       chunks = [chunk({ role: 'assistant', content: 'hi' }, null, { created }), chunk({}, 'stop', { created })];
       await expectStreamRefused(/created that is not a whole number of seconds/);
       const { got, err } = await grpcStream();
@@ -442,9 +428,9 @@ describe('the answer\'s shape', () => {
   it('created 0 and 2^53 - 1 pass, and gRPC carries them exactly', async () => {
     for (const created of [0, Number.MAX_SAFE_INTEGER]) {
       completion = answer({ content: 'hi' }, 'stop', { created });
-      const res = await client.chat.completions.create(ask);
+      const res = await scripted.client.chat.completions.create(ask);
       expect(res.created).toBe(created);
-      const g = await unaryCall(gateway, 'Complete', ask, bearerMetadata(token));
+      const g = await unaryCall(scripted.gateway, 'Complete', ask, bearerMetadata(scripted.token));
       expect(String(g.created)).toBe(String(created));
     }
   });

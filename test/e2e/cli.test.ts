@@ -2,7 +2,7 @@
 import { execFileSync, spawn } from 'node:child_process';
 import { closeSync, openSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { afterAll, beforeAll, describe, expect, it, onTestFinished } from 'vitest';
 import { REPO, runMain as cli, runWarden, spawnWarden, type CliResult } from './helpers/cli.js';
 import { postChat } from './helpers/http.js';
 import { startUpstream, type FakeUpstream } from './helpers/upstream.js';
@@ -269,16 +269,18 @@ describe('warden CLI', () => {
   it('a FIFO given where a file is read is refused at once, not waited on for a writer', { timeout: 90_000 }, async () => {
     const fifo = join(prepared.dir, 'stuck.fifo');
     execFileSync('mkfifo', [fifo]);
-    /** Runs the CLI as a child; a child still waiting after 30 s is killed (code null). */
-    const within = async (args: string[]): Promise<CliResult> => {
+    /**
+     * Runs the CLI as a child. One that waits on the FIFO waits for good: the test's timeout ends
+     * the test, and the child is killed when it ends.
+     */
+    const run = async (args: string[]): Promise<CliResult> => {
       const child = spawnWarden(args);
+      onTestFinished(() => void child.kill('SIGKILL'));
       let stdout = '';
       let stderr = '';
       child.stdout!.on('data', (d: Buffer) => (stdout += d.toString()));
       child.stderr!.on('data', (d: Buffer) => (stderr += d.toString()));
-      const timer = setTimeout(() => child.kill('SIGKILL'), 30_000);
       const code = await new Promise<number | null>((resolve) => child.once('close', resolve));
-      clearTimeout(timer);
       return { code, stdout, stderr };
     };
     const cases: Array<{ args: string[]; code: number; message: string }> = [
@@ -288,7 +290,7 @@ describe('warden CLI', () => {
       { args: ['render', '--config', fifo, '-t', 'x@1'], code: 1, message: `${fifo}: (root): cannot read the file (not a regular file: a FIFO)` },
       { args: ['redact', '--config', fifo], code: 1, message: `${fifo}: (root): cannot read the file (not a regular file: a FIFO)` },
     ];
-    const results = await Promise.all(cases.map((c) => within(c.args)));
+    const results = await Promise.all(cases.map((c) => run(c.args)));
     cases.forEach((c, i) => {
       const r = results[i]!;
       expect(r.code, `${c.args.join(' ')}: ${r.stderr}`).toBe(c.code);

@@ -10,13 +10,12 @@
  * arguments. Real server on loopback, a scripted loopback upstream, the official `openai` SDK,
  * plain HTTP and @grpc/grpc-js.
  */
-import OpenAI from 'openai';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
 import { CARD_LEAK } from './helpers/canaries.js';
 import { bearerMetadata } from './helpers/grpc.js';
 import { anthropicEvents, postRoute } from './helpers/http.js';
 import { completionBody, joinedOpenAI, oneCharChunks } from './helpers/scripted-upstream.js';
-import { startScriptedWarden, type ScriptedWarden } from './helpers/scripted-warden.js';
+import { useScriptedWarden } from './helpers/scripted-warden.js';
 
 const CARD = '4111 1111 1111 1111';
 const PHONE = '+1 415 555 2671';
@@ -55,23 +54,13 @@ function expectNoDigits(text: string, level: number): void {
 
 let completion: Record<string, unknown> = {};
 let chunks: Array<Record<string, unknown>> = [];
-let scripted: ScriptedWarden;
-let token: string;
-let client: OpenAI;
-
-beforeAll(async () => {
-  scripted = await startScriptedWarden(() => completion, () => chunks);
-  token = await scripted.w.signer.token('support', 'ticket-bot');
-  client = scripted.openai(token);
-});
-
-afterAll(() => scripted?.close());
+const scripted = useScriptedWarden(() => completion, () => chunks, ['support', 'ticket-bot']);
 
 const governed = { model: 'gpt-4o-mini', messages: [], warden: { template: `${TEMPLATE}@1`, variables: VARIABLES } } as any;
 
 async function grpcStream(): Promise<any[]> {
   const request = { model: 'gpt-4o-mini', template: { id: TEMPLATE, version: 1 }, variables: VARIABLES, params_json: '{}' };
-  const call = scripted.gateway.StreamComplete(request, bearerMetadata(token));
+  const call = scripted.gateway.StreamComplete(request, bearerMetadata(scripted.token));
   const got: any[] = [];
   await new Promise<void>((resolve, reject) => {
     call.on('data', (c: any) => got.push(c));
@@ -92,7 +81,7 @@ describe('a card and a phone number with their digits written as JSON escapes, s
         completion = asArgs
           ? completionBody({ content: null, tool_calls: [{ id: 'call_1', type: 'function', function: { name: 'lookup', arguments: text } }] }, 'tool_calls')
           : completionBody({ content: text });
-        const res = await client.chat.completions.create(governed);
+        const res = await scripted.client.chat.completions.create(governed);
         const message = res.choices[0]!.message;
         const whole = asArgs ? (message.tool_calls![0]! as any).function.arguments as string : message.content!;
         expect(decoded(whole, level)).toMatch(/card \[CREDIT_CARD\] or call \[PHONE_NUMBER\] today/);
@@ -100,12 +89,12 @@ describe('a card and a phone number with their digits written as JSON escapes, s
         if (asArgs) expect(() => JSON.parse(whole)).not.toThrow();
 
         chunks = oneCharChunks(text, asArgs);
-        const openai = await postRoute(scripted.w.addresses.http, '/v1/chat/completions', { ...governed, stream: true }, token);
+        const openai = await postRoute(scripted.w.addresses.http, '/v1/chat/completions', { ...governed, stream: true }, scripted.token);
         expect(openai.status, openai.text).toBe(200);
         expect(joinedOpenAI(openai.text, asArgs)).toBe(whole);
 
         const body = { model: 'gpt-4o-mini', max_tokens: 64, messages: [], warden: governed.warden, stream: true };
-        const messages = await postRoute(scripted.w.addresses.http, '/v1/messages', body, token);
+        const messages = await postRoute(scripted.w.addresses.http, '/v1/messages', body, scripted.token);
         expect(messages.status, messages.text).toBe(200);
         const kind = asArgs ? 'input_json_delta' : 'text_delta';
         const joined = anthropicEvents(messages.text)

@@ -10,33 +10,28 @@ import * as grpc from '@grpc/grpc-js';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { bearerMetadata, encodePromptRequest, unaryCall } from './helpers/grpc.js';
 import { chunkBody, completionBody } from './helpers/scripted-upstream.js';
-import { startScriptedWarden, type ScriptedWarden } from './helpers/scripted-warden.js';
+import { useScriptedWarden } from './helpers/scripted-warden.js';
 
 /** Short on purpose: protobufjs writes a string of under 40 bytes with its own UTF-8 encoder. */
 const LONE = '<<\ud800>>';
 const REPLACED = '<<\ufffd>>';
 
-let s: ScriptedWarden;
+const s = useScriptedWarden(
+  () =>
+    completionBody({
+      content: LONE,
+      tool_calls: [{ id: 'call_1', type: 'function', function: { name: 'f', arguments: '{"a":"<<\udc00>>"}' } }],
+    }, 'tool_calls'),
+  () => [chunkBody({ role: 'assistant', content: 'smile \ud83d' }), chunkBody({ content: '\ude00 and ' }), chunkBody({ content: LONE }), chunkBody({}, 'stop')],
+  ['labs', 'raw-bot'],
+);
 let raw: grpc.Client;
-let token: string;
 
-beforeAll(async () => {
-  s = await startScriptedWarden(
-    () =>
-      completionBody({
-        content: LONE,
-        tool_calls: [{ id: 'call_1', type: 'function', function: { name: 'f', arguments: '{"a":"<<\udc00>>"}' } }],
-      }, 'tool_calls'),
-    () => [chunkBody({ role: 'assistant', content: 'smile \ud83d' }), chunkBody({ content: '\ude00 and ' }), chunkBody({ content: LONE }), chunkBody({}, 'stop')],
-  );
+beforeAll(() => {
   raw = new grpc.Client(s.w.addresses.grpc, grpc.credentials.createInsecure());
-  token = await s.w.signer.token('labs', 'raw-bot');
 });
 
-afterAll(async () => {
-  raw?.close();
-  await s?.close();
-});
+afterAll(() => raw?.close());
 
 const REQUEST = { model: 'gpt-4o-mini', messages: [{ role: 'user', content: 'hi' }] };
 const id = (b: Buffer) => b;
@@ -46,23 +41,23 @@ const SURROGATE_BYTES = /\xed[\xa0-\xbf][\x80-\xbf]/;
 describe('an answer with a lone surrogate, over gRPC', () => {
   it('Complete: the message bytes are UTF-8, with U+FFFD in its place in content and tool-call arguments', async () => {
     const bytes = await new Promise<Buffer>((resolve, reject) =>
-      raw.makeUnaryRequest('/warden.v1.PromptGateway/Complete', id, id, encodePromptRequest(REQUEST), bearerMetadata(token), (e, v) => (e ? reject(e) : resolve(v!))),
+      raw.makeUnaryRequest('/warden.v1.PromptGateway/Complete', id, id, encodePromptRequest(REQUEST), bearerMetadata(s.token), (e, v) => (e ? reject(e) : resolve(v!))),
     );
     expect(SURROGATE_BYTES.test(bytes.toString('latin1'))).toBe(false);
     expect(bytes.includes(Buffer.from(REPLACED))).toBe(true);
-    const res = await unaryCall(s.gateway, 'Complete', REQUEST, bearerMetadata(token));
+    const res = await unaryCall(s.gateway, 'Complete', REQUEST, bearerMetadata(s.token));
     expect(res.choices[0].message.content).toBe(REPLACED);
     expect(res.choices[0].message.tool_calls[0].function.arguments).toBe(`{"a":"${REPLACED}"}`);
   });
 
   it('StreamComplete: every message is UTF-8; a pair split across chunks stays whole', async () => {
     const messages: Buffer[] = [];
-    const call = raw.makeServerStreamRequest('/warden.v1.PromptGateway/StreamComplete', id, id, encodePromptRequest(REQUEST), bearerMetadata(token));
+    const call = raw.makeServerStreamRequest('/warden.v1.PromptGateway/StreamComplete', id, id, encodePromptRequest(REQUEST), bearerMetadata(s.token));
     call.on('data', (m: Buffer) => messages.push(m));
     await new Promise((resolve) => call.on('status', resolve));
     expect(messages.filter((m) => SURROGATE_BYTES.test(m.toString('latin1')))).toEqual([]);
     const chunks: any[] = [];
-    const decoded = s.gateway.StreamComplete(REQUEST, bearerMetadata(token));
+    const decoded = s.gateway.StreamComplete(REQUEST, bearerMetadata(s.token));
     decoded.on('data', (c: any) => chunks.push(c));
     await new Promise((resolve) => decoded.on('status', resolve));
     expect(chunks.map((c) => c.choices.map((ch: any) => ch.delta.content).join('')).join('')).toBe(`smile \ud83d\ude00 and ${REPLACED}`);

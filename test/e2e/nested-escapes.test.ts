@@ -15,7 +15,7 @@ import OpenAI from 'openai';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { postRoute } from './helpers/http.js';
 import { completionBody, joinedOpenAI, oneCharChunks } from './helpers/scripted-upstream.js';
-import { startScriptedWarden, type ScriptedWarden } from './helpers/scripted-warden.js';
+import { useScriptedWarden } from './helpers/scripted-warden.js';
 import { startUpstream, type FakeUpstream } from './helpers/upstream.js';
 import { CANARY_SECRET, startWarden, type WardenFixture } from './helpers/warden.js';
 
@@ -104,22 +104,12 @@ describe('prompt: a tool result whose JSON holds JSON, escaped twice', () => {
 describe('answer: JSON inside a JSON string, escaped twice, in content and in tool-call arguments', () => {
   let completion: Record<string, unknown> = {};
   let chunks: Array<Record<string, unknown>> = [];
-  let scripted: ScriptedWarden;
-  let token: string;
-  let client: OpenAI;
+  const scripted = useScriptedWarden(() => completion, () => chunks, ['support', 'ticket-bot']);
   const governed = { model: 'gpt-4o-mini', messages: [], warden: { template: 'ops/incident-brief@1', variables: { service: 'billing-api' } } } as any;
   /** The answer's inner JSON also carries the granted secret, escaped twice in the outer text. */
   const ANSWER_INNER = `{"phone": "+1\\u00a0415\\u00a0555\\u00a02671", "email": "${MAIL.replace('@', '\\u0040')}", "code": "\\u0043\\u0041${CANARY_SECRET.slice(2)}", "note": "line\\nok"}`;
   const ANSWER = JSON.stringify({ body: ANSWER_INNER });
   const REDACTED = { ...REDACTED_INNER, code: '[SECRET_VALUE]' };
-
-  beforeAll(async () => {
-    scripted = await startScriptedWarden(() => completion, () => chunks);
-    token = await scripted.w.signer.token('support', 'ticket-bot');
-    client = scripted.openai(token);
-  });
-
-  afterAll(() => scripted?.close());
 
   it('the answer really holds the values at the second level', () => {
     expect(parsedTwice(ANSWER)).toEqual({ phone: '+1\u00a0415\u00a0555\u00a02671', email: MAIL, code: CANARY_SECRET, note: 'line\nok' });
@@ -127,12 +117,12 @@ describe('answer: JSON inside a JSON string, escaped twice, in content and in to
 
   it('content (structured output), not streamed and streamed one character per chunk: parsed twice, it holds the masks', async () => {
     completion = completionBody({ content: ANSWER });
-    const res = await client.chat.completions.create(governed);
+    const res = await scripted.client.chat.completions.create(governed);
     expectNoCanary(JSON.stringify(res));
     expect(parsedTwice(res.choices[0]!.message.content!)).toEqual(REDACTED);
 
     chunks = oneCharChunks(ANSWER, false);
-    const { status, text } = await postRoute(scripted.w.addresses.http, '/v1/chat/completions', { ...governed, stream: true }, token);
+    const { status, text } = await postRoute(scripted.w.addresses.http, '/v1/chat/completions', { ...governed, stream: true }, scripted.token);
     expect(status, text).toBe(200);
     expectNoCanary(text);
     expect(parsedTwice(joinedOpenAI(text, false))).toEqual(REDACTED);
@@ -140,12 +130,12 @@ describe('answer: JSON inside a JSON string, escaped twice, in content and in to
 
   it('tool-call arguments, not streamed and streamed one character per chunk: parsed twice, they hold the masks', async () => {
     completion = completionBody({ content: null, tool_calls: [{ id: 'call_1', type: 'function', function: { name: 'post', arguments: ANSWER } }] }, 'tool_calls');
-    const res = await client.chat.completions.create(governed);
+    const res = await scripted.client.chat.completions.create(governed);
     expectNoCanary(JSON.stringify(res));
     expect(parsedTwice((res.choices[0]!.message.tool_calls![0]! as any).function.arguments)).toEqual(REDACTED);
 
     chunks = oneCharChunks(ANSWER, true, 'post');
-    const { status, text } = await postRoute(scripted.w.addresses.http, '/v1/chat/completions', { ...governed, stream: true }, token);
+    const { status, text } = await postRoute(scripted.w.addresses.http, '/v1/chat/completions', { ...governed, stream: true }, scripted.token);
     expect(status, text).toBe(200);
     expectNoCanary(text);
     expect(parsedTwice(joinedOpenAI(text, true))).toEqual(REDACTED);

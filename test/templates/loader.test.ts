@@ -486,10 +486,8 @@ describe('probe findings on disk', () => {
     await mkdir(d);
     await writeFile(join(d, 'hello.yaml'), GOOD);
     execFileSync('mkfifo', [join(d, 'stuck.yaml')]);
-    const r = await Promise.race([
-      readTemplates([d]),
-      new Promise<never>((_, reject) => setTimeout(() => reject(new Error('the load blocked on the FIFO')), 3000).unref()),
-    ]);
+    // A load that blocked on the FIFO would wait for a writer for good: the test's timeout ends it.
+    const r = await readTemplates([d]);
     expect(r.issues).toEqual([]);
     expect(r.templates).toHaveLength(1);
     expect(r.warnings).toEqual([{ file: join(d, 'stuck.yaml'), message: 'skipped: not a regular file (a FIFO)' }]);
