@@ -129,7 +129,7 @@ describe('a choice the caller did not ask for', () => {
         expect(refused.text).toMatch(/a choice the request did not ask for/);
         expect(refused.text).not.toContain(String(index));
       }
-      const g = await unaryCall(gateway, 'Complete', ask, bearerMetadata(rawToken)).then(
+      const g = await unaryCall(scripted.gateway, 'Complete', ask, bearerMetadata(scripted.token)).then(
         () => undefined,
         (e: unknown) => e,
       );
