@@ -3,6 +3,7 @@
  * SIGINT (graceful drain, exit 0; 1 when audit records could not be written before the exit). SIGHUP reloads templates and policies and reopens audit files.
  * A second SIGTERM/SIGINT while the start is still under way gives up on it (exit 128 + signal).
  */
+import { fstatSync, statSync } from 'node:fs';
 import { constants } from 'node:os';
 import { dirname, resolve } from 'node:path';
 import { loadConfig } from '../config/load.js';
@@ -32,6 +33,12 @@ export async function runServeCommand(argv: string[], io: CliIO): Promise<number
   const signals = handleSignals(logger);
   // Announced loudly: a dev identity or an exposed listener must never be a surprise.
   for (const w of warnings) logger.warn({ config: file }, w);
+  if (config.audit.sinks.includes('stdout') && stdoutIsDevNull()) {
+    // Said on stderr: the log lines go to stdout too, where nobody would read this one.
+    const message = `audit.sinks: stdout is /dev/null: the audit records written there are discarded, and so are the logs; send stdout to a collector or add a file sink${config.audit.required ? ' (audit.required does not see this: a write to /dev/null succeeds)' : ''}`;
+    logger.warn({ config: file }, message);
+    io.err(`warden: warning: ${message}\n`);
+  }
 
   let runtime: Runtime;
   try {
@@ -55,6 +62,20 @@ export async function runServeCommand(argv: string[], io: CliIO): Promise<number
 }
 
 type Logger = ReturnType<typeof createLogger>;
+
+/**
+ * Whether the process's stdout is /dev/null: `> /dev/null`, systemd's `StandardOutput=null`, a
+ * supervisor's discarded output, or a closed stdout (Node opens /dev/null in its place at start).
+ * An audit sink `stdout` then writes every record successfully into nothing.
+ */
+function stdoutIsDevNull(): boolean {
+  try {
+    const out = fstatSync(1);
+    return out.isCharacterDevice() && out.rdev === statSync('/dev/null').rdev;
+  } catch {
+    return false;
+  }
+}
 
 /** The exit status of a shutdown that could not write every audit record (README "Shutdown"). */
 export const EXIT_AUDIT_RECORDS_LOST = 1;

@@ -5,6 +5,7 @@
  */
 import { isMap, isScalar, isSeq, type Document, type LineCounter, type Node } from 'yaml';
 import { escapeInvisible } from '../pipeline/identifiers.js';
+import { findSecretLiteral } from '../pipeline/secret-literals.js';
 
 export type KeyPath = ReadonlyArray<PropertyKey>;
 
@@ -83,14 +84,24 @@ function quoteKey(key: string): string {
   return escapeInvisible(JSON.stringify(key));
 }
 
+/**
+ * A config name (a key, a model's provider) as a message may show it: quoted, or described when it
+ * looks like a credential. A secret pasted where a name goes (`{ api_key: env://X, sk-proj-… }`
+ * makes the literal a key) must not be repeated on stderr and in the orchestrator's logs.
+ */
+export function shownName(name: string): string {
+  const kind = findSecretLiteral(name);
+  return kind === undefined ? quoteKey(name) : `(name not shown: it looks like a literal secret (${kind}))`;
+}
+
 /** Renders a key path as `a.b[0].c`; keys that are not plain words are quoted: `models["gpt-4.1"]`. */
 export function formatKeyPath(path: KeyPath): string {
   if (path.length === 0) return '(root)';
   let out = '';
   for (const seg of path) {
     if (typeof seg === 'number') out += `[${seg}]`;
-    else if (/^[A-Za-z_][\w-]*$/.test(String(seg))) out += out ? `.${String(seg)}` : String(seg);
-    else out += `[${quoteKey(String(seg))}]`;
+    else if (/^[A-Za-z_][\w-]*$/.test(String(seg)) && findSecretLiteral(String(seg)) === undefined) out += out ? `.${String(seg)}` : String(seg);
+    else out += `[${shownName(String(seg))}]`;
   }
   return out;
 }

@@ -10,6 +10,7 @@ import { DEFAULT_MAX_JSON_DEPTH, MAX_JSON_DEPTH_CEILING } from '../pipeline/json
 import { MODEL_NAME_RULE, isModelName } from '../pipeline/identifiers.js';
 import { SECRET_SCHEMES, SecretRefError, parseSecretRef } from '../secrets/index.js';
 import { formatListen, parseListen, sharedAddress, type ListenAddress } from './listen.js';
+import { shownName } from './locate.js';
 import { anchoredAllowPattern, re2PatternProblem } from '../redact/custom.js';
 import { MIB } from '../pipeline/sizes.js';
 
@@ -568,10 +569,10 @@ export const ConfigSchema = z
       const { models, providers } = value;
       for (const [model, provider] of Object.entries(models)) {
         if (typeof provider !== 'string' || Object.hasOwn(providers, provider)) continue;
-        const known = Object.keys(providers).map((p) => `"${p}"`).join(', ') || 'none';
+        const known = Object.keys(providers).map(shownName).join(', ') || 'none';
         ctx.addIssue({
           code: 'custom',
-          message: `unknown provider "${provider}" (configured providers: ${known})`,
+          message: `unknown provider ${shownName(provider)} (configured providers: ${known})`,
           input: provider,
           path: ['models', model],
         });

@@ -326,7 +326,7 @@ export async function createRuntime(config: Config, opts: RuntimeOptions = {}): 
         onRejected: (code, seconds) => metrics.observeRequest({ protocol: 'grpc', code, seconds }),
       });
     const grpcIngress = grpcIngressFor(false);
-    adminServer = createAdminServer({ registry: metrics.registry, readiness, serverOptions: serverOptions(limits) });
+    adminServer = createAdminServer({ registry: metrics.registry, readiness, serverOptions: serverOptions(limits), maxConnections: limits.maxConnections, logger });
     /** The connection cap (and its log lines) on a listener once it is bound. */
     const guard = (server: NetServer, key: string) => guardConnections(server, { key, maxConnections: limits.maxConnections, logger });
     const guardGrpc = (ingress: GrpcIngress, key: string) => {
@@ -382,7 +382,9 @@ export async function createRuntime(config: Config, opts: RuntimeOptions = {}): 
 
       const adminInfo = await listenTcp(adminServer, config.listen.admin, 'listen.admin');
       out.admin = `http://${formatAddress(adminInfo)}`;
-      guard(adminServer, 'listen.admin');
+      // Its own cap (createAdminServer: the connection unused longest makes room); this adds the
+      // accept-failure log. Infinity: Node's cap, which closes the new connection, stays off.
+      guardConnections(adminServer, { key: 'listen.admin', maxConnections: Infinity, logger });
     } catch (err) {
       // A listener that cannot bind stops the start: the ones bound before it are closed, so
       // their Unix socket files are removed (not left for the next start to find) and their

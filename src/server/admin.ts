@@ -5,7 +5,9 @@
  * limits and the app port never exposes operational data.
  */
 import { createServer, type Server, type ServerOptions } from 'node:http';
+import type { Socket } from 'node:net';
 import type { Duplex } from 'node:stream';
+import { DROP_LOG_INTERVAL_MS, type ConnectionLogger } from './connections.js';
 
 /** The prom-client Registry surface we use. */
 export interface MetricsRegistry {
@@ -33,6 +35,13 @@ export interface AdminOptions {
    * headers is cut off after limits.client_timeout_ms here too, not after Node's own 60 s or more.
    */
   serverOptions?: ServerOptions;
+  /**
+   * limits.max_connections. Past it the connection used least recently with no answer under way is
+   * closed for the new one, rather than the new one (see AdminConnections). Unset: no cap.
+   */
+  maxConnections?: number;
+  /** Where the cap says it closed a connection (rate-limited), as `listen.admin`. */
+  logger?: ConnectionLogger;
 }
 
 const PATHS = new Set(['/metrics', '/healthz', '/readyz']);
@@ -60,8 +69,82 @@ export function targetPath(target: string): string | undefined {
 const CONNECT_ANSWER =
   'HTTP/1.1 405 Method Not Allowed\r\nallow: GET, HEAD\r\ncontent-type: text/plain\r\ncontent-length: 19\r\nconnection: close\r\n\r\nmethod not allowed\n';
 
+/**
+ * The admin port's connection cap. The app ports close the connection past the cap (Node's
+ * `maxConnections`); here that would let whoever reaches the port (it listens beyond loopback in
+ * Kubernetes, for the kubelet and Prometheus) fail the liveness and readiness probes, and so
+ * restart the pod, by holding `max_connections` connections that send nothing (each lasts until
+ * the header deadline, about `client_timeout_ms` + 1 s). An admin answer takes a moment and its
+ * clients make a connection per probe or keep one for their scrapes, so past the cap the
+ * connection that has waited longest without a request under way (in connection or last-answer
+ * order) is closed and the new one served: the descriptors stay bounded, and holding connections
+ * no longer shuts out the probes. Only when every connection has an answer under way is the new
+ * one closed.
+ */
+class AdminConnections {
+  /** Open connections, least recently used first; the value: answers under way on it. */
+  private readonly open = new Map<Socket, number>();
+  private closedSince = 0;
+  private lastLogAt = -Infinity;
+
+  constructor(
+    private readonly max: number,
+    private readonly logger: ConnectionLogger | undefined,
+  ) {}
+
+  accept(socket: Socket): void {
+    this.open.set(socket, 0);
+    socket.once('close', () => this.open.delete(socket));
+    if (this.open.size <= this.max) return;
+    let victim: Socket = socket;
+    for (const [s, busy] of this.open) {
+      if (busy === 0 && s !== socket) {
+        victim = s;
+        break;
+      }
+    }
+    this.open.delete(victim);
+    victim.destroy();
+    this.report(victim === socket);
+  }
+
+  /** An answer begins on `socket`. */
+  begin(socket: Socket): void {
+    const busy = this.open.get(socket);
+    if (busy !== undefined) this.open.set(socket, busy + 1);
+  }
+
+  /** An answer on `socket` ended: it is now the most recently used. */
+  end(socket: Socket): void {
+    const busy = this.open.get(socket);
+    if (busy === undefined) return;
+    this.open.delete(socket);
+    this.open.set(socket, Math.max(0, busy - 1));
+  }
+
+  private report(newOne: boolean): void {
+    this.closedSince++;
+    const now = performance.now();
+    if (now - this.lastLogAt < DROP_LOG_INTERVAL_MS) return;
+    this.lastLogAt = now;
+    this.logger?.warn(
+      { listener: 'listen.admin', max_connections: this.max, closed: this.closedSince },
+      newOne
+        ? `listen.admin: ${this.max} connections open (limits.max_connections), each with an answer under way; new connections are closed until some end`
+        : `listen.admin: ${this.max} connections open (limits.max_connections); the one unused longest is closed for each new one`,
+    );
+    this.closedSince = 0;
+  }
+}
+
 export function createAdminServer(opts: AdminOptions): Server {
+  const connections = opts.maxConnections === undefined ? undefined : new AdminConnections(opts.maxConnections, opts.logger);
   const server = createServer(opts.serverOptions ?? {}, (req, res) => {
+    if (connections) {
+      const socket = req.socket;
+      connections.begin(socket);
+      res.once('close', () => connections.end(socket));
+    }
     req.resume();
     const path = targetPath(req.url ?? '/');
     if (path === undefined || !PATHS.has(path)) {
@@ -103,6 +186,7 @@ export function createAdminServer(opts: AdminOptions): Server {
       res.end(req.method === 'HEAD' ? undefined : body);
     }
   });
+  if (connections) server.on('connection', (socket: Socket) => connections.accept(socket));
   // Without a listener Node drops a CONNECT's connection unanswered. The admin port is no proxy.
   server.on('connect', (_req, socket: Duplex) => {
     socket.on('error', () => socket.destroy());

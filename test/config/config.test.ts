@@ -586,6 +586,33 @@ describe('errors name file:line:col, key path and what is wrong', () => {
     ]);
   });
 
+  it('a secret pasted where a key or a provider name goes is described, never repeated', () => {
+    const key = 'sk-proj-CANARYabcdefghijklmnopqrstuvwxyz0123';
+    const hidden = '(name not shown: it looks like a literal secret (OpenAI/Anthropic-style API key))';
+    // In a flow mapping a lone scalar is a key (`{ …, api_key: env://X, sk-… }` with the name of
+    // the key forgotten), at the top level or quoted too.
+    const out = lines(
+      [
+        'providers:',
+        `  up: { kind: openai, base_url: "https://x/v1", api_key: env://X, ${key} }`,
+        `  "Bearer ${key}": { kind: echo }`,
+        'models:',
+        `  echo: up`,
+        `  gpt-4o: "${key}"`,
+        `${key}: 1`,
+      ].join('\n'),
+    );
+    expect(out).toEqual([
+      `w.yaml:2:67: providers.up[${hidden}]: unknown key`,
+      `w.yaml:3:3: providers[${hidden}]: is not a valid key: it provider names use letters, digits, _ . -`,
+      `w.yaml:6:3: models.gpt-4o: unknown provider ${hidden} (configured providers: "up")`,
+      `w.yaml:7:1: [${hidden}]: unknown key`,
+    ]);
+    expect(out.join('\n')).not.toContain('CANARY');
+    // A name that only looks unusual is still shown as written.
+    expect(lines('models:\n  gpt-4.1: openai-eu\n')).toEqual(['w.yaml:2:3: models["gpt-4.1"]: unknown provider "openai-eu" (configured providers: "echo")']);
+  });
+
   it('models: a name no request could carry is refused, named with its invisible characters escaped', () => {
     // Upper case, spaces and punctuation are model names requests may carry (matched exactly).
     expect(Object.keys(parseConfig('models:\n  "GPT-4o": echo\n  "Org/Model 7B:q4": echo\n', 'w.yaml').models)).toEqual(['GPT-4o', 'Org/Model 7B:q4']);

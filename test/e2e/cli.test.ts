@@ -1,12 +1,14 @@
 /** The `warden` command line, run as a child process: help, version, usage errors, the dry run. */
 import { execFileSync, spawn } from 'node:child_process';
+import { once } from 'node:events';
 import { closeSync, openSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { createServer as createNetServer, type AddressInfo } from 'node:net';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it, onTestFinished } from 'vitest';
 import { REPO, runMain as cli, runWarden, spawnWarden, type CliResult } from './helpers/cli.js';
 import { postChat } from './helpers/http.js';
 import { startUpstream, type FakeUpstream } from './helpers/upstream.js';
-import { CANARY_API_KEY, prepareWardenDir, startWarden, type PreparedDir } from './helpers/warden.js';
+import { CANARY_API_KEY, eventually, prepareWardenDir, startWarden, type PreparedDir } from './helpers/warden.js';
 
 /** Runs the CLI as a child with `input` on its stdin. */
 function runWardenWithInput(args: string[], input: string): Promise<CliResult> {
@@ -561,5 +563,37 @@ describe('warden CLI', () => {
     } finally {
       await w.close();
     }
+  });
+});
+
+describe('warden serve with its stdout on /dev/null', () => {
+  it('warns on stderr that a stdout audit sink discards every record, then serves and stops as usual', { timeout: 60_000 }, async () => {
+    // A port free a moment ago for the admin listener: with stdout gone, no log line names it.
+    const probe = createNetServer().listen(0, '127.0.0.1');
+    await once(probe, 'listening');
+    const port = (probe.address() as AddressInfo).port;
+    await new Promise((r) => probe.close(r));
+    const child = spawn(process.execPath, ['--import', 'tsx', join(REPO, 'src', 'main.ts'), 'serve', '--config', join(REPO, 'deploy', 'local', 'warden.yaml')], {
+      cwd: REPO,
+      env: { ...process.env, WARDEN_HTTP_LISTEN: '127.0.0.1:0', WARDEN_GRPC_LISTEN: '127.0.0.1:0', WARDEN_ADMIN_LISTEN: `127.0.0.1:${port}` },
+      // `> /dev/null`, as systemd's StandardOutput=null or a supervisor that discards output.
+      stdio: ['ignore', 'ignore', 'pipe'],
+    });
+    let stderr = '';
+    child.stderr!.on('data', (d: Buffer) => (stderr += d.toString()));
+    const exited = once(child, 'exit') as Promise<[number | null, NodeJS.Signals | null]>;
+    onTestFinished(() => void child.kill('SIGKILL'));
+    const up = async () => {
+      try {
+        return (await fetch(`http://127.0.0.1:${port}/healthz`)).ok;
+      } catch {
+        return false;
+      }
+    };
+    await Promise.race([eventually(up, 50), exited.then(() => Promise.reject(new Error(`warden exited before serving: ${stderr}`)))]);
+    // Said before the listeners were bound, so it is there by now.
+    expect(stderr).toContain('warden: warning: audit.sinks: stdout is /dev/null: the audit records written there are discarded');
+    child.kill('SIGTERM');
+    expect((await exited)[0]).toBe(0);
   });
 });

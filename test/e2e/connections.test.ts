@@ -199,16 +199,36 @@ describe('admin connections', () => {
     expect(await slow.closed).toBeGreaterThanOrEqual(CLIENT_TIMEOUT_MS);
   });
 
-  it('the admin listener has the connection cap too', async () => {
-    const kept = await Promise.all(Array.from({ length: MAX_CONNECTIONS }, () => hold(w.addresses.admin)));
-    const extra = await hold(w.addresses.admin, 'GET /healthz HTTP/1.1\r\nhost: x\r\n\r\n');
-    // Closed unanswered, while the ones opened before it are still open: the cap, not a timer
-    // (without the cap it would be answered, then closed idle).
-    await extra.closed;
-    expect(extra.received()).toBe(0);
-    expect(kept.map((k) => k.socket.closed)).toEqual(kept.map(() => false));
-    await release(kept);
-    const res = await fetch(`${w.addresses.admin}/healthz`);
+  it('past the admin cap the connection unused longest is closed, not the probe: holding connections cannot fail the probes', async () => {
+    const before = logLines(/listen\.admin: .*limits\.max_connections/).length;
+    // Connections that send nothing (each would last until the header deadline), as many as the cap.
+    // One after another, so that the server accepts them in this order.
+    const kept: Held[] = [];
+    for (let i = 0; i < MAX_CONNECTIONS; i++) kept.push(await hold(w.addresses.admin));
+    onTestFinished(() => release(kept));
+    // A probe (kept alive, as a Prometheus scraping every few seconds keeps its connection) is
+    // answered, and the oldest held connection is closed to make room.
+    const scraper = await hold(w.addresses.admin, 'GET /healthz HTTP/1.1\r\nhost: x\r\n\r\n');
+    onTestFinished(() => release([scraper]));
+    // Before the fix the new connection was the one closed, unanswered: fail then, not time out.
+    const closedUnanswered = scraper.closed.then(() => {
+      if (scraper.received() === 0) throw new Error("the probe's connection was closed unanswered");
+    });
+    await Promise.race([eventually(() => scraper.received() > 0), closedUnanswered]);
+    await kept[0]!.closed;
+    expect(kept[0]!.received()).toBe(0);
+    // The next newcomer (a kubelet probe, a connection each) takes the next oldest held one, not
+    // the scraper's: its answer made it the most recently used.
+    const res = await fetch(`${w.addresses.admin}/readyz`, { headers: { connection: 'close' } });
     expect(res.status).toBe(200);
+    await kept[1]!.closed;
+    expect(scraper.socket.destroyed).toBe(false);
+    scraper.socket.write('GET /metrics HTTP/1.1\r\nhost: x\r\n\r\n');
+    const answered = scraper.received();
+    await eventually(() => scraper.received() > answered);
+    // Said once (rate-limited), naming the listener and the limit.
+    await eventually(() => logLines(/listen\.admin: .*limits\.max_connections/).length > before);
+    await release([...kept, scraper]);
+    expect((await fetch(`${w.addresses.admin}/healthz`)).status).toBe(200);
   });
 });
