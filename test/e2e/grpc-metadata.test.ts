@@ -12,7 +12,7 @@ import http2 from 'node:http2';
 import { readFileSync, rmSync } from 'node:fs';
 import { createConnection } from 'node:net';
 import * as grpc from '@grpc/grpc-js';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { afterAll, beforeAll, describe, expect, it, onTestFinished } from 'vitest';
 import { spawnWarden, watchServe } from './helpers/cli.js';
 import { encodePromptRequest } from './helpers/grpc.js';
 import { startUpstream, type FakeUpstream } from './helpers/upstream.js';
@@ -120,15 +120,38 @@ function audit(): Array<Record<string, any>> {
   return text.split('\n').filter((l) => l.trim() !== '').map((l) => JSON.parse(l) as Record<string, any>);
 }
 
+/**
+ * `warden serve` on the prepared config as a child process (grpc-js writes to its stderr), with a
+ * raw HTTP/2 session to its gRPC port; `stop` sends SIGTERM, checks the exit code and returns
+ * what the child wrote. Called inside a test.
+ */
+async function serveOverHttp2(): Promise<{ addr: { grpc: string }; session: http2.ClientHttp2Session; stop(): Promise<{ stderr: string; lines: string[] }> }> {
+  const child = spawnWarden(['serve', '--config', prepared.configFile]);
+  let stderr = '';
+  child.stderr!.on('data', (d: Buffer) => (stderr += d.toString()));
+  const { lines, listening, exited } = watchServe(child);
+  const addr = await listening;
+  const session = http2.connect(`http://${addr.grpc}`);
+  session.on('error', () => undefined);
+  // A test that fails before `stop` leaves no child behind.
+  onTestFinished(() => {
+    if (child.exitCode === null && child.signalCode === null) child.kill('SIGKILL');
+  });
+  return {
+    addr,
+    session,
+    async stop() {
+      child.kill('SIGTERM');
+      expect(await exited).toBe(0);
+      return { stderr, lines };
+    },
+  };
+}
+
 describe('authorization metadata grpc-js would drop, or node would keep only the first of', () => {
   it('is refused UNAUTHENTICATED, never served as the dev principal or as the first of two; no header value reaches stderr or the log', { timeout: 60_000 }, async () => {
-    const child = spawnWarden(['serve', '--config', prepared.configFile]);
-    let stderr = '';
-    child.stderr!.on('data', (d: Buffer) => (stderr += d.toString()));
-    const { lines, listening, exited } = watchServe(child);
-    const addr = await listening;
-    const session = http2.connect(`http://${addr.grpc}`);
-    session.on('error', () => undefined);
+    const served = await serveOverHttp2();
+    const { session, addr } = served;
     try {
       const token = await prepared.signer.token('support', 'ticket-bot');
 
@@ -169,9 +192,8 @@ describe('authorization metadata grpc-js would drop, or node would keep only the
       ]);
     } finally {
       session.close();
-      child.kill('SIGTERM');
     }
-    expect(await exited).toBe(0);
+    const { stderr, lines } = await served.stop();
     // grpc-js said what it dropped, by name only, once for the burst.
     expect(stderr).toContain("grpc-js dropped the metadata entry authorization (its value is not printable ASCII) from a call's metadata; the value is not shown");
     for (const text of [stderr, lines.join('\n'), readFileSync(prepared.auditFile, 'utf8')]) {
@@ -183,13 +205,8 @@ describe('authorization metadata grpc-js would drop, or node would keep only the
 
 describe('metadata grpc-js drops still counts', () => {
   it('a proxy header with a value that is not printable ASCII still relays (dev refuses the call), and such values count toward limits.max_header_bytes', { timeout: 60_000 }, async () => {
-    const child = spawnWarden(['serve', '--config', prepared.configFile]);
-    let stderr = '';
-    child.stderr!.on('data', (d: Buffer) => (stderr += d.toString()));
-    const { lines, listening, exited } = watchServe(child);
-    const addr = await listening;
-    const session = http2.connect(`http://${addr.grpc}`);
-    session.on('error', () => undefined);
+    const served = await serveOverHttp2();
+    const { session } = served;
     const before = audit().length;
     try {
       // A proxy passes on what its client wrote, its own address after it: grpc-js drops such a
@@ -231,9 +248,8 @@ describe('metadata grpc-js drops still counts', () => {
       ]);
     } finally {
       session.close();
-      child.kill('SIGTERM');
     }
-    expect(await exited).toBe(0);
+    const { stderr, lines } = await served.stop();
     for (const text of [stderr, lines.join('\n'), readFileSync(prepared.auditFile, 'utf8')]) {
       expect(text).not.toContain(CANARY_PII);
       expect(text).not.toContain('203.0.113.9');
