@@ -70,6 +70,24 @@ const CONNECT_ANSWER =
   'HTTP/1.1 405 Method Not Allowed\r\nallow: GET, HEAD\r\ncontent-type: text/plain\r\ncontent-length: 19\r\nconnection: close\r\n\r\nmethod not allowed\n';
 
 /**
+ * How long a connection of the admin port may have an answer under way, without a break, before
+ * it counts as unused for the cap (AdminConnections). Every admin answer is made at once and is
+ * small, and a kubelet probe gives up after 1 s (its default timeoutSeconds): a connection busy
+ * longer is a client that does not take its answers. One that pipelines requests and stops
+ * reading fills the socket buffers, and its answers never finish: it would be busy for good.
+ */
+export const STALLED_ANSWER_MS = 1_000;
+
+/**
+ * A connection of the admin port: how many answers are under way on it, and since when
+ * (performance.now()) it has had one under way without a break.
+ */
+interface AdminConnection {
+  busy: number;
+  busySince: number;
+}
+
+/**
  * The admin port's connection cap. The app ports close the connection past the cap (Node's
  * `maxConnections`); here that would let whoever reaches the port (it listens beyond loopback in
  * Kubernetes, for the kubelet and Prometheus) fail the liveness and readiness probes, and so
@@ -78,12 +96,15 @@ const CONNECT_ANSWER =
  * clients make a connection per probe or keep one for their scrapes, so past the cap the
  * connection that has waited longest without a request under way (in connection or last-answer
  * order) is closed and the new one served: the descriptors stay bounded, and holding connections
- * no longer shuts out the probes. Only when every connection has an answer under way is the new
+ * no longer shuts out the probes. Failing that, the first (in the same order) that has had an
+ * answer under way for STALLED_ANSWER_MS without a break: a client that asks and never reads its
+ * answers (or reads one now and then) would otherwise hold its connection for good, with no
+ * deadline on it. Only when every connection has an answer under way, none stalled, is the new
  * one closed.
  */
 class AdminConnections {
-  /** Open connections, least recently used first; the value: answers under way on it. */
-  private readonly open = new Map<Socket, number>();
+  /** Open connections, least recently used first, with their answers under way. */
+  private readonly open = new Map<Socket, AdminConnection>();
   private closedSince = 0;
   private lastLogAt = -Infinity;
 
@@ -93,16 +114,21 @@ class AdminConnections {
   ) {}
 
   accept(socket: Socket): void {
-    this.open.set(socket, 0);
+    this.open.set(socket, { busy: 0, busySince: 0 });
     socket.once('close', () => this.open.delete(socket));
     if (this.open.size <= this.max) return;
     let victim: Socket = socket;
-    for (const [s, busy] of this.open) {
-      if (busy === 0 && s !== socket) {
+    let stalled: Socket | undefined;
+    const now = performance.now();
+    for (const [s, use] of this.open) {
+      if (s === socket) continue;
+      if (use.busy === 0) {
         victim = s;
         break;
       }
+      if (stalled === undefined && now - use.busySince >= STALLED_ANSWER_MS) stalled = s;
     }
+    if (victim === socket && stalled !== undefined) victim = stalled;
     this.open.delete(victim);
     victim.destroy();
     this.report(victim === socket);
@@ -110,16 +136,20 @@ class AdminConnections {
 
   /** An answer begins on `socket`. */
   begin(socket: Socket): void {
-    const busy = this.open.get(socket);
-    if (busy !== undefined) this.open.set(socket, busy + 1);
+    const use = this.open.get(socket);
+    if (use === undefined) return;
+    if (use.busy++ === 0) use.busySince = performance.now();
   }
 
   /** An answer on `socket` ended: it is now the most recently used. */
   end(socket: Socket): void {
-    const busy = this.open.get(socket);
-    if (busy === undefined) return;
+    const use = this.open.get(socket);
+    if (use === undefined) return;
     this.open.delete(socket);
-    this.open.set(socket, Math.max(0, busy - 1));
+    use.busy = Math.max(0, use.busy - 1);
+    // Not restarted while pipelined answers are still under way: a client reading one answer now
+    // and then would otherwise keep its connection from ever counting as stalled.
+    this.open.set(socket, use);
   }
 
   private report(newOne: boolean): void {
@@ -130,7 +160,7 @@ class AdminConnections {
     this.logger?.warn(
       { listener: 'listen.admin', max_connections: this.max, closed: this.closedSince },
       newOne
-        ? `listen.admin: ${this.max} connections open (limits.max_connections), each with an answer under way; new connections are closed until some end`
+        ? `listen.admin: ${this.max} connections open (limits.max_connections), each with an answer under way; new connections are closed until some end or stall`
         : `listen.admin: ${this.max} connections open (limits.max_connections); the one unused longest is closed for each new one`,
     );
     this.closedSince = 0;

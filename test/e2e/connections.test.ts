@@ -5,9 +5,11 @@
  * as the HTTP listener closes one that never sends a request. Without these, one local client could
  * hold every file descriptor of the process with connections that send nothing.
  */
+import type { AddressInfo } from 'node:net';
 import { connect, type Socket } from 'node:net';
 import * as grpc from '@grpc/grpc-js';
 import { afterAll, beforeAll, describe, expect, it, onTestFinished } from 'vitest';
+import { createAdminServer, STALLED_ANSWER_MS } from '../../src/server/admin.js';
 import { bearerMetadata, gatewayClient, healthClient, unaryCall } from './helpers/grpc.js';
 import { startUpstream, type FakeUpstream } from './helpers/upstream.js';
 import { eventually, startWarden, type WardenFixture } from './helpers/warden.js';
@@ -230,5 +232,48 @@ describe('admin connections', () => {
     await eventually(() => logLines(/listen\.admin: .*limits\.max_connections/).length > before);
     await release([...kept, scraper]);
     expect((await fetch(`${w.addresses.admin}/healthz`)).status).toBe(200);
+  });
+
+  it('an answer its client does not take does not hold the admin cap: a probe past it closes a connection whose answer stalled', async () => {
+    // An admin server of its own, whose /metrics is 1 MiB: a client that asks for it 32 times on one
+    // connection (pipelined) and stops reading has answers no socket buffer holds, so its
+    // connection has an answer under way for good. As many such connections as the cap.
+    const warnings: string[] = [];
+    const server = createAdminServer({
+      registry: { contentType: 'text/plain', metrics: async () => 'x'.repeat(1024 * 1024) },
+      readiness: () => ({ ready: true, policy_revision: 'p', template_revision: 't', draining: false }),
+      maxConnections: 2,
+      logger: { warn: (_o, msg) => void warnings.push(msg ?? ''), error: () => undefined },
+    });
+    await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+    const stalled: Held[] = [];
+    onTestFinished(async () => {
+      await release(stalled);
+      server.closeAllConnections();
+      await new Promise<void>((resolve) => server.close(() => resolve()));
+    });
+    const address = `127.0.0.1:${(server.address() as AddressInfo).port}`;
+    for (let i = 0; i < 2; i++) {
+      const h = await hold(address, 'GET /metrics HTTP/1.1\r\nhost: x\r\n\r\n'.repeat(32), { read: false });
+      stalled.push(h);
+      // Its first bytes: the answers are under way. Then it reads no more.
+      await new Promise((resolve) => h.socket.once('data', resolve));
+      h.socket.pause();
+    }
+    // Stalled past the grace an answer under way has (no timer is early: the wait is the condition).
+    await new Promise((resolve) => setTimeout(resolve, STALLED_ANSWER_MS + 100));
+    // Before the fix the probe's connection was closed unanswered (every connection had an answer
+    // under way), and so would every probe's be for as long as these clients held theirs.
+    const probe = connect({ host: '127.0.0.1', port: (server.address() as AddressInfo).port });
+    let answer = '';
+    probe.on('data', (d: Buffer) => (answer += d.toString('latin1')));
+    probe.on('error', () => {}); // a reset is a close too
+    probe.write('GET /healthz HTTP/1.1\r\nhost: x\r\nconnection: close\r\n\r\n');
+    await new Promise((resolve) => probe.once('close', resolve));
+    expect(answer).toMatch(/^HTTP\/1\.1 200 /);
+    // The connection closed for it is the first stalled one (read on, it ends where the server cut it).
+    stalled[0]!.socket.resume();
+    await stalled[0]!.closed;
+    expect(warnings.some((m) => m.includes('limits.max_connections'))).toBe(true);
   });
 });
