@@ -121,10 +121,12 @@ reasons contains sprintf("restricted template %s has no approval", [input.templa
 
 # Restricted prompts go only to models under a zero-retention agreement (the table above): a call
 # may not ask the provider to keep them (OpenAI's `store`, which keeps the completion for the
-# provider's dashboard and evals). `input.request.params` holds the call's other parameters.
-reasons contains "restricted prompts may not be stored by the provider (store: true)" if {
+# provider's dashboard and evals). `input.request.params` holds the call's other parameters; any
+# `store` but false or null counts, so that a mistyped `1` or `"true"` (given as "string"), which a
+# lenient upstream may read as true, is refused too.
+reasons contains "restricted prompts may not be stored by the provider (store must be false or absent)" if {
 	sensitivity == "restricted"
-	input.request.params.store == true
+	asks_to_store
 }
 
 # ---------------------------------------------------------------------------------------------
@@ -165,6 +167,12 @@ service_allowed if {
 approved if {
 	input.template.approval.by != ""
 	input.template.approval.ticket != ""
+}
+
+asks_to_store if {
+	store := input.request.params.store
+	store != false
+	store != null
 }
 
 # A template without a model list (or a raw prompt) does not narrow the sensitivity's list.

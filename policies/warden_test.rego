@@ -177,13 +177,21 @@ test_denies_storing_a_restricted_prompt if {
 	i := as_service(object.union(restricted, {"request": {"params": {"store": true}}}), "billing", "refund-worker")
 	d := warden.decision with input as i
 	not d.allow
-	d.reasons == ["restricted prompts may not be stored by the provider (store: true)"]
+	d.reasons == ["restricted prompts may not be stored by the provider (store must be false or absent)"]
+}
+
+test_denies_a_restricted_prompt_with_a_mistyped_store if {
+	every store in [1, "string", "object"] {
+		i := as_service(object.union(restricted, {"request": {"params": {"store": store}}}), "billing", "refund-worker")
+		not warden.decision.allow with input as i
+	}
 }
 
 test_allows_a_restricted_prompt_that_is_not_stored if {
-	i := as_service(object.union(restricted, {"request": {"params": {"store": false, "temperature": 0.2}}}), "billing", "refund-worker")
-	d := warden.decision with input as i
-	d.allow
+	every store in [false, null] {
+		i := as_service(object.union(restricted, {"request": {"params": {"store": store, "temperature": 0.2}}}), "billing", "refund-worker")
+		warden.decision.allow with input as i
+	}
 }
 
 test_allows_storing_an_internal_prompt if {

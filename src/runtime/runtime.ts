@@ -343,7 +343,7 @@ export async function createRuntime(config: Config, opts: RuntimeOptions = {}): 
       else {
         logger.warn(
           { listener: key },
-          `${key}: this @grpc/grpc-js does not expose its listeners; limits.max_connections, the preface deadline and the refusal of an authorization metadata grpc-js drops (not printable ASCII, or authorization-bin) do not apply there`,
+          `${key}: this @grpc/grpc-js does not expose its listeners, so Warden cannot read its calls' header blocks: limits.max_connections, the preface deadline, the refusal of an authorization metadata grpc-js drops (not printable ASCII, or authorization-bin), the proxy headers it drops (a relayed call can look local to the dev identity), the metadata size as sent and the refusal of x-warden-* metadata do not apply there`,
         );
       }
     };

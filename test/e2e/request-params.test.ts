@@ -19,7 +19,7 @@ import { REPO } from './helpers/cli.js';
 import { gatewayClient, unaryCall } from './helpers/grpc.js';
 
 const CANARY = 'CANARY-PARAM-USER-4d2c';
-const STORE_REASON = 'restricted prompts may not be stored by the provider (store: true)';
+const STORE_REASON = 'restricted prompts may not be stored by the provider (store must be false or absent)';
 const REFUND = { template: 'billing/refund-review@1', variables: { order_id: 'O-1', amount: 40, reason: 'arrived broken' } };
 const TICKET = { template: 'support/ticket-summary@2', variables: { ticket_id: 'T-1', customer_message: 'hello' } };
 
@@ -67,26 +67,29 @@ describe('the default policy and store: true', () => {
 
   const create = (body: Record<string, unknown>) => client.chat.completions.create({ model: 'echo', messages: [], ...body } as never);
 
-  it('refuses a restricted template called with store: true, over HTTP', async () => {
-    const err = await refusal(create({ store: true, user: CANARY, warden: REFUND }));
-    expect(err.status).toBe(403);
-    expect((err.error as { code?: string }).code).toBe('policy_denied');
-    expect(err.message).toContain(STORE_REASON);
-    const record = JSON.parse(w.auditLines().at(-1)!) as { decision: { allow: boolean; reasons: string[] }; error_code: string };
-    expect(record).toMatchObject({ decision: { allow: false, reasons: [STORE_REASON] }, error_code: 'policy_denied' });
+  it('refuses a restricted template called with store: true (or a mistyped 1 or "true"), over HTTP', async () => {
+    for (const store of [true, 1, 'true']) {
+      const err = await refusal(create({ store, user: CANARY, warden: REFUND }));
+      expect(err.status, String(store)).toBe(403);
+      expect((err.error as { code?: string }).code).toBe('policy_denied');
+      expect(err.message).toContain(STORE_REASON);
+      const record = JSON.parse(w.auditLines().at(-1)!) as { decision: { allow: boolean; reasons: string[] }; error_code: string };
+      expect(record).toMatchObject({ decision: { allow: false, reasons: [STORE_REASON] }, error_code: 'policy_denied' });
+    }
   });
 
-  it('serves the same call without store, with store: false, and an internal template with store: true', async () => {
+  it('serves the same call without store, with store: false or null, and an internal template with store: true', async () => {
     const cases: Array<[Record<string, unknown>, string]> = [
       [{ warden: REFUND }, 'Order O-1'],
       [{ store: false, warden: REFUND }, 'Order O-1'],
+      [{ store: null, warden: REFUND }, 'Order O-1'],
       [{ store: true, warden: TICKET }, 'T-1'],
     ];
     for (const [body, echoed] of cases) {
       const done = (await create(body)) as OpenAI.ChatCompletion;
       expect(done.choices[0]!.message.content, JSON.stringify(body)).toContain(echoed);
     }
-    expect(w.auditLines().map((l) => (JSON.parse(l) as { status: string }).status).slice(-3)).toEqual(['ok', 'ok', 'ok']);
+    expect(w.auditLines().map((l) => (JSON.parse(l) as { status: string }).status).slice(-4)).toEqual(['ok', 'ok', 'ok', 'ok']);
   });
 
   it('refuses it over gRPC too, with params_json', async () => {
