@@ -10,7 +10,7 @@
  * record hold none of it.
  */
 import { describe, expect, it } from 'vitest';
-import { bearerMetadata, unaryCall } from './helpers/grpc.js';
+import { bearerMetadata, streamMessages, unaryCall } from './helpers/grpc.js';
 import { anthropicEvents, postRoute } from './helpers/http.js';
 import { completionBody, joinedOpenAI, oneCharChunks } from './helpers/scripted-upstream.js';
 import { useScriptedWarden } from './helpers/scripted-warden.js';
@@ -59,15 +59,9 @@ function lastRecord(): Record<string, any> {
   return scripted.w.audit().at(-1)!;
 }
 
-async function grpcStream(params: Record<string, unknown> = {}): Promise<any[]> {
+function grpcStream(params: Record<string, unknown> = {}): Promise<any[]> {
   const call = scripted.gateway.StreamComplete(grpcRequest(params), bearerMetadata(scripted.token));
-  const got: any[] = [];
-  await new Promise<void>((resolve, reject) => {
-    call.on('data', (c: any) => got.push(c));
-    call.on('end', resolve);
-    call.on('error', reject);
-  });
-  return got;
+  return streamMessages(call);
 }
 
 describe('tool-call arguments written with JSON escapes', () => {

@@ -12,7 +12,7 @@ import { join } from 'node:path';
 import Anthropic from '@anthropic-ai/sdk';
 import OpenAI from 'openai';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { bearerMetadata, unaryCall } from './helpers/grpc.js';
+import { bearerMetadata, streamMessages, unaryCall } from './helpers/grpc.js';
 import { chunkBody, completionBody } from './helpers/scripted-upstream.js';
 import { useScriptedWarden } from './helpers/scripted-warden.js';
 import { CANARY_SECRET, FIXTURES, startWarden, type WardenFixture } from './helpers/warden.js';
@@ -214,13 +214,7 @@ describe('labels of the answer: id, model, tool call id and name, finish_reason'
     expectClean(JSON.stringify(res));
 
     chunks = [chunk({ role: 'assistant', content: 'hi' }, null, { id: CANARY_SECRET, model: CANARY_SECRET }), chunk({}, 'stop')];
-    const call = scripted.gateway.StreamComplete(req, bearerMetadata(scripted.token));
-    const got: any[] = [];
-    await new Promise<void>((resolve, reject) => {
-      call.on('data', (c: any) => got.push(c));
-      call.on('end', resolve);
-      call.on('error', reject);
-    });
+    const got = await streamMessages(scripted.gateway.StreamComplete(req, bearerMetadata(scripted.token)));
     expect(got[0].id).toBe('[SECRET_VALUE]');
     expect(got[0].model).toBe('[SECRET_VALUE]');
     expectClean(JSON.stringify(got));
@@ -367,13 +361,7 @@ describe('a tool call id and name streamed in pieces', () => {
     for (const shape of shapes) {
       for (const k of positions) {
         chunks = shape(k);
-        const call = scripted.gateway.StreamComplete(req, bearerMetadata(scripted.token));
-        const got: any[] = [];
-        await new Promise<void>((resolve, reject) => {
-          call.on('data', (c: any) => got.push(c));
-          call.on('end', resolve);
-          call.on('error', reject);
-        });
+        const got = await streamMessages(scripted.gateway.StreamComplete(req, bearerMetadata(scripted.token)));
         expect({ k, ...joined(got.map((c) => c.choices[0]?.delta)) }).toMatchObject({ k, id: 'call_[SECRET_VALUE]', name: 'x[SECRET_VALUE]', args: '{"a":1}' });
         expectClean(JSON.stringify(got));
         expect(lastRecord()['redaction'].leaks, `k=${k}`).toBe(2);
@@ -499,13 +487,10 @@ describe('a secret or an e-mail split across content parts or content and refusa
   it('streamed over gRPC StreamComplete: a value split between content and refusal is masked whole', async () => {
     for (const [h, p] of splits) {
       chunks = streamedSplit(h, p);
-      const call = scripted.gateway.StreamComplete({ model: 'gpt-4o-mini', template: { id: 'ops/incident-brief', version: 1 }, variables: VARIABLES }, bearerMetadata(scripted.token));
-      let joined = '';
-      await new Promise<void>((resolve, reject) => {
-        call.on('data', (c: any) => (joined += c.choices.map((x: any) => `${x.delta.content}${x.delta.refusal}`).join('')));
-        call.on('end', resolve);
-        call.on('error', reject);
-      });
+      const got = await streamMessages(
+        scripted.gateway.StreamComplete({ model: 'gpt-4o-mini', template: { id: 'ops/incident-brief', version: 1 }, variables: VARIABLES }, bearerMetadata(scripted.token)),
+      );
+      const joined = got.map((c: any) => c.choices.map((x: any) => `${x.delta.content}${x.delta.refusal}`).join('')).join('');
       expect(joined, `h=${h} p=${p}`).toBe(STREAMED_WANT);
     }
   });

@@ -12,7 +12,7 @@
  */
 import { describe, expect, it } from 'vitest';
 import { CARD_LEAK } from './helpers/canaries.js';
-import { bearerMetadata } from './helpers/grpc.js';
+import { bearerMetadata, streamMessages } from './helpers/grpc.js';
 import { anthropicEvents, postRoute } from './helpers/http.js';
 import { completionBody, joinedOpenAI, oneCharChunks } from './helpers/scripted-upstream.js';
 import { useScriptedWarden } from './helpers/scripted-warden.js';
@@ -58,16 +58,10 @@ const scripted = useScriptedWarden(() => completion, () => chunks, ['support', '
 
 const governed = { model: 'gpt-4o-mini', messages: [], warden: { template: `${TEMPLATE}@1`, variables: VARIABLES } } as any;
 
-async function grpcStream(): Promise<any[]> {
+function grpcStream(): Promise<any[]> {
   const request = { model: 'gpt-4o-mini', template: { id: TEMPLATE, version: 1 }, variables: VARIABLES, params_json: '{}' };
   const call = scripted.gateway.StreamComplete(request, bearerMetadata(scripted.token));
-  const got: any[] = [];
-  await new Promise<void>((resolve, reject) => {
-    call.on('data', (c: any) => got.push(c));
-    call.on('end', resolve);
-    call.on('error', reject);
-  });
-  return got;
+  return streamMessages(call);
 }
 
 describe('a card and a phone number with their digits written as JSON escapes, streamed one character per chunk', () => {

@@ -5,7 +5,7 @@
  */
 import * as grpc from '@grpc/grpc-js';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { bearerMetadata, unaryCall } from './helpers/grpc.js';
+import { bearerMetadata, streamMessages, unaryCall } from './helpers/grpc.js';
 import { startGatewayWarden, type GatewayWarden } from './helpers/gateway-warden.js';
 import type { FakeUpstream } from './helpers/upstream.js';
 
@@ -34,13 +34,7 @@ function complete(request: object): Promise<any> {
 }
 
 function streamAll(request: object): Promise<any[]> {
-  return new Promise((resolve, reject) => {
-    const out: any[] = [];
-    const call = gateway.StreamComplete(request, metadata());
-    call.on('data', (c: any) => out.push(c));
-    call.on('error', reject);
-    call.on('end', () => resolve(out));
-  });
+  return streamMessages(gateway.StreamComplete(request, metadata()));
 }
 
 beforeAll(async () => {

@@ -48,6 +48,16 @@ export function bearerMetadata(token: string, extra: Record<string, string> = {}
   return m;
 }
 
+/** The messages of a server-streaming call, once it has ended (rejects with the ServiceError). */
+export function streamMessages(call: grpc.ClientReadableStream<any>): Promise<any[]> {
+  const got: any[] = [];
+  return new Promise((resolve, reject) => {
+    call.on('data', (c: any) => got.push(c));
+    call.on('end', () => resolve(got));
+    call.on('error', reject);
+  });
+}
+
 /** Calls a unary method and resolves with its response (rejects with the ServiceError). */
 export function unaryCall(client: any, method: string, request: object, metadata = new grpc.Metadata()): Promise<any> {
   return new Promise((resolve, reject) => client[method](request, metadata, (err: grpc.ServiceError | null, res: any) => (err ? reject(err) : resolve(res))));
