@@ -7,9 +7,9 @@ import { isoTime } from '../pipeline/clock.js';
 import { mostRecentApproval } from '../pipeline/approvals.js';
 import { governanceInstant } from '../pipeline/instants.js';
 import { WardenError } from '../pipeline/errors.js';
-import { paramsInput } from './params-input.js';
 import type { RequestContext } from '../pipeline/stage.js';
 import { POLICY_INPUT_VERSION, type Approval, type PolicyInput, type Principal, type Template } from '../pipeline/types.js';
+import { paramsInput } from './params-input.js';
 
 export interface PolicyEnvironment {
   name: string;
