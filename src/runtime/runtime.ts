@@ -14,7 +14,7 @@ import { configDirOf } from '../config/load.js';
 import { createPipeline, type Pipeline } from '../pipeline/pipeline.js';
 import type { Principal } from '../pipeline/types.js';
 import { createAdminServer, type Readiness } from '../server/admin.js';
-import { guardConnections } from '../server/connections.js';
+import { guardConnections, logAcceptFailures } from '../server/connections.js';
 import { guardGrpcListeners, type GrpcListenerGuard } from '../server/grpc-connections.js';
 import { bindGrpc, createGrpcIngress, HealthState, type GrpcIngress } from '../server/grpc.js';
 import { Admission } from '../server/admission.js';
@@ -382,9 +382,9 @@ export async function createRuntime(config: Config, opts: RuntimeOptions = {}): 
 
       const adminInfo = await listenTcp(adminServer, config.listen.admin, 'listen.admin');
       out.admin = `http://${formatAddress(adminInfo)}`;
-      // Its own cap (createAdminServer: the connection unused longest makes room); this adds the
-      // accept-failure log. Infinity: Node's cap, which closes the new connection, stays off.
-      guardConnections(adminServer, { key: 'listen.admin', maxConnections: Infinity, logger });
+      // Capped by createAdminServer itself (the connection unused longest makes room, not the new
+      // one, which Node's cap would close): only the accept-failure log here.
+      logAcceptFailures(adminServer, 'listen.admin', logger);
     } catch (err) {
       // A listener that cannot bind stops the start: the ones bound before it are closed, so
       // their Unix socket files are removed (not left for the next start to find) and their

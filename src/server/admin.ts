@@ -7,7 +7,7 @@
 import { createServer, type Server, type ServerOptions } from 'node:http';
 import type { Socket } from 'node:net';
 import type { Duplex } from 'node:stream';
-import { DROP_LOG_INTERVAL_MS, type ConnectionLogger } from './connections.js';
+import { RateLimitedCount, type ConnectionLogger } from './connections.js';
 
 /** The prom-client Registry surface we use. */
 export interface MetricsRegistry {
@@ -105,8 +105,7 @@ interface AdminConnection {
 class AdminConnections {
   /** Open connections, least recently used first, with their answers under way. */
   private readonly open = new Map<Socket, AdminConnection>();
-  private closedSince = 0;
-  private lastLogAt = -Infinity;
+  private readonly closes = new RateLimitedCount();
 
   constructor(
     private readonly max: number,
@@ -153,17 +152,14 @@ class AdminConnections {
   }
 
   private report(newOne: boolean): void {
-    this.closedSince++;
-    const now = performance.now();
-    if (now - this.lastLogAt < DROP_LOG_INTERVAL_MS) return;
-    this.lastLogAt = now;
+    const closed = this.closes.add();
+    if (closed === undefined) return;
     this.logger?.warn(
-      { listener: 'listen.admin', max_connections: this.max, closed: this.closedSince },
+      { listener: 'listen.admin', max_connections: this.max, closed },
       newOne
         ? `listen.admin: ${this.max} connections open (limits.max_connections), each with an answer under way; new connections are closed until some end or stall`
         : `listen.admin: ${this.max} connections open (limits.max_connections); the one unused longest is closed for each new one`,
     );
-    this.closedSince = 0;
   }
 }
 

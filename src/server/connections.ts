@@ -25,30 +25,52 @@ export interface ConnectionGuardOptions {
 }
 
 /**
- * Caps `server`'s open connections and logs when the cap turns one away (rate-limited: a client
- * hammering the port must not flood the log) and when accepting fails for lack of file
- * descriptors (once per error code: that state lasts, and each accept would repeat it).
+ * Counts events and says when a line about them is due: at most one per DROP_LOG_INTERVAL_MS (a
+ * client hammering a port must not flood the log), with how many happened since the last line.
+ */
+export class RateLimitedCount {
+  private since = 0;
+  private lastAt = -Infinity;
+
+  /** Counts one event; the count to log now, or undefined while the last line is too recent. */
+  add(): number | undefined {
+    this.since++;
+    const now = performance.now();
+    if (now - this.lastAt < DROP_LOG_INTERVAL_MS) return undefined;
+    this.lastAt = now;
+    const n = this.since;
+    this.since = 0;
+    return n;
+  }
+}
+
+/**
+ * Caps `server`'s open connections and logs when the cap turns one away (rate-limited) and when
+ * accepting fails (logAcceptFailures).
  */
 export function guardConnections(server: Server, opts: ConnectionGuardOptions): void {
   const { key, maxConnections, logger } = opts;
   server.maxConnections = maxConnections;
-  let droppedSince = 0;
-  let lastLogAt = -Infinity;
+  const drops = new RateLimitedCount();
   server.on('drop', () => {
-    droppedSince++;
-    const now = performance.now();
-    if (now - lastLogAt < DROP_LOG_INTERVAL_MS) return;
-    lastLogAt = now;
+    const dropped = drops.add();
+    if (dropped === undefined) return;
     logger.warn(
-      { listener: key, max_connections: maxConnections, dropped: droppedSince },
+      { listener: key, max_connections: maxConnections, dropped },
       `${key}: ${maxConnections} connections open (limits.max_connections); new connections are closed until some end`,
     );
-    droppedSince = 0;
   });
+  logAcceptFailures(server, key, logger);
+}
+
+/**
+ * Logs when accepting fails for lack of file descriptors (once per error code: that state lasts,
+ * and each accept would repeat it). Node emits accept failures on the server; with no listener one
+ * would end the process. libuv mostly absorbs EMFILE itself (it closes the waiting connections),
+ * so max_connections, kept below the fd limit, is what keeps this from happening at all.
+ */
+export function logAcceptFailures(server: Server, key: string, logger: ConnectionLogger): void {
   const reported = new Set<string>();
-  // Node emits accept failures on the server; with no listener one would end the process. libuv
-  // mostly absorbs EMFILE itself (it closes the waiting connections), so max_connections, kept
-  // below the fd limit, is what keeps this from happening at all.
   server.on('error', (err: NodeJS.ErrnoException) => {
     const code = err.code ?? 'error';
     if (reported.has(code)) return;
