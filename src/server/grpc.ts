@@ -68,7 +68,7 @@ interface WireMessage {
 
 interface WireTool {
   type: string;
-  function?: { name: string; description: string; parameters_json: string } | null;
+  function?: { name: string; description: string; parameters_json: string; strict?: boolean | null } | null;
 }
 
 export interface WirePromptRequest {
@@ -226,6 +226,8 @@ function toTool(t: WireTool, i: number, maxDepth: number): ToolDefinition {
     fn.parameters = jsonObject(t.function.parameters_json, `${path}.function.parameters_json`, maxDepth);
     checkExactNumbers(fn.parameters, `${path}.function.parameters_json`);
   }
+  // proto3 `optional`: unset is absent (undefined, or null from an older proto-loader), as over HTTP.
+  if (typeof t.function.strict === 'boolean') fn.strict = t.function.strict;
   return { type: 'function', function: fn };
 }
 
@@ -563,6 +565,8 @@ function fromTool(t: ToolDefinition) {
       name: utf8(t.function.name),
       description: utf8(t.function.description ?? ''),
       parameters_json: t.function.parameters === undefined ? '' : JSON.stringify(t.function.parameters),
+      // Shown as it goes upstream: unset when the request did not set it (HTTP's `null` too).
+      ...(typeof t.function.strict === 'boolean' ? { strict: t.function.strict } : {}),
     },
   };
 }

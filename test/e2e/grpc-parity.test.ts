@@ -114,6 +114,21 @@ describe('gRPC tools, multi-part content and tool calls', () => {
     expect(choice.message.tool_calls).toEqual([{ id: 'call_up_1', type: 'function', function: { name: 'get_weather', arguments: '{"city":"Paris"}' } }]);
   });
 
+  it("a tool's `strict` reaches the upstream as set (true or false), and is absent when unset", async () => {
+    upstream.mode = 'ok';
+    const ask = (strict: boolean | undefined) => ({
+      model: 'gpt-4o-mini',
+      messages: [{ role: 'user', content: 'hi' }],
+      tools: [{ type: 'function', function: { ...WEATHER_TOOL.function, ...(strict === undefined ? {} : { strict }) } }],
+    });
+    for (const strict of [true, false]) {
+      await complete(ask(strict));
+      expect(upstream.calls.at(-1)!.body.tools[0].function.strict).toBe(strict);
+    }
+    await complete(ask(undefined));
+    expect(upstream.calls.at(-1)!.body.tools[0].function).not.toHaveProperty('strict');
+  });
+
   it('tool definitions are redacted before they leave: description and schema strings', async () => {
     upstream.mode = 'ok';
     const leakyTool = {

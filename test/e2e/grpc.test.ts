@@ -66,6 +66,18 @@ describe('PromptGateway', () => {
     expect(res.messages[1].content).toBe('Service billing-api is failing.');
   });
 
+  it("Render shows a tool's `strict` when the request sets it, and none when it does not", async () => {
+    const ask = (strict?: boolean) => ({
+      model: 'gpt-4o-mini',
+      template: { id: 'ops/incident-brief', version: 1 },
+      variables: { service: 'billing-api' },
+      tools: [{ type: 'function', function: { name: 'page_oncall', ...(strict === undefined ? {} : { strict }) } }],
+    });
+    expect((await unary('Render', ask(true))).tools[0].function.strict).toBe(true);
+    expect((await unary('Render', ask(false))).tools[0].function.strict).toBe(false);
+    expect((await unary('Render', ask())).tools[0].function.strict ?? undefined).toBeUndefined();
+  });
+
   it('Render shows the tools and pass-through parameters that would go upstream, redacted as Complete sends them, secret values masked', async () => {
     const request = {
       model: 'gpt-4o-mini',
