@@ -2,7 +2,7 @@
  * Folding for detection: detectors run on a folded copy of the text so that obfuscations do not
  * walk past them — NFKC (fullwidth letters and digits, ligatures, circled and mathematical digits),
  * zero-width, format and other default-ignorable characters removed (and combining marks after a
- * digit), digits of every script mapped to ASCII, exotic spaces and dashes mapped to ' ' and '-',
+ * digit; Unicode tag characters, which mirror ASCII, read as that ASCII), digits of every script mapped to ASCII, exotic spaces and dashes mapped to ' ' and '-',
  * ASCII controls read as line breaks (VT, FF) or dropped (see NEEDS_FOLD). (Digit groups split by spaces, dashes, dots or line
  * breaks are joined by the digit-run scanner, which reads the folded text.)
  *
@@ -72,6 +72,13 @@ function foldCodePoint(cp: number): string {
   const ch = String.fromCodePoint(cp);
   let out: string;
   if (cp === 0x2028 || cp === 0x2029 || cp === 0x85 || cp === 0x0b || cp === 0x0c) out = '\n';
+  // Unicode tag characters (U+E0021-U+E007E) mirror printable ASCII and render as nothing, yet a
+  // model reads them as the ASCII they mirror ("ASCII smuggling"): a card or an address written
+  // in them was dropped as invisible and went upstream whole. Read as that ASCII. The tag space
+  // U+E0020 is dropped as before, so it is read both ways: as nothing, and (spacedView, between
+  // two visible units) as a space. (An emoji flag's tags, `🏴` + `gbeng`, read as letters; its
+  // cancel tag U+E007F is dropped, which ends the word in the spaced reading.)
+  else if (cp >= 0xe0021 && cp <= 0xe007e) out = String.fromCharCode(cp - 0xe0000);
   else if (FORMAT_CHAR.test(ch) || CONTROL_CHAR.test(ch)) out = '';
   else if (SPACE_CHAR.test(ch)) out = ' ';
   else if (DASH_CHAR.test(ch)) out = '-';

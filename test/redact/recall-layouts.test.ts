@@ -1082,3 +1082,31 @@ describe('HTML character references (web pages, HTML e-mail, an address obfuscat
     );
   });
 });
+
+describe('Unicode tag characters ("ASCII smuggling")', () => {
+  // U+E0021-U+E007E mirror printable ASCII and render as nothing, but a model reads them as the
+  // ASCII they mirror: a value written in them was dropped as invisible and went out whole.
+  const tag = (s: string): string => [...s].map((c) => String.fromCodePoint(0xe0000 + c.charCodeAt(0))).join('');
+  const cases: Array<[string, Array<[string, string]>]> = [
+    [`card ${tag('4111 1111 1111 1111')}`, [['CREDIT_CARD', tag('4111 1111 1111 1111')]]],
+    [`mail ${tag('jane.doe@example.com')}`, [['EMAIL_ADDRESS', tag('jane.doe@example.com')]]],
+    // One tag character among plain ones: the '@' of an address, the last groups of a card.
+    [`mail jane.doe${tag('@')}example.com`, [['EMAIL_ADDRESS', `jane.doe${tag('@')}example.com`]]],
+    [`card 4111 1111 ${tag('1111 1111')}`, [['CREDIT_CARD', `4111 1111 ${tag('1111 1111')}`]]],
+    [`ssn ${tag('536-22-1234')}`, [['US_SSN', tag('536-22-1234')]]],
+    [`tel ${tag('+1 415 555 2671')}`, [['PHONE_NUMBER', tag('+1 415 555 2671')]]],
+    // The tag space is read both ways, as nothing and as a space, as before.
+    [`card 4111${tag(' ')}1111${tag(' ')}1111${tag(' ')}1111`, [['CREDIT_CARD', `4111${tag(' ')}1111${tag(' ')}1111${tag(' ')}1111`]]],
+  ];
+  for (const [text, want] of cases) {
+    it(JSON.stringify(text), () => {
+      expect(found(text)).toEqual(want);
+    });
+  }
+
+  it("an emoji flag's tags stay a flag: the text after it is read as before", () => {
+    const flag = `\u{1F3F4}${tag('gbeng')}\u{E007F}`;
+    expect(found(`${flag} ok 4111 1111 1111 1111`)).toEqual([['CREDIT_CARD', '4111 1111 1111 1111']]);
+    expect(found(`${flag} team`)).toEqual([]);
+  });
+});

@@ -1,10 +1,14 @@
 /**
- * End to end: PII written with HTML character references (text copied from a web page or an
+ * End to end: PII hidden from a plain reading but read by a model. First, PII written with HTML character references (text copied from a web page or an
  * HTML e-mail: `&#64;` for the '@' of an address obfuscated against spam, `&nbsp;` between a
  * card's groups, a fully encoded `&#106;&#97;…`), which a model reads as the characters they
  * stand for. Before the fix such a prompt went upstream as written, and such an answer reached
  * the caller unmasked. The official `openai` SDK against a loopback upstream that records what it
  * received; the upstream, the caller, the log and the audit record hold no canary.
+ *
+ * Then PII written in Unicode tag characters (U+E0021-U+E007E: invisible, each mirroring an ASCII
+ * character, and read by models as that character, "ASCII smuggling"): they were dropped as
+ * invisible before detection, so the value went upstream whole.
  */
 import OpenAI from 'openai';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -85,5 +89,24 @@ describe('HTML character references in the answer', () => {
   it('the log and the audit records hold no canary', () => {
     expectNoCanary(w.logs.join('\n'));
     expectNoCanary(JSON.stringify(w.audit()));
+  });
+});
+
+describe('Unicode tag characters in the prompt', () => {
+  const tag = (t: string): string => [...t].map((c) => String.fromCodePoint(0xe0000 + c.charCodeAt(0))).join('');
+  /** What a model reads in `text`: each tag character as the ASCII it mirrors. */
+  const untag = (text: string): string => text.replace(/[\u{E0020}-\u{E007E}]/gu, (c) => String.fromCharCode(c.codePointAt(0)! - 0xe0000));
+
+  it('openai SDK: a card and an address written in tags go upstream masked', async () => {
+    const prompt = `Bill ${tag('4111 1111 1111 1111')} and mail the receipt to canary.pii.5e1b${tag('@')}example.com, thanks.`;
+    expect(untag(prompt)).toBe('Bill 4111 1111 1111 1111 and mail the receipt to canary.pii.5e1b@example.com, thanks.');
+    upstream.mode = 'ok';
+    const before = upstream.calls.length;
+    await openai.chat.completions.create({ model: 'gpt-4o-mini', messages: [{ role: 'user', content: prompt }] });
+    expect(upstream.calls.length).toBe(before + 1);
+    const body = upstream.calls[before]!.body as { messages: Array<{ role: string; content: string }> };
+    expectNoCanary(untag(JSON.stringify(body)));
+    expect(body.messages.at(-1)!.content).toBe('Bill [CREDIT_CARD] and mail the receipt to [EMAIL_ADDRESS], thanks.');
+    expect(w.audit().at(-1)!['redaction']).toMatchObject({ counts: { EMAIL_ADDRESS: 1, CREDIT_CARD: 1 } });
   });
 });
