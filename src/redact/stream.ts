@@ -111,6 +111,12 @@ function groupChar(c: number): boolean {
  * its trailing group on.
  */
 function joinable(raw: string): boolean {
+  // A piece that ends between the two halves of a surrogate pair: the character still arriving may
+  // be a digit (mathematical `𝟏`, a tag character `U+E0031`), so the run joins as the text before
+  // it does, or may begin a group alone. Folded as it stands, the lone half was no digit, and the
+  // groups before it went out in clear ("card 4111 1111 " before "𝟏𝟏𝟏𝟏 𝟏𝟏𝟏𝟏").
+  const lastUnit = raw.charCodeAt(raw.length - 1);
+  if (lastUnit >= 0xd800 && lastUnit <= 0xdbff) return raw.length === 1 || joinable(raw.slice(0, -1));
   const view = fold(raw);
   const folded = view.text;
   if (folded.length === 0) return raw.length > 0; // only invisible characters: keep them together

@@ -761,3 +761,29 @@ describe('streaming: HTML character references', () => {
     });
   }
 });
+
+describe('streaming: astral characters (Unicode tag characters, mathematical digits)', () => {
+  // A value written in tag characters (U+E0021-U+E007E, read as the ASCII they mirror) or in
+  // mathematical digits is held and masked whole at every split, between the two halves of a
+  // surrogate pair included: a piece ending in a lone high surrogate let the groups before it
+  // out ("card 4111 1111 " before "𝟏𝟏𝟏𝟏 𝟏𝟏𝟏𝟏").
+  const tag = (s: string): string => [...s].map((c) => String.fromCodePoint(0xe0000 + c.charCodeAt(0))).join('');
+  const CASES: Record<string, [string, string]> = {
+    'a card in tags': [`pay with ${tag('4111 1111 1111 1111')} ok`, 'pay with [CREDIT_CARD] ok'],
+    'an address with a tag @': [`mail jane.doe${tag('@')}example.com ok`, 'mail [EMAIL_ADDRESS] ok'],
+    'a card whose last groups are tags': [`card 4111 1111 ${tag('1111 1111')} ok`, 'card [CREDIT_CARD] ok'],
+    'a card whose last groups are mathematical digits': ['card 4111 1111 \u{1D7CF}\u{1D7CF}\u{1D7CF}\u{1D7CF} \u{1D7CF}\u{1D7CF}\u{1D7CF}\u{1D7CF} ok', 'card [CREDIT_CARD] ok'],
+    'a phone whose last group is mathematical digits': ['call +1 415 555 \u{1D7D0}\u{1D7D4}\u{1D7D5}\u{1D7CF} now', 'call [PHONE_NUMBER] now'],
+  };
+  for (const [name, [text, redacted]] of Object.entries(CASES)) {
+    it(`${name}: every two-piece split equals the whole`, async () => {
+      const s = redactor.session(decision(), []);
+      const expected = whole(s as ReturnType<typeof tokenizedSession>, text);
+      expect(expected.content).toBe(redacted);
+      for (let i = 1; i < text.length; i++) {
+        const got = joinChunks(await collect(s.processStream(fromArray([chunk(text.slice(0, i)), chunk(text.slice(i), undefined, 'stop')]))));
+        if (got.content !== expected.content) expect({ i, content: got.content }).toEqual({ i, content: expected.content });
+      }
+    });
+  }
+});
