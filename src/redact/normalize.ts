@@ -2,7 +2,7 @@
  * Folding for detection: detectors run on a folded copy of the text so that obfuscations do not
  * walk past them — NFKC (fullwidth letters and digits, ligatures, circled and mathematical digits),
  * zero-width, format and other default-ignorable characters removed (and combining marks after a
- * digit), digits of every script mapped to ASCII, exotic spaces and dashes mapped to ' ' and '-',
+ * digit; Unicode tag characters, which mirror ASCII, read as that ASCII), digits of every script mapped to ASCII, exotic spaces and dashes mapped to ' ' and '-',
  * ASCII controls read as line breaks (VT, FF) or dropped (see NEEDS_FOLD). (Digit groups split by spaces, dashes, dots or line
  * breaks are joined by the digit-run scanner, which reads the folded text.)
  *
@@ -11,7 +11,8 @@
  * no map at all: the check is one regex test.
  *
  * Percent escapes (`%2B14155552671`, `jane.doe%40example.com`, `4111%201111%201111%201111`: query
- * strings, form bodies, pasted logs), and a form body's '+' between digits (`4111+1111+1111+1111`),
+ * strings, form bodies, pasted logs), HTML character references (`jane.doe&#64;example.com`,
+ * `4111&nbsp;1111…`: web pages, HTML mail), and a form body's '+' between digits (`4111+1111+1111+1111`),
  * are not decoded here but in a second view of the text
  * (foldPercentDecoded), which the scanner reads in addition to this one: a decoded `%20` is a space,
  * which would end a URL or a password value that the detectors read whole in the text as written.
@@ -71,6 +72,13 @@ function foldCodePoint(cp: number): string {
   const ch = String.fromCodePoint(cp);
   let out: string;
   if (cp === 0x2028 || cp === 0x2029 || cp === 0x85 || cp === 0x0b || cp === 0x0c) out = '\n';
+  // Unicode tag characters (U+E0021-U+E007E) mirror printable ASCII and render as nothing, yet a
+  // model reads them as the ASCII they mirror ("ASCII smuggling"): a card or an address written
+  // in them was dropped as invisible and went upstream whole. Read as that ASCII. The tag space
+  // U+E0020 is dropped as before, so it is read both ways: as nothing, and (spacedView, between
+  // two visible units) as a space. (An emoji flag's tags, `🏴` + `gbeng`, read as letters; its
+  // cancel tag U+E007F is dropped, which ends the word in the spaced reading.)
+  else if (cp >= 0xe0021 && cp <= 0xe007e) out = String.fromCharCode(cp - 0xe0000);
   else if (FORMAT_CHAR.test(ch) || CONTROL_CHAR.test(ch)) out = '';
   else if (SPACE_CHAR.test(ch)) out = ' ';
   else if (DASH_CHAR.test(ch)) out = '-';
@@ -436,7 +444,9 @@ const ONE_ESCAPE = new RegExp(PERCENT_ESCAPE.source);
  */
 export function escapeNear(original: string, start: number, end: number): boolean {
   const from = Math.max(0, start - ESCAPE_NEAR);
-  if (ONE_ESCAPE.test(original.slice(from, end + ESCAPE_NEAR))) return true;
+  const near = original.slice(from, end + ESCAPE_NEAR);
+  if (ONE_ESCAPE.test(near)) return true;
+  for (let i = near.indexOf('&'); i >= 0; i = near.indexOf('&', i + 1)) if (htmlReferenceAt(near, i) > 0) return true;
   const pluses: number[] = [];
   formPluses(original, from, end + ESCAPE_NEAR, pluses);
   return pluses.length > 0;
@@ -489,23 +499,121 @@ export function percentDecodedWindows(original: string): DecodedWindow[] | null 
 }
 
 /**
- * Where the text's escapes and form body '+' begin, in order. Found apart: the escape regex
- * skips from '%' to '%' natively, and '+' are found with indexOf (one regex for both runs half
- * as fast over prose, which holds neither).
+ * Where the text's escapes, HTML character references and form body '+' begin, in order. Found
+ * apart: the escape regex skips from '%' to '%' natively, and '&' and '+' are found with indexOf
+ * (one regex for all runs half as fast over prose, which holds none).
  */
 function decodablePositions(original: string): readonly number[] {
-  const escapes: number[] = [];
+  let at: number[] = [];
   if (original.indexOf('%') >= 0) {
     PERCENT_ESCAPE.lastIndex = 0;
-    for (let m = PERCENT_ESCAPE.exec(original); m !== null; m = PERCENT_ESCAPE.exec(original)) escapes.push(m.index);
+    for (let m = PERCENT_ESCAPE.exec(original); m !== null; m = PERCENT_ESCAPE.exec(original)) at.push(m.index);
   }
-  if (original.indexOf('+') < 0) return escapes;
+  if (original.indexOf('&') >= 0) {
+    const refs: number[] = [];
+    for (let i = original.indexOf('&'); i >= 0; i = original.indexOf('&', i + 1)) if (htmlReferenceAt(original, i) > 0) refs.push(i);
+    at = mergeSorted(at, refs);
+  }
+  if (original.indexOf('+') < 0) return at;
   const pluses: number[] = [];
   formPluses(original, 1, original.length, pluses);
-  if (pluses.length === 0) return escapes;
-  if (escapes.length === 0) return pluses;
-  return escapes.concat(pluses).sort((x, y) => x - y);
+  return mergeSorted(at, pluses);
 }
+
+function mergeSorted(a: number[], b: number[]): number[] {
+  if (b.length === 0) return a;
+  if (a.length === 0) return b;
+  return a.concat(b).sort((x, y) => x - y);
+}
+
+/**
+ * HTML character references (`jane.doe&#64;example.com`, `4111&nbsp;1111&nbsp;…`, `536&#45;22…`:
+ * text copied from a web page, an HTML e-mail or a template's HTML), which a model reads as the
+ * characters they stand for, as a browser does: decoded in the same windows as percent escapes.
+ * Numeric ones of any code point (decimal or hex, the ';' optional, as HTML reads them; 0x80-0x9F
+ * as windows-1252, `&#150;` a dash), named ones only where the name stands for a space, an
+ * invisible character or ASCII punctuation (what separates or joins a value's parts: no name
+ * stands for a digit or an ASCII letter), with their ';' (`&nbsp` and `&shy` without it too, as
+ * HTML still reads them). Not `&amp;`, `&lt;`, `&gt;`, `&quot;` and `&apos;`: markup escaped for
+ * display is full of them, each would cost a second scan of the text around it, and what they
+ * stand for ends a value as the ';' written does (`&lt;jane@example.com&gt;`, `&quot;4111 …&quot;`).
+ */
+const HTML_NAMED: ReadonlyMap<string, number> = new Map([
+  ['nbsp', 0xa0], ['ensp', 0x2002], ['emsp', 0x2003], ['emsp13', 0x2004], ['emsp14', 0x2005], ['numsp', 0x2007],
+  ['puncsp', 0x2008], ['thinsp', 0x2009], ['ThinSpace', 0x2009], ['hairsp', 0x200a], ['VeryThinSpace', 0x200a],
+  ['MediumSpace', 0x205f], ['NonBreakingSpace', 0xa0], ['Tab', 9], ['NewLine', 10],
+  ['ZeroWidthSpace', 0x200b], ['NegativeVeryThinSpace', 0x200b], ['NegativeThinSpace', 0x200b], ['NegativeMediumSpace', 0x200b],
+  ['NegativeThickSpace', 0x200b], ['zwj', 0x200d], ['zwnj', 0x200c], ['NoBreak', 0x2060], ['shy', 0xad], ['lrm', 0x200e],
+  ['rlm', 0x200f], ['InvisibleTimes', 0x2062], ['it', 0x2062], ['InvisibleComma', 0x2063], ['ic', 0x2063], ['af', 0x2061],
+  ['ApplyFunction', 0x2061],
+  ['commat', 0x40], ['period', 0x2e], ['plus', 0x2b], ['hyphen', 0x2010], ['dash', 0x2010], ['ndash', 0x2013],
+  ['mdash', 0x2014], ['minus', 0x2212], ['colon', 0x3a], ['lpar', 0x28], ['rpar', 0x29], ['sol', 0x2f], ['bsol', 0x5c],
+  ['equals', 0x3d], ['num', 0x23], ['lowbar', 0x5f], ['UnderBar', 0x5f], ['comma', 0x2c], ['semi', 0x3b], ['excl', 0x21], ['quest', 0x3f], ['percnt', 0x25], ['dollar', 0x24], ['ast', 0x2a], ['midast', 0x2a], ['verbar', 0x7c],
+  ['vert', 0x7c], ['VerticalLine', 0x7c], ['lsqb', 0x5b], ['lbrack', 0x5b], ['rsqb', 0x5d], ['rbrack', 0x5d],
+  ['lcub', 0x7b], ['lbrace', 0x7b], ['rcub', 0x7d], ['rbrace', 0x7d], ['Hat', 0x5e], ['grave', 0x60], ['DiacriticalGrave', 0x60],
+  ['fjlig', 0x66],
+]);
+
+/** windows-1252's characters for 0x80-0x9F, as HTML reads `&#128;`…`&#159;` (0: kept as the code). */
+const WINDOWS_1252 = [
+  0x20ac, 0, 0x201a, 0x192, 0x201e, 0x2026, 0x2020, 0x2021, 0x2c6, 0x2030, 0x160, 0x2039, 0x152, 0, 0x17d, 0,
+  0, 0x2018, 0x2019, 0x201c, 0x201d, 0x2022, 0x2013, 0x2014, 0x2dc, 0x2122, 0x161, 0x203a, 0x153, 0, 0x17e, 0x178,
+];
+
+/** The longest named reference read (`NegativeVeryThinSpace`). */
+const HTML_NAME_MAX = 21;
+
+/** Code point of the HTML reference decoded last by htmlReferenceAt. */
+let htmlCodePoint = 0;
+
+/**
+ * Length of the HTML character reference that begins at the '&' at `i` (its code point left in
+ * htmlCodePoint), 0 when none does (`R&D`, `a=1&b=2`, an unknown name, `&#0;`, a surrogate).
+ */
+function htmlReferenceAt(text: string, i: number): number {
+  const n = text.length;
+  let k = i + 1;
+  if (text.charCodeAt(k) === 35) {
+    k++;
+    const hex = (text.charCodeAt(k) | 32) === 120;
+    if (hex) k++;
+    const digitsFrom = k;
+    let cp = 0;
+    for (; k < n && k - digitsFrom < 8; k++) {
+      const c = text.charCodeAt(k);
+      const d = isAsciiDigit(c) ? c - 48 : hex && (c | 32) >= 97 && (c | 32) <= 102 ? (c | 32) - 87 : -1;
+      if (d < 0) break;
+      cp = cp * (hex ? 16 : 10) + d;
+    }
+    if (k === digitsFrom || cp === 0 || cp > 0x10ffff || (cp >= 0xd800 && cp <= 0xdfff)) return 0;
+    if (k < n && (isAsciiDigit(text.charCodeAt(k)) || (hex && isHexCode(text.charCodeAt(k))))) return 0;
+    if (cp >= 0x80 && cp <= 0x9f) cp = WINDOWS_1252[cp - 0x80] || cp;
+    htmlCodePoint = cp;
+    return (text.charCodeAt(k) === 59 ? k + 1 : k) - i;
+  }
+  while (k < n && k - i <= HTML_NAME_MAX && isAsciiAlnum(text.charCodeAt(k))) k++;
+  if (k === i + 1) return 0;
+  if (text.charCodeAt(k) === 59) {
+    const cp = HTML_NAMED.get(text.slice(i + 1, k));
+    if (cp !== undefined) {
+      htmlCodePoint = cp;
+      return k + 1 - i;
+    }
+  }
+  // Legacy names HTML reads without their ';' ("&nbsp4111"), as the start of a longer word too.
+  for (const [name, cp] of LEGACY_NAMES) {
+    if (text.startsWith(name, i + 1)) {
+      htmlCodePoint = cp;
+      return name.length + 1;
+    }
+  }
+  return 0;
+}
+
+const LEGACY_NAMES: readonly (readonly [string, number])[] = [
+  ['nbsp', 0xa0],
+  ['shy', 0xad],
+];
 
 /**
  * Unit `k` of a decoded window's view (percentDecodedWindows) stands for an escape or a form
@@ -514,7 +622,8 @@ function decodablePositions(original: string): readonly number[] {
  */
 export function decodedUnit(original: string, view: FoldedText, k: number): boolean {
   const start = view.starts![k]!;
-  return view.ends![k]! - start === 3 || (original.charCodeAt(start) === 43 && view.text.charCodeAt(k) === 32);
+  const c = original.charCodeAt(start);
+  return (c === 37 && view.ends![k]! - start === 3) || (c === 38 && view.ends![k]! - start > 1) || (c === 43 && view.text.charCodeAt(k) === 32);
 }
 
 /**
@@ -524,6 +633,8 @@ export function decodedUnit(original: string, view: FoldedText, k: number): bool
 function decodedWindow(original: string, at: readonly number[], first: number, end: number, hi: number): DecodedWindow {
   const from = leftEdge(original, at[first]! - ESCAPE_REACH);
   const to = rightEdge(original, hi);
+  // Every decoded unit stands for at least as many units as written ("&#128512;", two units, for
+  // seven): the view is never longer than the stretch.
   const starts = new Int32Array(to - from);
   const ends = new Int32Array(to - from);
   const parts: string[] = [];
@@ -538,14 +649,17 @@ function decodedWindow(original: string, at: readonly number[], first: number, e
   };
   for (let k = first; k < end; k++) {
     const p = at[k]!;
-    const plus = original.charCodeAt(p) === 43;
-    const width = plus ? 1 : 3;
+    const c = original.charCodeAt(p);
+    const width = c === 43 ? 1 : c === 37 ? 3 : htmlReferenceAt(original, p);
     if (p < last || p + width > to) continue;
     copyTo(p);
-    parts.push(plus ? ' ' : String.fromCharCode(parseInt(original.slice(p + 1, p + 3), 16)));
-    starts[j] = p;
-    ends[j] = p + width;
-    j++;
+    const unit = c === 43 ? ' ' : c === 37 ? String.fromCharCode(parseInt(original.slice(p + 1, p + 3), 16)) : String.fromCodePoint(htmlCodePoint);
+    parts.push(unit);
+    // A reference to a code point past U+FFFF decodes to two units, both standing for it.
+    for (let u = 0; u < unit.length; u++, j++) {
+      starts[j] = p;
+      ends[j] = p + width;
+    }
     last = p + width;
   }
   copyTo(to);

@@ -188,8 +188,8 @@ export class Scanner {
       for (const f of more.findings) if (!result.seen.has(f.entity)) result.seen = new Set([...result.seen, f.entity]);
       if (more.holders !== null) for (const h of notContained(more.holders, holders ?? [])) (holders ??= []).push(h);
     }
-    // Percent escapes ("phone=%2B14155552671", "jane.doe%40example.com"): the text around them is
-    // read decoded too, and what it holds is added. Added only: a decoded "%20" ends a URL or a
+    // Percent escapes ("phone=%2B14155552671", "jane.doe%40example.com") and HTML character
+    // references ("jane.doe&#64;example.com", "4111&nbsp;1111…"): the text around them is read decoded too, and what it holds is added. Added only: a decoded "%20" ends a URL or a
     // password value that the text as written shows whole, and that finding stays (it contains
     // the other).
     const windows = percentDecodedWindows(text);

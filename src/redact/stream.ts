@@ -111,6 +111,12 @@ function groupChar(c: number): boolean {
  * its trailing group on.
  */
 function joinable(raw: string): boolean {
+  // A piece that ends between the two halves of a surrogate pair: the character still arriving may
+  // be a digit (mathematical `𝟏`, a tag character `U+E0031`), so the run joins as the text before
+  // it does, or may begin a group alone. Folded as it stands, the lone half was no digit, and the
+  // groups before it went out in clear ("card 4111 1111 " before "𝟏𝟏𝟏𝟏 𝟏𝟏𝟏𝟏").
+  const lastUnit = raw.charCodeAt(raw.length - 1);
+  if (lastUnit >= 0xd800 && lastUnit <= 0xdbff) return raw.length === 1 || joinable(raw.slice(0, -1));
   const view = fold(raw);
   const folded = view.text;
   if (folded.length === 0) return raw.length > 0; // only invisible characters: keep them together
@@ -157,7 +163,9 @@ function joinableFolded(folded: string, joins: FoldedText['joins']): boolean {
   // scanner reads escapes decoded (normalize.ts percentDecodedWindows), so the escape may yet be
   // a separator or a digit of the same value ("+1 (415) 555%2D2671"). The group before it
   // decides; an escape alone may begin a group, as '(' and '+' do.
-  const esc = escapeTail(folded);
+  // So does one ending in an HTML character reference, whole or still arriving ("1111&",
+  // "1111&nb", "1111&#x20;"), which the scanner reads decoded too.
+  const esc = escapeTail(folded) || htmlReferenceTail(folded);
   if (esc === 0) return false;
   return esc === folded.length || groupJoinable(folded.slice(0, folded.length - esc));
 }
@@ -197,6 +205,23 @@ function escapeTail(run: string): number {
   for (let k = 1; k <= 3 && k <= n; k++) {
     if (run.charCodeAt(n - k) === 37) return k;
     if (!isHex(run.charCodeAt(n - k))) return 0;
+  }
+  return 0;
+}
+
+/** The longest HTML character reference read (normalize.ts htmlReferenceAt), '&' and ';' included. */
+const HTML_REFERENCE_MAX = 23;
+const HTML_REFERENCE_BODY = /^(?:#(?:[xX][0-9A-Fa-f]{0,8}|[0-9]{0,8})|[A-Za-z][A-Za-z0-9]{0,20})?;?$/;
+
+/**
+ * Length of a trailing HTML character reference of `run`, whole or still arriving (`&`, `&#6`,
+ * `&#64;`, `&nbs`, `&nbsp;`), 0 when it ends in none. A name that is no reference counts too:
+ * holding a little more is safe.
+ */
+function htmlReferenceTail(run: string): number {
+  const n = run.length;
+  for (let k = n - 1; k >= 0 && n - k <= HTML_REFERENCE_MAX; k--) {
+    if (run.charCodeAt(k) === 38) return HTML_REFERENCE_BODY.test(run.slice(k + 1)) ? n - k : 0;
   }
   return 0;
 }
@@ -328,7 +353,7 @@ function trailingGroupStart(raw: string): number {
   const view = fold(raw);
   const folded = view.text;
   let at = groupStart(folded);
-  const esc = escapeTail(folded) || jsonEscapeTail(folded);
+  const esc = escapeTail(folded) || jsonEscapeTail(folded) || htmlReferenceTail(folded);
   if (esc > 0) at = Math.min(at, groupStart(folded.slice(0, folded.length - esc)));
   if (at >= folded.length) return raw.length;
   return view.starts === null ? at : view.starts[at]!;

@@ -1025,3 +1025,88 @@ describe('ASCII control characters between digit groups', () => {
     expect(fold('a\vb').text).toBe('a\nb');
   });
 });
+
+describe('HTML character references (web pages, HTML e-mail, an address obfuscated against spam)', () => {
+  // A model reads `&#64;` as '@' and `&nbsp;` as a space, as a browser does: the value is found,
+  // and the finding covers it as written, references and all.
+  const enc = (s: string): string => [...s].map((c) => `&#${c.charCodeAt(0)};`).join('');
+  const cases: Array<[string, Array<[string, string]>]> = [
+    ['write to jane.doe&#64;example.com', [['EMAIL_ADDRESS', 'jane.doe&#64;example.com']]],
+    ['jane.doe&#x40;example.com', [['EMAIL_ADDRESS', 'jane.doe&#x40;example.com']]],
+    ['jane.doe&commat;example&period;com', [['EMAIL_ADDRESS', 'jane.doe&commat;example&period;com']]],
+    // Without the ';', as HTML still reads a numeric reference and `&nbsp`.
+    ['jane.doe&#64example.com', [['EMAIL_ADDRESS', 'jane.doe&#64example.com']]],
+    [`mailto:${enc('jane.doe@example.com')}`, [['EMAIL_ADDRESS', enc('jane.doe@example.com')]]],
+    ['card 4111&nbsp;1111&nbsp;1111&nbsp;1111', [['CREDIT_CARD', '4111&nbsp;1111&nbsp;1111&nbsp;1111']]],
+    ['card 4111&nbsp1111&nbsp1111&nbsp1111', [['CREDIT_CARD', '4111&nbsp1111&nbsp1111&nbsp1111']]],
+    ['card 4111&#32;1111&#32;1111&#32;1111', [['CREDIT_CARD', '4111&#32;1111&#32;1111&#32;1111']]],
+    [`card ${enc('4111111111111111')}`, [['CREDIT_CARD', enc('4111111111111111')]]],
+    // A reference to a space or dash outside ASCII, and windows-1252's en dash (`&#150;`).
+    ['4111&#x2011;1111&#x2011;1111&#x2011;1111', [['CREDIT_CARD', '4111&#x2011;1111&#x2011;1111&#x2011;1111']]],
+    ['4111&#150;1111&#150;1111&#150;1111', [['CREDIT_CARD', '4111&#150;1111&#150;1111&#150;1111']]],
+    // A zero-width space as a reference, inside the number and between a word and it.
+    ['paid with&#8203;4111&#8203;1111&#8203;1111&#8203;1111', [['CREDIT_CARD', '4111&#8203;1111&#8203;1111&#8203;1111']]],
+    ['ssn 536&#45;22&#45;1234', [['US_SSN', '536&#45;22&#45;1234']]],
+    ['tel &#43;1 415 555 2671', [['PHONE_NUMBER', '&#43;1 415 555 2671']]],
+    ['phone&colon;415&#32;555&#32;2671', [['PHONE_NUMBER', '415&#32;555&#32;2671']]],
+    [`ip ${enc('192.168.10.20')}`, [['IP_ADDRESS', enc('192.168.10.20')]]],
+    ['iban DE89&nbsp;3704&nbsp;0044&nbsp;0532&nbsp;0130&nbsp;00', [['IBAN_CODE', 'DE89&nbsp;3704&nbsp;0044&nbsp;0532&nbsp;0130&nbsp;00']]],
+    // Mixed with percent escapes in one value.
+    ['jane.doe&#64;example%2Ecom', [['EMAIL_ADDRESS', 'jane.doe&#64;example%2Ecom']]],
+  ];
+  for (const [text, want] of cases) {
+    it(JSON.stringify(text), () => {
+      expect(found(text)).toEqual(want);
+    });
+  }
+
+  // What is no reference, or no value once decoded, stays as it is.
+  const none = [
+    'R&D spent 4111 dollars &amp; AT&T 2024',
+    'see ?a=1&amp;b=2&amp;c=4111',
+    '&#4111;&#1111;&#1111;&#1111;', // code points, not digits
+    'jane.doe&amp;#64;example.com', // one decoding pass, as for %2540
+    'price &#36;4111.11',
+    'version 1&#46;2&#46;3&#46;4',
+    'Tom &amp; Jerry &#0; &#xD800; &#99999999; &unknownname; &#',
+  ];
+  for (const text of none) {
+    it(`no finding: ${JSON.stringify(text)}`, () => {
+      expect(found(text)).toEqual([]);
+    });
+  }
+
+  it('the rest of the text keeps its references: only the value is masked', () => {
+    expect(masked('<p>Card:&nbsp;4111&nbsp;1111&nbsp;1111&nbsp;1111 &amp; jane.doe&#64;example.com</p>')).toBe(
+      '<p>Card:&nbsp;[CREDIT_CARD] &amp; [EMAIL_ADDRESS]</p>',
+    );
+  });
+});
+
+describe('Unicode tag characters ("ASCII smuggling")', () => {
+  // U+E0021-U+E007E mirror printable ASCII and render as nothing, but a model reads them as the
+  // ASCII they mirror: a value written in them was dropped as invisible and went out whole.
+  const tag = (s: string): string => [...s].map((c) => String.fromCodePoint(0xe0000 + c.charCodeAt(0))).join('');
+  const cases: Array<[string, Array<[string, string]>]> = [
+    [`card ${tag('4111 1111 1111 1111')}`, [['CREDIT_CARD', tag('4111 1111 1111 1111')]]],
+    [`mail ${tag('jane.doe@example.com')}`, [['EMAIL_ADDRESS', tag('jane.doe@example.com')]]],
+    // One tag character among plain ones: the '@' of an address, the last groups of a card.
+    [`mail jane.doe${tag('@')}example.com`, [['EMAIL_ADDRESS', `jane.doe${tag('@')}example.com`]]],
+    [`card 4111 1111 ${tag('1111 1111')}`, [['CREDIT_CARD', `4111 1111 ${tag('1111 1111')}`]]],
+    [`ssn ${tag('536-22-1234')}`, [['US_SSN', tag('536-22-1234')]]],
+    [`tel ${tag('+1 415 555 2671')}`, [['PHONE_NUMBER', tag('+1 415 555 2671')]]],
+    // The tag space is read both ways, as nothing and as a space, as before.
+    [`card 4111${tag(' ')}1111${tag(' ')}1111${tag(' ')}1111`, [['CREDIT_CARD', `4111${tag(' ')}1111${tag(' ')}1111${tag(' ')}1111`]]],
+  ];
+  for (const [text, want] of cases) {
+    it(JSON.stringify(text), () => {
+      expect(found(text)).toEqual(want);
+    });
+  }
+
+  it("an emoji flag's tags stay a flag: the text after it is read as before", () => {
+    const flag = `\u{1F3F4}${tag('gbeng')}\u{E007F}`;
+    expect(found(`${flag} ok 4111 1111 1111 1111`)).toEqual([['CREDIT_CARD', '4111 1111 1111 1111']]);
+    expect(found(`${flag} team`)).toEqual([]);
+  });
+});

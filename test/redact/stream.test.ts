@@ -728,3 +728,62 @@ describe('streaming: a separator standing alone between digit groups', () => {
     });
   }
 });
+
+describe('streaming: HTML character references', () => {
+  // A value written with HTML references (`&#64;`, `&nbsp;`) is read decoded, as percent escapes
+  // are (normalize.ts): a split inside a reference ("&#6" | "4;", "&nb" | "sp;"), or right after
+  // the '&' of one that joins groups spaced by a real space, must not let part of the value out.
+  const HTML: Record<string, [string, string]> = {
+    'an address with &#64;': ['write to jane.doe&#64;example.com today', 'write to [EMAIL_ADDRESS] today'],
+    'a card with &nbsp;': ['<p>Card:&nbsp;4111&nbsp;1111&nbsp;1111&nbsp;1111</p> ok', '<p>Card:&nbsp;[CREDIT_CARD]</p> ok'],
+    'a card with one &nbsp; among spaces': ['pay with 4111 1111 1111&nbsp;1111, thanks', 'pay with [CREDIT_CARD], thanks'],
+    'a phone with &#32; among spaces': ['tel +1 415 555&#32;2671 x', 'tel [PHONE_NUMBER] x'],
+    'an SSN with &#45;': ['ssn 536&#45;22&#45;1234 done', 'ssn [US_SSN] done'],
+    'a card with &#x20;, hex': ['card 4111 1111&#x20;1111 1111 done', 'card [CREDIT_CARD] done'],
+  };
+  for (const [name, [text, redacted]] of Object.entries(HTML)) {
+    it(`${name}: every two-piece split, and pieces of 1-3 units, equal the whole, as content and as tool arguments`, async () => {
+      const s = redactor.session(decision(), []);
+      const args = `{"note":${JSON.stringify(text)}}`;
+      const at = '{"note":"'.length;
+      const expected = whole(s as ReturnType<typeof tokenizedSession>, text, args);
+      expect(expected).toEqual({ content: redacted, args: `{"note":${JSON.stringify(redacted)}}` });
+      for (let i = 1; i < text.length; i++) {
+        const chunks = [chunk(text.slice(0, i)), chunk(text.slice(i)), chunk(undefined, args.slice(0, at + i)), chunk(undefined, args.slice(at + i), 'stop')];
+        const got = joinChunks(await collect(s.processStream(fromArray(chunks))));
+        if (got.content !== expected.content || got.args !== expected.args) expect({ i, ...got }).toEqual({ i, ...expected });
+      }
+      for (const size of [1, 2, 3]) {
+        const pieces: CompletionChunk[] = [];
+        for (let i = 0; i < text.length; i += size) pieces.push(chunk(text.slice(i, i + size)));
+        expect(joinChunks(await collect(s.processStream(fromArray(pieces)))).content, `size ${size}`).toBe(redacted);
+      }
+    });
+  }
+});
+
+describe('streaming: astral characters (Unicode tag characters, mathematical digits)', () => {
+  // A value written in tag characters (U+E0021-U+E007E, read as the ASCII they mirror) or in
+  // mathematical digits is held and masked whole at every split, between the two halves of a
+  // surrogate pair included: a piece ending in a lone high surrogate let the groups before it
+  // out ("card 4111 1111 " before "𝟏𝟏𝟏𝟏 𝟏𝟏𝟏𝟏").
+  const tag = (s: string): string => [...s].map((c) => String.fromCodePoint(0xe0000 + c.charCodeAt(0))).join('');
+  const CASES: Record<string, [string, string]> = {
+    'a card in tags': [`pay with ${tag('4111 1111 1111 1111')} ok`, 'pay with [CREDIT_CARD] ok'],
+    'an address with a tag @': [`mail jane.doe${tag('@')}example.com ok`, 'mail [EMAIL_ADDRESS] ok'],
+    'a card whose last groups are tags': [`card 4111 1111 ${tag('1111 1111')} ok`, 'card [CREDIT_CARD] ok'],
+    'a card whose last groups are mathematical digits': ['card 4111 1111 \u{1D7CF}\u{1D7CF}\u{1D7CF}\u{1D7CF} \u{1D7CF}\u{1D7CF}\u{1D7CF}\u{1D7CF} ok', 'card [CREDIT_CARD] ok'],
+    'a phone whose last group is mathematical digits': ['call +1 415 555 \u{1D7D0}\u{1D7D4}\u{1D7D5}\u{1D7CF} now', 'call [PHONE_NUMBER] now'],
+  };
+  for (const [name, [text, redacted]] of Object.entries(CASES)) {
+    it(`${name}: every two-piece split equals the whole`, async () => {
+      const s = redactor.session(decision(), []);
+      const expected = whole(s as ReturnType<typeof tokenizedSession>, text);
+      expect(expected.content).toBe(redacted);
+      for (let i = 1; i < text.length; i++) {
+        const got = joinChunks(await collect(s.processStream(fromArray([chunk(text.slice(0, i)), chunk(text.slice(i), undefined, 'stop')]))));
+        if (got.content !== expected.content) expect({ i, content: got.content }).toEqual({ i, content: expected.content });
+      }
+    });
+  }
+});
