@@ -186,6 +186,40 @@ describe('governed path with the openai SDK', () => {
     expect(((await header.json()) as any).error.param).toBe('x-warden-variables.ticket_id');
   });
 
+  it('a JSON number variable beyond a double (1e400) is variable_invalid, in the body or the header, not rendered as "Infinity"', async () => {
+    const upstreamCalls = upstream.calls.length;
+    const infinite = "variable 'ticket_id' is a JSON number beyond the range of a double, which would render as \"Infinity\": send it as a string";
+    // The plain governed body (which skips the schema), and one with tools (which runs it).
+    for (const extra of ['', ',"tools":[{"type":"function","function":{"name":"f"}}]']) {
+      for (const raw of ['1e400', '-1e400']) {
+        const r = await post(`{"model":"echo"${extra},"warden":{"template":"support/ticket-summary@2","variables":{"ticket_id":${raw},"customer_message":"x"}}}`);
+        expect(r.status, raw + extra).toBe(400);
+        expect(r.json.error, raw + extra).toMatchObject({ code: 'variable_invalid', param: 'warden.variables.ticket_id', message: infinite });
+      }
+    }
+    const header = await post(JSON.stringify({ model: 'echo', messages: [] }), {
+      'x-warden-template': 'support/ticket-summary@2',
+      'x-warden-variables': '{"ticket_id":1e400,"customer_message":"x"}',
+    });
+    expect(header.status).toBe(400);
+    expect(header.json.error).toMatchObject({ code: 'variable_invalid', param: 'x-warden-variables.ticket_id', message: infinite });
+    expect(upstream.calls.length).toBe(upstreamCalls);
+  });
+
+  it('a refusal of the x-warden-variables header names the header, not the body member the caller did not send', async () => {
+    const raw = await post(JSON.stringify({ model: 'echo', messages: [{ role: 'user', content: 'hi' }] }), { 'x-warden-variables': '{"ticket_id":"T-1"}' });
+    expect(raw.status).toBe(400);
+    expect(raw.json.error).toMatchObject({ code: 'invalid_request', param: 'x-warden-variables' });
+    expect(raw.json.error.message).toContain("header 'x-warden-variables' needs a template");
+    // Too long (limits.max_variable_length is 4096 here): named in the header too.
+    const long = await post(JSON.stringify({ model: 'echo', messages: [] }), {
+      'x-warden-template': 'support/ticket-summary@2',
+      'x-warden-variables': JSON.stringify({ ticket_id: 'T-1', customer_message: 'x'.repeat(5000) }),
+    });
+    expect(long.status).toBe(400);
+    expect(long.json.error).toMatchObject({ code: 'variable_invalid', param: 'x-warden-variables.customer_message' });
+  });
+
   it('accepts the template in the x-warden-template header', async () => {
     upstream.mode = 'ok';
     const answer = await client(botToken).chat.completions.create(
