@@ -382,27 +382,33 @@ export function createHttpIngress(opts: HttpIngressOptions): HttpIngress {
     }
   }
 
-  const server = createServer(
-    serverOptions(limits),
-    (req, res) => {
-      active++;
-      serving.set(req.socket, res);
-      res.once('close', onResponseClose);
-      // Pipelined behind an answer still going out: Node queues this response without a socket.
-      if (res.socket === null) queueBehind(req.socket, res);
-      // handle() maps every error itself; this is a last line of defence.
-      const failed = (err: unknown) => {
-        logger.error({ error_type: err instanceof Error ? err.constructor.name : typeof err }, 'http handler failed');
-        if (!res.headersSent) sendError(res, new WardenError('internal', 'internal error'), '');
-        else res.destroy();
-      };
-      try {
-        handle(req, res)?.catch(failed);
-      } catch (err) {
-        failed(err);
-      }
-    },
-  );
+  /**
+   * Every request on the app listener. `unmet`: its `Expect` header asks for something other than
+   * `100-continue` (Node's `checkExpectation`), which no route can meet (see handle).
+   */
+  function onRequest(req: IncomingMessage, res: ServerResponse, unmet?: true): void {
+    active++;
+    serving.set(req.socket, res);
+    res.once('close', onResponseClose);
+    // Pipelined behind an answer still going out: Node queues this response without a socket.
+    if (res.socket === null) queueBehind(req.socket, res);
+    // handle() maps every error itself; this is a last line of defence.
+    const failed = (err: unknown) => {
+      logger.error({ error_type: err instanceof Error ? err.constructor.name : typeof err }, 'http handler failed');
+      if (!res.headersSent) sendError(res, new WardenError('internal', 'internal error'), '');
+      else res.destroy();
+    };
+    try {
+      handle(req, res, unmet)?.catch(failed);
+    } catch (err) {
+      failed(err);
+    }
+  }
+
+  const server = createServer(serverOptions(limits), onRequest);
+  // Without a listener Node answers such a request itself, a bare 417 with no request id that
+  // left no audit record; handled here, it is refused as any request at a route is.
+  server.on('checkExpectation', (req: IncomingMessage, res: ServerResponse) => onRequest(req, res, true));
 
   /**
    * Every open connection, for the drain to close the ones that have not sent a byte (closeQuiet):
@@ -679,7 +685,7 @@ export function createHttpIngress(opts: HttpIngressOptions): HttpIngress {
    * Routes one request. Not an async function: it hands back the route's own promise (an async
    * function returning a promise would wrap it in another, for three more microtask turns).
    */
-  function handle(req: IncomingMessage, res: ServerResponse): Promise<void> | void {
+  function handle(req: IncomingMessage, res: ServerResponse, unmet?: true): Promise<void> | void {
     const requestId = randomUUID();
     const url = req.url ?? '/';
     const q = url.indexOf('?');
@@ -696,6 +702,11 @@ export function createHttpIngress(opts: HttpIngressOptions): HttpIngress {
     }
     res.once('close', () => admission.leave());
 
+    if (unmet === true) {
+      // The value is the caller's text: not named back. RFC 9110 §10.1.1: 417 Expectation Failed.
+      const err = new WardenError('invalid_request', "the request's Expect header asks for an expectation Warden cannot meet (only 100-continue is understood): send the request without it", { location: { path: 'expect' } });
+      return refuseWith(req, res, requestId, path, err, 417);
+    }
     if (path === '/v1/chat/completions') {
       if (req.method !== 'POST') return methodNotAllowed(req, res, requestId, path, 'POST');
       return chatCompletions(req, res, requestId);
@@ -746,15 +757,20 @@ export function createHttpIngress(opts: HttpIngressOptions): HttpIngress {
 
   function methodNotAllowed(req: IncomingMessage, res: ServerResponse, requestId: string, path: string, allow: string): Promise<void> {
     const err = new WardenError('invalid_request', `method ${req.method ?? ''} is not allowed here; use ${allow}`);
+    res.setHeader('allow', allow);
+    return refuseWith(req, res, requestId, path, err, 405);
+  }
+
+  /** A refusal with its own HTTP status (405, 417), counted and audited as one at the door. */
+  function refuseWith(req: IncomingMessage, res: ServerResponse, requestId: string, path: string, err: WardenError, status: number): Promise<void> {
     return recordRefusal(req, requestId, path, err).then(() => {
-      res.setHeader('allow', allow);
       // The route's own shape, as every other answer on it (an Anthropic SDK parses this one too).
       if (path === '/v1/messages') {
         anthropicRequestId(res, requestId);
-        sendJson(res, 405, JSON.stringify(anthropicErrorBody(err, requestId)), requestId);
+        sendJson(res, status, JSON.stringify(anthropicErrorBody(err, requestId)), requestId);
         return;
       }
-      sendJson(res, 405, JSON.stringify(errorBody(err)), requestId);
+      sendJson(res, status, JSON.stringify(errorBody(err)), requestId);
     });
   }
 
