@@ -181,6 +181,15 @@ function tooLarge(limit: number): WardenError {
   return new WardenError('payload_too_large', `request body is larger than ${limit} bytes`, { location: { path: '$' } });
 }
 
+/**
+ * The byte offset in the body of V8's JSON error position, which counts UTF-16 units of the decoded
+ * text: past an `é` or an emoji it is short of the byte, and a leading BOM (which the decoder drops)
+ * is three bytes it does not count. Only on the refusal path.
+ */
+function jsonErrorByte(bytes: Buffer, text: string, position: number): number {
+  return bytes.length - Buffer.byteLength(text) + Buffer.byteLength(text.slice(0, position));
+}
+
 /** The body as JSON, refused when it is not UTF-8, not JSON, or nested deeper than `maxDepth`. */
 function parseJson(bytes: Buffer, maxDepth: number): unknown {
   let text: string;
@@ -195,7 +204,7 @@ function parseJson(bytes: Buffer, maxDepth: number): unknown {
   } catch (err) {
     // V8's message names a position (never quotes more than a token); keep only the position.
     const m = err instanceof Error ? /position (\d+)/.exec(err.message) : null;
-    throw new WardenError('invalid_request', `request body is not valid JSON${m ? ` (at byte ${m[1]})` : ''}`, {
+    throw new WardenError('invalid_request', `request body is not valid JSON${m ? ` (at byte ${jsonErrorByte(bytes, text, Number(m[1]))})` : ''}`, {
       location: { path: '$' },
     });
   }

@@ -315,6 +315,17 @@ describe('bad input is refused with a stable code and the field named', () => {
     expect(r.json.error.message).toContain('not valid JSON');
   });
 
+  it('malformed JSON is placed at its byte in the body, past multi-byte characters and a byte order mark', async () => {
+    // V8 counts UTF-16 units of the decoded text: 5 x 'é' is 5 units but 10 bytes, a BOM 3 bytes it drops.
+    const body = '{"model":"ééééé",,}';
+    const at = Buffer.from(body).indexOf(',,') + 1;
+    expect(at).toBe(22);
+    expect((await post(body)).json.error.message).toBe(`request body is not valid JSON (at byte ${at})`);
+    expect((await post(Buffer.concat([Buffer.from([0xef, 0xbb, 0xbf]), Buffer.from(body)]))).json.error.message).toBe(`request body is not valid JSON (at byte ${at + 3})`);
+    // ASCII: the unit is the byte.
+    expect((await post('{"model":"x",,}')).json.error.message).toBe('request body is not valid JSON (at byte 13)');
+  });
+
   it('wrong types name the field', async () => {
     const r = await post(JSON.stringify({ model: 42, messages: [] }));
     expect(r.status).toBe(400);
