@@ -26,9 +26,21 @@ export interface IngressHeaders {
   authorizationRepeated?: true;
   /** `x-api-key` came more than once. */
   apiKeyRepeated?: true;
-  /** The first proxy header (RELAY_HEADERS) sent, lower-cased. */
+  /**
+   * The first proxy header (RELAY_HEADERS) sent, lower-cased; or `origin` (BROWSER_HEADER) when the
+   * request carries one and no proxy header came before it.
+   */
   relayHeader?: string;
 }
+
+/**
+ * The header a browser adds to a request a web page makes: to every cross-origin request and to a
+ * same-origin POST (so to a page that reaches a loopback port by DNS rebinding too). No SDK or
+ * workload sends it. A page open on a developer's machine is not the local workload, though its
+ * connection comes from loopback: `dev` refuses it as it refuses a relayed request (HTTP only:
+ * a browser cannot speak gRPC to Warden).
+ */
+export const BROWSER_HEADER = 'origin';
 
 /**
  * The headers a proxy adds to a request it relays (PeerInfo.relayHeader), in gRPC metadata too:
@@ -80,6 +92,8 @@ export function ingressHeaders(raw: readonly string[]): IngressHeaders {
       const lower = name.toLowerCase();
       if (RELAY_NAMES.has(lower)) out.relayHeader = lower;
     }
+    // `accept` has the length too: only a name starting with o/O is lower-cased.
+    if (name.length === 6 && out.relayHeader === undefined && (name.charCodeAt(0) | 0x20) === 0x6f && name.toLowerCase() === BROWSER_HEADER) out.relayHeader = BROWSER_HEADER;
   }
   return out;
 }

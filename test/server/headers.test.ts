@@ -76,4 +76,12 @@ describe('ingressHeaders', () => {
     expect(once.authorizationRepeated).toBeUndefined();
     expect(once.apiKeyRepeated).toBeUndefined();
   });
+
+  it("marks a browser's request (Origin, in any casing) as relayed, unless a proxy header came first; accept, of Origin's length, is not it", async () => {
+    for (const line of ['Origin: https://evil.example', 'ORIGIN: null', 'oRiGiN: http://127.0.0.1:8700']) {
+      expect(ingressHeaders((await send(['Accept: application/json', line])).rawHeaders).relayHeader, line).toBe('origin');
+    }
+    expect(ingressHeaders((await send(['Via: 1.1 proxy', 'Origin: https://evil.example'])).rawHeaders).relayHeader).toBe('via');
+    expect(ingressHeaders((await send(['Accept: application/json', 'Cookie: a=b', 'Originx: no', 'Origi: no'])).rawHeaders).relayHeader).toBeUndefined();
+  });
 });
