@@ -15,6 +15,8 @@ export interface IngressHeaders {
   contentLength?: string;
   /** `content-encoding` (duplicates joined, as node does) */
   contentEncoding?: string;
+  /** `transfer-encoding` (duplicates joined, as node does): node's parser decodes `chunked` only. */
+  transferEncoding?: string;
   traceparent?: string;
   /** `x-warden-template` */
   template?: string;
@@ -76,9 +78,12 @@ export function ingressHeaders(raw: readonly string[]): IngressHeaders {
       case 11:
         if (name.toLowerCase() === 'traceparent') out.traceparent = joined(out.traceparent, raw[i + 1]!);
         break;
-      case 17:
-        if (name.toLowerCase() === 'x-warden-template') out.template = joined(out.template, raw[i + 1]!);
+      case 17: {
+        const lower = name.toLowerCase();
+        if (lower === 'x-warden-template') out.template = joined(out.template, raw[i + 1]!);
+        else if (lower === 'transfer-encoding') out.transferEncoding = joined(out.transferEncoding, raw[i + 1]!);
         break;
+      }
       case 18:
         if (name.toLowerCase() === 'x-warden-variables') out.variables = joined(out.variables, raw[i + 1]!);
         break;

@@ -141,18 +141,32 @@ function readBody(req: IncomingMessage, limit: number, declared: string | undefi
 }
 
 /**
- * Refuses an encoded body (`content-encoding: gzip`, `br`, `deflate`, ...) before it is read:
+ * Refuses an encoded body (`content-encoding: gzip`, `br`, `deflate`, ...; or a transfer coding
+ * other than `chunked`, `transfer-encoding: gzip, chunked`) before it is read:
  * read as JSON it would be refused as "not valid UTF-8", which says nothing of the cause, and
  * decoding it would open a decompression-bomb path no client needs. `identity` (the header's
  * "no encoding") passes. The value is the caller's text, so it is not named back.
  */
-function checkContentEncoding(value: string | undefined): void {
-  if (value === undefined) return;
-  for (const coding of value.split(',')) {
+function checkContentEncoding(value: string | undefined, transfer: string | undefined): void {
+  if (value !== undefined) {
+    for (const coding of value.split(',')) {
+      const c = coding.trim().toLowerCase();
+      if (c !== '' && c !== 'identity') {
+        throw new WardenError('unsupported_media_type', "the request body is encoded (content-encoding); Warden reads only uncompressed bodies: send it without content-encoding, or with 'identity'", {
+          location: { path: 'content-encoding' },
+        });
+      }
+    }
+  }
+  // A transfer coding before `chunked` (`gzip, chunked`): node's parser takes the chunks off and
+  // hands over the still-compressed bytes, which read as "not valid UTF-8". Node refuses a
+  // request whose last coding is not `chunked` itself.
+  if (transfer === undefined) return;
+  for (const coding of transfer.split(',')) {
     const c = coding.trim().toLowerCase();
-    if (c !== '' && c !== 'identity') {
-      throw new WardenError('unsupported_media_type', "the request body is encoded (content-encoding); Warden reads only uncompressed bodies: send it without content-encoding, or with 'identity'", {
-        location: { path: 'content-encoding' },
+    if (c !== '' && c !== 'chunked' && c !== 'identity') {
+      throw new WardenError('unsupported_media_type', "the request body is compressed (transfer-encoding); Warden reads only uncompressed bodies: send it with 'transfer-encoding: chunked' alone, or a content-length", {
+        location: { path: 'transfer-encoding' },
       });
     }
   }
@@ -823,7 +837,7 @@ export function createHttpIngress(opts: HttpIngressOptions): HttpIngress {
       meta.variablesHeader = headers.variables;
       let request: PromptRequest;
       try {
-        checkContentEncoding(headers.contentEncoding);
+        checkContentEncoding(headers.contentEncoding, headers.transferEncoding);
         const body = parseJson(await readBody(req, limits.maxBodyBytes, headers.contentLength, meta.receivedAt, limits.requestTimeoutMs), limits.maxJsonDepth);
         request = toPromptRequest(body, meta, limits);
         if (cannotAnswerYet(res)) request.answerTurn = pipelinedTurn(res);
@@ -870,7 +884,7 @@ export function createHttpIngress(opts: HttpIngressOptions): HttpIngress {
       const meta = { ...base, templateHeader: headers.template, variablesHeader: headers.variables };
       let request: PromptRequest;
       try {
-        checkContentEncoding(headers.contentEncoding);
+        checkContentEncoding(headers.contentEncoding, headers.transferEncoding);
         const body = parseJson(await readBody(req, limits.maxBodyBytes, headers.contentLength, meta.receivedAt, limits.requestTimeoutMs), limits.maxJsonDepth);
         request = anthropicPromptRequest(body, meta, limits);
         request.protocol = 'anthropic-http';

@@ -392,6 +392,35 @@ describe('bad input is refused with a stable code and the field named', () => {
     expect(metrics).toContain('warden_requests_total{protocol="anthropic-http",code="unsupported_media_type",environment="test"} 1');
   });
 
+  it('a transfer coding other than chunked (gzip, chunked) is 415 unsupported_media_type at transfer-encoding, not "not valid UTF-8"; chunked alone is served', async () => {
+    const before = upstream.calls.length;
+    const audited = w.audit().length;
+    const { hostname, port } = new URL(w.addresses.http);
+    // fetch and the SDKs never send this; a raw client may (node's parser takes the chunks off only).
+    const send = (coding: string, body: Buffer) =>
+      new Promise<string>((resolve, reject) => {
+        const head = `POST /v1/chat/completions HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer ${botToken}\r\nContent-Type: application/json\r\nTransfer-Encoding: ${coding}\r\nConnection: close\r\n\r\n`;
+        // Written, not ended: a half-close is the client going away (README). Connection: close ends it.
+        const socket = connect(Number(port), hostname, () => socket.write(Buffer.concat([Buffer.from(`${head}${body.length.toString(16)}\r\n`), body, Buffer.from('\r\n0\r\n\r\n')])));
+        let out = '';
+        socket.on('data', (d: Buffer) => (out += d.toString('utf8')));
+        socket.once('error', reject);
+        socket.once('close', () => resolve(out));
+      });
+    upstream.mode = 'ok';
+    for (const coding of ['gzip, chunked', 'GZIP,chunked', 'deflate, chunked']) {
+      const answer = await send(coding, coding.startsWith('deflate') ? deflateSync(governed()) : gzipSync(governed()));
+      expect(answer, coding).toMatch(/^HTTP\/1\.1 415 /);
+      const err = JSON.parse(answer.slice(answer.indexOf('\r\n\r\n') + 4)).error;
+      expect(err, coding).toMatchObject({ code: 'unsupported_media_type', param: 'transfer-encoding' });
+      expect(err.message).not.toContain('UTF-8');
+    }
+    expect(upstream.calls.length).toBe(before);
+    await eventually(() => w.audit().length >= audited + 3);
+    expect(w.audit().slice(audited, audited + 3).map((r) => r.error_code)).toEqual(Array(3).fill('unsupported_media_type'));
+    expect(await send('chunked', Buffer.from(governed()))).toMatch(/^HTTP\/1\.1 200 /);
+  });
+
   it('JSON nested deeper than limits.max_json_depth, wherever it sits', async () => {
     const deep = (levels: number, key = 'a') => `${`{"${key}":`.repeat(levels)}1${'}'.repeat(levels)}`;
     const rawTools = `{"model":"gpt-4o-mini","messages":[{"role":"user","content":"hi"}],"tools":[{"type":"function","function":{"name":"f","parameters":${deep(5000)}}}]}`;
