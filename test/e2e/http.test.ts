@@ -666,6 +666,41 @@ describe('what a raw prompt carries besides content is redacted or refused', () 
     expect(upstream.calls.length).toBe(before);
   });
 
+  it('an audio clip, file data or file id that is text, not the bytes or id Warden passes unread, is refused at its field (and not echoed); base64 and ids pass', async () => {
+    const before = upstream.calls.length;
+    const ssn = 'my ssn is 536-22-1234, mail bob@example.org';
+    const cases: Array<[unknown, string]> = [
+      [{ type: 'input_audio', input_audio: { data: ssn, format: 'wav' } }, 'messages.0.content.1.input_audio.data'],
+      [{ type: 'file', file: { file_data: ssn, filename: 'a.pdf' } }, 'messages.0.content.1.file.file_data'],
+      [{ type: 'file', file: { file_data: `data:text/plain,${ssn}` } }, 'messages.0.content.1.file.file_data'],
+      // A data: URL's parameters are text too.
+      [{ type: 'file', file: { file_data: 'data:application/pdf;name=bob@example.org;base64,JVBERi0=' } }, 'messages.0.content.1.file.file_data'],
+      [{ type: 'file', file: { file_id: ssn } }, 'messages.0.content.1.file.file_id'],
+    ];
+    for (const [part, param] of cases) {
+      const r = await raw([{ role: 'user', content: [{ type: 'text', text: 'listen' }, part] }]);
+      expect(r.status, param).toBe(400);
+      expect(r.json.error, param).toMatchObject({ code: 'invalid_request', param });
+      expect(r.text).not.toContain('536-22-1234');
+      expect(r.text).not.toContain('bob@example.org');
+    }
+    expect(upstream.calls.length).toBe(before);
+    upstream.mode = 'ok';
+    const ok = await raw([
+      {
+        role: 'user',
+        content: [
+          { type: 'input_audio', input_audio: { data: 'UklGRiQAAABXQVZF', format: 'wav' } },
+          { type: 'file', file: { file_data: 'data:application/pdf;base64,JVBERi0xLjQKJcfsj6IK', filename: 'a.pdf' } },
+          { type: 'file', file: { file_data: 'JVBERi0xLjQK' } },
+          { type: 'file', file: { file_id: 'file-abc_123' } },
+        ],
+      },
+    ]);
+    expect(ok.status, ok.text).toBe(200);
+    expect(upstream.calls.length).toBe(before + 1);
+  });
+
   it('a part type Warden does not know is refused (redaction would not read it), naming where and listing the known types', async () => {
     const before = upstream.calls.length;
     const cases: Array<[unknown[], string]> = [
