@@ -840,6 +840,36 @@ describe('limits.max_json_depth at its ceiling', () => {
   });
 });
 
+describe('a large body nested too deep', () => {
+  it('is refused from its bytes before it is parsed (param $), and brackets inside strings do not count', async () => {
+    // Above 64 KiB the body is scanned before JSON.parse, which takes a deeply nested 1 MiB body
+    // (what fits in max_body_bytes by default) some tenths of a second before any check could refuse it.
+    const big = await startWarden({ upstreamUrl: upstream.url, limits: 'limits: { max_body_bytes: 2097152 }' });
+    try {
+      upstream.mode = 'ok';
+      const labs = await big.signer.token('labs', 'raw-bot');
+      const head = '{"model":"gpt-4o-mini","messages":[{"role":"user","content":"hi"}],"metadata":';
+      for (const [open, close] of [['[', ']'], ['{"a":', '}']] as const) {
+        const levels = Math.floor((512 * 1024) / open.length);
+        const body = `${head}${open.repeat(levels)}${open === '[' ? '' : '1'}${close.repeat(levels)}}`;
+        const r = await postChat(big.addresses.http, labs, body);
+        expect(r.status, open).toBe(400);
+        expect(((await r.json()) as any).error, open).toMatchObject({ code: 'invalid_request', param: '$', message: 'request body is nested deeper than 64 levels (limits.max_json_depth)' });
+      }
+      // Over 64 KiB and within the depth: served. Its strings hold brackets, escaped quotes and a
+      // trailing backslash, which the scan must read as JSON does (none of them nests anything).
+      const before = upstream.calls.length;
+      const text = `${'[[{{ \\" [[[ '.repeat(8000)}\\`;
+      const nested = `${'{"n":'.repeat(60)}1${'}'.repeat(60)}`;
+      const ok = await postChat(big.addresses.http, labs, `{"model":"gpt-4o-mini","messages":[{"role":"user","content":${JSON.stringify(text)}}],"metadata":${nested}}`);
+      expect(ok.status).toBe(200);
+      expect(upstream.calls[before]!.body.messages[0].content).toBe(text);
+    } finally {
+      await big.close();
+    }
+  });
+});
+
 describe('upstream failures', () => {
   it('upstream down: 502 upstream_error', async () => {
     const r = await post(governed({ model: 'down-model' }));
