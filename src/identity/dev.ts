@@ -49,6 +49,12 @@ export class DevAuthenticator implements Authenticator {
     }
     // A local reverse proxy (nginx, an ingress sidecar) relays other hosts' requests from a local
     // peer; the header it adds says so, and dev must not make those callers the dev principal.
+    // A web page in a browser on this host (server/headers.ts BROWSER_HEADER): its site, not the workload, made the request.
+    if (peer.relayHeader === 'origin') {
+      throw new WardenError('unauthenticated', 'dev authentication is not accepted for a request a web page made (it carries origin): the caller is a browser, not the local workload', {
+        details: { method: 'dev' },
+      });
+    }
     if (peer.relayHeader !== undefined) {
       throw new WardenError(
         'unauthenticated',

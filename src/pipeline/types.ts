@@ -89,7 +89,8 @@ export interface PeerInfo {
   /**
    * A header that says the connection relays another client's request (`x-forwarded-for`,
    * `forwarded`, `x-real-ip`, as a reverse proxy adds it): the peer is then the proxy, not the
-   * caller, so a local peer does not make a local caller. Unset when there is none.
+   * caller, so a local peer does not make a local caller; or `origin`, which a browser adds to a
+   * web page's request (the page's site is the caller). Unset when there is none.
    */
   relayHeader?: string;
 }

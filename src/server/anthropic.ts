@@ -31,7 +31,7 @@ import { failedGeneration, isFailedFinish } from '../pipeline/failed-finish.js';
 import type { ChatMessage, CompletionChunk, CompletionResult, ContentPart, PromptRequest, ToolCall } from '../pipeline/types.js';
 import type { IngressLimits } from './limits.js';
 import { ANY_OBJECT, FALSE_ONLY, NULL_ONLY, NULL_OR_EMPTY_LIST, checkMembers, type Droppable, type MemberRule } from './members.js';
-import { inParamRange, type ParamRange } from './param-numbers.js';
+import { checkExactNumbers, inParamRange, type ParamRange } from './param-numbers.js';
 import { toPromptRequest, type IngressMeta } from './request.js';
 
 function invalid(message: string, path: string): WardenError {
@@ -182,6 +182,8 @@ function translateMessage(m: unknown, i: number, out: OpenAIMessage[]): void {
         if (role !== 'assistant') throw invalid(`field '${p}' is a tool_use block, which only assistant messages may carry`, p);
         checkMembers(b, TOOL_USE_MEMBERS, p);
         if (!isObject(b.input)) throw invalid(`field '${p}.input' must be an object`, `${p}.input`);
+        // Written back as JSON text: 12345678901234567890 would go upstream rounded, 1e400 as null.
+        checkExactNumbers(b.input, `${p}.input`);
         toolCalls.push({
           id: labelOf(b.id, `${p}.id`),
           type: 'function',
@@ -227,6 +229,8 @@ function translateTools(v: unknown): unknown[] {
     // Server tools (web_search, bash, ...) carry a `type`; they run at Anthropic, not upstream here.
     if (t.type !== undefined && t.type !== 'custom') throw invalid(`field '${p}.type' is not supported (only client tools with input_schema)`, `${p}.type`);
     if (!isObject(t.input_schema)) throw invalid(`field '${p}.input_schema' must be an object`, `${p}.input_schema`);
+    // Here, at the caller's field: toPromptRequest would refuse it at tools.N.function.parameters.
+    checkExactNumbers(t.input_schema, `${p}.input_schema`);
     const fn: Record<string, unknown> = { name: labelOf(t.name, `${p}.name`), parameters: t.input_schema };
     if (t.description !== undefined) fn.description = textOf(t.description, `${p}.description`);
     if (t.strict !== undefined) {

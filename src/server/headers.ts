@@ -15,6 +15,8 @@ export interface IngressHeaders {
   contentLength?: string;
   /** `content-encoding` (duplicates joined, as node does) */
   contentEncoding?: string;
+  /** `transfer-encoding` (duplicates joined, as node does): node's parser decodes `chunked` only. */
+  transferEncoding?: string;
   traceparent?: string;
   /** `x-warden-template` */
   template?: string;
@@ -26,9 +28,21 @@ export interface IngressHeaders {
   authorizationRepeated?: true;
   /** `x-api-key` came more than once. */
   apiKeyRepeated?: true;
-  /** The first proxy header (RELAY_HEADERS) sent, lower-cased. */
+  /**
+   * The first proxy header (RELAY_HEADERS) sent, lower-cased; or `origin` (BROWSER_HEADER) when the
+   * request carries one and no proxy header came before it.
+   */
   relayHeader?: string;
 }
+
+/**
+ * The header a browser adds to a request a web page makes: to every cross-origin request and to a
+ * same-origin POST (so to a page that reaches a loopback port by DNS rebinding too). No SDK or
+ * workload sends it. A page open on a developer's machine is not the local workload, though its
+ * connection comes from loopback: `dev` refuses it as it refuses a relayed request (HTTP only:
+ * a browser cannot speak gRPC to Warden).
+ */
+export const BROWSER_HEADER = 'origin';
 
 /**
  * The headers a proxy adds to a request it relays (PeerInfo.relayHeader), in gRPC metadata too:
@@ -64,9 +78,12 @@ export function ingressHeaders(raw: readonly string[]): IngressHeaders {
       case 11:
         if (name.toLowerCase() === 'traceparent') out.traceparent = joined(out.traceparent, raw[i + 1]!);
         break;
-      case 17:
-        if (name.toLowerCase() === 'x-warden-template') out.template = joined(out.template, raw[i + 1]!);
+      case 17: {
+        const lower = name.toLowerCase();
+        if (lower === 'x-warden-template') out.template = joined(out.template, raw[i + 1]!);
+        else if (lower === 'transfer-encoding') out.transferEncoding = joined(out.transferEncoding, raw[i + 1]!);
         break;
+      }
       case 18:
         if (name.toLowerCase() === 'x-warden-variables') out.variables = joined(out.variables, raw[i + 1]!);
         break;
@@ -80,6 +97,8 @@ export function ingressHeaders(raw: readonly string[]): IngressHeaders {
       const lower = name.toLowerCase();
       if (RELAY_NAMES.has(lower)) out.relayHeader = lower;
     }
+    // `accept` has the length too: only a name starting with o/O is lower-cased.
+    if (name.length === 6 && out.relayHeader === undefined && (name.charCodeAt(0) | 0x20) === 0x6f && name.toLowerCase() === BROWSER_HEADER) out.relayHeader = BROWSER_HEADER;
   }
   return out;
 }

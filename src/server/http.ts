@@ -16,7 +16,7 @@ import { inCheckPhase } from '../pipeline/check-phase.js';
 import { WardenError, isWardenError } from '../pipeline/errors.js';
 import { MODEL_NAME_RULE, isModelName } from '../pipeline/identifiers.js';
 import { grantedModels } from '../pipeline/model-grant.js';
-import { checkJsonDepth } from '../pipeline/json-depth.js';
+import { bytesNestDeeperThan, checkJsonDepth } from '../pipeline/json-depth.js';
 import type { CompletionChunk, PromptRequest } from '../pipeline/types.js';
 import type { IngressLimits } from './limits.js';
 import { AnthropicStreamEncoder, anthropicErrorBody, anthropicErrorEvent, anthropicMessageBody, anthropicPromptRequest, anthropicStatus } from './anthropic.js';
@@ -57,6 +57,8 @@ const BEHIND_CLIENT_GRACE_MS = 1_000;
 const MODEL_PATH = '/v1/models/';
 
 const utf8 = new TextDecoder('utf-8', { fatal: true });
+/** Bodies larger than this are scanned for their nesting before they are parsed (parseJson). */
+const DEPTH_SCAN_MIN_BYTES = 64 * 1024;
 
 /**
  * Reads the body up to the limit; rejects with `payload_too_large` past it, and with
@@ -141,18 +143,32 @@ function readBody(req: IncomingMessage, limit: number, declared: string | undefi
 }
 
 /**
- * Refuses an encoded body (`content-encoding: gzip`, `br`, `deflate`, ...) before it is read:
+ * Refuses an encoded body (`content-encoding: gzip`, `br`, `deflate`, ...; or a transfer coding
+ * other than `chunked`, `transfer-encoding: gzip, chunked`) before it is read:
  * read as JSON it would be refused as "not valid UTF-8", which says nothing of the cause, and
  * decoding it would open a decompression-bomb path no client needs. `identity` (the header's
  * "no encoding") passes. The value is the caller's text, so it is not named back.
  */
-function checkContentEncoding(value: string | undefined): void {
-  if (value === undefined) return;
-  for (const coding of value.split(',')) {
+function checkContentEncoding(value: string | undefined, transfer: string | undefined): void {
+  if (value !== undefined) {
+    for (const coding of value.split(',')) {
+      const c = coding.trim().toLowerCase();
+      if (c !== '' && c !== 'identity') {
+        throw new WardenError('unsupported_media_type', "the request body is encoded (content-encoding); Warden reads only uncompressed bodies: send it without content-encoding, or with 'identity'", {
+          location: { path: 'content-encoding' },
+        });
+      }
+    }
+  }
+  // A transfer coding before `chunked` (`gzip, chunked`): node's parser takes the chunks off and
+  // hands over the still-compressed bytes, which read as "not valid UTF-8". Node refuses a
+  // request whose last coding is not `chunked` itself.
+  if (transfer === undefined) return;
+  for (const coding of transfer.split(',')) {
     const c = coding.trim().toLowerCase();
-    if (c !== '' && c !== 'identity') {
-      throw new WardenError('unsupported_media_type', "the request body is encoded (content-encoding); Warden reads only uncompressed bodies: send it without content-encoding, or with 'identity'", {
-        location: { path: 'content-encoding' },
+    if (c !== '' && c !== 'chunked' && c !== 'identity') {
+      throw new WardenError('unsupported_media_type', "the request body is compressed (transfer-encoding); Warden reads only uncompressed bodies: send it with 'transfer-encoding: chunked' alone, or a content-length", {
+        location: { path: 'transfer-encoding' },
       });
     }
   }
@@ -181,6 +197,15 @@ function tooLarge(limit: number): WardenError {
   return new WardenError('payload_too_large', `request body is larger than ${limit} bytes`, { location: { path: '$' } });
 }
 
+/**
+ * The byte offset in the body of V8's JSON error position, which counts UTF-16 units of the decoded
+ * text: past an `é` or an emoji it is short of the byte, and a leading BOM (which the decoder drops)
+ * is three bytes it does not count. Only on the refusal path.
+ */
+function jsonErrorByte(bytes: Buffer, text: string, position: number): number {
+  return bytes.length - Buffer.byteLength(text) + Buffer.byteLength(text.slice(0, position));
+}
+
 /** The body as JSON, refused when it is not UTF-8, not JSON, or nested deeper than `maxDepth`. */
 function parseJson(bytes: Buffer, maxDepth: number): unknown {
   let text: string;
@@ -189,13 +214,20 @@ function parseJson(bytes: Buffer, maxDepth: number): unknown {
   } catch {
     throw new WardenError('invalid_request', 'request body is not valid UTF-8', { location: { path: '$' } });
   }
+  // A large body is scanned for its depth before JSON.parse, which takes a deeply nested one
+  // 20-30x longer than a flat one (see bytesNestDeeperThan). Smaller ones are parsed and walked
+  // (checkJsonDepth, which names the field): their worst case is a few tens of ms, and the scan
+  // would add a few us to every ordinary call.
+  if (bytes.length > DEPTH_SCAN_MIN_BYTES && bytesNestDeeperThan(bytes, maxDepth)) {
+    throw new WardenError('invalid_request', `request body is nested deeper than ${maxDepth} levels (limits.max_json_depth)`, { location: { path: '$' } });
+  }
   let body: unknown;
   try {
     body = JSON.parse(text);
   } catch (err) {
     // V8's message names a position (never quotes more than a token); keep only the position.
     const m = err instanceof Error ? /position (\d+)/.exec(err.message) : null;
-    throw new WardenError('invalid_request', `request body is not valid JSON${m ? ` (at byte ${m[1]})` : ''}`, {
+    throw new WardenError('invalid_request', `request body is not valid JSON${m ? ` (at byte ${jsonErrorByte(bytes, text, Number(m[1]))})` : ''}`, {
       location: { path: '$' },
     });
   }
@@ -382,27 +414,33 @@ export function createHttpIngress(opts: HttpIngressOptions): HttpIngress {
     }
   }
 
-  const server = createServer(
-    serverOptions(limits),
-    (req, res) => {
-      active++;
-      serving.set(req.socket, res);
-      res.once('close', onResponseClose);
-      // Pipelined behind an answer still going out: Node queues this response without a socket.
-      if (res.socket === null) queueBehind(req.socket, res);
-      // handle() maps every error itself; this is a last line of defence.
-      const failed = (err: unknown) => {
-        logger.error({ error_type: err instanceof Error ? err.constructor.name : typeof err }, 'http handler failed');
-        if (!res.headersSent) sendError(res, new WardenError('internal', 'internal error'), '');
-        else res.destroy();
-      };
-      try {
-        handle(req, res)?.catch(failed);
-      } catch (err) {
-        failed(err);
-      }
-    },
-  );
+  /**
+   * Every request on the app listener. `unmet`: its `Expect` header asks for something other than
+   * `100-continue` (Node's `checkExpectation`), which no route can meet (see handle).
+   */
+  function onRequest(req: IncomingMessage, res: ServerResponse, unmet?: true): void {
+    active++;
+    serving.set(req.socket, res);
+    res.once('close', onResponseClose);
+    // Pipelined behind an answer still going out: Node queues this response without a socket.
+    if (res.socket === null) queueBehind(req.socket, res);
+    // handle() maps every error itself; this is a last line of defence.
+    const failed = (err: unknown) => {
+      logger.error({ error_type: err instanceof Error ? err.constructor.name : typeof err }, 'http handler failed');
+      if (!res.headersSent) sendError(res, new WardenError('internal', 'internal error'), '');
+      else res.destroy();
+    };
+    try {
+      handle(req, res, unmet)?.catch(failed);
+    } catch (err) {
+      failed(err);
+    }
+  }
+
+  const server = createServer(serverOptions(limits), onRequest);
+  // Without a listener Node answers such a request itself, a bare 417 with no request id that
+  // left no audit record; handled here, it is refused as any request at a route is.
+  server.on('checkExpectation', (req: IncomingMessage, res: ServerResponse) => onRequest(req, res, true));
 
   /**
    * Every open connection, for the drain to close the ones that have not sent a byte (closeQuiet):
@@ -679,7 +717,7 @@ export function createHttpIngress(opts: HttpIngressOptions): HttpIngress {
    * Routes one request. Not an async function: it hands back the route's own promise (an async
    * function returning a promise would wrap it in another, for three more microtask turns).
    */
-  function handle(req: IncomingMessage, res: ServerResponse): Promise<void> | void {
+  function handle(req: IncomingMessage, res: ServerResponse, unmet?: true): Promise<void> | void {
     const requestId = randomUUID();
     const url = req.url ?? '/';
     const q = url.indexOf('?');
@@ -696,6 +734,11 @@ export function createHttpIngress(opts: HttpIngressOptions): HttpIngress {
     }
     res.once('close', () => admission.leave());
 
+    if (unmet === true) {
+      // The value is the caller's text: not named back. RFC 9110 §10.1.1: 417 Expectation Failed.
+      const err = new WardenError('invalid_request', "the request's Expect header asks for an expectation Warden cannot meet (only 100-continue is understood): send the request without it", { location: { path: 'expect' } });
+      return refuseWith(req, res, requestId, path, err, 417);
+    }
     if (path === '/v1/chat/completions') {
       if (req.method !== 'POST') return methodNotAllowed(req, res, requestId, path, 'POST');
       return chatCompletions(req, res, requestId);
@@ -746,15 +789,20 @@ export function createHttpIngress(opts: HttpIngressOptions): HttpIngress {
 
   function methodNotAllowed(req: IncomingMessage, res: ServerResponse, requestId: string, path: string, allow: string): Promise<void> {
     const err = new WardenError('invalid_request', `method ${req.method ?? ''} is not allowed here; use ${allow}`);
+    res.setHeader('allow', allow);
+    return refuseWith(req, res, requestId, path, err, 405);
+  }
+
+  /** A refusal with its own HTTP status (405, 417), counted and audited as one at the door. */
+  function refuseWith(req: IncomingMessage, res: ServerResponse, requestId: string, path: string, err: WardenError, status: number): Promise<void> {
     return recordRefusal(req, requestId, path, err).then(() => {
-      res.setHeader('allow', allow);
       // The route's own shape, as every other answer on it (an Anthropic SDK parses this one too).
       if (path === '/v1/messages') {
         anthropicRequestId(res, requestId);
-        sendJson(res, 405, JSON.stringify(anthropicErrorBody(err, requestId)), requestId);
+        sendJson(res, status, JSON.stringify(anthropicErrorBody(err, requestId)), requestId);
         return;
       }
-      sendJson(res, 405, JSON.stringify(errorBody(err)), requestId);
+      sendJson(res, status, JSON.stringify(errorBody(err)), requestId);
     });
   }
 
@@ -798,7 +846,7 @@ export function createHttpIngress(opts: HttpIngressOptions): HttpIngress {
       meta.variablesHeader = headers.variables;
       let request: PromptRequest;
       try {
-        checkContentEncoding(headers.contentEncoding);
+        checkContentEncoding(headers.contentEncoding, headers.transferEncoding);
         const body = parseJson(await readBody(req, limits.maxBodyBytes, headers.contentLength, meta.receivedAt, limits.requestTimeoutMs), limits.maxJsonDepth);
         request = toPromptRequest(body, meta, limits);
         if (cannotAnswerYet(res)) request.answerTurn = pipelinedTurn(res);
@@ -845,7 +893,7 @@ export function createHttpIngress(opts: HttpIngressOptions): HttpIngress {
       const meta = { ...base, templateHeader: headers.template, variablesHeader: headers.variables };
       let request: PromptRequest;
       try {
-        checkContentEncoding(headers.contentEncoding);
+        checkContentEncoding(headers.contentEncoding, headers.transferEncoding);
         const body = parseJson(await readBody(req, limits.maxBodyBytes, headers.contentLength, meta.receivedAt, limits.requestTimeoutMs), limits.maxJsonDepth);
         request = anthropicPromptRequest(body, meta, limits);
         request.protocol = 'anthropic-http';

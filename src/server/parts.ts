@@ -9,8 +9,30 @@
 import { WardenError } from '../pipeline/errors.js';
 import { MEMBER_NAME, UNNAMED_MEMBER } from '../pipeline/identifiers.js';
 
-/** A string member: any string, or one of a list. */
-type Member = 'string' | readonly string[];
+/**
+ * A string member: any string, one of a list, or an opaque payload redaction does not read, held
+ * to its shape so that no text rides in it (OPAQUE).
+ */
+type Member = 'string' | readonly string[] | Opaque;
+
+interface Opaque {
+  test: RegExp;
+  expected: string;
+}
+
+const BASE64_TEXT = '[A-Za-z0-9+/]*={0,2}';
+/**
+ * The payloads of audio and file parts are bytes Warden cannot read (README: non-text parts pass
+ * untouched); as text (`"data": "my SSN is …"`) they would reach the provider in clear, past
+ * redaction. So the audio clip is base64, a file's data base64 or a base64 `data:` URL with a bare
+ * media type (a parameter is text: `;name=jane@…`), and a file id an id. An image URL is read by
+ * redaction instead (redact/session.ts checkImageUrl).
+ */
+const OPAQUE = {
+  base64: { test: new RegExp(`^${BASE64_TEXT}$`), expected: 'base64' },
+  fileData: { test: new RegExp(`^(?:data:[A-Za-z0-9!#$&^_.+-]+/[A-Za-z0-9!#$&^_.+-]+;base64,)?${BASE64_TEXT}$`), expected: 'base64, or a data: URL of base64 (data:<type>/<subtype>;base64,…)' },
+  fileId: { test: /^[A-Za-z0-9_-]{1,256}$/, expected: 'a file id (letters, digits, - and _)' },
+} satisfies Record<string, Opaque>;
 
 /** An object member and its own members. */
 interface ObjectMember {
@@ -32,8 +54,8 @@ const PART_SHAPES: Record<string, PartShape> = {
   output_text: TEXT,
   refusal: { members: { refusal: 'string' }, required: ['refusal'] },
   image_url: { members: { image_url: { object: { url: 'string', detail: ['auto', 'low', 'high'] }, required: ['url'] } }, required: ['image_url'] },
-  input_audio: { members: { input_audio: { object: { data: 'string', format: ['wav', 'mp3'] }, required: ['data', 'format'] } }, required: ['input_audio'] },
-  file: { members: { file: { object: { file_data: 'string', file_id: 'string', filename: 'string' }, required: [] } }, required: ['file'] },
+  input_audio: { members: { input_audio: { object: { data: OPAQUE.base64, format: ['wav', 'mp3'] }, required: ['data', 'format'] } }, required: ['input_audio'] },
+  file: { members: { file: { object: { file_data: OPAQUE.fileData, file_id: OPAQUE.fileId, filename: 'string' }, required: [] } }, required: ['file'] },
 };
 
 /** The part types ingress accepts, in the order error messages list them. */
@@ -48,7 +70,16 @@ const isObject = (v: unknown): v is Record<string, unknown> => typeof v === 'obj
 /** Values are never quoted back: a refused member may hold exactly what redaction is for. */
 function checkValue(v: unknown, shape: Member, path: string): void {
   if (typeof v !== 'string') throw invalid(`field '${path}' must be a string`, path);
-  if (shape !== 'string' && !shape.includes(v)) throw invalid(`field '${path}' must be one of ${shape.join(', ')}`, path);
+  if (shape === 'string') return;
+  if (isOpaque(shape)) {
+    if (!shape.test.test(v)) throw invalid(`field '${path}' must be ${shape.expected}: Warden does not read it, so it may not carry text`, path);
+    return;
+  }
+  if (!shape.includes(v)) throw invalid(`field '${path}' must be one of ${shape.join(', ')}`, path);
+}
+
+function isOpaque(shape: Member): shape is Opaque {
+  return typeof shape === 'object' && !Array.isArray(shape);
 }
 
 function checkMembers(obj: Record<string, unknown>, members: Record<string, unknown>, required: readonly string[], path: string, what: string): void {
@@ -87,7 +118,7 @@ export function checkContentPart(part: Record<string, unknown>, base: string): v
   for (const [key, member] of Object.entries(shape.members)) {
     const v = part[key];
     if (v === undefined) continue;
-    if (typeof member === 'string' || Array.isArray(member)) {
+    if (typeof member === 'string' || Array.isArray(member) || !('object' in member)) {
       checkValue(v, member as Member, prefix(key));
       continue;
     }

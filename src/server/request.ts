@@ -184,14 +184,21 @@ function checkWardenMembers(w: Record<string, unknown>): void {
  * rule (cli/render.ts, variablesFromDocument): the reason, or undefined for a number taken as sent.
  */
 export function unsafeJsonNumber(name: string, v: number): string | undefined {
+  // 1e400 parses as Infinity, which would render as the word "Infinity".
+  if (!Number.isFinite(v)) return `variable '${name}' is a JSON number beyond the range of a double, which would render as "Infinity": send it as a string`;
   if (!Number.isInteger(v) || Number.isSafeInteger(v)) return undefined;
   return `variable '${name}' is a JSON number beyond ±${Number.MAX_SAFE_INTEGER}, which JSON.parse cannot keep exactly: send it as a string`;
 }
 
-function checkJsonNumber(name: string, v: number, path: string): void {
-  const unsafe = unsafeJsonNumber(name, v);
-  if (unsafe !== undefined) {
-    throw new WardenError('variable_invalid', unsafe, { location: { path: `${path}.${name}` }, details: { variable: name } });
+/** `variable_invalid` for a number variable JSON did not keep as written; call after the names are checked (the refusal names it). */
+function checkJsonNumbers(vars: Record<string, unknown>, path: string): void {
+  for (const name in vars) {
+    const v = vars[name];
+    if (typeof v !== 'number') continue;
+    const unsafe = unsafeJsonNumber(name, v);
+    if (unsafe !== undefined) {
+      throw new WardenError('variable_invalid', unsafe, { location: { path: `${path}.${name}` }, details: { variable: name } });
+    }
   }
 }
 
@@ -366,8 +373,11 @@ export function toPromptRequest(body: unknown, meta: IngressMeta, limits: Ingres
   if (isPlainObject(body) && isPlainObject(body.warden)) {
     checkWardenMembers(body.warden);
     const vars = body.warden.variables;
-    if (isPlainObject(vars)) checkVariableNames(vars);
-    else refuseProtoKey(vars, 'warden.variables');
+    if (isPlainObject(vars)) {
+      checkVariableNames(vars);
+      // Before the schema, which refuses 1e400 (Infinity) only on the paths that run it.
+      checkJsonNumbers(vars, 'warden.variables');
+    } else refuseProtoKey(vars, 'warden.variables');
   }
   if (isPlainObject(body)) {
     checkBodyMembers(body);
@@ -400,6 +410,7 @@ export function toPromptRequest(body: unknown, meta: IngressMeta, limits: Ingres
     varsPath = 'x-warden-variables';
     const fromHeader = variablesFromHeader(meta.variablesHeader);
     checkVariableNames(fromHeader, 'x-warden-variables');
+    checkJsonNumbers(fromHeader, 'x-warden-variables');
     const check = z.record(z.string(), variableValue).safeParse(fromHeader);
     if (!check.success) {
       const issue = check.error.issues[0] as z.core.$ZodIssue;
@@ -414,9 +425,7 @@ export function toPromptRequest(body: unknown, meta: IngressMeta, limits: Ingres
   const variables: Record<string, string> = Object.create(null) as Record<string, string>;
   if (rawVars) {
     for (const [k, v] of Object.entries(rawVars)) variables[k] = typeof v === 'string' ? v : String(v);
-    checkVariables(variables, limits);
-    // After the names are checked: the refusal names the variable.
-    for (const [k, v] of Object.entries(rawVars)) if (typeof v === 'number') checkJsonNumber(k, v, varsPath);
+    checkVariables(variables, limits, varsPath);
   }
 
   const messages = b.messages as ChatMessage[] | undefined;
@@ -438,9 +447,9 @@ export function toPromptRequest(body: unknown, meta: IngressMeta, limits: Ingres
       });
     }
     if (rawVars && Object.keys(rawVars).length > 0) {
-      throw new WardenError('invalid_request', "field 'warden.variables' needs 'warden.template'", {
-        location: { path: 'warden.variables' },
-      });
+      // Named where the caller sent them: the body's object or the header.
+      const what = varsPath === 'x-warden-variables' ? "header 'x-warden-variables' needs a template ('warden.template' or the header 'x-warden-template')" : "field 'warden.variables' needs 'warden.template'";
+      throw new WardenError('invalid_request', what, { location: { path: varsPath } });
     }
   }
 

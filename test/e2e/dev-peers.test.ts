@@ -69,6 +69,34 @@ describe('dev identity: which HTTP callers are local', () => {
     }
   });
 
+  it('a request a web page made (a browser adds Origin) is refused on both routes, though it comes from loopback: nothing goes upstream', async () => {
+    // What a page on any site can send to a loopback port without a preflight: a "simple" POST
+    // (text/plain, the JSON as its body), cross-site; or, by DNS rebinding, a same-origin one.
+    const calls = upstream.calls.length;
+    const before = w.audit().length;
+    const json = JSON.stringify(BODY);
+    const anthropic = JSON.stringify({ ...BODY, max_tokens: 16 });
+    const cases: Array<[string, string, Record<string, string>]> = [
+      ['/v1/chat/completions', json, { 'content-type': 'text/plain;charset=UTF-8', origin: 'https://evil.example', 'sec-fetch-site': 'cross-site' }],
+      ['/v1/chat/completions', json, { 'content-type': 'application/json', Origin: 'http://rebound.example:8700', 'sec-fetch-site': 'same-origin' }],
+      ['/v1/messages', anthropic, { 'content-type': 'text/plain;charset=UTF-8', origin: 'null' }],
+    ];
+    for (const [path, body, headers] of cases) {
+      const res = await fetch(`http://127.0.0.1:${port}${path}`, { method: 'POST', headers, body });
+      expect(res.status, path).toBe(401);
+      const error = ((await res.json()) as any).error;
+      expect(error.code).toBe('unauthenticated');
+      expect(error.message).toBe('dev authentication is not accepted for a request a web page made (it carries origin): the caller is a browser, not the local workload');
+    }
+    expect(upstream.calls.length).toBe(calls);
+    const records = w.audit().slice(before);
+    expect(records.map((r) => [r.error_code, r.principal])).toEqual(Array(3).fill(['unauthenticated', null]));
+    expect(JSON.stringify(records)).not.toContain('evil.example');
+    // The same call without Origin (what the SDKs and curl send) is the dev principal.
+    const plain = await fetch(`http://127.0.0.1:${port}/v1/chat/completions`, { method: 'POST', headers: { 'content-type': 'application/json', accept: 'application/json' }, body: json });
+    expect(plain.status).toBe(200);
+  });
+
   it('a request relayed by a local proxy (x-forwarded-for, forwarded, x-real-ip, or what Envoy adds by default) is refused, over HTTP and gRPC', async () => {
     const relayed = [
       ['x-forwarded-for', '203.0.113.9'],

@@ -186,6 +186,40 @@ describe('governed path with the openai SDK', () => {
     expect(((await header.json()) as any).error.param).toBe('x-warden-variables.ticket_id');
   });
 
+  it('a JSON number variable beyond a double (1e400) is variable_invalid, in the body or the header, not rendered as "Infinity"', async () => {
+    const upstreamCalls = upstream.calls.length;
+    const infinite = "variable 'ticket_id' is a JSON number beyond the range of a double, which would render as \"Infinity\": send it as a string";
+    // The plain governed body (which skips the schema), and one with tools (which runs it).
+    for (const extra of ['', ',"tools":[{"type":"function","function":{"name":"f"}}]']) {
+      for (const raw of ['1e400', '-1e400']) {
+        const r = await post(`{"model":"echo"${extra},"warden":{"template":"support/ticket-summary@2","variables":{"ticket_id":${raw},"customer_message":"x"}}}`);
+        expect(r.status, raw + extra).toBe(400);
+        expect(r.json.error, raw + extra).toMatchObject({ code: 'variable_invalid', param: 'warden.variables.ticket_id', message: infinite });
+      }
+    }
+    const header = await post(JSON.stringify({ model: 'echo', messages: [] }), {
+      'x-warden-template': 'support/ticket-summary@2',
+      'x-warden-variables': '{"ticket_id":1e400,"customer_message":"x"}',
+    });
+    expect(header.status).toBe(400);
+    expect(header.json.error).toMatchObject({ code: 'variable_invalid', param: 'x-warden-variables.ticket_id', message: infinite });
+    expect(upstream.calls.length).toBe(upstreamCalls);
+  });
+
+  it('a refusal of the x-warden-variables header names the header, not the body member the caller did not send', async () => {
+    const raw = await post(JSON.stringify({ model: 'echo', messages: [{ role: 'user', content: 'hi' }] }), { 'x-warden-variables': '{"ticket_id":"T-1"}' });
+    expect(raw.status).toBe(400);
+    expect(raw.json.error).toMatchObject({ code: 'invalid_request', param: 'x-warden-variables' });
+    expect(raw.json.error.message).toContain("header 'x-warden-variables' needs a template");
+    // Too long (limits.max_variable_length is 4096 here): named in the header too.
+    const long = await post(JSON.stringify({ model: 'echo', messages: [] }), {
+      'x-warden-template': 'support/ticket-summary@2',
+      'x-warden-variables': JSON.stringify({ ticket_id: 'T-1', customer_message: 'x'.repeat(5000) }),
+    });
+    expect(long.status).toBe(400);
+    expect(long.json.error).toMatchObject({ code: 'variable_invalid', param: 'x-warden-variables.customer_message' });
+  });
+
   it('accepts the template in the x-warden-template header', async () => {
     upstream.mode = 'ok';
     const answer = await client(botToken).chat.completions.create(
@@ -281,6 +315,17 @@ describe('bad input is refused with a stable code and the field named', () => {
     expect(r.json.error.message).toContain('not valid JSON');
   });
 
+  it('malformed JSON is placed at its byte in the body, past multi-byte characters and a byte order mark', async () => {
+    // V8 counts UTF-16 units of the decoded text: 5 x 'é' is 5 units but 10 bytes, a BOM 3 bytes it drops.
+    const body = '{"model":"ééééé",,}';
+    const at = Buffer.from(body).indexOf(',,') + 1;
+    expect(at).toBe(22);
+    expect((await post(body)).json.error.message).toBe(`request body is not valid JSON (at byte ${at})`);
+    expect((await post(Buffer.concat([Buffer.from([0xef, 0xbb, 0xbf]), Buffer.from(body)]))).json.error.message).toBe(`request body is not valid JSON (at byte ${at + 3})`);
+    // ASCII: the unit is the byte.
+    expect((await post('{"model":"x",,}')).json.error.message).toBe('request body is not valid JSON (at byte 13)');
+  });
+
   it('wrong types name the field', async () => {
     const r = await post(JSON.stringify({ model: 42, messages: [] }));
     expect(r.status).toBe(400);
@@ -345,6 +390,35 @@ describe('bad input is refused with a stable code and the field named', () => {
     const metrics = await (await fetch(`${w.addresses.admin}/metrics`)).text();
     expect(metrics).toContain(`warden_requests_total{protocol="openai-http",code="unsupported_media_type",environment="test"} ${encoded.length}`);
     expect(metrics).toContain('warden_requests_total{protocol="anthropic-http",code="unsupported_media_type",environment="test"} 1');
+  });
+
+  it('a transfer coding other than chunked (gzip, chunked) is 415 unsupported_media_type at transfer-encoding, not "not valid UTF-8"; chunked alone is served', async () => {
+    const before = upstream.calls.length;
+    const audited = w.audit().length;
+    const { hostname, port } = new URL(w.addresses.http);
+    // fetch and the SDKs never send this; a raw client may (node's parser takes the chunks off only).
+    const send = (coding: string, body: Buffer) =>
+      new Promise<string>((resolve, reject) => {
+        const head = `POST /v1/chat/completions HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer ${botToken}\r\nContent-Type: application/json\r\nTransfer-Encoding: ${coding}\r\nConnection: close\r\n\r\n`;
+        // Written, not ended: a half-close is the client going away (README). Connection: close ends it.
+        const socket = connect(Number(port), hostname, () => socket.write(Buffer.concat([Buffer.from(`${head}${body.length.toString(16)}\r\n`), body, Buffer.from('\r\n0\r\n\r\n')])));
+        let out = '';
+        socket.on('data', (d: Buffer) => (out += d.toString('utf8')));
+        socket.once('error', reject);
+        socket.once('close', () => resolve(out));
+      });
+    upstream.mode = 'ok';
+    for (const coding of ['gzip, chunked', 'GZIP,chunked', 'deflate, chunked']) {
+      const answer = await send(coding, coding.startsWith('deflate') ? deflateSync(governed()) : gzipSync(governed()));
+      expect(answer, coding).toMatch(/^HTTP\/1\.1 415 /);
+      const err = JSON.parse(answer.slice(answer.indexOf('\r\n\r\n') + 4)).error;
+      expect(err, coding).toMatchObject({ code: 'unsupported_media_type', param: 'transfer-encoding' });
+      expect(err.message).not.toContain('UTF-8');
+    }
+    expect(upstream.calls.length).toBe(before);
+    await eventually(() => w.audit().length >= audited + 3);
+    expect(w.audit().slice(audited, audited + 3).map((r) => r.error_code)).toEqual(Array(3).fill('unsupported_media_type'));
+    expect(await send('chunked', Buffer.from(governed()))).toMatch(/^HTTP\/1\.1 200 /);
   });
 
   it('JSON nested deeper than limits.max_json_depth, wherever it sits', async () => {
@@ -592,6 +666,41 @@ describe('what a raw prompt carries besides content is redacted or refused', () 
     expect(upstream.calls.length).toBe(before);
   });
 
+  it('an audio clip, file data or file id that is text, not the bytes or id Warden passes unread, is refused at its field (and not echoed); base64 and ids pass', async () => {
+    const before = upstream.calls.length;
+    const ssn = 'my ssn is 536-22-1234, mail bob@example.org';
+    const cases: Array<[unknown, string]> = [
+      [{ type: 'input_audio', input_audio: { data: ssn, format: 'wav' } }, 'messages.0.content.1.input_audio.data'],
+      [{ type: 'file', file: { file_data: ssn, filename: 'a.pdf' } }, 'messages.0.content.1.file.file_data'],
+      [{ type: 'file', file: { file_data: `data:text/plain,${ssn}` } }, 'messages.0.content.1.file.file_data'],
+      // A data: URL's parameters are text too.
+      [{ type: 'file', file: { file_data: 'data:application/pdf;name=bob@example.org;base64,JVBERi0=' } }, 'messages.0.content.1.file.file_data'],
+      [{ type: 'file', file: { file_id: ssn } }, 'messages.0.content.1.file.file_id'],
+    ];
+    for (const [part, param] of cases) {
+      const r = await raw([{ role: 'user', content: [{ type: 'text', text: 'listen' }, part] }]);
+      expect(r.status, param).toBe(400);
+      expect(r.json.error, param).toMatchObject({ code: 'invalid_request', param });
+      expect(r.text).not.toContain('536-22-1234');
+      expect(r.text).not.toContain('bob@example.org');
+    }
+    expect(upstream.calls.length).toBe(before);
+    upstream.mode = 'ok';
+    const ok = await raw([
+      {
+        role: 'user',
+        content: [
+          { type: 'input_audio', input_audio: { data: 'UklGRiQAAABXQVZF', format: 'wav' } },
+          { type: 'file', file: { file_data: 'data:application/pdf;base64,JVBERi0xLjQKJcfsj6IK', filename: 'a.pdf' } },
+          { type: 'file', file: { file_data: 'JVBERi0xLjQK' } },
+          { type: 'file', file: { file_id: 'file-abc_123' } },
+        ],
+      },
+    ]);
+    expect(ok.status, ok.text).toBe(200);
+    expect(upstream.calls.length).toBe(before + 1);
+  });
+
   it('a part type Warden does not know is refused (redaction would not read it), naming where and listing the known types', async () => {
     const before = upstream.calls.length;
     const cases: Array<[unknown[], string]> = [
@@ -727,6 +836,36 @@ describe('limits.max_json_depth at its ceiling', () => {
       expect(((await over.json()) as any).error.param).toBe('metadata.m.m.m.m.m');
     } finally {
       await deepW.close();
+    }
+  });
+});
+
+describe('a large body nested too deep', () => {
+  it('is refused from its bytes before it is parsed (param $), and brackets inside strings do not count', async () => {
+    // Above 64 KiB the body is scanned before JSON.parse, which takes a deeply nested 1 MiB body
+    // (what fits in max_body_bytes by default) some tenths of a second before any check could refuse it.
+    const big = await startWarden({ upstreamUrl: upstream.url, limits: 'limits: { max_body_bytes: 2097152 }' });
+    try {
+      upstream.mode = 'ok';
+      const labs = await big.signer.token('labs', 'raw-bot');
+      const head = '{"model":"gpt-4o-mini","messages":[{"role":"user","content":"hi"}],"metadata":';
+      for (const [open, close] of [['[', ']'], ['{"a":', '}']] as const) {
+        const levels = Math.floor((512 * 1024) / open.length);
+        const body = `${head}${open.repeat(levels)}${open === '[' ? '' : '1'}${close.repeat(levels)}}`;
+        const r = await postChat(big.addresses.http, labs, body);
+        expect(r.status, open).toBe(400);
+        expect(((await r.json()) as any).error, open).toMatchObject({ code: 'invalid_request', param: '$', message: 'request body is nested deeper than 64 levels (limits.max_json_depth)' });
+      }
+      // Over 64 KiB and within the depth: served. Its strings hold brackets, escaped quotes and a
+      // trailing backslash, which the scan must read as JSON does (none of them nests anything).
+      const before = upstream.calls.length;
+      const text = `${'[[{{ \\" [[[ '.repeat(8000)}\\`;
+      const nested = `${'{"n":'.repeat(60)}1${'}'.repeat(60)}`;
+      const ok = await postChat(big.addresses.http, labs, `{"model":"gpt-4o-mini","messages":[{"role":"user","content":${JSON.stringify(text)}}],"metadata":${nested}}`);
+      expect(ok.status).toBe(200);
+      expect(upstream.calls[before]!.body.messages[0].content).toBe(text);
+    } finally {
+      await big.close();
     }
   });
 });

@@ -113,6 +113,31 @@ describe('HTTP requests refused by the parser', () => {
     });
   }
 
+  // Node answers an Expect it does not know (anything but 100-continue) itself when nothing listens
+  // for 'checkExpectation': a bare 417 with no body and no request id, never audited.
+  for (const [path, anthropic] of [['/v1/chat/completions', false], ['/v1/messages', true]] as const) {
+    it(`an Expect other than 100-continue on ${path}: 417 invalid_request at expect in the route's shape, counted once and audited once`, async () => {
+      const protocol = anthropic ? 'anthropic-http' : 'openai-http';
+      const before = await requestsTotal(protocol, 'invalid_request');
+      const records = w.audit().length;
+      const answer = await raw(`POST ${path} HTTP/1.1\r\nHost: x\r\nExpect: ${CANARY}\r\ntraceparent: ${TRACEPARENT}\r\nContent-Type: application/json\r\nContent-Length: 2\r\nConnection: close\r\n\r\n{}`);
+      expect(answer.startsWith('HTTP/1.1 417 '), answer.slice(0, 80)).toBe(true);
+      const body = JSON.parse(answer.slice(answer.indexOf('\r\n\r\n') + 4));
+      if (anthropic) expect(body.type).toBe('error');
+      expect(body.error).toMatchObject({ code: 'invalid_request', type: 'invalid_request_error', param: 'expect' });
+      expect(body.error.message).toContain('Expect header');
+      expect(answer).not.toContain(CANARY);
+      const requestId = header(answer, 'x-request-id');
+      expect(requestId).toMatch(/^[0-9a-f-]{36}$/);
+      if (anthropic) expect(header(answer, 'request-id')).toBe(requestId);
+      expect(await requestsTotal(protocol, 'invalid_request')).toBe(before + 1);
+      const added = w.audit().slice(records);
+      expect(added).toHaveLength(1);
+      expect(added[0]).toMatchObject({ request_id: requestId, principal: null, status: 'error', error_code: 'invalid_request', trace_id: TRACE_ID });
+      expect(JSON.stringify(added[0])).not.toContain(CANARY);
+    });
+  }
+
   it('a request asking to upgrade the connection (websocket) is served as a plain request, and audited once', async () => {
     const records = w.audit().length;
     const answer = await raw('GET /v1/models HTTP/1.1\r\nHost: x\r\nConnection: Upgrade\r\nUpgrade: websocket\r\nSec-WebSocket-Version: 13\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n\r\n');

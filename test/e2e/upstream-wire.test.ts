@@ -507,6 +507,39 @@ describe('parameters asking for answer parts Warden does not carry back', () => 
     expect(w.audit().slice(audited).map((r) => r.error_code)).toEqual(Array(6).fill('invalid_request'));
   });
 
+  it('on /v1/messages, a tool_use input or an input_schema holding such a number is invalid_request at the Anthropic field, not sent rounded or as null', async () => {
+    // A Python client sends an int past 2^53 exactly; the input goes upstream as JSON text Warden
+    // writes, so it would leave as 12345678901234567000 (and 1e400 as null) without a word.
+    const calls = received.length;
+    const audited = w.audit().length;
+    const post = async (body: string) => {
+      const res = await fetch(`${w.addresses.http}/v1/messages`, { method: 'POST', headers: { 'content-type': 'application/json', 'x-api-key': token }, body });
+      return { status: res.status, json: (await res.json()) as any };
+    };
+    const history = (input: string) =>
+      `{"model":"gpt-4o-mini","max_tokens":16,"messages":[{"role":"user","content":"hi"},{"role":"assistant","content":[{"type":"tool_use","id":"t1","name":"f","input":${input}}]},{"role":"user","content":[{"type":"tool_result","tool_use_id":"t1","content":"ok"}]}]}`;
+    for (const input of ['{"order":12345678901234567890}', '{"n":[1,1e400]}']) {
+      const r = await post(history(input));
+      expect(r.status, input).toBe(400);
+      expect(r.json.error, input).toMatchObject({ type: 'invalid_request_error', code: 'invalid_request', param: 'messages.1.content.0.input' });
+    }
+    // A tool's schema is refused at its own field, not at the OpenAI one it is mapped to.
+    const schema = '{"type":"object","properties":{"n":{"type":"integer","maximum":12345678901234567890}}}';
+    const r = await post(`{"model":"gpt-4o-mini","max_tokens":16,"messages":[{"role":"user","content":"hi"}],"tools":[{"name":"f","input_schema":${schema}}]}`);
+    expect(r.status).toBe(400);
+    expect(r.json.error).toMatchObject({ code: 'invalid_request', param: 'tools.0.input_schema' });
+    expect(received.length).toBe(calls);
+    await eventually(() => w.audit().length >= audited + 3);
+    expect(w.audit().slice(audited).map((rec) => rec.error_code)).toEqual(Array(3).fill('invalid_request'));
+    // A number it keeps goes upstream as written.
+    answer = (_b, res) => {
+      res.writeHead(200, { 'content-type': 'application/json' });
+      res.end(JSON.stringify({ id: 'c1', object: 'chat.completion', created: 1, model: 'gpt-4o-mini', choices: [{ index: 0, message: { role: 'assistant', content: 'fine' }, finish_reason: 'stop' }] }));
+    };
+    expect((await post(history('{"order":9007199254740991,"x":1.5}'))).status).toBe(200);
+    expect(received.at(-1).messages[1].tool_calls[0].function.arguments).toBe('{"order":9007199254740991,"x":1.5}');
+  });
+
   it('the values that ask for nothing pass, and go upstream as sent', async () => {
     answer = (_b, res) => {
       res.writeHead(200, { 'content-type': 'application/json' });

@@ -1,6 +1,6 @@
 import { describe, expect, it } from 'vitest';
 import { WardenError } from '../../src/pipeline/errors.js';
-import { checkJsonDepth, tooDeepAt } from '../../src/pipeline/json-depth.js';
+import { bytesNestDeeperThan, checkJsonDepth, tooDeepAt } from '../../src/pipeline/json-depth.js';
 
 /** `{"a":{"a":…1…}}` with `levels` objects, built as text and parsed as a body would be. */
 function nestedObjects(levels: number, key = 'a'): unknown {
@@ -72,5 +72,20 @@ describe('checkJsonDepth', () => {
     expect(top.location?.path).toBe('$');
     expect(top.message).toBe('request body is nested deeper than 4 levels (limits.max_json_depth)');
     expect(JSON.stringify(top)).not.toContain('CANARY');
+  });
+});
+
+describe('bytesNestDeeperThan', () => {
+  const deeper = (text: string, max: number) => bytesNestDeeperThan(Buffer.from(text), max);
+  it('counts brackets outside strings as JSON.parse nests them, and agrees with tooDeepAt on valid JSON', () => {
+    const cases = ['{}', '[[1]]', '{"a":[{"b":[]}]}', '["[[[", "\\"[[", "\\\\", "[", {"k[": [1]}]', '"[[[["', '[{"é[":"ü{"}]'];
+    for (const text of cases) {
+      for (const max of [1, 2, 3, 4]) expect(deeper(text, max), `${text} ${max}`).toBe(tooDeepAt(JSON.parse(text), max) !== undefined);
+    }
+  });
+  it('reads an escaped backslash before a quote as the string ending, an escaped quote as not', () => {
+    // "\\" ends its string, so the [ after it opens a level; "\"[" stays inside.
+    expect(deeper('["\\\\", [[1]]]', 2)).toBe(true);
+    expect(deeper('["\\"[[[", 1]', 1)).toBe(false);
   });
 });

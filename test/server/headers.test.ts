@@ -13,6 +13,7 @@ const NAMES = {
   authorization: 'authorization',
   contentLength: 'content-length',
   contentEncoding: 'content-encoding',
+  transferEncoding: 'transfer-encoding',
   traceparent: 'traceparent',
   template: 'x-warden-template',
   variables: 'x-warden-variables',
@@ -36,7 +37,10 @@ function send(headerLines: string[], body = '{}'): Promise<IncomingMessage> {
   seen = [];
   return new Promise((resolve, reject) => {
     const s = connect(port, '127.0.0.1', () => {
-      s.write(`POST /v1/chat/completions HTTP/1.1\r\nHost: x\r\n${headerLines.map((l) => `${l}\r\n`).join('')}Content-Length: ${body.length}\r\nConnection: close\r\n\r\n${body}`);
+      // A transfer coding frames the body in chunks (node refuses it beside a Content-Length).
+      const chunked = headerLines.some((l) => l.toLowerCase().startsWith('transfer-encoding:'));
+      const framed = chunked ? `${body.length.toString(16)}\r\n${body}\r\n0\r\n\r\n` : body;
+      s.write(`POST /v1/chat/completions HTTP/1.1\r\nHost: x\r\n${headerLines.map((l) => `${l}\r\n`).join('')}${chunked ? '' : `Content-Length: ${body.length}\r\n`}Connection: close\r\n\r\n${framed}`);
     });
     s.on('data', () => {});
     s.on('error', reject);
@@ -52,6 +56,7 @@ describe('ingressHeaders', () => {
     ['duplicates', ['Authorization: Bearer first', 'Authorization: Bearer second', 'x-warden-template: a@1', 'X-Warden-Template: b@2', 'traceparent: one', 'traceparent: two', 'x-api-key: k1', 'x-api-key: k2', 'content-encoding: identity', 'Content-Encoding: gzip']],
     ['same lengths, other names', ['authorizatioN2: no', 'x-warden-templatE: yes', 'traceparenx: no', 'x-api-kez: no', 'x-warden-variablez: no', 'content-lengtx: no', 'content-language: en', 'content-encodinx: no']],
     ['empty values', ['Authorization:', 'x-warden-variables:', 'traceparent: ']],
+    ['a transfer coding, in odd casing, beside x-warden-template (the same length)', ['TRANSFER-encoding: gzip', 'Transfer-Encoding: chunked', 'X-Warden-Template: t@1', 'x-forwarded-prot: no']],
   ];
   for (const [name, lines] of cases) {
     it(`reads what req.headers would: ${name}`, async () => {
@@ -75,5 +80,13 @@ describe('ingressHeaders', () => {
     const once = ingressHeaders((await send(['Authorization: Bearer a', 'x-api-key: k', 'traceparent: one', 'traceparent: two'])).rawHeaders);
     expect(once.authorizationRepeated).toBeUndefined();
     expect(once.apiKeyRepeated).toBeUndefined();
+  });
+
+  it("marks a browser's request (Origin, in any casing) as relayed, unless a proxy header came first; accept, of Origin's length, is not it", async () => {
+    for (const line of ['Origin: https://evil.example', 'ORIGIN: null', 'oRiGiN: http://127.0.0.1:8700']) {
+      expect(ingressHeaders((await send(['Accept: application/json', line])).rawHeaders).relayHeader, line).toBe('origin');
+    }
+    expect(ingressHeaders((await send(['Via: 1.1 proxy', 'Origin: https://evil.example'])).rawHeaders).relayHeader).toBe('via');
+    expect(ingressHeaders((await send(['Accept: application/json', 'Cookie: a=b', 'Originx: no', 'Origi: no'])).rawHeaders).relayHeader).toBeUndefined();
   });
 });
