@@ -97,14 +97,19 @@ function notify(listeners: readonly (() => void)[]): void {
 }
 
 /**
- * What the background check found at the audit file's path, for the operator: a rename (a
- * rotation: nothing lost) reads differently from a deletion, which loses the records written
- * between it and the check (up to a check interval).
+ * What the sink found at the audit file's path, for the operator: a rename (a rotation: every
+ * record is in the renamed file) reads differently from a deletion. No record is written to a
+ * deleted file (each write checks first), but the records it held went with it, unless something
+ * copied them first: a compressor that read a renamed file before its last records were appended
+ * (a rotation that compresses at once, before Warden noticed the rename) did not.
  */
 function rotationMessage(path: string, renamed: boolean, replaced: boolean): string {
   const other = replaced ? ' and another file took its path' : '';
   if (renamed) return `audit file ${path} was renamed or moved${other} (no record lost); reopening the path`;
-  return `audit file ${path} was deleted without a rename${other}: the records written since the deletion went with it; reopening the path`;
+  return (
+    `audit file ${path} was deleted${other}: the records it held went with it unless it was copied first ` +
+    '(a rotation that compresses the renamed file at once may miss its last records: use delaycompress); reopening the path'
+  );
 }
 
 function countLines(text: string): number {
@@ -630,7 +635,7 @@ export function createFileSink(path: string, opts: FileSinkOptions = {}): AuditS
     if (forked) return false;
     try {
       reopenFd();
-      if (backlog !== '') writeAll(fd!, backlog);
+      if (backlog !== '') writeAll(backlog);
     } catch (err) {
       // Another writer's file (grown, or another non-empty file): failed for good, said why.
       if (codeOf(err) === ANOTHER_WRITER) fail(err, '');
@@ -673,7 +678,7 @@ export function createFileSink(path: string, opts: FileSinkOptions = {}): AuditS
       if (now && now.dev === open.dev && now.ino === open.ino) return;
       if (batch) return; // lines waiting for this turn's write go to the file they were meant for; next check
       // The open file still has a name (nlink > 0): it was renamed or moved, and every record is in
-      // it. With none it was deleted, and the records written since then went with it.
+      // it. With none it was deleted (the next write would have noticed it too: see beforeWrite).
       const renamed = open.nlink > 0;
       logger?.warn({ sink: name, renamed, replaced: now !== undefined }, rotationMessage(path, renamed, now !== undefined));
       try {
@@ -684,14 +689,28 @@ export function createFileSink(path: string, opts: FileSinkOptions = {}): AuditS
     });
   }
 
+  /** The open file has no name left (see beforeWrite): reopen its path before writing to it. */
+  function reopenDeleted(): void {
+    let replaced = true;
+    try {
+      statSync(path);
+    } catch {
+      replaced = false;
+    }
+    logger?.warn({ sink: name, renamed: false, replaced }, rotationMessage(path, false, replaced));
+    reopenFd();
+  }
+
   /**
    * Writes all of `text` or nothing: a short write (disk nearly full) is finished from a buffer,
    * and when a later write fails the bytes already written are truncated away, so no record is ever
    * torn.
    */
-  function writeAll(to: number, lines: string): void {
+  function writeAll(lines: string): void {
     writes++;
-    const text = beforeWrite(to, lines);
+    const text = beforeWrite(lines);
+    // Read after beforeWrite, which reopens the path when the open file was deleted.
+    const to = fd!;
     let written = 0;
     try {
       written = writeSync(to, text);
@@ -718,10 +737,20 @@ export function createFileSink(path: string, opts: FileSinkOptions = {}): AuditS
   /**
    * Checks, before a write, that nobody else wrote to the file (the fstat costs about a µs, a
    * third of the write), and returns the text to write: with the newline a last line lacked.
+   *
+   * The same fstat says whether the file still has a name: one that was deleted (`rm`, or a
+   * rotation that compresses the renamed file and deletes it before the background check saw the
+   * rename) would take the lines and lose them, while their requests are answered as audited. The
+   * path is reopened first (a new file continues the chain), or the write fails (audit_unavailable)
+   * when it cannot be: as the background check would, up to a second later.
    */
-  function beforeWrite(to: number, lines: string): string {
+  function beforeWrite(lines: string): string {
     if (expected === undefined) return lines;
-    const st = fstatSync(to);
+    let st = fstatSync(fd!);
+    if (st.nlink === 0) {
+      reopenDeleted();
+      st = fstatSync(fd!);
+    }
     if (st.size > expected) throw anotherWriter(path, st.size - expected);
     expected = st.size; // smaller: truncated in place (copytruncate); appends go on at its new end
     return unterminated === `${st.dev}:${st.ino}` && st.size > 0 ? `\n${lines}` : lines;
@@ -775,7 +804,7 @@ export function createFileSink(path: string, opts: FileSinkOptions = {}): AuditS
       return done.reject(failure);
     }
     try {
-      writeAll(fd!, text);
+      writeAll(text);
     } catch (err) {
       fail(err, text);
       return done.reject(err);
@@ -796,7 +825,7 @@ export function createFileSink(path: string, opts: FileSinkOptions = {}): AuditS
     if (idle && !batch) {
       const text = `${line}\n`;
       try {
-        writeAll(fd!, text);
+        writeAll(text);
       } catch (err) {
         fail(err, text);
         return Promise.reject(err);

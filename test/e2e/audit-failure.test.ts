@@ -208,7 +208,17 @@ describe('audit sink failure', () => {
       const first = await verify(`${w.auditFile}.1`);
       expect(first.code).toBe(0);
       const [, seq, hash] = /head seq (\d+) hash ([0-9a-f]{64})/.exec(first.out)!;
-      expect(await verify('--from-hash', hash!, '--from-seq', seq!, w.auditFile)).toMatchObject({ code: 0, out: expect.stringMatching(/1 record\(s\)/) });
+      const second = await verify('--from-hash', hash!, '--from-seq', seq!, w.auditFile);
+      expect(second).toMatchObject({ code: 0, out: expect.stringMatching(/1 record\(s\)/) });
+      // Deleted (rm, or a rotation's compressor deleting the renamed file), with no SIGHUP: the
+      // next request's record is not written to the deleted file, where it would be lost while
+      // its caller is answered 200. It goes to a new file at the path, which continues the chain.
+      const [, seq2, hash2] = /head seq (\d+) hash ([0-9a-f]{64})/.exec(second.out)!;
+      unlinkSync(w.auditFile);
+      expect((await governed(w)).status).toBe(200);
+      expect(existsSync(w.auditFile)).toBe(true);
+      expect(await verify('--from-hash', hash2!, '--from-seq', seq2!, w.auditFile)).toMatchObject({ code: 0, out: expect.stringMatching(/1 record\(s\)/) });
+      expect(w.logs.some((l) => l.includes('was deleted') && l.includes('"renamed":false'))).toBe(true);
       // A directory that is gone: reopen fails, the sink is failed, requests are refused.
       rmSync(w.dir, { recursive: true, force: true });
       expect(await w.runtime.reopenAudit('SIGHUP')).toBe(false);
