@@ -9,6 +9,8 @@
  */
 import { closeSync, constants, fstat, fstatSync, fsync, fsyncSync, ftruncateSync, openSync, statSync, writeSync, type Stats } from 'node:fs';
 import { open } from 'node:fs/promises';
+import { Socket } from 'node:net';
+import type { Writable } from 'node:stream';
 import { NotRegularFileError, notRegular, readFailure } from '../pipeline/regular-file.js';
 import { MIB } from '../pipeline/sizes.js';
 
@@ -64,6 +66,48 @@ export interface LineWritable {
   /** When present, the sink listens for 'error' (an EPIPE on stdout must not crash the process). */
   on?(event: 'error', listener: (err: Error) => void): unknown;
   off?(event: 'error', listener: (err: Error) => void): unknown;
+}
+
+/**
+ * The writable a stream sink on a process stream (`stdout`, or `stderr` for a dry run) writes to.
+ * A pipe or a terminal is the stream itself. A file (or a character device that is not a
+ * terminal) is written by Node synchronously through a stream that ignores a short write: a full
+ * disk or a file size limit cuts the line and reports it written, so a record cut in half would be
+ * answered as audited. There each line is written with `writeSync` until every byte is in, and a
+ * write that cannot finish (ENOSPC, EFBIG) is that line's error, which fails the sink. The bytes
+ * written before it stay: the stream may be shared (the log lines, another process), so nothing is
+ * cut from it. Errors the stream itself raises are still heard through its 'error' event.
+ */
+export function processStreamWritable(stream: Writable): LineWritable {
+  const fd = (stream as { fd?: unknown }).fd;
+  if (stream instanceof Socket || typeof fd !== 'number') return stream;
+  return {
+    write(chunk, cb) {
+      try {
+        writeFully(fd, chunk);
+      } catch (err) {
+        cb(err as Error);
+        return true;
+      }
+      cb();
+      return true;
+    },
+    on: (event, listener) => stream.on(event, listener),
+    off: (event, listener) => stream.off(event, listener),
+  };
+}
+
+/** Writes all of `text` to `fd`, finishing a short write; throws when a write makes no progress. */
+function writeFully(fd: number, text: string): void {
+  let written = writeSync(fd, text);
+  const size = Buffer.byteLength(text);
+  if (written === size) return;
+  const rest = Buffer.from(text);
+  while (written < size) {
+    const n = writeSync(fd, rest, written, size - written);
+    if (n === 0) throw Object.assign(new Error('no space left to write the audit record'), { code: 'ENOSPC' });
+    written += n;
+  }
 }
 
 /**

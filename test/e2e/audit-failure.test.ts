@@ -5,7 +5,8 @@
  * upstream and `/readyz` is 503 until it recovers; without it the request is served and the
  * failure is logged. Also: a sink that cannot be opened stops the start; rotation.
  */
-import { existsSync, mkdtempSync, readFileSync, renameSync, rmSync, symlinkSync, unlinkSync } from 'node:fs';
+import { spawn } from 'node:child_process';
+import { closeSync, existsSync, mkdtempSync, openSync, readFileSync, renameSync, rmSync, symlinkSync, unlinkSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -13,7 +14,7 @@ import { runAuditCli } from '../../src/audit/index.js';
 import { loadConfig } from '../../src/config/load.js';
 import { createRuntime } from '../../src/runtime/runtime.js';
 import { createLogger } from '../../src/telemetry/logger.js';
-import { spawnWarden, watchServe } from './helpers/cli.js';
+import { REPO, spawnWarden, watchServe } from './helpers/cli.js';
 import { healthClient } from './helpers/grpc.js';
 import { postChat } from './helpers/http.js';
 import { startUpstream, type FakeUpstream } from './helpers/upstream.js';
@@ -227,6 +228,54 @@ describe('audit sink failure', () => {
       expect(w.logs.some((l) => l.includes('audit sink could not be reopened'))).toBe(true);
     } finally {
       await w.close();
+    }
+  });
+
+  it('stdout that is a file, full (a file size limit): a record cut short is its request\'s audit_unavailable, never a 200', { timeout: 60_000 }, async () => {
+    // Node writes a stdout that is a file synchronously, through a stream that ignores a short
+    // write: the record that crosses the limit is cut, and was reported written. Every request
+    // answered 200 must have its whole record in the file.
+    const p = await prepareWardenDir({ upstreamUrl: upstream.url, audit: 'audit: { sinks: [stdout], required: true }' });
+    const out = join(p.dir, 'stdout.log');
+    const fd = openSync(out, 'w');
+    // 16 KiB: the start's log lines, then a dozen records; after the start only records are written.
+    const child = spawn('bash', ['-c', `ulimit -f 16 && exec "${process.execPath}" --import tsx "${join(REPO, 'src', 'main.ts')}" serve --config "${p.configFile}"`], {
+      cwd: REPO,
+      stdio: ['ignore', fd, 'pipe'],
+    });
+    closeSync(fd);
+    const exited = new Promise<number | null>((resolve) => child.once('exit', (code) => resolve(code)));
+    try {
+      let listening: string | undefined;
+      await eventually(() => (listening = readFileSync(out, 'utf8').split('\n').find((l) => l.includes('"warden listening"'))) !== undefined);
+      const addr = JSON.parse(listening!) as { http: string; admin: string };
+      const token = await p.signer.token('support', 'ticket-bot');
+      const statuses: number[] = [];
+      for (let i = 0; i < 60; i++) {
+        const res = await postChat(addr.http, token, {
+          model: 'gpt-4o-mini',
+          warden: { template: 'support/ticket-summary@2', variables: { ticket_id: `T-${i}`, customer_message: 'hello' } },
+        });
+        statuses.push(res.status);
+        if (res.status !== 200) {
+          expect(res.status).toBe(503);
+          expect(((await res.json()) as any).error.code).toBe('audit_unavailable');
+          break;
+        }
+        await res.arrayBuffer();
+      }
+      const served = statuses.filter((s) => s === 200).length;
+      expect(served).toBeGreaterThan(3);
+      expect(statuses.at(-1)).toBe(503);
+      const check = await verify('--skip-non-records', out);
+      expect(check.code).toBe(0);
+      expect(check.out).toContain(`: ${served} record(s), chain intact`);
+      expect((await fetch(`${addr.admin}/readyz`)).status).toBe(503);
+      child.kill('SIGTERM');
+      await exited;
+    } finally {
+      child.kill('SIGKILL');
+      rmSync(p.dir, { recursive: true, force: true });
     }
   });
 
