@@ -224,6 +224,11 @@ export function createStreamSink(out: LineWritable, name = 'stdout', logger?: Si
   let drained: { promise: Promise<void>; resolve: () => void } | undefined;
   /** Bytes of the lines kept while stalled (see keep), bounded by MAX_KEPT_BYTES through canKeep. */
   let keptBytes = 0;
+  /**
+   * Records whose write failed (the reader went away, a file-backed stream is full): linked into
+   * the chain and never written, so counted in `unwritten()` for shutdown to report them lost.
+   */
+  let lost = 0;
 
   const pending = (): number => waiting.length - oldest;
   const wakeFlush = (): void => {
@@ -313,11 +318,15 @@ export function createStreamSink(out: LineWritable, name = 'stdout', logger?: Si
     waiting.push({ at: performance.now(), resolve: ignore, reject: ignore });
     try {
       out.write(`${line}\n`, (err) => {
-        if (err) fail(err);
+        if (err) {
+          lost++;
+          fail(err);
+        }
         settled();
       });
     } catch (err) {
       withdrawNewest();
+      lost++;
       fail(err as Error);
     }
   }
@@ -344,7 +353,7 @@ export function createStreamSink(out: LineWritable, name = 'stdout', logger?: Si
       listeners.push(listener);
     },
     unwritten() {
-      return pending();
+      return pending() + lost;
     },
     canKeep(bytes: number) {
       // A stream that failed (its reader went away) takes nothing more.
@@ -362,7 +371,10 @@ export function createStreamSink(out: LineWritable, name = 'stdout', logger?: Si
           out.write(`${line}\n`, (err) => {
             // The error first: settled() would otherwise take the last waiting write of a stalled
             // sink for a drained stream, say it recovered, and tell readiness so, just before it fails.
-            if (err) fail(err);
+            if (err) {
+              lost++;
+              fail(err);
+            }
             const w = settled();
             if (!err) return w.resolve();
             w.reject(err);
@@ -370,6 +382,7 @@ export function createStreamSink(out: LineWritable, name = 'stdout', logger?: Si
         } catch (err) {
           // Not settled(): that would settle the oldest waiting write, whose callback is still to come.
           withdrawNewest();
+          lost++;
           fail(err as Error);
           reject(err as Error);
         }

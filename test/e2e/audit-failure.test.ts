@@ -271,8 +271,12 @@ describe('audit sink failure', () => {
       expect(check.code).toBe(0);
       expect(check.out).toContain(`: ${served} record(s), chain intact`);
       expect((await fetch(`${addr.admin}/readyz`)).status).toBe(503);
+      // The cut record was linked and its prompt went upstream: lost, and the exit says so.
+      let stderr = '';
+      child.stderr!.on('data', (d: Buffer) => (stderr += d.toString()));
       child.kill('SIGTERM');
-      await exited;
+      expect(await exited).toBe(1);
+      expect(stderr).toContain(`audit sink stdout: 1 record(s) (seq ${served + 1} to ${served + 1}) could not be written before exit and are lost`);
     } finally {
       child.kill('SIGKILL');
       rmSync(p.dir, { recursive: true, force: true });
@@ -286,12 +290,18 @@ describe('audit sink failure', () => {
       const { listening, exited } = watchServe(child);
       const addr = await listening;
       child.stdout!.destroy(); // the reader goes away
+      let stderr = '';
+      child.stderr!.on('data', (d: Buffer) => (stderr += d.toString()));
       const token = await p.signer.token('support', 'ticket-bot');
       const body = { model: 'gpt-4o-mini', warden: { template: 'support/ticket-summary@2', variables: { ticket_id: 'T-1', customer_message: 'hello' } } };
+      const before = upstream.calls.length;
       const first = await postChat(addr.http, token, body);
       expect(first.status).toBe(503);
       expect(((await first.json()) as any).error.code).toBe('audit_unavailable');
       const calls = upstream.calls.length;
+      // Its own record's write found the reader gone (the prompt had gone upstream: that record is
+      // lost), or a log line's did first (refused before forward: nothing was linked).
+      const forwarded = calls > before;
       const second = await postChat(addr.http, token, body);
       expect(second.status).toBe(503);
       await second.arrayBuffer();
@@ -299,7 +309,8 @@ describe('audit sink failure', () => {
       expect((await fetch(`${addr.admin}/readyz`)).status).toBe(503);
       expect(child.exitCode).toBeNull();
       child.kill('SIGTERM');
-      expect(await exited).toBe(0);
+      expect(await exited).toBe(forwarded ? 1 : 0);
+      if (forwarded) expect(stderr).toContain('audit sink stdout: 1 record(s) (seq 1 to 1) could not be written before exit and are lost');
     } finally {
       child.kill('SIGKILL');
       rmSync(p.dir, { recursive: true, force: true });
