@@ -148,6 +148,8 @@ export async function runAuditCli(argv: readonly string[], io: CliIO): Promise<n
   if (cont && (fromHash !== undefined || fromSeq !== undefined)) return usageError(io, '--continue and --from-hash/--from-seq exclude each other');
   if (fromSeq !== undefined && fromHash === undefined) return usageError(io, '--from-seq needs --from-hash');
   const path = files[0]!;
+  // Other commands read stdin for `-`; verify reads a regular file only (see openRegularFile below).
+  if (path === '-') return usageError(io, "FILE must be a file: '-' (stdin) is not read; write a stream, or a decompressed segment, to a file first");
   // The path as printed: control characters escaped, so a file named with a newline and "ok …"
   // cannot print a verdict line of its own (a script may verify every file of a directory).
   const file = printable(path);
