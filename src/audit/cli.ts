@@ -66,6 +66,26 @@ function printable(text: string): string {
 const LF = 0x0a;
 const CR = 0x0d;
 
+/**
+ * The magic numbers of the compressors a log rotation uses. A rotated segment left compressed
+ * (`audit.jsonl.1.gz`) is not an edited audit file: reported as "not valid UTF-8" it would read as
+ * tampering (exit 1), where it only needs decompressing (a read error, exit 2). No audit line
+ * starts with these bytes (a line is a JSON object, `{`; a log line is text).
+ */
+const COMPRESSED: ReadonlyArray<readonly [string, readonly number[]]> = [
+  ['gzip', [0x1f, 0x8b]],
+  ['zstd', [0x28, 0xb5, 0x2f, 0xfd]],
+  ['xz', [0xfd, 0x37, 0x7a, 0x58, 0x5a, 0x00]],
+];
+
+/** The compressor whose magic number `chunk` (a file's first bytes) starts with, if any. */
+function compressedBy(chunk: Buffer): string | undefined {
+  for (const [kind, magic] of COMPRESSED) {
+    if (chunk.length >= magic.length && magic.every((b, i) => chunk[i] === b)) return kind;
+  }
+  return undefined;
+}
+
 /** What --skip-non-records let through that Warden never writes; only the kinds seen. */
 function acceptedOddities(blank: number, crlf: number, cr: number): string {
   let out = blank > 0 ? `, ${blank} blank line(s) skipped` : '';
@@ -128,6 +148,8 @@ export async function runAuditCli(argv: readonly string[], io: CliIO): Promise<n
   if (cont && (fromHash !== undefined || fromSeq !== undefined)) return usageError(io, '--continue and --from-hash/--from-seq exclude each other');
   if (fromSeq !== undefined && fromHash === undefined) return usageError(io, '--from-seq needs --from-hash');
   const path = files[0]!;
+  // Other commands read stdin for `-`; verify reads a regular file only (see openRegularFile below).
+  if (path === '-') return usageError(io, "FILE must be a file: '-' (stdin) is not read; write a stream, or a decompressed segment, to a file first");
   // The path as printed: control characters escaped, so a file named with a newline and "ok …"
   // cannot print a verdict line of its own (a script may verify every file of a directory).
   const file = printable(path);
@@ -228,8 +250,15 @@ export async function runAuditCli(argv: readonly string[], io: CliIO): Promise<n
     return readError(io, file, readFailure(err));
   }
   const input = fh.createReadStream();
+  let first = true;
   try {
     outer: for await (const chunk of input as AsyncIterable<Buffer>) {
+      if (first) {
+        // A regular file's first read holds far more than the longest magic number.
+        first = false;
+        const kind = compressedBy(chunk);
+        if (kind !== undefined) return readError(io, file, `a ${kind}-compressed file: decompress it first, e.g. into a file of its own`);
+      }
       let pos = 0;
       if (pendingCR !== undefined && chunk.length > 0) {
         const withLF = chunk[0] === LF;

@@ -4,7 +4,7 @@ export type { AuditRecordOptions } from './record.js';
 export { canonicalJson } from './canonical.js';
 export { ChainVerifier, computeRecordHash, GENESIS, GENESIS_HASH, linkRecord, verifyChain } from './chain.js';
 export type { AuditRecordBody, ChainCheck, ChainHead, ChainVerification } from './chain.js';
-export { createFileSink, createStreamSink, readLastLine } from './sinks.js';
+export { createFileSink, createStreamSink, processStreamWritable, readLastLine } from './sinks.js';
 export type { AuditSink, LineWritable } from './sinks.js';
 export { createAuditLog } from './log.js';
 export type { AuditLogHandle, AuditLogOptions } from './log.js';

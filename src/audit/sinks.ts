@@ -9,6 +9,8 @@
  */
 import { closeSync, constants, fstat, fstatSync, fsync, fsyncSync, ftruncateSync, openSync, statSync, writeSync, type Stats } from 'node:fs';
 import { open } from 'node:fs/promises';
+import { Socket } from 'node:net';
+import type { Writable } from 'node:stream';
 import { NotRegularFileError, notRegular, readFailure } from '../pipeline/regular-file.js';
 import { MIB } from '../pipeline/sizes.js';
 
@@ -67,6 +69,48 @@ export interface LineWritable {
 }
 
 /**
+ * The writable a stream sink on a process stream (`stdout`, or `stderr` for a dry run) writes to.
+ * A pipe or a terminal is the stream itself. A file (or a character device that is not a
+ * terminal) is written by Node synchronously through a stream that ignores a short write: a full
+ * disk or a file size limit cuts the line and reports it written, so a record cut in half would be
+ * answered as audited. There each line is written with `writeSync` until every byte is in, and a
+ * write that cannot finish (ENOSPC, EFBIG) is that line's error, which fails the sink. The bytes
+ * written before it stay: the stream may be shared (the log lines, another process), so nothing is
+ * cut from it. Errors the stream itself raises are still heard through its 'error' event.
+ */
+export function processStreamWritable(stream: Writable): LineWritable {
+  const fd = (stream as { fd?: unknown }).fd;
+  if (stream instanceof Socket || typeof fd !== 'number') return stream;
+  return {
+    write(chunk, cb) {
+      try {
+        writeFully(fd, chunk);
+      } catch (err) {
+        cb(err as Error);
+        return true;
+      }
+      cb();
+      return true;
+    },
+    on: (event, listener) => stream.on(event, listener),
+    off: (event, listener) => stream.off(event, listener),
+  };
+}
+
+/** Writes all of `text` to `fd`, finishing a short write; throws when a write makes no progress. */
+function writeFully(fd: number, text: string): void {
+  let written = writeSync(fd, text);
+  const size = Buffer.byteLength(text);
+  if (written === size) return;
+  const rest = Buffer.from(text);
+  while (written < size) {
+    const n = writeSync(fd, rest, written, size - written);
+    if (n === 0) throw Object.assign(new Error('no space left to write the audit record'), { code: 'ENOSPC' });
+    written += n;
+  }
+}
+
+/**
  * Most text a failed file sink keeps for its recovery: records of requests already in flight when
  * it broke (new requests are refused before forward). Past it, records are refused unlinked.
  */
@@ -97,14 +141,19 @@ function notify(listeners: readonly (() => void)[]): void {
 }
 
 /**
- * What the background check found at the audit file's path, for the operator: a rename (a
- * rotation: nothing lost) reads differently from a deletion, which loses the records written
- * between it and the check (up to a check interval).
+ * What the sink found at the audit file's path, for the operator: a rename (a rotation: every
+ * record is in the renamed file) reads differently from a deletion. No record is written to a
+ * deleted file (each write checks first), but the records it held went with it, unless something
+ * copied them first: a compressor that read a renamed file before its last records were appended
+ * (a rotation that compresses at once, before Warden noticed the rename) did not.
  */
 function rotationMessage(path: string, renamed: boolean, replaced: boolean): string {
   const other = replaced ? ' and another file took its path' : '';
   if (renamed) return `audit file ${path} was renamed or moved${other} (no record lost); reopening the path`;
-  return `audit file ${path} was deleted without a rename${other}: the records written since the deletion went with it; reopening the path`;
+  return (
+    `audit file ${path} was deleted${other}: the records it held went with it unless it was copied first ` +
+    '(a rotation that compresses the renamed file at once may miss its last records: use delaycompress); reopening the path'
+  );
 }
 
 function countLines(text: string): number {
@@ -175,6 +224,11 @@ export function createStreamSink(out: LineWritable, name = 'stdout', logger?: Si
   let drained: { promise: Promise<void>; resolve: () => void } | undefined;
   /** Bytes of the lines kept while stalled (see keep), bounded by MAX_KEPT_BYTES through canKeep. */
   let keptBytes = 0;
+  /**
+   * Records whose write failed (the reader went away, a file-backed stream is full): linked into
+   * the chain and never written, so counted in `unwritten()` for shutdown to report them lost.
+   */
+  let lost = 0;
 
   const pending = (): number => waiting.length - oldest;
   const wakeFlush = (): void => {
@@ -264,11 +318,15 @@ export function createStreamSink(out: LineWritable, name = 'stdout', logger?: Si
     waiting.push({ at: performance.now(), resolve: ignore, reject: ignore });
     try {
       out.write(`${line}\n`, (err) => {
-        if (err) fail(err);
+        if (err) {
+          lost++;
+          fail(err);
+        }
         settled();
       });
     } catch (err) {
       withdrawNewest();
+      lost++;
       fail(err as Error);
     }
   }
@@ -295,7 +353,7 @@ export function createStreamSink(out: LineWritable, name = 'stdout', logger?: Si
       listeners.push(listener);
     },
     unwritten() {
-      return pending();
+      return pending() + lost;
     },
     canKeep(bytes: number) {
       // A stream that failed (its reader went away) takes nothing more.
@@ -313,7 +371,10 @@ export function createStreamSink(out: LineWritable, name = 'stdout', logger?: Si
           out.write(`${line}\n`, (err) => {
             // The error first: settled() would otherwise take the last waiting write of a stalled
             // sink for a drained stream, say it recovered, and tell readiness so, just before it fails.
-            if (err) fail(err);
+            if (err) {
+              lost++;
+              fail(err);
+            }
             const w = settled();
             if (!err) return w.resolve();
             w.reject(err);
@@ -321,6 +382,7 @@ export function createStreamSink(out: LineWritable, name = 'stdout', logger?: Si
         } catch (err) {
           // Not settled(): that would settle the oldest waiting write, whose callback is still to come.
           withdrawNewest();
+          lost++;
           fail(err as Error);
           reject(err as Error);
         }
@@ -630,7 +692,7 @@ export function createFileSink(path: string, opts: FileSinkOptions = {}): AuditS
     if (forked) return false;
     try {
       reopenFd();
-      if (backlog !== '') writeAll(fd!, backlog);
+      if (backlog !== '') writeAll(backlog);
     } catch (err) {
       // Another writer's file (grown, or another non-empty file): failed for good, said why.
       if (codeOf(err) === ANOTHER_WRITER) fail(err, '');
@@ -673,7 +735,7 @@ export function createFileSink(path: string, opts: FileSinkOptions = {}): AuditS
       if (now && now.dev === open.dev && now.ino === open.ino) return;
       if (batch) return; // lines waiting for this turn's write go to the file they were meant for; next check
       // The open file still has a name (nlink > 0): it was renamed or moved, and every record is in
-      // it. With none it was deleted, and the records written since then went with it.
+      // it. With none it was deleted (the next write would have noticed it too: see beforeWrite).
       const renamed = open.nlink > 0;
       logger?.warn({ sink: name, renamed, replaced: now !== undefined }, rotationMessage(path, renamed, now !== undefined));
       try {
@@ -684,14 +746,28 @@ export function createFileSink(path: string, opts: FileSinkOptions = {}): AuditS
     });
   }
 
+  /** The open file has no name left (see beforeWrite): reopen its path before writing to it. */
+  function reopenDeleted(): void {
+    let replaced = true;
+    try {
+      statSync(path);
+    } catch {
+      replaced = false;
+    }
+    logger?.warn({ sink: name, renamed: false, replaced }, rotationMessage(path, false, replaced));
+    reopenFd();
+  }
+
   /**
    * Writes all of `text` or nothing: a short write (disk nearly full) is finished from a buffer,
    * and when a later write fails the bytes already written are truncated away, so no record is ever
    * torn.
    */
-  function writeAll(to: number, lines: string): void {
+  function writeAll(lines: string): void {
     writes++;
-    const text = beforeWrite(to, lines);
+    const text = beforeWrite(lines);
+    // Read after beforeWrite, which reopens the path when the open file was deleted.
+    const to = fd!;
     let written = 0;
     try {
       written = writeSync(to, text);
@@ -718,10 +794,20 @@ export function createFileSink(path: string, opts: FileSinkOptions = {}): AuditS
   /**
    * Checks, before a write, that nobody else wrote to the file (the fstat costs about a µs, a
    * third of the write), and returns the text to write: with the newline a last line lacked.
+   *
+   * The same fstat says whether the file still has a name: one that was deleted (`rm`, or a
+   * rotation that compresses the renamed file and deletes it before the background check saw the
+   * rename) would take the lines and lose them, while their requests are answered as audited. The
+   * path is reopened first (a new file continues the chain), or the write fails (audit_unavailable)
+   * when it cannot be: as the background check would, up to a second later.
    */
-  function beforeWrite(to: number, lines: string): string {
+  function beforeWrite(lines: string): string {
     if (expected === undefined) return lines;
-    const st = fstatSync(to);
+    let st = fstatSync(fd!);
+    if (st.nlink === 0) {
+      reopenDeleted();
+      st = fstatSync(fd!);
+    }
     if (st.size > expected) throw anotherWriter(path, st.size - expected);
     expected = st.size; // smaller: truncated in place (copytruncate); appends go on at its new end
     return unterminated === `${st.dev}:${st.ino}` && st.size > 0 ? `\n${lines}` : lines;
@@ -775,7 +861,7 @@ export function createFileSink(path: string, opts: FileSinkOptions = {}): AuditS
       return done.reject(failure);
     }
     try {
-      writeAll(fd!, text);
+      writeAll(text);
     } catch (err) {
       fail(err, text);
       return done.reject(err);
@@ -796,7 +882,7 @@ export function createFileSink(path: string, opts: FileSinkOptions = {}): AuditS
     if (idle && !batch) {
       const text = `${line}\n`;
       try {
-        writeAll(fd!, text);
+        writeAll(text);
       } catch (err) {
         fail(err, text);
         return Promise.reject(err);

@@ -7,7 +7,7 @@ import { randomBytes } from 'node:crypto';
 import { resolve as resolvePath } from 'node:path';
 import type { Config } from '../config/schema.js';
 import { configRefTargets } from '../config/secret-refs.js';
-import { createAuditLog, createAuditStage, createFileSink, createStreamSink, hmacKeyLongEnough, MIN_HMAC_KEY_BYTES, type AuditLogHandle, type AuditSink } from '../audit/index.js';
+import { createAuditLog, createAuditStage, createFileSink, createStreamSink, hmacKeyLongEnough, processStreamWritable, MIN_HMAC_KEY_BYTES, type AuditLogHandle, type AuditSink } from '../audit/index.js';
 import { DevAuthenticator, KubernetesTokenAuthenticator, SpiffeJwtAuthenticator, createAuthenticateStage } from '../identity/index.js';
 import { WardenError, formatLocation, isWardenError } from '../pipeline/errors.js';
 import type { PipelineStages } from '../pipeline/pipeline.js';
@@ -197,7 +197,7 @@ export async function buildComponents(config: Config, opts: ComponentOptions): P
   // sinks listen for 'error' on the process stream: an EPIPE (the reader went away) fails the
   // sink (audit_unavailable) instead of crashing the process.
   const sinks: AuditSink[] = opts.auditToStderr
-    ? [createStreamSink(process.stderr, 'stderr', logger, streamSinkOptions(config))]
+    ? [createStreamSink(processStreamWritable(process.stderr), 'stderr', logger, streamSinkOptions(config))]
     : auditSinks(config, logger);
   const auditLog = createAuditLog({ sinks, logger });
   // Open the sinks and resume the hash chain now: a broken audit file must stop the start, not
@@ -359,7 +359,7 @@ function auditSinks(config: Config, logger: Logger): AuditSink[] {
     }
     seen.set(key, i);
     return s === 'stdout'
-      ? createStreamSink(process.stdout, 'stdout', logger, streamSinkOptions(config))
+      ? createStreamSink(processStreamWritable(process.stdout), 'stdout', logger, streamSinkOptions(config))
       : createFileSink(key, { logger, location: `audit.sinks[${i}].file`, required: config.audit.required });
   });
 }

@@ -563,5 +563,11 @@ describe('warden audit verify', () => {
     expect(await runAuditCli(['verify', '--bogus'], e.io)).toBe(2);
     expect(e.err.join('')).toBe("warden: unknown option --bogus\nRun 'warden audit verify --help' for usage.\n");
     expect(e.err.join('')).not.toMatch(/cannot read/);
+    // `-` reads stdin in the other commands; here it is named as such, not a missing file `-`.
+    const f = io();
+    expect(await runAuditCli(['verify', '-'], f.io)).toBe(2);
+    expect(f.err.join('')).toBe(
+      "warden: FILE must be a file: '-' (stdin) is not read; write a stream, or a decompressed segment, to a file first\nRun 'warden audit verify --help' for usage.\n",
+    );
   });
 });

@@ -5,6 +5,7 @@
 import { readFileSync, writeFileSync } from 'node:fs';
 import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
+import { gzipSync } from 'node:zlib';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createAuditLog, createFileSink } from '../../src/audit/index.js';
@@ -181,6 +182,29 @@ describe('warden audit verify: blank lines and CR line ends are edits', () => {
     const out = `BROKEN ${file}:1: seq 1: the file starts with a byte order mark (the file was edited: Warden writes none)\n`;
     expect(await verify(file)).toEqual({ code: 1, out, err: '' });
     expect(await verify('--skip-non-records', file)).toEqual({ code: 1, out, err: '' });
+  });
+
+  it('a compressed rotated segment is a read error that says to decompress it (exit 2), not a broken chain (exit 1)', async () => {
+    const { file, lines } = await chain('compressed.jsonl', 2);
+    const text = `${lines.join('\n')}\n`;
+    const cases: Array<[string, Buffer]> = [
+      ['gzip', gzipSync(text)],
+      ['zstd', Buffer.concat([Buffer.from([0x28, 0xb5, 0x2f, 0xfd]), Buffer.from(text)])],
+      ['xz', Buffer.concat([Buffer.from([0xfd, 0x37, 0x7a, 0x58, 0x5a, 0x00]), Buffer.from(text)])],
+    ];
+    for (const [kind, bytes] of cases) {
+      writeFileSync(`${file}.z`, bytes);
+      for (const args of [[], ['--skip-non-records'], ['--continue']]) {
+        expect(await verify(...args, `${file}.z`)).toEqual({
+          code: 2,
+          out: '',
+          err: `${file}.z: file_unreadable: cannot read the file (a ${kind}-compressed file: decompress it first, e.g. into a file of its own)\n`,
+        });
+      }
+    }
+    // Text that merely starts like one is not taken for it.
+    writeFileSync(`${file}.z`, `\u001f${text}`);
+    expect(await verify(`${file}.z`)).toMatchObject({ code: 1, out: expect.stringMatching(/:1: seq 1: line is not valid JSON/) });
   });
 
   it('the messages hold no record content', async () => {

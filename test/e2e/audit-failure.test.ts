@@ -5,7 +5,8 @@
  * upstream and `/readyz` is 503 until it recovers; without it the request is served and the
  * failure is logged. Also: a sink that cannot be opened stops the start; rotation.
  */
-import { existsSync, mkdtempSync, readFileSync, renameSync, rmSync, symlinkSync, unlinkSync } from 'node:fs';
+import { spawn } from 'node:child_process';
+import { closeSync, existsSync, mkdtempSync, openSync, readFileSync, renameSync, rmSync, symlinkSync, unlinkSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -13,7 +14,7 @@ import { runAuditCli } from '../../src/audit/index.js';
 import { loadConfig } from '../../src/config/load.js';
 import { createRuntime } from '../../src/runtime/runtime.js';
 import { createLogger } from '../../src/telemetry/logger.js';
-import { spawnWarden, watchServe } from './helpers/cli.js';
+import { REPO, spawnWarden, watchServe } from './helpers/cli.js';
 import { healthClient } from './helpers/grpc.js';
 import { postChat } from './helpers/http.js';
 import { startUpstream, type FakeUpstream } from './helpers/upstream.js';
@@ -208,7 +209,17 @@ describe('audit sink failure', () => {
       const first = await verify(`${w.auditFile}.1`);
       expect(first.code).toBe(0);
       const [, seq, hash] = /head seq (\d+) hash ([0-9a-f]{64})/.exec(first.out)!;
-      expect(await verify('--from-hash', hash!, '--from-seq', seq!, w.auditFile)).toMatchObject({ code: 0, out: expect.stringMatching(/1 record\(s\)/) });
+      const second = await verify('--from-hash', hash!, '--from-seq', seq!, w.auditFile);
+      expect(second).toMatchObject({ code: 0, out: expect.stringMatching(/1 record\(s\)/) });
+      // Deleted (rm, or a rotation's compressor deleting the renamed file), with no SIGHUP: the
+      // next request's record is not written to the deleted file, where it would be lost while
+      // its caller is answered 200. It goes to a new file at the path, which continues the chain.
+      const [, seq2, hash2] = /head seq (\d+) hash ([0-9a-f]{64})/.exec(second.out)!;
+      unlinkSync(w.auditFile);
+      expect((await governed(w)).status).toBe(200);
+      expect(existsSync(w.auditFile)).toBe(true);
+      expect(await verify('--from-hash', hash2!, '--from-seq', seq2!, w.auditFile)).toMatchObject({ code: 0, out: expect.stringMatching(/1 record\(s\)/) });
+      expect(w.logs.some((l) => l.includes('was deleted') && l.includes('"renamed":false'))).toBe(true);
       // A directory that is gone: reopen fails, the sink is failed, requests are refused.
       rmSync(w.dir, { recursive: true, force: true });
       expect(await w.runtime.reopenAudit('SIGHUP')).toBe(false);
@@ -220,6 +231,58 @@ describe('audit sink failure', () => {
     }
   });
 
+  it('stdout that is a file, full (a file size limit): a record cut short is its request\'s audit_unavailable, never a 200', { timeout: 60_000 }, async () => {
+    // Node writes a stdout that is a file synchronously, through a stream that ignores a short
+    // write: the record that crosses the limit is cut, and was reported written. Every request
+    // answered 200 must have its whole record in the file.
+    const p = await prepareWardenDir({ upstreamUrl: upstream.url, audit: 'audit: { sinks: [stdout], required: true }' });
+    const out = join(p.dir, 'stdout.log');
+    const fd = openSync(out, 'w');
+    // 16 KiB: the start's log lines, then a dozen records; after the start only records are written.
+    const child = spawn('bash', ['-c', `ulimit -f 16 && exec "${process.execPath}" --import tsx "${join(REPO, 'src', 'main.ts')}" serve --config "${p.configFile}"`], {
+      cwd: REPO,
+      stdio: ['ignore', fd, 'pipe'],
+    });
+    closeSync(fd);
+    const exited = new Promise<number | null>((resolve) => child.once('exit', (code) => resolve(code)));
+    try {
+      let listening: string | undefined;
+      await eventually(() => (listening = readFileSync(out, 'utf8').split('\n').find((l) => l.includes('"warden listening"'))) !== undefined);
+      const addr = JSON.parse(listening!) as { http: string; admin: string };
+      const token = await p.signer.token('support', 'ticket-bot');
+      const statuses: number[] = [];
+      for (let i = 0; i < 60; i++) {
+        const res = await postChat(addr.http, token, {
+          model: 'gpt-4o-mini',
+          warden: { template: 'support/ticket-summary@2', variables: { ticket_id: `T-${i}`, customer_message: 'hello' } },
+        });
+        statuses.push(res.status);
+        if (res.status !== 200) {
+          expect(res.status).toBe(503);
+          expect(((await res.json()) as any).error.code).toBe('audit_unavailable');
+          break;
+        }
+        await res.arrayBuffer();
+      }
+      const served = statuses.filter((s) => s === 200).length;
+      expect(served).toBeGreaterThan(3);
+      expect(statuses.at(-1)).toBe(503);
+      const check = await verify('--skip-non-records', out);
+      expect(check.code).toBe(0);
+      expect(check.out).toContain(`: ${served} record(s), chain intact`);
+      expect((await fetch(`${addr.admin}/readyz`)).status).toBe(503);
+      // The cut record was linked and its prompt went upstream: lost, and the exit says so.
+      let stderr = '';
+      child.stderr!.on('data', (d: Buffer) => (stderr += d.toString()));
+      child.kill('SIGTERM');
+      expect(await exited).toBe(1);
+      expect(stderr).toContain(`audit sink stdout: 1 record(s) (seq ${served + 1} to ${served + 1}) could not be written before exit and are lost`);
+    } finally {
+      child.kill('SIGKILL');
+      rmSync(p.dir, { recursive: true, force: true });
+    }
+  });
+
   it('stdout whose reader went away (EPIPE): audit_unavailable, no crash, nothing more upstream', { timeout: 30_000 }, async () => {
     const p = await prepareWardenDir({ upstreamUrl: upstream.url, audit: 'audit: { sinks: [stdout], required: true }' });
     const child = spawnWarden(['serve', '--config', p.configFile]);
@@ -227,12 +290,18 @@ describe('audit sink failure', () => {
       const { listening, exited } = watchServe(child);
       const addr = await listening;
       child.stdout!.destroy(); // the reader goes away
+      let stderr = '';
+      child.stderr!.on('data', (d: Buffer) => (stderr += d.toString()));
       const token = await p.signer.token('support', 'ticket-bot');
       const body = { model: 'gpt-4o-mini', warden: { template: 'support/ticket-summary@2', variables: { ticket_id: 'T-1', customer_message: 'hello' } } };
+      const before = upstream.calls.length;
       const first = await postChat(addr.http, token, body);
       expect(first.status).toBe(503);
       expect(((await first.json()) as any).error.code).toBe('audit_unavailable');
       const calls = upstream.calls.length;
+      // Its own record's write found the reader gone (the prompt had gone upstream: that record is
+      // lost), or a log line's did first (refused before forward: nothing was linked).
+      const forwarded = calls > before;
       const second = await postChat(addr.http, token, body);
       expect(second.status).toBe(503);
       await second.arrayBuffer();
@@ -240,7 +309,8 @@ describe('audit sink failure', () => {
       expect((await fetch(`${addr.admin}/readyz`)).status).toBe(503);
       expect(child.exitCode).toBeNull();
       child.kill('SIGTERM');
-      expect(await exited).toBe(0);
+      expect(await exited).toBe(forwarded ? 1 : 0);
+      if (forwarded) expect(stderr).toContain('audit sink stdout: 1 record(s) (seq 1 to 1) could not be written before exit and are lost');
     } finally {
       child.kill('SIGKILL');
       rmSync(p.dir, { recursive: true, force: true });
