@@ -483,6 +483,8 @@ describe('warden CLI', () => {
       ['["CANARY-VALUE"]', 'invalid_request: the variables must be a JSON object of NAME: value'],
       ['{"ticket_id": {"x": "CANARY-VALUE"}}', "variable_invalid: variable 'ticket_id' must be a string, number or boolean"],
       ['{"CANARY-VALUE": "x"}', 'invalid_request: a variable name is not an identifier (letters, digits and _, at most 128 characters)'],
+      // Beyond a double's range JSON.parse reads Infinity, which would render as the word.
+      ['{"ticket_id": 1e400, "customer_message": "hi"}', "variable_invalid: variable 'ticket_id' is a JSON number beyond a double's range, which JSON.parse reads as Infinity: send it as a string"],
     ];
     for (const [text, message] of cases) {
       writeFileSync(file, text);

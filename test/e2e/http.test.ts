@@ -178,12 +178,22 @@ describe('governed path with the openai SDK', () => {
       expect(r.json.error.param, raw).toBe('warden.variables.ticket_id');
       expect(r.json.error.message, raw).toBe("variable 'ticket_id' is a JSON number beyond ±9007199254740991, which JSON.parse cannot keep exactly: send it as a string");
     }
-    const header = await postChat(w.addresses.http, botToken, JSON.stringify({ model: 'echo', messages: [] }), {
-      'x-warden-template': 'support/ticket-summary@2',
-      'x-warden-variables': '{"ticket_id":12345678901234567890,"customer_message":"x"}',
-    });
-    expect(header.status).toBe(400);
-    expect(((await header.json()) as any).error.param).toBe('x-warden-variables.ticket_id');
+    // Beyond a double's range JSON.parse reads ±Infinity: refused, not rendered as the word (README).
+    for (const [raw, read] of [['1e400', 'Infinity'], ['-1e400', '-Infinity']]) {
+      const r = await content(raw!);
+      expect(r.status, raw).toBe(400);
+      expect(r.json.error.code, raw).toBe('variable_invalid');
+      expect(r.json.error.param, raw).toBe('warden.variables.ticket_id');
+      expect(r.json.error.message, raw).toBe(`variable 'ticket_id' is a JSON number beyond a double's range, which JSON.parse reads as ${read}: send it as a string`);
+    }
+    for (const raw of ['12345678901234567890', '1e400']) {
+      const header = await postChat(w.addresses.http, botToken, JSON.stringify({ model: 'echo', messages: [] }), {
+        'x-warden-template': 'support/ticket-summary@2',
+        'x-warden-variables': `{"ticket_id":${raw},"customer_message":"x"}`,
+      });
+      expect(header.status, raw).toBe(400);
+      expect(((await header.json()) as any).error.param, raw).toBe('x-warden-variables.ticket_id');
+    }
   });
 
   it('accepts the template in the x-warden-template header', async () => {
