@@ -303,7 +303,7 @@ export function parseTemplateFile(file: string, text: string, limits: TemplateLi
     issues.push({ file, line: 1, column: 1, path: '', message: 'file contains no YAML document' });
   }
   for (const doc of list) {
-    if (doc.contents === null) continue; // an empty document (e.g. a trailing `---`)
+    if (doc.errors.length === 0 && isEmptyDocument(doc)) continue; // an empty document (e.g. a trailing `---`)
     const at = (offset: number): Pos => {
       const p = lineCounter.linePos(offset);
       return { line: p.line, column: p.col };
@@ -335,13 +335,25 @@ export function parseTemplateFile(file: string, text: string, limits: TemplateLi
   // An empty file too (no document at all): it is what a reload reads between an in-place save's
   // truncate and its write (`>`, cp, many editors), and loading it as "no templates" would swap in
   // a set without that file's templates.
-  if (Array.isArray(docs) && list.every((d) => d.contents === null)) {
+  if (Array.isArray(docs) && list.every((d) => d.errors.length === 0 && isEmptyDocument(d))) {
     issues.push({ file, line: 1, column: 1, path: '', message: 'file contains no template' });
   }
   return { templates, issues };
 }
 
 type PathKey = string | number;
+
+/**
+ * A document with nothing in it: no contents at all (a file of comments), or what the yaml library
+ * makes of a `---` with nothing after it (a trailing one, two in a row): an empty plain scalar with
+ * no tag or anchor. Skipped, not "a template document must be a mapping"; an explicit `~` or
+ * `null`, a tag or an anchor is something written, and is held to the rule.
+ */
+function isEmptyDocument(doc: Document): boolean {
+  const c = doc.contents;
+  if (c === null) return true;
+  return isScalar(c) && c.value === null && c.source === '' && c.tag === undefined && c.anchor === undefined && c.range?.[0] === c.range?.[1];
+}
 
 /** Position of the node at `path`, or of its closest existing ancestor (for missing keys). */
 function posOf(doc: Document, path: readonly PathKey[], at: (o: number) => Pos, keyOnly?: string): Pos {
@@ -464,7 +476,10 @@ function firstAliasPos(doc: Document, at: (o: number) => Pos): Pos {
  * a reviewer reading `version: 0x10` would not expect to call `@16`.
  */
 function checkVersionLiteral(doc: Document, text: string, issue: (path: readonly PathKey[], message: string) => void): void {
-  const node = doc.get('version', true) as Node | undefined;
+  let node = doc.get('version', true) as Node | undefined;
+  // `version: *v` is read as the value its anchor marks (`&v 0x10`, on another key): that text is
+  // the one held to the rule, or an alias would let any number form through.
+  if (isAlias(node)) node = node.resolve(doc) as Node | undefined;
   if (!isScalar(node) || !node.range) return;
   const source = text.slice(node.range[0], node.range[1]).trim();
   if (!/^[1-9][0-9]*$/.test(source)) issue(['version'], 'must be written as a plain integer such as 2');
