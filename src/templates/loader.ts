@@ -175,8 +175,11 @@ export async function scanTemplateFiles(paths: readonly string[]): Promise<{ fil
     }
     if (st.isDirectory()) {
       const before = out.length;
+      const dirsRead = read.size;
       await walkTree(p, rules, { out, limit: MAX_TEMPLATE_FILES, read });
-      if (out.length === before) warnings.push({ file: p, message: 'no *.yaml or *.yml template files found' });
+      // A path whose directory was read already, through another path (`templates` and
+      // `./templates/`, or a link to it), is not empty: its files are in the set.
+      if (out.length === before && read.size > dirsRead) warnings.push({ file: p, message: 'no *.yaml or *.yml template files found' });
     } else if (st.isFile()) pushFile(p, p);
     else notRegular(p, st);
   }

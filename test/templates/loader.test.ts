@@ -528,6 +528,19 @@ describe('probe findings on disk', () => {
     expect(store.list()).toEqual([]);
     expect(store.warnings).toEqual([{ file: d, message: 'no *.yaml or *.yml template files found' }]);
   });
+
+  it('a directory listed twice (or through a link) is read once, and is not called empty the second time', async () => {
+    const d = join(dir, 'twice');
+    await mkdir(join(d, 'team'), { recursive: true });
+    await writeFile(join(d, 'team', 'hello.yaml'), GOOD);
+    await symlink(join(d, 'team'), join(d, 'team-link'));
+    for (const paths of [[join(d, 'team'), `${join(d, 'team')}/`], [join(d, 'team'), join(d, 'team-link')]]) {
+      const r = await readTemplates(paths);
+      expect(r.issues, paths.join(' ')).toEqual([]);
+      expect(r.templates.map((t) => t.id)).toEqual(['team/hello']);
+      expect(r.warnings, paths.join(' ')).toEqual([]);
+    }
+  });
 });
 
 describe('governance probe: load errors and values', () => {
