@@ -497,7 +497,8 @@ function validateDocument(
     for (const zi of parsed.error.issues) {
       const path = zi.path.filter((k): k is PathKey => typeof k === 'string' || typeof k === 'number');
       if (zi.code === 'unrecognized_keys') {
-        for (const k of zi.keys) issue(path, `unknown key ${quoted(k)}`, k);
+        // YAML 1.1's merge key, which YAML 1.2 (what Warden reads) does not have: said as the config loader says it.
+        for (const k of zi.keys) issue(path, k === '<<' ? MERGE_KEY_MESSAGE : `unknown key ${quoted(k)}`, k);
       } else if (zi.code === 'invalid_key') {
         issue(path.slice(0, -1), `invalid name: ${zi.issues[0]?.message ?? zi.message}`, String(path[path.length - 1]));
       } else {
@@ -519,6 +520,8 @@ function validateDocument(
   if (issues.length > 0) return { issues };
   return { template: toTemplate(d, file, numbers), issues };
 }
+
+const MERGE_KEY_MESSAGE = 'unknown key: YAML merge keys ("<<: *anchor") are YAML 1.1, not read here; write the keys out (an alias of a whole value, "key: *anchor", works)';
 
 /** Paths of every `__proto__` key in yaml's output. */
 function protoKeys(value: unknown, path: PathKey[], seen = new Set<unknown>()): PathKey[][] {

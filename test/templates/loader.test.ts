@@ -443,6 +443,12 @@ describe('probe findings', () => {
     expect(issuesOf(GOOD.replace('version: 1', 'version: 12'))).toEqual([]);
   });
 
+  it('a merge key (<<) is said to be one, as in the config, not an unnamed unknown key', () => {
+    const merged = `base: &b\n  owner: team@example.com\n${GOOD.replace('owner: team@example.com', '<<: *b')}`;
+    const issues = issuesOf(merged);
+    expect(issues).toContainEqual(expect.objectContaining({ line: 5, column: 1, path: '<key not shown>', message: 'unknown key: YAML merge keys ("<<: *anchor") are YAML 1.1, not read here; write the keys out (an alias of a whole value, "key: *anchor", works)' }));
+  });
+
   it('version given by an alias is held to the rule by its anchor\'s text: *v of &v 0x10 is not version 16', () => {
     // The anchor sits on a key that takes any integer form (max_length), the alias on version.
     const aliased = (anchor: string) =>
