@@ -8,7 +8,7 @@ import { performance } from 'node:perf_hooks';
 import { dirname, resolve } from 'node:path';
 import { loadConfig } from '../config/load.js';
 import { isWardenError, WardenError } from '../pipeline/errors.js';
-import { isModelName, MODEL_NAME_RULE, VARIABLE_NAME } from '../pipeline/identifiers.js';
+import { isModelName, isTemplateId, MODEL_NAME_RULE, VARIABLE_NAME } from '../pipeline/identifiers.js';
 import type { Principal, PromptRequest } from '../pipeline/types.js';
 import { createLogger } from '../telemetry/logger.js';
 import { createRuntime, ingressLimits } from '../runtime/runtime.js';
@@ -191,6 +191,11 @@ export async function runRenderCommand(argv: string[], io: CliIO): Promise<numbe
   try {
     template = parseTemplateRef(templateText, '--template');
   } catch {
+    // Which half is wrong: `Support/x@1` has a good version, and was told its version was bad.
+    const at = templateText.lastIndexOf('@');
+    if (!isTemplateId(at < 0 ? templateText : templateText.slice(0, at))) {
+      throw new UsageError("--template ID must be a lower-case path such as support/ticket-summary (letters a-z, digits, '.', '_', '-' and '/')");
+    }
     throw new UsageError('--template must be ID or ID@VERSION with a positive integer version');
   }
   const variables = variablesFrom((values.var as string[] | undefined) ?? []);

@@ -180,12 +180,13 @@ function checkWardenMembers(w: Record<string, unknown>): void {
  * `1e2` renders `100`): JSON.parse keeps the number, not how it was written, and reading the raw
  * text would cost every request a second parser. An integer beyond ±2^53 is refused: it is likely
  * not the number sent (12345678901234567890 parses as 12345678901234567000), where a string, as
- * gRPC always sends, keeps its digits. `warden render --vars` holds its JSON numbers to the same
- * rule (cli/render.ts, variablesFromDocument): the reason, or undefined for a number taken as sent.
+ * gRPC always sends, keeps its digits. So is a number beyond a double's range (`1e400`), which
+ * JSON.parse reads as Infinity: it would render as the word `Infinity`, which no caller wrote.
+ * `warden render --vars` holds its JSON numbers to the same rule (cli/render.ts,
+ * variablesFromDocument): the reason, or undefined for a number taken as sent.
  */
 export function unsafeJsonNumber(name: string, v: number): string | undefined {
-  // 1e400 parses as Infinity, which would render as the word "Infinity".
-  if (!Number.isFinite(v)) return `variable '${name}' is a JSON number beyond the range of a double, which would render as "Infinity": send it as a string`;
+  if (!Number.isFinite(v)) return `variable '${name}' is a JSON number beyond a double's range, which JSON.parse reads as ${v}: send it as a string`;
   if (!Number.isInteger(v) || Number.isSafeInteger(v)) return undefined;
   return `variable '${name}' is a JSON number beyond ±${Number.MAX_SAFE_INTEGER}, which JSON.parse cannot keep exactly: send it as a string`;
 }

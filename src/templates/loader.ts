@@ -6,7 +6,7 @@ import { createHash } from 'node:crypto';
 import { constants, realpathSync, statSync, type Stats } from 'node:fs';
 import { open, stat } from 'node:fs/promises';
 import { fileURLToPath } from 'node:url';
-import { isAlias, isMap, isPair, isScalar, LineCounter, parseAllDocuments, visit, type Document, type Node } from 'yaml';
+import { Composer, isAlias, isMap, isPair, isScalar, LineCounter, Parser, visit, type Document, type Node, type YAMLError } from 'yaml';
 import { MAX_YAML_DEPTH, yamlDepthProblem } from '../pipeline/yaml-depth.js';
 import { unresolvedAlias } from '../pipeline/yaml-aliases.js';
 import { YAML_TAG_OPTIONS, yamlErrorLine, yamlTagProblems } from '../pipeline/yaml-tags.js';
@@ -175,8 +175,11 @@ export async function scanTemplateFiles(paths: readonly string[]): Promise<{ fil
     }
     if (st.isDirectory()) {
       const before = out.length;
+      const dirsRead = read.size;
       await walkTree(p, rules, { out, limit: MAX_TEMPLATE_FILES, read });
-      if (out.length === before) warnings.push({ file: p, message: 'no *.yaml or *.yml template files found' });
+      // A path whose directory was read already, through another path (`templates` and
+      // `./templates/`, or a link to it), is not empty: its files are in the set.
+      if (out.length === before && read.size > dirsRead) warnings.push({ file: p, message: 'no *.yaml or *.yml template files found' });
     } else if (st.isFile()) pushFile(p, p);
     else notRegular(p, st);
   }
@@ -217,6 +220,7 @@ export async function readTemplates(paths: readonly string[], limits: TemplateLi
   const { files: names, warnings } = await scanTemplateFiles(paths);
   const files: TemplateFile[] = [];
   const undecodable: TemplateIssue[] = [];
+  const set = new TemplateSet();
   /** Bytes read so far: the set as a whole is held to MAX_TEMPLATE_TOTAL_BYTES. */
   let total = 0;
   for (const file of names) {
@@ -244,10 +248,14 @@ export async function readTemplates(paths: readonly string[], limits: TemplateLi
     if (text !== undefined) {
       total += Buffer.byteLength(text);
       files.push({ file, text });
+      // Parsed here, one file between two reads, not all at the end: the YAML parser takes about
+      // 1.5 s of CPU per MiB of small documents, so a set near its 32 MiB cap parsed in one go
+      // held a serving process's event loop for a minute on a hot reload (probes, requests and
+      // the reload deadline all waited). Each read's await lets them run between files.
+      set.add(file, await parseTemplateFileYielding(file, text, limits));
     }
   }
-  const parsed = parseTemplateFiles(files, limits);
-  return { ...parsed, issues: [...undecodable, ...parsed.issues], warnings };
+  return { templates: set.templates, files, issues: [...undecodable, ...set.issues], warnings, revision: templatesRevision(files) };
 }
 
 /**
@@ -261,26 +269,32 @@ export function templatesRevision(files: readonly TemplateFile[]): string {
   return h.digest('hex');
 }
 
-/** Validates a set of files (pure: no I/O), including id@version uniqueness across files. */
-export function parseTemplateFiles(files: readonly TemplateFile[], limits: TemplateLimits = {}): LoadedTemplates {
-  const templates: Template[] = [];
-  const issues: TemplateIssue[] = [];
-  const seen = new Map<string, string>();
-  for (const f of files) {
-    const r = parseTemplateFile(f.file, f.text, limits);
-    issues.push(...r.issues);
+/** The templates of the files parsed so far, in order, with id@version held unique across them. */
+class TemplateSet {
+  readonly templates: Template[] = [];
+  readonly issues: TemplateIssue[] = [];
+  private readonly seen = new Map<string, string>();
+
+  add(file: string, r: ReturnType<typeof parseTemplateFile>): void {
+    this.issues.push(...r.issues);
     for (const { template, idPos } of r.templates) {
       const key = `${template.id}@${template.version}`;
-      const other = seen.get(key);
+      const other = this.seen.get(key);
       if (other !== undefined) {
-        issues.push({ file: f.file, ...idPos, path: 'id', message: `duplicate template ${key} (also defined in ${other})` });
+        this.issues.push({ file, ...idPos, path: 'id', message: `duplicate template ${key} (also defined in ${other})` });
         continue;
       }
-      seen.set(key, f.file);
-      templates.push(template);
+      this.seen.set(key, file);
+      this.templates.push(template);
     }
   }
-  return { templates, files: [...files], issues, warnings: [], revision: templatesRevision(files) };
+}
+
+/** Validates a set of files (pure: no I/O), including id@version uniqueness across files. */
+export function parseTemplateFiles(files: readonly TemplateFile[], limits: TemplateLimits = {}): LoadedTemplates {
+  const set = new TemplateSet();
+  for (const f of files) set.add(f.file, parseTemplateFile(f.file, f.text, limits));
+  return { templates: set.templates, files: [...files], issues: set.issues, warnings: [], revision: templatesRevision(files) };
 }
 
 interface Pos {
@@ -288,22 +302,84 @@ interface Pos {
   column: number;
 }
 
+type ParsedTemplateFile = { templates: Array<{ template: Template; idPos: Pos }>; issues: TemplateIssue[] };
+
 /** Parses one file (one or more YAML documents, one template each). */
-export function parseTemplateFile(file: string, text: string, limits: TemplateLimits = {}): { templates: Array<{ template: Template; idPos: Pos }>; issues: TemplateIssue[] } {
+export function parseTemplateFile(file: string, text: string, limits: TemplateLimits = {}): ParsedTemplateFile {
+  const steps = templateFileSteps(file, text, limits);
+  for (;;) {
+    const step = steps.next();
+    if (step.done) return step.value;
+  }
+}
+
+/**
+ * The most a load runs without giving the event loop a turn. The YAML parser takes about 1.5 s of
+ * CPU per MiB of small documents (a file of thousands of short templates), and the checks as much
+ * again: a set near its 32 MiB cap parsed in one go held a serving process's event loop for a
+ * minute or more on a hot reload, so probes, requests and the reload's own deadline all waited.
+ */
+const LOAD_SLICE_MS = 10;
+
+/** parseTemplateFile, giving the event loop a turn between documents every LOAD_SLICE_MS. */
+async function parseTemplateFileYielding(file: string, text: string, limits: TemplateLimits): Promise<ParsedTemplateFile> {
+  const steps = templateFileSteps(file, text, limits);
+  let since = performance.now();
+  for (;;) {
+    const step = steps.next();
+    if (step.done) return step.value;
+    if (performance.now() - since >= LOAD_SLICE_MS) {
+      await new Promise<void>((resolve) => setImmediate(resolve));
+      since = performance.now();
+    }
+  }
+}
+
+/**
+ * `error.linePos` and the first line of `error.message` as the yaml library's `prettyErrors` makes
+ * them (`… at line 8, column 16`, with a `:` where it would go on to quote the line): documents
+ * are composed one at a time here (templateFileSteps), which parseAllDocuments' prettyErrors does
+ * not do. The quoted line itself is never added: load messages repeat no text from the file.
+ */
+function placeYamlError(error: YAMLError, text: string, lc: LineCounter): void {
+  if (error.pos[0] === -1) return;
+  error.linePos = [lc.linePos(error.pos[0]), lc.linePos(error.pos[1])];
+  const { line, col } = error.linePos[0];
+  error.message += ` at line ${line}, column ${col}`;
+  // The library's rule for whether a quote of the line follows (and so a ':'): the line, cut to
+  // 80 characters around the column, with the line before it when the column is at its start.
+  let ci = col - 1;
+  let lineStr = text.substring(lc.lineStarts[line - 1]!, lc.lineStarts[line]).replace(/[\n\r]+$/, '');
+  if (ci >= 60 && lineStr.length > 80) {
+    const trimStart = Math.min(ci - 39, lineStr.length - 79);
+    lineStr = `…${lineStr.substring(trimStart)}`;
+    ci -= trimStart - 1;
+  }
+  if (lineStr.length > 80) lineStr = `${lineStr.substring(0, 79)}…`;
+  if (line > 1 && /^ *$/.test(lineStr.substring(0, ci))) lineStr = text.substring(lc.lineStarts[line - 2]!, lc.lineStarts[line - 1]) + lineStr;
+  if (/[^ ]/.test(lineStr)) error.message += ':';
+}
+
+/** parseTemplateFile's work, pausing (yield) after each document; returns what it found. */
+function* templateFileSteps(file: string, text: string, limits: TemplateLimits): Generator<void, ParsedTemplateFile> {
   // The YAML parser cannot survive a few thousand levels (see pipeline/yaml-depth.ts).
   const deep = yamlDepthProblem(text);
   if (deep) return { templates: [], issues: [{ file, line: deep.line, column: deep.column, path: joinPath(deep.path), message: `nested deeper than ${MAX_YAML_DEPTH} levels` }] };
   const lineCounter = new LineCounter();
-  const docs = parseAllDocuments(text, { ...YAML_TAG_OPTIONS, lineCounter, prettyErrors: true, ...NO_LIBRARY_UNIQUE_KEYS });
-  if (Array.isArray(docs)) for (const doc of docs) addDuplicateKeyErrors(doc, lineCounter);
+  // parseAllDocuments, one document at a time: the parser and composer are lazy generators.
+  const composer = new Composer({ ...YAML_TAG_OPTIONS, ...NO_LIBRARY_UNIQUE_KEYS });
+  const docs = composer.compose(new Parser(lineCounter.addNewLine).parse(text));
   const issues: TemplateIssue[] = [];
   const templates: Array<{ template: Template; idPos: Pos }> = [];
-  const list = Array.isArray(docs) ? docs : [];
-  if (!Array.isArray(docs)) {
-    issues.push({ file, line: 1, column: 1, path: '', message: 'file contains no YAML document' });
-  }
-  for (const doc of list) {
-    if (doc.contents === null) continue; // an empty document (e.g. a trailing `---`)
+  /** Whether every document so far is empty (none at all included): then the file holds no template. */
+  let allEmpty = true;
+  for (const doc of docs) {
+    for (const e of doc.errors) placeYamlError(e, text, lineCounter);
+    for (const w of doc.warnings) placeYamlError(w, text, lineCounter);
+    addDuplicateKeyErrors(doc, lineCounter);
+    yield;
+    if (doc.errors.length === 0 && isEmptyDocument(doc)) continue; // an empty document (e.g. a trailing `---`)
+    allEmpty = false;
     const at = (offset: number): Pos => {
       const p = lineCounter.linePos(offset);
       return { line: p.line, column: p.col };
@@ -335,13 +411,25 @@ export function parseTemplateFile(file: string, text: string, limits: TemplateLi
   // An empty file too (no document at all): it is what a reload reads between an in-place save's
   // truncate and its write (`>`, cp, many editors), and loading it as "no templates" would swap in
   // a set without that file's templates.
-  if (Array.isArray(docs) && list.every((d) => d.contents === null)) {
+  if (allEmpty) {
     issues.push({ file, line: 1, column: 1, path: '', message: 'file contains no template' });
   }
   return { templates, issues };
 }
 
 type PathKey = string | number;
+
+/**
+ * A document with nothing in it: no contents at all (a file of comments), or what the yaml library
+ * makes of a `---` with nothing after it (a trailing one, two in a row): an empty plain scalar with
+ * no tag or anchor. Skipped, not "a template document must be a mapping"; an explicit `~` or
+ * `null`, a tag or an anchor is something written, and is held to the rule.
+ */
+function isEmptyDocument(doc: Document): boolean {
+  const c = doc.contents;
+  if (c === null) return true;
+  return isScalar(c) && c.value === null && c.source === '' && c.tag === undefined && c.anchor === undefined && c.range?.[0] === c.range?.[1];
+}
 
 /** Position of the node at `path`, or of its closest existing ancestor (for missing keys). */
 function posOf(doc: Document, path: readonly PathKey[], at: (o: number) => Pos, keyOnly?: string): Pos {
@@ -409,7 +497,8 @@ function validateDocument(
     for (const zi of parsed.error.issues) {
       const path = zi.path.filter((k): k is PathKey => typeof k === 'string' || typeof k === 'number');
       if (zi.code === 'unrecognized_keys') {
-        for (const k of zi.keys) issue(path, `unknown key ${quoted(k)}`, k);
+        // YAML 1.1's merge key, which YAML 1.2 (what Warden reads) does not have: said as the config loader says it.
+        for (const k of zi.keys) issue(path, k === '<<' ? MERGE_KEY_MESSAGE : `unknown key ${quoted(k)}`, k);
       } else if (zi.code === 'invalid_key') {
         issue(path.slice(0, -1), `invalid name: ${zi.issues[0]?.message ?? zi.message}`, String(path[path.length - 1]));
       } else {
@@ -431,6 +520,8 @@ function validateDocument(
   if (issues.length > 0) return { issues };
   return { template: toTemplate(d, file, numbers), issues };
 }
+
+const MERGE_KEY_MESSAGE = 'unknown key: YAML merge keys ("<<: *anchor") are YAML 1.1, not read here; write the keys out (an alias of a whole value, "key: *anchor", works)';
 
 /** Paths of every `__proto__` key in yaml's output. */
 function protoKeys(value: unknown, path: PathKey[], seen = new Set<unknown>()): PathKey[][] {
@@ -464,7 +555,10 @@ function firstAliasPos(doc: Document, at: (o: number) => Pos): Pos {
  * a reviewer reading `version: 0x10` would not expect to call `@16`.
  */
 function checkVersionLiteral(doc: Document, text: string, issue: (path: readonly PathKey[], message: string) => void): void {
-  const node = doc.get('version', true) as Node | undefined;
+  let node = doc.get('version', true) as Node | undefined;
+  // `version: *v` is read as the value its anchor marks (`&v 0x10`, on another key): that text is
+  // the one held to the rule, or an alias would let any number form through.
+  if (isAlias(node)) node = node.resolve(doc) as Node | undefined;
   if (!isScalar(node) || !node.range) return;
   const source = text.slice(node.range[0], node.range[1]).trim();
   if (!/^[1-9][0-9]*$/.test(source)) issue(['version'], 'must be written as a plain integer such as 2');

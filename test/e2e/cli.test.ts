@@ -259,6 +259,15 @@ describe('warden CLI', () => {
     }
   });
 
+  it('render says which half of --template is wrong: the id (upper case, empty) or the version', async () => {
+    const idRule = "warden: --template ID must be a lower-case path such as support/ticket-summary (letters a-z, digits, '.', '_', '-' and '/')\nRun 'warden render --help' for usage.\n";
+    const versionRule = "warden: --template must be ID or ID@VERSION with a positive integer version\nRun 'warden render --help' for usage.\n";
+    for (const [ref, stderr] of [['Support/ticket-summary@2', idRule], ['Support/ticket-summary', idRule], ['@2', idRule], ['support/ticket-summary@02', versionRule], ['support/ticket-summary@', versionRule], ['support/ticket-summary@0', versionRule]]) {
+      const r = await cli(['render', '-c', prepared.configFile, '-t', ref!, '--var', 'ticket_id=T-1']);
+      expect([r.code, r.stdout, r.stderr], ref).toEqual([2, '', stderr]);
+    }
+  });
+
   it('render refuses a --var name that is not an identifier, as the ingress does, without repeating it', async () => {
     for (const name of ['bad name', 'x.y', 'jane@example.com', '1st']) {
       const r = await cli(['render', '-c', prepared.configFile, '-t', 'support/ticket-summary@2', '--var', `${name}=v`, '--var', 'ticket_id=T-1']);
@@ -483,6 +492,8 @@ describe('warden CLI', () => {
       ['["CANARY-VALUE"]', 'invalid_request: the variables must be a JSON object of NAME: value'],
       ['{"ticket_id": {"x": "CANARY-VALUE"}}', "variable_invalid: variable 'ticket_id' must be a string, number or boolean"],
       ['{"CANARY-VALUE": "x"}', 'invalid_request: a variable name is not an identifier (letters, digits and _, at most 128 characters)'],
+      // Beyond a double's range JSON.parse reads Infinity, which would render as the word.
+      ['{"ticket_id": 1e400, "customer_message": "hi"}', "variable_invalid: variable 'ticket_id' is a JSON number beyond a double's range, which JSON.parse reads as Infinity: send it as a string"],
     ];
     for (const [text, message] of cases) {
       writeFileSync(file, text);

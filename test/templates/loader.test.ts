@@ -96,7 +96,7 @@ describe('parseTemplateFile', () => {
   });
 
   it('refuses a file with no template in it, an empty one included (what a reload reads between an in-place save\'s truncate and write)', () => {
-    for (const text of ['', '\n', '   \n\n', '# templates live here\n']) {
+    for (const text of ['', '\n', '   \n\n', '# templates live here\n', '---\n', '---\n---\n# nothing yet\n']) {
       expect(issuesOf(text), JSON.stringify(text)).toEqual([{ file: 't.yaml', line: 1, column: 1, path: '', message: 'file contains no template' }]);
     }
   });
@@ -186,6 +186,20 @@ describe('parseTemplateFile', () => {
 
   it('requires approvals on restricted templates', () => {
     expect(one(GOOD.replace('internal', 'restricted')).path).toBe('approvals');
+  });
+
+  it('skips an empty document (a trailing ---, two in a row), but not a null one written out', () => {
+    for (const text of [`${GOOD}---\n`, `${GOOD}---`, `${GOOD}---\n# more to come\n`, `---\n---\n${GOOD}---\n---\n`]) {
+      const r = parseTemplateFile('t.yaml', text);
+      expect(r.issues, JSON.stringify(text)).toEqual([]);
+      expect(r.templates.map((t) => t.template.version)).toEqual([1]);
+    }
+    // Something written after the ---: a null, a tag or an anchor is no template, and is said so.
+    for (const after of ['~', 'null', '!!null', '&a']) {
+      expect(one(`${GOOD}--- ${after}\n`), after).toMatchObject({ line: 11, message: 'a template document must be a mapping' });
+    }
+    // A document in error is reported, empty or not.
+    expect(one(`${GOOD}---\n]\n`).message).toMatch(/^YAML: Unexpected flow-seq-end token/);
   });
 
   it('reads several documents from one file and rejects duplicates across files', () => {
@@ -429,6 +443,24 @@ describe('probe findings', () => {
     expect(issuesOf(GOOD.replace('version: 1', 'version: 12'))).toEqual([]);
   });
 
+  it('a merge key (<<) is said to be one, as in the config, not an unnamed unknown key', () => {
+    const merged = `base: &b\n  owner: team@example.com\n${GOOD.replace('owner: team@example.com', '<<: *b')}`;
+    const issues = issuesOf(merged);
+    expect(issues).toContainEqual(expect.objectContaining({ line: 5, column: 1, path: '<key not shown>', message: 'unknown key: YAML merge keys ("<<: *anchor") are YAML 1.1, not read here; write the keys out (an alias of a whole value, "key: *anchor", works)' }));
+  });
+
+  it('version given by an alias is held to the rule by its anchor\'s text: *v of &v 0x10 is not version 16', () => {
+    // The anchor sits on a key that takes any integer form (max_length), the alias on version.
+    const aliased = (anchor: string) =>
+      GOOD.replace('version: 1\n', '').replace('max_length: 10 }', `max_length: &v ${anchor} }`).replace('messages:', 'version: *v\nmessages:');
+    for (const form of ['0x10', '1e1', '0o17', '+3']) {
+      expect(one(aliased(form)), form).toMatchObject({ path: 'version', line: 7, column: 10, message: 'must be written as a plain integer such as 2' });
+    }
+    const plain = parseTemplateFile('t.yaml', aliased('16'));
+    expect(plain.issues).toEqual([]);
+    expect(plain.templates[0]!.template.version).toBe(16);
+  });
+
   it('a restricted template with blank approval fields is refused', () => {
     const text = `${GOOD.replace('internal', 'restricted')}approvals: [{ by: " ", ticket: "  " }]\n`;
     expect(issuesOf(text).map((i) => `${i.path}: ${i.message}`)).toEqual(['approvals[0].by: must not be blank', 'approvals[0].ticket: must not be blank']);
@@ -501,6 +533,19 @@ describe('probe findings on disk', () => {
     const store = await loadTemplateStore([d]);
     expect(store.list()).toEqual([]);
     expect(store.warnings).toEqual([{ file: d, message: 'no *.yaml or *.yml template files found' }]);
+  });
+
+  it('a directory listed twice (or through a link) is read once, and is not called empty the second time', async () => {
+    const d = join(dir, 'twice');
+    await mkdir(join(d, 'team'), { recursive: true });
+    await writeFile(join(d, 'team', 'hello.yaml'), GOOD);
+    await symlink(join(d, 'team'), join(d, 'team-link'));
+    for (const paths of [[join(d, 'team'), `${join(d, 'team')}/`], [join(d, 'team'), join(d, 'team-link')]]) {
+      const r = await readTemplates(paths);
+      expect(r.issues, paths.join(' ')).toEqual([]);
+      expect(r.templates.map((t) => t.id)).toEqual(['team/hello']);
+      expect(r.warnings, paths.join(' ')).toEqual([]);
+    }
   });
 });
 
