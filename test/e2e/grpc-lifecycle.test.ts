@@ -84,9 +84,12 @@ function connect(address: string): http2.ClientHttp2Session {
 describe('a call that sends its message but never half-closes', () => {
   let w: WardenFixture;
   let token: string;
+  // The held calls' places must still be taken when the probe arrives: at 1 s, a loaded machine
+  // (polling the metrics, connecting a client) was sometimes slower than that, and the probe served.
+  const TIMEOUT_MS = 3000;
 
   beforeAll(async () => {
-    w = await startWarden({ upstreamUrl: upstream.url, limits: 'limits: { client_timeout_ms: 1000, max_in_flight: 2, shutdown_grace_ms: 2000 }' });
+    w = await startWarden({ upstreamUrl: upstream.url, limits: `limits: { client_timeout_ms: ${TIMEOUT_MS}, max_in_flight: 2, shutdown_grace_ms: 2000 }` });
     token = await w.signer.token('support', 'ticket-bot');
   });
 
@@ -97,34 +100,32 @@ describe('a call that sends its message but never half-closes', () => {
   it('counts against max_in_flight from its arrival and ends with request_timeout after client_timeout_ms, audited', { timeout: 20_000 }, async () => {
     const before = w.audit().length;
     const session = connect(w.addresses.grpc);
+    const client = gatewayClient(w.addresses.grpc);
     try {
       const auth = { authorization: `Bearer ${token}` };
       const message = frame(Buffer.alloc(0));
+      // Connected before the held calls, so the probe's call is all that is left to do then.
+      await new Promise<void>((resolve, reject) => client.waitForReady(Date.now() + 20_000, (e: Error | undefined) => (e ? reject(e) : resolve())));
       const started = Date.now();
       const held = [rawCall(session, 'Render', [message], false, auth), rawCall(session, 'StreamComplete', [message], false, auth)];
       await eventually(async () => (await inFlight(w)) === 2);
 
       // Both places are taken by calls whose request has not finished arriving.
-      const client = gatewayClient(w.addresses.grpc);
-      try {
-        const err = await new Promise<grpc.ServiceError>((resolve, reject) =>
-          client.Render({ model: 'echo' }, bearerMetadata(token), (e: grpc.ServiceError | null) => (e ? resolve(e) : reject(new Error('expected an error')))),
-        );
-        expect(err.code).toBe(grpc.status.UNAVAILABLE);
-        expect(err.metadata.get('warden-code')).toEqual(['overloaded']);
-      } finally {
-        client.close();
-      }
+      const err = await new Promise<grpc.ServiceError>((resolve, reject) =>
+        client.Render({ model: 'echo' }, bearerMetadata(token), (e: grpc.ServiceError | null) => (e ? resolve(e) : reject(new Error('expected an error')))),
+      );
+      expect(err.code).toBe(grpc.status.UNAVAILABLE);
+      expect(err.metadata.get('warden-code')).toEqual(['overloaded']);
 
       const ends = await Promise.all(held.map((c) => c.ended));
       const waited = Date.now() - started;
       for (const end of ends) {
         expect(end).toMatchObject({ status: grpc.status.DEADLINE_EXCEEDED, wardenCode: 'request_timeout' });
-        expect(end.message).toContain('client_timeout_ms (1000 ms)');
+        expect(end.message).toContain(`client_timeout_ms (${TIMEOUT_MS} ms)`);
       }
       // Not early; and without the deadline nothing else ends a call whose request never finishes
       // arriving (the message names the deadline that did), so the test would hang instead.
-      expect(waited).toBeGreaterThanOrEqual(900);
+      expect(waited).toBeGreaterThanOrEqual(TIMEOUT_MS - 100);
       await eventually(() => w.audit().slice(before).filter((r) => r.error_code === 'request_timeout').length === 2);
       const records = w.audit().slice(before);
       expect(records.filter((r) => r.error_code === 'request_timeout').map((r) => [r.action, r.stream]).sort()).toEqual([
@@ -135,6 +136,7 @@ describe('a call that sends its message but never half-closes', () => {
       // The places are free again.
       await eventually(async () => (await inFlight(w)) === 0);
     } finally {
+      client.close();
       session.close();
     }
   });
