@@ -290,9 +290,9 @@ describe('calls grpc-js answers before their handler, from a client that has not
 
 describe('a unary answer the client does not read', () => {
   it('is reset limits.upstream_timeout_ms after it was answered (audited ok); shutdown drains at once', { timeout: 30_000 }, async () => {
-    // Long enough for both 8 MB answers to arrive and be redacted inside it on a loaded machine
-    // (at 1 s, the second call's upstream answer came too late there: upstream_timeout).
-    const DEADLINE_MS = 3000;
+    // Long enough for an 8 MB answer to arrive and be redacted inside it on a loaded machine (at
+    // 1 s, and at 3 s with both calls at once, an answer came too late there: upstream_timeout).
+    const DEADLINE_MS = 4000;
     const w = await startWarden({
       upstreamUrl: upstream.url,
       limits: `limits: { client_timeout_ms: 10000, upstream_timeout_ms: ${DEADLINE_MS}, max_in_flight: 4, shutdown_grace_ms: 3000 }`,
@@ -305,22 +305,27 @@ describe('a unary answer the client does not read', () => {
       const before = w.audit().length;
       const auth = { authorization: `Bearer ${await w.signer.token('labs', 'raw-bot')}` };
       const message = frame(encodePromptRequest({ model: 'gpt-4o-mini', messages: [{ role: 'user', content: 'hello' }] }));
-      const calls = [0, 1].map(() => rawCall(session, 'Complete', [message], true, auth, false));
-      await eventually(() => w.audit().length - before >= 2);
-      const records = w.audit().slice(before);
-      expect(records.map((r) => r.error_code)).toEqual([null, null]);
-      expect(records).toMatchObject([{ status: 'ok' }, { status: 'ok' }]);
-      // When the later answer was complete: a record's time is stamped before its handler ends,
-      // where the delivery deadline starts. (Not a clock read here: after polling for the records,
-      // it could come late on a loaded machine, and make the wait look short.)
-      const answered = Math.max(...records.map((r) => Date.parse(r.time)));
+      // One after the other, each with the time it was answered: its audit record's, stamped
+      // before its handler ends, where its delivery deadline starts. (Not a clock read here: after
+      // polling for the record it could come late on a loaded machine, and the wait look short.)
+      // The second is answered while the first's answer waits: the deadlines of two are kept.
+      const calls: Array<{ ended: Promise<{ rstCode: number | undefined; at: number }>; answered: number }> = [];
+      for (let i = 0; i < 2; i++) {
+        const call = rawCall(session, 'Complete', [message], true, auth, false);
+        const ended = call.ended.then((end) => ({ rstCode: end.rstCode, at: Date.now() }));
+        await eventually(() => w.audit().length - before > i);
+        const record = w.audit()[before + i]!;
+        expect(record).toMatchObject({ status: 'ok', error_code: null });
+        calls.push({ ended, answered: Date.parse(record.time) });
+      }
       // Its place is back at once; its delivery has a whole deadline from the answer on.
       await eventually(async () => (await inFlight(w)) === 0);
-      const ends = await Promise.all(calls.map((c) => c.ended));
-      const waited = Date.now() - answered;
-      expect(ends).toMatchObject([{ rstCode: http2.constants.NGHTTP2_CANCEL }, { rstCode: http2.constants.NGHTTP2_CANCEL }]);
-      // A few ms of slack: the record's Date clock and the deadline's monotonic one may drift apart.
-      expect(waited).toBeGreaterThanOrEqual(DEADLINE_MS - 5);
+      for (const { ended, answered } of calls) {
+        const end = await ended;
+        expect(end.rstCode).toBe(http2.constants.NGHTTP2_CANCEL);
+        // A few ms of slack: the record's Date clock and the deadline's monotonic one may drift apart.
+        expect(end.at - answered).toBeGreaterThanOrEqual(DEADLINE_MS - 5);
+      }
       expect(w.audit()).toHaveLength(before + 2);
 
       // A client that reads gets all of it.
