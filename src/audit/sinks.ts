@@ -11,7 +11,7 @@ import { closeSync, constants, fstat, fstatSync, fsync, fsyncSync, ftruncateSync
 import { open } from 'node:fs/promises';
 import { Socket } from 'node:net';
 import type { Writable } from 'node:stream';
-import { NotRegularFileError, notRegular, readFailure } from '../pipeline/regular-file.js';
+import { NotRegularFileError, notRegular, readFailure, sameFile } from '../pipeline/regular-file.js';
 import { MIB } from '../pipeline/sizes.js';
 
 export interface AuditSink {
@@ -732,7 +732,7 @@ export function createFileSink(path: string, opts: FileSinkOptions = {}): AuditS
       } catch {
         now = undefined;
       }
-      if (now && now.dev === open.dev && now.ino === open.ino) return;
+      if (now && sameFile(now, open)) return;
       if (batch) return; // lines waiting for this turn's write go to the file they were meant for; next check
       // The open file still has a name (nlink > 0): it was renamed or moved, and every record is in
       // it. With none it was deleted (the next write would have noticed it too: see beforeWrite).

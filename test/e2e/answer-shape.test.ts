@@ -12,7 +12,7 @@
  */
 import Anthropic from '@anthropic-ai/sdk';
 import { describe, expect, it } from 'vitest';
-import { bearerMetadata, unaryCall } from './helpers/grpc.js';
+import { bearerMetadata, streamOutcome, unaryCall } from './helpers/grpc.js';
 import { chunkBody, completionBody } from './helpers/scripted-upstream.js';
 import { useScriptedWarden } from './helpers/scripted-warden.js';
 import { anthropicEvents, postRoute } from './helpers/http.js';
@@ -71,15 +71,7 @@ async function expectStreamRefused(message: RegExp): Promise<void> {
 }
 
 /** A gRPC StreamComplete call: the chunks received, and the error it ended with (if any). */
-function grpcStream(): Promise<{ got: any[]; err?: any }> {
-  const call = scripted.gateway.StreamComplete(ask, bearerMetadata(scripted.token));
-  const got: any[] = [];
-  return new Promise((resolve) => {
-    call.on('data', (c: any) => got.push(c));
-    call.on('end', () => resolve({ got }));
-    call.on('error', (err: any) => resolve({ got, err }));
-  });
-}
+const grpcStream = () => streamOutcome(scripted.gateway.StreamComplete(ask, bearerMetadata(scripted.token)));
 
 describe('/v1/messages carries the whole answer', () => {
   it('not streamed: an output_text or input_text part is text', async () => {

@@ -14,7 +14,7 @@ import type { AddressInfo } from 'node:net';
 import Anthropic from '@anthropic-ai/sdk';
 import OpenAI from 'openai';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { bearerMetadata, gatewayClient, unaryCall } from './helpers/grpc.js';
+import { bearerMetadata, gatewayClient, streamOutcome, unaryCall } from './helpers/grpc.js';
 import { CANARY_SECRET, startWarden, type WardenFixture } from './helpers/warden.js';
 
 const PII = 'canary.pii.7f3a@example.com';
@@ -110,13 +110,8 @@ async function everyRoute(stream: boolean): Promise<Record<string, string>> {
       (e) => `error ${e.code} ${e.details} ${metadata(e.metadata)}`,
     );
   } else {
-    const call = gateway.StreamComplete(req, bearerMetadata(token));
-    const got: unknown[] = [];
-    out['grpc'] = await new Promise<string>((resolve) => {
-      call.on('data', (c: unknown) => got.push(c));
-      call.on('end', () => resolve(`ok ${JSON.stringify(got)}`));
-      call.on('error', (e: any) => resolve(`error ${JSON.stringify(got)} ${e.code} ${e.details} ${metadata(e.metadata)}`));
-    });
+    const { got, err } = await streamOutcome(gateway.StreamComplete(req, bearerMetadata(token)));
+    out['grpc'] = err === undefined ? `ok ${JSON.stringify(got)}` : `error ${JSON.stringify(got)} ${err.code} ${err.details} ${metadata(err.metadata)}`;
   }
   return out;
 }

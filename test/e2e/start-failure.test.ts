@@ -3,14 +3,13 @@
  * what it opened: no audit file descriptor and no background check is left behind.
  */
 import { execFileSync } from 'node:child_process';
-import { once } from 'node:events';
 import { readdirSync, readFileSync, readlinkSync, rmSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { loadConfig } from '../../src/config/load.js';
 import { createRuntime } from '../../src/runtime/runtime.js';
 import { createLogger } from '../../src/telemetry/logger.js';
-import { runFailingServe, runWarden, spawnWarden } from './helpers/cli.js';
+import { runServe, type ServeOutcome } from './helpers/cli.js';
 import { CANARY_API_KEY, prepareWardenDir, templateNeedingVariables, type PreparedDir } from './helpers/warden.js';
 
 let prepared: PreparedDir;
@@ -88,7 +87,7 @@ describe('a provider key that cannot be read', () => {
     const dir = await prepareWardenDir({ upstreamUrl: 'http://127.0.0.1:9/v1' });
     try {
       writeFileSync(dir.configFile, readFileSync(dir.configFile, 'utf8').replace(/api_key: "[^"]*"/, 'api_key: "file:secrets/no-such-key"'));
-      const r = await runWarden(['serve', '--config', dir.configFile]);
+      const r = await runServe(['serve', '--config', dir.configFile]);
       expect(r.code).toBe(1);
       expect(r.stderr).toMatch(/^warden: providers\.upstream\.api_key: secret_unavailable: secret file:\/\/\S+\/secrets\/no-such-key is unavailable: cannot read secret file \(ENOENT\)\n$/);
       expect(r.stderr.split('providers.upstream.api_key')).toHaveLength(2);
@@ -100,7 +99,7 @@ describe('a provider key that cannot be read', () => {
   it('an unreadable redaction.hmac_key stops the start naming its key', { timeout: 30_000 }, async () => {
     const dir = await prepareWardenDir({ upstreamUrl: 'http://127.0.0.1:9/v1', extraConfig: 'redaction: { hmac_key: "file:secrets/no-such-hmac-key" }' });
     try {
-      const r = await runWarden(['serve', '--config', dir.configFile]);
+      const r = await runServe(['serve', '--config', dir.configFile]);
       expect(r.code).toBe(1);
       expect(r.stderr).toMatch(/^warden: redaction\.hmac_key: secret_unavailable: secret file:\/\/\S+\/secrets\/no-such-hmac-key is unavailable: cannot read secret file \(ENOENT\)\n$/);
     } finally {
@@ -160,30 +159,15 @@ describe('an audit hmac_key that is too short', () => {
     if (dir) rmSync(dir.dir, { recursive: true, force: true });
   });
 
-  async function serve(key: string): Promise<{ code: number | null; stderr: string; started: boolean }> {
-    const child = spawnWarden(['serve', '--config', dir.configFile], { WARDEN_TEST_AUDIT_KEY: key });
-    let stderr = '';
-    let stdout = '';
-    child.stderr!.on('data', (d: Buffer) => (stderr += d.toString()));
-    child.stdout!.on('data', (d: Buffer) => {
-      stdout += d.toString();
-      if (stdout.includes('warden listening')) child.kill('SIGTERM');
-    });
-    const hung = setTimeout(() => child.kill('SIGKILL'), 20_000);
-    const [code] = (await once(child, 'close')) as [number | null];
-    clearTimeout(hung);
-    return { code, stderr, started: stdout.includes('warden listening') };
-  }
-
   it('stops the start with the key path and the code, without the value', { timeout: 30_000 }, async () => {
-    const r = await serve('CANARY-short');
+    const r = await runServe(['serve', '--config', dir.configFile], { WARDEN_TEST_AUDIT_KEY: 'CANARY-short' });
     expect(r.started).toBe(false);
     expect(r.code).toBe(1);
     expect(r.stderr).toBe('warden: audit.hmac_key: secret_unavailable: the secret env://WARDEN_TEST_AUDIT_KEY is shorter than 16 bytes (UTF-8), too short for an HMAC key\n');
   });
 
   it('counts bytes, not characters: 8 two-byte characters are a 16-byte key', { timeout: 30_000 }, async () => {
-    const r = await serve('é'.repeat(8));
+    const r = await runServe(['serve', '--config', dir.configFile], { WARDEN_TEST_AUDIT_KEY: 'é'.repeat(8) });
     expect(r.stderr).not.toContain('hmac');
     expect(r.started).toBe(true);
   });
@@ -209,19 +193,11 @@ describe('a start-up file that is a FIFO', () => {
     if (dir) rmSync(dir.dir, { recursive: true, force: true });
   });
 
-  /** Runs `warden serve` on the config with `edit` applied; kills it if it has not ended in 15 s. */
-  async function serveWith(edit: (config: string) => string): Promise<{ code: number | null; signal: NodeJS.Signals | null; stderr: string }> {
+  /** Runs `warden serve` on the config with `edit` applied (runServe). */
+  function serveWith(edit: (config: string) => string): Promise<ServeOutcome> {
     const config = join(dir.dir, `fifo-${Math.random().toString(36).slice(2)}.yaml`);
-    const text = edit(readFileSync(dir.configFile, 'utf8'));
-    writeFileSync(config, text);
-    const child = spawnWarden(['serve', '--config', config]);
-    let stderr = '';
-    child.stderr!.on('data', (d: Buffer) => (stderr += d.toString()));
-    child.stdout!.resume();
-    const hung = setTimeout(() => child.kill('SIGKILL'), 15_000);
-    const [code, signal] = (await once(child, 'close')) as [number | null, NodeJS.Signals | null];
-    clearTimeout(hung);
-    return { code, signal, stderr };
+    writeFileSync(config, edit(readFileSync(dir.configFile, 'utf8')));
+    return runServe(['serve', '--config', config]);
   }
 
   const jwksUrl = 'jwks_url: "https://127.0.0.1:9/openid/v1/jwks"';
@@ -231,15 +207,17 @@ describe('a start-up file that is a FIFO', () => {
     ['jwks_bearer_token_file', (c: string) => c.replace('jwks_file: jwks.json', `${jwksUrl}, jwks_bearer_token_file: pipe`)],
   ] as const) {
     it(`${key}: the start stops at once, naming the key`, { timeout: 30_000 }, async () => {
-      const { code, signal, stderr } = await serveWith(edit);
-      expect(signal).toBeNull(); // not killed by the test: it ended by itself
+      const { code, signal, stderr, started } = await serveWith(edit);
+      expect(started).toBe(false);
+      expect(signal).toBeNull(); // it ended by itself
       expect(code).not.toBe(0);
       expect(stderr).toContain(`cannot read ${key} ${fifo} (not a regular file: a FIFO)`);
     });
   }
 
   it('an audit file sink: the start stops at once with audit_unavailable, naming the sink', { timeout: 30_000 }, async () => {
-    const { code, signal, stderr } = await serveWith((c) => c.replace('sinks: [{ file: audit.log }]', 'sinks: [{ file: pipe }]'));
+    const { code, signal, stderr, started } = await serveWith((c) => c.replace('sinks: [{ file: audit.log }]', 'sinks: [{ file: pipe }]'));
+    expect(started).toBe(false);
     expect(signal).toBeNull();
     expect(code).not.toBe(0);
     expect(stderr).toContain('audit.sinks[0].file');
@@ -260,7 +238,8 @@ describe('a config file that is not plain UTF-8 YAML', () => {
     it(`stops serve with file:line:col: ${what}`, { timeout: 30_000 }, async () => {
       const config = join(prepared.dir, 'odd.yaml');
       writeFileSync(config, bytes);
-      const { code, signal, stderr } = await runFailingServe(['serve', '--config', config]);
+      const { code, signal, stderr, started } = await runServe(['serve', '--config', config]);
+      expect(started).toBe(false);
       expect(signal).toBeNull();
       expect(code).not.toBe(0);
       expect(stderr).toContain(`${config}${error}`);
@@ -313,7 +292,8 @@ describe('a policy entrypoint that names no rule', () => {
       const dir = await prepareWardenDir({ upstreamUrl: 'http://127.0.0.1:9/v1' });
       try {
         writeFileSync(dir.configFile, readFileSync(dir.configFile, 'utf8').replace('entrypoint: warden/decision', `entrypoint: ${entrypoint}`));
-        const { code, signal, stderr } = await runFailingServe(['serve', '--config', dir.configFile]);
+        const { code, signal, stderr, started } = await runServe(['serve', '--config', dir.configFile]);
+        expect(started).toBe(false);
         expect(signal).toBeNull();
         expect(code).not.toBe(0);
         expect(stderr).toContain(`warden: policy.entrypoint: policy_error: "${entrypoint}" names no rule: ${hint}`);

@@ -6,6 +6,7 @@ import { once } from 'node:events';
 import { spawn, type ChildProcess } from 'node:child_process';
 import { join } from 'node:path';
 import { createInterface } from 'node:readline';
+import { onTestFinished } from 'vitest';
 
 export const REPO = join(import.meta.dirname, '..', '..', '..');
 const MAIN = join(REPO, 'src', 'main.ts');
@@ -33,20 +34,37 @@ export function runWarden(args: string[], env: NodeJS.ProcessEnv = {}): Promise<
   return new Promise((resolve) => child.once('close', (code) => resolve({ code, stdout, stderr })));
 }
 
+export interface ServeOutcome {
+  code: number | null;
+  signal: NodeJS.Signals | null;
+  stderr: string;
+  /** It printed its `warden listening` line (and was then stopped with SIGTERM). */
+  started: boolean;
+}
+
 /**
- * Runs a `warden serve` expected to stop at start: its exit code, signal and stderr. One that
- * starts after all (the behaviour under test gone) would serve for good: it is killed after
- * `killAfterMs`, and the signal says so.
+ * Runs `warden serve` until it stops by itself or prints its `warden listening` line, which it is
+ * then stopped with SIGTERM after: its exit code, signal and stderr, and whether it started. No
+ * wall-clock bound: a serve that hangs before either (a start stalled on a blocking read) is what
+ * the test's timeout catches, and it is killed once the test has finished, however that ended.
+ * Call it inside a test.
  */
-export async function runFailingServe(args: string[], killAfterMs = 15_000): Promise<{ code: number | null; signal: NodeJS.Signals | null; stderr: string }> {
-  const child = spawnWarden(args);
+export async function runServe(args: string[], env: NodeJS.ProcessEnv = {}): Promise<ServeOutcome> {
+  const child = spawnWarden(args, env);
+  onTestFinished(() => void child.kill('SIGKILL')); // a no-op once it has exited
   let stderr = '';
+  let stdout = '';
+  let started = false;
   child.stderr!.on('data', (d: Buffer) => (stderr += d.toString()));
-  child.stdout!.resume();
-  const started = setTimeout(() => child.kill('SIGKILL'), killAfterMs);
+  child.stdout!.on('data', (d: Buffer) => {
+    stdout += d.toString();
+    if (!started && stdout.includes('warden listening')) {
+      started = true;
+      child.kill('SIGTERM');
+    }
+  });
   const [code, signal] = (await once(child, 'close')) as [number | null, NodeJS.Signals | null];
-  clearTimeout(started);
-  return { code, signal, stderr };
+  return { code, signal, stderr, started };
 }
 
 /**

@@ -48,14 +48,24 @@ export function bearerMetadata(token: string, extra: Record<string, string> = {}
   return m;
 }
 
-/** The messages of a server-streaming call, once it has ended (rejects with the ServiceError). */
-export function streamMessages(call: grpc.ClientReadableStream<any>): Promise<any[]> {
+/**
+ * How a server-streaming call ended: the messages it received, and the ServiceError it ended with
+ * (undefined when it ended OK). Never rejects: the messages before an error are kept.
+ */
+export function streamOutcome(call: grpc.ClientReadableStream<any>): Promise<{ got: any[]; err?: any }> {
   const got: any[] = [];
-  return new Promise((resolve, reject) => {
+  return new Promise((resolve) => {
     call.on('data', (c: any) => got.push(c));
-    call.on('end', () => resolve(got));
-    call.on('error', reject);
+    call.on('end', () => resolve({ got }));
+    call.on('error', (err: grpc.ServiceError) => resolve({ got, err }));
   });
+}
+
+/** The messages of a server-streaming call, once it has ended (rejects with the ServiceError). */
+export async function streamMessages(call: grpc.ClientReadableStream<any>): Promise<any[]> {
+  const { got, err } = await streamOutcome(call);
+  if (err !== undefined) throw err;
+  return got;
 }
 
 /** Calls a unary method and resolves with its response (rejects with the ServiceError). */
