@@ -736,7 +736,9 @@ export function createFileSink(path: string, opts: FileSinkOptions = {}): AuditS
       if (batch) return; // lines waiting for this turn's write go to the file they were meant for; next check
       // The open file still has a name (nlink > 0): it was renamed or moved, and every record is in
       // it. With none it was deleted (the next write would have noticed it too: see beforeWrite).
-      const renamed = open.nlink > 0;
+      // Read again, after the path's stat: `open` is from before it, and a file deleted and made
+      // anew at its path in between would be reported as renamed (tidy, twenty-second session).
+      const renamed = linkCount(current) > 0;
       logger?.warn({ sink: name, renamed, replaced: now !== undefined }, rotationMessage(path, renamed, now !== undefined));
       try {
         reopenFd();
@@ -744,6 +746,15 @@ export function createFileSink(path: string, opts: FileSinkOptions = {}): AuditS
         fail(e, '');
       }
     });
+  }
+
+  /** The open file's link count now; 0 when it cannot be read (reported as deleted: no name to point to). */
+  function linkCount(of: number): number {
+    try {
+      return fstatSync(of).nlink;
+    } catch {
+      return 0;
+    }
   }
 
   /** The open file has no name left (see beforeWrite): reopen its path before writing to it. */
