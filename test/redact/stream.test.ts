@@ -59,6 +59,31 @@ function chunk(content: string | undefined, args?: string, finish: string | null
   };
 }
 
+/**
+ * Streams `text` split in two at every place, as content and as a tool call's arguments (a JSON
+ * string value split at the same places), and in pieces of 1 to 3 units (an escape or a reference
+ * arriving a unit at a time): each must come out as the whole text does, `redacted`.
+ */
+async function splitsEqualWhole(text: string, redacted: string): Promise<void> {
+  const s = redactor.session(decision(), []);
+  // As tool arguments the text is a JSON string value, split at the same places in the text.
+  const args = `{"note":${JSON.stringify(text)}}`;
+  const at = '{"note":"'.length;
+  const expected = whole(s as ReturnType<typeof tokenizedSession>, text, args);
+  expect(expected).toEqual({ content: redacted, args: `{"note":${JSON.stringify(redacted)}}` });
+  for (let i = 1; i < text.length; i++) {
+    const chunks = [chunk(text.slice(0, i)), chunk(text.slice(i)), chunk(undefined, args.slice(0, at + i)), chunk(undefined, args.slice(at + i), 'stop')];
+    const got = joinChunks(await collect(s.processStream(fromArray(chunks))));
+    if (got.content !== expected.content || got.args !== expected.args) expect({ i, ...got }).toEqual({ i, ...expected });
+  }
+  // The escape arriving a unit at a time ("%", then "2", then "D") holds at each step.
+  for (const size of [1, 2, 3]) {
+    const pieces: CompletionChunk[] = [];
+    for (let i = 0; i < text.length; i += size) pieces.push(chunk(text.slice(i, i + size)));
+    expect(joinChunks(await collect(s.processStream(fromArray(pieces)))).content, `size ${size}`).toBe(redacted);
+  }
+}
+
 describe('streaming re-identification and output redaction', () => {
   it('the non-streamed result restores placeholders and redacts model-produced PII', () => {
     const s = tokenizedSession();
@@ -365,23 +390,7 @@ describe('streaming: percent-encoded values', () => {
   };
   for (const [name, [text, redacted]] of Object.entries(SPACED)) {
     it(`${name}: every two-piece split equals the whole, as content and as tool arguments`, async () => {
-      const s = redactor.session(decision(), []);
-      // As tool arguments the text is a JSON string value, split at the same places in the text.
-      const args = `{"note":${JSON.stringify(text)}}`;
-      const at = '{"note":"'.length;
-      const expected = whole(s as ReturnType<typeof tokenizedSession>, text, args);
-      expect(expected).toEqual({ content: redacted, args: `{"note":${JSON.stringify(redacted)}}` });
-      for (let i = 1; i < text.length; i++) {
-        const chunks = [chunk(text.slice(0, i)), chunk(text.slice(i)), chunk(undefined, args.slice(0, at + i)), chunk(undefined, args.slice(at + i), 'stop')];
-        const got = joinChunks(await collect(s.processStream(fromArray(chunks))));
-        if (got.content !== expected.content || got.args !== expected.args) expect({ i, ...got }).toEqual({ i, ...expected });
-      }
-      // The escape arriving a unit at a time ("%", then "2", then "D") holds at each step.
-      for (const size of [1, 2, 3]) {
-        const pieces: CompletionChunk[] = [];
-        for (let i = 0; i < text.length; i += size) pieces.push(chunk(text.slice(i, i + size)));
-        expect(joinChunks(await collect(s.processStream(fromArray(pieces)))).content, `size ${size}`).toBe(redacted);
-      }
+      await splitsEqualWhole(text, redacted);
     });
   }
 
@@ -743,21 +752,7 @@ describe('streaming: HTML character references', () => {
   };
   for (const [name, [text, redacted]] of Object.entries(HTML)) {
     it(`${name}: every two-piece split, and pieces of 1-3 units, equal the whole, as content and as tool arguments`, async () => {
-      const s = redactor.session(decision(), []);
-      const args = `{"note":${JSON.stringify(text)}}`;
-      const at = '{"note":"'.length;
-      const expected = whole(s as ReturnType<typeof tokenizedSession>, text, args);
-      expect(expected).toEqual({ content: redacted, args: `{"note":${JSON.stringify(redacted)}}` });
-      for (let i = 1; i < text.length; i++) {
-        const chunks = [chunk(text.slice(0, i)), chunk(text.slice(i)), chunk(undefined, args.slice(0, at + i)), chunk(undefined, args.slice(at + i), 'stop')];
-        const got = joinChunks(await collect(s.processStream(fromArray(chunks))));
-        if (got.content !== expected.content || got.args !== expected.args) expect({ i, ...got }).toEqual({ i, ...expected });
-      }
-      for (const size of [1, 2, 3]) {
-        const pieces: CompletionChunk[] = [];
-        for (let i = 0; i < text.length; i += size) pieces.push(chunk(text.slice(i, i + size)));
-        expect(joinChunks(await collect(s.processStream(fromArray(pieces)))).content, `size ${size}`).toBe(redacted);
-      }
+      await splitsEqualWhole(text, redacted);
     });
   }
 });
