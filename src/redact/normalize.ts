@@ -577,6 +577,9 @@ function htmlReferenceAt(text: string, i: number): number {
     k++;
     const hex = (text.charCodeAt(k) | 32) === 120;
     if (hex) k++;
+    // Leading zeros, any number of them, as HTML reads them (`&#0000000064;` is '@'): only the
+    // significant digits are held to the bound below.
+    while (text.charCodeAt(k) === 48) k++;
     const digitsFrom = k;
     let cp = 0;
     for (; k < n && k - digitsFrom < 8; k++) {

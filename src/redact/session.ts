@@ -319,7 +319,8 @@ export class Session implements RedactionSession {
   };
 
   /**
-   * Tool call ids (`tool_calls[].id`, `tool_call_id`) pair a call with its result, so they are not
+   * Tool call ids (`tool_calls[].id`, `tool_call_id`) pair a call with its result (and a file
+   * part's `file_id` names the provider's file), so they are not
    * rewritten (two ids masked alike would pair wrongly). An id the provider made never holds PII,
    * so one that does refuses the request (checked in throwIfRefused), as does a secret value.
    */
@@ -363,12 +364,15 @@ export class Session implements RedactionSession {
       if (image !== null && typeof image === 'object') this.checkImageUrl((image as Record<string, unknown>)['url']);
       return p;
     }
-    // A file's name is text the caller chose (`cv-jane.doe@example.com.pdf`); its data and id are not.
+    // A file's name is text the caller chose (`cv-jane.doe@example.com.pdf`); its data is not. Its id
+    // names a file the provider holds, so it is not rewritten; ingress holds it to an id's shape
+    // (server/parts.ts), which `536-22-1234` or a card's digits still fit: one holding PII refuses
+    // the request, as a tool call id does.
     const file = rec['file'];
-    if (p.type === 'file' && file !== null && typeof file === 'object' && typeof (file as Record<string, unknown>)['filename'] === 'string') {
-      const f = file as Record<string, unknown>;
-      return { ...p, file: { ...f, filename: this.promptText(f['filename'] as string) } };
-    }
+    if (p.type !== 'file' || file === null || typeof file !== 'object') return p;
+    const f = file as Record<string, unknown>;
+    if (typeof f['file_id'] === 'string') this.checkId(f['file_id']);
+    if (typeof f['filename'] === 'string') return { ...p, file: { ...f, filename: this.promptText(f['filename']) } };
     return p;
   }
 
@@ -608,7 +612,7 @@ export class Session implements RedactionSession {
     }
     if (this.inIds !== null) {
       const entities = [...this.inIds].sort();
-      throw new WardenError('redaction_blocked', `a tool call id holds ${entities.join(', ')}; ids are passed on unchanged, so the request is refused`, {
+      throw new WardenError('redaction_blocked', `an id (a tool call's or a file's) holds ${entities.join(', ')}; ids are passed on unchanged, so the request is refused`, {
         details: { reason: 'pii_in_id', entities },
       });
     }

@@ -211,7 +211,7 @@ function escapeTail(run: string): number {
 
 /** The longest HTML character reference read (normalize.ts htmlReferenceAt), '&' and ';' included. */
 const HTML_REFERENCE_MAX = 23;
-const HTML_REFERENCE_BODY = /^(?:#(?:[xX][0-9A-Fa-f]{0,8}|[0-9]{0,8})|[A-Za-z][A-Za-z0-9]{0,20})?;?$/;
+const HTML_REFERENCE_BODY = /^(?:#(?:[xX]0*[0-9A-Fa-f]{0,8}|0*[0-9]{0,8})|[A-Za-z][A-Za-z0-9]{0,20})?;?$/;
 
 /**
  * Length of a trailing HTML character reference of `run`, whole or still arriving (`&`, `&#6`,

@@ -281,10 +281,15 @@ export async function buildComponents(config: Config, opts: ComponentOptions): P
           },
         );
       let timer: NodeJS.Timeout | undefined;
+      // A template load given up at the deadline stops at its next turn (it parses a slice at a
+      // time): left to run, it took its CPU from requests, and each later reload started another.
+      const giveUp = new AbortController();
       const deadline = new Promise<never>((_, reject) => {
         timer = setTimeout(() => {
           const kind: LoadKind = pending.has('templates') ? 'templates' : 'policies';
-          reject(new LoadFailure(kind, `${kind} did not load within ${config.reload.timeout_ms} ms (reload.timeout_ms)`));
+          const failure = new LoadFailure(kind, `${kind} did not load within ${config.reload.timeout_ms} ms (reload.timeout_ms)`);
+          giveUp.abort(failure);
+          reject(failure);
         }, config.reload.timeout_ms);
         timer.unref();
       });
@@ -293,7 +298,7 @@ export async function buildComponents(config: Config, opts: ComponentOptions): P
       try {
         [templates, policy] = await Promise.race([
           Promise.all([
-            part('templates', loadTemplateStore(config.templates.paths, templateLimits(config, opts.configDir))),
+            part('templates', loadTemplateStore(config.templates.paths, templateLimits(config, opts.configDir), giveUp.signal)),
             part(
               'policies',
               createRegoPolicyEngine({

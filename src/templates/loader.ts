@@ -215,8 +215,12 @@ async function readTemplateText(file: string, warnings: TemplateWarning[], maxBy
   }
 }
 
-/** Reads and validates every template under `paths`. Never throws for bad content: see `issues`. */
-export async function readTemplates(paths: readonly string[], limits: TemplateLimits = {}): Promise<LoadedTemplates> {
+/**
+ * Reads and validates every template under `paths`. Never throws for bad content: see `issues`.
+ * `signal`: a load given up (the reload deadline) stops at its next turn, with the signal's
+ * reason, instead of parsing on in the background: each later reload would start another.
+ */
+export async function readTemplates(paths: readonly string[], limits: TemplateLimits = {}, signal?: AbortSignal): Promise<LoadedTemplates> {
   const { files: names, warnings } = await scanTemplateFiles(paths);
   const files: TemplateFile[] = [];
   const undecodable: TemplateIssue[] = [];
@@ -252,7 +256,7 @@ export async function readTemplates(paths: readonly string[], limits: TemplateLi
       // 1.5 s of CPU per MiB of small documents, so a set near its 32 MiB cap parsed in one go
       // held a serving process's event loop for a minute on a hot reload (probes, requests and
       // the reload deadline all waited). Each read's await lets them run between files.
-      set.add(file, await parseTemplateFileYielding(file, text, limits));
+      set.add(file, await parseTemplateFileYielding(file, text, limits, signal));
     }
   }
   return { templates: set.templates, files, issues: [...undecodable, ...set.issues], warnings, revision: templatesRevision(files) };
@@ -322,7 +326,8 @@ export function parseTemplateFile(file: string, text: string, limits: TemplateLi
 const LOAD_SLICE_MS = 10;
 
 /** parseTemplateFile, giving the event loop a turn between documents every LOAD_SLICE_MS. */
-async function parseTemplateFileYielding(file: string, text: string, limits: TemplateLimits): Promise<ParsedTemplateFile> {
+async function parseTemplateFileYielding(file: string, text: string, limits: TemplateLimits, signal: AbortSignal | undefined): Promise<ParsedTemplateFile> {
+  signal?.throwIfAborted();
   const steps = templateFileSteps(file, text, limits);
   let since = performance.now();
   for (;;) {
@@ -330,6 +335,7 @@ async function parseTemplateFileYielding(file: string, text: string, limits: Tem
     if (step.done) return step.value;
     if (performance.now() - since >= LOAD_SLICE_MS) {
       await new Promise<void>((resolve) => setImmediate(resolve));
+      signal?.throwIfAborted();
       since = performance.now();
     }
   }

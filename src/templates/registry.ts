@@ -38,8 +38,8 @@ export class TemplateRegistry implements TemplateStore {
 }
 
 /** Loads every template under `paths`; throws TemplateLoadError (every issue, file:line:col) on any problem. */
-export async function loadTemplateStore(paths: readonly string[], limits: TemplateLimits = {}): Promise<TemplateRegistry> {
-  const loaded = await readTemplates(paths, limits);
+export async function loadTemplateStore(paths: readonly string[], limits: TemplateLimits = {}, signal?: AbortSignal): Promise<TemplateRegistry> {
+  const loaded = await readTemplates(paths, limits, signal);
   if (loaded.issues.length > 0) throw new TemplateLoadError(loaded.issues);
   return new TemplateRegistry(loaded.templates, loaded.revision, loaded.warnings);
 }

@@ -752,6 +752,26 @@ describe('what a raw prompt carries besides content is redacted or refused', () 
     expect(JSON.stringify(records)).not.toMatch(CARD_LEAK);
   });
 
+  it('a file id shaped like an id yet holding PII (an SSN, a card) is refused as a tool call id is, not sent and not echoed; a provider\'s id goes out', async () => {
+    upstream.mode = 'ok';
+    const before = upstream.calls.length;
+    const ids: Array<[string, string[]]> = [
+      ['536-22-1234', ['US_SSN']],
+      ['4111111111111111', ['CREDIT_CARD']],
+    ];
+    for (const [fileId, entities] of ids) {
+      const r = await raw([{ role: 'user', content: [{ type: 'text', text: 'summarise it' }, { type: 'file', file: { file_id: fileId } }] }]);
+      expect(r.status, r.text).toBe(422);
+      expect(r.json.error, fileId).toMatchObject({ code: 'redaction_blocked', details: { reason: 'pii_in_id', entities } });
+      expect(r.text).not.toContain('536-22-1234');
+      expect(r.text).not.toMatch(CARD_LEAK);
+    }
+    expect(upstream.calls.length).toBe(before);
+    const ok = await raw([{ role: 'user', content: [{ type: 'text', text: 'summarise it' }, { type: 'file', file: { file_id: 'file-6F2ksmvXxt4VdoqmHRw6kL' } }] }]);
+    expect(ok.status, ok.text).toBe(200);
+    expect(upstream.calls[before]!.body.messages[0].content[1]).toEqual({ type: 'file', file: { file_id: 'file-6F2ksmvXxt4VdoqmHRw6kL' } });
+  });
+
   it('an image URL without PII, and a base64 data: URL whose bytes spell an address, go out as sent', async () => {
     upstream.mode = 'ok';
     const urls = ['https://img.example/cats/a.png?w=640&h=480', `data:image/png;base64,${Buffer.from('jane.doe@example.com').toString('base64')}`];

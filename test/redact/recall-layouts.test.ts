@@ -1053,6 +1053,10 @@ describe('HTML character references (web pages, HTML e-mail, an address obfuscat
     ['iban DE89&nbsp;3704&nbsp;0044&nbsp;0532&nbsp;0130&nbsp;00', [['IBAN_CODE', 'DE89&nbsp;3704&nbsp;0044&nbsp;0532&nbsp;0130&nbsp;00']]],
     // Mixed with percent escapes in one value.
     ['jane.doe&#64;example%2Ecom', [['EMAIL_ADDRESS', 'jane.doe&#64;example%2Ecom']]],
+    // Leading zeros, as many as HTML reads (any): past eight digits they hid the value.
+    ['jane.doe&#000000064;example.com', [['EMAIL_ADDRESS', 'jane.doe&#000000064;example.com']]],
+    ['jane.doe&#x0000000040;example.com', [['EMAIL_ADDRESS', 'jane.doe&#x0000000040;example.com']]],
+    ['ssn 536&#00000000000045;22&#00000000000045;1234', [['US_SSN', '536&#00000000000045;22&#00000000000045;1234']]],
   ];
   for (const [text, want] of cases) {
     it(JSON.stringify(text), () => {

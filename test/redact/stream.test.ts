@@ -749,6 +749,8 @@ describe('streaming: HTML character references', () => {
     'a phone with &#32; among spaces': ['tel +1 415 555&#32;2671 x', 'tel [PHONE_NUMBER] x'],
     'an SSN with &#45;': ['ssn 536&#45;22&#45;1234 done', 'ssn [US_SSN] done'],
     'a card with &#x20;, hex': ['card 4111 1111&#x20;1111 1111 done', 'card [CREDIT_CARD] done'],
+    // Leading zeros (HTML reads any number): a piece ending among them must hold the groups before.
+    'a card with &#000000032;, zero-padded': ['card 4111 1111&#000000032;1111 1111 done', 'card [CREDIT_CARD] done'],
   };
   for (const [name, [text, redacted]] of Object.entries(HTML)) {
     it(`${name}: every two-piece split, and pieces of 1-3 units, equal the whole, as content and as tool arguments`, async () => {

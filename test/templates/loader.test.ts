@@ -488,6 +488,27 @@ describe('probe findings on disk', () => {
     expect(store.warnings).toEqual([]);
   });
 
+  // The reload deadline gives a slow load up (runtime/components.ts): the parse, which yields a
+  // slice at a time, must stop at its next turn, not run on in the background beside the next
+  // reload's (each SIGHUP or watched change after a timeout started one more).
+  it('a load given up through its signal stops at its next turn, with the signal\'s reason', async () => {
+    const set = join(dir, 'given-up');
+    await mkdir(set, { recursive: true });
+    const docs: string[] = [];
+    for (let n = 0; n < 3000; n++) docs.push(`id: bulk/t${n}\nversion: 1\nowner: o@example.com\nsensitivity: internal\ndescription: d\nmessages:\n  - role: user\n    content: hi\n`);
+    await writeFile(join(set, 'a.yaml'), docs.join('---\n'));
+    await writeFile(join(set, 'b.yaml'), GOOD);
+    const giveUp = new AbortController();
+    const reason = new Error('did not load within the deadline');
+    const load = readTemplates([set], {}, giveUp.signal);
+    // The load cannot end within this turn (it reads files, then parses 3,000 documents in slices).
+    setImmediate(() => giveUp.abort(reason));
+    await expect(load).rejects.toBe(reason);
+    // Aborted before the call: nothing is parsed.
+    await expect(readTemplates([set], {}, giveUp.signal)).rejects.toBe(reason);
+    expect((await readTemplates([set])).templates).toHaveLength(3001);
+  });
+
   it('a symlink loop is skipped with a warning, not walked forever', async () => {
     const loop = join(dir, 'loop');
     await mkdir(join(loop, 'a'), { recursive: true });
