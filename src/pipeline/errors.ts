@@ -77,6 +77,29 @@ export class WardenError extends Error {
   }
 }
 
+/**
+ * True for a failure the same request meets again at once: a policy that fails to evaluate
+ * (conflicting values, a built-in error), a template that does not render, a redaction the
+ * decision or a detector cannot run. These are 500s, which the OpenAI and Anthropic SDKs retry
+ * twice by default (with 0.5–8 s of backoff): the app would wait seconds for the same answer,
+ * and each try is another policy evaluation and audit record. HTTP answers say so with
+ * `x-should-retry: false`, the header both SDKs obey. A policy stopped by its evaluation budget
+ * (`eval_budget_exceeded`: its deadline may have passed on a busy host) is left retryable, as
+ * are every 502/503/504 (the provider, a secret store, the audit sink or Warden's load may
+ * recover) and `internal`.
+ */
+export function failsAgainOnRetry(err: WardenError): boolean {
+  switch (err.code) {
+    case 'template_invalid':
+    case 'redaction_failed':
+      return true;
+    case 'policy_error':
+      return err.details?.['code'] !== 'eval_budget_exceeded';
+    default:
+      return false;
+  }
+}
+
 export function isWardenError(err: unknown): err is WardenError {
   return err instanceof WardenError;
 }

@@ -13,7 +13,7 @@ import { performance } from 'node:perf_hooks';
 import type { Pipeline, PipelineLogger } from '../pipeline/pipeline.js';
 import { RequestSignal, type CancelSignal } from '../pipeline/cancel.js';
 import { inCheckPhase } from '../pipeline/check-phase.js';
-import { WardenError, isWardenError } from '../pipeline/errors.js';
+import { WardenError, failsAgainOnRetry, isWardenError } from '../pipeline/errors.js';
 import { MODEL_NAME_RULE, isModelName } from '../pipeline/identifiers.js';
 import { grantedModels } from '../pipeline/model-grant.js';
 import { bytesNestDeeperThan, checkJsonDepth } from '../pipeline/json-depth.js';
@@ -375,10 +375,14 @@ export function createHttpIngress(opts: HttpIngressOptions): HttpIngress {
     closeUnlessFinishedWithin(res, BEHIND_CLIENT_GRACE_MS);
   }
 
-  /** An error in the protocol's shape; a rate limit passes the upstream's Retry-After on. */
+  /**
+   * An error in the protocol's shape; a rate limit passes the upstream's Retry-After on, and a failure
+   * a retry would meet again says so to the SDKs (failsAgainOnRetry).
+   */
   function sendErrorBody(res: ServerResponse, err: WardenError, body: object, requestId: string, status = err.httpStatus): void {
     const retryAfter = err.details?.['retry_after_s'];
     if (typeof retryAfter === 'number' && !res.headersSent) res.setHeader('retry-after', String(retryAfter));
+    if (failsAgainOnRetry(err) && !res.headersSent) res.setHeader('x-should-retry', 'false');
     sendJson(res, status, JSON.stringify(body), requestId);
   }
 

@@ -7,6 +7,8 @@
  */
 import { rmSync } from 'node:fs';
 import { join } from 'node:path';
+import Anthropic from '@anthropic-ai/sdk';
+import OpenAI from 'openai';
 import { describe, expect, it } from 'vitest';
 import { verifyChain } from '../../src/audit/index.js';
 import { bearerMetadata, gatewayClient, unaryCall } from './helpers/grpc.js';
@@ -150,6 +152,40 @@ describe('a policy whose evaluation fails', () => {
       expect(lines.every((l) => typeof l.policy_revision === 'string')).toBe(true);
       expect(h.w.logs.join('\n')).not.toContain('CANARY');
       expect(h.w.logs.join('\n')).not.toContain('.invalid');
+    });
+  });
+});
+
+describe('a failure a retry would meet again', () => {
+  it('tells the OpenAI and Anthropic SDKs not to retry it (x-should-retry: false), and leaves a 502 retryable', async () => {
+    // max_tokens 7 makes two complete definitions disagree (eval_conflict_error); any other call is allowed.
+    const policy =
+      'decision := {"allow": true, "models": ["*"], "secrets": input.template.secret_refs} if not input.request.max_tokens == 7\n' +
+      'decision := {"allow": true, "models": ["*"]} if input.request.max_tokens == 7\n' +
+      'decision := {"allow": false} if input.request.max_tokens == 7\n';
+    await withWarden(policy, async (h) => {
+      const records = (code: string) => h.w.audit().filter((r) => r.error_code === code).length;
+      // Both SDKs at their default of two retries, which they spend on any 5xx the header does not rule out.
+      const openai = new OpenAI({ baseURL: `${h.w.addresses.http}/v1`, apiKey: h.token, maxRetries: 2, timeout: 15_000 });
+      const anthropic = new Anthropic({ baseURL: h.w.addresses.http, apiKey: h.token, maxRetries: 2, timeout: 15_000 });
+      const governed = { warden: TEMPLATE } as object;
+
+      const e1 = await openai.chat.completions.create({ model: 'gpt-4o-mini', messages: [], max_tokens: 7, ...governed }).catch((e: unknown) => e);
+      expect(e1).toBeInstanceOf(OpenAI.InternalServerError);
+      expect([(e1 as InstanceType<typeof OpenAI.APIError>).status, (e1 as InstanceType<typeof OpenAI.APIError>).headers?.get('x-should-retry')]).toEqual([500, 'false']);
+      const e2 = await anthropic.messages.create({ model: 'gpt-4o-mini', messages: [], max_tokens: 7, ...governed } as Anthropic.MessageCreateParamsNonStreaming).catch((e: unknown) => e);
+      expect(e2).toBeInstanceOf(Anthropic.InternalServerError);
+      expect((e2 as InstanceType<typeof Anthropic.APIError>).headers?.get('x-should-retry')).toBe('false');
+      // One try each: two records, no policy evaluation repeated.
+      expect(records('policy_error')).toBe(2);
+
+      // The provider failing is worth a retry: no header, and the SDK tries again (one retry here).
+      h.up.mode = 'error500';
+      const once = new OpenAI({ baseURL: `${h.w.addresses.http}/v1`, apiKey: h.token, maxRetries: 1, timeout: 15_000 });
+      const e3 = await once.chat.completions.create({ model: 'gpt-4o-mini', messages: [], max_tokens: 8, ...governed }).catch((e: unknown) => e);
+      expect(e3).toBeInstanceOf(OpenAI.APIError);
+      expect([(e3 as InstanceType<typeof OpenAI.APIError>).status, (e3 as InstanceType<typeof OpenAI.APIError>).headers?.get('x-should-retry')]).toEqual([502, null]);
+      expect([records('upstream_error'), h.up.calls.length]).toEqual([2, 2]);
     });
   });
 });
