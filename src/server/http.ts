@@ -16,7 +16,7 @@ import { inCheckPhase } from '../pipeline/check-phase.js';
 import { WardenError, isWardenError } from '../pipeline/errors.js';
 import { MODEL_NAME_RULE, isModelName } from '../pipeline/identifiers.js';
 import { grantedModels } from '../pipeline/model-grant.js';
-import { bytesNestDeeperThan, checkJsonDepth } from '../pipeline/json-depth.js';
+import { bytesNestDeeperThan, checkJsonDepth, DEPTH_SCAN_MIN_BYTES } from '../pipeline/json-depth.js';
 import type { CompletionChunk, PromptRequest } from '../pipeline/types.js';
 import type { IngressLimits } from './limits.js';
 import { AnthropicStreamEncoder, anthropicErrorBody, anthropicErrorEvent, anthropicMessageBody, anthropicPromptRequest, anthropicStatus } from './anthropic.js';
@@ -57,8 +57,6 @@ const BEHIND_CLIENT_GRACE_MS = 1_000;
 const MODEL_PATH = '/v1/models/';
 
 const utf8 = new TextDecoder('utf-8', { fatal: true });
-/** Bodies larger than this are scanned for their nesting before they are parsed (parseJson). */
-const DEPTH_SCAN_MIN_BYTES = 64 * 1024;
 
 /**
  * Reads the body up to the limit; rejects with `payload_too_large` past it, and with
@@ -215,9 +213,7 @@ function parseJson(bytes: Buffer, maxDepth: number): unknown {
     throw new WardenError('invalid_request', 'request body is not valid UTF-8', { location: { path: '$' } });
   }
   // A large body is scanned for its depth before JSON.parse, which takes a deeply nested one
-  // 20-30x longer than a flat one (see bytesNestDeeperThan). Smaller ones are parsed and walked
-  // (checkJsonDepth, which names the field): their worst case is a few tens of ms, and the scan
-  // would add a few us to every ordinary call.
+  // 20-30x longer than a flat one (see bytesNestDeeperThan and DEPTH_SCAN_MIN_BYTES).
   if (bytes.length > DEPTH_SCAN_MIN_BYTES && bytesNestDeeperThan(bytes, maxDepth)) {
     throw new WardenError('invalid_request', `request body is nested deeper than ${maxDepth} levels (limits.max_json_depth)`, { location: { path: '$' } });
   }
