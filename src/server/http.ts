@@ -437,6 +437,15 @@ export function createHttpIngress(opts: HttpIngressOptions): HttpIngress {
   // Without a listener Node answers such a request itself, a bare 417 with no request id that
   // left no audit record; handled here, it is refused as any request at a route is.
   server.on('checkExpectation', (req: IncomingMessage, res: ServerResponse) => onRequest(req, res, true));
+  // `Expect: 100-continue`: without a listener Node sends `100 Continue` before any handler runs,
+  // so a client that waits to be asked sent a body its Content-Length already put over the limit,
+  // only to be refused after it. Such a request is refused at once (readBody's 413, audited as
+  // any); every other one is asked for its body, as before.
+  server.on('checkContinue', (req: IncomingMessage, res: ServerResponse) => {
+    const declared = req.headers['content-length'];
+    if (declared === undefined || !(Number(declared) > limits.maxBodyBytes)) res.writeContinue();
+    onRequest(req, res);
+  });
 
   /**
    * Every open connection, for the drain to close the ones that have not sent a byte (closeQuiet):
