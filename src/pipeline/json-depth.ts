@@ -112,6 +112,23 @@ export function bytesNestDeeperThan(bytes: Uint8Array, max: number): boolean {
   return false;
 }
 
+/**
+ * Above this size a JSON text (an HTTP body, a gRPC message's JSON field) is scanned for its depth
+ * (bytesNestDeeperThan) before JSON.parse. Smaller ones are parsed and walked (checkJsonDepth,
+ * which names the path inside): their worst case is a few tens of ms, and the scan would add a few
+ * µs to every ordinary call.
+ */
+export const DEPTH_SCAN_MIN_BYTES = 64 * 1024;
+
+/**
+ * bytesNestDeeperThan for a text already decoded (a gRPC string field). UTF-8 keeps the quotes,
+ * backslashes and brackets where they were, so the text is read as its bytes; only called for
+ * texts over DEPTH_SCAN_MIN_BYTES, where the copy costs far less than the parse it may spare.
+ */
+export function textNestsDeeperThan(text: string, max: number): boolean {
+  return bytesNestDeeperThan(Buffer.from(text, 'utf8'), max);
+}
+
 /** Whether `bytes` hold more than `max` bytes `[` and `{` together (strings included). */
 function moreOpeningBracketsThan(bytes: Uint8Array, max: number): boolean {
   let count = 0;

@@ -23,6 +23,7 @@ import { toOriginalSpan, unitAround, type FoldedText } from './normalize.js';
 import { JSON_TEXT_START, jsonLiterals, type JsonLexState, type JsonLiteral } from './json-literals.js';
 import { applyFindings, applyJsonFindings, createReplacer, TokenVault, type Replacer } from './modes.js';
 import type { RedactionPlan } from './profiles.js';
+import { placeholderReading } from './placeholder-escapes.js';
 import { PLACEHOLDER, restorePlaceholders } from './restore.js';
 import { resolveOverlaps, type Scanner, type ScanOptions } from './scanner.js';
 import { keptStop, processChunkStream } from './stream.js';
@@ -53,7 +54,8 @@ const ESCAPED_LT = /\\u003c/i;
  * Object.entries arrays), and a text is matched only when it holds a `<` or a backslash. A
  * prompt text is read with its JSON string escapes decoded too (see scanPromptText), tool-call
  * arguments and tool results above all: a placeholder written with escapes
- * (`\u003cEMAIL_ADDRESS_1>`) is one to the model, so it is reserved as well.
+ * (`\u003cEMAIL_ADDRESS_1>`) is one to the model, so it is reserved as well; so is one written
+ * with HTML references or percent escapes (placeholder-escapes.ts).
  */
 function reservePlaceholdersIn(v: unknown, vault: TokenVault): void {
   if (typeof v === 'string') {
@@ -63,6 +65,11 @@ function reservePlaceholdersIn(v: unknown, vault: TokenVault): void {
     if (v.indexOf('\\') >= 0 && (lt || ESCAPED_LT.test(v))) {
       // Every level of escapes (a placeholder in JSON inside a JSON string reads `\\u003c…`).
       for (const r of jsonEscapeReadings(v)) if (r.text.indexOf('<') >= 0) for (const m of r.text.matchAll(PLACEHOLDER)) vault.reserve(m[0]);
+    }
+    // HTML references and percent escapes (`&lt;EMAIL_ADDRESS_1&gt;`): read decoded as well.
+    if (v.indexOf('&') >= 0 || v.indexOf('%') >= 0) {
+      const decoded = placeholderReading(v);
+      if (decoded !== null && decoded.indexOf('<') >= 0) for (const m of decoded.matchAll(PLACEHOLDER)) vault.reserve(m[0]);
     }
   } else if (Array.isArray(v)) {
     for (let i = 0; i < v.length; i++) reservePlaceholdersIn(v[i], vault);

@@ -11,7 +11,7 @@ import { countAttachments } from '../pipeline/attachments.js';
 import { RequestSignal, onAbort, type CancelSignal } from '../pipeline/cancel.js';
 import { WardenError, isWardenError } from '../pipeline/errors.js';
 import { MAX_TEMPLATE_VERSION, MODEL_NAME_RULE, isModelName, isTemplateId } from '../pipeline/identifiers.js';
-import { checkJsonDepth } from '../pipeline/json-depth.js';
+import { checkJsonDepth, DEPTH_SCAN_MIN_BYTES, textNestsDeeperThan } from '../pipeline/json-depth.js';
 import type { Pipeline, PipelineLogger } from '../pipeline/pipeline.js';
 import type {
   Action,
@@ -188,6 +188,12 @@ function invalid(message: string, path: string): WardenError {
  * level 1); the error names the field, never the text.
  */
 function jsonObject(text: string, path: string, maxDepth: number): Record<string, unknown> {
+  // A large field is scanned for its depth before JSON.parse, as a large HTTP body is (a field of
+  // 1 MiB of `[` takes JSON.parse some tenths of a second): refused at the field, as the scan
+  // builds no path inside it; an unclosed text too. Smaller fields are parsed and walked below.
+  if (text.length > DEPTH_SCAN_MIN_BYTES && textNestsDeeperThan(text, maxDepth)) {
+    throw invalid(`field '${path}' is nested deeper than ${maxDepth} levels (limits.max_json_depth)`, path);
+  }
   let parsed: unknown;
   try {
     parsed = JSON.parse(text);

@@ -16,7 +16,7 @@ import { inCheckPhase } from '../pipeline/check-phase.js';
 import { WardenError, failsAgainOnRetry, isWardenError } from '../pipeline/errors.js';
 import { MODEL_NAME_RULE, isModelName } from '../pipeline/identifiers.js';
 import { grantedModels } from '../pipeline/model-grant.js';
-import { bytesNestDeeperThan, checkJsonDepth } from '../pipeline/json-depth.js';
+import { bytesNestDeeperThan, checkJsonDepth, DEPTH_SCAN_MIN_BYTES } from '../pipeline/json-depth.js';
 import type { CompletionChunk, PromptRequest } from '../pipeline/types.js';
 import type { IngressLimits } from './limits.js';
 import { AnthropicStreamEncoder, anthropicErrorBody, anthropicErrorEvent, anthropicMessageBody, anthropicPromptRequest, anthropicStatus } from './anthropic.js';
@@ -57,8 +57,6 @@ const BEHIND_CLIENT_GRACE_MS = 1_000;
 const MODEL_PATH = '/v1/models/';
 
 const utf8 = new TextDecoder('utf-8', { fatal: true });
-/** Bodies larger than this are scanned for their nesting before they are parsed (parseJson). */
-const DEPTH_SCAN_MIN_BYTES = 64 * 1024;
 
 /**
  * Reads the body up to the limit; rejects with `payload_too_large` past it, and with
@@ -215,9 +213,7 @@ function parseJson(bytes: Buffer, maxDepth: number): unknown {
     throw new WardenError('invalid_request', 'request body is not valid UTF-8', { location: { path: '$' } });
   }
   // A large body is scanned for its depth before JSON.parse, which takes a deeply nested one
-  // 20-30x longer than a flat one (see bytesNestDeeperThan). Smaller ones are parsed and walked
-  // (checkJsonDepth, which names the field): their worst case is a few tens of ms, and the scan
-  // would add a few us to every ordinary call.
+  // 20-30x longer than a flat one (see bytesNestDeeperThan and DEPTH_SCAN_MIN_BYTES).
   if (bytes.length > DEPTH_SCAN_MIN_BYTES && bytesNestDeeperThan(bytes, maxDepth)) {
     throw new WardenError('invalid_request', `request body is nested deeper than ${maxDepth} levels (limits.max_json_depth)`, { location: { path: '$' } });
   }
@@ -445,6 +441,15 @@ export function createHttpIngress(opts: HttpIngressOptions): HttpIngress {
   // Without a listener Node answers such a request itself, a bare 417 with no request id that
   // left no audit record; handled here, it is refused as any request at a route is.
   server.on('checkExpectation', (req: IncomingMessage, res: ServerResponse) => onRequest(req, res, true));
+  // `Expect: 100-continue`: without a listener Node sends `100 Continue` before any handler runs,
+  // so a client that waits to be asked sent a body its Content-Length already put over the limit,
+  // only to be refused after it. Such a request is refused at once (readBody's 413, audited as
+  // any); every other one is asked for its body, as before.
+  server.on('checkContinue', (req: IncomingMessage, res: ServerResponse) => {
+    const declared = req.headers['content-length'];
+    if (declared === undefined || !(Number(declared) > limits.maxBodyBytes)) res.writeContinue();
+    onRequest(req, res);
+  });
 
   /**
    * Every open connection, for the drain to close the ones that have not sent a byte (closeQuiet):

@@ -319,6 +319,32 @@ function variablesFromHeader(raw: string): Record<string, unknown> {
   return parsed as Record<string, unknown>;
 }
 
+/** The `x-warden-variables` header's variables, refused (naming the header) as the body's would be. */
+function headerVariables(raw: string): Record<string, unknown> {
+  const fromHeader = variablesFromHeader(raw);
+  checkVariableNames(fromHeader, 'x-warden-variables');
+  checkJsonNumbers(fromHeader, 'x-warden-variables');
+  const check = z.record(z.string(), variableValue).safeParse(fromHeader);
+  if (!check.success) {
+    const issue = check.error.issues[0] as z.core.$ZodIssue;
+    const key = issue.path.map(String).join('.');
+    throw new WardenError('invalid_request', `variable '${key}' in header 'x-warden-variables' must be a string, number or boolean`, {
+      location: { path: `x-warden-variables.${key}` },
+    });
+  }
+  return check.data;
+}
+
+/** Whether two sets of variables render alike: the same names, each with the same text. */
+function sameVariables(a: Record<string, unknown>, b: Record<string, unknown>): boolean {
+  const names = Object.keys(a);
+  if (names.length !== Object.keys(b).length) return false;
+  for (const name of names) {
+    if (!Object.hasOwn(b, name) || String(a[name]) !== String(b[name])) return false;
+  }
+  return true;
+}
+
 function isPlainObject(v: unknown): v is Record<string, unknown> {
   return v !== null && typeof v === 'object' && !Array.isArray(v);
 }
@@ -401,26 +427,32 @@ export function toPromptRequest(body: unknown, meta: IngressMeta, limits: Ingres
   }
   let templateRef: string | undefined = b.warden?.template;
   let templatePath = 'warden.template';
-  if (templateRef === undefined && meta.templateHeader !== undefined) {
-    templateRef = meta.templateHeader.trim();
-    templatePath = 'x-warden-template';
+  if (meta.templateHeader !== undefined) {
+    const fromHeader = meta.templateHeader.trim();
+    if (templateRef === undefined) {
+      templateRef = fromHeader;
+      templatePath = 'x-warden-template';
+    } else if (templateRef !== fromHeader) {
+      // Both named (an SDK's defaultHeaders and the call's body): which one was meant is not
+      // Warden's guess. The body used to win without a word.
+      throw new WardenError('invalid_request', "field 'warden.template' and header 'x-warden-template' name different templates: name it once, or the same in both", {
+        location: { path: 'warden.template' },
+      });
+    }
   }
   let rawVars: Record<string, unknown> | undefined = b.warden?.variables;
   let varsPath = 'warden.variables';
-  if (rawVars === undefined && meta.variablesHeader !== undefined) {
-    varsPath = 'x-warden-variables';
-    const fromHeader = variablesFromHeader(meta.variablesHeader);
-    checkVariableNames(fromHeader, 'x-warden-variables');
-    checkJsonNumbers(fromHeader, 'x-warden-variables');
-    const check = z.record(z.string(), variableValue).safeParse(fromHeader);
-    if (!check.success) {
-      const issue = check.error.issues[0] as z.core.$ZodIssue;
-      const key = issue.path.map(String).join('.');
-      throw new WardenError('invalid_request', `variable '${key}' in header 'x-warden-variables' must be a string, number or boolean`, {
-        location: { path: `x-warden-variables.${key}` },
+  if (meta.variablesHeader !== undefined) {
+    const fromHeader = headerVariables(meta.variablesHeader);
+    if (rawVars === undefined) {
+      varsPath = 'x-warden-variables';
+      rawVars = fromHeader;
+    } else if (!sameVariables(rawVars, fromHeader)) {
+      // As for the template; the values are the caller's data, so neither is named.
+      throw new WardenError('invalid_request', "field 'warden.variables' and header 'x-warden-variables' give different variables: give them once, or the same in both", {
+        location: { path: 'warden.variables' },
       });
     }
-    rawVars = check.data;
   }
 
   const variables: Record<string, string> = Object.create(null) as Record<string, string>;

@@ -253,6 +253,51 @@ describe('gRPC tools, multi-part content and tool calls', () => {
   });
 });
 
+describe('a large JSON field nested too deep', () => {
+  it('is refused from its text before it is parsed, as a large HTTP body is: INVALID_ARGUMENT invalid_request naming the field, invalid JSON too', async () => {
+    // Over 64 KiB a field is scanned before JSON.parse, which takes a deeply nested one some
+    // tenths of a second (1 MiB) before any check could refuse it. The scan names the field, not
+    // a path inside it (it builds none); an unclosed text is refused for its depth as well.
+    const big = await startGatewayWarden({ limits: 'limits: { max_body_bytes: 2097152 }' }, ['labs', 'raw-bot']);
+    try {
+      const call = (request: object): Promise<any> => unaryCall(big.gateway, 'Complete', request, bearerMetadata(big.token));
+      const before = big.upstream.calls.length;
+      const levels = 70_000;
+      const nested = `{"x":${'['.repeat(levels)}${']'.repeat(levels)}}`;
+      const unclosed = `{"x":${'['.repeat(levels)}`;
+      const hi = [{ role: 'user', content: 'hi' }];
+      const cases: Array<[object, string]> = [];
+      for (const text of [nested, unclosed]) {
+        cases.push(
+          [{ messages: hi, params_json: text }, 'params_json'],
+          [{ messages: hi, tools: [{ type: 'function', function: { name: 'f', parameters_json: text } }] }, 'tools.0.function.parameters_json'],
+          [{ messages: [{ role: 'user', parts: [{ type: 'image_url', json: text }] }] }, 'messages.0.parts.0.json'],
+        );
+      }
+      for (const [request, param] of cases) {
+        const err = await call({ model: 'gpt-4o-mini', ...request }).then(
+          () => undefined,
+          (e: grpc.ServiceError) => e,
+        );
+        expect(err, param).toBeDefined();
+        expect(err!.code, param).toBe(grpc.status.INVALID_ARGUMENT);
+        expect(err!.metadata.get('warden-code')[0], param).toBe('invalid_request');
+        expect(err!.metadata.get('warden-param')[0], param).toBe(param);
+        expect(err!.details, param).toBe(`field '${param}' is nested deeper than 64 levels (limits.max_json_depth)`);
+      }
+      // Over 64 KiB and within the depth: served. Its strings hold brackets, escaped quotes and a
+      // trailing backslash, which the scan must read as JSON does.
+      const text = `${'[[{{ \\" [[[ '.repeat(8000)}\\`;
+      const res = await call({ model: 'gpt-4o-mini', messages: hi, params_json: JSON.stringify({ metadata: { note: text, n: JSON.parse(`${'{"n":'.repeat(60)}1${'}'.repeat(60)}`) } }) });
+      expect(res.choices[0].message.content).toBeTruthy();
+      expect(big.upstream.calls.length).toBe(before + 1);
+      expect(big.upstream.calls[before]!.body.metadata.note).toBe(text);
+    } finally {
+      await big.close();
+    }
+  });
+});
+
 describe("the HTTP routes' template headers, sent as gRPC metadata", () => {
   it('are refused INVALID_ARGUMENT naming them, audited, never ignored (the call would go out as a raw prompt)', async () => {
     const before = upstream.calls.length;

@@ -224,6 +224,36 @@ describe('governed path with the openai SDK', () => {
     expect(long.json.error).toMatchObject({ code: 'variable_invalid', param: 'x-warden-variables.customer_message' });
   });
 
+  it('a template or variables named both in a header and in the body: refused when they differ, served when they agree', async () => {
+    upstream.mode = 'ok';
+    const before = upstream.calls.length;
+    const audited = w.audit().length;
+    // The body used to win without a word: an SDK's defaultHeaders naming one template and a call
+    // naming another ran the call's, and variables in both ran the body's.
+    const template = await post(governed(), { 'x-warden-template': 'support/ticket-summary@1' });
+    expect(template.status).toBe(400);
+    expect(template.json.error).toMatchObject({ code: 'invalid_request', param: 'warden.template' });
+    expect(template.json.error.message).toBe("field 'warden.template' and header 'x-warden-template' name different templates: name it once, or the same in both");
+    const unversioned = await post(governed(), { 'x-warden-template': 'support/ticket-summary' });
+    expect(unversioned.status).toBe(400);
+    const canary = 'CANARY-7731 jane.doe@example.com';
+    const vars = await post(governed(), { 'x-warden-variables': JSON.stringify({ ...TICKET, customer_message: canary }) });
+    expect(vars.status).toBe(400);
+    expect(vars.json.error).toMatchObject({ code: 'invalid_request', param: 'warden.variables' });
+    expect(vars.json.error.message).toBe("field 'warden.variables' and header 'x-warden-variables' give different variables: give them once, or the same in both");
+    expect(vars.text).not.toContain('CANARY');
+    const fewer = await post(governed(), { 'x-warden-variables': JSON.stringify({ ticket_id: TICKET.ticket_id }) });
+    expect(fewer.status).toBe(400);
+    expect(upstream.calls.length).toBe(before);
+    await eventually(() => w.audit().length >= audited + 4);
+    expect(w.audit().slice(audited, audited + 4).map((r) => r.error_code)).toEqual(Array(4).fill('invalid_request'));
+    expect(JSON.stringify(w.audit().slice(audited))).not.toContain('CANARY');
+    // The same in both: served (the header's template with spaces around it, as header values may have).
+    const same = await post(governed(), { 'x-warden-template': ' support/ticket-summary@2 ', 'x-warden-variables': JSON.stringify({ customer_message: TICKET.customer_message, ticket_id: TICKET.ticket_id }) });
+    expect(same.status).toBe(200);
+    expect(same.json.choices[0].message.content).toContain('Ticket T-1001:');
+  });
+
   it('accepts the template in the x-warden-template header', async () => {
     upstream.mode = 'ok';
     const answer = await client(botToken).chat.completions.create(

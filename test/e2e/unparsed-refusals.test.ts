@@ -138,6 +138,35 @@ describe('HTTP requests refused by the parser', () => {
     });
   }
 
+  // Node answers `Expect: 100-continue` with `100 Continue` itself when nothing listens for
+  // 'checkContinue', so a client waiting to be asked sent a body already refused by its length.
+  for (const [path, anthropic] of [['/v1/chat/completions', false], ['/v1/messages', true]] as const) {
+    it(`Expect: 100-continue with a Content-Length over max_body_bytes on ${path}: 413 at once, no 100 Continue, counted once and audited once`, async () => {
+      const protocol = anthropic ? 'anthropic-http' : 'openai-http';
+      const before = await requestsTotal(protocol, 'payload_too_large');
+      const records = w.audit().length;
+      // The body is never sent: the client waits for the 100 (the fixture's limit is 65536).
+      const answer = await raw(`POST ${path} HTTP/1.1\r\nHost: x\r\nExpect: 100-continue\r\ntraceparent: ${TRACEPARENT}\r\nContent-Type: application/json\r\nContent-Length: 65537\r\n\r\n`);
+      expect(answer.startsWith('HTTP/1.1 413 '), answer.slice(0, 80)).toBe(true);
+      expect(answer).not.toContain('100 Continue');
+      expect(header(answer, 'connection')).toBe('close');
+      const body = JSON.parse(answer.slice(answer.indexOf('\r\n\r\n') + 4));
+      expect(body.error).toMatchObject({ code: 'payload_too_large', param: '$' });
+      const requestId = header(answer, 'x-request-id');
+      expect(requestId).toMatch(/^[0-9a-f-]{36}$/);
+      await eventually(() => w.audit().length > records);
+      expect(w.audit().slice(records)).toMatchObject([{ request_id: requestId, principal: null, status: 'error', error_code: 'payload_too_large', trace_id: TRACE_ID }]);
+      expect(await requestsTotal(protocol, 'payload_too_large')).toBe(before + 1);
+    });
+  }
+
+  it('Expect: 100-continue within max_body_bytes is still asked for its body with 100 Continue, and then read', async () => {
+    const answer = await raw('POST /v1/chat/completions HTTP/1.1\r\nHost: x\r\nExpect: 100-continue\r\nContent-Type: application/json\r\nContent-Length: 2\r\nConnection: close\r\n\r\n{}');
+    expect(answer.startsWith('HTTP/1.1 100 Continue\r\n\r\n'), answer.slice(0, 80)).toBe(true);
+    // Read and refused for what it is ({} has no model), not for its length.
+    expect(answer).toContain('HTTP/1.1 400 ');
+  });
+
   it('a request asking to upgrade the connection (websocket) is served as a plain request, and audited once', async () => {
     const records = w.audit().length;
     const answer = await raw('GET /v1/models HTTP/1.1\r\nHost: x\r\nConnection: Upgrade\r\nUpgrade: websocket\r\nSec-WebSocket-Version: 13\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n\r\n');

@@ -1,6 +1,6 @@
 import { describe, expect, it } from 'vitest';
 import { WardenError } from '../../src/pipeline/errors.js';
-import { bytesNestDeeperThan, checkJsonDepth, tooDeepAt } from '../../src/pipeline/json-depth.js';
+import { bytesNestDeeperThan, checkJsonDepth, textNestsDeeperThan, tooDeepAt } from '../../src/pipeline/json-depth.js';
 
 /** `{"a":{"a":…1…}}` with `levels` objects, built as text and parsed as a body would be. */
 function nestedObjects(levels: number, key = 'a'): unknown {
@@ -87,5 +87,14 @@ describe('bytesNestDeeperThan', () => {
     // "\\" ends its string, so the [ after it opens a level; "\"[" stays inside.
     expect(deeper('["\\\\", [[1]]]', 2)).toBe(true);
     expect(deeper('["\\"[[[", 1]', 1)).toBe(false);
+  });
+});
+
+describe('textNestsDeeperThan', () => {
+  it('reads a decoded text as bytesNestDeeperThan reads its UTF-8, characters outside ASCII included', () => {
+    const cases = ['[[1]]', '["é[[", "\\"]', '[{"ü{":"😀["}]', '["\\", [[1]]]'];
+    for (const text of cases) {
+      for (const max of [1, 2, 3]) expect(textNestsDeeperThan(text, max), `${text} ${max}`).toBe(bytesNestDeeperThan(Buffer.from(text), max));
+    }
   });
 });

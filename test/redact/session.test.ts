@@ -825,6 +825,36 @@ describe('placeholder-shaped text in the input (tokenize + reidentify)', () => {
     expect(answer(s, '<EMAIL_ADDRESS_3>')).toBe('bob@example.org');
   });
 
+  it('a placeholder written with HTML character references or percent escapes is reserved too (the model reads it decoded)', () => {
+    const forms = [
+      '&lt;EMAIL_ADDRESS_1&gt;',
+      '&LT;EMAIL_ADDRESS_1&GT;',
+      '&lt;EMAIL_ADDRESS_1>',
+      '&#60;EMAIL_ADDRESS_1&#62;',
+      '&#x3C;EMAIL_ADDRESS_1&#x3e;',
+      '&#0060;EMAIL_ADDRESS_1&#062',
+      '&lt;EMAIL&lowbar;ADDRESS&#95;1&gt;',
+      '%3CEMAIL_ADDRESS_1%3E',
+      '%3cEMAIL%5FADDRESS_1>',
+    ];
+    for (const note of forms) {
+      const s = r.session(decision({ mode: 'tokenize' }), []);
+      const out = s.redactMessages([
+        { role: 'system', content: 'Escalate to ops-oncall@corp-internal.example.com' },
+        { role: 'user', content: `decode this page: ${note}` },
+      ]);
+      // <EMAIL_ADDRESS_1> is the caller's (escaped) text: never minted for the system's address.
+      expect(out[0]!.content, note).toBe('Escalate to <EMAIL_ADDRESS_2>');
+      expect(answer(s, 'It reads <EMAIL_ADDRESS_1>; escalate to <EMAIL_ADDRESS_2>'), note).toBe('It reads <EMAIL_ADDRESS_1>; escalate to ops-oncall@corp-internal.example.com');
+    }
+    // Not a placeholder in any reading: the token is minted as usual.
+    for (const text of ['&amp;lt;EMAIL_ADDRESS_1&amp;gt;', '%253CEMAIL_ADDRESS_1%253E', 'a < b & c > d']) {
+      const s = r.session(decision({ mode: 'tokenize' }), []);
+      const out = s.redactMessages([{ role: 'user', content: `${text} ann@example.com` }]);
+      expect(out[0]!.content, text).toBe(`${text} <EMAIL_ADDRESS_1>`);
+    }
+  });
+
   it('a placeholder written with JSON escapes in tool-call arguments is reserved too (the model reads it decoded)', () => {
     for (const note of ['\\u003cEMAIL_ADDRESS_1>', '\\u003CEMAIL_ADDRESS_1\\u003E', '<\\u0045MAIL_ADDRESS_1>']) {
       const args = `{"note":"${note}","to":"bob@corp.example.com"}`;

@@ -1,0 +1,34 @@
+/**
+ * Placeholder-shaped text written with HTML character references or percent escapes
+ * (`&lt;EMAIL_ADDRESS_1&gt;`, `&#60;…&#62;`, `%3CEMAIL_ADDRESS_1%3E`). A model reads such text
+ * decoded (asked to, or of its own accord on a page or a URL), and may write `<EMAIL_ADDRESS_1>`
+ * back: were that token minted for another value of the request (a system prompt's address),
+ * the caller would get that value restored. So the input's placeholders are looked for in this
+ * reading too and reserved, as the JSON-escaped ones are (session.ts, reservePlaceholdersIn).
+ *
+ * One decoding pass, as the detectors read escapes (`&amp;lt;` and `%253C` stay as written):
+ * numeric references of any code point (leading zeros, the `;` optional), the named references
+ * for the placeholder's punctuation (`&lt;`, `&gt;` and their capital forms, which HTML also reads
+ * without `;`; `&lowbar;`, `&UnderBar;`), and percent escapes of ASCII characters. Reserving
+ * more than a model would read costs nothing but a skipped token number; reserving less could
+ * restore another value.
+ */
+
+/** What makes a text worth decoding: a reference or escape that can stand for `<`, `>`, `_` or an ASCII letter or digit. */
+const MAY_HOLD = /&(?:#|lt|gt|lowbar|underbar)|%[0-7][0-9a-f]/i;
+
+const REFERENCE = /&(?:#[xX]0*([0-9a-fA-F]{1,6});?|#0*([0-9]{1,7});?|(lt|LT|gt|GT);?|(lowbar|UnderBar);)|%([0-7][0-9a-fA-F])/g;
+
+const NAMED: Readonly<Record<string, string>> = { lt: '<', LT: '<', gt: '>', GT: '>', lowbar: '_', UnderBar: '_' };
+
+/** `text` with its references and escapes decoded (see above), or null when it holds none that matter. */
+export function placeholderReading(text: string): string | null {
+  if (!MAY_HOLD.test(text)) return null;
+  return text.replace(REFERENCE, (whole, hex?: string, dec?: string, angle?: string, bar?: string, pct?: string) => {
+    if (angle !== undefined) return NAMED[angle]!;
+    if (bar !== undefined) return NAMED[bar]!;
+    if (pct !== undefined) return String.fromCharCode(parseInt(pct, 16));
+    const cp = hex !== undefined ? parseInt(hex, 16) : Number(dec);
+    return cp > 0 && cp <= 0x10ffff && (cp < 0xd800 || cp > 0xdfff) ? String.fromCodePoint(cp) : whole;
+  });
+}
