@@ -2,10 +2,12 @@
  * A client that stops reading its answer (connection open, nothing read) must not outlive
  * limits.upstream_timeout_ms: at the deadline its stream ends, its place under max_in_flight comes
  * back and its audit record (`upstream_timeout`) is written, all before it reads again. Over
- * HTTP (OpenAI and /v1/messages) and gRPC, against an upstream that streams without end.
+ * HTTP (OpenAI and /v1/messages) and gRPC, against an upstream that streams without end. One that
+ * stops reading just before its stream ends (the rest of it still in Warden's socket buffer) gets
+ * a whole upstream deadline from the end to take it, then its connection is closed.
  */
 import { createServer } from 'node:http';
-import { connect, type AddressInfo, type Socket } from 'node:net';
+import { connect, Socket, type AddressInfo } from 'node:net';
 import * as grpc from '@grpc/grpc-js';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { bearerMetadata, gatewayClient } from './helpers/grpc.js';
@@ -328,4 +330,86 @@ describe('a streaming client that stops reading, with ~1 MB events', () => {
       flood.close();
     }
   });
+});
+
+/**
+ * Warden's own end of `client`'s connection (Warden runs in this process): what it has written
+ * and what the kernel has not taken yet, which no event reports.
+ */
+function serverSideOf(client: Socket, httpBase: string): Socket {
+  const port = Number(new URL(httpBase).port);
+  const handles = (process as unknown as { _getActiveHandles(): unknown[] })._getActiveHandles();
+  const found = handles.find((h): h is Socket => h instanceof Socket && h.localPort === port && h.remotePort === client.localPort);
+  if (!found) throw new Error("Warden's end of the client's connection not found");
+  return found;
+}
+
+describe('a streaming client that stops reading just before its stream ends', () => {
+  // Long enough to fill the loopback buffers (a few MB) one event at a time on a loaded machine.
+  const END_DEADLINE_MS = 6000;
+  const piece = (content: string, finish: string | null = null): string =>
+    `data: ${JSON.stringify({ id: 'c1', object: 'chat.completion.chunk', created: 1, model: 'gpt-4o-mini', choices: [{ index: 0, delta: { content }, finish_reason: finish }] })}\n\n`;
+  // Under the socket's 16 KiB mark, so a write of it on a socket with nothing queued says "go on".
+  const words = 'word '.repeat(2400);
+
+  for (const [route, body] of [
+    ['/v1/chat/completions', { model: 'gpt-4o-mini', stream: true, messages: [{ role: 'user', content: 'hello' }] }],
+    ['/v1/messages', { model: 'gpt-4o-mini', max_tokens: 100, stream: true, messages: [{ role: 'user', content: 'hello' }] }],
+  ] as const) {
+    it(`over ${route}: its end goes into the socket's buffer, and it does not keep its place past a deadline from there`, { timeout: 30_000 }, async () => {
+      let client: Socket | undefined;
+      // The upstream sends the next event only once Warden wrote the last one out and the kernel
+      // took all of it; once the kernel takes no more (Warden queues bytes itself), it ends the
+      // stream. Every write Warden made returned true: the end is written without a wait.
+      const upstream = createServer((req, res) => {
+        req.resume();
+        req.on('end', () => {
+          res.writeHead(200, { 'content-type': 'text/event-stream' });
+          const side = serverSideOf(client!, endWarden.addresses.http);
+          let written = side.bytesWritten;
+          const step = (): void => {
+            if (res.destroyed) return;
+            if (side.bytesWritten > written && side.writableLength > 0) return void res.end(`${piece('', 'stop')}data: [DONE]\n\n`);
+            if (side.bytesWritten > written) {
+              written = side.bytesWritten;
+              res.write(piece(words));
+            }
+            setTimeout(step, 1);
+          };
+          res.write(piece(words));
+          step();
+        });
+      });
+      await new Promise<void>((resolve) => upstream.listen(0, '127.0.0.1', resolve));
+      const endWarden = await startWarden({
+        upstreamUrl: `http://127.0.0.1:${(upstream.address() as AddressInfo).port}/v1`,
+        limits: `limits: { client_timeout_ms: 10000, upstream_timeout_ms: ${END_DEADLINE_MS}, max_in_flight: 1, shutdown_grace_ms: 1000 }`,
+      });
+      try {
+        const endToken = await endWarden.signer.token('labs', 'raw-bot');
+        const url = new URL(endWarden.addresses.http);
+        client = connect({ host: url.hostname, port: Number(url.port) });
+        client.on('error', () => undefined);
+        await new Promise((resolve) => client!.once('connect', resolve));
+        const text = JSON.stringify(body);
+        // No 'data' listener: node reads up to its buffer's mark, then the kernel's buffers fill.
+        client.write(`POST ${route} HTTP/1.1\r\nhost: ${url.host}\r\nauthorization: Bearer ${endToken}\r\ncontent-type: application/json\r\ncontent-length: ${Buffer.byteLength(text)}\r\n\r\n${text}`);
+        // The answer was whole (audited ok) while the client still had its end to read.
+        await eventually(() => endWarden.audit().length > 0);
+        expect(endWarden.audit()).toMatchObject([{ stream: true, status: 'ok' }]);
+        const ended = Date.now();
+        // Its connection is closed a deadline later, and its place comes back (max_in_flight 1: the
+        // next caller is served). It used to keep both for as long as it kept the connection open.
+        await eventually(async () => /^warden_requests_in_flight(\{[^}]*\})? 0$/m.test(await (await fetch(`${endWarden.addresses.admin}/metrics`)).text()));
+        expect(Date.now() - ended).toBeGreaterThanOrEqual(END_DEADLINE_MS - 50);
+        const next = await postChat(endWarden.addresses.http, endToken, { model: 'echo', messages: [{ role: 'user', content: 'next caller' }] });
+        expect(next.status).toBe(200);
+      } finally {
+        client?.destroy();
+        await endWarden.close();
+        upstream.closeAllConnections();
+        upstream.close();
+      }
+    });
+  }
 });
