@@ -176,7 +176,7 @@ export function createOpenAIProvider(opts: OpenAIProviderOptions): ModelProvider
     if (request.tools && request.tools.length > 0) body.tools = request.tools;
     // Under the caller's own name: reasoning models refuse `max_tokens`, older ones may not know the other.
     if (request.max_tokens !== undefined) body[request.max_tokens_param ?? 'max_tokens'] = request.max_tokens;
-    if (stream) body.stream_options = { include_usage: true };
+    if (stream) body.stream_options = streamOptions(params['stream_options']);
     else if (body.stream_options !== undefined) body.stream_options = undefined;
     if (messagesJson === undefined) return JSON.stringify(body);
     // The prompt is already serialised (the same text the audit HMACs): splice it in as the last
@@ -320,6 +320,17 @@ export function createOpenAIProvider(opts: OpenAIProviderOptions): ModelProvider
       await pool.close();
     },
   };
+}
+
+/**
+ * The upstream's stream_options: usage always (the audit record carries it; the caller's
+ * `include_usage` only decides whether its chunk is passed on), and the caller's
+ * `include_obfuscation` as set. Those are the members OpenAI documents; ingress refuses any other
+ * (server/stream-options.ts), so nothing the caller asked for is dropped here.
+ */
+function streamOptions(caller: unknown): { include_usage: true; include_obfuscation?: boolean } {
+  const obfuscation = (caller as { include_obfuscation?: unknown } | null | undefined)?.include_obfuscation;
+  return typeof obfuscation === 'boolean' ? { include_usage: true, include_obfuscation: obfuscation } : { include_usage: true };
 }
 
 function noop(): void {}

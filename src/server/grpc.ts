@@ -29,6 +29,7 @@ import type {
 import { checkAnswerParams } from './answer-params.js';
 import { checkExactNumbers, checkParamNumbers, checkParamRange } from './param-numbers.js';
 import { Admission } from './admission.js';
+import { checkStreamOptions } from './stream-options.js';
 import { whenWritable } from './backpressure.js';
 import { GrpcDoor, closeAfterStatus, type DoorArrival, type DoorPass, type Screened } from './grpc-door.js';
 import { metadataBytes, OversizeMessage, receiveCeiling, withMessageLimit } from './grpc-size.js';
@@ -394,6 +395,7 @@ export function fromWireRequest(w: WirePromptRequest, meta: GrpcMeta, limits: In
   setOwnParam(params, 'top_p', finiteOrUnset(w.top_p, 'top_p'));
   setOwnParam(params, 'stop', w.stop.length > 0 ? w.stop : undefined);
   checkAnswerParams(params, 'params_json.');
+  checkStreamOptions(params, 'params_json.');
   checkParamNumbers(params, 'params_json.');
 
   const req: PromptRequest = {

@@ -360,6 +360,19 @@ export function createHttpIngress(opts: HttpIngressOptions): HttpIngress {
   }
 
   /**
+   * Ends a streamed answer with `last` (its end, or an error event after a failure mid-stream).
+   * The tail may not fit the socket's buffers (a client that stopped reading near the end: every
+   * write before returned true, so whenWritable never waited), and the response, which holds the
+   * request's place under max_in_flight, stays open until it is taken: as a non-streamed answer
+   * (sendAnswer), the client gets a whole upstream deadline from here, then its connection is
+   * closed. A tail that fits (the usual case) finishes at once: no timer.
+   */
+  function endStream(res: ServerResponse, last: string): void {
+    res.end(last);
+    if (limits.upstreamTimeoutMs !== undefined) closeUnlessFinishedWithin(res, limits.upstreamTimeoutMs);
+  }
+
+  /**
    * Ends a stream whose request's deadline passed while the client was behind in reading it
    * (`whenWritable` gave up): the client is told in-band, as one that keeps up is, with `last` (the
    * error event), and the connection is closed if it does not take that within a second. The
@@ -961,7 +974,7 @@ export function createHttpIngress(opts: HttpIngressOptions): HttpIngress {
           if (events !== '' && !res.write(events) && !(await whenWritable(res, 'close', signal))) break;
           step = await it.next();
         }
-        if (step.done && !res.destroyed) return void res.end(closing ?? encoder.finish(requestId, model));
+        if (step.done && !res.destroyed) return void endStream(res, closing ?? encoder.finish(requestId, model));
       } catch (err) {
         // Mid-stream failure: an `error` event, and no message_stop, tells the client it is incomplete.
         const wardenErr = isWardenError(err) ? err : new WardenError('upstream_error', 'the upstream stream failed');
@@ -969,7 +982,7 @@ export function createHttpIngress(opts: HttpIngressOptions): HttpIngress {
         // upstream call is released and the audit record carries the failure. (After a failure
         // of the stream itself this does nothing more: it is already closed and audited.)
         await it.throw?.(wardenErr).catch(() => undefined);
-        if (!res.destroyed) res.end(anthropicErrorEvent(wardenErr, requestId));
+        if (!res.destroyed) endStream(res, anthropicErrorEvent(wardenErr, requestId));
         return;
       }
       // The client went away, or was behind in reading when the request's deadline passed. Stop
@@ -1024,14 +1037,14 @@ export function createHttpIngress(opts: HttpIngressOptions): HttpIngress {
         step = await it.next();
       }
       if (step.done && !res.destroyed) {
-        res.end(DONE_EVENT);
+        endStream(res, DONE_EVENT);
         return;
       }
     } catch (err) {
       // Mid-stream failure: the status is already sent, so the error travels as an event, and
       // the missing [DONE] tells the client the answer is incomplete.
       const wardenErr = isWardenError(err) ? err : new WardenError('upstream_error', 'the upstream stream failed');
-      if (!res.destroyed) res.end(`data: ${JSON.stringify(errorBody(wardenErr))}\n\n`);
+      if (!res.destroyed) endStream(res, `data: ${JSON.stringify(errorBody(wardenErr))}\n\n`);
       return;
     }
     // The client went away, or was behind in reading when the request's deadline passed. Stop

@@ -16,6 +16,7 @@ import { checkExactNumbers, checkParamNumbers, checkParamRange } from './param-n
 import type { IngressLimits } from './limits.js';
 import { EMPTY_LIST, NULL_ONLY, checkMembers, eachObject, type MemberRule } from './members.js';
 import { checkContentPart } from './parts.js';
+import { checkStreamOptions } from './stream-options.js';
 
 const role = z.enum(['system', 'developer', 'user', 'assistant', 'tool']);
 
@@ -491,6 +492,7 @@ export function toPromptRequest(body: unknown, meta: IngressMeta, limits: Ingres
     if (!OWN_KEYS.has(key)) params[key] = (b as Record<string, unknown>)[key];
   }
   checkAnswerParams(params, '');
+  checkStreamOptions(params, '');
   checkParamNumbers(params, '');
   // The walk that checks every part also counts the non-text ones for the policy (request.attachments):
   // loops, not closures, so that the count costs no allocation but its object, on a call with such parts.

@@ -2,10 +2,12 @@
  * A client that stops reading its answer (connection open, nothing read) must not outlive
  * limits.upstream_timeout_ms: at the deadline its stream ends, its place under max_in_flight comes
  * back and its audit record (`upstream_timeout`) is written, all before it reads again. Over
- * HTTP (OpenAI and /v1/messages) and gRPC, against an upstream that streams without end.
+ * HTTP (OpenAI and /v1/messages) and gRPC, against an upstream that streams without end. One that
+ * stops reading just before its stream ends (the rest of it still in Warden's socket buffer) gets
+ * a whole upstream deadline from the end to take it, then its connection is closed.
  */
 import { createServer } from 'node:http';
-import { connect, type AddressInfo, type Socket } from 'node:net';
+import { connect, Socket, type AddressInfo } from 'node:net';
 import * as grpc from '@grpc/grpc-js';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { bearerMetadata, gatewayClient } from './helpers/grpc.js';
@@ -202,9 +204,10 @@ describe('a streaming client that reads, but slower than the upstream sends', ()
 describe('a client that reads a large non-streamed answer that came late in the deadline', () => {
   it('gets all of it: it has a whole deadline from the answer on to take it', { timeout: 15_000 }, async () => {
     const SIZE = 12 * 1024 * 1024;
-    const LATE_DEADLINE_MS = 3000;
-    // An upstream that answers 12 MB 1.4 s into a 3 s deadline (just within the fixture's 1.5 s
-    // headers timeout; the rest leaves room to parse and redact it on a loaded machine).
+    const LATE_DEADLINE_MS = 5000;
+    // An upstream that answers 12 MB 1.4 s into a 5 s deadline (just within the fixture's 1.5 s
+    // headers timeout; the rest leaves room to parse and redact it on a loaded machine, where 3 s
+    // did not: the answer missed the deadline).
     const late = createServer((req, res) => {
       const parts: Buffer[] = [];
       req.on('data', (d: Buffer) => parts.push(d));
@@ -233,7 +236,7 @@ describe('a client that reads a large non-streamed answer that came late in the 
         `POST /v1/chat/completions HTTP/1.1\r\nhost: ${url.host}\r\nauthorization: Bearer ${lateToken}\r\ncontent-type: application/json\r\n` +
           `content-length: ${Buffer.byteLength(text)}\r\nconnection: close\r\n\r\n${text}`,
       );
-      // A reading client on a slow link: 1 MB, then 220 ms, ... (~4.5 MB/s): it takes about 2.6 s,
+      // A reading client on a slow link: 1 MB, then 330 ms, ... (~3 MB/s): it takes about 4 s,
       // past the deadline counted from the request's receipt, within one counted from the answer.
       let got = 0;
       let since = 0;
@@ -245,7 +248,7 @@ describe('a client that reads a large non-streamed answer that came late in the 
         if (since > 1024 * 1024) {
           since = 0;
           socket.pause();
-          setTimeout(() => socket.resume(), 220);
+          setTimeout(() => socket.resume(), 330);
         }
       });
       await new Promise((resolve) => socket.once('close', resolve));
@@ -260,26 +263,34 @@ describe('a client that reads a large non-streamed answer that came late in the 
 });
 
 describe('a client that does not read a large non-streamed answer', () => {
-  it('does not keep its place past the upstream deadline', { timeout: 15_000 }, async () => {
+  it('does not keep its place past the upstream deadline', { timeout: 20_000 }, async () => {
+    // Its own Warden: the 12 MB answer must arrive, be parsed and redacted within the deadline,
+    // which the suite's 1 s does not leave room for on a loaded machine.
+    const BIG_DEADLINE_MS = 4000;
+    const bigWarden = await startWarden({
+      upstreamUrl: upstream.url,
+      limits: `limits: { client_timeout_ms: 10000, upstream_timeout_ms: ${BIG_DEADLINE_MS}, max_in_flight: 1, shutdown_grace_ms: 1000 }`,
+    });
     // Larger than every buffer between Warden and the client: res.end() cannot finish.
     upstream.mode = 'scripted';
     upstream.script = { text: 'y'.repeat(12 * 1024 * 1024) };
     try {
-      const audited = w.audit().length;
+      const bigToken = await bigWarden.signer.token('labs', 'raw-bot');
       const started = Date.now();
-      const client = stalledHttpClient('/v1/chat/completions', { authorization: `Bearer ${token}` }, { model: 'gpt-4o-mini', messages: [{ role: 'user', content: 'hello' }] });
+      const client = stalledHttpClient('/v1/chat/completions', { authorization: `Bearer ${bigToken}` }, { model: 'gpt-4o-mini', messages: [{ role: 'user', content: 'hello' }] }, bigWarden.addresses.http);
       // The answer was whole when it was audited; only its delivery is cut.
-      await eventually(() => w.audit().length > audited);
-      expect(w.audit().slice(audited)).toMatchObject([{ stream: false, status: 'ok' }]);
-      await eventually(async () => /^warden_requests_in_flight(\{[^}]*\})? 0$/m.test(await metrics()));
-      expect(Date.now() - started).toBeGreaterThanOrEqual(DEADLINE_MS - 50);
-      const next = await postChat(w.addresses.http, token, { model: 'echo', messages: [{ role: 'user', content: 'next caller' }] });
+      await eventually(() => bigWarden.audit().length > 0);
+      expect(bigWarden.audit()).toMatchObject([{ stream: false, status: 'ok' }]);
+      await eventually(async () => /^warden_requests_in_flight(\{[^}]*\})? 0$/m.test(await (await fetch(`${bigWarden.addresses.admin}/metrics`)).text()));
+      expect(Date.now() - started).toBeGreaterThanOrEqual(BIG_DEADLINE_MS - 50);
+      const next = await postChat(bigWarden.addresses.http, bigToken, { model: 'echo', messages: [{ role: 'user', content: 'next caller' }] });
       expect(next.status).toBe(200);
       const text = await client.readAll();
       expect(text).toMatch(/^HTTP\/1\.1 200 /);
       expect(text.length).toBeLessThan(12 * 1024 * 1024);
     } finally {
       upstream.mode = 'stream-flood';
+      await bigWarden.close();
     }
   });
 });
@@ -328,4 +339,91 @@ describe('a streaming client that stops reading, with ~1 MB events', () => {
       flood.close();
     }
   });
+});
+
+/**
+ * Warden's own end of `client`'s connection (Warden runs in this process): what it has written
+ * and what the kernel has not taken yet, which no event reports.
+ */
+function serverSideOf(client: Socket, httpBase: string): Socket {
+  const port = Number(new URL(httpBase).port);
+  const handles = (process as unknown as { _getActiveHandles(): unknown[] })._getActiveHandles();
+  const found = handles.find((h): h is Socket => h instanceof Socket && h.localPort === port && h.remotePort === client.localPort);
+  if (!found) throw new Error("Warden's end of the client's connection not found");
+  return found;
+}
+
+describe('a streaming client that stops reading just before its stream ends', () => {
+  // Long enough to fill the loopback buffers (a few MB) one event at a time on a loaded machine.
+  const END_DEADLINE_MS = 8000;
+  const piece = (content: string, finish: string | null = null): string =>
+    `data: ${JSON.stringify({ id: 'c1', object: 'chat.completion.chunk', created: 1, model: 'gpt-4o-mini', choices: [{ index: 0, delta: { content }, finish_reason: finish }] })}\n\n`;
+  // Under the socket's 16 KiB mark, so a write of it on a socket with nothing queued says "go on".
+  const words = 'word '.repeat(3000);
+
+  for (const [route, body] of [
+    ['/v1/chat/completions', { model: 'gpt-4o-mini', stream: true, messages: [{ role: 'user', content: 'hello' }] }],
+    ['/v1/messages', { model: 'gpt-4o-mini', max_tokens: 100, stream: true, messages: [{ role: 'user', content: 'hello' }] }],
+  ] as const) {
+    it(`over ${route}: its end goes into the socket's buffer, and it does not keep its place past a deadline from there`, { timeout: 30_000 }, async () => {
+      let client: Socket | undefined;
+      /** When the upstream ended the stream: Warden ends the client's after it. */
+      let endedAt = Infinity;
+      // The upstream sends the next event only once Warden wrote the last one out and the kernel
+      // took all of it; once the kernel takes no more (Warden queues bytes itself), it ends the
+      // stream. Every write Warden made returned true: the end is written without a wait.
+      const upstream = createServer((req, res) => {
+        req.resume();
+        req.on('end', () => {
+          res.writeHead(200, { 'content-type': 'text/event-stream' });
+          const side = serverSideOf(client!, endWarden.addresses.http);
+          let written = side.bytesWritten;
+          const step = (): void => {
+            if (res.destroyed) return;
+            if (side.bytesWritten > written && side.writableLength > 0) {
+              endedAt = Date.now();
+              return void res.end(`${piece('', 'stop')}data: [DONE]\n\n`);
+            }
+            if (side.bytesWritten > written) {
+              written = side.bytesWritten;
+              res.write(piece(words));
+            }
+            // No event says the kernel took Warden's bytes: look again on the next turn.
+            setImmediate(step);
+          };
+          res.write(piece(words));
+          step();
+        });
+      });
+      await new Promise<void>((resolve) => upstream.listen(0, '127.0.0.1', resolve));
+      const endWarden = await startWarden({
+        upstreamUrl: `http://127.0.0.1:${(upstream.address() as AddressInfo).port}/v1`,
+        limits: `limits: { client_timeout_ms: 10000, upstream_timeout_ms: ${END_DEADLINE_MS}, max_in_flight: 1, shutdown_grace_ms: 1000 }`,
+      });
+      try {
+        const endToken = await endWarden.signer.token('labs', 'raw-bot');
+        const url = new URL(endWarden.addresses.http);
+        client = connect({ host: url.hostname, port: Number(url.port) });
+        client.on('error', () => undefined);
+        await new Promise((resolve) => client!.once('connect', resolve));
+        const text = JSON.stringify(body);
+        // No 'data' listener: node reads up to its buffer's mark, then the kernel's buffers fill.
+        client.write(`POST ${route} HTTP/1.1\r\nhost: ${url.host}\r\nauthorization: Bearer ${endToken}\r\ncontent-type: application/json\r\ncontent-length: ${Buffer.byteLength(text)}\r\n\r\n${text}`);
+        // The answer was whole (audited ok) while the client still had its end to read.
+        await eventually(() => endWarden.audit().length > 0);
+        expect(endWarden.audit()).toMatchObject([{ stream: true, status: 'ok' }]);
+        // Its connection is closed a deadline later, and its place comes back (max_in_flight 1: the
+        // next caller is served). It used to keep both for as long as it kept the connection open.
+        await eventually(async () => /^warden_requests_in_flight(\{[^}]*\})? 0$/m.test(await (await fetch(`${endWarden.addresses.admin}/metrics`)).text()));
+        expect(Date.now() - endedAt).toBeGreaterThanOrEqual(END_DEADLINE_MS - 50);
+        const next = await postChat(endWarden.addresses.http, endToken, { model: 'echo', messages: [{ role: 'user', content: 'next caller' }] });
+        expect(next.status).toBe(200);
+      } finally {
+        client?.destroy();
+        await endWarden.close();
+        upstream.closeAllConnections();
+        upstream.close();
+      }
+    });
+  }
 });

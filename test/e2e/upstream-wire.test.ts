@@ -12,7 +12,10 @@
  *     text, so it is redacted as a string is (a card number as `user` goes as "[CREDIT_CARD]");
  *   - `logprobs`, `top_logprobs`, `audio`, `modalities` other than text, and legacy `functions` /
  *     `function_call` are refused naming the parameter, before anything goes upstream, on HTTP
- *     and gRPC: their answers would come back with that part silently missing.
+ *     and gRPC: their answers would come back with that part silently missing;
+ *   - `stream_options` goes upstream with the members OpenAI documents (`include_usage`, always
+ *     true for the audit, and the caller's `include_obfuscation`); any other member, or a value
+ *     that is not a boolean, is refused naming it, rather than dropped without a word.
  */
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
 import type { Socket } from 'node:net';
@@ -20,7 +23,7 @@ import type { AddressInfo } from 'node:net';
 import { gzipSync } from 'node:zlib';
 import OpenAI from 'openai';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { bearerMetadata, gatewayClient, unaryCall } from './helpers/grpc.js';
+import { bearerMetadata, gatewayClient, streamOutcome, unaryCall } from './helpers/grpc.js';
 import { CARD_LEAK, SSN_LEAK } from './helpers/canaries.js';
 import { anthropicEvents } from './helpers/http.js';
 import { CANARY_SECRET, eventually, startWarden, type WardenFixture } from './helpers/warden.js';
@@ -551,5 +554,60 @@ describe('parameters asking for answer parts Warden does not carry back', () => 
     expect(received.at(-1)).toMatchObject(none);
     const viaGrpc = await unaryCall(gateway, 'Complete', { ...ask, params_json: JSON.stringify({ logprobs: false, modalities: ['text'] }) }, bearerMetadata(token));
     expect(viaGrpc.choices[0].message.content).toBe('fine');
+  });
+});
+
+describe('stream_options', () => {
+  const streamed = (): void => streams(`${event(0, { role: 'assistant', content: 'Opts' }, 'stop')}data: [DONE]\n\n`);
+
+  it('goes upstream with the members OpenAI documents: include_usage (always true) and the caller\'s include_obfuscation', async () => {
+    streamed();
+    const got = await read(await client.chat.completions.create({ ...ask, stream: true, stream_options: { include_usage: false, include_obfuscation: false } }));
+    expect(got).toEqual({ texts: ['Opts', ''], finishes: ['stop', null] });
+    expect(received.at(-1).stream_options).toEqual({ include_usage: true, include_obfuscation: false });
+    // Over gRPC, in params_json.
+    streamed();
+    const g = await streamOutcome(gateway.StreamComplete({ ...ask, params_json: JSON.stringify({ stream_options: { include_obfuscation: true } }) }, bearerMetadata(token)));
+    expect(g.err).toBeUndefined();
+    expect(received.at(-1).stream_options).toEqual({ include_usage: true, include_obfuscation: true });
+    // Absent or null: include_usage alone, as before.
+    streamed();
+    await read(await client.chat.completions.create({ ...ask, stream: true, stream_options: null } as OpenAI.Chat.Completions.ChatCompletionCreateParamsStreaming));
+    expect(received.at(-1).stream_options).toEqual({ include_usage: true });
+  });
+
+  it('another member, or a value that is not a boolean, is invalid_request naming it, on HTTP and gRPC; nothing goes upstream, audited', async () => {
+    const calls = received.length;
+    const audited = w.audit().length;
+    const cases: Array<[unknown, string]> = [
+      [{ include_usage: true, continuous_usage_stats: true }, 'stream_options.continuous_usage_stats'],
+      [{ include_usage: 'yes' }, 'stream_options.include_usage'],
+      [{ include_obfuscation: 1 }, 'stream_options.include_obfuscation'],
+      ['include_usage', 'stream_options'],
+      [[true], 'stream_options'],
+      // A member name that is not a parameter name is the caller's text: the object is named, not it.
+      [{ 'bob@example.org': true }, 'stream_options'],
+    ];
+    for (const [options, param] of cases) {
+      const err = await client.chat.completions.create({ ...ask, stream: true, stream_options: options } as any).then(
+        () => undefined,
+        (e: unknown) => e,
+      );
+      expect(err, JSON.stringify(options)).toBeInstanceOf(OpenAI.BadRequestError);
+      expect((err as any).error).toMatchObject({ code: 'invalid_request', param });
+      expect(JSON.stringify((err as any).error)).not.toContain('bob@example.org');
+      const g = await streamOutcome(gateway.StreamComplete({ ...ask, params_json: JSON.stringify({ stream_options: options }) }, bearerMetadata(token)));
+      expect(g.err?.code).toBe(3); // INVALID_ARGUMENT
+      expect(g.err.metadata.get('warden-param')).toEqual([`params_json.${param}`]);
+    }
+    // Refused whether the call streams or not: the parameter is wrong either way.
+    const unary = await client.chat.completions.create({ ...ask, stream_options: { foo: true } } as any).then(
+      () => undefined,
+      (e: unknown) => e,
+    );
+    expect((unary as any)?.error).toMatchObject({ code: 'invalid_request', param: 'stream_options.foo' });
+    expect(received.length).toBe(calls);
+    await eventually(() => w.audit().length >= audited + 2 * cases.length + 1);
+    expect(new Set(w.audit().slice(audited).map((r) => r.error_code))).toEqual(new Set(['invalid_request']));
   });
 });
