@@ -171,7 +171,72 @@ function stepData(
       }
       return baseChild === undefined ? false : walkValue(c, f, baseChild, path, i + 1, k, lookupBase);
     }
+    const merged = child === null ? undefined : keyOfBoth(c, node, child, key, baseChild, ovc);
+    if (merged !== undefined) return walkValue(c, f, merged, path, i + 1, k);
     return walkData(c, f, child, baseChild, ovc, path, i + 1, k);
+}
+
+/**
+ * The value at `key` of an object node that also has rules below it under that key (`p[q].r :=
+ * …` next to `p.a.r := …`), when the node's own rules define the key too: the two merged
+ * (mergeHeads). Undefined when the node's own rules do not define it: then the sub-tree alone
+ * holds the value and is walked as usual (lazily, and without evaluating the node's own rules
+ * for a path they do not reach).
+ */
+function keyOfBoth(c: Ctx, node: DocNode | null, child: DocNode, key: Value, baseChild: Value | undefined, ovc: OverrideTree | undefined): Value | undefined {
+  if (node === null || node.kind !== 'object') return undefined;
+  const own = ruleValue(c, node);
+  const x = own !== undefined && (isPlainObject(own) || own instanceof RegoObject) ? objectGet(own, key) : undefined;
+  if (x === undefined) return undefined;
+  const below = materialize(c, child, baseChild, undefined);
+  const v = below === undefined ? x : mergeHeads(node, x, below, headDepth(node) - 1);
+  // Overrides below this key (`with data.p.a.r as …`; one at the key itself was applied by the caller).
+  return ovc === undefined ? v : applyOverrides(v, ovc);
+}
+
+/**
+ * How many keys below an object node its own rules' heads make (`p[q].r.s` at `p`: 3): down to
+ * there the node's value is structure that other rules' heads may add to; at that depth each
+ * value is one rule's leaf. The smallest over the definitions, so that no rule's leaf is ever
+ * taken for structure and merged into.
+ */
+function headDepth(node: DocNode): number {
+  let d = Infinity;
+  for (const p of node.defs) d = Math.min(d, p.dyn?.length ?? 0);
+  return d === Infinity ? 0 : d;
+}
+
+function isObjectDoc(v: Value): v is PlainObject | RegoObject {
+  return isPlainObject(v) || v instanceof RegoObject;
+}
+
+/**
+ * A value of an object node's own rules merged with the value the rule tree below the node has
+ * at the same key, as OPA builds one document from rules whose heads overlap (`p[q].r := i` and
+ * `p.a.r := 0`): keys made by heads (`depth` levels of them) merge level by level; a leaf (a
+ * rule's value) may be repeated by another rule but not changed or reached into, else
+ * `eval_conflict_error`; leaves of multi-value rules (`p[q] contains x`, `p.b contains y`) are
+ * sets and unite. Before, the rules below won silently, or their value was dropped, so a
+ * deny-list built this way lost entries.
+ */
+function mergeHeads(node: DocNode, own: Value, below: Value, depth: number): Value {
+  if (depth > 0) {
+    if (!isObjectDoc(own) || !isObjectDoc(below)) throw conflict(OBJECT_CONFLICT, node, node.defs[0]);
+    const entries: Array<[Value, Value]> = [];
+    for (const [k, x] of objectEntries(own)) {
+      const y = objectGet(below, k);
+      entries.push([k, y === undefined ? x : mergeHeads(node, x, y, depth - 1)]);
+    }
+    for (const [k, y] of objectEntries(below)) if (objectGet(own, k) === undefined) entries.push([k, y]);
+    return makeObject(entries);
+  }
+  if (own instanceof RegoSet && below instanceof RegoSet && node.defs.some((d) => d.multi === true)) {
+    const out = RegoSet.from(own.values());
+    for (const x of below.values()) out.add(x);
+    return out;
+  }
+  if (equal(own, below)) return own;
+  throw conflict(OBJECT_CONFLICT, node, node.defs[0]);
 }
 
 /** Follows constant keys from `keys[i]` on (the `walkData` of a ref with a constant path). */
@@ -198,6 +263,8 @@ export function dataConst(c: Ctx, node: DocNode | null, base: Value | undefined,
       }
       return baseChild === undefined ? undefined : lookupPath(baseChild, keys, i + 1, lookupBase);
     }
+    const merged = child === null ? undefined : keyOfBoth(c, node, child, key, baseChild, ovc);
+    if (merged !== undefined) return lookupPath(merged, keys, i + 1, lookup);
     node = child;
     base = baseChild;
     ov = ovc;
@@ -220,11 +287,14 @@ export function materialize(c: Ctx, node: DocNode | null, base: Value | undefine
   else {
     const entries: Array<[Value, Value]> = [];
     const seen = new Set<string>();
+    /** Keys of the node's own rule value, by keyOf, to their place in `entries`. */
+    const own = new Map<string, number>();
     if (node.kind !== undefined) {
       const rv = ruleValue(c, node);
       if (rv !== undefined && rv !== null && typeof rv === 'object' && !Array.isArray(rv) && !(rv instanceof RegoSet)) {
         for (const [k, x] of objectEntries(rv as PlainObject)) {
           seen.add(keyOf(k));
+          own.set(keyOf(k), entries.length);
           entries.push([k, x]);
         }
       }
@@ -237,7 +307,16 @@ export function materialize(c: Ctx, node: DocNode | null, base: Value | undefine
         entries.push([k, x]);
       }
     }
+    const depth = own.size > 0 ? headDepth(node) : 0;
     for (const [k, child] of node.children) {
+      const at = own.get(keyOf(k));
+      if (at !== undefined) {
+        // The node's own rules and the rules below it both define this key: one document.
+        // Overrides below the node are applied to the whole value afterwards.
+        const cv = materialize(c, child, base === undefined ? undefined : lookup(base, k), undefined);
+        if (cv !== undefined) entries[at] = [k, mergeHeads(node, entries[at]![1], cv, depth - 1)];
+        continue;
+      }
       // a base document at a rule's path takes precedence, as in OPA's store
       if (child.kind !== undefined && seen.has(keyOf(k))) continue;
       const cv = materialize(c, child, base === undefined ? undefined : lookup(base, k), overrideChild(ov, k));
