@@ -66,6 +66,15 @@ describe('overlapping ref heads (OPA refheads/general cases)', () => {
     }
   });
 
+  it('a rule below a general head may read the other keys of the head (no recursion through the sub-tree)', () => {
+    // Reading p.x evaluated every rule under p, p.e itself included: rego_recursion_error.
+    expect(value('p[q] := 1 if q := "x"\np.e := 4 if p.x == 1')).toEqual({ x: 1, e: 4 });
+    expect(value('p[q] := 1 if q := "x"\np.e := 4 if p.x == 1', 'data.test.p.e')).toBe(4);
+    // Base data at a key the rules do not define is still found.
+    const withData = policy('package test\nimport rego.v1\np[q] := 1 if q := "x"\np.e := v if v := data.test.p.z', { test: { p: { z: 7 } } });
+    expect(withData.evaluate('data.test.p.e', {})).toBe(7);
+  });
+
   it('a deny-list split between a general head and a constant one blocks every entry', () => {
     const src = `
 package warden

@@ -163,17 +163,25 @@ function stepData(
     const child = node !== null && typeof key === 'string' ? (node.children.get(key) ?? null) : null;
     const baseChild = base === undefined ? undefined : lookupBase(base, key);
     if (child === null && ovc === undefined) {
-      if (node !== null && node.kind !== undefined) {
-        // an object rule node with sub-nodes: look the key up in its merged value
-        const v = materialize(c, node, base, ov);
-        const x = v === undefined ? undefined : lookup(v, key);
-        return x === undefined ? false : walkValue(c, f, x, path, i + 1, k);
-      }
+      const x = node === null ? undefined : ownKey(c, node, key);
+      if (x !== undefined) return walkValue(c, f, x, path, i + 1, k);
       return baseChild === undefined ? false : walkValue(c, f, baseChild, path, i + 1, k, lookupBase);
     }
     const merged = child === null ? undefined : keyOfBoth(c, node, child, key, baseChild, ovc);
     if (merged !== undefined) return walkValue(c, f, merged, path, i + 1, k);
     return walkData(c, f, child, baseChild, ovc, path, i + 1, k);
+}
+
+/**
+ * The value at `key` of an object rule node with sub-nodes, none of them at `key`: the node's own
+ * rules' value there (which wins over base data, as materialize merges them). Only the node's own
+ * rules are evaluated, not the sub-nodes: they cannot hold the key, and evaluating them made a
+ * sub-node reading `p.x` fail as recursive (OPA answers).
+ */
+function ownKey(c: Ctx, node: DocNode, key: Value): Value | undefined {
+  if (node.kind === undefined) return undefined;
+  const own = ruleValue(c, node);
+  return own === undefined ? undefined : lookup(own, key);
 }
 
 /**
@@ -256,11 +264,8 @@ export function dataConst(c: Ctx, node: DocNode | null, base: Value | undefined,
     const child = node !== null && typeof key === 'string' ? (node.children.get(key) ?? null) : null;
     const baseChild = base === undefined ? undefined : lookupBase(base, key);
     if (child === null && ovc === undefined) {
-      if (node !== null && node.kind !== undefined) {
-        const v = materialize(c, node, base, ov);
-        const x = v === undefined ? undefined : lookup(v, key);
-        return x === undefined ? undefined : lookupPath(x, keys, i + 1, lookup);
-      }
+      const x = node === null ? undefined : ownKey(c, node, key);
+      if (x !== undefined) return lookupPath(x, keys, i + 1, lookup);
       return baseChild === undefined ? undefined : lookupPath(baseChild, keys, i + 1, lookupBase);
     }
     const merged = child === null ? undefined : keyOfBoth(c, node, child, key, baseChild, ovc);
