@@ -399,12 +399,24 @@ function candidates(c: Ctx, node: DocNode): readonly RulePlan[] {
   return [...hit, ...ix.rest];
 }
 
+/**
+ * An error that names no place (the step or time budget, the nesting depth, raised by the
+ * evaluator itself rather than by a built-in call, which names its own) given the place of the
+ * innermost rule or function that was running: the operator's log line (`policy evaluation
+ * failed (eval_budget_exceeded at policies/x.rego:12:1)`) then says which rule ran away.
+ */
+function located(e: unknown, node: DocNode): unknown {
+  if (!(e instanceof RegoError) || e.location !== undefined) return e;
+  const loc = node.defs[0]?.loc;
+  return loc === undefined ? e : new RegoError(e.code, e.message, loc);
+}
+
 export function ruleValue(c: Ctx, node: DocNode): Value | undefined {
   const id = node.id;
   const cached = c.cache[id];
   if (cached !== undefined) {
     if (cached === UNDEF) return undefined;
-    if (cached === IN_PROGRESS) throw new RegoError('rego_recursion_error', `rule ${node.name} is recursive`);
+    if (cached === IN_PROGRESS) throw new RegoError('rego_recursion_error', `rule ${node.name} is recursive`, node.defs[0]?.loc);
     return cached;
   }
   c.cache[id] = IN_PROGRESS;
@@ -417,7 +429,7 @@ export function ruleValue(c: Ctx, node: DocNode): Value | undefined {
     else v = evalComplete(c, node);
   } catch (e) {
     c.cache[id] = undefined;
-    throw e;
+    throw located(e, node);
   } finally {
     b.depth--;
   }
@@ -569,6 +581,8 @@ export function callFunction(c: Ctx, node: DocNode, args: Value[]): Value | unde
     const sink = new ValueSink(c, node, FUNCTION_CONFLICT);
     for (const d of node.defs) runChain(c, d, args, sink);
     return sink.result === undefined ? node.defaultValue : sink.result;
+  } catch (e) {
+    throw located(e, node);
   } finally {
     b.depth--;
   }
