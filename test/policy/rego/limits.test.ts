@@ -33,6 +33,23 @@ describe('evaluation limits', () => {
     expect(e.message).toContain('10000 steps');
   });
 
+  it('names the rule or function that was running when the budget ran out (for the operator log)', () => {
+    const xs = Array.from({ length: 200 }, (_, i) => i);
+    // The rule p (line 4 of the module), not a location-less error.
+    const e = budgetError(() => cross.evaluate('data.t.p', { xs }, { maxSteps: 10_000 }));
+    expect(e.location).toEqual({ file: 'limits.rego', row: 4, col: 1 });
+    // The innermost one: the function the decision calls, not the decision.
+    const p = policy('package t\nimport rego.v1\ndecision := {"allow": f(input.xs) > 0}\nf(xs) := count([1 | some a in xs; some b in xs])\n');
+    const f = budgetError(() => p.evaluate('data.t.decision', { xs }, { maxSteps: 10_000 }));
+    expect([f.code, f.location]).toEqual(['eval_budget_exceeded', { file: 'limits.rego', row: 4, col: 1 }]);
+    // So does the nesting limit.
+    const lines = ['package t', 'import rego.v1', 'f0(x) := x'];
+    for (let i = 1; i <= 50; i++) lines.push(`f${i}(x) := f${i - 1}(x + 1)`);
+    lines.push('v := f50(0)');
+    const d = budgetError(() => policy(lines.join('\n')).evaluate('data.t.v', {}, { maxDepth: 10 }));
+    expect(d.location?.file).toBe('limits.rego');
+  });
+
   it('stops at the deadline', () => {
     const xs = Array.from({ length: 400 }, (_, i) => i);
     const e = budgetError(() => cross.evaluate('data.t.p', { xs }, { maxSteps: Number.MAX_SAFE_INTEGER, deadlineMs: 20 }));

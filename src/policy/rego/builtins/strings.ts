@@ -225,13 +225,47 @@ function formatInt(args: Value[]): Value {
   return i.toString(base);
 }
 
+/**
+ * Go's strings.ToLower/ToUpper, as OPA's `lower` and `upper` are: each code point by its simple
+ * case mapping (UnicodeData), never JavaScript's full mappings (SpecialCasing): `lower("İ")` is
+ * "i", not "i̇" (two code points), `upper("ß")` stays "ß" (JS: "SS"), and a final Σ lowers to σ
+ * as any other (JS: ς). A policy comparing `lower(input…)` with a list got a different answer
+ * than OPA for such names.
+ */
+function goCase(s: string, upper: boolean): string {
+  const full = upper ? s.toUpperCase() : s.toLowerCase();
+  // No special mapping applied: every full mapping kept the length (and no Σ to lower in context).
+  if (full.length === s.length && (upper || !s.includes('\u03a3'))) return full;
+  let out = '';
+  for (const ch of s) {
+    work(1);
+    out += simpleCase(ch, upper);
+  }
+  return out;
+}
+
+/** One code point's simple case mapping: JS's full mapping when it is one code point, else Go's. */
+function simpleCase(ch: string, upper: boolean): string {
+  const m = upper ? ch.toUpperCase() : ch.toLowerCase();
+  const cp = m.codePointAt(0)!;
+  if (m.length === (cp > 0xffff ? 2 : 1)) return m;
+  // Full mappings of more than one code point (SpecialCasing). Of these, only U+0130 has a
+  // simple lowercase mapping, and only the Greek letters with ypogegrammeni a simple uppercase
+  // (U+1F80–1FAF and U+1FB3/1FC3/1FF3 to their titlecase forms); the rest map to themselves.
+  const c = ch.codePointAt(0)!;
+  if (!upper) return c === 0x130 ? 'i' : ch;
+  if (c >= 0x1f80 && c <= 0x1faf) return (c & 8) === 0 ? String.fromCodePoint(c + 8) : ch;
+  if (c === 0x1fb3 || c === 0x1fc3 || c === 0x1ff3) return String.fromCodePoint(c + 9);
+  return ch;
+}
+
 export const STRINGS: BuiltinDef[] = [
   def('concat', 2, concat),
   def('contains', 2, (a) => str('contains', a, 0).includes(str('contains', a, 1))),
   def('startswith', 2, (a) => str('startswith', a, 0).startsWith(str('startswith', a, 1))),
   def('endswith', 2, (a) => str('endswith', a, 0).endsWith(str('endswith', a, 1))),
-  def('lower', 1, (a) => str('lower', a, 0).toLowerCase()),
-  def('upper', 1, (a) => str('upper', a, 0).toUpperCase()),
+  def('lower', 1, (a) => goCase(str('lower', a, 0), false)),
+  def('upper', 1, (a) => goCase(str('upper', a, 0), true)),
   def('split', 2, split),
   def('replace', 3, (a) => replaceAll(str('replace', a, 0), str('replace', a, 1), str('replace', a, 2))),
   def('strings.replace_n', 2, replaceN),

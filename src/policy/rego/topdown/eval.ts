@@ -163,15 +163,88 @@ function stepData(
     const child = node !== null && typeof key === 'string' ? (node.children.get(key) ?? null) : null;
     const baseChild = base === undefined ? undefined : lookupBase(base, key);
     if (child === null && ovc === undefined) {
-      if (node !== null && node.kind !== undefined) {
-        // an object rule node with sub-nodes: look the key up in its merged value
-        const v = materialize(c, node, base, ov);
-        const x = v === undefined ? undefined : lookup(v, key);
-        return x === undefined ? false : walkValue(c, f, x, path, i + 1, k);
-      }
+      const x = node === null ? undefined : ownKey(c, node, key);
+      if (x !== undefined) return walkValue(c, f, x, path, i + 1, k);
       return baseChild === undefined ? false : walkValue(c, f, baseChild, path, i + 1, k, lookupBase);
     }
+    const merged = child === null ? undefined : keyOfBoth(c, node, child, key, baseChild, ovc);
+    if (merged !== undefined) return walkValue(c, f, merged, path, i + 1, k);
     return walkData(c, f, child, baseChild, ovc, path, i + 1, k);
+}
+
+/**
+ * The value at `key` of an object rule node with sub-nodes, none of them at `key`: the node's own
+ * rules' value there (which wins over base data, as materialize merges them). Only the node's own
+ * rules are evaluated, not the sub-nodes: they cannot hold the key, and evaluating them made a
+ * sub-node reading `p.x` fail as recursive (OPA answers).
+ */
+function ownKey(c: Ctx, node: DocNode, key: Value): Value | undefined {
+  if (node.kind === undefined) return undefined;
+  const own = ruleValue(c, node);
+  return own === undefined ? undefined : lookup(own, key);
+}
+
+/**
+ * The value at `key` of an object node that also has rules below it under that key (`p[q].r :=
+ * …` next to `p.a.r := …`), when the node's own rules define the key too: the two merged
+ * (mergeHeads). Undefined when the node's own rules do not define it: then the sub-tree alone
+ * holds the value and is walked as usual (lazily, and without evaluating the node's own rules
+ * for a path they do not reach).
+ */
+function keyOfBoth(c: Ctx, node: DocNode | null, child: DocNode, key: Value, baseChild: Value | undefined, ovc: OverrideTree | undefined): Value | undefined {
+  if (node === null || node.kind !== 'object') return undefined;
+  const own = ruleValue(c, node);
+  const x = own !== undefined && (isPlainObject(own) || own instanceof RegoObject) ? objectGet(own, key) : undefined;
+  if (x === undefined) return undefined;
+  const below = materialize(c, child, baseChild, undefined);
+  const v = below === undefined ? x : mergeHeads(node, x, below, headDepth(node) - 1);
+  // Overrides below this key (`with data.p.a.r as …`; one at the key itself was applied by the caller).
+  return ovc === undefined ? v : applyOverrides(v, ovc);
+}
+
+/**
+ * How many keys below an object node its own rules' heads make (`p[q].r.s` at `p`: 3): down to
+ * there the node's value is structure that other rules' heads may add to; at that depth each
+ * value is one rule's leaf. The smallest over the definitions, so that no rule's leaf is ever
+ * taken for structure and merged into.
+ */
+function headDepth(node: DocNode): number {
+  let d = Infinity;
+  for (const p of node.defs) d = Math.min(d, p.dyn?.length ?? 0);
+  return d === Infinity ? 0 : d;
+}
+
+function isObjectDoc(v: Value): v is PlainObject | RegoObject {
+  return isPlainObject(v) || v instanceof RegoObject;
+}
+
+/**
+ * A value of an object node's own rules merged with the value the rule tree below the node has
+ * at the same key, as OPA builds one document from rules whose heads overlap (`p[q].r := i` and
+ * `p.a.r := 0`): keys made by heads (`depth` levels of them) merge level by level; a leaf (a
+ * rule's value) may be repeated by another rule but not changed or reached into, else
+ * `eval_conflict_error`; leaves of multi-value rules (`p[q] contains x`, `p.b contains y`) are
+ * sets and unite. Before, the rules below won silently, or their value was dropped, so a
+ * deny-list built this way lost entries.
+ */
+function mergeHeads(node: DocNode, own: Value, below: Value, depth: number): Value {
+  if (depth > 0) {
+    if (!isObjectDoc(own) || !isObjectDoc(below)) throw conflict(OBJECT_CONFLICT, node, node.defs[0]);
+    const entries: Array<[Value, Value]> = [];
+    for (const [k, x] of objectEntries(own)) {
+      const y = objectGet(below, k);
+      entries.push([k, y === undefined ? x : mergeHeads(node, x, y, depth - 1)]);
+    }
+    for (const [k, y] of objectEntries(below)) if (objectGet(own, k) === undefined) entries.push([k, y]);
+    return makeObject(entries);
+  }
+  if (own instanceof RegoSet && below instanceof RegoSet && node.defs.some((d) => d.multi === true)) {
+    const out = RegoSet.from(own.values());
+    for (const x of below.values()) out.add(x);
+    return out;
+  }
+  if (equal(own, below)) return own;
+  throw conflict(OBJECT_CONFLICT, node, node.defs[0]);
 }
 
 /** Follows constant keys from `keys[i]` on (the `walkData` of a ref with a constant path). */
@@ -191,13 +264,12 @@ export function dataConst(c: Ctx, node: DocNode | null, base: Value | undefined,
     const child = node !== null && typeof key === 'string' ? (node.children.get(key) ?? null) : null;
     const baseChild = base === undefined ? undefined : lookupBase(base, key);
     if (child === null && ovc === undefined) {
-      if (node !== null && node.kind !== undefined) {
-        const v = materialize(c, node, base, ov);
-        const x = v === undefined ? undefined : lookup(v, key);
-        return x === undefined ? undefined : lookupPath(x, keys, i + 1, lookup);
-      }
+      const x = node === null ? undefined : ownKey(c, node, key);
+      if (x !== undefined) return lookupPath(x, keys, i + 1, lookup);
       return baseChild === undefined ? undefined : lookupPath(baseChild, keys, i + 1, lookupBase);
     }
+    const merged = child === null ? undefined : keyOfBoth(c, node, child, key, baseChild, ovc);
+    if (merged !== undefined) return lookupPath(merged, keys, i + 1, lookup);
     node = child;
     base = baseChild;
     ov = ovc;
@@ -220,11 +292,14 @@ export function materialize(c: Ctx, node: DocNode | null, base: Value | undefine
   else {
     const entries: Array<[Value, Value]> = [];
     const seen = new Set<string>();
+    /** Keys of the node's own rule value, by keyOf, to their place in `entries`. */
+    const own = new Map<string, number>();
     if (node.kind !== undefined) {
       const rv = ruleValue(c, node);
       if (rv !== undefined && rv !== null && typeof rv === 'object' && !Array.isArray(rv) && !(rv instanceof RegoSet)) {
         for (const [k, x] of objectEntries(rv as PlainObject)) {
           seen.add(keyOf(k));
+          own.set(keyOf(k), entries.length);
           entries.push([k, x]);
         }
       }
@@ -237,7 +312,16 @@ export function materialize(c: Ctx, node: DocNode | null, base: Value | undefine
         entries.push([k, x]);
       }
     }
+    const depth = own.size > 0 ? headDepth(node) : 0;
     for (const [k, child] of node.children) {
+      const at = own.get(keyOf(k));
+      if (at !== undefined) {
+        // The node's own rules and the rules below it both define this key: one document.
+        // Overrides below the node are applied to the whole value afterwards.
+        const cv = materialize(c, child, base === undefined ? undefined : lookup(base, k), undefined);
+        if (cv !== undefined) entries[at] = [k, mergeHeads(node, entries[at]![1], cv, depth - 1)];
+        continue;
+      }
       // a base document at a rule's path takes precedence, as in OPA's store
       if (child.kind !== undefined && seen.has(keyOf(k))) continue;
       const cv = materialize(c, child, base === undefined ? undefined : lookup(base, k), overrideChild(ov, k));
@@ -315,12 +399,24 @@ function candidates(c: Ctx, node: DocNode): readonly RulePlan[] {
   return [...hit, ...ix.rest];
 }
 
+/**
+ * An error that names no place (the step or time budget, the nesting depth, raised by the
+ * evaluator itself rather than by a built-in call, which names its own) given the place of the
+ * innermost rule or function that was running: the operator's log line (`policy evaluation
+ * failed (eval_budget_exceeded at policies/x.rego:12:1)`) then says which rule ran away.
+ */
+function located(e: unknown, node: DocNode): unknown {
+  if (!(e instanceof RegoError) || e.location !== undefined) return e;
+  const loc = node.defs[0]?.loc;
+  return loc === undefined ? e : new RegoError(e.code, e.message, loc);
+}
+
 export function ruleValue(c: Ctx, node: DocNode): Value | undefined {
   const id = node.id;
   const cached = c.cache[id];
   if (cached !== undefined) {
     if (cached === UNDEF) return undefined;
-    if (cached === IN_PROGRESS) throw new RegoError('rego_recursion_error', `rule ${node.name} is recursive`);
+    if (cached === IN_PROGRESS) throw new RegoError('rego_recursion_error', `rule ${node.name} is recursive`, node.defs[0]?.loc);
     return cached;
   }
   c.cache[id] = IN_PROGRESS;
@@ -333,7 +429,7 @@ export function ruleValue(c: Ctx, node: DocNode): Value | undefined {
     else v = evalComplete(c, node);
   } catch (e) {
     c.cache[id] = undefined;
-    throw e;
+    throw located(e, node);
   } finally {
     b.depth--;
   }
@@ -485,6 +581,8 @@ export function callFunction(c: Ctx, node: DocNode, args: Value[]): Value | unde
     const sink = new ValueSink(c, node, FUNCTION_CONFLICT);
     for (const d of node.defs) runChain(c, d, args, sink);
     return sink.result === undefined ? node.defaultValue : sink.result;
+  } catch (e) {
+    throw located(e, node);
   } finally {
     b.depth--;
   }

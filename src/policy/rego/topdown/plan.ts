@@ -52,6 +52,11 @@ function matchByEval(ev: TermPlan['eval']): TermPlan['match'] {
  */
 const EXACT_BUILTINS = new Set(['equal', 'neq', 'lt', 'lte', 'gt', 'gte', 'count', 'max', 'min', 'sort']);
 
+/** An array, set or object: what `every` iterates (anything else makes it false). */
+function isCollection(v: Value): boolean {
+  return Array.isArray(v) || v instanceof RegoSet || isObject(v);
+}
+
 /** Values with every exact decimal (decimal.ts) replaced by its nearest double; `v` itself if none. */
 export function toDoubles(v: Value): Value {
   if (v === null || typeof v !== 'object') return v;
@@ -704,6 +709,10 @@ export class Planner {
         return (c, f, k) => {
           tick(c.budget);
           return domain.eval(c, f, (dv) => {
+            // As in OPA, a domain that is no collection (a number, string, boolean, null) makes
+            // `every` false, not vacuously true: `allow if every t in input.tools { … }` must not
+            // hold when the caller sent a string where the policy expected a list.
+            if (!isCollection(dv)) return false;
             let ok = true;
             enumerate(c, dv, (kv, vv) => {
               const holds = key

@@ -21,6 +21,19 @@ describe('string built-ins', () => {
     expect(callError('contains', 1, 'a').message).toBe('contains: operand 1 must be string but got number');
   });
 
+  it('lower and upper map each code point as Go does (simple case mapping), not as JavaScript does', () => {
+    // JS's full mappings: "i̇stanbul" (two code points for İ), "STRASSE", "οδος" (final sigma).
+    expect(call('lower', 'İSTANBUL')).toBe('istanbul');
+    expect(call('upper', 'straße')).toBe('STRAßE');
+    expect(call('lower', 'ΟΔΟΣ')).toBe('οδοσ');
+    // Special uppercase mappings: a simple one where Unicode has it, else the letter itself.
+    expect(call('upper', 'ᾀᾳ')).toBe('ᾈᾼ');
+    expect(call('upper', 'ﬀŉǰ')).toBe('ﬀŉǰ');
+    // Everything else as before, astral code points included.
+    expect(call('upper', 'abc😀ı')).toBe('ABC😀I');
+    expect(call('lower', 'ǄK')).toBe('ǆk');
+  });
+
   it('split and replace follow Go for empty separators', () => {
     expect(call('split', 'a.b.c', '.')).toEqual(['a', 'b', 'c']);
     expect(call('split', 'a😀b', '')).toEqual(['a', '😀', 'b']);
