@@ -6,7 +6,7 @@
 import { randomBytes } from 'node:crypto';
 import { resolve as resolvePath } from 'node:path';
 import type { Config } from '../config/schema.js';
-import { configRefTargets } from '../config/secret-refs.js';
+import { configRefTargets, reservedRefTargets } from '../config/secret-refs.js';
 import { createAuditLog, createAuditStage, createFileSink, createStreamSink, hmacKeyLongEnough, processStreamWritable, MIN_HMAC_KEY_BYTES, type AuditLogHandle, type AuditSink } from '../audit/index.js';
 import { DevAuthenticator, KubernetesTokenAuthenticator, SpiffeJwtAuthenticator, createAuthenticateStage } from '../identity/index.js';
 import { WardenError, formatLocation, isWardenError } from '../pipeline/errors.js';
@@ -149,21 +149,22 @@ function refusingUnroutedModel(decide: Stage): Stage {
 export function templateLimits(config: Config, configDir: string): TemplateLimits {
   return {
     maxVariables: config.limits.max_variables,
-    secretAccess: { fileRoots: config.secrets.file_roots, envAllow: config.secrets.env_allow, baseDir: configDir, reserved: configRefTargets(config, configDir) },
+    secretAccess: { fileRoots: config.secrets.file_roots, envAllow: config.secrets.env_allow, baseDir: configDir, reserved: reservedRefTargets(config, configDir) },
   };
 }
 
 /** The caching secret resolver with the file and env providers; relative refs resolve against `configDir`. */
 export function secretResolverFor(config: Config, configDir: string) {
   // The paths and names the config's own refs read: exempt from the templates' bounds (no
-  // template may name them: templateLimits).
+  // template may name them, nor the config's credential files: templateLimits, and `reserved`
+  // at each read).
   const own = configRefTargets(config, configDir);
   const ttl = config.secrets.default_ttl_ms === undefined ? {} : { ttlMs: config.secrets.default_ttl_ms };
   return createSecretResolver({
     // secrets.default_ttl_ms, when set, is the lease for backends that give none (file, env);
     // unset, each provider keeps its own default (files 30 s, environment 10 min).
     providers: [
-      createFileSecretProvider({ ...ttl, access: { roots: config.secrets.file_roots, exempt: own.paths } }),
+      createFileSecretProvider({ ...ttl, access: { roots: config.secrets.file_roots, exempt: own.paths, reserved: reservedRefTargets(config, configDir).paths } }),
       createEnvSecretProvider({ ...ttl, access: { allow: config.secrets.env_allow, exempt: own.names } }),
     ],
     maxEntries: config.secrets.cache.max_entries,
