@@ -208,7 +208,7 @@ export async function buildComponents(config: Config, opts: ComponentOptions): P
   let hmacKey: string | Buffer;
   try {
     await auditLog.open();
-    hmacKey = config.audit.hmac_key ? await auditHmacKey(config.audit.hmac_key, resolveOne) : randomBytes(32);
+    hmacKey = config.audit.hmac_key ? await hmacKeyAt('audit.hmac_key', config.audit.hmac_key, resolveOne) : randomBytes(32);
   } catch (err) {
     // What was opened (files, their check timers) must not outlive a start that failed.
     await auditLog.close().catch(() => undefined);
@@ -417,7 +417,7 @@ export async function redactionConfigFrom(
   if (r.phone_regions) out.phoneRegions = r.phone_regions;
   if (r.max_hold_back !== undefined) out.maxHoldBack = r.max_hold_back;
   if (r.phone_validation) out.phoneValidation = r.phone_validation;
-  if (r.hmac_key) out.hashKey = Buffer.from(await resolveAt('redaction.hmac_key', r.hmac_key, resolveSecret), 'utf8');
+  if (r.hmac_key) out.hashKey = Buffer.from(await hmacKeyAt('redaction.hmac_key', r.hmac_key, resolveSecret), 'utf8');
   return out;
 }
 
@@ -450,12 +450,14 @@ export class LoadFailure extends Error {
 }
 
 /**
- * The secret `audit.hmac_key` names, which must be at least MIN_HMAC_KEY_BYTES of UTF-8. The
- * config text is valid (a ref); the secret's value is what is wrong, so the error is the secret's,
- * with the key path, the ref and no value (not even its length).
+ * The secret an `hmac_key` names (`path`: audit.hmac_key, redaction.hmac_key), which must be at
+ * least MIN_HMAC_KEY_BYTES of UTF-8: the redaction key's hashes go upstream, and a short key could
+ * be found from one known value and its hash. The config text is valid (a ref); the secret's value
+ * is what is wrong, so the error is the secret's, with the key path, the ref and no value (not
+ * even its length).
  */
-async function auditHmacKey(ref: string, resolveOne: (ref: string) => Promise<string>): Promise<string> {
-  const location = { path: 'audit.hmac_key' };
+async function hmacKeyAt(path: string, ref: string, resolveOne: (ref: string) => Promise<string>): Promise<string> {
+  const location = { path };
   const key = await resolveAt(location.path, ref, resolveOne);
   if (!hmacKeyLongEnough(key)) {
     throw new WardenError('secret_unavailable', `the secret ${ref} is shorter than ${MIN_HMAC_KEY_BYTES} bytes (UTF-8), too short for an HMAC key`, { location });
