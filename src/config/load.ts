@@ -17,6 +17,7 @@ import { addDuplicateKeyErrors, NO_LIBRARY_UNIQUE_KEYS } from '../pipeline/yaml-
 import type { z } from 'zod';
 import { parseSecretRef } from '../secrets/index.js';
 import { ConfigError, type ConfigProblem } from './errors.js';
+import { configKeyNameProblems } from './key-names.js';
 import { parseListen } from './listen.js';
 import { duplicateKeyAt, formatKeyPath, locate, type KeyPath } from './locate.js';
 import { ConfigSchema, type Config } from './schema.js';
@@ -167,7 +168,8 @@ function parseConfigText(text: string, file: string, env: Env, opts: LoadOptions
 
   // `"\0"` and the like: a control character no config value means (see pipeline/yaml-controls.ts).
   // ... and a key that is a list or a mapping (see pipeline/yaml-keys.ts).
-  const keyAndValueProblems = [...yamlControlProblems(doc), ...yamlKeyProblems(doc)].sort((a, b) => a.offset - b.offset);
+  // ... and a key that would name another thing than written (see config/key-names.ts).
+  const keyAndValueProblems = [...yamlControlProblems(doc), ...yamlKeyProblems(doc), ...configKeyNameProblems(doc, text, counter)].sort((a, b) => a.offset - b.offset);
   if (keyAndValueProblems.length > 0) {
     throw new ConfigError(
       keyAndValueProblems.map((p) => {

@@ -5,6 +5,7 @@
  * a root or an allow-list broad enough to hold them (`env_allow: ["*"]`) must not hand Warden's
  * own keys to a template.
  */
+import { resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { parseSecretRef } from '../secrets/index.js';
 import type { Config } from './schema.js';
@@ -21,6 +22,35 @@ export function configSecretRefs(config: Config): string[] {
 export interface ConfigRefTargets {
   readonly paths: ReadonlySet<string>;
   readonly names: ReadonlySet<string>;
+}
+
+/**
+ * The credential files the config names by path rather than by ref: each JWT method's
+ * `jwks_bearer_token_file` (often the pod's own service-account token), read by the identity
+ * module, not the secret providers. Warden's own as much as an api_key: no template may read one.
+ * Absolute once the config is loaded (relative ones are resolved against its directory).
+ */
+export function configCredentialFiles(config: Config): string[] {
+  const files: string[] = [];
+  const add = (section: { jwks_bearer_token_file?: string | undefined } | undefined): void => {
+    if (section?.jwks_bearer_token_file !== undefined) files.push(section.jwks_bearer_token_file);
+  };
+  add(config.identity.kubernetes);
+  add(config.identity.spiffe);
+  for (const bundle of Object.values(config.identity.spiffe?.bundles ?? {})) add(bundle);
+  return files;
+}
+
+/**
+ * What no template ref may read: what the config's own refs read (configRefTargets) and its
+ * credential files (configCredentialFiles). Unlike the former, the latter are not exempt from the
+ * roots at fetch: no ref of the config's reads them.
+ */
+export function reservedRefTargets(config: Config, configDir: string): ConfigRefTargets {
+  const own = configRefTargets(config, configDir);
+  const paths = new Set(own.paths);
+  for (const file of configCredentialFiles(config)) paths.add(resolve(configDir, file));
+  return { paths, names: own.names };
 }
 
 export function configRefTargets(config: Config, configDir: string): ConfigRefTargets {

@@ -22,6 +22,7 @@
  * The prompt check stays exact (a caller's text refused for looking like a secret would be a
  * false refusal; see session.ts).
  */
+import { LRUCache } from 'lru-cache';
 import { composeFolded, fold, toOriginalSpan, type FoldedText } from './normalize.js';
 import type { Finding } from './types.js';
 import { MIN_SECRET_LENGTH } from '../pipeline/types.js';
@@ -251,8 +252,11 @@ export class LeakGuard {
   /**
    * The guard for `secrets`: requests with no secret to guard (most) share one inactive guard,
    * and requests granted the same secrets share theirs (a guard never changes once built; its
-   * encodings cost microseconds per request otherwise). The cache holds values the secret
-   * resolver's cache holds too, and forgets the oldest past GUARD_CACHE_SIZE.
+   * encodings cost microseconds per request otherwise). The cache holds values (its keys, the
+   * guards' needles) the secret resolver's cache holds too, so it keeps them no longer than
+   * GUARD_TTL_MS after it built their guard, read or not: a rotated or revoked secret must leave
+   * memory about when its lease ends, as the resolver's copy does, not stay for the process's
+   * lifetime. At most GUARD_CACHE_SIZE guards, least recently used evicted.
    */
   static for(secrets: readonly string[]): LeakGuard {
     if (secrets.length === 0) return NO_SECRETS;
@@ -260,11 +264,13 @@ export class LeakGuard {
     let key = '';
     for (const v of secrets) key += `${v.length}:${v}`;
     let guard = guards.get(key);
-    if (guard === undefined) {
-      if (guards.size >= GUARD_CACHE_SIZE) guards.delete(guards.keys().next().value as string);
-      guards.set(key, (guard = new LeakGuard(secrets)));
-    }
+    if (guard === undefined) guards.set(key, (guard = new LeakGuard(secrets)));
     return guard;
+  }
+
+  /** How many guards (each holding secret values) the cache holds now. For tests and diagnostics. */
+  static get cached(): number {
+    return guards.size;
   }
 
   get active(): boolean {
@@ -600,4 +606,8 @@ function hexTo(text: string, from: number): boolean {
 
 const NO_SECRETS = new LeakGuard([]);
 const GUARD_CACHE_SIZE = 64;
-const guards = new Map<string, LeakGuard>();
+/** Longest a built guard is kept (ms): one rebuild a second per set of secrets in use costs microseconds. */
+export const GUARD_TTL_MS = 1_000;
+// ttlAutopurge: a guard leaves memory when its time is up (one unref'd timer, set when it is
+// built), not when it is next asked for. ttlResolution 0: no timer armed by reads (see the resolver).
+const guards = new LRUCache<string, LeakGuard>({ max: GUARD_CACHE_SIZE, ttl: GUARD_TTL_MS, ttlAutopurge: true, ttlResolution: 0 });

@@ -6,7 +6,7 @@
 import { randomBytes } from 'node:crypto';
 import { resolve as resolvePath } from 'node:path';
 import type { Config } from '../config/schema.js';
-import { configRefTargets } from '../config/secret-refs.js';
+import { configRefTargets, reservedRefTargets } from '../config/secret-refs.js';
 import { createAuditLog, createAuditStage, createFileSink, createStreamSink, hmacKeyLongEnough, processStreamWritable, MIN_HMAC_KEY_BYTES, type AuditLogHandle, type AuditSink } from '../audit/index.js';
 import { DevAuthenticator, KubernetesTokenAuthenticator, SpiffeJwtAuthenticator, createAuthenticateStage } from '../identity/index.js';
 import { WardenError, formatLocation, isWardenError } from '../pipeline/errors.js';
@@ -149,21 +149,22 @@ function refusingUnroutedModel(decide: Stage): Stage {
 export function templateLimits(config: Config, configDir: string): TemplateLimits {
   return {
     maxVariables: config.limits.max_variables,
-    secretAccess: { fileRoots: config.secrets.file_roots, envAllow: config.secrets.env_allow, baseDir: configDir, reserved: configRefTargets(config, configDir) },
+    secretAccess: { fileRoots: config.secrets.file_roots, envAllow: config.secrets.env_allow, baseDir: configDir, reserved: reservedRefTargets(config, configDir) },
   };
 }
 
 /** The caching secret resolver with the file and env providers; relative refs resolve against `configDir`. */
 export function secretResolverFor(config: Config, configDir: string) {
   // The paths and names the config's own refs read: exempt from the templates' bounds (no
-  // template may name them: templateLimits).
+  // template may name them, nor the config's credential files: templateLimits, and `reserved`
+  // at each read).
   const own = configRefTargets(config, configDir);
   const ttl = config.secrets.default_ttl_ms === undefined ? {} : { ttlMs: config.secrets.default_ttl_ms };
   return createSecretResolver({
     // secrets.default_ttl_ms, when set, is the lease for backends that give none (file, env);
     // unset, each provider keeps its own default (files 30 s, environment 10 min).
     providers: [
-      createFileSecretProvider({ ...ttl, access: { roots: config.secrets.file_roots, exempt: own.paths } }),
+      createFileSecretProvider({ ...ttl, access: { roots: config.secrets.file_roots, exempt: own.paths, reserved: reservedRefTargets(config, configDir).paths } }),
       createEnvSecretProvider({ ...ttl, access: { allow: config.secrets.env_allow, exempt: own.names } }),
     ],
     maxEntries: config.secrets.cache.max_entries,
@@ -207,7 +208,7 @@ export async function buildComponents(config: Config, opts: ComponentOptions): P
   let hmacKey: string | Buffer;
   try {
     await auditLog.open();
-    hmacKey = config.audit.hmac_key ? await auditHmacKey(config.audit.hmac_key, resolveOne) : randomBytes(32);
+    hmacKey = config.audit.hmac_key ? await hmacKeyAt('audit.hmac_key', config.audit.hmac_key, resolveOne) : randomBytes(32);
   } catch (err) {
     // What was opened (files, their check timers) must not outlive a start that failed.
     await auditLog.close().catch(() => undefined);
@@ -416,7 +417,7 @@ export async function redactionConfigFrom(
   if (r.phone_regions) out.phoneRegions = r.phone_regions;
   if (r.max_hold_back !== undefined) out.maxHoldBack = r.max_hold_back;
   if (r.phone_validation) out.phoneValidation = r.phone_validation;
-  if (r.hmac_key) out.hashKey = Buffer.from(await resolveAt('redaction.hmac_key', r.hmac_key, resolveSecret), 'utf8');
+  if (r.hmac_key) out.hashKey = Buffer.from(await hmacKeyAt('redaction.hmac_key', r.hmac_key, resolveSecret), 'utf8');
   return out;
 }
 
@@ -449,12 +450,14 @@ export class LoadFailure extends Error {
 }
 
 /**
- * The secret `audit.hmac_key` names, which must be at least MIN_HMAC_KEY_BYTES of UTF-8. The
- * config text is valid (a ref); the secret's value is what is wrong, so the error is the secret's,
- * with the key path, the ref and no value (not even its length).
+ * The secret an `hmac_key` names (`path`: audit.hmac_key, redaction.hmac_key), which must be at
+ * least MIN_HMAC_KEY_BYTES of UTF-8: the redaction key's hashes go upstream, and a short key could
+ * be found from one known value and its hash. The config text is valid (a ref); the secret's value
+ * is what is wrong, so the error is the secret's, with the key path, the ref and no value (not
+ * even its length).
  */
-async function auditHmacKey(ref: string, resolveOne: (ref: string) => Promise<string>): Promise<string> {
-  const location = { path: 'audit.hmac_key' };
+async function hmacKeyAt(path: string, ref: string, resolveOne: (ref: string) => Promise<string>): Promise<string> {
+  const location = { path };
   const key = await resolveAt(location.path, ref, resolveOne);
   if (!hmacKeyLongEnough(key)) {
     throw new WardenError('secret_unavailable', `the secret ${ref} is shorter than ${MIN_HMAC_KEY_BYTES} bytes (UTF-8), too short for an HMAC key`, { location });

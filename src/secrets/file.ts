@@ -23,9 +23,12 @@ export interface FileSecretProviderOptions {
    * Where files may be read from (secrets.file_roots): a path must lie under one of `roots` once
    * its symlinks and `..` are resolved, checked before the open and again on the file opened.
    * Paths in `exempt` (the config's own refs, e.g. a provider's key) are read wherever they are.
+   * Files in `reserved` (default: `exempt`; the config's credential files too, such as a
+   * jwks_bearer_token_file) are never read through a ref held to the roots, whatever name leads
+   * to them (compared by device and inode).
    * Unset: any path (a provider built without a config, as in tests and embedding).
    */
-  access?: { roots: readonly string[]; exempt: ReadonlySet<string> };
+  access?: { roots: readonly string[]; exempt: ReadonlySet<string>; reserved?: ReadonlySet<string> };
 }
 
 export class SecretFetchError extends Error {
@@ -95,6 +98,7 @@ export function createFileSecretProvider(opts: FileSecretProviderOptions = {}): 
   // mark, which Windows editors write, is dropped; it is no part of a key.
   const utf8 = new TextDecoder('utf-8', { fatal: true, ignoreBOM: false });
   const access = opts.access;
+  const reserved = access?.reserved ?? access?.exempt ?? new Set<string>();
   return {
     scheme: 'file',
     async fetch(ref: URL, signal?: AbortSignal) {
@@ -144,7 +148,7 @@ export function createFileSecretProvider(opts: FileSecretProviderOptions = {}): 
         if (!st.isFile()) throw new SecretFetchError('secret path is not a regular file');
         // A template's ref (held to the roots) never reads what the config's own refs read, however
         // it came to lead there: the loader checks this at load, this checks the file opened now.
-        if (roots !== undefined && access!.exempt.size > 0 && (await isOneOf(st, access!.exempt))) throw new SecretFetchError(RESERVED_REF_REASON);
+        if (roots !== undefined && reserved.size > 0 && (await isOneOf(st, reserved))) throw new SecretFetchError(RESERVED_REF_REASON);
         if (st.size > maxBytes) throw new SecretFetchError(`secret file is larger than ${maxBytes} bytes`);
         // One byte more than allowed: a file that grew since fstat is caught without reading it all.
         buf = Buffer.alloc(Math.min(st.size, maxBytes) + 1);

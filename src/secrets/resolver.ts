@@ -38,6 +38,13 @@ export const DEFAULT_SECRET_FAILURE_TTL_MS = 1_000;
 
 const ignore = (): void => undefined;
 
+/**
+ * Longest lease kept (ms). lru-cache arms its purge timer at the lease + 1 ms, and Node's timers
+ * take at most 2^31 - 1 ms: a lease of 2^31 - 1 (the largest secrets.default_ttl_ms) would print
+ * a TimeoutOverflowWarning on stderr for every value cached, and wake at once to re-arm.
+ */
+const MAX_LEASE_MS = 2 ** 31 - 2;
+
 export interface CachingSecretResolver extends SecretResolver {
   /** Every value when all `refs` are cached within their lease, else undefined (see SecretResolver). */
   peek(refs: readonly string[]): Map<string, string> | undefined;
@@ -148,7 +155,7 @@ export function createSecretResolver(opts: SecretResolverOptions): CachingSecret
     }
     if (typeof out?.value !== 'string') throw unavailable(p.ref, 'provider returned no value');
     if (out.ttlMs > 0) {
-      cache.set(p.ref, out.value, { ttl: out.ttlMs });
+      cache.set(p.ref, out.value, { ttl: Math.min(out.ttlMs, MAX_LEASE_MS) });
       stampOf.set(p.ref, `${INSTANCE}.${(stamped++).toString(36)}`);
     }
     return out.value;

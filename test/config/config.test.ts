@@ -704,6 +704,26 @@ describe('errors name file:line:col, key path and what is wrong', () => {
     expect(lines(`extra:\n${many}  k49999: 1\n`)).toEqual(['w.yaml:50002:3: extra.k49999: duplicate key: already set at line 50001, column 3 (keys must be unique)']);
   });
 
+  it('a key that would name another thing than written is refused: a number read as other text, or two keys read as one name', () => {
+    // `1.10:` would configure model "1.1" (requests for "1.10" find nothing); `0x10:` "16"; `~:` "".
+    const asWritten = 'a key written as a number, true/false or null is read as other text (1.10 as "1.1", 0x10 as "16", ~ as ""): quote it to keep it as written';
+    expect(lines('models:\n  1.10: echo\n')).toEqual([`w.yaml:2:3: models["1.1"]: ${asWritten}`]);
+    expect(lines('models: { 2.0: echo, 0x10: echo, True: echo }\n')).toEqual([
+      `w.yaml:1:11: models["2"]: ${asWritten}`,
+      `w.yaml:1:22: models["16"]: ${asWritten}`,
+      `w.yaml:1:34: models.true: ${asWritten}`,
+    ]);
+    expect(lines('environment:\n  labels: { ~: a, 01: b }\n')).toEqual([`w.yaml:2:13: environment.labels[""]: ${asWritten}`, `w.yaml:2:19: environment.labels["1"]: ${asWritten}`]);
+    // Different YAML keys, one property: the last would win without a word.
+    const twice = (line: number, column: number) => `duplicate key: already set at line ${line}, column ${column}, written another way (1 and "1" name one key; keys must be unique)`;
+    expect(lines('models:\n  1: echo\n  "1": echo\n')).toEqual([`w.yaml:3:3: models["1"]: ${twice(2, 3)}`]);
+    expect(lines('environment:\n  labels: { "true": a, true: b }\n')).toEqual([`w.yaml:2:24: environment.labels.true: ${twice(2, 13)}`]);
+    // Written as they read, they load: a number key that is its own text, quoted keys.
+    const c = parseConfig('models: { 1: echo, "1.10": echo, "0x10": echo }\nenvironment: { labels: { 7: a, "true": b } }\n', 'w.yaml', {});
+    expect(Object.keys(c.models).sort()).toEqual(['0x10', '1', '1.10']);
+    expect(c.environment.labels).toEqual({ 7: 'a', true: 'b' });
+  });
+
   it('a YAML tag Warden does not implement is refused where it is written, not read as a plain value', () => {
     // An operator who writes `!vault` expects a lookup; reading the path as a literal would be wrong.
     expect(lines('environment:\n  name: !vault secret/env\n  labels: { team: !include team.yaml, blob: !!binary aGk= }\n')).toEqual([

@@ -396,7 +396,8 @@ describe('warden CLI', () => {
     }
   });
 
-  it('render prints the decision and the exact outbound prompt without calling upstream', async () => {
+  // Several CLI processes in turn (tsx start-up each): seconds apiece on a loaded machine.
+  it('render prints the decision and the exact outbound prompt without calling upstream', { timeout: 60_000 }, async () => {
     const before = upstream.calls.length;
     const r = await runWarden([
       'render',
@@ -533,7 +534,8 @@ describe('warden CLI', () => {
     expect([big.code, big.stdout, big.stderr]).toEqual([1, '', 'stdin: payload_too_large: the input is larger than 8 MiB (8388608 bytes)\n']);
   });
 
-  it('render refuses a model the config does not route, as the call itself would, and defaults to a routed one', async () => {
+  // Several CLI processes in turn (tsx start-up each): seconds apiece on a loaded machine.
+  it('render refuses a model the config does not route, as the call itself would, and defaults to a routed one', { timeout: 60_000 }, async () => {
     // The policy allows gpt-4o-mini and echo; this config routes only echo.
     const unrouted = await prepareWardenDir({ upstreamUrl: upstream.url, models: 'models: { echo: echo, down-model: down }' });
     try {

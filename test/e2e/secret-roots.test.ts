@@ -4,7 +4,7 @@
  * after the load is refused at fetch, and the config's own key, outside every root, still works
  * while no template may name it. No canary reaches the caller, the upstream, the log or the audit.
  */
-import { linkSync, rmSync, symlinkSync } from 'node:fs';
+import { linkSync, readFileSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { loadConfig } from '../../src/config/index.js';
@@ -112,6 +112,22 @@ describe('a template ref outside secrets.file_roots / env_allow is refused at lo
     } finally {
       delete process.env.WARDEN_TEST_AUDIT_HMAC_Q7;
     }
+  });
+
+  it("Warden's credential files too: a jwks_bearer_token_file under the root, by name, symlink or hard link", { timeout: 30_000 }, async () => {
+    const reserved = /probe\.yaml:12:\d+: variables\.code\.ref: names a secret the config itself uses/;
+    // The identity module sends it to the JWKS endpoint; a template must not put it in a prompt.
+    const withToken = (extra?: (dir: string) => void) => (dir: string) => {
+      writeFileSync(join(dir, 'secrets', 'sa-token'), 'CANARY-SA-TOKEN-0c4d\n');
+      const config = join(dir, 'warden.yaml');
+      writeFileSync(config, readFileSync(config, 'utf8').replace('jwks_file: jwks.json }', 'jwks_file: jwks.json, jwks_bearer_token_file: secrets/sa-token }'));
+      extra?.(dir);
+    };
+    expect(await loadError('file:secrets/sa-token', withToken())).toMatch(reserved);
+    expect(await loadError('file:secrets/token-alias', withToken((dir) => symlinkSync('sa-token', join(dir, 'secrets', 'token-alias'))))).toMatch(reserved);
+    expect(await loadError('file:secrets/token-hard', withToken((dir) => linkSync(join(dir, 'secrets', 'sa-token'), join(dir, 'secrets', 'token-hard'))))).toMatch(reserved);
+    // The template's own secret beside it still loads.
+    expect(await loadError('file:secrets/escalation-code', withToken())).toBeUndefined();
   });
 
   it('refs inside the roots, a symlink that stays inside, and an allowed env prefix load', { timeout: 30_000 }, async () => {

@@ -7,6 +7,7 @@ import { readdirSync, readFileSync, readlinkSync, rmSync, writeFileSync } from '
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { loadConfig } from '../../src/config/load.js';
+import { main } from '../../src/main.js';
 import { createRuntime } from '../../src/runtime/runtime.js';
 import { createLogger } from '../../src/telemetry/logger.js';
 import { runServe, type ServeOutcome } from './helpers/cli.js';
@@ -170,6 +171,45 @@ describe('an audit hmac_key that is too short', () => {
     const r = await runServe(['serve', '--config', dir.configFile], { WARDEN_TEST_AUDIT_KEY: 'é'.repeat(8) });
     expect(r.stderr).not.toContain('hmac');
     expect(r.started).toBe(true);
+  });
+});
+
+/**
+ * `redaction.hmac_key` keys the `hash` mode's HMAC, whose outputs go upstream: a short key could be
+ * found from one known value and its hash, and then every hashed value of a small space (a phone
+ * number) read back. Held to the audit key's minimum, at `serve` and at `warden redact --config`.
+ */
+describe('a redaction hmac_key that is too short', () => {
+  let dir: PreparedDir;
+  const expected = 'redaction.hmac_key: secret_unavailable: the secret env://WARDEN_TEST_REDACTION_KEY is shorter than 16 bytes (UTF-8), too short for an HMAC key';
+  beforeAll(async () => {
+    dir = await prepareWardenDir({ upstreamUrl: 'http://127.0.0.1:9/v1', extraConfig: 'redaction: { hmac_key: "env://WARDEN_TEST_REDACTION_KEY" }' });
+  });
+  afterAll(() => {
+    if (dir) rmSync(dir.dir, { recursive: true, force: true });
+  });
+
+  it('stops the start with the key path and the code, without the value', { timeout: 30_000 }, async () => {
+    const r = await runServe(['serve', '--config', dir.configFile], { WARDEN_TEST_REDACTION_KEY: 'CANARY-short' });
+    expect(r.started).toBe(false);
+    expect(r.code).toBe(1);
+    expect(r.stderr).toBe(`warden: ${expected}\n`);
+  });
+
+  it('stops `warden redact --config` the same way; 16 bytes are enough', { timeout: 30_000 }, async () => {
+    const run = async (value: string) => {
+      process.env.WARDEN_TEST_REDACTION_KEY = value;
+      let err = '';
+      try {
+        const code = await main(['redact', '--config', dir.configFile, '--help'], { out: () => undefined, err: (t) => void (err += t), streams: { stdout: process.stdout, stderr: process.stderr } });
+        return { code, err };
+      } finally {
+        delete process.env.WARDEN_TEST_REDACTION_KEY;
+      }
+    };
+    const short = await run('CANARY-short');
+    expect(short).toEqual({ code: 1, err: `warden: ${expected}\n` });
+    expect((await run('CANARY-sixteen-b')).err).not.toContain('hmac');
   });
 });
 

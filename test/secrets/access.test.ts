@@ -3,7 +3,7 @@
  * runtime builds from a config: what a template may read, what the config's own refs may read,
  * and the config keys themselves.
  */
-import { mkdtemp, mkdir, rm, symlink, writeFile } from 'node:fs/promises';
+import { link, mkdtemp, mkdir, rm, symlink, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -84,6 +84,34 @@ describe('file refs at fetch', () => {
     // Another ref to another file in the same directory is a template's, held to the roots.
     await writeFile(join(dir, 'keys', 'other'), 'CANARY-OTHER-KEY-1\n');
     expect((await failure(res.resolveOne('file:keys/other'))).message).toMatch(/outside secrets\.file_roots/);
+  });
+
+  it("never reads the config's credential files (a jwks_bearer_token_file) through a template's ref, whatever the name", async () => {
+    // The pod's own token, kept (carelessly) under a root: the identity module reads it, no template may.
+    const TOKEN = 'CANARY-JWKS-BEARER-TOKEN-6f3a';
+    await mkdir(join(dir, 'secrets', 'sa'), { recursive: true });
+    await writeFile(join(dir, 'secrets', 'sa', 'token'), `${TOKEN}\n`);
+    await link(join(dir, 'secrets', 'sa', 'token'), join(dir, 'secrets', 'token-hard'));
+    await symlink('sa/token', join(dir, 'secrets', 'token-link'));
+    const identity = (section: string) =>
+      parseConfig(`identity:\n  methods: [kubernetes]\n  ${section}\nsecrets: { file_roots: [secrets], default_ttl_ms: 0 }\n`, join(dir, 'warden.yaml'));
+    const configs = [
+      identity('kubernetes: { issuer: i, audiences: [warden], jwks_url: "https://127.0.0.1:9/jwks", jwks_bearer_token_file: secrets/sa/token }'),
+      identity(
+        'spiffe: { audiences: [warden], bundles: { a.example: { jwks_url: "https://127.0.0.1:9/jwks", jwks_bearer_token_file: secrets/sa/token } } }\n  kubernetes: { issuer: i, audiences: [warden], jwks_file: j.json }',
+      ),
+    ];
+    for (const config of configs) {
+      const res = secretResolverFor(config, dir);
+      for (const ref of ['file:secrets/sa/token', 'file:secrets/token-hard', 'file:secrets/token-link']) {
+        const err = await failure(res.resolveOne(ref));
+        expect(err.code, ref).toBe('secret_unavailable');
+        expect(err.message, ref).toMatch(/names a secret the config itself uses/);
+        expect(JSON.stringify(err) + err.message).not.toContain(TOKEN);
+      }
+      // Another file under the root is still read.
+      expect(await res.resolveOne('file:secrets/code')).toBe(INSIDE);
+    }
   });
 
   it('without file_roots, no template file ref is read at all', async () => {

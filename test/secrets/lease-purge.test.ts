@@ -42,6 +42,23 @@ describe('a cached secret value past its lease', () => {
     expect(long.size).toBe(0);
   });
 
+  it('the longest lease (secrets.default_ttl_ms: 2147483647) keeps the value without a timer overflow warning', async () => {
+    const warnings: string[] = [];
+    const onWarning = (w: Error) => void warnings.push(w.name);
+    process.on('warning', onWarning);
+    const r = createSecretResolver({ providers: [createFileSecretProvider({ ttlMs: 2 ** 31 - 1 })] });
+    try {
+      expect((await r.resolve([longRef])).get(longRef)).toBe(`${CANARY}-long`);
+      // Node emits the warning on the next tick, as the timer is armed: before this resumes.
+      await new Promise((resolve) => setImmediate(resolve));
+      expect(warnings).toEqual([]);
+      expect(r.peek([longRef])?.get(longRef)).toBe(`${CANARY}-long`);
+    } finally {
+      r.clear();
+      process.off('warning', onWarning);
+    }
+  });
+
   it('the purge timer is one per cached value, and clear() (the runtime closing) stops it', async () => {
     vi.useFakeTimers({ toFake: ['setTimeout', 'clearTimeout'] });
     const r = createSecretResolver({ providers: [createFileSecretProvider({ ttlMs: 600_000 })] });
