@@ -5,7 +5,7 @@
  */
 import type { Detector, Finding } from '../types.js';
 import { chunkDigits, touchesDecimal, type DigitChunk } from './digit-runs.js';
-import { compileRegion, validInternational, validNationalInAny, type CompiledRegion } from './phone-metadata.js';
+import { plansFor, validInternational, validNationalInAny, type CompiledRegion } from './phone-metadata.js';
 import { luhnValid } from './util.js';
 
 interface IssuerRange {
@@ -366,11 +366,7 @@ export const creditCardDetector: Detector = {
   // A card is a window of 12 to 19 digits of one digit chunk.
   mayMatch: (t) => t.chunkDigits >= 12,
   detect(text, ctx, out) {
-    const plans: CompiledRegion[] = [];
-    for (const r of ctx.phoneRegions) {
-      const p = compileRegion(r);
-      if (p) plans.push(p);
-    }
+    const plans = plansFor(ctx.phoneRegions);
     for (const ch of ctx.digitChunks()) detectCardsInChunk(text, ch, out, plans);
   },
 };

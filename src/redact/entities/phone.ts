@@ -30,7 +30,7 @@ const MAX_WINDOW_GROUPS = 12;
  */
 const AMOUNT_TRIES = 3;
 import { BLOCK_RUN, detectCardsInChunk, issuerMatches } from './credit-card.js';
-import { compileRegion, validInternational, validNationalInAny, type CompiledRegion } from './phone-metadata.js';
+import { plansFor, validInternational, validNationalInAny, type CompiledRegion } from './phone-metadata.js';
 import { isDigitCode, isbn13Valid, luhnValid, mod11Valid } from './util.js';
 
 export type PhoneValidation = 'valid' | 'valid-only' | 'possible';
@@ -509,11 +509,7 @@ export function createPhoneDetector(validation: PhoneValidation = 'valid'): Dete
     // A window of one digit chunk holds at least 7 national digits (tryWindow's nationalLen).
     mayMatch: (t) => t.chunkDigits >= 7,
     detect(text, ctx, out: Finding[]) {
-      const plans: CompiledRegion[] = [];
-      for (const r of ctx.phoneRegions) {
-        const p = compileRegion(r);
-        if (p) plans.push(p);
-      }
+      const plans = plansFor(ctx.phoneRegions);
       /** Right length (libphonenumber `isPossible`) for a configured region; `anyCountry` for `+` numbers in `possible` mode. */
       const possible = (candidate: string, e164: string | null, anyCountry: boolean): boolean => {
         if (e164 !== null) {
@@ -588,16 +584,19 @@ export function createPhoneDetector(validation: PhoneValidation = 'valid'): Dete
         let count = 0;
         for (let g = g0; g <= g1; g++) count += ch.groupEnds[g]! - ch.groupStarts[g]!;
         if (count < 7 || count > 17) return null; // nationalLen (below) is count, or count - 2
-        const seg: Segment = { start: g0 === 0 ? ch.start : ch.groupStarts[g0]!, end: ch.groupEnds[g1]!, g0, g1 };
-        let start = seg.start;
-        if (g0 > 0 && text.charCodeAt(start - 1) === 40) start--; // "(579)" after a separator
-        let digits = '';
-        for (let g = g0; g <= g1; g++) digits += text.slice(ch.groupStarts[g], ch.groupEnds[g]);
-        const intl = (g0 === 0 && ch.plus) || digits.startsWith('00');
-        const nationalLen = intl ? digits.length - (digits.startsWith('00') ? 2 : 0) : digits.length;
+        // A '00' lead (an international number) read in place: a window of 16 or 17 digits, the
+        // first one tried from each start in a run of short groups, is refused before its
+        // digits are copied into a string.
+        const s0 = ch.groupStarts[g0]!;
+        const lead00 = text.charCodeAt(s0) === 48 && text.charCodeAt(ch.groupEnds[g0]! - s0 > 1 ? s0 + 1 : ch.groupStarts[g0 + 1]!) === 48;
+        const intl = (g0 === 0 && ch.plus) || lead00;
+        const nationalLen = lead00 ? count - 2 : count;
         if (nationalLen < 7 || nationalLen > 15) return null;
         // "0.415-555-2671", "415 555 2671.25": a decimal number's digits, not a phone's.
         if (touchesDecimal(ch, g0, g1, amountAt)) return null;
+        const seg: Segment = { start: g0 === 0 ? ch.start : s0, end: ch.groupEnds[g1]!, g0, g1 };
+        let start = seg.start;
+        if (g0 > 0 && text.charCodeAt(start - 1) === 40) start--; // "(579)" after a separator
         let end = seg.end;
         // Extension ("x0135", " ext. 12") only after the chunk's last group.
         let hasExt = false;
@@ -609,6 +608,8 @@ export function createPhoneDetector(validation: PhoneValidation = 'valid'): Dete
             hasExt = true;
           } else if (ch.letterAfter) return null;
         }
+        let digits = '';
+        for (let g = g0; g <= g1; g++) digits += text.slice(ch.groupStarts[g], ch.groupEnds[g]);
         if (looksLikeOtherThing(text, ch, seg, digits)) return null;
         // A card number is the card detector's (and not worth a phone lookup).
         if (!intl && digits.length >= 12 && issuerMatches(digits) && luhnValid(digits)) return null;
@@ -623,14 +624,17 @@ export function createPhoneDetector(validation: PhoneValidation = 'valid'): Dete
         // Last of the shape checks: it reads the word before, and most windows never get here.
         if (afterIdentifierWord(text, start)) return null;
         if (!fallback) reachedValidation = true;
-        const candidate = text.slice(start, seg.end);
         if (fallback) {
           // The first pass found this window not valid. The libphonenumber-js parse only runs
           // for the few candidates with a phone word before them.
           if (!ctx.contextBefore('PHONE_NUMBER', start)) return null;
+          const candidate = text.slice(start, seg.end);
           return possible(candidate, intl ? e164(candidate, digits, g0 === 0 && ch.plus) : null, false) ? phoneFinding(start, end, POSSIBLE_SCORE, true) : null;
         }
-        if (validation === 'possible') return possible(candidate, intl ? e164(candidate, digits, g0 === 0 && ch.plus) : null, true) ? phoneFinding(start, end, score, score < 0.5) : null;
+        if (validation === 'possible') {
+          const candidate = text.slice(start, seg.end);
+          return possible(candidate, intl ? e164(candidate, digits, g0 === 0 && ch.plus) : null, true) ? phoneFinding(start, end, score, score < 0.5) : null;
+        }
         const key = intl ? `+${digits}` : digits;
         let valid = validated.get(key);
         if (valid === undefined) {
