@@ -29,7 +29,7 @@ const MAX_WINDOW_GROUPS = 12;
  * ("+55 11 912 345 678" before ",12"). Bounds the readings of a long run of threes.
  */
 const AMOUNT_TRIES = 3;
-import { BLOCK_RUN, detectCardsInChunk, issuerMatches } from './credit-card.js';
+import { BLOCK_RUN, chunkCards, issuerMatches } from './credit-card.js';
 import { plansFor, validInternational, validNationalInAny, type CompiledRegion } from './phone-metadata.js';
 import { isDigitCode, isbn13Valid, luhnValid, mod11Valid } from './util.js';
 
@@ -140,12 +140,11 @@ function groupValue(text: string, ch: DigitChunk, g: number): number {
 }
 
 /**
- * Groups [seg.g0, seg.g1] have another thing's shape: a version, a decimal, an IPv4 address, an
+ * Groups [g0, g1] have another thing's shape: a version, a decimal, an IPv4 address, an
  * SSN, a date, an ISBN. Read in place, without arrays of the window's lengths and separators: a
  * run of short groups ("x=9 9 9 9 ...") asks this of dozens of windows each.
  */
-function looksLikeOtherThing(text: string, ch: DigitChunk, seg: Segment, digits: string): boolean {
-  const { g0, g1 } = seg;
+function looksLikeOtherThing(text: string, ch: DigitChunk, g0: number, g1: number, digits: string): boolean {
   const n = g1 - g0 + 1;
   if (groupLength(ch, g1) < 2) return true; // ISBN-10 check digit, versions "1.2.10.1"
   let allDots = n > 1;
@@ -201,10 +200,9 @@ function segmentsOf(ch: DigitChunk): Segment[] {
  * The card numbers the card detector finds in the chunk, or null when there is none. Chunks too
  * short to hold a card cost one comparison.
  */
-function cardsIn(text: string, ch: DigitChunk, plans: readonly CompiledRegion[]): Finding[] | null {
+function cardsIn(text: string, ch: DigitChunk, plans: readonly CompiledRegion[]): readonly Finding[] | null {
   if (ch.groupEnds[ch.groupEnds.length - 1]! - ch.groupStarts[0]! < 12) return null;
-  const cards: Finding[] = [];
-  detectCardsInChunk(text, ch, cards, plans);
+  const cards = chunkCards(text, ch, plans);
   return cards.length === 0 ? null : cards;
 }
 
@@ -594,10 +592,10 @@ export function createPhoneDetector(validation: PhoneValidation = 'valid'): Dete
         if (nationalLen < 7 || nationalLen > 15) return null;
         // "0.415-555-2671", "415 555 2671.25": a decimal number's digits, not a phone's.
         if (touchesDecimal(ch, g0, g1, amountAt)) return null;
-        const seg: Segment = { start: g0 === 0 ? ch.start : s0, end: ch.groupEnds[g1]!, g0, g1 };
-        let start = seg.start;
+        const segEnd = ch.groupEnds[g1]!;
+        let start = g0 === 0 ? ch.start : s0;
         if (g0 > 0 && text.charCodeAt(start - 1) === 40) start--; // "(579)" after a separator
-        let end = seg.end;
+        let end = segEnd;
         // Extension ("x0135", " ext. 12") only after the chunk's last group.
         let hasExt = false;
         if (g1 === ch.groupStarts.length - 1) {
@@ -610,7 +608,7 @@ export function createPhoneDetector(validation: PhoneValidation = 'valid'): Dete
         }
         let digits = '';
         for (let g = g0; g <= g1; g++) digits += text.slice(ch.groupStarts[g], ch.groupEnds[g]);
-        if (looksLikeOtherThing(text, ch, seg, digits)) return null;
+        if (looksLikeOtherThing(text, ch, g0, g1, digits)) return null;
         // A card number is the card detector's (and not worth a phone lookup).
         if (!intl && digits.length >= 12 && issuerMatches(digits) && luhnValid(digits)) return null;
         const formatted = g1 > g0 || text.charCodeAt(start) === 40;
@@ -628,11 +626,11 @@ export function createPhoneDetector(validation: PhoneValidation = 'valid'): Dete
           // The first pass found this window not valid. The libphonenumber-js parse only runs
           // for the few candidates with a phone word before them.
           if (!ctx.contextBefore('PHONE_NUMBER', start)) return null;
-          const candidate = text.slice(start, seg.end);
+          const candidate = text.slice(start, segEnd);
           return possible(candidate, intl ? e164(candidate, digits, g0 === 0 && ch.plus) : null, false) ? phoneFinding(start, end, POSSIBLE_SCORE, true) : null;
         }
         if (validation === 'possible') {
-          const candidate = text.slice(start, seg.end);
+          const candidate = text.slice(start, segEnd);
           return possible(candidate, intl ? e164(candidate, digits, g0 === 0 && ch.plus) : null, true) ? phoneFinding(start, end, score, score < 0.5) : null;
         }
         const key = intl ? `+${digits}` : digits;
