@@ -270,17 +270,13 @@ function writtenSep(ch: DigitChunk, g0: number, g1: number): number {
  * card detector reports copies.
  */
 export function chunkCards(text: string, ch: DigitChunk, plans: readonly CompiledRegion[]): readonly Finding[] {
-  let cards = cardsByChunk.get(ch);
-  if (cards === undefined) {
+  if (ch.cards === null) {
     const found: Finding[] = [];
     detectCardsInChunk(text, ch, found, plans);
-    cards = found;
-    cardsByChunk.set(ch, cards);
+    ch.cards = found;
   }
-  return cards;
+  return ch.cards;
 }
-
-const cardsByChunk = new WeakMap<DigitChunk, readonly Finding[]>();
 
 /**
  * The cards in one digit chunk. `plans`: the configured phone regions, against which a national

@@ -422,15 +422,32 @@ function coveringSplit(
       digits += length(g);
       covered += weight[g - seg.g0]!;
     }
+    // The windows from g0 that would beat the best split known from here, longest first. The
+    // one taken is the valid window of the highest total, the longest of those that tie (read
+    // longest first, a window replaced the one before only when it beat it): so they are read
+    // highest total first, and the first valid one is taken. Reading every one that beat the
+    // best found so far read, in a table of numbers, three windows for each one taken.
+    let n = 0;
     for (let g1 = last; g1 >= g0; digits -= length(g1), covered -= weight[g1 - seg.g0]!, g1--) {
       if (!canEnd(g1) || (g0 === seg.g0 && g1 === seg.g1)) continue;
       const total = covered + best[g1 - seg.g0 + 1]!;
       if (total <= best[i]!) continue;
-      const f = windowAt(g0, g1, digits);
+      candidateEnd[n] = g1;
+      candidateTotal[n] = total;
+      candidateDigits[n++] = digits;
+    }
+    for (;;) {
+      let k = -1;
+      for (let c = 0; c < n; c++) if (candidateEnd[c]! >= 0 && (k < 0 || candidateTotal[c]! > candidateTotal[k]!)) k = c;
+      if (k < 0) break;
+      const g1 = candidateEnd[k]!;
+      candidateEnd[k] = -1;
+      const f = windowAt(g0, g1, candidateDigits[k]!);
       if (!f) continue;
-      best[i] = total;
+      best[i] = candidateTotal[k]!;
       end[i] = g1;
       taken[i] = f;
+      break;
     }
   }
   if (best[0]! <= firstScore) return null;
@@ -448,6 +465,14 @@ function coveringSplit(
   }
   return windows;
 }
+
+/**
+ * coveringSplit's windows from one start (at most a chunk's groups, MAX_GROUPS in digit-runs.ts):
+ * last group, total, digits. Shared: coveringSplit calls nothing that calls it again.
+ */
+const candidateEnd = new Int32Array(64);
+const candidateTotal = new Float64Array(64);
+const candidateDigits = new Int32Array(64);
 
 /** A window the first search found: its finding and its groups. */
 export interface FoundWindow {
