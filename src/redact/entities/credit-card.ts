@@ -5,7 +5,7 @@
  */
 import type { Detector, Finding } from '../types.js';
 import { chunkDigits, touchesDecimal, type DigitChunk } from './digit-runs.js';
-import { compileRegion, validInternational, validNationalInAny, type CompiledRegion } from './phone-metadata.js';
+import { plansFor, validInternational, validNationalInAny, type CompiledRegion } from './phone-metadata.js';
 import { luhnValid } from './util.js';
 
 interface IssuerRange {
@@ -62,13 +62,21 @@ const ALL_CARD_LENGTHS = L12_19.reduce((m, n) => m | (1 << n), 0);
  */
 export function issuerLengths(first4: number): number {
   if (first4 < 1000) return first4 === MAESTRO_UK ? ALL_CARD_LENGTHS : 0;
-  let mask = 0;
+  // Each answer is kept: the phone and card detectors ask it for every window start and every
+  // 12- to 19-digit window of a table of numbers, and it walked every issuer range each time.
+  let mask = issuerMasks[first4]!;
+  if (mask >= 0) return mask;
+  mask = 0;
   for (const r of ISSUERS) {
     const prefix = Math.floor(first4 / r.div);
     if (prefix >= r.lo && prefix <= r.hi) for (const n of r.lengths) mask |= 1 << n;
   }
+  issuerMasks[first4] = mask;
   return mask;
 }
+
+/** issuerLengths by its four digits, -1 until asked (masks use bits 12 to 19: never negative). */
+const issuerMasks = new Int32Array(10000).fill(-1);
 
 export function issuerMatches(digits: string): boolean {
   const len = digits.length;
@@ -255,6 +263,22 @@ function writtenSep(ch: DigitChunk, g0: number, g1: number): number {
 }
 
 /**
+ * The cards in one digit chunk (detectCardsInChunk), found once for the chunk: the phone detector
+ * reads a chunk's cards too (to read the phones beside them), and in a table of numbers the card
+ * search, run twice, was a tenth of the time. A chunk belongs to one scan of one text, and its
+ * cards depend on nothing else but the regions, which are the scanner's. Not to be changed: the
+ * card detector reports copies.
+ */
+export function chunkCards(text: string, ch: DigitChunk, plans: readonly CompiledRegion[]): readonly Finding[] {
+  if (ch.cards === null) {
+    const found: Finding[] = [];
+    detectCardsInChunk(text, ch, found, plans);
+    ch.cards = found;
+  }
+  return ch.cards;
+}
+
+/**
  * The cards in one digit chunk. `plans`: the configured phone regions, against which a national
  * phone number right before a card is read (nationalPhoneEndsAt).
  */
@@ -366,11 +390,7 @@ export const creditCardDetector: Detector = {
   // A card is a window of 12 to 19 digits of one digit chunk.
   mayMatch: (t) => t.chunkDigits >= 12,
   detect(text, ctx, out) {
-    const plans: CompiledRegion[] = [];
-    for (const r of ctx.phoneRegions) {
-      const p = compileRegion(r);
-      if (p) plans.push(p);
-    }
-    for (const ch of ctx.digitChunks()) detectCardsInChunk(text, ch, out, plans);
+    const plans = plansFor(ctx.phoneRegions);
+    for (const ch of ctx.digitChunks()) for (const f of chunkCards(text, ch, plans)) out.push({ ...f });
   },
 };

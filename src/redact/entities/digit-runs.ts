@@ -6,6 +6,7 @@
  *
  * Linear: every character is visited a bounded number of times.
  */
+import type { Finding } from '../types.js';
 import { isAlphaCode, isDigitCode, isWordCode } from './util.js';
 
 export interface DigitChunk {
@@ -39,6 +40,8 @@ export interface DigitChunk {
    * there is none. See decimalCommaAmount.
    */
   amountFrom: number;
+  /** The chunk's cards, found once for the card and phone detectors (credit-card.ts chunkCards); null until then. */
+  cards: readonly Finding[] | null;
 }
 
 /** Unit `k` of the scanned text was decoded (normalize.ts decodedUnit); absent: none was. */
@@ -349,7 +352,7 @@ export function scanDigits(text: string, decodedAt: DecodedAt | null = null): Di
         ((after === 46 || after === 58) && digitAfter) ||
         (after === 44 && digitAfter && !plus && thousandsShaped(text, groups));
       const amountFrom = after === 44 && !glued ? decimalCommaAmount(text, groups, end, plus) : groups;
-      chunks.push({ start, end, plus, groupStarts, groupEnds, breakAfter, seps, letterAfter, glued, decodedSeps, amountFrom });
+      chunks.push({ start, end, plus, groupStarts, groupEnds, breakAfter, seps, letterAfter, glued, decodedSeps, amountFrom, cards: null });
     }
     i = end;
     // Do not restart inside the token that glued on.

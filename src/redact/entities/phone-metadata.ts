@@ -72,17 +72,6 @@ export function compileRegion(region: string): CompiledRegion | null {
   return c;
 }
 
-function nsnValid(c: CompiledRegion, nsn: string): boolean {
-  // A length none of the region's numbers has fails before any pattern runs.
-  if (!c.lengths.includes(nsn.length)) return false;
-  if (!c.general.test(nsn)) return false;
-  for (const t of c.types) {
-    if (t.lengths && !t.lengths.includes(nsn.length)) continue;
-    if (t.re.test(nsn)) return true;
-  }
-  return false;
-}
-
 /** The national significant number of `digits` dialled in region `c` (national prefix removed). */
 function nationalSignificant(c: CompiledRegion, digits: string): string {
   if (c.prefix) {
@@ -97,23 +86,62 @@ function nationalSignificant(c: CompiledRegion, digits: string): string {
 }
 
 /**
- * The compiled regions of each calling code, made on first use: a validation walks every region
- * of its code (calling code 1 alone is 25), and looking each up by name cost more than testing it.
+ * The rules a national significant number of one length must pass to be valid somewhere in a
+ * calling code: one per region of the code whose numbers have that length, holding only its
+ * number types that have it too (a type without lengths of its own holds every length).
  */
-const regionsByCallingCode = new Map<string, readonly CompiledRegion[]>();
-
-function regionsOf(callingCode: string): readonly CompiledRegion[] {
-  let regions = regionsByCallingCode.get(callingCode);
-  if (regions === undefined) {
-    regions = (callingCodes[callingCode] ?? []).map(compileRegion).filter((c): c is CompiledRegion => c !== null);
-    regionsByCallingCode.set(callingCode, regions);
-  }
-  return regions;
+interface LengthRule {
+  general: RegExp;
+  types: readonly RegExp[];
 }
 
-/** Valid in any region sharing the calling code (as libphonenumber decides the country). */
+/** The longest national significant number any region has (libphonenumber: 17). */
+const MAX_NSN = 17;
+
+/**
+ * The LengthRules of each calling code by length, made on first use. A validation used to walk
+ * every region of the code and ask each whether it has the length (calling code 1 alone is 25
+ * regions, and most are 10 digits only): in a table of numbers, where nearly every window of 7 to
+ * 15 digits is validated in every default region, those walks were most of the validation time.
+ */
+const rulesByCallingCode = new Map<string, ReadonlyArray<readonly LengthRule[]>>();
+
+function rulesOf(callingCode: string): ReadonlyArray<readonly LengthRule[]> {
+  let rules = rulesByCallingCode.get(callingCode);
+  if (rules === undefined) {
+    const byLength: LengthRule[][] = Array.from({ length: MAX_NSN + 1 }, () => []);
+    for (const name of callingCodes[callingCode] ?? []) {
+      const c = compileRegion(name);
+      if (c === null) continue;
+      for (const len of c.lengths) {
+        if (len > MAX_NSN) continue;
+        const types = c.types.filter((t) => !t.lengths || t.lengths.includes(len)).map((t) => t.re);
+        if (types.length > 0) byLength[len]!.push({ general: c.general, types });
+      }
+    }
+    rules = byLength;
+    rulesByCallingCode.set(callingCode, rules);
+  }
+  return rules;
+}
+
+/**
+ * Valid in any region sharing the calling code (as libphonenumber decides the country): the
+ * national number matches a region's national number pattern and the pattern of one of its
+ * number types with a length that type uses.
+ */
 function validForCallingCode(callingCode: string, nsn: string): boolean {
-  for (const rc of regionsOf(callingCode)) if (nsnValid(rc, nsn)) return true;
+  return validIn(rulesOf(callingCode), nsn);
+}
+
+/** Valid by one of a calling code's rules (rulesOf). */
+function validIn(byLength: ReadonlyArray<readonly LengthRule[]>, nsn: string): boolean {
+  const rules = byLength[nsn.length];
+  if (rules === undefined) return false;
+  for (const r of rules) {
+    if (!r.general.test(nsn)) continue;
+    for (const t of r.types) if (t.test(nsn)) return true;
+  }
   return false;
 }
 
@@ -122,20 +150,111 @@ export function validNational(c: CompiledRegion, digits: string): boolean {
   return validForCallingCode(c.callingCode, nationalSignificant(c, digits));
 }
 
+const planLists = new WeakMap<readonly string[], readonly CompiledRegion[]>();
+
+/**
+ * The compiled plans of `regions` (unknown regions left out), one array per regions array: a
+ * scanner's regions are one array for its life, so what validNationalInAny works out for a list
+ * of plans (dialling) is worked out once, not for every scan.
+ */
+export function plansFor(regions: readonly string[]): readonly CompiledRegion[] {
+  let plans = planLists.get(regions);
+  if (plans === undefined) {
+    plans = regions.map(compileRegion).filter((c): c is CompiledRegion => c !== null);
+    planLists.set(regions, plans);
+  }
+  return plans;
+}
+
+/**
+ * How a list of plans dials a number, worked out once per list (see dialling): plans that read
+ * every number alike are one entry, and each entry holds what a validation reads of it.
+ */
+interface Dialling {
+  entries: DialEntry[];
+  /** The entries in the order they are asked: the last one that validated a number first. */
+  order: number[];
+}
+
+interface DialEntry {
+  plan: CompiledRegion;
+  /** The calling code's rules by length (rulesOf), looked up once. */
+  rules: ReadonlyArray<readonly LengthRule[]>;
+  /** The national prefix when it is a plain digit string and has no transform ("0"): no RegExp run. */
+  literal: string | null;
+  /** Other entries of the same calling code: a number may read the same in two of them. */
+  peers: number[];
+}
+
+const diallings = new WeakMap<readonly CompiledRegion[], Dialling>();
+
+function dialling(plans: readonly CompiledRegion[]): Dialling {
+  let d = diallings.get(plans);
+  if (d !== undefined) return d;
+  const entries: DialEntry[] = [];
+  const keys: string[] = [];
+  for (const plan of plans) {
+    // Same calling code, prefix rule and lengths: the same national number, so the same answer.
+    const key = `${plan.callingCode}|${plan.prefix?.source ?? ''}|${plan.transform ?? ''}|${plan.lengths.join(',')}`;
+    if (keys.includes(key)) continue;
+    keys.push(key);
+    const source = plan.prefix?.source;
+    const plain = source === undefined ? null : /^\^\(\?:(\d+)\)$/.exec(source);
+    entries.push({ plan, rules: rulesOf(plan.callingCode), literal: plain && plan.transform === undefined ? plain[1]! : null, peers: [] });
+  }
+  for (let i = 0; i < entries.length; i++) {
+    for (let j = 0; j < entries.length; j++) if (j !== i && entries[j]!.plan.callingCode === entries[i]!.plan.callingCode) entries[i]!.peers.push(j);
+  }
+  d = { entries, order: entries.map((_, i) => i) };
+  diallings.set(plans, d);
+  return d;
+}
+
+/** The national significant number of `digits` dialled in entry `e` (nationalSignificant, a plain prefix compared in place). */
+function entryNational(e: DialEntry, digits: string): string {
+  if (e.literal === null) return nationalSignificant(e.plan, digits);
+  if (!digits.startsWith(e.literal)) return digits;
+  const nsn = digits.slice(e.literal.length);
+  return e.plan.lengths.includes(nsn.length) ? nsn : digits;
+}
+
+/** Per validation: the national number each entry read (valid while its stamp is the call's). */
+let dialStamp = 0;
+let stamps = new Int32Array(0);
+let readAs: string[] = [];
+
 /**
  * Is `digits` valid as dialled inside any of `plans` (validNational for each)? Plans that share a
  * calling code and read the same national number (US and CA, both +1, without a trunk prefix)
- * are one test: a number valid in neither was tried twice against all 25 regions of +1.
+ * are one test: a number valid in neither was tried twice against all 25 regions of +1. The
+ * verdict is whether any plan validates, so the order plans are asked in is free: the one that
+ * validated the last number goes first (a table of numbers is mostly valid in one region, and
+ * each number was walked through the regions before it).
  */
 export function validNationalInAny(plans: readonly CompiledRegion[], digits: string): boolean {
-  const tried: string[] = [];
-  for (const plan of plans) {
-    const nsn = nationalSignificant(plan, digits);
-    // The calling code alone stands for "the digits as they are" (a code holds no ':').
-    const key = nsn === digits ? plan.callingCode : `${plan.callingCode}:${nsn}`;
-    if (tried.includes(key)) continue;
-    tried.push(key);
-    if (validForCallingCode(plan.callingCode, nsn)) return true;
+  const d = dialling(plans);
+  const { entries, order } = d;
+  if (stamps.length < entries.length) {
+    stamps = new Int32Array(entries.length);
+    readAs = new Array<string>(entries.length).fill('');
+  }
+  const stamp = ++dialStamp;
+  for (let k = 0; k < order.length; k++) {
+    const i = order[k]!;
+    const e = entries[i]!;
+    const nsn = entryNational(e, digits);
+    let seen = false;
+    for (const j of e.peers) if (stamps[j] === stamp && readAs[j] === nsn) seen = true;
+    if (seen) continue;
+    stamps[i] = stamp;
+    readAs[i] = nsn;
+    if (validIn(e.rules, nsn)) {
+      if (k > 0) {
+        order.splice(k, 1);
+        order.unshift(i);
+      }
+      return true;
+    }
   }
   return false;
 }

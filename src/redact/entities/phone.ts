@@ -29,8 +29,8 @@ const MAX_WINDOW_GROUPS = 12;
  * ("+55 11 912 345 678" before ",12"). Bounds the readings of a long run of threes.
  */
 const AMOUNT_TRIES = 3;
-import { BLOCK_RUN, detectCardsInChunk, issuerMatches } from './credit-card.js';
-import { compileRegion, validInternational, validNationalInAny, type CompiledRegion } from './phone-metadata.js';
+import { BLOCK_RUN, chunkCards, issuerMatches } from './credit-card.js';
+import { plansFor, validInternational, validNationalInAny, type CompiledRegion } from './phone-metadata.js';
 import { isDigitCode, isbn13Valid, luhnValid, mod11Valid } from './util.js';
 
 export type PhoneValidation = 'valid' | 'valid-only' | 'possible';
@@ -140,12 +140,11 @@ function groupValue(text: string, ch: DigitChunk, g: number): number {
 }
 
 /**
- * Groups [seg.g0, seg.g1] have another thing's shape: a version, a decimal, an IPv4 address, an
+ * Groups [g0, g1] have another thing's shape: a version, a decimal, an IPv4 address, an
  * SSN, a date, an ISBN. Read in place, without arrays of the window's lengths and separators: a
  * run of short groups ("x=9 9 9 9 ...") asks this of dozens of windows each.
  */
-function looksLikeOtherThing(text: string, ch: DigitChunk, seg: Segment, digits: string): boolean {
-  const { g0, g1 } = seg;
+function looksLikeOtherThing(text: string, ch: DigitChunk, g0: number, g1: number, digits: string): boolean {
   const n = g1 - g0 + 1;
   if (groupLength(ch, g1) < 2) return true; // ISBN-10 check digit, versions "1.2.10.1"
   let allDots = n > 1;
@@ -201,10 +200,9 @@ function segmentsOf(ch: DigitChunk): Segment[] {
  * The card numbers the card detector finds in the chunk, or null when there is none. Chunks too
  * short to hold a card cost one comparison.
  */
-function cardsIn(text: string, ch: DigitChunk, plans: readonly CompiledRegion[]): Finding[] | null {
+function cardsIn(text: string, ch: DigitChunk, plans: readonly CompiledRegion[]): readonly Finding[] | null {
   if (ch.groupEnds[ch.groupEnds.length - 1]! - ch.groupStarts[0]! < 12) return null;
-  const cards: Finding[] = [];
-  detectCardsInChunk(text, ch, cards, plans);
+  const cards = chunkCards(text, ch, plans);
   return cards.length === 0 ? null : cards;
 }
 
@@ -424,15 +422,32 @@ function coveringSplit(
       digits += length(g);
       covered += weight[g - seg.g0]!;
     }
+    // The windows from g0 that would beat the best split known from here, longest first. The
+    // one taken is the valid window of the highest total, the longest of those that tie (read
+    // longest first, a window replaced the one before only when it beat it): so they are read
+    // highest total first, and the first valid one is taken. Reading every one that beat the
+    // best found so far read, in a table of numbers, three windows for each one taken.
+    let n = 0;
     for (let g1 = last; g1 >= g0; digits -= length(g1), covered -= weight[g1 - seg.g0]!, g1--) {
       if (!canEnd(g1) || (g0 === seg.g0 && g1 === seg.g1)) continue;
       const total = covered + best[g1 - seg.g0 + 1]!;
       if (total <= best[i]!) continue;
-      const f = windowAt(g0, g1, digits);
+      candidateEnd[n] = g1;
+      candidateTotal[n] = total;
+      candidateDigits[n++] = digits;
+    }
+    for (;;) {
+      let k = -1;
+      for (let c = 0; c < n; c++) if (candidateEnd[c]! >= 0 && (k < 0 || candidateTotal[c]! > candidateTotal[k]!)) k = c;
+      if (k < 0) break;
+      const g1 = candidateEnd[k]!;
+      candidateEnd[k] = -1;
+      const f = windowAt(g0, g1, candidateDigits[k]!);
       if (!f) continue;
-      best[i] = total;
+      best[i] = candidateTotal[k]!;
       end[i] = g1;
       taken[i] = f;
+      break;
     }
   }
   if (best[0]! <= firstScore) return null;
@@ -450,6 +465,14 @@ function coveringSplit(
   }
   return windows;
 }
+
+/**
+ * coveringSplit's windows from one start (at most a chunk's groups, MAX_GROUPS in digit-runs.ts):
+ * last group, total, digits. Shared: coveringSplit calls nothing that calls it again.
+ */
+const candidateEnd = new Int32Array(64);
+const candidateTotal = new Float64Array(64);
+const candidateDigits = new Int32Array(64);
 
 /** A window the first search found: its finding and its groups. */
 export interface FoundWindow {
@@ -509,11 +532,7 @@ export function createPhoneDetector(validation: PhoneValidation = 'valid'): Dete
     // A window of one digit chunk holds at least 7 national digits (tryWindow's nationalLen).
     mayMatch: (t) => t.chunkDigits >= 7,
     detect(text, ctx, out: Finding[]) {
-      const plans: CompiledRegion[] = [];
-      for (const r of ctx.phoneRegions) {
-        const p = compileRegion(r);
-        if (p) plans.push(p);
-      }
+      const plans = plansFor(ctx.phoneRegions);
       /** Right length (libphonenumber `isPossible`) for a configured region; `anyCountry` for `+` numbers in `possible` mode. */
       const possible = (candidate: string, e164: string | null, anyCountry: boolean): boolean => {
         if (e164 !== null) {
@@ -588,17 +607,20 @@ export function createPhoneDetector(validation: PhoneValidation = 'valid'): Dete
         let count = 0;
         for (let g = g0; g <= g1; g++) count += ch.groupEnds[g]! - ch.groupStarts[g]!;
         if (count < 7 || count > 17) return null; // nationalLen (below) is count, or count - 2
-        const seg: Segment = { start: g0 === 0 ? ch.start : ch.groupStarts[g0]!, end: ch.groupEnds[g1]!, g0, g1 };
-        let start = seg.start;
-        if (g0 > 0 && text.charCodeAt(start - 1) === 40) start--; // "(579)" after a separator
-        let digits = '';
-        for (let g = g0; g <= g1; g++) digits += text.slice(ch.groupStarts[g], ch.groupEnds[g]);
-        const intl = (g0 === 0 && ch.plus) || digits.startsWith('00');
-        const nationalLen = intl ? digits.length - (digits.startsWith('00') ? 2 : 0) : digits.length;
+        // A '00' lead (an international number) read in place: a window of 16 or 17 digits, the
+        // first one tried from each start in a run of short groups, is refused before its
+        // digits are copied into a string.
+        const s0 = ch.groupStarts[g0]!;
+        const lead00 = text.charCodeAt(s0) === 48 && text.charCodeAt(ch.groupEnds[g0]! - s0 > 1 ? s0 + 1 : ch.groupStarts[g0 + 1]!) === 48;
+        const intl = (g0 === 0 && ch.plus) || lead00;
+        const nationalLen = lead00 ? count - 2 : count;
         if (nationalLen < 7 || nationalLen > 15) return null;
         // "0.415-555-2671", "415 555 2671.25": a decimal number's digits, not a phone's.
         if (touchesDecimal(ch, g0, g1, amountAt)) return null;
-        let end = seg.end;
+        const segEnd = ch.groupEnds[g1]!;
+        let start = g0 === 0 ? ch.start : s0;
+        if (g0 > 0 && text.charCodeAt(start - 1) === 40) start--; // "(579)" after a separator
+        let end = segEnd;
         // Extension ("x0135", " ext. 12") only after the chunk's last group.
         let hasExt = false;
         if (g1 === ch.groupStarts.length - 1) {
@@ -609,7 +631,9 @@ export function createPhoneDetector(validation: PhoneValidation = 'valid'): Dete
             hasExt = true;
           } else if (ch.letterAfter) return null;
         }
-        if (looksLikeOtherThing(text, ch, seg, digits)) return null;
+        let digits = '';
+        for (let g = g0; g <= g1; g++) digits += text.slice(ch.groupStarts[g], ch.groupEnds[g]);
+        if (looksLikeOtherThing(text, ch, g0, g1, digits)) return null;
         // A card number is the card detector's (and not worth a phone lookup).
         if (!intl && digits.length >= 12 && issuerMatches(digits) && luhnValid(digits)) return null;
         const formatted = g1 > g0 || text.charCodeAt(start) === 40;
@@ -623,14 +647,17 @@ export function createPhoneDetector(validation: PhoneValidation = 'valid'): Dete
         // Last of the shape checks: it reads the word before, and most windows never get here.
         if (afterIdentifierWord(text, start)) return null;
         if (!fallback) reachedValidation = true;
-        const candidate = text.slice(start, seg.end);
         if (fallback) {
           // The first pass found this window not valid. The libphonenumber-js parse only runs
           // for the few candidates with a phone word before them.
           if (!ctx.contextBefore('PHONE_NUMBER', start)) return null;
+          const candidate = text.slice(start, segEnd);
           return possible(candidate, intl ? e164(candidate, digits, g0 === 0 && ch.plus) : null, false) ? phoneFinding(start, end, POSSIBLE_SCORE, true) : null;
         }
-        if (validation === 'possible') return possible(candidate, intl ? e164(candidate, digits, g0 === 0 && ch.plus) : null, true) ? phoneFinding(start, end, score, score < 0.5) : null;
+        if (validation === 'possible') {
+          const candidate = text.slice(start, segEnd);
+          return possible(candidate, intl ? e164(candidate, digits, g0 === 0 && ch.plus) : null, true) ? phoneFinding(start, end, score, score < 0.5) : null;
+        }
         const key = intl ? `+${digits}` : digits;
         let valid = validated.get(key);
         if (valid === undefined) {
