@@ -37,6 +37,22 @@ function streamAll(request: object): Promise<any[]> {
   return streamMessages(gateway.StreamComplete(request, metadata()));
 }
 
+/** What a call failed with; undefined when it succeeded. */
+function failure(call: Promise<unknown>): Promise<grpc.ServiceError | undefined> {
+  return call.then(
+    () => undefined,
+    (e: grpc.ServiceError) => e,
+  );
+}
+
+/** A refusal of the request field `param`: INVALID_ARGUMENT, `invalid_request` naming it. */
+function expectFieldRefused(err: grpc.ServiceError | undefined, param: string): asserts err is grpc.ServiceError {
+  expect(err, param).toBeDefined();
+  expect(err!.code, param).toBe(grpc.status.INVALID_ARGUMENT);
+  expect(err!.metadata.get('warden-code')[0], param).toBe('invalid_request');
+  expect(err!.metadata.get('warden-param')[0], param).toBe(param);
+}
+
 beforeAll(async () => {
   g = await startGatewayWarden({}, ['labs', 'raw-bot']); // the fixture policy allows raw prompts for labs/raw-bot
   ({ upstream, token, gateway } = g);
@@ -223,17 +239,11 @@ describe('gRPC tools, multi-part content and tool calls', () => {
       [{ messages: [{ role: 'user', parts: [{ type: 'image_url', json: `{"x":${deep(5000)}}` }] }] }, 'messages.0.parts.0.json.x.a.a.a.a.a'],
     ];
     for (const [request, param] of bad) {
-      const err = await complete({ model: 'gpt-4o-mini', ...request }).then(
-        () => undefined,
-        (e: grpc.ServiceError) => e,
-      );
-      expect(err, param).toBeDefined();
-      expect(err!.code, param).toBe(grpc.status.INVALID_ARGUMENT);
-      expect(err!.metadata.get('warden-code')[0], param).toBe('invalid_request');
-      expect(err!.metadata.get('warden-param')[0], param).toBe(param);
-      expect(err!.details).not.toContain('536-22-1234');
-      expect(err!.details).not.toContain('mystery');
-      expect(err!.details).not.toContain('bob@example.org');
+      const err = await failure(complete({ model: 'gpt-4o-mini', ...request }));
+      expectFieldRefused(err, param);
+      expect(err.details).not.toContain('536-22-1234');
+      expect(err.details).not.toContain('mystery');
+      expect(err.details).not.toContain('bob@example.org');
     }
     expect(upstream.calls.length).toBe(before);
   });
@@ -241,10 +251,7 @@ describe('gRPC tools, multi-part content and tool calls', () => {
   it('an image part whose URL holds PII is FAILED_PRECONDITION redaction_blocked, as over HTTP, and nothing goes upstream', async () => {
     const before = upstream.calls.length;
     const part = { type: 'image_url', image_url: { url: 'https://example.com/cat.png?owner=bob@example.org' } };
-    const err = await complete({ model: 'gpt-4o-mini', messages: [{ role: 'user', parts: [{ type: 'text', text: 'what is this?' }, { type: 'image_url', json: JSON.stringify(part) }] }] }).then(
-      () => undefined,
-      (e: grpc.ServiceError) => e,
-    );
+    const err = await failure(complete({ model: 'gpt-4o-mini', messages: [{ role: 'user', parts: [{ type: 'text', text: 'what is this?' }, { type: 'image_url', json: JSON.stringify(part) }] }] }));
     expect(err).toBeDefined();
     expect(err!.code).toBe(grpc.status.FAILED_PRECONDITION);
     expect(err!.metadata.get('warden-code')[0]).toBe('redaction_blocked');
@@ -275,15 +282,9 @@ describe('a large JSON field nested too deep', () => {
         );
       }
       for (const [request, param] of cases) {
-        const err = await call({ model: 'gpt-4o-mini', ...request }).then(
-          () => undefined,
-          (e: grpc.ServiceError) => e,
-        );
-        expect(err, param).toBeDefined();
-        expect(err!.code, param).toBe(grpc.status.INVALID_ARGUMENT);
-        expect(err!.metadata.get('warden-code')[0], param).toBe('invalid_request');
-        expect(err!.metadata.get('warden-param')[0], param).toBe(param);
-        expect(err!.details, param).toBe(`field '${param}' is nested deeper than 64 levels (limits.max_json_depth)`);
+        const err = await failure(call({ model: 'gpt-4o-mini', ...request }));
+        expectFieldRefused(err, param);
+        expect(err.details, param).toBe(`field '${param}' is nested deeper than 64 levels (limits.max_json_depth)`);
       }
       // Over 64 KiB and within the depth: served. Its strings hold brackets, escaped quotes and a
       // trailing backslash, which the scan must read as JSON does.
@@ -308,10 +309,7 @@ describe("the HTTP routes' template headers, sent as gRPC metadata", () => {
       ['x-warden-variables', '{"ticket_id":"T-1"}', 'variables'],
     ];
     for (const [name, value, field] of sent) {
-      const err = await unaryCall(gateway, 'Complete', request, bearerMetadata(token, { [name]: value })).then(
-        () => undefined,
-        (e: grpc.ServiceError) => e,
-      );
+      const err = await failure(unaryCall(gateway, 'Complete', request, bearerMetadata(token, { [name]: value })));
       expect(err?.code).toBe(grpc.status.INVALID_ARGUMENT);
       expect(err?.details).toBe(`metadata '${name}' is not read over gRPC: give it in the request's '${field}' field`);
       expect(err?.metadata.get('warden-code')).toEqual(['invalid_request']);
