@@ -76,6 +76,16 @@ export const MAX_DATA_FILE_BYTES = 8 * MIB;
  */
 export const MAX_POLICY_FILES = 10_000;
 export const MAX_POLICY_TOTAL_BYTES = 32 * MIB;
+/**
+ * The most bytes the policy modules one load compiles may hold together: 2 MiB. A compiled
+ * module holds about 150-200 bytes of heap per byte of source (its rules become closures), and a
+ * reload holds the old set beside the new one; under the set's 32 MiB alone a generated policy of
+ * a few MiB took gigabytes and ended the process (out of memory) at start or on a reload, where it
+ * should be refused. 2 MiB is some 40,000 lines of Rego, far past a written policy; generated
+ * tables belong in data files, held at a few times their size. Left-out `*_test.rego` files are
+ * not compiled and do not count.
+ */
+export const MAX_REGO_TOTAL_BYTES = 2 * MIB;
 
 /** Bytes one load has read so far (loadFiles): the set as a whole is held to MAX_POLICY_TOTAL_BYTES. */
 export interface ReadBudget {
@@ -95,7 +105,7 @@ function fileCap(file: string): { bytes: number; kind: string } {
  * what is left of the load's `budget`), and refused when it is not a regular file (a FIFO would
  * block the load for good).
  */
-async function readCapped(file: string, budget?: ReadBudget): Promise<Uint8Array> {
+async function readCapped(file: string, budget?: ReadBudget, modules?: ReadBudget): Promise<Uint8Array> {
   const cap = fileCap(file);
   let fh;
   try {
@@ -110,6 +120,13 @@ async function readCapped(file: string, budget?: ReadBudget): Promise<Uint8Array
       if (budget && budget.bytes + size > MAX_POLICY_TOTAL_BYTES) {
         return new PolicySetTooLargeError('rego_compile_error', `the policy and data files read up to this one hold more than ${MAX_POLICY_TOTAL_BYTES / MIB} MiB (${MAX_POLICY_TOTAL_BYTES} bytes), the most all of them together may hold`, fileLocation(file));
       }
+      if (modules && modules.bytes + size > MAX_REGO_TOTAL_BYTES) {
+        return new PolicySetTooLargeError(
+          'rego_compile_error',
+          `the policy (.rego) files read up to this one hold more than ${MAX_REGO_TOTAL_BYTES / MIB} MiB (${MAX_REGO_TOTAL_BYTES} bytes), the most the modules of a set may hold together (compiled, a module takes 150-200 times its size in memory): put generated tables in data files`,
+          fileLocation(file),
+        );
+      }
       return undefined;
     };
     const { size } = await fh.stat();
@@ -118,12 +135,13 @@ async function readCapped(file: string, budget?: ReadBudget): Promise<Uint8Array
     // One that grew after its size was read is read no further than its cap allows, then refused.
     let bytes: Uint8Array;
     try {
-      bytes = await readAtMost(fh, Math.min(cap.bytes, MAX_POLICY_TOTAL_BYTES - (budget?.bytes ?? 0)), size);
+      bytes = await readAtMost(fh, Math.min(cap.bytes, MAX_POLICY_TOTAL_BYTES - (budget?.bytes ?? 0), modules ? MAX_REGO_TOTAL_BYTES - modules.bytes : Infinity), size);
     } catch (e) {
       if (e instanceof FileTooLargeError) throw tooLarge(e.size) ?? e;
       throw e;
     }
     if (budget) budget.bytes += bytes.length;
+    if (modules) modules.bytes += bytes.length;
     return bytes;
   } finally {
     await fh.close().catch(() => undefined);
@@ -133,10 +151,11 @@ async function readCapped(file: string, budget?: ReadBudget): Promise<Uint8Array
 /**
  * A policy or data file's text: not UTF-8 text (see pipeline/text-file.ts) is a parse error at
  * the first bad byte; `what` prefixes the message. A file larger than its cap is refused before
- * it is read (see MAX_REGO_FILE_BYTES, MAX_DATA_FILE_BYTES; `budget`: MAX_POLICY_TOTAL_BYTES).
+ * it is read (see MAX_REGO_FILE_BYTES, MAX_DATA_FILE_BYTES; `budget`: MAX_POLICY_TOTAL_BYTES; `modules`,
+ * the bytes of the modules to compile: MAX_REGO_TOTAL_BYTES).
  */
-export async function readText(file: string, what = '', budget?: ReadBudget): Promise<string> {
-  const bytes = await readCapped(file, budget);
+export async function readText(file: string, what = '', budget?: ReadBudget, modules?: ReadBudget): Promise<string> {
+  const bytes = await readCapped(file, budget, modules);
   try {
     return decodeText(bytes);
   } catch (e) {
@@ -231,6 +250,8 @@ function tooManyFiles(where: string): RegoError {
 
 export async function loadFiles(paths: string[], opts: { excludeTests?: boolean } = {}): Promise<LoadedFiles> {
   const budget: ReadBudget = { bytes: 0 };
+  /** The modules to compile (MAX_REGO_TOTAL_BYTES): left-out test files are not among them. */
+  const compiled: ReadBudget = { bytes: 0 };
   /** Files listed so far, under all the paths. */
   let listed = 0;
   const modules: LoadedFiles['modules'] = [];
@@ -278,7 +299,7 @@ export async function loadFiles(paths: string[], opts: { excludeTests?: boolean 
         }
         // '/'-separated, and the name alone for a file given as a root: the same on every mount.
         const under = file === root ? basename(file) : relative(root, file).split(sep).join('/');
-        modules.push({ path: file, source: await readText(file, '', budget), revisionName: `${index}:${under}` });
+        modules.push({ path: file, source: await readText(file, '', budget, compiled), revisionName: `${index}:${under}` });
       } else if (isData(file)) {
         mergeData(data, dataPath, await parseDataFile(file, budget), file);
       } else {

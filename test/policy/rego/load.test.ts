@@ -156,8 +156,34 @@ describe('loadPolicy', () => {
     const body = `package p\nimport rego.v1\n# ${'x'.repeat(1024 * 1024 - 64)}\ntest_v if v == 1\n`;
     for (let i = 0; i < 33; i++) files[`t${String(i).padStart(2, '0')}_test.rego`] = body;
     const dir = tree(files);
-    await expect(loadPolicy([dir])).rejects.toThrow('hold more than 32 MiB');
+    // With the tests compiled (`policy check`), their modules pass the modules' 2 MiB first.
+    await expect(loadPolicy([dir])).rejects.toThrow('policy (.rego) files read up to this one hold more than 2 MiB');
     await expect(loadPolicy([dir], { excludeTests: true })).rejects.toThrow('hold more than 32 MiB');
+  });
+
+  it('holds the modules it compiles to 2 MiB together (compiled, a module takes 150-200 times its size), not data or left-out tests', async () => {
+    // Three modules of 0.8 MiB each (a comment: cheap to compile), each under the 1 MiB per file.
+    const module = (pkg: string) => `package ${pkg}\nimport rego.v1\n# ${'x'.repeat(800 * 1024)}\nv := 1\n`;
+    const over = tree({ 'a.rego': module('a'), 'b.rego': module('b'), 'c.rego': module('c') });
+    const err = await loadPolicy([over]).then(
+      () => undefined,
+      (e: unknown) => e,
+    );
+    expect(err).toBeInstanceOf(RegoError);
+    expect((err as RegoError).message).toBe(
+      'the policy (.rego) files read up to this one hold more than 2 MiB (2097152 bytes), the most the modules of a set may hold together (compiled, a module takes 150-200 times its size in memory): put generated tables in data files',
+    );
+    expect((err as RegoError).location?.file).toBe(join(over, 'c.rego'));
+    // Two of them load; so do left-out test files and data files past 2 MiB beside them.
+    const under = tree({
+      'a.rego': module('a'),
+      'b.rego': module('b'),
+      'c_test.rego': module('b'),
+      'd_test.rego': module('b'),
+      'data.json': JSON.stringify({ table: 'y'.repeat(3 * 1024 * 1024) }),
+    });
+    const p = await loadPolicy([under], { excludeTests: true });
+    expect([p.evaluate('data.a.v', {}), p.evaluate('data.b.v', {}), (p.evaluate('data.table', {}) as string).length]).toEqual([1, 1, 3 * 1024 * 1024]);
   });
 
   it('gives identical policies the same revision wherever they are mounted', async () => {
