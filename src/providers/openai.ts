@@ -13,7 +13,7 @@
  */
 import { Pool } from 'undici';
 import { WardenError, isWardenError } from '../pipeline/errors.js';
-import { DEFAULT_MAX_JSON_DEPTH, tooDeepAt } from '../pipeline/json-depth.js';
+import { bytesNestDeeperThan, DEFAULT_MAX_JSON_DEPTH, DEPTH_SCAN_MIN_BYTES, textNestsDeeperThan, tooDeepAt } from '../pipeline/json-depth.js';
 import type { ModelProvider, PoolLoad } from '../pipeline/ports.js';
 import type { CompletionChunk, CompletionResult, UpstreamRequest } from '../pipeline/types.js';
 import { apiKeyProblem } from './api-key.js';
@@ -202,6 +202,12 @@ export function createOpenAIProvider(opts: OpenAIProviderOptions): ModelProvider
 
   /** A whole response body → the checked completion; throws `upstream_error` for anything else. */
   function decodeCompletion(bytes: Buffer): CompletionResult {
+    // A large body is scanned for its depth before JSON.parse, as a request's is (server/http.ts
+    // parseJson): 16 MiB of `[` (maxResponseBytes) held the event loop, every request with it,
+    // for seconds before the walk below could refuse it.
+    if (bytes.length > DEPTH_SCAN_MIN_BYTES && bytesNestDeeperThan(bytes, DEFAULT_MAX_JSON_DEPTH)) {
+      throw invalid(name, `a body nested deeper than ${DEFAULT_MAX_JSON_DEPTH} levels`);
+    }
     let json: unknown;
     try {
       json = JSON.parse(bytes.toString('utf8'));
@@ -248,6 +254,10 @@ export function createOpenAIProvider(opts: OpenAIProviderOptions): ModelProvider
 
   /** One event's data → the checked chunk; throws `upstream_error` for anything else. */
   function decodeChunk(data: string): CompletionChunk {
+    // As a body (decodeCompletion): an event may be up to maxEventBytes.
+    if (data.length > DEPTH_SCAN_MIN_BYTES && textNestsDeeperThan(data, DEFAULT_MAX_JSON_DEPTH)) {
+      throw invalid(name, `a stream event nested deeper than ${DEFAULT_MAX_JSON_DEPTH} levels`);
+    }
     let json: unknown;
     try {
       json = JSON.parse(data);

@@ -45,13 +45,17 @@ export interface SessionOptions {
   findingsCache?: FindingsCache | undefined;
 }
 
-/** A `<` written as a JSON escape: what makes a text worth decoding for placeholders. */
-const ESCAPED_LT = /\\u003c/i;
+/**
+ * What makes a text with a backslash worth decoding for placeholders: a `<` written as a JSON
+ * escape, or an HTML reference or percent escape that may stand for one, written as they are or
+ * with JSON escapes (Go's encoder writes `&` as `\\u0026`: "\\u0026lt;EMAIL_ADDRESS_1\\u0026gt;").
+ */
+const ESCAPE_MAY_HOLD = /\\u003c|\\u0026|\\u0025|[&%]/i;
 
 /**
  * Reserves in `vault` every placeholder-shaped text in `input` (strings and member names, at any
  * depth). Per request on every tokenizing plan, over the whole prompt: a plain walk (no
- * Object.entries arrays), and a text is matched only when it holds a `<` or a backslash. A
+ * Object.entries arrays), and a text is matched only when it holds a `<`, a backslash, `&` or `%`. A
  * prompt text is read with its JSON string escapes decoded too (see scanPromptText), tool-call
  * arguments and tool results above all: a placeholder written with escapes
  * (`\u003cEMAIL_ADDRESS_1>`) is one to the model, so it is reserved as well; so is one written
@@ -61,25 +65,33 @@ function reservePlaceholdersIn(v: unknown, vault: TokenVault): void {
   if (typeof v === 'string') {
     const lt = v.indexOf('<') >= 0;
     if (lt) for (const m of v.matchAll(PLACEHOLDER)) vault.reserve(m[0]);
-    // Decoded only when it can hold a placeholder: a `<`, as written or escaped.
-    if (v.indexOf('\\') >= 0 && (lt || ESCAPED_LT.test(v))) {
-      // Every level of escapes (a placeholder in JSON inside a JSON string reads `\\u003c…`).
-      for (const r of jsonEscapeReadings(v)) if (r.text.indexOf('<') >= 0) for (const m of r.text.matchAll(PLACEHOLDER)) vault.reserve(m[0]);
-    }
     // HTML references and percent escapes (`&lt;EMAIL_ADDRESS_1&gt;`): read decoded as well.
-    if (v.indexOf('&') >= 0 || v.indexOf('%') >= 0) {
-      const decoded = placeholderReading(v);
-      if (decoded !== null && decoded.indexOf('<') >= 0) for (const m of decoded.matchAll(PLACEHOLDER)) vault.reserve(m[0]);
+    reserveEscapedIn(v, vault);
+    // Decoded only when it can hold a placeholder: a `<`, as written or escaped.
+    if (v.indexOf('\\') >= 0 && (lt || ESCAPE_MAY_HOLD.test(v))) {
+      // Every level of escapes (a placeholder in JSON inside a JSON string reads `\\u003c…`),
+      // each read for HTML references and percent escapes too.
+      for (const r of jsonEscapeReadings(v)) {
+        if (r.text.indexOf('<') >= 0) for (const m of r.text.matchAll(PLACEHOLDER)) vault.reserve(m[0]);
+        reserveEscapedIn(r.text, vault);
+      }
     }
   } else if (Array.isArray(v)) {
     for (let i = 0; i < v.length; i++) reservePlaceholdersIn(v[i], vault);
   } else if (v !== null && typeof v === 'object') {
     for (const k in v) {
       if (!Object.hasOwn(v, k)) continue;
-      if (k.indexOf('<') >= 0 || k.indexOf('\\') >= 0) reservePlaceholdersIn(k, vault);
+      if (k.indexOf('<') >= 0 || k.indexOf('\\') >= 0 || k.indexOf('&') >= 0 || k.indexOf('%') >= 0) reservePlaceholdersIn(k, vault);
       reservePlaceholdersIn((v as Record<string, unknown>)[k], vault);
     }
   }
+}
+
+/** Reserves the placeholders `text` holds written with HTML references or percent escapes (placeholder-escapes.ts). */
+function reserveEscapedIn(text: string, vault: TokenVault): void {
+  if (text.indexOf('&') < 0 && text.indexOf('%') < 0) return;
+  const decoded = placeholderReading(text);
+  if (decoded !== null && decoded.indexOf('<') >= 0) for (const m of decoded.matchAll(PLACEHOLDER)) vault.reserve(m[0]);
 }
 
 /** A message's texts as the model reads them joined: its content string or text parts, then its refusal. */

@@ -25,7 +25,7 @@
  * location is always the caller's Anthropic field, never the OpenAI one it maps to.
  */
 import { WardenError } from '../pipeline/errors.js';
-import { DEFAULT_MAX_JSON_DEPTH, tooDeepAt } from '../pipeline/json-depth.js';
+import { DEFAULT_MAX_JSON_DEPTH, DEPTH_SCAN_MIN_BYTES, textNestsDeeperThan, tooDeepAt } from '../pipeline/json-depth.js';
 import { MEMBER_NAME } from '../pipeline/identifiers.js';
 import { failedGeneration, isFailedFinish } from '../pipeline/failed-finish.js';
 import type { ChatMessage, CompletionChunk, CompletionResult, ContentPart, PromptRequest, ToolCall } from '../pipeline/types.js';
@@ -411,6 +411,9 @@ function messageId(id: string): string {
  */
 function toolInput(args: string, finish: string | null | undefined): Record<string, unknown> {
   if (args.trim() === '') return {};
+  // Large arguments are scanned for their depth before JSON.parse, as a large body is
+  // (providers/openai.ts decodeCompletion): up to the answer's size of `[` held the event loop.
+  if (args.length > DEPTH_SCAN_MIN_BYTES && textNestsDeeperThan(args, DEFAULT_MAX_JSON_DEPTH)) throw argumentsTooDeep();
   let parsed: unknown;
   try {
     parsed = JSON.parse(args);
@@ -421,9 +424,7 @@ function toolInput(args: string, finish: string | null | undefined): Record<stri
     // The input goes out as part of the message, which JSON.stringify writes recursively: a few
     // thousand levels (a few KB of arguments) overflowed the stack there, a 500 `internal` for
     // the upstream's answer. Held to the depth every upstream answer is (openai.ts decodeCompletion).
-    if (tooDeepAt(parsed, DEFAULT_MAX_JSON_DEPTH)) {
-      throw new WardenError('upstream_error', `the upstream sent tool call arguments nested deeper than ${DEFAULT_MAX_JSON_DEPTH} levels, which Warden does not pass on as a tool_use input`);
-    }
+    if (tooDeepAt(parsed, DEFAULT_MAX_JSON_DEPTH)) throw argumentsTooDeep();
     return parsed;
   }
   if (finish === 'length' || finish === 'model_length') {
@@ -432,6 +433,11 @@ function toolInput(args: string, finish: string | null | undefined): Record<stri
     });
   }
   throw new WardenError('upstream_error', "the upstream sent tool call arguments that are not a JSON object, which an Anthropic tool_use input must be");
+}
+
+/** Arguments nested too deep to pass on: the tool_use input goes out through JSON.stringify, which recurses. */
+function argumentsTooDeep(): WardenError {
+  return new WardenError('upstream_error', `the upstream sent tool call arguments nested deeper than ${DEFAULT_MAX_JSON_DEPTH} levels, which Warden does not pass on as a tool_use input`);
 }
 
 /**

@@ -611,3 +611,46 @@ describe('stream_options', () => {
     expect(new Set(w.audit().slice(audited).map((r) => r.error_code))).toEqual(new Set(['invalid_request']));
   });
 });
+
+describe('an upstream answer over 64 KiB nested too deep', () => {
+  // JSON.parse takes a deeply nested text 10-30x longer than a flat one (16 MiB of `[`, the body
+  // limit: ~9 s with every other request on hold), as it does for a request body: such an answer
+  // is scanned for its depth before it is parsed, as the request's body and gRPC's JSON fields
+  // are. The scan names an unclosed text for its depth too, which JSON.parse would call no JSON:
+  // that is what tells here that the scan ran first.
+  const levels = 70_000;
+  const unclosed = (head: string): string => `${head}${'['.repeat(levels)}`;
+
+  it('a body, a stream event, a tool call\'s arguments: upstream_error naming the depth, on both routes, audited', async () => {
+    const audited = w.audit().length;
+    answer = (_b, res) => {
+      res.writeHead(200, { 'content-type': 'application/json' });
+      res.end(unclosed('{"id":"c1","object":"chat.completion","choices":'));
+    };
+    const body = await client.chat.completions.create(ask).catch((e: unknown) => e);
+    expect(body).toBeInstanceOf(OpenAI.APIError);
+    expect((body as Error).message).toMatch(/a body nested deeper than 64 levels/);
+
+    streams(`${event(0, { role: 'assistant', content: 'Hi' })}data: ${unclosed('{"id":"c1","choices":')}\n\n`);
+    const got = await read(await client.chat.completions.create({ ...ask, stream: true }));
+    expect(got.error).toBeInstanceOf(OpenAI.APIError);
+    expect(got.error.message).toMatch(/a stream event nested deeper than 64 levels/);
+
+    // Arguments are a string in the answer: parsed only on /v1/messages, into a tool_use input.
+    const args = unclosed('{"a":');
+    answer = (_b, res) => {
+      res.writeHead(200, { 'content-type': 'application/json' });
+      res.end(JSON.stringify({ id: 'c1', object: 'chat.completion', created: 1, model: 'gpt-4o-mini', choices: [{ index: 0, message: { role: 'assistant', content: null, tool_calls: [{ id: 'call_1', type: 'function', function: { name: 'f', arguments: args } }] }, finish_reason: 'tool_calls' }] }));
+    };
+    const res = await fetch(`${w.addresses.http}/v1/messages`, {
+      method: 'POST',
+      headers: { authorization: `Bearer ${token}`, 'content-type': 'application/json' },
+      body: JSON.stringify({ ...ask, max_tokens: 64 }),
+    });
+    const refused = (await res.json()) as any;
+    expect(refused.error, JSON.stringify(refused).slice(0, 300)).toMatchObject({ type: 'api_error' });
+    expect(refused.error.message).toMatch(/tool call arguments nested deeper than 64 levels/);
+    await eventually(() => w.audit().length >= audited + 3);
+    expect(w.audit().slice(audited).map((r) => r.error_code)).toEqual(['upstream_error', 'upstream_error', 'upstream_error']);
+  });
+});

@@ -877,6 +877,23 @@ describe('placeholder-shaped text in the input (tokenize + reidentify)', () => {
     ]);
     expect(out2[0]!.tool_calls![0]!.function.arguments).toBe('{"note":"\\\\x003cEMAIL_ADDRESS_1>","to":"<EMAIL_ADDRESS_1>"}');
   });
+
+  it("a placeholder written with HTML references under JSON escapes is reserved too (Go's encoder writes & as \\u0026)", () => {
+    // A tool's output JSON-encoded by Go's encoding/json: "&lt;EMAIL_ADDRESS_1&gt;" reads
+    // "\u0026lt;EMAIL_ADDRESS_1\u0026gt;". The model decodes both layers as it decodes either.
+    for (const note of ['\\u0026lt;EMAIL_ADDRESS_1\\u0026gt;', '\\u0026#60;EMAIL_ADDRESS_1\\u0026#62;', '\\u0025\\u0033CEMAIL_ADDRESS_1%3E']) {
+      const args = `{"note":"${note}","to":"bob@corp.example.com"}`;
+      const s = r.session(decision({ mode: 'tokenize' }), []);
+      const out = s.redactMessages([{ role: 'assistant', content: null, tool_calls: [{ id: 'call_1', type: 'function', function: { name: 'f', arguments: args } }] }]);
+      expect(out[0]!.tool_calls![0]!.function.arguments, note).toBe(`{"note":"${note}","to":"<EMAIL_ADDRESS_2>"}`);
+      expect(answer(s, 'You wrote <EMAIL_ADDRESS_1> in the note, to <EMAIL_ADDRESS_2>'), note).toBe('You wrote <EMAIL_ADDRESS_1> in the note, to bob@corp.example.com');
+    }
+    // A member name is read as a value is (a tool result's object keyed by what it holds).
+    const s = r.session(decision({ mode: 'tokenize' }), []);
+    s.redactTools([{ type: 'function', function: { name: 'f', parameters: { type: 'object', properties: { '&lt;EMAIL_ADDRESS_1&gt;': { type: 'string' } } } } }]);
+    const out = s.redactMessages([{ role: 'system', content: 'Escalate to ops-oncall@corp-internal.example.com' }]);
+    expect(out[0]!.content).toBe('Escalate to <EMAIL_ADDRESS_2>');
+  });
 });
 
 describe('profile and custom-entity checks at startup', () => {
