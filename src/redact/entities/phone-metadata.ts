@@ -238,6 +238,12 @@ export function validNationalInAny(plans: readonly CompiledRegion[], digits: str
     stamps = new Int32Array(entries.length);
     readAs = new Array<string>(entries.length).fill('');
   }
+  // Stamps are int32: past 2^31 - 1 a stored stamp would never equal the call's again (the peers
+  // would no longer be skipped). Starting over with every stamp cleared keeps them exact.
+  if (dialStamp === 0x7fffffff) {
+    stamps.fill(0);
+    dialStamp = 0;
+  }
   const stamp = ++dialStamp;
   for (let k = 0; k < order.length; k++) {
     const i = order[k]!;
