@@ -46,6 +46,92 @@ function matchByEval(ev: TermPlan['eval']): TermPlan['match'] {
   return (c, f, x, k) => ev(c, f, (v) => (equal(v, x) ? k() : false));
 }
 
+/** Shared by every plan without inputs (never written to). */
+const NO_SLOTS: readonly number[] = Object.freeze([]);
+
+/**
+ * The plan of a single-valued term without variables: `eval` and `match` are methods over
+ * `single` rather than closures per term, and the term's sub-plans are not kept (only their
+ * `single` evaluators are). Most terms of a typical policy (`input.a.b`, constants, calls on
+ * them) are of this kind, and closures with their contexts were most of a compiled policy's heap.
+ */
+class SinglePlan implements TermPlan {
+  readonly composite = undefined;
+  constructor(
+    readonly single: Single,
+    readonly inSlots: readonly number[],
+  ) {}
+
+  eval(c: Ctx, f: Frame, k: VK): boolean {
+    const v = this.single(c, f);
+    return v === undefined ? false : k(v);
+  }
+
+  match(c: Ctx, f: Frame, x: Value, k: K): boolean {
+    const v = this.single(c, f);
+    return v !== undefined && equal(v, x) ? k() : false;
+  }
+}
+
+/** A constant's plan: one object per constant, its methods shared. */
+class ConstPlan implements TermPlan {
+  readonly inSlots = NO_SLOTS;
+  readonly composite = undefined;
+  readonly single: Single;
+  constructor(readonly constant: Value) {
+    this.single = constSingle(constant);
+  }
+
+  eval(_c: Ctx, _f: Frame, k: VK): boolean {
+    return k(this.constant);
+  }
+
+  match(_c: Ctx, _f: Frame, x: Value, k: K): boolean {
+    return equal(x, this.constant) ? k() : false;
+  }
+}
+
+// Module-level factories: a closure made here captures only its parameters, not the planner's
+// locals (a closure keeps its whole enclosing scope's context alive).
+function constSingle(v: Value): Single {
+  return () => v;
+}
+
+function argsOf(c: Ctx, f: Frame, singles: readonly Single[]): Value[] | undefined {
+  const n = singles.length;
+  const vals: Value[] = new Array(n);
+  for (let i = 0; i < n; i++) {
+    const v = singles[i]!(c, f);
+    if (v === undefined) return undefined;
+    vals[i] = v;
+  }
+  return vals;
+}
+
+function builtinSingle(singles: readonly Single[], def: BuiltinDef, name: string, loc: Location, numbers: { decimals: boolean }): Single {
+  return (c, f) => {
+    const vals = argsOf(c, f, singles);
+    if (vals === undefined) return undefined;
+    if (c.mocks !== undefined) {
+      const m = c.mocks.get(name);
+      if (m !== undefined) return m.kind === 'value' ? m.value : m.call(unmocked(c), vals);
+    }
+    return invokeBuiltin(c, def, vals, loc, numbers.decimals);
+  };
+}
+
+function functionSingle(singles: readonly Single[], node: DocNode, name: string): Single {
+  return (c, f) => {
+    const vals = argsOf(c, f, singles);
+    if (vals === undefined) return undefined;
+    if (c.mocks !== undefined) {
+      const m = c.mocks.get(name);
+      if (m !== undefined) return m.kind === 'value' ? m.value : m.call(unmocked(c), vals);
+    }
+    return callFunction(c, node, vals);
+  };
+}
+
 /**
  * Built-ins that only compare or count (through value.ts `compare`/`equal`/sizes), so they get
  * exact decimals as they are; every other built-in gets doubles (toDoubles).
@@ -198,10 +284,10 @@ export class Planner {
     return s;
   }
 
-  private inSlots(t: ITerm): number[] {
+  private inSlots(t: ITerm): readonly number[] {
     const inputs = new Set<string>();
     analyze(t, false, inputs, new Set());
-    return [...inputs].map((n) => this.slot(n));
+    return inputs.size === 0 ? NO_SLOTS : [...inputs].map((n) => this.slot(n));
   }
 
   nodeAt(path: readonly string[]): DocNode | undefined {
@@ -219,6 +305,17 @@ export class Planner {
    * evaluator the hot path uses instead of continuation passing.
    */
   term(t: ITerm): TermPlan {
+    // Without variables a single-valued term needs no continuation-passing plan of its own:
+    // `eval` and `match` over `single` are what that plan would do (at most one value).
+    // Terms with variables keep theirs (an unbound variable is an error there, not undefined),
+    // and arrays and objects keep their items (unification matches them item by item).
+    if (t.t === 'input' || t.t === 'data' || t.t === 'ref' || t.t === 'set' || t.t === 'member') {
+      const inSlots = this.inSlots(t);
+      if (inSlots.length === 0) {
+        const single = this.singleOf(t);
+        if (single) return new SinglePlan(single, inSlots);
+      }
+    }
     const plan = this.termCore(t);
     if (plan.single !== undefined || t.t === 'local' || t.t === 'const') return plan;
     const single = this.singleOf(t);
@@ -376,17 +473,8 @@ export class Planner {
 
   private termCore(t: ITerm): TermPlan {
     switch (t.t) {
-      case 'const': {
-        const v = t.v;
-        return {
-          eval: (_c, _f, k) => k(v),
-          match: (_c, _f, x, k) => (equal(x, v) ? k() : false),
-          single: () => v,
-          inSlots: [],
-          constant: v,
-          composite: undefined,
-        };
-      }
+      case 'const':
+        return new ConstPlan(t.v);
       case 'local': {
         const s = this.slot(t.name);
         const name = displayName(t.name);
@@ -445,7 +533,12 @@ export class Planner {
         return { eval: ev, match: matchByEval(ev), inSlots: this.inSlots(t), composite: undefined };
       }
       case 'call': {
-        const { ev, single } = this.call(t.fn, t.args.map((a) => this.term(a)), t.loc);
+        const args = t.args.map((a) => this.term(a));
+        const inSlots = this.inSlots(t);
+        if (inSlots.length === 0 && t.fn.kind !== 'relation' && args.every((a) => a.single !== undefined)) {
+          return new SinglePlan(this.callSingle(t.fn, args.map((a) => a.single!), t.loc), inSlots);
+        }
+        const { ev, single } = this.call(t.fn, args, t.loc);
         return { eval: ev, match: matchByEval(ev), inSlots: this.inSlots(t), composite: undefined, ...(single ? { single } : {}) };
       }
       case 'member': {
@@ -528,6 +621,20 @@ export class Planner {
     return { eval: ev, match: matchByEval(ev), inSlots: this.inSlots(t), composite: undefined };
   }
 
+  /** A call without variables whose arguments are single-valued: its one evaluator. */
+  private callSingle(fn: FnTarget & { kind: 'builtin' | 'user' }, singles: Single[], loc: Location): Single {
+    if (fn.kind === 'builtin') return builtinSingle(singles, fn.def, fn.name, loc, this.numbers);
+    const node = this.functionNode(fn, singles.length, loc);
+    return functionSingle(singles, node, node.name);
+  }
+
+  private functionNode(fn: FnTarget & { kind: 'user' }, n: number, loc: Location): DocNode {
+    const node = this.nodeAt(fn.path);
+    if (!node || node.kind !== 'function') throw new RegoError('rego_type_error', `undefined function ${fn.name}`, loc);
+    if (node.arity !== n) throw new RegoError('rego_type_error', `${fn.name}: arity mismatch: have ${n} arguments, want ${node.arity}`, loc);
+    return node;
+  }
+
   private call(fn: FnTarget, args: TermPlan[], loc: Location): { ev: TermPlan['eval']; single?: Single } {
     if (fn.kind === 'relation') return { ev: relation(fn.name, args) };
     const n = args.length;
@@ -569,9 +676,7 @@ export class Planner {
       if (constArgs) return withSingle((c, _f, k) => invoke(c, constArgs.slice(), k), apply);
       return withSingle((c, f, k) => evalArgs(c, f, args, (vals) => invoke(c, vals, k)), apply);
     }
-    const node = this.nodeAt(fn.path);
-    if (!node || node.kind !== 'function') throw new RegoError('rego_type_error', `undefined function ${fn.name}`, loc);
-    if (node.arity !== n) throw new RegoError('rego_type_error', `${fn.name}: arity mismatch: have ${n} arguments, want ${node.arity}`, loc);
+    const node = this.functionNode(fn, n, loc);
     const name = node.name;
     const apply = (c: Ctx, vals: Value[]): Value | undefined => {
       if (c.mocks !== undefined) {
