@@ -97,6 +97,32 @@ function constSingle(v: Value): Single {
   return () => v;
 }
 
+const inputSingle: Single = (c) => c.input;
+
+/** `head.k1.k2…` with constant keys. */
+function refConstSingle(head: Single, keys: readonly Value[]): Single {
+  const n = keys.length;
+  return (c, f) => {
+    let v = head(c, f);
+    for (let i = 0; i < n && v !== undefined; i++) v = lookup(v, keys[i]!);
+    return v;
+  };
+}
+
+/** `data.k1.k2…` with constant keys, from the deepest static node (unless `with data` is in force). */
+function dataConstSingle(root: DocNode, rootBase: Value, node: DocNode, base: Value | undefined, keys: readonly Value[], start: number): Single {
+  return (c) => (c.overrides === undefined ? dataConst(c, node, base, undefined, keys, start) : dataConst(c, root, rootBase, c.overrides, keys, 0));
+}
+
+/** A term expression with a single evaluator: holds unless undefined or false. */
+function singleExpr(single: Single): ExprFn {
+  return (c, f, k) => {
+    tick(c.budget);
+    const v = single(c, f);
+    return v === undefined || v === false ? false : k();
+  };
+}
+
 function argsOf(c: Ctx, f: Frame, singles: readonly Single[]): Value[] | undefined {
   const n = singles.length;
   const vals: Value[] = new Array(n);
@@ -337,14 +363,14 @@ export class Planner {
         return (_c, f) => f[s];
       }
       case 'input':
-        return (c) => c.input;
+        return inputSingle;
       case 'data': {
         const root = this.root;
         const rootBase = this.baseData;
         if (t.path.every((p) => p.t === 'const')) {
           const keys = t.path.map((p) => (p as { v: Value }).v);
           const { node, base, start } = this.staticPrefix(keys);
-          return (c) => (c.overrides === undefined ? dataConst(c, node, base, undefined, keys, start) : dataConst(c, root, rootBase, c.overrides, keys, 0));
+          return dataConstSingle(root, rootBase, node, base, keys, start);
         }
         // Keys computed from single-valued terms (`data.x[input.y]`): still one value.
         const parts = this.singleKeys(t.path);
@@ -364,15 +390,7 @@ export class Planner {
       case 'ref': {
         const head = this.singleOf(t.head) ?? this.term(t.head).single;
         if (!head) return undefined;
-        if (t.path.every((p) => p.t === 'const')) {
-          const keys = t.path.map((p) => (p as { v: Value }).v);
-          const n = keys.length;
-          return (c, f) => {
-            let v = head(c, f);
-            for (let i = 0; i < n && v !== undefined; i++) v = lookup(v, keys[i]!);
-            return v;
-          };
-        }
+        if (t.path.every((p) => p.t === 'const')) return refConstSingle(head, t.path.map((p) => (p as { v: Value }).v));
         const parts = this.singleKeys(t.path);
         if (!parts) return undefined;
         const n = parts.length;
@@ -756,14 +774,7 @@ export class Planner {
     switch (e.k) {
       case 'term': {
         const t = this.term(e.term);
-        const single = t.single;
-        if (single) {
-          return (c, f, k) => {
-            tick(c.budget);
-            const v = single(c, f);
-            return v === undefined || v === false ? false : k();
-          };
-        }
+        if (t.single) return singleExpr(t.single);
         return (c, f, k) => {
           tick(c.budget);
           return t.eval(c, f, (v) => (v === false ? false : k()));
