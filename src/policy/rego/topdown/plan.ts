@@ -91,6 +91,43 @@ class ConstPlan implements TermPlan {
   }
 }
 
+/** A variable's plan: its frame slot; unbound, it is an error to evaluate and bound by matching. */
+class LocalPlan implements TermPlan {
+  readonly composite = undefined;
+  readonly inSlots: readonly number[];
+  readonly single: Single;
+  constructor(
+    private readonly slot: number,
+    private readonly name: string,
+    private readonly loc: Location,
+  ) {
+    this.inSlots = [slot];
+    this.single = slotSingle(slot);
+  }
+
+  eval(_c: Ctx, f: Frame, k: VK): boolean {
+    const v = f[this.slot];
+    if (v === undefined) throw new RegoError('rego_unsafe_var_error', `var ${this.name} is unsafe`, this.loc);
+    return k(v);
+  }
+
+  match(_c: Ctx, f: Frame, x: Value, k: K): boolean {
+    const s = this.slot;
+    const cur = f[s];
+    if (cur === undefined) {
+      f[s] = x;
+      const r = k();
+      f[s] = undefined;
+      return r;
+    }
+    return equal(cur, x) ? k() : false;
+  }
+}
+
+function slotSingle(s: number): Single {
+  return (_c, f) => f[s];
+}
+
 // Module-level factories: a closure made here captures only its parameters, not the planner's
 // locals (a closure keeps its whole enclosing scope's context alive).
 function constSingle(v: Value): Single {
@@ -358,10 +395,8 @@ export class Planner {
         const v = t.v;
         return () => v;
       }
-      case 'local': {
-        const s = this.slot(t.name);
-        return (_c, f) => f[s];
-      }
+      case 'local':
+        return slotSingle(this.slot(t.name));
       case 'input':
         return inputSingle;
       case 'data': {
@@ -493,31 +528,8 @@ export class Planner {
     switch (t.t) {
       case 'const':
         return new ConstPlan(t.v);
-      case 'local': {
-        const s = this.slot(t.name);
-        const name = displayName(t.name);
-        const loc = t.loc;
-        return {
-          eval: (_c, f, k) => {
-            const v = f[s];
-            if (v === undefined) throw new RegoError('rego_unsafe_var_error', `var ${name} is unsafe`, loc);
-            return k(v);
-          },
-          match: (_c, f, x, k) => {
-            const cur = f[s];
-            if (cur === undefined) {
-              f[s] = x;
-              const r = k();
-              f[s] = undefined;
-              return r;
-            }
-            return equal(cur, x) ? k() : false;
-          },
-          single: (_c, f) => f[s],
-          inSlots: [s],
-          composite: undefined,
-        };
-      }
+      case 'local':
+        return new LocalPlan(this.slot(t.name), displayName(t.name), t.loc);
       case 'input': {
         const ev: TermPlan['eval'] = (c, _f, k) => (c.input === undefined ? false : k(c.input));
         return { eval: ev, match: matchByEval(ev), inSlots: [], composite: undefined };
