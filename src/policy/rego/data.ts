@@ -78,9 +78,9 @@ export const MAX_POLICY_FILES = 10_000;
 export const MAX_POLICY_TOTAL_BYTES = 32 * MIB;
 /**
  * The most bytes the policy modules one load compiles may hold together: 2 MiB. A compiled
- * module holds about 150-200 bytes of heap per byte of source (its rules become closures), and a
- * reload holds the old set beside the new one; under the set's 32 MiB alone a generated policy of
- * a few MiB took gigabytes and ended the process (out of memory) at start or on a reload, where it
+ * module holds up to about 100 bytes of heap per byte of source (its rules become closures; 150-200
+ * before the twenty-third session's planner changes), and a reload holds the old set beside the
+ * new one; under the set's 32 MiB alone a generated policy of a few MiB took gigabytes and ended the process (out of memory) at start or on a reload, where it
  * should be refused. 2 MiB is some 40,000 lines of Rego, far past a written policy; generated
  * tables belong in data files, held at a few times their size. Left-out `*_test.rego` files are
  * not compiled and do not count.
@@ -123,7 +123,7 @@ async function readCapped(file: string, budget?: ReadBudget, modules?: ReadBudge
       if (modules && modules.bytes + size > MAX_REGO_TOTAL_BYTES) {
         return new PolicySetTooLargeError(
           'rego_compile_error',
-          `the policy (.rego) files read up to this one hold more than ${MAX_REGO_TOTAL_BYTES / MIB} MiB (${MAX_REGO_TOTAL_BYTES} bytes), the most the modules of a set may hold together (compiled, a module takes 150-200 times its size in memory): put generated tables in data files`,
+          `the policy (.rego) files read up to this one hold more than ${MAX_REGO_TOTAL_BYTES / MIB} MiB (${MAX_REGO_TOTAL_BYTES} bytes), the most the modules of a set may hold together (compiled, a module takes up to about 100 times its size in memory): put generated tables in data files`,
           fileLocation(file),
         );
       }

@@ -188,6 +188,9 @@ export function tokenize(src: string, file: string): Token[] {
 
   let ws = false;
   let nl = false;
+  // One string per distinct name: ref keys (`input.request.model`) and names end up in the
+  // compiled policy, and a slice per occurrence was a copy per rule.
+  const names = new Map<string, string>();
 
   const push = (kind: TokenKind, text: string, startRow: number, startCol: number, raw = false): void => {
     tokens.push({ kind, text, raw, row: startRow, col: startCol, loc: { file, row: startRow, col: startCol }, ws, nl });
@@ -229,7 +232,10 @@ export function tokenize(src: string, file: string): Token[] {
         if (isLetter(d) || isDigit(d)) i++;
         else break;
       }
-      push('ident', src.slice(start, i), row, col);
+      const text = src.slice(start, i);
+      let name = names.get(text);
+      if (name === undefined) names.set(text, (name = text));
+      push('ident', name, row, col);
       continue;
     }
 

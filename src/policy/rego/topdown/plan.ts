@@ -46,6 +46,155 @@ function matchByEval(ev: TermPlan['eval']): TermPlan['match'] {
   return (c, f, x, k) => ev(c, f, (v) => (equal(v, x) ? k() : false));
 }
 
+/** Shared by every plan without inputs (never written to). */
+const NO_SLOTS: readonly number[] = Object.freeze([]);
+
+/**
+ * The plan of a single-valued term without variables: `eval` and `match` are methods over
+ * `single` rather than closures per term, and the term's sub-plans are not kept (only their
+ * `single` evaluators are). Most terms of a typical policy (`input.a.b`, constants, calls on
+ * them) are of this kind, and closures with their contexts were most of a compiled policy's heap.
+ */
+class SinglePlan implements TermPlan {
+  readonly composite = undefined;
+  constructor(
+    readonly single: Single,
+    readonly inSlots: readonly number[],
+  ) {}
+
+  eval(c: Ctx, f: Frame, k: VK): boolean {
+    const v = this.single(c, f);
+    return v === undefined ? false : k(v);
+  }
+
+  match(c: Ctx, f: Frame, x: Value, k: K): boolean {
+    const v = this.single(c, f);
+    return v !== undefined && equal(v, x) ? k() : false;
+  }
+}
+
+/** A constant's plan: one object per constant, its methods shared. */
+class ConstPlan implements TermPlan {
+  readonly inSlots = NO_SLOTS;
+  readonly composite = undefined;
+  readonly single: Single;
+  constructor(readonly constant: Value) {
+    this.single = constSingle(constant);
+  }
+
+  eval(_c: Ctx, _f: Frame, k: VK): boolean {
+    return k(this.constant);
+  }
+
+  match(_c: Ctx, _f: Frame, x: Value, k: K): boolean {
+    return equal(x, this.constant) ? k() : false;
+  }
+}
+
+/** A variable's plan: its frame slot; unbound, it is an error to evaluate and bound by matching. */
+class LocalPlan implements TermPlan {
+  readonly composite = undefined;
+  readonly inSlots: readonly number[];
+  readonly single: Single;
+  constructor(
+    private readonly slot: number,
+    private readonly name: string,
+    private readonly loc: Location,
+  ) {
+    this.inSlots = [slot];
+    this.single = slotSingle(slot);
+  }
+
+  eval(_c: Ctx, f: Frame, k: VK): boolean {
+    const v = f[this.slot];
+    if (v === undefined) throw new RegoError('rego_unsafe_var_error', `var ${this.name} is unsafe`, this.loc);
+    return k(v);
+  }
+
+  match(_c: Ctx, f: Frame, x: Value, k: K): boolean {
+    const s = this.slot;
+    const cur = f[s];
+    if (cur === undefined) {
+      f[s] = x;
+      const r = k();
+      f[s] = undefined;
+      return r;
+    }
+    return equal(cur, x) ? k() : false;
+  }
+}
+
+function slotSingle(s: number): Single {
+  return (_c, f) => f[s];
+}
+
+// Module-level factories: a closure made here captures only its parameters, not the planner's
+// locals (a closure keeps its whole enclosing scope's context alive).
+function constSingle(v: Value): Single {
+  return () => v;
+}
+
+const inputSingle: Single = (c) => c.input;
+
+/** `head.k1.k2…` with constant keys. */
+function refConstSingle(head: Single, keys: readonly Value[]): Single {
+  const n = keys.length;
+  return (c, f) => {
+    let v = head(c, f);
+    for (let i = 0; i < n && v !== undefined; i++) v = lookup(v, keys[i]!);
+    return v;
+  };
+}
+
+/** `data.k1.k2…` with constant keys, from the deepest static node (unless `with data` is in force). */
+function dataConstSingle(root: DocNode, rootBase: Value, node: DocNode, base: Value | undefined, keys: readonly Value[], start: number): Single {
+  return (c) => (c.overrides === undefined ? dataConst(c, node, base, undefined, keys, start) : dataConst(c, root, rootBase, c.overrides, keys, 0));
+}
+
+/** A term expression with a single evaluator: holds unless undefined or false. */
+function singleExpr(single: Single): ExprFn {
+  return (c, f, k) => {
+    tick(c.budget);
+    const v = single(c, f);
+    return v === undefined || v === false ? false : k();
+  };
+}
+
+function argsOf(c: Ctx, f: Frame, singles: readonly Single[]): Value[] | undefined {
+  const n = singles.length;
+  const vals: Value[] = new Array(n);
+  for (let i = 0; i < n; i++) {
+    const v = singles[i]!(c, f);
+    if (v === undefined) return undefined;
+    vals[i] = v;
+  }
+  return vals;
+}
+
+function builtinSingle(singles: readonly Single[], def: BuiltinDef, name: string, loc: Location, numbers: { decimals: boolean }): Single {
+  return (c, f) => {
+    const vals = argsOf(c, f, singles);
+    if (vals === undefined) return undefined;
+    if (c.mocks !== undefined) {
+      const m = c.mocks.get(name);
+      if (m !== undefined) return m.kind === 'value' ? m.value : m.call(unmocked(c), vals);
+    }
+    return invokeBuiltin(c, def, vals, loc, numbers.decimals);
+  };
+}
+
+function functionSingle(singles: readonly Single[], node: DocNode, name: string): Single {
+  return (c, f) => {
+    const vals = argsOf(c, f, singles);
+    if (vals === undefined) return undefined;
+    if (c.mocks !== undefined) {
+      const m = c.mocks.get(name);
+      if (m !== undefined) return m.kind === 'value' ? m.value : m.call(unmocked(c), vals);
+    }
+    return callFunction(c, node, vals);
+  };
+}
+
 /**
  * Built-ins that only compare or count (through value.ts `compare`/`equal`/sizes), so they get
  * exact decimals as they are; every other built-in gets doubles (toDoubles).
@@ -198,10 +347,10 @@ export class Planner {
     return s;
   }
 
-  private inSlots(t: ITerm): number[] {
+  private inSlots(t: ITerm): readonly number[] {
     const inputs = new Set<string>();
     analyze(t, false, inputs, new Set());
-    return [...inputs].map((n) => this.slot(n));
+    return inputs.size === 0 ? NO_SLOTS : [...inputs].map((n) => this.slot(n));
   }
 
   nodeAt(path: readonly string[]): DocNode | undefined {
@@ -219,6 +368,17 @@ export class Planner {
    * evaluator the hot path uses instead of continuation passing.
    */
   term(t: ITerm): TermPlan {
+    // Without variables a single-valued term needs no continuation-passing plan of its own:
+    // `eval` and `match` over `single` are what that plan would do (at most one value).
+    // Terms with variables keep theirs (an unbound variable is an error there, not undefined),
+    // and arrays and objects keep their items (unification matches them item by item).
+    if (t.t === 'input' || t.t === 'data' || t.t === 'ref' || t.t === 'set' || t.t === 'member') {
+      const inSlots = this.inSlots(t);
+      if (inSlots.length === 0) {
+        const single = this.singleOf(t);
+        if (single) return new SinglePlan(single, inSlots);
+      }
+    }
     const plan = this.termCore(t);
     if (plan.single !== undefined || t.t === 'local' || t.t === 'const') return plan;
     const single = this.singleOf(t);
@@ -235,19 +395,17 @@ export class Planner {
         const v = t.v;
         return () => v;
       }
-      case 'local': {
-        const s = this.slot(t.name);
-        return (_c, f) => f[s];
-      }
+      case 'local':
+        return slotSingle(this.slot(t.name));
       case 'input':
-        return (c) => c.input;
+        return inputSingle;
       case 'data': {
         const root = this.root;
         const rootBase = this.baseData;
         if (t.path.every((p) => p.t === 'const')) {
           const keys = t.path.map((p) => (p as { v: Value }).v);
           const { node, base, start } = this.staticPrefix(keys);
-          return (c) => (c.overrides === undefined ? dataConst(c, node, base, undefined, keys, start) : dataConst(c, root, rootBase, c.overrides, keys, 0));
+          return dataConstSingle(root, rootBase, node, base, keys, start);
         }
         // Keys computed from single-valued terms (`data.x[input.y]`): still one value.
         const parts = this.singleKeys(t.path);
@@ -267,15 +425,7 @@ export class Planner {
       case 'ref': {
         const head = this.singleOf(t.head) ?? this.term(t.head).single;
         if (!head) return undefined;
-        if (t.path.every((p) => p.t === 'const')) {
-          const keys = t.path.map((p) => (p as { v: Value }).v);
-          const n = keys.length;
-          return (c, f) => {
-            let v = head(c, f);
-            for (let i = 0; i < n && v !== undefined; i++) v = lookup(v, keys[i]!);
-            return v;
-          };
-        }
+        if (t.path.every((p) => p.t === 'const')) return refConstSingle(head, t.path.map((p) => (p as { v: Value }).v));
         const parts = this.singleKeys(t.path);
         if (!parts) return undefined;
         const n = parts.length;
@@ -376,42 +526,10 @@ export class Planner {
 
   private termCore(t: ITerm): TermPlan {
     switch (t.t) {
-      case 'const': {
-        const v = t.v;
-        return {
-          eval: (_c, _f, k) => k(v),
-          match: (_c, _f, x, k) => (equal(x, v) ? k() : false),
-          single: () => v,
-          inSlots: [],
-          constant: v,
-          composite: undefined,
-        };
-      }
-      case 'local': {
-        const s = this.slot(t.name);
-        const name = displayName(t.name);
-        const loc = t.loc;
-        return {
-          eval: (_c, f, k) => {
-            const v = f[s];
-            if (v === undefined) throw new RegoError('rego_unsafe_var_error', `var ${name} is unsafe`, loc);
-            return k(v);
-          },
-          match: (_c, f, x, k) => {
-            const cur = f[s];
-            if (cur === undefined) {
-              f[s] = x;
-              const r = k();
-              f[s] = undefined;
-              return r;
-            }
-            return equal(cur, x) ? k() : false;
-          },
-          single: (_c, f) => f[s],
-          inSlots: [s],
-          composite: undefined,
-        };
-      }
+      case 'const':
+        return new ConstPlan(t.v);
+      case 'local':
+        return new LocalPlan(this.slot(t.name), displayName(t.name), t.loc);
       case 'input': {
         const ev: TermPlan['eval'] = (c, _f, k) => (c.input === undefined ? false : k(c.input));
         return { eval: ev, match: matchByEval(ev), inSlots: [], composite: undefined };
@@ -445,7 +563,12 @@ export class Planner {
         return { eval: ev, match: matchByEval(ev), inSlots: this.inSlots(t), composite: undefined };
       }
       case 'call': {
-        const { ev, single } = this.call(t.fn, t.args.map((a) => this.term(a)), t.loc);
+        const args = t.args.map((a) => this.term(a));
+        const inSlots = this.inSlots(t);
+        if (inSlots.length === 0 && t.fn.kind !== 'relation' && args.every((a) => a.single !== undefined)) {
+          return new SinglePlan(this.callSingle(t.fn, args.map((a) => a.single!), t.loc), inSlots);
+        }
+        const { ev, single } = this.call(t.fn, args, t.loc);
         return { eval: ev, match: matchByEval(ev), inSlots: this.inSlots(t), composite: undefined, ...(single ? { single } : {}) };
       }
       case 'member': {
@@ -528,6 +651,20 @@ export class Planner {
     return { eval: ev, match: matchByEval(ev), inSlots: this.inSlots(t), composite: undefined };
   }
 
+  /** A call without variables whose arguments are single-valued: its one evaluator. */
+  private callSingle(fn: FnTarget & { kind: 'builtin' | 'user' }, singles: Single[], loc: Location): Single {
+    if (fn.kind === 'builtin') return builtinSingle(singles, fn.def, fn.name, loc, this.numbers);
+    const node = this.functionNode(fn, singles.length, loc);
+    return functionSingle(singles, node, node.name);
+  }
+
+  private functionNode(fn: FnTarget & { kind: 'user' }, n: number, loc: Location): DocNode {
+    const node = this.nodeAt(fn.path);
+    if (!node || node.kind !== 'function') throw new RegoError('rego_type_error', `undefined function ${fn.name}`, loc);
+    if (node.arity !== n) throw new RegoError('rego_type_error', `${fn.name}: arity mismatch: have ${n} arguments, want ${node.arity}`, loc);
+    return node;
+  }
+
   private call(fn: FnTarget, args: TermPlan[], loc: Location): { ev: TermPlan['eval']; single?: Single } {
     if (fn.kind === 'relation') return { ev: relation(fn.name, args) };
     const n = args.length;
@@ -569,9 +706,7 @@ export class Planner {
       if (constArgs) return withSingle((c, _f, k) => invoke(c, constArgs.slice(), k), apply);
       return withSingle((c, f, k) => evalArgs(c, f, args, (vals) => invoke(c, vals, k)), apply);
     }
-    const node = this.nodeAt(fn.path);
-    if (!node || node.kind !== 'function') throw new RegoError('rego_type_error', `undefined function ${fn.name}`, loc);
-    if (node.arity !== n) throw new RegoError('rego_type_error', `${fn.name}: arity mismatch: have ${n} arguments, want ${node.arity}`, loc);
+    const node = this.functionNode(fn, n, loc);
     const name = node.name;
     const apply = (c: Ctx, vals: Value[]): Value | undefined => {
       if (c.mocks !== undefined) {
@@ -651,14 +786,7 @@ export class Planner {
     switch (e.k) {
       case 'term': {
         const t = this.term(e.term);
-        const single = t.single;
-        if (single) {
-          return (c, f, k) => {
-            tick(c.budget);
-            const v = single(c, f);
-            return v === undefined || v === false ? false : k();
-          };
-        }
+        if (t.single) return singleExpr(t.single);
         return (c, f, k) => {
           tick(c.budget);
           return t.eval(c, f, (v) => (v === false ? false : k()));

@@ -24,7 +24,8 @@ export interface CompiledTree {
   numbers: { decimals: boolean };
   /**
    * Every rule definition (each `else` link too) in resolved form, as planned: what static
-   * analyses such as input-deps.ts read, so they see exactly what evaluates.
+   * analyses such as input-deps.ts read, so they see exactly what evaluates. Emptied once
+   * RegoPolicy.inputDeps() has read them (their only reader; they are a large part of the heap).
    */
   rules: ResolvedRule[];
 }
@@ -174,10 +175,12 @@ const INDEX_MIN_DEFS = 8;
 
 function inputConstPath(t: ITerm): string[] | undefined {
   if (t.t !== 'ref' || t.head.t !== 'input') return undefined;
-  const out: string[] = [];
-  for (const p of t.path) {
+  // Built at its size (not pushed into): every rule with a guard keeps it.
+  const out: string[] = new Array(t.path.length);
+  for (let i = 0; i < t.path.length; i++) {
+    const p = t.path[i]!;
     if (p.t !== 'const' || typeof p.v !== 'string') return undefined;
-    out.push(p.v);
+    out[i] = p.v;
   }
   return out;
 }
