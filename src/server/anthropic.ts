@@ -389,10 +389,19 @@ function stopReason(finish: string | null | undefined): string {
  * keptStop). Otherwise a stop is `end_turn`, as Warden cannot tell a stop sequence from the
  * model's own end.
  */
-function stopOf(finish: string | null | undefined, stopSequence: string | undefined, refused: boolean): { stop_reason: string; stop_sequence: string | null } {
+function stopOf(finish: string | null | undefined, stopSequence: string | undefined, refused: boolean, toolUse: boolean): { stop_reason: string; stop_sequence: string | null } {
   if (refused) return { stop_reason: 'refusal', stop_sequence: null };
+  const reason = stopReason(finish);
+  // A message with tool_use blocks stops with `tool_use` unless the limit cut it: OpenAI itself
+  // says `stop` for the call a named tool_choice forces (Anthropic's `{type: "tool"}`), and so do
+  // Ollama, SGLang and vLLM in some modes. Read as `end_turn`, the SDK loops that run tools while
+  // stop_reason is `tool_use` took the call for the final answer and never ran it.
+  if (toolUse && reason === 'end_turn') return { stop_reason: 'tool_use', stop_sequence: null };
+  // And `tool_use` without a tool_use block (a `tool_calls` finish with no call) is no call to
+  // run: a loop reading it would answer a call that is not there. The model's turn ended.
+  if (!toolUse && reason === 'tool_use') return { stop_reason: 'end_turn', stop_sequence: null };
   if (finish === 'stop' && stopSequence !== undefined) return { stop_reason: 'stop_sequence', stop_sequence: stopSequence };
-  return { stop_reason: stopReason(finish), stop_sequence: null };
+  return { stop_reason: reason, stop_sequence: null };
 }
 
 function messageId(id: string): string {
@@ -512,7 +521,7 @@ export function anthropicMessageBody(result: CompletionResult): string {
     role: 'assistant',
     model: result.model,
     content,
-    ...stopOf(choice?.finish_reason, choice?.stop_sequence, refused),
+    ...stopOf(choice?.finish_reason, choice?.stop_sequence, refused, (msg?.tool_calls?.length ?? 0) > 0),
     usage: { input_tokens: result.usage?.prompt_tokens ?? 0, output_tokens: result.usage?.completion_tokens ?? 0 },
   });
 }
@@ -701,7 +710,7 @@ export class AnthropicStreamEncoder {
       out += this.openPending();
       // The answer is over: its last block is checked (and closed) now, not after the stream.
       out += this.closeBlock();
-      this.stop = stopOf(choice.finish_reason, choice.stop_sequence, this.refused);
+      this.stop = stopOf(choice.finish_reason, choice.stop_sequence, this.refused, this.toolsSeen.size > 0);
     }
     return out;
   }
@@ -779,7 +788,7 @@ export class AnthropicStreamEncoder {
     if (!this.started) out += this.start(fallbackId, model);
     out += this.openPending();
     out += this.closeBlock();
-    out += sse('message_delta', { type: 'message_delta', delta: this.stop ?? { stop_reason: 'end_turn', stop_sequence: null }, usage: this.usage() });
+    out += sse('message_delta', { type: 'message_delta', delta: this.stop ?? stopOf(null, undefined, this.refused, this.toolsSeen.size > 0), usage: this.usage() });
     out += sse('message_stop', { type: 'message_stop' });
     return out;
   }

@@ -16,6 +16,52 @@ describe('anthropicMessageBody', () => {
   });
 });
 
+describe('stop_reason of a message with tool_use blocks', () => {
+  const call = { id: 'call_1', type: 'function' as const, function: { name: 'get_weather', arguments: '{"city":"Paris"}' } };
+  const message = (finish: string | null, toolCalls: (typeof call)[]) =>
+    JSON.parse(
+      anthropicMessageBody({ id: 'c', model: 'm', created: 1, choices: [{ index: 0, message: { role: 'assistant', content: null, ...(toolCalls.length ? { tool_calls: toolCalls } : {}) }, finish_reason: finish }] }),
+    ) as { stop_reason: unknown; content: { type: string }[] };
+  const streamed = (finish: string | null, toolCalls: (typeof call)[]) => {
+    const enc = new AnthropicStreamEncoder('r', 'm');
+    let out = '';
+    toolCalls.forEach((t, index) => {
+      out += enc.encode({ id: 'c', model: 'm', created: 1, choices: [{ index: 0, delta: { tool_calls: [{ index, ...t }] }, finish_reason: null }] });
+    });
+    out += enc.encode({ id: 'c', model: 'm', created: 1, choices: [{ index: 0, delta: {}, finish_reason: finish }] });
+    out += enc.finish('r', 'm');
+    const delta = out.split('\n').find((l) => l.startsWith('data: {"type":"message_delta"'))!;
+    return (JSON.parse(delta.slice('data: '.length)) as { delta: { stop_reason: unknown } }).delta.stop_reason;
+  };
+
+  it('is tool_use when the upstream finished with stop or none, as OpenAI does for a named tool_choice, streamed or not', () => {
+    for (const finish of ['stop', null, 'eos_token']) {
+      expect(message(finish, [call]).stop_reason, String(finish)).toBe('tool_use');
+      expect(message(finish, [call]).content.map((b) => b.type)).toEqual(['tool_use']);
+      expect(streamed(finish, [call]), String(finish)).toBe('tool_use');
+    }
+    expect(message('tool_calls', [call]).stop_reason).toBe('tool_use');
+    expect(streamed('tool_calls', [call])).toBe('tool_use');
+  });
+
+  it('stays max_tokens for a call the limit cut, and refusal for a filtered answer', () => {
+    expect(message('length', [call]).stop_reason).toBe('max_tokens');
+    expect(streamed('length', [call])).toBe('max_tokens');
+    expect(message('content_filter', [call]).stop_reason).toBe('refusal');
+  });
+
+  it('is end_turn, not tool_use, for a tool_calls finish without any call (no tool_use block to run)', () => {
+    expect(message('tool_calls', []).stop_reason).toBe('end_turn');
+    expect(streamed('tool_calls', [])).toBe('end_turn');
+  });
+
+  it('a stream that ends without a finish_reason after a tool call stops with tool_use', () => {
+    const enc = new AnthropicStreamEncoder('r', 'm');
+    enc.encode({ id: 'c', model: 'm', created: 1, choices: [{ index: 0, delta: { tool_calls: [{ index: 0, ...call }] }, finish_reason: null }] });
+    expect(enc.finish('r', 'm')).toContain('"stop_reason":"tool_use"');
+  });
+});
+
 describe('the non-streamed answer with a refusal', () => {
   it('keeps the text before the refusal and the refusal, as the streamed answer does', () => {
     const body = JSON.parse(
