@@ -6,7 +6,8 @@
  * (`message_start`, `content_block_start/delta/stop`, `message_delta`, `message_stop`).
  *
  * What maps to what:
- *   system (string | text blocks)        → a leading system message (refused on the governed path)
+ *   system (string | text blocks)        → a leading system message (blocks as text parts, as a
+ *                                          message's; refused on the governed path)
  *   text block                           → text part (one text block alone: a string), either role
  *   image block (base64 | url source)    → OpenAI `image_url` part (data: URL for base64)
  *   assistant tool_use block             → assistant `tool_calls[]` (input as JSON arguments)
@@ -302,12 +303,15 @@ export function anthropicToChatBody(body: unknown): Record<string, unknown> {
     const sys = body.system;
     if (typeof sys === 'string') messages.push({ role: 'system', content: sys });
     else if (Array.isArray(sys)) {
-      const texts = sys.map((b, i) => {
+      // Text parts, as a message's blocks are, so redaction reads them as one text: joined with a
+      // blank line here, a value split across two blocks (`jane.doe@exa` | `mple.com`) was no
+      // address to the scan, and went upstream whole but for the line break.
+      const parts = sys.map((b, i) => {
         if (!isObject(b) || b.type !== 'text') throw invalid(`field 'system.${i}' must be a text block`, `system.${i}`);
-        checkMembers(b, TEXT_MEMBERS, `system.${i}`);
-        return textOf(b.text, `system.${i}.text`);
+        return textPart(b, `system.${i}`);
       });
-      messages.push({ role: 'system', content: texts.join('\n\n') });
+      // No blocks is no system prompt (an empty parts list is no content an upstream takes).
+      if (parts.length > 0) messages.push({ role: 'system', content: contentOf(parts) });
     } else throw invalid("field 'system' must be a string or a list of text blocks", 'system');
   }
   if (body.messages !== undefined) {

@@ -136,6 +136,15 @@ describe('anthropicPromptRequest', () => {
     expect(refusal({ ...base, warden: { template: 5 } })).toMatchObject({ location: { path: 'warden.template' } });
   });
 
+  it('system blocks are text parts, as a message\'s blocks are (redaction reads them as one text), not joined', () => {
+    const req = anthropicPromptRequest(
+      { model: 'm', max_tokens: 5, system: [{ type: 'text', text: 'a' }, { type: 'text', text: 'b', cache_control: { type: 'ephemeral' } }], messages: [{ role: 'user', content: 'hi' }] },
+      meta() as never,
+      DEFAULT_LIMITS,
+    );
+    expect(req.messages![0]).toEqual({ role: 'system', content: [{ type: 'text', text: 'a' }, { type: 'text', text: 'b' }] });
+  });
+
   it('a system prompt on the raw path goes on as a leading system message', () => {
     const req = anthropicPromptRequest({ model: 'm', max_tokens: 5, system: 'Be terse.', messages: [{ role: 'user', content: 'hi' }] }, meta() as never, DEFAULT_LIMITS);
     expect(req.messages).toEqual([{ role: 'system', content: 'Be terse.' }, { role: 'user', content: 'hi' }]);
