@@ -21,6 +21,7 @@
  * Dropped: `cache_control` (a caching hint to Anthropic, which no OpenAI-style upstream takes; the
  * answer does not depend on it) and the empty members the SDK returns on an answer an app appends
  * to its history (`citations: null`, a direct `caller`, `toolset_name: null`, `is_error: false`).
+ * A last assistant turn (a prefill) is refused: an OpenAI-style upstream does not continue it.
  * Anything else is refused with `invalid_request` naming the field, rather than silently dropped,
  * and so is what would change on the way (an empty content list, an empty tool name or id): the
  * location is always the caller's Anthropic field, never the OpenAI one it maps to.
@@ -317,6 +318,13 @@ export function anthropicToChatBody(body: unknown): Record<string, unknown> {
   if (body.messages !== undefined) {
     if (!Array.isArray(body.messages)) throw invalid("field 'messages' must be a list", 'messages');
     body.messages.forEach((m, i) => translateMessage(m, i, messages));
+    // A last assistant turn is Anthropic's prefill: the answer continues it (`{` then the rest of
+    // the JSON). An OpenAI-style upstream answers with a new message instead, which the app would
+    // append to its prefill (`{{"a": 1}`): refused, as Anthropic's own newer models refuse it.
+    const last = body.messages.length - 1;
+    if (last >= 0 && (body.messages[last] as { role?: unknown }).role === 'assistant') {
+      throw invalid(`field 'messages.${last}' is an assistant turn last (a prefill), which Warden's OpenAI-compatible upstreams do not continue: end with a user turn`, `messages.${last}`);
+    }
   }
   // With a template (governed path) the template supplies the whole prompt: `toPromptRequest`
   // refuses any message, a system prompt included, rather than dropping it silently.

@@ -449,6 +449,9 @@ describe('POST /v1/messages', () => {
       [{ model: 'gpt-4o-mini', max_tokens: 5, messages: [{ role: 'user', content: 'a' }, { role: 'assistant', content: [{ type: 'tool_use', id: 'toolu_1', name: '', input: {} }] }] }, rawToken, 400, 'invalid_request_error', 'invalid_request', 'messages.1.content.0.name'],
       [{ model: 'gpt-4o-mini', max_tokens: 5, messages: [{ role: 'user', content: 'a' }, { role: 'assistant', content: [{ type: 'tool_use', id: '', name: 'f', input: {} }] }] }, rawToken, 400, 'invalid_request_error', 'invalid_request', 'messages.1.content.0.id'],
       [{ model: 'gpt-4o-mini', max_tokens: 5, messages: [{ role: 'user', content: [{ type: 'tool_result', tool_use_id: '', content: 'x' }] }] }, rawToken, 400, 'invalid_request_error', 'invalid_request', 'messages.0.content.0.tool_use_id'],
+      // A last assistant turn is a prefill Anthropic continues; an OpenAI-style upstream would answer anew.
+      [{ model: 'gpt-4o-mini', max_tokens: 5, messages: [{ role: 'user', content: 'JSON please' }, { role: 'assistant', content: '{' }] }, rawToken, 400, 'invalid_request_error', 'invalid_request', 'messages.1'],
+      [{ model: 'gpt-4o-mini', max_tokens: 5, messages: [{ role: 'user', content: 'a' }, { role: 'assistant', content: [{ type: 'tool_use', id: 'toolu_1', name: 'f', input: {} }] }] }, rawToken, 400, 'invalid_request_error', 'invalid_request', 'messages.1'],
       // Sampling parameters are Anthropic's: a number in its documented range (top_k an integer).
       [{ model: 'gpt-4o-mini', max_tokens: 5, temperature: 'hot', messages: [{ role: 'user', content: 'hi' }] }, rawToken, 400, 'invalid_request_error', 'invalid_request', 'temperature'],
       [{ model: 'gpt-4o-mini', max_tokens: 5, temperature: 1.5, messages: [{ role: 'user', content: 'hi' }] }, rawToken, 400, 'invalid_request_error', 'invalid_request', 'temperature'],

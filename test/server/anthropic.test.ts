@@ -88,6 +88,15 @@ describe('anthropicToChatBody', () => {
   });
 });
 
+describe('a last assistant turn (a prefill)', () => {
+  it('is refused at that message: an OpenAI-style upstream answers with a new message, which the app would append to its prefill', () => {
+    const prefill = { model: 'm', max_tokens: 5, messages: [{ role: 'user', content: 'JSON please' }, { role: 'assistant', content: [{ type: 'text', text: '{' }] }] };
+    expect(() => anthropicToChatBody(prefill)).toThrow(expect.objectContaining({ code: 'invalid_request', message: expect.stringContaining('prefill'), location: { path: 'messages.1' } }));
+    // An assistant turn before the last user turn is history, as before.
+    expect(anthropicToChatBody({ ...prefill, messages: [...prefill.messages, { role: 'user', content: 'go on' }] }).messages).toHaveLength(3);
+  });
+});
+
 describe('AnthropicStreamEncoder', () => {
   const chunk = (tool: number, args: string, extra: object = {}) => ({
     id: 'c',
