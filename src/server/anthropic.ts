@@ -509,9 +509,10 @@ function answerText(msg: ChatMessage): { text: string; refused: boolean } {
  * The Anthropic message for a (redacted) answer. Throws `upstream_error` for an answer it cannot
  * carry (another choice than index 0, a tool call without id or name, or with arguments that are
  * not a JSON object): the ingress calls it before the audit record is written
- * (PromptRequest.answerCheck), so the record says so.
+ * (PromptRequest.answerCheck), so the record says so. `fallbackId`, `fallbackModel`: the
+ * message's id (the request id) and model (the requested one) when the upstream's are empty.
  */
-export function anthropicMessageBody(result: CompletionResult): string {
+export function anthropicMessageBody(result: CompletionResult, fallbackId = '', fallbackModel = ''): string {
   const choice = onlyChoice(result.choices);
   // Refused before the audit record already (PromptRequest.failedFinishIsError); never end_turn.
   if (isFailedFinish(choice?.finish_reason)) throw failedGeneration(choice.finish_reason);
@@ -528,10 +529,12 @@ export function anthropicMessageBody(result: CompletionResult): string {
     }
   }
   return JSON.stringify({
-    id: messageId(result.id),
+    // An upstream that leaves both empty (as Azure's filter chunks do): the message is still
+    // named, as the streamed one is (AnthropicStreamEncoder's fallbacks), not `msg_` and "".
+    id: messageId(result.id || fallbackId),
     type: 'message',
     role: 'assistant',
-    model: result.model,
+    model: result.model || fallbackModel,
     content,
     ...stopOf(choice?.finish_reason, choice?.stop_sequence, refused, (msg?.tool_calls?.length ?? 0) > 0),
     usage: { input_tokens: result.usage?.prompt_tokens ?? 0, output_tokens: result.usage?.completion_tokens ?? 0 },

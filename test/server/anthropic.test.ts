@@ -62,6 +62,17 @@ describe('stop_reason of a message with tool_use blocks', () => {
   });
 });
 
+describe('the message id and model of an upstream that leaves them empty', () => {
+  it('are the request id and the requested model, as the streamed message has them', () => {
+    const result = { id: '', model: '', created: 1, choices: [{ index: 0, message: { role: 'assistant' as const, content: 'hi' }, finish_reason: 'stop' }] };
+    expect(JSON.parse(anthropicMessageBody(result, 'req-1', 'gpt-4o-mini'))).toMatchObject({ id: 'msg_req-1', model: 'gpt-4o-mini' });
+    const enc = new AnthropicStreamEncoder('req-1', 'gpt-4o-mini');
+    expect(enc.encode({ ...result, choices: [{ index: 0, delta: { content: 'hi' }, finish_reason: null }] })).toContain('"id":"msg_req-1","type":"message","role":"assistant","model":"gpt-4o-mini"');
+    // The upstream's own, when it sent them.
+    expect(JSON.parse(anthropicMessageBody({ ...result, id: 'chatcmpl-9', model: 'gpt-4o-2024-08-06' }, 'req-1', 'gpt-4o-mini'))).toMatchObject({ id: 'msg_chatcmpl-9', model: 'gpt-4o-2024-08-06' });
+  });
+});
+
 describe('the non-streamed answer with a refusal', () => {
   it('keeps the text before the refusal and the refusal, as the streamed answer does', () => {
     const body = JSON.parse(
