@@ -142,6 +142,8 @@ function toolResultContent(v: unknown, path: string): string | ContentPart[] {
   if (v === undefined) return '';
   if (typeof v === 'string') return v;
   if (!Array.isArray(v)) throw invalid(`field '${path}' must be a string or a list of content blocks`, path);
+  // No blocks is no content, as an absent one: OpenAI refuses a tool message's empty part list.
+  if (v.length === 0) return '';
   return v.map((b, i) => {
     const p = `${path}.${i}`;
     if (!isObject(b)) throw invalid(`field '${p}' must be an object`, p);

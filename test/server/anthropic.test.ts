@@ -99,6 +99,17 @@ describe('anthropicToChatBody', () => {
   });
 });
 
+describe('a tool_result without content', () => {
+  it('is an empty tool message, whether its content is absent, "" or an empty list (OpenAI refuses an empty part list)', () => {
+    const ask = { role: 'assistant', content: [{ type: 'tool_use', id: 'toolu_1', name: 'f', input: {} }] };
+    for (const content of [undefined, '', []]) {
+      const result = { type: 'tool_result', tool_use_id: 'toolu_1', ...(content === undefined ? {} : { content }) };
+      const body = anthropicToChatBody({ model: 'm', max_tokens: 5, messages: [{ role: 'user', content: 'go' }, ask, { role: 'user', content: [result] }] });
+      expect((body.messages as unknown[])[2], JSON.stringify(content)).toEqual({ role: 'tool', tool_call_id: 'toolu_1', content: '' });
+    }
+  });
+});
+
 describe('a last assistant turn (a prefill)', () => {
   it('is refused at that message: an OpenAI-style upstream answers with a new message, which the app would append to its prefill', () => {
     const prefill = { model: 'm', max_tokens: 5, messages: [{ role: 'user', content: 'JSON please' }, { role: 'assistant', content: [{ type: 'text', text: '{' }] }] };
