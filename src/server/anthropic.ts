@@ -6,7 +6,8 @@
  * (`message_start`, `content_block_start/delta/stop`, `message_delta`, `message_stop`).
  *
  * What maps to what:
- *   system (string | text blocks)        → a leading system message (refused on the governed path)
+ *   system (string | text blocks)        → a leading system message (blocks as text parts, as a
+ *                                          message's; refused on the governed path)
  *   text block                           → text part (one text block alone: a string), either role
  *   image block (base64 | url source)    → OpenAI `image_url` part (data: URL for base64)
  *   assistant tool_use block             → assistant `tool_calls[]` (input as JSON arguments)
@@ -20,6 +21,7 @@
  * Dropped: `cache_control` (a caching hint to Anthropic, which no OpenAI-style upstream takes; the
  * answer does not depend on it) and the empty members the SDK returns on an answer an app appends
  * to its history (`citations: null`, a direct `caller`, `toolset_name: null`, `is_error: false`).
+ * A last assistant turn (a prefill) is refused: an OpenAI-style upstream does not continue it.
  * Anything else is refused with `invalid_request` naming the field, rather than silently dropped,
  * and so is what would change on the way (an empty content list, an empty tool name or id): the
  * location is always the caller's Anthropic field, never the OpenAI one it maps to.
@@ -140,6 +142,8 @@ function toolResultContent(v: unknown, path: string): string | ContentPart[] {
   if (v === undefined) return '';
   if (typeof v === 'string') return v;
   if (!Array.isArray(v)) throw invalid(`field '${path}' must be a string or a list of content blocks`, path);
+  // No blocks is no content, as an absent one: OpenAI refuses a tool message's empty part list.
+  if (v.length === 0) return '';
   return v.map((b, i) => {
     const p = `${path}.${i}`;
     if (!isObject(b)) throw invalid(`field '${p}' must be an object`, p);
@@ -302,17 +306,27 @@ export function anthropicToChatBody(body: unknown): Record<string, unknown> {
     const sys = body.system;
     if (typeof sys === 'string') messages.push({ role: 'system', content: sys });
     else if (Array.isArray(sys)) {
-      const texts = sys.map((b, i) => {
+      // Text parts, as a message's blocks are, so redaction reads them as one text: joined with a
+      // blank line here, a value split across two blocks (`jane.doe@exa` | `mple.com`) was no
+      // address to the scan, and went upstream whole but for the line break.
+      const parts = sys.map((b, i) => {
         if (!isObject(b) || b.type !== 'text') throw invalid(`field 'system.${i}' must be a text block`, `system.${i}`);
-        checkMembers(b, TEXT_MEMBERS, `system.${i}`);
-        return textOf(b.text, `system.${i}.text`);
+        return textPart(b, `system.${i}`);
       });
-      messages.push({ role: 'system', content: texts.join('\n\n') });
+      // No blocks is no system prompt (an empty parts list is no content an upstream takes).
+      if (parts.length > 0) messages.push({ role: 'system', content: contentOf(parts) });
     } else throw invalid("field 'system' must be a string or a list of text blocks", 'system');
   }
   if (body.messages !== undefined) {
     if (!Array.isArray(body.messages)) throw invalid("field 'messages' must be a list", 'messages');
     body.messages.forEach((m, i) => translateMessage(m, i, messages));
+    // A last assistant turn is Anthropic's prefill: the answer continues it (`{` then the rest of
+    // the JSON). An OpenAI-style upstream answers with a new message instead, which the app would
+    // append to its prefill (`{{"a": 1}`): refused, as Anthropic's own newer models refuse it.
+    const last = body.messages.length - 1;
+    if (last >= 0 && (body.messages[last] as { role?: unknown }).role === 'assistant') {
+      throw invalid(`field 'messages.${last}' is an assistant turn last (a prefill), which Warden's OpenAI-compatible upstreams do not continue: end with a user turn`, `messages.${last}`);
+    }
   }
   // With a template (governed path) the template supplies the whole prompt: `toPromptRequest`
   // refuses any message, a system prompt included, rather than dropping it silently.
@@ -389,10 +403,19 @@ function stopReason(finish: string | null | undefined): string {
  * keptStop). Otherwise a stop is `end_turn`, as Warden cannot tell a stop sequence from the
  * model's own end.
  */
-function stopOf(finish: string | null | undefined, stopSequence: string | undefined, refused: boolean): { stop_reason: string; stop_sequence: string | null } {
+function stopOf(finish: string | null | undefined, stopSequence: string | undefined, refused: boolean, toolUse: boolean): { stop_reason: string; stop_sequence: string | null } {
   if (refused) return { stop_reason: 'refusal', stop_sequence: null };
+  const reason = stopReason(finish);
+  // A message with tool_use blocks stops with `tool_use` unless the limit cut it: OpenAI itself
+  // says `stop` for the call a named tool_choice forces (Anthropic's `{type: "tool"}`), and so do
+  // Ollama, SGLang and vLLM in some modes. Read as `end_turn`, the SDK loops that run tools while
+  // stop_reason is `tool_use` took the call for the final answer and never ran it.
+  if (toolUse && reason === 'end_turn') return { stop_reason: 'tool_use', stop_sequence: null };
+  // And `tool_use` without a tool_use block (a `tool_calls` finish with no call) is no call to
+  // run: a loop reading it would answer a call that is not there. The model's turn ended.
+  if (!toolUse && reason === 'tool_use') return { stop_reason: 'end_turn', stop_sequence: null };
   if (finish === 'stop' && stopSequence !== undefined) return { stop_reason: 'stop_sequence', stop_sequence: stopSequence };
-  return { stop_reason: stopReason(finish), stop_sequence: null };
+  return { stop_reason: reason, stop_sequence: null };
 }
 
 function messageId(id: string): string {
@@ -488,9 +511,10 @@ function answerText(msg: ChatMessage): { text: string; refused: boolean } {
  * The Anthropic message for a (redacted) answer. Throws `upstream_error` for an answer it cannot
  * carry (another choice than index 0, a tool call without id or name, or with arguments that are
  * not a JSON object): the ingress calls it before the audit record is written
- * (PromptRequest.answerCheck), so the record says so.
+ * (PromptRequest.answerCheck), so the record says so. `fallbackId`, `fallbackModel`: the
+ * message's id (the request id) and model (the requested one) when the upstream's are empty.
  */
-export function anthropicMessageBody(result: CompletionResult): string {
+export function anthropicMessageBody(result: CompletionResult, fallbackId = '', fallbackModel = ''): string {
   const choice = onlyChoice(result.choices);
   // Refused before the audit record already (PromptRequest.failedFinishIsError); never end_turn.
   if (isFailedFinish(choice?.finish_reason)) throw failedGeneration(choice.finish_reason);
@@ -507,12 +531,14 @@ export function anthropicMessageBody(result: CompletionResult): string {
     }
   }
   return JSON.stringify({
-    id: messageId(result.id),
+    // An upstream that leaves both empty (as Azure's filter chunks do): the message is still
+    // named, as the streamed one is (AnthropicStreamEncoder's fallbacks), not `msg_` and "".
+    id: messageId(result.id || fallbackId),
     type: 'message',
     role: 'assistant',
-    model: result.model,
+    model: result.model || fallbackModel,
     content,
-    ...stopOf(choice?.finish_reason, choice?.stop_sequence, refused),
+    ...stopOf(choice?.finish_reason, choice?.stop_sequence, refused, (msg?.tool_calls?.length ?? 0) > 0),
     usage: { input_tokens: result.usage?.prompt_tokens ?? 0, output_tokens: result.usage?.completion_tokens ?? 0 },
   });
 }
@@ -701,7 +727,7 @@ export class AnthropicStreamEncoder {
       out += this.openPending();
       // The answer is over: its last block is checked (and closed) now, not after the stream.
       out += this.closeBlock();
-      this.stop = stopOf(choice.finish_reason, choice.stop_sequence, this.refused);
+      this.stop = stopOf(choice.finish_reason, choice.stop_sequence, this.refused, this.toolsSeen.size > 0);
     }
     return out;
   }
@@ -779,7 +805,7 @@ export class AnthropicStreamEncoder {
     if (!this.started) out += this.start(fallbackId, model);
     out += this.openPending();
     out += this.closeBlock();
-    out += sse('message_delta', { type: 'message_delta', delta: this.stop ?? { stop_reason: 'end_turn', stop_sequence: null }, usage: this.usage() });
+    out += sse('message_delta', { type: 'message_delta', delta: this.stop ?? stopOf(null, undefined, this.refused, this.toolsSeen.size > 0), usage: this.usage() });
     out += sse('message_stop', { type: 'message_stop' });
     return out;
   }

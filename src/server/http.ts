@@ -938,7 +938,7 @@ export function createHttpIngress(opts: HttpIngressOptions): HttpIngress {
       // (anthropic.ts anthropicMessageBody, AnthropicStreamEncoder) is refused, and audited so.
       let message: string | undefined;
       request.answerCheck = (result) => {
-        message = anthropicMessageBody(result);
+        message = anthropicMessageBody(result, requestId, request.model);
       };
       const encoder = new AnthropicStreamEncoder(requestId, request.model);
       let model = request.model;
@@ -952,7 +952,7 @@ export function createHttpIngress(opts: HttpIngressOptions): HttpIngress {
       } catch (err) {
         return fail(isWardenError(err) ? err : new WardenError('internal', 'internal error'));
       }
-      if (response.kind === 'complete') return sendAnswer(res, message ?? anthropicMessageBody(response.result), requestId);
+      if (response.kind === 'complete') return sendAnswer(res, message ?? anthropicMessageBody(response.result, requestId, request.model), requestId);
       if (response.kind !== 'stream') return fail(new WardenError('internal', 'internal error'));
       const it = response.chunks[Symbol.asyncIterator]();
       let step: IteratorResult<CompletionChunk>;

@@ -251,6 +251,31 @@ describe('tool use with the Anthropic SDK', () => {
   });
 });
 
+describe('a forced tool call with the Anthropic SDK', () => {
+  it("tool_choice {type: 'tool'}: OpenAI finishes the forced call with stop, and the message still stops with tool_use, streamed or not", async () => {
+    upstream.mode = 'scripted';
+    // OpenAI's finish_reason for a call a named tool_choice forced (vllm-project/vllm#25054).
+    upstream.script = { text: '{"city":"Paris"}', toolArgs: true, finish: 'stop' };
+    const anthropic = client(rawToken);
+    const params: Anthropic.MessageCreateParamsNonStreaming = {
+      model: 'gpt-4o-mini',
+      max_tokens: 64,
+      tools: [{ ...WEATHER_TOOL, name: 'f' }],
+      tool_choice: { type: 'tool', name: 'f' },
+      messages: [{ role: 'user', content: 'Weather in Paris?' }],
+    };
+    const before = upstream.calls.length;
+    const plain = await anthropic.messages.create(params);
+    expect(upstream.calls[before]!.body.tool_choice).toEqual({ type: 'function', function: { name: 'f' } });
+    expect(plain.stop_reason).toBe('tool_use');
+    expect(plain.content).toMatchObject([{ type: 'tool_use', name: 'f', input: { city: 'Paris' } }]);
+    const streamed = await anthropic.messages.stream(params).finalMessage();
+    expect(streamed.stop_reason).toBe('tool_use');
+    expect(streamed.content).toMatchObject([{ type: 'tool_use', name: 'f', input: { city: 'Paris' } }]);
+    upstream.mode = 'ok';
+  });
+});
+
 describe('errors as the Anthropic SDK raises them', () => {
   const plain: Anthropic.MessageCreateParamsNonStreaming = { model: 'gpt-4o-mini', max_tokens: 16, messages: [{ role: 'user', content: 'hi' }] };
 

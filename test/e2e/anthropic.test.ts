@@ -83,6 +83,25 @@ describe('POST /v1/messages', () => {
     expect(w.audit().at(-1)!.redaction.counts).toEqual({ EMAIL_ADDRESS: 1 });
   });
 
+  it('a value split across two system blocks is redacted as one text too; the blocks go on as text parts', async () => {
+    upstream.mode = 'ok';
+    const before = upstream.calls.length;
+    const audited = w.audit().length;
+    const system = [{ type: 'text', text: 'Escalate to jane.doe@exa' }, { type: 'text', text: 'mple.com when stuck.' }];
+    const r = await messages({ model: 'gpt-4o-mini', max_tokens: 64, system, messages: [{ role: 'user', content: 'hi' }] });
+    expect(r.status, r.text).toBe(200);
+    const sent = upstream.calls[before]!.body.messages;
+    expect(sent[0]).toEqual({ role: 'system', content: [{ type: 'text', text: 'Escalate to [EMAIL_ADDRESS]' }, { type: 'text', text: ' when stuck.' }] });
+    expect(JSON.stringify(sent)).not.toContain('jane.doe');
+    await eventually(() => w.audit().length > audited);
+    expect(w.audit().at(-1)!.redaction.counts).toEqual({ EMAIL_ADDRESS: 1 });
+    // One block is a string, as a message's one block is; no blocks is no system prompt.
+    await messages({ model: 'gpt-4o-mini', max_tokens: 64, system: [{ type: 'text', text: 'Be terse.' }], messages: [{ role: 'user', content: 'hi' }] });
+    expect(upstream.calls.at(-1)!.body.messages[0]).toEqual({ role: 'system', content: 'Be terse.' });
+    await messages({ model: 'gpt-4o-mini', max_tokens: 64, system: [], messages: [{ role: 'user', content: 'hi' }] });
+    expect(upstream.calls.at(-1)!.body.messages).toEqual([{ role: 'user', content: 'hi' }]);
+  });
+
   it('maps system, content blocks, tools and parameters onto the upstream call; answers a message', async () => {
     upstream.mode = 'ok';
     const r = await messages({
@@ -108,7 +127,7 @@ describe('POST /v1/messages', () => {
     const sent = upstream.calls.at(-1)!.body;
     expect(sent.model).toBe('gpt-4o-mini');
     expect(sent.max_tokens).toBe(256);
-    expect(sent.messages[0]).toEqual({ role: 'system', content: 'You are terse.\n\nAnswer in French.' });
+    expect(sent.messages[0]).toEqual({ role: 'system', content: [{ type: 'text', text: 'You are terse.' }, { type: 'text', text: 'Answer in French.' }] });
     expect(sent.messages[1].role).toBe('user');
     expect(sent.messages[1].content[0]).toEqual({ type: 'image_url', image_url: { url: 'data:image/png;base64,iVBORw0KGgo=' } });
     expect(sent.messages[1].content[1].type).toBe('text');
@@ -430,6 +449,9 @@ describe('POST /v1/messages', () => {
       [{ model: 'gpt-4o-mini', max_tokens: 5, messages: [{ role: 'user', content: 'a' }, { role: 'assistant', content: [{ type: 'tool_use', id: 'toolu_1', name: '', input: {} }] }] }, rawToken, 400, 'invalid_request_error', 'invalid_request', 'messages.1.content.0.name'],
       [{ model: 'gpt-4o-mini', max_tokens: 5, messages: [{ role: 'user', content: 'a' }, { role: 'assistant', content: [{ type: 'tool_use', id: '', name: 'f', input: {} }] }] }, rawToken, 400, 'invalid_request_error', 'invalid_request', 'messages.1.content.0.id'],
       [{ model: 'gpt-4o-mini', max_tokens: 5, messages: [{ role: 'user', content: [{ type: 'tool_result', tool_use_id: '', content: 'x' }] }] }, rawToken, 400, 'invalid_request_error', 'invalid_request', 'messages.0.content.0.tool_use_id'],
+      // A last assistant turn is a prefill Anthropic continues; an OpenAI-style upstream would answer anew.
+      [{ model: 'gpt-4o-mini', max_tokens: 5, messages: [{ role: 'user', content: 'JSON please' }, { role: 'assistant', content: '{' }] }, rawToken, 400, 'invalid_request_error', 'invalid_request', 'messages.1'],
+      [{ model: 'gpt-4o-mini', max_tokens: 5, messages: [{ role: 'user', content: 'a' }, { role: 'assistant', content: [{ type: 'tool_use', id: 'toolu_1', name: 'f', input: {} }] }] }, rawToken, 400, 'invalid_request_error', 'invalid_request', 'messages.1'],
       // Sampling parameters are Anthropic's: a number in its documented range (top_k an integer).
       [{ model: 'gpt-4o-mini', max_tokens: 5, temperature: 'hot', messages: [{ role: 'user', content: 'hi' }] }, rawToken, 400, 'invalid_request_error', 'invalid_request', 'temperature'],
       [{ model: 'gpt-4o-mini', max_tokens: 5, temperature: 1.5, messages: [{ role: 'user', content: 'hi' }] }, rawToken, 400, 'invalid_request_error', 'invalid_request', 'temperature'],

@@ -16,6 +16,63 @@ describe('anthropicMessageBody', () => {
   });
 });
 
+describe('stop_reason of a message with tool_use blocks', () => {
+  const call = { id: 'call_1', type: 'function' as const, function: { name: 'get_weather', arguments: '{"city":"Paris"}' } };
+  const message = (finish: string | null, toolCalls: (typeof call)[]) =>
+    JSON.parse(
+      anthropicMessageBody({ id: 'c', model: 'm', created: 1, choices: [{ index: 0, message: { role: 'assistant', content: null, ...(toolCalls.length ? { tool_calls: toolCalls } : {}) }, finish_reason: finish }] }),
+    ) as { stop_reason: unknown; content: { type: string }[] };
+  const streamed = (finish: string | null, toolCalls: (typeof call)[]) => {
+    const enc = new AnthropicStreamEncoder('r', 'm');
+    let out = '';
+    toolCalls.forEach((t, index) => {
+      out += enc.encode({ id: 'c', model: 'm', created: 1, choices: [{ index: 0, delta: { tool_calls: [{ index, ...t }] }, finish_reason: null }] });
+    });
+    out += enc.encode({ id: 'c', model: 'm', created: 1, choices: [{ index: 0, delta: {}, finish_reason: finish }] });
+    out += enc.finish('r', 'm');
+    const delta = out.split('\n').find((l) => l.startsWith('data: {"type":"message_delta"'))!;
+    return (JSON.parse(delta.slice('data: '.length)) as { delta: { stop_reason: unknown } }).delta.stop_reason;
+  };
+
+  it('is tool_use when the upstream finished with stop or none, as OpenAI does for a named tool_choice, streamed or not', () => {
+    for (const finish of ['stop', null, 'eos_token']) {
+      expect(message(finish, [call]).stop_reason, String(finish)).toBe('tool_use');
+      expect(message(finish, [call]).content.map((b) => b.type)).toEqual(['tool_use']);
+      expect(streamed(finish, [call]), String(finish)).toBe('tool_use');
+    }
+    expect(message('tool_calls', [call]).stop_reason).toBe('tool_use');
+    expect(streamed('tool_calls', [call])).toBe('tool_use');
+  });
+
+  it('stays max_tokens for a call the limit cut, and refusal for a filtered answer', () => {
+    expect(message('length', [call]).stop_reason).toBe('max_tokens');
+    expect(streamed('length', [call])).toBe('max_tokens');
+    expect(message('content_filter', [call]).stop_reason).toBe('refusal');
+  });
+
+  it('is end_turn, not tool_use, for a tool_calls finish without any call (no tool_use block to run)', () => {
+    expect(message('tool_calls', []).stop_reason).toBe('end_turn');
+    expect(streamed('tool_calls', [])).toBe('end_turn');
+  });
+
+  it('a stream that ends without a finish_reason after a tool call stops with tool_use', () => {
+    const enc = new AnthropicStreamEncoder('r', 'm');
+    enc.encode({ id: 'c', model: 'm', created: 1, choices: [{ index: 0, delta: { tool_calls: [{ index: 0, ...call }] }, finish_reason: null }] });
+    expect(enc.finish('r', 'm')).toContain('"stop_reason":"tool_use"');
+  });
+});
+
+describe('the message id and model of an upstream that leaves them empty', () => {
+  it('are the request id and the requested model, as the streamed message has them', () => {
+    const result = { id: '', model: '', created: 1, choices: [{ index: 0, message: { role: 'assistant' as const, content: 'hi' }, finish_reason: 'stop' }] };
+    expect(JSON.parse(anthropicMessageBody(result, 'req-1', 'gpt-4o-mini'))).toMatchObject({ id: 'msg_req-1', model: 'gpt-4o-mini' });
+    const enc = new AnthropicStreamEncoder('req-1', 'gpt-4o-mini');
+    expect(enc.encode({ ...result, choices: [{ index: 0, delta: { content: 'hi' }, finish_reason: null }] })).toContain('"id":"msg_req-1","type":"message","role":"assistant","model":"gpt-4o-mini"');
+    // The upstream's own, when it sent them.
+    expect(JSON.parse(anthropicMessageBody({ ...result, id: 'chatcmpl-9', model: 'gpt-4o-2024-08-06' }, 'req-1', 'gpt-4o-mini'))).toMatchObject({ id: 'msg_chatcmpl-9', model: 'gpt-4o-2024-08-06' });
+  });
+});
+
 describe('the non-streamed answer with a refusal', () => {
   it('keeps the text before the refusal and the refusal, as the streamed answer does', () => {
     const body = JSON.parse(
@@ -39,6 +96,26 @@ describe('anthropicToChatBody', () => {
     }
     expect(message).toContain('not an Anthropic parameter name');
     expect(message).not.toContain('CANARY');
+  });
+});
+
+describe('a tool_result without content', () => {
+  it('is an empty tool message, whether its content is absent, "" or an empty list (OpenAI refuses an empty part list)', () => {
+    const ask = { role: 'assistant', content: [{ type: 'tool_use', id: 'toolu_1', name: 'f', input: {} }] };
+    for (const content of [undefined, '', []]) {
+      const result = { type: 'tool_result', tool_use_id: 'toolu_1', ...(content === undefined ? {} : { content }) };
+      const body = anthropicToChatBody({ model: 'm', max_tokens: 5, messages: [{ role: 'user', content: 'go' }, ask, { role: 'user', content: [result] }] });
+      expect((body.messages as unknown[])[2], JSON.stringify(content)).toEqual({ role: 'tool', tool_call_id: 'toolu_1', content: '' });
+    }
+  });
+});
+
+describe('a last assistant turn (a prefill)', () => {
+  it('is refused at that message: an OpenAI-style upstream answers with a new message, which the app would append to its prefill', () => {
+    const prefill = { model: 'm', max_tokens: 5, messages: [{ role: 'user', content: 'JSON please' }, { role: 'assistant', content: [{ type: 'text', text: '{' }] }] };
+    expect(() => anthropicToChatBody(prefill)).toThrow(expect.objectContaining({ code: 'invalid_request', message: expect.stringContaining('prefill'), location: { path: 'messages.1' } }));
+    // An assistant turn before the last user turn is history, as before.
+    expect(anthropicToChatBody({ ...prefill, messages: [...prefill.messages, { role: 'user', content: 'go on' }] }).messages).toHaveLength(3);
   });
 });
 
@@ -88,6 +165,15 @@ describe('anthropicPromptRequest', () => {
     expect(refusal(base, 'support/ticket-summary@2')).toMatchObject({ code: 'invalid_request', location: { path: 'system' } });
     // A template that is no template is refused as such, not as a system prompt beside it.
     expect(refusal({ ...base, warden: { template: 5 } })).toMatchObject({ location: { path: 'warden.template' } });
+  });
+
+  it('system blocks are text parts, as a message\'s blocks are (redaction reads them as one text), not joined', () => {
+    const req = anthropicPromptRequest(
+      { model: 'm', max_tokens: 5, system: [{ type: 'text', text: 'a' }, { type: 'text', text: 'b', cache_control: { type: 'ephemeral' } }], messages: [{ role: 'user', content: 'hi' }] },
+      meta() as never,
+      DEFAULT_LIMITS,
+    );
+    expect(req.messages![0]).toEqual({ role: 'system', content: [{ type: 'text', text: 'a' }, { type: 'text', text: 'b' }] });
   });
 
   it('a system prompt on the raw path goes on as a leading system message', () => {

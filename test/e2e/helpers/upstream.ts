@@ -13,6 +13,8 @@ export interface ScriptedAnswer {
   text: string;
   toolArgs?: boolean;
   piece?: number;
+  /** The finish_reason (default: `tool_calls` for a tool call, else `stop`; OpenAI says `stop` for a forced call). */
+  finish?: string;
 }
 
 export interface ReceivedCall {
@@ -268,6 +270,7 @@ export async function startUpstream(): Promise<FakeUpstream> {
       }
       case 'scripted': {
         const { text, toolArgs = false, piece = 4 } = state.script;
+        const finish = state.script.finish ?? (toolArgs ? 'tool_calls' : 'stop');
         const call = { id: 'call_up_1', type: 'function', function: { name: 'f', arguments: text } };
         if (body?.stream) {
           res.writeHead(200, { 'content-type': 'text/event-stream' });
@@ -276,12 +279,12 @@ export async function startUpstream(): Promise<FakeUpstream> {
             const part = text.slice(i, i + piece);
             res.write(chunk(body, toolArgs ? { tool_calls: [{ index: 0, function: { arguments: part } }] } : { content: part }, null));
           }
-          res.write(chunk(body, {}, toolArgs ? 'tool_calls' : 'stop'));
+          res.write(chunk(body, {}, finish));
           res.end('data: [DONE]\n\n');
           return;
         }
         const answer = completion(body);
-        answer.choices = [{ index: 0, message: (toolArgs ? { role: 'assistant', content: null, tool_calls: [call] } : { role: 'assistant', content: text }) as any, logprobs: null, finish_reason: toolArgs ? 'tool_calls' : 'stop' }];
+        answer.choices = [{ index: 0, message: (toolArgs ? { role: 'assistant', content: null, tool_calls: [call] } : { role: 'assistant', content: text }) as any, logprobs: null, finish_reason: finish as any }];
         res.writeHead(200, { 'content-type': 'application/json' });
         res.end(JSON.stringify(answer));
         return;
