@@ -32,3 +32,24 @@ export function placeholderReading(text: string): string | null {
     return cp > 0 && cp <= 0x10ffff && (cp < 0xd800 || cp > 0xdfff) ? String.fromCodePoint(cp) : whole;
   });
 }
+
+/**
+ * Placeholder-shaped text written with compatibility characters: fullwidth forms
+ * (`＜EMAIL＿ADDRESS＿１＞`, as a CJK input method types them), small forms (`﹤…﹥`), mathematical,
+ * circled or superscript letters and digits. A model reads them as the ASCII they fold to, and
+ * the detectors read text folded the same way (NFKC, normalize.ts), so the input's placeholders
+ * are looked for in that reading too.
+ *
+ * Folded only when it can hold one: an angle bracket (`<`, `﹤`, `＜`) and a character of the
+ * blocks whose characters fold to `<`, `>`, `_`, an ASCII capital or a digit (a superset: a text
+ * folded for nothing costs a normalize, never a missed placeholder).
+ */
+const ANGLE = /[<\uFE64\uFF1C]/;
+const FOLDS_TO_PLACEHOLDER_CHAR = /[\u00B2\u00B3\u00B9\u1D2C-\u1D42\u2070-\u2189\u2460-\u24FF\u2C7D\uA7F1-\uA7F4\uFE33\uFE34\uFE4D-\uFE4F\uFE64\uFE65\uFF10-\uFF3F]|[\uD833\uD835\uD83C\uD83E][\uDC00-\uDFFF]/;
+
+/** `text` folded by NFKC, or null when it holds no character that could fold into a placeholder. */
+export function compatibilityReading(text: string): string | null {
+  if (!ANGLE.test(text) || !FOLDS_TO_PLACEHOLDER_CHAR.test(text)) return null;
+  const folded = text.normalize('NFKC');
+  return folded === text ? null : folded;
+}

@@ -23,7 +23,7 @@ import { toOriginalSpan, unitAround, type FoldedText } from './normalize.js';
 import { JSON_TEXT_START, jsonLiterals, type JsonLexState, type JsonLiteral } from './json-literals.js';
 import { applyFindings, applyJsonFindings, createReplacer, TokenVault, type Replacer } from './modes.js';
 import type { RedactionPlan } from './profiles.js';
-import { placeholderReading } from './placeholder-escapes.js';
+import { compatibilityReading, placeholderReading } from './placeholder-escapes.js';
 import { PLACEHOLDER, restorePlaceholders } from './restore.js';
 import { resolveOverlaps, type Scanner, type ScanOptions } from './scanner.js';
 import { keptStop, processChunkStream } from './stream.js';
@@ -48,9 +48,10 @@ export interface SessionOptions {
 /**
  * What makes a text with a backslash worth decoding for placeholders: a `<` written as a JSON
  * escape, or an HTML reference or percent escape that may stand for one, written as they are or
- * with JSON escapes (Go's encoder writes `&` as `\\u0026`: "\\u0026lt;EMAIL_ADDRESS_1\\u0026gt;").
+ * with JSON escapes (Go's encoder writes `&` as `\\u0026`: "\\u0026lt;EMAIL_ADDRESS_1\\u0026gt;"), or a
+ * fullwidth or small `<` written as one (`\\uff1c`).
  */
-const ESCAPE_MAY_HOLD = /\\u003c|\\u0026|\\u0025|[&%]/i;
+const ESCAPE_MAY_HOLD = /\\u003c|\\u0026|\\u0025|\\uff1c|\\ufe64|[&%]/i;
 
 /**
  * Reserves in `vault` every placeholder-shaped text in `input` (strings and member names, at any
@@ -65,14 +66,15 @@ function reservePlaceholdersIn(v: unknown, vault: TokenVault): void {
   if (typeof v === 'string') {
     const lt = v.indexOf('<') >= 0;
     if (lt) for (const m of v.matchAll(PLACEHOLDER)) vault.reserve(m[0]);
-    // HTML references and percent escapes (`&lt;EMAIL_ADDRESS_1&gt;`): read decoded as well.
+    // HTML references and percent escapes (`&lt;EMAIL_ADDRESS_1&gt;`), and fullwidth forms
+    // (`＜EMAIL_ADDRESS_1＞`): read decoded and folded as well.
     reserveEscapedIn(v, vault);
     // Decoded only when it can hold a placeholder: a `<`, as written or escaped.
     if (v.indexOf('\\') >= 0 && (lt || ESCAPE_MAY_HOLD.test(v))) {
       // Every level of escapes (a placeholder in JSON inside a JSON string reads `\\u003c…`),
       // each read for HTML references and percent escapes too.
       for (const r of jsonEscapeReadings(v)) {
-        if (r.text.indexOf('<') >= 0) for (const m of r.text.matchAll(PLACEHOLDER)) vault.reserve(m[0]);
+        reserveMatchesIn(r.text, vault);
         reserveEscapedIn(r.text, vault);
       }
     }
@@ -81,17 +83,29 @@ function reservePlaceholdersIn(v: unknown, vault: TokenVault): void {
   } else if (v !== null && typeof v === 'object') {
     for (const k in v) {
       if (!Object.hasOwn(v, k)) continue;
-      if (k.indexOf('<') >= 0 || k.indexOf('\\') >= 0 || k.indexOf('&') >= 0 || k.indexOf('%') >= 0) reservePlaceholdersIn(k, vault);
+      if (k.indexOf('<') >= 0 || k.indexOf('\\') >= 0 || k.indexOf('&') >= 0 || k.indexOf('%') >= 0 || k.indexOf('\uFF1C') >= 0 || k.indexOf('\uFE64') >= 0) reservePlaceholdersIn(k, vault);
       reservePlaceholdersIn((v as Record<string, unknown>)[k], vault);
     }
   }
 }
 
-/** Reserves the placeholders `text` holds written with HTML references or percent escapes (placeholder-escapes.ts). */
+/**
+ * Reserves the placeholders `text` holds written with HTML references or percent escapes, or with
+ * compatibility characters (fullwidth `＜EMAIL_ADDRESS_1＞`), or both (placeholder-escapes.ts).
+ */
 function reserveEscapedIn(text: string, vault: TokenVault): void {
-  if (text.indexOf('&') < 0 && text.indexOf('%') < 0) return;
-  const decoded = placeholderReading(text);
-  if (decoded !== null && decoded.indexOf('<') >= 0) for (const m of decoded.matchAll(PLACEHOLDER)) vault.reserve(m[0]);
+  if (text.indexOf('&') >= 0 || text.indexOf('%') >= 0) {
+    const decoded = placeholderReading(text);
+    if (decoded !== null) {
+      reserveMatchesIn(decoded, vault);
+      reserveMatchesIn(compatibilityReading(decoded), vault);
+    }
+  }
+  reserveMatchesIn(compatibilityReading(text), vault);
+}
+
+function reserveMatchesIn(text: string | null, vault: TokenVault): void {
+  if (text !== null && text.indexOf('<') >= 0) for (const m of text.matchAll(PLACEHOLDER)) vault.reserve(m[0]);
 }
 
 /** A message's texts as the model reads them joined: its content string or text parts, then its refusal. */

@@ -855,6 +855,36 @@ describe('placeholder-shaped text in the input (tokenize + reidentify)', () => {
     }
   });
 
+  it('a placeholder written with fullwidth, small or mathematical characters is reserved too (the model reads it folded)', () => {
+    const forms = [
+      '\uFF1CEMAIL_ADDRESS_1\uFF1E', // ＜EMAIL_ADDRESS_1＞, as a CJK input method types the brackets
+      '\uFF1C\uFF25\uFF2D\uFF21\uFF29\uFF2C\uFF3F\uFF21\uFF24\uFF24\uFF32\uFF25\uFF33\uFF33\uFF3F\uFF11\uFF1E', // all fullwidth
+      '\uFE64EMAIL_ADDRESS_1\uFE65', // small forms
+      '<\u{1D404}MAIL_ADDRESS_\u2460>', // mathematical bold E, circled digit one
+      '&lt;EMAIL_ADDRESS_\uFF11&gt;', // an HTML reference and a fullwidth digit
+    ];
+    for (const note of forms) {
+      const s = r.session(decision({ mode: 'tokenize' }), []);
+      const out = s.redactMessages([
+        { role: 'system', content: 'Escalate to ops-oncall@corp-internal.example.com' },
+        { role: 'user', content: `what does ${note} stand for?` },
+      ]);
+      expect(out[0]!.content, note).toBe('Escalate to <EMAIL_ADDRESS_2>');
+      expect(answer(s, 'It reads <EMAIL_ADDRESS_1>; escalate to <EMAIL_ADDRESS_2>'), note).toBe('It reads <EMAIL_ADDRESS_1>; escalate to ops-oncall@corp-internal.example.com');
+    }
+    // In JSON escapes (tool-call arguments) and in a member name too.
+    const args = '{"note":"\\uff1cEMAIL_ADDRESS_1\\uff1e","to":"bob@corp.example.com"}';
+    const s = r.session(decision({ mode: 'tokenize' }), []);
+    const out = s.redactMessages([{ role: 'assistant', content: null, tool_calls: [{ id: 'call_1', type: 'function', function: { name: 'f', arguments: args } }] }]);
+    expect(out[0]!.tool_calls![0]!.function.arguments).toBe('{"note":"\\uff1cEMAIL_ADDRESS_1\\uff1e","to":"<EMAIL_ADDRESS_2>"}');
+    const t = r.session(decision({ mode: 'tokenize' }), []);
+    t.redactTools([{ type: 'function', function: { name: 'f', parameters: { type: 'object', properties: { '\uFF1CEMAIL_ADDRESS_1\uFF1E': { type: 'string' } } } } }]);
+    expect(t.redactMessages([{ role: 'system', content: 'Escalate to ops-oncall@corp-internal.example.com' }])[0]!.content).toBe('Escalate to <EMAIL_ADDRESS_2>');
+    // Fullwidth text without a placeholder's shape mints as usual.
+    const u = r.session(decision({ mode: 'tokenize' }), []);
+    expect(u.redactMessages([{ role: 'user', content: '\uFF1C\uFF21\uFF22\uFF1E m\u00B2 ann@example.com' }])[0]!.content).toBe('\uFF1C\uFF21\uFF22\uFF1E m\u00B2 <EMAIL_ADDRESS_1>');
+  });
+
   it('a placeholder written with JSON escapes in tool-call arguments is reserved too (the model reads it decoded)', () => {
     for (const note of ['\\u003cEMAIL_ADDRESS_1>', '\\u003CEMAIL_ADDRESS_1\\u003E', '<\\u0045MAIL_ADDRESS_1>']) {
       const args = `{"note":"${note}","to":"bob@corp.example.com"}`;
