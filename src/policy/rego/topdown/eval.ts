@@ -494,7 +494,15 @@ class SetSink implements Sink {
 function evalComplete(c: Ctx, node: DocNode): Value | undefined {
   const sink = new ValueSink(c, node, COMPLETE_CONFLICT);
   for (const d of candidates(c, node)) runChain(c, d, undefined, sink);
-  return sink.result === undefined ? node.defaultValue : sink.result;
+  return sink.result === undefined ? defaultOf(c, node, undefined) : sink.result;
+}
+
+/** The default's value: its constant, or its comprehension evaluated now (one value, no body). */
+function defaultOf(c: Ctx, node: DocNode, args: Value[] | undefined): Value | undefined {
+  if (node.defaultPlan === undefined) return node.defaultValue;
+  const sink = new ValueSink(c, node, COMPLETE_CONFLICT);
+  runChain(c, node.defaultPlan, args, sink);
+  return sink.result;
 }
 
 function evalSet(c: Ctx, node: DocNode): Value {
@@ -580,7 +588,7 @@ export function callFunction(c: Ctx, node: DocNode, args: Value[]): Value | unde
   try {
     const sink = new ValueSink(c, node, FUNCTION_CONFLICT);
     for (const d of node.defs) runChain(c, d, args, sink);
-    return sink.result === undefined ? node.defaultValue : sink.result;
+    return sink.result === undefined ? defaultOf(c, node, args) : sink.result;
   } catch (e) {
     throw located(e, node);
   } finally {
