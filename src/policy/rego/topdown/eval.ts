@@ -14,6 +14,8 @@ import {
   makeObject,
   objectEntries,
   objectGet,
+  sortedEntries,
+  sortedKeys,
   type PlainObject,
   type Value,
 } from '../value.js';
@@ -62,14 +64,15 @@ export function enumerate(c: Ctx, v: Value, cb: (key: Value, val: Value) => bool
     }
     return false;
   }
+  // Objects in key order, as OPA iterates them (sets above likewise).
   if (v instanceof RegoObject) {
-    for (const [k, x] of v.map.values()) {
+    for (const [k, x] of sortedEntries(v)) {
       tick(b);
       if (cb(k, x)) return true;
     }
     return false;
   }
-  for (const k in v) {
+  for (const k of sortedKeys(v as PlainObject)) {
     tick(b);
     if (cb(k, (v as PlainObject)[k]!)) return true;
   }
