@@ -135,7 +135,7 @@ describe('built-in calls are metered', () => {
     expect(value('x := [strings.any_prefix_match(["ab", "cd"], ["c"]), object.subset([1, 2, 3], [2, 3])]')).toEqual([true, true]);
   });
 
-  it('reads the clock while it builds a large result, not once before (numbers.range, indexof_n, split)', () => {
+  it('reads the clock while it builds a large result, not once before (numbers.range, indexof_n, split, regex matches)', () => {
     // Charged in one sum before the build, these read the clock once and then built a million
     // elements — 150 ms to a second past the deadline on a loaded machine (found with OPA's
     // cases beside the compliance set). Charged as they build, the clock is read every
@@ -147,6 +147,9 @@ describe('built-in calls are metered', () => {
       ['x := count(indexof_n(input.s, "a"))', { s: 'a'.repeat(1_000_000) }, 1_000_000, 30],
       ['x := count(split(input.s, "a"))', { s: 'ab'.repeat(1_000_000) }, 1_000_001, 30],
       ['x := count(split(input.s, ""))', { s: 'ab'.repeat(1_000_000) }, 2_000_000, 8],
+      // A regex exec is charged 32 units and its groups: at one unit a match, 16,384 execs (tens
+      // of ms) ran between two reads.
+      ['x := count(regex.find_n("a", input.s, -1))', { s: 'a'.repeat(200_000) }, 200_000, 200],
     ];
     for (const [body, input, n, reads] of cases) {
       const p = policy(`package t\nimport rego.v1\n${body}\n`);
@@ -158,7 +161,7 @@ describe('built-in calls are metered', () => {
         clock.mockRestore();
       }
     }
-  });
+  }, 60_000); // millions of elements are built: seconds on a loaded machine
 
   it('trims and takes substrings by scanning, with code points as before', () => {
     expect(value('x := [trim("xxhixx", "x"), trim_left("😀😀a😀", "😀"), trim_right("a😀😀", "😀"), substring("abcdef", 2, 3), substring("a😀bc", 1, 2), substring("abc", 5, 1), substring("abc", 1, -1), strings.count("a😀c", "")]')).toEqual(
