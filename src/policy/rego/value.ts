@@ -210,6 +210,30 @@ export function objectEntries(o: PlainObject | RegoObject): Array<[Value, Value]
   return entries;
 }
 
+/**
+ * A plain object's keys in Rego's key order (code-point order), the order OPA iterates objects
+ * in (`ast.object` enumerates its sorted keys). JavaScript's own order is insertion order with
+ * integer-like keys first, so an object iterated as it is gave arrays (`[k | some k, _ in o]`,
+ * `walk`) in another order than OPA's. Objects are never changed once built; keys that are
+ * already in order (the usual JSON, or one key) cost a single pass.
+ */
+export function sortedKeys(o: PlainObject): string[] {
+  const keys = Object.keys(o);
+  work(keys.length);
+  for (let i = 1; i < keys.length; i++) {
+    if (compareStrings(keys[i - 1]!, keys[i]!) > 0) return keys.sort(keys.length > 64 ? meteredCompareStrings : compareStrings);
+  }
+  return keys;
+}
+
+/** An object's entries in Rego's key order (see `sortedKeys`). */
+export function sortedEntries(o: PlainObject | RegoObject): Array<[Value, Value]> {
+  if (!(o instanceof RegoObject)) return sortedKeys(o).map((k) => [k, o[k]!]);
+  const entries = [...o.map.values()];
+  work(entries.length);
+  return entries.sort(entries.length > 64 ? (a, b) => meteredCompare(a[0], b[0]) : (a, b) => compare(a[0], b[0]));
+}
+
 /** Builds an object from entries, choosing the plain representation when every key is a string. */
 export function makeObject(entries: Iterable<readonly [Value, Value]>): PlainObject | RegoObject {
   const list = [...entries];
@@ -290,6 +314,11 @@ export function compare(a: Value, b: Value): number {
 function meteredCompare(a: Value, b: Value): number {
   work(1);
   return compare(a, b);
+}
+
+function meteredCompareStrings(a: string, b: string): number {
+  work(1);
+  return compareStrings(a, b);
 }
 
 export function equal(a: Value, b: Value): boolean {

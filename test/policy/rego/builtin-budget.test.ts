@@ -135,6 +135,34 @@ describe('built-in calls are metered', () => {
     expect(value('x := [strings.any_prefix_match(["ab", "cd"], ["c"]), object.subset([1, 2, 3], [2, 3])]')).toEqual([true, true]);
   });
 
+  it('reads the clock while it builds a large result, not once before (numbers.range, indexof_n, split, regex matches)', () => {
+    // Charged in one sum before the build, these read the clock once and then built a million
+    // elements — 150 ms to a second past the deadline on a loaded machine (found with OPA's
+    // cases beside the compliance set). Charged as they build, the clock is read every
+    // WORK_CHUNK units, so the deadline can stop them midway. Counted, not timed.
+    // [policy, input, result, clock reads at least]: one unit per element built (1/8 per code
+    // point for split on ""), the clock read every WORK_CHUNK (16,384) units.
+    const cases: Array<[string, unknown, number, number]> = [
+      ['x := count(numbers.range(1, 1000000))', {}, 1_000_000, 30],
+      ['x := count(indexof_n(input.s, "a"))', { s: 'a'.repeat(1_000_000) }, 1_000_000, 30],
+      ['x := count(split(input.s, "a"))', { s: 'ab'.repeat(1_000_000) }, 1_000_001, 30],
+      ['x := count(split(input.s, ""))', { s: 'ab'.repeat(1_000_000) }, 2_000_000, 8],
+      // A regex exec is charged 32 units and its groups: at one unit a match, 16,384 execs (tens
+      // of ms) ran between two reads.
+      ['x := count(regex.find_n("a", input.s, -1))', { s: 'a'.repeat(200_000) }, 200_000, 200],
+    ];
+    for (const [body, input, n, reads] of cases) {
+      const p = policy(`package t\nimport rego.v1\n${body}\n`);
+      const clock = vi.spyOn(Date, 'now');
+      try {
+        expect(p.evaluate('data.t.x', input, LONG), body).toBe(n);
+        expect(clock.mock.calls.length, body).toBeGreaterThanOrEqual(reads);
+      } finally {
+        clock.mockRestore();
+      }
+    }
+  }, 60_000); // millions of elements are built: seconds on a loaded machine
+
   it('trims and takes substrings by scanning, with code points as before', () => {
     expect(value('x := [trim("xxhixx", "x"), trim_left("😀😀a😀", "😀"), trim_right("a😀😀", "😀"), substring("abcdef", 2, 3), substring("a😀bc", 1, 2), substring("abc", 5, 1), substring("abc", 1, -1), strings.count("a😀c", "")]')).toEqual(
       ['hi', 'a😀', 'a', 'cde', '😀b', '', 'bc', 4],

@@ -3,7 +3,7 @@
  * `walk(x, [path, value])`. `walk` is a relation (it yields many results), so the evaluator
  * calls `walkPairs` itself rather than going through BUILTINS.
  */
-import { RegoSet, isObject, keyOf, objectEntries, objectGet, type Value } from '../value.js';
+import { RegoSet, isObject, keyOf, objectGet, sortedEntries, type Value } from '../value.js';
 import type { BuiltinDef } from './types.js';
 import { builtinErr, def, obj, typeErr } from './util.js';
 import { work } from '../meter.js';
@@ -23,7 +23,8 @@ function walkFrame(path: Value[], v: Value): WalkFrame | undefined {
     return s.length === 0 ? undefined : { path, keys: s, values: s, next: 0 };
   }
   if (isObject(v)) {
-    const entries = objectEntries(v);
+    // Key order, as OPA walks objects.
+    const entries = sortedEntries(v);
     return entries.length === 0 ? undefined : { path, keys: entries.map((e) => e[0]), values: entries.map((e) => e[1]), next: 0 };
   }
   return undefined;

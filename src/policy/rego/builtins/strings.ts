@@ -10,15 +10,33 @@ import { runeCount } from './aggregates.js';
 import { MAX_RESULT_ELEMENTS, MAX_RESULT_STRING, checkElements, checkStringSize, work } from '../meter.js';
 
 
-/** Code points as strings: an array as long as the string, so charged (and avoided where a scan does). */
+/** Slices a long string is handled in, so that the meter can stop it midway. */
+const SLICE = 4096;
+
+/**
+ * Code points as strings: an array as long as the string, so charged (and avoided where a scan
+ * does). A slice at a time: one charge before a native `Array.from` of megabytes read the clock
+ * once, and the build then ran on well past the deadline.
+ */
 const runes = (s: string): string[] => {
-  work(s.length >>> 3);
-  return Array.from(s);
+  if (s.length <= SLICE) {
+    work(s.length >>> 3);
+    return Array.from(s);
+  }
+  const out: string[] = [];
+  for (let start = 0; start < s.length; ) {
+    let end = Math.min(s.length, start + SLICE);
+    // Never split a surrogate pair between two slices.
+    if (end < s.length && (s.charCodeAt(end) & 0xfc00) === 0xdc00) end++;
+    for (const r of s.slice(start, end)) out.push(r);
+    work((end - start) >>> 3);
+    start = end;
+  }
+  return out;
 };
 
 /** Code points reversed, a slice at a time so that the meter can stop a long string midway. */
 function reverseRunes(s: string): string {
-  const SLICE = 4096;
   const parts: string[] = [];
   for (let end = s.length; end > 0; ) {
     let start = Math.max(0, end - SLICE);
@@ -73,13 +91,28 @@ function split(args: Value[]): Value {
   work(s.length >>> 4);
   // Counted before building (one string per piece) when the pieces could be too many.
   if (s.length >= MAX_RESULT_ELEMENTS) checkElements(d === '' ? runeCount(s) : occurrences(s, d) + 1, 'split');
-  return d === '' ? runes(s) : s.split(d);
+  if (d === '') return runes(s);
+  if (s.length <= SLICE) return s.split(d);
+  // Piece by piece, charged as it goes (a native split of megabytes into millions of pieces is
+  // one call the meter cannot stop).
+  const out: string[] = [];
+  let at = 0;
+  for (let i = s.indexOf(d); i >= 0; i = s.indexOf(d, at)) {
+    work(1);
+    out.push(s.slice(at, i));
+    at = i + d.length;
+  }
+  out.push(s.slice(at));
+  return out;
 }
 
 /** Non-overlapping occurrences of a non-empty `sub` in `s`, as split and ReplaceAll count them. */
 function occurrences(s: string, sub: string): number {
   let n = 0;
-  for (let i = s.indexOf(sub); i >= 0; i = s.indexOf(sub, i + sub.length)) n++;
+  for (let i = s.indexOf(sub); i >= 0; i = s.indexOf(sub, i + sub.length)) {
+    work(1);
+    n++;
+  }
   return n;
 }
 
@@ -296,13 +329,16 @@ export const STRINGS: BuiltinDef[] = [
     const sub = str('indexof_n', a, 1);
     if (sub === '') throw builtinErr('indexof_n', 'empty search character');
     const out: Value[] = [];
-    // Rune offsets counted incrementally: one pass over the string, however many matches.
+    // Rune offsets counted incrementally: one pass over the string, however many matches. Each
+    // match is charged and the result held to the size cap as it grows: built first, millions of
+    // matches ran a second past the deadline before the cap was even checked.
     let runes = 0;
     let at = 0;
     for (let i = s.indexOf(sub); i >= 0; i = s.indexOf(sub, i + 1)) {
+      work(1);
       runes += runeIndex(s.slice(at, i), i - at);
       at = i;
-      out.push(runes);
+      if (out.push(runes) > MAX_RESULT_ELEMENTS) checkElements(out.length, 'indexof_n');
     }
     return out;
   }),

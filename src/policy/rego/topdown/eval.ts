@@ -14,6 +14,8 @@ import {
   makeObject,
   objectEntries,
   objectGet,
+  sortedEntries,
+  sortedKeys,
   type PlainObject,
   type Value,
 } from '../value.js';
@@ -62,14 +64,15 @@ export function enumerate(c: Ctx, v: Value, cb: (key: Value, val: Value) => bool
     }
     return false;
   }
+  // Objects in key order, as OPA iterates them (sets above likewise).
   if (v instanceof RegoObject) {
-    for (const [k, x] of v.map.values()) {
+    for (const [k, x] of sortedEntries(v)) {
       tick(b);
       if (cb(k, x)) return true;
     }
     return false;
   }
-  for (const k in v) {
+  for (const k of sortedKeys(v as PlainObject)) {
     tick(b);
     if (cb(k, (v as PlainObject)[k]!)) return true;
   }
@@ -494,7 +497,15 @@ class SetSink implements Sink {
 function evalComplete(c: Ctx, node: DocNode): Value | undefined {
   const sink = new ValueSink(c, node, COMPLETE_CONFLICT);
   for (const d of candidates(c, node)) runChain(c, d, undefined, sink);
-  return sink.result === undefined ? node.defaultValue : sink.result;
+  return sink.result === undefined ? defaultOf(c, node, undefined) : sink.result;
+}
+
+/** The default's value: its constant, or its comprehension evaluated now (one value, no body). */
+function defaultOf(c: Ctx, node: DocNode, args: Value[] | undefined): Value | undefined {
+  if (node.defaultPlan === undefined) return node.defaultValue;
+  const sink = new ValueSink(c, node, COMPLETE_CONFLICT);
+  runChain(c, node.defaultPlan, args, sink);
+  return sink.result;
 }
 
 function evalSet(c: Ctx, node: DocNode): Value {
@@ -580,7 +591,7 @@ export function callFunction(c: Ctx, node: DocNode, args: Value[]): Value | unde
   try {
     const sink = new ValueSink(c, node, FUNCTION_CONFLICT);
     for (const d of node.defs) runChain(c, d, args, sink);
-    return sink.result === undefined ? node.defaultValue : sink.result;
+    return sink.result === undefined ? defaultOf(c, node, args) : sink.result;
   } catch (e) {
     throw located(e, node);
   } finally {

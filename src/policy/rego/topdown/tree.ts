@@ -66,6 +66,8 @@ export class DocNode {
   kind: RuleKind | undefined;
   readonly defs: RulePlan[] = [];
   defaultValue: Value | undefined;
+  /** A default whose value holds a comprehension (`default p := [x | …]`): evaluated when needed. */
+  defaultPlan: RulePlan | undefined;
   index: RuleIndex | undefined;
   arity = -1;
 

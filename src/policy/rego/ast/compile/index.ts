@@ -152,11 +152,16 @@ export function compileModules(modules: Module[], baseData: Value, opts?: { data
     const refs = deps.get(e.node) ?? new Set<string>();
     deps.set(e.node, refs);
     if (e.rule.default) {
+      if (e.node.defaultValue !== undefined || e.node.defaultPlan !== undefined) {
+        throw new RegoError('rego_type_error', `multiple default rules ${e.node.name} found`, e.rule.loc);
+      }
       const scope = resolver.newScope();
       const v = resolver.term(e.rule.head.value!, scope);
-      if (!termIsConst(v)) throw new RegoError('rego_type_error', `default rule ${e.node.name} must have a constant value`, e.rule.loc);
-      if (e.node.defaultValue !== undefined) throw new RegoError('rego_type_error', `multiple default rules ${e.node.name} found`, e.rule.loc);
-      e.node.defaultValue = v.v;
+      // The parser admits only constants and comprehensions (closures, as OPA's parser): a value
+      // holding a comprehension reads data or input, so it is planned like a rule with an empty
+      // body and evaluated when no other definition holds.
+      if (termIsConst(v)) e.node.defaultValue = v.v;
+      else e.node.defaultPlan = planChain(e, e.rule, resolver, planner, refs, rules);
       continue;
     }
     const plan = planChain(e, e.rule, resolver, planner, refs, rules);
