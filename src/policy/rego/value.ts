@@ -214,25 +214,43 @@ export function objectEntries(o: PlainObject | RegoObject): Array<[Value, Value]
  * A plain object's keys in Rego's key order (code-point order), the order OPA iterates objects
  * in (`ast.object` enumerates its sorted keys). JavaScript's own order is insertion order with
  * integer-like keys first, so an object iterated as it is gave arrays (`[k | some k, _ in o]`,
- * `walk`) in another order than OPA's. Objects are never changed once built; keys that are
- * already in order (the usual JSON, or one key) cost a single pass.
+ * `walk`) in another order than OPA's. Objects are never changed once built, so the order of one
+ * with more than a few keys is kept (a policy's data tables are iterated on every evaluation:
+ * sorted once, not each time); keys that are already in order (the usual JSON, or one key) cost
+ * a single pass. Callers must not change the array returned.
  */
-export function sortedKeys(o: PlainObject): string[] {
+export function sortedKeys(o: PlainObject): readonly string[] {
+  const kept = o === null ? undefined : SORTED_KEYS.get(o);
+  if (kept !== undefined) return kept;
   const keys = Object.keys(o);
   work(keys.length);
+  let sorted = keys;
   for (let i = 1; i < keys.length; i++) {
-    if (compareStrings(keys[i - 1]!, keys[i]!) > 0) return keys.sort(keys.length > 64 ? meteredCompareStrings : compareStrings);
+    if (compareStrings(keys[i - 1]!, keys[i]!) > 0) {
+      sorted = keys.sort(keys.length > 64 ? meteredCompareStrings : compareStrings);
+      break;
+    }
   }
-  return keys;
+  if (sorted.length > KEEP_ORDER_MIN_KEYS) SORTED_KEYS.set(o, sorted);
+  return sorted;
 }
 
-/** An object's entries in Rego's key order (see `sortedKeys`). */
-export function sortedEntries(o: PlainObject | RegoObject): Array<[Value, Value]> {
-  if (!(o instanceof RegoObject)) return sortedKeys(o).map((k) => [k, o[k]!]);
+/** An object's entries in Rego's key order (see `sortedKeys`). Callers must not change the array returned. */
+export function sortedEntries(o: PlainObject | RegoObject): ReadonlyArray<readonly [Value, Value]> {
+  if (!(o instanceof RegoObject)) return sortedKeys(o).map((k) => [k, o[k]!] as const);
+  const kept = SORTED_ENTRIES.get(o);
+  if (kept !== undefined) return kept;
   const entries = [...o.map.values()];
   work(entries.length);
-  return entries.sort(entries.length > 64 ? (a, b) => meteredCompare(a[0], b[0]) : (a, b) => compare(a[0], b[0]));
+  entries.sort(entries.length > 64 ? (a, b) => meteredCompare(a[0], b[0]) : (a, b) => compare(a[0], b[0]));
+  if (entries.length > KEEP_ORDER_MIN_KEYS) SORTED_ENTRIES.set(o, entries);
+  return entries;
 }
+
+/** Objects with more keys than this keep their key order (see sortedKeys); smaller ones sort again, which costs less than the lookup. */
+const KEEP_ORDER_MIN_KEYS = 8;
+const SORTED_KEYS = new WeakMap<object, readonly string[]>();
+const SORTED_ENTRIES = new WeakMap<RegoObject, ReadonlyArray<readonly [Value, Value]>>();
 
 /** Builds an object from entries, choosing the plain representation when every key is a string. */
 export function makeObject(entries: Iterable<readonly [Value, Value]>): PlainObject | RegoObject {

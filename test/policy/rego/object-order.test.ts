@@ -51,4 +51,18 @@ mixed := [k | some k, _ in {"s": 1, 2: 2, [1]: 3, 1: 4}]
     const p = policy('package g\nimport rego.v1\npaths := [p | walk(input.o, [p, _])]\n');
     expect(p.evaluate('data.g.paths', input)).toEqual([[], ...sorted.map((k) => [k])]);
   });
+
+  it('keeps the order of a large object across evaluations (sorted once), and of each new input', () => {
+    // Keys in reverse order, more than the few an object must have for its order to be kept.
+    const keys = Array.from({ length: 40 }, (_, i) => `k${String(i).padStart(2, '0')}`);
+    const big = Object.fromEntries([...keys].reverse().map((k, i) => [k, i]));
+    const p = policy('package g\nimport rego.v1\nnames := [k | some k, _ in input.o]\nmixed := [k | some k, _ in {"z": 1, 2: 2, 1: 3, "a": 4, "b": 5, "c": 6, "d": 7, "e": 8, "f": 9}]\n');
+    for (let round = 0; round < 3; round++) {
+      expect(p.evaluate('data.g.names', { o: big })).toEqual(keys);
+      expect(p.evaluate('data.g.mixed', {})).toEqual([1, 2, 'a', 'b', 'c', 'd', 'e', 'f', 'z']);
+    }
+    // Another object with the same keys in another order: its own order, the same result.
+    const other = Object.fromEntries(keys.map((k, i) => [k, i]));
+    expect(p.evaluate('data.g.names', { o: other })).toEqual(keys);
+  });
 });
