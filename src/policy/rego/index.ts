@@ -16,7 +16,7 @@ import { budgetExceeded, metered, work } from './meter.js';
 import { Ctx, DEFAULT_DEADLINE_MS, DEFAULT_MAX_DEPTH, DEFAULT_MAX_STEPS, type Budget } from './topdown/context.js';
 import { walkData } from './topdown/eval.js';
 import type { DocNode, Frame, TermPlan } from './topdown/tree.js';
-import { RegoSet, equal, fromJSON, isPlainObject, stringifyJSON, toJSON, type Value } from './value.js';
+import { RegoSet, equal, fromJSON, isPlainObject, jsonTextSteps, toJSON, type Value } from './value.js';
 import { MIB } from '../../pipeline/sizes.js';
 import { runSteps, runStepsYielding, type Steps } from '../../pipeline/time-slices.js';
 
@@ -386,6 +386,9 @@ export function compileRegoPolicy(modules: RegoSource[], data?: unknown, opts?: 
   return runSteps(compileRegoPolicySteps(modules, data, opts));
 }
 
+/** Characters of the data's JSON text handed to the revision's hash at a time. */
+const HASH_CHUNK = 1 << 16;
+
 /**
  * compileRegoPolicy's work, pausing (yield) between small steps (a few thousand tokens, a
  * statement, a rule): loadRegoPolicy runs it a slice at a time (time-slices.ts), so a large set
@@ -413,8 +416,17 @@ export function* compileRegoPolicySteps(modules: RegoSource[], data?: unknown, o
   }
   // The data as the engine holds it, with exact integers written as numbers: a JSON.stringify with
   // bigints as their digit strings gave `[9007199254740993]` and `["9007199254740993"]`, which
-  // decide differently, one revision.
-  h.update(stringifyJSON(base));
+  // decide differently, one revision. Streamed into the hash in pieces (jsonTextSteps), a
+  // slice at a time: the text of data files of several MB is never built whole.
+  let pending = '';
+  yield* jsonTextSteps(base, (text) => {
+    pending += text;
+    if (pending.length >= HASH_CHUNK) {
+      h.update(pending);
+      pending = '';
+    }
+  });
+  h.update(pending);
   const packages = [...new Set(parsed.map((m) => m.package.path.join('.')))].sort();
   return new RegoPolicy(tree, h.digest('hex'), packages);
 }

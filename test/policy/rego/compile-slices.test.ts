@@ -10,7 +10,9 @@ import { join } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
 import { compileRegoPolicy, compileRegoPolicySteps, loadRegoPolicy } from '../../../src/policy/rego/index.js';
 import { createRegoPolicyEngine } from '../../../src/policy/rego-engine.js';
-import { runStepsYielding } from '../../../src/pipeline/time-slices.js';
+import { runSteps, runStepsYielding } from '../../../src/pipeline/time-slices.js';
+import { unmarshalJSON } from '../../../src/policy/rego/builtins/json.js';
+import { jsonTextSteps, stringifyJSON, type Value } from '../../../src/policy/rego/value.js';
 
 /** `n` rules of several kinds (partial sets, complete rules, functions with else), one package. */
 function generated(n: number): string {
@@ -79,5 +81,24 @@ describe('compiling a slice at a time', () => {
     const loading = createRegoPolicyEngine({ paths: [dir], entrypoint: 'warden/decision', signal: giveUp.signal });
     giveUp.abort(new Error('policies did not load within 1 ms (reload.timeout_ms)'));
     await expect(loading).rejects.toThrow('did not load within 1 ms');
+  });
+
+  it('hashes the base data as its JSON text, streamed: the same text, and data past 16 Mi characters loads', () => {
+    const values: Value[] = [
+      {},
+      { z: 1, a: [], b: {}, c: null, é: 'x', '\u{1f600}': [1.5, -0, 1e21, true, false, null, 'a\u2028b', 'b"q'] },
+      unmarshalJSON('{"big": [9007199254740993, 12345678901234567890123], "n": {"k": {"j": [[], [{}]]}}}'),
+      JSON.parse('{"__proto__": {"a": 1}, "b": 2}') as Value,
+      Array.from({ length: 5000 }, (_, i) => ({ [`k${5000 - i}`]: i })),
+    ];
+    for (const v of values) {
+      let text = '';
+      runSteps(jsonTextSteps(v, (t) => (text += t)));
+      expect(text).toBe(stringifyJSON(v));
+    }
+    // The revision's text was built whole and capped as an evaluation's string: data files of
+    // 17 MB (the set may hold 32 MiB) failed to load as eval_budget_exceeded.
+    const large = compileRegoPolicy(SOURCES, { blob: 'x'.repeat(17_000_000) });
+    expect(large.revision).not.toBe(compileRegoPolicy(SOURCES, { blob: 'x'.repeat(17_000_001) }).revision);
   });
 });
