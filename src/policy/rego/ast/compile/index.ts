@@ -91,9 +91,9 @@ export function compileModules(modules: Module[], baseData: Value, opts?: { data
 }
 
 /**
- * compileModules' work, pausing (yield) after each module of the first stage and each rule of
- * the second: a load in a serving process runs it a slice at a time (a rule takes 0.1-0.3 ms, a
- * set at the modules' 2 MiB cap seconds).
+ * compileModules' work, pausing (yield) after each rule of both stages and every few hundred
+ * definitions of the rule index: a load in a serving process runs it a slice at a time (a rule
+ * takes 0.1-0.3 ms, a set at the modules' 2 MiB cap seconds).
  */
 export function* compileSteps(modules: Module[], baseData: Value, opts?: { dataConflicts?: boolean }): Steps<CompiledTree> {
   const dataConflicts = opts?.dataConflicts ?? true;
