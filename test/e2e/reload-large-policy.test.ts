@@ -47,7 +47,9 @@ function removeLarge(w: WardenFixture): void {
 
 describe('reload of a large policy set', () => {
   it('answers requests while the set compiles, not only before and after (the server shares the loop with this test)', { timeout: 240_000 }, async () => {
-    const w = await startWarden({ upstreamUrl: upstream.url });
+    // The deadline is not what this test is about: a machine loaded by parallel test files took
+    // more than the default 30 s to compile the set, and the reload was refused.
+    const w = await startWarden({ upstreamUrl: upstream.url, reloadKeys: 'timeout_ms: 600000' });
     try {
       /**
        * Reloads (with or without the large modules), asking /healthz one request after another
