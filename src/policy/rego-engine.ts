@@ -8,6 +8,7 @@ import type { PolicyEngine } from '../pipeline/ports.js';
 import type { PolicyInput } from '../pipeline/types.js';
 import { loadRegoPolicy, RegoError, type EvalOptions, type LeftOutRules, type RegoPolicy } from './rego/index.js';
 import { DecisionCache, type DecisionCacheOutcome } from './decision-cache.js';
+import { runStepsYielding } from '../pipeline/time-slices.js';
 
 export interface RegoPolicyEngineOptions {
   /** Files or directories of `.rego` (and `data.json`/`.yaml`) files. */
@@ -27,6 +28,11 @@ export interface RegoPolicyEngineOptions {
   decisionCache?: { enabled: boolean; maxEntries: number };
   /** Told, per evaluation, whether the cache answered (`hit`), missed, or was not used (`off`). */
   onDecisionCache?: (outcome: DecisionCacheOutcome) => void;
+  /**
+   * Gives the load up (its deadline, `reload.timeout_ms`): the compile, which runs a slice at a
+   * time, stops at its next turn and the engine rejects with the signal's reason.
+   */
+  signal?: AbortSignal;
 }
 
 /** Whether this engine caches decisions, and if not, why (for the load log and `policy check`). */
@@ -105,8 +111,9 @@ export async function createRegoPolicyEngine(opts: RegoPolicyEngineOptions): Pro
   }
   let policy: RegoPolicy;
   try {
-    policy = await loadRegoPolicy(opts.paths, { excludeTests: true });
+    policy = await loadRegoPolicy(opts.paths, { excludeTests: true, ...(opts.signal ? { signal: opts.signal } : {}) });
   } catch (err) {
+    if (opts.signal?.aborted === true) throw err;
     if (err instanceof RegoError) {
       const loc = err.location;
       throw new WardenError('policy_error', `${err.code}: ${err.message}`, {
@@ -142,7 +149,8 @@ export async function createRegoPolicyEngine(opts: RegoPolicyEngineOptions): Pro
     return compiled.evaluate(entrypoint, input, options);
   };
   const { enabled, maxEntries } = opts.decisionCache ?? DEFAULT_DECISION_CACHE;
-  const deps = compiled.inputDeps();
+  // A pass over every rule, so a slice at a time too.
+  const deps = await runStepsYielding(compiled.inputDepsSteps(), opts.signal);
   const status: DecisionCacheStatus = !enabled
     ? { enabled: false, reason: 'disabled in the configuration (policy.decision_cache.enabled: false)', paths: [], maxEntries }
     : deps.cacheable

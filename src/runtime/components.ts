@@ -282,8 +282,9 @@ export async function buildComponents(config: Config, opts: ComponentOptions): P
           },
         );
       let timer: NodeJS.Timeout | undefined;
-      // A template load given up at the deadline stops at its next turn (it parses a slice at a
-      // time): left to run, it took its CPU from requests, and each later reload started another.
+      // A template or policy load given up at the deadline stops at its next turn (each parses,
+      // and the policies compile, a slice at a time): left to run, it took its CPU from requests,
+      // and each later reload started another.
       const giveUp = new AbortController();
       const deadline = new Promise<never>((_, reject) => {
         timer = setTimeout(() => {
@@ -310,6 +311,7 @@ export async function buildComponents(config: Config, opts: ComponentOptions): P
                 strictBuiltinErrors: config.policy.strict_builtin_errors,
                 decisionCache: { enabled: config.policy.decision_cache.enabled, maxEntries: config.policy.decision_cache.max_entries },
                 onDecisionCache: (result) => opts.metrics.observePolicyCache(result),
+                signal: giveUp.signal,
               }),
             ),
           ]),

@@ -17,6 +17,7 @@ import { WardenError } from '../pipeline/errors.js';
 import { FileTooLargeError, kindOf, readAtMost, sameFile } from '../pipeline/regular-file.js';
 import { decodeText, TextDecodeError } from '../pipeline/text-file.js';
 import { MIB } from '../pipeline/sizes.js';
+import { runSteps, runStepsYielding } from '../pipeline/time-slices.js';
 import { walkTree, type TreeWalkRules } from '../pipeline/tree-walk.js';
 import type { Template, VariableSpec } from '../pipeline/types.js';
 // The one ref grammar (the resolver parses refs with it at request time): a ref that passes here
@@ -310,35 +311,18 @@ type ParsedTemplateFile = { templates: Array<{ template: Template; idPos: Pos }>
 
 /** Parses one file (one or more YAML documents, one template each). */
 export function parseTemplateFile(file: string, text: string, limits: TemplateLimits = {}): ParsedTemplateFile {
-  const steps = templateFileSteps(file, text, limits);
-  for (;;) {
-    const step = steps.next();
-    if (step.done) return step.value;
-  }
+  return runSteps(templateFileSteps(file, text, limits));
 }
 
 /**
- * The most a load runs without giving the event loop a turn. The YAML parser takes about 1.5 s of
- * CPU per MiB of small documents (a file of thousands of short templates), and the checks as much
- * again: a set near its 32 MiB cap parsed in one go held a serving process's event loop for a
- * minute or more on a hot reload, so probes, requests and the reload's own deadline all waited.
+ * parseTemplateFile, giving the event loop a turn between documents every SLICE_MS
+ * (time-slices.ts). The YAML parser takes about 1.5 s of CPU per MiB of small documents (a file
+ * of thousands of short templates), and the checks as much again: a set near its 32 MiB cap
+ * parsed in one go held a serving process's event loop for a minute or more on a hot reload, so
+ * probes, requests and the reload's own deadline all waited.
  */
-const LOAD_SLICE_MS = 10;
-
-/** parseTemplateFile, giving the event loop a turn between documents every LOAD_SLICE_MS. */
-async function parseTemplateFileYielding(file: string, text: string, limits: TemplateLimits, signal: AbortSignal | undefined): Promise<ParsedTemplateFile> {
-  signal?.throwIfAborted();
-  const steps = templateFileSteps(file, text, limits);
-  let since = performance.now();
-  for (;;) {
-    const step = steps.next();
-    if (step.done) return step.value;
-    if (performance.now() - since >= LOAD_SLICE_MS) {
-      await new Promise<void>((resolve) => setImmediate(resolve));
-      signal?.throwIfAborted();
-      since = performance.now();
-    }
-  }
+function parseTemplateFileYielding(file: string, text: string, limits: TemplateLimits, signal: AbortSignal | undefined): Promise<ParsedTemplateFile> {
+  return runStepsYielding(templateFileSteps(file, text, limits), signal);
 }
 
 /**

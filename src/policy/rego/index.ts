@@ -8,16 +8,17 @@ import { createHash } from 'node:crypto';
 import type { Location } from './ast/nodes.js';
 import { RegoError } from './errors.js';
 import { MAX_JSON_DEPTH_CEILING, tooDeepAt } from '../../pipeline/json-depth.js';
-import { compileModules, compileQueryText, parseModules, type CompiledQuery, type CompiledTree } from './ast/compile/index.js';
-import { analyzeInputDeps, type InputDeps } from './ast/compile/input-deps.js';
+import { compileQueryText, compileSteps, parseModulesSteps, type CompiledQuery, type CompiledTree } from './ast/compile/index.js';
+import { inputDepsSteps, type InputDeps } from './ast/compile/input-deps.js';
 import { loadFiles } from './data.js';
 import { leftOutRules, type LeftOutRules } from './test-files.js';
 import { budgetExceeded, metered, work } from './meter.js';
 import { Ctx, DEFAULT_DEADLINE_MS, DEFAULT_MAX_DEPTH, DEFAULT_MAX_STEPS, type Budget } from './topdown/context.js';
 import { walkData } from './topdown/eval.js';
 import type { DocNode, Frame, TermPlan } from './topdown/tree.js';
-import { RegoSet, equal, fromJSON, isPlainObject, stringifyJSON, toJSON, type Value } from './value.js';
+import { RegoSet, equal, fromJSON, isPlainObject, jsonTextSteps, toJSON, type Value } from './value.js';
 import { MIB } from '../../pipeline/sizes.js';
+import { runSteps, runStepsYielding, type Steps } from '../../pipeline/time-slices.js';
 
 export { RegoError } from './errors.js';
 export type { LeftOutRules } from './test-files.js';
@@ -332,8 +333,16 @@ export class RegoPolicy implements CompiledPolicy {
   }
 
   inputDeps(): InputDeps {
+    return this.deps ?? runSteps(this.inputDepsSteps());
+  }
+
+  /** inputDeps' work, pausing after each rule: a load in a serving process runs it a slice at a time. */
+  *inputDepsSteps(): Steps<InputDeps> {
     if (this.deps === undefined) {
-      this.deps = analyzeInputDeps(this.tree.rules);
+      const deps = yield* inputDepsSteps(this.tree.rules);
+      // A run abandoned midway (its load's deadline passed) left neither the result nor the
+      // rules' release behind: it ends here only when the analysis is whole.
+      this.deps = deps;
       // The resolved rules are kept for this analysis only: once it has run they go (they were
       // about a third of a compiled policy's heap).
       this.tree.rules = [];
@@ -374,13 +383,26 @@ export function compilePolicy(modules: RegoSource[], data?: unknown, opts?: Comp
 
 /** Like compilePolicy, returning the concrete class (query results with expressions, test rules); checks data conflicts by default. */
 export function compileRegoPolicy(modules: RegoSource[], data?: unknown, opts?: CompileOptions): RegoPolicy {
+  return runSteps(compileRegoPolicySteps(modules, data, opts));
+}
+
+/** Characters of the data's JSON text handed to the revision's hash at a time. */
+const HASH_CHUNK = 1 << 16;
+
+/**
+ * compileRegoPolicy's work, pausing (yield) between small steps (a few thousand tokens, a
+ * statement, a rule): loadRegoPolicy runs it a slice at a time (time-slices.ts), so a large set
+ * compiled on a hot reload does not hold the serving process's event loop for seconds, and its
+ * deadline can stop it.
+ */
+export function* compileRegoPolicySteps(modules: RegoSource[], data?: unknown, opts?: CompileOptions): Steps<RegoPolicy> {
   const sources = opts?.excludeTests ? modules.filter((m) => !m.path.endsWith('_test.rego')) : modules;
   const base = fromJSON(data ?? {});
   if (!isPlainObject(base)) throw new RegoError('rego_compile_error', 'data must be an object');
-  const parsed = parseModules(sources);
+  const parsed = yield* parseModulesSteps(sources);
   let tree: CompiledTree;
   try {
-    tree = compileModules(parsed, base, { dataConflicts: opts?.dataConflicts ?? true });
+    tree = yield* compileSteps(parsed, base, { dataConflicts: opts?.dataConflicts ?? true });
   } catch (e) {
     // The parser bounds nesting, operator chains and body length well below this; a smaller
     // JS stack than Node's default could still end here.
@@ -394,8 +416,17 @@ export function compileRegoPolicy(modules: RegoSource[], data?: unknown, opts?: 
   }
   // The data as the engine holds it, with exact integers written as numbers: a JSON.stringify with
   // bigints as their digit strings gave `[9007199254740993]` and `["9007199254740993"]`, which
-  // decide differently, one revision.
-  h.update(stringifyJSON(base));
+  // decide differently, one revision. Streamed into the hash in pieces (jsonTextSteps), a
+  // slice at a time: the text of data files of several MB is never built whole.
+  let pending = '';
+  yield* jsonTextSteps(base, (text) => {
+    pending += text;
+    if (pending.length >= HASH_CHUNK) {
+      h.update(pending);
+      pending = '';
+    }
+  });
+  h.update(pending);
   const packages = [...new Set(parsed.map((m) => m.package.path.join('.')))].sort();
   return new RegoPolicy(tree, h.digest('hex'), packages);
 }
@@ -405,9 +436,19 @@ export async function loadPolicy(paths: string[], opts?: CompileOptions): Promis
   return loadRegoPolicy(paths, opts);
 }
 
-export async function loadRegoPolicy(paths: string[], opts?: CompileOptions): Promise<RegoPolicy> {
+export interface LoadOptions extends CompileOptions {
+  /**
+   * Abandons the load at its next turn (rejecting with the signal's reason): parsing and
+   * compiling run a slice at a time (time-slices.ts), so a deadline can stop them.
+   */
+  signal?: AbortSignal;
+}
+
+/** Loads and compiles the files under `paths`, giving the event loop a turn every few milliseconds while it compiles. */
+export async function loadRegoPolicy(paths: string[], opts?: LoadOptions): Promise<RegoPolicy> {
+  const signal = opts?.signal;
   const { modules, data, skippedTests, budget } = await loadFiles(paths, opts);
-  const policy = compileRegoPolicy(modules, data, opts);
-  if (skippedTests.length > 0) policy.leftOutRules = await leftOutRules(skippedTests, policy.packages, budget);
+  const policy = await runStepsYielding(compileRegoPolicySteps(modules, data, opts), signal);
+  if (skippedTests.length > 0) policy.leftOutRules = await leftOutRules(skippedTests, policy.packages, budget, signal);
   return policy;
 }

@@ -541,6 +541,47 @@ export function stringifyJSON(v: Value, indent?: number): string {
   return out.join('');
 }
 
+/** Values (scalars, array items, object members) written between two pauses of jsonTextSteps. */
+const VALUES_PER_STEP = 2048;
+
+/**
+ * stringifyJSON(v)'s compact text, handed to `write` a piece at a time and pausing (yield) every
+ * VALUES_PER_STEP values, for what only needs the text as a stream: the policy revision hashes the
+ * base data so. Built whole, the text of a set's data files was capped as an evaluation's string
+ * (MAX_RESULT_STRING, 16 Mi characters): data of 17 MB, within the set's caps, failed to load as
+ * `eval_budget_exceeded`, and a few MB took seconds in one synchronous step on every reload.
+ * Arrays, plain objects and strings are written here as stringifyJSON writes them; anything
+ * else by stringifyJSON itself.
+ */
+export function* jsonTextSteps(v: Value, write: (text: string) => void): Generator<void, void, void> {
+  let left = VALUES_PER_STEP;
+  function* walk(x: Value): Generator<void, void, void> {
+    if (Array.isArray(x)) {
+      write('[');
+      for (let i = 0; i < x.length; i++) {
+        if (i > 0) write(',');
+        yield* walk(x[i]!);
+      }
+      write(']');
+    } else if (isPlainObject(x)) {
+      // stringifyJSON's order: keys compared as Rego strings (compare on string keys).
+      const keys = Object.keys(x).sort(compareStrings);
+      write('{');
+      for (let i = 0; i < keys.length; i++) {
+        const k = keys[i]!;
+        write((i > 0 ? ',' : '') + JSON.stringify(k) + ':');
+        yield* walk(x[k]!);
+      }
+      write('}');
+    } else write(typeof x === 'string' ? JSON.stringify(x) : stringifyJSON(x));
+    if (--left <= 0) {
+      left = VALUES_PER_STEP;
+      yield;
+    }
+  }
+  yield* walk(v);
+}
+
 /**
  * Accepts parsed JSON (or YAML) as a Rego value. JSON needs no conversion; this only checks
  * for values JSON cannot hold (undefined, functions, non-finite numbers) and returns the input.

@@ -98,6 +98,8 @@ export interface FixtureOptions {
   models?: string;
   /** Extra keys of the `upstream` provider, as one YAML line (e.g. `pool: { connections: 2 }`). */
   upstreamKeys?: string;
+  /** Extra keys of `reload:`, as a YAML flow fragment (e.g. `timeout_ms: 300`). */
+  reloadKeys?: string;
 }
 
 /** An address nothing listens on: for the "upstream down" cases. */
@@ -148,7 +150,7 @@ ${opts.secrets ?? 'secrets: { file_roots: [secrets] }'}
 ${opts.audit ?? 'audit: { sinks: [{ file: audit.log }], required: true }'}
 ${opts.limits ?? 'limits: { max_body_bytes: 65536, max_variables: 8, max_variable_length: 4096, client_timeout_ms: 10000, upstream_timeout_ms: 5000, shutdown_grace_ms: 2000 }'}
 log: { level: debug }
-reload: { watch: ${opts.watch === true ? 'true' : 'false'}, debounce_ms: 50 }
+reload: { watch: ${opts.watch === true ? 'true' : 'false'}, debounce_ms: 50${opts.reloadKeys === undefined ? '' : `, ${opts.reloadKeys}`} }
 ${opts.extraConfig ?? ''}
 `,
   );

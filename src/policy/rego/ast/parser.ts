@@ -20,7 +20,8 @@
  */
 import { normalizeInt } from '../value.js';
 import { RegoError } from '../errors.js';
-import { KEYWORDS, tokenize, type Token, type TokenKind } from './lexer.js';
+import { KEYWORDS, tokenSteps, tokenize, type Token, type TokenKind } from './lexer.js';
+import { runSteps, type Steps } from '../../../pipeline/time-slices.js';
 import type {
   ArrayTerm,
   Body,
@@ -209,7 +210,8 @@ class Parser {
   // Modules
   // -------------------------------------------------------------------------------------------
 
-  parseModule(): Module {
+  /** Parses the module, pausing (yield) after each statement (package, import, rule). */
+  *moduleSteps(): Steps<Module> {
     let pkg: Package | undefined;
     const imports: Import[] = [];
     const rules: Rule[] = [];
@@ -225,6 +227,7 @@ class Parser {
         continue;
       }
       for (const r of this.parseRuleStatement()) rules.push(r);
+      yield;
     }
     if (!pkg) this.fail('"package" declaration at the start of the module');
     return { file: this.file, package: pkg, imports, rules };
@@ -1262,25 +1265,46 @@ function describe(t: Token): string {
 // Entry points
 // ---------------------------------------------------------------------------------------------
 
-function run<T>(source: string, file: string, fn: (p: Parser) => T): T {
+/** A parse failure (or the JS stack running out) as the RegoError the entry points throw. */
+function parseError(e: unknown, file: string): unknown {
+  if (e instanceof ParseFailure) return new RegoError('rego_parse_error', e.message, e.loc);
+  if (e instanceof RangeError) {
+    // The JS stack ran out before MAX_DEPTH did (a smaller stack than usual): same outcome.
+    return new RegoError('rego_parse_error', `nesting too deep: the policy nests terms or bodies too deeply`, { file, row: 1, col: 1 });
+  }
+  return e;
+}
+
+function checkSource(source: string, file: string): void {
   if (typeof source !== 'string') throw new RegoError('rego_parse_error', 'policy source must be text', { file, row: 1, col: 1 });
-  let p: Parser;
+}
+
+function run<T>(source: string, file: string, fn: (p: Parser) => T): T {
+  checkSource(source, file);
   try {
-    p = new Parser(tokenize(source, file), file);
-    return fn(p);
+    return fn(new Parser(tokenize(source, file), file));
   } catch (e) {
-    if (e instanceof ParseFailure) throw new RegoError('rego_parse_error', e.message, e.loc);
-    if (e instanceof RangeError) {
-      // The JS stack ran out before MAX_DEPTH did (a smaller stack than usual): same outcome.
-      throw new RegoError('rego_parse_error', `nesting too deep: the policy nests terms or bodies too deeply`, { file, row: 1, col: 1 });
-    }
-    throw e;
+    throw parseError(e, file);
   }
 }
 
 /** Parses a Rego v1 module. Throws RegoError (`rego_parse_error`) with the location of the first problem. */
 export function parseModule(source: string, file: string): Module {
-  return run(source, file, (p) => p.parseModule());
+  return runSteps(parseModuleSteps(source, file));
+}
+
+/**
+ * parseModule's work, pausing (yield) every few thousand tokens while it tokenizes and after each
+ * statement while it parses: a load in a serving process runs it a slice at a time.
+ */
+export function* parseModuleSteps(source: string, file: string): Steps<Module> {
+  checkSource(source, file);
+  try {
+    const p = new Parser(yield* tokenSteps(source, file), file);
+    return yield* p.moduleSteps();
+  } catch (e) {
+    throw parseError(e, file);
+  }
 }
 
 /** Parses a query such as `data.authz.allow == true; x := 1` (expressions separated by newlines or `;`). */

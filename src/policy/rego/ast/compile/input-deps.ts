@@ -23,6 +23,7 @@
 import type { Location } from '../nodes.js';
 import type { ResolvedRule } from './index.js';
 import type { IExpr, ITerm, IWith } from './ir.js';
+import { runSteps, type Steps } from '../../../../pipeline/time-slices.js';
 
 export interface InputDeps {
   /** True when a decision depends only on the values at `paths` (and the loaded policy and data). */
@@ -173,10 +174,16 @@ function minimal(paths: Iterable<string[]>): string[][] {
 }
 
 export function analyzeInputDeps(rules: readonly ResolvedRule[]): InputDeps {
+  return runSteps(inputDepsSteps(rules));
+}
+
+/** analyzeInputDeps' work, pausing (yield) after each rule (see time-slices.ts). */
+export function* inputDepsSteps(rules: readonly ResolvedRule[]): Steps<InputDeps> {
   const w = new Walker();
   for (const r of rules) {
     for (const t of r.head) w.term(t);
     w.body(r.body);
+    yield;
   }
   const problems = [w.nondeterministic, w.whole].filter((x): x is string => x !== undefined);
   if (problems.length > 0) return { cacheable: false, reason: problems.join('; '), paths: [] };
