@@ -38,7 +38,23 @@ export const LOOSE_MAX_LENGTH = 256;
 /** Most separators matched between two characters of a skeleton (`Z - q`: three). */
 export const LOOSE_GAP = 3;
 const NON_ASCII = /[^\u0000-\u007f]/; // eslint-disable-line no-control-regex
+/** What fold() may rewrite (its NEEDS_FOLD): a value without any is searched as it is. */
+const FOLDABLE = /[^\t\n\r\u0020-\u007e]/u;
 export const LEAK_ENTITY = 'SECRET_VALUE';
+
+/**
+ * Whether the guard recognises `value` in every form it is searched in: its fold (what a reader
+ * sees: zero-width and other invisible characters dropped), composed and decomposed, is at least
+ * MIN_SECRET_LENGTH units long. `Zq7\u200bVw` is 6 units but 5 visible characters: the guard
+ * ignores it (5 would match ordinary text), so a template must not place it. Printable ASCII (the
+ * common case) is decided by its length, with no allocation.
+ */
+export function guardable(value: string): boolean {
+  if (value.length < MIN_SECRET_LENGTH) return false;
+  if (!FOLDABLE.test(value)) return true;
+  for (const form of [value, value.normalize('NFC'), value.normalize('NFD')]) if (fold(form).text.length < MIN_SECRET_LENGTH) return false;
+  return true;
+}
 
 function base64Cores(value: Buffer): string[] {
   const out: string[] = [];
