@@ -910,6 +910,30 @@ describe('warnings', () => {
     ]);
   });
 
+  it('a credential in the query of a provider base_url (Gemini key=, Azure Functions code=): warned about, its value never repeated', () => {
+    const KEY = 'AIzaSyCANARY-query-key-0123456789abcdefg';
+    const warnings: string[] = [];
+    const config = parseConfig(
+      [
+        'providers:',
+        '  echo: { kind: echo }',
+        `  gemini: { kind: openai, base_url: "https://generativelanguage.googleapis.com/v1beta/openai?key=${KEY}" }`,
+        `  fn: { kind: openai, base_url: "https://fn.example/api/v1?code=${KEY}&Code=${KEY}&api-version=1" }`,
+        '  azure: { kind: openai, base_url: "https://r.openai.azure.com/openai/v1?api-version=preview" }',
+        '  empty: { kind: openai, base_url: "https://x.example/v1?token=" }',
+      ].join('\n'),
+      'w.yaml',
+      {},
+      { onWarning: (w) => warnings.push(w) },
+    );
+    // Still loaded and sent as written (README: the query is kept).
+    expect(config.providers.gemini).toMatchObject({ base_url: expect.stringContaining(KEY) });
+    const rule = (name: string, param: string) =>
+      `providers.${name}.base_url carries a credential in its query (${param}=…): a literal secret in the config file; put the key in providers.${name}.api_key as a secret ref (sent as Authorization: Bearer) if the upstream accepts it so`;
+    expect(warnings.filter((w) => w.includes('query'))).toEqual([rule('gemini', 'key'), rule('fn', 'code'), rule('fn', 'Code')]);
+    expect(warnings.join('\n')).not.toContain('CANARY');
+  });
+
   it('a redaction profile with no entities (an emptied built-in one included): prompts under it go out unredacted', () => {
     const warnings: string[] = [];
     parseConfig(
