@@ -5,7 +5,7 @@
  */
 import { isMap, isScalar, isSeq, type Document, type LineCounter, type Node } from 'yaml';
 import { escapeInvisible } from '../pipeline/identifiers.js';
-import { findSecretLiteral } from '../pipeline/secret-literals.js';
+import { findSecretLiteral, GENERATED_REASON, looksGenerated } from '../pipeline/secret-literals.js';
 
 export type KeyPath = ReadonlyArray<PropertyKey>;
 
@@ -91,7 +91,10 @@ function quoteKey(key: string): string {
  */
 export function shownName(name: string): string {
   const kind = findSecretLiteral(name);
-  return kind === undefined ? quoteKey(name) : `(name not shown: it looks like a literal secret (${kind}))`;
+  if (kind !== undefined) return `(name not shown: it looks like a literal secret (${kind}))`;
+  // A secret of no known shape (an Azure key's 32 hex digits, a random password) too: a name
+  // has words, not a long run of mixed letters and digits.
+  return looksGenerated(name) ? `(name not shown: ${GENERATED_REASON})` : quoteKey(name);
 }
 
 /** Renders a key path as `a.b[0].c`; keys that are not plain words are quoted: `models["gpt-4.1"]`. */
@@ -100,7 +103,7 @@ export function formatKeyPath(path: KeyPath): string {
   let out = '';
   for (const seg of path) {
     if (typeof seg === 'number') out += `[${seg}]`;
-    else if (/^[A-Za-z_][\w-]*$/.test(String(seg)) && findSecretLiteral(String(seg)) === undefined) out += out ? `.${String(seg)}` : String(seg);
+    else if (/^[A-Za-z_][\w-]*$/.test(String(seg)) && findSecretLiteral(String(seg)) === undefined && !looksGenerated(String(seg))) out += out ? `.${String(seg)}` : String(seg);
     else out += `[${shownName(String(seg))}]`;
   }
   return out;

@@ -5,6 +5,14 @@
 import { formatListen, isLoopbackHost } from './listen.js';
 import type { Config } from './schema.js';
 
+/**
+ * Query parameters that carry a credential: Gemini's `key`, Azure Functions' `code`, a SAS `sig`,
+ * the generic names. Warden keeps a base_url's query (Azure's `api-version`) and sends it as it is,
+ * and never prints the URL; but a key written there is a literal secret in the config file (in
+ * its ConfigMap, its repository, every copy of it), which `api_key` refuses to be.
+ */
+const CREDENTIAL_PARAM = /^(?:key|api[-_]?key|access[-_]?key|(?:access|auth|id|refresh)?[-_]?token|auth|code|sig|signature|secret|client[-_]?secret|pass(?:word|wd)?)$/i;
+
 export function configWarnings(config: Config): string[] {
   const out: string[] = [];
   for (const name of ['http', 'grpc', 'admin'] as const) {
@@ -28,6 +36,13 @@ export function configWarnings(config: Config): string[] {
     const url = new URL(provider.base_url);
     if (url.protocol === 'http:' && !isLoopbackHost(url.hostname.replace(/^\[|\]$/g, ''))) {
       out.push(`providers.${name}.base_url uses plain http to a non-loopback host: the API key and prompts travel unencrypted`);
+    }
+    for (const param of new Set(url.searchParams.keys())) {
+      if (!CREDENTIAL_PARAM.test(param) || url.searchParams.get(param) === '') continue;
+      // The name matched a fixed list, so it is safe to repeat; the value never is.
+      out.push(
+        `providers.${name}.base_url carries a credential in its query (${param}=…): a literal secret in the config file; put the key in providers.${name}.api_key as a secret ref (sent as Authorization: Bearer) if the upstream accepts it so`,
+      );
     }
     // Harmless, but it reads as a bound that is doing something.
     const connections = provider.pool.connections;

@@ -78,13 +78,37 @@ export const MAX_QUOTED_NAME = 64;
 /** Identifier-like names (variable names, YAML keys): the only text a load error may repeat. */
 const QUOTABLE = /^[A-Za-z_][A-Za-z0-9_-]*$/;
 
+/** Why a name that looksGenerated is not repeated. */
+export const GENERATED_REASON = 'it looks like a generated value (a key, token or password), not a name';
+
+/** Runs of letters and digits long enough to be a generated value (see looksGenerated). */
+const ALNUM_RUN = /[A-Za-z0-9]{12,}/g;
+
+/**
+ * Whether `name` holds a run of letters and digits that reads as a generated value (a token, a
+ * key, a password) rather than a word: 12 digits or more (an account, card or phone number), 24
+ * characters or more, 16 or more mixing letters and digits, or 12 or more mixing upper case, lower
+ * case and digits. Names split such runs (`gpt-4o-mini-2024-07-18`, `claude-3-5-sonnet-20241022`,
+ * `max_tokens`); a pasted Azure key (32 hex digits) or random password has none to split it, and
+ * no credential pattern (findSecretLiteral) knows its shape.
+ */
+export function looksGenerated(name: string): boolean {
+  for (const [run] of name.matchAll(ALNUM_RUN)) {
+    const digits = /[0-9]/.test(run);
+    const letters = /[A-Za-z]/.test(run);
+    if (!letters || run.length >= 24 || (digits && run.length >= 16)) return true;
+    if (digits && /[a-z]/.test(run) && /[A-Z]/.test(run)) return true;
+  }
+  return false;
+}
+
 /**
  * Whether a load error may repeat `name`: a short identifier that no credential pattern matches.
  * Anything else in a template file (a key, a placeholder) may be a pasted secret, and load errors
  * reach the CLI, the startup error and the reload log line, so it is described instead.
  */
 export function isQuotableName(name: string): boolean {
-  return name.length <= MAX_QUOTED_NAME && QUOTABLE.test(name) && findSecretLiteral(name) === undefined;
+  return name.length <= MAX_QUOTED_NAME && QUOTABLE.test(name) && findSecretLiteral(name) === undefined && !looksGenerated(name);
 }
 
 /** Why a name is not repeated, for the message that stands in for it. */
@@ -92,5 +116,6 @@ export function unquotedReason(name: string): string {
   const kind = findSecretLiteral(name);
   if (kind) return `it looks like a literal secret (${kind})`;
   if (name.length > MAX_QUOTED_NAME) return `${name.length} characters, longer than a name`;
+  if (looksGenerated(name)) return GENERATED_REASON;
   return 'not an identifier';
 }

@@ -7,7 +7,7 @@ export { Session } from './session.js';
 export { FindingsCache, type FindingsCacheOptions, type FindingsCacheStats } from './findings-cache.js';
 export { BUILTIN_PROFILES, GROUPS } from './profiles.js';
 export { BUILTIN_ENTITIES, STRUCTURED_ENTITIES, SECRET_ENTITIES } from './entities/index.js';
-export { LEAK_ENTITY } from './leak-guard.js';
+export { LEAK_ENTITY, guardable } from './leak-guard.js';
 export { jsonLiterals } from './json-literals.js';
 export { fold, toOriginalSpan } from './normalize.js';
 export { runRedactCli } from './cli.js';

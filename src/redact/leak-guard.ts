@@ -1,7 +1,7 @@
 /**
  * Leak guard: the exact secret values resolved for a request (an accented one composed and
- * decomposed, NFC and NFD), and their base64 (standard and URL-safe, at every byte alignment
- * inside a longer blob) and URL-encoded forms, are searched in
+ * decomposed, NFC and NFD), and their base64 (standard and URL-safe) and base32 (at every byte
+ * alignment inside a longer blob), hex, URL-encoded and HTML-escaped forms, are searched in
  * text. In a prompt they refuse the request; in a response they are masked. Values shorter than
  * MIN_SECRET_LENGTH are ignored: they would match ordinary text.
  *
@@ -14,7 +14,8 @@
  *
  * In an answer (`loose`), a value is also found as a model may repeat it: in another case
  * (`zq7plm2xw9` for `Zq7pLm2Xw9`) and with separators added, removed or changed between its
- * characters (`Z q 7 p L m 2 X w 9`, `Zq7p-Lm2X-w9`, `zq7p.lm2x.w9`). Its skeleton (the value's
+ * characters (`Z q 7 p L m 2 X w 9`, `Zq7p-Lm2X-w9`, `zq7p.lm2x.w9`); its hex likewise, with one
+ * separator between digits (`5A:71:37…`). Its skeleton (the value's
  * folded characters other than separators, lower-cased) is matched with up to LOOSE_GAP
  * separators between any two of its characters. Only a skeleton of LOOSE_MIN_LENGTH characters
  * or more is matched so: a shorter one would match ordinary words run together across a space;
@@ -37,23 +38,102 @@ export const LOOSE_MIN_LENGTH = 8;
 export const LOOSE_MAX_LENGTH = 256;
 /** Most separators matched between two characters of a skeleton (`Z - q`: three). */
 export const LOOSE_GAP = 3;
+/** The same between two digits of a value's hex (`de:ad`, `dead beef`): one. */
+const HEX_GAP = 1;
 const NON_ASCII = /[^\u0000-\u007f]/; // eslint-disable-line no-control-regex
+/** What fold() may rewrite (its NEEDS_FOLD): a value without any is searched as it is. */
+const FOLDABLE = /[^\t\n\r\u0020-\u007e]/u;
 export const LEAK_ENTITY = 'SECRET_VALUE';
 
-function base64Cores(value: Buffer): string[] {
+/**
+ * Whether the guard recognises `value` in every form it is searched in: its fold (what a reader
+ * sees: zero-width and other invisible characters dropped), composed and decomposed, is at least
+ * MIN_SECRET_LENGTH units long. `Zq7\u200bVw` is 6 units but 5 visible characters: the guard
+ * ignores it (5 would match ordinary text), so a template must not place it. Printable ASCII (the
+ * common case) is decided by its length, with no allocation.
+ */
+export function guardable(value: string): boolean {
+  if (value.length < MIN_SECRET_LENGTH) return false;
+  if (!FOLDABLE.test(value)) return true;
+  for (const form of [value, value.normalize('NFC'), value.normalize('NFD')]) if (fold(form).text.length < MIN_SECRET_LENGTH) return false;
+  return true;
+}
+
+/**
+ * The parts of `value`'s encoding (`bits` per character, in groups of `groupBytes` bytes) that
+ * stay the same wherever the value sits inside a longer encoded blob: at each byte offset into a
+ * group, the characters wholly made of the value's bits. Characters touched by the bytes before
+ * it (a zero prefix stands in for them) or after it vary with context: left out. Cores shorter
+ * than 8 characters are left out too (they would match ordinary text).
+ */
+function encodingCores(value: Buffer, groupBytes: number, bits: number, encode: (b: Buffer) => string): string[] {
   const out: string[] = [];
-  for (let shift = 0; shift < 3; shift++) {
-    const padded = Buffer.concat([Buffer.alloc(shift), value]);
-    let b64 = padded.toString('base64').replace(/=+$/, '');
-    // Characters touched by the zero prefix or by the unknown bytes after the value vary with
-    // context: keep only the stable middle.
-    const skip = shift === 0 ? 0 : Math.ceil((shift * 8) / 6);
-    const total = padded.length * 8;
-    const stableEnd = Math.floor(total / 6);
-    b64 = b64.slice(skip, stableEnd);
-    if (b64.length >= 8) out.push(b64);
+  for (let shift = 0; shift < groupBytes; shift++) {
+    const padded = shift === 0 ? value : Buffer.concat([Buffer.alloc(shift), value]);
+    const skip = Math.ceil((shift * 8) / bits);
+    const stableEnd = Math.floor((padded.length * 8) / bits);
+    const core = encode(padded).replace(/=+$/, '').slice(skip, stableEnd);
+    if (core.length >= 8) out.push(core);
   }
   return out;
+}
+
+const BASE32_ALPHABET = 'ABCDEFGHIJKLMNOPQRSTUVWXYZ234567';
+
+/** RFC 4648 base32 (upper case, padded with '=' to a multiple of 8 characters). Node has none built in. */
+export function base32(bytes: Buffer): string {
+  let out = '';
+  let acc = 0;
+  let n = 0;
+  for (const b of bytes) {
+    acc = ((acc << 8) | b) & 0xfff;
+    n += 8;
+    while (n >= 5) {
+      n -= 5;
+      out += BASE32_ALPHABET[(acc >> n) & 31];
+    }
+  }
+  if (n > 0) out += BASE32_ALPHABET[(acc << (5 - n)) & 31];
+  return out + '='.repeat((8 - (out.length % 8)) % 8);
+}
+
+/**
+ * The encoded forms of a value the guard searches exactly: base64 (standard and URL-safe), hex
+ * (lower and upper case) and base32, each whole and (base64, base32) at every byte alignment
+ * inside a longer blob; hex needs no alignment (a byte is always two digits). What a template
+ * author or a model asked to "encode the key" writes; a decoder upstream or in the app turns
+ * each back into the value.
+ */
+function encodedForms(value: string): string[] {
+  const whole = Buffer.from(value, 'utf8');
+  // The value's own encoding, whole (padding included), wins over the stable cores below.
+  const out = [whole.toString('base64'), whole.toString('base64url')];
+  for (const core of encodingCores(whole, 3, 6, (b) => b.toString('base64'))) out.push(core, core.replace(/\+/g, '-').replace(/\//g, '_'));
+  const hex = whole.toString('hex');
+  out.push(hex, hex.toUpperCase());
+  const b32 = base32(whole);
+  out.push(b32, b32.replace(/=+$/, ''), ...encodingCores(whole, 5, 5, base32));
+  return out;
+}
+
+const HTML_ESCAPES: Readonly<Record<string, string>> = { '&': '&amp;', '<': '&lt;', '>': '&gt;', '"': '&quot;', "'": '&#39;' };
+
+/**
+ * The value as escapers write it, where that differs from the value (a value of letters and digits
+ * has none): URL-encoded (encodeURIComponent, a form's `+` for a space, and RFC 3986's strict form
+ * that also encodes `!'()*`, as Python's quote does) and HTML-escaped (`&amp;`: a model writing
+ * HTML, or an app rendering the answer as HTML, writes `Tr0ub&3` so; `'` as `&#39;` or `&#x27;`).
+ */
+function escapedForms(value: string): string[] {
+  const out: string[] = [];
+  const enc = encodeURIComponent(value);
+  if (enc !== value) {
+    out.push(enc, enc.replace(/%20/g, '+'));
+    out.push(enc.replace(/[!'()*]/g, (c) => `%${c.charCodeAt(0).toString(16).toUpperCase()}`));
+  }
+  const html = value.replace(/[&<>"']/g, (c) => HTML_ESCAPES[c]!);
+  if (html !== value) out.push(html, html.replace(/&#39;/g, '&#x27;'));
+  return out.filter((f) => f !== value);
 }
 
 /**
@@ -101,9 +181,9 @@ function anchorRank(c: number): number {
   return i >= 0 ? i : c >= 48 && c <= 57 ? 30 : 40;
 }
 
-function skeletonOf(folded: string): Skeleton | undefined {
+function skeletonOf(folded: string, minGap = LOOSE_GAP): Skeleton | undefined {
   let chars = '';
-  let gap = LOOSE_GAP;
+  let gap = minGap;
   let run = 0;
   for (let i = 0; i < folded.length; i++) {
     const c = folded.charCodeAt(i);
@@ -197,18 +277,8 @@ export class LeakGuard {
     for (const s of secrets) {
       if (typeof s !== 'string' || s.length < MIN_SECRET_LENGTH) continue;
       set.add(s);
-      const enc = encodeURIComponent(s);
-      if (enc !== s) set.add(enc);
-      const formEnc = enc.replace(/%20/g, '+');
-      if (formEnc !== enc) set.add(formEnc);
-      // The value's own encoding, whole (padding included), wins over the stable cores below.
-      const whole = Buffer.from(s, 'utf8');
-      set.add(whole.toString('base64'));
-      set.add(whole.toString('base64url'));
-      for (const core of base64Cores(whole)) {
-        set.add(core);
-        set.add(core.replace(/\+/g, '-').replace(/\//g, '_'));
-      }
+      for (const form of escapedForms(s)) set.add(form);
+      for (const form of encodedForms(s)) set.add(form);
     }
     // An accented value may be written composed (NFC: `é`) or decomposed (NFD: `e` and a
     // combining accent): the two look the same and a caller's NFC or NFD turns one into the
@@ -242,6 +312,16 @@ export class LeakGuard {
         covered.add(f);
         const known = skeletons.get(sk.chars);
         if (known === undefined || known.gap < sk.gap) skeletons.set(sk.chars, sk);
+      }
+      // Its hex too, as a skeleton: a model writes hex in either case or in groups (`DE AD BE EF`,
+      // `de:ad:be:ef`, xxd's `dead beef`), all one skeleton, which covers both exact forms. One
+      // separator between digits (HEX_GAP), not three: a hex dump has one, and the span a stream
+      // reads back stays about the value's own (2n digits and 2n gaps of 1, against n and 3n).
+      const hex = Buffer.from(s, 'utf8').toString('hex');
+      const sk = skeletonOf(hex, HEX_GAP);
+      if (sk !== undefined && !skeletons.has(sk.chars)) {
+        skeletons.set(sk.chars, sk);
+        covered.add(hex).add(hex.toUpperCase());
       }
     }
     this.exactNeedles = this.needles.filter((n) => !covered.has(n));
@@ -316,13 +396,18 @@ export class LeakGuard {
 
   private findIn(view: FoldedText, out: Finding[], loose: boolean): number {
     const t = view.text;
+    const first = out.length;
     let n = 0;
     for (const needle of loose ? this.exactNeedles : this.needles) {
       let i = t.indexOf(needle);
       while (i >= 0) {
         const [start, end] = toOriginalSpan(view, i, i + needle.length);
-        out.push({ entity: LEAK_ENTITY, start, end, score: 1 });
-        n++;
+        // Needles go longest first: one inside a hit already found is the same value again (a
+        // base32 value's unpadded form and its cores inside its padded one), counted once.
+        if (!within(out, first, start, end)) {
+          out.push({ entity: LEAK_ENTITY, start, end, score: 1 });
+          n++;
+        }
         i = t.indexOf(needle, i + needle.length);
       }
     }
@@ -455,6 +540,12 @@ function findLoose(t: string, view: FoldedText, sk: Skeleton, out: Finding[]): n
     if (up >= 0 && up < next) up = t.indexOf(sk.anchorUpper, next);
   }
   return n;
+}
+
+/** Some finding of `out` from index `from` on holds the span start..end. */
+function within(out: readonly Finding[], from: number, start: number, end: number): boolean {
+  for (let k = from; k < out.length; k++) if (out[k]!.start <= start && end <= out[k]!.end) return true;
+  return false;
 }
 
 /** `t` from `i` to its end is the beginning of `needle`. */

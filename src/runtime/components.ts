@@ -16,7 +16,7 @@ import type { RequestContext, Stage } from '../pipeline/stage.js';
 import type { Principal } from '../pipeline/types.js';
 import { createDecideStage, createRegoPolicyEngine, formatInputPath, type DecisionCacheStatus } from '../policy/index.js';
 import { apiKeyProblem, createForwardStage, createProviders, modelNotConfigured } from '../providers/index.js';
-import { createRedactStage, createRedactor, createRespondStage, type RedactionConfig } from '../redact/index.js';
+import { createRedactStage, createRedactor, createRespondStage, guardable, type RedactionConfig } from '../redact/index.js';
 import { createEnvSecretProvider, createFetchStage, createFileSecretProvider, createSecretResolver } from '../secrets/index.js';
 import type { Logger } from '../telemetry/logger.js';
 import type { Metrics } from '../telemetry/metrics.js';
@@ -256,7 +256,8 @@ export async function buildComponents(config: Config, opts: ComponentOptions): P
           checkRedaction: (redaction) => void redactor.plan(redaction),
         }),
       ),
-      fetch: createFetchStage(() => resolver),
+      // A placed secret the leak guard cannot recognise is refused before it is placed.
+      fetch: createFetchStage(() => resolver, guardable),
       render: createRenderStage(),
       redact: createRedactStage(() => redactor),
       respond: createRespondStage(),

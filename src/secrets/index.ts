@@ -7,4 +7,4 @@ export { createEnvSecretProvider, ENV_SECRET_TTL_MS } from './env.js';
 export type { EnvSecretProviderOptions } from './env.js';
 export { createSecretResolver, DEFAULT_SECRET_FAILURE_TTL_MS, DEFAULT_SECRET_FETCH_TIMEOUT_MS } from './resolver.js';
 export type { CachingSecretResolver, SecretResolverOptions } from './resolver.js';
-export { createFetchStage, templateSecretRefs } from './stage.js';
+export { createFetchStage, templateSecretRefs, type Guardable } from './stage.js';

@@ -28,24 +28,33 @@ export function templateSecretRefs(template: Template): readonly string[] {
 }
 
 /**
- * A value too short for the leak guard (it ignores values under MIN_SECRET_LENGTH, which would
- * match ordinary text) would go into the prompt and come back in the answer unmasked: refused,
- * closed, as an empty secret file is. A loop over the request's few values, no allocation.
+ * Whether the leak guard recognises a value in an answer (redact/leak-guard.ts `guardable`, handed
+ * in by the composition root: a stage does not import another). It ignores values under
+ * MIN_SECRET_LENGTH, which would match ordinary text, counting visible characters only:
+ * zero-width, soft hyphen, BOM and other invisible ones are dropped by its fold, so `Zq7\u200bVw`
+ * is 5 characters to it.
  */
-function checkGuardable(refs: readonly string[], values: ReadonlyMap<string, string>): void {
+export type Guardable = (value: string) => boolean;
+
+/**
+ * A value the guard cannot recognise would go into the prompt and come back in the answer
+ * unmasked: refused, closed, as an empty secret file is. A loop over the request's few values.
+ */
+function checkGuardable(refs: readonly string[], values: ReadonlyMap<string, string>, guardable: Guardable): void {
   for (const ref of refs) {
     const v = values.get(ref);
-    if (v !== undefined && v.length < MIN_SECRET_LENGTH) {
+    if (v !== undefined && (v.length < MIN_SECRET_LENGTH || !guardable(v))) {
+      const invisible = v.length >= MIN_SECRET_LENGTH ? ' visible' : '';
       throw new WardenError(
         'secret_unavailable',
-        `secret ${ref} is unavailable: shorter than ${MIN_SECRET_LENGTH} characters, too short for the leak guard to recognise in an answer`,
+        `secret ${ref} is unavailable: shorter than ${MIN_SECRET_LENGTH}${invisible} characters, too short for the leak guard to recognise in an answer`,
         { details: { ref } },
       );
     }
   }
 }
 
-export function createFetchStage(getResolver: () => SecretResolver): Stage {
+export function createFetchStage(getResolver: () => SecretResolver, guardable: Guardable): Stage {
   return {
     name: 'fetch',
     run(ctx: RequestContext): void | Promise<void> {
@@ -70,7 +79,7 @@ export function createFetchStage(getResolver: () => SecretResolver): Stage {
       const resolver = getResolver();
       const cached = resolver.peek?.(needed);
       if (cached) {
-        checkGuardable(needed, cached);
+        checkGuardable(needed, cached, guardable);
         ctx.secrets = cached;
         // Names of these very values, for render provenance (no stamps: the values get hashed).
         const stamps = resolver.stamps?.(needed);
@@ -78,7 +87,7 @@ export function createFetchStage(getResolver: () => SecretResolver): Stage {
         return;
       }
       return resolver.resolve(needed, ctx.request.signal).then((values) => {
-        checkGuardable(needed, values);
+        checkGuardable(needed, values, guardable);
         ctx.secrets = values;
       });
     },

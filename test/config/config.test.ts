@@ -1,4 +1,5 @@
-import { mkdirSync, mkdtempSync, realpathSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
+import { mkdirSync, mkdtempSync, readFileSync, realpathSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
+import { isScalar, parseDocument, visit } from 'yaml';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { describe, expect, it, vi } from 'vitest';
@@ -621,7 +622,8 @@ describe('errors name file:line:col, key path and what is wrong', () => {
       `w.yaml:3:3: models["gpt\\u200b4o"]: ${rule}`,
       `w.yaml:4:3: models["tab\\tname"]: ${rule}`,
       `w.yaml:5:3: models[""]: ${rule}`,
-      `w.yaml:6:3: models.${'x'.repeat(257)}: ${rule}`,
+      // 257 letters in a row: no name, so not repeated (it may be a pasted value).
+      `w.yaml:6:3: models[(name not shown: it looks like a generated value (a key, token or password), not a name)]: ${rule}`,
       `w.yaml:7:3: models["a\\u2028b\\u202e"]: ${rule}`,
     ]);
   });
@@ -722,6 +724,67 @@ describe('errors name file:line:col, key path and what is wrong', () => {
     const c = parseConfig('models: { 1: echo, "1.10": echo, "0x10": echo }\nenvironment: { labels: { 7: a, "true": b } }\n', 'w.yaml', {});
     expect(Object.keys(c.models).sort()).toEqual(['0x10', '1', '1.10']);
     expect(c.environment.labels).toEqual({ 7: 'a', true: 'b' });
+  });
+
+  describe('a secret of no known shape (an Azure key, a random password, a long number) is never repeated', () => {
+    const SECRETS = ['a1b2c3d4e5f6a7b8c9d0e1f2a3b4c5d6', 'Qx9vTn4Kp2Lm8Rw7', 'Tn4Kp2Lm8Rw7', 'zqxvtnkplmrwhbgfdsaqwert', '12345678901234567890'];
+    const GENERATED = '(name not shown: it looks like a generated value (a key, token or password), not a name)';
+
+    for (const secret of SECRETS) {
+      it(`${secret.slice(0, 6)}…: as a key (unknown, in a flow mapping, repeated), a model name, a tag and an alias`, () => {
+        const texts = [
+          `providers:\n  up:\n    kind: openai\n    base_url: https://x/v1\n    ${secret}: x\nmodels: { m: up }\n`,
+          `providers:\n  up: { kind: openai, base_url: "https://x/v1", api_key: env://X, ${secret} }\nmodels: { m: up }\n`,
+          `providers:\n  up:\n    kind: openai\n    ${secret}: 1\n    ${secret}: 2\n`,
+          `models:\n  ${secret}: { provider: echo }\n`,
+          `models:\n  m: "${secret}"\n`,
+          `log:\n  level: !${secret} x\n`,
+          `log:\n  level: *${secret}\n`,
+          `"${secret}": 1\n`,
+        ];
+        for (const text of texts) {
+          const out = lines(text).join('\n');
+          expect(out, text).not.toContain(secret);
+          expect(out, text).toMatch(/not shown/);
+        }
+        expect(lines(`log: { ${secret} }\n`)[0]).toMatch(`w.yaml:1:8: log[${GENERATED}]: `);
+      });
+    }
+
+    it('every key and value of the example config replaced by one, in each way YAML can misread it: no message repeats it', () => {
+      const C = 'Qx9vTn4Kp2Lm8Rw7';
+      const base = readFileSync(resolve(import.meta.dirname, '../../deploy/local/warden.yaml'), 'utf8');
+      const spots: Array<[number, number, boolean]> = [];
+      visit(parseDocument(base), {
+        Pair(_k, pair) {
+          if (isScalar(pair.key) && pair.key.range) spots.push([pair.key.range[0], pair.key.range[1], true]);
+          if (isScalar(pair.value) && pair.value.range) spots.push([pair.value.range[0], pair.value.range[1], false]);
+        },
+      });
+      expect(spots.length).toBeGreaterThan(20);
+      const leaks: string[] = [];
+      for (const [a, b, isKey] of spots) {
+        const ways = isKey ? [C, `"${C}"`] : [C, `[${C}]`, `{ ${C}: 1 }`, `{ ${C} }`, `!${C} x`, `*${C}`, `"${C}\\q"`, `"http://u:${C}@h/v1"`, `"${C}`, `'${C}`, `@${C}`, `%${C}`, `${C}: x`];
+        for (const v of ways) {
+          let said = '';
+          try {
+            parseConfig(base.slice(0, a) + v + base.slice(b), 'w.yaml', {}, { onWarning: (w) => void (said += w) });
+          } catch (err) {
+            said += (err as Error).message;
+          }
+          if (said.includes(C)) leaks.push(`${base.slice(a, b)} -> ${v}: ${said}`);
+        }
+      }
+      expect(leaks.slice(0, 3)).toEqual([]);
+    });
+
+    it('names keep being shown: a typo, dated and versioned model names', () => {
+      expect(lines('log: { levle: info }\n')).toEqual(['w.yaml:1:8: log.levle: unknown key (did you mean "level"?)']);
+      expect(lines('models:\n  gpt-4o-mini-2024-07-18: nope\n  claude-3-5-sonnet-20241022: nope\n')).toEqual([
+        'w.yaml:2:3: models.gpt-4o-mini-2024-07-18: unknown provider "nope" (configured providers: "echo")',
+        'w.yaml:3:3: models.claude-3-5-sonnet-20241022: unknown provider "nope" (configured providers: "echo")',
+      ]);
+    });
   });
 
   it('a YAML tag Warden does not implement is refused where it is written, not read as a plain value', () => {
@@ -845,6 +908,30 @@ describe('warnings', () => {
       'audit.required is false: requests proceed when the audit record cannot be written',
       'providers.up.base_url uses plain http to a non-loopback host: the API key and prompts travel unencrypted',
     ]);
+  });
+
+  it('a credential in the query of a provider base_url (Gemini key=, Azure Functions code=): warned about, its value never repeated', () => {
+    const KEY = 'AIzaSyCANARY-query-key-0123456789abcdefg';
+    const warnings: string[] = [];
+    const config = parseConfig(
+      [
+        'providers:',
+        '  echo: { kind: echo }',
+        `  gemini: { kind: openai, base_url: "https://generativelanguage.googleapis.com/v1beta/openai?key=${KEY}" }`,
+        `  fn: { kind: openai, base_url: "https://fn.example/api/v1?code=${KEY}&Code=${KEY}&api-version=1" }`,
+        '  azure: { kind: openai, base_url: "https://r.openai.azure.com/openai/v1?api-version=preview" }',
+        '  empty: { kind: openai, base_url: "https://x.example/v1?token=" }',
+      ].join('\n'),
+      'w.yaml',
+      {},
+      { onWarning: (w) => warnings.push(w) },
+    );
+    // Still loaded and sent as written (README: the query is kept).
+    expect(config.providers.gemini).toMatchObject({ base_url: expect.stringContaining(KEY) });
+    const rule = (name: string, param: string) =>
+      `providers.${name}.base_url carries a credential in its query (${param}=…): a literal secret in the config file; put the key in providers.${name}.api_key as a secret ref (sent as Authorization: Bearer) if the upstream accepts it so`;
+    expect(warnings.filter((w) => w.includes('query'))).toEqual([rule('gemini', 'key'), rule('fn', 'code'), rule('fn', 'Code')]);
+    expect(warnings.join('\n')).not.toContain('CANARY');
   });
 
   it('a redaction profile with no entities (an emptied built-in one included): prompts under it go out unredacted', () => {

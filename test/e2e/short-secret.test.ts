@@ -10,6 +10,16 @@ import { startWarden, type WardenFixture } from './helpers/warden.js';
 
 const SHORT = 'Zq7Vw';
 const SIX = 'Zq7Vw2';
+/**
+ * Six units or more, but five visible characters: the leak guard reads the text as it renders
+ * (invisible characters dropped), where it is SHORT, too short to look for. Each invisible kind.
+ */
+const INVISIBLE: Record<string, string> = {
+  'zero-width space': 'Zq7\u200bVw',
+  'soft hyphen': 'Zq\u00ad7Vw',
+  'BOM inside (zero-width no-break space)': 'Zq7\ufeffVw',
+  'word joiner and zero-width joiner': 'Z\u2060q7\u200dVw\u200c',
+};
 
 function template(id: string, file: string): string {
   return `id: ${id}
@@ -45,6 +55,7 @@ beforeAll(async () => {
       'templates/ops/six.yaml': template('ops/six', 'six'),
       'secrets/short': `${SHORT}\n`,
       'secrets/six': `${SIX}\n`,
+      ...Object.fromEntries(Object.values(INVISIBLE).flatMap((v, i) => [[`templates/ops/inv${i}.yaml`, template(`ops/inv${i}`, `inv${i}`)], [`secrets/inv${i}`, `${v}\n`]])),
     },
   });
   token = await w.signer.token('support', 'ticket-bot');
@@ -86,4 +97,18 @@ describe('a secret too short for the leak guard', () => {
     expect(JSON.parse(body).choices[0].message.content).toBe('The pin is [SECRET_VALUE].');
     expect(JSON.stringify(upstream.calls.at(-1)!.body)).toContain(SIX);
   });
+
+  for (const [i, [name, value]] of Object.entries(INVISIBLE).entries()) {
+    it(`six units or more that are under 6 visible characters (${name}) are refused too, with a value-free message`, async () => {
+      expect(value.length).toBeGreaterThanOrEqual(6);
+      const before = upstream.calls.length;
+      const { status, body } = await ask(`ops/inv${i}@1`, `The pin is ${SHORT}.`);
+      expect(status, body).toBe(503);
+      const err = JSON.parse(body).error;
+      expect(err.code).toBe('secret_unavailable');
+      expect(err.message).toBe(`secret file:secrets/inv${i} is unavailable: shorter than 6 visible characters, too short for the leak guard to recognise in an answer`);
+      expect(upstream.calls.length).toBe(before);
+      for (const text of [body, JSON.stringify(w.audit()), w.logs.join('')]) expect(text).not.toContain(SHORT);
+    });
+  }
 });

@@ -3,6 +3,7 @@
  * secrets, the shipped policies/): the example templates must render under the default policy.
  */
 import { describe, expect, it, beforeAll } from 'vitest';
+import { guardable } from '../../src/redact/index.js';
 import { createAuthenticateStage, DevAuthenticator } from '../../src/identity/index.js';
 import { WardenError } from '../../src/pipeline/errors.js';
 import type { PolicyEngine, TemplateStore } from '../../src/pipeline/ports.js';
@@ -24,7 +25,7 @@ beforeAll(async () => {
     createAuthenticateStage([new DevAuthenticator({ principal: { namespace: 'dev', service_account: 'local' } })]),
     createResolveStage(() => store),
     createDecideStage({ getEngine: () => engine, environment: { name: 'development', cluster: 'local' } }),
-    createFetchStage(() => resolver),
+    createFetchStage(() => resolver, guardable),
     createRenderStage(),
   ];
 });

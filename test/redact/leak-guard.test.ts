@@ -488,3 +488,104 @@ describe('leak guard: a value repeated in another case or spaced out', () => {
     expect(thrown(() => redactor.session(decision(), [SECRET]).redactMessages([{ role: 'user', content: `is ${SECRET} a code?` }])).code).toBe('redaction_blocked');
   });
 });
+
+/** RFC 4648 base32, written the slow way (a bit string): the reference the guard's is checked against. */
+function base32(bytes: Buffer): string {
+  const bits = [...bytes].map((b) => b.toString(2).padStart(8, '0')).join('');
+  const chars = (bits.match(/.{1,5}/g) ?? []).map((c) => 'ABCDEFGHIJKLMNOPQRSTUVWXYZ234567'[parseInt(c.padEnd(5, '0'), 2)]).join('');
+  return chars.padEnd(Math.ceil(chars.length / 8) * 8, '=');
+}
+
+describe('leak guard: hex and base32 encodings of a value', () => {
+  const SECRET = 'Zq7pLm2Xw9-CANARY';
+  const bytes = Buffer.from(SECRET, 'utf8');
+  const hex = bytes.toString('hex');
+  const b32 = base32(bytes);
+  /** A blob with the value inside it, at every byte offset into a base32 group of 5. */
+  const inBlob = (k: number): string => base32(Buffer.from(`${'x'.repeat(k)}${SECRET}!?`, 'utf8'));
+
+  it("the reference base32 is RFC 4648's (its test vectors), and the guard's agrees with it", async () => {
+    const vectors = ['', 'MY======', 'MZXQ====', 'MZXW6===', 'MZXW6YQ=', 'MZXW6YTB', 'MZXW6YTBOI======'];
+    vectors.forEach((v, i) => expect(base32(Buffer.from('foobar'.slice(0, i)))).toBe(v));
+    const guard = (await import('../../src/redact/leak-guard.js')) as { base32?: (b: Buffer) => string };
+    for (let n = 0; n < 40; n++) expect(guard.base32?.(Buffer.from(SECRET.repeat(3).slice(0, n)))).toBe(base32(Buffer.from(SECRET.repeat(3).slice(0, n))));
+  });
+
+  const EXACT: Record<string, string> = {
+    'hex, lower case': hex,
+    'hex, upper case': hex.toUpperCase(),
+    'hex inside a longer hex blob': Buffer.from(`{"k":"${SECRET}"}`).toString('hex'),
+    'base32, padded': b32,
+    'base32, without its padding': b32.replace(/=+$/, ''),
+    ...Object.fromEntries([0, 1, 2, 3, 4].map((k) => [`base32 inside a blob, ${k} bytes before it`, inBlob(k)])),
+  };
+  for (const [name, form] of Object.entries(EXACT)) {
+    it(`${name}: refused in a prompt, value-free`, () => {
+      const e = thrown(() => redactor.session(decision(), [SECRET]).redactMessages([{ role: 'user', content: `data: ${form} end` }]));
+      expect(e.code).toBe('redaction_blocked');
+      expect(e.details).toMatchObject({ reason: 'secret_leak', leaks: 1 });
+      expect(e.message + JSON.stringify(e.details)).not.toContain(form.slice(0, 12));
+    });
+  }
+
+  const ANSWER: Record<string, string> = {
+    ...EXACT,
+    'hex in mixed case': hex.slice(0, 10).toUpperCase() + hex.slice(10),
+    'hex bytes spaced, upper case (a hex dump)': hex.toUpperCase().match(/../g)!.join(' '),
+    'hex bytes colon-separated (a fingerprint)': hex.match(/../g)!.join(':'),
+    "xxd's groups of four digits": hex.match(/.{1,4}/g)!.join(' '),
+  };
+  for (const [name, form] of Object.entries(ANSWER)) {
+    it(`${name}: masked in an answer and counted once, streamed at every split as whole, no piece holding part of it`, async () => {
+      const text = `the key is ${form} ok`;
+      const s = redactor.session(decision(), [SECRET]);
+      const whole = wholeAnswer(s, text, false);
+      expect(whole).toMatch(/^the key is [0-9a-zA-Z]*\[SECRET_VALUE\][0-9a-zA-Z=]* ok$/);
+      expect(s.report()).toMatchObject({ leaks: 1, responseCounts: { SECRET_VALUE: 1 } });
+      const core = form.replace(/[^0-9A-Za-z]/g, '').slice(8, 24);
+      for (const { how, pieces } of cuts(text, 9)) {
+        const deltas = await streamedDeltas(redactor.session(decision(), [SECRET]), pieces, false);
+        expect(deltas.join(''), how).toBe(whole);
+        for (const d of deltas) expect(d.replace(/[^0-9A-Za-z]/g, ''), how).not.toContain(core);
+      }
+    });
+  }
+
+  it('in tool-call arguments too', () => {
+    const s = redactor.session(decision(), [SECRET]);
+    expect(wholeAnswer(s, JSON.stringify({ hex: hex.toUpperCase(), b32 }), true)).toBe('{"hex":"[SECRET_VALUE]","b32":"[SECRET_VALUE]"}');
+  });
+
+  it('ordinary hex and base32 (another value) pass', () => {
+    const other = Buffer.from('Zq7pLm2Xw9-CANARZ');
+    const s = redactor.session(decision(), [SECRET]);
+    const text = `sha ${other.toString('hex')} and ${base32(other)}`;
+    expect(wholeAnswer(s, text, false)).toBe(text);
+    expect(() => redactor.session(decision(), [SECRET]).redactMessages([{ role: 'user', content: text }])).not.toThrow();
+  });
+});
+
+describe('leak guard: a value with reserved characters, as escapers write it', () => {
+  const SECRET = `Tr0ub4dor&3 (horse)!'x<y>"z`;
+  const FORMS: Record<string, string> = {
+    'encodeURIComponent': encodeURIComponent(SECRET),
+    "RFC 3986's strict form (Python's quote: !'()* encoded too)": encodeURIComponent(SECRET).replace(/[!'()*]/g, (c) => `%${c.charCodeAt(0).toString(16).toUpperCase()}`),
+    'HTML-escaped, the apostrophe as &#39;': SECRET.replace(/&/g, '&amp;').replace(/</g, '&lt;').replace(/>/g, '&gt;').replace(/"/g, '&quot;').replace(/'/g, '&#39;'),
+    'HTML-escaped, the apostrophe as &#x27; (Python html.escape)': SECRET.replace(/&/g, '&amp;').replace(/</g, '&lt;').replace(/>/g, '&gt;').replace(/"/g, '&quot;').replace(/'/g, '&#x27;'),
+  };
+  for (const [name, form] of Object.entries(FORMS)) {
+    it(`${name}: refused in a prompt, masked whole in an answer, streamed too`, async () => {
+      const e = thrown(() => redactor.session(decision(), [SECRET]).redactMessages([{ role: 'user', content: `see ${form} end` }]));
+      expect(e.code).toBe('redaction_blocked');
+      const text = `<p>key: ${form}</p>`;
+      const s = redactor.session(decision(), [SECRET]);
+      expect(wholeAnswer(s, text, false)).toBe('<p>key: [SECRET_VALUE]</p>');
+      expect(s.report().leaks).toBe(1);
+      for (const { how, pieces } of cuts(text, 7)) {
+        const deltas = await streamedDeltas(redactor.session(decision(), [SECRET]), pieces, false);
+        expect(deltas.join(''), how).toBe('<p>key: [SECRET_VALUE]</p>');
+        for (const d of deltas) expect(d, how).not.toMatch(/Tr0ub|horse/);
+      }
+    });
+  }
+});

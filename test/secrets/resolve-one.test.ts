@@ -2,6 +2,7 @@
  * `resolveOne`: the synchronous answer for a cached value, with the same lease as `resolve`.
  */
 import { describe, expect, it, vi } from 'vitest';
+import { guardable } from '../../src/redact/index.js';
 import type { SecretProvider } from '../../src/pipeline/ports.js';
 import type { Template } from '../../src/pipeline/types.js';
 import { createFetchStage, createSecretResolver } from '../../src/secrets/index.js';
@@ -130,7 +131,7 @@ describe('SecretResolver.peek and the fetch stage', () => {
   it('the fetch stage answers synchronously from cached values and asynchronously otherwise, with the same values', async () => {
     const { provider } = counting(60_000);
     const r = createSecretResolver({ providers: [provider] });
-    const stage = createFetchStage(() => r);
+    const stage = createFetchStage(() => r, guardable);
     const template = { variables: { code: { source: 'secret', ref: 'env://CODE' } } } as unknown as Template;
     const ctx = () => makeContext({}, { template, decision: allowDecision({ secrets: ['env://CODE'] }) });
     const cold = ctx();

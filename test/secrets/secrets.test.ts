@@ -3,6 +3,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { guardable } from '../../src/redact/index.js';
 import { WardenError } from '../../src/pipeline/errors.js';
 import type { SecretProvider } from '../../src/pipeline/ports.js';
 import type { Template } from '../../src/pipeline/types.js';
@@ -247,7 +248,7 @@ describe('fetch stage', () => {
 
   it('resolves exactly the granted refs the template needs', async () => {
     const r = resolver();
-    const stage = createFetchStage(() => r);
+    const stage = createFetchStage(() => r, guardable);
     const ctx = makeContext({}, { template: templateWith(['file:api-key']), decision: allowDecision({ secrets: ['file:api-key', 'file:crlf'] }) });
     await stage.run(ctx);
     expect([...ctx.secrets!.keys()]).toEqual(['file:api-key']);
@@ -257,7 +258,7 @@ describe('fetch stage', () => {
   it('denies a needed ref the decision does not grant, before reading anything', async () => {
     let fetched = 0;
     const counting: SecretProvider = { scheme: 'file', fetch: async () => (fetched++, { value: 'x', ttlMs: 0 }) };
-    const stage = createFetchStage(() => createSecretResolver({ providers: [counting], baseDir: dir }));
+    const stage = createFetchStage(() => createSecretResolver({ providers: [counting], baseDir: dir }), guardable);
     const ctx = makeContext({}, { template: templateWith(['file:api-key', 'file:crlf']), decision: allowDecision({ secrets: ['file:api-key'] }) });
     // The stage refuses synchronously (as any stage may): run throws, the pipeline catches it.
     let err: WardenError | undefined;
@@ -275,7 +276,7 @@ describe('fetch stage', () => {
   });
 
   it('sets an empty map when nothing is needed and fails closed without a decision', async () => {
-    const stage = createFetchStage(resolver);
+    const stage = createFetchStage(resolver, guardable);
     const raw = makeContext();
     await stage.run(raw);
     expect(raw.secrets!.size).toBe(0);

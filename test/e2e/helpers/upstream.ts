@@ -18,6 +18,8 @@ export interface ScriptedAnswer {
 }
 
 export interface ReceivedCall {
+  /** The request target as received (path and query). */
+  url?: string;
   headers: IncomingMessage['headers'];
   body: any;
 }
@@ -106,7 +108,7 @@ export async function startUpstream(): Promise<FakeUpstream> {
       } catch {
         body = null;
       }
-      state.calls.push({ headers: req.headers, body });
+      state.calls.push({ url: req.url, headers: req.headers, body });
       respond(body, res);
     });
   });
