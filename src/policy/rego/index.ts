@@ -387,6 +387,16 @@ export function compileRegoPolicy(modules: RegoSource[], data?: unknown, opts?: 
     if (e instanceof RangeError) throw new RegoError('rego_compile_error', 'policy too large to compile: the JS stack ran out (nesting, operator chains or long bodies)');
     throw e;
   }
+  const packages = [...new Set(parsed.map((m) => m.package.path.join('.')))].sort();
+  return new RegoPolicy(tree, revisionOf(sources, base), packages);
+}
+
+/**
+ * The revision of a set of modules and data (as the engine holds it, fromJSON): a digest of each
+ * module's name and text, in name order, and of the data. Exported so that a second load of the
+ * same files (policy.require_tests) can tell whether it read the set the engine serves.
+ */
+export function revisionOf(sources: readonly RegoSource[], base: Value): string {
   const h = createHash('sha256');
   const named = sources.map((m) => ({ name: m.revisionName ?? m.path, source: m.source }));
   for (const m of named.sort((a, b) => (a.name < b.name ? -1 : a.name > b.name ? 1 : 0))) {
@@ -396,8 +406,7 @@ export function compileRegoPolicy(modules: RegoSource[], data?: unknown, opts?: 
   // bigints as their digit strings gave `[9007199254740993]` and `["9007199254740993"]`, which
   // decide differently, one revision.
   h.update(stringifyJSON(base));
-  const packages = [...new Set(parsed.map((m) => m.package.path.join('.')))].sort();
-  return new RegoPolicy(tree, h.digest('hex'), packages);
+  return h.digest('hex');
 }
 
 /** Loads `.rego` and data files (data conflicts are checked, as `opa check` does with data files). */
