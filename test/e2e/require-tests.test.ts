@@ -191,6 +191,16 @@ describe('policy.require_tests at the start', () => {
     });
   });
 
+  it('the tests count against reload.timeout_ms: a set whose tests outlast it is refused by the deadline', { timeout: 120_000 }, async () => {
+    // Each test runs to its evaluation budget (1,000,000 steps): 200 of them take far longer than 5 s.
+    const slow = Array.from({ length: 200 }, (_, i) => `test_slow_${i} if {\n\tsome a in numbers.range(1, 100000)\n\tsome b in numbers.range(1, 100000)\n\ta + b < 0\n}\n`).join('\n');
+    await withDir({ 'policies/e2e_test.rego': `${TESTS}\n${slow}` }, async (dir) => {
+      writeFileSync(dir.configFile, readFileSync(dir.configFile, 'utf8').replace('debounce_ms: 50 }', 'debounce_ms: 50, timeout_ms: 5000 }'));
+      const err = await startFailure(dir);
+      expect((err as Error).message).toBe('policies did not load within 5000 ms (reload.timeout_ms)');
+    });
+  });
+
   it('a set whose tests pass starts; without require_tests nothing changes (no tests needed)', async () => {
     await withDir({ 'policies/e2e_test.rego': TESTS }, async (dir) => {
       expect(await startFailure(dir)).toBeUndefined();
