@@ -153,17 +153,19 @@ describe('policy.require_tests at the start', () => {
     });
   });
 
-  it('a test that errors names the engine error (its position and code, no value)', async () => {
-    const erroring = `${TESTS}\ntest_budget if to_number(data.warden.models[0]) > 0\n`;
+  it('a test that errors names the engine error (its position and code, no value); what a failing test prints is not kept', async () => {
+    const erroring = `${TESTS}\ntest_budget if to_number(data.warden.models[0]) > 0\n\ntest_printing if {\n\tprint("CANARY-PRINTED", data.warden.models)\n\tfalse\n}\n`;
     await withDir({ 'policies/e2e_test.rego': erroring }, async (dir) => {
       const err = (await startFailure(dir)) as Error & { code?: string };
-      expect(err).toMatchObject({ code: 'policy_error', details: { code: 'policy_tests_failed', failed: 1, total: 3 } });
+      expect(err).toMatchObject({ code: 'policy_error', details: { code: 'policy_tests_failed', failed: 2, total: 4 } });
       const test = join(dir.dir, 'policies', 'e2e_test.rego');
-      const line = erroring.split('\n').findIndex((l) => l.startsWith('test_budget')) + 1;
+      const line = (name: string) => erroring.split('\n').findIndex((l) => l.startsWith(name)) + 1;
       expect(err.message).toBe(
-        `1 of 3 policy tests failed: data.warden_test.test_budget ERROR at ${test}:${line} (${test}:${line}:16: eval_builtin_error: to_number: strconv.ParseFloat: parsing the operand: invalid syntax) (policy.require_tests is true)`,
+        `2 of 4 policy tests failed: data.warden_test.test_budget ERROR at ${test}:${line('test_budget')} (${test}:${line('test_budget')}:16: eval_builtin_error: to_number: strconv.ParseFloat: parsing the operand: invalid syntax); ` +
+          `data.warden_test.test_printing FAIL at ${test}:${line('test_printing')} (policy.require_tests is true)`,
       );
       expect(err.message).not.toContain('gpt-4o-mini');
+      expect(err.message).not.toContain('CANARY-PRINTED');
     });
   });
 
