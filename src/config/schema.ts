@@ -323,6 +323,12 @@ const PolicySchema = z.strictObject({
    */
   strict_builtin_errors: z.boolean().default(true),
   /**
+   * Each load (the start and every reload) also runs the set's `*_test.rego` tests, as
+   * `warden policy test` does, and refuses the set when one fails or errors, or when there is
+   * none: a set that compiles but decides wrongly must not serve (src/policy/load-tests.ts).
+   */
+  require_tests: z.boolean().default(false),
+  /**
    * Reuse a decision for inputs that agree on every field the policy reads. Applies only when
    * the policy's analysis proves that safe (README, "Decision cache"); `enabled: false` turns it
    * off regardless.

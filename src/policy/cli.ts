@@ -13,13 +13,13 @@ import { FileTooLargeError, readFailure, readRegularFile } from '../pipeline/reg
 import { decodeText, TextDecodeError } from '../pipeline/text-file.js';
 import { isWardenError } from '../pipeline/errors.js';
 import { readAllCappedBytes, stdinReadFailure } from '../cli/stdin.js';
-import { MAX_INPUT_DEPTH, RegoError, compileRegoPolicy, formatInputPath, loadRegoPolicy, type InputDeps, type QueryResult, type RegoPolicy } from './rego/index.js';
+import { MAX_INPUT_DEPTH, compileRegoPolicy, formatInputPath, loadRegoPolicy, type InputDeps, type QueryResult, type RegoPolicy } from './rego/index.js';
 import { stringifyJSON, type Value } from './rego/value.js';
 import { parseModule } from './rego/ast/parser.js';
 import { jsonErrorAt, loadFiles, MAX_DATA_FILE_BYTES, yamlErrorAt } from './rego/data.js';
 import { MIB } from '../pipeline/sizes.js';
 import { unmarshalJSON } from './rego/builtins/json.js';
-import { formatRegoError } from './rego/errors.js';
+import { errorLine, runTestRules } from './test-runner.js';
 
 /**
  * Where `warden policy` writes, and where `eval -i -` reads its input: the CLI's streams (see
@@ -129,12 +129,6 @@ function evalJson(results: QueryResult[]): string {
     const json = stringifyJSON(values[Number(idx)]!, 2).split('\n').join('\n' + lead);
     return lead + before + json;
   });
-}
-
-function errorLine(e: unknown): string {
-  if (e instanceof RegoError) return formatRegoError(e.code, e.message, e.location);
-  if (e instanceof Error) return e.message;
-  return String(e);
 }
 
 /**
@@ -282,24 +276,9 @@ async function cmdTest({ values, positionals: paths }: Parsed, io: PolicyCliIo):
     io.stdout.write('0 passed, 0 failed\n');
     return 1;
   }
-  const tests = policy.testRules();
-  type Outcome = { name: string; file: string; status: 'PASS' | 'FAIL' | 'ERROR'; ns: bigint; error?: string; output: string[] };
-  const outcomes: Outcome[] = [];
-  for (const t of tests) {
-    const start = process.hrtime.bigint();
-    let status: Outcome['status'];
-    let error: string | undefined;
-    // What the test print()s is shown with its result (failing tests, or all with -v), as opa test.
-    const output: string[] = [];
-    try {
-      const v = policy.evaluate(t.name, undefined, { strictBuiltinErrors, print: (line) => output.push(line) });
-      status = v !== undefined && v !== false ? 'PASS' : 'FAIL';
-    } catch (e) {
-      status = 'ERROR';
-      error = errorLine(e);
-    }
-    outcomes.push({ name: t.name, file: t.location?.file ?? '', status, ns: process.hrtime.bigint() - start, ...(error ? { error } : {}), output });
-  }
+  // The runner `policy.require_tests` runs at each load too: what passes here passes there.
+  const outcomes = (await runTestRules(policy, { strictBuiltinErrors, keepPrinted: true })).map((o) => ({ ...o, file: o.location?.file ?? '' }));
+  type Outcome = (typeof outcomes)[number];
   const failed = outcomes.filter((o) => o.status !== 'PASS');
   const line = '-'.repeat(80);
   if (failed.length > 0 && !verbose) {

@@ -14,7 +14,7 @@ import type { PipelineStages } from '../pipeline/pipeline.js';
 import type { Authenticator } from '../pipeline/ports.js';
 import type { RequestContext, Stage } from '../pipeline/stage.js';
 import type { Principal } from '../pipeline/types.js';
-import { createDecideStage, createRegoPolicyEngine, formatInputPath, type DecisionCacheStatus } from '../policy/index.js';
+import { createDecideStage, createRegoPolicyEngine, formatInputPath, requirePassingTests, type DecisionCacheStatus } from '../policy/index.js';
 import { apiKeyProblem, createForwardStage, createProviders, modelNotConfigured } from '../providers/index.js';
 import { createRedactStage, createRedactor, createRespondStage, guardable, type RedactionConfig } from '../redact/index.js';
 import { createEnvSecretProvider, createFetchStage, createFileSecretProvider, createSecretResolver } from '../secrets/index.js';
@@ -313,6 +313,13 @@ export async function buildComponents(config: Config, opts: ComponentOptions): P
                 decisionCache: { enabled: config.policy.decision_cache.enabled, maxEntries: config.policy.decision_cache.max_entries },
                 onDecisionCache: (result) => opts.metrics.observePolicyCache(result),
                 signal: giveUp.signal,
+              }).then(async (engine) => {
+                // policy.require_tests: the set serves only once its own tests pass (within the same deadline).
+                if (config.policy.require_tests) {
+                  const { paths, strict_builtin_errors: strictBuiltinErrors } = config.policy;
+                  await requirePassingTests({ paths, revision: engine.revision, leftOut: engine.warnings, strictBuiltinErrors, signal: giveUp.signal });
+                }
+                return engine;
               }),
             ),
           ]),

@@ -409,6 +409,21 @@ export function* compileRegoPolicySteps(modules: RegoSource[], data?: unknown, o
     if (e instanceof RangeError) throw new RegoError('rego_compile_error', 'policy too large to compile: the JS stack ran out (nesting, operator chains or long bodies)');
     throw e;
   }
+  const packages = [...new Set(parsed.map((m) => m.package.path.join('.')))].sort();
+  return new RegoPolicy(tree, yield* revisionSteps(sources, base), packages);
+}
+
+/**
+ * The revision of a set of modules and data (as the engine holds it, fromJSON): a digest of each
+ * module's name and text, in name order, and of the data. Exported so that a second load of the
+ * same files (policy.require_tests) can tell whether it read the set the engine serves.
+ */
+export function revisionOf(sources: readonly RegoSource[], base: Value): string {
+  return runSteps(revisionSteps(sources, base));
+}
+
+/** revisionOf's work, pausing between pieces of the data's text (see compileRegoPolicySteps). */
+export function* revisionSteps(sources: readonly RegoSource[], base: Value): Steps<string> {
   const h = createHash('sha256');
   const named = sources.map((m) => ({ name: m.revisionName ?? m.path, source: m.source }));
   for (const m of named.sort((a, b) => (a.name < b.name ? -1 : a.name > b.name ? 1 : 0))) {
@@ -427,8 +442,7 @@ export function* compileRegoPolicySteps(modules: RegoSource[], data?: unknown, o
     }
   });
   h.update(pending);
-  const packages = [...new Set(parsed.map((m) => m.package.path.join('.')))].sort();
-  return new RegoPolicy(tree, h.digest('hex'), packages);
+  return h.digest('hex');
 }
 
 /** Loads `.rego` and data files (data conflicts are checked, as `opa check` does with data files). */

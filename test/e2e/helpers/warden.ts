@@ -88,6 +88,8 @@ export interface FixtureOptions {
   watch?: boolean;
   methods?: string;
   listen?: string;
+  /** Replaces the `policy:` line (default: the fixture's policies, entrypoint warden/decision). */
+  policy?: string;
   /** Replaces the `secrets:` line (default: templates may read files under `secrets/`). */
   secrets?: string;
   /** Replaces the `audit:` line (default: a file sink in the temp dir, required). */
@@ -135,7 +137,7 @@ environment: { name: test, cluster: e2e }
 identity:
   methods: ${opts.methods ?? '[kubernetes]'}
   kubernetes: { issuer: "${ISSUER}", audiences: [warden], jwks_file: jwks.json }
-policy: { engine: rego, paths: [policies], entrypoint: warden/decision }
+${opts.policy ?? 'policy: { engine: rego, paths: [policies], entrypoint: warden/decision }'}
 templates: { paths: [templates] }
 providers:
   upstream:
