@@ -326,8 +326,16 @@ export function createOpenAIProvider(opts: OpenAIProviderOptions): ModelProvider
       return { active: stats.running, queued: stats.queued, limit: opts.connections };
     },
 
+    /**
+     * Destroys the pool rather than closing it gracefully: the runtime closes its providers once
+     * every request has ended (drained, or cut by the shutdown deadline, which aborts its call).
+     * What undici may still hold then is no one's: a connect for a call already aborted (undici
+     * cannot drop one mid-connect; it aborts it once connected), which a graceful close waited for
+     * up to `timeouts.connect_ms` (a TLS handshake the upstream never answers), or a body being
+     * dropped (drain.ts).
+     */
     async close() {
-      await pool.close();
+      await pool.destroy();
     },
   };
 }

@@ -98,6 +98,8 @@ export interface FixtureOptions {
   models?: string;
   /** Extra keys of the `upstream` provider, as one YAML line (e.g. `pool: { connections: 2 }`). */
   upstreamKeys?: string;
+  /** Replaces the `upstream` provider's timeouts (default `{ connect_ms: 1000, headers_ms: 1500, body_ms: 3000 }`). */
+  upstreamTimeouts?: string;
 }
 
 /** An address nothing listens on: for the "upstream down" cases. */
@@ -140,7 +142,7 @@ providers:
     kind: openai
     base_url: "${opts.upstreamUrl}"
     api_key: "file://${join(dir, 'secrets', 'upstream-key')}"
-    timeouts: { connect_ms: 1000, headers_ms: 1500, body_ms: 3000 }
+    timeouts: ${opts.upstreamTimeouts ?? '{ connect_ms: 1000, headers_ms: 1500, body_ms: 3000 }'}
 ${opts.upstreamKeys === undefined ? '' : `    ${opts.upstreamKeys}\n`}  down: { kind: openai, base_url: "${DOWN_URL}", timeouts: { connect_ms: 500 } }
   echo: { kind: echo }
 ${opts.models ?? 'models: { gpt-4o-mini: upstream, echo: echo, down-model: down }'}
