@@ -210,7 +210,11 @@ export function createOpenAIProvider(opts: OpenAIProviderOptions): ModelProvider
     }
     let json: unknown;
     try {
-      json = JSON.parse(bytes.toString('utf8'));
+      // A UTF-8 byte order mark is no part of the JSON text: RFC 8259 §8.1 lets a parser ignore
+      // it, and the openai SDK does (fetch's json()), so an app calling such an upstream itself
+      // reads its answers. (A stream's is dropped by its TextDecoder.)
+      const from = bytes[0] === 0xef && bytes[1] === 0xbb && bytes[2] === 0xbf ? 3 : 0;
+      json = JSON.parse(bytes.toString('utf8', from));
     } catch {
       throw invalid(name, 'a body that is not JSON');
     }

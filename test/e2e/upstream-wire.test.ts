@@ -222,6 +222,26 @@ describe('content coding', () => {
   });
 });
 
+describe('a byte order mark', () => {
+  // RFC 8259 §8.1 lets a parser ignore one, and the openai SDK does (fetch's json() decodes the
+  // body as UTF-8, which drops it): an upstream (or a proxy in front of it) that writes one has
+  // its answers read by an app calling it directly. It is no part of the answer's text.
+  it('before a JSON answer is skipped, as the openai SDK skips it; before a stream too', async () => {
+    const completion = { id: 'c1', object: 'chat.completion', created: 1, model: 'gpt-4o-mini', choices: [{ index: 0, message: { role: 'assistant', content: 'marked' }, finish_reason: 'stop' }] };
+    answer = (body, res) => {
+      res.writeHead(200, { 'content-type': body.stream ? 'text/event-stream' : 'application/json; charset=utf-8' });
+      res.end(`\ufeff${body.stream ? `${event(0, { role: 'assistant', content: 'marked' }, 'stop')}data: [DONE]\n\n` : JSON.stringify(completion)}`);
+    };
+    const audited = w.audit().length;
+    const answered = await client.chat.completions.create(ask);
+    expect(answered.choices[0]!.message.content).toBe('marked');
+    const streamed = await read(await client.chat.completions.create({ ...ask, stream: true }));
+    expect(streamed).toEqual({ texts: ['marked', ''], finishes: ['stop', null] });
+    await eventually(() => w.audit().length >= audited + 2);
+    expect(w.audit().slice(audited).map((r) => r.status)).toEqual(['ok', 'ok']);
+  });
+});
+
 describe('an error event that also has the members of a chunk', () => {
   // OpenRouter's documented report of a generation that fails mid-stream: a chunk with an `error`
   // beside a choice that finishes with "error". OpenAI's SDKs throw on any event whose `error` is
