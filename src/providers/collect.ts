@@ -40,6 +40,8 @@ export class BodyCollector<T> implements Dispatcher.DispatchHandler {
     private readonly signal: CancelSignal,
     private readonly maxBytes: number,
     private readonly decode: (body: Buffer) => T,
+    /** Told of a 401 or 403 answer (see OpenAIProviderOptions.onAuthRefused). */
+    private readonly onRefused?: (status: number) => void,
   ) {
     this.promise = new Promise<T>((resolve, reject) => {
       this.resolve = resolve;
@@ -78,6 +80,7 @@ export class BodyCollector<T> implements Dispatcher.DispatchHandler {
     if (statusCode < 200 || this.settled) return; // 1xx: the real answer follows.
     const declared = Number(headers['content-length']);
     if (statusCode >= 300) {
+      if (statusCode === 401 || statusCode === 403) this.onRefused?.(statusCode);
       this.fail(upstreamStatusFailure(this.provider, statusCode, headers));
       this.drain.start(controller, declared);
       return;

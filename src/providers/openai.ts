@@ -58,6 +58,13 @@ export interface OpenAIProviderOptions {
    * every failing call: rate-limit any logging in it.
    */
   onKeyFailure?: (reason: string) => void;
+  /**
+   * Told when the upstream answers 401 or 403: it refused Warden's credentials (the API key) or
+   * their access to the model. The caller is only told `upstream_error` with the status, which it
+   * cannot act on; this is for the operator's log. Called on every such answer: rate-limit any
+   * logging in it.
+   */
+  onAuthRefused?: (status: number) => void;
   /** Largest non-streaming response body accepted. Default 16 MiB. */
   maxResponseBytes?: number;
   /** Largest single SSE event accepted. Default 1 MiB. */
@@ -244,7 +251,7 @@ export function createOpenAIProvider(opts: OpenAIProviderOptions): ModelProvider
     if (signal.aborted) return Promise.reject(upstreamFailure(undefined, signal, name));
     try {
       const asked = askedChoices(request.params);
-      const call = new BodyCollector(name, signal, maxResponseBytes, (bytes) => askedFor(decodeCompletion(bytes), asked));
+      const call = new BodyCollector(name, signal, maxResponseBytes, (bytes) => askedFor(decodeCompletion(bytes), asked), opts.onAuthRefused);
       // With a connected idle socket, undici writes the request before dispatch() returns;
       // otherwise it waits in the pool's queue. Either way the result comes through `call`.
       // false: this call took the last free connection (or waits for one); only a call that
@@ -317,6 +324,7 @@ export function createOpenAIProvider(opts: OpenAIProviderOptions): ModelProvider
         maxEventChars,
         decode: decodeChunk,
         choices: askedChoices(request.params),
+        onRefused: opts.onAuthRefused,
         start(call) {
           const key = apiKey();
           if (typeof key === 'object') key.then((k) => startStream(request, k, call), (err: WardenError) => call.fail(err));
