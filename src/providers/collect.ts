@@ -13,6 +13,7 @@
  */
 import { errors, type Dispatcher } from 'undici';
 import { onAbort, type CancelSignal } from '../pipeline/cancel.js';
+import { BytePieces } from '../pipeline/byte-pieces.js';
 import { WardenError } from '../pipeline/errors.js';
 import { Drain } from './drain.js';
 import { encodedAnswer, upstreamFailure, upstreamStatusFailure } from './failure.js';
@@ -20,10 +21,6 @@ import { encodedAnswer, upstreamFailure, upstreamStatusFailure } from './failure
 export { DISCARD_LIMIT } from './drain.js';
 
 type Controller = Dispatcher.DispatchController;
-
-/** The least a body of several pieces is copied into (then doubled as it grows). */
-const MIN_COPY_BYTES = 16 * 1024;
-const EMPTY = Buffer.alloc(0);
 
 export class BodyCollector<T> implements Dispatcher.DispatchHandler {
   /** Settles once: with `decode(body)`, or with a WardenError. */
@@ -33,16 +30,8 @@ export class BodyCollector<T> implements Dispatcher.DispatchHandler {
   private settled = false;
   /** Set once undici starts the request on a connection; until then it may wait in the pool's queue. */
   private controller: Controller | undefined;
-  /** The body while it is one piece, as undici gave it (the usual case: no copy). */
-  private first: Buffer | undefined;
-  /**
-   * From the second piece on, every byte so far, copied (`size` of them). Not one Buffer per
-   * piece: a body sent in one-byte chunks then held ~100 bytes of heap per byte (8 MB of them took
-   * 835 MB), and the 16 MiB cap bounded nothing a pod could afford.
-   */
-  private acc: Buffer | undefined;
-  /** The declared content-length (NaN when none): the size to copy into from the second piece. */
-  private declared = Number.NaN;
+  /** The body so far, as one buffer however many pieces it comes in (see BytePieces). */
+  private readonly body: BytePieces;
   private size = 0;
   /** The answer was not 2xx: the call has failed, the rest of the body is only counted (within bounds). */
   private readonly drain = new Drain();
@@ -56,6 +45,7 @@ export class BodyCollector<T> implements Dispatcher.DispatchHandler {
     /** Told of a 401 or 403 answer (see OpenAIProviderOptions.onAuthRefused). */
     private readonly onRefused?: (status: number) => void,
   ) {
+    this.body = new BytePieces(maxBytes);
     this.promise = new Promise<T>((resolve, reject) => {
       this.resolve = resolve;
       this.reject = reject;
@@ -73,7 +63,7 @@ export class BodyCollector<T> implements Dispatcher.DispatchHandler {
   private fail(err: WardenError): void {
     if (this.settled) return;
     this.settled = true;
-    this.first = this.acc = undefined;
+    this.body.clear();
     this.stopListening();
     this.reject(err);
   }
@@ -108,7 +98,7 @@ export class BodyCollector<T> implements Dispatcher.DispatchHandler {
     }
     // undici fails a body longer than it declared, so a declared size over the limit can be refused now.
     if (declared > this.maxBytes) this.tooLarge(controller);
-    else this.declared = declared;
+    else this.body.declare(declared);
   }
 
   onResponseData(controller: Controller, chunk: Buffer): void {
@@ -122,28 +112,7 @@ export class BodyCollector<T> implements Dispatcher.DispatchHandler {
       this.tooLarge(controller);
       return;
     }
-    if (this.acc === undefined && this.first === undefined) {
-      this.first = chunk;
-      return;
-    }
-    this.append(chunk);
-  }
-
-  /** Copies `chunk` (the last `chunk.length` of `size` bytes) into `acc`, grown by doubling (within maxBytes). */
-  private append(chunk: Buffer): void {
-    const at = this.size - chunk.length;
-    let acc = this.acc;
-    if (acc === undefined || this.size > acc.length) {
-      // The declared length when the body keeps to it (undici fails one that does not), else twice what is here.
-      const declared = this.declared;
-      const capacity = declared >= this.size ? declared : Math.min(Math.max(2 * this.size, MIN_COPY_BYTES), this.maxBytes);
-      const grown = Buffer.allocUnsafe(capacity);
-      if (acc !== undefined) acc.copy(grown, 0, 0, at);
-      else this.first!.copy(grown, 0);
-      this.first = undefined;
-      this.acc = acc = grown;
-    }
-    chunk.copy(acc, at);
+    this.body.add(chunk);
   }
 
   onResponseEnd(): void {
@@ -152,8 +121,7 @@ export class BodyCollector<T> implements Dispatcher.DispatchHandler {
     this.settled = true;
     this.stopListening();
     // Usually one chunk: no copy then.
-    const body = this.acc !== undefined ? this.acc.subarray(0, this.size) : (this.first ?? EMPTY);
-    this.first = this.acc = undefined;
+    const body = this.body.take();
     let value: T;
     try {
       value = this.decode(body);
