@@ -13,6 +13,7 @@
  */
 import { errors, type Dispatcher } from 'undici';
 import { onAbort, type CancelSignal } from '../pipeline/cancel.js';
+import { BytePieces } from '../pipeline/byte-pieces.js';
 import { WardenError } from '../pipeline/errors.js';
 import { Drain } from './drain.js';
 import { encodedAnswer, upstreamFailure, upstreamStatusFailure } from './failure.js';
@@ -29,7 +30,8 @@ export class BodyCollector<T> implements Dispatcher.DispatchHandler {
   private settled = false;
   /** Set once undici starts the request on a connection; until then it may wait in the pool's queue. */
   private controller: Controller | undefined;
-  private parts: Buffer[] = [];
+  /** The body so far, as one buffer however many pieces it comes in (see BytePieces). */
+  private readonly body: BytePieces;
   private size = 0;
   /** The answer was not 2xx: the call has failed, the rest of the body is only counted (within bounds). */
   private readonly drain = new Drain();
@@ -40,7 +42,10 @@ export class BodyCollector<T> implements Dispatcher.DispatchHandler {
     private readonly signal: CancelSignal,
     private readonly maxBytes: number,
     private readonly decode: (body: Buffer) => T,
+    /** Told of a 401 or 403 answer (see OpenAIProviderOptions.onAuthRefused). */
+    private readonly onRefused?: (status: number) => void,
   ) {
+    this.body = new BytePieces(maxBytes);
     this.promise = new Promise<T>((resolve, reject) => {
       this.resolve = resolve;
       this.reject = reject;
@@ -58,7 +63,7 @@ export class BodyCollector<T> implements Dispatcher.DispatchHandler {
   private fail(err: WardenError): void {
     if (this.settled) return;
     this.settled = true;
-    this.parts = [];
+    this.body.clear();
     this.stopListening();
     this.reject(err);
   }
@@ -78,6 +83,7 @@ export class BodyCollector<T> implements Dispatcher.DispatchHandler {
     if (statusCode < 200 || this.settled) return; // 1xx: the real answer follows.
     const declared = Number(headers['content-length']);
     if (statusCode >= 300) {
+      if (statusCode === 401 || statusCode === 403) this.onRefused?.(statusCode);
       this.fail(upstreamStatusFailure(this.provider, statusCode, headers));
       this.drain.start(controller, declared);
       return;
@@ -92,6 +98,7 @@ export class BodyCollector<T> implements Dispatcher.DispatchHandler {
     }
     // undici fails a body longer than it declared, so a declared size over the limit can be refused now.
     if (declared > this.maxBytes) this.tooLarge(controller);
+    else this.body.declare(declared);
   }
 
   onResponseData(controller: Controller, chunk: Buffer): void {
@@ -105,7 +112,7 @@ export class BodyCollector<T> implements Dispatcher.DispatchHandler {
       this.tooLarge(controller);
       return;
     }
-    this.parts.push(chunk);
+    this.body.add(chunk);
   }
 
   onResponseEnd(): void {
@@ -113,10 +120,8 @@ export class BodyCollector<T> implements Dispatcher.DispatchHandler {
     if (this.settled) return;
     this.settled = true;
     this.stopListening();
-    const { parts } = this;
-    this.parts = [];
     // Usually one chunk: no copy then.
-    const body = parts.length === 1 ? parts[0]! : Buffer.concat(parts, this.size);
+    const body = this.body.take();
     let value: T;
     try {
       value = this.decode(body);

@@ -58,6 +58,13 @@ export interface OpenAIProviderOptions {
    * every failing call: rate-limit any logging in it.
    */
   onKeyFailure?: (reason: string) => void;
+  /**
+   * Told when the upstream answers 401 or 403: it refused Warden's credentials (the API key) or
+   * their access to the model. The caller is only told `upstream_error` with the status, which it
+   * cannot act on; this is for the operator's log. Called on every such answer: rate-limit any
+   * logging in it.
+   */
+  onAuthRefused?: (status: number) => void;
   /** Largest non-streaming response body accepted. Default 16 MiB. */
   maxResponseBytes?: number;
   /** Largest single SSE event accepted. Default 1 MiB. */
@@ -210,7 +217,11 @@ export function createOpenAIProvider(opts: OpenAIProviderOptions): ModelProvider
     }
     let json: unknown;
     try {
-      json = JSON.parse(bytes.toString('utf8'));
+      // A UTF-8 byte order mark is no part of the JSON text: RFC 8259 §8.1 lets a parser ignore
+      // it, and the openai SDK does (fetch's json()), so an app calling such an upstream itself
+      // reads its answers. (A stream's is dropped by its TextDecoder.)
+      const from = bytes[0] === 0xef && bytes[1] === 0xbb && bytes[2] === 0xbf ? 3 : 0;
+      json = JSON.parse(bytes.toString('utf8', from));
     } catch {
       throw invalid(name, 'a body that is not JSON');
     }
@@ -240,7 +251,7 @@ export function createOpenAIProvider(opts: OpenAIProviderOptions): ModelProvider
     if (signal.aborted) return Promise.reject(upstreamFailure(undefined, signal, name));
     try {
       const asked = askedChoices(request.params);
-      const call = new BodyCollector(name, signal, maxResponseBytes, (bytes) => askedFor(decodeCompletion(bytes), asked));
+      const call = new BodyCollector(name, signal, maxResponseBytes, (bytes) => askedFor(decodeCompletion(bytes), asked), opts.onAuthRefused);
       // With a connected idle socket, undici writes the request before dispatch() returns;
       // otherwise it waits in the pool's queue. Either way the result comes through `call`.
       // false: this call took the last free connection (or waits for one); only a call that
@@ -313,6 +324,7 @@ export function createOpenAIProvider(opts: OpenAIProviderOptions): ModelProvider
         maxEventChars,
         decode: decodeChunk,
         choices: askedChoices(request.params),
+        onRefused: opts.onAuthRefused,
         start(call) {
           const key = apiKey();
           if (typeof key === 'object') key.then((k) => startStream(request, k, call), (err: WardenError) => call.fail(err));
@@ -326,8 +338,16 @@ export function createOpenAIProvider(opts: OpenAIProviderOptions): ModelProvider
       return { active: stats.running, queued: stats.queued, limit: opts.connections };
     },
 
+    /**
+     * Destroys the pool rather than closing it gracefully: the runtime closes its providers once
+     * every request has ended (drained, or cut by the shutdown deadline, which aborts its call).
+     * What undici may still hold then is no one's: a connect for a call already aborted (undici
+     * cannot drop one mid-connect; it aborts it once connected), which a graceful close waited for
+     * up to `timeouts.connect_ms` (a TLS handshake the upstream never answers), or a body being
+     * dropped (drain.ts).
+     */
     async close() {
-      await pool.close();
+      await pool.destroy();
     },
   };
 }

@@ -82,6 +82,7 @@ export function createProvider(name: string, config: ProviderConfig, deps: Provi
         keepAliveMs: config.pool.keep_alive_ms,
         onSaturated: deps.logger && saturationWarning(deps.logger, name, connections),
         onKeyFailure: deps.logger && keyFailureWarning(deps.logger, name, ref),
+        onAuthRefused: deps.logger && authRefusedWarning(deps.logger, name, ref !== undefined),
       });
     }
   }
@@ -125,5 +126,26 @@ function keyFailureWarning(logger: Logger, provider: string, ref: string | undef
     lastReason = reason;
     lastAt = now;
     logger.warn({ provider, config_key: `providers.${provider}.api_key`, ref, reason }, `provider ${provider}: the API key cannot be used; calls fail with secret_unavailable`);
+  };
+}
+
+/**
+ * The warning that a provider answered 401 or 403: it refused Warden's API key (revoked, rotated,
+ * of another project) or its access to the model. Every call then fails as `upstream_error` with
+ * the status, which the callers cannot act on and the audit record does not carry, so the log is
+ * where the operator learns of it. Once per status per 10 s; the upstream's body (which may quote
+ * the key or the prompt) is never read.
+ */
+function authRefusedWarning(logger: Logger, provider: string, hasKey: boolean): (status: number) => void {
+  let lastStatus: number | undefined;
+  let lastAt = -Infinity;
+  const configKey = `providers.${provider}.api_key`;
+  const what = hasKey ? `it refused Warden's API key (${configKey}) or its access to the model` : `it wants credentials, and ${configKey} is not set`;
+  return (status) => {
+    const now = performance.now();
+    if (status === lastStatus && now - lastAt < KEY_FAILURE_LOG_INTERVAL_MS) return;
+    lastStatus = status;
+    lastAt = now;
+    logger.warn({ provider, status, config_key: configKey }, `provider ${provider} answered HTTP ${status}: ${what}; calls fail with upstream_error`);
   };
 }

@@ -47,6 +47,8 @@ export interface SseCallOptions {
   start: (call: SseCall) => void;
   /** How many choices the request asked for (validate.ts askedChoices); 1 when absent. */
   choices?: number;
+  /** Told of a 401 or 403 answer (see OpenAIProviderOptions.onAuthRefused). */
+  onRefused?: (status: number) => void;
 }
 
 export class SseCall implements Dispatcher.DispatchHandler, AsyncIterableIterator<CompletionChunk> {
@@ -200,6 +202,7 @@ export class SseCall implements Dispatcher.DispatchHandler, AsyncIterableIterato
     const { provider } = this.opts;
     let err: WardenError | undefined;
     if (statusCode >= 300) {
+      if (statusCode === 401 || statusCode === 403) this.opts.onRefused?.(statusCode);
       // Never the body: it may quote the prompt back.
       err = upstreamStatusFailure(provider, statusCode, headers);
     } else {

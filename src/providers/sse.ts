@@ -24,8 +24,25 @@ export class SseError extends Error {
 /** A `data: [DONE]` line (the space after the colon is optional, as for any field). */
 const DONE_LINE = /^data: ?\[DONE\]$/;
 
+/**
+ * Pieces of one unterminated line joined by `+=` (the usual case: a line cut at a read or two).
+ * Each `+=` leaves a rope node (~32 bytes) that lives until the line ends: a 1 MB line sent a byte
+ * at a time (chunked, one byte per chunk) held 33 MB. Later pieces are kept in arrays instead and
+ * joined in blocks of HELD_BLOCK, so a line costs about its own length however it arrives.
+ */
+const CONCAT_PIECES = 8;
+const HELD_BLOCK = 1024;
+
 export class SseParser {
+  /** The unterminated line: its first CONCAT_PIECES pieces... */
   private buffer = '';
+  /** ...then blocks of HELD_BLOCK later pieces, joined... */
+  private blocks: string[] | undefined;
+  /** ...and the later pieces not in a block yet. */
+  private pieces: string[] | undefined;
+  /** How many pieces the unterminated line has (0: none), and its length. */
+  private held = 0;
+  private heldChars = 0;
   private data: string[] = [];
   private eventType: string | undefined;
   private lastId: string | undefined;
@@ -45,9 +62,7 @@ export class SseParser {
     for (let i = start; i < len; i++) {
       const c = text.charCodeAt(i);
       if (c !== 10 && c !== 13) continue;
-      const line = this.buffer.length > 0 ? this.buffer + text.slice(start, i) : text.slice(start, i);
-      this.buffer = '';
-      this.line(line, out);
+      this.line(this.held > 0 ? this.takeLine(text.slice(start, i)) : text.slice(start, i), out);
       if (c === 13) {
         if (i + 1 < len) {
           if (text.charCodeAt(i + 1) === 10) i++;
@@ -58,10 +73,35 @@ export class SseParser {
       start = i + 1;
     }
     if (start < len) {
-      this.buffer += text.slice(start);
-      if (this.buffer.length + this.size > this.maxEventChars) throw new SseError('event exceeds the size limit');
+      this.hold(text.slice(start));
+      if (this.heldChars + this.size > this.maxEventChars) throw new SseError('event exceeds the size limit');
     }
     return out;
+  }
+
+  /** Keeps a piece of the unterminated line (see CONCAT_PIECES). */
+  private hold(piece: string): void {
+    this.heldChars += piece.length;
+    if (++this.held <= CONCAT_PIECES) {
+      this.buffer += piece;
+      return;
+    }
+    const pieces = (this.pieces ??= []);
+    pieces.push(piece);
+    if (pieces.length >= HELD_BLOCK) {
+      (this.blocks ??= []).push(pieces.join(''));
+      this.pieces = undefined;
+    }
+  }
+
+  /** The unterminated line with `tail` (its end), and nothing held any more. */
+  private takeLine(tail: string): string {
+    let line = this.buffer;
+    if (this.held > CONCAT_PIECES) line += (this.blocks?.join('') ?? '') + (this.pieces?.join('') ?? '');
+    this.buffer = '';
+    this.blocks = this.pieces = undefined;
+    this.held = this.heldChars = 0;
+    return line + tail;
   }
 
   /**
@@ -71,11 +111,11 @@ export class SseParser {
    * without the blank line, or without any line end): the end marker, not a cut event.
    */
   end(): { truncated: boolean; done?: true } {
-    const { buffer, data } = this;
-    // The pending event is `data: [DONE]`, its line ended (data) or not (buffer).
-    const done = buffer.length > 0 ? data.length === 0 && DONE_LINE.test(buffer) : data.length === 1 && data[0] === '[DONE]';
-    const truncated = buffer.length > 0 || data.length > 0;
-    this.buffer = '';
+    const { data } = this;
+    const pending = this.held > 0 ? this.takeLine('') : '';
+    // The pending event is `data: [DONE]`, its line ended (data) or not (pending).
+    const done = pending.length > 0 ? data.length === 0 && DONE_LINE.test(pending) : data.length === 1 && data[0] === '[DONE]';
+    const truncated = pending.length > 0 || data.length > 0;
     this.data = [];
     this.eventType = undefined;
     this.size = 0;

@@ -1,7 +1,8 @@
 /**
  * Stage 7, forward: sends the outbound (rendered, redacted) prompt to the provider the model
  * routes to. Token limits are clamped to the decision's `max_tokens` — including the newer
- * `max_completion_tokens` parameter, so a caller cannot pass around the cap. For streams, the
+ * `max_completion_tokens` parameter and llama.cpp's `n_predict`, so a caller cannot pass around
+ * the cap. For streams, the
  * stage waits for the first chunk: an upstream that is down or answers 4xx/5xx fails the request
  * with a proper error before any byte of a stream is sent to the client.
  */
@@ -56,6 +57,16 @@ function upstreamSignal(request: PromptRequest, timeoutMs: number | undefined): 
       stop();
     },
   };
+}
+
+/**
+ * A pass-through `n_predict` under the decision's cap. llama.cpp's server reads it before
+ * `max_tokens` (its chat route passes unknown members on to the sampler), and -1 there is "no
+ * limit": anything but a positive number becomes the cap. Never added when absent: OpenAI refuses
+ * members it does not know.
+ */
+function cappedNPredict(requested: unknown, cap: number): number {
+  return typeof requested === 'number' && requested > 0 ? Math.min(requested, cap) : cap;
 }
 
 function noop(): void {}
@@ -114,6 +125,7 @@ export function createForwardStage(getProviders: () => ProviderRegistry, opts: F
     if (params.max_completion_tokens !== undefined) {
       params.max_completion_tokens = clamp(params.max_completion_tokens, decision.max_tokens);
     }
+    if (params.n_predict !== undefined && decision.max_tokens !== undefined) params.n_predict = cappedNPredict(params.n_predict, decision.max_tokens);
     const { signal, release } = upstreamSignal(request, opts.upstreamTimeoutMs);
     const upstream: UpstreamRequest = {
       model: request.model,

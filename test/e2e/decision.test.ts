@@ -274,6 +274,32 @@ describe('the caller token limit', () => {
     });
   });
 
+  // llama.cpp's server reads `n_predict` before `max_tokens` (and -1 there is "no limit"): as a
+  // pass-through parameter it would have carried any caller past the decision's cap.
+  it('in llama.cpp\'s n_predict is clamped to the decision cap as well (no limit, -1, is the cap), on HTTP and gRPC; never added', async () => {
+    await withWarden('decision := {"allow": true, "models": ["*"], "max_tokens": 50}\n', async (h) => {
+      const sent = () => {
+        const body = h.up.calls.at(-1)!.body;
+        return { max_tokens: body.max_tokens, n_predict: body.n_predict, has: 'n_predict' in body };
+      };
+      expect((await chat(h, { model: 'gpt-4o-mini', n_predict: 100000, warden: TEMPLATE })).status).toBe(200);
+      expect(sent()).toEqual({ max_tokens: 50, n_predict: 50, has: true });
+      expect((await chat(h, { model: 'gpt-4o-mini', max_tokens: 20, n_predict: -1, warden: TEMPLATE })).status).toBe(200);
+      expect(sent()).toEqual({ max_tokens: 20, n_predict: 50, has: true });
+      expect((await chat(h, { model: 'gpt-4o-mini', n_predict: 10, warden: TEMPLATE })).status).toBe(200);
+      expect(sent()).toEqual({ max_tokens: 50, n_predict: 10, has: true });
+      expect((await chat(h, { model: 'gpt-4o-mini', warden: TEMPLATE })).status).toBe(200);
+      expect(sent()).toEqual({ max_tokens: 50, n_predict: undefined, has: false });
+      await grpcComplete(h, { ...GRPC_TEMPLATE, params_json: '{"n_predict":100000}' });
+      expect(sent()).toEqual({ max_tokens: 50, n_predict: 50, has: true });
+    });
+    // Without a cap it goes as sent.
+    await withWarden('decision := {"allow": true, "models": ["*"]}\n', async (h) => {
+      expect((await chat(h, { model: 'gpt-4o-mini', n_predict: -1, warden: TEMPLATE })).status).toBe(200);
+      expect(h.up.calls.at(-1)!.body.n_predict).toBe(-1);
+    });
+  });
+
   it('is refused on gRPC when it is not a positive integer or is given twice', async () => {
     await withWarden('decision := {"allow": true, "models": ["*"]}\n', async (h) => {
       await expect(grpcComplete(h, { ...GRPC_TEMPLATE, params_json: '{"max_tokens":"lots"}' })).rejects.toMatchObject({ code: 3, details: expect.stringContaining('params_json.max_tokens') });

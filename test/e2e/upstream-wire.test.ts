@@ -26,7 +26,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { bearerMetadata, gatewayClient, streamOutcome, unaryCall } from './helpers/grpc.js';
 import { CARD_LEAK, SSN_LEAK } from './helpers/canaries.js';
 import { anthropicEvents } from './helpers/http.js';
-import { CANARY_SECRET, eventually, startWarden, type WardenFixture } from './helpers/warden.js';
+import { CANARY_API_KEY, CANARY_SECRET, eventually, startWarden, type WardenFixture } from './helpers/warden.js';
 
 /** What the upstream does with the next call (its parsed body in hand). */
 let answer: (body: any, res: ServerResponse) => void = (_b, res) => res.end();
@@ -222,6 +222,26 @@ describe('content coding', () => {
   });
 });
 
+describe('a byte order mark', () => {
+  // RFC 8259 §8.1 lets a parser ignore one, and the openai SDK does (fetch's json() decodes the
+  // body as UTF-8, which drops it): an upstream (or a proxy in front of it) that writes one has
+  // its answers read by an app calling it directly. It is no part of the answer's text.
+  it('before a JSON answer is skipped, as the openai SDK skips it; before a stream too', async () => {
+    const completion = { id: 'c1', object: 'chat.completion', created: 1, model: 'gpt-4o-mini', choices: [{ index: 0, message: { role: 'assistant', content: 'marked' }, finish_reason: 'stop' }] };
+    answer = (body, res) => {
+      res.writeHead(200, { 'content-type': body.stream ? 'text/event-stream' : 'application/json; charset=utf-8' });
+      res.end(`\ufeff${body.stream ? `${event(0, { role: 'assistant', content: 'marked' }, 'stop')}data: [DONE]\n\n` : JSON.stringify(completion)}`);
+    };
+    const audited = w.audit().length;
+    const answered = await client.chat.completions.create(ask);
+    expect(answered.choices[0]!.message.content).toBe('marked');
+    const streamed = await read(await client.chat.completions.create({ ...ask, stream: true }));
+    expect(streamed).toEqual({ texts: ['marked', ''], finishes: ['stop', null] });
+    await eventually(() => w.audit().length >= audited + 2);
+    expect(w.audit().slice(audited).map((r) => r.status)).toEqual(['ok', 'ok']);
+  });
+});
+
 describe('an error event that also has the members of a chunk', () => {
   // OpenRouter's documented report of a generation that fails mid-stream: a chunk with an `error`
   // beside a choice that finishes with "error". OpenAI's SDKs throw on any event whose `error` is
@@ -312,6 +332,38 @@ describe("Azure OpenAI's asynchronous content filter", () => {
     expect(events.filter((e) => e.event === 'content_block_delta').map((e) => e.data.delta.text).join('')).toBe('Write to [EMAIL_ADDRESS] today.');
     expect(events[0]!.data.message).toMatchObject({ id: 'msg_chatcmpl-az', model: 'gpt-4o-2024-08-06' });
     expect(events.at(-2)!.data.delta.stop_reason).toBe('end_turn');
+  });
+});
+
+describe('an upstream that refuses Warden\'s credentials (401, 403)', () => {
+  // The caller is told upstream_error with the status: it cannot fix Warden's key, and the audit
+  // record has no status. Without a log line the operator learnt of a revoked or rotated key from
+  // the apps' error reports.
+  it('is logged for the operator (a warning naming the provider, the status and the key setting), never the key or the upstream body', async () => {
+    answer = (body, res) => {
+      res.writeHead(body.stream ? 403 : 401, { 'content-type': 'application/json', 'www-authenticate': `Bearer realm="${CANARY_API_KEY}"` });
+      res.end(JSON.stringify({ error: { message: `Incorrect API key provided: ${CANARY_API_KEY}` } }));
+    };
+    const before = w.logs.length;
+    const err = await client.chat.completions.create(ask).then(
+      () => undefined,
+      (e: unknown) => e,
+    );
+    expect((err as any)?.status).toBe(502);
+    expect((err as any).error).toMatchObject({ code: 'upstream_error', details: { status: 401 } });
+    const streamed = await client.chat.completions.create({ ...ask, stream: true }).then(
+      () => undefined,
+      (e: unknown) => e,
+    );
+    expect((streamed as any)?.status).toBe(502);
+    const lines = w.logs.slice(before).map((l) => JSON.parse(l) as Record<string, any>).filter((l) => l.msg?.includes('refused'));
+    expect(lines.map((l) => [l.level, l.provider, l.status, l.config_key])).toEqual([
+      ['warn', 'upstream', 401, 'providers.upstream.api_key'],
+      ['warn', 'upstream', 403, 'providers.upstream.api_key'],
+    ]);
+    expect(lines[0]!.msg).toBe("provider upstream answered HTTP 401: it refused Warden's API key (providers.upstream.api_key) or its access to the model; calls fail with upstream_error");
+    expect(w.logs.join('\n')).not.toContain(CANARY_API_KEY);
+    expect(JSON.stringify(w.audit())).not.toContain(CANARY_API_KEY);
   });
 });
 

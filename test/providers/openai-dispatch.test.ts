@@ -57,10 +57,11 @@ describe('OpenAI provider, non-streamed calls', () => {
     expect(upstream.sockets[0]!.isClosed() && upstream.sockets[1]!.isClosed()).toBe(true);
   });
 
-  it('accepts a body split over many chunks, up to the limit', async () => {
+  it('accepts a body split over many chunks, up to the limit, its length declared or not', async () => {
     const body = JSON.stringify(completion('y'.repeat(3000)));
+    let declared = false;
     upstream = await startUpstream((_req, res) => {
-      res.writeHead(200, { 'content-type': 'application/json' });
+      res.writeHead(200, { 'content-type': 'application/json', ...(declared ? { 'content-length': String(Buffer.byteLength(body)) } : {}) });
       let i = 0;
       const next = () => {
         if (i >= body.length) return void res.end();
@@ -69,8 +70,12 @@ describe('OpenAI provider, non-streamed calls', () => {
       };
       next();
     });
-    const result = await make(upstream.baseUrl, { maxResponseBytes: Buffer.byteLength(body) }).complete(request());
-    expect(result.choices[0]!.message.content).toBe('y'.repeat(3000));
+    const p = make(upstream.baseUrl, { maxResponseBytes: Buffer.byteLength(body) });
+    for (const d of [false, true]) {
+      declared = d;
+      const result = await p.complete(request());
+      expect(result.choices[0]!.message.content).toBe('y'.repeat(3000));
+    }
   });
 
   it('a client abort mid-body is cancelled and closes the upstream socket', async () => {

@@ -64,6 +64,23 @@ describe('SseParser', () => {
     }
   });
 
+  it('a line that spans thousands of pieces comes out whole and in order; end() and the size bound see all of it', () => {
+    // Past a few pieces an unterminated line is held in arrays, joined in blocks (not by `+=`).
+    const value = Array.from({ length: 5000 }, (_, i) => String.fromCharCode(97 + (i % 26)) + (i % 7)).join('');
+    const line = `data: ${value}`;
+    expect(parseAll([...line, '\r', '\n', '\r\n'])).toEqual([{ data: value }]);
+    const pieces: string[] = [];
+    for (let i = 0; i < line.length; i += 3) pieces.push(line.slice(i, i + 3));
+    expect(parseAll([...pieces, '\n\n'])).toEqual([{ data: value }]);
+    const p = new SseParser();
+    for (const c of 'data: [DONE]') p.push(c);
+    expect(p.end()).toEqual({ truncated: false, done: true });
+    const q = new SseParser();
+    for (const c of line) q.push(c);
+    expect(q.end()).toEqual({ truncated: true });
+    expect(() => parseAll([...line], value.length)).toThrow(SseError);
+  });
+
   it('bounds the size of an event, with or without line ends', () => {
     expect(() => parseAll(['data: ' + 'x'.repeat(200)], 100)).toThrow(SseError);
     expect(() => parseAll(Array.from({ length: 30 }, () => 'data: 0123456789\n'), 100)).toThrow(SseError);

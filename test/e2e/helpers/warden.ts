@@ -102,6 +102,8 @@ export interface FixtureOptions {
   upstreamKeys?: string;
   /** Extra keys of `reload:`, as a YAML flow fragment (e.g. `timeout_ms: 300`). */
   reloadKeys?: string;
+  /** Replaces the `upstream` provider's timeouts (default `{ connect_ms: 1000, headers_ms: 1500, body_ms: 3000 }`). */
+  upstreamTimeouts?: string;
 }
 
 /** An address nothing listens on: for the "upstream down" cases. */
@@ -144,7 +146,7 @@ providers:
     kind: openai
     base_url: "${opts.upstreamUrl}"
     api_key: "file://${join(dir, 'secrets', 'upstream-key')}"
-    timeouts: { connect_ms: 1000, headers_ms: 1500, body_ms: 3000 }
+    timeouts: ${opts.upstreamTimeouts ?? '{ connect_ms: 1000, headers_ms: 1500, body_ms: 3000 }'}
 ${opts.upstreamKeys === undefined ? '' : `    ${opts.upstreamKeys}\n`}  down: { kind: openai, base_url: "${DOWN_URL}", timeouts: { connect_ms: 500 } }
   echo: { kind: echo }
 ${opts.models ?? 'models: { gpt-4o-mini: upstream, echo: echo, down-model: down }'}
