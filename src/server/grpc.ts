@@ -12,7 +12,7 @@ import { RequestSignal, onAbort, type CancelSignal } from '../pipeline/cancel.js
 import { WardenError, isWardenError } from '../pipeline/errors.js';
 import { MAX_TEMPLATE_VERSION, MODEL_NAME_RULE, isModelName, isTemplateId } from '../pipeline/identifiers.js';
 import { checkJsonDepth, DEPTH_SCAN_MIN_BYTES, textNestsDeeperThan } from '../pipeline/json-depth.js';
-import type { Pipeline, PipelineLogger } from '../pipeline/pipeline.js';
+import type { Admitted, Pipeline, PipelineLogger } from '../pipeline/pipeline.js';
 import type {
   Action,
   ChatMessage,
@@ -40,7 +40,7 @@ import { checkContentPart, checkPartType } from './parts.js';
 import { loadProtos, lookupService, protoDefinition } from './proto.js';
 import { RunningRequests, type TrackedSignal } from './running.js';
 import { RELAY_HEADERS } from './headers.js';
-import { authorizationCredentials, checkVariables, cutByShutdown, rejectedRequest } from './request.js';
+import { arrivingRequest, authorizationCredentials, checkVariables, cutByShutdown, rejectedRequest } from './request.js';
 
 // --- wire shapes (as proto-loader decodes them with keepCase + defaults) ------------------------
 
@@ -825,9 +825,17 @@ export function createGrpcIngress(opts: GrpcIngressOptions): GrpcIngress {
     stream: boolean,
     signal: CancelSignal,
     cancel: (reason: unknown) => void,
-  ): Promise<PromptRequest> {
+  ): Promise<{ request: PromptRequest; admitted: Admitted }> {
     const started = performance.now();
     const meta = metaFor(call, action, stream, signal, cancel, pass.screened);
+    const refused = async (err: unknown): Promise<never> => {
+      if (isWardenError(err)) {
+        opts.onRejected?.(err.code, (performance.now() - started) / 1000);
+        const receivedAt = performance.timeOrigin + started;
+        await pipeline.auditRejected(rejectedRequest({ ...meta, receivedAt }, 'grpc', action, stream), err);
+      }
+      throw err;
+    };
     try {
       const wire = call.request as WirePromptRequest | OversizeMessage | InvalidUtf8Message | WrongWireTypeMessage | OutOfRangeMessage | UndecodableMessage;
       // As sent: entries grpc-js dropped (a value that is not printable ASCII) count too (screenHeaders).
@@ -861,14 +869,18 @@ export function createGrpcIngress(opts: GrpcIngressOptions): GrpcIngress {
       if (wire instanceof UndecodableMessage) {
         throw new WardenError('invalid_request', `the request message is not a valid ${wire.type} (malformed protobuf)`, { location: { path: '$' } });
       }
-      return fromWireRequest(wire, meta, limits);
     } catch (err) {
-      if (isWardenError(err)) {
-        opts.onRejected?.(err.code, (performance.now() - started) / 1000);
-        const receivedAt = performance.timeOrigin + started;
-        await pipeline.auditRejected(rejectedRequest({ ...meta, receivedAt }, 'grpc', action, stream), err);
-      }
-      throw err;
+      return refused(err);
+    }
+    // The credentials before the JSON fields are parsed (as HTTP's before its body): refused
+    // ones cost no JSON.parse. A refusal is audited by the pipeline and thrown as is.
+    const arriving = { id: meta.id, credentials: meta.credentials, signal, receivedAt: performance.timeOrigin + started, traceparent: meta.traceparent };
+    const first = pipeline.authenticate(arrivingRequest(arriving, 'grpc', action, stream));
+    const admitted = first instanceof Promise ? await first : first;
+    try {
+      return { request: fromWireRequest(call.request as WirePromptRequest, meta, limits), admitted };
+    } catch (err) {
+      return refused(err);
     }
   }
 
@@ -883,8 +895,8 @@ export function createGrpcIngress(opts: GrpcIngressOptions): GrpcIngress {
       const { signal, cancel, dispose } = callSignal(call);
       void (async () => {
         try {
-          const request = await translate(call, pass, action, false, signal, cancel);
-          const response = await pipeline.run(request);
+          const { request, admitted } = await translate(call, pass, action, false, signal, cancel);
+          const response = await pipeline.run(request, admitted);
           if (action === 'prompt.render' && response.kind === 'render') callback(null, toWireRender(response));
           else if (response.kind === 'complete') callback(null, toWireCompletion(response.result));
           else callback(toGrpcError(new WardenError('internal', 'internal error')));
@@ -905,8 +917,8 @@ export function createGrpcIngress(opts: GrpcIngressOptions): GrpcIngress {
     void (async () => {
       let it: AsyncIterator<CompletionChunk> | undefined;
       try {
-        const request = await translate(call, pass, 'prompt.execute', true, signal, cancel);
-        const response = await pipeline.run(request);
+        const { request, admitted } = await translate(call, pass, 'prompt.execute', true, signal, cancel);
+        const response = await pipeline.run(request, admitted);
         if (response.kind !== 'stream') throw new WardenError('internal', 'internal error');
         it = response.chunks[Symbol.asyncIterator]();
         while (true) {

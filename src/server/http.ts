@@ -10,7 +10,7 @@ import { STATUS_CODES, createServer, type IncomingMessage, type Server, type Ser
 import type { Socket } from 'node:net';
 import type { Duplex } from 'node:stream';
 import { performance } from 'node:perf_hooks';
-import type { Pipeline, PipelineLogger } from '../pipeline/pipeline.js';
+import type { Admitted, Pipeline, PipelineLogger } from '../pipeline/pipeline.js';
 import { RequestSignal, type CancelSignal } from '../pipeline/cancel.js';
 import { inCheckPhase } from '../pipeline/check-phase.js';
 import { WardenError, failsAgainOnRetry, isWardenError } from '../pipeline/errors.js';
@@ -25,7 +25,7 @@ import { Admission, OVERLOADED_RETRY_AFTER_S } from './admission.js';
 import { closeUnlessFinishedWithin, whenWritable } from './backpressure.js';
 import { ingressHeaders, type IngressHeaders } from './headers.js';
 import { RunningRequests, type TrackedSignal } from './running.js';
-import { authorizationCredentials, cutByShutdown, peerInfo, rejectedRequest, toPromptRequest, withApiKey, type IngressMeta } from './request.js';
+import { arrivingRequest, authorizationCredentials, cutByShutdown, peerInfo, rejectedRequest, toPromptRequest, withApiKey, type IngressMeta } from './request.js';
 
 export interface HttpIngressOptions {
   pipeline: Pipeline;
@@ -87,10 +87,9 @@ const armBodyDeadline = inCheckPhase((read: BodyRead) => {
   read.timer = setTimeout(read.expire, Math.max(0, read.deadline - (performance.timeOrigin + performance.now())));
 });
 
-function readBody(req: IncomingMessage, limit: number, declared: string | undefined, startedAt: number, timeoutMs: number): Promise<Buffer> {
-  if (declared !== undefined && Number(declared) > limit) {
-    return Promise.reject(tooLarge(limit));
-  }
+function readBody(req: IncomingMessage, limit: number, startedAt: number, timeoutMs: number): Promise<Buffer> {
+  // Gone while its credentials were checked (a token verified off the event loop): no body will come.
+  if (req.destroyed) return Promise.reject(new WardenError('cancelled', 'the client closed the request'));
   return new Promise((resolve, reject) => {
     const chunks: Buffer[] = [];
     let size = 0;
@@ -189,6 +188,14 @@ function behindReason(signal: CancelSignal): WardenError {
 /** A pipelined request whose connection closed while its answer waited for the ones before it. */
 function answerNeverSent(): WardenError {
   return new WardenError('cancelled', 'the client closed the connection before this answer, pipelined behind others, could go out');
+}
+
+/**
+ * Refuses a body whose Content-Length is over the limit before anything else is done with it (its
+ * credentials included): the header says all there is to know.
+ */
+function checkDeclaredLength(declared: string | undefined, limit: number): void {
+  if (declared !== undefined && Number(declared) > limit) throw tooLarge(limit);
 }
 
 function tooLarge(limit: number): WardenError {
@@ -455,14 +462,23 @@ export function createHttpIngress(opts: HttpIngressOptions): HttpIngress {
   // left no audit record; handled here, it is refused as any request at a route is.
   server.on('checkExpectation', (req: IncomingMessage, res: ServerResponse) => onRequest(req, res, true));
   // `Expect: 100-continue`: without a listener Node sends `100 Continue` before any handler runs,
-  // so a client that waits to be asked sent a body its Content-Length already put over the limit,
-  // only to be refused after it. Such a request is refused at once (readBody's 413, audited as
-  // any); every other one is asked for its body, as before.
+  // so a client that waits to be asked sent a body that was refused whatever it held: its
+  // Content-Length over the limit, its credentials, its route, its encoding, a draining Warden.
+  // The `100 Continue` is sent when a route is about to read the body (askForBody), after all
+  // those; a request refused before gets its answer instead (Node closes the connection after
+  // it, since the body was never asked for).
   server.on('checkContinue', (req: IncomingMessage, res: ServerResponse) => {
-    const declared = req.headers['content-length'];
-    if (declared === undefined || !(Number(declared) > limits.maxBodyBytes)) res.writeContinue();
+    waitingToContinue.add(res);
     onRequest(req, res);
   });
+
+  /** Responses to `Expect: 100-continue` requests whose body was not asked for yet (see checkContinue). */
+  const waitingToContinue = new WeakSet<ServerResponse>();
+
+  /** Sends `100 Continue` when the request waits for it: its body is about to be read. */
+  function askForBody(res: ServerResponse): void {
+    if (waitingToContinue.delete(res) && !res.headersSent) res.writeContinue();
+  }
 
   /**
    * Every open connection, for the drain to close the ones that have not sent a byte (closeQuiet):
@@ -852,6 +868,38 @@ export function createHttpIngress(opts: HttpIngressOptions): HttpIngress {
     };
   }
 
+  /**
+   * Authenticates the request's credentials before its body is read (Pipeline.authenticate):
+   * credentials that fail are refused at once, audited by the pipeline, without the body being
+   * asked for (`100 Continue`), read or parsed, so a caller without valid credentials cannot make
+   * Warden parse a megabyte of JSON to learn it is refused. Resolves undefined once the refusal is
+   * answered (closing the connection when the body has not all arrived: it is not read), else
+   * the admission `pipeline.run` takes.
+   */
+  function admit(req: IncomingMessage, res: ServerResponse, meta: IngressMeta, protocol: 'openai-http' | 'anthropic-http'): Admitted | Promise<Admitted | undefined> {
+    const refused = (err: unknown): undefined | Promise<undefined> => {
+      const wardenErr = isWardenError(err) ? err : new WardenError('internal', 'internal error');
+      const send = (): undefined => {
+        // A body still on its way is not read: the connection closes after the answer, or it
+        // would wait for (and Node would discard) whatever the caller still sends.
+        if (!req.complete) res.setHeader('connection', 'close');
+        if (protocol === 'anthropic-http') sendAnthropicError(res, wardenErr, meta.id);
+        else sendError(res, wardenErr, meta.id);
+        return undefined;
+      };
+      // A body that came with its headers is parsed by the check phase of their turn (see
+      // armBodyDeadline): the connection is kept then, for a request pipelined behind it.
+      return req.complete ? send() : new Promise<undefined>((resolve) => setImmediate(() => resolve(send())));
+    };
+    let first: Admitted | Promise<Admitted>;
+    try {
+      first = pipeline.authenticate(arrivingRequest(meta, protocol));
+    } catch (err) {
+      return Promise.resolve(refused(err));
+    }
+    return first instanceof Promise ? first.catch(refused) : first;
+  }
+
   function wantsUsage(request: PromptRequest): boolean {
     const options = request.params['stream_options'];
     return typeof options === 'object' && options !== null && (options as { include_usage?: unknown }).include_usage === true;
@@ -867,9 +915,16 @@ export function createHttpIngress(opts: HttpIngressOptions): HttpIngress {
       meta.templateHeader = headers.template;
       meta.variablesHeader = headers.variables;
       let request: PromptRequest;
+      let admitted: Admitted | undefined;
       try {
         checkContentEncoding(headers.contentEncoding, headers.transferEncoding);
-        const body = parseJson(await readBody(req, limits.maxBodyBytes, headers.contentLength, meta.receivedAt, limits.requestTimeoutMs), limits.maxJsonDepth);
+        checkDeclaredLength(headers.contentLength, limits.maxBodyBytes);
+        // The credentials before the body: refused ones cost no read nor parse (see admit).
+        const first = admit(req, res, meta, 'openai-http');
+        admitted = first instanceof Promise ? await first : first;
+        if (admitted === undefined) return;
+        askForBody(res);
+        const body = parseJson(await readBody(req, limits.maxBodyBytes, meta.receivedAt, limits.requestTimeoutMs), limits.maxJsonDepth);
         request = toPromptRequest(body, meta, limits);
         if (cannotAnswerYet(res)) request.answerTurn = pipelinedTurn(res);
       } catch (err) {
@@ -882,7 +937,7 @@ export function createHttpIngress(opts: HttpIngressOptions): HttpIngress {
       }
       let response;
       try {
-        response = await pipeline.run(request);
+        response = await pipeline.run(request, admitted);
       } catch (err) {
         return sendError(res, isWardenError(err) ? err : new WardenError('internal', 'internal error'), requestId);
       }
@@ -914,9 +969,15 @@ export function createHttpIngress(opts: HttpIngressOptions): HttpIngress {
       base.credentials = withApiKey(base.credentials, headers.apiKey, headers.apiKeyRepeated === true);
       const meta = { ...base, templateHeader: headers.template, variablesHeader: headers.variables };
       let request: PromptRequest;
+      let admitted: Admitted | undefined;
       try {
         checkContentEncoding(headers.contentEncoding, headers.transferEncoding);
-        const body = parseJson(await readBody(req, limits.maxBodyBytes, headers.contentLength, meta.receivedAt, limits.requestTimeoutMs), limits.maxJsonDepth);
+        checkDeclaredLength(headers.contentLength, limits.maxBodyBytes);
+        const first = admit(req, res, meta, 'anthropic-http');
+        admitted = first instanceof Promise ? await first : first;
+        if (admitted === undefined) return;
+        askForBody(res);
+        const body = parseJson(await readBody(req, limits.maxBodyBytes, meta.receivedAt, limits.requestTimeoutMs), limits.maxJsonDepth);
         request = anthropicPromptRequest(body, meta, limits);
         request.protocol = 'anthropic-http';
         if (cannotAnswerYet(res)) request.answerTurn = pipelinedTurn(res);
@@ -948,7 +1009,7 @@ export function createHttpIngress(opts: HttpIngressOptions): HttpIngress {
       };
       let response;
       try {
-        response = await pipeline.run(request);
+        response = await pipeline.run(request, admitted);
       } catch (err) {
         return fail(isWardenError(err) ? err : new WardenError('internal', 'internal error'));
       }

@@ -541,6 +541,37 @@ export function toPromptRequest(body: unknown, meta: IngressMeta, limits: Ingres
   return req;
 }
 
+/** Shared by every arriving request: read by the audit of a refused one, never written. */
+const NO_VARIABLES: Record<string, string> = Object.freeze(Object.create(null) as Record<string, string>);
+const NO_PARAMS: Record<string, unknown> = Object.freeze({});
+
+/**
+ * The request as its credentials are checked, before its body is read (Pipeline.authenticate):
+ * ids, trace, protocol and the credentials, nothing of the body. The audit record of one refused
+ * there has no model, and over HTTP says `stream: false`, the body being unread.
+ */
+export function arrivingRequest(
+  meta: Pick<IngressMeta, 'id' | 'credentials' | 'signal' | 'receivedAt' | 'traceparent'>,
+  protocol: PromptRequest['protocol'],
+  action: PromptRequest['action'] = 'prompt.execute',
+  stream = false,
+): PromptRequest {
+  const req: PromptRequest = {
+    id: meta.id,
+    protocol,
+    action,
+    model: '',
+    variables: NO_VARIABLES,
+    stream,
+    params: NO_PARAMS,
+    credentials: meta.credentials,
+    signal: meta.signal,
+    receivedAt: meta.receivedAt,
+  };
+  if (meta.traceparent) req.traceparent = meta.traceparent;
+  return req;
+}
+
 /**
  * The canonical request for a call refused before its body could be read, for its audit record:
  * ids, trace and protocol only. The bearer token is dropped (nothing authenticates it) and nothing
