@@ -16,7 +16,7 @@ import { inCheckPhase } from '../pipeline/check-phase.js';
 import { WardenError, failsAgainOnRetry, isWardenError } from '../pipeline/errors.js';
 import { MODEL_NAME_RULE, isModelName } from '../pipeline/identifiers.js';
 import { grantedModels } from '../pipeline/model-grant.js';
-import { bytesNestDeeperThan, checkJsonDepth, DEPTH_SCAN_MIN_BYTES } from '../pipeline/json-depth.js';
+import { checkJsonDepth, DEPTH_SCAN_MIN_BYTES, jsonScanError, scanJson } from '../pipeline/json-depth.js';
 import type { CompletionChunk, PromptRequest } from '../pipeline/types.js';
 import type { IngressLimits } from './limits.js';
 import { AnthropicStreamEncoder, anthropicErrorBody, anthropicErrorEvent, anthropicMessageBody, anthropicPromptRequest, anthropicStatus } from './anthropic.js';
@@ -211,18 +211,23 @@ function jsonErrorByte(bytes: Buffer, text: string, position: number): number {
   return bytes.length - Buffer.byteLength(text) + Buffer.byteLength(text.slice(0, position));
 }
 
-/** The body as JSON, refused when it is not UTF-8, not JSON, or nested deeper than `maxDepth`. */
-function parseJson(bytes: Buffer, maxDepth: number): unknown {
+/**
+ * The body as JSON, refused when it is not UTF-8, not JSON, nested deeper than `maxDepth`, or (over
+ * DEPTH_SCAN_MIN_BYTES) holding more than `maxValues` values.
+ */
+function parseJson(bytes: Buffer, maxDepth: number, maxValues: number): unknown {
   let text: string;
   try {
     text = utf8.decode(bytes);
   } catch {
     throw new WardenError('invalid_request', 'request body is not valid UTF-8', { location: { path: '$' } });
   }
-  // A large body is scanned for its depth before JSON.parse, which takes a deeply nested one
-  // 20-30x longer than a flat one (see bytesNestDeeperThan and DEPTH_SCAN_MIN_BYTES).
-  if (bytes.length > DEPTH_SCAN_MIN_BYTES && bytesNestDeeperThan(bytes, maxDepth)) {
-    throw new WardenError('invalid_request', `request body is nested deeper than ${maxDepth} levels (limits.max_json_depth)`, { location: { path: '$' } });
+  // A large body is scanned before JSON.parse, which takes a deeply nested one 20-30x longer than
+  // a flat one, and a flat one of a million tiny values some tenths of a second (see scanJson and
+  // DEPTH_SCAN_MIN_BYTES). A smaller one cannot hold more than maxValues (its minimum).
+  if (bytes.length > DEPTH_SCAN_MIN_BYTES) {
+    const problem = scanJson(bytes, maxDepth, maxValues);
+    if (problem !== undefined) throw jsonScanError(problem, 'request body', '$', maxDepth, maxValues);
   }
   let body: unknown;
   try {
@@ -924,7 +929,7 @@ export function createHttpIngress(opts: HttpIngressOptions): HttpIngress {
         admitted = first instanceof Promise ? await first : first;
         if (admitted === undefined) return;
         askForBody(res);
-        const body = parseJson(await readBody(req, limits.maxBodyBytes, meta.receivedAt, limits.requestTimeoutMs), limits.maxJsonDepth);
+        const body = parseJson(await readBody(req, limits.maxBodyBytes, meta.receivedAt, limits.requestTimeoutMs), limits.maxJsonDepth, limits.maxJsonValues);
         request = toPromptRequest(body, meta, limits);
         if (cannotAnswerYet(res)) request.answerTurn = pipelinedTurn(res);
       } catch (err) {
@@ -977,7 +982,7 @@ export function createHttpIngress(opts: HttpIngressOptions): HttpIngress {
         admitted = first instanceof Promise ? await first : first;
         if (admitted === undefined) return;
         askForBody(res);
-        const body = parseJson(await readBody(req, limits.maxBodyBytes, meta.receivedAt, limits.requestTimeoutMs), limits.maxJsonDepth);
+        const body = parseJson(await readBody(req, limits.maxBodyBytes, meta.receivedAt, limits.requestTimeoutMs), limits.maxJsonDepth, limits.maxJsonValues);
         request = anthropicPromptRequest(body, meta, limits);
         request.protocol = 'anthropic-http';
         if (cannotAnswerYet(res)) request.answerTurn = pipelinedTurn(res);
