@@ -35,7 +35,7 @@ import { GrpcDoor, closeAfterStatus, type DoorArrival, type DoorPass, type Scree
 import { metadataBytes, OversizeMessage, receiveCeiling, withMessageLimit } from './grpc-size.js';
 import { loadRpcTypes, statusDetailsBin } from './grpc-status.js';
 import type { IngressLimits } from './limits.js';
-import { InvalidUtf8Message, OutOfRangeMessage, UndecodableMessage, WrongWireTypeMessage, withUtf8Check } from './grpc-utf8.js';
+import { InvalidUtf8Message, OutOfRangeMessage, TooManyFieldsMessage, UndecodableMessage, WrongWireTypeMessage, withUtf8Check } from './grpc-utf8.js';
 import { checkContentPart, checkPartType } from './parts.js';
 import { loadProtos, lookupService, protoDefinition } from './proto.js';
 import { RunningRequests, type TrackedSignal } from './running.js';
@@ -840,7 +840,7 @@ export function createGrpcIngress(opts: GrpcIngressOptions): GrpcIngress {
       throw err;
     };
     try {
-      const wire = call.request as WirePromptRequest | OversizeMessage | InvalidUtf8Message | WrongWireTypeMessage | OutOfRangeMessage | UndecodableMessage;
+      const wire = call.request as WirePromptRequest | OversizeMessage | InvalidUtf8Message | WrongWireTypeMessage | OutOfRangeMessage | TooManyFieldsMessage | UndecodableMessage;
       // As sent: entries grpc-js dropped (a value that is not printable ASCII) count too (screenHeaders).
       const metadataSize = pass.screened?.metadataBytes ?? metadataBytes(call.metadata);
       if (metadataSize > limits.maxHeaderBytes) {
@@ -868,6 +868,9 @@ export function createGrpcIngress(opts: GrpcIngressOptions): GrpcIngress {
         throw new WardenError('invalid_request', `field '${wire.path}' is out of the range of its declared type ${wire.type} (a varint of more than 32 bits; at most 4294967295)`, {
           location: { path: wire.path },
         });
+      }
+      if (wire instanceof TooManyFieldsMessage) {
+        throw new WardenError('invalid_request', `the request message holds more than ${wire.max} fields (each entry of a repeated field counts; limits.max_json_values)`, { location: { path: '$' } });
       }
       if (wire instanceof UndecodableMessage) {
         throw new WardenError('invalid_request', `the request message is not a valid ${wire.type} (malformed protobuf)`, { location: { path: '$' } });
@@ -955,7 +958,7 @@ export function createGrpcIngress(opts: GrpcIngressOptions): GrpcIngress {
   }
 
   // The size limit is checked first (outermost), then the strings' UTF-8, then the message decoded.
-  server.addService(withMessageLimit(withUtf8Check(gateway.service, protoDefinition()), limits.maxBodyBytes), {
+  server.addService(withMessageLimit(withUtf8Check(gateway.service, protoDefinition(), limits.maxJsonValues), limits.maxBodyBytes), {
     Render: unary('prompt.render'),
     Complete: unary('prompt.execute'),
     StreamComplete: streamComplete,

@@ -3,7 +3,7 @@
  * tool-call arguments sent back as history) holding more values than the limit is refused
  * `invalid_request` at its location before JSON.parse builds them, while a large prompt (one long
  * string) is served; and tool-call arguments over 64 KiB are held to `limits.max_json_depth`
- * before redaction parses them.
+ * before redaction parses them. A gRPC message of more fields than the limit is not decoded.
  */
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { bearerMetadata, gatewayClient, rpcStatus, unaryCall } from './helpers/grpc.js';
@@ -106,6 +106,13 @@ describe('limits.max_json_values', () => {
       ).catch((e) => e);
       expect(rpcStatus(args)?.errorInfo?.reason).toBe('invalid_request');
       expect(args.metadata.get('warden-param')[0]).toBe('messages.1.tool_calls.0.function.arguments');
+      // The message itself: decoding builds an object for each entry, before the credentials are
+      // checked, so a message of more fields than the limit is refused undecoded, with or without them.
+      for (const metadata of [md, bearerMetadata('not-a-jwt')]) {
+        const fields = await unaryCall(client, 'Complete', { model: 'gpt-4o-mini', messages: Array.from({ length: MAX_VALUES }, () => ({})) }, metadata).catch((e) => e);
+        expect(rpcStatus(fields)?.errorInfo?.reason).toBe('invalid_request');
+        expect(fields.details).toBe(`the request message holds more than ${MAX_VALUES} fields (each entry of a repeated field counts; limits.max_json_values)`);
+      }
     } finally {
       client.close();
     }
