@@ -3,7 +3,8 @@
  * without Warden asking for the body (`100 Continue`), waiting for it, or parsing it (a body that
  * is not JSON is still refused `unauthenticated`, not `invalid_request`), on both HTTP routes and
  * over gRPC (the JSON fields are not parsed). Each such request leaves one audit record and is
- * counted once; a caller whose credentials pass is served as before.
+ * counted once; a caller whose credentials pass is served as before. Every refusal that comes
+ * before the body is read comes instead of `100 Continue`.
  */
 import { connect } from 'node:net';
 import * as grpc from '@grpc/grpc-js';
@@ -116,6 +117,20 @@ describe('HTTP: credentials before the body', () => {
       expect(errorOf(answer.slice(answer.indexOf('HTTP/1.1 400 ')))).toMatchObject({ code: 'invalid_request' });
     });
   }
+
+  it('other refusals before the body (a wrong route, an encoded body) also come instead of 100 Continue', async () => {
+    const token = await w.signer.token('labs', 'raw-bot');
+    const cases: Array<[string, string, string]> = [
+      ['POST /v1/nowhere', '', '404'],
+      ['POST /v1/chat/completions', 'Content-Encoding: gzip\r\n', '415'],
+    ];
+    for (const [line, extra, status] of cases) {
+      const answer = await sendUntilClosed(`${line} HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer ${token}\r\n${extra}Expect: 100-continue\r\nContent-Type: application/json\r\nContent-Length: 60000\r\n\r\n`);
+      expect(answer).not.toContain('100 Continue');
+      expect(answer.startsWith(`HTTP/1.1 ${status} `), answer.slice(0, 80)).toBe(true);
+      expect(header(answer, 'connection')).toBe('close');
+    }
+  });
 
   it('a refused request whose body had arrived keeps the connection: the request pipelined behind it is served', async () => {
     const token = await w.signer.token('labs', 'raw-bot');
