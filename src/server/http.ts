@@ -77,7 +77,9 @@ interface BodyRead {
 
 /**
  * Arms a body's deadline in the check phase of the turn its request came in. readBody runs inside
- * the 'request' event, before the parser has read the body out of the socket's data; by the check
+ * the 'request' event (once the credentials passed at once, the usual case; after a token checked
+ * off the event loop, in a later turn, the deadline counting from the request's start all the
+ * same), before the parser has read the body out of the socket's data; by the check
  * phase, a body that came with its headers (the usual small JSON, written in one go by undici and
  * the SDKs) is complete. It needs no deadline, and a timer set and cleared for every such request
  * was ~2-3 us of CPU. Only a body still arriving gets one (one immediate per turn for all).
