@@ -6,7 +6,7 @@
  * `redaction` is the one loose object because the redaction module owns its full shape.
  */
 import { z } from 'zod';
-import { DEFAULT_MAX_JSON_DEPTH, MAX_JSON_DEPTH_CEILING } from '../pipeline/json-depth.js';
+import { DEFAULT_MAX_JSON_DEPTH, DEFAULT_MAX_JSON_VALUES, MAX_JSON_DEPTH_CEILING, MIN_MAX_JSON_VALUES } from '../pipeline/json-depth.js';
 import { MODEL_NAME_RULE, isModelName } from '../pipeline/identifiers.js';
 import { SECRET_SCHEMES, SecretRefError, parseSecretRef } from '../secrets/index.js';
 import { formatListen, parseListen, sharedAddress, type ListenAddress } from './listen.js';
@@ -511,6 +511,8 @@ const LimitsSchema = z.strictObject({
   max_variables: positiveInt.default(64),
   max_variable_length: positiveInt.default(32 * 1024),
   max_json_depth: positiveInt.max(MAX_JSON_DEPTH_CEILING).default(DEFAULT_MAX_JSON_DEPTH),
+  /** Most values (arrays, objects, entries between commas) in one large JSON text of a request. */
+  max_json_values: positiveInt.min(MIN_MAX_JSON_VALUES).default(DEFAULT_MAX_JSON_VALUES),
   max_in_flight: positiveInt.max(1_000_000).default(1024),
   client_timeout_ms: durationMs().default(120_000),
   /**

@@ -10,7 +10,7 @@ import { abortReasonError, onAbort } from './cancel.js';
 import { inCheckPhase } from './check-phase.js';
 import { WardenError, isWardenError } from './errors.js';
 import type { RequestContext, Stage, StageName } from './stage.js';
-import type { CompletionChunk, Decision, PipelineResponse, PromptRequest, ToolDefinition } from './types.js';
+import type { CompletionChunk, Credentials, Decision, PipelineResponse, PromptRequest, ToolDefinition } from './types.js';
 
 /** The stages in the order they run. Ingress adapters never see this list. */
 export const STAGE_ORDER = [
@@ -72,8 +72,20 @@ export interface PipelineOptions {
 }
 
 export interface Pipeline {
-  /** Runs a `prompt.execute` or `prompt.render` request. Throws WardenError only. */
-  run(request: PromptRequest): Promise<PipelineResponse>;
+  /**
+   * Runs a `prompt.execute` or `prompt.render` request. Throws WardenError only. `admitted`: the
+   * request's credentials already went through `authenticate` (the same Credentials object): the
+   * authenticate stage is not run again, its principal and timing are this one's.
+   */
+  run(request: PromptRequest, admitted?: Admitted): Promise<PipelineResponse>;
+  /**
+   * Runs the authenticate stage (the first) ahead of the rest, on what an ingress knows before it
+   * reads the body: the credentials, ids and trace of `request` (its model, messages and params
+   * are not read). Credentials that fail are refused before the body costs a read or a parse:
+   * the request is audited (one record, its outcome `unauthenticated` or the stage's error) and
+   * the error thrown. Answers at once when the method does (dev, a token verified before).
+   */
+  authenticate(request: PromptRequest): Admitted | Promise<Admitted>;
   /**
    * Runs a `models.list` request and returns the decision's models. `check` may refuse the answer
    * (a `GET /v1/models/{id}` for a model the caller may not use): its error is the request's
@@ -90,6 +102,25 @@ export interface Pipeline {
 }
 
 const INTERNAL_MESSAGE = 'internal error';
+
+/**
+ * Credentials that passed the authenticate stage (Pipeline.authenticate), for the `run` of the
+ * request that carries them. Only this module makes one (its members are private), and `run`
+ * takes it only with the very Credentials object it was made for.
+ */
+export class Admitted {
+  readonly #credentials: Credentials;
+  readonly #ctx: RequestContext;
+  /** @internal */
+  constructor(credentials: Credentials, ctx: RequestContext) {
+    this.#credentials = credentials;
+    this.#ctx = ctx;
+  }
+  /** @internal The context the authenticate stage ran on, when it was for `credentials`. */
+  static contextFor(admitted: Admitted, credentials: Credentials): RequestContext | undefined {
+    return admitted.#credentials === credentials ? admitted.#ctx : undefined;
+  }
+}
 
 /**
  * Any non-Warden error becomes `internal`: its message may carry data we must not leak, so the
@@ -138,6 +169,10 @@ export function createPipeline(opts: PipelineOptions): Pipeline {
   }
   const ordered = STAGE_ORDER.map((name) => stages[name]);
   const renderStages = ordered.slice(0, STAGE_ORDER.indexOf(LAST_RENDER_STAGE) + 1);
+  // The same without the authenticate stage, for a request whose credentials were admitted first.
+  const authenticate = stages.authenticate;
+  const admittedOrdered = ordered.filter((s) => s !== authenticate);
+  const admittedRender = renderStages.filter((s) => s !== authenticate);
   const modelStages = MODELS_LIST_STAGES.map((name) => stages[name]);
 
   const forward = stages.forward;
@@ -280,11 +315,49 @@ export function createPipeline(opts: PipelineOptions): Pipeline {
     return { request, trace: startTrace(request.traceparent), timings: {} };
   }
 
-  async function run(request: PromptRequest): Promise<PipelineResponse> {
+  /**
+   * The context for `request`: a new one, or one that carries on from the authenticate stage run
+   * ahead (its trace ids, principal and timing). One admitted for other credentials counts for
+   * nothing: the request is authenticated as if none were given.
+   */
+  function contextFor(request: PromptRequest, admitted: Admitted | undefined): RequestContext {
+    const first = admitted === undefined ? undefined : Admitted.contextFor(admitted, request.credentials);
+    if (first?.principal === undefined) return newContext(request);
+    return { request, trace: first.trace, timings: first.timings, principal: first.principal };
+  }
+
+  function authenticateFirst(request: PromptRequest): Admitted | Promise<Admitted> {
     const ctx = newContext(request);
+    const start = performance.now();
+    const refuse = (err: unknown): Promise<never> => {
+      ctx.timings.authenticate = performance.now() - start;
+      ctx.error = toWardenError(err, 'authenticate', logger);
+      return finish(ctx, false).then(() => {
+        throw ctx.error;
+      });
+    };
+    const admit = (): Admitted => {
+      ctx.timings.authenticate = performance.now() - start;
+      return new Admitted(request.credentials, ctx);
+    };
+    let running: void | Promise<void>;
+    try {
+      // A client that left before it was asked anything is audited as leaving, as in runStages.
+      if (request.signal.aborted) throw abortOutcome(ctx);
+      running = authenticate.run(ctx);
+    } catch (err) {
+      return refuse(err);
+    }
+    // Most answers are at once (dev, a token verified before): no promise.
+    return running === undefined ? admit() : running.then(admit, refuse);
+  }
+
+  async function run(request: PromptRequest, admitted?: Admitted): Promise<PipelineResponse> {
+    const ctx = contextFor(request, admitted);
     const isRender = request.action === 'prompt.render';
     try {
-      await runStages(ctx, isRender ? renderStages : ordered);
+      const fromAuthenticate = ctx.principal === undefined;
+      await runStages(ctx, isRender ? (fromAuthenticate ? renderStages : admittedRender) : fromAuthenticate ? ordered : admittedOrdered);
       if (isRender) {
         const decision = ctx.decision;
         const outbound = ctx.outbound;
@@ -370,7 +443,7 @@ export function createPipeline(opts: PipelineOptions): Pipeline {
     reportSoon(ctx, undefined);
   }
 
-  return { run, listModels, auditRejected };
+  return { run, listModels, auditRejected, authenticate: authenticateFirst };
 }
 
 /**

@@ -122,6 +122,7 @@ export function ingressLimits(config: Config): IngressLimits {
     maxVariables: config.limits.max_variables,
     maxVariableLength: config.limits.max_variable_length,
     maxJsonDepth: config.limits.max_json_depth,
+    maxJsonValues: config.limits.max_json_values,
     maxInFlight: config.limits.max_in_flight,
     requestTimeoutMs: config.limits.client_timeout_ms,
     idleTimeoutMs: config.limits.idle_timeout_ms,

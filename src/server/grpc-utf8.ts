@@ -58,6 +58,14 @@ export class OutOfRangeMessage {
 }
 
 /**
+ * What a gateway handler receives instead of the request when it holds more fields than the
+ * bound (withUtf8Check's `maxFields`): not decoded, since decoding builds an object for each.
+ */
+export class TooManyFieldsMessage {
+  constructor(readonly max: number) {}
+}
+
+/**
  * What a gateway handler receives instead of the request when the decoder refused the bytes.
  * It keeps nothing of them, nor the decoder's message (offsets of the caller's bytes, no help).
  */
@@ -176,6 +184,12 @@ const MAX_NESTING = 32;
 /** Where `readVarint` stopped (the index after the varint it read). */
 let varintEnd = 0;
 
+/** Fields the walk under way may still read before the message holds too many (see withUtf8Check). */
+let fieldsLeft = Number.POSITIVE_INFINITY;
+
+/** The walk's verdict on a message of more fields than the bound. */
+const TOO_MANY_FIELDS = Symbol('too many fields');
+
 /** The varint at `buf[i]` (at most 35 bits), or -1 when it runs past `end`; sets `varintEnd`. */
 function readVarint(buf: Buffer, i: number, end: number): number {
   let value = 0;
@@ -226,11 +240,12 @@ function packedInvalid(buf: Buffer, start: number, end: number, field: FieldShap
  * the wrong wire type, MALFORMED (groups included), or undefined. Nesting past MAX_NESTING ends
  * the walk without a verdict: the decoder has the last word on it.
  */
-function firstInvalid(buf: Buffer, start: number, end: number, shape: MessageShape, path: string, depth: number): Finding | typeof MALFORMED | undefined {
+function firstInvalid(buf: Buffer, start: number, end: number, shape: MessageShape, path: string, depth: number): Finding | typeof MALFORMED | typeof TOO_MANY_FIELDS | undefined {
   if (depth > MAX_NESTING) return undefined;
   let counts: Map<number, number> | undefined;
   let i = start;
   while (i < end) {
+    if (--fieldsLeft < 0) return TOO_MANY_FIELDS;
     const tag = readVarint(buf, i, end);
     // protobufjs reads a tag as 32 bits: the field number of a larger one would not be the walk's.
     if (tag < 0 || tag > 0xffffffff) return MALFORMED;
@@ -301,9 +316,13 @@ function firstInvalid(buf: Buffer, start: number, end: number, shape: MessageSha
  * message with a string that is not UTF-8 is not decoded and arrives as an `InvalidUtf8Message`,
  * one with a field of the wrong wire type as a `WrongWireTypeMessage`, one with a uint32 field
  * holding a larger number as an `OutOfRangeMessage`, and one the decoder
- * refuses (or holding a group) as an `UndecodableMessage`.
+ * refuses (or holding a group) as an `UndecodableMessage`. One of more than `maxFields` fields (each
+ * field as it comes on the wire, nested messages' included: a repeated field's every entry) is not
+ * decoded either and arrives as a `TooManyFieldsMessage`: decoding builds an object with every
+ * member for each message entry (some microseconds each), before the call's credentials are checked,
+ * and 1 MiB holds half a million empty ones.
  */
-export function withUtf8Check(service: grpc.ServiceDefinition, definition: protoLoader.PackageDefinition): grpc.ServiceDefinition {
+export function withUtf8Check(service: grpc.ServiceDefinition, definition: protoLoader.PackageDefinition, maxFields = Number.POSITIVE_INFINITY): grpc.ServiceDefinition {
   const resolve = shapeResolver(definition);
   const out: Record<string, grpc.MethodDefinition<unknown, unknown>> = {};
   for (const [name, method] of Object.entries(service)) {
@@ -317,7 +336,9 @@ export function withUtf8Check(service: grpc.ServiceDefinition, definition: proto
     out[name] = {
       ...method,
       requestDeserialize: (bytes: Buffer) => {
+        fieldsLeft = maxFields;
         const invalid = firstInvalid(bytes, 0, bytes.length, shape, '', 0);
+        if (invalid === TOO_MANY_FIELDS) return new TooManyFieldsMessage(maxFields);
         if (invalid === MALFORMED) return new UndecodableMessage(fullName);
         if (invalid !== undefined) return invalid;
         try {

@@ -11,8 +11,8 @@ import { countAttachments } from '../pipeline/attachments.js';
 import { RequestSignal, onAbort, type CancelSignal } from '../pipeline/cancel.js';
 import { WardenError, isWardenError } from '../pipeline/errors.js';
 import { MAX_TEMPLATE_VERSION, MODEL_NAME_RULE, isModelName, isTemplateId } from '../pipeline/identifiers.js';
-import { checkJsonDepth, DEPTH_SCAN_MIN_BYTES, textNestsDeeperThan } from '../pipeline/json-depth.js';
-import type { Pipeline, PipelineLogger } from '../pipeline/pipeline.js';
+import { checkJsonDepth, DEPTH_SCAN_MIN_BYTES, jsonScanError, scanJsonText } from '../pipeline/json-depth.js';
+import type { Admitted, Pipeline, PipelineLogger } from '../pipeline/pipeline.js';
 import type {
   Action,
   ChatMessage,
@@ -35,12 +35,12 @@ import { GrpcDoor, closeAfterStatus, type DoorArrival, type DoorPass, type Scree
 import { metadataBytes, OversizeMessage, receiveCeiling, withMessageLimit } from './grpc-size.js';
 import { loadRpcTypes, statusDetailsBin } from './grpc-status.js';
 import type { IngressLimits } from './limits.js';
-import { InvalidUtf8Message, OutOfRangeMessage, UndecodableMessage, WrongWireTypeMessage, withUtf8Check } from './grpc-utf8.js';
+import { InvalidUtf8Message, OutOfRangeMessage, TooManyFieldsMessage, UndecodableMessage, WrongWireTypeMessage, withUtf8Check } from './grpc-utf8.js';
 import { checkContentPart, checkPartType } from './parts.js';
 import { loadProtos, lookupService, protoDefinition } from './proto.js';
 import { RunningRequests, type TrackedSignal } from './running.js';
 import { RELAY_HEADERS } from './headers.js';
-import { authorizationCredentials, checkVariables, cutByShutdown, rejectedRequest } from './request.js';
+import { arrivingRequest, authorizationCredentials, checkToolCallArguments, checkVariables, cutByShutdown, rejectedRequest, type JsonLimits } from './request.js';
 
 // --- wire shapes (as proto-loader decodes them with keepCase + defaults) ------------------------
 
@@ -185,15 +185,17 @@ function invalid(message: string, path: string): WardenError {
 }
 
 /**
- * A JSON text that must hold an object nested at most `maxDepth` deep (the field's own top is
- * level 1); the error names the field, never the text.
+ * A JSON text that must hold an object nested at most `limits.maxJsonDepth` deep (the field's own
+ * top is level 1); the error names the field, never the text.
  */
-function jsonObject(text: string, path: string, maxDepth: number): Record<string, unknown> {
-  // A large field is scanned for its depth before JSON.parse, as a large HTTP body is (a field of
-  // 1 MiB of `[` takes JSON.parse some tenths of a second): refused at the field, as the scan
+function jsonObject(text: string, path: string, limits: JsonLimits): Record<string, unknown> {
+  const maxDepth = limits.maxJsonDepth;
+  // A large field is scanned before JSON.parse, as a large HTTP body is (a field of 1 MiB of `[`,
+  // or of `[],`, takes JSON.parse some tenths of a second): refused at the field, as the scan
   // builds no path inside it; an unclosed text too. Smaller fields are parsed and walked below.
-  if (text.length > DEPTH_SCAN_MIN_BYTES && textNestsDeeperThan(text, maxDepth)) {
-    throw invalid(`field '${path}' is nested deeper than ${maxDepth} levels (limits.max_json_depth)`, path);
+  if (text.length > DEPTH_SCAN_MIN_BYTES) {
+    const problem = scanJsonText(text, maxDepth, limits.maxJsonValues);
+    if (problem !== undefined) throw jsonScanError(problem, `field '${path}'`, path, maxDepth, limits.maxJsonValues);
   }
   let parsed: unknown;
   try {
@@ -206,7 +208,7 @@ function jsonObject(text: string, path: string, maxDepth: number): Record<string
   return parsed as Record<string, unknown>;
 }
 
-function toPart(p: WirePart, path: string, maxDepth: number): ContentPart {
+function toPart(p: WirePart, path: string, limits: JsonLimits): ContentPart {
   if (!p.type) throw invalid(`field '${path}.type' is required`, `${path}.type`);
   // Before the JSON is read: the type is the wire field that names it, not a member of `json`.
   checkPartType(p.type, `${path}.type`);
@@ -216,21 +218,21 @@ function toPart(p: WirePart, path: string, maxDepth: number): ContentPart {
   }
   if (p.text) throw invalid(`field '${path}.text' is only for text parts; put the part in 'json'`, `${path}.text`);
   if (!p.json) throw invalid(`field '${path}.json' is required for a non-text part`, `${path}.json`);
-  const obj = jsonObject(p.json, `${path}.json`, maxDepth);
+  const obj = jsonObject(p.json, `${path}.json`, limits);
   if (obj.type !== undefined && obj.type !== p.type) throw invalid(`field '${path}.json' has a "type" other than '${path}.type'`, `${path}.json`);
   const part = { ...obj, type: p.type };
   checkContentPart(part, `${path}.json`);
   return part;
 }
 
-function toTool(t: WireTool, i: number, maxDepth: number): ToolDefinition {
+function toTool(t: WireTool, i: number, limits: JsonLimits): ToolDefinition {
   const path = `tools.${i}`;
   if (t.type !== 'function') throw invalid(`field '${path}.type' must be "function"`, `${path}.type`);
   if (!t.function?.name) throw invalid(`field '${path}.function.name' is required`, `${path}.function.name`);
   const fn: ToolDefinition['function'] = { name: t.function.name };
   if (t.function.description) fn.description = t.function.description;
   if (t.function.parameters_json) {
-    fn.parameters = jsonObject(t.function.parameters_json, `${path}.function.parameters_json`, maxDepth);
+    fn.parameters = jsonObject(t.function.parameters_json, `${path}.function.parameters_json`, limits);
     checkExactNumbers(fn.parameters, `${path}.function.parameters_json`);
   }
   // proto3 `optional`: unset is absent (undefined, or null from an older proto-loader), as over HTTP.
@@ -239,18 +241,19 @@ function toTool(t: WireTool, i: number, maxDepth: number): ToolDefinition {
 }
 
 /** A tool call sent back as history: refused where HTTP's schema refuses it, never rewritten. */
-function toToolCall(t: WireToolCall, path: string): NonNullable<ChatMessage['tool_calls']>[number] {
+function toToolCall(t: WireToolCall, path: string, limits: JsonLimits): NonNullable<ChatMessage['tool_calls']>[number] {
   if (t.type !== 'function') throw invalid(`field '${path}.type' must be "function"`, `${path}.type`);
   if (!t.function) throw invalid(`field '${path}.function' is required`, `${path}.function`);
+  checkToolCallArguments(t.function.arguments, `${path}.function.arguments`, limits);
   return { id: t.id, type: 'function', function: { name: t.function.name, arguments: t.function.arguments } };
 }
 
-function toMessage(m: WireMessage, i: number, maxDepth: number): ChatMessage {
+function toMessage(m: WireMessage, i: number, limits: JsonLimits): ChatMessage {
   if (!ROLES.has(m.role)) throw invalid(`field 'messages.${i}.role' has an unsupported value`, `messages.${i}.role`);
   let content: ChatMessage['content'] = m.content;
   if (m.parts.length > 0) {
     if (m.content) throw invalid(`field 'messages.${i}.content' must be empty when 'parts' is set`, `messages.${i}.content`);
-    content = m.parts.map((p, j) => toPart(p, `messages.${i}.parts.${j}`, maxDepth));
+    content = m.parts.map((p, j) => toPart(p, `messages.${i}.parts.${j}`, limits));
   } else if (m.content === '' && (m.tool_calls.length > 0 || !!m.refusal)) {
     content = null; // an assistant turn that only calls tools or refuses, as OpenAI writes it
   }
@@ -263,7 +266,7 @@ function toMessage(m: WireMessage, i: number, maxDepth: number): ChatMessage {
   if (m.name) out.name = m.name;
   if (m.tool_call_id) out.tool_call_id = m.tool_call_id;
   if (m.tool_calls.length > 0) {
-    out.tool_calls = m.tool_calls.map((t, j) => toToolCall(t, `messages.${i}.tool_calls.${j}`));
+    out.tool_calls = m.tool_calls.map((t, j) => toToolCall(t, `messages.${i}.tool_calls.${j}`, limits));
   }
   return out;
 }
@@ -377,7 +380,7 @@ export function fromWireRequest(w: WirePromptRequest, meta: GrpcMeta, limits: In
   const params: Record<string, unknown> = {};
   const limit: TokenLimit = {};
   if (w.params_json) {
-    const parsed = jsonObject(w.params_json, 'params_json', limits.maxJsonDepth);
+    const parsed = jsonObject(w.params_json, 'params_json', limits);
     for (const [k, v] of Object.entries(parsed)) {
       // A member JSON.parse made; put into `params` it would set the object's prototype instead,
       // and go nowhere (not upstream, not redacted) without a word. No OpenAI parameter has the name.
@@ -413,7 +416,7 @@ export function fromWireRequest(w: WirePromptRequest, meta: GrpcMeta, limits: In
   if (meta.cancel) req.cancel = meta.cancel;
   if (meta.traceparent) req.traceparent = meta.traceparent;
   setTokenLimit(req, w.max_tokens, limit);
-  if (w.tools.length > 0) req.tools = w.tools.map((t, i) => toTool(t, i, limits.maxJsonDepth));
+  if (w.tools.length > 0) req.tools = w.tools.map((t, i) => toTool(t, i, limits));
   // A template message sent without an id (`{version: 7}`) is no raw prompt: HTTP refuses an empty
   // `warden.template` the same way, rather than serve the messages and drop the version.
   if (w.template && w.template.id === '') throw invalid("field 'template.id' must not be empty (leave 'template' unset for a raw prompt)", 'template.id');
@@ -430,7 +433,7 @@ export function fromWireRequest(w: WirePromptRequest, meta: GrpcMeta, limits: In
   } else {
     if (w.messages.length === 0) throw invalid("field 'messages' is required (or name a template)", 'messages');
     if (Object.keys(variables).length > 0) throw invalid("field 'variables' needs 'template'", 'variables');
-    req.messages = w.messages.map((m, i) => toMessage(m, i, limits.maxJsonDepth));
+    req.messages = w.messages.map((m, i) => toMessage(m, i, limits));
     // Counted for the policy (request.attachments) over the parts just built: the same count as
     // the other ingresses', and no object for a call that carries none.
     req.attachments = countAttachments(req.messages);
@@ -825,11 +828,19 @@ export function createGrpcIngress(opts: GrpcIngressOptions): GrpcIngress {
     stream: boolean,
     signal: CancelSignal,
     cancel: (reason: unknown) => void,
-  ): Promise<PromptRequest> {
+  ): Promise<{ request: PromptRequest; admitted: Admitted }> {
     const started = performance.now();
     const meta = metaFor(call, action, stream, signal, cancel, pass.screened);
+    const refused = async (err: unknown): Promise<never> => {
+      if (isWardenError(err)) {
+        opts.onRejected?.(err.code, (performance.now() - started) / 1000);
+        const receivedAt = performance.timeOrigin + started;
+        await pipeline.auditRejected(rejectedRequest({ ...meta, receivedAt }, 'grpc', action, stream), err);
+      }
+      throw err;
+    };
     try {
-      const wire = call.request as WirePromptRequest | OversizeMessage | InvalidUtf8Message | WrongWireTypeMessage | OutOfRangeMessage | UndecodableMessage;
+      const wire = call.request as WirePromptRequest | OversizeMessage | InvalidUtf8Message | WrongWireTypeMessage | OutOfRangeMessage | TooManyFieldsMessage | UndecodableMessage;
       // As sent: entries grpc-js dropped (a value that is not printable ASCII) count too (screenHeaders).
       const metadataSize = pass.screened?.metadataBytes ?? metadataBytes(call.metadata);
       if (metadataSize > limits.maxHeaderBytes) {
@@ -858,17 +869,24 @@ export function createGrpcIngress(opts: GrpcIngressOptions): GrpcIngress {
           location: { path: wire.path },
         });
       }
+      if (wire instanceof TooManyFieldsMessage) {
+        throw new WardenError('invalid_request', `the request message holds more than ${wire.max} fields (each entry of a repeated field counts; limits.max_json_values)`, { location: { path: '$' } });
+      }
       if (wire instanceof UndecodableMessage) {
         throw new WardenError('invalid_request', `the request message is not a valid ${wire.type} (malformed protobuf)`, { location: { path: '$' } });
       }
-      return fromWireRequest(wire, meta, limits);
     } catch (err) {
-      if (isWardenError(err)) {
-        opts.onRejected?.(err.code, (performance.now() - started) / 1000);
-        const receivedAt = performance.timeOrigin + started;
-        await pipeline.auditRejected(rejectedRequest({ ...meta, receivedAt }, 'grpc', action, stream), err);
-      }
-      throw err;
+      return refused(err);
+    }
+    // The credentials before the JSON fields are parsed (as HTTP's before its body): refused
+    // ones cost no JSON.parse. A refusal is audited by the pipeline and thrown as is.
+    const arriving = { id: meta.id, credentials: meta.credentials, signal, receivedAt: performance.timeOrigin + started, traceparent: meta.traceparent };
+    const first = pipeline.authenticate(arrivingRequest(arriving, 'grpc', action, stream));
+    const admitted = first instanceof Promise ? await first : first;
+    try {
+      return { request: fromWireRequest(call.request as WirePromptRequest, meta, limits), admitted };
+    } catch (err) {
+      return refused(err);
     }
   }
 
@@ -883,8 +901,8 @@ export function createGrpcIngress(opts: GrpcIngressOptions): GrpcIngress {
       const { signal, cancel, dispose } = callSignal(call);
       void (async () => {
         try {
-          const request = await translate(call, pass, action, false, signal, cancel);
-          const response = await pipeline.run(request);
+          const { request, admitted } = await translate(call, pass, action, false, signal, cancel);
+          const response = await pipeline.run(request, admitted);
           if (action === 'prompt.render' && response.kind === 'render') callback(null, toWireRender(response));
           else if (response.kind === 'complete') callback(null, toWireCompletion(response.result));
           else callback(toGrpcError(new WardenError('internal', 'internal error')));
@@ -905,8 +923,8 @@ export function createGrpcIngress(opts: GrpcIngressOptions): GrpcIngress {
     void (async () => {
       let it: AsyncIterator<CompletionChunk> | undefined;
       try {
-        const request = await translate(call, pass, 'prompt.execute', true, signal, cancel);
-        const response = await pipeline.run(request);
+        const { request, admitted } = await translate(call, pass, 'prompt.execute', true, signal, cancel);
+        const response = await pipeline.run(request, admitted);
         if (response.kind !== 'stream') throw new WardenError('internal', 'internal error');
         it = response.chunks[Symbol.asyncIterator]();
         while (true) {
@@ -940,7 +958,7 @@ export function createGrpcIngress(opts: GrpcIngressOptions): GrpcIngress {
   }
 
   // The size limit is checked first (outermost), then the strings' UTF-8, then the message decoded.
-  server.addService(withMessageLimit(withUtf8Check(gateway.service, protoDefinition()), limits.maxBodyBytes), {
+  server.addService(withMessageLimit(withUtf8Check(gateway.service, protoDefinition(), limits.maxJsonValues), limits.maxBodyBytes), {
     Render: unary('prompt.render'),
     Complete: unary('prompt.execute'),
     StreamComplete: streamComplete,

@@ -10,14 +10,14 @@ import { STATUS_CODES, createServer, type IncomingMessage, type Server, type Ser
 import type { Socket } from 'node:net';
 import type { Duplex } from 'node:stream';
 import { performance } from 'node:perf_hooks';
-import type { Pipeline, PipelineLogger } from '../pipeline/pipeline.js';
+import type { Admitted, Pipeline, PipelineLogger } from '../pipeline/pipeline.js';
 import { RequestSignal, type CancelSignal } from '../pipeline/cancel.js';
 import { BytePieces } from '../pipeline/byte-pieces.js';
 import { inCheckPhase } from '../pipeline/check-phase.js';
 import { WardenError, failsAgainOnRetry, isWardenError } from '../pipeline/errors.js';
 import { MODEL_NAME_RULE, isModelName } from '../pipeline/identifiers.js';
 import { grantedModels } from '../pipeline/model-grant.js';
-import { bytesNestDeeperThan, checkJsonDepth, DEPTH_SCAN_MIN_BYTES } from '../pipeline/json-depth.js';
+import { checkJsonDepth, DEPTH_SCAN_MIN_BYTES, jsonScanError, scanJson } from '../pipeline/json-depth.js';
 import type { CompletionChunk, PromptRequest } from '../pipeline/types.js';
 import type { IngressLimits } from './limits.js';
 import { AnthropicStreamEncoder, anthropicErrorBody, anthropicErrorEvent, anthropicMessageBody, anthropicPromptRequest, anthropicStatus } from './anthropic.js';
@@ -26,7 +26,7 @@ import { Admission, OVERLOADED_RETRY_AFTER_S } from './admission.js';
 import { closeUnlessFinishedWithin, whenWritable } from './backpressure.js';
 import { ingressHeaders, type IngressHeaders } from './headers.js';
 import { RunningRequests, type TrackedSignal } from './running.js';
-import { authorizationCredentials, cutByShutdown, peerInfo, rejectedRequest, toPromptRequest, withApiKey, type IngressMeta } from './request.js';
+import { arrivingRequest, authorizationCredentials, cutByShutdown, peerInfo, rejectedRequest, toPromptRequest, withApiKey, type IngressMeta } from './request.js';
 
 export interface HttpIngressOptions {
   pipeline: Pipeline;
@@ -78,7 +78,9 @@ interface BodyRead {
 
 /**
  * Arms a body's deadline in the check phase of the turn its request came in. readBody runs inside
- * the 'request' event, before the parser has read the body out of the socket's data; by the check
+ * the 'request' event (once the credentials passed at once, the usual case; after a token checked
+ * off the event loop, in a later turn, the deadline counting from the request's start all the
+ * same), before the parser has read the body out of the socket's data; by the check
  * phase, a body that came with its headers (the usual small JSON, written in one go by undici and
  * the SDKs) is complete. It needs no deadline, and a timer set and cleared for every such request
  * was ~2-3 us of CPU. Only a body still arriving gets one (one immediate per turn for all).
@@ -89,9 +91,8 @@ const armBodyDeadline = inCheckPhase((read: BodyRead) => {
 });
 
 function readBody(req: IncomingMessage, limit: number, declared: string | undefined, startedAt: number, timeoutMs: number): Promise<Buffer> {
-  if (declared !== undefined && Number(declared) > limit) {
-    return Promise.reject(tooLarge(limit));
-  }
+  // Gone while its credentials were checked (a token verified off the event loop): no body will come.
+  if (req.destroyed) return Promise.reject(new WardenError('cancelled', 'the client closed the request'));
   return new Promise((resolve, reject) => {
     // One buffer however many pieces the body comes in: a piece a byte (chunked coding) once held
     // ~150 bytes of heap per byte of body, before the caller was even authenticated.
@@ -194,6 +195,14 @@ function answerNeverSent(): WardenError {
   return new WardenError('cancelled', 'the client closed the connection before this answer, pipelined behind others, could go out');
 }
 
+/**
+ * Refuses a body whose Content-Length is over the limit before anything else is done with it (its
+ * credentials included): the header says all there is to know.
+ */
+function checkDeclaredLength(declared: string | undefined, limit: number): void {
+  if (declared !== undefined && Number(declared) > limit) throw tooLarge(limit);
+}
+
 function tooLarge(limit: number): WardenError {
   return new WardenError('payload_too_large', `request body is larger than ${limit} bytes`, { location: { path: '$' } });
 }
@@ -207,18 +216,23 @@ function jsonErrorByte(bytes: Buffer, text: string, position: number): number {
   return bytes.length - Buffer.byteLength(text) + Buffer.byteLength(text.slice(0, position));
 }
 
-/** The body as JSON, refused when it is not UTF-8, not JSON, or nested deeper than `maxDepth`. */
-function parseJson(bytes: Buffer, maxDepth: number): unknown {
+/**
+ * The body as JSON, refused when it is not UTF-8, not JSON, nested deeper than `maxDepth`, or (over
+ * DEPTH_SCAN_MIN_BYTES) holding more than `maxValues` values.
+ */
+function parseJson(bytes: Buffer, maxDepth: number, maxValues: number): unknown {
   let text: string;
   try {
     text = utf8.decode(bytes);
   } catch {
     throw new WardenError('invalid_request', 'request body is not valid UTF-8', { location: { path: '$' } });
   }
-  // A large body is scanned for its depth before JSON.parse, which takes a deeply nested one
-  // 20-30x longer than a flat one (see bytesNestDeeperThan and DEPTH_SCAN_MIN_BYTES).
-  if (bytes.length > DEPTH_SCAN_MIN_BYTES && bytesNestDeeperThan(bytes, maxDepth)) {
-    throw new WardenError('invalid_request', `request body is nested deeper than ${maxDepth} levels (limits.max_json_depth)`, { location: { path: '$' } });
+  // A large body is scanned before JSON.parse, which takes a deeply nested one 20-30x longer than
+  // a flat one, and a flat one of a million tiny values some tenths of a second (see scanJson and
+  // DEPTH_SCAN_MIN_BYTES). A smaller one cannot hold more than maxValues (its minimum).
+  if (bytes.length > DEPTH_SCAN_MIN_BYTES) {
+    const problem = scanJson(bytes, maxDepth, maxValues);
+    if (problem !== undefined) throw jsonScanError(problem, 'request body', '$', maxDepth, maxValues);
   }
   let body: unknown;
   try {
@@ -458,14 +472,23 @@ export function createHttpIngress(opts: HttpIngressOptions): HttpIngress {
   // left no audit record; handled here, it is refused as any request at a route is.
   server.on('checkExpectation', (req: IncomingMessage, res: ServerResponse) => onRequest(req, res, true));
   // `Expect: 100-continue`: without a listener Node sends `100 Continue` before any handler runs,
-  // so a client that waits to be asked sent a body its Content-Length already put over the limit,
-  // only to be refused after it. Such a request is refused at once (readBody's 413, audited as
-  // any); every other one is asked for its body, as before.
+  // so a client that waits to be asked sent a body that was refused whatever it held: its
+  // Content-Length over the limit, its credentials, its route, its encoding, a draining Warden.
+  // The `100 Continue` is sent when a route is about to read the body (askForBody), after all
+  // those; a request refused before gets its answer instead (Node closes the connection after
+  // it, since the body was never asked for).
   server.on('checkContinue', (req: IncomingMessage, res: ServerResponse) => {
-    const declared = req.headers['content-length'];
-    if (declared === undefined || !(Number(declared) > limits.maxBodyBytes)) res.writeContinue();
+    waitingToContinue.add(res);
     onRequest(req, res);
   });
+
+  /** Responses to `Expect: 100-continue` requests whose body was not asked for yet (see checkContinue). */
+  const waitingToContinue = new WeakSet<ServerResponse>();
+
+  /** Sends `100 Continue` when the request waits for it: its body is about to be read. */
+  function askForBody(res: ServerResponse): void {
+    if (waitingToContinue.delete(res) && !res.headersSent) res.writeContinue();
+  }
 
   /**
    * Every open connection, for the drain to close the ones that have not sent a byte (closeQuiet):
@@ -855,6 +878,38 @@ export function createHttpIngress(opts: HttpIngressOptions): HttpIngress {
     };
   }
 
+  /**
+   * Authenticates the request's credentials before its body is read (Pipeline.authenticate):
+   * credentials that fail are refused at once, audited by the pipeline, without the body being
+   * asked for (`100 Continue`), read or parsed, so a caller without valid credentials cannot make
+   * Warden parse a megabyte of JSON to learn it is refused. Resolves undefined once the refusal is
+   * answered (closing the connection when the body has not all arrived: it is not read), else
+   * the admission `pipeline.run` takes.
+   */
+  function admit(req: IncomingMessage, res: ServerResponse, meta: IngressMeta, protocol: 'openai-http' | 'anthropic-http'): Admitted | Promise<Admitted | undefined> {
+    const refused = (err: unknown): undefined | Promise<undefined> => {
+      const wardenErr = isWardenError(err) ? err : new WardenError('internal', 'internal error');
+      const send = (): undefined => {
+        // A body still on its way is not read: the connection closes after the answer, or it
+        // would wait for (and Node would discard) whatever the caller still sends.
+        if (!req.complete) res.setHeader('connection', 'close');
+        if (protocol === 'anthropic-http') sendAnthropicError(res, wardenErr, meta.id);
+        else sendError(res, wardenErr, meta.id);
+        return undefined;
+      };
+      // A body that came with its headers is parsed by the check phase of their turn (see
+      // armBodyDeadline): the connection is kept then, for a request pipelined behind it.
+      return req.complete ? send() : new Promise<undefined>((resolve) => setImmediate(() => resolve(send())));
+    };
+    let first: Admitted | Promise<Admitted>;
+    try {
+      first = pipeline.authenticate(arrivingRequest(meta, protocol));
+    } catch (err) {
+      return Promise.resolve(refused(err));
+    }
+    return first instanceof Promise ? first.catch(refused) : first;
+  }
+
   function wantsUsage(request: PromptRequest): boolean {
     const options = request.params['stream_options'];
     return typeof options === 'object' && options !== null && (options as { include_usage?: unknown }).include_usage === true;
@@ -870,9 +925,16 @@ export function createHttpIngress(opts: HttpIngressOptions): HttpIngress {
       meta.templateHeader = headers.template;
       meta.variablesHeader = headers.variables;
       let request: PromptRequest;
+      let admitted: Admitted | undefined;
       try {
         checkContentEncoding(headers.contentEncoding, headers.transferEncoding);
-        const body = parseJson(await readBody(req, limits.maxBodyBytes, headers.contentLength, meta.receivedAt, limits.requestTimeoutMs), limits.maxJsonDepth);
+        checkDeclaredLength(headers.contentLength, limits.maxBodyBytes);
+        // The credentials before the body: refused ones cost no read nor parse (see admit).
+        const first = admit(req, res, meta, 'openai-http');
+        admitted = first instanceof Promise ? await first : first;
+        if (admitted === undefined) return;
+        askForBody(res);
+        const body = parseJson(await readBody(req, limits.maxBodyBytes, headers.contentLength, meta.receivedAt, limits.requestTimeoutMs), limits.maxJsonDepth, limits.maxJsonValues);
         request = toPromptRequest(body, meta, limits);
         if (cannotAnswerYet(res)) request.answerTurn = pipelinedTurn(res);
       } catch (err) {
@@ -885,7 +947,7 @@ export function createHttpIngress(opts: HttpIngressOptions): HttpIngress {
       }
       let response;
       try {
-        response = await pipeline.run(request);
+        response = await pipeline.run(request, admitted);
       } catch (err) {
         return sendError(res, isWardenError(err) ? err : new WardenError('internal', 'internal error'), requestId);
       }
@@ -917,9 +979,15 @@ export function createHttpIngress(opts: HttpIngressOptions): HttpIngress {
       base.credentials = withApiKey(base.credentials, headers.apiKey, headers.apiKeyRepeated === true);
       const meta = { ...base, templateHeader: headers.template, variablesHeader: headers.variables };
       let request: PromptRequest;
+      let admitted: Admitted | undefined;
       try {
         checkContentEncoding(headers.contentEncoding, headers.transferEncoding);
-        const body = parseJson(await readBody(req, limits.maxBodyBytes, headers.contentLength, meta.receivedAt, limits.requestTimeoutMs), limits.maxJsonDepth);
+        checkDeclaredLength(headers.contentLength, limits.maxBodyBytes);
+        const first = admit(req, res, meta, 'anthropic-http');
+        admitted = first instanceof Promise ? await first : first;
+        if (admitted === undefined) return;
+        askForBody(res);
+        const body = parseJson(await readBody(req, limits.maxBodyBytes, headers.contentLength, meta.receivedAt, limits.requestTimeoutMs), limits.maxJsonDepth, limits.maxJsonValues);
         request = anthropicPromptRequest(body, meta, limits);
         request.protocol = 'anthropic-http';
         if (cannotAnswerYet(res)) request.answerTurn = pipelinedTurn(res);
@@ -951,7 +1019,7 @@ export function createHttpIngress(opts: HttpIngressOptions): HttpIngress {
       };
       let response;
       try {
-        response = await pipeline.run(request);
+        response = await pipeline.run(request, admitted);
       } catch (err) {
         return fail(isWardenError(err) ? err : new WardenError('internal', 'internal error'));
       }

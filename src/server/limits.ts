@@ -1,4 +1,4 @@
-import { DEFAULT_MAX_JSON_DEPTH } from '../pipeline/json-depth.js';
+import { DEFAULT_MAX_JSON_DEPTH, DEFAULT_MAX_JSON_VALUES } from '../pipeline/json-depth.js';
 import { MIB } from '../pipeline/sizes.js';
 
 /** Ingress limits, filled from the config's `limits` section by the runtime. */
@@ -13,6 +13,11 @@ export interface IngressLimits {
   maxVariableLength: number;
   /** Deepest nesting of objects and arrays in a request's JSON (see json-depth.ts). */
   maxJsonDepth: number;
+  /**
+   * Most values in one large JSON text of a request: the HTTP body, a gRPC JSON field, tool-call
+   * arguments (see scanJson: arrays, objects and commas, outside strings).
+   */
+  maxJsonValues: number;
   /** Requests served at once across the app listeners; more are refused `overloaded`. */
   maxInFlight: number;
   /** How long a client may take to send its request, in milliseconds (node's `requestTimeout`). */
@@ -34,6 +39,7 @@ export const DEFAULT_LIMITS: IngressLimits = {
   maxVariables: 64,
   maxVariableLength: 32 * 1024,
   maxJsonDepth: DEFAULT_MAX_JSON_DEPTH,
+  maxJsonValues: DEFAULT_MAX_JSON_VALUES,
   maxInFlight: 1024,
   requestTimeoutMs: 120_000,
   idleTimeoutMs: 65_000,

@@ -9,6 +9,7 @@ import { NO_ATTACHMENTS, addAttachment } from '../pipeline/attachments.js';
 import type { CancelSignal } from '../pipeline/cancel.js';
 import { longerThanCodePoints } from '../pipeline/code-points.js';
 import { WardenError } from '../pipeline/errors.js';
+import { DEPTH_SCAN_MIN_BYTES, jsonScanError, scanJsonText } from '../pipeline/json-depth.js';
 import { MAX_MODEL_LENGTH, MEMBER_NAME, MODEL_NAME_RULE, TEMPLATE_VERSION, UNNAMED_MEMBER, VARIABLE_NAME, isModelName, isTemplateId } from '../pipeline/identifiers.js';
 import type { Attachments, ChatMessage, Credentials, PeerInfo, PromptRequest, ToolDefinition } from '../pipeline/types.js';
 import { checkAnswerParams } from './answer-params.js';
@@ -234,6 +235,22 @@ export interface IngressMeta {
   templateHeader?: string;
   /** `x-warden-variables` header (a JSON object), if any. */
   variablesHeader?: string;
+}
+
+/** The bounds a request's JSON texts are held to (IngressLimits). */
+export type JsonLimits = Pick<IngressLimits, 'maxJsonDepth' | 'maxJsonValues'>;
+
+/**
+ * Tool-call arguments sent back as history (a JSON text in a string, which the body's scan does
+ * not read inside): redaction parses them (redact/session.ts promptJsonText), and JSON.parse of a
+ * large text of deep nesting or a million tiny values costs some tenths of a second. One over
+ * DEPTH_SCAN_MIN_BYTES is scanned first, as a body is, and refused at its field; smaller ones
+ * cost at most a few tens of ms and are read as they are (arguments are never walked recursively).
+ */
+export function checkToolCallArguments(args: unknown, path: string, limits: JsonLimits): void {
+  if (typeof args !== 'string' || args.length <= DEPTH_SCAN_MIN_BYTES) return;
+  const problem = scanJsonText(args, limits.maxJsonDepth, limits.maxJsonValues);
+  if (problem !== undefined) throw jsonScanError(problem, `field '${path}'`, path, limits.maxJsonDepth, limits.maxJsonValues);
 }
 
 /** A template id a request names: the shape templates are held to, or a refusal that does not repeat it. */
@@ -502,6 +519,8 @@ export function toPromptRequest(body: unknown, meta: IngressMeta, limits: Ingres
       const m = messages[i]!;
       if (m.content === undefined) m.content = null;
       checkRefusal(m, i);
+      const calls = m.tool_calls;
+      if (calls) for (let j = 0; j < calls.length; j++) checkToolCallArguments(calls[j]!.function.arguments, `messages.${i}.tool_calls.${j}.function.arguments`, limits);
       const content = m.content;
       if (!Array.isArray(content)) continue;
       for (let j = 0; j < content.length; j++) {
@@ -537,6 +556,37 @@ export function toPromptRequest(body: unknown, meta: IngressMeta, limits: Ingres
   }
   if (maxTokens !== undefined) req.max_tokens = maxTokens;
   if (b.max_completion_tokens !== undefined && b.max_completion_tokens !== null) req.max_tokens_param = 'max_completion_tokens';
+  if (meta.traceparent) req.traceparent = meta.traceparent;
+  return req;
+}
+
+/** Shared by every arriving request: read by the audit of a refused one, never written. */
+const NO_VARIABLES: Record<string, string> = Object.freeze(Object.create(null) as Record<string, string>);
+const NO_PARAMS: Record<string, unknown> = Object.freeze({});
+
+/**
+ * The request as its credentials are checked, before its body is read (Pipeline.authenticate):
+ * ids, trace, protocol and the credentials, nothing of the body. The audit record of one refused
+ * there has no model, and over HTTP says `stream: false`, the body being unread.
+ */
+export function arrivingRequest(
+  meta: Pick<IngressMeta, 'id' | 'credentials' | 'signal' | 'receivedAt' | 'traceparent'>,
+  protocol: PromptRequest['protocol'],
+  action: PromptRequest['action'] = 'prompt.execute',
+  stream = false,
+): PromptRequest {
+  const req: PromptRequest = {
+    id: meta.id,
+    protocol,
+    action,
+    model: '',
+    variables: NO_VARIABLES,
+    stream,
+    params: NO_PARAMS,
+    credentials: meta.credentials,
+    signal: meta.signal,
+    receivedAt: meta.receivedAt,
+  };
   if (meta.traceparent) req.traceparent = meta.traceparent;
   return req;
 }

@@ -52,6 +52,7 @@ describe('defaults', () => {
       max_variables: 64,
       max_variable_length: 32768,
       max_json_depth: 64,
+      max_json_values: 100000,
       max_in_flight: 1024,
       client_timeout_ms: 120000,
       idle_timeout_ms: 65000,
@@ -412,6 +413,11 @@ describe('errors name file:line:col, key path and what is wrong', () => {
   it('max_json_depth is bounded: a limit deeper than the ceiling would let a body overflow the stack', () => {
     expect(lines('limits:\n  max_json_depth: 1001\n')).toEqual(['w.yaml:2:3: limits.max_json_depth: must be at most 1000']);
     expect(parseConfig('limits: { max_json_depth: 1000 }\n', 'w.yaml').limits.max_json_depth).toBe(1000);
+  });
+
+  it('max_json_values is at least 65536: no text of 64 KiB or less (which is not scanned) can hold more', () => {
+    expect(lines('limits:\n  max_json_values: 65535\n')).toEqual(['w.yaml:2:3: limits.max_json_values: must be at least 65536']);
+    expect(parseConfig('limits: { max_json_values: 65536 }\n', 'w.yaml').limits.max_json_values).toBe(65536);
   });
 
   it('secrets.cache.max_entries is bounded: the cache allocates room for every entry at start', () => {

@@ -41,6 +41,18 @@ function raw(text: string): Promise<string> {
   });
 }
 
+/**
+ * A token Warden has verified already (a request with it came before), so a request that carries
+ * it is authenticated at once: raw() half-closes after its request, and Node ends a connection
+ * whose client half-closed before its answer is under way (a first verification is not).
+ */
+async function verifiedToken(): Promise<string> {
+  const token = await w.signer.token('labs', 'raw-bot');
+  const res = await fetch(`${w.addresses.http}/v1/models`, { headers: { authorization: `Bearer ${token}` } });
+  expect(res.status).toBe(200);
+  return token;
+}
+
 function header(answer: string, name: string): string | undefined {
   const head = answer.slice(0, answer.indexOf('\r\n\r\n'));
   const line = head.split('\r\n').find((l) => l.toLowerCase().startsWith(`${name}:`));
@@ -80,9 +92,11 @@ describe('HTTP requests refused by the parser', () => {
   }
 
   it('a body error inside a request the handler already has is counted once, not twice', async () => {
+    // Credentials that pass: the body is read only then (a request refused for its credentials is not read).
+    const token = await verifiedToken();
     const records = w.audit().length;
     const before = await requestsTotal('openai-http', 'invalid_request');
-    const answer = await raw('POST /v1/chat/completions HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\nContent-Type: application/json\r\n\r\nzz\r\n{}\r\n0\r\n\r\n');
+    const answer = await raw(`POST /v1/chat/completions HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer ${token}\r\nTransfer-Encoding: chunked\r\nContent-Type: application/json\r\n\r\nzz\r\n{}\r\n0\r\n\r\n`);
     expect(answer).toMatch(/^HTTP\/1\.1 400 /);
     await eventually(() => w.audit().length > records);
     expect(w.audit().slice(records)).toHaveLength(1);
@@ -161,7 +175,9 @@ describe('HTTP requests refused by the parser', () => {
   }
 
   it('Expect: 100-continue within max_body_bytes is still asked for its body with 100 Continue, and then read', async () => {
-    const answer = await raw('POST /v1/chat/completions HTTP/1.1\r\nHost: x\r\nExpect: 100-continue\r\nContent-Type: application/json\r\nContent-Length: 2\r\nConnection: close\r\n\r\n{}');
+    // With credentials that pass: one without is refused before its body is asked for (auth-before-body.test.ts).
+    const token = await verifiedToken();
+    const answer = await raw(`POST /v1/chat/completions HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer ${token}\r\nExpect: 100-continue\r\nContent-Type: application/json\r\nContent-Length: 2\r\nConnection: close\r\n\r\n{}`);
     expect(answer.startsWith('HTTP/1.1 100 Continue\r\n\r\n'), answer.slice(0, 80)).toBe(true);
     // Read and refused for what it is ({} has no model), not for its length.
     expect(answer).toContain('HTTP/1.1 400 ');

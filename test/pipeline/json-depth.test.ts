@@ -1,6 +1,6 @@
 import { describe, expect, it } from 'vitest';
 import { WardenError } from '../../src/pipeline/errors.js';
-import { bytesNestDeeperThan, checkJsonDepth, textNestsDeeperThan, tooDeepAt } from '../../src/pipeline/json-depth.js';
+import { bytesNestDeeperThan, checkJsonDepth, jsonScanError, scanJson, scanJsonText, textNestsDeeperThan, tooDeepAt } from '../../src/pipeline/json-depth.js';
 
 /** `{"a":{"a":…1…}}` with `levels` objects, built as text and parsed as a body would be. */
 function nestedObjects(levels: number, key = 'a'): unknown {
@@ -96,5 +96,51 @@ describe('textNestsDeeperThan', () => {
     for (const text of cases) {
       for (const max of [1, 2, 3]) expect(textNestsDeeperThan(text, max), `${text} ${max}`).toBe(bytesNestDeeperThan(Buffer.from(text), max));
     }
+  });
+});
+
+describe('scanJson', () => {
+  const bytes = (text: string) => Buffer.from(text, 'utf8');
+
+  it('counts arrays, objects and the commas between entries, outside strings', () => {
+    // [[],[],[]]: 4 containers and 2 commas.
+    expect(scanJson(bytes('[[],[],[]]'), 64, 6)).toBeUndefined();
+    expect(scanJson(bytes('[[],[],[]]'), 64, 5)).toBe('values');
+    // An array of n numbers counts n.
+    expect(scanJson(bytes(`[${Array(100).fill(0).join(',')}]`), 64, 100)).toBeUndefined();
+    expect(scanJson(bytes(`[${Array(101).fill(0).join(',')}]`), 64, 100)).toBe('values');
+    // {"a":0,"a":0,...}: the object and its commas.
+    expect(scanJson(bytes(`{${Array(50).fill('"a":0').join(',')}}`), 64, 50)).toBeUndefined();
+    expect(scanJson(bytes(`{${Array(51).fill('"a":0').join(',')}}`), 64, 50)).toBe('values');
+  });
+
+  it('does not count commas and brackets inside strings (a long prompt of prose or CSV passes)', () => {
+    const csv = Array.from({ length: 50_000 }, (_, i) => i).join(',');
+    const body = JSON.stringify({ model: 'm', messages: [{ role: 'user', content: `[{${csv}}]`, name: 'a,b' }] });
+    expect(scanJson(bytes(body), 64, 100)).toBeUndefined();
+    // Escaped quotes and backslashes do not end a string early.
+    expect(scanJson(bytes(JSON.stringify({ a: 'x\\",[,[,[,\\"', b: [1, 2] })), 2, 4)).toBeUndefined();
+  });
+
+  it('finds depth as bytesNestDeeperThan does, and says which bound a text passed first', () => {
+    expect(scanJson(bytes('[[[1]]]'), 3, 100)).toBeUndefined();
+    expect(scanJson(bytes('[[[[1]]]]'), 3, 100)).toBe('depth');
+    expect(bytesNestDeeperThan(bytes('[[[[1]]]]'), 3)).toBe(true);
+    expect(scanJson(bytes('[0,0,0,[[[[1]]]]]'), 3, 2)).toBe('values');
+    // Text that is not JSON is read all the same (JSON.parse refuses it after).
+    expect(scanJson(bytes('[],[],[],"'), 64, 100)).toBeUndefined();
+  });
+
+  it('agrees on a decoded text with characters outside ASCII', () => {
+    // Three arrays and two commas: the comma in the string does not count.
+    expect(scanJsonText('["é,😀",[],[]]', 64, 5)).toBeUndefined();
+    expect(scanJsonText('["é,😀",[],[]]', 64, 4)).toBe('values');
+  });
+
+  it('refuses with invalid_request, naming the text and the config key, never the text', () => {
+    const err = jsonScanError('values', "field 'params_json'", 'params_json', 64, 65536);
+    expect(err).toMatchObject({ code: 'invalid_request', location: { path: 'params_json' } });
+    expect(err.message).toBe("field 'params_json' holds more than 65536 JSON values (arrays, objects and the entries between commas; limits.max_json_values)");
+    expect(jsonScanError('depth', 'request body', '$', 64, 65536).message).toBe('request body is nested deeper than 64 levels (limits.max_json_depth)');
   });
 });

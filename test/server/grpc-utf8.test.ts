@@ -8,7 +8,7 @@ import { join } from 'node:path';
 import * as grpc from '@grpc/grpc-js';
 import * as protoLoader from '@grpc/proto-loader';
 import { describe, expect, it } from 'vitest';
-import { InvalidUtf8Message, OutOfRangeMessage, UndecodableMessage, WrongWireTypeMessage, withUtf8Check } from '../../src/server/grpc-utf8.js';
+import { InvalidUtf8Message, OutOfRangeMessage, TooManyFieldsMessage, UndecodableMessage, WrongWireTypeMessage, withUtf8Check } from '../../src/server/grpc-utf8.js';
 import { loadProtos, lookupService, protoDefinition } from '../../src/server/proto.js';
 import { varint } from '../e2e/helpers/grpc.js';
 
@@ -219,5 +219,27 @@ describe('withUtf8Check', () => {
   it('refuses a service whose request type it cannot find', () => {
     const bogus = { X: { ...service.Complete!, requestType: { type: { name: 'NoSuchMessage' } } } } as unknown as grpc.ServiceDefinition;
     expect(() => withUtf8Check(bogus, protoDefinition())).toThrow(/request type not found/);
+  });
+});
+
+describe('withUtf8Check: the fields a message may hold', () => {
+  const bounded = withUtf8Check(service, protoDefinition(), 100).Complete!;
+
+  it('counts every field on the wire, nested and repeated entries included, and refuses past the bound without decoding', () => {
+    // model (1) + 33 messages × (the entry, role, content) = 100 fields: decoded.
+    const within = { model: 'm', messages: Array.from({ length: 33 }, () => ({ role: 'user', content: 'x' })) };
+    expect(bounded.requestDeserialize(encode(within))).toMatchObject({ model: 'm' });
+    // One more field (a name on the last message): refused.
+    const over = { model: 'm', messages: [...within.messages.slice(0, 32), { role: 'user', content: 'x', name: 'n' }] };
+    const refused = bounded.requestDeserialize(encode(over));
+    expect(refused).toBeInstanceOf(TooManyFieldsMessage);
+    expect((refused as TooManyFieldsMessage).max).toBe(100);
+    // Empty entries count too: they are what a flood of objects is made of.
+    expect(bounded.requestDeserialize(encode({ model: 'm', messages: Array.from({ length: 100 }, () => ({})) }))).toBeInstanceOf(TooManyFieldsMessage);
+  });
+
+  it('each message is counted from zero', () => {
+    const within = encode({ model: 'm', messages: Array.from({ length: 33 }, () => ({ role: 'user', content: 'x' })) });
+    for (let i = 0; i < 3; i++) expect(bounded.requestDeserialize(within)).toMatchObject({ model: 'm' });
   });
 });
