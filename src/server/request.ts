@@ -602,20 +602,8 @@ export function rejectedRequest(
   action: PromptRequest['action'] = 'prompt.execute',
   stream = false,
 ): PromptRequest {
-  const req: PromptRequest = {
-    id: meta.id,
-    protocol,
-    action,
-    model: '',
-    variables: {},
-    stream,
-    params: {},
-    credentials: { peer: meta.peer },
-    signal: meta.signal,
-    receivedAt: meta.receivedAt,
-  };
-  if (meta.traceparent) req.traceparent = meta.traceparent;
-  return req;
+  // The arriving request's shape, with the peer alone for credentials.
+  return arrivingRequest({ ...meta, credentials: { peer: meta.peer } }, protocol, action, stream);
 }
 
 /**
