@@ -82,8 +82,13 @@ describe('admin endpoints', () => {
   it('/metrics exposes request, stage, decision, upstream and revision metrics', async () => {
     expect(await governedCall(await w.signer.token('support', 'ticket-bot'))).toBe(200);
     expect(await governedCall(await w.signer.token('marketing', 'campaign-bot'))).toBe(403);
-    // Refused before it became a request (not JSON): counted all the same.
-    const bad = await fetch(`${w.addresses.http}/v1/chat/completions`, { method: 'POST', body: '{oops' });
+    // Refused before it became a request (not JSON, from a caller whose credentials pass: they are
+    // checked before the body): counted all the same.
+    const bad = await fetch(`${w.addresses.http}/v1/chat/completions`, {
+      method: 'POST',
+      headers: { authorization: `Bearer ${await w.signer.token('support', 'ticket-bot')}` },
+      body: '{oops',
+    });
     expect(bad.status).toBe(400);
     const res = await fetch(`${w.addresses.admin}/metrics`);
     expect(res.headers.get('content-type')).toContain('text/plain');
