@@ -247,11 +247,11 @@ type Finding = InvalidUtf8Message | WrongWireTypeMessage | OutOfRangeMessage;
 
 /**
  * The values of a packed repeated number field in `buf[start, end)`, as protobufjs reads them (one
- * after another until the end, which a value it reads past moves it beyond): a finding for the
- * first it would read otherwise than the walk, MALFORMED for values that do not end at the end,
- * or undefined.
+ * after another until the end, which a value it reads past moves it beyond): OUT_OF_RANGE for the
+ * first value of a uint32 field that does not fit, MALFORMED for another the walk would read
+ * otherwise than protobufjs or for values that do not end at the end, or undefined.
  */
-function packedInvalid(buf: Buffer, start: number, end: number, field: FieldShape, at: string): Finding | typeof MALFORMED | undefined {
+function packedInvalid(buf: Buffer, start: number, end: number, field: FieldShape): typeof OUT_OF_RANGE | typeof MALFORMED | undefined {
   if (field.wireType === 1) return (end - start) % 8 === 0 ? undefined : MALFORMED;
   if (field.wireType === 5) return (end - start) % 4 === 0 ? undefined : MALFORMED;
   let i = start;
@@ -259,22 +259,65 @@ function packedInvalid(buf: Buffer, start: number, end: number, field: FieldShap
     const v = i;
     while (i < end && buf[i++]! & 0x80);
     if (buf[i - 1]! & 0x80) return MALFORMED;
-    if (!varintFits(buf, v, i, field.varint32)) return field.varint32 === 'uint32' ? new OutOfRangeMessage(at, field.type) : MALFORMED;
+    if (!varintFits(buf, v, i, field.varint32)) return field.varint32 === 'uint32' ? OUT_OF_RANGE : MALFORMED;
   }
   return undefined;
 }
 
+/** The walk's verdict on a uint32 value past 32 bits, before its path is known (see fieldPath). */
+const OUT_OF_RANGE = Symbol('out of range');
+
+/**
+ * The path of the field whose tag starts at `at`, in the message that starts at `start`, relative
+ * to that message: its name, and for a repeated field the entry's index (as `messages.3`), found
+ * by counting the field's earlier tags. Built only for a finding: building a path for every field
+ * as the walk went took most of its time (100,000 empty entries: 26 ms, 3.5 ms without), which a
+ * caller without credentials may make Warden spend. A map entry's own fields have the empty path:
+ * they are reported as the map field.
+ */
+function fieldPath(buf: Buffer, start: number, at: number, shape: MessageShape, field: FieldShape, number: number): string {
+  if (shape.mapEntry) return '';
+  if (!field.repeated) return field.name;
+  // The walk has read these bytes already: every tag and value in them is whole.
+  let n = 0;
+  let i = start;
+  while (i < at) {
+    const tag = readVarint(buf, i, at);
+    i = varintEnd;
+    if (Math.floor(tag / 8) === number) n++;
+    const wireType = tag & 7;
+    if (wireType === 0) while (buf[i++]! & 0x80);
+    else if (wireType === 1) i += 8;
+    else if (wireType === 5) i += 4;
+    else {
+      const len = readVarint(buf, i, at);
+      i = varintEnd + len;
+    }
+  }
+  return `${field.name}.${n}`;
+}
+
+/** `finding` found in a nested message, with the path of the field that holds it in front. */
+function under(prefix: string, finding: Finding): Finding {
+  // In a map entry (whose path is the map field's, given by the message holding the map).
+  if (prefix === '') return finding;
+  const path = finding.path === '' ? prefix : `${prefix}.${finding.path}`;
+  if (finding instanceof InvalidUtf8Message) return new InvalidUtf8Message(path);
+  return finding instanceof WrongWireTypeMessage ? new WrongWireTypeMessage(path, finding.type) : new OutOfRangeMessage(path, finding.type);
+}
+
 /**
  * The first string field in `buf[start, end)` whose bytes are not UTF-8 or declared field with
- * the wrong wire type, MALFORMED (groups included), or undefined. Nesting past MAX_NESTING ends
- * the walk without a verdict: the decoder has the last word on it.
+ * the wrong wire type (its path relative to this message), MALFORMED (groups included), or
+ * undefined. Nesting past MAX_NESTING ends the walk without a verdict: the decoder has the last
+ * word on it.
  */
-function firstInvalid(buf: Buffer, start: number, end: number, shape: MessageShape, path: string, depth: number): Finding | typeof MALFORMED | typeof TOO_MANY_FIELDS | undefined {
+function firstInvalid(buf: Buffer, start: number, end: number, shape: MessageShape, depth: number): Finding | typeof MALFORMED | typeof TOO_MANY_FIELDS | undefined {
   if (depth > MAX_NESTING) return undefined;
-  let counts: Map<number, number> | undefined;
   let i = start;
   while (i < end) {
     if (--fieldsLeft < 0) return TOO_MANY_FIELDS;
+    const tagAt = i;
     const tag = readVarint(buf, i, end);
     // protobufjs reads a tag as 32 bits: the field number of a larger one would not be the walk's.
     if (tag < 0 || tag > 0xffffffff) return MALFORMED;
@@ -282,19 +325,9 @@ function firstInvalid(buf: Buffer, start: number, end: number, shape: MessageSha
     const wireType = tag & 7;
     const number = Math.floor(tag / 8);
     const field = shape.fields.get(number);
-    let at = path;
-    if (field && !shape.mapEntry) {
-      at = path === '' ? field.name : `${path}.${field.name}`;
-      if (field.repeated) {
-        counts ??= new Map();
-        const n = counts.get(number) ?? 0;
-        counts.set(number, n + 1);
-        at = `${at}.${n}`;
-      }
-    }
     if (field && wireType !== field.wireType && !(wireType === 2 && field.packable)) {
-      // In a map entry `at` is the map field itself (see below), so the type named is the map's.
-      return new WrongWireTypeMessage(at, shape.mapEntry ? 'map' : field.type);
+      // In a map entry the path is the map field itself (see below), so the type named is the map's.
+      return new WrongWireTypeMessage(fieldPath(buf, start, tagAt, shape, field, number), shape.mapEntry ? 'map' : field.type);
     }
     if (wireType === 0) {
       const v = i;
@@ -302,7 +335,9 @@ function firstInvalid(buf: Buffer, start: number, end: number, shape: MessageSha
       // No byte of the value, or its last byte says more follow: cut short.
       if (i === v || buf[i - 1]! & 0x80) return MALFORMED;
       // A declared field's varint as protobufjs reads it: to its end, and in its type's range.
-      if (field && !varintFits(buf, v, i, field.varint32)) return field.varint32 === 'uint32' ? new OutOfRangeMessage(at, shape.mapEntry ? 'map' : field.type) : MALFORMED;
+      if (field && !varintFits(buf, v, i, field.varint32)) {
+        return field.varint32 === 'uint32' ? new OutOfRangeMessage(fieldPath(buf, start, tagAt, shape, field, number), shape.mapEntry ? 'map' : field.type) : MALFORMED;
+      }
     } else if (wireType === 1) {
       i += 8;
       if (i > end) return MALFORMED;
@@ -317,16 +352,19 @@ function firstInvalid(buf: Buffer, start: number, end: number, shape: MessageSha
       if (i > end) return MALFORMED;
       if (!field) continue;
       if (field.packable) {
-        const inner = packedInvalid(buf, s, i, field, at);
+        const inner = packedInvalid(buf, s, i, field);
+        if (inner === OUT_OF_RANGE) return new OutOfRangeMessage(fieldPath(buf, start, tagAt, shape, field, number), field.type);
         if (inner !== undefined) return inner;
       } else if (field.string) {
-        if (!isUtf8(buf.subarray(s, i))) return new InvalidUtf8Message(at);
+        if (!isUtf8(buf.subarray(s, i))) return new InvalidUtf8Message(fieldPath(buf, start, tagAt, shape, field, number));
       } else if (field.message) {
         const nested = field.message();
         if (nested) {
+          const inner = firstInvalid(buf, s, i, nested, depth + 1);
+          if (inner === undefined) continue;
+          if (inner === MALFORMED || inner === TOO_MANY_FIELDS) return inner;
           // A map field's entries are reported as the map itself: their keys are the caller's data.
-          const inner = firstInvalid(buf, s, i, nested, nested.mapEntry ? at.slice(0, at.lastIndexOf('.')) : at, depth + 1);
-          if (inner !== undefined) return inner;
+          return under(nested.mapEntry ? field.name : fieldPath(buf, start, tagAt, shape, field, number), inner);
         }
       }
     } else if (wireType === 3 || wireType === 4) {
@@ -367,7 +405,7 @@ export function withUtf8Check(service: grpc.ServiceDefinition, definition: proto
       ...method,
       requestDeserialize: (bytes: Buffer) => {
         fieldsLeft = maxFields;
-        const invalid = firstInvalid(bytes, 0, bytes.length, shape, '', 0);
+        const invalid = firstInvalid(bytes, 0, bytes.length, shape, 0);
         if (invalid === TOO_MANY_FIELDS) return new TooManyFieldsMessage(maxFields);
         if (invalid === MALFORMED) return new UndecodableMessage(fullName);
         if (invalid !== undefined) return invalid;

@@ -56,6 +56,28 @@ describe('withUtf8Check', () => {
     }
   });
 
+  it('counts the index of a repeated entry among other fields, unknown ones and entries of other repeated fields between, at each level', () => {
+    const part = (request: object) => encode(request);
+    const bad = corrupt({ messages: [{ role: 'assistant', tool_calls: [{ id: 'c0' }, { id: 'c1', function: { name: 'f', arguments: 'ZZZZ' } }] }] });
+    // Concatenated messages merge: repeated fields append, whatever lies between their entries.
+    const bytes = Buffer.concat([
+      part({ model: 'm', messages: [{ role: 'user', content: 'a' }] }),
+      part({ stop: ['x', 'y'] }),
+      Buffer.from([(14 << 3) | 2, 0x02, 0x08, 0x01, (15 << 3) | 0, 0x05]), // unknown fields 14 (bytes) and 15 (varint)
+      part({ messages: [{ role: 'user', content: 'b' }], stop: ['z'] }),
+      bad,
+    ]);
+    expect(complete.requestDeserialize(bytes)).toEqual(new InvalidUtf8Message('messages.2.tool_calls.1.function.arguments'));
+    const dir = mkdtempSync(join(tmpdir(), 'warden-nested-'));
+    writeFileSync(join(dir, 'p.proto'), 'syntax = "proto3"; package t; message V { string s = 1; repeated string r = 2; } message R { repeated V v = 1; } service S { rpc M(R) returns (R); }');
+    const def = protoLoader.loadSync('p.proto', { includeDirs: [dir], keepCase: true });
+    const svc = (grpc.loadPackageDefinition(def).t as grpc.GrpcObject).S as grpc.ServiceClientConstructor;
+    const m = withUtf8Check(svc.service, def).M!;
+    const nested = Buffer.from(svc.service.M!.requestSerialize({ v: [{ s: 'ok' }, { s: 'ok', r: ['ok', 'ZZZZ'] }] }));
+    nested.set([0xff, 0xfe, 0xc3, 0x28], nested.indexOf('ZZZZ'));
+    expect(m.requestDeserialize(nested)).toEqual(new InvalidUtf8Message('v.1.r.1'));
+  });
+
   it('decodes valid messages as before: non-ASCII text, a literal U+FFFD, numbers whose bytes are not text', () => {
     const request = {
       ...BASE,
