@@ -35,7 +35,7 @@ import { GrpcDoor, closeAfterStatus, type DoorArrival, type DoorPass, type Scree
 import { metadataBytes, OversizeMessage, receiveCeiling, withMessageLimit } from './grpc-size.js';
 import { loadRpcTypes, statusDetailsBin } from './grpc-status.js';
 import type { IngressLimits } from './limits.js';
-import { InvalidUtf8Message, OutOfRangeMessage, TooManyFieldsMessage, UndecodableMessage, WrongWireTypeMessage, withUtf8Check } from './grpc-utf8.js';
+import { InvalidUtf8Message, OutOfRangeMessage, TooManyFieldsMessage, UndecodableMessage, UndecodedMessage, WrongWireTypeMessage, withUtf8Check } from './grpc-utf8.js';
 import { checkContentPart, checkPartType } from './parts.js';
 import { loadProtos, lookupService, protoDefinition } from './proto.js';
 import { RunningRequests, type TrackedSignal } from './running.js';
@@ -84,6 +84,13 @@ export interface WirePromptRequest {
   params_json: string;
   tools: WireTool[];
 }
+
+/**
+ * What a gateway handler's `call.request` holds: what the request deserializers (grpc-size.ts,
+ * grpc-utf8.ts) hand over, the message undecoded or the marker of a refusal. Never the decoded
+ * request: translate decodes it once the credentials passed.
+ */
+type GatewayRequest = UndecodedMessage | OversizeMessage | InvalidUtf8Message | WrongWireTypeMessage | OutOfRangeMessage | TooManyFieldsMessage | UndecodableMessage;
 
 const ROLES: ReadonlySet<string> = new Set(['system', 'developer', 'user', 'assistant', 'tool']);
 
@@ -182,6 +189,11 @@ export function grpcCredentials(metadata: grpc.Metadata, peer: PeerInfo, unreada
 
 function invalid(message: string, path: string): WardenError {
   return new WardenError('invalid_request', message, { location: { path } });
+}
+
+/** A request message the walk (grpc-utf8.ts) or the decoder could not read. */
+function undecodable(m: UndecodableMessage): WardenError {
+  return invalid(`the request message is not a valid ${m.type} (malformed protobuf)`, '$');
 }
 
 /**
@@ -532,7 +544,7 @@ class QueuedBytes {
    * Resolves once the queue is at or below the mark, the client is gone (`cancelled`: grpc-js then
    * calls no more callbacks) or the request's signal aborts.
    */
-  below(call: grpc.ServerWritableStream<WirePromptRequest, unknown>, signal: CancelSignal): Promise<void> {
+  below(call: grpc.ServerWritableStream<GatewayRequest, unknown>, signal: CancelSignal): Promise<void> {
     if (this.bytes <= QUEUED_BYTES_MARK || signal.aborted || call.cancelled) return Promise.resolve();
     return new Promise((resolve) => {
       const done = () => {
@@ -785,7 +797,7 @@ export function createGrpcIngress(opts: GrpcIngressOptions): GrpcIngress {
     return pass;
   }
 
-  type AnyCall = grpc.ServerUnaryCall<WirePromptRequest, unknown> | grpc.ServerWritableStream<WirePromptRequest, unknown>;
+  type AnyCall = grpc.ServerUnaryCall<GatewayRequest, unknown> | grpc.ServerWritableStream<GatewayRequest, unknown>;
 
   /**
    * Per-call abort: cancelled by the client (which includes the client's own gRPC deadline), or
@@ -840,7 +852,7 @@ export function createGrpcIngress(opts: GrpcIngressOptions): GrpcIngress {
       throw err;
     };
     try {
-      const wire = call.request as WirePromptRequest | OversizeMessage | InvalidUtf8Message | WrongWireTypeMessage | OutOfRangeMessage | TooManyFieldsMessage | UndecodableMessage;
+      const wire = call.request;
       // As sent: entries grpc-js dropped (a value that is not printable ASCII) count too (screenHeaders).
       const metadataSize = pass.screened?.metadataBytes ?? metadataBytes(call.metadata);
       if (metadataSize > limits.maxHeaderBytes) {
@@ -869,22 +881,27 @@ export function createGrpcIngress(opts: GrpcIngressOptions): GrpcIngress {
           location: { path: wire.path },
         });
       }
-      if (wire instanceof TooManyFieldsMessage) {
-        throw new WardenError('invalid_request', `the request message holds more than ${wire.max} fields (each entry of a repeated field counts; limits.max_json_values)`, { location: { path: '$' } });
-      }
-      if (wire instanceof UndecodableMessage) {
-        throw new WardenError('invalid_request', `the request message is not a valid ${wire.type} (malformed protobuf)`, { location: { path: '$' } });
-      }
+      if (wire instanceof UndecodableMessage) throw undecodable(wire);
     } catch (err) {
       return refused(err);
     }
-    // The credentials before the JSON fields are parsed (as HTTP's before its body): refused
-    // ones cost no JSON.parse. A refusal is audited by the pipeline and thrown as is.
+    // The credentials before the message is decoded and its JSON fields parsed (as HTTP's before
+    // its body is read): refused ones cost the walk of the wire bytes only, no object built. A
+    // refusal is audited by the pipeline and thrown as is.
     const arriving = { id: meta.id, credentials: meta.credentials, signal, receivedAt: performance.timeOrigin + started, traceparent: meta.traceparent };
     const first = pipeline.authenticate(arrivingRequest(arriving, 'grpc', action, stream));
     const admitted = first instanceof Promise ? await first : first;
     try {
-      return { request: fromWireRequest(call.request as WirePromptRequest, meta, limits), admitted };
+      // The field count is the message's max_json_values: like a body's JSON values, counted
+      // before anything is built and refused after the credentials.
+      if (call.request instanceof TooManyFieldsMessage) {
+        throw new WardenError('invalid_request', `the request message holds more than ${call.request.max} fields (each entry of a repeated field counts; limits.max_json_values)`, { location: { path: '$' } });
+      }
+      // Nothing else comes through the gateway's deserializers; anything else fails closed.
+      if (!(call.request instanceof UndecodedMessage)) throw new WardenError('internal', 'internal error');
+      const decoded = call.request.decode() as WirePromptRequest | UndecodableMessage;
+      if (decoded instanceof UndecodableMessage) throw undecodable(decoded);
+      return { request: fromWireRequest(decoded, meta, limits), admitted };
     } catch (err) {
       return refused(err);
     }
@@ -895,7 +912,7 @@ export function createGrpcIngress(opts: GrpcIngressOptions): GrpcIngress {
   }
 
   function unary(action: Action) {
-    return (call: grpc.ServerUnaryCall<WirePromptRequest, unknown>, callback: grpc.sendUnaryData<unknown>) => {
+    return (call: grpc.ServerUnaryCall<GatewayRequest, unknown>, callback: grpc.sendUnaryData<unknown>) => {
       // Admitted at the door (grpc-door.ts): refused there while draining or past the in-flight limit.
       const pass = passOf(call);
       const { signal, cancel, dispose } = callSignal(call);
@@ -916,7 +933,7 @@ export function createGrpcIngress(opts: GrpcIngressOptions): GrpcIngress {
     };
   }
 
-  function streamComplete(call: grpc.ServerWritableStream<WirePromptRequest, unknown>): void {
+  function streamComplete(call: grpc.ServerWritableStream<GatewayRequest, unknown>): void {
     const pass = passOf(call);
     const { signal, cancel, dispose } = callSignal(call);
     const queued = new QueuedBytes();
@@ -957,7 +974,8 @@ export function createGrpcIngress(opts: GrpcIngressOptions): GrpcIngress {
     })();
   }
 
-  // The size limit is checked first (outermost), then the strings' UTF-8, then the message decoded.
+  // The size limit is checked first (outermost), then the wire walk (UTF-8, wire types, ranges,
+  // the field count); the message is decoded by translate, once the credentials passed.
   server.addService(withMessageLimit(withUtf8Check(gateway.service, protoDefinition(), limits.maxJsonValues), limits.maxBodyBytes), {
     Render: unary('prompt.render'),
     Complete: unary('prompt.execute'),

@@ -8,7 +8,7 @@ import { join } from 'node:path';
 import * as grpc from '@grpc/grpc-js';
 import * as protoLoader from '@grpc/proto-loader';
 import { describe, expect, it } from 'vitest';
-import { InvalidUtf8Message, OutOfRangeMessage, TooManyFieldsMessage, UndecodableMessage, WrongWireTypeMessage, withUtf8Check } from '../../src/server/grpc-utf8.js';
+import { InvalidUtf8Message, OutOfRangeMessage, TooManyFieldsMessage, UndecodableMessage, UndecodedMessage, WrongWireTypeMessage, withUtf8Check } from '../../src/server/grpc-utf8.js';
 import { loadProtos, lookupService, protoDefinition } from '../../src/server/proto.js';
 import { varint } from '../e2e/helpers/grpc.js';
 
@@ -24,6 +24,12 @@ function corrupt(request: object): Buffer {
   expect(at).toBeGreaterThanOrEqual(0);
   bytes.set([0xff, 0xfe, 0xc3, 0x28], at);
   return bytes;
+}
+
+/** What a deserializer hands over for a message that passed the walk, decoded (as the handler does once the credentials passed). */
+function decoded(out: unknown): any {
+  expect(out).toBeInstanceOf(UndecodedMessage);
+  return (out as UndecodedMessage).decode();
 }
 
 const BASE = { model: 'gpt-4o-mini', temperature: 0.7310585786300049, max_tokens: 300_000 };
@@ -50,6 +56,28 @@ describe('withUtf8Check', () => {
     }
   });
 
+  it('counts the index of a repeated entry among other fields, unknown ones and entries of other repeated fields between, at each level', () => {
+    const part = (request: object) => encode(request);
+    const bad = corrupt({ messages: [{ role: 'assistant', tool_calls: [{ id: 'c0' }, { id: 'c1', function: { name: 'f', arguments: 'ZZZZ' } }] }] });
+    // Concatenated messages merge: repeated fields append, whatever lies between their entries.
+    const bytes = Buffer.concat([
+      part({ model: 'm', messages: [{ role: 'user', content: 'a' }] }),
+      part({ stop: ['x', 'y'] }),
+      Buffer.from([(14 << 3) | 2, 0x02, 0x08, 0x01, (15 << 3) | 0, 0x05]), // unknown fields 14 (bytes) and 15 (varint)
+      part({ messages: [{ role: 'user', content: 'b' }], stop: ['z'] }),
+      bad,
+    ]);
+    expect(complete.requestDeserialize(bytes)).toEqual(new InvalidUtf8Message('messages.2.tool_calls.1.function.arguments'));
+    const dir = mkdtempSync(join(tmpdir(), 'warden-nested-'));
+    writeFileSync(join(dir, 'p.proto'), 'syntax = "proto3"; package t; message V { string s = 1; repeated string r = 2; } message R { repeated V v = 1; } service S { rpc M(R) returns (R); }');
+    const def = protoLoader.loadSync('p.proto', { includeDirs: [dir], keepCase: true });
+    const svc = (grpc.loadPackageDefinition(def).t as grpc.GrpcObject).S as grpc.ServiceClientConstructor;
+    const m = withUtf8Check(svc.service, def).M!;
+    const nested = Buffer.from(svc.service.M!.requestSerialize({ v: [{ s: 'ok' }, { s: 'ok', r: ['ok', 'ZZZZ'] }] }));
+    nested.set([0xff, 0xfe, 0xc3, 0x28], nested.indexOf('ZZZZ'));
+    expect(m.requestDeserialize(nested)).toEqual(new InvalidUtf8Message('v.1.r.1'));
+  });
+
   it('decodes valid messages as before: non-ASCII text, a literal U+FFFD, numbers whose bytes are not text', () => {
     const request = {
       ...BASE,
@@ -59,9 +87,30 @@ describe('withUtf8Check', () => {
       template: { id: 'support/ticket-summary', version: 2 },
     };
     const bytes = encode(request);
-    const out = complete.requestDeserialize(bytes);
+    const out = decoded(complete.requestDeserialize(bytes));
     expect(out).toEqual(service.Complete!.requestDeserialize(bytes));
     expect((out as any).variables).toEqual({ name: 'Zoë 😀 \uFFFD' });
+  });
+
+  it('does not decode: a message that passes the walk is decoded only by decode(), where a throw of the decoder becomes an UndecodableMessage', () => {
+    // The handler decodes once the call's credentials passed (grpc.ts translate): the
+    // deserializer, which grpc-js runs as the message arrives, must not have decoded it.
+    let decodes = 0;
+    const counting = { Complete: { ...service.Complete!, requestDeserialize: (b: Buffer) => (decodes++, service.Complete!.requestDeserialize(b)) } } as grpc.ServiceDefinition;
+    const lazy = withUtf8Check(counting, protoDefinition(), 100).Complete!;
+    const bytes = encode({ ...BASE, messages: [{ role: 'user', content: 'hi' }] });
+    const out = lazy.requestDeserialize(bytes);
+    expect(out).toBeInstanceOf(UndecodedMessage);
+    expect(decodes).toBe(0);
+    expect((out as UndecodedMessage).decode()).toEqual(service.Complete!.requestDeserialize(bytes));
+    expect(decodes).toBe(1);
+    // Nor is a message past the field bound, nor one the walk refuses.
+    expect(lazy.requestDeserialize(encode({ model: 'm', messages: Array.from({ length: 100 }, () => ({})) }))).toBeInstanceOf(TooManyFieldsMessage);
+    expect(lazy.requestDeserialize(bytes.subarray(0, bytes.length - 1))).toBeInstanceOf(UndecodableMessage);
+    expect(decodes).toBe(1);
+    const throwing = { Complete: { ...service.Complete!, requestDeserialize: () => { throw new Error('at offset 17 of the caller\'s bytes'); } } } as grpc.ServiceDefinition;
+    const refused = (withUtf8Check(throwing, protoDefinition()).Complete!.requestDeserialize(bytes) as UndecodedMessage).decode();
+    expect(refused).toEqual(new UndecodableMessage('warden.v1.PromptRequest'));
   });
 
   it('leaves malformed wire data to the decoder, and a refusal of it arrives as an UndecodableMessage (not a throw)', () => {
@@ -92,7 +141,7 @@ describe('withUtf8Check', () => {
     for (const bytes of malformed) expect(complete.requestDeserialize(bytes), bytes.toString('hex')).toEqual(new UndecodableMessage('warden.v1.PromptRequest'));
     // Whole unknown fields of every wire type are skipped, as proto3 does.
     const unknown = Buffer.concat([encode(BASE), Buffer.from([0xf8, 0x07, 0x01, 0xf9, 0x07, 1, 2, 3, 4, 5, 6, 7, 8, 0xfd, 0x07, 1, 2, 3, 4, 0xfa, 0x07, 0x01, 0x41])]);
-    expect(complete.requestDeserialize(unknown)).toEqual(service.Complete!.requestDeserialize(unknown));
+    expect(decoded(complete.requestDeserialize(unknown))).toEqual(service.Complete!.requestDeserialize(unknown));
   });
 
   it('refuses a declared field sent with a wire type its type does not have, naming the field (the walk and the decoder must read the same fields)', () => {
@@ -129,8 +178,8 @@ describe('withUtf8Check', () => {
     const m = withUtf8Check(svc.service, def).M!;
     const packed = svc.service.M!.requestSerialize({ n: [1, 300, 2] });
     expect(packed[0]).toBe(0x0a); // field 1, wire type 2: packed
-    expect(m.requestDeserialize(packed)).toEqual({ n: [1, 300, 2] });
-    expect(m.requestDeserialize(Buffer.from([0x08, 0x01, 0x08, 0x02]))).toEqual({ n: [1, 2] }); // unpacked
+    expect(decoded(m.requestDeserialize(packed))).toEqual({ n: [1, 300, 2] });
+    expect(decoded(m.requestDeserialize(Buffer.from([0x08, 0x01, 0x08, 0x02])))).toEqual({ n: [1, 2] }); // unpacked
     expect(m.requestDeserialize(Buffer.from([0x08, 0x01, 0x0d, 1, 0, 0, 0]))).toEqual(new WrongWireTypeMessage('n.1', 'uint32'));
   });
 
@@ -167,8 +216,8 @@ describe('withUtf8Check', () => {
     // The largest uint32 and a short varint pass.
     for (const v of [2n ** 32n - 1n, 300n]) {
       const bytes = Buffer.concat([model, maxTokens(varint(v)), template(varint(v))]);
-      expect(complete.requestDeserialize(bytes)).toEqual(service.Complete!.requestDeserialize(bytes));
-      expect((complete.requestDeserialize(bytes) as any).max_tokens).toBe(Number(v));
+      expect(decoded(complete.requestDeserialize(bytes))).toEqual(service.Complete!.requestDeserialize(bytes));
+      expect(decoded(complete.requestDeserialize(bytes)).max_tokens).toBe(Number(v));
     }
     // A tag past 32 bits: the walk would skip an unknown field, protobufjs reads field 4 (messages).
     const tag = Buffer.concat([varint(2n ** 32n + BigInt((4 << 3) | 2)), Buffer.from([hidden.length - 2]), hidden.subarray(2)]);
@@ -184,7 +233,7 @@ describe('withUtf8Check', () => {
     const svc = (grpc.loadPackageDefinition(def).t as grpc.GrpcObject).S as grpc.ServiceClientConstructor;
     const m = withUtf8Check(svc.service, def).M!;
     const ok = svc.service.M!.requestSerialize({ n: [1, 4294967295], i: -5, d: [0.5, 2] });
-    expect(m.requestDeserialize(ok)).toEqual({ n: [1, 4294967295], i: -5, d: [0.5, 2] });
+    expect(decoded(m.requestDeserialize(ok))).toEqual({ n: [1, 4294967295], i: -5, d: [0.5, 2] });
     const undecodable = new UndecodableMessage('t.R');
     // packed uint32 with a 6-byte value; int32 as 7 bytes (neither 1 to 5 nor the 10 of a negative one)
     expect(m.requestDeserialize(Buffer.from([0x0a, 0x07, 0x01, 0x80, 0x80, 0x80, 0x80, 0x80, 0x01]))).toEqual(new OutOfRangeMessage('n.0', 'uint32'));
@@ -228,7 +277,7 @@ describe('withUtf8Check: the fields a message may hold', () => {
   it('counts every field on the wire, nested and repeated entries included, and refuses past the bound without decoding', () => {
     // model (1) + 33 messages × (the entry, role, content) = 100 fields: decoded.
     const within = { model: 'm', messages: Array.from({ length: 33 }, () => ({ role: 'user', content: 'x' })) };
-    expect(bounded.requestDeserialize(encode(within))).toMatchObject({ model: 'm' });
+    expect(decoded(bounded.requestDeserialize(encode(within)))).toMatchObject({ model: 'm' });
     // One more field (a name on the last message): refused.
     const over = { model: 'm', messages: [...within.messages.slice(0, 32), { role: 'user', content: 'x', name: 'n' }] };
     const refused = bounded.requestDeserialize(encode(over));
@@ -240,6 +289,6 @@ describe('withUtf8Check: the fields a message may hold', () => {
 
   it('each message is counted from zero', () => {
     const within = encode({ model: 'm', messages: Array.from({ length: 33 }, () => ({ role: 'user', content: 'x' })) });
-    for (let i = 0; i < 3; i++) expect(bounded.requestDeserialize(within)).toMatchObject({ model: 'm' });
+    for (let i = 0; i < 3; i++) expect(decoded(bounded.requestDeserialize(within))).toMatchObject({ model: 'm' });
   });
 });
