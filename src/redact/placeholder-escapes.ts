@@ -42,10 +42,14 @@ export function placeholderReading(text: string): string | null {
  *
  * Folded only when it can hold one: an angle bracket (`<`, `﹤`, `＜`) and a character of the
  * blocks whose characters fold to `<`, `>`, `_`, an ASCII capital or a digit (a superset: a text
- * folded for nothing costs a normalize, never a missed placeholder).
+ * folded for nothing costs a normalize, never a missed placeholder). Those include characters
+ * that fold to several (`Ǆ` to `DŽ`, `Ĳ`, the CJK compatibility block's `㉑` to `21` and `㎅` to
+ * `KB`): every code point whose NFKC holds such a character is in the set (checked over all of
+ * Unicode by a test).
  */
 const ANGLE = /[<\uFE64\uFF1C]/;
-const FOLDS_TO_PLACEHOLDER_CHAR = /[\u00B2\u00B3\u00B9\u1D2C-\u1D42\u2070-\u2189\u2460-\u24FF\u2C7D\uA7F1-\uA7F4\uFE33\uFE34\uFE4D-\uFE4F\uFE64\uFE65\uFF10-\uFF3F]|[\uD833\uD835\uD83C\uD83E][\uDC00-\uDFFF]/;
+const FOLDS_TO_PLACEHOLDER_CHAR =
+  /[\u00B2\u00B3\u00B9\u00BC-\u00BE\u0132\u013F\u01C4-\u01CC\u01F1-\u01F3\u1D2C-\u1D42\u2070-\u2189\u2460-\u24FF\u2C7D\u3250-\u33FF\uA7F1-\uA7F4\uFE33\uFE34\uFE4D-\uFE4F\uFE64\uFE65\uFF10-\uFF3F]|[\uD833\uD835\uD83C\uD83E][\uDC00-\uDFFF]/;
 
 /** `text` folded by NFKC, or null when it holds no character that could fold into a placeholder. */
 export function compatibilityReading(text: string): string | null {
