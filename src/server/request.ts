@@ -602,20 +602,7 @@ export function rejectedRequest(
   action: PromptRequest['action'] = 'prompt.execute',
   stream = false,
 ): PromptRequest {
-  const req: PromptRequest = {
-    id: meta.id,
-    protocol,
-    action,
-    model: '',
-    variables: {},
-    stream,
-    params: {},
-    credentials: { peer: meta.peer },
-    signal: meta.signal,
-    receivedAt: meta.receivedAt,
-  };
-  if (meta.traceparent) req.traceparent = meta.traceparent;
-  return req;
+  return arrivingRequest({ id: meta.id, credentials: { peer: meta.peer }, signal: meta.signal, receivedAt: meta.receivedAt, traceparent: meta.traceparent }, protocol, action, stream);
 }
 
 /**
