@@ -377,19 +377,23 @@ export class LeakGuard {
   }
 
   private findInReadings(readings: readonly FoldedText[], out: Finding[], loose: boolean): number {
-    const first = out.length;
     let n = 0;
     const hits: Finding[] = [];
+    // The spans the readings before kept, merged and in order: a hit over one of them is the
+    // value found again at a deeper level at the same place. A binary search each, not a pass
+    // over every hit kept (a text repeating the value holds one every few bytes).
+    let known: Span[] = [];
     for (const r of readings) {
       hits.length = 0;
       this.findIn(composeFolded(r, fold(r.text)), hits, loose);
+      const kept: Span[] = [];
       for (const h of hits) {
-        let known = false;
-        for (let k = first; k < out.length && !known; k++) known = out[k]!.start < h.end && h.start < out[k]!.end;
-        if (known) continue;
+        if (overlapsAny(known, h.start, h.end)) continue;
         out.push(h);
+        kept.push([h.start, h.end]);
         n++;
       }
+      if (kept.length > 0) known = mergeSpans(known, kept);
     }
     return n;
   }
@@ -536,6 +540,34 @@ function findLoose(t: string, view: FoldedText, sk: Skeleton, out: Finding[]): n
     if (up >= 0 && up < next) up = t.indexOf(sk.anchorUpper, next);
   }
   return n;
+}
+
+/** A span of text, start to end (exclusive). */
+type Span = [number, number];
+
+/** Whether start..end overlaps a span of `spans` (disjoint, in order). */
+function overlapsAny(spans: readonly Span[], start: number, end: number): boolean {
+  // The first span ending after `start`: the only one that can overlap, if it starts before `end`.
+  let lo = 0;
+  let hi = spans.length;
+  while (lo < hi) {
+    const mid = (lo + hi) >>> 1;
+    if (spans[mid]![1] <= start) lo = mid + 1;
+    else hi = mid;
+  }
+  return lo < spans.length && spans[lo]![0] < end;
+}
+
+/** The union of `a` (disjoint, in order) and `b`, as disjoint spans in order. */
+function mergeSpans(a: readonly Span[], b: readonly Span[]): Span[] {
+  const all = [...a, ...b].sort((x, y) => x[0] - y[0]);
+  const out: Span[] = [];
+  for (const [start, end] of all) {
+    const last = out[out.length - 1];
+    if (last !== undefined && start <= last[1]) last[1] = Math.max(last[1], end);
+    else out.push([start, end]);
+  }
+  return out;
 }
 
 /** The exact needles' hits of the findIn under way (it is not re-entered): no array per call. */
