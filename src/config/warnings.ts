@@ -6,12 +6,13 @@ import { formatListen, isLoopbackHost } from './listen.js';
 import type { Config } from './schema.js';
 
 /**
- * Query parameters that carry a credential: Gemini's `key`, Azure Functions' `code`, a SAS `sig`,
- * the generic names. Warden keeps a base_url's query (Azure's `api-version`) and sends it as it is,
- * and never prints the URL; but a key written there is a literal secret in the config file (in
- * its ConfigMap, its repository, every copy of it), which `api_key` refuses to be.
+ * Query parameters that carry a credential: Gemini's `key`, Azure Functions' `code`, Azure API
+ * Management's `subscription-key`, a SAS `sig`, the generic names. Warden keeps a base_url's
+ * query (Azure's `api-version`) and sends it as it is, and never prints the URL; but a key written
+ * there is a literal secret in the config file (in its ConfigMap, its repository, every copy of
+ * it), which `api_key` refuses to be.
  */
-const CREDENTIAL_PARAM = /^(?:key|api[-_]?key|access[-_]?key|(?:access|auth|id|refresh)?[-_]?token|auth|code|sig|signature|secret|client[-_]?secret|pass(?:word|wd)?)$/i;
+const CREDENTIAL_PARAM = /^(?:key|api[-_]?key|subscription[-_]?key|access[-_]?key|(?:access|auth|id|refresh)?[-_]?token|auth|code|sig|signature|secret|client[-_]?secret|pass(?:word|wd)?)$/i;
 
 export function configWarnings(config: Config): string[] {
   const out: string[] = [];

@@ -38,8 +38,11 @@ export interface Components {
   stages: PipelineStages;
   audit: Stage;
   auditLog: AuditLogHandle;
-  /** Loads a complete new policy + template set; throws (with file:line) when any part is bad. */
-  loadLiveSet(): Promise<LiveSet>;
+  /**
+   * Loads a complete new policy + template set; throws (with file:line) when any part is bad.
+   * `stop` (the runtime's shutdown) gives a load under way up, as its deadline does.
+   */
+  loadLiveSet(stop?: AbortSignal): Promise<LiveSet>;
   /**
    * Reads every provider's API key once. A key that cannot be read (a Secret mounted without read
    * access for Warden's user, a misspelt env name) would otherwise fail every call as
@@ -269,7 +272,7 @@ export async function buildComponents(config: Config, opts: ComponentOptions): P
     },
     audit,
     auditLog,
-    loadLiveSet: async () => {
+    loadLiveSet: async (stop?: AbortSignal) => {
       // Both load before either is used: a reload swaps a complete set or nothing. Each part's
       // failure says which part it was (the reload metric and log line are per kind), and the
       // whole load has a deadline: a load that never ends would hold every later reload.
@@ -287,14 +290,21 @@ export async function buildComponents(config: Config, opts: ComponentOptions): P
       // and the policies compile, a slice at a time): left to run, it took its CPU from requests,
       // and each later reload started another.
       const giveUp = new AbortController();
+      let onStop: (() => void) | undefined;
       const deadline = new Promise<never>((_, reject) => {
-        timer = setTimeout(() => {
+        const fail = (why: string) => {
           const kind: LoadKind = pending.has('templates') ? 'templates' : 'policies';
-          const failure = new LoadFailure(kind, `${kind} did not load within ${config.reload.timeout_ms} ms (reload.timeout_ms)`);
+          const failure = new LoadFailure(kind, `${kind} ${why}`);
           giveUp.abort(failure);
           reject(failure);
-        }, config.reload.timeout_ms);
+        };
+        timer = setTimeout(() => fail(`did not load within ${config.reload.timeout_ms} ms (reload.timeout_ms)`), config.reload.timeout_ms);
         timer.unref();
+        // A shutdown during a reload: the compile would run on through the drain, taking its
+        // slices of the loop from the requests being drained, and then swap in a set no one uses.
+        onStop = () => fail('load given up: Warden is shutting down');
+        if (stop?.aborted) onStop();
+        else stop?.addEventListener('abort', onStop, { once: true });
       });
       let templates: Awaited<ReturnType<typeof loadTemplateStore>>;
       let policy: Awaited<ReturnType<typeof createRegoPolicyEngine>>;
@@ -327,6 +337,7 @@ export async function buildComponents(config: Config, opts: ComponentOptions): P
         ]);
       } finally {
         clearTimeout(timer);
+        if (onStop) stop?.removeEventListener('abort', onStop);
       }
       for (const w of templates.warnings) opts.logger.warn({ file: w.file, problem: w.message }, `templates: ${formatWarning(w)}`);
       // Positions and rule names only: a warning never quotes policy text.

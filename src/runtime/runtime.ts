@@ -194,9 +194,12 @@ export async function createRuntime(config: Config, opts: RuntimeOptions = {}): 
   let putOff = 0;
   let putOffTimer: NodeJS.Timeout | undefined;
 
+  /** Aborted when the shutdown starts: a reload under way is given up (see loadLiveSet). */
+  const stopLoads = new AbortController();
+
   async function reload(reason: string): Promise<boolean> {
     try {
-      const next = await components.loadLiveSet();
+      const next = await components.loadLiveSet(stopLoads.signal);
       const prev = holder.get();
       putOff = 0;
       activate(next);
@@ -214,6 +217,11 @@ export async function createRuntime(config: Config, opts: RuntimeOptions = {}): 
       );
       return true;
     } catch (err) {
+      // Given up for the shutdown (see stopLoads): no bad change, nothing to count or alert on.
+      if (stopLoads.signal.aborted) {
+        logger.info({ reason }, 'reload given up: Warden is shutting down');
+        return false;
+      }
       const described = describeLoadError(err);
       // Something it listed was removed before it was read: the tree is changing. Read it again
       // shortly (the last good set serves meanwhile) instead of rejecting what is not a bad
@@ -429,6 +437,7 @@ export async function createRuntime(config: Config, opts: RuntimeOptions = {}): 
       health.shutDown();
       reloader?.close();
       reloads.close();
+      stopLoads.abort();
       clearTimeout(putOffTimer);
       const graceMs = config.limits.shutdown_grace_ms;
       logger.info({ reason, grace_ms: graceMs, in_flight: (httpIngress?.inFlight() ?? 0) + grpcIngresses.reduce((n, i) => n + i.inFlight(), 0) }, 'shutting down');

@@ -603,7 +603,7 @@ export function rejectedRequest(
   stream = false,
 ): PromptRequest {
   // The arriving request's shape, with the peer alone for credentials.
-  return arrivingRequest({ ...meta, credentials: { peer: meta.peer } }, protocol, action, stream);
+  return arrivingRequest({ id: meta.id, credentials: { peer: meta.peer }, signal: meta.signal, receivedAt: meta.receivedAt, traceparent: meta.traceparent }, protocol, action, stream);
 }
 
 /**

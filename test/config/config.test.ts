@@ -927,6 +927,8 @@ describe('warnings', () => {
         `  fn: { kind: openai, base_url: "https://fn.example/api/v1?code=${KEY}&Code=${KEY}&api-version=1" }`,
         '  azure: { kind: openai, base_url: "https://r.openai.azure.com/openai/v1?api-version=preview" }',
         '  empty: { kind: openai, base_url: "https://x.example/v1?token=" }',
+        // Azure API Management takes its key in the query too.
+        `  apim: { kind: openai, base_url: "https://gw.azure-api.net/openai/v1?subscription-key=${KEY}" }`,
       ].join('\n'),
       'w.yaml',
       {},
@@ -936,7 +938,7 @@ describe('warnings', () => {
     expect(config.providers.gemini).toMatchObject({ base_url: expect.stringContaining(KEY) });
     const rule = (name: string, param: string) =>
       `providers.${name}.base_url carries a credential in its query (${param}=…): a literal secret in the config file; put the key in providers.${name}.api_key as a secret ref (sent as Authorization: Bearer) if the upstream accepts it so`;
-    expect(warnings.filter((w) => w.includes('query'))).toEqual([rule('gemini', 'key'), rule('fn', 'code'), rule('fn', 'Code')]);
+    expect(warnings.filter((w) => w.includes('query'))).toEqual([rule('gemini', 'key'), rule('fn', 'code'), rule('fn', 'Code'), rule('apim', 'subscription-key')]);
     expect(warnings.join('\n')).not.toContain('CANARY');
   });
 

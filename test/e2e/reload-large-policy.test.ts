@@ -112,4 +112,24 @@ describe('reload of a large policy set', () => {
       await w.close();
     }
   });
+
+  it('gives up a compile under way when Warden shuts down: the drain does not share the loop with it, and its set is not applied', { timeout: 240_000 }, async () => {
+    const w = await startWarden({ upstreamUrl: upstream.url, reloadKeys: 'timeout_ms: 600000' });
+    try {
+      const before = w.runtime.live()?.policy.revision;
+      writeLarge(w);
+      const reload = w.runtime.reload('test: a large set, then a shutdown');
+      // The shutdown starts while the set is read or compiled (hundreds of 10 ms slices). Before,
+      // the compile ran on through the drain (up to reload.timeout_ms) and then applied the set.
+      const shutdown = w.runtime.shutdown('test');
+      expect(await reload).toBe(false);
+      expect(w.runtime.live()?.policy.revision).toBe(before);
+      await shutdown;
+      // Told as what it is: no reload error (logged or counted) for a set no one judged bad.
+      expect(w.logs.some((l) => l.includes('reload given up: Warden is shutting down'))).toBe(true);
+      expect(w.logs.some((l) => l.includes('reload rejected'))).toBe(false);
+    } finally {
+      await w.close();
+    }
+  });
 });

@@ -885,6 +885,21 @@ describe('placeholder-shaped text in the input (tokenize + reidentify)', () => {
     expect(u.redactMessages([{ role: 'user', content: '\uFF1C\uFF21\uFF22\uFF1E m\u00B2 ann@example.com' }])[0]!.content).toBe('\uFF1C\uFF21\uFF22\uFF1E m\u00B2 <EMAIL_ADDRESS_1>');
   });
 
+  it('a placeholder numbered with a CJK compatibility character (circled 21 to 50) is reserved too', () => {
+    // U+3251 CIRCLED NUMBER TWENTY ONE folds (NFKC) to "21", as the circled 1 to 20 do, but lies
+    // in the CJK compatibility block, not in Enclosed Alphanumerics.
+    const emails = Array.from({ length: 21 }, (_, i) => `user${i}@corp-internal.example.com`);
+    const s = r.session(decision({ mode: 'tokenize' }), []);
+    const out = s.redactMessages([
+      { role: 'system', content: `Escalate to ${emails.join(', ')}` },
+      { role: 'user', content: 'what does <EMAIL_ADDRESS_\u3251> stand for?' },
+    ]);
+    // The 21st address skips the number the caller's text holds.
+    expect(out[0]!.content).toContain('<EMAIL_ADDRESS_22>');
+    expect(out[0]!.content).not.toContain('<EMAIL_ADDRESS_21>');
+    expect(answer(s, 'It reads <EMAIL_ADDRESS_21>')).toBe('It reads <EMAIL_ADDRESS_21>');
+  });
+
   it('a placeholder written with JSON escapes in tool-call arguments is reserved too (the model reads it decoded)', () => {
     for (const note of ['\\u003cEMAIL_ADDRESS_1>', '\\u003CEMAIL_ADDRESS_1\\u003E', '<\\u0045MAIL_ADDRESS_1>']) {
       const args = `{"note":"${note}","to":"bob@corp.example.com"}`;
