@@ -8,6 +8,7 @@
 import { connect } from 'node:net';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { spawnWarden, watchServe } from './helpers/cli.js';
+import { writeBytewiseChunked } from './helpers/http.js';
 import { DOWN_URL, prepareWardenDir, type PreparedDir } from './helpers/warden.js';
 import type { ChildProcess } from 'node:child_process';
 
@@ -41,18 +42,7 @@ function postInPieces(token: string, body: string): Promise<string> {
     s.on('error', reject);
     s.on('close', () => resolve(answer.split('\r\n')[0]!));
     s.write(`POST /v1/chat/completions HTTP/1.1\r\nhost: warden\r\nauthorization: Bearer ${token}\r\ncontent-type: application/json\r\ntransfer-encoding: chunked\r\nconnection: close\r\n\r\n`);
-    const BLOCK = 8192;
-    let at = 0;
-    const next = (): void => {
-      while (at < body.length) {
-        let block = '';
-        for (const c of body.slice(at, at + BLOCK)) block += `1\r\n${c}\r\n`;
-        at += BLOCK;
-        if (!s.write(block)) return void s.once('drain', next);
-      }
-      s.write('0\r\n\r\n');
-    };
-    next();
+    writeBytewiseChunked(s, body, false);
   });
 }
 

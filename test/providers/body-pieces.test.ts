@@ -15,6 +15,7 @@ import { createServer, type Server, type Socket } from 'node:net';
 import type { AddressInfo } from 'node:net';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { writeBytewiseChunked } from '../e2e/helpers/http.js';
 
 let server: Server;
 /** What the upstream answers, by whether the call asked for a stream. */
@@ -26,19 +27,7 @@ beforeAll(async () => {
     s.once('data', (d: Buffer) => {
       const { contentType, body } = answer(d.toString('latin1').includes('"stream":true'));
       s.write(`HTTP/1.1 200 OK\r\ncontent-type: ${contentType}\r\ntransfer-encoding: chunked\r\n\r\n`);
-      // One byte per chunk, written in blocks of many chunks (so it is quick to send).
-      const BLOCK = 8192;
-      let at = 0;
-      const next = (): void => {
-        while (at < body.length) {
-          let block = '';
-          for (const c of body.slice(at, at + BLOCK)) block += `1\r\n${c}\r\n`;
-          at += BLOCK;
-          if (!s.write(block)) return void s.once('drain', next);
-        }
-        s.end('0\r\n\r\n');
-      };
-      next();
+      writeBytewiseChunked(s, body, true);
     });
   });
   await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
