@@ -36,6 +36,16 @@ import { ANY_OBJECT, FALSE_ONLY, NULL_ONLY, NULL_OR_EMPTY_LIST, checkMembers, ty
 import { checkExactNumbers, inParamRange, type ParamRange } from './param-numbers.js';
 import { toPromptRequest, type IngressMeta } from './request.js';
 
+/**
+ * A path of Anthropic's API: `/v1/messages`, and the routes its SDK calls beside it that Warden
+ * does not serve (`/v1/messages/count_tokens`, `/v1/messages/batches...`, the legacy
+ * `/v1/complete`). Their refusals (404, 405, overloaded, ...) use Anthropic's error shape and its
+ * `request-id` header, so the SDK reads their type and request id as it reads any other error.
+ */
+export function isAnthropicPath(path: string): boolean {
+  return path === '/v1/messages' || path.startsWith('/v1/messages/') || path === '/v1/complete';
+}
+
 function invalid(message: string, path: string): WardenError {
   return new WardenError('invalid_request', message, { location: { path } });
 }

@@ -305,6 +305,22 @@ describe('errors as the Anthropic SDK raises them', () => {
     expect(wardenError(err).code).toBe('template_not_found');
   });
 
+  it("routes of Anthropic's API Warden does not serve (countTokens, batches): NotFoundError in Anthropic's shape, with the request id, audited", async () => {
+    const calls: Array<[string, Promise<unknown>]> = [
+      ['countTokens', client(rawToken).messages.countTokens({ model: 'gpt-4o-mini', messages: [{ role: 'user', content: 'hi' }] })],
+      ['batches.list', client(rawToken).messages.batches.list()],
+    ];
+    for (const [name, call] of calls) {
+      const err = await rejection(call);
+      expect(err, name).toBeInstanceOf(Anthropic.NotFoundError);
+      expect(err.type, name).toBe('not_found_error');
+      expect(wardenError(err), name).toMatchObject({ code: 'not_found' });
+      expect(err.requestID, name).toMatch(/^[0-9a-f-]{36}$/);
+      expect((err.error as { request_id?: string }).request_id, name).toBe(err.requestID);
+      await eventually(() => w.audit().some((r) => r.request_id === err.requestID && r.error_code === 'not_found'));
+    }
+  });
+
   it('bad request: BadRequestError, invalid_request_error naming the field', async () => {
     const err = await rejection(client(rawToken).messages.create({ ...plain, thinking: { type: 'enabled', budget_tokens: 1024 } }));
     expect(err).toBeInstanceOf(Anthropic.BadRequestError);
