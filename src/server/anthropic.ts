@@ -29,6 +29,7 @@
 import { WardenError } from '../pipeline/errors.js';
 import { DEFAULT_MAX_JSON_DEPTH, DEPTH_SCAN_MIN_BYTES, textNestsDeeperThan, tooDeepAt } from '../pipeline/json-depth.js';
 import { MEMBER_NAME } from '../pipeline/identifiers.js';
+import { MIB } from '../pipeline/sizes.js';
 import { failedGeneration, isFailedFinish } from '../pipeline/failed-finish.js';
 import type { ChatMessage, CompletionChunk, CompletionResult, ContentPart, PromptRequest, ToolCall } from '../pipeline/types.js';
 import type { IngressLimits } from './limits.js';
@@ -623,6 +624,17 @@ function joinLabel(label: string, piece: string | null | undefined): string {
   return piece === label ? label : label + piece;
 }
 
+/**
+ * The most of one tool call's arguments a stream may carry (UTF-16 units): the encoder holds them
+ * until the block closes, to check they are the JSON object a tool_use input must be (toolInput).
+ * Unbounded, an upstream streaming one call's arguments for the whole upstream deadline (minutes)
+ * grew the process without limit, where redaction holds a stream's text in a bounded window. 16 MiB
+ * is the cap of a whole non-streamed answer (providers/openai.ts maxResponseBytes), which such a
+ * call could not pass either; a UTF-8 byte is at least one unit, so nothing that cap lets through
+ * is refused here.
+ */
+const MAX_STREAMED_ARGUMENTS = 16 * MIB;
+
 type ToolDelta = NonNullable<CompletionChunk['choices'][number]['delta']['tool_calls']>[number];
 type ChunkChoice = CompletionChunk['choices'][number];
 
@@ -769,6 +781,9 @@ export class AnthropicStreamEncoder {
     const piece = t.function?.arguments;
     if (!piece) return out;
     out += this.openPending();
+    if (this.toolArgs.length + piece.length > MAX_STREAMED_ARGUMENTS) {
+      throw new WardenError('upstream_error', `the upstream streamed tool call arguments longer than 16 MiB (${MAX_STREAMED_ARGUMENTS} characters), more than a whole non-streamed answer may hold, which Warden does not pass on as a tool_use input`);
+    }
     this.toolArgs += piece;
     return out + sse('content_block_delta', { type: 'content_block_delta', index: this.index, delta: { type: 'input_json_delta', partial_json: piece } });
   }

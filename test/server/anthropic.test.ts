@@ -142,6 +142,24 @@ describe('AnthropicStreamEncoder', () => {
     );
   });
 
+  it('refuses a tool call whose arguments pass 16 MiB, the cap of a whole non-streamed answer, rather than holding them without bound', () => {
+    const enc = new AnthropicStreamEncoder();
+    const MiB = 1024 * 1024;
+    let sent = enc.encode(chunk(0, '{"x":"', { id: 'call_a', function: { name: 'a', arguments: '{"x":"' } })).length;
+    const piece = 'a'.repeat(MiB);
+    let refused: unknown;
+    for (let i = 0; i < 17 && refused === undefined; i++) {
+      try {
+        sent += enc.encode(chunk(0, piece)).length;
+      } catch (err) {
+        refused = err;
+      }
+    }
+    expect(refused).toMatchObject({ code: 'upstream_error', message: expect.stringContaining('16 MiB') });
+    // The piece that would pass the cap is not sent either: what went out fits under it.
+    expect(sent).toBeLessThan(16 * MiB + 64 * 1024);
+  });
+
   it('refuses a tool call whose first piece has no id or name, instead of a nameless block', () => {
     expect(() => new AnthropicStreamEncoder().encode(chunk(0, '{}'))).toThrow(expect.objectContaining({ code: 'upstream_error' }));
     expect(() => new AnthropicStreamEncoder().encode(chunk(0, '{}', { id: 'call_a' }))).toThrow(expect.objectContaining({ code: 'upstream_error' }));
