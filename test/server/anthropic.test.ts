@@ -199,3 +199,34 @@ describe('anthropicPromptRequest', () => {
     expect(req.messages).toEqual([{ role: 'system', content: 'Be terse.' }, { role: 'user', content: 'hi' }]);
   });
 });
+
+describe('usage in the streamed message', () => {
+  const events = (out: string) =>
+    out
+      .split('\n')
+      .filter((l) => l.startsWith('data: '))
+      .map((l) => JSON.parse(l.slice('data: '.length)) as { type: string; message?: { usage: unknown }; usage?: unknown });
+  const text = (usage?: { prompt_tokens: number; completion_tokens: number; total_tokens: number }) => ({
+    id: 'c',
+    model: 'm',
+    created: 1,
+    choices: [{ index: 0, delta: { content: 'hi' }, finish_reason: null }],
+    ...(usage ? { usage } : {}),
+  });
+
+  it("message_start has the input tokens when the upstream's first chunk reports them, else 0; message_delta has them once reported", () => {
+    const early = new AnthropicStreamEncoder();
+    let out = early.encode(text({ prompt_tokens: 9, completion_tokens: 1, total_tokens: 10 }));
+    out += early.finish('r', 'm');
+    expect(events(out).find((e) => e.type === 'message_start')!.message!.usage).toEqual({ input_tokens: 9, output_tokens: 0 });
+    expect(events(out).find((e) => e.type === 'message_delta')!.usage).toEqual({ input_tokens: 9, output_tokens: 1 });
+
+    // OpenAI's order: usage in a last chunk without choices.
+    const late = new AnthropicStreamEncoder();
+    out = late.encode(text());
+    out += late.encode({ id: 'c', model: 'm', created: 1, choices: [], usage: { prompt_tokens: 9, completion_tokens: 1, total_tokens: 10 } });
+    out += late.finish('r', 'm');
+    expect(events(out).find((e) => e.type === 'message_start')!.message!.usage).toEqual({ input_tokens: 0, output_tokens: 0 });
+    expect(events(out).find((e) => e.type === 'message_delta')!.usage).toEqual({ input_tokens: 9, output_tokens: 1 });
+  });
+});
