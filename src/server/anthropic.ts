@@ -668,6 +668,8 @@ export class AnthropicStreamEncoder {
   private toolName = '';
   /** The open tool_use block's arguments so far, checked when it closes (toolInput). */
   private toolArgs = '';
+  /** Whether the open tool_use block has sent an input_json_delta (its leading white space is not sent). */
+  private argsBegun = false;
   /** Tool calls seen (a block cannot be reopened once closed). */
   private readonly toolsSeen = new Set<number>();
   /** The tool call whose block is not open yet: its name may still be growing. */
@@ -785,7 +787,16 @@ export class AnthropicStreamEncoder {
       throw new WardenError('upstream_error', `the upstream streamed tool call arguments longer than 16 MiB (${MAX_STREAMED_ARGUMENTS} characters), more than a whole non-streamed answer may hold, which Warden does not pass on as a tool_use input`);
     }
     this.toolArgs += piece;
-    return out + sse('content_block_delta', { type: 'content_block_delta', index: this.index, delta: { type: 'input_json_delta', partial_json: piece } });
+    // White space before the value is no part of it, and alone it is no JSON: arguments of white
+    // space only are `{}` (toolInput), but sent as input_json_delta the SDK parsed them when the
+    // input was read, and threw. So the block's pieces start at its first other character.
+    let sent = piece;
+    if (!this.argsBegun) {
+      sent = piece.trimStart();
+      if (sent === '') return out;
+      this.argsBegun = true;
+    }
+    return out + sse('content_block_delta', { type: 'content_block_delta', index: this.index, delta: { type: 'input_json_delta', partial_json: sent } });
   }
 
   /** Opens the pending tool call's tool_use block (its name is whole by now), closing the open block. */
@@ -801,6 +812,7 @@ export class AnthropicStreamEncoder {
     this.toolId = p.id;
     this.toolName = p.name;
     this.toolArgs = '';
+    this.argsBegun = false;
     return out + sse('content_block_start', { type: 'content_block_start', index: this.index, content_block: { type: 'tool_use', id: p.id, name: p.name, input: {} } });
   }
 

@@ -192,6 +192,27 @@ describe('streaming with the Anthropic SDK', () => {
     upstream.mode = 'ok';
   });
 
+  it('a tool call whose arguments are only white space: input {} in the streamed finalMessage(), as not streamed (no piece the SDK cannot parse)', async () => {
+    upstream.mode = 'scripted';
+    upstream.script = { text: ' \n ', toolArgs: true, piece: 1 };
+    const params = { model: 'gpt-4o-mini', max_tokens: 64, tools: [WEATHER_TOOL], messages: [{ role: 'user' as const, content: 'x' }] };
+    const plain = await client(rawToken).messages.create(params);
+    expect(plain.content).toMatchObject([{ type: 'tool_use', id: 'call_up_1', name: 'f', input: {} }]);
+    const stream = client(rawToken).messages.stream(params);
+    const json: string[] = [];
+    stream.on('inputJson', (piece) => json.push(piece));
+    const final = await stream.finalMessage();
+    // The SDK parses a tool_use input from its pieces when it is read: ' \n ' was no JSON to it.
+    expect(final.content).toMatchObject([{ type: 'tool_use', id: 'call_up_1', name: 'f', input: {} }]);
+    expect(final.stop_reason).toBe('tool_use');
+    expect(json).toEqual([]);
+    // Leading white space before an object is dropped from the pieces, the object kept whole.
+    upstream.script = { text: ' {"city": "Paris"}', toolArgs: true, piece: 2 };
+    const spaced = await client(rawToken).messages.stream(params).finalMessage();
+    expect(spaced.content).toMatchObject([{ type: 'tool_use', input: { city: 'Paris' } }]);
+    upstream.mode = 'ok';
+  });
+
   it('a failure after the stream began reaches the SDK as the error event: its type and Warden code', async () => {
     upstream.mode = 'tools-revisit';
     const aborted = upstream.aborted;
