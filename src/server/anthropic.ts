@@ -29,12 +29,23 @@
 import { WardenError } from '../pipeline/errors.js';
 import { DEFAULT_MAX_JSON_DEPTH, DEPTH_SCAN_MIN_BYTES, textNestsDeeperThan, tooDeepAt } from '../pipeline/json-depth.js';
 import { MEMBER_NAME } from '../pipeline/identifiers.js';
+import { MIB } from '../pipeline/sizes.js';
 import { failedGeneration, isFailedFinish } from '../pipeline/failed-finish.js';
 import type { ChatMessage, CompletionChunk, CompletionResult, ContentPart, PromptRequest, ToolCall } from '../pipeline/types.js';
 import type { IngressLimits } from './limits.js';
 import { ANY_OBJECT, FALSE_ONLY, NULL_ONLY, NULL_OR_EMPTY_LIST, checkMembers, type Droppable, type MemberRule } from './members.js';
 import { checkExactNumbers, inParamRange, type ParamRange } from './param-numbers.js';
 import { toPromptRequest, type IngressMeta } from './request.js';
+
+/**
+ * A path of Anthropic's API: `/v1/messages`, and the routes its SDK calls beside it that Warden
+ * does not serve (`/v1/messages/count_tokens`, `/v1/messages/batches...`, the legacy
+ * `/v1/complete`). Their refusals (404, 405, overloaded, ...) use Anthropic's error shape and its
+ * `request-id` header, so the SDK reads their type and request id as it reads any other error.
+ */
+export function isAnthropicPath(path: string): boolean {
+  return path === '/v1/messages' || path.startsWith('/v1/messages/') || path === '/v1/complete';
+}
 
 function invalid(message: string, path: string): WardenError {
   return new WardenError('invalid_request', message, { location: { path } });
@@ -613,6 +624,17 @@ function joinLabel(label: string, piece: string | null | undefined): string {
   return piece === label ? label : label + piece;
 }
 
+/**
+ * The most of one tool call's arguments a stream may carry (UTF-16 units): the encoder holds them
+ * until the block closes, to check they are the JSON object a tool_use input must be (toolInput).
+ * Unbounded, an upstream streaming one call's arguments for the whole upstream deadline (minutes)
+ * grew the process without limit, where redaction holds a stream's text in a bounded window. 16 MiB
+ * is the cap of a whole non-streamed answer (providers/openai.ts maxResponseBytes), which such a
+ * call could not pass either; a UTF-8 byte is at least one unit, so nothing that cap lets through
+ * is refused here.
+ */
+const MAX_STREAMED_ARGUMENTS = 16 * MIB;
+
 type ToolDelta = NonNullable<CompletionChunk['choices'][number]['delta']['tool_calls']>[number];
 type ChunkChoice = CompletionChunk['choices'][number];
 
@@ -646,6 +668,8 @@ export class AnthropicStreamEncoder {
   private toolName = '';
   /** The open tool_use block's arguments so far, checked when it closes (toolInput). */
   private toolArgs = '';
+  /** Whether the open tool_use block has sent an input_json_delta (its leading white space is not sent). */
+  private argsBegun = false;
   /** Tool calls seen (a block cannot be reopened once closed). */
   private readonly toolsSeen = new Set<number>();
   /** The tool call whose block is not open yet: its name may still be growing. */
@@ -759,8 +783,20 @@ export class AnthropicStreamEncoder {
     const piece = t.function?.arguments;
     if (!piece) return out;
     out += this.openPending();
+    if (this.toolArgs.length + piece.length > MAX_STREAMED_ARGUMENTS) {
+      throw new WardenError('upstream_error', `the upstream streamed tool call arguments longer than 16 MiB (${MAX_STREAMED_ARGUMENTS} characters), more than a whole non-streamed answer may hold, which Warden does not pass on as a tool_use input`);
+    }
     this.toolArgs += piece;
-    return out + sse('content_block_delta', { type: 'content_block_delta', index: this.index, delta: { type: 'input_json_delta', partial_json: piece } });
+    // White space before the value is no part of it, and alone it is no JSON: arguments of white
+    // space only are `{}` (toolInput), but sent as input_json_delta the SDK parsed them when the
+    // input was read, and threw. So the block's pieces start at its first other character.
+    let sent = piece;
+    if (!this.argsBegun) {
+      sent = piece.trimStart();
+      if (sent === '') return out;
+      this.argsBegun = true;
+    }
+    return out + sse('content_block_delta', { type: 'content_block_delta', index: this.index, delta: { type: 'input_json_delta', partial_json: sent } });
   }
 
   /** Opens the pending tool call's tool_use block (its name is whole by now), closing the open block. */
@@ -776,6 +812,7 @@ export class AnthropicStreamEncoder {
     this.toolId = p.id;
     this.toolName = p.name;
     this.toolArgs = '';
+    this.argsBegun = false;
     return out + sse('content_block_start', { type: 'content_block_start', index: this.index, content_block: { type: 'tool_use', id: p.id, name: p.name, input: {} } });
   }
 

@@ -20,7 +20,7 @@ import { grantedModels } from '../pipeline/model-grant.js';
 import { checkJsonDepth, DEPTH_SCAN_MIN_BYTES, jsonScanError, scanJson } from '../pipeline/json-depth.js';
 import type { CompletionChunk, PromptRequest } from '../pipeline/types.js';
 import type { IngressLimits } from './limits.js';
-import { AnthropicStreamEncoder, anthropicErrorBody, anthropicErrorEvent, anthropicMessageBody, anthropicPromptRequest, anthropicStatus } from './anthropic.js';
+import { AnthropicStreamEncoder, anthropicErrorBody, anthropicErrorEvent, anthropicMessageBody, anthropicPromptRequest, anthropicStatus, isAnthropicPath } from './anthropic.js';
 import { DONE_EVENT, chunkEvent, completionBody, errorBody } from './openai.js';
 import { Admission, OVERLOADED_RETRY_AFTER_S } from './admission.js';
 import { closeUnlessFinishedWithin, whenWritable } from './backpressure.js';
@@ -807,6 +807,9 @@ export function createHttpIngress(opts: HttpIngressOptions): HttpIngress {
     // as any other): not named back, in the message or the location. The method is one of the
     // fixed set node's parser accepts.
     const err = new WardenError('not_found', `no route for ${req.method ?? 'GET'} at this path; Warden serves ${SERVED_ROUTES}`);
+    // A route of Anthropic's API Warden does not serve (the SDK's messages.countTokens, batches,
+    // legacy completions): answered in the shape that SDK reads, as its other answers are.
+    if (isAnthropicPath(path)) return recordRefusal(req, requestId, path, err).then(() => sendAnthropicError(res, err, requestId));
     return recordRefusal(req, requestId, path, err).then(() => sendError(res, err, requestId));
   }
 
@@ -816,7 +819,7 @@ export function createHttpIngress(opts: HttpIngressOptions): HttpIngress {
    * refused before it was read (ids and the code only).
    */
   function refuseAtDoor(req: IncomingMessage, res: ServerResponse, requestId: string, path: string, err: WardenError): Promise<void> {
-    const anthropic = path === '/v1/messages';
+    const anthropic = isAnthropicPath(path);
     return recordRefusal(req, requestId, path, err).then(() => (anthropic ? sendAnthropicError(res, err, requestId) : sendError(res, err, requestId)));
   }
 
@@ -827,7 +830,7 @@ export function createHttpIngress(opts: HttpIngressOptions): HttpIngress {
   function recordRefusal(req: IncomingMessage, requestId: string, path: string, err: WardenError): Promise<void> {
     req.resume();
     const receivedAt = performance.timeOrigin + performance.now();
-    const protocol = path === '/v1/messages' ? 'anthropic-http' : 'openai-http';
+    const protocol = isAnthropicPath(path) ? 'anthropic-http' : 'openai-http';
     const action = path === '/v1/models' || path.startsWith(MODEL_PATH) ? 'models.list' : 'prompt.execute';
     opts.onRejected?.(err.code, 0, protocol);
     const headers = ingressHeaders(req.rawHeaders);
@@ -845,7 +848,7 @@ export function createHttpIngress(opts: HttpIngressOptions): HttpIngress {
   function refuseWith(req: IncomingMessage, res: ServerResponse, requestId: string, path: string, err: WardenError, status: number): Promise<void> {
     return recordRefusal(req, requestId, path, err).then(() => {
       // The route's own shape, as every other answer on it (an Anthropic SDK parses this one too).
-      if (path === '/v1/messages') {
+      if (isAnthropicPath(path)) {
         anthropicRequestId(res, requestId);
         sendJson(res, status, JSON.stringify(anthropicErrorBody(err, requestId)), requestId);
         return;

@@ -192,6 +192,27 @@ describe('streaming with the Anthropic SDK', () => {
     upstream.mode = 'ok';
   });
 
+  it('a tool call whose arguments are only white space: input {} in the streamed finalMessage(), as not streamed (no piece the SDK cannot parse)', async () => {
+    upstream.mode = 'scripted';
+    upstream.script = { text: ' \n ', toolArgs: true, piece: 1 };
+    const params = { model: 'gpt-4o-mini', max_tokens: 64, tools: [WEATHER_TOOL], messages: [{ role: 'user' as const, content: 'x' }] };
+    const plain = await client(rawToken).messages.create(params);
+    expect(plain.content).toMatchObject([{ type: 'tool_use', id: 'call_up_1', name: 'f', input: {} }]);
+    const stream = client(rawToken).messages.stream(params);
+    const json: string[] = [];
+    stream.on('inputJson', (piece) => json.push(piece));
+    const final = await stream.finalMessage();
+    // The SDK parses a tool_use input from its pieces when it is read: ' \n ' was no JSON to it.
+    expect(final.content).toMatchObject([{ type: 'tool_use', id: 'call_up_1', name: 'f', input: {} }]);
+    expect(final.stop_reason).toBe('tool_use');
+    expect(json).toEqual([]);
+    // Leading white space before an object is dropped from the pieces, the object kept whole.
+    upstream.script = { text: ' {"city": "Paris"}', toolArgs: true, piece: 2 };
+    const spaced = await client(rawToken).messages.stream(params).finalMessage();
+    expect(spaced.content).toMatchObject([{ type: 'tool_use', input: { city: 'Paris' } }]);
+    upstream.mode = 'ok';
+  });
+
   it('a failure after the stream began reaches the SDK as the error event: its type and Warden code', async () => {
     upstream.mode = 'tools-revisit';
     const aborted = upstream.aborted;
@@ -303,6 +324,22 @@ describe('errors as the Anthropic SDK raises them', () => {
     expect(err.status).toBe(404);
     expect(err.type).toBe('not_found_error');
     expect(wardenError(err).code).toBe('template_not_found');
+  });
+
+  it("routes of Anthropic's API Warden does not serve (countTokens, batches): NotFoundError in Anthropic's shape, with the request id, audited", async () => {
+    const calls: Array<[string, Promise<unknown>]> = [
+      ['countTokens', client(rawToken).messages.countTokens({ model: 'gpt-4o-mini', messages: [{ role: 'user', content: 'hi' }] })],
+      ['batches.list', client(rawToken).messages.batches.list()],
+    ];
+    for (const [name, call] of calls) {
+      const err = await rejection(call);
+      expect(err, name).toBeInstanceOf(Anthropic.NotFoundError);
+      expect(err.type, name).toBe('not_found_error');
+      expect(wardenError(err), name).toMatchObject({ code: 'not_found' });
+      expect(err.requestID, name).toMatch(/^[0-9a-f-]{36}$/);
+      expect((err.error as { request_id?: string }).request_id, name).toBe(err.requestID);
+      await eventually(() => w.audit().some((r) => r.request_id === err.requestID && r.error_code === 'not_found'));
+    }
   });
 
   it('bad request: BadRequestError, invalid_request_error naming the field', async () => {

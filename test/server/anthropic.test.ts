@@ -142,6 +142,24 @@ describe('AnthropicStreamEncoder', () => {
     );
   });
 
+  it('refuses a tool call whose arguments pass 16 MiB, the cap of a whole non-streamed answer, rather than holding them without bound', () => {
+    const enc = new AnthropicStreamEncoder();
+    const MiB = 1024 * 1024;
+    let sent = enc.encode(chunk(0, '{"x":"', { id: 'call_a', function: { name: 'a', arguments: '{"x":"' } })).length;
+    const piece = 'a'.repeat(MiB);
+    let refused: unknown;
+    for (let i = 0; i < 17 && refused === undefined; i++) {
+      try {
+        sent += enc.encode(chunk(0, piece)).length;
+      } catch (err) {
+        refused = err;
+      }
+    }
+    expect(refused).toMatchObject({ code: 'upstream_error', message: expect.stringContaining('16 MiB') });
+    // The piece that would pass the cap is not sent either: what went out fits under it.
+    expect(sent).toBeLessThan(16 * MiB + 64 * 1024);
+  });
+
   it('refuses a tool call whose first piece has no id or name, instead of a nameless block', () => {
     expect(() => new AnthropicStreamEncoder().encode(chunk(0, '{}'))).toThrow(expect.objectContaining({ code: 'upstream_error' }));
     expect(() => new AnthropicStreamEncoder().encode(chunk(0, '{}', { id: 'call_a' }))).toThrow(expect.objectContaining({ code: 'upstream_error' }));
@@ -179,5 +197,36 @@ describe('anthropicPromptRequest', () => {
   it('a system prompt on the raw path goes on as a leading system message', () => {
     const req = anthropicPromptRequest({ model: 'm', max_tokens: 5, system: 'Be terse.', messages: [{ role: 'user', content: 'hi' }] }, meta() as never, DEFAULT_LIMITS);
     expect(req.messages).toEqual([{ role: 'system', content: 'Be terse.' }, { role: 'user', content: 'hi' }]);
+  });
+});
+
+describe('usage in the streamed message', () => {
+  const events = (out: string) =>
+    out
+      .split('\n')
+      .filter((l) => l.startsWith('data: '))
+      .map((l) => JSON.parse(l.slice('data: '.length)) as { type: string; message?: { usage: unknown }; usage?: unknown });
+  const text = (usage?: { prompt_tokens: number; completion_tokens: number; total_tokens: number }) => ({
+    id: 'c',
+    model: 'm',
+    created: 1,
+    choices: [{ index: 0, delta: { content: 'hi' }, finish_reason: null }],
+    ...(usage ? { usage } : {}),
+  });
+
+  it("message_start has the input tokens when the upstream's first chunk reports them, else 0; message_delta has them once reported", () => {
+    const early = new AnthropicStreamEncoder();
+    let out = early.encode(text({ prompt_tokens: 9, completion_tokens: 1, total_tokens: 10 }));
+    out += early.finish('r', 'm');
+    expect(events(out).find((e) => e.type === 'message_start')!.message!.usage).toEqual({ input_tokens: 9, output_tokens: 0 });
+    expect(events(out).find((e) => e.type === 'message_delta')!.usage).toEqual({ input_tokens: 9, output_tokens: 1 });
+
+    // OpenAI's order: usage in a last chunk without choices.
+    const late = new AnthropicStreamEncoder();
+    out = late.encode(text());
+    out += late.encode({ id: 'c', model: 'm', created: 1, choices: [], usage: { prompt_tokens: 9, completion_tokens: 1, total_tokens: 10 } });
+    out += late.finish('r', 'm');
+    expect(events(out).find((e) => e.type === 'message_start')!.message!.usage).toEqual({ input_tokens: 0, output_tokens: 0 });
+    expect(events(out).find((e) => e.type === 'message_delta')!.usage).toEqual({ input_tokens: 9, output_tokens: 1 });
   });
 });
