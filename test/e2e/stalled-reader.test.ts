@@ -202,12 +202,12 @@ describe('a streaming client that reads, but slower than the upstream sends', ()
 });
 
 describe('a client that reads a large non-streamed answer that came late in the deadline', () => {
-  it('gets all of it: it has a whole deadline from the answer on to take it', { timeout: 15_000 }, async () => {
-    const SIZE = 12 * 1024 * 1024;
-    const LATE_DEADLINE_MS = 5000;
-    // An upstream that answers 12 MB 1.4 s into a 5 s deadline (just within the fixture's 1.5 s
-    // headers timeout; the rest leaves room to parse and redact it on a loaded machine, where 3 s
-    // did not: the answer missed the deadline).
+  it('gets all of it: it has a whole deadline from the answer on to take it', { timeout: 40_000 }, async () => {
+    const SIZE = 6 * 1024 * 1024;
+    const LATE_DEADLINE_MS = 8000;
+    // An upstream that answers 6 MB 1.4 s into an 8 s deadline (just within the fixture's 1.5 s
+    // headers timeout; the rest leaves room to parse and redact it on a loaded machine: with
+    // 12 MB and 5 s, 3.6 s were not always enough while other test files ran beside it).
     const late = createServer((req, res) => {
       const parts: Buffer[] = [];
       req.on('data', (d: Buffer) => parts.push(d));
@@ -236,8 +236,9 @@ describe('a client that reads a large non-streamed answer that came late in the 
         `POST /v1/chat/completions HTTP/1.1\r\nhost: ${url.host}\r\nauthorization: Bearer ${lateToken}\r\ncontent-type: application/json\r\n` +
           `content-length: ${Buffer.byteLength(text)}\r\nconnection: close\r\n\r\n${text}`,
       );
-      // A reading client on a slow link: 1 MB, then 330 ms, ... (~3 MB/s): it takes about 4 s,
-      // past the deadline counted from the request's receipt, within one counted from the answer.
+      // A reading client on a slow link: 1 MB, then 1.5 s, ... (~0.7 MB/s): it takes 7.5 s or
+      // more, so it ends past the deadline counted from the request's receipt (1.4 s + 7.5 s > 8 s),
+      // within one counted from the answer.
       let got = 0;
       let since = 0;
       let head = '';
@@ -248,7 +249,7 @@ describe('a client that reads a large non-streamed answer that came late in the 
         if (since > 1024 * 1024) {
           since = 0;
           socket.pause();
-          setTimeout(() => socket.resume(), 330);
+          setTimeout(() => socket.resume(), 1500);
         }
       });
       await new Promise((resolve) => socket.once('close', resolve));
