@@ -70,6 +70,19 @@ describe('canonical record text', () => {
     }
   });
 
+  it('writes latency_ms, whole µs as record.ts rounds it, as the reference does', () => {
+    const rnd = mulberry32(29);
+    const body = generator(31)();
+    const latencies: number[] = [0, -0, 0.001, 0.01, 0.1, 1, 10, 999.999, 1000, 86_400_000.001, 999_999_999.999, 1e9, 1e12, 0.0005, 1 / 3, -0.25, 1.5e-7];
+    for (let us = 0; us <= 5000; us++) latencies.push(us / 1000);
+    // Every scale up to 10^9 ms, each computed as record.ts computes it (rounded to thousandths).
+    for (let i = 0; i < 5000; i++) latencies.push(Math.round(rnd() * 10 ** Math.floor(rnd() * 13)) / 1000);
+    for (const latency_ms of latencies) {
+      const b = { ...body, latency_ms };
+      expect(canonicalRecordText(b, 1, GENESIS.hash)).toBe(referenceCanonicalJson({ ...b, seq: 1, prev_hash: GENESIS.hash }));
+    }
+  });
+
   it('steps aside for anything but the documented shape', () => {
     const base = generator(11)();
     const cases: Array<Record<string, unknown>> = [
