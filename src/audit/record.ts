@@ -7,6 +7,7 @@ import { createHmac, type KeyObject } from 'node:crypto';
 import { outboundJson, outboundText } from '../pipeline/canonical-json.js';
 import { mostRecentApproval } from '../pipeline/approvals.js';
 import { isoTime } from '../pipeline/clock.js';
+import { upstreamFailureOf } from '../pipeline/upstream-failure.js';
 import type { RequestContext } from '../pipeline/stage.js';
 import { canonicalJson } from './canonical.js';
 import type { PromptHmac } from './prompt-hmac.js';
@@ -165,6 +166,7 @@ function recordBody(m: FinalRecordMembers, ctx: RequestContext, now: number): Au
     usage: usageOf(ctx),
     status: ctx.error ? 'error' : 'ok',
     error_code: ctx.error?.code ?? null,
+    upstream_failure: upstreamFailureOf(ctx.error),
     latency_ms: latencyMs(ctx.request.receivedAt),
     stream: m.stream,
   };

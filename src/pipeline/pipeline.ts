@@ -9,6 +9,7 @@ import { startTrace } from '../telemetry/tracing.js';
 import { abortReasonError, onAbort } from './cancel.js';
 import { inCheckPhase } from './check-phase.js';
 import { WardenError, isWardenError } from './errors.js';
+import { markUpstream } from './upstream-failure.js';
 import type { RequestContext, Stage, StageName } from './stage.js';
 import type { CompletionChunk, Credentials, Decision, PipelineResponse, PromptRequest, ToolDefinition } from './types.js';
 
@@ -507,7 +508,7 @@ class AuditedStream implements AsyncIterableIterator<CompletionChunk> {
         ? err
         : this.ctx.request.signal.aborted
           ? abortOutcome(this.ctx)
-          : new WardenError('upstream_error', 'the upstream stream failed', { cause: err });
+          : markUpstream(new WardenError('upstream_error', 'the upstream stream failed', { cause: err }), 'failed');
       await this.finish(error);
       throw error;
     }
