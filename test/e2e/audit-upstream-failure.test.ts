@@ -72,6 +72,25 @@ describe('upstream_failure in the audit record', () => {
     expect(record).toMatchObject({ status: 'error', error_code: 'upstream_timeout', upstream_failure: { kind: 'timeout', status: null } });
   });
 
+  it('a stream the client leaves mid-way is cancelled: no upstream failure', async () => {
+    upstream.mode = 'stream-slow';
+    const aborted = upstream.aborted;
+    const controller = new AbortController();
+    const res = await fetch(`${w.addresses.http}/v1/chat/completions`, {
+      method: 'POST',
+      headers: { authorization: `Bearer ${token}`, 'content-type': 'application/json' },
+      body: governed({ stream: true }),
+      signal: controller.signal,
+    });
+    const id = res.headers.get('x-request-id');
+    const reader = res.body!.getReader();
+    await reader.read();
+    controller.abort();
+    await aborted;
+    await eventually(() => w.audit().some((r) => r.request_id === id));
+    expect(w.audit().find((r) => r.request_id === id)).toMatchObject({ stream: true, error_code: 'cancelled', upstream_failure: null });
+  });
+
   it('an upstream nobody listens on is unreachable', async () => {
     const down = await startWarden({ upstreamUrl: DOWN_URL });
     try {
