@@ -81,6 +81,7 @@ function documentedRecord(b: AuditRecordBody, seq: number, prev: string, hash: s
     usage: b.usage,
     status: b.status,
     error_code: b.error_code,
+    upstream_failure: b.upstream_failure,
     latency_ms: b.latency_ms,
     stream: b.stream,
     seq,

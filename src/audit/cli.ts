@@ -244,12 +244,19 @@ export async function runAuditCli(argv: readonly string[], io: CliIO): Promise<n
 
   // A regular file only: a FIFO would make verify wait for a writer for good.
   let fh;
+  let size;
   try {
     fh = await openRegularFile(path);
+    size = (await fh.stat()).size;
   } catch (err) {
+    await fh?.close().catch(() => undefined);
     return readError(io, file, readFailure(err));
   }
-  const input = fh.createReadStream();
+  // The file as it was when opened, not what is appended while it is read: a file a writer
+  // appends to faster than it is read would otherwise be read for as long as it grows, and the
+  // verdict's head would depend on how fast the two ran. A size of 0 is read to its end all the
+  // same: a file system that reports no size (a FUSE or proc file) must not verify as empty.
+  const input = fh.createReadStream(size === 0 ? {} : { start: 0, end: size - 1 });
   let first = true;
   try {
     outer: for await (const chunk of input as AsyncIterable<Buffer>) {

@@ -17,7 +17,7 @@ const str = JSON.stringify;
 const BODY_KEYS = new Set([
   'action', 'approval', 'decision', 'decision_id', 'environment', 'error_code', 'latency_ms', 'model', 'policy_revision',
   'principal', 'prompt_hmac', 'provider', 'redaction', 'request_id', 'secret_refs', 'span_id', 'status', 'stream', 'template',
-  'template_revision', 'time', 'trace_id', 'usage',
+  'template_revision', 'time', 'trace_id', 'upstream_failure', 'usage',
 ]);
 
 /** Thrown inside the writer when a value is not of the documented shape; never escapes. */
@@ -128,6 +128,13 @@ function template(v: unknown): string {
   return `{"id":${s(t.id)},"sensitivity":${sOrNull(t.sensitivity)}${variables},"version":${t.version === null ? 'null' : n(t.version)}}`;
 }
 
+/** What the upstream did when the call failed (pipeline/upstream-failure.ts): a kind and a status. */
+function upstreamFailure(v: unknown): string {
+  if (v === null) return 'null';
+  const u = shaped(v, ['kind', 'status']);
+  return `{"kind":${s(u.kind)},"status":${u.status === null ? 'null' : n(u.status)}}`;
+}
+
 function usage(v: unknown): string {
   if (v === null) return 'null';
   const u = shaped(v, ['completion_tokens', 'prompt_tokens', 'total_tokens']);
@@ -136,7 +143,8 @@ function usage(v: unknown): string {
 
 /**
  * A record's canonical text cut around the members known only when the request ends (`error_code`,
- * `latency_ms`, `redaction`, `status`, `time`, `usage`) or when it is linked (`prev_hash`, `seq`):
+ * `latency_ms`, `redaction`, `status`, `time`, `upstream_failure`, `usage`) or when it is linked
+ * (`prev_hash`, `seq`):
  * eight fixed pieces, the text between those members, in order. The audit stage writes them while
  * the upstream call is in flight (its `prepare`), so after the answer only the short dynamic
  * members are written.
@@ -154,7 +162,7 @@ function documentedMembers(r: Record<string, unknown>): boolean {
 }
 
 /** The members the fixed pieces are written from: all but the outcome (and seq, prev_hash). */
-export type FinalRecordMembers = Omit<AuditRecordBody, 'time' | 'redaction' | 'usage' | 'status' | 'error_code' | 'latency_ms'>;
+export type FinalRecordMembers = Omit<AuditRecordBody, 'time' | 'redaction' | 'usage' | 'status' | 'error_code' | 'upstream_failure' | 'latency_ms'>;
 
 /**
  * The fixed pieces of a record's canonical text, from its final members (a whole body will do),
@@ -173,7 +181,7 @@ export function staticRecordText(members: FinalRecordMembers): StaticRecordText 
       `,"request_id":${s(r.request_id)},"secret_refs":${strings(r.secret_refs)},"seq":`,
       `,"span_id":${s(r.span_id)},"status":`,
       `,"stream":${b(r.stream)},"template":${template(r.template)},"template_revision":${sOrNull(r.template_revision)},"time":`,
-      `,"trace_id":${s(r.trace_id)},"usage":`,
+      `,"trace_id":${s(r.trace_id)},"upstream_failure":`,
     ];
   } catch (err) {
     if (err === NOT_CANONICAL) return undefined;
@@ -192,7 +200,7 @@ export function recordTextFrom(pieces: StaticRecordText, body: AuditRecordBody, 
     return (
       `${pieces[0]}${sOrNull(r.error_code)}${pieces[1]}${millis(r.latency_ms)}${pieces[2]}${s(prevHash)}` +
       `${pieces[3]}${redaction(r.redaction)}${pieces[4]}${n(seq)}${pieces[5]}${s(r.status)}` +
-      `${pieces[6]}${s(r.time)}${pieces[7]}${usage(r.usage)}}`
+      `${pieces[6]}${s(r.time)}${pieces[7]}${upstreamFailure(r.upstream_failure)},"usage":${usage(r.usage)}}`
     );
   } catch (err) {
     if (err === NOT_CANONICAL) return undefined;

@@ -7,6 +7,7 @@ import { createHmac, type KeyObject } from 'node:crypto';
 import { outboundJson, outboundText } from '../pipeline/canonical-json.js';
 import { mostRecentApproval } from '../pipeline/approvals.js';
 import { isoTime } from '../pipeline/clock.js';
+import { upstreamFailureOf } from '../pipeline/upstream-failure.js';
 import type { RequestContext } from '../pipeline/stage.js';
 import { canonicalJson } from './canonical.js';
 import type { PromptHmac } from './prompt-hmac.js';
@@ -106,6 +107,29 @@ function templateOf(ctx: RequestContext): AuditRecordBody['template'] {
   return { id: t.id, version: t.version, sensitivity: t.sensitivity, variables: Object.keys(ctx.request.variables).sort() };
 }
 
+/** The most reason text (UTF-16 units) one record keeps: far above what a policy says, far below a line's limit. */
+export const MAX_RECORDED_REASONS_CHARS = 64 * 1024;
+
+/**
+ * A copy of the decision's reasons, bounded. A policy's reasons are its own words and unbounded: a
+ * rule that makes one reason per entry of a large data list could make a record larger than
+ * MAX_AUDIT_LINE_BYTES (16 MiB), which `warden audit verify` calls broken and from which Warden
+ * refuses to resume at its next start. Past the bound, the reasons that fit are kept, in order, and
+ * one last reason counts the rest.
+ */
+function recordedReasons(reasons: readonly string[]): string[] {
+  let chars = 0;
+  for (let i = 0; i < reasons.length; i++) {
+    chars += reasons[i]!.length;
+    if (chars > MAX_RECORDED_REASONS_CHARS) {
+      const kept = reasons.slice(0, i);
+      kept.push(`(${reasons.length - i} more reason(s) not recorded: a record keeps ${MAX_RECORDED_REASONS_CHARS} characters of reasons)`);
+      return kept;
+    }
+  }
+  return reasons.slice();
+}
+
 /**
  * The members the rest of a request cannot change once its prompt has gone upstream: who, what,
  * which decision and secrets, the prompt HMAC, the provider and the policy revision.
@@ -129,7 +153,7 @@ function finalMembers(ctx: RequestContext, opts: AuditRecordOptions): FinalRecor
     policy_revision: ctx.policyRevision ?? opts.policyRevision,
     // The set the template was resolved in, likewise.
     template_revision: ctx.templateRevision ?? opts.templateRevision ?? null,
-    decision: ctx.decision ? { allow: ctx.decision.allow, reasons: ctx.decision.reasons.slice() } : null,
+    decision: ctx.decision ? { allow: ctx.decision.allow, reasons: recordedReasons(ctx.decision.reasons) } : null,
     secret_refs: ctx.secrets ? [...ctx.secrets.keys()] : [],
     prompt_hmac: outboundHmac(ctx, opts),
     provider: ctx.provider ?? null,
@@ -165,6 +189,7 @@ function recordBody(m: FinalRecordMembers, ctx: RequestContext, now: number): Au
     usage: usageOf(ctx),
     status: ctx.error ? 'error' : 'ok',
     error_code: ctx.error?.code ?? null,
+    upstream_failure: upstreamFailureOf(ctx.error),
     latency_ms: latencyMs(ctx.request.receivedAt),
     stream: m.stream,
   };

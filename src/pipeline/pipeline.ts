@@ -9,6 +9,7 @@ import { startTrace } from '../telemetry/tracing.js';
 import { abortReasonError, onAbort } from './cancel.js';
 import { inCheckPhase } from './check-phase.js';
 import { WardenError, isWardenError } from './errors.js';
+import { markUpstream } from './upstream-failure.js';
 import type { RequestContext, Stage, StageName } from './stage.js';
 import type { CompletionChunk, Credentials, Decision, PipelineResponse, PromptRequest, ToolDefinition } from './types.js';
 
@@ -94,11 +95,13 @@ export interface Pipeline {
   listModels(request: PromptRequest, check?: (models: readonly string[]) => WardenError | undefined): Promise<{ models: string[]; decision: Decision }>;
   /**
    * Writes the audit record of a request the ingress refused before it could be read (bad JSON,
-   * too large, invalid UTF-8, wrong types): no stage ran, so the record has no principal, only the
-   * request id, trace, protocol, action and the error code. `request` carries no body content.
-   * Never throws: the caller is already answering with `error`.
+   * too large, invalid UTF-8, wrong types): only the request id, trace, protocol, action and the
+   * error code, and the principal when its credentials had passed (`admitted`, from `authenticate`
+   * for this request: a body refused after them is still the authenticated caller's). Without it
+   * the record has no principal (the credentials were never checked). `request` carries no body
+   * content. Never throws: the caller is already answering with `error`.
    */
-  auditRejected(request: PromptRequest, error: WardenError): Promise<void>;
+  auditRejected(request: PromptRequest, error: WardenError, admitted?: Admitted): Promise<void>;
 }
 
 const INTERNAL_MESSAGE = 'internal error';
@@ -119,6 +122,13 @@ export class Admitted {
   /** @internal The context the authenticate stage ran on, when it was for `credentials`. */
   static contextFor(admitted: Admitted, credentials: Credentials): RequestContext | undefined {
     return admitted.#credentials === credentials ? admitted.#ctx : undefined;
+  }
+  /**
+   * @internal The context the authenticate stage ran on, for the record of its request refused
+   * afterwards for its body (auditRejected): that request carries no credentials to compare.
+   */
+  static refusedContext(admitted: Admitted): RequestContext {
+    return admitted.#ctx;
   }
 }
 
@@ -459,8 +469,11 @@ export function createPipeline(opts: PipelineOptions): Pipeline {
     }
   }
 
-  async function auditRejected(request: PromptRequest, error: WardenError): Promise<void> {
-    const ctx = newContext(request);
+  async function auditRejected(request: PromptRequest, error: WardenError, admitted?: Admitted): Promise<void> {
+    // Refused for its body after its credentials passed: the record names who sent it, in the
+    // trace span its authenticate stage ran in (and that stage's time is reported with it).
+    const first = admitted === undefined ? undefined : Admitted.refusedContext(admitted);
+    const ctx: RequestContext = first?.principal === undefined ? newContext(request) : { request, trace: first.trace, timings: first.timings, principal: first.principal };
     ctx.error = error;
     // A failed write is logged and counted by writeAudit; the caller already gets `error`.
     await writeAudit(ctx);
@@ -519,7 +532,7 @@ class AuditedStream implements AsyncIterableIterator<CompletionChunk> {
         ? err
         : this.ctx.request.signal.aborted
           ? abortOutcome(this.ctx)
-          : new WardenError('upstream_error', 'the upstream stream failed', { cause: err });
+          : markUpstream(new WardenError('upstream_error', 'the upstream stream failed', { cause: err }), 'failed');
       await this.finish(error);
       throw error;
     }

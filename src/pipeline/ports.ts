@@ -229,6 +229,11 @@ export interface AuditRecord {
   usage: { prompt_tokens: number; completion_tokens: number; total_tokens: number } | null;
   status: 'ok' | 'error';
   error_code: string | null;
+  /**
+   * What the upstream did when the request failed at its call (an HTTP status, or how the call
+   * failed without one); null when it did not (no call, an answer passed on, Warden's own ending).
+   */
+  upstream_failure: { kind: string; status: number | null } | null;
   latency_ms: number;
   stream: boolean;
   seq: number;

@@ -5,6 +5,7 @@
  */
 import { abortReasonError, type CancelSignal } from '../pipeline/cancel.js';
 import { WardenError, isWardenError } from '../pipeline/errors.js';
+import { markUpstream } from '../pipeline/upstream-failure.js';
 import { SseError } from './sse.js';
 
 /** Upstream statuses that mean the request itself was refused: a client should not retry it. */
@@ -74,22 +75,24 @@ export function upstreamFailure(err: unknown, signal: CancelSignal, provider: st
     });
   }
   if (typeof code === 'string' && UNREACHABLE_CODES.has(code)) {
-    return new WardenError('upstream_error', `provider ${provider} is unreachable (${code})`, {
+    const unreachable = new WardenError('upstream_error', `provider ${provider} is unreachable (${code})`, {
       details: { provider, reason: code },
       cause: err,
     });
+    return markUpstream(unreachable, 'unreachable');
   }
   if (typeof code === 'string' && RESET_CODES.has(code)) {
-    return new WardenError('upstream_error', `the connection to provider ${provider} was reset (${code})`, {
+    const reset = new WardenError('upstream_error', `the connection to provider ${provider} was reset (${code})`, {
       details: { provider, reason: code },
       cause: err,
     });
+    return markUpstream(reset, 'reset');
   }
   // The parser's one refusal: an event (or a line) past the event limit.
   if (err instanceof SseError) {
     return new WardenError('upstream_error', `provider ${provider} returned a stream event larger than the limit`, { details: { provider }, cause: err });
   }
-  return new WardenError('upstream_error', `provider ${provider} request failed`, { details: { provider }, cause: err });
+  return markUpstream(new WardenError('upstream_error', `provider ${provider} request failed`, { details: { provider }, cause: err }), 'failed');
 }
 
 /**

@@ -843,11 +843,12 @@ export function createGrpcIngress(opts: GrpcIngressOptions): GrpcIngress {
   ): Promise<{ request: PromptRequest; admitted: Admitted }> {
     const started = performance.now();
     const meta = metaFor(call, action, stream, signal, cancel, pass.screened);
-    const refused = async (err: unknown): Promise<never> => {
+    // `admitted`: refused for its message after its credentials passed (recorded with its principal).
+    const refused = async (err: unknown, admitted?: Admitted): Promise<never> => {
       if (isWardenError(err)) {
         opts.onRejected?.(err.code, (performance.now() - started) / 1000);
         const receivedAt = performance.timeOrigin + started;
-        await pipeline.auditRejected(rejectedRequest({ ...meta, receivedAt }, 'grpc', action, stream), err);
+        await pipeline.auditRejected(rejectedRequest({ ...meta, receivedAt }, 'grpc', action, stream), err, admitted);
       }
       throw err;
     };
@@ -903,7 +904,7 @@ export function createGrpcIngress(opts: GrpcIngressOptions): GrpcIngress {
       if (decoded instanceof UndecodableMessage) throw undecodable(decoded);
       return { request: fromWireRequest(decoded, meta, limits), admitted };
     } catch (err) {
-      return refused(err);
+      return refused(err, admitted);
     }
   }
 

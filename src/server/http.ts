@@ -65,6 +65,13 @@ const utf8 = new TextDecoder('utf-8', { fatal: true });
  * epoch ms): a client trickling its body must not hold a slot for Node's coarse check (every
  * 30 s) to find it, nor get a bare 408 the audit record calls `cancelled`.
  */
+/**
+ * Requests whose body Node's parser refused (a broken chunked framing, Node's own request
+ * deadline) while their handler had not answered yet: the handler answers the refusal in its
+ * route's error shape (onClientError), and a body read started after it fails with it at once.
+ */
+const refusedFraming = new WeakMap<IncomingMessage, WardenError>();
+
 /** A body being read: what its deadline needs once it is armed (see `armBodyDeadline`). */
 interface BodyRead {
   req: IncomingMessage;
@@ -91,6 +98,9 @@ const armBodyDeadline = inCheckPhase((read: BodyRead) => {
 });
 
 function readBody(req: IncomingMessage, limit: number, declared: string | undefined, startedAt: number, timeoutMs: number): Promise<Buffer> {
+  // Its framing was refused while its credentials were checked (onClientError): no body will come.
+  const refused = refusedFraming.get(req);
+  if (refused !== undefined) return Promise.reject(refused);
   // Gone while its credentials were checked (a token verified off the event loop): no body will come.
   if (req.destroyed) return Promise.reject(new WardenError('cancelled', 'the client closed the request'));
   return new Promise((resolve, reject) => {
@@ -291,6 +301,11 @@ export function parserRefusal(code: string | undefined, limits: Pick<IngressLimi
   if (code === 'HPE_INVALID_EOF_STATE') return { status: 499, error: new WardenError('cancelled', 'the client closed the connection before its request was complete') };
   if (code?.startsWith('HPE_')) return { status: 400, error: new WardenError('invalid_request', 'the request is not valid HTTP/1.1') };
   return undefined;
+}
+
+/** The parser's refusal of a request's body, as its handler reports it: a framing error is located at the body. */
+function framingError(error: WardenError): WardenError {
+  return error.code === 'invalid_request' ? new WardenError('invalid_request', 'the request body is not valid HTTP/1.1 framing', { location: { path: '$' } }) : error;
 }
 
 /** A refusal for a client that is gone: nothing is answered (nobody would read it). */
@@ -644,7 +659,9 @@ export function createHttpIngress(opts: HttpIngressOptions): HttpIngress {
    * block over `max_header_bytes`, a bad method, version or request line, headers that never end)
    * it is a request Warden never saw: answered in the error shape with a request id, counted and
    * audited like any refusal at the door. Inside a request a handler already has (a broken chunked
-   * body), that handler's body read fails with `invalid_request` and it audits the request itself.
+   * body), that handler answers and audits it (its body read fails with `invalid_request`), in its
+   * route's shape: a raw `400` from here left the caller no error body nor request id, and one
+   * whose credentials failed a 400 its record called `unauthenticated`.
    * Anything else (a reset, a connection that sent nothing) is no request: the socket is closed.
    */
   function onClientError(err: Error & { code?: string }, socket: Duplex): void {
@@ -658,15 +675,27 @@ export function createHttpIngress(opts: HttpIngressOptions): HttpIngress {
       return;
     }
     if (res) {
-      const current = { req: res.req, res };
-      // Node's own answer (the parser cannot go on with this connection), unless one is under way.
-      if (refusal && !clientGone(refusal) && socket.writable && !current.res.headersSent) socket.write(`HTTP/1.1 ${refusal.status} ${STATUS_CODES[refusal.status] ?? ''}\r\nconnection: close\r\n\r\n`);
-      // A reset is the client going away (`cancelled`, from the body read's `close`); so is a FIN
-      // mid-body (`cancelled`, from parserRefusal).
-      if (refusal && current.req.listenerCount('error') > 0) {
-        const framing = refusal.error.code === 'invalid_request' ? new WardenError('invalid_request', 'the request body is not valid HTTP/1.1 framing', { location: { path: '$' } }) : refusal.error;
-        current.req.destroy(framing);
+      const req = res.req;
+      // The parser reports its error again for each piece that still comes: answered once.
+      if (refusedFraming.has(req)) return;
+      // A handler runs the request and has not answered it: it answers the refusal itself, in
+      // its route's error shape with a request id, and audits it once — with the principal when
+      // the credentials passed, as `unauthenticated` when they did not (checked first, and
+      // answered first: the caller learns nothing of a body it was not asked for). The parser
+      // cannot go on, so the socket is read no more and closes after that answer.
+      if (refusal && !clientGone(refusal) && socket.writable && !res.headersSent) {
+        const framing = framingError(refusal.error);
+        refusedFraming.set(req, framing);
+        res.setHeader('connection', 'close');
+        socket.pause();
+        // A body read under way fails with it (readBody's listener); one not started, at its start.
+        if (req.listenerCount('error') > 0) req.emit('error', framing);
+        return;
       }
+      // An answer already under way (a refusal sent before the body ended), or a client that is
+      // gone: the connection ends here. A reset is the client going away (`cancelled`, from the
+      // body read's `close`); so is a FIN mid-body (`cancelled`, from parserRefusal).
+      if (refusal && req.listenerCount('error') > 0) req.destroy(framingError(refusal.error));
       socket.destroy();
       return;
     }
@@ -945,7 +974,7 @@ export function createHttpIngress(opts: HttpIngressOptions): HttpIngress {
         if (closesConnection(err.code)) res.setHeader('connection', 'close');
         opts.onRejected?.(err.code, (performance.timeOrigin + performance.now() - meta.receivedAt) / 1000);
         // Every request leaves one audit record, this one too: ids and the code, nothing of the body.
-        await pipeline.auditRejected(rejectedRequest({ ...meta, peer: meta.credentials.peer }, 'openai-http'), err);
+        await pipeline.auditRejected(rejectedRequest({ ...meta, peer: meta.credentials.peer }, 'openai-http'), err, admitted);
         return sendError(res, err, requestId);
       }
       let response;
@@ -1005,7 +1034,7 @@ export function createHttpIngress(opts: HttpIngressOptions): HttpIngress {
         if (!isWardenError(err)) throw err;
         if (closesConnection(err.code)) res.setHeader('connection', 'close');
         opts.onRejected?.(err.code, (performance.timeOrigin + performance.now() - meta.receivedAt) / 1000, 'anthropic-http');
-        await pipeline.auditRejected(rejectedRequest({ ...meta, peer: meta.credentials.peer }, 'anthropic-http'), err);
+        await pipeline.auditRejected(rejectedRequest({ ...meta, peer: meta.credentials.peer }, 'anthropic-http'), err, admitted);
         return fail(err);
       }
       // The answer is encoded before its audit record is written: one Anthropic cannot carry

@@ -371,6 +371,33 @@ describe('audit stage', () => {
     expect(rec.prompt_hmac).not.toBe(promptHmac('another-key-0123456789', ctx.outbound));
   });
 
+  it('keeps a bounded part of a policy\'s reasons: a record stays under the line limit, verifies, and is resumed from', async () => {
+    // A rule that makes one reason per entry of a large data list: some 18 MiB of reasons.
+    const reasons = Array.from({ length: 300_000 }, (_, i) => `entry ${String(i).padStart(6, '0')} of the data list is not allowed here, see the runbook`);
+    const file = join(dir, 'many-reasons.jsonl');
+    const log = createAuditLog({ sinks: [createFileSink(file)] });
+    const stage = createAuditStage({ log, hmacKey: HMAC_KEY, environment: 'test', getPolicyRevision: () => 'rev', configuredModel: (m) => m === 'echo' });
+    const ctx = makeContext({}, { decision: allowDecision({ allow: false, reasons }), error: new WardenError('policy_denied', 'denied by policy') });
+    await stage.run(ctx);
+    await log.close();
+    expect(await verify(file)).toMatchObject({ code: 0, out: expect.stringMatching(/: 1 record\(s\), chain intact/) });
+    const rec = JSON.parse(readFileSync(file, 'utf8')) as AuditRecord;
+    const kept = rec.decision!.reasons;
+    expect(kept.slice(0, -1)).toEqual(reasons.slice(0, kept.length - 1));
+    expect(kept.at(-1)).toBe(`(${reasons.length - kept.length + 1} more reason(s) not recorded: a record keeps 65536 characters of reasons)`);
+    expect(kept.slice(0, -1).join('').length).toBeLessThanOrEqual(65_536);
+    // A restart resumes the chain from it.
+    const again = createAuditLog({ sinks: [createFileSink(file)] });
+    await again.open();
+    expect(again.head.seq).toBe(1);
+    await again.close();
+    // A short list is kept whole.
+    const few = makeContext({}, { decision: allowDecision({ allow: false, reasons: ['a', 'b'] }), error: new WardenError('policy_denied', 'denied by policy') });
+    const { sink, lines } = collector();
+    await createAuditStage({ log: createAuditLog({ sinks: [sink] }), hmacKey: HMAC_KEY, environment: 'test', getPolicyRevision: () => 'rev', configuredModel: () => true }).run(few);
+    expect((JSON.parse(lines[0]!) as AuditRecord).decision!.reasons).toEqual(['a', 'b']);
+  });
+
   it('says when a detector failed and was skipped under the decision\'s fail_open (the prompt went out partly unredacted)', async () => {
     // A detector that throws (with the text in its message, which must not reach the record).
     const broken: Detector = {

@@ -25,6 +25,7 @@ export function body(i: number): AuditRecordBody {
     usage: null,
     status: 'ok',
     error_code: null,
+    upstream_failure: null,
     latency_ms: 1.5,
     stream: false,
   };

@@ -54,6 +54,7 @@ function generator(seed: number) {
       usage: nullable(() => ({ prompt_tokens: num(), completion_tokens: num(), total_tokens: num() })),
       status: pick(['ok', 'error'] as const),
       error_code: nullable(text),
+      upstream_failure: nullable(() => ({ kind: text(), status: nullable(num) })),
       latency_ms: num(),
       stream: rnd() < 0.5,
     };
@@ -91,6 +92,8 @@ describe('canonical record text', () => {
       { ...base, latency_ms: Number.NaN },
       { ...base, stream: 'yes' },
       { ...base, principal: { kind: 'k', subject: 's', token: 'x' } },
+      { ...base, upstream_failure: { kind: 'status', status: 502, body: 'x' } },
+      { ...base, upstream_failure: { kind: 'status', status: Number.POSITIVE_INFINITY } },
       { ...base, template: { id: 'x', version: '1', sensitivity: 's' } },
       { ...base, redaction: { counts: { A: '1' }, response_counts: {}, non_text_parts: 0, leaks: 0, detector_failures: 0 } },
       { ...base, redaction: { counts: {}, response_counts: {}, non_text_parts: 0, leaks: 0 } },
@@ -103,7 +106,7 @@ describe('canonical record text', () => {
 
   it('fixed pieces written early plus the dynamic members written later equal the reference, on 2,000 pairs', () => {
     const next = generator(17);
-    const DYNAMIC = ['error_code', 'latency_ms', 'redaction', 'status', 'time', 'usage'] as const;
+    const DYNAMIC = ['error_code', 'latency_ms', 'redaction', 'status', 'time', 'upstream_failure', 'usage'] as const;
     for (let i = 0; i < 2000; i++) {
       // `early` gives the static members; `late` has those and its own dynamic members.
       const early = next();

@@ -2,13 +2,14 @@
  * `warden audit verify`: a line must be the exact canonical text of its record, a rotated segment
  * is verified from the head the previous one ended at, and a huge line is a clear error.
  */
-import { readFileSync, writeFileSync } from 'node:fs';
+import { appendFileSync, readFileSync, writeFileSync } from 'node:fs';
 import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { gzipSync } from 'node:zlib';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createAuditLog, createFileSink } from '../../src/audit/index.js';
+import { GENESIS, linkRecordLine, type ChainHead } from '../../src/audit/chain.js';
 import { body, verify } from './helpers.js';
 
 let dir: string;
@@ -235,5 +236,38 @@ describe('warden audit verify: blank lines and CR line ends are edits', () => {
     }
     writeFileSync(file, `${lines[0]!.replace('"seq":1,', '')}\n`);
     expect(await verify(file)).toEqual({ code: 1, out: `BROKEN ${file}:1: seq 1: expected seq 1, found no seq member\n`, err: '' });
+  });
+  it('verifies the file as it was when opened: a writer appending faster than it reads does not keep it reading', async () => {
+    const file = join(dir, 'growing.jsonl');
+    let head: ChainHead = GENESIS;
+    let i = 0;
+    /** The next `n` records of the chain, as lines. */
+    const next = (n: number): string => {
+      let text = '';
+      for (const end = i + n; i < end; i++) {
+        const { record, line } = linkRecordLine(body(i), head);
+        head = { seq: record.seq, hash: record.hash };
+        text += `${line}\n`;
+      }
+      return text;
+    };
+    const N = 2000;
+    writeFileSync(file, next(N));
+    let done = false;
+    const running = verify(file).finally(() => (done = true));
+    // 100 records a turn, more than one read of the file takes: read to its end, the file would
+    // not end before the writer stops (at 400 turns, some 20 MB). As opened, it has ~1 MB to read.
+    let turns = 0;
+    for (; !done && turns < 400; turns++) {
+      appendFileSync(file, next(100));
+      await new Promise((resolve) => setImmediate(resolve));
+    }
+    const { code, out } = await running;
+    expect(code, out).toBe(0);
+    const count = Number(/: (\d+) record\(s\)/.exec(out)?.[1]);
+    // It ended while the writer was still appending, with the records of some moment in between.
+    expect(turns).toBeLessThan(400);
+    expect(count).toBeGreaterThanOrEqual(N);
+    expect(count).toBeLessThan(i);
   });
 });

@@ -1,7 +1,10 @@
 /**
  * Requests refused before they could be read (malformed JSON, oversize body, invalid UTF-8, wrong
  * types; a gRPC call missing its model or with a string that is not UTF-8) still leave exactly one trace-linked audit record saying
- * why — no principal, status error, the error code — and nothing of the body reaches it.
+ * why — status error, the error code — and nothing of the body reaches it. The principal is the
+ * authenticated caller's when the body was refused after the credentials passed (they are checked
+ * before the body is read), and null when the request was refused before they were checked (a
+ * declared Content-Length over the limit, a gRPC message over it or not UTF-8).
  */
 import { join } from 'node:path';
 import * as grpc from '@grpc/grpc-js';
@@ -41,23 +44,28 @@ function recordFor(requestId: string): Record<string, any> {
   return matches[0]!;
 }
 
+/** The principal of `token` (the fixture's signer: a Kubernetes service account). */
+const PRINCIPAL = { kind: 'kubernetes', namespace: 'support', service_account: 'ticket-bot' };
+
 describe('audit records for requests refused before parsing', () => {
-  const cases: Array<[string, () => Buffer | string, number, string]> = [
-    ['malformed JSON', () => `{"model": "gpt-4o-mini", "messages": [{"role": "user", "content": "${CANARY}"`, 400, 'invalid_request'],
-    ['invalid UTF-8', () => Buffer.concat([Buffer.from(`{"model":"gpt-4o-mini","messages":[{"role":"user","content":"${CANARY} `), Buffer.from([0xc3, 0x28]), Buffer.from('"}]}')]), 400, 'invalid_request'],
-    ['wrong types', () => JSON.stringify({ model: 7, messages: [{ role: 'user', content: CANARY }] }), 400, 'invalid_request'],
-    ['oversize body', () => JSON.stringify({ model: 'gpt-4o-mini', messages: [{ role: 'user', content: `${CANARY} ${'x'.repeat(70_000)}` }] }), 413, 'payload_too_large'],
+  // The last member: whether the body was refused after the credentials passed.
+  const cases: Array<[string, () => Buffer | string, number, string, boolean]> = [
+    ['malformed JSON', () => `{"model": "gpt-4o-mini", "messages": [{"role": "user", "content": "${CANARY}"`, 400, 'invalid_request', true],
+    ['invalid UTF-8', () => Buffer.concat([Buffer.from(`{"model":"gpt-4o-mini","messages":[{"role":"user","content":"${CANARY} `), Buffer.from([0xc3, 0x28]), Buffer.from('"}]}')]), 400, 'invalid_request', true],
+    ['wrong types', () => JSON.stringify({ model: 7, messages: [{ role: 'user', content: CANARY }] }), 400, 'invalid_request', true],
+    // Its Content-Length is refused before the credentials are read.
+    ['oversize body', () => JSON.stringify({ model: 'gpt-4o-mini', messages: [{ role: 'user', content: `${CANARY} ${'x'.repeat(70_000)}` }] }), 413, 'payload_too_large', false],
   ];
 
-  for (const [name, body, status, code] of cases) {
-    it(`${name}: ${status} ${code}, one record with principal null and the code`, async () => {
+  for (const [name, body, status, code, authenticated] of cases) {
+    it(`${name}: ${status} ${code}, one record with ${authenticated ? 'the caller' : 'principal null'} and the code`, async () => {
       const r = await post(body());
       expect(r.status).toBe(status);
       expect(r.code).toBe(code);
       expect(r.requestId).not.toBe('');
       const rec = recordFor(r.requestId);
+      expect(rec.principal).toEqual(authenticated ? expect.objectContaining(PRINCIPAL) : null);
       expect(rec).toMatchObject({
-        principal: null,
         status: 'error',
         error_code: code,
         action: 'prompt.execute',
@@ -322,7 +330,8 @@ describe('audit records for requests refused before parsing', () => {
       expect(err.code).toBe(grpc.status.INVALID_ARGUMENT);
       await eventually(() => w.audit().length > before);
       const rec = w.audit().at(-1)!;
-      expect(rec).toMatchObject({ principal: null, status: 'error', error_code: 'invalid_request', trace_id: TRACE_ID, action: 'prompt.execute' });
+      // Refused after its credentials passed: the caller is named.
+      expect(rec).toMatchObject({ principal: PRINCIPAL, status: 'error', error_code: 'invalid_request', trace_id: TRACE_ID, action: 'prompt.execute' });
       expect(JSON.stringify(rec)).not.toContain(CANARY);
     } finally {
       gateway.close();

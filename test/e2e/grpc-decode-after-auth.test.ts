@@ -82,8 +82,12 @@ describe('gRPC: the request message is decoded after the credentials', () => {
     const bad = await unaryCall(client, 'Complete', over, bearerMetadata('not-a-jwt')).catch((e: grpc.ServiceError) => e);
     expect(bad.code).toBe(grpc.status.UNAUTHENTICATED);
     expect(rpcStatus(bad)?.errorInfo?.reason).toBe('unauthenticated');
+    const records = w.audit().length;
     const good = await unaryCall(client, 'Complete', over, bearerMetadata(token)).catch((e: grpc.ServiceError) => e);
     expect(good.code).toBe(grpc.status.INVALID_ARGUMENT);
+    // Refused after its credentials passed: the record names the caller.
+    await eventually(() => w.audit().length > records);
+    expect(w.audit().slice(records)).toMatchObject([{ principal: { kind: 'kubernetes', namespace: 'labs', service_account: 'raw-bot' }, error_code: 'invalid_request' }]);
     expect(rpcStatus(good)?.errorInfo?.reason).toBe('invalid_request');
     expect(good.metadata.get('warden-param')[0]).toBe('$');
     expect(good.details).toBe(`the request message holds more than ${MAX_VALUES} fields (each entry of a repeated field counts; limits.max_json_values)`);

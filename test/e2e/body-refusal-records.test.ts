@@ -1,0 +1,134 @@
+/**
+ * A request refused for its body is answered in its route's error shape and audited once, and its
+ * record names the caller when its credentials passed (they are checked before the body is read).
+ * A body whose chunked framing is broken is the handler's refusal too: it used to get a raw
+ * `HTTP/1.1 400` with no error body nor request id, also when its credentials had failed (a 400
+ * whose record said `unauthenticated`), and its record said `principal: null` (or `cancelled`)
+ * when they had passed.
+ */
+import { connect } from 'node:net';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { DOWN_URL, eventually, startWarden, type WardenFixture } from './helpers/warden.js';
+
+const CANARY = 'CANARY-BODY-7d1e0c';
+const PRINCIPAL = { kind: 'kubernetes', namespace: 'support', service_account: 'ticket-bot' };
+
+let w: WardenFixture;
+let token: string;
+
+beforeAll(async () => {
+  w = await startWarden({ upstreamUrl: DOWN_URL });
+  token = await w.signer.token('support', 'ticket-bot');
+});
+
+afterAll(async () => {
+  await w?.close();
+});
+
+/** Writes `text` in one piece and resolves with everything the socket got until the server closed it. */
+function raw(text: string): Promise<string> {
+  const { hostname, port } = new URL(w.addresses.http);
+  return new Promise((resolve, reject) => {
+    const socket = connect(Number(port), hostname, () => socket.write(text));
+    let out = '';
+    socket.on('data', (d: Buffer) => (out += d.toString('latin1')));
+    socket.once('error', reject);
+    socket.once('close', () => resolve(out));
+  });
+}
+
+function header(answer: string, name: string): string | undefined {
+  const head = answer.slice(0, answer.indexOf('\r\n\r\n'));
+  const line = head.split('\r\n').find((l) => l.toLowerCase().startsWith(`${name}:`));
+  return line?.slice(name.length + 1).trim();
+}
+
+/** The answer's error object, in either route's shape (OpenAI's `error`, Anthropic's `error` under `type: error`). */
+function errorOf(answer: string): Record<string, unknown> {
+  return JSON.parse(answer.slice(answer.indexOf('\r\n\r\n') + 4)).error;
+}
+
+/** The one record of `requestId`, once written. */
+async function recordOf(requestId: string | undefined): Promise<Record<string, any>> {
+  expect(requestId).toMatch(/^[0-9a-f-]{36}$/);
+  await eventually(() => w.audit().some((r) => r.request_id === requestId));
+  const records = w.audit().filter((r) => r.request_id === requestId);
+  expect(records).toHaveLength(1);
+  return records[0]!;
+}
+
+const ROUTES = ['/v1/chat/completions', '/v1/messages'] as const;
+
+function chunkedHead(path: string, auth: string): string {
+  return `POST ${path} HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nTransfer-Encoding: chunked\r\n${auth}\r\n`;
+}
+
+// A chunk of the body, then a chunk size that is not hex: the parser cannot go on.
+const BROKEN = `${(CANARY.length + 14).toString(16)}\r\n{"content":"${CANARY}"\r\nzz\r\n`;
+
+describe('a body refused after the credentials passed is recorded with the caller', () => {
+  for (const path of ROUTES) {
+    it(`${path}: malformed JSON is 400 invalid_request, recorded with the principal`, async () => {
+      const res = await fetch(`${w.addresses.http}${path}`, {
+        method: 'POST',
+        headers: { authorization: `Bearer ${token}`, 'x-api-key': token, 'content-type': 'application/json' },
+        body: `{"model":"gpt-4o-mini","messages":[{"role":"user","content":"${CANARY}"`,
+      });
+      expect(res.status).toBe(400);
+      const rec = await recordOf(res.headers.get('x-request-id') ?? undefined);
+      expect(rec).toMatchObject({ principal: PRINCIPAL, status: 'error', error_code: 'invalid_request', decision: null, prompt_hmac: null });
+      expect(JSON.stringify(rec)).not.toContain(CANARY);
+    });
+
+    it(`${path}: a chunked body over max_body_bytes is 413, recorded with the principal`, async () => {
+      // No Content-Length: the size is only known as the body arrives, after the credentials.
+      const body = `{"model":"gpt-4o-mini","messages":[{"role":"user","content":"${CANARY}${'x'.repeat(70_000)}"}]}`;
+      const answer = await raw(`${chunkedHead(path, `Authorization: Bearer ${token}\r\n`)}${body.length.toString(16)}\r\n${body}\r\n0\r\n\r\n`);
+      expect(answer.startsWith('HTTP/1.1 413 '), answer.slice(0, 80)).toBe(true);
+      expect(errorOf(answer)).toMatchObject({ code: 'payload_too_large' });
+      const rec = await recordOf(header(answer, 'x-request-id'));
+      expect(rec).toMatchObject({ principal: PRINCIPAL, status: 'error', error_code: 'payload_too_large' });
+    });
+  }
+});
+
+describe('a broken chunked framing is answered by its route, in its shape, and audited once', () => {
+  for (const path of ROUTES) {
+    for (const [name, auth] of [
+      ['an invalid token', 'Authorization: Bearer not-a-token\r\n'],
+      ['no credentials', ''],
+    ] as const) {
+      it(`${path}: with ${name}, 401 unauthenticated with a request id (not a raw 400), recorded so`, async () => {
+        const records = w.audit().length;
+        const answer = await raw(`${chunkedHead(path, auth)}${BROKEN}`);
+        expect(answer.startsWith('HTTP/1.1 401 '), answer.slice(0, 80)).toBe(true);
+        expect(header(answer, 'connection')).toBe('close');
+        expect(errorOf(answer)).toMatchObject({ code: 'unauthenticated' });
+        const rec = await recordOf(header(answer, 'x-request-id'));
+        expect(rec).toMatchObject({ principal: null, status: 'error', error_code: 'unauthenticated' });
+        expect(w.audit().length).toBe(records + 1);
+      });
+    }
+
+    it(`${path}: with valid credentials, 400 invalid_request at $ with a request id, recorded with the principal`, async () => {
+      const records = w.audit().length;
+      const answer = await raw(`${chunkedHead(path, `Authorization: Bearer ${token}\r\n`)}${BROKEN}`);
+      expect(answer.startsWith('HTTP/1.1 400 '), answer.slice(0, 80)).toBe(true);
+      expect(header(answer, 'connection')).toBe('close');
+      expect(errorOf(answer)).toMatchObject({ code: 'invalid_request', message: 'the request body is not valid HTTP/1.1 framing' });
+      const rec = await recordOf(header(answer, 'x-request-id'));
+      expect(rec).toMatchObject({ principal: PRINCIPAL, status: 'error', error_code: 'invalid_request' });
+      expect(w.audit().length).toBe(records + 1);
+      expect(JSON.stringify(rec)).not.toContain(CANARY);
+    });
+  }
+
+  it('nothing of the bodies nor the token is in a record or a log line', () => {
+    const text = JSON.stringify(w.audit());
+    expect(text).not.toContain(CANARY);
+    expect(text).not.toContain(token);
+    const logs = w.logs.join('\n');
+    expect(logs).not.toContain(CANARY);
+    expect(logs).not.toContain(token);
+  });
+});
