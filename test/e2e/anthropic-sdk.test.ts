@@ -327,12 +327,13 @@ describe('errors as the Anthropic SDK raises them', () => {
   });
 
   it("routes of Anthropic's API Warden does not serve (countTokens, batches): NotFoundError in Anthropic's shape, with the request id, audited", async () => {
-    const calls: Array<[string, Promise<unknown>]> = [
-      ['countTokens', client(rawToken).messages.countTokens({ model: 'gpt-4o-mini', messages: [{ role: 'user', content: 'hi' }] })],
-      ['batches.list', client(rawToken).messages.batches.list()],
+    // Each call is made when its turn comes: a promise made earlier rejects unhandled meanwhile.
+    const calls: Array<[string, () => Promise<unknown>]> = [
+      ['countTokens', () => client(rawToken).messages.countTokens({ model: 'gpt-4o-mini', messages: [{ role: 'user', content: 'hi' }] })],
+      ['batches.list', () => client(rawToken).messages.batches.list()],
     ];
     for (const [name, call] of calls) {
-      const err = await rejection(call);
+      const err = await rejection(call());
       expect(err, name).toBeInstanceOf(Anthropic.NotFoundError);
       expect(err.type, name).toBe('not_found_error');
       expect(wardenError(err), name).toMatchObject({ code: 'not_found' });
