@@ -56,6 +56,19 @@ describe('yaml', () => {
     expect(call('yaml.is_valid', 'a: [1')).toBe(false);
   });
 
+  it('reads the first document of a stream and nothing past it, as go-yaml Unmarshal (OPA) does', () => {
+    expect(call('yaml.unmarshal', 'a: 1\n---\nb: 2\n')).toEqual({ a: 1 });
+    expect(call('yaml.unmarshal', '- x\n...\n---\n- y\n')).toEqual(['x']);
+    expect(call('yaml.unmarshal', '---\n---\na: 1\n')).toBeNull();
+    // What follows the first document is never parsed, so it cannot make the text invalid.
+    expect(call('yaml.is_valid', 'a: 1\n---\nb: [')).toBe(true);
+    expect(call('yaml.unmarshal', 'a: 1\n---\nb: [')).toEqual({ a: 1 });
+    // A `---` inside a block scalar does not start a document.
+    expect(call('yaml.unmarshal', 'a: |\n  ---\n  b\n')).toEqual({ a: '---\nb\n' });
+    // The first document itself is still read in full.
+    expect(call('yaml.is_valid', 'a: [1\n---\nb: 2\n')).toBe(false);
+  });
+
   it('stops alias bombs instead of expanding them', () => {
     const bomb = ['a: &a ["x","x","x","x","x","x","x","x","x"]']
       .concat(Array.from({ length: 8 }, (_, i) => `${String.fromCharCode(98 + i)}: &${String.fromCharCode(98 + i)} [*${String.fromCharCode(97 + i)},*${String.fromCharCode(97 + i)},*${String.fromCharCode(97 + i)},*${String.fromCharCode(97 + i)},*${String.fromCharCode(97 + i)},*${String.fromCharCode(97 + i)},*${String.fromCharCode(97 + i)},*${String.fromCharCode(97 + i)},*${String.fromCharCode(97 + i)}]`))
