@@ -71,6 +71,18 @@ describe('string built-ins', () => {
     expect(callError('substring', 'hello', -1, 2).message).toBe('substring: negative offset');
   });
 
+  it('takes any int64 as an index or count, as OPA does (integers past 2^53 included)', () => {
+    // OPA's IntOperand reads any int64: an offset past the string gives "", a length past it the rest.
+    expect(call('substring', 'hello', 9007199254740993n, 1)).toBe('');
+    expect(call('substring', 'hello', 1, 9007199254740993n)).toBe('ello');
+    expect(call('substring', 'hello', 1, -9007199254740993n)).toBe('ello');
+    expect(call('regex.find_n', 'l', 'hello', 9223372036854775807n)).toEqual(['l', 'l']);
+    // Beyond int64, OPA refuses it with this message.
+    expect(callError('substring', 'hello', 1, 9223372036854775808n).message).toBe(
+      'substring: operand 3 must be integer number but got floating-point number',
+    );
+  });
+
   it('format_int truncates and formats in base 2, 8, 10, 16', () => {
     expect(call('format_int', 255, 16)).toBe('ff');
     expect(call('format_int', 5.9, 2)).toBe('101');
