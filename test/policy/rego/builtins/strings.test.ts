@@ -71,6 +71,20 @@ describe('string built-ins', () => {
     expect(callError('substring', 'hello', -1, 2).message).toBe('substring: negative offset');
   });
 
+  it('strings.split_n keeps the first n pieces, or the last -n, as OPA 1.2x does', () => {
+    expect(call('strings.split_n', 'a,b,c,d', ',', 2)).toEqual(['a', 'b']);
+    expect(call('strings.split_n', 'a,b,c,d', ',', -2)).toEqual(['c', 'd']);
+    expect(call('strings.split_n', 'a,b,c,d', ',', 0)).toEqual([]);
+    expect(call('strings.split_n', 'a,b,c,d', ',', 9)).toEqual(['a', 'b', 'c', 'd']);
+    expect(call('strings.split_n', 'a,b,c,d', ',', -9)).toEqual(['a', 'b', 'c', 'd']);
+    expect(call('strings.split_n', 'héllo', '', 2)).toEqual(['h', 'é']);
+    expect(call('strings.split_n', 'a,b', ',', 9223372036854775807n)).toEqual(['a', 'b']);
+    expect(callError('strings.split_n', 'a,b', ',', 1.5).message).toBe(
+      'strings.split_n: operand 3 must be integer number but got floating-point number',
+    );
+    expect(callError('strings.split_n', 1, ',', 1).code).toBe('eval_type_error');
+  });
+
   it('takes any int64 as an index or count, as OPA does (integers past 2^53 included)', () => {
     // OPA's IntOperand reads any int64: an offset past the string gives "", a length past it the rest.
     expect(call('substring', 'hello', 9007199254740993n, 1)).toBe('');
