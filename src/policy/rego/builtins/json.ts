@@ -85,6 +85,12 @@ export function unmarshalJSON(text: string): Value {
   work(text.length >>> 4);
   // JSON.parse turns a long digit run into an inexact double and a large exponent (1e400) into
   // Infinity, which is not a Rego number: such text takes the exact parser (bigint, or an error).
+  // Go's decoder (OPA's json.unmarshal, json.is_valid) refuses nesting past 10,000 levels;
+  // JSON.parse takes any depth, so a text long enough to hold that many is looked at first.
+  if (text.length > 2 * MAX_DEPTH) {
+    const at = nestingPastMax(text);
+    if (at >= 0) throw new JSONSyntaxError(`exceeded max depth at offset ${at}`);
+  }
   if (!/\d{16}|[eE][+-]?\d{3}/.test(text)) {
     try {
       return JSON.parse(text) as Value;
@@ -124,7 +130,30 @@ export function firstLine(s: string): string {
 }
 
 const WS = new Set([' ', '\t', '\n', '\r']);
+/** Go's encoding/json maxNestingDepth: an array or object opened inside 10,000 others is an error. */
 const MAX_DEPTH = 10_000;
+
+/**
+ * Offset of the bracket that opens a 10,001st level of nesting, or -1. Brackets inside strings
+ * do not count; the text is not otherwise checked (the parser that follows does that).
+ */
+function nestingPastMax(text: string): number {
+  let depth = 0;
+  for (let i = 0; i < text.length; i++) {
+    const c = text.charCodeAt(i);
+    if (c === 0x22) {
+      // Skip the string: to the next quote not escaped by a backslash.
+      for (i++; i < text.length; i++) {
+        const d = text.charCodeAt(i);
+        if (d === 0x5c) i++;
+        else if (d === 0x22) break;
+      }
+    } else if (c === 0x5b || c === 0x7b) {
+      if (++depth > MAX_DEPTH) return i;
+    } else if (c === 0x5d || c === 0x7d) depth--;
+  }
+  return -1;
+}
 
 /** A small recursive-descent JSON parser that keeps big integers exact. */
 class ExactParser {
@@ -146,10 +175,11 @@ class ExactParser {
     while (this.i < this.s.length && WS.has(this.s[this.i]!)) this.i++;
   }
 
+  /** A value inside `depth` arrays and objects. */
   private value(depth: number): Value {
-    if (depth > MAX_DEPTH) this.fail('nesting too deep');
     this.ws();
     const c = this.s[this.i];
+    if ((c === '{' || c === '[') && depth >= MAX_DEPTH) this.fail('exceeded max depth');
     switch (c) {
       case '{':
         return this.object(depth);

@@ -34,6 +34,18 @@ describe('json', () => {
     expect(call('json.is_valid', 5)).toBe(false);
   });
 
+  it('refuses nesting past 10,000 levels, as Go\'s decoder does (json.is_valid, json.unmarshal)', () => {
+    const nested = (levels: number, inner = '') => '['.repeat(levels) + inner + ']'.repeat(levels);
+    expect(call('json.is_valid', nested(10_000))).toBe(true);
+    expect(call('json.is_valid', nested(10_001))).toBe(false);
+    expect(call('json.is_valid', '{"a":'.repeat(10_001) + '1' + '}'.repeat(10_001))).toBe(false);
+    expect(callError('json.unmarshal', nested(10_001)).message).toMatch(/^json\.unmarshal: exceeded max depth at offset 10000$/);
+    // The exact parser (taken for long digit runs) counts the same way.
+    expect(call('json.is_valid', nested(10_001, '12345678901234567890'))).toBe(false);
+    // Brackets inside strings are text, not nesting.
+    expect(call('json.is_valid', '["' + '['.repeat(20_001) + '"]')).toBe(true);
+  });
+
   it('keeps __proto__ keys as data', () => {
     const v = call('json.unmarshal', '{"__proto__":{"x":1},"n":12345678901234567890}') as Record<string, unknown>;
     expect(Object.prototype.hasOwnProperty.call(v, '__proto__')).toBe(true);
