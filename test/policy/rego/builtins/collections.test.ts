@@ -204,4 +204,14 @@ describe('json.patch', () => {
     expect(call('json.patch', doc, [{ op: 'frobnicate', path: '/c' }])).toBeUndefined();
     expect(callError('json.patch', doc, 'x').message).toBe('json.patch: operand 2 must be array but got string');
   });
+
+  it('treats a set member as its own path segment, as OPA does (its jsonpatch/set cases)', () => {
+    // Added to a set, the value must be the member the path names.
+    expect(call('json.patch', { foo: S('a', 'b') }, [{ op: 'add', path: 'foo/c', value: 'c' }])).toEqual({ foo: S('a', 'b', 'c') });
+    expect(call('json.patch', { foo: S('a', 'b') }, [{ op: 'add', path: 'foo/d', value: 'e' }])).toBeUndefined();
+    // A path goes on through a member: {[1]} patched at [[1], 1] is {[1, 2]}.
+    expect(call('json.patch', S([1]), [{ op: 'add', path: [[1], 1], value: 2 }])).toEqual(S([1, 2]));
+    expect(call('json.patch', S([1], 'x'), [{ op: 'remove', path: [[1], 0] }])).toEqual(S([], 'x'));
+    expect(call('json.patch', S([1]), [{ op: 'add', path: [[2], 0], value: 2 }])).toBeUndefined();
+  });
 });
