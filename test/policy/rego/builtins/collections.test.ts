@@ -162,6 +162,13 @@ describe('bits', () => {
     expect(call('bits.rsh', 18446744073709551616n, 63)).toBe(2);
     expect(callError('bits.lsh', 1, 1e9).code).toBe('eval_builtin_error');
   });
+
+  it('refuses operands with OPA\'s messages (its v1/bitsshiftleft cases)', () => {
+    const f = callError('bits.lsh', 7.2, 42);
+    expect([f.code, f.message]).toEqual(['eval_type_error', 'bits.lsh: operand 1 must be integer number but got floating-point number']);
+    expect(callError('bits.and', 1, 0.5).message).toBe('bits.and: operand 2 must be integer number but got floating-point number');
+    expect(callError('bits.lsh', 7, -1).message).toBe('bits.lsh: operand 2 must be an unsigned integer number but got a negative integer');
+  });
 });
 
 describe('rand.intn / uuid.rfc4122', () => {
