@@ -150,6 +150,13 @@ describe('json.filter / json.remove', () => {
     expect(call('json.remove', doc, ['/a/c/0'])).toEqual({ a: { b: 1, c: [20, 30], d: 'x' }, e: 2, 'f/g': 3 });
     expect(callError('json.remove', doc, 'a').message).toBe('json.remove: operand 2 must be one of {set, array} but got string');
   });
+
+  it('names the type of a path that is neither a string nor an array, as OPA does', () => {
+    const want = (t: string) => `operand 2 must be one of {set, array} containing string paths or array of path segments but got ${t}`;
+    expect(callError('json.remove', doc, S(1, 2, 'a')).message).toBe(`json.remove: ${want('number')}`);
+    expect(callError('json.remove', doc, ['a', { x: 1 }]).message).toBe(`json.remove: ${want('object')}`);
+    expect(callError('json.filter', doc, ['a', true]).message).toBe(`json.filter: ${want('boolean')}`);
+  });
 });
 
 describe('bits', () => {
