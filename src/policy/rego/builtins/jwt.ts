@@ -208,9 +208,9 @@ function decodeVerify(args: Value[], ctx: BuiltinContext): Value {
     break;
   }
   const payload = jsonObject(name, jwt.payloadText, 'payload');
-  // Registered claims. iss is checked only when the token carries one, as OPA does.
-  const tokIss = objectGet(payload, 'iss');
-  if (iss !== '' && tokIss !== undefined && tokIss !== iss) return unverified;
+  // Registered claims. An iss constraint needs the token to carry that issuer: a token without
+  // one does not verify (OPA since its issue #5850, 0.52; before, a missing iss passed).
+  if (iss !== '' && objectGet(payload, 'iss') !== iss) return unverified;
   const tokAud = objectGet(payload, 'aud');
   if (tokAud !== undefined) {
     // A token meant for an audience is valid only for a caller that names that audience.
