@@ -21,9 +21,21 @@ interface RawJWT {
 
 const B64URL = /^[A-Za-z0-9_-]*$/;
 
+/**
+ * A section decoded as OPA's base64url.decode does it (padding added, then Go's URLEncoding),
+ * failing with Go's reason: the offset of the first byte outside the alphabet (an offset, never
+ * the text). `what` names the section as OPA does (`JWT header had invalid encoding: ...`).
+ */
 function b64(name: string, part: string, what: string): Buffer {
-  if (!B64URL.test(part) || part.length % 4 === 1) throw builtinErr(name, `JWT ${what} is not valid base64url`);
-  return Buffer.from(part, 'base64url');
+  const body = part.replace(/={1,2}$/, '');
+  if (!B64URL.test(body)) {
+    const at = /[^A-Za-z0-9_-]/.exec(body)!.index;
+    throw builtinErr(name, `JWT ${what} had invalid encoding: illegal base64 data at input byte ${at}`);
+  }
+  if (part.length % 4 === 1 || (part !== body && part.length % 4 !== 0)) {
+    throw builtinErr(name, `JWT ${what} had invalid encoding: illegal base64url string`);
+  }
+  return Buffer.from(body, 'base64url');
 }
 
 function jsonObject(name: string, text: string, what: string): PlainObject {
@@ -37,30 +49,48 @@ function jsonObject(name: string, text: string, what: string): PlainObject {
   return v;
 }
 
-/** The three sections; only the signature is decoded (verify_* never read header or payload, as OPA). */
-function splitJWT(name: string, token: string): { h: string; p: string; signature: Buffer; signingInput: string } {
+/** The three sections, still encoded. */
+function splitJWT(name: string, token: string): { h: string; p: string; s: string; signingInput: string } {
   if (!token.includes('.')) throw builtinErr(name, 'encoded JWT had no period separators');
   const parts = token.split('.');
   if (parts.length !== 3) throw builtinErr(name, `encoded JWT must have 3 sections, found ${parts.length}`);
   const [h, p, s] = parts as [string, string, string];
-  return { h, p, signature: b64(name, s, 'signature'), signingInput: `${h}.${p}` };
+  return { h, p, s, signingInput: `${h}.${p}` };
 }
 
-function decodeJWTOnce(name: string, token: string): RawJWT {
-  const { h, p, signature, signingInput } = splitJWT(name, token);
+/** The header, checked as OPA checks it (an object, not a JWE). */
+function decodeHeader(name: string, h: string): PlainObject {
   const header = jsonObject(name, b64(name, h, 'header').toString('utf8'), 'header');
   if (objectGet(header, 'enc') !== undefined) throw builtinErr(name, 'JWT is a JWE object, which is not supported');
+  return header;
+}
+
+/** One level of a token for decode_verify: header, payload text and signature, in OPA's order. */
+function decodeJWTOnce(name: string, token: string): RawJWT {
+  const { h, p, s, signingInput } = splitJWT(name, token);
+  const header = decodeHeader(name, h);
+  const signature = b64(name, s, 'signature');
   return { header, payloadText: b64(name, p, 'payload').toString('utf8'), signature, signingInput };
 }
 
-/** Decodes without verifying; a nested JWT (cty: JWT) is decoded through to its payload. */
-export function decodeJWT(name: string, token: string): RawJWT & { payload: PlainObject } {
-  const jwt = decodeJWTOnce(name, token);
-  const cty = objectGet(jwt.header, 'cty');
-  if (typeof cty === 'string' && cty.toUpperCase() === 'JWT') {
-    return { ...jwt, payload: decodeJWT(name, jwt.payloadText).payload };
+/**
+ * `io.jwt.decode`, as OPA's builtinJWTDecode: header, then payload; a payload whose header says
+ * `cty: "JWT"` (exactly) is itself a token, quoted as jwt.io quotes it (the quotes are trimmed),
+ * and the answer is that inner token's [header, payload, signature]; otherwise the signature is
+ * decoded last.
+ */
+function decodeJWT(name: string, token: string, depth = 0): Value {
+  const { h, p, s } = splitJWT(name, token);
+  const header = decodeHeader(name, h);
+  const payloadText = b64(name, p, 'payload').toString('utf8');
+  if (objectGet(header, 'cty') === 'JWT') {
+    // Each level is a decoded section of the one above, so the nesting is bounded by the token's
+    // length; a depth cap keeps a hostile token from exhausting the stack.
+    if (depth >= 32) throw builtinErr(name, 'JWT nested too deeply');
+    return decodeJWT(name, payloadText.replace(/^["']+|["']+$/g, ''), depth + 1);
   }
-  return { ...jwt, payload: jsonObject(name, jwt.payloadText, 'payload') };
+  const payload = jsonObject(name, payloadText, 'payload');
+  return [header, payload, b64(name, s, 'signature').toString('hex')];
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -132,9 +162,9 @@ function verifier(family: Family, bits: string): BuiltinDef {
     const keyText = str(name, args, 1);
     // A malformed token or key is an error (as OPA), a wrong signature just does not verify.
     const jwt = splitJWT(name, token);
-    const keys = family === 'HS' ? [] : keysFor(name, keyText);
-    if (family === 'HS') return verifyHMAC(bits, jwt.signingInput, jwt.signature, keyText);
-    return verifyAsymmetric(family, bits, jwt.signingInput, jwt.signature, keys);
+    if (family === 'HS') return verifyHMAC(bits, jwt.signingInput, b64(name, jwt.s, 'signature'), keyText);
+    const keys = keysFor(name, keyText);
+    return verifyAsymmetric(family, bits, jwt.signingInput, b64(name, jwt.s, 'signature'), keys);
   });
 }
 
@@ -238,10 +268,7 @@ const verifiers: BuiltinDef[] = [];
 for (const family of ['RS', 'PS', 'ES', 'HS'] as const) for (const bits of ['256', '384', '512']) verifiers.push(verifier(family, bits));
 
 export const JWT: BuiltinDef[] = [
-  def('io.jwt.decode', 1, (args) => {
-    const jwt = decodeJWT('io.jwt.decode', str('io.jwt.decode', args, 0));
-    return [jwt.header, jwt.payload, jwt.signature.toString('hex')];
-  }),
+  def('io.jwt.decode', 1, (args) => decodeJWT('io.jwt.decode', str('io.jwt.decode', args, 0))),
   ...verifiers,
   // Checks `exp`/`nbf` against the query's clock unless the constraints give `time`: as in OPA,
   // nondeterministic (its result is not a function of its arguments alone).

@@ -43,6 +43,26 @@ describe('io.jwt.decode', () => {
     expect(sig).toMatch(/^[0-9a-f]{64}$/);
   });
 
+  it('decodes a nested token (cty: JWT) to the inner token, as OPA does (its jwtbuiltins cases)', () => {
+    // OPA's test vectors: the outer payload is the inner token, quoted as jwt.io quotes it.
+    const nested =
+      'eyJhbGciOiJIUzI1NiIsInR5cCI6IkpXVCIsImN0eSI6IkpXVCJ9.ImV5SmhiR2NpT2lKSVV6STFOaUlzSW5SNWNDSTZJa3BYVkNKOS5leUp6ZFdJaU9pSXdJaXdpYVhOeklqb2liM0JoSW4wLlhtVm9Mb0hJM3B4TXRNT19XUk9OTVNKekdVRFA5cERqeThKcDBfdGRSWFki.8W0qx4mLxslmZl7wEMUWBxH7tST3XsEuWXxesXqFnRI';
+    expect(call('io.jwt.decode', nested)).toEqual([
+      { alg: 'HS256', typ: 'JWT' },
+      { iss: 'opa', sub: '0' },
+      '5e65682e81c8de9c4cb4c3bf59138d3122731940cff690e3cbc269d3fb5d4576',
+    ]);
+  });
+
+  it('says which section is badly encoded and where, as OPA does (offset, never text)', () => {
+    const e = callError('io.jwt.decode', 'eyJhbGciOiJIU^%zI1NiI+sInR5cCI6IkpXVCJ9.eyJzdWIiOiIwIiwiaXNzIjoib3BhIn0.XmVoLoHI3pxMtMO_WRONMSJzGUDP9pDjy8Jp0_tdRXY');
+    expect(e.message).toBe('io.jwt.decode: JWT header had invalid encoding: illegal base64 data at input byte 13');
+    // The signature is read last: a bad payload is reported before it.
+    expect(callError('io.jwt.decode', 'eyJhbGciOiJIUzI1NiJ9.e30(.e30(').message).toBe(
+      'io.jwt.decode: JWT payload had invalid encoding: illegal base64 data at input byte 3',
+    );
+  });
+
   it('rejects malformed tokens', () => {
     expect(callError('io.jwt.decode', 'a.b').code).toBe('eval_builtin_error');
     expect(callError('io.jwt.decode', 'eyJ!.e30.').code).toBe('eval_builtin_error');
