@@ -1,6 +1,6 @@
 /**
- * JWT built-ins: `io.jwt.decode`, `io.jwt.verify_{rs,ps,es,hs}{256,384,512}` and
- * `io.jwt.decode_verify`, with node:crypto (synchronous, as built-ins are). Keys are given as
+ * JWT built-ins: `io.jwt.decode`, `io.jwt.verify_{rs,ps,es,hs}{256,384,512}`, `io.jwt.verify_eddsa`
+ * and `io.jwt.decode_verify`, with node:crypto (synchronous, as built-ins are). Keys are given as
  * OPA takes them: a PEM certificate or public key, or a JWK / JWKS JSON string (any key of a
  * set may verify). Parsed keys are cached (bounded): they are public material.
  */
@@ -150,6 +150,19 @@ function verifyAsymmetric(family: Family, bits: string, input: string, sig: Buff
   return false;
 }
 
+/** EdDSA (RFC 8037: Ed25519, Ed448): the key's own curve decides; no digest is named. */
+function verifyEdDSA(input: string, sig: Buffer, keys: KeyObject[]): boolean {
+  for (const key of keys) {
+    if (key.asymmetricKeyType !== 'ed25519' && key.asymmetricKeyType !== 'ed448') continue;
+    try {
+      if (verify(null, Buffer.from(input), key, sig)) return true;
+    } catch {
+      // A malformed signature simply does not verify.
+    }
+  }
+  return false;
+}
+
 function verifyHMAC(bits: string, input: string, sig: Buffer, secret: string): boolean {
   const mac = createHmac(DIGEST[bits]!, Buffer.from(secret, 'utf8')).update(input).digest();
   return mac.length === sig.length && timingSafeEqual(mac, sig);
@@ -221,14 +234,18 @@ function decodeVerify(args: Value[], ctx: BuiltinContext): Value {
     const headerAlg = objectGet(jwt.header, 'alg');
     if (typeof headerAlg !== 'string' || headerAlg === '' || !critUnderstood(jwt.header)) return unverified;
     if (alg !== '' && alg !== headerAlg) return unverified;
-    const m = ALG.exec(headerAlg);
-    if (!m) throw builtinErr(name, `unknown JWS algorithm: ${headerAlg}`);
-    const family = m[1] as Family;
-    // Asymmetric keys verify only asymmetric algorithms and a secret only HMAC (no alg confusion).
-    const ok =
-      keys !== undefined
-        ? family !== 'HS' && verifyAsymmetric(family, m[2]!, jwt.signingInput, jwt.signature, keys)
-        : family === 'HS' && verifyHMAC(m[2]!, jwt.signingInput, jwt.signature, secret);
+    let ok: boolean;
+    if (headerAlg === 'EdDSA') ok = keys !== undefined && verifyEdDSA(jwt.signingInput, jwt.signature, keys);
+    else {
+      const m = ALG.exec(headerAlg);
+      if (!m) throw builtinErr(name, `unknown JWS algorithm: ${headerAlg}`);
+      const family = m[1] as Family;
+      // Asymmetric keys verify only asymmetric algorithms and a secret only HMAC (no alg confusion).
+      ok =
+        keys !== undefined
+          ? family !== 'HS' && verifyAsymmetric(family, m[2]!, jwt.signingInput, jwt.signature, keys)
+          : family === 'HS' && verifyHMAC(m[2]!, jwt.signingInput, jwt.signature, secret);
+    }
     if (!ok) return unverified;
     const cty = objectGet(jwt.header, 'cty');
     if (typeof cty === 'string' && cty.toUpperCase() === 'JWT') {
@@ -266,6 +283,16 @@ function critUnderstood(header: PlainObject): boolean {
 
 const verifiers: BuiltinDef[] = [];
 for (const family of ['RS', 'PS', 'ES', 'HS'] as const) for (const bits of ['256', '384', '512']) verifiers.push(verifier(family, bits));
+verifiers.push(
+  def('io.jwt.verify_eddsa', 2, (args) => {
+    const name = 'io.jwt.verify_eddsa';
+    const token = str(name, args, 0);
+    const keyText = str(name, args, 1);
+    const jwt = splitJWT(name, token);
+    const keys = keysFor(name, keyText);
+    return verifyEdDSA(jwt.signingInput, b64(name, jwt.s, 'signature'), keys);
+  }),
+);
 
 export const JWT: BuiltinDef[] = [
   def('io.jwt.decode', 1, (args) => decodeJWT('io.jwt.decode', str('io.jwt.decode', args, 0))),

@@ -1,4 +1,4 @@
-import type { KeyObject } from 'node:crypto';
+import { generateKeyPairSync, type KeyObject } from 'node:crypto';
 import { SignJWT, exportJWK } from 'jose';
 import { beforeAll, describe, expect, it } from 'vitest';
 import { testKeyPair } from '../../../keys.js';
@@ -113,6 +113,23 @@ describe('io.jwt.verify_*', () => {
     expect(callError('io.jwt.verify_rs256', 'a.b', rsaPem).message).toBe(
       'io.jwt.verify_rs256: encoded JWT must have 3 sections, found 2',
     );
+  });
+});
+
+describe('EdDSA (io.jwt.verify_eddsa, decode_verify), as OPA carries it', () => {
+  it('verifies Ed25519 tokens with a PEM key or a JWK, and nothing else', async () => {
+    const ed = generateKeyPairSync('ed25519');
+    const edPem = ed.publicKey.export({ type: 'spki', format: 'pem' }).toString();
+    const edJwk = JSON.stringify(await exportJWK(ed.publicKey));
+    const t = await sign('EdDSA', ed.privateKey, { iss: 'k8s' });
+    expect(call('io.jwt.verify_eddsa', t, edPem)).toBe(true);
+    expect(call('io.jwt.verify_eddsa', t, edJwk)).toBe(true);
+    expect(call('io.jwt.verify_eddsa', tamper(t), edPem)).toBe(false);
+    expect(call('io.jwt.verify_eddsa', t, rsaPem)).toBe(false);
+    const [ok, header, payload] = call('io.jwt.decode_verify', t, { cert: edPem, iss: 'k8s' }) as [boolean, Record<string, unknown>, Record<string, unknown>];
+    expect([ok, header.alg, payload.iss]).toEqual([true, 'EdDSA', 'k8s']);
+    expect(call('io.jwt.decode_verify', t, { cert: rsaPem })).toEqual([false, {}, {}]);
+    expect(call('io.jwt.decode_verify', t, { secret: 'x' })).toEqual([false, {}, {}]);
   });
 });
 
