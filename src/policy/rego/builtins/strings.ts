@@ -282,7 +282,8 @@ function stringOrStrings(name: string, args: Value[], i: number): string[] {
 
 function formatInt(args: Value[]): Value {
   const n = num('format_int', args, 0);
-  const base = int('format_int', args, 1);
+  // OPA compares the base to 2, 8, 10 and 16 (any other number, 1.5 too, is the enum error).
+  const base = num('format_int', args, 1);
   if (base !== 2 && base !== 8 && base !== 10 && base !== 16) {
     throw operandErr('format_int', 2, 'must be one of {2, 8, 10, 16}');
   }

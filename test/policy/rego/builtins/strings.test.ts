@@ -103,6 +103,9 @@ describe('string built-ins', () => {
     expect(call('format_int', -8, 8)).toBe('-10');
     expect(call('format_int', 18446744073709551617n, 10)).toBe('18446744073709551617');
     expect(callError('format_int', 1, 3).message).toBe('format_int: operand 2 must be one of {2, 8, 10, 16}');
+    // A non-integer base is the same error in OPA (it compares the number), not a float error.
+    expect(callError('format_int', 1, 1.5).message).toBe('format_int: operand 2 must be one of {2, 8, 10, 16}');
+    expect(callError('format_int', 1, 18446744073709551616n).message).toBe('format_int: operand 2 must be one of {2, 8, 10, 16}');
   });
 
   it('any_prefix_match / any_suffix_match accept strings, arrays and sets', () => {
