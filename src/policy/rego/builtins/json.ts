@@ -155,13 +155,13 @@ function nestingPastMax(text: string): number {
   return -1;
 }
 
-/** A small recursive-descent JSON parser that keeps big integers exact. */
+/** A small JSON parser that keeps big integers exact (taken for texts with long digit runs). */
 class ExactParser {
   private i = 0;
   constructor(private readonly s: string) {}
 
   parseDocument(): Value {
-    const v = this.value(0);
+    const v = this.value();
     this.ws();
     if (this.i < this.s.length) this.fail('unexpected data after top-level value');
     return v;
@@ -175,16 +175,74 @@ class ExactParser {
     while (this.i < this.s.length && WS.has(this.s[this.i]!)) this.i++;
   }
 
-  /** A value inside `depth` arrays and objects. */
-  private value(depth: number): Value {
+  /**
+   * One value, with an explicit stack of the arrays and objects open around the current one
+   * (not recursion): 10,000 levels, which Go's decoder takes, would exhaust the call stack, and
+   * whether they did would depend on how far the engine had optimised this code.
+   */
+  private value(): Value {
+    type Open = { out: Value[]; key?: undefined } | { out: PlainObject; key: string };
+    const open: Open[] = [];
+    for (;;) {
+      this.ws();
+      const c = this.s[this.i];
+      let v: Value;
+      if (c === '[' || c === '{') {
+        if (open.length >= MAX_DEPTH) this.fail('exceeded max depth');
+        this.i++;
+        this.ws();
+        if (c === '[') {
+          if (this.s[this.i] !== ']') {
+            open.push({ out: [] });
+            continue;
+          }
+          this.i++;
+          v = [];
+        } else {
+          if (this.s[this.i] !== '}') {
+            open.push({ out: {}, key: this.key() });
+            continue;
+          }
+          this.i++;
+          v = {};
+        }
+      } else v = this.scalar(c);
+      // Hand the value to the container around it; close every container that ends here.
+      for (;;) {
+        const top = open[open.length - 1];
+        if (top === undefined) return v;
+        if (top.key === undefined) (top.out as Value[]).push(v);
+        else defineKey(top.out as PlainObject, top.key, v);
+        this.ws();
+        const sep = this.s[this.i++];
+        if (top.key === undefined) {
+          if (sep === ',') break;
+          if (sep !== ']') this.fail("expected ',' or ']'");
+        } else {
+          if (sep === ',') {
+            top.key = this.key();
+            break;
+          }
+          if (sep !== '}') this.fail("expected ',' or '}'");
+        }
+        open.pop();
+        v = top.out;
+      }
+    }
+  }
+
+  /** An object member's key and its colon. */
+  private key(): string {
     this.ws();
-    const c = this.s[this.i];
-    if ((c === '{' || c === '[') && depth >= MAX_DEPTH) this.fail('exceeded max depth');
+    if (this.s[this.i] !== '"') this.fail('expected string key');
+    const k = this.string();
+    this.ws();
+    if (this.s[this.i++] !== ':') this.fail("expected ':'");
+    return k;
+  }
+
+  private scalar(c: string | undefined): Value {
     switch (c) {
-      case '{':
-        return this.object(depth);
-      case '[':
-        return this.array(depth);
       case '"':
         return this.string();
       case 't':
@@ -230,45 +288,6 @@ class ExactParser {
     } catch {
       this.i = start;
       return this.fail('invalid string escape');
-    }
-  }
-
-  private array(depth: number): Value[] {
-    this.i++;
-    const out: Value[] = [];
-    this.ws();
-    if (this.s[this.i] === ']') {
-      this.i++;
-      return out;
-    }
-    for (;;) {
-      out.push(this.value(depth + 1));
-      this.ws();
-      const c = this.s[this.i++];
-      if (c === ']') return out;
-      if (c !== ',') this.fail("expected ',' or ']'");
-    }
-  }
-
-  private object(depth: number): PlainObject {
-    this.i++;
-    const out: PlainObject = {};
-    this.ws();
-    if (this.s[this.i] === '}') {
-      this.i++;
-      return out;
-    }
-    for (;;) {
-      this.ws();
-      if (this.s[this.i] !== '"') this.fail('expected string key');
-      const k = this.string();
-      this.ws();
-      if (this.s[this.i++] !== ':') this.fail("expected ':'");
-      defineKey(out, k, this.value(depth + 1));
-      this.ws();
-      const c = this.s[this.i++];
-      if (c === '}') return out;
-      if (c !== ',') this.fail("expected ',' or '}'");
     }
   }
 }

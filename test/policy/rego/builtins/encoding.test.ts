@@ -40,8 +40,11 @@ describe('json', () => {
     expect(call('json.is_valid', nested(10_001))).toBe(false);
     expect(call('json.is_valid', '{"a":'.repeat(10_001) + '1' + '}'.repeat(10_001))).toBe(false);
     expect(callError('json.unmarshal', nested(10_001)).message).toMatch(/^json\.unmarshal: exceeded max depth at offset 10000$/);
-    // The exact parser (taken for long digit runs) counts the same way.
+    // The exact parser (taken for long digit runs) counts the same way, and reads all 10,000
+    // levels without recursing (it exhausted the call stack a few thousand levels down).
     expect(call('json.is_valid', nested(10_001, '12345678901234567890'))).toBe(false);
+    expect(call('json.is_valid', nested(10_000, '12345678901234567890'))).toBe(true);
+    expect(call('json.unmarshal', nested(3, '12345678901234567890'))).toEqual([[[12345678901234567890n]]]);
     // Brackets inside strings are text, not nesting.
     expect(call('json.is_valid', '["' + '['.repeat(20_001) + '"]')).toBe(true);
   });
