@@ -2,7 +2,7 @@
  * Runs OPA's own Rego compliance cases (../shared/opa-compliance, YAML) against Warden's
  * built-in engine, matching results the way OPA's test-case runner does: `want_result` is a
  * set of binding objects (array-valued bindings sorted when `sort_bindings`), `want_error_code`
- * must equal the error's code and `want_error` must be a substring of its message.
+ * must equal the error's code and `want_error` must be a substring of its text (`code: message`).
  * Shared by `npm run compliance` (scripts/compliance.ts) and the vitest gate.
  */
 import { existsSync, readdirSync, readFileSync, statSync } from 'node:fs';
@@ -124,7 +124,8 @@ export function runCase(c: ComplianceCase, index = 0): CaseOutcome {
     if (c.want_error_code !== undefined && code !== c.want_error_code) {
       return { ...base, passed: false, detail: `want code ${c.want_error_code}, got ${code}: ${msg}` };
     }
-    if (c.want_error !== undefined && !msg.includes(c.want_error)) {
+    // OPA's runner matches want_error against the error's text, which is `code: message`.
+    if (c.want_error !== undefined && !`${code}: ${msg}`.includes(c.want_error)) {
       return { ...base, passed: false, detail: `want error containing "${c.want_error}", got ${code}: ${msg}` };
     }
     return { ...base, passed: true };

@@ -7,6 +7,7 @@
 import { randomBytes } from 'node:crypto';
 import { parse, UsageError, usageText, type Options } from '../cli/args.js';
 import { MAX_YAML_DEPTH, yamlDepthProblem } from '../pipeline/yaml-depth.js';
+import { tooDeepAt } from '../pipeline/json-depth.js';
 import { parseYamlValue, YamlTagError } from '../pipeline/yaml-tags.js';
 import { duplicateKeyFirst } from '../pipeline/yaml-unique-keys.js';
 import { FileTooLargeError, readFailure, readRegularFile } from '../pipeline/regular-file.js';
@@ -198,13 +199,16 @@ interface ParseFailure {
 function parseAs(text: string, yaml: boolean): { value: unknown } | { failure: ParseFailure } {
   const deep = yaml ? yamlDepthProblem(text) : undefined;
   if (deep) return { failure: { at: { line: deep.line, col: deep.column }, message: `nested deeper than ${MAX_YAML_DEPTH} levels`, syntax: false } };
+  const tooDeep: ParseFailure = { at: undefined, message: `nested deeper than ${MAX_INPUT_DEPTH} levels`, syntax: false };
   try {
-    return { value: yaml ? parseYamlValue(text) : unmarshalJSON(text) };
+    const value = yaml ? parseYamlValue(text) : unmarshalJSON(text);
+    // Deeper than evaluation takes (MAX_INPUT_DEPTH): refused here, naming the input file, as a
+    // data file is, rather than by the evaluation's budget.
+    return tooDeepAt(value, MAX_INPUT_DEPTH) ? { failure: tooDeep } : { value };
   } catch (e) {
     if (e instanceof YamlTagError) return { failure: { at: { line: e.line, col: e.col }, message: e.message, syntax: false } };
-    // The exact parser (taken for long numbers) recurses: valid JSON some thousands of levels
-    // deep runs it out of stack. Deeper than evaluation takes anyway (MAX_INPUT_DEPTH).
-    if (e instanceof RangeError) return { failure: { at: undefined, message: `nested deeper than ${MAX_INPUT_DEPTH} levels`, syntax: false } };
+    // A value too deep for the engine's own recursion elsewhere, should one reach it.
+    if (e instanceof RangeError) return { failure: tooDeep };
     if (!yaml) return { failure: { at: jsonErrorAt(e, text), message: 'not valid JSON', syntax: true } };
     // A repeated key is said as such, with where the key it repeats stands (never the key: it may be a secret).
     const first = duplicateKeyFirst(e);

@@ -335,6 +335,10 @@ describe('warden policy check', () => {
     writeFileSync(join(deep, 'in.json'), `${'['.repeat(6000)}1234567890123456789${']'.repeat(6000)}`);
     const r = await run(['eval', '-i', join(deep, 'in.json'), 'input']);
     expect([r.code, r.err]).toEqual([1, `${join(deep, 'in.json')}: input_invalid: cannot parse input: nested deeper than 1000 levels\n`]);
+    // Without a long number (JSON.parse reads it), the same refusal, naming the file.
+    writeFileSync(join(deep, 'plain.json'), `${'['.repeat(1500)}1${']'.repeat(1500)}`);
+    const p = await run(['eval', '-i', join(deep, 'plain.json'), 'input']);
+    expect([p.code, p.err]).toEqual([1, `${join(deep, 'plain.json')}: input_invalid: cannot parse input: nested deeper than 1000 levels\n`]);
   });
 });
 

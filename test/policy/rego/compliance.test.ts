@@ -6,7 +6,7 @@
  */
 import { existsSync, readFileSync } from 'node:fs';
 import { describe, expect, it } from 'vitest';
-import { DEFAULT_CASES_DIR, runCompliance } from '../../../scripts/compliance-lib.js';
+import { DEFAULT_CASES_DIR, runCase, runCompliance } from '../../../scripts/compliance-lib.js';
 
 const baseline = JSON.parse(readFileSync(new URL('./compliance-baseline.json', import.meta.url), 'utf8')) as { passed: number; total: number };
 
@@ -22,4 +22,18 @@ describe('OPA compliance cases', () => {
     const failures = summary.outcomes.filter((o) => !o.passed).map((o) => `${o.file}: ${o.note}`);
     expect(summary.passed, `failing cases:\n${failures.join('\n')}`).toBeGreaterThanOrEqual(baseline.passed);
   }, 120_000);
+
+  it('matches want_error against the error text as OPA\'s runner does (code: message)', () => {
+    const c = {
+      note: 'n',
+      file: 'f.yaml',
+      category: 'c',
+      query: 'data.test.p = x',
+      modules: ['package test\n\np := x if x := net.cidr_merge(["::1"])\n'],
+      strict_error: true,
+    };
+    expect(runCase({ ...c, want_error: 'eval_builtin_error: net.cidr_merge: IPv6 invalid: needs prefix length' }).passed).toBe(true);
+    expect(runCase({ ...c, want_error: 'net.cidr_merge: IPv6 invalid' }).passed).toBe(true);
+    expect(runCase({ ...c, want_error: 'eval_type_error: net.cidr_merge' }).passed).toBe(false);
+  });
 });

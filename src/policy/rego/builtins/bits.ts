@@ -5,7 +5,7 @@ import { builtinErr, def, num, operandErr } from './util.js';
 
 function intArg(name: string, args: Value[], i: number): bigint {
   const v = num(name, args, i);
-  if (typeof v === 'number' && !Number.isInteger(v)) throw operandErr(name, i + 1, 'must be an integer number but got a floating-point number');
+  if (typeof v === 'number' && !Number.isInteger(v)) throw operandErr(name, i + 1, 'must be integer number but got floating-point number');
   return BigInt(v);
 }
 

@@ -3,7 +3,7 @@
  * `urlquery.*`. Decoders are strict as Go's are (OPA accepts what Go accepts); error
  * messages never quote the input, which may hold secrets.
  */
-import YAML, { Composer, Lexer, LineCounter, Parser, YAMLParseError, type Document } from 'yaml';
+import YAML, { Composer, Lexer, LineCounter, Parser, type Document } from 'yaml';
 import {
   RegoDecimal,
   RegoSet,
@@ -117,20 +117,27 @@ function* meteredTokens(parser: Parser, text: string): Generator<ReturnType<Pars
   yield* parser.end();
 }
 
-/** YAML.parseDocument (yaml 2.x public-api.js) over metered tokens, with error positions. */
+/**
+ * The first document of `text` (YAML.parseDocument, yaml 2.x public-api.js, over metered tokens),
+ * with error positions. OPA reads YAML with go-yaml's Unmarshal, which decodes the first
+ * document of a stream and never reads past it: `a: 1\n---\nb: 2` is `{"a": 1}`, and whatever
+ * follows the first document is not parsed at all (so it cannot make the text invalid). The
+ * parser hands over a document once it has seen where it ends; tokens are not read past it.
+ */
 function parseYAMLDocument(text: string): Document.Parsed {
   const lines = new LineCounter();
   lines.addNewLine(0);
   const parser = new Parser(lines.addNewLine);
-  let doc: Document.Parsed | undefined;
-  for (const d of new Composer(YAML_PARSE).compose(meteredTokens(parser, text), true, text.length)) {
-    if (doc === undefined) doc = d;
-    else {
-      doc.errors.push(new YAMLParseError([d.range[0], d.range[1]], 'MULTIPLE_DOCS', 'Source contains multiple documents'));
-      break;
-    }
+  const composer = new Composer(YAML_PARSE);
+  for (const token of meteredTokens(parser, text)) {
+    // The composer yields a document only when the next one starts, so before the first
+    // document token (the last one read) it yields nothing: it holds that document.
+    for (const d of composer.next(token)) void d;
+    if (token.type === 'document') break;
   }
-  // compose(…, forceDoc = true) always ends with a document.
+  // end(forceDoc = true) yields the document held, or an empty one for a text without any.
+  let doc: Document.Parsed | undefined;
+  for (const d of composer.end(true, text.length)) doc ??= d;
   const parsed = doc!;
   for (const e of parsed.errors) if (e.pos[0] !== -1) e.linePos = [lines.linePos(e.pos[0]), lines.linePos(e.pos[1])];
   return parsed;

@@ -85,6 +85,12 @@ export function unmarshalJSON(text: string): Value {
   work(text.length >>> 4);
   // JSON.parse turns a long digit run into an inexact double and a large exponent (1e400) into
   // Infinity, which is not a Rego number: such text takes the exact parser (bigint, or an error).
+  // Go's decoder (OPA's json.unmarshal, json.is_valid) refuses nesting past 10,000 levels;
+  // JSON.parse takes any depth, so a text long enough to hold that many is looked at first.
+  if (text.length > 2 * MAX_DEPTH) {
+    const at = nestingPastMax(text);
+    if (at >= 0) throw new JSONSyntaxError(`exceeded max depth at offset ${at}`);
+  }
   if (!/\d{16}|[eE][+-]?\d{3}/.test(text)) {
     try {
       return JSON.parse(text) as Value;
@@ -124,15 +130,38 @@ export function firstLine(s: string): string {
 }
 
 const WS = new Set([' ', '\t', '\n', '\r']);
+/** Go's encoding/json maxNestingDepth: an array or object opened inside 10,000 others is an error. */
 const MAX_DEPTH = 10_000;
 
-/** A small recursive-descent JSON parser that keeps big integers exact. */
+/**
+ * Offset of the bracket that opens a 10,001st level of nesting, or -1. Brackets inside strings
+ * do not count; the text is not otherwise checked (the parser that follows does that).
+ */
+function nestingPastMax(text: string): number {
+  let depth = 0;
+  for (let i = 0; i < text.length; i++) {
+    const c = text.charCodeAt(i);
+    if (c === 0x22) {
+      // Skip the string: to the next quote not escaped by a backslash.
+      for (i++; i < text.length; i++) {
+        const d = text.charCodeAt(i);
+        if (d === 0x5c) i++;
+        else if (d === 0x22) break;
+      }
+    } else if (c === 0x5b || c === 0x7b) {
+      if (++depth > MAX_DEPTH) return i;
+    } else if (c === 0x5d || c === 0x7d) depth--;
+  }
+  return -1;
+}
+
+/** A small JSON parser that keeps big integers exact (taken for texts with long digit runs). */
 class ExactParser {
   private i = 0;
   constructor(private readonly s: string) {}
 
   parseDocument(): Value {
-    const v = this.value(0);
+    const v = this.value();
     this.ws();
     if (this.i < this.s.length) this.fail('unexpected data after top-level value');
     return v;
@@ -146,15 +175,74 @@ class ExactParser {
     while (this.i < this.s.length && WS.has(this.s[this.i]!)) this.i++;
   }
 
-  private value(depth: number): Value {
-    if (depth > MAX_DEPTH) this.fail('nesting too deep');
+  /**
+   * One value, with an explicit stack of the arrays and objects open around the current one
+   * (not recursion): 10,000 levels, which Go's decoder takes, would exhaust the call stack, and
+   * whether they did would depend on how far the engine had optimised this code.
+   */
+  private value(): Value {
+    type Open = { out: Value[]; key?: undefined } | { out: PlainObject; key: string };
+    const open: Open[] = [];
+    for (;;) {
+      this.ws();
+      const c = this.s[this.i];
+      let v: Value;
+      if (c === '[' || c === '{') {
+        if (open.length >= MAX_DEPTH) this.fail('exceeded max depth');
+        this.i++;
+        this.ws();
+        if (c === '[') {
+          if (this.s[this.i] !== ']') {
+            open.push({ out: [] });
+            continue;
+          }
+          this.i++;
+          v = [];
+        } else {
+          if (this.s[this.i] !== '}') {
+            open.push({ out: {}, key: this.key() });
+            continue;
+          }
+          this.i++;
+          v = {};
+        }
+      } else v = this.scalar(c);
+      // Hand the value to the container around it; close every container that ends here.
+      for (;;) {
+        const top = open[open.length - 1];
+        if (top === undefined) return v;
+        if (top.key === undefined) (top.out as Value[]).push(v);
+        else defineKey(top.out as PlainObject, top.key, v);
+        this.ws();
+        const sep = this.s[this.i++];
+        if (top.key === undefined) {
+          if (sep === ',') break;
+          if (sep !== ']') this.fail("expected ',' or ']'");
+        } else {
+          if (sep === ',') {
+            top.key = this.key();
+            break;
+          }
+          if (sep !== '}') this.fail("expected ',' or '}'");
+        }
+        open.pop();
+        v = top.out;
+      }
+    }
+  }
+
+  /** An object member's key and its colon. */
+  private key(): string {
     this.ws();
-    const c = this.s[this.i];
+    if (this.s[this.i] !== '"') this.fail('expected string key');
+    const k = this.string();
+    this.ws();
+    if (this.s[this.i++] !== ':') this.fail("expected ':'");
+    return k;
+  }
+
+  private scalar(c: string | undefined): Value {
     switch (c) {
-      case '{':
-        return this.object(depth);
-      case '[':
-        return this.array(depth);
       case '"':
         return this.string();
       case 't':
@@ -200,45 +288,6 @@ class ExactParser {
     } catch {
       this.i = start;
       return this.fail('invalid string escape');
-    }
-  }
-
-  private array(depth: number): Value[] {
-    this.i++;
-    const out: Value[] = [];
-    this.ws();
-    if (this.s[this.i] === ']') {
-      this.i++;
-      return out;
-    }
-    for (;;) {
-      out.push(this.value(depth + 1));
-      this.ws();
-      const c = this.s[this.i++];
-      if (c === ']') return out;
-      if (c !== ',') this.fail("expected ',' or ']'");
-    }
-  }
-
-  private object(depth: number): PlainObject {
-    this.i++;
-    const out: PlainObject = {};
-    this.ws();
-    if (this.s[this.i] === '}') {
-      this.i++;
-      return out;
-    }
-    for (;;) {
-      this.ws();
-      if (this.s[this.i] !== '"') this.fail('expected string key');
-      const k = this.string();
-      this.ws();
-      if (this.s[this.i++] !== ':') this.fail("expected ':'");
-      defineKey(out, k, this.value(depth + 1));
-      this.ws();
-      const c = this.s[this.i++];
-      if (c === '}') return out;
-      if (c !== ',') this.fail("expected ',' or '}'");
     }
   }
 }

@@ -80,7 +80,20 @@ function update(doc: Value, path: Value[], edit: (parent: Value, last: Value) =>
     out[i] = update(doc[i]!, rest, edit);
     return out;
   }
+  // A set member is its own path segment (OPA): the member is replaced by its edited copy.
+  if (doc instanceof RegoSet) {
+    if (!doc.has(seg)) fail();
+    return withMember(doc, seg, update(seg, rest, edit));
+  }
   return fail();
+}
+
+/** A copy of `set` without `drop`, plus `v` unless undefined. */
+function withMember(set: RegoSet, drop: Value | undefined, v: Value | undefined): RegoSet {
+  work(set.size >>> 3);
+  const out = RegoSet.from(drop === undefined ? set.values() : [...set.values()].filter((x) => !equal(x, drop)));
+  if (v !== undefined) out.add(v);
+  return out;
 }
 
 function add(doc: Value, path: Value[], v: Value): Value {
@@ -92,11 +105,8 @@ function add(doc: Value, path: Value[], v: Value): Value {
       work(parent.length >>> 3);
       return [...parent.slice(0, i), v, ...parent.slice(i)];
     }
-    if (parent instanceof RegoSet) {
-      const out = RegoSet.from(parent.values());
-      out.add(v);
-      return out;
-    }
+    // In a set the path's last segment is the member itself, so the value must be that member.
+    if (parent instanceof RegoSet) return equal(last, v) ? withMember(parent, undefined, v) : fail();
     return fail();
   });
 }
@@ -113,7 +123,7 @@ function remove(doc: Value, path: Value[]): Value {
     }
     if (parent instanceof RegoSet) {
       if (!parent.has(last)) fail();
-      return RegoSet.from([...parent.values()].filter((x) => !equal(x, last)));
+      return withMember(parent, last, undefined);
     }
     return fail();
   });

@@ -3,7 +3,7 @@
  * either as `/`-separated JSON pointers (`"a/b/0"`, with `~1` for `/` and `~0` for `~`) or as
  * arrays of segments. Array elements are addressed by their index ("0" or 0).
  */
-import { RegoSet, isObject, keyOf, makeObject, objectEntries, objectGet, type PlainObject, type RegoObject, type Value } from '../value.js';
+import { RegoSet, isObject, keyOf, makeObject, objectEntries, objectGet, typeName, type PlainObject, type RegoObject, type Value } from '../value.js';
 import type { BuiltinDef } from './types.js';
 import { pathSegments } from './json-pointer.js';
 import { def, obj, operandErr, typeErr } from './util.js';
@@ -22,7 +22,8 @@ function pathsOf(name: string, args: Value[]): Value[][] {
   return items.map((p) => {
     const path = pathSegments(p);
     if (path) return path;
-    throw operandErr(name, 2, 'must be one of {set, array} containing string paths or array of path segments');
+    // OPA names the offending element's type (a type, never a value).
+    throw operandErr(name, 2, `must be one of {set, array} containing string paths or array of path segments but got ${typeName(p)}`);
   });
 }
 

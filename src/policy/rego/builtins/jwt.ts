@@ -1,6 +1,6 @@
 /**
- * JWT built-ins: `io.jwt.decode`, `io.jwt.verify_{rs,ps,es,hs}{256,384,512}` and
- * `io.jwt.decode_verify`, with node:crypto (synchronous, as built-ins are). Keys are given as
+ * JWT built-ins: `io.jwt.decode`, `io.jwt.verify_{rs,ps,es,hs}{256,384,512}`, `io.jwt.verify_eddsa`
+ * and `io.jwt.decode_verify`, with node:crypto (synchronous, as built-ins are). Keys are given as
  * OPA takes them: a PEM certificate or public key, or a JWK / JWKS JSON string (any key of a
  * set may verify). Parsed keys are cached (bounded): they are public material.
  */
@@ -21,9 +21,21 @@ interface RawJWT {
 
 const B64URL = /^[A-Za-z0-9_-]*$/;
 
+/**
+ * A section decoded as OPA's base64url.decode does it (padding added, then Go's URLEncoding),
+ * failing with Go's reason: the offset of the first byte outside the alphabet (an offset, never
+ * the text). `what` names the section as OPA does (`JWT header had invalid encoding: ...`).
+ */
 function b64(name: string, part: string, what: string): Buffer {
-  if (!B64URL.test(part) || part.length % 4 === 1) throw builtinErr(name, `JWT ${what} is not valid base64url`);
-  return Buffer.from(part, 'base64url');
+  const body = part.replace(/={1,2}$/, '');
+  if (!B64URL.test(body)) {
+    const at = /[^A-Za-z0-9_-]/.exec(body)!.index;
+    throw builtinErr(name, `JWT ${what} had invalid encoding: illegal base64 data at input byte ${at}`);
+  }
+  if (part.length % 4 === 1 || (part !== body && part.length % 4 !== 0)) {
+    throw builtinErr(name, `JWT ${what} had invalid encoding: illegal base64url string`);
+  }
+  return Buffer.from(body, 'base64url');
 }
 
 function jsonObject(name: string, text: string, what: string): PlainObject {
@@ -37,30 +49,48 @@ function jsonObject(name: string, text: string, what: string): PlainObject {
   return v;
 }
 
-/** The three sections; only the signature is decoded (verify_* never read header or payload, as OPA). */
-function splitJWT(name: string, token: string): { h: string; p: string; signature: Buffer; signingInput: string } {
+/** The three sections, still encoded. */
+function splitJWT(name: string, token: string): { h: string; p: string; s: string; signingInput: string } {
   if (!token.includes('.')) throw builtinErr(name, 'encoded JWT had no period separators');
   const parts = token.split('.');
   if (parts.length !== 3) throw builtinErr(name, `encoded JWT must have 3 sections, found ${parts.length}`);
   const [h, p, s] = parts as [string, string, string];
-  return { h, p, signature: b64(name, s, 'signature'), signingInput: `${h}.${p}` };
+  return { h, p, s, signingInput: `${h}.${p}` };
 }
 
-function decodeJWTOnce(name: string, token: string): RawJWT {
-  const { h, p, signature, signingInput } = splitJWT(name, token);
+/** The header, checked as OPA checks it (an object, not a JWE). */
+function decodeHeader(name: string, h: string): PlainObject {
   const header = jsonObject(name, b64(name, h, 'header').toString('utf8'), 'header');
   if (objectGet(header, 'enc') !== undefined) throw builtinErr(name, 'JWT is a JWE object, which is not supported');
+  return header;
+}
+
+/** One level of a token for decode_verify: header, payload text and signature, in OPA's order. */
+function decodeJWTOnce(name: string, token: string): RawJWT {
+  const { h, p, s, signingInput } = splitJWT(name, token);
+  const header = decodeHeader(name, h);
+  const signature = b64(name, s, 'signature');
   return { header, payloadText: b64(name, p, 'payload').toString('utf8'), signature, signingInput };
 }
 
-/** Decodes without verifying; a nested JWT (cty: JWT) is decoded through to its payload. */
-export function decodeJWT(name: string, token: string): RawJWT & { payload: PlainObject } {
-  const jwt = decodeJWTOnce(name, token);
-  const cty = objectGet(jwt.header, 'cty');
-  if (typeof cty === 'string' && cty.toUpperCase() === 'JWT') {
-    return { ...jwt, payload: decodeJWT(name, jwt.payloadText).payload };
+/**
+ * `io.jwt.decode`, as OPA's builtinJWTDecode: header, then payload; a payload whose header says
+ * `cty: "JWT"` (exactly) is itself a token, quoted as jwt.io quotes it (the quotes are trimmed),
+ * and the answer is that inner token's [header, payload, signature]; otherwise the signature is
+ * decoded last.
+ */
+function decodeJWT(name: string, token: string, depth = 0): Value {
+  const { h, p, s } = splitJWT(name, token);
+  const header = decodeHeader(name, h);
+  const payloadText = b64(name, p, 'payload').toString('utf8');
+  if (objectGet(header, 'cty') === 'JWT') {
+    // Each level is a decoded section of the one above, so the nesting is bounded by the token's
+    // length; a depth cap keeps a hostile token from exhausting the stack.
+    if (depth >= 32) throw builtinErr(name, 'JWT nested too deeply');
+    return decodeJWT(name, payloadText.replace(/^["']+|["']+$/g, ''), depth + 1);
   }
-  return { ...jwt, payload: jsonObject(name, jwt.payloadText, 'payload') };
+  const payload = jsonObject(name, payloadText, 'payload');
+  return [header, payload, b64(name, s, 'signature').toString('hex')];
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -120,6 +150,19 @@ function verifyAsymmetric(family: Family, bits: string, input: string, sig: Buff
   return false;
 }
 
+/** EdDSA (RFC 8037: Ed25519, Ed448): the key's own curve decides; no digest is named. */
+function verifyEdDSA(input: string, sig: Buffer, keys: KeyObject[]): boolean {
+  for (const key of keys) {
+    if (key.asymmetricKeyType !== 'ed25519' && key.asymmetricKeyType !== 'ed448') continue;
+    try {
+      if (verify(null, Buffer.from(input), key, sig)) return true;
+    } catch {
+      // A malformed signature simply does not verify.
+    }
+  }
+  return false;
+}
+
 function verifyHMAC(bits: string, input: string, sig: Buffer, secret: string): boolean {
   const mac = createHmac(DIGEST[bits]!, Buffer.from(secret, 'utf8')).update(input).digest();
   return mac.length === sig.length && timingSafeEqual(mac, sig);
@@ -132,9 +175,9 @@ function verifier(family: Family, bits: string): BuiltinDef {
     const keyText = str(name, args, 1);
     // A malformed token or key is an error (as OPA), a wrong signature just does not verify.
     const jwt = splitJWT(name, token);
-    const keys = family === 'HS' ? [] : keysFor(name, keyText);
-    if (family === 'HS') return verifyHMAC(bits, jwt.signingInput, jwt.signature, keyText);
-    return verifyAsymmetric(family, bits, jwt.signingInput, jwt.signature, keys);
+    if (family === 'HS') return verifyHMAC(bits, jwt.signingInput, b64(name, jwt.s, 'signature'), keyText);
+    const keys = keysFor(name, keyText);
+    return verifyAsymmetric(family, bits, jwt.signingInput, b64(name, jwt.s, 'signature'), keys);
   });
 }
 
@@ -191,14 +234,18 @@ function decodeVerify(args: Value[], ctx: BuiltinContext): Value {
     const headerAlg = objectGet(jwt.header, 'alg');
     if (typeof headerAlg !== 'string' || headerAlg === '' || !critUnderstood(jwt.header)) return unverified;
     if (alg !== '' && alg !== headerAlg) return unverified;
-    const m = ALG.exec(headerAlg);
-    if (!m) throw builtinErr(name, `unknown JWS algorithm: ${headerAlg}`);
-    const family = m[1] as Family;
-    // Asymmetric keys verify only asymmetric algorithms and a secret only HMAC (no alg confusion).
-    const ok =
-      keys !== undefined
-        ? family !== 'HS' && verifyAsymmetric(family, m[2]!, jwt.signingInput, jwt.signature, keys)
-        : family === 'HS' && verifyHMAC(m[2]!, jwt.signingInput, jwt.signature, secret);
+    let ok: boolean;
+    if (headerAlg === 'EdDSA') ok = keys !== undefined && verifyEdDSA(jwt.signingInput, jwt.signature, keys);
+    else {
+      const m = ALG.exec(headerAlg);
+      if (!m) throw builtinErr(name, `unknown JWS algorithm: ${headerAlg}`);
+      const family = m[1] as Family;
+      // Asymmetric keys verify only asymmetric algorithms and a secret only HMAC (no alg confusion).
+      ok =
+        keys !== undefined
+          ? family !== 'HS' && verifyAsymmetric(family, m[2]!, jwt.signingInput, jwt.signature, keys)
+          : family === 'HS' && verifyHMAC(m[2]!, jwt.signingInput, jwt.signature, secret);
+    }
     if (!ok) return unverified;
     const cty = objectGet(jwt.header, 'cty');
     if (typeof cty === 'string' && cty.toUpperCase() === 'JWT') {
@@ -208,9 +255,9 @@ function decodeVerify(args: Value[], ctx: BuiltinContext): Value {
     break;
   }
   const payload = jsonObject(name, jwt.payloadText, 'payload');
-  // Registered claims. iss is checked only when the token carries one, as OPA does.
-  const tokIss = objectGet(payload, 'iss');
-  if (iss !== '' && tokIss !== undefined && tokIss !== iss) return unverified;
+  // Registered claims. An iss constraint needs the token to carry that issuer: a token without
+  // one does not verify (OPA since its issue #5850, 0.52; before, a missing iss passed).
+  if (iss !== '' && objectGet(payload, 'iss') !== iss) return unverified;
   const tokAud = objectGet(payload, 'aud');
   if (tokAud !== undefined) {
     // A token meant for an audience is valid only for a caller that names that audience.
@@ -236,12 +283,19 @@ function critUnderstood(header: PlainObject): boolean {
 
 const verifiers: BuiltinDef[] = [];
 for (const family of ['RS', 'PS', 'ES', 'HS'] as const) for (const bits of ['256', '384', '512']) verifiers.push(verifier(family, bits));
+verifiers.push(
+  def('io.jwt.verify_eddsa', 2, (args) => {
+    const name = 'io.jwt.verify_eddsa';
+    const token = str(name, args, 0);
+    const keyText = str(name, args, 1);
+    const jwt = splitJWT(name, token);
+    const keys = keysFor(name, keyText);
+    return verifyEdDSA(jwt.signingInput, b64(name, jwt.s, 'signature'), keys);
+  }),
+);
 
 export const JWT: BuiltinDef[] = [
-  def('io.jwt.decode', 1, (args) => {
-    const jwt = decodeJWT('io.jwt.decode', str('io.jwt.decode', args, 0));
-    return [jwt.header, jwt.payload, jwt.signature.toString('hex')];
-  }),
+  def('io.jwt.decode', 1, (args) => decodeJWT('io.jwt.decode', str('io.jwt.decode', args, 0))),
   ...verifiers,
   // Checks `exp`/`nbf` against the query's clock unless the constraints give `time`: as in OPA,
   // nondeterministic (its result is not a function of its arguments alone).

@@ -82,10 +82,21 @@ export function obj(name: string, args: Value[], i: number): PlainObject | RegoO
   return v;
 }
 
-/** An integer operand as a JS number (OPA's `IntOperand`); rejects non-integers and huge values. */
+const INT64_MIN = -(2n ** 63n);
+const INT64_MAX = 2n ** 63n - 1n;
+
+/**
+ * An integer operand as a JS number (OPA's `IntOperand`, which takes any int64). An integer past
+ * ±2^53 comes back as ±Number.MAX_SAFE_INTEGER: every caller uses it as a count, an index or a
+ * length, which no string or array reaches, so the answer is OPA's (`substring(s, 2^53 + 1, 1)`
+ * is ""). Non-integers and integers beyond int64 are refused with OPA's (odd) message.
+ */
 export function int(name: string, args: Value[], i: number): number {
   const v = num(name, args, i);
-  if (typeof v === 'bigint') throw operandErr(name, i + 1, 'must be integer number but got floating-point number');
+  if (typeof v === 'bigint') {
+    if (v < INT64_MIN || v > INT64_MAX) throw operandErr(name, i + 1, 'must be integer number but got floating-point number');
+    return v < 0n ? -Number.MAX_SAFE_INTEGER : Number.MAX_SAFE_INTEGER;
+  }
   if (!Number.isInteger(v)) throw operandErr(name, i + 1, 'must be integer number but got floating-point number');
   return v;
 }

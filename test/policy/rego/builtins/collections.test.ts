@@ -150,6 +150,13 @@ describe('json.filter / json.remove', () => {
     expect(call('json.remove', doc, ['/a/c/0'])).toEqual({ a: { b: 1, c: [20, 30], d: 'x' }, e: 2, 'f/g': 3 });
     expect(callError('json.remove', doc, 'a').message).toBe('json.remove: operand 2 must be one of {set, array} but got string');
   });
+
+  it('names the type of a path that is neither a string nor an array, as OPA does', () => {
+    const want = (t: string) => `operand 2 must be one of {set, array} containing string paths or array of path segments but got ${t}`;
+    expect(callError('json.remove', doc, S(1, 2, 'a')).message).toBe(`json.remove: ${want('number')}`);
+    expect(callError('json.remove', doc, ['a', { x: 1 }]).message).toBe(`json.remove: ${want('object')}`);
+    expect(callError('json.filter', doc, ['a', true]).message).toBe(`json.filter: ${want('boolean')}`);
+  });
 });
 
 describe('bits', () => {
@@ -161,6 +168,13 @@ describe('bits', () => {
     expect(call('bits.lsh', 1, 64)).toBe(18446744073709551616n);
     expect(call('bits.rsh', 18446744073709551616n, 63)).toBe(2);
     expect(callError('bits.lsh', 1, 1e9).code).toBe('eval_builtin_error');
+  });
+
+  it('refuses operands with OPA\'s messages (its v1/bitsshiftleft cases)', () => {
+    const f = callError('bits.lsh', 7.2, 42);
+    expect([f.code, f.message]).toEqual(['eval_type_error', 'bits.lsh: operand 1 must be integer number but got floating-point number']);
+    expect(callError('bits.and', 1, 0.5).message).toBe('bits.and: operand 2 must be integer number but got floating-point number');
+    expect(callError('bits.lsh', 7, -1).message).toBe('bits.lsh: operand 2 must be an unsigned integer number but got a negative integer');
   });
 });
 
@@ -203,5 +217,15 @@ describe('json.patch', () => {
     expect(call('json.patch', doc, [{ op: 'add', path: '/a/b/7', value: 1 }])).toBeUndefined();
     expect(call('json.patch', doc, [{ op: 'frobnicate', path: '/c' }])).toBeUndefined();
     expect(callError('json.patch', doc, 'x').message).toBe('json.patch: operand 2 must be array but got string');
+  });
+
+  it('treats a set member as its own path segment, as OPA does (its jsonpatch/set cases)', () => {
+    // Added to a set, the value must be the member the path names.
+    expect(call('json.patch', { foo: S('a', 'b') }, [{ op: 'add', path: 'foo/c', value: 'c' }])).toEqual({ foo: S('a', 'b', 'c') });
+    expect(call('json.patch', { foo: S('a', 'b') }, [{ op: 'add', path: 'foo/d', value: 'e' }])).toBeUndefined();
+    // A path goes on through a member: {[1]} patched at [[1], 1] is {[1, 2]}.
+    expect(call('json.patch', S([1]), [{ op: 'add', path: [[1], 1], value: 2 }])).toEqual(S([1, 2]));
+    expect(call('json.patch', S([1], 'x'), [{ op: 'remove', path: [[1], 0] }])).toEqual(S([], 'x'));
+    expect(call('json.patch', S([1]), [{ op: 'add', path: [[2], 0], value: 2 }])).toBeUndefined();
   });
 });

@@ -34,6 +34,21 @@ describe('json', () => {
     expect(call('json.is_valid', 5)).toBe(false);
   });
 
+  it('refuses nesting past 10,000 levels, as Go\'s decoder does (json.is_valid, json.unmarshal)', () => {
+    const nested = (levels: number, inner = '') => '['.repeat(levels) + inner + ']'.repeat(levels);
+    expect(call('json.is_valid', nested(10_000))).toBe(true);
+    expect(call('json.is_valid', nested(10_001))).toBe(false);
+    expect(call('json.is_valid', '{"a":'.repeat(10_001) + '1' + '}'.repeat(10_001))).toBe(false);
+    expect(callError('json.unmarshal', nested(10_001)).message).toMatch(/^json\.unmarshal: exceeded max depth at offset 10000$/);
+    // The exact parser (taken for long digit runs) counts the same way, and reads all 10,000
+    // levels without recursing (it exhausted the call stack a few thousand levels down).
+    expect(call('json.is_valid', nested(10_001, '12345678901234567890'))).toBe(false);
+    expect(call('json.is_valid', nested(10_000, '12345678901234567890'))).toBe(true);
+    expect(call('json.unmarshal', nested(3, '12345678901234567890'))).toEqual([[[12345678901234567890n]]]);
+    // Brackets inside strings are text, not nesting.
+    expect(call('json.is_valid', '["' + '['.repeat(20_001) + '"]')).toBe(true);
+  });
+
   it('keeps __proto__ keys as data', () => {
     const v = call('json.unmarshal', '{"__proto__":{"x":1},"n":12345678901234567890}') as Record<string, unknown>;
     expect(Object.prototype.hasOwnProperty.call(v, '__proto__')).toBe(true);
@@ -54,6 +69,19 @@ describe('yaml', () => {
     expect(callError('yaml.unmarshal', 'a: [1').code).toBe('eval_builtin_error');
     expect(call('yaml.is_valid', 'a: 1')).toBe(true);
     expect(call('yaml.is_valid', 'a: [1')).toBe(false);
+  });
+
+  it('reads the first document of a stream and nothing past it, as go-yaml Unmarshal (OPA) does', () => {
+    expect(call('yaml.unmarshal', 'a: 1\n---\nb: 2\n')).toEqual({ a: 1 });
+    expect(call('yaml.unmarshal', '- x\n...\n---\n- y\n')).toEqual(['x']);
+    expect(call('yaml.unmarshal', '---\n---\na: 1\n')).toBeNull();
+    // What follows the first document is never parsed, so it cannot make the text invalid.
+    expect(call('yaml.is_valid', 'a: 1\n---\nb: [')).toBe(true);
+    expect(call('yaml.unmarshal', 'a: 1\n---\nb: [')).toEqual({ a: 1 });
+    // A `---` inside a block scalar does not start a document.
+    expect(call('yaml.unmarshal', 'a: |\n  ---\n  b\n')).toEqual({ a: '---\nb\n' });
+    // The first document itself is still read in full.
+    expect(call('yaml.is_valid', 'a: [1\n---\nb: 2\n')).toBe(false);
   });
 
   it('stops alias bombs instead of expanding them', () => {

@@ -1,4 +1,4 @@
-import type { KeyObject } from 'node:crypto';
+import { generateKeyPairSync, type KeyObject } from 'node:crypto';
 import { SignJWT, exportJWK } from 'jose';
 import { beforeAll, describe, expect, it } from 'vitest';
 import { testKeyPair } from '../../../keys.js';
@@ -41,6 +41,26 @@ describe('io.jwt.decode', () => {
     expect(header).toEqual({ alg: 'HS256', kid: 'k1' });
     expect(payload.sub).toBe('system:serviceaccount:payments:api');
     expect(sig).toMatch(/^[0-9a-f]{64}$/);
+  });
+
+  it('decodes a nested token (cty: JWT) to the inner token, as OPA does (its jwtbuiltins cases)', () => {
+    // OPA's test vectors: the outer payload is the inner token, quoted as jwt.io quotes it.
+    const nested =
+      'eyJhbGciOiJIUzI1NiIsInR5cCI6IkpXVCIsImN0eSI6IkpXVCJ9.ImV5SmhiR2NpT2lKSVV6STFOaUlzSW5SNWNDSTZJa3BYVkNKOS5leUp6ZFdJaU9pSXdJaXdpYVhOeklqb2liM0JoSW4wLlhtVm9Mb0hJM3B4TXRNT19XUk9OTVNKekdVRFA5cERqeThKcDBfdGRSWFki.8W0qx4mLxslmZl7wEMUWBxH7tST3XsEuWXxesXqFnRI';
+    expect(call('io.jwt.decode', nested)).toEqual([
+      { alg: 'HS256', typ: 'JWT' },
+      { iss: 'opa', sub: '0' },
+      '5e65682e81c8de9c4cb4c3bf59138d3122731940cff690e3cbc269d3fb5d4576',
+    ]);
+  });
+
+  it('says which section is badly encoded and where, as OPA does (offset, never text)', () => {
+    const e = callError('io.jwt.decode', 'eyJhbGciOiJIU^%zI1NiI+sInR5cCI6IkpXVCJ9.eyJzdWIiOiIwIiwiaXNzIjoib3BhIn0.XmVoLoHI3pxMtMO_WRONMSJzGUDP9pDjy8Jp0_tdRXY');
+    expect(e.message).toBe('io.jwt.decode: JWT header had invalid encoding: illegal base64 data at input byte 13');
+    // The signature is read last: a bad payload is reported before it.
+    expect(callError('io.jwt.decode', 'eyJhbGciOiJIUzI1NiJ9.e30(.e30(').message).toBe(
+      'io.jwt.decode: JWT payload had invalid encoding: illegal base64 data at input byte 3',
+    );
   });
 
   it('rejects malformed tokens', () => {
@@ -96,6 +116,23 @@ describe('io.jwt.verify_*', () => {
   });
 });
 
+describe('EdDSA (io.jwt.verify_eddsa, decode_verify), as OPA carries it', () => {
+  it('verifies Ed25519 tokens with a PEM key or a JWK, and nothing else', async () => {
+    const ed = generateKeyPairSync('ed25519');
+    const edPem = ed.publicKey.export({ type: 'spki', format: 'pem' }).toString();
+    const edJwk = JSON.stringify(await exportJWK(ed.publicKey));
+    const t = await sign('EdDSA', ed.privateKey, { iss: 'k8s' });
+    expect(call('io.jwt.verify_eddsa', t, edPem)).toBe(true);
+    expect(call('io.jwt.verify_eddsa', t, edJwk)).toBe(true);
+    expect(call('io.jwt.verify_eddsa', tamper(t), edPem)).toBe(false);
+    expect(call('io.jwt.verify_eddsa', t, rsaPem)).toBe(false);
+    const [ok, header, payload] = call('io.jwt.decode_verify', t, { cert: edPem, iss: 'k8s' }) as [boolean, Record<string, unknown>, Record<string, unknown>];
+    expect([ok, header.alg, payload.iss]).toEqual([true, 'EdDSA', 'k8s']);
+    expect(call('io.jwt.decode_verify', t, { cert: rsaPem })).toEqual([false, {}, {}]);
+    expect(call('io.jwt.decode_verify', t, { secret: 'x' })).toEqual([false, {}, {}]);
+  });
+});
+
 describe('io.jwt.decode_verify', () => {
   it('checks signature, expiry, not-before, issuer and audience', async () => {
     const good = await sign('RS256', rsa.privateKey, { iss: 'k8s', aud: ['warden'], exp: nowS + 600, nbf: nowS - 60 });
@@ -118,9 +155,11 @@ describe('io.jwt.decode_verify', () => {
     expect(call('io.jwt.decode_verify', good, { cert: rsaPem })).toEqual(invalid);
     expect(call('io.jwt.decode_verify', tamper(good), { cert: rsaPem, aud: 'warden' })).toEqual(invalid);
     expect(call('io.jwt.decode_verify', good, { cert: rsaPem, aud: 'warden', alg: 'ES256' })).toEqual(invalid);
-    // iss is only compared when the token carries one (OPA's rule).
+    // An iss constraint needs the token to carry that issuer: one without iss does not verify
+    // (OPA issue #5850; it passed before, and here until 2026-11-28).
     const noIss = await sign('RS256', rsa.privateKey, {});
-    expect((call('io.jwt.decode_verify', noIss, { cert: rsaPem, iss: 'k8s' }) as unknown[])[0]).toBe(true);
+    expect(call('io.jwt.decode_verify', noIss, { cert: rsaPem, iss: 'k8s' })).toEqual(invalid);
+    expect((call('io.jwt.decode_verify', noIss, { cert: rsaPem }) as unknown[])[0]).toBe(true);
     expect(callError('io.jwt.decode_verify', noIss, { cert: rsaPem, colour: 'blue' }).message).toBe(
       'io.jwt.decode_verify: unknown token validation constraint (want cert, secret, alg, iss, aud, time)',
     );

@@ -71,12 +71,41 @@ describe('string built-ins', () => {
     expect(callError('substring', 'hello', -1, 2).message).toBe('substring: negative offset');
   });
 
+  it('strings.split_n keeps the first n pieces, or the last -n, as OPA 1.2x does', () => {
+    expect(call('strings.split_n', 'a,b,c,d', ',', 2)).toEqual(['a', 'b']);
+    expect(call('strings.split_n', 'a,b,c,d', ',', -2)).toEqual(['c', 'd']);
+    expect(call('strings.split_n', 'a,b,c,d', ',', 0)).toEqual([]);
+    expect(call('strings.split_n', 'a,b,c,d', ',', 9)).toEqual(['a', 'b', 'c', 'd']);
+    expect(call('strings.split_n', 'a,b,c,d', ',', -9)).toEqual(['a', 'b', 'c', 'd']);
+    expect(call('strings.split_n', 'héllo', '', 2)).toEqual(['h', 'é']);
+    expect(call('strings.split_n', 'a,b', ',', 9223372036854775807n)).toEqual(['a', 'b']);
+    expect(callError('strings.split_n', 'a,b', ',', 1.5).message).toBe(
+      'strings.split_n: operand 3 must be integer number but got floating-point number',
+    );
+    expect(callError('strings.split_n', 1, ',', 1).code).toBe('eval_type_error');
+  });
+
+  it('takes any int64 as an index or count, as OPA does (integers past 2^53 included)', () => {
+    // OPA's IntOperand reads any int64: an offset past the string gives "", a length past it the rest.
+    expect(call('substring', 'hello', 9007199254740993n, 1)).toBe('');
+    expect(call('substring', 'hello', 1, 9007199254740993n)).toBe('ello');
+    expect(call('substring', 'hello', 1, -9007199254740993n)).toBe('ello');
+    expect(call('regex.find_n', 'l', 'hello', 9223372036854775807n)).toEqual(['l', 'l']);
+    // Beyond int64, OPA refuses it with this message.
+    expect(callError('substring', 'hello', 1, 9223372036854775808n).message).toBe(
+      'substring: operand 3 must be integer number but got floating-point number',
+    );
+  });
+
   it('format_int truncates and formats in base 2, 8, 10, 16', () => {
     expect(call('format_int', 255, 16)).toBe('ff');
     expect(call('format_int', 5.9, 2)).toBe('101');
     expect(call('format_int', -8, 8)).toBe('-10');
     expect(call('format_int', 18446744073709551617n, 10)).toBe('18446744073709551617');
     expect(callError('format_int', 1, 3).message).toBe('format_int: operand 2 must be one of {2, 8, 10, 16}');
+    // A non-integer base is the same error in OPA (it compares the number), not a float error.
+    expect(callError('format_int', 1, 1.5).message).toBe('format_int: operand 2 must be one of {2, 8, 10, 16}');
+    expect(callError('format_int', 1, 18446744073709551616n).message).toBe('format_int: operand 2 must be one of {2, 8, 10, 16}');
   });
 
   it('any_prefix_match / any_suffix_match accept strings, arrays and sets', () => {
