@@ -5,7 +5,9 @@
  * maps), then
  *   1. times each step of reading the data file alone (decode, parse, duplicate keys, depth);
  *   2. loads the whole set as a serving process's reload does (loadRegoPolicy), with a 1 ms
- *      timer running: the longest gap between its ticks is the longest the loop was held.
+ *      timer running: the longest gap between its ticks is the longest the loop was held;
+ *   3. as a control, runs plain 10 ms slices of busy work for a second under the same timer: the
+ *      gaps the machine's own load (and the collector) make anyway.
  *
  *   npx tsx scripts/data-load-cost.ts [json|yaml] [n] [runs=3]
  *
@@ -22,6 +24,7 @@ import { decodeText } from '../src/pipeline/text-file.js';
 import { tooDeepAt } from '../src/pipeline/json-depth.js';
 import { yamlDepthProblem } from '../src/pipeline/yaml-depth.js';
 import { parseYamlValue } from '../src/pipeline/yaml-tags.js';
+import { runStepsYielding } from '../src/pipeline/time-slices.js';
 
 const kind = process.argv[2] === 'yaml' ? 'yaml' : 'json';
 const n = Number(process.argv[3] ?? (kind === 'json' ? 120_000 : 40_000));
@@ -41,6 +44,23 @@ function yamlText(count: number): string {
 
 function ms(t0: number): string {
   return (performance.now() - t0).toFixed(0).padStart(6);
+}
+
+/** How long `work` takes, and the longest gap between the ticks of a 1 ms timer meanwhile. */
+async function stalls(work: () => Promise<unknown>): Promise<{ total: number; longest: number }> {
+  let last = performance.now();
+  let longest = 0;
+  const tick = setInterval(() => {
+    const now = performance.now();
+    longest = Math.max(longest, now - last);
+    last = now;
+  }, 1);
+  const t = performance.now();
+  last = t;
+  await work();
+  const total = performance.now() - t;
+  clearInterval(tick);
+  return { total, longest: Math.max(longest, performance.now() - last) };
 }
 
 const dir = mkdtempSync(join(tmpdir(), 'warden-data-cost-'));
@@ -77,21 +97,17 @@ try {
     phases.push(`parseDataFile ${ms(t)}`);
 
     // The whole load as a reload runs it, with a timer measuring how long the loop was held.
-    let last = performance.now();
-    let longest = 0;
-    const tick = setInterval(() => {
-      const now = performance.now();
-      longest = Math.max(longest, now - last);
-      last = now;
-    }, 1);
-    t = performance.now();
-    last = t;
-    await loadRegoPolicy([dir], { excludeTests: true });
-    const total = performance.now() - t;
-    clearInterval(tick);
-    longest = Math.max(longest, performance.now() - last);
-    console.log(`run ${r + 1}: ${phases.join(' | ')} ms; load ${total.toFixed(0)} ms, longest stall ${longest.toFixed(0)} ms`);
+    const load = await stalls(() => loadRegoPolicy([dir], { excludeTests: true }));
+    console.log(`run ${r + 1}: ${phases.join(' | ')} ms; load ${load.total.toFixed(0)} ms, longest stall ${load.longest.toFixed(0)} ms`);
   }
+  const control = await stalls(() =>
+    runStepsYielding(
+      (function* () {
+        for (const end = performance.now() + 1000; performance.now() < end; ) yield;
+      })(),
+    ),
+  );
+  console.log(`control (1 s of 10 ms slices): longest stall ${control.longest.toFixed(0)} ms`);
 } finally {
   rmSync(dir, { recursive: true, force: true });
 }
