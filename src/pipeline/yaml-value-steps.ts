@@ -66,9 +66,9 @@ export function* yamlValueSteps(text: string, batchItems = BATCH_ITEMS): Steps<u
     if (!doc || (doc.end?.length ?? 0) > 0 && doc.end!.some((t) => t.type !== 'comment' && t.type !== 'newline' && t.type !== 'space')) return undefined;
     if (doc.start.some((t) => t.type !== 'doc-start' && t.type !== 'comment' && t.type !== 'newline' && t.type !== 'space')) return undefined;
     return yield* valueOf(doc.value, doc.offset, lineCounter, batchItems);
-  } catch (e) {
-    if (e instanceof NotClean) return undefined;
-    throw e;
+  } catch {
+    // NotClean, or anything the library throws: the one-step read says what it is, where.
+    return undefined;
   }
 }
 

@@ -16,7 +16,7 @@
  * limit) gives `undefined`: the caller then checks the whole text as before (data.ts), which
  * gives the same error, at the same place, as reading it in one step did.
  */
-import { JSONSyntaxError, NEEDS_EXACT_PARSE, parseJSONExact } from './builtins/json.js';
+import { NEEDS_EXACT_PARSE, parseJSONExact } from './builtins/json.js';
 import { stringEnd } from './json-unique-keys.js';
 import { defineKey, type PlainObject, type Value } from './value.js';
 import type { Steps } from '../../pipeline/time-slices.js';
@@ -74,10 +74,10 @@ export function* jsonDataSteps(text: string, maxDepth: number, batch = BATCH): S
   }
   try {
     return yield* read(text, maxDepth, batch, exact ? parseJSONExact : (s: string) => JSON.parse(s) as Value);
-  } catch (e) {
-    // A RangeError: the exact parser's recursion, on what is too deep anyway.
-    if (e instanceof NotClean || e instanceof SyntaxError || e instanceof JSONSyntaxError || e instanceof RangeError) return undefined;
-    throw e;
+  } catch {
+    // NotClean, a parser's SyntaxError, the exact parser's RangeError (its recursion, on what is
+    // too deep anyway), or anything else: the one-step read says what it is.
+    return undefined;
   }
 }
 
