@@ -8,6 +8,8 @@
  * for NEL, DEL and C1), in JSON they can only be a mistake, and a C1 CSI starts a terminal escape.
  */
 
+import type { Steps } from './time-slices.js';
+
 /** Raised for a file that is not UTF-8 text; `reason` never quotes the file. */
 export class TextDecodeError extends Error {
   readonly code = 'ENOTTEXT';
@@ -45,6 +47,33 @@ export function decodeText(bytes: Uint8Array): string {
     throw new TextDecodeError(line, column, controlCharacterMessage(control[0]));
   }
   return text;
+}
+
+/** Bytes decodeTextSteps decodes per step: about a millisecond's work. */
+const DECODE_CHUNK = 1 << 18;
+
+/**
+ * decodeText's work a chunk at a time, yielding between chunks (time-slices.ts): a data file of
+ * several MB took tens of ms to decode and check on a loaded machine, in one step. Bytes that are
+ * not clean text are handed to decodeText whole, for its error and its place.
+ */
+export function* decodeTextSteps(bytes: Uint8Array): Steps<string> {
+  if (bytes.length <= DECODE_CHUNK) return decodeText(bytes);
+  // Streaming keeps a sequence cut between two chunks whole; a fresh decoder starts clean.
+  const decoder = new TextDecoder('utf-8', { fatal: true, ignoreBOM: true });
+  const parts: string[] = [];
+  try {
+    for (let at = 0; at < bytes.length; at += DECODE_CHUNK) {
+      const end = Math.min(bytes.length, at + DECODE_CHUNK);
+      const part = decoder.decode(bytes.subarray(at, end), { stream: end < bytes.length });
+      if (FORBIDDEN_CONTROL.test(part)) return decodeText(bytes);
+      parts.push(part);
+      yield;
+    }
+  } catch {
+    return decodeText(bytes);
+  }
+  return parts.join('');
 }
 
 /** The first control character `text` holds that YAML does not allow (see FORBIDDEN_CONTROL), if any. */

@@ -71,7 +71,7 @@ export async function requirePassingTests(opts: RequiredTestsOptions): Promise<v
   let loaded;
   let policy;
   try {
-    loaded = await loadFiles(opts.paths);
+    loaded = await loadFiles(opts.paths, opts.signal ? { signal: opts.signal } : {});
     // A slice at a time, as the engine's own compile (time-slices.ts): the set and its tests
     // compile again here, on a reload while requests are served.
     policy = await runStepsYielding(compileRegoPolicySteps(loaded.modules, loaded.data), opts.signal);

@@ -7,11 +7,14 @@
 import { realpath, stat } from 'node:fs/promises';
 import { basename, relative, sep } from 'node:path';
 import { MAX_JSON_DEPTH_CEILING, tooDeepAt } from '../../pipeline/json-depth.js';
-import { MAX_YAML_DEPTH, yamlDepthProblem } from '../../pipeline/yaml-depth.js';
+import { MAX_YAML_DEPTH, yamlDepthProblem, yamlTooDeep } from '../../pipeline/yaml-depth.js';
+import { yamlValueSteps } from '../../pipeline/yaml-value-steps.js';
 import { parseYamlValue, YamlTagError } from '../../pipeline/yaml-tags.js';
 import { jsonSyntaxErrorOffset, unmarshalJSON } from './builtins/json.js';
 import { firstDuplicateKey, lineColumn } from './json-unique-keys.js';
-import { decodeText, TextDecodeError } from '../../pipeline/text-file.js';
+import { jsonDataSteps } from './json-data.js';
+import { runSteps, runStepsYielding, type Steps } from '../../pipeline/time-slices.js';
+import { decodeTextSteps, TextDecodeError } from '../../pipeline/text-file.js';
 import { FileTooLargeError, NotRegularFileError, openRegularFile, readAtMost } from '../../pipeline/regular-file.js';
 import { MIB } from '../../pipeline/sizes.js';
 import { walkTree, type TreeWalkRules } from '../../pipeline/tree-walk.js';
@@ -155,17 +158,51 @@ async function readCapped(file: string, budget?: ReadBudget, modules?: ReadBudge
  * the bytes of the modules to compile: MAX_REGO_TOTAL_BYTES).
  */
 export async function readText(file: string, what = '', budget?: ReadBudget, modules?: ReadBudget): Promise<string> {
-  const bytes = await readCapped(file, budget, modules);
+  return runSteps(textSteps(file, what, await readCapped(file, budget, modules)));
+}
+
+/** A file's bytes decoded as text, a chunk at a time (see readText). */
+function* textSteps(file: string, what: string, bytes: Uint8Array): Steps<string> {
   try {
-    return decodeText(bytes);
+    return yield* decodeTextSteps(bytes);
   } catch (e) {
     if (!(e instanceof TextDecodeError)) throw e;
     throw new RegoError('rego_parse_error', `${what}${e.reason}`, { file, row: e.line, col: e.column });
   }
 }
 
-export async function parseDataFile(file: string, budget?: ReadBudget): Promise<unknown> {
-  const text = await readText(file, 'cannot parse data file: ', budget);
+/**
+ * A data file's value. Read a piece at a time (`signal`: see LoadFilesOptions): a data file of
+ * several MB read in one step held the event loop for seconds on every hot reload.
+ */
+export async function parseDataFile(file: string, budget?: ReadBudget, signal?: AbortSignal): Promise<unknown> {
+  const bytes = await readCapped(file, budget);
+  return runStepsYielding(
+    (function* () {
+      return yield* dataTextSteps(file, yield* textSteps(file, 'cannot parse data file: ', bytes));
+    })(),
+    signal,
+  );
+}
+
+/**
+ * dataText's work, a piece at a time: JSON by json-data.ts, YAML by pipeline/yaml-value-steps.ts,
+ * which read clean data only; any other text is read whole by dataText, for the error it has
+ * always given, at its place (YAML with anchors: for its value).
+ */
+export function* dataTextSteps(file: string, text: string): Steps<unknown> {
+  if (file.endsWith('.json')) {
+    const data = yield* jsonDataSteps(text, MAX_JSON_DEPTH_CEILING);
+    if (data !== undefined) return data;
+  } else if (!yamlTooDeep(text)) {
+    const data = yield* yamlValueSteps(text);
+    if (data !== undefined) return data;
+  }
+  return dataText(file, text);
+}
+
+/** The value of a data file's text, in one step; a RegoError (file, line, column) for what is wrong with it. */
+function dataText(file: string, text: string): unknown {
   const json = file.endsWith('.json');
   // The YAML parser cannot survive a few thousand levels (see pipeline/yaml-depth.ts).
   const deep = json ? undefined : yamlDepthProblem(text);
@@ -248,7 +285,17 @@ function tooManyFiles(where: string): RegoError {
   return new RegoError('rego_compile_error', `more than ${MAX_POLICY_FILES} policy and data files: Warden reads at most ${MAX_POLICY_FILES} under its policy paths together`, fileLocation(where));
 }
 
-export async function loadFiles(paths: string[], opts: { excludeTests?: boolean } = {}): Promise<LoadedFiles> {
+export interface LoadFilesOptions {
+  /** Leave `*_test.rego` files out (see LoadedFiles.skippedTests). */
+  excludeTests?: boolean;
+  /**
+   * Gives the load up at the data file being read's next turn (rejecting with the signal's
+   * reason): data files are read a piece at a time (time-slices.ts), so a deadline can stop them.
+   */
+  signal?: AbortSignal;
+}
+
+export async function loadFiles(paths: string[], opts: LoadFilesOptions = {}): Promise<LoadedFiles> {
   const budget: ReadBudget = { bytes: 0 };
   /** The modules to compile (MAX_REGO_TOTAL_BYTES): left-out test files are not among them. */
   const compiled: ReadBudget = { bytes: 0 };
@@ -301,7 +348,7 @@ export async function loadFiles(paths: string[], opts: { excludeTests?: boolean 
         const under = file === root ? basename(file) : relative(root, file).split(sep).join('/');
         modules.push({ path: file, source: await readText(file, '', budget, compiled), revisionName: `${index}:${under}` });
       } else if (isData(file)) {
-        mergeData(data, dataPath, await parseDataFile(file, budget), file);
+        mergeData(data, dataPath, await parseDataFile(file, budget, opts.signal), file);
       } else {
         throw new RegoError('rego_compile_error', 'not a .rego, .json or .yaml file', fileLocation(file));
       }

@@ -17,8 +17,8 @@ export interface DuplicateKey {
   first: number;
 }
 
-/** The end (offset of the closing quote) of the string whose opening quote is at `start`. */
-function stringEnd(text: string, start: number): number {
+/** The end (offset of the closing quote; text.length: none) of the string whose opening quote is at `start`. */
+export function stringEnd(text: string, start: number): number {
   let from = start + 1;
   for (;;) {
     const q = text.indexOf('"', from);

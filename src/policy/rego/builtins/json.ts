@@ -80,18 +80,28 @@ function indentJSON(compact: string, indent: string): string {
   return out;
 }
 
+/**
+ * Text JSON.parse would read inexactly: JSON.parse turns a long digit run into an inexact double
+ * and a large exponent (1e400) into Infinity, which is not a Rego number. Such text takes the
+ * exact parser (bigint, or an error). A match is at most 16 characters long (see jsonDataSteps).
+ */
+export const NEEDS_EXACT_PARSE = /\d{16}|[eE][+-]?\d{3}/;
+
+/** The exact parser's reading of `text` (see NEEDS_EXACT_PARSE); throws JSONSyntaxError. */
+export function parseJSONExact(text: string): Value {
+  return new ExactParser(text).parseDocument();
+}
+
 /** Parses JSON; JSON.parse is used unless a long digit run could be a big integer. */
 export function unmarshalJSON(text: string): Value {
   work(text.length >>> 4);
-  // JSON.parse turns a long digit run into an inexact double and a large exponent (1e400) into
-  // Infinity, which is not a Rego number: such text takes the exact parser (bigint, or an error).
   // Go's decoder (OPA's json.unmarshal, json.is_valid) refuses nesting past 10,000 levels;
   // JSON.parse takes any depth, so a text long enough to hold that many is looked at first.
   if (text.length > 2 * MAX_DEPTH) {
     const at = nestingPastMax(text);
     if (at >= 0) throw new JSONSyntaxError(`exceeded max depth at offset ${at}`);
   }
-  if (!/\d{16}|[eE][+-]?\d{3}/.test(text)) {
+  if (!NEEDS_EXACT_PARSE.test(text)) {
     try {
       return JSON.parse(text) as Value;
     } catch (e) {
