@@ -44,6 +44,12 @@ const NON_ASCII = /[^\u0000-\u007f]/; // eslint-disable-line no-control-regex
 /** What fold() may rewrite (its NEEDS_FOLD): a value without any is searched as it is. */
 const FOLDABLE = /[^\t\n\r\u0020-\u007e]/u;
 export const LEAK_ENTITY = 'SECRET_VALUE';
+/**
+ * A stream's hold-back for the guard is a multiple of this many units (see heldFrom): its length
+ * follows the longest value's, and rounded so it tells that length only to within a few bytes.
+ * Small, since a guarded stream's first words wait for the window to fill.
+ */
+const HOLD_STEP = 16;
 
 /**
  * Whether the guard recognises `value` in every form it is searched in: its fold (what a reader
@@ -213,16 +219,12 @@ function skeletonOf(folded: string, minGap = LOOSE_GAP): Skeleton | undefined {
   };
 }
 
-/**
- * looseFrom's results below 0: NO_MATCH, or `t` ended before the skeleton did (a beginning of it,
- * trailing separators included) after k of its characters: PREFIX - k.
- */
+/** looseFrom's and looseBack's result when there is no match. */
 const NO_MATCH = -1;
-const PREFIX = -2;
 
 /**
  * The skeleton's characters from index `k` on, read in `t` from `j` (the unit after its character
- * k - 1): the end of the match, NO_MATCH, or PREFIX - (characters read) when `t` ends first. Separators and the
+ * k - 1): the end of the match, or NO_MATCH (`t` ends first included). Separators and the
  * skeleton's characters never overlap, so there is one way to read it: linear, no backtracking.
  */
 function looseFrom(t: string, j: number, k: number, sk: Skeleton): number {
@@ -232,7 +234,7 @@ function looseFrom(t: string, j: number, k: number, sk: Skeleton): number {
     const want = chars.charCodeAt(k);
     let gap = 0;
     for (;;) {
-      if (j >= n) return PREFIX - k;
+      if (j >= n) return NO_MATCH;
       const c = t.charCodeAt(j);
       if (c === want || lowerUnit(c) === want) break;
       if (!isSeparator(c) || ++gap > sk.gap) return NO_MATCH;
@@ -269,8 +271,12 @@ export class LeakGuard {
   private readonly exactNeedles: string[];
   /** ...and the skeletons of the values themselves (see the file's comment). */
   private readonly skeletons: Skeleton[];
-  /** Longest needle or loose match: how far back a value that is still arriving can begin. */
-  private readonly longest: number;
+  /**
+   * How many trailing units of the searched text a stream holds back (see heldFrom): the longest
+   * needle or loose match less one (how far back a value still arriving can begin), rounded up to
+   * a multiple of HOLD_STEP.
+   */
+  private readonly window: number;
 
   constructor(secrets: readonly string[]) {
     const set = new Set<string>();
@@ -326,7 +332,8 @@ export class LeakGuard {
     }
     this.exactNeedles = this.needles.filter((n) => !covered.has(n));
     this.skeletons = [...skeletons.values()].sort((a, b) => b.span - a.span);
-    this.longest = Math.max(this.needles.length > 0 ? this.needles[0]!.length : 0, this.skeletons.length > 0 ? this.skeletons[0]!.span : 0);
+    const longest = Math.max(this.needles.length > 0 ? this.needles[0]!.length : 0, this.skeletons.length > 0 ? this.skeletons[0]!.span : 0);
+    this.window = Math.ceil(Math.max(0, longest - 1) / HOLD_STEP) * HOLD_STEP;
   }
 
   /**
@@ -416,36 +423,35 @@ export class LeakGuard {
   }
 
   /**
-   * Start of the longest tail of `text` that could be the beginning of a guarded value (in the
-   * text the guard searches); text.length when there is none. The streaming hold-back keeps that
-   * tail until the next piece shows whether the value goes on, so a value is never released in
-   * part, whatever it holds (spaces, line breaks). Only the last `longest - 1` searched units can
-   * begin a value, so the cost is bounded by the secrets' lengths: the window read is widened
-   * only while invisible characters make its searched text shorter than that.
-   *
-   * `minLoose`: how many characters of a skeleton (see the file's comment) a tail must hold to be
-   * kept. A text that must be whole holds every beginning (1); an answer label is also held when
-   * it ends in a beginning of a value as written, but in another case or spaced only from two
-   * characters on (a one-letter tail, `call_abc` before `canary…`, is most labels: see stream.ts
-   * ToolLabel).
+   * Start of the tail of `text` the streaming hold-back keeps for the guard; text.length when the
+   * guard is inactive. A value is never released in part, whatever it holds (spaces, line breaks):
+   * one that is still arriving begins in the last `longest - 1` units of the text the guard
+   * searches, so that tail waits for the next piece. The whole tail, whether or not it could begin
+   * a value: a hold of only the tails that could (as before) made where a stream breaks a function
+   * of the secret, and a caller who can make the model repeat a text learned from the chunk
+   * boundaries whether it began a secret. The tail's length is HOLD_STEP-rounded, so it tells the
+   * values' lengths only roughly, never their characters; where it starts depends on the text
+   * alone (its folding and escapes). The cost is bounded by the secrets' lengths: the window read
+   * is widened only while invisible characters or escapes make its searched text shorter than that.
    */
-  heldFrom(text: string, json = false, minLoose = 1): number {
+  heldFrom(text: string, json = false): number {
     if (this.needles.length === 0 || text.length === 0) return text.length;
-    // An escape cut at the end ("\u00") decodes to nothing yet: it is held, and what comes
-    // before it is judged.
+    const keep = this.window;
+    // An escape cut at the end ("\u00") decodes to nothing yet: it is held, and the window is
+    // counted before it.
     const end = json ? partialEscapeStart(text) : text.length;
     // A few more units than needed: a window that begins inside a \uXXXX escape or a surrogate
-    // pair reads its first units wrong, and those must not be part of any candidate tail. In JSON
+    // pair reads its first units wrong, and the window's start must not be among them. In JSON
     // it never begins inside a run of backslashes (see backslashRunStart): `text` begins where
     // the stream's emitted text ended, after a whole escape, so its start is a sound place too.
-    const need = this.longest - 1 + 8;
+    const need = keep + 8;
     let width = Math.min(end, 2 * need);
     for (;;) {
       const from = json ? backslashRunStart(text, end - width) : end - width;
       const win = text.slice(from, end);
       const view = searchedText(win, json);
       // Escapes at two levels or more: a value may be arriving at any of them, and the window
-      // must hold `need` units at every level (`\\\\u0043` is one unit three levels down).
+      // must hold `keep` units at every level (`\\\\u0043` is one unit three levels down).
       let deeper: FoldedText[] | undefined;
       let enough = view.text.length >= need;
       if ((enough || from === 0) && json && view.text.indexOf('\\') >= 0) {
@@ -460,56 +466,24 @@ export class LeakGuard {
         }
       }
       if (enough || from === 0) {
-        const at = this.prefixStart(view.text, minLoose);
-        let held = at === view.text.length ? end : from + (view.starts ? view.starts[at]! : at);
+        let held = from + tailStart(view, view.text.length, keep);
         if (deeper) {
-          for (const r of deeper) {
-            // An escape of this level cut at its end (`\\u005cu00` reads `\u00` two levels down)
-            // decodes to nothing yet: the tail before it is judged, as `end` does as written, or a
-            // spaced secret's first words went out before the escape completing its next word.
-            const cut = partialEscapeStart(r.text);
-            const d = this.prefixStart(cut === r.text.length ? r.text : r.text.slice(0, cut), minLoose);
-            if (d < cut) held = Math.min(held, from + r.starts![d]!);
-          }
+          // An escape of this level cut at its end (`\\u005cu00` reads `\u00` two levels down)
+          // decodes to nothing yet: held, and the window counted before it, as `end` does as written.
+          for (const r of deeper) held = Math.min(held, from + tailStart(r, partialEscapeStart(r.text), keep));
         }
-        return held;
+        return Math.min(held, end);
       }
       width = Math.min(end, 2 * (end - from));
     }
   }
+}
 
-  /**
-   * Start of the longest tail of `t` that is a proper beginning of a needle, or of a skeleton's
-   * match of at least `minLoose` characters (t.length: none). Answers only.
-   */
-  private prefixStart(t: string, minLoose: number): number {
-    let best = t.length;
-    for (const sk of this.skeletons) {
-      // Only the last `span` units can begin a match that is still arriving.
-      for (let i = Math.max(0, t.length - sk.span); i < best; i++) {
-        const c = t.charCodeAt(i);
-        if (c !== sk.first && c !== sk.firstUpper) continue;
-        // A proper beginning only: a whole match that ends the text is found where it is.
-        const end = looseFrom(t, i + 1, 1, sk);
-        if (end <= PREFIX && PREFIX - end >= minLoose) {
-          best = i;
-          break;
-        }
-      }
-    }
-    for (const needle of this.needles) {
-      const first = needle[0]!;
-      let i = t.indexOf(first, Math.max(0, t.length - needle.length + 1));
-      while (i >= 0 && i < best) {
-        if (continuesInto(t, i, needle)) {
-          best = i;
-          break;
-        }
-        i = t.indexOf(first, i + 1);
-      }
-    }
-    return best;
-  }
+/** Where, in the text `view` reads, the last `keep` of its units before `end` begin (0: all of them). */
+function tailStart(view: FoldedText, end: number, keep: number): number {
+  const at = end - keep;
+  if (at <= 0) return 0;
+  return view.starts ? view.starts[at]! : at;
 }
 
 /**
@@ -593,12 +567,6 @@ function keepOutermost(hits: Finding[], out: Finding[]): number {
     n++;
   }
   return n;
-}
-
-/** `t` from `i` to its end is the beginning of `needle`. */
-function continuesInto(t: string, i: number, needle: string): boolean {
-  for (let k = i; k < t.length; k++) if (t.charCodeAt(k) !== needle.charCodeAt(k - i)) return false;
-  return true;
 }
 
 /** The text the guard searches: folded, and in JSON with its string escapes decoded first. */
