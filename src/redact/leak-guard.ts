@@ -24,6 +24,7 @@
  * false refusal; see session.ts).
  */
 import { LRUCache } from 'lru-cache';
+import { encodedCharsReading } from './encoded-chars.js';
 import { composeFolded, fold, toOriginalSpan, type FoldedText } from './normalize.js';
 import type { Finding } from './types.js';
 import { MIN_SECRET_LENGTH } from '../pipeline/types.js';
@@ -118,7 +119,10 @@ function encodedForms(value: string): string[] {
   const hex = whole.toString('hex');
   out.push(hex, hex.toUpperCase());
   const b32 = base32(whole);
-  out.push(b32, b32.replace(/=+$/, ''), ...encodingCores(whole, 5, 5, base32));
+  const b32Forms = [b32, b32.replace(/=+$/, ''), ...encodingCores(whole, 5, 5, base32)];
+  // Lower case too (Python's b32encode(...).lower(), TOTP seeds, onion addresses): a decoder
+  // that takes either case reads it as the value.
+  for (const f of b32Forms) out.push(f, f.toLowerCase());
   return out;
 }
 
@@ -134,8 +138,10 @@ function escapedForms(value: string): string[] {
   const out: string[] = [];
   const enc = encodeURIComponent(value);
   if (enc !== value) {
-    out.push(enc, enc.replace(/%20/g, '+'));
-    out.push(enc.replace(/[!'()*]/g, (c) => `%${c.charCodeAt(0).toString(16).toUpperCase()}`));
+    const strict = enc.replace(/[!'()*]/g, (c) => `%${c.charCodeAt(0).toString(16).toUpperCase()}`);
+    // Each with its escapes' hex digits in lower case too (`%2f`: RFC 3986 reads them alike,
+    // and some encoders write them so).
+    for (const f of [enc, enc.replace(/%20/g, '+'), strict]) out.push(f, f.replace(/%[0-9A-F]{2}/g, (e) => e.toLowerCase()));
   }
   const html = value.replace(/[&<>"']/g, (c) => HTML_ESCAPES[c]!);
   if (html !== value) out.push(html, html.replace(/&#39;/g, '&#x27;'));
@@ -373,26 +379,32 @@ export class LeakGuard {
    */
   find(text: string, out: Finding[], json = false, folded?: FoldedText, loose = false): number {
     if (this.needles.length === 0) return 0;
+    let views: FoldedText[];
     if (json && text.indexOf('\\') >= 0) {
+      // Escapes at two levels or more (JSON inside a JSON string): every reading is searched.
       const readings = jsonEscapeReadings(text);
-      // Escapes at two levels or more (JSON inside a JSON string): every reading is searched, a
-      // value found again at a deeper level at the same place counts once.
-      if (readings.length > 1) return this.findInReadings(readings, out, loose);
-      return this.findIn(readings.length === 1 ? composeFolded(readings[0]!, fold(readings[0]!.text)) : fold(text), out, loose);
+      views = readings.length === 0 ? [fold(text)] : readings.map((r) => composeFolded(r, fold(r.text)));
+    } else views = [folded ?? fold(text)];
+    // Characters written one by one as numeric HTML references or prefixed hex bytes: each reading
+    // that holds some is searched decoded too (encoded-chars.ts).
+    for (let l = 0, m = views.length; l < m; l++) {
+      const enc = encodedReading(views[l]!);
+      if (enc !== null) views.push(enc);
     }
-    return this.findIn(folded ?? fold(text), out, loose);
+    // A value found again in a later reading at the same place counts once.
+    return views.length === 1 ? this.findIn(views[0]!, out, loose) : this.findInReadings(views, out, loose);
   }
 
-  private findInReadings(readings: readonly FoldedText[], out: Finding[], loose: boolean): number {
+  private findInReadings(views: readonly FoldedText[], out: Finding[], loose: boolean): number {
     let n = 0;
     const hits: Finding[] = [];
     // The spans the readings before kept, merged and in order: a hit over one of them is the
     // value found again at a deeper level at the same place. A binary search each, not a pass
     // over every hit kept (a text repeating the value holds one every few bytes).
     let known: Span[] = [];
-    for (const r of readings) {
+    for (const v of views) {
       hits.length = 0;
-      this.findIn(composeFolded(r, fold(r.text)), hits, loose);
+      this.findIn(v, hits, loose);
       const kept: Span[] = [];
       for (const h of hits) {
         if (overlapsAny(known, h.start, h.end)) continue;
@@ -465,18 +477,42 @@ export class LeakGuard {
           }
         }
       }
+      // Each reading with characters written as HTML references or prefixed hex bytes (see
+      // find), read decoded too: counted in the decoded units, with ENCODED_SLACK more for one
+      // such character still arriving at the end (`&#x54`, `, 0x5`), which reads longer now.
+      const ends: Array<[FoldedText, number]> = [[view, view.text.length]];
+      if (deeper) for (const r of deeper) ends.push([r, partialEscapeStart(r.text)]);
+      const decoded: FoldedText[] = [];
       if (enough || from === 0) {
-        let held = from + tailStart(view, view.text.length, keep);
-        if (deeper) {
-          // An escape of this level cut at its end (`\\u005cu00` reads `\u00` two levels down)
-          // decodes to nothing yet: held, and the window counted before it, as `end` does as written.
-          for (const r of deeper) held = Math.min(held, from + tailStart(r, partialEscapeStart(r.text), keep));
+        for (const [v, e] of ends) {
+          const enc = encodedReading(e === v.text.length ? v : { text: v.text.slice(0, e), starts: v.starts, ends: v.ends });
+          if (enc === null) continue;
+          decoded.push(enc);
+          if (enc.text.length < need + ENCODED_SLACK) enough = false;
         }
-        return Math.min(held, end);
+      }
+      if (enough || from === 0) {
+        // An escape of a deeper level cut at its end (`\\u005cu00` reads `\u00` two levels down)
+        // decodes to nothing yet: held, and the window counted before it, as `end` does as written.
+        let held = end;
+        for (const [v, e] of ends) held = Math.min(held, from + tailStart(v, e, keep));
+        for (const d of decoded) held = Math.min(held, from + tailStart(d, d.text.length, keep + ENCODED_SLACK));
+        return held;
       }
       width = Math.min(end, 2 * (end - from));
     }
   }
+}
+
+/** Units an encoded character still arriving may read as more than it will (`&#x0001F60`: 10 units, one character). */
+const ENCODED_SLACK = 12;
+
+/** `view` read with its encoded characters decoded (encoded-chars.ts) and folded, as a view of what `view` maps to; null when it has none. */
+function encodedReading(view: FoldedText): FoldedText | null {
+  const enc = encodedCharsReading(view.text);
+  if (enc === null) return null;
+  const c = composeFolded(view, enc);
+  return composeFolded(c, fold(c.text));
 }
 
 /** Where, in the text `view` reads, the last `keep` of its units before `end` begin (0: all of them). */

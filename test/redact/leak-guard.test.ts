@@ -535,6 +535,15 @@ describe('leak guard: hex and base32 encodings of a value', () => {
     'base32, padded': b32,
     'base32, without its padding': b32.replace(/=+$/, ''),
     ...Object.fromEntries([0, 1, 2, 3, 4].map((k) => [`base32 inside a blob, ${k} bytes before it`, inBlob(k)])),
+    'base32 in lower case': b32.toLowerCase(),
+    'base32 in lower case, without its padding': b32.replace(/=+$/, '').toLowerCase(),
+    'base32 in lower case inside a blob, 3 bytes before it': inBlob(3).toLowerCase(),
+    'hex bytes each after 0x (a C array)': hex.match(/../g)!.map((b) => `0x${b}`).join(', '),
+    'hex bytes each after 0X, upper case, one space apart': hex.toUpperCase().match(/../g)!.map((b) => `0X${b}`).join(' '),
+    'hex bytes each after \\x (a bytes literal)': hex.match(/../g)!.map((b) => `\\x${b}`).join(''),
+    'numeric HTML references, decimal': [...SECRET].map((c) => `&#${c.codePointAt(0)};`).join(''),
+    'numeric HTML references, hex': [...SECRET].map((c) => `&#x${c.codePointAt(0)!.toString(16).toUpperCase()};`).join(''),
+    'numeric HTML references for some characters only': [...SECRET].map((c, i) => (i % 3 === 0 ? `&#${c.codePointAt(0)};` : c)).join(''),
   };
   for (const [name, form] of Object.entries(EXACT)) {
     it(`${name}: refused in a prompt, value-free`, () => {
@@ -571,6 +580,28 @@ describe('leak guard: hex and base32 encodings of a value', () => {
   it('in tool-call arguments too', () => {
     const s = redactor.session(decision(), [SECRET]);
     expect(wholeAnswer(s, JSON.stringify({ hex: hex.toUpperCase(), b32 }), true)).toBe('{"hex":"[SECRET_VALUE]","b32":"[SECRET_VALUE]"}');
+    const refs = [...SECRET].map((c) => `&#${c.codePointAt(0)};`).join('');
+    const bytesLiteral = hex.match(/../g)!.map((b) => `\\x${b}`).join('');
+    const args = JSON.stringify({ b32: b32.toLowerCase(), refs, bytes: bytesLiteral });
+    expect(wholeAnswer(redactor.session(decision(), [SECRET]), args, true)).toBe('{"b32":"[SECRET_VALUE]","refs":"[SECRET_VALUE]","bytes":"[SECRET_VALUE]"}');
+  });
+
+  it('in tool-call arguments, streamed at every split and piece size as whole', async () => {
+    const refs = [...SECRET].map((c) => `&#x${c.charCodeAt(0).toString(16)};`).join('');
+    const bytesLiteral = hex.match(/../g)!.map((b) => `\\x${b}`).join('');
+    const args = JSON.stringify({ note: `say ${refs} or ${bytesLiteral} now`, n: 1 });
+    const whole = wholeAnswer(redactor.session(decision(), [SECRET]), args, true);
+    expect(whole).toBe('{"note":"say [SECRET_VALUE] or [SECRET_VALUE] now","n":1}');
+    for (const { how, pieces } of cuts(args, 9)) {
+      expect((await streamedDeltas(redactor.session(decision(), [SECRET]), pieces, true)).join(''), how).toBe(whole);
+    }
+  });
+
+  it('ordinary numbers after 0x, byte literals and character references (another value) pass', () => {
+    const other = Buffer.from('Zq7pLm2Xw9-CANARZ');
+    const text = `mask 0xff, 10x20, b'\\x00\\x01' ${other.toString('hex').match(/../g)!.map((b) => `0x${b}`).join(', ')} &#65;&#x42; &#0; &#xD800; ${[...other.toString()].map((c) => `&#${c.charCodeAt(0)};`).join('')}`;
+    expect(wholeAnswer(redactor.session(decision(), [SECRET]), text, false)).toBe(text);
+    expect(() => redactor.session(decision(), [SECRET]).redactMessages([{ role: 'user', content: text }])).not.toThrow();
   });
 
   it('ordinary hex and base32 (another value) pass', () => {
@@ -589,6 +620,11 @@ describe('leak guard: a value with reserved characters, as escapers write it', (
     "RFC 3986's strict form (Python's quote: !'()* encoded too)": encodeURIComponent(SECRET).replace(/[!'()*]/g, (c) => `%${c.charCodeAt(0).toString(16).toUpperCase()}`),
     'HTML-escaped, the apostrophe as &#39;': SECRET.replace(/&/g, '&amp;').replace(/</g, '&lt;').replace(/>/g, '&gt;').replace(/"/g, '&quot;').replace(/'/g, '&#39;'),
     'HTML-escaped, the apostrophe as &#x27; (Python html.escape)': SECRET.replace(/&/g, '&amp;').replace(/</g, '&lt;').replace(/>/g, '&gt;').replace(/"/g, '&quot;').replace(/'/g, '&#x27;'),
+    'encodeURIComponent with lower-case hex digits (%3c)': encodeURIComponent(SECRET).replace(/%[0-9A-F]{2}/g, (e) => e.toLowerCase()),
+    'RFC 3986 strict form, lower case': encodeURIComponent(SECRET)
+      .replace(/[!'()*]/g, (c) => `%${c.charCodeAt(0).toString(16)}`)
+      .replace(/%[0-9A-F]{2}/g, (e) => e.toLowerCase()),
+    'every character a numeric HTML reference': [...SECRET].map((c) => `&#${c.charCodeAt(0)};`).join(''),
   };
   for (const [name, form] of Object.entries(FORMS)) {
     it(`${name}: refused in a prompt, masked whole in an answer, streamed too`, async () => {
