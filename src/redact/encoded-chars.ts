@@ -46,23 +46,26 @@ function numericRef(t: string, i: number): [string, number] | null {
 /** `t` with its numeric character references decoded and its hex bytes' `0x`/`\x` dropped (see above); null when it has none. */
 export function encodedCharsReading(t: string): FoldedText | null {
   if (!TRIGGER.test(t)) return null;
-  const out: number[] = [];
-  const starts: number[] = [];
-  const ends: number[] = [];
+  const n = t.length;
+  // The reading is never longer than the text (each decoded unit stands for one or more): typed
+  // arrays of that size, not a growing array per unit (a 1 MiB prompt with one `&#` in it).
+  const out = new Uint16Array(n);
+  const starts = new Int32Array(n);
+  const ends = new Int32Array(n);
+  let j = 0;
   /** Where the last prefixed byte's digits ended in `t` (-1: none yet). */
   let byteEnd = -1;
   let changed = false;
-  const n = t.length;
   for (let i = 0; i < n; ) {
     const c = t.charCodeAt(i);
     if (c === 38 && t.charCodeAt(i + 1) === 35) {
       const ref = numericRef(t, i);
       if (ref !== null) {
         const [ch, len] = ref;
-        for (let u = 0; u < ch.length; u++) {
-          out.push(ch.charCodeAt(u));
-          starts.push(i);
-          ends.push(i + len);
+        for (let u = 0; u < ch.length; u++, j++) {
+          out[j] = ch.charCodeAt(u);
+          starts[j] = i;
+          ends[j] = i + len;
         }
         changed = true;
         i += len;
@@ -75,33 +78,30 @@ export function encodedCharsReading(t: string): FoldedText | null {
       if (byteEnd >= 0 && i - byteEnd <= BYTE_GAP_MAX) {
         let gap = true;
         for (let k = byteEnd; k < i; k++) if (t.charCodeAt(k) !== 44 && t.charCodeAt(k) !== 32) gap = false;
-        if (gap) {
-          out.length -= i - byteEnd;
-          starts.length = ends.length = out.length;
-        }
+        if (gap) j -= i - byteEnd;
       }
       changed = true;
       // The digits go on as they are (`0x5a71` is the hex `5a71`), the first one spanning the
       // prefix too: a value found from there is masked with it.
       const prefix = i;
       i += 2;
-      while (i < n && isHex(t.charCodeAt(i))) {
-        out.push(t.charCodeAt(i));
-        starts.push(i === prefix + 2 ? prefix : i);
-        ends.push(i + 1);
-        i++;
+      for (; i < n && isHex(t.charCodeAt(i)); i++, j++) {
+        out[j] = t.charCodeAt(i);
+        starts[j] = i === prefix + 2 ? prefix : i;
+        ends[j] = i + 1;
       }
       byteEnd = i;
       continue;
     }
-    out.push(c);
-    starts.push(i);
-    ends.push(i + 1);
+    out[j] = c;
+    starts[j] = i;
+    ends[j] = i + 1;
+    j++;
     i++;
   }
   if (!changed) return null;
   // In slices: one call with every unit as an argument overflows the stack on a long text.
   let text = '';
-  for (let k = 0; k < out.length; k += 8192) text += String.fromCharCode(...out.slice(k, k + 8192));
-  return { text, starts: Int32Array.from(starts), ends: Int32Array.from(ends) };
+  for (let k = 0; k < j; k += 8192) text += String.fromCharCode(...out.subarray(k, Math.min(j, k + 8192)));
+  return { text, starts: starts.subarray(0, j), ends: ends.subarray(0, j) };
 }

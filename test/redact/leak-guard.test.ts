@@ -597,6 +597,12 @@ describe('leak guard: hex and base32 encodings of a value', () => {
     }
   });
 
+  it('a long text with references is read whole (200 K units: no argument list as long as the text)', () => {
+    const refs = [...SECRET].map((c) => `&#${c.charCodeAt(0)};`).join('');
+    const text = `${'&#65; '.repeat(40_000)}${refs} end`;
+    expect(wholeAnswer(redactor.session(decision(), [SECRET]), text, false)).toBe(`${'&#65; '.repeat(40_000)}[SECRET_VALUE] end`);
+  });
+
   it('ordinary numbers after 0x, byte literals and character references (another value) pass', () => {
     const other = Buffer.from('Zq7pLm2Xw9-CANARZ');
     const text = `mask 0xff, 10x20, b'\\x00\\x01' ${other.toString('hex').match(/../g)!.map((b) => `0x${b}`).join(', ')} &#65;&#x42; &#0; &#xD800; ${[...other.toString()].map((c) => `&#${c.charCodeAt(0)};`).join('')}`;
