@@ -8,7 +8,7 @@
  * loop, like the gateway benchmark's upstream. The bench steers it over loopback HTTP:
  *   POST /control/mode/paced      stream as above (default)
  *   POST /control/mode/midword    the same, but the first event ends inside a word
- *   POST /control/mode/hold       send the first event, then wait for release
+ *   POST /control/mode/hold       send the first events (see HOLD_AHEAD), then wait for release
  *   POST /control/mode/burst      send every event at once (warm-up)
  *   POST /control/release         let every held stream finish (answers how many it released)
  * A request without `stream: true` gets the same content as one `chat.completion`, at once.
@@ -21,6 +21,8 @@ export const EVENTS = 50;
 export const EVERY_MS = 5;
 /** The first content: it ends at a word boundary, so redaction has nothing to hold back. */
 export const FIRST_WORDS = 'Summary of the ticket: ';
+/** Content events a held stream (mode `hold`) sends after the first before it waits: past the leak guard's window. */
+const HOLD_AHEAD = 5;
 /** The mid-word variant: redaction holds "Summ" until the next event shows where the word ends. */
 export const FIRST_MIDWORD = 'Summ';
 const MIDWORD_REST = 'ary of the ticket: ';
@@ -131,7 +133,12 @@ export function startStreamingUpstream(ready: (port: number) => void): void {
         return;
       }
       if (current === 'hold') {
-        const go = () => rest(res, false, 0);
+        // The first HOLD_AHEAD events too: the bench template guards a secret, and a stream that
+        // does holds back a window as long as the secret can span (32 units here) whatever the
+        // text, so the first event alone would never reach the client and no stream would count
+        // as open.
+        res.write(EVENT_TEXT.slice(0, HOLD_AHEAD).join(''));
+        const go = () => rest(res, false, HOLD_AHEAD);
         held.add(go);
         res.once('close', () => held.delete(go));
         return;

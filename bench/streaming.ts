@@ -10,13 +10,15 @@
  *    directly from the upstream and through Warden, interleaved, over a few hundred streams each
  *    started after the previous one's first content (and at a fixed pace, so the tails of ~5
  *    earlier streams still run, as on a live sidecar). The first upstream event ends at a word
- *    boundary, so redaction releases it at once; a second, smaller run starts the stream in the
- *    middle of a word ("Summ"), which the hold-back keeps until the next event shows where the
- *    word ends: that figure is the cost of the hold-back (about one event interval), not of CPU.
+ *    boundary, so the PII hold-back alone would release it at once; but the template places a
+ *    secret, and a stream that guards one holds back a window (32 units here) whatever the text,
+ *    so the first content comes a few events later. A second, smaller run starts the stream in
+ *    the middle of a word ("Summ"). Both figures are mostly the hold-back's wait, not CPU.
  * 2. Memory per open stream: N streams held open through a fresh Warden (the upstream sends its
- *    first event, then waits), the Warden process's RSS (/proc/<pid>/status VmRSS) and V8 heap
- *    (after a full GC) before and with the streams open, divided by N; then the streams are
- *    released and every one is checked to have finished with the whole content and `[DONE]`.
+ *    first events, past the leak guard's window, then waits), the Warden process's RSS
+ *    (/proc/<pid>/status VmRSS) and V8 heap (after a full GC) before and with the streams open,
+ *    divided by N; then the streams are released and every one is checked to have finished with
+ *    the whole content and `[DONE]`.
  *
  * Bounded: fixed stream counts, a timeout on every stream, about 50 s in all.
  *   npx tsx bench/streaming.ts
@@ -360,9 +362,9 @@ export async function runStreamingBench(): Promise<Record<string, number>> {
     process.stdout.write(
       `streaming: upstream sends ${EVENTS} events ${EVERY_MS} ms apart; first content delta seen ` +
         `directly ${JSON.stringify(ttft.firstDirect)}, through Warden ${JSON.stringify(ttft.firstWarden)} ` +
-        `(the upstream's first event, released at once: it ends at a word boundary); when the first ` +
+        `(the upstream's first event ends at a word boundary; the leak guard's window holds it back); when the first ` +
         `event ends mid-word, Warden's first delta is ${JSON.stringify(midword.firstWarden)} ` +
-        `(held back until the next event), directly ${JSON.stringify(midword.firstDirect)}\n`,
+        `(held back likewise), directly ${JSON.stringify(midword.firstDirect)}\n`,
     );
     return out;
   } finally {

@@ -24,6 +24,7 @@
  * false refusal; see session.ts).
  */
 import { LRUCache } from 'lru-cache';
+import { encodedCharsReading } from './encoded-chars.js';
 import { composeFolded, fold, toOriginalSpan, type FoldedText } from './normalize.js';
 import type { Finding } from './types.js';
 import { MIN_SECRET_LENGTH } from '../pipeline/types.js';
@@ -44,6 +45,12 @@ const NON_ASCII = /[^\u0000-\u007f]/; // eslint-disable-line no-control-regex
 /** What fold() may rewrite (its NEEDS_FOLD): a value without any is searched as it is. */
 const FOLDABLE = /[^\t\n\r\u0020-\u007e]/u;
 export const LEAK_ENTITY = 'SECRET_VALUE';
+/**
+ * A stream's hold-back for the guard is a multiple of this many units (see heldFrom): its length
+ * follows the longest value's, and rounded so it tells that length only to within a few bytes.
+ * Small, since a guarded stream's first words wait for the window to fill.
+ */
+const HOLD_STEP = 16;
 
 /**
  * Whether the guard recognises `value` in every form it is searched in: its fold (what a reader
@@ -112,7 +119,10 @@ function encodedForms(value: string): string[] {
   const hex = whole.toString('hex');
   out.push(hex, hex.toUpperCase());
   const b32 = base32(whole);
-  out.push(b32, b32.replace(/=+$/, ''), ...encodingCores(whole, 5, 5, base32));
+  const b32Forms = [b32, b32.replace(/=+$/, ''), ...encodingCores(whole, 5, 5, base32)];
+  // Lower case too (Python's b32encode(...).lower(), TOTP seeds, onion addresses): a decoder
+  // that takes either case reads it as the value.
+  for (const f of b32Forms) out.push(f, f.toLowerCase());
   return out;
 }
 
@@ -128,8 +138,10 @@ function escapedForms(value: string): string[] {
   const out: string[] = [];
   const enc = encodeURIComponent(value);
   if (enc !== value) {
-    out.push(enc, enc.replace(/%20/g, '+'));
-    out.push(enc.replace(/[!'()*]/g, (c) => `%${c.charCodeAt(0).toString(16).toUpperCase()}`));
+    const strict = enc.replace(/[!'()*]/g, (c) => `%${c.charCodeAt(0).toString(16).toUpperCase()}`);
+    // Each with its escapes' hex digits in lower case too (`%2f`: RFC 3986 reads them alike,
+    // and some encoders write them so).
+    for (const f of [enc, enc.replace(/%20/g, '+'), strict]) out.push(f, f.replace(/%[0-9A-F]{2}/g, (e) => e.toLowerCase()));
   }
   const html = value.replace(/[&<>"']/g, (c) => HTML_ESCAPES[c]!);
   if (html !== value) out.push(html, html.replace(/&#39;/g, '&#x27;'));
@@ -213,16 +225,12 @@ function skeletonOf(folded: string, minGap = LOOSE_GAP): Skeleton | undefined {
   };
 }
 
-/**
- * looseFrom's results below 0: NO_MATCH, or `t` ended before the skeleton did (a beginning of it,
- * trailing separators included) after k of its characters: PREFIX - k.
- */
+/** looseFrom's and looseBack's result when there is no match. */
 const NO_MATCH = -1;
-const PREFIX = -2;
 
 /**
  * The skeleton's characters from index `k` on, read in `t` from `j` (the unit after its character
- * k - 1): the end of the match, NO_MATCH, or PREFIX - (characters read) when `t` ends first. Separators and the
+ * k - 1): the end of the match, or NO_MATCH (`t` ends first included). Separators and the
  * skeleton's characters never overlap, so there is one way to read it: linear, no backtracking.
  */
 function looseFrom(t: string, j: number, k: number, sk: Skeleton): number {
@@ -232,7 +240,7 @@ function looseFrom(t: string, j: number, k: number, sk: Skeleton): number {
     const want = chars.charCodeAt(k);
     let gap = 0;
     for (;;) {
-      if (j >= n) return PREFIX - k;
+      if (j >= n) return NO_MATCH;
       const c = t.charCodeAt(j);
       if (c === want || lowerUnit(c) === want) break;
       if (!isSeparator(c) || ++gap > sk.gap) return NO_MATCH;
@@ -269,8 +277,12 @@ export class LeakGuard {
   private readonly exactNeedles: string[];
   /** ...and the skeletons of the values themselves (see the file's comment). */
   private readonly skeletons: Skeleton[];
-  /** Longest needle or loose match: how far back a value that is still arriving can begin. */
-  private readonly longest: number;
+  /**
+   * How many trailing units of the searched text a stream holds back (see heldFrom): the longest
+   * needle or loose match less one (how far back a value still arriving can begin), rounded up to
+   * a multiple of HOLD_STEP.
+   */
+  private readonly window: number;
 
   constructor(secrets: readonly string[]) {
     const set = new Set<string>();
@@ -326,7 +338,8 @@ export class LeakGuard {
     }
     this.exactNeedles = this.needles.filter((n) => !covered.has(n));
     this.skeletons = [...skeletons.values()].sort((a, b) => b.span - a.span);
-    this.longest = Math.max(this.needles.length > 0 ? this.needles[0]!.length : 0, this.skeletons.length > 0 ? this.skeletons[0]!.span : 0);
+    const longest = Math.max(this.needles.length > 0 ? this.needles[0]!.length : 0, this.skeletons.length > 0 ? this.skeletons[0]!.span : 0);
+    this.window = Math.ceil(Math.max(0, longest - 1) / HOLD_STEP) * HOLD_STEP;
   }
 
   /**
@@ -366,26 +379,32 @@ export class LeakGuard {
    */
   find(text: string, out: Finding[], json = false, folded?: FoldedText, loose = false): number {
     if (this.needles.length === 0) return 0;
+    let views: FoldedText[];
     if (json && text.indexOf('\\') >= 0) {
+      // Escapes at two levels or more (JSON inside a JSON string): every reading is searched.
       const readings = jsonEscapeReadings(text);
-      // Escapes at two levels or more (JSON inside a JSON string): every reading is searched, a
-      // value found again at a deeper level at the same place counts once.
-      if (readings.length > 1) return this.findInReadings(readings, out, loose);
-      return this.findIn(readings.length === 1 ? composeFolded(readings[0]!, fold(readings[0]!.text)) : fold(text), out, loose);
+      views = readings.length === 0 ? [fold(text)] : readings.map((r) => composeFolded(r, fold(r.text)));
+    } else views = [folded ?? fold(text)];
+    // Characters written one by one as numeric HTML references or prefixed hex bytes: each reading
+    // that holds some is searched decoded too (encoded-chars.ts).
+    for (let l = 0, m = views.length; l < m; l++) {
+      const enc = encodedReading(views[l]!);
+      if (enc !== null) views.push(enc);
     }
-    return this.findIn(folded ?? fold(text), out, loose);
+    // A value found again in a later reading at the same place counts once.
+    return views.length === 1 ? this.findIn(views[0]!, out, loose) : this.findInReadings(views, out, loose);
   }
 
-  private findInReadings(readings: readonly FoldedText[], out: Finding[], loose: boolean): number {
+  private findInReadings(views: readonly FoldedText[], out: Finding[], loose: boolean): number {
     let n = 0;
     const hits: Finding[] = [];
     // The spans the readings before kept, merged and in order: a hit over one of them is the
     // value found again at a deeper level at the same place. A binary search each, not a pass
     // over every hit kept (a text repeating the value holds one every few bytes).
     let known: Span[] = [];
-    for (const r of readings) {
+    for (const v of views) {
       hits.length = 0;
-      this.findIn(composeFolded(r, fold(r.text)), hits, loose);
+      this.findIn(v, hits, loose);
       const kept: Span[] = [];
       for (const h of hits) {
         if (overlapsAny(known, h.start, h.end)) continue;
@@ -416,36 +435,35 @@ export class LeakGuard {
   }
 
   /**
-   * Start of the longest tail of `text` that could be the beginning of a guarded value (in the
-   * text the guard searches); text.length when there is none. The streaming hold-back keeps that
-   * tail until the next piece shows whether the value goes on, so a value is never released in
-   * part, whatever it holds (spaces, line breaks). Only the last `longest - 1` searched units can
-   * begin a value, so the cost is bounded by the secrets' lengths: the window read is widened
-   * only while invisible characters make its searched text shorter than that.
-   *
-   * `minLoose`: how many characters of a skeleton (see the file's comment) a tail must hold to be
-   * kept. A text that must be whole holds every beginning (1); an answer label is also held when
-   * it ends in a beginning of a value as written, but in another case or spaced only from two
-   * characters on (a one-letter tail, `call_abc` before `canary…`, is most labels: see stream.ts
-   * ToolLabel).
+   * Start of the tail of `text` the streaming hold-back keeps for the guard; text.length when the
+   * guard is inactive. A value is never released in part, whatever it holds (spaces, line breaks):
+   * one that is still arriving begins in the last `longest - 1` units of the text the guard
+   * searches, so that tail waits for the next piece. The whole tail, whether or not it could begin
+   * a value: a hold of only the tails that could (as before) made where a stream breaks a function
+   * of the secret, and a caller who can make the model repeat a text learned from the chunk
+   * boundaries whether it began a secret. The tail's length is HOLD_STEP-rounded, so it tells the
+   * values' lengths only roughly, never their characters; where it starts depends on the text
+   * alone (its folding and escapes). The cost is bounded by the secrets' lengths: the window read
+   * is widened only while invisible characters or escapes make its searched text shorter than that.
    */
-  heldFrom(text: string, json = false, minLoose = 1): number {
+  heldFrom(text: string, json = false): number {
     if (this.needles.length === 0 || text.length === 0) return text.length;
-    // An escape cut at the end ("\u00") decodes to nothing yet: it is held, and what comes
-    // before it is judged.
+    const keep = this.window;
+    // An escape cut at the end ("\u00") decodes to nothing yet: it is held, and the window is
+    // counted before it.
     const end = json ? partialEscapeStart(text) : text.length;
     // A few more units than needed: a window that begins inside a \uXXXX escape or a surrogate
-    // pair reads its first units wrong, and those must not be part of any candidate tail. In JSON
+    // pair reads its first units wrong, and the window's start must not be among them. In JSON
     // it never begins inside a run of backslashes (see backslashRunStart): `text` begins where
     // the stream's emitted text ended, after a whole escape, so its start is a sound place too.
-    const need = this.longest - 1 + 8;
+    const need = keep + 8;
     let width = Math.min(end, 2 * need);
     for (;;) {
       const from = json ? backslashRunStart(text, end - width) : end - width;
       const win = text.slice(from, end);
       const view = searchedText(win, json);
       // Escapes at two levels or more: a value may be arriving at any of them, and the window
-      // must hold `need` units at every level (`\\\\u0043` is one unit three levels down).
+      // must hold `keep` units at every level (`\\\\u0043` is one unit three levels down).
       let deeper: FoldedText[] | undefined;
       let enough = view.text.length >= need;
       if ((enough || from === 0) && json && view.text.indexOf('\\') >= 0) {
@@ -459,57 +477,49 @@ export class LeakGuard {
           }
         }
       }
+      // Each reading with characters written as HTML references or prefixed hex bytes (see
+      // find), read decoded too: counted in the decoded units, with ENCODED_SLACK more for one
+      // such character still arriving at the end (`&#x54`, `, 0x5`), which reads longer now.
+      const ends: Array<[FoldedText, number]> = [[view, view.text.length]];
+      if (deeper) for (const r of deeper) ends.push([r, partialEscapeStart(r.text)]);
+      const decoded: FoldedText[] = [];
       if (enough || from === 0) {
-        const at = this.prefixStart(view.text, minLoose);
-        let held = at === view.text.length ? end : from + (view.starts ? view.starts[at]! : at);
-        if (deeper) {
-          for (const r of deeper) {
-            // An escape of this level cut at its end (`\\u005cu00` reads `\u00` two levels down)
-            // decodes to nothing yet: the tail before it is judged, as `end` does as written, or a
-            // spaced secret's first words went out before the escape completing its next word.
-            const cut = partialEscapeStart(r.text);
-            const d = this.prefixStart(cut === r.text.length ? r.text : r.text.slice(0, cut), minLoose);
-            if (d < cut) held = Math.min(held, from + r.starts![d]!);
-          }
+        for (const [v, e] of ends) {
+          const enc = encodedReading(e === v.text.length ? v : { text: v.text.slice(0, e), starts: v.starts, ends: v.ends });
+          if (enc === null) continue;
+          decoded.push(enc);
+          if (enc.text.length < need + ENCODED_SLACK) enough = false;
         }
+      }
+      if (enough || from === 0) {
+        // An escape of a deeper level cut at its end (`\\u005cu00` reads `\u00` two levels down)
+        // decodes to nothing yet: held, and the window counted before it, as `end` does as written.
+        let held = end;
+        for (const [v, e] of ends) held = Math.min(held, from + tailStart(v, e, keep));
+        for (const d of decoded) held = Math.min(held, from + tailStart(d, d.text.length, keep + ENCODED_SLACK));
         return held;
       }
       width = Math.min(end, 2 * (end - from));
     }
   }
+}
 
-  /**
-   * Start of the longest tail of `t` that is a proper beginning of a needle, or of a skeleton's
-   * match of at least `minLoose` characters (t.length: none). Answers only.
-   */
-  private prefixStart(t: string, minLoose: number): number {
-    let best = t.length;
-    for (const sk of this.skeletons) {
-      // Only the last `span` units can begin a match that is still arriving.
-      for (let i = Math.max(0, t.length - sk.span); i < best; i++) {
-        const c = t.charCodeAt(i);
-        if (c !== sk.first && c !== sk.firstUpper) continue;
-        // A proper beginning only: a whole match that ends the text is found where it is.
-        const end = looseFrom(t, i + 1, 1, sk);
-        if (end <= PREFIX && PREFIX - end >= minLoose) {
-          best = i;
-          break;
-        }
-      }
-    }
-    for (const needle of this.needles) {
-      const first = needle[0]!;
-      let i = t.indexOf(first, Math.max(0, t.length - needle.length + 1));
-      while (i >= 0 && i < best) {
-        if (continuesInto(t, i, needle)) {
-          best = i;
-          break;
-        }
-        i = t.indexOf(first, i + 1);
-      }
-    }
-    return best;
-  }
+/** Units an encoded character still arriving may read as more than it will (`&#x0001F60`: 10 units, one character). */
+const ENCODED_SLACK = 12;
+
+/** `view` read with its encoded characters decoded (encoded-chars.ts) and folded, as a view of what `view` maps to; null when it has none. */
+function encodedReading(view: FoldedText): FoldedText | null {
+  const enc = encodedCharsReading(view.text);
+  if (enc === null) return null;
+  const c = composeFolded(view, enc);
+  return composeFolded(c, fold(c.text));
+}
+
+/** Where, in the text `view` reads, the last `keep` of its units before `end` begin (0: all of them). */
+function tailStart(view: FoldedText, end: number, keep: number): number {
+  const at = end - keep;
+  if (at <= 0) return 0;
+  return view.starts ? view.starts[at]! : at;
 }
 
 /**
@@ -593,12 +603,6 @@ function keepOutermost(hits: Finding[], out: Finding[]): number {
     n++;
   }
   return n;
-}
-
-/** `t` from `i` to its end is the beginning of `needle`. */
-function continuesInto(t: string, i: number, needle: string): boolean {
-  for (let k = i; k < t.length; k++) if (t.charCodeAt(k) !== needle.charCodeAt(k - i)) return false;
-  return true;
 }
 
 /** The text the guard searches: folded, and in JSON with its string escapes decoded first. */

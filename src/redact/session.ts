@@ -762,11 +762,11 @@ export class Session implements RedactionSession {
   }
 
   secretHoldStart(text: string, json: boolean, label = false): number {
-    const held = this.answerGuard.heldFrom(text, json, label ? 2 : 1);
+    const held = this.answerGuard.heldFrom(text, json);
     // Content may be JSON an app parses (see escapedFindings): a value still arriving as escapes
     // (`\u0043\u0041NA`, or a cut `\u00`) is held as in tool-call arguments.
     if (json || label || held === 0 || text.indexOf('\\') < 0) return held;
-    return Math.min(held, this.answerGuard.heldFrom(text, true, 1));
+    return Math.min(held, this.answerGuard.heldFrom(text, true));
   }
 
   /**

@@ -2,8 +2,9 @@
  * Streaming redaction. Each text channel (a choice's text, content and refusal as one, and each
  * of its tool calls' arguments) keeps a small hold-back: the trailing run of text that could still grow into an
  * entity or a placeholder (the last whitespace-free run, extended back over digit groups and
- * month names that a later group could join, an unterminated private key block, and any tail
- * that could begin a guarded secret value, spaces and all). Everything before it is redacted,
+ * month names that a later group could join, an unterminated private key block, and, when the
+ * request guards secret values, a fixed window as long as the longest could span, spaces and all,
+ * whether or not it holds the beginning of one). Everything before it is redacted,
  * restored and emitted at once, so the hold-back is the only delay, and no entity is ever
  * emitted in two halves. A hold-back longer than `maxHoldBack` is released but for its last
  * RELEASE_KEEP units, never through a finding or a possible secret; past twice the cap it goes
@@ -55,9 +56,12 @@ export interface OutputProcessor {
   /** `at`: where `text` begins in the JSON, for `json` channels. */
   renderOutput(text: string, findings: readonly Finding[], json: boolean, at?: JsonLexState): string;
   /**
-   * Start of the tail of `text` that may be the beginning of a guarded secret value (text.length:
-   * none). Held back like a growing entity: a secret may hold spaces or line breaks, so the
-   * whitespace rules alone would release its first words before the guard could see it whole.
+   * Start of the tail of `text` held back for the leak guard (text.length: none, no secret is
+   * guarded): a window in which a guarded value may still be arriving, held like a growing entity
+   * (a secret may hold spaces or line breaks, so the whitespace rules alone would release its
+   * first words before the guard could see it whole). Where it starts depends on the text and the
+   * values' lengths, never on whether the text begins a value: chunk boundaries that did told a
+   * caller whether the text the model repeated began a secret (leak-guard.ts heldFrom).
    * `label`: `text` is an answer label (see ToolLabel.settled).
    */
   secretHoldStart(text: string, json: boolean, label?: boolean): number;
@@ -506,8 +510,11 @@ export class StreamChannel {
       return '';
     } else {
       if (p.length < this.rescanAt) return '';
-      cut = Math.min(holdStart(p), this.proc.secretHoldStart(p, this.json));
-      if (cut < MIN_CHAIN_RELEASE && p.length - cut >= LONG_HOLD) return '';
+      const hold = holdStart(p);
+      cut = Math.min(hold, this.proc.secretHoldStart(p, this.json));
+      // A long chain goes in batches; the leak guard's window (held by every stream that guards a
+      // secret, 32 units and more) does not: its text goes on piece by piece once it is full.
+      if (hold < MIN_CHAIN_RELEASE && p.length - hold >= LONG_HOLD) return '';
     }
     // A lone high surrogate at the cut waits for its pair.
     if (cut > 0 && cut < p.length) {
@@ -617,15 +624,14 @@ class ChunkLabels {
  * A tool call's id or function name as its pieces arrive. A caller joins the pieces (openai-python
  * joins both, the Anthropic encoder joins the name into its tool_use block), so the leak guard
  * reads the label joined, and its pieces are held back until it may be whole: released, joined,
- * with the call's first arguments piece (an empty one only when no tail of the label could begin
- * a secret: OpenAI sends a call's id and whole name with `arguments: ""`, and they go on at once),
- * or when the choice finishes, the stream moves on to another block (sequential) or ends.
+ * with the call's first arguments piece (an empty one only when the request guards no secret:
+ * OpenAI sends a call's id and whole name with `arguments: ""`, and they go on at once), or when
+ * the choice finishes, the stream moves on to another block (sequential) or ends. A guarded
+ * request's labels wait for the first non-empty arguments piece whatever they end in: releasing
+ * them with `arguments: ""` only when no tail could begin a secret told a caller which tails do.
  *
  * A piece after that (no upstream known sends one) is masked with the whole label in view; only
- * a secret begun in what was already released can then be out in part. An empty arguments piece
- * releases a label that ends in one letter of a value in another case (`call_abc` before
- * `CANARY…`, most labels; `call_abC` is held), held only from two such letters on: the price is
- * at most that one letter, in a stream no known upstream sends. The joined label is
+ * a secret begun in what was already released can then be out in part. The joined label is
  * refused past MAX_LABEL_LENGTH, as a whole one is: it bounds what is held and searched again.
  *
  * A piece that repeats the label so far whole is that label again, not more of it: DeepSeek,
@@ -660,7 +666,7 @@ class ToolLabel {
     return this.sent < this.raw.length || this.repeated;
   }
 
-  /** No tail of what is held could begin a secret (nothing held: true). A repeat ends as the label does. */
+  /** Nothing of what is held waits for the leak guard (nothing held: true; held: only when no secret is guarded). A repeat ends as the label does. */
   settled(proc: OutputProcessor): boolean {
     return !this.holding || proc.secretHoldStart(this.raw, false, true) === this.raw.length;
   }

@@ -1,7 +1,8 @@
 /**
- * A placed secret that the model hands back encoded (hex, base32, HTML-escaped: what a model asked
- * to "encode the key" or writing HTML produces) is masked in the answer as the value is, streamed
- * or not, and counted; the canary is in no log line or audit record.
+ * A placed secret that the model hands back encoded (hex, base32, HTML-escaped, hex bytes after
+ * `0x`, numeric character references: what a model asked to "encode the key" or writing HTML
+ * produces) is masked in the answer as the value is, streamed or not, and counted; the canary is
+ * in no log line or audit record.
  */
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { postChat } from './helpers/http.js';
@@ -21,6 +22,9 @@ const FORMS: Record<string, string> = {
   'hex dump, upper case': bytes.toString('hex').toUpperCase().match(/../g)!.join(' '),
   'base32': base32(bytes),
   'HTML-escaped': SECRET.replace('&', '&amp;'),
+  'base32 in lower case': base32(bytes).toLowerCase(),
+  'hex bytes each after 0x (a C array)': bytes.toString('hex').match(/../g)!.map((b) => `0x${b}`).join(', '),
+  'numeric HTML references': [...SECRET].map((c) => `&#${c.charCodeAt(0)};`).join(''),
 };
 
 let upstream: FakeUpstream;

@@ -61,17 +61,29 @@ describe('streaming: a guarded secret with whitespace', () => {
     }
   });
 
-  it('without a guarded secret, prose is still released word by word', async () => {
-    const s = redactor.session(decision(), [PHRASE]);
-    const pieces = 'We open the door and go'.split(/(?<= )/);
-    const chunks = pieces.map((p) => pieceChunk(false, p));
-    let before = '';
+  /** What a stream of `text` in word pieces releases before its last piece, each piece's output. */
+  const releasedBefore = async (secrets: string[], text: string): Promise<string[]> => {
+    const s = redactor.session(decision(), secrets);
+    const chunks = text.split(/(?<= )/).map((p) => pieceChunk(false, p));
+    const out: string[] = [];
     let n = 0;
-    for await (const c of s.processStream(fromArray(chunks))) {
-      if (++n < chunks.length) before += c.choices[0]?.delta.content ?? '';
-    }
-    // "open " could start the secret until "the" arrives; then it goes out.
-    expect(before).toBe('We open the door and ');
+    for await (const c of s.processStream(fromArray(chunks))) if (++n < chunks.length) out.push(c.choices[0]?.delta.content ?? '');
+    return out;
+  };
+
+  it('without a guarded secret, prose is released word by word', async () => {
+    expect((await releasedBefore([], 'We open the door and go')).join('')).toBe('We open the door and ');
+  });
+
+  it('with one, where the stream breaks does not depend on whether the text begins the secret', async () => {
+    // "open " could begin the phrase, "opex " could not: held back only in the first, the pieces
+    // told a caller which text begins a secret. A fixed window is held back in both.
+    const prose = 'We open the door and then we go on to the next room and the one after that, and so on and on. '.repeat(3);
+    const other = prose.replace(/open /g, 'opex ');
+    const a = await releasedBefore([PHRASE], prose);
+    const b = await releasedBefore([PHRASE], other);
+    expect(a.map((d) => d.length)).toEqual(b.map((d) => d.length));
+    expect(a.join('').length).toBeGreaterThan(0);
   });
 });
 
@@ -190,14 +202,16 @@ describe('leak guard: obfuscated and escaped secrets', () => {
     /** `pairs` escaped backslashes, then `\\u006Fpen sesame …` (escaped: the secret) or `u006Fpen…` (not). */
     const argsWith = (pairs: number, escaped: boolean): string => `{"x":"a ${'\\\\'.repeat(pairs)}${escaped ? '\\' : ''}u006F${PHRASE.slice(1)}"}`;
 
-    it('the hold-back starts at the escape that begins the secret, whatever the run length', () => {
+    it('the hold-back starts at or before the escape that begins the secret, never inside an escaped pair, whatever the run length', () => {
       const guard = new LeakGuard([PHRASE]);
       const wrong: string[] = [];
       for (let pairs = 0; pairs < 140; pairs++) {
         for (const tail of ['pen sesame CA', 'pen sesame CAN', 'pen sesame CANA', 'pen sesame CANAR']) {
           const head = `{"x":"a ${'\\\\'.repeat(pairs)}\\u006F${tail}`;
           const held = guard.heldFrom(head, true);
-          if (held !== head.indexOf('\\u006F')) wrong.push(`${pairs} pairs, ${tail}: held from ${held}`);
+          const run = head.indexOf('\\');
+          const at = head.indexOf('\\u006F');
+          if (held > at || (held > run && held < at && (held - run) % 2 !== 0)) wrong.push(`${pairs} pairs, ${tail}: held from ${held}`);
         }
       }
       expect(wrong.slice(0, 3)).toEqual([]);
@@ -439,14 +453,17 @@ describe('leak guard: a value repeated in another case or spaced out', () => {
     expect(names).toBe('get_[SECRET_VALUE]');
   });
 
-  it('an OpenAI first tool piece whose id ends in one letter of the value in another case still goes on at once', async () => {
-    const first = { id: 'call_abz', type: 'function' as const, function: { name: 'get_weather', arguments: '' } };
-    const chunks: CompletionChunk[] = [
-      { id: 'c', model: 'm', created: 1, choices: [{ index: 0, delta: { tool_calls: [{ index: 0, ...first }] }, finish_reason: null }] },
-      { id: 'c', model: 'm', created: 1, choices: [{ index: 0, delta: { tool_calls: [{ index: 0, function: { arguments: '{}' } }] }, finish_reason: null }] },
-    ];
-    const out = await collect(redactor.session(decision(), [SECRET]).processStream(fromArray(chunks)));
-    expect(out[0]!.choices[0]!.delta.tool_calls?.[0]).toEqual({ index: 0, ...first });
+  it('an OpenAI first tool piece waits for the arguments whatever its id ends in (one letter of the value in another case or not)', async () => {
+    for (const id of ['call_abz', 'call_abq']) {
+      const first = { id, type: 'function' as const, function: { name: 'get_weather', arguments: '' } };
+      const chunks: CompletionChunk[] = [
+        { id: 'c', model: 'm', created: 1, choices: [{ index: 0, delta: { tool_calls: [{ index: 0, ...first }] }, finish_reason: null }] },
+        { id: 'c', model: 'm', created: 1, choices: [{ index: 0, delta: { tool_calls: [{ index: 0, function: { arguments: '{}' } }] }, finish_reason: null }] },
+      ];
+      const out = await collect(redactor.session(decision(), [SECRET]).processStream(fromArray(chunks)));
+      expect(out[0]!.choices[0]!.delta.tool_calls?.[0], id).toEqual({ index: 0, type: 'function', function: { arguments: '' } });
+      expect(out[1]!.choices[0]!.delta.tool_calls?.[0], id).toMatchObject({ index: 0, id, function: { name: 'get_weather' } });
+    }
   });
 
   it('a value longer than 256 characters without separators (a PEM key) is matched exactly only', () => {
@@ -518,6 +535,15 @@ describe('leak guard: hex and base32 encodings of a value', () => {
     'base32, padded': b32,
     'base32, without its padding': b32.replace(/=+$/, ''),
     ...Object.fromEntries([0, 1, 2, 3, 4].map((k) => [`base32 inside a blob, ${k} bytes before it`, inBlob(k)])),
+    'base32 in lower case': b32.toLowerCase(),
+    'base32 in lower case, without its padding': b32.replace(/=+$/, '').toLowerCase(),
+    'base32 in lower case inside a blob, 3 bytes before it': inBlob(3).toLowerCase(),
+    'hex bytes each after 0x (a C array)': hex.match(/../g)!.map((b) => `0x${b}`).join(', '),
+    'hex bytes each after 0X, upper case, one space apart': hex.toUpperCase().match(/../g)!.map((b) => `0X${b}`).join(' '),
+    'hex bytes each after \\x (a bytes literal)': hex.match(/../g)!.map((b) => `\\x${b}`).join(''),
+    'numeric HTML references, decimal': [...SECRET].map((c) => `&#${c.codePointAt(0)};`).join(''),
+    'numeric HTML references, hex': [...SECRET].map((c) => `&#x${c.codePointAt(0)!.toString(16).toUpperCase()};`).join(''),
+    'numeric HTML references for some characters only': [...SECRET].map((c, i) => (i % 3 === 0 ? `&#${c.codePointAt(0)};` : c)).join(''),
   };
   for (const [name, form] of Object.entries(EXACT)) {
     it(`${name}: refused in a prompt, value-free`, () => {
@@ -554,6 +580,34 @@ describe('leak guard: hex and base32 encodings of a value', () => {
   it('in tool-call arguments too', () => {
     const s = redactor.session(decision(), [SECRET]);
     expect(wholeAnswer(s, JSON.stringify({ hex: hex.toUpperCase(), b32 }), true)).toBe('{"hex":"[SECRET_VALUE]","b32":"[SECRET_VALUE]"}');
+    const refs = [...SECRET].map((c) => `&#${c.codePointAt(0)};`).join('');
+    const bytesLiteral = hex.match(/../g)!.map((b) => `\\x${b}`).join('');
+    const args = JSON.stringify({ b32: b32.toLowerCase(), refs, bytes: bytesLiteral });
+    expect(wholeAnswer(redactor.session(decision(), [SECRET]), args, true)).toBe('{"b32":"[SECRET_VALUE]","refs":"[SECRET_VALUE]","bytes":"[SECRET_VALUE]"}');
+  });
+
+  it('in tool-call arguments, streamed at every split and piece size as whole', async () => {
+    const refs = [...SECRET].map((c) => `&#x${c.charCodeAt(0).toString(16)};`).join('');
+    const bytesLiteral = hex.match(/../g)!.map((b) => `\\x${b}`).join('');
+    const args = JSON.stringify({ note: `say ${refs} or ${bytesLiteral} now`, n: 1 });
+    const whole = wholeAnswer(redactor.session(decision(), [SECRET]), args, true);
+    expect(whole).toBe('{"note":"say [SECRET_VALUE] or [SECRET_VALUE] now","n":1}');
+    for (const { how, pieces } of cuts(args, 9)) {
+      expect((await streamedDeltas(redactor.session(decision(), [SECRET]), pieces, true)).join(''), how).toBe(whole);
+    }
+  });
+
+  it('a long text with references is read whole (200 K units: no argument list as long as the text)', () => {
+    const refs = [...SECRET].map((c) => `&#${c.charCodeAt(0)};`).join('');
+    const text = `${'&#65; '.repeat(40_000)}${refs} end`;
+    expect(wholeAnswer(redactor.session(decision(), [SECRET]), text, false)).toBe(`${'&#65; '.repeat(40_000)}[SECRET_VALUE] end`);
+  });
+
+  it('ordinary numbers after 0x, byte literals and character references (another value) pass', () => {
+    const other = Buffer.from('Zq7pLm2Xw9-CANARZ');
+    const text = `mask 0xff, 10x20, b'\\x00\\x01' ${other.toString('hex').match(/../g)!.map((b) => `0x${b}`).join(', ')} &#65;&#x42; &#0; &#xD800; ${[...other.toString()].map((c) => `&#${c.charCodeAt(0)};`).join('')}`;
+    expect(wholeAnswer(redactor.session(decision(), [SECRET]), text, false)).toBe(text);
+    expect(() => redactor.session(decision(), [SECRET]).redactMessages([{ role: 'user', content: text }])).not.toThrow();
   });
 
   it('ordinary hex and base32 (another value) pass', () => {
@@ -572,6 +626,11 @@ describe('leak guard: a value with reserved characters, as escapers write it', (
     "RFC 3986's strict form (Python's quote: !'()* encoded too)": encodeURIComponent(SECRET).replace(/[!'()*]/g, (c) => `%${c.charCodeAt(0).toString(16).toUpperCase()}`),
     'HTML-escaped, the apostrophe as &#39;': SECRET.replace(/&/g, '&amp;').replace(/</g, '&lt;').replace(/>/g, '&gt;').replace(/"/g, '&quot;').replace(/'/g, '&#39;'),
     'HTML-escaped, the apostrophe as &#x27; (Python html.escape)': SECRET.replace(/&/g, '&amp;').replace(/</g, '&lt;').replace(/>/g, '&gt;').replace(/"/g, '&quot;').replace(/'/g, '&#x27;'),
+    'encodeURIComponent with lower-case hex digits (%3c)': encodeURIComponent(SECRET).replace(/%[0-9A-F]{2}/g, (e) => e.toLowerCase()),
+    'RFC 3986 strict form, lower case': encodeURIComponent(SECRET)
+      .replace(/[!'()*]/g, (c) => `%${c.charCodeAt(0).toString(16)}`)
+      .replace(/%[0-9A-F]{2}/g, (e) => e.toLowerCase()),
+    'every character a numeric HTML reference': [...SECRET].map((c) => `&#${c.charCodeAt(0)};`).join(''),
   };
   for (const [name, form] of Object.entries(FORMS)) {
     it(`${name}: refused in a prompt, masked whole in an answer, streamed too`, async () => {

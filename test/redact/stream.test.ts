@@ -261,11 +261,20 @@ describe('streaming: tool call ids and names arriving in pieces', () => {
   const calls = (out: CompletionChunk[]) => out.map((c) => c.choices[0]?.delta.tool_calls?.[0]);
   const joined = (out: CompletionChunk[], key: 'id' | 'name') => calls(out).map((t) => (key === 'id' ? t?.id : t?.function?.name) ?? '').join('');
 
-  it("OpenAI's first piece (id, whole name, empty arguments) goes on at once and as it was, a secret granted", async () => {
-    const s = redactor.session(decision(), [canary]);
+  it("OpenAI's first piece (id, whole name, empty arguments) goes on at once and as it was, no secret granted", async () => {
+    const s = redactor.session(decision(), []);
     const first = { id: 'call_abc', type: 'function', function: { name: 'get_weather', arguments: '' } };
     const out = await collect(s.processStream(fromArray([call(first), call({ function: { arguments: '{}' } }), done])));
     expect(calls(out)[0]).toEqual({ index: 0, ...first });
+  });
+
+  it('a secret granted, the labels of that first piece wait for the first arguments piece, whatever they end in', async () => {
+    // Released at once only when no tail could begin the secret, they told a caller which tails do.
+    const s = redactor.session(decision(), [canary]);
+    const first = { id: 'call_abc', type: 'function', function: { name: 'get_weather', arguments: '' } };
+    const out = await collect(s.processStream(fromArray([call(first), call({ function: { arguments: '{}' } }), done])));
+    expect(calls(out)[0]).toEqual({ index: 0, type: 'function', function: { arguments: '' } });
+    expect(calls(out)[1]).toEqual({ index: 0, id: 'call_abc', function: { name: 'get_weather', arguments: '' } });
   });
 
   it('a name split through a secret, at every position, comes out masked, in one piece, and is counted', async () => {
