@@ -546,6 +546,9 @@ export function toPromptRequest(body: unknown, meta: IngressMeta, limits: Ingres
   };
   if (meta.cancel) req.cancel = meta.cancel;
   if (template) req.template = template;
+  // Sent in a header: the template stages' refusals name the header (README, "x-warden-variables").
+  if (templatePath !== 'warden.template') req.templatePath = templatePath;
+  if (varsPath !== 'warden.variables') req.variablesPath = varsPath;
   if (!template && messages) {
     req.messages = messages;
     req.attachments = attachments ?? NO_ATTACHMENTS;

@@ -222,6 +222,25 @@ describe('governed path with the openai SDK', () => {
     });
     expect(long.status).toBe(400);
     expect(long.json.error).toMatchObject({ code: 'variable_invalid', param: 'x-warden-variables.customer_message' });
+    // The template's own checks (resolve stage) name the header too: past its max_length (32 for
+    // ticket_id), a variable it does not declare, a required one not sent; and a template the
+    // header names that is not there names the header.
+    const headers = (vars: Record<string, unknown>, template = 'support/ticket-summary@2') => ({ 'x-warden-template': template, 'x-warden-variables': JSON.stringify(vars) });
+    const bare = JSON.stringify({ model: 'echo', messages: [] });
+    const cases: Array<[Record<string, string>, string, string]> = [
+      [headers({ ...TICKET, ticket_id: 'T'.repeat(33) }), 'variable_invalid', 'x-warden-variables.ticket_id'],
+      [headers({ ...TICKET, nope: 'x' }), 'variable_missing', 'x-warden-variables.nope'],
+      [headers({ customer_message: 'x' }), 'variable_missing', 'x-warden-variables.ticket_id'],
+      [headers(TICKET, 'support/ticket-summary@99'), 'template_not_found', 'x-warden-template'],
+      [headers(TICKET, 'support/ticket-summary@1'), 'template_retired', 'x-warden-template'],
+    ];
+    for (const [h, code, param] of cases) {
+      const r = await post(bare, h);
+      expect(r.json.error, param).toMatchObject({ code, param });
+    }
+    // In the body they keep the body's names.
+    const body = await post(governed({}, { ...TICKET, ticket_id: 'T'.repeat(33) }));
+    expect(body.json.error).toMatchObject({ code: 'variable_invalid', param: 'warden.variables.ticket_id' });
   });
 
   it('a template or variables named both in a header and in the body: refused when they differ, served when they agree', async () => {
