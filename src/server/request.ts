@@ -10,7 +10,7 @@ import type { CancelSignal } from '../pipeline/cancel.js';
 import { longerThanCodePoints } from '../pipeline/code-points.js';
 import { WardenError } from '../pipeline/errors.js';
 import { DEPTH_SCAN_MIN_BYTES, jsonScanError, scanJsonText } from '../pipeline/json-depth.js';
-import { MAX_MODEL_LENGTH, MEMBER_NAME, MODEL_NAME_RULE, TEMPLATE_VERSION, UNNAMED_MEMBER, VARIABLE_NAME, isModelName, isTemplateId } from '../pipeline/identifiers.js';
+import { MAX_MODEL_LENGTH, MAX_TEMPLATE_VERSION, MEMBER_NAME, MODEL_NAME_RULE, TEMPLATE_VERSION, UNNAMED_MEMBER, VARIABLE_NAME, isModelName, isTemplateId } from '../pipeline/identifiers.js';
 import type { Attachments, ChatMessage, Credentials, PeerInfo, PromptRequest, ToolDefinition } from '../pipeline/types.js';
 import { checkAnswerParams } from './answer-params.js';
 import { checkExactNumbers, checkParamNumbers, checkParamRange } from './param-numbers.js';
@@ -214,6 +214,13 @@ export function parseTemplateRef(ref: string, path: string): { id: string; versi
   }
   const id = ref.slice(0, at);
   const v = ref.slice(at + 1);
+  if (id && /^[1-9][0-9]{9,}$/.test(v)) {
+    // A positive integer all the same: "must be a positive integer" would mislead. Not repeated
+    // (the caller's digits may be anything, a card number included).
+    throw new WardenError('invalid_request', `field '${path}' names a version above ${MAX_TEMPLATE_VERSION}, the highest a template may have`, {
+      location: { path },
+    });
+  }
   if (!id || !TEMPLATE_VERSION.test(v)) {
     throw new WardenError('invalid_request', `field '${path}' must look like 'id@version' with a positive integer version`, {
       location: { path },

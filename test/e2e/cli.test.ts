@@ -262,7 +262,7 @@ describe('warden CLI', () => {
   it('render says which half of --template is wrong: the id (upper case, empty) or the version', async () => {
     const idRule = "warden: --template ID must be a lower-case path such as support/ticket-summary (letters a-z, digits, '.', '_', '-' and '/')\nRun 'warden render --help' for usage.\n";
     const versionRule = "warden: --template must be ID or ID@VERSION with a positive integer version\nRun 'warden render --help' for usage.\n";
-    for (const [ref, stderr] of [['Support/ticket-summary@2', idRule], ['Support/ticket-summary', idRule], ['@2', idRule], ['support/ticket-summary@02', versionRule], ['support/ticket-summary@', versionRule], ['support/ticket-summary@0', versionRule]]) {
+    for (const [ref, stderr] of [['Support/ticket-summary@2', idRule], ['Support/ticket-summary', idRule], ['@2', idRule], ['support/ticket-summary@02', versionRule], ['support/ticket-summary@', versionRule], ['support/ticket-summary@0', versionRule], ['support/ticket-summary@1000000000', "warden: --template VERSION must be at most 999999999\nRun 'warden render --help' for usage.\n"]]) {
       const r = await cli(['render', '-c', prepared.configFile, '-t', ref!, '--var', 'ticket_id=T-1']);
       expect([r.code, r.stdout, r.stderr], ref).toEqual([2, '', stderr]);
     }

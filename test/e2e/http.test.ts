@@ -243,6 +243,14 @@ describe('governed path with the openai SDK', () => {
     expect(body.json.error).toMatchObject({ code: 'variable_invalid', param: 'warden.variables.ticket_id' });
   });
 
+  it('a version above the highest a template may have is said to be that, not "not a positive integer", and not repeated', async () => {
+    for (const v of ['1000000000', '4111111111111111']) {
+      const r = await post(JSON.stringify({ model: 'echo', warden: { template: `support/ticket-summary@${v}`, variables: TICKET } }));
+      expect(r.status, v).toBe(400);
+      expect(r.json.error, v).toMatchObject({ code: 'invalid_request', param: 'warden.template', message: "field 'warden.template' names a version above 999999999, the highest a template may have" });
+    }
+  });
+
   it('a template or variables named both in a header and in the body: refused when they differ, served when they agree', async () => {
     upstream.mode = 'ok';
     const before = upstream.calls.length;
