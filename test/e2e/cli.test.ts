@@ -171,6 +171,13 @@ describe('warden CLI', () => {
       { args: ['redact', '--profile', '--jsonl'], message: '--profile needs a value (one that starts with a dash is written --profile=-VALUE)', help: 'redact' },
       { args: ['redact', '--config', '--help'], message: '--config needs a value (one that starts with a dash is written --config=-VALUE)', help: 'redact' },
       { args: ['redact', '--profile', 'a', '--profile', 'b'], message: '--profile is given more than once (it takes one value)', help: 'redact' },
+      // `warden templates --help` takes nothing after it, as `warden --help` does; --config's own
+      // mistakes point at the help of `templates lint`, which takes it.
+      { args: ['templates', '--help', '--bogus'], message: 'unknown option --bogus', help: 'templates' },
+      { args: ['templates', '-h', 'lint'], message: "unexpected argument 'lint' after -h", help: 'templates' },
+      { args: ['templates', 'help', 'nope'], message: "unknown command 'nope'", help: 'templates' },
+      { args: ['templates', 'lint', '-c'], message: '--config needs a value', help: 'templates lint' },
+      { args: ['templates', 'lint', 'x', '--config='], message: '--config is empty: it needs a value', help: 'templates lint' },
     ];
     for (const c of cases) {
       const r = await cli(c.args);
