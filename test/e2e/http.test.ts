@@ -585,6 +585,15 @@ describe('bad input is refused with a stable code and the field named', () => {
       'x-warden-variables': '{"ticket_id":"T","customer_message":"m","__proto__":"x"}',
     });
     expect([inHeader.status, inHeader.json.error.param]).toEqual([400, 'x-warden-variables']);
+    // A header is called a header (it is no body field), whatever is wrong in it.
+    expect(inHeader.json.error.message).toBe("header 'x-warden-variables' has a variable named __proto__, which no template can declare");
+    const bare = JSON.stringify({ model: 'echo', messages: [] });
+    const named = async (h: Record<string, string>) => (await post(bare, h)).json.error.message as string;
+    expect(await named({ 'x-warden-template': 'Support/ticket-summary@2' })).toBe("header 'x-warden-template' must name a template id: a lower-case path such as 'support/ticket-summary'");
+    expect(await named({ 'x-warden-template': 'support/ticket-summary@02' })).toBe("header 'x-warden-template' must look like 'id@version' with a positive integer version");
+    expect(await named({ 'x-warden-template': 'support/ticket-summary@2', 'x-warden-variables': '{"a b":"x"}' })).toBe(
+      "header 'x-warden-variables' has a name that is not an identifier (letters, digits and _, at most 128 characters)",
+    );
   });
 
   it('oversize body', async () => {
