@@ -10,6 +10,7 @@ import { Composer, isAlias, isMap, isPair, isScalar, LineCounter, Parser, visit,
 import { MAX_YAML_DEPTH, yamlDepthProblem } from '../pipeline/yaml-depth.js';
 import { unresolvedAlias } from '../pipeline/yaml-aliases.js';
 import { YAML_TAG_OPTIONS, yamlErrorLine, yamlTagProblems } from '../pipeline/yaml-tags.js';
+import { describeIssue } from '../config/issue-messages.js';
 import { yamlControlProblems } from '../pipeline/yaml-controls.js';
 import { yamlKeyProblems } from '../pipeline/yaml-keys.js';
 import { addDuplicateKeyErrors, NO_LIBRARY_UNIQUE_KEYS } from '../pipeline/yaml-unique-keys.js';
@@ -482,7 +483,8 @@ function validateDocument(
   // it as its prototype and drop it: a variable so named would vanish without a word.
   for (const path of protoKeys(raw, [])) issue(path.slice(0, -1), 'the key "__proto__" is not allowed (it is a property of every JavaScript object)', '__proto__');
   if (issues.length > 0) return { issues };
-  const parsed = TemplateSchema.safeParse(raw);
+  // In Warden's words, as the config file's problems are ("is required", not zod's "Invalid input: …").
+  const parsed = TemplateSchema.safeParse(raw, { error: describeIssue });
   if (!parsed.success) {
     for (const zi of parsed.error.issues) {
       const path = zi.path.filter((k): k is PathKey => typeof k === 'string' || typeof k === 'number');

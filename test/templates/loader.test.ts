@@ -64,6 +64,11 @@ describe('parseTemplateFile', () => {
   it('locates a missing required key at its parent', () => {
     const i = one(GOOD.replace('owner: team@example.com\n', ''));
     expect(i).toMatchObject({ line: 1, column: 1, path: 'owner' });
+    // In Warden's words, as the config file's problems are (zod's own said "Invalid input:
+    // expected string, received undefined").
+    expect(i.message).toBe('is required');
+    expect(one(GOOD.replace('version: 1', 'version: "2"')).message).toBe('must be a number, got a string');
+    expect(one(GOOD.replace('sensitivity: internal', 'sensitivity: [internal]')).message).toBe('must be one of "public", "internal", "restricted"');
   });
 
   it('rejects bad enums, versions below 1, bad dates and ids', () => {
