@@ -351,6 +351,9 @@ function placeYamlError(error: YAMLError, text: string, lc: LineCounter): void {
   if (/[^ ]/.test(lineStr)) error.message += ':';
 }
 
+/** The end placeYamlError gives a parser message: its location, and a colon when a quote followed. */
+const YAML_AT_LINE = / at line \d+, column \d+:?$/;
+
 /** parseTemplateFile's work, pausing (yield) after each document; returns what it found. */
 function* templateFileSteps(file: string, text: string, limits: TemplateLimits): Generator<void, ParsedTemplateFile> {
   // The YAML parser cannot survive a few thousand levels (see pipeline/yaml-depth.ts).
@@ -378,7 +381,9 @@ function* templateFileSteps(file: string, text: string, limits: TemplateLimits):
     if (doc.errors.length > 0) {
       for (const e of doc.errors) {
         const lp = e.linePos?.[0];
-        issues.push({ file, line: lp?.line ?? 1, column: lp?.col ?? 1, path: '', message: `YAML: ${yamlErrorLine(e)}` });
+        // The issue carries the location: the parser's own " at line L, column C" (and the colon
+        // that led to a quote of the file, never printed) would only say it again.
+        issues.push({ file, line: lp?.line ?? 1, column: lp?.col ?? 1, path: '', message: `YAML: ${yamlErrorLine(e).replace(YAML_AT_LINE, '')}` });
       }
       continue;
     }
