@@ -8,7 +8,7 @@ import { performance } from 'node:perf_hooks';
 import { dirname, resolve } from 'node:path';
 import { loadConfig } from '../config/load.js';
 import { isWardenError, WardenError } from '../pipeline/errors.js';
-import { isModelName, isTemplateId, MODEL_NAME_RULE, VARIABLE_NAME } from '../pipeline/identifiers.js';
+import { isModelName, isTemplateId, MAX_TEMPLATE_VERSION, MODEL_NAME_RULE, VARIABLE_NAME } from '../pipeline/identifiers.js';
 import type { Principal, PromptRequest } from '../pipeline/types.js';
 import { createLogger } from '../telemetry/logger.js';
 import { createRuntime, ingressLimits } from '../runtime/runtime.js';
@@ -196,6 +196,7 @@ export async function runRenderCommand(argv: string[], io: CliIO): Promise<numbe
     if (!isTemplateId(at < 0 ? templateText : templateText.slice(0, at))) {
       throw new UsageError("--template ID must be a lower-case path such as support/ticket-summary (letters a-z, digits, '.', '_', '-' and '/')");
     }
+    if (/^[1-9][0-9]{9,}$/.test(templateText.slice(at + 1))) throw new UsageError(`--template VERSION must be at most ${MAX_TEMPLATE_VERSION}`);
     throw new UsageError('--template must be ID or ID@VERSION with a positive integer version');
   }
   const variables = variablesFrom((values.var as string[] | undefined) ?? []);

@@ -4,7 +4,7 @@
  * `templates` (templates/cli.ts).
  */
 import type { CliIO } from './io.js';
-import { emptyValue, repeatedOption, UsageError } from './args.js';
+import { emptyValue, repeatedOption, UsageError, usageText } from './args.js';
 import { processStdin } from './stdin.js';
 
 /**
@@ -93,7 +93,15 @@ export async function runAuditCommand(argv: string[], io: CliIO): Promise<number
 export async function runTemplatesCommand(argv: string[], io: CliIO): Promise<number> {
   const { runTemplatesCli } = await import('../templates/cli.js');
   const rest = argv.slice();
-  const configFile = takeConfigOption(rest);
+  let configFile: string | undefined;
+  try {
+    configFile = takeConfigOption(rest);
+  } catch (err) {
+    // `--config` is an option of `templates lint`: its mistakes point at that help.
+    if (!(err instanceof UsageError) || rest[0] !== 'lint') throw err;
+    io.err(usageText(err.message, 'templates lint'));
+    return 2;
+  }
   let limits = {};
   // Help and usage errors need no config: one that does not load must not hide them.
   const linting = rest[0] === 'lint' && !rest.includes('--help') && !rest.includes('-h');

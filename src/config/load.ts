@@ -17,6 +17,7 @@ import { addDuplicateKeyErrors, NO_LIBRARY_UNIQUE_KEYS } from '../pipeline/yaml-
 import type { z } from 'zod';
 import { parseSecretRef } from '../secrets/index.js';
 import { ConfigError, type ConfigProblem } from './errors.js';
+import { describeIssue } from './issue-messages.js';
 import { configKeyNameProblems } from './key-names.js';
 import { parseListen } from './listen.js';
 import { duplicateKeyAt, formatKeyPath, locate, type KeyPath } from './locate.js';
@@ -425,62 +426,9 @@ function resolvePaths(config: Config, base: string): Config {
 }
 
 // ---------------------------------------------------------------------------------------------
-// Messages. They say what is expected and what kind of thing was found, never the value itself.
+// Messages. They say what is expected and what kind of thing was found, never the value itself
+// (zod's issues: issue-messages.ts).
 // ---------------------------------------------------------------------------------------------
-
-function kindOf(input: unknown): string {
-  if (input === null) return 'null';
-  if (Array.isArray(input)) return 'a list';
-  if (typeof input === 'object') return 'a mapping';
-  if (typeof input === 'number' && !Number.isInteger(input)) return 'a fractional number';
-  return `a ${typeof input}`;
-}
-
-const EXPECTED: Record<string, string> = {
-  object: 'a mapping',
-  array: 'a list',
-  string: 'a string',
-  number: 'a number',
-  int: 'an integer',
-  boolean: 'true or false',
-  record: 'a mapping',
-};
-
-function describeIssue(issue: z.core.$ZodRawIssue): string | undefined {
-  switch (issue.code) {
-    case 'invalid_type':
-      if (issue.input === undefined) return 'is required';
-      return `must be ${EXPECTED[issue.expected] ?? issue.expected}, got ${kindOf(issue.input)}`;
-    case 'invalid_value':
-      return `must be one of ${issue.values.map((v) => JSON.stringify(v)).join(', ')}`;
-    case 'invalid_union': {
-      const options = (issue as { options?: unknown[] }).options;
-      if (options) return `must be one of ${options.map((v) => JSON.stringify(v)).join(', ')}`;
-      return undefined;
-    }
-    case 'too_small': {
-      const min = Number(issue.minimum);
-      if (issue.origin === 'array') return `must have at least ${min} item${min === 1 ? '' : 's'}`;
-      if (issue.origin === 'string') return min === 1 ? 'must not be empty' : `must be at least ${min} characters`;
-      return issue.inclusive === false ? `must be greater than ${min}` : `must be at least ${min}`;
-    }
-    case 'too_big': {
-      const max = Number(issue.maximum);
-      if (issue.origin === 'array') return `must have at most ${max} items`;
-      if (issue.origin === 'string') return `must be at most ${max} characters`;
-      return issue.inclusive === false ? `must be less than ${max}` : `must be at most ${max}`;
-    }
-    case 'invalid_format':
-      return issue.format === 'regex' ? 'has an invalid format' : `must be a valid ${issue.format}`;
-    case 'invalid_key': {
-      // A mapping key that fails its own schema (e.g. a trust domain name): say what it must be.
-      const inner = (issue as { issues?: Array<{ message?: string }> }).issues?.[0]?.message;
-      return inner ? `is not a valid key: it ${inner}` : 'has an invalid key';
-    }
-    default:
-      return undefined;
-  }
-}
 
 function unknownKeyMessage(key: string, issue: { path: KeyPath }): string {
   // YAML 1.1's merge key, which YAML 1.2 (what Warden reads) does not have: say so, not just "unknown".

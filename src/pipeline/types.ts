@@ -187,6 +187,13 @@ export interface PromptRequest {
   template?: { id: string; version?: number };
   /** Request-supplied template variables. Values never reach the policy, logs or audit. */
   variables: Record<string, string>;
+  /**
+   * Where the caller sent the template or the variables when not in the body's `warden` object
+   * (the HTTP headers `x-warden-template`, `x-warden-variables`): the stages' refusals name that
+   * field, not a body member the caller never sent. Unset: `warden.template`, `warden.variables`.
+   */
+  templatePath?: string;
+  variablesPath?: string;
   /** Raw messages (untemplated path only). */
   messages?: ChatMessage[];
   tools?: ToolDefinition[];

@@ -10,7 +10,7 @@ import type { CancelSignal } from '../pipeline/cancel.js';
 import { longerThanCodePoints } from '../pipeline/code-points.js';
 import { WardenError } from '../pipeline/errors.js';
 import { DEPTH_SCAN_MIN_BYTES, jsonScanError, scanJsonText } from '../pipeline/json-depth.js';
-import { MAX_MODEL_LENGTH, MEMBER_NAME, MODEL_NAME_RULE, TEMPLATE_VERSION, UNNAMED_MEMBER, VARIABLE_NAME, isModelName, isTemplateId } from '../pipeline/identifiers.js';
+import { MAX_MODEL_LENGTH, MAX_TEMPLATE_VERSION, MEMBER_NAME, MODEL_NAME_RULE, TEMPLATE_VERSION, UNNAMED_MEMBER, VARIABLE_NAME, isModelName, isTemplateId } from '../pipeline/identifiers.js';
 import type { Attachments, ChatMessage, Credentials, PeerInfo, PromptRequest, ToolDefinition } from '../pipeline/types.js';
 import { checkAnswerParams } from './answer-params.js';
 import { checkExactNumbers, checkParamNumbers, checkParamRange } from './param-numbers.js';
@@ -205,6 +205,14 @@ function checkJsonNumbers(vars: Record<string, unknown>, path: string): void {
   }
 }
 
+/**
+ * What an error calls where a template or variables were sent: `field 'warden.template'`, or
+ * `header 'x-warden-template'` for the headers a client may send them in instead.
+ */
+function named(path: string): string {
+  return path.startsWith('x-warden-') ? `header '${path}'` : `field '${path}'`;
+}
+
 /** Parses `support/ticket-summary@2` (or without `@version`: the highest version). */
 export function parseTemplateRef(ref: string, path: string): { id: string; version?: number } {
   const at = ref.lastIndexOf('@');
@@ -214,8 +222,15 @@ export function parseTemplateRef(ref: string, path: string): { id: string; versi
   }
   const id = ref.slice(0, at);
   const v = ref.slice(at + 1);
+  if (id && /^[1-9][0-9]{9,}$/.test(v)) {
+    // A positive integer all the same: "must be a positive integer" would mislead. Not repeated
+    // (the caller's digits may be anything, a card number included).
+    throw new WardenError('invalid_request', `${named(path)} names a version above ${MAX_TEMPLATE_VERSION}, the highest a template may have`, {
+      location: { path },
+    });
+  }
   if (!id || !TEMPLATE_VERSION.test(v)) {
-    throw new WardenError('invalid_request', `field '${path}' must look like 'id@version' with a positive integer version`, {
+    throw new WardenError('invalid_request', `${named(path)} must look like 'id@version' with a positive integer version`, {
       location: { path },
     });
   }
@@ -256,7 +271,7 @@ export function checkToolCallArguments(args: unknown, path: string, limits: Json
 /** A template id a request names: the shape templates are held to, or a refusal that does not repeat it. */
 function checkTemplateId(id: string, path: string): void {
   if (isTemplateId(id)) return;
-  throw new WardenError('invalid_request', `field '${path}' must name a template id: a lower-case path such as 'support/ticket-summary'`, {
+  throw new WardenError('invalid_request', `${named(path)} must name a template id: a lower-case path such as 'support/ticket-summary'`, {
     location: { path },
   });
 }
@@ -272,7 +287,7 @@ function checkTemplateId(id: string, path: string): void {
  */
 function refuseProtoKey(vars: unknown, path: string): void {
   if (vars !== null && typeof vars === 'object' && Object.hasOwn(vars, '__proto__')) {
-    throw new WardenError('invalid_request', `field '${path}' has a variable named __proto__, which no template can declare`, { location: { path } });
+    throw new WardenError('invalid_request', `${named(path)} has a variable named __proto__, which no template can declare`, { location: { path } });
   }
 }
 
@@ -280,7 +295,7 @@ export function checkVariableNames(vars: Record<string, unknown>, path = 'warden
   refuseProtoKey(vars, path);
   for (const name in vars) {
     if (!VARIABLE_NAME.test(name)) {
-      throw new WardenError('invalid_request', `field '${path}' has a name that is not an identifier (letters, digits and _, at most 128 characters)`, {
+      throw new WardenError('invalid_request', `${named(path)} has a name that is not an identifier (letters, digits and _, at most 128 characters)`, {
         location: { path },
       });
     }
@@ -483,7 +498,7 @@ export function toPromptRequest(body: unknown, meta: IngressMeta, limits: Ingres
   let template: PromptRequest['template'];
   if (templateRef !== undefined) {
     if (templateRef === '') {
-      throw new WardenError('invalid_request', `field '${templatePath}' must not be empty`, { location: { path: templatePath } });
+      throw new WardenError('invalid_request', `${named(templatePath)} must not be empty`, { location: { path: templatePath } });
     }
     template = parseTemplateRef(templateRef, templatePath);
     if (messages && messages.length > 0) {
@@ -546,6 +561,9 @@ export function toPromptRequest(body: unknown, meta: IngressMeta, limits: Ingres
   };
   if (meta.cancel) req.cancel = meta.cancel;
   if (template) req.template = template;
+  // Sent in a header: the template stages' refusals name the header (README, "x-warden-variables").
+  if (templatePath !== 'warden.template') req.templatePath = templatePath;
+  if (varsPath !== 'warden.variables') req.variablesPath = varsPath;
   if (!template && messages) {
     req.messages = messages;
     req.attachments = attachments ?? NO_ATTACHMENTS;

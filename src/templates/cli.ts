@@ -25,7 +25,8 @@ does not load), 2 on usage errors.
 Options:
   -c, --config FILE   A Warden config file: also apply the limits serve holds templates to at
                       load, so a template serve would refuse is reported (limits.max_variables:
-                      more required request variables than one request may send)
+                      more required request variables than one request may send; secret refs
+                      outside secrets.file_roots / secrets.env_allow, or naming the config's own)
   -h, --help          Show this help
 `;
 
@@ -34,9 +35,21 @@ export const LINT_OPTIONS = { help: { type: 'boolean', short: 'h' } } as const s
 
 export async function runTemplatesCli(argv: readonly string[], io: TemplatesCliIO, limits: TemplateLimits = {}): Promise<number> {
   const [cmd, ...rest] = argv;
-  if (cmd === undefined || cmd === '--help' || cmd === '-h' || cmd === 'help') {
-    io[cmd === undefined ? 'stderr' : 'stdout'].write(USAGE);
-    return cmd === undefined ? 2 : 0;
+  if (cmd === undefined) {
+    io.stderr.write(USAGE);
+    return 2;
+  }
+  if (cmd === '--help' || cmd === '-h' || cmd === 'help') {
+    // Nothing may follow, as after `warden --help` (README, "Running"): a flag there used to be
+    // ignored with exit 0. `templates help lint` is `templates lint --help`.
+    const [next] = rest;
+    if (next !== undefined && !(cmd === 'help' && next === 'lint' && rest.length === 1)) {
+      const why = next.startsWith('-') ? `unknown option ${next}` : cmd === 'help' && next !== 'lint' ? `unknown command '${next}'` : `unexpected argument '${next}' after ${cmd}`;
+      io.stderr.write(usageText(why, 'templates'));
+      return 2;
+    }
+    io.stdout.write(USAGE);
+    return 0;
   }
   if (cmd !== 'lint') {
     io.stderr.write(usageText(`unknown command '${cmd}'`, 'templates'));

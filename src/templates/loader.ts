@@ -10,6 +10,7 @@ import { Composer, isAlias, isMap, isPair, isScalar, LineCounter, Parser, visit,
 import { MAX_YAML_DEPTH, yamlDepthProblem } from '../pipeline/yaml-depth.js';
 import { unresolvedAlias } from '../pipeline/yaml-aliases.js';
 import { YAML_TAG_OPTIONS, yamlErrorLine, yamlTagProblems } from '../pipeline/yaml-tags.js';
+import { describeIssue } from '../config/issue-messages.js';
 import { yamlControlProblems } from '../pipeline/yaml-controls.js';
 import { yamlKeyProblems } from '../pipeline/yaml-keys.js';
 import { addDuplicateKeyErrors, NO_LIBRARY_UNIQUE_KEYS } from '../pipeline/yaml-unique-keys.js';
@@ -350,6 +351,9 @@ function placeYamlError(error: YAMLError, text: string, lc: LineCounter): void {
   if (/[^ ]/.test(lineStr)) error.message += ':';
 }
 
+/** The end placeYamlError gives a parser message: its location, and a colon when a quote followed. */
+const YAML_AT_LINE = / at line \d+, column \d+:?$/;
+
 /** parseTemplateFile's work, pausing (yield) after each document; returns what it found. */
 function* templateFileSteps(file: string, text: string, limits: TemplateLimits): Generator<void, ParsedTemplateFile> {
   // The YAML parser cannot survive a few thousand levels (see pipeline/yaml-depth.ts).
@@ -377,7 +381,9 @@ function* templateFileSteps(file: string, text: string, limits: TemplateLimits):
     if (doc.errors.length > 0) {
       for (const e of doc.errors) {
         const lp = e.linePos?.[0];
-        issues.push({ file, line: lp?.line ?? 1, column: lp?.col ?? 1, path: '', message: `YAML: ${yamlErrorLine(e)}` });
+        // The issue carries the location: the parser's own " at line L, column C" (and the colon
+        // that led to a quote of the file, never printed) would only say it again.
+        issues.push({ file, line: lp?.line ?? 1, column: lp?.col ?? 1, path: '', message: `YAML: ${yamlErrorLine(e).replace(YAML_AT_LINE, '')}` });
       }
       continue;
     }
@@ -482,7 +488,8 @@ function validateDocument(
   // it as its prototype and drop it: a variable so named would vanish without a word.
   for (const path of protoKeys(raw, [])) issue(path.slice(0, -1), 'the key "__proto__" is not allowed (it is a property of every JavaScript object)', '__proto__');
   if (issues.length > 0) return { issues };
-  const parsed = TemplateSchema.safeParse(raw);
+  // In Warden's words, as the config file's problems are ("is required", not zod's "Invalid input: …").
+  const parsed = TemplateSchema.safeParse(raw, { error: describeIssue });
   if (!parsed.success) {
     for (const zi of parsed.error.issues) {
       const path = zi.path.filter((k): k is PathKey => typeof k === 'string' || typeof k === 'number');

@@ -96,9 +96,9 @@ const NUMBER = /^-?(?:0|[1-9]\d*)(?:\.\d+)?(?:[eE][+-]?\d+)?$/;
  * Checks one request-supplied value against its spec and returns it as the string to insert.
  * Throws `variable_invalid` naming the variable (never the value).
  */
-export function checkVariableValue(name: string, spec: VariableSpec, value: unknown): string {
+export function checkVariableValue(name: string, spec: VariableSpec, value: unknown, path = 'warden.variables'): string {
   const bad = (why: string) =>
-    new WardenError('variable_invalid', `variable ${name} ${why}`, { location: { path: `warden.variables.${name}` }, details: { variable: name } });
+    new WardenError('variable_invalid', `variable ${name} ${why}`, { location: { path: `${path}.${name}` }, details: { variable: name } });
   let s: string;
   if (typeof value === 'string') s = value;
   else if (typeof value === 'number' && Number.isFinite(value)) s = String(value);
@@ -113,9 +113,9 @@ export function checkVariableValue(name: string, spec: VariableSpec, value: unkn
 }
 
 /** A required variable the request did not supply: named, with where it belongs. */
-function missingVariable(template: Template, name: string): WardenError {
+function missingVariable(template: Template, name: string, path = 'warden.variables'): WardenError {
   return new WardenError('variable_missing', `variable ${name} is required by template ${template.id}@${template.version}`, {
-    location: { path: `warden.variables.${name}` },
+    location: { path: `${path}.${name}` },
     details: { variable: name },
   });
 }
@@ -151,29 +151,30 @@ function requiredRequestVariables(template: Template): readonly string[] {
  * values, '' for an optional variable not supplied) in the one pass it makes over the declarations. Throws, naming the variable (never the
  * value): `variable_missing` for an undeclared name, `variable_invalid` for a config or secret
  * variable or a bad value (checkVariableValue), then `variable_missing` for a required one not
- * supplied.
+ * supplied. Each at `path.<name>`: `path` is where the caller sent them (the body's
+ * `warden.variables`, or the `x-warden-variables` header).
  */
-export function checkRequestVariables(template: Template, supplied: Readonly<Record<string, unknown>> | undefined): Record<string, string> {
+export function checkRequestVariables(template: Template, supplied: Readonly<Record<string, unknown>> | undefined, path = 'warden.variables'): Record<string, string> {
   const values: Record<string, string> = Object.create(null) as Record<string, string>;
   for (const name in supplied) {
     const spec = Object.hasOwn(template.variables, name) ? template.variables[name] : undefined;
     if (!spec) {
       throw new WardenError('variable_missing', `variable ${name} is not declared by template ${template.id}@${template.version}`, {
-        location: { path: `warden.variables.${name}` },
+        location: { path: `${path}.${name}` },
         details: { variable: name },
       });
     }
     if (spec.source !== 'request') {
       // A caller must never override a config value or a secret.
       throw new WardenError('variable_invalid', `variable ${name} is not a request variable (source: ${spec.source})`, {
-        location: { path: `warden.variables.${name}` },
+        location: { path: `${path}.${name}` },
         details: { variable: name },
       });
     }
-    values[name] = checkVariableValue(name, spec, supplied[name]);
+    values[name] = checkVariableValue(name, spec, supplied[name], path);
   }
   for (const name of requiredRequestVariables(template)) {
-    if (values[name] === undefined) throw missingVariable(template, name);
+    if (values[name] === undefined) throw missingVariable(template, name, path);
   }
   return values;
 }

@@ -20,6 +20,8 @@ export function createResolveStage(getStore: () => TemplateStore, opts: { now?: 
       const ref = ctx.request.template;
       if (!ref) return; // raw (untemplated) request: the policy decides whether that is allowed
       const label = ref.version === undefined ? ref.id : `${ref.id}@${ref.version}`;
+      // The field the caller named it in: the body's, or the x-warden-template header.
+      const path = ctx.request.templatePath ?? 'warden.template';
       const store = getStore();
       ctx.templateRevision = store.revision;
       const template = store.get(ref.id, ref.version);
@@ -28,15 +30,15 @@ export function createResolveStage(getStore: () => TemplateStore, opts: { now?: 
         // card number included — like an unconfigured model name: neither recorded nor echoed.
         // The id of a template that exists is the operator's text: named with the version asked for.
         if (ref.version === undefined || !isTemplateId(ref.id) || !store.get(ref.id)) {
-          throw new WardenError('template_not_found', 'no template has the requested id', { location: { path: 'warden.template' } });
+          throw new WardenError('template_not_found', 'no template has the requested id', { location: { path } });
         }
         ctx.refusedTemplate = { id: ref.id, version: ref.version };
-        throw new WardenError('template_not_found', `template ${label} not found`, { location: { path: 'warden.template' }, details: { template: label } });
+        throw new WardenError('template_not_found', `template ${label} not found`, { location: { path }, details: { template: label } });
       }
       if (isRetired(template, now())) {
         ctx.refusedTemplate = { id: template.id, version: template.version, template };
         throw new WardenError('template_retired', `template ${template.id}@${template.version} was retired after ${template.retire_after}`, {
-          location: { path: 'warden.template' },
+          location: { path },
           details: { template: `${template.id}@${template.version}`, retire_after: template.retire_after },
         });
       }
@@ -45,7 +47,7 @@ export function createResolveStage(getStore: () => TemplateStore, opts: { now?: 
       // The variables are checked here, before the policy and the fetch stage run: a call that
       // cannot render must not read a secret (or cost a policy evaluation). The checked values
       // are kept for render, which would otherwise check them again.
-      ctx.variableValues = checkRequestVariables(template, ctx.request.variables);
+      ctx.variableValues = checkRequestVariables(template, ctx.request.variables, ctx.request.variablesPath);
     },
   };
 }
@@ -64,7 +66,7 @@ export function createRenderStage(): Stage {
         return;
       }
       // Checked by resolve (checkRequestVariables) when it ran on this context; else here.
-      const values = ctx.variableValues ?? checkRequestVariables(template, ctx.request.variables);
+      const values = ctx.variableValues ?? checkRequestVariables(template, ctx.request.variables, ctx.request.variablesPath);
       let inPrompt: Set<string> | undefined;
       // Names of the values that are not the caller's (see renderTemplate): a config value is fixed
       // for the template object, a cached secret value has the resolver's stamp.

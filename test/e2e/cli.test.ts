@@ -171,6 +171,13 @@ describe('warden CLI', () => {
       { args: ['redact', '--profile', '--jsonl'], message: '--profile needs a value (one that starts with a dash is written --profile=-VALUE)', help: 'redact' },
       { args: ['redact', '--config', '--help'], message: '--config needs a value (one that starts with a dash is written --config=-VALUE)', help: 'redact' },
       { args: ['redact', '--profile', 'a', '--profile', 'b'], message: '--profile is given more than once (it takes one value)', help: 'redact' },
+      // `warden templates --help` takes nothing after it, as `warden --help` does; --config's own
+      // mistakes point at the help of `templates lint`, which takes it.
+      { args: ['templates', '--help', '--bogus'], message: 'unknown option --bogus', help: 'templates' },
+      { args: ['templates', '-h', 'lint'], message: "unexpected argument 'lint' after -h", help: 'templates' },
+      { args: ['templates', 'help', 'nope'], message: "unknown command 'nope'", help: 'templates' },
+      { args: ['templates', 'lint', '-c'], message: '--config needs a value', help: 'templates lint' },
+      { args: ['templates', 'lint', 'x', '--config='], message: '--config is empty: it needs a value', help: 'templates lint' },
     ];
     for (const c of cases) {
       const r = await cli(c.args);
@@ -262,7 +269,7 @@ describe('warden CLI', () => {
   it('render says which half of --template is wrong: the id (upper case, empty) or the version', async () => {
     const idRule = "warden: --template ID must be a lower-case path such as support/ticket-summary (letters a-z, digits, '.', '_', '-' and '/')\nRun 'warden render --help' for usage.\n";
     const versionRule = "warden: --template must be ID or ID@VERSION with a positive integer version\nRun 'warden render --help' for usage.\n";
-    for (const [ref, stderr] of [['Support/ticket-summary@2', idRule], ['Support/ticket-summary', idRule], ['@2', idRule], ['support/ticket-summary@02', versionRule], ['support/ticket-summary@', versionRule], ['support/ticket-summary@0', versionRule]]) {
+    for (const [ref, stderr] of [['Support/ticket-summary@2', idRule], ['Support/ticket-summary', idRule], ['@2', idRule], ['support/ticket-summary@02', versionRule], ['support/ticket-summary@', versionRule], ['support/ticket-summary@0', versionRule], ['support/ticket-summary@1000000000', "warden: --template VERSION must be at most 999999999\nRun 'warden render --help' for usage.\n"]]) {
       const r = await cli(['render', '-c', prepared.configFile, '-t', ref!, '--var', 'ticket_id=T-1']);
       expect([r.code, r.stdout, r.stderr], ref).toEqual([2, '', stderr]);
     }

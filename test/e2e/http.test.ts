@@ -222,6 +222,33 @@ describe('governed path with the openai SDK', () => {
     });
     expect(long.status).toBe(400);
     expect(long.json.error).toMatchObject({ code: 'variable_invalid', param: 'x-warden-variables.customer_message' });
+    // The template's own checks (resolve stage) name the header too: past its max_length (32 for
+    // ticket_id), a variable it does not declare, a required one not sent; and a template the
+    // header names that is not there names the header.
+    const headers = (vars: Record<string, unknown>, template = 'support/ticket-summary@2') => ({ 'x-warden-template': template, 'x-warden-variables': JSON.stringify(vars) });
+    const bare = JSON.stringify({ model: 'echo', messages: [] });
+    const cases: Array<[Record<string, string>, string, string]> = [
+      [headers({ ...TICKET, ticket_id: 'T'.repeat(33) }), 'variable_invalid', 'x-warden-variables.ticket_id'],
+      [headers({ ...TICKET, nope: 'x' }), 'variable_missing', 'x-warden-variables.nope'],
+      [headers({ customer_message: 'x' }), 'variable_missing', 'x-warden-variables.ticket_id'],
+      [headers(TICKET, 'support/ticket-summary@99'), 'template_not_found', 'x-warden-template'],
+      [headers(TICKET, 'support/ticket-summary@1'), 'template_retired', 'x-warden-template'],
+    ];
+    for (const [h, code, param] of cases) {
+      const r = await post(bare, h);
+      expect(r.json.error, param).toMatchObject({ code, param });
+    }
+    // In the body they keep the body's names.
+    const body = await post(governed({}, { ...TICKET, ticket_id: 'T'.repeat(33) }));
+    expect(body.json.error).toMatchObject({ code: 'variable_invalid', param: 'warden.variables.ticket_id' });
+  });
+
+  it('a version above the highest a template may have is said to be that, not "not a positive integer", and not repeated', async () => {
+    for (const v of ['1000000000', '4111111111111111']) {
+      const r = await post(JSON.stringify({ model: 'echo', warden: { template: `support/ticket-summary@${v}`, variables: TICKET } }));
+      expect(r.status, v).toBe(400);
+      expect(r.json.error, v).toMatchObject({ code: 'invalid_request', param: 'warden.template', message: "field 'warden.template' names a version above 999999999, the highest a template may have" });
+    }
   });
 
   it('a template or variables named both in a header and in the body: refused when they differ, served when they agree', async () => {
@@ -558,6 +585,15 @@ describe('bad input is refused with a stable code and the field named', () => {
       'x-warden-variables': '{"ticket_id":"T","customer_message":"m","__proto__":"x"}',
     });
     expect([inHeader.status, inHeader.json.error.param]).toEqual([400, 'x-warden-variables']);
+    // A header is called a header (it is no body field), whatever is wrong in it.
+    expect(inHeader.json.error.message).toBe("header 'x-warden-variables' has a variable named __proto__, which no template can declare");
+    const bare = JSON.stringify({ model: 'echo', messages: [] });
+    const named = async (h: Record<string, string>) => (await post(bare, h)).json.error.message as string;
+    expect(await named({ 'x-warden-template': 'Support/ticket-summary@2' })).toBe("header 'x-warden-template' must name a template id: a lower-case path such as 'support/ticket-summary'");
+    expect(await named({ 'x-warden-template': 'support/ticket-summary@02' })).toBe("header 'x-warden-template' must look like 'id@version' with a positive integer version");
+    expect(await named({ 'x-warden-template': 'support/ticket-summary@2', 'x-warden-variables': '{"a b":"x"}' })).toBe(
+      "header 'x-warden-variables' has a name that is not an identifier (letters, digits and _, at most 128 characters)",
+    );
   });
 
   it('oversize body', async () => {

@@ -64,6 +64,11 @@ describe('parseTemplateFile', () => {
   it('locates a missing required key at its parent', () => {
     const i = one(GOOD.replace('owner: team@example.com\n', ''));
     expect(i).toMatchObject({ line: 1, column: 1, path: 'owner' });
+    // In Warden's words, as the config file's problems are (zod's own said "Invalid input:
+    // expected string, received undefined").
+    expect(i.message).toBe('is required');
+    expect(one(GOOD.replace('version: 1', 'version: "2"')).message).toBe('must be a number, got a string');
+    expect(one(GOOD.replace('sensitivity: internal', 'sensitivity: [internal]')).message).toBe('must be one of "public", "internal", "restricted"');
   });
 
   it('rejects bad enums, versions below 1, bad dates and ids', () => {
@@ -298,8 +303,11 @@ describe('duplicate keys in large mappings', () => {
 
   it('a duplicate key is still refused, at the duplicate, in block and flow mappings at any depth', () => {
     // Line 12 + 50 000 is the repeated key_7.
-    expect(issuesOf(withKeys(50_000, '  key_7: again\n')).map(formatIssue)).toEqual(['t.yaml:50012:3: YAML: Map keys must be unique at line 50012, column 3']);
-    expect(one(GOOD.replace('version: 1', 'version: 1\nversion: 2'))).toMatchObject({ line: 3, column: 1, message: 'YAML: Map keys must be unique at line 3, column 1' });
+    expect(issuesOf(withKeys(50_000, '  key_7: again\n')).map(formatIssue)).toEqual(['t.yaml:50012:3: YAML: Map keys must be unique']);
+    expect(one(GOOD.replace('version: 1', 'version: 1\nversion: 2'))).toMatchObject({ line: 3, column: 1, message: 'YAML: Map keys must be unique' });
+    // The location is the issue's own; the parser's "at line 4, column 1:" (its colon led to a
+    // quote of the file, which is not printed) said it again, ending on a dangling colon.
+    expect(one(GOOD.replace('version: 1', 'version: 1\n\tx: 1'))).toMatchObject({ line: 3, column: 1, message: 'YAML: Tabs are not allowed as indentation' });
     expect(one(GOOD.replace('{ type: string, max_length: 10 }', '{ type: string, type: string }'))).toMatchObject({ line: 7, column: 25 });
     expect(one(`${GOOD}x:\n  y:\n    - { a: 1 }\n    - a: 1\n      b: 2\n      a: 3\n`)).toMatchObject({ line: 16, column: 7 });
     // Keys equal as values are duplicates; a string and a number that read alike are not.
