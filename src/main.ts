@@ -7,7 +7,7 @@ import { readFileSync, realpathSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
 import { isConfigError } from './config/errors.js';
 import { formatLocation, isWardenError } from './pipeline/errors.js';
-import { UsageError, usageText } from './cli/args.js';
+import { refuseAfter, UsageError, usageText } from './cli/args.js';
 import { MAIN_HELP } from './cli/help.js';
 import type { CliIO } from './cli/io.js';
 import { runRenderCommand } from './cli/render.js';
@@ -35,16 +35,6 @@ const processIO: CliIO = {
 const COMMANDS = new Set(['serve', 'render', 'policy', 'redact', 'audit', 'templates']);
 /** The commands whose first word is a subcommand (`policy eval`, `audit verify`, `templates lint`). */
 const WITH_SUBCOMMANDS = new Set(['policy', 'audit', 'templates']);
-
-/**
- * `--version`, `--help` and `help` take nothing after them: a flag or word there is a usage
- * error, not ignored (`warden -v serve` must not print the version and exit 0 instead of serving).
- */
-function refuseAfter(command: string, rest: string[]): void {
-  const [next] = rest;
-  if (next === undefined) return;
-  throw new UsageError(next.startsWith('-') ? `unknown option ${next}` : `unexpected argument '${next}' after ${command}`);
-}
 
 /** Runs one command line; returns the exit code. `io` is where output goes (tests capture it). */
 export async function main(argv: string[], io: CliIO = processIO): Promise<number> {

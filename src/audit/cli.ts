@@ -1,5 +1,5 @@
 /** `warden audit verify FILE`: streams a JSON-lines audit file and checks the hash chain. */
-import { parse, UsageError, usageText, type Options } from '../cli/args.js';
+import { groupHelpTopic, parse, UsageError, usageText, type Options } from '../cli/args.js';
 import { ChainVerifier, GENESIS_HASH, NOT_JSON, type ChainStart } from './chain.js';
 import { MAX_AUDIT_LINE_BYTES } from './sinks.js';
 import { openRegularFile, readFailure } from '../pipeline/regular-file.js';
@@ -115,9 +115,21 @@ function readError(io: CliIO, file: string, reason: string): number {
 
 export async function runAuditCli(argv: readonly string[], io: CliIO): Promise<number> {
   const [cmd, ...rest] = argv;
-  if (cmd === undefined || cmd === '--help' || cmd === '-h' || cmd === 'help') {
-    io[cmd === undefined ? 'stderr' : 'stdout'].write(USAGE);
-    return cmd === undefined ? 2 : 0;
+  if (cmd === undefined) {
+    io.stderr.write(USAGE);
+    return 2;
+  }
+  if (cmd === '--help' || cmd === '-h' || cmd === 'help') {
+    // `audit help verify` is `audit verify --help`; anything else after it is a usage error.
+    try {
+      groupHelpTopic(cmd, rest, ['verify']);
+    } catch (err) {
+      if (!(err instanceof UsageError)) throw err;
+      io.stderr.write(usageText(err.message, 'audit'));
+      return 2;
+    }
+    io.stdout.write(USAGE);
+    return 0;
   }
   if (cmd !== 'verify') {
     io.stderr.write(usageText(`unknown command '${cmd}'`, 'audit'));

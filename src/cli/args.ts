@@ -112,6 +112,33 @@ export function usageText(message: string, command?: string): string {
   return `warden: ${message}\nRun 'warden ${command ? `${command} ` : ''}--help' for usage.\n`;
 }
 
+/**
+ * `--version`, `--help` and `help` take nothing after them: a flag or word there is a usage
+ * error, not ignored (`warden -v serve` must not print the version and exit 0 instead of serving).
+ */
+export function refuseAfter(word: string, rest: readonly string[]): void {
+  const [next] = rest;
+  if (next === undefined) return;
+  throw new UsageError(next.startsWith('-') ? `unknown option ${next}` : `unexpected argument '${next}' after ${word}`);
+}
+
+/**
+ * A command group's `--help`, `-h` or `help` (`warden policy --help`, `warden policy help eval`):
+ * the subcommand whose help is asked for (`help eval`), null for the group's own help, or a
+ * UsageError for anything else after it, as the top level refuses (README, "Running").
+ */
+export function groupHelpTopic(word: string, rest: readonly string[], subcommands: readonly string[]): string | null {
+  const [next, ...after] = rest;
+  if (next === undefined) return null;
+  if (word === 'help' && !next.startsWith('-')) {
+    if (!subcommands.includes(next)) throw new UsageError(`unknown command '${next}'`);
+    refuseAfter(`help ${next}`, after);
+    return next;
+  }
+  refuseAfter(word, rest);
+  return null;
+}
+
 /** The one wording for a single-valued option given twice, shared by every command's parser. */
 export function repeatedOption(flag: string): string {
   return `${flag} is given more than once (it takes one value)`;

@@ -5,7 +5,7 @@
  * Errors are one line each (`file:line:col: code: message`), never a stack trace.
  */
 import { randomBytes } from 'node:crypto';
-import { parse, UsageError, usageText, type Options } from '../cli/args.js';
+import { groupHelpTopic, parse, UsageError, usageText, type Options } from '../cli/args.js';
 import { MAX_YAML_DEPTH, yamlDepthProblem } from '../pipeline/yaml-depth.js';
 import { tooDeepAt } from '../pipeline/json-depth.js';
 import { parseYamlValue, YamlTagError } from '../pipeline/yaml-tags.js';
@@ -356,10 +356,23 @@ function decisionCacheLine(deps: InputDeps): string {
 
 export async function runPolicyCli(argv: string[], io: PolicyCliIo): Promise<number> {
   const [cmd, ...args] = argv;
-  if (cmd === undefined || cmd === '-h' || cmd === '--help' || cmd === 'help') {
+  if (cmd === undefined) {
     // No subcommand is a usage error: the help goes to stderr (asked for, to stdout).
-    (cmd === undefined ? io.stderr : io.stdout).write(HELP.main!);
-    return cmd === undefined ? 2 : 0;
+    io.stderr.write(HELP.main!);
+    return 2;
+  }
+  if (cmd === '-h' || cmd === '--help' || cmd === 'help') {
+    // `policy help eval` is `policy eval --help`; anything else after it is a usage error.
+    let topic: string | null;
+    try {
+      topic = groupHelpTopic(cmd, args, Object.keys(HELP).filter((k) => k !== 'main'));
+    } catch (err) {
+      if (!(err instanceof UsageError)) throw err;
+      io.stderr.write(usageText(err.message, 'policy'));
+      return 2;
+    }
+    io.stdout.write(HELP[topic ?? 'main']!);
+    return 0;
   }
   // Own members only: `warden policy toString` is an unknown command, not Object's.
   if (!Object.hasOwn(HELP, cmd) || cmd === 'main') {

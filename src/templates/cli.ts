@@ -3,7 +3,7 @@
  * takes `--config FILE` out of the arguments and passes the config's limits in.
  */
 import { stat } from 'node:fs/promises';
-import { parse, UsageError, usageText, type Options } from '../cli/args.js';
+import { groupHelpTopic, parse, UsageError, usageText, type Options } from '../cli/args.js';
 import { formatLocation, isWardenError } from '../pipeline/errors.js';
 import { notRegular } from '../pipeline/regular-file.js';
 import { formatLintResult, lintTemplates } from './lint.js';
@@ -40,12 +40,12 @@ export async function runTemplatesCli(argv: readonly string[], io: TemplatesCliI
     return 2;
   }
   if (cmd === '--help' || cmd === '-h' || cmd === 'help') {
-    // Nothing may follow, as after `warden --help` (README, "Running"): a flag there used to be
-    // ignored with exit 0. `templates help lint` is `templates lint --help`.
-    const [next] = rest;
-    if (next !== undefined && !(cmd === 'help' && next === 'lint' && rest.length === 1)) {
-      const why = next.startsWith('-') ? `unknown option ${next}` : cmd === 'help' && next !== 'lint' ? `unknown command '${next}'` : `unexpected argument '${next}' after ${cmd}`;
-      io.stderr.write(usageText(why, 'templates'));
+    // `templates help lint` is `templates lint --help`; anything else after it is a usage error.
+    try {
+      groupHelpTopic(cmd, rest, ['lint']);
+    } catch (err) {
+      if (!(err instanceof UsageError)) throw err;
+      io.stderr.write(usageText(err.message, 'templates'));
       return 2;
     }
     io.stdout.write(USAGE);

@@ -176,6 +176,14 @@ describe('warden CLI', () => {
       { args: ['templates', '--help', '--bogus'], message: 'unknown option --bogus', help: 'templates' },
       { args: ['templates', '-h', 'lint'], message: "unexpected argument 'lint' after -h", help: 'templates' },
       { args: ['templates', 'help', 'nope'], message: "unknown command 'nope'", help: 'templates' },
+      { args: ['templates', 'help', 'lint', 'x'], message: "unexpected argument 'x' after help lint", help: 'templates' },
+      // The other command groups alike (they printed their help with exit 0).
+      { args: ['policy', '--help', '--bogus'], message: 'unknown option --bogus', help: 'policy' },
+      { args: ['policy', 'help', 'nope'], message: "unknown command 'nope'", help: 'policy' },
+      { args: ['policy', 'help', 'eval', '--bogus'], message: 'unknown option --bogus', help: 'policy' },
+      { args: ['audit', '--help', '--bogus'], message: 'unknown option --bogus', help: 'audit' },
+      { args: ['audit', '-h', 'verify'], message: "unexpected argument 'verify' after -h", help: 'audit' },
+      { args: ['audit', 'help', 'nope'], message: "unknown command 'nope'", help: 'audit' },
       { args: ['templates', 'lint', '-c'], message: '--config needs a value', help: 'templates lint' },
       { args: ['templates', 'lint', 'x', '--config='], message: '--config is empty: it needs a value', help: 'templates lint' },
     ];
@@ -184,11 +192,15 @@ describe('warden CLI', () => {
       expect([r.code, r.stdout, r.stderr], c.args.join(' ')).toEqual([2, '', `warden: ${c.message}\nRun 'warden ${c.help} --help' for usage.\n`]);
     }
     // --help alone (or with valid flags) is still help, on stdout, exit 0.
-    for (const args of [['policy', 'eval', '--strict', '--help'], ['audit', 'verify', '--continue', '-h'], ['templates', 'lint', '--help']]) {
+    for (const args of [['policy', 'eval', '--strict', '--help'], ['audit', 'verify', '--continue', '-h'], ['templates', 'lint', '--help'], ['policy', '--help'], ['audit', 'help'], ['templates', 'help', 'lint']]) {
       const r = await cli(args);
       expect([r.code, r.stderr], args.join(' ')).toEqual([0, '']);
       expect(r.stdout.toLowerCase(), args.join(' ')).toContain('usage');
     }
+    // `policy help eval` is `policy eval --help`.
+    const [viaHelp, direct] = await Promise.all([cli(['policy', 'help', 'eval']), cli(['policy', 'eval', '--help'])]);
+    expect([viaHelp.code, viaHelp.stdout]).toEqual([0, direct.stdout]);
+    expect(direct.stdout).toContain('warden policy eval');
   });
 
   it('errors about a file name it first, then the code', async () => {
