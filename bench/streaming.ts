@@ -13,7 +13,9 @@
  *    boundary, so the PII hold-back alone would release it at once; but the template places a
  *    secret, and a stream that guards one holds back a window (32 units here) whatever the text,
  *    so the first content comes a few events later. A second, smaller run starts the stream in
- *    the middle of a word ("Summ"). Both figures are mostly the hold-back's wait, not CPU.
+ *    the middle of a word ("Summ"). Both figures are mostly the hold-back's wait, not CPU. Then
+ *    both again through a second Warden with `redaction.stream_secret_hold: prefix` (the hold
+ *    before the window: only a tail that could begin the secret), labelled `_prefix_hold`.
  * 2. Memory per open stream: N streams held open through a fresh Warden (the upstream sends its
  *    first events, past the leak guard's window, then waits), the Warden process's RSS
  *    (/proc/<pid>/status VmRSS) and V8 heap (after a full GC) before and with the streams open,
@@ -292,6 +294,16 @@ async function warmUp(upstream: Child, targets: Array<{ pool: Pool; body: string
 
 const round = (n: number, d = 3) => Math.round(n * 10 ** d) / 10 ** d;
 
+/** The same setup with `redaction.stream_secret_hold: prefix` (and its own audit file), beside `config`. */
+function withPrefixHold(config: string): string {
+  const text = readFileSync(config, 'utf8');
+  const patched = text.replace('{ file: audit.log }', '{ file: audit-prefix.log }');
+  if (patched === text || /^redaction:/m.test(text)) throw new Error('streaming bench: the gateway config changed shape (audit sink, or a redaction section of its own)');
+  const out = config.replace(/\.yaml$/, '-prefix.yaml');
+  writeFileSync(out, `${patched}redaction: { stream_secret_hold: prefix }\n`);
+  return out;
+}
+
 export async function runStreamingBench(): Promise<Record<string, number>> {
   const dir = mkdtempSync(join(tmpdir(), 'warden-bench-stream-'));
   const children: Child[] = [];
@@ -323,6 +335,21 @@ export async function runStreamingBench(): Promise<Record<string, number>> {
       COMPLETE_PAIRS,
       oneShot,
     );
+
+    // The same two TTFT runs through a Warden that holds back only a tail that could begin the
+    // secret (nothing here: the bench's text never begins it), for the trade-off's other side.
+    const prefixWarden = await startChild('warden', withPrefixHold(config), [], build);
+    children.push(prefixWarden);
+    const throughPrefix = { pool: new Pool(`http://127.0.0.1:${prefixWarden.port}`, { connections: 32, pipelining: 1 }), body: through.body };
+    pools.push(throughPrefix.pool);
+    await warmUp(upstream, [throughPrefix]);
+    const ttftPrefix = await ttftRun(direct, throughPrefix, TTFT_PAIRS);
+    await control(upstream, 'mode/midword');
+    const midwordPrefix = await ttftRun(direct, throughPrefix, MIDWORD_PAIRS);
+    await control(upstream, 'mode/paced');
+    await stopChild(prefixWarden);
+    children.pop();
+
     await Promise.all(pools.map((p) => p.close()));
     pools.length = 0;
     await stopChild(warden);
@@ -345,6 +372,13 @@ export async function runStreamingBench(): Promise<Record<string, number>> {
       ttft_added_midword_p50_ms: round(p(midword.warden, 50) - p(midword.direct, 50)),
       ttft_added_midword_p99_ms: round(p(midword.warden, 99) - p(midword.direct, 99)),
       'ttft.first_delta_chars_warden_midword': midword.firstWarden.length,
+      // The same through `stream_secret_hold: prefix`.
+      ttft_added_p50_ms_prefix_hold: round(p(ttftPrefix.warden, 50) - p(ttftPrefix.direct, 50)),
+      ttft_added_p99_ms_prefix_hold: round(p(ttftPrefix.warden, 99) - p(ttftPrefix.direct, 99)),
+      'ttft.first_delta_chars_warden_prefix_hold': ttftPrefix.firstWarden.length,
+      ttft_added_midword_p50_ms_prefix_hold: round(p(midwordPrefix.warden, 50) - p(midwordPrefix.direct, 50)),
+      ttft_added_midword_p99_ms_prefix_hold: round(p(midwordPrefix.warden, 99) - p(midwordPrefix.direct, 99)),
+      'ttft.first_delta_chars_warden_midword_prefix_hold': midwordPrefix.firstWarden.length,
       // The same requests without streaming, same pace: latency Warden adds to a whole answer.
       // TTFT added minus this is what the streaming path itself costs before the first byte.
       'nonstream.added_p50_ms': round(p(whole.warden, 50) - p(whole.direct, 50)),
@@ -357,14 +391,15 @@ export async function runStreamingBench(): Promise<Record<string, number>> {
       out[`memory.streams_completed_n${m.n}`] = m.completed;
     }
     out.incomplete_streams =
-      ttft.incomplete + midword.incomplete + whole.incomplete + memory.reduce((s, m) => s + (m.n - m.opened) + (m.n - m.completed), 0);
+      ttft.incomplete + midword.incomplete + whole.incomplete + ttftPrefix.incomplete + midwordPrefix.incomplete + memory.reduce((s, m) => s + (m.n - m.opened) + (m.n - m.completed), 0);
     out['warden.compiled'] = build ? 1 : 0;
     process.stdout.write(
       `streaming: upstream sends ${EVENTS} events ${EVERY_MS} ms apart; first content delta seen ` +
         `directly ${JSON.stringify(ttft.firstDirect)}, through Warden ${JSON.stringify(ttft.firstWarden)} ` +
         `(the upstream's first event ends at a word boundary; the leak guard's window holds it back); when the first ` +
         `event ends mid-word, Warden's first delta is ${JSON.stringify(midword.firstWarden)} ` +
-        `(held back likewise), directly ${JSON.stringify(midword.firstDirect)}\n`,
+        `(held back likewise), directly ${JSON.stringify(midword.firstDirect)}; with stream_secret_hold: prefix, ` +
+        `${JSON.stringify(ttftPrefix.firstWarden)} and ${JSON.stringify(midwordPrefix.firstWarden)}\n`,
     );
     return out;
   } finally {

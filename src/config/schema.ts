@@ -485,6 +485,12 @@ const RedactionSchema = z.strictObject({
   max_hold_back: positiveInt.optional(),
   /** `valid` (default): numbers in assigned ranges only; `possible`: any number of a plausible length. */
   phone_validation: z.enum(['valid', 'possible']).optional(),
+  /**
+   * What a stream that guards a secret holds back for the leak guard: `window` (default) a fixed
+   * window, `prefix` only a tail that could begin a secret (earlier first token, chunk-boundary
+   * oracle: README Status and limits).
+   */
+  stream_secret_hold: z.enum(['window', 'prefix']).optional(),
 });
 
 const AuditSinkSchema = z.union([

@@ -122,3 +122,22 @@ export function encodedCharsReading(t: string): FoldedText | null {
   for (let k = 0; k < j; k += 8192) text += String.fromCharCode(...out.subarray(k, Math.min(j, k + 8192)));
   return { text, starts: starts.subarray(0, j), ends: ends.subarray(0, j) };
 }
+
+/**
+ * A reference or prefixed byte still arriving at the end of `t.slice(0, end)`: `&`, `&#`, `&#x`
+ * and up to REF_DIGITS_MAX digits without their `;`; `\`, `0` (no digit of a longer number or
+ * word), `\x`, `0x` and one hex digit, each with the `, ` before it after a whole prefixed byte
+ * (dropped when the next byte is whole), and that `, ` alone. Read on the last units only (a
+ * bounded regex, whatever the text's length).
+ */
+const PARTIAL_ENCODED = /(?:&(?:#(?:[xX][0-9a-fA-F]{0,8}|[0-9]{1,8})?)?|(?:(?<=[0\\][xX][0-9a-fA-F]{2,})[, ]{0,2})?(?:\\(?:[xX][0-9a-fA-F]?)?|(?<![0-9A-Za-z])0(?:[xX][0-9a-fA-F]?)?)?)$/;
+const PARTIAL_ENCODED_MAX = 2 + 1 + REF_DIGITS_MAX;
+
+/** Where an encoded character still arriving at `end` begins in `t` (PARTIAL_ENCODED), or `end`. */
+export function partialEncodedStart(t: string, end = t.length): number {
+  if (end === 0) return end;
+  // Enough units before the longest partial for its lookbehinds (a byte's `0x` and digits).
+  const from = Math.max(0, end - PARTIAL_ENCODED_MAX - 8);
+  const m = PARTIAL_ENCODED.exec(t.slice(from, end));
+  return m === null ? end : from + m.index;
+}

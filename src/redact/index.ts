@@ -20,5 +20,6 @@ export type {
   Finding,
   ProfileConfig,
   RedactionConfig,
+  StreamSecretHold,
   ValidatorName,
 } from './types.js';

@@ -24,9 +24,9 @@
  * false refusal; see session.ts).
  */
 import { LRUCache } from 'lru-cache';
-import { encodedCharsReading } from './encoded-chars.js';
+import { encodedCharsReading, partialEncodedStart } from './encoded-chars.js';
 import { composeFolded, fold, toOriginalSpan, type FoldedText } from './normalize.js';
-import type { Finding } from './types.js';
+import type { Finding, StreamSecretHold } from './types.js';
 import { MIN_SECRET_LENGTH } from '../pipeline/types.js';
 
 /** Fewest characters a value's skeleton (see above) needs to be matched loosely in an answer. */
@@ -225,12 +225,17 @@ function skeletonOf(folded: string, minGap = LOOSE_GAP): Skeleton | undefined {
   };
 }
 
-/** looseFrom's and looseBack's result when there is no match. */
+/**
+ * looseFrom's and looseBack's result when there is no match; looseFrom's when `t` ended before the
+ * skeleton did (a beginning of it, trailing separators included) after k of its characters:
+ * PREFIX - k (read by prefixStart only: `stream_secret_hold: prefix`).
+ */
 const NO_MATCH = -1;
+const PREFIX = -2;
 
 /**
  * The skeleton's characters from index `k` on, read in `t` from `j` (the unit after its character
- * k - 1): the end of the match, or NO_MATCH (`t` ends first included). Separators and the
+ * k - 1): the end of the match, NO_MATCH, or PREFIX - (characters read) when `t` ends first. Separators and the
  * skeleton's characters never overlap, so there is one way to read it: linear, no backtracking.
  */
 function looseFrom(t: string, j: number, k: number, sk: Skeleton): number {
@@ -240,7 +245,7 @@ function looseFrom(t: string, j: number, k: number, sk: Skeleton): number {
     const want = chars.charCodeAt(k);
     let gap = 0;
     for (;;) {
-      if (j >= n) return NO_MATCH;
+      if (j >= n) return PREFIX - k;
       const c = t.charCodeAt(j);
       if (c === want || lowerUnit(c) === want) break;
       if (!isSeparator(c) || ++gap > sk.gap) return NO_MATCH;
@@ -445,8 +450,16 @@ export class LeakGuard {
    * values' lengths only roughly, never their characters; where it starts depends on the text
    * alone (its folding and escapes). The cost is bounded by the secrets' lengths: the window read
    * is widened only while invisible characters or escapes make its searched text shorter than that.
+   *
+   * `hold: 'prefix'` (config `redaction.stream_secret_hold`) trades that for an earlier first
+   * token: in the same readings, only the longest tail that could begin a guarded value is kept
+   * (prefixStart), and what is cut at the end (a JSON escape of a deeper level, an encoded
+   * character still arriving: partialEncodedStart). Where such a stream breaks tells whether a
+   * text begins a secret (README Status and limits). `label`: `text` is an answer label, kept
+   * when it ends in a beginning of a value in another case or spaced only from two characters of
+   * it on (`call_abc` before `canary…` is most labels: see stream.ts ToolLabel).
    */
-  heldFrom(text: string, json = false): number {
+  heldFrom(text: string, json = false, hold: StreamSecretHold = 'window', label = false): number {
     if (this.needles.length === 0 || text.length === 0) return text.length;
     const keep = this.window;
     // An escape cut at the end ("\u00") decodes to nothing yet: it is held, and the window is
@@ -483,9 +496,13 @@ export class LeakGuard {
       const ends: Array<[FoldedText, number]> = [[view, view.text.length]];
       if (deeper) for (const r of deeper) ends.push([r, partialEscapeStart(r.text)]);
       const decoded: FoldedText[] = [];
+      const prefix = hold === 'prefix';
       if (enough || from === 0) {
         for (const [v, e] of ends) {
-          const enc = encodedReading(e === v.text.length ? v : { text: v.text.slice(0, e), starts: v.starts, ends: v.ends });
+          // Held by prefix from where an encoded character may still be arriving: a beginning of a
+          // value is judged in what is decoded before it (`&#84;&#11` begins `Tr…` at `&#84;`).
+          const cut = prefix ? partialEncodedStart(v.text, e) : e;
+          const enc = encodedReading(cut === v.text.length ? v : { text: v.text.slice(0, cut), starts: v.starts, ends: v.ends });
           if (enc === null) continue;
           decoded.push(enc);
           if (enc.text.length < need + ENCODED_SLACK) enough = false;
@@ -495,6 +512,12 @@ export class LeakGuard {
         // An escape of a deeper level cut at its end (`\\u005cu00` reads `\u00` two levels down)
         // decodes to nothing yet: held, and the window counted before it, as `end` does as written.
         let held = end;
+        if (prefix) {
+          const minLoose = label ? 2 : 1;
+          for (const [v, e] of ends) held = Math.min(held, from + this.prefixTail(v, partialEncodedStart(v.text, e), minLoose, end - from));
+          for (const d of decoded) held = Math.min(held, from + this.prefixTail(d, d.text.length, minLoose, end - from));
+          return held;
+        }
         for (const [v, e] of ends) held = Math.min(held, from + tailStart(v, e, keep));
         for (const d of decoded) held = Math.min(held, from + tailStart(d, d.text.length, keep + ENCODED_SLACK));
         return held;
@@ -502,6 +525,57 @@ export class LeakGuard {
       width = Math.min(end, 2 * (end - from));
     }
   }
+
+  /**
+   * Where, in the text `view` reads (`whole`: its length), the held tail begins under `prefix`:
+   * the longest tail before `cut` that could begin a value, or `cut` itself (what is cut there is
+   * held whatever it begins).
+   */
+  private prefixTail(view: FoldedText, cut: number, minLoose: number, whole: number): number {
+    const t = cut === view.text.length ? view.text : view.text.slice(0, cut);
+    const at = this.prefixStart(t, minLoose);
+    if (at >= view.text.length) return whole;
+    return view.starts ? view.starts[at]! : at;
+  }
+
+  /**
+   * Start of the longest tail of `t` that is a proper beginning of a needle, or of a skeleton's
+   * match of at least `minLoose` characters (t.length: none). Answers only.
+   */
+  private prefixStart(t: string, minLoose: number): number {
+    let best = t.length;
+    for (const sk of this.skeletons) {
+      // Only the last `span` units can begin a match that is still arriving.
+      for (let i = Math.max(0, t.length - sk.span); i < best; i++) {
+        const c = t.charCodeAt(i);
+        if (c !== sk.first && c !== sk.firstUpper) continue;
+        // A proper beginning only: a whole match that ends the text is found where it is.
+        const end = looseFrom(t, i + 1, 1, sk);
+        if (end <= PREFIX && PREFIX - end >= minLoose) {
+          best = i;
+          break;
+        }
+      }
+    }
+    for (const needle of this.needles) {
+      const first = needle[0]!;
+      let i = t.indexOf(first, Math.max(0, t.length - needle.length + 1));
+      while (i >= 0 && i < best) {
+        if (continuesInto(t, i, needle)) {
+          best = i;
+          break;
+        }
+        i = t.indexOf(first, i + 1);
+      }
+    }
+    return best;
+  }
+}
+
+/** `t` from `i` to its end is the beginning of `needle`. */
+function continuesInto(t: string, i: number, needle: string): boolean {
+  for (let k = i; k < t.length; k++) if (t.charCodeAt(k) !== needle.charCodeAt(k - i)) return false;
+  return true;
 }
 
 /** Units an encoded character still arriving may read as more than it will (`&#x0001F60`: 10 units, one character). */

@@ -15,7 +15,7 @@ import type { PhoneValidation } from './entities/phone.js';
 import { BUILTIN_PROFILES, buildPlan, decisionKey, expandEntities, GROUPS, sameDecision, snapshotOf, type DecisionSnapshot, type RedactionPlan } from './profiles.js';
 import { Scanner } from './scanner.js';
 import { Session } from './session.js';
-import type { Detector, EntityInfo, ProfileConfig, RedactionConfig } from './types.js';
+import type { Detector, EntityInfo, ProfileConfig, RedactionConfig, StreamSecretHold } from './types.js';
 
 export const DEFAULT_PHONE_REGIONS = [
   'US', 'CA', 'GB', 'IE', 'DE', 'AT', 'CH', 'FR', 'BE', 'NL', 'LU', 'IT', 'ES', 'PT', 'SE', 'NO', 'DK', 'FI',
@@ -43,6 +43,7 @@ export class WardenRedactor implements Redactor {
   readonly known: ReadonlySet<string>;
   private readonly hashKey: Buffer | undefined;
   private readonly maxHoldBack: number;
+  private readonly secretHold: StreamSecretHold;
   private readonly plans = new Map<string, RedactionPlan>();
   /** The last decision planned (a copy) and its plan: most requests repeat it. */
   private last: { decision: DecisionSnapshot; plan: RedactionPlan } | null = null;
@@ -97,6 +98,7 @@ export class WardenRedactor implements Redactor {
     this.findingsCache = opts.findingsCache === false ? undefined : new FindingsCache(this.scanner, opts.findingsCache);
     this.hashKey = config.hashKey;
     this.maxHoldBack = config.maxHoldBack ?? DEFAULT_MAX_HOLD_BACK;
+    this.secretHold = config.streamSecretHold ?? 'window';
   }
 
   /**
@@ -135,6 +137,7 @@ export class WardenRedactor implements Redactor {
       secrets,
       answerSecrets,
       maxHoldBack: this.maxHoldBack,
+      secretHold: this.secretHold,
       findingsCache: this.findingsCache,
     });
   }

@@ -27,7 +27,7 @@ import { compatibilityReading, placeholderReading } from './placeholder-escapes.
 import { PLACEHOLDER, restorePlaceholders } from './restore.js';
 import { resolveOverlaps, type Scanner, type ScanOptions } from './scanner.js';
 import { keptStop, processChunkStream } from './stream.js';
-import type { Finding } from './types.js';
+import type { Finding, StreamSecretHold } from './types.js';
 
 /** Part types whose `text` field is prose to redact. */
 const TEXT_PART_TYPES = new Set(['text', 'input_text', 'output_text']);
@@ -41,6 +41,8 @@ export interface SessionOptions {
   /** Masked in the answer (default: `secrets`). */
   answerSecrets?: readonly string[];
   maxHoldBack: number;
+  /** What the stream holds back for the leak guard (default `window`): see StreamSecretHold. */
+  secretHold?: StreamSecretHold;
   /** Prompt findings shared across requests (see findings-cache.ts); absent: scan every time. */
   findingsCache?: FindingsCache | undefined;
 }
@@ -199,6 +201,8 @@ export class Session implements RedactionSession {
   private nameClashes: Set<string> | null = null;
   private promptLeaks = 0;
   readonly maxHoldBack: number;
+  /** A session's, not the guard's: guards are shared by secrets (LeakGuard.for), whatever the mode. */
+  private readonly secretHold: StreamSecretHold;
 
   constructor(opts: SessionOptions) {
     this.scanner = opts.scanner;
@@ -208,6 +212,7 @@ export class Session implements RedactionSession {
     this.guard = LeakGuard.for(opts.secrets);
     this.answerGuard = opts.answerSecrets === undefined || opts.answerSecrets === opts.secrets ? this.guard : LeakGuard.for(opts.answerSecrets);
     this.maxHoldBack = opts.maxHoldBack;
+    this.secretHold = opts.secretHold ?? 'window';
   }
 
   // ---------------------------------------------------------------- prompt
@@ -762,11 +767,11 @@ export class Session implements RedactionSession {
   }
 
   secretHoldStart(text: string, json: boolean, label = false): number {
-    const held = this.answerGuard.heldFrom(text, json);
+    const held = this.answerGuard.heldFrom(text, json, this.secretHold, label);
     // Content may be JSON an app parses (see escapedFindings): a value still arriving as escapes
     // (`\u0043\u0041NA`, or a cut `\u00`) is held as in tool-call arguments.
     if (json || label || held === 0 || text.indexOf('\\') < 0) return held;
-    return Math.min(held, this.answerGuard.heldFrom(text, true));
+    return Math.min(held, this.answerGuard.heldFrom(text, true, this.secretHold));
   }
 
   /**

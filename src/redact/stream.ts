@@ -4,7 +4,8 @@
  * entity or a placeholder (the last whitespace-free run, extended back over digit groups and
  * month names that a later group could join, an unterminated private key block, and, when the
  * request guards secret values, a fixed window as long as the longest could span, spaces and all,
- * whether or not it holds the beginning of one). Everything before it is redacted,
+ * whether or not it holds the beginning of one; under `stream_secret_hold: prefix`, only a tail
+ * that could begin one). Everything before it is redacted,
  * restored and emitted at once, so the hold-back is the only delay, and no entity is ever
  * emitted in two halves. A hold-back longer than `maxHoldBack` is released but for its last
  * RELEASE_KEEP units, never through a finding or a possible secret; past twice the cap it goes
@@ -61,7 +62,8 @@ export interface OutputProcessor {
    * (a secret may hold spaces or line breaks, so the whitespace rules alone would release its
    * first words before the guard could see it whole). Where it starts depends on the text and the
    * values' lengths, never on whether the text begins a value: chunk boundaries that did told a
-   * caller whether the text the model repeated began a secret (leak-guard.ts heldFrom).
+   * caller whether the text the model repeated began a secret (leak-guard.ts heldFrom). Under
+   * `redaction.stream_secret_hold: prefix` they do again: only a tail that could begin one.
    * `label`: `text` is an answer label (see ToolLabel.settled).
    */
   secretHoldStart(text: string, json: boolean, label?: boolean): number;
@@ -629,6 +631,9 @@ class ChunkLabels {
  * the choice finishes, the stream moves on to another block (sequential) or ends. A guarded
  * request's labels wait for the first non-empty arguments piece whatever they end in: releasing
  * them with `arguments: ""` only when no tail could begin a secret told a caller which tails do.
+ * Under `stream_secret_hold: prefix` that is what happens (settled asks the session), the oracle
+ * accepted there; a label ending in one letter of a value in another case (`call_abc` before
+ * `CANARY…`, most labels) goes on then, held only from two such letters on.
  *
  * A piece after that (no upstream known sends one) is masked with the whole label in view; only
  * a secret begun in what was already released can then be out in part. The joined label is

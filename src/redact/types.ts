@@ -69,7 +69,17 @@ export interface RedactionConfig {
   phoneValidation?: 'valid' | 'possible';
   /** Streaming hold-back cap in UTF-16 units (the longest run held before forced release). */
   maxHoldBack?: number;
+  /** What a stream that guards a secret holds back for the leak guard (see StreamSecretHold). Default `window`. */
+  streamSecretHold?: StreamSecretHold;
 }
+
+/**
+ * `window`: a fixed window of trailing units as long as the longest guarded form could span, so
+ * where a stream breaks never depends on the secret (the first words wait for it to fill).
+ * `prefix`: only a tail that could begin a guarded value, so the first words go on at once, but
+ * chunk boundaries tell a caller whether a text the model repeats begins a secret.
+ */
+export type StreamSecretHold = 'window' | 'prefix';
 
 /** A detector's raw result, in offsets of the text it was given (the folded text). */
 export interface Finding {

@@ -438,6 +438,7 @@ export async function redactionConfigFrom(
   if (r.phone_regions) out.phoneRegions = r.phone_regions;
   if (r.max_hold_back !== undefined) out.maxHoldBack = r.max_hold_back;
   if (r.phone_validation) out.phoneValidation = r.phone_validation;
+  if (r.stream_secret_hold) out.streamSecretHold = r.stream_secret_hold;
   if (r.hmac_key) out.hashKey = Buffer.from(await hmacKeyAt('redaction.hmac_key', r.hmac_key, resolveSecret), 'utf8');
   return out;
 }

@@ -685,6 +685,12 @@ describe('errors name file:line:col, key path and what is wrong', () => {
     ]);
   });
 
+  it('redaction.stream_secret_hold is window or prefix; another value is refused by name', () => {
+    expect(parseConfig('redaction:\n  stream_secret_hold: prefix\n', 'w.yaml').redaction).toMatchObject({ stream_secret_hold: 'prefix' });
+    const [line] = lines('redaction:\n  stream_secret_hold: prefixes\n');
+    expect(line).toBe('w.yaml:2:3: redaction.stream_secret_hold: must be one of "window", "prefix"');
+  });
+
   it('YAML syntax errors and duplicate keys', () => {
     const syntax = problems('listen:\n  http: [\n');
     expect(syntax[0]).toMatchObject({ file: '/etc/warden/w.yaml', path: '(root)' });

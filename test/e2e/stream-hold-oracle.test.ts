@@ -6,10 +6,12 @@
  * few characters at a time). Two streams from a loopback upstream that differ only in whether
  * the repeated text is a beginning of the secret (placed by ops/incident-brief) must reach the
  * caller cut at the same places: in content, in tool-call arguments and in a tool call's labels.
+ * That is the default (`redaction.stream_secret_hold: window`); `prefix` brings the earlier hold
+ * back for an earlier first token, and with it the oracle (the last describe shows both).
  */
 import { describe, expect, it } from 'vitest';
 import { chunkBody } from './helpers/scripted-upstream.js';
-import { useScriptedWarden } from './helpers/scripted-warden.js';
+import { useScriptedWarden, type ScriptedCaller } from './helpers/scripted-warden.js';
 import { CANARY_SECRET } from './helpers/warden.js';
 
 const governed = { model: 'gpt-4o-mini', messages: [], warden: { template: 'ops/incident-brief@1', variables: { service: 'billing-api' } } };
@@ -23,11 +25,11 @@ function notPrefix(n: number): string {
   return p.slice(0, -1) + (p.at(-1) === 'X' ? 'Y' : 'X');
 }
 
-/** Each SSE event of a streamed call as the caller sees it: its content, tool call ids, names and arguments. */
-async function events(): Promise<string[]> {
-  const res = await fetch(`${scripted.w.addresses.http}/v1/chat/completions`, {
+/** Each SSE event of a streamed call as the caller sees it (of `via`: the default Warden): its content, tool call ids, names and arguments. */
+async function events(via: ScriptedCaller = scripted): Promise<string[]> {
+  const res = await fetch(`${via.w.addresses.http}/v1/chat/completions`, {
     method: 'POST',
-    headers: { authorization: `Bearer ${scripted.token}`, 'content-type': 'application/json' },
+    headers: { authorization: `Bearer ${via.token}`, 'content-type': 'application/json' },
     body: JSON.stringify({ ...governed, stream: true }),
   });
   const body = await res.text();
@@ -101,4 +103,44 @@ describe('a streamed answer breaks at the same places whether or not it repeats 
     const no = await run(`call_${notPrefix(6)}`);
     expect(shape(yes)).toEqual(shape(no));
   });
+});
+
+describe('redaction.stream_secret_hold: prefix (an earlier first token, the oracle back)', () => {
+  const prefix = useScriptedWarden(() => ({}), () => chunks, ['support', 'ticket-bot'], { extraConfig: 'redaction:\n  stream_secret_hold: prefix\n' });
+
+  /** Content streamed as `pieces` (after a first piece of prose), through the prefix Warden. */
+  const content = async (pieces: string[]): Promise<string[]> => {
+    chunks = [chunkBody({ role: 'assistant', content: '' }), ...pieces.map((p) => chunkBody({ content: p })), chunkBody({}, 'stop')];
+    return events(prefix);
+  };
+  const joined = (evs: readonly string[]): string => evs.map((e) => (JSON.parse(e) as [string | null])[0] ?? '').join('');
+
+  it('the events break at other places when the repeated text begins the secret: the trade-off', async () => {
+    const pieces = (repeated: string): string[] => ['You asked me to repeat: ', `${repeated} `, 'and then some more words', ' to finish the answer off. '];
+    const yes = await content(pieces(CANARY_SECRET.slice(0, 9)));
+    const no = await content(pieces(notPrefix(9)));
+    expect(shape(yes)).not.toEqual(shape(no));
+    expect(joined(yes)).toBe(`You asked me to repeat: ${CANARY_SECRET.slice(0, 9)} and then some more words to finish the answer off. `);
+  });
+
+  const b32 = (s: string): string => {
+    const bits = [...Buffer.from(s)].map((b) => b.toString(2).padStart(8, '0')).join('');
+    return (bits.match(/.{1,5}/g) ?? []).map((c) => 'abcdefghijklmnopqrstuvwxyz234567'[parseInt(c.padEnd(5, '0'), 2)]).join('');
+  };
+  const FORMS: Record<string, string> = {
+    'as written': CANARY_SECRET,
+    'spaced, lower case': [...CANARY_SECRET.toLowerCase()].join(' '),
+    'base32, lower case': b32(CANARY_SECRET),
+    'numeric HTML references': [...CANARY_SECRET].map((c) => `&#${c.charCodeAt(0)};`).join(''),
+  };
+  for (const [name, form] of Object.entries(FORMS)) {
+    it(`the secret is still masked whole, split across pieces: ${name}`, async () => {
+      const text = `The value: ${form} done.`;
+      for (const size of [3, 7]) {
+        const pieces = text.match(new RegExp(`[^]{1,${size}}`, 'g'))!;
+        const evs = await content(pieces);
+        expect(joined(evs), `${name}, pieces of ${size}`).toBe('The value: [SECRET_VALUE] done.');
+      }
+    });
+  }
 });

@@ -7,7 +7,7 @@ import OpenAI from 'openai';
 import { afterAll, beforeAll } from 'vitest';
 import { gatewayClient } from './grpc.js';
 import { startScriptedUpstream, type ScriptedUpstream } from './scripted-upstream.js';
-import { startWarden, type WardenFixture } from './warden.js';
+import { startWarden, type FixtureOptions, type WardenFixture } from './warden.js';
 
 type Completion = () => Record<string, unknown>;
 type Chunks = () => Array<Record<string, unknown>>;
@@ -21,10 +21,10 @@ export interface ScriptedWarden {
   close(): Promise<void>;
 }
 
-/** `completion` and `chunks` give what the upstream answers next (not streamed / streamed). */
-export async function startScriptedWarden(completion: Completion, chunks: Chunks): Promise<ScriptedWarden> {
+/** `completion` and `chunks` give what the upstream answers next (not streamed / streamed); `fixture`: Warden's config beyond the defaults. */
+export async function startScriptedWarden(completion: Completion, chunks: Chunks, fixture: Omit<FixtureOptions, 'upstreamUrl'> = {}): Promise<ScriptedWarden> {
   const upstream = await startScriptedUpstream(completion, chunks);
-  const w = await startWarden({ upstreamUrl: upstream.url });
+  const w = await startWarden({ ...fixture, upstreamUrl: upstream.url });
   const gateway = gatewayClient(w.addresses.grpc);
   return {
     upstream,
@@ -53,10 +53,15 @@ export interface ScriptedCaller extends Omit<ScriptedWarden, 'close'> {
  * `afterAll`. What it returns reads the started Warden: its members may be read in tests and in
  * hooks registered after this call, and throw before the Warden is started.
  */
-export function useScriptedWarden(completion: Completion, chunks: Chunks, caller: readonly [namespace: string, serviceAccount: string]): ScriptedCaller {
+export function useScriptedWarden(
+  completion: Completion,
+  chunks: Chunks,
+  caller: readonly [namespace: string, serviceAccount: string],
+  fixture: Omit<FixtureOptions, 'upstreamUrl'> = {},
+): ScriptedCaller {
   let started: (ScriptedWarden & { token: string; client: OpenAI }) | undefined;
   beforeAll(async () => {
-    const scripted = await startScriptedWarden(completion, chunks);
+    const scripted = await startScriptedWarden(completion, chunks, fixture);
     try {
       const token = await scripted.w.signer.token(...caller);
       started = { ...scripted, token, client: scripted.openai(token) };
