@@ -122,6 +122,10 @@ function* valueOf(node: CST.Token | undefined, offset: number, lineCounter: Line
     const value = item.value;
     const n = value ? size(value, batchItems) : 0;
     if (value && n > batchItems && (value.type === 'block-map' || value.type === 'block-seq')) {
+      // A tag on the value (a mapping item's separator, a sequence item's start) would tag the
+      // stand-in: `!!str` fits any scalar, so a mapping tagged `!!str`, which the one-step read
+      // refuses, was read as the mapping. The one-step read says what such a value is.
+      if ((map ? item.sep : item.start)?.some((t) => t.type === 'tag')) notClean();
       // Composed with a stand-in value (a string no file holds) in its batch; its own value is read
       // afterwards. The stand-in ends where the value does (by the next item's start): the composer
       // measures from a value's end to the next key (an implicit key's `:` is at most 1024

@@ -131,6 +131,25 @@ describe('YAML data read a piece at a time', () => {
     expect(read).toBeGreaterThan(300);
   });
 
+  it('leaves a tag on a large value to the one-step read (it would tag the stand-in)', () => {
+    // Found in review: `!!str` on a large mapping was read as the mapping, where the one-step
+    // read refuses it (the tag does not fit a mapping); the tag had been moved onto the stand-in.
+    const items = (pad: string): string => Array.from({ length: 10 }, (_, i) => `${pad}k${i}: ${i}`).join('\n');
+    for (const text of [`a: !!str\n${items('  ')}\nb: 1\n`, `- !!str\n${items('  ')}\n- 1\n`, `a: !\n${items('  ')}\n`, `a: !!map\n${items('  ')}\n`]) {
+      let want: { value: unknown } | undefined;
+      try {
+        want = { value: parseYamlValue(text) };
+      } catch {
+        want = undefined;
+      }
+      for (const batch of [1, 2, 5]) {
+        const got = runSteps(yamlValueSteps(text, batch));
+        if (got !== undefined) expect({ text, batch, got }).toEqual({ text, batch, got: want?.value });
+      }
+    }
+    expect(() => parseYamlValue(`a: !!str\n${items('  ')}\n`)).toThrow('does not fit its value');
+  });
+
   it('reads a large mapping in batches (not whole), nested ones too', () => {
     const text = `users:\n${Array.from({ length: 3000 }, (_, i) => `  user-${i}:\n    team: t${i % 7}\n    tags:\n      - a${i}\n`).join('')}top: 1\n`;
     let steps = 0;

@@ -132,9 +132,20 @@ function keysFor(name: string, material: string): KeyObject[] {
 type Family = 'RS' | 'PS' | 'ES' | 'HS';
 const DIGEST: Record<string, string> = { '256': 'sha256', '384': 'sha384', '512': 'sha512' };
 
+/**
+ * The key types each family verifies with. node:crypto's verify takes its scheme from the key, not
+ * from the options: without this an RS256 or PS256 header verified an ECDSA signature under an EC
+ * key, and an ES256 one an RSA signature under an RSA key (the header's algorithm not the one
+ * used; OPA's verifier wants the key type the algorithm names).
+ */
+const KEY_TYPES: Record<Exclude<Family, 'HS'>, readonly string[]> = { RS: ['rsa'], PS: ['rsa', 'rsa-pss'], ES: ['ec'] };
+
 function verifyAsymmetric(family: Family, bits: string, input: string, sig: Buffer, keys: KeyObject[]): boolean {
   const digest = DIGEST[bits]!;
+  if (family === 'HS') return false;
+  const types = KEY_TYPES[family];
   for (const key of keys) {
+    if (!types.includes(key.asymmetricKeyType ?? '')) continue;
     try {
       const ok =
         family === 'ES'

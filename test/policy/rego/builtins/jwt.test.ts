@@ -1,4 +1,4 @@
-import { generateKeyPairSync, type KeyObject } from 'node:crypto';
+import { generateKeyPairSync, sign as cryptoSign, type KeyObject } from 'node:crypto';
 import { SignJWT, exportJWK } from 'jose';
 import { beforeAll, describe, expect, it } from 'vitest';
 import { testKeyPair } from '../../../keys.js';
@@ -90,6 +90,28 @@ describe('io.jwt.verify_*', () => {
     expect(call('io.jwt.verify_es256', tamper(e), ecPem)).toBe(false);
     expect(call('io.jwt.verify_es256', e, rsaPem)).toBe(false);
     expect(call('io.jwt.verify_rs256', e, ecPem)).toBe(false);
+  });
+
+  it('an algorithm verifies only with a key of its own type (RS/PS: RSA, ES: EC), as OPA', () => {
+    // Found in review: node:crypto's verify takes its scheme from the key, not the options, so an
+    // RS256 or PS256 header verified an ECDSA signature under an EC key, and an ES256 header an
+    // RSA one under an RSA key. No forgery (the key's holder signed it), but not the algorithm
+    // the header names; OPA's verifier wants the key type the algorithm names.
+    const token = (alg: string, key: KeyObject): string => {
+      const input = `${Buffer.from(JSON.stringify({ alg, kid: 'k1' })).toString('base64url')}.${Buffer.from(JSON.stringify({ sub: 'x' })).toString('base64url')}`;
+      return `${input}.${cryptoSign('sha256', Buffer.from(input), key).toString('base64url')}`;
+    };
+    for (const [alg, key, pem] of [
+      ['RS256', ec.privateKey, ecPem],
+      ['PS256', ec.privateKey, ecPem],
+      ['ES256', rsa.privateKey, rsaPem],
+    ] as const) {
+      const t = token(alg, key);
+      expect(call(`io.jwt.verify_${alg.toLowerCase()}`, t, pem), alg).toBe(false);
+      expect(call('io.jwt.decode_verify', t, { cert: pem }), alg).toEqual([false, {}, {}]);
+    }
+    // A signature of the algorithm's own scheme still verifies (the same helper, RS256 by RSA).
+    expect(call('io.jwt.verify_rs256', token('RS256', rsa.privateKey), rsaPem)).toBe(true);
   });
 
   it('HS256 with the right and wrong secret', async () => {
