@@ -6,12 +6,12 @@
  * counted once; a caller whose credentials pass is served as before. Every refusal that comes
  * before the body is read comes instead of `100 Continue`.
  */
-import { connect } from 'node:net';
 import * as grpc from '@grpc/grpc-js';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { bearerMetadata, gatewayClient, rpcStatus, unaryCall } from './helpers/grpc.js';
 import { startUpstream, type FakeUpstream } from './helpers/upstream.js';
 import { eventually, startWarden, type WardenFixture } from './helpers/warden.js';
+import { sendRaw, rawHeader, rawError } from './helpers/http.js';
 
 let upstream: FakeUpstream;
 let w: WardenFixture;
@@ -32,32 +32,6 @@ async function requestsTotal(protocol: string, code: string): Promise<number> {
   return line === undefined ? 0 : Number(line.slice(line.lastIndexOf(' ') + 1));
 }
 
-/**
- * Writes `head` (and never the rest of the body it announces) and resolves with everything the
- * socket got until the server closed it: the test hangs (its timeout fails it) if Warden waited
- * for the body.
- */
-function sendUntilClosed(head: string): Promise<string> {
-  const { hostname, port } = new URL(w.addresses.http);
-  return new Promise((resolve, reject) => {
-    const socket = connect(Number(port), hostname, () => socket.write(head));
-    let out = '';
-    socket.on('data', (d: Buffer) => (out += d.toString('latin1')));
-    socket.once('error', reject);
-    socket.once('close', () => resolve(out));
-  });
-}
-
-function header(answer: string, name: string): string | undefined {
-  const head = answer.slice(0, answer.indexOf('\r\n\r\n'));
-  const line = head.split('\r\n').find((l) => l.toLowerCase().startsWith(`${name}:`));
-  return line?.slice(name.length + 1).trim();
-}
-
-function errorOf(answer: string): Record<string, unknown> {
-  return JSON.parse(answer.slice(answer.indexOf('\r\n\r\n') + 4)).error;
-}
-
 const ROUTES = [
   ['/v1/chat/completions', 'openai-http'],
   ['/v1/messages', 'anthropic-http'],
@@ -68,12 +42,12 @@ describe('HTTP: credentials before the body', () => {
     it(`${path}: Expect: 100-continue without credentials is answered 401 at once, never asked for its body`, async () => {
       const before = await requestsTotal(protocol, 'unauthenticated');
       const records = w.audit().length;
-      const answer = await sendUntilClosed(`POST ${path} HTTP/1.1\r\nHost: x\r\nExpect: 100-continue\r\nContent-Type: application/json\r\nContent-Length: 60000\r\n\r\n`);
+      const answer = await sendRaw(w.addresses.http, `POST ${path} HTTP/1.1\r\nHost: x\r\nExpect: 100-continue\r\nContent-Type: application/json\r\nContent-Length: 60000\r\n\r\n`);
       expect(answer).not.toContain('100 Continue');
       expect(answer.startsWith('HTTP/1.1 401 '), answer.slice(0, 80)).toBe(true);
-      expect(header(answer, 'connection')).toBe('close');
-      expect(errorOf(answer)).toMatchObject({ code: 'unauthenticated' });
-      const requestId = header(answer, 'x-request-id');
+      expect(rawHeader(answer, 'connection')).toBe('close');
+      expect(rawError(answer)).toMatchObject({ code: 'unauthenticated' });
+      const requestId = rawHeader(answer, 'x-request-id');
       await eventually(() => w.audit().length > records);
       expect(w.audit().slice(records)).toMatchObject([{ request_id: requestId, principal: null, status: 'error', error_code: 'unauthenticated' }]);
       expect(await requestsTotal(protocol, 'unauthenticated')).toBe(before + 1);
@@ -81,20 +55,20 @@ describe('HTTP: credentials before the body', () => {
 
     it(`${path}: a bad token with a body that stalls after its headers is refused without waiting for the body`, async () => {
       const records = w.audit().length;
-      const answer = await sendUntilClosed(`POST ${path} HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer not-a-jwt\r\nx-api-key: not-a-jwt\r\nContent-Type: application/json\r\nContent-Length: 60000\r\n\r\n{"model":`);
+      const answer = await sendRaw(w.addresses.http, `POST ${path} HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer not-a-jwt\r\nx-api-key: not-a-jwt\r\nContent-Type: application/json\r\nContent-Length: 60000\r\n\r\n{"model":`);
       expect(answer.startsWith('HTTP/1.1 401 '), answer.slice(0, 80)).toBe(true);
       // The body was not read: the connection is not kept for the next request behind it.
-      expect(header(answer, 'connection')).toBe('close');
-      const requestId = header(answer, 'x-request-id');
+      expect(rawHeader(answer, 'connection')).toBe('close');
+      const requestId = rawHeader(answer, 'x-request-id');
       await eventually(() => w.audit().length > records);
       expect(w.audit().slice(records)).toMatchObject([{ request_id: requestId, principal: null, error_code: 'unauthenticated' }]);
     });
 
     it(`${path}: a chunked body with no credentials is refused at its first chunk, without its end`, async () => {
       const records = w.audit().length;
-      const answer = await sendUntilClosed(`POST ${path} HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nTransfer-Encoding: chunked\r\n\r\n9\r\n{"model":\r\n`);
+      const answer = await sendRaw(w.addresses.http, `POST ${path} HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nTransfer-Encoding: chunked\r\n\r\n9\r\n{"model":\r\n`);
       expect(answer.startsWith('HTTP/1.1 401 '), answer.slice(0, 80)).toBe(true);
-      expect(header(answer, 'connection')).toBe('close');
+      expect(rawHeader(answer, 'connection')).toBe('close');
       await eventually(() => w.audit().length > records);
       expect(w.audit().slice(records)).toMatchObject([{ principal: null, error_code: 'unauthenticated' }]);
     });
@@ -110,11 +84,11 @@ describe('HTTP: credentials before the body', () => {
 
     it(`${path}: with valid credentials, Expect: 100-continue is asked for its body, which is then read and judged`, async () => {
       const token = await w.signer.token('labs', 'raw-bot');
-      const answer = await sendUntilClosed(`POST ${path} HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer ${token}\r\nExpect: 100-continue\r\nContent-Type: application/json\r\nContent-Length: 2\r\nConnection: close\r\n\r\n{}`);
+      const answer = await sendRaw(w.addresses.http, `POST ${path} HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer ${token}\r\nExpect: 100-continue\r\nContent-Type: application/json\r\nContent-Length: 2\r\nConnection: close\r\n\r\n{}`);
       expect(answer.startsWith('HTTP/1.1 100 Continue\r\n\r\n'), answer.slice(0, 80)).toBe(true);
       // Read and refused for what it is ({} has no model), after its credentials passed.
       expect(answer).toContain('HTTP/1.1 400 ');
-      expect(errorOf(answer.slice(answer.indexOf('HTTP/1.1 400 ')))).toMatchObject({ code: 'invalid_request' });
+      expect(rawError(answer.slice(answer.indexOf('HTTP/1.1 400 ')))).toMatchObject({ code: 'invalid_request' });
     });
   }
 
@@ -125,10 +99,10 @@ describe('HTTP: credentials before the body', () => {
       ['POST /v1/chat/completions', 'Content-Encoding: gzip\r\n', '415'],
     ];
     for (const [line, extra, status] of cases) {
-      const answer = await sendUntilClosed(`${line} HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer ${token}\r\n${extra}Expect: 100-continue\r\nContent-Type: application/json\r\nContent-Length: 60000\r\n\r\n`);
+      const answer = await sendRaw(w.addresses.http, `${line} HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer ${token}\r\n${extra}Expect: 100-continue\r\nContent-Type: application/json\r\nContent-Length: 60000\r\n\r\n`);
       expect(answer).not.toContain('100 Continue');
       expect(answer.startsWith(`HTTP/1.1 ${status} `), answer.slice(0, 80)).toBe(true);
-      expect(header(answer, 'connection')).toBe('close');
+      expect(rawHeader(answer, 'connection')).toBe('close');
     }
   });
 
@@ -137,7 +111,7 @@ describe('HTTP: credentials before the body', () => {
     const body = JSON.stringify({ model: 'gpt-4o-mini', messages: [{ role: 'user', content: 'hi' }] });
     const records = w.audit().length;
     const calls = upstream.calls.length;
-    const answer = await sendUntilClosed(
+    const answer = await sendRaw(w.addresses.http, 
       `POST /v1/chat/completions HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer not-a-jwt\r\nContent-Type: application/json\r\nContent-Length: ${body.length}\r\n\r\n${body}` +
         `POST /v1/chat/completions HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer ${token}\r\nContent-Type: application/json\r\nContent-Length: ${body.length}\r\nConnection: close\r\n\r\n${body}`,
     );

@@ -6,9 +6,9 @@
  * whose record said `unauthenticated`), and its record said `principal: null` (or `cancelled`)
  * when they had passed.
  */
-import { connect } from 'node:net';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { DOWN_URL, eventually, startWarden, type WardenFixture } from './helpers/warden.js';
+import { sendRaw, rawHeader, rawError } from './helpers/http.js';
 
 const CANARY = 'CANARY-BODY-7d1e0c';
 const PRINCIPAL = { kind: 'kubernetes', namespace: 'support', service_account: 'ticket-bot' };
@@ -24,29 +24,6 @@ beforeAll(async () => {
 afterAll(async () => {
   await w?.close();
 });
-
-/** Writes `text` in one piece and resolves with everything the socket got until the server closed it. */
-function raw(text: string): Promise<string> {
-  const { hostname, port } = new URL(w.addresses.http);
-  return new Promise((resolve, reject) => {
-    const socket = connect(Number(port), hostname, () => socket.write(text));
-    let out = '';
-    socket.on('data', (d: Buffer) => (out += d.toString('latin1')));
-    socket.once('error', reject);
-    socket.once('close', () => resolve(out));
-  });
-}
-
-function header(answer: string, name: string): string | undefined {
-  const head = answer.slice(0, answer.indexOf('\r\n\r\n'));
-  const line = head.split('\r\n').find((l) => l.toLowerCase().startsWith(`${name}:`));
-  return line?.slice(name.length + 1).trim();
-}
-
-/** The answer's error object, in either route's shape (OpenAI's `error`, Anthropic's `error` under `type: error`). */
-function errorOf(answer: string): Record<string, unknown> {
-  return JSON.parse(answer.slice(answer.indexOf('\r\n\r\n') + 4)).error;
-}
 
 /** The one record of `requestId`, once written. */
 async function recordOf(requestId: string | undefined): Promise<Record<string, any>> {
@@ -83,10 +60,10 @@ describe('a body refused after the credentials passed is recorded with the calle
     it(`${path}: a chunked body over max_body_bytes is 413, recorded with the principal`, async () => {
       // No Content-Length: the size is only known as the body arrives, after the credentials.
       const body = `{"model":"gpt-4o-mini","messages":[{"role":"user","content":"${CANARY}${'x'.repeat(70_000)}"}]}`;
-      const answer = await raw(`${chunkedHead(path, `Authorization: Bearer ${token}\r\n`)}${body.length.toString(16)}\r\n${body}\r\n0\r\n\r\n`);
+      const answer = await sendRaw(w.addresses.http, `${chunkedHead(path, `Authorization: Bearer ${token}\r\n`)}${body.length.toString(16)}\r\n${body}\r\n0\r\n\r\n`);
       expect(answer.startsWith('HTTP/1.1 413 '), answer.slice(0, 80)).toBe(true);
-      expect(errorOf(answer)).toMatchObject({ code: 'payload_too_large' });
-      const rec = await recordOf(header(answer, 'x-request-id'));
+      expect(rawError(answer)).toMatchObject({ code: 'payload_too_large' });
+      const rec = await recordOf(rawHeader(answer, 'x-request-id'));
       expect(rec).toMatchObject({ principal: PRINCIPAL, status: 'error', error_code: 'payload_too_large' });
     });
   }
@@ -100,11 +77,11 @@ describe('a broken chunked framing is answered by its route, in its shape, and a
     ] as const) {
       it(`${path}: with ${name}, 401 unauthenticated with a request id (not a raw 400), recorded so`, async () => {
         const records = w.audit().length;
-        const answer = await raw(`${chunkedHead(path, auth)}${BROKEN}`);
+        const answer = await sendRaw(w.addresses.http, `${chunkedHead(path, auth)}${BROKEN}`);
         expect(answer.startsWith('HTTP/1.1 401 '), answer.slice(0, 80)).toBe(true);
-        expect(header(answer, 'connection')).toBe('close');
-        expect(errorOf(answer)).toMatchObject({ code: 'unauthenticated' });
-        const rec = await recordOf(header(answer, 'x-request-id'));
+        expect(rawHeader(answer, 'connection')).toBe('close');
+        expect(rawError(answer)).toMatchObject({ code: 'unauthenticated' });
+        const rec = await recordOf(rawHeader(answer, 'x-request-id'));
         expect(rec).toMatchObject({ principal: null, status: 'error', error_code: 'unauthenticated' });
         expect(w.audit().length).toBe(records + 1);
       });
@@ -112,11 +89,11 @@ describe('a broken chunked framing is answered by its route, in its shape, and a
 
     it(`${path}: with valid credentials, 400 invalid_request at $ with a request id, recorded with the principal`, async () => {
       const records = w.audit().length;
-      const answer = await raw(`${chunkedHead(path, `Authorization: Bearer ${token}\r\n`)}${BROKEN}`);
+      const answer = await sendRaw(w.addresses.http, `${chunkedHead(path, `Authorization: Bearer ${token}\r\n`)}${BROKEN}`);
       expect(answer.startsWith('HTTP/1.1 400 '), answer.slice(0, 80)).toBe(true);
-      expect(header(answer, 'connection')).toBe('close');
-      expect(errorOf(answer)).toMatchObject({ code: 'invalid_request', message: 'the request body is not valid HTTP/1.1 framing' });
-      const rec = await recordOf(header(answer, 'x-request-id'));
+      expect(rawHeader(answer, 'connection')).toBe('close');
+      expect(rawError(answer)).toMatchObject({ code: 'invalid_request', message: 'the request body is not valid HTTP/1.1 framing' });
+      const rec = await recordOf(rawHeader(answer, 'x-request-id'));
       expect(rec).toMatchObject({ principal: PRINCIPAL, status: 'error', error_code: 'invalid_request' });
       expect(w.audit().length).toBe(records + 1);
       expect(JSON.stringify(rec)).not.toContain(CANARY);

@@ -4,11 +4,11 @@
  * calls to methods Warden does not serve. Each is still counted in `warden_requests_total` and
  * leaves one audit record with the code, and none repeats the caller's text.
  */
-import { connect } from 'node:net';
 import * as grpc from '@grpc/grpc-js';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { rpcStatus } from './helpers/grpc.js';
 import { eventually, startWarden, DOWN_URL, type WardenFixture } from './helpers/warden.js';
+import { sendRaw, rawHeader } from './helpers/http.js';
 
 const TRACE_ID = '4bf92f3577b34da6a3ce929d0e0e4736';
 const TRACEPARENT = `00-${TRACE_ID}-00f067aa0ba902b7-01`;
@@ -29,17 +29,8 @@ async function requestsTotal(protocol: string, code: string): Promise<number> {
   return line === undefined ? 0 : Number(line.slice(line.lastIndexOf(' ') + 1));
 }
 
-/** Sends raw bytes to the HTTP listener; resolves with the whole answer once the server closes. */
-function raw(text: string): Promise<string> {
-  const { hostname, port } = new URL(w.addresses.http);
-  return new Promise((resolve, reject) => {
-    const socket = connect(Number(port), hostname, () => socket.end(text));
-    let out = '';
-    socket.on('data', (d: Buffer) => (out += d.toString('latin1')));
-    socket.once('error', reject);
-    socket.once('close', () => resolve(out));
-  });
-}
+/** Sends raw bytes, half-closing after them, and resolves with the whole answer once the server closes. */
+const raw = (text: string): Promise<string> => sendRaw(w.addresses.http, text, true);
 
 /**
  * A token Warden has verified already (a request with it came before), so a request that carries
@@ -51,12 +42,6 @@ async function verifiedToken(): Promise<string> {
   const res = await fetch(`${w.addresses.http}/v1/models`, { headers: { authorization: `Bearer ${token}` } });
   expect(res.status).toBe(200);
   return token;
-}
-
-function header(answer: string, name: string): string | undefined {
-  const head = answer.slice(0, answer.indexOf('\r\n\r\n'));
-  const line = head.split('\r\n').find((l) => l.toLowerCase().startsWith(`${name}:`));
-  return line?.slice(name.length + 1).trim();
 }
 
 describe('HTTP requests refused by the parser', () => {
@@ -77,11 +62,11 @@ describe('HTTP requests refused by the parser', () => {
       const records = w.audit().length;
       const answer = await raw(request);
       expect(answer.startsWith(`HTTP/1.1 ${status} `), answer.slice(0, 80)).toBe(true);
-      expect(header(answer, 'connection')).toBe('close');
+      expect(rawHeader(answer, 'connection')).toBe('close');
       const body = JSON.parse(answer.slice(answer.indexOf('\r\n\r\n') + 4));
       expect(body.error.code).toBe(code);
       expect(answer).not.toContain(CANARY);
-      const requestId = header(answer, 'x-request-id');
+      const requestId = rawHeader(answer, 'x-request-id');
       expect(requestId).toMatch(/^[0-9a-f-]{36}$/);
       expect(await requestsTotal('openai-http', code)).toBe(before + 1);
       const added = w.audit().slice(records);
@@ -111,13 +96,13 @@ describe('HTTP requests refused by the parser', () => {
       const records = w.audit().length;
       const answer = await raw(`CONNECT ${target} HTTP/1.1\r\nHost: x\r\ntraceparent: ${TRACEPARENT}\r\n\r\n`);
       expect(answer.startsWith('HTTP/1.1 405 '), answer.slice(0, 80)).toBe(true);
-      expect(header(answer, 'allow')).toBe('GET, POST');
-      expect(header(answer, 'connection')).toBe('close');
+      expect(rawHeader(answer, 'allow')).toBe('GET, POST');
+      expect(rawHeader(answer, 'connection')).toBe('close');
       const body = JSON.parse(answer.slice(answer.indexOf('\r\n\r\n') + 4));
       expect(body.error).toMatchObject({ code: 'invalid_request', type: 'invalid_request_error' });
       expect(body.error.message).toContain('method CONNECT is not allowed');
       expect(answer).not.toContain(CANARY);
-      const requestId = header(answer, 'x-request-id');
+      const requestId = rawHeader(answer, 'x-request-id');
       expect(requestId).toMatch(/^[0-9a-f-]{36}$/);
       expect(await requestsTotal('openai-http', 'invalid_request')).toBe(before + 1);
       const added = w.audit().slice(records);
@@ -141,9 +126,9 @@ describe('HTTP requests refused by the parser', () => {
       expect(body.error).toMatchObject({ code: 'invalid_request', type: 'invalid_request_error', param: 'expect' });
       expect(body.error.message).toContain('Expect header');
       expect(answer).not.toContain(CANARY);
-      const requestId = header(answer, 'x-request-id');
+      const requestId = rawHeader(answer, 'x-request-id');
       expect(requestId).toMatch(/^[0-9a-f-]{36}$/);
-      if (anthropic) expect(header(answer, 'request-id')).toBe(requestId);
+      if (anthropic) expect(rawHeader(answer, 'request-id')).toBe(requestId);
       expect(await requestsTotal(protocol, 'invalid_request')).toBe(before + 1);
       const added = w.audit().slice(records);
       expect(added).toHaveLength(1);
@@ -163,10 +148,10 @@ describe('HTTP requests refused by the parser', () => {
       const answer = await raw(`POST ${path} HTTP/1.1\r\nHost: x\r\nExpect: 100-continue\r\ntraceparent: ${TRACEPARENT}\r\nContent-Type: application/json\r\nContent-Length: 65537\r\n\r\n`);
       expect(answer.startsWith('HTTP/1.1 413 '), answer.slice(0, 80)).toBe(true);
       expect(answer).not.toContain('100 Continue');
-      expect(header(answer, 'connection')).toBe('close');
+      expect(rawHeader(answer, 'connection')).toBe('close');
       const body = JSON.parse(answer.slice(answer.indexOf('\r\n\r\n') + 4));
       expect(body.error).toMatchObject({ code: 'payload_too_large', param: '$' });
-      const requestId = header(answer, 'x-request-id');
+      const requestId = rawHeader(answer, 'x-request-id');
       expect(requestId).toMatch(/^[0-9a-f-]{36}$/);
       await eventually(() => w.audit().length > records);
       expect(w.audit().slice(records)).toMatchObject([{ request_id: requestId, principal: null, status: 'error', error_code: 'payload_too_large', trace_id: TRACE_ID }]);
@@ -188,7 +173,7 @@ describe('HTTP requests refused by the parser', () => {
     const answer = await raw('GET /v1/models HTTP/1.1\r\nHost: x\r\nConnection: Upgrade\r\nUpgrade: websocket\r\nSec-WebSocket-Version: 13\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n\r\n');
     // No credentials: the request handler's 401, not a 101 or a dropped connection.
     expect(answer).toMatch(/^HTTP\/1\.1 401 /);
-    const requestId = header(answer, 'x-request-id');
+    const requestId = rawHeader(answer, 'x-request-id');
     await eventually(() => w.audit().length > records);
     expect(w.audit().slice(records)).toMatchObject([{ request_id: requestId, status: 'error', error_code: 'unauthenticated' }]);
   });

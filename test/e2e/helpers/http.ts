@@ -1,5 +1,5 @@
 /** Plain-HTTP calls to Warden's OpenAI-compatible listener, for tests that do not use the SDK. */
-import type { Socket } from 'node:net';
+import { connect, type Socket } from 'node:net';
 
 /**
  * POSTs to `/v1/chat/completions` under `httpBase` with `token` as the bearer. An object body is
@@ -53,4 +53,33 @@ export function writeBytewiseChunked(socket: Socket, body: string, end: boolean)
     else socket.write('0\r\n\r\n');
   };
   next();
+}
+
+/**
+ * Sends raw bytes to the HTTP listener at `httpBase` and resolves with the whole answer (as
+ * latin1) once the server closes the connection: a server that waits for bytes never sent (a
+ * body a head announces) leaves it pending, and the test's timeout fails it. `halfClose`: end
+ * the sending side after the bytes, as a client that has nothing more to send.
+ */
+export function sendRaw(httpBase: string, text: string, halfClose = false): Promise<string> {
+  const { hostname, port } = new URL(httpBase);
+  return new Promise((resolve, reject) => {
+    const socket = connect(Number(port), hostname, () => (halfClose ? socket.end(text) : socket.write(text)));
+    let out = '';
+    socket.on('data', (d: Buffer) => (out += d.toString('latin1')));
+    socket.once('error', reject);
+    socket.once('close', () => resolve(out));
+  });
+}
+
+/** A header's value in a raw HTTP answer (sendRaw's), by its lower-case name. */
+export function rawHeader(answer: string, name: string): string | undefined {
+  const head = answer.slice(0, answer.indexOf('\r\n\r\n'));
+  const line = head.split('\r\n').find((l) => l.toLowerCase().startsWith(`${name}:`));
+  return line?.slice(name.length + 1).trim();
+}
+
+/** The error object of a raw HTTP answer's JSON body, in either route's shape (OpenAI's `error`, Anthropic's `error` under `type: error`). */
+export function rawError(answer: string): Record<string, unknown> {
+  return JSON.parse(answer.slice(answer.indexOf('\r\n\r\n') + 4)).error;
 }
