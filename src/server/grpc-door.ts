@@ -11,10 +11,11 @@
  *   takes it over (the handler gives it back when it finishes, stream closed or not);
  * - must have sent its whole request (message and half-close) within `client_timeout_ms`, or it
  *   ends with `request_timeout` (DEADLINE_EXCEEDED), as over HTTP;
+ * - whose `grpc-encoding` is not `identity` is refused from its headers (`unsupported_media_type`),
+ *   before grpc-js inflates a byte of its message (Screened.compressed);
  * - when it ends before its handler ran — the client left, or grpc-js refused it (no message or
- *   two, a message that does not decompress, an unknown `grpc-encoding`, an invalid
- *   `grpc-timeout`, a message over the receive ceiling) — is counted and audited like any refusal,
- *   and its stream closed after its status even if the client has not half-closed;
+ *   two, an invalid `grpc-timeout`, a message over the receive ceiling) — is counted and audited
+ *   like any refusal, and its stream closed after its status even if the client has not half-closed;
  * - once its handler has finished, has `upstream_timeout_ms` for its answer to go out, or its
  *   stream is reset (Deliveries).
  */
@@ -58,6 +59,12 @@ export interface GrpcDoorOptions {
   status: (err: WardenError) => Partial<grpc.StatusObject>;
   /** What the calls it admits are, in its `overloaded` message (default `requests`). */
   calls?: string;
+  /**
+   * Where screen() keeps what it found in each call's header block (default: a map of the door's
+   * own). Doors of one server share one: the gateway's door screens every call on the listener,
+   * and the health doors read the same map for a compressed message.
+   */
+  screened?: WeakMap<http2.Http2Stream, Screened>;
   /**
    * limits.max_header_bytes: a call whose metadata, counted as sent, is larger is marked
    * (Screened.metadataBytes) for its handler to refuse. Unset: none is.
@@ -106,6 +113,14 @@ export interface Screened {
    * the handler refuses it instead.
    */
   wardenHeader?: string;
+  /**
+   * Set when the call's `grpc-encoding` is not `identity`: its messages are compressed. grpc-js
+   * would inflate each as it arrives, before any handler and so before the credentials, up to its
+   * receive ceiling (4 × max_body_bytes, megabytes for a few kilobytes sent); the door refuses the
+   * call from its headers instead, before a byte of its message is read (as HTTP refuses a
+   * compressed body). The value is not kept: it is the caller's text.
+   */
+  compressed?: true;
 }
 
 /** Header fields that are no metadata: grpc-js keeps them for itself (metadataBytes does not count them). */
@@ -122,6 +137,8 @@ export function screenHeaders(headers: http2.IncomingHttpHeaders, rawHeaders: re
   let wardenHeader: string | undefined;
   let authorizations = 0;
   let bytes = 0;
+  const encoding = headers['grpc-encoding'];
+  const compressed = encoding !== undefined && encoding !== 'identity';
   for (let i = 0; i + 1 < rawHeaders.length; i += 2) {
     const name = rawHeaders[i]!;
     if (name.charCodeAt(0) === 0x3a /* ':', a pseudo-header */ || NOT_METADATA.has(name)) continue;
@@ -132,12 +149,13 @@ export function screenHeaders(headers: http2.IncomingHttpHeaders, rawHeaders: re
     else if (name === 'x-warden-template' || name === 'x-warden-variables') wardenHeader ??= name;
   }
   const credentials = unreadableAuthorization(headers, authorizations);
-  if (credentials === undefined && relayHeader === undefined && wardenHeader === undefined && bytes <= maxMetadataBytes) return undefined;
+  if (credentials === undefined && relayHeader === undefined && wardenHeader === undefined && bytes <= maxMetadataBytes && !compressed) return undefined;
   const found: Screened = {};
   if (credentials !== undefined) found.credentials = credentials;
   if (relayHeader !== undefined) found.relayHeader = relayHeader;
   if (bytes > maxMetadataBytes) found.metadataBytes = bytes;
   if (wardenHeader !== undefined) found.wardenHeader = wardenHeader;
+  if (compressed) found.compressed = true;
   return found;
 }
 
@@ -157,6 +175,13 @@ function unreadableAuthorization(headers: http2.IncomingHttpHeaders, fields: num
   const value = headers.authorization;
   if (value !== undefined && !/^[ -~]*$/.test(value)) return 'the authorization metadata is not a Bearer token';
   return undefined;
+}
+
+/** A call whose messages are compressed (Screened.compressed): `param` names the header. */
+export function compressedMessage(): WardenError {
+  return new WardenError('unsupported_media_type', 'the request message is compressed (grpc-encoding): Warden does not decompress messages; send them uncompressed', {
+    location: { path: 'grpc-encoding' },
+  });
 }
 
 /** How long grpc-js's refusal of a call's messages waits for the client's reset (refuseMessageCount). */
@@ -250,10 +275,11 @@ export class GrpcDoor {
   /** Answers on their way to clients, bounded by opts.deliveryTimeoutMs (none when unset). */
   private readonly deliveries: Deliveries | undefined;
   /** What screen() found in a call's header block, by its HTTP/2 stream, until the door reads it. */
-  private readonly screened = new WeakMap<http2.Http2Stream, Screened>();
+  private readonly screened: WeakMap<http2.Http2Stream, Screened>;
   private live = 0;
 
   constructor(private readonly opts: GrpcDoorOptions) {
+    this.screened = opts.screened ?? new WeakMap();
     if (opts.deliveryTimeoutMs !== undefined) this.deliveries = new Deliveries(opts.deliveryTimeoutMs);
   }
 
@@ -354,6 +380,12 @@ export class GrpcDoor {
       this.refuse(call, new WardenError('shutting_down', 'warden is shutting down; retry on another instance'), send);
       return false;
     }
+    if (call.screened?.compressed === true) {
+      // Before its place is taken: the refusal reads nothing, and the message is never inflated
+      // (its stream stays paused: no handler asks for it).
+      this.refuse(call, compressedMessage(), send);
+      return false;
+    }
     if (!this.opts.admission.tryEnter()) {
       const err = new WardenError('overloaded', `warden is serving its limit of ${this.opts.admission.max} ${this.opts.calls ?? 'requests'}; retry shortly`, {
         details: { retry_after_s: OVERLOADED_RETRY_AFTER_S },
@@ -416,8 +448,8 @@ export class GrpcDoor {
       return;
     }
     this.release(call);
-    // grpc-js may have answered it (a grpc-timeout that expired, a message over the ceiling, bad
-    // encoding) while the client has not half-closed: as after the door's own refusals.
+    // grpc-js may have answered it (a grpc-timeout that expired or is invalid, a message over the
+    // ceiling) while the client has not half-closed: as after the door's own refusals.
     closeUnread(next);
   }
 
@@ -439,8 +471,8 @@ export class GrpcDoor {
 
 /**
  * Why a call ended before its handler ran, as a Warden code. grpc-js refuses some calls below
- * every interceptor (a message that does not decompress, an unknown `grpc-encoding`, an invalid
- * `grpc-timeout`, a message over the receive ceiling) and tells the interceptor only that the call
+ * every interceptor (an invalid `grpc-timeout`, a message over the receive ceiling; a compressed
+ * message never reaches it, see Screened.compressed) and tells the interceptor only that the call
  * ended; the status it sent is read back from the call's HTTP/2 stream (a private field of
  * grpc-js's base call: test/server/grpc-door.test.ts checks it against the installed grpc-js).
  * No status sent: the client cancelled or reset the call.
@@ -457,7 +489,7 @@ function endedBeforeHandler(next: grpc.ServerInterceptingCallInterface): WardenE
     case grpc.status.RESOURCE_EXHAUSTED:
       return new WardenError('payload_too_large', 'grpc-js refused the request message: larger than its receive ceiling', { location: { path: '$' } });
     default:
-      return new WardenError('invalid_request', 'grpc-js refused the call before Warden read it (its compression or grpc-timeout)', { location: { path: '$' } });
+      return new WardenError('invalid_request', 'grpc-js refused the call before Warden read it (its grpc-timeout)', { location: { path: '$' } });
   }
 }
 

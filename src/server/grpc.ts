@@ -4,7 +4,7 @@
  * gRPC messages ↔ canonical request/response, Warden codes → gRPC status codes.
  */
 import { randomUUID } from 'node:crypto';
-import type { Http2Server } from 'node:http2';
+import type { Http2Server, Http2Stream } from 'node:http2';
 import { performance } from 'node:perf_hooks';
 import * as grpc from '@grpc/grpc-js';
 import { countAttachments } from '../pipeline/attachments.js';
@@ -138,6 +138,18 @@ export function toGrpcError(err: WardenError, code: grpc.status = STATUS[err.grp
   }
   metadata.set('grpc-status-details-bin', statusDetailsBin({ code, message: err.message, reason: err.code, param, retryAfterMs, details: err.details }));
   return { code, details: err.message, metadata };
+}
+
+/**
+ * A Warden error as a door sends it (toGrpcError). A compressed message is UNIMPLEMENTED, as gRPC
+ * specifies for a compression the server does not take, with `grpc-accept-encoding: identity`
+ * naming the one it does (grpc-js's own response headers list deflate and gzip).
+ */
+function doorStatus(err: WardenError): Partial<grpc.StatusObject> {
+  if (err.code !== 'unsupported_media_type') return toGrpcError(err);
+  const status = toGrpcError(err, grpc.status.UNIMPLEMENTED);
+  status.metadata?.set('grpc-accept-encoding', 'identity');
+  return status;
 }
 
 /**
@@ -711,6 +723,10 @@ export function createGrpcIngress(opts: GrpcIngressOptions): GrpcIngress {
   /** Each running call's `cancel`: the shutdown deadline ends them all with `shutting_down`. */
   const running = new RunningRequests();
 
+  // What the gateway door's screen finds in each call's header block on the listener: the health
+  // doors read it too (a compressed message is refused on every method, see Screened.compressed).
+  const screened = new WeakMap<Http2Stream, Screened>();
+
   // Each gateway call is admitted, timed and (when it ends before its handler) audited from its
   // headers on, not from its half-close, where grpc-js first runs a handler (grpc-door.ts).
   const door = new GrpcDoor({
@@ -720,8 +736,9 @@ export function createGrpcIngress(opts: GrpcIngressOptions): GrpcIngress {
     deliveryTimeoutMs: limits.upstreamTimeoutMs,
     guards: (path) => GATEWAY_METHODS.has(path),
     record: recordAtDoor,
-    status: (err) => toGrpcError(err),
+    status: doorStatus,
     maxMetadataBytes: limits.maxHeaderBytes,
+    screened,
   });
 
   // Health calls are no requests (neither counted in max_in_flight nor audited), but they are
@@ -740,8 +757,9 @@ export function createGrpcIngress(opts: GrpcIngressOptions): GrpcIngress {
       deliveryTimeoutMs: limits.upstreamTimeoutMs,
       guards: (p) => p === path,
       record: () => Promise.resolve(),
-      status: (err) => toGrpcError(err),
+      status: doorStatus,
       calls,
+      screened,
     });
   const checkDoor = healthDoor(HEALTH_CHECK, 'health Check calls');
   const watchDoor = healthDoor(HEALTH_WATCH, 'health Watch streams');

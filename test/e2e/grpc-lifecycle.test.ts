@@ -162,7 +162,7 @@ describe('calls grpc-js answers before any handler runs', () => {
     await w?.close();
   });
 
-  it('no request message or two are INVALID_ARGUMENT invalid_request; bad compression and grpc-timeout are counted and audited', { timeout: 20_000 }, async () => {
+  it('no request message or two are INVALID_ARGUMENT invalid_request; a compressed message and a bad grpc-timeout are counted and audited', { timeout: 20_000 }, async () => {
     const before = w.audit().length;
     const session = connect(w.addresses.grpc);
     try {
@@ -172,17 +172,18 @@ describe('calls grpc-js answers before any handler runs', () => {
       const two = await rawCall(session, 'StreamComplete', [empty, empty], true, auth).ended;
       for (const end of [none, two]) expect(end).toMatchObject({ status: grpc.status.INVALID_ARGUMENT, wardenCode: 'invalid_request' });
 
-      // grpc-js answers these below every interceptor, with its own status (no warden-code).
+      // A compressed message is refused from the call's headers, never inflated (whether it would
+      // inflate or not: grpc-js's own answers were INTERNAL and UNIMPLEMENTED).
       const notGzip = await rawCall(session, 'Complete', [frame(Buffer.from('not gzip at all'), true)], true, { ...auth, 'grpc-encoding': 'gzip' }).ended;
-      expect(notGzip.status).toBe(grpc.status.INTERNAL);
       const brotli = await rawCall(session, 'Complete', [frame(gzipSync(Buffer.alloc(0)), true)], true, { ...auth, 'grpc-encoding': 'br' }).ended;
-      expect(brotli.status).toBe(grpc.status.UNIMPLEMENTED);
+      for (const end of [notGzip, brotli]) expect(end).toMatchObject({ status: grpc.status.UNIMPLEMENTED, wardenCode: 'unsupported_media_type' });
+      // grpc-js answers this below every interceptor, with its own status (no warden-code).
       const badTimeout = await rawCall(session, 'Render', [empty], true, { ...auth, 'grpc-timeout': 'abc' }).ended;
       expect(badTimeout.status).toBe(grpc.status.INTERNAL);
 
       await eventually(() => w.audit().length - before >= 5);
       const records = w.audit().slice(before);
-      expect(records.map((r) => r.error_code)).toEqual(['invalid_request', 'invalid_request', 'invalid_request', 'invalid_request', 'invalid_request']);
+      expect(records.map((r) => r.error_code)).toEqual(['invalid_request', 'invalid_request', 'unsupported_media_type', 'unsupported_media_type', 'invalid_request']);
       expect(records.every((r) => r.principal === null && r.status === 'error')).toBe(true);
     } finally {
       session.close();
@@ -191,7 +192,7 @@ describe('calls grpc-js answers before any handler runs', () => {
 });
 
 describe('calls grpc-js answers before their handler, from a client that has not half-closed', () => {
-  it('are closed once answered (a second message, an expired grpc-timeout, a message over the ceiling, bad encoding): shutdown drains at once', { timeout: 20_000 }, async () => {
+  it('are closed once answered (a second message, an expired grpc-timeout, a message over the ceiling, a compressed message): shutdown drains at once', { timeout: 20_000 }, async () => {
     const w = await startWarden({ upstreamUrl: upstream.url, limits: 'limits: { max_body_bytes: 65536, client_timeout_ms: 10000, shutdown_grace_ms: 3000 }' });
     const session = connect(w.addresses.grpc);
     try {
@@ -214,12 +215,12 @@ describe('calls grpc-js answers before their handler, from a client that has not
         { status: grpc.status.INVALID_ARGUMENT, wardenCode: 'invalid_request', rstCode: http2.constants.NGHTTP2_NO_ERROR },
         { status: grpc.status.DEADLINE_EXCEEDED, rstCode: http2.constants.NGHTTP2_NO_ERROR },
         { status: grpc.status.RESOURCE_EXHAUSTED, rstCode: http2.constants.NGHTTP2_NO_ERROR },
-        { status: grpc.status.UNIMPLEMENTED, rstCode: http2.constants.NGHTTP2_NO_ERROR },
-        { status: grpc.status.INTERNAL, rstCode: http2.constants.NGHTTP2_NO_ERROR },
+        { status: grpc.status.UNIMPLEMENTED, wardenCode: 'unsupported_media_type', rstCode: http2.constants.NGHTTP2_NO_ERROR },
+        { status: grpc.status.UNIMPLEMENTED, wardenCode: 'unsupported_media_type', rstCode: http2.constants.NGHTTP2_NO_ERROR },
       ]);
       await eventually(() => w.audit().length - before >= 5);
       // grpc-js's DEADLINE_EXCEEDED is the client's own deadline: it gave up (as over HTTP).
-      expect(w.audit().slice(before).map((r) => r.error_code).sort()).toEqual(['cancelled', 'invalid_request', 'invalid_request', 'invalid_request', 'payload_too_large']);
+      expect(w.audit().slice(before).map((r) => r.error_code).sort()).toEqual(['cancelled', 'invalid_request', 'payload_too_large', 'unsupported_media_type', 'unsupported_media_type']);
       await eventually(async () => (await inFlight(w)) === 0);
 
       // Nothing is left open to hold the graceful close: a call left open would hold it until its

@@ -77,6 +77,11 @@ describe('a client that leaves while its secret is failing', () => {
     try {
       const addr = await listening;
       const token = await prepared.signer.token('support', 'ticket-bot');
+      // The gRPC channel is connected before either request is sent: on a loaded machine the call's
+      // 300 ms deadline could otherwise pass while it connects, the call never reaching Warden (no
+      // record, and the wait below for two records never ends).
+      const client = gatewayClient(addr.grpc);
+      await new Promise<void>((resolve, reject) => client.waitForReady(Date.now() + 30_000, (err?: Error) => (err ? reject(err) : resolve())));
 
       // HTTP: send the request, then reset the connection while authentication waits.
       const url = new URL(addr.http);
@@ -86,7 +91,6 @@ describe('a client that leaves while its secret is failing', () => {
       });
       socket.on('error', () => undefined);
       // gRPC: the same request with a deadline that passes while authentication waits.
-      const client = gatewayClient(addr.grpc);
       const grpcFailed = new Promise<grpc.ServiceError | null>((resolve) =>
         client.Complete(
           { template: { id: 'ops/incident-brief', version: 1 }, model: 'gpt-4o-mini', variables: { service: 'db' } },
