@@ -416,6 +416,32 @@ describe('key sources that fail', () => {
     expect(make('latin1.json')).toThrow(new RegExp(`cannot read jwks_file .*latin1\\.json \\(not valid UTF-8 at line 1, column ${head.length + 1}\\)$`));
   });
 
+  it('refuses at start a key file, CA file or token file larger than its cap, by its size, without reading it whole', async () => {
+    const MIB = 1024 * 1024;
+    // Valid content padded with spaces: only the size is wrong.
+    const padded = (text: string, bytes: number) => text + ' '.repeat(bytes - Buffer.byteLength(text));
+    await writeFile(join(dir, 'big-jwks.json'), padded(JSON.stringify({ keys: [rsa.jwk] }), MIB + 1));
+    expect(() => new KubernetesTokenAuthenticator({ issuer: ISSUER, audiences: [AUD], jwksFile: join(dir, 'big-jwks.json') })).toThrow(
+      /cannot read jwks_file .*big-jwks\.json \(the file is 1048577 bytes, more than the 1048576 it may have\)$/,
+    );
+    await writeFile(join(dir, 'big-ca.pem'), padded(await readFile(join(import.meta.dirname, 'fixtures', 'ca.crt'), 'utf8'), MIB + 1));
+    expect(() => new KubernetesTokenAuthenticator({ issuer: ISSUER, audiences: [AUD], jwksUrl, jwksCaFile: join(dir, 'big-ca.pem') })).toThrow(
+      /cannot read jwks_ca_file .*big-ca\.pem \(the file is 1048577 bytes, more than the 1048576 it may have\)$/,
+    );
+    await writeFile(join(dir, 'big-token'), padded(CLUSTER_TOKEN, 64 * 1024 + 1));
+    const tooLarge = () => new KubernetesTokenAuthenticator({ issuer: ISSUER, audiences: [AUD], jwksUrl, jwksBearerTokenFile: join(dir, 'big-token') });
+    expect(tooLarge).toThrow(/cannot read jwks_bearer_token_file .*big-token \(the file is 65537 bytes, more than the 65536 it may have\)$/);
+    try {
+      tooLarge();
+    } catch (err) {
+      expect((err as Error).message).not.toContain(CLUSTER_TOKEN);
+    }
+    // At the cap exactly, each is read.
+    await writeFile(join(dir, 'cap-jwks.json'), padded(JSON.stringify({ keys: [rsa.jwk] }), MIB));
+    const k8s = new KubernetesTokenAuthenticator({ issuer: ISSUER, audiences: [AUD], jwksFile: join(dir, 'cap-jwks.json') });
+    expect(await k8s.authenticate(creds(await sign(k8sClaims())))).toMatchObject({ kind: 'kubernetes' });
+  });
+
   it('refuses at start a CA file that is missing or not PEM, and a missing token file', async () => {
     const make = (o: object) => () => new KubernetesTokenAuthenticator({ issuer: ISSUER, audiences: [AUD], jwksUrl, ...o });
     expect(make({ jwksCaFile: join(dir, 'no-ca.pem') })).toThrow(/cannot read jwks_ca_file .*no-ca\.pem \(ENOENT\)$/);
@@ -941,6 +967,21 @@ describe('a JWKS file that rotates', () => {
     expect(await k8s.authenticate(creds(await sign(k8sClaims('payments', 'third'), { key: third.privateKey, alg: 'ES256', kid: 'rotated-3' })))).toMatchObject({
       service_account: 'third',
     });
+  });
+
+  it('a key file replaced by one over 1 MiB is not read: reported once by its size, the keys read before stay in use', async () => {
+    const file = join(dir, 'grows.json');
+    await writeFile(file, JSON.stringify({ keys: [rsa.jwk] }));
+    const warnings: object[] = [];
+    vi.setSystemTime(new Date('2032-01-01T00:00:00Z'));
+    const k8s = new KubernetesTokenAuthenticator({ issuer: ISSUER, audiences: [AUD], jwksFile: file, logger: { warn: (o) => warnings.push(o) } });
+    // A valid set, padded past the cap, that would add a new key: it must not be used.
+    const text = JSON.stringify({ keys: [rsa.jwk, ec.jwk] });
+    await writeFile(file, text + ' '.repeat(1024 * 1024 + 1 - Buffer.byteLength(text)));
+    vi.setSystemTime(new Date(Date.now() + 10_000));
+    expect((await authError(k8s, creds(await sign(k8sClaims(), { key: ec.privateKey, alg: 'ES256', kid: 'ec-1' })))).message).toMatch(/no matching key/);
+    expect(warnings).toEqual([{ method: 'kubernetes', file, code: 'the file is 1048577 bytes, more than the 1048576 it may have' }]);
+    expect(await k8s.authenticate(creds(await sign(k8sClaims('payments', 'still-rsa'))))).toMatchObject({ service_account: 'still-rsa' });
   });
 
   it('a SPIFFE bundle file whose JWT authorities are all withdrawn (x509-svid keys only, or none) refuses every SVID, the remembered one included', async () => {
