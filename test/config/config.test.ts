@@ -450,9 +450,19 @@ describe('errors name file:line:col, key path and what is wrong', () => {
     ]);
     expect(lines('identity:\n  methods:\n    - kubernetes\n    - dev\n    - dev\n    - spiffe\n')).toEqual([
       'w.yaml:3:7: identity.methods[0]: method "kubernetes" needs an identity.kubernetes section',
+      'w.yaml:4:7: identity.methods[1]: method "dev" must come last: it answers every request (a local caller is its principal, any other caller is refused), so the methods after it would never be tried',
       'w.yaml:5:7: identity.methods[2]: method "dev" is listed twice',
       'w.yaml:6:7: identity.methods[3]: method "spiffe" needs an identity.spiffe section',
     ]);
+  });
+
+  it('dev must be the last method: one after it would never be tried', () => {
+    const k8s = '  kubernetes: { issuer: https://k8s, audiences: [warden], jwks_file: k.json }\n';
+    expect(lines(`identity:\n  methods: [dev, kubernetes]\n${k8s}`)).toEqual([
+      'w.yaml:2:13: identity.methods[0]: method "dev" must come last: it answers every request (a local caller is its principal, any other caller is refused), so the methods after it would never be tried',
+    ]);
+    expect(parseConfig(`identity:\n  methods: [kubernetes, dev]\n${k8s}`, 'w.yaml', {}).identity.methods).toEqual(['kubernetes', 'dev']);
+    expect(parseConfig('identity:\n  methods: [dev]\n', 'w.yaml', {}).identity.methods).toEqual(['dev']);
   });
 
   it('kubernetes: missing keys point at the section, jwks source exactly one', () => {
