@@ -932,6 +932,26 @@ describe('warnings', () => {
     ]);
   });
 
+  it('a key set fetched over plain http from another host is warned about (anyone on the path could sign any identity), loopback and https are not', () => {
+    const warnings = (identity: string) => configWarnings(parseConfig(`identity:\n${identity}`, 'w.yaml', {})).filter((w) => w.includes('jwks_url'));
+    expect(
+      warnings(
+        '  methods: [kubernetes, spiffe]\n' +
+          '  kubernetes: { issuer: https://k8s, audiences: [warden], jwks_url: "http://10.96.0.1/openid/v1/jwks", jwks_bearer_token_file: /var/run/token }\n' +
+          '  spiffe:\n    audiences: [warden]\n    bundles:\n' +
+          '      prod.example: { jwks_url: "http://spire.prod.example/keys" }\n' +
+          '      local.example: { jwks_url: "http://127.0.0.1:8443/keys" }\n' +
+          '      tls.example: { jwks_url: "https://spire.tls.example/keys" }\n',
+      ),
+    ).toEqual([
+      'identity.kubernetes.jwks_url uses plain http to a non-loopback host: whoever is on the path can serve keys of their own and sign tokens for any identity, and the jwks_bearer_token_file token travels unencrypted',
+      'identity.spiffe.bundles["prod.example"].jwks_url uses plain http to a non-loopback host: whoever is on the path can serve keys of their own and sign tokens for any identity',
+    ]);
+    // A section whose method is not listed fetches nothing.
+    expect(warnings('  methods: []\n  kubernetes: { issuer: https://k8s, audiences: [warden], jwks_url: "http://10.96.0.1/jwks" }\n')).toEqual([]);
+    expect(warnings('  methods: [kubernetes]\n  kubernetes: { issuer: https://k8s, audiences: [warden], jwks_url: "http://[::1]:8080/jwks" }\n')).toEqual([]);
+  });
+
   it('a credential in the query of a provider base_url (Gemini key=, Azure Functions code=): warned about, its value never repeated', () => {
     const KEY = 'AIzaSyCANARY-query-key-0123456789abcdefg';
     const warnings: string[] = [];
