@@ -1170,8 +1170,19 @@ describe('authenticate stage', () => {
     const err = await Promise.resolve()
       .then(() => k8sOnly.run(makeContext({ credentials: creds(token) })))
       .catch((e: unknown) => e as WardenError);
-    expect(err).toMatchObject({ code: 'unauthenticated', message: 'bearer token not accepted by any configured method (kubernetes)' });
+    // What the method takes is said (an issuer that is not quite the configured one is the usual
+    // mistake), never what the token holds.
+    expect(err).toMatchObject({ code: 'unauthenticated', message: 'bearer token not accepted by any configured method (kubernetes takes a JWT whose iss is one of identity.kubernetes.issuer)' });
     expect(JSON.stringify(err)).not.toContain(token);
+    expect(JSON.stringify(err)).not.toContain('elsewhere');
+    const spiffe = new SpiffeJwtAuthenticator({ trustDomains: ['prod.example'], audiences: [AUD], jwksUrl });
+    const both = await Promise.resolve()
+      .then(() => createAuthenticateStage([k8s, spiffe]).run(makeContext({ credentials: creds('sk-not-a-jwt') })))
+      .catch((e: unknown) => e as WardenError);
+    expect(both).toMatchObject({
+      message: 'bearer token not accepted by any configured method (kubernetes takes a JWT whose iss is one of identity.kubernetes.issuer; spiffe takes a JWT whose sub is a spiffe:// ID)',
+      details: { methods: ['kubernetes', 'spiffe'] },
+    });
   });
 });
 
