@@ -367,6 +367,10 @@ export function createJwksSource(opts: JwksSourceOptions, what: string): JwksSou
     throw new JwksConfigError(`${what}: jwks_url is not a URL`);
   }
   if (url.protocol !== 'https:' && url.protocol !== 'http:') throw new JwksConfigError(`${what}: jwks_url must be http(s)`);
+  // fetch refuses such a URL on every request: every token would be refused, `JWKS unavailable`.
+  if (url.username !== '' || url.password !== '') {
+    throw new JwksConfigError(`${what}: jwks_url must not carry a user or password (user:password@host); send a token with jwks_bearer_token_file`);
+  }
   const ca = opts.jwksCaFile === undefined ? undefined : readConfigFile(what, 'jwks_ca_file', opts.jwksCaFile, MAX_CA_FILE_BYTES);
   if (ca !== undefined && !ca.includes('-----BEGIN CERTIFICATE-----')) {
     throw new JwksConfigError(`${what}: jwks_ca_file ${opts.jwksCaFile} holds no PEM certificate`);
@@ -394,6 +398,15 @@ export function createJwksSource(opts: JwksSourceOptions, what: string): JwksSou
  * the right issuer, no valid signature needed) would become a request to the API server.
  */
 const JWKS_RETRY_MS = 5_000;
+
+/** A jwks_bearer_token_file that does not hold one token (printable ASCII, nothing between). */
+class JwksTokenFileInvalid extends Error {
+  readonly code = 'ERR_JWKS_TOKEN_FILE';
+  constructor() {
+    super('the jwks_bearer_token_file does not hold one token');
+    this.name = 'JwksTokenFileInvalid';
+  }
+}
 
 /** A key set body over MAX_JWKS_BYTES. */
 class JwksTooLarge extends Error {
@@ -424,7 +437,12 @@ function keySetFetch(opts: JwksSourceOptions, ca: string | undefined): FetchImpl
     // The read waits on libuv's thread pool: held by blocked file calls (a dead mount), it would
     // never return, and jose, which bounds a fetch only through this signal, would wait with it
     // (and every token after, on the same pending fetch). So the read ends with the fetch's timeout.
-    if (tokenFile) headers.authorization = `Bearer ${(await untilAborted(readRegularFile(tokenFile, MAX_TOKEN_FILE_BYTES), init.signal)).trim()}`;
+    if (tokenFile) {
+      const token = (await untilAborted(readRegularFile(tokenFile, MAX_TOKEN_FILE_BYTES), init.signal)).trim();
+      // Two tokens, or one broken over lines: fetch would refuse the header with a message quoting it.
+      if (!/^[\x21-\x7e]+$/.test(token)) throw new JwksTokenFileInvalid();
+      headers.authorization = `Bearer ${token}`;
+    }
     const res = await undiciFetch(href, {
       method: init.method,
       redirect: init.redirect,

@@ -366,9 +366,35 @@ describe('KubernetesTokenAuthenticator (JWKS file, namespace allow-list)', () =>
     }
   });
 
-  it('fails closed when the JWKS endpoint is down', async () => {
-    const down = new KubernetesTokenAuthenticator({ issuer: ISSUER, audiences: [AUD], jwksUrl: 'http://127.0.0.1:1/openid/v1/jwks', jwksTimeoutMs: 2000 });
+  it('fails closed when the JWKS endpoint is down, and the log says why in words of its own', async () => {
+    const warnings: object[] = [];
+    const logger = { warn: (o: object) => warnings.push(o) };
+    // A port nothing listens on (a server's, closed).
+    const closed = createServer();
+    await new Promise<void>((r) => closed.listen(0, '127.0.0.1', r));
+    const port = (closed.address() as AddressInfo).port;
+    await new Promise<void>((r) => closed.close(() => r()));
+    const down = new KubernetesTokenAuthenticator({ issuer: ISSUER, audiences: [AUD], jwksUrl: `http://127.0.0.1:${port}/openid/v1/jwks`, jwksTimeoutMs: 2000, logger });
     expect((await authError(down, creds(await sign(k8sClaims())))).message).toMatch(/JWKS/);
+    expect(warnings).toEqual([{ method: 'kubernetes', reason: 'unreachable (ECONNREFUSED)' }]);
+    // Port 1 is one of fetch's blocked ports: never tried, and the log says so.
+    warnings.length = 0;
+    const blocked = new KubernetesTokenAuthenticator({ issuer: ISSUER, audiences: [AUD], jwksUrl: 'http://127.0.0.1:1/openid/v1/jwks', logger });
+    await authError(blocked, creds(await sign(k8sClaims())));
+    expect(warnings).toEqual([{ method: 'kubernetes', reason: 'unreachable (a port fetch refuses to use)' }]);
+
+    // A token file holding two tokens (or one broken over lines): fetch would refuse the header
+    // with a message quoting it; the reason is said, the token never.
+    await writeFile(join(dir, 'two-tokens'), `${CLUSTER_TOKEN}\n${CLUSTER_TOKEN}-2\n`);
+    warnings.length = 0;
+    const twoTokens = new KubernetesTokenAuthenticator({ issuer: ISSUER, audiences: [AUD], jwksUrl: `${jwksUrl}?two`, jwksBearerTokenFile: join(dir, 'two-tokens'), logger });
+    expect((await authError(twoTokens, creds(await sign(k8sClaims())))).message).toMatch(/JWKS unavailable/);
+    expect(warnings).toEqual([{ method: 'kubernetes', reason: 'jwks_bearer_token_file does not hold one token (a space or line break inside)' }]);
+    expect(JSON.stringify(warnings)).not.toContain(CLUSTER_TOKEN);
+
+    // A user and password in the URL: fetch refuses every such request, so the start does.
+    const withUser = () => new KubernetesTokenAuthenticator({ issuer: ISSUER, audiences: [AUD], jwksUrl: 'https://reader:CANARY-pw@127.0.0.1:1/jwks' });
+    expect(withUser).toThrow(/^kubernetes: jwks_url must not carry a user or password \(user:password@host\); send a token with jwks_bearer_token_file$/);
   });
 });
 
