@@ -49,7 +49,7 @@ function keySourceReason(err: unknown): string {
   if (code === 'ERR_JWKS_INVALID') return 'not a valid JSON Web Key Set';
   if (code === 'ERR_JWKS_TOO_LARGE') return 'key set response too large';
   if (code === 'ERR_JOSE_GENERIC') return 'unexpected HTTP response (not 200 with a key set)';
-  if (code === 'ERR_JWKS_TOKEN_FILE') return 'jwks_bearer_token_file does not hold one token (a space or line break inside)';
+  if (code === 'ERR_JWKS_TOKEN_FILE') return 'jwks_bearer_token_file does not hold one token (empty, or a space or line break inside)';
   if (typeof code === 'string' && /^E[A-Z]+$/.test(code)) return `file or network error ${code}`;
   if (err instanceof TypeError) {
     // fetch's own TypeError ("fetch failed") says why in its cause: ECONNREFUSED, ENOTFOUND, a TLS

@@ -389,7 +389,7 @@ describe('KubernetesTokenAuthenticator (JWKS file, namespace allow-list)', () =>
     warnings.length = 0;
     const twoTokens = new KubernetesTokenAuthenticator({ issuer: ISSUER, audiences: [AUD], jwksUrl: `${jwksUrl}?two`, jwksBearerTokenFile: join(dir, 'two-tokens'), logger });
     expect((await authError(twoTokens, creds(await sign(k8sClaims())))).message).toMatch(/JWKS unavailable/);
-    expect(warnings).toEqual([{ method: 'kubernetes', reason: 'jwks_bearer_token_file does not hold one token (a space or line break inside)' }]);
+    expect(warnings).toEqual([{ method: 'kubernetes', reason: 'jwks_bearer_token_file does not hold one token (empty, or a space or line break inside)' }]);
     expect(JSON.stringify(warnings)).not.toContain(CLUSTER_TOKEN);
 
     // A user and password in the URL: fetch refuses every such request, so the start does.
