@@ -408,6 +408,15 @@ class JwksTokenFileInvalid extends Error {
   }
 }
 
+/** A key set that holds private or symmetric key material (see PRIVATE_MEMBERS). */
+class JwksPrivateKeys extends Error {
+  readonly code = 'ERR_JWKS_PRIVATE';
+  constructor() {
+    super('the JSON Web Key Set holds private or symmetric key material');
+    this.name = 'JwksPrivateKeys';
+  }
+}
+
 /** A key set body over MAX_JWKS_BYTES. */
 class JwksTooLarge extends Error {
   readonly code = 'ERR_JWKS_TOO_LARGE';
@@ -462,6 +471,9 @@ function keySetFetch(opts: JwksSourceOptions, ca: string | undefined): FetchImpl
       throw new errors.JOSEError('Failed to parse the JSON Web Key Set HTTP response as JSON');
     }
     if (!isKeySet(body)) throw new errors.JWKSInvalid();
+    // jose refuses such a set too, as merely invalid: the operator must hear that the endpoint
+    // publishes keys anyone who fetched them can sign tokens with.
+    if (body.keys.some((k) => PRIVATE_MEMBERS.some((m) => m in (k as object)))) throw new JwksPrivateKeys();
     const out = mapKeys ? { ...body, keys: mapKeys(body.keys as JWK[]) } : body;
     return new Response(JSON.stringify(out), { status: 200, headers: { 'content-type': 'application/json' } });
   };

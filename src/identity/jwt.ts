@@ -47,6 +47,7 @@ function keySourceReason(err: unknown): string {
   if (code === 'ERR_JWKS_TIMEOUT') return 'fetch timed out';
   if (code === 'ERR_JWKS_FILE_TIMEOUT') return 'jwks_file look timed out';
   if (code === 'ERR_JWKS_INVALID') return 'not a valid JSON Web Key Set';
+  if (code === 'ERR_JWKS_PRIVATE') return 'the key set holds private or symmetric key material (anyone who fetched it can sign tokens): it must hold public keys only';
   if (code === 'ERR_JWKS_TOO_LARGE') return 'key set response too large';
   if (code === 'ERR_JOSE_GENERIC') return 'unexpected HTTP response (not 200 with a key set)';
   if (code === 'ERR_JWKS_TOKEN_FILE') return 'jwks_bearer_token_file does not hold one token (empty, or a space or line break inside)';

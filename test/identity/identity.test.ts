@@ -420,6 +420,28 @@ describe('key sources that fail', () => {
     }
   });
 
+  it('a key set URL that serves private key material is refused as such, logged without the key', async () => {
+    const d = 'CANARY-private-exponent';
+    const leaking = createServer((_req, res) => res.writeHead(200).end(JSON.stringify({ keys: [{ ...rsa.jwk, d }] })));
+    await new Promise<void>((r) => leaking.listen(0, '127.0.0.1', r));
+    try {
+      const warnings: object[] = [];
+      const k8s = new KubernetesTokenAuthenticator({
+        issuer: ISSUER,
+        audiences: [AUD],
+        jwksUrl: `http://127.0.0.1:${(leaking.address() as AddressInfo).port}/keys`,
+        logger: { warn: (o) => warnings.push(o) },
+      });
+      expect((await authError(k8s, creds(await sign(k8sClaims())))).message).toBe('kubernetes authentication failed: JWKS unavailable');
+      expect(warnings).toEqual([
+        { method: 'kubernetes', reason: 'the key set holds private or symmetric key material (anyone who fetched it can sign tokens): it must hold public keys only' },
+      ]);
+      expect(JSON.stringify(warnings)).not.toContain(d);
+    } finally {
+      await new Promise<void>((r) => leaking.close(() => r()));
+    }
+  });
+
   it('refuses at start a key file that is not JSON (without quoting it), empty, or holding private keys', async () => {
     const make = (file: string) => () => new KubernetesTokenAuthenticator({ issuer: ISSUER, audiences: [AUD], jwksFile: join(dir, file) });
     await writeFile(join(dir, 'not-json'), 'CANARY-SECRET-7f3a\n');
