@@ -391,7 +391,6 @@ export function createJwksSource(opts: JwksSourceOptions, what: string): JwksSou
   return refetchingOnKeyFailure(createRemoteJWKSet(url, remote), cache);
 }
 
-
 /**
  * After a fetch of the JWKS URL failed, the next one waits this long (ms). jose fetches again on
  * every token while it has no fresh key set: with the endpoint down, each request (any JWT with
