@@ -259,6 +259,16 @@ const IdentitySchema = z
     const seen = new Set<string>();
     v.methods.forEach((m, i) => {
       if (seen.has(m)) ctx.issues.push({ code: 'custom', message: `method "${m}" is listed twice`, input: m, path: ['methods', i] });
+      // `dev` answers every request (a local caller is its principal, any other is refused): a
+      // method after it is never tried, so a pod's token there would be ignored or refused.
+      else if (m === 'dev' && v.methods.slice(i + 1).some((next) => next !== 'dev')) {
+        ctx.issues.push({
+          code: 'custom',
+          message: 'method "dev" must come last: it answers every request (a local caller is its principal, any other caller is refused), so the methods after it would never be tried',
+          input: m,
+          path: ['methods', i],
+        });
+      }
       seen.add(m);
       if (m === 'kubernetes' && !v.kubernetes) {
         ctx.issues.push({ code: 'custom', message: 'method "kubernetes" needs an identity.kubernetes section', input: m, path: ['methods', i] });

@@ -30,6 +30,7 @@ export function configWarnings(config: Config): string[] {
       `identity method "dev" is enabled: loopback and Unix-socket callers act as ${p.namespace}/${p.service_account} without a token; never use it in production`,
     );
   }
+  out.push(...plainHttpKeySets(config));
   if (config.policy.paths.length === 0) out.push('policy.paths is empty: every request will be denied');
   if (!config.audit.required) out.push('audit.required is false: requests proceed when the audit record cannot be written');
   for (const [name, provider] of Object.entries(config.providers)) {
@@ -57,6 +58,33 @@ export function configWarnings(config: Config): string[] {
     if (profile.entities.length === 0) {
       out.push(`redaction.profiles.${name}.entities is empty: prompts and answers under this profile are not redacted, secrets included`);
     }
+  }
+  return out;
+}
+
+/**
+ * A key set fetched over plain http from another host: whoever is on the path (a pod on the same
+ * node, a compromised router) can answer with keys of their own and then sign a token for any
+ * service account, and reads the bearer token sent to fetch it (a pod's own service-account
+ * token). Allowed (a mesh sidecar may encrypt the hop), never silent.
+ */
+function plainHttpKeySets(config: Config): string[] {
+  const id = config.identity;
+  const sources: Array<[string, { jwks_url?: string | undefined; jwks_bearer_token_file?: string | undefined }]> = [];
+  if (id.methods.includes('kubernetes') && id.kubernetes) sources.push(['identity.kubernetes', id.kubernetes]);
+  if (id.methods.includes('spiffe') && id.spiffe) {
+    sources.push(['identity.spiffe', id.spiffe]);
+    for (const [domain, bundle] of Object.entries(id.spiffe.bundles ?? {})) sources.push([`identity.spiffe.bundles[${JSON.stringify(domain)}]`, bundle]);
+  }
+  const out: string[] = [];
+  for (const [where, source] of sources) {
+    if (source.jwks_url === undefined) continue;
+    const url = new URL(source.jwks_url);
+    if (url.protocol !== 'http:' || isLoopbackHost(url.hostname.replace(/^\[|\]$/g, ''))) continue;
+    out.push(
+      `${where}.jwks_url uses plain http to a non-loopback host: whoever is on the path can serve keys of their own and sign tokens for any identity` +
+        (source.jwks_bearer_token_file === undefined ? '' : ', and the jwks_bearer_token_file token travels unencrypted'),
+    );
   }
   return out;
 }

@@ -11,7 +11,7 @@ import { statSync, type Stats } from 'node:fs';
 import { stat } from 'node:fs/promises';
 import { createLocalJWKSet, createRemoteJWKSet, customFetch, errors, jwksCache, type ExportedJWKSCache, type FetchImplementation, type JSONWebKeySet, type JWK, type JWTVerifyGetKey } from 'jose';
 import { Agent, fetch as undiciFetch } from 'undici';
-import { readFailure, readRegularFile, readRegularFileSync } from '../pipeline/regular-file.js';
+import { FileTooLargeError, readFailure, readRegularFile, readRegularFileSync } from '../pipeline/regular-file.js';
 import { MIB } from '../pipeline/sizes.js';
 
 export interface JwksSourceOptions {
@@ -130,16 +130,38 @@ function keySetProblem(keys: JWK[]): string | undefined {
 }
 
 /**
- * Reads a file named by a config key, failing with the key and the error code or what the path is
- * instead of a regular file (never the contents). Read at start, before the event loop runs: a
- * blocking read of a FIFO would wait for a writer with SIGTERM unheard, so only a regular file is
- * read.
+ * The largest key set read, from a JWKS URL or a jwks_file; a cluster's is a few KB, a SPIRE
+ * bundle not much more. A file over it is refused by its size before it is read: read whole, a
+ * file swapped for a large one (a log, an image) would be held and parsed on every change.
  */
-function readConfigFile(what: string, key: string, path: string): string {
+const MAX_JWKS_BYTES = MIB;
+
+/** The largest jwks_ca_file read: a CA bundle, the system's whole included, is a few hundred KB. */
+const MAX_CA_FILE_BYTES = MIB;
+
+/** The largest jwks_bearer_token_file read (before every fetch): a projected token is about 1 KB. */
+const MAX_TOKEN_FILE_BYTES = 64 * 1024;
+
+/**
+ * Why a file could not be read, in words of our own: the error code, what the path is instead of
+ * a regular file, or its size past the cap (never the contents).
+ */
+function fileFailure(err: unknown): string {
+  if (err instanceof FileTooLargeError) return `the file is ${err.size} bytes, more than the ${err.limit} it may have`;
+  return readFailure(err);
+}
+
+/**
+ * Reads a file named by a config key, failing with the key and the error code, what the path is
+ * instead of a regular file, or its size past `maxBytes` (never the contents). Read at start,
+ * before the event loop runs: a blocking read of a FIFO would wait for a writer with SIGTERM
+ * unheard, so only a regular file is read.
+ */
+function readConfigFile(what: string, key: string, path: string, maxBytes: number): string {
   try {
-    return readRegularFileSync(path);
+    return readRegularFileSync(path, maxBytes);
   } catch (err) {
-    throw new JwksConfigError(`${what}: cannot read ${key} ${path} (${readFailure(err)})`);
+    throw new JwksConfigError(`${what}: cannot read ${key} ${path} (${fileFailure(err)})`);
   }
 }
 
@@ -199,7 +221,7 @@ function fileKeySource(opts: JwksSourceOptions & { jwksFile: string }, what: str
   } catch {
     identity = undefined; // readConfigFile reports it
   }
-  let currentText = readConfigFile(what, 'jwks_file', file);
+  let currentText = readConfigFile(what, 'jwks_file', file, MAX_JWKS_BYTES);
   let current = keyFileSet(what, file, currentText, opts.mapKeys).getKey;
   let generation = 0;
   let lastLook = Number.NEGATIVE_INFINITY;
@@ -214,21 +236,34 @@ function fileKeySource(opts: JwksSourceOptions & { jwksFile: string }, what: str
   /** A look missed its deadline, and none has returned on time since: one warning per such episode. */
   let stalled = false;
 
+  /**
+   * The file (its identity, when it could be had) and why it could not be read, at the last look
+   * that failed: the same failure again is not reported again. Such a file is tried at every look
+   * (a permission fixed changes none of what its identity is made of); one over the cap is
+   * refused by its size, unread.
+   */
+  let unreadable: string | undefined;
+
   /** Resolves true when a new key set was read from the file. */
   async function readIfChanged(): Promise<boolean> {
     let text: string;
+    let seen: string | undefined;
     try {
-      const now = fileIdentity(await stat(file));
-      if (now === identity) return false;
-      identity = now; // a bad file is reported once, not at every look
+      seen = fileIdentity(await stat(file));
+      if (seen === identity) return false;
+      identity = seen; // a bad file is reported once, not at every look
       // A FIFO swapped in would hold a thread-pool thread until a writer came.
-      text = await readRegularFile(file);
+      text = await readRegularFile(file, MAX_JWKS_BYTES);
     } catch (err) {
-      if (identity === UNREADABLE) return false;
       identity = UNREADABLE;
-      opts.logger?.warn({ method: what, file, code: readFailure(err) }, 'jwks_file cannot be read; the keys read before stay in use');
+      const why = fileFailure(err);
+      const failure = `${seen ?? UNREADABLE}\u0000${why}`;
+      if (failure === unreadable) return false;
+      unreadable = failure;
+      opts.logger?.warn({ method: what, file, code: why }, 'jwks_file cannot be read; the keys read before stay in use');
       return false;
     }
+    unreadable = undefined;
     try {
       // A set with no keys (for this method: a SPIFFE bundle whose JWT authorities are all gone
       // holds only x509-svid keys) is the issuer withdrawing every key, not a broken update: it
@@ -332,12 +367,16 @@ export function createJwksSource(opts: JwksSourceOptions, what: string): JwksSou
     throw new JwksConfigError(`${what}: jwks_url is not a URL`);
   }
   if (url.protocol !== 'https:' && url.protocol !== 'http:') throw new JwksConfigError(`${what}: jwks_url must be http(s)`);
-  const ca = opts.jwksCaFile === undefined ? undefined : readConfigFile(what, 'jwks_ca_file', opts.jwksCaFile);
+  // fetch refuses such a URL on every request: every token would be refused, `JWKS unavailable`.
+  if (url.username !== '' || url.password !== '') {
+    throw new JwksConfigError(`${what}: jwks_url must not carry a user or password (user:password@host); send a token with jwks_bearer_token_file`);
+  }
+  const ca = opts.jwksCaFile === undefined ? undefined : readConfigFile(what, 'jwks_ca_file', opts.jwksCaFile, MAX_CA_FILE_BYTES);
   if (ca !== undefined && !ca.includes('-----BEGIN CERTIFICATE-----')) {
     throw new JwksConfigError(`${what}: jwks_ca_file ${opts.jwksCaFile} holds no PEM certificate`);
   }
   // Re-read on every fetch (projected tokens rotate), but it must be there from the start.
-  if (opts.jwksBearerTokenFile !== undefined) readConfigFile(what, 'jwks_bearer_token_file', opts.jwksBearerTokenFile);
+  if (opts.jwksBearerTokenFile !== undefined) readConfigFile(what, 'jwks_bearer_token_file', opts.jwksBearerTokenFile, MAX_TOKEN_FILE_BYTES);
 
   const remote: Parameters<typeof createRemoteJWKSet>[1] = {
     cacheMaxAge: opts.jwksCacheMaxAgeMs ?? 600_000,
@@ -352,15 +391,30 @@ export function createJwksSource(opts: JwksSourceOptions, what: string): JwksSou
   return refetchingOnKeyFailure(createRemoteJWKSet(url, remote), cache);
 }
 
-/** The largest key set body read from a JWKS URL; a cluster's is a few KB, a SPIRE bundle not much more. */
-const MAX_JWKS_BYTES = MIB;
-
 /**
  * After a fetch of the JWKS URL failed, the next one waits this long (ms). jose fetches again on
  * every token while it has no fresh key set: with the endpoint down, each request (any JWT with
  * the right issuer, no valid signature needed) would become a request to the API server.
  */
 const JWKS_RETRY_MS = 5_000;
+
+/** A jwks_bearer_token_file that does not hold one token (printable ASCII, nothing between). */
+class JwksTokenFileInvalid extends Error {
+  readonly code = 'ERR_JWKS_TOKEN_FILE';
+  constructor() {
+    super('the jwks_bearer_token_file does not hold one token');
+    this.name = 'JwksTokenFileInvalid';
+  }
+}
+
+/** A key set that holds private or symmetric key material (see PRIVATE_MEMBERS). */
+class JwksPrivateKeys extends Error {
+  readonly code = 'ERR_JWKS_PRIVATE';
+  constructor() {
+    super('the JSON Web Key Set holds private or symmetric key material');
+    this.name = 'JwksPrivateKeys';
+  }
+}
 
 /** A key set body over MAX_JWKS_BYTES. */
 class JwksTooLarge extends Error {
@@ -391,7 +445,12 @@ function keySetFetch(opts: JwksSourceOptions, ca: string | undefined): FetchImpl
     // The read waits on libuv's thread pool: held by blocked file calls (a dead mount), it would
     // never return, and jose, which bounds a fetch only through this signal, would wait with it
     // (and every token after, on the same pending fetch). So the read ends with the fetch's timeout.
-    if (tokenFile) headers.authorization = `Bearer ${(await untilAborted(readRegularFile(tokenFile), init.signal)).trim()}`;
+    if (tokenFile) {
+      const token = (await untilAborted(readRegularFile(tokenFile, MAX_TOKEN_FILE_BYTES), init.signal)).trim();
+      // Two tokens, or one broken over lines: fetch would refuse the header with a message quoting it.
+      if (!/^[\x21-\x7e]+$/.test(token)) throw new JwksTokenFileInvalid();
+      headers.authorization = `Bearer ${token}`;
+    }
     const res = await undiciFetch(href, {
       method: init.method,
       redirect: init.redirect,
@@ -411,6 +470,9 @@ function keySetFetch(opts: JwksSourceOptions, ca: string | undefined): FetchImpl
       throw new errors.JOSEError('Failed to parse the JSON Web Key Set HTTP response as JSON');
     }
     if (!isKeySet(body)) throw new errors.JWKSInvalid();
+    // jose refuses such a set too, as merely invalid: the operator must hear that the endpoint
+    // publishes keys anyone who fetched them can sign tokens with.
+    if (body.keys.some((k) => PRIVATE_MEMBERS.some((m) => m in (k as object)))) throw new JwksPrivateKeys();
     const out = mapKeys ? { ...body, keys: mapKeys(body.keys as JWK[]) } : body;
     return new Response(JSON.stringify(out), { status: 200, headers: { 'content-type': 'application/json' } });
   };

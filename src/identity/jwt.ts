@@ -47,10 +47,20 @@ function keySourceReason(err: unknown): string {
   if (code === 'ERR_JWKS_TIMEOUT') return 'fetch timed out';
   if (code === 'ERR_JWKS_FILE_TIMEOUT') return 'jwks_file look timed out';
   if (code === 'ERR_JWKS_INVALID') return 'not a valid JSON Web Key Set';
+  if (code === 'ERR_JWKS_PRIVATE') return 'the key set holds private or symmetric key material (anyone who fetched it can sign tokens): it must hold public keys only';
   if (code === 'ERR_JWKS_TOO_LARGE') return 'key set response too large';
   if (code === 'ERR_JOSE_GENERIC') return 'unexpected HTTP response (not 200 with a key set)';
+  if (code === 'ERR_JWKS_TOKEN_FILE') return 'jwks_bearer_token_file does not hold one token (empty, or a space or line break inside)';
   if (typeof code === 'string' && /^E[A-Z]+$/.test(code)) return `file or network error ${code}`;
-  if (err instanceof TypeError) return 'unreachable';
+  if (err instanceof TypeError) {
+    // fetch's own TypeError ("fetch failed") says why in its cause: ECONNREFUSED, ENOTFOUND, a TLS
+    // error. Its message is not used: undici's may quote a header or the URL.
+    const cause = (err as { cause?: { code?: unknown; message?: unknown } }).cause;
+    if (typeof cause?.code === 'string' && /^[A-Z][A-Z0-9_]*$/.test(cause.code)) return `unreachable (${cause.code})`;
+    // The fetch standard's blocked ports (1, 6000, 10080, ...): never tried, whatever listens there.
+    if (cause?.message === 'bad port') return 'unreachable (a port fetch refuses to use)';
+    return 'unreachable';
+  }
   return 'a key could not be used';
 }
 

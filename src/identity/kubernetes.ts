@@ -24,6 +24,7 @@ const LEGACY_SUB = /^system:serviceaccount:([^:]+):([^:]+)$/;
 
 export class KubernetesTokenAuthenticator implements Authenticator {
   readonly method = 'kubernetes';
+  readonly takes = 'a JWT whose iss is one of identity.kubernetes.issuer';
   private readonly verifier: BearerJwtVerifier;
   private readonly issuers: string[];
   private readonly namespaces: Set<string> | undefined;

@@ -66,6 +66,7 @@ function trustDomainOf(id: string): string | undefined {
 
 export class SpiffeJwtAuthenticator implements Authenticator {
   readonly method = 'spiffe';
+  readonly takes = 'a JWT whose sub is a spiffe:// ID';
   /** One verifier per trust domain, each with that domain's key set only. */
   private readonly verifiers = new Map<string, BearerJwtVerifier>();
   private readonly principals = new Map<string, (payload: JWTPayload) => Principal>();

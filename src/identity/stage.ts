@@ -10,11 +10,14 @@ import type { Credentials, Principal } from '../pipeline/types.js';
 
 export function createAuthenticateStage(authenticators: readonly Authenticator[]): Stage {
   const methods = authenticators.map((a) => a.method).join(', ') || 'none';
+  // What each method takes, so a token none took says why (an `iss` that is not quite the
+  // configured issuer, a trailing `/`, is the usual mistake): fixed text, never the token's.
+  const takes = authenticators.map((a) => (a.takes ? `${a.method} takes ${a.takes}` : a.method)).join('; ') || 'none';
 
   function refused(credentials: Credentials): WardenError {
     return new WardenError(
       'unauthenticated',
-      credentials.bearer ? `bearer token not accepted by any configured method (${methods})` : `no credentials for any configured method (${methods})`,
+      credentials.bearer ? `bearer token not accepted by any configured method (${takes})` : `no credentials for any configured method (${methods})`,
       { details: { methods: authenticators.map((a) => a.method) } },
     );
   }

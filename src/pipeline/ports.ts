@@ -25,6 +25,12 @@ import type {
 export interface Authenticator {
   readonly method: string;
   /**
+   * Which bearer tokens this method takes, in words of the config (`a JWT whose iss is one of
+   * identity.kubernetes.issuer`), for the refusal of a token no method took; never a token's
+   * value. A method that takes every request (dev) has none.
+   */
+  readonly takes?: string;
+  /**
    * Returns the principal, or `null` when these credentials are not for this method (so the next
    * method may try). Throws WardenError('unauthenticated') when they are for it but invalid.
    * A method that can answer at once (a token it verified before, a peer it trusts) answers

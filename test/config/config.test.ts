@@ -450,9 +450,19 @@ describe('errors name file:line:col, key path and what is wrong', () => {
     ]);
     expect(lines('identity:\n  methods:\n    - kubernetes\n    - dev\n    - dev\n    - spiffe\n')).toEqual([
       'w.yaml:3:7: identity.methods[0]: method "kubernetes" needs an identity.kubernetes section',
+      'w.yaml:4:7: identity.methods[1]: method "dev" must come last: it answers every request (a local caller is its principal, any other caller is refused), so the methods after it would never be tried',
       'w.yaml:5:7: identity.methods[2]: method "dev" is listed twice',
       'w.yaml:6:7: identity.methods[3]: method "spiffe" needs an identity.spiffe section',
     ]);
+  });
+
+  it('dev must be the last method: one after it would never be tried', () => {
+    const k8s = '  kubernetes: { issuer: https://k8s, audiences: [warden], jwks_file: k.json }\n';
+    expect(lines(`identity:\n  methods: [dev, kubernetes]\n${k8s}`)).toEqual([
+      'w.yaml:2:13: identity.methods[0]: method "dev" must come last: it answers every request (a local caller is its principal, any other caller is refused), so the methods after it would never be tried',
+    ]);
+    expect(parseConfig(`identity:\n  methods: [kubernetes, dev]\n${k8s}`, 'w.yaml', {}).identity.methods).toEqual(['kubernetes', 'dev']);
+    expect(parseConfig('identity:\n  methods: [dev]\n', 'w.yaml', {}).identity.methods).toEqual(['dev']);
   });
 
   it('kubernetes: missing keys point at the section, jwks source exactly one', () => {
@@ -920,6 +930,26 @@ describe('warnings', () => {
       'audit.required is false: requests proceed when the audit record cannot be written',
       'providers.up.base_url uses plain http to a non-loopback host: the API key and prompts travel unencrypted',
     ]);
+  });
+
+  it('a key set fetched over plain http from another host is warned about (anyone on the path could sign any identity), loopback and https are not', () => {
+    const warnings = (identity: string) => configWarnings(parseConfig(`identity:\n${identity}`, 'w.yaml', {})).filter((w) => w.includes('jwks_url'));
+    expect(
+      warnings(
+        '  methods: [kubernetes, spiffe]\n' +
+          '  kubernetes: { issuer: https://k8s, audiences: [warden], jwks_url: "http://10.96.0.1/openid/v1/jwks", jwks_bearer_token_file: /var/run/token }\n' +
+          '  spiffe:\n    audiences: [warden]\n    bundles:\n' +
+          '      prod.example: { jwks_url: "http://spire.prod.example/keys" }\n' +
+          '      local.example: { jwks_url: "http://127.0.0.1:8443/keys" }\n' +
+          '      tls.example: { jwks_url: "https://spire.tls.example/keys" }\n',
+      ),
+    ).toEqual([
+      'identity.kubernetes.jwks_url uses plain http to a non-loopback host: whoever is on the path can serve keys of their own and sign tokens for any identity, and the jwks_bearer_token_file token travels unencrypted',
+      'identity.spiffe.bundles["prod.example"].jwks_url uses plain http to a non-loopback host: whoever is on the path can serve keys of their own and sign tokens for any identity',
+    ]);
+    // A section whose method is not listed fetches nothing.
+    expect(warnings('  methods: []\n  kubernetes: { issuer: https://k8s, audiences: [warden], jwks_url: "http://10.96.0.1/jwks" }\n')).toEqual([]);
+    expect(warnings('  methods: [kubernetes]\n  kubernetes: { issuer: https://k8s, audiences: [warden], jwks_url: "http://[::1]:8080/jwks" }\n')).toEqual([]);
   });
 
   it('a credential in the query of a provider base_url (Gemini key=, Azure Functions code=): warned about, its value never repeated', () => {

@@ -366,9 +366,35 @@ describe('KubernetesTokenAuthenticator (JWKS file, namespace allow-list)', () =>
     }
   });
 
-  it('fails closed when the JWKS endpoint is down', async () => {
-    const down = new KubernetesTokenAuthenticator({ issuer: ISSUER, audiences: [AUD], jwksUrl: 'http://127.0.0.1:1/openid/v1/jwks', jwksTimeoutMs: 2000 });
+  it('fails closed when the JWKS endpoint is down, and the log says why in words of its own', async () => {
+    const warnings: object[] = [];
+    const logger = { warn: (o: object) => warnings.push(o) };
+    // A port nothing listens on (a server's, closed).
+    const closed = createServer();
+    await new Promise<void>((r) => closed.listen(0, '127.0.0.1', r));
+    const port = (closed.address() as AddressInfo).port;
+    await new Promise<void>((r) => closed.close(() => r()));
+    const down = new KubernetesTokenAuthenticator({ issuer: ISSUER, audiences: [AUD], jwksUrl: `http://127.0.0.1:${port}/openid/v1/jwks`, jwksTimeoutMs: 2000, logger });
     expect((await authError(down, creds(await sign(k8sClaims())))).message).toMatch(/JWKS/);
+    expect(warnings).toEqual([{ method: 'kubernetes', reason: 'unreachable (ECONNREFUSED)' }]);
+    // Port 1 is one of fetch's blocked ports: never tried, and the log says so.
+    warnings.length = 0;
+    const blocked = new KubernetesTokenAuthenticator({ issuer: ISSUER, audiences: [AUD], jwksUrl: 'http://127.0.0.1:1/openid/v1/jwks', logger });
+    await authError(blocked, creds(await sign(k8sClaims())));
+    expect(warnings).toEqual([{ method: 'kubernetes', reason: 'unreachable (a port fetch refuses to use)' }]);
+
+    // A token file holding two tokens (or one broken over lines): fetch would refuse the header
+    // with a message quoting it; the reason is said, the token never.
+    await writeFile(join(dir, 'two-tokens'), `${CLUSTER_TOKEN}\n${CLUSTER_TOKEN}-2\n`);
+    warnings.length = 0;
+    const twoTokens = new KubernetesTokenAuthenticator({ issuer: ISSUER, audiences: [AUD], jwksUrl: `${jwksUrl}?two`, jwksBearerTokenFile: join(dir, 'two-tokens'), logger });
+    expect((await authError(twoTokens, creds(await sign(k8sClaims())))).message).toMatch(/JWKS unavailable/);
+    expect(warnings).toEqual([{ method: 'kubernetes', reason: 'jwks_bearer_token_file does not hold one token (empty, or a space or line break inside)' }]);
+    expect(JSON.stringify(warnings)).not.toContain(CLUSTER_TOKEN);
+
+    // A user and password in the URL: fetch refuses every such request, so the start does.
+    const withUser = () => new KubernetesTokenAuthenticator({ issuer: ISSUER, audiences: [AUD], jwksUrl: 'https://reader:CANARY-pw@127.0.0.1:1/jwks' });
+    expect(withUser).toThrow(/^kubernetes: jwks_url must not carry a user or password \(user:password@host\); send a token with jwks_bearer_token_file$/);
   });
 });
 
@@ -394,6 +420,28 @@ describe('key sources that fail', () => {
     }
   });
 
+  it('a key set URL that serves private key material is refused as such, logged without the key', async () => {
+    const d = 'CANARY-private-exponent';
+    const leaking = createServer((_req, res) => res.writeHead(200).end(JSON.stringify({ keys: [{ ...rsa.jwk, d }] })));
+    await new Promise<void>((r) => leaking.listen(0, '127.0.0.1', r));
+    try {
+      const warnings: object[] = [];
+      const k8s = new KubernetesTokenAuthenticator({
+        issuer: ISSUER,
+        audiences: [AUD],
+        jwksUrl: `http://127.0.0.1:${(leaking.address() as AddressInfo).port}/keys`,
+        logger: { warn: (o) => warnings.push(o) },
+      });
+      expect((await authError(k8s, creds(await sign(k8sClaims())))).message).toBe('kubernetes authentication failed: JWKS unavailable');
+      expect(warnings).toEqual([
+        { method: 'kubernetes', reason: 'the key set holds private or symmetric key material (anyone who fetched it can sign tokens): it must hold public keys only' },
+      ]);
+      expect(JSON.stringify(warnings)).not.toContain(d);
+    } finally {
+      await new Promise<void>((r) => leaking.close(() => r()));
+    }
+  });
+
   it('refuses at start a key file that is not JSON (without quoting it), empty, or holding private keys', async () => {
     const make = (file: string) => () => new KubernetesTokenAuthenticator({ issuer: ISSUER, audiences: [AUD], jwksFile: join(dir, file) });
     await writeFile(join(dir, 'not-json'), 'CANARY-SECRET-7f3a\n');
@@ -414,6 +462,32 @@ describe('key sources that fail', () => {
     const [head, tail] = JSON.stringify({ keys: [{ ...rsa.jwk, kid: 'k@' }] }).split('@') as [string, string];
     await writeFile(join(dir, 'latin1.json'), Buffer.concat([Buffer.from(head), Buffer.from([0xe9]), Buffer.from(tail)]));
     expect(make('latin1.json')).toThrow(new RegExp(`cannot read jwks_file .*latin1\\.json \\(not valid UTF-8 at line 1, column ${head.length + 1}\\)$`));
+  });
+
+  it('refuses at start a key file, CA file or token file larger than its cap, by its size, without reading it whole', async () => {
+    const MIB = 1024 * 1024;
+    // Valid content padded with spaces: only the size is wrong.
+    const padded = (text: string, bytes: number) => text + ' '.repeat(bytes - Buffer.byteLength(text));
+    await writeFile(join(dir, 'big-jwks.json'), padded(JSON.stringify({ keys: [rsa.jwk] }), MIB + 1));
+    expect(() => new KubernetesTokenAuthenticator({ issuer: ISSUER, audiences: [AUD], jwksFile: join(dir, 'big-jwks.json') })).toThrow(
+      /cannot read jwks_file .*big-jwks\.json \(the file is 1048577 bytes, more than the 1048576 it may have\)$/,
+    );
+    await writeFile(join(dir, 'big-ca.pem'), padded(await readFile(join(import.meta.dirname, 'fixtures', 'ca.crt'), 'utf8'), MIB + 1));
+    expect(() => new KubernetesTokenAuthenticator({ issuer: ISSUER, audiences: [AUD], jwksUrl, jwksCaFile: join(dir, 'big-ca.pem') })).toThrow(
+      /cannot read jwks_ca_file .*big-ca\.pem \(the file is 1048577 bytes, more than the 1048576 it may have\)$/,
+    );
+    await writeFile(join(dir, 'big-token'), padded(CLUSTER_TOKEN, 64 * 1024 + 1));
+    const tooLarge = () => new KubernetesTokenAuthenticator({ issuer: ISSUER, audiences: [AUD], jwksUrl, jwksBearerTokenFile: join(dir, 'big-token') });
+    expect(tooLarge).toThrow(/cannot read jwks_bearer_token_file .*big-token \(the file is 65537 bytes, more than the 65536 it may have\)$/);
+    try {
+      tooLarge();
+    } catch (err) {
+      expect((err as Error).message).not.toContain(CLUSTER_TOKEN);
+    }
+    // At the cap exactly, each is read.
+    await writeFile(join(dir, 'cap-jwks.json'), padded(JSON.stringify({ keys: [rsa.jwk] }), MIB));
+    const k8s = new KubernetesTokenAuthenticator({ issuer: ISSUER, audiences: [AUD], jwksFile: join(dir, 'cap-jwks.json') });
+    expect(await k8s.authenticate(creds(await sign(k8sClaims())))).toMatchObject({ kind: 'kubernetes' });
   });
 
   it('refuses at start a CA file that is missing or not PEM, and a missing token file', async () => {
@@ -943,6 +1017,21 @@ describe('a JWKS file that rotates', () => {
     });
   });
 
+  it('a key file replaced by one over 1 MiB is not read: reported once by its size, the keys read before stay in use', async () => {
+    const file = join(dir, 'grows.json');
+    await writeFile(file, JSON.stringify({ keys: [rsa.jwk] }));
+    const warnings: object[] = [];
+    vi.setSystemTime(new Date('2032-01-01T00:00:00Z'));
+    const k8s = new KubernetesTokenAuthenticator({ issuer: ISSUER, audiences: [AUD], jwksFile: file, logger: { warn: (o) => warnings.push(o) } });
+    // A valid set, padded past the cap, that would add a new key: it must not be used.
+    const text = JSON.stringify({ keys: [rsa.jwk, ec.jwk] });
+    await writeFile(file, text + ' '.repeat(1024 * 1024 + 1 - Buffer.byteLength(text)));
+    vi.setSystemTime(new Date(Date.now() + 10_000));
+    expect((await authError(k8s, creds(await sign(k8sClaims(), { key: ec.privateKey, alg: 'ES256', kid: 'ec-1' })))).message).toMatch(/no matching key/);
+    expect(warnings).toEqual([{ method: 'kubernetes', file, code: 'the file is 1048577 bytes, more than the 1048576 it may have' }]);
+    expect(await k8s.authenticate(creds(await sign(k8sClaims('payments', 'still-rsa'))))).toMatchObject({ service_account: 'still-rsa' });
+  });
+
   it('a SPIFFE bundle file whose JWT authorities are all withdrawn (x509-svid keys only, or none) refuses every SVID, the remembered one included', async () => {
     const file = join(dir, 'withdrawn-bundle.json');
     await writeFile(file, JSON.stringify({ keys: [{ ...ec.jwk, use: 'jwt-svid' }] }));
@@ -1129,8 +1218,19 @@ describe('authenticate stage', () => {
     const err = await Promise.resolve()
       .then(() => k8sOnly.run(makeContext({ credentials: creds(token) })))
       .catch((e: unknown) => e as WardenError);
-    expect(err).toMatchObject({ code: 'unauthenticated', message: 'bearer token not accepted by any configured method (kubernetes)' });
+    // What the method takes is said (an issuer that is not quite the configured one is the usual
+    // mistake), never what the token holds.
+    expect(err).toMatchObject({ code: 'unauthenticated', message: 'bearer token not accepted by any configured method (kubernetes takes a JWT whose iss is one of identity.kubernetes.issuer)' });
     expect(JSON.stringify(err)).not.toContain(token);
+    expect(JSON.stringify(err)).not.toContain('elsewhere');
+    const spiffe = new SpiffeJwtAuthenticator({ trustDomains: ['prod.example'], audiences: [AUD], jwksUrl });
+    const both = await Promise.resolve()
+      .then(() => createAuthenticateStage([k8s, spiffe]).run(makeContext({ credentials: creds('sk-not-a-jwt') })))
+      .catch((e: unknown) => e as WardenError);
+    expect(both).toMatchObject({
+      message: 'bearer token not accepted by any configured method (kubernetes takes a JWT whose iss is one of identity.kubernetes.issuer; spiffe takes a JWT whose sub is a spiffe:// ID)',
+      details: { methods: ['kubernetes', 'spiffe'] },
+    });
   });
 });
 
