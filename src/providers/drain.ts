@@ -13,6 +13,9 @@ export const DISCARD_LIMIT = 64 * 1024;
 /** How long the rest of such a body may take to arrive before the request is closed. */
 export const DRAIN_MS = 1_000;
 
+/** What the drain closes: undici's controller (sse-call.ts), or a handler that closes its own request (collect.ts). */
+export type Abortable = Pick<Dispatcher.DispatchController, 'abort'>;
+
 export class Drain {
   private bytes = 0;
   private timer: NodeJS.Timeout | undefined;
@@ -25,7 +28,7 @@ export class Drain {
   }
 
   /** From now on the body is only counted; closes the request if it runs past the bounds. */
-  start(controller: Dispatcher.DispatchController, declaredLength?: unknown): void {
+  start(controller: Abortable, declaredLength?: unknown): void {
     if (this.active) return;
     this.active = true;
     if (Number(declaredLength) > DISCARD_LIMIT) {
@@ -37,7 +40,7 @@ export class Drain {
   }
 
   /** Counts dropped bytes; closes the request past the byte bound. */
-  take(controller: Dispatcher.DispatchController, length: number): void {
+  take(controller: Abortable, length: number): void {
     this.bytes += length;
     if (this.bytes > DISCARD_LIMIT) this.close(controller);
   }
@@ -48,7 +51,7 @@ export class Drain {
     this.timer = undefined;
   }
 
-  private close(controller: Dispatcher.DispatchController): void {
+  private close(controller: Abortable): void {
     this.stop();
     if (this.closed) return;
     this.closed = true;
