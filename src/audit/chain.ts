@@ -163,6 +163,9 @@ function foundSeq(r: Record<string, unknown>): string {
   return typeof v === 'string' ? 'a string' : Array.isArray(v) ? 'an array' : 'an object';
 }
 
+/** Why a record after seq 2^53 - 1 is broken: no number past it counts by one. */
+export const SEQ_PAST_SAFE = `seq past ${Number.MAX_SAFE_INTEGER} (2^53 - 1): a chain cannot count further (start a new one)`;
+
 /** Verifies records one at a time (so a large file can be streamed). */
 export class ChainVerifier {
   private head: ChainHead;
@@ -216,6 +219,8 @@ export class ChainVerifier {
     }
     const expectedSeq = this.head.seq + 1;
     const seq = typeof r.seq === 'number' ? r.seq : expectedSeq;
+    // Past 2^53 - 1, seq + 1 rounds (2^53 + 1 is 2^53): every later record could repeat a seq.
+    if (!Number.isSafeInteger(expectedSeq)) return { ok: false, seq, reason: SEQ_PAST_SAFE };
     if (r.seq !== expectedSeq) return { ok: false, seq, reason: `expected seq ${expectedSeq}, found ${foundSeq(r)}` };
     if (r.prev_hash !== this.head.hash) return { ok: false, seq, reason: 'prev_hash does not match the previous record' };
     let text: string;

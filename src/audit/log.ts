@@ -162,6 +162,13 @@ export function createAuditLog(opts: AuditLogOptions): AuditLogHandle {
         throw new WardenError('audit_unavailable', `audit sink ${s.name}: ${why}; cannot resume the hash chain (run "warden audit verify")`);
       }
       const last = verifier.last;
+      // Its next record's seq would not be exact (2^53 + 1 is 2^53), and verify calls it broken.
+      if (!Number.isSafeInteger(last.seq + 1)) {
+        throw new WardenError(
+          'audit_unavailable',
+          `audit sink ${s.name}: its last record's seq ${last.seq} is the largest a chain can count to; cannot resume the hash chain (rename the file: the sink starts a new one)`,
+        );
+      }
       if (resumed === undefined) {
         resumed = { head: last, sink: s.name };
         continue;

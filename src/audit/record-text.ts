@@ -128,11 +128,11 @@ function template(v: unknown): string {
   return `{"id":${s(t.id)},"sensitivity":${sOrNull(t.sensitivity)}${variables},"version":${t.version === null ? 'null' : n(t.version)}}`;
 }
 
-/** What the upstream did when the call failed (pipeline/upstream-failure.ts): a kind and a status. */
+/** What the upstream did when the call failed (pipeline/upstream-failure.ts): a kind, a timeout's phase and a status. */
 function upstreamFailure(v: unknown): string {
   if (v === null) return 'null';
-  const u = shaped(v, ['kind', 'status']);
-  return `{"kind":${s(u.kind)},"status":${u.status === null ? 'null' : n(u.status)}}`;
+  const u = shaped(v, ['kind', 'phase', 'status']);
+  return `{"kind":${s(u.kind)},"phase":${sOrNull(u.phase)},"status":${u.status === null ? 'null' : n(u.status)}}`;
 }
 
 function usage(v: unknown): string {

@@ -6,6 +6,7 @@
 import { createHmac, type KeyObject } from 'node:crypto';
 import { outboundJson, outboundText } from '../pipeline/canonical-json.js';
 import { mostRecentApproval } from '../pipeline/approvals.js';
+import { boundedStrings, MAX_REASONS_CHARS } from '../pipeline/bounded-strings.js';
 import { isoTime } from '../pipeline/clock.js';
 import { upstreamFailureOf } from '../pipeline/upstream-failure.js';
 import type { RequestContext } from '../pipeline/stage.js';
@@ -107,27 +108,17 @@ function templateOf(ctx: RequestContext): AuditRecordBody['template'] {
   return { id: t.id, version: t.version, sensitivity: t.sensitivity, variables: Object.keys(ctx.request.variables).sort() };
 }
 
-/** The most reason text (UTF-16 units) one record keeps: far above what a policy says, far below a line's limit. */
-export const MAX_RECORDED_REASONS_CHARS = 64 * 1024;
+/** The most reason text (UTF-16 units) one record keeps (the bound an HTTP error's reasons have too). */
+export const MAX_RECORDED_REASONS_CHARS = MAX_REASONS_CHARS;
 
 /**
- * A copy of the decision's reasons, bounded. A policy's reasons are its own words and unbounded: a
- * rule that makes one reason per entry of a large data list could make a record larger than
- * MAX_AUDIT_LINE_BYTES (16 MiB), which `warden audit verify` calls broken and from which Warden
- * refuses to resume at its next start. Past the bound, the reasons that fit are kept, in order, and
- * one last reason counts the rest.
+ * A copy of the decision's reasons, bounded: a rule that makes one reason per entry of a large
+ * data list could make a record larger than MAX_AUDIT_LINE_BYTES (16 MiB), which `warden audit
+ * verify` calls broken and from which Warden refuses to resume at its next start.
  */
 function recordedReasons(reasons: readonly string[]): string[] {
-  let chars = 0;
-  for (let i = 0; i < reasons.length; i++) {
-    chars += reasons[i]!.length;
-    if (chars > MAX_RECORDED_REASONS_CHARS) {
-      const kept = reasons.slice(0, i);
-      kept.push(`(${reasons.length - i} more reason(s) not recorded: a record keeps ${MAX_RECORDED_REASONS_CHARS} characters of reasons)`);
-      return kept;
-    }
-  }
-  return reasons.slice();
+  const kept = boundedStrings(reasons, MAX_RECORDED_REASONS_CHARS, (rest) => `(${rest} more reason(s) not recorded: a record keeps ${MAX_RECORDED_REASONS_CHARS} characters of reasons)`);
+  return kept.slice();
 }
 
 /**

@@ -249,16 +249,19 @@ export async function runRenderCommand(argv: string[], io: CliIO): Promise<numbe
       // What the ingress refuses before the pipeline (a value longer than limits.max_variable_length,
       // more variables than limits.max_variables, a model name no request could carry), the dry
       // run refuses too, with the same code: it must not show as sendable what the call refuses.
+      // The principal first (as the ingress authenticates before it reads a body), so the
+      // record of such a refusal names who asked.
+      const admitted = await runtime.pipeline.authenticate(request);
       try {
         if (!isModelName(model)) throw new WardenError('invalid_request', `field 'model' ${MODEL_NAME_RULE}`, { location: { path: 'model' } });
         checkVariables(variables, ingressLimits(config), 'variables');
       } catch (err) {
         if (isWardenError(err)) {
-          await runtime.pipeline.auditRejected(rejectedRequest({ ...request, peer: request.credentials.peer }, 'grpc', 'prompt.render'), err);
+          await runtime.pipeline.auditRejected(rejectedRequest({ ...request, peer: request.credentials.peer }, 'grpc', 'prompt.render'), err, admitted);
         }
         throw err;
       }
-      response = await runtime.pipeline.run(request);
+      response = await runtime.pipeline.run(request, admitted);
     } catch (err) {
       const e = isWardenError(err) ? err : new WardenError('internal', 'internal error');
       if (values.json) {

@@ -239,7 +239,7 @@ export interface AuditRecord {
    * What the upstream did when the request failed at its call (an HTTP status, or how the call
    * failed without one); null when it did not (no call, an answer passed on, Warden's own ending).
    */
-  upstream_failure: { kind: string; status: number | null } | null;
+  upstream_failure: { kind: string; phase: string | null; status: number | null } | null;
   latency_ms: number;
   stream: boolean;
   seq: number;

@@ -19,11 +19,22 @@ import type { WardenError } from './errors.js';
  */
 export type UpstreamFailureKind = 'status' | 'timeout' | 'unreachable' | 'reset' | 'bad_answer' | 'failed';
 
+/**
+ * Which part of a `timeout` ran out: the provider's `connect`, `headers` or `body` timeout (an
+ * idle gap in a stream included), or the whole call's `deadline` (`limits.upstream_timeout_ms`).
+ */
+export type UpstreamTimeoutPhase = 'connect' | 'headers' | 'body' | 'deadline';
+
 export interface UpstreamFailure {
   kind: UpstreamFailureKind;
+  /** The phase of a `timeout`; null otherwise. */
+  phase: UpstreamTimeoutPhase | null;
   /** The HTTP status of a `status` failure; null otherwise. */
   status: number | null;
 }
+
+/** The timeouts' own phases (failure.ts puts them in `details.phase`); any other timeout is the deadline's. */
+const TIMEOUT_PHASES: ReadonlySet<unknown> = new Set(['connect', 'headers', 'body']);
 
 const UPSTREAM_CODES: ReadonlySet<string> = new Set(['upstream_error', 'upstream_rejected', 'upstream_rate_limited', 'upstream_timeout']);
 
@@ -43,7 +54,9 @@ export function markUpstream(err: WardenError, kind: UpstreamFailureKind): Warde
 export function upstreamFailureOf(err: WardenError | undefined): UpstreamFailure | null {
   if (err === undefined || !UPSTREAM_CODES.has(err.code)) return null;
   const status = err.details?.['status'];
-  if (typeof status === 'number' && Number.isInteger(status) && status >= 100 && status <= 599) return { kind: 'status', status };
+  if (typeof status === 'number' && Number.isInteger(status) && status >= 100 && status <= 599) return { kind: 'status', phase: null, status };
   const kind = marks.get(err) ?? (err.code === 'upstream_timeout' ? 'timeout' : 'bad_answer');
-  return { kind, status: null };
+  if (kind !== 'timeout') return { kind, phase: null, status: null };
+  const phase = err.details?.['phase'];
+  return { kind, phase: TIMEOUT_PHASES.has(phase) ? (phase as UpstreamTimeoutPhase) : 'deadline', status: null };
 }

@@ -4,6 +4,7 @@
  * by their own stages from `ctx.decision`.
  */
 import { randomUUID } from 'node:crypto';
+import { boundedStrings, MAX_REASONS_CHARS } from '../pipeline/bounded-strings.js';
 import { WardenError } from '../pipeline/errors.js';
 import type { PolicyEngine } from '../pipeline/ports.js';
 import { modelAllowed } from '../pipeline/model-grant.js';
@@ -133,7 +134,11 @@ const DECISION_PREFIX = 'decision.';
 function modelNotAllowed(decision: { models: readonly string[]; id: string }): WardenError {
   return new WardenError('model_not_allowed', 'the requested model is not allowed for this request', {
     location: { path: 'model' },
-    details: { allowed: decision.models, decision_id: decision.id },
+    details: {
+      // The policy's list, bounded as its reasons are (a list of every model of a large data set).
+      allowed: boundedStrings(decision.models, MAX_REASONS_CHARS, (rest) => `(${rest} more model(s) not shown: an error keeps ${MAX_REASONS_CHARS} characters of models)`),
+      decision_id: decision.id,
+    },
   });
 }
 
@@ -166,8 +171,10 @@ export function createDecideStage(opts: DecideStageOptions): Stage {
       const decision = normalizeDecision(raw, randomUUID(), defaultProfile, reporterFor(engine.revision));
       ctx.decision = decision;
       if (!decision.allow) {
-        throw new WardenError('policy_denied', `denied by policy: ${decision.reasons.join('; ')}`, {
-          details: { reasons: decision.reasons, decision_id: decision.id },
+        // Bounded as the record's are: a rule with one reason per data entry would make a body of megabytes.
+        const reasons = boundedStrings(decision.reasons, MAX_REASONS_CHARS, (rest) => `(${rest} more reason(s) not shown: an error keeps ${MAX_REASONS_CHARS} characters of reasons)`);
+        throw new WardenError('policy_denied', `denied by policy: ${reasons.join('; ')}`, {
+          details: { reasons, decision_id: decision.id },
         });
       }
       const req = ctx.request;

@@ -18,6 +18,7 @@
  * @grpc/proto-loader, which decodes but does not hand out encoders for plain messages).
  */
 import protobuf from 'protobufjs';
+import { boundedErrorMetadata } from './grpc-error-bounds.js';
 import { protoDir } from './proto.js';
 
 export const STATUS_PROTO = 'google/rpc/status.proto';
@@ -69,12 +70,12 @@ export interface StatusDetails {
   details?: Record<string, unknown> | undefined;
 }
 
-/** ErrorInfo.metadata: the details member by member (strings as they are, the rest as JSON), then `param`. */
+/**
+ * ErrorInfo.metadata: the details member by member (strings as they are, the rest as JSON, within
+ * the trailers' bound: grpc-error-bounds.ts), then `param`.
+ */
 function errorInfoMetadata(d: StatusDetails): Record<string, string> {
-  const metadata: Record<string, string> = {};
-  for (const [key, value] of Object.entries(d.details ?? {})) {
-    if (value !== undefined) metadata[key] = typeof value === 'string' ? value : JSON.stringify(value);
-  }
+  const metadata = boundedErrorMetadata(d.details);
   if (d.param) metadata.param = d.param;
   return metadata;
 }

@@ -33,6 +33,7 @@ import { checkStreamOptions } from './stream-options.js';
 import { whenWritable } from './backpressure.js';
 import { GrpcDoor, closeAfterStatus, type DoorArrival, type DoorPass, type Screened } from './grpc-door.js';
 import { metadataBytes, OversizeMessage, receiveCeiling, withMessageLimit } from './grpc-size.js';
+import { boundedStatusMessage } from './grpc-error-bounds.js';
 import { loadRpcTypes, statusDetailsBin } from './grpc-status.js';
 import type { IngressLimits } from './limits.js';
 import { InvalidUtf8Message, OutOfRangeMessage, TooManyFieldsMessage, UndecodableMessage, UndecodedMessage, WrongWireTypeMessage, withUtf8Check } from './grpc-utf8.js';
@@ -136,8 +137,10 @@ export function toGrpcError(err: WardenError, code: grpc.status = STATUS[err.grp
     metadata.set('retry-after', String(retryAfter));
     metadata.set('grpc-retry-pushback-ms', String(retryAfterMs));
   }
-  metadata.set('grpc-status-details-bin', statusDetailsBin({ code, message: err.message, reason: err.code, param, retryAfterMs, details: err.details }));
-  return { code, details: err.message, metadata };
+  // Bounded: trailers are headers, and clients refuse (or never end) a call with large ones.
+  const message = boundedStatusMessage(err.message);
+  metadata.set('grpc-status-details-bin', statusDetailsBin({ code, message, reason: err.code, param, retryAfterMs, details: err.details }));
+  return { code, details: message, metadata };
 }
 
 /**

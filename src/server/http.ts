@@ -1172,13 +1172,13 @@ export function createHttpIngress(opts: HttpIngressOptions): HttpIngress {
       } catch {
         wanted = '';
       }
-      if (!isModelName(wanted)) {
-        const err = new WardenError('invalid_request', `the model id in the path (URL-encoded) ${MODEL_NAME_RULE}`, { location: { path: 'model' } });
-        return recordRefusal(req, requestId, MODEL_PATH, err).then(() => sendError(res, err, requestId));
-      }
     }
     const { signal, cancel, dispose } = requestSignal(res);
     try {
+      if (wanted !== undefined && !isModelName(wanted)) {
+        const err = new WardenError('invalid_request', `the model id in the path (URL-encoded) ${MODEL_NAME_RULE}`, { location: { path: 'model' } });
+        return await refuseModelId(req, res, baseMeta(req, ingressHeaders(req.rawHeaders), requestId, signal, cancel), err);
+      }
       const request: PromptRequest = {
         ...baseMeta(req, ingressHeaders(req.rawHeaders), requestId, signal, cancel),
         protocol: 'openai-http',
@@ -1212,6 +1212,23 @@ export function createHttpIngress(opts: HttpIngressOptions): HttpIngress {
     } finally {
       dispose();
     }
+  }
+
+  /**
+   * `GET /v1/models/{id}` with an id no model can have: refused after the credentials, as a body is,
+   * so the record names the caller who asked (credentials that fail are refused and recorded
+   * `unauthenticated` by the pipeline instead).
+   */
+  async function refuseModelId(req: IncomingMessage, res: ServerResponse, meta: IngressMeta, err: WardenError): Promise<void> {
+    let admitted: Admitted;
+    try {
+      admitted = await pipeline.authenticate(arrivingRequest(meta, 'openai-http', 'models.list'));
+    } catch (refused) {
+      return sendError(res, isWardenError(refused) ? refused : new WardenError('internal', 'internal error'), meta.id);
+    }
+    opts.onRejected?.(err.code, (performance.timeOrigin + performance.now() - meta.receivedAt) / 1000);
+    await pipeline.auditRejected(rejectedRequest({ ...meta, peer: meta.credentials.peer }, 'openai-http', 'models.list'), err, admitted);
+    sendError(res, err, meta.id);
   }
 
   return {

@@ -205,6 +205,10 @@ describe('file sink', () => {
       ['seq 2.5', rehashed({ seq: 2.5 }), /seq is not a whole number from 1 up \(found 2\.5\)/],
       ['seq -7', rehashed({ seq: -7 }), /seq is not a whole number from 1 up \(found -7\)/],
       ['seq a string', rehashed({ seq: 'CANARY-SEQ' }), /seq is not a whole number from 1 up \(found a string\)/],
+      // Past 2^53 - 1 a number no longer counts by one (2^53 + 1 is 2^53): the next record's seq
+      // would repeat. The largest safe seq is the last a chain can have (it resumed, and forked).
+      ['seq 2^53 - 1', rehashed({ seq: Number.MAX_SAFE_INTEGER }), /seq 9007199254740991 is the largest a chain can count to/],
+      ['seq 2^53', rehashed({ seq: 2 ** 53 }), /seq is not a whole number from 1 up \(found 9007199254740992\)/],
       ['prev_hash not a hash', rehashed({ prev_hash: 'nope' }), /prev_hash is not a hash/],
       ['nested 20000 deep', last.replace('{"action"', `{"a":${'['.repeat(20_000)}${']'.repeat(20_000)},"action"`), /the record nests too deeply to check/],
     ] as const) {

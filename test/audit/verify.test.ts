@@ -79,6 +79,26 @@ describe('warden audit verify: the exact text, segments, long lines', () => {
     expect(await verify('--bogus=some-value', file)).toEqual(usage('unknown option --bogus'));
   });
 
+  it('a chain that reaches seq 2^53 - 1 ends there: a record after it is broken, not a repeated seq read as the next', async () => {
+    // Past 2^53 - 1, seq + 1 rounds: 2^53 + 1 is 2^53, so every later record could carry 2^53.
+    const head: ChainHead = { seq: Number.MAX_SAFE_INTEGER - 1, hash: 'c'.repeat(64) };
+    const lines: string[] = [];
+    let link = head;
+    for (let i = 0; i < 3; i++) {
+      const { record, line } = linkRecordLine(body(i), link);
+      lines.push(line);
+      // As a writer that counted on past the bound would: 2^53, then 2^53 again.
+      link = { seq: record.seq, hash: record.hash };
+    }
+    const file = join(dir, 'past-safe.jsonl');
+    writeFileSync(file, `${lines.join('\n')}\n`);
+    expect(JSON.parse(lines[2]!).seq).toBe(JSON.parse(lines[1]!).seq);
+    expect(await verify('--from-hash', head.hash, '--from-seq', String(head.seq), file)).toMatchObject({
+      code: 1,
+      out: expect.stringMatching(/:2: seq 9007199254740992: seq past 9007199254740991 \(2\^53 - 1\): a chain cannot count further/),
+    });
+  });
+
   it('an empty segment claims no head it was not given', async () => {
     const empty = join(dir, 'empty.jsonl');
     writeFileSync(empty, '');

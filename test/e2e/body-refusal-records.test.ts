@@ -69,6 +69,30 @@ describe('a body refused after the credentials passed is recorded with the calle
   }
 });
 
+describe('GET /v1/models/{id} with an id no model can have', () => {
+  // Refused before the pipeline, it was recorded with `principal: null` whoever asked.
+  const BAD_ID = encodeURIComponent(`bad id ${CANARY}\n`);
+
+  it('is 400 invalid_request at model, recorded once with the authenticated caller', async () => {
+    const res = await fetch(`${w.addresses.http}/v1/models/${BAD_ID}`, { headers: { authorization: `Bearer ${token}` } });
+    expect(res.status).toBe(400);
+    expect(((await res.json()) as { error: unknown }).error).toMatchObject({ code: 'invalid_request', param: 'model' });
+    const rec = await recordOf(res.headers.get('x-request-id') ?? undefined);
+    expect(rec).toMatchObject({ principal: PRINCIPAL, action: 'models.list', status: 'error', error_code: 'invalid_request', model: null });
+    expect(JSON.stringify(rec)).not.toContain(CANARY);
+  });
+
+  it('with credentials that fail, is 401 unauthenticated (credentials first, as for a body), recorded once so', async () => {
+    const records = w.audit().length;
+    const res = await fetch(`${w.addresses.http}/v1/models/${BAD_ID}`, { headers: { authorization: 'Bearer not-a-token' } });
+    expect(res.status).toBe(401);
+    expect(((await res.json()) as { error: { code: string } }).error.code).toBe('unauthenticated');
+    const rec = await recordOf(res.headers.get('x-request-id') ?? undefined);
+    expect(rec).toMatchObject({ principal: null, action: 'models.list', error_code: 'unauthenticated' });
+    expect(w.audit().length).toBe(records + 1);
+  });
+});
+
 describe('a broken chunked framing is answered by its route, in its shape, and audited once', () => {
   for (const path of ROUTES) {
     for (const [name, auth] of [

@@ -475,6 +475,9 @@ describe('warden CLI', () => {
     expect(long.stderr).not.toContain('CANARY-LONG');
     // Its audit record says so, on stderr, as for any refusal.
     expect(long.stderr).toMatch(/"action":"prompt\.render".*"error_code":"variable_invalid"/);
+    // Naming who asked (--principal): the refusal comes after the principal is known (it was null).
+    const record = JSON.parse(long.stderr.split('\n').find((l) => l.includes('"error_code":"variable_invalid"'))!) as { principal: unknown };
+    expect(record.principal).toMatchObject({ namespace: 'support', service_account: 'ticket-bot' });
     // The call itself, over HTTP, is refused the same way.
     const w = await startWarden({ upstreamUrl: upstream.url });
     try {
