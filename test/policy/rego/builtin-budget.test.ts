@@ -266,6 +266,9 @@ describe('policy.timeout_ms holds for size-proportional built-ins and the evalua
     ['yaml.is_valid', 'x := yaml.is_valid(input.s)', { s: '- 1\n'.repeat(131_072) }],
     ['yaml.unmarshal', 'x := count(yaml.unmarshal(input.s))', { s: '- 1\n'.repeat(131_072) }],
     ['yaml.marshal', 'x := count(yaml.marshal([{"a": input.a}]))', { a: Array.from({ length: 150_000 }, (_, i) => i) }],
+    // 65,536 adjacent /24s (a splice per fold: 4 s) and 200,000 IPv6 /64s (14 s), unmetered before.
+    ['net.cidr_merge of adjacent blocks', 'x := net.cidr_merge(input.c)', { c: Array.from({ length: 65_536 }, (_, i) => `10.${i >> 8}.${i & 255}.0/24`) }],
+    ['net.cidr_merge of many blocks', 'x := net.cidr_merge(input.c)', { c: Array.from({ length: 200_000 }, (_, i) => `2001:db8:${(i >> 16).toString(16)}:${(i & 0xffff).toString(16)}::/64`) }],
   ];
   it.each(cases)('%s stops near the deadline with eval_budget_exceeded', (_name, body, input) => {
     const { e, ms } = fails(body, SIDECAR, input);

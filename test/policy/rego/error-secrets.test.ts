@@ -58,3 +58,26 @@ describe('error messages do not repeat operands', () => {
     expect(errorOf('yaml.unmarshal(input.v)', `a: |${CANARY}\n x`)!.message).toBe('yaml.unmarshal: unexpected token at line 1, column 5');
   });
 });
+
+describe('a JWT header is the caller\'s text', () => {
+  const b64 = (s: string) => Buffer.from(s).toString('base64url');
+  const token = (alg: string) => `${b64(JSON.stringify({ alg, typ: 'JWT' }))}.${b64('{}')}.${b64('sig')}`;
+
+  it('io.jwt.decode_verify names an unknown algorithm only when it looks like one (no secret, no forged log line)', () => {
+    for (const alg of [`${CANARY}\nlevel=info msg="access granted"`, `x${CANARY}x`, 'a b', '']) {
+      const e = errorOf('io.jwt.decode_verify(input.v, {"secret": "k"})', token(alg));
+      if (alg === '') {
+        // An empty alg is an invalid header: the token does not verify, no error.
+        expect(e).toBeUndefined();
+        continue;
+      }
+      expect(e, alg).toBeDefined();
+      expect(e!.code).toBe('eval_builtin_error');
+      expect(e!.message, alg).not.toContain('7f3a');
+      expect(e!.message, alg).not.toContain('\n');
+      expect(e!.message, alg).toMatch(/^io\.jwt\.decode_verify: unknown JWS algorithm: \(not shown: /);
+    }
+    // A plausible name is still given, as OPA gives it.
+    expect(errorOf('io.jwt.decode_verify(input.v, {"secret": "k"})', token('RS1'))!.message).toBe('io.jwt.decode_verify: unknown JWS algorithm: RS1');
+  });
+});

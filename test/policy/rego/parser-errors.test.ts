@@ -110,7 +110,8 @@ describe('parse error messages', () => {
     expect(moduleError(pkg('p := x !y'))).toBe(
       'policy.rego:3:8: rego_parse_error: unexpected "!": write "!=" for "not equal", or "not" to negate an expression',
     );
-    expect(moduleError(pkg('p := $"x{1}"'))).toBe('policy.rego:3:6: rego_parse_error: template strings ($"...") are not supported');
+    expect(moduleError(pkg('p := $"x{1'))).toBe('policy.rego:3:6: rego_parse_error: unterminated template string: an expression "{" without its "}"');
+    expect(moduleError(pkg('p := $x'))).toBe('policy.rego:3:6: rego_parse_error: unexpected "$": names may contain only letters, digits and "_"');
     expect(moduleError(pkg('p := 1 ∧ 2'))).toBe('policy.rego:3:8: rego_parse_error: unexpected character "∧"');
   });
 

@@ -19,6 +19,14 @@ export type TokenKind =
   | 'ident'
   | 'number'
   | 'string'
+  // Template strings (`$"…{x}…"`, `$\`…\``): the literal text before the first `{` (tpl-open),
+  // between a `}` and the next `{` (tpl-next), after the last `}` (tpl-last), or the whole
+  // string when it has no expression (tpl-whole). The expression tokens come in between; the
+  // braces that delimit them are not tokens.
+  | 'tpl-open'
+  | 'tpl-next'
+  | 'tpl-last'
+  | 'tpl-whole'
   | 'eof'
   | 'illegal'
   | ':='
@@ -50,11 +58,11 @@ export type TokenKind =
 export interface Token {
   readonly kind: TokenKind;
   /**
-   * ident: the name; number: the literal text; string: the decoded value; illegal: the error
+   * ident: the name; number: the literal text; string, tpl-*: the decoded value; illegal: the error
    * message; punctuation: the operator text; eof: ''.
    */
   readonly text: string;
-  /** Set on string tokens written with backticks. */
+  /** Set on string tokens written with backticks, and on the parts of a `$\`…\`` template. */
   readonly raw: boolean;
   readonly row: number;
   readonly col: number;
@@ -204,6 +212,9 @@ export function* tokenSteps(src: string, file: string): Steps<Token[]> {
   // One string per distinct name: ref keys (`input.request.model`) and names end up in the
   // compiled policy, and a slice per occurrence was a copy per rule.
   const names = new Map<string, string>();
+  // Template strings whose `{expression}` is being lexed, innermost last: the `{`s opened inside
+  // the expression (a `}` at depth 0 ends it and resumes the string) and the string's form.
+  const templates: Array<{ depth: number; raw: boolean; row: number; col: number }> = [];
 
   const push = (kind: TokenKind, text: string, startRow: number, startCol: number, raw = false): void => {
     tokens.push({ kind, text, raw, row: startRow, col: startCol, loc: { file, row: startRow, col: startCol }, ws, nl });
@@ -304,6 +315,15 @@ export function* tokenSteps(src: string, file: string): Steps<Token[]> {
 
     const simple = SIMPLE[c];
     if (simple !== undefined) {
+      const tpl = templates.length > 0 ? templates[templates.length - 1]! : undefined;
+      if (tpl !== undefined && c === C.RBRACE && tpl.depth === 0) {
+        templates.pop();
+        i++;
+        if (!templatePart(tpl.raw, false, row, col)) return finish();
+        continue;
+      }
+      if (tpl !== undefined && c === C.LBRACE) tpl.depth++;
+      else if (tpl !== undefined && c === C.RBRACE) tpl.depth--;
       i++;
       push(simple, simple, row, col);
       continue;
@@ -357,15 +377,13 @@ export function* tokenSteps(src: string, file: string): Steps<Token[]> {
         }
         continue;
       case C.DOLLAR:
+        if (next === C.QUOTE || next === C.BACKTICK) {
+          i += 2;
+          if (!templatePart(next === C.BACKTICK, true, row, col)) return finish();
+          continue;
+        }
         i++;
-        push(
-          'illegal',
-          next === C.QUOTE || next === C.BACKTICK
-            ? 'template strings ($"...") are not supported'
-            : 'unexpected "$": names may contain only letters, digits and "_"',
-          row,
-          col,
-        );
+        push('illegal', 'unexpected "$": names may contain only letters, digits and "_"', row, col);
         continue;
       case 0:
         i++;
@@ -384,7 +402,62 @@ export function* tokenSteps(src: string, file: string): Steps<Token[]> {
   }
   return finish();
 
+  /**
+   * Lexes one literal part of a template string, from `i` (just past `$"`, `` $` `` or the `}`
+   * that ended an expression) to the `{` that starts the next expression or the closing quote,
+   * and pushes its token. As OPA's scanner: `\{` is a literal `{` in both forms; a `$"…"` part
+   * takes the JSON escapes of a string and ends at the line's end, a `` $`…` `` part is raw and
+   * may span lines. False when the string is unterminated (an illegal token was pushed).
+   */
+  function templatePart(raw: boolean, first: boolean, startRow: number, startCol: number): boolean {
+    const r = raw ? scanRawTemplate() : scanString(true);
+    if (r.error !== undefined) {
+      push('illegal', r.error, r.errorRow ?? startRow, r.errorCol ?? startCol);
+      return false;
+    }
+    if (r.brace) templates.push({ depth: 0, raw, row: startRow, col: startCol });
+    const kind: TokenKind = first ? (r.brace ? 'tpl-open' : 'tpl-whole') : r.brace ? 'tpl-next' : 'tpl-last';
+    push(kind, r.value, startRow, startCol, raw);
+    return true;
+  }
+
+  /** A `` $`…` `` part: raw text up to an unescaped `{` or the closing backtick. */
+  function scanRawTemplate(): { value: string; brace: boolean; error?: undefined; errorRow?: undefined; errorCol?: undefined } | { error: string; errorRow?: number; errorCol?: number } {
+    let out = '';
+    let segment = i;
+    while (i < n) {
+      const d = src.charCodeAt(i);
+      if (d === C.BACKTICK || d === C.LBRACE) {
+        out += src.slice(segment, i);
+        i++;
+        return { value: out, brace: d === C.LBRACE };
+      }
+      if (d === C.BACKSLASH && i + 1 < n && src.charCodeAt(i + 1) === C.LBRACE) {
+        out += src.slice(segment, i) + '{';
+        i += 2;
+        segment = i;
+        continue;
+      }
+      if (d === C.LF) {
+        row++;
+        lineStart = i + 1;
+        lineHasAstral = false;
+      } else if (d >= 0xd800 && d <= 0xdbff) {
+        lineHasAstral = true;
+      } else if (d === 0) {
+        return { error: 'illegal null character in template string', errorRow: row, errorCol: colAt(i) };
+      }
+      i++;
+    }
+    return { error: 'unterminated template string: a $`...` string needs a closing backtick' };
+  }
+
   function finish(): Token[] {
+    // A `{expression}` still open at the end: name the template string, not the end of the file.
+    const open = templates.pop();
+    if (open !== undefined && tokens[tokens.length - 1]?.kind !== 'illegal') {
+      push('illegal', 'unterminated template string: an expression "{" without its "}"', open.row, open.col);
+    }
     const col = colAt(Math.min(i, n));
     tokens.push({ kind: 'eof', text: '', raw: false, row, col, loc: { file, row, col }, ws, nl });
     return tokens;
@@ -413,21 +486,30 @@ export function* tokenSteps(src: string, file: string): Steps<Token[]> {
     return undefined;
   }
 
-  /** Scans a "..." string and decodes JSON escapes. */
-  function scanString(): { value: string; error?: undefined; errorCol?: undefined } | { value?: undefined; error: string; errorCol?: number } {
-    i++; // opening quote
+  /**
+   * Scans a "..." string and decodes JSON escapes. For a template part (`tpl`), `i` is already
+   * past the opening, the part also ends at an unescaped `{` (brace: true), and `\{` is `{`.
+   */
+  function scanString(
+    tpl = false,
+  ): { value: string; brace: boolean; error?: undefined; errorRow?: undefined; errorCol?: undefined } | { value?: undefined; error: string; errorRow?: undefined; errorCol?: number } {
+    if (!tpl) i++; // opening quote
     let out = '';
     let hadUnicodeEscape = false;
     let segment = i;
     while (true) {
       if (i >= n || src.charCodeAt(i) === C.LF) {
-        return { error: 'unterminated string: a "..." string must end on the same line (use a `raw string` for several lines)' };
+        return {
+          error: tpl
+            ? 'unterminated template string: a $"..." string must end on the same line (use $`...` for several lines)'
+            : 'unterminated string: a "..." string must end on the same line (use a `raw string` for several lines)',
+        };
       }
       const d = src.charCodeAt(i);
-      if (d === C.QUOTE) {
+      if (d === C.QUOTE || (tpl && d === C.LBRACE)) {
         out += src.slice(segment, i);
         i++;
-        return { value: hadUnicodeEscape ? fixSurrogates(out) : out };
+        return { value: hadUnicodeEscape ? fixSurrogates(out) : out, brace: d === C.LBRACE };
       }
       if (d === 0) return { error: 'illegal null character in string', errorCol: colAt(i) };
       if (d >= 0xd800 && d <= 0xdbff) lineHasAstral = true;
@@ -477,6 +559,10 @@ export function* tokenSteps(src: string, file: string): Steps<Token[]> {
           break;
         }
         default:
+          if (tpl && e === C.LBRACE) {
+            out += '{';
+            break;
+          }
           return {
             error: `invalid escape in string: "\\${e < 0 ? '' : String.fromCharCode(e)}" (allowed: \\" \\\\ \\/ \\b \\f \\n \\r \\t \\uXXXX)`,
             errorCol: escCol,

@@ -38,6 +38,7 @@ import type {
   Rule,
   RuleHead,
   RuleKind,
+  SetComprehension,
   SetTerm,
   StringTerm,
   Term,
@@ -71,6 +72,10 @@ class ParseFailure {
 }
 
 const EMPTY: readonly never[] = Object.freeze([]);
+
+/** The built-in a template string becomes (OPA's name for it). */
+export const TEMPLATE_STRING = 'internal.template_string';
+const TEMPLATE_STRING_PATH: readonly string[] = Object.freeze(['internal', 'template_string']);
 
 /** Binding strength of binary operators (higher binds tighter); `in` is handled separately. */
 const BINARY_PREC: Partial<Record<TokenKind, number>> = {
@@ -810,6 +815,9 @@ class Parser {
       case 'string':
         this.pos++;
         return t.raw ? { type: 'string', value: t.text, raw: true, loc } : { type: 'string', value: t.text, loc };
+      case 'tpl-open':
+      case 'tpl-whole':
+        return this.parseTemplate();
       case '[':
         return this.parseArray();
       case '{':
@@ -824,6 +832,63 @@ class Parser {
       default:
         return this.fail('a term (a value, variable, reference or call)');
     }
+  }
+
+  /**
+   * A template string, `$"Hello, {input.user}!"`, as OPA (1.12+) has it: the literal parts and
+   * the value of each `{expression}`, concatenated by `internal.template_string`. Each
+   * expression is evaluated as the set of its values (`{v | v = expr}`), so an undefined one
+   * renders as `<undefined>` instead of making the string undefined, and one with several
+   * values is an `eval_conflict_error` at evaluation; a constant is passed as it is. Strings
+   * render as they are, other values as Rego terms (as `print`). As in OPA's parser, an
+   * expression may not be negated, an assignment or unification, `some` or `every`; `with`
+   * inside one is refused too (Warden does not carry it there).
+   */
+  private parseTemplate(): Term {
+    const loc = this.loc();
+    const parts: Term[] = [];
+    for (;;) {
+      const t = this.tok();
+      this.pos++;
+      if (t.text.length > 0) parts.push({ type: 'string', value: t.text, loc: this.locOf(t) } satisfies StringTerm);
+      if (t.kind === 'tpl-whole' || t.kind === 'tpl-last') break;
+      if (this.tok().kind === 'tpl-next' || this.tok().kind === 'tpl-last') this.fail('an expression inside "{…}" (write "\\{" for a literal "{")');
+      const e = this.parseLiteral();
+      if (e.negated) this.failAt('unexpected negation ("not") in template-string expression', e.loc);
+      if (e.kind === 'assign') this.failAt('unexpected assignment (":=") in template-string expression', e.loc);
+      if (e.kind === 'unify') this.failAt('unexpected unification ("=") in template-string expression', e.loc);
+      if (e.kind === 'some' || e.kind === 'somein') this.failAt('unexpected "some" in template-string expression', e.loc);
+      if (e.kind !== 'term') this.failAt(`unexpected "${e.kind === 'every' ? 'every' : 'not'}" in template-string expression`, e.loc);
+      if (e.with.length > 0) this.failAt('"with" inside a template-string expression is not supported: apply it to the expression that uses the string', e.with[0]!.loc);
+      const term = e.term;
+      switch (term.type) {
+        case 'string':
+        case 'number':
+        case 'boolean':
+        case 'null':
+          parts.push(term);
+          break;
+        default: {
+          const v: VarTerm = { type: 'var', name: `$${this.wildcards++}`, loc: term.loc };
+          const body: Body = [{ kind: 'unify', left: v, right: term, negated: false, with: EMPTY, loc: term.loc }];
+          parts.push({ type: 'setcomp', term: v, body, loc: term.loc } satisfies SetComprehension);
+        }
+      }
+      const next = this.tok().kind;
+      if (next !== 'tpl-next' && next !== 'tpl-last') this.fail('"}" to end the template-string expression');
+    }
+    // Only literal text (`$"plain"`, `$"a{"b"}"`): the string itself, so it is a constant (a
+    // `default` value, an object key) as the value it is.
+    if (parts.every((p) => p.type === 'string')) {
+      return { type: 'string', value: parts.map((p) => (p as StringTerm).value).join(''), loc } satisfies StringTerm;
+    }
+    return {
+      type: 'call',
+      op: TEMPLATE_STRING,
+      opPath: TEMPLATE_STRING_PATH,
+      args: [{ type: 'array', items: parts, loc } satisfies ArrayTerm],
+      loc,
+    } satisfies CallTerm;
   }
 
   /** Ref and call suffixes written directly after a term: `.name`, `[term]`, `(args)`. */
@@ -1254,6 +1319,12 @@ function describe(t: Token): string {
     // and errors reach logs. The location says which one.
     case 'string':
       return 'a string';
+    case 'tpl-open':
+    case 'tpl-whole':
+      return 'a template string';
+    case 'tpl-next':
+    case 'tpl-last':
+      return '"}"';
     case 'illegal':
       return t.text;
     default:

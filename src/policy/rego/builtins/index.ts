@@ -28,6 +28,7 @@ import { RUNTIME } from './runtime.js';
 import { JSON_PATHS } from './jsonpaths.js';
 import { JSON_PATCH } from './jsonpatch.js';
 import { TEMPLATE } from './template.js';
+import { TEMPLATE_STRING } from './template-string.js';
 import { BITS } from './bits.js';
 import { RANDOM } from './random.js';
 
@@ -64,6 +65,7 @@ const ALL: BuiltinDef[] = [
   ...JSON_PATHS,
   ...JSON_PATCH,
   ...TEMPLATE,
+  ...TEMPLATE_STRING,
   ...BITS,
   ...RANDOM,
 ];

@@ -249,7 +249,7 @@ function decodeVerify(args: Value[], ctx: BuiltinContext): Value {
     if (headerAlg === 'EdDSA') ok = keys !== undefined && verifyEdDSA(jwt.signingInput, jwt.signature, keys);
     else {
       const m = ALG.exec(headerAlg);
-      if (!m) throw builtinErr(name, `unknown JWS algorithm: ${headerAlg}`);
+      if (!m) throw builtinErr(name, `unknown JWS algorithm: ${algName(headerAlg)}`);
       const family = m[1] as Family;
       // Asymmetric keys verify only asymmetric algorithms and a secret only HMAC (no alg confusion).
       ok =
@@ -281,6 +281,15 @@ function decodeVerify(args: Value[], ctx: BuiltinContext): Value {
   const nbf = objectGet(payload, 'nbf');
   if (nbf !== undefined && (!isNumber(nbf) || nowS < Number(nbf))) return unverified;
   return [true, jwt.header, payload];
+}
+
+/**
+ * The header's `alg` for the error message, as OPA names it, but only when it looks like an
+ * algorithm name: the header is the caller's text, and a message that repeated it as it is would
+ * let any caller write what it likes (a secret it found, a forged log line) into Warden's logs.
+ */
+function algName(alg: string): string {
+  return /^[A-Za-z0-9_+-]{1,16}$/.test(alg) ? alg : `(not shown: ${alg.length > 16 ? 'more than 16 characters' : 'characters other than letters, digits, _ + -'})`;
 }
 
 /** RFC 7515 4.1.11: a critical header parameter we do not understand invalidates the token. */

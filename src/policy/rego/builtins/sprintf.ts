@@ -1,6 +1,7 @@
 /**
  * `sprintf` with Go's fmt semantics, as OPA passes arguments to fmt.Sprintf: integers that fit
- * int64 are Go `int`, larger integers `*big.Int`, other numbers `float64`, strings `string`, and
+ * int64 are Go `int`, larger integers `*big.Int`, other numbers (and doubles past ±2^53, which
+ * are not exact integers) `float64`, strings `string`, and
  * every other value the string of its Rego term (so `%v` of a set prints `{1, 2}` and `%t` of a
  * boolean prints `%!t(string=true)`, exactly as OPA does). Mistakes print Go's `%!verb(type=value)`
  * markers instead of failing.
@@ -23,10 +24,11 @@ const INT64_MAX = 2n ** 63n - 1n;
 function toGoArg(v: Value): GoArg {
   if (typeof v === 'bigint') return v >= INT64_MIN && v <= INT64_MAX ? { t: 'int', v } : { t: 'big', v };
   if (typeof v === 'number') {
-    if (Number.isInteger(v)) {
-      const b = BigInt(v);
-      return b >= INT64_MIN && b <= INT64_MAX ? { t: 'int', v: b } : { t: 'big', v: b };
-    }
+    // Integers past ±2^53 are bigints here (exact); a double beyond that is inexact, from a
+    // fraction or exponent (input's 1.5e300, 1e21) or float arithmetic: Go's float64, as OPA
+    // formats a number written that way. As an integer it printed digits it does not have
+    // (JSON 12345678901234567890123 came out as 12345678901234567741440, 1.5e300 as 301 digits).
+    if (Number.isSafeInteger(v)) return { t: 'int', v: BigInt(v) };
     return { t: 'float', v };
   }
   if (typeof v === 'string') return { t: 'string', v };

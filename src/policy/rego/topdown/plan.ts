@@ -321,6 +321,13 @@ function matchEntries(c: Ctx, f: Frame, entries: Entries, x: PlainObject | RegoO
 
 export class Planner {
   slots = new Map<string, number>();
+  /**
+   * Each term's plan, made once per frame layout: planning a term looks at its parts more than
+   * once (its plan, then whether it has a single value), which made nested arrays, objects or
+   * template strings exponential to compile (20 levels of `[[…input.x…]]` took 11 s). A plan
+   * depends only on the term and the slots, which grow but never change, so it can be reused.
+   */
+  private planned = new Map<ITerm, TermPlan>();
 
   constructor(
     private readonly root: DocNode,
@@ -332,6 +339,7 @@ export class Planner {
   /** Starts a new frame layout (one per rule chain or query). */
   reset(): void {
     this.slots = new Map();
+    this.planned = new Map();
   }
 
   get frameSize(): number {
@@ -368,6 +376,15 @@ export class Planner {
    * evaluator the hot path uses instead of continuation passing.
    */
   term(t: ITerm): TermPlan {
+    let plan = this.planned.get(t);
+    if (plan === undefined) {
+      plan = this.termOnce(t);
+      this.planned.set(t, plan);
+    }
+    return plan;
+  }
+
+  private termOnce(t: ITerm): TermPlan {
     // Without variables a single-valued term needs no continuation-passing plan of its own:
     // `eval` and `match` over `single` are what that plan would do (at most one value).
     // Terms with variables keep theirs (an unbound variable is an error there, not undefined),

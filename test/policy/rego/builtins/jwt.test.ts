@@ -1,4 +1,4 @@
-import { generateKeyPairSync, sign as cryptoSign, type KeyObject } from 'node:crypto';
+import { createHmac, generateKeyPairSync, sign as cryptoSign, type KeyObject } from 'node:crypto';
 import { SignJWT, exportJWK } from 'jose';
 import { beforeAll, describe, expect, it } from 'vitest';
 import { testKeyPair } from '../../../keys.js';
@@ -197,5 +197,37 @@ describe('io.jwt.decode_verify', () => {
     expect((call('io.jwt.decode_verify', t, { secret: 's3cret' }) as unknown[])[0]).toBe(true);
     expect((call('io.jwt.decode_verify', t, { cert: rsaPem }) as unknown[])[0]).toBe(false);
     expect(callError('io.jwt.decode_verify', t, {}).message).toBe('io.jwt.decode_verify: no key constraint');
+  });
+});
+
+describe('nested tokens (cty), as OPA treats them', () => {
+  const key = Buffer.from('nest-key');
+  const outer = (inner: string, cty: string) =>
+    new SignJWT({}).setProtectedHeader({ alg: 'HS256', cty }).sign(key).then((t) => {
+      // The payload is the inner token's text, not a JSON claims set: re-sign it as such.
+      const [h] = t.split('.') as [string];
+      const p = Buffer.from(inner).toString('base64url');
+      const sig = cryptoHmac(`${h}.${p}`);
+      return `${h}.${p}.${sig}`;
+    });
+  const cryptoHmac = (input: string) => createHmac('sha256', key).update(input).digest('base64url');
+
+  it('decode follows cty "JWT" exactly and unquotes the inner token; decode_verify follows any case, unquoted only', async () => {
+    const inner = await new SignJWT({ sub: 'inner' }).setProtectedHeader({ alg: 'HS256' }).sign(key);
+    const plain = await outer(inner, 'JWT');
+    const quoted = await outer(`"${inner}"`, 'JWT');
+    const lower = await outer(inner, 'jwt');
+    expect((call('io.jwt.decode', plain) as unknown[])[1]).toEqual({ sub: 'inner' });
+    expect((call('io.jwt.decode', quoted) as unknown[])[1]).toEqual({ sub: 'inner' });
+    // Not exactly "JWT": the payload is no JSON object, an error as in OPA.
+    expect(callError('io.jwt.decode', lower).message).toMatch(/JWT payload is not valid JSON/);
+    const verified = (t: string) => call('io.jwt.decode_verify', t, { secret: 'nest-key' });
+    expect(verified(plain)).toEqual([true, { alg: 'HS256' }, { sub: 'inner' }]);
+    expect(verified(lower)).toEqual([true, { alg: 'HS256' }, { sub: 'inner' }]);
+    // A quoted inner token is no token to decode_verify (OPA does not unquote there): never verified.
+    expect(() => verified(quoted)).toThrow();
+    // Every level is verified with the same key: an inner token signed with another does not verify.
+    const forged = await outer(await new SignJWT({ sub: 'admin' }).setProtectedHeader({ alg: 'HS256' }).sign(Buffer.from('other')), 'JWT');
+    expect(verified(forged)).toEqual([false, {}, {}]);
   });
 });

@@ -44,6 +44,16 @@ describe('sprintf (Go fmt as OPA calls it)', () => {
     expect(f('%s', ['a'])).toBe('["a"]');
   });
 
+  it('formats a double past ±2^53 (inexact: exact integers are bigints) as Go float64, not as digits it does not have', () => {
+    // Input JSON as the sidecar reads it (JSON.parse): OPA formats such numbers as float64 too.
+    const input = JSON.parse('{"big": 12345678901234567890123, "huge": 1.5e300, "e": 1e21}') as Record<string, number>;
+    expect(f('%v', input.big!)).toBe('1.2345678901234568e+22');
+    expect(f('%v', input.huge!)).toBe('1.5e+300');
+    expect(f('%v|%.1f|%d', input.e!, input.e!, input.e!)).toBe('1e+21|1000000000000000000000.0|%!d(float64=1e+21)');
+    // Exact integers keep every digit.
+    expect(f('%v|%d', 2 ** 53 - 1, 2n ** 70n)).toBe('9007199254740991|1180591620717411303424');
+  });
+
   it('marks mistakes like Go instead of failing', () => {
     expect(f('%t', true)).toBe('%!t(string=true)');
     expect(f('%s', 5)).toBe('%!s(int=5)');

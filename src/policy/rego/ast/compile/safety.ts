@@ -73,12 +73,29 @@ export function analyze(t: ITerm, pattern: boolean, inputs: Names, outputs: Name
       return;
     case 'arraycomp':
     case 'setcomp':
-      freeVars(t.body, [t.term], t.locals, inputs);
-      return;
     case 'objectcomp':
-      freeVars(t.body, [t.key, t.value], t.locals, inputs);
+      for (const v of comprehensionFreeVars(t)) inputs.add(v);
       return;
   }
+}
+
+/**
+ * A comprehension's free variables, found once per comprehension: a unification analyzes each
+ * side twice (as a value and as a pattern), so comprehensions nested in unifications (as every
+ * template string's `{…}` is) were walked 2^depth times; 22 nested template strings took 12 s
+ * to compile. The set does not depend on the order of the body, which safety may change.
+ */
+const freeVarsOf = new WeakMap<ITerm, readonly string[]>();
+
+function comprehensionFreeVars(t: Extract<ITerm, { t: 'arraycomp' | 'setcomp' | 'objectcomp' }>): readonly string[] {
+  let vars = freeVarsOf.get(t);
+  if (vars === undefined) {
+    const out = new Set<string>();
+    freeVars(t.body, t.t === 'objectcomp' ? [t.key, t.value] : [t.term], t.locals, out);
+    vars = [...out];
+    freeVarsOf.set(t, vars);
+  }
+  return vars;
 }
 
 function isComposite(t: ITerm): boolean {
