@@ -65,11 +65,24 @@ export function encodedCharsReading(t: string): FoldedText | null {
   if (!mayHoldEncoded(t)) return null;
   const n = t.length;
   // The reading is never longer than the text (each decoded unit stands for one or more): typed
-  // arrays of that size, not a growing array per unit (a 1 MiB prompt with one `&#` in it).
-  const out = new Uint16Array(n);
+  // arrays of that size for the map, not a growing array per unit (a 1 MiB prompt with one `&#`
+  // in it). The text itself is built from slices of `t` and the decoded characters, joined once:
+  // a unit array turned into a string with String.fromCharCode(...units) cost ~150 µs per 4 KB,
+  // paid by every answer with one `0xff` in it.
   const starts = new Int32Array(n);
   const ends = new Int32Array(n);
+  const parts: string[] = [];
   let j = 0;
+  /** Start of the pending run of `t` copied as it is. */
+  let run = 0;
+  const copyRun = (to: number): void => {
+    if (run >= to) return;
+    parts.push(t.slice(run, to));
+    for (let k = run; k < to; k++, j++) {
+      starts[j] = k;
+      ends[j] = k + 1;
+    }
+  };
   /** Where the last prefixed byte's digits ended in `t` (-1: none yet). */
   let byteEnd = -1;
   let changed = false;
@@ -79,48 +92,45 @@ export function encodedCharsReading(t: string): FoldedText | null {
       const ref = numericRef(t, i);
       if (ref !== null) {
         const [ch, len] = ref;
+        copyRun(i);
+        parts.push(ch);
         for (let u = 0; u < ch.length; u++, j++) {
-          out[j] = ch.charCodeAt(u);
           starts[j] = i;
           ends[j] = i + len;
         }
         changed = true;
         i += len;
+        run = i;
         continue;
       }
     }
     // `0x5a` (a `0` that is no digit of a longer number or word: not `10x20`) or `\x5a`.
     if ((c === 92 || (c === 48 && (i === 0 || !isAlnum(t.charCodeAt(i - 1))))) && (t.charCodeAt(i + 1) | 32) === 120 && isHex(t.charCodeAt(i + 2)) && isHex(t.charCodeAt(i + 3))) {
-      // The `, ` between this byte and the one before (nothing else in between): dropped too.
-      if (byteEnd >= 0 && i - byteEnd <= BYTE_GAP_MAX) {
-        let gap = true;
-        for (let k = byteEnd; k < i; k++) if (t.charCodeAt(k) !== 44 && t.charCodeAt(k) !== 32) gap = false;
-        if (gap) j -= i - byteEnd;
-      }
+      // The `, ` between this byte and the one before (nothing else in between): dropped too,
+      // the pending run being just that gap.
+      let gap = byteEnd >= 0 && run === byteEnd && i - byteEnd <= BYTE_GAP_MAX;
+      for (let k = byteEnd; gap && k < i; k++) if (t.charCodeAt(k) !== 44 && t.charCodeAt(k) !== 32) gap = false;
+      if (!gap) copyRun(i);
       changed = true;
       // The digits go on as they are (`0x5a71` is the hex `5a71`), the first one spanning the
       // prefix too: a value found from there is masked with it.
       const prefix = i;
       i += 2;
+      const digits = i;
       for (; i < n && isHex(t.charCodeAt(i)); i++, j++) {
-        out[j] = t.charCodeAt(i);
-        starts[j] = i === prefix + 2 ? prefix : i;
+        starts[j] = i === digits ? prefix : i;
         ends[j] = i + 1;
       }
+      parts.push(t.slice(digits, i));
       byteEnd = i;
+      run = i;
       continue;
     }
-    out[j] = c;
-    starts[j] = i;
-    ends[j] = i + 1;
-    j++;
     i++;
   }
   if (!changed) return null;
-  // In slices: one call with every unit as an argument overflows the stack on a long text.
-  let text = '';
-  for (let k = 0; k < j; k += 8192) text += String.fromCharCode(...out.subarray(k, Math.min(j, k + 8192)));
-  return { text, starts: starts.subarray(0, j), ends: ends.subarray(0, j) };
+  copyRun(n);
+  return { text: parts.join(''), starts: starts.subarray(0, j), ends: ends.subarray(0, j) };
 }
 
 /**
