@@ -1,7 +1,7 @@
 /**
  * A reading of text in which characters written one by one in an encoding are decoded, for the
  * leak guard (leak-guard.ts): what a model asked to "encode the key" writes character by
- * character, that a reader or a decoder in the app turns back into the value. Four forms:
+ * character, that a reader or a decoder in the app turns back into the value. Five forms:
  *
  * - numeric HTML character references, `&#84;` and `&#x54;` (one per character: a secret whose
  *   every character is one, `&#84;&#114;&#48;…`, is the value to any HTML renderer);
@@ -16,7 +16,11 @@
  * - hex bytes written with a `0x` or `\x` before each (`0x5a, 0x71, 0x37`, `\x5a\x71\x37`, a C
  *   array or a Python bytes literal): the prefixes are dropped, and so is what stands between
  *   two such bytes (BYTE_GAP: `, `, `;`, a line break and the next line's indentation), so the
- *   digits read as the value's hex does.
+ *   digits read as the value's hex does;
+ * - character codes in decimal, two or more in a row (`[90, 113, 55]`, `90 113 55`: a model
+ *   asked for "the ASCII codes", Python's `list(b"…")`, `String.fromCharCode(90, 113, …)`): each
+ *   of 1 to 3 digits, a printable Latin-1 character's (32-126, 160-255), with at most
+ *   DEC_GAP_MAX units of `,`, `;`, spaces and line breaks between; a lone number is left as it is.
  *
  * Each unit of the reading maps to its span in the text (a FoldedText), so a hit masks the
  * encoded characters as written. A text with none of them (an `&` before `#` or a known name and
@@ -34,6 +38,9 @@ const REF_DIGITS_MAX = 8;
 export const BYTE_GAP_MAX = 10;
 const IS_BYTE_GAP = new Uint8Array(128);
 for (const c of ', ;\t\n\r') IS_BYTE_GAP[c.charCodeAt(0)] = 1;
+
+/** Most units between two decimal character codes (`, `, `,\n  `): fewer than between bytes, see ENCODED_SLACK. */
+const DEC_GAP_MAX = 4;
 
 /**
  * Named references read: HTML5's names for the ASCII characters that have one (upper-case
@@ -56,6 +63,15 @@ const NAME_MAX = 6;
 
 function isHex(c: number): boolean {
   return (c >= 48 && c <= 57) || ((c | 32) >= 97 && (c | 32) <= 102);
+}
+
+function isDigit(c: number): boolean {
+  return c >= 48 && c <= 57;
+}
+
+/** What may not stand next to a decimal character code: a letter, a digit or a `.`. */
+function isCodeNeighbour(c: number): boolean {
+  return isAlnum(c) || c === 46;
 }
 
 function isByteGap(c: number): boolean {
@@ -127,6 +143,46 @@ function percentChar(t: string, i: number): [string, number] | null {
   return [String.fromCodePoint(cp), 3 * (more + 1)];
 }
 
+/**
+ * The length of the decimal character code at `i` (1 to 3 digits, no digit, letter or `.` on
+ * either side: not part of `1.5`, `v2` or `250ms`; a printable Latin-1 code), or 0.
+ */
+function decimalCode(t: string, i: number): number {
+  if (i > 0 && isCodeNeighbour(t.charCodeAt(i - 1))) return 0;
+  let k = i;
+  let v = 0;
+  while (k < t.length && k - i < 4 && isDigit(t.charCodeAt(k))) v = v * 10 + t.charCodeAt(k++) - 48;
+  if (k === i || k - i > 3 || (k < t.length && isCodeNeighbour(t.charCodeAt(k)))) return 0;
+  return (v >= 32 && v <= 126) || (v >= 160 && v <= 255) ? k - i : 0;
+}
+
+/** The start of a decimal code after the gap at `k` (1 to DEC_GAP_MAX gap units), or -1. */
+function codeAfterGap(t: string, k: number): number {
+  const from = k;
+  while (k < t.length && k - from < DEC_GAP_MAX && isByteGap(t.charCodeAt(k))) k++;
+  return k > from && decimalCode(t, k) > 0 ? k : -1;
+}
+
+/** A digit, a gap and a digit: where two decimal codes may be (then checked by decimalCode). */
+const DIGIT_GAP_DIGIT = new RegExp(`[0-9][,; \\t\\r\\n]{1,${DEC_GAP_MAX}}[0-9]`, 'g');
+
+/**
+ * Whether `t` holds two decimal codes with a gap between. A regex finds the candidates (~1 µs on
+ * 4 KB of prose, where a loop over every unit took ~8 µs), each checked from its number's start.
+ */
+function hasCodePair(t: string): boolean {
+  DIGIT_GAP_DIGIT.lastIndex = 0;
+  for (let m = DIGIT_GAP_DIGIT.exec(t); m !== null; m = DIGIT_GAP_DIGIT.exec(t)) {
+    let i = m.index;
+    while (i > 0 && isDigit(t.charCodeAt(i - 1))) i--;
+    const len = decimalCode(t, i);
+    if (len > 0 && codeAfterGap(t, i + len) >= 0) return true;
+    // The next candidate may begin at this match's second digit (`12, 34, 56`).
+    DIGIT_GAP_DIGIT.lastIndex = m.index + m[0].length - 1;
+  }
+  return false;
+}
+
 /** `x` (or `X`) right after a `0` or `\\` and before two hex digits somewhere in `t`. */
 function prefixedByte(t: string, x: string): boolean {
   for (let i = t.indexOf(x, 1); i >= 0; i = t.indexOf(x, i + 1)) {
@@ -156,7 +212,7 @@ function hasPercent(t: string): boolean {
  * that guards a secret; these searches cost ~0.3 µs there (prose has few `x`, `&` and `%`).
  */
 function mayHoldEncoded(t: string): boolean {
-  return hasRef(t) || hasPercent(t) || prefixedByte(t, 'x') || prefixedByte(t, 'X');
+  return hasRef(t) || hasPercent(t) || prefixedByte(t, 'x') || prefixedByte(t, 'X') || hasCodePair(t);
 }
 
 /** `t` with its numeric character references decoded and its hex bytes' `0x`/`\x` dropped (see above); null when it has none. */
@@ -184,6 +240,8 @@ export function encodedCharsReading(t: string): FoldedText | null {
   };
   /** Where the last prefixed byte's digits ended in `t` (-1: none yet). */
   let byteEnd = -1;
+  /** Where the last decimal code decoded ended in `t` (-1: none yet). */
+  let decEnd = -1;
   let changed = false;
   for (let i = 0; i < n; ) {
     const c = t.charCodeAt(i);
@@ -199,6 +257,26 @@ export function encodedCharsReading(t: string): FoldedText | null {
         }
         changed = true;
         i += len;
+        run = i;
+        continue;
+      }
+    }
+    // A decimal character code next to another (`90, 113`): the first of a pair when one follows
+    // it, or one after the last decoded with only a gap between (the gap dropped).
+    if (c >= 48 && c <= 57) {
+      const len = decimalCode(t, i);
+      const afterLast = len > 0 && decEnd >= 0 && run === decEnd && codeAfterGap(t, decEnd) === i;
+      if (len > 0 && (afterLast || codeAfterGap(t, i + len) >= 0)) {
+        if (!afterLast) copyRun(i);
+        let v = 0;
+        for (let k = i; k < i + len; k++) v = v * 10 + t.charCodeAt(k) - 48;
+        parts.push(String.fromCharCode(v));
+        starts[j] = i;
+        ends[j] = i + len;
+        j++;
+        changed = true;
+        i += len;
+        decEnd = i;
         run = i;
         continue;
       }
@@ -236,6 +314,8 @@ export function encodedCharsReading(t: string): FoldedText | null {
  * An encoded character still arriving at the end of `t.slice(0, end)`: `&`, `&#`, `&#x` and up to
  * REF_DIGITS_MAX digits without their `;`, `&` and up to NAME_MAX letters; `%` and one hex digit,
  * or a UTF-8 lead byte's escape and fewer continuation bytes' than it needs (`%C3`, `%E2%82%`);
+ * a number of up to 3 digits and the gap after it (a decimal code, or the first of a pair, still
+ * arriving: `90, 11` may go on `3, 55`, and `90` alone is no code until a second follows);
  * `\`, `0` (no digit of a longer number or word), `\x`, `0x` and one hex digit, each with the gap
  * before it after a whole prefixed byte (dropped when the next byte is whole), and that gap alone.
  * Read on the last units only (a bounded regex, whatever the text's length).
@@ -243,6 +323,7 @@ export function encodedCharsReading(t: string): FoldedText | null {
 const PARTIAL_ENCODED = new RegExp(
   `(?:&(?:#(?:[xX][0-9a-fA-F]{0,${REF_DIGITS_MAX}}|[0-9]{1,${REF_DIGITS_MAX}})?|[A-Za-z]{1,${NAME_MAX}})?` +
     '|%(?:[c-fC-F][0-9a-fA-F](?:%[89abAB][0-9a-fA-F]){0,2}(?:%[89abAB]?)?|[0-9a-fA-F]?)' +
+    `|(?<![0-9A-Za-z.])[0-9]{1,3}[,; \\t\\r\\n]{0,${DEC_GAP_MAX}}` +
     `|(?:(?<=[0\\\\][xX][0-9a-fA-F]{2,})[,; \\t\\r\\n]{0,${BYTE_GAP_MAX}})?(?:\\\\(?:[xX][0-9a-fA-F]?)?|(?<![0-9A-Za-z])0(?:[xX][0-9a-fA-F]?)?)?)$`,
 );
 /** Longest match of PARTIAL_ENCODED: a gap and `0x5` after a whole byte. */

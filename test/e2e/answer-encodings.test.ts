@@ -28,6 +28,7 @@ const FORMS: Record<string, string> = {
   'every byte percent-escaped (a link or image URL)': bytes.toString('hex').toUpperCase().replace(/../g, '%$&'),
   'named HTML references (&amp;, &hyphen;)': SECRET.replace('&', '&amp;').replace('-', '&hyphen;'),
   'hex bytes after 0x, a C array over lines': bytes.toString('hex').match(/.{1,8}/g)!.map((l) => l.match(/../g)!.map((b) => `0x${b}`).join(', ')).join(',\n    '),
+  'character codes in decimal': [...bytes].join(', '),
   'ROT13': SECRET.replace(/[A-Za-z]/g, (c) => String.fromCharCode((c <= 'Z' ? 65 : 97) + ((c.charCodeAt(0) - (c <= 'Z' ? 65 : 97) + 13) % 26))),
 };
 

@@ -556,6 +556,9 @@ describe('leak guard: hex and base32 encodings of a value', () => {
     'hex bytes after 0x, semicolons between': hex.match(/../g)!.map((b) => `0x${b}`).join(';'),
     'hex bytes after 0x, " , " between': hex.match(/../g)!.map((b) => `0x${b}`).join(' , '),
     'ROT13': SECRET.replace(/[A-Za-z]/g, (c) => String.fromCharCode((c <= 'Z' ? 65 : 97) + ((c.charCodeAt(0) - (c <= 'Z' ? 65 : 97) + 13) % 26))),
+    // "The ASCII codes of the key": a list, Python's list(b"..."), JavaScript's fromCharCode.
+    'character codes in decimal, a list': [...bytes].join(', '),
+    'character codes in decimal, one a line': [...bytes].join(',\n  '),
   };
   for (const [name, form] of Object.entries(EXACT)) {
     it(`${name}: refused in a prompt, value-free`, () => {
@@ -572,6 +575,8 @@ describe('leak guard: hex and base32 encodings of a value', () => {
     'hex bytes spaced, upper case (a hex dump)': hex.toUpperCase().match(/../g)!.join(' '),
     'hex bytes colon-separated (a fingerprint)': hex.match(/../g)!.join(':'),
     "xxd's groups of four digits": hex.match(/.{1,4}/g)!.join(' '),
+    // Answer only: in a prompt the phone and card detectors replace these digit groups first.
+    'character codes in decimal, spaced': [...bytes].join(' '),
   };
   for (const [name, form] of Object.entries(ANSWER)) {
     it(`${name}: masked in an answer and counted once, streamed at every split as whole, no piece holding part of it`, async () => {
@@ -619,7 +624,8 @@ describe('leak guard: hex and base32 encodings of a value', () => {
     const other = Buffer.from('Zq7pLm2Xw9-CANARZ');
     const text =
       `mask 0xff, 10x20, b'\\x00\\x01' ${other.toString('hex').match(/../g)!.map((b) => `0x${b}`).join(',\n  ')} &#65;&#x42; &#0; &#xD800; ` +
-      `${[...other.toString()].map((c) => `&#${c.charCodeAt(0)};`).join('')} R&amp;D &copy; &zz; https://x.example/a%20b?q=${other.toString('hex').replace(/../g, '%$&')}&r=%C3%28%E2%82%FF%`;
+      `${[...other.toString()].map((c) => `&#${c.charCodeAt(0)};`).join('')} R&amp;D &copy; &zz; https://x.example/a%20b?q=${other.toString('hex').replace(/../g, '%$&')}&r=%C3%28%E2%82%FF% ` +
+      `[${[...other].join(', ')}] 1.5, 2.5, v90, 113ms, 12 apples, 90 pears`;
     expect(wholeAnswer(redactor.session(decision(), [SECRET]), text, false)).toBe(text);
     expect(() => redactor.session(decision(), [SECRET]).redactMessages([{ role: 'user', content: text }])).not.toThrow();
   });

@@ -66,6 +66,10 @@ describe('heldFrom, prefix: only a tail that could begin a value', () => {
     expect(held(guard, `${PROSE}%4`)).toBe('%4');
     expect(held(guard, `${PROSE}%C3`)).toBe('%C3');
     expect(held(guard, `${PROSE}0x41,\n        0x`)).toBe(',\n        0x');
+    // A number that may be a decimal code still arriving (or the first of a pair), with its gap.
+    expect(held(guard, `${PROSE}[90, 11`)).toBe('11');
+    expect(held(guard, `${PROSE}[90, `)).toBe('90, ');
+    expect(held(guard, `${PROSE}in 2024 `)).toBe('');
     expect(held(guard, `${PROSE}&#65; and 0x41`)).toBe('');
   });
 
@@ -112,6 +116,7 @@ describe('a stream under prefix', () => {
     'hex bytes after 0x, four a line': bytes.toString('hex').match(/.{1,8}/g)!.map((l) => l.match(/../g)!.map((b) => `0x${b}`).join(', ')).join(',\n        '),
     'every byte percent-escaped': bytes.toString('hex').replace(/../g, '%$&'),
     'named HTML references': SECRET.replace(/-/g, '&hyphen;'),
+    'character codes in decimal': `[${[...bytes].join(', ')}]`,
     'ROT13': SECRET.replace(/[A-Za-z]/g, (c) => String.fromCharCode((c <= 'Z' ? 65 : 97) + ((c.charCodeAt(0) - (c <= 'Z' ? 65 : 97) + 13) % 26))),
   };
   for (const [name, form] of Object.entries(FORMS)) {
