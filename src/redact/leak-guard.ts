@@ -1,8 +1,10 @@
 /**
  * Leak guard: the exact secret values resolved for a request (an accented one composed and
  * decomposed, NFC and NFD), and their base64 (standard and URL-safe) and base32 (at every byte
- * alignment inside a longer blob), hex, URL-encoded and HTML-escaped forms, are searched in
- * text. In a prompt they refuse the request; in a response they are masked. Values shorter than
+ * alignment inside a longer blob), hex, URL-encoded, HTML-escaped and ROT13 forms, are searched
+ * in text, and in a reading of it with characters written one by one in an encoding decoded
+ * (references, percent-escapes, prefixed hex bytes, decimal codes: encoded-chars.ts). In a
+ * prompt they refuse the request; in a response they are masked. Values shorter than
  * MIN_SECRET_LENGTH are ignored: they would match ordinary text.
  *
  * The search reads the text the PII detectors read (normalize.ts: zero-width and other format
