@@ -69,11 +69,6 @@ function isDigit(c: number): boolean {
   return c >= 48 && c <= 57;
 }
 
-/** What may not stand next to a decimal character code: a letter, a digit or a `.`. */
-function isCodeNeighbour(c: number): boolean {
-  return isAlnum(c) || c === 46;
-}
-
 function isByteGap(c: number): boolean {
   return c < 128 && IS_BYTE_GAP[c] === 1;
 }
@@ -144,15 +139,16 @@ function percentChar(t: string, i: number): [string, number] | null {
 }
 
 /**
- * The length of the decimal character code at `i` (1 to 3 digits, no digit, letter or `.` on
- * either side: not part of `1.5`, `v2` or `250ms`; a printable Latin-1 code), or 0.
+ * The length of the decimal character code at `i` (1 to 3 digits, no letter or digit on either
+ * side and no `.` between it and a digit: not part of `1.5`, `v2` or `250ms`, but the last code
+ * of a sentence, `…, 89.`, is one; a printable Latin-1 code), or 0.
  */
 function decimalCode(t: string, i: number): number {
-  if (i > 0 && isCodeNeighbour(t.charCodeAt(i - 1))) return 0;
+  if (i > 0 && (isAlnum(t.charCodeAt(i - 1)) || (t.charCodeAt(i - 1) === 46 && i > 1 && isDigit(t.charCodeAt(i - 2))))) return 0;
   let k = i;
   let v = 0;
   while (k < t.length && k - i < 4 && isDigit(t.charCodeAt(k))) v = v * 10 + t.charCodeAt(k++) - 48;
-  if (k === i || k - i > 3 || (k < t.length && isCodeNeighbour(t.charCodeAt(k)))) return 0;
+  if (k === i || k - i > 3 || isAlnum(t.charCodeAt(k)) || (t.charCodeAt(k) === 46 && isDigit(t.charCodeAt(k + 1)))) return 0;
   return (v >= 32 && v <= 126) || (v >= 160 && v <= 255) ? k - i : 0;
 }
 
@@ -323,7 +319,7 @@ export function encodedCharsReading(t: string): FoldedText | null {
 const PARTIAL_ENCODED = new RegExp(
   `(?:&(?:#(?:[xX][0-9a-fA-F]{0,${REF_DIGITS_MAX}}|[0-9]{1,${REF_DIGITS_MAX}})?|[A-Za-z]{1,${NAME_MAX}})?` +
     '|%(?:[c-fC-F][0-9a-fA-F](?:%[89abAB][0-9a-fA-F]){0,2}(?:%[89abAB]?)?|[0-9a-fA-F]?)' +
-    `|(?<![0-9A-Za-z.])[0-9]{1,3}[,; \\t\\r\\n]{0,${DEC_GAP_MAX}}` +
+    `|(?<![0-9A-Za-z]|[0-9]\\.)[0-9]{1,3}[,; \\t\\r\\n]{0,${DEC_GAP_MAX}}` +
     `|(?:(?<=[0\\\\][xX][0-9a-fA-F]{2,})[,; \\t\\r\\n]{0,${BYTE_GAP_MAX}})?(?:\\\\(?:[xX][0-9a-fA-F]?)?|(?<![0-9A-Za-z])0(?:[xX][0-9a-fA-F]?)?)?)$`,
 );
 /** Longest match of PARTIAL_ENCODED: a gap and `0x5` after a whole byte. */

@@ -614,6 +614,15 @@ describe('leak guard: hex and base32 encodings of a value', () => {
     }
   });
 
+  it('character codes in decimal ending a sentence (the last one before a full stop) are masked whole, streamed too', async () => {
+    const text = `The ASCII codes are ${[...bytes].join(', ')}. Use them well.`;
+    const whole = wholeAnswer(redactor.session(decision(), [SECRET]), text, false);
+    expect(whole).toBe('The ASCII codes are [SECRET_VALUE]. Use them well.');
+    for (const { how, pieces } of cuts(text, 7)) {
+      expect((await streamedDeltas(redactor.session(decision(), [SECRET]), pieces, false)).join(''), how).toBe(whole);
+    }
+  });
+
   it('a long text with references is read whole (200 K units: no argument list as long as the text)', () => {
     const refs = [...SECRET].map((c) => `&#${c.charCodeAt(0)};`).join('');
     const text = `${'&#65; '.repeat(40_000)}${refs} end`;
