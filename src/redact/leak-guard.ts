@@ -1,8 +1,10 @@
 /**
  * Leak guard: the exact secret values resolved for a request (an accented one composed and
  * decomposed, NFC and NFD), and their base64 (standard and URL-safe) and base32 (at every byte
- * alignment inside a longer blob), hex, URL-encoded and HTML-escaped forms, are searched in
- * text. In a prompt they refuse the request; in a response they are masked. Values shorter than
+ * alignment inside a longer blob), hex, URL-encoded, HTML-escaped and ROT13 forms, are searched
+ * in text, and in a reading of it with characters written one by one in an encoding decoded
+ * (references, percent-escapes, prefixed hex bytes, decimal codes: encoded-chars.ts). In a
+ * prompt they refuse the request; in a response they are masked. Values shorter than
  * MIN_SECRET_LENGTH are ignored: they would match ordinary text.
  *
  * The search reads the text the PII detectors read (normalize.ts: zero-width and other format
@@ -24,7 +26,7 @@
  * false refusal; see session.ts).
  */
 import { LRUCache } from 'lru-cache';
-import { encodedCharsReading, partialEncodedStart } from './encoded-chars.js';
+import { ENCODED_SLACK, encodedCharsReading, partialEncodedStart } from './encoded-chars.js';
 import { composeFolded, fold, toOriginalSpan, type FoldedText } from './normalize.js';
 import type { Finding, StreamSecretHold } from './types.js';
 import { MIN_SECRET_LENGTH } from '../pipeline/types.js';
@@ -124,6 +126,20 @@ function encodedForms(value: string): string[] {
   // that takes either case reads it as the value.
   for (const f of b32Forms) out.push(f, f.toLowerCase());
   return out;
+}
+
+/**
+ * `value` in ROT13: each ASCII letter moved 13 places, in its case. Named with base64 and hex by
+ * every list of encodings models are asked to write to get past an output filter (Amazon Bedrock
+ * Guardrails' encoding attacks; the Agent Threat Rules' decode-and-answer rules), and one a model
+ * writes letter for letter. One more needle, and one more skeleton in an answer (another case,
+ * separators): the span a stream holds stays the value's.
+ */
+function rot13(value: string): string {
+  return value.replace(/[A-Za-z]/g, (c) => {
+    const base = c <= 'Z' ? 65 : 97;
+    return String.fromCharCode(base + ((c.charCodeAt(0) - base + 13) % 26));
+  });
 }
 
 const HTML_ESCAPES: Readonly<Record<string, string>> = { '&': '&amp;', '<': '&lt;', '>': '&gt;', '"': '&quot;', "'": '&#39;' };
@@ -296,6 +312,10 @@ export class LeakGuard {
       set.add(s);
       for (const form of escapedForms(s)) set.add(form);
       for (const form of encodedForms(s)) set.add(form);
+      // ROT13, the cipher a model asked to "encode" or "obfuscate" a text writes first after
+      // base64 and hex (see rot13): a value with letters has it, matched as the value is.
+      const r = rot13(s);
+      if (r !== s) set.add(r);
     }
     // An accented value may be written composed (NFC: `é`) or decomposed (NFD: `e` and a
     // combining accent): the two look the same and a caller's NFC or NFD turns one into the
@@ -321,7 +341,7 @@ export class LeakGuard {
     const covered = new Set<string>();
     for (const s of secrets) {
       if (typeof s !== 'string' || s.length < MIN_SECRET_LENGTH) continue;
-      for (const form of new Set([s, s.normalize('NFC'), s.normalize('NFD')])) {
+      for (const form of new Set([s, s.normalize('NFC'), s.normalize('NFD'), rot13(s)])) {
         const f = fold(form).text;
         if (!folded.has(f)) continue;
         const sk = skeletonOf(f);
@@ -577,9 +597,6 @@ function continuesInto(t: string, i: number, needle: string): boolean {
   for (let k = i; k < t.length; k++) if (t.charCodeAt(k) !== needle.charCodeAt(k - i)) return false;
   return true;
 }
-
-/** Units an encoded character still arriving may read as more than it will (`&#x0001F60`: 10 units, one character). */
-const ENCODED_SLACK = 12;
 
 /** `view` read with its encoded characters decoded (encoded-chars.ts) and folded, as a view of what `view` maps to; null when it has none. */
 function encodedReading(view: FoldedText): FoldedText | null {

@@ -1,8 +1,8 @@
 /**
  * A placed secret that the model hands back encoded (hex, base32, HTML-escaped, hex bytes after
- * `0x`, numeric character references: what a model asked to "encode the key" or writing HTML
- * produces) is masked in the answer as the value is, streamed or not, and counted; the canary is
- * in no log line or audit record.
+ * `0x`, numeric and named character references, percent-escapes, ROT13: what a model asked to
+ * "encode the key", writing HTML or putting it in a URL produces) is masked in the answer as the
+ * value is, streamed or not, and counted; the canary is in no log line or audit record.
  */
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { postChat } from './helpers/http.js';
@@ -25,6 +25,11 @@ const FORMS: Record<string, string> = {
   'base32 in lower case': base32(bytes).toLowerCase(),
   'hex bytes each after 0x (a C array)': bytes.toString('hex').match(/../g)!.map((b) => `0x${b}`).join(', '),
   'numeric HTML references': [...SECRET].map((c) => `&#${c.charCodeAt(0)};`).join(''),
+  'every byte percent-escaped (a link or image URL)': bytes.toString('hex').toUpperCase().replace(/../g, '%$&'),
+  'named HTML references (&amp;, &hyphen;)': SECRET.replace('&', '&amp;').replace('-', '&hyphen;'),
+  'hex bytes after 0x, a C array over lines': bytes.toString('hex').match(/.{1,8}/g)!.map((l) => l.match(/../g)!.map((b) => `0x${b}`).join(', ')).join(',\n    '),
+  'character codes in decimal': [...bytes].join(', '),
+  'ROT13': SECRET.replace(/[A-Za-z]/g, (c) => String.fromCharCode((c <= 'Z' ? 65 : 97) + ((c.charCodeAt(0) - (c <= 'Z' ? 65 : 97) + 13) % 26))),
 };
 
 let upstream: FakeUpstream;

