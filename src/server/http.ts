@@ -1179,8 +1179,13 @@ export function createHttpIngress(opts: HttpIngressOptions): HttpIngress {
     }
     const { signal, cancel, dispose } = requestSignal(res);
     try {
+      const headers = ingressHeaders(req.rawHeaders);
+      const base = baseMeta(req, headers, requestId, signal, cancel);
+      // An Anthropic SDK sending its key as `x-api-key` lists models here too (its models.list()):
+      // read as on /v1/messages, else its messages.create() passed and models.list() was a 401.
+      base.credentials = withApiKey(base.credentials, headers.apiKey, headers.apiKeyRepeated === true);
       const request: PromptRequest = {
-        ...baseMeta(req, ingressHeaders(req.rawHeaders), requestId, signal, cancel),
+        ...base,
         protocol: 'openai-http',
         action: 'models.list',
         model: '',
