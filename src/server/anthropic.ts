@@ -521,11 +521,12 @@ function answerText(msg: ChatMessage): { text: string; refused: boolean } {
       const rec = p as Record<string, unknown>;
       if (p.type === 'refusal' && typeof rec.refusal === 'string') {
         text += rec.refusal;
-        refused = true;
+        // An empty refusal refuses nothing, as the stream reads one (encodeChoice).
+        if (rec.refusal !== '') refused = true;
       } else if (typeof rec.text === 'string') text += rec.text;
     }
   }
-  if (msg.refusal !== undefined) return { text: text + msg.refusal, refused: true };
+  if (msg.refusal !== undefined && msg.refusal !== '') return { text: text + msg.refusal, refused: true };
   return { text, refused };
 }
 
