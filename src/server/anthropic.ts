@@ -356,7 +356,18 @@ export function anthropicToChatBody(body: unknown): Record<string, unknown> {
     out.stop = body.stop_sequences;
   }
   if (body.tools !== undefined) out.tools = translateTools(body.tools);
-  if (body.tool_choice !== undefined) translateToolChoice(body.tool_choice, out);
+  if (body.tool_choice !== undefined) {
+    translateToolChoice(body.tool_choice, out);
+    // Anthropic refuses a tool_choice without tools, or naming a tool not among them, and so does
+    // an OpenAI upstream (it came back as `upstream_rejected`, at no field of the caller's):
+    // refused here, at the caller's field.
+    const tools = out.tools as Array<{ function: { name: string } }> | undefined;
+    if (tools === undefined || tools.length === 0) throw invalid("field 'tool_choice' may only be given with 'tools'", 'tool_choice');
+    const forced = out.tool_choice;
+    if (isObject(forced) && !tools.some((t) => t.function.name === (forced.function as { name: string }).name)) {
+      throw invalid("field 'tool_choice.name' must name one of the request's tools", 'tool_choice.name');
+    }
+  }
   if (body.metadata !== undefined) {
     if (!isObject(body.metadata)) throw invalid("field 'metadata' must be an object", 'metadata');
     checkMembers(body.metadata, METADATA_MEMBERS, 'metadata');
@@ -510,11 +521,12 @@ function answerText(msg: ChatMessage): { text: string; refused: boolean } {
       const rec = p as Record<string, unknown>;
       if (p.type === 'refusal' && typeof rec.refusal === 'string') {
         text += rec.refusal;
-        refused = true;
+        // An empty refusal refuses nothing, as the stream reads one (encodeChoice).
+        if (rec.refusal !== '') refused = true;
       } else if (typeof rec.text === 'string') text += rec.text;
     }
   }
-  if (msg.refusal !== undefined) return { text: text + msg.refusal, refused: true };
+  if (msg.refusal !== undefined && msg.refusal !== '') return { text: text + msg.refusal, refused: true };
   return { text, refused };
 }
 
@@ -535,7 +547,9 @@ export function anthropicMessageBody(result: CompletionResult, fallbackId = '', 
   if (msg) {
     const said = answerText(msg);
     refused = said.refused;
-    if (said.text !== '' || !msg.tool_calls?.length) content.push({ type: 'text', text: said.text });
+    // No text is no text block, as Anthropic answers an empty turn (`content: []`, end_turn) and as
+    // the stream does (a block opens with the first text): an empty block was one the stream lacked.
+    if (said.text !== '') content.push({ type: 'text', text: said.text });
     for (const t of msg.tool_calls ?? []) {
       checkToolLabels(t.id, t.function.name);
       content.push({ type: 'tool_use', id: t.id, name: t.function.name, input: toolInput(t.function.arguments, choice?.finish_reason) });

@@ -1175,12 +1175,17 @@ export function createHttpIngress(opts: HttpIngressOptions): HttpIngress {
     }
     const { signal, cancel, dispose } = requestSignal(res);
     try {
+      const headers = ingressHeaders(req.rawHeaders);
+      const base = baseMeta(req, headers, requestId, signal, cancel);
+      // An Anthropic SDK sending its key as `x-api-key` lists models here too (its models.list()):
+      // read as on /v1/messages, else its messages.create() passed and models.list() was a 401.
+      base.credentials = withApiKey(base.credentials, headers.apiKey, headers.apiKeyRepeated === true);
       if (wanted !== undefined && !isModelName(wanted)) {
         const err = new WardenError('invalid_request', `the model id in the path (URL-encoded) ${MODEL_NAME_RULE}`, { location: { path: 'model' } });
-        return await refuseModelId(req, res, baseMeta(req, ingressHeaders(req.rawHeaders), requestId, signal, cancel), err);
+        return await refuseModelId(req, res, base, err);
       }
       const request: PromptRequest = {
-        ...baseMeta(req, ingressHeaders(req.rawHeaders), requestId, signal, cancel),
+        ...base,
         protocol: 'openai-http',
         action: 'models.list',
         model: '',

@@ -297,6 +297,34 @@ describe('a forced tool call with the Anthropic SDK', () => {
   });
 });
 
+describe('edges of the Anthropic SDK', () => {
+  it('an empty answer is content [] whether created or streamed (finalMessage())', async () => {
+    upstream.mode = 'scripted';
+    upstream.script = { text: '' };
+    const params = { model: 'gpt-4o-mini', max_tokens: 16, messages: [{ role: 'user' as const, content: 'x' }] };
+    const plain = await client(rawToken).messages.create(params);
+    expect(plain).toMatchObject({ content: [], stop_reason: 'end_turn' });
+    const streamed = await client(rawToken).messages.stream(params).finalMessage();
+    expect(streamed).toMatchObject({ content: [], stop_reason: 'end_turn' });
+    upstream.mode = 'ok';
+  });
+
+  it('tool_choice without tools is a BadRequestError at tool_choice, nothing sent upstream', async () => {
+    const before = upstream.calls.length;
+    const err = await rejection(client(rawToken).messages.create({ model: 'gpt-4o-mini', max_tokens: 16, tool_choice: { type: 'any' }, messages: [{ role: 'user', content: 'x' }] }));
+    expect(err).toBeInstanceOf(Anthropic.BadRequestError);
+    expect(wardenError(err)).toMatchObject({ code: 'invalid_request', param: 'tool_choice' });
+    expect(upstream.calls.length).toBe(before);
+  });
+
+  it('models.list() of a client sending its key as x-api-key (as SDKs before 1.x do) lists the models', async () => {
+    const legacy = new Anthropic({ baseURL: w.addresses.http, apiKey: null, authToken: null, maxRetries: 0, defaultHeaders: { 'x-api-key': rawToken } });
+    const ids: string[] = [];
+    for await (const m of legacy.models.list()) ids.push(m.id);
+    expect(ids).toContain('gpt-4o-mini');
+  });
+});
+
 describe('errors as the Anthropic SDK raises them', () => {
   const plain: Anthropic.MessageCreateParamsNonStreaming = { model: 'gpt-4o-mini', max_tokens: 16, messages: [{ role: 'user', content: 'hi' }] };
 

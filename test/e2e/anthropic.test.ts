@@ -428,6 +428,28 @@ describe('POST /v1/messages', () => {
     }
   });
 
+  it('an answer with neither text nor a tool call is content [] (end_turn), streamed or not, as Anthropic answers an empty turn', async () => {
+    upstream.mode = 'scripted';
+    upstream.script = { text: '' };
+    const plain = await messages({ model: 'gpt-4o-mini', max_tokens: 16, messages: [{ role: 'user', content: 'hi' }] });
+    expect(plain.status, plain.text).toBe(200);
+    expect(JSON.parse(plain.text)).toMatchObject({ content: [], stop_reason: 'end_turn' });
+    const streamed = await messages({ model: 'gpt-4o-mini', max_tokens: 16, stream: true, messages: [{ role: 'user', content: 'hi' }] });
+    expect(events(streamed.text).map((e) => e.event)).toEqual(['message_start', 'message_delta', 'message_stop']);
+    upstream.mode = 'ok';
+  });
+
+  it('GET /v1/models reads the x-api-key an Anthropic SDK sends, as /v1/messages does', async () => {
+    for (const path of ['/v1/models', '/v1/models/gpt-4o-mini']) {
+      const res = await fetch(`${w.addresses.http}${path}`, { headers: { 'x-api-key': rawToken, 'anthropic-version': '2023-06-01' } });
+      expect(res.status, path).toBe(200);
+      expect(JSON.stringify(await res.json())).toContain('gpt-4o-mini');
+    }
+    // Two different tokens are no credentials, as on /v1/messages.
+    const both = await fetch(`${w.addresses.http}/v1/models`, { headers: { 'x-api-key': rawToken, authorization: `Bearer ${botToken}` } });
+    expect(both.status).toBe(401);
+  });
+
   it('errors use Anthropic\'s error shape with the Warden code and the field', async () => {
     const before = upstream.calls.length;
     const cases: Array<[unknown, string | null, number, string, string, string | undefined]> = [
@@ -442,6 +464,10 @@ describe('POST /v1/messages', () => {
       // Locations name what the caller sent, not the OpenAI body it is mapped to.
       [{ model: 'gpt-4o-mini', max_tokens: 5, tools: [{ name: '', input_schema: {} }], messages: [{ role: 'user', content: 'hi' }] }, rawToken, 400, 'invalid_request_error', 'invalid_request', 'tools.0.name'],
       [{ model: 'gpt-4o-mini', max_tokens: 5, tools: [WEATHER_TOOL], tool_choice: { type: 'tool', name: '' }, messages: [{ role: 'user', content: 'hi' }] }, rawToken, 400, 'invalid_request_error', 'invalid_request', 'tool_choice.name'],
+      // Anthropic refuses a tool_choice without tools, or naming none of them; so does an OpenAI upstream, at no field of the caller's.
+      [{ model: 'gpt-4o-mini', max_tokens: 5, tool_choice: { type: 'auto' }, messages: [{ role: 'user', content: 'hi' }] }, rawToken, 400, 'invalid_request_error', 'invalid_request', 'tool_choice'],
+      [{ model: 'gpt-4o-mini', max_tokens: 5, tools: [], tool_choice: { type: 'none' }, messages: [{ role: 'user', content: 'hi' }] }, rawToken, 400, 'invalid_request_error', 'invalid_request', 'tool_choice'],
+      [{ model: 'gpt-4o-mini', max_tokens: 5, tools: [WEATHER_TOOL], tool_choice: { type: 'tool', name: 'get_time' }, messages: [{ role: 'user', content: 'hi' }] }, rawToken, 400, 'invalid_request_error', 'invalid_request', 'tool_choice.name'],
       [{ model: 'gpt-4o-mini', max_tokens: 5, system: 'Be terse.', messages: [], warden: { template: 'support/ticket-summary@2', variables: { ticket_id: 'T-1', customer_message: 'x' } } }, botToken, 400, 'invalid_request_error', 'invalid_request', 'system'],
       // Nothing the caller sent is changed or dropped on the way: an empty content list, a tool call without a name or id.
       [{ model: 'gpt-4o-mini', max_tokens: 5, messages: [{ role: 'user', content: 'a' }, { role: 'assistant', content: [] }, { role: 'user', content: 'b' }] }, rawToken, 400, 'invalid_request_error', 'invalid_request', 'messages.1.content'],

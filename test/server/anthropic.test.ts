@@ -16,6 +16,22 @@ describe('anthropicMessageBody', () => {
   });
 });
 
+describe('an empty refusal', () => {
+  it('refuses nothing, streamed or not: end_turn, content []', () => {
+    for (const message of [
+      { role: 'assistant' as const, content: '', refusal: '' },
+      { role: 'assistant' as const, content: [{ type: 'refusal' as const, refusal: '' }] },
+    ]) {
+      const plain = JSON.parse(anthropicMessageBody({ id: 'c', model: 'm', created: 1, choices: [{ index: 0, message, finish_reason: 'stop' }] })) as { stop_reason: unknown; content: unknown };
+      expect(plain).toMatchObject({ stop_reason: 'end_turn', content: [] });
+    }
+    const enc = new AnthropicStreamEncoder('r', 'm');
+    const out = enc.encode({ id: 'c', model: 'm', created: 1, choices: [{ index: 0, delta: { content: '', refusal: '' }, finish_reason: 'stop' }] }) + enc.finish('r', 'm');
+    expect(out).toContain('"stop_reason":"end_turn"');
+    expect(out).not.toContain('content_block_start');
+  });
+});
+
 describe('stop_reason of a message with tool_use blocks', () => {
   const call = { id: 'call_1', type: 'function' as const, function: { name: 'get_weather', arguments: '{"city":"Paris"}' } };
   const message = (finish: string | null, toolCalls: (typeof call)[]) =>
