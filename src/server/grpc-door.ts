@@ -13,6 +13,9 @@
  *   ends with `request_timeout` (DEADLINE_EXCEEDED), as over HTTP;
  * - whose `grpc-encoding` is not `identity` is refused from its headers (`unsupported_media_type`),
  *   before grpc-js inflates a byte of its message (Screened.compressed);
+ * - is checked from its headers by `admit` (the gateway's: its credentials), before a byte of its
+ *   message is read: grpc-js reads the stream only once the call's metadata has been passed on to
+ *   its handler, so a call refused here never has its message buffered (GrpcDoorOptions.admit);
  * - when it ends before its handler ran — the client left, or grpc-js refused it (no message or
  *   two, an invalid `grpc-timeout`, a message over the receive ceiling) — is counted and audited
  *   like any refusal, and its stream closed after its status even if the client has not half-closed;
@@ -22,7 +25,7 @@
 import * as http2 from 'node:http2';
 import { performance } from 'node:perf_hooks';
 import * as grpc from '@grpc/grpc-js';
-import { WardenError } from '../pipeline/errors.js';
+import { WardenError, isWardenError } from '../pipeline/errors.js';
 import type { Admission } from './admission.js';
 import { OVERLOADED_RETRY_AFTER_S } from './admission.js';
 import { RELAY_HEADERS } from './headers.js';
@@ -41,7 +44,7 @@ export interface DoorArrival {
   startedAt: number;
 }
 
-export interface GrpcDoorOptions {
+export interface GrpcDoorOptions<A = never> {
   admission: Admission;
   draining: () => boolean;
   /** limits.client_timeout_ms: the longest a client may take to send its whole request. */
@@ -53,8 +56,21 @@ export interface GrpcDoorOptions {
   deliveryTimeoutMs?: number;
   /** The methods the door guards (the gateway's); other calls pass untouched. */
   guards: (path: string) => boolean;
-  /** Counts and audits a call refused or ended before its handler ran; resolves once written. */
-  record: (arrival: DoorArrival, err: WardenError) => Promise<void>;
+  /**
+   * Counts and audits a call refused or ended before its handler ran; resolves once written.
+   * `admission`: what `admit` found, when the call had passed it (the record names its caller).
+   */
+  record: (arrival: DoorArrival, err: WardenError, admission: A | undefined) => Promise<void>;
+  /**
+   * Checks a call admitted under `max_in_flight` from its headers alone, before its message is
+   * read (the gateway's credentials): grpc-js resumes the call's stream only when its handler
+   * starts, which is once the metadata is passed on, so until this answers the message stays in
+   * the client (past the HTTP/2 stream window). What it returns is the handler's (DoorPass.admission).
+   * A refusal is a rejected promise whose WardenError has been counted and audited already (the
+   * pipeline audits a failed authentication itself): the door only sends its status. Unset: calls
+   * go on at once (health calls).
+   */
+  admit?: (arrival: DoorArrival, screened: Screened | undefined) => A | Promise<A>;
   /** The status a Warden error is sent as (toGrpcError). */
   status: (err: WardenError) => Partial<grpc.StatusObject>;
   /** What the calls it admits are, in its `overloaded` message (default `requests`). */
@@ -73,8 +89,10 @@ export interface GrpcDoorOptions {
 }
 
 /** A handler's hold on its call's place, taken with GrpcDoor.pass; `leave` once it has finished. */
-export interface DoorPass {
+export interface DoorPass<A = never> {
   leave(): void;
+  /** What GrpcDoorOptions.admit found from the call's headers; undefined without `admit`. */
+  readonly admission: A | undefined;
   /**
    * What the call's header block says that its metadata does not (GrpcDoor.screen); undefined
    * when nothing (nearly always).
@@ -184,10 +202,14 @@ export function compressedMessage(): WardenError {
   });
 }
 
+function asWardenError(err: unknown): WardenError {
+  return isWardenError(err) ? err : new WardenError('internal', 'internal error');
+}
+
 /** How long grpc-js's refusal of a call's messages waits for the client's reset (refuseMessageCount). */
 const CANCEL_SETTLE_MS = 20;
 
-class DoorCall {
+class DoorCall<A> {
   /**
    * Whether the call still holds its place. Until its handler runs the door holds it for the call
    * (released when the call ends); the handler takes it over and releases it when it finishes,
@@ -209,6 +231,16 @@ class DoorCall {
   leftAt = 0;
   /** What its header block says that its metadata does not (screenHeaders), read as it arrived. */
   screened: Screened | undefined;
+  /** `admit` is running: the call's end waits for its answer (see deferred). */
+  checking = false;
+  /**
+   * How the call ended while `admit` ran (the timeout, the shutdown deadline, the client leaving).
+   * Recorded once `admit` answers, and only if it admits the call: a refusal of `admit` is the
+   * call's one record.
+   */
+  deferred: WardenError | undefined;
+  /** What `admit` found (GrpcDoorOptions.admit). */
+  admission: A | undefined;
 
   /** `base`: grpc-js's call under the door, which holds the HTTP/2 stream. */
   constructor(
@@ -231,19 +263,19 @@ class DoorCall {
  */
 class Deliveries {
   /** In the order their handlers finished, so oldest (first to expire) first. */
-  private readonly calls = new Set<DoorCall>();
+  private readonly calls = new Set<DoorCall<unknown>>();
   private timer: NodeJS.Timeout | undefined;
 
   constructor(private readonly limitMs: number) {}
 
-  add(call: DoorCall): void {
+  add(call: DoorCall<unknown>): void {
     call.leftAt = performance.now();
     this.calls.add(call);
     this.timer ??= this.arm(this.limitMs);
   }
 
   /** The call's stream has finished (its status went out) or closed. */
-  delete(call: DoorCall): void {
+  delete(call: DoorCall<unknown>): void {
     this.calls.delete(call);
   }
 
@@ -268,8 +300,8 @@ class Deliveries {
   }
 }
 
-export class GrpcDoor {
-  private readonly byMetadata = new WeakMap<grpc.Metadata, DoorCall>();
+export class GrpcDoor<A = never> {
+  private readonly byMetadata = new WeakMap<grpc.Metadata, DoorCall<A>>();
   /** Calls between their headers and their handler: the shutdown deadline ends them. */
   private readonly waiting = new RunningRequests();
   /** Answers on their way to clients, bounded by opts.deliveryTimeoutMs (none when unset). */
@@ -278,7 +310,7 @@ export class GrpcDoor {
   private readonly screened: WeakMap<http2.Http2Stream, Screened>;
   private live = 0;
 
-  constructor(private readonly opts: GrpcDoorOptions) {
+  constructor(private readonly opts: GrpcDoorOptions<A>) {
     this.screened = opts.screened ?? new WeakMap();
     if (opts.deliveryTimeoutMs !== undefined) this.deliveries = new Deliveries(opts.deliveryTimeoutMs);
   }
@@ -292,7 +324,7 @@ export class GrpcDoor {
    * The handler of a call that came through the door takes its place over, once; undefined for a
    * call the door never saw (the interceptor was not installed: the handler must then fail closed).
    */
-  pass(metadata: grpc.Metadata): DoorPass | undefined {
+  pass(metadata: grpc.Metadata): DoorPass<A> | undefined {
     const call = this.byMetadata.get(metadata);
     if (!call) return undefined;
     // Its handler has it: nothing looks it up again. An entry left for the GC whose value reaches
@@ -301,7 +333,7 @@ export class GrpcDoor {
     this.byMetadata.delete(metadata);
     call.handled = true;
     this.stopWaiting(call);
-    return { leave: () => this.left(call), screened: call.screened };
+    return { leave: () => this.left(call), screened: call.screened, admission: call.admission };
   }
 
   /**
@@ -319,7 +351,7 @@ export class GrpcDoor {
   }
 
   /** The handler has finished: its place comes back now, and an answer still on its way has deliveryTimeoutMs to go out. */
-  private left(call: DoorCall): void {
+  private left(call: DoorCall<A>): void {
     this.release(call);
     if (!call.over) this.deliveries?.add(call);
   }
@@ -331,7 +363,7 @@ export class GrpcDoor {
 
   readonly interceptor: grpc.ServerInterceptor = (method, next) => {
     if (!this.opts.guards(method.path)) return new grpc.ServerInterceptingCall(next);
-    let state: DoorCall | undefined;
+    let state: DoorCall<A> | undefined;
     const send = (status: Partial<grpc.StatusObject>) => {
       next.sendStatus(status as SentStatus);
       closeUnread(next);
@@ -340,13 +372,34 @@ export class GrpcDoor {
       start: (startNext) => {
         startNext({
           onReceiveMetadata: (metadata, pass) => {
-            state = new DoorCall({ path: method.path, metadata, peer: next.getPeer(), startedAt: performance.now() }, next);
+            const call = (state = new DoorCall<A>({ path: method.path, metadata, peer: next.getPeer(), startedAt: performance.now() }, next));
             const stream = http2StreamOf(next);
-            if (stream) state.screened = this.screened.get(stream);
-            if (this.arrive(state, send)) {
-              this.byMetadata.set(metadata, state);
+            if (stream) call.screened = this.screened.get(stream);
+            if (!this.arrive(call, send)) return;
+            // Passing the metadata on starts the handler, which starts reading the message: only
+            // once the call is admitted (GrpcDoorOptions.admit).
+            const go = () => {
+              this.byMetadata.set(metadata, call);
               pass(metadata);
+            };
+            const admit = this.opts.admit;
+            if (admit === undefined) return go();
+            let found: A | Promise<A>;
+            try {
+              found = admit(call.arrival, call.screened);
+            } catch (err) {
+              return this.refuse(call, asWardenError(err), send);
             }
+            // Most answers are at once (dev, a token verified before): no promise, no wait.
+            if (!(found instanceof Promise)) {
+              call.admission = found;
+              return go();
+            }
+            call.checking = true;
+            found.then(
+              (admission) => this.admitted(call, admission, go, send),
+              (err: unknown) => this.notAdmitted(call, err, send),
+            );
           },
           onReceiveHalfClose: (pass) => {
             if (state?.answered) return; // the door has ended it already (the timeout raced)
@@ -373,8 +426,46 @@ export class GrpcDoor {
     });
   };
 
+  /**
+   * `admit` let the call in: it goes on to its handler, unless it ended meanwhile (then recorded
+   * now, with its caller) or the door ended it (the timeout, the shutdown: refused now).
+   */
+  private admitted(call: DoorCall<A>, admission: A, go: () => void, send: (status: Partial<grpc.StatusObject>) => void): void {
+    call.checking = false;
+    call.admission = admission;
+    const deferred = call.deferred;
+    call.deferred = undefined;
+    if (call.over) {
+      if (!call.answered && deferred !== undefined) {
+        call.answered = true;
+        void this.opts.record(call.arrival, deferred, admission);
+      }
+      return;
+    }
+    if (deferred !== undefined) return this.refuse(call, deferred, send);
+    go();
+  }
+
+  /**
+   * `admit` refused the call: counted and audited already (GrpcDoorOptions.admit), so only its
+   * status goes out, and then its stream is closed unread (`send`). How the call may have ended
+   * meanwhile is not recorded: this refusal is its record.
+   */
+  private notAdmitted(call: DoorCall<A>, err: unknown, send: (status: Partial<grpc.StatusObject>) => void): void {
+    call.checking = false;
+    call.deferred = undefined;
+    if (!isWardenError(err)) {
+      // Not `admit`'s refusal but a fault in it: nothing recorded it yet.
+      return this.refuse(call, asWardenError(err), send);
+    }
+    if (call.answered) return;
+    call.answered = true;
+    this.stopWaiting(call);
+    if (!call.over) send(this.opts.status(err));
+  }
+
   /** A call's headers arrived: true when it may go on to its handler (the door refused it otherwise). */
-  private arrive(call: DoorCall, send: (status: Partial<grpc.StatusObject>) => void): boolean {
+  private arrive(call: DoorCall<A>, send: (status: Partial<grpc.StatusObject>) => void): boolean {
     this.live++;
     if (this.opts.draining()) {
       this.refuse(call, new WardenError('shutting_down', 'warden is shutting down; retry on another instance'), send);
@@ -414,7 +505,7 @@ export class GrpcDoor {
    * one setImmediate: if the process was busy, the reset may wait in the socket, and the timers run
    * before the poll that would read it. Only calls grpc-js refused wait; their status is the same.
    */
-  private refuseMessageCount(call: DoorCall, send: (status: Partial<grpc.StatusObject>) => void): void {
+  private refuseMessageCount(call: DoorCall<A>, send: (status: Partial<grpc.StatusObject>) => void): void {
     if (call.answered) return;
     const classify = () => {
       if (call.over) return;
@@ -424,23 +515,32 @@ export class GrpcDoor {
   }
 
   /** Ends a call the handler has not taken with `err`: recorded first, then its status sent. */
-  private refuse(call: DoorCall, err: WardenError, send: (status: Partial<grpc.StatusObject>) => void): void {
+  private refuse(call: DoorCall<A>, err: WardenError, send: (status: Partial<grpc.StatusObject>) => void): void {
     if (call.answered || call.handled) return;
-    call.answered = true;
     this.stopWaiting(call);
-    void this.opts.record(call.arrival, err).finally(() => send(this.opts.status(err)));
+    if (call.checking) {
+      // Decided once `admit` answers (admitted, notAdmitted): a call it refuses has that record only.
+      call.deferred ??= err;
+      return;
+    }
+    call.answered = true;
+    void this.opts.record(call.arrival, err, call.admission).finally(() => send(this.opts.status(err)));
   }
 
   /** The call ended (its status went out, or its stream closed). */
-  private ended(call: DoorCall, next: grpc.ServerInterceptingCallInterface): void {
+  private ended(call: DoorCall<A>, next: grpc.ServerInterceptingCallInterface): void {
     if (call.over) return;
     call.over = true;
     this.stopWaiting(call);
     if (!call.handled && !call.answered) {
       // Ended before its handler ran, and not by the door: the client left, or grpc-js answered
-      // it by itself (neither passes the interceptor a status).
-      call.answered = true;
-      void this.opts.record(call.arrival, endedBeforeHandler(next));
+      // it by itself (neither passes the interceptor a status). While `admit` runs, recorded once
+      // it has answered (admitted).
+      if (call.checking) call.deferred ??= endedBeforeHandler(next);
+      else {
+        call.answered = true;
+        void this.opts.record(call.arrival, endedBeforeHandler(next), call.admission);
+      }
     }
     if (call.handled) {
       // Its answer is out (or its stream gone). The place is the handler's to give back (pass).
@@ -453,7 +553,7 @@ export class GrpcDoor {
     closeUnread(next);
   }
 
-  private stopWaiting(call: DoorCall): void {
+  private stopWaiting(call: DoorCall<A>): void {
     clearTimeout(call.timer);
     call.timer = undefined;
     if (call.entry) this.waiting.remove(call.entry);
@@ -461,7 +561,7 @@ export class GrpcDoor {
   }
 
   /** Gives the call's place back, once. */
-  private release(call: DoorCall): void {
+  private release(call: DoorCall<A>): void {
     if (!call.holding) return;
     call.holding = false;
     if (call.admitted) this.opts.admission.leave();

@@ -673,6 +673,26 @@ const HEALTH_SERVICES = new Set(['', 'warden.v1.PromptGateway']);
  */
 const GATEWAY_METHODS: ReadonlySet<string> = new Set(['Render', 'Complete', 'StreamComplete'].map((m) => `/warden.v1.PromptGateway/${m}`));
 
+/** Who sent a gateway call, as the door reads it from the call's headers (admitAtDoor). */
+interface CallerAtDoor {
+  id: string;
+  credentials: Credentials;
+  peer: PeerInfo;
+  traceparent: string | undefined;
+}
+
+/** A gateway call whose credentials passed at the door: its handler runs the pipeline with `admitted`. */
+interface GatewayAdmission extends CallerAtDoor {
+  admitted: Admitted;
+}
+
+/**
+ * The signal of the request the door authenticates (arrivingRequest): nothing aborts it, and the
+ * authenticate stage does not listen to it (the pipeline only reads `aborted`). One for all calls:
+ * the handler's own signal (callSignal) is made when it runs, after the door.
+ */
+const AT_THE_DOOR = new RequestSignal();
+
 // --- server -------------------------------------------------------------------------------------
 
 export interface GrpcIngressOptions {
@@ -732,13 +752,14 @@ export function createGrpcIngress(opts: GrpcIngressOptions): GrpcIngress {
 
   // Each gateway call is admitted, timed and (when it ends before its handler) audited from its
   // headers on, not from its half-close, where grpc-js first runs a handler (grpc-door.ts).
-  const door = new GrpcDoor({
+  const door = new GrpcDoor<GatewayAdmission>({
     admission,
     draining: () => opts.draining?.() === true,
     requestTimeoutMs: limits.requestTimeoutMs,
     deliveryTimeoutMs: limits.upstreamTimeoutMs,
     guards: (path) => GATEWAY_METHODS.has(path),
     record: recordAtDoor,
+    admit: admitAtDoor,
     status: doorStatus,
     maxMetadataBytes: limits.maxHeaderBytes,
     screened,
@@ -795,27 +816,92 @@ export function createGrpcIngress(opts: GrpcIngressOptions): GrpcIngress {
     ],
   });
 
-  /** Counts and audits a call the door refused or that ended before its handler ran. */
-  function recordAtDoor(arrival: DoorArrival, err: WardenError): Promise<void> {
+  /**
+   * Counts and audits a call the door refused or that ended before its handler ran. `caller`:
+   * who the door found had sent it (admitAtDoor), with `admitted` when its credentials had passed
+   * (the record names the principal, as HTTP's for a body refused after its headers).
+   */
+  function recordAtDoor(arrival: DoorArrival, err: WardenError, caller: (CallerAtDoor & { admitted?: Admitted }) | undefined): Promise<void> {
     const action: Action = arrival.path.endsWith('/Render') ? 'prompt.render' : 'prompt.execute';
     const stream = arrival.path.endsWith('/StreamComplete');
     const tp = arrival.metadata.get('traceparent')[0];
     const meta = {
-      id: randomUUID(),
+      id: caller?.id ?? randomUUID(),
       signal: new RequestSignal(),
       receivedAt: performance.timeOrigin + arrival.startedAt,
-      traceparent: typeof tp === 'string' ? tp : undefined,
-      peer: grpcPeerInfo(arrival.peer, opts.unixListener === true),
+      traceparent: caller !== undefined ? caller.traceparent : typeof tp === 'string' ? tp : undefined,
+      peer: caller?.peer ?? grpcPeerInfo(arrival.peer, opts.unixListener === true),
     };
     opts.onRejected?.(err.code, (performance.now() - arrival.startedAt) / 1000);
-    return pipeline.auditRejected(rejectedRequest(meta, 'grpc', action, stream), err);
+    return pipeline.auditRejected(rejectedRequest(meta, 'grpc', action, stream), err, caller?.admitted);
   }
 
-  /** The handler's hold on its call's place; none is a call that bypassed the door (fails closed). */
-  function passOf(call: AnyCall): DoorPass {
+  /**
+   * A gateway call at the door, from its headers alone (GrpcDoorOptions.admit): what they show
+   * (the metadata's size, `x-warden-*` metadata) and then its credentials (Pipeline.authenticate),
+   * before a byte of its message is read, as HTTP checks a request's headers before its body. A
+   * caller without valid credentials so gets UNAUTHENTICATED at once, whatever message it sends
+   * or has yet to send, and Warden never holds it. The credentials are verified here only: the
+   * handler runs the pipeline with what this admitted (translate). A refusal has been counted and
+   * audited when the promise rejects (the pipeline audits a failed authentication itself).
+   */
+  function admitAtDoor(arrival: DoorArrival, screened: Screened | undefined): GatewayAdmission | Promise<GatewayAdmission> {
+    const metadata = arrival.metadata;
+    const path = arrival.path;
+    const action: Action = path.endsWith('/Render') ? 'prompt.render' : 'prompt.execute';
+    const stream = path.endsWith('/StreamComplete');
+    const tp = metadata.get('traceparent')[0];
+    // The peer as read when the call arrived: later its connection may be gone, and grpc-js then
+    // names no peer at all.
+    const peer = grpcPeerInfo(arrival.peer, opts.unixListener === true, metadata);
+    // A proxy header grpc-js dropped from the metadata (its value not printable ASCII) relays all the same.
+    if (peer.relayHeader === undefined && screened?.relayHeader !== undefined) peer.relayHeader = screened.relayHeader;
+    const caller: CallerAtDoor = {
+      id: randomUUID(),
+      credentials: grpcCredentials(metadata, peer, screened?.credentials),
+      peer,
+      traceparent: typeof tp === 'string' ? tp : undefined,
+    };
+    const refusal = headerRefusal(metadata, screened);
+    if (refusal !== undefined) {
+      return recordAtDoor(arrival, refusal, caller).then(() => {
+        throw refusal;
+      });
+    }
+    const arriving = { id: caller.id, credentials: caller.credentials, signal: AT_THE_DOOR, receivedAt: performance.timeOrigin + arrival.startedAt, traceparent: caller.traceparent };
+    const first = pipeline.authenticate(arrivingRequest(arriving, 'grpc', action, stream));
+    return first instanceof Promise ? first.then((admitted) => withAdmitted(caller, admitted)) : withAdmitted(caller, first);
+  }
+
+  function withAdmitted(caller: CallerAtDoor, admitted: Admitted): GatewayAdmission {
+    const found = caller as GatewayAdmission;
+    found.admitted = admitted;
+    return found;
+  }
+
+  /** What a call's headers alone refuse it for, before its credentials (admitAtDoor). */
+  function headerRefusal(metadata: grpc.Metadata, screened: Screened | undefined): WardenError | undefined {
+    // As sent: entries grpc-js dropped (a value that is not printable ASCII) count too (screenHeaders).
+    const metadataSize = screened?.metadataBytes ?? metadataBytes(metadata);
+    if (metadataSize > limits.maxHeaderBytes) {
+      return new WardenError('payload_too_large', `the call's metadata of ${metadataSize} bytes is larger than limits.max_header_bytes (${limits.maxHeaderBytes} bytes)`);
+    }
+    const wardenHeader = screened?.wardenHeader;
+    if (wardenHeader !== undefined) {
+      const field = wardenHeader === 'x-warden-template' ? 'template' : 'variables';
+      return new WardenError('invalid_request', `metadata '${wardenHeader}' is not read over gRPC: give it in the request's '${field}' field`, { location: { path: wardenHeader } });
+    }
+    return undefined;
+  }
+
+  /**
+   * The handler's hold on its call's place; none is a call that bypassed the door, and one without
+   * an admission a call the door did not authenticate: both fail closed.
+   */
+  function passOf(call: AnyCall): DoorPass<GatewayAdmission> & { admission: GatewayAdmission } {
     const pass = door.pass(call.metadata);
-    if (!pass) throw new WardenError('internal', 'internal error');
-    return pass;
+    if (pass?.admission === undefined) throw new WardenError('internal', 'internal error');
+    return pass as DoorPass<GatewayAdmission> & { admission: GatewayAdmission };
   }
 
   type AnyCall = grpc.ServerUnaryCall<GatewayRequest, unknown> | grpc.ServerWritableStream<GatewayRequest, unknown>;
@@ -851,40 +937,27 @@ export function createGrpcIngress(opts: GrpcIngressOptions): GrpcIngress {
   }
 
   /**
-   * Translates the wire request; a refusal here is counted and audited (no principal, no body
-   * content), since the pipeline never sees it.
+   * Translates the wire request of a call whose credentials passed at the door (admitAtDoor); a
+   * refusal here is counted and audited with its principal (no body content), since the pipeline
+   * never sees it.
    */
   async function translate(
     call: AnyCall,
-    pass: DoorPass,
+    admission: GatewayAdmission,
     action: Action,
     stream: boolean,
     signal: CancelSignal,
     cancel: (reason: unknown) => void,
   ): Promise<{ request: PromptRequest; admitted: Admitted }> {
     const started = performance.now();
-    const meta = metaFor(call, action, stream, signal, cancel, pass.screened);
-    // `admitted`: refused for its message after its credentials passed (recorded with its principal).
-    const refused = async (err: unknown, admitted?: Admitted): Promise<never> => {
-      if (isWardenError(err)) {
-        opts.onRejected?.(err.code, (performance.now() - started) / 1000);
-        const receivedAt = performance.timeOrigin + started;
-        await pipeline.auditRejected(rejectedRequest({ ...meta, receivedAt }, 'grpc', action, stream), err, admitted);
-      }
-      throw err;
-    };
+    // The credentials object the door verified: `pipeline.run` takes `admitted` only with it.
+    const meta: GrpcMeta = { id: admission.id, action, stream, credentials: admission.credentials, peer: admission.peer, traceparent: admission.traceparent, signal, cancel };
+    const admitted = admission.admitted;
     try {
+      // What the walk of the wire bytes found (grpc-size.ts, grpc-utf8.ts), then the field count
+      // (max_json_values, as a body's JSON values), then the decode: each after the credentials,
+      // as HTTP reads a body only once they passed.
       const wire = call.request;
-      // As sent: entries grpc-js dropped (a value that is not printable ASCII) count too (screenHeaders).
-      const metadataSize = pass.screened?.metadataBytes ?? metadataBytes(call.metadata);
-      if (metadataSize > limits.maxHeaderBytes) {
-        throw new WardenError('payload_too_large', `the call's metadata of ${metadataSize} bytes is larger than limits.max_header_bytes (${limits.maxHeaderBytes} bytes)`);
-      }
-      const wardenHeader = pass.screened?.wardenHeader;
-      if (wardenHeader !== undefined) {
-        const field = wardenHeader === 'x-warden-template' ? 'template' : 'variables';
-        throw new WardenError('invalid_request', `metadata '${wardenHeader}' is not read over gRPC: give it in the request's '${field}' field`, { location: { path: wardenHeader } });
-      }
       if (wire instanceof OversizeMessage) {
         throw new WardenError('payload_too_large', `request message of ${wire.bytes} bytes is larger than ${limits.maxBodyBytes} bytes`, {
           location: { path: '$' },
@@ -904,28 +977,21 @@ export function createGrpcIngress(opts: GrpcIngressOptions): GrpcIngress {
         });
       }
       if (wire instanceof UndecodableMessage) throw undecodable(wire);
-    } catch (err) {
-      return refused(err);
-    }
-    // The credentials before the message is decoded and its JSON fields parsed (as HTTP's before
-    // its body is read): refused ones cost the walk of the wire bytes only, no object built. A
-    // refusal is audited by the pipeline and thrown as is.
-    const arriving = { id: meta.id, credentials: meta.credentials, signal, receivedAt: performance.timeOrigin + started, traceparent: meta.traceparent };
-    const first = pipeline.authenticate(arrivingRequest(arriving, 'grpc', action, stream));
-    const admitted = first instanceof Promise ? await first : first;
-    try {
-      // The field count is the message's max_json_values: like a body's JSON values, counted
-      // before anything is built and refused after the credentials.
-      if (call.request instanceof TooManyFieldsMessage) {
-        throw new WardenError('invalid_request', `the request message holds more than ${call.request.max} fields (each entry of a repeated field counts; limits.max_json_values)`, { location: { path: '$' } });
+      if (wire instanceof TooManyFieldsMessage) {
+        throw new WardenError('invalid_request', `the request message holds more than ${wire.max} fields (each entry of a repeated field counts; limits.max_json_values)`, { location: { path: '$' } });
       }
       // Nothing else comes through the gateway's deserializers; anything else fails closed.
-      if (!(call.request instanceof UndecodedMessage)) throw new WardenError('internal', 'internal error');
-      const decoded = call.request.decode() as WirePromptRequest | UndecodableMessage;
+      if (!(wire instanceof UndecodedMessage)) throw new WardenError('internal', 'internal error');
+      const decoded = wire.decode() as WirePromptRequest | UndecodableMessage;
       if (decoded instanceof UndecodableMessage) throw undecodable(decoded);
       return { request: fromWireRequest(decoded, meta, limits), admitted };
     } catch (err) {
-      return refused(err, admitted);
+      if (isWardenError(err)) {
+        opts.onRejected?.(err.code, (performance.now() - started) / 1000);
+        const receivedAt = performance.timeOrigin + started;
+        await pipeline.auditRejected(rejectedRequest({ ...meta, receivedAt }, 'grpc', action, stream), err, admitted);
+      }
+      throw err;
     }
   }
 
@@ -935,12 +1001,13 @@ export function createGrpcIngress(opts: GrpcIngressOptions): GrpcIngress {
 
   function unary(action: Action) {
     return (call: grpc.ServerUnaryCall<GatewayRequest, unknown>, callback: grpc.sendUnaryData<unknown>) => {
-      // Admitted at the door (grpc-door.ts): refused there while draining or past the in-flight limit.
+      // Admitted at the door (grpc-door.ts): refused there while draining, past the in-flight limit
+      // or without valid credentials (admitAtDoor), before its message was read.
       const pass = passOf(call);
       const { signal, cancel, dispose } = callSignal(call);
       void (async () => {
         try {
-          const { request, admitted } = await translate(call, pass, action, false, signal, cancel);
+          const { request, admitted } = await translate(call, pass.admission, action, false, signal, cancel);
           const response = await pipeline.run(request, admitted);
           if (action === 'prompt.render' && response.kind === 'render') callback(null, toWireRender(response));
           else if (response.kind === 'complete') callback(null, toWireCompletion(response.result));
@@ -962,7 +1029,7 @@ export function createGrpcIngress(opts: GrpcIngressOptions): GrpcIngress {
     void (async () => {
       let it: AsyncIterator<CompletionChunk> | undefined;
       try {
-        const { request, admitted } = await translate(call, pass, 'prompt.execute', true, signal, cancel);
+        const { request, admitted } = await translate(call, pass.admission, 'prompt.execute', true, signal, cancel);
         const response = await pipeline.run(request, admitted);
         if (response.kind !== 'stream') throw new WardenError('internal', 'internal error');
         it = response.chunks[Symbol.asyncIterator]();

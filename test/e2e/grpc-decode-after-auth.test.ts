@@ -7,7 +7,8 @@
  *
  * Seen structurally, not by time: the decoder of Warden's loaded proto (the one the server wraps,
  * in this process) is counted, and a message past limits.max_json_values, which the decode would
- * refuse, is refused UNAUTHENTICATED with a bad token. What the walk refuses still comes first.
+ * refuse, is refused UNAUTHENTICATED with a bad token. The credentials are checked from the call's
+ * headers (the door), so what the walk refuses comes after them too.
  */
 import * as grpc from '@grpc/grpc-js';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -94,11 +95,13 @@ describe('gRPC: the request message is decoded after the credentials', () => {
     expect(decodes).toBe(before);
   });
 
-  it('what the wire walk refuses still comes before the credentials (a string that is not UTF-8 is INVALID_ARGUMENT with a bad token)', async () => {
+  it('what the wire walk refuses comes after the credentials too (a string that is not UTF-8: UNAUTHENTICATED with a bad token, INVALID_ARGUMENT with a valid one)', async () => {
     const bytes = Buffer.from(encodePromptRequest({ model: 'gpt-4o-mini', messages: [{ role: 'user', content: 'card ZZZZ end' }] }));
     bytes.set([0xff, 0xfe, 0xc3, 0x28], bytes.indexOf('ZZZZ'));
     const before = decodes;
-    const err = await rawComplete(bytes, bearerMetadata('not-a-jwt'));
+    const bad = await rawComplete(bytes, bearerMetadata('not-a-jwt'));
+    expect(bad?.code).toBe(grpc.status.UNAUTHENTICATED);
+    const err = await rawComplete(bytes, bearerMetadata(token));
     expect(err?.code).toBe(grpc.status.INVALID_ARGUMENT);
     expect(err?.details).toBe("field 'messages.0.content' is not valid UTF-8");
     expect(err?.metadata.get('warden-param')[0]).toBe('messages.0.content');
