@@ -348,6 +348,17 @@ describe('errors name file:line:col, key path and what is wrong', () => {
     ]);
   });
 
+  it('a non-finite number (.inf, .nan, 1e400) is named as such, not as "a fractional number" after "must be a number"', () => {
+    // YAML reads `.inf`, `.nan` and a number past a double's range (`1e400`) as Infinity/NaN:
+    // numbers to zod's type check, which refuses them as not numbers.
+    expect(lines('limits:\n  max_body_bytes: 1e400\n  client_timeout_ms: -.inf\n  idle_timeout_ms: .nan\nenvironment: { name: .inf }\n')).toEqual([
+      'w.yaml:2:3: limits.max_body_bytes: must be a finite number, got infinity (.inf, or a number too large to hold, such as 1e400)',
+      'w.yaml:3:3: limits.client_timeout_ms: must be a finite number, got -infinity (-.inf, or a number too large to hold, such as -1e400)',
+      'w.yaml:4:3: limits.idle_timeout_ms: must be a finite number, got .nan (not a number)',
+      'w.yaml:5:16: environment.name: must be a string, got infinity (.inf, or a number too large to hold, such as 1e400)',
+    ]);
+  });
+
   it('every duration in ms is at most 2^31-1: a larger one would become a 1 ms timer', () => {
     const max = 'must be at most 2147483647 ms (about 24.8 days, the longest timer Node.js supports)';
     const text = [
