@@ -129,6 +129,21 @@ describe('relative paths', () => {
     expect(c.identity.kubernetes?.jwks_file).toBe('/srv/conf/keys/jwks.json');
     expect(c.audit.sinks).toEqual(['stdout', { file: '/srv/conf/logs/audit.jsonl' }]);
   });
+
+  it("of a config reached through a symbolic link resolve against the link's directory, not its target's (README)", () => {
+    // A ConfigMap mount is links (`warden.yaml` -> `..data/warden.yaml` -> a timestamped
+    // directory): the target's directory changes with every update, the link's does not.
+    const dir = realpathSync(mkdtempSync(join(tmpdir(), 'warden-config-')));
+    try {
+      mkdirSync(join(dir, 'app'));
+      mkdirSync(join(dir, 'etc'));
+      writeFileSync(join(dir, 'app', 'warden.yaml'), 'templates: { paths: [templates] }\n');
+      symlinkSync(join(dir, 'app', 'warden.yaml'), join(dir, 'etc', 'warden.yaml'));
+      expect(loadConfig(join(dir, 'etc', 'warden.yaml'), {}).templates.paths).toEqual([join(dir, 'etc', 'templates')]);
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
+  });
 });
 
 describe('environment overrides', () => {
