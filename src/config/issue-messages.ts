@@ -5,10 +5,23 @@
  */
 import type { z } from 'zod';
 
+/**
+ * YAML's `.inf`, `-.inf` and `.nan`, and a number past a double's range (`1e400`, which YAML
+ * reads as Infinity): numbers to `typeof`, yet not numbers to zod's check, so named for what
+ * they are rather than as "a fractional number" after "must be a number".
+ */
+function nonFinite(input: number): string {
+  if (Number.isNaN(input)) return '.nan (not a number)';
+  return input > 0
+    ? 'infinity (.inf, or a number too large to hold, such as 1e400)'
+    : '-infinity (-.inf, or a number too large to hold, such as -1e400)';
+}
+
 function kindOf(input: unknown): string {
   if (input === null) return 'null';
   if (Array.isArray(input)) return 'a list';
   if (typeof input === 'object') return 'a mapping';
+  if (typeof input === 'number' && !Number.isFinite(input)) return nonFinite(input);
   if (typeof input === 'number' && !Number.isInteger(input)) return 'a fractional number';
   return `a ${typeof input}`;
 }
@@ -27,6 +40,7 @@ export function describeIssue(issue: z.core.$ZodRawIssue): string | undefined {
   switch (issue.code) {
     case 'invalid_type':
       if (issue.input === undefined) return 'is required';
+      if ((issue.expected === 'number' || issue.expected === 'int') && typeof issue.input === 'number' && !Number.isFinite(issue.input)) return `must be a finite number, got ${kindOf(issue.input)}`;
       return `must be ${EXPECTED[issue.expected] ?? issue.expected}, got ${kindOf(issue.input)}`;
     case 'invalid_value':
       return `must be one of ${issue.values.map((v) => JSON.stringify(v)).join(', ')}`;

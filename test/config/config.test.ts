@@ -129,6 +129,21 @@ describe('relative paths', () => {
     expect(c.identity.kubernetes?.jwks_file).toBe('/srv/conf/keys/jwks.json');
     expect(c.audit.sinks).toEqual(['stdout', { file: '/srv/conf/logs/audit.jsonl' }]);
   });
+
+  it("of a config reached through a symbolic link resolve against the link's directory, not its target's (README)", () => {
+    // A ConfigMap mount is links (`warden.yaml` -> `..data/warden.yaml` -> a timestamped
+    // directory): the target's directory changes with every update, the link's does not.
+    const dir = realpathSync(mkdtempSync(join(tmpdir(), 'warden-config-')));
+    try {
+      mkdirSync(join(dir, 'app'));
+      mkdirSync(join(dir, 'etc'));
+      writeFileSync(join(dir, 'app', 'warden.yaml'), 'templates: { paths: [templates] }\n');
+      symlinkSync(join(dir, 'app', 'warden.yaml'), join(dir, 'etc', 'warden.yaml'));
+      expect(loadConfig(join(dir, 'etc', 'warden.yaml'), {}).templates.paths).toEqual([join(dir, 'etc', 'templates')]);
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
+  });
 });
 
 describe('environment overrides', () => {
@@ -345,6 +360,17 @@ describe('errors name file:line:col, key path and what is wrong', () => {
       'w.yaml:3:3: limits.max_variables: must be an integer, got a fractional number',
       'w.yaml:4:3: limits.client_timeout_ms: must be a number, got a string',
       'w.yaml:5:11: reload.watch: must be true or false, got a string',
+    ]);
+  });
+
+  it('a non-finite number (.inf, .nan, 1e400) is named as such, not as "a fractional number" after "must be a number"', () => {
+    // YAML reads `.inf`, `.nan` and a number past a double's range (`1e400`) as Infinity/NaN:
+    // numbers to zod's type check, which refuses them as not numbers.
+    expect(lines('limits:\n  max_body_bytes: 1e400\n  client_timeout_ms: -.inf\n  idle_timeout_ms: .nan\nenvironment: { name: .inf }\n')).toEqual([
+      'w.yaml:2:3: limits.max_body_bytes: must be a finite number, got infinity (.inf, or a number too large to hold, such as 1e400)',
+      'w.yaml:3:3: limits.client_timeout_ms: must be a finite number, got -infinity (-.inf, or a number too large to hold, such as -1e400)',
+      'w.yaml:4:3: limits.idle_timeout_ms: must be a finite number, got .nan (not a number)',
+      'w.yaml:5:16: environment.name: must be a string, got infinity (.inf, or a number too large to hold, such as 1e400)',
     ]);
   });
 
