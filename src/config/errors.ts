@@ -19,13 +19,20 @@ export function formatProblem(p: ConfigProblem): string {
   return `${where}: ${p.path}: ${p.message}`;
 }
 
+/** How many problems a ConfigError's message lists (all of them stay in `problems`). */
+export const MAX_LISTED = 100;
+
 export class ConfigError extends Error {
   readonly code = 'config_invalid' as const;
   readonly problems: readonly ConfigProblem[];
 
   constructor(problems: ConfigProblem[]) {
     const head = problems.length === 1 ? 'invalid configuration' : `invalid configuration (${problems.length} problems)`;
-    super(`${head}:\n${problems.map((p) => `  ${formatProblem(p)}`).join('\n')}`);
+    // The first MAX_LISTED: a file with thousands of problems (a data file passed as the config)
+    // is not a config with a few typos, and a message of megabytes helps nobody read it.
+    const listed = problems.slice(0, MAX_LISTED).map((p) => `  ${formatProblem(p)}`);
+    if (problems.length > MAX_LISTED) listed.push(`  ... and ${problems.length - MAX_LISTED} more problems`);
+    super(`${head}:\n${listed.join('\n')}`);
     this.name = 'ConfigError';
     this.problems = problems;
   }

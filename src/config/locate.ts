@@ -3,7 +3,7 @@
  * node ranges `yaml` keeps and a LineCounter. A path that does not exist in the file (a missing
  * required key) points at the deepest ancestor that does.
  */
-import { isMap, isScalar, isSeq, type Document, type LineCounter, type Node } from 'yaml';
+import { isMap, isScalar, isSeq, type Document, type LineCounter, type Node, type Pair, type YAMLMap } from 'yaml';
 import { escapeInvisible } from '../pipeline/identifiers.js';
 import { findSecretLiteral, GENERATED_REASON, looksGenerated } from '../pipeline/secret-literals.js';
 
@@ -20,6 +20,28 @@ function keyMatches(key: unknown, segment: PropertyKey): boolean {
 }
 
 /**
+ * Each large mapping's keys by their text (the first of a repeated key, as a search from the top
+ * finds): a config with thousands of problems (a data file passed as the config) had each one's
+ * position searched from the top of its mapping, minutes of CPU for 90,000 unknown keys.
+ */
+const keyIndexes = new WeakMap<YAMLMap, Map<string, Pair>>();
+const INDEXED_FROM = 32;
+
+function pairFor(map: YAMLMap, segment: PropertyKey): Pair | undefined {
+  if (map.items.length < INDEXED_FROM) return map.items.find((p) => keyMatches(p.key, segment));
+  let index = keyIndexes.get(map);
+  if (!index) {
+    index = new Map();
+    for (const pair of map.items) {
+      const text = String(isScalar(pair.key) ? pair.key.value : pair.key);
+      if (!index.has(text)) index.set(text, pair);
+    }
+    keyIndexes.set(map, index);
+  }
+  return index.get(String(segment));
+}
+
+/**
  * Finds the node for `path`. For a map entry, the key's range is used (that is where a reader
  * looks); for a sequence item, the item's.
  */
@@ -28,7 +50,7 @@ export function locate(doc: Document, counter: LineCounter, path: KeyPath): Posi
   let range: [number, number, number] | undefined | null = (doc.contents as Node | null)?.range;
   for (const segment of path) {
     if (isMap(node)) {
-      const pair = node.items.find((p) => keyMatches(p.key, segment));
+      const pair = pairFor(node, segment);
       if (!pair) break;
       range = (pair.key as Node | null)?.range ?? range;
       node = pair.value;

@@ -253,6 +253,28 @@ describe('errors name file:line:col, key path and what is wrong', () => {
     ]);
   });
 
+  it('a file with very many problems (a data file given as the config) is refused at once, its message listing the first 100', () => {
+    // 60,000 unknown top-level keys: each one's position was searched from the top of the mapping,
+    // minutes of CPU (the test timed out); the message held every one (megabytes, cut short on a pipe).
+    const keys = Array.from({ length: 60_000 }, (_, i) => `k${i}: ${i}`);
+    let err: unknown;
+    try {
+      parseConfig(`${keys.join('\n')}\n`, 'w.yaml', {});
+    } catch (e) {
+      err = e;
+    }
+    expect(err).toBeInstanceOf(ConfigError);
+    const problems = (err as ConfigError).problems;
+    expect(problems).toHaveLength(60_000);
+    expect(problems[59_999]).toMatchObject({ line: 60_000, column: 1, path: 'k59999' });
+    const shown = (err as ConfigError).message.split('\n');
+    expect(shown[0]).toBe('invalid configuration (60000 problems):');
+    expect(shown).toHaveLength(1 + 100 + 1);
+    expect(shown[1]).toBe('  w.yaml:1:1: k0: unknown key');
+    expect(shown[100]).toBe('  w.yaml:100:1: k99: unknown key');
+    expect(shown[101]).toBe('  ... and 59900 more problems');
+  });
+
   it('unknown keys in every section get a suggestion, optional sections included', () => {
     const text = [
       'redaction:',
