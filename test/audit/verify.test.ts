@@ -285,8 +285,9 @@ describe('warden audit verify: blank lines and CR line ends are edits', () => {
     const { code, out } = await running;
     expect(code, out).toBe(0);
     const count = Number(/: (\d+) record\(s\)/.exec(out)?.[1]);
-    // It ended while the writer was still appending, with the records of some moment in between.
-    expect(turns).toBeLessThan(400);
+    // It read the records of some moment in between, not every one appended: a verify that read
+    // to the end would count all `i` (the writer stops at 400 turns, which a loaded machine may
+    // reach before the verify ends: how many turns it took is no part of what is checked).
     expect(count).toBeGreaterThanOrEqual(N);
     expect(count).toBeLessThan(i);
   });

@@ -113,5 +113,11 @@ r5 := f(f(1))
 
   it('an unbound variable inside {…} is unsafe, as in a comprehension', () => {
     expect(failure('r := $"{y}"').code).toBe('rego_unsafe_var_error');
+    // Named as written (as OPA names it), not as the variable the string's {…} is read into (`_`).
+    for (const rule of ['r if { $"{y}" == "a" }', 'r if { x := $"a{y}b"; x != "" }', 'r if { startswith($"{y}", "a") }']) {
+      const e = failure(rule);
+      expect(e.code, rule).toBe('rego_unsafe_var_error');
+      expect(e.message, rule).toBe('var y is unsafe');
+    }
   });
 });

@@ -21,6 +21,9 @@ type GoArg =
 const INT64_MIN = -(2n ** 63n);
 const INT64_MAX = 2n ** 63n - 1n;
 
+/** 2^53: the largest magnitude at which every integer is a double (README Numbers: "past ±2^53"). */
+const TWO_POW_53 = 2 ** 53;
+
 function toGoArg(v: Value): GoArg {
   if (typeof v === 'bigint') return v >= INT64_MIN && v <= INT64_MAX ? { t: 'int', v } : { t: 'big', v };
   if (typeof v === 'number') {
@@ -28,7 +31,8 @@ function toGoArg(v: Value): GoArg {
     // fraction or exponent (input's 1.5e300, 1e21) or float arithmetic: Go's float64, as OPA
     // formats a number written that way. As an integer it printed digits it does not have
     // (JSON 12345678901234567890123 came out as 12345678901234567741440, 1.5e300 as 301 digits).
-    if (Number.isSafeInteger(v)) return { t: 'int', v: BigInt(v) };
+    // ±2^53 itself is an integer too (as OPA reads an input's 9007199254740992): only past it.
+    if (Number.isInteger(v) && Math.abs(v) <= TWO_POW_53) return { t: 'int', v: BigInt(v) };
     return { t: 'float', v };
   }
   if (typeof v === 'string') return { t: 'string', v };

@@ -52,6 +52,10 @@ describe('sprintf (Go fmt as OPA calls it)', () => {
     expect(f('%v|%.1f|%d', input.e!, input.e!, input.e!)).toBe('1e+21|1000000000000000000000.0|%!d(float64=1e+21)');
     // Exact integers keep every digit.
     expect(f('%v|%d', 2 ** 53 - 1, 2n ** 70n)).toBe('9007199254740991|1180591620717411303424');
+    // ±2^53 itself is no double *past* it: an input's 9007199254740992 is the integer OPA formats
+    // (as the same value computed in the policy is), not %!d(float64=9.007199254740992e+15).
+    const edge = JSON.parse('{"up": 9007199254740992, "down": -9007199254740992}') as Record<string, number>;
+    expect(f('%d|%v|%d', edge.up!, edge.up!, edge.down!)).toBe('9007199254740992|9007199254740992|-9007199254740992');
   });
 
   it('marks mistakes like Go instead of failing', () => {

@@ -13,7 +13,7 @@ import { DocNode, type RulePlan } from '../../topdown/tree.js';
 import { Planner, toDoubles } from '../../topdown/plan.js';
 import type { IExpr, ITerm } from './ir.js';
 import { Resolver, importTable, type ModuleEnv } from './resolve.js';
-import { analyze, checkBound, reorder } from './safety.js';
+import { analyze, checkBound, reorder, reorderTerm } from './safety.js';
 import type { ExprFn } from '../../topdown/tree.js';
 
 export interface CompiledTree {
@@ -275,9 +275,14 @@ function planChain(e: RuleEntry, rule: Rule, resolver: Resolver, planner: Planne
   const body = resolver.body(rule.body, bodyScope);
   const bound = args ? patternVars(args) : new Set<string>();
   const ordered = reorder(body, bound);
-  const key = head.kind === 'set' && head.key ? resolver.headTerm(head.key, bodyScope) : undefined;
-  const value = head.kind !== 'set' && head.value ? resolver.headTerm(head.value, bodyScope) : undefined;
-  const dyn = e.dyn.map((t) => resolver.headTerm(t, bodyScope));
+  // A comprehension in the head (every template string is one) is a body of its own: reordered
+  // and checked for safety with what the rule body binds, as one in the body is (reorderNested).
+  // Left as written, `[x | x > 0; x = input.xs[_]]` was `[]`, and an unbound variable in it
+  // failed every evaluation instead of the compile.
+  const headTerm = (t: Term): ITerm => reorderTerm(resolver.headTerm(t, bodyScope), bound);
+  const key = head.kind === 'set' && head.key ? headTerm(head.key) : undefined;
+  const value = head.kind !== 'set' && head.value ? headTerm(head.value) : undefined;
+  const dyn = e.dyn.map(headTerm);
   for (const t of [key, value, ...dyn]) if (t) checkBound(t, bound);
   const headTerms = [key, value, ...dyn, ...(args ?? [])].filter((t): t is ITerm => t !== undefined);
   collectRefs(ordered, headTerms, refs);

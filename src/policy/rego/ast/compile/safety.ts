@@ -187,7 +187,10 @@ export function reorder(body: IExpr[], bound: Names): IExpr[] {
     }
     if (picked < 0) {
       const { e, needs } = pending[0]!;
-      const missing = [...(needs.alts ? needs.alts[0]! : needs.inputs)].filter((v) => !bound.has(v));
+      // Every alternative's variables, the first's first: in a template string's `{y}`, read as
+      // `{$N | $N = y}`, the first alternative holds only the generated `$N`, and the variable
+      // to name is the one the author wrote (`y`, as OPA names it), not `_`.
+      const missing = (needs.alts ?? [needs.inputs]).flatMap((a) => [...a]).filter((v) => !bound.has(v));
       const names = [...new Set(missing.map(displayName))].filter((n) => !n.startsWith('$'));
       throw new RegoError('rego_unsafe_var_error', `var ${names[0] ?? '_'} is unsafe`, e.loc);
     }
@@ -199,7 +202,8 @@ export function reorder(body: IExpr[], bound: Names): IExpr[] {
   return out;
 }
 
-function reorderTerm(t: ITerm, bound: Names): ITerm {
+/** `t` with each comprehension in it reordered (reorder) with `bound` counted as bound. */
+export function reorderTerm(t: ITerm, bound: Names): ITerm {
   switch (t.t) {
     case 'arraycomp':
     case 'setcomp':
