@@ -22,6 +22,9 @@ const TRACEPARENT = `00-${TRACE_ID}-00f067aa0ba902b7-01`;
 
 let w: WardenFixture;
 let token: string;
+/** The caller `token` names: a gRPC call's credentials are checked from its headers, before its
+ * message (README, Logs and audit), so a message refused after them is recorded with its caller. */
+const CALLER = { kind: 'kubernetes', namespace: 'support', service_account: 'ticket-bot' };
 
 beforeAll(async () => {
   w = await startWarden({ upstreamUrl: DOWN_URL });
@@ -116,7 +119,7 @@ describe('audit records for requests refused before parsing', () => {
       expect(over.details).toMatch(/^request message of \d+ bytes is larger than 65536 bytes$/);
       await eventually(() => w.audit().length > before);
       const rec = w.audit().at(-1)!;
-      expect(rec).toMatchObject({ principal: null, status: 'error', error_code: 'payload_too_large', trace_id: TRACE_ID, action: 'prompt.execute' });
+      expect(rec).toMatchObject({ principal: CALLER, status: 'error', error_code: 'payload_too_large', trace_id: TRACE_ID, action: 'prompt.execute' });
       expect(JSON.stringify(rec)).not.toContain(CANARY);
       expect(await metric()).toBe(counted + 1);
 
@@ -127,7 +130,7 @@ describe('audit records for requests refused before parsing', () => {
       expect(huge.code).toBe(grpc.status.RESOURCE_EXHAUSTED);
       expect(huge.metadata.get('warden-code')).toEqual([]);
       await eventually(() => w.audit().length === audited + 1);
-      expect(w.audit().at(-1)).toMatchObject({ principal: null, status: 'error', error_code: 'payload_too_large', trace_id: TRACE_ID });
+      expect(w.audit().at(-1)).toMatchObject({ principal: CALLER, status: 'error', error_code: 'payload_too_large', trace_id: TRACE_ID });
       expect(await metric()).toBe(counted + 2);
       const after = await complete(`${'z'.repeat(70_000)}`);
       expect(after.metadata.get('warden-code')[0]).toBe('payload_too_large');
@@ -206,7 +209,7 @@ describe('audit records for requests refused before parsing', () => {
       expect(err.details).toBe("field 'variables' is not valid UTF-8");
       await eventually(() => w.audit().length > before);
       const rec = w.audit().at(-1)!;
-      expect(rec).toMatchObject({ principal: null, status: 'error', error_code: 'invalid_request', trace_id: TRACE_ID });
+      expect(rec).toMatchObject({ principal: CALLER, status: 'error', error_code: 'invalid_request', trace_id: TRACE_ID });
       expect(JSON.stringify(rec)).not.toContain(CANARY);
     } finally {
       client.close();
@@ -246,7 +249,7 @@ describe('audit records for requests refused before parsing', () => {
       expect(err.details).toBe('the request message is not a valid warden.v1.PromptRequest (malformed protobuf)');
       await eventually(() => w.audit().length > before);
       const rec = w.audit().at(-1)!;
-      expect(rec).toMatchObject({ principal: null, status: 'error', error_code: 'invalid_request', trace_id: TRACE_ID, action: 'prompt.execute' });
+      expect(rec).toMatchObject({ principal: CALLER, status: 'error', error_code: 'invalid_request', trace_id: TRACE_ID, action: 'prompt.execute' });
       expect(JSON.stringify(rec)).not.toContain(CANARY);
     };
     try {
@@ -310,7 +313,7 @@ describe('audit records for requests refused before parsing', () => {
         expect(err.metadata.get('warden-param')[0]).toBe(param);
         expect(err.details).toBe(details);
         await eventually(() => w.audit().length > before);
-        expect(w.audit().at(-1)).toMatchObject({ principal: null, status: 'error', error_code: 'invalid_request', trace_id: TRACE_ID });
+        expect(w.audit().at(-1)).toMatchObject({ principal: CALLER, status: 'error', error_code: 'invalid_request', trace_id: TRACE_ID });
       }
     } finally {
       client.close();
