@@ -291,13 +291,7 @@ export function* tokenSteps(src: string, file: string): Steps<Token[]> {
           closed = true;
           break;
         }
-        if (d === C.LF) {
-          row++;
-          lineStart = i + 1;
-          lineHasAstral = false;
-        } else if (d >= 0xd800 && d <= 0xdbff) {
-          lineHasAstral = true;
-        } else if (d === 0) {
+        if (!rawTextChar(d)) {
           push('illegal', 'illegal null character in raw string', row, colAt(i));
           return finish();
         }
@@ -421,6 +415,24 @@ export function* tokenSteps(src: string, file: string): Steps<Token[]> {
     return true;
   }
 
+  /**
+   * The line bookkeeping for character `d` at `i` of raw text that may span lines (a `` `…` ``
+   * string, a `` $`…` `` part): columns after it count from its line. False for a NUL, which no
+   * string may hold.
+   */
+  function rawTextChar(d: number): boolean {
+    if (d === C.LF) {
+      row++;
+      lineStart = i + 1;
+      lineHasAstral = false;
+    } else if (d >= 0xd800 && d <= 0xdbff) {
+      lineHasAstral = true;
+    } else if (d === 0) {
+      return false;
+    }
+    return true;
+  }
+
   /** A `` $`…` `` part: raw text up to an unescaped `{` or the closing backtick. */
   function scanRawTemplate(): { value: string; brace: boolean; error?: undefined; errorRow?: undefined; errorCol?: undefined } | { error: string; errorRow?: number; errorCol?: number } {
     let out = '';
@@ -438,15 +450,7 @@ export function* tokenSteps(src: string, file: string): Steps<Token[]> {
         segment = i;
         continue;
       }
-      if (d === C.LF) {
-        row++;
-        lineStart = i + 1;
-        lineHasAstral = false;
-      } else if (d >= 0xd800 && d <= 0xdbff) {
-        lineHasAstral = true;
-      } else if (d === 0) {
-        return { error: 'illegal null character in template string', errorRow: row, errorCol: colAt(i) };
-      }
+      if (!rawTextChar(d)) return { error: 'illegal null character in template string', errorRow: row, errorCol: colAt(i) };
       i++;
     }
     return { error: 'unterminated template string: a $`...` string needs a closing backtick' };
