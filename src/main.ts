@@ -47,6 +47,8 @@ export async function main(argv: string[], io: CliIO = processIO): Promise<numbe
       case 'help':
         // `warden help serve` is `warden serve --help`, as git and npm take it.
         if (command === 'help' && rest.length === 1 && COMMANDS.has(rest[0]!)) return await main([rest[0]!, '--help'], io);
+        // `warden help help` is help's own help: the overall one (`help` is not in COMMANDS).
+        if (command === 'help' && rest.length === 1 && rest[0] === 'help') return await main(['--help'], io);
         // ... and `warden help policy eval` is `warden policy eval --help` (an unknown subcommand
         // is that command's usage error).
         if (command === 'help' && rest.length === 2 && WITH_SUBCOMMANDS.has(rest[0]!) && !rest[1]!.startsWith('-')) return await main([...rest, '--help'], io);

@@ -75,6 +75,10 @@ describe('warden CLI', () => {
       expect([viaHelp.code, viaHelp.stdout, viaHelp.stderr], cmd.join(' ')).toEqual([0, direct.stdout, '']);
       expect(viaHelp.stdout, cmd.join(' ')).toContain(`warden ${cmd.join(' ')}`);
     }
+    // `help help` is the overall help, as `--help` prints it (it was "unknown command 'help'").
+    const helpHelp = await cli(['help', 'help']);
+    const overall = await cli(['--help']);
+    expect([helpHelp.code, helpHelp.stdout, helpHelp.stderr]).toEqual([0, overall.stdout, '']);
     // One that does not exist is that command's usage error.
     const nope = await cli(['help', 'policy', 'nope']);
     expect([nope.code, nope.stdout, nope.stderr]).toEqual([2, '', "warden: unknown command 'nope'\nRun 'warden policy --help' for usage.\n"]);
