@@ -16,6 +16,9 @@
  * - is checked from its headers by `admit` (the gateway's: its credentials), before a byte of its
  *   message is read: grpc-js reads the stream only once the call's metadata has been passed on to
  *   its handler, so a call refused here never has its message buffered (GrpcDoorOptions.admit);
+ * - once admitted, has each request message's prefix read as it arrives: a message declaring more
+ *   than `max_body_bytes` is refused there (`payload_too_large`), not buffered up to grpc-js's
+ *   receive ceiling first (GrpcDoorOptions.maxMessageBytes);
  * - when it ends before its handler ran — the client left, or grpc-js refused it (no message or
  *   two, an invalid `grpc-timeout`, a message over the receive ceiling) — is counted and audited
  *   like any refusal, and its stream closed after its status even if the client has not half-closed;
@@ -28,6 +31,7 @@ import * as grpc from '@grpc/grpc-js';
 import { WardenError, isWardenError } from '../pipeline/errors.js';
 import type { Admission } from './admission.js';
 import { OVERLOADED_RETRY_AFTER_S } from './admission.js';
+import { oversizeMessage, watchMessageSizes } from './grpc-size.js';
 import { RELAY_HEADERS } from './headers.js';
 import { RunningRequests, type RunningEntry } from './running.js';
 
@@ -86,6 +90,12 @@ export interface GrpcDoorOptions<A = never> {
    * (Screened.metadataBytes) for its handler to refuse. Unset: none is.
    */
   maxMetadataBytes?: number;
+  /**
+   * limits.max_body_bytes: a request message that declares more in its prefix is refused
+   * (`payload_too_large`) as soon as the prefix arrives, before the rest of it is read
+   * (watchMessageSizes). Unset: only grpc-js's receive ceiling bounds a message.
+   */
+  maxMessageBytes?: number;
 }
 
 /** A handler's hold on its call's place, taken with GrpcDoor.pass; `leave` once it has finished. */
@@ -380,6 +390,10 @@ export class GrpcDoor<A = never> {
             // once the call is admitted (GrpcDoorOptions.admit).
             const go = () => {
               this.byMetadata.set(metadata, call);
+              const max = this.opts.maxMessageBytes;
+              // Before the message is read (grpc-js reads it once the metadata is passed on), and
+              // only for a call admitted: a refused call's message is never read at all.
+              if (max !== undefined && stream) watchMessageSizes(stream, max, (bytes) => this.refuse(call, oversizeMessage(bytes, max), send));
               pass(metadata);
             };
             const admit = this.opts.admit;

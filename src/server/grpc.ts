@@ -32,7 +32,7 @@ import { Admission } from './admission.js';
 import { checkStreamOptions } from './stream-options.js';
 import { whenWritable } from './backpressure.js';
 import { GrpcDoor, closeAfterStatus, type DoorArrival, type DoorPass, type Screened } from './grpc-door.js';
-import { metadataBytes, OversizeMessage, receiveCeiling, withMessageLimit } from './grpc-size.js';
+import { metadataBytes, OversizeMessage, oversizeMessage, receiveCeiling, withMessageLimit } from './grpc-size.js';
 import { boundedStatusMessage } from './grpc-error-bounds.js';
 import { loadRpcTypes, statusDetailsBin } from './grpc-status.js';
 import type { IngressLimits } from './limits.js';
@@ -762,6 +762,7 @@ export function createGrpcIngress(opts: GrpcIngressOptions): GrpcIngress {
     admit: admitAtDoor,
     status: doorStatus,
     maxMetadataBytes: limits.maxHeaderBytes,
+    maxMessageBytes: limits.maxBodyBytes,
     screened,
   });
 
@@ -783,6 +784,7 @@ export function createGrpcIngress(opts: GrpcIngressOptions): GrpcIngress {
       record: () => Promise.resolve(),
       status: doorStatus,
       calls,
+      maxMessageBytes: limits.maxBodyBytes,
       screened,
     });
   const checkDoor = healthDoor(HEALTH_CHECK, 'health Check calls');
@@ -796,8 +798,8 @@ export function createGrpcIngress(opts: GrpcIngressOptions): GrpcIngress {
   });
 
   const server = new grpc.Server({
-    // A ceiling above the limit: messages between the two are refused by Warden, counted and
-    // audited (grpc-size.ts); past it grpc-js refuses them alone.
+    // A ceiling above the limit: a message over the limit is refused by Warden from its prefix,
+    // counted and audited (grpc-size.ts); only a prefix past the ceiling grpc-js refuses alone.
     'grpc.max_receive_message_length': receiveCeiling(limits.maxBodyBytes),
     // grpc-js's default keeps a connection with no call open for ever; HTTP's keep-alive has the
     // same bound. The client gets a GOAWAY and reconnects for its next call.
@@ -958,11 +960,7 @@ export function createGrpcIngress(opts: GrpcIngressOptions): GrpcIngress {
       // (max_json_values, as a body's JSON values), then the decode: each after the credentials,
       // as HTTP reads a body only once they passed.
       const wire = call.request;
-      if (wire instanceof OversizeMessage) {
-        throw new WardenError('payload_too_large', `request message of ${wire.bytes} bytes is larger than ${limits.maxBodyBytes} bytes`, {
-          location: { path: '$' },
-        });
-      }
+      if (wire instanceof OversizeMessage) throw oversizeMessage(wire.bytes, limits.maxBodyBytes);
       if (wire instanceof InvalidUtf8Message) {
         throw new WardenError('invalid_request', `field '${wire.path}' is not valid UTF-8`, { location: { path: wire.path } });
       }
