@@ -467,6 +467,14 @@ describe('streaming: an amount with a decimal comma after a phone', () => {
   });
 });
 
+describe('streaming: an IBAN with doubled spaces or tabs between its blocks', () => {
+  // The whole text finds it (detectors.test.ts); a stream split anywhere must not let a block out.
+  it('is masked whole whatever the split', async () => {
+    await expectEverySplitAsWhole('IBAN DE89  3704  0044  0532  0130  00 ok', 'IBAN [IBAN_CODE] ok', { decision: decision({ mode: 'mask' }) });
+    await expectEverySplitAsWhole('IBAN\tGB82\tWEST\t1234\t5698\t7654\t32\tok', 'IBAN\t[IBAN_CODE]\tok', { decision: decision({ mode: 'mask' }) });
+  });
+});
+
 describe('streaming: two cards side by side', () => {
   it('both cards are masked whatever the split', async () => {
     await expectEverySplitAsWhole('pay 4111 1111 1111 1111 5500 0000 0000 0004 ok', 'pay [CREDIT_CARD] [CREDIT_CARD] ok', { decision: decision({ mode: 'mask' }) });
