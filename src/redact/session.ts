@@ -24,7 +24,7 @@ import { JSON_TEXT_START, jsonLiterals, type JsonLexState, type JsonLiteral } fr
 import { applyFindings, applyJsonFindings, createReplacer, TokenVault, type Replacer } from './modes.js';
 import type { RedactionPlan } from './profiles.js';
 import { compatibilityReading, foldedReading, placeholderReading, TAG_HIGH_SURROGATE } from './placeholder-escapes.js';
-import { PLACEHOLDER, restorePlaceholders } from './restore.js';
+import { mayHoldJsonPlaceholder, PLACEHOLDER, restorePlaceholders } from './restore.js';
 import { resolveOverlaps, type Scanner, type ScanOptions } from './scanner.js';
 import { keptStop, processChunkStream } from './stream.js';
 import type { Finding, StreamSecretHold } from './types.js';
@@ -794,9 +794,9 @@ export class Session implements RedactionSession {
    */
   renderOutput(text: string, findings: readonly Finding[], json: boolean, at: JsonLexState = JSON_TEXT_START): string {
     // Placeholders are restored only where one can be: this request minted tokens and the text
-    // holds a '<' (every placeholder starts with one).
+    // holds a '<' (every placeholder starts with one; in arguments also written `\u003c`).
     const restore =
-      this.plan.reidentify && this.vault.size > 0 && text.indexOf('<') >= 0
+      this.plan.reidentify && this.vault.size > 0 && (text.indexOf('<') >= 0 || (json && mayHoldJsonPlaceholder(text)))
         ? (seg: string): string => restorePlaceholders(seg, this.vault, json)
         : undefined;
     // Counted here (once per emitted piece), not where found: streaming looks at held text twice.
