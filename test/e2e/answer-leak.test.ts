@@ -586,6 +586,17 @@ describe('a placeholder split across content parts, restored', () => {
     expect(JSON.parse(streamed)).toEqual({ to: MAIL, cc: '<EMAIL_ADDRESS_9>' });
   });
 
+  it('a placeholder the caller hid with a zero-width space or tag characters is never minted for the address', async () => {
+    const openai = new OpenAI({ baseURL: `${tokenizing.addresses.http}/v1`, apiKey: raw, maxRetries: 0, timeout: 15_000 });
+    const tags = [...TOKEN].map((c) => String.fromCodePoint(0xe0000 + c.charCodeAt(0))).join('');
+    for (const hidden of ['<EMAIL\u200B_ADDRESS_1>', tags]) {
+      // The model reads the hidden text as <EMAIL_ADDRESS_1> and writes it back plainly.
+      completion = answer({ content: 'It says <EMAIL_ADDRESS_1>; yours is <EMAIL_ADDRESS_2>.' });
+      const res = await openai.chat.completions.create({ model: ask.model, messages: [{ role: 'user', content: `What does ${hidden} say? Write to ${MAIL}` }] });
+      expect(res.choices[0]!.message.content, JSON.stringify(hidden)).toBe(`It says <EMAIL_ADDRESS_1>; yours is ${MAIL}.`);
+    }
+  });
+
   it('the audit records hold no original', () => {
     expect(JSON.stringify(tokenizing.audit())).not.toContain(MAIL);
   });
