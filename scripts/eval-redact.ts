@@ -1,6 +1,6 @@
 /**
  * Redaction evaluation: precision / recall / F1 per entity on
- *  (a) the structured entities of ../shared/pii-eval/presidio-synth-v2.json (when present), and
+ *  (a) the structured entities of ../shared/pii-eval/presidio-synth-v2.json (or $WARDEN_PII_EVAL; when present), and
  *  (b) the generated corpus (scripts/gen-redact-corpus.ts, seeded), plus the false-positive rate
  *      on its look-alike set.
  *
@@ -19,7 +19,10 @@ import { createRedactor, DEFAULT_PHONE_REGIONS, type WardenRedactor } from '../s
 import { generateRedactCorpus } from './gen-redact-corpus.js';
 
 const HERE = dirname(fileURLToPath(import.meta.url));
-export const PRESIDIO_PATH = resolve(HERE, '../../shared/pii-eval/presidio-synth-v2.json');
+// A git worktree outside the main checkout's parent has no ../shared beside it: WARDEN_PII_EVAL
+// names the file there (else the Presidio part is skipped, and so are the tests that read it).
+export const PRESIDIO_PATH =
+  process.env['WARDEN_PII_EVAL'] ?? resolve(HERE, '../../shared/pii-eval/presidio-synth-v2.json');
 export const BASELINE_PATH = resolve(HERE, '../test/redact/eval-baseline.json');
 export const PRESIDIO_ENTITIES = ['CREDIT_CARD', 'PHONE_NUMBER', 'EMAIL_ADDRESS', 'IBAN_CODE', 'US_SSN', 'IP_ADDRESS'];
 

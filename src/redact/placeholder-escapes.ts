@@ -13,6 +13,7 @@
  * more than a model would read costs nothing but a skipped token number; reserving less could
  * restore another value.
  */
+import { fold } from './normalize.js';
 
 /** What makes a text worth decoding: a reference or escape that can stand for `<`, `>`, `_` or an ASCII letter or digit. */
 const MAY_HOLD = /&(?:#|lt|gt|lowbar|underbar)|%[0-7][0-9a-f]/i;
@@ -42,6 +43,12 @@ function hasAngle(text: string): boolean {
 }
 
 /**
+ * The high surrogate of every Unicode tag character (U+E0000-U+E007F): the tag `<` (U+E003C) is
+ * one, invisible, and read as `<` (see foldedReading).
+ */
+export const TAG_HIGH_SURROGATE = '\uDB40';
+
+/**
  * Placeholder-shaped text written with compatibility characters: fullwidth forms
  * (`＜EMAIL＿ADDRESS＿１＞`, as a CJK input method types them), small forms (`﹤…﹥`), mathematical,
  * circled or superscript letters and digits. A model reads them as the ASCII they fold to, and
@@ -62,5 +69,20 @@ const FOLDS_TO_PLACEHOLDER_CHAR =
 export function compatibilityReading(text: string): string | null {
   if (!hasAngle(text) || !FOLDS_TO_PLACEHOLDER_CHAR.test(text)) return null;
   const folded = text.normalize('NFKC');
+  return folded === text ? null : folded;
+}
+
+/**
+ * `text` as the detectors read it (normalize.ts fold), or null when that changes nothing that could
+ * make a placeholder. The fold drops what NFKC keeps: zero-width and other format characters, a
+ * soft hyphen, variation selectors, a combining mark after a digit (`<EMAIL\u200b_ADDRESS_1>`,
+ * `<EMAIL_ADDRESS_1\u0301>`), and reads digits of every script and Unicode tag characters (ASCII
+ * smuggling: `<EMAIL_ADDRESS_` + the tag `1` + `>`, or the whole placeholder in tags) as the ASCII
+ * they stand for. The detectors find values so written because a model reads them so, and a model
+ * that reads a placeholder so may write it back plainly: reserved like the NFKC reading.
+ */
+export function foldedReading(text: string): string | null {
+  if (!hasAngle(text) && text.indexOf(TAG_HIGH_SURROGATE) < 0) return null;
+  const folded = fold(text).text;
   return folded === text ? null : folded;
 }

@@ -8,13 +8,39 @@ import type { TokenVault } from './modes.js';
 
 export const PLACEHOLDER = /<[A-Z][A-Z0-9_]*_\d{1,6}>/g;
 
+/**
+ * A placeholder in JSON text (tool-call arguments), its brackets written as they are or as JSON
+ * escapes: Go's encoding/json writes '<' and '>' as `\u003c` and `\u003e` (an OpenAI-compatible
+ * server written in Go, Ollama's among them, re-encodes the model's arguments so), and the app's
+ * JSON.parse reads the placeholder all the same.
+ */
+const JSON_PLACEHOLDER = /(?:<|\\u003[cC])([A-Z][A-Z0-9_]*_\d{1,6})(?:>|\\u003[eE])/g;
+
+/** Whether the JSON text may hold a placeholder (see JSON_PLACEHOLDER): a '<', as written or escaped. */
+export function mayHoldJsonPlaceholder(text: string): boolean {
+  return text.indexOf('<') >= 0 || text.indexOf('\\u003') >= 0;
+}
+
 export function restorePlaceholders(text: string, vault: TokenVault, json: boolean): string {
-  if (vault.size === 0 || text.indexOf('<') < 0) return text;
-  return text.replace(PLACEHOLDER, (token) => {
-    const original = vault.original(token);
-    if (original === undefined) return token;
-    return json ? jsonStringBody(original) : original;
-  });
+  if (vault.size === 0) return text;
+  if (json) {
+    if (!mayHoldJsonPlaceholder(text)) return text;
+    return text.replace(JSON_PLACEHOLDER, (whole: string, name: string, at: number) => {
+      // `\\u003c` is an escaped backslash and the text `u003c`: no '<' to the app.
+      if (whole.charCodeAt(0) === 92 && backslashesBefore(text, at) % 2 === 1) return whole;
+      const original = vault.original(`<${name}>`);
+      return original === undefined ? whole : jsonStringBody(original);
+    });
+  }
+  if (text.indexOf('<') < 0) return text;
+  return text.replace(PLACEHOLDER, (token) => vault.original(token) ?? token);
+}
+
+/** How many backslashes stand right before `at`. */
+function backslashesBefore(text: string, at: number): number {
+  let n = 0;
+  while (at - n > 0 && text.charCodeAt(at - n - 1) === 92) n++;
+  return n;
 }
 
 /**

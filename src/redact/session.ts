@@ -23,8 +23,8 @@ import { toOriginalSpan, unitAround, type FoldedText } from './normalize.js';
 import { JSON_TEXT_START, jsonLiterals, type JsonLexState, type JsonLiteral } from './json-literals.js';
 import { applyFindings, applyJsonFindings, createReplacer, TokenVault, type Replacer } from './modes.js';
 import type { RedactionPlan } from './profiles.js';
-import { compatibilityReading, placeholderReading } from './placeholder-escapes.js';
-import { PLACEHOLDER, restorePlaceholders } from './restore.js';
+import { compatibilityReading, foldedReading, placeholderReading, TAG_HIGH_SURROGATE } from './placeholder-escapes.js';
+import { mayHoldJsonPlaceholder, PLACEHOLDER, restorePlaceholders } from './restore.js';
 import { resolveOverlaps, type Scanner, type ScanOptions } from './scanner.js';
 import { keptStop, processChunkStream } from './stream.js';
 import type { Finding, StreamSecretHold } from './types.js';
@@ -51,9 +51,10 @@ export interface SessionOptions {
  * What makes a text with a backslash worth decoding for placeholders: a `<` written as a JSON
  * escape, or an HTML reference or percent escape that may stand for one, written as they are or
  * with JSON escapes (Go's encoder writes `&` as `\\u0026`: "\\u0026lt;EMAIL_ADDRESS_1\\u0026gt;"), or a
- * fullwidth or small `<` written as one (`\\uff1c`).
+ * fullwidth or small `<` written as one (`\\uff1c`), or a tag character (`\\udb40\\udc3c`, the
+ * tag `<`: see foldedReading).
  */
-const ESCAPE_MAY_HOLD = /\\u003c|\\u0026|\\u0025|\\uff1c|\\ufe64|[&%]/i;
+const ESCAPE_MAY_HOLD = /\\u003c|\\u0026|\\u0025|\\uff1c|\\ufe64|\\udb40|[&%]/i;
 
 /**
  * Reserves in `vault` every placeholder-shaped text in `input` (strings and member names, at any
@@ -85,7 +86,17 @@ function reservePlaceholdersIn(v: unknown, vault: TokenVault): void {
   } else if (v !== null && typeof v === 'object') {
     for (const k in v) {
       if (!Object.hasOwn(v, k)) continue;
-      if (k.indexOf('<') >= 0 || k.indexOf('\\') >= 0 || k.indexOf('&') >= 0 || k.indexOf('%') >= 0 || k.indexOf('\uFF1C') >= 0 || k.indexOf('\uFE64') >= 0) reservePlaceholdersIn(k, vault);
+      if (
+        k.indexOf('<') >= 0 ||
+        k.indexOf('\\') >= 0 ||
+        k.indexOf('&') >= 0 ||
+        k.indexOf('%') >= 0 ||
+        k.indexOf('\uFF1C') >= 0 ||
+        k.indexOf('\uFE64') >= 0 ||
+        k.indexOf(TAG_HIGH_SURROGATE) >= 0
+      ) {
+        reservePlaceholdersIn(k, vault);
+      }
       reservePlaceholdersIn((v as Record<string, unknown>)[k], vault);
     }
   }
@@ -101,9 +112,11 @@ function reserveEscapedIn(text: string, vault: TokenVault): void {
     if (decoded !== null) {
       reserveMatchesIn(decoded, vault);
       reserveMatchesIn(compatibilityReading(decoded), vault);
+      reserveMatchesIn(foldedReading(decoded), vault);
     }
   }
   reserveMatchesIn(compatibilityReading(text), vault);
+  reserveMatchesIn(foldedReading(text), vault);
 }
 
 function reserveMatchesIn(text: string | null, vault: TokenVault): void {
@@ -781,9 +794,9 @@ export class Session implements RedactionSession {
    */
   renderOutput(text: string, findings: readonly Finding[], json: boolean, at: JsonLexState = JSON_TEXT_START): string {
     // Placeholders are restored only where one can be: this request minted tokens and the text
-    // holds a '<' (every placeholder starts with one).
+    // holds a '<' (every placeholder starts with one; in arguments also written `\u003c`).
     const restore =
-      this.plan.reidentify && this.vault.size > 0 && text.indexOf('<') >= 0
+      this.plan.reidentify && this.vault.size > 0 && (text.indexOf('<') >= 0 || (json && mayHoldJsonPlaceholder(text)))
         ? (seg: string): string => restorePlaceholders(seg, this.vault, json)
         : undefined;
     // Counted here (once per emitted piece), not where found: streaming looks at held text twice.

@@ -13,7 +13,7 @@ import Anthropic from '@anthropic-ai/sdk';
 import OpenAI from 'openai';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { bearerMetadata, streamMessages, unaryCall } from './helpers/grpc.js';
-import { chunkBody, completionBody } from './helpers/scripted-upstream.js';
+import { chunkBody, completionBody, oneCharChunks } from './helpers/scripted-upstream.js';
 import { useScriptedWarden } from './helpers/scripted-warden.js';
 import { CANARY_SECRET, FIXTURES, startWarden, type WardenFixture } from './helpers/warden.js';
 
@@ -567,6 +567,34 @@ describe('a placeholder split across content parts, restored', () => {
       { type: 'text', text: 'Sure: <EMAIL_A' },
       { type: 'output_text', text: 'DDRESS_9> it is.' },
     ]);
+  });
+
+  it('a placeholder in tool-call arguments with its brackets as JSON escapes (Go re-encoded) is restored, streamed or not', async () => {
+    // Go's encoding/json writes '<' and '>' as \u003c and \u003e; the app parses the placeholder.
+    const args = '{"to":"\\u003cEMAIL_ADDRESS_1\\u003e","cc":"\\u003cEMAIL_ADDRESS_9\\u003e"}';
+    expect(JSON.parse(args)).toEqual({ to: TOKEN, cc: '<EMAIL_ADDRESS_9>' });
+    const openai = new OpenAI({ baseURL: `${tokenizing.addresses.http}/v1`, apiKey: raw, maxRetries: 0, timeout: 15_000 });
+    completion = answer({ content: null, tool_calls: [{ id: 'call_1', type: 'function', function: { name: 'send', arguments: args } }] }, 'tool_calls');
+    const res = await openai.chat.completions.create({ model: ask.model, messages: ask.messages });
+    const call = res.choices[0]!.message.tool_calls![0]! as { function: { arguments: string } };
+    // The request's own token is restored; one it never minted stays as the upstream wrote it.
+    expect(JSON.parse(call.function.arguments)).toEqual({ to: MAIL, cc: '<EMAIL_ADDRESS_9>' });
+    chunks = oneCharChunks(args, true, 'send');
+    const stream = await openai.chat.completions.create({ model: ask.model, messages: ask.messages, stream: true });
+    let streamed = '';
+    for await (const c of stream) streamed += c.choices[0]?.delta.tool_calls?.[0]?.function?.arguments ?? '';
+    expect(JSON.parse(streamed)).toEqual({ to: MAIL, cc: '<EMAIL_ADDRESS_9>' });
+  });
+
+  it('a placeholder the caller hid with a zero-width space or tag characters is never minted for the address', async () => {
+    const openai = new OpenAI({ baseURL: `${tokenizing.addresses.http}/v1`, apiKey: raw, maxRetries: 0, timeout: 15_000 });
+    const tags = [...TOKEN].map((c) => String.fromCodePoint(0xe0000 + c.charCodeAt(0))).join('');
+    for (const hidden of ['<EMAIL\u200B_ADDRESS_1>', tags]) {
+      // The model reads the hidden text as <EMAIL_ADDRESS_1> and writes it back plainly.
+      completion = answer({ content: 'It says <EMAIL_ADDRESS_1>; yours is <EMAIL_ADDRESS_2>.' });
+      const res = await openai.chat.completions.create({ model: ask.model, messages: [{ role: 'user', content: `What does ${hidden} say? Write to ${MAIL}` }] });
+      expect(res.choices[0]!.message.content, JSON.stringify(hidden)).toBe(`It says <EMAIL_ADDRESS_1>; yours is ${MAIL}.`);
+    }
   });
 
   it('the audit records hold no original', () => {

@@ -81,6 +81,15 @@ const CASES: Array<[string, string, () => Session]> = [
     `{"who":${JSON.stringify(NICK)},"to":"jo@corp.example.com","key":${JSON.stringify(PEM)},"card":"[CREDIT_CARD]"}`,
     tokenizing,
   ],
+  // Go's encoding/json (an OpenAI-compatible server written in Go, such as Ollama's) writes '<' and
+  // '>' as \u003c and \u003e: the arguments parse to the placeholder, so it is restored as one.
+  [
+    '{"who":"\\u003cNICKNAME_1\\u003e","to":"\\u003cEMAIL_ADDRESS_1\\u003e","key":"\\u003CPRIVATE_KEY_1\\u003E"}',
+    `{"who":${JSON.stringify(NICK)},"to":"jo@corp.example.com","key":${JSON.stringify(PEM)}}`,
+    tokenizing,
+  ],
+  // An escaped backslash before `u003c` is the text `\u003c`, not a '<': left as written.
+  ['{"lit":"\\\\u003cEMAIL_ADDRESS_1\\u003e","to":"\\u003cEMAIL_ADDRESS_1>"}', '{"lit":"\\\\u003cEMAIL_ADDRESS_1\\u003e","to":"jo@corp.example.com"}', tokenizing],
 ];
 
 describe('answer tool-call arguments stay valid JSON (non-streamed)', () => {
@@ -101,6 +110,8 @@ describe('answer tool-call arguments stay valid JSON (non-streamed)', () => {
   it('the restored values parse back to what the prompt held', () => {
     const out = whole(tokenizing(), '{"who":"<NICKNAME_1>","key":"<PRIVATE_KEY_1>"}');
     expect(JSON.parse(out)).toEqual({ who: NICK, key: PEM });
+    const go = whole(tokenizing(), '{"who":"\\u003cNICKNAME_1\\u003e","lit":"\\\\u003cEMAIL_ADDRESS_1\\u003e"}');
+    expect(JSON.parse(go)).toEqual({ who: NICK, lit: '\\u003cEMAIL_ADDRESS_1>' });
   });
 
   it('counts each finding once, and allow leaves a number as it is', () => {
@@ -125,6 +136,17 @@ describe('streamed tool-call arguments equal the non-streamed ones', () => {
       }
     });
   }
+
+  it('every two-piece split of Go-escaped placeholders, with spaces that let the hold-back release early', async () => {
+    const args = '{"to": "mail \\u003cEMAIL_ADDRESS_1\\u003e now", "who": "\\u003cNICKNAME_1\\u003e", "n": 1}';
+    const expected = whole(tokenizing(), args);
+    expect(JSON.parse(expected)).toEqual({ to: 'mail jo@corp.example.com now', who: NICK, n: 1 });
+    for (let i = 1; i < args.length; i++) {
+      const chunks = [toolChunk(args.slice(0, i)), toolChunk(args.slice(i)), toolChunk(undefined, 'tool_calls')];
+      const got = joinChunks(await collect(tokenizing().processStream(fromArray(chunks)))).args;
+      if (got !== expected) expect({ i, got }).toEqual({ i, got: expected });
+    }
+  });
 
   it('every two-piece split, with spaces that let the hold-back release early', async () => {
     const args = '{"a": 1, "card": -4111111111111111 , "x": 95550001234, "s": "line\\nbob@corp.example.com and more", "ssn": [536221234, 2]}';

@@ -1,5 +1,7 @@
 import { describe, expect, it } from 'vitest';
 import { issuerLengths, issuerMatches } from '../../src/redact/entities/credit-card.js';
+import { createRedactor } from '../../src/redact/index.js';
+import { decision } from './helpers.js';
 
 /**
  * The issuer check as it was written before it read four digits once per window start (a
@@ -23,6 +25,10 @@ const ORACLE_ISSUERS: Array<[number, number, number[]]> = [
   [1800, 1800, [15]],
   [2131, 2131, [15]],
   [62, 62, [16, 17, 18, 19]],
+  [60, 60, [16]],
+  [81, 82, [16, 17, 18, 19]],
+  [636, 639, [16, 17, 18, 19]],
+  [9792, 9792, [16]],
   [2200, 2204, [16, 17, 18, 19]],
   [50, 50, [12, 13, 14, 15, 16, 17, 18, 19]],
   [56, 58, [12, 13, 14, 15, 16, 17, 18, 19]],
@@ -64,5 +70,53 @@ describe('issuerMatches', () => {
     expect(lengths(issuerLengths(604))).toEqual([12, 13, 14, 15, 16, 17, 18, 19]);
     expect(issuerLengths(1111)).toBe(0);
     expect(issuerLengths(605)).toBe(0);
+  });
+});
+
+/** The Luhn check digit that completes `body`. */
+function withCheckDigit(body: string): string {
+  for (let d = 0; d <= 9; d++) {
+    const s = body + d;
+    let sum = 0;
+    for (let i = 0; i < s.length; i++) {
+      let x = s.charCodeAt(s.length - 1 - i) - 48;
+      if (i % 2 === 1) x = x * 2 > 9 ? x * 2 - 9 : x * 2;
+      sum += x;
+    }
+    if (sum % 10 === 0) return s;
+  }
+  throw new Error('unreachable');
+}
+
+describe('issuer ranges', () => {
+  const r = createRedactor({});
+  // Found by probing Luhn-valid numbers at every issuer's edges: these schemes' cards went
+  // upstream in clear, even after "card".
+  it.each([
+    ['RuPay 60', '608001234567890'],
+    ['RuPay 81', '817654321098765'],
+    ['RuPay 82', '827654321098765'],
+    ['UnionPay 81', '810012345678901'],
+    ['UnionPay 81, 19 digits', '817112345678901234'],
+    ['InterPayment', '636012345678901'],
+    ['InstaPayment', '637012345678901'],
+    ['Troy', '979212345678901'],
+  ])('%s is a card, grouped or not', (_, body) => {
+    const card = withCheckDigit(body);
+    const grouped = card.replace(/(\d{4})(?=\d)/g, '$1 ');
+    for (const text of [`card ${card}`, `paid with ${grouped} yesterday`]) {
+      const out = r.session(decision(), []).redactText(text);
+      expect(out).toContain('[CREDIT_CARD]');
+      expect(out).not.toContain(card.slice(-4));
+    }
+  });
+
+  it('a number of those prefixes that fails Luhn, or has a length the scheme does not issue, is none', () => {
+    const card = withCheckDigit('817654321098765');
+    const bad = card.slice(0, -1) + String((Number(card.at(-1)) + 1) % 10);
+    expect(r.session(decision(), []).redactText(`ref ${bad}`)).toBe(`ref ${bad}`);
+    // RuPay's 60 is 16 digits only.
+    const long = withCheckDigit('60800123456789012');
+    expect(r.session(decision(), []).redactText(`ref ${long}`)).toBe(`ref ${long}`);
   });
 });

@@ -27,6 +27,11 @@ describe('entities: valid forms', () => {
     ['US_SSN', 'SSN 536-90-4399', '536-90-4399'],
     ['IBAN_CODE', 'IBAN DE89 3704 0044 0532 0130 00.', 'DE89 3704 0044 0532 0130 00'],
     ['IBAN_CODE', 'pay gb82west12345698765432', 'gb82west12345698765432'],
+    // Blocks as a PDF or a spreadsheet cell copied as text leaves them: doubled spaces, tabs, a
+    // line break with the next line indented (cards and phones were found so; IBANs were not).
+    ['IBAN_CODE', 'IBAN DE89  3704  0044  0532  0130  00 ok', 'DE89  3704  0044  0532  0130  00'],
+    ['IBAN_CODE', 'IBAN\tDE89\t3704\t0044\t0532\t0130\t00\tok', 'DE89\t3704\t0044\t0532\t0130\t00'],
+    ['IBAN_CODE', 'IBAN GB82 WEST 1234\n  5698 7654 32 ok', 'GB82 WEST 1234\n  5698 7654 32'],
     ['IP_ADDRESS', 'from 10.20.30.40:8080 ok', '10.20.30.40'],
     ['IP_ADDRESS', 'v6 2001:db8:85a3::8a2e:370:7334 up', '2001:db8:85a3::8a2e:370:7334'],
     ['MAC_ADDRESS', 'mac 3C-22-FB-7A-01-9e seen', '3C-22-FB-7A-01-9e'],

@@ -176,7 +176,8 @@ describe('findings cache keyed by render provenance', () => {
     }
     expect(compared).toBe(CASES * 2 * 3 * 4);
     expect(cached.findingsCache!.stats().hits).toBeGreaterThan(CASES * 2);
-  });
+    // CPU-bound: ~11-15 s alone on a loaded 2-core machine, 26 s beside other test files.
+  }, 90_000);
 
   it('returns exactly what the uncached path returns, on generated templates and values', () => {
     const rand = mulberry32(20261126);
@@ -220,7 +221,8 @@ describe('findings cache keyed by render provenance', () => {
     const keys = cacheEntries(cachedAll).map(([k]) => k);
     expect(keys.length).toBeGreaterThan(1000);
     expect(keys.every(isProvenanceKey)).toBe(true);
-  });
+    // CPU-bound: ~11-15 s alone on a loaded 2-core machine, 26 s beside other test files.
+  }, 90_000);
 
   it('gives different values their own findings under the same template', () => {
     const r = createRedactor({}, { findingsCache: { minChars: 1 } });

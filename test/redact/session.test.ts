@@ -885,6 +885,43 @@ describe('placeholder-shaped text in the input (tokenize + reidentify)', () => {
     expect(u.redactMessages([{ role: 'user', content: '\uFF1C\uFF21\uFF22\uFF1E m\u00B2 ann@example.com' }])[0]!.content).toBe('\uFF1C\uFF21\uFF22\uFF1E m\u00B2 <EMAIL_ADDRESS_1>');
   });
 
+  it('a placeholder written with invisible characters, tag characters or other digits is reserved too (the detectors read it folded)', () => {
+    // The detectors drop format characters and read tag characters and every script's digits as
+    // ASCII, because a model reads them so (normalize.ts); the reservation read only NFKC, so the
+    // system's address was minted <EMAIL_ADDRESS_1> and the caller's hidden literal came back as it.
+    const tag = (ascii: string): string => [...ascii].map((c) => String.fromCodePoint(0xe0000 + c.charCodeAt(0))).join('');
+    const forms = [
+      '<EMAIL\u200B_ADDRESS_1>', // a zero-width space
+      '<EMAIL_ADDRESS_1\u00AD>', // a soft hyphen
+      '<EMAIL_\u2060ADDRESS_1\uFE0F>', // a word joiner, a variation selector
+      '<EMAIL_ADDRESS_1\u0301>', // a combining mark after the digit
+      `<EMAIL_ADDRESS_${tag('1')}>`, // ASCII smuggling: the digit as a tag character
+      tag('<EMAIL_ADDRESS_1>'), // the whole placeholder in tags: invisible
+      '<EMAIL_ADDRESS_\u0661>', // an Arabic-Indic one (NFKC keeps it)
+      '&lt;EMAIL\u200B_ADDRESS_1&gt;', // an HTML reference and a zero-width space
+    ];
+    for (const note of forms) {
+      const s = r.session(decision({ mode: 'tokenize' }), []);
+      const out = s.redactMessages([
+        { role: 'system', content: 'Escalate to ops-oncall@corp-internal.example.com' },
+        { role: 'user', content: `what does ${note} stand for?` },
+      ]);
+      expect(out[0]!.content, note).toBe('Escalate to <EMAIL_ADDRESS_2>');
+      expect(answer(s, 'It reads <EMAIL_ADDRESS_1>; escalate to <EMAIL_ADDRESS_2>'), note).toBe('It reads <EMAIL_ADDRESS_1>; escalate to ops-oncall@corp-internal.example.com');
+    }
+    // As a member name of a tool schema, and in JSON escapes in tool-call arguments.
+    const t = r.session(decision({ mode: 'tokenize' }), []);
+    t.redactTools([{ type: 'function', function: { name: 'f', parameters: { type: 'object', properties: { [tag('<EMAIL_ADDRESS_1>')]: { type: 'string' } } } } }]);
+    expect(t.redactMessages([{ role: 'system', content: 'Escalate to ops-oncall@corp-internal.example.com' }])[0]!.content).toBe('Escalate to <EMAIL_ADDRESS_2>');
+    const args = '{"note":"\\udb40\\udc3cEMAIL_ADDRESS_1\\udb40\\udc3e","to":"bob@corp.example.com"}';
+    const u = r.session(decision({ mode: 'tokenize' }), []);
+    const res = u.redactMessages([{ role: 'assistant', content: null, tool_calls: [{ id: 'call_1', type: 'function', function: { name: 'f', arguments: args } }] }]);
+    expect(res[0]!.tool_calls![0]!.function.arguments).toBe('{"note":"\\udb40\\udc3cEMAIL_ADDRESS_1\\udb40\\udc3e","to":"<EMAIL_ADDRESS_2>"}');
+    // Text with invisible characters but no placeholder's shape mints as usual.
+    const v = r.session(decision({ mode: 'tokenize' }), []);
+    expect(v.redactMessages([{ role: 'user', content: 'a <b>\u200Bc</b> ann@example.com' }])[0]!.content).toBe('a <b>\u200Bc</b> <EMAIL_ADDRESS_1>');
+  });
+
   it('a placeholder numbered with a CJK compatibility character (circled 21 to 50) is reserved too', () => {
     // U+3251 CIRCLED NUMBER TWENTY ONE folds (NFKC) to "21", as the circled 1 to 20 do, but lies
     // in the CJK compatibility block, not in Enclosed Alphanumerics.

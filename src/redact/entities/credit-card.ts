@@ -43,6 +43,12 @@ const ISSUERS: readonly IssuerRange[] = [
   R(1800, 1800, [15]), // JCB 15-digit
   R(2131, 2131, [15]),
   R(62, 62, L16_19), // UnionPay
+  // UnionPay's 81 series (8100-8171) and RuPay's 60, 81 and 82 (RuPay's 508 and 65 are Maestro's
+  // and Discover's ranges here): India's domestic scheme issues hundreds of millions of cards.
+  R(60, 60, [16]),
+  R(81, 82, L16_19),
+  R(636, 639, L16_19), // InterPayment 636, InstaPayment 637-639
+  R(9792, 9792, [16]), // Troy
   R(2200, 2204, L16_19), // Mir
   R(50, 50, L12_19), // Maestro
   R(56, 58, L12_19),

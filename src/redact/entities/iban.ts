@@ -1,6 +1,6 @@
 /**
  * IBAN_CODE: a country code and two check digits, then exactly the country's length of
- * alphanumerics (single spaces or dashes allowed between them), then mod 97 must equal 1.
+ * alphanumerics (spaces, a dash or a line break allowed between them), then mod 97 must equal 1.
  */
 import type { Detector } from '../types.js';
 import { isAlphaCode, isDigitCode, isWordCode, mod97 } from './util.js';
@@ -25,6 +25,33 @@ export function ibanValid(compact: string): boolean {
   return mod97(upper.slice(4) + upper.slice(0, 4)) === 1;
 }
 
+/** As many separator units as the digit runs join groups over (digit-runs.ts MAX_SEP). */
+const MAX_SEPARATOR = 3;
+
+/**
+ * Length of the separator at `i` between two characters of an IBAN, 0 for none: one dash, or up to
+ * three spaces and tabs with at most one line break among them. A PDF or a spreadsheet cell copied
+ * as text doubles spaces or writes tabs between the blocks (`DE89  3704  0044 …`), as cards and
+ * phone numbers are found with; two line breaks end a paragraph, and the value with it.
+ */
+function separatorAt(text: string, i: number): number {
+  if (text.charCodeAt(i) === 45) return 1;
+  let k = i;
+  let breaks = 0;
+  while (k - i < MAX_SEPARATOR) {
+    const c = text.charCodeAt(k);
+    if (c === 32 || c === 9) k++;
+    else if (c === 10 && breaks === 0) {
+      breaks++;
+      k++;
+    } else if (c === 13 && text.charCodeAt(k + 1) === 10 && breaks === 0) {
+      breaks++;
+      k += 2;
+    } else break;
+  }
+  return k - i;
+}
+
 export const ibanDetector: Detector = {
   name: 'iban',
   entities: ['IBAN_CODE'],
@@ -39,7 +66,7 @@ export const ibanDetector: Detector = {
       if (!isDigitCode(text.charCodeAt(start + 3))) continue;
       const want = IBAN_LENGTH[text.slice(start, start + 2).toUpperCase()];
       if (want === undefined) continue;
-      // Collect `want` alphanumerics, allowing one space, dash or line break between them.
+      // Collect `want` alphanumerics, allowing a separator between them (see separatorAt).
       let compact = '';
       let i = start;
       while (i < n && compact.length < want) {
@@ -47,9 +74,11 @@ export const ibanDetector: Detector = {
         if (isAlphaCode(c) || isDigitCode(c)) {
           compact += text[i];
           i++;
-        } else if ((c === 32 || c === 45 || c === 10) && compact.length >= 4 && i + 1 < n && isWordCode(text.charCodeAt(i + 1))) i++;
-        else if (c === 13 && text.charCodeAt(i + 1) === 10 && compact.length >= 4 && i + 2 < n && isWordCode(text.charCodeAt(i + 2))) i += 2;
-        else break;
+          continue;
+        }
+        const sep = compact.length >= 4 ? separatorAt(text, i) : 0;
+        if (sep === 0 || i + sep >= n || !isWordCode(text.charCodeAt(i + sep))) break;
+        i += sep;
       }
       if (compact.length !== want) continue;
       if (i < n && isWordCode(text.charCodeAt(i))) continue;
