@@ -27,7 +27,7 @@ export interface ConfigRefTargets {
 /**
  * The credential files the config names by path rather than by ref: each JWT method's
  * `jwks_bearer_token_file` (often the pod's own service-account token), read by the identity
- * module, not the secret providers. Warden's own as much as an api_key: no template may read one.
+ * module, and the Vault auth's token files, read by the Vault store: not by the file provider. Warden's own as much as an api_key: no template may read one.
  * Absolute once the config is loaded (relative ones are resolved against its directory).
  */
 export function configCredentialFiles(config: Config): string[] {
@@ -38,6 +38,10 @@ export function configCredentialFiles(config: Config): string[] {
   add(config.identity.kubernetes);
   add(config.identity.spiffe);
   for (const bundle of Object.values(config.identity.spiffe?.bundles ?? {})) add(bundle);
+  // Warden's Vault token, or the service-account token it logs in to Vault with.
+  const vaultAuth = config.secrets.vault?.auth;
+  if (vaultAuth?.token_file !== undefined) files.push(vaultAuth.token_file);
+  if (vaultAuth?.kubernetes !== undefined) files.push(vaultAuth.kubernetes.token_file);
   return files;
 }
 
