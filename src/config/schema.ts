@@ -412,6 +412,14 @@ const VaultSchema = z
     timeout_ms: durationMs().default(5_000),
     /** Largest answer read from Vault; a larger one is refused. */
     max_response_bytes: positiveInt.max(16 * MIB, { error: `must be at most ${16 * MIB} (16 MiB)` }).default(MIB),
+    /**
+     * Secrets a template's `vault:` refs may name: `mount/path` exactly, or a prefix ending in `*`
+     * (`secret/templates/*`). Unset or empty: templates may name no `vault:` ref. The config's
+     * own refs (api_key, hmac_key) are not held to it.
+     */
+    allow: z
+      .array(z.string().regex(/^(?:[^*\s/][^*\s]*\*?|\*)$/, { error: 'must be a mount/path, or a prefix of one followed by * (secret/templates/*; * alone allows every secret)' }))
+      .default([]),
   })
   .check((ctx) => {
     const v = ctx.value;

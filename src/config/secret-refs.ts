@@ -8,6 +8,7 @@
 import { resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { parseSecretRef } from '../secrets/index.js';
+import { vaultSecretName } from '../pipeline/vault-ref.js';
 import type { Config } from './schema.js';
 
 export function configSecretRefs(config: Config): string[] {
@@ -22,6 +23,8 @@ export function configSecretRefs(config: Config): string[] {
 export interface ConfigRefTargets {
   readonly paths: ReadonlySet<string>;
   readonly names: ReadonlySet<string>;
+  /** Vault secrets (`mount/path`, decoded) the config's own `vault:` refs read, whatever their key. */
+  readonly vault: ReadonlySet<string>;
 }
 
 /**
@@ -54,12 +57,13 @@ export function reservedRefTargets(config: Config, configDir: string): ConfigRef
   const own = configRefTargets(config, configDir);
   const paths = new Set(own.paths);
   for (const file of configCredentialFiles(config)) paths.add(resolve(configDir, file));
-  return { paths, names: own.names };
+  return { paths, names: own.names, vault: own.vault };
 }
 
 export function configRefTargets(config: Config, configDir: string): ConfigRefTargets {
   const paths = new Set<string>();
   const names = new Set<string>();
+  const vault = new Set<string>();
   for (const ref of configSecretRefs(config)) {
     let p;
     try {
@@ -69,6 +73,7 @@ export function configRefTargets(config: Config, configDir: string): ConfigRefTa
     }
     if (p.scheme === 'file') paths.add(fileURLToPath(p.url));
     else if (p.scheme === 'env') names.add(p.url.host);
+    else if (p.scheme === 'vault') vault.add(vaultSecretName(p.url).secret);
   }
-  return { paths, names };
+  return { paths, names, vault };
 }

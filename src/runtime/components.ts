@@ -153,7 +153,13 @@ function refusingUnroutedModel(decide: Stage): Stage {
 export function templateLimits(config: Config, configDir: string): TemplateLimits {
   return {
     maxVariables: config.limits.max_variables,
-    secretAccess: { fileRoots: config.secrets.file_roots, envAllow: config.secrets.env_allow, baseDir: configDir, reserved: reservedRefTargets(config, configDir) },
+    secretAccess: {
+      fileRoots: config.secrets.file_roots,
+      envAllow: config.secrets.env_allow,
+      vaultAllow: config.secrets.vault?.allow ?? [],
+      baseDir: configDir,
+      reserved: reservedRefTargets(config, configDir),
+    },
   };
 }
 
@@ -164,7 +170,10 @@ export function secretResolverFor(config: Config, configDir: string) {
   // at each read).
   const own = configRefTargets(config, configDir);
   const ttl = config.secrets.default_ttl_ms === undefined ? {} : { ttlMs: config.secrets.default_ttl_ms };
-  const vault = config.secrets.vault === undefined ? undefined : createVaultStore(vaultStoreOptions(config.secrets.vault, config.secrets.default_ttl_ms));
+  const vault =
+    config.secrets.vault === undefined
+      ? undefined
+      : createVaultStore({ ...vaultStoreOptions(config.secrets.vault, config.secrets.default_ttl_ms), access: { allow: config.secrets.vault.allow, exempt: own.vault } });
   const resolver = createSecretResolver({
     // secrets.default_ttl_ms, when set, is the lease for backends that give none (file, env);
     // unset, each provider keeps its own default (files 30 s, environment 10 min).

@@ -26,6 +26,7 @@ describe('secrets.vault', () => {
       kv_version: 2,
       timeout_ms: 5000,
       max_response_bytes: 1024 * 1024,
+      allow: [],
     });
     const t = parseConfig(vault('address: "http://127.0.0.1:8200", namespace: team/a, kv_version: 1, auth: { token_file: vault-token }'), '/etc/warden/w.yaml');
     expect(t.secrets.vault).toMatchObject({ namespace: 'team/a', kv_version: 1, auth: { token_file: '/etc/warden/vault-token' } });
@@ -67,6 +68,8 @@ describe('secrets.vault', () => {
     expect(lines(vault('address: "https://v", auth: { token_file: t }, max_response_bytes: 999999999'))).toEqual([
       expect.stringContaining('secrets.vault.max_response_bytes: must be at most'),
     ]);
+    expect(parseConfig(vault('address: "https://v", auth: { token_file: t }, allow: [secret/a, "secret/t/*", "*"]'), 'w.yaml').secrets.vault?.allow).toHaveLength(3);
+    expect(lines(vault('address: "https://v", auth: { token_file: t }, allow: ["a*b"]'))).toEqual([expect.stringContaining('secrets.vault.allow[0]: must be a mount/path')]);
     expect(lines(vault('auth: { token_file: t }'))).toEqual([expect.stringContaining('secrets.vault.address: is required')]);
     expect(lines(vault('address: "https://v", auth: { token_file: t }, namespace: "a b"'))).toEqual([expect.stringContaining('secrets.vault.namespace: must be a Vault namespace path')]);
   });

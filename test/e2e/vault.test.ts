@@ -53,7 +53,7 @@ async function start(vaultAuth: string, vaultKeys = '', secretsKeys = ''): Promi
   const w = await startWarden({
     upstreamUrl: upstream.url,
     files: { 'templates/ops/vault-brief.yaml': TEMPLATE, 'vault/token': `${TOKEN}\n`, 'vault/sa-token': SA_JWT },
-    secrets: `secrets: { file_roots: [secrets]${secretsKeys}, vault: { address: "${vaults.at(-1)!.address}", ca_file: "${TEST_CA_FILE}", auth: ${vaultAuth}${vaultKeys} } }`,
+    secrets: `secrets: { file_roots: [secrets]${secretsKeys}, vault: { address: "${vaults.at(-1)!.address}", ca_file: "${TEST_CA_FILE}", auth: ${vaultAuth}, allow: ["secret/ops/*"]${vaultKeys} } }`,
   });
   wardens.push(w);
   return w;
@@ -131,6 +131,40 @@ describe('vault:// refs through the Warden HTTP server', () => {
     expect(upstream.calls.length).toBe(before);
     expect(w.audit().at(-1)?.error_code).toBe('secret_unavailable');
     noLeaks(w, sealed.text + stalled.text);
+  });
+
+  it('a template may name only the Vault secrets secrets.vault.allow lists (checked at load)', async () => {
+    const v = await vault();
+    v.put('secret/warden/upstream', { api_key: 'CANARY-VAULT-PROVIDER-KEY-77aa', other: 'CANARY-VAULT-OTHER-KEY-88bb' });
+    const w = await start('{ token_file: vault/token }');
+    const steal = (ref: string) =>
+      writeFileSync(join(w.dir, 'templates', 'ops', 'steal.yaml'), TEMPLATE.replace('ops/vault-brief', 'ops/steal').replace('vault://secret/ops/brief#code', ref));
+    expect(await w.runtime.reload('allowed')).toBe(true);
+    steal('vault://secret/other/x#code');
+    expect(await w.runtime.reload('outside')).toBe(false);
+    expect(w.logs.join('\n')).toContain('vault ref names a secret secrets.vault.allow does not allow (secret/ops/*)');
+    expect(v.reads).toBe(0);
+  });
+
+  it("a template ref to the Vault secret of the config's own hmac_key (any key, any spelling) is refused at load", async () => {
+    const v = await vault();
+    v.put('secret/warden/upstream', { api_key: 'CANARY-VAULT-HMAC-KEY-77aa-0123456789abcdef' });
+    const w = await startWarden({
+      upstreamUrl: upstream.url,
+      files: { 'vault/token': `${TOKEN}\n` },
+      secrets: `secrets: { file_roots: [secrets], vault: { address: "${v.address}", ca_file: "${TEST_CA_FILE}", auth: { token_file: vault/token }, allow: ["secret/*"] } }`,
+      audit: 'audit: { sinks: [{ file: audit.log }], required: true, hmac_key: "vault://secret/warden/upstream#api_key" }',
+    });
+    wardens.push(w);
+    for (const ref of ['vault://secret/warden/upstream#api_key', 'vault://secret/warden/upstream#other', 'vault://secret/w%61rden/upstream#api_key']) {
+      writeFileSync(join(w.dir, 'templates', 'ops', 'steal.yaml'), TEMPLATE.replace('ops/vault-brief', 'ops/steal').replace('vault://secret/ops/brief#code', ref));
+      const seen = w.logs.length;
+      expect(await w.runtime.reload(ref)).toBe(false);
+      expect(w.logs.slice(seen).join('\n')).toContain("a template may not read Warden's own keys");
+    }
+    // The hmac_key was read from Vault at start; its value is in no log line.
+    expect(v.reads).toBe(1);
+    expect(w.logs.join('\n')).not.toContain('CANARY-VAULT-HMAC-KEY-77aa');
   });
 
   it('a template may not read the Vault token file through a file: ref (a credential file of the config)', async () => {

@@ -9,7 +9,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { WardenError } from '../../src/pipeline/errors.js';
-import { createSecretResolver } from '../../src/secrets/index.js';
+import { createSecretResolver, parseSecretRef, SecretRefError } from '../../src/secrets/index.js';
 import { createVaultStore, type VaultStore, type VaultStoreOptions } from '../../src/secrets/vault/index.js';
 import { kubernetesLoginSource } from '../../src/secrets/vault/auth.js';
 import { createVaultHttp } from '../../src/secrets/vault/http.js';
@@ -183,6 +183,23 @@ describe('vault:// reads (KV v2, token file)', () => {
     await writeFile(join(dir, 'two'), `${TOKEN} ${TOKEN}\n`);
     expect(await failure(resolverFor(v, { auth: { tokenFile: join(dir, 'two') } }), 'vault://secret/team/app#api_key')).toContain('does not hold one token');
     expect(v.reads).toBe(0);
+  });
+
+  it('at each read, a secret secrets.vault.allow does not list is refused before any request (the config\'s own are exempt)', async () => {
+    const v = await vault();
+    v.put('secret/warden/key', { k: VALUE });
+    const r = resolverFor(v, { access: { allow: ['secret/team/*'], exempt: new Set(['secret/warden/key']) } });
+    expect((await r.resolve(['vault://secret/team/app#api_key'])).size).toBe(1);
+    expect((await r.resolve(['vault://secret/warden/key#k'])).size).toBe(1);
+    expect(await failure(r, 'vault://secret/other#k')).toContain('vault ref names a secret secrets.vault.allow does not allow');
+    expect(v.reads).toBe(2);
+  });
+
+  it('a ref Vault would read as another path is refused at parse (config and templates alike)', () => {
+    for (const ref of ['vault://secret/a%2Fb#k', 'vault://secret/a//b#k', 'vault://secret/a/#k', 'vault://secret/a%00#k', 'vault://secret/a%ZZ#k', 'vault://secret/a#%00']) {
+      expect(() => parseSecretRef(ref), ref).toThrow(SecretRefError);
+    }
+    expect(parseSecretRef('vault://secret/my%20app#k').scheme).toBe('vault');
   });
 
   it('KV v1: GET /v1/<mount>/<path> → data[key]', async () => {

@@ -11,7 +11,7 @@ import { createVaultHttp } from './http.js';
 import { createVaultProvider, VAULT_SECRET_TTL_MS } from './provider.js';
 
 export { VAULT_SECRET_TTL_MS } from './provider.js';
-export { vaultSecretName, vaultReadPath, VaultRefError, type VaultSecretName } from './ref.js';
+export { vaultSecretName, vaultReadPath, VaultRefError, type VaultSecretName } from '../../pipeline/vault-ref.js';
 
 export interface VaultStoreOptions {
   address: string;
@@ -23,6 +23,11 @@ export interface VaultStoreOptions {
   maxResponseBytes: number;
   /** Lease of a value (ms); default VAULT_SECRET_TTL_MS. */
   ttlMs?: number | undefined;
+  /**
+   * Which secrets (`mount/path`) may be read (secrets.vault.allow): exact, or prefixes ending in
+   * `*`. Secrets in `exempt` (the config's own refs) are read whatever `allow` says. Unset: any.
+   */
+  access?: { allow: readonly string[]; exempt: ReadonlySet<string> } | undefined;
 }
 
 /** The provider, and `close` for its connections (the runtime's end). */
@@ -50,6 +55,6 @@ export function createVaultStore(opts: VaultStoreOptions): VaultStore {
     'tokenFile' in opts.auth
       ? tokenFileSource(opts.auth.tokenFile)
       : kubernetesLoginSource({ http, role: opts.auth.kubernetes.role, mount: opts.auth.kubernetes.mount, jwtFile: opts.auth.kubernetes.tokenFile, headers });
-  const provider = createVaultProvider({ http, auth, kvVersion: opts.kvVersion, headers, ttlMs: opts.ttlMs ?? VAULT_SECRET_TTL_MS });
+  const provider = createVaultProvider({ http, auth, kvVersion: opts.kvVersion, headers, ttlMs: opts.ttlMs ?? VAULT_SECRET_TTL_MS, access: opts.access });
   return { scheme: provider.scheme, fetch: provider.fetch, close: () => http.close() };
 }

@@ -12,10 +12,11 @@
  * days by default), so a value is cached for `ttlMs`: secrets.default_ttl_ms, else 60 s.
  */
 import type { SecretProvider } from '../../pipeline/ports.js';
+import { envNameAllowed, vaultNotAllowedReason } from '../../pipeline/secret-access.js';
 import { SecretFetchError } from '../file.js';
 import { statusWords, type VaultTokenSource } from './auth.js';
 import type { VaultHttp } from './http.js';
-import { VaultRefError, vaultReadPath, vaultSecretName } from './ref.js';
+import { VaultRefError, vaultReadPath, vaultSecretName } from '../../pipeline/vault-ref.js';
 
 /** Default lease of a Vault KV value: a rotated secret is picked up within a minute. */
 export const VAULT_SECRET_TTL_MS = 60_000;
@@ -27,6 +28,8 @@ export interface VaultProviderOptions {
   /** Headers sent with every request (`X-Vault-Namespace`). */
   headers: Record<string, string>;
   ttlMs?: number;
+  /** See VaultStoreOptions.access: checked before any request, so a refused ref costs no read. */
+  access?: { allow: readonly string[]; exempt: ReadonlySet<string> } | undefined;
 }
 
 export function createVaultProvider(opts: VaultProviderOptions): SecretProvider {
@@ -45,6 +48,10 @@ export function createVaultProvider(opts: VaultProviderOptions): SecretProvider 
       } catch (err) {
         if (err instanceof VaultRefError) throw new SecretFetchError(err.message);
         throw err;
+      }
+      const access = opts.access;
+      if (access !== undefined && !access.exempt.has(name.secret) && !envNameAllowed(name.secret, access.allow)) {
+        throw new SecretFetchError(vaultNotAllowedReason(access.allow, false));
       }
       const path = vaultReadPath(name, opts.kvVersion);
       let token = await opts.auth.token(signal);

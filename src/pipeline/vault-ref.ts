@@ -1,5 +1,6 @@
 /**
- * What a `vault://mount/path#key` ref names, decoded: the mount (one segment), the secret's path
+ * What a `vault://mount/path#key` ref names, decoded (used by the ref parser at load, the Vault
+ * store at each read and the template loader's bounds): the mount (one segment), the secret's path
  * segments and the key. The grammar is checked at load (pipeline/secret-ref.ts); this decodes the
  * percent-encoding and refuses what would make Vault read another secret than the one named:
  * an encoded `/` (Vault decodes the path before routing it, so `a%2Fb` would be `a/b`), an empty
