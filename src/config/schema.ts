@@ -359,6 +359,14 @@ const TemplatesSchema = z.strictObject({
   paths: z.array(nonEmpty).default([]),
 });
 
+/** A Vault path of plain segments (a namespace, an auth mount): no `.` or `..` segment, which would climb out. */
+const vaultPath = (message: string, trailingSlash: boolean) =>
+  z.string().check((ctx) => {
+    const text = trailingSlash && ctx.value.endsWith('/') ? ctx.value.slice(0, -1) : ctx.value;
+    const segments = text.split('/');
+    if (!segments.every((s) => /^[A-Za-z0-9_.-]+$/.test(s) && s !== '.' && s !== '..')) ctx.issues.push({ code: 'custom', message, input: ctx.value });
+  });
+
 /** A Vault address: an http(s) origin; plain http only to loopback unless allow_http says so. */
 const vaultAddress = z.string().check((ctx) => {
   let url: URL;
@@ -386,7 +394,7 @@ const VaultSchema = z
     /** PEM CA bundle for a Vault certificate signed by a private CA. */
     ca_file: nonEmpty.optional(),
     /** Vault Enterprise namespace (sent as X-Vault-Namespace). */
-    namespace: z.string().regex(/^[A-Za-z0-9_.-]+(?:\/[A-Za-z0-9_.-]+)*\/?$/, { error: 'must be a Vault namespace path such as team or parent/team' }).optional(),
+    namespace: vaultPath('must be a Vault namespace path such as team or parent/team', true).optional(),
     /** How Warden gets its Vault token: exactly one of token_file or kubernetes. */
     auth: z
       .strictObject({
@@ -395,7 +403,7 @@ const VaultSchema = z
         kubernetes: z
           .strictObject({
             role: nonEmpty,
-            mount: z.string().regex(/^[A-Za-z0-9_.-]+(?:\/[A-Za-z0-9_.-]+)*$/, { error: 'must be an auth mount path such as kubernetes' }).default('kubernetes'),
+            mount: vaultPath('must be an auth mount path such as kubernetes', false).default('kubernetes'),
             /** The service-account token sent to the login (re-read at each login: projected tokens rotate). */
             token_file: nonEmpty.default('/var/run/secrets/kubernetes.io/serviceaccount/token'),
           })

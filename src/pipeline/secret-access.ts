@@ -23,7 +23,8 @@ export interface SecretRefAccess {
   readonly envAllow: readonly string[];
   /**
    * Vault secrets (`mount/path`, decoded), or prefixes ending in `*`, a template's `vault:` refs
-   * may name (secrets.vault.allow). Empty or unset: no `vault:` ref.
+   * may name (secrets.vault.allow). Empty: no `vault:` ref. Unset: no Vault is configured, and
+   * `vault:` refs are not checked (none can be read).
    */
   readonly vaultAllow?: readonly string[];
   /**

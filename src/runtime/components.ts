@@ -156,7 +156,7 @@ export function templateLimits(config: Config, configDir: string): TemplateLimit
     secretAccess: {
       fileRoots: config.secrets.file_roots,
       envAllow: config.secrets.env_allow,
-      vaultAllow: config.secrets.vault?.allow ?? [],
+      ...(config.secrets.vault === undefined ? {} : { vaultAllow: config.secrets.vault.allow }),
       baseDir: configDir,
       reserved: reservedRefTargets(config, configDir),
     },

@@ -698,8 +698,11 @@ function checkRefAccess(d: TemplateDocument, access: SecretRefAccess & { baseDir
       if (access.reserved?.names.has(parsed.url.host)) issue(at, RESERVED_REF_REASON);
       else if (!envNameAllowed(parsed.url.host, access.envAllow)) issue(at, envNotAllowedReason(access.envAllow));
     } else if (parsed.scheme === 'vault') {
+      // No Vault configured: nothing can be read, the fetch says "not configured" (and a config
+      // written before the store existed loads as it did).
+      if (access.vaultAllow === undefined) continue;
       const secret = vaultSecretName(parsed.url).secret;
-      const allow = access.vaultAllow ?? [];
+      const allow = access.vaultAllow;
       if (access.reserved?.vault?.has(secret)) issue(at, RESERVED_REF_REASON);
       else if (!envNameAllowed(secret, allow)) issue(at, vaultNotAllowedReason(allow));
     } else if (parsed.scheme === 'file') {

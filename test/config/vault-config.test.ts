@@ -72,5 +72,8 @@ describe('secrets.vault', () => {
     expect(lines(vault('address: "https://v", auth: { token_file: t }, allow: ["a*b"]'))).toEqual([expect.stringContaining('secrets.vault.allow[0]: must be a mount/path')]);
     expect(lines(vault('auth: { token_file: t }'))).toEqual([expect.stringContaining('secrets.vault.address: is required')]);
     expect(lines(vault('address: "https://v", auth: { token_file: t }, namespace: "a b"'))).toEqual([expect.stringContaining('secrets.vault.namespace: must be a Vault namespace path')]);
+    expect(lines(vault('address: "https://v", auth: { token_file: t }, namespace: "a/../b"'))).toEqual([expect.stringContaining('secrets.vault.namespace: must be a Vault namespace path')]);
+    expect(lines(vault('address: "https://v", auth: { kubernetes: { role: r, mount: "../sys" } }'))).toEqual([expect.stringContaining('secrets.vault.auth.kubernetes.mount: must be an auth mount path')]);
+    expect(parseConfig(vault('address: "https://v", auth: { kubernetes: { role: r, mount: k8s/prod } }, namespace: "a/b/"'), 'w.yaml').secrets.vault?.namespace).toBe('a/b/');
   });
 });

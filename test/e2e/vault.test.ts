@@ -167,6 +167,16 @@ describe('vault:// refs through the Warden HTTP server', () => {
     expect(w.logs.join('\n')).not.toContain('CANARY-VAULT-HMAC-KEY-77aa');
   });
 
+  it('without secrets.vault a template naming a vault: ref loads as before, and its requests are "not configured"', async () => {
+    const w = await startWarden({ upstreamUrl: upstream.url, files: { 'templates/ops/vault-brief.yaml': TEMPLATE } });
+    wardens.push(w);
+    const before = upstream.calls.length;
+    const res = await call(w);
+    expect(res.status).toBe(503);
+    expect(res.text).toContain('the vault secret store is not configured');
+    expect(upstream.calls.length).toBe(before);
+  });
+
   it('a template may not read the Vault token file through a file: ref (a credential file of the config)', async () => {
     await vault();
     const w = await start('{ token_file: secrets/vault-token }');

@@ -202,6 +202,12 @@ describe('vault:// reads (KV v2, token file)', () => {
     expect(parseSecretRef('vault://secret/my%20app#k').scheme).toBe('vault');
   });
 
+  it('a ca_file that cannot be read or holds no certificate stops the start, naming the key', async () => {
+    const opts = { address: 'https://127.0.0.1:1', auth: { tokenFile: join(dir, 'token') }, kvVersion: 2 as const, timeoutMs: 1000, maxResponseBytes: 1024 };
+    expect(() => createVaultStore({ ...opts, caFile: join(dir, 'no-ca.pem') })).toThrow(expect.objectContaining({ code: 'secret_unavailable', location: { path: 'secrets.vault.ca_file' }, message: expect.stringContaining('(ENOENT)') }));
+    expect(() => createVaultStore({ ...opts, caFile: join(dir, 'token') })).toThrow(/holds no PEM certificate/);
+  });
+
   it('KV v1: GET /v1/<mount>/<path> → data[key]', async () => {
     const v = await vault({ kvVersion: 1 });
     const r = resolverFor(v, { kvVersion: 1 });

@@ -117,7 +117,8 @@ interface Held {
 }
 
 export function kubernetesLoginSource(opts: KubernetesLoginOptions): VaultTokenSource {
-  const now = opts.now ?? Date.now;
+  // A monotonic clock: a wall-clock step (NTP) must neither keep an expired token nor drop a good one.
+  const now = opts.now ?? (() => performance.now());
   const loginPath = `/v1/auth/${opts.mount.split('/').map(encodeURIComponent).join('/')}/login`;
   let held: Held | undefined;
   let pending: Promise<Held> | undefined;
