@@ -47,6 +47,8 @@ export interface VaultServer {
   oversize?: number;
   /** A body that is not JSON answers every read when true. */
   garbage: boolean;
+  /** Raw bytes that answer every read (status 200) when set. */
+  raw?: Buffer;
   /** The JWT the login accepts now (a rotated service-account token). */
   jwt: string;
   logins: number;
@@ -147,6 +149,7 @@ export async function startVaultServer(opts: VaultServerOptions = {}): Promise<V
     state.reads++;
     if (state.stall) return; // never answered
     if (state.oversize !== undefined) return send(res, 200, envelope({ data: { pad: 'x'.repeat(state.oversize) }, metadata: {} }));
+    if (state.raw !== undefined) return void res.writeHead(200, { 'content-type': 'application/json' }).end(state.raw);
     if (state.garbage) return void res.writeHead(200, { 'content-type': 'text/html' }).end('<html>Vault UI</html>');
     const rest = path.slice('/v1/'.length).split('/');
     const mount = rest[0]!;

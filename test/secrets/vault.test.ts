@@ -132,6 +132,10 @@ describe('vault:// reads (KV v2, token file)', () => {
     v2.garbage = true;
     expect(await failure(r2, 'vault://secret/team/app#api_key')).toContain('not a JSON object');
     v2.garbage = false;
+    // A value with a byte that is not UTF-8: refused, not read with U+FFFD in its place.
+    v2.raw = Buffer.concat([Buffer.from('{"data":{"data":{"api_key":"CANARY-'), Buffer.from([0xff]), Buffer.from('-x"},"metadata":{"deletion_time":"","destroyed":false}}}')]);
+    expect(await failure(r2, 'vault://secret/team/app#api_key')).toContain('not a JSON object');
+    v2.raw = undefined;
     v2.oversize = 100 * 1024;
     expect(await failure(r2, 'vault://secret/team/app#api_key')).toContain('larger than 65536 bytes');
   });

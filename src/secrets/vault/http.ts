@@ -24,6 +24,8 @@ export interface VaultResponse {
   body: unknown;
 }
 
+const utf8 = new TextDecoder('utf-8', { fatal: true });
+
 /** How long an idle connection to Vault is kept (Vault's own idle timeout is far longer). */
 const KEEP_ALIVE_MS = 4_000;
 
@@ -88,7 +90,9 @@ export function createVaultHttp(opts: VaultHttpOptions): VaultHttp {
       let parsed: unknown;
       if (size > 0) {
         try {
-          parsed = JSON.parse(Buffer.concat(chunks, size).toString('utf8'));
+          // fatal: a byte that is not UTF-8 is refused, never replaced by U+FFFD (a value quietly
+          // changed would go upstream as a different credential).
+          parsed = JSON.parse(utf8.decode(Buffer.concat(chunks, size)));
         } catch {
           parsed = undefined; // the caller says what it expected; the text is never repeated
         }
