@@ -175,8 +175,8 @@ export function secretResolverFor(config: Config, configDir: string) {
       ? undefined
       : createVaultStore({ ...vaultStoreOptions(config.secrets.vault, config.secrets.default_ttl_ms), access: { allow: config.secrets.vault.allow, exempt: own.vault } });
   const resolver = createSecretResolver({
-    // secrets.default_ttl_ms, when set, is the lease for backends that give none (file, env);
-    // unset, each provider keeps its own default (files 30 s, environment 10 min).
+    // secrets.default_ttl_ms, when set, is the lease for backends that give none (file, env, Vault
+    // KV); unset, each provider keeps its own default (files 30 s, environment 10 min, Vault 60 s).
     providers: [
       createFileSecretProvider({ ...ttl, access: { roots: config.secrets.file_roots, exempt: own.paths, reserved: reservedRefTargets(config, configDir).paths } }),
       createEnvSecretProvider({ ...ttl, access: { allow: config.secrets.env_allow, exempt: own.names } }),
