@@ -224,6 +224,7 @@ describe('README, "Keys" (Configuration), against the config schema', () => {
       }
       if (path.startsWith('identity.kubernetes.')) config.identity = { kubernetes: { issuer: 'i', audiences: ['a'], jwks_url: 'https://127.0.0.1/jwks' } };
       if (path.startsWith('identity.spiffe.')) config.identity = { spiffe: { trust_domains: ['example.org'], audiences: ['a'], jwks_url: 'https://127.0.0.1/jwks' } };
+      if (path.startsWith('secrets.vault.')) config.secrets = { vault: { address: 'https://127.0.0.1:8200', auth: { kubernetes: { role: 'r' } } } };
       if (value === undefined) return config;
       let at = config;
       const parts = path.replace('.*.', '.p.').split('.');

@@ -73,7 +73,12 @@ export async function runRedactCommand(argv: string[], io: CliIO): Promise<numbe
     const { dirname, resolve } = await import('node:path');
     const config = loadConfig(configFile, process.env);
     const resolver = secretResolverFor(config, dirname(resolve(configFile)));
-    redaction = await redactionConfigFrom(config.redaction, async (ref) => (await resolver.resolve([ref])).get(ref) ?? '');
+    try {
+      redaction = await redactionConfigFrom(config.redaction, async (ref) => (await resolver.resolve([ref])).get(ref) ?? '');
+    } finally {
+      // The values leave memory, and a secret store's connections (Vault) close.
+      resolver.clear();
+    }
   }
   const s = streams(io);
   // A directory on stdin fails when read (after the flags are checked), as `cat < dir` does.

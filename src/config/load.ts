@@ -414,7 +414,19 @@ function resolvePaths(config: Config, base: string): Config {
     policy: { ...config.policy, paths: config.policy.paths.map(abs) },
     templates: { ...config.templates, paths: config.templates.paths.map(abs) },
     // Normalized (`..`, a trailing `/`), as the paths they are compared with are.
-    secrets: { ...config.secrets, file_roots: config.secrets.file_roots.map((p) => resolve(base, p)) },
+    secrets: {
+      ...config.secrets,
+      file_roots: config.secrets.file_roots.map((p) => resolve(base, p)),
+      vault: config.secrets.vault && {
+        ...config.secrets.vault,
+        ca_file: absOpt(config.secrets.vault.ca_file),
+        auth: {
+          ...config.secrets.vault.auth,
+          token_file: absOpt(config.secrets.vault.auth.token_file),
+          kubernetes: config.secrets.vault.auth.kubernetes && { ...config.secrets.vault.auth.kubernetes, token_file: abs(config.secrets.vault.auth.kubernetes.token_file) },
+        },
+      },
+    },
     providers,
     redaction: config.redaction.hmac_key === undefined ? config.redaction : { ...config.redaction, hmac_key: absRef(config.redaction.hmac_key) },
     audit: {

@@ -9,7 +9,7 @@ import { z } from 'zod';
 import { DEFAULT_MAX_JSON_DEPTH, DEFAULT_MAX_JSON_VALUES, MAX_JSON_DEPTH_CEILING, MIN_MAX_JSON_VALUES } from '../pipeline/json-depth.js';
 import { MODEL_NAME_RULE, isModelName } from '../pipeline/identifiers.js';
 import { SECRET_SCHEMES, SecretRefError, parseSecretRef } from '../secrets/index.js';
-import { formatListen, parseListen, sharedAddress, type ListenAddress } from './listen.js';
+import { formatListen, isLoopbackHost, parseListen, sharedAddress, type ListenAddress } from './listen.js';
 import { shownName } from './locate.js';
 import { anchoredAllowPattern, re2PatternProblem } from '../redact/custom.js';
 import { MIB } from '../pipeline/sizes.js';
@@ -359,6 +359,95 @@ const TemplatesSchema = z.strictObject({
   paths: z.array(nonEmpty).default([]),
 });
 
+/** A Vault path of plain segments (a namespace, an auth mount): no `.` or `..` segment, which would climb out. */
+const vaultPath = (message: string, trailingSlash: boolean) =>
+  z.string().check((ctx) => {
+    const text = trailingSlash && ctx.value.endsWith('/') ? ctx.value.slice(0, -1) : ctx.value;
+    const segments = text.split('/');
+    if (!segments.every((s) => /^[A-Za-z0-9_.-]+$/.test(s) && s !== '.' && s !== '..')) ctx.issues.push({ code: 'custom', message, input: ctx.value });
+  });
+
+/** A Vault address: an http(s) origin; plain http only to loopback unless allow_http says so. */
+const vaultAddress = z.string().check((ctx) => {
+  let url: URL;
+  try {
+    url = new URL(ctx.value);
+  } catch {
+    ctx.issues.push({ code: 'custom', message: 'must be an https URL such as https://vault.example:8200', input: ctx.value });
+    return;
+  }
+  // The message never quotes the URL: user:password@ in it would be echoed.
+  const problem =
+    url.protocol !== 'https:' && url.protocol !== 'http:' ? 'must be an https URL such as https://vault.example:8200'
+    : url.username !== '' || url.password !== '' ? 'must not carry credentials (user:password@): Warden authenticates with secrets.vault.auth'
+    : url.pathname !== '/' || url.search !== '' || url.hash !== '' ? 'must be an origin (scheme, host and port) without a path, query or fragment: Warden adds /v1/...'
+    : undefined;
+  if (problem) ctx.issues.push({ code: 'custom', message: problem, input: ctx.value });
+});
+
+const VaultSchema = z
+  .strictObject({
+    /** Vault's address, e.g. `https://vault.vault.svc:8200`. */
+    address: vaultAddress,
+    /** Plain http to a host other than loopback: the token and the secrets would travel unencrypted. */
+    allow_http: z.boolean().default(false),
+    /** PEM CA bundle for a Vault certificate signed by a private CA. */
+    ca_file: nonEmpty.optional(),
+    /** Vault Enterprise namespace (sent as X-Vault-Namespace). */
+    namespace: vaultPath('must be a Vault namespace path such as team or parent/team', true).optional(),
+    /** How Warden gets its Vault token: exactly one of token_file or kubernetes. */
+    auth: z
+      .strictObject({
+        /** A file holding a Vault token (re-read when it changes). */
+        token_file: nonEmpty.optional(),
+        kubernetes: z
+          .strictObject({
+            role: nonEmpty,
+            mount: vaultPath('must be an auth mount path such as kubernetes', false).default('kubernetes'),
+            /** The service-account token sent to the login (re-read at each login: projected tokens rotate). */
+            token_file: nonEmpty.default('/var/run/secrets/kubernetes.io/serviceaccount/token'),
+          })
+          .optional(),
+      })
+      .check((ctx) => {
+        if ((ctx.value.token_file === undefined) === (ctx.value.kubernetes === undefined)) {
+          ctx.issues.push({ code: 'custom', message: 'set exactly one of token_file or kubernetes', input: ctx.value });
+        }
+      }),
+    /** The KV secrets engine's version on every mount refs name. */
+    kv_version: z.union([z.literal(1), z.literal(2)], { error: 'must be 1 or 2' }).default(2),
+    /** Deadline for one request to Vault (a login or a read). */
+    timeout_ms: durationMs().default(5_000),
+    /** Largest answer read from Vault; a larger one is refused. */
+    max_response_bytes: positiveInt.max(16 * MIB, { error: `must be at most ${16 * MIB} (16 MiB)` }).default(MIB),
+    /**
+     * Secrets a template's `vault:` refs may name: `mount/path` exactly, or a prefix ending in `*`
+     * (`secret/templates/*`). Unset or empty: templates may name no `vault:` ref. The config's
+     * own refs (api_key, hmac_key) are not held to it.
+     */
+    allow: z
+      .array(z.string().regex(/^(?:[^*\s/][^*\s]*\*?|\*)$/, { error: 'must be a mount/path, or a prefix of one followed by * (secret/templates/*; * alone allows every secret)' }))
+      .default([]),
+  })
+  .check((ctx) => {
+    const v = ctx.value;
+    if (typeof v.address !== 'string' || v.allow_http === true) return;
+    let url: URL;
+    try {
+      url = new URL(v.address);
+    } catch {
+      return;
+    }
+    if (url.protocol === 'http:' && !isLoopbackHost(url.hostname.replace(/^\[|\]$/g, ''))) {
+      ctx.issues.push({
+        code: 'custom',
+        message: 'uses plain http to a host that is not loopback: the Vault token and every secret would travel unencrypted (use https, or set allow_http: true when a mesh encrypts the hop)',
+        input: v.address,
+        path: ['address'],
+      });
+    }
+  });
+
 const SecretsSchema = z.strictObject({
   cache: z
     .strictObject({
@@ -388,6 +477,8 @@ const SecretsSchema = z.strictObject({
   env_allow: z
     .array(z.string().regex(/^(?:[A-Za-z_][A-Za-z0-9_]*\*?|\*)$/, { error: 'must be a variable name, or a prefix of one followed by * (WARDEN_TPL_*)' }))
     .default([]),
+  /** HashiCorp Vault (`vault://` refs). Unset: such refs are secret_unavailable, "not configured". */
+  vault: VaultSchema.optional(),
 });
 
 const EchoProviderSchema = z.strictObject({ kind: z.literal('echo') });

@@ -8,6 +8,7 @@
 import { resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { parseSecretRef } from '../secrets/index.js';
+import { vaultSecretName } from '../pipeline/vault-ref.js';
 import type { Config } from './schema.js';
 
 export function configSecretRefs(config: Config): string[] {
@@ -22,12 +23,14 @@ export function configSecretRefs(config: Config): string[] {
 export interface ConfigRefTargets {
   readonly paths: ReadonlySet<string>;
   readonly names: ReadonlySet<string>;
+  /** Vault secrets (`mount/path`, decoded) the config's own `vault:` refs read, whatever their key. */
+  readonly vault: ReadonlySet<string>;
 }
 
 /**
  * The credential files the config names by path rather than by ref: each JWT method's
  * `jwks_bearer_token_file` (often the pod's own service-account token), read by the identity
- * module, not the secret providers. Warden's own as much as an api_key: no template may read one.
+ * module, and the Vault auth's token files, read by the Vault store: not by the file provider. Warden's own as much as an api_key: no template may read one.
  * Absolute once the config is loaded (relative ones are resolved against its directory).
  */
 export function configCredentialFiles(config: Config): string[] {
@@ -38,6 +41,10 @@ export function configCredentialFiles(config: Config): string[] {
   add(config.identity.kubernetes);
   add(config.identity.spiffe);
   for (const bundle of Object.values(config.identity.spiffe?.bundles ?? {})) add(bundle);
+  // Warden's Vault token, or the service-account token it logs in to Vault with.
+  const vaultAuth = config.secrets.vault?.auth;
+  if (vaultAuth?.token_file !== undefined) files.push(vaultAuth.token_file);
+  if (vaultAuth?.kubernetes !== undefined) files.push(vaultAuth.kubernetes.token_file);
   return files;
 }
 
@@ -50,12 +57,13 @@ export function reservedRefTargets(config: Config, configDir: string): ConfigRef
   const own = configRefTargets(config, configDir);
   const paths = new Set(own.paths);
   for (const file of configCredentialFiles(config)) paths.add(resolve(configDir, file));
-  return { paths, names: own.names };
+  return { paths, names: own.names, vault: own.vault };
 }
 
 export function configRefTargets(config: Config, configDir: string): ConfigRefTargets {
   const paths = new Set<string>();
   const names = new Set<string>();
+  const vault = new Set<string>();
   for (const ref of configSecretRefs(config)) {
     let p;
     try {
@@ -65,6 +73,7 @@ export function configRefTargets(config: Config, configDir: string): ConfigRefTa
     }
     if (p.scheme === 'file') paths.add(fileURLToPath(p.url));
     else if (p.scheme === 'env') names.add(p.url.host);
+    else if (p.scheme === 'vault') vault.add(vaultSecretName(p.url).secret);
   }
-  return { paths, names };
+  return { paths, names, vault };
 }

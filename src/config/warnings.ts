@@ -31,6 +31,10 @@ export function configWarnings(config: Config): string[] {
     );
   }
   out.push(...plainHttpKeySets(config));
+  const vault = config.secrets.vault;
+  if (vault !== undefined && new URL(vault.address).protocol === 'http:' && !isLoopbackHost(new URL(vault.address).hostname.replace(/^\[|\]$/g, ''))) {
+    out.push('secrets.vault.address uses plain http to a non-loopback host (allow_http): the Vault token and every secret read travel unencrypted');
+  }
   if (config.policy.paths.length === 0) out.push('policy.paths is empty: every request will be denied');
   if (!config.audit.required) out.push('audit.required is false: requests proceed when the audit record cannot be written');
   for (const [name, provider] of Object.entries(config.providers)) {

@@ -22,10 +22,16 @@ export interface SecretRefAccess {
   /** Variable names, or prefixes ending in `*`, a template's `env:` refs may name. Empty: no `env:` ref. */
   readonly envAllow: readonly string[];
   /**
-   * What the config's own refs read (providers' api_key, the hmac_keys): never a template's,
-   * whatever the roots and the allow-list hold.
+   * Vault secrets (`mount/path`, decoded), or prefixes ending in `*`, a template's `vault:` refs
+   * may name (secrets.vault.allow). Empty: no `vault:` ref. Unset: no Vault is configured, and
+   * `vault:` refs are not checked (none can be read).
    */
-  readonly reserved?: { readonly paths: ReadonlySet<string>; readonly names: ReadonlySet<string> };
+  readonly vaultAllow?: readonly string[];
+  /**
+   * What the config's own refs read (providers' api_key, the hmac_keys): never a template's,
+   * whatever the roots and the allow-lists hold. `vault`: Vault secrets (`mount/path`), any key.
+   */
+  readonly reserved?: { readonly paths: ReadonlySet<string>; readonly names: ReadonlySet<string>; readonly vault?: ReadonlySet<string> };
 }
 
 /** The message for a template ref to what one of the config's own refs reads. */
@@ -77,4 +83,10 @@ export function outsideRootsReason(roots: readonly string[], through: 'path' | '
 export function envNotAllowedReason(allow: readonly string[], list = true): string {
   if (allow.length === 0) return 'env refs are not allowed in templates: secrets.env_allow is not set';
   return `env ref names a variable secrets.env_allow does not allow${list ? ` (${allow.join(', ')})` : ''}`;
+}
+
+/** The message for a Vault secret secrets.vault.allow does not allow; `list` as for outsideRootsReason. */
+export function vaultNotAllowedReason(allow: readonly string[], list = true): string {
+  if (allow.length === 0) return 'vault refs are not allowed in templates: secrets.vault.allow is not set';
+  return `vault ref names a secret secrets.vault.allow does not allow${list ? ` (${allow.join(', ')})` : ''}`;
 }

@@ -6,11 +6,12 @@
  *   file:///abs/path            absolute file path
  *   file:relative/path          resolved against a base directory (the config file's directory)
  *   env://NAME                  process environment variable
- *   vault://mount/path#key      HashiCorp Vault KV (provider: later issue)
+ *   vault://mount/path#key      HashiCorp Vault KV (src/secrets/vault)
  *   k8s://namespace/name#key    Kubernetes Secret (provider: later issue)
  */
 import { isAbsolute, resolve as resolvePath } from 'node:path';
 import { fileURLToPath, pathToFileURL } from 'node:url';
+import { vaultSecretName, VaultRefError } from './vault-ref.js';
 
 export const SECRET_SCHEMES = ['file', 'env', 'vault', 'k8s'] as const;
 export type SecretScheme = (typeof SECRET_SCHEMES)[number];
@@ -130,6 +131,13 @@ export function parseSecretRef(ref: string, opts: { baseDir?: string } = {}): Pa
         hasDotSegment(ref)
       ) {
         throw new SecretRefError('ref_invalid_vault', ref, 'vault ref must be vault://mount/path#key');
+      }
+      // Decoded now: a ref that loads is one the store reads as named (no encoded "/", no empty segment).
+      try {
+        vaultSecretName(url);
+      } catch (err) {
+        if (err instanceof VaultRefError) throw new SecretRefError('ref_invalid_vault', ref, err.message);
+        throw err;
       }
       return { ref, scheme, url };
     }

@@ -18,6 +18,7 @@ import { createDecideStage, createRegoPolicyEngine, formatInputPath, requirePass
 import { apiKeyProblem, createForwardStage, createProviders, modelNotConfigured } from '../providers/index.js';
 import { createRedactStage, createRedactor, createRespondStage, guardable, type RedactionConfig } from '../redact/index.js';
 import { createEnvSecretProvider, createFetchStage, createFileSecretProvider, createSecretResolver } from '../secrets/index.js';
+import { createVaultStore, type VaultStoreOptions } from '../secrets/vault/index.js';
 import type { Logger } from '../telemetry/logger.js';
 import type { Metrics } from '../telemetry/metrics.js';
 import { TemplateLoadError, createRenderStage, createResolveStage, formatIssue, formatWarning, loadTemplateStore, type TemplateLimits } from '../templates/index.js';
@@ -152,7 +153,13 @@ function refusingUnroutedModel(decide: Stage): Stage {
 export function templateLimits(config: Config, configDir: string): TemplateLimits {
   return {
     maxVariables: config.limits.max_variables,
-    secretAccess: { fileRoots: config.secrets.file_roots, envAllow: config.secrets.env_allow, baseDir: configDir, reserved: reservedRefTargets(config, configDir) },
+    secretAccess: {
+      fileRoots: config.secrets.file_roots,
+      envAllow: config.secrets.env_allow,
+      ...(config.secrets.vault === undefined ? {} : { vaultAllow: config.secrets.vault.allow }),
+      baseDir: configDir,
+      reserved: reservedRefTargets(config, configDir),
+    },
   };
 }
 
@@ -163,17 +170,41 @@ export function secretResolverFor(config: Config, configDir: string) {
   // at each read).
   const own = configRefTargets(config, configDir);
   const ttl = config.secrets.default_ttl_ms === undefined ? {} : { ttlMs: config.secrets.default_ttl_ms };
-  return createSecretResolver({
-    // secrets.default_ttl_ms, when set, is the lease for backends that give none (file, env);
-    // unset, each provider keeps its own default (files 30 s, environment 10 min).
+  const vault =
+    config.secrets.vault === undefined
+      ? undefined
+      : createVaultStore({ ...vaultStoreOptions(config.secrets.vault, config.secrets.default_ttl_ms), access: { allow: config.secrets.vault.allow, exempt: own.vault } });
+  const resolver = createSecretResolver({
+    // secrets.default_ttl_ms, when set, is the lease for backends that give none (file, env, Vault
+    // KV); unset, each provider keeps its own default (files 30 s, environment 10 min, Vault 60 s).
     providers: [
       createFileSecretProvider({ ...ttl, access: { roots: config.secrets.file_roots, exempt: own.paths, reserved: reservedRefTargets(config, configDir).paths } }),
       createEnvSecretProvider({ ...ttl, access: { allow: config.secrets.env_allow, exempt: own.names } }),
+      ...(vault === undefined ? [] : [vault]),
     ],
     maxEntries: config.secrets.cache.max_entries,
     fetchTimeoutMs: config.secrets.fetch_timeout_ms,
     baseDir: configDir,
   });
+  if (vault === undefined) return resolver;
+  // `clear` is the resolver's end (the runtime's close): the Vault connections go with it.
+  return { ...resolver, clear: () => (resolver.clear(), void vault.close()), get size() { return resolver.size; } };
+}
+
+/** secrets.vault → the Vault store's options; KV values' lease is secrets.default_ttl_ms when set. */
+function vaultStoreOptions(v: NonNullable<Config['secrets']['vault']>, defaultTtlMs: number | undefined): VaultStoreOptions {
+  return {
+    address: v.address,
+    caFile: v.ca_file,
+    namespace: v.namespace,
+    auth: v.auth.kubernetes !== undefined
+      ? { kubernetes: { role: v.auth.kubernetes.role, mount: v.auth.kubernetes.mount, tokenFile: v.auth.kubernetes.token_file } }
+      : { tokenFile: v.auth.token_file! },
+    kvVersion: v.kv_version,
+    timeoutMs: v.timeout_ms,
+    maxResponseBytes: v.max_response_bytes,
+    ttlMs: defaultTtlMs,
+  };
 }
 
 export async function buildComponents(config: Config, opts: ComponentOptions): Promise<Components> {
