@@ -101,8 +101,10 @@ const LONG_TAIL = [10, 20, 30, 60, 120, 300];
 // Request latency includes the upstream.
 const REQUEST_BUCKETS = [0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, ...LONG_TAIL];
 // Stage latency is Warden's own work, mostly sub-millisecond, except `forward`, which includes the
-// provider's answer (streams: until the first chunk is ready) and so needs the tail too.
-const STAGE_BUCKETS = [0.00001, 0.000025, 0.00005, 0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.05, 0.1, 0.5, 1, 2.5, 5, ...LONG_TAIL];
+// provider's answer (streams: until the first chunk is ready) and so needs the tail too. The
+// 1-2.5-5 steps hold throughout: a large prompt's redaction or a heavy policy takes tens of ms,
+// where a 10 -> 50 ms bucket would make 12 ms and 48 ms the same to histogram_quantile().
+const STAGE_BUCKETS = [0.00001, 0.000025, 0.00005, 0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, ...LONG_TAIL];
 
 const DEFAULT_GAUGES_NAMED_AS_COUNTERS = ['nodejs_active_handles_total', 'nodejs_active_requests_total', 'nodejs_active_resources_total'];
 

@@ -219,6 +219,34 @@ describe('Dockerfile', () => {
     }
   });
 
+  it('the shipped code needs only `dependencies`: what `npm prune --omit=dev` leaves runs `warden serve`', () => {
+    // The runtime stage has the production dependency set only. A value import of a dev
+    // dependency (openai, tsx, vitest...) in src/ typechecks, passes every test (they run with
+    // the full node_modules) and then fails the image's start with ERR_MODULE_NOT_FOUND.
+    const pkg = JSON.parse(readFileSync(join(REPO, 'package.json'), 'utf8')) as { dependencies: Record<string, string> };
+    const shipped = new Set(Object.keys(pkg.dependencies));
+    const files = (readdirSync(join(REPO, 'src'), { recursive: true }) as string[]).filter((f) => f.endsWith('.ts'));
+    expect(files.length).toBeGreaterThan(50);
+    const needed = new Map<string, string>();
+    for (const file of files) {
+      const code = readFileSync(join(REPO, 'src', file), 'utf8');
+      // Static imports and re-exports (over several lines too; `import type` is erased), bare
+      // side-effect imports, and dynamic import().
+      const specifiers = [
+        ...[...code.matchAll(/^\s*(?:import|export)\s+(?!type\s)[^;'"]*?\sfrom\s+['"]([^'"]+)['"]/gm)].map((m) => m[1]!),
+        ...[...code.matchAll(/^\s*import\s+['"]([^'"]+)['"]/gm)].map((m) => m[1]!),
+        ...[...code.matchAll(/(?<![\w.])import\(\s*['"]([^'"]+)['"]\s*\)(?!\.)/g)].map((m) => m[1]!),
+      ];
+      for (const spec of specifiers) {
+        if (spec.startsWith('.') || spec.startsWith('node:')) continue;
+        const name = spec.startsWith('@') ? spec.split('/').slice(0, 2).join('/') : spec.split('/')[0]!;
+        needed.set(name, file);
+      }
+    }
+    expect(needed.size).toBeGreaterThan(5); // the scan finds the imports
+    for (const [name, file] of needed) expect(shipped.has(name), `src/${file} imports ${name}, which is not in dependencies`).toBe(true);
+  });
+
   it("prunes re2's build leftovers in the build stage, and re2 still loads and matches after it", () => {
     const build = text.slice(text.indexOf(' AS build'), text.indexOf(' AS runtime'));
     expect(build).toMatch(/npm prune --omit=dev[^\n]*\\\n\s*&& sh scripts\/prune-native-build\.sh$/m);

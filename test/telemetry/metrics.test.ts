@@ -61,6 +61,29 @@ describe('createMetrics', () => {
     expect(valueOf(text, 'warden_stage_duration_seconds_bucket{le="0.000025",stage="decide"}')).toBe(1);
   });
 
+  it('stage buckets keep the 1-2.5-5 steps from 10 µs to 5 s: a 20 ms stage reads apart from a 45 ms one', async () => {
+    const m = createMetrics({ collectDefault: false });
+    // A redaction of a large prompt or a heavy policy takes tens of milliseconds: with a bucket
+    // from 10 ms to 50 ms, histogram_quantile() could not tell 12 ms from 48 ms, nor an SLO at
+    // 25 ms be written.
+    m.observeStage('redact', 0.02);
+    m.observeStage('redact', 0.045);
+    m.observeStage('decide', 0.2);
+    const text = await m.render();
+    const bounds = text
+      .split('\n')
+      .filter((l) => l.startsWith('warden_stage_duration_seconds_bucket{') && l.includes('stage="redact"'))
+      .map((l) => /le="([^"]+)"/.exec(l)![1]!)
+      .filter((le) => le !== '+Inf')
+      .map(Number)
+      .filter((b) => b <= 5);
+    for (let i = 1; i < bounds.length; i++) expect(bounds[i]! / bounds[i - 1]!, `${bounds[i - 1]} -> ${bounds[i]}`).toBeLessThanOrEqual(2.5);
+    expect(valueOf(text, 'warden_stage_duration_seconds_bucket{le="0.025",stage="redact"}')).toBe(1);
+    expect(valueOf(text, 'warden_stage_duration_seconds_bucket{le="0.05",stage="redact"}')).toBe(2);
+    expect(valueOf(text, 'warden_stage_duration_seconds_bucket{le="0.1",stage="decide"}')).toBe(0);
+    expect(valueOf(text, 'warden_stage_duration_seconds_bucket{le="0.25",stage="decide"}')).toBe(1);
+  });
+
   it('upstream, streams, audit, reload', async () => {
     const m = createMetrics({ collectDefault: false });
     m.observeUpstream('openai', 'ok', 0.1);
