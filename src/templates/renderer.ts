@@ -78,14 +78,16 @@ function escapeJson(s: string): string {
 }
 
 /**
- * True when joining `left` and `right` splits a surrogate pair: escaped apart, each half would be
- * written as a lone `\udXXX`, where the joined text keeps the pair. Such a join gets no literal.
+ * True when a text ending with the UTF-16 unit `last` (0: empty) joined to `right` splits a
+ * surrogate pair: escaped apart, each half would be written as a lone `\udXXX`, where the joined
+ * text keeps the pair. Such a join gets no literal. The caller keeps `last` from the piece it
+ * appended: reading it off the text built by `+=` made V8 flatten (copy) that whole text at every
+ * inserted value, quadratic in a message of many placeholders.
  */
-function splitsPair(left: string, right: string): boolean {
-  if (left.length === 0 || right.length === 0) return false;
-  const hi = left.charCodeAt(left.length - 1);
+function splitsPair(last: number, right: string): boolean {
+  if (right.length === 0 || last < 0xd800 || last > 0xdbff) return false;
   const lo = right.charCodeAt(0);
-  return hi >= 0xd800 && hi <= 0xdbff && lo >= 0xdc00 && lo <= 0xdfff;
+  return lo >= 0xdc00 && lo <= 0xdfff;
 }
 
 const NO_VALUES: readonly string[] = Object.freeze([]);
@@ -214,6 +216,8 @@ export function renderTemplate(
     let named: string[] | undefined = provenance && stamps ? [] : undefined;
     let secretSpans: Array<[number, number]> | undefined;
     let content = '';
+    /** The last UTF-16 unit of `content` (0 while it is empty), for splitsPair. */
+    let last = 0;
     let literal: string | undefined = json ? '' : undefined;
     let fixedIndex = 0;
     for (const seg of m.segments) {
@@ -235,8 +239,9 @@ export function renderTemplate(
         }
       }
       if (literal !== undefined) {
-        if (splitsPair(content, piece)) literal = undefined;
+        if (splitsPair(last, piece)) literal = undefined;
         else literal += escaped ?? escapeJson(piece);
+        if (piece.length > 0) last = piece.charCodeAt(piece.length - 1);
       }
       content += piece;
     }

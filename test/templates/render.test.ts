@@ -78,6 +78,38 @@ describe('renderer', () => {
     ]);
   });
 
+  it('renders a message of many placeholders in one pass, linear in its length', () => {
+    // Whether a value began with the second half of a surrogate pair that the text before it
+    // ended with was read from the text built so far: a string V8 builds by `+=` and flattens
+    // (copies whole) to read a character of, so every inserted value copied the prompt again.
+    // 200,000 placeholders (a 1 MB template) and a 3-character value held the event loop for
+    // many minutes on one small request. Counted, not timed: the characters of every string a
+    // character is read from (charCodeAt) while rendering; copying per value sums to ~n²/2.
+    const count = 20_000;
+    const t = makeTemplate({
+      id: 'team/many',
+      variables: { v: { source: 'request', type: 'string', required: true, pii: false } },
+      messages: [{ role: 'user', content: `<${'{{v}}'.repeat(count)}>` }],
+    });
+    const expected = `<${'a\u00e9"'.repeat(count)}>`;
+    const json: Array<string | undefined> = [];
+    const charCodeAt = String.prototype.charCodeAt;
+    let read = 0;
+    String.prototype.charCodeAt = function (this: string, index: number): number {
+      read += this.length;
+      return charCodeAt.call(this, index);
+    };
+    let out: ReturnType<typeof renderTemplate>;
+    try {
+      out = renderTemplate(t, { v: 'a\u00e9"' }, json);
+    } finally {
+      String.prototype.charCodeAt = charCodeAt;
+    }
+    expect(out[0]!.content === expected).toBe(true);
+    expect(json[0] === JSON.stringify(expected)).toBe(true);
+    expect(read).toBeLessThan(4 * expected.length);
+  });
+
   it('fails closed on a placeholder without a value', () => {
     const err = (() => {
       try {
