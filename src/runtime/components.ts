@@ -262,7 +262,8 @@ export async function buildComponents(config: Config, opts: ComponentOptions): P
   // The metric's entity labels come from the redactor itself: a second hand-kept list drifts.
   opts.metrics.setRedactionEntities(redactor.reportedEntities());
 
-  const resolveTemplate = createResolveStage(holder.templates);
+  // A template's prompt is held to the size a raw prompt's body is.
+  const resolveTemplate = createResolveStage(holder.templates, { maxPromptBytes: config.limits.max_body_bytes });
   // Resolve also routes the model to its provider, so the policy sees `request.provider`.
   const resolve: Stage = {
     name: 'resolve',
@@ -292,7 +293,7 @@ export async function buildComponents(config: Config, opts: ComponentOptions): P
       ),
       // A placed secret the leak guard cannot recognise is refused before it is placed.
       fetch: createFetchStage(() => resolver, guardable),
-      render: createRenderStage(),
+      render: createRenderStage({ maxPromptBytes: config.limits.max_body_bytes }),
       redact: createRedactStage(() => redactor),
       respond: createRespondStage(),
       forward: auditGuarded(

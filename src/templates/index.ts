@@ -13,7 +13,7 @@ export {
 } from './loader.js';
 export type { TemplateIssue, TemplateWarning, TemplateFile, LoadedTemplates, TemplateLimits } from './loader.js';
 export { TemplateRegistry, loadTemplateStore, parseTemplateRef } from './registry.js';
-export { compileTemplate, renderTemplate, checkVariableValue, checkRequestVariables } from './renderer.js';
+export { compileTemplate, renderTemplate, checkVariableValue, checkRequestVariables, checkRenderedSize } from './renderer.js';
 export type { CompiledTemplate } from './renderer.js';
 export { parsePlaceholders, VARIABLE_NAME } from './placeholders.js';
 export type { Segment } from './placeholders.js';

@@ -78,14 +78,16 @@ function escapeJson(s: string): string {
 }
 
 /**
- * True when joining `left` and `right` splits a surrogate pair: escaped apart, each half would be
- * written as a lone `\udXXX`, where the joined text keeps the pair. Such a join gets no literal.
+ * True when a text ending with the UTF-16 unit `last` (0: empty) joined to `right` splits a
+ * surrogate pair: escaped apart, each half would be written as a lone `\udXXX`, where the joined
+ * text keeps the pair. Such a join gets no literal. The caller keeps `last` from the piece it
+ * appended: reading it off the text built by `+=` made V8 flatten (copy) that whole text at every
+ * inserted value, quadratic in a message of many placeholders.
  */
-function splitsPair(left: string, right: string): boolean {
-  if (left.length === 0 || right.length === 0) return false;
-  const hi = left.charCodeAt(left.length - 1);
+function splitsPair(last: number, right: string): boolean {
+  if (right.length === 0 || last < 0xd800 || last > 0xdbff) return false;
   const lo = right.charCodeAt(0);
-  return hi >= 0xd800 && hi <= 0xdbff && lo >= 0xdc00 && lo <= 0xdfff;
+  return lo >= 0xdc00 && lo <= 0xdfff;
 }
 
 const NO_VALUES: readonly string[] = Object.freeze([]);
@@ -141,6 +143,68 @@ function requiredRequestVariables(template: Template): readonly string[] {
   names = Object.freeze(list);
   requiredInOrder.set(template, names);
   return names;
+}
+
+/**
+ * What a render of a template weighs: the UTF-8 bytes of its fixed text and config values, and
+ * how many times each request or secret variable is inserted. Per template object (immutable once
+ * loaded), so a request's check costs a look at each such variable's length.
+ */
+interface RenderWeight {
+  fixedBytes: number;
+  uses: ReadonlyArray<readonly [name: string, count: number]>;
+}
+
+const weights = new WeakMap<Template, RenderWeight>();
+
+function renderWeight(template: Template): RenderWeight {
+  let w = weights.get(template);
+  if (w !== undefined) return w;
+  let fixedBytes = 0;
+  const counts = new Map<string, number>();
+  for (const m of compileTemplate(template).messages) {
+    for (const seg of m.segments) {
+      if (typeof seg === 'string') fixedBytes += Buffer.byteLength(seg);
+      else counts.set(seg.variable, (counts.get(seg.variable) ?? 0) + 1);
+    }
+  }
+  const uses: Array<readonly [string, number]> = [];
+  for (const [name, count] of counts) {
+    const spec = template.variables[name];
+    if (spec?.source === 'config') fixedBytes += count * Buffer.byteLength(spec.value ?? '');
+    else uses.push([name, count]);
+  }
+  w = { fixedBytes, uses };
+  weights.set(template, w);
+  return w;
+}
+
+/**
+ * Refuses a render larger than `maxBytes` (`limits.max_body_bytes`), counted as the UTF-8 bytes of
+ * the messages' text: a value goes in once per placeholder that names it, so a template that
+ * inserts one many times made a prompt of tens of megabytes from a request of a few kilobytes
+ * (20,000 uses of a 3 KB value: 60 MB, held in memory, redacted and sent), where a raw prompt is
+ * bounded by its body. A value not in `values` counts nothing: resolve checks before any secret
+ * is fetched, render again with the secrets. `payload_too_large` at `path`, naming the template
+ * and the limit, never a size (with a secret in it, the size would tell the secret's length).
+ */
+export function checkRenderedSize(template: Template, values: Readonly<Record<string, string>>, maxBytes: number, path = 'warden.variables'): void {
+  const w = renderWeight(template);
+  // An upper bound first (a UTF-16 unit is at most 3 bytes of UTF-8): most calls stop here.
+  let upper = w.fixedBytes;
+  for (const [name, count] of w.uses) upper += count * 3 * (values[name]?.length ?? 0);
+  if (upper <= maxBytes) return;
+  let bytes = w.fixedBytes;
+  for (const [name, count] of w.uses) {
+    const v = values[name];
+    if (v !== undefined) bytes += count * Buffer.byteLength(v);
+  }
+  if (bytes <= maxBytes) return;
+  throw new WardenError(
+    'payload_too_large',
+    `template ${template.id}@${template.version} with these variables would render a prompt larger than limits.max_body_bytes (${maxBytes} bytes), the most a request may carry (a value is inserted at every placeholder naming it)`,
+    { location: { path } },
+  );
 }
 
 /**
@@ -214,6 +278,8 @@ export function renderTemplate(
     let named: string[] | undefined = provenance && stamps ? [] : undefined;
     let secretSpans: Array<[number, number]> | undefined;
     let content = '';
+    /** The last UTF-16 unit of `content` (0 while it is empty), for splitsPair. */
+    let last = 0;
     let literal: string | undefined = json ? '' : undefined;
     let fixedIndex = 0;
     for (const seg of m.segments) {
@@ -235,8 +301,9 @@ export function renderTemplate(
         }
       }
       if (literal !== undefined) {
-        if (splitsPair(content, piece)) literal = undefined;
+        if (splitsPair(last, piece)) literal = undefined;
         else literal += escaped ?? escapeJson(piece);
+        if (piece.length > 0) last = piece.charCodeAt(piece.length - 1);
       }
       content += piece;
     }

@@ -9,11 +9,21 @@ import { isTemplateId } from '../pipeline/identifiers.js';
 import type { TemplateStore } from '../pipeline/ports.js';
 import type { RequestContext, Stage } from '../pipeline/stage.js';
 import type { RenderedText } from './provenance.js';
-import { checkRequestVariables, renderTemplate } from './renderer.js';
+import { MIB } from '../pipeline/sizes.js';
+import { checkRenderedSize, checkRequestVariables, renderTemplate } from './renderer.js';
 import { isRetired } from './retire.js';
 
-export function createResolveStage(getStore: () => TemplateStore, opts: { now?: () => number } = {}): Stage {
+export interface TemplateStageOptions {
+  /**
+   * The largest prompt a template may render, in UTF-8 bytes: `limits.max_body_bytes`, what a raw
+   * prompt's body may hold (see checkRenderedSize). 1 MiB, the config's default, when not given.
+   */
+  maxPromptBytes?: number;
+}
+
+export function createResolveStage(getStore: () => TemplateStore, opts: TemplateStageOptions & { now?: () => number } = {}): Stage {
   const now = opts.now ?? Date.now;
+  const maxPromptBytes = opts.maxPromptBytes ?? MIB;
   return {
     name: 'resolve',
     run(ctx: RequestContext) {
@@ -47,12 +57,16 @@ export function createResolveStage(getStore: () => TemplateStore, opts: { now?: 
       // The variables are checked here, before the policy and the fetch stage run: a call that
       // cannot render must not read a secret (or cost a policy evaluation). The checked values
       // are kept for render, which would otherwise check them again.
-      ctx.variableValues = checkRequestVariables(template, ctx.request.variables, ctx.request.variablesPath);
+      const values = checkRequestVariables(template, ctx.request.variables, ctx.request.variablesPath);
+      // The secrets' values are not known yet: render counts them (when the template has any).
+      checkRenderedSize(template, values, maxPromptBytes, ctx.request.variablesPath);
+      ctx.variableValues = values;
     },
   };
 }
 
-export function createRenderStage(): Stage {
+export function createRenderStage(opts: TemplateStageOptions = {}): Stage {
+  const maxPromptBytes = opts.maxPromptBytes ?? MIB;
   return {
     name: 'render',
     run(ctx: RequestContext) {
@@ -65,7 +79,8 @@ export function createRenderStage(): Stage {
         ctx.messages = ctx.request.messages;
         return;
       }
-      // Checked by resolve (checkRequestVariables) when it ran on this context; else here.
+      // Checked by resolve (checkRequestVariables, checkRenderedSize) when it ran on this context; else here.
+      const resolved = ctx.variableValues !== undefined;
       const values = ctx.variableValues ?? checkRequestVariables(template, ctx.request.variables, ctx.request.variablesPath);
       let inPrompt: Set<string> | undefined;
       // Names of the values that are not the caller's (see renderTemplate): a config value is fixed
@@ -94,6 +109,8 @@ export function createRenderStage(): Stage {
         }
       }
       if (inPrompt) ctx.secretsInPrompt = inPrompt;
+      // Resolve counted every value but the secrets'.
+      if (secretVariables !== undefined || !resolved) checkRenderedSize(template, values, maxPromptBytes, ctx.request.variablesPath);
       const json: Array<string | undefined> = [];
       const provenance: RenderedText[] = [];
       ctx.messages = renderTemplate(template, values, json, provenance, stamps, secretVariables);

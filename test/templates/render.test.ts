@@ -78,6 +78,38 @@ describe('renderer', () => {
     ]);
   });
 
+  it('renders a message of many placeholders in one pass, linear in its length', () => {
+    // Whether a value began with the second half of a surrogate pair that the text before it
+    // ended with was read from the text built so far: a string V8 builds by `+=` and flattens
+    // (copies whole) to read a character of, so every inserted value copied the prompt again.
+    // 200,000 placeholders (a 1 MB template) and a 3-character value held the event loop for
+    // many minutes on one small request. Counted, not timed: the characters of every string a
+    // character is read from (charCodeAt) while rendering; copying per value sums to ~n²/2.
+    const count = 20_000;
+    const t = makeTemplate({
+      id: 'team/many',
+      variables: { v: { source: 'request', type: 'string', required: true, pii: false } },
+      messages: [{ role: 'user', content: `<${'{{v}}'.repeat(count)}>` }],
+    });
+    const expected = `<${'a\u00e9"'.repeat(count)}>`;
+    const json: Array<string | undefined> = [];
+    const charCodeAt = String.prototype.charCodeAt;
+    let read = 0;
+    String.prototype.charCodeAt = function (this: string, index: number): number {
+      read += this.length;
+      return charCodeAt.call(this, index);
+    };
+    let out: ReturnType<typeof renderTemplate>;
+    try {
+      out = renderTemplate(t, { v: 'a\u00e9"' }, json);
+    } finally {
+      String.prototype.charCodeAt = charCodeAt;
+    }
+    expect(out[0]!.content === expected).toBe(true);
+    expect(json[0] === JSON.stringify(expected)).toBe(true);
+    expect(read).toBeLessThan(4 * expected.length);
+  });
+
   it('fails closed on a placeholder without a value', () => {
     const err = (() => {
       try {
@@ -148,6 +180,70 @@ describe('render stage', () => {
     await run(stage, ctx);
     expect(ctx.messages).toBe(messages);
     expect((await run(stage, makeContext()))?.code).toBe('invalid_request');
+  });
+});
+
+describe('the size of a rendered prompt', () => {
+  // A placeholder inserts its value each time it is used: 100 uses of a 650-character value make
+  // 65 KB from a request of less than 1 KB. Held to limits.max_body_bytes (here 65536), counted in
+  // UTF-8 bytes of the messages' text, config values included, as a raw prompt is by its body.
+  const many = makeTemplate({
+    id: 'team/echoes',
+    variables: {
+      x: { source: 'request', type: 'string', required: true, pii: false },
+      tone: { source: 'config', type: 'string', required: true, pii: false, value: 'calm' },
+      code: { source: 'secret', type: 'string', required: true, pii: false, ref: 'file:secrets/code' },
+    },
+    // 36 bytes of fixed text: "Be calm." is 8 with the config value, "<>" x 10 is 20, "Sign ." is 6, and 2 of "ab".
+    messages: [
+      { role: 'system', content: 'Be {{tone}}.' },
+      { role: 'user', content: `${'<{{x}}>'.repeat(10).replace('<{{x}}>', 'a<{{x}}>b')}${'{{x}}'.repeat(90)}` },
+      { role: 'assistant', content: 'Sign {{code}}.' },
+    ],
+  });
+  const store = new TemplateRegistry([many], 'rev-size');
+  const LIMIT = 65_536;
+  const fixed = 36;
+  const resolve = createResolveStage(() => store, { maxPromptBytes: LIMIT });
+  const render = createRenderStage({ maxPromptBytes: LIMIT });
+  const ctxFor = (x: string) => makeContext({ template: { id: 'team/echoes', version: 1 }, variables: { x } });
+
+  it('resolve refuses a render over limits.max_body_bytes, before the policy or a secret: payload_too_large naming the template, no value and no size', async () => {
+    const fits = 'a'.repeat(654);
+    const ok = ctxFor(fits);
+    expect(await run(resolve, ok)).toBeUndefined();
+    // With the secret (counted when it is known), exactly the limit: sent.
+    ok.secrets = new Map([['file:secrets/code', 's'.repeat(LIMIT - fixed - 100 * fits.length)]]);
+    expect(await run(render, ok)).toBeUndefined();
+    expect(ok.messages!.reduce((n, m) => n + Buffer.byteLength(m.content as string), 0)).toBe(LIMIT);
+
+    // Bytes of UTF-8, not UTF-16 units: 328 × "é" is 656 bytes (65,636 with the fixed text).
+    for (const x of [`${fits}CANARY-VALUE`, 'é'.repeat(328)]) {
+      const ctx = ctxFor(x);
+      const err = await run(resolve, ctx);
+      expect(err?.code, x.slice(0, 8)).toBe('payload_too_large');
+      expect(err?.message).toBe(
+        `template team/echoes@1 with these variables would render a prompt larger than limits.max_body_bytes (${LIMIT} bytes), the most a request may carry (a value is inserted at every placeholder naming it)`,
+      );
+      expect(err?.location).toEqual({ path: 'warden.variables' });
+      expect(JSON.stringify([err?.message, err?.details])).not.toContain('CANARY');
+      // Audited with the template asked for; nothing handed to render.
+      expect(ctx.template?.id).toBe('team/echoes');
+      expect(ctx.variableValues).toBeUndefined();
+    }
+    // Sent in the x-warden-variables header: named there.
+    const header = makeContext({ template: { id: 'team/echoes', version: 1 }, variables: { x: 'a'.repeat(700) }, variablesPath: 'x-warden-variables' });
+    expect((await run(resolve, header))?.location).toEqual({ path: 'x-warden-variables' });
+  });
+
+  it('render counts the secrets resolve could not: one that takes the prompt over is refused, never repeated', async () => {
+    const ctx = ctxFor('a'.repeat(600));
+    expect(await run(resolve, ctx)).toBeUndefined();
+    ctx.secrets = new Map([['file:secrets/code', `CANARY-SECRET-${'s'.repeat(LIMIT)}`]]);
+    const err = await run(render, ctx);
+    expect(err?.code).toBe('payload_too_large');
+    expect(JSON.stringify([err?.message, err?.details])).not.toContain('CANARY');
+    expect(ctx.messages).toBeUndefined();
   });
 });
 
