@@ -236,7 +236,9 @@ export function createAuditLog(opts: AuditLogOptions): AuditLogHandle {
       for (const s of sinks) if (s.failure && !s.canKeep?.(room)) return Promise.reject(unavailable(broken));
       advance({ seq: record.seq, hash: record.hash });
       for (const s of sinks) s.write(line).catch(() => undefined);
-      return Promise.reject(unavailable(broken));
+      // Marked kept (ports.ts auditRecordKept): the pipeline then logs no "could not be written"
+      // error for a record that will be written, one line per refused request of an outage.
+      return Promise.reject(Object.assign(unavailable(broken), { kept: true }));
     }
     advance({ seq: record.seq, hash: record.hash });
     if (sinks.length === 1) {

@@ -11,6 +11,7 @@ import { abortReasonError, onAbort } from './cancel.js';
 import { inCheckPhase } from './check-phase.js';
 import { WardenError, isWardenError } from './errors.js';
 import { markUpstream } from './upstream-failure.js';
+import { auditRecordKept } from './ports.js';
 import type { RequestContext, Stage, StageName } from './stage.js';
 import type { CompletionChunk, Credentials, Decision, PipelineResponse, PromptRequest, ToolDefinition } from './types.js';
 
@@ -61,6 +62,7 @@ export interface RequestOutcome {
 export interface PipelineLogger {
   error(obj: object, msg?: string): void;
   warn(obj: object, msg?: string): void;
+  debug?(obj: object, msg?: string): void;
 }
 
 export interface PipelineOptions {
@@ -289,7 +291,10 @@ export function createPipeline(opts: PipelineOptions): Pipeline {
       ctx.timings.audit = performance.now() - start;
       metrics?.observeAudit?.('error');
       const code = isWardenError(err) ? err.code : 'internal';
-      logger.error({ request_id: ctx.request.id, code, required: auditRequired }, 'audit record could not be written');
+      // A record a failed sink keeps is written once it recovers (the sink's failure was logged
+      // once): an error line per request refused meanwhile would say it was lost, and flood the log.
+      if (auditRecordKept(err)) logger.debug?.({ request_id: ctx.request.id, code, required: auditRequired }, 'audit record kept until the audit sink recovers');
+      else logger.error({ request_id: ctx.request.id, code, required: auditRequired }, 'audit record could not be written');
       if (!auditRequired) return undefined;
       return isWardenError(err) && err.code === 'audit_unavailable'
         ? err
