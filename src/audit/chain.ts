@@ -6,6 +6,7 @@
 import { hash as oneShotHash } from 'node:crypto';
 import type { AuditRecord } from '../pipeline/ports.js';
 import { canonicalJson, canonicalJsonMerged } from './canonical.js';
+import { MAX_RECORD_DEPTH, nestsDeeperThan } from './line-depth.js';
 import { canonicalRecordText, type StaticRecordText } from './record-text.js';
 
 export const GENESIS_HASH = '0'.repeat(64);
@@ -185,6 +186,8 @@ export class ChainVerifier {
 
   /** Checks a record given as its line: the record, and that the line is its canonical text. */
   pushLine(line: string): ChainCheck {
+    // Refused before it is parsed: a parse would build every level (see line-depth.ts).
+    if (nestsDeeperThan(line, MAX_RECORD_DEPTH)) return { ok: false, seq: this.head.seq + 1, reason: TOO_DEEP };
     let record: unknown;
     try {
       record = JSON.parse(line);

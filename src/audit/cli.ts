@@ -1,6 +1,7 @@
 /** `warden audit verify FILE`: streams a JSON-lines audit file and checks the hash chain. */
 import { groupHelpTopic, parse, UsageError, usageText, type Options } from '../cli/args.js';
 import { ChainVerifier, GENESIS_HASH, NOT_JSON, type ChainStart } from './chain.js';
+import { MAX_RECORD_DEPTH, nestsDeeperThan } from './line-depth.js';
 import { MAX_AUDIT_LINE_BYTES } from './sinks.js';
 import { openRegularFile, readFailure } from '../pipeline/regular-file.js';
 
@@ -43,6 +44,9 @@ Records captured from the stdout sink share the stream with Warden's log lines:
  * Anything else in a captured stdout is a log line, skipped with --skip-non-records.
  */
 function looksLikeRecord(line: string): boolean {
+  // Not parsed (a parse would build every level, see line-depth.ts): taken as a damaged record,
+  // which the verifier then calls too deep. No log line nests that deep either.
+  if (nestsDeeperThan(line, MAX_RECORD_DEPTH)) return true;
   let value: unknown;
   try {
     value = JSON.parse(line);

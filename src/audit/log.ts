@@ -78,6 +78,18 @@ function sentUpstream(body: AuditRecordBody): boolean {
   return body.prompt_hmac !== null && body.error_code !== 'audit_unavailable';
 }
 
+/**
+ * The failure of a chain whose head is at seq 2^53 - 1: the next seq would not count by one (2^53
+ * + 1 is 2^53) and verify calls any record after it broken, so none is written. Only a resumed
+ * file whose last record was edited or forged to a seq near it gets there.
+ */
+class ChainExhausted extends Error {
+  readonly code = 'ESEQEXHAUSTED';
+  constructor() {
+    super(`the audit chain reached seq ${Number.MAX_SAFE_INTEGER} (2^53 - 1), the largest it can count to: no record can follow it; rename the audit file(s) and restart (a new chain starts at seq 1)`);
+  }
+}
+
 export function createAuditLog(opts: AuditLogOptions): AuditLogHandle {
   const sinks = opts.sinks.slice();
   if (sinks.length === 0) throw new Error('audit: at least one sink is required');
@@ -92,8 +104,12 @@ export function createAuditLog(opts: AuditLogOptions): AuditLogHandle {
   };
   const first = sinks[0]!;
   const single = sinks.length === 1;
+  let head: ChainHead = GENESIS;
+  /** Set once the head is at the largest seq: every append is refused, for good. */
+  let exhausted: ChainExhausted | undefined;
   /** The first failed sink's error, or undefined: one flag read per sink. */
   function failing(): Error | undefined {
+    if (exhausted) return exhausted;
     if (single) return first.failure;
     for (const s of sinks) if (s.failure) return s.failure;
     return undefined;
@@ -109,7 +125,14 @@ export function createAuditLog(opts: AuditLogOptions): AuditLogHandle {
     for (const listener of availabilityListeners) listener(available);
   }
   for (const s of sinks) s.onFailureChange?.(sinkChanged);
-  let head: ChainHead = GENESIS;
+  /** The head moved to `next`: at the largest seq, the log stops taking records (and says so once). */
+  function advance(next: ChainHead): void {
+    head = next;
+    if (next.seq < Number.MAX_SAFE_INTEGER) return;
+    exhausted = new ChainExhausted();
+    opts.logger?.error({ seq: next.seq, code: exhausted.code }, exhausted.message);
+    sinkChanged();
+  }
   let opening: Promise<void> | undefined;
   let ready = false;
 
@@ -200,6 +223,7 @@ export function createAuditLog(opts: AuditLogOptions): AuditLogHandle {
 
   function linkAndWrite(body: AuditRecordBody, pieces?: StaticRecordText): Promise<AuditRecord> {
     const broken = failing();
+    if (exhausted) return Promise.reject(unavailable(exhausted));
     const { record, line } = linkRecordLine(body, head, pieces);
     if (broken) {
       // A failed sink refuses new requests before forward, but a request already in flight when
@@ -210,11 +234,13 @@ export function createAuditLog(opts: AuditLogOptions): AuditLogHandle {
       // room to those whose prompt went upstream, which no refusal may crowd out.
       const room = sentUpstream(body) ? line.length + 1 : line.length + 1 + KEPT_BYTES_FOR_SENT;
       for (const s of sinks) if (s.failure && !s.canKeep?.(room)) return Promise.reject(unavailable(broken));
-      head = { seq: record.seq, hash: record.hash };
+      advance({ seq: record.seq, hash: record.hash });
       for (const s of sinks) s.write(line).catch(() => undefined);
-      return Promise.reject(unavailable(broken));
+      // Marked kept (ports.ts auditRecordKept): the pipeline then logs no "could not be written"
+      // error for a record that will be written, one line per refused request of an outage.
+      return Promise.reject(Object.assign(unavailable(broken), { kept: true }));
     }
-    head = { seq: record.seq, hash: record.hash };
+    advance({ seq: record.seq, hash: record.hash });
     if (sinks.length === 1) {
       // The usual single sink: one promise reaction instead of a map, an all and a then.
       const sink = sinks[0]!;

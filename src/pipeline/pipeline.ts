@@ -6,10 +6,12 @@
  */
 import { performance } from 'node:perf_hooks';
 import { startTrace } from '../telemetry/tracing.js';
+import { boundedStrings, MAX_REASONS_CHARS } from './bounded-strings.js';
 import { abortReasonError, onAbort } from './cancel.js';
 import { inCheckPhase } from './check-phase.js';
 import { WardenError, isWardenError } from './errors.js';
 import { markUpstream } from './upstream-failure.js';
+import { auditRecordKept } from './ports.js';
 import type { RequestContext, Stage, StageName } from './stage.js';
 import type { CompletionChunk, Credentials, Decision, PipelineResponse, PromptRequest, ToolDefinition } from './types.js';
 
@@ -60,6 +62,7 @@ export interface RequestOutcome {
 export interface PipelineLogger {
   error(obj: object, msg?: string): void;
   warn(obj: object, msg?: string): void;
+  debug?(obj: object, msg?: string): void;
 }
 
 export interface PipelineOptions {
@@ -189,6 +192,21 @@ function stackFrames(err: Error, stack: string): string {
 
 const STACK_FRAME = /^ {4}at /;
 
+/**
+ * The decision as a dry run shows it: its policy-written lists bounded as a refusal's and a
+ * record's are (64 Ki characters each, then one item counting the rest). An allowing decision's
+ * reasons are unbounded too: one per entry of a 20,000-entry data list made a gRPC `Render`
+ * answer of megabytes, past a client's 4 MiB receive limit. The lists are the decision's own
+ * (no copy) when they fit.
+ */
+function renderedDecision(d: Decision): Decision {
+  const reasons = boundedStrings(d.reasons, MAX_REASONS_CHARS, (rest) => `(${rest} more reason(s) not shown: a dry run keeps ${MAX_REASONS_CHARS} characters of reasons)`);
+  const models = boundedStrings(d.models, MAX_REASONS_CHARS, (rest) => `(${rest} more model(s) not shown: a dry run keeps ${MAX_REASONS_CHARS} characters of models)`);
+  const secrets = boundedStrings(d.secrets, MAX_REASONS_CHARS, (rest) => `(${rest} more secret ref(s) not shown: a dry run keeps ${MAX_REASONS_CHARS} characters of secret refs)`);
+  if (reasons === d.reasons && models === d.models && secrets === d.secrets) return d;
+  return { ...d, reasons: reasons as string[], models: models as string[], secrets: secrets as string[] };
+}
+
 export function createPipeline(opts: PipelineOptions): Pipeline {
   const { stages, audit, auditRequired, metrics, logger } = opts;
   for (const name of STAGE_ORDER) {
@@ -273,7 +291,10 @@ export function createPipeline(opts: PipelineOptions): Pipeline {
       ctx.timings.audit = performance.now() - start;
       metrics?.observeAudit?.('error');
       const code = isWardenError(err) ? err.code : 'internal';
-      logger.error({ request_id: ctx.request.id, code, required: auditRequired }, 'audit record could not be written');
+      // A record a failed sink keeps is written once it recovers (the sink's failure was logged
+      // once): an error line per request refused meanwhile would say it was lost, and flood the log.
+      if (auditRecordKept(err)) logger.debug?.({ request_id: ctx.request.id, code, required: auditRequired }, 'audit record kept until the audit sink recovers');
+      else logger.error({ request_id: ctx.request.id, code, required: auditRequired }, 'audit record could not be written');
       if (!auditRequired) return undefined;
       return isWardenError(err) && err.code === 'audit_unavailable'
         ? err
@@ -398,7 +419,7 @@ export function createPipeline(opts: PipelineOptions): Pipeline {
         if (!decision || !outbound || !ctx.redaction) throw new WardenError('internal', INTERNAL_MESSAGE);
         ctx.response = {
           kind: 'render',
-          decision,
+          decision: renderedDecision(decision),
           // What would be sent, except the secret values: the dry run answers the calling app.
           messages: ctx.redaction.maskSecretsForCaller(outbound),
           model: request.model,

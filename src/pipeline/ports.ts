@@ -247,9 +247,16 @@ export interface AuditRecord {
   hash: string;
 }
 
+/** Whether an `AuditLog.append` rejection kept its record (linked, written once the sink recovers). */
+export function auditRecordKept(err: unknown): boolean {
+  return (err as { kept?: unknown } | null)?.kept === true;
+}
+
 export interface AuditLog {
   /**
-   * Fills seq/prev_hash/hash and writes to every sink. Throws WardenError('audit_unavailable').
+   * Fills seq/prev_hash/hash and writes to every sink. Throws WardenError('audit_unavailable');
+   * with `kept: true` on it (see `auditRecordKept`) when the record was linked and is held by a
+   * failed sink, to be written once it recovers: the caller is still refused, but nothing is lost.
    * `pieces`: the record's canonical text already written around its outcome members (the audit
    * stage drafts them while the upstream call is in flight); optional, the log writes it otherwise.
    */

@@ -45,13 +45,31 @@ function isObject(v: unknown): v is Record<string, unknown> {
   return v !== null && typeof v === 'object' && !Array.isArray(v);
 }
 
+/**
+ * Up to this many items, duplicates are found by scanning what is kept (no Set to build for the
+ * usual list of a few reasons or models); past it by a Set, since a scan per item is quadratic:
+ * a rule making one reason per entry of a 20,000-entry data list took over a second a request.
+ */
+const SCAN_DUPLICATES_UP_TO = 16;
+
 function stringList(v: unknown): string[] | undefined {
   if (!Array.isArray(v)) return undefined;
-  // A fresh array without duplicates (lists are short: a linear check beats building a Set).
+  // A fresh array without duplicates, in order.
   const out: string[] = [];
+  if (v.length <= SCAN_DUPLICATES_UP_TO) {
+    for (const x of v) {
+      if (typeof x !== 'string') return undefined;
+      if (!out.includes(x)) out.push(x);
+    }
+    return out;
+  }
+  const seen = new Set<string>();
   for (const x of v) {
     if (typeof x !== 'string') return undefined;
-    if (!out.includes(x)) out.push(x);
+    if (!seen.has(x)) {
+      seen.add(x);
+      out.push(x);
+    }
   }
   return out;
 }

@@ -54,6 +54,21 @@ export interface RedactionPlan {
   scan: ScanOptions;
 }
 
+/** The most UTF-16 units of a policy-written name an error repeats (configured names are far shorter). */
+const MAX_SHOWN_NAME = 128;
+
+/**
+ * A name from the decision as an error repeats it: a policy writes what it likes (a profile built
+ * from a data entry of a megabyte went whole into the 500's message and details). Its start, then
+ * its length; never cut inside a surrogate pair.
+ */
+function shownName(name: string): string {
+  if (name.length <= MAX_SHOWN_NAME) return name;
+  const c = name.charCodeAt(MAX_SHOWN_NAME - 1);
+  const end = c >= 0xd800 && c <= 0xdbff ? MAX_SHOWN_NAME - 1 : MAX_SHOWN_NAME;
+  return `${name.slice(0, end)}... (${name.length} characters)`;
+}
+
 function groupOf(entity: string): string | undefined {
   for (const [g, members] of Object.entries(GROUPS)) if (members.includes(entity)) return g;
   return undefined;
@@ -68,9 +83,10 @@ export function expandEntities(names: readonly string[], known: ReadonlySet<stri
     if (members) out.push(...members);
     else if (known.has(name)) out.push(name);
     else {
-      throw new WardenError('redaction_failed', `unknown redaction entity type "${name}" at ${path}`, {
+      const shown = shownName(name);
+      throw new WardenError('redaction_failed', `unknown redaction entity type "${shown}" at ${path}`, {
         location: { path },
-        details: { entity: name },
+        details: { entity: shown },
       });
     }
   }
@@ -87,9 +103,10 @@ export function buildPlan(
   // Own members only: a profile named "constructor" must not find Object's.
   const profile = Object.hasOwn(profiles, profileName) ? profiles[profileName] : undefined;
   if (!profile) {
-    throw new WardenError('redaction_failed', `unknown redaction profile "${profileName}"`, {
+    const shown = shownName(profileName);
+    throw new WardenError('redaction_failed', `unknown redaction profile "${shown}"`, {
       location: { path: 'decision.redaction.profile' },
-      details: { profile: profileName },
+      details: { profile: shown },
     });
   }
   const names = decision.entities.length > 0 ? decision.entities : profile.entities;
@@ -113,9 +130,10 @@ export function buildPlan(
     const name = k.toUpperCase();
     // A mistyped key ("SECRET" for "SECRETS") must not quietly drop the mode the policy asked for.
     if (!Object.hasOwn(GROUPS, name) && !known.has(name)) {
-      throw new WardenError('redaction_failed', `unknown redaction entity type "${name}" at decision.redaction.modes`, {
+      const shown = shownName(name);
+      throw new WardenError('redaction_failed', `unknown redaction entity type "${shown}" at decision.redaction.modes`, {
         location: { path: 'decision.redaction.modes' },
-        details: { entity: name },
+        details: { entity: shown },
       });
     }
     decisionModes[name] = v;

@@ -226,6 +226,32 @@ describe('file sink', () => {
     }
   });
 
+  it('writes the record at seq 2^53 - 1, then refuses every append (fail closed, said once) rather than write one verify calls broken', async () => {
+    // Found: resumed from a (forged) last record at 2^53 - 2, the log wrote seq 2^53 - 1 and then
+    // 2^53, 2^53 again (2^53 + 1 rounds), ... each of which verify calls broken.
+    const file = join(dir, 'near-the-cap.jsonl');
+    const r = { ...body(0), seq: Number.MAX_SAFE_INTEGER - 1, prev_hash: 'a'.repeat(64) };
+    const hash = computeRecordHash(r);
+    await writeFile(file, `${canonicalJson(r).slice(0, -1)},"hash":"${hash}"}\n`);
+    const errors: string[] = [];
+    const log = createAuditLog({ sinks: [createFileSink(file)], logger: { error: (_obj, msg) => void errors.push(String(msg)) } });
+    const changes: boolean[] = [];
+    log.onAvailabilityChange((available) => changes.push(available));
+    await log.open();
+    await expect(log.append(body(1))).resolves.toMatchObject({ seq: Number.MAX_SAFE_INTEGER });
+    expect([log.available(), changes]).toEqual([false, [false]]);
+    for (let i = 2; i < 4; i++) {
+      const refusal = await log.append(body(i)).then(() => undefined, (err: unknown) => err as WardenError);
+      expect([refusal?.code, refusal?.message]).toEqual(['audit_unavailable', 'the audit log is unavailable (ESEQEXHAUSTED)']);
+    }
+    expect(errors).toEqual([
+      'the audit chain reached seq 9007199254740991 (2^53 - 1), the largest it can count to: no record can follow it; rename the audit file(s) and restart (a new chain starts at seq 1)',
+    ]);
+    await log.close();
+    expect((await readFile(file, 'utf8')).trimEnd().split('\n')).toHaveLength(2);
+    expect(await verify('--continue', file)).toMatchObject({ code: 0, out: expect.stringContaining('head seq 9007199254740991') });
+  });
+
   it('refuses to resume from a last line that is not UTF-8, which verify calls broken (not read leniently as U+FFFD)', async () => {
     const file = join(dir, 'not-utf8-end.jsonl');
     const log = createAuditLog({ sinks: [createFileSink(file)] });

@@ -86,6 +86,19 @@ describe('warden audit verify --skip-non-records', () => {
     expect(await verify('--skip-non-records', file)).toMatchObject({ code: 1, out: expect.stringMatching(/seq 3: expected seq 2, found 3/) });
   });
 
+  it('calls a line nested a million deep broken rather than parse it to see whether it is a record', async () => {
+    // Found: each line was parsed whole to look for seq/prev_hash/hash, a line of nested arrays
+    // building every level (the verifier itself checks the depth first).
+    const { lines } = await mixedStdout(3);
+    const file = join(dir, 'deep-stdout.log');
+    lines.splice(3, 0, `${'['.repeat(1_000_000)}${']'.repeat(1_000_000)}`);
+    writeFileSync(file, `${lines.join('\n')}\n`);
+    expect(await verify('--skip-non-records', file)).toMatchObject({
+      code: 1,
+      out: `BROKEN ${file}:4: seq 2: the record nests too deeply to check (no record Warden writes does)\n`,
+    });
+  });
+
   it('is listed in the help', async () => {
     const { runAuditCli } = await import('../../src/audit/index.js');
     let out = '';

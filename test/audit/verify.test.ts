@@ -156,6 +156,19 @@ describe('warden audit verify: the exact text, segments, long lines', () => {
     }
   });
 
+  it('a line of nested arrays is called too deep before it is parsed (a parse would build every level: 660 MB for 5 million)', async () => {
+    const { file, lines } = await chain('deep-array.jsonl', 2);
+    // Found: parsed whole, then called "not a JSON object"; a 16 MiB line of them took verify past a gigabyte.
+    writeFileSync(file, `${lines[0]}\n${'['.repeat(1_000_000)}${']'.repeat(1_000_000)}\n`);
+    expect(await verify(file)).toEqual({ code: 1, out: `BROKEN ${file}:2: seq 2: the record nests too deeply to check (no record Warden writes does)\n`, err: '' });
+    // Brackets in strings are text, whatever their number: such a record still verifies.
+    const brackets = join(dir, 'brackets.jsonl');
+    const log = createAuditLog({ sinks: [createFileSink(brackets)] });
+    for (let i = 0; i < 2; i++) await log.append({ ...body(i), request_id: `req-${'[{'.repeat(100)}\\"[${i}` });
+    await log.close();
+    expect(await verify(brackets)).toMatchObject({ code: 0 });
+  });
+
   it('a line over 16 MiB is a broken record with its line number, not a crash', async () => {
     const { file, lines } = await chain('huge.jsonl', 2);
     writeFileSync(file, `${lines.join('\n')}\n${'x'.repeat(17 * 1024 * 1024)}`);

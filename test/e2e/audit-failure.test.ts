@@ -113,6 +113,10 @@ describe('audit sink failure', () => {
         [3, false, null],
       ]);
       expect((await verify(link)).code).toBe(0);
+      // The refused request's record was kept, not lost: no error line says it could not be
+      // written (found: one per request refused during an outage, for records written later).
+      const refusedId = (JSON.parse(readFileSync(link, 'utf8').split('\n')[1]!) as { request_id: string }).request_id;
+      expect(w.logs.filter((l) => l.includes(refusedId)).map((l) => JSON.parse(l).msg)).toEqual(['audit record kept until the audit sink recovers']);
     } finally {
       await w.close();
       rmSync(linkDir, { recursive: true, force: true });

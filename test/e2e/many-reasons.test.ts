@@ -7,7 +7,7 @@
  */
 import * as grpc from '@grpc/grpc-js';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { bearerMetadata, gatewayClient, rpcStatus, streamOutcome } from './helpers/grpc.js';
+import { bearerMetadata, gatewayClient, rpcStatus, streamOutcome, unaryCall } from './helpers/grpc.js';
 import { postRoute } from './helpers/http.js';
 import { startUpstream, type FakeUpstream } from './helpers/upstream.js';
 import { startWarden, type WardenFixture } from './helpers/warden.js';
@@ -23,15 +23,28 @@ const DATA = JSON.stringify({
   big: {
     reasons: Array.from({ length: ENTRIES }, (_, i) => reasonAt(i + 1)),
     models: Array.from({ length: ENTRIES }, (_, i) => `tenant-model-${String(i + 1).padStart(6, '0')}`),
+    // A redaction profile (and an entity type) no config has, of a megabyte.
+    profile: `profile-${'p'.repeat(1_000_000)}`,
   },
 });
 const POLICY = `package warden
 
 import rego.v1
 
-decision := {"allow": false, "reasons": data.big.reasons} if input.request.model == "echo"
+decision := {"allow": false, "reasons": data.big.reasons} if {
+  input.request.model == "echo"
+  input.action != "prompt.render"
+}
 
-decision := {"allow": true, "models": data.big.models, "secrets": [], "redaction": {"profile": "standard"}} if input.request.model != "echo"
+# A dry run of the same call is allowed, with as many reasons and models.
+decision := {"allow": true, "reasons": data.big.reasons, "models": array.concat(data.big.models, ["echo"]), "secrets": [], "redaction": {"profile": "standard"}} if {
+  input.request.model == "echo"
+  input.action == "prompt.render"
+}
+
+decision := {"allow": true, "models": data.big.models, "secrets": [], "redaction": {"profile": "standard"}} if input.request.model == "gpt-4o-mini"
+
+decision := {"allow": true, "models": ["down-model"], "redaction": {"profile": data.big.profile}} if input.request.model == "down-model"
 `;
 
 let up: FakeUpstream;
@@ -125,6 +138,50 @@ describe('a refusal with megabytes of policy words', { timeout: 120_000 }, () =>
       expect(allowed[0]).toBe('tenant-model-000001');
       expect(allowed.at(-1)).toMatch(/^\(\d+ more item\(s\) not shown: gRPC error details keep 2048 bytes\)$/);
     }
+  });
+
+  it('a gRPC Render of an allowing decision keeps 64 KiB of its reasons and of its models, and counts the rest', async () => {
+    // Found: all 20,000 reasons and models went into the answer (some 2.2 MB), toward a client's 4 MiB receive limit.
+    const client = gatewayClient(w.addresses.grpc);
+    try {
+      const res = await unaryCall(client, 'Render', prompt('echo'), bearerMetadata(token));
+      expect(res.decision.allow).toBe(true);
+      const reasons: string[] = res.decision.reasons;
+      expect(reasons.slice(0, -1)).toEqual(Array.from({ length: reasons.length - 1 }, (_, i) => reasonAt(i + 1)));
+      expect(reasons.at(-1)).toBe(`(${ENTRIES - reasons.length + 1} more reason(s) not shown: a dry run keeps 65536 characters of reasons)`);
+      const models: string[] = res.decision.models;
+      expect(models[0]).toBe('tenant-model-000001');
+      expect(models.at(-1)).toBe(`(${ENTRIES + 1 - models.length + 1} more model(s) not shown: a dry run keeps 65536 characters of models)`);
+    } finally {
+      client.close();
+    }
+    // Its record keeps the same 64 KiB of reasons.
+    const rendered = w.audit().filter((r) => r.action === 'prompt.render');
+    expect(rendered.map((r) => r.status)).toEqual(['ok']);
+    expect(rendered[0]!.decision.reasons.at(-1)).toMatch(/^\(\d+ more reason\(s\) not recorded: a record keeps 65536 characters of reasons\)$/);
+  });
+
+  it('a redaction profile the policy made of a megabyte is named by its start and length, over HTTP and gRPC', async () => {
+    // Found: the whole megabyte went into the 500's message and its details.profile.
+    const shown = `profile-${'p'.repeat(120)}... (1000008 characters)`;
+    const r = await postRoute(w.addresses.http, '/v1/chat/completions', prompt('down-model'), token);
+    expect(r.status).toBe(500);
+    expect(r.text.length).toBeLessThan(1024);
+    const error = JSON.parse(r.text).error;
+    expect([error.code, error.message, error.details.profile]).toEqual(['redaction_failed', `unknown redaction profile "${shown}"`, shown]);
+    const client = gatewayClient(w.addresses.grpc);
+    try {
+      const err = await unaryCall(client, 'Complete', prompt('down-model'), bearerMetadata(token)).then(
+        () => undefined,
+        (e: grpc.ServiceError) => e,
+      );
+      expect([err?.code, err?.details]).toEqual([grpc.status.INTERNAL, `unknown redaction profile "${shown}"`]);
+      expect(rpcStatus(err!)!.errorInfo!.metadata.profile).toBe(shown);
+    } finally {
+      client.close();
+    }
+    // The log names the field, never the value.
+    expect(w.logs.filter((l) => l.includes('pppppppp'))).toEqual([]);
   });
 
   it('records 64 KiB of reasons, whatever the caller was sent', () => {

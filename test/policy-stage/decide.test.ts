@@ -151,6 +151,19 @@ describe('normalizeDecision', () => {
     expect(d.redaction).toEqual({ profile: 'strict', entities: ['EMAIL'], modes: { EMAIL: 'tokenize' }, reidentify: true, fail_open: true });
   });
 
+  it('drops duplicates of a long list too, keeping the first of each in order, and refuses a non-string anywhere in it', () => {
+    // 20,000 reasons (one per entry of a data list): found quadratic, over a second a request.
+    const reasons = Array.from({ length: 20_000 }, (_, i) => `reason ${i % 15_000}`);
+    const d = normalizeDecision({ allow: true, reasons, models: [...reasons, 'echo'] }, 'd3');
+    expect(d.reasons).toEqual(Array.from({ length: 15_000 }, (_, i) => `reason ${i}`));
+    expect(d.models.at(-1)).toBe('echo');
+    expect(d.models.length).toBe(15_001);
+    const seen: string[] = [];
+    const bad = normalizeDecision({ allow: true, models: [...reasons, 7] }, 'd4', 'standard', (p) => seen.push(JSON.stringify(p)));
+    expect(bad.allow).toBe(false);
+    expect(seen.join()).toContain('models');
+  });
+
   it('denies when a known field is malformed instead of guessing', () => {
     const cases: Array<[Record<string, unknown>, string]> = [
       [{ secrets: 'env://A' }, 'secrets'],
