@@ -414,7 +414,13 @@ function resolvePaths(config: Config, base: string): Config {
     policy: { ...config.policy, paths: config.policy.paths.map(abs) },
     templates: { ...config.templates, paths: config.templates.paths.map(abs) },
     // Normalized (`..`, a trailing `/`), as the paths they are compared with are.
-    secrets: { ...config.secrets, file_roots: config.secrets.file_roots.map((p) => resolve(base, p)) },
+    secrets: {
+      ...config.secrets,
+      file_roots: config.secrets.file_roots.map((p) => resolve(base, p)),
+      ...(config.secrets.kubernetes && {
+        kubernetes: { ...config.secrets.kubernetes, token_file: abs(config.secrets.kubernetes.token_file), ca_file: abs(config.secrets.kubernetes.ca_file) },
+      }),
+    },
     providers,
     redaction: config.redaction.hmac_key === undefined ? config.redaction : { ...config.redaction, hmac_key: absRef(config.redaction.hmac_key) },
     audit: {

@@ -7,6 +7,7 @@
  */
 import { resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
+import { k8sRefId } from '../pipeline/secret-access.js';
 import { parseSecretRef } from '../secrets/index.js';
 import type { Config } from './schema.js';
 
@@ -22,6 +23,8 @@ export function configSecretRefs(config: Config): string[] {
 export interface ConfigRefTargets {
   readonly paths: ReadonlySet<string>;
   readonly names: ReadonlySet<string>;
+  /** `k8s:` refs' Secret keys, as `namespace/name#key` (pipeline/secret-access.ts k8sRefId). */
+  readonly k8s: ReadonlySet<string>;
 }
 
 /**
@@ -38,6 +41,8 @@ export function configCredentialFiles(config: Config): string[] {
   add(config.identity.kubernetes);
   add(config.identity.spiffe);
   for (const bundle of Object.values(config.identity.spiffe?.bundles ?? {})) add(bundle);
+  // The Kubernetes Secret store's service-account token: read by the k8s provider itself.
+  if (config.secrets.kubernetes !== undefined) files.push(config.secrets.kubernetes.token_file);
   return files;
 }
 
@@ -50,12 +55,13 @@ export function reservedRefTargets(config: Config, configDir: string): ConfigRef
   const own = configRefTargets(config, configDir);
   const paths = new Set(own.paths);
   for (const file of configCredentialFiles(config)) paths.add(resolve(configDir, file));
-  return { paths, names: own.names };
+  return { paths, names: own.names, k8s: own.k8s };
 }
 
 export function configRefTargets(config: Config, configDir: string): ConfigRefTargets {
   const paths = new Set<string>();
   const names = new Set<string>();
+  const k8s = new Set<string>();
   for (const ref of configSecretRefs(config)) {
     let p;
     try {
@@ -65,6 +71,7 @@ export function configRefTargets(config: Config, configDir: string): ConfigRefTa
     }
     if (p.scheme === 'file') paths.add(fileURLToPath(p.url));
     else if (p.scheme === 'env') names.add(p.url.host);
+    else if (p.scheme === 'k8s') k8s.add(k8sRefId(p.url));
   }
-  return { paths, names };
+  return { paths, names, k8s };
 }

@@ -18,6 +18,7 @@ import { createDecideStage, createRegoPolicyEngine, formatInputPath, requirePass
 import { apiKeyProblem, createForwardStage, createProviders, modelNotConfigured } from '../providers/index.js';
 import { createRedactStage, createRedactor, createRespondStage, guardable, type RedactionConfig } from '../redact/index.js';
 import { createEnvSecretProvider, createFetchStage, createFileSecretProvider, createSecretResolver } from '../secrets/index.js';
+import { checkK8sTokenFile, createK8sSecretProvider, k8sApiUrl, k8sCa, k8sNamespaces } from '../secrets/k8s/index.js';
 import type { Logger } from '../telemetry/logger.js';
 import type { Metrics } from '../telemetry/metrics.js';
 import { TemplateLoadError, createRenderStage, createResolveStage, formatIssue, formatWarning, loadTemplateStore, type TemplateLimits } from '../templates/index.js';
@@ -152,27 +153,65 @@ function refusingUnroutedModel(decide: Stage): Stage {
 export function templateLimits(config: Config, configDir: string): TemplateLimits {
   return {
     maxVariables: config.limits.max_variables,
-    secretAccess: { fileRoots: config.secrets.file_roots, envAllow: config.secrets.env_allow, baseDir: configDir, reserved: reservedRefTargets(config, configDir) },
+    secretAccess: {
+      fileRoots: config.secrets.file_roots,
+      envAllow: config.secrets.env_allow,
+      baseDir: configDir,
+      reserved: reservedRefTargets(config, configDir),
+      k8s: k8sNamespaces(config.secrets.kubernetes),
+    },
   };
 }
 
-/** The caching secret resolver with the file and env providers; relative refs resolve against `configDir`. */
+/** The caching secret resolver with the file, env and (when configured) k8s providers; relative refs resolve against `configDir`. */
 export function secretResolverFor(config: Config, configDir: string) {
   // The paths and names the config's own refs read: exempt from the templates' bounds (no
   // template may name them, nor the config's credential files: templateLimits, and `reserved`
   // at each read).
   const own = configRefTargets(config, configDir);
   const ttl = config.secrets.default_ttl_ms === undefined ? {} : { ttlMs: config.secrets.default_ttl_ms };
-  return createSecretResolver({
+  const k8s = k8sProviderFor(config.secrets.kubernetes, own.k8s);
+  const resolver = createSecretResolver({
     // secrets.default_ttl_ms, when set, is the lease for backends that give none (file, env);
     // unset, each provider keeps its own default (files 30 s, environment 10 min).
     providers: [
       createFileSecretProvider({ ...ttl, access: { roots: config.secrets.file_roots, exempt: own.paths, reserved: reservedRefTargets(config, configDir).paths } }),
       createEnvSecretProvider({ ...ttl, access: { allow: config.secrets.env_allow, exempt: own.names } }),
+      ...(k8s === undefined ? [] : [k8s]),
     ],
     maxEntries: config.secrets.cache.max_entries,
     fetchTimeoutMs: config.secrets.fetch_timeout_ms,
     baseDir: configDir,
+  });
+  if (k8s === undefined) return resolver;
+  // The connections to the API server go with the resolver (the runtime's close clears it).
+  const clear = resolver.clear.bind(resolver);
+  resolver.clear = () => {
+    clear();
+    void k8s.close().catch(() => undefined);
+  };
+  return resolver;
+}
+
+/**
+ * The `k8s://` provider when secrets.kubernetes is set: its CA, token file and API address are
+ * checked now (K8sStoreConfigError stops the start, naming the key). `own`: the config's own k8s
+ * refs, held to no namespace list.
+ */
+function k8sProviderFor(section: Config['secrets']['kubernetes'], own: ReadonlySet<string>) {
+  if (section === undefined) return undefined;
+  const apiUrl = k8sApiUrl(section);
+  const ca = k8sCa(section);
+  checkK8sTokenFile(section);
+  return createK8sSecretProvider({
+    apiUrl,
+    ca,
+    tokenFile: section.token_file,
+    namespaces: k8sNamespaces(section),
+    exempt: own,
+    requestTimeoutMs: section.request_timeout_ms,
+    maxResponseBytes: section.max_response_bytes,
+    ttlMs: section.ttl_ms,
   });
 }
 

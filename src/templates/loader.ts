@@ -24,7 +24,7 @@ import type { Template, VariableSpec } from '../pipeline/types.js';
 // The one ref grammar (the resolver parses refs with it at request time): a ref that passes here
 // cannot fail there for its syntax.
 import { parseSecretRef, SecretRefError } from '../pipeline/secret-ref.js';
-import { envNameAllowed, envNotAllowedReason, isUnder, outsideRootsReason, realRootSync, RESERVED_REF_REASON, type SecretRefAccess } from '../pipeline/secret-access.js';
+import { envNameAllowed, envNotAllowedReason, isUnder, k8sNamespaceNotAllowedReason, k8sRefId, outsideRootsReason, realRootSync, RESERVED_REF_REASON, type SecretRefAccess } from '../pipeline/secret-access.js';
 import { parsePlaceholders } from './placeholders.js';
 import { TemplateSchema, type TemplateDocument } from './schema.js';
 import { findSecretLiteral, isQuotableName, unquotedReason } from '../pipeline/secret-literals.js';
@@ -676,8 +676,8 @@ function checkVariableLimit(d: TemplateDocument, limits: TemplateLimits, issue: 
 }
 
 /**
- * Each secret ref points where the config lets templates read (secrets.file_roots, env_allow):
- * lexically, and for a file that exists now also through its symlinks. The providers check again
+ * Each secret ref points where the config lets templates read (secrets.file_roots, env_allow,
+ * kubernetes.namespaces): lexically, and for a file that exists now also through its symlinks. The providers check again
  * at each fetch (a file may appear, or a symlink change, after the load). The message names the
  * setting, never the ref: the error stands at the ref's line.
  */
@@ -695,6 +695,9 @@ function checkRefAccess(d: TemplateDocument, access: SecretRefAccess & { baseDir
     if (parsed.scheme === 'env') {
       if (access.reserved?.names.has(parsed.url.host)) issue(at, RESERVED_REF_REASON);
       else if (!envNameAllowed(parsed.url.host, access.envAllow)) issue(at, envNotAllowedReason(access.envAllow));
+    } else if (parsed.scheme === 'k8s') {
+      if (access.reserved?.k8s?.has(k8sRefId(parsed.url))) issue(at, RESERVED_REF_REASON);
+      else if (!access.k8s?.namespaces.includes(parsed.url.host)) issue(at, k8sNamespaceNotAllowedReason(access.k8s));
     } else if (parsed.scheme === 'file') {
       const path = fileURLToPath(parsed.url);
       if (access.reserved !== undefined && namesReservedFile(path, access.reserved.paths)) {
