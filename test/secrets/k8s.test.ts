@@ -8,6 +8,7 @@ import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
+import { parseConfig } from '../../src/config/index.js';
 import { createSecretResolver } from '../../src/secrets/index.js';
 import { checkK8sTokenFile, createK8sSecretProvider, k8sApiUrl, k8sCa, k8sNamespaces, type K8sSecretProvider, type KubernetesSecretsSection } from '../../src/secrets/k8s/index.js';
 import { makeCerts, startKubeApi, type FakeKubeApi } from '../e2e/helpers/kube-api.js';
@@ -235,5 +236,42 @@ describe('secrets.kubernetes settings', () => {
     }
     expect(message).toMatch(/token_file .*two-tokens does not hold one token$/);
     expect(message).not.toContain('CANARY');
+  });
+});
+
+describe('secrets.kubernetes in the config', () => {
+  const problems = (yaml: string): string => {
+    try {
+      parseConfig(yaml, '/etc/warden/w.yaml');
+      return '';
+    } catch (err) {
+      return (err as Error).message;
+    }
+  };
+
+  it('defaults are the in-cluster ones; relative files are next to the config', () => {
+    const k = parseConfig('secrets: { kubernetes: {} }\n', '/etc/warden/w.yaml').secrets.kubernetes!;
+    expect(k).toEqual({
+      token_file: '/var/run/secrets/kubernetes.io/serviceaccount/token',
+      ca_file: '/var/run/secrets/kubernetes.io/serviceaccount/ca.crt',
+      request_timeout_ms: 5000,
+      max_response_bytes: 2 * 1024 * 1024,
+      ttl_ms: 60_000,
+    });
+    expect(parseConfig('secrets: { kubernetes: { token_file: kube/token, ca_file: kube/ca.crt } }\n', '/etc/warden/w.yaml').secrets.kubernetes).toMatchObject({
+      token_file: '/etc/warden/kube/token',
+      ca_file: '/etc/warden/kube/ca.crt',
+    });
+    expect(parseConfig('{}\n', '/etc/warden/w.yaml').secrets.kubernetes).toBeUndefined();
+  });
+
+  it('refuses a plain-http or credentialed api_url (never quoting it), a bad namespace, an unknown key', () => {
+    expect(problems('secrets: { kubernetes: { api_url: "http://10.0.0.1:6443" } }\n')).toMatch(/secrets\.kubernetes\.api_url: must be an https URL/);
+    const cred = problems('secrets: { kubernetes: { api_url: "https://admin:CANARYPASS@10.0.0.1" } }\n');
+    expect(cred).toMatch(/secrets\.kubernetes\.api_url: must not carry credentials/);
+    expect(cred).not.toContain('CANARYPASS');
+    expect(problems('secrets: { kubernetes: { namespaces: [Kube_System] } }\n')).toMatch(/secrets\.kubernetes\.namespaces\[0\]: must be a namespace name/);
+    expect(problems('secrets: { kubernetes: { namespace: [support] } }\n')).toMatch(/secrets\.kubernetes/);
+    expect(problems('secrets: { kubernetes: { max_response_bytes: 10 } }\n')).toMatch(/secrets\.kubernetes\.max_response_bytes: must be at least 1024/);
   });
 });
