@@ -173,6 +173,12 @@ describe('k8s:// secret store', () => {
     expect(await failure(r, 'k8s://support/api-creds#token')).toMatch(/the Kubernetes API did not answer within 300 ms$/);
   });
 
+  it('an answer whose body stalls after the headers: past request_timeout_ms, secret_unavailable', async () => {
+    const r = resolverWith({ request_timeout_ms: 300 });
+    api.fault = { kind: 'stall-body' };
+    expect(await failure(r, 'k8s://support/api-creds#token')).toMatch(/the Kubernetes API did not answer within 300 ms$/);
+  });
+
   it('an API server down: secret_unavailable naming the error code', async () => {
     const r = resolverWith({ api_url: 'https://127.0.0.1:9' });
     expect(await failure(r, 'k8s://support/api-creds#token')).toMatch(/cannot reach the Kubernetes API \(ECONNREFUSED\)$/);

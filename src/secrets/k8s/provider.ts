@@ -103,11 +103,15 @@ function statusFailure(status: number): SecretFetchError {
   }
 }
 
-/** `work`, or a rejection once `signal` aborts (the resolver's deadline), whichever comes first; `work` goes on for whoever shares it. */
-function untilAborted<T>(work: Promise<T>, signal: AbortSignal | undefined): Promise<T> {
+/**
+ * `work`, or a rejection with `error()` once `signal` aborts, whichever comes first. `work` goes on
+ * for whoever else waits on it (its failure then is no one's to hear).
+ */
+function untilAborted<T>(work: Promise<T>, signal: AbortSignal | undefined, error: () => Error = () => new SecretFetchError('read aborted')): Promise<T> {
   if (!signal) return work;
+  work.catch(() => undefined);
   return new Promise<T>((resolve, reject) => {
-    const onAbort = () => reject(new SecretFetchError('read aborted'));
+    const onAbort = () => reject(error());
     if (signal.aborted) return onAbort();
     signal.addEventListener('abort', onAbort, { once: true });
     work.then(
@@ -150,8 +154,10 @@ export function createK8sSecretProvider(opts: K8sSecretProviderOptions): K8sSecr
 
   /** The Secret's `data` (base64 values by key), read from the API. */
   async function readSecret(namespace: string, name: string): Promise<Record<string, unknown>> {
-    const authorization = `Bearer ${await token()}`;
+    // One deadline for the whole read, the token file's included: a read stuck on a dead mount
+    // would otherwise hold this Secret's shared read (and every later fetch of it) for good.
     const signal = AbortSignal.timeout(requestTimeoutMs);
+    const authorization = `Bearer ${await untilAborted(token(), signal, () => transportFailure(signal.reason, requestTimeoutMs))}`;
     let res;
     try {
       res = await pool.request({
@@ -201,7 +207,8 @@ export function createK8sSecretProvider(opts: K8sSecretProviderOptions): K8sSecr
       throw new SecretFetchError('the Kubernetes API answered with something that is not a Secret');
     }
     // Another object than the one asked for (a proxy that rewrites paths): not this ref's value.
-    if (s.metadata !== undefined && (s.metadata?.name !== name || (s.metadata.namespace !== undefined && s.metadata.namespace !== namespace))) {
+    // The API server always names the object it returns.
+    if (typeof s.metadata !== 'object' || s.metadata === null || s.metadata.name !== name || (s.metadata.namespace !== undefined && s.metadata.namespace !== namespace)) {
       throw new SecretFetchError('the Kubernetes API answered with another Secret than the one asked for');
     }
     // A Secret without data (all keys removed) has no `data` member at all.

@@ -23,6 +23,8 @@ export type KubeApiFault =
   | { kind: 'status'; code: number; body?: string; contentType?: string }
   | { kind: 'body'; body: string | Buffer; contentType?: string }
   | { kind: 'hang' }
+  /** Headers and the start of a Secret, then nothing more. */
+  | { kind: 'stall-body' }
   | { kind: 'reset' };
 
 export interface FakeKubeApi {
@@ -94,6 +96,10 @@ export async function startKubeApi(opts: { token: string; certs?: ReturnType<typ
     };
     const fault = api.fault;
     if (fault?.kind === 'hang') return; // never answers
+    if (fault?.kind === 'stall-body') {
+      res.writeHead(200, { 'content-type': 'application/json', 'content-length': 4096 });
+      return void res.write('{"kind":"Secret","apiVersion":"v1","metadata":{');
+    }
     if (fault?.kind === 'reset') return req.socket.destroy();
     if (fault?.kind === 'status') return send(fault.code, fault.body ?? status(fault.code, 'InternalError', 'Internal error occurred: etcd is down'), fault.contentType);
     if (fault?.kind === 'body') return send(200, fault.body, fault.contentType);
