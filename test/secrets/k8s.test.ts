@@ -95,9 +95,12 @@ async function failure(resolver: ReturnType<typeof resolverWith>, ref: string): 
 
 describe('k8s:// secret store', () => {
   it('reads data[key] base64-decoded with the bearer token, caches it within the lease', async () => {
-    api.secrets.set('support/api-creds', { token: `${VALUE}\n`, other: OTHER });
+    api.secrets.set('support/api-creds', { token: `${VALUE}\n`, other: OTHER, bom: `\ufeff${OTHER}` });
     const r = resolverWith();
     const ref = 'k8s://support/api-creds#token';
+    // A byte order mark is dropped, as for the same key mounted as a file.
+    expect((await r.resolve(['k8s://support/api-creds#bom'])).get('k8s://support/api-creds#bom')).toBe(OTHER);
+    api.requests.length = 0;
     expect((await r.resolve([ref])).get(ref)).toBe(VALUE); // one trailing newline dropped, as for a mounted file
     expect((await r.resolve([ref])).get(ref)).toBe(VALUE);
     expect(api.requests).toEqual([{ method: 'GET', path: '/api/v1/namespaces/support/secrets/api-creds', authorization: `Bearer ${TOKEN}`, accept: 'application/json' }]);

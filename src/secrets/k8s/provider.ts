@@ -135,7 +135,9 @@ export function createK8sSecretProvider(opts: K8sSecretProviderOptions): K8sSecr
     connect: { ca: opts.ca, rejectUnauthorized: true, timeout: requestTimeoutMs },
   });
   // utf8 fatal: bad bytes are refused, never replaced (a different credential would go upstream).
-  const utf8 = new TextDecoder('utf-8', { fatal: true, ignoreBOM: true });
+  // ignoreBOM false: a leading byte order mark is dropped, as the file provider drops it from the
+  // same key mounted as a file.
+  const utf8 = new TextDecoder('utf-8', { fatal: true, ignoreBOM: false });
   /** One request per Secret at a time: the keys of one Secret asked for together share it. */
   const inflight = new Map<string, Promise<Record<string, unknown>>>();
 
