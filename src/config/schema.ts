@@ -20,7 +20,7 @@ import {
   DEFAULT_TOKEN_FILE,
   isK8sNamespace,
   K8S_SECRET_TTL_MS,
-} from '../secrets/k8s/index.js';
+} from '../secrets/k8s/settings.js'; // not the folder's door: that loads undici, which a config load needs not
 
 const listenAddress = (fallback: string) =>
   z
