@@ -169,7 +169,8 @@ export function createK8sSecretProvider(opts: K8sSecretProviderOptions): K8sSecr
         signal,
       });
     } catch (err) {
-      throw transportFailure(err, requestTimeoutMs);
+      // Our deadline, whatever error undici reports it with (its own abort error, or the reason).
+      throw transportFailure(signal.aborted ? signal.reason : err, requestTimeoutMs);
     }
     const { statusCode, headers, body } = res;
     if (statusCode !== 200) {
@@ -196,7 +197,7 @@ export function createK8sSecretProvider(opts: K8sSecretProviderOptions): K8sSecr
       }
     } catch (err) {
       if (err instanceof SecretFetchError) throw err;
-      throw transportFailure(err, requestTimeoutMs);
+      throw transportFailure(signal.aborted ? signal.reason : err, requestTimeoutMs);
     }
     let secret: unknown;
     try {
