@@ -215,7 +215,7 @@ describe('README, "Keys" (Configuration), against the config schema', () => {
   });
 
   it('gives each default as the schema has it', () => {
-    /** A config that holds `path` (an openai provider, a kubernetes identity, around it). */
+    /** A config that holds `path` (an openai provider, a kubernetes identity, a Kubernetes secret store, around it). */
     const around = (path: string, value: unknown): Record<string, unknown> => {
       const config: Record<string, unknown> = {};
       if (path.startsWith('providers.*.')) {
@@ -225,6 +225,7 @@ describe('README, "Keys" (Configuration), against the config schema', () => {
       if (path.startsWith('identity.kubernetes.')) config.identity = { kubernetes: { issuer: 'i', audiences: ['a'], jwks_url: 'https://127.0.0.1/jwks' } };
       if (path.startsWith('identity.spiffe.')) config.identity = { spiffe: { trust_domains: ['example.org'], audiences: ['a'], jwks_url: 'https://127.0.0.1/jwks' } };
       if (path.startsWith('secrets.vault.')) config.secrets = { vault: { address: 'https://127.0.0.1:8200', auth: { kubernetes: { role: 'r' } } } };
+      if (path.startsWith('secrets.kubernetes.')) config.secrets = { kubernetes: {} };
       if (value === undefined) return config;
       let at = config;
       const parts = path.replace('.*.', '.p.').split('.');

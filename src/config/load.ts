@@ -426,6 +426,9 @@ function resolvePaths(config: Config, base: string): Config {
           kubernetes: config.secrets.vault.auth.kubernetes && { ...config.secrets.vault.auth.kubernetes, token_file: abs(config.secrets.vault.auth.kubernetes.token_file) },
         },
       },
+      ...(config.secrets.kubernetes && {
+        kubernetes: { ...config.secrets.kubernetes, token_file: abs(config.secrets.kubernetes.token_file), ca_file: abs(config.secrets.kubernetes.ca_file) },
+      }),
     },
     providers,
     redaction: config.redaction.hmac_key === undefined ? config.redaction : { ...config.redaction, hmac_key: absRef(config.redaction.hmac_key) },

@@ -13,6 +13,14 @@ import { formatListen, isLoopbackHost, parseListen, sharedAddress, type ListenAd
 import { shownName } from './locate.js';
 import { anchoredAllowPattern, re2PatternProblem } from '../redact/custom.js';
 import { MIB } from '../pipeline/sizes.js';
+import {
+  DEFAULT_CA_FILE,
+  DEFAULT_K8S_MAX_RESPONSE_BYTES,
+  DEFAULT_K8S_REQUEST_TIMEOUT_MS,
+  DEFAULT_TOKEN_FILE,
+  isK8sNamespace,
+  K8S_SECRET_TTL_MS,
+} from '../secrets/k8s/settings.js'; // not the folder's door: that loads undici, which a config load needs not
 
 const listenAddress = (fallback: string) =>
   z
@@ -448,6 +456,30 @@ const VaultSchema = z
     }
   });
 
+/**
+ * secrets.kubernetes: the `k8s://namespace/name#key` store (README, "Kubernetes Secrets"). Absent:
+ * no k8s ref is served, and templates may name none. Every key has an in-cluster default.
+ */
+const KubernetesSecretsSchema = z.strictObject({
+  /** The API server; unset: https://$KUBERNETES_SERVICE_HOST:$KUBERNETES_SERVICE_PORT (in a pod). */
+  api_url: z
+    .url({ protocol: /^https$/, error: 'must be an https URL such as https://kubernetes.default.svc (the service-account token is never sent in clear)' })
+    // Refused rather than dropped (the message never quotes the URL, which would echo the password).
+    .refine((u) => !hasCredentials(u), { error: 'must not carry credentials (user:password@): Warden sends the token of token_file' })
+    .refine((u) => !/[?#]/.test(u), { error: 'must not carry a query or fragment' })
+    .optional(),
+  /** Warden's service-account token, re-read before every request (the kubelet rotates it). */
+  token_file: nonEmpty.default(DEFAULT_TOKEN_FILE),
+  /** The CA the API server's certificate must chain to (the cluster CA). */
+  ca_file: nonEmpty.default(DEFAULT_CA_FILE),
+  /** Namespaces a template's k8s refs may name; unset: Warden's own (the pod's service-account namespace). */
+  namespaces: z.array(z.string().refine(isK8sNamespace, { error: 'must be a namespace name (a DNS-1123 label of at most 63 characters)' })).optional(),
+  request_timeout_ms: durationMs().default(DEFAULT_K8S_REQUEST_TIMEOUT_MS),
+  max_response_bytes: positiveInt.min(1024, { error: 'must be at least 1024' }).max(64 * MIB, { error: `must be at most ${64 * MIB} (64 MiB)` }).default(DEFAULT_K8S_MAX_RESPONSE_BYTES),
+  /** Lease of a value read from the API; 0 reads it for every request. */
+  ttl_ms: durationMs(0).default(K8S_SECRET_TTL_MS),
+});
+
 const SecretsSchema = z.strictObject({
   cache: z
     .strictObject({
@@ -479,6 +511,8 @@ const SecretsSchema = z.strictObject({
     .default([]),
   /** HashiCorp Vault (`vault://` refs). Unset: such refs are secret_unavailable, "not configured". */
   vault: VaultSchema.optional(),
+  /** The Kubernetes Secret store (`k8s://` refs); absent: not configured. */
+  kubernetes: KubernetesSecretsSchema.optional(),
 });
 
 const EchoProviderSchema = z.strictObject({ kind: z.literal('echo') });

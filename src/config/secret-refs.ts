@@ -7,6 +7,7 @@
  */
 import { resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
+import { k8sRefId } from '../pipeline/secret-access.js';
 import { parseSecretRef } from '../secrets/index.js';
 import { vaultSecretName } from '../pipeline/vault-ref.js';
 import type { Config } from './schema.js';
@@ -25,12 +26,15 @@ export interface ConfigRefTargets {
   readonly names: ReadonlySet<string>;
   /** Vault secrets (`mount/path`, decoded) the config's own `vault:` refs read, whatever their key. */
   readonly vault: ReadonlySet<string>;
+  /** `k8s:` refs' Secret keys, as `namespace/name#key` (pipeline/secret-access.ts k8sRefId). */
+  readonly k8s: ReadonlySet<string>;
 }
 
 /**
  * The credential files the config names by path rather than by ref: each JWT method's
  * `jwks_bearer_token_file` (often the pod's own service-account token), read by the identity
- * module, and the Vault auth's token files, read by the Vault store: not by the file provider. Warden's own as much as an api_key: no template may read one.
+ * module, the Vault auth's token files, read by the Vault store, and the Kubernetes Secret store's
+ * service-account token: not by the file provider. Warden's own as much as an api_key: no template may read one.
  * Absolute once the config is loaded (relative ones are resolved against its directory).
  */
 export function configCredentialFiles(config: Config): string[] {
@@ -45,6 +49,8 @@ export function configCredentialFiles(config: Config): string[] {
   const vaultAuth = config.secrets.vault?.auth;
   if (vaultAuth?.token_file !== undefined) files.push(vaultAuth.token_file);
   if (vaultAuth?.kubernetes !== undefined) files.push(vaultAuth.kubernetes.token_file);
+  // The Kubernetes Secret store's service-account token: read by the k8s provider itself.
+  if (config.secrets.kubernetes !== undefined) files.push(config.secrets.kubernetes.token_file);
   return files;
 }
 
@@ -57,13 +63,14 @@ export function reservedRefTargets(config: Config, configDir: string): ConfigRef
   const own = configRefTargets(config, configDir);
   const paths = new Set(own.paths);
   for (const file of configCredentialFiles(config)) paths.add(resolve(configDir, file));
-  return { paths, names: own.names, vault: own.vault };
+  return { paths, names: own.names, vault: own.vault, k8s: own.k8s };
 }
 
 export function configRefTargets(config: Config, configDir: string): ConfigRefTargets {
   const paths = new Set<string>();
   const names = new Set<string>();
   const vault = new Set<string>();
+  const k8s = new Set<string>();
   for (const ref of configSecretRefs(config)) {
     let p;
     try {
@@ -74,6 +81,7 @@ export function configRefTargets(config: Config, configDir: string): ConfigRefTa
     if (p.scheme === 'file') paths.add(fileURLToPath(p.url));
     else if (p.scheme === 'env') names.add(p.url.host);
     else if (p.scheme === 'vault') vault.add(vaultSecretName(p.url).secret);
+    else if (p.scheme === 'k8s') k8s.add(k8sRefId(p.url));
   }
-  return { paths, names, vault };
+  return { paths, names, vault, k8s };
 }

@@ -29,9 +29,38 @@ export interface SecretRefAccess {
   readonly vaultAllow?: readonly string[];
   /**
    * What the config's own refs read (providers' api_key, the hmac_keys): never a template's,
-   * whatever the roots and the allow-lists hold. `vault`: Vault secrets (`mount/path`), any key.
+   * whatever the roots and the allow-lists hold. `vault`: Vault secrets (`mount/path`), any key;
+   * `k8s`: Secret keys (`namespace/name#key`, k8sRefId).
    */
-  readonly reserved?: { readonly paths: ReadonlySet<string>; readonly names: ReadonlySet<string>; readonly vault?: ReadonlySet<string> };
+  readonly reserved?: {
+    readonly paths: ReadonlySet<string>;
+    readonly names: ReadonlySet<string>;
+    readonly vault?: ReadonlySet<string>;
+    readonly k8s?: ReadonlySet<string>;
+  };
+  /** Namespaces a template's `k8s:` refs may name (secrets.kubernetes). Unset: no `k8s:` ref. */
+  readonly k8s?: K8sNamespaces;
+}
+
+/**
+ * The namespaces a template's `k8s://` refs may name (secrets/k8s/settings.ts reads them from the
+ * config, or Warden's own namespace). `why` says why the list is empty, for the error at a ref.
+ */
+export interface K8sNamespaces {
+  readonly namespaces: readonly string[];
+  readonly why?: string;
+}
+
+/** A `k8s:` ref's Secret key as compared with the config's own (`namespace/name#key`). */
+export function k8sRefId(url: URL): string {
+  return `${url.host}${url.pathname}${url.hash}`;
+}
+
+/** The message for a `k8s:` ref to a namespace outside the list; `list` as for outsideRootsReason. */
+export function k8sNamespaceNotAllowedReason(allowed: K8sNamespaces | undefined, list = true): string {
+  if (allowed === undefined) return 'k8s refs are not allowed in templates: secrets.kubernetes is not set';
+  if (allowed.namespaces.length === 0) return allowed.why ?? 'k8s refs are not allowed in templates: secrets.kubernetes.namespaces is empty';
+  return `k8s ref names a namespace outside secrets.kubernetes.namespaces${list ? ` (${allowed.namespaces.join(', ')})` : ''}`;
 }
 
 /** The message for a template ref to what one of the config's own refs reads. */

@@ -19,6 +19,7 @@ import { apiKeyProblem, createForwardStage, createProviders, modelNotConfigured 
 import { createRedactStage, createRedactor, createRespondStage, guardable, type RedactionConfig } from '../redact/index.js';
 import { createEnvSecretProvider, createFetchStage, createFileSecretProvider, createSecretResolver } from '../secrets/index.js';
 import { createVaultStore, type VaultStoreOptions } from '../secrets/vault/index.js';
+import { checkK8sTokenFile, createK8sSecretProvider, k8sApiUrl, k8sCa, k8sNamespaces } from '../secrets/k8s/index.js';
 import type { Logger } from '../telemetry/logger.js';
 import type { Metrics } from '../telemetry/metrics.js';
 import { TemplateLoadError, createRenderStage, createResolveStage, formatIssue, formatWarning, loadTemplateStore, type TemplateLimits } from '../templates/index.js';
@@ -159,11 +160,14 @@ export function templateLimits(config: Config, configDir: string): TemplateLimit
       ...(config.secrets.vault === undefined ? {} : { vaultAllow: config.secrets.vault.allow }),
       baseDir: configDir,
       reserved: reservedRefTargets(config, configDir),
+      // Unset without secrets.kubernetes: no store, nothing can be read (the fetch says "not
+      // configured"), and a template set written before the store existed loads as it did.
+      ...(config.secrets.kubernetes === undefined ? {} : { k8s: k8sNamespaces(config.secrets.kubernetes) }),
     },
   };
 }
 
-/** The caching secret resolver with the file and env providers; relative refs resolve against `configDir`. */
+/** The caching secret resolver with the file, env and (when configured) k8s providers; relative refs resolve against `configDir`. */
 export function secretResolverFor(config: Config, configDir: string) {
   // The paths and names the config's own refs read: exempt from the templates' bounds (no
   // template may name them, nor the config's credential files: templateLimits, and `reserved`
@@ -174,21 +178,30 @@ export function secretResolverFor(config: Config, configDir: string) {
     config.secrets.vault === undefined
       ? undefined
       : createVaultStore({ ...vaultStoreOptions(config.secrets.vault, config.secrets.default_ttl_ms), access: { allow: config.secrets.vault.allow, exempt: own.vault } });
+  const k8s = k8sProviderFor(config.secrets.kubernetes, own.k8s);
   const resolver = createSecretResolver({
     // secrets.default_ttl_ms, when set, is the lease for backends that give none (file, env, Vault
     // KV); unset, each provider keeps its own default (files 30 s, environment 10 min, Vault 60 s).
+    // The k8s store's lease is secrets.kubernetes.ttl_ms.
     providers: [
       createFileSecretProvider({ ...ttl, access: { roots: config.secrets.file_roots, exempt: own.paths, reserved: reservedRefTargets(config, configDir).paths } }),
       createEnvSecretProvider({ ...ttl, access: { allow: config.secrets.env_allow, exempt: own.names } }),
       ...(vault === undefined ? [] : [vault]),
+      ...(k8s === undefined ? [] : [k8s]),
     ],
     maxEntries: config.secrets.cache.max_entries,
     fetchTimeoutMs: config.secrets.fetch_timeout_ms,
     baseDir: configDir,
   });
-  if (vault === undefined) return resolver;
-  // `clear` is the resolver's end (the runtime's close): the Vault connections go with it.
-  return { ...resolver, clear: () => (resolver.clear(), void vault.close()), get size() { return resolver.size; } };
+  if (vault === undefined && k8s === undefined) return resolver;
+  // `clear` is the resolver's end (the runtime's close): the stores' connections go with it.
+  const clear = resolver.clear.bind(resolver);
+  resolver.clear = () => {
+    clear();
+    if (vault !== undefined) void vault.close().catch(() => undefined);
+    if (k8s !== undefined) void k8s.close().catch(() => undefined);
+  };
+  return resolver;
 }
 
 /** secrets.vault → the Vault store's options; KV values' lease is secrets.default_ttl_ms when set. */
@@ -205,6 +218,28 @@ function vaultStoreOptions(v: NonNullable<Config['secrets']['vault']>, defaultTt
     maxResponseBytes: v.max_response_bytes,
     ttlMs: defaultTtlMs,
   };
+}
+
+/**
+ * The `k8s://` provider when secrets.kubernetes is set: its CA, token file and API address are
+ * checked now (K8sStoreConfigError stops the start, naming the key). `own`: the config's own k8s
+ * refs, held to no namespace list.
+ */
+function k8sProviderFor(section: Config['secrets']['kubernetes'], own: ReadonlySet<string>) {
+  if (section === undefined) return undefined;
+  const apiUrl = k8sApiUrl(section);
+  const ca = k8sCa(section);
+  checkK8sTokenFile(section);
+  return createK8sSecretProvider({
+    apiUrl,
+    ca,
+    tokenFile: section.token_file,
+    namespaces: k8sNamespaces(section),
+    exempt: own,
+    requestTimeoutMs: section.request_timeout_ms,
+    maxResponseBytes: section.max_response_bytes,
+    ttlMs: section.ttl_ms,
+  });
 }
 
 export async function buildComponents(config: Config, opts: ComponentOptions): Promise<Components> {

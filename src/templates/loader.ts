@@ -24,7 +24,7 @@ import type { Template, VariableSpec } from '../pipeline/types.js';
 // The one ref grammar (the resolver parses refs with it at request time): a ref that passes here
 // cannot fail there for its syntax.
 import { parseSecretRef, SecretRefError } from '../pipeline/secret-ref.js';
-import { envNameAllowed, envNotAllowedReason, isUnder, outsideRootsReason, realRootSync, RESERVED_REF_REASON, vaultNotAllowedReason, type SecretRefAccess } from '../pipeline/secret-access.js';
+import { envNameAllowed, envNotAllowedReason, isUnder, k8sNamespaceNotAllowedReason, k8sRefId, outsideRootsReason, realRootSync, RESERVED_REF_REASON, vaultNotAllowedReason, type SecretRefAccess } from '../pipeline/secret-access.js';
 import { vaultSecretName } from '../pipeline/vault-ref.js';
 import { parsePlaceholders } from './placeholders.js';
 import { TemplateSchema, type TemplateDocument } from './schema.js';
@@ -678,8 +678,8 @@ function checkVariableLimit(d: TemplateDocument, limits: TemplateLimits, issue: 
 
 /**
  * Each secret ref points where the config lets templates read (secrets.file_roots, env_allow,
- * secrets.vault.allow), and never at a secret the config's own refs read:
- * lexically, and for a file that exists now also through its symlinks. The providers check again
+ * secrets.vault.allow, secrets.kubernetes.namespaces), and never at a secret the config's own refs
+ * read: lexically, and for a file that exists now also through its symlinks. The providers check again
  * at each fetch (a file may appear, or a symlink change, after the load). The message names the
  * setting, never the ref: the error stands at the ref's line.
  */
@@ -705,6 +705,11 @@ function checkRefAccess(d: TemplateDocument, access: SecretRefAccess & { baseDir
       const allow = access.vaultAllow;
       if (access.reserved?.vault?.has(secret)) issue(at, RESERVED_REF_REASON);
       else if (!envNameAllowed(secret, allow)) issue(at, vaultNotAllowedReason(allow));
+    } else if (parsed.scheme === 'k8s') {
+      // No Kubernetes store configured: as for Vault, the fetch says "not configured".
+      if (access.k8s === undefined) continue;
+      if (access.reserved?.k8s?.has(k8sRefId(parsed.url))) issue(at, RESERVED_REF_REASON);
+      else if (!access.k8s.namespaces.includes(parsed.url.host)) issue(at, k8sNamespaceNotAllowedReason(access.k8s));
     } else if (parsed.scheme === 'file') {
       const path = fileURLToPath(parsed.url);
       if (access.reserved !== undefined && namesReservedFile(path, access.reserved.paths)) {
