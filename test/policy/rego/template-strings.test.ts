@@ -96,7 +96,6 @@ r5 := f(f(1))
       ['r := $"{x = 1}"', /unexpected unification \("="\) in template-string expression/],
       ['r := $"{not input.x}"', /unexpected negation \("not"\) in template-string expression/],
       ['r := $"{some x in input}"', /unexpected "some" in template-string expression/],
-      ['r := $"{input.a with input as 1}"', /"with" inside a template-string expression is not supported/],
       ['r := $"abc', /unterminated template string: a \$"\.\.\." string must end on the same line/],
       ['r := $`abc', /unterminated template string: a \$`\.\.\.` string needs a closing backtick/],
       ['r := $"a{input.x', /unterminated template string: an expression "\{" without its "}"/],
@@ -109,6 +108,26 @@ r5 := f(f(1))
       expect(e.message, rule).toMatch(message);
       expect(e.location?.row, rule).toBe(2);
     }
+  });
+
+  it('applies `with` inside {…} to that expression alone, as OPA does', () => {
+    const p = policy(String.raw`package t
+p := input.x
+f(x) := x + 1
+r1 := $"mocked={p with input.x as 5} plain={p}"
+r2 := $"{data.t.p with input as {"x": [1]}}"
+r3 := $"{f(1) with f as 7}, {f(1)}"
+r4 := $"{count(input.xs) with input.xs as [1, 2, 3]}"
+r5 := $"{time.now_ns() with time.now_ns as 42}"
+`);
+    const input = { x: 'orig', xs: [] };
+    expect(p.evaluate('data.t.r1', input)).toBe('mocked=5 plain=orig');
+    expect(p.evaluate('data.t.r2', input)).toBe('[1]');
+    expect(p.evaluate('data.t.r3', input)).toBe('7, 2');
+    expect(p.evaluate('data.t.r4', input)).toBe('3');
+    expect(p.evaluate('data.t.r5', input)).toBe('42');
+    // A `with` whose target cannot be replaced is the compile error it is outside a string.
+    expect(failure('r := $"{input.a with foo as 1}"').code).toBe('rego_compile_error');
   });
 
   it('an unbound variable inside {…} is unsafe, as in a comprehension', () => {

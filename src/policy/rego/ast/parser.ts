@@ -841,8 +841,8 @@ class Parser {
    * renders as `<undefined>` instead of making the string undefined, and one with several
    * values is an `eval_conflict_error` at evaluation; a constant is passed as it is. Strings
    * render as they are, other values as Rego terms (as `print`). As in OPA's parser, an
-   * expression may not be negated, an assignment or unification, `some` or `every`; `with`
-   * inside one is refused too (Warden does not carry it there).
+   * expression may not be negated, an assignment or unification, `some` or `every`; it may
+   * carry `with` modifiers (`{data.p with input as x}`), which apply to it alone.
    */
   private parseTemplate(): Term {
     const loc = this.loc();
@@ -859,7 +859,6 @@ class Parser {
       if (e.kind === 'unify') this.failAt('unexpected unification ("=") in template-string expression', e.loc);
       if (e.kind === 'some' || e.kind === 'somein') this.failAt('unexpected "some" in template-string expression', e.loc);
       if (e.kind !== 'term') this.failAt(`unexpected "${e.kind === 'every' ? 'every' : 'not'}" in template-string expression`, e.loc);
-      if (e.with.length > 0) this.failAt('"with" inside a template-string expression is not supported: apply it to the expression that uses the string', e.with[0]!.loc);
       const term = e.term;
       switch (term.type) {
         case 'string':
@@ -870,7 +869,9 @@ class Parser {
           break;
         default: {
           const v: VarTerm = { type: 'var', name: `$${this.wildcards++}`, loc: term.loc };
-          const body: Body = [{ kind: 'unify', left: v, right: term, negated: false, with: EMPTY, loc: term.loc }];
+          // `{x with input as y}`: the modifiers apply to this expression alone, as OPA carries
+          // the whole expression (modifiers included) into the part's comprehension.
+          const body: Body = [{ kind: 'unify', left: v, right: term, negated: false, with: e.with, loc: term.loc }];
           parts.push({ type: 'setcomp', term: v, body, loc: term.loc } satisfies SetComprehension);
         }
       }

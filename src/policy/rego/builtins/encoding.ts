@@ -7,10 +7,10 @@ import YAML, { Composer, Lexer, LineCounter, Parser, type Document } from 'yaml'
 import {
   RegoDecimal,
   RegoSet,
-  compare,
   defineKey,
   normalizeInt,
   objectEntries,
+  sortedEntries,
   toJSON,
   type PlainObject,
   type Value,
@@ -179,7 +179,7 @@ function sortedPlain(v: Value, size: { n: number } = { n: 0 }): unknown {
   if (v instanceof RegoSet) return v.sorted().map((x) => sortedPlain(x, size));
   if (v instanceof RegoDecimal) return v.num;
   const o: Record<string, unknown> = {};
-  for (const [k, x] of objectEntries(v).sort((a, b) => compare(a[0], b[0]))) {
+  for (const [k, x] of sortedEntries(v)) {
     const key = typeof k === 'string' ? k : JSON.stringify(toJSON(k));
     size.n += key.length;
     Object.defineProperty(o, key, { value: sortedPlain(x, size), enumerable: true, writable: true, configurable: true });
@@ -253,7 +253,7 @@ const ENCODE_OBJECT_VALUES = 'values must be string, array[string], or set[strin
 function encodeObject(args: Value[]): Value {
   const o = obj('urlquery.encode_object', args, 0);
   const parts: string[] = [];
-  const entries = objectEntries(o).sort((a, b) => compare(a[0], b[0]));
+  const entries = sortedEntries(o);
   for (const [k, v] of entries) {
     if (typeof k !== 'string') throw typeErr('urlquery.encode_object', 1, k, 'string');
     let values: Value[];
@@ -262,6 +262,7 @@ function encodeObject(args: Value[]): Value {
     else if (v instanceof RegoSet) values = v.sorted();
     else throw operandErr('urlquery.encode_object', 1, ENCODE_OBJECT_VALUES);
     for (const x of values) {
+      work(1);
       if (typeof x !== 'string') throw operandErr('urlquery.encode_object', 1, ENCODE_OBJECT_VALUES);
       parts.push(queryEscape(k) + '=' + queryEscape(x));
     }

@@ -7,6 +7,7 @@ import { RegoSet, isObject, keyOf, makeObject, objectEntries, objectGet, typeNam
 import type { BuiltinDef } from './types.js';
 import { pathSegments } from './json-pointer.js';
 import { def, obj, operandErr, typeErr } from './util.js';
+import { work } from '../meter.js';
 
 /** A path tree: a leaf (null) selects the whole value below it. */
 type Tree = Map<string, TreeEntry>;
@@ -19,7 +20,9 @@ function pathsOf(name: string, args: Value[]): Value[][] {
   const v = args[1]!;
   const items = Array.isArray(v) ? v : v instanceof RegoSet ? v.sorted() : undefined;
   if (!items) throw typeErr(name, 2, v, 'set', 'array');
+  // Paths, tree nodes and members are charged one by one: a call may name 200,000 paths.
   return items.map((p) => {
+    work(1);
     const path = pathSegments(p);
     if (path) return path;
     // OPA names the offending element's type (a type, never a value).
@@ -34,6 +37,7 @@ function treeOf(paths: Value[][]): Tree | null {
     if (path.length === 0) continue;
     let node = root;
     for (let i = 0; i < path.length; i++) {
+      work(1);
       const id = keyOf(path[i]!);
       const last = i === path.length - 1;
       const child = node.get(id);
@@ -65,6 +69,7 @@ function mapElements(v: Value[] | RegoSet, t: Tree, f: (elem: Value, e: TreeEntr
   if (Array.isArray(v)) {
     const out: Value[] = [];
     for (let i = 0; i < v.length; i++) {
+      work(1);
       const y = f(v[i]!, indexEntry(t, i));
       if (y !== undefined) out.push(y);
     }
@@ -72,6 +77,7 @@ function mapElements(v: Value[] | RegoSet, t: Tree, f: (elem: Value, e: TreeEntr
   }
   const out = new RegoSet();
   for (const m of v.values()) {
+    work(1);
     const y = f(m, t.get(keyOf(m)));
     if (y !== undefined) out.add(y);
   }
@@ -83,6 +89,7 @@ function filterValue(v: Value, t: Tree | null): Value | undefined {
   if (isObject(v)) {
     const out: Array<[Value, Value]> = [];
     for (const { key, sub } of t.values()) {
+      work(1);
       const x = objectGet(v, key);
       if (x === undefined) continue;
       const y = filterValue(x, sub);
@@ -100,6 +107,7 @@ function removeValue(v: Value, t: Tree | null | undefined): Value | undefined {
   if (isObject(v)) {
     const out: Array<[Value, Value]> = [];
     for (const [k, x] of objectEntries(v)) {
+      work(1);
       const e = t.get(keyOf(k));
       const y = removeValue(x, e ? e.sub : undefined);
       if (y !== undefined) out.push([k, y]);

@@ -4,7 +4,7 @@
  * (or an IPv4-mapped IPv6 one) never matches an IPv6 network, and vice versa.
  */
 import { isIPv4, isIPv6 } from 'node:net';
-import { RegoSet, isObject, objectEntries, type Value } from '../value.js';
+import { RegoSet, isObject, sortedEntries, type Value } from '../value.js';
 import type { BuiltinDef } from './types.js';
 import { builtinErr, def, str } from './util.js';
 import { MAX_RESULT_ELEMENTS, checkElements, work } from '../meter.js';
@@ -184,46 +184,71 @@ function cidrMerge(args: Value[]): Value {
   return out;
 }
 
-/** Entries of a cidr_contains_matches operand: [cidr text, the index reported for it]. */
-function matchEntries(name: string, pos: number, v: Value): Array<[string, Value]> {
+/**
+ * The elements of a cidr_contains_matches operand, as OPA iterates them: [cidr text, the index
+ * reported for it], each checked when it is reached (an element OPA never reaches raises nothing:
+ * `net.cidr_contains_matches([], [1])` is the empty set). A non-collection has no elements.
+ */
+function* matchEntries(name: string, pos: number, v: Value): Generator<[string, Value]> {
   const cidrOf = (x: Value): string => {
     const c = typeof x === 'string' ? x : Array.isArray(x) && x.length > 0 ? x[0] : undefined;
     if (typeof c !== 'string') throw builtinErr(name, `operand ${pos}: element must be string or non-empty array`);
     return c;
   };
-  if (typeof v === 'string') return [[v, v]];
-  if (Array.isArray(v)) return v.map((x, i) => [cidrOf(x), i]);
-  if (v instanceof RegoSet) return v.sorted().map((x) => [cidrOf(x), x]);
-  if (isObject(v)) return objectEntries(v).map(([k, x]) => [cidrOf(x), k]);
-  return [];
+  if (typeof v === 'string') yield [v, v];
+  else if (Array.isArray(v)) for (let i = 0; i < v.length; i++) yield [cidrOf(v[i]!), i];
+  else if (v instanceof RegoSet) for (const x of v.sorted()) yield [cidrOf(x), x];
+  else if (isObject(v)) for (const [k, x] of sortedEntries(v)) yield [cidrOf(x), k];
 }
 
-/** net.cidr_contains on two strings (CIDR, then address or CIDR). */
-function containsText(name: string, a: string, b: string): boolean {
-  const net = parseCIDR(a);
-  if (!net) throw builtinErr(name, 'not a valid CIDR');
+/** An address or CIDR (net.cidr_contains's second operand) as a network. */
+function candidateNet(name: string, b: string): Net {
   const ip = parseIP(b);
-  if (ip) return contains(net, { bits: ip[0], prefix: ip[1], width: ip[1] });
+  if (ip) return { bits: ip[0], prefix: ip[1], width: ip[1] };
   const other = parseCIDR(b);
   if (!other) throw builtinErr(name, 'not a valid textual representation of an IP address or CIDR');
-  return contains(net, other);
+  return other;
+}
+
+/**
+ * Every pair, as OPA tries them (each element of operand 1 against every element of operand 2),
+ * with each text parsed once rather than once per pair: operand 2's elements are read and
+ * parsed while the first element of operand 1 is tried, then reused. Errors come in OPA's order.
+ */
+function containsMatches(args: Value[]): Value {
+  const name = 'net.cidr_contains_matches';
+  const out = new RegoSet();
+  let inner: Array<[Net, Value]> | undefined;
+  for (const [c1, i1] of matchEntries(name, 1, args[0]!)) {
+    let net: Net | undefined;
+    const netOf = (): Net => (net ??= parseCIDR(c1) ?? fail(builtinErr(name, 'not a valid CIDR')));
+    if (inner === undefined) {
+      const read: Array<[Net, Value]> = [];
+      for (const [c2, i2] of matchEntries(name, 2, args[1]!)) {
+        work(1);
+        // The pair's CIDR is parsed before its candidate, as net.cidr_contains parses them.
+        const outer = netOf();
+        const other = candidateNet(name, c2);
+        read.push([other, i2]);
+        if (contains(outer, other)) out.add([i1, i2]);
+      }
+      inner = read;
+    } else {
+      work(inner.length);
+      for (const [other, i2] of inner) if (contains(netOf(), other)) out.add([i1, i2]);
+    }
+    if (out.size > MAX_RESULT_ELEMENTS) checkElements(out.size, name);
+  }
+  return out;
+}
+
+function fail(e: Error): never {
+  throw e;
 }
 
 export const NET: BuiltinDef[] = [
   def('net.cidr_merge', 1, cidrMerge),
-  def('net.cidr_contains_matches', 2, (args) => {
-    const name = 'net.cidr_contains_matches';
-    const out = new RegoSet();
-    const outer = matchEntries(name, 1, args[0]!);
-    const inner = matchEntries(name, 2, args[1]!);
-    // Every pair is tried: metered, and the result capped as it grows.
-    for (const [c1, i1] of outer) {
-      work(inner.length);
-      for (const [c2, i2] of inner) if (containsText(name, c1, c2)) out.add([i1, i2]);
-      if (out.size > MAX_RESULT_ELEMENTS) checkElements(out.size, name);
-    }
-    return out;
-  }),
+  def('net.cidr_contains_matches', 2, containsMatches),
   def('net.cidr_contains', 2, (args) => {
     const net = cidrArg('net.cidr_contains', args, 0);
     const x = str('net.cidr_contains', args, 1);

@@ -53,26 +53,50 @@ function objectGetFn(args: Value[]): Value {
 }
 
 /** Keys named by an array, set or object (its keys), as object.remove/filter accept. */
-function keyset(name: string, args: Value[], i: number): Set<string> {
+function keyList(name: string, args: Value[], i: number): readonly Value[] {
   const v = args[i]!;
-  let keys: Value[];
-  if (Array.isArray(v)) keys = v;
-  else if (v instanceof RegoSet) keys = [...v.values()];
-  else if (isObject(v)) keys = objectKeys(v);
-  else throw typeErr(name, i + 1, v, 'object', 'set', 'array');
-  return new Set(keys.map(keyOf));
+  if (Array.isArray(v)) return v;
+  if (v instanceof RegoSet) return [...v.values()];
+  if (isObject(v)) return objectKeys(v);
+  throw typeErr(name, i + 1, v, 'object', 'set', 'array');
 }
 
 function remove(args: Value[]): Value {
   const o = obj('object.remove', args, 0);
-  const drop = keyset('object.remove', args, 1);
-  return makeObject(objectEntries(o).filter(([k]) => !drop.has(keyOf(k))));
+  const drop = new Set<string>();
+  for (const k of keyList('object.remove', args, 1)) {
+    work(1);
+    drop.add(keyOf(k));
+  }
+  const kept: Array<[Value, Value]> = [];
+  for (const e of objectEntries(o)) {
+    work(1);
+    if (!drop.has(keyOf(e[0]))) kept.push(e);
+  }
+  return makeObject(kept);
 }
 
+/**
+ * Looks up each key kept rather than testing each member of `o`: the work is the size of the
+ * key list, not of the object (`object.filter(data.table, [k])` on a large table).
+ */
 function filter(args: Value[]): Value {
   const o = obj('object.filter', args, 0);
-  const keep = keyset('object.filter', args, 1);
-  return makeObject(objectEntries(o).filter(([k]) => keep.has(keyOf(k))));
+  const keys = keyList('object.filter', args, 1);
+  const entries: Array<[Value, Value]> = [];
+  for (const k of keys) {
+    work(1);
+    // The object's own key (a listed 1 may find the key 1.0's entry), as testing members kept it.
+    if (o instanceof RegoObject) {
+      const e = o.map.get(keyOf(k));
+      if (e !== undefined) entries.push(e);
+    } else {
+      const v = objectGet(o, k);
+      if (v !== undefined) entries.push([k, v]);
+    }
+  }
+  // A key listed twice is kept once (makeObject keeps the last, and both carry the same value).
+  return makeObject(entries);
 }
 
 /** Deep merge: keys of `b` win, except that two objects under one key merge recursively. */

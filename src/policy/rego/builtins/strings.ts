@@ -3,7 +3,7 @@
  * (Go runes), not UTF-16 units; `trim*` take a cutset of code points; `trim_space` trims
  * exactly what Go's unicode.IsSpace calls space.
  */
-import { RegoSet, compare, isObject, objectEntries, type Value } from '../value.js';
+import { RegoSet, isObject, sortedEntries, type Value } from '../value.js';
 import type { BuiltinDef } from './types.js';
 import { builtinErr, def, elemErr, int, num, operandErr, str, stringsOf, typeErr } from './util.js';
 import { runeCount } from './aggregates.js';
@@ -169,7 +169,7 @@ function replaceN(args: Value[]): Value {
   if (!isObject(patterns)) throw typeErr('strings.replace_n', 1, patterns, 'object');
   const s = str('strings.replace_n', args, 1);
   const pairs: Array<[string, string]> = [];
-  for (const [k, v] of objectEntries(patterns).sort((a, b) => compare(a[0], b[0]))) {
+  for (const [k, v] of sortedEntries(patterns)) {
     if (typeof k !== 'string') throw operandErr('strings.replace_n', 1, 'non-string key found in pattern object');
     if (typeof v !== 'string') throw operandErr('strings.replace_n', 1, 'non-string value found in pattern object');
     // An empty key would match everywhere; Go's replacer treats it specially and no policy needs it.

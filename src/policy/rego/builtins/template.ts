@@ -4,7 +4,7 @@
  * `{{.a.b}}`, `{{.}}`, trim markers `{{-`/`-}}` and comments — and refuses any other action
  * with an error rather than render it differently from OPA.
  */
-import { RegoDecimal, RegoSet, compare, isObject, objectEntries, objectGet, type Value } from '../value.js';
+import { RegoDecimal, RegoSet, isObject, objectGet, sortedEntries, type Value } from '../value.js';
 import type { BuiltinDef } from './types.js';
 import { builtinErr, def, obj, str } from './util.js';
 import { numberText } from './terms.js';
@@ -22,7 +22,7 @@ function goValue(v: Value | undefined): string {
   }
   if (v instanceof RegoSet) return '[' + v.sorted().map(goValue).join(' ') + ']';
   if (v instanceof RegoDecimal) return numberText(v.num);
-  const entries = objectEntries(v).sort((a, b) => compare(a[0], b[0]));
+  const entries = sortedEntries(v);
   return 'map[' + entries.map(([k, x]) => `${typeof k === 'string' ? k : goValue(k)}:${goValue(x)}`).join(' ') + ']';
 }
 

@@ -3,7 +3,7 @@
  * non-string arguments and in messages. Strings are Go-quoted, objects and sets print in
  * sorted order, the empty set is `set()`.
  */
-import { RegoDecimal, RegoSet, compare, objectEntries, type Value } from '../value.js';
+import { RegoDecimal, RegoSet, sortedEntries, type Value } from '../value.js';
 import { MAX_RESULT_STRING, checkStringSize, work } from '../meter.js';
 
 /** Go strconv.Quote: ASCII escapes as Go writes them, printable Unicode kept as is. */
@@ -105,7 +105,7 @@ function writeTerm(v: Value, out: string[], n: { length: number }): void {
     push('}');
     return;
   }
-  const entries = objectEntries(v).sort((a, b) => compare(a[0], b[0]));
+  const entries = sortedEntries(v);
   push('{');
   entries.forEach(([k, x], i) => {
     if (i > 0) push(', ');

@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { RegoSet } from '../../../../src/policy/rego/value.js';
+import { RegoSet, type Value } from '../../../../src/policy/rego/value.js';
 import { call, callError, ctx } from './helpers.js';
 import { RegoError } from '../../../../src/policy/rego/index.js';
 import { policy } from '../helpers.js';
@@ -148,6 +148,30 @@ describe('net', () => {
       [0, '10.1.2.3'],
     ]);
     expect(call('net.cidr_is_valid', '10.0.0.0')).toBe(false);
+  });
+
+  it('cidr_contains_matches checks an element only when OPA reaches it, and tries each pair on parsed texts', () => {
+    const empty = (x: Value | undefined) => (x as RegoSet).sorted();
+    // Nothing to pair with: OPA reads no element of the other operand, so none is refused.
+    expect(empty(call('net.cidr_contains_matches', [], [1]))).toEqual([]);
+    expect(empty(call('net.cidr_contains_matches', ['not a cidr'], []))).toEqual([]);
+    expect(empty(call('net.cidr_contains_matches', 5, ['x']))).toEqual([]);
+    // Errors in OPA's order: the pair's CIDR first, then its candidate, then later elements.
+    expect(callError('net.cidr_contains_matches', ['bad'], ['nope']).message).toBe('net.cidr_contains_matches: not a valid CIDR');
+    expect(callError('net.cidr_contains_matches', ['10.0.0.0/8'], ['10.0.0.1', 'nope']).message).toBe(
+      'net.cidr_contains_matches: not a valid textual representation of an IP address or CIDR',
+    );
+    expect(callError('net.cidr_contains_matches', ['10.0.0.0/8', 5], ['10.0.0.1']).message).toBe(
+      'net.cidr_contains_matches: operand 1: element must be string or non-empty array',
+    );
+    // Every pair, operand 2's parsed elements reused for each element of operand 1.
+    const many = Array.from({ length: 50 }, (_, i) => `10.${i}.0.0/16`);
+    const ips = Array.from({ length: 50 }, (_, i) => `10.${i}.1.1`);
+    expect(empty(call('net.cidr_contains_matches', many, ips))).toEqual(ips.map((_, i) => [i, i]));
+    expect(empty(call('net.cidr_contains_matches', { k1: '10.0.0.0/8', k2: ['0.0.0.0/0'] }, { a: '10.0.0.1', b: ['2001:db8::1'] }))).toEqual([
+      ['k1', 'a'],
+      ['k2', 'a'],
+    ]);
   });
 });
 
