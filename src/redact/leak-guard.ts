@@ -550,7 +550,11 @@ export class LeakGuard {
           for (const d of decoded) held = Math.min(held, from + this.prefixTail(d, d.text.length, minLoose, end - from));
           return held;
         }
-        for (const [v, e] of ends) held = Math.min(held, from + tailStart(v, e, keep));
+        // And an encoded character still arriving, from its start, however long: a run's first
+        // character token is read only once a second follows, so a text that ends in one has no
+        // decoded reading yet, and `String.fromCharCode(90) + Str` is longer than the window.
+        // What is held so depends on the text alone, as the window does.
+        for (const [v, e] of ends) held = Math.min(held, from + tailStart(v, e, keep), from + viewStart(v, partialEncodedStart(v.text, e), end - from));
         for (const d of decoded) held = Math.min(held, from + tailStart(d, d.text.length, keep + ENCODED_SLACK));
         return held;
       }
@@ -616,6 +620,12 @@ function encodedReading(view: FoldedText): FoldedText | null {
   if (enc === null) return null;
   const c = composeFolded(view, enc);
   return composeFolded(c, fold(c.text));
+}
+
+/** Where, in the text `view` reads (`whole`: its length), its unit `at` begins. */
+function viewStart(view: FoldedText, at: number, whole: number): number {
+  if (at >= view.text.length) return whole;
+  return view.starts ? view.starts[at]! : at;
 }
 
 /** Where, in the text `view` reads, the last `keep` of its units before `end` begin (0: all of them). */

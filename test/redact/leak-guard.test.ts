@@ -675,6 +675,24 @@ describe('leak guard: hex and base32 encodings of a value', () => {
     }
   });
 
+  it('a value of 6 characters (the shortest window, no loose match) written as character tokens is masked whole at every split', async () => {
+    const short = 'Zq7p!L';
+    const forms = [
+      [...short].map((c) => `String.fromCharCode(${c.charCodeAt(0)})`).join(' +\n    '),
+      `[${[...short].map((c) => `'${c}'`).join(', ')}]`,
+      [...short].map((c) => `U+${c.charCodeAt(0).toString(16).padStart(6, '0')}`).join(' '),
+      [...Buffer.from(short)].map((b) => b.toString(2).padStart(8, '0')).join(' '),
+    ];
+    for (const form of forms) {
+      const text = `the key: ${form} end`;
+      const whole = wholeAnswer(redactor.session(decision(), [short]), text, false);
+      expect(whole, form).toMatch(/^the key: \[?\[SECRET_VALUE\]\]? end$/);
+      for (const { how, pieces } of cuts(text, 9)) {
+        expect((await streamedDeltas(redactor.session(decision(), [short]), pieces, false)).join(''), `${how}: ${form}`).toBe(whole);
+      }
+    }
+  });
+
   it('ordinary hex and base32 (another value) pass', () => {
     const other = Buffer.from('Zq7pLm2Xw9-CANARZ');
     const s = redactor.session(decision(), [SECRET]);
