@@ -541,13 +541,22 @@ const PARTIAL_ENCODED = new RegExp(
   `(?:&(?:#(?:[xX][0-9a-fA-F]{0,${REF_DIGITS_MAX}}|[0-9]{1,${REF_DIGITS_MAX}})?|[A-Za-z]{1,${NAME_MAX}})?` +
     '|%(?:[c-fC-F][0-9a-fA-F](?:%[89abAB][0-9a-fA-F]){0,2}(?:%[89abAB]?)?|[0-9a-fA-F]?)' +
     `|(?<![0-9A-Za-z]|[0-9]\\.)[0-9]{1,3}[,; \\t\\r\\n]{0,${DEC_GAP_MAX}}` +
-    `|(?<!${WHOLE_TOKEN}${TOKEN_GAP})${WHOLE_TOKEN}${TOKEN_GAP}${CUT_TOKEN}?` +
-    `|(?<=${WHOLE_TOKEN})${TOKEN_GAP}${CUT_TOKEN}?` +
-    `|${CUT_TOKEN}` +
     `|(?:(?<=[0\\\\][xX][0-9a-fA-F]{2,})[,; \\t\\r\\n]{0,${BYTE_GAP_MAX}})?(?:\\\\(?:[xX][0-9a-fA-F]?)?|(?<![0-9A-Za-z])0(?:[xX][0-9a-fA-F]?)?)?)$`,
 );
-/** Longest match of PARTIAL_ENCODED: a run's first whole token, a gap and a cut token (`chr(90) + chr(11`). */
-const PARTIAL_ENCODED_MAX = Math.max(3 + REF_DIGITS_MAX, 1 + NAME_MAX, 10, BYTE_GAP_MAX + 3, 2 * WHOLE_TOKEN_MAX + TOKEN_GAP_MAX - 1);
+/**
+ * The same for character tokens, in a regex of its own: its look-behinds, tried at every unit of
+ * the tail, cost ~4 µs a call, so it is run only on a tail that may end in one (mayEndInToken).
+ */
+const PARTIAL_TOKEN = new RegExp(
+  `(?:(?<!${WHOLE_TOKEN}${TOKEN_GAP})${WHOLE_TOKEN}${TOKEN_GAP}${CUT_TOKEN}?|(?<=${WHOLE_TOKEN})${TOKEN_GAP}${CUT_TOKEN}?|${CUT_TOKEN})$`,
+);
+/** Every beginning of a code call's name, lower-cased, the whole name included. */
+const CALL_PREFIXES = new Set([...CODE_CALLS].flatMap((n) => [...n].map((_, k) => n.slice(0, k + 1))));
+/** Longest match of PARTIAL_ENCODED: a gap and `0x5` after a whole byte. */
+const PARTIAL_BYTES_MAX = Math.max(3 + REF_DIGITS_MAX, 1 + NAME_MAX, 10, BYTE_GAP_MAX + 3);
+/** Longest match of PARTIAL_TOKEN: a run's first whole token, a gap and a cut token (`chr(90) + chr(11`). */
+const PARTIAL_TOKEN_MAX = 2 * WHOLE_TOKEN_MAX + TOKEN_GAP_MAX - 1;
+const PARTIAL_ENCODED_MAX = Math.max(PARTIAL_BYTES_MAX, PARTIAL_TOKEN_MAX);
 /**
  * Units an encoded character still arriving may read as more than it will (`&#x0001F60`: 10
  * units, one character; `, 0x5` after a whole byte, one digit), so a stream's hold counted in the
@@ -558,9 +567,52 @@ export const ENCODED_SLACK = PARTIAL_ENCODED_MAX - 1;
 /** Where an encoded character still arriving at `end` begins in `t` (PARTIAL_ENCODED), or `end`. */
 export function partialEncodedStart(t: string, end = t.length): number {
   if (end === 0) return end;
-  // Enough units before the longest partial for its lookbehinds (a byte's `0x` and digits, a
-  // whole character token and its gap).
-  const from = Math.max(0, end - PARTIAL_ENCODED_MAX - WHOLE_TOKEN_MAX - TOKEN_GAP_MAX);
+  // Enough units before the longest partial for its lookbehinds (a byte's `0x` and digits).
+  const from = Math.max(0, end - PARTIAL_BYTES_MAX - 8);
   const m = PARTIAL_ENCODED.exec(t.slice(from, end));
-  return m === null ? end : from + m.index;
+  const bytes = m === null ? end : from + m.index;
+  // A character token: after a whole one and its gap, for the look-behinds.
+  const tfrom = Math.max(0, end - PARTIAL_TOKEN_MAX - WHOLE_TOKEN_MAX - TOKEN_GAP_MAX);
+  const tail = t.slice(tfrom, end);
+  if (!mayEndInToken(tail)) return bytes;
+  const k = PARTIAL_TOKEN.exec(tail);
+  return k === null ? bytes : Math.min(bytes, tfrom + k.index);
+}
+
+/**
+ * Whether `t` may end in a character token, cut or whole with a gap after it (PARTIAL_TOKEN): what
+ * ends it before that gap is a quote or a quote and one character, `(`, `)`, `{`, `}`, `\`, `U`,
+ * digits after `\`, `U+`, `(` or `{`, binary digits, or a word that begins a call's name. Prose
+ * and most code end otherwise: one look at the last units.
+ */
+function mayEndInToken(t: string): boolean {
+  if (endsInCallPrefix(t)) return true;
+  let i = t.length;
+  while (i > 0 && t.length - i < TOKEN_GAP_MAX && isTokenGap(t.charCodeAt(i - 1))) i--;
+  if (i === 0) return false;
+  const c = t.charCodeAt(i - 1);
+  // A quote (a whole literal's end, or an opening one), or a quote and one character.
+  if (c === 39 || c === 34 || t.charCodeAt(i - 2) === 39 || t.charCodeAt(i - 2) === 34 || t.charCodeAt(i - 3) === 39 || t.charCodeAt(i - 3) === 34) return true;
+  if (c === 40 || c === 41 || c === 123 || c === 125 || c === 92 || c === 85) return true;
+  if (!isHex(c)) return i < t.length && endsInCallPrefix(t.slice(0, i));
+  let k = i;
+  let binary = true;
+  while (k > 0 && i - k < 8 && isHex(t.charCodeAt(k - 1))) {
+    const d = t.charCodeAt(--k);
+    if (d !== 48 && d !== 49) binary = false;
+  }
+  const before = t.charCodeAt(k - 1);
+  return binary || before === 92 || before === 43 || before === 40 || before === 123;
+}
+
+/** Whether `t` ends in a word (letters and dots) that begins a code call's name (`ch`, `String.fromChar`). */
+function endsInCallPrefix(t: string): boolean {
+  let i = t.length;
+  while (i > 0 && t.length - i <= CALL_NAME_MAX && (isAlpha(t.charCodeAt(i - 1)) || t.charCodeAt(i - 1) === 46)) i--;
+  if (i === t.length || t.length - i > CALL_NAME_MAX) return false;
+  const word = t.slice(i).toLowerCase();
+  if (CALL_PREFIXES.has(word)) return true;
+  // `x.chr`: the part after a dot.
+  for (let d = word.indexOf('.'); d >= 0; d = word.indexOf('.', d + 1)) if (CALL_PREFIXES.has(word.slice(d + 1))) return true;
+  return false;
 }
