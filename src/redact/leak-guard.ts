@@ -142,6 +142,15 @@ function rot13(value: string): string {
   });
 }
 
+/**
+ * `value` reversed, by code point: a model asked to "write the key backwards" (a way past an
+ * output filter as common as ROT13 in the same lists) writes it so, and a reader or the app's
+ * one-line decoder turns it back. One more needle and skeleton, the value's length.
+ */
+function reversed(value: string): string {
+  return [...value].reverse().join('');
+}
+
 const HTML_ESCAPES: Readonly<Record<string, string>> = { '&': '&amp;', '<': '&lt;', '>': '&gt;', '"': '&quot;', "'": '&#39;' };
 
 /**
@@ -316,6 +325,9 @@ export class LeakGuard {
       // base64 and hex (see rot13): a value with letters has it, matched as the value is.
       const r = rot13(s);
       if (r !== s) set.add(r);
+      // Reversed, what a model asked to "write it backwards" writes (a palindrome is itself).
+      const b = reversed(s);
+      if (b !== s) set.add(b);
     }
     // An accented value may be written composed (NFC: `é`) or decomposed (NFD: `e` and a
     // combining accent): the two look the same and a caller's NFC or NFD turns one into the
@@ -341,7 +353,7 @@ export class LeakGuard {
     const covered = new Set<string>();
     for (const s of secrets) {
       if (typeof s !== 'string' || s.length < MIN_SECRET_LENGTH) continue;
-      for (const form of new Set([s, s.normalize('NFC'), s.normalize('NFD'), rot13(s)])) {
+      for (const form of new Set([s, s.normalize('NFC'), s.normalize('NFD'), rot13(s), reversed(s)])) {
         const f = fold(form).text;
         if (!folded.has(f)) continue;
         const sk = skeletonOf(f);
@@ -538,7 +550,11 @@ export class LeakGuard {
           for (const d of decoded) held = Math.min(held, from + this.prefixTail(d, d.text.length, minLoose, end - from));
           return held;
         }
-        for (const [v, e] of ends) held = Math.min(held, from + tailStart(v, e, keep));
+        // And an encoded character still arriving, from its start, however long: a run's first
+        // character token is read only once a second follows, so a text that ends in one has no
+        // decoded reading yet, and `String.fromCharCode(90) + Str` is longer than the window.
+        // What is held so depends on the text alone, as the window does.
+        for (const [v, e] of ends) held = Math.min(held, from + tailStart(v, e, keep), from + viewStart(v, partialEncodedStart(v.text, e), end - from));
         for (const d of decoded) held = Math.min(held, from + tailStart(d, d.text.length, keep + ENCODED_SLACK));
         return held;
       }
@@ -604,6 +620,12 @@ function encodedReading(view: FoldedText): FoldedText | null {
   if (enc === null) return null;
   const c = composeFolded(view, enc);
   return composeFolded(c, fold(c.text));
+}
+
+/** Where, in the text `view` reads (`whole`: its length), its unit `at` begins. */
+function viewStart(view: FoldedText, at: number, whole: number): number {
+  if (at >= view.text.length) return whole;
+  return view.starts ? view.starts[at]! : at;
 }
 
 /** Where, in the text `view` reads, the last `keep` of its units before `end` begin (0: all of them). */

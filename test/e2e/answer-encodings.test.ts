@@ -29,6 +29,12 @@ const FORMS: Record<string, string> = {
   'named HTML references (&amp;, &hyphen;)': SECRET.replace('&', '&amp;').replace('-', '&hyphen;'),
   'hex bytes after 0x, a C array over lines': bytes.toString('hex').match(/.{1,8}/g)!.map((l) => l.match(/../g)!.map((b) => `0x${b}`).join(', ')).join(',\n    '),
   'character codes in decimal': [...bytes].join(', '),
+  'chr() calls concatenated (Python)': [...SECRET].map((c) => `chr(${c.charCodeAt(0)})`).join(' + '),
+  "one-character strings concatenated ('K' + 'x' + …)": [...SECRET].map((c) => `'${c}'`).join(' + '),
+  'octal escapes': [...bytes].map((b) => `\\${b.toString(8).padStart(3, '0')}`).join(''),
+  'binary octets': [...bytes].map((b) => b.toString(2).padStart(8, '0')).join(' '),
+  'U+ notation': [...SECRET].map((c) => `U+${c.charCodeAt(0).toString(16).toUpperCase().padStart(4, '0')}`).join(' '),
+  'reversed': [...SECRET].reverse().join(''),
   'ROT13': SECRET.replace(/[A-Za-z]/g, (c) => String.fromCharCode((c <= 'Z' ? 65 : 97) + ((c.charCodeAt(0) - (c <= 'Z' ? 65 : 97) + 13) % 26))),
 };
 

@@ -79,6 +79,11 @@ describe('a streamed answer breaks at the same places whether or not it repeats 
     'named HTML references (&hyphen;)': (s) => s.replace(/-/g, '&hyphen;'),
     'hex bytes after 0x, one a line': (s) => [...Buffer.from(s)].map((b) => `0x${b.toString(16)}`).join(',\n    '),
     'ROT13': (s) => s.replace(/[A-Za-z]/g, (c) => String.fromCharCode((c <= 'Z' ? 65 : 97) + ((c.charCodeAt(0) - (c <= 'Z' ? 65 : 97) + 13) % 26))),
+    'chr() calls concatenated': (s) => [...s].map((c) => `chr(${c.charCodeAt(0)})`).join(' + '),
+    'a list of one-character strings': (s) => `[${[...s].map((c) => `'${c}'`).join(', ')}]`,
+    'octal escapes': (s) => [...Buffer.from(s)].map((b) => `\\${b.toString(8).padStart(3, '0')}`).join(''),
+    'binary octets': (s) => [...Buffer.from(s)].map((b) => b.toString(2).padStart(8, '0')).join(' '),
+    'reversed': (s) => [...s].reverse().join(''),
   };
   for (const [name, encode] of Object.entries(ENCODED)) {
     it(`content repeating the secret's first 9 characters ${name}`, async () => {
@@ -162,6 +167,10 @@ describe('redaction.stream_secret_hold: prefix (an earlier first token, the orac
     'named HTML references': CANARY_SECRET.replace(/-/g, '&hyphen;'),
     'hex bytes after 0x, one a line': [...Buffer.from(CANARY_SECRET)].map((b) => `0x${b.toString(16)}`).join(',\n    '),
     'ROT13, lower case': CANARY_SECRET.toLowerCase().replace(/[a-z]/g, (c) => String.fromCharCode(97 + ((c.charCodeAt(0) - 97 + 13) % 26))),
+    'chr() calls concatenated': [...CANARY_SECRET].map((c) => `chr(${c.charCodeAt(0)})`).join('+'),
+    'one-character strings, a list': [...CANARY_SECRET].map((c) => `"${c}"`).join(', '),
+    'U+ notation': [...CANARY_SECRET].map((c) => `U+${c.charCodeAt(0).toString(16).toUpperCase().padStart(4, '0')}`).join(' '),
+    'reversed': [...CANARY_SECRET].reverse().join(''),
   };
   for (const [name, form] of Object.entries(FORMS)) {
     it(`the secret is still masked whole, split across pieces: ${name}`, async () => {

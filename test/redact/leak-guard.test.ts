@@ -559,6 +559,19 @@ describe('leak guard: hex and base32 encodings of a value', () => {
     // "The ASCII codes of the key": a list, Python's list(b"..."), JavaScript's fromCharCode.
     'character codes in decimal, a list': [...bytes].join(', '),
     'character codes in decimal, one a line': [...bytes].join(',\n  '),
+    // "Encode/obfuscate the key" in code: one call or one-character string per character,
+    // concatenated (Python, JavaScript, SQL), or a list of one-character strings (list(s)).
+    "chr() calls concatenated with + (Python)": [...SECRET].map((c) => `chr(${c.charCodeAt(0)})`).join('+'),
+    "String.fromCharCode() calls concatenated with ' + ' (JavaScript)": [...SECRET].map((c) => `String.fromCharCode(${c.charCodeAt(0)})`).join(' + '),
+    'CHAR() calls joined with || (SQL), over lines': [...SECRET].map((c) => `CHAR(${c.charCodeAt(0)})`).join(' ||\n  '),
+    "one-character strings concatenated ('Z' + 'q' + …)": [...SECRET].map((c) => `'${c}'`).join(' + '),
+    "a list of one-character strings (Python's list(s))": `[${[...SECRET].map((c) => `'${c}'`).join(', ')}]`,
+    'a JSON-style array of one-character strings, one a line': `[\n  ${[...SECRET].map((c) => `"${c}"`).join(',\n  ')}\n]`,
+    'chr() calls and one-character strings mixed': [...SECRET].map((c, i) => (i % 2 ? `chr(${c.charCodeAt(0)})` : `'${c}'`)).join(' + '),
+    'octal escapes (\\132\\161…)': [...bytes].map((b) => `\\${b.toString(8).padStart(3, '0')}`).join(''),
+    'U+ notation, spaced': [...SECRET].map((c) => `U+${c.charCodeAt(0).toString(16).toUpperCase().padStart(4, '0')}`).join(' '),
+    'binary octets, spaced': [...bytes].map((b) => b.toString(2).padStart(8, '0')).join(' '),
+    'the value reversed': [...SECRET].reverse().join(''),
   };
   for (const [name, form] of Object.entries(EXACT)) {
     it(`${name}: refused in a prompt, value-free`, () => {
@@ -577,13 +590,15 @@ describe('leak guard: hex and base32 encodings of a value', () => {
     "xxd's groups of four digits": hex.match(/.{1,4}/g)!.join(' '),
     // Answer only: in a prompt the phone and card detectors replace these digit groups first.
     'character codes in decimal, spaced': [...bytes].join(' '),
+    'binary octets, one a line': [...bytes].map((b) => b.toString(2).padStart(8, '0')).join('\n'),
+    'the value reversed, in lower case': [...SECRET].reverse().join('').toLowerCase(),
   };
   for (const [name, form] of Object.entries(ANSWER)) {
     it(`${name}: masked in an answer and counted once, streamed at every split as whole, no piece holding part of it`, async () => {
       const text = `the key is ${form} ok`;
       const s = redactor.session(decision(), [SECRET]);
       const whole = wholeAnswer(s, text, false);
-      expect(whole).toMatch(/^the key is [0-9a-zA-Z]*\[SECRET_VALUE\][0-9a-zA-Z=]* ok$/);
+      expect(whole).toMatch(/^the key is [0-9a-zA-Z[\s]*\[SECRET_VALUE\][0-9a-zA-Z=\]\s]* ok$/);
       expect(s.report()).toMatchObject({ leaks: 1, responseCounts: { SECRET_VALUE: 1 } });
       const core = form.replace(/[^0-9A-Za-z]/g, '').slice(8, 24);
       for (const { how, pieces } of cuts(text, 9)) {
@@ -637,6 +652,45 @@ describe('leak guard: hex and base32 encodings of a value', () => {
       `[${[...other].join(', ')}] 1.5, 2.5, v90, 113ms, 12 apples, 90 pears`;
     expect(wholeAnswer(redactor.session(decision(), [SECRET]), text, false)).toBe(text);
     expect(() => redactor.session(decision(), [SECRET]).redactMessages([{ role: 'user', content: text }])).not.toThrow();
+  });
+
+  it('ordinary code, CSV, number lists, prose and URLs pass, for secrets of several kinds (the character tokens and reversed values match nothing else)', () => {
+    const SECRETS = ['Zq7pLm2Xw9-CANARY', 'sk_live_4f9AbQ2mZx', 'Tr0ub4dor&3 (horse)', 'AKIA2E0A8F3B244C9986', '80417263', 'hunter2!'];
+    const other = 'Zq7pLm2Xw9-CANARZ';
+    const text = [
+      "for c in 'hello': print(ord(c), chr(ord(c) + 1)); s = 'a' + 'b' + 'c' + str(10) + chr(65) + chr(66)",
+      "const xs = ['a', 'b', 'c', 'd', 'e', 'f']; const k = String.fromCharCode(72) + String.fromCharCode(105); if (k !== 'Hi') throw k;",
+      `SELECT CHAR(65) || CHAR(66), NCHAR(233) FROM t WHERE c IN ('x', 'y', 'z'); -- ${[...other].map((c) => `chr(${c.charCodeAt(0)})`).join('+')}`,
+      `"${[...other].join('", "')}" ${[...other].map((c) => `U+${c.charCodeAt(0).toString(16).padStart(4, '0')}`).join(' ')} U+1F600 U+00E9`,
+      `flags 10000000 01000001 01000010 11111111 and ${[...Buffer.from(other)].map((b) => b.toString(2).padStart(8, '0')).join(' ')}`,
+      `printf("\\101\\102\\n"); re = /\\u{1F600}\\u{41}/u; path C:\\Users\\123\\456; ${[...Buffer.from(other)].map((b) => `\\${b.toString(8).padStart(3, '0')}`).join('')}`,
+      'id,name,amount,date\n1,alice,10.50,2024-01-02\n2,bob,20,2024-02-03\n3,"c, d",30,2024-03-04',
+      '1, 2, 3, 5, 8, 13, 21, 34, 55, 89, 144, 233; pi is 3.14159265; 00000001 00000010',
+      "It's the users' choice: don't 'quote' me, he said \"fine\" (really) - see https://x.example/a?q=1&r='b'&s=U+2019.",
+      `${[...other].reverse().join('')} ANARACYRANAC 2!retnuh`,
+    ].join('\n');
+    for (const secret of SECRETS) {
+      expect(wholeAnswer(redactor.session(decision(), [secret]), text, false), secret).toBe(text);
+      expect(() => redactor.session(decision(), [secret]).redactMessages([{ role: 'user', content: text }]), secret).not.toThrow();
+    }
+  });
+
+  it('a value of 6 characters (the shortest window, no loose match) written as character tokens is masked whole at every split', async () => {
+    const short = 'Zq7p!L';
+    const forms = [
+      [...short].map((c) => `String.fromCharCode(${c.charCodeAt(0)})`).join(' +\n    '),
+      `[${[...short].map((c) => `'${c}'`).join(', ')}]`,
+      [...short].map((c) => `U+${c.charCodeAt(0).toString(16).padStart(6, '0')}`).join(' '),
+      [...Buffer.from(short)].map((b) => b.toString(2).padStart(8, '0')).join(' '),
+    ];
+    for (const form of forms) {
+      const text = `the key: ${form} end`;
+      const whole = wholeAnswer(redactor.session(decision(), [short]), text, false);
+      expect(whole, form).toMatch(/^the key: \[?\[SECRET_VALUE\]\]? end$/);
+      for (const { how, pieces } of cuts(text, 9)) {
+        expect((await streamedDeltas(redactor.session(decision(), [short]), pieces, false)).join(''), `${how}: ${form}`).toBe(whole);
+      }
+    }
   });
 
   it('ordinary hex and base32 (another value) pass', () => {

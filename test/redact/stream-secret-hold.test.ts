@@ -71,6 +71,15 @@ describe('heldFrom, prefix: only a tail that could begin a value', () => {
     expect(held(guard, `${PROSE}[90, `)).toBe('90, ');
     expect(held(guard, `${PROSE}in 2024 `)).toBe('');
     expect(held(guard, `${PROSE}&#65; and 0x41`)).toBe('');
+    // Character tokens: a cut one, and the first whole one of a run (read once a second follows)
+    // with its gap; after a whole one decoded, only the gap and what is cut.
+    expect(held(guard, `${PROSE}x = chr(90) + chr(11`)).toBe('chr(90) + chr(11');
+    expect(held(guard, `${PROSE}x = ['Z', `)).toBe("'Z', ");
+    expect(held(guard, `${PROSE}x = ['Z', 'q', '`)).toBe("'Z', 'q', '");
+    expect(held(guard, `${PROSE}x = ['a', 'b', '`)).toBe(", '");
+    expect(held(guard, `${PROSE}\\132\\16`)).toBe('\\132\\16');
+    expect(held(guard, `${PROSE}01011010 0111`)).toBe('01011010 0111');
+    expect(held(guard, `${PROSE}it's 'a' and (b) done`)).toBe('');
   });
 
   it('JSON escapes, and an escape of a deeper level cut at the end', () => {
@@ -117,6 +126,13 @@ describe('a stream under prefix', () => {
     'every byte percent-escaped': bytes.toString('hex').replace(/../g, '%$&'),
     'named HTML references': SECRET.replace(/-/g, '&hyphen;'),
     'character codes in decimal': `[${[...bytes].join(', ')}]`,
+    'chr() calls concatenated': [...SECRET].map((c) => `chr(${c.charCodeAt(0)})`).join(' + '),
+    'String.fromCharCode() calls concatenated': [...SECRET].map((c) => `String.fromCharCode(${c.charCodeAt(0)})`).join('+'),
+    'a list of one-character strings': `[${[...SECRET].map((c) => `'${c}'`).join(', ')}]`,
+    'octal escapes': [...bytes].map((b) => `\\${b.toString(8).padStart(3, '0')}`).join(''),
+    'U+ notation': [...SECRET].map((c) => `U+${c.charCodeAt(0).toString(16).padStart(4, '0')}`).join(' '),
+    'binary octets': [...bytes].map((b) => b.toString(2).padStart(8, '0')).join(' '),
+    'reversed': [...SECRET].reverse().join(''),
     'ROT13': SECRET.replace(/[A-Za-z]/g, (c) => String.fromCharCode((c <= 'Z' ? 65 : 97) + ((c.charCodeAt(0) - (c <= 'Z' ? 65 : 97) + 13) % 26))),
   };
   for (const [name, form] of Object.entries(FORMS)) {
