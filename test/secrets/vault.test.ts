@@ -221,6 +221,14 @@ describe('vault:// reads (KV v2, token file)', () => {
       expect(String((err as Error).message)).not.toContain(TOKEN);
     }
     expect(v.reads).toBe(0);
+    // A Vault Enterprise namespace in the path (/v1/<ns>/auth/token/lookup-self) is not a mount
+    // the parser can tell from a KV path: the token read back is refused as a value.
+    v.put('team/auth/token/lookup-self', { id: TOKEN, wrapped: `x${TOKEN}x` });
+    for (const ref of ['vault://team/auth/token/lookup-self#id', 'vault://team/auth/token/lookup-self#wrapped']) {
+      const err = await store.fetch(new URL(ref)).then(() => undefined, (e: unknown) => e);
+      expect(err, ref).toBeInstanceOf(Error);
+      expect((err as Error).message).toBe("the secret's key in Vault holds Warden's own Vault token");
+    }
     // A KV mount of any other name still reads (cubbyhole is a KV-like store of the token's own).
     expect(parseSecretRef('vault://authz/x#k').scheme).toBe('vault');
   });
