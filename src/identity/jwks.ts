@@ -13,6 +13,7 @@ import { createLocalJWKSet, createRemoteJWKSet, customFetch, errors, jwksCache, 
 import { Agent, fetch as undiciFetch } from 'undici';
 import { FileTooLargeError, readFailure, readRegularFile, readRegularFileSync } from '../pipeline/regular-file.js';
 import { MIB } from '../pipeline/sizes.js';
+import { untilAborted } from '../pipeline/cancel.js';
 
 export interface JwksSourceOptions {
   /** JWKS URL, e.g. `https://kubernetes.default.svc/openid/v1/jwks`. */
@@ -490,21 +491,6 @@ function keySetFetch(opts: JwksSourceOptions, ca: string | undefined): FetchImpl
       throw failure;
     }
   };
-}
-
-/** `work`, or the signal's reason once it aborts (a TimeoutError: jose's fetch timeout), whichever comes first. */
-function untilAborted<T>(work: Promise<T>, signal: AbortSignal | undefined): Promise<T> {
-  if (!signal) return work;
-  work.catch(() => undefined); // abandoned at the abort: its failure is no one's to hear
-  return new Promise<T>((resolve, reject) => {
-    const onAbort = () => reject(signal.reason as Error);
-    if (signal.aborted) return onAbort();
-    signal.addEventListener('abort', onAbort, { once: true });
-    work.then(
-      (v) => (signal.removeEventListener('abort', onAbort), resolve(v)),
-      (e: unknown) => (signal.removeEventListener('abort', onAbort), reject(e as Error)),
-    );
-  });
 }
 
 /** The body as text, refusing one over MAX_JWKS_BYTES (by its content-length or as it streams). */

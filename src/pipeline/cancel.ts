@@ -65,3 +65,22 @@ export function onAbort(signal: CancelSignal, listener: () => void): () => void 
   signal.addEventListener('abort', listener, { once: true });
   return () => signal.removeEventListener('abort', listener);
 }
+
+/**
+ * `work`, or a rejection with `error(reason)` once `signal` aborts, whichever comes first (the
+ * signal's reason by default). `work` goes on for whoever else waits on it (a shared read or
+ * login): its failure then is no one's to hear, and is not reported as unhandled.
+ */
+export function untilAborted<T>(work: Promise<T>, signal: AbortSignal | undefined, error: (reason: unknown) => Error = (reason) => reason as Error): Promise<T> {
+  if (!signal) return work;
+  work.catch(() => undefined);
+  return new Promise<T>((resolve, reject) => {
+    const stop = () => reject(error(signal.reason));
+    if (signal.aborted) return stop();
+    signal.addEventListener('abort', stop, { once: true });
+    work.then(
+      (v) => (signal.removeEventListener('abort', stop), resolve(v)),
+      (e: unknown) => (signal.removeEventListener('abort', stop), reject(e as Error)),
+    );
+  });
+}

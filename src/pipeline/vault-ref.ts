@@ -39,9 +39,18 @@ function decodePart(part: string, what: string): string {
   return out;
 }
 
+/**
+ * Mounts Vault keeps for itself (its protected paths): no KV engine can be mounted there, and a
+ * GET under them answers with credentials, not a stored secret. With KV v1 (`GET /v1/<mount>/<path>`)
+ * `vault://auth/token/lookup-self#id` would read Warden's own token (`data.id`), and
+ * `identity/oidc/token/<role>` mint one; so would any `*` allow list. Compared without case.
+ */
+const SYSTEM_MOUNTS = new Set(['auth', 'sys', 'identity', 'audit']);
+
 /** The secret a parsed `vault:` URL names; VaultRefError when it cannot be read as written. */
 export function vaultSecretName(url: URL): VaultSecretName {
   const mount = decodePart(url.host, 'mount');
+  if (SYSTEM_MOUNTS.has(mount.toLowerCase())) throw new VaultRefError(`vault ref mount "${mount.toLowerCase()}" is Vault's own (auth, sys, identity, audit), not a KV secrets engine`);
   const segments = url.pathname.slice(1).split('/').map((s) => decodePart(s, 'path'));
   let key: string;
   try {

@@ -206,6 +206,33 @@ describe('vault:// reads (KV v2, token file)', () => {
     expect(parseSecretRef('vault://secret/my%20app#k').scheme).toBe('vault');
   });
 
+  it("refuses a mount Vault keeps for itself (auth, sys, identity, audit): with KV v1 a GET there reads Warden's own token", async () => {
+    // GET /v1/auth/token/lookup-self answers {data: {id: <the token sent>}}: with kv_version 1 and
+    // allow ['*'], vault://auth/token/lookup-self#id put Warden's Vault token in a prompt.
+    const v = await vault({ kvVersion: 1 });
+    v.put('auth/token/lookup-self', { id: TOKEN });
+    v.put('identity/oidc/token/warden', { token: TOKEN });
+    const store = createVaultStore({ address: v.address, caFile: TEST_CA_FILE, auth: { tokenFile: join(dir, 'token') }, kvVersion: 1, timeoutMs: 2_000, maxResponseBytes: 64 * 1024, access: { allow: ['*'], exempt: new Set() } });
+    stores.push(store);
+    for (const ref of ['vault://auth/token/lookup-self#id', 'vault://%61uth/token/lookup-self#id', 'vault://AUTH/token/lookup-self#id', 'vault://identity/oidc/token/warden#token', 'vault://sys/wrapping/lookup#token', 'vault://audit/x#y']) {
+      expect(() => parseSecretRef(ref), ref).toThrow(SecretRefError);
+      const err = await store.fetch(new URL(ref)).then(() => undefined, (e: unknown) => e);
+      expect(err, ref).toBeInstanceOf(Error);
+      expect(String((err as Error).message)).not.toContain(TOKEN);
+    }
+    expect(v.reads).toBe(0);
+    // A Vault Enterprise namespace in the path (/v1/<ns>/auth/token/lookup-self) is not a mount
+    // the parser can tell from a KV path: the token read back is refused as a value.
+    v.put('team/auth/token/lookup-self', { id: TOKEN, wrapped: `x${TOKEN}x` });
+    for (const ref of ['vault://team/auth/token/lookup-self#id', 'vault://team/auth/token/lookup-self#wrapped']) {
+      const err = await store.fetch(new URL(ref)).then(() => undefined, (e: unknown) => e);
+      expect(err, ref).toBeInstanceOf(Error);
+      expect((err as Error).message).toBe("the secret's key in Vault holds Warden's own Vault token");
+    }
+    // A KV mount of any other name still reads (cubbyhole is a KV-like store of the token's own).
+    expect(parseSecretRef('vault://authz/x#k').scheme).toBe('vault');
+  });
+
   it('a ca_file that cannot be read or holds no certificate stops the start, naming the key', async () => {
     const opts = { address: 'https://127.0.0.1:1', auth: { tokenFile: join(dir, 'token') }, kvVersion: 2 as const, timeoutMs: 1000, maxResponseBytes: 1024 };
     expect(() => createVaultStore({ ...opts, caFile: join(dir, 'no-ca.pem') })).toThrow(expect.objectContaining({ code: 'secret_unavailable', location: { path: 'secrets.vault.ca_file' }, message: expect.stringContaining('(ENOENT)') }));

@@ -11,8 +11,9 @@ import { Pool } from 'undici';
 import type { SecretProvider } from '../../pipeline/ports.js';
 import { FileTooLargeError, readFailure, readRegularFile } from '../../pipeline/regular-file.js';
 import { SecretFetchError, trimOneTrailingNewline } from '../file.js';
+import { untilAborted } from '../../pipeline/cancel.js';
 import { k8sNamespaceNotAllowedReason, k8sRefId, type K8sNamespaces } from '../../pipeline/secret-access.js';
-import { MAX_TOKEN_FILE_BYTES, tokenOf } from './settings.js';
+import { isK8sNamespace, MAX_TOKEN_FILE_BYTES, tokenOf } from './settings.js';
 
 export interface K8sSecretProviderOptions {
   /** The API server's base URL (https; a path prefix is kept, for an API behind a proxy). */
@@ -37,7 +38,6 @@ export interface K8sSecretProvider extends SecretProvider {
   close(): Promise<void>;
 }
 
-const DNS1123_LABEL = /^[a-z0-9](?:[-a-z0-9]*[a-z0-9])?$/;
 const K8S_NAME = /^[a-z0-9]([-a-z0-9.]*[a-z0-9])?$/;
 const K8S_KEY = /^[-._a-zA-Z0-9]+$/;
 /** The base64 alphabet with padding, as the API server writes `data` values (RFC 4648, not URL-safe). */
@@ -66,7 +66,7 @@ function partsOf(ref: URL): { namespace: string; name: string; key: string } {
   const key = ref.hash.slice(1);
   if (
     ref.protocol !== 'k8s:' || ref.search !== '' || ref.username !== '' || ref.password !== '' || ref.port !== '' ||
-    namespace.length > 63 || !DNS1123_LABEL.test(namespace) || name.length > 253 || !K8S_NAME.test(name) || key.length > 253 || !K8S_KEY.test(key)
+    !isK8sNamespace(namespace) || name.length > 253 || !K8S_NAME.test(name) || key.length > 253 || !K8S_KEY.test(key)
   ) {
     throw new SecretFetchError('secret ref is not k8s://namespace/name#key');
   }
@@ -101,24 +101,6 @@ function statusFailure(status: number): SecretFetchError {
       if (status >= 300 && status < 400) return new SecretFetchError(`the Kubernetes API answered ${status} (redirects are not followed)`);
       return new SecretFetchError(`the Kubernetes API answered ${status}`);
   }
-}
-
-/**
- * `work`, or a rejection with `error()` once `signal` aborts, whichever comes first. `work` goes on
- * for whoever else waits on it (its failure then is no one's to hear).
- */
-function untilAborted<T>(work: Promise<T>, signal: AbortSignal | undefined, error: () => Error = () => new SecretFetchError('read aborted')): Promise<T> {
-  if (!signal) return work;
-  work.catch(() => undefined);
-  return new Promise<T>((resolve, reject) => {
-    const onAbort = () => reject(error());
-    if (signal.aborted) return onAbort();
-    signal.addEventListener('abort', onAbort, { once: true });
-    work.then(
-      (v) => (signal.removeEventListener('abort', onAbort), resolve(v)),
-      (e: unknown) => (signal.removeEventListener('abort', onAbort), reject(e as Error)),
-    );
-  });
 }
 
 export function createK8sSecretProvider(opts: K8sSecretProviderOptions): K8sSecretProvider {
@@ -159,7 +141,7 @@ export function createK8sSecretProvider(opts: K8sSecretProviderOptions): K8sSecr
     // One deadline for the whole read, the token file's included: a read stuck on a dead mount
     // would otherwise hold this Secret's shared read (and every later fetch of it) for good.
     const signal = AbortSignal.timeout(requestTimeoutMs);
-    const authorization = `Bearer ${await untilAborted(token(), signal, () => transportFailure(signal.reason, requestTimeoutMs))}`;
+    const authorization = `Bearer ${await untilAborted(token(), signal, (reason) => transportFailure(reason, requestTimeoutMs))}`;
     let res;
     try {
       res = await pool.request({
@@ -240,7 +222,7 @@ export function createK8sSecretProvider(opts: K8sSecretProviderOptions): K8sSecr
       if (!opts.exempt?.has(k8sRefId(ref)) && !opts.namespaces.namespaces.includes(namespace)) {
         throw new SecretFetchError(k8sNamespaceNotAllowedReason(opts.namespaces, false));
       }
-      const data = await untilAborted(sharedRead(namespace, name), signal);
+      const data = await untilAborted(sharedRead(namespace, name), signal, () => new SecretFetchError('read aborted'));
       const encoded = Object.hasOwn(data, key) ? data[key] : undefined;
       if (encoded === undefined) throw new SecretFetchError(`the Secret has no key ${key}`);
       if (typeof encoded !== 'string' || !BASE64.test(encoded)) throw new SecretFetchError(`the Secret's key ${key} is not base64`);

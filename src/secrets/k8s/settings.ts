@@ -8,6 +8,7 @@
 import { FileTooLargeError, readFailure, readRegularFileSync } from '../../pipeline/regular-file.js';
 import { MIB } from '../../pipeline/sizes.js';
 import type { K8sNamespaces } from '../../pipeline/secret-access.js';
+import { isNamespaceName } from '../../identity/names.js';
 
 /** The directory the kubelet mounts a pod's service-account credentials in. */
 export const SERVICE_ACCOUNT_DIR = '/var/run/secrets/kubernetes.io/serviceaccount';
@@ -27,12 +28,8 @@ const MAX_CA_FILE_BYTES = MIB;
 /** The largest token_file read (at start and before every fetch): a projected token is about 1 KB. */
 export const MAX_TOKEN_FILE_BYTES = 64 * 1024;
 
-const DNS1123_LABEL = /^[a-z0-9](?:[-a-z0-9]*[a-z0-9])?$/;
-
-/** A namespace name the API server could hold: a DNS-1123 label of at most 63 characters. */
-export function isK8sNamespace(v: string): boolean {
-  return v.length <= 63 && DNS1123_LABEL.test(v);
-}
+/** A namespace name the API server could hold: a DNS-1123 label of at most 63 characters (the identity module's rule). */
+export const isK8sNamespace: (v: string) => boolean = isNamespaceName;
 
 /** The secrets.kubernetes section as the config schema yields it (paths made absolute by the loader). */
 export interface KubernetesSecretsSection {

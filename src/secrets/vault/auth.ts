@@ -16,6 +16,7 @@
 import { stat } from 'node:fs/promises';
 import { FileTooLargeError, readFailure, readRegularFile } from '../../pipeline/regular-file.js';
 import { SecretFetchError } from '../file.js';
+import { untilAborted as untilAbortedWith } from '../../pipeline/cancel.js';
 import type { VaultHttp } from './http.js';
 
 /** The largest token file read: a Vault token is ~100 bytes, a service-account JWT ~1 KB. */
@@ -34,19 +35,8 @@ export interface VaultTokenSource {
   rejected(token: string, signal?: AbortSignal): Promise<boolean>;
 }
 
-/** `work`, or a SecretFetchError once `signal` aborts: a caller may stop waiting for a shared login. */
-function untilAborted<T>(work: Promise<T>, signal: AbortSignal | undefined): Promise<T> {
-  if (!signal) return work;
-  if (signal.aborted) return Promise.reject(new SecretFetchError('the read was given up'));
-  return new Promise<T>((resolve, reject) => {
-    const onAbort = () => reject(new SecretFetchError('the read was given up'));
-    signal.addEventListener('abort', onAbort, { once: true });
-    work.then(
-      (v) => (signal.removeEventListener('abort', onAbort), resolve(v)),
-      (e: unknown) => (signal.removeEventListener('abort', onAbort), reject(e as Error)),
-    );
-  });
-}
+/** `work`, or "given up" once `signal` aborts: a caller may stop waiting for a shared login or token read. */
+const untilAborted = <T>(work: Promise<T>, signal: AbortSignal | undefined): Promise<T> => untilAbortedWith(work, signal, () => new SecretFetchError('the read was given up'));
 
 /** A token file's text, trimmed and checked; `what` names the config key in errors. */
 async function readTokenFile(path: string, what: string): Promise<string> {

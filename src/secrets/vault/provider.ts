@@ -90,6 +90,10 @@ export function createVaultProvider(opts: VaultProviderOptions): SecretProvider 
       if (typeof value !== 'string') throw new SecretFetchError("the secret's key in Vault does not hold a string");
       // An empty key would go upstream as a bare "Bearer": refused, as the other providers refuse one.
       if (value === '') throw new SecretFetchError("the secret's key in Vault is empty");
+      // Warden's own token read back (auth/token/lookup-self answers it as data.id): reachable
+      // through a Vault Enterprise namespace in the path (`vault://team/auth/token/lookup-self`
+      // with KV v1), which the refusal of the system mounts at parse cannot tell from a KV path.
+      if (value.includes(token)) throw new SecretFetchError("the secret's key in Vault holds Warden's own Vault token");
       return { value, ttlMs };
     },
   };
