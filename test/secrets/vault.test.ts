@@ -282,7 +282,7 @@ describe('vault:// reads (Kubernetes login)', () => {
     let clock = 1_000_000;
     const http = createVaultHttp({ address: v.address, timeoutMs: 2_000, maxResponseBytes: 65536 });
     try {
-      const src = kubernetesLoginSource({ http, role: 'warden', mount: 'kubernetes', jwtFile: join(dir, 'sa-token'), headers: {}, now: () => clock });
+      const src = kubernetesLoginSource({ http, role: 'warden', mount: 'kubernetes', jwtFile: join(dir, 'sa-token'), timeoutMs: 2_000, headers: {}, now: () => clock });
       const first = await src.token();
       expect(v.logins).toBe(1);
       clock += 19_000; // within two thirds of 30 s

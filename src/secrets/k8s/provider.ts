@@ -11,6 +11,7 @@ import { Pool } from 'undici';
 import type { SecretProvider } from '../../pipeline/ports.js';
 import { FileTooLargeError, readFailure, readRegularFile } from '../../pipeline/regular-file.js';
 import { SecretFetchError, trimOneTrailingNewline } from '../file.js';
+import { untilAborted } from '../until-aborted.js';
 import { k8sNamespaceNotAllowedReason, k8sRefId, type K8sNamespaces } from '../../pipeline/secret-access.js';
 import { MAX_TOKEN_FILE_BYTES, tokenOf } from './settings.js';
 
@@ -101,24 +102,6 @@ function statusFailure(status: number): SecretFetchError {
       if (status >= 300 && status < 400) return new SecretFetchError(`the Kubernetes API answered ${status} (redirects are not followed)`);
       return new SecretFetchError(`the Kubernetes API answered ${status}`);
   }
-}
-
-/**
- * `work`, or a rejection with `error()` once `signal` aborts, whichever comes first. `work` goes on
- * for whoever else waits on it (its failure then is no one's to hear).
- */
-function untilAborted<T>(work: Promise<T>, signal: AbortSignal | undefined, error: () => Error = () => new SecretFetchError('read aborted')): Promise<T> {
-  if (!signal) return work;
-  work.catch(() => undefined);
-  return new Promise<T>((resolve, reject) => {
-    const onAbort = () => reject(error());
-    if (signal.aborted) return onAbort();
-    signal.addEventListener('abort', onAbort, { once: true });
-    work.then(
-      (v) => (signal.removeEventListener('abort', onAbort), resolve(v)),
-      (e: unknown) => (signal.removeEventListener('abort', onAbort), reject(e as Error)),
-    );
-  });
 }
 
 export function createK8sSecretProvider(opts: K8sSecretProviderOptions): K8sSecretProvider {
