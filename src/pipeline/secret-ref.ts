@@ -7,7 +7,7 @@
  *   file:relative/path          resolved against a base directory (the config file's directory)
  *   env://NAME                  process environment variable
  *   vault://mount/path#key      HashiCorp Vault KV (src/secrets/vault)
- *   k8s://namespace/name#key    Kubernetes Secret (provider: later issue)
+ *   k8s://namespace/name#key    Kubernetes Secret (src/secrets/k8s)
  */
 import { isAbsolute, resolve as resolvePath } from 'node:path';
 import { fileURLToPath, pathToFileURL } from 'node:url';
