@@ -40,7 +40,7 @@ const VALUE = 'CANARY-VAULT-VALUE-stuck2';
 const SA_JWT = 'eyJhbGciOiJSUzI1NiJ9.CANARY-SA-JWT-stuck3.sig';
 const REF = 'vault://secret/team/app#api_key';
 /** The store's deadline (timeout_ms), well under the resolver's: the store's own ends the read. */
-const TIMEOUT_MS = 1_000;
+const TIMEOUT_MS = 2_000;
 
 let dir: string;
 const servers: VaultServer[] = [];
@@ -68,7 +68,7 @@ async function setup(auth: VaultStoreOptions['auth']) {
   const store = createVaultStore({ address: v.address, caFile: TEST_CA_FILE, auth, kvVersion: 2, timeoutMs: TIMEOUT_MS, maxResponseBytes: 64 * 1024 });
   stores.push(store);
   // No failure memory, and a fetch deadline far past the store's: what ends a stuck read is the store's.
-  return { v, r: createSecretResolver({ providers: [store], failureTtlMs: 0, fetchTimeoutMs: 5_000 }) };
+  return { v, r: createSecretResolver({ providers: [store], failureTtlMs: 0, fetchTimeoutMs: 10_000 }) };
 }
 
 async function failure(r: ReturnType<typeof createSecretResolver>): Promise<string> {
