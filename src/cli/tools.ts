@@ -31,10 +31,6 @@ export async function runPolicyCommand(argv: string[], io: CliIO): Promise<numbe
 }
 
 /**
- * `warden redact [--config FILE] ...`: with a config, its `redaction` section (profiles, custom
- * entities, allow-lists) is used, so the CLI redacts exactly as the sidecar does.
- */
-/**
  * Takes `--config FILE` (`-c FILE`, `--config=FILE`) out of `argv`, anywhere in it, for a tool
  * whose own parser does not know the option. Undefined when absent; a usage error when given
  * twice or without a FILE.
@@ -62,6 +58,10 @@ function takeConfigOption(argv: string[]): string | undefined {
   return configFile;
 }
 
+/**
+ * `warden redact [--config FILE] ...`: with a config, its `redaction` section (profiles, custom
+ * entities, allow-lists) is used, so the CLI redacts exactly as the sidecar does.
+ */
 export async function runRedactCommand(argv: string[], io: CliIO): Promise<number> {
   const { runRedactCli } = await import('../redact/cli.js');
   const rest = argv.slice();
@@ -71,8 +71,13 @@ export async function runRedactCommand(argv: string[], io: CliIO): Promise<numbe
     const { loadConfig } = await import('../config/load.js');
     const { redactionConfigFrom, secretResolverFor } = await import('../runtime/components.js');
     const { dirname, resolve } = await import('node:path');
+    const { secretRefScheme } = await import('../pipeline/secret-ref.js');
     const config = loadConfig(configFile, process.env);
-    const resolver = secretResolverFor(config, dirname(resolve(configFile)));
+    // Only the stores redaction.hmac_key needs: a config for a pod (secrets.kubernetes in-cluster,
+    // a Vault CA only the pod mounts) still serves the CLI on a laptop when its key is a file.
+    const hmacKey = config.redaction.hmac_key;
+    const schemes = new Set(hmacKey === undefined ? [] : [secretRefScheme(hmacKey) ?? '']);
+    const resolver = secretResolverFor(config, dirname(resolve(configFile)), schemes);
     try {
       redaction = await redactionConfigFrom(config.redaction, async (ref) => (await resolver.resolve([ref])).get(ref) ?? '');
     } finally {

@@ -167,18 +167,25 @@ export function templateLimits(config: Config, configDir: string): TemplateLimit
   };
 }
 
-/** The caching secret resolver with the file, env and (when configured) k8s providers; relative refs resolve against `configDir`. */
-export function secretResolverFor(config: Config, configDir: string) {
+/**
+ * The caching secret resolver with the file, env and (when configured) Vault and k8s providers;
+ * relative refs resolve against `configDir`. `schemes`: the schemes of the refs it will be asked
+ * for (a tool that reads one key, such as `warden redact --config`): a configured store of
+ * another scheme is not built, so one that cannot be built where the tool runs (the k8s store
+ * outside a pod, a Vault ca_file only the pod mounts) does not stop it. Unset: every configured
+ * store is built, and checked now (serve: a store that cannot be built stops the start).
+ */
+export function secretResolverFor(config: Config, configDir: string, schemes?: ReadonlySet<string>) {
   // The paths and names the config's own refs read: exempt from the templates' bounds (no
   // template may name them, nor the config's credential files: templateLimits, and `reserved`
   // at each read).
   const own = configRefTargets(config, configDir);
   const ttl = config.secrets.default_ttl_ms === undefined ? {} : { ttlMs: config.secrets.default_ttl_ms };
   const vault =
-    config.secrets.vault === undefined
+    config.secrets.vault === undefined || schemes?.has('vault') === false
       ? undefined
       : createVaultStore({ ...vaultStoreOptions(config.secrets.vault, config.secrets.default_ttl_ms), access: { allow: config.secrets.vault.allow, exempt: own.vault } });
-  const k8s = k8sProviderFor(config.secrets.kubernetes, own.k8s);
+  const k8s = schemes?.has('k8s') === false ? undefined : k8sProviderFor(config.secrets.kubernetes, own.k8s);
   const resolver = createSecretResolver({
     // secrets.default_ttl_ms, when set, is the lease for backends that give none (file, env, Vault
     // KV); unset, each provider keeps its own default (files 30 s, environment 10 min, Vault 60 s).

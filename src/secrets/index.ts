@@ -1,4 +1,8 @@
-/** Secrets: ref parsing, providers (file, env), the caching resolver and the fetch stage. */
+/**
+ * Secrets: ref parsing, the file and env providers, the caching resolver and the fetch stage.
+ * The Vault and Kubernetes Secret stores, each a folder with its settings, have doors of their own
+ * (./vault/index.ts, ./k8s/index.ts), which the runtime imports directly.
+ */
 export { parseSecretRef, secretRefScheme, SecretRefError, SECRET_SCHEMES } from '../pipeline/secret-ref.js';
 export type { ParsedSecretRef, SecretScheme, SecretRefErrorCode } from '../pipeline/secret-ref.js';
 export { createFileSecretProvider, FILE_SECRET_TTL_MS, SecretFetchError, trimOneTrailingNewline } from './file.js';

@@ -1,7 +1,7 @@
 /** The `warden` command line, run as a child process: help, version, usage errors, the dry run. */
 import { execFileSync, spawn } from 'node:child_process';
 import { once } from 'node:events';
-import { closeSync, openSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { closeSync, mkdirSync, openSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { createServer as createNetServer, type AddressInfo } from 'node:net';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it, onTestFinished } from 'vitest';
@@ -10,9 +10,9 @@ import { postChat } from './helpers/http.js';
 import { startUpstream, type FakeUpstream } from './helpers/upstream.js';
 import { CANARY_API_KEY, eventually, prepareWardenDir, startWarden, type PreparedDir } from './helpers/warden.js';
 
-/** Runs the CLI as a child with `input` on its stdin. */
-function runWardenWithInput(args: string[], input: string): Promise<CliResult> {
-  const child = spawn(process.execPath, ['--import', 'tsx', join(REPO, 'src', 'main.ts'), ...args], { cwd: REPO });
+/** Runs the CLI as a child with `input` on its stdin (and `env`, else this process's environment). */
+function runWardenWithInput(args: string[], input: string, env?: NodeJS.ProcessEnv): Promise<CliResult> {
+  const child = spawn(process.execPath, ['--import', 'tsx', join(REPO, 'src', 'main.ts'), ...args], { cwd: REPO, ...(env === undefined ? {} : { env }) });
   let stdout = '';
   let stderr = '';
   child.stdout.on('data', (d: Buffer) => (stdout += d.toString()));
@@ -234,6 +234,26 @@ describe('warden CLI', () => {
     } finally {
       closeSync(fd);
     }
+  });
+
+  it('redact --config builds only the secret stores its hmac_key needs: a pod\'s config works outside the pod', async () => {
+    // secrets.kubernetes with its in-cluster defaults and a Vault CA only the pod mounts: serve
+    // stops here, as it should; redact needs neither for a file key, and used to stop too.
+    const dir = join(prepared.dir, 'pod-config');
+    mkdirSync(dir, { recursive: true });
+    writeFileSync(join(dir, 'hmac.key'), 'CANARY-HMAC-KEY-0123456789abcdef\n');
+    const pod = 'secrets:\n  kubernetes: {}\n  vault:\n    address: https://vault.example:8200\n    ca_file: /nonexistent/vault-ca.pem\n    auth: { token_file: /nonexistent/token }\n';
+    writeFileSync(join(dir, 'file-key.yaml'), `${pod}redaction:\n  hmac_key: file:hmac.key\n  profiles: { default: { entities: [EMAIL_ADDRESS], mode: hash } }\n`);
+    writeFileSync(join(dir, 'k8s-key.yaml'), `${pod}redaction:\n  hmac_key: k8s://support/keys#hmac\n`);
+    const env = { ...process.env };
+    delete env.KUBERNETES_SERVICE_HOST;
+    const [ok, k8s] = await Promise.all(['file-key.yaml', 'k8s-key.yaml'].map((f) => runWardenWithInput(['redact', '--config', join(dir, f)], 'mail a@b.com\n', env)));
+    expect([ok!.code, ok!.stderr]).toEqual([0, '']);
+    expect(ok!.stdout).toMatch(/^mail \S+\n$/);
+    expect(ok!.stdout).not.toContain('a@b.com');
+    // A key in a store that cannot be built here still stops it, naming why.
+    expect([k8s!.code, k8s!.stdout]).toEqual([1, '']);
+    expect(k8s!.stderr).toContain('secrets.kubernetes: api_url is not set and KUBERNETES_SERVICE_HOST is not in the environment');
   });
 
   it('a bad RE2 pattern in the config is a config error (file:line:col, key path) for serve and redact, the pattern not echoed', async () => {

@@ -103,8 +103,10 @@ describe('vault:// reads (KV v2, token file)', () => {
     expect(v.reads).toBe(0);
   });
 
-  it('refuses with a reason of ours: no secret, no key, not a string, empty, deleted, destroyed', async () => {
+  it('refuses with a reason of ours: no secret, no key, not a string, empty, not well-formed text, deleted, destroyed', async () => {
     const v = await vault();
+    // Sent as a \ud800 escape (JSON.stringify writes a lone surrogate so): a value UTF-8 cannot carry.
+    v.put('secret/surrogate', { k: `${VALUE}\ud800` });
     v.secrets.set('secret/deleted', [{ data: { k: VALUE }, deletion_time: '2026-01-01T00:00:00.123456789Z' }]);
     v.secrets.set('secret/destroyed', [{ data: null, deletion_time: '2026-01-01T00:00:00Z', destroyed: true }]);
     v.secrets.set('secret/scheduled', [{ data: { k: VALUE }, deletion_time: '2999-01-01T00:00:00Z' }]);
@@ -113,6 +115,7 @@ describe('vault:// reads (KV v2, token file)', () => {
     expect(await failure(r, 'vault://secret/team/app#nope')).toContain('has no such key');
     expect(await failure(r, 'vault://secret/team/app#count')).toContain('does not hold a string');
     expect(await failure(r, 'vault://secret/team/app#empty')).toContain('is empty');
+    expect(await failure(r, 'vault://secret/surrogate#k')).toContain("the secret's key in Vault is not well-formed text (a lone surrogate)");
     expect(await failure(r, 'vault://secret/deleted#k')).toContain('version is deleted');
     expect(await failure(r, 'vault://secret/destroyed#k')).toContain('version is destroyed');
     // A version only scheduled for deletion (delete_version_after) is still the secret.
@@ -309,7 +312,7 @@ describe('vault:// reads (Kubernetes login)', () => {
     let clock = 1_000_000;
     const http = createVaultHttp({ address: v.address, timeoutMs: 2_000, maxResponseBytes: 65536 });
     try {
-      const src = kubernetesLoginSource({ http, role: 'warden', mount: 'kubernetes', jwtFile: join(dir, 'sa-token'), headers: {}, now: () => clock });
+      const src = kubernetesLoginSource({ http, role: 'warden', mount: 'kubernetes', jwtFile: join(dir, 'sa-token'), timeoutMs: 2_000, headers: {}, now: () => clock });
       const first = await src.token();
       expect(v.logins).toBe(1);
       clock += 19_000; // within two thirds of 30 s

@@ -11,12 +11,15 @@
  *   token and logs in again. One login at a time: every fetch that needs a token meanwhile waits
  *   for the same one (single flight).
  *
+ * A read of either file is given up after `timeout_ms` (as the Kubernetes store bounds its token
+ * read): the read is shared, so one stuck on a dead mount would otherwise hold every later fetch.
+ *
  * Tokens and the service-account JWT never appear in a message: errors say what failed in our words.
  */
 import { stat } from 'node:fs/promises';
 import { FileTooLargeError, readFailure, readRegularFile } from '../../pipeline/regular-file.js';
 import { SecretFetchError } from '../file.js';
-import { untilAborted as untilAbortedWith } from '../../pipeline/cancel.js';
+import { untilAborted } from '../../pipeline/cancel.js';
 import type { VaultHttp } from './http.js';
 
 /** The largest token file read: a Vault token is ~100 bytes, a service-account JWT ~1 KB. */
@@ -35,8 +38,17 @@ export interface VaultTokenSource {
   rejected(token: string, signal?: AbortSignal): Promise<boolean>;
 }
 
-/** `work`, or "given up" once `signal` aborts: a caller may stop waiting for a shared login or token read. */
-const untilAborted = <T>(work: Promise<T>, signal: AbortSignal | undefined): Promise<T> => untilAbortedWith(work, signal, () => new SecretFetchError('the read was given up'));
+/** The error a fetch that stops waiting (its own signal) ends with. */
+const givenUp = () => new SecretFetchError('the read was given up');
+
+/**
+ * `work` (a token file's read, shared by every fetch waiting for it) ended after `timeoutMs`: a
+ * read stuck on a dead mount would otherwise keep the shared read, and so every later fetch,
+ * waiting for good. Dropped at the deadline, the next fetch starts a new read.
+ */
+function readWithin<T>(work: Promise<T>, timeoutMs: number, what: string): Promise<T> {
+  return untilAborted(work, AbortSignal.timeout(timeoutMs), () => new SecretFetchError(`cannot read ${what} (no answer within ${timeoutMs} ms)`));
+}
 
 /** A token file's text, trimmed and checked; `what` names the config key in errors. */
 async function readTokenFile(path: string, what: string): Promise<string> {
@@ -53,14 +65,15 @@ async function readTokenFile(path: string, what: string): Promise<string> {
   return token;
 }
 
-export function tokenFileSource(path: string): VaultTokenSource {
+/** `timeoutMs`: the deadline of one read of the file (secrets.vault.timeout_ms). */
+export function tokenFileSource(path: string, timeoutMs: number): VaultTokenSource {
   const what = 'secrets.vault.auth.token_file';
   let current: { id: string; token: string } | undefined;
   let reading: Promise<string> | undefined;
 
   const read = (force: boolean): Promise<string> => {
     if (reading) return reading;
-    reading = (async () => {
+    const work = (async () => {
       let id: string;
       try {
         const st = await stat(path);
@@ -72,16 +85,17 @@ export function tokenFileSource(path: string): VaultTokenSource {
       const token = await readTokenFile(path, what);
       current = { id, token };
       return token;
-    })().finally(() => (reading = undefined));
+    })();
+    reading = readWithin(work, timeoutMs, what).finally(() => (reading = undefined));
     return reading;
   };
 
   return {
-    token: (signal) => untilAborted(read(false), signal),
+    token: (signal) => untilAborted(read(false), signal, givenUp),
     async rejected(token, signal) {
       // Read again whatever its identity says (a copy in place may keep size and mtime): only a
       // different token is worth another try.
-      const next = await untilAborted(read(true), signal);
+      const next = await untilAborted(read(true), signal, givenUp);
       return next !== token;
     },
   };
@@ -94,6 +108,8 @@ export interface KubernetesLoginOptions {
   mount: string;
   /** The service-account token file (re-read at each login: projected tokens rotate). */
   jwtFile: string;
+  /** Deadline of one read of `jwtFile` (ms; secrets.vault.timeout_ms, as the login request's). */
+  timeoutMs: number;
   headers: Record<string, string>;
   now?: () => number;
 }
@@ -114,7 +130,8 @@ export function kubernetesLoginSource(opts: KubernetesLoginOptions): VaultTokenS
   let pending: Promise<Held> | undefined;
 
   async function loginOnce(): Promise<Held> {
-    const jwt = await readTokenFile(opts.jwtFile, 'secrets.vault.auth.kubernetes.token_file');
+    const what = 'secrets.vault.auth.kubernetes.token_file';
+    const jwt = await readWithin(readTokenFile(opts.jwtFile, what), opts.timeoutMs, what);
     const started = now();
     const res = await opts.http.request('POST', loginPath, opts.headers, JSON.stringify({ role: opts.role, jwt }));
     if (res.status !== 200) throw new SecretFetchError(loginFailure(res.status));
@@ -149,12 +166,12 @@ export function kubernetesLoginSource(opts: KubernetesLoginOptions): VaultTokenS
         if (t >= h.renewAt && !pending) login().catch(() => undefined);
         return h.token;
       }
-      return (await untilAborted(login(), signal)).token;
+      return (await untilAborted(login(), signal, givenUp)).token;
     },
     async rejected(token, signal) {
       if (held?.token === token) held = undefined;
       // A login under way may have been started before the refusal: a newer token is worth a try.
-      const next = held ?? (await untilAborted(login(), signal));
+      const next = held ?? (await untilAborted(login(), signal, givenUp));
       return next.token !== token;
     },
   };

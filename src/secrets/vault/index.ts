@@ -53,8 +53,8 @@ export function createVaultStore(opts: VaultStoreOptions): VaultStore {
   const headers: Record<string, string> = opts.namespace === undefined ? {} : { 'x-vault-namespace': opts.namespace };
   const auth =
     'tokenFile' in opts.auth
-      ? tokenFileSource(opts.auth.tokenFile)
-      : kubernetesLoginSource({ http, role: opts.auth.kubernetes.role, mount: opts.auth.kubernetes.mount, jwtFile: opts.auth.kubernetes.tokenFile, headers });
+      ? tokenFileSource(opts.auth.tokenFile, opts.timeoutMs)
+      : kubernetesLoginSource({ http, role: opts.auth.kubernetes.role, mount: opts.auth.kubernetes.mount, jwtFile: opts.auth.kubernetes.tokenFile, timeoutMs: opts.timeoutMs, headers });
   const provider = createVaultProvider({ http, auth, kvVersion: opts.kvVersion, headers, ttlMs: opts.ttlMs ?? VAULT_SECRET_TTL_MS, access: opts.access });
   return { scheme: provider.scheme, fetch: provider.fetch, close: () => http.close() };
 }

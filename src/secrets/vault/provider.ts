@@ -2,7 +2,7 @@
  * `vault://mount/path#key` secret provider: one key of a HashiCorp Vault KV secret.
  *
  * KV v2: `GET /v1/<mount>/data/<path>` → `data.data[<key>]`; KV v1: `GET /v1/<mount>/<path>` →
- * `data[<key>]`. The value must be a non-empty string. A missing secret or key, a deleted or
+ * `data[<key>]`. The value must be a non-empty, well-formed string. A missing secret or key, a deleted or
  * destroyed version, a refusal, a sealed or failing Vault, a timeout, a body that is not JSON or
  * is too large: each a SecretFetchError in our words (the resolver makes it `secret_unavailable`),
  * never Vault's body, never a value or a token. A 403 is retried once with a fresh token (the
@@ -94,10 +94,17 @@ export function createVaultProvider(opts: VaultProviderOptions): SecretProvider 
       // through a Vault Enterprise namespace in the path (`vault://team/auth/token/lookup-self`
       // with KV v1), which the refusal of the system mounts at parse cannot tell from a KV path.
       if (value.includes(token)) throw new SecretFetchError("the secret's key in Vault holds Warden's own Vault token");
+      // A lone surrogate (a `\ud800` escape in the JSON) is no text: written as UTF-8 into a header
+      // or a prompt it would become U+FFFD, a different credential. Refused, as the file and k8s
+      // stores refuse bytes that are not UTF-8 rather than replace them.
+      if (!(value as WellFormedCheck).isWellFormed()) throw new SecretFetchError("the secret's key in Vault is not well-formed text (a lone surrogate)");
       return { value, ttlMs };
     },
   };
 }
+
+/** String.prototype.isWellFormed: in Node 20+, typed only in lib ES2024 (this build uses ES2023). */
+type WellFormedCheck = string & { isWellFormed(): boolean };
 
 function isObject(v: unknown): v is Record<string, unknown> {
   return typeof v === 'object' && v !== null && !Array.isArray(v);
