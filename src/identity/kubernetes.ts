@@ -9,7 +9,7 @@ import type { Credentials, Principal } from '../pipeline/types.js';
 import { BearerJwtVerifier, type BearerJwtOptions } from './bearer-jwt.js';
 import { JwksConfigError } from './jwks.js';
 import { audiencesOf, DEFAULT_ALGORITHMS, unauthenticated } from './jwt.js';
-import { isNamespaceName, isSubdomainName } from './names.js';
+import { isNamespaceName, isSubdomainName } from '../pipeline/kubernetes-names.js';
 
 export interface KubernetesTokenAuthenticatorOptions extends BearerJwtOptions {
   /** Accepted `iss` values, e.g. `https://kubernetes.default.svc.cluster.local`. */

@@ -12,7 +12,7 @@ import type { Credentials, Principal } from '../pipeline/types.js';
 import { BearerJwtVerifier, type BearerJwtMethod, type BearerJwtOptions } from './bearer-jwt.js';
 import { JwksConfigError, type JwksSourceOptions } from './jwks.js';
 import { audiencesOf, DEFAULT_ALGORITHMS, peekClaims, unauthenticated } from './jwt.js';
-import { isNamespaceName, isSubdomainName } from './names.js';
+import { isNamespaceName, isSubdomainName } from '../pipeline/kubernetes-names.js';
 
 export interface SpiffeJwtAuthenticatorOptions extends BearerJwtOptions {
   /**

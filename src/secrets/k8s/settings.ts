@@ -8,7 +8,7 @@
 import { FileTooLargeError, readFailure, readRegularFileSync } from '../../pipeline/regular-file.js';
 import { MIB } from '../../pipeline/sizes.js';
 import type { K8sNamespaces } from '../../pipeline/secret-access.js';
-import { isNamespaceName } from '../../identity/names.js';
+import { isNamespaceName } from '../../pipeline/kubernetes-names.js';
 
 /** The directory the kubelet mounts a pod's service-account credentials in. */
 export const SERVICE_ACCOUNT_DIR = '/var/run/secrets/kubernetes.io/serviceaccount';

@@ -2,7 +2,8 @@
  * Kubernetes names as the API server allows them, the same rules the config applies to
  * `kubernetes.namespaces` and `dev.principal` (config/schema.ts): a principal's namespace or
  * service account that no cluster could hold would match nothing a policy author can write, or
- * worse, something they did not mean.
+ * worse, something they did not mean. Shared (here in pipeline/, not in a stage) by the identity
+ * stage and the k8s secret store, which names the namespaces a template may read from.
  */
 const DNS1123_LABEL = /^[a-z0-9](?:[-a-z0-9]*[a-z0-9])?$/;
 
